@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and start taskd on 127.0.0.1:8080 with ./tasks.db.
+# Extra arguments go to taskd (e.g. --listen 0.0.0.0:8080).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release
+exec "$root/build/taskd" "$@"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run every test through CTest.
+# SANITIZE=1 builds into build-asan with AddressSanitizer + UBSan (leaks fail the run).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+if [ "${SANITIZE:-0}" = 1 ]; then
+    dir="$root/build-asan"
+    "$root/scripts/build.sh" "$dir" -DCMAKE_BUILD_TYPE=Debug -DTASKD_SANITIZE=ON
+    export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+    dir="$root/build"
+    "$root/scripts/build.sh" "$dir"
+fi
+cd "$dir"
+ctest --output-on-failure -j2 "$@"

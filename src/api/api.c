@@ -1,0 +1,335 @@
+/*
+ * api — routing and the handlers of SPEC §1.
+ *
+ * The route table maps a path shape to the handler of each method; a path
+ * that matches with no handler for the method is a 405 with Allow listing the
+ * methods that exist. HEAD is answered like GET (the transport drops the
+ * body). Store results map to status codes in one place, store_status().
+ */
+#include "api.h"
+
+#include "core/pagetoken.h"
+#include "core/sbuf.h"
+#include "core/uuid7.h"
+#include "core/validate.h"
+#include "openapi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char JSON_TYPE[] = "application/json";
+
+void api_add_header(api_response *resp, const char *name, const char *value)
+{
+    if (resp->n_headers >= API_MAX_HEADERS)
+        return;
+    api_header *h = &resp->headers[resp->n_headers++];
+    h->name = name;
+    snprintf(h->value, sizeof h->value, "%s", value);
+}
+
+/* Take the buffer as the response body; a failed buffer becomes a 500. */
+static void set_body(api_response *resp, int status, sbuf *b)
+{
+    if (sbuf_failed(b)) {
+        sbuf_free(b);
+        api_error(resp, 500, "Out of memory");
+        return;
+    }
+    resp->status = status;
+    resp->content_type = JSON_TYPE;
+    resp->body = sbuf_take(b, &resp->body_len);
+}
+
+void api_error(api_response *resp, int status, const char *detail)
+{
+    free(resp->body);
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"detail\":");
+    sbuf_json_str(&b, detail);
+    sbuf_putc(&b, '}');
+    resp->status = status;
+    resp->content_type = JSON_TYPE;
+    resp->body = sbuf_failed(&b) ? NULL : sbuf_take(&b, &resp->body_len);
+    if (!resp->body)
+        resp->body_len = 0;
+    sbuf_free(&b);
+}
+
+void api_response_free(api_response *resp)
+{
+    free(resp->body);
+    resp->body = NULL;
+}
+
+static void validation_error(api_response *resp, validation *v)
+{
+    free(resp->body);
+    resp->body = validation_body(v, &resp->body_len);
+    if (!resp->body) {
+        api_error(resp, 500, "Out of memory");
+        return;
+    }
+    resp->status = 422;
+    resp->content_type = JSON_TYPE;
+}
+
+/* Map a store failure to its response; true when rc was handled as an error. */
+static bool store_failed(api_response *resp, store_rc rc)
+{
+    switch (rc) {
+    case STORE_BUSY:
+        api_error(resp, 503, "The task store is busy; retry shortly");
+        api_add_header(resp, "Retry-After", "1");
+        return true;
+    case STORE_ERROR:
+        api_error(resp, 503, "The task store is unavailable; retry shortly");
+        api_add_header(resp, "Retry-After", "5");
+        return true;
+    case STORE_NOT_FOUND:
+        api_error(resp, 404, "Task not found");
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+static void get_health(api *a, const api_request *req, const char *id, api_response *resp)
+{
+    (void)req;
+    (void)id;
+    if (store_ping(a->store) != STORE_OK) {
+        api_error(resp, 503, "The task store does not answer");
+        api_add_header(resp, "Retry-After", "5");
+        return;
+    }
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"status\":\"ok\"}");
+    set_body(resp, 200, &b);
+}
+
+static void get_openapi(api *a, const api_request *req, const char *id, api_response *resp)
+{
+    (void)req;
+    (void)id;
+    sbuf b = {0};
+    sbuf_append(&b, a->openapi, a->openapi_len);
+    set_body(resp, 200, &b);
+}
+
+static void post_task(api *a, const api_request *req, const char *id, api_response *resp)
+{
+    (void)id;
+    validation v = {0};
+    create_request cr;
+    if (!validate_create(a->config, req->body, req->body_len, &cr, &v)) {
+        validation_error(resp, &v);
+        validation_free(&v);
+        return;
+    }
+    const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
+    if (key && (strlen(key) == 0 || strlen(key) > 255)) {
+        create_request_free(&cr);
+        api_error(resp, 400, "Idempotency-Key must be 1 to 255 characters");
+        return;
+    }
+    store_new_task nt = {
+        .task_type = cr.task_type, .data = cr.data, .ttl = cr.ttl, .idempotency_key = key};
+    char new_id[37];
+    store_rc rc = store_create_task(a->store, &nt, a->now(), new_id);
+    create_request_free(&cr);
+    if (store_failed(resp, rc))
+        return;
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"id\":");
+    sbuf_json_str(&b, new_id);
+    sbuf_putc(&b, '}');
+    set_body(resp, rc == STORE_DUPLICATE ? 200 : 201, &b);
+    char location[64];
+    snprintf(location, sizeof location, "/tasks/%s", new_id);
+    api_add_header(resp, "Location", location);
+}
+
+static const char *query(const api_request *req, const char *name)
+{
+    return req->query ? req->query(req->ctx, name) : NULL;
+}
+
+static void list_tasks(api *a, const api_request *req, const char *id, api_response *resp)
+{
+    (void)id;
+    validation v = {0};
+    store_list_query q = {0};
+    validate_limit(query(req, "limit"), &q.limit, &v);
+    q.status = query(req, "status");
+    task_status st;
+    if (q.status && !task_status_parse(q.status, &st))
+        validation_add(&v, "query", "status",
+                       "Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'", "enum");
+    q.task_type = query(req, "task_type");
+    if (q.task_type && !config_has_task_type(a->config, q.task_type))
+        validation_add(&v, "query", "task_type", "Input should be a configured task type", "enum");
+    if (v.count) {
+        validation_error(resp, &v);
+        validation_free(&v);
+        return;
+    }
+    char before[37];
+    const char *token = query(req, "next_token");
+    if (token) {
+        if (!pagetoken_decode(a->token_key, token, q.status, q.task_type, before)) {
+            api_error(resp, 400, "Invalid next_token");
+            return;
+        }
+        q.before_id = before;
+    }
+    store_page page = {0};
+    if (store_failed(resp, store_list_tasks(a->store, &q, &page)))
+        return;
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"tasks\":[");
+    for (size_t i = 0; i < page.count; i++) {
+        if (i)
+            sbuf_putc(&b, ',');
+        task_to_json(&b, &page.tasks[i], false);
+    }
+    sbuf_puts(&b, "],\"next_token\":");
+    char next[PAGETOKEN_TEXT_MAX];
+    if (page.more && page.count &&
+        pagetoken_encode(a->token_key, page.tasks[page.count - 1].id, q.status, q.task_type, next))
+        sbuf_json_str(&b, next);
+    else
+        sbuf_puts(&b, "null");
+    sbuf_putc(&b, '}');
+    store_page_free(&page);
+    set_body(resp, 200, &b);
+}
+
+static void get_task(api *a, const api_request *req, const char *id, api_response *resp)
+{
+    (void)req;
+    task t = {0};
+    if (store_failed(resp, store_get_task(a->store, id, &t)))
+        return;
+    sbuf b = {0};
+    task_to_json(&b, &t, true);
+    task_clear(&t);
+    set_body(resp, 200, &b);
+}
+
+static void patch_task(api *a, const api_request *req, const char *id, api_response *resp)
+{
+    validation v = {0};
+    update_request ur;
+    if (!validate_update(req->body, req->body_len, &ur, &v)) {
+        validation_error(resp, &v);
+        validation_free(&v);
+        return;
+    }
+    store_update u = {
+        .id = id, .status = ur.status, .status_msg = ur.status_msg, .result = ur.result};
+    task cur = {0};
+    store_rc rc = store_update_task(a->store, &u, a->now(), &cur);
+    if (rc == STORE_CONFLICT) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "Task is %s; cannot change it to %s",
+                 task_status_name(cur.status), task_status_name(ur.status));
+        api_error(resp, 409, detail);
+    } else if (!store_failed(resp, rc)) {
+        resp->status = 204;
+    }
+    task_clear(&cur);
+    update_request_free(&ur);
+}
+
+/* ---- routing ----------------------------------------------------------- */
+
+typedef void (*handler_fn)(api *a, const api_request *req, const char *id, api_response *resp);
+
+typedef struct route {
+    const char *path; /* exact path, or a prefix ending in '/' followed by one {id} segment */
+    bool has_id;
+    handler_fn get, post, patch;
+    const char *allow;
+} route;
+
+static const route routes[] = {
+    {"/health", false, get_health, NULL, NULL, "GET, HEAD"},
+    {"/openapi.json", false, get_openapi, NULL, NULL, "GET, HEAD"},
+    {"/tasks", false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
+    {"/tasks/", true, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
+};
+
+/* Find the route for path; *id receives the {id} segment when there is one. */
+static const route *match_route(const char *path, const char **id)
+{
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const route *r = &routes[i];
+        if (!r->has_id) {
+            if (strcmp(path, r->path) == 0)
+                return r;
+            continue;
+        }
+        size_t n = strlen(r->path);
+        if (strncmp(path, r->path, n) == 0 && path[n] && !strchr(path + n, '/')) {
+            *id = path + n;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+void api_handle(api *a, const api_request *req, api_response *resp)
+{
+    memset(resp, 0, sizeof *resp);
+    const char *id = NULL;
+    const route *r = match_route(req->path, &id);
+    if (!r) {
+        api_error(resp, 404, "Not Found");
+        return;
+    }
+    handler_fn fn = NULL;
+    if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+        fn = r->get;
+    else if (strcmp(req->method, "POST") == 0)
+        fn = r->post;
+    else if (strcmp(req->method, "PATCH") == 0)
+        fn = r->patch;
+    if (!fn) {
+        api_error(resp, 405, "Method Not Allowed");
+        api_add_header(resp, "Allow", r->allow);
+        return;
+    }
+    char canonical[37];
+    if (id) {
+        uint8_t raw[16];
+        if (!uuid_parse(id, raw)) {
+            api_error(resp, 404, "Task not found");
+            return;
+        }
+        uuid_format(raw, canonical); /* ids are stored in lower case */
+        id = canonical;
+    }
+    fn(a, req, id, resp);
+}
+
+bool api_init(api *a, store *s, const config *c, int64_t (*now)(void))
+{
+    memset(a, 0, sizeof *a);
+    a->store = s;
+    a->config = c;
+    a->now = now;
+    if (store_secret(s, a->token_key) != STORE_OK)
+        return false;
+    a->openapi = openapi_document(c, &a->openapi_len);
+    return a->openapi != NULL;
+}
+
+void api_free(api *a)
+{
+    free(a->openapi);
+    a->openapi = NULL;
+}

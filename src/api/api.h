@@ -1,0 +1,71 @@
+/*
+ * api — the REST API as a pure function: a request in, a response out.
+ *
+ * No sockets and no SQL here: the HTTP server (locally) and the API Gateway
+ * event translator (on Lambda) both build an api_request, call api_handle()
+ * and send back the api_response. Storage is reached through the store port.
+ */
+#ifndef TASKD_API_H
+#define TASKD_API_H
+
+#include "core/config.h"
+#include "store/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One incoming request; every pointer is borrowed for the call. */
+typedef struct api_request {
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* decoded path without the query string */
+    /* Look up a query parameter / header (case-insensitive name); NULL if absent. */
+    const char *(*query)(void *ctx, const char *name);
+    const char *(*header)(void *ctx, const char *name);
+    void *ctx; /* passed to query() and header() */
+    const char *body;
+    size_t body_len;
+} api_request;
+
+#define API_MAX_HEADERS 4
+
+typedef struct api_header {
+    const char *name; /* static string */
+    char value[112];
+} api_header;
+
+/* The response; api_response_free() releases the body. */
+typedef struct api_response {
+    int status;
+    const char *content_type; /* static string; NULL when there is no body */
+    char *body;               /* owned */
+    size_t body_len;
+    api_header headers[API_MAX_HEADERS];
+    int n_headers;
+} api_response;
+
+/* What the API needs; owned by the program that wires it. */
+typedef struct api {
+    store *store;
+    const config *config;
+    int64_t (*now)(void);  /* Unix seconds */
+    uint8_t token_key[16]; /* signs page tokens */
+    char *openapi;         /* the OpenAPI document, built once */
+    size_t openapi_len;
+} api;
+
+/* Prepare the API over a store and configuration; false on failure. */
+bool api_init(api *a, store *s, const config *c, int64_t (*now)(void));
+/* Release what api_init() built (not the store or configuration). */
+void api_free(api *a);
+
+/* Answer one request. Never fails: errors become 4xx/5xx responses. */
+void api_handle(api *a, const api_request *req, api_response *resp);
+
+/* Fill resp with an error: {"detail": "..."}. */
+void api_error(api_response *resp, int status, const char *detail);
+/* Add a response header (ignored past API_MAX_HEADERS). */
+void api_add_header(api_response *resp, const char *name, const char *value);
+/* Release the body. */
+void api_response_free(api_response *resp);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * attrval — DynamoDB-typed JSON ("AttributeValue" form) for task images.
+ *
+ * Change records carry the task as DynamoDB Streams would ({"S": "..."},
+ * {"N": "42"}, {"M": {...}}, ...), in both modes, so stream filter patterns
+ * such as dynamodb.NewImage.task_type.S are portable between them.
+ */
+#ifndef TASKD_ATTRVAL_H
+#define TASKD_ATTRVAL_H
+
+#include "sbuf.h"
+#include "task.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Append v as an AttributeValue: S, N, BOOL, NULL, M or L. */
+void attrval_write(sbuf *b, const json_t *v);
+
+/*
+ * Append the item image of a task: id, task_type, status, status_msg and
+ * created_time always; updated_time, ttl, data, result and trace when set
+ * (absent attributes are left out, as DynamoDB does). False if the stored
+ * data or result text is not JSON.
+ */
+bool attrval_task_image(sbuf *b, const task *t);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * json_util — compact JSON encoding with shortest round-trip reals.
+ */
+#include "json_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void write_real(sbuf *b, double d)
+{
+    char tmp[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    sbuf_puts(b, tmp);
+    /* Keep it a real on the way back in: "1" would read as an integer. */
+    if (!strpbrk(tmp, ".eEn"))
+        sbuf_puts(b, ".0");
+}
+
+void json_write_compact(sbuf *b, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        sbuf_putc(b, '{');
+        const char *key;
+        json_t *item;
+        bool first = true;
+        json_object_foreach((json_t *)v, key, item)
+        {
+            if (!first)
+                sbuf_putc(b, ',');
+            first = false;
+            sbuf_json_str(b, key);
+            sbuf_putc(b, ':');
+            json_write_compact(b, item);
+        }
+        sbuf_putc(b, '}');
+        break;
+    }
+    case JSON_ARRAY: {
+        sbuf_putc(b, '[');
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                sbuf_putc(b, ',');
+            json_write_compact(b, json_array_get(v, i));
+        }
+        sbuf_putc(b, ']');
+        break;
+    }
+    case JSON_STRING:
+        sbuf_json_strn(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        sbuf_int(b, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        write_real(b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        sbuf_puts(b, "true");
+        break;
+    case JSON_FALSE:
+        sbuf_puts(b, "false");
+        break;
+    case JSON_NULL:
+        sbuf_puts(b, "null");
+        break;
+    }
+}
+
+char *json_to_text(const json_t *v)
+{
+    sbuf b = {0};
+    json_write_compact(&b, v);
+    if (sbuf_failed(&b)) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return sbuf_take(&b, NULL);
+}

@@ -1,0 +1,21 @@
+/*
+ * json_util — small helpers around jansson for the API's JSON.
+ */
+#ifndef TASKD_JSON_UTIL_H
+#define TASKD_JSON_UTIL_H
+
+#include "sbuf.h"
+
+#include <jansson.h>
+
+/*
+ * Append v as compact JSON. Unlike json_dumps, reals are written in their
+ * shortest form that reads back to the same double (0.1, not
+ * 0.10000000000000001), so stored data looks as the client sent it.
+ */
+void json_write_compact(sbuf *b, const json_t *v);
+
+/* v as compact JSON text, malloc'ed; NULL when out of memory. */
+char *json_to_text(const json_t *v);
+
+#endif

@@ -1,0 +1,146 @@
+/*
+ * sbuf — growable byte buffer. Growth doubles the capacity so appends are
+ * amortised O(1); a failed allocation is sticky (see sbuf.h).
+ */
+#include "sbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool reserve(sbuf *b, size_t extra)
+{
+    if (b->failed)
+        return false;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 128;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p) {
+        b->failed = true;
+        return false;
+    }
+    b->data = p;
+    b->cap = cap;
+    return true;
+}
+
+void sbuf_append(sbuf *b, const char *s, size_t len)
+{
+    if (!reserve(b, len))
+        return;
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
+void sbuf_puts(sbuf *b, const char *s)
+{
+    sbuf_append(b, s, strlen(s));
+}
+
+void sbuf_putc(sbuf *b, char c)
+{
+    if (!reserve(b, 1))
+        return;
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void sbuf_printf(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        b->failed = true;
+        return;
+    }
+    if ((size_t)n < sizeof tmp) {
+        sbuf_append(b, tmp, (size_t)n);
+        return;
+    }
+    if (!reserve(b, (size_t)n))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void sbuf_int(sbuf *b, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    sbuf_append(b, tmp, (size_t)n);
+}
+
+void sbuf_json_strn(sbuf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!reserve(b, len + 2))
+        return;
+    sbuf_putc(b, '"');
+    size_t run = 0; /* start of the pending run of bytes that need no escape */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        sbuf_append(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"':
+            sbuf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            sbuf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            sbuf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            sbuf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            sbuf_append(b, "\\t", 2);
+            break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            sbuf_append(b, u, 6);
+        }
+        }
+    }
+    sbuf_append(b, s + run, len - run);
+    sbuf_putc(b, '"');
+}
+
+void sbuf_json_str(sbuf *b, const char *s)
+{
+    if (!s)
+        sbuf_puts(b, "null");
+    else
+        sbuf_json_strn(b, s, strlen(s));
+}
+
+char *sbuf_take(sbuf *b, size_t *len)
+{
+    char *p = b->data;
+    if (len)
+        *len = b->len;
+    if (!p && !b->failed)
+        p = calloc(1, 1);
+    *b = (sbuf){0};
+    return p;
+}
+
+void sbuf_free(sbuf *b)
+{
+    free(b->data);
+    *b = (sbuf){0};
+}

@@ -1,0 +1,46 @@
+/*
+ * sbuf — a growable byte buffer for building response bodies and JSON text.
+ *
+ * Every append either succeeds or marks the buffer as failed (out of memory);
+ * callers check sbuf_failed() once at the end instead of after every call.
+ * The buffer is always NUL-terminated once anything has been appended.
+ */
+#ifndef TASKD_SBUF_H
+#define TASKD_SBUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct sbuf {
+    char *data;  /* owned; NUL-terminated; NULL until the first append */
+    size_t len;  /* bytes used, excluding the terminator */
+    size_t cap;  /* bytes allocated */
+    bool failed; /* an allocation failed; contents are incomplete */
+} sbuf;
+
+/* Append len bytes. */
+void sbuf_append(sbuf *b, const char *s, size_t len);
+/* Append a NUL-terminated string. */
+void sbuf_puts(sbuf *b, const char *s);
+/* Append one character. */
+void sbuf_putc(sbuf *b, char c);
+/* Append printf-formatted text. */
+void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append a signed integer in decimal. */
+void sbuf_int(sbuf *b, int64_t v);
+/* Append s as a quoted, escaped JSON string (s may be NULL: appends null). */
+void sbuf_json_str(sbuf *b, const char *s);
+/* Same for a string of known length that may contain NUL bytes. */
+void sbuf_json_strn(sbuf *b, const char *s, size_t len);
+/* True when an allocation failed since init. */
+static inline bool sbuf_failed(const sbuf *b)
+{
+    return b->failed;
+}
+/* Hand the bytes to the caller (who frees them) and reset the buffer. */
+char *sbuf_take(sbuf *b, size_t *len);
+/* Free the bytes and reset. */
+void sbuf_free(sbuf *b);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * task — the task model: statuses, the transition rules of PATCH, and the
+ * JSON form of a task as clients see it (SPEC §1).
+ *
+ * A task's data and result are kept as compact JSON text, exactly as the
+ * store holds them, so encoding a task never re-parses them.
+ */
+#ifndef TASKD_TASK_H
+#define TASKD_TASK_H
+
+#include "sbuf.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TASK_ID_LEN    36   /* canonical UUID text, without the NUL */
+#define TASK_TYPE_MAX  64   /* longest task type name */
+#define TASK_NULL_TIME (-1) /* updated_time / ttl value meaning JSON null */
+
+typedef enum task_status {
+    TASK_CREATED,
+    TASK_IN_PROGRESS,
+    TASK_COMPLETED,
+    TASK_FAILED,
+} task_status;
+
+typedef struct task {
+    char id[TASK_ID_LEN + 1];
+    char task_type[TASK_TYPE_MAX + 1];
+    task_status status;
+    char *status_msg;     /* owned; never NULL once loaded */
+    int64_t created_time; /* Unix seconds */
+    int64_t updated_time; /* Unix seconds or TASK_NULL_TIME */
+    int64_t ttl;          /* Unix seconds or TASK_NULL_TIME */
+    char *data;           /* owned compact JSON object text, or NULL when not loaded */
+    char *result;         /* owned JSON text, or NULL for null */
+    char *trace;          /* owned trace context (traceparent form), or NULL */
+} task;
+
+/* The status' wire name, e.g. "IN_PROGRESS". */
+const char *task_status_name(task_status s);
+/* Parse a wire name; false if s is not one of the four statuses. */
+bool task_status_parse(const char *s, task_status *out);
+/* True for COMPLETED and FAILED, which never change again. */
+bool task_status_is_final(task_status s);
+
+/* What a requested change does to a task in a given state. */
+typedef enum task_verdict {
+    TASK_APPLY,    /* allowed: write it */
+    TASK_REPEAT,   /* the very change already happened: answer success, write nothing */
+    TASK_CONFLICT, /* not allowed from the current status */
+} task_verdict;
+
+/*
+ * Decide a PATCH: from (cur, cur_msg) to (next, next_msg).
+ * CREATED -> IN_PROGRESS | FAILED; IN_PROGRESS -> COMPLETED | FAILED.
+ * Repeating a final change with the same message is TASK_REPEAT. A repeated
+ * claim (IN_PROGRESS -> IN_PROGRESS) is a conflict: it cannot be told apart
+ * from a competing claimer, and exactly one claimer must win.
+ */
+task_verdict task_decide(task_status cur, const char *cur_msg, task_status next,
+                         const char *next_msg);
+
+/*
+ * Append the task's JSON object. With full, also data and result (as
+ * GET /tasks/{id} returns); without, the list form.
+ */
+void task_to_json(sbuf *b, const task *t, bool full);
+
+/* Free the owned strings and reset the task to zero. */
+void task_clear(task *t);
+
+#endif

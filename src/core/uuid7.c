@@ -1,0 +1,74 @@
+/*
+ * uuid7 — see uuid7.h for the layout and ordering guarantee.
+ */
+#include "uuid7.h"
+
+#include <string.h>
+
+static const char hexdigits[] = "0123456789abcdef";
+
+void uuid_format(const uint8_t in[16], char out[37])
+{
+    char *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        *p++ = hexdigits[in[i] >> 4];
+        *p++ = hexdigits[in[i] & 15];
+    }
+    *p = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+bool uuid_parse(const char *s, uint8_t out[16])
+{
+    if (!s || strlen(s) != 36)
+        return false;
+    int n = 0;
+    for (int i = 0; i < 36;) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+            i++;
+            continue;
+        }
+        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+        i += 2;
+    }
+    return true;
+}
+
+void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[37])
+{
+    if (now_ms > g->last_ms) {
+        g->last_ms = now_ms;
+        g->counter = (uint16_t)(rnd[0] & 0x07); /* small random start leaves room to count */
+    } else if (++g->counter > 0x0fff) {
+        g->last_ms++; /* counter exhausted (or clock went back): borrow a millisecond */
+        g->counter = 0;
+    }
+    uint8_t b[16];
+    uint64_t ms = g->last_ms;
+    for (int i = 5; i >= 0; i--) {
+        b[i] = (uint8_t)(ms & 0xff);
+        ms >>= 8;
+    }
+    b[6] = (uint8_t)(0x70 | (g->counter >> 8));
+    b[7] = (uint8_t)(g->counter & 0xff);
+    b[8] = (uint8_t)(0x80 | (rnd[1] & 0x3f));
+    memcpy(b + 9, rnd + 2, 7);
+    uuid_format(b, out);
+}

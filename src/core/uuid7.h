@@ -1,0 +1,34 @@
+/*
+ * uuid7 — time-ordered identifiers (RFC 9562 UUID version 7).
+ *
+ * 48 bits of Unix milliseconds, then a 12-bit counter that keeps ids made in
+ * the same millisecond increasing (RFC 9562 §6.2 method 1), then 62 random
+ * bits. Ids from one generator sort, as text and as bytes, in the order they
+ * were made, so the store appends new tasks at the end of its key order.
+ * A generator is not thread-safe; give each thread its own or lock it.
+ */
+#ifndef TASKD_UUID7_H
+#define TASKD_UUID7_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct uuid7_gen {
+    uint64_t last_ms; /* timestamp of the last id made */
+    uint16_t counter; /* 12-bit sequence within last_ms */
+} uuid7_gen;
+
+/*
+ * Make the next id as 36 characters of lower-case text plus NUL in out.
+ * now_ms is the clock; rnd supplies 10 random bytes. If the clock goes
+ * backwards or the counter overflows, the id borrows the next millisecond so
+ * ordering still holds.
+ */
+void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[37]);
+
+/* Parse canonical UUID text (any version) into 16 bytes; false if malformed. */
+bool uuid_parse(const char *s, uint8_t out[16]);
+/* Format 16 bytes as canonical lower-case UUID text. */
+void uuid_format(const uint8_t in[16], char out[37]);
+
+#endif

@@ -1,0 +1,67 @@
+/*
+ * validate — request bodies and query parameters checked the way FastAPI and
+ * pydantic do it, so clients of the original get the same 422 shape:
+ *
+ *     {"detail": [{"loc": ["body", "ttl"], "msg": "...", "type": "int_parsing"}, ...]}
+ *
+ * Every bad field is reported, not just the first. Errors collect in a
+ * validation list; validation_body() renders the whole 422 body.
+ */
+#ifndef TASKD_VALIDATE_H
+#define TASKD_VALIDATE_H
+
+#include "config.h"
+#include "sbuf.h"
+#include "task.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Collected validation errors. */
+typedef struct validation {
+    sbuf items; /* comma-separated detail items, without brackets */
+    int count;
+} validation;
+
+/*
+ * Record one error at loc (where, e.g. "body" or "query", then field, which
+ * may be NULL for the whole body).
+ */
+void validation_add(validation *v, const char *where, const char *field, const char *msg,
+                    const char *type);
+/* The 422 response body; the caller frees it. NULL when out of memory. */
+char *validation_body(validation *v, size_t *len);
+/* Release the collected errors. */
+void validation_free(validation *v);
+
+/* A valid POST /tasks body. */
+typedef struct create_request {
+    char task_type[TASK_TYPE_MAX + 1];
+    char *data;  /* owned compact JSON object text */
+    int64_t ttl; /* TASK_NULL_TIME when absent or null */
+} create_request;
+
+/* Check a POST /tasks body; true with *out filled, or false with errors in v. */
+bool validate_create(const config *c, const char *body, size_t len, create_request *out,
+                     validation *v);
+void create_request_free(create_request *r);
+
+/* A valid PATCH /tasks/{id} body. */
+typedef struct update_request {
+    task_status status;
+    char *status_msg; /* owned; "" when absent */
+    char *result;     /* owned JSON text, NULL when absent */
+} update_request;
+
+/* Check a PATCH body; true with *out filled, or false with errors in v. */
+bool validate_update(const char *body, size_t len, update_request *out, validation *v);
+void update_request_free(update_request *r);
+
+/*
+ * Parse the limit query parameter: NULL means the default (10); otherwise a
+ * decimal integer from 1 to 100. Records an error in v and returns false.
+ */
+bool validate_limit(const char *s, int *out, validation *v);
+
+#endif

@@ -1,0 +1,259 @@
+/*
+ * http_server — libmicrohttpd adapter for the API; see http_server.h.
+ *
+ * libmicrohttpd calls on_request() several times per request: once with the
+ * headers, then once per chunk of body, then a last time with no data, when
+ * the request is complete and the response is queued. A request_ctx carries
+ * the body between those calls; on_completed() frees it.
+ */
+#include "http_server.h"
+
+#include "core/sbuf.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    api *api;
+    size_t body_limit;
+    char address[80];
+};
+
+typedef struct request_ctx {
+    sbuf body;
+    bool too_large;
+    struct timespec started;
+} request_ctx;
+
+static const char *lookup_query(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *lookup_header(void *ctx, const char *name)
+{
+    return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
+}
+
+/* Queue resp on the connection; takes ownership of resp->body. */
+static enum MHD_Result send_response(struct MHD_Connection *c, api_response *resp)
+{
+    struct MHD_Response *r;
+    if (resp->body) {
+        r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+        if (r)
+            resp->body = NULL;
+    } else {
+        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    if (!r) {
+        api_response_free(resp);
+        return MHD_NO;
+    }
+    if (resp->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    for (int i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    api_response_free(resp);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result reject_too_large(struct MHD_Connection *c, size_t limit)
+{
+    api_response resp = {0};
+    char detail[96];
+    snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)", limit);
+    api_error(&resp, 413, detail);
+    return send_response(c, &resp);
+}
+
+static double elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) * 1e3 +
+           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    http_server *h = cls;
+    request_ctx *ctx = *con_cls;
+    if (!ctx) {
+        /* headers are in: refuse a declared oversize body before reading it */
+        ctx = calloc(1, sizeof *ctx);
+        if (!ctx)
+            return MHD_NO;
+        clock_gettime(CLOCK_MONOTONIC, &ctx->started);
+        *con_cls = ctx;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > h->body_limit) {
+            ctx->too_large = true;
+            return reject_too_large(c, h->body_limit);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!ctx->too_large && ctx->body.len + *upload_data_size <= h->body_limit)
+            sbuf_append(&ctx->body, upload_data, *upload_data_size);
+        else
+            ctx->too_large = true; /* keep reading to the end, then answer 413 */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (ctx->too_large)
+        return reject_too_large(c, h->body_limit);
+    api_response resp;
+    if (sbuf_failed(&ctx->body)) {
+        memset(&resp, 0, sizeof resp);
+        api_error(&resp, 503, "Out of memory reading the request");
+    } else {
+        api_request req = {
+            .method = method,
+            .path = url,
+            .query = lookup_query,
+            .header = lookup_header,
+            .ctx = c,
+            .body = ctx->body.data ? ctx->body.data : "",
+            .body_len = ctx->body.len,
+        };
+        api_handle(h->api, &req, &resp);
+    }
+    if (log_enabled(LOG_DEBUG)) {
+        char status[8], ms[32];
+        snprintf(status, sizeof status, "%d", resp.status);
+        snprintf(ms, sizeof ms, "%.3f", elapsed_ms(&ctx->started));
+        log_debug("request", "method", method, "path", url, "status", status, "duration_ms", ms,
+                  NULL);
+    }
+    return send_response(c, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    request_ctx *ctx = *con_cls;
+    if (ctx) {
+        sbuf_free(&ctx->body);
+        free(ctx);
+        *con_cls = NULL;
+    }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_warn(msg, "component", "http", NULL);
+}
+
+/* Resolve host:port into a socket address. */
+static bool resolve(const http_options *o, struct sockaddr_storage *ss, socklen_t *len, char *err,
+                    size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%d", o->port);
+    int rc = getaddrinfo(o->host && *o->host ? o->host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", o->host, gai_strerror(rc));
+        return false;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+/* Format the daemon's bound address. */
+static void bound_address(http_server *h)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (!info || getsockname(info->listen_fd, (struct sockaddr *)&ss, &len) != 0) {
+        snprintf(h->address, sizeof h->address, "unknown");
+        return;
+    }
+    char host[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(h->address, sizeof h->address, "[%s]:%u", host, ntohs(a->sin6_port));
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(h->address, sizeof h->address, "%s:%u", host, ntohs(a->sin_port));
+    }
+}
+
+http_server *http_server_start(const http_options *o, api *a, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (!resolve(o, &ss, &sslen, err, errlen))
+        return NULL;
+    http_server *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->api = a;
+    h->body_limit = o->body_limit;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        h, /* first, so every message goes through it */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(o->threads > 0 ? o->threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s ? o->timeout_s : 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_CONNECTION_LIMIT, 4000u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)", o->host,
+                 o->port);
+        free(h);
+        return NULL;
+    }
+    bound_address(h);
+    return h;
+}
+
+const char *http_server_address(const http_server *h)
+{
+    return h->address;
+}
+
+void http_server_stop(http_server *h)
+{
+    if (!h)
+        return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

@@ -1,0 +1,34 @@
+/*
+ * http_server — the local HTTP transport: libmicrohttpd in front of api.
+ *
+ * A pool of event-loop threads (epoll) reads requests; a complete request is
+ * turned into an api_request, answered by api_handle() on the same thread,
+ * and sent back. Bodies are read incrementally and capped at the configured
+ * limit (413); idle or slow connections time out, so slow clients hold a
+ * socket, never a thread.
+ */
+#ifndef TASKD_HTTP_SERVER_H
+#define TASKD_HTTP_SERVER_H
+
+#include "api/api.h"
+
+#include <stddef.h>
+
+typedef struct http_options {
+    const char *host;   /* numeric address or name to bind */
+    int port;           /* 0 picks a free port */
+    int threads;        /* event-loop threads */
+    size_t body_limit;  /* largest request body accepted */
+    unsigned timeout_s; /* idle connection timeout */
+} http_options;
+
+typedef struct http_server http_server;
+
+/* Bind and start serving; NULL with a one-line reason in err on failure. */
+http_server *http_server_start(const http_options *o, api *a, char *err, size_t errlen);
+/* The bound address as "HOST:PORT" (IPv6 in brackets). */
+const char *http_server_address(const http_server *h);
+/* Stop accepting, finish the requests being served and free the server. */
+void http_server_stop(http_server *h);
+
+#endif

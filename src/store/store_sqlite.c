@@ -1,0 +1,861 @@
+/*
+ * store_sqlite — the task store on SQLite; see store_sqlite.h.
+ *
+ * Layout of the database (schema version in PRAGMA user_version):
+ *   tasks        one row per task, keyed by its UUIDv7 id (WITHOUT ROWID, so
+ *                new tasks append at the end of the primary key b-tree)
+ *   changes      the change log: one DynamoDB-stream-shaped record per write,
+ *                numbered by an AUTOINCREMENT sequence that is never reused
+ *   idempotency  Idempotency-Key -> first task id, kept 24 h
+ *   meta         stable secrets (the page-token key)
+ *
+ * Group commit. Callers hand a write (a function and its argument) to the
+ * writer thread and sleep on their own condition variable. The writer takes
+ * every write queued so far, runs each inside a SAVEPOINT of one transaction
+ * (so a failing write undoes only itself), commits once, and wakes the
+ * callers with their results. While it commits, the next batch queues up, so
+ * batches grow with load and one fsync is shared by all of them.
+ */
+#include "store_sqlite.h"
+
+#include "core/attrval.h"
+#include "core/uuid7.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IDEMPOTENCY_WINDOW (24 * 3600)
+#define MAX_READERS        64
+
+/* ---- schema ------------------------------------------------------------ */
+
+static const char *const migrations[] = {
+    /* 1: tasks, change log, idempotency keys, secrets */
+    "CREATE TABLE tasks ("
+    "  id TEXT PRIMARY KEY,"
+    "  task_type TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  status_msg TEXT NOT NULL DEFAULT '',"
+    "  created_time INTEGER NOT NULL,"
+    "  updated_time INTEGER,"
+    "  finished_time INTEGER,"
+    "  ttl INTEGER,"
+    "  data TEXT NOT NULL,"
+    "  result TEXT,"
+    "  trace TEXT"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tasks_by_status ON tasks(status, id);"
+    "CREATE INDEX tasks_by_type ON tasks(task_type, id);"
+    "CREATE TABLE changes ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  event_name TEXT NOT NULL,"
+    "  task_id TEXT NOT NULL,"
+    "  new_image TEXT,"
+    "  old_image TEXT,"
+    "  created_time INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE idempotency ("
+    "  key TEXT PRIMARY KEY,"
+    "  task_id TEXT NOT NULL,"
+    "  created_time INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES ('page_token_key', randomblob(16));",
+};
+
+#define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
+
+/* ---- types ------------------------------------------------------------- */
+
+/* A read connection with its prepared statements. */
+typedef struct reader {
+    sqlite3 *db;
+    sqlite3_stmt *get;       /* one task by id */
+    sqlite3_stmt *list[8];   /* bit 0: status, bit 1: task_type, bit 2: before id */
+    struct reader *next;     /* free list */
+    struct reader *all_next; /* every reader, for closing */
+} reader;
+
+typedef struct sqlite_store sqlite_store;
+typedef struct write_op write_op;
+typedef store_rc (*write_fn)(sqlite_store *s, void *arg);
+
+/* A write waiting for the writer; lives on the caller's stack. */
+struct write_op {
+    write_fn fn;
+    void *arg;
+    store_rc rc;
+    bool done;
+    pthread_cond_t cond;
+    write_op *next;
+};
+
+struct sqlite_store {
+    store base;
+    char *path;
+    int lock_fd;
+
+    /* writer side; the connection is used only by the writer thread */
+    sqlite3 *wdb;
+    sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
+    sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
+    uuid7_gen ids;
+    int64_t last_purge;
+
+    pthread_t writer;
+    pthread_mutex_t mu;  /* guards queue, stopping, the ops' done flags, readers */
+    pthread_cond_t wake; /* writer: work queued or stopping */
+    write_op *queue_head, *queue_tail;
+    bool stopping;
+
+    reader *free_readers;
+    reader *all_readers;
+    int n_readers; /* opened or being opened */
+    pthread_cond_t reader_free;
+
+    uint8_t secret[16];
+};
+
+static const store_ops sqlite_ops;
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static store_rc rc_of(int sqlite_rc)
+{
+    switch (sqlite_rc) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_BUSY;
+    default:
+        return STORE_ERROR;
+    }
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *dup_col(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static int64_t time_col(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? TASK_NULL_TIME
+                                                       : sqlite3_column_int64(st, col);
+}
+
+static void bind_time(sqlite3_stmt *st, int idx, int64_t t)
+{
+    if (t == TASK_NULL_TIME)
+        sqlite3_bind_null(st, idx);
+    else
+        sqlite3_bind_int64(st, idx, t);
+}
+
+static void bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+/* Run a statement that returns no rows, then reset it. */
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+/*
+ * Read the columns id, task_type, status, status_msg, created_time,
+ * updated_time, ttl [, data, result, trace] of the current row into t.
+ */
+static bool read_task_row(sqlite3_stmt *st, task *t, bool full)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(t->task_type, sizeof t->task_type, "%s", (const char *)sqlite3_column_text(st, 1));
+    const char *status = (const char *)sqlite3_column_text(st, 2);
+    if (!task_status_parse(status, &t->status))
+        t->status = TASK_FAILED; /* unreachable: the column only holds valid names */
+    t->status_msg = dup_col(st, 3);
+    t->created_time = sqlite3_column_int64(st, 4);
+    t->updated_time = time_col(st, 5);
+    t->ttl = time_col(st, 6);
+    bool ok = t->status_msg != NULL;
+    if (full) {
+        t->data = dup_col(st, 7);
+        t->result = dup_col(st, 8);
+        t->trace = dup_col(st, 9);
+        ok = ok && t->data;
+    }
+    if (!ok)
+        task_clear(t);
+    return ok;
+}
+
+#define TASK_COLUMNS      "id, task_type, status, status_msg, created_time, updated_time, ttl"
+#define TASK_COLUMNS_FULL TASK_COLUMNS ", data, result, trace"
+
+/* ---- connections ------------------------------------------------------- */
+
+static int open_conn(const char *path, int flags, sqlite3 **out)
+{
+    int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_extended_result_codes(*out, 0);
+    sqlite3_busy_timeout(*out, 5000);
+    return SQLITE_OK;
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+}
+
+static void reader_free(reader *r)
+{
+    if (!r)
+        return;
+    sqlite3_finalize(r->get);
+    for (int i = 0; i < 8; i++)
+        sqlite3_finalize(r->list[i]);
+    sqlite3_close(r->db);
+    free(r);
+}
+
+static reader *reader_open(const char *path)
+{
+    reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
+        prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
+            SQLITE_OK) {
+        reader_free(r);
+        return NULL;
+    }
+    for (int v = 0; v < 8; v++) {
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "SELECT " TASK_COLUMNS " FROM tasks WHERE 1%s%s%s "
+                 "ORDER BY id DESC LIMIT ?4",
+                 v & 1 ? " AND status = ?1" : "", v & 2 ? " AND task_type = ?2" : "",
+                 v & 4 ? " AND id < ?3" : "");
+        if (prepare(r->db, sql, &r->list[v]) != SQLITE_OK) {
+            reader_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+/* Borrow a read connection, opening one if none is free (up to MAX_READERS). */
+static reader *reader_get(sqlite_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (!s->free_readers && s->n_readers >= MAX_READERS)
+        pthread_cond_wait(&s->reader_free, &s->mu);
+    reader *r = s->free_readers;
+    if (r) {
+        s->free_readers = r->next;
+        pthread_mutex_unlock(&s->mu);
+        return r;
+    }
+    s->n_readers++; /* reserve a place, then open outside the lock */
+    pthread_mutex_unlock(&s->mu);
+    r = reader_open(s->path);
+    pthread_mutex_lock(&s->mu);
+    if (r) {
+        r->all_next = s->all_readers;
+        s->all_readers = r;
+    } else {
+        s->n_readers--; /* give the place back; the caller answers "busy" */
+        pthread_cond_signal(&s->reader_free);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static void reader_put(sqlite_store *s, reader *r)
+{
+    pthread_mutex_lock(&s->mu);
+    r->next = s->free_readers;
+    s->free_readers = r;
+    pthread_cond_signal(&s->reader_free);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+static store_rc sq_get_task(store *base, const char *id, task *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r = reader_get(s);
+    if (!r)
+        return STORE_BUSY;
+    sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(r->get);
+    store_rc result;
+    if (rc == SQLITE_ROW)
+        result = read_task_row(r->get, out, true) ? STORE_OK : STORE_ERROR;
+    else if (rc == SQLITE_DONE)
+        result = STORE_NOT_FOUND;
+    else
+        result = rc_of(rc);
+    sqlite3_reset(r->get);
+    sqlite3_clear_bindings(r->get);
+    reader_put(s, r);
+    return result;
+}
+
+static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    memset(out, 0, sizeof *out);
+    out->tasks = calloc((size_t)q->limit, sizeof *out->tasks);
+    if (!out->tasks)
+        return STORE_ERROR;
+    reader *r = reader_get(s);
+    if (!r) {
+        free(out->tasks);
+        out->tasks = NULL;
+        return STORE_BUSY;
+    }
+    int variant = (q->status ? 1 : 0) | (q->task_type ? 2 : 0) | (q->before_id ? 4 : 0);
+    sqlite3_stmt *st = r->list[variant];
+    bind_text(st, 1, q->status);
+    bind_text(st, 2, q->task_type);
+    bind_text(st, 3, q->before_id);
+    sqlite3_bind_int(st, 4, q->limit + 1); /* one more tells whether a next page exists */
+    store_rc result = STORE_OK;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->count == (size_t)q->limit) {
+            out->more = 1;
+            break;
+        }
+        if (!read_task_row(st, &out->tasks[out->count], false)) {
+            result = STORE_ERROR;
+            break;
+        }
+        out->count++;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        result = rc_of(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    reader_put(s, r);
+    if (result != STORE_OK)
+        store_page_free(out);
+    return result;
+}
+
+static store_rc sq_ping(store *base)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    reader *r = reader_get(s);
+    if (!r)
+        return STORE_ERROR;
+    int rc = sqlite3_exec(r->db, "SELECT count(*) FROM meta", NULL, NULL, NULL);
+    reader_put(s, r);
+    return rc_of(rc);
+}
+
+static store_rc sq_secret(store *base, uint8_t key[16])
+{
+    memcpy(key, ((sqlite_store *)base)->secret, 16);
+    return STORE_OK;
+}
+
+/* ---- the writer -------------------------------------------------------- */
+
+/* Queue a write and wait until the transaction holding it has committed. */
+static store_rc submit(sqlite_store *s, write_fn fn, void *arg)
+{
+    write_op op = {.fn = fn, .arg = arg};
+    pthread_cond_init(&op.cond, NULL);
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        pthread_cond_destroy(&op.cond);
+        return STORE_BUSY;
+    }
+    if (s->queue_tail)
+        s->queue_tail->next = &op;
+    else
+        s->queue_head = &op;
+    s->queue_tail = &op;
+    pthread_cond_signal(&s->wake);
+    while (!op.done)
+        pthread_cond_wait(&op.cond, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&op.cond);
+    return op.rc;
+}
+
+/* Run one batch: every op in its own savepoint, one commit for all. */
+static void run_batch(sqlite_store *s, write_op *batch)
+{
+    int rc = step_done(s->w_begin);
+    if (rc != SQLITE_OK) {
+        store_rc failed = rc_of(rc);
+        log_warn("cannot begin a write transaction", "error", sqlite3_errmsg(s->wdb), NULL);
+        for (write_op *op = batch; op; op = op->next)
+            op->rc = failed;
+        return;
+    }
+    int applied = 0;
+    for (write_op *op = batch; op; op = op->next) {
+        if (step_done(s->w_savepoint) != SQLITE_OK) {
+            op->rc = STORE_ERROR;
+            continue;
+        }
+        op->rc = op->fn(s, op->arg);
+        if (op->rc == STORE_OK || op->rc == STORE_DUPLICATE || op->rc == STORE_REPEAT) {
+            applied++;
+        } else {
+            step_done(s->w_rollback_to);
+        }
+        step_done(s->w_release);
+    }
+    rc = step_done(s->w_commit);
+    if (rc != SQLITE_OK) {
+        log_error("commit failed; the batch was rolled back", "error", sqlite3_errmsg(s->wdb),
+                  NULL);
+        step_done(s->w_rollback);
+        store_rc failed = rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
+        for (write_op *op = batch; op; op = op->next)
+            if (op->rc == STORE_OK || op->rc == STORE_DUPLICATE || op->rc == STORE_REPEAT)
+                op->rc = failed;
+    }
+    (void)applied;
+}
+
+/* Forget idempotency keys older than the window, at most once a minute. */
+static void purge_idempotency(sqlite_store *s)
+{
+    int64_t now = time(NULL);
+    if (now - s->last_purge < 60)
+        return;
+    s->last_purge = now;
+    sqlite3_bind_int64(s->w_idem_purge, 1, now - IDEMPOTENCY_WINDOW);
+    if (step_done(s->w_idem_purge) != SQLITE_OK)
+        log_warn("idempotency key purge failed", "error", sqlite3_errmsg(s->wdb), NULL);
+}
+
+static void *writer_main(void *arg)
+{
+    sqlite_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->queue_head && !s->stopping)
+            pthread_cond_wait(&s->wake, &s->mu);
+        if (!s->queue_head)
+            break; /* stopping and drained */
+        write_op *batch = s->queue_head;
+        s->queue_head = s->queue_tail = NULL;
+        pthread_mutex_unlock(&s->mu);
+
+        run_batch(s, batch);
+
+        pthread_mutex_lock(&s->mu);
+        for (write_op *op = batch, *next; op; op = next) {
+            next = op->next; /* op may vanish once done is seen */
+            op->done = true;
+            pthread_cond_signal(&op->cond);
+        }
+        if (!s->queue_head) {
+            pthread_mutex_unlock(&s->mu);
+            purge_idempotency(s);
+            pthread_mutex_lock(&s->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- writes ------------------------------------------------------------ */
+
+/* Append a change record for task t (images rendered here). */
+static store_rc write_change(sqlite_store *s, const char *event, const task *new_image,
+                             const task *old_image, int64_t now)
+{
+    sbuf ni = {0}, oi = {0};
+    bool ok = true;
+    if (new_image)
+        ok = attrval_task_image(&ni, new_image);
+    if (old_image)
+        ok = attrval_task_image(&oi, old_image) && ok;
+    if (!ok || sbuf_failed(&ni) || sbuf_failed(&oi)) {
+        sbuf_free(&ni);
+        sbuf_free(&oi);
+        return STORE_ERROR;
+    }
+    sqlite3_stmt *st = s->w_change;
+    sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, (new_image ? new_image : old_image)->id, -1, SQLITE_STATIC);
+    bind_text(st, 3, ni.data);
+    bind_text(st, 4, oi.data);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = step_done(st);
+    sbuf_free(&ni);
+    sbuf_free(&oi);
+    return rc_of(rc);
+}
+
+typedef struct create_args {
+    const store_new_task *t;
+    int64_t now;
+    char *id_out;
+} create_args;
+
+static store_rc apply_create(sqlite_store *s, void *arg)
+{
+    create_args *a = arg;
+    const store_new_task *nt = a->t;
+    if (nt->idempotency_key) {
+        sqlite3_bind_text(s->w_idem_get, 1, nt->idempotency_key, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->w_idem_get, 2, a->now - IDEMPOTENCY_WINDOW);
+        int rc = sqlite3_step(s->w_idem_get);
+        bool seen = rc == SQLITE_ROW;
+        if (seen)
+            snprintf(a->id_out, 37, "%s", (const char *)sqlite3_column_text(s->w_idem_get, 0));
+        sqlite3_reset(s->w_idem_get);
+        sqlite3_clear_bindings(s->w_idem_get);
+        if (seen)
+            return STORE_DUPLICATE;
+        if (rc != SQLITE_DONE)
+            return rc_of(rc);
+    }
+    task t = {.status = TASK_CREATED,
+              .status_msg = "",
+              .created_time = a->now,
+              .updated_time = TASK_NULL_TIME,
+              .ttl = nt->ttl,
+              .data = (char *)nt->data,
+              .trace = (char *)nt->trace};
+    uint8_t rnd[10];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return STORE_ERROR;
+    uuid7_next(&s->ids, (uint64_t)now_ms(), rnd, t.id);
+    snprintf(t.task_type, sizeof t.task_type, "%s", nt->task_type);
+
+    sqlite3_stmt *st = s->w_insert;
+    sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t.task_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, t.created_time);
+    bind_time(st, 4, t.ttl);
+    sqlite3_bind_text(st, 5, t.data, -1, SQLITE_STATIC);
+    bind_text(st, 6, t.trace);
+    int rc = step_done(st);
+    if (rc != SQLITE_OK)
+        return rc_of(rc);
+    if (nt->idempotency_key) {
+        sqlite3_bind_text(s->w_idem_put, 1, nt->idempotency_key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->w_idem_put, 2, t.id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->w_idem_put, 3, a->now);
+        if ((rc = step_done(s->w_idem_put)) != SQLITE_OK)
+            return rc_of(rc);
+    }
+    store_rc result = write_change(s, "INSERT", &t, NULL, a->now);
+    if (result == STORE_OK)
+        memcpy(a->id_out, t.id, sizeof t.id);
+    return result;
+}
+
+static store_rc sq_create_task(store *base, const store_new_task *t, int64_t now, char id_out[37])
+{
+    create_args a = {.t = t, .now = now, .id_out = id_out};
+    return submit((sqlite_store *)base, apply_create, &a);
+}
+
+typedef struct update_args {
+    const store_update *u;
+    int64_t now;
+    task *current;
+} update_args;
+
+static store_rc apply_update(sqlite_store *s, void *arg)
+{
+    update_args *a = arg;
+    const store_update *u = a->u;
+    sqlite3_stmt *st = s->w_get;
+    sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    task cur;
+    bool found = rc == SQLITE_ROW && read_task_row(st, &cur, true);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (!found)
+        return rc == SQLITE_DONE ? STORE_NOT_FOUND : rc == SQLITE_ROW ? STORE_ERROR : rc_of(rc);
+
+    store_rc result;
+    switch (task_decide(cur.status, cur.status_msg, u->status, u->status_msg)) {
+    case TASK_REPEAT:
+        result = STORE_REPEAT;
+        break;
+    case TASK_CONFLICT:
+        result = STORE_CONFLICT;
+        break;
+    default: {
+        task next = cur;
+        next.status = u->status;
+        next.status_msg = (char *)u->status_msg;
+        next.updated_time = a->now;
+        if (u->result)
+            next.result = (char *)u->result;
+        st = s->w_update;
+        sqlite3_bind_text(st, 1, task_status_name(next.status), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, next.status_msg, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, a->now);
+        bind_text(st, 4, u->result);
+        bind_time(st, 5, task_status_is_final(next.status) ? a->now : TASK_NULL_TIME);
+        sqlite3_bind_text(st, 6, u->id, -1, SQLITE_STATIC);
+        rc = step_done(st);
+        result = rc != SQLITE_OK ? rc_of(rc) : write_change(s, "MODIFY", &next, &cur, a->now);
+    }
+    }
+    if (a->current)
+        *a->current = cur; /* the caller clears it */
+    else
+        task_clear(&cur);
+    return result;
+}
+
+static store_rc sq_update_task(store *base, const store_update *u, int64_t now, task *current)
+{
+    update_args a = {.u = u, .now = now, .current = current};
+    return submit((sqlite_store *)base, apply_update, &a);
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static bool set_err(char *err, size_t errlen, const char *what, const char *path, const char *why)
+{
+    snprintf(err, errlen, "%s %s: %s", what, path, why);
+    return false;
+}
+
+/* Apply the migrations the database has not seen yet. */
+static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (prepare(db, "PRAGMA user_version", &st) != SQLITE_OK)
+        return set_err(err, errlen, "cannot read the schema version of", path, sqlite3_errmsg(db));
+    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (version < 0)
+        return set_err(err, errlen, "cannot read the schema version of", path, sqlite3_errmsg(db));
+    if (version > N_MIGRATIONS) {
+        snprintf(err, errlen, "%s has schema version %d; this taskd knows up to %d", path, version,
+                 N_MIGRATIONS);
+        return false;
+    }
+    for (int v = version; v < N_MIGRATIONS; v++) {
+        char bump[48];
+        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+        char *msg = NULL;
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, bump, NULL, NULL, &msg) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
+            snprintf(err, errlen, "migration %d of %s failed: %s", v + 1, path,
+                     msg ? msg : sqlite3_errmsg(db));
+            sqlite3_free(msg);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return false;
+        }
+        log_info("schema migrated", "database", path, "version",
+                 bump + strlen("PRAGMA user_version = "), NULL);
+    }
+    return true;
+}
+
+static bool load_secret(sqlite_store *s, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    bool ok = false;
+    if (prepare(s->wdb, "SELECT value FROM meta WHERE name = 'page_token_key'", &st) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
+            memcpy(s->secret, sqlite3_column_blob(st, 0), 16);
+            ok = true;
+        }
+        sqlite3_finalize(st);
+    }
+    if (!ok)
+        set_err(err, errlen, "cannot read the page token key of", s->path, sqlite3_errmsg(s->wdb));
+    return ok;
+}
+
+static bool prepare_writer(sqlite_store *s)
+{
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } stmts[] = {
+        {&s->w_begin, "BEGIN IMMEDIATE"},
+        {&s->w_commit, "COMMIT"},
+        {&s->w_rollback, "ROLLBACK"},
+        {&s->w_savepoint, "SAVEPOINT op"},
+        {&s->w_release, "RELEASE op"},
+        {&s->w_rollback_to, "ROLLBACK TO op"},
+        {&s->w_get, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1"},
+        {&s->w_insert, "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
+                       "data, trace) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6)"},
+        {&s->w_update, "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
+                       "result = coalesce(?4, result), finished_time = ?5 WHERE id = ?6"},
+        {&s->w_change, "INSERT INTO changes (event_name, task_id, new_image, old_image, "
+                       "created_time) VALUES (?1, ?2, ?3, ?4, ?5)"},
+        {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
+        {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
+                         "VALUES (?1, ?2, ?3)"},
+        {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
+    };
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+        if (prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
+            return false;
+    return true;
+}
+
+static void finalize_writer(sqlite_store *s)
+{
+    sqlite3_stmt *all[] = {s->w_begin,     s->w_commit,      s->w_rollback, s->w_savepoint,
+                           s->w_release,   s->w_rollback_to, s->w_get,      s->w_insert,
+                           s->w_update,    s->w_change,      s->w_idem_get, s->w_idem_put,
+                           s->w_idem_purge};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        sqlite3_finalize(all[i]);
+}
+
+/* Take an exclusive lock on PATH.lock so two servers never share a database. */
+static bool lock_database(sqlite_store *s, char *err, size_t errlen)
+{
+    size_t n = strlen(s->path) + sizeof ".lock";
+    char *lock_path = malloc(n);
+    if (!lock_path)
+        return set_err(err, errlen, "out of memory opening", s->path, "malloc");
+    snprintf(lock_path, n, "%s.lock", s->path);
+    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    bool ok = false;
+    if (s->lock_fd < 0)
+        set_err(err, errlen, "cannot open", lock_path, strerror(errno));
+    else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        set_err(err, errlen, "database in use:", s->path,
+                errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
+    else
+        ok = true;
+    free(lock_path);
+    return ok;
+}
+
+static void sq_close(store *base)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    if (s->writer) {
+        pthread_mutex_lock(&s->mu);
+        s->stopping = true;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->writer, NULL);
+    }
+    for (reader *r = s->all_readers, *next; r; r = next) {
+        next = r->all_next;
+        reader_free(r);
+    }
+    finalize_writer(s);
+    if (s->wdb) {
+        /* fold the WAL back into the database so a clean stop leaves one file */
+        sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        sqlite3_close(s->wdb);
+    }
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->wake);
+    pthread_cond_destroy(&s->reader_free);
+    free(s->path);
+    free(s);
+}
+
+store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen)
+{
+    sqlite_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(o->path))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &sqlite_ops;
+    s->lock_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    pthread_cond_init(&s->reader_free, NULL);
+    if (!lock_database(s, err, errlen))
+        goto fail;
+    int rc = open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);
+    if (rc != SQLITE_OK) {
+        set_err(err, errlen, "cannot open database", s->path,
+                s->wdb ? sqlite3_errmsg(s->wdb) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->wdb, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
+    char *msg = NULL;
+    const char *pragmas = o->sync == STORE_SYNC_FULL
+                              ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                              : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+    if (sqlite3_exec(s->wdb, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        set_err(err, errlen, "cannot use database", s->path, msg ? msg : sqlite3_errmsg(s->wdb));
+        sqlite3_free(msg);
+        goto fail;
+    }
+    if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
+        goto fail;
+    if (!prepare_writer(s)) {
+        set_err(err, errlen, "cannot prepare statements on", s->path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
+    if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
+        s->writer = 0;
+        set_err(err, errlen, "cannot start the writer for", s->path, strerror(errno));
+        goto fail;
+    }
+    return &s->base;
+fail:
+    sq_close(&s->base);
+    return NULL;
+}
+
+static const store_ops sqlite_ops = {
+    .create_task = sq_create_task,
+    .get_task = sq_get_task,
+    .list_tasks = sq_list_tasks,
+    .update_task = sq_update_task,
+    .ping = sq_ping,
+    .secret = sq_secret,
+    .close = sq_close,
+};

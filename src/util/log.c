@@ -1,0 +1,87 @@
+/*
+ * log — JSON-lines logger; see log.h.
+ */
+#include "log.h"
+
+#include "core/sbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static log_level threshold = LOG_INFO;
+static const char *service_name = "taskd";
+
+static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void log_setup(log_level level, const char *service)
+{
+    threshold = level;
+    if (service)
+        service_name = service;
+}
+
+bool log_level_parse(const char *s, log_level *out)
+{
+    if (!s)
+        return false;
+    for (int i = 0; i <= LOG_ERROR; i++) {
+        if (strcasecmp(s, level_names[i]) == 0) {
+            *out = (log_level)i;
+            return true;
+        }
+    }
+    if (strcasecmp(s, "WARNING") == 0) {
+        *out = LOG_WARN;
+        return true;
+    }
+    return false;
+}
+
+bool log_enabled(log_level level)
+{
+    return level >= threshold;
+}
+
+void log_write(log_level level, const char *message, ...)
+{
+    if (level < threshold)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char when[40];
+    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"level\":\"");
+    sbuf_puts(&b, level_names[level]);
+    sbuf_puts(&b, "\",\"timestamp\":\"");
+    sbuf_puts(&b, when);
+    sbuf_puts(&b, "\",\"message\":");
+    sbuf_json_str(&b, message);
+    sbuf_puts(&b, ",\"service\":");
+    sbuf_json_str(&b, service_name);
+    va_list ap;
+    va_start(ap, message);
+    const char *name;
+    while ((name = va_arg(ap, const char *)) != NULL) {
+        const char *value = va_arg(ap, const char *);
+        sbuf_putc(&b, ',');
+        sbuf_json_str(&b, name);
+        sbuf_putc(&b, ':');
+        sbuf_json_str(&b, value);
+    }
+    va_end(ap);
+    sbuf_puts(&b, "}\n");
+    if (!sbuf_failed(&b)) {
+        ssize_t ignored = write(STDERR_FILENO, b.data, b.len);
+        (void)ignored;
+    }
+    sbuf_free(&b);
+}

@@ -1,0 +1,35 @@
+/*
+ * log — structured logging: one JSON object per line on stderr.
+ *
+ * Every line has level, timestamp (UTC, RFC 3339 with milliseconds), message
+ * and service, plus any extra string fields the caller passes as name/value
+ * pairs ending in NULL:
+ *
+ *     log_info("listening", "address", "127.0.0.1:8080", NULL);
+ *
+ * A line is written with a single write(2), so lines from several threads
+ * never interleave. The level threshold and service name are the logger's
+ * only state, set once at start-up.
+ */
+#ifndef TASKD_LOG_H
+#define TASKD_LOG_H
+
+#include <stdbool.h>
+
+typedef enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+
+/* Set the threshold and service name (default INFO, "taskd"). */
+void log_setup(log_level threshold, const char *service);
+/* Parse "DEBUG", "INFO", "WARN"/"WARNING", "ERROR" (any case); false if unknown. */
+bool log_level_parse(const char *s, log_level *out);
+/* True when lines at this level are written. */
+bool log_enabled(log_level level);
+/* Write one line: message plus NULL-terminated name/value string pairs. */
+void log_write(log_level level, const char *message, ...) __attribute__((sentinel));
+
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_write(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_write(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+
+#endif
