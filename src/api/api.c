@@ -14,6 +14,8 @@
 #include "core/validate.h"
 #include "openapi.h"
 
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,59 +99,84 @@ static bool store_failed(api_response *resp, store_rc rc)
 
 /* ---- handlers ---------------------------------------------------------- */
 
-static void get_health(api *a, const api_request *req, const char *id, api_response *resp)
+static api_status get_health(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
+    api_response *resp = &ex->resp;
     (void)req;
     (void)id;
     if (store_ping(a->store) != STORE_OK) {
         api_error(resp, 503, "The task store does not answer");
         api_add_header(resp, "Retry-After", "5");
-        return;
+        return API_DONE;
     }
     sbuf b = {0};
     sbuf_puts(&b, "{\"status\":\"ok\"}");
     set_body(resp, 200, &b);
+    return API_DONE;
 }
 
-static void get_openapi(api *a, const api_request *req, const char *id, api_response *resp)
+static api_status get_openapi(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
+    api_response *resp = &ex->resp;
     (void)req;
     (void)id;
     sbuf b = {0};
     sbuf_append(&b, a->openapi, a->openapi_len);
     set_body(resp, 200, &b);
+    return API_DONE;
 }
 
-static void post_task(api *a, const api_request *req, const char *id, api_response *resp)
+static void write_done(store_write *w)
+{
+    api_exchange *ex = (api_exchange *)((char *)w - offsetof(api_exchange, write));
+    ex->ready(ex);
+}
+
+static api_status post_task(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     (void)id;
+    api_response *resp = &ex->resp;
     validation v = {0};
-    create_request cr;
-    if (!validate_create(a->config, req->body, req->body_len, &cr, &v)) {
+    if (!validate_create(a->config, req->body, req->body_len, &ex->create, &v)) {
         validation_error(resp, &v);
         validation_free(&v);
-        return;
+        return API_DONE;
     }
     const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
     if (key && (strlen(key) == 0 || strlen(key) > 255)) {
-        create_request_free(&cr);
         api_error(resp, 400, "Idempotency-Key must be 1 to 255 characters");
-        return;
+        return API_DONE;
     }
-    store_new_task nt = {
-        .task_type = cr.task_type, .data = cr.data, .ttl = cr.ttl, .idempotency_key = key};
-    char new_id[37];
-    store_rc rc = store_create_task(a->store, &nt, a->now(), new_id);
-    create_request_free(&cr);
+    if (key && !(ex->idempotency_key = strdup(key))) {
+        api_error(resp, 503, "Out of memory");
+        return API_DONE;
+    }
+    ex->write = (store_write){
+        .kind = STORE_WRITE_CREATE,
+        .now = a->now(),
+        .create = {.task_type = ex->create.task_type,
+                   .data = ex->create.data,
+                   .ttl = ex->create.ttl,
+                   .idempotency_key = ex->idempotency_key},
+        .done = write_done,
+    };
+    store_submit(a->store, &ex->write);
+    return API_PENDING;
+}
+
+static void finish_create(api_exchange *ex)
+{
+    api_response *resp = &ex->resp;
+    store_rc rc = ex->write.rc;
     if (store_failed(resp, rc))
         return;
     sbuf b = {0};
     sbuf_puts(&b, "{\"id\":");
-    sbuf_json_str(&b, new_id);
+    sbuf_json_str(&b, ex->write.id);
     sbuf_putc(&b, '}');
     set_body(resp, rc == STORE_DUPLICATE ? 200 : 201, &b);
     char location[64];
-    snprintf(location, sizeof location, "/tasks/%s", new_id);
+    snprintf(location, sizeof location, "/tasks/%s", ex->write.id);
     api_add_header(resp, "Location", location);
 }
 
@@ -158,8 +185,9 @@ static const char *query(const api_request *req, const char *name)
     return req->query ? req->query(req->ctx, name) : NULL;
 }
 
-static void list_tasks(api *a, const api_request *req, const char *id, api_response *resp)
+static api_status list_tasks(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
+    api_response *resp = &ex->resp;
     (void)id;
     validation v = {0};
     store_list_query q = {0};
@@ -175,20 +203,20 @@ static void list_tasks(api *a, const api_request *req, const char *id, api_respo
     if (v.count) {
         validation_error(resp, &v);
         validation_free(&v);
-        return;
+        return API_DONE;
     }
     char before[37];
     const char *token = query(req, "next_token");
     if (token) {
         if (!pagetoken_decode(a->token_key, token, q.status, q.task_type, before)) {
             api_error(resp, 400, "Invalid next_token");
-            return;
+            return API_DONE;
         }
         q.before_id = before;
     }
     store_page page = {0};
     if (store_failed(resp, store_list_tasks(a->store, &q, &page)))
-        return;
+        return API_DONE;
     sbuf b = {0};
     sbuf_puts(&b, "{\"tasks\":[");
     for (size_t i = 0; i < page.count; i++) {
@@ -206,48 +234,61 @@ static void list_tasks(api *a, const api_request *req, const char *id, api_respo
     sbuf_putc(&b, '}');
     store_page_free(&page);
     set_body(resp, 200, &b);
+    return API_DONE;
 }
 
-static void get_task(api *a, const api_request *req, const char *id, api_response *resp)
+static api_status get_task(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
+    api_response *resp = &ex->resp;
     (void)req;
     task t = {0};
     if (store_failed(resp, store_get_task(a->store, id, &t)))
-        return;
+        return API_DONE;
     sbuf b = {0};
     task_to_json(&b, &t, true);
     task_clear(&t);
     set_body(resp, 200, &b);
+    return API_DONE;
 }
 
-static void patch_task(api *a, const api_request *req, const char *id, api_response *resp)
+static api_status patch_task(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     validation v = {0};
-    update_request ur;
-    if (!validate_update(req->body, req->body_len, &ur, &v)) {
-        validation_error(resp, &v);
+    if (!validate_update(req->body, req->body_len, &ex->update, &v)) {
+        validation_error(&ex->resp, &v);
         validation_free(&v);
-        return;
+        return API_DONE;
     }
-    store_update u = {
-        .id = id, .status = ur.status, .status_msg = ur.status_msg, .result = ur.result};
-    task cur = {0};
-    store_rc rc = store_update_task(a->store, &u, a->now(), &cur);
-    if (rc == STORE_CONFLICT) {
+    snprintf(ex->task_id, sizeof ex->task_id, "%s", id);
+    ex->write = (store_write){
+        .kind = STORE_WRITE_UPDATE,
+        .now = a->now(),
+        .update = {.id = ex->task_id,
+                   .status = ex->update.status,
+                   .status_msg = ex->update.status_msg,
+                   .result = ex->update.result},
+        .done = write_done,
+    };
+    store_submit(a->store, &ex->write);
+    return API_PENDING;
+}
+
+static void finish_update(api_exchange *ex)
+{
+    api_response *resp = &ex->resp;
+    if (ex->write.rc == STORE_CONFLICT) {
         char detail[160];
         snprintf(detail, sizeof detail, "Task is %s; cannot change it to %s",
-                 task_status_name(cur.status), task_status_name(ur.status));
+                 task_status_name(ex->write.current.status), task_status_name(ex->update.status));
         api_error(resp, 409, detail);
-    } else if (!store_failed(resp, rc)) {
+    } else if (!store_failed(resp, ex->write.rc)) {
         resp->status = 204;
     }
-    task_clear(&cur);
-    update_request_free(&ur);
 }
 
 /* ---- routing ----------------------------------------------------------- */
 
-typedef void (*handler_fn)(api *a, const api_request *req, const char *id, api_response *resp);
+typedef api_status (*handler_fn)(api *a, const api_request *req, const char *id, api_exchange *ex);
 
 typedef struct route {
     const char *path; /* exact path, or a prefix ending in '/' followed by one {id} segment */
@@ -282,14 +323,19 @@ static const route *match_route(const char *path, const char **id)
     return NULL;
 }
 
-void api_handle(api *a, const api_request *req, api_response *resp)
+api_status api_begin(api *a, const api_request *req, api_exchange *ex)
 {
-    memset(resp, 0, sizeof *resp);
+    void (*ready)(api_exchange *) = ex->ready;
+    void *user = ex->user;
+    memset(ex, 0, sizeof *ex);
+    ex->ready = ready;
+    ex->user = user;
+    api_response *resp = &ex->resp;
     const char *id = NULL;
     const route *r = match_route(req->path, &id);
     if (!r) {
         api_error(resp, 404, "Not Found");
-        return;
+        return API_DONE;
     }
     handler_fn fn = NULL;
     if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
@@ -301,19 +347,75 @@ void api_handle(api *a, const api_request *req, api_response *resp)
     if (!fn) {
         api_error(resp, 405, "Method Not Allowed");
         api_add_header(resp, "Allow", r->allow);
-        return;
+        return API_DONE;
     }
     char canonical[37];
     if (id) {
         uint8_t raw[16];
         if (!uuid_parse(id, raw)) {
             api_error(resp, 404, "Task not found");
-            return;
+            return API_DONE;
         }
         uuid_format(raw, canonical); /* ids are stored in lower case */
         id = canonical;
     }
-    fn(a, req, id, resp);
+    return fn(a, req, id, ex);
+}
+
+void api_finish(api *a, api_exchange *ex)
+{
+    (void)a;
+    if (ex->write.kind == STORE_WRITE_CREATE)
+        finish_create(ex);
+    else
+        finish_update(ex);
+}
+
+void api_exchange_free(api_exchange *ex)
+{
+    api_response_free(&ex->resp);
+    create_request_free(&ex->create);
+    update_request_free(&ex->update);
+    task_clear(&ex->write.current);
+    free(ex->idempotency_key);
+    ex->idempotency_key = NULL;
+}
+
+/* api_handle(): an exchange plus a condition variable to wait on. */
+typedef struct blocking_call {
+    api_exchange ex;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool ready;
+} blocking_call;
+
+static void wake_blocking_call(api_exchange *ex)
+{
+    blocking_call *call = ex->user;
+    pthread_mutex_lock(&call->mu);
+    call->ready = true;
+    pthread_cond_signal(&call->cond);
+    pthread_mutex_unlock(&call->mu);
+}
+
+void api_handle(api *a, const api_request *req, api_response *resp)
+{
+    blocking_call call = {.ex = {.ready = wake_blocking_call}};
+    call.ex.user = &call;
+    pthread_mutex_init(&call.mu, NULL);
+    pthread_cond_init(&call.cond, NULL);
+    if (api_begin(a, req, &call.ex) == API_PENDING) {
+        pthread_mutex_lock(&call.mu);
+        while (!call.ready)
+            pthread_cond_wait(&call.cond, &call.mu);
+        pthread_mutex_unlock(&call.mu);
+        api_finish(a, &call.ex);
+    }
+    pthread_cond_destroy(&call.cond);
+    pthread_mutex_destroy(&call.mu);
+    *resp = call.ex.resp;
+    call.ex.resp.body = NULL; /* moved to the caller */
+    api_exchange_free(&call.ex);
 }
 
 bool api_init(api *a, store *s, const config *c, int64_t (*now)(void))

@@ -9,6 +9,7 @@
 #define TASKD_API_H
 
 #include "core/config.h"
+#include "core/validate.h"
 #include "store/store.h"
 
 #include <stddef.h>
@@ -58,7 +59,39 @@ bool api_init(api *a, store *s, const config *c, int64_t (*now)(void));
 /* Release what api_init() built (not the store or configuration). */
 void api_free(api *a);
 
-/* Answer one request. Never fails: errors become 4xx/5xx responses. */
+typedef enum api_status {
+    API_DONE,    /* the response is ready */
+    API_PENDING, /* a store write is in flight; see api_exchange.ready */
+} api_status;
+
+/*
+ * One request from api_begin() to its response. Reads answer at once;
+ * writes go to the store's group commit and finish later, so a transport
+ * can park the connection instead of a thread while the write commits.
+ */
+typedef struct api_exchange {
+    api_response resp; /* the answer: after API_DONE, or after api_finish() */
+    /* Set by the caller before api_begin(): called on a store thread when a
+     * pending write is done; it must only wake the caller, then the caller
+     * calls api_finish(). */
+    void (*ready)(struct api_exchange *ex);
+    void *user; /* the caller's */
+    /* the API's own, kept alive while the write is in flight */
+    store_write write;
+    create_request create;
+    update_request update;
+    char *idempotency_key;
+    char task_id[37];
+} api_exchange;
+
+/* Start answering a request; ex must outlive the pending write. */
+api_status api_begin(api *a, const api_request *req, api_exchange *ex);
+/* Build the response of a write once ready() has been called. */
+void api_finish(api *a, api_exchange *ex);
+/* Release what the exchange holds, the response body included. */
+void api_exchange_free(api_exchange *ex);
+
+/* Answer one request, waiting for any write. Never fails: errors become 4xx/5xx. */
 void api_handle(api *a, const api_request *req, api_response *resp);
 
 /* Fill resp with an error: {"detail": "..."}. */

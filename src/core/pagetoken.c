@@ -11,22 +11,29 @@
 #define TOKEN_VERSION 1
 #define RAW_LEN       (1 + 16 + 8) /* version, id, MAC */
 
+#define FILTER_MAX 254 /* longest filter a token can be bound to */
+
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Filters longer than FILTER_MAX cannot be signed whole, so no token binds them. */
+static bool filters_fit(const char *status, const char *task_type)
+{
+    return (!status || strlen(status) <= FILTER_MAX) &&
+           (!task_type || strlen(task_type) <= FILTER_MAX);
+}
 
 /* MAC input: version, id bytes, then each filter with a length prefix. */
 static uint64_t token_mac(const uint8_t key[16], const uint8_t id[16], const char *status,
                           const char *task_type)
 {
-    uint8_t msg[1 + 16 + 2 * (1 + 255)];
+    uint8_t msg[1 + 16 + 2 * (1 + FILTER_MAX)];
     size_t n = 0;
     msg[n++] = TOKEN_VERSION;
     memcpy(msg + n, id, 16);
     n += 16;
     const char *filters[2] = {status, task_type};
     for (int i = 0; i < 2; i++) {
-        size_t len = filters[i] ? strlen(filters[i]) : 0;
-        if (len > 254)
-            len = 254; /* longer filters never validate; the prefix still binds */
+        size_t len = filters[i] ? strlen(filters[i]) : 0; /* <= FILTER_MAX: see filters_fit() */
         msg[n++] = filters[i] ? (uint8_t)(len + 1) : 0;
         memcpy(msg + n, filters[i] ? filters[i] : "", len);
         n += len;
@@ -37,6 +44,8 @@ static uint64_t token_mac(const uint8_t key[16], const uint8_t id[16], const cha
 bool pagetoken_encode(const uint8_t key[PAGETOKEN_KEY_LEN], const char *last_id, const char *status,
                       const char *task_type, char out[PAGETOKEN_TEXT_MAX])
 {
+    if (!filters_fit(status, task_type))
+        return false;
     uint8_t raw[RAW_LEN + 2] = {0}; /* + 2 zero bytes to fill the last base64 group */
     if (!uuid_parse(last_id, raw + 1))
         return false;
@@ -66,7 +75,7 @@ bool pagetoken_decode(const uint8_t key[PAGETOKEN_KEY_LEN], const char *token, c
                       const char *task_type, char last_id[37])
 {
     enum { TEXT_LEN = (RAW_LEN + 2) / 3 * 4 };
-    if (!token || strlen(token) != TEXT_LEN)
+    if (!token || strlen(token) != TEXT_LEN || !filters_fit(status, task_type))
         return false;
     uint8_t raw[RAW_LEN + 2];
     size_t o = 0;

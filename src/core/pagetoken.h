@@ -19,7 +19,8 @@
 
 /*
  * Encode a token for the page after last_id under the given filters (either
- * may be NULL). Returns false if last_id is not a UUID.
+ * may be NULL, neither longer than 254 bytes). Returns false if last_id is
+ * not a UUID or a filter is too long.
  */
 bool pagetoken_encode(const uint8_t key[PAGETOKEN_KEY_LEN], const char *last_id, const char *status,
                       const char *task_type, char out[PAGETOKEN_TEXT_MAX]);

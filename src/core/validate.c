@@ -56,7 +56,7 @@ void validation_free(validation *v)
 static json_t *parse_object(const char *body, size_t len, validation *v)
 {
     json_error_t jerr;
-    json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
+    json_t *root = json_loadb(body ? body : "", len, JSON_DECODE_ANY, &jerr);
     if (!root) {
         char msg[200];
         snprintf(msg, sizeof msg, "JSON decode error: %s (line %d, column %d)", jerr.text,
@@ -191,7 +191,7 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
         validation_add(v, "body", "status",
                        "Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'", "enum");
     json_t *msg = json_object_get(root, "status_msg");
-    if (msg && !json_is_null(msg) && !json_is_string(msg))
+    if (msg && !json_is_string(msg))
         validation_add(v, "body", "status_msg", "Input should be a valid string", "string_type");
     json_t *result = json_object_get(root, "result");
     if (v->count == 0) {

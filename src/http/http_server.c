@@ -5,6 +5,14 @@
  * headers, then once per chunk of body, then a last time with no data, when
  * the request is complete and the response is queued. A request_ctx carries
  * the body between those calls; on_completed() frees it.
+ *
+ * Writes do not hold a thread while they commit: api_begin() hands them to
+ * the store and the connection is suspended. When the store reports back
+ * (on its writer thread), write_ready() resumes the connection, and
+ * libmicrohttpd calls on_request() once more to send the response. The
+ * suspend/resume race is settled by one atomic state per request: whoever
+ * comes second — the event loop after suspending, or the writer after the
+ * commit — does the resume, so it always follows the suspend.
  */
 #include "http_server.h"
 
@@ -12,6 +20,8 @@
 #include "util/log.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -25,12 +35,20 @@ struct http_server {
     struct MHD_Daemon *daemon;
     api *api;
     size_t body_limit;
+    atomic_int pending; /* requests whose write is in flight */
     char address[80];
 };
+
+enum write_state { WRITE_RUNNING, WRITE_SUSPENDED, WRITE_DONE };
 
 typedef struct request_ctx {
     sbuf body;
     bool too_large;
+    bool begun;       /* api_begin() has run */
+    atomic_int state; /* enum write_state, while a write is in flight */
+    struct MHD_Connection *conn;
+    http_server *server;
+    api_exchange ex;
     struct timespec started;
 } request_ctx;
 
@@ -86,6 +104,44 @@ static double elapsed_ms(const struct timespec *since)
            (double)(now.tv_nsec - since->tv_nsec) / 1e6;
 }
 
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * Percent-decode a path or query value in place. "%00" stays encoded: a NUL
+ * would cut the C string short and let "id%00junk" pass for "id".
+ */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    char *out = s;
+    for (const char *in = s; *in; in++) {
+        int hi, lo;
+        if (*in == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0 && (hi | lo)) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
+}
+
+/* The store is done with a request's write (called on the writer thread). */
+static void write_ready(api_exchange *ex)
+{
+    request_ctx *ctx = ex->user;
+    if (atomic_exchange(&ctx->state, WRITE_DONE) == WRITE_SUSPENDED)
+        MHD_resume_connection(ctx->conn);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -117,30 +173,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (ctx->too_large)
         return reject_too_large(c, h->body_limit);
-    api_response resp;
-    if (sbuf_failed(&ctx->body)) {
-        memset(&resp, 0, sizeof resp);
-        api_error(&resp, 503, "Out of memory reading the request");
+    if (!ctx->begun) {
+        ctx->begun = true;
+        if (sbuf_failed(&ctx->body)) {
+            api_error(&ctx->ex.resp, 503, "Out of memory reading the request");
+        } else {
+            api_request req = {
+                .method = method,
+                .path = url,
+                .query = lookup_query,
+                .header = lookup_header,
+                .ctx = c,
+                .body = ctx->body.data ? ctx->body.data : "",
+                .body_len = ctx->body.len,
+            };
+            ctx->ex.ready = write_ready;
+            ctx->ex.user = ctx;
+            ctx->conn = c;
+            if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
+                atomic_fetch_add(&h->pending, 1);
+                MHD_suspend_connection(c);
+                int expected = WRITE_RUNNING;
+                if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
+                    MHD_resume_connection(c); /* the write finished first */
+                return MHD_YES;
+            }
+        }
     } else {
-        api_request req = {
-            .method = method,
-            .path = url,
-            .query = lookup_query,
-            .header = lookup_header,
-            .ctx = c,
-            .body = ctx->body.data ? ctx->body.data : "",
-            .body_len = ctx->body.len,
-        };
-        api_handle(h->api, &req, &resp);
+        /* resumed: the write is done */
+        api_finish(h->api, &ctx->ex);
+        atomic_fetch_sub(&h->pending, 1);
     }
+    api_response *resp = &ctx->ex.resp;
     if (log_enabled(LOG_DEBUG)) {
         char status[8], ms[32];
-        snprintf(status, sizeof status, "%d", resp.status);
+        snprintf(status, sizeof status, "%d", resp->status);
         snprintf(ms, sizeof ms, "%.3f", elapsed_ms(&ctx->started));
         log_debug("request", "method", method, "path", url, "status", status, "duration_ms", ms,
                   NULL);
     }
-    return send_response(c, &resp);
+    return send_response(c, resp);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -152,6 +224,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request_ctx *ctx = *con_cls;
     if (ctx) {
         sbuf_free(&ctx->body);
+        api_exchange_free(&ctx->ex);
         free(ctx);
         *con_cls = NULL;
     }
@@ -224,7 +297,8 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     }
     h->api = a;
     h->body_limit = o->body_limit;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
@@ -234,7 +308,8 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
         (unsigned)(o->threads > 0 ? o->threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
         MHD_OPTION_CONNECTION_LIMIT, 4000u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h,
+        MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)", o->host,
                  o->port);
@@ -254,6 +329,12 @@ void http_server_stop(http_server *h)
 {
     if (!h)
         return;
+    /* Stop accepting, let suspended writes come back and answer, then stop. */
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    for (int i = 0; i < 10000 && atomic_load(&h->pending) > 0; i++)
+        usleep(1000);
     MHD_stop_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     free(h);
 }

@@ -3,7 +3,10 @@
  */
 #include "store.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *store_rc_name(store_rc rc)
 {
@@ -33,4 +36,59 @@ void store_page_free(store_page *p)
     free(p->tasks);
     p->tasks = NULL;
     p->count = 0;
+}
+
+/* A write plus what a waiting thread needs to sleep until it is done. */
+typedef struct waiter {
+    store_write w; /* first: done() gets &w and casts back */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool done;
+} waiter;
+
+static void wake_waiter(store_write *w)
+{
+    waiter *wt = (waiter *)w;
+    pthread_mutex_lock(&wt->mu);
+    wt->done = true;
+    pthread_cond_signal(&wt->cond);
+    pthread_mutex_unlock(&wt->mu);
+}
+
+store_rc store_write_wait(store *s, store_write *w)
+{
+    waiter wt = {.w = *w, .done = false};
+    wt.w.done = wake_waiter;
+    pthread_mutex_init(&wt.mu, NULL);
+    pthread_cond_init(&wt.cond, NULL);
+    store_submit(s, &wt.w);
+    pthread_mutex_lock(&wt.mu);
+    while (!wt.done)
+        pthread_cond_wait(&wt.cond, &wt.mu);
+    pthread_mutex_unlock(&wt.mu);
+    pthread_cond_destroy(&wt.cond);
+    pthread_mutex_destroy(&wt.mu);
+    void (*done)(store_write *) = w->done;
+    *w = wt.w;
+    w->done = done;
+    return w->rc;
+}
+
+store_rc store_create_task(store *s, const store_new_task *t, int64_t now, char id_out[37])
+{
+    store_write w = {.kind = STORE_WRITE_CREATE, .now = now, .create = *t};
+    store_rc rc = store_write_wait(s, &w);
+    memcpy(id_out, w.id, sizeof w.id);
+    return rc;
+}
+
+store_rc store_update_task(store *s, const store_update *u, int64_t now, task *current)
+{
+    store_write w = {.kind = STORE_WRITE_UPDATE, .now = now, .update = *u};
+    store_rc rc = store_write_wait(s, &w);
+    if (current)
+        *current = w.current;
+    else
+        task_clear(&w.current);
+    return rc;
 }

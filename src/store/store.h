@@ -61,11 +61,33 @@ typedef struct store_page {
 
 typedef struct store store;
 
+typedef enum store_write_kind {
+    STORE_WRITE_CREATE, /* create a task (POST) */
+    STORE_WRITE_UPDATE, /* change a task's status (PATCH) */
+} store_write_kind;
+
+/*
+ * A write handed to the store. The caller owns it and everything it points
+ * to until done() has been called; done() runs exactly once, on a store
+ * thread, after the write is durable or has failed, and must not block.
+ */
+typedef struct store_write {
+    store_write_kind kind;
+    int64_t now;           /* Unix seconds of the request */
+    store_new_task create; /* in, for CREATE */
+    store_update update;   /* in, for UPDATE */
+    char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
+    task current; /* out, for UPDATE: the task before the change, when found; caller clears */
+    store_rc rc;  /* out */
+    void (*done)(struct store_write *w);
+    struct store_write *next; /* the store's, while queued */
+} store_write;
+
 typedef struct store_ops {
-    store_rc (*create_task)(store *s, const store_new_task *t, int64_t now, char id_out[37]);
+    /* Queue a write; w->done(w) reports the outcome. */
+    void (*submit)(store *s, store_write *w);
     store_rc (*get_task)(store *s, const char *id, task *out);
     store_rc (*list_tasks)(store *s, const store_list_query *q, store_page *out);
-    store_rc (*update_task)(store *s, const store_update *u, int64_t now, task *current);
     store_rc (*ping)(store *s);
     /* 16 bytes of secret that are stable for the life of the data (page tokens). */
     store_rc (*secret)(store *s, uint8_t key[16]);
@@ -82,12 +104,15 @@ const char *store_rc_name(store_rc rc);
 /* Free a page's tasks. */
 void store_page_free(store_page *p);
 
-/* Create a task; on STORE_OK or STORE_DUPLICATE, id_out holds its id. */
-static inline store_rc store_create_task(store *s, const store_new_task *t, int64_t now,
-                                         char id_out[37])
+/* Hand a write to the store without waiting (see store_write). */
+static inline void store_submit(store *s, store_write *w)
 {
-    return s->ops->create_task(s, t, now, id_out);
+    s->ops->submit(s, w);
 }
+/* Submit a write and wait for its outcome. */
+store_rc store_write_wait(store *s, store_write *w);
+/* Create a task and wait; on STORE_OK or STORE_DUPLICATE, id_out holds its id. */
+store_rc store_create_task(store *s, const store_new_task *t, int64_t now, char id_out[37]);
 /* Load one task with data and result. */
 static inline store_rc store_get_task(store *s, const char *id, task *out)
 {
@@ -99,15 +124,11 @@ static inline store_rc store_list_tasks(store *s, const store_list_query *q, sto
     return s->ops->list_tasks(s, q, out);
 }
 /*
- * Apply a status change under the rules of task_decide(). On STORE_CONFLICT
- * (and STORE_OK / STORE_REPEAT) *current, if not NULL, receives the task as it
- * was before the change; the caller clears it.
+ * Apply a status change under the rules of task_decide() and wait. When the
+ * task exists, *current (if not NULL) receives it as it was before the
+ * change; the caller clears it.
  */
-static inline store_rc store_update_task(store *s, const store_update *u, int64_t now,
-                                         task *current)
-{
-    return s->ops->update_task(s, u, now, current);
-}
+store_rc store_update_task(store *s, const store_update *u, int64_t now, task *current);
 /* STORE_OK when the store answers. */
 static inline store_rc store_ping(store *s)
 {

@@ -87,18 +87,6 @@ typedef struct reader {
 } reader;
 
 typedef struct sqlite_store sqlite_store;
-typedef struct write_op write_op;
-typedef store_rc (*write_fn)(sqlite_store *s, void *arg);
-
-/* A write waiting for the writer; lives on the caller's stack. */
-struct write_op {
-    write_fn fn;
-    void *arg;
-    store_rc rc;
-    bool done;
-    pthread_cond_t cond;
-    write_op *next;
-};
 
 struct sqlite_store {
     store base;
@@ -115,7 +103,7 @@ struct sqlite_store {
     pthread_t writer;
     pthread_mutex_t mu;  /* guards queue, stopping, the ops' done flags, readers */
     pthread_cond_t wake; /* writer: work queued or stopping */
-    write_op *queue_head, *queue_tail;
+    store_write *queue_head, *queue_tail;
     bool stopping;
 
     reader *free_readers;
@@ -394,53 +382,54 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 
 /* ---- the writer -------------------------------------------------------- */
 
-/* Queue a write and wait until the transaction holding it has committed. */
-static store_rc submit(sqlite_store *s, write_fn fn, void *arg)
+static store_rc apply_create(sqlite_store *s, store_write *w);
+static store_rc apply_update(sqlite_store *s, store_write *w);
+
+/* Queue a write for the next batch; done() runs after its commit. */
+static void sq_submit(store *base, store_write *w)
 {
-    write_op op = {.fn = fn, .arg = arg};
-    pthread_cond_init(&op.cond, NULL);
+    sqlite_store *s = (sqlite_store *)base;
+    w->next = NULL;
     pthread_mutex_lock(&s->mu);
     if (s->stopping) {
         pthread_mutex_unlock(&s->mu);
-        pthread_cond_destroy(&op.cond);
-        return STORE_BUSY;
+        w->rc = STORE_BUSY;
+        w->done(w);
+        return;
     }
     if (s->queue_tail)
-        s->queue_tail->next = &op;
+        s->queue_tail->next = w;
     else
-        s->queue_head = &op;
-    s->queue_tail = &op;
+        s->queue_head = w;
+    s->queue_tail = w;
     pthread_cond_signal(&s->wake);
-    while (!op.done)
-        pthread_cond_wait(&op.cond, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    pthread_cond_destroy(&op.cond);
-    return op.rc;
+}
+
+static bool succeeded(store_rc rc)
+{
+    return rc == STORE_OK || rc == STORE_DUPLICATE || rc == STORE_REPEAT;
 }
 
 /* Run one batch: every op in its own savepoint, one commit for all. */
-static void run_batch(sqlite_store *s, write_op *batch)
+static void run_batch(sqlite_store *s, store_write *batch)
 {
     int rc = step_done(s->w_begin);
     if (rc != SQLITE_OK) {
         store_rc failed = rc_of(rc);
         log_warn("cannot begin a write transaction", "error", sqlite3_errmsg(s->wdb), NULL);
-        for (write_op *op = batch; op; op = op->next)
-            op->rc = failed;
+        for (store_write *w = batch; w; w = w->next)
+            w->rc = failed;
         return;
     }
-    int applied = 0;
-    for (write_op *op = batch; op; op = op->next) {
+    for (store_write *w = batch; w; w = w->next) {
         if (step_done(s->w_savepoint) != SQLITE_OK) {
-            op->rc = STORE_ERROR;
+            w->rc = STORE_ERROR;
             continue;
         }
-        op->rc = op->fn(s, op->arg);
-        if (op->rc == STORE_OK || op->rc == STORE_DUPLICATE || op->rc == STORE_REPEAT) {
-            applied++;
-        } else {
+        w->rc = w->kind == STORE_WRITE_CREATE ? apply_create(s, w) : apply_update(s, w);
+        if (!succeeded(w->rc))
             step_done(s->w_rollback_to);
-        }
         step_done(s->w_release);
     }
     rc = step_done(s->w_commit);
@@ -449,11 +438,10 @@ static void run_batch(sqlite_store *s, write_op *batch)
                   NULL);
         step_done(s->w_rollback);
         store_rc failed = rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
-        for (write_op *op = batch; op; op = op->next)
-            if (op->rc == STORE_OK || op->rc == STORE_DUPLICATE || op->rc == STORE_REPEAT)
-                op->rc = failed;
+        for (store_write *w = batch; w; w = w->next)
+            if (succeeded(w->rc))
+                w->rc = failed;
     }
-    (void)applied;
 }
 
 /* Forget idempotency keys older than the window, at most once a minute. */
@@ -477,23 +465,18 @@ static void *writer_main(void *arg)
             pthread_cond_wait(&s->wake, &s->mu);
         if (!s->queue_head)
             break; /* stopping and drained */
-        write_op *batch = s->queue_head;
+        store_write *batch = s->queue_head;
         s->queue_head = s->queue_tail = NULL;
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, batch);
+        for (store_write *w = batch, *next; w; w = next) {
+            next = w->next; /* w belongs to its caller again once done() runs */
+            w->done(w);
+        }
+        purge_idempotency(s);
 
         pthread_mutex_lock(&s->mu);
-        for (write_op *op = batch, *next; op; op = next) {
-            next = op->next; /* op may vanish once done is seen */
-            op->done = true;
-            pthread_cond_signal(&op->cond);
-        }
-        if (!s->queue_head) {
-            pthread_mutex_unlock(&s->mu);
-            purge_idempotency(s);
-            pthread_mutex_lock(&s->mu);
-        }
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -528,23 +511,18 @@ static store_rc write_change(sqlite_store *s, const char *event, const task *new
     return rc_of(rc);
 }
 
-typedef struct create_args {
-    const store_new_task *t;
-    int64_t now;
-    char *id_out;
-} create_args;
-
-static store_rc apply_create(sqlite_store *s, void *arg)
+static store_rc apply_create(sqlite_store *s, store_write *w)
 {
-    create_args *a = arg;
-    const store_new_task *nt = a->t;
+    const store_new_task *nt = &w->create;
+    int64_t now = w->now;
     if (nt->idempotency_key) {
         sqlite3_bind_text(s->w_idem_get, 1, nt->idempotency_key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->w_idem_get, 2, a->now - IDEMPOTENCY_WINDOW);
+        sqlite3_bind_int64(s->w_idem_get, 2, now - IDEMPOTENCY_WINDOW);
         int rc = sqlite3_step(s->w_idem_get);
         bool seen = rc == SQLITE_ROW;
         if (seen)
-            snprintf(a->id_out, 37, "%s", (const char *)sqlite3_column_text(s->w_idem_get, 0));
+            snprintf(w->id, sizeof w->id, "%s",
+                     (const char *)sqlite3_column_text(s->w_idem_get, 0));
         sqlite3_reset(s->w_idem_get);
         sqlite3_clear_bindings(s->w_idem_get);
         if (seen)
@@ -554,7 +532,7 @@ static store_rc apply_create(sqlite_store *s, void *arg)
     }
     task t = {.status = TASK_CREATED,
               .status_msg = "",
-              .created_time = a->now,
+              .created_time = now,
               .updated_time = TASK_NULL_TIME,
               .ttl = nt->ttl,
               .data = (char *)nt->data,
@@ -578,32 +556,20 @@ static store_rc apply_create(sqlite_store *s, void *arg)
     if (nt->idempotency_key) {
         sqlite3_bind_text(s->w_idem_put, 1, nt->idempotency_key, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->w_idem_put, 2, t.id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->w_idem_put, 3, a->now);
+        sqlite3_bind_int64(s->w_idem_put, 3, now);
         if ((rc = step_done(s->w_idem_put)) != SQLITE_OK)
             return rc_of(rc);
     }
-    store_rc result = write_change(s, "INSERT", &t, NULL, a->now);
+    store_rc result = write_change(s, "INSERT", &t, NULL, now);
     if (result == STORE_OK)
-        memcpy(a->id_out, t.id, sizeof t.id);
+        memcpy(w->id, t.id, sizeof t.id);
     return result;
 }
 
-static store_rc sq_create_task(store *base, const store_new_task *t, int64_t now, char id_out[37])
+static store_rc apply_update(sqlite_store *s, store_write *w)
 {
-    create_args a = {.t = t, .now = now, .id_out = id_out};
-    return submit((sqlite_store *)base, apply_create, &a);
-}
-
-typedef struct update_args {
-    const store_update *u;
-    int64_t now;
-    task *current;
-} update_args;
-
-static store_rc apply_update(sqlite_store *s, void *arg)
-{
-    update_args *a = arg;
-    const store_update *u = a->u;
+    const store_update *u = &w->update;
+    int64_t now = w->now;
     sqlite3_stmt *st = s->w_get;
     sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
@@ -626,31 +592,22 @@ static store_rc apply_update(sqlite_store *s, void *arg)
         task next = cur;
         next.status = u->status;
         next.status_msg = (char *)u->status_msg;
-        next.updated_time = a->now;
+        next.updated_time = now;
         if (u->result)
             next.result = (char *)u->result;
         st = s->w_update;
         sqlite3_bind_text(st, 1, task_status_name(next.status), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, next.status_msg, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, a->now);
+        sqlite3_bind_int64(st, 3, now);
         bind_text(st, 4, u->result);
-        bind_time(st, 5, task_status_is_final(next.status) ? a->now : TASK_NULL_TIME);
+        bind_time(st, 5, task_status_is_final(next.status) ? now : TASK_NULL_TIME);
         sqlite3_bind_text(st, 6, u->id, -1, SQLITE_STATIC);
         rc = step_done(st);
-        result = rc != SQLITE_OK ? rc_of(rc) : write_change(s, "MODIFY", &next, &cur, a->now);
+        result = rc != SQLITE_OK ? rc_of(rc) : write_change(s, "MODIFY", &next, &cur, now);
     }
     }
-    if (a->current)
-        *a->current = cur; /* the caller clears it */
-    else
-        task_clear(&cur);
+    w->current = cur; /* the caller clears it */
     return result;
-}
-
-static store_rc sq_update_task(store *base, const store_update *u, int64_t now, task *current)
-{
-    update_args a = {.u = u, .now = now, .current = current};
-    return submit((sqlite_store *)base, apply_update, &a);
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -851,10 +808,9 @@ fail:
 }
 
 static const store_ops sqlite_ops = {
-    .create_task = sq_create_task,
+    .submit = sq_submit,
     .get_task = sq_get_task,
     .list_tasks = sq_list_tasks,
-    .update_task = sq_update_task,
     .ping = sq_ping,
     .secret = sq_secret,
     .close = sq_close,

@@ -1,0 +1,487 @@
+"""Shared helpers for the taskd integration tests (Python 3 standard library only).
+
+A test starts its own taskd with ``Taskd(...)``: the server listens on
+127.0.0.1:0 with a database in a fresh temporary directory, the harness reads
+stderr until the JSON log line ``{"message": "listening", "address": ...}``
+and then keeps draining stderr in a thread so the pipe never fills.
+
+``TASKD_BIN`` names the binary; without it, ``<repo>/build/taskd``.
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 15.0
+
+UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+ERROR_TYPES = {
+    "missing", "enum", "dict_type", "int_parsing", "greater_than_equal", "string_type",
+    "json_invalid", "model_attributes_type", "int_type", "int_from_float", "less_than_equal",
+}
+LIST_KEYS = {"id", "task_type", "status", "status_msg", "created_time", "updated_time", "ttl"}
+STATUSES = ("CREATED", "IN_PROGRESS", "COMPLETED", "FAILED")
+
+
+def taskd_bin():
+    return os.environ.get("TASKD_BIN") or os.path.join(REPO, "build", "taskd")
+
+
+def require_binary():
+    """Fail (not skip) when the binary is missing: a missing build is a failure."""
+    path = taskd_bin()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise RuntimeError("taskd binary not found or not executable: %s (set TASKD_BIN)" % path)
+
+
+def clean_env(extra=None):
+    """The environment for a taskd child: ours without TASKD_* / OTEL_* / AWS_*, plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TASKD_", "OTEL_", "AWS_", "TASK1_"))}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_taskd(args, env=None, timeout=15.0):
+    """Run taskd to completion (for flags that make it exit). Returns CompletedProcess.
+
+    A process that does not exit in time is killed and the test fails with a
+    clear message rather than hanging.
+    """
+    require_binary()
+    try:
+        return subprocess.run([taskd_bin()] + list(args), env=clean_env(env), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("taskd %r did not exit within %.0f s (stderr: %r)"
+                             % (args, timeout, (e.stderr or b"")[-2000:]))
+
+
+def nonempty_lines(data):
+    if isinstance(data, bytes):
+        data = data.decode("utf-8", "replace")
+    return [line for line in data.splitlines() if line.strip()]
+
+
+def write_config(directory, obj, name="config.json"):
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as f:
+        if isinstance(obj, str):
+            f.write(obj)
+        else:
+            json.dump(obj, f)
+    return path
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body
+
+    def header(self, name, default=None):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return default
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        body = self.body[:500]
+        return "<Response %s %r>" % (self.status, body)
+
+
+class Taskd:
+    """One running taskd process."""
+
+    def __init__(self, db=None, config=None, args=(), env=None, tmpdir=None, listen="127.0.0.1:0",
+                 use_flags=True, sync=None):
+        require_binary()
+        self._own_tmp = tmpdir is None
+        self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="taskd-it-")
+        self.db = db or os.path.join(self.tmpdir, "tasks.db")
+        self.config = config
+        self.lines = []  # raw stderr lines (str)
+        self._lines_lock = threading.Lock()
+        self._listening = threading.Event()
+        self._eof = threading.Event()
+        self.address = None
+        argv = [taskd_bin()]
+        if use_flags:
+            argv += ["--listen", listen, "--db", self.db]
+            if config:
+                argv += ["--config", config]
+            if sync:
+                argv += ["--sync", sync]
+        argv += list(args)
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, env=clean_env(env), stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._listening.is_set():
+            if self._eof.is_set() or self.proc.poll() is not None:
+                self._eof.wait(2)
+                rc = self.proc.wait(5)
+                self._cleanup_tmp()
+                raise RuntimeError("taskd exited (rc=%s) before listening; stderr:\n%s"
+                                   % (rc, self.stderr_text()))
+            if time.monotonic() > deadline:
+                self.proc.kill()
+                self.proc.wait(5)
+                self._cleanup_tmp()
+                raise RuntimeError("taskd did not log 'listening' within %.0f s; stderr:\n%s"
+                                   % (START_TIMEOUT, self.stderr_text()))
+            self._listening.wait(0.05)
+        host, _, port = self.address.rpartition(":")
+        self.host = host
+        self.port = int(port)
+
+    # -- stderr ----------------------------------------------------------
+    def _drain(self):
+        try:
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                with self._lines_lock:
+                    self.lines.append(line)
+                if not self._listening.is_set():
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(obj, dict) and obj.get("message") == "listening" \
+                            and isinstance(obj.get("address"), str):
+                        self.address = obj["address"]
+                        self._listening.set()
+        finally:
+            try:
+                self.proc.stderr.close()
+            except OSError:
+                pass
+            self._eof.set()
+
+    def stderr_text(self):
+        with self._lines_lock:
+            return "\n".join(self.lines)
+
+    def log_objects(self):
+        with self._lines_lock:
+            lines = list(self.lines)
+        return lines
+
+    # -- life cycle ------------------------------------------------------
+    def alive(self):
+        return self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Send sig and wait; returns the exit code. Kills (and raises) on timeout."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise AssertionError("taskd did not exit within %.0f s after signal %d" % (timeout, sig))
+        self._eof.wait(5)
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        self._eof.wait(5)
+        return self.proc.returncode
+
+    def close(self, remove_tmp=True):
+        """Best-effort stop for teardown; returns the exit code."""
+        rc = None
+        try:
+            rc = self.stop()
+        except AssertionError:
+            rc = self.proc.returncode
+        if remove_tmp:
+            self._cleanup_tmp()
+        return rc
+
+    def _cleanup_tmp(self):
+        if self._own_tmp:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    # -- HTTP --------------------------------------------------------------
+    def connection(self, timeout=REQUEST_TIMEOUT):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, conn=None, timeout=REQUEST_TIMEOUT):
+        """One request. body: dict/list (sent as JSON), str or bytes (sent as is), or None."""
+        hdrs = {}
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body).encode("utf-8")
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        if body is not None:
+            hdrs["Content-Type"] = "application/json"
+        if headers:
+            hdrs.update(headers)
+        own = conn is None
+        c = conn or self.connection(timeout)
+        try:
+            c.request(method, path, body=body, headers=hdrs)
+            r = c.getresponse()
+            data = r.read()
+            return Response(r.status, r.getheaders(), data)
+        finally:
+            if own:
+                c.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def patch(self, path, body=None, **kw):
+        return self.request("PATCH", path, body=body, **kw)
+
+    # -- API shortcuts -------------------------------------------------------
+    def create(self, task_type="TASK2", data=None, ttl="absent", headers=None):
+        body = {"task_type": task_type}
+        if data is not None:
+            body["data"] = data
+        if ttl != "absent":
+            body["ttl"] = ttl
+        r = self.post("/tasks", body, headers=headers)
+        if r.status != 201:
+            raise AssertionError("POST /tasks %r -> %r" % (body, r))
+        return r.json()["id"]
+
+    def task(self, task_id):
+        r = self.get("/tasks/" + task_id)
+        if r.status != 200:
+            raise AssertionError("GET /tasks/%s -> %r" % (task_id, r))
+        return r.json()
+
+    def set_status(self, task_id, status, msg="", result="absent"):
+        body = {"status": status, "status_msg": msg}
+        if result != "absent":
+            body["result"] = result
+        return self.patch("/tasks/" + task_id, body)
+
+    def list_all(self, limit=100, **filters):
+        """Page through GET /tasks; returns the list of task objects in order."""
+        out = []
+        token = None
+        for _ in range(100000):
+            q = {"limit": str(limit)}
+            q.update({k: v for k, v in filters.items() if v is not None})
+            if token:
+                q["next_token"] = token
+            r = self.get("/tasks?" + urlencode(q))
+            if r.status != 200:
+                raise AssertionError("GET /tasks %r -> %r" % (q, r))
+            page = r.json()
+            out.extend(page["tasks"])
+            token = page["next_token"]
+            if token is None:
+                return out
+        raise AssertionError("paging never ended")
+
+
+def urlencode(q):
+    from urllib.parse import urlencode as _u
+    return _u(q)
+
+
+# -- raw sockets, for requests http.client will not send -----------------------
+
+def parse_response(data):
+    """Parse one HTTP response from bytes; returns (status, headers dict lower-case, body) or None."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        return None
+    try:
+        status = int(parts[1])
+    except ValueError:
+        return None
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        if len(rest) < n:
+            return None
+        rest = rest[:n]
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = b""
+        buf = rest
+        while True:
+            size_line, sep2, buf = buf.partition(b"\r\n")
+            if not sep2:
+                return None
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                break
+            if len(buf) < size + 2:
+                return None
+            body += buf[:size]
+            buf = buf[size + 2:]
+        rest = body
+    return status, headers, rest
+
+
+def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=False):
+    """Send payload bytes on a fresh connection and read one response.
+
+    Returns (status, headers, body), or None when the server closed the
+    connection without a complete response. With send_in_thread the payload
+    is written by a helper thread while this one reads, so a server that
+    answers early (e.g. 413) and stops reading cannot deadlock the test.
+    """
+    s = socket.create_connection((host, port), timeout=timeout)
+    received = b""
+    try:
+        s.settimeout(timeout)
+        sender = None
+        if send_in_thread:
+            def send():
+                try:
+                    s.sendall(payload)
+                except OSError:
+                    pass
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+        else:
+            try:
+                s.sendall(payload)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+            parsed = parse_response(received)
+            if parsed is not None:
+                return parsed
+        return parse_response(received)
+    finally:
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
+class ServerTestCase(unittest.TestCase):
+    """A test case class with one taskd for the whole class (cls.server).
+
+    After every test the server must still be running; at the end it must
+    stop on SIGTERM with exit code 0.
+    """
+
+    server_kwargs = {}
+    server = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Taskd(**cls.server_kwargs)
+
+    @classmethod
+    def tearDownClass(cls):
+        srv = cls.server
+        if srv is None:
+            return
+        alive = srv.alive()
+        rc = srv.close()
+        if not alive:
+            raise AssertionError("taskd died during the tests (rc=%s); stderr tail:\n%s"
+                                 % (rc, srv.stderr_text()[-4000:]))
+        if rc != 0:
+            raise AssertionError("taskd exited %s on SIGTERM (expected 0); stderr tail:\n%s"
+                                 % (rc, srv.stderr_text()[-4000:]))
+
+    def tearDown(self):
+        if self.server is not None and not self.server.alive():
+            self.fail("taskd is no longer running after this test (rc=%s); stderr tail:\n%s"
+                      % (self.server.proc.returncode, self.server.stderr_text()[-4000:]))
+
+    # -- assertions ------------------------------------------------------------
+    def assertJSON(self, r, status):
+        """Assert the status and a JSON body; returns the decoded body."""
+        self.assertEqual(r.status, status, "unexpected status: %r" % (r,))
+        ctype = r.header("Content-Type", "")
+        self.assertTrue(ctype.startswith("application/json"),
+                        "Content-Type %r is not application/json: %r" % (ctype, r))
+        try:
+            return r.json()
+        except ValueError as e:
+            self.fail("body is not JSON (%s): %r" % (e, r))
+
+    def assertError(self, r, status):
+        """Assert status and a JSON error body with 'detail'; returns the detail."""
+        body = self.assertJSON(r, status)
+        self.assertIsInstance(body, dict, "error body is not an object: %r" % (r,))
+        self.assertIn("detail", body, "error body has no 'detail': %r" % (r,))
+        return body["detail"]
+
+    def assertValidation(self, r, *locs, types=None):
+        """Assert a 422 whose detail list names exactly the given locs (as tuples).
+
+        types, if given, maps a loc tuple to the allowed set of error types.
+        Returns the detail list.
+        """
+        detail = self.assertError(r, 422)
+        self.assertIsInstance(detail, list, "422 detail is not a list: %r" % (r,))
+        self.assertTrue(detail, "422 detail is empty")
+        seen = []
+        for e in detail:
+            self.assertIsInstance(e, dict, "detail entry not an object: %r" % (e,))
+            for k in ("loc", "msg", "type"):
+                self.assertIn(k, e, "detail entry lacks %r: %r" % (k, e))
+            self.assertIsInstance(e["loc"], list)
+            self.assertIsInstance(e["msg"], str)
+            self.assertTrue(e["msg"], "empty msg in %r" % (e,))
+            self.assertIn(e["type"], ERROR_TYPES, "unknown error type in %r" % (e,))
+            seen.append(tuple(e["loc"]))
+        if locs:
+            self.assertEqual(sorted(set(seen)), sorted(set(tuple(l) for l in locs)),
+                             "422 locs differ: %r" % (detail,))
+        if types:
+            for loc, allowed in types.items():
+                if isinstance(allowed, str):
+                    allowed = {allowed}
+                got = [e["type"] for e in detail if tuple(e["loc"]) == tuple(loc)]
+                self.assertTrue(got, "no entry for %r in %r" % (loc, detail))
+                for t in got:
+                    self.assertIn(t, allowed, "type for %r: %r" % (loc, detail))
+        return detail

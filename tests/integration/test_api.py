@@ -1,0 +1,471 @@
+"""The HTTP API of taskd: the seed walkthrough, every route, the state machine."""
+
+import json
+import os
+import sys
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, urlencode  # noqa: E402
+
+SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
+
+
+class SeedWalkthrough(ServerTestCase):
+    def test_seed_walkthrough(self):
+        t0 = int(time.time())
+        # Create a task with type TASK1, exactly as the seed's curl does.
+        r = self.server.post("/tasks", SEED_BODY)
+        body = self.assertJSON(r, 201)
+        self.assertEqual(set(body), {"id"}, r)
+        tid = body["id"]
+        self.assertRegex(tid, UUID7_RE)
+        self.assertEqual(r.header("Location"), "/tasks/" + tid)
+        # A second task that no handler takes by default (stays CREATED).
+        other = self.server.create("TASK2", data={"n": 1})
+        t1 = int(time.time())
+
+        # List tasks: both there, newest first, list form.
+        r = self.server.get("/tasks")
+        page = self.assertJSON(r, 200)
+        self.assertEqual(set(page), {"tasks", "next_token"})
+        self.assertIsNone(page["next_token"])
+        ids = [t["id"] for t in page["tasks"]]
+        self.assertEqual(ids, [other, tid])
+        by_id = {t["id"]: t for t in page["tasks"]}
+        for t in page["tasks"]:
+            self.assertTrue(LIST_KEYS <= set(t), t)
+            self.assertNotIn("data", t)
+            self.assertNotIn("result", t)
+            self.assertIn(t["status"], STATUSES)
+            self.assertIsInstance(t["status_msg"], str)
+            self.assertIsInstance(t["created_time"], int)
+            self.assertTrue(t0 - 2 <= t["created_time"] <= t1 + 2, t)
+        first = by_id[tid]
+        self.assertEqual(first["task_type"], "TASK1")
+        self.assertEqual(first["ttl"], 1662381756)
+        # TASK1 may already have been picked up by its handler.
+        self.assertIn(first["status"], STATUSES)
+        second = by_id[other]
+        self.assertEqual(second["task_type"], "TASK2")
+        self.assertEqual(second["status"], "CREATED")
+        self.assertEqual(second["status_msg"], "")
+        self.assertIsNone(second["updated_time"])
+        self.assertIsNone(second["ttl"])
+
+        # GET by id: the full task with data and result.
+        full = self.assertJSON(self.server.get("/tasks/" + tid), 200)
+        self.assertEqual(full["id"], tid)
+        self.assertEqual(full["task_type"], "TASK1")
+        self.assertEqual(full["data"], {"foo": "bar"})
+        self.assertEqual(full["ttl"], 1662381756)
+        self.assertEqual(full["created_time"], first["created_time"])
+        self.assertIn("result", full)
+        if full["status"] == "CREATED":
+            self.assertIsNone(full["result"])
+            self.assertIsNone(full["updated_time"])
+        full2 = self.assertJSON(self.server.get("/tasks/" + other), 200)
+        self.assertEqual(full2["data"], {"n": 1})
+        self.assertIsNone(full2["result"])
+        self.assertEqual(full2["status"], "CREATED")
+
+
+class Api(ServerTestCase):
+    # -- creation ----------------------------------------------------------------
+    def test_post_returns_201_id_and_location(self):
+        r = self.server.post("/tasks", {"task_type": "TASK3", "data": {"a": [1, 2, {"b": None}]}})
+        body = self.assertJSON(r, 201)
+        self.assertRegex(body["id"], UUID7_RE)
+        self.assertEqual(r.header("Location"), "/tasks/" + body["id"])
+        # The Location resolves.
+        t = self.assertJSON(self.server.get(r.header("Location")), 200)
+        self.assertEqual(t["id"], body["id"])
+        self.assertEqual(t["data"], {"a": [1, 2, {"b": None}]})
+
+    def test_uuid_v7_format_time_and_order(self):
+        before_ms = int(time.time() * 1000)
+        ids = [self.server.create("TASK2") for _ in range(25)]
+        after_ms = int(time.time() * 1000)
+        for i in ids:
+            self.assertRegex(i, UUID7_RE)
+            u = uuid.UUID(i)
+            self.assertEqual(u.version, 7)
+            ms = int(i.replace("-", "")[:12], 16)
+            self.assertTrue(before_ms - 5000 <= ms <= after_ms + 5000,
+                            "uuid time %d not near [%d, %d]" % (ms, before_ms, after_ms))
+        self.assertEqual(len(set(ids)), len(ids))
+        self.assertEqual(ids, sorted(ids), "ids of successive POSTs do not increase")
+        self.assertEqual([uuid.UUID(i).bytes for i in ids], sorted(uuid.UUID(i).bytes for i in ids))
+
+    def test_ttl_forms(self):
+        cases = [
+            (1662381756, 1662381756),
+            ("1662381756", 1662381756),
+            (0, 0),
+            ("0", 0),
+            (None, None),
+            ("absent", None),
+            (4102444800, 4102444800),
+        ]
+        for given, want in cases:
+            with self.subTest(ttl=given):
+                tid = self.server.create("TASK2", data={}, ttl=given)
+                t = self.server.task(tid)
+                self.assertEqual(t["ttl"], want)
+                self.assertIs(type(t["ttl"]), type(want))
+                listed = [x for x in self.server.list_all(task_type="TASK2") if x["id"] == tid]
+                self.assertEqual(len(listed), 1)
+                self.assertEqual(listed[0]["ttl"], want)
+
+    def test_data_optional_and_round_trip(self):
+        tid = self.server.create("TASK2")
+        self.assertEqual(self.server.task(tid)["data"], {})
+        data = {"s": "ünïcödé ✓ \"q\" \\ \n\t", "f": 1.5, "neg": -42, "t": True, "n": None,
+                "nested": {"list": [1, "two", [3.25], {"k": {}}], "empty": []}, "emoji": "\U0001F600"}
+        tid = self.server.create("TASK3", data=data)
+        self.assertEqual(self.server.task(tid)["data"], data)
+
+    def test_unknown_fields_ignored(self):
+        r = self.server.post("/tasks", {"task_type": "TASK2", "data": {"x": 1}, "extra": [1, 2],
+                                        "status": "COMPLETED", "id": "not-an-id"})
+        body = self.assertJSON(r, 201)
+        t = self.server.task(body["id"])
+        self.assertEqual(t["status"], "CREATED")
+        self.assertNotEqual(t["id"], "not-an-id")
+        self.assertNotIn("extra", t)
+        self.assertEqual(t["data"], {"x": 1})
+
+    def test_idempotent_post(self):
+        key = "idem-" + uuid.uuid4().hex
+        before = {t["id"] for t in self.server.list_all()}
+        r1 = self.server.post("/tasks", {"task_type": "TASK2", "data": {"try": 1}},
+                              headers={"Idempotency-Key": key})
+        id1 = self.assertJSON(r1, 201)["id"]
+        r2 = self.server.post("/tasks", {"task_type": "TASK2", "data": {"try": 2}},
+                              headers={"Idempotency-Key": key})
+        self.assertEqual(self.assertJSON(r2, 200), {"id": id1})
+        r3 = self.server.post("/tasks", {"task_type": "TASK2", "data": {"try": 3}},
+                              headers={"Idempotency-Key": key})
+        self.assertEqual(self.assertJSON(r3, 200), {"id": id1})
+        # The first task is unchanged and only one task was created.
+        self.assertEqual(self.server.task(id1)["data"], {"try": 1})
+        after = {t["id"] for t in self.server.list_all()}
+        self.assertEqual(after - before, {id1})
+        # Another key creates another task; no key always creates.
+        r4 = self.server.post("/tasks", {"task_type": "TASK2"}, headers={"Idempotency-Key": key + "x"})
+        id4 = self.assertJSON(r4, 201)["id"]
+        self.assertNotEqual(id4, id1)
+        a = self.server.create("TASK2")
+        b = self.server.create("TASK2")
+        self.assertNotEqual(a, b)
+
+    # -- reading -------------------------------------------------------------------
+    def test_get_unknown_and_malformed_id(self):
+        for tid in [str(uuid.UUID(int=0x0190f3c27b1e7c3a9d2e5a1b2c3d4e5f)), "abc",
+                    "00000000-0000-0000-0000-000000000000", "%20", "0190F3C2-7B1E-7C3A-9D2E-5A1B2C3D4E5F"]:
+            with self.subTest(id=tid):
+                self.assertEqual(self.assertError(self.server.get("/tasks/" + tid), 404),
+                                 "Task not found")
+
+    def test_list_order_default_limit_and_paging(self):
+        mine = [self.server.create("TASK3", data={"i": i}) for i in range(23)]
+        r = self.server.get("/tasks")
+        page = self.assertJSON(r, 200)
+        self.assertEqual(len(page["tasks"]), 10, "default limit is 10")
+        self.assertIsInstance(page["next_token"], str)
+        # Newest first: the latest ten created are the first page.
+        self.assertEqual([t["id"] for t in page["tasks"]], list(reversed(mine))[:10])
+        # Page through with limit 7; the whole list is in descending id order.
+        everything = []
+        token = None
+        pages = 0
+        while True:
+            q = {"limit": 7}
+            if token:
+                q["next_token"] = token
+            page = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+            pages += 1
+            self.assertLessEqual(len(page["tasks"]), 7)
+            everything.extend(t["id"] for t in page["tasks"])
+            token = page["next_token"]
+            if token is None:
+                break
+            self.assertEqual(len(page["tasks"]), 7, "a non-final page must be full")
+        self.assertEqual(len(everything), len(set(everything)), "a task repeated across pages")
+        self.assertEqual(everything, sorted(everything, reverse=True))
+        self.assertTrue(set(mine) <= set(everything))
+        self.assertGreaterEqual(pages, 4)
+        # limit 1 and 100 are allowed.
+        one = self.assertJSON(self.server.get("/tasks?limit=1"), 200)
+        self.assertEqual(len(one["tasks"]), 1)
+        self.assertEqual(one["tasks"][0]["id"], everything[0])
+        hundred = self.assertJSON(self.server.get("/tasks?limit=100"), 200)
+        self.assertEqual([t["id"] for t in hundred["tasks"]], everything[:100])
+
+    def test_list_exact_page_end(self):
+        # A filter matching exactly `limit` tasks: one full page, then nothing more.
+        base = len(self.server.list_all(task_type="TASK3", status="FAILED"))
+        mine = [self.server.create("TASK3") for _ in range(3)]
+        for tid in mine:
+            self.assertEqual(self.server.set_status(tid, "FAILED", "cancelled").status, 204)
+        n = base + 3
+        q = {"task_type": "TASK3", "status": "FAILED", "limit": n}
+        page = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+        self.assertEqual(len(page["tasks"]), n)
+        self.assertEqual([t["id"] for t in page["tasks"]][:3], list(reversed(mine)))
+        if page["next_token"] is not None:
+            q["next_token"] = page["next_token"]
+            nxt = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+            self.assertEqual(nxt["tasks"], [])
+            self.assertIsNone(nxt["next_token"])
+        # One fewer than there are: a token that leads to exactly the last one.
+        q = {"task_type": "TASK3", "status": "FAILED", "limit": n - 1}
+        page = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+        self.assertEqual(len(page["tasks"]), n - 1)
+        self.assertIsInstance(page["next_token"], str)
+        q["next_token"] = page["next_token"]
+        last = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+        self.assertEqual(len(last["tasks"]), 1)
+        self.assertIsNone(last["next_token"])
+
+    def test_list_filters(self):
+        a = self.server.create("TASK3")
+        b = self.server.create("TASK3")
+        c = self.server.create("TASK2")
+        self.assertEqual(self.server.set_status(a, "IN_PROGRESS", "Task started").status, 204)
+        self.assertEqual(self.server.set_status(b, "FAILED", "cancelled").status, 204)
+
+        def ids(**f):
+            out = self.server.list_all(limit=3, **f)
+            for t in out:
+                for k, v in f.items():
+                    self.assertEqual(t[k], v, "filter %r returned %r" % (f, t))
+            return [t["id"] for t in out]
+
+        self.assertIn(a, ids(status="IN_PROGRESS"))
+        self.assertNotIn(a, ids(status="CREATED"))
+        self.assertIn(b, ids(status="FAILED", task_type="TASK3"))
+        self.assertNotIn(c, ids(task_type="TASK3"))
+        self.assertIn(c, ids(task_type="TASK2", status="CREATED"))
+        self.assertNotIn(c, ids(task_type="TASK2", status="FAILED"))
+        got = ids(task_type="TASK3")
+        self.assertEqual(got, sorted(got, reverse=True))
+        # Listed fields reflect the change.
+        la = [t for t in self.server.list_all(status="IN_PROGRESS") if t["id"] == a][0]
+        self.assertEqual(la["status_msg"], "Task started")
+        self.assertIsInstance(la["updated_time"], int)
+
+    # -- PATCH / the state machine --------------------------------------------------
+    def test_claim_then_complete_with_result(self):
+        tid = self.server.create("TASK2", data={"job": 1})
+        created = self.server.task(tid)
+        self.assertIsNone(created["updated_time"])
+        self.assertIsNone(created["result"])
+        r = self.server.set_status(tid, "IN_PROGRESS", "Task started")
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(r.body, b"")
+        t = self.server.task(tid)
+        self.assertEqual(t["status"], "IN_PROGRESS")
+        self.assertEqual(t["status_msg"], "Task started")
+        self.assertIsInstance(t["updated_time"], int)
+        self.assertGreaterEqual(t["updated_time"], t["created_time"])
+        self.assertLessEqual(t["updated_time"], int(time.time()) + 2)
+        self.assertEqual(t["data"], {"job": 1})
+        # A repeated claim is a conflict naming the current status.
+        r = self.server.set_status(tid, "IN_PROGRESS", "Task started")
+        self.assertIn("IN_PROGRESS", self.assertError(r, 409))
+        r = self.server.set_status(tid, "CREATED", "")
+        self.assertIn("IN_PROGRESS", self.assertError(r, 409))
+        result = {"answer": 42, "items": [1, "x", None, {"deep": [True, False]}], "ratio": 0.25}
+        r = self.server.set_status(tid, "COMPLETED", "Task completed", result=result)
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(r.body, b"")
+        t = self.server.task(tid)
+        self.assertEqual(t["status"], "COMPLETED")
+        self.assertEqual(t["status_msg"], "Task completed")
+        self.assertEqual(t["result"], result)
+        self.assertEqual(t["data"], {"job": 1})
+        # Repeating the very same final change answers 204 again.
+        r = self.server.set_status(tid, "COMPLETED", "Task completed", result=result)
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(self.server.task(tid)["status"], "COMPLETED")
+        # Anything else from a final status is a conflict naming it.
+        for status, msg in [("COMPLETED", "other message"), ("FAILED", "Task completed"),
+                            ("IN_PROGRESS", "Task started"), ("CREATED", "")]:
+            with self.subTest(status=status, msg=msg):
+                d = self.assertError(self.server.set_status(tid, status, msg), 409)
+                self.assertIsInstance(d, str)
+                self.assertIn("COMPLETED", d)
+        t2 = self.server.task(tid)
+        self.assertEqual((t2["status"], t2["status_msg"], t2["result"]),
+                         ("COMPLETED", "Task completed", result))
+
+    def test_in_progress_to_failed(self):
+        tid = self.server.create("TASK2")
+        self.assertEqual(self.server.set_status(tid, "IN_PROGRESS", "Task started").status, 204)
+        r = self.server.set_status(tid, "FAILED", "Task failed somehow", result="boom")
+        self.assertEqual(r.status, 204, r)
+        t = self.server.task(tid)
+        self.assertEqual((t["status"], t["status_msg"], t["result"]),
+                         ("FAILED", "Task failed somehow", "boom"))
+        self.assertEqual(self.server.set_status(tid, "FAILED", "Task failed somehow").status, 204)
+        self.assertIn("FAILED", self.assertError(self.server.set_status(tid, "COMPLETED", "x"), 409))
+        self.assertIn("FAILED", self.assertError(self.server.set_status(tid, "FAILED", "other"), 409))
+
+    def test_created_transitions(self):
+        # CREATED -> COMPLETED and CREATED -> CREATED are not allowed.
+        tid = self.server.create("TASK2")
+        self.assertIn("CREATED", self.assertError(self.server.set_status(tid, "COMPLETED", "done"), 409))
+        self.assertIn("CREATED", self.assertError(self.server.set_status(tid, "CREATED", ""), 409))
+        self.assertEqual(self.server.task(tid)["status"], "CREATED")
+        self.assertIsNone(self.server.task(tid)["updated_time"])
+        # CREATED -> FAILED (cancelled before it started) is allowed.
+        r = self.server.set_status(tid, "FAILED", "cancelled")
+        self.assertEqual(r.status, 204, r)
+        t = self.server.task(tid)
+        self.assertEqual((t["status"], t["status_msg"]), ("FAILED", "cancelled"))
+        self.assertIsInstance(t["updated_time"], int)
+        self.assertIn("FAILED", self.assertError(self.server.set_status(tid, "IN_PROGRESS", "x"), 409))
+
+    def test_result_round_trip_kinds(self):
+        for result in ["text", 0, -7, 3.5, True, False, [1, [2, [3]]], {"a": {"b": {"c": "d"}}},
+                       "ünï\u2028", {}]:
+            with self.subTest(result=result):
+                tid = self.server.create("TASK2")
+                self.assertEqual(self.server.set_status(tid, "IN_PROGRESS", "Task started").status, 204)
+                r = self.server.set_status(tid, "COMPLETED", "Task completed", result=result)
+                self.assertEqual(r.status, 204, r)
+                self.assertEqual(self.server.task(tid)["result"], result)
+        # result omitted or null: stays null.
+        tid = self.server.create("TASK2")
+        self.assertEqual(self.server.set_status(tid, "IN_PROGRESS", "Task started").status, 204)
+        self.assertIsNone(self.server.task(tid)["result"])
+        self.assertEqual(self.server.set_status(tid, "COMPLETED", "ok", result=None).status, 204)
+        self.assertIsNone(self.server.task(tid)["result"])
+
+    def test_status_msg_round_trip(self):
+        msg = "ünïcödé ✓ \"quoted\" \\ back\nnew line \U0001F600"
+        tid = self.server.create("TASK2")
+        self.assertEqual(self.server.set_status(tid, "IN_PROGRESS", msg).status, 204)
+        self.assertEqual(self.server.task(tid)["status_msg"], msg)
+        listed = [t for t in self.server.list_all(status="IN_PROGRESS") if t["id"] == tid]
+        self.assertEqual(listed[0]["status_msg"], msg)
+
+    def test_patch_errors(self):
+        missing = str(uuid.UUID(int=0x0190f3c27b1e7c3a9d2e5a1b2c3d4e5f))
+        self.assertEqual(self.assertError(
+            self.server.set_status(missing, "IN_PROGRESS", "Task started"), 404), "Task not found")
+        self.assertEqual(self.assertError(
+            self.server.set_status("not-a-uuid", "IN_PROGRESS", "Task started"), 404), "Task not found")
+        tid = self.server.create("TASK2")
+        self.assertValidation(self.server.patch("/tasks/" + tid, {"status_msg": "x"}),
+                              ("body", "status"), types={("body", "status"): "missing"})
+        self.assertValidation(self.server.patch("/tasks/" + tid, {"status": "DONE", "status_msg": "x"}),
+                              ("body", "status"), types={("body", "status"): "enum"})
+        self.assertValidation(self.server.patch("/tasks/" + tid, {"status": "FAILED", "status_msg": 5}),
+                              ("body", "status_msg"), types={("body", "status_msg"): "string_type"})
+        self.assertValidation(self.server.patch("/tasks/" + tid, {"status": 3, "status_msg": []}),
+                              ("body", "status"), ("body", "status_msg"))
+        # None of the invalid PATCHes changed the task.
+        t = self.server.task(tid)
+        self.assertEqual((t["status"], t["updated_time"]), ("CREATED", None))
+
+    # -- other routes ----------------------------------------------------------------
+    def test_health(self):
+        self.assertEqual(self.assertJSON(self.server.get("/health"), 200), {"status": "ok"})
+
+    def test_unknown_route_404(self):
+        for path in ["/nope", "/tasks/x/y/z", "/task", "/tasksx", "/health/more", "/TASKS"]:
+            with self.subTest(path=path):
+                self.assertEqual(self.assertError(self.server.get(path), 404), "Not Found")
+        self.assertEqual(self.assertError(self.server.post("/nope", {}), 404), "Not Found")
+
+    def test_wrong_method_405(self):
+        tid = self.server.create("TASK2")
+        cases = [("DELETE", "/tasks", {"GET", "POST"}),
+                 ("PUT", "/tasks", {"GET", "POST"}),
+                 ("PATCH", "/tasks", {"GET", "POST"}),
+                 ("DELETE", "/tasks/" + tid, {"GET", "PATCH"}),
+                 ("POST", "/tasks/" + tid, {"GET", "PATCH"}),
+                 ("POST", "/health", {"GET"})]
+        for method, path, allow in cases:
+            with self.subTest(method=method, path=path):
+                r = self.server.request(method, path, body=b"{}" if method != "DELETE" else None)
+                self.assertError(r, 405)
+                hdr = r.header("Allow")
+                self.assertIsNotNone(hdr, "405 without Allow header: %r" % (r,))
+                got = {m.strip().upper() for m in hdr.split(",") if m.strip()}
+                got.discard("HEAD")
+                got.discard("OPTIONS")
+                self.assertEqual(got, allow)
+        # The task is still there after DELETE.
+        self.assertEqual(self.server.task(tid)["id"], tid)
+
+    def test_openapi(self):
+        doc = self.assertJSON(self.server.get("/openapi.json"), 200)
+        self.assertIsInstance(doc.get("openapi"), str)
+        self.assertTrue(doc["openapi"].startswith("3."), doc.get("openapi"))
+        self.assertIn("info", doc)
+        paths = doc["paths"]
+        self.assertIn("/tasks", paths)
+        self.assertIn("/tasks/{task_id}", paths)
+        self.assertIn("/health", paths)
+        self.assertTrue({"get", "post"} <= set(paths["/tasks"]), paths["/tasks"])
+        self.assertTrue({"get", "patch"} <= set(paths["/tasks/{task_id}"]), paths["/tasks/{task_id}"])
+        self.assertIn("get", paths["/health"])
+        tid = self.server.create("TASK2")
+        methods = ["get", "post", "put", "patch", "delete"]
+        for path, item in paths.items():
+            concrete = path.replace("{task_id}", tid)
+            if "{" in concrete:
+                continue  # a parameter this test cannot fill in
+            for m in methods:
+                with self.subTest(path=path, method=m):
+                    body = None if m in ("get", "delete") else b"{}"
+                    r = self.server.request(m.upper(), concrete, body=body)
+                    if m in item:
+                        self.assertNotIn(r.status, (404, 405),
+                                         "documented %s %s answered %r" % (m, path, r))
+                    else:
+                        self.assertEqual(r.status, 405,
+                                         "undocumented %s %s answered %r" % (m, path, r))
+        # POST/PATCH with {} were validation errors; the task is unchanged.
+        self.assertEqual(self.server.task(tid)["status"], "CREATED")
+
+    def test_keep_alive_across_errors(self):
+        # One connection, several requests including errors: framing stays intact.
+        conn = self.server.connection()
+        try:
+            tid = self.assertJSON(self.server.post("/tasks", {"task_type": "TASK2"}, conn=conn), 201)["id"]
+            self.assertError(self.server.get("/nope", conn=conn), 404)
+            self.assertValidation(self.server.post("/tasks", "{bad", conn=conn))
+            self.assertError(self.server.request("DELETE", "/tasks", conn=conn), 405)
+            r = self.server.patch("/tasks/" + tid, {"status": "IN_PROGRESS", "status_msg": "s"}, conn=conn)
+            self.assertEqual(r.status, 204)
+            self.assertError(self.server.patch("/tasks/" + tid, {"status": "IN_PROGRESS", "status_msg": "s"},
+                                               conn=conn), 409)
+            self.assertEqual(self.assertJSON(self.server.get("/tasks/" + tid, conn=conn), 200)["status"],
+                             "IN_PROGRESS")
+            self.assertEqual(self.assertJSON(self.server.get("/health", conn=conn), 200), {"status": "ok"})
+        finally:
+            conn.close()
+
+    def test_unknown_query_parameters_ignored(self):
+        tid = self.server.create("TASK2")
+        page = self.assertJSON(self.server.get("/tasks?foo=bar&limit=1&x="), 200)
+        self.assertEqual([t["id"] for t in page["tasks"]], [tid])
+        self.assertEqual(self.assertJSON(self.server.get("/tasks/" + tid + "?foo=1"), 200)["id"], tid)
+
+    def test_json_content_type(self):
+        tid = self.server.create("TASK2")
+        for path in ["/tasks", "/tasks/" + tid, "/health", "/openapi.json", "/nope"]:
+            with self.subTest(path=path):
+                r = self.server.get(path)
+                self.assertTrue(r.header("Content-Type", "").startswith("application/json"), r.headers)
+                json.loads(r.body)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,472 @@
+"""Bad input: every malformed request gets a clear 4xx with detail, never a crash or a hang."""
+
+import json
+import os
+import socket
+import sys
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ServerTestCase, Taskd, raw_exchange, urlencode,  # noqa: E402
+                     write_config)
+
+DEFAULT_BODY_LIMIT = 262144
+
+
+class BadInput(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tid = cls.server.create("TASK2", data={"k": "v"})
+
+    @classmethod
+    def tearDownClass(cls):
+        # After everything, the server still answers.
+        if cls.server is not None and cls.server.alive():
+            r = cls.server.get("/health")
+            if r.status != 200 or r.json() != {"status": "ok"}:
+                raise AssertionError("GET /health after bad input: %r" % (r,))
+            t = cls.server.get("/tasks/" + cls.tid)
+            if t.status != 200 or t.json()["data"] != {"k": "v"}:
+                raise AssertionError("task lost after bad input: %r" % (t,))
+        super().tearDownClass()
+
+    def post_raw(self, body):
+        return self.server.post("/tasks", body)
+
+    def assertNothingCreated(self, before):
+        after = {t["id"] for t in self.server.list_all()}
+        self.assertEqual(after - before, set(), "a bad request created a task")
+
+    def ids(self):
+        return {t["id"] for t in self.server.list_all()}
+
+    # -- body is not valid JSON --------------------------------------------------
+    def test_malformed_json(self):
+        before = self.ids()
+        self.assertValidation(self.post_raw('{"task_type": TASK1}'), ("body",),
+                              types={("body",): "json_invalid"})
+        self.assertNothingCreated(before)
+
+    def test_truncated_json(self):
+        self.assertValidation(self.post_raw('{"task_type": "TASK2", "data": {'),
+                              types={("body",): "json_invalid"})
+
+    def test_trailing_garbage_json(self):
+        self.assertValidation(self.post_raw('{"task_type": "TASK2"} x'),
+                              types={("body",): "json_invalid"})
+
+    def test_empty_body(self):
+        detail = self.assertValidation(self.post_raw(b""))
+        self.assertTrue(all(e["loc"][:1] == ["body"] for e in detail), detail)
+
+    def test_invalid_utf8_in_string(self):
+        before = self.ids()
+        body = b'{"task_type": "TASK2", "data": {"k": "\xff\xfe\xc3"}}'
+        self.assertValidation(self.post_raw(body), types={("body",): "json_invalid"})
+        self.assertNothingCreated(before)
+
+    def test_deep_nesting_unclosed(self):
+        self.assertValidation(self.post_raw(b"[" * 100000), ("body",))
+
+    def test_deep_nesting_closed_inside_data(self):
+        body = b'{"task_type": "TASK2", "data": {"a": ' + b"[" * 100000 + b"]" * 100000 + b"}}"
+        r = self.post_raw(body)
+        # Either accepted intact or rejected as a validation error; never a crash.
+        if r.status == 201:
+            # Python's json module cannot decode this depth; compare the raw text.
+            g = self.server.get("/tasks/" + r.json()["id"])
+            self.assertEqual(g.status, 200)
+            self.assertIn(b"[" * 100000 + b"]" * 100000, g.body.replace(b" ", b""))
+        else:
+            self.assertValidation(r)
+
+    def test_nul_in_task_type(self):
+        # "TASK2\u0000x" is not the type TASK2 (rejected as a bad type or as unacceptable JSON).
+        before = self.ids()
+        r = self.post_raw('{"task_type": "TASK2\\u0000x"}')
+        self.assertValidation(r)
+        self.assertNothingCreated(before)
+
+    # -- body is JSON but not an object -----------------------------------------------
+    def test_array_body(self):
+        self.assertValidation(self.post_raw("[]"), ("body",),
+                              types={("body",): "model_attributes_type"})
+
+    def test_string_body(self):
+        self.assertValidation(self.post_raw('"hello"'), ("body",),
+                              types={("body",): "model_attributes_type"})
+
+    def test_null_and_number_body(self):
+        for b in ["null", "42", "true"]:
+            with self.subTest(body=b):
+                self.assertValidation(self.post_raw(b), ("body",))
+
+    # -- wrong fields ---------------------------------------------------------------------
+    def test_missing_task_type(self):
+        self.assertValidation(self.server.post("/tasks", {"data": {}}), ("body", "task_type"),
+                              types={("body", "task_type"): "missing"})
+
+    def test_task_type_wrong_type(self):
+        for v in [123, None, ["TASK1"], {"a": 1}, True]:
+            with self.subTest(task_type=v):
+                self.assertValidation(self.server.post("/tasks", {"task_type": v}), ("body", "task_type"),
+                                      types={("body", "task_type"): {"string_type", "enum"}})
+
+    def test_unknown_task_type(self):
+        for v in ["TASK9", "task1", "", " TASK1", "TASK1 "]:
+            with self.subTest(task_type=v):
+                self.assertValidation(self.server.post("/tasks", {"task_type": v}), ("body", "task_type"),
+                                      types={("body", "task_type"): "enum"})
+
+    def test_data_not_object(self):
+        for v in [[1, 2], "x", 5, True]:
+            with self.subTest(data=v):
+                self.assertValidation(self.server.post("/tasks", {"task_type": "TASK2", "data": v}),
+                                      ("body", "data"), types={("body", "data"): "dict_type"})
+
+    def test_negative_ttl(self):
+        self.assertValidation(self.server.post("/tasks", {"task_type": "TASK2", "ttl": -5}),
+                              ("body", "ttl"), types={("body", "ttl"): "greater_than_equal"})
+
+    def test_ttl_not_digits(self):
+        for v in ["12a", "", "-5", "1e3", "0x10", "1.5"]:
+            with self.subTest(ttl=v):
+                self.assertValidation(self.server.post("/tasks", {"task_type": "TASK2", "ttl": v}),
+                                      ("body", "ttl"),
+                                      types={("body", "ttl"): {"int_parsing", "greater_than_equal"}})
+
+    def test_ttl_float(self):
+        self.assertValidation(self.server.post("/tasks", b'{"task_type": "TASK2", "ttl": 1.5}'),
+                              ("body", "ttl"),
+                              types={("body", "ttl"): {"int_type", "int_parsing", "int_from_float"}})
+
+    def test_ttl_wrong_type(self):
+        for v in [[1], {"a": 1}]:
+            with self.subTest(ttl=v):
+                self.assertValidation(self.server.post("/tasks", {"task_type": "TASK2", "ttl": v}),
+                                      ("body", "ttl"), types={("body", "ttl"): "int_type"})
+
+    def test_ttl_too_large(self):
+        # Beyond 64 bits: rejected (as a bad ttl or as unacceptable JSON), never wrapped around.
+        before = self.ids()
+        r = self.server.post("/tasks", b'{"task_type": "TASK2", "ttl": 99999999999999999999999}')
+        self.assertValidation(r)
+        r = self.server.post("/tasks", b'{"task_type": "TASK2", "ttl": "99999999999999999999999"}')
+        self.assertValidation(r, ("body", "ttl"))
+        self.assertNothingCreated(before)
+
+    def test_every_bad_field_named(self):
+        before = self.ids()
+        r = self.server.post("/tasks", {"task_type": "NOPE", "data": [], "ttl": "12a"})
+        self.assertValidation(r, ("body", "task_type"), ("body", "data"), ("body", "ttl"),
+                              types={("body", "task_type"): "enum", ("body", "data"): "dict_type",
+                                     ("body", "ttl"): "int_parsing"})
+        r = self.server.post("/tasks", {"task_type": "NOPE", "ttl": -1})
+        self.assertValidation(r, ("body", "task_type"), ("body", "ttl"))
+        self.assertNothingCreated(before)
+
+    # -- size limits ----------------------------------------------------------------------
+    def test_body_over_limit_413(self):
+        before = self.ids()
+        filler = "x" * (DEFAULT_BODY_LIMIT + 1000)
+        body = json.dumps({"task_type": "TASK2", "data": {"blob": filler}}).encode()
+        head = ("POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)).encode()
+        res = raw_exchange(self.server.port, head + body, send_in_thread=True)
+        self.assertIsNotNone(res, "no response to an oversized body")
+        status, headers, rbody = res
+        self.assertEqual(status, 413, rbody)
+        self.assertIn("detail", json.loads(rbody))
+        self.assertNothingCreated(before)
+
+    def test_body_over_limit_chunked_413(self):
+        filler = b"y" * (DEFAULT_BODY_LIMIT + 1000)
+        body = b'{"task_type": "TASK2", "data": {"blob": "' + filler + b'"}}'
+        chunks = b""
+        step = 16384
+        for i in range(0, len(body), step):
+            part = body[i:i + step]
+            chunks += b"%x\r\n" % len(part) + part + b"\r\n"
+        chunks += b"0\r\n\r\n"
+        head = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        res = raw_exchange(self.server.port, head + chunks, send_in_thread=True)
+        self.assertIsNotNone(res, "no response to an oversized chunked body")
+        status, headers, rbody = res
+        self.assertEqual(status, 413, rbody)
+        self.assertIn("detail", json.loads(rbody))
+
+    def test_declared_huge_content_length_413(self):
+        # A Content-Length far over the limit is refused from the headers alone, without waiting.
+        head = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 10000000000\r\nConnection: close\r\n\r\n{\"task_type\"")
+        res = raw_exchange(self.server.port, head, timeout=5)
+        self.assertIsNotNone(res, "no answer within 5 s to a declared 10 GB body")
+        self.assertEqual(res[0], 413, res)
+        self.assertIn("detail", json.loads(res[2]))
+
+    def test_expect_100_continue_over_limit(self):
+        n = DEFAULT_BODY_LIMIT * 4
+        head = ("POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n" % n).encode()
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=5)
+        try:
+            s.sendall(head)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            if data.startswith(b"HTTP/1.1 100"):
+                # Allowed to ask for the body; then it must still refuse it.
+                data = data.split(b"\r\n\r\n", 1)[1]
+                try:
+                    s.sendall(b"{" + b" " * (n - 2) + b"}")
+                except OSError:
+                    pass
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:200])
+        finally:
+            s.close()
+
+    def test_body_just_under_limit_accepted(self):
+        # A body of almost exactly the limit is fine.
+        skeleton = json.dumps({"task_type": "TASK2", "data": {"blob": ""}})
+        filler = "z" * (DEFAULT_BODY_LIMIT - len(skeleton) - 10)
+        body = json.dumps({"task_type": "TASK2", "data": {"blob": filler}})
+        self.assertLessEqual(len(body), DEFAULT_BODY_LIMIT)
+        r = self.server.post("/tasks", body)
+        tid = self.assertJSON(r, 201)["id"]
+        self.assertEqual(len(self.server.task(tid)["data"]["blob"]), len(filler))
+
+    def test_long_url_path(self):
+        r = self.server.get("/tasks/" + "a" * 10240)
+        self.assertTrue(400 <= r.status < 500, r)
+        r = self.server.get("/" + "b" * 10240)
+        self.assertTrue(400 <= r.status < 500, r)
+        self.assertEqual(self.server.get("/health").status, 200)
+
+    def test_long_query_string(self):
+        r = self.server.get("/tasks?limit=10&next_token=" + "A" * 10240)
+        self.assertTrue(400 <= r.status < 500, r)
+        self.assertEqual(self.server.get("/health").status, 200)
+
+    def test_huge_header(self):
+        head = (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * (100 * 1024) +
+                b"\r\nConnection: close\r\n\r\n")
+        res = raw_exchange(self.server.port, head, send_in_thread=True)
+        if res is not None:
+            self.assertTrue(400 <= res[0] < 500, res[:2])
+        r = self.server.get("/health")
+        self.assertEqual(r.status, 200)
+
+    def test_huge_idempotency_key(self):
+        r = self.server.post("/tasks", {"task_type": "TASK2"}, headers={"Idempotency-Key": "k" * 20000})
+        self.assertTrue(r.status in (201, 200) or 400 <= r.status < 500, r)
+        self.assertEqual(self.server.get("/health").status, 200)
+
+    def test_garbage_request_line(self):
+        for payload in [b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"\x00\x01\x02\xff\r\n\r\n",
+                        b"GET /health HTTP/9.9\r\n\r\n"]:
+            with self.subTest(payload=payload):
+                # An error status, a closed connection, or (until the connection timeout) silence.
+                res = raw_exchange(self.server.port, payload, timeout=2)
+                if res is not None:
+                    self.assertTrue(400 <= res[0] < 600, res[:2])
+        self.assertEqual(self.server.get("/health").status, 200)
+
+    def test_bad_content_length(self):
+        payload = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
+                   b"Connection: close\r\n\r\n0123456789")
+        before = self.ids()
+        res = raw_exchange(self.server.port, payload, timeout=5)
+        if res is not None:
+            self.assertTrue(400 <= res[0] < 500, res[:2])
+        self.assertNothingCreated(before)
+        self.assertEqual(self.server.get("/health").status, 200)
+
+    # -- query parameters of GET /tasks ------------------------------------------------------
+    def test_limit_out_of_range_or_not_int(self):
+        for v in ["0", "101", "abc", "-1", "99999999999999999999", "", "1.5", "10abc"]:
+            with self.subTest(limit=v):
+                self.assertValidation(self.server.get("/tasks?" + urlencode({"limit": v})),
+                                      ("query", "limit"))
+
+    def test_bad_status_filter(self):
+        for v in ["DONE", "created"]:
+            with self.subTest(status=v):
+                self.assertValidation(self.server.get("/tasks?" + urlencode({"status": v})),
+                                      ("query", "status"), types={("query", "status"): "enum"})
+
+    def test_nul_in_query_values(self):
+        # A value with an encoded NUL is not the value before the NUL.
+        self.assertValidation(self.server.get("/tasks?task_type=TASK2%00x"), ("query", "task_type"))
+        self.assertValidation(self.server.get("/tasks?status=CREATED%00x"), ("query", "status"))
+        self.assertValidation(self.server.get("/tasks?limit=5%00abc"), ("query", "limit"))
+
+    def test_nul_in_task_id_path(self):
+        self.assertEqual(self.assertError(self.server.get("/tasks/" + self.tid + "%00junk"), 404),
+                         "Task not found")
+        r = self.server.patch("/tasks/" + self.tid + "%00junk", {"status": "FAILED", "status_msg": "x"})
+        self.assertEqual(self.assertError(r, 404), "Task not found")
+        self.assertEqual(self.server.task(self.tid)["status"], "CREATED")
+
+    def test_unknown_task_type_filter(self):
+        self.assertValidation(self.server.get("/tasks?task_type=NOPE"), ("query", "task_type"),
+                              types={("query", "task_type"): "enum"})
+
+    def test_bad_filters_and_limit_together(self):
+        self.assertValidation(self.server.get("/tasks?limit=0&status=NOPE&task_type=NOPE"),
+                              ("query", "limit"), ("query", "status"), ("query", "task_type"))
+
+    def test_garbage_next_token(self):
+        for tok in ["abc", "!!!!", "A" * 36, "A" * 200, "%00", "null"]:
+            with self.subTest(token=tok):
+                d = self.assertError(self.server.get("/tasks?" + urlencode({"next_token": tok})), 400)
+                self.assertTrue(d, "empty detail")
+
+    def _token(self, **filters):
+        for _ in range(12):
+            self.server.create("TASK2")
+        q = dict(filters, limit=2)
+        page = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+        self.assertIsInstance(page["next_token"], str)
+        return page["next_token"]
+
+    def test_tampered_next_token(self):
+        tok = self._token()
+        # The genuine token works.
+        self.assertJSON(self.server.get("/tasks?" + urlencode({"limit": 2, "next_token": tok})), 200)
+        variants = set()
+        for pos in (1, len(tok) // 2, len(tok) // 2 + 3):
+            c = tok[pos]
+            variants.add(tok[:pos] + ("B" if c != "B" else "C") + tok[pos + 1:])
+        variants.add(tok[:-4])
+        variants.add(tok + "AAAA")
+        variants.discard(tok)
+        for v in variants:
+            with self.subTest(token=v):
+                self.assertError(self.server.get("/tasks?" + urlencode({"limit": 2, "next_token": v})), 400)
+
+    def test_next_token_from_other_filter(self):
+        tok = self._token(status="CREATED")
+        ok = self.server.get("/tasks?" + urlencode({"status": "CREATED", "limit": 2, "next_token": tok}))
+        self.assertJSON(ok, 200)
+        for q in [{"next_token": tok}, {"status": "FAILED", "next_token": tok},
+                  {"status": "CREATED", "task_type": "TASK2", "next_token": tok}]:
+            with self.subTest(query=q):
+                self.assertError(self.server.get("/tasks?" + urlencode(q)), 400)
+        tok2 = self._token(task_type="TASK2")
+        self.assertError(self.server.get("/tasks?" + urlencode({"task_type": "TASK3", "next_token": tok2})),
+                         400)
+
+    # -- routes and methods ------------------------------------------------------------------
+    def test_unknown_route(self):
+        self.assertEqual(self.assertError(self.server.get("/does/not/exist"), 404), "Not Found")
+
+    def test_wrong_method(self):
+        r = self.server.request("DELETE", "/tasks")
+        self.assertError(r, 405)
+        self.assertIsNotNone(r.header("Allow"))
+
+    def test_unknown_method(self):
+        r = self.server.request("BREW", "/tasks")
+        self.assertTrue(r.status in (400, 405, 501), r)
+        self.assertEqual(self.server.get("/health").status, 200)
+
+    # -- PATCH ----------------------------------------------------------------------------------
+    def test_patch_unknown_id(self):
+        self.assertEqual(self.assertError(self.server.patch(
+            "/tasks/" + str(uuid.uuid4()), {"status": "FAILED", "status_msg": "x"}), 404), "Task not found")
+
+    def test_patch_invalid_json(self):
+        r = self.server.patch("/tasks/" + self.tid, '{"status": "FAILED", ')
+        self.assertValidation(r, types={("body",): "json_invalid"})
+        self.assertEqual(self.server.task(self.tid)["status"], "CREATED")
+
+    def test_patch_body_not_object(self):
+        for b in ["[]", '"FAILED"', "null", ""]:
+            with self.subTest(body=b):
+                detail = self.assertValidation(self.server.patch("/tasks/" + self.tid, b))
+                self.assertTrue(all(e["loc"][:1] == ["body"] for e in detail), detail)
+        self.assertEqual(self.server.task(self.tid)["status"], "CREATED")
+
+    def test_patch_wrong_field_types(self):
+        self.assertValidation(self.server.patch("/tasks/" + self.tid, {"status": "created", "status_msg": "x"}),
+                              ("body", "status"), types={("body", "status"): "enum"})
+        self.assertValidation(self.server.patch("/tasks/" + self.tid, {"status": None, "status_msg": None}),
+                              ("body", "status"), ("body", "status_msg"))
+        self.assertEqual(self.server.task(self.tid)["status"], "CREATED")
+
+    def test_patch_status_msg_with_nul(self):
+        tid = self.server.create("TASK2")
+        r = self.server.patch("/tasks/" + tid, '{"status": "FAILED", "status_msg": "a\\u0000b"}')
+        if r.status == 204:
+            self.assertEqual(self.server.task(tid)["status_msg"], "a\u0000b")
+        else:
+            self.assertValidation(r)
+            self.assertEqual(self.server.task(tid)["status"], "CREATED")
+
+    def test_patch_over_limit_413(self):
+        result = "r" * (DEFAULT_BODY_LIMIT + 10)
+        body = json.dumps({"status": "FAILED", "status_msg": "x", "result": result}).encode()
+        head = ("PATCH /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n" % (self.tid, len(body))).encode()
+        res = raw_exchange(self.server.port, head + body, send_in_thread=True)
+        self.assertIsNotNone(res, "no response to an oversized PATCH")
+        self.assertEqual(res[0], 413, res)
+        self.assertIn("detail", json.loads(res[2]))
+        self.assertEqual(self.server.task(self.tid)["status"], "CREATED")
+
+
+class SmallBodyLimit(ServerTestCase):
+    """A config file with a small body_limit is honoured."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.cfgdir = tempfile.mkdtemp(prefix="taskd-cfg-")
+        cfg = write_config(cls.cfgdir, {"body_limit": 1024})
+        cls.server = Taskd(config=cfg)
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        import shutil
+        shutil.rmtree(cls.cfgdir, ignore_errors=True)
+
+    def test_over_small_limit_413(self):
+        before = {t["id"] for t in self.server.list_all()}
+        body = json.dumps({"task_type": "TASK2", "data": {"blob": "x" * 2000}})
+        r = self.server.post("/tasks", body)
+        self.assertError(r, 413)
+        self.assertEqual({t["id"] for t in self.server.list_all()}, before)
+
+    def test_under_small_limit_ok(self):
+        body = json.dumps({"task_type": "TASK2", "data": {"blob": "x" * 500}})
+        r = self.server.post("/tasks", body)
+        tid = self.assertJSON(r, 201)["id"]
+        self.assertEqual(self.server.task(tid)["data"]["blob"], "x" * 500)
+
+    def test_small_limit_patch_413(self):
+        tid = None
+        r = self.server.post("/tasks", {"task_type": "TASK3"})
+        if r.status == 201:
+            tid = r.json()["id"]
+        self.assertIsNotNone(tid, r)
+        r = self.server.patch("/tasks/" + tid, {"status": "FAILED", "status_msg": "x", "result": "y" * 3000})
+        self.assertError(r, 413)
+        t = self.server.task(tid)
+        self.assertEqual(t["status"], "CREATED")
+
+
+if __name__ == "__main__":
+    unittest.main()

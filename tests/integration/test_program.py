@@ -1,0 +1,254 @@
+"""The taskd program: flags, environment, config file, signals, logs, database locking."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Taskd, nonempty_lines, run_taskd, write_config  # noqa: E402
+
+
+class Program(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="taskd-prog-")
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.alive():
+                s.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, **kw):
+        kw.setdefault("tmpdir", self.tmp)
+        s = Taskd(**kw)
+        self.servers.append(s)
+        return s
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def assertFailsWithOneLine(self, args, env=None, one_line=True):
+        p = run_taskd(args, env=env)
+        err = nonempty_lines(p.stderr)
+        self.assertNotEqual(p.returncode, 0, "taskd %r exited 0; stderr: %r" % (args, p.stderr))
+        self.assertGreater(p.returncode, 0, "taskd %r died of a signal: %d" % (args, p.returncode))
+        self.assertTrue(err, "taskd %r failed without an error on stderr" % (args,))
+        if one_line:
+            self.assertEqual(len(err), 1, "expected a one-line error, got %r" % err)
+        return err
+
+    # -- informational flags ------------------------------------------------------------
+    def test_help(self):
+        p = run_taskd(["--help"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        self.assertRegex(out.lower(), r"usage")
+        for flag in ("--listen", "--db", "--config", "--sync", "--threads", "--help", "--version"):
+            self.assertIn(flag, out)
+
+    def test_version(self):
+        p = run_taskd(["--version"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stdout.decode(), r"\d+\.\d+\.\d+")
+
+    # -- bad command lines --------------------------------------------------------------------
+    def test_bad_flag(self):
+        err = self.assertFailsWithOneLine(["--bogus-flag"])
+        self.assertIn("bogus", err[0])
+
+    def test_missing_flag_value(self):
+        self.assertFailsWithOneLine(["--db", self.path("a.db"), "--listen"])
+
+    def test_stray_argument(self):
+        self.assertFailsWithOneLine(["--db", self.path("a.db"), "--listen", "127.0.0.1:0", "extra"])
+
+    def test_bad_flag_values(self):
+        for args in (["--sync", "sometimes"], ["--threads", "abc"],
+                     ["--threads", "-3"], ["--listen", "not-an-address"], ["--listen", "127.0.0.1:99999"],
+                     ["--listen", "127.0.0.1:abc"]):
+            with self.subTest(args=args):
+                full = ["--db", self.path("v.db"), "--listen", "127.0.0.1:0"] + args
+                self.assertFailsWithOneLine(full, one_line=False)
+
+    def test_unopenable_db(self):
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", "/nonexistent-dir/x.db"])
+        self.assertTrue(any("nonexistent-dir" in line or "error" in line.lower() for line in err), err)
+
+    def test_db_is_not_sqlite(self):
+        bad = self.path("garbage.db")
+        with open(bad, "wb") as f:
+            f.write(b"this is not an SQLite database at all\n" * 200)
+        self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", bad], one_line=False)
+        with open(bad, "rb") as f:
+            self.assertTrue(f.read().startswith(b"this is not"), "taskd overwrote a foreign file")
+
+    def test_port_in_use(self):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        try:
+            port = sock.getsockname()[1]
+            self.assertFailsWithOneLine(["--listen", "127.0.0.1:%d" % port, "--db", self.path("p.db")],
+                                        one_line=False)
+        finally:
+            sock.close()
+
+    # -- running ---------------------------------------------------------------------------------
+    def test_port_zero_picks_free_port_and_logs_json(self):
+        s = self.start()
+        self.assertEqual(s.host, "127.0.0.1")
+        self.assertGreater(s.port, 0)
+        self.assertEqual(s.get("/health").status, 200)
+        s.create("TASK2")
+        self.assertEqual(s.stop(), 0)
+        lines = nonempty_lines(s.stderr_text())
+        self.assertTrue(lines)
+        for line in lines:
+            obj = json.loads(line)
+            self.assertIsInstance(obj, dict, line)
+            for k in ("level", "timestamp", "message", "service"):
+                self.assertIn(k, obj, "log line without %r: %s" % (k, line))
+            self.assertEqual(obj["service"], "taskd")
+            self.assertIsInstance(obj["message"], str)
+        listening = [json.loads(l) for l in lines if json.loads(l)["message"] == "listening"]
+        self.assertEqual(len(listening), 1)
+        self.assertEqual(listening[0]["address"], "127.0.0.1:%d" % s.port)
+
+    def test_sigterm_exits_zero(self):
+        s = self.start()
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertEqual(s.stop(signal.SIGTERM), 0)
+
+    def test_sigterm_with_stalled_client_exits_promptly(self):
+        s = self.start()
+        stalled = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        idle = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        try:
+            stalled.sendall(b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            self.assertEqual(s.get("/health").status, 200)
+            self.assertEqual(s.stop(signal.SIGTERM, timeout=10), 0)
+        finally:
+            stalled.close()
+            idle.close()
+
+    def test_sigint_exits_zero(self):
+        s = self.start()
+        tid = s.create("TASK2")
+        self.assertEqual(s.stop(signal.SIGINT), 0)
+        s2 = self.start(db=s.db)
+        self.assertEqual(s2.task(tid)["id"], tid)
+        self.assertEqual(s2.stop(signal.SIGINT), 0)
+
+    def test_env_listen_and_db(self):
+        db = self.path("env.db")
+        s = self.start(use_flags=False, env={"TASKD_LISTEN": "127.0.0.1:0", "TASKD_DB": db})
+        self.assertEqual(s.host, "127.0.0.1")
+        tid = s.create("TASK2", data={"via": "env"})
+        self.assertEqual(s.stop(), 0)
+        self.assertTrue(os.path.exists(db), "TASKD_DB was not used")
+        # The same database through the flags.
+        s2 = self.start(db=db)
+        self.assertEqual(s2.task(tid)["data"], {"via": "env"})
+        self.assertEqual(s2.stop(), 0)
+
+    def test_flags_override_env(self):
+        db = self.path("flag.db")
+        s = self.start(db=db, env={"TASKD_DB": "/nonexistent-dir/env.db", "TASKD_LISTEN": "256.0.0.1:1"})
+        self.assertEqual(s.get("/health").status, 200)
+        s.create("TASK2")
+        self.assertEqual(s.stop(), 0)
+        self.assertTrue(os.path.exists(db))
+
+    def test_env_config(self):
+        cfg = write_config(self.tmp, {"task_types": ["ENVTYPE"]})
+        s = self.start(env={"TASKD_CONFIG": cfg})
+        self.assertEqual(s.post("/tasks", {"task_type": "ENVTYPE"}).status, 201)
+        self.assertEqual(s.post("/tasks", {"task_type": "TASK2"}).status, 422)
+        self.assertEqual(s.stop(), 0)
+
+    def test_second_instance_on_same_db_fails(self):
+        s = self.start()
+        tid = s.create("TASK2")
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", s.db], one_line=False)
+        self.assertTrue(err)
+        # The first one is unharmed.
+        self.assertEqual(s.task(tid)["id"], tid)
+        self.assertEqual(s.create("TASK2") > tid, True)
+        self.assertEqual(s.stop(), 0)
+        # After the first stops, a new start on that db works.
+        s2 = self.start(db=s.db)
+        self.assertEqual(s2.task(tid)["id"], tid)
+        self.assertEqual(s2.stop(), 0)
+
+    def test_threads_and_sync_flags(self):
+        s = self.start(args=["--threads", "2"], sync="normal")
+        ids = [s.create("TASK2") for _ in range(5)]
+        self.assertEqual([t["id"] for t in s.list_all()], list(reversed(ids)))
+        self.assertEqual(s.stop(), 0)
+        s2 = self.start(db=s.db, sync="full", args=["--threads", "1"])
+        self.assertEqual(len(s2.list_all()), 5)
+        self.assertEqual(s2.stop(), 0)
+
+    # -- config file ---------------------------------------------------------------------------
+    def test_config_task_types_and_body_limit(self):
+        cfg = write_config(self.tmp, {"task_types": ["ALPHA", "BETA"], "body_limit": 1024})
+        s = self.start(config=cfg)
+        r = s.post("/tasks", {"task_type": "ALPHA", "data": {"x": 1}})
+        self.assertEqual(r.status, 201, r)
+        a = r.json()["id"]
+        self.assertEqual(s.post("/tasks", {"task_type": "BETA"}).status, 201)
+        r = s.post("/tasks", {"task_type": "TASK1"})
+        self.assertEqual(r.status, 422, r)
+        self.assertEqual(r.json()["detail"][0]["loc"], ["body", "task_type"])
+        self.assertEqual(s.get("/tasks?task_type=TASK1").status, 422)
+        page = s.get("/tasks?task_type=ALPHA")
+        self.assertEqual(page.status, 200)
+        self.assertEqual([t["id"] for t in page.json()["tasks"]], [a])
+        big = json.dumps({"task_type": "ALPHA", "data": {"b": "x" * 1100}})
+        r = s.post("/tasks", big)
+        self.assertEqual(r.status, 413, r)
+        self.assertIn("detail", r.json())
+        small = json.dumps({"task_type": "ALPHA", "data": {"b": "x" * 900}})
+        self.assertEqual(s.post("/tasks", small).status, 201)
+        self.assertEqual(s.stop(), 0)
+
+    def test_config_defaults_when_keys_absent(self):
+        cfg = write_config(self.tmp, {})
+        s = self.start(config=cfg)
+        for t in ("TASK1", "TASK2", "TASK3"):
+            self.assertEqual(s.post("/tasks", {"task_type": t}).status, 201, t)
+        blob = json.dumps({"task_type": "TASK2", "data": {"b": "x" * 200000}})
+        self.assertEqual(s.post("/tasks", blob).status, 201)
+        self.assertEqual(s.stop(), 0)
+
+    def test_invalid_config(self):
+        cases = {
+            "not_json": "{task_types: [",
+            "not_object": "[1, 2]",
+            "types_not_list": {"task_types": "TASK1"},
+            "types_not_strings": {"task_types": [1, 2]},
+            "limit_string": {"body_limit": "big"},
+            "limit_negative": {"body_limit": -1},
+        }
+        for name, content in cases.items():
+            with self.subTest(case=name):
+                cfg = write_config(self.tmp, content, name=name + ".json")
+                err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path(name + ".db"),
+                                                   "--config", cfg], one_line=False)
+                self.assertTrue(any(re.search(r"config|" + re.escape(name), l, re.I) for l in err),
+                                "error does not mention the config: %r" % err)
+
+    def test_missing_config_file(self):
+        self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("m.db"),
+                                     "--config", self.path("no-such-config.json")], one_line=False)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,158 @@
+"""Restarts: a clean stop keeps everything; SIGKILL loses no acknowledged task."""
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Taskd, urlencode  # noqa: E402
+
+
+class Restart(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="taskd-restart-")
+        self.db = os.path.join(self.tmp, "tasks.db")
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.alive():
+                s.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, **kw):
+        s = Taskd(db=self.db, tmpdir=self.tmp, **kw)
+        self.servers.append(s)
+        return s
+
+    def stop_clean(self, s, sig=signal.SIGTERM):
+        rc = s.stop(sig)
+        self.assertEqual(rc, 0, "exit code %s after %s; stderr:\n%s" % (rc, sig, s.stderr_text()[-3000:]))
+
+    def test_clean_restart_keeps_everything(self):
+        s = self.start()
+        created = []
+        for i in range(12):
+            created.append(s.create(["TASK2", "TASK3"][i % 2], data={"i": i, "s": "ü%d" % i},
+                                    ttl=[None, 1662381756, "1700000000"][i % 3]))
+        # Various states, results and messages.
+        self.assertEqual(s.set_status(created[0], "IN_PROGRESS", "Task started").status, 204)
+        self.assertEqual(s.set_status(created[1], "IN_PROGRESS", "Task started").status, 204)
+        self.assertEqual(s.set_status(created[1], "COMPLETED", "Task completed",
+                                      result={"out": [1, 2, 3]}).status, 204)
+        self.assertEqual(s.set_status(created[2], "FAILED", "cancelled").status, 204)
+        key = "restart-" + uuid.uuid4().hex
+        r = s.post("/tasks", {"task_type": "TASK2", "data": {"idem": 1}}, headers={"Idempotency-Key": key})
+        self.assertEqual(r.status, 201, r)
+        idem_id = r.json()["id"]
+        created.append(idem_id)
+        before = {tid: s.task(tid) for tid in created}
+        listed_before = s.list_all(limit=5)
+        page = s.get("/tasks?" + urlencode({"limit": 4}))
+        self.assertEqual(page.status, 200)
+        token = page.json()["next_token"]
+        self.assertIsInstance(token, str)
+        page2_before = s.get("/tasks?" + urlencode({"limit": 4, "next_token": token})).json()
+        self.stop_clean(s)
+
+        s2 = self.start()
+        self.assertEqual(s2.get("/health").status, 200)
+        for tid, t in before.items():
+            self.assertEqual(s2.task(tid), t, "task %s changed across restart" % tid)
+        self.assertEqual(s2.list_all(limit=5), listed_before)
+        # A page token issued before the restart still works.
+        r = s2.get("/tasks?" + urlencode({"limit": 4, "next_token": token}))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), page2_before)
+        # The idempotency key is remembered.
+        r = s2.post("/tasks", {"task_type": "TASK2", "data": {"idem": 2}}, headers={"Idempotency-Key": key})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"id": idem_id})
+        # State machine continues where it was.
+        self.assertEqual(s2.set_status(created[0], "COMPLETED", "Task completed").status, 204)
+        self.assertEqual(s2.set_status(created[1], "COMPLETED", "Task completed").status, 204)
+        self.assertEqual(s2.set_status(created[2], "IN_PROGRESS", "x").status, 409)
+        # New ids still sort after the old ones.
+        new = s2.create("TASK2")
+        self.assertGreater(new, max(created))
+        self.assertEqual(s2.get("/tasks?limit=1").json()["tasks"][0]["id"], new)
+        self.stop_clean(s2, signal.SIGINT)
+
+        # And a third start sees the changes made by the second.
+        s3 = self.start()
+        self.assertEqual(s3.task(created[0])["status"], "COMPLETED")
+        self.assertEqual(s3.task(new)["status"], "CREATED")
+        self.assertEqual(len(s3.list_all()), len(created) + 1)
+        self.stop_clean(s3)
+
+    def _kill_mid_stream(self, sig, expect_clean, sync=None):
+        s = self.start(sync=sync)
+        acked = []
+        lock = threading.Lock()
+        enough = threading.Event()
+        stop = threading.Event()
+
+        def writer(w):
+            n = 0
+            while not stop.is_set():
+                try:
+                    r = s.post("/tasks", {"task_type": "TASK2", "data": {"w": w, "n": n}},
+                               timeout=5)
+                except OSError:
+                    return  # the server went away mid-request
+                if r.status == 201:
+                    with lock:
+                        acked.append((r.json()["id"], w, n))
+                        if len(acked) >= 150:
+                            enough.set()
+                elif r.status != 503:
+                    return
+                n += 1
+
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(6)]
+        for t in threads:
+            t.start()
+        self.assertTrue(enough.wait(30), "only %d POSTs acknowledged in 30 s" % len(acked))
+        rc = s.stop(sig) if sig != signal.SIGKILL else s.kill()
+        stop.set()
+        for t in threads:
+            t.join(15)
+        with lock:
+            acked_now = list(acked)
+        if expect_clean:
+            self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        else:
+            self.assertEqual(rc, -signal.SIGKILL)
+
+        s2 = self.start(sync=sync)
+        listed = {t["id"] for t in s2.list_all()}
+        lost = [a for a in acked_now if a[0] not in listed]
+        self.assertEqual(lost, [], "%d of %d acknowledged tasks lost after %s"
+                         % (len(lost), len(acked_now), signal.Signals(sig).name))
+        for tid, w, n in acked_now[::25]:
+            t = s2.task(tid)
+            self.assertEqual(t["data"], {"w": w, "n": n})
+            self.assertEqual(t["status"], "CREATED")
+        # The store is usable after the crash.
+        tid = s2.create("TASK2")
+        self.assertEqual(s2.set_status(tid, "IN_PROGRESS", "Task started").status, 204)
+        self.stop_clean(s2)
+
+    def test_sigkill_mid_stream_loses_no_acknowledged_task(self):
+        self._kill_mid_stream(signal.SIGKILL, expect_clean=False)
+
+    def test_sigkill_mid_stream_sync_normal(self):
+        # Even with --sync normal a process crash (not a power cut) must lose nothing acknowledged.
+        self._kill_mid_stream(signal.SIGKILL, expect_clean=False, sync="normal")
+
+    def test_sigterm_mid_stream_exits_zero_and_keeps_acknowledged(self):
+        self._kill_mid_stream(signal.SIGTERM, expect_clean=True)
+
+
+if __name__ == "__main__":
+    unittest.main()

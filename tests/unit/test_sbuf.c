@@ -1,0 +1,515 @@
+/*
+ * Unit tests for core/sbuf: appends, growth, printf, integers, JSON strings,
+ * ownership hand-off.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/sbuf.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Check the invariants every non-empty buffer must keep. */
+static void check_invariants(const sbuf *b)
+{
+    assert_non_null(b->data);
+    assert_true(b->cap >= b->len + 1);
+    assert_int_equal(b->data[b->len], '\0');
+    assert_false(sbuf_failed(b));
+}
+
+/* Encode s[0..len) with sbuf_json_strn and compare the text to want. */
+static void check_json_strn(const char *s, size_t len, const char *want)
+{
+    sbuf b = {0};
+    sbuf_json_strn(&b, s, len);
+    check_invariants(&b);
+    assert_string_equal(b.data, want);
+    assert_int_equal(b.len, strlen(want));
+    sbuf_free(&b);
+}
+
+static void check_json_str(const char *s, const char *want)
+{
+    sbuf b = {0};
+    sbuf_json_str(&b, s);
+    check_invariants(&b);
+    assert_string_equal(b.data, want);
+    assert_int_equal(b.len, strlen(want));
+    sbuf_free(&b);
+}
+
+static void test_take_empty_returns_empty_string(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    size_t len = 12345;
+    char *s = sbuf_take(&b, &len);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    assert_int_equal(len, 0);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+    free(s);
+
+    /* len may be NULL */
+    s = sbuf_take(&b, NULL);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    free(s);
+}
+
+static void test_take_hands_over_and_resets(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_puts(&b, "hello");
+    char *before = b.data;
+    size_t len = 0;
+    char *s = sbuf_take(&b, &len);
+    assert_ptr_equal(s, before);
+    assert_string_equal(s, "hello");
+    assert_int_equal(len, 5);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+    assert_false(sbuf_failed(&b));
+
+    /* the buffer is reusable and independent of the taken bytes */
+    sbuf_puts(&b, "world");
+    assert_string_equal(b.data, "world");
+    assert_string_equal(s, "hello");
+    free(s);
+    sbuf_free(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(b.cap, 0);
+
+    /* free on a never-used buffer is harmless; so is reuse after free */
+    sbuf_free(&b);
+    sbuf_putc(&b, 'x');
+    assert_string_equal(b.data, "x");
+    sbuf_free(&b);
+}
+
+static void test_append_puts_putc(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_append(&b, "abcdef", 3);
+    check_invariants(&b);
+    assert_string_equal(b.data, "abc");
+    assert_int_equal(b.len, 3);
+
+    sbuf_puts(&b, "XYZ");
+    sbuf_putc(&b, '!');
+    sbuf_append(&b, "ignored", 0);
+    sbuf_puts(&b, "");
+    check_invariants(&b);
+    assert_string_equal(b.data, "abcXYZ!");
+    assert_int_equal(b.len, 7);
+
+    /* appending raw bytes keeps embedded NULs and the length */
+    sbuf_append(&b, "p\0q", 3);
+    check_invariants(&b);
+    assert_int_equal(b.len, 10);
+    assert_memory_equal(b.data, "abcXYZ!p\0q", 11);
+    sbuf_free(&b);
+}
+
+static void test_append_zero_on_empty(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_append(&b, "", 0);
+    /* "always NUL-terminated once anything has been appended" */
+    check_invariants(&b);
+    assert_string_equal(b.data, "");
+    assert_int_equal(b.len, 0);
+    sbuf_free(&b);
+}
+
+static void test_growth_many_appends(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    char *ref = malloc(N * 3 + 1);
+    assert_non_null(ref);
+    size_t rlen = 0;
+    sbuf b = {0};
+    size_t last_cap = 0;
+    unsigned grows = 0;
+    for (int i = 0; i < N; i++) {
+        char c = (char)('a' + i % 26);
+        switch (i % 3) {
+        case 0:
+            sbuf_putc(&b, c);
+            ref[rlen++] = c;
+            break;
+        case 1: {
+            char two[2] = {c, (char)('0' + i % 10)};
+            sbuf_append(&b, two, 2);
+            memcpy(ref + rlen, two, 2);
+            rlen += 2;
+            break;
+        }
+        default: {
+            char three[4] = {'<', c, '>', '\0'};
+            sbuf_puts(&b, three);
+            memcpy(ref + rlen, three, 3);
+            rlen += 3;
+            break;
+        }
+        }
+        assert_int_equal(b.len, rlen);
+        assert_true(b.cap >= b.len + 1);
+        if (b.cap != last_cap) {
+            grows++;
+            last_cap = b.cap;
+        }
+    }
+    ref[rlen] = '\0';
+    check_invariants(&b);
+    assert_int_equal(b.len, rlen);
+    assert_memory_equal(b.data, ref, rlen + 1);
+    /* doubling growth: ~200000 bytes need only a handful of reallocations */
+    assert_true(grows <= 20);
+    size_t len = 0;
+    char *s = sbuf_take(&b, &len);
+    assert_int_equal(len, rlen);
+    assert_string_equal(s, ref);
+    free(s);
+    free(ref);
+}
+
+static void test_growth_single_large_append(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    char *big = malloc(N);
+    assert_non_null(big);
+    for (int i = 0; i < N; i++)
+        big[i] = (char)('A' + i % 26);
+    sbuf b = {0};
+    sbuf_putc(&b, '[');
+    sbuf_append(&b, big, N);
+    sbuf_putc(&b, ']');
+    check_invariants(&b);
+    assert_int_equal(b.len, N + 2);
+    assert_int_equal(b.data[0], '[');
+    assert_memory_equal(b.data + 1, big, N);
+    assert_int_equal(b.data[N + 1], ']');
+    sbuf_free(&b);
+    free(big);
+}
+
+static void test_printf_short(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_printf(&b, "%d-%s-%c", 42, "x", 'y');
+    check_invariants(&b);
+    assert_string_equal(b.data, "42-x-y");
+    assert_int_equal(b.len, 6);
+    sbuf_printf(&b, "%s", "");
+    assert_string_equal(b.data, "42-x-y");
+    assert_int_equal(b.len, 6);
+    sbuf_printf(&b, "|%05.1f|", 3.14159);
+    assert_string_equal(b.data, "42-x-y|003.1|");
+    sbuf_free(&b);
+}
+
+/* Append a formatted string of exactly n characters after a prefix. */
+static void check_printf_len(size_t prefix, size_t n)
+{
+    char *arg = malloc(n + 1);
+    assert_non_null(arg);
+    for (size_t i = 0; i < n; i++)
+        arg[i] = (char)('a' + i % 26);
+    arg[n] = '\0';
+    sbuf b = {0};
+    for (size_t i = 0; i < prefix; i++)
+        sbuf_putc(&b, '#');
+    sbuf_printf(&b, "%s", arg);
+    sbuf_printf(&b, "<%zu>", n);
+    char tail[32];
+    int tn = snprintf(tail, sizeof tail, "<%zu>", n);
+    check_invariants(&b);
+    assert_int_equal(b.len, prefix + n + (size_t)tn);
+    for (size_t i = 0; i < prefix; i++)
+        assert_int_equal(b.data[i], '#');
+    assert_memory_equal(b.data + prefix, arg, n);
+    assert_string_equal(b.data + prefix + n, tail);
+    assert_int_equal(strlen(b.data), b.len);
+    sbuf_free(&b);
+    free(arg);
+}
+
+static void test_printf_long(void **state)
+{
+    (void)state;
+    /* around the 256-byte stack buffer, and far beyond it */
+    static const size_t lens[] = {254, 255, 256, 257, 300, 1000, 4096, 100000};
+    static const size_t prefixes[] = {0, 1, 100, 127, 200, 5000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++)
+        for (size_t j = 0; j < sizeof prefixes / sizeof prefixes[0]; j++)
+            check_printf_len(prefixes[j], lens[i]);
+}
+
+static void test_printf_long_with_arguments(void **state)
+{
+    (void)state;
+    /* several conversions in the long path must all be evaluated again */
+    sbuf b = {0};
+    char want[2048];
+    int wn = 0;
+    sbuf_puts(&b, "start:");
+    wn += snprintf(want + wn, sizeof want - (size_t)wn, "start:");
+    char pad[400];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    sbuf_printf(&b, "%d/%s/%lld/%x", -17, pad, (long long)INT64_MIN, 0xbeefu);
+    wn += snprintf(want + wn, sizeof want - (size_t)wn, "%d/%s/%lld/%x", -17, pad,
+                   (long long)INT64_MIN, 0xbeefu);
+    check_invariants(&b);
+    assert_string_equal(b.data, want);
+    assert_int_equal(b.len, (size_t)wn);
+    sbuf_free(&b);
+}
+
+static void check_int(int64_t v, const char *want)
+{
+    sbuf b = {0};
+    sbuf_int(&b, v);
+    check_invariants(&b);
+    assert_string_equal(b.data, want);
+    assert_int_equal(b.len, strlen(want));
+    sbuf_free(&b);
+}
+
+static void test_int_values(void **state)
+{
+    (void)state;
+    check_int(0, "0");
+    check_int(1, "1");
+    check_int(-1, "-1");
+    check_int(1648229203, "1648229203");
+    check_int(INT32_MAX, "2147483647");
+    check_int((int64_t)INT32_MIN - 1, "-2147483649");
+    check_int(INT64_MAX, "9223372036854775807");
+    check_int(INT64_MIN, "-9223372036854775808");
+    check_int(INT64_MIN + 1, "-9223372036854775807");
+
+    sbuf b = {0};
+    sbuf_puts(&b, "[");
+    sbuf_int(&b, INT64_MIN);
+    sbuf_putc(&b, ',');
+    sbuf_int(&b, INT64_MAX);
+    sbuf_putc(&b, ']');
+    assert_string_equal(b.data, "[-9223372036854775808,9223372036854775807]");
+    sbuf_free(&b);
+}
+
+static void test_json_plain_and_null(void **state)
+{
+    (void)state;
+    check_json_str("", "\"\"");
+    check_json_str("abc", "\"abc\"");
+    check_json_str("Task completed", "\"Task completed\"");
+    check_json_str(NULL, "null");
+    /* '/' and DEL need no escaping */
+    check_json_str("a/b\x7f", "\"a/b\x7f\"");
+}
+
+static void test_json_quotes_backslash(void **state)
+{
+    (void)state;
+    check_json_str("\"", "\"\\\"\"");
+    check_json_str("\\", "\"\\\\\"");
+    check_json_str("say \"hi\"", "\"say \\\"hi\\\"\"");
+    check_json_str("C:\\dir\\f", "\"C:\\\\dir\\\\f\"");
+    check_json_str("\\\"", "\"\\\\\\\"\"");
+}
+
+static void test_json_named_controls(void **state)
+{
+    (void)state;
+    check_json_str("\n", "\"\\n\"");
+    check_json_str("\t", "\"\\t\"");
+    check_json_str("\r", "\"\\r\"");
+    check_json_str("a\r\nb\tc", "\"a\\r\\nb\\tc\"");
+}
+
+static void test_json_other_controls(void **state)
+{
+    (void)state;
+    check_json_str("\x01", "\"\\u0001\"");
+    check_json_str("\x08", "\"\\u0008\"");
+    check_json_str("\x0c", "\"\\u000c\"");
+    check_json_str("\x1f", "\"\\u001f\"");
+    check_json_str("x\x1by", "\"x\\u001by\"");
+
+    /* every byte 0x01..0x1f: named escape for \n \r \t, \u00XX otherwise */
+    for (int c = 1; c < 0x20; c++) {
+        char in[2] = {(char)c, '\0'};
+        char want[16];
+        if (c == '\n')
+            snprintf(want, sizeof want, "\"\\n\"");
+        else if (c == '\r')
+            snprintf(want, sizeof want, "\"\\r\"");
+        else if (c == '\t')
+            snprintf(want, sizeof want, "\"\\t\"");
+        else
+            snprintf(want, sizeof want, "\"\\u%04x\"", (unsigned)c);
+        check_json_str(in, want);
+    }
+}
+
+static void test_json_utf8_passes_through(void **state)
+{
+    (void)state;
+    const char *s = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe6\x97\xa5\xe6\x9c\xac";
+    char want[64];
+    snprintf(want, sizeof want, "\"%s\"", s);
+    check_json_str(s, want);
+}
+
+static void test_json_strn_embedded_nul(void **state)
+{
+    (void)state;
+    check_json_strn("a\0b", 3, "\"a\\u0000b\"");
+    check_json_strn("\0", 1, "\"\\u0000\"");
+    check_json_strn("", 0, "\"\"");
+    /* only len bytes are read */
+    check_json_strn("abcdef", 2, "\"ab\"");
+    check_json_strn("\"x\0\n", 4, "\"\\\"x\\u0000\\n\"");
+}
+
+static void test_json_appends_after_content(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"k\":");
+    sbuf_json_str(&b, "v\"1");
+    sbuf_puts(&b, ",\"n\":");
+    sbuf_json_str(&b, NULL);
+    sbuf_putc(&b, '}');
+    check_invariants(&b);
+    assert_string_equal(b.data, "{\"k\":\"v\\\"1\",\"n\":null}");
+    sbuf_free(&b);
+}
+
+/* Whatever ASCII goes in comes back out of a real JSON parser unchanged. */
+static void test_json_roundtrip_with_jansson(void **state)
+{
+    (void)state;
+    char in[128];
+    size_t n = 0;
+    for (int c = 1; c < 128; c++)
+        in[n++] = (char)c;
+    in[n] = '\0';
+
+    sbuf b = {0};
+    sbuf_puts(&b, "[");
+    sbuf_json_str(&b, in);
+    sbuf_puts(&b, ",");
+    sbuf_json_strn(&b, "x\0y", 3);
+    sbuf_puts(&b, ",");
+    sbuf_json_str(&b, "\xc3\xa9\xe2\x82\xac");
+    sbuf_puts(&b, ",");
+    sbuf_json_str(&b, NULL);
+    sbuf_puts(&b, "]");
+    check_invariants(&b);
+
+    json_error_t err;
+    json_t *root = json_loads(b.data, JSON_ALLOW_NUL, &err);
+    if (!root)
+        fail_msg("jansson rejected %s: %s", b.data, err.text);
+    assert_true(json_is_array(root));
+    assert_int_equal(json_array_size(root), 4);
+    assert_string_equal(json_string_value(json_array_get(root, 0)), in);
+    json_t *nul = json_array_get(root, 1);
+    assert_int_equal(json_string_length(nul), 3);
+    assert_memory_equal(json_string_value(nul), "x\0y", 3);
+    assert_string_equal(json_string_value(json_array_get(root, 2)), "\xc3\xa9\xe2\x82\xac");
+    assert_true(json_is_null(json_array_get(root, 3)));
+    json_decref(root);
+    sbuf_free(&b);
+}
+
+/* A long escaped string crosses several growth steps. */
+static void test_json_long_string(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    char *in = malloc(N + 1);
+    assert_non_null(in);
+    for (int i = 0; i < N; i++)
+        in[i] = (i % 3 == 0) ? '"' : (i % 3 == 1) ? '\x01' : 'z';
+    in[N] = '\0';
+    sbuf b = {0};
+    sbuf_json_str(&b, in);
+    check_invariants(&b);
+    /* each triple becomes \" + \u0001 + z = 2 + 6 + 1 bytes */
+    assert_int_equal(b.len, 2 + (N / 3) * 9);
+    json_error_t err;
+    json_t *v = json_loads(b.data, JSON_DECODE_ANY, &err);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(v), in);
+    json_decref(v);
+    sbuf_free(&b);
+    free(in);
+}
+
+static void test_failed_is_sticky(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_puts(&b, "keep");
+    assert_false(sbuf_failed(&b));
+    b.failed = true; /* as if an allocation had failed */
+    sbuf_puts(&b, "lost");
+    sbuf_putc(&b, 'x');
+    sbuf_int(&b, 7);
+    sbuf_printf(&b, "%s", "more");
+    sbuf_json_str(&b, "q");
+    assert_true(sbuf_failed(&b));
+    assert_int_equal(b.len, 4);
+    assert_string_equal(b.data, "keep");
+    sbuf_free(&b);
+    assert_false(sbuf_failed(&b));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_take_empty_returns_empty_string),
+        cmocka_unit_test(test_take_hands_over_and_resets),
+        cmocka_unit_test(test_append_puts_putc),
+        cmocka_unit_test(test_append_zero_on_empty),
+        cmocka_unit_test(test_growth_many_appends),
+        cmocka_unit_test(test_growth_single_large_append),
+        cmocka_unit_test(test_printf_short),
+        cmocka_unit_test(test_printf_long),
+        cmocka_unit_test(test_printf_long_with_arguments),
+        cmocka_unit_test(test_int_values),
+        cmocka_unit_test(test_json_plain_and_null),
+        cmocka_unit_test(test_json_quotes_backslash),
+        cmocka_unit_test(test_json_named_controls),
+        cmocka_unit_test(test_json_other_controls),
+        cmocka_unit_test(test_json_utf8_passes_through),
+        cmocka_unit_test(test_json_strn_embedded_nul),
+        cmocka_unit_test(test_json_appends_after_content),
+        cmocka_unit_test(test_json_roundtrip_with_jansson),
+        cmocka_unit_test(test_json_long_string),
+        cmocka_unit_test(test_failed_is_sticky),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
