@@ -1,7 +1,10 @@
 /*
  * config — defaults and the JSON configuration file. Parsing is strict:
  * a misspelt key is reported rather than silently ignored, because a
- * configuration typo in a job system means work that never runs.
+ * configuration typo in a job system means work that never runs. A section
+ * given in the file (queues, subscriptions, ...) replaces the default one
+ * whole; cross-references (a subscription's queue, a DLQ) are checked after
+ * everything is read.
  */
 #include "config.h"
 
@@ -19,15 +22,63 @@ static void clear_types(config *c)
     c->n_task_types = 0;
 }
 
+static void clear_pipeline(config *c);
+
+static void default_queue(queue_config *q, const char *name)
+{
+    memset(q, 0, sizeof *q);
+    snprintf(q->name, sizeof q->name, "%s", name);
+    q->visibility_timeout = 60;
+    q->max_receive_count = 3;
+    q->retention = 4 * 24 * 3600; /* SQS's default */
+}
+
+/* The seed's pipeline: INSERTs published to "tasks", TASK1 to queue task1. */
+static bool default_pipeline(config *c)
+{
+    snprintf(c->topic, sizeof c->topic, "tasks");
+    default_queue(&c->queues[0], "task1");
+    snprintf(c->queues[0].dead_letter_queue, sizeof c->queues[0].dead_letter_queue, "task1-dlq");
+    default_queue(&c->queues[1], "task1-dlq");
+    c->n_queues = 2;
+    snprintf(c->subscriptions[0].queue, sizeof c->subscriptions[0].queue, "task1");
+    char err[128];
+    c->subscriptions[0].policy = filter_policy_compile("{\"TaskType\":[\"TASK1\"]}",
+                                                       FILTER_SCOPE_ATTRIBUTES, err, sizeof err);
+    c->n_subscriptions = 1;
+    consumer_config *pub = &c->consumers[0];
+    snprintf(pub->name, sizeof pub->name, "publisher");
+    snprintf(pub->action, sizeof pub->action, "publish");
+    const char *insert_only = "{\"eventName\":[\"INSERT\"]}";
+    pub->filter = filter_set_compile(&insert_only, 1, err, sizeof err);
+    pub->batch_size = 100;
+    pub->maximum_retry_attempts = 5;
+    c->n_consumers = 1;
+    handler_config *h = &c->handlers[0];
+    snprintf(h->queue, sizeof h->queue, "task1");
+    snprintf(h->handler, sizeof h->handler, "TASK1");
+    h->batch_size = 1;
+    h->concurrency = 8;
+    h->timeout = 30;
+    c->n_handlers = 1;
+    return c->subscriptions[0].policy && pub->filter;
+}
+
 bool config_defaults(config *c)
 {
     memset(c, 0, sizeof *c);
     c->body_limit = 256 * 1024;
     c->retention_grace = 3600;
+    c->sweep_interval = 60;
+    c->shutdown_grace = 10;
+    if (!default_pipeline(c)) {
+        clear_pipeline(c);
+        return false;
+    }
     for (size_t i = 0; i < 3; i++) {
         c->task_types[i] = strdup(default_types[i]);
         if (!c->task_types[i]) {
-            clear_types(c);
+            config_free(c);
             return false;
         }
         c->n_task_types++;
@@ -103,6 +154,265 @@ static bool load_positive(json_t *v, const char *key, int64_t min, int64_t max, 
     return true;
 }
 
+/* ---- pipeline sections --------------------------------------------------- */
+
+static void clear_pipeline(config *c)
+{
+    for (size_t i = 0; i < c->n_subscriptions; i++)
+        filter_policy_free(c->subscriptions[i].policy);
+    for (size_t i = 0; i < c->n_consumers; i++)
+        filter_set_free(c->consumers[i].filter);
+    for (size_t i = 0; i < c->n_handlers; i++) {
+        for (char **a = c->handlers[i].command; a && *a; a++)
+            free(*a);
+        free(c->handlers[i].command);
+    }
+    c->n_queues = c->n_subscriptions = c->n_consumers = c->n_handlers = 0;
+}
+
+/* Reading one object of a section: where it is, for messages. */
+typedef struct reader {
+    const char *file;
+    const char *section;
+    size_t index;
+    char *err;
+    size_t errlen;
+} reader;
+
+static bool fault(reader *r, const char *fmt, const char *key)
+{
+    char what[512];
+    snprintf(what, sizeof what, fmt, key);
+    snprintf(r->err, r->errlen, "%s: %s[%zu]: %s", r->file, r->section, r->index, what);
+    return false;
+}
+
+static bool read_name(reader *r, json_t *obj, const char *key, bool required, char *out,
+                      size_t outlen)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return required ? fault(r, "\"%s\" is required", key) : true;
+    const char *s = json_string_value(v);
+    if (!s || !valid_type_name(s) || strlen(s) >= outlen)
+        return fault(r, "\"%s\" must be 1-64 characters of letters, digits, '_', '-', '.'", key);
+    snprintf(out, outlen, "%s", s);
+    return true;
+}
+
+static bool read_uint(reader *r, json_t *obj, const char *key, unsigned min, unsigned max,
+                      unsigned *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        char fmt[96];
+        snprintf(fmt, sizeof fmt, "\"%%s\" must be an integer from %u to %u", min, max);
+        return fault(r, fmt, key);
+    }
+    *out = (unsigned)json_integer_value(v);
+    return true;
+}
+
+/* Reject keys other than the allowed ones. */
+static bool only_keys(reader *r, json_t *obj, const char *const *allowed)
+{
+    if (!json_is_object(obj))
+        return fault(r, "%s", "must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = strcmp(*a, key) == 0;
+        if (!ok)
+            return fault(r, "unknown key \"%s\"", key);
+    }
+    return true;
+}
+
+static bool read_queue(reader *r, json_t *o, queue_config *q)
+{
+    static const char *const keys[] = {"name",
+                                       "visibility_timeout",
+                                       "max_receive_count",
+                                       "dead_letter_queue",
+                                       "delay",
+                                       "retention",
+                                       NULL};
+    default_queue(q, "");
+    return only_keys(r, o, keys) && read_name(r, o, "name", true, q->name, sizeof q->name) &&
+           read_uint(r, o, "visibility_timeout", 1, 12 * 3600, &q->visibility_timeout) &&
+           read_uint(r, o, "max_receive_count", 0, 1000, &q->max_receive_count) &&
+           read_name(r, o, "dead_letter_queue", false, q->dead_letter_queue,
+                     sizeof q->dead_letter_queue) &&
+           read_uint(r, o, "delay", 0, 900, &q->delay) &&
+           read_uint(r, o, "retention", 60, 14 * 24 * 3600, &q->retention);
+}
+
+static bool read_subscription(reader *r, json_t *o, subscription_config *sub)
+{
+    static const char *const keys[] = {"queue", "filter_policy", "filter_policy_scope", NULL};
+    if (!only_keys(r, o, keys) || !read_name(r, o, "queue", true, sub->queue, sizeof sub->queue))
+        return false;
+    filter_scope scope = FILTER_SCOPE_ATTRIBUTES;
+    json_t *sv = json_object_get(o, "filter_policy_scope");
+    if (sv) {
+        const char *s = json_string_value(sv);
+        if (s && strcmp(s, "MessageBody") == 0)
+            scope = FILTER_SCOPE_BODY;
+        else if (!s || strcmp(s, "MessageAttributes") != 0)
+            return fault(r, "\"%s\" must be \"MessageAttributes\" or \"MessageBody\"",
+                         "filter_policy_scope");
+    }
+    json_t *pv = json_object_get(o, "filter_policy");
+    if (!pv)
+        return true;
+    char why[256];
+    sub->policy = filter_policy_compile_json(pv, scope, why, sizeof why);
+    return sub->policy ? true : fault(r, "filter_policy: %s", why);
+}
+
+static bool read_consumer(reader *r, json_t *o, consumer_config *cc)
+{
+    static const char *const keys[] = {
+        "name", "action", "filter_patterns", "batch_size", "maximum_retry_attempts", NULL};
+    cc->batch_size = 100;
+    cc->maximum_retry_attempts = 5;
+    snprintf(cc->action, sizeof cc->action, "publish");
+    if (!only_keys(r, o, keys) || !read_name(r, o, "name", true, cc->name, sizeof cc->name) ||
+        !read_name(r, o, "action", false, cc->action, sizeof cc->action) ||
+        !read_uint(r, o, "batch_size", 1, 10000, &cc->batch_size) ||
+        !read_uint(r, o, "maximum_retry_attempts", 0, 10000, &cc->maximum_retry_attempts))
+        return false;
+    if (strcmp(cc->action, "publish") != 0)
+        return fault(r, "unknown action \"%s\" (known: publish)", cc->action);
+    json_t *pv = json_object_get(o, "filter_patterns");
+    if (!pv)
+        return true;
+    if (!json_is_array(pv) || json_array_size(pv) > 10)
+        return fault(r, "\"%s\" must be an array of at most 10 patterns", "filter_patterns");
+    char *texts[10] = {0};
+    size_t n = json_array_size(pv);
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        texts[i] = json_dumps(json_array_get(pv, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        ok = texts[i] != NULL;
+    }
+    char why[256] = "out of memory";
+    if (ok)
+        cc->filter = filter_set_compile((const char *const *)texts, n, why, sizeof why);
+    for (size_t i = 0; i < n; i++)
+        free(texts[i]);
+    return cc->filter ? true : fault(r, "filter_patterns: %s", why);
+}
+
+static bool read_handler(reader *r, json_t *o, handler_config *h)
+{
+    static const char *const keys[] = {"queue",       "handler", "command", "batch_size",
+                                       "concurrency", "timeout", NULL};
+    h->batch_size = 1;
+    h->concurrency = 1;
+    h->timeout = 30;
+    if (!only_keys(r, o, keys) || !read_name(r, o, "queue", true, h->queue, sizeof h->queue) ||
+        !read_name(r, o, "handler", true, h->handler, sizeof h->handler) ||
+        !read_uint(r, o, "batch_size", 1, 1000, &h->batch_size) ||
+        !read_uint(r, o, "concurrency", 1, 256, &h->concurrency) ||
+        !read_uint(r, o, "timeout", 1, 12 * 3600, &h->timeout))
+        return false;
+    json_t *cmd = json_object_get(o, "command");
+    bool is_exec = strcmp(h->handler, "exec") == 0;
+    if (!cmd)
+        return is_exec ? fault(r, "\"%s\" (an argv array) is required for exec", "command") : true;
+    if (!is_exec)
+        return fault(r, "\"%s\" is only for the exec handler", "command");
+    if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 256)
+        return fault(r, "\"%s\" must be a non-empty array of strings (argv)", "command");
+    h->command = calloc(json_array_size(cmd) + 1, sizeof *h->command);
+    if (!h->command)
+        return fault(r, "%s", "out of memory");
+    for (size_t i = 0; i < json_array_size(cmd); i++) {
+        const char *s = json_string_value(json_array_get(cmd, i));
+        if (!s)
+            return fault(r, "\"%s\" must be a non-empty array of strings (argv)", "command");
+        if (!(h->command[i] = strdup(s)))
+            return fault(r, "%s", "out of memory");
+    }
+    return true;
+}
+
+/* Read one array section into items via read_item; replaces the defaults. */
+#define READ_SECTION(c, v, file, err, errlen, name, items, count, read_item)                       \
+    do {                                                                                           \
+        reader r_ = {file, name, 0, err, errlen};                                                  \
+        if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_ITEMS) {                          \
+            snprintf(err, errlen, "%s: %s must be an array of at most %d objects", file, name,     \
+                     CONFIG_MAX_ITEMS);                                                            \
+            return false;                                                                          \
+        }                                                                                          \
+        (count) = 0;                                                                               \
+        for (r_.index = 0; r_.index < json_array_size(v); r_.index++) {                            \
+            memset(&(items)[r_.index], 0, sizeof(items)[0]);                                       \
+            (count)++;                                                                             \
+            if (!read_item(&r_, json_array_get(v, r_.index), &(items)[r_.index]))                  \
+                return false;                                                                      \
+        }                                                                                          \
+    } while (0)
+
+/* Check the references between sections. */
+static bool check_pipeline(const config *c, const char *file, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const queue_config *q = &c->queues[i];
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->queues[j].name, q->name) == 0) {
+                snprintf(err, errlen, "%s: queue \"%s\" is declared twice", file, q->name);
+                return false;
+            }
+        if (*q->dead_letter_queue && (strcmp(q->dead_letter_queue, q->name) == 0 ||
+                                      !config_queue(c, q->dead_letter_queue))) {
+            snprintf(err, errlen,
+                     "%s: queue \"%s\": dead_letter_queue \"%s\" must be another "
+                     "declared queue",
+                     file, q->name, q->dead_letter_queue);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < c->n_subscriptions; i++)
+        if (!config_queue(c, c->subscriptions[i].queue)) {
+            snprintf(err, errlen, "%s: subscriptions[%zu]: no queue \"%s\"", file, i,
+                     c->subscriptions[i].queue);
+            return false;
+        }
+    for (size_t i = 0; i < c->n_consumers; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->consumers[i].name, c->consumers[j].name) == 0) {
+                snprintf(err, errlen, "%s: stream consumer \"%s\" is declared twice", file,
+                         c->consumers[i].name);
+                return false;
+            }
+    for (size_t i = 0; i < c->n_handlers; i++) {
+        const handler_config *h = &c->handlers[i];
+        const queue_config *q = config_queue(c, h->queue);
+        if (!q) {
+            snprintf(err, errlen, "%s: handlers[%zu]: no queue \"%s\"", file, i, h->queue);
+            return false;
+        }
+        /* a batch runs one task after another: all must fit in one visibility timeout */
+        if ((uint64_t)h->timeout * h->batch_size > q->visibility_timeout) {
+            snprintf(err, errlen,
+                     "%s: handlers[%zu]: timeout x batch_size (%u s) exceeds the "
+                     "visibility_timeout of queue \"%s\" (%u s); messages would be redelivered "
+                     "while still running",
+                     file, i, h->timeout * h->batch_size, q->name, q->visibility_timeout);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool load_root(config *c, json_t *root, const char *name, char *err, size_t errlen)
 {
     if (!json_is_object(root)) {
@@ -125,12 +435,50 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 0, INT32_MAX, &n, name, err, errlen))
                 return false;
             c->retention_grace = n;
+        } else if (strcmp(key, "sweep_interval") == 0) {
+            if (!load_positive(v, key, 1, 86400, &n, name, err, errlen))
+                return false;
+            c->sweep_interval = (unsigned)n;
+        } else if (strcmp(key, "shutdown_grace") == 0) {
+            if (!load_positive(v, key, 0, 3600, &n, name, err, errlen))
+                return false;
+            c->shutdown_grace = (unsigned)n;
+        } else if (strcmp(key, "topic") == 0) {
+            const char *t = json_string_value(v);
+            if (!t || !valid_type_name(t)) {
+                snprintf(err, errlen,
+                         "%s: topic must be 1-64 characters of letters, digits, "
+                         "'_', '-', '.'",
+                         name);
+                return false;
+            }
+            snprintf(c->topic, sizeof c->topic, "%s", t);
+        } else if (strcmp(key, "queues") == 0) {
+            READ_SECTION(c, v, name, err, errlen, "queues", c->queues, c->n_queues, read_queue);
+        } else if (strcmp(key, "subscriptions") == 0) {
+            for (size_t i = 0; i < c->n_subscriptions; i++)
+                filter_policy_free(c->subscriptions[i].policy);
+            READ_SECTION(c, v, name, err, errlen, "subscriptions", c->subscriptions,
+                         c->n_subscriptions, read_subscription);
+        } else if (strcmp(key, "stream_consumers") == 0) {
+            for (size_t i = 0; i < c->n_consumers; i++)
+                filter_set_free(c->consumers[i].filter);
+            READ_SECTION(c, v, name, err, errlen, "stream_consumers", c->consumers, c->n_consumers,
+                         read_consumer);
+        } else if (strcmp(key, "handlers") == 0) {
+            for (size_t i = 0; i < c->n_handlers; i++) {
+                for (char **a = c->handlers[i].command; a && *a; a++)
+                    free(*a);
+                free(c->handlers[i].command);
+            }
+            READ_SECTION(c, v, name, err, errlen, "handlers", c->handlers, c->n_handlers,
+                         read_handler);
         } else {
             snprintf(err, errlen, "%s: unknown key \"%s\"", name, key);
             return false;
         }
     }
-    return true;
+    return check_pipeline(c, name, err, errlen);
 }
 
 bool config_load_text(config *c, const char *text, const char *name, char *err, size_t errlen)
@@ -167,7 +515,16 @@ bool config_has_task_type(const config *c, const char *name)
     return false;
 }
 
+const queue_config *config_queue(const config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_queues; i++)
+        if (strcmp(c->queues[i].name, name) == 0)
+            return &c->queues[i];
+    return NULL;
+}
+
 void config_free(config *c)
 {
     clear_types(c);
+    clear_pipeline(c);
 }

@@ -1,7 +1,11 @@
 /*
- * config — the product configuration: what tasks exist and the limits the
- * API enforces. Loaded from a JSON file (see README "Configuration"); every
- * field has a default, so no file at all reproduces the seed.
+ * config — the product configuration: what tasks exist, the limits the API
+ * enforces, and the pipeline: the topic, queues with their dead-letter
+ * queues, subscriptions with filter policies, stream consumers with filter
+ * patterns and handler bindings. Loaded from a JSON file (see README
+ * "Configuration"); every field has a default, and no file at all reproduces
+ * the seed: TASK1 tasks flow to queue task1 and its demo handler, TASK2 and
+ * TASK3 have no subscriber and stay CREATED.
  *
  * Process settings (listen address, database path, sync mode) are not here:
  * they are flags of the program that runs the API.
@@ -9,17 +13,68 @@
 #ifndef TASKD_CONFIG_H
 #define TASKD_CONFIG_H
 
+#include "filter.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define CONFIG_MAX_TASK_TYPES 64
+#define CONFIG_MAX_ITEMS      32 /* queues, subscriptions, consumers, handlers each */
+#define CONFIG_NAME_MAX       80
+
+/* A durable queue (SQS semantics). */
+typedef struct queue_config {
+    char name[CONFIG_NAME_MAX + 1];
+    unsigned visibility_timeout; /* seconds a received message stays invisible */
+    unsigned max_receive_count;  /* receives before the move to the DLQ (0: never) */
+    char dead_letter_queue[CONFIG_NAME_MAX + 1]; /* "" for none */
+    unsigned delay;                              /* seconds before a new message becomes visible */
+    unsigned retention;                          /* seconds a message is kept at most */
+} queue_config;
+
+/* A subscription of a queue to the topic. */
+typedef struct subscription_config {
+    char queue[CONFIG_NAME_MAX + 1];
+    filter_policy *policy; /* owned; NULL delivers everything */
+} subscription_config;
+
+/* A stream consumer: reads change records through a filter. */
+typedef struct consumer_config {
+    char name[CONFIG_NAME_MAX + 1];   /* also the checkpoint's name */
+    char action[CONFIG_NAME_MAX + 1]; /* "publish": matching INSERTs go to the topic */
+    filter_set *filter;               /* owned; NULL passes every record */
+    unsigned batch_size;
+    unsigned maximum_retry_attempts; /* failed attempts of a batch before its record is skipped */
+} consumer_config;
+
+/* A handler bound to a queue. */
+typedef struct handler_config {
+    char queue[CONFIG_NAME_MAX + 1];
+    char handler[CONFIG_NAME_MAX + 1]; /* "TASK1", "noop", "exec" or a compiled-in name */
+    char **command;                    /* owned NULL-terminated argv, for exec */
+    unsigned batch_size;               /* messages received at once */
+    unsigned concurrency;              /* runner threads */
+    unsigned timeout;                  /* seconds one task may run */
+} handler_config;
 
 typedef struct config {
     char *task_types[CONFIG_MAX_TASK_TYPES]; /* owned names */
     size_t n_task_types;
     size_t body_limit;       /* largest accepted request body, bytes */
     int64_t retention_grace; /* seconds a finished task is kept past its ttl */
+    unsigned sweep_interval; /* seconds between retention sweeps */
+    unsigned shutdown_grace; /* seconds running handlers get to finish on SIGTERM */
+
+    char topic[CONFIG_NAME_MAX + 1];
+    queue_config queues[CONFIG_MAX_ITEMS];
+    size_t n_queues;
+    subscription_config subscriptions[CONFIG_MAX_ITEMS];
+    size_t n_subscriptions;
+    consumer_config consumers[CONFIG_MAX_ITEMS];
+    size_t n_consumers;
+    handler_config handlers[CONFIG_MAX_ITEMS];
+    size_t n_handlers;
 } config;
 
 /* Fill in the defaults: TASK1..TASK3, 256 KiB bodies, 1 h grace. */
@@ -33,6 +88,8 @@ bool config_load_file(config *c, const char *path, char *err, size_t errlen);
 bool config_load_text(config *c, const char *text, const char *name, char *err, size_t errlen);
 /* True if name is a configured task type. */
 bool config_has_task_type(const config *c, const char *name);
+/* The queue called name, or NULL. */
+const queue_config *config_queue(const config *c, const char *name);
 /* Release the owned strings. */
 void config_free(config *c);
 

@@ -35,7 +35,8 @@ struct http_server {
     struct MHD_Daemon *daemon;
     api *api;
     size_t body_limit;
-    atomic_int pending; /* requests whose write is in flight */
+    atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
+    atomic_bool stopping; /* no new requests are answered */
     char address[80];
 };
 
@@ -175,6 +176,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reject_too_large(c, h->body_limit);
     if (!ctx->begun) {
         ctx->begun = true;
+        /* Count first, then look at stopping: http_server_stop() does the
+         * reverse, so either it waits for this request or this request
+         * sees the stop. Nothing can be suspended once the daemon stops. */
+        atomic_fetch_add(&h->active, 1);
+        if (atomic_load(&h->stopping)) {
+            atomic_fetch_sub(&h->active, 1);
+            api_response resp = {0};
+            api_error(&resp, 503, "The server is shutting down");
+            api_add_header(&resp, "Connection", "close");
+            api_add_header(&resp, "Retry-After", "1");
+            return send_response(c, &resp);
+        }
         if (sbuf_failed(&ctx->body)) {
             api_error(&ctx->ex.resp, 503, "Out of memory reading the request");
         } else {
@@ -191,7 +204,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             ctx->ex.user = ctx;
             ctx->conn = c;
             if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
-                atomic_fetch_add(&h->pending, 1);
                 MHD_suspend_connection(c);
                 int expected = WRITE_RUNNING;
                 if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
@@ -202,8 +214,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     } else {
         /* resumed: the write is done */
         api_finish(h->api, &ctx->ex);
-        atomic_fetch_sub(&h->pending, 1);
     }
+    atomic_fetch_sub(&h->active, 1);
     api_response *resp = &ctx->ex.resp;
     if (log_enabled(LOG_DEBUG)) {
         char status[8], ms[32];
@@ -331,8 +343,9 @@ void http_server_stop(http_server *h)
         return;
     /* Stop accepting, let suspended writes come back and answer, then stop. */
     MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    for (int i = 0; i < 10000 && atomic_load(&h->pending) > 0; i++)
-        usleep(1000);
+    atomic_store(&h->stopping, true);
+    while (atomic_load(&h->active) > 0)
+        usleep(1000); /* writes finish: the store is still running */
     MHD_stop_daemon(h->daemon);
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
