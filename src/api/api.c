@@ -286,39 +286,103 @@ static void finish_update(api_exchange *ex)
     }
 }
 
+static api_status get_queues(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    (void)req;
+    (void)id;
+    sbuf b = {0};
+    store_rc rc = a->pipeline->queues_json(a->pipeline->ctx, &b);
+    if (store_failed(&ex->resp, rc)) {
+        sbuf_free(&b);
+        return API_DONE;
+    }
+    set_body(&ex->resp, 200, &b);
+    return API_DONE;
+}
+
+static api_status post_redrive(api *a, const api_request *req, const char *queue, api_exchange *ex)
+{
+    (void)req;
+    int64_t moved = 0;
+    store_rc rc = a->pipeline->redrive(a->pipeline->ctx, queue, &moved);
+    if (rc == STORE_NOT_FOUND) {
+        api_error(&ex->resp, 404, "No such queue with a dead-letter queue");
+        return API_DONE;
+    }
+    if (store_failed(&ex->resp, rc))
+        return API_DONE;
+    sbuf b = {0};
+    sbuf_printf(&b, "{\"queue\":");
+    sbuf_json_str(&b, queue);
+    sbuf_printf(&b, ",\"moved\":%lld}", (long long)moved);
+    set_body(&ex->resp, 200, &b);
+    return API_DONE;
+}
+
+static api_status get_metrics(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    (void)req;
+    (void)id;
+    sbuf b = {0};
+    store_rc rc = a->pipeline->metrics_text(a->pipeline->ctx, &b);
+    if (store_failed(&ex->resp, rc)) {
+        sbuf_free(&b);
+        return API_DONE;
+    }
+    set_body(&ex->resp, 200, &b);
+    ex->resp.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return API_DONE;
+}
+
 /* ---- routing ----------------------------------------------------------- */
 
-typedef api_status (*handler_fn)(api *a, const api_request *req, const char *id, api_exchange *ex);
+typedef api_status (*handler_fn)(api *a, const api_request *req, const char *param,
+                                 api_exchange *ex);
+
+typedef enum param_kind { PARAM_NONE, PARAM_TASK_ID, PARAM_NAME } param_kind;
 
 typedef struct route {
-    const char *path; /* exact path, or a prefix ending in '/' followed by one {id} segment */
-    bool has_id;
+    const char *pattern; /* path, with at most one "{}" standing for one segment */
+    param_kind param;
+    bool pipeline; /* served only when the API has a pipeline */
     handler_fn get, post, patch;
     const char *allow;
 } route;
 
 static const route routes[] = {
-    {"/health", false, get_health, NULL, NULL, "GET, HEAD"},
-    {"/openapi.json", false, get_openapi, NULL, NULL, "GET, HEAD"},
-    {"/tasks", false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
-    {"/tasks/", true, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
+    {"/health", PARAM_NONE, false, get_health, NULL, NULL, "GET, HEAD"},
+    {"/openapi.json", PARAM_NONE, false, get_openapi, NULL, NULL, "GET, HEAD"},
+    {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
+    {"/tasks/{}", PARAM_TASK_ID, false, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
+    {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
+    {"/queues/{}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
+    {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},
 };
 
-/* Find the route for path; *id receives the {id} segment when there is one. */
-static const route *match_route(const char *path, const char **id)
+/* Match path against a pattern; the "{}" segment is copied into param. */
+static bool match_pattern(const char *pattern, const char *path, char *param, size_t paramlen)
+{
+    const char *hole = strstr(pattern, "{}");
+    if (!hole)
+        return strcmp(pattern, path) == 0;
+    size_t pre = (size_t)(hole - pattern), post = strlen(hole + 2), len = strlen(path);
+    if (len <= pre + post || strncmp(path, pattern, pre) != 0 ||
+        strcmp(path + len - post, hole + 2) != 0)
+        return false;
+    size_t seg = len - pre - post;
+    if (seg >= paramlen || memchr(path + pre, '/', seg))
+        return false;
+    memcpy(param, path + pre, seg);
+    param[seg] = '\0';
+    return true;
+}
+
+static const route *match_route(const api *a, const char *path, char *param, size_t paramlen)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route *r = &routes[i];
-        if (!r->has_id) {
-            if (strcmp(path, r->path) == 0)
-                return r;
-            continue;
-        }
-        size_t n = strlen(r->path);
-        if (strncmp(path, r->path, n) == 0 && path[n] && !strchr(path + n, '/')) {
-            *id = path + n;
+        if ((!r->pipeline || a->pipeline) && match_pattern(r->pattern, path, param, paramlen))
             return r;
-        }
     }
     return NULL;
 }
@@ -331,8 +395,8 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     ex->ready = ready;
     ex->user = user;
     api_response *resp = &ex->resp;
-    const char *id = NULL;
-    const route *r = match_route(req->path, &id);
+    char param[128];
+    const route *r = match_route(a, req->path, param, sizeof param);
     if (!r) {
         api_error(resp, 404, "Not Found");
         return API_DONE;
@@ -349,17 +413,15 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
         api_add_header(resp, "Allow", r->allow);
         return API_DONE;
     }
-    char canonical[37];
-    if (id) {
+    if (r->param == PARAM_TASK_ID) {
         uint8_t raw[16];
-        if (!uuid_parse(id, raw)) {
+        if (!uuid_parse(param, raw)) {
             api_error(resp, 404, "Task not found");
             return API_DONE;
         }
-        uuid_format(raw, canonical); /* ids are stored in lower case */
-        id = canonical;
+        uuid_format(raw, param); /* ids are stored in lower case */
     }
-    return fn(a, req, id, ex);
+    return fn(a, req, r->param == PARAM_NONE ? NULL : param, ex);
 }
 
 void api_finish(api *a, api_exchange *ex)

@@ -44,13 +44,28 @@ typedef struct api_response {
     int n_headers;
 } api_response;
 
+/*
+ * The pipeline as the API sees it (queues, redrive, metrics); optional: an
+ * API without one answers 404 on those routes.
+ */
+typedef struct api_pipeline {
+    /* Append {"queues": [...]} for GET /queues; a store code. */
+    store_rc (*queues_json)(void *ctx, sbuf *out);
+    /* Move queue's dead-letter messages back; STORE_NOT_FOUND when queue has no DLQ. */
+    store_rc (*redrive)(void *ctx, const char *queue, int64_t *moved);
+    /* Append the Prometheus text of GET /metrics; a store code. */
+    store_rc (*metrics_text)(void *ctx, sbuf *out);
+    void *ctx;
+} api_pipeline;
+
 /* What the API needs; owned by the program that wires it. */
 typedef struct api {
     store *store;
     const config *config;
-    int64_t (*now)(void);  /* Unix seconds */
-    uint8_t token_key[16]; /* signs page tokens */
-    char *openapi;         /* the OpenAPI document, built once */
+    int64_t (*now)(void);         /* Unix seconds */
+    uint8_t token_key[16];        /* signs page tokens */
+    const api_pipeline *pipeline; /* NULL when there is none */
+    char *openapi;                /* the OpenAPI document, built once */
     size_t openapi_len;
 } api;
 

@@ -5,6 +5,9 @@
 
 #include "json_util.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void attrval_write(sbuf *b, const json_t *v)
@@ -57,6 +60,67 @@ void attrval_write(sbuf *b, const json_t *v)
         sbuf_puts(b, "{\"NULL\":true}");
         break;
     }
+}
+
+/* An N value: integer when it is one, else a real. */
+static json_t *number_from_text(const char *s)
+{
+    if (!s || !*s)
+        return NULL;
+    char *end;
+    errno = 0;
+    long long i = strtoll(s, &end, 10);
+    if (!*end && errno == 0)
+        return json_integer(i);
+    double d = strtod(s, &end);
+    return *end || !isfinite(d) ? NULL : json_real(d);
+}
+
+json_t *attrval_to_json(const json_t *v)
+{
+    if (!json_is_object(v) || json_object_size(v) != 1)
+        return NULL;
+    const char *type = json_object_iter_key(json_object_iter((json_t *)v));
+    json_t *x = json_object_get(v, type);
+    if (strcmp(type, "S") == 0)
+        return json_is_string(x) ? json_incref(x) : NULL;
+    if (strcmp(type, "N") == 0)
+        return number_from_text(json_string_value(x));
+    if (strcmp(type, "BOOL") == 0)
+        return json_is_boolean(x) ? json_incref(x) : NULL;
+    if (strcmp(type, "NULL") == 0)
+        return json_null();
+    json_t *out = NULL;
+    if (strcmp(type, "M") == 0 && json_is_object(x)) {
+        out = json_object();
+        const char *key;
+        json_t *item;
+        json_object_foreach(x, key, item)
+        {
+            json_t *c = attrval_to_json(item);
+            if (!c || json_object_set_new(out, key, c) != 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+    } else if ((strcmp(type, "L") == 0 || strcmp(type, "SS") == 0 || strcmp(type, "NS") == 0) &&
+               json_is_array(x)) {
+        out = json_array();
+        for (size_t i = 0; i < json_array_size(x); i++) {
+            json_t *item = json_array_get(x, i), *c;
+            if (type[0] == 'L')
+                c = attrval_to_json(item);
+            else if (type[0] == 'S')
+                c = json_is_string(item) ? json_incref(item) : NULL;
+            else
+                c = number_from_text(json_string_value(item));
+            if (!c || json_array_append_new(out, c) != 0) {
+                json_decref(out);
+                return NULL;
+            }
+        }
+    }
+    return out;
 }
 
 static void put_s(sbuf *b, const char *name, const char *value)

@@ -18,6 +18,12 @@
 void attrval_write(sbuf *b, const json_t *v);
 
 /*
+ * The plain JSON value of an AttributeValue (S, N, BOOL, NULL, M, L, SS,
+ * NS); NULL if v is not a well-formed AttributeValue. New reference.
+ */
+json_t *attrval_to_json(const json_t *v);
+
+/*
  * Append the item image of a task: id, task_type, status, status_msg and
  * created_time always; updated_time, ttl, data, result and trace when set
  * (absent attributes are left out, as DynamoDB does). False if the stored

@@ -46,6 +46,7 @@ typedef struct request_ctx {
     sbuf body;
     bool too_large;
     bool begun;       /* api_begin() has run */
+    bool active;      /* counted in http_server.active */
     atomic_int state; /* enum write_state, while a write is in flight */
     struct MHD_Connection *conn;
     http_server *server;
@@ -135,6 +136,15 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     return (size_t)(out - s);
 }
 
+/* The request no longer counts as active (answered, or its client left). */
+static void settle(http_server *h, request_ctx *ctx)
+{
+    if (ctx->active) {
+        ctx->active = false;
+        atomic_fetch_sub(&h->active, 1);
+    }
+}
+
 /* The store is done with a request's write (called on the writer thread). */
 static void write_ready(api_exchange *ex)
 {
@@ -180,8 +190,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
          * reverse, so either it waits for this request or this request
          * sees the stop. Nothing can be suspended once the daemon stops. */
         atomic_fetch_add(&h->active, 1);
+        ctx->active = true;
         if (atomic_load(&h->stopping)) {
-            atomic_fetch_sub(&h->active, 1);
+            settle(h, ctx);
             api_response resp = {0};
             api_error(&resp, 503, "The server is shutting down");
             api_add_header(&resp, "Connection", "close");
@@ -215,7 +226,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* resumed: the write is done */
         api_finish(h->api, &ctx->ex);
     }
-    atomic_fetch_sub(&h->active, 1);
+    settle(h, ctx);
     api_response *resp = &ctx->ex.resp;
     if (log_enabled(LOG_DEBUG)) {
         char status[8], ms[32];
@@ -230,11 +241,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    http_server *h = cls;
     (void)c;
     (void)toe;
     request_ctx *ctx = *con_cls;
     if (ctx) {
+        settle(h, ctx); /* a client that hung up while its write was in flight */
         sbuf_free(&ctx->body);
         api_exchange_free(&ctx->ex);
         free(ctx);

@@ -92,3 +92,39 @@ store_rc store_update_task(store *s, const store_update *u, int64_t now, task *c
         task_clear(&w.current);
     return rc;
 }
+
+static void batch_write_done(store_write *w)
+{
+    store_batch *b = w->user;
+    pthread_mutex_lock(&b->mu);
+    if (--b->pending == 0)
+        pthread_cond_signal(&b->cond);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void store_batch_init(store_batch *b)
+{
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cond, NULL);
+    b->pending = 0;
+}
+
+void store_batch_submit(store_batch *b, store *s, store_write *w)
+{
+    w->done = batch_write_done;
+    w->user = b;
+    pthread_mutex_lock(&b->mu);
+    b->pending++;
+    pthread_mutex_unlock(&b->mu);
+    store_submit(s, w);
+}
+
+void store_batch_wait(store_batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    while (b->pending)
+        pthread_cond_wait(&b->cond, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&b->cond);
+    pthread_mutex_destroy(&b->mu);
+}

@@ -15,6 +15,7 @@
 
 #include "core/task.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,8 +63,9 @@ typedef struct store_page {
 typedef struct store store;
 
 typedef enum store_write_kind {
-    STORE_WRITE_CREATE, /* create a task (POST) */
-    STORE_WRITE_UPDATE, /* change a task's status (PATCH) */
+    STORE_WRITE_CREATE,  /* create a task (POST) */
+    STORE_WRITE_UPDATE,  /* change a task's status (PATCH) */
+    STORE_WRITE_ADAPTER, /* the adapter's own work (local queues), in the same group commit */
 } store_write_kind;
 
 /*
@@ -79,7 +81,11 @@ typedef struct store_write {
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
     task current; /* out, for UPDATE: the task before the change, when found; caller clears */
     store_rc rc;  /* out */
+    /* for STORE_WRITE_ADAPTER: run inside the adapter's transaction */
+    store_rc (*apply)(void *adapter, struct store_write *w);
+    void *arg;
     void (*done)(struct store_write *w);
+    void *user;               /* the caller's, e.g. for done() to find its context */
     struct store_write *next; /* the store's, while queued */
 } store_write;
 
@@ -111,6 +117,22 @@ static inline void store_submit(store *s, store_write *w)
 }
 /* Submit a write and wait for its outcome. */
 store_rc store_write_wait(store *s, store_write *w);
+/*
+ * A group of writes submitted together and waited for together; they
+ * usually share one commit. Each write's done() is taken over.
+ */
+typedef struct store_batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    size_t pending;
+} store_batch;
+
+void store_batch_init(store_batch *b);
+/* Submit w as part of the batch. */
+void store_batch_submit(store_batch *b, store *s, store_write *w);
+/* Wait until every write submitted so far is done, then release the batch. */
+void store_batch_wait(store_batch *b);
+
 /* Create a task and wait; on STORE_OK or STORE_DUPLICATE, id_out holds its id. */
 store_rc store_create_task(store *s, const store_new_task *t, int64_t now, char id_out[37]);
 /* Load one task with data and result. */

@@ -18,6 +18,8 @@
  */
 #include "store_sqlite.h"
 
+#include "sqlite_internal.h"
+
 #include "core/attrval.h"
 #include "core/uuid7.h"
 #include "util/log.h"
@@ -71,54 +73,36 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;"
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
     "INSERT INTO meta VALUES ('page_token_key', randomblob(16));",
+    /* 2: the local pipeline: queues, stream checkpoints; finished tasks for the sweep */
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  queue TEXT NOT NULL,"
+    "  task_id TEXT,"
+    "  body TEXT NOT NULL,"
+    "  attributes TEXT NOT NULL,"
+    "  sent_ms INTEGER NOT NULL,"
+    "  visible_ms INTEGER NOT NULL,"
+    "  receive_count INTEGER NOT NULL DEFAULT 0,"
+    "  expires_ms INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX messages_by_visibility ON messages(queue, visible_ms);"
+    "CREATE INDEX messages_by_expiry ON messages(expires_ms);"
+    "CREATE TABLE checkpoints ("
+    "  consumer TEXT PRIMARY KEY,"
+    "  seq INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
 /* ---- types ------------------------------------------------------------- */
 
-/* A read connection with its prepared statements. */
-typedef struct reader {
-    sqlite3 *db;
-    sqlite3_stmt *get;       /* one task by id */
-    sqlite3_stmt *list[8];   /* bit 0: status, bit 1: task_type, bit 2: before id */
-    struct reader *next;     /* free list */
-    struct reader *all_next; /* every reader, for closing */
-} reader;
-
-typedef struct sqlite_store sqlite_store;
-
-struct sqlite_store {
-    store base;
-    char *path;
-    int lock_fd;
-
-    /* writer side; the connection is used only by the writer thread */
-    sqlite3 *wdb;
-    sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
-    sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
-    uuid7_gen ids;
-    int64_t last_purge;
-
-    pthread_t writer;
-    pthread_mutex_t mu;  /* guards queue, stopping, the ops' done flags, readers */
-    pthread_cond_t wake; /* writer: work queued or stopping */
-    store_write *queue_head, *queue_tail;
-    bool stopping;
-
-    reader *free_readers;
-    reader *all_readers;
-    int n_readers; /* opened or being opened */
-    pthread_cond_t reader_free;
-
-    uint8_t secret[16];
-};
-
 static const store_ops sqlite_ops;
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static store_rc rc_of(int sqlite_rc)
+store_rc sq_rc_of(int sqlite_rc)
 {
     switch (sqlite_rc) {
     case SQLITE_OK:
@@ -133,26 +117,26 @@ static store_rc rc_of(int sqlite_rc)
     }
 }
 
-static int64_t now_ms(void)
+int64_t sq_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static char *dup_col(sqlite3_stmt *st, int col)
+char *sq_dup_col(sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     return t ? strdup((const char *)t) : NULL;
 }
 
-static int64_t time_col(sqlite3_stmt *st, int col)
+int64_t sq_time_col(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_NULL ? TASK_NULL_TIME
                                                        : sqlite3_column_int64(st, col);
 }
 
-static void bind_time(sqlite3_stmt *st, int idx, int64_t t)
+void sq_bind_time(sqlite3_stmt *st, int idx, int64_t t)
 {
     if (t == TASK_NULL_TIME)
         sqlite3_bind_null(st, idx);
@@ -160,7 +144,7 @@ static void bind_time(sqlite3_stmt *st, int idx, int64_t t)
         sqlite3_bind_int64(st, idx, t);
 }
 
-static void bind_text(sqlite3_stmt *st, int idx, const char *s)
+void sq_bind_text(sqlite3_stmt *st, int idx, const char *s)
 {
     if (s)
         sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
@@ -169,7 +153,7 @@ static void bind_text(sqlite3_stmt *st, int idx, const char *s)
 }
 
 /* Run a statement that returns no rows, then reset it. */
-static int step_done(sqlite3_stmt *st)
+int sq_step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -181,7 +165,7 @@ static int step_done(sqlite3_stmt *st)
  * Read the columns id, task_type, status, status_msg, created_time,
  * updated_time, ttl [, data, result, trace] of the current row into t.
  */
-static bool read_task_row(sqlite3_stmt *st, task *t, bool full)
+bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->id, sizeof t->id, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -189,15 +173,15 @@ static bool read_task_row(sqlite3_stmt *st, task *t, bool full)
     const char *status = (const char *)sqlite3_column_text(st, 2);
     if (!task_status_parse(status, &t->status))
         t->status = TASK_FAILED; /* unreachable: the column only holds valid names */
-    t->status_msg = dup_col(st, 3);
+    t->status_msg = sq_dup_col(st, 3);
     t->created_time = sqlite3_column_int64(st, 4);
-    t->updated_time = time_col(st, 5);
-    t->ttl = time_col(st, 6);
+    t->updated_time = sq_time_col(st, 5);
+    t->ttl = sq_time_col(st, 6);
     bool ok = t->status_msg != NULL;
     if (full) {
-        t->data = dup_col(st, 7);
-        t->result = dup_col(st, 8);
-        t->trace = dup_col(st, 9);
+        t->data = sq_dup_col(st, 7);
+        t->result = sq_dup_col(st, 8);
+        t->trace = sq_dup_col(st, 9);
         ok = ok && t->data;
     }
     if (!ok)
@@ -220,7 +204,7 @@ static int open_conn(const char *path, int flags, sqlite3 **out)
     return SQLITE_OK;
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
@@ -242,7 +226,7 @@ static reader *reader_open(const char *path)
     if (!r)
         return NULL;
     if (open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
-        prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
+        sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
             SQLITE_OK) {
         reader_free(r);
         return NULL;
@@ -254,7 +238,7 @@ static reader *reader_open(const char *path)
                  "ORDER BY id DESC LIMIT ?4",
                  v & 1 ? " AND status = ?1" : "", v & 2 ? " AND task_type = ?2" : "",
                  v & 4 ? " AND id < ?3" : "");
-        if (prepare(r->db, sql, &r->list[v]) != SQLITE_OK) {
+        if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK) {
             reader_free(r);
             return NULL;
         }
@@ -263,7 +247,7 @@ static reader *reader_open(const char *path)
 }
 
 /* Borrow a read connection, opening one if none is free (up to MAX_READERS). */
-static reader *reader_get(sqlite_store *s)
+reader *sq_reader_get(sqlite_store *s)
 {
     pthread_mutex_lock(&s->mu);
     while (!s->free_readers && s->n_readers >= MAX_READERS)
@@ -289,7 +273,7 @@ static reader *reader_get(sqlite_store *s)
     return r;
 }
 
-static void reader_put(sqlite_store *s, reader *r)
+void sq_reader_put(sqlite_store *s, reader *r)
 {
     pthread_mutex_lock(&s->mu);
     r->next = s->free_readers;
@@ -303,21 +287,21 @@ static void reader_put(sqlite_store *s, reader *r)
 static store_rc sq_get_task(store *base, const char *id, task *out)
 {
     sqlite_store *s = (sqlite_store *)base;
-    reader *r = reader_get(s);
+    reader *r = sq_reader_get(s);
     if (!r)
         return STORE_BUSY;
     sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(r->get);
     store_rc result;
     if (rc == SQLITE_ROW)
-        result = read_task_row(r->get, out, true) ? STORE_OK : STORE_ERROR;
+        result = sq_read_task_row(r->get, out, true) ? STORE_OK : STORE_ERROR;
     else if (rc == SQLITE_DONE)
         result = STORE_NOT_FOUND;
     else
-        result = rc_of(rc);
+        result = sq_rc_of(rc);
     sqlite3_reset(r->get);
     sqlite3_clear_bindings(r->get);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     return result;
 }
 
@@ -328,7 +312,7 @@ static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page
     out->tasks = calloc((size_t)q->limit, sizeof *out->tasks);
     if (!out->tasks)
         return STORE_ERROR;
-    reader *r = reader_get(s);
+    reader *r = sq_reader_get(s);
     if (!r) {
         free(out->tasks);
         out->tasks = NULL;
@@ -336,9 +320,9 @@ static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page
     }
     int variant = (q->status ? 1 : 0) | (q->task_type ? 2 : 0) | (q->before_id ? 4 : 0);
     sqlite3_stmt *st = r->list[variant];
-    bind_text(st, 1, q->status);
-    bind_text(st, 2, q->task_type);
-    bind_text(st, 3, q->before_id);
+    sq_bind_text(st, 1, q->status);
+    sq_bind_text(st, 2, q->task_type);
+    sq_bind_text(st, 3, q->before_id);
     sqlite3_bind_int(st, 4, q->limit + 1); /* one more tells whether a next page exists */
     store_rc result = STORE_OK;
     int rc;
@@ -347,17 +331,17 @@ static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page
             out->more = 1;
             break;
         }
-        if (!read_task_row(st, &out->tasks[out->count], false)) {
+        if (!sq_read_task_row(st, &out->tasks[out->count], false)) {
             result = STORE_ERROR;
             break;
         }
         out->count++;
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        result = rc_of(rc);
+        result = sq_rc_of(rc);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    reader_put(s, r);
+    sq_reader_put(s, r);
     if (result != STORE_OK)
         store_page_free(out);
     return result;
@@ -366,12 +350,12 @@ static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page
 static store_rc sq_ping(store *base)
 {
     sqlite_store *s = (sqlite_store *)base;
-    reader *r = reader_get(s);
+    reader *r = sq_reader_get(s);
     if (!r)
         return STORE_ERROR;
     int rc = sqlite3_exec(r->db, "SELECT count(*) FROM meta", NULL, NULL, NULL);
-    reader_put(s, r);
-    return rc_of(rc);
+    sq_reader_put(s, r);
+    return sq_rc_of(rc);
 }
 
 static store_rc sq_secret(store *base, uint8_t key[16])
@@ -383,8 +367,6 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 /* ---- the writer -------------------------------------------------------- */
 
 static store_rc apply_create(sqlite_store *s, store_write *w);
-static store_rc apply_update(sqlite_store *s, store_write *w);
-
 /* Queue a write for the next batch; done() runs after its commit. */
 static void sq_submit(store *base, store_write *w)
 {
@@ -414,33 +396,51 @@ static bool succeeded(store_rc rc)
 /* Run one batch: every op in its own savepoint, one commit for all. */
 static void run_batch(sqlite_store *s, store_write *batch)
 {
-    int rc = step_done(s->w_begin);
+    s->batch_wrote_changes = s->batch_sent_messages = false;
+    int rc = sq_step_done(s->w_begin);
     if (rc != SQLITE_OK) {
-        store_rc failed = rc_of(rc);
+        store_rc failed = sq_rc_of(rc);
         log_warn("cannot begin a write transaction", "error", sqlite3_errmsg(s->wdb), NULL);
         for (store_write *w = batch; w; w = w->next)
             w->rc = failed;
         return;
     }
     for (store_write *w = batch; w; w = w->next) {
-        if (step_done(s->w_savepoint) != SQLITE_OK) {
+        if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
             w->rc = STORE_ERROR;
             continue;
         }
-        w->rc = w->kind == STORE_WRITE_CREATE ? apply_create(s, w) : apply_update(s, w);
+        switch (w->kind) {
+        case STORE_WRITE_CREATE:
+            w->rc = apply_create(s, w);
+            break;
+        case STORE_WRITE_UPDATE:
+            w->rc = sq_apply_update(s, w);
+            break;
+        case STORE_WRITE_ADAPTER:
+            w->rc = w->apply(s, w);
+            break;
+        }
         if (!succeeded(w->rc))
-            step_done(s->w_rollback_to);
-        step_done(s->w_release);
+            sq_step_done(s->w_rollback_to);
+        sq_step_done(s->w_release);
     }
-    rc = step_done(s->w_commit);
+    rc = sq_step_done(s->w_commit);
     if (rc != SQLITE_OK) {
         log_error("commit failed; the batch was rolled back", "error", sqlite3_errmsg(s->wdb),
                   NULL);
-        step_done(s->w_rollback);
-        store_rc failed = rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
+        sq_step_done(s->w_rollback);
+        store_rc failed = sq_rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
         for (store_write *w = batch; w; w = w->next)
             if (succeeded(w->rc))
                 w->rc = failed;
+    }
+    if (rc == SQLITE_OK && (s->batch_wrote_changes || s->batch_sent_messages)) {
+        pthread_mutex_lock(&s->notify_mu);
+        s->changes_gen += s->batch_wrote_changes;
+        s->messages_gen += s->batch_sent_messages;
+        pthread_cond_broadcast(&s->notify_cv);
+        pthread_mutex_unlock(&s->notify_mu);
     }
 }
 
@@ -452,7 +452,7 @@ static void purge_idempotency(sqlite_store *s)
         return;
     s->last_purge = now;
     sqlite3_bind_int64(s->w_idem_purge, 1, now - IDEMPOTENCY_WINDOW);
-    if (step_done(s->w_idem_purge) != SQLITE_OK)
+    if (sq_step_done(s->w_idem_purge) != SQLITE_OK)
         log_warn("idempotency key purge failed", "error", sqlite3_errmsg(s->wdb), NULL);
 }
 
@@ -485,8 +485,8 @@ static void *writer_main(void *arg)
 /* ---- writes ------------------------------------------------------------ */
 
 /* Append a change record for task t (images rendered here). */
-static store_rc write_change(sqlite_store *s, const char *event, const task *new_image,
-                             const task *old_image, int64_t now)
+store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
+                         const task *old_image, int64_t now)
 {
     sbuf ni = {0}, oi = {0};
     bool ok = true;
@@ -502,13 +502,14 @@ static store_rc write_change(sqlite_store *s, const char *event, const task *new
     sqlite3_stmt *st = s->w_change;
     sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, (new_image ? new_image : old_image)->id, -1, SQLITE_STATIC);
-    bind_text(st, 3, ni.data);
-    bind_text(st, 4, oi.data);
+    sq_bind_text(st, 3, ni.data);
+    sq_bind_text(st, 4, oi.data);
     sqlite3_bind_int64(st, 5, now);
-    int rc = step_done(st);
+    int rc = sq_step_done(st);
     sbuf_free(&ni);
     sbuf_free(&oi);
-    return rc_of(rc);
+    s->batch_wrote_changes = true;
+    return sq_rc_of(rc);
 }
 
 static store_rc apply_create(sqlite_store *s, store_write *w)
@@ -528,7 +529,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
         if (seen)
             return STORE_DUPLICATE;
         if (rc != SQLITE_DONE)
-            return rc_of(rc);
+            return sq_rc_of(rc);
     }
     task t = {.status = TASK_CREATED,
               .status_msg = "",
@@ -540,74 +541,100 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     uint8_t rnd[10];
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
         return STORE_ERROR;
-    uuid7_next(&s->ids, (uint64_t)now_ms(), rnd, t.id);
+    uuid7_next(&s->ids, (uint64_t)sq_now_ms(), rnd, t.id);
     snprintf(t.task_type, sizeof t.task_type, "%s", nt->task_type);
 
     sqlite3_stmt *st = s->w_insert;
     sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, t.task_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, t.created_time);
-    bind_time(st, 4, t.ttl);
+    sq_bind_time(st, 4, t.ttl);
     sqlite3_bind_text(st, 5, t.data, -1, SQLITE_STATIC);
-    bind_text(st, 6, t.trace);
-    int rc = step_done(st);
+    sq_bind_text(st, 6, t.trace);
+    int rc = sq_step_done(st);
     if (rc != SQLITE_OK)
-        return rc_of(rc);
+        return sq_rc_of(rc);
     if (nt->idempotency_key) {
         sqlite3_bind_text(s->w_idem_put, 1, nt->idempotency_key, -1, SQLITE_STATIC);
         sqlite3_bind_text(s->w_idem_put, 2, t.id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->w_idem_put, 3, now);
-        if ((rc = step_done(s->w_idem_put)) != SQLITE_OK)
-            return rc_of(rc);
+        if ((rc = sq_step_done(s->w_idem_put)) != SQLITE_OK)
+            return sq_rc_of(rc);
     }
-    store_rc result = write_change(s, "INSERT", &t, NULL, now);
+    store_rc result = sq_write_change(s, "INSERT", &t, NULL, now);
     if (result == STORE_OK)
         memcpy(w->id, t.id, sizeof t.id);
     return result;
 }
 
-static store_rc apply_update(sqlite_store *s, store_write *w)
+/* Writer: load a task with everything (STORE_NOT_FOUND when absent). */
+static store_rc load_task(sqlite_store *s, const char *id, task *out)
 {
-    const store_update *u = &w->update;
-    int64_t now = w->now;
     sqlite3_stmt *st = s->w_get;
-    sqlite3_bind_text(st, 1, u->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    task cur;
-    bool found = rc == SQLITE_ROW && read_task_row(st, &cur, true);
+    store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
+    if (rc == SQLITE_ROW && !sq_read_task_row(st, out, true))
+        result = STORE_ERROR;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (!found)
-        return rc == SQLITE_DONE ? STORE_NOT_FOUND : rc == SQLITE_ROW ? STORE_ERROR : rc_of(rc);
+    return result;
+}
 
-    store_rc result;
+/* Writer: set a loaded task's status, message and (if not NULL) result, with its change record. */
+static store_rc update_row(sqlite_store *s, const task *cur, task_status status, const char *msg,
+                           const char *result, int64_t now)
+{
+    task next = *cur; /* borrows cur's strings; never cleared */
+    next.status = status;
+    next.status_msg = (char *)msg;
+    next.updated_time = now;
+    if (result)
+        next.result = (char *)result;
+    sqlite3_stmt *st = s->w_update;
+    sqlite3_bind_text(st, 1, task_status_name(status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, msg, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, now);
+    sq_bind_text(st, 4, result);
+    sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
+    sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
+    int rc = sq_step_done(st);
+    return rc != SQLITE_OK ? sq_rc_of(rc) : sq_write_change(s, "MODIFY", &next, cur, now);
+}
+
+store_rc sq_apply_update(sqlite_store *s, store_write *w)
+{
+    const store_update *u = &w->update;
+    task cur;
+    store_rc rc = load_task(s, u->id, &cur);
+    if (rc != STORE_OK)
+        return rc;
     switch (task_decide(cur.status, cur.status_msg, u->status, u->status_msg)) {
     case TASK_REPEAT:
-        result = STORE_REPEAT;
+        rc = STORE_REPEAT;
         break;
     case TASK_CONFLICT:
-        result = STORE_CONFLICT;
+        rc = STORE_CONFLICT;
         break;
-    default: {
-        task next = cur;
-        next.status = u->status;
-        next.status_msg = (char *)u->status_msg;
-        next.updated_time = now;
-        if (u->result)
-            next.result = (char *)u->result;
-        st = s->w_update;
-        sqlite3_bind_text(st, 1, task_status_name(next.status), -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, next.status_msg, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, now);
-        bind_text(st, 4, u->result);
-        bind_time(st, 5, task_status_is_final(next.status) ? now : TASK_NULL_TIME);
-        sqlite3_bind_text(st, 6, u->id, -1, SQLITE_STATIC);
-        rc = step_done(st);
-        result = rc != SQLITE_OK ? rc_of(rc) : write_change(s, "MODIFY", &next, &cur, now);
-    }
+    case TASK_APPLY:
+        rc = update_row(s, &cur, u->status, u->status_msg, u->result, w->now);
+        break;
     }
     w->current = cur; /* the caller clears it */
-    return result;
+    return rc;
+}
+
+store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
+                         int64_t now)
+{
+    task cur;
+    store_rc rc = load_task(s, id, &cur);
+    if (rc != STORE_OK)
+        return rc;
+    if (cur.status != status || strcmp(cur.status_msg, msg) != 0)
+        rc = update_row(s, &cur, status, msg, NULL, now);
+    task_clear(&cur);
+    return rc;
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -622,7 +649,7 @@ static bool set_err(char *err, size_t errlen, const char *what, const char *path
 static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
-    if (prepare(db, "PRAGMA user_version", &st) != SQLITE_OK)
+    if (sq_prepare(db, "PRAGMA user_version", &st) != SQLITE_OK)
         return set_err(err, errlen, "cannot read the schema version of", path, sqlite3_errmsg(db));
     int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
@@ -657,7 +684,8 @@ static bool load_secret(sqlite_store *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     bool ok = false;
-    if (prepare(s->wdb, "SELECT value FROM meta WHERE name = 'page_token_key'", &st) == SQLITE_OK) {
+    if (sq_prepare(s->wdb, "SELECT value FROM meta WHERE name = 'page_token_key'", &st) ==
+        SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 16) {
             memcpy(s->secret, sqlite3_column_blob(st, 0), 16);
             ok = true;
@@ -694,7 +722,7 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
-        if (prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
+        if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
             return false;
     return true;
 }
@@ -755,6 +783,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->reader_free);
+    pthread_mutex_destroy(&s->notify_mu);
+    pthread_cond_destroy(&s->notify_cv);
     free(s->path);
     free(s);
 }
@@ -772,6 +802,9 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->reader_free, NULL);
+    pthread_mutex_init(&s->notify_mu, NULL);
+    pthread_cond_init(&s->notify_cv, NULL);
+    s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     if (!lock_database(s, err, errlen))
         goto fail;
     int rc = open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);

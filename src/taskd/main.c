@@ -1,15 +1,17 @@
 /*
- * taskd — the task API as one local process: SQLite store, HTTP server.
+ * taskd — the task API and its pipeline as one local process: SQLite store,
+ * change stream, publisher, queues, handlers, HTTP server.
  *
  * main() reads flags and environment, loads the configuration, wires the
- * store, the API and the HTTP server together, then waits for SIGTERM or
- * SIGINT and takes everything down in reverse order. Signals are blocked in
+ * store, the pipeline, the API and the HTTP server together, then waits for
+ * SIGTERM or SIGINT and takes everything down in reverse order. Signals are blocked in
  * every thread and taken synchronously here with sigwait(), so no handler
  * runs in signal context.
  */
 #include "api/api.h"
 #include "core/config.h"
 #include "http/http_server.h"
+#include "pipeline/pipeline.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
 
@@ -210,6 +212,14 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return fail("cannot initialise the API");
     }
+    pipeline *pipe = pipeline_start(st, &cfg, err, sizeof err);
+    if (!pipe) {
+        api_free(&a);
+        store_close(st);
+        config_free(&cfg);
+        return fail(err);
+    }
+    a.pipeline = pipeline_api(pipe);
     http_options ho = {.host = o.host,
                        .port = o.port,
                        .threads = o.threads,
@@ -217,6 +227,7 @@ int main(int argc, char **argv)
                        .timeout_s = 30};
     http_server *http = http_server_start(&ho, &a, err, sizeof err);
     if (!http) {
+        pipeline_stop(pipe, cfg.shutdown_grace); /* nothing was received yet: ends at once */
         api_free(&a);
         store_close(st);
         config_free(&cfg);
@@ -233,6 +244,12 @@ int main(int argc, char **argv)
     log_info("stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
 
     http_server_stop(http); /* finishes the requests in flight */
+    if (!pipeline_stop(pipe, cfg.shutdown_grace)) {
+        /* Handlers overran the grace period: their messages come back after
+         * the visibility timeout. The store is consistent at every commit. */
+        log_info("stopped", "handlers", "abandoned", NULL);
+        return 0;
+    }
     api_free(&a);
     store_close(st); /* commits queued writes, checkpoints the WAL */
     config_free(&cfg);

@@ -1,0 +1,240 @@
+/*
+ * pipeline — wiring and the API view; see pipeline.h.
+ */
+#include "pipeline.h"
+
+#include "runner/handlers.h"
+#include "runner/runner.h"
+#include "store/broker.h"
+#include "stream_consumer.h"
+#include "util/log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct pipeline {
+    store *store;
+    broker *broker;
+    const config *config;
+    stream_consumer *consumers[CONFIG_MAX_ITEMS];
+    runner *runners[CONFIG_MAX_ITEMS];
+    pthread_t sweeper;
+    bool sweeper_started;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stopping;
+    api_pipeline view;
+};
+
+/* ---- the sweep ---------------------------------------------------------- */
+
+static void *sweeper_main(void *arg)
+{
+    pipeline *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping) {
+        pthread_mutex_unlock(&p->mu);
+        int64_t removed = 0;
+        store_rc rc = broker_sweep(p->broker, p->config, &removed);
+        if (rc != STORE_OK)
+            log_warn("retention sweep failed; retrying next interval", "error", store_rc_name(rc),
+                     NULL);
+        else if (removed) {
+            char n[24];
+            snprintf(n, sizeof n, "%lld", (long long)removed);
+            log_info("expired tasks deleted", "count", n, NULL);
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += p->config->sweep_interval;
+        pthread_mutex_lock(&p->mu);
+        while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* ---- the API view ------------------------------------------------------- */
+
+static store_rc queues_json(void *ctx, sbuf *out)
+{
+    pipeline *p = ctx;
+    const config *c = p->config;
+    sbuf_puts(out, "{\"queues\":[");
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const queue_config *q = &c->queues[i];
+        queue_stats st, dlq = {0};
+        store_rc rc = broker_queue_stats(p->broker, q->name, &st);
+        if (rc == STORE_OK && *q->dead_letter_queue)
+            rc = broker_queue_stats(p->broker, q->dead_letter_queue, &dlq);
+        if (rc != STORE_OK)
+            return rc;
+        if (i)
+            sbuf_putc(out, ',');
+        sbuf_puts(out, "{\"name\":");
+        sbuf_json_str(out, q->name);
+        sbuf_printf(out, ",\"depth\":%lld,\"in_flight\":%lld,\"delayed\":%lld",
+                    (long long)st.visible, (long long)st.in_flight, (long long)st.delayed);
+        sbuf_puts(out, ",\"dead_letter_queue\":");
+        if (*q->dead_letter_queue) {
+            sbuf_json_str(out, q->dead_letter_queue);
+            sbuf_printf(out, ",\"dead_letter_count\":%lld",
+                        (long long)(dlq.visible + dlq.in_flight + dlq.delayed));
+        } else {
+            sbuf_puts(out, "null,\"dead_letter_count\":0");
+        }
+        sbuf_printf(out, ",\"visibility_timeout\":%u,\"max_receive_count\":%u}",
+                    q->visibility_timeout, q->max_receive_count);
+    }
+    sbuf_puts(out, "]}");
+    return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
+}
+
+static store_rc redrive(void *ctx, const char *queue, int64_t *moved)
+{
+    pipeline *p = ctx;
+    const queue_config *q = config_queue(p->config, queue);
+    if (!q || !*q->dead_letter_queue)
+        return STORE_NOT_FOUND;
+    store_rc rc = broker_redrive(p->broker, q->dead_letter_queue, q->name, moved);
+    if (rc == STORE_OK) {
+        char n[24];
+        snprintf(n, sizeof n, "%lld", (long long)*moved);
+        log_info("dead-letter queue redriven", "queue", q->name, "moved", n, NULL);
+    }
+    return rc;
+}
+
+static store_rc metrics_text(void *ctx, sbuf *out)
+{
+    pipeline *p = ctx;
+    const config *c = p->config;
+    static const char *const gauges[][2] = {
+        {"taskd_queue_depth", "Messages ready to be received"},
+        {"taskd_queue_in_flight", "Messages received and not yet deleted"},
+        {"taskd_queue_delayed", "Messages sent and not yet visible"},
+    };
+    queue_stats st[CONFIG_MAX_ITEMS];
+    for (size_t i = 0; i < c->n_queues; i++) {
+        store_rc rc = broker_queue_stats(p->broker, c->queues[i].name, &st[i]);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    for (size_t g = 0; g < 3; g++) {
+        sbuf_printf(out, "# HELP %s %s.\n# TYPE %s gauge\n", gauges[g][0], gauges[g][1],
+                    gauges[g][0]);
+        for (size_t i = 0; i < c->n_queues; i++) {
+            int64_t v = g == 0 ? st[i].visible : g == 1 ? st[i].in_flight : st[i].delayed;
+            sbuf_printf(out, "%s{queue=\"%s\"} %lld\n", gauges[g][0], c->queues[i].name,
+                        (long long)v);
+        }
+    }
+    sbuf_puts(out, "# HELP taskd_queue_dead_letter Messages in the queue's dead-letter queue.\n"
+                   "# TYPE taskd_queue_dead_letter gauge\n");
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const queue_config *q = &c->queues[i];
+        const queue_config *d =
+            *q->dead_letter_queue ? config_queue(c, q->dead_letter_queue) : NULL;
+        if (!d)
+            continue;
+        const queue_stats *ds = &st[d - c->queues];
+        sbuf_printf(out, "taskd_queue_dead_letter{queue=\"%s\",dead_letter_queue=\"%s\"} %lld\n",
+                    q->name, d->name, (long long)(ds->visible + ds->in_flight + ds->delayed));
+    }
+    sbuf_puts(out, "# HELP taskd_stream_lag Change records not yet processed by the consumer.\n"
+                   "# TYPE taskd_stream_lag gauge\n");
+    for (size_t i = 0; i < c->n_consumers; i++) {
+        int64_t lag;
+        store_rc rc = broker_stream_lag(p->broker, c->consumers[i].name, &lag);
+        if (rc != STORE_OK)
+            return rc;
+        sbuf_printf(out, "taskd_stream_lag{consumer=\"%s\"} %lld\n", c->consumers[i].name,
+                    (long long)lag);
+    }
+    return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+pipeline *pipeline_start(store *s, const config *c, char *err, size_t errlen)
+{
+    pipeline *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->store = s;
+    p->broker = broker_of(s);
+    p->config = c;
+    p->view = (api_pipeline){queues_json, redrive, metrics_text, p};
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    for (size_t i = 0; i < c->n_handlers; i++) {
+        handler *h = handler_create(&c->handlers[i], err, errlen);
+        if (!h || !(p->runners[i] = runner_start(s, p->broker, c, &c->handlers[i], h, err, errlen)))
+            goto fail;
+    }
+    for (size_t i = 0; i < c->n_consumers; i++)
+        if (!(p->consumers[i] = stream_consumer_start(p->broker, c, &c->consumers[i], err, errlen)))
+            goto fail;
+    if (pthread_create(&p->sweeper, NULL, sweeper_main, p) != 0) {
+        snprintf(err, errlen, "cannot start the retention sweep");
+        goto fail;
+    }
+    p->sweeper_started = true;
+    return p;
+fail:
+    pipeline_stop(p, 10); /* the threads started hold no work yet: they end at once */
+    return NULL;
+}
+
+const api_pipeline *pipeline_api(pipeline *p)
+{
+    return &p->view;
+}
+
+bool pipeline_stop(pipeline *p, unsigned grace_s)
+{
+    if (!p)
+        return true;
+    const config *c = p->config;
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (p->runners[i])
+            runner_stop_receiving(p->runners[i]);
+    double deadline = monotonic_s() + grace_s;
+    bool all = true;
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (p->runners[i] && !runner_join(p->runners[i], deadline))
+            all = false;
+    if (!all) {
+        log_warn("handlers still running after the grace period; their tasks will be retried",
+                 NULL);
+        return false;
+    }
+    for (size_t i = 0; i < c->n_consumers; i++)
+        stream_consumer_stop(p->consumers[i]);
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    if (p->sweeper_started)
+        pthread_join(p->sweeper, NULL);
+    for (size_t i = 0; i < c->n_handlers; i++)
+        runner_free(p->runners[i]);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cond);
+    free(p);
+    return true;
+}

@@ -1,0 +1,28 @@
+/*
+ * pipeline — the local pipeline of taskd, wired from the configuration:
+ * stream consumers (the publisher), the runners of every handler binding,
+ * and the housekeeping sweep (ttl, message retention, stream trimming).
+ * Also answers the API's questions about queues and metrics.
+ */
+#ifndef TASKD_PIPELINE_H
+#define TASKD_PIPELINE_H
+
+#include "api/api.h"
+#include "core/config.h"
+#include "store/store.h"
+
+typedef struct pipeline pipeline;
+
+/* Build every handler and start every thread; NULL with a reason in err. */
+pipeline *pipeline_start(store *s, const config *c, char *err, size_t errlen);
+/* The view the API serves /queues, /queues/{name}/redrive and /metrics from. */
+const api_pipeline *pipeline_api(pipeline *p);
+/*
+ * Stop: no new messages are taken; running handlers get grace_s seconds to
+ * finish; consumers and the sweep stop. False if handlers were still running
+ * at the deadline (their messages will be redelivered after a restart); the
+ * pipeline is then left allocated, since threads still use it.
+ */
+bool pipeline_stop(pipeline *p, unsigned grace_s);
+
+#endif

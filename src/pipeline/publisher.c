@@ -1,0 +1,103 @@
+/*
+ * publisher — change record to topic message, and topic fan-out; see
+ * publisher.h.
+ */
+#include "publisher.h"
+
+#include "core/attrval.h"
+#include "core/json_util.h"
+#include "core/sbuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* record.dynamodb.NewImage.<name>.S, or NULL. */
+static const char *image_string(const json_t *image, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(image, name), "S"));
+}
+
+static void put_attr(sbuf *b, bool first, const char *name, const char *value)
+{
+    if (!first)
+        sbuf_putc(b, ',');
+    sbuf_json_str(b, name);
+    sbuf_puts(b, ":{\"Type\":\"String\",\"Value\":");
+    sbuf_json_str(b, value);
+    sbuf_putc(b, '}');
+}
+
+bool publisher_message(const json_t *record, publish_message *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *event = json_string_value(json_object_get(record, "eventName"));
+    const json_t *image = json_object_get(json_object_get(record, "dynamodb"), "NewImage");
+    const char *id = image_string(image, "id");
+    const char *type = image_string(image, "task_type");
+    json_t *data = attrval_to_json(json_object_get(image, "data"));
+    bool ok = event && strcmp(event, "INSERT") == 0 && id && strlen(id) == TASK_ID_LEN && type &&
+              strlen(type) <= TASK_TYPE_MAX && json_is_object(data);
+    if (ok) {
+        memcpy(out->task_id, id, TASK_ID_LEN + 1);
+        snprintf(out->task_type, sizeof out->task_type, "%s", type);
+        out->body = json_to_text(data);
+        const char *trace = image_string(image, "trace");
+        out->trace = trace ? strdup(trace) : NULL;
+        sbuf a = {0};
+        sbuf_putc(&a, '{');
+        put_attr(&a, true, "TaskId", id);
+        put_attr(&a, false, "TaskType", type);
+        if (trace)
+            put_attr(&a, false, "traceparent", trace);
+        sbuf_putc(&a, '}');
+        out->attributes = sbuf_failed(&a) ? NULL : sbuf_take(&a, NULL);
+        sbuf_free(&a);
+        ok = out->body && out->attributes && (!trace || out->trace);
+        if (!ok)
+            publish_message_free(out);
+    }
+    json_decref(data);
+    return ok;
+}
+
+void publish_message_free(publish_message *m)
+{
+    free(m->body);
+    free(m->attributes);
+    free(m->trace);
+    m->body = m->attributes = m->trace = NULL;
+}
+
+static bool subscription_matches(const subscription_config *sub, const publish_message *m)
+{
+    if (!sub->policy)
+        return true;
+    if (filter_policy_scope(sub->policy) == FILTER_SCOPE_BODY) {
+        json_t *body = json_loads(m->body, 0, NULL);
+        bool match = body && filter_policy_match_body(sub->policy, body);
+        json_decref(body);
+        return match;
+    }
+    filter_attr attrs[3] = {{"TaskId", "String", m->task_id}, {"TaskType", "String", m->task_type}};
+    size_t n = 2;
+    if (m->trace)
+        attrs[n++] = (filter_attr){"traceparent", "String", m->trace};
+    return filter_policy_match_attrs(sub->policy, attrs, n);
+}
+
+size_t topic_route(const config *c, const publish_message *m, const queue_config **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->n_subscriptions && n < max; i++) {
+        const subscription_config *sub = &c->subscriptions[i];
+        if (!subscription_matches(sub, m))
+            continue;
+        const queue_config *q = config_queue(c, sub->queue);
+        bool seen = false;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = out[j] == q;
+        if (q && !seen)
+            out[n++] = q;
+    }
+    return n;
+}

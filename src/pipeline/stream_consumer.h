@@ -1,0 +1,23 @@
+/*
+ * stream_consumer — a thread that reads the local change stream for one
+ * configured consumer: records in sequence order from its checkpoint, in
+ * batches, through its filter patterns; matching INSERTs are published to
+ * the topic and the checkpoint moves in the same transaction. A batch that
+ * fails is retried (maximum_retry_attempts); past that its first record is
+ * logged and skipped, as Lambda's maximumRetryAttempts does.
+ */
+#ifndef TASKD_STREAM_CONSUMER_H
+#define TASKD_STREAM_CONSUMER_H
+
+#include "core/config.h"
+#include "store/broker.h"
+
+typedef struct stream_consumer stream_consumer;
+
+/* Start the consumer's thread; NULL with a reason in err. */
+stream_consumer *stream_consumer_start(broker *b, const config *c, const consumer_config *cc,
+                                       char *err, size_t errlen);
+/* Stop after the batch in hand and free. */
+void stream_consumer_stop(stream_consumer *sc);
+
+#endif

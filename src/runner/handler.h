@@ -1,0 +1,36 @@
+/*
+ * handler — the interface between the task runner and the code that runs a task.
+ *
+ * A handler is a small object with a name, a run() function and a free()
+ * function. The runner hands it one task at a time (from several threads at
+ * once) and stores what it reports: ok = COMPLETED, otherwise FAILED, with a
+ * status message and an optional JSON result. Built-in handlers (the TASK1
+ * demo, exec) and handlers written in C all implement this interface.
+ */
+#ifndef TASKD_HANDLER_H
+#define TASKD_HANDLER_H
+#include <stdbool.h>
+/* One task handed to a handler; every pointer is borrowed for the call. */
+typedef struct handler_task {
+    const char *id;
+    const char *task_type;
+    const char *data;        /* the task's data: compact JSON object text */
+    const char *traceparent; /* W3C trace context, or NULL */
+} handler_task;
+/* What a handler reports; strings are malloc'ed and owned by the caller after run(). */
+typedef struct handler_result {
+    bool ok;          /* true: COMPLETED, false: FAILED */
+    char *status_msg; /* e.g. "Task completed", or the error text; never NULL after run() */
+    char *result;     /* JSON text of the result, or NULL for none */
+} handler_result;
+typedef struct handler handler;
+struct handler {
+    const char *name;
+    /* Run one task within timeout_s seconds and fill *out. Called from several threads at once. */
+    void (*run)(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out);
+    void (*free)(handler *h);
+    void *ctx;
+};
+/* Release a result's strings. */
+void handler_result_clear(handler_result *r);
+#endif

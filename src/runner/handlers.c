@@ -1,0 +1,156 @@
+/*
+ * handlers — built-in handlers and the name -> factory table; see handlers.h.
+ */
+#include "handlers.h"
+
+#include "exec_handler.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+void handler_result_clear(handler_result *r)
+{
+    if (!r)
+        return;
+    free(r->status_msg);
+    free(r->result);
+    r->status_msg = NULL;
+    r->result = NULL;
+    r->ok = false;
+}
+
+/* ---- TASK1: the seed's demo --------------------------------------------- */
+
+typedef struct task1 {
+    double seconds;
+    double failure_rate;
+} task1;
+
+static double env_number(const char *name, double fallback, double min, double max)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return fallback;
+    char *end;
+    double v = strtod(s, &end);
+    return *end || !isfinite(v) || v < min || v > max ? fallback : v;
+}
+
+static double uniform01(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint64_t)time(NULL) * 2654435761u;
+    return (double)(r >> 11) / 9007199254740992.0; /* 53 bits */
+}
+
+static void sleep_seconds(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static void task1_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
+{
+    (void)t;
+    task1 *cfg = h->ctx;
+    if (cfg->seconds > timeout_s) {
+        sleep_seconds(timeout_s);
+        char msg[64];
+        snprintf(msg, sizeof msg, "timed out after %u s", timeout_s);
+        out->ok = false;
+        out->status_msg = strdup(msg);
+        return;
+    }
+    sleep_seconds(cfg->seconds);
+    out->ok = uniform01() >= cfg->failure_rate;
+    out->status_msg = strdup(out->ok ? "Task completed" : "Task failed somehow");
+}
+
+static void free_with_ctx(handler *h)
+{
+    free(h->ctx);
+    free(h);
+}
+
+static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
+{
+    (void)hc;
+    handler *h = calloc(1, sizeof *h);
+    task1 *cfg = calloc(1, sizeof *cfg);
+    if (!h || !cfg) {
+        free(h);
+        free(cfg);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    cfg->seconds = env_number("TASK1_SECONDS", 10, 0, 86400);
+    cfg->failure_rate = env_number("TASK1_FAILURE_RATE", 0.25, 0, 1);
+    *h = (handler){.name = "TASK1", .run = task1_run, .free = free_with_ctx, .ctx = cfg};
+    return h;
+}
+
+/* ---- noop --------------------------------------------------------------- */
+
+static void noop_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
+{
+    (void)h;
+    (void)t;
+    (void)timeout_s;
+    out->ok = true;
+    out->status_msg = strdup("Task completed");
+}
+
+static handler *noop_new(const handler_config *hc, char *err, size_t errlen)
+{
+    (void)hc;
+    handler *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    *h = (handler){.name = "noop", .run = noop_run, .free = free_with_ctx};
+    return h;
+}
+
+/* ---- exec --------------------------------------------------------------- */
+
+static handler *exec_new(const handler_config *hc, char *err, size_t errlen)
+{
+    size_t argc = 0;
+    while (hc->command && hc->command[argc])
+        argc++;
+    return exec_handler_new((const char *const *)hc->command, argc, NULL, err, errlen);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    handler *(*create)(const handler_config *hc, char *err, size_t errlen);
+} builtin[] = {
+    {"TASK1", task1_new},
+    {"noop", noop_new},
+    {"exec", exec_new},
+};
+
+handler *handler_create(const handler_config *hc, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        if (strcmp(builtin[i].name, hc->handler) == 0)
+            return builtin[i].create(hc, err, errlen);
+    snprintf(err, errlen, "unknown handler \"%s\" for queue %s (known: TASK1, noop, exec)",
+             hc->handler, hc->queue);
+    return NULL;
+}
+
+void handler_free(handler *h)
+{
+    if (h)
+        h->free(h);
+}

@@ -1,0 +1,31 @@
+/*
+ * handlers — the handlers a binding can name, and how to add one in C.
+ *
+ * Built in:
+ *   TASK1  the seed's demo: waits TASK1_SECONDS (default 10), then fails
+ *          with probability TASK1_FAILURE_RATE (default 0.25) with
+ *          "Task failed somehow", else completes.
+ *   noop   completes at once (benchmarks).
+ *   exec   runs the binding's command (see exec_handler.h).
+ *
+ * Adding a handler written in C: implement the handler interface of
+ * handler.h (a run() that fills a handler_result, and a free()), write a
+ * factory `handler *my_handler_new(const handler_config *hc, char *err,
+ * size_t errlen)`, and add {"my-name", my_handler_new} to the table in
+ * handlers.c. A binding with "handler": "my-name" then runs it.
+ */
+#ifndef TASKD_HANDLERS_H
+#define TASKD_HANDLERS_H
+
+#include "core/config.h"
+#include "handler.h"
+
+#include <stddef.h>
+
+/* Build the handler a binding names; NULL with a reason in err. */
+handler *handler_create(const handler_config *hc, char *err, size_t errlen);
+
+/* Free a handler (NULL is fine). */
+void handler_free(handler *h);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * runner — the threads that work a queue for one handler binding.
+ *
+ * Each thread receives up to batch_size messages, claims their tasks
+ * (CREATED -> IN_PROGRESS, "Task started") in one group of writes, runs the
+ * handler on each, reports COMPLETED or FAILED, and deletes the messages.
+ * A message whose task is already finished, or gone, is dropped. A task
+ * found IN_PROGRESS is a redelivery after a crash or a timeout: it is run
+ * again. A message not deleted — the process died, or the report failed —
+ * reappears after the queue's visibility timeout; past max_receive_count
+ * the broker moves it to the dead-letter queue and fails the task.
+ */
+#ifndef TASKD_RUNNER_H
+#define TASKD_RUNNER_H
+
+#include "core/config.h"
+#include "handler.h"
+#include "store/broker.h"
+#include "store/store.h"
+
+typedef struct runner runner;
+
+/* Start the binding's threads; the runner takes the handler. NULL with err. */
+runner *runner_start(store *s, broker *b, const config *c, const handler_config *hc, handler *h,
+                     char *err, size_t errlen);
+/* Stop receiving; messages received but not started are released for redelivery. */
+void runner_stop_receiving(runner *r);
+/* Wait for the threads until deadline (CLOCK_MONOTONIC seconds); true when all ended. */
+bool runner_join(runner *r, double deadline);
+/* Free a runner whose threads ended. */
+void runner_free(runner *r);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * broker — the local pipeline's durable plumbing, kept in the task database:
+ * the change stream (read in sequence order, with a checkpoint per
+ * consumer), and the queues (SQS semantics: visibility timeout, receive
+ * count, dead-letter queue, delay, retention).
+ *
+ * Every write joins the store's group commit, so publishing messages and
+ * moving a consumer's checkpoint happen in one transaction: a crash can
+ * neither lose a record nor publish it twice. Threads that consume wait on
+ * broker_wait() and are woken after each commit that gives them work.
+ */
+#ifndef TASKD_BROKER_H
+#define TASKD_BROKER_H
+
+#include "core/config.h"
+#include "store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct broker broker;
+
+/* The broker over a store opened by store_sqlite_open(). */
+broker *broker_of(store *s);
+
+/* ---- change stream ----------------------------------------------------- */
+
+typedef struct change_record {
+    int64_t seq;
+    char *json; /* the record, shaped like a DynamoDB Streams record */
+} change_record;
+
+/*
+ * Read up to max records after the consumer's checkpoint. *checkpoint gets
+ * the checkpoint (0 before the first commit). Free with change_records_free.
+ */
+store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_t *checkpoint,
+                             change_record **out, size_t *n);
+void change_records_free(change_record *r, size_t n);
+
+/* A message for a queue; strings borrowed for the call. */
+typedef struct broker_message {
+    const queue_config *queue;
+    const char *task_id;
+    const char *body;
+    const char *attributes; /* JSON object: {"Name": {"Type": "String", "Value": "..."}} */
+} broker_message;
+
+/* Send the messages and set the consumer's checkpoint to seq, in one transaction. */
+store_rc broker_publish(broker *b, const char *consumer, int64_t seq, const broker_message *m,
+                        size_t n);
+
+/* ---- queues ------------------------------------------------------------ */
+
+typedef struct queue_message {
+    int64_t id;
+    int receive_count; /* with this receive; also the receipt */
+    int64_t sent_ms;
+    char *task_id;
+    char *body;
+    char *attributes;
+} queue_message;
+
+/*
+ * Receive up to max visible messages of queue q, hiding them for its
+ * visibility timeout. A message received max_receive_count times already
+ * moves to the dead-letter queue instead, and its task (unless finished)
+ * becomes FAILED saying so. *next_ms gets when the next message becomes
+ * visible (INT64_MAX if none) when nothing was received.
+ */
+store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
+                        size_t *n, int64_t *next_ms);
+void queue_messages_free(queue_message *m, size_t n);
+
+/* Delete received messages (a stale receipt is ignored). */
+store_rc broker_delete(broker *b, const queue_message *m, size_t n);
+/* Make received messages visible again now, for another receive. */
+store_rc broker_release(broker *b, const queue_message *m, size_t n);
+/* Keep received messages hidden for another seconds from now. */
+store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
+
+typedef struct queue_stats {
+    int64_t visible;   /* ready to receive */
+    int64_t in_flight; /* received, not yet deleted */
+    int64_t delayed;   /* sent, not yet visible */
+} queue_stats;
+
+store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out);
+/* Change records after the consumer's checkpoint. */
+store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag);
+
+/*
+ * Move every message of dead-letter queue dlq back to queue target; their
+ * FAILED tasks become CREATED again. *moved gets the count.
+ */
+store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t *moved);
+
+/*
+ * Housekeeping: delete finished tasks past ttl + grace (REMOVE records),
+ * drop messages past retention (failing their tasks), trim change records
+ * every named consumer has passed or older than 24 h. *removed gets the
+ * number of tasks deleted.
+ */
+store_rc broker_sweep(broker *b, const config *c, int64_t *removed);
+
+/*
+ * Sleep until a commit appends change records (changes) or makes messages
+ * visible (messages) after *gen, or until timeout_ms. *gen is updated; pass
+ * 0 the first time to return at once with the current generation.
+ */
+void broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms);
+/* Wake every waiter (shutdown). */
+void broker_wake_all(broker *b);
+
+#endif

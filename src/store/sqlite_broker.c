@@ -1,0 +1,652 @@
+/*
+ * sqlite_broker — the local change stream and queues, in the task database;
+ * see broker.h.
+ *
+ *   messages     one row per message: queue, task id, body, attributes,
+ *                visible_ms (when it may next be received), receive_count,
+ *                expires_ms (retention). A receive hides a message by moving
+ *                visible_ms forward; the (id, receive_count) pair is the
+ *                receipt, so a worker whose visibility ran out cannot delete
+ *                the message another worker has since received.
+ *   checkpoints  the last change-record sequence number each consumer has
+ *                finished with.
+ *
+ * Writes run as STORE_WRITE_ADAPTER jobs in the store's group commit; reads
+ * use the store's read connections. Statements here are prepared per call:
+ * every call handles a whole batch, so preparing is not on a per-task path.
+ */
+#include "broker.h"
+
+#include "core/change_record.h"
+#include "sqlite_internal.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define STREAM_RETENTION_S (24 * 3600) /* as DynamoDB Streams */
+#define SWEEP_BATCH        500
+
+broker *broker_of(store *s)
+{
+    return (broker *)s;
+}
+
+static sqlite_store *sq(broker *b)
+{
+    return (sqlite_store *)b;
+}
+
+/* Run fn in the writer's transaction and wait for the commit. */
+static store_rc run_write(broker *b, store_rc (*fn)(void *adapter, store_write *w), void *arg)
+{
+    store_write w = {.kind = STORE_WRITE_ADAPTER, .apply = fn, .arg = arg};
+    return store_write_wait(&sq(b)->base, &w);
+}
+
+/* Prepare on a connection; logs and returns NULL on failure. */
+static sqlite3_stmt *stmt(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        log_error("cannot prepare a broker statement", "error", sqlite3_errmsg(db), NULL);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* ---- change stream ----------------------------------------------------- */
+
+static int64_t checkpoint_of(sqlite3 *db, const char *consumer, store_rc *rc)
+{
+    sqlite3_stmt *st = stmt(db, "SELECT seq FROM checkpoints WHERE consumer = ?1");
+    if (!st) {
+        *rc = STORE_ERROR;
+        return 0;
+    }
+    sqlite3_bind_text(st, 1, consumer, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    int64_t seq = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    *rc = r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : sq_rc_of(r);
+    sqlite3_finalize(st);
+    return seq;
+}
+
+store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_t *checkpoint,
+                             change_record **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    store_rc rc;
+    *checkpoint = checkpoint_of(r->db, consumer, &rc);
+    sqlite3_stmt *st = rc == STORE_OK ? stmt(r->db, "SELECT seq, event_name, task_id, new_image, "
+                                                    "old_image, created_time FROM changes "
+                                                    "WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                                      : NULL;
+    if (!st) {
+        sq_reader_put(sq(b), r);
+        return STORE_ERROR;
+    }
+    sqlite3_bind_int64(st, 1, *checkpoint);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    change_record *recs = calloc(max ? max : 1, sizeof *recs);
+    int step;
+    while (recs && *n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        sbuf j = {0};
+        change_record_write(
+            &j, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+            (const char *)sqlite3_column_text(st, 4), sqlite3_column_int64(st, 5));
+        if (sbuf_failed(&j)) {
+            sbuf_free(&j);
+            rc = STORE_ERROR;
+            break;
+        }
+        recs[*n].seq = sqlite3_column_int64(st, 0);
+        recs[*n].json = sbuf_take(&j, NULL);
+        (*n)++;
+    }
+    if (!recs)
+        rc = STORE_ERROR;
+    else if (rc == STORE_OK && *n < max && step != SQLITE_DONE)
+        rc = sq_rc_of(step);
+    sqlite3_finalize(st);
+    sq_reader_put(sq(b), r);
+    if (rc != STORE_OK) {
+        change_records_free(recs, *n);
+        *n = 0;
+        return rc;
+    }
+    *out = recs;
+    return STORE_OK;
+}
+
+void change_records_free(change_record *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].json);
+    free(r);
+}
+
+typedef struct publish_args {
+    const char *consumer;
+    int64_t seq;
+    const broker_message *m;
+    size_t n;
+} publish_args;
+
+static store_rc apply_publish(void *adapter, store_write *w)
+{
+    sqlite_store *s = adapter;
+    publish_args *a = w->arg;
+    int64_t now = sq_now_ms();
+    sqlite3_stmt *ins = stmt(s->wdb, "INSERT INTO messages (queue, task_id, body, attributes, "
+                                     "sent_ms, visible_ms, expires_ms) "
+                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    sqlite3_stmt *cp = stmt(s->wdb, "INSERT OR REPLACE INTO checkpoints (consumer, seq) "
+                                    "VALUES (?1, ?2)");
+    int rc = ins && cp ? SQLITE_OK : SQLITE_ERROR;
+    for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
+        const queue_config *q = a->m[i].queue;
+        sqlite3_bind_text(ins, 1, q->name, -1, SQLITE_STATIC);
+        sq_bind_text(ins, 2, a->m[i].task_id);
+        sqlite3_bind_text(ins, 3, a->m[i].body, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, a->m[i].attributes, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 5, now);
+        sqlite3_bind_int64(ins, 6, now + (int64_t)q->delay * 1000);
+        sqlite3_bind_int64(ins, 7, now + (int64_t)q->retention * 1000);
+        rc = sq_step_done(ins);
+    }
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(cp, 1, a->consumer, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(cp, 2, a->seq);
+        rc = sq_step_done(cp);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_finalize(cp);
+    if (a->n)
+        s->batch_sent_messages = true;
+    return sq_rc_of(rc);
+}
+
+store_rc broker_publish(broker *b, const char *consumer, int64_t seq, const broker_message *m,
+                        size_t n)
+{
+    publish_args a = {consumer, seq, m, n};
+    return run_write(b, apply_publish, &a);
+}
+
+/* ---- queues ------------------------------------------------------------ */
+
+static void queue_messages_free_one(queue_message *m);
+
+typedef struct receive_args {
+    const queue_config *q;
+    size_t max;
+    queue_message *out;
+    size_t n;
+    int64_t next_ms;
+} receive_args;
+
+/* Writer: fail a task whose message left for the DLQ or expired, unless it finished. */
+static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char *why)
+{
+    if (!task_id)
+        return STORE_OK;
+    task t = {0};
+    store_rc rc = STORE_OK;
+    sqlite3_stmt *st = stmt(s->wdb, "SELECT status FROM tasks WHERE id = ?1");
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    bool finished = true;
+    if (r == SQLITE_ROW && task_status_parse((const char *)sqlite3_column_text(st, 0), &t.status))
+        finished = task_status_is_final(t.status);
+    else if (r != SQLITE_DONE)
+        rc = sq_rc_of(r);
+    sqlite3_finalize(st);
+    if (rc == STORE_OK && !finished) {
+        rc = sq_force_status(s, task_id, TASK_FAILED, why, (int64_t)time(NULL));
+        if (rc == STORE_OK)
+            log_warn("task failed", "task_id", task_id, "reason", why, NULL);
+    }
+    return rc;
+}
+
+static store_rc apply_receive(void *adapter, store_write *w)
+{
+    sqlite_store *s = adapter;
+    receive_args *a = w->arg;
+    const queue_config *q = a->q;
+    int64_t now = sq_now_ms();
+    a->next_ms = INT64_MAX;
+    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, receive_count, sent_ms, task_id, body, attributes "
+                                     "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
+                                     "ORDER BY visible_ms, id LIMIT ?3");
+    if (!sel)
+        return STORE_ERROR;
+    sqlite3_bind_text(sel, 1, q->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(sel, 2, now);
+    sqlite3_bind_int64(sel, 3, (sqlite3_int64)a->max);
+    /* read the candidates first: the updates below move them in the index being read */
+    queue_message *c = calloc(a->max, sizeof *c);
+    size_t nc = 0;
+    int r = SQLITE_OK;
+    while (c && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        c[nc].id = sqlite3_column_int64(sel, 0);
+        c[nc].receive_count = sqlite3_column_int(sel, 1);
+        c[nc].sent_ms = sqlite3_column_int64(sel, 2);
+        c[nc].task_id = sq_dup_col(sel, 3);
+        c[nc].body = sq_dup_col(sel, 4);
+        c[nc].attributes = sq_dup_col(sel, 5);
+        nc++;
+    }
+    sqlite3_finalize(sel);
+    if (!c || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
+        queue_messages_free(c, nc);
+        return c ? sq_rc_of(r) : STORE_ERROR;
+    }
+    sqlite3_stmt *hide = stmt(s->wdb, "UPDATE messages SET visible_ms = ?2, receive_count = ?3 "
+                                      "WHERE id = ?1");
+    sqlite3_stmt *move = stmt(s->wdb, "UPDATE messages SET queue = ?2, visible_ms = ?3, "
+                                      "receive_count = 0 WHERE id = ?1");
+    store_rc rc = hide && move ? STORE_OK : STORE_ERROR;
+    for (size_t i = 0; i < nc && rc == STORE_OK; i++) {
+        queue_message *m = &c[i];
+        bool exhausted = q->max_receive_count && m->receive_count >= (int)q->max_receive_count;
+        if (exhausted && *q->dead_letter_queue) {
+            sqlite3_bind_int64(move, 1, m->id);
+            sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(move, 3, now);
+            rc = sq_rc_of(sq_step_done(move));
+            char why[200];
+            snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
+                     q->dead_letter_queue, m->receive_count);
+            if (rc == STORE_OK)
+                rc = fail_unfinished(s, m->task_id, why);
+            m->id = 0; /* not delivered */
+            continue;
+        }
+        m->receive_count++;
+        sqlite3_bind_int64(hide, 1, m->id);
+        sqlite3_bind_int64(hide, 2, now + (int64_t)q->visibility_timeout * 1000);
+        sqlite3_bind_int(hide, 3, m->receive_count);
+        rc = sq_rc_of(sq_step_done(hide));
+    }
+    sqlite3_finalize(hide);
+    sqlite3_finalize(move);
+    /* keep the delivered ones */
+    a->n = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (c[i].id && rc == STORE_OK)
+            c[a->n++] = c[i];
+        else
+            queue_messages_free_one(&c[i]);
+    }
+    a->out = c;
+    if (rc == STORE_OK && a->n == 0) {
+        sqlite3_stmt *next = stmt(s->wdb, "SELECT min(visible_ms) FROM messages WHERE queue = ?1");
+        if (next) {
+            sqlite3_bind_text(next, 1, q->name, -1, SQLITE_STATIC);
+            if (sqlite3_step(next) == SQLITE_ROW && sqlite3_column_type(next, 0) != SQLITE_NULL)
+                a->next_ms = sqlite3_column_int64(next, 0);
+            sqlite3_finalize(next);
+        }
+    }
+    return rc;
+}
+
+store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
+                        size_t *n, int64_t *next_ms)
+{
+    receive_args a = {.q = q, .max = max ? max : 1};
+    store_rc rc = run_write(b, apply_receive, &a);
+    if (rc != STORE_OK) {
+        queue_messages_free(a.out, a.n);
+        a.out = NULL;
+        a.n = 0;
+    }
+    *out = a.out;
+    *n = a.n;
+    *next_ms = a.next_ms;
+    return rc;
+}
+
+static void queue_messages_free_one(queue_message *m)
+{
+    free(m->task_id);
+    free(m->body);
+    free(m->attributes);
+    memset(m, 0, sizeof *m);
+}
+
+void queue_messages_free(queue_message *m, size_t n)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < n; i++)
+        queue_messages_free_one(&m[i]);
+    free(m);
+}
+
+typedef struct receipt_args {
+    const queue_message *m;
+    size_t n;
+    bool delete;
+    int64_t visible_in_ms; /* when not deleting: visible again this long from now */
+} receipt_args;
+
+static store_rc apply_receipts(void *adapter, store_write *w)
+{
+    sqlite_store *s = adapter;
+    receipt_args *a = w->arg;
+    sqlite3_stmt *st =
+        stmt(s->wdb, a->delete ? "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2"
+                               : "UPDATE messages SET visible_ms = ?3 "
+                                 "WHERE id = ?1 AND receive_count = ?2");
+    if (!st)
+        return STORE_ERROR;
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
+        sqlite3_bind_int64(st, 1, a->m[i].id);
+        sqlite3_bind_int(st, 2, a->m[i].receive_count);
+        if (!a->delete)
+            sqlite3_bind_int64(st, 3, sq_now_ms() + a->visible_in_ms);
+        rc = sq_step_done(st);
+    }
+    sqlite3_finalize(st);
+    if (!a->delete &&a->visible_in_ms == 0 && a->n)
+        s->batch_sent_messages = true;
+    return sq_rc_of(rc);
+}
+
+store_rc broker_delete(broker *b, const queue_message *m, size_t n)
+{
+    receipt_args a = {m, n, true, 0};
+    return n ? run_write(b, apply_receipts, &a) : STORE_OK;
+}
+
+store_rc broker_release(broker *b, const queue_message *m, size_t n)
+{
+    receipt_args a = {m, n, false, 0};
+    return n ? run_write(b, apply_receipts, &a) : STORE_OK;
+}
+
+store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
+{
+    receipt_args a = {m, n, false, (int64_t)seconds * 1000};
+    return n ? run_write(b, apply_receipts, &a) : STORE_OK;
+}
+
+/* ---- visibility -------------------------------------------------------- */
+
+store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    sqlite3_stmt *st = stmt(r->db, "SELECT count(*) FILTER (WHERE visible_ms <= ?2),"
+                                   " count(*) FILTER (WHERE visible_ms > ?2 AND receive_count > 0),"
+                                   " count(*) FILTER (WHERE visible_ms > ?2 AND receive_count = 0)"
+                                   " FROM messages WHERE queue = ?1");
+    store_rc rc = STORE_ERROR;
+    if (st) {
+        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, sq_now_ms());
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            out->visible = sqlite3_column_int64(st, 0);
+            out->in_flight = sqlite3_column_int64(st, 1);
+            out->delayed = sqlite3_column_int64(st, 2);
+            rc = STORE_OK;
+        } else {
+            rc = sq_rc_of(step);
+        }
+        sqlite3_finalize(st);
+    }
+    sq_reader_put(sq(b), r);
+    return rc;
+}
+
+store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag)
+{
+    *lag = 0;
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    store_rc rc;
+    int64_t cp = checkpoint_of(r->db, consumer, &rc);
+    sqlite3_stmt *st =
+        rc == STORE_OK ? stmt(r->db, "SELECT count(*) FROM changes WHERE seq > ?1") : NULL;
+    if (st) {
+        sqlite3_bind_int64(st, 1, cp);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW)
+            *lag = sqlite3_column_int64(st, 0);
+        else
+            rc = sq_rc_of(step);
+        sqlite3_finalize(st);
+    } else {
+        rc = STORE_ERROR;
+    }
+    sq_reader_put(sq(b), r);
+    return rc;
+}
+
+typedef struct redrive_args {
+    const char *dlq, *target;
+    int64_t moved;
+} redrive_args;
+
+static store_rc apply_redrive(void *adapter, store_write *w)
+{
+    sqlite_store *s = adapter;
+    redrive_args *a = w->arg;
+    int64_t now = sq_now_ms();
+    sqlite3_stmt *sel = stmt(s->wdb, "SELECT task_id FROM messages WHERE queue = ?1");
+    if (!sel)
+        return STORE_ERROR;
+    sqlite3_bind_text(sel, 1, a->dlq, -1, SQLITE_STATIC);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Redriven from %s", a->dlq);
+    store_rc rc = STORE_OK;
+    int step;
+    /* tasks first (reading messages while only tasks change), then the messages */
+    while (rc == STORE_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(sel, 0);
+        if (!id)
+            continue;
+        task_status st = TASK_CREATED;
+        sqlite3_stmt *get = stmt(s->wdb, "SELECT status FROM tasks WHERE id = ?1");
+        if (!get) {
+            rc = STORE_ERROR;
+            break;
+        }
+        sqlite3_bind_text(get, 1, id, -1, SQLITE_STATIC);
+        bool failed = sqlite3_step(get) == SQLITE_ROW &&
+                      task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
+                      st == TASK_FAILED;
+        sqlite3_finalize(get);
+        if (failed)
+            rc = sq_force_status(s, id, TASK_CREATED, msg, now / 1000);
+    }
+    sqlite3_finalize(sel);
+    if (rc != STORE_OK)
+        return rc;
+    sqlite3_stmt *mv = stmt(s->wdb, "UPDATE messages SET queue = ?2, visible_ms = ?3, "
+                                    "receive_count = 0 WHERE queue = ?1");
+    if (!mv)
+        return STORE_ERROR;
+    sqlite3_bind_text(mv, 1, a->dlq, -1, SQLITE_STATIC);
+    sqlite3_bind_text(mv, 2, a->target, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(mv, 3, now);
+    int r = sq_step_done(mv);
+    a->moved = sqlite3_changes(s->wdb);
+    sqlite3_finalize(mv);
+    if (a->moved)
+        s->batch_sent_messages = true;
+    return sq_rc_of(r);
+}
+
+store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t *moved)
+{
+    redrive_args a = {dlq, target, 0};
+    store_rc rc = run_write(b, apply_redrive, &a);
+    *moved = rc == STORE_OK ? a.moved : 0;
+    return rc;
+}
+
+/* ---- housekeeping ------------------------------------------------------ */
+
+typedef struct sweep_args {
+    const config *c;
+    int64_t removed;
+} sweep_args;
+
+/* Delete up to SWEEP_BATCH expired finished tasks, each with a REMOVE record. */
+static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64_t *removed)
+{
+    sqlite3_stmt *sel = stmt(s->wdb, "SELECT " TASK_COLUMNS_FULL " FROM tasks "
+                                     "WHERE finished_time IS NOT NULL AND finished_time < ?1 "
+                                     "AND ttl IS NOT NULL AND ttl < ?2 LIMIT ?3");
+    if (!sel)
+        return STORE_ERROR;
+    sqlite3_bind_int64(sel, 1, now - c->retention_grace);
+    sqlite3_bind_int64(sel, 2, now);
+    sqlite3_bind_int(sel, 3, SWEEP_BATCH);
+    task *doomed = calloc(SWEEP_BATCH, sizeof *doomed);
+    size_t n = 0;
+    int step = SQLITE_DONE;
+    while (doomed && n < SWEEP_BATCH && (step = sqlite3_step(sel)) == SQLITE_ROW)
+        if (sq_read_task_row(sel, &doomed[n], true))
+            n++;
+    sqlite3_finalize(sel);
+    store_rc rc = doomed ? (step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step))
+                         : STORE_ERROR;
+    sqlite3_stmt *del = rc == STORE_OK ? stmt(s->wdb, "DELETE FROM tasks WHERE id = ?1") : NULL;
+    for (size_t i = 0; i < n && del && rc == STORE_OK; i++) {
+        sqlite3_bind_text(del, 1, doomed[i].id, -1, SQLITE_STATIC);
+        rc = sq_rc_of(sq_step_done(del));
+        if (rc == STORE_OK)
+            rc = sq_write_change(s, "REMOVE", NULL, &doomed[i], now);
+    }
+    if (rc == STORE_OK && n && !del)
+        rc = STORE_ERROR;
+    sqlite3_finalize(del);
+    for (size_t i = 0; i < n; i++)
+        task_clear(&doomed[i]);
+    free(doomed);
+    if (rc == STORE_OK)
+        *removed = (int64_t)n;
+    return rc;
+}
+
+/* Drop messages past their retention; fail the tasks they carried. */
+static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
+{
+    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, queue, task_id FROM messages "
+                                     "WHERE expires_ms < ?1 LIMIT 500");
+    sqlite3_stmt *del = stmt(s->wdb, "DELETE FROM messages WHERE id = ?1");
+    store_rc rc = sel && del ? STORE_OK : STORE_ERROR;
+    if (rc == STORE_OK)
+        sqlite3_bind_int64(sel, 1, now_ms);
+    int step;
+    while (rc == STORE_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        char why[200];
+        snprintf(why, sizeof why, "message expired in queue %s before the task finished",
+                 (const char *)sqlite3_column_text(sel, 1));
+        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why);
+        sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
+        if (rc == STORE_OK)
+            rc = sq_rc_of(sq_step_done(del));
+    }
+    sqlite3_finalize(sel);
+    sqlite3_finalize(del);
+    return rc;
+}
+
+/* Trim change records every consumer has passed, and any older than 24 h. */
+static store_rc trim_changes(sqlite_store *s, const config *c, int64_t now)
+{
+    int64_t floor = INT64_MAX;
+    for (size_t i = 0; i < c->n_consumers; i++) {
+        store_rc rc;
+        int64_t cp = checkpoint_of(s->wdb, c->consumers[i].name, &rc);
+        if (rc != STORE_OK)
+            return rc;
+        if (cp < floor)
+            floor = cp;
+    }
+    sqlite3_stmt *del = stmt(s->wdb, "DELETE FROM changes WHERE seq <= ?1 OR created_time < ?2");
+    if (!del)
+        return STORE_ERROR;
+    sqlite3_bind_int64(del, 1, c->n_consumers ? floor : 0);
+    sqlite3_bind_int64(del, 2, now - STREAM_RETENTION_S);
+    int rc = sq_step_done(del);
+    sqlite3_finalize(del);
+    return sq_rc_of(rc);
+}
+
+static store_rc apply_sweep(void *adapter, store_write *w)
+{
+    sqlite_store *s = adapter;
+    sweep_args *a = w->arg;
+    int64_t now = (int64_t)time(NULL);
+    store_rc rc = sweep_tasks(s, a->c, now, &a->removed);
+    if (rc == STORE_OK)
+        rc = sweep_messages(s, sq_now_ms());
+    if (rc == STORE_OK)
+        rc = trim_changes(s, a->c, now);
+    return rc;
+}
+
+store_rc broker_sweep(broker *b, const config *c, int64_t *removed)
+{
+    sweep_args a = {c, 0};
+    store_rc rc = run_write(b, apply_sweep, &a);
+    *removed = a.removed;
+    return rc;
+}
+
+/* ---- wake-ups ---------------------------------------------------------- */
+
+void broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
+{
+    sqlite_store *s = sq(b);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->notify_mu);
+    uint64_t *current = changes ? &s->changes_gen : &s->messages_gen;
+    if (*gen != 0) {
+        int rc = 0;
+        while (*current == *gen && rc != ETIMEDOUT && timeout_ms > 0)
+            rc = pthread_cond_timedwait(&s->notify_cv, &s->notify_mu, &until);
+    }
+    *gen = *current;
+    pthread_mutex_unlock(&s->notify_mu);
+}
+
+void broker_wake_all(broker *b)
+{
+    sqlite_store *s = sq(b);
+    pthread_mutex_lock(&s->notify_mu);
+    s->changes_gen++;
+    s->messages_gen++;
+    pthread_cond_broadcast(&s->notify_cv);
+    pthread_mutex_unlock(&s->notify_mu);
+}

@@ -1,0 +1,96 @@
+/*
+ * sqlite_internal — what the SQLite adapter's files share: the store's
+ * state, the read-connection pool, the writer's entry points and small
+ * statement helpers. Only files in src/store/ include this.
+ */
+#ifndef TASKD_SQLITE_INTERNAL_H
+#define TASKD_SQLITE_INTERNAL_H
+
+#include "core/uuid7.h"
+#include "store.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define TASK_COLUMNS      "id, task_type, status, status_msg, created_time, updated_time, ttl"
+#define TASK_COLUMNS_FULL TASK_COLUMNS ", data, result, trace"
+
+/* A read connection with its prepared statements. */
+typedef struct reader {
+    sqlite3 *db;
+    sqlite3_stmt *get;       /* one task by id */
+    sqlite3_stmt *list[8];   /* bit 0: status, bit 1: task_type, bit 2: before id */
+    struct reader *next;     /* free list */
+    struct reader *all_next; /* every reader, for closing */
+} reader;
+
+typedef struct sqlite_store sqlite_store;
+
+struct sqlite_store {
+    store base;
+    char *path;
+    int lock_fd;
+
+    /* writer side; the connection is used only by the writer thread */
+    sqlite3 *wdb;
+    sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
+    sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
+    uuid7_gen ids;
+    int64_t last_purge;
+
+    pthread_t writer;
+    pthread_mutex_t mu;  /* guards the write queue, stopping and the reader pool */
+    pthread_cond_t wake; /* writer: work queued or stopping */
+    store_write *queue_head, *queue_tail;
+    bool stopping;
+
+    reader *free_readers;
+    reader *all_readers;
+    int n_readers; /* opened or being opened */
+    pthread_cond_t reader_free;
+
+    uint8_t secret[16];
+
+    /* what the last batch did, for the wake-ups after its commit (writer thread only) */
+    bool batch_wrote_changes;
+    bool batch_sent_messages;
+
+    /* wake-ups for the local pipeline: new change records, new visible messages */
+    pthread_mutex_t notify_mu;
+    pthread_cond_t notify_cv;
+    uint64_t changes_gen;  /* bumped after a commit that appended change records */
+    uint64_t messages_gen; /* bumped after a commit that made messages visible */
+};
+
+/* SQLite result code to store result code. */
+store_rc sq_rc_of(int sqlite_rc);
+/* Wall clock in milliseconds. */
+int64_t sq_now_ms(void);
+/* Copy of a text column, or NULL for SQL NULL. */
+char *sq_dup_col(sqlite3_stmt *st, int col);
+/* An integer column, or TASK_NULL_TIME for SQL NULL. */
+int64_t sq_time_col(sqlite3_stmt *st, int col);
+/* Bind a time (TASK_NULL_TIME binds NULL) / a string (NULL binds NULL). */
+void sq_bind_time(sqlite3_stmt *st, int idx, int64_t t);
+void sq_bind_text(sqlite3_stmt *st, int idx, const char *s);
+/* Step a statement that returns nothing useful, then reset it; an SQLite code. */
+int sq_step_done(sqlite3_stmt *st);
+/* Prepare a statement kept for the connection's life. */
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+/* Read the current row of a TASK_COLUMNS(_FULL) query into t. */
+bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
+/* Borrow / return a read connection. */
+reader *sq_reader_get(sqlite_store *s);
+void sq_reader_put(sqlite_store *s, reader *r);
+/* Writer thread only: append a change record with the given images. */
+store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
+                         const task *old_image, int64_t now);
+/* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
+store_rc sq_apply_update(sqlite_store *s, store_write *w);
+/* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */
+store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
+                         int64_t now);
+
+#endif

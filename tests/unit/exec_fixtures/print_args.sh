@@ -1,0 +1,3 @@
+#!/bin/sh
+# Prints each argument in brackets, exactly as received.
+printf '[%s]' "$@"

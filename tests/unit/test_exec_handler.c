@@ -1,0 +1,734 @@
+/*
+ * Unit tests for runner/exec_handler: results from stdout, failures with the stderr tail,
+ * signals, timeouts that kill the whole process group, grandchildren holding pipes open,
+ * unread or large stdin, the task on stdin and in the environment, argv passed literally,
+ * creation errors, output limits, invalid UTF-8, and concurrent runs from 8 threads.
+ *
+ * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
+ * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "runner/exec_handler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- helpers ---- */
+
+/* Write the path of fixture name into buf. */
+static void fixture(char *buf, size_t len, const char *name)
+{
+    const char *dir = getenv("EXEC_FIXTURES");
+#ifndef EXEC_FIXTURES_DIR
+    char derived[PATH_MAX];
+#endif
+    if (!dir || !dir[0]) {
+#ifdef EXEC_FIXTURES_DIR
+        dir = EXEC_FIXTURES_DIR;
+#else
+        const char *file = __FILE__;
+        const char *slash = strrchr(file, '/');
+        if (slash)
+            snprintf(derived, sizeof derived, "%.*s/exec_fixtures", (int)(slash - file), file);
+        else
+            snprintf(derived, sizeof derived, "exec_fixtures");
+        dir = derived;
+#endif
+    }
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+/* An exec handler for fixture script plus up to three arguments (NULL ends them). */
+static handler *script_handler(const char *script, const char *a1, const char *a2,
+                               const char *const *env_extra)
+{
+    char path[PATH_MAX], err[256];
+    fixture(path, sizeof path, script);
+    const char *argv[] = {path, a1, a2};
+    size_t argc = 1 + (a1 != NULL) + (a1 && a2);
+    handler *h = exec_handler_new(argv, argc, env_extra, err, sizeof err);
+    if (!h)
+        fail_msg("exec_handler_new(%s): %s", path, err);
+    assert_string_equal(h->name, "exec");
+    return h;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run one task with the given data; returns the elapsed milliseconds. */
+static int64_t run_task(handler *h, const char *id, const char *data, const char *trace,
+                        unsigned timeout_s, handler_result *res)
+{
+    handler_task t = {.id = id, .task_type = "TASK1", .data = data, .traceparent = trace};
+    int64_t start = now_ms();
+    h->run(h, &t, timeout_s, res);
+    int64_t elapsed = now_ms() - start;
+    assert_non_null(res->status_msg);
+    return elapsed;
+}
+
+/* A private temporary file name (the file is created empty). */
+static void temp_path(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/test_exec_handler.XXXXXX");
+    int fd = mkstemp(buf);
+    assert_true(fd >= 0);
+    close(fd);
+}
+
+/* True when pid no longer runs: gone, or a zombie (PID 1 here may be slow or never reap). */
+static bool process_gone(pid_t pid)
+{
+    for (int i = 0; i < 150; i++) {
+        if (kill(pid, 0) != 0 && errno == ESRCH)
+            return true;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof buf - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+            if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'))
+                return true;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
+}
+
+/* Read the pids a fixture wrote to path. */
+static int read_pids(const char *path, pid_t *pids, int max)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0;
+    long v;
+    while (n < max && fscanf(f, "%ld", &v) == 1)
+        pids[n++] = (pid_t)v;
+    fclose(f);
+    return n;
+}
+
+/* Descriptors open in this process. */
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) != -1)
+            n++;
+    return n;
+}
+
+/* JSON text of a 1 MiB task data object: {"blob":"xxx..."}. */
+static char *big_data(void)
+{
+    size_t n = (size_t)1 << 20;
+    char *s = malloc(n + 32);
+    assert_non_null(s);
+    strcpy(s, "{\"blob\":\"");
+    size_t off = strlen(s);
+    memset(s + off, 'x', n);
+    strcpy(s + off + n, "\"}");
+    return s;
+}
+
+/* ---- results ---- */
+
+static void test_json_stdout_is_the_result(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{\"n\":1}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.status_msg, "Task completed");
+    /* Compacted, with 0.1 kept as written (not 0.10000000000000001). */
+    assert_string_equal(r.result, "{\"answer\":42,\"ratio\":0.1,\"list\":[1,2,\"a b\"]}");
+    handler_result_clear(&r);
+    assert_null(r.status_msg);
+    assert_null(r.result);
+    h->free(h);
+}
+
+static void test_text_stdout_is_a_json_string(void **state)
+{
+    (void)state;
+    handler *h = script_handler("text_ok.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.status_msg, "Task completed");
+    assert_string_equal(r.result, "\"hello \\\"world\\\"\"");
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_empty_stdout_has_no_result(void **state)
+{
+    (void)state;
+    const char *argv[] = {"true"}; /* found through PATH */
+    char err[256];
+    handler *h = exec_handler_new(argv, 1, NULL, err, sizeof err);
+    assert_non_null(h);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.status_msg, "Task completed");
+    assert_null(r.result);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_stdout_is_capped_at_1_mib(void **state)
+{
+    (void)state;
+    handler *h = script_handler("big_stdout.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_non_null(r.result);
+    assert_int_equal(strlen(r.result), EXEC_STDOUT_MAX + 2);
+    assert_int_equal(r.result[0], '"');
+    assert_int_equal(r.result[1], 'a');
+    assert_int_equal(r.result[EXEC_STDOUT_MAX], 'a');
+    assert_int_equal(r.result[EXEC_STDOUT_MAX + 1], '"');
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_invalid_utf8_is_replaced(void **state)
+{
+    (void)state;
+    handler *h = script_handler("bad_utf8.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(r.result, JSON_DECODE_ANY, &jerr);
+    assert_non_null(v);
+    assert_true(json_is_string(v));
+    assert_string_equal(json_string_value(v), "caf\xC3\xA9 \xEF\xBF\xBD!");
+    json_decref(v);
+    handler_result_clear(&r);
+    h->free(h);
+
+    h = script_handler("bad_utf8.sh", "fail", NULL, NULL);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "exit status 2: bad \xEF\xBF\xBD byte");
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* ---- failures ---- */
+
+static void test_failure_reports_status_and_stderr(void **state)
+{
+    (void)state;
+    handler *h = script_handler("fail.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "exit status 3: first line\nboom: the widget broke");
+    assert_null(r.result);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_large_stderr_keeps_the_tail(void **state)
+{
+    (void)state;
+    handler *h = script_handler("big_stderr.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    const char *prefix = "exit status 1: noise line "; /* whole lines only */
+    assert_memory_equal(r.status_msg, prefix, strlen(prefix));
+    const char *last = "\nFINAL: the real reason";
+    size_t len = strlen(r.status_msg);
+    assert_true(len > strlen(last));
+    assert_string_equal(r.status_msg + len - strlen(last), last);
+    assert_null(strstr(r.status_msg, "noise line 0:"));
+    assert_true(len <= strlen("exit status 1: ") + EXEC_STATUS_TAIL);
+    assert_true(len > 500);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_killed_by_signal(void **state)
+{
+    (void)state;
+    handler *h = script_handler("kill_self.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "killed by signal 9 (SIGKILL): about to die");
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_timeout_kills_the_process_group(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_path(pidfile, sizeof pidfile);
+    handler *h = script_handler("sleeper.sh", pidfile, NULL, NULL);
+    handler_result r = {0};
+    int64_t elapsed = run_task(h, "t1", "{}", NULL, 1, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "timed out after 1 s");
+    assert_null(r.result);
+    assert_true(elapsed >= 900);
+    assert_true(elapsed < 2000);
+    pid_t pids[2] = {0, 0};
+    assert_int_equal(read_pids(pidfile, pids, 2), 2);
+    assert_true(process_gone(pids[0])); /* the script */
+    assert_true(process_gone(pids[1])); /* its background `sleep 30 &` */
+    handler_result_clear(&r);
+    h->free(h);
+    unlink(pidfile);
+}
+
+static void test_grandchild_holding_stdout_does_not_hang(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_path(pidfile, sizeof pidfile);
+    handler *h = script_handler("grandchild_stdout.sh", pidfile, NULL, NULL);
+    handler_result r = {0};
+    int64_t elapsed = run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.result, "\"done\"");
+    assert_true(elapsed < 1500);
+    pid_t pid = 0;
+    assert_int_equal(read_pids(pidfile, &pid, 1), 1);
+    assert_true(process_gone(pid)); /* killed with the group once the script exited */
+    handler_result_clear(&r);
+    h->free(h);
+    unlink(pidfile);
+}
+
+/* ---- stdin ---- */
+
+/* Run no_stdin.sh and `true` with 1 MiB of data neither reads. */
+static void check_unread_stdin(void)
+{
+    char *data = big_data();
+    handler *h = script_handler("no_stdin.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    int64_t elapsed = run_task(h, "t1", data, NULL, 10, &r);
+    assert_true(r.ok);
+    assert_string_equal(r.result, "\"done\"");
+    assert_true(elapsed < 3000);
+    handler_result_clear(&r);
+    h->free(h);
+
+    const char *argv[] = {"true"};
+    h = exec_handler_new(argv, 1, NULL, NULL, 0);
+    assert_non_null(h);
+    for (int i = 0; i < 5; i++) {
+        run_task(h, "t1", data, NULL, 10, &r);
+        assert_true(r.ok);
+        handler_result_clear(&r);
+    }
+    h->free(h);
+    free(data);
+}
+
+static void test_unread_stdin_default_sigpipe(void **state)
+{
+    (void)state;
+    void (*old)(int) = signal(SIGPIPE, SIG_DFL); /* a stray SIGPIPE would kill the test */
+    check_unread_stdin();
+    signal(SIGPIPE, old);
+}
+
+static void test_unread_stdin_sigpipe_ignored(void **state)
+{
+    (void)state;
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN); /* as the server runs */
+    check_unread_stdin();
+    signal(SIGPIPE, old);
+}
+
+static void test_task_on_stdin_and_in_environment(void **state)
+{
+    (void)state;
+    /* Inherited values of the task variables must not leak through. */
+    setenv("TRACEPARENT", "stale-from-parent", 1);
+    setenv("TASK_ID", "stale-from-parent", 1);
+    const char *extra[] = {"EXEC_TEST_EXTRA=first", "EXEC_TEST_EXTRA=yes", NULL};
+    handler *h = script_handler("echo_task.sh", NULL, NULL, extra);
+    unsetenv("TRACEPARENT");
+    unsetenv("TASK_ID");
+
+    const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    handler_result r = {0};
+    run_task(h, "0190-abc", "{\"n\":[1,2],\"s\":\"x\"}", trace, 10, &r);
+    assert_true(r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(r.result, 0, &jerr);
+    if (!v)
+        fail_msg("result is not JSON: %s", r.result);
+    json_t *in = json_object_get(v, "stdin");
+    assert_string_equal(json_string_value(json_object_get(in, "id")), "0190-abc");
+    assert_string_equal(json_string_value(json_object_get(in, "task_type")), "TASK1");
+    json_t *want = json_loads("{\"n\":[1,2],\"s\":\"x\"}", 0, &jerr);
+    assert_true(json_equal(json_object_get(in, "data"), want));
+    json_decref(want);
+    assert_int_equal(json_object_size(in), 3);
+    assert_string_equal(json_string_value(json_object_get(v, "id")), "0190-abc");
+    assert_string_equal(json_string_value(json_object_get(v, "type")), "TASK1");
+    assert_string_equal(json_string_value(json_object_get(v, "trace")), trace);
+    assert_string_equal(json_string_value(json_object_get(v, "extra")), "yes");
+    json_decref(v);
+    handler_result_clear(&r);
+
+    run_task(h, "id2", "{}", NULL, 10, &r); /* no trace context: no TRACEPARENT at all */
+    assert_true(r.ok);
+    v = json_loads(r.result, 0, &jerr);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "trace")), "unset");
+    assert_string_equal(json_string_value(json_object_get(v, "id")), "id2");
+    json_decref(v);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_stdin_is_escaped_json(void **state)
+{
+    (void)state;
+    const char *argv[] = {"cat"};
+    handler *h = exec_handler_new(argv, 1, NULL, NULL, 0);
+    assert_non_null(h);
+    handler_task t = {.id = "a\"b\\c", .task_type = "T\n1\x01", .data = "{\"k\":[1,{\"x\":null}]}"};
+    handler_result r = {0};
+    h->run(h, &t, 10, &r);
+    assert_true(r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(r.result, 0, &jerr);
+    if (!v)
+        fail_msg("stdin was not JSON: %s", r.result);
+    assert_string_equal(json_string_value(json_object_get(v, "id")), t.id);
+    assert_string_equal(json_string_value(json_object_get(v, "task_type")), t.task_type);
+    json_t *want = json_loads(t.data, 0, &jerr);
+    assert_true(json_equal(json_object_get(v, "data"), want));
+    json_decref(want);
+    json_decref(v);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* ---- argv, environment and creation ---- */
+
+static void test_argv_passed_literally(void **state)
+{
+    (void)state;
+    char marker[64], arg[256];
+    snprintf(marker, sizeof marker, "/tmp/test_exec_handler_meta_%d", (int)getpid());
+    unlink(marker);
+    snprintf(arg, sizeof arg, "$(touch %s); * `touch %s` | ; && > <", marker, marker);
+    handler *h = script_handler("print_args.sh", arg, "", NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(r.result, JSON_DECODE_ANY, &jerr);
+    assert_non_null(v);
+    char want[300];
+    snprintf(want, sizeof want, "[%s][]", arg);
+    assert_string_equal(json_string_value(v), want);
+    json_decref(v);
+    struct stat st;
+    assert_int_not_equal(stat(marker, &st), 0);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* Creation must fail with a message containing want. */
+static void check_creation_fails(const char *const *argv, size_t argc, const char *const *extra,
+                                 const char *want)
+{
+    char err[256] = "untouched";
+    handler *h = exec_handler_new(argv, argc, extra, err, sizeof err);
+    assert_null(h);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not mention \"%s\"", err, want);
+    assert_null(exec_handler_new(argv, argc, extra, NULL, 0)); /* no message buffer: fine */
+}
+
+static void test_creation_errors(void **state)
+{
+    (void)state;
+    char path[PATH_MAX], dir[PATH_MAX], script[PATH_MAX];
+    fixture(path, sizeof path, "not_executable.txt");
+    fixture(dir, sizeof dir, "");
+    fixture(script, sizeof script, "text_ok.sh");
+
+    const char *missing[] = {"/nonexistent/prog"};
+    check_creation_fails(missing, 1, NULL, "/nonexistent/prog");
+    const char *unknown[] = {"no-such-program-xyz-123"};
+    check_creation_fails(unknown, 1, NULL, "no-such-program-xyz-123");
+    check_creation_fails(missing, 0, NULL, "empty");
+    check_creation_fails(NULL, 1, NULL, "empty");
+    const char *blank[] = {""};
+    check_creation_fails(blank, 1, NULL, "empty");
+    const char *noexec[] = {path};
+    check_creation_fails(noexec, 1, NULL, "not_executable.txt");
+    const char *isdir[] = {dir};
+    check_creation_fails(isdir, 1, NULL, "exec_fixtures");
+    const char *null_arg[] = {script, NULL};
+    check_creation_fails(null_arg, 2, NULL, "argument 1");
+    const char *ok[] = {script};
+    const char *no_eq[] = {"NOEQUALS", NULL};
+    check_creation_fails(ok, 1, no_eq, "NOEQUALS");
+    const char *no_name[] = {"=x", NULL};
+    check_creation_fails(ok, 1, no_name, "=x");
+    const char *task_var[] = {"TASK_ID=x", NULL};
+    check_creation_fails(ok, 1, task_var, "TASK_ID");
+}
+
+static void test_program_removed_after_creation(void **state)
+{
+    (void)state;
+    char copy[64];
+    temp_path(copy, sizeof copy);
+    FILE *f = fopen(copy, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\nexit 0\n", f);
+    fclose(f);
+    chmod(copy, 0755);
+    const char *argv[] = {copy};
+    char err[256];
+    handler *h = exec_handler_new(argv, 1, NULL, err, sizeof err);
+    assert_non_null(h);
+    unlink(copy);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    assert_true(strlen(r.status_msg) > 0);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_child_gets_default_signal_state(void **state)
+{
+    (void)state;
+    if (access("/proc/self/status", R_OK) != 0)
+        skip();
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    sigset_t usr1, old_mask;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &old_mask);
+
+    handler *h = script_handler("sigstate.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    signal(SIGPIPE, old);
+    assert_true(r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(r.result, 0, &jerr);
+    assert_non_null(v);
+    unsigned long long blocked =
+        strtoull(json_string_value(json_object_get(v, "blocked")), NULL, 16);
+    unsigned long long ignored =
+        strtoull(json_string_value(json_object_get(v, "ignored")), NULL, 16);
+    assert_int_equal(blocked, 0);
+    assert_int_equal(ignored & (1ULL << (SIGPIPE - 1)), 0);
+    json_decref(v);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+static void test_run_without_task(void **state)
+{
+    (void)state;
+    handler *h = script_handler("text_ok.sh", NULL, NULL, NULL);
+    handler_result r = {0};
+    h->run(h, NULL, 10, &r);
+    assert_false(r.ok);
+    assert_non_null(r.status_msg);
+    handler_result_clear(&r);
+    handler_result_clear(&r); /* idempotent */
+    handler_result_clear(NULL);
+    h->free(h);
+}
+
+/* ---- concurrency ---- */
+
+#define THREADS         8
+#define RUNS_PER_THREAD 4
+#define MAX_PIPES       64
+
+/* Pipes ("pipe:[inode]") open above fd 2 in this process before the runs: a child may
+ * legitimately inherit these from the test's own environment; any other pipe it holds leaked. */
+typedef struct pipe_set {
+    int count;
+    char names[MAX_PIPES][64];
+} pipe_set;
+
+static void own_pipes(pipe_set *set)
+{
+    set->count = 0;
+    for (int fd = 3; fd < 1024 && set->count < MAX_PIPES; fd++) {
+        char path[64], target[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, "pipe:", 5) == 0)
+            snprintf(set->names[set->count++], sizeof set->names[0], "%s", target);
+    }
+}
+
+/* Pipes above fd 2 in an `ls -l /proc/self/fd` listing that are not in known. */
+static int leaked_pipes(const char *listing, const pipe_set *known)
+{
+    int leaked = 0;
+    for (const char *line = listing; line && *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        char buf[256];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        char *arrow = strstr(buf, " -> pipe:");
+        if (arrow) {
+            *arrow = '\0';
+            const char *fd = strrchr(buf, ' ');
+            bool known_pipe = false;
+            for (int i = 0; i < known->count && !known_pipe; i++)
+                known_pipe = strcmp(arrow + 4, known->names[i]) == 0;
+            if (fd && atoi(fd + 1) > 2 && !known_pipe)
+                leaked++;
+        }
+        line = eol ? eol + 1 : NULL;
+    }
+    return leaked;
+}
+
+typedef struct worker {
+    handler *h;
+    const pipe_set *known;
+    int index;
+    int failures;
+    char first_failure[1024];
+} worker;
+
+/* Check one run's result: the id on the first line, the task on the second, no leaked pipe. */
+static bool run_ok(const worker *w, const handler_result *r, const char *id, int run)
+{
+    if (!r->ok || !r->result)
+        return false;
+    json_error_t jerr;
+    json_t *v = json_loads(r->result, JSON_DECODE_ANY, &jerr);
+    const char *text = json_string_value(v);
+    bool good = false;
+    if (text) {
+        const char *nl = strchr(text, '\n');
+        const char *nl2 = nl ? strchr(nl + 1, '\n') : NULL;
+        good = nl && (size_t)(nl - text) == strlen(id) && strncmp(text, id, strlen(id)) == 0;
+        json_t *in =
+            nl ? json_loadb(nl + 1, nl2 ? (size_t)(nl2 - nl - 1) : strlen(nl + 1), 0, &jerr) : NULL;
+        const char *in_id = json_string_value(json_object_get(in, "id"));
+        json_int_t in_run = json_integer_value(json_object_get(json_object_get(in, "data"), "run"));
+        good = good && in_id && strcmp(in_id, id) == 0 && in_run == run;
+        good = good && leaked_pipes(nl2, w->known) == 0;
+        json_decref(in);
+    }
+    json_decref(v);
+    return good;
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < RUNS_PER_THREAD; i++) {
+        char id[32], data[64];
+        snprintf(id, sizeof id, "task-%d-%d", w->index, i);
+        snprintf(data, sizeof data, "{\"thread\":%d,\"run\":%d}", w->index, i);
+        handler_task t = {.id = id, .task_type = "TASK1", .data = data};
+        handler_result r = {0};
+        w->h->run(w->h, &t, 20, &r);
+        if (!run_ok(w, &r, id, i) && w->failures++ == 0)
+            snprintf(w->first_failure, sizeof w->first_failure, "%s: ok=%d %s / %s", id, r.ok,
+                     r.status_msg ? r.status_msg : "(null)", r.result ? r.result : "(null)");
+        handler_result_clear(&r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_runs(void **state)
+{
+    (void)state;
+    int fds_before = count_fds();
+    pipe_set known;
+    own_pipes(&known);
+    handler *h = script_handler("concurrent.sh", NULL, NULL, NULL);
+    pthread_t threads[THREADS];
+    worker workers[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        workers[i] = (worker){.h = h, .known = &known, .index = i};
+        assert_int_equal(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    h->free(h);
+    for (int i = 0; i < THREADS; i++)
+        if (workers[i].failures)
+            fail_msg("thread %d: %d failures, first: %s", i, workers[i].failures,
+                     workers[i].first_failure);
+    assert_int_equal(count_fds(), fds_before);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_stdout_is_the_result),
+        cmocka_unit_test(test_text_stdout_is_a_json_string),
+        cmocka_unit_test(test_empty_stdout_has_no_result),
+        cmocka_unit_test(test_stdout_is_capped_at_1_mib),
+        cmocka_unit_test(test_invalid_utf8_is_replaced),
+        cmocka_unit_test(test_failure_reports_status_and_stderr),
+        cmocka_unit_test(test_large_stderr_keeps_the_tail),
+        cmocka_unit_test(test_killed_by_signal),
+        cmocka_unit_test(test_timeout_kills_the_process_group),
+        cmocka_unit_test(test_grandchild_holding_stdout_does_not_hang),
+        cmocka_unit_test(test_unread_stdin_default_sigpipe),
+        cmocka_unit_test(test_unread_stdin_sigpipe_ignored),
+        cmocka_unit_test(test_task_on_stdin_and_in_environment),
+        cmocka_unit_test(test_stdin_is_escaped_json),
+        cmocka_unit_test(test_argv_passed_literally),
+        cmocka_unit_test(test_creation_errors),
+        cmocka_unit_test(test_program_removed_after_creation),
+        cmocka_unit_test(test_child_gets_default_signal_state),
+        cmocka_unit_test(test_run_without_task),
+        cmocka_unit_test(test_concurrent_runs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
