@@ -480,7 +480,7 @@ void api_handle(api *a, const api_request *req, api_response *resp)
     api_exchange_free(&call.ex);
 }
 
-bool api_init(api *a, store *s, const config *c, int64_t (*now)(void))
+bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline, int64_t (*now)(void))
 {
     memset(a, 0, sizeof *a);
     a->store = s;
@@ -488,7 +488,8 @@ bool api_init(api *a, store *s, const config *c, int64_t (*now)(void))
     a->now = now;
     if (store_secret(s, a->token_key) != STORE_OK)
         return false;
-    a->openapi = openapi_document(c, &a->openapi_len);
+    a->pipeline = pipeline;
+    a->openapi = openapi_document(c, pipeline != NULL, &a->openapi_len);
     return a->openapi != NULL;
 }
 

@@ -69,8 +69,9 @@ typedef struct api {
     size_t openapi_len;
 } api;
 
-/* Prepare the API over a store and configuration; false on failure. */
-bool api_init(api *a, store *s, const config *c, int64_t (*now)(void));
+/* Prepare the API over a store, configuration and (optional) pipeline; false on failure. */
+bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline,
+              int64_t (*now)(void));
 /* Release what api_init() built (not the store or configuration). */
 void api_free(api *a);
 

@@ -67,7 +67,22 @@ static const char document[] =
     "{\"schema\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"}}}}}},"
     "\"503\":{\"$ref\":\"#/components/responses/Error\"}}}},"
     "\"/openapi.json\":{\"get\":{\"operationId\":\"openapi\",\"summary\":\"This document\","
-    "\"responses\":{\"200\":{\"description\":\"OpenAPI 3 document\"}}}}},"
+    "\"responses\":{\"200\":{\"description\":\"OpenAPI 3 document\"}}}},"
+    "\"/queues\":{\"get\":{\"operationId\":\"listQueues\",\"summary\":\"Queues with depth, "
+    "in-flight, delayed and dead-letter counts\",\"responses\":{\"200\":{\"description\":"
+    "\"The queues\",\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
+    "\"#/components/schemas/QueueList\"}}}},\"503\":{\"$ref\":\"#/components/responses/Error\"}}}},"
+    "\"/queues/{name}/redrive\":{\"parameters\":[{\"name\":\"name\",\"in\":\"path\","
+    "\"required\":true,\"schema\":{\"type\":\"string\"}}],"
+    "\"post\":{\"operationId\":\"redriveQueue\",\"summary\":\"Move the queue's dead-letter "
+    "messages back; their tasks become CREATED again\",\"responses\":{\"200\":{\"description\":"
+    "\"Moved\",\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\","
+    "\"properties\":{\"queue\":{\"type\":\"string\"},\"moved\":{\"type\":\"integer\"}}}}}},"
+    "\"404\":{\"$ref\":\"#/components/responses/Error\"},"
+    "\"503\":{\"$ref\":\"#/components/responses/Error\"}}}},"
+    "\"/metrics\":{\"get\":{\"operationId\":\"metrics\",\"summary\":\"Prometheus metrics\","
+    "\"responses\":{\"200\":{\"description\":\"Prometheus text format\",\"content\":"
+    "{\"text/plain\":{\"schema\":{\"type\":\"string\"}}}}}}}},"
     "\"components\":{"
     "\"schemas\":{"
     "\"Status\":{\"type\":\"string\",\"enum\":[\"CREATED\",\"IN_PROGRESS\",\"COMPLETED\","
@@ -102,18 +117,31 @@ static const char document[] =
     "\"ValidationError\":{\"type\":\"object\",\"properties\":{\"detail\":{\"type\":\"array\","
     "\"items\":{\"type\":\"object\",\"properties\":{\"loc\":{\"type\":\"array\",\"items\":"
     "{\"type\":\"string\"}},\"msg\":{\"type\":\"string\"},\"type\":{\"type\":\"string\"}}}}}},"
-    "\"Error\":{\"type\":\"object\",\"properties\":{\"detail\":{\"type\":\"string\"}}}},"
+    "\"Error\":{\"type\":\"object\",\"properties\":{\"detail\":{\"type\":\"string\"}}},"
+    "\"QueueList\":{\"type\":\"object\",\"properties\":{\"queues\":{\"type\":\"array\","
+    "\"items\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
+    "\"depth\":{\"type\":\"integer\"},\"in_flight\":{\"type\":\"integer\"},"
+    "\"delayed\":{\"type\":\"integer\"},\"dead_letter_queue\":{\"type\":\"string\","
+    "\"nullable\":true},\"dead_letter_count\":{\"type\":\"integer\"},"
+    "\"visibility_timeout\":{\"type\":\"integer\"},\"max_receive_count\":"
+    "{\"type\":\"integer\"}}}}}}},"
     "\"responses\":{"
     "\"Error\":{\"description\":\"Error\",\"content\":{\"application/json\":{\"schema\":"
     "{\"$ref\":\"#/components/schemas/Error\"}}}},"
     "\"ValidationError\":{\"description\":\"Invalid request\",\"content\":{\"application/json\":"
     "{\"schema\":{\"$ref\":\"#/components/schemas/ValidationError\"}}}}}}}";
 
-char *openapi_document(const config *c, size_t *len)
+char *openapi_document(const config *c, bool pipeline, size_t *len)
 {
     json_t *doc = json_loads(document, 0, NULL);
     if (!doc)
         return NULL;
+    if (!pipeline) {
+        json_t *paths = json_object_get(doc, "paths");
+        json_object_del(paths, "/queues");
+        json_object_del(paths, "/queues/{name}/redrive");
+        json_object_del(paths, "/metrics");
+    }
     json_t *types = json_object_get(
         json_object_get(json_object_get(json_object_get(doc, "components"), "schemas"), "TaskType"),
         "enum");

@@ -7,9 +7,13 @@
 
 #include "core/config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* The document as JSON text (malloc'ed), or NULL when out of memory. */
-char *openapi_document(const config *c, size_t *len);
+/*
+ * The document as JSON text (malloc'ed), or NULL when out of memory. Without
+ * pipeline, the pipeline's routes (/queues, /metrics) are left out.
+ */
+char *openapi_document(const config *c, bool pipeline, size_t *len);
 
 #endif

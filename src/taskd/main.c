@@ -200,39 +200,28 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Wire the graph; on failure take down what was built, in reverse. */
+    int status = 2;
     store_sqlite_options so = {.path = o.db, .sync = o.sync, .busy_timeout_ms = 5000};
     store *st = store_sqlite_open(&so, err, sizeof err);
-    if (!st) {
-        config_free(&cfg);
-        return fail(err);
-    }
-    api a;
-    if (!api_init(&a, st, &cfg, unix_now)) {
-        store_close(st);
-        config_free(&cfg);
-        return fail("cannot initialise the API");
-    }
+    if (!st)
+        goto no_store;
     pipeline *pipe = pipeline_start(st, &cfg, err, sizeof err);
-    if (!pipe) {
-        api_free(&a);
-        store_close(st);
-        config_free(&cfg);
-        return fail(err);
+    if (!pipe)
+        goto no_pipeline;
+    api a;
+    if (!api_init(&a, st, &cfg, pipeline_api(pipe), unix_now)) {
+        snprintf(err, sizeof err, "cannot initialise the API");
+        goto no_api;
     }
-    a.pipeline = pipeline_api(pipe);
     http_options ho = {.host = o.host,
                        .port = o.port,
                        .threads = o.threads,
                        .body_limit = cfg.body_limit,
                        .timeout_s = 30};
     http_server *http = http_server_start(&ho, &a, err, sizeof err);
-    if (!http) {
-        pipeline_stop(pipe, cfg.shutdown_grace); /* nothing was received yet: ends at once */
-        api_free(&a);
-        store_close(st);
-        config_free(&cfg);
-        return fail(err);
-    }
+    if (!http)
+        goto no_http;
     char threads[16];
     snprintf(threads, sizeof threads, "%d", o.threads);
     log_info("listening", "address", http_server_address(http), "database", o.db, "sync",
@@ -242,17 +231,25 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&stop, &sig);
     log_info("stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-
+    status = 0;
+    *err = '\0';
     http_server_stop(http); /* finishes the requests in flight */
-    if (!pipeline_stop(pipe, cfg.shutdown_grace)) {
-        /* Handlers overran the grace period: their messages come back after
-         * the visibility timeout. The store is consistent at every commit. */
-        log_info("stopped", "handlers", "abandoned", NULL);
-        return 0;
-    }
+no_http:
     api_free(&a);
+no_api:
+    if (!pipeline_stop(pipe, cfg.shutdown_grace)) {
+        /* Handlers overran the grace period: their messages come back after the
+         * visibility timeout. The store is consistent at every commit, so the
+         * process may end here with those threads still running. */
+        log_info("stopped", "handlers", "abandoned", NULL);
+        return status ? fail(err) : status;
+    }
+no_pipeline:
     store_close(st); /* commits queued writes, checkpoints the WAL */
+no_store:
     config_free(&cfg);
+    if (status)
+        return fail(err);
     log_info("stopped", NULL);
     return 0;
 }
