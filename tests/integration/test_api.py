@@ -2,18 +2,24 @@
 
 import json
 import os
+import re
+import socket
 import sys
 import time
 import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, urlencode  # noqa: E402
+from harness import (LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, Taskd,  # noqa: E402
+                     urlencode, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
 
 
 class SeedWalkthrough(ServerTestCase):
+    # The demo TASK1 handler waits 10 s by default; keep the run (and the stop) short.
+    server_kwargs = {"env": {"TASK1_SECONDS": "1"}}
+
     def test_seed_walkthrough(self):
         t0 = int(time.time())
         # Create a task with type TASK1, exactly as the seed's curl does.
@@ -33,7 +39,9 @@ class SeedWalkthrough(ServerTestCase):
         self.assertEqual(set(page), {"tasks", "next_token"})
         self.assertIsNone(page["next_token"])
         ids = [t["id"] for t in page["tasks"]]
-        self.assertEqual(ids, [other, tid])
+        # Newest first (other tests of this class may have made older tasks).
+        self.assertEqual(ids[:2], [other, tid])
+        self.assertEqual(ids, sorted(ids, reverse=True))
         by_id = {t["id"]: t for t in page["tasks"]}
         for t in page["tasks"]:
             self.assertTrue(LIST_KEYS <= set(t), t)
@@ -42,7 +50,8 @@ class SeedWalkthrough(ServerTestCase):
             self.assertIn(t["status"], STATUSES)
             self.assertIsInstance(t["status_msg"], str)
             self.assertIsInstance(t["created_time"], int)
-            self.assertTrue(t0 - 2 <= t["created_time"] <= t1 + 2, t)
+            if t["id"] in (tid, other):
+                self.assertTrue(t0 - 2 <= t["created_time"] <= t1 + 2, t)
         first = by_id[tid]
         self.assertEqual(first["task_type"], "TASK1")
         self.assertEqual(first["ttl"], 1662381756)
@@ -70,6 +79,32 @@ class SeedWalkthrough(ServerTestCase):
         self.assertEqual(full2["data"], {"n": 1})
         self.assertIsNone(full2["result"])
         self.assertEqual(full2["status"], "CREATED")
+
+    def test_seed_task1_is_processed(self):
+        # The seed's default pipeline: TASK1 goes to its demo handler and ends COMPLETED or FAILED
+        # (this class sets TASK1_SECONDS=1); TASK2 has no subscriber and stays CREATED.
+        tid = self.assertJSON(self.server.post("/tasks", SEED_BODY), 201)["id"]
+        other = self.server.create("TASK2")
+        seen = []
+        deadline = time.monotonic() + 20
+        t = None
+        while time.monotonic() < deadline:
+            t = self.server.task(tid)
+            if not seen or seen[-1] != t["status"]:
+                seen.append(t["status"])
+            if t["status"] in ("COMPLETED", "FAILED"):
+                break
+            time.sleep(0.1)  # polling interval
+        self.assertIn(t["status"], ("COMPLETED", "FAILED"), "TASK1 not finished in 20 s: %r" % seen)
+        self.assertEqual(seen, [s for s in ("CREATED", "IN_PROGRESS", t["status"]) if s in seen],
+                         "statuses went backwards: %r" % seen)
+        want = {"COMPLETED": "Task completed", "FAILED": "Task failed somehow"}[t["status"]]
+        self.assertEqual(t["status_msg"], want)
+        self.assertIsInstance(t["updated_time"], int)
+        self.assertEqual(t["data"], {"foo": "bar"})
+        self.assertEqual(t["ttl"], 1662381756)
+        o = self.server.task(other)
+        self.assertEqual((o["status"], o["updated_time"]), ("CREATED", None))
 
 
 class Api(ServerTestCase):
@@ -452,6 +487,31 @@ class Api(ServerTestCase):
         finally:
             conn.close()
 
+    def test_pipelined_requests(self):
+        # Several requests written at once on one connection are all answered, in order.
+        body = json.dumps({"task_type": "TASK2", "data": {"pipelined": True}}).encode()
+        post = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        c = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        data = b""
+        try:
+            c.sendall(post * 5 + last)
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            c.close()
+        statuses = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+        self.assertEqual(statuses, [201] * 5 + [200], data[:1000])
+        ids = [json.loads(m)["id"] for m in re.findall(rb'\{"id":\s*"[^"]+"\}', data)]
+        self.assertEqual(len(ids), 5)
+        self.assertEqual(ids, sorted(ids))
+        for tid in ids:
+            self.assertEqual(self.server.task(tid)["data"], {"pipelined": True})
+
     def test_unknown_query_parameters_ignored(self):
         tid = self.server.create("TASK2")
         page = self.assertJSON(self.server.get("/tasks?foo=bar&limit=1&x="), 200)
@@ -465,6 +525,57 @@ class Api(ServerTestCase):
                 r = self.server.get(path)
                 self.assertTrue(r.header("Content-Type", "").startswith("application/json"), r.headers)
                 json.loads(r.body)
+
+
+class Retention(ServerTestCase):
+    """SPEC section 2: finished tasks past their ttl (and the grace) are deleted; open tasks never."""
+
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.cfgdir = tempfile.mkdtemp(prefix="taskd-ret-")
+        cfg = write_config(cls.cfgdir, {"retention_grace": 0, "sweep_interval": 1})
+        cls.server = Taskd(config=cfg)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            import shutil
+            shutil.rmtree(cls.cfgdir, ignore_errors=True)
+
+    def test_expired_finished_tasks_are_swept_open_ones_never(self):
+        srv = self.server
+        past, future = 1662381756, 4102444800
+        created = srv.create("TASK2", ttl=past)
+        running = srv.create("TASK2", ttl=str(past))
+        self.assertEqual(srv.set_status(running, "IN_PROGRESS", "Task started").status, 204)
+        failed = srv.create("TASK2", ttl=past)
+        self.assertEqual(srv.set_status(failed, "FAILED", "cancelled").status, 204)
+        done = srv.create("TASK3", ttl=past)
+        self.assertEqual(srv.set_status(done, "IN_PROGRESS", "Task started").status, 204)
+        self.assertEqual(srv.set_status(done, "COMPLETED", "Task completed", result=1).status, 204)
+        later = srv.create("TASK2", ttl=future)
+        self.assertEqual(srv.set_status(later, "FAILED", "cancelled").status, 204)
+        forever = srv.create("TASK2")
+        self.assertEqual(srv.set_status(forever, "FAILED", "cancelled").status, 204)
+        deadline = time.monotonic() + 10
+        gone = set()
+        while time.monotonic() < deadline and gone != {failed, done}:
+            gone = {t for t in (failed, done) if srv.get("/tasks/" + t).status == 404}
+            time.sleep(0.1)  # polling interval: the sweep runs on its own schedule
+        self.assertEqual(gone, {failed, done}, "finished tasks past their ttl were not swept in 10 s")
+        listed = {t["id"] for t in srv.list_all()}
+        self.assertFalse({failed, done} & listed)
+        # Open tasks are kept however old their ttl; finished ones before their ttl too.
+        for tid, status in [(created, "CREATED"), (running, "IN_PROGRESS"), (later, "FAILED"),
+                            (forever, "FAILED")]:
+            with self.subTest(task=status):
+                self.assertEqual(self.assertJSON(srv.get("/tasks/" + tid), 200)["status"], status)
+                self.assertIn(tid, listed)
+        # PATCH of a swept task is a 404.
+        self.assertError(srv.set_status(done, "COMPLETED", "Task completed"), 404)
 
 
 if __name__ == "__main__":

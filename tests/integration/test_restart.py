@@ -1,8 +1,11 @@
 """Restarts: a clean stop keeps everything; SIGKILL loses no acknowledged task."""
 
 import os
+import json
 import shutil
 import signal
+import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -166,6 +169,40 @@ class Restart(unittest.TestCase):
             self.servers = []
             for name in os.listdir(self.tmp):
                 os.unlink(os.path.join(self.tmp, name))
+
+    def test_clients_hanging_up_before_the_answer(self):
+        # Clients that send a POST and reset the connection at once, while their write is
+        # waiting for its commit: the server keeps serving and still stops cleanly.
+        s = self.start()
+        body = json.dumps({"task_type": "TASK2", "data": {"hangup": True}}).encode()
+        req = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        errors = []
+
+        def hang_up(k):
+            try:
+                for _ in range(60):
+                    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+                    c.sendall(req)
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    c.close()  # RST, without reading the answer
+            except OSError as e:
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=hang_up, args=(k,), daemon=True) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(s.get("/health").status, 200)
+        kept = s.create("TASK2", data={"after": True})
+        listed = {t["id"] for t in s.list_all()}
+        self.assertIn(kept, listed)
+        self.stop_clean(s)
+        s2 = self.start()
+        self.assertEqual({t["id"] for t in s2.list_all()}, listed)
+        self.stop_clean(s2)
 
 
 if __name__ == "__main__":
