@@ -1,0 +1,975 @@
+/*
+ * Unit tests for store/sqlite_broker: queue visibility and receipts, release, delay, the move to
+ * the dead-letter queue (failing unfinished tasks) and redrive, the change stream with per-consumer
+ * checkpoints across a reopen, the atomicity of publish + checkpoint, stream lag, the retention
+ * sweep and the commit wake-ups of broker_wait.
+ *
+ * Every test opens a fresh database (sync NORMAL) in its own mkdtemp directory and removes it
+ * afterwards. The waits are real: visibility timeouts and delays of 1 s, slept for ~1.1 s.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "core/task.h"
+#include "store/broker.h"
+#include "store/store.h"
+#include "store/store_sqlite.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- fixture ---- */
+
+typedef struct fx {
+    char dir[64];
+    char path[128];
+    store *s;
+    broker *b;
+} fx;
+
+static store *open_db(const char *path)
+{
+    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000};
+    char err[256] = "";
+    store *s = store_sqlite_open(&o, err, sizeof err);
+    if (!s)
+        print_error("store_sqlite_open(%s): %s\n", path, err);
+    return s;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_broker.XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof f->path, "%s/tasks.db", f->dir);
+    f->s = open_db(f->path);
+    if (!f->s) {
+        rmdir(f->dir);
+        free(f);
+        return -1;
+    }
+    f->b = broker_of(f->s);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    store_close(f->s);
+    DIR *d = opendir(f->dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", f->dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    int rc = rmdir(f->dir);
+    free(f);
+    return rc;
+}
+
+/* ---- helpers ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wall clock in ms, as the broker's visible_ms. */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static queue_config make_queue(const char *name, unsigned visibility, unsigned max_receive,
+                               const char *dlq, unsigned delay)
+{
+    queue_config q;
+    memset(&q, 0, sizeof q);
+    snprintf(q.name, sizeof q.name, "%s", name);
+    q.visibility_timeout = visibility;
+    q.max_receive_count = max_receive;
+    snprintf(q.dead_letter_queue, sizeof q.dead_letter_queue, "%s", dlq ? dlq : "");
+    q.delay = delay;
+    q.retention = 4 * 24 * 3600;
+    return q;
+}
+
+/* Create a TASK1 task with data {} and the given ttl; its id goes to id. */
+static void create_task(store *s, int64_t ttl, char id[37])
+{
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = ttl};
+    assert_int_equal(store_create_task(s, &t, (int64_t)time(NULL), id), STORE_OK);
+    assert_int_equal(strlen(id), TASK_ID_LEN);
+}
+
+static void set_status(store *s, const char *id, task_status st, const char *msg, int64_t now)
+{
+    store_update u = {.id = id, .status = st, .status_msg = msg, .result = NULL};
+    assert_int_equal(store_update_task(s, &u, now, NULL), STORE_OK);
+}
+
+/* CREATED -> IN_PROGRESS -> COMPLETED, both at now. */
+static void complete_task(store *s, const char *id, int64_t now)
+{
+    set_status(s, id, TASK_IN_PROGRESS, "", now);
+    set_status(s, id, TASK_COMPLETED, "done", now);
+}
+
+static void expect_status(store *s, const char *id, task_status st, const char *msg_part)
+{
+    task t;
+    memset(&t, 0, sizeof t);
+    assert_int_equal(store_get_task(s, id, &t), STORE_OK);
+    if (t.status != st || (msg_part && !strstr(t.status_msg, msg_part)))
+        print_error("task %s: status %s \"%s\", want %s containing \"%s\"\n", id,
+                    task_status_name(t.status), t.status_msg, task_status_name(st),
+                    msg_part ? msg_part : "");
+    task_status got = t.status;
+    bool msg_ok = !msg_part || strstr(t.status_msg, msg_part) != NULL;
+    task_clear(&t);
+    assert_int_equal(got, st);
+    assert_true(msg_ok);
+}
+
+static void expect_stats(broker *b, const char *queue, int64_t visible, int64_t in_flight,
+                         int64_t delayed)
+{
+    queue_stats st;
+    assert_int_equal(broker_queue_stats(b, queue, &st), STORE_OK);
+    if (st.visible != visible || st.in_flight != in_flight || st.delayed != delayed)
+        print_error("queue %s: visible %lld in_flight %lld delayed %lld, want %lld %lld %lld\n",
+                    queue, (long long)st.visible, (long long)st.in_flight, (long long)st.delayed,
+                    (long long)visible, (long long)in_flight, (long long)delayed);
+    assert_int_equal(st.visible, visible);
+    assert_int_equal(st.in_flight, in_flight);
+    assert_int_equal(st.delayed, delayed);
+}
+
+/* Publish n messages (bodies "{\"i\":<k>}" from first) to q for consumer "test" at seq. */
+static void publish_bodies(broker *b, const queue_config *q, int first, int n, const char *task_id)
+{
+    char bodies[8][32];
+    broker_message m[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "{\"i\":%d}", first + i);
+        m[i] = (broker_message){.queue = q,
+                                .task_id = task_id,
+                                .body = bodies[i],
+                                .attributes = "{\"TaskType\":{\"Type\":\"String\","
+                                              "\"Value\":\"TASK1\"}}"};
+    }
+    assert_int_equal(broker_publish(b, "test", first + n, m, (size_t)n), STORE_OK);
+}
+
+static size_t receive(broker *b, const queue_config *q, size_t max, queue_message **out,
+                      int64_t *next_ms)
+{
+    size_t n = 99;
+    int64_t next = -1;
+    assert_int_equal(broker_receive(b, q, max, out, &n, &next), STORE_OK);
+    if (next_ms)
+        *next_ms = next;
+    return n;
+}
+
+/* ---- visibility, receipts, release, delay ---- */
+
+static void test_visibility_timeout(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 1, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 3, NULL);
+    expect_stats(f->b, "work", 3, 0, 0);
+
+    queue_message *m1 = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &m1, NULL), 2);
+    assert_string_equal(m1[0].body, "{\"i\":0}");
+    assert_string_equal(m1[1].body, "{\"i\":1}");
+    assert_string_equal(m1[0].attributes,
+                        "{\"TaskType\":{\"Type\":\"String\",\"Value\":\"TASK1\"}}");
+    assert_null(m1[0].task_id);
+    assert_int_equal(m1[0].receive_count, 1);
+    assert_int_equal(m1[1].receive_count, 1);
+    assert_true(m1[0].id != m1[1].id);
+    assert_true(m1[0].sent_ms > 0 && m1[0].sent_ms <= wall_ms());
+    expect_stats(f->b, "work", 1, 2, 0);
+
+    /* the two received ones are hidden: only the third comes */
+    queue_message *m2 = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m2, NULL), 1);
+    assert_string_equal(m2[0].body, "{\"i\":2}");
+    assert_int_equal(m2[0].receive_count, 1);
+    expect_stats(f->b, "work", 0, 3, 0);
+    int64_t hidden_at = wall_ms();
+
+    /* nothing left: next_ms says when the first hidden one returns (about 1 s from now) */
+    queue_message *none = NULL;
+    int64_t next = 0;
+    assert_int_equal(receive(f->b, &q, 10, &none, &next), 0);
+    queue_messages_free(none, 0);
+    assert_true(next > wall_ms() && next <= hidden_at + 1000);
+    assert_true(next >= m1[0].sent_ms + 1000);
+
+    sleep_ms(1100);
+    expect_stats(f->b, "work", 3, 0, 0);
+    queue_message *m3 = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m3, NULL), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(m3[i].receive_count, 2);
+        char want[32];
+        snprintf(want, sizeof want, "{\"i\":%zu}", i);
+        assert_string_equal(m3[i].body, want);
+    }
+    assert_int_equal(m3[0].id, m1[0].id);
+    assert_int_equal(m3[1].id, m1[1].id);
+    assert_int_equal(m3[2].id, m2[0].id);
+    expect_stats(f->b, "work", 0, 3, 0);
+    queue_messages_free(m1, 2);
+    queue_messages_free(m2, 1);
+    queue_messages_free(m3, 3);
+}
+
+static void test_delete_and_stale_receipt(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 60, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 2, NULL);
+
+    queue_message *first = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &first, NULL), 2);
+    assert_int_equal(first[0].receive_count, 1);
+    /* message 1: deleted with the right receipt */
+    assert_int_equal(broker_delete(f->b, &first[1], 1), STORE_OK);
+    expect_stats(f->b, "work", 0, 1, 0);
+
+    /* message 0: received again (receipt 2); the receipt-1 copy is now stale */
+    assert_int_equal(broker_release(f->b, &first[0], 1), STORE_OK);
+    queue_message *second = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &second, NULL), 1);
+    assert_int_equal(second[0].id, first[0].id);
+    assert_int_equal(second[0].receive_count, 2);
+
+    assert_int_equal(broker_delete(f->b, &first[0], 1), STORE_OK); /* stale: ignored */
+    expect_stats(f->b, "work", 0, 1, 0);
+    assert_int_equal(broker_release(f->b, &first[0], 1), STORE_OK); /* stale: ignored */
+    expect_stats(f->b, "work", 0, 1, 0);
+    queue_message *none = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &none, NULL), 0);
+    queue_messages_free(none, 0);
+
+    assert_int_equal(broker_delete(f->b, &second[0], 1), STORE_OK);
+    expect_stats(f->b, "work", 0, 0, 0);
+    int64_t next = 0;
+    assert_int_equal(receive(f->b, &q, 2, &none, &next), 0);
+    queue_messages_free(none, 0);
+    assert_true(next == INT64_MAX);
+
+    /* deleting twice and deleting nothing are harmless */
+    assert_int_equal(broker_delete(f->b, &second[0], 1), STORE_OK);
+    assert_int_equal(broker_delete(f->b, NULL, 0), STORE_OK);
+    queue_messages_free(first, 2);
+    queue_messages_free(second, 1);
+}
+
+static void test_release(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 3, NULL);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 3, &m, NULL), 3);
+    expect_stats(f->b, "work", 0, 3, 0);
+
+    /* release two of the three: visible at once, without waiting for the 600 s timeout */
+    assert_int_equal(broker_release(f->b, m, 2), STORE_OK);
+    expect_stats(f->b, "work", 2, 1, 0);
+    queue_message *again = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &again, NULL), 2);
+    assert_int_equal(again[0].id, m[0].id);
+    assert_int_equal(again[1].id, m[1].id);
+    assert_int_equal(again[0].receive_count, 2);
+    assert_int_equal(again[1].receive_count, 2);
+    expect_stats(f->b, "work", 0, 3, 0);
+    assert_int_equal(broker_release(f->b, NULL, 0), STORE_OK);
+    queue_messages_free(m, 3);
+    queue_messages_free(again, 2);
+}
+
+static void test_delay(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("slow", 30, 0, NULL, 1);
+    int64_t before = wall_ms();
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    int64_t after = wall_ms();
+    expect_stats(f->b, "slow", 0, 0, 1);
+
+    queue_message *m = NULL;
+    int64_t next = 0;
+    assert_int_equal(receive(f->b, &q, 1, &m, &next), 0);
+    queue_messages_free(m, 0);
+    assert_true(next >= before + 1000 && next <= after + 1000);
+
+    sleep_ms(next - wall_ms() + 100);
+    expect_stats(f->b, "slow", 1, 0, 0);
+    assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+    assert_string_equal(m[0].body, "{\"i\":0}");
+    assert_int_equal(m[0].receive_count, 1);
+    assert_true(m[0].sent_ms >= before && m[0].sent_ms <= after);
+    queue_messages_free(m, 1);
+    expect_stats(f->b, "slow", 0, 1, 0);
+}
+
+/* ---- dead-letter queue, redrive ---- */
+
+static void test_dlq_move_fails_task(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config q = make_queue("work", 1, 2, "dlq", 0);
+    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, id);
+
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+    assert_int_equal(m[0].receive_count, 1);
+    assert_string_equal(m[0].task_id, id);
+    queue_messages_free(m, 1);
+    sleep_ms(1100);
+    assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+    assert_int_equal(m[0].receive_count, 2);
+    queue_messages_free(m, 1);
+    expect_status(f->s, id, TASK_CREATED, NULL);
+    sleep_ms(1100);
+
+    /* received max_receive_count times already: moved, not delivered */
+    int64_t next = 0;
+    assert_int_equal(receive(f->b, &q, 1, &m, &next), 0);
+    queue_messages_free(m, 0);
+    assert_true(next == INT64_MAX);
+    expect_stats(f->b, "work", 0, 0, 0);
+    expect_stats(f->b, "dlq", 1, 0, 0);
+    expect_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 2 receives");
+
+    /* the failure is a MODIFY change record like any other */
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "observer", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    json_t *rec = json_loads(r[1].json, 0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "eventName")), "MODIFY");
+    json_t *ddb = json_object_get(rec, "dynamodb");
+    json_t *img = json_object_get(ddb, "NewImage");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(img, "status"), "S")),
+                        "FAILED");
+    img = json_object_get(ddb, "OldImage");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(img, "status"), "S")),
+                        "CREATED");
+    json_decref(rec);
+    change_records_free(r, n);
+
+    /* the DLQ delivers it like any queue, counting afresh */
+    assert_int_equal(receive(f->b, &dlq, 1, &m, NULL), 1);
+    assert_string_equal(m[0].task_id, id);
+    assert_string_equal(m[0].body, "{\"i\":0}");
+    assert_int_equal(m[0].receive_count, 1);
+    queue_messages_free(m, 1);
+}
+
+static void test_dlq_move_keeps_finished_task(void **state)
+{
+    fx *f = *state;
+    char done[37], failed[37];
+    create_task(f->s, TASK_NULL_TIME, done);
+    create_task(f->s, TASK_NULL_TIME, failed);
+    int64_t now = (int64_t)time(NULL);
+    complete_task(f->s, done, now);
+    set_status(f->s, failed, TASK_FAILED, "handler said no", now);
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    publish_bodies(f->b, &q, 0, 1, done);
+    publish_bodies(f->b, &q, 1, 1, failed);
+
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &m, NULL), 2);
+    assert_int_equal(broker_release(f->b, m, 2), STORE_OK);
+    queue_messages_free(m, 2);
+    assert_int_equal(receive(f->b, &q, 2, &m, NULL), 0);
+    queue_messages_free(m, 0);
+    expect_stats(f->b, "dlq", 2, 0, 0);
+    expect_status(f->s, done, TASK_COMPLETED, "done");
+    expect_status(f->s, failed, TASK_FAILED, "handler said no");
+
+    task t;
+    assert_int_equal(store_get_task(f->s, done, &t), STORE_OK);
+    assert_string_equal(t.status_msg, "done");
+    task_clear(&t);
+    assert_int_equal(store_get_task(f->s, failed, &t), STORE_OK);
+    assert_string_equal(t.status_msg, "handler said no");
+    task_clear(&t);
+}
+
+/* A receive that moves one message to the DLQ still delivers the others it found. */
+static void test_dlq_move_in_mixed_batch(void **state)
+{
+    fx *f = *state;
+    char old[37], fresh[37];
+    create_task(f->s, TASK_NULL_TIME, old);
+    create_task(f->s, TASK_NULL_TIME, fresh);
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    publish_bodies(f->b, &q, 0, 1, old);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    publish_bodies(f->b, &q, 1, 2, fresh);
+
+    /* the released one comes first in visibility order and is exhausted */
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 2);
+    assert_string_equal(m[0].task_id, fresh);
+    assert_string_equal(m[0].body, "{\"i\":1}");
+    assert_int_equal(m[0].receive_count, 1);
+    assert_string_equal(m[1].task_id, fresh);
+    assert_string_equal(m[1].body, "{\"i\":2}");
+    queue_messages_free(m, 2);
+    expect_stats(f->b, "dlq", 1, 0, 0);
+    expect_stats(f->b, "work", 0, 2, 0);
+    expect_status(f->s, old, TASK_FAILED, "dead-letter queue dlq after 1 receives");
+    expect_status(f->s, fresh, TASK_CREATED, NULL);
+}
+
+static void test_redrive(void **state)
+{
+    fx *f = *state;
+    char a[37], b[37], done[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    create_task(f->s, TASK_NULL_TIME, b);
+    create_task(f->s, TASK_NULL_TIME, done);
+    complete_task(f->s, done, (int64_t)time(NULL));
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    publish_bodies(f->b, &q, 0, 1, a);
+    publish_bodies(f->b, &q, 1, 1, b);
+    publish_bodies(f->b, &q, 2, 1, done);
+    publish_bodies(f->b, &q, 3, 1, NULL); /* a message without a task */
+
+    /* receive, release, receive: all four move to the DLQ */
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 4);
+    assert_int_equal(broker_release(f->b, m, 4), STORE_OK);
+    queue_messages_free(m, 4);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 0);
+    queue_messages_free(m, 0);
+    expect_stats(f->b, "dlq", 4, 0, 0);
+    expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receives");
+    expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receives");
+
+    int64_t moved = -1;
+    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 4);
+    expect_stats(f->b, "dlq", 0, 0, 0);
+    expect_stats(f->b, "work", 4, 0, 0);
+    expect_status(f->s, a, TASK_CREATED, "Redriven from dlq");
+    expect_status(f->s, b, TASK_CREATED, "Redriven from dlq");
+    expect_status(f->s, done, TASK_COMPLETED, "done");
+
+    /* back in the queue with a fresh receive count */
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_int_equal(m[i].receive_count, 1);
+    assert_string_equal(m[0].task_id, a);
+    assert_string_equal(m[1].task_id, b);
+    assert_string_equal(m[2].task_id, done);
+    assert_null(m[3].task_id);
+    queue_messages_free(m, 4);
+
+    /* an empty DLQ moves nothing */
+    moved = -1;
+    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 0);
+}
+
+static void test_retention_expires_messages(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config q = make_queue("short", 30, 0, NULL, 0);
+    q.retention = 0; /* expires as soon as it is sent */
+    queue_config keep = make_queue("long", 30, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, id);
+    publish_bodies(f->b, &keep, 1, 1, NULL);
+    sleep_ms(20);
+
+    config c;
+    assert_true(config_defaults(&c));
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    config_free(&c);
+    assert_int_equal(removed, 0);
+    expect_stats(f->b, "short", 0, 0, 0);
+    expect_stats(f->b, "long", 1, 0, 0);
+    expect_status(f->s, id, TASK_FAILED, "message expired in queue short");
+}
+
+/* ---- concurrent receivers ---- */
+
+enum { N_RECEIVERS = 4, N_CONCURRENT_MSGS = 48 };
+
+typedef struct receiver {
+    broker *b;
+    const queue_config *q;
+    int64_t ids[N_CONCURRENT_MSGS];
+    size_t n;
+    int errors;
+} receiver;
+
+static void *receiver_main(void *arg)
+{
+    receiver *r = arg;
+    for (int round = 0; round < 100; round++) {
+        queue_message *m = NULL;
+        size_t n = 0;
+        int64_t next = 0;
+        if (broker_receive(r->b, r->q, 3, &m, &n, &next) != STORE_OK) {
+            r->errors++;
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (r->n < N_CONCURRENT_MSGS && m[i].receive_count == 1)
+                r->ids[r->n++] = m[i].id;
+            else
+                r->errors++;
+        }
+        queue_messages_free(m, n);
+        if (n == 0)
+            break;
+    }
+    return NULL;
+}
+
+/* Receivers racing on one queue: every message goes to exactly one of them. */
+static void test_concurrent_receivers(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    for (int i = 0; i < N_CONCURRENT_MSGS; i += 8)
+        publish_bodies(f->b, &q, i, 8, NULL);
+    receiver r[N_RECEIVERS];
+    pthread_t th[N_RECEIVERS];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < N_RECEIVERS; i++) {
+        r[i].b = f->b;
+        r[i].q = &q;
+        assert_int_equal(pthread_create(&th[i], NULL, receiver_main, &r[i]), 0);
+    }
+    int64_t all[N_RECEIVERS * N_CONCURRENT_MSGS];
+    size_t total = 0;
+    for (int i = 0; i < N_RECEIVERS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(r[i].errors, 0);
+        for (size_t j = 0; j < r[i].n; j++)
+            all[total++] = r[i].ids[j];
+    }
+    assert_int_equal(total, N_CONCURRENT_MSGS);
+    for (size_t i = 0; i < total; i++)
+        for (size_t j = i + 1; j < total; j++)
+            assert_true(all[i] != all[j]);
+    expect_stats(f->b, "work", 0, N_CONCURRENT_MSGS, 0);
+}
+
+/* ---- change stream ---- */
+
+/* Check that record json is an INSERT of task id with status CREATED and sequence number seq. */
+static void check_insert_record(const change_record *r, const char *id)
+{
+    json_error_t je;
+    json_t *rec = json_loads(r->json, 0, &je);
+    if (!rec)
+        print_error("record %lld is not JSON: %s: %s\n", (long long)r->seq, je.text, r->json);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "eventName")), "INSERT");
+    json_t *ddb = json_object_get(rec, "dynamodb");
+    assert_true(json_is_object(ddb));
+    json_t *key = json_object_get(json_object_get(json_object_get(ddb, "Keys"), "id"), "S");
+    assert_string_equal(json_string_value(key), id);
+    json_t *img = json_object_get(ddb, "NewImage");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(img, "id"), "S")), id);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(img, "status"), "S")),
+                        "CREATED");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(img, "task_type"), "S")),
+                        "TASK1");
+    assert_null(json_object_get(ddb, "OldImage"));
+    json_t *seq = json_object_get(ddb, "SequenceNumber");
+    assert_true(json_is_string(seq));
+    char want[32];
+    snprintf(want, sizeof want, "%lld", (long long)r->seq);
+    assert_string_equal(json_string_value(seq), want);
+    json_decref(rec);
+}
+
+static void test_checkpoint_recovery(void **state)
+{
+    fx *f = *state;
+    char ids[5][37];
+    for (int i = 0; i < 5; i++)
+        create_task(f->s, TASK_NULL_TIME, ids[i]);
+
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "c1", 2, &cp, &r, &n), STORE_OK);
+    assert_int_equal(cp, 0);
+    assert_int_equal(n, 2);
+    assert_true(r[0].seq > 0 && r[1].seq > r[0].seq);
+    check_insert_record(&r[0], ids[0]);
+    check_insert_record(&r[1], ids[1]);
+    int64_t second = r[1].seq;
+    change_records_free(r, n);
+
+    /* reading does not move the checkpoint */
+    assert_int_equal(broker_read_changes(f->b, "c1", 2, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    check_insert_record(&r[0], ids[0]);
+    change_records_free(r, n);
+
+    assert_int_equal(broker_publish(f->b, "c1", second, NULL, 0), STORE_OK);
+
+    /* the checkpoint is durable: close and reopen the same file */
+    store_close(f->s);
+    f->s = open_db(f->path);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+
+    assert_int_equal(broker_read_changes(f->b, "c1", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(cp, second);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(r[i].seq > second);
+        if (i)
+            assert_true(r[i].seq > r[i - 1].seq);
+        check_insert_record(&r[i], ids[i + 2]);
+    }
+    change_records_free(r, n);
+
+    /* another consumer has its own checkpoint: from the start */
+    assert_int_equal(broker_read_changes(f->b, "c2", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(cp, 0);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        check_insert_record(&r[i], ids[i]);
+    change_records_free(r, n);
+
+    /* nothing after the last record */
+    int64_t lag = -1;
+    assert_int_equal(broker_stream_lag(f->b, "c1", &lag), STORE_OK);
+    assert_int_equal(lag, 3);
+}
+
+static void test_publish_is_atomic(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    queue_config other = make_queue("other", 30, 0, NULL, 0);
+    broker_message m[3] = {
+        {.queue = &q, .task_id = id, .body = "{\"a\":1}", .attributes = "{}"},
+        {.queue = &other, .task_id = id, .body = "{\"b\":2}", .attributes = "{}"},
+        {.queue = &q, .task_id = NULL, .body = "{\"c\":3}", .attributes = "{}"},
+    };
+    assert_int_equal(broker_publish(f->b, "pub", 7, m, 3), STORE_OK);
+    /* both visible once publish returns: the messages and the checkpoint */
+    expect_stats(f->b, "work", 2, 0, 0);
+    expect_stats(f->b, "other", 1, 0, 0);
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "pub", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(cp, 7);
+    change_records_free(r, n);
+
+    /* a batch whose second message cannot be stored (NULL body): nothing of it is kept */
+    broker_message bad[2] = {
+        {.queue = &q, .task_id = id, .body = "{\"d\":4}", .attributes = "{}"},
+        {.queue = &q, .task_id = id, .body = NULL, .attributes = "{}"},
+    };
+    assert_int_not_equal(broker_publish(f->b, "pub", 9, bad, 2), STORE_OK);
+    expect_stats(f->b, "work", 2, 0, 0);
+    assert_int_equal(broker_read_changes(f->b, "pub", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(cp, 7);
+    change_records_free(r, n);
+
+    /* and the store still works afterwards */
+    assert_int_equal(broker_publish(f->b, "pub", 9, bad, 1), STORE_OK);
+    expect_stats(f->b, "work", 3, 0, 0);
+    assert_int_equal(broker_read_changes(f->b, "pub", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(cp, 9);
+    change_records_free(r, n);
+}
+
+static void test_stream_lag(void **state)
+{
+    fx *f = *state;
+    int64_t lag = -1;
+    assert_int_equal(broker_stream_lag(f->b, "lagger", &lag), STORE_OK);
+    assert_int_equal(lag, 0);
+
+    char ids[3][37];
+    for (int i = 0; i < 3; i++)
+        create_task(f->s, TASK_NULL_TIME, ids[i]);
+    assert_int_equal(broker_stream_lag(f->b, "lagger", &lag), STORE_OK);
+    assert_int_equal(lag, 3);
+
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "lagger", 10, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    int64_t first = r[0].seq, last = r[2].seq;
+    change_records_free(r, n);
+
+    assert_int_equal(broker_publish(f->b, "lagger", first, NULL, 0), STORE_OK);
+    assert_int_equal(broker_stream_lag(f->b, "lagger", &lag), STORE_OK);
+    assert_int_equal(lag, 2);
+    assert_int_equal(broker_publish(f->b, "lagger", last, NULL, 0), STORE_OK);
+    assert_int_equal(broker_stream_lag(f->b, "lagger", &lag), STORE_OK);
+    assert_int_equal(lag, 0);
+
+    /* a status change appends a record: lag again; other consumers are unaffected */
+    set_status(f->s, ids[0], TASK_IN_PROGRESS, "", (int64_t)time(NULL));
+    assert_int_equal(broker_stream_lag(f->b, "lagger", &lag), STORE_OK);
+    assert_int_equal(lag, 1);
+    assert_int_equal(broker_stream_lag(f->b, "someone-else", &lag), STORE_OK);
+    assert_int_equal(lag, 4);
+}
+
+/* ---- sweep ---- */
+
+static void test_sweep(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char gone[37], created[37], future[37];
+    create_task(f->s, now - 10, gone);     /* finished, ttl past: removed */
+    create_task(f->s, now - 10, created);  /* not finished, ttl past: kept */
+    create_task(f->s, now + 3600, future); /* finished, ttl future: kept */
+    complete_task(f->s, gone, now - 5);
+    complete_task(f->s, future, now - 5);
+
+    config c;
+    assert_true(config_defaults(&c));
+    assert_int_equal(c.n_consumers, 1);
+    snprintf(c.consumers[0].name, sizeof c.consumers[0].name, "sweep-consumer");
+
+    /* the default grace (1 h) keeps the finished task a while longer */
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(removed, 0);
+    expect_status(f->s, gone, TASK_COMPLETED, NULL);
+
+    /* 3 INSERTs + 4 MODIFYs; the configured consumer has finished the first 4 */
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 7);
+    int64_t passed = r[3].seq, kept_first = r[4].seq;
+    change_records_free(r, n);
+    assert_int_equal(broker_publish(f->b, "sweep-consumer", passed, NULL, 0), STORE_OK);
+
+    c.retention_grace = 0;
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(removed, 1);
+    task t;
+    memset(&t, 0, sizeof t);
+    assert_int_equal(store_get_task(f->s, gone, &t), STORE_NOT_FOUND);
+    expect_status(f->s, created, TASK_CREATED, NULL);
+    expect_status(f->s, future, TASK_COMPLETED, NULL);
+
+    /* records up to the consumer's checkpoint are trimmed; a REMOVE record was appended */
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 4);
+    assert_int_equal(r[0].seq, kept_first);
+    json_t *rec = json_loads(r[3].json, 0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "eventName")), "REMOVE");
+    json_t *ddb = json_object_get(rec, "dynamodb");
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(ddb, "Keys"), "id"), "S")),
+                        gone);
+    assert_null(json_object_get(ddb, "NewImage"));
+    json_t *old = json_object_get(ddb, "OldImage");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(old, "status"), "S")),
+                        "COMPLETED");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(old, "id"), "S")), gone);
+    json_decref(rec);
+    change_records_free(r, n);
+
+    /* sweeping again removes nothing more */
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 4);
+    change_records_free(r, n);
+    config_free(&c);
+}
+
+/* ---- wake-ups ---- */
+
+typedef struct waker {
+    broker *b;
+    store *s;
+    const queue_config *q;
+    int delay_ms;
+    bool create; /* create a task (a change) instead of publishing a message */
+    store_rc rc;
+} waker;
+
+static void *waker_main(void *arg)
+{
+    waker *w = arg;
+    sleep_ms(w->delay_ms);
+    if (w->create) {
+        store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+        char id[37];
+        w->rc = store_create_task(w->s, &t, (int64_t)time(NULL), id);
+    } else {
+        broker_message m = {.queue = w->q, .task_id = NULL, .body = "{}", .attributes = "{}"};
+        w->rc = broker_publish(w->b, "waker", 1, &m, 1);
+    }
+    return NULL;
+}
+
+static void test_broker_wait(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+
+    /* gen 0: returns at once with the current generation */
+    uint64_t gen = 0;
+    int64_t t0 = mono_ms();
+    broker_wait(f->b, false, &gen, 5000);
+    assert_true(gen != 0);
+    assert_true(mono_ms() - t0 < 1000);
+
+    /* a publish from another thread wakes a message waiter promptly */
+    uint64_t before = gen;
+    waker w = {.b = f->b, .s = f->s, .q = &q, .delay_ms = 100, .rc = STORE_ERROR};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, waker_main, &w), 0);
+    t0 = mono_ms();
+    broker_wait(f->b, false, &gen, 5000);
+    int64_t waited = mono_ms() - t0;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.rc, STORE_OK);
+    assert_true(gen != before);
+    if (waited >= 2000)
+        print_error("broker_wait took %lld ms after a publish\n", (long long)waited);
+    assert_true(waited < 2000);
+
+    /* a new task wakes a change waiter */
+    uint64_t cgen = 0;
+    broker_wait(f->b, true, &cgen, 0);
+    before = cgen;
+    w = (waker){.b = f->b, .s = f->s, .q = &q, .delay_ms = 100, .create = true, .rc = STORE_ERROR};
+    assert_int_equal(pthread_create(&th, NULL, waker_main, &w), 0);
+    t0 = mono_ms();
+    broker_wait(f->b, true, &cgen, 5000);
+    waited = mono_ms() - t0;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.rc, STORE_OK);
+    assert_true(cgen != before);
+    assert_true(waited < 2000);
+
+    /* nothing happens: times out after about the timeout, generation unchanged */
+    before = gen;
+    t0 = mono_ms();
+    broker_wait(f->b, false, &gen, 300);
+    waited = mono_ms() - t0;
+    assert_true(gen == before);
+    assert_true(waited >= 250 && waited < 2000);
+
+    /* a message-only commit does not end a wait for changes */
+    before = cgen;
+    w = (waker){.b = f->b, .s = f->s, .q = &q, .delay_ms = 50, .rc = STORE_ERROR};
+    assert_int_equal(pthread_create(&th, NULL, waker_main, &w), 0);
+    t0 = mono_ms();
+    broker_wait(f->b, true, &cgen, 300);
+    waited = mono_ms() - t0;
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.rc, STORE_OK);
+    assert_true(cgen == before);
+    assert_true(waited >= 250);
+
+    /* broker_wake_all ends every wait */
+    broker_wake_all(f->b);
+    before = gen;
+    t0 = mono_ms();
+    broker_wait(f->b, false, &gen, 5000);
+    assert_true(gen != before);
+    assert_true(mono_ms() - t0 < 1000);
+}
+
+int main(void)
+{
+    log_setup(LOG_ERROR, "test_broker"); /* keep the migration and "task failed" lines out */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_visibility_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delete_and_stale_receipt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_move_fails_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
