@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
     build-essential cmake ninja-build pkg-config
-    libmicrohttpd-dev libjansson-dev libsqlite3-dev
+    libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
+    libprotobuf-c-dev protobuf-c-compiler
     libcmocka-dev python3 curl sqlite3
 )
 if [ "${1:-}" = "--bench" ]; then

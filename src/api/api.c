@@ -12,6 +12,7 @@
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "core/validate.h"
+#include "dashboard.h"
 #include "openapi.h"
 
 #include <pthread.h>
@@ -115,6 +116,20 @@ static api_status get_health(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
+static api_status get_dashboard(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    (void)a;
+    (void)req;
+    (void)id;
+    size_t len;
+    const char *page = dashboard_page(&len);
+    sbuf b = {0};
+    sbuf_append(&b, page, len);
+    set_body(&ex->resp, 200, &b);
+    ex->resp.content_type = "text/html; charset=utf-8";
+    return API_DONE;
+}
+
 static api_status get_openapi(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     api_response *resp = &ex->resp;
@@ -129,7 +144,21 @@ static api_status get_openapi(api *a, const api_request *req, const char *id, ap
 static void write_done(store_write *w)
 {
     api_exchange *ex = (api_exchange *)((char *)w - offsetof(api_exchange, write));
+    ex->store_span.end_ns = trace_now_ns();
     ex->ready(ex);
+}
+
+/* Open the span of the store write, a child of the request's span. */
+static void begin_store_span(api_exchange *ex, const char *operation)
+{
+    trace_ctx parent;
+    trace_ctx_of(&ex->server, &parent);
+    char name[64];
+    snprintf(name, sizeof name, "%s tasks", operation);
+    trace_begin(&ex->store_span, &parent, name, SPAN_KIND_CLIENT);
+    span_set_str(&ex->store_span, "db.system", "sqlite");
+    span_set_str(&ex->store_span, "db.operation.name", operation);
+    span_set_str(&ex->store_span, "db.collection.name", "tasks");
 }
 
 static api_status post_task(api *a, const api_request *req, const char *id, api_exchange *ex)
@@ -151,13 +180,17 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
         api_error(resp, 503, "Out of memory");
         return API_DONE;
     }
+    trace_traceparent_of(&ex->server, ex->traceparent);
+    begin_store_span(ex, "INSERT");
     ex->write = (store_write){
         .kind = STORE_WRITE_CREATE,
         .now = a->now(),
         .create = {.task_type = ex->create.task_type,
                    .data = ex->create.data,
+                   .data_image = ex->create.data_image,
                    .ttl = ex->create.ttl,
-                   .idempotency_key = ex->idempotency_key},
+                   .idempotency_key = ex->idempotency_key,
+                   .trace = ex->traceparent},
         .done = write_done,
     };
     store_submit(a->store, &ex->write);
@@ -175,6 +208,7 @@ static void finish_create(api_exchange *ex)
     sbuf_json_str(&b, ex->write.id);
     sbuf_putc(&b, '}');
     set_body(resp, rc == STORE_DUPLICATE ? 200 : 201, &b);
+    memcpy(ex->task_id, ex->write.id, sizeof ex->task_id);
     char location[64];
     snprintf(location, sizeof location, "/tasks/%s", ex->write.id);
     api_add_header(resp, "Location", location);
@@ -260,6 +294,7 @@ static api_status patch_task(api *a, const api_request *req, const char *id, api
         return API_DONE;
     }
     snprintf(ex->task_id, sizeof ex->task_id, "%s", id);
+    begin_store_span(ex, "UPDATE");
     ex->write = (store_write){
         .kind = STORE_WRITE_UPDATE,
         .now = a->now(),
@@ -334,6 +369,81 @@ static api_status get_metrics(api *a, const api_request *req, const char *id, ap
     return API_DONE;
 }
 
+static void put_span_json(sbuf *b, const span *s)
+{
+    static const char *const kinds[] = {"UNSPECIFIED", "INTERNAL", "SERVER",
+                                        "CLIENT",      "PRODUCER", "CONSUMER"};
+    char hex[33];
+    sbuf_puts(b, "{\"name\":");
+    sbuf_json_str(b, s->name);
+    span_hex(s->trace_id, 16, hex);
+    sbuf_printf(b, ",\"trace_id\":\"%s\"", hex);
+    span_hex(s->span_id, 8, hex);
+    sbuf_printf(b, ",\"span_id\":\"%s\",\"parent_span_id\":", hex);
+    if (span_has_parent(s)) {
+        span_hex(s->parent_id, 8, hex);
+        sbuf_printf(b, "\"%s\"", hex);
+    } else {
+        sbuf_puts(b, "null");
+    }
+    sbuf_printf(b, ",\"kind\":\"%s\",\"start_time_unix_nano\":%lld,\"end_time_unix_nano\":%lld",
+                kinds[s->kind <= SPAN_KIND_CONSUMER ? s->kind : 0], (long long)s->start_ns,
+                (long long)s->end_ns);
+    sbuf_printf(b, ",\"duration_ms\":%.3f,\"attributes\":{",
+                (double)(s->end_ns - s->start_ns) / 1e6);
+    for (int i = 0; i < s->n_attrs; i++) {
+        const span_attr *at = &s->attrs[i];
+        if (i)
+            sbuf_putc(b, ',');
+        sbuf_json_str(b, at->key);
+        sbuf_putc(b, ':');
+        switch (at->type) {
+        case SPAN_ATTR_STRING:
+            sbuf_json_str(b, at->v.s);
+            break;
+        case SPAN_ATTR_INT:
+            sbuf_int(b, at->v.i);
+            break;
+        case SPAN_ATTR_DOUBLE:
+            sbuf_printf(b, "%.17g", at->v.d);
+            break;
+        case SPAN_ATTR_BOOL:
+            sbuf_puts(b, at->v.b ? "true" : "false");
+            break;
+        }
+    }
+    static const char *const codes[] = {"UNSET", "OK", "ERROR"};
+    sbuf_printf(b, "},\"links\":%d,\"status\":{\"code\":\"%s\",\"message\":", s->n_links,
+                codes[s->status]);
+    sbuf_json_str(b, s->status_msg ? s->status_msg : "");
+    sbuf_puts(b, "}}");
+}
+
+static api_status get_trace(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    (void)req;
+    task t = {0};
+    if (store_failed(&ex->resp, store_get_task(a->store, id, &t)))
+        return API_DONE;
+    task_clear(&t);
+    span *spans = NULL;
+    size_t n = a->telemetry.tracer ? tracer_task_spans(a->telemetry.tracer, id, &spans) : 0;
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"task_id\":");
+    sbuf_json_str(&b, id);
+    sbuf_puts(&b, ",\"spans\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sbuf_putc(&b, ',');
+        put_span_json(&b, &spans[i]);
+        span_clear(&spans[i]);
+    }
+    free(spans);
+    sbuf_puts(&b, "]}");
+    set_body(&ex->resp, 200, &b);
+    return API_DONE;
+}
+
 /* ---- routing ----------------------------------------------------------- */
 
 typedef api_status (*handler_fn)(api *a, const api_request *req, const char *param,
@@ -342,7 +452,7 @@ typedef api_status (*handler_fn)(api *a, const api_request *req, const char *par
 typedef enum param_kind { PARAM_NONE, PARAM_TASK_ID, PARAM_NAME } param_kind;
 
 typedef struct route {
-    const char *pattern; /* path, with at most one "{}" standing for one segment */
+    const char *pattern; /* path, with at most one "{name}" standing for one segment */
     param_kind param;
     bool pipeline; /* served only when the API has a pipeline */
     handler_fn get, post, patch;
@@ -350,24 +460,27 @@ typedef struct route {
 } route;
 
 static const route routes[] = {
+    {"/", PARAM_NONE, false, get_dashboard, NULL, NULL, "GET, HEAD"},
     {"/health", PARAM_NONE, false, get_health, NULL, NULL, "GET, HEAD"},
     {"/openapi.json", PARAM_NONE, false, get_openapi, NULL, NULL, "GET, HEAD"},
     {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
-    {"/tasks/{}", PARAM_TASK_ID, false, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
+    {"/tasks/{task_id}", PARAM_TASK_ID, false, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
+    {"/tasks/{task_id}/trace", PARAM_TASK_ID, false, get_trace, NULL, NULL, "GET, HEAD"},
     {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
-    {"/queues/{}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
+    {"/queues/{name}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
     {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},
 };
 
-/* Match path against a pattern; the "{}" segment is copied into param. */
+/* Match path against a pattern; the "{name}" segment is copied into param. */
 static bool match_pattern(const char *pattern, const char *path, char *param, size_t paramlen)
 {
-    const char *hole = strstr(pattern, "{}");
+    const char *hole = strchr(pattern, '{');
     if (!hole)
         return strcmp(pattern, path) == 0;
-    size_t pre = (size_t)(hole - pattern), post = strlen(hole + 2), len = strlen(path);
+    const char *rest = strchr(hole, '}') + 1;
+    size_t pre = (size_t)(hole - pattern), post = strlen(rest), len = strlen(path);
     if (len <= pre + post || strncmp(path, pattern, pre) != 0 ||
-        strcmp(path + len - post, hole + 2) != 0)
+        strcmp(path + len - post, rest) != 0)
         return false;
     size_t seg = len - pre - post;
     if (seg >= paramlen || memchr(path + pre, '/', seg))
@@ -387,16 +500,60 @@ static const route *match_route(const api *a, const char *path, char *param, siz
     return NULL;
 }
 
-api_status api_begin(api *a, const api_request *req, api_exchange *ex)
+/* Close the request's span and count it, once its response is known. */
+static void conclude(api *a, api_exchange *ex)
 {
-    void (*ready)(api_exchange *) = ex->ready;
-    void *user = ex->user;
-    memset(ex, 0, sizeof *ex);
-    ex->ready = ready;
-    ex->user = user;
+    int status = ex->resp.status;
+    span *sv = &ex->server;
+    if (ex->store_span.start_ns) {
+        snprintf(ex->store_span.task_id, sizeof ex->store_span.task_id, "%s", ex->task_id);
+        if (!(ex->write.rc == STORE_OK || ex->write.rc == STORE_DUPLICATE ||
+              ex->write.rc == STORE_REPEAT))
+            span_set_error(&ex->store_span, store_rc_name(ex->write.rc));
+        trace_end(&a->telemetry, &ex->store_span);
+    }
+    span_set_int(sv, "http.response.status_code", status);
+    if (*ex->task_id) {
+        snprintf(sv->task_id, sizeof sv->task_id, "%s", ex->task_id);
+        span_set_str(sv, "task.id", ex->task_id);
+    }
+    if (status >= 500)
+        span_set_error(sv, ex->resp.body ? ex->resp.body : "server error");
+    double seconds = (double)(trace_now_ns() - sv->start_ns) / 1e9;
+    trace_end(&a->telemetry, sv);
+    if (a->telemetry.metrics) {
+        char labels[160];
+        snprintf(labels, sizeof labels, "route=\"%s\"", ex->route);
+        metrics_observe(a->telemetry.metrics, "taskd_http_request_duration_seconds", labels,
+                        seconds);
+        snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%d\"", ex->route,
+                 ex->method, status);
+        metrics_add(a->telemetry.metrics, "taskd_http_requests_total", labels, 1);
+    }
+}
+
+/* The method as a static string (metrics labels outlive the request). */
+static const char *known_method(const char *m)
+{
+    static const char *const methods[] = {"GET", "HEAD",   "POST",   "PATCH",
+                                          "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(m, methods[i]) == 0)
+            return methods[i];
+    return "other";
+}
+
+/* Route to the handler; API_DONE when the response is already in ex->resp. */
+static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
+{
     api_response *resp = &ex->resp;
     char param[128];
     const route *r = match_route(a, req->path, param, sizeof param);
+    ex->route = r ? r->pattern : "unmatched";
+    char name[SPAN_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s %s", ex->method, ex->route);
+    snprintf(ex->server.name, sizeof ex->server.name, "%s", name);
+    span_set_str(&ex->server, "http.route", ex->route);
     if (!r) {
         api_error(resp, 404, "Not Found");
         return API_DONE;
@@ -420,17 +577,41 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
             return API_DONE;
         }
         uuid_format(raw, param); /* ids are stored in lower case */
+        memcpy(ex->task_id, param, sizeof ex->task_id);
     }
     return fn(a, req, r->param == PARAM_NONE ? NULL : param, ex);
 }
 
+api_status api_begin(api *a, const api_request *req, api_exchange *ex)
+{
+    void (*ready)(api_exchange *) = ex->ready;
+    void *user = ex->user;
+    memset(ex, 0, sizeof *ex);
+    ex->ready = ready;
+    ex->user = user;
+    ex->method = known_method(req->method);
+
+    trace_ctx incoming;
+    const char *tp = req->header ? req->header(req->ctx, "traceparent") : NULL;
+    const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
+    bool continued = tracectx_from_headers(tp, xr, &incoming);
+    trace_begin(&ex->server, continued ? &incoming : NULL, ex->method, SPAN_KIND_SERVER);
+    span_set_str(&ex->server, "http.request.method", req->method);
+    span_set_str(&ex->server, "url.path", req->path);
+
+    api_status st = dispatch(a, req, ex);
+    if (st == API_DONE)
+        conclude(a, ex);
+    return st;
+}
+
 void api_finish(api *a, api_exchange *ex)
 {
-    (void)a;
     if (ex->write.kind == STORE_WRITE_CREATE)
         finish_create(ex);
     else
         finish_update(ex);
+    conclude(a, ex);
 }
 
 void api_exchange_free(api_exchange *ex)
@@ -441,6 +622,8 @@ void api_exchange_free(api_exchange *ex)
     task_clear(&ex->write.current);
     free(ex->idempotency_key);
     ex->idempotency_key = NULL;
+    span_clear(&ex->server);
+    span_clear(&ex->store_span);
 }
 
 /* api_handle(): an exchange plus a condition variable to wait on. */
@@ -480,7 +663,8 @@ void api_handle(api *a, const api_request *req, api_response *resp)
     api_exchange_free(&call.ex);
 }
 
-bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline, int64_t (*now)(void))
+bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline, const telemetry *tel,
+              int64_t (*now)(void))
 {
     memset(a, 0, sizeof *a);
     a->store = s;
@@ -489,6 +673,8 @@ bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline, i
     if (store_secret(s, a->token_key) != STORE_OK)
         return false;
     a->pipeline = pipeline;
+    if (tel)
+        a->telemetry = *tel;
     a->openapi = openapi_document(c, pipeline != NULL, &a->openapi_len);
     return a->openapi != NULL;
 }

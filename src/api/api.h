@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/validate.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -65,12 +66,13 @@ typedef struct api {
     int64_t (*now)(void);         /* Unix seconds */
     uint8_t token_key[16];        /* signs page tokens */
     const api_pipeline *pipeline; /* NULL when there is none */
+    telemetry telemetry;          /* spans and metrics; members may be NULL */
     char *openapi;                /* the OpenAPI document, built once */
     size_t openapi_len;
 } api;
 
 /* Prepare the API over a store, configuration and (optional) pipeline; false on failure. */
-bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline,
+bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline, const telemetry *tel,
               int64_t (*now)(void));
 /* Release what api_init() built (not the store or configuration). */
 void api_free(api *a);
@@ -98,6 +100,11 @@ typedef struct api_exchange {
     update_request update;
     char *idempotency_key;
     char task_id[37];
+    char traceparent[56]; /* the request's span, stored with a new task */
+    span server;          /* the request's span */
+    span store_span;      /* the write's span, while one is in flight */
+    const char *route;    /* route pattern, for metrics */
+    const char *method;
 } api_exchange;
 
 /* Start answering a request; ex must outlive the pending write. */

@@ -147,7 +147,22 @@ static bool put_json(sbuf *b, const char *name, const char *text)
     return true;
 }
 
-bool attrval_task_image(sbuf *b, const task *t)
+char *attrval_from_text(const char *json_text)
+{
+    json_t *v = json_loads(json_text, JSON_DECODE_ANY, NULL);
+    if (!v)
+        return NULL;
+    sbuf b = {0};
+    attrval_write(&b, v);
+    json_decref(v);
+    if (sbuf_failed(&b)) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return sbuf_take(&b, NULL);
+}
+
+bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
 {
     sbuf_puts(b, "{\"id\":{\"S\":");
     sbuf_json_str(b, t->id);
@@ -160,7 +175,11 @@ bool attrval_task_image(sbuf *b, const task *t)
         put_n(b, "updated_time", t->updated_time);
     if (t->ttl != TASK_NULL_TIME)
         put_n(b, "ttl", t->ttl);
-    bool ok = put_json(b, "data", t->data ? t->data : "{}");
+    bool ok = true;
+    if (data_image)
+        sbuf_printf(b, ",\"data\":%s", data_image);
+    else
+        ok = put_json(b, "data", t->data ? t->data : "{}");
     if (t->result)
         ok = put_json(b, "result", t->result) && ok;
     if (t->trace)

@@ -23,12 +23,16 @@ void attrval_write(sbuf *b, const json_t *v);
  */
 json_t *attrval_to_json(const json_t *v);
 
+/* The AttributeValue text of JSON text (malloc'ed); NULL if not JSON or out of memory. */
+char *attrval_from_text(const char *json_text);
+
 /*
  * Append the item image of a task: id, task_type, status, status_msg and
  * created_time always; updated_time, ttl, data, result and trace when set
- * (absent attributes are left out, as DynamoDB does). False if the stored
- * data or result text is not JSON.
+ * (absent attributes are left out, as DynamoDB does). data_image is the
+ * AttributeValue of the data when the caller has it (else it is derived from
+ * t->data). False if the stored data or result text is not JSON.
  */
-bool attrval_task_image(sbuf *b, const task *t);
+bool attrval_task_image(sbuf *b, const task *t, const char *data_image);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "validate.h"
 
+#include "attrval.h"
 #include "json_util.h"
 
 #include <errno.h>
@@ -158,8 +159,16 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
         validation_add(v, "body", "data", "Input should be a valid dictionary", "dict_type");
     check_ttl(json_object_get(root, "ttl"), out, v);
     if (v->count == 0) {
+        /* both forms here, on the request's thread, not in the store's single writer */
+        sbuf image = {0};
+        if (data)
+            attrval_write(&image, data);
+        else
+            sbuf_puts(&image, "{\"M\":{}}");
         out->data = data ? json_to_text(data) : strdup("{}");
-        if (!out->data)
+        out->data_image = sbuf_failed(&image) ? NULL : sbuf_take(&image, NULL);
+        sbuf_free(&image);
+        if (!out->data || !out->data_image)
             validation_add(v, "body", NULL, "Out of memory", "internal");
     }
     json_decref(root);
@@ -173,7 +182,8 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
 void create_request_free(create_request *r)
 {
     free(r->data);
-    r->data = NULL;
+    free(r->data_image);
+    r->data = r->data_image = NULL;
 }
 
 bool validate_update(const char *body, size_t len, update_request *out, validation *v)

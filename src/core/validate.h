@@ -38,8 +38,9 @@ void validation_free(validation *v);
 /* A valid POST /tasks body. */
 typedef struct create_request {
     char task_type[TASK_TYPE_MAX + 1];
-    char *data;  /* owned compact JSON object text */
-    int64_t ttl; /* TASK_NULL_TIME when absent or null */
+    char *data;       /* owned compact JSON object text */
+    char *data_image; /* owned: the data as AttributeValue JSON, for change records */
+    int64_t ttl;      /* TASK_NULL_TIME when absent or null */
 } create_request;
 
 /* Check a POST /tasks body; true with *out filled, or false with errors in v. */

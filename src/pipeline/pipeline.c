@@ -20,6 +20,7 @@ struct pipeline {
     store *store;
     broker *broker;
     const config *config;
+    telemetry telemetry;
     stream_consumer *consumers[CONFIG_MAX_ITEMS];
     runner *runners[CONFIG_MAX_ITEMS];
     pthread_t sweeper;
@@ -156,6 +157,19 @@ static store_rc metrics_text(void *ctx, sbuf *out)
         sbuf_printf(out, "taskd_stream_lag{consumer=\"%s\"} %lld\n", c->consumers[i].name,
                     (long long)lag);
     }
+    if (p->telemetry.tracer) {
+        sbuf_printf(out,
+                    "# HELP taskd_spans_dropped_total Spans dropped: export queue full or "
+                    "export failed.\n# TYPE taskd_spans_dropped_total counter\n"
+                    "taskd_spans_dropped_total %llu\n",
+                    (unsigned long long)tracer_dropped(p->telemetry.tracer));
+        sbuf_printf(out,
+                    "# HELP taskd_spans_exported_total Spans accepted by an exporter.\n"
+                    "# TYPE taskd_spans_exported_total counter\ntaskd_spans_exported_total %llu\n",
+                    (unsigned long long)tracer_exported(p->telemetry.tracer));
+    }
+    if (p->telemetry.metrics)
+        metrics_write(p->telemetry.metrics, out);
     return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
 }
 
@@ -168,7 +182,7 @@ static double monotonic_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-pipeline *pipeline_start(store *s, const config *c, char *err, size_t errlen)
+pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
 {
     pipeline *p = calloc(1, sizeof *p);
     if (!p) {
@@ -178,16 +192,20 @@ pipeline *pipeline_start(store *s, const config *c, char *err, size_t errlen)
     p->store = s;
     p->broker = broker_of(s);
     p->config = c;
+    if (tel)
+        p->telemetry = *tel;
     p->view = (api_pipeline){queues_json, redrive, metrics_text, p};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
     for (size_t i = 0; i < c->n_handlers; i++) {
         handler *h = handler_create(&c->handlers[i], err, errlen);
-        if (!h || !(p->runners[i] = runner_start(s, p->broker, c, &c->handlers[i], h, err, errlen)))
+        if (!h || !(p->runners[i] = runner_start(s, p->broker, c, &c->handlers[i], h, &p->telemetry,
+                                                 err, errlen)))
             goto fail;
     }
     for (size_t i = 0; i < c->n_consumers; i++)
-        if (!(p->consumers[i] = stream_consumer_start(p->broker, c, &c->consumers[i], err, errlen)))
+        if (!(p->consumers[i] = stream_consumer_start(p->broker, c, &c->consumers[i], &p->telemetry,
+                                                      err, errlen)))
             goto fail;
     if (pthread_create(&p->sweeper, NULL, sweeper_main, p) != 0) {
         snprintf(err, errlen, "cannot start the retention sweep");

@@ -10,11 +10,12 @@
 #include "api/api.h"
 #include "core/config.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 typedef struct pipeline pipeline;
 
 /* Build every handler and start every thread; NULL with a reason in err. */
-pipeline *pipeline_start(store *s, const config *c, char *err, size_t errlen);
+pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *err, size_t errlen);
 /* The view the API serves /queues, /queues/{name}/redrive and /metrics from. */
 const api_pipeline *pipeline_api(pipeline *p);
 /*

@@ -27,6 +27,22 @@ static void put_attr(sbuf *b, bool first, const char *name, const char *value)
     sbuf_putc(b, '}');
 }
 
+/* Build m->attributes from its id, type and trace. */
+static bool build_attributes(publish_message *m)
+{
+    sbuf a = {0};
+    sbuf_putc(&a, '{');
+    put_attr(&a, true, "TaskId", m->task_id);
+    put_attr(&a, false, "TaskType", m->task_type);
+    if (m->trace)
+        put_attr(&a, false, "traceparent", m->trace);
+    sbuf_putc(&a, '}');
+    free(m->attributes);
+    m->attributes = sbuf_failed(&a) ? NULL : sbuf_take(&a, NULL);
+    sbuf_free(&a);
+    return m->attributes != NULL;
+}
+
 bool publisher_message(const json_t *record, publish_message *out)
 {
     memset(out, 0, sizeof *out);
@@ -43,21 +59,22 @@ bool publisher_message(const json_t *record, publish_message *out)
         out->body = json_to_text(data);
         const char *trace = image_string(image, "trace");
         out->trace = trace ? strdup(trace) : NULL;
-        sbuf a = {0};
-        sbuf_putc(&a, '{');
-        put_attr(&a, true, "TaskId", id);
-        put_attr(&a, false, "TaskType", type);
-        if (trace)
-            put_attr(&a, false, "traceparent", trace);
-        sbuf_putc(&a, '}');
-        out->attributes = sbuf_failed(&a) ? NULL : sbuf_take(&a, NULL);
-        sbuf_free(&a);
-        ok = out->body && out->attributes && (!trace || out->trace);
+        ok = out->body && (!trace || out->trace) && build_attributes(out);
         if (!ok)
             publish_message_free(out);
     }
     json_decref(data);
     return ok;
+}
+
+bool publish_message_set_trace(publish_message *m, const char *traceparent)
+{
+    char *copy = strdup(traceparent);
+    if (!copy)
+        return false;
+    free(m->trace);
+    m->trace = copy;
+    return build_attributes(m);
 }
 
 void publish_message_free(publish_message *m)

@@ -33,6 +33,8 @@ typedef struct publish_message {
  */
 bool publisher_message(const json_t *record, publish_message *out);
 void publish_message_free(publish_message *m);
+/* Replace the message's trace context (the producer's span); false when out of memory. */
+bool publish_message_set_trace(publish_message *m, const char *traceparent);
 
 /*
  * The queues whose subscriptions match m, in subscription order, at most

@@ -19,34 +19,77 @@ struct stream_consumer {
     broker *broker;
     const config *config;
     const consumer_config *cc;
+    telemetry telemetry;
     pthread_t thread;
     atomic_bool stopping;
     unsigned failures; /* consecutive failed attempts of the current batch */
 };
 
-/* The messages a batch of records produces. */
+/* The messages a batch of records produces, with their spans. */
 typedef struct outbox {
     publish_message *pm; /* one per published record */
+    span (*spans)[2];    /* per published record: process (consumer), publish (producer) */
     size_t n_pm;
     broker_message *m; /* one per (record, queue) */
     size_t n_m;
 } outbox;
 
-static void outbox_free(outbox *o)
+/* End the spans of a batch (failed when rc is not OK) and free everything. */
+static void outbox_free(stream_consumer *sc, outbox *o, store_rc rc)
 {
-    for (size_t i = 0; i < o->n_pm; i++)
+    for (size_t i = 0; i < o->n_pm; i++) {
+        for (int k = 1; k >= 0 && o->spans; k--) {
+            if (rc != STORE_OK)
+                span_set_error(&o->spans[i][k], store_rc_name(rc));
+            trace_end(&sc->telemetry, &o->spans[i][k]);
+        }
         publish_message_free(&o->pm[i]);
+    }
     free(o->pm);
+    free(o->spans);
     free(o->m);
     memset(o, 0, sizeof *o);
+}
+
+/*
+ * Open the record's spans in the task's trace — process (a consumer of the
+ * change stream) and publish (the producer of the topic message) — and put
+ * the producer's context in the message, where the queue's consumer finds it.
+ */
+static void trace_record(stream_consumer *sc, publish_message *pm, span sp[2], size_t batch)
+{
+    trace_ctx task_ctx, ctx;
+    bool known = pm->trace && tracectx_parse_traceparent(pm->trace, &task_ctx);
+    char name[SPAN_NAME_MAX + 1];
+    snprintf(name, sizeof name, "process %s", sc->cc->name);
+    trace_begin(&sp[0], known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);
+    span_set_str(&sp[0], "messaging.system", "taskd");
+    span_set_str(&sp[0], "messaging.operation.type", "process");
+    span_set_str(&sp[0], "messaging.destination.name", "changes");
+    span_set_str(&sp[0], "messaging.consumer.group.name", sc->cc->name);
+    span_set_int(&sp[0], "messaging.batch.message_count", (int64_t)batch);
+    trace_ctx_of(&sp[0], &ctx);
+    snprintf(name, sizeof name, "publish %s", sc->config->topic);
+    trace_begin(&sp[1], &ctx, name, SPAN_KIND_PRODUCER);
+    span_set_str(&sp[1], "messaging.system", "taskd");
+    span_set_str(&sp[1], "messaging.operation.type", "send");
+    span_set_str(&sp[1], "messaging.destination.name", sc->config->topic);
+    for (int k = 0; k < 2; k++) {
+        memcpy(sp[k].task_id, pm->task_id, sizeof sp[k].task_id);
+        span_set_str(&sp[k], "task.id", pm->task_id);
+    }
+    char tp[56];
+    trace_traceparent_of(&sp[1], tp);
+    publish_message_set_trace(pm, tp);
 }
 
 /* Filter and route records into o; false when out of memory. */
 static bool fill_outbox(stream_consumer *sc, const change_record *recs, size_t n, outbox *o)
 {
     o->pm = calloc(n, sizeof *o->pm);
+    o->spans = calloc(n, sizeof *o->spans);
     o->m = calloc(n * MAX_ROUTES, sizeof *o->m);
-    if (!o->pm || !o->m)
+    if (!o->pm || !o->spans || !o->m)
         return false;
     for (size_t i = 0; i < n; i++) {
         json_t *rec = json_loads(recs[i].json, 0, NULL);
@@ -55,11 +98,14 @@ static bool fill_outbox(stream_consumer *sc, const change_record *recs, size_t n
         bool pass = filter_set_match(sc->cc->filter, rec);
         publish_message *pm = &o->pm[o->n_pm];
         if (pass && publisher_message(rec, pm)) {
+            trace_record(sc, pm, o->spans[o->n_pm], n);
             o->n_pm++;
             const queue_config *routes[MAX_ROUTES];
             size_t nr = topic_route(sc->config, pm, routes, MAX_ROUTES);
-            for (size_t r = 0; r < nr; r++)
+            for (size_t r = 0; r < nr; r++) {
                 o->m[o->n_m++] = (broker_message){routes[r], pm->task_id, pm->body, pm->attributes};
+                span_set_str(&o->spans[o->n_pm - 1][1], "taskd.queue", routes[r]->name);
+            }
             if (nr == 0)
                 log_debug("no subscription matches", "task_id", pm->task_id, "task_type",
                           pm->task_type, NULL);
@@ -89,7 +135,7 @@ static bool consume_batch(stream_consumer *sc)
     rc = fill_outbox(sc, recs, n, &o)
              ? broker_publish(sc->broker, cc->name, recs[n - 1].seq, o.m, o.n_m)
              : STORE_ERROR;
-    outbox_free(&o);
+    outbox_free(sc, &o, rc);
     if (rc == STORE_OK) {
         sc->failures = 0;
     } else if (++sc->failures > cc->maximum_retry_attempts) {
@@ -121,7 +167,7 @@ static void *consumer_main(void *arg)
 }
 
 stream_consumer *stream_consumer_start(broker *b, const config *c, const consumer_config *cc,
-                                       char *err, size_t errlen)
+                                       const telemetry *tel, char *err, size_t errlen)
 {
     stream_consumer *sc = calloc(1, sizeof *sc);
     if (!sc) {
@@ -131,6 +177,8 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
     sc->broker = b;
     sc->config = c;
     sc->cc = cc;
+    if (tel)
+        sc->telemetry = *tel;
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
         snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
         free(sc);

@@ -11,12 +11,13 @@
 
 #include "core/config.h"
 #include "store/broker.h"
+#include "trace/trace.h"
 
 typedef struct stream_consumer stream_consumer;
 
 /* Start the consumer's thread; NULL with a reason in err. */
 stream_consumer *stream_consumer_start(broker *b, const config *c, const consumer_config *cc,
-                                       char *err, size_t errlen);
+                                       const telemetry *tel, char *err, size_t errlen);
 /* Stop after the batch in hand and free. */
 void stream_consumer_stop(stream_consumer *sc);
 

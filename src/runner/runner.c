@@ -25,6 +25,7 @@ struct runner {
     const queue_config *queue;
     const handler_config *binding;
     handler *handler;
+    telemetry telemetry;
     atomic_bool stopping;
     atomic_int running; /* threads still in their loop */
     pthread_t *threads;
@@ -69,56 +70,193 @@ static fate claim_fate(const store_write *w)
     }
 }
 
-/* One received batch, start to finish. */
-static void work_batch(runner *r, queue_message *msgs, size_t n)
-{
-    char(*ids)[TASK_ID_LEN + 1] = calloc(n, sizeof *ids);
-    char(*types)[TASK_TYPE_MAX + 1] = calloc(n, sizeof *types);
-    store_write *claims = calloc(n, sizeof *claims);
-    store_write *reports = calloc(n, sizeof *reports);
-    handler_result *results = calloc(n, sizeof *results);
-    fate *fates = calloc(n, sizeof *fates);
-    queue_message *done = calloc(n, sizeof *done), *unstarted = calloc(n, sizeof *unstarted);
-    if (!ids || !types || !claims || !reports || !results || !fates || !done || !unstarted) {
-        log_error("out of memory working a batch; its messages will be redelivered", "queue",
-                  r->queue->name, NULL);
-        goto out;
-    }
-    int64_t now = (int64_t)time(NULL);
+/* One received message, through claim, run and report. */
+typedef struct item {
+    queue_message *msg;
+    char id[TASK_ID_LEN + 1];
+    char type[TASK_TYPE_MAX + 1];
+    fate fate;
+    store_write claim, report;
+    handler_result result;
+    /* spans, in the task's trace: the delivery (queue wait), the processing
+     * and, under it, the claim, the handler run and the report */
+    span receive, process, claim_span, run_span, report_span;
+} item;
 
+/* Open a child span of parent named "<what> <queue or type>". */
+static void child_span(span *s, const span *parent, const char *name, span_kind kind,
+                       const char *task_id)
+{
+    trace_ctx ctx;
+    trace_ctx_of(parent, &ctx);
+    trace_begin(s, &ctx, name, kind);
+    memcpy(s->task_id, task_id, sizeof s->task_id);
+}
+
+/* The delivery span starts when the message was sent: it shows the queue wait. */
+static void begin_delivery(runner *r, item *it, const item *items, size_t n, int64_t received_ns)
+{
+    char tp[64], name[SPAN_NAME_MAX + 1];
+    trace_ctx producer;
+    bool known = attribute(it->msg->attributes, "traceparent", tp, sizeof tp) &&
+                 tracectx_parse_traceparent(tp, &producer);
+    snprintf(name, sizeof name, "receive %s", r->queue->name);
+    trace_begin(&it->receive, known ? &producer : NULL, name, SPAN_KIND_CONSUMER);
+    it->receive.start_ns = it->msg->sent_ms * 1000000;
+    it->receive.end_ns = received_ns;
+    memcpy(it->receive.task_id, it->id, sizeof it->id);
+    span_set_str(&it->receive, "messaging.system", "taskd");
+    span_set_str(&it->receive, "messaging.operation.type", "receive");
+    span_set_str(&it->receive, "messaging.destination.name", r->queue->name);
+    span_set_int(&it->receive, "messaging.message.id", it->msg->id);
+    span_set_int(&it->receive, "messaging.batch.message_count", (int64_t)n);
+    span_set_int(&it->receive, "taskd.receive_count", it->msg->receive_count);
+    span_set_str(&it->receive, "task.id", it->id);
+    /* one batch, several traces: link the other messages' producers */
+    for (size_t j = 0; j < n && it->receive.n_links < SPAN_MAX_LINKS; j++) {
+        trace_ctx other;
+        if (&items[j] != it && attribute(items[j].msg->attributes, "traceparent", tp, sizeof tp) &&
+            tracectx_parse_traceparent(tp, &other) &&
+            memcmp(other.trace_id, it->receive.trace_id, 16) != 0)
+            span_add_link(&it->receive, other.trace_id, other.span_id);
+    }
+    snprintf(name, sizeof name, "process %s", r->queue->name);
+    child_span(&it->process, &it->receive, name, SPAN_KIND_CONSUMER, it->id);
+    span_set_str(&it->process, "messaging.system", "taskd");
+    span_set_str(&it->process, "messaging.operation.type", "process");
+    span_set_str(&it->process, "messaging.destination.name", r->queue->name);
+    span_set_str(&it->process, "task.id", it->id);
+}
+
+/* A status-update span under the processing span. */
+static void begin_update_span(span *s, const item *it, const char *status)
+{
+    child_span(s, &it->process, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
+    span_set_str(s, "db.operation.name", "UPDATE");
+    span_set_str(s, "db.collection.name", "tasks");
+    span_set_str(s, "task.status", status);
+}
+
+static void end_update_span(const runner *r, span *s, store_rc rc)
+{
+    if (rc != STORE_OK && rc != STORE_REPEAT)
+        span_set_error(s, store_rc_name(rc));
+    trace_end(&r->telemetry, s);
+}
+
+/* Claim every task of the batch in one group of writes; decide each message's fate. */
+static void claim_all(runner *r, item *items, size_t n)
+{
+    int64_t now = (int64_t)time(NULL), received_ns = trace_now_ns();
     store_batch group;
     store_batch_init(&group);
     for (size_t i = 0; i < n; i++) {
-        if (!msgs[i].task_id ||
-            !attribute(msgs[i].attributes, "TaskType", types[i], sizeof types[i])) {
-            fates[i] = FATE_DROP; /* not a task message */
+        item *it = &items[i];
+        if (!it->msg->task_id ||
+            !attribute(it->msg->attributes, "TaskType", it->type, sizeof it->type)) {
+            it->fate = FATE_DROP; /* not a task message */
             continue;
         }
-        snprintf(ids[i], sizeof ids[i], "%s", msgs[i].task_id);
-        claims[i] = (store_write){
+        snprintf(it->id, sizeof it->id, "%s", it->msg->task_id);
+        begin_delivery(r, it, items, n, received_ns);
+        begin_update_span(&it->claim_span, it, "IN_PROGRESS");
+        it->claim = (store_write){
             .kind = STORE_WRITE_UPDATE,
             .now = now,
-            .update = {.id = ids[i], .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
-        store_batch_submit(&group, r->store, &claims[i]);
-        fates[i] = FATE_RUN;
+            .relaxed = true, /* a lost claim is made again on redelivery */
+            .update = {.id = it->id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
+        store_batch_submit(&group, r->store, &it->claim);
+        it->fate = FATE_RUN;
     }
     store_batch_wait(&group);
+    for (size_t i = 0; i < n; i++) {
+        item *it = &items[i];
+        if (it->fate != FATE_RUN)
+            continue;
+        it->fate = claim_fate(&it->claim);
+        end_update_span(r, &it->claim_span,
+                        it->claim.rc == STORE_CONFLICT && it->fate == FATE_RUN ? STORE_OK
+                                                                               : it->claim.rc);
+        if (it->fate == FATE_RUN && it->claim.rc == STORE_CONFLICT)
+            log_info("task redelivered; running it again", "task_id", it->id, "queue",
+                     r->queue->name, NULL);
+    }
+}
+
+/* Run one claimed task and submit its report into group. */
+static void run_one(runner *r, item *it, store_batch *group)
+{
+    char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
+    snprintf(name, sizeof name, "%s %s", r->handler->name, it->type);
+    child_span(&it->run_span, &it->process, name, SPAN_KIND_INTERNAL, it->id);
+    span_set_str(&it->run_span, "taskd.handler", r->handler->name);
+    span_set_str(&it->run_span, "task.type", it->type);
+    trace_traceparent_of(&it->run_span, tp);
+    span_hex(it->run_span.trace_id, 16, trace_id);
+    log_debug("handler started", "task_id", it->id, "trace_id", trace_id, "handler",
+              r->handler->name, NULL);
+
+    handler_task t = {
+        .id = it->id, .task_type = it->type, .data = it->msg->body, .traceparent = tp};
+    r->handler->run(r->handler, &t, r->binding->timeout, &it->result);
+    if (!it->result.status_msg)
+        it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
+    const char *msg = it->result.status_msg ? it->result.status_msg : "";
+
+    int64_t ran_ns = trace_now_ns() - it->run_span.start_ns;
+    if (r->telemetry.metrics) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "task_type=\"%s\"", it->type);
+        metrics_observe(r->telemetry.metrics, "taskd_handler_duration_seconds", labels,
+                        (double)ran_ns / 1e9);
+    }
+    if (!it->result.ok) {
+        span_set_error(&it->run_span, msg);
+        log_info("task failed", "task_id", it->id, "trace_id", trace_id, "reason", msg, NULL);
+    }
+    trace_end(&r->telemetry, &it->run_span);
+
+    task_status status = it->result.ok ? TASK_COMPLETED : TASK_FAILED;
+    begin_update_span(&it->report_span, it, task_status_name(status));
+    it->report = (store_write){
+        .kind = STORE_WRITE_UPDATE,
+        .now = (int64_t)time(NULL),
+        .update = {.id = it->id, .status = status, .status_msg = msg, .result = it->result.result},
+    };
+    store_batch_submit(group, r->store, &it->report);
+}
+
+/* One received batch, start to finish. */
+static void work_batch(runner *r, queue_message *msgs, size_t n)
+{
+    item *items = calloc(n, sizeof *items);
+    queue_message *done = calloc(n, sizeof *done), *unstarted = calloc(n, sizeof *unstarted);
+    if (!items || !done || !unstarted) {
+        log_error("out of memory working a batch; its messages will be redelivered", "queue",
+                  r->queue->name, NULL);
+        free(items);
+        free(done);
+        free(unstarted);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
-        if (fates[i] == FATE_RUN)
-            fates[i] = claim_fate(&claims[i]);
+        items[i].msg = &msgs[i];
+    claim_all(r, items, n);
 
     size_t n_done = 0, n_unstarted = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
     int64_t hidden_until = now_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+    store_batch group;
     store_batch_init(&group);
     for (size_t i = 0; i < n; i++) {
-        if (fates[i] == FATE_DROP)
-            done[n_done++] = msgs[i];
-        if (fates[i] != FATE_RUN)
+        item *it = &items[i];
+        if (it->fate == FATE_DROP)
+            done[n_done++] = *it->msg;
+        if (it->fate != FATE_RUN)
             continue;
         if (atomic_load(&r->stopping)) {
-            unstarted[n_unstarted++] = msgs[i]; /* released below for redelivery */
-            fates[i] = FATE_KEEP;
+            unstarted[n_unstarted++] = *it->msg; /* released below for redelivery */
+            it->fate = FATE_KEEP;
             continue;
         }
         if (now_ms() + (int64_t)r->binding->timeout * 1000 > hidden_until) {
@@ -126,31 +264,28 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
             if (broker_extend(r->broker, msgs + i, n - i, r->queue->visibility_timeout) == STORE_OK)
                 hidden_until = now_ms() + (int64_t)r->queue->visibility_timeout * 1000;
         }
-        handler_task t = {.id = ids[i], .task_type = types[i], .data = msgs[i].body};
-        r->handler->run(r->handler, &t, r->binding->timeout, &results[i]);
-        if (!results[i].status_msg)
-            results[i].status_msg = strdup(results[i].ok ? "Task completed" : "Task failed");
-        reports[i] = (store_write){
-            .kind = STORE_WRITE_UPDATE,
-            .now = (int64_t)time(NULL),
-            .update = {.id = ids[i],
-                       .status = results[i].ok ? TASK_COMPLETED : TASK_FAILED,
-                       .status_msg = results[i].status_msg ? results[i].status_msg : "",
-                       .result = results[i].result},
-        };
-        store_batch_submit(&group, r->store, &reports[i]);
+        run_one(r, it, &group);
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++) {
-        if (fates[i] != FATE_RUN)
-            continue;
-        store_rc rc = reports[i].rc;
-        if (rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT || rc == STORE_NOT_FOUND)
-            done[n_done++] = msgs[i]; /* reported, or already final: the message is spent */
-        else
-            log_warn("cannot report a task; its message will be redelivered", "task_id", ids[i],
-                     "error", store_rc_name(rc), NULL);
-        task_clear(&reports[i].current);
+        item *it = &items[i];
+        if (it->fate == FATE_RUN) {
+            store_rc rc = it->report.rc;
+            end_update_span(r, &it->report_span, rc);
+            if (rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT ||
+                rc == STORE_NOT_FOUND)
+                done[n_done++] = *it->msg; /* reported, or already final: the message is spent */
+            else
+                log_warn("cannot report a task; its message will be redelivered", "task_id", it->id,
+                         "error", store_rc_name(rc), NULL);
+        }
+        trace_end(&r->telemetry, &it->process);
+        trace_end(&r->telemetry, &it->receive);
+        task_clear(&it->claim.current);
+        task_clear(&it->report.current);
+        handler_result_clear(&it->result);
+        span_clear(&it->claim_span);
+        span_clear(&it->report_span);
     }
     if (broker_delete(r->broker, done, n_done) != STORE_OK)
         log_warn("cannot delete finished messages; they will be redelivered and dropped", "queue",
@@ -158,17 +293,7 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
     if (broker_release(r->broker, unstarted, n_unstarted) != STORE_OK)
         log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
                  r->queue->name, NULL);
-out:
-    for (size_t i = 0; claims && i < n; i++)
-        task_clear(&claims[i].current);
-    for (size_t i = 0; results && i < n; i++)
-        handler_result_clear(&results[i]);
-    free(ids);
-    free(types);
-    free(claims);
-    free(reports);
-    free(results);
-    free(fates);
+    free(items);
     free(done);
     free(unstarted);
 }
@@ -203,7 +328,7 @@ static void *runner_main(void *arg)
 }
 
 runner *runner_start(store *s, broker *b, const config *c, const handler_config *hc, handler *h,
-                     char *err, size_t errlen)
+                     const telemetry *tel, char *err, size_t errlen)
 {
     runner *r = calloc(1, sizeof *r);
     pthread_t *threads = calloc(hc->concurrency, sizeof *threads);
@@ -220,6 +345,8 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
                   .binding = hc,
                   .handler = h,
                   .threads = threads};
+    if (tel)
+        r->telemetry = *tel;
     for (unsigned i = 0; i < hc->concurrency; i++) {
         atomic_fetch_add(&r->running, 1);
         if (pthread_create(&r->threads[i], NULL, runner_main, r) != 0) {

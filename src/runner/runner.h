@@ -17,12 +17,13 @@
 #include "handler.h"
 #include "store/broker.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 typedef struct runner runner;
 
 /* Start the binding's threads; the runner takes the handler. NULL with err. */
 runner *runner_start(store *s, broker *b, const config *c, const handler_config *hc, handler *h,
-                     char *err, size_t errlen);
+                     const telemetry *tel, char *err, size_t errlen);
 /* Stop receiving; messages received but not started are released for redelivery. */
 void runner_stop_receiving(runner *r);
 /* Wait for the threads until deadline (CLOCK_MONOTONIC seconds); true when all ended. */

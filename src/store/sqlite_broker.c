@@ -41,9 +41,10 @@ static sqlite_store *sq(broker *b)
 }
 
 /* Run fn in the writer's transaction and wait for the commit. */
-static store_rc run_write(broker *b, store_rc (*fn)(void *adapter, store_write *w), void *arg)
+static store_rc run_write(broker *b, store_rc (*fn)(void *adapter, store_write *w), void *arg,
+                          bool relaxed)
 {
-    store_write w = {.kind = STORE_WRITE_ADAPTER, .apply = fn, .arg = arg};
+    store_write w = {.kind = STORE_WRITE_ADAPTER, .apply = fn, .arg = arg, .relaxed = relaxed};
     return store_write_wait(&sq(b)->base, &w);
 }
 
@@ -180,7 +181,8 @@ store_rc broker_publish(broker *b, const char *consumer, int64_t seq, const brok
                         size_t n)
 {
     publish_args a = {consumer, seq, m, n};
-    return run_write(b, apply_publish, &a);
+    /* relaxed: lost together with its checkpoint, the batch is simply published again */
+    return run_write(b, apply_publish, &a, true);
 }
 
 /* ---- queues ------------------------------------------------------------ */
@@ -308,7 +310,8 @@ store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_mess
                         size_t *n, int64_t *next_ms)
 {
     receive_args a = {.q = q, .max = max ? max : 1};
-    store_rc rc = run_write(b, apply_receive, &a);
+    /* relaxed: a lost receive only makes the message visible again sooner */
+    store_rc rc = run_write(b, apply_receive, &a, true);
     if (rc != STORE_OK) {
         queue_messages_free(a.out, a.n);
         a.out = NULL;
@@ -371,19 +374,20 @@ static store_rc apply_receipts(void *adapter, store_write *w)
 store_rc broker_delete(broker *b, const queue_message *m, size_t n)
 {
     receipt_args a = {m, n, true, 0};
-    return n ? run_write(b, apply_receipts, &a) : STORE_OK;
+    /* relaxed: a message whose delete is lost comes back, finds its task final, and goes */
+    return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
 store_rc broker_release(broker *b, const queue_message *m, size_t n)
 {
     receipt_args a = {m, n, false, 0};
-    return n ? run_write(b, apply_receipts, &a) : STORE_OK;
+    return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
 store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
 {
     receipt_args a = {m, n, false, (int64_t)seconds * 1000};
-    return n ? run_write(b, apply_receipts, &a) : STORE_OK;
+    return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
 /* ---- visibility -------------------------------------------------------- */
@@ -500,7 +504,7 @@ static store_rc apply_redrive(void *adapter, store_write *w)
 store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t *moved)
 {
     redrive_args a = {dlq, target, 0};
-    store_rc rc = run_write(b, apply_redrive, &a);
+    store_rc rc = run_write(b, apply_redrive, &a, false);
     *moved = rc == STORE_OK ? a.moved : 0;
     return rc;
 }
@@ -537,7 +541,7 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
         sqlite3_bind_text(del, 1, doomed[i].id, -1, SQLITE_STATIC);
         rc = sq_rc_of(sq_step_done(del));
         if (rc == STORE_OK)
-            rc = sq_write_change(s, "REMOVE", NULL, &doomed[i], now);
+            rc = sq_write_change(s, "REMOVE", NULL, &doomed[i], NULL, now);
     }
     if (rc == STORE_OK && n && !del)
         rc = STORE_ERROR;
@@ -612,7 +616,7 @@ static store_rc apply_sweep(void *adapter, store_write *w)
 store_rc broker_sweep(broker *b, const config *c, int64_t *removed)
 {
     sweep_args a = {c, 0};
-    store_rc rc = run_write(b, apply_sweep, &a);
+    store_rc rc = run_write(b, apply_sweep, &a, false);
     *removed = a.removed;
     return rc;
 }

@@ -7,6 +7,7 @@
 #define TASKD_SQLITE_INTERNAL_H
 
 #include "core/uuid7.h"
+#include "util/metrics.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -35,9 +36,14 @@ struct sqlite_store {
 
     /* writer side; the connection is used only by the writer thread */
     sqlite3 *wdb;
+    bool sync_full; /* --sync full: durable writes wait for the disk */
+    bool syncing;   /* the connection's current synchronous setting is FULL */
+    sqlite3_stmt *w_sync_full, *w_sync_normal;
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     uuid7_gen ids;
+    uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
+    size_t entropy_used;
     int64_t last_purge;
 
     pthread_t writer;
@@ -52,6 +58,15 @@ struct sqlite_store {
     pthread_cond_t reader_free;
 
     uint8_t secret[16];
+
+    /* committed status changes are counted here (task_type, status) */
+    metrics *metrics;
+    struct counted_change {
+        char task_type[TASK_TYPE_MAX + 1];
+        task_status status;
+        bool created;
+    } * batch_changes; /* this batch's, counted after its commit (writer thread only) */
+    size_t n_batch_changes, cap_batch_changes;
 
     /* what the last batch did, for the wake-ups after its commit (writer thread only) */
     bool batch_wrote_changes;
@@ -84,9 +99,12 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);
 void sq_reader_put(sqlite_store *s, reader *r);
-/* Writer thread only: append a change record with the given images. */
+/*
+ * Writer thread only: append a change record with the given task images;
+ * data_image is the tasks' data as AttributeValue JSON, or NULL to derive it.
+ */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
-                         const task *old_image, int64_t now);
+                         const task *old_image, const char *data_image, int64_t now);
 /* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
 store_rc sq_apply_update(sqlite_store *s, store_write *w);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */

@@ -33,6 +33,7 @@ typedef enum store_rc {
 typedef struct store_new_task {
     const char *task_type;
     const char *data;            /* compact JSON object text */
+    const char *data_image;      /* the same as AttributeValue JSON, or NULL to derive it */
     int64_t ttl;                 /* Unix seconds or TASK_NULL_TIME */
     const char *idempotency_key; /* NULL for none */
     const char *trace;           /* trace context to keep with the task, or NULL */
@@ -75,7 +76,11 @@ typedef enum store_write_kind {
  */
 typedef struct store_write {
     store_write_kind kind;
-    int64_t now;           /* Unix seconds of the request */
+    int64_t now; /* Unix seconds of the request */
+    /* May be lost to a power failure (not to a crash): work that is redone
+     * after a restart anyway, such as a claim or a queue receive. A batch of
+     * only relaxed writes commits without waiting for the disk. */
+    bool relaxed;
     store_new_task create; /* in, for CREATE */
     store_update update;   /* in, for UPDATE */
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */

@@ -393,10 +393,59 @@ static bool succeeded(store_rc rc)
     return rc == STORE_OK || rc == STORE_DUPLICATE || rc == STORE_REPEAT;
 }
 
+/* Add a committed batch's creations and status changes to the metrics. */
+static void count_changes(sqlite_store *s)
+{
+    for (size_t i = 0; i < s->n_batch_changes && s->metrics; i++) {
+        const struct counted_change *c = &s->batch_changes[i];
+        char labels[160];
+        if (c->created) {
+            snprintf(labels, sizeof labels, "task_type=\"%s\"", c->task_type);
+            metrics_add(s->metrics, "taskd_tasks_created_total", labels, 1);
+        }
+        snprintf(labels, sizeof labels, "task_type=\"%s\",status=\"%s\"", c->task_type,
+                 task_status_name(c->status));
+        metrics_add(s->metrics, "taskd_task_transitions_total", labels, 1);
+    }
+}
+
+/* Note a status change for count_changes() once the batch commits. */
+static void note_change(sqlite_store *s, const task *t, bool created)
+{
+    if (!s->metrics)
+        return;
+    if (s->n_batch_changes == s->cap_batch_changes) {
+        size_t cap = s->cap_batch_changes ? s->cap_batch_changes * 2 : 64;
+        struct counted_change *p = realloc(s->batch_changes, cap * sizeof *p);
+        if (!p)
+            return; /* a metric lost, never a write */
+        s->batch_changes = p;
+        s->cap_batch_changes = cap;
+    }
+    struct counted_change *c = &s->batch_changes[s->n_batch_changes++];
+    memcpy(c->task_type, t->task_type, sizeof c->task_type);
+    c->status = t->status;
+    c->created = created;
+}
+
 /* Run one batch: every op in its own savepoint, one commit for all. */
+/* Wait for the disk at commit only when some write in the batch must be durable. */
+static void choose_sync(sqlite_store *s, const store_write *batch)
+{
+    bool durable = false;
+    for (const store_write *w = batch; w && !durable; w = w->next)
+        durable = !w->relaxed;
+    durable = durable && s->sync_full;
+    if (durable != s->syncing &&
+        sq_step_done(durable ? s->w_sync_full : s->w_sync_normal) == SQLITE_OK)
+        s->syncing = durable;
+}
+
 static void run_batch(sqlite_store *s, store_write *batch)
 {
+    choose_sync(s, batch);
     s->batch_wrote_changes = s->batch_sent_messages = false;
+    s->n_batch_changes = 0;
     int rc = sq_step_done(s->w_begin);
     if (rc != SQLITE_OK) {
         store_rc failed = sq_rc_of(rc);
@@ -410,6 +459,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             w->rc = STORE_ERROR;
             continue;
         }
+        size_t counted = s->n_batch_changes; /* a rolled-back write counts nothing */
         switch (w->kind) {
         case STORE_WRITE_CREATE:
             w->rc = apply_create(s, w);
@@ -421,8 +471,10 @@ static void run_batch(sqlite_store *s, store_write *batch)
             w->rc = w->apply(s, w);
             break;
         }
-        if (!succeeded(w->rc))
+        if (!succeeded(w->rc)) {
             sq_step_done(s->w_rollback_to);
+            s->n_batch_changes = counted;
+        }
         sq_step_done(s->w_release);
     }
     rc = sq_step_done(s->w_commit);
@@ -442,6 +494,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
         pthread_cond_broadcast(&s->notify_cv);
         pthread_mutex_unlock(&s->notify_mu);
     }
+    if (rc == SQLITE_OK)
+        count_changes(s);
 }
 
 /* Forget idempotency keys older than the window, at most once a minute. */
@@ -486,14 +540,19 @@ static void *writer_main(void *arg)
 
 /* Append a change record for task t (images rendered here). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
-                         const task *old_image, int64_t now)
+                         const task *old_image, const char *data_image, int64_t now)
 {
     sbuf ni = {0}, oi = {0};
+    char *derived = NULL;
+    const task *any = new_image ? new_image : old_image;
+    if (!data_image && new_image && old_image && any->data)
+        data_image = derived = attrval_from_text(any->data); /* one parse for both images */
     bool ok = true;
     if (new_image)
-        ok = attrval_task_image(&ni, new_image);
+        ok = attrval_task_image(&ni, new_image, data_image);
     if (old_image)
-        ok = attrval_task_image(&oi, old_image) && ok;
+        ok = attrval_task_image(&oi, old_image, data_image) && ok;
+    free(derived);
     if (!ok || sbuf_failed(&ni) || sbuf_failed(&oi)) {
         sbuf_free(&ni);
         sbuf_free(&oi);
@@ -509,6 +568,8 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     sbuf_free(&ni);
     sbuf_free(&oi);
     s->batch_wrote_changes = true;
+    if (rc == SQLITE_OK && new_image)
+        note_change(s, new_image, old_image == NULL);
     return sq_rc_of(rc);
 }
 
@@ -538,10 +599,13 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
               .ttl = nt->ttl,
               .data = (char *)nt->data,
               .trace = (char *)nt->trace};
-    uint8_t rnd[10];
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
-        return STORE_ERROR;
-    uuid7_next(&s->ids, (uint64_t)sq_now_ms(), rnd, t.id);
+    if (s->entropy_used == 0 || s->entropy_used + 10 > sizeof s->entropy) {
+        if (getrandom(s->entropy, sizeof s->entropy, 0) != (ssize_t)sizeof s->entropy)
+            return STORE_ERROR;
+        s->entropy_used = 0;
+    }
+    uuid7_next(&s->ids, (uint64_t)sq_now_ms(), s->entropy + s->entropy_used, t.id);
+    s->entropy_used += 10;
     snprintf(t.task_type, sizeof t.task_type, "%s", nt->task_type);
 
     sqlite3_stmt *st = s->w_insert;
@@ -561,7 +625,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
         if ((rc = sq_step_done(s->w_idem_put)) != SQLITE_OK)
             return sq_rc_of(rc);
     }
-    store_rc result = sq_write_change(s, "INSERT", &t, NULL, now);
+    store_rc result = sq_write_change(s, "INSERT", &t, NULL, nt->data_image, now);
     if (result == STORE_OK)
         memcpy(w->id, t.id, sizeof t.id);
     return result;
@@ -599,7 +663,7 @@ static store_rc update_row(sqlite_store *s, const task *cur, task_status status,
     sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
     sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
     int rc = sq_step_done(st);
-    return rc != SQLITE_OK ? sq_rc_of(rc) : sq_write_change(s, "MODIFY", &next, cur, now);
+    return rc != SQLITE_OK ? sq_rc_of(rc) : sq_write_change(s, "MODIFY", &next, cur, NULL, now);
 }
 
 store_rc sq_apply_update(sqlite_store *s, store_write *w)
@@ -703,6 +767,8 @@ static bool prepare_writer(sqlite_store *s)
         sqlite3_stmt **st;
         const char *sql;
     } stmts[] = {
+        {&s->w_sync_full, "PRAGMA synchronous = FULL"},
+        {&s->w_sync_normal, "PRAGMA synchronous = NORMAL"},
         {&s->w_begin, "BEGIN IMMEDIATE"},
         {&s->w_commit, "COMMIT"},
         {&s->w_rollback, "ROLLBACK"},
@@ -729,10 +795,10 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_begin,     s->w_commit,      s->w_rollback, s->w_savepoint,
-                           s->w_release,   s->w_rollback_to, s->w_get,      s->w_insert,
-                           s->w_update,    s->w_change,      s->w_idem_get, s->w_idem_put,
-                           s->w_idem_purge};
+    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,     s->w_commit,
+                           s->w_rollback,  s->w_savepoint,   s->w_release,   s->w_rollback_to,
+                           s->w_get,       s->w_insert,      s->w_update,    s->w_change,
+                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -785,6 +851,7 @@ static void sq_close(store *base)
     pthread_cond_destroy(&s->reader_free);
     pthread_mutex_destroy(&s->notify_mu);
     pthread_cond_destroy(&s->notify_cv);
+    free(s->batch_changes);
     free(s->path);
     free(s);
 }
@@ -799,6 +866,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     s->base.ops = &sqlite_ops;
     s->lock_fd = -1;
+    s->metrics = o->metrics;
+    s->sync_full = s->syncing = o->sync == STORE_SYNC_FULL;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->reader_free, NULL);

@@ -11,6 +11,7 @@
 #define TASKD_STORE_SQLITE_H
 
 #include "store.h"
+#include "util/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ typedef struct store_sqlite_options {
     const char *path; /* database file */
     store_sync sync;
     int busy_timeout_ms; /* how long a write waits for a lock before STORE_BUSY */
+    metrics *metrics;    /* counts committed creations and status changes; may be NULL */
 } store_sqlite_options;
 
 /*

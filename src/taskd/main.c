@@ -13,6 +13,7 @@
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
 #include "store/store_sqlite.h"
+#include "trace/trace.h"
 #include "util/log.h"
 
 #include <getopt.h>
@@ -202,15 +203,26 @@ int main(int argc, char **argv)
 
     /* Wire the graph; on failure take down what was built, in reverse. */
     int status = 2;
-    store_sqlite_options so = {.path = o.db, .sync = o.sync, .busy_timeout_ms = 5000};
+    telemetry tel = {.metrics = metrics_new()};
+    trace_declare_metrics(tel.metrics);
+    /* the local trace view keeps the last ~16k spans: about 1,800 tasks' full traces */
+    tracer_options to = {.service_name = "taskd",
+                         .service_version = TASKD_VERSION,
+                         .queue_capacity = 8192,
+                         .local_capacity = 16384};
+    store_sqlite_options so = {
+        .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .metrics = tel.metrics};
     store *st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;
-    pipeline *pipe = pipeline_start(st, &cfg, err, sizeof err);
+    tel.tracer = tracer_new(&to, err, sizeof err);
+    if (!tel.tracer)
+        goto no_tracer;
+    pipeline *pipe = pipeline_start(st, &cfg, &tel, err, sizeof err);
     if (!pipe)
         goto no_pipeline;
     api a;
-    if (!api_init(&a, st, &cfg, pipeline_api(pipe), unix_now)) {
+    if (!api_init(&a, st, &cfg, pipeline_api(pipe), &tel, unix_now)) {
         snprintf(err, sizeof err, "cannot initialise the API");
         goto no_api;
     }
@@ -245,8 +257,11 @@ no_api:
         return status ? fail(err) : status;
     }
 no_pipeline:
+    tracer_free(tel.tracer); /* flushes what is queued */
+no_tracer:
     store_close(st); /* commits queued writes, checkpoints the WAL */
 no_store:
+    metrics_free(tel.metrics);
     config_free(&cfg);
     if (status)
         return fail(err);

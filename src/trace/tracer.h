@@ -1,0 +1,75 @@
+/*
+ * tracer — where finished spans go: a bounded local store (for
+ * GET /tasks/{id}/trace) and, when configured from the environment, the
+ * exporters: OTLP/HTTP (http/protobuf or http/json) and X-Ray segment
+ * documents over UDP.
+ *
+ * tracer_emit() never blocks: it copies the span into a bounded queue that
+ * an export thread drains in batches; when the queue is full the span is
+ * dropped and counted. The export thread retries 429/502/503/504 and
+ * transport errors with backoff (honouring Retry-After) and drops other
+ * failures; the queue is flushed on tracer_free(). Only sampled spans (flags
+ * bit 0) are exported; the local store keeps every span it is handed.
+ *
+ * Environment (read by tracer_new):
+ *   OTEL_EXPORTER_OTLP_ENDPOINT (base; "/v1/traces" appended),
+ *   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (full URL, wins),
+ *   OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_TRACES_HEADERS (k=v,k=v),
+ *   OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+ *     (http/protobuf default, http/json),
+ *   OTEL_EXPORTER_OTLP_TIMEOUT (ms), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
+ *   OTEL_SDK_DISABLED, AWS_XRAY_DAEMON_ADDRESS (host:port or "udp:host:port tcp:...").
+ * With neither endpoint nor X-Ray address set (or OTEL_SDK_DISABLED=true), spans only reach
+ * the local store and no export thread runs. Parsing rules: trace/otel_env.h.
+ *
+ * The program calls tracer_global_init() once before starting threads and
+ * tracer_global_cleanup() once after the last tracer (and any other libcurl
+ * user) is gone.
+ */
+#ifndef TASKD_TRACER_H
+#define TASKD_TRACER_H
+
+#include "core/span.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tracer tracer;
+
+/* Options; a NULL tracer_options * means service "taskd", no version, both defaults. */
+typedef struct tracer_options {
+    const char *service_name; /* default when OTEL_SERVICE_NAME is unset, e.g. "taskd" */
+    const char *service_version;
+    size_t queue_capacity; /* spans waiting for export (0: the default, 8192) */
+    size_t local_capacity; /* spans kept for the local view (default 65536); 0 disables */
+} tracer_options;
+
+/* Process-wide set-up and tear-down of the HTTP client library (libcurl). */
+void tracer_global_init(void);
+void tracer_global_cleanup(void);
+
+/*
+ * Read the environment and, when an exporter is configured, start the export
+ * thread; NULL with a reason in err (an endpoint that is not an http(s) URL, a
+ * malformed AWS_XRAY_DAEMON_ADDRESS, out of memory). Lesser problems are
+ * logged as warnings.
+ */
+tracer *tracer_new(const tracer_options *o, char *err, size_t errlen);
+/* Hand over a finished span (copied); never blocks. Safe from any thread. */
+void tracer_emit(tracer *t, const span *s);
+/*
+ * The locally kept spans of a task, oldest start first; *out is an array of
+ * deep copies (free each with span_clear, then the array). Returns the count.
+ */
+size_t tracer_task_spans(tracer *t, const char *task_id, span **out);
+/*
+ * Spans dropped because the export queue was full or export failed for good
+ * (any configured exporter: OTLP rejected or gave up, X-Ray send failed).
+ */
+uint64_t tracer_dropped(const tracer *t);
+/* Spans every configured exporter took. */
+uint64_t tracer_exported(const tracer *t);
+/* Flush what is queued (bounded by the export timeout) and stop. NULL is fine. */
+void tracer_free(tracer *t);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * xray — spans as AWS X-Ray segment documents for the X-Ray daemon's UDP
+ * protocol (tracing.md §3, §4). Pure text building, no sockets.
+ *
+ * Every span becomes one self-contained document, so documents can be sent
+ * one datagram each, in any order:
+ *  - a segment when the span starts this service's part of the trace: a
+ *    SERVER span (its parent, if any, is the remote caller — the span model
+ *    has no "parent is remote" bit, so a SERVER span's parent is taken to be
+ *    remote) or any span without a parent (an independent subsegment must
+ *    name a parent). name = the service name, parent_id = the caller when
+ *    there is one.
+ *  - otherwise an independent subsegment: type "subsegment", trace_id,
+ *    parent_id = the parent span's id (a segment or another subsegment),
+ *    name = the span name, namespace "remote" for CLIENT and PRODUCER spans.
+ * Both carry: id (span id, 16 hex), trace_id ("1-8hex-24hex"), start_time
+ * and end_time (epoch seconds with microseconds; in_progress when end is 0),
+ * an http block from http.request.method, url.path and
+ * http.response.status_code, error (4xx), throttle (429), fault (5xx, or
+ * status ERROR without a 4xx), a cause holding the status message, and
+ * annotations: task_id plus every string/int/bool attribute, keys mapped to
+ * [A-Za-z0-9_] (one '_' per other character; the first key wins a clash),
+ * strings cut to 250 bytes; metadata {"otel": {every attribute by its own
+ * key}}, strings cut to 2048 bytes. A document that would still exceed
+ * XRAY_DOC_MAX bytes (the daemon takes at most 64 kB per datagram) is
+ * written without its metadata; everything else is bounded well below that.
+ *
+ * Names keep only what X-Ray accepts (ASCII letters, digits, space and
+ * _ . : / % & # = + \ - @); anything else becomes '_' (one per UTF-8
+ * character) and names are cut to 200 characters.
+ *
+ * Not for Lambda as is: there the function segment belongs to Lambda and
+ * only subsegments may be sent (tracing.md §5).
+ */
+#ifndef TASKD_XRAY_H
+#define TASKD_XRAY_H
+
+#include "core/sbuf.h"
+#include "core/span.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define XRAY_DEFAULT_HOST        "127.0.0.1"
+#define XRAY_DEFAULT_PORT        2000
+#define XRAY_NAME_MAX            200  /* characters in a segment or subsegment name */
+#define XRAY_STRING_MAX          250  /* bytes kept of annotation, http and cause strings */
+#define XRAY_METADATA_STRING_MAX 2048 /* bytes kept of a string attribute in metadata */
+#define XRAY_DOC_MAX             60000 /* larger documents are sent without metadata (limit: 64 kB) */
+
+/*
+ * Append the X-Ray document for s to b; service_name names segments (NULL or
+ * empty: "unknown_service"). False when out of memory (b is then marked
+ * failed) or when the span's trace id or span id is all zero.
+ */
+bool xray_segment_encode(sbuf *b, const span *s, const char *service_name);
+/* Append the daemon header line {"format": "json", "version": 1}, '\n', then doc. */
+void xray_datagram(sbuf *b, const char *doc);
+/*
+ * The daemon's UDP address from AWS_XRAY_DAEMON_ADDRESS's value env:
+ * "host:port", or space-separated "udp:host:port tcp:host:port" (either
+ * order; the udp part is used); "[v6addr]:port" brackets are removed.
+ * NULL or blank: 127.0.0.1:2000. False (outputs untouched) when malformed,
+ * when only a tcp part is given, or when the host does not fit hostlen.
+ */
+bool xray_daemon_address(const char *env, char *host, size_t hostlen, int *port);
+
+#endif

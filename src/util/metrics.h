@@ -1,0 +1,40 @@
+/*
+ * metrics — counters and histograms with labels, written out in the
+ * Prometheus text format (0.0.4) for GET /metrics.
+ *
+ * A family is declared once (name, help, type, histogram buckets); a series
+ * is the family plus a label string such as `task_type="TASK1"`, created on
+ * first use. Updates take one short mutex hold; reading writes a snapshot.
+ * The registry holds at most METRICS_MAX_SERIES series; past that, updates
+ * to new label sets are ignored (and counted in taskd_metrics_overflow_total).
+ */
+#ifndef TASKD_METRICS_H
+#define TASKD_METRICS_H
+
+#include "core/sbuf.h"
+
+#include <stdint.h>
+
+#define METRICS_MAX_SERIES  512
+#define METRICS_MAX_BUCKETS 16
+
+typedef struct metrics metrics;
+
+typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metric_type;
+
+/* A new, empty registry; NULL when out of memory. */
+metrics *metrics_new(void);
+/* Declare a family; buckets (ascending upper bounds) only for histograms. */
+void metrics_declare(metrics *m, const char *name, const char *help, metric_type type,
+                     const double *buckets, int n_buckets);
+/* Add n to a counter series. NULL m is fine (no-op). */
+void metrics_add(metrics *m, const char *name, const char *labels, uint64_t n);
+/* Set a gauge series. */
+void metrics_set(metrics *m, const char *name, const char *labels, double value);
+/* Record one observation in a histogram series. */
+void metrics_observe(metrics *m, const char *name, const char *labels, double value);
+/* Append every family in the Prometheus text format. */
+void metrics_write(metrics *m, sbuf *out);
+void metrics_free(metrics *m);
+
+#endif
