@@ -4,7 +4,9 @@
  *
  * A document is written in one pass into the caller's sbuf, field by field:
  * the shape part (segment or subsegment), then the parts both share (http,
- * error flags, cause, annotations, metadata). Times are formatted from the
+ * error flags, cause, annotations, metadata); a document that comes out too
+ * big for a datagram is rewound and written again without the metadata,
+ * the only part not bounded by field caps. Times are formatted from the
  * integer nanoseconds (seconds "." six digits of microseconds), never via a
  * double, so no rounding creeps in at today's epoch magnitudes.
  */

@@ -43,10 +43,10 @@
 
 #define XRAY_DEFAULT_HOST        "127.0.0.1"
 #define XRAY_DEFAULT_PORT        2000
-#define XRAY_NAME_MAX            200  /* characters in a segment or subsegment name */
-#define XRAY_STRING_MAX          250  /* bytes kept of annotation, http and cause strings */
-#define XRAY_METADATA_STRING_MAX 2048 /* bytes kept of a string attribute in metadata */
-#define XRAY_DOC_MAX             60000 /* larger documents are sent without metadata (limit: 64 kB) */
+#define XRAY_NAME_MAX            200   /* characters in a segment or subsegment name */
+#define XRAY_STRING_MAX          250   /* bytes kept of annotation, http and cause strings */
+#define XRAY_METADATA_STRING_MAX 2048  /* bytes kept of a string attribute in metadata */
+#define XRAY_DOC_MAX             60000 /* bigger documents lose their metadata (limit 64 kB) */
 
 /*
  * Append the X-Ray document for s to b; service_name names segments (NULL or
