@@ -485,3 +485,163 @@ class ServerTestCase(unittest.TestCase):
                 for t in got:
                     self.assertIn(t, allowed, "type for %r: %r" % (loc, detail))
         return detail
+
+
+# -- pipeline helpers (appended for test_pipeline / test_exec / test_crash) -----
+
+SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
+
+
+def script_path(name):
+    """Absolute path of a helper script in tests/integration/scripts/."""
+    return os.path.join(SCRIPTS, name)
+
+
+def wait_until(fn, timeout, interval=0.05, what="condition"):
+    """Call fn() until it returns a truthy value; return that value.
+
+    On timeout raise AssertionError naming `what` and fn's last return value
+    (or the exception it last raised).
+    """
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = fn()
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s; last: %r"
+                                 % (timeout, what, last))
+        time.sleep(interval)
+
+
+def open_db_ro(path):
+    """A read-only sqlite3 connection to a taskd database (safe while taskd runs)."""
+    import sqlite3
+    from urllib.parse import quote
+    conn = sqlite3.connect("file:%s?mode=ro" % quote(os.path.abspath(path)), uri=True, timeout=10)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+def db_query(path, sql, params=()):
+    """Run one read-only query on a taskd database; returns all rows."""
+    conn = open_db_ro(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def queue_table(server):
+    """GET /queues as {name: entry}; raises AssertionError unless 200."""
+    r = server.get("/queues")
+    if r.status != 200:
+        raise AssertionError("GET /queues -> %r" % (r,))
+    return {q["name"]: q for q in r.json()["queues"]}
+
+
+_METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
+                        r'\s+(\S+)(?:\s+-?\d+)?$')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text -> {(name, ((label, value), ...sorted)): float}."""
+    out = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _METRIC_RE.match(line)
+        if not m:
+            raise AssertionError("unparsable metrics line: %r" % line)
+        labels = tuple(sorted(_LABEL_RE.findall(m.group(3) or "")))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
+
+
+def metrics(server):
+    r = server.get("/metrics")
+    if r.status != 200:
+        raise AssertionError("GET /metrics -> %r" % (r,))
+    return parse_metrics(r.body.decode("utf-8"))
+
+
+def metric(parsed, name, **labels):
+    """One sample from parse_metrics() output, or None."""
+    return parsed.get((name, tuple(sorted(labels.items()))))
+
+
+def post_tasks(server, bodies, threads=4, stop=None):
+    """POST each body to /tasks from several keep-alive connections.
+
+    Returns (accepted, errors): accepted is a list of (index, id) for 201
+    answers; errors counts requests that got no 201 (including connection
+    failures). stop, a threading.Event, ends the posting early.
+    """
+    accepted = []
+    errors = [0]
+    lock = threading.Lock()
+    it = iter(list(enumerate(bodies)))
+
+    def worker():
+        conn = None
+        while stop is None or not stop.is_set():
+            with lock:
+                try:
+                    i, body = next(it)
+                except StopIteration:
+                    break
+            try:
+                if conn is None:
+                    conn = server.connection()
+                r = server.post("/tasks", body, conn=conn)
+                ok = r.status == 201
+                tid = r.json()["id"] if ok else None
+            except (OSError, http.client.HTTPException, ValueError):
+                ok = False
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+                conn = None
+            with lock:
+                if ok:
+                    accepted.append((i, tid))
+                else:
+                    errors[0] += 1
+        if conn is not None:
+            conn.close()
+
+    ts = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    return accepted, errors[0]
+
+
+def status_counts(db_path):
+    """{status: count} of all tasks in a database (read-only)."""
+    return dict(db_query(db_path, "SELECT status, count(*) FROM tasks GROUP BY status"))
+
+
+def process_gone(pid):
+    """True if pid no longer runs (absent or a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")

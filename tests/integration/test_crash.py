@@ -1,0 +1,320 @@
+"""Crashes and stops in the middle of the pipeline (SPEC §3 guarantees, §5 SIGTERM):
+no accepted task is lost, none stays IN_PROGRESS, a message that keeps killing
+its handler ends in the dead-letter queue and can be redriven.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Taskd, db_query, post_tasks, process_gone, queue_table,  # noqa: E402
+                     script_path, status_counts, wait_until, write_config)
+
+FINAL = ("COMPLETED", "FAILED")
+
+
+class CrashCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="taskd-crash-")
+        self.db = os.path.join(self.tmp, "tasks.db")
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.alive():
+                s.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, cfg=None, name="config.json", **kw):
+        path = write_config(self.tmp, cfg, name) if cfg is not None else None
+        s = Taskd(db=self.db, config=path, tmpdir=self.tmp, **kw)
+        self.servers.append(s)
+        return s
+
+    def stop_clean(self, s):
+        rc = s.stop()
+        self.assertEqual(rc, 0, "taskd exited %s on SIGTERM; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
+
+    def all_logs(self):
+        return "\n----- next run -----\n".join(s.stderr_text()[-2500:] for s in self.servers)
+
+    def wait_all_final(self, s, ids, timeout, want=("COMPLETED",)):
+        """Wait until every id has a status in want; fail with the stragglers otherwise."""
+        pending = set(ids)
+
+        def check():
+            for tid in list(pending):
+                if s.task(tid)["status"] in want:
+                    pending.discard(tid)
+            return not pending
+        try:
+            wait_until(check, timeout, interval=0.1, what="%d tasks to reach %s" % (len(ids), want))
+        except AssertionError as e:
+            sample = {tid: s.task(tid) for tid in list(pending)[:5]}
+            self.fail("%s; %d left, e.g. %r\nlogs:\n%s" % (e, len(pending), sample, self.all_logs()))
+
+
+class KillDuringExec(CrashCase):
+
+    def test_sigkill_while_exec_handlers_run(self):
+        cfg = {
+            "sweep_interval": 86400,
+            "queues": [{"name": "work", "visibility_timeout": 3, "max_receive_count": 5,
+                        "dead_letter_queue": "work-dlq"}, {"name": "work-dlq"}],
+            "subscriptions": [{"queue": "work", "filter_policy": {"TaskType": ["TASK2"]}}],
+            "handlers": [{"queue": "work", "handler": "exec", "batch_size": 1, "concurrency": 4,
+                          "timeout": 3, "command": ["/bin/sh", script_path("sleep_then_ok.sh"), "2"]}],
+        }
+        s = self.start(cfg)
+        ids = [s.create("TASK2", data={"i": i}) for i in range(10)]
+        # Kill once handlers are busy: 4 IN_PROGRESS (running), the rest waiting.
+        wait_until(lambda: sum(s.task(t)["status"] == "IN_PROGRESS" for t in ids) >= 4, 5,
+                   what="4 tasks IN_PROGRESS")
+        s.kill()
+        before = dict(db_query(self.db, "SELECT id, status FROM tasks"))
+        self.assertEqual(set(before), set(ids), "a task disappeared in the crash")
+        self.assertGreaterEqual(sum(v == "IN_PROGRESS" for v in before.values()), 4, before)
+
+        s2 = self.start(cfg)
+        self.wait_all_final(s2, ids, timeout=25)
+        for tid in ids:
+            t = s2.task(tid)
+            self.assertEqual(t["result"]["task_id"], tid, t)
+            self.assertEqual(t["status_msg"], "Task completed")
+        q = queue_table(s2)["work"]
+        self.assertEqual((q["depth"], q["in_flight"], q["dead_letter_count"]), (0, 0, 0), q)
+        self.stop_clean(s2)
+
+
+class KillDuringPosting(CrashCase):
+
+    def test_sigkill_while_posting_and_processing(self):
+        total = 300
+        cfg = {
+            "task_types": ["JOB"],
+            "queues": [{"name": "jobs", "visibility_timeout": 2, "max_receive_count": 10}],
+            "subscriptions": [{"queue": "jobs"}],
+            "handlers": [{"queue": "jobs", "handler": "noop", "batch_size": 10, "concurrency": 2,
+                          "timeout": 1}],
+        }
+        s = self.start(cfg)
+        stop = threading.Event()
+        result = {}
+
+        def poster():
+            result["first"] = post_tasks(s, [{"task_type": "JOB", "data": {"i": i}} for i in range(total)],
+                                         threads=4, stop=stop)
+        th = threading.Thread(target=poster, daemon=True)
+        th.start()
+        # Kill in the middle: once some tasks are done and more are still coming.
+        wait_until(lambda: status_counts(self.db).get("COMPLETED", 0) >= 40 or not th.is_alive(), 20,
+                   interval=0.01, what="40 tasks COMPLETED")
+        s.kill()
+        stop.set()
+        th.join(30)
+        self.assertFalse(th.is_alive(), "posting threads hung after the kill")
+        accepted, errors = result["first"]
+        counts = status_counts(self.db)
+        self.assertLess(len(accepted), total, "the kill came after every POST had finished; "
+                        "the test did not crash taskd mid-stream (counts %r)" % counts)
+        self.assertGreater(len(accepted), 0)
+
+        s2 = self.start(cfg)
+        rest, errors2 = post_tasks(s2, [{"task_type": "JOB", "data": {"i": i}}
+                                        for i in range(len(accepted), total)], threads=4)
+        self.assertEqual(errors2, 0)
+        ids = [tid for _, tid in accepted] + [tid for _, tid in rest]
+        self.assertEqual(len(set(ids)), len(ids))
+        self.wait_all_final(s2, ids, timeout=30)
+        # Every task in the store (including any committed whose 201 was lost) is COMPLETED.
+        counts = status_counts(self.db)
+        self.assertEqual(set(counts), {"COMPLETED"}, counts)
+        self.assertGreaterEqual(counts["COMPLETED"], total)
+        self.assertLessEqual(counts["COMPLETED"], total + 4, "more tasks than POSTs")
+        # Messages received before the kill whose tasks had already finished come back after
+        # the visibility timeout (2 s) and are dropped; then the queue is empty.
+        try:
+            wait_until(lambda: (lambda q: q["depth"] + q["in_flight"] + q["delayed"] == 0)(
+                queue_table(s2)["jobs"]), 10, what="queue jobs to empty")
+        except AssertionError as e:
+            self.fail("%s: %r\nlogs:\n%s" % (e, queue_table(s2)["jobs"], self.all_logs()))
+        self.assertEqual(set(status_counts(self.db)), {"COMPLETED"})
+        self.stop_clean(s2)
+
+
+class DeadLetter(CrashCase):
+
+    QUEUES = [{"name": "doomed", "visibility_timeout": 1, "max_receive_count": 2,
+               "dead_letter_queue": "doomed-dlq"}, {"name": "doomed-dlq"}]
+    SUBS = [{"queue": "doomed", "filter_policy": {"TaskType": ["TASK3"]}}]
+
+    def test_handler_that_kills_taskd_ends_in_dlq_then_redrive(self):
+        killer = {"sweep_interval": 86400, "queues": self.QUEUES, "subscriptions": self.SUBS,
+                  "handlers": [{"queue": "doomed", "handler": "exec", "timeout": 1,
+                                "command": ["/bin/sh", script_path("kill_parent.sh")]}]}
+        s = self.start(killer)
+        tid = s.create("TASK3", data={"x": 1})
+        crashes = 0
+        for attempt in range(4):  # the first start and up to 3 restarts
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline and s.alive():
+                try:
+                    if s.task(tid)["status"] == "FAILED":
+                        break
+                except (OSError, http.client.HTTPException):
+                    pass  # taskd was killed during the request
+                time.sleep(0.05)
+            s.proc.poll()
+            time.sleep(0.2)  # let a kill that is under way land before looking at alive()
+            if s.alive():
+                break
+            crashes += 1
+            self.assertEqual(s.proc.returncode, -signal.SIGKILL,
+                             "taskd ended with %s, not the fixture's SIGKILL" % s.proc.returncode)
+            s = self.start(killer)
+        t = s.task(tid)
+        self.assertEqual(crashes, 2, "expected max_receive_count (2) crashes, got %d; task %r\n%s"
+                         % (crashes, t, self.all_logs()))
+        self.assertTrue(s.alive())
+        self.assertEqual(t["status"], "FAILED", t)
+        self.assertEqual(t["status_msg"], "moved to dead-letter queue doomed-dlq after 2 receives")
+        q = queue_table(s)
+        self.assertEqual(q["doomed"]["dead_letter_count"], 1, q)
+        self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)
+        self.assertEqual(q["doomed-dlq"]["depth"], 1, q)
+        self.stop_clean(s)
+
+        # Rebind the queue to noop, then redrive: the task runs again and completes.
+        fixed = {"sweep_interval": 86400, "queues": self.QUEUES, "subscriptions": self.SUBS,
+                 "handlers": [{"queue": "doomed", "handler": "noop", "timeout": 1}]}
+        s = self.start(fixed, name="fixed.json")
+        self.assertEqual(s.task(tid)["status"], "FAILED")
+        r = s.post("/queues/doomed/redrive")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"queue": "doomed", "moved": 1})
+        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s.task(tid)), 10,
+                       what="the redriven task to finish")
+        self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"), t)
+        # The redrive set it back to CREATED first, with a message naming the DLQ.
+        rows = db_query(self.db, "SELECT new_image, old_image FROM changes "
+                                 "WHERE task_id = ? AND event_name = 'MODIFY' ORDER BY seq", (tid,))
+        trail = [(json.loads(o)["status"]["S"], json.loads(n)["status"]["S"],
+                  json.loads(n).get("status_msg", {}).get("S")) for n, o in rows]
+        self.assertIn(("FAILED", "CREATED", "Redriven from doomed-dlq"), trail, trail)
+        self.assertEqual(trail[-2:], [("CREATED", "IN_PROGRESS", "Task started"),
+                                      ("IN_PROGRESS", "COMPLETED", "Task completed")], trail)
+        q = queue_table(s)
+        self.assertEqual(q["doomed"]["dead_letter_count"], 0, q)
+        self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)
+        r = s.post("/queues/doomed/redrive")
+        self.assertEqual(r.json(), {"queue": "doomed", "moved": 0})
+        self.stop_clean(s)
+
+
+class GracefulStop(CrashCase):
+
+    def test_sigterm_with_running_task1(self):
+        env = {"TASK1_SECONDS": "2", "TASK1_FAILURE_RATE": "0"}
+        cfg = {"shutdown_grace": 10}
+        s = self.start(cfg, env=env)
+        tid = s.create("TASK1", data={"foo": "bar"})
+        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        t0 = time.monotonic()
+        s.send_signal(signal.SIGTERM)
+        try:
+            rc = s.proc.wait(5)
+        except Exception:
+            self.fail("taskd did not exit within 5 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
+        elapsed = time.monotonic() - t0
+        s.kill()  # reap and drain
+        self.assertEqual(rc, 0, "exit code %s; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
+        self.assertLess(elapsed, 5.0)
+        # The running task was allowed to finish within the grace period.
+        status = db_query(self.db, "SELECT status, status_msg FROM tasks WHERE id = ?", (tid,))[0]
+        self.assertEqual(status, ("COMPLETED", "Task completed"),
+                         "after a graceful stop with grace 10 s > TASK1_SECONDS the task should be "
+                         "finished; stderr:\n%s" % s.stderr_text()[-3000:])
+        s2 = self.start(cfg, env=env)
+        t = s2.task(tid)
+        self.assertEqual(t["status"], "COMPLETED", t)
+        # Nothing is redelivered and run again after the restart.
+        time.sleep(0.5)
+        self.assertEqual(s2.task(tid), t)
+        self.stop_clean(s2)
+
+    def test_sigterm_with_short_grace_leaves_no_task_stuck(self):
+        """Grace shorter than the task: exit 0 promptly; after a restart the task still
+        finishes (retried on redelivery), it is not stuck IN_PROGRESS."""
+        env = {"TASK1_SECONDS": "3", "TASK1_FAILURE_RATE": "0"}
+        cfg = {"shutdown_grace": 1,
+               "queues": [{"name": "task1", "visibility_timeout": 4, "dead_letter_queue": "task1-dlq"},
+                          {"name": "task1-dlq"}],
+               "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 4, "concurrency": 2}]}
+        s = self.start(cfg, env=env)
+        tid = s.create("TASK1")
+        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        t0 = time.monotonic()
+        s.send_signal(signal.SIGTERM)
+        try:
+            rc = s.proc.wait(6)
+        except Exception:
+            self.fail("taskd did not exit within 6 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
+        s.kill()
+        self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        self.assertLess(time.monotonic() - t0, 4.0)
+        s2 = self.start(cfg, env=env)
+        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 15,
+                       what="the interrupted task to finish after restart")
+        self.assertEqual(t["status"], "COMPLETED", t)
+        self.stop_clean(s2)
+
+    def test_sigterm_past_grace_kills_exec_children(self):
+        """A handler still running when the grace period ends is abandoned; its program must
+        not outlive taskd (it would keep running unsupervised, past its timeout, while the
+        task is retried after a restart)."""
+        piddir = os.path.join(self.tmp, "pids")
+        os.mkdir(piddir)
+        cfg = {"shutdown_grace": 1,
+               "queues": [{"name": "q", "visibility_timeout": 30}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [{"queue": "q", "handler": "exec", "timeout": 20,
+                             "command": ["/bin/sh", script_path("sleep_forever.sh")]}]}
+        s = self.start(cfg)
+        s.create("TASK2", data={"dir": piddir})
+        pidfile = os.path.join(piddir, "pids")
+        wait_until(lambda: os.path.exists(pidfile), 10, what="the script to start")
+        with open(pidfile) as f:
+            pids = [int(p) for p in f.read().split()]
+        try:
+            s.send_signal(signal.SIGTERM)
+            try:
+                rc = s.proc.wait(6)
+            except Exception:
+                self.fail("taskd did not exit within 6 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
+            s.kill()
+            self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+            try:
+                wait_until(lambda: all(process_gone(p) for p in pids), 3,
+                           what="the handler's processes to end with taskd")
+            except AssertionError as e:
+                alive = [p for p in pids if not process_gone(p)]
+                self.fail("%s: processes %r still run after taskd exited 0 on SIGTERM" % (e, alive))
+        finally:
+            for p in pids:  # the fixture's own processes, by id
+                if not process_gone(p):
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,180 @@
+"""The exec handler end to end: a task routed to a queue whose handler runs a
+program from tests/integration/scripts/ (SPEC §3, "Built-in handlers").
+
+One taskd for the class; every task type is routed by an exact TaskType filter
+policy to its own queue, bound to the exec handler with one script.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ServerTestCase, Taskd, process_gone, script_path,  # noqa: E402
+                     wait_until, write_config)
+
+FINAL = ("COMPLETED", "FAILED")
+
+# Arguments full of shell syntax: exec must pass every one literally (no shell).
+TRICKY_ARGS = ["a b", "$HOME", "${PATH}", "`id`", "$(touch {tmp}/pwned)", ";", "|", "&&",
+               "*", "?", "~", "'single'", '"double"', "", "back\\slash", ">{tmp}/redirected",
+               "new\nline", "#hash"]
+
+
+def exec_binding(queue, command, timeout=10, concurrency=2):
+    return {"queue": queue, "handler": "exec", "command": command, "batch_size": 1,
+            "concurrency": concurrency, "timeout": timeout}
+
+
+class ExecHandler(ServerTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="taskd-exec-")
+        cls.args = [a.replace("{tmp}", cls.tmp) for a in TRICKY_ARGS]
+        sh = "/bin/sh"  # scripts run via sh, so a lost exec bit in a checkout does not matter
+        bindings = {
+            "JSONOUT": [sh, script_path("json_result.sh")],
+            "TEXTOUT": [sh, script_path("text_result.sh")],
+            "FAILS": [sh, script_path("fail_exit3.sh")],
+            "SLOW": [sh, script_path("sleep_forever.sh")],
+            "ECHO": [sh, script_path("echo_task.sh")],
+            "ARGS": [sh, script_path("print_args.sh")] + cls.args,
+        }
+        cfg = {
+            "task_types": sorted(bindings),
+            "queues": [{"name": t.lower(), "visibility_timeout": 30, "max_receive_count": 3}
+                       for t in bindings],
+            "subscriptions": [{"queue": t.lower(), "filter_policy": {"TaskType": [t]}}
+                              for t in bindings],
+            "handlers": [exec_binding(t.lower(), cmd, timeout=1 if t == "SLOW" else 10)
+                         for t, cmd in bindings.items()],
+        }
+        cls.config = write_config(cls.tmp, cfg)
+        try:
+            cls.server = Taskd(config=cls.config)
+        except Exception:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def wait_final(self, tid, timeout=10.0):
+        return wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(self.server.task(tid)),
+                          timeout, what="task %s to finish" % tid)
+
+    def logs(self):
+        return self.server.stderr_text()[-3000:]
+
+    # -- results ---------------------------------------------------------------
+    def test_json_stdout_is_the_result(self):
+        tid = self.server.create("JSONOUT", data={"k": 1})
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        self.assertEqual(t["status_msg"], "Task completed")
+        self.assertEqual(t["result"], {"answer": 42, "ratio": 0.1, "items": [1, 2, 3],
+                                       "nested": {"s": 'caf\u00e9 "quoted"', "t": True, "n": None}})
+        self.assertEqual(t["data"], {"k": 1})
+        self.assertIsInstance(t["updated_time"], int)
+        # The raw body carries 0.1 as written, not a float re-serialisation.
+        raw = self.server.get("/tasks/" + tid).body.decode("utf-8")
+        self.assertNotIn("0.1000000", raw)
+
+    def test_plain_text_stdout_is_a_json_string(self):
+        tid = self.server.create("TEXTOUT")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        self.assertIsInstance(t["result"], str, t)
+        self.assertEqual(t["result"].rstrip("\n"), "hello, world: {not json}")
+
+    def test_nonzero_exit_fails_with_stderr(self):
+        tid = self.server.create("FAILS")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "FAILED", "%r\n%s" % (t, self.logs()))
+        self.assertIn("exit status 3", t["status_msg"])
+        self.assertIn("fixture error: the disk is full", t["status_msg"])
+        self.assertNotIn("some progress on stdout", t["status_msg"], "stdout leaked into status_msg")
+
+    def test_timeout_kills_the_process_group(self):
+        piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
+        started = time.monotonic()
+        tid = self.server.create("SLOW", data={"dir": piddir})
+        pidfile = os.path.join(piddir, "pids")
+        wait_until(lambda: os.path.exists(pidfile), 10, what="the script to write its pids")
+        with open(pidfile) as f:
+            pids = [int(p) for p in f.read().split()]
+        self.assertEqual(len(pids), 2, pids)
+        t = self.wait_final(tid, timeout=10)
+        elapsed = time.monotonic() - started
+        self.assertEqual(t["status"], "FAILED", "%r\n%s" % (t, self.logs()))
+        self.assertEqual(t["status_msg"], "timed out after 1 s")
+        self.assertLess(elapsed, 8, "a 1 s timeout took %.1f s to fail the task" % elapsed)
+        # The script and the sleep it started (same process group) are gone.
+        wait_until(lambda: all(process_gone(p) for p in pids), 5,
+                   what="processes %r to be killed" % (pids,))
+        self.assertFalse(os.path.exists(os.path.join(piddir, "survived")))
+
+    def test_stdin_and_environment(self):
+        data = {"text": "h\u00e9llo \"w\" \\ \n", "n": [1, 2.5, None, True], "deep": {"a": {"b": {}}}}
+        tid = self.server.create("ECHO", data=data)
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        out = t["result"]
+        self.assertIsInstance(out, dict, t)
+        self.assertEqual(out["stdin"], {"id": tid, "task_type": "ECHO", "data": data})
+        self.assertEqual(out["task_id"], tid)
+        self.assertEqual(out["task_type"], "ECHO")
+
+    def test_traceparent_from_the_request(self):
+        """SPEC §3/§4: TRACEPARENT in the handler's environment continues the trace of the
+        POST's traceparent header."""
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        tid = self.server.create("ECHO", data={}, headers={
+            "traceparent": "00-%s-00f067aa0ba902b7-01" % trace_id})
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", t)
+        tp = t["result"]["traceparent"]
+        self.assertRegex(tp, r"^00-%s-[0-9a-f]{16}-[0-9a-f]{2}$" % trace_id,
+                         "TRACEPARENT %r does not carry the request's trace id" % tp)
+
+    def test_traceparent_new_trace(self):
+        """Without a trace header the task gets a new trace; the handler still sees it."""
+        tid = self.server.create("ECHO", data={})
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", t)
+        tp = t["result"]["traceparent"]
+        self.assertRegex(tp, r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", "TRACEPARENT %r" % tp)
+        self.assertNotEqual(tp.split("-")[1], "0" * 32)
+
+    def test_argv_is_passed_literally(self):
+        tid = self.server.create("ARGS")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        expected = "".join("<%s>\n" % a for a in self.args)
+        self.assertIsInstance(t["result"], str, t)
+        self.assertEqual(t["result"].rstrip("\n"), expected.rstrip("\n"))
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "pwned")), "a $(...) argument ran")
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "redirected")), "a > argument redirected")
+
+    def test_many_exec_tasks_in_parallel(self):
+        ids = [self.server.create(["JSONOUT", "TEXTOUT", "FAILS", "ECHO"][i % 4], data={"i": i})
+               for i in range(16)]
+        for i, tid in enumerate(ids):
+            t = self.wait_final(tid, timeout=20)
+            want = "FAILED" if i % 4 == 2 else "COMPLETED"
+            self.assertEqual(t["status"], want, t)
+            if i % 4 == 3:
+                self.assertEqual(t["result"]["stdin"]["data"], {"i": i})
+                self.assertEqual(t["result"]["task_id"], tid)
+
+
+if __name__ == "__main__":
+    unittest.main()
