@@ -212,6 +212,7 @@ pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *
         goto fail;
     }
     p->sweeper_started = true;
+    pthread_setname_np(p->sweeper, "sweeper");
     return p;
 fail:
     pipeline_stop(p, 10); /* the threads started hold no work yet: they end at once */
@@ -233,12 +234,18 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
             runner_stop_receiving(p->runners[i]);
     double deadline = monotonic_s() + grace_s;
     bool all = true;
-    for (size_t i = 0; i < c->n_handlers; i++)
-        if (p->runners[i] && !runner_join(p->runners[i], deadline))
-            all = false;
+    for (size_t i = 0; i < c->n_handlers; i++) {
+        if (p->runners[i] && !runner_join(p->runners[i], deadline)) {
+            /* past the grace period: stop the handlers themselves (exec children are killed);
+             * their messages go back to the queue and the tasks run again after a restart */
+            log_warn("handlers still running after the grace period; aborting them", "queue",
+                     c->handlers[i].queue, NULL);
+            runner_abort(p->runners[i]);
+            all = runner_join(p->runners[i], monotonic_s() + 5) && all;
+        }
+    }
     if (!all) {
-        log_warn("handlers still running after the grace period; their tasks will be retried",
-                 NULL);
+        log_warn("handlers did not return when aborted; leaving them", NULL);
         return false;
     }
     for (size_t i = 0; i < c->n_consumers; i++)

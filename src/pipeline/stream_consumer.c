@@ -184,6 +184,9 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         free(sc);
         return NULL;
     }
+    char name[16];
+    snprintf(name, sizeof name, "stream-%.8s", cc->name);
+    pthread_setname_np(sc->thread, name);
     return sc;
 }
 

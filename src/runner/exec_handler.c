@@ -63,6 +63,11 @@ typedef struct exec_handler {
     char **argv;      /* NULL-terminated copy of the configured argv */
     char **env;       /* NULL-terminated: inherited variables, then env_extra */
     size_t env_count; /* entries in env */
+    /* children running now (unreaped, so their ids cannot be reused), for abort() */
+    pthread_mutex_t mu;
+    pid_t *running;
+    size_t n_running, cap_running;
+    bool aborted;
 } exec_handler;
 
 /* ---- small helpers ---- */
@@ -451,6 +456,55 @@ oom:
 
 static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out);
 static void exec_free(handler *h);
+static void exec_abort(handler *h);
+
+/*
+ * Note a running child so abort() can kill its group; if the handler was
+ * aborted already, kill it at once. (If the list cannot grow, the child just
+ * runs to its timeout.)
+ */
+static void track_child(exec_handler *x, pid_t pid)
+{
+    pthread_mutex_lock(&x->mu);
+    if (x->aborted) {
+        (void)kill(-pid, SIGKILL);
+    } else {
+        if (x->n_running == x->cap_running) {
+            size_t cap = x->cap_running ? 2 * x->cap_running : 8;
+            pid_t *p = realloc(x->running, cap * sizeof *p);
+            if (p) {
+                x->running = p;
+                x->cap_running = cap;
+            }
+        }
+        if (x->n_running < x->cap_running)
+            x->running[x->n_running++] = pid;
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Forget a child before it is reaped (its id stays valid until then). */
+static void untrack_child(exec_handler *x, pid_t pid)
+{
+    pthread_mutex_lock(&x->mu);
+    for (size_t i = 0; i < x->n_running; i++) {
+        if (x->running[i] == pid) {
+            x->running[i] = x->running[--x->n_running];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&x->mu);
+}
+
+static void exec_abort(handler *h)
+{
+    exec_handler *x = h->ctx;
+    pthread_mutex_lock(&x->mu);
+    x->aborted = true;
+    for (size_t i = 0; i < x->n_running; i++)
+        (void)kill(-x->running[i], SIGKILL);
+    pthread_mutex_unlock(&x->mu);
+}
 
 handler *exec_handler_new(const char *const *argv, size_t argc, const char *const *env_extra,
                           char *err, size_t errlen)
@@ -484,7 +538,9 @@ handler *exec_handler_new(const char *const *argv, size_t argc, const char *cons
         set_err(err, errlen, "exec: out of memory");
         return NULL;
     }
-    x->base = (handler){.name = "exec", .run = exec_run, .free = exec_free, .ctx = x};
+    x->base = (handler){
+        .name = "exec", .run = exec_run, .free = exec_free, .abort = exec_abort, .ctx = x};
+    pthread_mutex_init(&x->mu, NULL);
     if (!(x->path = resolve_program(argv[0], err, errlen)))
         goto fail;
     if (!(x->argv = calloc(argc + 1, sizeof *x->argv)))
@@ -510,6 +566,8 @@ static void exec_free(handler *h)
     free(x->path);
     free_strv(x->argv);
     free_strv(x->env);
+    free(x->running);
+    pthread_mutex_destroy(&x->mu);
     free(x);
 }
 
@@ -991,7 +1049,7 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
         set_status(out, "exec: run() called without a handler or a task");
         return;
     }
-    const exec_handler *x = h->ctx;
+    exec_handler *x = h->ctx;
     char ebuf[128];
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
     run_io io = {.in_fd = -1, .out_fd = -1, .err_fd = -1, .out = {.max = EXEC_STDOUT_MAX}};
@@ -1031,6 +1089,7 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
         goto done;
     }
     (void)setpgid(pid, pid); /* in case posix_spawn returns before the child set it */
+    track_child(x, pid);
     io.in_fd = pin[1];
     io.out_fd = pout[0];
     io.err_fd = perr[0];
@@ -1047,6 +1106,7 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
 
     /* Kill whatever is left of the group while the unreaped child still holds the group id. */
     (void)kill(-pid, SIGKILL);
+    untrack_child(x, pid);
     close_fd(&io.in_fd);
     close_fd(&io.out_fd);
     close_fd(&io.err_fd);

@@ -29,6 +29,9 @@ struct handler {
     /* Run one task within timeout_s seconds and fill *out. Called from several threads at once. */
     void (*run)(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out);
     void (*free)(handler *h);
+    /* Optional (NULL if not needed): make runs in progress return now, and
+     * later ones at once; used at shutdown when the grace period is over. */
+    void (*abort)(handler *h);
     void *ctx;
 };
 /* Release a result's strings. */

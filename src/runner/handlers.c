@@ -5,7 +5,9 @@
 
 #include "exec_handler.h"
 
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,9 @@ void handler_result_clear(handler_result *r)
 typedef struct task1 {
     double seconds;
     double failure_rate;
+    pthread_mutex_t mu; /* the wait, so abort() can cut it short */
+    pthread_cond_t cond;
+    bool aborted;
 } task1;
 
 static double env_number(const char *name, double fallback, double min, double max)
@@ -48,11 +53,34 @@ static double uniform01(void)
     return (double)(r >> 11) / 9007199254740992.0; /* 53 bits */
 }
 
-static void sleep_seconds(double s)
+/* Wait s seconds; false when aborted first. */
+static bool task1_wait(task1 *cfg, double s)
 {
-    struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    double frac = s - floor(s);
+    until.tv_sec += (time_t)s;
+    until.tv_nsec += (long)(frac * 1e9);
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&cfg->mu);
+    int rc = 0;
+    while (!cfg->aborted && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&cfg->cond, &cfg->mu, &until);
+    bool finished = !cfg->aborted;
+    pthread_mutex_unlock(&cfg->mu);
+    return finished;
+}
+
+static void task1_abort(handler *h)
+{
+    task1 *cfg = h->ctx;
+    pthread_mutex_lock(&cfg->mu);
+    cfg->aborted = true;
+    pthread_cond_broadcast(&cfg->cond);
+    pthread_mutex_unlock(&cfg->mu);
 }
 
 static void task1_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
@@ -60,14 +88,18 @@ static void task1_run(handler *h, const handler_task *t, unsigned timeout_s, han
     (void)t;
     task1 *cfg = h->ctx;
     if (cfg->seconds > timeout_s) {
-        sleep_seconds(timeout_s);
         char msg[64];
-        snprintf(msg, sizeof msg, "timed out after %u s", timeout_s);
+        snprintf(msg, sizeof msg, task1_wait(cfg, timeout_s) ? "timed out after %u s" : "aborted",
+                 timeout_s);
         out->ok = false;
         out->status_msg = strdup(msg);
         return;
     }
-    sleep_seconds(cfg->seconds);
+    if (!task1_wait(cfg, cfg->seconds)) {
+        out->ok = false;
+        out->status_msg = strdup("aborted");
+        return;
+    }
     out->ok = uniform01() >= cfg->failure_rate;
     out->status_msg = strdup(out->ok ? "Task completed" : "Task failed somehow");
 }
@@ -75,6 +107,15 @@ static void task1_run(handler *h, const handler_task *t, unsigned timeout_s, han
 static void free_with_ctx(handler *h)
 {
     free(h->ctx);
+    free(h);
+}
+
+static void task1_free(handler *h)
+{
+    task1 *cfg = h->ctx;
+    pthread_mutex_destroy(&cfg->mu);
+    pthread_cond_destroy(&cfg->cond);
+    free(cfg);
     free(h);
 }
 
@@ -91,7 +132,10 @@ static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
     }
     cfg->seconds = env_number("TASK1_SECONDS", 10, 0, 86400);
     cfg->failure_rate = env_number("TASK1_FAILURE_RATE", 0.25, 0, 1);
-    *h = (handler){.name = "TASK1", .run = task1_run, .free = free_with_ctx, .ctx = cfg};
+    pthread_mutex_init(&cfg->mu, NULL);
+    pthread_cond_init(&cfg->cond, NULL);
+    *h = (handler){
+        .name = "TASK1", .run = task1_run, .free = task1_free, .abort = task1_abort, .ctx = cfg};
     return h;
 }
 

@@ -27,7 +27,8 @@ struct runner {
     handler *handler;
     telemetry telemetry;
     atomic_bool stopping;
-    atomic_int running; /* threads still in their loop */
+    atomic_bool aborting; /* handlers were told to give up: do not report what they return */
+    atomic_int running;   /* threads still in their loop */
     pthread_t *threads;
     unsigned n_threads;
 };
@@ -184,7 +185,7 @@ static void claim_all(runner *r, item *items, size_t n)
 }
 
 /* Run one claimed task and submit its report into group. */
-static void run_one(runner *r, item *it, store_batch *group)
+static bool run_one(runner *r, item *it, store_batch *group)
 {
     char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
     snprintf(name, sizeof name, "%s %s", r->handler->name, it->type);
@@ -199,6 +200,13 @@ static void run_one(runner *r, item *it, store_batch *group)
     handler_task t = {
         .id = it->id, .task_type = it->type, .data = it->msg->body, .traceparent = tp};
     r->handler->run(r->handler, &t, r->binding->timeout, &it->result);
+    if (atomic_load(&r->aborting)) {
+        /* cut short by shutdown: the outcome is not the task's; run it again later */
+        span_set_error(&it->run_span, "aborted at shutdown");
+        trace_end(&r->telemetry, &it->run_span);
+        it->fate = FATE_KEEP;
+        return false;
+    }
     if (!it->result.status_msg)
         it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
     const char *msg = it->result.status_msg ? it->result.status_msg : "";
@@ -224,6 +232,7 @@ static void run_one(runner *r, item *it, store_batch *group)
         .update = {.id = it->id, .status = status, .status_msg = msg, .result = it->result.result},
     };
     store_batch_submit(group, r->store, &it->report);
+    return true;
 }
 
 /* One received batch, start to finish. */
@@ -264,7 +273,8 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
             if (broker_extend(r->broker, msgs + i, n - i, r->queue->visibility_timeout) == STORE_OK)
                 hidden_until = now_ms() + (int64_t)r->queue->visibility_timeout * 1000;
         }
-        run_one(r, it, &group);
+        if (!run_one(r, it, &group))
+            unstarted[n_unstarted++] = *it->msg; /* aborted: released for redelivery */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++) {
@@ -358,8 +368,19 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
             return NULL;
         }
         r->n_threads++;
+        char name[16];
+        snprintf(name, sizeof name, "run-%.11s", hc->queue);
+        pthread_setname_np(r->threads[i], name);
     }
     return r;
+}
+
+void runner_abort(runner *r)
+{
+    atomic_store(&r->aborting, true);
+    atomic_store(&r->stopping, true);
+    if (r->handler->abort)
+        r->handler->abort(r->handler);
 }
 
 void runner_stop_receiving(runner *r)

@@ -26,6 +26,11 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
                      const telemetry *tel, char *err, size_t errlen);
 /* Stop receiving; messages received but not started are released for redelivery. */
 void runner_stop_receiving(runner *r);
+/*
+ * Make running handlers return now (exec process groups are killed); their
+ * tasks are not reported, and their messages are released for redelivery.
+ */
+void runner_abort(runner *r);
 /* Wait for the threads until deadline (CLOCK_MONOTONIC seconds); true when all ended. */
 bool runner_join(runner *r, double deadline);
 /* Free a runner whose threads ended. */

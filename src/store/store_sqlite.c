@@ -443,6 +443,10 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
 
 static void run_batch(sqlite_store *s, store_write *batch)
 {
+    int64_t started = sq_now_ms();
+    size_t writes = 0;
+    for (const store_write *w = batch; w; w = w->next)
+        writes++;
     choose_sync(s, batch);
     s->batch_wrote_changes = s->batch_sent_messages = false;
     s->n_batch_changes = 0;
@@ -496,6 +500,12 @@ static void run_batch(sqlite_store *s, store_write *batch)
     }
     if (rc == SQLITE_OK)
         count_changes(s);
+    if (s->metrics) {
+        const char *labels = s->syncing ? "sync=\"full\"" : "sync=\"normal\"";
+        metrics_observe(s->metrics, "taskd_store_commit_writes", labels, (double)writes);
+        metrics_observe(s->metrics, "taskd_store_commit_seconds", labels,
+                        (double)(sq_now_ms() - started) / 1e3);
+    }
 }
 
 /* Forget idempotency keys older than the window, at most once a minute. */
@@ -903,6 +913,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot start the writer for", s->path, strerror(errno));
         goto fail;
     }
+    pthread_setname_np(s->writer, "store-writer");
     return &s->base;
 fail:
     sq_close(&s->base);

@@ -44,7 +44,7 @@ static void usage(FILE *out)
             "  --config PATH        JSON configuration file               env TASKD_CONFIG\n"
             "  --sync full|normal   full: every 2xx write survives power loss (default);\n"
             "                       normal: survives a crash of taskd     env TASKD_SYNC\n"
-            "  --threads N          HTTP event-loop threads (default 4 per CPU, at least 8)\n"
+            "  --threads N          HTTP event-loop threads (default: one per CPU)\n"
             "  --help               show this help\n"
             "  --version            show the version\n\n"
             "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARN|ERROR sets the level.\n");
@@ -103,7 +103,7 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     o->config = getenv("TASKD_CONFIG");
     o->sync = STORE_SYNC_FULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    o->threads = ncpu > 2 ? (int)ncpu * 4 : 8;
+    o->threads = ncpu > 0 ? (int)ncpu : 1; /* writes never block these threads */
 
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},  {"db", required_argument, NULL, 'd'},

@@ -14,15 +14,47 @@ int64_t trace_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/*
+ * Span and trace ids come from a per-thread xoshiro256** generator seeded
+ * once from the kernel: ids must be unique and unguessable enough for
+ * tracing, not secret, and a system call per span would cost more than the
+ * span. (Thread-local state, so no lock and no sharing between threads.)
+ */
+static _Thread_local uint64_t rng[4];
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t next_random(void)
+{
+    if (!(rng[0] | rng[1] | rng[2] | rng[3])) {
+        if (getrandom(rng, sizeof rng, 0) != (ssize_t)sizeof rng || !(rng[0] | rng[1])) {
+            uint64_t t = (uint64_t)trace_now_ns();
+            rng[0] = t ^ 0x9e3779b97f4a7c15ULL;
+            rng[1] = (uint64_t)(uintptr_t)&rng ^ 0xbf58476d1ce4e5b9ULL;
+            rng[2] = t * 0x94d049bb133111ebULL;
+            rng[3] = 1;
+        }
+    }
+    uint64_t result = rotl(rng[1] * 5, 7) * 9, t = rng[1] << 17;
+    rng[2] ^= rng[0];
+    rng[3] ^= rng[1];
+    rng[1] ^= rng[2];
+    rng[0] ^= rng[3];
+    rng[2] ^= t;
+    rng[3] = rotl(rng[3], 45);
+    return result;
+}
+
 static void random_bytes(uint8_t *out, size_t n)
 {
     static const uint8_t zero[16] = {0};
     do {
-        if (getrandom(out, n, 0) != (ssize_t)n) {
-            /* no entropy source: still unique enough for tracing */
-            int64_t t = trace_now_ns();
-            for (size_t i = 0; i < n; i++)
-                out[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)(i * 131);
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t r = next_random();
+            memcpy(out + i, &r, n - i < 8 ? n - i : 8);
         }
     } while (memcmp(out, zero, n) == 0); /* all-zero ids are invalid */
 }
@@ -87,6 +119,15 @@ void trace_declare_metrics(metrics *m)
     metrics_declare(m, "taskd_handler_duration_seconds", "Handler run time, by task type.",
                     METRIC_HISTOGRAM, handler_buckets,
                     (int)(sizeof handler_buckets / sizeof handler_buckets[0]));
+    static const double batch_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+    static const double commit_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                            0.01,   0.025,   0.05,   0.1,   0.5};
+    metrics_declare(m, "taskd_store_commit_writes", "Writes per store transaction (group commit).",
+                    METRIC_HISTOGRAM, batch_buckets,
+                    (int)(sizeof batch_buckets / sizeof batch_buckets[0]));
+    metrics_declare(m, "taskd_store_commit_seconds", "Store transaction time, commit included.",
+                    METRIC_HISTOGRAM, commit_buckets,
+                    (int)(sizeof commit_buckets / sizeof commit_buckets[0]));
     metrics_declare(m, "taskd_http_requests_total", "HTTP requests, by route, method and code.",
                     METRIC_COUNTER, NULL, 0);
     metrics_declare(m, "taskd_http_request_duration_seconds", "HTTP request latency, by route.",

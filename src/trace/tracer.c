@@ -90,8 +90,9 @@ struct tracer {
     pthread_cond_t qcond; /* CLOCK_MONOTONIC; the export thread waits on it */
     span *queue;
     size_t qcap, qhead, qlen;
-    atomic_bool stopping;           /* written under qmu, read anywhere */
-    _Atomic int64_t stop_deadline;  /* monotonic ns; valid once stopping */
+    atomic_bool qfull;             /* qlen == qcap, readable without the lock */
+    atomic_bool stopping;          /* written under qmu, read anywhere */
+    _Atomic int64_t stop_deadline; /* monotonic ns; valid once stopping */
     bool has_thread;
     pthread_t thread;
 
@@ -213,8 +214,7 @@ static bool xray_send(tracer *t, const span *s)
     sbuf doc = {0}, dgram = {0};
     const char *problem = NULL;
     char reason[160] = "";
-    if (!xray_segment_encode(&doc, s, t->resource.service_name) || sbuf_failed(&doc) ||
-        !doc.data) {
+    if (!xray_segment_encode(&doc, s, t->resource.service_name) || sbuf_failed(&doc) || !doc.data) {
         problem = "X-Ray segment encoding failed";
     } else {
         xray_datagram(&dgram, doc.data);
@@ -314,8 +314,7 @@ static uint64_t partial_rejected(tracer *t, char *msg, size_t msglen)
         return 0;
     char *ctype = NULL;
     curl_easy_getinfo(t->curl, CURLINFO_CONTENT_TYPE, &ctype);
-    bool json = ctype ? strstr(ctype, "json") != NULL
-                      : t->cfg.protocol == OTEL_PROTOCOL_HTTP_JSON;
+    bool json = ctype ? strstr(ctype, "json") != NULL : t->cfg.protocol == OTEL_PROTOCOL_HTTP_JSON;
     if (!json) {
         const uint8_t *p = (const uint8_t *)t->response.data;
         return pb_rejected(p, p + t->response.len, 0);
@@ -339,10 +338,10 @@ typedef enum post_result { POST_OK, POST_RETRY, POST_FAIL } post_result;
 
 /*
  * One POST of body. On POST_OK *rejected is the partial-success count; on POST_RETRY
- * *retry_after_s is the server's Retry-After (0 when none).
+ * *retry_after_s is the server's Retry-After (0 when none); otherwise why, in why.
  */
 static post_result post_once(tracer *t, const void *body, size_t len, long timeout_ms,
-                             uint64_t *rejected, long *retry_after_s)
+                             uint64_t *rejected, long *retry_after_s, char *why, size_t whylen)
 {
     *rejected = 0;
     *retry_after_s = 0;
@@ -353,32 +352,28 @@ static post_result post_once(tracer *t, const void *body, size_t len, long timeo
     curl_easy_setopt(t->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
     CURLcode rc = curl_easy_perform(t->curl);
     if (rc != CURLE_OK) {
-        otlp_warning(t, "OTLP export: request failed", t->curl_err[0] ? t->curl_err
-                                                                     : curl_easy_strerror(rc));
+        snprintf(why, whylen, "%s", t->curl_err[0] ? t->curl_err : curl_easy_strerror(rc));
         return rc == CURLE_ABORTED_BY_CALLBACK ? POST_FAIL : POST_RETRY;
     }
     long status = 0;
     curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
-    char detail[300];
     if (status >= 200 && status < 300) {
         char msg[200];
         *rejected = partial_rejected(t, msg, sizeof msg);
         if (*rejected) {
+            char detail[300];
             snprintf(detail, sizeof detail, "%" PRIu64 " spans rejected: %s", *rejected, msg);
-            otlp_warning(t, "OTLP export: partial success", detail);
+            otlp_warning(t, "OTLP export: partial success, rejected spans dropped", detail);
         }
         return POST_OK;
     }
-    const char *text = t->response.data ? t->response.data : "";
-    snprintf(detail, sizeof detail, "HTTP %ld: %.200s", status, text);
+    snprintf(why, whylen, "HTTP %ld: %.200s", status, t->response.data ? t->response.data : "");
     if (status == 429 || status == 502 || status == 503 || status == 504) {
         curl_off_t ra = 0;
         if (curl_easy_getinfo(t->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
             *retry_after_s = ra > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)ra;
-        otlp_warning(t, "OTLP export: server busy, retrying", detail);
         return POST_RETRY;
     }
-    otlp_warning(t, "OTLP export: rejected, spans dropped", detail);
     return POST_FAIL;
 }
 
@@ -393,27 +388,49 @@ static int64_t backoff_ms(tracer *t, int attempt)
     return cap / 2 + (int64_t)(next_random(t) % (uint64_t)(cap / 2 + 1));
 }
 
-/* POST body with retries; the number of its n spans lost (all, none, or the rejected ones). */
+/*
+ * POST body with retries; the number of its n spans lost (all, none, or the rejected ones).
+ * Retries are logged at debug level; a loss is one (rate-limited) warning.
+ */
 static uint64_t post_with_retries(tracer *t, const void *body, size_t len, size_t n)
 {
+    char why[300] = "", detail[400];
     for (int attempt = 1;; attempt++) {
         long timeout_ms = t->cfg.timeout_ms;
         bool final = is_stopping(t);
         if (final) {
             int64_t left = (atomic_load(&t->stop_deadline) - mono_ns()) / 1000000;
-            if (left <= 0)
+            if (left <= 0) {
+                snprintf(detail, sizeof detail, "%zu spans: shutdown deadline passed%s%s", n,
+                         *why ? "; last error: " : "", why);
+                otlp_warning(t, "OTLP export failed, spans dropped", detail);
                 return n;
+            }
             if (left < timeout_ms)
                 timeout_ms = (long)left;
         }
         uint64_t rejected;
         long retry_after_s;
-        post_result r = post_once(t, body, len, timeout_ms, &rejected, &retry_after_s);
+        post_result r =
+            post_once(t, body, len, timeout_ms, &rejected, &retry_after_s, why, sizeof why);
         if (r == POST_OK)
             return rejected < n ? rejected : n;
-        if (r == POST_FAIL || final || attempt >= MAX_ATTEMPTS)
+        if (r == POST_FAIL || final || attempt >= MAX_ATTEMPTS) {
+            snprintf(detail, sizeof detail, "%zu spans, attempt %d%s: %s", n, attempt,
+                     r == POST_FAIL ? ""
+                     : final        ? " (shutting down)"
+                                    : " (the last)",
+                     why);
+            otlp_warning(t, "OTLP export failed, spans dropped", detail);
             return n;
+        }
         int64_t wait = retry_after_s > 0 ? (int64_t)retry_after_s * 1000 : backoff_ms(t, attempt);
+        if (log_enabled(LOG_DEBUG)) {
+            char wait_s[24];
+            snprintf(wait_s, sizeof wait_s, "%" PRId64, wait);
+            log_debug("OTLP export: retrying", "endpoint", t->cfg.endpoint, "detail", why,
+                      "wait_ms", wait_s, NULL);
+        }
         sleep_unless_stopping(t, wait); /* when stop cuts it short, one final attempt follows */
     }
 }
@@ -452,7 +469,7 @@ static void otlp_export(tracer *t, const span *spans, size_t n, bool *failed)
         char detail[160];
         snprintf(detail, sizeof detail, "span %.95s: %s", spans[0].name,
                  ok ? "encoded body over 1 MiB" : "encoder failed");
-        otlp_warning(t, "OTLP export: span dropped", detail);
+        otlp_warning(t, "OTLP export failed, span dropped", detail);
         free(body);
         failed[0] = true;
         return;
@@ -502,6 +519,7 @@ static void *export_main(void *arg)
             t->batch[i] = t->queue[(t->qhead + i) % t->qcap]; /* moves ownership */
         t->qhead = (t->qhead + n) % t->qcap;
         t->qlen -= n;
+        atomic_store_explicit(&t->qfull, false, memory_order_relaxed);
         if (t->qlen == 0)
             next_flush = mono_ns() + FLUSH_INTERVAL_NS;
         pthread_mutex_unlock(&t->qmu);
@@ -625,11 +643,14 @@ static bool init_locks(tracer *t)
     return true;
 }
 
-static void release(tracer *t, bool locks)
+/* Free everything (the export thread is not running); the locks are initialised. */
+static void release(tracer *t)
 {
     for (size_t i = 0; t->queue && i < t->qlen; i++)
         span_clear(&t->queue[(t->qhead + i) % t->qcap]);
-    for (size_t i = 0; t->local && i < t->lcap; i++)
+    /* The ring fills from slot 0, so the used slots are [0, llen): the rest were never touched
+     * (and stay unfaulted pages). */
+    for (size_t i = 0; t->local && i < t->llen; i++)
         span_clear(&t->local[i]);
     free(t->queue);
     free(t->local);
@@ -644,11 +665,9 @@ static void release(tracer *t, bool locks)
     free((void *)t->resource.attr_keys);
     free((void *)t->resource.attr_values);
     otel_config_clear(&t->cfg);
-    if (locks) {
-        pthread_mutex_destroy(&t->qmu);
-        pthread_mutex_destroy(&t->lmu);
-        pthread_cond_destroy(&t->qcond);
-    }
+    pthread_mutex_destroy(&t->qmu);
+    pthread_mutex_destroy(&t->lmu);
+    pthread_cond_destroy(&t->qcond);
     free(t);
 }
 
@@ -677,7 +696,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
         return NULL;
     }
     if (!otel_config_load(&t->cfg, process_getenv, NULL, o->service_name, err, errlen)) {
-        release(t, true);
+        release(t);
         return NULL;
     }
     for (int i = 0; i < t->cfg.n_warnings; i++)
@@ -709,7 +728,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     if (!t->cfg.disabled) {
         const char *xray = getenv("AWS_XRAY_DAEMON_ADDRESS");
         if (xray && *xray && !xray_open(t, xray, err, errlen)) {
-            release(t, true);
+            release(t);
             return NULL;
         }
         if (t->cfg.endpoint && !otlp_open(t))
@@ -724,7 +743,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
             goto nomem;
         if (pthread_create(&t->thread, NULL, export_main, t) != 0) {
             snprintf(err, errlen, "cannot start the span export thread");
-            release(t, true);
+            release(t);
             return NULL;
         }
         t->has_thread = true;
@@ -737,7 +756,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
 
 nomem:
     snprintf(err, errlen, "out of memory starting the tracer");
-    release(t, true);
+    release(t);
     return NULL;
 }
 
@@ -762,6 +781,10 @@ void tracer_emit(tracer *t, const span *s)
     }
     if (!t->qcap || !(s->flags & 0x01)) /* no exporter, or not sampled */
         return;
+    if (atomic_load_explicit(&t->qfull, memory_order_relaxed)) { /* spare the copy */
+        atomic_fetch_add(&t->dropped, 1);
+        return;
+    }
     span copy;
     if (!span_copy(&copy, s)) {
         atomic_fetch_add(&t->dropped, 1);
@@ -772,6 +795,8 @@ void tracer_emit(tracer *t, const span *s)
     if (!atomic_load(&t->stopping) && t->qlen < t->qcap) {
         t->queue[(t->qhead + t->qlen) % t->qcap] = copy;
         t->qlen++;
+        if (t->qlen == t->qcap)
+            atomic_store_explicit(&t->qfull, true, memory_order_relaxed);
         queued = true;
         wake = t->qlen == BATCH_MAX;
     }
@@ -849,5 +874,5 @@ void tracer_free(tracer *t)
         snprintf(dropped, sizeof dropped, "%" PRIu64, atomic_load(&t->dropped));
         log_info("tracing stopped", "exported_spans", exported, "dropped_spans", dropped, NULL);
     }
-    release(t, true);
+    release(t);
 }
