@@ -120,7 +120,7 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_
         rc = sq_rc_of(step);
     sqlite3_finalize(st);
     sq_reader_put(sq(b), r);
-    if (rc != STORE_OK) {
+    if (rc != STORE_OK || *n == 0) {
         change_records_free(recs, *n);
         *n = 0;
         return rc;
@@ -293,7 +293,9 @@ static store_rc apply_receive(void *adapter, store_write *w)
         else
             queue_messages_free_one(&c[i]);
     }
-    a->out = c;
+    a->out = a->n ? c : NULL;
+    if (!a->n)
+        free(c);
     if (rc == STORE_OK && a->n == 0) {
         sqlite3_stmt *next = stmt(s->wdb, "SELECT min(visible_ms) FROM messages WHERE queue = ?1");
         if (next) {

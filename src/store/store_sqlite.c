@@ -92,6 +92,8 @@ static const char *const migrations[] = {
     "  seq INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL;",
+    /* 3: the data's AttributeValue form, so change records never re-parse it */
+    "ALTER TABLE tasks ADD COLUMN data_image TEXT;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -188,9 +190,6 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
         task_clear(t);
     return ok;
 }
-
-#define TASK_COLUMNS      "id, task_type, status, status_msg, created_time, updated_time, ttl"
-#define TASK_COLUMNS_FULL TASK_COLUMNS ", data, result, trace"
 
 /* ---- connections ------------------------------------------------------- */
 
@@ -625,6 +624,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     sq_bind_time(st, 4, t.ttl);
     sqlite3_bind_text(st, 5, t.data, -1, SQLITE_STATIC);
     sq_bind_text(st, 6, t.trace);
+    sq_bind_text(st, 7, nt->data_image);
     int rc = sq_step_done(st);
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
@@ -642,7 +642,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
 }
 
 /* Writer: load a task with everything (STORE_NOT_FOUND when absent). */
-static store_rc load_task(sqlite_store *s, const char *id, task *out)
+static store_rc load_task(sqlite_store *s, const char *id, task *out, char **data_image)
 {
     sqlite3_stmt *st = s->w_get;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -650,14 +650,15 @@ static store_rc load_task(sqlite_store *s, const char *id, task *out)
     store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
     if (rc == SQLITE_ROW && !sq_read_task_row(st, out, true))
         result = STORE_ERROR;
+    *data_image = result == STORE_OK ? sq_dup_col(st, 10) : NULL; /* NULL for rows before v3 */
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
 }
 
 /* Writer: set a loaded task's status, message and (if not NULL) result, with its change record. */
-static store_rc update_row(sqlite_store *s, const task *cur, task_status status, const char *msg,
-                           const char *result, int64_t now)
+static store_rc update_row(sqlite_store *s, const task *cur, const char *data_image,
+                           task_status status, const char *msg, const char *result, int64_t now)
 {
     task next = *cur; /* borrows cur's strings; never cleared */
     next.status = status;
@@ -673,14 +674,16 @@ static store_rc update_row(sqlite_store *s, const task *cur, task_status status,
     sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
     sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
     int rc = sq_step_done(st);
-    return rc != SQLITE_OK ? sq_rc_of(rc) : sq_write_change(s, "MODIFY", &next, cur, NULL, now);
+    return rc != SQLITE_OK ? sq_rc_of(rc)
+                           : sq_write_change(s, "MODIFY", &next, cur, data_image, now);
 }
 
 store_rc sq_apply_update(sqlite_store *s, store_write *w)
 {
     const store_update *u = &w->update;
     task cur;
-    store_rc rc = load_task(s, u->id, &cur);
+    char *image;
+    store_rc rc = load_task(s, u->id, &cur, &image);
     if (rc != STORE_OK)
         return rc;
     switch (task_decide(cur.status, cur.status_msg, u->status, u->status_msg)) {
@@ -691,9 +694,10 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
         rc = STORE_CONFLICT;
         break;
     case TASK_APPLY:
-        rc = update_row(s, &cur, u->status, u->status_msg, u->result, w->now);
+        rc = update_row(s, &cur, image, u->status, u->status_msg, u->result, w->now);
         break;
     }
+    free(image);
     w->current = cur; /* the caller clears it */
     return rc;
 }
@@ -702,11 +706,13 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
                          int64_t now)
 {
     task cur;
-    store_rc rc = load_task(s, id, &cur);
+    char *image;
+    store_rc rc = load_task(s, id, &cur, &image);
     if (rc != STORE_OK)
         return rc;
     if (cur.status != status || strcmp(cur.status_msg, msg) != 0)
-        rc = update_row(s, &cur, status, msg, NULL, now);
+        rc = update_row(s, &cur, image, status, msg, NULL, now);
+    free(image);
     task_clear(&cur);
     return rc;
 }
@@ -785,9 +791,10 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_savepoint, "SAVEPOINT op"},
         {&s->w_release, "RELEASE op"},
         {&s->w_rollback_to, "ROLLBACK TO op"},
-        {&s->w_get, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1"},
-        {&s->w_insert, "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
-                       "data, trace) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6)"},
+        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", data_image FROM tasks WHERE id = ?1"},
+        {&s->w_insert,
+         "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
+         "data, trace, data_image) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7)"},
         {&s->w_update, "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
                        "result = coalesce(?4, result), finished_time = ?5 WHERE id = ?6"},
         {&s->w_change, "INSERT INTO changes (event_name, task_id, new_image, old_image, "
