@@ -14,6 +14,7 @@
 #include "core/validate.h"
 #include "dashboard.h"
 #include "openapi.h"
+#include "util/log.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -520,6 +521,15 @@ static void conclude(api *a, api_exchange *ex)
     if (status >= 500)
         span_set_error(sv, ex->resp.body ? ex->resp.body : "server error");
     double seconds = (double)(trace_now_ns() - sv->start_ns) / 1e9;
+    if (log_enabled(LOG_DEBUG)) {
+        char code[8], ms[32], trace_id[33];
+        snprintf(code, sizeof code, "%d", status);
+        snprintf(ms, sizeof ms, "%.3f", seconds * 1e3);
+        span_hex(sv->trace_id, 16, trace_id);
+        log_debug("request", "method", ex->method, "route", ex->route, "status", code,
+                  "duration_ms", ms, "trace_id", trace_id, *ex->task_id ? "task_id" : NULL,
+                  ex->task_id, NULL);
+    }
     trace_end(&a->telemetry, sv);
     if (a->telemetry.metrics) {
         char labels[160];

@@ -51,7 +51,6 @@ typedef struct request_ctx {
     struct MHD_Connection *conn;
     http_server *server;
     api_exchange ex;
-    struct timespec started;
 } request_ctx;
 
 static const char *lookup_query(void *ctx, const char *name)
@@ -98,13 +97,6 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *c, size_t limit)
     return send_response(c, &resp);
 }
 
-static double elapsed_ms(const struct timespec *since)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - since->tv_sec) * 1e3 +
-           (double)(now.tv_nsec - since->tv_nsec) / 1e6;
-}
 
 static int hexval(char c)
 {
@@ -165,7 +157,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ctx = calloc(1, sizeof *ctx);
         if (!ctx)
             return MHD_NO;
-        clock_gettime(CLOCK_MONOTONIC, &ctx->started);
         *con_cls = ctx;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > h->body_limit) {
@@ -228,13 +219,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     settle(h, ctx);
     api_response *resp = &ctx->ex.resp;
-    if (log_enabled(LOG_DEBUG)) {
-        char status[8], ms[32];
-        snprintf(status, sizeof status, "%d", resp->status);
-        snprintf(ms, sizeof ms, "%.3f", elapsed_ms(&ctx->started));
-        log_debug("request", "method", method, "path", url, "status", status, "duration_ms", ms,
-                  NULL);
-    }
     return send_response(c, resp);
 }
 

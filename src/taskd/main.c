@@ -177,6 +177,7 @@ int main(int argc, char **argv)
     if (env_level && !log_level_parse(env_level, &level))
         return fail("LOG_LEVEL must be DEBUG, INFO, WARN or ERROR");
     log_setup(level, "taskd");
+    tracer_global_init(); /* libcurl, before any thread starts */
 
     options o = {0};
     bool exit_now;
@@ -262,6 +263,7 @@ no_tracer:
     store_close(st); /* commits queued writes, checkpoints the WAL */
 no_store:
     metrics_free(tel.metrics);
+    tracer_global_cleanup();
     config_free(&cfg);
     if (status)
         return fail(err);

@@ -1,0 +1,877 @@
+/*
+ * Unit tests for trace/tracer: the local store (per-task deep copies sorted by start, ring
+ * overwrite, off when capacity is 0) and the exporters against receivers run inside the test —
+ * a small HTTP server thread on 127.0.0.1:0 that records each request and answers from a
+ * script of statuses (or never answers), and a UDP socket standing in for the X-Ray daemon.
+ * Covered: OTLP JSON and protobuf bodies with their Content-Type and configured headers, only
+ * sampled spans exported, a batch flushed early at 512 spans, bodies over 1 MiB split, retry
+ * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
+ * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams, disabled
+ * export, bad configuration, and tracer_emit staying fast with an unreachable collector.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/span.h"
+#include "trace/tracer.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TASK_A "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
+#define TASK_B "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e60"
+
+#define XRAY_HEADER "{\"format\": \"json\", \"version\": 1}\n"
+
+/* ---- helpers ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Unset every variable the tracer reads. */
+static void clear_env(void)
+{
+    static const char *const vars[] = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "OTEL_SDK_DISABLED",
+        "AWS_XRAY_DAEMON_ADDRESS",
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+/* A finished, sampled span numbered n of a task, starting at start_ns. */
+static void make_span(span *s, const char *task_id, int n, int64_t start_ns)
+{
+    memset(s, 0, sizeof *s);
+    for (int i = 0; i < 16; i++)
+        s->trace_id[i] = (uint8_t)(0xa0 + i);
+    s->span_id[0] = 0x5a;
+    s->span_id[1] = 0xa5;
+    s->span_id[6] = (uint8_t)(n >> 8);
+    s->span_id[7] = (uint8_t)n;
+    s->flags = 1;
+    snprintf(s->name, sizeof s->name, "span %d", n);
+    s->kind = SPAN_KIND_INTERNAL;
+    s->start_ns = start_ns;
+    s->end_ns = start_ns + 1000;
+    snprintf(s->task_id, sizeof s->task_id, "%s", task_id);
+    span_set_str(s, "task.type", "echo");
+    span_set_int(s, "n", n);
+}
+
+static void span_id_hex(int n, char out[17])
+{
+    span s;
+    make_span(&s, "", n, 1);
+    span_hex(s.span_id, 8, out);
+    span_clear(&s);
+}
+
+/* Emit span number n (start 1e18 + n) and clear it. */
+static void emit(tracer *t, const char *task_id, int n)
+{
+    span s;
+    make_span(&s, task_id, n, 1000000000000000000LL + n);
+    tracer_emit(t, &s);
+    span_clear(&s);
+}
+
+static tracer *start(size_t queue, size_t local)
+{
+    tracer_options o = {.service_name = "taskd-test",
+                        .service_version = "9.9.9",
+                        .queue_capacity = queue,
+                        .local_capacity = local};
+    char err[256] = "";
+    tracer *t = tracer_new(&o, err, sizeof err);
+    if (!t)
+        print_message("tracer_new: %s\n", err);
+    assert_non_null(t);
+    return t;
+}
+
+/* Wait up to ms for the counter to reach want; true when it did. */
+static bool wait_count(uint64_t (*counter)(const tracer *), const tracer *t, uint64_t want, int ms)
+{
+    int64_t until = now_ms() + ms;
+    while (counter(t) < want && now_ms() < until)
+        sleep_ms(5);
+    return counter(t) >= want;
+}
+
+/* ---- the HTTP receiver ---- */
+
+#define MAX_REQUESTS 64
+
+typedef struct request {
+    char *head; /* request line and headers */
+    char *body;
+    size_t body_len;
+    int64_t at_ms;
+} request;
+
+typedef struct receiver {
+    int fd, port;
+    pthread_t thread;
+    atomic_bool stop;
+    bool stall;      /* read requests, never answer */
+    int statuses[8]; /* the answer to request i; the last one repeats */
+    int n_statuses;
+    const char *retry_after; /* sent with 429/503 answers when set */
+    const char *reply_body;  /* default "{}" */
+    size_t reply_len;        /* when reply_body is binary */
+    const char *reply_type;  /* default application/json */
+    pthread_mutex_t mu;
+    request reqs[MAX_REQUESTS];
+    int n;
+} receiver;
+
+static const char *header_value(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t len = strlen(name);
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p, "\r\n")) {
+        p += 2;
+        if (strncasecmp(p, name, len) == 0 && p[len] == ':') {
+            const char *v = p + len + 1;
+            while (*v == ' ')
+                v++;
+            size_t n = strcspn(v, "\r\n");
+            snprintf(out, outlen, "%.*s", (int)n, v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Wait for fd to be readable (or the receiver to stop); false on stop. */
+static bool wait_readable(receiver *r, int fd)
+{
+    while (!atomic_load(&r->stop)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 20) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* Read one request from c; false when the peer closed or the receiver stops. */
+static bool read_request(receiver *r, int c, request *q)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    char *end = NULL;
+    while (!end) {
+        if (len + 1 >= cap)
+            buf = realloc(buf, cap *= 2);
+        if (!wait_readable(r, c))
+            goto fail;
+        ssize_t n = recv(c, buf + len, cap - len - 1, 0);
+        if (n <= 0)
+            goto fail;
+        len += (size_t)n;
+        buf[len] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    size_t head_len = (size_t)(end - buf) + 4;
+    char cl[32];
+    size_t body_len =
+        header_value(buf, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
+    if (head_len + body_len + 1 > cap)
+        buf = realloc(buf, cap = head_len + body_len + 1);
+    while (len < head_len + body_len) {
+        if (!wait_readable(r, c))
+            goto fail;
+        ssize_t n = recv(c, buf + len, head_len + body_len - len, 0);
+        if (n <= 0)
+            goto fail;
+        len += (size_t)n;
+    }
+    q->head = strndup(buf, head_len);
+    q->body = malloc(body_len + 1);
+    memcpy(q->body, buf + head_len, body_len);
+    q->body[body_len] = '\0';
+    q->body_len = body_len;
+    q->at_ms = now_ms();
+    free(buf);
+    return true;
+fail:
+    free(buf);
+    return false;
+}
+
+static void *receiver_main(void *arg)
+{
+    receiver *r = arg;
+    while (wait_readable(r, r->fd)) {
+        int c = accept(r->fd, NULL, NULL);
+        if (c < 0)
+            continue;
+        request q;
+        while (read_request(r, c, &q)) {
+            pthread_mutex_lock(&r->mu);
+            int i = r->n;
+            if (r->n < MAX_REQUESTS)
+                r->reqs[r->n++] = q;
+            pthread_mutex_unlock(&r->mu);
+            if (i >= MAX_REQUESTS) {
+                free(q.head);
+                free(q.body);
+            }
+            if (r->stall)
+                continue; /* keep reading: returns when the client gives up */
+            int status = r->statuses[i < r->n_statuses ? i : r->n_statuses - 1];
+            const char *body = r->reply_body ? r->reply_body : "{}";
+            size_t body_len = r->reply_len ? r->reply_len : strlen(body);
+            char resp[1024];
+            int n =
+                snprintf(resp, sizeof resp,
+                         "HTTP/1.1 %d Status\r\nContent-Type: %s\r\n"
+                         "Content-Length: %zu\r\n%s%s%s\r\n",
+                         status, r->reply_type ? r->reply_type : "application/json", body_len,
+                         r->retry_after && (status == 503 || status == 429) ? "Retry-After: " : "",
+                         r->retry_after && (status == 503 || status == 429) ? r->retry_after : "",
+                         r->retry_after && (status == 503 || status == 429) ? "\r\n" : "");
+            memcpy(resp + n, body, body_len);
+            n += (int)body_len;
+            if (send(c, resp, (size_t)n, MSG_NOSIGNAL) != n)
+                break;
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+/* Start a receiver answering with the given statuses (0-terminated; none: stall). */
+static receiver *receiver_start(const int *statuses)
+{
+    receiver *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    pthread_mutex_init(&r->mu, NULL);
+    for (; statuses && statuses[r->n_statuses]; r->n_statuses++)
+        r->statuses[r->n_statuses] = statuses[r->n_statuses];
+    r->stall = r->n_statuses == 0;
+    r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(r->fd, 16), 0);
+    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&a, &alen), 0);
+    r->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&r->thread, NULL, receiver_main, r), 0);
+    return r;
+}
+
+static int receiver_count(receiver *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static void receiver_stop(receiver *r)
+{
+    atomic_store(&r->stop, true);
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+    for (int i = 0; i < r->n; i++) {
+        free(r->reqs[i].head);
+        free(r->reqs[i].body);
+    }
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static void set_endpoint(const char *var, int port, const char *path)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    setenv(var, url, 1);
+}
+
+/* A port on 127.0.0.1 with nothing listening (bound then closed). */
+static int dead_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* ---- the local store ---- */
+
+static void test_local_store_sorted_copies(void **state)
+{
+    (void)state;
+    clear_env();
+    tracer *t = start(0, 100);
+    span s;
+    static const int64_t starts[] = {300, 100, 200};
+    for (int i = 0; i < 3; i++) {
+        make_span(&s, TASK_A, i, starts[i]);
+        tracer_emit(t, &s);
+        span_clear(&s);
+    }
+    make_span(&s, TASK_B, 7, 50);
+    tracer_emit(t, &s);
+    span_clear(&s);
+    make_span(&s, "", 8, 10); /* no task: not kept */
+    tracer_emit(t, &s);
+    span_clear(&s);
+
+    span *got = NULL;
+    size_t n = tracer_task_spans(t, TASK_A, &got);
+    assert_int_equal(n, 3);
+    assert_int_equal(got[0].start_ns, 100);
+    assert_int_equal(got[1].start_ns, 200);
+    assert_int_equal(got[2].start_ns, 300);
+    assert_string_equal(got[0].name, "span 1");
+    assert_string_equal(got[0].task_id, TASK_A);
+    assert_int_equal(got[0].n_attrs, 2);
+    assert_string_equal(got[0].attrs[0].v.s, "echo"); /* a deep copy: the original is gone */
+    for (size_t i = 0; i < n; i++)
+        span_clear(&got[i]);
+    free(got);
+
+    n = tracer_task_spans(t, TASK_B, &got);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].name, "span 7");
+    span_clear(&got[0]);
+    free(got);
+
+    got = (span *)&s;
+    assert_int_equal(tracer_task_spans(t, "0190f3c2-0000-7000-8000-000000000000", &got), 0);
+    assert_null(got);
+    assert_int_equal(tracer_task_spans(t, "", &got), 0);
+    assert_int_equal(tracer_dropped(t), 0);
+    assert_int_equal(tracer_exported(t), 0);
+    tracer_free(t);
+}
+
+static void test_local_store_keeps_the_newest(void **state)
+{
+    (void)state;
+    clear_env();
+    tracer *t = start(0, 4);
+    for (int i = 0; i < 6; i++)
+        emit(t, TASK_A, i);
+    span *got;
+    size_t n = tracer_task_spans(t, TASK_A, &got);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "span %zu", i + 2);
+        assert_string_equal(got[i].name, want);
+        span_clear(&got[i]);
+    }
+    free(got);
+    tracer_free(t);
+}
+
+static void test_local_store_off(void **state)
+{
+    (void)state;
+    clear_env();
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    span *got;
+    assert_int_equal(tracer_task_spans(t, TASK_A, &got), 0);
+    assert_null(got);
+    tracer_free(t);
+}
+
+static void test_null_and_defaults(void **state)
+{
+    (void)state;
+    clear_env();
+    tracer_free(NULL);
+    tracer_emit(NULL, NULL);
+    assert_int_equal(tracer_dropped(NULL), 0);
+    assert_int_equal(tracer_exported(NULL), 0);
+    span *got;
+    assert_int_equal(tracer_task_spans(NULL, TASK_A, &got), 0);
+    tracer *t = tracer_new(NULL, NULL, 0); /* all defaults */
+    assert_non_null(t);
+    emit(t, TASK_A, 1);
+    assert_int_equal(tracer_task_spans(t, TASK_A, &got), 1);
+    span_clear(&got[0]);
+    free(got);
+    tracer_free(t);
+}
+
+/* ---- OTLP ---- */
+
+static void test_otlp_json(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "/");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20cret,x-team = core ", 1);
+    setenv("OTEL_SERVICE_NAME", "tasks-api", 1);
+    setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=loses,deployment.environment=st%C3%A5ge", 1);
+    tracer *t = start(64, 0);
+    for (int i = 1; i <= 3; i++)
+        emit(t, TASK_A, i);
+    span unsampled;
+    make_span(&unsampled, TASK_A, 99, 5);
+    unsampled.flags = 0;
+    tracer_emit(t, &unsampled);
+    span_clear(&unsampled);
+    assert_true(wait_count(tracer_exported, t, 3, 5000));
+    assert_int_equal(tracer_dropped(t), 0);
+    tracer_free(t);
+
+    assert_int_equal(r->n, 1);
+    const request *q = &r->reqs[0];
+    char v[128];
+    assert_true(strncmp(q->head, "POST /v1/traces HTTP/1.1\r\n", 26) == 0);
+    assert_string_equal(header_value(q->head, "Content-Type", v, sizeof v), "application/json");
+    assert_string_equal(header_value(q->head, "x-api-key", v, sizeof v), "s cret");
+    assert_string_equal(header_value(q->head, "x-team", v, sizeof v), "core");
+    assert_null(header_value(q->head, "Expect", v, sizeof v));
+    assert_int_equal(strlen(q->body), q->body_len);
+    for (int i = 1; i <= 3; i++) {
+        char hex[17];
+        span_id_hex(i, hex);
+        assert_non_null(strstr(q->body, hex));
+    }
+    char hex[17];
+    span_id_hex(99, hex);
+    assert_null(strstr(q->body, hex)); /* not sampled: not exported */
+    assert_non_null(strstr(q->body, "\"tasks-api\""));
+    assert_null(strstr(q->body, "loses"));
+    assert_non_null(strstr(q->body, "\"deployment.environment\""));
+    assert_non_null(strstr(q->body, "\"st\xc3\xa5ge\""));
+    assert_non_null(strstr(q->body, "\"9.9.9\"")); /* service.version from the options */
+    receiver_stop(r);
+}
+
+static void test_otlp_protobuf(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", r->port, "/custom/traces");
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1); /* loses to the above */
+    tracer *t = start(0, 0);
+    for (int i = 1; i <= 2; i++)
+        emit(t, TASK_A, i);
+    tracer_free(t); /* flushes */
+
+    assert_int_equal(r->n, 1);
+    const request *q = &r->reqs[0];
+    char v[128];
+    assert_true(strncmp(q->head, "POST /custom/traces HTTP/1.1\r\n", 30) == 0);
+    assert_string_equal(header_value(q->head, "Content-Type", v, sizeof v),
+                        "application/x-protobuf");
+    for (int i = 1; i <= 2; i++) {
+        span s;
+        make_span(&s, "", i, 1);
+        assert_non_null(memmem(q->body, q->body_len, s.span_id, 8)); /* bytes fields are raw */
+        span_clear(&s);
+    }
+    receiver_stop(r);
+}
+
+static void test_batch_of_512_goes_early(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(0, 0);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 600; i++)
+        emit(t, TASK_A, i);
+    assert_true(wait_count(tracer_exported, t, 512, 3000));
+    int64_t took = now_ms() - t0;
+    print_message("512 spans exported after %lld ms\n", (long long)took);
+    assert_true(took < 900); /* not the 1 s timer */
+    assert_true(wait_count(tracer_exported, t, 600, 3000));
+    tracer_free(t);
+    assert_int_equal(r->n, 2);
+    receiver_stop(r);
+}
+
+static void test_large_batch_is_split(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(0, 0);
+    char *big = malloc(100001);
+    memset(big, 'x', 100000);
+    big[100000] = '\0';
+    for (int i = 0; i < 30; i++) { /* ~3 MB in all */
+        span s;
+        make_span(&s, TASK_A, i, i);
+        span_set_str(&s, "big", big);
+        tracer_emit(t, &s);
+        span_clear(&s);
+    }
+    free(big);
+    tracer_free(t);
+    assert_true(r->n >= 3);
+    int seen = 0;
+    for (int q = 0; q < r->n; q++) {
+        assert_true(r->reqs[q].body_len <= 1024 * 1024);
+        for (int i = 0; i < 30; i++) {
+            char hex[17];
+            span_id_hex(i, hex);
+            if (strstr(r->reqs[q].body, hex))
+                seen++;
+        }
+    }
+    assert_int_equal(seen, 30);
+    receiver_stop(r);
+}
+
+static void test_retry_after_503(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){503, 503, 200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    emit(t, TASK_A, 2);
+    assert_true(wait_count(tracer_exported, t, 2, 8000));
+    assert_int_equal(tracer_dropped(t), 0);
+    tracer_free(t);
+    assert_int_equal(r->n, 3);
+    assert_int_equal(r->reqs[0].body_len, r->reqs[2].body_len);
+    assert_memory_equal(r->reqs[0].body, r->reqs[2].body, r->reqs[0].body_len);
+    /* backoff: at least 250 ms, then at least 500 ms */
+    assert_true(r->reqs[1].at_ms - r->reqs[0].at_ms >= 240);
+    assert_true(r->reqs[2].at_ms - r->reqs[1].at_ms >= 490);
+    receiver_stop(r);
+}
+
+static void test_retry_after_header(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){429, 200, 0});
+    r->retry_after = "2";
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    assert_true(wait_count(tracer_exported, t, 1, 8000));
+    tracer_free(t);
+    assert_int_equal(r->n, 2);
+    int64_t gap = r->reqs[1].at_ms - r->reqs[0].at_ms;
+    print_message("retried after %lld ms\n", (long long)gap);
+    assert_true(gap >= 1900 && gap < 3500);
+    receiver_stop(r);
+}
+
+static void test_gives_up_after_five_attempts(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){502, 0});
+    r->retry_after = "0"; /* no server hint: the tracer's own backoff */
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    assert_true(wait_count(tracer_dropped, t, 1, 15000));
+    assert_int_equal(tracer_exported(t), 0);
+    tracer_free(t);
+    assert_int_equal(r->n, 5);
+    receiver_stop(r);
+}
+
+static void test_drop_on_400(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){400, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(0, 0);
+    for (int i = 0; i < 3; i++)
+        emit(t, TASK_A, i);
+    assert_true(wait_count(tracer_dropped, t, 3, 5000));
+    sleep_ms(300); /* no retry follows */
+    assert_int_equal(receiver_count(r), 1);
+    assert_int_equal(tracer_exported(t), 0);
+    assert_int_equal(tracer_dropped(t), 3);
+    tracer_free(t);
+    receiver_stop(r);
+}
+
+static void test_partial_success(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    r->reply_body = "{\"partialSuccess\":{\"rejectedSpans\":\"2\",\"errorMessage\":\"too old\"}}";
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(0, 0);
+    for (int i = 0; i < 3; i++)
+        emit(t, TASK_A, i);
+    assert_true(wait_count(tracer_dropped, t, 2, 5000));
+    assert_true(wait_count(tracer_exported, t, 1, 1000));
+    assert_int_equal(tracer_dropped(t), 2);
+    assert_int_equal(receiver_count(r), 1); /* not retried */
+    tracer_free(t);
+    receiver_stop(r);
+}
+
+static void test_partial_success_protobuf(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    /* ExportTraceServiceResponse{partial_success{rejected_spans: 1, error_message: "x"}} */
+    r->reply_body = "\x0a\x05\x08\x01\x12\x01x";
+    r->reply_len = 7;
+    r->reply_type = "application/x-protobuf";
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(0, 0);
+    for (int i = 0; i < 3; i++)
+        emit(t, TASK_A, i);
+    assert_true(wait_count(tracer_exported, t, 2, 5000));
+    assert_true(wait_count(tracer_dropped, t, 1, 1000));
+    assert_int_equal(tracer_exported(t), 2);
+    assert_int_equal(tracer_dropped(t), 1);
+    tracer_free(t);
+    receiver_stop(r);
+}
+
+static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start(NULL); /* accepts, never answers */
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300", 1);
+    tracer *t = start(8, 16);
+    emit(t, TASK_A, 0);
+    sleep_ms(1200); /* the timer fires: the first span's export is stuck on the collector */
+    assert_true(receiver_count(r) >= 1);
+    for (int i = 1; i <= 100; i++)
+        emit(t, TASK_A, i);
+    assert_true(tracer_dropped(t) >= 100 - 8);
+    assert_int_equal(tracer_exported(t), 0);
+    span *got;
+    assert_int_equal(tracer_task_spans(t, TASK_A, &got), 16); /* the local store still fills */
+    for (int i = 0; i < 16; i++)
+        span_clear(&got[i]);
+    free(got);
+    int64_t t0 = now_ms();
+    tracer_free(t);
+    int64_t took = now_ms() - t0;
+    print_message("shutdown took %lld ms\n", (long long)took);
+    assert_true(took < 1500); /* 300 ms timeout, plus the progress callback's granularity */
+    receiver_stop(r);
+}
+
+static void test_emit_stays_fast_when_unreachable(void **state)
+{
+    (void)state;
+    clear_env();
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", dead_port(), "");
+    tracer *t = tracer_new(NULL, NULL, 0); /* the defaults: queue 8192, local store 65536 */
+    assert_non_null(t);
+    span s;
+    make_span(&s, TASK_A, 1, 1);
+    span_set_str(&s, "http.route", "/tasks/{id}");
+    /*
+     * Cold rings cost a page fault per ~3 spans the first time round (the kernel's price, paid
+     * once, not the exporter's); cycle the local store once so the timing below is the steady
+     * state. The queue fills up on the way: the collector refuses connections and the export
+     * thread is busy retrying, which is the case this test is about.
+     */
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 65536; i++)
+        tracer_emit(t, &s);
+    print_message("65536 emits on cold rings took %lld ms\n", (long long)(now_ms() - t0));
+    t0 = now_ms();
+    for (int i = 0; i < 10000; i++)
+        tracer_emit(t, &s);
+    int64_t took = now_ms() - t0;
+    span_clear(&s);
+    print_message("10000 emits took %lld ms\n", (long long)took);
+    assert_true(took < 50);
+    /* The queue was full: at most one batch (512) is in the export thread's hands, retrying. */
+    assert_true(tracer_dropped(t) >= 10000 - 512);
+    t0 = now_ms();
+    tracer_free(t); /* one refused attempt per batch, then done */
+    print_message("shutdown took %lld ms\n", (long long)(now_ms() - t0));
+}
+
+/* ---- X-Ray ---- */
+
+static void test_xray_datagrams(void **state)
+{
+    (void)state;
+    clear_env();
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(u, (struct sockaddr *)&a, &alen), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("AWS_XRAY_DAEMON_ADDRESS", addr, 1);
+    tracer *t = start(0, 10);
+    for (int i = 1; i <= 3; i++)
+        emit(t, TASK_A, i);
+    span unsampled;
+    make_span(&unsampled, TASK_A, 4, 4);
+    unsampled.flags = 0;
+    tracer_emit(t, &unsampled);
+    span_clear(&unsampled);
+    assert_true(wait_count(tracer_exported, t, 3, 5000));
+    tracer_free(t);
+
+    int got = 0;
+    char buf[65536];
+    for (;;) {
+        struct pollfd p = {.fd = u, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            break;
+        ssize_t n = recv(u, buf, sizeof buf - 1, 0);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        assert_true(strncmp(buf, XRAY_HEADER, strlen(XRAY_HEADER)) == 0);
+        char hex[17];
+        span_id_hex(got + 1, hex); /* sent in emit order */
+        assert_non_null(strstr(buf, hex));
+        got++;
+    }
+    assert_int_equal(got, 3);
+    close(u);
+}
+
+static void test_xray_send_failure_counts(void **state)
+{
+    (void)state;
+    clear_env();
+    /* Broadcast without SO_BROADCAST: sendto fails (EACCES), the span counts as dropped. */
+    setenv("AWS_XRAY_DAEMON_ADDRESS", "255.255.255.255:2000", 1);
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    assert_true(wait_count(tracer_dropped, t, 1, 5000));
+    assert_int_equal(tracer_exported(t), 0);
+    tracer_free(t);
+}
+
+/* ---- configuration ---- */
+
+static void test_disabled_exports_nothing(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    setenv("OTEL_SDK_DISABLED", "true", 1);
+    tracer *t = start(0, 10);
+    emit(t, TASK_A, 1);
+    span *got;
+    assert_int_equal(tracer_task_spans(t, TASK_A, &got), 1);
+    span_clear(&got[0]);
+    free(got);
+    tracer_free(t);
+    assert_int_equal(r->n, 0);
+    receiver_stop(r);
+}
+
+static void test_bad_configuration(void **state)
+{
+    (void)state;
+    clear_env();
+    char err[256] = "";
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", 1);
+    assert_null(tracer_new(NULL, err, sizeof err));
+    assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_ENDPOINT"));
+    clear_env();
+    err[0] = '\0';
+    setenv("AWS_XRAY_DAEMON_ADDRESS", "no-port-here", 1);
+    assert_null(tracer_new(NULL, err, sizeof err));
+    assert_non_null(strstr(err, "AWS_XRAY_DAEMON_ADDRESS"));
+    clear_env();
+    /* Lesser problems are warnings only. */
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
+    setenv("OTEL_RESOURCE_ATTRIBUTES", "a=%zz", 1);
+    tracer *t = tracer_new(NULL, err, sizeof err);
+    assert_non_null(t);
+    tracer_free(t);
+    clear_env();
+}
+
+int main(void)
+{
+    tracer_global_init();
+    log_setup(LOG_ERROR, "test_tracer");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_local_store_sorted_copies),
+        cmocka_unit_test(test_local_store_keeps_the_newest),
+        cmocka_unit_test(test_local_store_off),
+        cmocka_unit_test(test_null_and_defaults),
+        cmocka_unit_test(test_otlp_json),
+        cmocka_unit_test(test_otlp_protobuf),
+        cmocka_unit_test(test_batch_of_512_goes_early),
+        cmocka_unit_test(test_large_batch_is_split),
+        cmocka_unit_test(test_retry_after_503),
+        cmocka_unit_test(test_retry_after_header),
+        cmocka_unit_test(test_gives_up_after_five_attempts),
+        cmocka_unit_test(test_drop_on_400),
+        cmocka_unit_test(test_partial_success),
+        cmocka_unit_test(test_partial_success_protobuf),
+        cmocka_unit_test(test_full_queue_drops_and_shutdown_is_bounded),
+        cmocka_unit_test(test_emit_stays_fast_when_unreachable),
+        cmocka_unit_test(test_xray_datagrams),
+        cmocka_unit_test(test_xray_send_failure_counts),
+        cmocka_unit_test(test_disabled_exports_nothing),
+        cmocka_unit_test(test_bad_configuration),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    tracer_global_cleanup();
+    return failed;
+}
