@@ -33,12 +33,25 @@ struct pipeline {
 
 /* ---- the sweep ---------------------------------------------------------- */
 
+/* Sleep one sweep interval, or until the pipeline stops; false when stopping. */
+static bool sweeper_sleep(pipeline *p)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += p->config->sweep_interval;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0)
+        ;
+    bool more = !p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    return more;
+}
+
+/* The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. */
 static void *sweeper_main(void *arg)
 {
     pipeline *p = arg;
-    pthread_mutex_lock(&p->mu);
-    while (!p->stopping) {
-        pthread_mutex_unlock(&p->mu);
+    while (sweeper_sleep(p)) {
         int64_t removed = 0;
         store_rc rc = broker_sweep(p->broker, p->config, &removed);
         if (rc != STORE_OK)
@@ -49,14 +62,7 @@ static void *sweeper_main(void *arg)
             snprintf(n, sizeof n, "%lld", (long long)removed);
             log_info("expired tasks deleted", "count", n, NULL);
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += p->config->sweep_interval;
-        pthread_mutex_lock(&p->mu);
-        while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0)
-            ;
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
