@@ -157,9 +157,9 @@ static void begin_store_span(api_exchange *ex, const char *operation)
     char name[64];
     snprintf(name, sizeof name, "%s tasks", operation);
     trace_begin(&ex->store_span, &parent, name, SPAN_KIND_CLIENT);
-    span_set_str(&ex->store_span, "db.system", "sqlite");
-    span_set_str(&ex->store_span, "db.operation.name", operation);
-    span_set_str(&ex->store_span, "db.collection.name", "tasks");
+    span_set_static(&ex->store_span, "db.system", "sqlite");
+    span_set_static(&ex->store_span, "db.operation.name", operation);
+    span_set_static(&ex->store_span, "db.collection.name", "tasks");
 }
 
 static api_status post_task(api *a, const api_request *req, const char *id, api_exchange *ex)
@@ -506,8 +506,11 @@ static void conclude(api *a, api_exchange *ex)
 {
     int status = ex->resp.status;
     span *sv = &ex->server;
-    if (ex->store_span.start_ns) {
+    bool wrote = ex->store_span.start_ns != 0;
+    if (wrote) {
         snprintf(ex->store_span.task_id, sizeof ex->store_span.task_id, "%s", ex->task_id);
+        if (*ex->task_id)
+            span_set_str(&ex->store_span, "task.id", ex->task_id);
         if (!(ex->write.rc == STORE_OK || ex->write.rc == STORE_DUPLICATE ||
               ex->write.rc == STORE_REPEAT))
             span_set_error(&ex->store_span, store_rc_name(ex->write.rc));
@@ -515,8 +518,10 @@ static void conclude(api *a, api_exchange *ex)
     }
     span_set_int(sv, "http.response.status_code", status);
     if (*ex->task_id) {
-        snprintf(sv->task_id, sizeof sv->task_id, "%s", ex->task_id);
         span_set_str(sv, "task.id", ex->task_id);
+        /* the task's own view keeps the requests that changed it, not those that read it */
+        if (wrote)
+            snprintf(sv->task_id, sizeof sv->task_id, "%s", ex->task_id);
     }
     if (status >= 500)
         span_set_error(sv, ex->resp.body ? ex->resp.body : "server error");
@@ -563,7 +568,7 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "%s %s", ex->method, ex->route);
     snprintf(ex->server.name, sizeof ex->server.name, "%s", name);
-    span_set_str(&ex->server, "http.route", ex->route);
+    span_set_static(&ex->server, "http.route", ex->route);
     if (!r) {
         api_error(resp, 404, "Not Found");
         return API_DONE;

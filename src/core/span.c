@@ -20,6 +20,7 @@ static span_attr *new_attr(span *s, const char *key, span_attr_type type)
     span_attr *a = &s->attrs[s->n_attrs++];
     snprintf(a->key, sizeof a->key, "%s", key);
     a->type = type;
+    a->borrowed = false;
     return a;
 }
 
@@ -32,6 +33,15 @@ void span_set_str(span *s, const char *key, const char *value)
         return;
     }
     a->v.s = copy;
+}
+
+void span_set_static(span *s, const char *key, const char *value)
+{
+    span_attr *a = new_attr(s, key, SPAN_ATTR_STRING);
+    if (a) {
+        a->v.s = (char *)(value ? value : "");
+        a->borrowed = true;
+    }
 }
 
 void span_set_int(span *s, const char *key, int64_t value)
@@ -78,11 +88,11 @@ bool span_copy(span *dst, const span *src)
     if (src->status_msg && !(dst->status_msg = strdup(src->status_msg)))
         ok = false;
     for (int i = 0; i < src->n_attrs; i++) {
-        if (src->attrs[i].type != SPAN_ATTR_STRING)
+        if (src->attrs[i].type != SPAN_ATTR_STRING || src->attrs[i].borrowed)
             continue;
         if (!(dst->attrs[i].v.s = strdup(src->attrs[i].v.s))) {
             for (int j = i + 1; j < src->n_attrs; j++)
-                if (dst->attrs[j].type == SPAN_ATTR_STRING)
+                if (dst->attrs[j].type == SPAN_ATTR_STRING && !dst->attrs[j].borrowed)
                     dst->attrs[j].v.s = NULL;
             ok = false;
             break;
@@ -97,7 +107,7 @@ void span_clear(span *s)
 {
     free(s->status_msg);
     for (int i = 0; i < s->n_attrs; i++)
-        if (s->attrs[i].type == SPAN_ATTR_STRING)
+        if (s->attrs[i].type == SPAN_ATTR_STRING && !s->attrs[i].borrowed)
             free(s->attrs[i].v.s);
     memset(s, 0, sizeof *s);
 }

@@ -44,11 +44,12 @@ typedef struct span_attr {
     char key[SPAN_KEY_MAX + 1];
     span_attr_type type;
     union {
-        char *s; /* owned */
+        char *s; /* owned, unless borrowed */
         int64_t i;
         double d;
         bool b;
     } v;
+    bool borrowed; /* v.s is a string that outlives every copy of the span (not freed) */
 } span_attr;
 
 typedef struct span_link {
@@ -77,6 +78,9 @@ typedef struct span {
 bool span_has_parent(const span *s);
 /* Add attributes (ignored past SPAN_MAX_ATTRS; string values are copied). */
 void span_set_str(span *s, const char *key, const char *value);
+/* A string attribute whose value lives as long as the program's configuration
+ * (literals, configured names): not copied, not freed. */
+void span_set_static(span *s, const char *key, const char *value);
 void span_set_int(span *s, const char *key, int64_t value);
 void span_set_double(span *s, const char *key, double value);
 void span_set_bool(span *s, const char *key, bool value);

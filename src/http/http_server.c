@@ -97,7 +97,6 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *c, size_t limit)
     return send_response(c, &resp);
 }
 
-
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

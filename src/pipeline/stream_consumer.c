@@ -63,17 +63,17 @@ static void trace_record(stream_consumer *sc, publish_message *pm, span sp[2], s
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "process %s", sc->cc->name);
     trace_begin(&sp[0], known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);
-    span_set_str(&sp[0], "messaging.system", "taskd");
-    span_set_str(&sp[0], "messaging.operation.type", "process");
-    span_set_str(&sp[0], "messaging.destination.name", "changes");
-    span_set_str(&sp[0], "messaging.consumer.group.name", sc->cc->name);
+    span_set_static(&sp[0], "messaging.system", "taskd");
+    span_set_static(&sp[0], "messaging.operation.type", "process");
+    span_set_static(&sp[0], "messaging.destination.name", "changes");
+    span_set_static(&sp[0], "messaging.consumer.group.name", sc->cc->name);
     span_set_int(&sp[0], "messaging.batch.message_count", (int64_t)batch);
     trace_ctx_of(&sp[0], &ctx);
     snprintf(name, sizeof name, "publish %s", sc->config->topic);
     trace_begin(&sp[1], &ctx, name, SPAN_KIND_PRODUCER);
-    span_set_str(&sp[1], "messaging.system", "taskd");
-    span_set_str(&sp[1], "messaging.operation.type", "send");
-    span_set_str(&sp[1], "messaging.destination.name", sc->config->topic);
+    span_set_static(&sp[1], "messaging.system", "taskd");
+    span_set_static(&sp[1], "messaging.operation.type", "send");
+    span_set_static(&sp[1], "messaging.destination.name", sc->config->topic);
     for (int k = 0; k < 2; k++) {
         memcpy(sp[k].task_id, pm->task_id, sizeof sp[k].task_id);
         span_set_str(&sp[k], "task.id", pm->task_id);
@@ -104,7 +104,7 @@ static bool fill_outbox(stream_consumer *sc, const change_record *recs, size_t n
             size_t nr = topic_route(sc->config, pm, routes, MAX_ROUTES);
             for (size_t r = 0; r < nr; r++) {
                 o->m[o->n_m++] = (broker_message){routes[r], pm->task_id, pm->body, pm->attributes};
-                span_set_str(&o->spans[o->n_pm - 1][1], "taskd.queue", routes[r]->name);
+                span_set_static(&o->spans[o->n_pm - 1][1], "taskd.queue", routes[r]->name);
             }
             if (nr == 0)
                 log_debug("no subscription matches", "task_id", pm->task_id, "task_type",

@@ -43,15 +43,13 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The attribute's value from {"Name": {"Type": ..., "Value": ...}} text, copied into out. */
-static bool attribute(const char *attributes, const char *name, char *out, size_t outlen)
+/* Copy attribute name's value from parsed {"Name": {"Type": ..., "Value": ...}} into out. */
+static bool attribute(const json_t *attrs, const char *name, char *out, size_t outlen)
 {
-    json_t *a = json_loads(attributes ? attributes : "{}", 0, NULL);
-    const char *v = json_string_value(json_object_get(json_object_get(a, name), "Value"));
+    const char *v = json_string_value(json_object_get(json_object_get(attrs, name), "Value"));
     bool ok = v && strlen(v) < outlen;
     if (ok)
         memcpy(out, v, strlen(v) + 1);
-    json_decref(a);
     return ok;
 }
 
@@ -76,6 +74,8 @@ typedef struct item {
     queue_message *msg;
     char id[TASK_ID_LEN + 1];
     char type[TASK_TYPE_MAX + 1];
+    bool traced; /* producer is the message's trace context */
+    trace_ctx producer;
     fate fate;
     store_write claim, report;
     handler_result result;
@@ -97,35 +97,34 @@ static void child_span(span *s, const span *parent, const char *name, span_kind 
 /* The delivery span starts when the message was sent: it shows the queue wait. */
 static void begin_delivery(runner *r, item *it, const item *items, size_t n, int64_t received_ns)
 {
-    char tp[64], name[SPAN_NAME_MAX + 1];
-    trace_ctx producer;
-    bool known = attribute(it->msg->attributes, "traceparent", tp, sizeof tp) &&
-                 tracectx_parse_traceparent(tp, &producer);
+    char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "receive %s", r->queue->name);
-    trace_begin(&it->receive, known ? &producer : NULL, name, SPAN_KIND_CONSUMER);
-    it->receive.start_ns = it->msg->sent_ms * 1000000;
+    trace_begin(&it->receive, it->traced ? &it->producer : NULL, name, SPAN_KIND_CONSUMER);
+    /* sent_ms is whole milliseconds: take the end of that millisecond, so the span never
+     * seems to start before the producer's span, nor after its own end */
+    int64_t sent_ns = it->msg->sent_ms * 1000000 + 999999;
+    it->receive.start_ns = sent_ns < received_ns ? sent_ns : received_ns;
     it->receive.end_ns = received_ns;
     memcpy(it->receive.task_id, it->id, sizeof it->id);
-    span_set_str(&it->receive, "messaging.system", "taskd");
-    span_set_str(&it->receive, "messaging.operation.type", "receive");
-    span_set_str(&it->receive, "messaging.destination.name", r->queue->name);
+    span_set_static(&it->receive, "messaging.system", "taskd");
+    span_set_static(&it->receive, "messaging.operation.type", "receive");
+    span_set_static(&it->receive, "messaging.destination.name", r->queue->name);
     span_set_int(&it->receive, "messaging.message.id", it->msg->id);
     span_set_int(&it->receive, "messaging.batch.message_count", (int64_t)n);
     span_set_int(&it->receive, "taskd.receive_count", it->msg->receive_count);
     span_set_str(&it->receive, "task.id", it->id);
     /* one batch, several traces: link the other messages' producers */
     for (size_t j = 0; j < n && it->receive.n_links < SPAN_MAX_LINKS; j++) {
-        trace_ctx other;
-        if (&items[j] != it && attribute(items[j].msg->attributes, "traceparent", tp, sizeof tp) &&
-            tracectx_parse_traceparent(tp, &other) &&
-            memcmp(other.trace_id, it->receive.trace_id, 16) != 0)
-            span_add_link(&it->receive, other.trace_id, other.span_id);
+        const item *other = &items[j];
+        if (other != it && other->traced &&
+            memcmp(other->producer.trace_id, it->receive.trace_id, 16) != 0)
+            span_add_link(&it->receive, other->producer.trace_id, other->producer.span_id);
     }
     snprintf(name, sizeof name, "process %s", r->queue->name);
     child_span(&it->process, &it->receive, name, SPAN_KIND_CONSUMER, it->id);
-    span_set_str(&it->process, "messaging.system", "taskd");
-    span_set_str(&it->process, "messaging.operation.type", "process");
-    span_set_str(&it->process, "messaging.destination.name", r->queue->name);
+    span_set_static(&it->process, "messaging.system", "taskd");
+    span_set_static(&it->process, "messaging.operation.type", "process");
+    span_set_static(&it->process, "messaging.destination.name", r->queue->name);
     span_set_str(&it->process, "task.id", it->id);
 }
 
@@ -133,9 +132,10 @@ static void begin_delivery(runner *r, item *it, const item *items, size_t n, int
 static void begin_update_span(span *s, const item *it, const char *status)
 {
     child_span(s, &it->process, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
-    span_set_str(s, "db.operation.name", "UPDATE");
-    span_set_str(s, "db.collection.name", "tasks");
-    span_set_str(s, "task.status", status);
+    span_set_static(s, "db.operation.name", "UPDATE");
+    span_set_static(s, "db.collection.name", "tasks");
+    span_set_static(s, "task.status", status);
+    span_set_str(s, "task.id", it->id);
 }
 
 static void end_update_span(const runner *r, span *s, store_rc rc)
@@ -151,14 +151,22 @@ static void claim_all(runner *r, item *items, size_t n)
     int64_t now = (int64_t)time(NULL), received_ns = trace_now_ns();
     store_batch group;
     store_batch_init(&group);
+    for (size_t i = 0; i < n; i++) { /* each message's attributes, parsed once */
+        item *it = &items[i];
+        json_t *attrs = json_loads(it->msg->attributes ? it->msg->attributes : "{}", 0, NULL);
+        char tp[64];
+        it->traced = attribute(attrs, "traceparent", tp, sizeof tp) &&
+                     tracectx_parse_traceparent(tp, &it->producer);
+        bool is_task = it->msg->task_id && attribute(attrs, "TaskType", it->type, sizeof it->type);
+        json_decref(attrs);
+        it->fate = is_task ? FATE_RUN : FATE_DROP; /* not a task message: dropped */
+        if (is_task)
+            snprintf(it->id, sizeof it->id, "%s", it->msg->task_id);
+    }
     for (size_t i = 0; i < n; i++) {
         item *it = &items[i];
-        if (!it->msg->task_id ||
-            !attribute(it->msg->attributes, "TaskType", it->type, sizeof it->type)) {
-            it->fate = FATE_DROP; /* not a task message */
+        if (it->fate == FATE_DROP)
             continue;
-        }
-        snprintf(it->id, sizeof it->id, "%s", it->msg->task_id);
         begin_delivery(r, it, items, n, received_ns);
         begin_update_span(&it->claim_span, it, "IN_PROGRESS");
         it->claim = (store_write){
@@ -167,7 +175,6 @@ static void claim_all(runner *r, item *items, size_t n)
             .relaxed = true, /* a lost claim is made again on redelivery */
             .update = {.id = it->id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
         store_batch_submit(&group, r->store, &it->claim);
-        it->fate = FATE_RUN;
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++) {
@@ -190,8 +197,9 @@ static bool run_one(runner *r, item *it, store_batch *group)
     char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
     snprintf(name, sizeof name, "%s %s", r->handler->name, it->type);
     child_span(&it->run_span, &it->process, name, SPAN_KIND_INTERNAL, it->id);
-    span_set_str(&it->run_span, "taskd.handler", r->handler->name);
+    span_set_static(&it->run_span, "taskd.handler", r->handler->name);
     span_set_str(&it->run_span, "task.type", it->type);
+    span_set_str(&it->run_span, "task.id", it->id);
     trace_traceparent_of(&it->run_span, tp);
     span_hex(it->run_span.trace_id, 16, trace_id);
     log_debug("handler started", "task_id", it->id, "trace_id", trace_id, "handler",
