@@ -123,16 +123,28 @@ json_t *attrval_to_json(const json_t *v)
     return out;
 }
 
+/* ,"name": — names here are literals without characters that need escaping */
+static void put_name(sbuf *b, const char *name)
+{
+    sbuf_puts(b, ",\"");
+    sbuf_puts(b, name);
+    sbuf_puts(b, "\":");
+}
+
 static void put_s(sbuf *b, const char *name, const char *value)
 {
-    sbuf_printf(b, ",\"%s\":{\"S\":", name);
+    put_name(b, name);
+    sbuf_puts(b, "{\"S\":");
     sbuf_json_str(b, value);
     sbuf_putc(b, '}');
 }
 
 static void put_n(sbuf *b, const char *name, int64_t value)
 {
-    sbuf_printf(b, ",\"%s\":{\"N\":\"%lld\"}", name, (long long)value);
+    put_name(b, name);
+    sbuf_puts(b, "{\"N\":\"");
+    sbuf_int(b, value);
+    sbuf_puts(b, "\"}");
 }
 
 /* Append ,"name":<AttributeValue of the JSON text>; false if text is not JSON. */
@@ -176,8 +188,10 @@ bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
     if (t->ttl != TASK_NULL_TIME)
         put_n(b, "ttl", t->ttl);
     bool ok = true;
-    if (data_image)
-        sbuf_printf(b, ",\"data\":%s", data_image);
+    if (data_image) {
+        put_name(b, "data");
+        sbuf_puts(b, data_image);
+    }
     else
         ok = put_json(b, "data", t->data ? t->data : "{}");
     if (t->result)
