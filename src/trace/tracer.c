@@ -750,7 +750,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     }
     log_info("tracing", "otlp", t->curl ? t->cfg.endpoint : "off", "protocol",
              t->curl ? otel_content_type(t->cfg.protocol) : "-", "xray",
-             t->xray_fd >= 0 ? t->xray_where : "off", "service", t->resource.service_name,
+             t->xray_fd >= 0 ? t->xray_where : "off", "service_name", t->resource.service_name,
              "sdk_disabled", t->cfg.disabled ? "true" : "false", NULL);
     return t;
 
