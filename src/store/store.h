@@ -1,13 +1,18 @@
 /*
  * store — the task store port.
  *
- * The API and (later) the pipeline speak to storage only through this
- * interface: a struct of operations that each adapter (SQLite locally,
- * DynamoDB on AWS) fills in. Every write also records a change record in the
- * same atomic unit, so the change stream sees exactly the committed writes.
+ * The API and the runner speak to storage only through this interface: a
+ * struct of operations that each adapter (SQLite locally; DynamoDB on AWS,
+ * later) fills in. Every write also records a change record in the same
+ * atomic unit, so the change stream sees exactly the committed writes.
+ *
+ * Writes are asynchronous (store_submit: the adapter calls back when the
+ * write is durable), so one thread can have many in flight and an adapter
+ * can commit many callers' writes together; store_write_wait() and the
+ * store_*_task() helpers wait for one. Reads answer at once.
  *
  * All operations are safe to call from many threads at once. Strings passed
- * in are borrowed for the duration of the call; tasks handed out are owned by
+ * in are borrowed until the write is done; tasks handed out are owned by
  * the caller (task_clear / store_page_free).
  */
 #ifndef TASKD_STORE_H
@@ -22,7 +27,7 @@
 typedef enum store_rc {
     STORE_OK = 0,
     STORE_NOT_FOUND, /* no such task */
-    STORE_CONFLICT,  /* transition not allowed; *current holds the task as it is */
+    STORE_CONFLICT,  /* transition not allowed; current holds the task as it is */
     STORE_REPEAT,    /* the change had already been made; nothing written */
     STORE_DUPLICATE, /* idempotency key seen before; id_out holds the first task's id */
     STORE_BUSY,      /* the database is locked or overloaded: retry later */
