@@ -4,7 +4,11 @@
  * The route table maps a path shape to the handler of each method; a path
  * that matches with no handler for the method is a 405 with Allow listing the
  * methods that exist. HEAD is answered like GET (the transport drops the
- * body). Store results map to status codes in one place, store_status().
+ * body). Store results map to status codes in one place, store_failed().
+ *
+ * Reads answer inside api_begin(); a write is handed to the store and
+ * api_begin() returns API_PENDING; api_finish() builds its response once the
+ * store reports back. conclude() closes the request's span and counts it.
  */
 #include "api.h"
 

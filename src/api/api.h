@@ -1,9 +1,11 @@
 /*
  * api — the REST API as a pure function: a request in, a response out.
  *
- * No sockets and no SQL here: the HTTP server (locally) and the API Gateway
- * event translator (on Lambda) both build an api_request, call api_handle()
- * and send back the api_response. Storage is reached through the store port.
+ * No sockets and no SQL here: a transport builds an api_request and calls
+ * api_begin() / api_finish() (the local HTTP server, which parks a connection
+ * while its write commits) or the blocking api_handle() (an API Gateway event
+ * translator on Lambda, tests), then sends back the api_response. Storage is
+ * reached through the store port, spans and metrics through telemetry.
  */
 #ifndef TASKD_API_H
 #define TASKD_API_H
