@@ -1,9 +1,10 @@
 /*
  * runner — claim, run, report; see runner.h.
  *
- * Writes are grouped per batch (store_batch): all claims of a batch share
- * one commit, and so do the reports, so a fast handler costs the store a
- * few transactions per batch rather than per task.
+ * Writes are grouped per batch: the claims ride in the receive's
+ * transaction, the reports go out as one group (store_batch) that usually
+ * shares a commit, and the deletes are one more; a fast handler costs the
+ * store a few transactions per batch rather than per task.
  */
 #include "runner.h"
 
@@ -53,17 +54,17 @@ static bool attribute(const json_t *attrs, const char *name, char *out, size_t o
     return ok;
 }
 
-/* Decide from a claim's outcome whether to run the task. */
-static fate claim_fate(const store_write *w)
+/* Decide from the claim made with the receive whether to run the task. */
+static fate claim_fate(const queue_message *m)
 {
-    switch (w->rc) {
+    switch (m->claim) {
     case STORE_OK:
         return FATE_RUN;
     case STORE_NOT_FOUND:
         return FATE_DROP; /* the task is gone */
     case STORE_CONFLICT:
         /* IN_PROGRESS: an earlier delivery died or overran; run it again */
-        return w->current.status == TASK_IN_PROGRESS ? FATE_RUN : FATE_DROP;
+        return m->status_before == TASK_IN_PROGRESS ? FATE_RUN : FATE_DROP;
     default:
         return FATE_KEEP; /* store trouble: let the message come back */
     }
@@ -77,7 +78,7 @@ typedef struct item {
     bool traced; /* producer is the message's trace context */
     trace_ctx producer;
     fate fate;
-    store_write claim, report;
+    store_write report;
     handler_result result;
     /* spans, in the task's trace: the delivery (queue wait), the processing
      * and, under it, the claim, the handler run and the report */
@@ -128,10 +129,10 @@ static void begin_delivery(runner *r, item *it, const item *items, size_t n, int
     span_set_str(&it->process, "task.id", it->id);
 }
 
-/* A status-update span under the processing span. */
-static void begin_update_span(span *s, const item *it, const char *status)
+/* A status-update span under parent. */
+static void begin_update_span(span *s, const span *parent, const item *it, const char *status)
 {
-    child_span(s, &it->process, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
+    child_span(s, parent, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
     span_set_static(s, "db.operation.name", "UPDATE");
     span_set_static(s, "db.collection.name", "tasks");
     span_set_static(s, "task.status", status);
@@ -146,11 +147,14 @@ static void end_update_span(const runner *r, span *s, store_rc rc)
 }
 
 /* Claim every task of the batch in one group of writes; decide each message's fate. */
-static void claim_all(runner *r, item *items, size_t n)
+/*
+ * The messages were received with their tasks claimed (one transaction):
+ * read each message's attributes once, open the delivery spans and a span
+ * for the claim, and decide each message's fate.
+ */
+static void settle_claims(runner *r, item *items, size_t n)
 {
-    int64_t now = (int64_t)time(NULL), received_ns = trace_now_ns();
-    store_batch group;
-    store_batch_init(&group);
+    int64_t received_ns = trace_now_ns();
     for (size_t i = 0; i < n; i++) { /* each message's attributes, parsed once */
         item *it = &items[i];
         json_t *attrs = json_loads(it->msg->attributes ? it->msg->attributes : "{}", 0, NULL);
@@ -168,24 +172,15 @@ static void claim_all(runner *r, item *items, size_t n)
         if (it->fate == FATE_DROP)
             continue;
         begin_delivery(r, it, items, n, received_ns);
-        begin_update_span(&it->claim_span, it, "IN_PROGRESS");
-        it->claim = (store_write){
-            .kind = STORE_WRITE_UPDATE,
-            .now = now,
-            .relaxed = true, /* a lost claim is made again on redelivery */
-            .update = {.id = it->id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
-        store_batch_submit(&group, r->store, &it->claim);
-    }
-    store_batch_wait(&group);
-    for (size_t i = 0; i < n; i++) {
-        item *it = &items[i];
-        if (it->fate != FATE_RUN)
-            continue;
-        it->fate = claim_fate(&it->claim);
-        end_update_span(r, &it->claim_span,
-                        it->claim.rc == STORE_CONFLICT && it->fate == FATE_RUN ? STORE_OK
-                                                                               : it->claim.rc);
-        if (it->fate == FATE_RUN && it->claim.rc == STORE_CONFLICT)
+        /* the claim was committed with the receive (which the delivery span covers);
+         * it is recorded at the start of the processing, with no time of its own */
+        begin_update_span(&it->claim_span, &it->process, it, "IN_PROGRESS");
+        it->claim_span.start_ns = it->claim_span.end_ns = it->process.start_ns;
+        span_set_bool(&it->claim_span, "taskd.with_receive", true);
+        it->fate = claim_fate(it->msg);
+        bool rerun = it->fate == FATE_RUN && it->msg->claim == STORE_CONFLICT;
+        end_update_span(r, &it->claim_span, rerun ? STORE_OK : it->msg->claim);
+        if (rerun)
             log_info("task redelivered; running it again", "task_id", it->id, "queue",
                      r->queue->name, NULL);
     }
@@ -233,7 +228,7 @@ static bool run_one(runner *r, item *it, store_batch *group)
     trace_end(&r->telemetry, &it->run_span);
 
     task_status status = it->result.ok ? TASK_COMPLETED : TASK_FAILED;
-    begin_update_span(&it->report_span, it, task_status_name(status));
+    begin_update_span(&it->report_span, &it->process, it, task_status_name(status));
     it->report = (store_write){
         .kind = STORE_WRITE_UPDATE,
         .now = (int64_t)time(NULL),
@@ -258,7 +253,7 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
     }
     for (size_t i = 0; i < n; i++)
         items[i].msg = &msgs[i];
-    claim_all(r, items, n);
+    settle_claims(r, items, n);
 
     size_t n_done = 0, n_unstarted = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
@@ -299,7 +294,6 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
         }
         trace_end(&r->telemetry, &it->process);
         trace_end(&r->telemetry, &it->receive);
-        task_clear(&it->claim.current);
         task_clear(&it->report.current);
         handler_result_clear(&it->result);
         span_clear(&it->claim_span);
@@ -325,8 +319,8 @@ static void *runner_main(void *arg)
         queue_message *msgs;
         size_t n;
         int64_t next_ms;
-        store_rc rc =
-            broker_receive(r->broker, r->queue, r->binding->batch_size, &msgs, &n, &next_ms);
+        store_rc rc = broker_receive_and_claim(r->broker, r->queue, r->binding->batch_size, &msgs,
+                                               &n, &next_ms);
         if (rc != STORE_OK) {
             log_warn("cannot receive from queue", "queue", r->queue->name, "error",
                      store_rc_name(rc), NULL);

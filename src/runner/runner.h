@@ -1,8 +1,8 @@
 /*
  * runner — the threads that work a queue for one handler binding.
  *
- * Each thread receives up to batch_size messages, claims their tasks
- * (CREATED -> IN_PROGRESS, "Task started") in one group of writes, runs the
+ * Each thread receives up to batch_size messages and claims their tasks
+ * (CREATED -> IN_PROGRESS, "Task started") in the same transaction, runs the
  * handler on each, reports COMPLETED or FAILED, and deletes the messages.
  * A message whose task is already finished, or gone, is dropped. A task
  * found IN_PROGRESS is a redelivery after a crash or a timeout: it is run

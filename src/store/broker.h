@@ -59,6 +59,9 @@ typedef struct queue_message {
     char *task_id;
     char *body;
     char *attributes;
+    /* broker_receive_and_claim() only: the claim's outcome, and the task's status before it */
+    store_rc claim;
+    task_status status_before;
 } queue_message;
 
 /*
@@ -71,6 +74,16 @@ typedef struct queue_message {
 store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
                         size_t *n, int64_t *next_ms);
 void queue_messages_free(queue_message *m, size_t n);
+
+/*
+ * broker_receive(), and in the same transaction claim each message's task
+ * (CREATED -> IN_PROGRESS, "Task started", as store_update_task() would):
+ * one commit instead of two on the way to a handler. Each message's claim
+ * and status_before say what happened; a lost (relaxed) claim is simply made
+ * again on redelivery.
+ */
+store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, queue_message **out,
+                                  size_t *n, int64_t *next_ms);
 
 /* Delete received messages (a stale receipt is ignored). */
 store_rc broker_delete(broker *b, const queue_message *m, size_t n);

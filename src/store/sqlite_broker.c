@@ -192,6 +192,7 @@ static void queue_messages_free_one(queue_message *m);
 typedef struct receive_args {
     const queue_config *q;
     size_t max;
+    bool claim; /* also claim each delivered message's task */
     queue_message *out;
     size_t n;
     int64_t next_ms;
@@ -282,6 +283,18 @@ static store_rc apply_receive(void *adapter, store_write *w)
         sqlite3_bind_int64(hide, 2, now + (int64_t)q->visibility_timeout * 1000);
         sqlite3_bind_int(hide, 3, m->receive_count);
         rc = sq_rc_of(sq_step_done(hide));
+        if (rc == STORE_OK && a->claim && m->task_id) {
+            store_write claim = {.kind = STORE_WRITE_UPDATE,
+                                 .now = now / 1000,
+                                 .update = {.id = m->task_id,
+                                            .status = TASK_IN_PROGRESS,
+                                            .status_msg = "Task started"}};
+            m->claim = sq_apply_update(s, &claim);
+            m->status_before = claim.current.status;
+            task_clear(&claim.current);
+            if (m->claim == STORE_ERROR || m->claim == STORE_BUSY)
+                rc = m->claim; /* the whole receive is rolled back and retried */
+        }
     }
     sqlite3_finalize(hide);
     sqlite3_finalize(move);
@@ -308,11 +321,19 @@ static store_rc apply_receive(void *adapter, store_write *w)
     return rc;
 }
 
-store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
-                        size_t *n, int64_t *next_ms)
+static void queue_messages_free_one(queue_message *m)
 {
-    receive_args a = {.q = q, .max = max ? max : 1};
-    /* relaxed: a lost receive only makes the message visible again sooner */
+    free(m->task_id);
+    free(m->body);
+    free(m->attributes);
+    memset(m, 0, sizeof *m);
+}
+
+static store_rc receive_messages(broker *b, const queue_config *q, size_t max, bool claim,
+                                 queue_message **out, size_t *n, int64_t *next_ms)
+{
+    receive_args a = {.q = q, .max = max ? max : 1, .claim = claim};
+    /* relaxed: a lost receive (or claim) only makes the message visible again sooner */
     store_rc rc = run_write(b, apply_receive, &a, true);
     if (rc != STORE_OK) {
         queue_messages_free(a.out, a.n);
@@ -325,12 +346,16 @@ store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_mess
     return rc;
 }
 
-static void queue_messages_free_one(queue_message *m)
+store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
+                        size_t *n, int64_t *next_ms)
 {
-    free(m->task_id);
-    free(m->body);
-    free(m->attributes);
-    memset(m, 0, sizeof *m);
+    return receive_messages(b, q, max, false, out, n, next_ms);
+}
+
+store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, queue_message **out,
+                                  size_t *n, int64_t *next_ms)
+{
+    return receive_messages(b, q, max, true, out, n, next_ms);
 }
 
 void queue_messages_free(queue_message *m, size_t n)
