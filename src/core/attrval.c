@@ -65,7 +65,8 @@ void attrval_write(sbuf *b, const json_t *v)
 /* An N value: integer when it is one, else a real. */
 static json_t *number_from_text(const char *s)
 {
-    if (!s || !*s)
+    /* decimal notation only: strtod alone would also take hex, "inf" and leading spaces */
+    if (!s || !*s || strspn(s, "0123456789+-.eE") != strlen(s))
         return NULL;
     char *end;
     errno = 0;
@@ -89,7 +90,7 @@ json_t *attrval_to_json(const json_t *v)
     if (strcmp(type, "BOOL") == 0)
         return json_is_boolean(x) ? json_incref(x) : NULL;
     if (strcmp(type, "NULL") == 0)
-        return json_null();
+        return json_is_true(x) ? json_null() : NULL;
     json_t *out = NULL;
     if (strcmp(type, "M") == 0 && json_is_object(x)) {
         out = json_object();
@@ -191,8 +192,7 @@ bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
     if (data_image) {
         put_name(b, "data");
         sbuf_puts(b, data_image);
-    }
-    else
+    } else
         ok = put_json(b, "data", t->data ? t->data : "{}");
     if (t->result)
         ok = put_json(b, "result", t->result) && ok;

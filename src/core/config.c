@@ -156,18 +156,37 @@ static bool load_positive(json_t *v, const char *key, int64_t min, int64_t max, 
 
 /* ---- pipeline sections --------------------------------------------------- */
 
-static void clear_pipeline(config *c)
+/* Each section's owned parts freed and its count reset, so nothing is freed twice. */
+static void clear_subscriptions(config *c)
 {
     for (size_t i = 0; i < c->n_subscriptions; i++)
         filter_policy_free(c->subscriptions[i].policy);
+    c->n_subscriptions = 0;
+}
+
+static void clear_consumers(config *c)
+{
     for (size_t i = 0; i < c->n_consumers; i++)
         filter_set_free(c->consumers[i].filter);
+    c->n_consumers = 0;
+}
+
+static void clear_handlers(config *c)
+{
     for (size_t i = 0; i < c->n_handlers; i++) {
         for (char **a = c->handlers[i].command; a && *a; a++)
             free(*a);
         free(c->handlers[i].command);
     }
-    c->n_queues = c->n_subscriptions = c->n_consumers = c->n_handlers = 0;
+    c->n_handlers = 0;
+}
+
+static void clear_pipeline(config *c)
+{
+    clear_subscriptions(c);
+    clear_consumers(c);
+    clear_handlers(c);
+    c->n_queues = 0;
 }
 
 /* Reading one object of a section: where it is, for messages. */
@@ -456,21 +475,15 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
         } else if (strcmp(key, "queues") == 0) {
             READ_SECTION(c, v, name, err, errlen, "queues", c->queues, c->n_queues, read_queue);
         } else if (strcmp(key, "subscriptions") == 0) {
-            for (size_t i = 0; i < c->n_subscriptions; i++)
-                filter_policy_free(c->subscriptions[i].policy);
+            clear_subscriptions(c);
             READ_SECTION(c, v, name, err, errlen, "subscriptions", c->subscriptions,
                          c->n_subscriptions, read_subscription);
         } else if (strcmp(key, "stream_consumers") == 0) {
-            for (size_t i = 0; i < c->n_consumers; i++)
-                filter_set_free(c->consumers[i].filter);
+            clear_consumers(c);
             READ_SECTION(c, v, name, err, errlen, "stream_consumers", c->consumers, c->n_consumers,
                          read_consumer);
         } else if (strcmp(key, "handlers") == 0) {
-            for (size_t i = 0; i < c->n_handlers; i++) {
-                for (char **a = c->handlers[i].command; a && *a; a++)
-                    free(*a);
-                free(c->handlers[i].command);
-            }
+            clear_handlers(c);
             READ_SECTION(c, v, name, err, errlen, "handlers", c->handlers, c->n_handlers,
                          read_handler);
         } else {

@@ -137,6 +137,11 @@ static void check_ttl(json_t *v, create_request *out, validation *errs)
         return;
     }
     if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d >= 0 && d <= 9007199254740992.0 && d == (double)(int64_t)d) {
+            out->ttl = (int64_t)d; /* a whole number written as a float, as pydantic accepts */
+            return;
+        }
         validation_add(errs, "body", "ttl",
                        "Input should be a valid integer, got a number with a fractional part",
                        "int_from_float");

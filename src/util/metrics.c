@@ -52,9 +52,19 @@ metrics *metrics_new(void)
 void metrics_declare(metrics *m, const char *name, const char *help, metric_type type,
                      const double *buckets, int n_buckets)
 {
-    if (!m || m->n_families >= MAX_FAMILIES || strlen(name) > NAME_MAX_LEN)
+    if (!m || strlen(name) > NAME_MAX_LEN)
         return;
     pthread_mutex_lock(&m->mu);
+    for (int i = 0; i < m->n_families; i++) {
+        if (strcmp(m->families[i].name, name) == 0) {
+            pthread_mutex_unlock(&m->mu); /* declared already */
+            return;
+        }
+    }
+    if (m->n_families >= MAX_FAMILIES) {
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
     family *f = &m->families[m->n_families++];
     memcpy(f->name, name, strlen(name) + 1);
     f->help = help;
@@ -154,6 +164,8 @@ static void put_name(sbuf *b, const char *name, const char *suffix, const char *
 void metrics_write(metrics *m, sbuf *out)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
+    if (!m)
+        return;
     pthread_mutex_lock(&m->mu);
     for (int fi = 0; fi < m->n_families; fi++) {
         const family *f = &m->families[fi];
