@@ -47,13 +47,6 @@ struct sqlite_store {
     int64_t last_purge;
 
     pthread_t writer;
-    /* the completer calls the done() of committed writes, off the writer's path */
-    pthread_t completer;
-    bool completer_started;
-    pthread_mutex_t done_mu;
-    pthread_cond_t done_cv;
-    store_write *done_head, *done_tail; /* committed, done() not yet called */
-    bool writer_finished;
     pthread_mutex_t mu;  /* guards the write queue, stopping and the reader pool */
     pthread_cond_t wake; /* writer: work queued or stopping */
     store_write *queue_head, *queue_tail;

@@ -533,51 +533,15 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, batch);
-        /* hand the callbacks (waking callers, resuming connections) to the completer,
-         * so the next batch starts at once */
-        store_write *tail = batch;
-        while (tail->next)
-            tail = tail->next;
-        pthread_mutex_lock(&s->done_mu);
-        if (s->done_tail)
-            s->done_tail->next = batch;
-        else
-            s->done_head = batch;
-        s->done_tail = tail;
-        pthread_cond_signal(&s->done_cv);
-        pthread_mutex_unlock(&s->done_mu);
+        for (store_write *w = batch, *next; w; w = next) {
+            next = w->next; /* w belongs to its caller again once done() runs */
+            w->done(w);
+        }
         purge_idempotency(s);
 
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
-    pthread_mutex_lock(&s->done_mu);
-    s->writer_finished = true;
-    pthread_cond_signal(&s->done_cv);
-    pthread_mutex_unlock(&s->done_mu);
-    return NULL;
-}
-
-/* Call done() of every committed write, in commit order, until the writer has finished. */
-static void *completer_main(void *arg)
-{
-    sqlite_store *s = arg;
-    pthread_mutex_lock(&s->done_mu);
-    for (;;) {
-        while (!s->done_head && !s->writer_finished)
-            pthread_cond_wait(&s->done_cv, &s->done_mu);
-        if (!s->done_head)
-            break; /* the writer finished and everything is reported */
-        store_write *list = s->done_head;
-        s->done_head = s->done_tail = NULL;
-        pthread_mutex_unlock(&s->done_mu);
-        for (store_write *w = list, *next; w; w = next) {
-            next = w->next; /* w belongs to its caller again once done() runs */
-            w->done(w);
-        }
-        pthread_mutex_lock(&s->done_mu);
-    }
-    pthread_mutex_unlock(&s->done_mu);
     return NULL;
 }
 
@@ -887,13 +851,6 @@ static void sq_close(store *base)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->writer, NULL);
     }
-    if (s->completer_started) {
-        pthread_mutex_lock(&s->done_mu);
-        s->writer_finished = true; /* also when the writer never started */
-        pthread_cond_signal(&s->done_cv);
-        pthread_mutex_unlock(&s->done_mu);
-        pthread_join(s->completer, NULL);
-    }
     for (reader *r = s->all_readers, *next; r; r = next) {
         next = r->all_next;
         reader_free(r);
@@ -909,8 +866,6 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->reader_free);
-    pthread_mutex_destroy(&s->done_mu);
-    pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->notify_mu);
     pthread_cond_destroy(&s->notify_cv);
     free(s->batch_changes);
@@ -933,8 +888,6 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->reader_free, NULL);
-    pthread_mutex_init(&s->done_mu, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
     pthread_mutex_init(&s->notify_mu, NULL);
     pthread_cond_init(&s->notify_cv, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
@@ -962,12 +915,6 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot prepare statements on", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    if (pthread_create(&s->completer, NULL, completer_main, s) != 0) {
-        set_err(err, errlen, "cannot start the completer for", s->path, strerror(errno));
-        goto fail;
-    }
-    s->completer_started = true;
-    pthread_setname_np(s->completer, "store-complete");
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         s->writer = 0;
         set_err(err, errlen, "cannot start the writer for", s->path, strerror(errno));
