@@ -1,5 +1,5 @@
 /*
- * api — routing and the handlers of SPEC §1.
+ * api — routing and the handlers of the REST API (README "Routes").
  *
  * The route table maps a path shape to the handler of each method; a path
  * that matches with no handler for the method is a 405 with Allow listing the

@@ -1,6 +1,6 @@
 /*
  * change_record — the JSON of one change record, shaped like a DynamoDB
- * Streams record (SPEC §3), so the same filter patterns and the same
+ * Streams record, so the same filter patterns and the same
  * publisher code serve the local change log and a real DynamoDB stream.
  */
 #ifndef TASKD_CHANGE_RECORD_H

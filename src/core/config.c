@@ -33,7 +33,7 @@ static void default_queue(queue_config *q, const char *name)
     q->retention = 4 * 24 * 3600; /* SQS's default */
 }
 
-/* The seed's pipeline: INSERTs published to "tasks", TASK1 to queue task1. */
+/* The original service's pipeline: INSERTs published to "tasks", TASK1 to queue task1. */
 static bool default_pipeline(config *c)
 {
     snprintf(c->topic, sizeof c->topic, "tasks");

@@ -4,7 +4,7 @@
  * queues, subscriptions with filter policies, stream consumers with filter
  * patterns and handler bindings. Loaded from a JSON file (see README
  * "Configuration"); every field has a default, and no file at all reproduces
- * the seed: TASK1 tasks flow to queue task1 and its demo handler, TASK2 and
+ * the original service: TASK1 tasks flow to queue task1 and its demo handler, TASK2 and
  * TASK3 have no subscriber and stay CREATED.
  *
  * Process settings (listen address, database path, sync mode) are not here:

@@ -1,5 +1,5 @@
 /*
- * filter — the two filter languages of the pipeline (SPEC §3), as a pure matcher over JSON.
+ * filter — the two filter languages of the pipeline, as a pure matcher over JSON.
  *
  * 1. Lambda event-source-mapping filter patterns (EventBridge syntax), used by stream consumers:
  *    a pattern mirrors the record's nesting, each leaf is an array of rules (OR), keys are ANDed,
@@ -8,7 +8,7 @@
  *    policy over typed message attributes) or MessageBody (a nested policy over a JSON body).
  *
  * The authority for every rule is the project's reference notes on Lambda filters and SNS filter
- * policies (reference/lambda-filters.md, beside SPEC.md). Patterns and policies are compiled once,
+ * policies (as AWS documents Lambda event filtering and SNS message filtering). Patterns and policies are compiled once,
  * rejected with a message naming the fault, and then matched many times without allocating, except
  * when a String.Array attribute or an SQS "body" string must be parsed. Compiled objects are
  * immutable, so one may be matched from several threads at once.

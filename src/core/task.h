@@ -1,6 +1,6 @@
 /*
  * task — the task model: statuses, the transition rules of PATCH, and the
- * JSON form of a task as clients see it (SPEC §1).
+ * JSON form of a task as clients see it.
  *
  * A task's data and result are kept as compact JSON text, exactly as the
  * store holds them, so encoding a task never re-parses them.

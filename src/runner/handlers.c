@@ -25,7 +25,7 @@ void handler_result_clear(handler_result *r)
     r->ok = false;
 }
 
-/* ---- TASK1: the seed's demo --------------------------------------------- */
+/* ---- TASK1: the original service's demo --------------------------------------------- */
 
 typedef struct task1 {
     double seconds;

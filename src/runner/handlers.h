@@ -2,7 +2,7 @@
  * handlers — the handlers a binding can name, and how to add one in C.
  *
  * Built in:
- *   TASK1  the seed's demo: waits TASK1_SECONDS (default 10), then fails
+ *   TASK1  the original service's demo: waits TASK1_SECONDS (default 10), then fails
  *          with probability TASK1_FAILURE_RATE (default 0.25) with
  *          "Task failed somehow", else completes.
  *   noop   completes at once (benchmarks).

@@ -528,7 +528,7 @@ class Api(ServerTestCase):
 
 
 class Retention(ServerTestCase):
-    """SPEC section 2: finished tasks past their ttl (and the grace) are deleted; open tasks never."""
+    """Retention: finished tasks past their ttl (and the grace) are deleted; open tasks never."""
 
     @classmethod
     def setUpClass(cls):

@@ -1,4 +1,4 @@
-"""Crashes and stops in the middle of the pipeline (SPEC §3 guarantees, §5 SIGTERM):
+"""Crashes and stops in the middle of the pipeline (the guarantees, and SIGTERM):
 no accepted task is lost, none stays IN_PROGRESS, a message that keeps killing
 its handler ends in the dead-letter queue and can be redriven.
 """

@@ -1,5 +1,5 @@
 """The exec handler end to end: a task routed to a queue whose handler runs a
-program from tests/integration/scripts/ (SPEC §3, "Built-in handlers").
+program from tests/integration/scripts/ (README "Handlers in any language").
 
 One taskd for the class; every task type is routed by an exact TaskType filter
 policy to its own queue, bound to the exec handler with one script.
@@ -134,7 +134,7 @@ class ExecHandler(ServerTestCase):
         self.assertEqual(out["task_type"], "ECHO")
 
     def test_traceparent_from_the_request(self):
-        """SPEC §3/§4: TRACEPARENT in the handler's environment continues the trace of the
+        """TRACEPARENT in the handler's environment continues the trace of the
         POST's traceparent header."""
         trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
         tid = self.server.create("ECHO", data={}, headers={

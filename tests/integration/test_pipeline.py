@@ -1,4 +1,4 @@
-"""The pipeline end to end (SPEC §3): change stream -> publisher -> topic with
+"""The pipeline end to end: change stream -> publisher -> topic with
 filtered subscriptions -> durable queues -> handlers; /queues, /metrics,
 redrive; pipeline configuration checks at start.
 """
@@ -385,7 +385,7 @@ class QueueVisibility(PipelineCase):
 class FinalTaskMessages(PipelineCase):
 
     def test_message_of_a_cancelled_task_is_dropped(self):
-        """SPEC §3.5: a message whose task is already final is dropped, not run."""
+        """A message whose task is already final is dropped, not run."""
         runs_dir = os.path.join(self.tmp, "runs")
         os.mkdir(runs_dir)
         cfg = {"sweep_interval": 86400,

@@ -1,4 +1,4 @@
-"""Tracing and observability end to end (SPEC §4, docs: shared/reference/tracing.md).
+"""Tracing and observability end to end (W3C trace context, X-Ray, OTLP/HTTP).
 
 One trace per task: the POST span, the store write, the stream publish, the
 queue delivery, the handler run and its status updates, all in the trace of

@@ -1,5 +1,5 @@
 /*
- * Unit tests for core/config: the defaults (the seed pipeline), loading JSON
+ * Unit tests for core/config: the defaults (the original service's pipeline), loading JSON
  * text over them, and the one-line error messages naming each fault. Every
  * case ends with config_free, so a sanitizer build also checks for leaks.
  */
@@ -342,7 +342,7 @@ static void test_handlers_section_replaces(void **state)
     h = &c.handlers[1];
     assert_string_equal(h->handler, "noop");
     assert_null(h->command);
-    /* per-handler defaults differ from the seed handler's concurrency of 8 */
+    /* per-handler defaults differ from the default handler's concurrency of 8 */
     assert_int_equal(h->concurrency, 1);
     assert_int_equal(h->batch_size, 1);
     assert_int_equal(h->timeout, 30);

@@ -4,7 +4,7 @@
  * Every table row is one case: a Lambda pattern against a record, an SNS policy against
  * message attributes or a body, or a pattern/policy that must be rejected with a message that
  * names the fault. The tables hold every worked example of the reference notes
- * (reference/lambda-filters.md: DynamoDB R1..R4, SQS, attribute messages M1..M5 with $or, the
+ * (the documented examples: DynamoDB R1..R4, SQS, attribute messages M1..M5 with $or, the
  * body-scope example) and, for every operator, at least one matching and one non-matching case
  * in both languages. A table test reports every failing row before it fails.
  */
@@ -483,7 +483,7 @@ static const attrs_case attrs_cases[] = {
     ROW5(SP6, false, false, false, true, false),
     ROW5(SP7, true, false, false, false, false),
     ROW5(SP8, false, true, false, false, false),
-    /* the default subscription of SPEC §3 */
+    /* the default subscription */
     {"{\"TaskType\":[\"TASK1\"]}", MSG(A_PUBLISHED_TASK1), true},
     {"{\"TaskType\":[\"TASK1\"]}", MSG(A_PUBLISHED_TASK2), false},
     /* suffix */

@@ -70,7 +70,7 @@ static void test_siphash_reference_vectors(void **state)
 static void test_siphash_spot_values(void **state)
 {
     (void)state;
-    /* the three values named in the brief, spelled out on their own */
+    /* three published reference values, spelled out on their own */
     uint8_t key[16];
     sip_key(key);
     const uint8_t msg[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};

@@ -148,7 +148,7 @@ static void test_decide_all_pairs_other_message(void **state)
                              other_msg_table[all_statuses[f]][all_statuses[t]]);
 }
 
-/* The same table spelled out pair by pair, as SPEC §1 states it. */
+/* The same table spelled out pair by pair. */
 static void test_decide_spelled_out(void **state)
 {
     (void)state;
