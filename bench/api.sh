@@ -25,7 +25,8 @@ SEED=${SEED:-1000}
 SKIP_TASKD=${SKIP_TASKD:-0}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
-die() { echo "bench/api.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 for v in RUNS DURATION CONNECTIONS THREADS SEED; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
@@ -43,13 +44,7 @@ command -v python3 >/dev/null || die "python3 not found"
 command -v curl >/dev/null || die "curl not found"
 
 if [[ $SKIP_TASKD != 1 ]]; then
-  [[ $TASKD == /* ]] || TASKD=$PWD/$TASKD
-  if [[ ! -x $TASKD ]]; then
-    echo "bench/api.sh: taskd binary not found at $TASKD" >&2
-    echo "Build it first (from $ROOT):" >&2
-    echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build" >&2
-    exit 1
-  fi
+  require_taskd
 fi
 
 # --- temp dir and cleanup ----------------------------------------------------
@@ -57,18 +52,6 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-bench.XXXXXX")
 NGINX_PID=""
 TASKD_PID=""
 WRK_PID=""
-
-stop_pid() { # pid signal timeout_s
-  local pid=$1 sig=$2 t=$3 i
-  [[ -n $pid ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for ((i = 0; i < t * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?

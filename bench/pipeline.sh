@@ -50,7 +50,8 @@ TASKD_THREADS=${TASKD_THREADS:-}
 EXPORTER=${EXPORTER:-}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
-die() { echo "bench/pipeline.sh: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
 for v in RUNS N CONNECTIONS THREADS LAT_N HANDLER_BATCH HANDLER_CONCURRENCY HANDLER_TIMEOUT \
   CONSUMER_BATCH POST_TIMEOUT COMPLETE_TIMEOUT; do
@@ -84,31 +85,13 @@ PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null ||
 [[ -n $PYTHON && -x $PYTHON ]] || die "python3 not found"
 "$PYTHON" -c 'import sqlite3' 2>/dev/null || die "$PYTHON has no sqlite3 module"
 
-[[ $TASKD == /* ]] || TASKD=$PWD/$TASKD
-if [[ ! -x $TASKD ]]; then
-  echo "bench/pipeline.sh: taskd binary not found at $TASKD" >&2
-  echo "Build it first (from $ROOT):" >&2
-  echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build" >&2
-  exit 1
-fi
+require_taskd
 
 # --- temp dir and cleanup ----------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-pipeline.XXXXXX")
 TASKD_PID=""
 WRK_PID=""
 POLL_PID=""
-
-stop_pid() { # pid signal timeout_s
-  local pid=$1 sig=$2 t=$3 i
-  [[ -n $pid ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill "-$sig" "$pid" 2>/dev/null || true
-  for ((i = 0; i < t * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 
 cleanup() {
   local rc=$?

@@ -1,0 +1,29 @@
+# Shared by the benchmark scripts (sourced, not run): messages, the taskd
+# binary check, and stopping background processes.
+
+# Print "<script>: message" to stderr and exit 1.
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+# Make $TASKD absolute and check it is built; print how to build it if not.
+require_taskd() {
+  [[ $TASKD == /* ]] || TASKD=$PWD/$TASKD
+  if [[ ! -x $TASKD ]]; then
+    echo "$(basename "$0"): taskd binary not found at $TASKD" >&2
+    echo "Build it first (from $ROOT):" >&2
+    echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build" >&2
+    exit 1
+  fi
+}
+
+# stop_pid PID SIGNAL TIMEOUT_S: signal, wait up to TIMEOUT_S, then SIGKILL.
+stop_pid() {
+  local pid=$1 sig=$2 t=$3 i
+  [[ -n $pid ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  for ((i = 0; i < t * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
