@@ -13,7 +13,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_ROUTES 32
+/*
+ * The messages a batch of records produces, with their spans. Allocated once
+ * for a full batch and reused: a batch is hundreds of records, and fresh
+ * megabyte-sized allocations per batch cost page faults.
+ */
+typedef struct outbox {
+    publish_message *pm; /* one per published record */
+    span (*spans)[2];    /* per published record: process (consumer), publish (producer) */
+    size_t n_pm;
+    broker_message *m; /* one per (record, queue) */
+    size_t n_m;
+    size_t routes_per_record; /* capacity of m per record: the number of subscriptions */
+} outbox;
 
 struct stream_consumer {
     broker *broker;
@@ -23,28 +35,34 @@ struct stream_consumer {
     pthread_t thread;
     atomic_bool stopping;
     unsigned failures; /* consecutive failed attempts of the current batch */
+    outbox box;
 };
 
-/* The messages a batch of records produces, with their spans. */
-typedef struct outbox {
-    publish_message *pm; /* one per published record */
-    span (*spans)[2];    /* per published record: process (consumer), publish (producer) */
-    size_t n_pm;
-    broker_message *m; /* one per (record, queue) */
-    size_t n_m;
-} outbox;
+static bool outbox_init(outbox *o, size_t records, size_t subscriptions)
+{
+    o->routes_per_record = subscriptions ? subscriptions : 1;
+    o->pm = calloc(records, sizeof *o->pm);
+    o->spans = calloc(records, sizeof *o->spans);
+    o->m = calloc(records * o->routes_per_record, sizeof *o->m);
+    return o->pm && o->spans && o->m;
+}
 
-/* End the spans of a batch (failed when rc is not OK) and free everything. */
-static void outbox_free(stream_consumer *sc, outbox *o, store_rc rc)
+/* End the spans of a batch (failed when rc is not OK) and empty the box for the next. */
+static void outbox_reset(stream_consumer *sc, outbox *o, store_rc rc)
 {
     for (size_t i = 0; i < o->n_pm; i++) {
-        for (int k = 1; k >= 0 && o->spans; k--) {
+        for (int k = 1; k >= 0; k--) {
             if (rc != STORE_OK)
                 span_set_error(&o->spans[i][k], store_rc_name(rc));
             trace_end(&sc->telemetry, &o->spans[i][k]);
         }
         publish_message_free(&o->pm[i]);
     }
+    o->n_pm = o->n_m = 0;
+}
+
+static void outbox_free(outbox *o)
+{
     free(o->pm);
     free(o->spans);
     free(o->m);
@@ -84,13 +102,9 @@ static void trace_record(stream_consumer *sc, publish_message *pm, span sp[2], s
 }
 
 /* Filter and route records into o; false when out of memory. */
+/* Filter and route records (at most the box's capacity) into o; false when a record is not JSON. */
 static bool fill_outbox(stream_consumer *sc, const change_record *recs, size_t n, outbox *o)
 {
-    o->pm = calloc(n, sizeof *o->pm);
-    o->spans = calloc(n, sizeof *o->spans);
-    o->m = calloc(n * MAX_ROUTES, sizeof *o->m);
-    if (!o->pm || !o->spans || !o->m)
-        return false;
     for (size_t i = 0; i < n; i++) {
         json_t *rec = json_loads(recs[i].json, 0, NULL);
         if (!rec)
@@ -100,8 +114,8 @@ static bool fill_outbox(stream_consumer *sc, const change_record *recs, size_t n
         if (pass && publisher_message(rec, pm)) {
             trace_record(sc, pm, o->spans[o->n_pm], n);
             o->n_pm++;
-            const queue_config *routes[MAX_ROUTES];
-            size_t nr = topic_route(sc->config, pm, routes, MAX_ROUTES);
+            const queue_config *routes[CONFIG_MAX_ITEMS];
+            size_t nr = topic_route(sc->config, pm, routes, o->routes_per_record);
             for (size_t r = 0; r < nr; r++) {
                 o->m[o->n_m++] = (broker_message){routes[r], pm->task_id, pm->body, pm->attributes};
                 span_set_static(&o->spans[o->n_pm - 1][1], "taskd.queue", routes[r]->name);
@@ -131,11 +145,11 @@ static bool consume_batch(stream_consumer *sc)
     }
     if (n == 0)
         return false;
-    outbox o = {0};
-    rc = fill_outbox(sc, recs, n, &o)
-             ? broker_publish(sc->broker, cc->name, recs[n - 1].seq, o.m, o.n_m)
+    outbox *o = &sc->box;
+    rc = fill_outbox(sc, recs, n, o)
+             ? broker_publish(sc->broker, cc->name, recs[n - 1].seq, o->m, o->n_m)
              : STORE_ERROR;
-    outbox_free(sc, &o, rc);
+    outbox_reset(sc, o, rc);
     if (rc == STORE_OK) {
         sc->failures = 0;
     } else if (++sc->failures > cc->maximum_retry_attempts) {
@@ -179,8 +193,15 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
     sc->cc = cc;
     if (tel)
         sc->telemetry = *tel;
+    if (!outbox_init(&sc->box, cc->batch_size, c->n_subscriptions)) {
+        snprintf(err, errlen, "out of memory");
+        outbox_free(&sc->box);
+        free(sc);
+        return NULL;
+    }
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
         snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
+        outbox_free(&sc->box);
         free(sc);
         return NULL;
     }
@@ -197,5 +218,6 @@ void stream_consumer_stop(stream_consumer *sc)
     atomic_store(&sc->stopping, true);
     broker_wake_all(sc->broker);
     pthread_join(sc->thread, NULL);
+    outbox_free(&sc->box);
     free(sc);
 }
