@@ -248,6 +248,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     log_warn(msg, "component", "http", NULL);
 }
 
+/*
+ * libmicrohttpd's last word before it aborts on an internal inconsistency:
+ * log it as a JSON line (its default goes to stderr unformatted), then abort.
+ */
+static void on_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    (void)cls;
+    char where[256];
+    snprintf(where, sizeof where, "%s:%u", file ? file : "?", line);
+    log_error("libmicrohttpd panic", "reason", reason ? reason : "", "where", where, NULL);
+    abort();
+}
+
 /* Resolve host:port into a socket address. */
 static bool resolve(const http_options *o, struct sockaddr_storage *ss, socklen_t *len, char *err,
                     size_t errlen)
@@ -304,6 +317,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     }
     h->api = a;
     h->body_limit = o->body_limit;
+    MHD_set_panic_func(on_mhd_panic, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)

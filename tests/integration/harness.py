@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -204,6 +205,10 @@ class Taskd:
                 self.proc.wait(5)
                 raise AssertionError("taskd did not exit within %.0f s after signal %d" % (timeout, sig))
         self._eof.wait(5)
+        if self.proc.returncode not in (0, -signal.SIGKILL):
+            # an unexpected exit status: leave its stderr in the test output
+            sys.stderr.write("taskd exited %s; stderr tail:\n%s\n"
+                             % (self.proc.returncode, self.stderr_text()[-4000:]))
         return self.proc.returncode
 
     def kill(self):
