@@ -45,6 +45,7 @@ struct sqlite_store {
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
     int64_t last_purge;
+    int64_t latest_create; /* the newest creation's time, in the callers' clock */
 
     pthread_t writer;
     pthread_mutex_t mu;  /* guards the write queue, stopping and the reader pool */

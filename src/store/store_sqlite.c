@@ -510,8 +510,9 @@ static void run_batch(sqlite_store *s, store_write *batch)
 /* Forget idempotency keys older than the window, at most once a minute. */
 static void purge_idempotency(sqlite_store *s)
 {
-    int64_t now = time(NULL);
-    if (now - s->last_purge < 60)
+    /* the callers' clock (the latest creation's time), the one the keys were stored with */
+    int64_t now = s->latest_create;
+    if (now == 0 || now - s->last_purge < 60)
         return;
     s->last_purge = now;
     sqlite3_bind_int64(s->w_idem_purge, 1, now - IDEMPOTENCY_WINDOW);
@@ -586,6 +587,8 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
 {
     const store_new_task *nt = &w->create;
     int64_t now = w->now;
+    if (now > s->latest_create)
+        s->latest_create = now;
     if (nt->idempotency_key) {
         sqlite3_bind_text(s->w_idem_get, 1, nt->idempotency_key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->w_idem_get, 2, now - IDEMPOTENCY_WINDOW);
