@@ -350,13 +350,16 @@ void http_server_stop(http_server *h)
 {
     if (!h)
         return;
-    /* Stop accepting, let suspended writes come back and answer, then stop. */
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    /*
+     * Answer new requests with 503, let suspended writes come back and answer,
+     * then stop. (No MHD_quiesce_daemon(): with epoll worker threads it races
+     * the workers' own removal of the listen socket from their epoll sets and
+     * libmicrohttpd 0.9.75 aborts when it loses; MHD_stop_daemon() closes the
+     * listen socket anyway.)
+     */
     atomic_store(&h->stopping, true);
     while (atomic_load(&h->active) > 0)
         usleep(1000); /* writes finish: the store is still running */
     MHD_stop_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
     free(h);
 }
