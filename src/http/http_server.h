@@ -28,7 +28,7 @@ typedef struct http_server http_server;
 http_server *http_server_start(const http_options *o, api *a, char *err, size_t errlen);
 /* The bound address as "HOST:PORT" (IPv6 in brackets). */
 const char *http_server_address(const http_server *h);
-/* Stop accepting, finish the requests being served and free the server. */
+/* Answer new requests with 503, finish the ones being served, stop and free the server. */
 void http_server_stop(http_server *h);
 
 #endif
