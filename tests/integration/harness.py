@@ -407,6 +407,28 @@ def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=F
             pass
 
 
+class ServersTestCase(unittest.TestCase):
+    """A test case class whose tests start their own taskd processes.
+
+    Each test gets a temporary directory (self.tmp, with self.db a database
+    path in it) and a list self.servers: whatever is in it and still running
+    when the test ends is killed, and the directory is removed.
+    """
+
+    tmp_prefix = "taskd-test-"
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix=self.tmp_prefix)
+        self.db = os.path.join(self.tmp, "tasks.db")
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            if s.alive():
+                s.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 class ServerTestCase(unittest.TestCase):
     """A test case class with one taskd for the whole class (cls.server).
 

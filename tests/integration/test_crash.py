@@ -6,32 +6,21 @@ its handler ends in the dead-letter queue and can be redriven.
 import http.client
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Taskd, db_query, post_tasks, process_gone, queue_table,  # noqa: E402
+from harness import (ServersTestCase, Taskd, db_query, post_tasks, process_gone, queue_table,  # noqa: E402
                      script_path, status_counts, wait_until, write_config)
 
 FINAL = ("COMPLETED", "FAILED")
 
 
-class CrashCase(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="taskd-crash-")
-        self.db = os.path.join(self.tmp, "tasks.db")
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class CrashCase(ServersTestCase):
+    tmp_prefix = "taskd-crash-"
 
     def start(self, cfg=None, name="config.json", **kw):
         path = write_config(self.tmp, cfg, name) if cfg is not None else None

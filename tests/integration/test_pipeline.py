@@ -5,13 +5,11 @@ redrive; pipeline configuration checks at start.
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (Taskd, db_query, metric, metrics, nonempty_lines, post_tasks,  # noqa: E402
+from harness import (ServersTestCase, Taskd, db_query, metric, metrics, nonempty_lines, post_tasks,  # noqa: E402
                      queue_table, run_taskd, script_path, status_counts, wait_until,
                      write_config)
 
@@ -19,18 +17,10 @@ SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}
 FINAL = ("COMPLETED", "FAILED")
 
 
-class PipelineCase(unittest.TestCase):
+class PipelineCase(ServersTestCase):
     """Each test starts its own taskd(s) in self.tmp."""
 
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="taskd-pipe-")
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    tmp_prefix = "taskd-pipe-"
 
     def start(self, cfg=None, name="config.json", **kw):
         path = write_config(self.tmp, cfg, name) if cfg is not None else None

@@ -3,27 +3,17 @@
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Taskd, nonempty_lines, run_taskd, write_config  # noqa: E402
+from harness import ServersTestCase, Taskd, nonempty_lines, run_taskd, write_config  # noqa: E402
 
 
-class Program(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="taskd-prog-")
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class Program(ServersTestCase):
+    tmp_prefix = "taskd-prog-"
 
     def start(self, **kw):
         kw.setdefault("tmpdir", self.tmp)

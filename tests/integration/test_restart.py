@@ -2,31 +2,20 @@
 
 import os
 import json
-import shutil
 import signal
 import socket
 import struct
 import sys
-import tempfile
 import threading
 import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Taskd, urlencode  # noqa: E402
+from harness import ServersTestCase, Taskd, urlencode  # noqa: E402
 
 
-class Restart(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="taskd-restart-")
-        self.db = os.path.join(self.tmp, "tasks.db")
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class Restart(ServersTestCase):
+    tmp_prefix = "taskd-restart-"
 
     def start(self, **kw):
         s = Taskd(db=self.db, tmpdir=self.tmp, **kw)

@@ -17,18 +17,16 @@ import http.server
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Taskd, db_query, metrics, parse_metrics, wait_until  # noqa: E402
+from harness import ServersTestCase, Taskd, db_query, metrics, parse_metrics, wait_until  # noqa: E402
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -186,23 +184,21 @@ def otlp_attr(span, key):
 
 # ---------------------------------------------------------------------------
 
-class TracingCase(unittest.TestCase):
+class TracingCase(ServersTestCase):
+
+    tmp_prefix = "taskd-trace-"
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="taskd-trace-")
-        self.servers = []
+        super().setUp()
         self.closers = []
 
     def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.kill()
         for c in self.closers:
             try:
                 c()
             except Exception:
                 pass
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        super().tearDown()
 
     def start(self, env, name="t"):
         base = {"TASK1_SECONDS": "0.2", "TASK1_FAILURE_RATE": "0"}
