@@ -78,25 +78,6 @@ def free_port():
     print(s.getsockname()[1])
     s.close()
 
-def listen_port(path):
-    # print the port from the first {"message":"listening","address":"h:p"} line
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                try:
-                    o = json.loads(line)
-                except ValueError:
-                    continue
-                if o.get("message") == "listening" and "address" in o:
-                    print(str(o["address"]).rsplit(":", 1)[1])
-                    return
-    except FileNotFoundError:
-        pass
-    sys.exit(1)
-
 def seed(port, n, out):
     import http.client
     body = json.dumps({"task_type": "TASK1", "data": {"foo": "bar"}})
@@ -238,7 +219,7 @@ def report(results_path):
 
 cmd = sys.argv[1]
 args = sys.argv[2:]
-{"free_port": free_port, "listen_port": listen_port, "seed": seed,
+{"free_port": free_port, "seed": seed,
  "runline": runline, "report": report}[cmd](*args)
 PY
 helper() { python3 "$TMP/helper.py" "$@"; }
@@ -447,7 +428,7 @@ if [[ $SKIP_TASKD != 1 ]]; then
   TASKD_PORT=""
   for ((i = 0; i < 100; i++)); do
     taskd_alive_or_die "startup"
-    if TASKD_PORT=$(helper listen_port "$TMP/taskd.log"); then break; fi
+    if TASKD_PORT=$(taskd_port "$TMP/taskd.log"); then break; fi
     TASKD_PORT=""
     sleep 0.1
   done

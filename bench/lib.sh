@@ -27,3 +27,24 @@ stop_pid() {
   done
   kill -KILL "$pid" 2>/dev/null || true
 }
+
+# taskd_port LOG: print the port from the first "listening" line taskd wrote to
+# LOG (its JSON log on stderr); fails while there is none yet.
+taskd_port() {
+  "${PYTHON:-python3}" - "$1" <<'PY'
+import json, sys
+try:
+    with open(sys.argv[1], errors="replace") as f:
+        for line in f:
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(o, dict) and o.get("message") == "listening" and "address" in o:
+                print(str(o["address"]).rsplit(":", 1)[1])
+                sys.exit(0)
+except FileNotFoundError:
+    pass
+sys.exit(1)
+PY
+}

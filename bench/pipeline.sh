@@ -127,25 +127,6 @@ EOF
 cat >"$TMP/helper.py" <<'PY'
 import json, math, os, sqlite3, statistics, sys, time
 
-def listen_port(path):
-    # print the port from the first {"message":"listening","address":"h:p"} line
-    try:
-        with open(path, errors="replace") as f:
-            for line in f:
-                line = line.strip()
-                if not line.startswith("{"):
-                    continue
-                try:
-                    o = json.loads(line)
-                except ValueError:
-                    continue
-                if o.get("message") == "listening" and "address" in o:
-                    print(str(o["address"]).rsplit(":", 1)[1])
-                    return
-    except FileNotFoundError:
-        pass
-    sys.exit(1)
-
 def ro_connect(db):
     c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5, isolation_level=None)
     c.execute("PRAGMA query_only = 1")
@@ -419,7 +400,7 @@ def report(results, cfgfile):
 
 cmd = sys.argv[1]
 args = sys.argv[2:]
-{"listen_port": listen_port, "poll": poll, "db_check": db_check, "latency": latency,
+{"poll": poll, "db_check": db_check, "latency": latency,
  "combine": combine, "report": report}[cmd](*args)
 PY
 helper() { "$PYTHON" "$TMP/helper.py" "$@"; }
@@ -607,7 +588,7 @@ for ((r = 1; r <= RUNS; r++)); do
   PORT=""
   for ((i = 0; i < 100; i++)); do
     taskd_alive_or_die "startup"
-    if PORT=$(helper listen_port "$RUNDIR/taskd.log"); then break; fi
+    if PORT=$(taskd_port "$RUNDIR/taskd.log"); then break; fi
     PORT=""
     sleep 0.1
   done
