@@ -28,6 +28,8 @@
  */
 #include "runner/exec_handler.h"
 
+#include "util/errbuf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -281,18 +283,6 @@ static const char *errstr(int e, char *buf, size_t len)
 #endif
 }
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Set out->status_msg from a format; falls back to "out of memory" (NULL only if even that fails).
  */
 static void set_status(handler_result *out, const char *fmt, ...)
@@ -380,12 +370,12 @@ static char *resolve_program(const char *name, char *err, size_t errlen)
     if (strchr(name, '/')) {
         int e = check_executable(name);
         if (e) {
-            set_err(err, errlen, "exec: %s: %s", name, errstr(e, ebuf, sizeof ebuf));
+            errbuf_set(err, errlen, "exec: %s: %s", name, errstr(e, ebuf, sizeof ebuf));
             return NULL;
         }
         char *p = strdup(name);
         if (!p)
-            set_err(err, errlen, "exec: out of memory");
+            errbuf_set(err, errlen, "exec: out of memory");
         return p;
     }
     const char *path = getenv("PATH");
@@ -403,7 +393,7 @@ static char *resolve_program(const char *name, char *err, size_t errlen)
         ob_puts(&b, name);
         char *cand = ob_take(&b);
         if (!cand) {
-            set_err(err, errlen, "exec: out of memory");
+            errbuf_set(err, errlen, "exec: out of memory");
             return NULL;
         }
         if (check_executable(cand) == 0)
@@ -413,7 +403,7 @@ static char *resolve_program(const char *name, char *err, size_t errlen)
             break;
         dir = end + 1;
     }
-    set_err(err, errlen, "exec: %s: no executable of that name in PATH", name);
+    errbuf_set(err, errlen, "exec: %s: no executable of that name in PATH", name);
     return NULL;
 }
 
@@ -509,14 +499,14 @@ static void exec_abort(handler *h)
 handler *exec_handler_new(const char *const *argv, size_t argc, const char *const *env_extra,
                           char *err, size_t errlen)
 {
-    set_err(err, errlen, "%s", "");
+    errbuf_set(err, errlen, "%s", "");
     if (!argv || argc == 0 || !argv[0] || !argv[0][0]) {
-        set_err(err, errlen, "exec: the command is empty");
+        errbuf_set(err, errlen, "exec: the command is empty");
         return NULL;
     }
     for (size_t i = 1; i < argc; i++) {
         if (!argv[i]) {
-            set_err(err, errlen, "exec: argument %zu is NULL", i);
+            errbuf_set(err, errlen, "exec: argument %zu is NULL", i);
             return NULL;
         }
     }
@@ -524,18 +514,19 @@ handler *exec_handler_new(const char *const *argv, size_t argc, const char *cons
     for (; env_extra && env_extra[nextra]; nextra++) {
         const char *kv = env_extra[nextra];
         if (!strchr(kv, '=') || kv[0] == '=') {
-            set_err(err, errlen, "exec: environment entry \"%s\" is not NAME=value", kv);
+            errbuf_set(err, errlen, "exec: environment entry \"%s\" is not NAME=value", kv);
             return NULL;
         }
         if (is_task_var(kv)) {
-            set_err(err, errlen, "exec: environment entry \"%s\" sets a variable run() sets", kv);
+            errbuf_set(err, errlen, "exec: environment entry \"%s\" sets a variable run() sets",
+                       kv);
             return NULL;
         }
     }
 
     exec_handler *x = calloc(1, sizeof *x);
     if (!x) {
-        set_err(err, errlen, "exec: out of memory");
+        errbuf_set(err, errlen, "exec: out of memory");
         return NULL;
     }
     x->base = (handler){
@@ -552,7 +543,7 @@ handler *exec_handler_new(const char *const *argv, size_t argc, const char *cons
         goto oom;
     return &x->base;
 oom:
-    set_err(err, errlen, "exec: out of memory");
+    errbuf_set(err, errlen, "exec: out of memory");
 fail:
     exec_free(&x->base);
     return NULL;

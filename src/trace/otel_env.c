@@ -9,6 +9,8 @@
  */
 #include "otel_env.h"
 
+#include "util/errbuf.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -333,18 +335,6 @@ static void parse_protocol(otel_config *c, const char *var, const char *text)
     }
 }
 
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char *default_service,
                       char *err, size_t errlen)
 {
@@ -365,14 +355,15 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
 
     if ((v = env(get, ctx, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))) {
         if (!has_http_scheme(v)) {
-            fail(err, errlen, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: %.100s", v);
+            errbuf_set(err, errlen,
+                       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: %.100s", v);
             goto failed;
         }
         if (!(c->endpoint = traces_url_as_is(v)))
             goto nomem;
     } else if ((v = env(get, ctx, "OTEL_EXPORTER_OTLP_ENDPOINT"))) {
         if (!has_http_scheme(v)) {
-            fail(err, errlen, "OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: %.100s", v);
+            errbuf_set(err, errlen, "OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: %.100s", v);
             goto failed;
         }
         if (!(c->endpoint = traces_url_from_base(v)))
@@ -427,7 +418,7 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
     return true;
 
 nomem:
-    fail(err, errlen, "out of memory reading the OTEL_* environment");
+    errbuf_set(err, errlen, "out of memory reading the OTEL_* environment");
 failed:
     kv_free(&headers);
     kv_free(&attrs);
