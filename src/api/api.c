@@ -65,6 +65,13 @@ void api_error(api_response *resp, int status, const char *detail)
     sbuf_free(&b);
 }
 
+void api_body_too_large(api_response *resp, size_t limit)
+{
+    char detail[96];
+    snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)", limit);
+    api_error(resp, 413, detail);
+}
+
 void api_response_free(api_response *resp)
 {
     free(resp->body);
@@ -154,14 +161,14 @@ static void write_done(store_write *w)
 }
 
 /* Open the span of the store write, a child of the request's span. */
-static void begin_store_span(api_exchange *ex, const char *operation)
+static void begin_store_span(const api *a, api_exchange *ex, const char *operation)
 {
     trace_ctx parent;
     trace_ctx_of(&ex->server, &parent);
     char name[64];
     snprintf(name, sizeof name, "%s tasks", operation);
     trace_begin(&ex->store_span, &parent, name, SPAN_KIND_CLIENT);
-    span_set_static(&ex->store_span, "db.system", "sqlite");
+    span_set_static(&ex->store_span, "db.system", a->store->ops->system);
     span_set_static(&ex->store_span, "db.operation.name", operation);
     span_set_static(&ex->store_span, "db.collection.name", "tasks");
 }
@@ -186,7 +193,7 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
         return API_DONE;
     }
     trace_traceparent_of(&ex->server, ex->traceparent);
-    begin_store_span(ex, "INSERT");
+    begin_store_span(a, ex, "INSERT");
     ex->write = (store_write){
         .kind = STORE_WRITE_CREATE,
         .now = a->now(),
@@ -299,7 +306,7 @@ static api_status patch_task(api *a, const api_request *req, const char *id, api
         return API_DONE;
     }
     snprintf(ex->task_id, sizeof ex->task_id, "%s", id);
-    begin_store_span(ex, "UPDATE");
+    begin_store_span(a, ex, "UPDATE");
     ex->write = (store_write){
         .kind = STORE_WRITE_UPDATE,
         .now = a->now(),
@@ -618,7 +625,11 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     span_set_str(&ex->server, "http.request.method", req->method);
     span_set_str(&ex->server, "url.path", req->path);
 
-    api_status st = dispatch(a, req, ex);
+    api_status st = API_DONE;
+    if (req->body_len > a->config->body_limit)
+        api_body_too_large(&ex->resp, a->config->body_limit);
+    else
+        st = dispatch(a, req, ex);
     if (st == API_DONE)
         conclude(a, ex);
     return st;

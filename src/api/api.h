@@ -121,6 +121,12 @@ void api_handle(api *a, const api_request *req, api_response *resp);
 
 /* Fill resp with an error: {"detail": "..."}. */
 void api_error(api_response *resp, int status, const char *detail);
+/*
+ * Fill resp with the 413 of a body over limit bytes. api_begin() answers it
+ * itself; a transport that can refuse the body before reading it all uses it
+ * too, so every transport gives the same answer.
+ */
+void api_body_too_large(api_response *resp, size_t limit);
 /* Add a response header (ignored past API_MAX_HEADERS). */
 void api_add_header(api_response *resp, const char *name, const char *value);
 /* Release the body. */

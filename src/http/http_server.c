@@ -91,9 +91,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, api_response *res
 static enum MHD_Result reject_too_large(struct MHD_Connection *c, size_t limit)
 {
     api_response resp = {0};
-    char detail[96];
-    snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)", limit);
-    api_error(&resp, 413, detail);
+    api_body_too_large(&resp, limit);
     return send_response(c, &resp);
 }
 

@@ -11,7 +11,7 @@
  *   checkpoints  the last change-record sequence number each consumer has
  *                finished with.
  *
- * Writes run as STORE_WRITE_ADAPTER jobs in the store's group commit; reads
+ * Writes run as jobs (sq_job) in the store's group commit; reads
  * use the store's read connections. Statements here are prepared per call:
  * every call handles a whole batch, so preparing is not on a per-task path.
  */
@@ -41,10 +41,11 @@ static sqlite_store *sq(broker *b)
 }
 
 /* Run fn in the writer's transaction and wait for the commit. */
-static store_rc run_write(broker *b, store_rc (*fn)(void *adapter, store_write *w), void *arg,
+static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg), void *arg,
                           bool relaxed)
 {
-    store_write w = {.kind = STORE_WRITE_ADAPTER, .apply = fn, .arg = arg, .relaxed = relaxed};
+    sq_job job = {.apply = fn, .arg = arg};
+    store_write w = {.relaxed = relaxed, .adapter_data = &job};
     return store_write_wait(&sq(b)->base, &w);
 }
 
@@ -143,10 +144,9 @@ typedef struct publish_args {
     size_t n;
 } publish_args;
 
-static store_rc apply_publish(void *adapter, store_write *w)
+static store_rc apply_publish(sqlite_store *s, void *arg)
 {
-    sqlite_store *s = adapter;
-    publish_args *a = w->arg;
+    publish_args *a = arg;
     int64_t now = sq_now_ms();
     sqlite3_stmt *ins = stmt(s->wdb, "INSERT INTO messages (queue, task_id, body, attributes, "
                                      "sent_ms, visible_ms, expires_ms) "
@@ -224,10 +224,9 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     return rc;
 }
 
-static store_rc apply_receive(void *adapter, store_write *w)
+static store_rc apply_receive(sqlite_store *s, void *arg)
 {
-    sqlite_store *s = adapter;
-    receive_args *a = w->arg;
+    receive_args *a = arg;
     const queue_config *q = a->q;
     int64_t now = sq_now_ms();
     a->next_ms = INT64_MAX;
@@ -374,10 +373,9 @@ typedef struct receipt_args {
     int64_t visible_in_ms; /* when not deleting: visible again this long from now */
 } receipt_args;
 
-static store_rc apply_receipts(void *adapter, store_write *w)
+static store_rc apply_receipts(sqlite_store *s, void *arg)
 {
-    sqlite_store *s = adapter;
-    receipt_args *a = w->arg;
+    receipt_args *a = arg;
     sqlite3_stmt *st =
         stmt(s->wdb, a->delete ? "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2"
                                : "UPDATE messages SET visible_ms = ?3 "
@@ -478,10 +476,9 @@ typedef struct redrive_args {
     int64_t moved;
 } redrive_args;
 
-static store_rc apply_redrive(void *adapter, store_write *w)
+static store_rc apply_redrive(sqlite_store *s, void *arg)
 {
-    sqlite_store *s = adapter;
-    redrive_args *a = w->arg;
+    redrive_args *a = arg;
     int64_t now = sq_now_ms();
     sqlite3_stmt *sel = stmt(s->wdb, "SELECT task_id FROM messages WHERE queue = ?1");
     if (!sel)
@@ -627,10 +624,9 @@ static store_rc trim_changes(sqlite_store *s, const config *c, int64_t now)
     return sq_rc_of(rc);
 }
 
-static store_rc apply_sweep(void *adapter, store_write *w)
+static store_rc apply_sweep(sqlite_store *s, void *arg)
 {
-    sqlite_store *s = adapter;
-    sweep_args *a = w->arg;
+    sweep_args *a = arg;
     int64_t now = (int64_t)time(NULL);
     store_rc rc = sweep_tasks(s, a->c, now, &a->removed);
     if (rc == STORE_OK)

@@ -7,7 +7,6 @@
 #define TASKD_SQLITE_INTERNAL_H
 
 #include "core/uuid7.h"
-#include "util/metrics.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -60,8 +59,8 @@ struct sqlite_store {
 
     uint8_t secret[16];
 
-    /* committed status changes are counted here (task_type, status) */
-    metrics *metrics;
+    /* told of committed status changes (task_type, status) and of each commit */
+    store_listener listener;
     struct counted_change {
         char task_type[TASK_TYPE_MAX + 1];
         task_status status;
@@ -79,6 +78,16 @@ struct sqlite_store {
     uint64_t changes_gen;  /* bumped after a commit that appended change records */
     uint64_t messages_gen; /* bumped after a commit that made messages visible */
 };
+
+/*
+ * The adapter's own work (the local queues and change stream), run by the
+ * writer inside its transaction, in the same group commit as the port's
+ * writes: a store_write whose adapter_data points to an sq_job.
+ */
+typedef struct sq_job {
+    store_rc (*apply)(sqlite_store *s, void *arg);
+    void *arg;
+} sq_job;
 
 /* SQLite result code to store result code. */
 store_rc sq_rc_of(int sqlite_rc);

@@ -9,7 +9,9 @@
  * Writes are asynchronous (store_submit: the adapter calls back when the
  * write is durable), so one thread can have many in flight and an adapter
  * can commit many callers' writes together; store_write_wait() and the
- * store_*_task() helpers wait for one. Reads answer at once.
+ * store_*_task() helpers wait for one. Reads answer without waiting for
+ * writes. Each adapter names itself (store_ops.system) and reports commits
+ * to a store_listener, so nothing above the port knows which one it is.
  *
  * All operations are safe to call from many threads at once. Strings passed
  * in are borrowed until the write is done; tasks handed out are owned by
@@ -69,15 +71,16 @@ typedef struct store_page {
 typedef struct store store;
 
 typedef enum store_write_kind {
-    STORE_WRITE_CREATE,  /* create a task (POST) */
-    STORE_WRITE_UPDATE,  /* change a task's status (PATCH) */
-    STORE_WRITE_ADAPTER, /* the adapter's own work (local queues), in the same group commit */
+    STORE_WRITE_CREATE, /* create a task (POST) */
+    STORE_WRITE_UPDATE, /* change a task's status (PATCH) */
 } store_write_kind;
 
 /*
  * A write handed to the store. The caller owns it and everything it points
- * to until done() has been called; done() runs exactly once, on a store
- * thread, after the write is durable or has failed, and must not block.
+ * to until done() has been called; done() runs exactly once, after the write
+ * is durable or has failed, and must not block. It may run on another thread
+ * (an adapter that commits in the background) or on the caller's own, before
+ * store_submit() returns (an adapter whose writes are remote calls).
  */
 typedef struct store_write {
     store_write_kind kind;
@@ -91,15 +94,28 @@ typedef struct store_write {
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
     task current; /* out, for UPDATE: the task before the change, when found; caller clears */
     store_rc rc;  /* out */
-    /* for STORE_WRITE_ADAPTER: run inside the adapter's transaction */
-    store_rc (*apply)(void *adapter, struct store_write *w);
-    void *arg;
     void (*done)(struct store_write *w);
-    void *user;               /* the caller's, e.g. for done() to find its context */
-    struct store_write *next; /* the store's, while queued */
+    void *user; /* the caller's, e.g. for done() to find its context */
+    /* the adapter's while it holds the write: a queue link, and a slot for its own kinds of work */
+    struct store_write *next;
+    void *adapter_data;
 } store_write;
 
+/*
+ * What a store tells its owner as writes commit (metrics); every member is
+ * optional. Called on the thread that committed, after the commit; must not
+ * block.
+ */
+typedef struct store_listener {
+    /* A task was created (created: status is CREATED) or changed status, durably. */
+    void (*changed)(void *ctx, const char *task_type, task_status status, bool created);
+    /* One atomic unit of writes committed (durable: it waited for the disk), in seconds. */
+    void (*committed)(void *ctx, size_t writes, double seconds, bool durable);
+    void *ctx;
+} store_listener;
+
 typedef struct store_ops {
+    const char *system; /* what the store is, as OpenTelemetry's db.system names it: "sqlite" */
     /* Queue a write; w->done(w) reports the outcome. */
     void (*submit)(store *s, store_write *w);
     store_rc (*get_task)(store *s, const char *id, task *out);

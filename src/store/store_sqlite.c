@@ -392,26 +392,19 @@ static bool succeeded(store_rc rc)
     return rc == STORE_OK || rc == STORE_DUPLICATE || rc == STORE_REPEAT;
 }
 
-/* Add a committed batch's creations and status changes to the metrics. */
+/* Tell the listener of a committed batch's creations and status changes. */
 static void count_changes(sqlite_store *s)
 {
-    for (size_t i = 0; i < s->n_batch_changes && s->metrics; i++) {
+    for (size_t i = 0; i < s->n_batch_changes; i++) {
         const struct counted_change *c = &s->batch_changes[i];
-        char labels[160];
-        if (c->created) {
-            snprintf(labels, sizeof labels, "task_type=\"%s\"", c->task_type);
-            metrics_add(s->metrics, "taskd_tasks_created_total", labels, 1);
-        }
-        snprintf(labels, sizeof labels, "task_type=\"%s\",status=\"%s\"", c->task_type,
-                 task_status_name(c->status));
-        metrics_add(s->metrics, "taskd_task_transitions_total", labels, 1);
+        s->listener.changed(s->listener.ctx, c->task_type, c->status, c->created);
     }
 }
 
 /* Note a status change for count_changes() once the batch commits. */
 static void note_change(sqlite_store *s, const task *t, bool created)
 {
-    if (!s->metrics)
+    if (!s->listener.changed)
         return;
     if (s->n_batch_changes == s->cap_batch_changes) {
         size_t cap = s->cap_batch_changes ? s->cap_batch_changes * 2 : 64;
@@ -463,17 +456,18 @@ static void run_batch(sqlite_store *s, store_write *batch)
             continue;
         }
         size_t counted = s->n_batch_changes; /* a rolled-back write counts nothing */
-        switch (w->kind) {
-        case STORE_WRITE_CREATE:
-            w->rc = apply_create(s, w);
-            break;
-        case STORE_WRITE_UPDATE:
-            w->rc = sq_apply_update(s, w);
-            break;
-        case STORE_WRITE_ADAPTER:
-            w->rc = w->apply(s, w);
-            break;
-        }
+        const sq_job *job = w->adapter_data;
+        if (job)
+            w->rc = job->apply(s, job->arg);
+        else
+            switch (w->kind) {
+            case STORE_WRITE_CREATE:
+                w->rc = apply_create(s, w);
+                break;
+            case STORE_WRITE_UPDATE:
+                w->rc = sq_apply_update(s, w);
+                break;
+            }
         if (!succeeded(w->rc)) {
             sq_step_done(s->w_rollback_to);
             s->n_batch_changes = counted;
@@ -499,12 +493,9 @@ static void run_batch(sqlite_store *s, store_write *batch)
     }
     if (rc == SQLITE_OK)
         count_changes(s);
-    if (s->metrics) {
-        const char *labels = s->syncing ? "sync=\"full\"" : "sync=\"normal\"";
-        metrics_observe(s->metrics, "taskd_store_commit_writes", labels, (double)writes);
-        metrics_observe(s->metrics, "taskd_store_commit_seconds", labels,
-                        (double)(sq_now_ms() - started) / 1e3);
-    }
+    if (s->listener.committed)
+        s->listener.committed(s->listener.ctx, writes, (double)(sq_now_ms() - started) / 1e3,
+                              s->syncing);
 }
 
 /* Forget idempotency keys older than the window, at most once a minute. */
@@ -886,7 +877,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     s->base.ops = &sqlite_ops;
     s->lock_fd = -1;
-    s->metrics = o->metrics;
+    if (o->listener)
+        s->listener = *o->listener;
     s->sync_full = s->syncing = o->sync == STORE_SYNC_FULL;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->wake, NULL);
@@ -931,6 +923,7 @@ fail:
 }
 
 static const store_ops sqlite_ops = {
+    .system = "sqlite",
     .submit = sq_submit,
     .get_task = sq_get_task,
     .list_tasks = sq_list_tasks,

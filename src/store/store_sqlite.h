@@ -11,7 +11,6 @@
 #define TASKD_STORE_SQLITE_H
 
 #include "store.h"
-#include "util/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,8 +23,8 @@ typedef enum store_sync {
 typedef struct store_sqlite_options {
     const char *path; /* database file */
     store_sync sync;
-    int busy_timeout_ms; /* how long a write waits for a lock before STORE_BUSY */
-    metrics *metrics;    /* counts committed creations and status changes; may be NULL */
+    int busy_timeout_ms;            /* how long a write waits for a lock before STORE_BUSY */
+    const store_listener *listener; /* told of commits (copied); may be NULL */
 } store_sqlite_options;
 
 /*

@@ -211,8 +211,9 @@ int main(int argc, char **argv)
                          .service_version = TASKD_VERSION,
                          .queue_capacity = 8192,
                          .local_capacity = 16384};
+    store_listener counted = trace_store_listener(tel.metrics);
     store_sqlite_options so = {
-        .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .metrics = tel.metrics};
+        .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .listener = &counted};
     store *st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;

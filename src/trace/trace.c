@@ -3,6 +3,7 @@
  */
 #include "trace.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -133,4 +134,32 @@ void trace_declare_metrics(metrics *m)
     metrics_declare(m, "taskd_http_request_duration_seconds", "HTTP request latency, by route.",
                     METRIC_HISTOGRAM, http_buckets,
                     (int)(sizeof http_buckets / sizeof http_buckets[0]));
+}
+
+static void count_change(void *ctx, const char *task_type, task_status status, bool created)
+{
+    metrics *m = ctx;
+    char labels[160];
+    if (created) {
+        snprintf(labels, sizeof labels, "task_type=\"%s\"", task_type);
+        metrics_add(m, "taskd_tasks_created_total", labels, 1);
+    }
+    snprintf(labels, sizeof labels, "task_type=\"%s\",status=\"%s\"", task_type,
+             task_status_name(status));
+    metrics_add(m, "taskd_task_transitions_total", labels, 1);
+}
+
+static void count_commit(void *ctx, size_t writes, double seconds, bool durable)
+{
+    metrics *m = ctx;
+    const char *labels = durable ? "sync=\"full\"" : "sync=\"normal\"";
+    metrics_observe(m, "taskd_store_commit_writes", labels, (double)writes);
+    metrics_observe(m, "taskd_store_commit_seconds", labels, seconds);
+}
+
+store_listener trace_store_listener(metrics *m)
+{
+    if (!m)
+        return (store_listener){0};
+    return (store_listener){.changed = count_change, .committed = count_commit, .ctx = m};
 }

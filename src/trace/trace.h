@@ -11,6 +11,7 @@
 
 #include "core/span.h"
 #include "core/tracectx.h"
+#include "store/store.h"
 #include "tracer.h"
 #include "util/metrics.h"
 
@@ -35,5 +36,10 @@ void trace_traceparent_of(const span *s, char out[56]);
 void trace_end(const telemetry *t, span *s);
 /* Declare the metric families every part of taskd writes. */
 void trace_declare_metrics(metrics *m);
+/*
+ * A store listener that counts into m (declared by trace_declare_metrics):
+ * tasks created and status changes by type, commit sizes and times.
+ */
+store_listener trace_store_listener(metrics *m);
 
 #endif

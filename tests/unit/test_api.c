@@ -177,6 +177,33 @@ static void test_routing_errors(void **state)
     api_response_free(&r);
 }
 
+/* The body limit is the API's own rule, whatever transport calls it. */
+static void test_body_limit(void **state)
+{
+    fixture *f = *state;
+    f->cfg.body_limit = 64;
+    char big[80];
+    memset(big, ' ', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    memcpy(big, "{\"task_type\":\"TASK2\"}", 21); /* then spaces: valid JSON of any length */
+    api_response r = call(f, "POST", "/tasks", big, NULL);
+    assert_int_equal(r.status, 413);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "detail")),
+                        "Request body too large (limit 64 bytes)");
+    json_decref(j);
+    api_response_free(&r);
+    /* at the limit it is read, and a route that takes no body still refuses a larger one */
+    big[64] = '\0';
+    r = call(f, "POST", "/tasks", big, NULL);
+    assert_int_equal(r.status, 201);
+    api_response_free(&r);
+    big[64] = ' ';
+    r = call(f, "GET", "/health", big, NULL);
+    assert_int_equal(r.status, 413);
+    api_response_free(&r);
+}
+
 /* Without a pipeline, its routes are neither served nor documented. */
 static void test_no_pipeline_routes(void **state)
 {
@@ -202,6 +229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_read_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_pipeline_routes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
