@@ -28,6 +28,10 @@
  *
  * A span counts as exported when every configured exporter took it, else as dropped.
  *
+ * Flush (a Lambda function, frozen between invocations, must not hold spans): tracer_flush
+ * makes the thread hurry exactly as a shutdown does, up to the caller's deadline, and waits on
+ * a second condition variable until the queue is empty and no batch is in hand.
+ *
  * Shutdown: tracer_free sets a deadline (now + the export timeout) and wakes the thread. From
  * then on no batch is retried: the batch in hand and every one still queued get a single
  * attempt whose timeout ends at the deadline (a backoff sleep is cut short, an in-flight
@@ -92,7 +96,10 @@ struct tracer {
     size_t qcap, qhead, qlen;
     atomic_bool qfull;             /* qlen == qcap, readable without the lock */
     atomic_bool stopping;          /* written under qmu, read anywhere */
-    _Atomic int64_t stop_deadline; /* monotonic ns; valid once stopping */
+    atomic_bool flushing;          /* a tracer_flush() waits: hurry, as when stopping */
+    _Atomic int64_t stop_deadline; /* monotonic ns; valid once stopping or flushing */
+    bool exporting;                /* the export thread has a batch in hand (under qmu) */
+    pthread_cond_t idle;           /* the queue emptied and no batch is in hand */
     bool has_thread;
     pthread_t thread;
 
@@ -185,9 +192,10 @@ static void xray_warning(tracer *t, const char *message, const char *detail)
              NULL);
 }
 
+/* Stopping, or a flush is waiting: no more retries, and nothing past stop_deadline. */
 static bool is_stopping(tracer *t)
 {
-    return atomic_load(&t->stopping);
+    return atomic_load(&t->stopping) || atomic_load(&t->flushing);
 }
 
 /*
@@ -199,9 +207,9 @@ static bool sleep_unless_stopping(tracer *t, int64_t ms)
     int64_t until = mono_ns() + ms * 1000000;
     struct timespec ts = mono_ts(until);
     pthread_mutex_lock(&t->qmu);
-    while (!atomic_load(&t->stopping) && mono_ns() < until)
+    while (!is_stopping(t) && mono_ns() < until)
         pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
-    bool stopped = atomic_load(&t->stopping);
+    bool stopped = is_stopping(t);
     pthread_mutex_unlock(&t->qmu);
     return !stopped;
 }
@@ -506,12 +514,17 @@ static void *export_main(void *arg)
     pthread_mutex_lock(&t->qmu);
     for (;;) {
         struct timespec ts = mono_ts(next_flush);
-        while (!atomic_load(&t->stopping) && t->qlen < BATCH_MAX && mono_ns() < next_flush)
+        while (!is_stopping(t) && t->qlen < BATCH_MAX && mono_ns() < next_flush)
             pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
         if (t->qlen == 0) {
+            pthread_cond_broadcast(&t->idle); /* answers a waiting tracer_flush() */
             if (atomic_load(&t->stopping))
                 break;
             next_flush = mono_ns() + FLUSH_INTERVAL_NS;
+            if (atomic_load(&t->flushing)) { /* sleep until the flusher has seen it */
+                ts = mono_ts(next_flush);
+                pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
+            }
             continue;
         }
         size_t n = t->qlen < BATCH_MAX ? t->qlen : BATCH_MAX;
@@ -522,6 +535,7 @@ static void *export_main(void *arg)
         atomic_store_explicit(&t->qfull, false, memory_order_relaxed);
         if (t->qlen == 0)
             next_flush = mono_ns() + FLUSH_INTERVAL_NS;
+        t->exporting = true;
         pthread_mutex_unlock(&t->qmu);
 
         export_batch(t, t->batch, n);
@@ -529,6 +543,7 @@ static void *export_main(void *arg)
             span_clear(&t->batch[i]);
 
         pthread_mutex_lock(&t->qmu);
+        t->exporting = false;
     }
     pthread_mutex_unlock(&t->qmu);
     return NULL;
@@ -628,16 +643,22 @@ static bool init_locks(tracer *t)
         return false;
     bool ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
               pthread_cond_init(&t->qcond, &ca) == 0;
+    if (ok && pthread_cond_init(&t->idle, &ca) != 0) {
+        pthread_cond_destroy(&t->qcond);
+        ok = false;
+    }
     pthread_condattr_destroy(&ca);
     if (!ok)
         return false;
     if (pthread_mutex_init(&t->qmu, NULL) != 0) {
         pthread_cond_destroy(&t->qcond);
+        pthread_cond_destroy(&t->idle);
         return false;
     }
     if (pthread_mutex_init(&t->lmu, NULL) != 0) {
         pthread_mutex_destroy(&t->qmu);
         pthread_cond_destroy(&t->qcond);
+        pthread_cond_destroy(&t->idle);
         return false;
     }
     return true;
@@ -668,6 +689,7 @@ static void release(tracer *t)
     pthread_mutex_destroy(&t->qmu);
     pthread_mutex_destroy(&t->lmu);
     pthread_cond_destroy(&t->qcond);
+    pthread_cond_destroy(&t->idle);
     free(t);
 }
 
@@ -856,6 +878,28 @@ uint64_t tracer_dropped(const tracer *t)
 uint64_t tracer_exported(const tracer *t)
 {
     return t ? atomic_load(&t->exported) : 0;
+}
+
+bool tracer_flush(tracer *t, int64_t deadline_ms)
+{
+    if (!t || !t->has_thread)
+        return true;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    int64_t left_ms = deadline_ms - ((int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
+    int64_t until = mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+    struct timespec ts = mono_ts(until);
+    pthread_mutex_lock(&t->qmu);
+    atomic_store(&t->stop_deadline, until);
+    atomic_store(&t->flushing, true);
+    pthread_cond_broadcast(&t->qcond);
+    while ((t->qlen || t->exporting) && mono_ns() < until)
+        pthread_cond_timedwait(&t->idle, &t->qmu, &ts);
+    bool empty = !t->qlen && !t->exporting;
+    atomic_store(&t->flushing, false);
+    pthread_cond_broadcast(&t->qcond);
+    pthread_mutex_unlock(&t->qmu);
+    return empty;
 }
 
 void tracer_free(tracer *t)

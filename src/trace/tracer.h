@@ -31,6 +31,7 @@
 
 #include "core/span.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,6 +70,13 @@ size_t tracer_task_spans(tracer *t, const char *task_id, span **out);
 uint64_t tracer_dropped(const tracer *t);
 /* Spans every configured exporter took. */
 uint64_t tracer_exported(const tracer *t);
+/*
+ * Export everything queued now, without retries, and wait until it is sent
+ * or deadline_ms (epoch milliseconds) passes: a process about to be frozen
+ * (a Lambda function between invocations) then holds no spans. True when
+ * nothing is left. NULL, or no exporter, is fine (true at once).
+ */
+bool tracer_flush(tracer *t, int64_t deadline_ms);
 /* Flush what is queued (bounded by the export timeout) and stop. NULL is fine. */
 void tracer_free(tracer *t);
 

@@ -17,6 +17,40 @@ static const char *service_name = "taskd";
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
+/* The calling thread's context fields, rendered once: ',"name":"value"...'. */
+static _Thread_local char context[480];
+
+void log_context_clear(void)
+{
+    context[0] = '\0';
+}
+
+void log_context(const char *name, ...)
+{
+    context[0] = '\0';
+    sbuf b = {0};
+    va_list ap;
+    va_start(ap, name);
+    for (; name; name = va_arg(ap, const char *)) {
+        const char *value = va_arg(ap, const char *);
+        size_t mark = b.len;
+        sbuf_putc(&b, ',');
+        sbuf_json_str(&b, name);
+        sbuf_putc(&b, ':');
+        sbuf_json_str(&b, value ? value : "");
+        if (b.len >= sizeof context) {
+            b.len = mark; /* this field does not fit: leave it (and the rest) out */
+            break;
+        }
+    }
+    va_end(ap);
+    if (!sbuf_failed(&b) && b.len) {
+        memcpy(context, b.data, b.len);
+        context[b.len] = '\0';
+    }
+    sbuf_free(&b);
+}
+
 void log_setup(log_level level, const char *service)
 {
     threshold = level;
@@ -78,6 +112,7 @@ void log_write(log_level level, const char *message, ...)
         sbuf_json_str(&b, value);
     }
     va_end(ap);
+    sbuf_puts(&b, context);
     sbuf_puts(&b, "}\n");
     if (!sbuf_failed(&b)) {
         ssize_t ignored = write(STDERR_FILENO, b.data, b.len);

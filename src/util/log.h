@@ -8,8 +8,10 @@
  *     log_info("listening", "address", "127.0.0.1:8080", NULL);
  *
  * A line is written with a single write(2), so lines from several threads
- * never interleave. The level threshold and service name are the logger's
- * only state, set once at start-up.
+ * never interleave. The level threshold and service name are set once at
+ * start-up; besides them each thread may carry context fields that every
+ * line it writes repeats (the Lambda runtime sets the invocation's request
+ * id this way).
  */
 #ifndef TASKD_LOG_H
 #define TASKD_LOG_H
@@ -24,6 +26,13 @@ void log_setup(log_level threshold, const char *service);
 bool log_level_parse(const char *s, log_level *out);
 /* True when lines at this level are written. */
 bool log_enabled(log_level level);
+/*
+ * Set the calling thread's context fields (NULL-terminated name/value pairs,
+ * copied; at most 480 bytes of JSON, the rest left out), replacing any.
+ */
+void log_context(const char *name, ...) __attribute__((sentinel));
+/* Clear the calling thread's context fields. */
+void log_context_clear(void);
 /* Write one line: message plus NULL-terminated name/value string pairs. */
 void log_write(log_level level, const char *message, ...) __attribute__((sentinel));
 

@@ -47,6 +47,14 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Epoch milliseconds: tracer_flush() takes a wall-clock deadline, as Lambda gives one. */
+static int64_t epoch_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
@@ -591,6 +599,40 @@ static void test_retry_after_503(void **state)
     receiver_stop(r);
 }
 
+/* A flush sends what is queued at once, and waits for it; a dead collector costs the deadline. */
+static void test_flush_sends_now(void **state)
+{
+    (void)state;
+    clear_env();
+    receiver *r = receiver_start((const int[]){200, 200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    tracer *t = start(64, 0);
+    emit(t, TASK_A, 1);
+    emit(t, TASK_A, 2);
+    int64_t t0 = now_ms();
+    assert_true(tracer_flush(t, epoch_ms() + 2000));
+    assert_true(now_ms() - t0 < 900); /* not the 1 s batch timer */
+    assert_int_equal(tracer_exported(t), 2);
+    assert_int_equal(receiver_count(r), 1);
+    assert_true(tracer_flush(t, epoch_ms() + 2000)); /* nothing queued: at once */
+    emit(t, TASK_A, 3);
+    assert_true(tracer_flush(t, epoch_ms() + 2000));
+    assert_int_equal(tracer_exported(t), 3);
+    tracer_free(t);
+    receiver_stop(r);
+
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", dead_port(), "");
+    t = start(64, 0);
+    emit(t, TASK_A, 4);
+    t0 = now_ms();
+    tracer_flush(t, epoch_ms() + 300);
+    int64_t took = now_ms() - t0;
+    assert_true(took < 1500);
+    assert_int_equal(tracer_exported(t), 0);
+    tracer_free(t);
+    assert_true(tracer_flush(NULL, 0)); /* NULL tracer: nothing to do */
+}
+
 static void test_retry_after_header(void **state)
 {
     (void)state;
@@ -860,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_large_batch_is_split),
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
+        cmocka_unit_test(test_flush_sends_now),
         cmocka_unit_test(test_gives_up_after_five_attempts),
         cmocka_unit_test(test_drop_on_400),
         cmocka_unit_test(test_partial_success),

@@ -1,0 +1,139 @@
+/*
+ * Unit tests for the JSON-lines logger: fields, escaping, and the
+ * per-thread context fields that every line of a thread repeats.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util/log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Run fn with stderr sent to a temporary file; return what it wrote (malloc'ed). */
+static char *capture(void (*fn)(void))
+{
+    FILE *tmp = tmpfile();
+    assert_non_null(tmp);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    fn();
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    long n = ftell(tmp);
+    assert_true(n >= 0);
+    char *out = calloc(1, (size_t)n + 1);
+    rewind(tmp);
+    assert_int_equal(fread(out, 1, (size_t)n, tmp), (size_t)n);
+    fclose(tmp);
+    return out;
+}
+
+/* The n-th line (0-based) as a JSON object. */
+static json_t *line(const char *text, int n)
+{
+    const char *p = text;
+    for (int i = 0; i < n; i++) {
+        p = strchr(p, '\n');
+        assert_non_null(p);
+        p++;
+    }
+    const char *end = strchr(p, '\n');
+    assert_non_null(end);
+    json_error_t e;
+    json_t *j = json_loadb(p, (size_t)(end - p), 0, &e);
+    assert_non_null(j);
+    return j;
+}
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    log_info("from another thread", NULL);
+    return NULL;
+}
+
+static void write_lines(void)
+{
+    log_info("plain", "k", "v\"with\nquotes", NULL);
+    log_context("function_request_id", "req-1", "cold_start", "true", NULL);
+    log_warn("inside", "task_id", "t1", NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, other_thread, NULL);
+    pthread_join(th, NULL);
+    log_context_clear();
+    log_info("after", NULL);
+    log_debug("below the threshold", NULL);
+}
+
+static void test_fields_and_context(void **state)
+{
+    (void)state;
+    log_setup(LOG_INFO, "svc");
+    char *out = capture(write_lines);
+    json_t *j = line(out, 0);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "plain");
+    assert_string_equal(json_string_value(json_object_get(j, "service")), "svc");
+    assert_string_equal(json_string_value(json_object_get(j, "level")), "INFO");
+    assert_string_equal(json_string_value(json_object_get(j, "k")), "v\"with\nquotes");
+    assert_null(json_object_get(j, "function_request_id"));
+    json_decref(j);
+
+    j = line(out, 1);
+    assert_string_equal(json_string_value(json_object_get(j, "function_request_id")), "req-1");
+    assert_string_equal(json_string_value(json_object_get(j, "cold_start")), "true");
+    assert_string_equal(json_string_value(json_object_get(j, "task_id")), "t1");
+    json_decref(j);
+
+    j = line(out, 2); /* the context is the thread's own */
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "from another thread");
+    assert_null(json_object_get(j, "function_request_id"));
+    json_decref(j);
+
+    j = line(out, 3);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "after");
+    assert_null(json_object_get(j, "function_request_id"));
+    json_decref(j);
+    assert_null(strstr(out, "below the threshold"));
+    free(out);
+}
+
+static void oversized_context(void)
+{
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    log_context("small", "kept", "big", big, NULL);
+    log_info("bounded", NULL);
+    log_context_clear();
+}
+
+static void test_context_is_bounded(void **state)
+{
+    (void)state;
+    log_setup(LOG_INFO, "svc");
+    char *out = capture(oversized_context);
+    json_t *j = line(out, 0); /* still one valid line */
+    assert_string_equal(json_string_value(json_object_get(j, "small")), "kept");
+    assert_null(json_object_get(j, "big"));
+    json_decref(j);
+    free(out);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields_and_context),
+        cmocka_unit_test(test_context_is_bounded),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
