@@ -466,18 +466,18 @@ typedef enum param_kind { PARAM_NONE, PARAM_TASK_ID, PARAM_NAME } param_kind;
 typedef struct route {
     const char *pattern; /* path, with at most one "{name}" standing for one segment */
     param_kind param;
-    bool pipeline; /* served only when the API has a pipeline */
+    bool local; /* served only by a process with the local pipeline and trace store (taskd) */
     handler_fn get, post, patch;
     const char *allow;
 } route;
 
 static const route routes[] = {
-    {"/", PARAM_NONE, false, get_dashboard, NULL, NULL, "GET, HEAD"},
+    {"/", PARAM_NONE, true, get_dashboard, NULL, NULL, "GET, HEAD"},
     {"/health", PARAM_NONE, false, get_health, NULL, NULL, "GET, HEAD"},
     {"/openapi.json", PARAM_NONE, false, get_openapi, NULL, NULL, "GET, HEAD"},
     {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
     {"/tasks/{task_id}", PARAM_TASK_ID, false, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
-    {"/tasks/{task_id}/trace", PARAM_TASK_ID, false, get_trace, NULL, NULL, "GET, HEAD"},
+    {"/tasks/{task_id}/trace", PARAM_TASK_ID, true, get_trace, NULL, NULL, "GET, HEAD"},
     {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
     {"/queues/{name}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
     {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},
@@ -506,7 +506,7 @@ static const route *match_route(const api *a, const char *path, char *param, siz
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route *r = &routes[i];
-        if ((!r->pipeline || a->pipeline) && match_pattern(r->pattern, path, param, paramlen))
+        if ((!r->local || a->pipeline) && match_pattern(r->pattern, path, param, paramlen))
             return r;
     }
     return NULL;

@@ -49,7 +49,8 @@ typedef struct api_response {
 
 /*
  * The pipeline as the API sees it (queues, redrive, metrics); optional: an
- * API without one answers 404 on those routes.
+ * API without one (on Lambda) answers 404 on those routes, and on the other
+ * routes only a local process serves: the trace view and the dashboard.
  */
 typedef struct api_pipeline {
     /* Append {"queues": [...]} for GET /queues; a store code. */

@@ -149,6 +149,8 @@ char *openapi_document(const config *c, bool pipeline, size_t *len)
         json_object_del(paths, "/queues");
         json_object_del(paths, "/queues/{name}/redrive");
         json_object_del(paths, "/metrics");
+        json_object_del(paths, "/tasks/{task_id}/trace");
+        json_object_del(paths, "/");
     }
     json_t *types = json_object_get(
         json_object_get(json_object_get(json_object_get(doc, "components"), "schemas"), "TaskType"),

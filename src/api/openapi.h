@@ -12,7 +12,8 @@
 
 /*
  * The document as JSON text (malloc'ed), or NULL when out of memory. Without
- * pipeline, the pipeline's routes (/queues, /metrics) are left out.
+ * pipeline, the local routes (/queues, redrive, /metrics, the trace view and
+ * the dashboard) are left out.
  */
 char *openapi_document(const config *c, bool pipeline, size_t *len);
 
