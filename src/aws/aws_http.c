@@ -1,0 +1,902 @@
+/*
+ * aws_http — signed POSTs to DynamoDB, SNS and SQS over libcurl; see
+ * aws_http.h for the contract.
+ *
+ * Configuration. aws_client_new() reads the environment once: the region
+ * (only [A-Za-z0-9-], it goes into the CURLOPT_AWS_SIGV4 string), the keys
+ * and the session token (printable, as they go into headers), and the
+ * endpoint, parsed with libcurl's URL API: http or https, a host, no user
+ * name, query or fragment; a URL without a path gets "/", so calls go to
+ * POST / of the endpoint. The default endpoint is
+ * https://<service>.<region>.amazonaws.com/ (amazonaws.com.cn for the cn-
+ * regions).
+ *
+ * Handles. Every call takes a libcurl easy handle from the client's pool (a
+ * mutex-protected stack of idle handles; a new one when it is empty), uses
+ * it for all its attempts and puts it back. curl_easy_reset() between calls
+ * clears the options but keeps the handle's live connections and DNS cache,
+ * so consecutive calls reuse one keep-alive connection, and N concurrent
+ * callers end up with N handles and N connections.
+ *
+ * Signing. curl signs host, x-amz-date and every header given through
+ * CURLOPT_HTTPHEADER, and hashes the body given through CURLOPT_POSTFIELDS;
+ * so Content-Type, X-Amz-Target and X-Amz-Security-Token go in that list,
+ * the user agent through CURLOPT_USERAGENT (not signed), and nothing else —
+ * never X-Amzn-Trace-Id. Expect: 100-continue (which curl adds to HTTP/1.1
+ * bodies over 1 MiB) is suppressed with an "Expect:" entry, but only with
+ * libcurl 8.3.0 or newer: older versions sign such a removal entry as an
+ * empty "expect" header that is never sent, which breaks the signature.
+ * With those, the header curl adds is not signed, and
+ * CURLOPT_EXPECT_100_TIMEOUT_MS 0 sends the body without waiting for the
+ * "100 Continue".
+ *
+ * Attempts. Each attempt gets CURLOPT_TIMEOUT_MS = the time left to the
+ * deadline and a connect timeout of at most AWS_CONNECT_MS. Its outcome is
+ * classified: 2xx OK; 429, or a 4xx/5xx whose error type is throttling,
+ * THROTTLED; other 5xx and transient transport failures (no connection,
+ * reset, empty reply, a connect timeout with time left) UNAVAILABLE; a
+ * transfer cut by the deadline TIMEOUT; other 4xx CLIENT. THROTTLED and
+ * UNAVAILABLE are retried after aws_backoff_ms(attempt, 25, 2000, random)
+ * unless that sleep plus AWS_MIN_ATTEMPT_MS would pass the deadline or
+ * AWS_MAX_ATTEMPTS were made; then the last classification is the result.
+ * Random numbers come from a per-thread xorshift64* seeded from the clock
+ * and the thread's own address, so threads never share state.
+ *
+ * Errors. The body of a non-2xx answer is read as JSON when it starts with
+ * '{' (__type or code, cut at the first ':' and taken after the last '#';
+ * message or Message) and as XML when it starts with '<' (<Code> and
+ * <Message> inside <Error>, entities decoded). Without a type there, the
+ * x-amzn-query-error header (before ';') and then x-amzn-errortype (before
+ * ':') are used. When no answer came, error_message carries libcurl's reason.
+ */
+#include "aws_http.h"
+
+#include "util/errbuf.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#ifndef TASKD_VERSION
+#define TASKD_VERSION "0"
+#endif
+
+#define AWS_USER_AGENT     "taskd/" TASKD_VERSION
+#define AWS_BACKOFF_BASE   25   /* ms */
+#define AWS_BACKOFF_CAP    2000 /* ms */
+#define AWS_MAX_ATTEMPTS   10
+#define AWS_MIN_ATTEMPT_MS 10   /* no retry with less time than this left */
+#define AWS_CONNECT_MS     3000 /* connect timeout cap of one attempt */
+#define AWS_MAX_BODY       (64L * 1024 * 1024)
+#define AWS_POOL_MAX_IDLE  64
+
+struct aws_client {
+    aws_service service;
+    char *endpoint; /* normalized URL */
+    char region[64];
+    char sigv4[128]; /* "aws:amz:<region>:<service>" */
+    char *access_key;
+    char *secret_key;
+    char *token_header; /* "X-Amz-Security-Token: ..." or NULL */
+    bool remove_expect; /* the libcurl in use leaves "Expect:" out of the signature */
+    pthread_mutex_t mu; /* guards idle / n_idle */
+    CURL *idle[AWS_POOL_MAX_IDLE];
+    int n_idle;
+};
+
+static const char *const service_names[] = {"dynamodb", "sns", "sqs"};
+static const char *const service_env[] = {"AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SNS",
+                                          "AWS_ENDPOINT_URL_SQS"};
+
+/* ---- clock, deadline, random ---- */
+
+static _Thread_local int64_t thread_deadline;
+
+void aws_set_deadline(int64_t deadline_ms)
+{
+    thread_deadline = deadline_ms > 0 ? deadline_ms : 0;
+}
+
+int64_t aws_deadline(void)
+{
+    return thread_deadline;
+}
+
+int64_t aws_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static _Thread_local uint64_t rnd_state;
+
+static uint32_t random_u32(void)
+{
+    if (rnd_state == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        /* splitmix64 of the clock and this thread's own variable's address */
+        uint64_t z = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+                     (uint64_t)(uintptr_t)&rnd_state;
+        z += 0x9e3779b97f4a7c15u;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+        z ^= z >> 31;
+        rnd_state = z ? z : 0x2545f4914f6cdd1du;
+    }
+    /* xorshift64* */
+    rnd_state ^= rnd_state >> 12;
+    rnd_state ^= rnd_state << 25;
+    rnd_state ^= rnd_state >> 27;
+    return (uint32_t)((rnd_state * 0x2545f4914f6cdd1du) >> 32);
+}
+
+int64_t aws_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint32_t rnd)
+{
+    if (base_ms <= 0 || cap_ms <= 0)
+        return 0;
+    if (attempt < 1)
+        attempt = 1;
+    int64_t ceiling = base_ms < cap_ms ? base_ms : cap_ms;
+    for (int i = 1; i < attempt && ceiling < cap_ms; i++)
+        ceiling = ceiling > cap_ms / 2 ? cap_ms : ceiling * 2;
+    if (ceiling < (int64_t)UINT32_MAX)
+        return (int64_t)(((uint64_t)rnd * (uint64_t)(ceiling + 1)) >> 32);
+    return (int64_t)((uint64_t)ceiling / UINT32_MAX * rnd);
+}
+
+/* ---- names ---- */
+
+const char *aws_rc_name(aws_rc rc)
+{
+    switch (rc) {
+    case AWS_OK:
+        return "ok";
+    case AWS_ERR_CLIENT:
+        return "client error";
+    case AWS_ERR_THROTTLED:
+        return "throttled";
+    case AWS_ERR_UNAVAILABLE:
+        return "unavailable";
+    case AWS_ERR_TIMEOUT:
+        return "timeout";
+    case AWS_ERR_NOMEM:
+        return "out of memory";
+    }
+    return "unknown";
+}
+
+bool aws_error_is_throttling(const char *error_type)
+{
+    /* The AWS SDKs' throttling codes, plus the KMS throttling of SNS and SQS. */
+    static const char *const names[] = {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "Throttled",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "TransactionInProgressException",
+        "BandwidthLimitExceeded",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "KMSThrottling",
+        "KMSThrottlingException",
+        "KmsThrottled",
+    };
+    if (!error_type || !*error_type)
+        return false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(error_type, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ---- client ---- */
+
+static bool region_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Non-empty, printable ASCII, and no spaces when !spaces. */
+static bool printable(const char *s, bool spaces)
+{
+    if (!*s)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || (*p == ' ' && !spaces))
+            return false;
+    return true;
+}
+
+static const char *env_value(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+/*
+ * Validate url and store its normalized form in *out (malloc'd); false with
+ * a reason in err. source names the variable it came from.
+ */
+static bool endpoint_parse(const char *url, const char *source, char **out, char *err,
+                           size_t errlen)
+{
+    *out = NULL;
+    CURLU *u = curl_url();
+    if (!u) {
+        errbuf_set(err, errlen, "out of memory");
+        return false;
+    }
+    bool ok = false;
+    char *scheme = NULL, *host = NULL, *part = NULL, *full = NULL;
+    const char *authority = strstr(url, "://");
+    if (!authority || authority[3] == '/' || /* libcurl takes "http:///h" for "http://h" */
+        curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        errbuf_set(err, errlen, "%s: not an http:// or https:// URL: %.200s", source, url);
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+        errbuf_set(err, errlen, "%s: no host in %.200s", source, url);
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
+        errbuf_set(err, errlen, "%s: user info, query or fragment not allowed: %.200s", source,
+                   url);
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
+        errbuf_set(err, errlen, "%s: malformed URL: %.200s", source, url);
+        goto done;
+    }
+    *out = strdup(full);
+    if (!*out) {
+        errbuf_set(err, errlen, "out of memory");
+        goto done;
+    }
+    ok = true;
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(part);
+    curl_free(full);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+aws_client *aws_client_new(aws_service service, char *err, size_t errlen)
+{
+    if ((int)service < AWS_DYNAMODB || (int)service > AWS_SQS) {
+        errbuf_set(err, errlen, "unknown AWS service %d", (int)service);
+        return NULL;
+    }
+    const char *svc = service_names[service];
+
+    const char *region = env_value("AWS_REGION");
+    const char *region_var = "AWS_REGION";
+    if (!region) {
+        region = env_value("AWS_DEFAULT_REGION");
+        region_var = "AWS_DEFAULT_REGION";
+    }
+    if (!region)
+        region = "us-east-1";
+    else if (!region_ok(region)) {
+        errbuf_set(err, errlen, "%s: not a region name: %.80s", region_var, region);
+        return NULL;
+    }
+
+    const char *akid = env_value("AWS_ACCESS_KEY_ID");
+    const char *secret = env_value("AWS_SECRET_ACCESS_KEY");
+    const char *token = env_value("AWS_SESSION_TOKEN");
+    if (!akid || !secret) {
+        errbuf_set(err, errlen,
+                   "no AWS credentials: AWS_ACCESS_KEY_ID and "
+                   "AWS_SECRET_ACCESS_KEY must be set");
+        return NULL;
+    }
+    if (!printable(akid, false) || strchr(akid, '/')) {
+        errbuf_set(err, errlen, "AWS_ACCESS_KEY_ID: not a key id");
+        return NULL;
+    }
+    if (token && !printable(token, false)) {
+        errbuf_set(err, errlen, "AWS_SESSION_TOKEN: not a token");
+        return NULL;
+    }
+
+    aws_client *c = calloc(1, sizeof *c);
+    if (!c) {
+        errbuf_set(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->service = service;
+    snprintf(c->region, sizeof c->region, "%s", region);
+    snprintf(c->sigv4, sizeof c->sigv4, "aws:amz:%s:%s", region, svc);
+
+    const char *url = env_value(service_env[service]);
+    const char *url_var = service_env[service];
+    if (!url) {
+        url = env_value("AWS_ENDPOINT_URL");
+        url_var = "AWS_ENDPOINT_URL";
+    }
+    bool ok;
+    if (url) {
+        ok = endpoint_parse(url, url_var, &c->endpoint, err, errlen);
+    } else {
+        char def[160];
+        snprintf(def, sizeof def, "https://%s.%s.amazonaws.com%s/", svc, region,
+                 strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+        ok = endpoint_parse(def, "AWS_REGION", &c->endpoint, err, errlen);
+    }
+    if (!ok) {
+        free(c);
+        return NULL;
+    }
+
+    c->access_key = strdup(akid);
+    c->secret_key = strdup(secret);
+    if (token) {
+        size_t n = strlen("X-Amz-Security-Token: ") + strlen(token) + 1;
+        c->token_header = malloc(n);
+        if (c->token_header)
+            snprintf(c->token_header, n, "X-Amz-Security-Token: %s", token);
+    }
+    if (!c->access_key || !c->secret_key || (token && !c->token_header)) {
+        errbuf_set(err, errlen, "out of memory");
+        free(c->access_key);
+        free(c->secret_key);
+        free(c->token_header);
+        free(c->endpoint);
+        free(c);
+        return NULL;
+    }
+    const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
+    c->remove_expect = vi && vi->version_num >= 0x080300;
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void aws_client_free(aws_client *c)
+{
+    if (!c)
+        return;
+    for (int i = 0; i < c->n_idle; i++)
+        curl_easy_cleanup(c->idle[i]);
+    pthread_mutex_destroy(&c->mu);
+    free(c->endpoint);
+    free(c->access_key);
+    if (c->secret_key) {
+        memset(c->secret_key, 0, strlen(c->secret_key));
+        free(c->secret_key);
+    }
+    free(c->token_header);
+    free(c);
+}
+
+const char *aws_client_endpoint(const aws_client *c)
+{
+    return c->endpoint;
+}
+
+const char *aws_client_region(const aws_client *c)
+{
+    return c->region;
+}
+
+static CURL *handle_take(aws_client *c)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->n_idle > 0)
+        h = c->idle[--c->n_idle];
+    pthread_mutex_unlock(&c->mu);
+    if (h)
+        curl_easy_reset(h);
+    else
+        h = curl_easy_init();
+    return h;
+}
+
+static void handle_give(aws_client *c, CURL *h)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->n_idle < AWS_POOL_MAX_IDLE) {
+        c->idle[c->n_idle++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+/* ---- one attempt's answer ---- */
+
+typedef struct answer {
+    char *body;
+    size_t len, cap;
+    bool nomem;            /* the body could not be stored */
+    char query_error[128]; /* x-amzn-query-error */
+    char error_type[128];  /* x-amzn-errortype */
+} answer;
+
+static void answer_reset(answer *a)
+{
+    free(a->body);
+    memset(a, 0, sizeof *a);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+    answer *a = userp;
+    size_t n = size * nmemb;
+    if (a->len + n + 1 > a->cap) {
+        if (a->len + n + 1 > (size_t)AWS_MAX_BODY) {
+            a->nomem = true;
+            return 0;
+        }
+        size_t cap = a->cap ? a->cap : 1024;
+        while (cap < a->len + n + 1)
+            cap *= 2;
+        char *p = realloc(a->body, cap);
+        if (!p) {
+            a->nomem = true;
+            return 0;
+        }
+        a->body = p;
+        a->cap = cap;
+    }
+    memcpy(a->body + a->len, data, n);
+    a->len += n;
+    a->body[a->len] = '\0';
+    return n;
+}
+
+/* Copy the value of header line "name: value\r\n" into out when the name matches. */
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    if (n <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
+        return;
+    const char *v = line + nl + 1;
+    const char *end = line + n;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    size_t len = (size_t)(end - v) < outlen - 1 ? (size_t)(end - v) : outlen - 1;
+    memcpy(out, v, len);
+    out[len] = '\0';
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
+{
+    answer *a = userp;
+    size_t n = size * nmemb;
+    header_value(data, n, "x-amzn-query-error", a->query_error, sizeof a->query_error);
+    header_value(data, n, "x-amzn-errortype", a->error_type, sizeof a->error_type);
+    return n;
+}
+
+/* ---- error bodies ---- */
+
+/* Store an error type: the part before the first stop char, after the last '#'. */
+static void set_type(aws_response *r, const char *s, size_t n, char stop)
+{
+    const char *cut = memchr(s, stop, n);
+    if (cut)
+        n = (size_t)(cut - s);
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == '#') {
+            s += i;
+            n -= i;
+            break;
+        }
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n >= sizeof r->error_type)
+        n = sizeof r->error_type - 1;
+    memcpy(r->error_type, s, n);
+    r->error_type[n] = '\0';
+}
+
+static void parse_json_error(aws_response *r)
+{
+    json_t *root = json_loadb(r->body, r->body_len, 0, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    const char *type = json_string_value(json_object_get(root, "__type"));
+    if (!type)
+        type = json_string_value(json_object_get(root, "code"));
+    if (type)
+        set_type(r, type, strlen(type), ':');
+    const char *msg = json_string_value(json_object_get(root, "message"));
+    if (!msg)
+        msg = json_string_value(json_object_get(root, "Message"));
+    if (msg)
+        r->error_message = strdup(msg);
+    json_decref(root);
+}
+
+/* Append the UTF-8 encoding of code point cp at *out. */
+static void put_utf8(char **out, unsigned long cp)
+{
+    char *o = *out;
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    *out = o;
+}
+
+/* A malloc'd copy of XML text s[0..n) with the entities decoded; NULL on no memory. */
+static char *xml_text(const char *s, size_t n)
+{
+    static const struct {
+        const char *name;
+        char ch;
+    } ents[] = {{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    const char *end = s + n;
+    while (s < end) {
+        if (*s != '&') {
+            *o++ = *s++;
+            continue;
+        }
+        bool done = false;
+        for (size_t i = 0; i < sizeof ents / sizeof ents[0] && !done; i++) {
+            size_t el = strlen(ents[i].name);
+            if ((size_t)(end - s) >= el && memcmp(s, ents[i].name, el) == 0) {
+                *o++ = ents[i].ch;
+                s += el;
+                done = true;
+            }
+        }
+        if (!done && end - s >= 4 && s[1] == '#') {
+            /* &#NNN; or &#xHHH; — never longer than the text it replaces */
+            bool hex = s[2] == 'x' || s[2] == 'X';
+            const char *p = s + (hex ? 3 : 2);
+            unsigned long cp = 0;
+            int digits = 0;
+            while (p < end && digits < 8) {
+                int d;
+                if (*p >= '0' && *p <= '9')
+                    d = *p - '0';
+                else if (hex && *p >= 'a' && *p <= 'f')
+                    d = *p - 'a' + 10;
+                else if (hex && *p >= 'A' && *p <= 'F')
+                    d = *p - 'A' + 10;
+                else
+                    break;
+                cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+                digits++;
+                p++;
+            }
+            if (digits > 0 && p < end && *p == ';' && cp > 0 && cp <= 0x10ffff &&
+                !(cp >= 0xd800 && cp <= 0xdfff)) {
+                put_utf8(&o, cp);
+                s = p + 1;
+                done = true;
+            }
+        }
+        if (!done)
+            *o++ = *s++;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The text between <tag> and </tag> within [s, end), or NULL; *n gets its length. */
+static const char *xml_element(const char *s, const char *end, const char *tag, size_t *n)
+{
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    size_t ol = strlen(open), cl = strlen(close);
+    for (const char *p = s; p + ol <= end; p++) {
+        if (memcmp(p, open, ol) != 0)
+            continue;
+        const char *v = p + ol;
+        for (const char *q = v; q + cl <= end; q++)
+            if (memcmp(q, close, cl) == 0) {
+                *n = (size_t)(q - v);
+                return v;
+            }
+        return NULL;
+    }
+    return NULL;
+}
+
+static void parse_xml_error(aws_response *r)
+{
+    const char *s = r->body, *end = r->body + r->body_len;
+    size_t n;
+    const char *error = xml_element(s, end, "Error", &n);
+    if (error) {
+        s = error;
+        end = error + n;
+    }
+    const char *code = xml_element(s, end, "Code", &n);
+    if (code) {
+        char *t = xml_text(code, n);
+        if (t) {
+            set_type(r, t, strlen(t), '\0');
+            free(t);
+        }
+    }
+    const char *msg = xml_element(s, end, "Message", &n);
+    if (msg)
+        r->error_message = xml_text(msg, n);
+}
+
+static void parse_error(aws_response *r, const answer *a)
+{
+    if (r->body) {
+        const char *p = r->body;
+        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+            p++;
+        if (*p == '{')
+            parse_json_error(r);
+        else if (*p == '<')
+            parse_xml_error(r);
+    }
+    if (!r->error_type[0] && a->query_error[0])
+        set_type(r, a->query_error, strlen(a->query_error), ';');
+    if (!r->error_type[0] && a->error_type[0])
+        set_type(r, a->error_type, strlen(a->error_type), ':');
+}
+
+/* ---- the call ---- */
+
+typedef enum outcome {
+    OUT_DONE,  /* final: rc as classified */
+    OUT_RETRY, /* retryable: rc is what it becomes if no retry follows */
+} outcome;
+
+static bool transient(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Fill out from this attempt and classify it. */
+static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int64_t deadline,
+                        aws_response *out, aws_rc *rc)
+{
+    aws_response_free(out);
+    if (cc != CURLE_OK) {
+        const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        out->error_message = strdup(why);
+        if (cc == CURLE_OUT_OF_MEMORY || (cc == CURLE_WRITE_ERROR && a->nomem)) {
+            *rc = AWS_ERR_NOMEM;
+            return OUT_DONE;
+        }
+        if (cc == CURLE_OPERATION_TIMEDOUT && aws_now_ms() > deadline - AWS_MIN_ATTEMPT_MS) {
+            *rc = AWS_ERR_TIMEOUT;
+            return OUT_DONE;
+        }
+        *rc = AWS_ERR_UNAVAILABLE;
+        return transient(cc) ? OUT_RETRY : OUT_DONE;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+    if (a->len > 0) {
+        out->body = a->body;
+        out->body_len = a->len;
+        a->body = NULL;
+        a->len = a->cap = 0;
+    }
+    if (out->status >= 200 && out->status < 300) {
+        *rc = AWS_OK;
+        return OUT_DONE;
+    }
+    parse_error(out, a);
+    if (out->status == 429 ||
+        (out->status >= 400 && out->status < 600 && aws_error_is_throttling(out->error_type))) {
+        *rc = AWS_ERR_THROTTLED;
+        return OUT_RETRY;
+    }
+    if (out->status >= 500 && out->status < 600) {
+        *rc = AWS_ERR_UNAVAILABLE;
+        return OUT_RETRY;
+    }
+    *rc = AWS_ERR_CLIENT;
+    return OUT_DONE;
+}
+
+static aws_rc call(aws_client *c, const char *target, const char *body, size_t len,
+                   int64_t deadline_ms, aws_response *out)
+{
+    aws_response scratch;
+    if (!out)
+        out = &scratch;
+    memset(out, 0, sizeof *out);
+    int64_t deadline = deadline_ms > 0 ? deadline_ms : thread_deadline;
+    if (deadline <= 0)
+        deadline = aws_now_ms() + AWS_DEFAULT_CALL_MS;
+    if (!body) {
+        body = "";
+        len = 0;
+    }
+
+    struct curl_slist *headers = NULL, *tail;
+    char target_header[256];
+    const char *lines[4];
+    int n_lines = 0;
+    if (target) {
+        snprintf(target_header, sizeof target_header, "X-Amz-Target: %s", target);
+        lines[n_lines++] = "Content-Type: application/x-amz-json-1.0";
+        lines[n_lines++] = target_header;
+    } else {
+        lines[n_lines++] = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
+    }
+    if (c->token_header)
+        lines[n_lines++] = c->token_header;
+    if (c->remove_expect)
+        lines[n_lines++] = "Expect:";
+    for (int i = 0; i < n_lines; i++) {
+        tail = curl_slist_append(headers, lines[i]);
+        if (!tail) {
+            curl_slist_free_all(headers);
+            return AWS_ERR_NOMEM;
+        }
+        headers = tail;
+    }
+    CURL *h = handle_take(c);
+    if (!h) {
+        curl_slist_free_all(headers);
+        return AWS_ERR_NOMEM;
+    }
+
+    answer a = {0};
+    char errbuf[CURL_ERROR_SIZE];
+    curl_easy_setopt(h, CURLOPT_URL, c->endpoint);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, AWS_USER_AGENT);
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
+    curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
+    curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
+    curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &a);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+
+    aws_rc rc = AWS_ERR_TIMEOUT;
+    for (;;) {
+        int64_t left = deadline - aws_now_ms();
+        if (left <= 0) {
+            if (out->attempts == 0)
+                rc = AWS_ERR_TIMEOUT;
+            break;
+        }
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long)(left < AWS_CONNECT_MS ? left : AWS_CONNECT_MS));
+        answer_reset(&a);
+        errbuf[0] = '\0';
+        int attempts = out->attempts + 1;
+        CURLcode cc = curl_easy_perform(h);
+        outcome o = classify(h, cc, &a, errbuf, deadline, out, &rc);
+        out->attempts = attempts;
+        if (o == OUT_DONE || attempts >= AWS_MAX_ATTEMPTS)
+            break;
+        int64_t wait = aws_backoff_ms(attempts, AWS_BACKOFF_BASE, AWS_BACKOFF_CAP, random_u32());
+        if (aws_now_ms() + wait + AWS_MIN_ATTEMPT_MS > deadline)
+            break;
+        sleep_ms(wait);
+    }
+    answer_reset(&a);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    handle_give(c, h);
+    curl_slist_free_all(headers);
+    if (out == &scratch)
+        aws_response_free(out);
+    return rc;
+}
+
+aws_rc aws_json_call(aws_client *c, const char *target, const char *body, size_t body_len,
+                     int64_t deadline_ms, aws_response *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!c || !target || !*target || strlen(target) > 200 || strpbrk(target, "\r\n"))
+        return AWS_ERR_CLIENT;
+    return call(c, target, body, body_len, deadline_ms, out);
+}
+
+aws_rc aws_query_call(aws_client *c, const char *form, size_t form_len, int64_t deadline_ms,
+                      aws_response *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!c)
+        return AWS_ERR_CLIENT;
+    return call(c, NULL, form, form_len, deadline_ms, out);
+}
+
+void aws_response_free(aws_response *r)
+{
+    if (!r)
+        return;
+    free(r->body);
+    free(r->error_message);
+    memset(r, 0, sizeof *r);
+}

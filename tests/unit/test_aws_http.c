@@ -1,0 +1,1451 @@
+/*
+ * Unit tests for aws/aws_http against an HTTP server run inside the test: a
+ * thread on 127.0.0.1:0 that serves each connection in its own thread
+ * (keep-alive), records every request and answers from a per-test script
+ * (a status with headers and body, no answer at all, or a closed
+ * connection). The server also checks the request's SigV4 signature the
+ * way AWS does — canonical request from what actually arrived, key
+ * derivation from the secret — with SHA-256 and HMAC written here from
+ * FIPS 180-4 and RFC 2104, so a header that curl signs but does not send
+ * (or sends but the server cannot see) fails the test.
+ *
+ * Covered: the request's shape (POST /, Content-Type, X-Amz-Target, the
+ * Authorization credential scope and signed headers, the session token,
+ * the user agent, no X-Amzn-Trace-Id, no Expect), a body over 1 MiB,
+ * retries on 5xx, throttling and a dropped connection, no retry on other
+ * 4xx, JSON and XML error parsing, deadlines (explicit, per-thread, past,
+ * a server that never answers, a refused connection, throttled or 5xx
+ * until the deadline), endpoint and region configuration, connection
+ * reuse and the handle pool under concurrency, and the backoff bounds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "aws/aws_http.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AKID   "AKIDEXAMPLE"
+#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define TOKEN  "FwoGZXIvYXdzEXAMPLE//token+with/slashes="
+#define REGION "eu-west-1"
+
+/* ---- utilities ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void clear_env(void)
+{
+    static const char *const vars[] = {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_SNS",
+        "AWS_ENDPOINT_URL_SQS",
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static void set_credentials(bool token)
+{
+    setenv("AWS_ACCESS_KEY_ID", AKID, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
+    if (token)
+        setenv("AWS_SESSION_TOKEN", TOKEN, 1);
+    else
+        unsetenv("AWS_SESSION_TOKEN");
+}
+
+/* ---- SHA-256 (FIPS 180-4) and HMAC (RFC 2104), for checking signatures ---- */
+
+typedef struct sha256 {
+    uint32_t h[8];
+    uint8_t buf[64];
+    size_t n;
+    uint64_t total;
+} sha256;
+
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static uint32_t ror(uint32_t x, int n)
+{
+    return (x >> n) | (x << (32 - n));
+}
+
+static void sha_block(sha256 *s, const uint8_t *p)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4], f = s->h[5],
+             g = s->h[6], h = s->h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 =
+            h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) + ((e & f) ^ (~e & g)) + sha_k[i] + w[i];
+        uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        h = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    s->h[0] += a;
+    s->h[1] += b;
+    s->h[2] += c;
+    s->h[3] += d;
+    s->h[4] += e;
+    s->h[5] += f;
+    s->h[6] += g;
+    s->h[7] += h;
+}
+
+static void sha_init(sha256 *s)
+{
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(s->h, h0, sizeof h0);
+    s->n = 0;
+    s->total = 0;
+}
+
+static void sha_update(sha256 *s, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    s->total += len;
+    while (len > 0) {
+        size_t take = 64 - s->n < len ? 64 - s->n : len;
+        memcpy(s->buf + s->n, p, take);
+        s->n += take;
+        p += take;
+        len -= take;
+        if (s->n == 64) {
+            sha_block(s, s->buf);
+            s->n = 0;
+        }
+    }
+}
+
+static void sha_final(sha256 *s, uint8_t out[32])
+{
+    uint64_t bits = s->total * 8;
+    uint8_t pad = 0x80;
+    sha_update(s, &pad, 1);
+    pad = 0;
+    while (s->n != 56)
+        sha_update(s, &pad, 1);
+    uint8_t len[8];
+    for (int i = 0; i < 8; i++)
+        len[i] = (uint8_t)(bits >> (56 - 8 * i));
+    sha_update(s, len, 8);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (uint8_t)(s->h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(s->h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)s->h[i];
+    }
+}
+
+static void sha_hex(const void *data, size_t len, char hex[65])
+{
+    sha256 s;
+    uint8_t d[32];
+    sha_init(&s);
+    sha_update(&s, data, len);
+    sha_final(&s, d);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+static void hmac(const uint8_t *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
+{
+    uint8_t k[64] = {0}, ipad[64], opad[64], inner[32];
+    if (klen > 64) {
+        sha256 s;
+        sha_init(&s);
+        sha_update(&s, key, klen);
+        sha_final(&s, k);
+    } else {
+        memcpy(k, key, klen);
+    }
+    for (int i = 0; i < 64; i++) {
+        ipad[i] = k[i] ^ 0x36;
+        opad[i] = k[i] ^ 0x5c;
+    }
+    sha256 s;
+    sha_init(&s);
+    sha_update(&s, ipad, 64);
+    sha_update(&s, msg, mlen);
+    sha_final(&s, inner);
+    sha_init(&s);
+    sha_update(&s, opad, 64);
+    sha_update(&s, inner, 32);
+    sha_final(&s, out);
+}
+
+/* ---- the in-test server ---- */
+
+typedef enum reply_mode { REPLY, HANG, CLOSE } reply_mode;
+
+typedef struct reply {
+    reply_mode mode;
+    int status;
+    const char *headers; /* extra header lines, each ending in \r\n */
+    const char *body;
+} reply;
+
+typedef struct request {
+    char method[16];
+    char path[256];
+    char *head; /* the header lines, "\r\n"-separated, without the request line */
+    char *body;
+    size_t body_len;
+} request;
+
+#define MAX_SCRIPT 16
+#define MAX_REQS   64
+#define MAX_CONNS  16
+
+typedef struct server {
+    int lfd, port;
+    pthread_t accept_thread;
+    pthread_t conn_threads[MAX_CONNS];
+    int n_conns;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    reply script[MAX_SCRIPT];
+    int n_script, next;
+    request reqs[MAX_REQS];
+    int n_reqs;
+    int accepts;
+} server;
+
+typedef struct conn_arg {
+    server *s;
+    int fd;
+} conn_arg;
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* The value of header name in a raw header block, copied into out; false if absent. */
+static bool head_get(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    for (const char *line = head; line && *line;) {
+        const char *eol = strstr(line, "\r\n");
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            size_t vl = (size_t)(line + len - v);
+            while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+                vl--;
+            if (out) {
+                size_t cl = vl < outlen - 1 ? vl : outlen - 1;
+                memcpy(out, v, cl);
+                out[cl] = '\0';
+            }
+            return true;
+        }
+        line = eol ? eol + 2 : NULL;
+    }
+    return false;
+}
+
+/* Wait for fd to be readable; false when the server stops. */
+static bool wait_readable(server *s, int fd)
+{
+    for (;;) {
+        if (atomic_load(&s->stop))
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 20);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+static void *conn_main(void *arg)
+{
+    conn_arg *ca = arg;
+    server *s = ca->s;
+    int fd = ca->fd;
+    free(ca);
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    bool open = buf != NULL;
+    while (open) {
+        /* one request: headers, then Content-Length bytes of body */
+        char *end;
+        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+            if (len + 1 >= cap || !wait_readable(s, fd))
+                goto out;
+            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        size_t head_len = (size_t)(end - buf) + 4;
+        buf[head_len - 2] = '\0';
+        request rq = {0};
+        const char *line_end = strstr(buf, "\r\n");
+        if (sscanf(buf, "%15s %255s", rq.method, rq.path) != 2)
+            goto out;
+        rq.head = strdup(line_end + 2);
+        char value[64];
+        size_t body_len = 0;
+        if (head_get(rq.head, "Content-Length", value, sizeof value))
+            body_len = (size_t)strtoull(value, NULL, 10);
+        if (head_get(rq.head, "Expect", value, sizeof value) &&
+            strcasecmp(value, "100-continue") == 0)
+            send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        if (head_len + body_len + 1 > cap) {
+            size_t ncap = head_len + body_len + 1;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(rq.head);
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        while (len < head_len + body_len) {
+            if (!wait_readable(s, fd)) {
+                free(rq.head);
+                goto out;
+            }
+            ssize_t r = recv(fd, buf + len, cap - len, 0);
+            if (r <= 0) {
+                free(rq.head);
+                goto out;
+            }
+            len += (size_t)r;
+        }
+        rq.body = malloc(body_len + 1);
+        memcpy(rq.body, buf + head_len, body_len);
+        rq.body[body_len] = '\0';
+        rq.body_len = body_len;
+        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
+        len -= head_len + body_len;
+
+        pthread_mutex_lock(&s->mu);
+        reply rp = {.mode = REPLY, .status = 200, .body = "{}"};
+        if (s->n_script > 0) {
+            rp = s->script[s->next < s->n_script ? s->next : s->n_script - 1];
+            s->next++;
+        }
+        if (s->n_reqs < MAX_REQS) {
+            s->reqs[s->n_reqs++] = rq;
+        } else {
+            free(rq.head);
+            free(rq.body);
+        }
+        pthread_mutex_unlock(&s->mu);
+
+        if (rp.mode == CLOSE)
+            break;
+        if (rp.mode == HANG) {
+            /* never answer; wait for the client to give up (or the server to stop) */
+            char sink[4096];
+            while (wait_readable(s, fd) && recv(fd, sink, sizeof sink, 0) > 0)
+                ;
+            break;
+        }
+        const char *body = rp.body ? rp.body : "";
+        char head[1024];
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.1 %d Whatever\r\nContent-Length: %zu\r\n"
+                         "x-amzn-RequestId: 66916324-67ca-54bb-a410-3f567a7a0571\r\n%s\r\n",
+                         rp.status, strlen(body), rp.headers ? rp.headers : "");
+        if (!send_all(fd, head, (size_t)n) || !send_all(fd, body, strlen(body)))
+            break;
+    }
+out:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    server *s = arg;
+    while (wait_readable(s, s->lfd)) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        s->accepts++;
+        bool room = s->n_conns < MAX_CONNS;
+        pthread_mutex_unlock(&s->mu);
+        conn_arg *ca = room ? malloc(sizeof *ca) : NULL;
+        if (!ca) {
+            close(fd);
+            continue;
+        }
+        ca->s = s;
+        ca->fd = fd;
+        pthread_t t;
+        if (pthread_create(&t, NULL, conn_main, ca) != 0) {
+            free(ca);
+            close(fd);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->conn_threads[s->n_conns++] = t;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+/* A socket bound to 127.0.0.1:0; listening when listen_too, else a port that refuses. */
+static int bound_socket(bool listen_too, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (listen_too)
+        assert_int_equal(listen(fd, 16), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static server *server_start(const reply *script, int n)
+{
+    server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    pthread_mutex_init(&s->mu, NULL);
+    assert_true(n <= MAX_SCRIPT);
+    for (int i = 0; i < n; i++)
+        s->script[i] = script[i];
+    s->n_script = n;
+    s->lfd = bound_socket(true, &s->port);
+    assert_int_equal(pthread_create(&s->accept_thread, NULL, accept_main, s), 0);
+    return s;
+}
+
+static void server_stop(server *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->accept_thread, NULL);
+    for (int i = 0; i < s->n_conns; i++)
+        pthread_join(s->conn_threads[i], NULL);
+    close(s->lfd);
+    for (int i = 0; i < s->n_reqs; i++) {
+        free(s->reqs[i].head);
+        free(s->reqs[i].body);
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static int server_requests(server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_reqs;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static int server_accepts(server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->accepts;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Point the environment at s and make a client for service. */
+static aws_client *client_for(server *s, aws_service service, bool token)
+{
+    clear_env();
+    set_credentials(token);
+    setenv("AWS_REGION", REGION, 1);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+    setenv("AWS_ENDPOINT_URL", url, 1);
+    char err[256] = "";
+    aws_client *c = aws_client_new(service, err, sizeof err);
+    if (!c)
+        fail_msg("aws_client_new: %s", err);
+    return c;
+}
+
+static int64_t in_ms(int64_t ms)
+{
+    return aws_now_ms() + ms;
+}
+
+/* ---- SigV4 check of a received request ---- */
+
+typedef struct auth {
+    char akid[64], date[16], region[64], service[32];
+    char signed_headers[512];
+    char signature[80];
+} auth;
+
+static void parse_auth(const request *rq, auth *a)
+{
+    char v[1024];
+    assert_true(head_get(rq->head, "Authorization", v, sizeof v));
+    memset(a, 0, sizeof *a);
+    int n = sscanf(v,
+                   "AWS4-HMAC-SHA256 Credential=%63[^/]/%15[^/]/%63[^/]/%31[^/]/aws4_request, "
+                   "SignedHeaders=%511[^,], Signature=%79s",
+                   a->akid, a->date, a->region, a->service, a->signed_headers, a->signature);
+    if (n != 6)
+        fail_msg("Authorization not understood: %s", v);
+}
+
+/* Is name one of the ';'-separated signed headers? */
+static bool is_signed(const auth *a, const char *name)
+{
+    size_t nl = strlen(name);
+    for (const char *p = a->signed_headers; *p;) {
+        const char *e = strchr(p, ';');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == nl && strncmp(p, name, nl) == 0)
+            return true;
+        p = e ? e + 1 : p + len;
+    }
+    return false;
+}
+
+/* Recompute the signature from what the server received, as AWS does. */
+static void assert_signature_valid(const request *rq)
+{
+    auth a;
+    parse_auth(rq, &a);
+    char amz_date[32];
+    assert_true(head_get(rq->head, "X-Amz-Date", amz_date, sizeof amz_date));
+    assert_int_equal(strlen(amz_date), 16);
+    assert_memory_equal(amz_date, a.date, 8);
+
+    size_t cap = 8192, len = 0;
+    char *canon = malloc(cap);
+    assert_non_null(canon);
+    len += (size_t)snprintf(canon + len, cap - len, "%s\n%s\n\n", rq->method, rq->path);
+    char names[512];
+    snprintf(names, sizeof names, "%s", a.signed_headers);
+    char *save = NULL;
+    for (char *name = strtok_r(names, ";", &save); name; name = strtok_r(NULL, ";", &save)) {
+        char value[2048];
+        if (!head_get(rq->head, name, value, sizeof value))
+            fail_msg("signed header %s was not received", name);
+        /* collapse runs of spaces, as the canonical form wants */
+        char *w = value;
+        for (char *r = value; *r; r++)
+            if (!(*r == ' ' && w > value && w[-1] == ' '))
+                *w++ = *r;
+        *w = '\0';
+        len += (size_t)snprintf(canon + len, cap - len, "%s:%s\n", name, value);
+        assert_true(len < cap);
+    }
+    char body_hash[65];
+    sha_hex(rq->body, rq->body_len, body_hash);
+    len += (size_t)snprintf(canon + len, cap - len, "\n%s\n%s", a.signed_headers, body_hash);
+    assert_true(len < cap);
+
+    char canon_hash[65];
+    sha_hex(canon, len, canon_hash);
+    free(canon);
+    char sts[512];
+    int sl = snprintf(sts, sizeof sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n%s", amz_date,
+                      a.date, a.region, a.service, canon_hash);
+
+    uint8_t k[32];
+    char secret[128];
+    snprintf(secret, sizeof secret, "AWS4%s", SECRET);
+    hmac((const uint8_t *)secret, strlen(secret), a.date, strlen(a.date), k);
+    hmac(k, 32, a.region, strlen(a.region), k);
+    hmac(k, 32, a.service, strlen(a.service), k);
+    hmac(k, 32, "aws4_request", 12, k);
+    uint8_t sig[32];
+    hmac(k, 32, sts, (size_t)sl, sig);
+    char sig_hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(sig_hex + 2 * i, 3, "%02x", sig[i]);
+    assert_string_equal(sig_hex, a.signature);
+}
+
+/* ---- tests: pure functions ---- */
+
+static void test_sha256_known_answers(void **state)
+{
+    (void)state;
+    char hex[65];
+    sha_hex("", 0, hex);
+    assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    sha_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* RFC 4231 test case 2 */
+    uint8_t mac[32];
+    hmac((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, mac);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+static void test_backoff_bounds(void **state)
+{
+    (void)state;
+    for (int attempt = 1; attempt <= 40; attempt++) {
+        int64_t ceiling = 25;
+        for (int i = 1; i < attempt && ceiling < 2000; i++)
+            ceiling *= 2;
+        if (ceiling > 2000)
+            ceiling = 2000;
+        assert_int_equal(aws_backoff_ms(attempt, 25, 2000, 0), 0);
+        assert_int_equal(aws_backoff_ms(attempt, 25, 2000, UINT32_MAX), ceiling);
+        uint32_t x = 2463534242u;
+        for (int i = 0; i < 200; i++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            int64_t b = aws_backoff_ms(attempt, 25, 2000, x);
+            assert_true(b >= 0 && b <= ceiling);
+        }
+    }
+    assert_int_equal(aws_backoff_ms(1, 25, 2000, UINT32_MAX / 2), 12);
+    assert_int_equal(aws_backoff_ms(0, 25, 2000, UINT32_MAX), 25);
+    assert_int_equal(aws_backoff_ms(-3, 25, 2000, UINT32_MAX), 25);
+    assert_int_equal(aws_backoff_ms(3, 25, 60, UINT32_MAX), 60);
+    assert_int_equal(aws_backoff_ms(1000000, 25, 2000, UINT32_MAX), 2000);
+    assert_int_equal(aws_backoff_ms(2, 0, 2000, UINT32_MAX), 0);
+    assert_true(aws_backoff_ms(200, 1, INT64_MAX, UINT32_MAX) > 0);
+}
+
+static void test_throttling_names_and_rc_names(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "Throttling",
+        "Throttled",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "TransactionInProgressException",
+        "LimitExceededException",
+        "KMSThrottling",
+        "KmsThrottled",
+    };
+    static const char *const no[] = {
+        "ConditionalCheckFailedException",
+        "ValidationException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "QueueDoesNotExist",
+        "InvalidParameter",
+        "OverLimit",
+        "throttlingexception",
+        "",
+        "ThrottlingExceptionX",
+    };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_true(aws_error_is_throttling(yes[i]));
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_false(aws_error_is_throttling(no[i]));
+    assert_false(aws_error_is_throttling(NULL));
+    assert_string_equal(aws_rc_name(AWS_OK), "ok");
+    assert_string_equal(aws_rc_name(AWS_ERR_THROTTLED), "throttled");
+    assert_string_equal(aws_rc_name(AWS_ERR_TIMEOUT), "timeout");
+    assert_string_equal(aws_rc_name((aws_rc)99), "unknown");
+}
+
+static void *read_deadline(void *arg)
+{
+    *(int64_t *)arg = aws_deadline();
+    return NULL;
+}
+
+static void test_deadline_is_per_thread(void **state)
+{
+    (void)state;
+    assert_int_equal(aws_deadline(), 0);
+    int64_t d = in_ms(5000);
+    aws_set_deadline(d);
+    assert_int_equal(aws_deadline(), d);
+    int64_t other = -1;
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, read_deadline, &other), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(other, 0);
+    aws_set_deadline(0);
+    assert_int_equal(aws_deadline(), 0);
+    int64_t now = aws_now_ms();
+    assert_true(now > (int64_t)1600000000000 && now < (int64_t)4000000000000);
+}
+
+/* ---- tests: configuration ---- */
+
+static aws_client *client_from_env(aws_service svc, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    return aws_client_new(svc, err, errlen);
+}
+
+static void test_endpoint_precedence(void **state)
+{
+    (void)state;
+    char err[256];
+    clear_env();
+    set_credentials(false);
+    setenv("AWS_REGION", "eu-central-1", 1);
+    setenv("AWS_ENDPOINT_URL", "http://localhost:4566", 1);
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000", 1);
+
+    aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "http://127.0.0.1:8000/");
+    assert_string_equal(aws_client_region(c), "eu-central-1");
+    aws_client_free(c);
+
+    c = client_from_env(AWS_SQS, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "http://localhost:4566/");
+    aws_client_free(c);
+
+    setenv("AWS_ENDPOINT_URL_SNS", "https://sns.example.test:9443/base/", 1);
+    c = client_from_env(AWS_SNS, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "https://sns.example.test:9443/base/");
+    aws_client_free(c);
+
+    /* an empty variable counts as unset */
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", "", 1);
+    c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "http://localhost:4566/");
+    aws_client_free(c);
+}
+
+static void test_default_endpoint_and_region(void **state)
+{
+    (void)state;
+    char err[256];
+    clear_env();
+    set_credentials(false);
+    aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_region(c), "us-east-1");
+    assert_string_equal(aws_client_endpoint(c), "https://dynamodb.us-east-1.amazonaws.com/");
+    aws_client_free(c);
+
+    setenv("AWS_DEFAULT_REGION", "ap-southeast-2", 1);
+    c = client_from_env(AWS_SQS, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "https://sqs.ap-southeast-2.amazonaws.com/");
+    aws_client_free(c);
+
+    setenv("AWS_REGION", "eu-west-1", 1); /* beats AWS_DEFAULT_REGION */
+    c = client_from_env(AWS_SNS, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_region(c), "eu-west-1");
+    assert_string_equal(aws_client_endpoint(c), "https://sns.eu-west-1.amazonaws.com/");
+    aws_client_free(c);
+
+    setenv("AWS_REGION", "cn-north-1", 1);
+    c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "https://dynamodb.cn-north-1.amazonaws.com.cn/");
+    aws_client_free(c);
+}
+
+static void test_missing_credentials(void **state)
+{
+    (void)state;
+    char err[256];
+    clear_env();
+    assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
+    assert_non_null(strstr(err, "AWS_ACCESS_KEY_ID"));
+
+    setenv("AWS_ACCESS_KEY_ID", AKID, 1);
+    assert_null(client_from_env(AWS_SQS, err, sizeof err));
+    assert_non_null(strstr(err, "AWS_SECRET_ACCESS_KEY"));
+
+    clear_env();
+    setenv("AWS_SECRET_ACCESS_KEY", SECRET, 1);
+    assert_null(client_from_env(AWS_SNS, err, sizeof err));
+    assert_true(err[0] != '\0');
+
+    /* a session token alone is not credentials; a token with a line break is refused */
+    set_credentials(false);
+    setenv("AWS_SESSION_TOKEN", "abc\r\nX-Evil: 1", 1);
+    assert_null(client_from_env(AWS_SNS, err, sizeof err));
+    assert_non_null(strstr(err, "AWS_SESSION_TOKEN"));
+}
+
+static void test_malformed_configuration(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "localhost:8000", "ftp://localhost/", "http://",     "http:///x", "http://h:8000/?a=b",
+        "http://h/#frag", "http://u:p@h/",    "http://h x/", "not a url", "://h",
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        clear_env();
+        set_credentials(false);
+        setenv("AWS_ENDPOINT_URL", bad[i], 1);
+        aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+        if (c)
+            fail_msg("accepted endpoint %s as %s", bad[i], aws_client_endpoint(c));
+        assert_non_null(strstr(err, "AWS_ENDPOINT_URL"));
+
+        /* the service's own variable is checked the same way */
+        unsetenv("AWS_ENDPOINT_URL");
+        setenv("AWS_ENDPOINT_URL_SQS", bad[i], 1);
+        assert_null(client_from_env(AWS_SQS, err, sizeof err));
+        assert_non_null(strstr(err, "AWS_ENDPOINT_URL_SQS"));
+    }
+    clear_env();
+    set_credentials(false);
+    setenv("AWS_REGION", "eu-west-1:evil", 1);
+    assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
+    assert_non_null(strstr(err, "AWS_REGION"));
+
+    /* upper-case scheme is fine and normalized */
+    clear_env();
+    set_credentials(false);
+    setenv("AWS_ENDPOINT_URL", "HTTP://127.0.0.1:8000", 1);
+    aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "http://127.0.0.1:8000/");
+    aws_client_free(c);
+}
+
+/* ---- tests: requests and answers ---- */
+
+static void test_json_call_request_shape(void **state)
+{
+    (void)state;
+    reply script[] = {{REPLY, 200, "Content-Type: application/x-amz-json-1.0\r\n",
+                       "{\"Item\":{\"id\":{\"S\":\"a\"}}}"}};
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_DYNAMODB, true);
+    const char *body = "{\"TableName\":\"tasks\",\"Key\":{\"id\":{\"S\":\"a\"}}}";
+    aws_response r;
+    aws_rc rc = aws_json_call(c, "DynamoDB_20120810.GetItem", body, strlen(body), in_ms(2000), &r);
+    assert_int_equal(rc, AWS_OK);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.attempts, 1);
+    assert_string_equal(r.body, "{\"Item\":{\"id\":{\"S\":\"a\"}}}");
+    assert_int_equal(r.body_len, strlen(r.body));
+    assert_string_equal(r.error_type, "");
+    assert_null(r.error_message);
+    aws_response_free(&r);
+
+    assert_int_equal(server_requests(s), 1);
+    const request *rq = &s->reqs[0];
+    char v[1024];
+    assert_string_equal(rq->method, "POST");
+    assert_string_equal(rq->path, "/");
+    assert_true(head_get(rq->head, "X-Amz-Target", v, sizeof v));
+    assert_string_equal(v, "DynamoDB_20120810.GetItem");
+    assert_true(head_get(rq->head, "Content-Type", v, sizeof v));
+    assert_string_equal(v, "application/x-amz-json-1.0");
+    assert_true(head_get(rq->head, "X-Amz-Security-Token", v, sizeof v));
+    assert_string_equal(v, TOKEN);
+    assert_true(head_get(rq->head, "User-Agent", v, sizeof v));
+    assert_string_equal(v, "taskd/" TASKD_VERSION);
+    assert_false(head_get(rq->head, "X-Amzn-Trace-Id", NULL, 0));
+    assert_false(head_get(rq->head, "Expect", NULL, 0));
+    assert_int_equal(rq->body_len, strlen(body));
+    assert_memory_equal(rq->body, body, rq->body_len);
+
+    auth a;
+    parse_auth(rq, &a);
+    assert_string_equal(a.akid, AKID);
+    assert_string_equal(a.region, REGION);
+    assert_string_equal(a.service, "dynamodb");
+    assert_string_equal(a.signed_headers,
+                        "content-type;host;x-amz-date;x-amz-security-token;x-amz-target");
+    assert_false(is_signed(&a, "user-agent"));
+    assert_signature_valid(rq);
+
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_query_call_request_shape(void **state)
+{
+    (void)state;
+    reply script[] = {{REPLY, 200, "Content-Type: text/xml\r\n",
+                       "<PublishResponse><PublishResult><MessageId>m-1</MessageId>"
+                       "</PublishResult></PublishResponse>"}};
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_SNS, false);
+    const char *form = "Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A"
+                       "123456789012%3Atasks&Message=%7B%7D";
+    aws_response r;
+    assert_int_equal(aws_query_call(c, form, strlen(form), in_ms(2000), &r), AWS_OK);
+    assert_non_null(strstr(r.body, "<MessageId>m-1</MessageId>"));
+    aws_response_free(&r);
+
+    const request *rq = &s->reqs[0];
+    char v[256];
+    assert_string_equal(rq->method, "POST");
+    assert_string_equal(rq->path, "/");
+    assert_true(head_get(rq->head, "Content-Type", v, sizeof v));
+    assert_string_equal(v, "application/x-www-form-urlencoded; charset=utf-8");
+    assert_false(head_get(rq->head, "X-Amz-Target", NULL, 0));
+    assert_false(head_get(rq->head, "X-Amz-Security-Token", NULL, 0));
+    assert_false(head_get(rq->head, "X-Amzn-Trace-Id", NULL, 0));
+    assert_int_equal(rq->body_len, strlen(form));
+    assert_memory_equal(rq->body, form, rq->body_len);
+    auth a;
+    parse_auth(rq, &a);
+    assert_string_equal(a.service, "sns");
+    assert_string_equal(a.signed_headers, "content-type;host;x-amz-date");
+    assert_signature_valid(rq);
+
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_large_body_is_signed_without_expect(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s, AWS_SQS, true);
+    size_t n = 1536 * 1024;
+    char *body = malloc(n);
+    assert_non_null(body);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + i % 26);
+    aws_response r;
+    int64_t t0 = mono_ms();
+    assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", body, n, in_ms(3000), &r), AWS_OK);
+    /* no wait for a "100 Continue" */
+    assert_true(mono_ms() - t0 < 800);
+    aws_response_free(&r);
+
+    const request *rq = &s->reqs[0];
+    assert_int_equal(rq->body_len, n);
+    assert_memory_equal(rq->body, body, n);
+    auth a;
+    parse_auth(rq, &a);
+    assert_false(is_signed(&a, "expect"));
+    assert_signature_valid(rq);
+    /* libcurl before 8.3.0 cannot drop the header without signing it (see aws_http.c) */
+    if (curl_version_info(CURLVERSION_NOW)->version_num >= 0x080300)
+        assert_false(head_get(rq->head, "Expect", NULL, 0));
+    free(body);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_retry_5xx_then_ok(void **state)
+{
+    (void)state;
+    reply script[] = {
+        {REPLY, 500, NULL, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#InternalServerError\"}"},
+        {REPLY, 503, NULL, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ServiceUnavailable\"}"},
+        {REPLY, 200, NULL, "{}"},
+    };
+    server *s = server_start(script, 3);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.PutItem", "{}", 2, in_ms(3000), &r),
+                     AWS_OK);
+    assert_int_equal(r.attempts, 3);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.error_type, "");
+    aws_response_free(&r);
+    assert_int_equal(server_requests(s), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(s->reqs[i].body, "{}");
+        assert_signature_valid(&s->reqs[i]);
+    }
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_retry_throttling_then_ok(void **state)
+{
+    (void)state;
+    reply script[] = {
+        {REPLY, 400, NULL,
+         "{\"__type\":\"com.amazon.coral.availability#ThrottlingException\","
+         "\"message\":\"Rate exceeded\"}"},
+        {REPLY, 400, NULL,
+         "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException\","
+         "\"message\":\"slow down\"}"},
+        {REPLY, 200, NULL, "{\"Attributes\":{}}"},
+    };
+    server *s = server_start(script, 3);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.UpdateItem", "{}", 2, in_ms(3000), &r),
+                     AWS_OK);
+    assert_int_equal(r.attempts, 3);
+    assert_string_equal(r.body, "{\"Attributes\":{}}");
+    assert_null(r.error_message);
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_client_error_is_not_retried(void **state)
+{
+    (void)state;
+    reply script[] = {
+        {REPLY, 400, "Content-Type: application/x-amz-json-1.0\r\n",
+         "{\"__type\": \"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException\",\n"
+         " \"message\": \"The conditional request failed\"}"},
+        {REPLY, 200, NULL, "{}"},
+    };
+    server *s = server_start(script, 2);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.PutItem", "{}", 2, in_ms(3000), &r),
+                     AWS_ERR_CLIENT);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.error_type, "ConditionalCheckFailedException");
+    assert_string_equal(r.error_message, "The conditional request failed");
+    assert_non_null(strstr(r.body, "ConditionalCheckFailedException"));
+    aws_response_free(&r);
+    assert_null(r.body);
+    assert_null(r.error_message);
+    assert_int_equal(server_requests(s), 1);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_json_error_variants(void **state)
+{
+    (void)state;
+    reply script[] = {
+        /* "Message", a type with no '#' and a ":" suffix */
+        {REPLY, 400, NULL,
+         "{\"__type\":\"ValidationException:http://internal.amazon.com/coral/\","
+         "\"Message\":\"One or more parameter values were invalid\"}"},
+        /* SQS: __type first, the x-amzn-query-error header only as a fall-back */
+        {REPLY, 400, "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
+         "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\","
+         "\"message\":\"The specified queue does not exist.\"}"},
+        {REPLY, 400, "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
+         "{\"message\":\"The specified queue does not exist.\"}"},
+        /* neither: no type, a body that is not JSON */
+        {REPLY, 403, NULL, "Forbidden"},
+    };
+    server *s = server_start(script, 4);
+    aws_client *c = client_for(s, AWS_SQS, false);
+    aws_response r;
+
+    assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, in_ms(2000), &r),
+                     AWS_ERR_CLIENT);
+    assert_string_equal(r.error_type, "ValidationException");
+    assert_string_equal(r.error_message, "One or more parameter values were invalid");
+    aws_response_free(&r);
+
+    assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, in_ms(2000), &r),
+                     AWS_ERR_CLIENT);
+    assert_string_equal(r.error_type, "QueueDoesNotExist");
+    assert_string_equal(r.error_message, "The specified queue does not exist.");
+    aws_response_free(&r);
+
+    assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, in_ms(2000), &r),
+                     AWS_ERR_CLIENT);
+    assert_string_equal(r.error_type, "AWS.SimpleQueueService.NonExistentQueue");
+    assert_string_equal(r.error_message, "The specified queue does not exist.");
+    aws_response_free(&r);
+
+    assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, in_ms(2000), &r),
+                     AWS_ERR_CLIENT);
+    assert_int_equal(r.status, 403);
+    assert_string_equal(r.error_type, "");
+    assert_null(r.error_message);
+    assert_string_equal(r.body, "Forbidden");
+    aws_response_free(&r);
+
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_sns_xml_error(void **state)
+{
+    (void)state;
+    reply script[] = {
+        {REPLY, 400, "Content-Type: text/xml\r\n",
+         "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n"
+         "  <Error><Type>Sender</Type><Code>InvalidParameter</Code>"
+         "<Message>Invalid parameter: &lt;Message&gt; &amp; &quot;Subject&quot; &apos;x&apos; "
+         "&#233;&#x263A;</Message></Error>\n"
+         "  <RequestId>d74b8436-ae13-5ab4-a9ff-ce54dfea72a0</RequestId>\n"
+         "</ErrorResponse>"},
+    };
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_SNS, false);
+    aws_response r;
+    const char *form = "Action=Publish&Version=2010-03-31";
+    assert_int_equal(aws_query_call(c, form, strlen(form), in_ms(2000), &r), AWS_ERR_CLIENT);
+    assert_int_equal(r.attempts, 1);
+    assert_string_equal(r.error_type, "InvalidParameter");
+    assert_string_equal(r.error_message,
+                        "Invalid parameter: <Message> & \"Subject\" 'x' \xc3\xa9\xe2\x98\xba");
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_sns_throttled_until_deadline(void **state)
+{
+    (void)state;
+    reply script[] = {
+        {REPLY, 429, "Content-Type: text/xml\r\n",
+         "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code>"
+         "<Message>Rate exceeded</Message></Error></ErrorResponse>"},
+    };
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_SNS, false);
+    aws_response r;
+    int64_t t0 = mono_ms();
+    assert_int_equal(aws_query_call(c, "Action=Publish", 14, in_ms(300), &r), AWS_ERR_THROTTLED);
+    int64_t took = mono_ms() - t0;
+    assert_true(took <= 330);
+    assert_true(r.attempts >= 2 && r.attempts <= 10);
+    assert_int_equal(r.attempts, server_requests(s));
+    assert_int_equal(r.status, 429);
+    assert_string_equal(r.error_type, "Throttled");
+    assert_string_equal(r.error_message, "Rate exceeded");
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_5xx_until_deadline_is_unavailable(void **state)
+{
+    (void)state;
+    reply script[] = {{REPLY, 503, NULL, ""}};
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_SQS, false);
+    aws_response r;
+    int64_t t0 = mono_ms();
+    assert_int_equal(aws_json_call(c, "AmazonSQS.ReceiveMessage", "{}", 2, in_ms(300), &r),
+                     AWS_ERR_UNAVAILABLE);
+    assert_true(mono_ms() - t0 <= 330);
+    assert_true(r.attempts >= 2);
+    assert_int_equal(r.status, 503);
+    assert_null(r.body);
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_dropped_connection_is_retried(void **state)
+{
+    (void)state;
+    reply script[] = {{CLOSE, 0, NULL, NULL}, {REPLY, 200, NULL, "{\"ok\":true}"}};
+    server *s = server_start(script, 2);
+    aws_client *c = client_for(s, AWS_SQS, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "AmazonSQS.DeleteMessage", "{}", 2, in_ms(2000), &r), AWS_OK);
+    assert_int_equal(r.attempts, 2);
+    assert_string_equal(r.body, "{\"ok\":true}");
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_empty_success_body(void **state)
+{
+    (void)state;
+    reply script[] = {{REPLY, 200, NULL, ""}};
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_SQS, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "AmazonSQS.DeleteMessage", "{}", 2, in_ms(2000), &r), AWS_OK);
+    assert_null(r.body);
+    assert_int_equal(r.body_len, 0);
+    aws_response_free(&r);
+    /* a NULL response is allowed when the caller only wants the code */
+    assert_int_equal(aws_json_call(c, "AmazonSQS.DeleteMessage", "{}", 2, in_ms(2000), NULL),
+                     AWS_OK);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_no_answer_times_out_at_deadline(void **state)
+{
+    (void)state;
+    reply script[] = {{HANG, 0, NULL, NULL}};
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    int64_t t0 = mono_ms();
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.Query", "{}", 2, in_ms(300), &r),
+                     AWS_ERR_TIMEOUT);
+    int64_t took = mono_ms() - t0;
+    assert_true(took >= 280 && took <= 450);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(r.status, 0);
+    assert_null(r.body);
+    assert_non_null(r.error_message); /* libcurl's reason */
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_thread_deadline_applies(void **state)
+{
+    (void)state;
+    reply script[] = {{HANG, 0, NULL, NULL}};
+    server *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    aws_set_deadline(in_ms(250));
+    int64_t t0 = mono_ms();
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.Query", "{}", 2, 0, &r), AWS_ERR_TIMEOUT);
+    int64_t took = mono_ms() - t0;
+    aws_set_deadline(0);
+    assert_true(took >= 230 && took <= 400);
+    aws_response_free(&r);
+
+    /* an explicit deadline beats the thread's */
+    aws_set_deadline(in_ms(5000));
+    t0 = mono_ms();
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.Query", "{}", 2, in_ms(150), &r),
+                     AWS_ERR_TIMEOUT);
+    took = mono_ms() - t0;
+    aws_set_deadline(0);
+    assert_true(took >= 130 && took <= 300);
+    aws_response_free(&r);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_past_deadline_sends_nothing(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(-5), &r),
+                     AWS_ERR_TIMEOUT);
+    assert_int_equal(r.attempts, 0);
+    assert_int_equal(r.status, 0);
+    aws_response_free(&r);
+    assert_int_equal(server_requests(s), 0);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_refused_connection_is_unavailable(void **state)
+{
+    (void)state;
+    int port;
+    int fd = bound_socket(false, &port); /* bound, not listening: connections are refused */
+    clear_env();
+    set_credentials(false);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", url, 1);
+    char err[256];
+    aws_client *c = aws_client_new(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    aws_response r;
+    int64_t t0 = mono_ms();
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(400), &r),
+                     AWS_ERR_UNAVAILABLE);
+    int64_t took = mono_ms() - t0;
+    assert_true(took <= 430);
+    assert_true(r.attempts >= 2);
+    assert_int_equal(r.status, 0);
+    assert_non_null(r.error_message);
+    aws_response_free(&r);
+    aws_client_free(c);
+    close(fd);
+}
+
+static void test_connection_is_reused(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s, AWS_DYNAMODB, true);
+    for (int i = 0; i < 3; i++) {
+        aws_response r;
+        assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(2000), &r),
+                         AWS_OK);
+        aws_response_free(&r);
+    }
+    assert_int_equal(server_requests(s), 3);
+    assert_int_equal(server_accepts(s), 1);
+    for (int i = 0; i < 3; i++)
+        assert_signature_valid(&s->reqs[i]);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+typedef struct worker {
+    aws_client *c;
+    int ok;
+} worker;
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    for (int i = 0; i < 5; i++) {
+        char body[64];
+        int n = snprintf(body, sizeof body, "{\"n\":%d}", i);
+        aws_response r;
+        if (aws_json_call(w->c, "AmazonSQS.SendMessage", body, (size_t)n, in_ms(3000), &r) ==
+                AWS_OK &&
+            r.body && strcmp(r.body, "{}") == 0)
+            w->ok++;
+        aws_response_free(&r);
+    }
+    return NULL;
+}
+
+static void test_pool_under_concurrency(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s, AWS_SQS, true);
+    worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.c = c};
+        assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].ok, 5);
+    }
+    assert_int_equal(server_requests(s), 20);
+    assert_true(server_accepts(s) >= 1 && server_accepts(s) <= 4);
+    /* afterwards, one caller reuses a pooled connection */
+    int before = server_accepts(s);
+    assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, in_ms(2000), NULL), AWS_OK);
+    assert_int_equal(server_accepts(s), before);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "", "{}", 2, in_ms(1000), &r), AWS_ERR_CLIENT);
+    assert_int_equal(r.attempts, 0);
+    assert_int_equal(aws_json_call(c, "A\r\nX-Evil: 1", "{}", 2, in_ms(1000), &r), AWS_ERR_CLIENT);
+    assert_int_equal(aws_json_call(NULL, "T", "{}", 2, in_ms(1000), &r), AWS_ERR_CLIENT);
+    assert_int_equal(aws_query_call(NULL, "a", 1, in_ms(1000), &r), AWS_ERR_CLIENT);
+    aws_response_free(&r);
+    aws_response_free(NULL);
+    aws_client_free(NULL);
+    sleep_ms(1);
+    assert_int_equal(server_requests(s), 0);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sha256_known_answers),
+        cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_throttling_names_and_rc_names),
+        cmocka_unit_test(test_deadline_is_per_thread),
+        cmocka_unit_test(test_endpoint_precedence),
+        cmocka_unit_test(test_default_endpoint_and_region),
+        cmocka_unit_test(test_missing_credentials),
+        cmocka_unit_test(test_malformed_configuration),
+        cmocka_unit_test(test_json_call_request_shape),
+        cmocka_unit_test(test_query_call_request_shape),
+        cmocka_unit_test(test_large_body_is_signed_without_expect),
+        cmocka_unit_test(test_retry_5xx_then_ok),
+        cmocka_unit_test(test_retry_throttling_then_ok),
+        cmocka_unit_test(test_client_error_is_not_retried),
+        cmocka_unit_test(test_json_error_variants),
+        cmocka_unit_test(test_sns_xml_error),
+        cmocka_unit_test(test_sns_throttled_until_deadline),
+        cmocka_unit_test(test_5xx_until_deadline_is_unavailable),
+        cmocka_unit_test(test_dropped_connection_is_retried),
+        cmocka_unit_test(test_empty_success_body),
+        cmocka_unit_test(test_no_answer_times_out_at_deadline),
+        cmocka_unit_test(test_thread_deadline_applies),
+        cmocka_unit_test(test_past_deadline_sends_nothing),
+        cmocka_unit_test(test_refused_connection_is_unavailable),
+        cmocka_unit_test(test_connection_is_reused),
+        cmocka_unit_test(test_pool_under_concurrency),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    clear_env();
+    curl_global_cleanup();
+    return failed;
+}
