@@ -1,0 +1,685 @@
+/*
+ * apigw — API Gateway proxy events to and from the API; see apigw.h for the
+ * rules (stage prefix, repeated values, decoding, base64).
+ *
+ * A parse copies what the API will read out of the jansson tree into one
+ * apigw_data: the method, the final path, the body, and two lookup tables
+ * (query parameters, headers) of name/value pairs in event order, so a
+ * lookup is a linear scan returning the first case-insensitive match, and
+ * "which value wins" is decided by the order pairs are added in. The tree
+ * is freed before the parse returns. req.ctx points at the apigw_data, so
+ * the apigw_request itself may be moved.
+ *
+ * The response is written with sbuf straight into JSON text: the body goes
+ * in escaped when it is UTF-8 text, base64-encoded in chunks otherwise.
+ */
+#include "apigw.h"
+
+#include "core/sbuf.h"
+#include "util/errbuf.h"
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* One name/value pair; name and value share one allocation (name first). */
+typedef struct pair {
+    char *name;        /* owned block */
+    const char *value; /* inside the block; NULL for a query name without "=" */
+} pair;
+
+typedef struct table {
+    pair *v;
+    size_t n, cap;
+} table;
+
+struct apigw_data {
+    char *method;
+    char *path;
+    char *body; /* NUL-terminated after body_len bytes */
+    size_t body_len;
+    char *request_id; /* NULL when absent */
+    table query;
+    table headers;
+};
+
+/* ---- tables ---- */
+
+/* Append a copy of name (nlen bytes) and value (vlen bytes, or NULL); false when out of memory. */
+static bool table_add(table *t, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        pair *v = realloc(t->v, cap * sizeof *v);
+        if (!v)
+            return false;
+        t->v = v;
+        t->cap = cap;
+    }
+    char *block = malloc(nlen + 1 + (value ? vlen + 1 : 0));
+    if (!block)
+        return false;
+    memcpy(block, name, nlen);
+    block[nlen] = '\0';
+    char *val = NULL;
+    if (value) {
+        val = block + nlen + 1;
+        memcpy(val, value, vlen);
+        val[vlen] = '\0';
+    }
+    t->v[t->n++] = (pair){block, val};
+    return true;
+}
+
+/* The value of the first pair named name (case-insensitive); NULL when none. */
+static const char *table_get(const table *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcasecmp(t->v[i].name, name) == 0)
+            return t->v[i].value;
+    return NULL;
+}
+
+static void table_free(table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->v[i].name);
+    free(t->v);
+    *t = (table){0};
+}
+
+static const char *lookup_query(void *ctx, const char *name)
+{
+    const struct apigw_data *d = ctx;
+    return name ? table_get(&d->query, name) : NULL;
+}
+
+static const char *lookup_header(void *ctx, const char *name)
+{
+    const struct apigw_data *d = ctx;
+    return name ? table_get(&d->headers, name) : NULL;
+}
+
+static void data_free(struct apigw_data *d)
+{
+    if (!d)
+        return;
+    free(d->method);
+    free(d->path);
+    free(d->body);
+    free(d->request_id);
+    table_free(&d->query);
+    table_free(&d->headers);
+    free(d);
+}
+
+/* ---- decoding ---- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode s in place as the local server does: "%00" and malformed escapes stay. */
+static void unescape(char *s)
+{
+    char *out = s;
+    for (const char *in = s; *in; in++) {
+        int hi, lo;
+        if (*in == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0 && (hi | lo)) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 2;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+}
+
+static int b64val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/*
+ * Decode standard base64 (padding optional, but if present it completes the
+ * last group) into out, which has room for len / 4 * 3 + 3 bytes; false when
+ * s is not base64.
+ */
+static bool b64_decode(const char *s, size_t len, char *out, size_t *outlen)
+{
+    size_t n = len;
+    if (n && s[n - 1] == '=') {
+        n--;
+        if (n && s[n - 1] == '=')
+            n--;
+        if (len % 4 != 0)
+            return false;
+    }
+    if (n % 4 == 1)
+        return false;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64val((unsigned char)s[i]);
+        if (v < 0)
+            return false;
+        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (char)(acc >> bits & 0xff);
+        }
+    }
+    *outlen = o;
+    return true;
+}
+
+/* ---- reading the event ---- */
+
+/* The error context of one parse. */
+typedef struct parse {
+    char *err;
+    size_t errlen;
+} parse;
+
+static bool oom(parse *p)
+{
+    errbuf_set(p->err, p->errlen, "out of memory");
+    return false;
+}
+
+/* A JSON string with no NUL byte inside. */
+static bool plain_string(const json_t *v)
+{
+    return json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/*
+ * The string member key of obj (what names it in errors): *out is NULL when
+ * it is absent or null, which is an error when required. Refuses other types
+ * and strings holding a NUL byte.
+ */
+static bool get_text(parse *p, const json_t *obj, const char *key, const char *what, bool required,
+                     const char **out)
+{
+    const json_t *v = obj ? json_object_get(obj, key) : NULL;
+    *out = NULL;
+    if (!v || json_is_null(v)) {
+        if (required)
+            errbuf_set(p->err, p->errlen, "%s is missing", what);
+        return !required;
+    }
+    if (!json_is_string(v)) {
+        errbuf_set(p->err, p->errlen, "%s must be a string", what);
+        return false;
+    }
+    if (!plain_string(v)) {
+        errbuf_set(p->err, p->errlen, "%s contains a NUL byte", what);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+/* The object member key of obj: *out is NULL when absent or null; other types are refused. */
+static bool get_object(parse *p, const json_t *obj, const char *key, const char *what, json_t **out)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return true;
+    if (!json_is_object(v)) {
+        errbuf_set(p->err, p->errlen, "%s must be an object or null", what);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Add every name/value of the object of strings member key (absent or null: none). */
+static bool add_single(parse *p, table *t, const json_t *ev, const char *key)
+{
+    json_t *obj;
+    if (!get_object(p, ev, key, key, &obj))
+        return false;
+    if (!obj)
+        return true;
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        if (!json_is_string(v)) {
+            errbuf_set(p->err, p->errlen, "%s.%.64s must be a string", key, name);
+            return false;
+        }
+        if (!plain_string(v)) {
+            errbuf_set(p->err, p->errlen, "%s.%.64s contains a NUL byte", key, name);
+            return false;
+        }
+        if (!table_add(t, name, strlen(name), json_string_value(v), json_string_length(v)))
+            return oom(p);
+    }
+    return true;
+}
+
+/*
+ * Add the first value of every list in the object of string lists member
+ * key (absent or null: none; an empty list adds nothing).
+ */
+static bool add_multi(parse *p, table *t, const json_t *ev, const char *key)
+{
+    json_t *obj;
+    if (!get_object(p, ev, key, key, &obj))
+        return false;
+    if (!obj)
+        return true;
+    const char *name;
+    json_t *list;
+    json_object_foreach(obj, name, list)
+    {
+        if (json_is_null(list))
+            continue;
+        bool strings = json_is_array(list);
+        for (size_t i = 0; strings && i < json_array_size(list); i++)
+            strings = json_is_string(json_array_get(list, i));
+        if (!strings) {
+            errbuf_set(p->err, p->errlen, "%s.%.64s must be a list of strings", key, name);
+            return false;
+        }
+        json_t *first = json_array_get(list, 0);
+        if (!first)
+            continue;
+        if (!plain_string(first)) {
+            errbuf_set(p->err, p->errlen, "%s.%.64s contains a NUL byte", key, name);
+            return false;
+        }
+        if (!table_add(t, name, strlen(name), json_string_value(first), json_string_length(first)))
+            return oom(p);
+    }
+    return true;
+}
+
+/* Split a raw query string as the local server does (see apigw.h) into t. */
+static bool add_raw_query(parse *p, table *t, const char *raw)
+{
+    char *copy = strdup(raw);
+    if (!copy)
+        return oom(p);
+    bool ok = true;
+    char *next = copy;
+    while (ok && next) {
+        char *arg = next;
+        next = strchr(arg, '&');
+        if (next)
+            *next++ = '\0';
+        if (!*arg)
+            continue;
+        for (char *c = arg; *c; c++)
+            if (*c == '+')
+                *c = ' ';
+        char *value = strchr(arg, '=');
+        if (value) {
+            *value++ = '\0';
+            unescape(value);
+        }
+        unescape(arg);
+        ok = table_add(t, arg, strlen(arg), value, value ? strlen(value) : 0);
+    }
+    free(copy);
+    return ok || oom(p);
+}
+
+/* 2.0: the cookies list as one "cookie" header, joined with "; ". */
+static bool add_cookies(parse *p, table *t, const json_t *ev)
+{
+    const json_t *list = json_object_get(ev, "cookies");
+    if (!list || json_is_null(list))
+        return true;
+    if (!json_is_array(list)) {
+        errbuf_set(p->err, p->errlen, "cookies must be a list of strings");
+        return false;
+    }
+    if (json_array_size(list) == 0)
+        return true;
+    sbuf b = {0};
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *c = json_array_get(list, i);
+        if (!json_is_string(c) || !plain_string(c)) {
+            sbuf_free(&b);
+            errbuf_set(p->err, p->errlen, "cookies must be a list of strings without NUL bytes");
+            return false;
+        }
+        if (i)
+            sbuf_append(&b, "; ", 2);
+        sbuf_append(&b, json_string_value(c), json_string_length(c));
+    }
+    bool ok = !sbuf_failed(&b) && table_add(t, "cookie", 6, b.data ? b.data : "", b.len);
+    sbuf_free(&b);
+    return ok || oom(p);
+}
+
+/* path without a leading "/<stage>" segment (see apigw.h); stage may be NULL. */
+static const char *strip_stage(const char *path, const char *stage)
+{
+    size_t n = stage ? strlen(stage) : 0;
+    if (n == 0 || path[0] != '/' || strncmp(path + 1, stage, n) != 0)
+        return path;
+    if (path[n + 1] == '\0')
+        return "/";
+    return path[n + 1] == '/' ? path + n + 1 : path;
+}
+
+/* The body, base64-decoded when isBase64Encoded is true; always a fresh, terminated copy. */
+static bool read_body(parse *p, const json_t *ev, struct apigw_data *d)
+{
+    const json_t *body = json_object_get(ev, "body");
+    const json_t *b64 = json_object_get(ev, "isBase64Encoded");
+    if (body && !json_is_null(body) && !json_is_string(body)) {
+        errbuf_set(p->err, p->errlen, "body must be a string or null");
+        return false;
+    }
+    if (b64 && !json_is_null(b64) && !json_is_boolean(b64)) {
+        errbuf_set(p->err, p->errlen, "isBase64Encoded must be a boolean");
+        return false;
+    }
+    const char *s = json_is_string(body) ? json_string_value(body) : "";
+    size_t len = json_is_string(body) ? json_string_length(body) : 0;
+    if (json_is_true(b64)) {
+        d->body = malloc(len / 4 * 3 + 3);
+        if (!d->body)
+            return oom(p);
+        if (!b64_decode(s, len, d->body, &d->body_len)) {
+            errbuf_set(p->err, p->errlen, "body is not valid base64");
+            return false;
+        }
+    } else {
+        d->body = malloc(len + 1);
+        if (!d->body)
+            return oom(p);
+        memcpy(d->body, s, len);
+        d->body_len = len;
+    }
+    d->body[d->body_len] = '\0';
+    return true;
+}
+
+/* Copy the method; it must not be empty. */
+static bool set_method(parse *p, struct apigw_data *d, const char *method, const char *what)
+{
+    if (!*method) {
+        errbuf_set(p->err, p->errlen, "%s is empty", what);
+        return false;
+    }
+    d->method = strdup(method);
+    return d->method || oom(p);
+}
+
+/* Payload 1.0 (REST API proxy integration). */
+static bool parse_v1(parse *p, const json_t *ev, const json_t *rc, struct apigw_data *d)
+{
+    const char *method, *path, *stage;
+    if (!get_text(p, ev, "httpMethod", "httpMethod", true, &method) ||
+        !set_method(p, d, method, "httpMethod") || !get_text(p, ev, "path", "path", true, &path) ||
+        !get_text(p, rc, "stage", "requestContext.stage", false, &stage))
+        return false;
+    if (path[0] != '/') {
+        errbuf_set(p->err, p->errlen, "path must start with '/'");
+        return false;
+    }
+    d->path = strdup(strip_stage(path, stage));
+    if (!d->path)
+        return oom(p);
+    /* first added, first found: the multi-value maps win */
+    return add_multi(p, &d->headers, ev, "multiValueHeaders") &&
+           add_single(p, &d->headers, ev, "headers") &&
+           add_multi(p, &d->query, ev, "multiValueQueryStringParameters") &&
+           add_single(p, &d->query, ev, "queryStringParameters");
+}
+
+/* Payload 2.0 (HTTP API). */
+static bool parse_v2(parse *p, const json_t *ev, const json_t *rc, struct apigw_data *d)
+{
+    json_t *http;
+    if (!get_object(p, rc, "http", "requestContext.http", &http))
+        return false;
+    if (!http) {
+        errbuf_set(p->err, p->errlen, "requestContext.http is missing");
+        return false;
+    }
+    const char *method, *path, *stage, *raw_query;
+    if (!get_text(p, http, "method", "requestContext.http.method", true, &method) ||
+        !set_method(p, d, method, "requestContext.http.method") ||
+        !get_text(p, ev, "rawPath", "rawPath", false, &path) ||
+        (!path && !get_text(p, http, "path", "rawPath", true, &path)) ||
+        !get_text(p, rc, "stage", "requestContext.stage", false, &stage) ||
+        !get_text(p, ev, "rawQueryString", "rawQueryString", false, &raw_query))
+        return false;
+    if (path[0] != '/') {
+        errbuf_set(p->err, p->errlen, "rawPath must start with '/'");
+        return false;
+    }
+    if (stage && strcmp(stage, "$default") == 0)
+        stage = NULL;
+    d->path = strdup(strip_stage(path, stage));
+    if (!d->path)
+        return oom(p);
+    unescape(d->path);
+    if (!add_cookies(p, &d->headers, ev) || !add_single(p, &d->headers, ev, "headers"))
+        return false;
+    return raw_query ? add_raw_query(p, &d->query, raw_query)
+                     : add_single(p, &d->query, ev, "queryStringParameters");
+}
+
+/* Tell the payloads apart, then read the parts common to both. */
+static bool parse_event(parse *p, const json_t *ev, struct apigw_data *d, int *version)
+{
+    json_t *rc;
+    if (!get_object(p, ev, "requestContext", "requestContext", &rc))
+        return false;
+    const json_t *ver = json_object_get(ev, "version");
+    bool v2 = (json_is_string(ver) && strcmp(json_string_value(ver), "2.0") == 0) ||
+              (rc && json_object_get(rc, "http"));
+    if (!v2 && !json_object_get(ev, "httpMethod")) {
+        errbuf_set(p->err, p->errlen,
+                   "not an API Gateway proxy event (no httpMethod, no requestContext.http)");
+        return false;
+    }
+    *version = v2 ? 2 : 1;
+    const char *id;
+    if (!(v2 ? parse_v2(p, ev, rc, d) : parse_v1(p, ev, rc, d)) ||
+        !get_text(p, rc, "requestId", "requestContext.requestId", false, &id) ||
+        !read_body(p, ev, d))
+        return false;
+    if (id && !(d->request_id = strdup(id)))
+        return oom(p);
+    return true;
+}
+
+bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char *err,
+                         size_t errlen)
+{
+    *out = (apigw_request){0};
+    parse p = {err, errlen};
+    if (!event) {
+        errbuf_set(err, errlen, "no event");
+        return false;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(event, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        errbuf_set(err, errlen, "event is not valid JSON: %s (line %d, column %d)", jerr.text,
+                   jerr.line, jerr.column);
+        return false;
+    }
+    struct apigw_data *d = NULL;
+    int version = 0;
+    bool ok;
+    if (!json_is_object(root)) {
+        errbuf_set(err, errlen, "event is not a JSON object");
+        ok = false;
+    } else if (!(d = calloc(1, sizeof *d))) {
+        ok = oom(&p);
+    } else {
+        ok = parse_event(&p, root, d, &version);
+    }
+    json_decref(root);
+    if (!ok) {
+        data_free(d);
+        return false;
+    }
+    out->data = d;
+    out->version = version;
+    out->request_id = d->request_id ? d->request_id : "";
+    out->req = (api_request){
+        .method = d->method,
+        .path = d->path,
+        .query = lookup_query,
+        .header = lookup_header,
+        .ctx = d,
+        .body = d->body,
+        .body_len = d->body_len,
+    };
+    return true;
+}
+
+void apigw_request_free(apigw_request *r)
+{
+    if (!r)
+        return;
+    data_free(r->data);
+    *r = (apigw_request){0};
+}
+
+/* ---- the response ---- */
+
+/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF) with no NUL byte. */
+static bool is_text(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* continuation bytes, and the smallest code point needing that many */
+        size_t n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
+        unsigned min = n == 3 ? 0x10000 : n == 2 ? 0x800 : 0x80;
+        unsigned cp = c & (0x3fu >> n);
+        if (c < 0xc2 || c > 0xf4)
+            return false; /* a continuation byte, an overlong lead, or past U+10FFFF */
+        if (len - i - 1 < n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            unsigned cc = s[i + k];
+            if ((cc & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (cc & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+/* Append len bytes as standard, padded base64. */
+static void b64_append(sbuf *b, const unsigned char *s, size_t len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char chunk[1024]; /* 256 groups of 4 */
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        size_t rest = len - i;
+        uint32_t v = (uint32_t)s[i] << 16;
+        if (rest > 1)
+            v |= (uint32_t)s[i + 1] << 8;
+        if (rest > 2)
+            v |= s[i + 2];
+        chunk[o++] = alphabet[v >> 18 & 63];
+        chunk[o++] = alphabet[v >> 12 & 63];
+        chunk[o++] = rest > 1 ? alphabet[v >> 6 & 63] : '=';
+        chunk[o++] = rest > 2 ? alphabet[v & 63] : '=';
+        if (o == sizeof chunk) {
+            sbuf_append(b, chunk, o);
+            o = 0;
+        }
+    }
+    sbuf_append(b, chunk, o);
+}
+
+/* Append "name": "value" to the headers object, with a comma after the first. */
+static void put_header(sbuf *b, int *count, const char *name, const char *value)
+{
+    if ((*count)++)
+        sbuf_putc(b, ',');
+    sbuf_json_str(b, name);
+    sbuf_putc(b, ':');
+    sbuf_json_str(b, value);
+}
+
+char *apigw_response_json(const apigw_request *r, const api_response *resp, size_t *len)
+{
+    bool head = r && r->req.method && strcmp(r->req.method, "HEAD") == 0;
+    bool bodiless = resp->status == 204 || resp->status == 304;
+    sbuf b = {0};
+    sbuf_printf(&b, "{\"statusCode\":%d,\"headers\":{", resp->status);
+    const char *names[API_MAX_HEADERS + 1];
+    int count = 0;
+    if (resp->content_type && !bodiless) {
+        names[count] = "Content-Type";
+        put_header(&b, &count, "Content-Type", resp->content_type);
+    }
+    int n = resp->n_headers < 0 ? 0 : resp->n_headers;
+    for (int i = 0; i < n && i < API_MAX_HEADERS; i++) {
+        const api_header *h = &resp->headers[i];
+        size_t vlen = strnlen(h->value, sizeof h->value);
+        if (!h->name || vlen == sizeof h->value ||
+            !is_text((const unsigned char *)h->name, strlen(h->name)) ||
+            !is_text((const unsigned char *)h->value, vlen))
+            continue;
+        bool seen = false;
+        for (int k = 0; k < count && !seen; k++)
+            seen = strcasecmp(names[k], h->name) == 0;
+        if (seen)
+            continue;
+        names[count] = h->name;
+        put_header(&b, &count, h->name, h->value);
+    }
+    sbuf_puts(&b, "},\"body\":");
+    const unsigned char *body = (const unsigned char *)(resp->body ? resp->body : "");
+    size_t body_len = resp->body && !head && !bodiless ? resp->body_len : 0;
+    if (is_text(body, body_len)) {
+        sbuf_json_strn(&b, (const char *)body, body_len);
+        sbuf_puts(&b, ",\"isBase64Encoded\":false}");
+    } else {
+        sbuf_putc(&b, '"');
+        b64_append(&b, body, body_len);
+        sbuf_puts(&b, "\",\"isBase64Encoded\":true}");
+    }
+    if (sbuf_failed(&b)) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return sbuf_take(&b, len);
+}
