@@ -1,6 +1,6 @@
 /*
- * publisher — change record to topic message, and topic fan-out; see
- * publisher.h.
+ * publisher — change record to topic message and spans, and topic fan-out;
+ * see publisher.h.
  */
 #include "publisher.h"
 
@@ -8,6 +8,7 @@
 #include "core/json_util.h"
 #include "core/sbuf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,7 +44,11 @@ static bool build_attributes(publish_message *m)
     return m->attributes != NULL;
 }
 
-bool publisher_message(const json_t *record, publish_message *out)
+/*
+ * The message for an INSERT record: READY, SKIPPED when the record is not a
+ * complete INSERT, NO_MEMORY; out holds something to free only when READY.
+ */
+static publish_outcome make_message(const json_t *record, publish_message *out)
 {
     memset(out, 0, sizeof *out);
     const char *event = json_string_value(json_object_get(record, "eventName"));
@@ -51,20 +56,26 @@ bool publisher_message(const json_t *record, publish_message *out)
     const char *id = image_string(image, "id");
     const char *type = image_string(image, "task_type");
     json_t *data = attrval_to_json(json_object_get(image, "data"));
-    bool ok = event && strcmp(event, "INSERT") == 0 && id && strlen(id) == TASK_ID_LEN && type &&
-              strlen(type) <= TASK_TYPE_MAX && json_is_object(data);
-    if (ok) {
+    publish_outcome r = PUBLISH_SKIPPED;
+    if (event && strcmp(event, "INSERT") == 0 && id && strlen(id) == TASK_ID_LEN && type &&
+        strlen(type) <= TASK_TYPE_MAX && json_is_object(data)) {
         memcpy(out->task_id, id, TASK_ID_LEN + 1);
         snprintf(out->task_type, sizeof out->task_type, "%s", type);
         out->body = json_to_text(data);
         const char *trace = image_string(image, "trace");
         out->trace = trace ? strdup(trace) : NULL;
-        ok = out->body && (!trace || out->trace) && build_attributes(out);
-        if (!ok)
+        r = out->body && (!trace || out->trace) && build_attributes(out) ? PUBLISH_READY
+                                                                         : PUBLISH_NO_MEMORY;
+        if (r != PUBLISH_READY)
             publish_message_free(out);
     }
     json_decref(data);
-    return ok;
+    return r;
+}
+
+bool publisher_message(const json_t *record, publish_message *out)
+{
+    return make_message(record, out) == PUBLISH_READY;
 }
 
 bool publish_message_set_trace(publish_message *m, const char *traceparent)
@@ -117,4 +128,75 @@ size_t topic_route(const config *c, const publish_message *m, const queue_config
             out[n++] = q;
     }
     return n;
+}
+
+/*
+ * Open the record's spans in the task's trace — process (a consumer of the
+ * change stream) and publish (the producer of the topic message) — and put
+ * the producer's context in the message; false when out of memory.
+ */
+static bool open_spans(const config *c, const consumer_config *cc, size_t batch_size,
+                       publication *p)
+{
+    trace_ctx task_ctx, ctx;
+    const char *stored = p->message.trace;
+    bool known = stored && tracectx_parse_traceparent(stored, &task_ctx);
+    char name[SPAN_NAME_MAX + 1];
+    snprintf(name, sizeof name, "process %s", cc->name);
+    trace_begin(&p->process, known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);
+    span_set_static(&p->process, "messaging.system", "taskd");
+    span_set_static(&p->process, "messaging.operation.type", "process");
+    span_set_static(&p->process, "messaging.destination.name", "changes");
+    span_set_static(&p->process, "messaging.consumer.group.name", cc->name);
+    span_set_int(&p->process, "messaging.batch.message_count", (int64_t)batch_size);
+    trace_ctx_of(&p->process, &ctx);
+    snprintf(name, sizeof name, "publish %s", c->topic);
+    trace_begin(&p->publish, &ctx, name, SPAN_KIND_PRODUCER);
+    span_set_static(&p->publish, "messaging.system", "taskd");
+    span_set_static(&p->publish, "messaging.operation.type", "send");
+    span_set_static(&p->publish, "messaging.destination.name", c->topic);
+    span *both[2] = {&p->process, &p->publish};
+    for (int k = 0; k < 2; k++) {
+        memcpy(both[k]->task_id, p->message.task_id, sizeof both[k]->task_id);
+        span_set_str(both[k], "task.id", p->message.task_id);
+    }
+    char tp[TRACECTX_TRACEPARENT_LEN + 1];
+    trace_traceparent_of(&p->publish, tp);
+    return publish_message_set_trace(&p->message, tp);
+}
+
+publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
+                                size_t batch_size, publication *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!filter_set_match(cc->filter, record))
+        return PUBLISH_SKIPPED;
+    publish_outcome r = make_message(record, &p->message);
+    if (r == PUBLISH_READY && !open_spans(c, cc, batch_size, p)) {
+        span_clear(&p->publish);
+        span_clear(&p->process);
+        publish_message_free(&p->message);
+        r = PUBLISH_NO_MEMORY;
+    }
+    return r;
+}
+
+size_t publisher_route(const config *c, publication *p, const queue_config **out, size_t max)
+{
+    size_t n = topic_route(c, &p->message, out, max);
+    for (size_t i = 0; i < n; i++)
+        span_set_static(&p->publish, "taskd.queue", out[i]->name);
+    return n;
+}
+
+void publisher_finish(const telemetry *t, publication *p, const char *error)
+{
+    if (error) {
+        span_set_error(&p->publish, error);
+        span_set_error(&p->process, error);
+    }
+    trace_end(t, &p->publish);
+    trace_end(t, &p->process);
+    publish_message_free(&p->message);
+    memset(p, 0, sizeof *p);
 }

@@ -1,19 +1,34 @@
 /*
- * publisher — what the publishing stream consumer does with a change
- * record, and where the topic delivers the message. Pure: records in,
- * messages and routes out, so the local stream consumer and the Lambda
- * `publish` role share it.
+ * publisher — what a publishing stream consumer does with one change record,
+ * and where the topic delivers the message. Transport-neutral: records in,
+ * messages, spans and routes out; no store, no broker. The local stream
+ * consumer and the Lambda `publish` role call the same functions and differ
+ * only in how they send (a broker transaction with the checkpoint, or one
+ * SNS Publish per message) and in who routes (the local topic here, SNS there).
  *
- * A matching INSERT becomes one message: body = the task's data as JSON,
- * attributes TaskId and TaskType (String) and, when the task has one,
- * traceparent. The topic hands it to every subscription whose filter policy
+ * A record that passes the consumer's filter patterns and is a complete
+ * INSERT becomes one message: body = the task's data as JSON, attributes
+ * TaskId and TaskType (String) and traceparent (the publish span's context,
+ * below). The topic hands it to every subscription whose filter policy
  * matches (attributes or body, per the policy's scope).
+ *
+ * Tracing: publisher_begin() opens two spans in the task's trace — `process
+ * <consumer>` (CONSUMER, child of the context stored with the task, a new
+ * trace when there is none) and `publish <topic>` (PRODUCER, its child) — and
+ * puts the producer's context in the message, where the queue's consumer
+ * finds its parent. Both stay open while the caller sends, and
+ * publisher_finish() ends them (ERROR when the send failed), so their times
+ * cover the send.
+ *
+ * A publication owns its message and its spans from publisher_begin() to
+ * publisher_finish(); it is used by one thread at a time.
  */
 #ifndef TASKD_PUBLISHER_H
 #define TASKD_PUBLISHER_H
 
 #include "core/config.h"
 #include "core/task.h"
+#include "trace/trace.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -27,11 +42,50 @@ typedef struct publish_message {
     char *trace;      /* owned traceparent, or NULL */
 } publish_message;
 
+/* One record on its way to the topic: its message and the spans that cover it. */
+typedef struct publication {
+    publish_message message; /* trace and traceparent attribute: the publish span's context */
+    span process;            /* CONSUMER `process <consumer>`: child of the task's stored context */
+    span publish;            /* PRODUCER `publish <topic>`: child of process */
+} publication;
+
+/* What publisher_begin() made of a record. */
+typedef enum publish_outcome {
+    PUBLISH_SKIPPED,   /* filtered out, or not a complete INSERT: nothing to send or finish */
+    PUBLISH_READY,     /* the publication is open: send its message, then publisher_finish() */
+    PUBLISH_NO_MEMORY, /* out of memory: nothing to finish; the record has to be tried again */
+} publish_outcome;
+
+/*
+ * Begin publishing one change record (a DynamoDB Streams record; borrowed for
+ * the call) for consumer cc of configuration c: check cc's filter patterns,
+ * build the message, open its spans. batch_size is the number of records
+ * the consumer received together with this one (messaging.batch.message_count).
+ * *p holds something only on PUBLISH_READY (else it is left empty); its
+ * spans borrow names from c and cc, which must outlive it.
+ */
+publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
+                                size_t batch_size, publication *p);
+/*
+ * The local topic's fan-out for an open publication: its queues, as
+ * topic_route() finds them (at most max), each also named on the publish
+ * span (taskd.queue). A topic that routes by itself (SNS) skips this.
+ */
+size_t publisher_route(const config *c, publication *p, const queue_config **out, size_t max);
+/*
+ * End the publication's spans — publish, then process — marked failed with
+ * error unless it is NULL (the message was sent), hand them to t's tracer,
+ * and free the message. *p is then empty (a zeroed one is fine too).
+ */
+void publisher_finish(const telemetry *t, publication *p, const char *error);
+
 /*
  * The message for an INSERT record; false (and nothing to free) when the
- * record is not an INSERT or lacks the task's id, type or data.
+ * record is not an INSERT or lacks the task's id, type or data, or when out
+ * of memory.
  */
 bool publisher_message(const json_t *record, publish_message *out);
+/* Free what m owns and clear its pointers; twice is harmless. */
 void publish_message_free(publish_message *m);
 /* Replace the message's trace context (the producer's span); false when out of memory. */
 bool publish_message_set_trace(publish_message *m, const char *traceparent);

@@ -1,5 +1,12 @@
 /*
  * stream_consumer — the local change-stream reader; see stream_consumer.h.
+ *
+ * What a record becomes — filter, message, spans, routes — is the
+ * publisher's (publisher.h), shared with the Lambda `publish` role. This
+ * file moves batches: read from the checkpoint, hand each record to the
+ * publisher, send the batch's messages and its checkpoint in one broker
+ * transaction, finish the publications with the outcome, and retry or skip
+ * a batch that fails.
  */
 #include "stream_consumer.h"
 
@@ -14,15 +21,14 @@
 #include <unistd.h>
 
 /*
- * The messages a batch of records produces, with their spans. Allocated once
+ * A batch's publications and the queue messages they make. Allocated once
  * for a full batch and reused: a batch is hundreds of records, and fresh
  * megabyte-sized allocations per batch cost page faults.
  */
 typedef struct outbox {
-    publish_message *pm; /* one per published record */
-    span (*spans)[2];    /* per published record: process (consumer), publish (producer) */
-    size_t n_pm;
-    broker_message *m; /* one per (record, queue) */
+    publication *pub; /* one per record that makes a message */
+    size_t n_pub;
+    broker_message *m; /* one per (record, queue); strings borrowed from pub */
     size_t n_m;
     size_t routes_per_record; /* capacity of m per record: the number of subscriptions */
 } outbox;
@@ -41,92 +47,95 @@ struct stream_consumer {
 static bool outbox_init(outbox *o, size_t records, size_t subscriptions)
 {
     o->routes_per_record = subscriptions ? subscriptions : 1;
-    o->pm = calloc(records, sizeof *o->pm);
-    o->spans = calloc(records, sizeof *o->spans);
+    o->pub = calloc(records, sizeof *o->pub);
     o->m = calloc(records * o->routes_per_record, sizeof *o->m);
-    return o->pm && o->spans && o->m;
-}
-
-/* End the spans of a batch (failed when rc is not OK) and empty the box for the next. */
-static void outbox_reset(stream_consumer *sc, outbox *o, store_rc rc)
-{
-    for (size_t i = 0; i < o->n_pm; i++) {
-        for (int k = 1; k >= 0; k--) {
-            if (rc != STORE_OK)
-                span_set_error(&o->spans[i][k], store_rc_name(rc));
-            trace_end(&sc->telemetry, &o->spans[i][k]);
-        }
-        publish_message_free(&o->pm[i]);
-    }
-    o->n_pm = o->n_m = 0;
+    return o->pub && o->m;
 }
 
 static void outbox_free(outbox *o)
 {
-    free(o->pm);
-    free(o->spans);
+    free(o->pub);
     free(o->m);
     memset(o, 0, sizeof *o);
 }
 
-/*
- * Open the record's spans in the task's trace — process (a consumer of the
- * change stream) and publish (the producer of the topic message) — and put
- * the producer's context in the message, where the queue's consumer finds it.
- */
-static void trace_record(stream_consumer *sc, publish_message *pm, span sp[2], size_t batch)
+/* Queue an open publication's message for each queue the topic routes it to. */
+static void outbox_route(stream_consumer *sc, outbox *o, publication *p)
 {
-    trace_ctx task_ctx, ctx;
-    bool known = pm->trace && tracectx_parse_traceparent(pm->trace, &task_ctx);
-    char name[SPAN_NAME_MAX + 1];
-    snprintf(name, sizeof name, "process %s", sc->cc->name);
-    trace_begin(&sp[0], known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);
-    span_set_static(&sp[0], "messaging.system", "taskd");
-    span_set_static(&sp[0], "messaging.operation.type", "process");
-    span_set_static(&sp[0], "messaging.destination.name", "changes");
-    span_set_static(&sp[0], "messaging.consumer.group.name", sc->cc->name);
-    span_set_int(&sp[0], "messaging.batch.message_count", (int64_t)batch);
-    trace_ctx_of(&sp[0], &ctx);
-    snprintf(name, sizeof name, "publish %s", sc->config->topic);
-    trace_begin(&sp[1], &ctx, name, SPAN_KIND_PRODUCER);
-    span_set_static(&sp[1], "messaging.system", "taskd");
-    span_set_static(&sp[1], "messaging.operation.type", "send");
-    span_set_static(&sp[1], "messaging.destination.name", sc->config->topic);
-    for (int k = 0; k < 2; k++) {
-        memcpy(sp[k].task_id, pm->task_id, sizeof sp[k].task_id);
-        span_set_str(&sp[k], "task.id", pm->task_id);
-    }
-    char tp[56];
-    trace_traceparent_of(&sp[1], tp);
-    publish_message_set_trace(pm, tp);
+    const queue_config *routes[CONFIG_MAX_ITEMS];
+    size_t n = publisher_route(sc->config, p, routes, o->routes_per_record);
+    for (size_t r = 0; r < n; r++)
+        o->m[o->n_m++] =
+            (broker_message){routes[r], p->message.task_id, p->message.body, p->message.attributes};
+    if (n == 0)
+        log_debug("no subscription matches", "task_id", p->message.task_id, "task_type",
+                  p->message.task_type, NULL);
 }
 
-/* Filter and route records into o; false when out of memory. */
-/* Filter and route records (at most the box's capacity) into o; false when a record is not JSON. */
-static bool fill_outbox(stream_consumer *sc, const change_record *recs, size_t n, outbox *o)
+/*
+ * Begin a publication for every record of the batch that makes a message
+ * and queue its messages in o; false when a record is not JSON or memory
+ * runs out (the publications begun so far stay in o, to be finished).
+ */
+static bool outbox_fill(stream_consumer *sc, const change_record *recs, size_t n, outbox *o)
 {
     for (size_t i = 0; i < n; i++) {
         json_t *rec = json_loads(recs[i].json, 0, NULL);
         if (!rec)
             return false;
-        bool pass = filter_set_match(sc->cc->filter, rec);
-        publish_message *pm = &o->pm[o->n_pm];
-        if (pass && publisher_message(rec, pm)) {
-            trace_record(sc, pm, o->spans[o->n_pm], n);
-            o->n_pm++;
-            const queue_config *routes[CONFIG_MAX_ITEMS];
-            size_t nr = topic_route(sc->config, pm, routes, o->routes_per_record);
-            for (size_t r = 0; r < nr; r++) {
-                o->m[o->n_m++] = (broker_message){routes[r], pm->task_id, pm->body, pm->attributes};
-                span_set_static(&o->spans[o->n_pm - 1][1], "taskd.queue", routes[r]->name);
-            }
-            if (nr == 0)
-                log_debug("no subscription matches", "task_id", pm->task_id, "task_type",
-                          pm->task_type, NULL);
-        }
+        publication *p = &o->pub[o->n_pub];
+        publish_outcome r = publisher_begin(sc->config, sc->cc, rec, n, p);
         json_decref(rec);
+        if (r == PUBLISH_NO_MEMORY)
+            return false;
+        if (r == PUBLISH_READY) {
+            o->n_pub++;
+            outbox_route(sc, o, p);
+        }
     }
     return true;
+}
+
+/* Finish the batch's publications (failed when rc is not OK) and empty o for the next. */
+static void outbox_finish(stream_consumer *sc, outbox *o, store_rc rc)
+{
+    const char *error = rc == STORE_OK ? NULL : store_rc_name(rc);
+    for (size_t i = 0; i < o->n_pub; i++)
+        publisher_finish(&sc->telemetry, &o->pub[i], error);
+    o->n_pub = o->n_m = 0;
+}
+
+/* One attempt at a batch: its messages and the checkpoint past it, in one transaction. */
+static store_rc publish_batch(stream_consumer *sc, const change_record *recs, size_t n)
+{
+    outbox *o = &sc->box;
+    store_rc rc = outbox_fill(sc, recs, n, o)
+                      ? broker_publish(sc->broker, sc->cc->name, recs[n - 1].seq, o->m, o->n_m)
+                      : STORE_ERROR;
+    outbox_finish(sc, o, rc);
+    return rc;
+}
+
+/*
+ * After a failed attempt: back off and let the batch be read again, or,
+ * past maximum_retry_attempts, log its first record and move the
+ * checkpoint past it.
+ */
+static void batch_failed(stream_consumer *sc, const change_record *first, store_rc rc)
+{
+    const consumer_config *cc = sc->cc;
+    if (++sc->failures > cc->maximum_retry_attempts) {
+        char seq[24];
+        snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
+        log_error("change record skipped after failed attempts", "consumer", cc->name,
+                  "sequence_number", seq, "record", first->json, "error", store_rc_name(rc), NULL);
+        if (broker_publish(sc->broker, cc->name, first->seq, NULL, 0) == STORE_OK)
+            sc->failures = 0;
+    } else {
+        log_warn("publishing a batch failed; retrying", "consumer", cc->name, "error",
+                 store_rc_name(rc), NULL);
+        usleep(100000u << (sc->failures < 5 ? sc->failures : 5));
+    }
 }
 
 /* One pass: read a batch, publish it; false when there was nothing to read. */
@@ -145,25 +154,11 @@ static bool consume_batch(stream_consumer *sc)
     }
     if (n == 0)
         return false;
-    outbox *o = &sc->box;
-    rc = fill_outbox(sc, recs, n, o)
-             ? broker_publish(sc->broker, cc->name, recs[n - 1].seq, o->m, o->n_m)
-             : STORE_ERROR;
-    outbox_reset(sc, o, rc);
-    if (rc == STORE_OK) {
+    rc = publish_batch(sc, recs, n);
+    if (rc == STORE_OK)
         sc->failures = 0;
-    } else if (++sc->failures > cc->maximum_retry_attempts) {
-        char seq[24];
-        snprintf(seq, sizeof seq, "%lld", (long long)recs[0].seq);
-        log_error("change record skipped after failed attempts", "consumer", cc->name,
-                  "sequence_number", seq, "record", recs[0].json, "error", store_rc_name(rc), NULL);
-        if (broker_publish(sc->broker, cc->name, recs[0].seq, NULL, 0) == STORE_OK)
-            sc->failures = 0;
-    } else {
-        log_warn("publishing a batch failed; retrying", "consumer", cc->name, "error",
-                 store_rc_name(rc), NULL);
-        usleep(100000u << (sc->failures < 5 ? sc->failures : 5));
-    }
+    else
+        batch_failed(sc, &recs[0], rc);
     change_records_free(recs, n);
     return true;
 }

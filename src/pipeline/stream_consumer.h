@@ -1,10 +1,11 @@
 /*
  * stream_consumer — a thread that reads the local change stream for one
  * configured consumer: records in sequence order from its checkpoint, in
- * batches, through its filter patterns; matching INSERTs are published to
- * the topic and the checkpoint moves in the same transaction. A batch that
- * fails is retried (maximum_retry_attempts); past that its first record is
- * logged and skipped, as Lambda's maximumRetryAttempts does.
+ * batches. Each record goes through the publisher (publisher.h: filter
+ * patterns, message, spans, routes); the batch's messages reach their
+ * queues and the checkpoint moves in one transaction. A batch that fails is
+ * retried (maximum_retry_attempts); past that its first record is logged
+ * and skipped, as Lambda's maximumRetryAttempts does.
  */
 #ifndef TASKD_STREAM_CONSUMER_H
 #define TASKD_STREAM_CONSUMER_H

@@ -3,6 +3,13 @@
  * the task's data as plain JSON, attributes TaskId / TaskType / traceparent), the records that
  * make no message, and topic_route over the default configuration and over custom subscriptions
  * (prefix, anything-but, body scope, no policy, a queue subscribed twice, an unknown queue).
+ *
+ * And the entry point both publishing consumers call: publisher_begin over the consumer's filter
+ * patterns (passing, failing, INSERT against MODIFY and REMOVE); the spans it opens (names,
+ * kinds, messaging attributes, parent = the record's stored traceparent or a new trace, the
+ * message's traceparent = the publish span); publisher_route (queues by filter policy, named on
+ * the publish span); publisher_finish handing both spans to a tracer with a local store, with
+ * and without an error.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +20,8 @@
 #include "core/config.h"
 #include "core/filter.h"
 #include "pipeline/publisher.h"
+#include "trace/trace.h"
+#include "util/log.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -383,8 +392,452 @@ static void test_route_no_subscriptions(void **state)
     config_free(&c);
 }
 
+/* ---- publisher_begin / publisher_route / publisher_finish ---- */
+
+/* The trace and parent span of TRACE, as the spans carry them. */
+#define TRACE_ID        "0af7651916cd43dd8448eb211c80319c"
+#define TRACE_SPAN      "b7ad6b7169203331"
+#define TRACE_UNSAMPLED "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+
+/* A consumer named name over the given filter patterns (none: every record). */
+static consumer_config consumer(const char *name, const char *const *patterns, size_t n)
+{
+    consumer_config cc;
+    memset(&cc, 0, sizeof cc);
+    snprintf(cc.name, sizeof cc.name, "%s", name);
+    snprintf(cc.action, sizeof cc.action, "publish");
+    cc.batch_size = 100;
+    if (n) {
+        char err[256] = "";
+        cc.filter = filter_set_compile(patterns, n, err, sizeof err);
+        if (!cc.filter)
+            print_error("patterns: %s\n", err);
+        assert_non_null(cc.filter);
+    }
+    return cc;
+}
+
+/* The attribute key of s, or NULL; with count, how many times it is there. */
+static const span_attr *span_attr_of(const span *s, const char *key, int *count)
+{
+    const span_attr *found = NULL;
+    int n = 0;
+    for (int i = 0; i < s->n_attrs; i++)
+        if (strcmp(s->attrs[i].key, key) == 0) {
+            found = found ? found : &s->attrs[i];
+            n++;
+        }
+    if (count)
+        *count = n;
+    return found;
+}
+
+static void expect_str_attr(const span *s, const char *key, const char *want)
+{
+    const span_attr *a = span_attr_of(s, key, NULL);
+    if (!a)
+        print_error("%s: no attribute %s\n", s->name, key);
+    assert_non_null(a);
+    assert_int_equal(a->type, SPAN_ATTR_STRING);
+    assert_string_equal(a->v.s, want);
+}
+
+static void expect_hex(const uint8_t *bytes, size_t n, const char *want)
+{
+    char hex[33];
+    assert_true(2 * n < sizeof hex);
+    span_hex(bytes, n, hex);
+    assert_string_equal(hex, want);
+}
+
+/* True when every byte of the publication is zero: nothing open, nothing owned. */
+static bool publication_empty(const publication *p)
+{
+    static const publication zero;
+    return memcmp(p, &zero, sizeof zero) == 0;
+}
+
+/* publisher_begin on a record that must make nothing: SKIPPED and an empty publication. */
+static void expect_skipped(const config *c, const consumer_config *cc, json_t *rec,
+                           const char *what)
+{
+    publication *p = malloc(sizeof *p);
+    assert_non_null(p);
+    memset(p, 0xa5, sizeof *p);
+    publish_outcome r = publisher_begin(c, cc, rec, 1, p);
+    if (r != PUBLISH_SKIPPED)
+        print_error("%s: outcome %d, want skipped\n", what, (int)r);
+    assert_int_equal(r, PUBLISH_SKIPPED);
+    assert_true(publication_empty(p));
+    publisher_finish(NULL, p, NULL); /* an empty one is harmless to finish */
+    free(p);
+    json_decref(rec);
+}
+
+/* publisher_begin on a record that must make a message; finish it (no tracer) and free. */
+static void expect_ready(const config *c, const consumer_config *cc, json_t *rec, const char *what)
+{
+    publication *p = malloc(sizeof *p);
+    assert_non_null(p);
+    publish_outcome r = publisher_begin(c, cc, rec, 1, p);
+    if (r != PUBLISH_READY)
+        print_error("%s: outcome %d, want ready\n", what, (int)r);
+    assert_int_equal(r, PUBLISH_READY);
+    assert_string_equal(p->message.task_id, ID1);
+    publisher_finish(NULL, p, NULL);
+    assert_true(publication_empty(p));
+    free(p);
+    json_decref(rec);
+}
+
+static void test_begin_filter_patterns(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+
+    /* the default consumer: {"eventName":["INSERT"]} */
+    const consumer_config *dflt = &c.consumers[0];
+    assert_string_equal(dflt->name, "publisher");
+    expect_ready(&c, dflt, record("INSERT", ID1, "TASK1", DATA_M, TRACE), "default, INSERT");
+    expect_skipped(&c, dflt, record("MODIFY", ID1, "TASK1", DATA_M, TRACE), "default, MODIFY");
+
+    /* a pattern over the image: only TASK1 passes, whatever the subscriptions */
+    const char *only_task1[] = {
+        "{\"dynamodb\":{\"NewImage\":{\"task_type\":{\"S\":[\"TASK1\"]}}}}"};
+    consumer_config t1 = consumer("task1-only", only_task1, 1);
+    expect_ready(&c, &t1, record("INSERT", ID1, "TASK1", DATA_M, NULL), "TASK1 passes");
+    expect_skipped(&c, &t1, record("INSERT", ID1, "TASK2", DATA_M, NULL), "TASK2 filtered out");
+    expect_skipped(&c, &t1, record("INSERT", ID1, "TASK3", DATA_M, TRACE), "TASK3 filtered out");
+    filter_set_free(t1.filter);
+
+    /* patterns are ORed */
+    const char *either[] = {"{\"dynamodb\":{\"NewImage\":{\"task_type\":{\"S\":[\"TASK2\"]}}}}",
+                            "{\"dynamodb\":{\"NewImage\":{\"task_type\":{\"S\":[\"TASK3\"]}}}}"};
+    consumer_config t23 = consumer("task23", either, 2);
+    expect_skipped(&c, &t23, record("INSERT", ID1, "TASK1", DATA_M, NULL), "TASK1 in neither");
+    expect_ready(&c, &t23, record("INSERT", ID1, "TASK2", DATA_M, NULL), "TASK2, first pattern");
+    expect_ready(&c, &t23, record("INSERT", ID1, "TASK3", DATA_M, NULL), "TASK3, second pattern");
+    filter_set_free(t23.filter);
+
+    /* a filter that lets only MODIFY through publishes nothing: MODIFY makes no message */
+    const char *modify[] = {"{\"eventName\":[\"MODIFY\"]}"};
+    consumer_config mod = consumer("modify", modify, 1);
+    expect_skipped(&c, &mod, record("MODIFY", ID1, "TASK1", DATA_M, NULL),
+                   "MODIFY passes, no message");
+    expect_skipped(&c, &mod, record("INSERT", ID1, "TASK1", DATA_M, NULL), "INSERT filtered out");
+    filter_set_free(mod.filter);
+    config_free(&c);
+}
+
+static void test_begin_insert_not_modify(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+    consumer_config all = consumer("all", NULL, 0); /* no filter: every record reaches the check */
+    expect_ready(&c, &all, record("INSERT", ID1, "TASK1", DATA_M, NULL), "INSERT");
+    expect_skipped(&c, &all, record("MODIFY", ID1, "TASK1", DATA_M, NULL), "MODIFY");
+    expect_skipped(&c, &all, record("REMOVE", ID1, "TASK1", DATA_M, NULL), "REMOVE");
+    expect_skipped(&c, &all, record("INSERT", ID1, "TASK1", NULL, NULL), "INSERT without data");
+    expect_skipped(&c, &all, record("INSERT", NULL, "TASK1", DATA_M, NULL), "INSERT without id");
+    config_free(&c);
+}
+
+static void test_begin_opens_spans(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+    json_t *rec = record("INSERT", ID1, "TASK1", DATA_M, TRACE);
+    publication *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(publisher_begin(&c, &c.consumers[0], rec, 7, p), PUBLISH_READY);
+
+    /* process: a consumer of the change stream, child of the context stored with the task */
+    const span *proc = &p->process;
+    assert_string_equal(proc->name, "process publisher");
+    assert_int_equal(proc->kind, SPAN_KIND_CONSUMER);
+    expect_hex(proc->trace_id, 16, TRACE_ID);
+    expect_hex(proc->parent_id, 8, TRACE_SPAN);
+    assert_int_equal(proc->flags, 0x01);
+    assert_true(proc->start_ns > 0);
+    assert_int_equal(proc->end_ns, 0);
+    assert_int_equal(proc->status, SPAN_STATUS_UNSET);
+    assert_string_equal(proc->task_id, ID1);
+    expect_str_attr(proc, "messaging.system", "taskd");
+    expect_str_attr(proc, "messaging.operation.type", "process");
+    expect_str_attr(proc, "messaging.destination.name", "changes");
+    expect_str_attr(proc, "messaging.consumer.group.name", "publisher");
+    expect_str_attr(proc, "task.id", ID1);
+    const span_attr *count = span_attr_of(proc, "messaging.batch.message_count", NULL);
+    assert_non_null(count);
+    assert_int_equal(count->type, SPAN_ATTR_INT);
+    assert_int_equal(count->v.i, 7);
+
+    /* publish: the producer of the topic message, child of process */
+    const span *pub = &p->publish;
+    assert_string_equal(pub->name, "publish tasks");
+    assert_int_equal(pub->kind, SPAN_KIND_PRODUCER);
+    assert_memory_equal(pub->trace_id, proc->trace_id, 16);
+    assert_memory_equal(pub->parent_id, proc->span_id, 8);
+    assert_memory_not_equal(pub->span_id, proc->span_id, 8);
+    assert_int_equal(pub->flags, 0x01);
+    assert_true(pub->start_ns >= proc->start_ns);
+    assert_int_equal(pub->end_ns, 0);
+    assert_string_equal(pub->task_id, ID1);
+    expect_str_attr(pub, "messaging.system", "taskd");
+    expect_str_attr(pub, "messaging.operation.type", "send");
+    expect_str_attr(pub, "messaging.destination.name", "tasks");
+    expect_str_attr(pub, "task.id", ID1);
+    assert_null(span_attr_of(pub, "taskd.queue", NULL)); /* routes come from publisher_route */
+
+    /* the message carries the producer's context, in its trace and its attributes */
+    char want[56];
+    trace_traceparent_of(pub, want);
+    assert_string_equal(p->message.trace, want);
+    assert_string_not_equal(p->message.trace, TRACE);
+    json_t *attrs = json_loads(p->message.attributes, 0, NULL);
+    assert_non_null(attrs);
+    assert_int_equal(json_object_size(attrs), 3);
+    assert_string_equal(attr_value(attrs, "TaskId"), ID1);
+    assert_string_equal(attr_value(attrs, "TaskType"), "TASK1");
+    assert_string_equal(attr_value(attrs, "traceparent"), want);
+    json_decref(attrs);
+    json_t *body = json_loads(p->message.body, 0, NULL);
+    json_t *plain = json_loads(DATA_PLAIN, 0, NULL);
+    assert_true(json_equal(body, plain));
+    json_decref(plain);
+    json_decref(body);
+
+    publisher_finish(NULL, p, NULL);
+    assert_true(publication_empty(p));
+    free(p);
+    json_decref(rec);
+
+    /* an unsampled stored context stays unsampled */
+    rec = record("INSERT", ID1, "TASK1", DATA_M, TRACE_UNSAMPLED);
+    p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(publisher_begin(&c, &c.consumers[0], rec, 1, p), PUBLISH_READY);
+    assert_int_equal(p->process.flags, 0x00);
+    assert_int_equal(p->publish.flags, 0x00);
+    assert_string_equal(p->message.trace + strlen(p->message.trace) - 3, "-00");
+    publisher_finish(NULL, p, NULL);
+    free(p);
+    json_decref(rec);
+    config_free(&c);
+}
+
+static void test_begin_without_stored_trace(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+    static const uint8_t zero[8];
+    /* no context with the task, and one that does not parse: a new sampled trace */
+    const char *stored[] = {NULL, "not-a-traceparent"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *rec = record("INSERT", ID1, "TASK2", "{\"M\":{}}", stored[i]);
+        publication *p = calloc(1, sizeof *p);
+        assert_non_null(p);
+        assert_int_equal(publisher_begin(&c, &c.consumers[0], rec, 1, p), PUBLISH_READY);
+        assert_false(span_has_parent(&p->process));
+        assert_memory_equal(p->process.parent_id, zero, 8);
+        assert_int_equal(p->process.flags, 0x01);
+        assert_memory_equal(p->publish.trace_id, p->process.trace_id, 16);
+        assert_memory_equal(p->publish.parent_id, p->process.span_id, 8);
+        char want[56];
+        trace_traceparent_of(&p->publish, want);
+        assert_non_null(p->message.trace);
+        assert_string_equal(p->message.trace, want);
+        json_t *attrs = json_loads(p->message.attributes, 0, NULL);
+        assert_non_null(attrs);
+        assert_string_equal(attr_value(attrs, "traceparent"), want);
+        json_decref(attrs);
+        publisher_finish(NULL, p, NULL);
+        free(p);
+        json_decref(rec);
+    }
+    config_free(&c);
+}
+
+/* A tracer keeping spans locally only. */
+static tracer *local_tracer(void)
+{
+    tracer_options o = {.service_name = "taskd-test", .local_capacity = 64};
+    char err[256] = "";
+    tracer *t = tracer_new(&o, err, sizeof err);
+    if (!t)
+        print_error("tracer_new: %s\n", err);
+    assert_non_null(t);
+    return t;
+}
+
+/* Begin and finish one TASK1 record with error; the task's spans (process, publish) go to out. */
+static void publish_one(const char *error, span out[2])
+{
+    config c;
+    assert_true(config_defaults(&c));
+    tracer *t = local_tracer();
+    telemetry tel = {.tracer = t, .metrics = NULL};
+    json_t *rec = record("INSERT", ID1, "TASK1", DATA_M, TRACE);
+    publication *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(publisher_begin(&c, &c.consumers[0], rec, 3, p), PUBLISH_READY);
+    const queue_config *routes[CONFIG_MAX_ITEMS];
+    assert_int_equal(publisher_route(&c, p, routes, CONFIG_MAX_ITEMS), 1);
+    uint8_t proc_id[8], pub_id[8];
+    memcpy(proc_id, p->process.span_id, 8);
+    memcpy(pub_id, p->publish.span_id, 8);
+    char message_trace[56];
+    snprintf(message_trace, sizeof message_trace, "%s", p->message.trace);
+
+    span *none = NULL;
+    assert_int_equal(tracer_task_spans(t, ID1, &none), 0); /* nothing until finished */
+    free(none);
+    publisher_finish(&tel, p, error);
+    assert_true(publication_empty(p));
+
+    span *got = NULL;
+    size_t n = tracer_task_spans(t, ID1, &got);
+    assert_int_equal(n, 2);
+    /* the two, process first (they may share a start time: then the sort order is the store's) */
+    if (strcmp(got[0].name, "process publisher") != 0) {
+        span tmp = got[0];
+        got[0] = got[1];
+        got[1] = tmp;
+    }
+    assert_string_equal(got[0].name, "process publisher");
+    assert_string_equal(got[1].name, "publish tasks");
+    assert_int_equal(got[0].kind, SPAN_KIND_CONSUMER);
+    assert_int_equal(got[1].kind, SPAN_KIND_PRODUCER);
+    assert_true(got[1].start_ns >= got[0].start_ns);
+    assert_memory_equal(got[0].span_id, proc_id, 8);
+    assert_memory_equal(got[1].span_id, pub_id, 8);
+    assert_memory_equal(got[1].parent_id, proc_id, 8);
+    expect_hex(got[0].parent_id, 8, TRACE_SPAN);
+    char tp[56];
+    trace_traceparent_of(&got[1], tp);
+    assert_string_equal(tp, message_trace);
+    for (size_t i = 0; i < n; i++) {
+        assert_true(got[i].end_ns >= got[i].start_ns && got[i].end_ns > 0);
+        assert_string_equal(got[i].task_id, ID1);
+    }
+    /* publish ends first; process, around it, after */
+    assert_true(got[0].end_ns >= got[1].end_ns);
+    expect_str_attr(&got[1], "taskd.queue", "task1");
+    for (size_t i = 0; i < n; i++) {
+        assert_true(span_copy(&out[i], &got[i]));
+        span_clear(&got[i]);
+    }
+    free(got);
+    json_decref(rec);
+    free(p);
+    tracer_free(t);
+    config_free(&c);
+}
+
+static void test_finish_emits_spans(void **state)
+{
+    (void)state;
+    span got[2];
+    publish_one(NULL, got);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(got[i].status, SPAN_STATUS_UNSET);
+        assert_null(got[i].status_msg);
+        span_clear(&got[i]);
+    }
+}
+
+static void test_finish_marks_error(void **state)
+{
+    (void)state;
+    span got[2];
+    publish_one("STORE_BUSY", got);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(got[i].status, SPAN_STATUS_ERROR);
+        assert_non_null(got[i].status_msg);
+        assert_string_equal(got[i].status_msg, "STORE_BUSY");
+        span_clear(&got[i]);
+    }
+}
+
+/* Begin a record of type (no stored trace) and route it; the queue names joined by ','. */
+static size_t route_record(const config *c, const char *type, const char *data_m, size_t max,
+                           char *names, size_t len)
+{
+    json_t *rec = record("INSERT", ID1, type, data_m, NULL);
+    publication *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    assert_int_equal(publisher_begin(c, &c->consumers[0], rec, 1, p), PUBLISH_READY);
+    const queue_config *out[CONFIG_MAX_ITEMS];
+    size_t n = publisher_route(c, p, out, max);
+    names[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        assert_ptr_equal(out[i], config_queue(c, out[i]->name));
+        size_t used = strlen(names);
+        snprintf(names + used, len - used, "%s%s", i ? "," : "", out[i]->name);
+    }
+    /* each queue is named once on the publish span, in order */
+    int count = 0;
+    span_attr_of(&p->publish, "taskd.queue", &count);
+    assert_int_equal(count, (int)n);
+    int k = 0;
+    for (int i = 0; i < p->publish.n_attrs; i++)
+        if (strcmp(p->publish.attrs[i].key, "taskd.queue") == 0)
+            assert_string_equal(p->publish.attrs[i].v.s, out[k++]->name);
+    publisher_finish(NULL, p, NULL);
+    free(p);
+    json_decref(rec);
+    return n;
+}
+
+static void test_route_publication(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+    char names[256];
+
+    /* the default subscription: TaskType TASK1 to task1 */
+    assert_int_equal(route_record(&c, "TASK1", DATA_M, CONFIG_MAX_ITEMS, names, sizeof names), 1);
+    assert_string_equal(names, "task1");
+    assert_int_equal(route_record(&c, "TASK2", DATA_M, CONFIG_MAX_ITEMS, names, sizeof names), 0);
+
+    for (size_t i = 0; i < c.n_subscriptions; i++)
+        filter_policy_free(c.subscriptions[i].policy);
+    c.n_subscriptions = 0;
+    c.n_queues = 0;
+    add_queue(&c, "task2");
+    add_queue(&c, "traced");
+    add_queue(&c, "urgent");
+    add_queue(&c, "everything");
+    subscribe(&c, "task2", "{\"TaskType\":[\"TASK2\"]}", FILTER_SCOPE_ATTRIBUTES);
+    /* the record has no stored trace, yet the message has the publish span's */
+    subscribe(&c, "traced", "{\"traceparent\":[{\"exists\":true}]}", FILTER_SCOPE_ATTRIBUTES);
+    subscribe(&c, "urgent", "{\"priority\":[{\"numeric\":[\">=\",5]}]}", FILTER_SCOPE_BODY);
+    subscribe(&c, "everything", NULL, FILTER_SCOPE_ATTRIBUTES);
+
+    assert_int_equal(route_record(&c, "TASK1", "{\"M\":{\"priority\":{\"N\":\"9\"}}}",
+                                  CONFIG_MAX_ITEMS, names, sizeof names),
+                     3);
+    assert_string_equal(names, "traced,urgent,everything");
+    assert_int_equal(route_record(&c, "TASK2", "{\"M\":{\"priority\":{\"N\":\"1\"}}}",
+                                  CONFIG_MAX_ITEMS, names, sizeof names),
+                     3);
+    assert_string_equal(names, "task2,traced,everything");
+    /* max caps the list, and the span names only what was routed */
+    assert_int_equal(route_record(&c, "TASK2", "{\"M\":{}}", 1, names, sizeof names), 1);
+    assert_string_equal(names, "task2");
+    config_free(&c);
+}
+
 int main(void)
 {
+    /* spans stay in the tracer's local store: nothing is exported from a unit test */
+    setenv("OTEL_SDK_DISABLED", "true", 1);
+    log_setup(LOG_ERROR, "test_publisher");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_makes_message),
         cmocka_unit_test(test_insert_with_trace),
@@ -394,6 +847,13 @@ int main(void)
         cmocka_unit_test(test_route_defaults),
         cmocka_unit_test(test_route_custom_subscriptions),
         cmocka_unit_test(test_route_no_subscriptions),
+        cmocka_unit_test(test_begin_filter_patterns),
+        cmocka_unit_test(test_begin_insert_not_modify),
+        cmocka_unit_test(test_begin_opens_spans),
+        cmocka_unit_test(test_begin_without_stored_trace),
+        cmocka_unit_test(test_finish_emits_spans),
+        cmocka_unit_test(test_finish_marks_error),
+        cmocka_unit_test(test_route_publication),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
