@@ -1,0 +1,217 @@
+/*
+ * work — claim outcome, run, report; see work.h.
+ *
+ * The step never waits for the store itself: work_run() submits the report
+ * into the caller's store_batch and returns, so a batch's reports usually
+ * share one commit, and work_finish() reads the outcome once the caller has
+ * waited for the group. The claim was committed before the step began (with
+ * the receive, or by the caller's own update); its span records the outcome
+ * at the start of the processing, with no time of its own.
+ */
+#include "work.h"
+
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Decide from the claim whether to run the task. */
+static work_fate claim_fate(const work_item *it)
+{
+    switch (it->claim) {
+    case STORE_OK:
+        return WORK_RUN;
+    case STORE_NOT_FOUND:
+        return WORK_DROP; /* the task is gone */
+    case STORE_CONFLICT:
+        /* IN_PROGRESS: an earlier delivery died or overran; run it again */
+        return it->status_before == TASK_IN_PROGRESS ? WORK_RUN : WORK_DROP;
+    default:
+        return WORK_KEEP; /* store trouble: let the message come back */
+    }
+}
+
+/* Open a child span of parent, belonging to task_id. */
+static void child_span(span *s, const span *parent, const char *name, span_kind kind,
+                       const char *task_id)
+{
+    trace_ctx ctx;
+    trace_ctx_of(parent, &ctx);
+    trace_begin(s, &ctx, name, kind);
+    memcpy(s->task_id, task_id, sizeof s->task_id);
+}
+
+/* The delivery span starts when the message was sent: it shows the queue wait. */
+static void begin_delivery(work_item *it, const work_item *items, size_t n, int64_t received_ns)
+{
+    char name[SPAN_NAME_MAX + 1];
+    snprintf(name, sizeof name, "receive %s", it->queue);
+    trace_begin(&it->receive, it->traced ? &it->producer : NULL, name, SPAN_KIND_CONSUMER);
+    /* sent_ms is whole milliseconds: take the end of that millisecond, so the span never
+     * seems to start before the producer's span, nor after its own end */
+    int64_t sent_ns = it->sent_ms * 1000000 + 999999;
+    it->receive.start_ns = sent_ns < received_ns ? sent_ns : received_ns;
+    it->receive.end_ns = received_ns;
+    memcpy(it->receive.task_id, it->id, sizeof it->id);
+    span_set_static(&it->receive, "messaging.system", "taskd");
+    span_set_static(&it->receive, "messaging.operation.type", "receive");
+    span_set_static(&it->receive, "messaging.destination.name", it->queue);
+    if (it->message_id)
+        span_set_str(&it->receive, "messaging.message.id", it->message_id);
+    else
+        span_set_int(&it->receive, "messaging.message.id", it->message_number);
+    span_set_int(&it->receive, "messaging.batch.message_count", (int64_t)n);
+    span_set_int(&it->receive, "taskd.receive_count", it->receive_count);
+    span_set_str(&it->receive, "task.id", it->id);
+    /* one batch, several traces: link the other messages' producers */
+    for (size_t j = 0; j < n && it->receive.n_links < SPAN_MAX_LINKS; j++) {
+        const work_item *other = &items[j];
+        if (other != it && other->traced &&
+            memcmp(other->producer.trace_id, it->receive.trace_id, 16) != 0)
+            span_add_link(&it->receive, other->producer.trace_id, other->producer.span_id);
+    }
+    snprintf(name, sizeof name, "process %s", it->queue);
+    child_span(&it->process, &it->receive, name, SPAN_KIND_CONSUMER, it->id);
+    span_set_static(&it->process, "messaging.system", "taskd");
+    span_set_static(&it->process, "messaging.operation.type", "process");
+    span_set_static(&it->process, "messaging.destination.name", it->queue);
+    span_set_str(&it->process, "task.id", it->id);
+}
+
+/* A status-update span under the item's processing. */
+static void begin_update_span(span *s, const work_item *it, const char *status)
+{
+    child_span(s, &it->process, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
+    span_set_static(s, "db.operation.name", "UPDATE");
+    span_set_static(s, "db.collection.name", "tasks");
+    span_set_static(s, "task.status", status);
+    span_set_str(s, "task.id", it->id);
+}
+
+static void end_update_span(const work_env *e, span *s, store_rc rc)
+{
+    if (rc != STORE_OK && rc != STORE_REPEAT)
+        span_set_error(s, store_rc_name(rc));
+    trace_end(&e->telemetry, s);
+}
+
+void work_begin(const work_env *e, work_item *items, size_t n)
+{
+    int64_t received_ns = trace_now_ns(); /* one receive for the whole batch */
+    for (size_t i = 0; i < n; i++) {
+        work_item *it = &items[i];
+        if (!it->id[0]) {
+            it->fate = WORK_DROP; /* not a task message */
+            continue;
+        }
+        begin_delivery(it, items, n, received_ns);
+        begin_update_span(&it->claim_span, it, "IN_PROGRESS");
+        it->claim_span.start_ns = it->claim_span.end_ns = it->process.start_ns;
+        if (it->claimed_with_receive)
+            span_set_bool(&it->claim_span, "taskd.with_receive", true);
+        it->fate = claim_fate(it);
+        bool rerun = it->fate == WORK_RUN && it->claim == STORE_CONFLICT;
+        end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim);
+        if (rerun)
+            log_info("task redelivered; running it again", "task_id", it->id, "queue", it->queue,
+                     NULL);
+    }
+}
+
+/* True when a run bounded by the binding's timeout, started now, ends by the item's deadline. */
+static bool time_to_run(const work_env *e, const work_item *it)
+{
+    if (!it->deadline_ms)
+        return true;
+    int64_t now_ms = trace_now_ns() / 1000000;
+    return it->deadline_ms - now_ms >= (int64_t)e->binding->timeout * 1000;
+}
+
+bool work_run(const work_env *e, work_item *it, store_batch *group)
+{
+    if (it->fate != WORK_RUN)
+        return false;
+    if (!time_to_run(e, it)) {
+        log_info("too near the deadline to start the task; its message will come back", "task_id",
+                 it->id, "queue", it->queue, NULL);
+        it->fate = WORK_KEEP;
+        return false;
+    }
+    handler *h = e->handler;
+    char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
+    snprintf(name, sizeof name, "%s %s", h->name, it->type);
+    child_span(&it->run_span, &it->process, name, SPAN_KIND_INTERNAL, it->id);
+    span_set_static(&it->run_span, "taskd.handler", h->name);
+    span_set_str(&it->run_span, "task.type", it->type);
+    span_set_str(&it->run_span, "task.id", it->id);
+    trace_traceparent_of(&it->run_span, tp);
+    span_hex(it->run_span.trace_id, 16, trace_id);
+    log_debug("handler started", "task_id", it->id, "trace_id", trace_id, "handler", h->name, NULL);
+
+    handler_task t = {.id = it->id, .task_type = it->type, .data = it->body, .traceparent = tp};
+    h->run(h, &t, e->binding->timeout, &it->result);
+    if (e->aborting && atomic_load(e->aborting)) {
+        /* cut short by shutdown: the outcome is not the task's; run it again later */
+        span_set_error(&it->run_span, "aborted at shutdown");
+        trace_end(&e->telemetry, &it->run_span);
+        it->fate = WORK_KEEP;
+        return false;
+    }
+    if (!it->result.status_msg)
+        it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
+    const char *msg = it->result.status_msg ? it->result.status_msg : "";
+
+    int64_t ran_ns = trace_now_ns() - it->run_span.start_ns;
+    if (e->telemetry.metrics) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "task_type=\"%s\"", it->type);
+        metrics_observe(e->telemetry.metrics, "taskd_handler_duration_seconds", labels,
+                        (double)ran_ns / 1e9);
+    }
+    if (!it->result.ok) {
+        span_set_error(&it->run_span, msg);
+        log_info("task failed", "task_id", it->id, "trace_id", trace_id, "reason", msg, NULL);
+    }
+    trace_end(&e->telemetry, &it->run_span);
+
+    task_status status = it->result.ok ? TASK_COMPLETED : TASK_FAILED;
+    begin_update_span(&it->report_span, it, task_status_name(status));
+    it->report = (store_write){
+        .kind = STORE_WRITE_UPDATE,
+        .now = (int64_t)time(NULL),
+        .update = {.id = it->id, .status = status, .status_msg = msg, .result = it->result.result},
+    };
+    it->reported = true;
+    store_batch_submit(group, e->store, &it->report);
+    return true;
+}
+
+bool work_finish(const work_env *e, work_item *it)
+{
+    bool spent = it->fate == WORK_DROP;
+    if (it->fate == WORK_RUN && !it->reported)
+        it->fate = WORK_KEEP; /* the caller stopped before running it */
+    if (it->reported) {
+        store_rc rc = it->report.rc;
+        end_update_span(e, &it->report_span, rc);
+        /* reported, or already final: the message is spent */
+        spent =
+            rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT || rc == STORE_NOT_FOUND;
+        if (!spent) {
+            it->fate = WORK_KEEP;
+            log_warn("cannot report a task; its message will be redelivered", "task_id", it->id,
+                     "error", store_rc_name(rc), NULL);
+        }
+    }
+    trace_end(&e->telemetry, &it->process);
+    trace_end(&e->telemetry, &it->receive);
+    task_clear(&it->report.current);
+    handler_result_clear(&it->result);
+    span_clear(&it->claim_span);
+    span_clear(&it->run_span);
+    span_clear(&it->report_span);
+    it->reported = false;
+    return spent;
+}

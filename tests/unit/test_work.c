@@ -1,0 +1,605 @@
+/*
+ * Unit tests for the work step (claim outcome, run, report) over a real
+ * SQLite store in a temporary directory, with an in-test handler and a
+ * tracer that keeps spans locally. Each test claims its tasks through the
+ * store port, as a Lambda worker would (a conditional update), and drives
+ * work_begin / work_run / store_batch_wait / work_finish the way both
+ * callers do.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "runner/work.h"
+#include "store/store_sqlite.h"
+#include "util/log.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PRODUCER_A "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+#define PRODUCER_B "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+/* The in-test handler: data {"mode": "fail"} fails, {"mode": "slow"} takes 50 ms, else ok. */
+typedef struct test_handler {
+    atomic_int calls;
+    unsigned timeout_s;   /* as passed to the last run */
+    char traceparent[56]; /* as passed to the last run */
+} test_handler;
+
+static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
+{
+    test_handler *th = h->ctx;
+    atomic_fetch_add(&th->calls, 1);
+    th->timeout_s = timeout_s;
+    snprintf(th->traceparent, sizeof th->traceparent, "%s", t->traceparent ? t->traceparent : "");
+    if (strstr(t->data, "\"slow\""))
+        usleep(50000);
+    if (strstr(t->data, "\"fail\"")) {
+        out->ok = false;
+        out->status_msg = strdup("it broke");
+        out->result = NULL;
+        return;
+    }
+    out->ok = true;
+    out->status_msg = strdup("all done");
+    out->result = strdup("{\"n\":1}");
+}
+
+static void fake_free(handler *h)
+{
+    (void)h;
+}
+
+typedef struct fixture {
+    char dir[64];
+    char db[128];
+    store *store;
+    tracer *tracer;
+    metrics *metrics;
+    handler_config binding;
+    test_handler th;
+    handler handler;
+    atomic_bool aborting;
+    work_env env;
+} fixture;
+
+static void unset_exporters(void)
+{
+    static const char *vars[] = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SDK_DISABLED",
+        "AWS_XRAY_DAEMON_ADDRESS",
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-work-test.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
+    char err[256] = "";
+    store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
+    f->store = store_sqlite_open(&o, err, sizeof err);
+    assert_non_null(f->store);
+    unset_exporters();
+    tracer_options to = {.service_name = "taskd-test", .local_capacity = 1024};
+    f->tracer = tracer_new(&to, err, sizeof err);
+    assert_non_null(f->tracer);
+    f->metrics = metrics_new();
+    assert_non_null(f->metrics);
+    trace_declare_metrics(f->metrics);
+    f->binding = (handler_config){
+        .queue = "jobs", .handler = "test", .batch_size = 4, .concurrency = 1, .timeout = 5};
+    f->handler = (handler){.name = "test", .run = fake_run, .free = fake_free, .ctx = &f->th};
+    f->env = (work_env){.store = f->store,
+                        .handler = &f->handler,
+                        .binding = &f->binding,
+                        .telemetry = {.tracer = f->tracer, .metrics = f->metrics},
+                        .aborting = &f->aborting};
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    store_close(f->store);
+    tracer_free(f->tracer);
+    metrics_free(f->metrics);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static int64_t now_ms(void)
+{
+    return trace_now_ns() / 1000000;
+}
+
+/* Create a TASK1 task with data; its id into id. */
+static void create_task(fixture *f, const char *data, char id[37])
+{
+    store_new_task t = {.task_type = "TASK1", .data = data, .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(f->store, &t, time(NULL), id), STORE_OK);
+}
+
+/* A message of queue "jobs" for task id (NULL: a message that names no task). */
+static void fill_item(work_item *it, const char *id, const char *body, const char *traceparent)
+{
+    memset(it, 0, sizeof *it);
+    if (id) {
+        snprintf(it->id, sizeof it->id, "%s", id);
+        snprintf(it->type, sizeof it->type, "TASK1");
+    }
+    it->body = body;
+    it->queue = "jobs";
+    it->traced = traceparent && tracectx_parse_traceparent(traceparent, &it->producer);
+    it->sent_ms = now_ms() - 20;
+    it->receive_count = 1;
+    it->message_number = 7;
+}
+
+/* Claim the item's task through the store port (CREATED -> IN_PROGRESS), as a Lambda worker does.
+ */
+static void claim(fixture *f, work_item *it)
+{
+    store_update u = {.id = it->id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"};
+    task before = {0};
+    it->claim = store_update_task(f->store, &u, time(NULL), &before);
+    it->status_before = before.status;
+    task_clear(&before);
+}
+
+/* The whole step over a batch, as a caller drives it; spent[i] says what to do with message i. */
+static void work_all(fixture *f, work_item *items, size_t n, bool *spent, bool *ran)
+{
+    work_begin(&f->env, items, n);
+    store_batch group;
+    store_batch_init(&group);
+    for (size_t i = 0; i < n; i++) {
+        bool r = items[i].fate == WORK_RUN && work_run(&f->env, &items[i], &group);
+        if (ran)
+            ran[i] = r;
+    }
+    store_batch_wait(&group);
+    for (size_t i = 0; i < n; i++)
+        spent[i] = work_finish(&f->env, &items[i]);
+}
+
+/* One item through the whole step; true when its message is spent. */
+static bool work_one(fixture *f, work_item *it)
+{
+    bool spent;
+    work_all(f, it, 1, &spent, NULL);
+    return spent;
+}
+
+/* The task as stored; clear it after. */
+static task load(fixture *f, const char *id)
+{
+    task t = {0};
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    return t;
+}
+
+static void assert_status(fixture *f, const char *id, task_status want, const char *msg)
+{
+    task t = load(f, id);
+    assert_string_equal(task_status_name(t.status), task_status_name(want));
+    if (msg)
+        assert_string_equal(t.status_msg, msg);
+    task_clear(&t);
+}
+
+/* A task's locally kept spans. */
+typedef struct spans {
+    span *s;
+    size_t n;
+} spans;
+
+static spans spans_of(fixture *f, const char *id)
+{
+    spans out = {0};
+    out.n = tracer_task_spans(f->tracer, id, &out.s);
+    return out;
+}
+
+static void spans_free(spans *sp)
+{
+    for (size_t i = 0; i < sp->n; i++)
+        span_clear(&sp->s[i]);
+    free(sp->s);
+}
+
+static const span_attr *attr(const span *s, const char *key)
+{
+    for (int i = 0; i < s->n_attrs; i++)
+        if (strcmp(s->attrs[i].key, key) == 0)
+            return &s->attrs[i];
+    return NULL;
+}
+
+static const char *attr_str(const span *s, const char *key)
+{
+    const span_attr *a = attr(s, key);
+    return a && a->type == SPAN_ATTR_STRING ? a->v.s : NULL;
+}
+
+/* The span named name (and, when status is not NULL, with that task.status); NULL if none. */
+static const span *find(const spans *sp, const char *name, const char *status)
+{
+    for (size_t i = 0; i < sp->n; i++) {
+        const span *s = &sp->s[i];
+        const char *st = attr_str(s, "task.status");
+        if (strcmp(s->name, name) == 0 && (!status || (st && strcmp(st, status) == 0)))
+            return s;
+    }
+    return NULL;
+}
+
+static void assert_child(const span *child, const span *parent)
+{
+    assert_memory_equal(child->trace_id, parent->trace_id, 16);
+    assert_memory_equal(child->parent_id, parent->span_id, 8);
+}
+
+/* ---- the fate of a claim ------------------------------------------------------------- */
+
+static void test_claimed_task_completes(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{\"mode\":\"ok\"}", id);
+    work_item it;
+    fill_item(&it, id, "{\"mode\":\"ok\"}", NULL);
+    claim(f, &it);
+    assert_int_equal(it.claim, STORE_OK);
+    assert_true(work_one(f, &it));
+    assert_int_equal(it.fate, WORK_RUN);
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    assert_int_equal(f->th.timeout_s, 5);
+    task t = load(f, id);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    assert_string_equal(t.status_msg, "all done");
+    assert_string_equal(t.result, "{\"n\":1}");
+    task_clear(&t);
+}
+
+static void test_failing_task_fails(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{\"mode\":\"fail\"}", id);
+    work_item it;
+    fill_item(&it, id, "{\"mode\":\"fail\"}", NULL);
+    claim(f, &it);
+    assert_true(work_one(f, &it));
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    task t = load(f, id);
+    assert_int_equal(t.status, TASK_FAILED);
+    assert_string_equal(t.status_msg, "it broke");
+    assert_null(t.result);
+    task_clear(&t);
+
+    spans sp = spans_of(f, id);
+    const span *run = find(&sp, "test TASK1", NULL);
+    assert_non_null(run);
+    assert_int_equal(run->status, SPAN_STATUS_ERROR);
+    assert_string_equal(run->status_msg, "it broke");
+    spans_free(&sp);
+}
+
+static void test_missing_task_dropped(void **state)
+{
+    fixture *f = *state;
+    work_item it;
+    fill_item(&it, "019ac6a4-3f0e-7a31-b0c2-5d1e8f2a9c44", "{}", NULL);
+    claim(f, &it);
+    assert_int_equal(it.claim, STORE_NOT_FOUND);
+    assert_true(work_one(f, &it)); /* spent: nothing left to do */
+    assert_int_equal(it.fate, WORK_DROP);
+    assert_int_equal(atomic_load(&f->th.calls), 0);
+
+    spans sp = spans_of(f, it.id);
+    const span *claim_span = find(&sp, "UPDATE tasks", "IN_PROGRESS");
+    assert_non_null(claim_span);
+    assert_int_equal(claim_span->status, SPAN_STATUS_ERROR);
+    assert_string_equal(claim_span->status_msg, "not found");
+    assert_null(find(&sp, "test TASK1", NULL));
+    spans_free(&sp);
+}
+
+static void test_redelivery_runs_again(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{}", id);
+    work_item first;
+    fill_item(&first, id, "{}", NULL);
+    claim(f, &first); /* an earlier delivery claimed it, then died */
+    assert_int_equal(first.claim, STORE_OK);
+
+    work_item again;
+    fill_item(&again, id, "{}", NULL);
+    again.receive_count = 2;
+    claim(f, &again);
+    assert_int_equal(again.claim, STORE_CONFLICT);
+    assert_int_equal(again.status_before, TASK_IN_PROGRESS);
+    assert_true(work_one(f, &again));
+    assert_int_equal(again.fate, WORK_RUN);
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    assert_status(f, id, TASK_COMPLETED, "all done");
+
+    /* the claim span of a rerun is not an error */
+    spans sp = spans_of(f, id);
+    const span *claim_span = find(&sp, "UPDATE tasks", "IN_PROGRESS");
+    assert_non_null(claim_span);
+    assert_int_not_equal(claim_span->status, SPAN_STATUS_ERROR);
+    spans_free(&sp);
+}
+
+static void test_finished_task_dropped(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{}", id);
+    work_item first;
+    fill_item(&first, id, "{}", NULL);
+    claim(f, &first);
+    assert_true(work_one(f, &first));
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+
+    work_item late; /* a redelivery after the report */
+    fill_item(&late, id, "{\"mode\":\"fail\"}", NULL);
+    claim(f, &late);
+    assert_int_equal(late.claim, STORE_CONFLICT);
+    assert_int_equal(late.status_before, TASK_COMPLETED);
+    assert_true(work_one(f, &late));
+    assert_int_equal(late.fate, WORK_DROP);
+    assert_int_equal(atomic_load(&f->th.calls), 1); /* not run again */
+    assert_status(f, id, TASK_COMPLETED, "all done");
+}
+
+static void test_store_trouble_kept(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{}", id);
+    work_item it;
+    fill_item(&it, id, "{}", NULL);
+    it.claim = STORE_BUSY; /* the claim could not be written */
+    assert_false(work_one(f, &it));
+    assert_int_equal(it.fate, WORK_KEEP);
+    assert_int_equal(atomic_load(&f->th.calls), 0);
+    assert_status(f, id, TASK_CREATED, NULL);
+
+    spans sp = spans_of(f, id);
+    const span *claim_span = find(&sp, "UPDATE tasks", "IN_PROGRESS");
+    assert_non_null(claim_span);
+    assert_string_equal(claim_span->status_msg, "busy");
+    spans_free(&sp);
+}
+
+/* ---- deadlines and shutdown ------------------------------------------------------------ */
+
+static void test_deadline_too_near_kept(void **state)
+{
+    fixture *f = *state;
+    char near_id[37], far_id[37];
+    create_task(f, "{}", near_id);
+    create_task(f, "{}", far_id);
+    work_item items[2];
+    fill_item(&items[0], near_id, "{}", NULL);
+    fill_item(&items[1], far_id, "{}", NULL);
+    claim(f, &items[0]);
+    claim(f, &items[1]);
+    items[0].deadline_ms = now_ms() + 1000; /* the binding's timeout is 5 s */
+    items[1].deadline_ms = now_ms() + 60000;
+    bool spent[2], ran[2];
+    work_all(f, items, 2, spent, ran);
+
+    assert_false(ran[0]);
+    assert_false(spent[0]); /* the message comes back */
+    assert_int_equal(items[0].fate, WORK_KEEP);
+    assert_status(f, near_id, TASK_IN_PROGRESS, "Task started");
+    assert_true(ran[1]);
+    assert_true(spent[1]);
+    assert_status(f, far_id, TASK_COMPLETED, "all done");
+    assert_int_equal(atomic_load(&f->th.calls), 1); /* only the task with time to finish */
+
+    spans sp = spans_of(f, near_id);
+    assert_null(find(&sp, "test TASK1", NULL));
+    assert_non_null(find(&sp, "process jobs", NULL));
+    spans_free(&sp);
+}
+
+static void test_aborted_run_kept(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{\"mode\":\"slow\"}", id);
+    work_item it;
+    fill_item(&it, id, "{\"mode\":\"slow\"}", NULL);
+    claim(f, &it);
+    work_begin(&f->env, &it, 1);
+    atomic_store(&f->aborting, true); /* shutdown while it runs */
+    store_batch group;
+    store_batch_init(&group);
+    assert_false(work_run(&f->env, &it, &group));
+    store_batch_wait(&group);
+    assert_int_equal(it.fate, WORK_KEEP);
+    assert_false(work_finish(&f->env, &it));
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    assert_status(f, id, TASK_IN_PROGRESS, "Task started"); /* not reported */
+
+    spans sp = spans_of(f, id);
+    const span *run = find(&sp, "test TASK1", NULL);
+    assert_non_null(run);
+    assert_string_equal(run->status_msg, "aborted at shutdown");
+    assert_null(find(&sp, "UPDATE tasks", "COMPLETED"));
+    spans_free(&sp);
+}
+
+static void test_unstarted_item_kept(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{}", id);
+    work_item it;
+    fill_item(&it, id, "{}", NULL);
+    claim(f, &it);
+    work_begin(&f->env, &it, 1);
+    assert_int_equal(it.fate, WORK_RUN);
+    /* the caller stops before running it */
+    assert_false(work_finish(&f->env, &it));
+    assert_int_equal(it.fate, WORK_KEEP);
+    assert_int_equal(atomic_load(&f->th.calls), 0);
+}
+
+/* ---- spans and metrics ------------------------------------------------------------------ */
+
+static void test_spans_of_a_run(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{}", id);
+    work_item it;
+    fill_item(&it, id, "{}", PRODUCER_A);
+    it.claimed_with_receive = true;
+    claim(f, &it);
+    int64_t sent_ms = it.sent_ms;
+    assert_true(work_one(f, &it));
+
+    spans sp = spans_of(f, id);
+    assert_int_equal(sp.n, 5);
+    const span *receive = find(&sp, "receive jobs", NULL),
+               *process = find(&sp, "process jobs", NULL),
+               *claim_span = find(&sp, "UPDATE tasks", "IN_PROGRESS"),
+               *run = find(&sp, "test TASK1", NULL),
+               *report = find(&sp, "UPDATE tasks", "COMPLETED");
+    assert_non_null(receive);
+    assert_non_null(process);
+    assert_non_null(claim_span);
+    assert_non_null(run);
+    assert_non_null(report);
+
+    /* the delivery continues the producer's trace and starts when the message was sent */
+    trace_ctx producer;
+    assert_true(tracectx_parse_traceparent(PRODUCER_A, &producer));
+    assert_memory_equal(receive->trace_id, producer.trace_id, 16);
+    assert_memory_equal(receive->parent_id, producer.span_id, 8);
+    assert_int_equal(receive->kind, SPAN_KIND_CONSUMER);
+    assert_true(receive->start_ns <= sent_ms * 1000000 + 999999);
+    assert_true(receive->end_ns >= receive->start_ns);
+    assert_string_equal(attr_str(receive, "messaging.destination.name"), "jobs");
+    assert_string_equal(attr_str(receive, "messaging.operation.type"), "receive");
+    assert_string_equal(attr_str(receive, "task.id"), id);
+    assert_int_equal(attr(receive, "messaging.message.id")->v.i, 7);
+    assert_int_equal(attr(receive, "messaging.batch.message_count")->v.i, 1);
+    assert_int_equal(attr(receive, "taskd.receive_count")->v.i, 1);
+    assert_int_equal(receive->n_links, 0);
+
+    assert_child(process, receive);
+    assert_int_equal(process->kind, SPAN_KIND_CONSUMER);
+    assert_string_equal(attr_str(process, "messaging.operation.type"), "process");
+
+    assert_child(claim_span, process);
+    assert_int_equal(claim_span->kind, SPAN_KIND_CLIENT);
+    assert_int_equal(claim_span->start_ns, claim_span->end_ns);
+    assert_true(attr(claim_span, "taskd.with_receive")->v.b);
+
+    assert_child(run, process);
+    assert_int_equal(run->kind, SPAN_KIND_INTERNAL);
+    assert_int_not_equal(run->status, SPAN_STATUS_ERROR);
+    assert_string_equal(attr_str(run, "taskd.handler"), "test");
+    assert_string_equal(attr_str(run, "task.type"), "TASK1");
+    char tp[56];
+    trace_traceparent_of(run, tp);
+    assert_string_equal(f->th.traceparent, tp); /* the handler runs in its span's context */
+
+    assert_child(report, process);
+    assert_int_equal(report->kind, SPAN_KIND_CLIENT);
+    assert_string_equal(attr_str(report, "db.operation.name"), "UPDATE");
+    assert_true(report->start_ns >= run->end_ns);
+    spans_free(&sp);
+}
+
+static void test_batch_links_and_metric(void **state)
+{
+    fixture *f = *state;
+    char a[37], b[37];
+    create_task(f, "{}", a);
+    create_task(f, "{\"mode\":\"slow\"}", b);
+    work_item items[3];
+    fill_item(&items[0], a, "{}", PRODUCER_A);
+    fill_item(&items[1], b, "{\"mode\":\"slow\"}", PRODUCER_B);
+    fill_item(&items[2], NULL, "{}", PRODUCER_B); /* names no task: dropped, still linked */
+    items[1].message_id = "059f36b4-87a3-44ab-83d2-661975830a7d"; /* an SQS-style id */
+    claim(f, &items[0]);
+    claim(f, &items[1]);
+    bool spent[3];
+    work_all(f, items, 3, spent, NULL);
+    assert_true(spent[0] && spent[1] && spent[2]);
+    assert_int_equal(items[2].fate, WORK_DROP);
+    assert_int_equal(atomic_load(&f->th.calls), 2);
+    assert_status(f, a, TASK_COMPLETED, NULL);
+    assert_status(f, b, TASK_COMPLETED, NULL);
+
+    trace_ctx pb;
+    assert_true(tracectx_parse_traceparent(PRODUCER_B, &pb));
+    spans sp = spans_of(f, a);
+    const span *receive = find(&sp, "receive jobs", NULL);
+    assert_non_null(receive);
+    assert_int_equal(attr(receive, "messaging.batch.message_count")->v.i, 3);
+    assert_int_equal(receive->n_links, 2); /* the other two messages' producers */
+    assert_memory_equal(receive->links[0].trace_id, pb.trace_id, 16);
+    assert_memory_equal(receive->links[0].span_id, pb.span_id, 8);
+    spans_free(&sp);
+
+    sp = spans_of(f, b);
+    receive = find(&sp, "receive jobs", NULL);
+    assert_non_null(receive);
+    assert_string_equal(attr_str(receive, "messaging.message.id"),
+                        "059f36b4-87a3-44ab-83d2-661975830a7d");
+    assert_int_equal(receive->n_links, 1); /* the same trace as its own is not linked */
+    assert_false(attr(find(&sp, "UPDATE tasks", "IN_PROGRESS"), "taskd.with_receive"));
+    spans_free(&sp);
+
+    sbuf out = {0};
+    metrics_write(f->metrics, &out);
+    assert_non_null(
+        strstr(out.data, "taskd_handler_duration_seconds_count{task_type=\"TASK1\"} 2\n"));
+    sbuf_free(&out);
+}
+
+int main(void)
+{
+    log_setup(LOG_WARN, "taskd-test");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_claimed_task_completes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_task_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_task_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redelivery_runs_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finished_task_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_trouble_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_too_near_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aborted_run_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unstarted_item_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spans_of_a_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_links_and_metric, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
