@@ -1,7 +1,24 @@
 /*
- * Unit tests for the API as a function: api_handle() over a real SQLite
- * store in a temporary directory, with no transport, no pipeline and no
- * telemetry — the way an API Gateway translator would drive it.
+ * Unit tests for the API as a function and for the store contract: every
+ * case runs over each store in a table of factories, with no transport, no
+ * pipeline and no telemetry — the way an API Gateway translator drives it.
+ *
+ * Factories: "sqlite" (a database in a temporary directory) always;
+ * "dynamodb" when DYNAMODB_ENDPOINT names a DynamoDB (Local) endpoint. Then
+ * each fixture creates a fresh table from deploy/table.json (its
+ * TimeToLiveSpecification left out, which CreateTable does not take) and
+ * deletes it afterwards. The table definition is found through
+ * TASKD_TABLE_JSON, else the TASKD_SOURCE_DIR the build may define, else
+ * beside this source file, else ../deploy/table.json from the build
+ * directory.
+ *
+ * The API cases check routes and status codes; the contract cases check
+ * what the store port promises to every caller: creation and reads, pages
+ * newest first with each filter, the transition rules with exactly one
+ * claimer winning, idempotency keys and their window, data and results
+ * round-tripping, ttl, the commit listener and a stable secret. Cases that
+ * look at DynamoDB's own items (the TTL attribute, key items, a missing
+ * table) run only over that factory and are skipped otherwise.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,38 +27,267 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "aws/aws_http.h"
+#include "aws/dynamodb_store.h"
+#include "core/attrval.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
+#define NOW         1700000000 /* the requests' clock */
+#define GRACE       3600       /* retention grace given to the DynamoDB store */
+#define IDEM_WINDOW (24 * 3600)
+
 typedef struct fixture {
-    char dir[64];
-    char db[128];
+    char dir[64];   /* sqlite: temporary directory */
+    char db[128];   /* sqlite: database path */
+    char table[64]; /* dynamodb: this fixture's table */
     store *store;
+    store_listener listener;
+    atomic_int created, changed, committed; /* what the listener heard */
     config cfg;
     api api;
 } fixture;
 
+/* One kind of store the cases run over. */
+typedef struct factory {
+    const char *name;
+    /* Make the backing storage and open a store on it; NULL on failure. */
+    store *(*open)(fixture *f);
+    /* Open a second store on the same storage (the first stays open unless closed). */
+    store *(*reopen)(fixture *f, bool first_closed);
+    /* Remove the backing storage, after the stores are closed. */
+    void (*destroy)(fixture *f);
+} factory;
+
+static const factory *current; /* the factory of the group running now */
+
 static int64_t fixed_now(void)
 {
-    return 1700000000;
+    return NOW;
 }
+
+/* ---- the listener ------------------------------------------------------ */
+
+static void on_changed(void *ctx, const char *task_type, task_status status, bool created)
+{
+    fixture *f = ctx;
+    (void)task_type;
+    (void)status;
+    atomic_fetch_add(&f->changed, 1);
+    if (created)
+        atomic_fetch_add(&f->created, 1);
+}
+
+static void on_committed(void *ctx, size_t writes, double seconds, bool durable)
+{
+    fixture *f = ctx;
+    (void)writes;
+    (void)seconds;
+    (void)durable;
+    atomic_fetch_add(&f->committed, 1);
+}
+
+/* ---- sqlite ------------------------------------------------------------ */
+
+static store *sqlite_open_path(fixture *f)
+{
+    char err[256];
+    store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL, .listener = &f->listener};
+    store *s = store_sqlite_open(&o, err, sizeof err);
+    if (!s)
+        fprintf(stderr, "sqlite store: %s\n", err);
+    return s;
+}
+
+static store *sqlite_open(fixture *f)
+{
+    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-api-test.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return NULL;
+    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
+    return sqlite_open_path(f);
+}
+
+static store *sqlite_reopen(fixture *f, bool first_closed)
+{
+    /* one process serves a database at a time (PATH.lock) */
+    return first_closed ? sqlite_open_path(f) : NULL;
+}
+
+static void sqlite_destroy(fixture *f)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ---- dynamodb ---------------------------------------------------------- */
+
+static aws_client *ddb;   /* one client for the whole run */
+static json_t *table_def; /* deploy/table.json, ready for CreateTable but for TableName */
+
+/* Where deploy/table.json is (see the module comment); the path is malloc'ed. */
+static char *table_json_path(void)
+{
+    const char *env = getenv("TASKD_TABLE_JSON");
+    if (env && *env)
+        return strdup(env);
+#ifdef TASKD_SOURCE_DIR
+    {
+        char *p;
+        if (asprintf(&p, "%s/deploy/table.json", TASKD_SOURCE_DIR) >= 0 && access(p, R_OK) == 0)
+            return p;
+        free(p);
+    }
+#endif
+    const char *here = __FILE__, *cut = strstr(here, "tests/unit/");
+    if (cut) {
+        char *p;
+        if (asprintf(&p, "%.*sdeploy/table.json", (int)(cut - here), here) >= 0 &&
+            access(p, R_OK) == 0)
+            return p;
+        free(p);
+    }
+    return strdup("../deploy/table.json");
+}
+
+/* Call DynamoDB; the answer's JSON (new reference) or NULL, with the error type in err. */
+static json_t *ddb_call(const char *op, json_t *req, char *err, size_t errlen)
+{
+    char *body = json_dumps(req, JSON_COMPACT);
+    char target[64];
+    snprintf(target, sizeof target, "DynamoDB_20120810.%s", op);
+    aws_response r;
+    aws_rc rc = aws_json_call(ddb, target, body, strlen(body), 0, &r);
+    free(body);
+    json_t *out = NULL;
+    if (rc == AWS_OK)
+        out = json_loadb(r.body ? r.body : "{}", r.body ? r.body_len : 2, 0, NULL);
+    if (err)
+        snprintf(err, errlen, "%s: %s %s", aws_rc_name(rc), r.error_type,
+                 r.error_message ? r.error_message : "");
+    aws_response_free(&r);
+    return out;
+}
+
+static bool ddb_setup_client(void)
+{
+    const char *endpoint = getenv("DYNAMODB_ENDPOINT");
+    if (!endpoint || !*endpoint)
+        return false;
+    /* never real credentials, never a real account */
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTASKDTEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "taskd-test-secret", 1);
+    setenv("AWS_SESSION_TOKEN", "taskd-test-token", 1);
+    setenv("AWS_REGION", "us-east-1", 1);
+    char err[256];
+    ddb = aws_client_new(AWS_DYNAMODB, err, sizeof err);
+    if (!ddb) {
+        fprintf(stderr, "DynamoDB client: %s\n", err);
+        return false;
+    }
+    char *path = table_json_path();
+    json_error_t jerr;
+    table_def = json_load_file(path, 0, &jerr);
+    if (!table_def)
+        fprintf(stderr, "cannot read the table definition %s: %s\n", path, jerr.text);
+    free(path);
+    if (!table_def)
+        return false;
+    json_object_del(table_def, "TimeToLiveSpecification");
+    return true;
+}
+
+static store *ddb_open_table(fixture *f, const char *table)
+{
+    char err[256];
+    dynamodb_store_options o = {
+        .table = table, .client = ddb, .listener = &f->listener, .retention_grace = GRACE};
+    store *s = dynamodb_store_open(&o, err, sizeof err);
+    if (!s)
+        fprintf(stderr, "dynamodb store: %s\n", err);
+    return s;
+}
+
+static store *ddb_open(fixture *f)
+{
+    static atomic_int counter;
+    snprintf(f->table, sizeof f->table, "taskd_test_%ld_%d", (long)getpid(),
+             atomic_fetch_add(&counter, 1));
+    json_t *req = json_deep_copy(table_def);
+    json_object_set_new(req, "TableName", json_string(f->table));
+    char err[512];
+    json_t *answer = ddb_call("CreateTable", req, err, sizeof err);
+    json_decref(req);
+    if (!answer) {
+        fprintf(stderr, "CreateTable %s: %s\n", f->table, err);
+        return NULL;
+    }
+    json_decref(answer);
+    /* DynamoDB Local is ACTIVE at once; the service takes a while */
+    for (int i = 0; i < 600; i++) {
+        json_t *d = json_pack("{ss}", "TableName", f->table);
+        answer = ddb_call("DescribeTable", d, NULL, 0);
+        json_decref(d);
+        json_t *t = json_object_get(answer, "Table");
+        const char *status = json_string_value(json_object_get(t, "TableStatus"));
+        bool active = status && strcmp(status, "ACTIVE") == 0;
+        size_t i_gsi;
+        json_t *gsi;
+        json_array_foreach(json_object_get(t, "GlobalSecondaryIndexes"), i_gsi, gsi)
+        {
+            const char *st = json_string_value(json_object_get(gsi, "IndexStatus"));
+            active = active && (!st || strcmp(st, "ACTIVE") == 0);
+        }
+        json_decref(answer);
+        if (active)
+            break;
+        usleep(100 * 1000);
+    }
+    return ddb_open_table(f, f->table);
+}
+
+static store *ddb_reopen(fixture *f, bool first_closed)
+{
+    (void)first_closed;
+    return ddb_open_table(f, f->table);
+}
+
+static void ddb_destroy(fixture *f)
+{
+    json_t *req = json_pack("{ss}", "TableName", f->table);
+    json_decref(ddb_call("DeleteTable", req, NULL, 0));
+    json_decref(req);
+}
+
+static const factory factories[] = {
+    {"sqlite", sqlite_open, sqlite_reopen, sqlite_destroy},
+    {"dynamodb", ddb_open, ddb_reopen, ddb_destroy},
+};
+
+static bool on_dynamodb(void)
+{
+    return strcmp(current->name, "dynamodb") == 0;
+}
+
+/* ---- fixture ----------------------------------------------------------- */
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-api-test.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
-    char err[256];
-    store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
-    f->store = store_sqlite_open(&o, err, sizeof err);
+    f->listener = (store_listener){.changed = on_changed, .committed = on_committed, .ctx = f};
+    f->store = current->open(f);
     assert_non_null(f->store);
     assert_true(config_defaults(&f->cfg));
     assert_true(api_init(&f->api, f->store, &f->cfg, NULL, NULL, fixed_now));
@@ -55,12 +301,12 @@ static int teardown(void **state)
     api_free(&f->api);
     store_close(f->store);
     config_free(&f->cfg);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    current->destroy(f);
     free(f);
     return 0;
 }
+
+/* ---- API helpers ------------------------------------------------------- */
 
 /* One request's headers: a single optional name/value pair. */
 typedef struct headers {
@@ -110,6 +356,46 @@ static json_t *body_json(const api_response *r)
     return j;
 }
 
+/* ---- store helpers ----------------------------------------------------- */
+
+static store_rc create(fixture *f, const char *type, const char *data, int64_t ttl, const char *key,
+                       int64_t now, char id[37])
+{
+    store_new_task t = {
+        .task_type = type, .data = data ? data : "{}", .ttl = ttl, .idempotency_key = key};
+    return store_create_task(f->store, &t, now, id);
+}
+
+/* Create and expect success; the new id in id. */
+static void must_create(fixture *f, const char *type, char id[37])
+{
+    assert_int_equal(create(f, type, NULL, TASK_NULL_TIME, NULL, NOW, id), STORE_OK);
+}
+
+static store_rc update(fixture *f, const char *id, task_status status, const char *msg,
+                       const char *result, task *cur)
+{
+    store_update u = {.id = id, .status = status, .status_msg = msg, .result = result};
+    return store_update_task(f->store, &u, NOW, cur);
+}
+
+static void must_update(fixture *f, const char *id, task_status status, const char *msg)
+{
+    assert_int_equal(update(f, id, status, msg, NULL, NULL), STORE_OK);
+}
+
+/* Assert that JSON text a equals JSON text b as values (maps may come back in another order). */
+static void assert_json_same(const char *a, const char *b)
+{
+    json_t *ja = json_loads(a, JSON_DECODE_ANY, NULL), *jb = json_loads(b, JSON_DECODE_ANY, NULL);
+    if (!ja || !jb || !json_equal(ja, jb))
+        fail_msg("JSON differs: %s vs %s", a, b);
+    json_decref(ja);
+    json_decref(jb);
+}
+
+/* ---- API cases --------------------------------------------------------- */
+
 static void test_create_read_update(void **state)
 {
     fixture *f = *state;
@@ -129,7 +415,7 @@ static void test_create_read_update(void **state)
     assert_int_equal(r.status, 200);
     j = body_json(&r);
     assert_string_equal(json_string_value(json_object_get(j, "status")), "CREATED");
-    assert_int_equal(json_integer_value(json_object_get(j, "created_time")), 1700000000);
+    assert_int_equal(json_integer_value(json_object_get(j, "created_time")), NOW);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "data"), "a")), 1);
     json_decref(j);
     api_response_free(&r);
@@ -222,15 +508,844 @@ static void test_no_pipeline_routes(void **state)
     api_response_free(&r);
 }
 
+/* PATCH answers over the store's verdicts: 404, 409 naming the status, 204 for a repeat. */
+static void test_patch_status_codes(void **state)
+{
+    fixture *f = *state;
+    char id[37], path[64];
+    must_create(f, "TASK2", id);
+    snprintf(path, sizeof path, "/tasks/%s", id);
+    api_response r = call(f, "PATCH", "/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f",
+                          "{\"status\":\"FAILED\"}", NULL);
+    assert_int_equal(r.status, 404);
+    api_response_free(&r);
+    r = call(f, "PATCH", path, "{\"status\":\"COMPLETED\"}", NULL);
+    assert_int_equal(r.status, 409);
+    json_t *j = body_json(&r);
+    assert_non_null(strstr(json_string_value(json_object_get(j, "detail")), "CREATED"));
+    json_decref(j);
+    api_response_free(&r);
+    r = call(f, "PATCH", path, "{\"status\":\"FAILED\",\"status_msg\":\"cancelled\"}", NULL);
+    assert_int_equal(r.status, 204);
+    api_response_free(&r);
+    r = call(f, "PATCH", path, "{\"status\":\"FAILED\",\"status_msg\":\"cancelled\"}", NULL);
+    assert_int_equal(r.status, 204); /* the same change again */
+    api_response_free(&r);
+    r = call(f, "PATCH", path, "{\"status\":\"FAILED\",\"status_msg\":\"other\"}", NULL);
+    assert_int_equal(r.status, 409);
+    api_response_free(&r);
+    r = call(f, "GET", "/health", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    api_response_free(&r);
+}
+
+/* ---- contract: create and read ----------------------------------------- */
+
+static void test_contract_create_get(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    store_new_task nt = {.task_type = "TASK3",
+                         .data = "{\"k\":\"v\"}",
+                         .ttl = 1662381756,
+                         .trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"};
+    assert_int_equal(store_create_task(f->store, &nt, NOW, id), STORE_OK);
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(id[14], '7'); /* UUIDv7 */
+
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_string_equal(t.id, id);
+    assert_string_equal(t.task_type, "TASK3");
+    assert_int_equal(t.status, TASK_CREATED);
+    assert_string_equal(t.status_msg, "");
+    assert_int_equal(t.created_time, NOW);
+    assert_int_equal(t.updated_time, TASK_NULL_TIME);
+    assert_int_equal(t.ttl, 1662381756);
+    assert_json_same(t.data, "{\"k\":\"v\"}");
+    assert_null(t.result);
+    assert_string_equal(t.trace, nt.trace);
+    task_clear(&t);
+
+    /* absent, and not an id at all */
+    assert_int_equal(store_get_task(f->store, "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", &t),
+                     STORE_NOT_FOUND);
+    assert_int_equal(store_get_task(f->store, "not-a-uuid", &t), STORE_NOT_FOUND);
+    assert_int_equal(store_get_task(f->store, "", &t), STORE_NOT_FOUND);
+    assert_int_equal(store_ping(f->store), STORE_OK);
+}
+
+/* Ids made one after another sort in creation order. */
+static void test_contract_ids_ordered(void **state)
+{
+    fixture *f = *state;
+    char prev[37] = "", id[37];
+    for (int i = 0; i < 20; i++) {
+        must_create(f, "TASK1", id);
+        assert_true(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof id);
+    }
+}
+
+/* ---- contract: lists --------------------------------------------------- */
+
+/* Page through q (limit as given) and collect ids, newest first; returns the count. */
+static size_t collect(fixture *f, store_list_query q, char ids[][37], size_t max, int *pages)
+{
+    size_t n = 0;
+    char before[37];
+    *pages = 0;
+    for (;;) {
+        store_page p;
+        assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+        (*pages)++;
+        assert_true(p.count <= (size_t)q.limit);
+        for (size_t i = 0; i < p.count; i++) {
+            assert_true(n < max);
+            assert_null(p.tasks[i].data); /* the list form */
+            assert_non_null(p.tasks[i].status_msg);
+            if (q.status)
+                assert_string_equal(task_status_name(p.tasks[i].status), q.status);
+            if (q.task_type)
+                assert_string_equal(p.tasks[i].task_type, q.task_type);
+            memcpy(ids[n++], p.tasks[i].id, 37);
+        }
+        int more = p.more;
+        if (more) {
+            assert_true(p.count == (size_t)q.limit);
+            memcpy(before, p.tasks[p.count - 1].id, 37);
+        }
+        store_page_free(&p);
+        if (!more)
+            break;
+        q.before_id = before;
+    }
+    return n;
+}
+
+static void test_contract_list_paging(void **state)
+{
+    fixture *f = *state;
+    char ids[7][37];
+    for (int i = 0; i < 7; i++)
+        must_create(f, i % 2 ? "TASK2" : "TASK1", ids[i]);
+
+    store_page p;
+    store_list_query q = {.limit = 3};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 3);
+    assert_true(p.more);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(p.tasks[i].id, ids[6 - i]); /* newest first */
+    assert_int_equal(p.tasks[0].created_time, NOW);
+    assert_int_equal(p.tasks[0].updated_time, TASK_NULL_TIME);
+    store_page_free(&p);
+
+    char got[16][37];
+    int pages;
+    size_t n = collect(f, (store_list_query){.limit = 3}, got, 16, &pages);
+    assert_int_equal(n, 7);
+    assert_int_equal(pages, 3);
+    for (int i = 0; i < 7; i++)
+        assert_string_equal(got[i], ids[6 - i]);
+
+    /* a page that ends exactly at the last task says there is no more */
+    n = collect(f, (store_list_query){.limit = 7}, got, 16, &pages);
+    assert_int_equal(n, 7);
+    assert_int_equal(pages, 1);
+    q = (store_list_query){.limit = 100};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 7);
+    assert_false(p.more);
+    store_page_free(&p);
+
+    /* before_id: strictly older; the oldest has nothing before it */
+    q = (store_list_query){.limit = 2, .before_id = ids[3]};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 2);
+    assert_string_equal(p.tasks[0].id, ids[2]);
+    assert_string_equal(p.tasks[1].id, ids[1]);
+    assert_true(p.more);
+    store_page_free(&p);
+    q.before_id = ids[0];
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 0);
+    assert_false(p.more);
+    store_page_free(&p);
+
+    /* tasks created while paging do not disturb the pages below them */
+    q = (store_list_query){.limit = 4};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    char last[37];
+    memcpy(last, p.tasks[3].id, 37);
+    store_page_free(&p);
+    char extra[37];
+    must_create(f, "TASK1", extra);
+    q.before_id = last;
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 3);
+    assert_string_equal(p.tasks[0].id, ids[2]);
+    store_page_free(&p);
+}
+
+static void test_contract_list_filters(void **state)
+{
+    fixture *f = *state;
+    /* TASK1: a CREATED, b IN_PROGRESS, c COMPLETED; TASK2: d CREATED, e FAILED */
+    char a[37], b[37], c[37], d[37], e[37];
+    must_create(f, "TASK1", a);
+    must_create(f, "TASK1", b);
+    must_create(f, "TASK1", c);
+    must_create(f, "TASK2", d);
+    must_create(f, "TASK2", e);
+    must_update(f, b, TASK_IN_PROGRESS, "Task started");
+    must_update(f, c, TASK_IN_PROGRESS, "Task started");
+    must_update(f, c, TASK_COMPLETED, "Task completed");
+    must_update(f, e, TASK_FAILED, "cancelled");
+
+    char got[8][37];
+    int pages;
+    size_t n = collect(f, (store_list_query){.limit = 1, .task_type = "TASK1"}, got, 8, &pages);
+    assert_int_equal(n, 3);
+    assert_string_equal(got[0], c);
+    assert_string_equal(got[2], a);
+    n = collect(f, (store_list_query){.limit = 10, .status = "CREATED"}, got, 8, &pages);
+    assert_int_equal(n, 2);
+    assert_string_equal(got[0], d);
+    assert_string_equal(got[1], a);
+    n = collect(f, (store_list_query){.limit = 1, .status = "IN_PROGRESS"}, got, 8, &pages);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0], b);
+    n = collect(f, (store_list_query){.limit = 10, .status = "COMPLETED", .task_type = "TASK1"},
+                got, 8, &pages);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0], c);
+    n = collect(f, (store_list_query){.limit = 10, .status = "COMPLETED", .task_type = "TASK2"},
+                got, 8, &pages);
+    assert_int_equal(n, 0);
+    n = collect(f, (store_list_query){.limit = 1, .status = "FAILED", .task_type = "TASK2"}, got, 8,
+                &pages);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0], e);
+    n = collect(f, (store_list_query){.limit = 10, .task_type = "TASK3"}, got, 8, &pages);
+    assert_int_equal(n, 0);
+
+    /* the list form shows the change */
+    store_page p;
+    store_list_query q = {.limit = 10, .status = "COMPLETED"};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 1);
+    assert_string_equal(p.tasks[0].status_msg, "Task completed");
+    assert_int_equal(p.tasks[0].updated_time, NOW);
+    store_page_free(&p);
+}
+
+/* ---- contract: transitions --------------------------------------------- */
+
+static void test_contract_transitions(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    task cur;
+    must_create(f, "TASK1", id);
+
+    /* CREATED: not COMPLETED, not CREATED again */
+    assert_int_equal(update(f, id, TASK_COMPLETED, "done", NULL, &cur), STORE_CONFLICT);
+    assert_int_equal(cur.status, TASK_CREATED);
+    assert_string_equal(cur.id, id);
+    task_clear(&cur);
+    assert_int_equal(update(f, id, TASK_CREATED, "", NULL, &cur), STORE_CONFLICT);
+    task_clear(&cur);
+
+    /* the claim; current is the task before the change */
+    assert_int_equal(update(f, id, TASK_IN_PROGRESS, "Task started", NULL, &cur), STORE_OK);
+    assert_int_equal(cur.status, TASK_CREATED);
+    assert_string_equal(cur.status_msg, "");
+    assert_int_equal(cur.updated_time, TASK_NULL_TIME);
+    assert_json_same(cur.data, "{}");
+    task_clear(&cur);
+    /* a claim is never repeated: a second one conflicts */
+    assert_int_equal(update(f, id, TASK_IN_PROGRESS, "Task started", NULL, &cur), STORE_CONFLICT);
+    assert_int_equal(cur.status, TASK_IN_PROGRESS);
+    task_clear(&cur);
+
+    assert_int_equal(update(f, id, TASK_COMPLETED, "Task completed", "{\"n\":1}", &cur), STORE_OK);
+    assert_int_equal(cur.status, TASK_IN_PROGRESS);
+    assert_string_equal(cur.status_msg, "Task started");
+    assert_int_equal(cur.updated_time, NOW);
+    task_clear(&cur);
+    /* final: the same change again is a repeat, anything else a conflict */
+    assert_int_equal(update(f, id, TASK_COMPLETED, "Task completed", NULL, &cur), STORE_REPEAT);
+    assert_int_equal(cur.status, TASK_COMPLETED);
+    task_clear(&cur);
+    assert_int_equal(update(f, id, TASK_COMPLETED, "other", NULL, &cur), STORE_CONFLICT);
+    task_clear(&cur);
+    assert_int_equal(update(f, id, TASK_FAILED, "Task completed", NULL, &cur), STORE_CONFLICT);
+    assert_int_equal(cur.status, TASK_COMPLETED);
+    task_clear(&cur);
+    assert_int_equal(update(f, id, TASK_IN_PROGRESS, "x", NULL, &cur), STORE_CONFLICT);
+    task_clear(&cur);
+
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    assert_string_equal(t.status_msg, "Task completed");
+    assert_int_equal(t.updated_time, NOW);
+    assert_json_same(t.result, "{\"n\":1}");
+    task_clear(&t);
+
+    /* IN_PROGRESS -> FAILED; CREATED -> FAILED; then FAILED is final too */
+    char id2[37], id3[37];
+    must_create(f, "TASK1", id2);
+    must_update(f, id2, TASK_IN_PROGRESS, "Task started");
+    assert_int_equal(update(f, id2, TASK_FAILED, "Task failed somehow", NULL, NULL), STORE_OK);
+    assert_int_equal(update(f, id2, TASK_FAILED, "Task failed somehow", NULL, NULL), STORE_REPEAT);
+    assert_int_equal(update(f, id2, TASK_COMPLETED, "Task failed somehow", NULL, NULL),
+                     STORE_CONFLICT);
+    must_create(f, "TASK2", id3);
+    assert_int_equal(update(f, id3, TASK_FAILED, "cancelled", NULL, &cur), STORE_OK);
+    assert_int_equal(cur.status, TASK_CREATED);
+    task_clear(&cur);
+    assert_int_equal(update(f, id3, TASK_IN_PROGRESS, "late claim", NULL, NULL), STORE_CONFLICT);
+
+    /* unknown tasks: not found, current left empty */
+    memset(&cur, 0, sizeof cur);
+    assert_int_equal(
+        update(f, "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", TASK_FAILED, "x", NULL, &cur),
+        STORE_NOT_FOUND);
+    assert_null(cur.status_msg);
+    assert_int_equal(update(f, "nope", TASK_IN_PROGRESS, "x", NULL, NULL), STORE_NOT_FOUND);
+}
+
+typedef struct claimer {
+    fixture *f;
+    const char *id;
+    pthread_barrier_t *start;
+    store_rc rc;
+} claimer;
+
+static void *claim_thread(void *arg)
+{
+    claimer *c = arg;
+    pthread_barrier_wait(c->start);
+    c->rc = update(c->f, c->id, TASK_IN_PROGRESS, "Task started", NULL, NULL);
+    return NULL;
+}
+
+/* Of concurrent claimers, exactly one wins; the others conflict. */
+static void test_contract_one_claimer_wins(void **state)
+{
+    fixture *f = *state;
+    for (int round = 0; round < 3; round++) {
+        char id[37];
+        must_create(f, "TASK1", id);
+        enum { N = 8 };
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, N);
+        claimer c[N];
+        pthread_t th[N];
+        for (int i = 0; i < N; i++) {
+            c[i] = (claimer){.f = f, .id = id, .start = &start};
+            assert_int_equal(pthread_create(&th[i], NULL, claim_thread, &c[i]), 0);
+        }
+        int won = 0, lost = 0;
+        for (int i = 0; i < N; i++) {
+            pthread_join(th[i], NULL);
+            won += c[i].rc == STORE_OK;
+            lost += c[i].rc == STORE_CONFLICT;
+        }
+        pthread_barrier_destroy(&start);
+        assert_int_equal(won, 1);
+        assert_int_equal(lost, N - 1);
+    }
+}
+
+/* ---- contract: idempotency --------------------------------------------- */
+
+static void test_contract_idempotency(void **state)
+{
+    fixture *f = *state;
+    char a[37], b[37], c[37];
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "k-1", NOW, a), STORE_OK);
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "k-1", NOW + 5, b), STORE_DUPLICATE);
+    assert_string_equal(a, b);
+    /* the key, not the body, decides */
+    assert_int_equal(create(f, "TASK1", "{\"x\":1}", 99, "k-1", NOW + 6, b), STORE_DUPLICATE);
+    assert_string_equal(a, b);
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "k-2", NOW, c), STORE_OK);
+    assert_string_not_equal(a, c);
+    /* no key: always a new task */
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, NULL, NOW, b), STORE_OK);
+    assert_string_not_equal(a, b);
+    assert_int_equal(atomic_load(&f->created), 3);
+
+    /* keys are any bytes: quotes, backslashes, '#', unicode, not even UTF-8 */
+    const char *odd[] = {"a\"b\\c#d", "idem#k-1", "cl\xc3\xa9 \xe2\x98\x83", "\xff\xfe raw",
+                         "k-1 "};
+    char first[5][37];
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, odd[i], NOW, first[i]), STORE_OK);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, odd[i], NOW + 1, b),
+                         STORE_DUPLICATE);
+        assert_string_equal(b, first[i]);
+    }
+    char long_key[256];
+    memset(long_key, 'z', 255);
+    long_key[255] = '\0';
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, long_key, NOW, c), STORE_OK);
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, long_key, NOW, b), STORE_DUPLICATE);
+    assert_string_equal(b, c);
+
+    /* the window: a key is remembered 24 h, then free again */
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "k-1", NOW + IDEM_WINDOW - 1, b),
+                     STORE_DUPLICATE);
+    assert_string_equal(a, b);
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "k-1", NOW + IDEM_WINDOW, b),
+                     STORE_OK);
+    assert_string_not_equal(a, b);
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "k-1", NOW + IDEM_WINDOW + 1, c),
+                     STORE_DUPLICATE);
+    assert_string_equal(b, c);
+}
+
+typedef struct keyed_creator {
+    fixture *f;
+    pthread_barrier_t *start;
+    char id[37];
+    store_rc rc;
+} keyed_creator;
+
+static void *keyed_create_thread(void *arg)
+{
+    keyed_creator *k = arg;
+    pthread_barrier_wait(k->start);
+    k->rc = create(k->f, "TASK2", NULL, TASK_NULL_TIME, "same-key", NOW, k->id);
+    return NULL;
+}
+
+/* Concurrent creators with one key: one task; everyone gets its id. */
+static void test_contract_idempotency_race(void **state)
+{
+    fixture *f = *state;
+    enum { N = 6 };
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, N);
+    keyed_creator k[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        k[i] = (keyed_creator){.f = f, .start = &start};
+        assert_int_equal(pthread_create(&th[i], NULL, keyed_create_thread, &k[i]), 0);
+    }
+    int ok = 0, dup = 0;
+    for (int i = 0; i < N; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&start);
+    const char *winner = NULL;
+    for (int i = 0; i < N; i++) {
+        ok += k[i].rc == STORE_OK;
+        dup += k[i].rc == STORE_DUPLICATE;
+        if (k[i].rc == STORE_OK)
+            winner = k[i].id;
+    }
+    assert_int_equal(ok, 1);
+    assert_int_equal(dup, N - 1);
+    for (int i = 0; i < N; i++)
+        assert_string_equal(k[i].id, winner);
+    assert_int_equal(atomic_load(&f->created), 1);
+}
+
+/* ---- contract: data, result, ttl --------------------------------------- */
+
+static const char *const sample_data[] = {
+    "{}",
+    "{\"foo\":\"bar\"}",
+    "{\"nested\":{\"a\":{\"b\":{\"c\":[1,2,{\"d\":null}]}}},\"list\":[],\"empty\":{}}",
+    "{\"unicode\":\"h\xc3\xa9llo \xe2\x98\x83 \xf0\x9f\x98\x80\",\"esc\":\"q\\\"b\\\\s\\n\\t\"}",
+    ("{\"big\":\"123456789012345678901234567890\",\"max\":9223372036854775807,"
+     "\"min\":-9223372036854775807,\"real\":0.1,\"neg\":-2.5,\"exp\":1e-07}"),
+    "{\"t\":true,\"f\":false,\"n\":null,\"s\":\"\",\"zero\":0}",
+    "{\"h\xc3\xa9\":\"key in unicode\",\"with space\":1,\"#hash\":2}",
+};
+
+static void test_contract_data_round_trip(void **state)
+{
+    fixture *f = *state;
+    for (size_t i = 0; i < sizeof sample_data / sizeof sample_data[0]; i++) {
+        for (int with_image = 0; with_image < 2; with_image++) {
+            char *image = NULL;
+            if (with_image) { /* as the API hands it over: text and AttributeValue image */
+                json_t *v = json_loads(sample_data[i], 0, NULL);
+                assert_non_null(v);
+                sbuf b = {0};
+                attrval_write(&b, v);
+                image = sbuf_take(&b, NULL);
+                json_decref(v);
+            }
+            store_new_task nt = {.task_type = "TASK2",
+                                 .data = sample_data[i],
+                                 .data_image = image,
+                                 .ttl = TASK_NULL_TIME};
+            char id[37];
+            assert_int_equal(store_create_task(f->store, &nt, NOW, id), STORE_OK);
+            free(image);
+            task t;
+            assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+            assert_json_same(t.data, sample_data[i]);
+            task_clear(&t);
+        }
+    }
+}
+
+static void test_contract_result_round_trip(void **state)
+{
+    fixture *f = *state;
+    const char *results[] = {
+        "{\"out\":{\"rows\":[1,2,3],\"ok\":true}}",
+        "\"plain text \xe2\x9c\x93\"",
+        "42",
+        "[\"a\",{\"b\":[]},null]",
+        "{}",
+        "null",
+    };
+    for (size_t i = 0; i < sizeof results / sizeof results[0]; i++) {
+        char id[37];
+        must_create(f, "TASK1", id);
+        must_update(f, id, TASK_IN_PROGRESS, "Task started");
+        assert_int_equal(update(f, id, TASK_COMPLETED, "Task completed", results[i], NULL),
+                         STORE_OK);
+        task t;
+        assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+        assert_non_null(t.result);
+        assert_json_same(t.result, results[i]);
+        task_clear(&t);
+    }
+    /* no result given: none kept; a failure can carry one too */
+    char id[37];
+    must_create(f, "TASK1", id);
+    assert_int_equal(update(f, id, TASK_FAILED, "rejected", "{\"why\":\"x\"}", NULL), STORE_OK);
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_json_same(t.result, "{\"why\":\"x\"}");
+    task_clear(&t);
+    must_create(f, "TASK1", id);
+    must_update(f, id, TASK_IN_PROGRESS, "Task started");
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_null(t.result);
+    task_clear(&t);
+}
+
+static void test_contract_ttl(void **state)
+{
+    fixture *f = *state;
+    char with[37], without[37], zero[37];
+    assert_int_equal(create(f, "TASK1", NULL, 1662381756, NULL, NOW, with), STORE_OK);
+    assert_int_equal(create(f, "TASK1", NULL, TASK_NULL_TIME, NULL, NOW, without), STORE_OK);
+    assert_int_equal(create(f, "TASK1", NULL, 0, NULL, NOW, zero), STORE_OK);
+    task t;
+    assert_int_equal(store_get_task(f->store, with, &t), STORE_OK);
+    assert_int_equal(t.ttl, 1662381756);
+    task_clear(&t);
+    assert_int_equal(store_get_task(f->store, without, &t), STORE_OK);
+    assert_int_equal(t.ttl, TASK_NULL_TIME);
+    task_clear(&t);
+    assert_int_equal(store_get_task(f->store, zero, &t), STORE_OK);
+    assert_int_equal(t.ttl, 0);
+    task_clear(&t);
+
+    /* the list form carries it, and finishing does not change the client's ttl */
+    must_update(f, with, TASK_IN_PROGRESS, "Task started");
+    must_update(f, with, TASK_COMPLETED, "Task completed");
+    store_page p;
+    store_list_query q = {.limit = 10};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 3);
+    assert_int_equal(p.tasks[0].ttl, 0);
+    assert_int_equal(p.tasks[1].ttl, TASK_NULL_TIME);
+    assert_int_equal(p.tasks[2].ttl, 1662381756);
+    store_page_free(&p);
+    assert_int_equal(store_get_task(f->store, with, &t), STORE_OK);
+    assert_int_equal(t.ttl, 1662381756);
+    task_clear(&t);
+}
+
+/* ---- contract: listener, secret ---------------------------------------- */
+
+static void test_contract_listener(void **state)
+{
+    fixture *f = *state;
+    int committed = atomic_load(&f->committed);
+    char id[37], dup[37];
+    assert_int_equal(create(f, "TASK1", NULL, TASK_NULL_TIME, "once", NOW, id), STORE_OK);
+    assert_int_equal(create(f, "TASK1", NULL, TASK_NULL_TIME, "once", NOW, dup), STORE_DUPLICATE);
+    must_update(f, id, TASK_IN_PROGRESS, "Task started");
+    assert_int_equal(update(f, id, TASK_IN_PROGRESS, "again", NULL, NULL), STORE_CONFLICT);
+    must_update(f, id, TASK_COMPLETED, "Task completed");
+    assert_int_equal(update(f, id, TASK_COMPLETED, "Task completed", NULL, NULL), STORE_REPEAT);
+    /* one creation and two changes were written; nothing else counts */
+    assert_int_equal(atomic_load(&f->created), 1);
+    assert_int_equal(atomic_load(&f->changed), 3);
+    assert_true(atomic_load(&f->committed) >= committed + 3);
+}
+
+static void test_contract_secret(void **state)
+{
+    fixture *f = *state;
+    uint8_t a[16], b[16], zero[16] = {0};
+    assert_int_equal(store_secret(f->store, a), STORE_OK);
+    assert_int_equal(store_secret(f->store, b), STORE_OK);
+    assert_memory_equal(a, b, 16);
+    assert_memory_not_equal(a, zero, 16);
+    /* stable for the life of the data: another store on it sees the same */
+    store *other = current->reopen(f, false);
+    if (!other) {
+        store_close(f->store);
+        f->store = other = current->reopen(f, true);
+        f->api.store = other;
+    }
+    assert_non_null(other);
+    assert_int_equal(store_secret(other, b), STORE_OK);
+    assert_memory_equal(a, b, 16);
+    if (other != f->store)
+        store_close(other);
+}
+
+/* ---- DynamoDB's own items ---------------------------------------------- */
+
+/* The raw item with this id (new reference), NULL when there is none. */
+static json_t *raw_item(fixture *f, const char *id)
+{
+    json_t *req = json_pack("{ss s{s{ss}} sb}", "TableName", f->table, "Key", "id", "S", id,
+                            "ConsistentRead", 1);
+    char err[256];
+    json_t *answer = ddb_call("GetItem", req, err, sizeof err);
+    json_decref(req);
+    if (!answer)
+        fail_msg("GetItem %s: %s", id, err);
+    json_t *item = json_incref(json_object_get(answer, "Item"));
+    json_decref(answer);
+    return item;
+}
+
+static int64_t raw_n(const json_t *item, const char *name)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(item, name), "N"));
+    return s ? strtoll(s, NULL, 10) : TASK_NULL_TIME;
+}
+
+static void assert_raw_ttl(fixture *f, const char *id, int64_t want)
+{
+    json_t *item = raw_item(f, id);
+    assert_non_null(item);
+    if (want == TASK_NULL_TIME)
+        assert_null(json_object_get(item, "ttl"));
+    else
+        assert_int_equal(raw_n(item, "ttl"), want);
+    json_decref(item);
+}
+
+/* The table's TTL attribute appears only when a task with a ttl finishes. */
+static void test_dynamodb_ttl_attribute(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    const int64_t past = 1662381756, far = NOW + 10 * 24 * 3600;
+    for (int fresh = 0; fresh < 2; fresh++) {
+        /* fresh: updates through another store, which has never seen the tasks */
+        store *s = fresh ? current->reopen(f, false) : f->store;
+        char a[37], b[37], c[37], d[37];
+        assert_int_equal(create(f, "TASK1", NULL, past, NULL, NOW, a), STORE_OK);
+        assert_int_equal(create(f, "TASK1", NULL, far, NULL, NOW, b), STORE_OK);
+        assert_int_equal(create(f, "TASK1", NULL, TASK_NULL_TIME, NULL, NOW, c), STORE_OK);
+        assert_int_equal(create(f, "TASK2", NULL, past, NULL, NOW, d), STORE_OK);
+        assert_raw_ttl(f, a, TASK_NULL_TIME);
+        json_t *item = raw_item(f, a);
+        assert_int_equal(raw_n(item, "task_ttl"), past);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(item, "type_status"), "S")),
+            "TASK1#CREATED");
+        json_decref(item);
+
+        const char *ids[] = {a, b, c};
+        for (int i = 0; i < 3; i++) {
+            store_update u = {.id = ids[i], .status = TASK_IN_PROGRESS, .status_msg = "s"};
+            assert_int_equal(store_update_task(s, &u, NOW, NULL), STORE_OK);
+            assert_raw_ttl(f, ids[i], TASK_NULL_TIME);
+            u.status = TASK_COMPLETED;
+            assert_int_equal(store_update_task(s, &u, NOW + 10, NULL), STORE_OK);
+        }
+        assert_raw_ttl(f, a, NOW + 10 + GRACE); /* max(ttl, finish + grace) */
+        assert_raw_ttl(f, b, far);
+        assert_raw_ttl(f, c, TASK_NULL_TIME); /* no ttl: kept */
+        item = raw_item(f, a);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(item, "type_status"), "S")),
+            "TASK1#COMPLETED");
+        json_decref(item);
+
+        store_update u = {.id = d, .status = TASK_FAILED, .status_msg = "cancelled"};
+        assert_int_equal(store_update_task(s, &u, NOW, NULL), STORE_OK);
+        assert_raw_ttl(f, d, NOW + GRACE);
+        if (s != f->store)
+            store_close(s);
+    }
+}
+
+/* Key and meta items share the table but are never tasks. */
+static void test_dynamodb_items_not_tasks(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    char id[37];
+    assert_int_equal(create(f, "TASK2", NULL, TASK_NULL_TIME, "order-7", NOW, id), STORE_OK);
+    json_t *item = raw_item(f, "idem#order-7");
+    assert_non_null(item);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(item, "task_id"), "S")),
+                        id);
+    assert_int_equal(raw_n(item, "ttl"), NOW + IDEM_WINDOW);
+    assert_null(json_object_get(item, "task_type"));
+    json_decref(item);
+
+    task t;
+    assert_int_equal(store_get_task(f->store, "idem#order-7", &t), STORE_NOT_FOUND);
+    assert_int_equal(store_get_task(f->store, "meta#secret", &t), STORE_NOT_FOUND);
+    /* an item under a task-shaped id that is not a task */
+    const char *stray = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f";
+    json_t *req = json_pack("{ss s{s{ss}}}", "TableName", f->table, "Item", "id", "S", stray);
+    json_decref(ddb_call("PutItem", req, NULL, 0));
+    json_decref(req);
+    assert_int_equal(store_get_task(f->store, stray, &t), STORE_NOT_FOUND);
+    assert_int_equal(update(f, stray, TASK_FAILED, "x", NULL, NULL), STORE_NOT_FOUND);
+    /* and lists hold tasks only */
+    store_page p;
+    store_list_query q = {.limit = 100};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 1);
+    assert_string_equal(p.tasks[0].id, id);
+    store_page_free(&p);
+}
+
+/*
+ * An update checks what it assumes of a task (type, ttl) in its condition:
+ * an item rewritten behind the store's back is read from the failed
+ * condition and the update made right.
+ */
+static void test_dynamodb_update_corrects_its_facts(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    char id[37];
+    must_create(f, "TASK1", id); /* the store now knows: TASK1, no ttl */
+    const int64_t far = NOW + 30 * 24 * 3600;
+    char far_text[24];
+    snprintf(far_text, sizeof far_text, "%lld", (long long)far);
+    json_t *req = json_pack("{ss s{s{ss} s{ss} s{ss} s{ss} s{ss} s{ss} s{ss} s{s{}} s{ss} s{ss}}}",
+                            "TableName", f->table, "Item", "id", "S", id, "task_type", "S", "TASK3",
+                            "status", "S", "CREATED", "status_msg", "S", "", "created_time", "N",
+                            "1700000000", "task_ttl", "N", far_text, "list_all", "S", "tasks",
+                            "data", "M", "type_status", "S", "TASK3#CREATED", "trace", "S", "t");
+    char err[256];
+    json_t *answer = ddb_call("PutItem", req, err, sizeof err);
+    json_decref(req);
+    if (!answer)
+        fail_msg("PutItem: %s", err);
+    json_decref(answer);
+
+    task cur;
+    assert_int_equal(update(f, id, TASK_FAILED, "cancelled", NULL, &cur), STORE_OK);
+    assert_string_equal(cur.task_type, "TASK3");
+    task_clear(&cur);
+    json_t *item = raw_item(f, id);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(item, "type_status"), "S")),
+        "TASK3#FAILED");
+    assert_int_equal(raw_n(item, "ttl"), far);
+    json_decref(item);
+}
+
+/* A table that does not exist is an error to report, never a crash. */
+static void test_dynamodb_missing_table(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    store *s = ddb_open_table(f, "taskd_test_no_such_table");
+    assert_non_null(s); /* opening makes no call */
+    task t;
+    assert_int_equal(store_get_task(s, "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", &t), STORE_ERROR);
+    store_page p;
+    store_list_query q = {.limit = 10, .status = "CREATED"};
+    assert_int_equal(store_list_tasks(s, &q, &p), STORE_ERROR);
+    assert_int_equal(p.count, 0);
+    char id[37];
+    store_new_task nt = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &nt, NOW, id), STORE_ERROR);
+    nt.idempotency_key = "k";
+    assert_int_equal(store_create_task(s, &nt, NOW, id), STORE_ERROR);
+    store_update u = {
+        .id = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", .status = TASK_FAILED, .status_msg = "x"};
+    assert_int_equal(store_update_task(s, &u, NOW, NULL), STORE_ERROR);
+    uint8_t key[16];
+    assert_int_equal(store_secret(s, key), STORE_ERROR);
+    assert_int_equal(store_ping(s), STORE_ERROR);
+    assert_string_equal(s->ops->system, "dynamodb");
+    store_close(s);
+    assert_int_equal(atomic_load(&f->changed), 0);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test");
+    log_level level;
+    const char *env = getenv("LOG_LEVEL");
+    if (env && log_level_parse(env, &level))
+        log_setup(level, "test");
+#define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_read_update, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idempotency_key, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_routing_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_body_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_pipeline_routes, setup, teardown),
+        CASE(test_create_read_update),
+        CASE(test_idempotency_key),
+        CASE(test_routing_errors),
+        CASE(test_body_limit),
+        CASE(test_no_pipeline_routes),
+        CASE(test_patch_status_codes),
+        CASE(test_contract_create_get),
+        CASE(test_contract_ids_ordered),
+        CASE(test_contract_list_paging),
+        CASE(test_contract_list_filters),
+        CASE(test_contract_transitions),
+        CASE(test_contract_one_claimer_wins),
+        CASE(test_contract_idempotency),
+        CASE(test_contract_idempotency_race),
+        CASE(test_contract_data_round_trip),
+        CASE(test_contract_result_round_trip),
+        CASE(test_contract_ttl),
+        CASE(test_contract_listener),
+        CASE(test_contract_secret),
+        CASE(test_dynamodb_ttl_attribute),
+        CASE(test_dynamodb_items_not_tasks),
+        CASE(test_dynamodb_update_corrects_its_facts),
+        CASE(test_dynamodb_missing_table),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+#undef CASE
+    bool have_dynamodb = ddb_setup_client();
+    int failed = 0;
+    char ran[64] = "";
+    for (size_t i = 0; i < sizeof factories / sizeof factories[0]; i++) {
+        current = &factories[i];
+        if (strcmp(current->name, "dynamodb") == 0 && !have_dynamodb)
+            continue;
+        char group[64];
+        snprintf(group, sizeof group, "api+store over %s", current->name);
+        failed += _cmocka_run_group_tests(group, tests, sizeof tests / sizeof tests[0], NULL, NULL);
+        snprintf(ran + strlen(ran), sizeof ran - strlen(ran), "%s%s", *ran ? ", " : "",
+                 current->name);
+    }
+    printf("store factories run: %s%s\n", ran,
+           have_dynamodb ? "" : " (dynamodb skipped: DYNAMODB_ENDPOINT is not set)");
+    json_decref(table_def);
+    aws_client_free(ddb);
+    return failed;
 }

@@ -1,0 +1,1170 @@
+/*
+ * dynamodb_store — the store port over DynamoDB; see dynamodb_store.h.
+ *
+ * Requests are built as text (sbuf, every string escaped) so the data's
+ * AttributeValue image, which the API already made, goes in without being
+ * parsed again; answers are parsed with jansson.
+ *
+ * Create. The id is a UUIDv7 from one generator under a mutex. Without an
+ * Idempotency-Key: one PutItem, condition attribute_not_exists(id). If the
+ * condition fails, the item with that fresh id can only be this very call's
+ * own earlier attempt (aws_http retried after a lost answer), which the
+ * returned item confirms; that is a success. With a key: one
+ * TransactWriteItems putting the task and the item "idem#<key>" {task_id,
+ * created_time, ttl = now + 24 h}; the key item's condition is
+ * attribute_not_exists(id) OR ttl <= now, so a key past its window (which
+ * DynamoDB's TTL deletes only eventually) is free again, exactly when the
+ * SQLite adapter forgets it. The task id is the transaction's
+ * ClientRequestToken, so a retried transaction is not applied twice. A
+ * cancellation whose reason for the key item is ConditionalCheckFailed is a
+ * duplicate: the reason carries the key item (else it is read, consistently)
+ * and its task_id is the answer. A TransactionConflict (two creators of one
+ * key at the same moment) is retried with a new id after a short pause.
+ * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
+ * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
+ *
+ * Update. task_decide() is the rule: the UpdateItem's condition admits
+ * exactly the statuses from which it allows the requested one (IN_PROGRESS:
+ * status = CREATED; COMPLETED: IN_PROGRESS; FAILED: CREATED or
+ * IN_PROGRESS), so of concurrent claimers one wins. ReturnValues ALL_OLD
+ * gives the task before the change (w->current); on a failed condition,
+ * ReturnValuesOnConditionCheckFailure ALL_OLD gives the task as it is (none:
+ * not found), and task_decide() on it tells REPEAT from CONFLICT.
+ *   The update must also write type_status ("<task_type>#<status>") and, on
+ * a final status, ttl = max(task_ttl, now + grace), and an UpdateExpression
+ * can neither concatenate strings nor take a maximum. Both need the task's
+ * task_type and task_ttl, which never change after creation; so the update
+ * takes them as known facts and checks them in the same condition:
+ * task_type = :type, and one of attribute_not_exists(task_ttl) (no ttl is
+ * written), task_ttl <= :grace (SET ttl = :grace) or task_ttl > :grace (SET
+ * ttl = task_ttl). Facts come from a small in-memory cache filled by every
+ * create and every item read (so a worker's claim teaches its completion),
+ * else from one consistent GetItem first, whose item also answers at once a
+ * change that task_decide() refuses. If the condition fails while the status
+ * would allow the change, the facts were wrong: they are taken from the
+ * returned item and the update is tried again (bounded). Cost: one call when
+ * the facts are cached, two when not.
+ *
+ * Reads. get_task: GetItem with ConsistentRead; an id that is not a UUID is
+ * not looked up, and an item without task_type (a key or meta item) is not
+ * a task. list_tasks: one Query of the index that has the filter as its
+ * partition key (none: all_by_id, partition "tasks"), id < before_id,
+ * newest first, Limit = limit + 1 (one more says whether there is a next
+ * page). Only when the 1 MB page limit cut the answer short is the Query
+ * continued from LastEvaluatedKey. Never a Scan, never a FilterExpression.
+ * Indexes are eventually consistent: a task may reach the list a moment
+ * after its creation answered.
+ *
+ * Errors. Throttling and timeouts are STORE_BUSY; no answer (5xx,
+ * connection) and every refused request (missing table, validation, access)
+ * are STORE_ERROR, logged with the table and DynamoDB's message.
+ */
+#include "dynamodb_store.h"
+
+#include "core/attrval.h"
+#include "core/json_util.h"
+#include "core/sbuf.h"
+#include "core/uuid7.h"
+#include "util/log.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define IDEMPOTENCY_WINDOW (24 * 3600) /* seconds a key is remembered (README) */
+#define FACT_SLOTS         1024        /* cached task_type/task_ttl of recent tasks */
+#define UPDATE_TRIES       4           /* condition retries when cached facts were wrong */
+#define CREATE_TRIES       5           /* transaction retries on TransactionConflict */
+#define LIST_ALL_KEY       "tasks"     /* the one partition of all_by_id */
+#define SECRET_ID          "meta#secret"
+#define PING_ID            "meta#ping"
+#define TARGET_PREFIX      "DynamoDB_20120810."
+
+/* The immutable facts of a task an update needs. */
+typedef struct fact {
+    char id[TASK_ID_LEN + 1]; /* empty: free slot */
+    char task_type[TASK_TYPE_MAX + 1];
+    int64_t ttl; /* task_ttl or TASK_NULL_TIME */
+} fact;
+
+typedef struct ddb_store {
+    store base;
+    char *table;
+    aws_client *client;
+    store_listener listener;
+    int64_t grace;
+
+    pthread_mutex_t ids_mu; /* guards ids */
+    uuid7_gen ids;
+
+    pthread_mutex_t secret_mu; /* guards secret, have_secret; held while fetching it */
+    bool have_secret;
+    uint8_t secret[16];
+
+    pthread_mutex_t facts_mu; /* guards facts */
+    fact facts[FACT_SLOTS];
+} ddb_store;
+
+static const store_ops dynamodb_ops;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Only canonical UUID text names a task; anything else is never looked up. */
+static bool is_task_id(const char *id)
+{
+    uint8_t bytes[16];
+    return id && strlen(id) == TASK_ID_LEN && uuid_parse(id, bytes);
+}
+
+/* True when s is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
+static bool utf8_valid(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned c = *p;
+        size_t n;
+        unsigned cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* Append the id of a key's item: "idem#<key>", or "idem~<hex>" for a key that is not UTF-8. */
+static void put_idem_id(sbuf *b, const char *key)
+{
+    static const char hex[] = "0123456789abcdef";
+    sbuf id = {0};
+    if (utf8_valid(key)) {
+        sbuf_puts(&id, "idem#");
+        sbuf_puts(&id, key);
+    } else {
+        sbuf_puts(&id, "idem~");
+        for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+            sbuf_putc(&id, hex[*p >> 4]);
+            sbuf_putc(&id, hex[*p & 15]);
+        }
+    }
+    if (sbuf_failed(&id))
+        b->failed = true;
+    sbuf_puts(b, "{\"S\":");
+    sbuf_json_str(b, id.data ? id.data : "");
+    sbuf_putc(b, '}');
+    sbuf_free(&id);
+}
+
+/* ---- request text ------------------------------------------------------ */
+
+/* "name":{"S":"value"} with a leading comma unless first. */
+static void put_s(sbuf *b, bool comma, const char *name, const char *value)
+{
+    if (comma)
+        sbuf_putc(b, ',');
+    sbuf_json_str(b, name);
+    sbuf_puts(b, ":{\"S\":");
+    sbuf_json_str(b, value);
+    sbuf_putc(b, '}');
+}
+
+/* "name":{"N":"value"} with a leading comma unless first. */
+static void put_n(sbuf *b, bool comma, const char *name, int64_t value)
+{
+    if (comma)
+        sbuf_putc(b, ',');
+    sbuf_json_str(b, name);
+    sbuf_puts(b, ":{\"N\":\"");
+    sbuf_int(b, value);
+    sbuf_puts(b, "\"}");
+}
+
+/* {"TableName":"...", — the common opening of every request */
+static void begin_request(sbuf *b, const ddb_store *s)
+{
+    sbuf_puts(b, "{\"TableName\":");
+    sbuf_json_str(b, s->table);
+}
+
+/* "Key":{"id":{"S":"..."}} with a leading comma */
+static void put_key(sbuf *b, const char *id)
+{
+    sbuf_puts(b, ",\"Key\":{");
+    put_s(b, false, "id", id);
+    sbuf_putc(b, '}');
+}
+
+/* ---- calls and errors -------------------------------------------------- */
+
+/* One call: op (e.g. "GetItem") with the request text in b, which is freed. */
+static aws_rc ddb_call(ddb_store *s, const char *op, sbuf *b, aws_response *r)
+{
+    memset(r, 0, sizeof *r);
+    if (sbuf_failed(b)) {
+        sbuf_free(b);
+        return AWS_ERR_NOMEM;
+    }
+    char target[64];
+    snprintf(target, sizeof target, TARGET_PREFIX "%s", op);
+    aws_rc rc = aws_json_call(s->client, target, b->data, b->len, 0, r);
+    sbuf_free(b);
+    return rc;
+}
+
+static bool error_is(const aws_response *r, const char *type)
+{
+    return strcmp(r->error_type, type) == 0;
+}
+
+/* The store's answer to a failed call, logged. */
+static store_rc failure(const ddb_store *s, const char *op, aws_rc rc, const aws_response *r)
+{
+    const char *msg = r->error_message ? r->error_message : "";
+    switch (rc) {
+    case AWS_OK:
+        return STORE_OK;
+    case AWS_ERR_THROTTLED:
+    case AWS_ERR_TIMEOUT:
+        log_warn("DynamoDB busy", "table", s->table, "operation", op, "error", aws_rc_name(rc),
+                 "detail", msg, NULL);
+        return STORE_BUSY;
+    case AWS_ERR_UNAVAILABLE:
+        log_error("DynamoDB unavailable", "table", s->table, "operation", op, "detail", msg, NULL);
+        return STORE_ERROR;
+    case AWS_ERR_NOMEM:
+        log_error("out of memory calling DynamoDB", "table", s->table, "operation", op, NULL);
+        return STORE_ERROR;
+    case AWS_ERR_CLIENT:
+        break;
+    }
+    if (error_is(r, "ResourceNotFoundException")) {
+        log_error("DynamoDB table not found", "table", s->table, "operation", op, "error", msg,
+                  NULL);
+        return STORE_ERROR;
+    }
+    if (error_is(r, "TransactionConflictException") ||
+        error_is(r, "TransactionInProgressException")) {
+        log_warn("DynamoDB transaction conflict", "table", s->table, "operation", op, "error", msg,
+                 NULL);
+        return STORE_BUSY;
+    }
+    log_error("DynamoDB refused a request", "table", s->table, "operation", op, "error_type",
+              r->error_type, "error", msg, NULL);
+    return STORE_ERROR;
+}
+
+/* The answer body as JSON; NULL if there is none or it is not JSON. */
+static json_t *answer_json(const aws_response *r)
+{
+    return r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+}
+
+/* ---- items to tasks ---------------------------------------------------- */
+
+/* The S value of an item's attribute, or NULL. */
+static const char *attr_s(const json_t *item, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(item, name), "S"));
+}
+
+/* Read an N attribute as an integer; false when absent or not an integer. */
+static bool attr_n(const json_t *item, const char *name, int64_t *out)
+{
+    const char *s = json_string_value(json_object_get(json_object_get(item, name), "N"));
+    if (!s || !*s)
+        return false;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* An N attribute as an integer, TASK_NULL_TIME when absent; false when malformed. */
+static bool attr_time(const json_t *item, const char *name, int64_t *out)
+{
+    *out = TASK_NULL_TIME;
+    return !json_object_get(item, name) || attr_n(item, name, out);
+}
+
+/* The JSON text of an AttributeValue attribute (malloc'ed), *out NULL when absent. */
+static bool attr_json_text(const json_t *item, const char *name, char **out)
+{
+    *out = NULL;
+    const json_t *v = json_object_get(item, name);
+    if (!v)
+        return true;
+    json_t *plain = attrval_to_json(v);
+    if (!plain)
+        return false;
+    *out = json_to_text(plain);
+    json_decref(plain);
+    return *out != NULL;
+}
+
+/*
+ * Fill t from an item (full: with data, result and trace). STORE_NOT_FOUND
+ * when the item is not a task (no task_type: a key or meta item), STORE_ERROR
+ * when it is malformed or memory runs out.
+ */
+static store_rc task_from_item(const json_t *item, task *t, bool full)
+{
+    memset(t, 0, sizeof *t);
+    const char *id = attr_s(item, "id");
+    const char *type = attr_s(item, "task_type");
+    const char *status = attr_s(item, "status");
+    if (!json_is_object(item) || !id || !type)
+        return STORE_NOT_FOUND;
+    if (strlen(id) > TASK_ID_LEN || strlen(type) > TASK_TYPE_MAX || !status ||
+        !task_status_parse(status, &t->status))
+        return STORE_ERROR;
+    memcpy(t->id, id, strlen(id) + 1);
+    memcpy(t->task_type, type, strlen(type) + 1);
+    const char *msg = attr_s(item, "status_msg");
+    bool ok = attr_n(item, "created_time", &t->created_time) &&
+              attr_time(item, "updated_time", &t->updated_time) &&
+              attr_time(item, "task_ttl", &t->ttl) && (t->status_msg = strdup(msg ? msg : ""));
+    if (ok && full) {
+        const char *trace = attr_s(item, "trace");
+        ok = attr_json_text(item, "data", &t->data) && attr_json_text(item, "result", &t->result) &&
+             (!trace || (t->trace = strdup(trace)));
+        if (ok && !t->data)
+            ok = (t->data = strdup("{}")) != NULL;
+    }
+    if (!ok) {
+        task_clear(t);
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+/* ---- the facts cache --------------------------------------------------- */
+
+static size_t fact_slot(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % FACT_SLOTS);
+}
+
+static void facts_put(ddb_store *s, const char *id, const char *task_type, int64_t ttl)
+{
+    if (strlen(id) != TASK_ID_LEN || strlen(task_type) > TASK_TYPE_MAX)
+        return;
+    pthread_mutex_lock(&s->facts_mu);
+    fact *f = &s->facts[fact_slot(id)];
+    memcpy(f->id, id, TASK_ID_LEN + 1);
+    snprintf(f->task_type, sizeof f->task_type, "%s", task_type);
+    f->ttl = ttl;
+    pthread_mutex_unlock(&s->facts_mu);
+}
+
+static bool facts_get(ddb_store *s, const char *id, fact *out)
+{
+    pthread_mutex_lock(&s->facts_mu);
+    const fact *f = &s->facts[fact_slot(id)];
+    bool hit = strcmp(f->id, id) == 0;
+    if (hit)
+        *out = *f;
+    pthread_mutex_unlock(&s->facts_mu);
+    return hit;
+}
+
+static void facts_forget(ddb_store *s, const char *id)
+{
+    pthread_mutex_lock(&s->facts_mu);
+    fact *f = &s->facts[fact_slot(id)];
+    if (strcmp(f->id, id) == 0)
+        f->id[0] = '\0';
+    pthread_mutex_unlock(&s->facts_mu);
+}
+
+static void facts_learn(ddb_store *s, const task *t)
+{
+    facts_put(s, t->id, t->task_type, t->ttl);
+}
+
+/* ---- reads ------------------------------------------------------------- */
+
+/*
+ * GetItem by id; *item_out the Item (new reference), NULL when there is none.
+ * consistent: a strongly consistent read.
+ */
+static store_rc get_item(ddb_store *s, const char *id, bool consistent, json_t **item_out)
+{
+    *item_out = NULL;
+    sbuf b = {0};
+    begin_request(&b, s);
+    put_key(&b, id);
+    if (consistent)
+        sbuf_puts(&b, ",\"ConsistentRead\":true");
+    sbuf_putc(&b, '}');
+    aws_response r;
+    aws_rc rc = ddb_call(s, "GetItem", &b, &r);
+    store_rc out = failure(s, "GetItem", rc, &r);
+    if (out == STORE_OK) {
+        json_t *root = answer_json(&r);
+        if (!root) {
+            log_error("DynamoDB answer is not JSON", "table", s->table, "operation", "GetItem",
+                      NULL);
+            out = STORE_ERROR;
+        } else {
+            json_t *item = json_object_get(root, "Item");
+            if (json_is_object(item))
+                *item_out = json_incref(item);
+            json_decref(root);
+        }
+    }
+    aws_response_free(&r);
+    return out;
+}
+
+static store_rc ddb_get_task(store *base, const char *id, task *out)
+{
+    ddb_store *s = (ddb_store *)base;
+    memset(out, 0, sizeof *out);
+    if (!is_task_id(id))
+        return STORE_NOT_FOUND;
+    json_t *item;
+    store_rc rc = get_item(s, id, true, &item);
+    if (rc != STORE_OK)
+        return rc;
+    if (!item)
+        return STORE_NOT_FOUND;
+    rc = task_from_item(item, out, true);
+    json_decref(item);
+    if (rc == STORE_OK)
+        facts_learn(s, out);
+    return rc;
+}
+
+static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_page *out)
+{
+    ddb_store *s = (ddb_store *)base;
+    memset(out, 0, sizeof *out);
+    if (q->limit < 1)
+        return STORE_OK;
+    const char *index, *pk_name;
+    char pk[TASK_TYPE_MAX + 32];
+    if (q->status && q->task_type) {
+        index = "type_status_by_id";
+        pk_name = "type_status";
+        snprintf(pk, sizeof pk, "%s#%s", q->task_type, q->status);
+    } else if (q->status) {
+        index = "status_by_id";
+        pk_name = "status";
+        snprintf(pk, sizeof pk, "%s", q->status);
+    } else if (q->task_type) {
+        index = "type_by_id";
+        pk_name = "task_type";
+        snprintf(pk, sizeof pk, "%s", q->task_type);
+    } else {
+        index = "all_by_id";
+        pk_name = "list_all";
+        snprintf(pk, sizeof pk, "%s", LIST_ALL_KEY);
+    }
+    size_t want = (size_t)q->limit + 1; /* one more tells whether a next page exists */
+    out->tasks = calloc(want, sizeof *out->tasks);
+    if (!out->tasks)
+        return STORE_ERROR;
+    store_rc result = STORE_OK;
+    json_t *start = NULL; /* LastEvaluatedKey of a page the 1 MB limit cut short */
+    size_t got = 0;
+    do {
+        sbuf b = {0};
+        begin_request(&b, s);
+        sbuf_puts(&b, ",\"IndexName\":");
+        sbuf_json_str(&b, index);
+        sbuf_puts(&b, q->before_id ? ",\"KeyConditionExpression\":\"#pk = :pk AND #id < :before\""
+                                   : ",\"KeyConditionExpression\":\"#pk = :pk\"");
+        sbuf_puts(&b, ",\"ExpressionAttributeNames\":{\"#pk\":");
+        sbuf_json_str(&b, pk_name);
+        if (q->before_id)
+            sbuf_puts(&b, ",\"#id\":\"id\"");
+        sbuf_puts(&b, "},\"ExpressionAttributeValues\":{");
+        put_s(&b, false, ":pk", pk);
+        if (q->before_id)
+            put_s(&b, true, ":before", q->before_id);
+        sbuf_printf(&b, "},\"ScanIndexForward\":false,\"Limit\":%zu", want - got);
+        if (start) {
+            char *text = json_dumps(start, JSON_COMPACT);
+            sbuf_puts(&b, ",\"ExclusiveStartKey\":");
+            if (text)
+                sbuf_puts(&b, text);
+            else
+                b.failed = true;
+            free(text);
+            json_decref(start);
+            start = NULL;
+        }
+        sbuf_putc(&b, '}');
+        aws_response r;
+        aws_rc rc = ddb_call(s, "Query", &b, &r);
+        result = failure(s, "Query", rc, &r);
+        json_t *root = result == STORE_OK ? answer_json(&r) : NULL;
+        aws_response_free(&r);
+        if (result != STORE_OK)
+            break;
+        json_t *items = json_object_get(root, "Items");
+        if (!json_is_array(items)) {
+            log_error("DynamoDB answer has no Items", "table", s->table, "operation", "Query",
+                      NULL);
+            json_decref(root);
+            result = STORE_ERROR;
+            break;
+        }
+        for (size_t i = 0; i < json_array_size(items) && got < want && result == STORE_OK; i++) {
+            store_rc one = task_from_item(json_array_get(items, i), &out->tasks[got], false);
+            if (one == STORE_OK)
+                got++;
+            else if (one == STORE_ERROR)
+                result = STORE_ERROR;
+        }
+        json_t *last = json_object_get(root, "LastEvaluatedKey");
+        if (result == STORE_OK && got < want && json_is_object(last))
+            start = json_incref(last);
+        json_decref(root);
+    } while (start);
+    if (result != STORE_OK) {
+        out->count = got;
+        store_page_free(out);
+        return result;
+    }
+    if (got == want) {
+        task_clear(&out->tasks[--got]);
+        out->more = 1;
+    }
+    out->count = got;
+    return STORE_OK;
+}
+
+static store_rc ddb_ping(store *base)
+{
+    ddb_store *s = (ddb_store *)base;
+    json_t *item;
+    store_rc rc = get_item(s, PING_ID, false, &item);
+    json_decref(item);
+    return rc;
+}
+
+static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
+{
+    if (!hex || strlen(hex) != 2 * n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return false;
+        out[i] = (uint8_t)v;
+    }
+    return true;
+}
+
+/* Read the secret item; STORE_NOT_FOUND when it does not exist yet. */
+static store_rc read_secret(ddb_store *s)
+{
+    json_t *item;
+    store_rc rc = get_item(s, SECRET_ID, true, &item);
+    if (rc != STORE_OK)
+        return rc;
+    if (!item)
+        return STORE_NOT_FOUND;
+    bool ok = hex_to_bytes(attr_s(item, "value"), s->secret, sizeof s->secret);
+    json_decref(item);
+    if (!ok) {
+        log_error("malformed secret item", "table", s->table, "id", SECRET_ID, NULL);
+        return STORE_ERROR;
+    }
+    s->have_secret = true;
+    return STORE_OK;
+}
+
+/* Create the secret item unless another process did first. */
+static store_rc create_secret(ddb_store *s)
+{
+    uint8_t key[16];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key)
+        return STORE_ERROR;
+    char hex[33];
+    for (size_t i = 0; i < sizeof key; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    sbuf b = {0};
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"Item\":{");
+    put_s(&b, false, "id", SECRET_ID);
+    put_s(&b, true, "value", hex);
+    sbuf_puts(&b, "},\"ConditionExpression\":\"attribute_not_exists(id)\"}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "PutItem", &b, &r);
+    store_rc out;
+    if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
+        out = read_secret(s); /* another process made it first: theirs wins */
+    } else if ((out = failure(s, "PutItem", rc, &r)) == STORE_OK) {
+        memcpy(s->secret, key, sizeof key);
+        s->have_secret = true;
+    }
+    aws_response_free(&r);
+    return out;
+}
+
+static store_rc ddb_secret(store *base, uint8_t key[16])
+{
+    ddb_store *s = (ddb_store *)base;
+    pthread_mutex_lock(&s->secret_mu);
+    store_rc rc = STORE_OK;
+    if (!s->have_secret) {
+        rc = read_secret(s);
+        if (rc == STORE_NOT_FOUND)
+            rc = create_secret(s);
+        if (rc == STORE_NOT_FOUND) /* made and deleted in between: not for us to fix */
+            rc = STORE_ERROR;
+    }
+    if (rc == STORE_OK)
+        memcpy(key, s->secret, sizeof s->secret);
+    pthread_mutex_unlock(&s->secret_mu);
+    return rc;
+}
+
+/* ---- create ------------------------------------------------------------ */
+
+static bool new_id(ddb_store *s, char out[37])
+{
+    uint8_t rnd[10];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return false;
+    pthread_mutex_lock(&s->ids_mu);
+    uuid7_next(&s->ids, (uint64_t)aws_now_ms(), rnd, out);
+    pthread_mutex_unlock(&s->ids_mu);
+    return true;
+}
+
+/* The task's item: {"id":..., ...}. */
+static void put_task_item(sbuf *b, const char *id, const store_new_task *c, const char *data_image,
+                          int64_t now)
+{
+    char type_status[TASK_TYPE_MAX + 32];
+    snprintf(type_status, sizeof type_status, "%s#%s", c->task_type,
+             task_status_name(TASK_CREATED));
+    sbuf_putc(b, '{');
+    put_s(b, false, "id", id);
+    put_s(b, true, "task_type", c->task_type);
+    put_s(b, true, "status", task_status_name(TASK_CREATED));
+    put_s(b, true, "status_msg", "");
+    put_n(b, true, "created_time", now);
+    if (c->ttl != TASK_NULL_TIME)
+        put_n(b, true, "task_ttl", c->ttl);
+    sbuf_puts(b, ",\"data\":");
+    sbuf_puts(b, data_image);
+    if (c->trace)
+        put_s(b, true, "trace", c->trace);
+    put_s(b, true, "list_all", LIST_ALL_KEY);
+    put_s(b, true, "type_status", type_status);
+    sbuf_putc(b, '}');
+}
+
+/* PutItem of a task without an Idempotency-Key. */
+static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const char *data_image)
+{
+    sbuf b = {0};
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"Item\":");
+    put_task_item(&b, id, &w->create, data_image, w->now);
+    sbuf_puts(&b, ",\"ConditionExpression\":\"attribute_not_exists(id)\","
+                  "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "PutItem", &b, &r);
+    store_rc out;
+    if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
+        /* a fresh UUIDv7 is taken only by this call's own earlier attempt */
+        json_t *root = answer_json(&r);
+        json_t *item = json_object_get(root, "Item");
+        const char *type = attr_s(item, "task_type");
+        int64_t created;
+        bool ours = type && strcmp(type, w->create.task_type) == 0 &&
+                    attr_n(item, "created_time", &created) && created == w->now;
+        json_decref(root);
+        out = ours ? STORE_OK : STORE_ERROR;
+        if (!ours)
+            log_error("new task id already taken", "table", s->table, "task_id", id, NULL);
+    } else {
+        out = failure(s, "PutItem", rc, &r);
+    }
+    aws_response_free(&r);
+    return out;
+}
+
+/* The task id a live key item names, into id_out; false when it has none or has expired. */
+static bool idem_task_id(const json_t *item, int64_t now, char id_out[37])
+{
+    const char *task_id = attr_s(item, "task_id");
+    int64_t ttl;
+    if (!task_id || strlen(task_id) != TASK_ID_LEN || !attr_n(item, "ttl", &ttl) || ttl <= now)
+        return false;
+    memcpy(id_out, task_id, TASK_ID_LEN + 1);
+    return true;
+}
+
+/* Read the key item consistently: STORE_DUPLICATE with its task, STORE_NOT_FOUND when free. */
+static store_rc read_idem(ddb_store *s, const char *key, int64_t now, char id_out[37])
+{
+    sbuf b = {0};
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"Key\":{\"id\":");
+    put_idem_id(&b, key);
+    sbuf_puts(&b, "},\"ConsistentRead\":true}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "GetItem", &b, &r);
+    store_rc out = failure(s, "GetItem", rc, &r);
+    if (out == STORE_OK) {
+        json_t *root = answer_json(&r);
+        out = idem_task_id(json_object_get(root, "Item"), now, id_out) ? STORE_DUPLICATE
+                                                                       : STORE_NOT_FOUND;
+        json_decref(root);
+    }
+    aws_response_free(&r);
+    return out;
+}
+
+/* The Code of cancellation reason i, or "" when the answer lists none. */
+static const char *reason_code(const json_t *reasons, size_t i)
+{
+    const char *code = json_string_value(json_object_get(json_array_get(reasons, i), "Code"));
+    return code ? code : "";
+}
+
+/*
+ * One TransactWriteItems: the task and its key item. STORE_OK, STORE_DUPLICATE
+ * (w->id set), STORE_NOT_FOUND meaning "try again" (conflict, or a key that
+ * expired between the write and the read), or a failure.
+ */
+static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
+                                  const char *data_image)
+{
+    const store_new_task *c = &w->create;
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"ClientRequestToken\":");
+    sbuf_json_str(&b, id);
+    sbuf_puts(&b, ",\"TransactItems\":[{\"Put\":");
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"Item\":");
+    put_task_item(&b, id, c, data_image, w->now);
+    sbuf_puts(&b, ",\"ConditionExpression\":\"attribute_not_exists(id)\"}},{\"Put\":");
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"Item\":{\"id\":");
+    put_idem_id(&b, c->idempotency_key);
+    put_s(&b, true, "task_id", id);
+    put_n(&b, true, "created_time", w->now);
+    put_n(&b, true, "ttl", w->now + IDEMPOTENCY_WINDOW);
+    sbuf_puts(&b, "},\"ConditionExpression\":\"attribute_not_exists(id) OR #ttl <= :now\","
+                  "\"ExpressionAttributeNames\":{\"#ttl\":\"ttl\"},"
+                  "\"ExpressionAttributeValues\":{");
+    put_n(&b, false, ":now", w->now);
+    sbuf_puts(&b, "},\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}}]}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "TransactWriteItems", &b, &r);
+    store_rc out;
+    if (rc == AWS_ERR_CLIENT && error_is(&r, "TransactionCanceledException")) {
+        json_t *root = answer_json(&r);
+        json_t *reasons = json_object_get(root, "CancellationReasons");
+        const char *task_code = reason_code(reasons, 0), *key_code = reason_code(reasons, 1);
+        if (strcmp(key_code, "ConditionalCheckFailed") == 0 ||
+            (!json_is_array(reasons) && r.error_message &&
+             strstr(r.error_message, "ConditionalCheckFailed"))) {
+            /* the key is taken: the reason carries its item, else read it */
+            json_t *item = json_object_get(json_array_get(reasons, 1), "Item");
+            out = idem_task_id(item, w->now, w->id)
+                      ? STORE_DUPLICATE
+                      : read_idem(s, c->idempotency_key, w->now, w->id);
+        } else if (strcmp(task_code, "TransactionConflict") == 0 ||
+                   strcmp(key_code, "TransactionConflict") == 0) {
+            out = STORE_NOT_FOUND; /* another writer of the key at this moment: try again */
+        } else {
+            log_error("DynamoDB cancelled a create", "table", s->table, "task_id", id, "error",
+                      r.error_message ? r.error_message : "", NULL);
+            out = STORE_ERROR;
+        }
+        json_decref(root);
+    } else {
+        out = failure(s, "TransactWriteItems", rc, &r);
+    }
+    aws_response_free(&r);
+    return out;
+}
+
+static store_rc apply_create(ddb_store *s, store_write *w)
+{
+    const store_new_task *c = &w->create;
+    if (!c->task_type || !*c->task_type || strlen(c->task_type) > TASK_TYPE_MAX)
+        return STORE_ERROR;
+    char *derived = NULL;
+    const char *data_image = c->data_image;
+    if (!data_image && !(data_image = derived = attrval_from_text(c->data ? c->data : "{}")))
+        return STORE_ERROR;
+    char id[37];
+    store_rc rc = STORE_ERROR;
+    if (!c->idempotency_key) {
+        if (new_id(s, id))
+            rc = create_plain(s, w, id, data_image);
+    } else {
+        rc = STORE_NOT_FOUND; /* "try again" until a try settles it */
+        for (int attempt = 0; attempt < CREATE_TRIES && rc == STORE_NOT_FOUND; attempt++) {
+            if (attempt) {
+                int64_t pause = 10 << attempt, deadline = aws_deadline(); /* 20 .. 160 ms */
+                if (deadline && aws_now_ms() + pause >= deadline)
+                    break; /* no time left for another try: busy */
+                sleep_ms(pause);
+            }
+            if (!new_id(s, id)) {
+                rc = STORE_ERROR;
+                break;
+            }
+            rc = create_keyed_once(s, w, id, data_image);
+        }
+        if (rc == STORE_NOT_FOUND) {
+            log_warn("idempotency key stays contended", "table", s->table, NULL);
+            rc = STORE_BUSY;
+        }
+    }
+    free(derived);
+    if (rc == STORE_OK) {
+        memcpy(w->id, id, sizeof id);
+        facts_put(s, id, c->task_type, c->ttl);
+    }
+    return rc;
+}
+
+/* ---- update ------------------------------------------------------------ */
+
+/* Which of the ttl conditions of the header comment an update carries. */
+typedef enum ttl_case {
+    TTL_NONE,     /* not a final status: ttl untouched */
+    TTL_ABSENT,   /* final, no task_ttl: no ttl */
+    TTL_GRACE,    /* final, task_ttl <= now + grace: ttl = now + grace */
+    TTL_TASK_TTL, /* final, task_ttl > now + grace: ttl = task_ttl */
+} ttl_case;
+
+static ttl_case ttl_case_of(task_status next, int64_t task_ttl, int64_t grace_ttl)
+{
+    if (!task_status_is_final(next))
+        return TTL_NONE;
+    if (task_ttl == TASK_NULL_TIME)
+        return TTL_ABSENT;
+    return task_ttl <= grace_ttl ? TTL_GRACE : TTL_TASK_TTL;
+}
+
+/* The statuses from which task_decide() applies a change to next. */
+static int allowed_from(task_status next, const char *msg)
+{
+    int mask = 0;
+    for (int st = TASK_CREATED; st <= TASK_FAILED; st++)
+        if (task_decide((task_status)st, "", next, msg) == TASK_APPLY)
+            mask |= 1 << st;
+    return mask;
+}
+
+/* The UpdateItem request of a change under the given facts. */
+static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int allowed,
+                       const fact *f, const char *result_image)
+{
+    const store_update *u = &w->update;
+    int64_t grace_ttl = w->now + s->grace;
+    ttl_case tc = ttl_case_of(u->status, f->ttl, grace_ttl);
+    char type_status[TASK_TYPE_MAX + 32];
+    snprintf(type_status, sizeof type_status, "%s#%s", f->task_type, task_status_name(u->status));
+
+    begin_request(b, s);
+    put_key(b, u->id);
+    sbuf_puts(b, ",\"UpdateExpression\":\"SET #st = :st, #msg = :msg, #ut = :now, #ts = :ts");
+    if (result_image)
+        sbuf_puts(b, ", #res = :res");
+    if (tc == TTL_GRACE)
+        sbuf_puts(b, ", #ttl = :grace");
+    else if (tc == TTL_TASK_TTL)
+        sbuf_puts(b, ", #ttl = #tt");
+    sbuf_puts(b, "\",\"ConditionExpression\":\"");
+    int n = 0;
+    for (int st = TASK_CREATED; st <= TASK_FAILED; st++)
+        if (allowed & (1 << st))
+            n++;
+    if (n == 1) {
+        sbuf_puts(b, "#st = :c0");
+    } else {
+        sbuf_puts(b, "#st IN (");
+        for (int i = 0; i < n; i++)
+            sbuf_printf(b, "%s:c%d", i ? ", " : "", i);
+        sbuf_putc(b, ')');
+    }
+    sbuf_puts(b, " AND #ty = :ty");
+    if (tc == TTL_ABSENT)
+        sbuf_puts(b, " AND attribute_not_exists(#tt)");
+    else if (tc == TTL_GRACE)
+        sbuf_puts(b, " AND #tt <= :grace");
+    else if (tc == TTL_TASK_TTL)
+        sbuf_puts(b, " AND #tt > :grace");
+    sbuf_puts(b, "\",\"ExpressionAttributeNames\":{\"#st\":\"status\",\"#msg\":\"status_msg\","
+                 "\"#ut\":\"updated_time\",\"#ts\":\"type_status\",\"#ty\":\"task_type\"");
+    if (result_image)
+        sbuf_puts(b, ",\"#res\":\"result\"");
+    if (tc != TTL_NONE)
+        sbuf_puts(b, ",\"#tt\":\"task_ttl\"");
+    if (tc == TTL_GRACE || tc == TTL_TASK_TTL)
+        sbuf_puts(b, ",\"#ttl\":\"ttl\"");
+    sbuf_puts(b, "},\"ExpressionAttributeValues\":{");
+    put_s(b, false, ":st", task_status_name(u->status));
+    put_s(b, true, ":msg", u->status_msg);
+    put_n(b, true, ":now", w->now);
+    put_s(b, true, ":ts", type_status);
+    put_s(b, true, ":ty", f->task_type);
+    if (result_image) {
+        sbuf_puts(b, ",\":res\":");
+        sbuf_puts(b, result_image);
+    }
+    if (tc == TTL_GRACE || tc == TTL_TASK_TTL)
+        put_n(b, true, ":grace", grace_ttl);
+    for (int st = TASK_CREATED, i = 0; st <= TASK_FAILED; st++)
+        if (allowed & (1 << st)) {
+            char name[16];
+            snprintf(name, sizeof name, ":c%d", i++);
+            put_s(b, true, name, task_status_name((task_status)st));
+        }
+    sbuf_puts(b, "},\"ReturnValues\":\"ALL_OLD\","
+                 "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
+}
+
+/*
+ * Decide a change against the task as it is (cur, owned, moved into
+ * w->current): STORE_REPEAT or STORE_CONFLICT, or STORE_OK meaning "apply it",
+ * in which case cur's facts go into f and cur is freed.
+ */
+static store_rc decide(ddb_store *s, store_write *w, task *cur, fact *f)
+{
+    facts_learn(s, cur);
+    switch (task_decide(cur->status, cur->status_msg, w->update.status, w->update.status_msg)) {
+    case TASK_REPEAT:
+        w->current = *cur;
+        return STORE_REPEAT;
+    case TASK_CONFLICT:
+        w->current = *cur;
+        return STORE_CONFLICT;
+    case TASK_APPLY:
+        break;
+    }
+    memcpy(f->id, cur->id, sizeof f->id);
+    memcpy(f->task_type, cur->task_type, sizeof f->task_type);
+    f->ttl = cur->ttl;
+    task_clear(cur);
+    return STORE_OK;
+}
+
+/* The task as it is, read consistently, decided as decide() does. */
+static store_rc read_and_decide(ddb_store *s, store_write *w, fact *f)
+{
+    json_t *item;
+    store_rc rc = get_item(s, w->update.id, true, &item);
+    if (rc != STORE_OK)
+        return rc;
+    if (!item) {
+        facts_forget(s, w->update.id);
+        return STORE_NOT_FOUND;
+    }
+    task cur;
+    rc = task_from_item(item, &cur, true);
+    json_decref(item);
+    return rc == STORE_OK ? decide(s, w, &cur, f) : rc;
+}
+
+/*
+ * One conditional UpdateItem: STORE_OK (w->current filled), STORE_REPEAT,
+ * STORE_CONFLICT, STORE_NOT_FOUND or a failure; or *again set, with f
+ * corrected, when the status allows the change but the facts were wrong.
+ */
+static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
+                            const char *result_image, bool *again)
+{
+    *again = false;
+    sbuf b = {0};
+    put_update(&b, s, w, allowed, f, result_image);
+    aws_response r;
+    aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
+    store_rc out;
+    json_t *root = NULL;
+    if (rc == AWS_OK) {
+        root = answer_json(&r);
+        out = task_from_item(json_object_get(root, "Attributes"), &w->current, true);
+        if (out == STORE_OK)
+            facts_learn(s, &w->current);
+        else
+            out = STORE_ERROR; /* written, but the old image is unreadable */
+    } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
+        root = answer_json(&r);
+        json_t *item = json_object_get(root, "Item");
+        if (!json_is_object(item)) {
+            facts_forget(s, w->update.id);
+            out = STORE_NOT_FOUND;
+        } else {
+            task cur;
+            out = task_from_item(item, &cur, true);
+            if (out == STORE_OK) {
+                out = decide(s, w, &cur, f);
+                *again = out == STORE_OK; /* the status allows it: the facts were wrong */
+            }
+        }
+    } else {
+        out = failure(s, "UpdateItem", rc, &r);
+    }
+    json_decref(root);
+    aws_response_free(&r);
+    return out;
+}
+
+static store_rc apply_update(ddb_store *s, store_write *w)
+{
+    const store_update *u = &w->update;
+    if (!is_task_id(u->id))
+        return STORE_NOT_FOUND;
+    if (!u->status_msg)
+        return STORE_ERROR;
+    int allowed = allowed_from(u->status, u->status_msg);
+    fact f;
+    store_rc rc = STORE_ERROR;
+    if (!allowed || !facts_get(s, u->id, &f)) {
+        /* nothing leads there (decided on the read alone), or the facts are unknown */
+        rc = read_and_decide(s, w, &f);
+        if (rc != STORE_OK)
+            return rc;
+        if (!allowed) {
+            log_error("task_decide applied a change no status leads to", "task_id", u->id, NULL);
+            return STORE_ERROR;
+        }
+    }
+    char *result_image = NULL;
+    if (u->result && !(result_image = attrval_from_text(u->result)))
+        return STORE_ERROR;
+    bool again = true;
+    for (int attempt = 0; attempt < UPDATE_TRIES && again; attempt++)
+        rc = update_once(s, w, allowed, &f, result_image, &again);
+    free(result_image);
+    if (again) {
+        rc = STORE_BUSY;
+        log_warn("task facts keep disagreeing with the item", "table", s->table, "task_id", u->id,
+                 NULL);
+    }
+    return rc;
+}
+
+/* ---- submit ------------------------------------------------------------ */
+
+/* Run the write now, on the caller's thread, and report it. */
+static void ddb_submit(store *base, store_write *w)
+{
+    ddb_store *s = (ddb_store *)base;
+    int64_t started = monotonic_ms();
+    memset(&w->current, 0, sizeof w->current);
+    if (w->kind == STORE_WRITE_CREATE)
+        w->rc = apply_create(s, w);
+    else
+        w->rc = apply_update(s, w);
+    if (w->rc == STORE_OK) {
+        if (s->listener.changed) {
+            bool created = w->kind == STORE_WRITE_CREATE;
+            const char *type = created ? w->create.task_type : w->current.task_type;
+            s->listener.changed(s->listener.ctx, type, created ? TASK_CREATED : w->update.status,
+                                created);
+        }
+        if (s->listener.committed)
+            s->listener.committed(s->listener.ctx, 1, (double)(monotonic_ms() - started) / 1e3,
+                                  true);
+    }
+    w->done(w);
+}
+
+/* ---- open / close ------------------------------------------------------ */
+
+static void ddb_close(store *base)
+{
+    ddb_store *s = (ddb_store *)base;
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->ids_mu);
+    pthread_mutex_destroy(&s->secret_mu);
+    pthread_mutex_destroy(&s->facts_mu);
+    free(s->table);
+    free(s);
+}
+
+store *dynamodb_store_open(const dynamodb_store_options *o, char *err, size_t errlen)
+{
+    if (!o || !o->table || !*o->table || !o->client) {
+        snprintf(err, errlen, "the DynamoDB store needs a table name and a client");
+        return NULL;
+    }
+    if (o->retention_grace < 0) {
+        snprintf(err, errlen, "retention grace must not be negative");
+        return NULL;
+    }
+    ddb_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->table = strdup(o->table))) {
+        free(s);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->base.ops = &dynamodb_ops;
+    s->client = o->client;
+    s->grace = o->retention_grace;
+    if (o->listener)
+        s->listener = *o->listener;
+    pthread_mutex_init(&s->ids_mu, NULL);
+    pthread_mutex_init(&s->secret_mu, NULL);
+    pthread_mutex_init(&s->facts_mu, NULL);
+    return &s->base;
+}
+
+static const store_ops dynamodb_ops = {
+    .system = "dynamodb",
+    .submit = ddb_submit,
+    .get_task = ddb_get_task,
+    .list_tasks = ddb_list_tasks,
+    .ping = ddb_ping,
+    .secret = ddb_secret,
+    .close = ddb_close,
+};
