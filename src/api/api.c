@@ -105,6 +105,15 @@ static bool store_failed(api_response *resp, store_rc rc)
     case STORE_NOT_FOUND:
         api_error(resp, 404, "Task not found");
         return true;
+    case STORE_INVALID: {
+        validation v = {0};
+        validation_add(&v, "body", NULL,
+                       "The task store cannot keep this value (too large or too deeply nested)",
+                       "value_error");
+        validation_error(resp, &v);
+        validation_free(&v);
+        return true;
+    }
     default:
         return false;
     }
@@ -251,10 +260,14 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
         validation_free(&v);
         return API_DONE;
     }
+    /* the key that signs page tokens: the store keeps it (and fetches it on first use) */
+    uint8_t key[16];
+    if (store_failed(resp, store_secret(a->store, key)))
+        return API_DONE;
     char before[37];
     const char *token = query(req, "next_token");
     if (token) {
-        if (!pagetoken_decode(a->token_key, token, q.status, q.task_type, before)) {
+        if (!pagetoken_decode(key, token, q.status, q.task_type, before)) {
             api_error(resp, 400, "Invalid next_token");
             return API_DONE;
         }
@@ -273,7 +286,7 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     sbuf_puts(&b, "],\"next_token\":");
     char next[PAGETOKEN_TEXT_MAX];
     if (page.more && page.count &&
-        pagetoken_encode(a->token_key, page.tasks[page.count - 1].id, q.status, q.task_type, next))
+        pagetoken_encode(key, page.tasks[page.count - 1].id, q.status, q.task_type, next))
         sbuf_json_str(&b, next);
     else
         sbuf_puts(&b, "null");
@@ -700,8 +713,6 @@ bool api_init(api *a, store *s, const config *c, const api_pipeline *pipeline, c
     a->store = s;
     a->config = c;
     a->now = now;
-    if (store_secret(s, a->token_key) != STORE_OK)
-        return false;
     a->pipeline = pipeline;
     if (tel)
         a->telemetry = *tel;

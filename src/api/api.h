@@ -67,7 +67,6 @@ typedef struct api {
     store *store;
     const config *config;
     int64_t (*now)(void);         /* Unix seconds */
-    uint8_t token_key[16];        /* signs page tokens */
     const api_pipeline *pipeline; /* NULL when there is none */
     telemetry telemetry;          /* spans and metrics; members may be NULL */
     char *openapi;                /* the OpenAPI document, built once */

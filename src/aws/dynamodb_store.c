@@ -76,14 +76,13 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define IDEMPOTENCY_WINDOW (24 * 3600) /* seconds a key is remembered (README) */
-#define FACT_SLOTS         1024        /* cached task_type/task_ttl of recent tasks */
-#define UPDATE_TRIES       4           /* condition retries when cached facts were wrong */
-#define CREATE_TRIES       5           /* transaction retries on TransactionConflict */
-#define LIST_ALL_KEY       "tasks"     /* the one partition of all_by_id */
-#define SECRET_ID          "meta#secret"
-#define PING_ID            "meta#ping"
-#define TARGET_PREFIX      "DynamoDB_20120810."
+#define FACT_SLOTS    1024    /* cached task_type/task_ttl of recent tasks */
+#define UPDATE_TRIES  4       /* condition retries when cached facts were wrong */
+#define CREATE_TRIES  5       /* transaction retries on TransactionConflict */
+#define LIST_ALL_KEY  "tasks" /* the one partition of all_by_id */
+#define SECRET_ID     "meta#secret"
+#define PING_ID       "meta#ping"
+#define TARGET_PREFIX "DynamoDB_20120810."
 
 /* The immutable facts of a task an update needs. */
 typedef struct fact {
@@ -279,6 +278,13 @@ static store_rc failure(const ddb_store *s, const char *op, aws_rc rc, const aws
         log_error("DynamoDB table not found", "table", s->table, "operation", op, "error", msg,
                   NULL);
         return STORE_ERROR;
+    }
+    if (error_is(r, "ValidationException") && strcmp(op, "Query") != 0 &&
+        strcmp(op, "GetItem") != 0) {
+        /* a write DynamoDB can never take: the item's size, depth or numbers */
+        log_warn("DynamoDB cannot keep this item", "table", s->table, "operation", op, "error", msg,
+                 NULL);
+        return STORE_INVALID;
     }
     if (error_is(r, "TransactionConflictException") ||
         error_is(r, "TransactionInProgressException")) {
@@ -794,7 +800,7 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
     put_idem_id(&b, c->idempotency_key);
     put_s(&b, true, "task_id", id);
     put_n(&b, true, "created_time", w->now);
-    put_n(&b, true, "ttl", w->now + IDEMPOTENCY_WINDOW);
+    put_n(&b, true, "ttl", w->now + STORE_IDEMPOTENCY_WINDOW);
     sbuf_puts(&b, "},\"ConditionExpression\":\"attribute_not_exists(id) OR #ttl <= :now\","
                   "\"ExpressionAttributeNames\":{\"#ttl\":\"ttl\"},"
                   "\"ExpressionAttributeValues\":{");

@@ -23,6 +23,8 @@ const char *store_rc_name(store_rc rc)
         return "duplicate";
     case STORE_BUSY:
         return "busy";
+    case STORE_INVALID:
+        return "invalid";
     case STORE_ERROR:
         return "error";
     }

@@ -26,6 +26,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How long an idempotency key is remembered, in seconds (README: 24 h). */
+#define STORE_IDEMPOTENCY_WINDOW (24 * 3600)
+
 typedef enum store_rc {
     STORE_OK = 0,
     STORE_NOT_FOUND, /* no such task */
@@ -33,6 +36,7 @@ typedef enum store_rc {
     STORE_REPEAT,    /* the change had already been made; nothing written */
     STORE_DUPLICATE, /* idempotency key seen before; id_out holds the first task's id */
     STORE_BUSY,      /* the database is locked or overloaded: retry later */
+    STORE_INVALID,   /* the store can never keep this (too deep, too large): do not retry */
     STORE_ERROR,     /* I/O error, full disk, corruption, out of memory */
 } store_rc;
 
@@ -121,7 +125,8 @@ typedef struct store_ops {
     store_rc (*get_task)(store *s, const char *id, task *out);
     store_rc (*list_tasks)(store *s, const store_list_query *q, store_page *out);
     store_rc (*ping)(store *s);
-    /* 16 bytes of secret that are stable for the life of the data (page tokens). */
+    /* 16 bytes of secret that are stable for the life of the data (page tokens); cheap
+     * after the first call (an adapter may fetch it then, not when it opens). */
     store_rc (*secret)(store *s, uint8_t key[16]);
     void (*close)(store *s);
 } store_ops;

@@ -36,8 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define IDEMPOTENCY_WINDOW (24 * 3600)
-#define MAX_READERS        64
+#define MAX_READERS 64
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -506,7 +505,7 @@ static void purge_idempotency(sqlite_store *s)
     if (now == 0 || now - s->last_purge < 60)
         return;
     s->last_purge = now;
-    sqlite3_bind_int64(s->w_idem_purge, 1, now - IDEMPOTENCY_WINDOW);
+    sqlite3_bind_int64(s->w_idem_purge, 1, now - STORE_IDEMPOTENCY_WINDOW);
     if (sq_step_done(s->w_idem_purge) != SQLITE_OK)
         log_warn("idempotency key purge failed", "error", sqlite3_errmsg(s->wdb), NULL);
 }
@@ -582,7 +581,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
         s->latest_create = now;
     if (nt->idempotency_key) {
         sqlite3_bind_text(s->w_idem_get, 1, nt->idempotency_key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s->w_idem_get, 2, now - IDEMPOTENCY_WINDOW);
+        sqlite3_bind_int64(s->w_idem_get, 2, now - STORE_IDEMPOTENCY_WINDOW);
         int rc = sqlite3_step(s->w_idem_get);
         bool seen = rc == SQLITE_ROW;
         if (seen)

@@ -1267,6 +1267,31 @@ static void test_dynamodb_update_corrects_its_facts(void **state)
 }
 
 /* A table that does not exist is an error to report, never a crash. */
+/*
+ * Data DynamoDB can never hold (nesting past 32 levels) is the client's
+ * fault for good: 422, not a 503 that invites a retry.
+ */
+static void test_dynamodb_refuses_for_good(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    char body[512];
+    int n = snprintf(body, sizeof body, "{\"task_type\":\"TASK2\",\"data\":");
+    for (int i = 0; i < 40; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "{\"a\":");
+    n += snprintf(body + n, sizeof body - (size_t)n, "1");
+    for (int i = 0; i < 41; i++)
+        n += snprintf(body + n, sizeof body - (size_t)n, "}");
+    api_response r = call(f, "POST", "/tasks", body, NULL);
+    assert_int_equal(r.status, 422);
+    json_t *j = body_json(&r);
+    json_t *item = json_array_get(json_object_get(j, "detail"), 0);
+    assert_string_equal(json_string_value(json_object_get(item, "type")), "value_error");
+    json_decref(j);
+    api_response_free(&r);
+}
+
 static void test_dynamodb_missing_table(void **state)
 {
     fixture *f = *state;
@@ -1327,6 +1352,7 @@ int main(void)
         CASE(test_dynamodb_ttl_attribute),
         CASE(test_dynamodb_items_not_tasks),
         CASE(test_dynamodb_update_corrects_its_facts),
+        CASE(test_dynamodb_refuses_for_good),
         CASE(test_dynamodb_missing_table),
     };
 #undef CASE
