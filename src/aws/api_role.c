@@ -1,0 +1,94 @@
+/*
+ * api_role — API Gateway events into api_handle(); see api_role.h.
+ *
+ * An event that is not an API Gateway proxy event fails the invocation
+ * (Runtime.InvalidEvent): API Gateway never sends one, so whoever did gets a
+ * function error rather than an HTTP answer it would not read.
+ */
+#include "api_role.h"
+
+#include "api/api.h"
+#include "apigw.h"
+#include "util/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+typedef struct api_role {
+    role base;
+    api api;
+} api_role;
+
+/* The request as the API sees it: the event's, with the invocation's trace. */
+typedef struct traced_request {
+    const api_request *event; /* the decoded event */
+    const char *trace_id;     /* Lambda-Runtime-Trace-Id, or NULL */
+} traced_request;
+
+static const char *traced_header(void *ctx, const char *name)
+{
+    const traced_request *t = ctx;
+    if (t->trace_id) {
+        if (strcasecmp(name, "X-Amzn-Trace-Id") == 0)
+            return t->trace_id;
+        if (strcasecmp(name, "traceparent") == 0)
+            return NULL; /* the function's segment is the parent, not the caller's span */
+    }
+    return t->event->header ? t->event->header(t->event->ctx, name) : NULL;
+}
+
+static const char *traced_query(void *ctx, const char *name)
+{
+    const traced_request *t = ctx;
+    return t->event->query ? t->event->query(t->event->ctx, name) : NULL;
+}
+
+static void api_invoke(role *r, const lambda_invocation *inv, role_result *out)
+{
+    api_role *ar = (api_role *)r;
+    apigw_request ev;
+    char err[256];
+    if (!apigw_request_parse(inv->event, inv->event_len, &ev, err, sizeof err)) {
+        log_warn("not an API Gateway proxy event", "error", err, NULL);
+        role_fail(out, "Runtime.InvalidEvent", "%s", err);
+        return;
+    }
+    traced_request t = {.event = &ev.req, .trace_id = inv->trace_id[0] ? inv->trace_id : NULL};
+    api_request req = ev.req;
+    req.header = traced_header;
+    req.query = traced_query;
+    req.ctx = &t;
+    api_response resp = {0};
+    api_handle(&ar->api, &req, &resp);
+    out->response = apigw_response_json(&ev, &resp, &out->response_len);
+    if (!out->response)
+        role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
+    api_response_free(&resp);
+    apigw_request_free(&ev);
+}
+
+static void api_role_free(role *r)
+{
+    api_role *ar = (api_role *)r;
+    api_free(&ar->api);
+    free(ar);
+}
+
+static int64_t unix_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+role *api_role_new(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
+{
+    api_role *ar = calloc(1, sizeof *ar);
+    if (!ar || !api_init(&ar->api, s, c, NULL, tel, unix_now)) {
+        free(ar);
+        snprintf(err, errlen, "cannot initialise the API: out of memory");
+        return NULL;
+    }
+    ar->base = (role){.name = "api", .invoke = api_invoke, .free = api_role_free};
+    return &ar->base;
+}

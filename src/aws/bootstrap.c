@@ -1,0 +1,208 @@
+/*
+ * bootstrap — the Lambda custom runtime: one program for every function of
+ * the AWS deployment, its role chosen by _HANDLER.
+ *
+ * Init reads the environment and builds the graph — configuration, tracer,
+ * the DynamoDB store, the role — without touching the network (clients
+ * connect on first use), so a cold start costs a few milliseconds. A failed
+ * init is reported to /runtime/init/error and the process exits.
+ *
+ * Then the loop: take the next invocation; its deadline becomes the
+ * thread's deadline for every AWS call; its request id joins every log line;
+ * the role answers; the response (or the function error) is posted; then
+ * queued spans are flushed within the deadline, before /next lets Lambda
+ * freeze the process. Connections live across invocations.
+ *
+ * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api), TABLE_NAME,
+ * TASKD_CONFIG (else $LAMBDA_TASK_ROOT/taskd.json when it exists, else the
+ * defaults), LOG_LEVEL, the AWS_* variables of aws_http.h and the OTEL_* /
+ * AWS_XRAY_DAEMON_ADDRESS variables of tracer.h.
+ */
+#include "api_role.h"
+#include "aws_http.h"
+#include "core/config.h"
+#include "dynamodb_store.h"
+#include "lambda_runtime.h"
+#include "role.h"
+#include "trace/trace.h"
+#include "util/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char ROLES[] = "api, publish, worker";
+
+/* Everything init builds; torn down in reverse. */
+typedef struct runtime_graph {
+    config cfg;
+    bool cfg_loaded;
+    telemetry tel;
+    aws_client *dynamodb;
+    store *store;
+    role *role;
+} runtime_graph;
+
+static void graph_free(runtime_graph *g)
+{
+    if (g->role)
+        g->role->free(g->role);
+    store_close(g->store);
+    aws_client_free(g->dynamodb);
+    tracer_free(g->tel.tracer);
+    if (g->cfg_loaded)
+        config_free(&g->cfg);
+}
+
+/* The configuration file: TASKD_CONFIG, else taskd.json beside the function's code. */
+static bool load_config(config *c, char *err, size_t errlen)
+{
+    if (!config_defaults(c)) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    const char *path = getenv("TASKD_CONFIG");
+    char beside[4096];
+    const char *root = getenv("LAMBDA_TASK_ROOT");
+    if (!path && root) {
+        snprintf(beside, sizeof beside, "%s/taskd.json", root);
+        if (access(beside, R_OK) == 0)
+            path = beside;
+    }
+    if (path && !config_load_file(c, path, err, errlen)) {
+        config_free(c);
+        return false;
+    }
+    return true;
+}
+
+/* Build the graph for the role; false with the init error's type and message. */
+static bool init(runtime_graph *g, const char *role_name, char *etype, size_t etlen, char *err,
+                 size_t errlen)
+{
+    if (!role_name || !*role_name) {
+        snprintf(etype, etlen, "Runtime.NoHandler");
+        snprintf(err, errlen, "_HANDLER is not set: name a role (%s)", ROLES);
+        return false;
+    }
+    if (strcmp(role_name, "publish") == 0 || strcmp(role_name, "worker") == 0) {
+        snprintf(etype, etlen, "Runtime.RoleNotBuilt");
+        snprintf(err, errlen, "role %s is not part of this build yet; this build serves: api",
+                 role_name);
+        return false;
+    }
+    if (strcmp(role_name, "api") != 0) {
+        snprintf(etype, etlen, "Runtime.UnknownRole");
+        snprintf(err, errlen, "unknown _HANDLER \"%.64s\": the roles are %s", role_name, ROLES);
+        return false;
+    }
+    snprintf(etype, etlen, "Runtime.ConfigError");
+    if (!load_config(&g->cfg, err, errlen))
+        return false;
+    g->cfg_loaded = true;
+    const char *table = getenv("TABLE_NAME");
+    if (!table || !*table) {
+        snprintf(err, errlen, "TABLE_NAME is not set: name the DynamoDB table");
+        return false;
+    }
+    /* the local trace view has no reader on Lambda; spans only go to the exporters */
+    tracer_options to = {.service_name = "taskd", .service_version = TASKD_VERSION};
+    if (!(g->tel.tracer = tracer_new(&to, err, errlen)))
+        return false;
+    if (!(g->dynamodb = aws_client_new(AWS_DYNAMODB, err, errlen)))
+        return false;
+    dynamodb_store_options so = {
+        .table = table, .client = g->dynamodb, .retention_grace = g->cfg.retention_grace};
+    if (!(g->store = dynamodb_store_open(&so, err, errlen)))
+        return false;
+    snprintf(etype, etlen, "Runtime.InitError");
+    return (g->role = api_role_new(g->store, &g->cfg, &g->tel, err, errlen)) != NULL;
+}
+
+/* The Root of an X-Ray trace header, for the xray_trace_id log field. */
+static void trace_root(const char *header, char *out, size_t outlen)
+{
+    *out = '\0';
+    const char *root = strstr(header, "Root=");
+    if (root) {
+        root += 5;
+        size_t n = strcspn(root, ";");
+        snprintf(out, outlen, "%.*s", (int)(n < outlen ? n : outlen - 1), root);
+    }
+}
+
+/* Serve invocations until the runtime API goes away. */
+static int serve(lambda_runtime *rt, runtime_graph *g)
+{
+    role *r = g->role;
+    bool cold = true;
+    char err[512];
+    for (;;) {
+        lambda_invocation inv = {0};
+        if (!lambda_runtime_next(rt, &inv, err, sizeof err)) {
+            log_error("cannot get the next invocation", "error", err, NULL);
+            return 1; /* Lambda starts a fresh environment */
+        }
+        char root[64];
+        trace_root(inv.trace_id, root, sizeof root);
+        log_context("function_request_id", inv.request_id, "cold_start", cold ? "true" : "false",
+                    "xray_trace_id", root, NULL);
+        cold = false;
+        aws_set_deadline(inv.deadline_ms);
+
+        role_result res = {0};
+        r->invoke(r, &inv, &res);
+        bool posted =
+            res.response
+                ? lambda_runtime_respond(rt, &inv, res.response, res.response_len, err, sizeof err)
+                : lambda_runtime_fail(rt, &inv, res.error_type, res.error_message, err, sizeof err);
+        if (!posted)
+            log_error("cannot post the invocation's outcome", "error", err, NULL);
+        else if (!res.response)
+            log_error("invocation failed", "error_type", res.error_type, "error", res.error_message,
+                      NULL);
+        role_result_clear(&res);
+        /* spans must not wait in a frozen process: send them before the next /next */
+        tracer_flush(g->tel.tracer, inv.deadline_ms);
+        aws_set_deadline(0);
+        log_context_clear();
+        lambda_invocation_clear(&inv);
+    }
+}
+
+int main(void)
+{
+    log_level level = LOG_INFO;
+    const char *env_level = getenv("LOG_LEVEL");
+    if (env_level && !log_level_parse(env_level, &level))
+        level = LOG_INFO;
+    log_setup(level, "taskd");
+    signal(SIGPIPE, SIG_IGN);
+    tracer_global_init(); /* libcurl, before any thread starts */
+
+    char err[512], etype[64];
+    lambda_runtime *rt = lambda_runtime_new(err, sizeof err);
+    if (!rt) {
+        log_error("not running under a Lambda runtime API", "error", err, NULL);
+        tracer_global_cleanup();
+        return 2;
+    }
+    runtime_graph g = {0};
+    int status = 1;
+    if (!init(&g, getenv("_HANDLER"), etype, sizeof etype, err, sizeof err)) {
+        log_error("init failed", "error_type", etype, "error", err, NULL);
+        char post_err[256];
+        if (!lambda_runtime_init_error(rt, etype, err, post_err, sizeof post_err))
+            log_error("cannot report the init error", "error", post_err, NULL);
+    } else {
+        log_info("ready", "role", g.role->name, "table", getenv("TABLE_NAME"), "dynamodb",
+                 aws_client_endpoint(g.dynamodb), "version", TASKD_VERSION, NULL);
+        status = serve(rt, &g);
+    }
+    graph_free(&g);
+    lambda_runtime_free(rt);
+    tracer_global_cleanup();
+    return status;
+}

@@ -1,0 +1,40 @@
+/*
+ * role — what one Lambda function does with an invocation's event.
+ *
+ * bootstrap runs one role, chosen by _HANDLER: `api` (API Gateway events into
+ * the API function); `publish` (DynamoDB stream records to the topic) and
+ * `worker` (queue messages to handlers) follow the same interface. A role
+ * answers with the JSON its event source expects, or fails the invocation
+ * with an error type and message (Lambda then reports a function error).
+ */
+#ifndef TASKD_ROLE_H
+#define TASKD_ROLE_H
+
+#include "lambda_runtime.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The outcome of one invocation. */
+typedef struct role_result {
+    char *response; /* owned JSON for /response, or NULL when the invocation failed */
+    size_t response_len;
+    char error_type[64]; /* when failed: e.g. "Runtime.InvalidEvent" */
+    char error_message[256];
+} role_result;
+
+typedef struct role role;
+struct role {
+    const char *name;
+    /* Handle one invocation (its deadline is already the thread's AWS deadline). */
+    void (*invoke)(role *r, const lambda_invocation *inv, role_result *out);
+    void (*free)(role *r);
+};
+
+/* Fail the invocation with a type and a message (printf-style). */
+void role_fail(role_result *out, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Release what a result owns. */
+void role_result_clear(role_result *out);
+
+#endif
