@@ -108,7 +108,8 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
         return false;
     }
     /* the local trace view has no reader on Lambda; spans only go to the exporters */
-    tracer_options to = {.service_name = "taskd", .service_version = TASKD_VERSION};
+    tracer_options to = {
+        .service_name = "taskd", .service_version = TASKD_VERSION, .xray_subsegments = true};
     if (!(g->tel.tracer = tracer_new(&to, err, errlen)))
         return false;
     if (!(g->dynamodb = aws_client_new(AWS_DYNAMODB, err, errlen)))

@@ -118,6 +118,7 @@ struct tracer {
     char curl_err[CURL_ERROR_SIZE];
     sbuf response; /* the first RESPONSE_KEEP bytes of the last response body */
     int xray_fd;   /* -1 when X-Ray is off */
+    xray_mode xray_mode;
     struct sockaddr_storage xray_addr;
     socklen_t xray_addrlen;
     char xray_where[300]; /* "host:port" for logs */
@@ -222,7 +223,8 @@ static bool xray_send(tracer *t, const span *s)
     sbuf doc = {0}, dgram = {0};
     const char *problem = NULL;
     char reason[160] = "";
-    if (!xray_segment_encode(&doc, s, t->resource.service_name) || sbuf_failed(&doc) || !doc.data) {
+    if (!xray_segment_encode(&doc, s, t->resource.service_name, t->xray_mode) ||
+        sbuf_failed(&doc) || !doc.data) {
         problem = "X-Ray segment encoding failed";
     } else {
         xray_datagram(&dgram, doc.data);
@@ -711,6 +713,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
         return NULL;
     }
     t->xray_fd = -1;
+    t->xray_mode = o->xray_subsegments ? XRAY_SUBSEGMENTS : XRAY_SEGMENTS;
     t->rng = (uint64_t)mono_ns() ^ (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ULL;
     if (!init_locks(t)) {
         snprintf(err, errlen, "cannot create tracer locks");

@@ -43,6 +43,7 @@ typedef struct tracer_options {
     const char *service_version;
     size_t queue_capacity; /* spans waiting for export (0: the default, 8192) */
     size_t local_capacity; /* spans kept for the local view (default 65536); 0 disables */
+    bool xray_subsegments; /* inside a Lambda function: X-Ray gets only subsegments (xray.h) */
 } tracer_options;
 
 /* Process-wide set-up and tear-down of the HTTP client library (libcurl). */

@@ -253,10 +253,11 @@ static void put_metadata(sbuf *b, const span *s)
 }
 
 /* Append the document for s; metadata only when with_metadata. */
-static void put_document(sbuf *b, const span *s, const char *service_name, bool with_metadata)
+static void put_document(sbuf *b, const span *s, const char *service_name, xray_mode mode,
+                         bool with_metadata)
 {
     bool has_parent = span_has_parent(s);
-    bool segment = s->kind == SPAN_KIND_SERVER || !has_parent;
+    bool segment = !has_parent || (s->kind == SPAN_KIND_SERVER && mode == XRAY_SEGMENTS);
 
     sbuf_puts(b, "{\"name\":");
     if (segment)
@@ -292,17 +293,17 @@ static void put_document(sbuf *b, const span *s, const char *service_name, bool 
     sbuf_putc(b, '}');
 }
 
-bool xray_segment_encode(sbuf *b, const span *s, const char *service_name)
+bool xray_segment_encode(sbuf *b, const span *s, const char *service_name, xray_mode mode)
 {
     if (!b || !s || all_zero(s->trace_id, 16) || all_zero(s->span_id, 8))
         return false;
     size_t start = b->len;
-    put_document(b, s, service_name, true);
+    put_document(b, s, service_name, mode, true);
     if (!sbuf_failed(b) && b->len - start > XRAY_DOC_MAX) {
         /* Too big for one datagram: send it without the metadata (everything else is capped). */
         b->len = start;
         b->data[start] = '\0';
-        put_document(b, s, service_name, false);
+        put_document(b, s, service_name, mode, false);
     }
     return !sbuf_failed(b);
 }

@@ -29,8 +29,10 @@
  * _ . : / % & # = + \ - @); anything else becomes '_' (one per UTF-8
  * character) and names are cut to 200 characters.
  *
- * Not for Lambda as is: there the function segment belongs to Lambda and
- * only subsegments may be sent (tracing.md §5).
+ * On Lambda the function's segment belongs to Lambda, and only subsegments
+ * may be sent (XRAY_SUBSEGMENTS): a SERVER span becomes a subsegment too,
+ * under its parent — the function segment named by Lambda-Runtime-Trace-Id.
+ * Only a span with no parent at all is still written as a segment.
  */
 #ifndef TASKD_XRAY_H
 #define TASKD_XRAY_H
@@ -53,7 +55,13 @@
  * empty: "unknown_service"). False when out of memory (b is then marked
  * failed) or when the span's trace id or span id is all zero.
  */
-bool xray_segment_encode(sbuf *b, const span *s, const char *service_name);
+typedef enum xray_mode {
+    XRAY_SEGMENTS,    /* a service of its own: SERVER and root spans are segments */
+    XRAY_SUBSEGMENTS, /* inside a segment someone else owns (Lambda): parented spans are subsegments
+                       */
+} xray_mode;
+
+bool xray_segment_encode(sbuf *b, const span *s, const char *service_name, xray_mode mode);
 /* Append the daemon header line {"format": "json", "version": 1}, '\n', then doc. */
 void xray_datagram(sbuf *b, const char *doc);
 /*

@@ -633,7 +633,7 @@ static void test_proto_edge_cases(void **state)
 static json_t *encode_xray(const span *s, const char *service, sbuf *text)
 {
     sbuf b = {0};
-    assert_true(xray_segment_encode(&b, s, service));
+    assert_true(xray_segment_encode(&b, s, service, XRAY_SEGMENTS));
     json_error_t err;
     json_t *doc = json_loads(b.data, 0, &err);
     if (!doc)
@@ -780,6 +780,36 @@ static void test_xray_root_and_in_progress(void **state)
     assert_json_str(ann, "messaging_system", "aws.sns");
     assert_json_int(ann, "retry_count", -42);
     json_decref(doc);
+    span_clear(&s);
+}
+
+/* Inside Lambda: the SERVER span hangs under the function's segment as a subsegment. */
+static void test_xray_lambda_mode(void **state)
+{
+    (void)state;
+    span s;
+    make_server(&s, 201);
+    sbuf b = {0};
+    assert_true(xray_segment_encode(&b, &s, "tasks-api", XRAY_SUBSEGMENTS));
+    json_t *doc = json_loads(b.data, 0, NULL);
+    assert_non_null(doc);
+    assert_json_str(doc, "type", "subsegment");
+    assert_json_str(doc, "parent_id", PID_HEX);
+    assert_json_str(doc, "name", "GET /tasks/_id_"); /* X-Ray's name alphabet */
+    assert_json_str(doc, "trace_id", "1-5759e988-bd862e3fe1be46a994272793");
+    json_decref(doc);
+    sbuf_free(&b);
+    span_clear(&s);
+    /* a span with no parent cannot be a subsegment: still a segment */
+    make_root(&s);
+    sbuf c = {0};
+    assert_true(xray_segment_encode(&c, &s, "tasks-api", XRAY_SUBSEGMENTS));
+    doc = json_loads(c.data, 0, NULL);
+    assert_non_null(doc);
+    assert_null(json_object_get(doc, "type"));
+    assert_json_str(doc, "name", "tasks-api");
+    json_decref(doc);
+    sbuf_free(&c);
     span_clear(&s);
 }
 
@@ -941,7 +971,7 @@ static void test_xray_size_limits(void **state)
         span_set_str(&s, key, longv);
     }
     sbuf b = {0};
-    assert_true(xray_segment_encode(&b, &s, "svc"));
+    assert_true(xray_segment_encode(&b, &s, "svc", XRAY_SEGMENTS));
     assert_true(b.len <= XRAY_DOC_MAX);
     json_error_t err;
     doc = json_loads(b.data, 0, &err);
@@ -952,7 +982,7 @@ static void test_xray_size_limits(void **state)
     /* Appending after earlier text keeps that text. */
     sbuf c = {0};
     sbuf_puts(&c, "prefix");
-    assert_true(xray_segment_encode(&c, &s, "svc"));
+    assert_true(xray_segment_encode(&c, &s, "svc", XRAY_SEGMENTS));
     assert_int_equal(c.len, 6 + b.len);
     assert_memory_equal(c.data, "prefix", 6);
     assert_string_equal(c.data + 6, b.data);
@@ -968,11 +998,11 @@ static void test_xray_rejects_zero_ids(void **state)
     make_server(&s, 200);
     sbuf b = {0};
     memset(s.span_id, 0, 8);
-    assert_false(xray_segment_encode(&b, &s, "svc"));
+    assert_false(xray_segment_encode(&b, &s, "svc", XRAY_SEGMENTS));
     memcpy(s.span_id, SID, 8);
     memset(s.trace_id, 0, 16);
-    assert_false(xray_segment_encode(&b, &s, "svc"));
-    assert_false(xray_segment_encode(&b, NULL, "svc"));
+    assert_false(xray_segment_encode(&b, &s, "svc", XRAY_SEGMENTS));
+    assert_false(xray_segment_encode(&b, NULL, "svc", XRAY_SEGMENTS));
     assert_null(b.data);
     span_clear(&s);
 }
@@ -983,7 +1013,7 @@ static void test_xray_datagram(void **state)
     span s;
     make_server(&s, 200);
     sbuf doc = {0}, dg = {0};
-    assert_true(xray_segment_encode(&doc, &s, "svc"));
+    assert_true(xray_segment_encode(&doc, &s, "svc", XRAY_SEGMENTS));
     xray_datagram(&dg, doc.data);
     const char *hdr = "{\"format\": \"json\", \"version\": 1}\n";
     assert_int_equal(dg.len, strlen(hdr) + doc.len);
@@ -1075,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_xray_segment_errors),
         cmocka_unit_test(test_xray_root_and_in_progress),
         cmocka_unit_test(test_xray_subsegment),
+        cmocka_unit_test(test_xray_lambda_mode),
         cmocka_unit_test(test_xray_names),
         cmocka_unit_test(test_xray_annotation_keys),
         cmocka_unit_test(test_xray_size_limits),
