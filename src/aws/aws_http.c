@@ -51,6 +51,7 @@
  */
 #include "aws_http.h"
 
+#include "util/ca_bundle.h"
 #include "util/errbuf.h"
 
 #include <curl/curl.h>
@@ -83,9 +84,10 @@ struct aws_client {
     char sigv4[128]; /* "aws:amz:<region>:<service>" */
     char *access_key;
     char *secret_key;
-    char *token_header; /* "X-Amz-Security-Token: ..." or NULL */
-    bool remove_expect; /* the libcurl in use leaves "Expect:" out of the signature */
-    pthread_mutex_t mu; /* guards idle / n_idle */
+    char *token_header;    /* "X-Amz-Security-Token: ..." or NULL */
+    bool remove_expect;    /* the libcurl in use leaves "Expect:" out of the signature */
+    const char *ca_bundle; /* trusted CAs (ca_bundle.h), or NULL for libcurl's default */
+    pthread_mutex_t mu;    /* guards idle / n_idle */
     CURL *idle[AWS_POOL_MAX_IDLE];
     int n_idle;
 };
@@ -385,6 +387,7 @@ aws_client *aws_client_new(aws_service service, char *err, size_t errlen)
     }
     const curl_version_info_data *vi = curl_version_info(CURLVERSION_NOW);
     c->remove_expect = vi && vi->version_num >= 0x080300;
+    c->ca_bundle = ca_bundle_path();
     pthread_mutex_init(&c->mu, NULL);
     return c;
 }
@@ -825,6 +828,8 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, AWS_USER_AGENT);
+    if (c->ca_bundle)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_bundle);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, c->sigv4);
     curl_easy_setopt(h, CURLOPT_USERNAME, c->access_key);
     curl_easy_setopt(h, CURLOPT_PASSWORD, c->secret_key);

@@ -46,6 +46,7 @@
 #include "trace/otlp_json.h"
 #include "trace/otlp_proto.h"
 #include "trace/xray.h"
+#include "util/ca_bundle.h"
 #include "util/log.h"
 
 #include <curl/curl.h>
@@ -624,6 +625,9 @@ static bool otlp_open(tracer *t)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "taskd-otlp-exporter/" TASKD_VERSION);
+    const char *ca = ca_bundle_path();
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
