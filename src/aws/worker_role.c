@@ -1,0 +1,557 @@
+/*
+ * worker_role — SQS events into the work step; see worker_role.h.
+ *
+ * The role holds one lane per queue it serves: a handler lane (the queue's
+ * binding, its handler built once, and the work_env the step needs) or a
+ * dead-letter lane (the queues whose dead-letter queue it is). An
+ * invocation first reads every record (a record the answer could not name
+ * fails the invocation before anything is written), then works each lane's
+ * records as one batch, then answers with the messages to keep.
+ *
+ * A handler lane's batch goes through work.h in its phases: the claims are
+ * submitted together (one store_batch: they share a commit where the store
+ * groups writes) and waited for; each claim's outcome becomes its item's
+ * (a fresh claim found IN_PROGRESS is turned into "keep", see the header);
+ * work_begin; work_run for each item to run, one after another, the
+ * reports going into a second group; the wait; work_finish tells spent
+ * from kept. The tasks the claims returned (current) stay alive until the
+ * end: an item may borrow its data and type from them.
+ *
+ * Every string a record points to is borrowed from the event's JSON or
+ * from its parsed body, both released when the invocation ends.
+ */
+#include "worker_role.h"
+
+#include "aws_http.h"
+#include "core/sbuf.h"
+#include "runner/handlers.h"
+#include "runner/work.h"
+#include "util/log.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* One queue the worker serves. */
+typedef struct lane {
+    const queue_config *queue;
+    const handler_config *binding; /* handler mode; NULL in dead-letter mode */
+    work_env env;                  /* handler mode: the step's environment; the handler is owned */
+    const queue_config *sources[CONFIG_MAX_ITEMS]; /* dead-letter mode: whose dead letters */
+    size_t n_sources;
+} lane;
+
+typedef struct worker_role {
+    role base;
+    store *store;
+    telemetry tel;
+    bool fixed; /* one queue was named: every record is its own */
+    lane lanes[CONFIG_MAX_ITEMS];
+    size_t n_lanes;
+} worker_role;
+
+/* One record of the event as read; strings are borrowed (see the module comment). */
+typedef struct record {
+    const char *message_id;
+    lane *lane;                    /* NULL: the record names no queue served here */
+    char task_id[TASK_ID_LEN + 1]; /* "": not a task message */
+    const char *task_type;         /* the TaskType attribute, or NULL */
+    const char *data;              /* the body when it is a JSON object, else NULL */
+    const char *traceparent;       /* the traceparent attribute, or NULL */
+    const char *xray;              /* attributes.AWSTraceHeader, or NULL */
+    const char *source_arn;        /* attributes.DeadLetterQueueSourceArn, or NULL */
+    int64_t sent_ms;
+    int receive_count;
+    json_t *body_doc; /* the parsed body (owned), or NULL */
+    bool kept;        /* the message must come back */
+} record;
+
+static int64_t now_ms(void)
+{
+    return trace_now_ns() / 1000000;
+}
+
+/* ---- reading the event --------------------------------------------------- */
+
+/* A message attribute's value: attrs.name.key as a string, or NULL. */
+static const char *message_attribute(const json_t *attrs, const char *name, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(attrs, name), key));
+}
+
+/* attrs.name as a non-negative integer (SQS sends digits in a string), or fallback. */
+static int64_t number_attribute(const json_t *attrs, const char *name, int64_t fallback)
+{
+    const json_t *v = json_object_get(attrs, name);
+    if (json_is_integer(v))
+        return json_integer_value(v) >= 0 ? json_integer_value(v) : fallback;
+    const char *s = json_string_value(v);
+    if (!s || *s < '0' || *s > '9')
+        return fallback;
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    return *end || errno ? fallback : (int64_t)n;
+}
+
+/* True when text is a JSON object. */
+static bool is_json_object(const char *text)
+{
+    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    bool ok = json_is_object(doc);
+    json_decref(doc);
+    return ok;
+}
+
+/* The queue name of a queue ARN: its last ':' segment. */
+static const char *queue_of_arn(const char *arn)
+{
+    if (!arn)
+        return NULL;
+    const char *colon = strrchr(arn, ':');
+    return colon ? colon + 1 : arn;
+}
+
+static lane *lane_named(worker_role *w, const char *name)
+{
+    for (size_t i = 0; name && i < w->n_lanes; i++)
+        if (strcmp(w->lanes[i].queue->name, name) == 0)
+            return &w->lanes[i];
+    return NULL;
+}
+
+/* Take the task's id, type and trace context from a set of attributes (key: the value's name). */
+static void task_attributes(record *rec, const json_t *attrs, const char *key)
+{
+    const char *id = message_attribute(attrs, "TaskId", key);
+    if (id && *id && strlen(id) <= TASK_ID_LEN)
+        memcpy(rec->task_id, id, strlen(id) + 1);
+    else if (id)
+        log_warn("message names no valid task id; dropped", "message_id", rec->message_id, NULL);
+    rec->task_type = message_attribute(attrs, "TaskType", key);
+    rec->traceparent = message_attribute(attrs, "traceparent", key);
+}
+
+/*
+ * Read Records[i] into rec. False (with err) when the record cannot be
+ * answered for on its own: not an object, or no messageId.
+ */
+static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, char *err,
+                        size_t errlen)
+{
+    if (!json_is_object(r)) {
+        snprintf(err, errlen, "Records[%zu] is not an object", i);
+        return false;
+    }
+    rec->message_id = json_string_value(json_object_get(r, "messageId"));
+    if (!rec->message_id || !*rec->message_id) {
+        snprintf(err, errlen, "Records[%zu] has no messageId", i);
+        return false;
+    }
+    const json_t *attrs = json_object_get(r, "attributes");
+    int64_t count = number_attribute(attrs, "ApproximateReceiveCount", 1);
+    rec->receive_count = count < 1 ? 1 : count > 1000000 ? 1000000 : (int)count;
+    rec->sent_ms = number_attribute(attrs, "SentTimestamp", now_ms());
+    rec->xray = json_string_value(json_object_get(attrs, "AWSTraceHeader"));
+    rec->source_arn = json_string_value(json_object_get(attrs, "DeadLetterQueueSourceArn"));
+
+    const char *body = json_string_value(json_object_get(r, "body"));
+    rec->body_doc = body ? json_loads(body, 0, NULL) : NULL;
+    if (json_is_object(rec->body_doc))
+        rec->data = body;
+    task_attributes(rec, json_object_get(r, "messageAttributes"), "stringValue");
+    const json_t *env = rec->body_doc;
+    const char *type = json_string_value(json_object_get(env, "Type"));
+    const char *message = json_string_value(json_object_get(env, "Message"));
+    if (!rec->task_id[0] && type && strcmp(type, "Notification") == 0 && message) {
+        /* an SNS envelope (raw message delivery off): the message and its attributes inside */
+        task_attributes(rec, json_object_get(env, "MessageAttributes"), "Value");
+        rec->data = is_json_object(message) ? message : NULL;
+    }
+
+    rec->lane =
+        w->fixed
+            ? &w->lanes[0]
+            : lane_named(w, queue_of_arn(json_string_value(json_object_get(r, "eventSourceARN"))));
+    if (!rec->lane) {
+        const char *arn = json_string_value(json_object_get(r, "eventSourceARN"));
+        log_error("message from a queue this worker does not serve; it will come back",
+                  "message_id", rec->message_id, "event_source_arn", arn ? arn : "", NULL);
+        rec->kept = true;
+    }
+    return true;
+}
+
+/* ---- handler lanes -------------------------------------------------------- */
+
+/* The work item of a record whose claim (c) is done. */
+static void fill_item(const lane *l, const record *rec, const store_write *c, int64_t now,
+                      int64_t deadline_ms, work_item *it)
+{
+    memset(it, 0, sizeof *it);
+    it->queue = l->queue->name;
+    it->message_id = rec->message_id;
+    it->sent_ms = rec->sent_ms;
+    it->receive_count = rec->receive_count;
+    it->traced =
+        (rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &it->producer)) ||
+        (rec->xray && tracectx_parse_xray(rec->xray, &it->producer));
+    it->body = "{}";
+    if (!rec->task_id[0])
+        return; /* not a task message: work_begin drops it */
+    memcpy(it->id, rec->task_id, sizeof it->id);
+    it->claim = c->rc;
+    it->status_before = c->current.status;
+    bool found = c->current.id[0] != '\0';
+    const char *type = found && c->current.task_type[0] ? c->current.task_type : rec->task_type;
+    if (type && strlen(type) <= TASK_TYPE_MAX)
+        memcpy(it->type, type, strlen(type) + 1);
+    if (rec->data)
+        it->body = rec->data;
+    else if (found && c->current.data)
+        it->body = c->current.data;
+    it->deadline_ms = deadline_ms > 0 ? deadline_ms - WORKER_REPORT_MARGIN_MS : 0;
+    if (c->rc == STORE_CONFLICT && c->current.status == TASK_IN_PROGRESS &&
+        c->current.updated_time != TASK_NULL_TIME &&
+        c->current.updated_time + (int64_t)l->binding->timeout > now) {
+        /* claimed less than a timeout ago: that delivery may still be running it */
+        log_info("task claimed by a delivery that may still run; its message will come back",
+                 "task_id", it->id, "queue", it->queue, NULL);
+        it->claim = STORE_BUSY;
+    }
+}
+
+/* Claim, run and report the lane's records; false when out of memory (nothing was done). */
+static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, int64_t deadline_ms)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += recs[i].lane == l;
+    if (!m)
+        return true;
+    record **mine = calloc(m, sizeof *mine);
+    work_item *items = calloc(m, sizeof *items);
+    store_write *claims = calloc(m, sizeof *claims);
+    if (!mine || !items || !claims) {
+        free(mine);
+        free(items);
+        free(claims);
+        return false;
+    }
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (recs[i].lane == l)
+            mine[k++] = &recs[i];
+
+    int64_t now = (int64_t)time(NULL);
+    /* Runs go one after another, each up to the binding's timeout: claim only what can
+     * still be run before the deadline; the rest is kept, untouched, for another delivery. */
+    int64_t run_ms = (int64_t)l->binding->timeout * 1000, start_by = aws_now_ms();
+    store_batch group;
+    store_batch_init(&group);
+    for (size_t k = 0; k < m; k++) {
+        if (!mine[k]->task_id[0])
+            continue;
+        start_by += run_ms;
+        if (deadline_ms > 0 && start_by > deadline_ms - WORKER_REPORT_MARGIN_MS) {
+            claims[k].rc = STORE_BUSY; /* not claimed: the message comes back */
+            continue;
+        }
+        claims[k] = (store_write){
+            .kind = STORE_WRITE_UPDATE,
+            .now = now,
+            .update = {.id = mine[k]->task_id,
+                       .status = TASK_IN_PROGRESS,
+                       .status_msg = "Task started"},
+        };
+        store_batch_submit(&group, w->store, &claims[k]);
+    }
+    store_batch_wait(&group);
+    for (size_t k = 0; k < m; k++)
+        fill_item(l, mine[k], &claims[k], now, deadline_ms, &items[k]);
+
+    work_begin(&l->env, items, m);
+    store_batch_init(&group);
+    for (size_t k = 0; k < m; k++)
+        if (items[k].fate == WORK_RUN)
+            work_run(&l->env, &items[k], &group);
+    store_batch_wait(&group);
+    for (size_t k = 0; k < m; k++) {
+        if (!work_finish(&l->env, &items[k]))
+            mine[k]->kept = true;
+        task_clear(&claims[k].current);
+    }
+    free(mine);
+    free(items);
+    free(claims);
+    return true;
+}
+
+/* ---- dead-letter lanes ---------------------------------------------------- */
+
+/* The queue a dead letter came from: the one its source ARN names, else the first configured. */
+static const queue_config *source_of(const lane *l, const char *source_arn)
+{
+    const char *name = queue_of_arn(source_arn);
+    for (size_t i = 0; name && i < l->n_sources; i++)
+        if (strcmp(l->sources[i]->name, name) == 0)
+            return l->sources[i];
+    return l->sources[0];
+}
+
+/* Fail one dead letter's task; false when the message must come back. */
+static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
+{
+    const queue_config *src = source_of(l, rec->source_arn);
+    char why[CONFIG_NAME_MAX + 64];
+    if (src->max_receive_count)
+        snprintf(why, sizeof why, "moved to dead-letter queue %s after %u receives", l->queue->name,
+                 src->max_receive_count);
+    else
+        snprintf(why, sizeof why, "moved to dead-letter queue %s", l->queue->name);
+
+    trace_ctx producer, ctx;
+    bool traced = (rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &producer)) ||
+                  (rec->xray && tracectx_parse_xray(rec->xray, &producer));
+    span process, update;
+    char name[SPAN_NAME_MAX + 1];
+    snprintf(name, sizeof name, "process %s", l->queue->name);
+    trace_begin(&process, traced ? &producer : NULL, name, SPAN_KIND_CONSUMER);
+    memcpy(process.task_id, rec->task_id, sizeof process.task_id);
+    span_set_static(&process, "messaging.system", "taskd");
+    span_set_static(&process, "messaging.operation.type", "process");
+    span_set_static(&process, "messaging.destination.name", l->queue->name);
+    span_set_str(&process, "messaging.message.id", rec->message_id);
+    span_set_int(&process, "taskd.receive_count", rec->receive_count);
+    span_set_static(&process, "taskd.dead_letter_source", src->name);
+    span_set_str(&process, "task.id", rec->task_id);
+    trace_ctx_of(&process, &ctx);
+    trace_begin(&update, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
+    memcpy(update.task_id, rec->task_id, sizeof update.task_id);
+    span_set_static(&update, "db.operation.name", "UPDATE");
+    span_set_static(&update, "db.collection.name", "tasks");
+    span_set_static(&update, "task.status", "FAILED");
+    span_set_str(&update, "task.id", rec->task_id);
+
+    store_update u = {.id = rec->task_id, .status = TASK_FAILED, .status_msg = why};
+    store_rc rc = store_update_task(w->store, &u, (int64_t)time(NULL), NULL);
+    if (rc != STORE_OK && rc != STORE_REPEAT)
+        span_set_error(&update, store_rc_name(rc));
+    trace_end(&w->tel, &update);
+    trace_end(&w->tel, &process);
+
+    switch (rc) {
+    case STORE_OK:
+        log_warn("task failed", "task_id", rec->task_id, "reason", why, NULL);
+        return true;
+    case STORE_REPEAT:    /* failed already, by an earlier delivery of this message */
+    case STORE_CONFLICT:  /* final already: nothing to do */
+    case STORE_NOT_FOUND: /* gone */
+        return true;
+    default:
+        log_warn("cannot fail a dead-lettered task; its message will come back", "task_id",
+                 rec->task_id, "queue", l->queue->name, "error", store_rc_name(rc), NULL);
+        return false;
+    }
+}
+
+static void work_dead_letter_lane(worker_role *w, const lane *l, record *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].lane == l && recs[i].task_id[0] && !fail_dead_letter(w, l, &recs[i]))
+            recs[i].kept = true;
+}
+
+/* ---- the invocation ------------------------------------------------------- */
+
+/* {"batchItemFailures": [...]} naming the kept records. */
+static char *batch_response(const record *recs, size_t n, size_t *len)
+{
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"batchItemFailures\":[");
+    bool first = true;
+    for (size_t i = 0; i < n; i++) {
+        if (!recs[i].kept)
+            continue;
+        sbuf_puts(&b, first ? "{\"itemIdentifier\":" : ",{\"itemIdentifier\":");
+        sbuf_json_str(&b, recs[i].message_id);
+        sbuf_putc(&b, '}');
+        first = false;
+    }
+    sbuf_puts(&b, "]}");
+    if (sbuf_failed(&b)) {
+        sbuf_free(&b);
+        return NULL;
+    }
+    return sbuf_take(&b, len);
+}
+
+static void worker_invoke(role *r, const lambda_invocation *inv, role_result *out)
+{
+    worker_role *w = (worker_role *)r;
+    json_error_t jerr;
+    json_t *event = json_loadb(inv->event ? inv->event : "", inv->event_len, 0, &jerr);
+    const json_t *records = json_object_get(event, "Records");
+    if (!json_is_array(records)) {
+        if (event)
+            role_fail(out, "Runtime.InvalidEvent", "the event has no Records array: not SQS");
+        else
+            role_fail(out, "Runtime.InvalidEvent", "the event is not JSON: %s", jerr.text);
+        log_warn("not an SQS event", "error", out->error_message, NULL);
+        json_decref(event);
+        return;
+    }
+    size_t n = json_array_size(records);
+    record *recs = calloc(n ? n : 1, sizeof *recs);
+    if (!recs) {
+        role_fail(out, "Runtime.OutOfMemory", "cannot read the event");
+        json_decref(event);
+        return;
+    }
+    char err[128];
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = read_record(w, json_array_get(records, i), i, &recs[i], err, sizeof err);
+    if (!ok) {
+        log_warn("not an SQS event", "error", err, NULL);
+        role_fail(out, "Runtime.InvalidEvent", "%s", err);
+    }
+    for (size_t l = 0; l < w->n_lanes && ok; l++) {
+        lane *ln = &w->lanes[l];
+        if (ln->binding)
+            ok = work_handler_lane(w, ln, recs, n, inv->deadline_ms);
+        else
+            work_dead_letter_lane(w, ln, recs, n);
+        if (!ok)
+            role_fail(out, "Runtime.OutOfMemory", "cannot work the batch");
+    }
+    if (ok) {
+        out->response = batch_response(recs, n, &out->response_len);
+        if (!out->response)
+            role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
+    }
+    for (size_t i = 0; i < n; i++)
+        json_decref(recs[i].body_doc);
+    free(recs);
+    json_decref(event);
+}
+
+/* ---- making the role ------------------------------------------------------ */
+
+static void worker_free(role *r)
+{
+    worker_role *w = (worker_role *)r;
+    for (size_t i = 0; i < w->n_lanes; i++)
+        handler_free(w->lanes[i].env.handler);
+    free(w);
+}
+
+/* "task1 (TASK1), task1-dlq (dead letters of task1), other" into out, for messages. */
+static void describe_queues(const config *c, char *out, size_t outlen)
+{
+    size_t len = 0;
+    *out = '\0';
+    for (size_t i = 0; i < c->n_queues && len < outlen; i++) {
+        const queue_config *q = &c->queues[i];
+        const char *bound = NULL, *source = NULL;
+        for (size_t j = 0; j < c->n_handlers && !bound; j++)
+            if (strcmp(c->handlers[j].queue, q->name) == 0)
+                bound = c->handlers[j].handler;
+        for (size_t j = 0; j < c->n_queues && !source; j++)
+            if (strcmp(c->queues[j].dead_letter_queue, q->name) == 0)
+                source = c->queues[j].name;
+        int k = bound
+                    ? snprintf(out + len, outlen - len, "%s%s (%s)", i ? ", " : "", q->name, bound)
+                : source ? snprintf(out + len, outlen - len, "%s%s (dead letters of %s)",
+                                    i ? ", " : "", q->name, source)
+                         : snprintf(out + len, outlen - len, "%s%s", i ? ", " : "", q->name);
+        len += k > 0 ? (size_t)k : 0;
+    }
+}
+
+typedef enum lane_rc { LANE_ADDED, LANE_NONE, LANE_ERROR } lane_rc;
+
+/* Prepare the lane of queue q: LANE_NONE when q has neither binding nor source queue. */
+static lane_rc add_lane(worker_role *w, const config *c, const queue_config *q, char *err,
+                        size_t errlen)
+{
+    lane *l = &w->lanes[w->n_lanes];
+    *l = (lane){.queue = q};
+    size_t bindings = 0;
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (strcmp(c->handlers[i].queue, q->name) == 0 && bindings++ == 0)
+            l->binding = &c->handlers[i];
+    if (bindings > 1) {
+        snprintf(err, errlen, "queue \"%s\" has %zu handler bindings; a worker runs one", q->name,
+                 bindings);
+        return LANE_ERROR;
+    }
+    if (l->binding) {
+        handler *h = handler_create(l->binding, err, errlen);
+        if (!h)
+            return LANE_ERROR;
+        l->env = (work_env){.store = w->store, .handler = h, .binding = l->binding};
+        l->env.telemetry = w->tel;
+        w->n_lanes++;
+        return LANE_ADDED;
+    }
+    for (size_t i = 0; i < c->n_queues; i++)
+        if (strcmp(c->queues[i].dead_letter_queue, q->name) == 0)
+            l->sources[l->n_sources++] = &c->queues[i];
+    if (!l->n_sources)
+        return LANE_NONE;
+    w->n_lanes++;
+    return LANE_ADDED;
+}
+
+role *worker_role_new(const config *c, store *s, const char *queue_name, const telemetry *tel,
+                      char *err, size_t errlen)
+{
+    worker_role *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "cannot make the worker: out of memory");
+        return NULL;
+    }
+    w->base = (role){.name = "worker", .invoke = worker_invoke, .free = worker_free};
+    w->store = s;
+    if (tel)
+        w->tel = *tel;
+    w->fixed = queue_name && *queue_name;
+    char queues[400];
+    bool ok = true;
+    if (w->fixed) {
+        const queue_config *q = config_queue(c, queue_name);
+        lane_rc rc = q ? add_lane(w, c, q, err, errlen) : LANE_NONE;
+        ok = rc == LANE_ADDED;
+        if (rc == LANE_NONE) {
+            describe_queues(c, queues, sizeof queues);
+            if (q)
+                snprintf(err, errlen,
+                         "queue \"%.80s\" has no handler binding and is no queue's "
+                         "dead_letter_queue; configured queues: %s",
+                         queue_name, queues);
+            else
+                snprintf(err, errlen,
+                         "no queue \"%.80s\" in the configuration; configured queues: %s",
+                         queue_name, queues);
+        }
+    } else {
+        for (size_t i = 0; i < c->n_queues && ok; i++)
+            ok = add_lane(w, c, &c->queues[i], err, errlen) != LANE_ERROR;
+        if (ok && !w->n_lanes) {
+            describe_queues(c, queues, sizeof queues);
+            snprintf(err, errlen,
+                     "no configured queue has a handler binding or a source queue; configured "
+                     "queues: %s",
+                     queues);
+            ok = false;
+        }
+    }
+    if (!ok) {
+        worker_free(&w->base);
+        return NULL;
+    }
+    return &w->base;
+}
