@@ -1,0 +1,242 @@
+/*
+ * publish_role — DynamoDB stream records to the SNS topic; see
+ * publish_role.h.
+ *
+ * One invocation in three steps. Begin: every record goes through
+ * publisher_begin() in order, and the READY ones are kept with their
+ * record's index (a record the publisher cannot begin for lack of memory
+ * ends this step: it and what follows are left for the retry). Send: the
+ * kept messages go to sns_publish_batch() in one array; it cuts them into
+ * PublishBatch calls and stops after the first call with a failure. Finish:
+ * each publication is finished with its outcome — published, or failed with
+ * SNS's code and message (its spans then say ERROR) — except those never
+ * sent, whose spans are dropped: they are sent, and traced, on the retry.
+ *
+ * The first failed record is the lowest record index among the failed
+ * messages (and the record where beginning stopped); since the records were
+ * sent in order and sending stopped at the first failed call, every record
+ * before it was published.
+ */
+#include "publish_role.h"
+
+#include "pipeline/publisher.h"
+#include "sns.h"
+#include "util/log.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct publish_role {
+    role base;
+    const config *cfg;
+    const consumer_config *cc; /* the first consumer with action publish */
+    aws_client *sns;
+    char *topic_arn;
+    telemetry tel;
+} publish_role;
+
+/* One invocation's working set: an entry per record that became a message. */
+typedef struct outbox {
+    publication *pub;
+    sns_message *msg;
+    sns_status *st;
+    size_t *record; /* the index in Records of each */
+    size_t n;
+} outbox;
+
+static bool outbox_alloc(outbox *o, size_t records)
+{
+    memset(o, 0, sizeof *o);
+    o->pub = calloc(records, sizeof *o->pub);
+    o->msg = calloc(records, sizeof *o->msg);
+    o->st = calloc(records, sizeof *o->st);
+    o->record = calloc(records, sizeof *o->record);
+    return o->pub && o->msg && o->st && o->record;
+}
+
+static void outbox_free(outbox *o)
+{
+    free(o->pub);
+    free(o->msg);
+    free(o->st);
+    free(o->record);
+    memset(o, 0, sizeof *o);
+}
+
+static const char *sequence_number(const json_t *record)
+{
+    const char *s =
+        json_string_value(json_object_get(json_object_get(record, "dynamodb"), "SequenceNumber"));
+    return s && *s ? s : NULL;
+}
+
+/* The answer for a batch whose first failed record is seq (NULL: none failed). */
+static void respond(role_result *out, const char *seq)
+{
+    json_t *item = seq ? json_pack("{s:s}", "itemIdentifier", seq) : NULL;
+    json_t *body = seq && !item ? NULL : json_pack("{s:[o*]}", "batchItemFailures", item);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
+        return;
+    }
+    out->response = text;
+    out->response_len = strlen(text);
+}
+
+/* Begin a publication for each record that makes a message; the index where it had to stop. */
+static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
+{
+    size_t n = json_array_size(records);
+    for (size_t i = 0; i < n; i++) {
+        publication *p = &o->pub[o->n];
+        publish_outcome r = publisher_begin(pr->cfg, pr->cc, json_array_get(records, i), n, p);
+        if (r == PUBLISH_SKIPPED)
+            continue;
+        if (r == PUBLISH_NO_MEMORY)
+            return i;
+        o->msg[o->n] = (sns_message){p->message.body, p->message.attributes};
+        o->record[o->n] = i;
+        o->n++;
+    }
+    return n;
+}
+
+/* Finish every publication with its outcome; the record index of the first failure (or stop). */
+static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, size_t stop, char *why,
+                         size_t whylen)
+{
+    size_t first = stop;
+    if (stop < json_array_size(records))
+        snprintf(why, whylen, "out of memory beginning the record's publication");
+    for (size_t j = 0; j < o->n; j++) {
+        publication *p = &o->pub[j];
+        const sns_status *st = &o->st[j];
+        if (st->ok) {
+            if (st->message_id[0])
+                span_set_str(&p->publish, "messaging.message.id", st->message_id);
+            publisher_finish(&pr->tel, p, NULL);
+            continue;
+        }
+        if (strcmp(st->code, SNS_NOT_SENT) == 0) {
+            publisher_finish(NULL, p, NULL); /* never sent: no spans; the retry traces it */
+            continue;
+        }
+        char error[sizeof st->code + sizeof st->message + 4];
+        snprintf(error, sizeof error, "%s: %s", st->code, st->message);
+        const char *seq = sequence_number(json_array_get(records, o->record[j]));
+        log_warn("cannot publish the task", "task_id", p->message.task_id, "task_type",
+                 p->message.task_type, "sequence_number", seq ? seq : "", "error", error, NULL);
+        if (o->record[j] < first) {
+            first = o->record[j];
+            snprintf(why, whylen, "%s", error);
+        }
+        publisher_finish(&pr->tel, p, error);
+    }
+    return first;
+}
+
+static void publish_invoke(role *r, const lambda_invocation *inv, role_result *out)
+{
+    publish_role *pr = (publish_role *)r;
+    json_error_t jerr;
+    json_t *event = json_loadb(inv->event, inv->event_len, 0, &jerr);
+    const json_t *records = json_object_get(event, "Records");
+    if (!json_is_array(records)) {
+        char reason[200];
+        snprintf(reason, sizeof reason, "%s",
+                 !event                  ? jerr.text
+                 : json_is_object(event) ? "no Records array"
+                                         : "the event is not a JSON object");
+        log_warn("not a DynamoDB stream event", "error", reason, NULL);
+        role_fail(out, "Runtime.InvalidEvent", "not a DynamoDB stream event: %s", reason);
+        json_decref(event);
+        return;
+    }
+    size_t n = json_array_size(records);
+    if (n == 0) {
+        respond(out, NULL);
+        json_decref(event);
+        return;
+    }
+    outbox o;
+    if (!outbox_alloc(&o, n)) {
+        outbox_free(&o);
+        json_decref(event);
+        role_fail(out, "Runtime.OutOfMemory", "cannot hold %zu records", n);
+        return;
+    }
+    size_t stop = begin_all(pr, records, &o);
+    int64_t deadline = 0; /* unknown: aws_http's default budget */
+    if (inv->deadline_ms > 0) {
+        deadline = inv->deadline_ms - PUBLISH_RESERVE_MS;
+        if (deadline <= 0)
+            deadline = 1; /* already past: fail at once, without sending */
+    }
+    sns_publish_batch(pr->sns, pr->topic_arn, o.msg, o.n, deadline, o.st);
+    char why[400] = "";
+    size_t first = finish_all(pr, records, &o, stop, why, sizeof why);
+    if (first == n) {
+        respond(out, NULL);
+    } else {
+        const char *seq = sequence_number(json_array_get(records, first));
+        if (seq) {
+            char left[24];
+            snprintf(left, sizeof left, "%zu", n - first);
+            log_warn("batch stopped at a failed record; it and those after it are retried",
+                     "sequence_number", seq, "records_left", left, NULL);
+            respond(out, seq);
+        } else {
+            role_fail(out, "Publish.Failed",
+                      "record %zu was not published (%s) and has no SequenceNumber to report",
+                      first, why);
+        }
+    }
+    outbox_free(&o);
+    json_decref(event);
+}
+
+static void publish_role_free(role *r)
+{
+    publish_role *pr = (publish_role *)r;
+    if (!pr)
+        return;
+    free(pr->topic_arn);
+    free(pr);
+}
+
+role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
+                       const telemetry *tel, char *err, size_t errlen)
+{
+    const consumer_config *cc = NULL;
+    for (size_t i = 0; c && i < c->n_consumers && !cc; i++)
+        if (strcmp(c->consumers[i].action, "publish") == 0)
+            cc = &c->consumers[i];
+    if (!cc) {
+        snprintf(err, errlen, "the configuration has no stream consumer with action publish");
+        return NULL;
+    }
+    if (!sns || !topic_arn || !*topic_arn) {
+        snprintf(err, errlen, "no SNS client or no topic ARN (TOPIC_ARN) to publish to");
+        return NULL;
+    }
+    publish_role *pr = calloc(1, sizeof *pr);
+    char *arn = strdup(topic_arn);
+    if (!pr || !arn) {
+        free(pr);
+        free(arn);
+        snprintf(err, errlen, "cannot create the publish role: out of memory");
+        return NULL;
+    }
+    *pr = (publish_role){
+        .base = {.name = "publish", .invoke = publish_invoke, .free = publish_role_free},
+        .cfg = c,
+        .cc = cc,
+        .sns = sns,
+        .topic_arn = arn,
+        .tel = tel ? *tel : (telemetry){0}};
+    return &pr->base;
+}

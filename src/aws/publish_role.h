@@ -1,0 +1,53 @@
+/*
+ * publish_role — the `publish` Lambda role: DynamoDB Streams records in, one
+ * SNS message per new task out, and a partial batch response back.
+ *
+ * The event is {"Records": [...]} from the table's stream. Each record goes
+ * through the publisher (publisher.h) for the configuration's first stream
+ * consumer whose action is `publish` — the very step the local stream
+ * consumer runs: its filter patterns (applied again here; the event source
+ * mapping's filter may be the same or absent), the message (the task's data
+ * as the body; TaskId, TaskType, traceparent attributes) and the `process
+ * <consumer>` / `publish <topic>` spans in the task's trace. Records that
+ * make no message (a MODIFY or REMOVE, the store's own key and meta items,
+ * which have no task_type) are skipped. The messages go to the topic with
+ * PublishBatch, in record order (sns.h).
+ *
+ * The answer is {"batchItemFailures": [...]}: empty when every message was
+ * published, else the SequenceNumber of the first record whose message was
+ * not. The event source mapping then checkpoints before that record and
+ * sends it and everything after it again, so nothing after the first
+ * failure is sent in this invocation, and the records before it are done.
+ * (A record after it that was published in the same PublishBatch call is
+ * published again on the retry: delivery is at least once.) When the record
+ * that failed has no SequenceNumber to report, the whole invocation fails,
+ * and so the whole batch is retried.
+ *
+ * Failures of the invocation: an event that is not a stream event (no
+ * Records array) is Runtime.InvalidEvent; an unreportable failure is
+ * Publish.Failed.
+ *
+ * Every SNS call is bounded by the invocation's deadline less
+ * PUBLISH_RESERVE_MS, which is left for answering Lambda.
+ */
+#ifndef TASKD_PUBLISH_ROLE_H
+#define TASKD_PUBLISH_ROLE_H
+
+#include "aws_http.h"
+#include "core/config.h"
+#include "role.h"
+#include "trace/trace.h"
+
+/* Time kept back from the invocation's deadline for posting the response. */
+#define PUBLISH_RESERVE_MS 500
+
+/*
+ * The role over configuration c, the SNS client sns and the topic's ARN
+ * (all borrowed; topic_arn is copied); spans go to tel. NULL with a reason
+ * in err when c has no stream consumer with action publish, the ARN is
+ * empty, or out of memory.
+ */
+role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
+                       const telemetry *tel, char *err, size_t errlen);
+
+#endif

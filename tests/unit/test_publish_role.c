@@ -1,0 +1,1049 @@
+/*
+ * Unit tests for aws/publish_role: the `publish` Lambda role driven with
+ * DynamoDB Streams events (the shape of the Lambda docs: eventID, eventName,
+ * eventSource aws:dynamodb, dynamodb.Keys / NewImage / SequenceNumber /
+ * StreamViewType, eventSourceARN) against a fake SNS run inside the test: a
+ * thread on 127.0.0.1:0 that decodes each PublishBatch form, records its
+ * entries (body and attributes) and answers Successful for each, Failed for
+ * the entries whose TaskId the test names, or a fixed error for the whole
+ * call.
+ *
+ * Covered: an INSERT published (the task's data as the body, TaskId /
+ * TaskType / traceparent attributes, the topic ARN); MODIFY and REMOVE
+ * records and the store's own items (idem#, meta#: no task_type) skipped;
+ * a per-entry failure at record 3 of 5 (reported by its SequenceNumber);
+ * a failure in the second PublishBatch call (records of later calls never
+ * sent, no spans for them); a topic that does not exist (the first record
+ * reported); a failure on a record without a SequenceNumber (the
+ * invocation fails); events that are not stream events; an empty batch;
+ * the spans (process and publish, in the trace stored with the task, the
+ * message's traceparent = the publish span, ERROR on the failed record);
+ * the constructor's refusals.
+ *
+ * With FAUXQS_ENDPOINT set (a running fauxqs), one more test sends through
+ * the real stand-in: a topic, a queue subscribed with raw delivery and the
+ * filter policy {"TaskType": ["TASK1"]}, an event of a TASK1 and a TASK2
+ * INSERT and a MODIFY, and the one message the queue then holds, with its
+ * body and attributes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "aws/publish_role.h"
+#include "aws/sns.h"
+#include "core/config.h"
+#include "core/sbuf.h"
+#include "trace/trace.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TOPIC      "arn:aws:sns:eu-west-1:123456789012:tasks"
+#define TRACE_ID   "0af7651916cd43dd8448eb211c80319c"
+#define TRACE_SPAN "b7ad6b7169203331"
+#define TRACE      "00-" TRACE_ID "-" TRACE_SPAN "-01"
+#define M          "PublishBatchRequestEntries.member."
+
+/* ---- the fake SNS ---- */
+
+/* One entry of a PublishBatch as the fake received it. */
+typedef struct entry {
+    char *message;
+    char task_id[64], task_type[32], traceparent[64];
+    int n_attrs;
+    bool failed; /* answered as Failed */
+} entry;
+
+#define MAX_ENTRIES 64
+#define MAX_CONNS   16
+
+typedef struct server {
+    int lfd, port;
+    pthread_t accept_thread;
+    pthread_t conns[MAX_CONNS];
+    int n_conns;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    const char *fail_task_ids; /* ",<id>,<id>," answered as Failed */
+    int status;                /* != 200: every call answers this with error_body */
+    const char *error_body;
+    char topic[256];   /* TopicArn of the last call */
+    int calls;         /* PublishBatch calls */
+    int other_actions; /* calls of any other action */
+    entry entries[MAX_ENTRIES];
+    int n_entries;
+} server;
+
+typedef struct conn_arg {
+    server *s;
+    int fd;
+} conn_arg;
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool wait_readable(server *s, int fd)
+{
+    for (;;) {
+        if (atomic_load(&s->stop))
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 20);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..n); NULL when it holds a byte that should have been encoded. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = c;
+        } else {
+            free(out);
+            return NULL;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* The decoded value of key in a form body, or NULL (owned by the caller). */
+static char *form_value(const char *body, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = body; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t fl = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', fl);
+        if (eq) {
+            char *k = pct_decode(p, (size_t)(eq - p));
+            bool hit = k && strlen(k) == kl && memcmp(k, key, kl) == 0;
+            free(k);
+            if (hit)
+                return pct_decode(eq + 1, fl - (size_t)(eq - p) - 1);
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+static char *form_valuef(const char *body, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static char *form_valuef(const char *body, const char *fmt, ...)
+{
+    char key[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    return form_value(body, key);
+}
+
+/* Record a PublishBatch's entries and make its answer (under s->mu). */
+static char *answer_batch(server *s, const char *body)
+{
+    sbuf ok = {0}, bad = {0}, out = {0};
+    char *topic = form_value(body, "TopicArn");
+    snprintf(s->topic, sizeof s->topic, "%s", topic ? topic : "");
+    free(topic);
+    s->calls++;
+    for (int n = 1;; n++) {
+        char *id = form_valuef(body, M "%d.Id", n);
+        if (!id)
+            break;
+        assert_true(s->n_entries < MAX_ENTRIES);
+        entry *e = &s->entries[s->n_entries++];
+        memset(e, 0, sizeof *e);
+        e->message = form_valuef(body, M "%d.Message", n);
+        for (int k = 1;; k++) {
+            char *name = form_valuef(body, M "%d.MessageAttributes.entry.%d.Name", n, k);
+            if (!name)
+                break;
+            char *type = form_valuef(body, M "%d.MessageAttributes.entry.%d.Value.DataType", n, k);
+            char *value =
+                form_valuef(body, M "%d.MessageAttributes.entry.%d.Value.StringValue", n, k);
+            assert_non_null(type);
+            assert_string_equal(type, "String");
+            assert_non_null(value);
+            if (strcmp(name, "TaskId") == 0)
+                snprintf(e->task_id, sizeof e->task_id, "%s", value);
+            else if (strcmp(name, "TaskType") == 0)
+                snprintf(e->task_type, sizeof e->task_type, "%s", value);
+            else if (strcmp(name, "traceparent") == 0)
+                snprintf(e->traceparent, sizeof e->traceparent, "%s", value);
+            e->n_attrs++;
+            free(name);
+            free(type);
+            free(value);
+        }
+        char needle[80];
+        snprintf(needle, sizeof needle, ",%s,", e->task_id);
+        e->failed = s->fail_task_ids && strstr(s->fail_task_ids, needle);
+        if (e->failed)
+            sbuf_printf(&bad,
+                        "<member><Id>%s</Id><Code>KMSThrottling</Code><Message>key busy"
+                        "</Message><SenderFault>false</SenderFault></member>",
+                        id);
+        else
+            sbuf_printf(&ok, "<member><Id>%s</Id><MessageId>msg-%s</MessageId></member>", id, id);
+        free(id);
+    }
+    sbuf_puts(&out, "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">"
+                    "<PublishBatchResult><Successful>");
+    sbuf_append(&out, ok.data ? ok.data : "", ok.len);
+    sbuf_puts(&out, "</Successful><Failed>");
+    sbuf_append(&out, bad.data ? bad.data : "", bad.len);
+    sbuf_puts(&out, "</Failed></PublishBatchResult></PublishBatchResponse>");
+    sbuf_free(&ok);
+    sbuf_free(&bad);
+    return sbuf_take(&out, NULL);
+}
+
+static void *conn_main(void *arg)
+{
+    conn_arg *ca = arg;
+    server *s = ca->s;
+    int fd = ca->fd;
+    free(ca);
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        char *end;
+        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+            if (len + 1 >= cap || !wait_readable(s, fd))
+                goto out;
+            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        size_t head_len = (size_t)(end - buf) + 4;
+        size_t body_len = 0;
+        const char *cl = strcasestr(buf, "\r\nContent-Length:");
+        if (cl && cl < end)
+            body_len = (size_t)strtoull(cl + 17, NULL, 10);
+        if (head_len + body_len + 1 > cap) {
+            cap = head_len + body_len + 1;
+            buf = realloc(buf, cap);
+        }
+        while (len < head_len + body_len) {
+            ssize_t r = wait_readable(s, fd) ? recv(fd, buf + len, cap - len, 0) : -1;
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        char *body = strndup(buf + head_len, body_len);
+        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
+        len -= head_len + body_len;
+
+        pthread_mutex_lock(&s->mu);
+        char *action = form_value(body, "Action");
+        int status = 200;
+        char *reply;
+        if (!action || strcmp(action, "PublishBatch") != 0) {
+            s->other_actions++;
+            status = 400;
+            reply = strdup("<ErrorResponse><Error><Code>InvalidAction</Code></Error>"
+                           "</ErrorResponse>");
+        } else if (s->status != 200) {
+            s->calls++;
+            status = s->status;
+            reply = strdup(s->error_body);
+        } else {
+            reply = answer_batch(s, body);
+        }
+        pthread_mutex_unlock(&s->mu);
+        free(action);
+        free(body);
+
+        char top[256];
+        int n = snprintf(top, sizeof top,
+                         "HTTP/1.1 %d Whatever\r\nContent-Type: text/xml\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         status, strlen(reply));
+        bool sent = send_all(fd, top, (size_t)n) && send_all(fd, reply, strlen(reply));
+        free(reply);
+        if (!sent)
+            break;
+    }
+out:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    server *s = arg;
+    while (wait_readable(s, s->lfd)) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        bool room = s->n_conns < MAX_CONNS;
+        pthread_mutex_unlock(&s->mu);
+        conn_arg *ca = room ? malloc(sizeof *ca) : NULL;
+        pthread_t t;
+        if (!ca) {
+            close(fd);
+            continue;
+        }
+        *ca = (conn_arg){s, fd};
+        if (pthread_create(&t, NULL, conn_main, ca) != 0) {
+            free(ca);
+            close(fd);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->conns[s->n_conns++] = t;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+static server *server_start(void)
+{
+    server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    pthread_mutex_init(&s->mu, NULL);
+    s->status = 200;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->accept_thread, NULL, accept_main, s), 0);
+    return s;
+}
+
+static void server_stop(server *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->accept_thread, NULL);
+    for (int i = 0; i < s->n_conns; i++)
+        pthread_join(s->conns[i], NULL);
+    close(s->lfd);
+    for (int i = 0; i < s->n_entries; i++)
+        free(s->entries[i].message);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* ---- the role under test ---- */
+
+typedef struct fixture {
+    server *sns;
+    aws_client *client;
+    config cfg;
+    tracer *tracer;
+    telemetry tel;
+    role *role;
+} fixture;
+
+static void fixture_start(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    f->sns = server_start();
+    static const char *const unset[] = {
+        "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AWS_XRAY_DAEMON_ADDRESS"};
+    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
+        unsetenv(unset[i]);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    setenv("AWS_REGION", "eu-west-1", 1);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->sns->port);
+    setenv("AWS_ENDPOINT_URL_SNS", url, 1);
+    char err[256] = "";
+    f->client = aws_client_new(AWS_SNS, err, sizeof err);
+    if (!f->client)
+        fail_msg("aws_client_new: %s", err);
+    assert_true(config_defaults(&f->cfg));
+    tracer_options o = {.service_name = "taskd-test", .local_capacity = 1024};
+    f->tracer = tracer_new(&o, err, sizeof err);
+    if (!f->tracer)
+        fail_msg("tracer_new: %s", err);
+    f->tel = (telemetry){.tracer = f->tracer};
+    f->role = publish_role_new(&f->cfg, f->client, TOPIC, &f->tel, err, sizeof err);
+    if (!f->role)
+        fail_msg("publish_role_new: %s", err);
+    assert_string_equal(f->role->name, "publish");
+}
+
+static void fixture_stop(fixture *f)
+{
+    f->role->free(f->role);
+    tracer_free(f->tracer);
+    config_free(&f->cfg);
+    aws_client_free(f->client);
+    server_stop(f->sns);
+}
+
+/* Invoke the role with event (JSON text); the result's response, or NULL with res failed. */
+static void invoke(fixture *f, const char *event, role_result *res)
+{
+    lambda_invocation inv = {0};
+    snprintf(inv.request_id, sizeof inv.request_id, "req-1");
+    inv.deadline_ms = aws_now_ms() + 5000;
+    inv.event = strdup(event);
+    inv.event_len = strlen(event);
+    memset(res, 0, sizeof *res);
+    f->role->invoke(f->role, &inv, res);
+    lambda_invocation_clear(&inv);
+}
+
+/* ---- stream events ---- */
+
+static void task_id(int n, char out[37])
+{
+    snprintf(out, 37, "0190f3c2-7b1e-7c3a-9d2e-%012d", n);
+}
+
+/*
+ * A stream record: event INSERT / MODIFY / REMOVE of item id with task_type
+ * (NULL: an item without one), data {"n": n}, the stored trace (NULL: none)
+ * and SequenceNumber seq (NULL: left out).
+ */
+static json_t *stream_record(const char *event, const char *id, const char *type, int n,
+                             const char *trace, const char *seq)
+{
+    json_t *img =
+        json_pack("{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:{s:{s:s}, s:{s:s}}}}", "id", "S", id,
+                  "status", "S", "CREATED", "status_msg", "S", "", "created_time", "N",
+                  "1648229203", "data", "M", "n", "N", "0", "note", "S", "a&b=c+d e\xc3\xa9\n");
+    assert_non_null(img);
+    char num[16];
+    snprintf(num, sizeof num, "%d", n);
+    json_object_set_new(json_object_get(json_object_get(img, "data"), "M"), "n",
+                        json_pack("{s:s}", "N", num));
+    if (type) {
+        json_object_set_new(img, "task_type", json_pack("{s:s}", "S", type));
+        char ts[64];
+        snprintf(ts, sizeof ts, "%s#CREATED", type);
+        json_object_set_new(img, "type_status", json_pack("{s:s}", "S", ts));
+        json_object_set_new(img, "list_all", json_pack("{s:s}", "S", "tasks"));
+    }
+    if (trace)
+        json_object_set_new(img, "trace", json_pack("{s:s}", "S", trace));
+    json_t *ddb =
+        json_pack("{s:i, s:{s:{s:s}}, s:i, s:s}", "ApproximateCreationDateTime", 1648229203, "Keys",
+                  "id", "S", id, "SizeBytes", 120, "StreamViewType", "NEW_AND_OLD_IMAGES");
+    if (strcmp(event, "REMOVE") == 0)
+        json_object_set_new(ddb, "OldImage", img);
+    else
+        json_object_set_new(ddb, "NewImage", img);
+    if (strcmp(event, "MODIFY") == 0)
+        json_object_set(ddb, "OldImage", json_object_get(ddb, "NewImage"));
+    if (seq)
+        json_object_set_new(ddb, "SequenceNumber", json_string(seq));
+    json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s}", "eventID",
+                            "c4ca4238a0b923820dcc509a6f75849b", "eventName", event, "eventVersion",
+                            "1.1", "eventSource", "aws:dynamodb", "awsRegion", "eu-west-1",
+                            "dynamodb", ddb, "eventSourceARN",
+                            "arn:aws:dynamodb:eu-west-1:123456789012:table/tasks/stream/"
+                            "2022-03-25T00:00:00.000");
+    assert_non_null(rec);
+    return rec;
+}
+
+/* {"Records": records} as text (records is consumed). */
+static char *event_text(json_t *records)
+{
+    json_t *ev = json_pack("{s:o}", "Records", records);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    assert_non_null(text);
+    return text;
+}
+
+/* A sequence number as DynamoDB writes them: digits beyond 64 bits. */
+static void seq_of(int n, char out[32])
+{
+    snprintf(out, 32, "1110000000000000000%05d", n);
+}
+
+/* n INSERTs of TASK1, records 1..n, each with the stored trace. */
+static char *inserts(int n)
+{
+    json_t *records = json_array();
+    for (int i = 1; i <= n; i++) {
+        char id[37], seq[32];
+        task_id(i, id);
+        seq_of(i, seq);
+        json_array_append_new(records, stream_record("INSERT", id, "TASK1", i, TRACE, seq));
+    }
+    return event_text(records);
+}
+
+static void expect_response(const role_result *res, const char *want)
+{
+    if (!res->response)
+        fail_msg("invocation failed: %s: %s", res->error_type, res->error_message);
+    assert_string_equal(res->response, want);
+    assert_int_equal(res->response_len, strlen(want));
+}
+
+static void expect_failed_at(const role_result *res, int record)
+{
+    char seq[32], want[128];
+    seq_of(record, seq);
+    snprintf(want, sizeof want, "{\"batchItemFailures\":[{\"itemIdentifier\":\"%s\"}]}", seq);
+    expect_response(res, want);
+}
+
+/* The task's spans (process first), exactly want of them. */
+static size_t task_spans(fixture *f, int n, span **out, size_t want)
+{
+    char id[37];
+    task_id(n, id);
+    size_t got = tracer_task_spans(f->tracer, id, out);
+    assert_int_equal(got, want);
+    if (got == 2 && strncmp((*out)[0].name, "process", 7) != 0) {
+        span t = (*out)[0];
+        (*out)[0] = (*out)[1];
+        (*out)[1] = t;
+    }
+    return got;
+}
+
+static void free_spans(span *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        span_clear(&s[i]);
+    free(s);
+}
+
+static const span_attr *attr_of(const span *s, const char *key)
+{
+    for (int i = 0; i < s->n_attrs; i++)
+        if (strcmp(s->attrs[i].key, key) == 0)
+            return &s->attrs[i];
+    return NULL;
+}
+
+/* ---- tests ---- */
+
+static void test_insert_published(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char *ev = inserts(1);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    free(ev);
+
+    assert_int_equal(f.sns->calls, 1);
+    assert_string_equal(f.sns->topic, TOPIC);
+    assert_int_equal(f.sns->n_entries, 1);
+    const entry *e = &f.sns->entries[0];
+    char id[37];
+    task_id(1, id);
+    json_t *body = json_loads(e->message, 0, NULL);
+    assert_non_null(body);
+    json_t *want = json_pack("{s:i, s:s}", "n", 1, "note", "a&b=c+d e\xc3\xa9\n");
+    assert_true(json_equal(body, want)); /* the task's data, as plain JSON */
+    json_decref(want);
+    json_decref(body);
+    assert_string_equal(e->task_id, id);
+    assert_string_equal(e->task_type, "TASK1");
+    assert_int_equal(e->n_attrs, 3);
+    /* the traceparent carries the task's trace, with the publish span as parent */
+    assert_int_equal(strlen(e->traceparent), 55);
+    assert_memory_equal(e->traceparent, "00-" TRACE_ID "-", 36);
+    assert_memory_not_equal(e->traceparent + 36, TRACE_SPAN, 16);
+    assert_string_equal(e->traceparent + 52, "-01");
+    fixture_stop(&f);
+}
+
+static void test_spans_in_the_task_trace(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    f.sns->fail_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000002,";
+    char *ev = inserts(2);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_failed_at(&res, 2);
+    role_result_clear(&res);
+    free(ev);
+
+    span *s = NULL;
+    size_t n = task_spans(&f, 1, &s, 2);
+    char hex[33];
+    assert_string_equal(s[0].name, "process publisher");
+    assert_int_equal(s[0].kind, SPAN_KIND_CONSUMER);
+    assert_string_equal(s[1].name, "publish tasks");
+    assert_int_equal(s[1].kind, SPAN_KIND_PRODUCER);
+    for (int i = 0; i < 2; i++) {
+        span_hex(s[i].trace_id, 16, hex);
+        assert_string_equal(hex, TRACE_ID);
+        assert_int_equal(s[i].status, SPAN_STATUS_UNSET);
+        assert_true(s[i].end_ns >= s[i].start_ns && s[i].end_ns > 0);
+    }
+    span_hex(s[0].parent_id, 8, hex);
+    assert_string_equal(hex, TRACE_SPAN); /* the context stored with the task */
+    assert_memory_equal(s[1].parent_id, s[0].span_id, 8);
+    /* the message's traceparent is the publish span's context */
+    char tp[56];
+    trace_traceparent_of(&s[1], tp);
+    assert_string_equal(f.sns->entries[0].traceparent, tp);
+    const span_attr *mid = attr_of(&s[1], "messaging.message.id");
+    assert_non_null(mid);
+    assert_string_equal(mid->v.s, "msg-0");
+    free_spans(s, n);
+
+    /* the failed one: both spans ERROR with SNS's code and message */
+    n = task_spans(&f, 2, &s, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(s[i].status, SPAN_STATUS_ERROR);
+        assert_non_null(s[i].status_msg);
+        assert_string_equal(s[i].status_msg, "KMSThrottling: key busy");
+    }
+    assert_null(attr_of(&s[1], "messaging.message.id"));
+    free_spans(s, n);
+    fixture_stop(&f);
+}
+
+static void test_skipped_records(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char id1[37], id2[37];
+    task_id(1, id1);
+    task_id(2, id2);
+    json_t *records = json_array();
+    json_array_append_new(records, stream_record("MODIFY", id1, "TASK1", 1, TRACE, "101"));
+    json_array_append_new(records, stream_record("REMOVE", id1, "TASK1", 1, TRACE, "102"));
+    json_array_append_new(records, stream_record("INSERT", "idem#order-42", NULL, 0, NULL, "103"));
+    json_array_append_new(records, stream_record("INSERT", "meta#secret", NULL, 0, NULL, "104"));
+    json_array_append_new(records, json_string("not a record"));
+    json_array_append_new(records, stream_record("INSERT", id2, "TASK2", 2, NULL, "105"));
+    char *ev = event_text(records);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->calls, 1);
+    assert_int_equal(f.sns->n_entries, 1); /* only the INSERT of a task */
+    assert_string_equal(f.sns->entries[0].task_id, id2);
+    assert_string_equal(f.sns->entries[0].task_type, "TASK2");
+    /* a task without a stored trace gets a new one */
+    assert_int_equal(strlen(f.sns->entries[0].traceparent), 55);
+    span *s = NULL;
+    size_t n = task_spans(&f, 1, &s, 0); /* the skipped records opened no spans */
+    free_spans(s, n);
+
+    /* only records that make nothing: no call at all */
+    records = json_array();
+    json_array_append_new(records, stream_record("MODIFY", id1, "TASK1", 1, TRACE, "106"));
+    ev = event_text(records);
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->calls, 1);
+    fixture_stop(&f);
+}
+
+static void test_failure_at_record_3_of_5(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    f.sns->fail_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000003,";
+    char *ev = inserts(5);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_failed_at(&res, 3);
+    role_result_clear(&res);
+    free(ev);
+    /*
+     * One PublishBatch carried all five: records 1-2 are done; 4-5 went in the
+     * same call (and go again with the retry from record 3).
+     */
+    assert_int_equal(f.sns->calls, 1);
+    assert_int_equal(f.sns->n_entries, 5);
+    for (int i = 0; i < 5; i++) {
+        char id[37];
+        task_id(i + 1, id);
+        assert_string_equal(f.sns->entries[i].task_id, id); /* in record order */
+        assert_int_equal(f.sns->entries[i].failed, i == 2);
+    }
+    fixture_stop(&f);
+}
+
+static void test_failure_stops_later_batches(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    f.sns->fail_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000013,";
+    char *ev = inserts(25);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_failed_at(&res, 13);
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->calls, 2); /* records 21-25 never sent */
+    assert_int_equal(f.sns->n_entries, 20);
+    for (int i = 0; i < 20; i++) {
+        char id[37];
+        task_id(i + 1, id);
+        assert_string_equal(f.sns->entries[i].task_id, id);
+    }
+    span *s = NULL;
+    size_t n = task_spans(&f, 12, &s, 2);
+    assert_int_equal(s[1].status, SPAN_STATUS_UNSET);
+    free_spans(s, n);
+    n = task_spans(&f, 13, &s, 2);
+    assert_int_equal(s[1].status, SPAN_STATUS_ERROR);
+    free_spans(s, n);
+    n = task_spans(&f, 14, &s, 2); /* sent in the failed call, and published */
+    assert_int_equal(s[1].status, SPAN_STATUS_UNSET);
+    free_spans(s, n);
+    n = task_spans(&f, 21, &s, 0); /* never sent: no spans; the retry traces it */
+    free_spans(s, n);
+    fixture_stop(&f);
+}
+
+static void test_topic_not_found(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    f.sns->status = 404;
+    f.sns->error_body = "<ErrorResponse><Error><Type>Sender</Type><Code>NotFound</Code>"
+                        "<Message>Topic does not exist</Message></Error></ErrorResponse>";
+    char *ev = inserts(3);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_failed_at(&res, 1);
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->calls, 1);
+    span *s = NULL;
+    size_t n = task_spans(&f, 1, &s, 2);
+    assert_int_equal(s[1].status, SPAN_STATUS_ERROR);
+    assert_non_null(strstr(s[1].status_msg, "NotFound: Topic does not exist"));
+    free_spans(s, n);
+    fixture_stop(&f);
+}
+
+static void test_failure_without_sequence_number(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char id1[37], id2[37];
+    task_id(1, id1);
+    task_id(2, id2);
+    f.sns->fail_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000002,";
+    json_t *records = json_array();
+    json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, NULL));
+    json_array_append_new(records, stream_record("INSERT", id2, "TASK1", 2, NULL, NULL));
+    char *ev = event_text(records);
+    role_result res;
+    invoke(&f, ev, &res);
+    assert_null(res.response);
+    assert_string_equal(res.error_type, "Publish.Failed");
+    assert_non_null(strstr(res.error_message, "SequenceNumber"));
+    assert_non_null(strstr(res.error_message, "KMSThrottling"));
+    role_result_clear(&res);
+    free(ev);
+
+    /* without SequenceNumbers but all published: a normal answer */
+    f.sns->fail_task_ids = NULL;
+    records = json_array();
+    json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, NULL));
+    ev = event_text(records);
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    free(ev);
+    fixture_stop(&f);
+}
+
+static void test_not_a_stream_event(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    static const char *const bad[] = {
+        "not json", "[]", "{\"foo\":1}", "{\"Records\":{}}", "{\"Records\":null}", "\"Records\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        role_result res;
+        invoke(&f, bad[i], &res);
+        assert_null(res.response);
+        assert_string_equal(res.error_type, "Runtime.InvalidEvent");
+        assert_non_null(strstr(res.error_message, "not a DynamoDB stream event"));
+        role_result_clear(&res);
+    }
+    role_result res;
+    invoke(&f, "{\"Records\":[]}", &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    assert_int_equal(f.sns->calls, 0);
+    assert_int_equal(f.sns->other_actions, 0);
+    fixture_stop(&f);
+}
+
+static void test_deadline_already_past(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char *ev = inserts(2);
+    lambda_invocation inv = {0};
+    inv.deadline_ms = aws_now_ms() + PUBLISH_RESERVE_MS / 2; /* less than the reserve left */
+    inv.event = ev;
+    inv.event_len = strlen(ev);
+    role_result res = {0};
+    f.role->invoke(f.role, &inv, &res);
+    expect_failed_at(&res, 1);
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->calls, 0);
+    fixture_stop(&f);
+}
+
+static void test_constructor_refusals(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f); /* for a client */
+    config c;
+    assert_true(config_defaults(&c));
+    char err[256] = "";
+    assert_null(publish_role_new(&c, f.client, "", NULL, err, sizeof err));
+    assert_non_null(strstr(err, "TOPIC_ARN"));
+    assert_null(publish_role_new(&c, NULL, TOPIC, NULL, err, sizeof err));
+    config_free(&c);
+
+    assert_true(config_defaults(&c));
+    assert_true(config_load_text(&c, "{\"stream_consumers\": []}", "test", err, sizeof err));
+    err[0] = '\0';
+    assert_null(publish_role_new(&c, f.client, TOPIC, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "action publish"));
+    config_free(&c);
+    fixture_stop(&f);
+}
+
+/* ---- the real stand-in (FAUXQS_ENDPOINT) ---- */
+
+static aws_client *standin_client(const char *endpoint, aws_service service)
+{
+    setenv(service == AWS_SNS ? "AWS_ENDPOINT_URL_SNS" : "AWS_ENDPOINT_URL_SQS", endpoint, 1);
+    char err[256] = "";
+    aws_client *c = aws_client_new(service, err, sizeof err);
+    if (!c)
+        fail_msg("aws_client_new: %s", err);
+    return c;
+}
+
+/* A Query call that must succeed; the text of element tag of its reply into out. */
+static void query_ok(aws_client *c, sbuf *fb, const char *tag, char *out, size_t outlen)
+{
+    assert_false(sbuf_failed(fb));
+    aws_response r;
+    if (aws_query_call(c, fb->data, fb->len, aws_now_ms() + 5000, &r) != AWS_OK)
+        fail_msg("%s: %s %s", fb->data, r.error_type, r.error_message ? r.error_message : "");
+    char open[64], close[64];
+    snprintf(open, sizeof open, "<%s>", tag);
+    snprintf(close, sizeof close, "</%s>", tag);
+    const char *a = strstr(r.body, open), *b = a ? strstr(a, close) : NULL;
+    assert_non_null(b);
+    a += strlen(open);
+    snprintf(out, outlen, "%.*s", (int)(b - a), a);
+    aws_response_free(&r);
+    sbuf_free(fb);
+}
+
+static json_t *sqs_ok(aws_client *c, const char *action, json_t *req)
+{
+    char target[64];
+    snprintf(target, sizeof target, "AmazonSQS.%s", action);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    aws_response r;
+    aws_rc rc = aws_json_call(c, target, body, strlen(body), aws_now_ms() + 5000, &r);
+    free(body);
+    if (rc != AWS_OK)
+        fail_msg("%s: %s %s", action, r.error_type, r.error_message ? r.error_message : "");
+    json_t *out = json_loads(r.body ? r.body : "{}", 0, NULL);
+    aws_response_free(&r);
+    assert_non_null(out);
+    return out;
+}
+
+static const char *sqs_attr(json_t *msg, const char *name)
+{
+    json_t *a = json_object_get(json_object_get(msg, "MessageAttributes"), name);
+    assert_string_equal(json_string_value(json_object_get(a, "DataType")), "String");
+    return json_string_value(json_object_get(a, "StringValue"));
+}
+
+/* The role against fauxqs: a topic, a queue subscribed raw with {"TaskType": ["TASK1"]}. */
+static void test_fauxqs_end_to_end(void **state)
+{
+    (void)state;
+    const char *endpoint = getenv("FAUXQS_ENDPOINT");
+    if (!endpoint || !*endpoint) {
+        skip();
+        return;
+    }
+    fixture f;
+    fixture_start(&f); /* for the environment, the configuration and the tracer */
+    aws_client *sns = standin_client(endpoint, AWS_SNS);
+    aws_client *sqs = standin_client(endpoint, AWS_SQS);
+    char suffix[48], topic_arn[256], queue_arn[256], sub_arn[256], qname[64];
+    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)aws_now_ms());
+    sbuf fb = {0};
+    sbuf_printf(&fb, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
+    query_ok(sns, &fb, "TopicArn", topic_arn, sizeof topic_arn);
+    snprintf(qname, sizeof qname, "task1-%s", suffix);
+    json_t *q = sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
+    char queue_url[256];
+    snprintf(queue_url, sizeof queue_url, "%s", json_string_value(json_object_get(q, "QueueUrl")));
+    json_decref(q);
+    json_t *qa =
+        sqs_ok(sqs, "GetQueueAttributes",
+               json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
+    snprintf(queue_arn, sizeof queue_arn, "%s",
+             json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
+    json_decref(qa);
+    const char *policy = "{\"TaskType\":[\"TASK1\"]}";
+    sbuf_puts(&fb, "Action=Subscribe&Version=2010-03-31&Protocol=sqs&TopicArn=");
+    sns_form_append(&fb, topic_arn, strlen(topic_arn));
+    sbuf_puts(&fb, "&Endpoint=");
+    sns_form_append(&fb, queue_arn, strlen(queue_arn));
+    sbuf_puts(&fb, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
+                   "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
+    sns_form_append(&fb, policy, strlen(policy));
+    query_ok(sns, &fb, "SubscriptionArn", sub_arn, sizeof sub_arn);
+
+    char err[256] = "";
+    role *r = publish_role_new(&f.cfg, sns, topic_arn, &f.tel, err, sizeof err);
+    if (!r)
+        fail_msg("publish_role_new: %s", err);
+    char id1[37], id2[37];
+    task_id(1, id1);
+    task_id(2, id2);
+    json_t *records = json_array();
+    json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, TRACE, "201"));
+    json_array_append_new(records, stream_record("INSERT", id2, "TASK2", 2, TRACE, "202"));
+    json_array_append_new(records, stream_record("MODIFY", id1, "TASK1", 1, TRACE, "203"));
+    char *ev = event_text(records);
+    lambda_invocation inv = {
+        .deadline_ms = aws_now_ms() + 5000, .event = ev, .event_len = strlen(ev)};
+    role_result res = {0};
+    r->invoke(r, &inv, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    free(ev);
+
+    json_t *got =
+        sqs_ok(sqs, "ReceiveMessage",
+               json_pack("{s:s, s:i, s:[s], s:i}", "QueueUrl", queue_url, "MaxNumberOfMessages", 10,
+                         "MessageAttributeNames", "All", "WaitTimeSeconds", 1));
+    json_t *msgs = json_object_get(got, "Messages");
+    assert_int_equal(json_array_size(msgs), 1); /* TASK2 filtered out, MODIFY skipped */
+    json_t *m = json_array_get(msgs, 0);
+    json_t *body = json_loads(json_string_value(json_object_get(m, "Body")), 0, NULL);
+    json_t *want = json_pack("{s:i, s:s}", "n", 1, "note", "a&b=c+d e\xc3\xa9\n");
+    assert_true(json_equal(body, want));
+    json_decref(want);
+    json_decref(body);
+    assert_string_equal(sqs_attr(m, "TaskId"), id1);
+    assert_string_equal(sqs_attr(m, "TaskType"), "TASK1");
+    span *s = NULL;
+    size_t n = task_spans(&f, 1, &s, 2);
+    char tp[56];
+    trace_traceparent_of(&s[1], tp);
+    assert_string_equal(sqs_attr(m, "traceparent"), tp);
+    free_spans(s, n);
+    json_decref(got);
+
+    r->free(r);
+    aws_client_free(sqs);
+    aws_client_free(sns);
+    fixture_stop(&f);
+}
+
+int main(void)
+{
+    log_setup(LOG_ERROR, "taskd-test");
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_insert_published),
+        cmocka_unit_test(test_spans_in_the_task_trace),
+        cmocka_unit_test(test_skipped_records),
+        cmocka_unit_test(test_failure_at_record_3_of_5),
+        cmocka_unit_test(test_failure_stops_later_batches),
+        cmocka_unit_test(test_topic_not_found),
+        cmocka_unit_test(test_failure_without_sequence_number),
+        cmocka_unit_test(test_not_a_stream_event),
+        cmocka_unit_test(test_deadline_already_past),
+        cmocka_unit_test(test_constructor_refusals),
+        cmocka_unit_test(test_fauxqs_end_to_end),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}

@@ -1,0 +1,970 @@
+/*
+ * Unit tests for aws/sns: PublishBatch against an HTTP server run inside the
+ * test (a thread on 127.0.0.1:0, a thread per connection, keep-alive) that
+ * records every request and answers from a per-test script: a fixed status
+ * and body, or an "echo" that reads the request's entries and answers
+ * Successful for each Id, Failed for the Ids the step names.
+ *
+ * Covered: percent-encoding (RFC 3986: '&', '=', '+', ' ', '/', unicode,
+ * newlines), the request's form field by field and byte for byte (Action,
+ * Version, TopicArn, entries with their attributes, contiguous member and
+ * attribute numbers), batches cut at ten messages and at 256 KiB, reading
+ * the XML reply (MessageIds, per-entry Code / Message / SenderFault,
+ * entities, <Failed/>, Ids that are not the call's, an entry the reply does
+ * not mention, an empty reply), throttling then success (aws_http's
+ * retries), a 404 NotFound failing every message without a retry, the stop
+ * after the first failed call, messages refused before sending, a deadline
+ * already past.
+ *
+ * With FAUXQS_ENDPOINT set (e.g. http://127.0.0.1:4566 of a running
+ * fauxqs), one more test goes through a real stand-in: topic, queue, raw
+ * subscription with a filter policy, PublishBatch, and the queue's messages
+ * with their attributes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "aws/sns.h"
+#include "core/sbuf.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TOPIC     "arn:aws:sns:eu-west-1:123456789012:tasks"
+#define TOPIC_ENC "arn%3Aaws%3Asns%3Aeu-west-1%3A123456789012%3Atasks"
+#define M         "PublishBatchRequestEntries.member."
+
+/* ---- the server ---- */
+
+typedef struct request {
+    char *head; /* header lines */
+    char *body;
+    size_t body_len;
+} request;
+
+/* One step of a script: a fixed answer, or (body NULL) an echo of the entries. */
+typedef struct step {
+    int status;
+    const char *body;
+    const char *fail_ids; /* for an echo: ",3,7," fails Ids 3 and 7 */
+} step;
+
+#define MAX_STEPS 8
+#define MAX_REQS  32
+#define MAX_CONNS 16
+
+typedef struct server {
+    int lfd, port;
+    pthread_t accept_thread;
+    pthread_t conns[MAX_CONNS];
+    int n_conns;
+    atomic_bool stop;
+    pthread_mutex_t mu;
+    step steps[MAX_STEPS];
+    int n_steps, next;
+    request reqs[MAX_REQS];
+    int n_reqs;
+} server;
+
+typedef struct conn_arg {
+    server *s;
+    int fd;
+} conn_arg;
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static bool wait_readable(server *s, int fd)
+{
+    for (;;) {
+        if (atomic_load(&s->stop))
+            return false;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 20);
+        if (r > 0)
+            return true;
+        if (r < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+/* The value of a header in a raw header block into out; false if absent. */
+static bool head_get(const char *head, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name);
+    for (const char *line = head; line && *line;) {
+        const char *eol = strstr(line, "\r\n");
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            snprintf(out, outlen, "%.*s", (int)(line + len - v), v);
+            return true;
+        }
+        line = eol ? eol + 2 : NULL;
+    }
+    return false;
+}
+
+/* ---- forms ---- */
+
+#define MAX_FIELDS 256
+
+typedef struct form {
+    size_t n;
+    char *key[MAX_FIELDS];
+    char *val[MAX_FIELDS];
+} form;
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1; /* lower-case hex is not what SigV4 wants: refused */
+}
+
+/* Percent-decode s[0..n); NULL when it holds a byte RFC 3986 wants encoded. */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                   c == '-' || c == '.' || c == '_' || c == '~') {
+            *o++ = c;
+        } else {
+            free(out);
+            return NULL;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Parse an application/x-www-form-urlencoded body; fails the test on a malformed one. */
+static void form_parse(const char *body, size_t len, form *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *fe = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(fe - p));
+        assert_non_null(eq);
+        assert_true(f->n < MAX_FIELDS);
+        f->key[f->n] = pct_decode(p, (size_t)(eq - p));
+        f->val[f->n] = pct_decode(eq + 1, (size_t)(fe - eq - 1));
+        if (!f->key[f->n] || !f->val[f->n])
+            fail_msg("badly encoded form field: %.*s", (int)(fe - p), p);
+        f->n++;
+        p = fe + (amp ? 1 : 0);
+    }
+}
+
+static const char *form_get(const form *f, const char *key)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->key[i], key) == 0)
+            return f->val[i];
+    return NULL;
+}
+
+static const char *form_getf(const form *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static const char *form_getf(const form *f, const char *fmt, ...)
+{
+    char key[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    return form_get(f, key);
+}
+
+static void form_free(form *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->key[i]);
+        free(f->val[i]);
+    }
+    f->n = 0;
+}
+
+/* The answer to a PublishBatch: Successful for each entry, Failed for those fail_ids names. */
+static char *echo_reply(const request *rq, const char *fail_ids)
+{
+    form f;
+    form_parse(rq->body, rq->body_len, &f);
+    sbuf ok = {0}, bad = {0}, out = {0};
+    for (int n = 1;; n++) {
+        const char *id = form_getf(&f, M "%d.Id", n);
+        if (!id)
+            break;
+        char needle[32];
+        snprintf(needle, sizeof needle, ",%s,", id);
+        if (fail_ids && strstr(fail_ids, needle))
+            sbuf_printf(&bad,
+                        "<member><Code>InternalError</Code><Id>%s</Id>"
+                        "<Message>entry &lt;%s&gt; failed</Message>"
+                        "<SenderFault>false</SenderFault></member>",
+                        id, id);
+        else
+            sbuf_printf(&ok, "<member><Id>%s</Id><MessageId>msg-%s</MessageId></member>", id, id);
+    }
+    sbuf_puts(&out, "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n"
+                    "  <PublishBatchResult>\n    <Failed>");
+    sbuf_append(&out, bad.data ? bad.data : "", bad.len);
+    sbuf_puts(&out, "</Failed>\n    <Successful>");
+    sbuf_append(&out, ok.data ? ok.data : "", ok.len);
+    sbuf_puts(&out, "</Successful>\n  </PublishBatchResult>\n  <ResponseMetadata><RequestId>"
+                    "r-1</RequestId></ResponseMetadata>\n</PublishBatchResponse>\n");
+    sbuf_free(&ok);
+    sbuf_free(&bad);
+    form_free(&f);
+    return sbuf_take(&out, NULL);
+}
+
+static void *conn_main(void *arg)
+{
+    conn_arg *ca = arg;
+    server *s = ca->s;
+    int fd = ca->fd;
+    free(ca);
+    size_t cap = 64 * 1024, len = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        char *end;
+        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
+            if (len + 1 >= cap || !wait_readable(s, fd))
+                goto out;
+            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
+            if (r <= 0)
+                goto out;
+            len += (size_t)r;
+        }
+        size_t head_len = (size_t)(end - buf) + 4;
+        char *head = strndup(buf, head_len - 2);
+        char value[64];
+        size_t body_len = 0;
+        if (head_get(head, "Content-Length", value, sizeof value))
+            body_len = (size_t)strtoull(value, NULL, 10);
+        if (head_len + body_len + 1 > cap) {
+            cap = head_len + body_len + 1;
+            buf = realloc(buf, cap);
+        }
+        while (len < head_len + body_len) {
+            ssize_t r = wait_readable(s, fd) ? recv(fd, buf + len, cap - len, 0) : -1;
+            if (r <= 0) {
+                free(head);
+                goto out;
+            }
+            len += (size_t)r;
+        }
+        request rq = {
+            .head = head, .body = strndup(buf + head_len, body_len), .body_len = body_len};
+        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
+        len -= head_len + body_len;
+
+        pthread_mutex_lock(&s->mu);
+        step st = {200, NULL, NULL};
+        if (s->n_steps > 0)
+            st = s->steps[s->next < s->n_steps ? s->next : s->n_steps - 1];
+        s->next++;
+        char *reply = st.body ? strdup(st.body) : echo_reply(&rq, st.fail_ids);
+        if (s->n_reqs < MAX_REQS) {
+            s->reqs[s->n_reqs++] = rq;
+        } else {
+            free(rq.head);
+            free(rq.body);
+        }
+        pthread_mutex_unlock(&s->mu);
+
+        char top[256];
+        int n = snprintf(top, sizeof top,
+                         "HTTP/1.1 %d Whatever\r\nContent-Type: text/xml\r\n"
+                         "Content-Length: %zu\r\n\r\n",
+                         st.status, strlen(reply));
+        bool sent = send_all(fd, top, (size_t)n) && send_all(fd, reply, strlen(reply));
+        free(reply);
+        if (!sent)
+            break;
+    }
+out:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    server *s = arg;
+    while (wait_readable(s, s->lfd)) {
+        int fd = accept(s->lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        bool room = s->n_conns < MAX_CONNS;
+        pthread_mutex_unlock(&s->mu);
+        conn_arg *ca = room ? malloc(sizeof *ca) : NULL;
+        pthread_t t;
+        if (!ca) {
+            close(fd);
+            continue;
+        }
+        *ca = (conn_arg){s, fd};
+        if (pthread_create(&t, NULL, conn_main, ca) != 0) {
+            free(ca);
+            close(fd);
+            continue;
+        }
+        pthread_mutex_lock(&s->mu);
+        s->conns[s->n_conns++] = t;
+        pthread_mutex_unlock(&s->mu);
+    }
+    return NULL;
+}
+
+static server *server_start(const step *steps, int n)
+{
+    server *s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    pthread_mutex_init(&s->mu, NULL);
+    assert_true(n <= MAX_STEPS);
+    for (int i = 0; i < n; i++)
+        s->steps[i] = steps[i];
+    s->n_steps = n;
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->lfd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+    socklen_t al = sizeof a;
+    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->accept_thread, NULL, accept_main, s), 0);
+    return s;
+}
+
+static void server_stop(server *s)
+{
+    atomic_store(&s->stop, true);
+    pthread_join(s->accept_thread, NULL);
+    for (int i = 0; i < s->n_conns; i++)
+        pthread_join(s->conns[i], NULL);
+    close(s->lfd);
+    for (int i = 0; i < s->n_reqs; i++) {
+        free(s->reqs[i].head);
+        free(s->reqs[i].body);
+    }
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static int server_requests(server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_reqs;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* Fake credentials and the SNS endpoint at url; a client for SNS. */
+static aws_client *client_at(const char *url, aws_service service)
+{
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_SESSION_TOKEN");
+    setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    setenv("AWS_REGION", "eu-west-1", 1);
+    setenv(service == AWS_SNS ? "AWS_ENDPOINT_URL_SNS" : "AWS_ENDPOINT_URL_SQS", url, 1);
+    char err[256] = "";
+    aws_client *c = aws_client_new(service, err, sizeof err);
+    if (!c)
+        fail_msg("aws_client_new: %s", err);
+    return c;
+}
+
+static aws_client *client_for(server *s)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+    return client_at(url, AWS_SNS);
+}
+
+static int64_t in_ms(int64_t ms)
+{
+    return aws_now_ms() + ms;
+}
+
+#define ATTRS(id, type)                                                                            \
+    "{\"TaskId\":{\"Type\":\"String\",\"Value\":\"" id "\"},"                                      \
+    "\"TaskType\":{\"Type\":\"String\",\"Value\":\"" type "\"}}"
+
+/* ---- tests: encoding and batching ---- */
+
+static void test_form_encoding(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    const char in[] = "a&b=c+d e~-._/:ü\n\"{}%";
+    sns_form_append(&b, in, strlen(in));
+    assert_false(sbuf_failed(&b));
+    assert_string_equal(b.data, "a%26b%3Dc%2Bd%20e~-._%2F%3A%C3%BC%0A%22%7B%7D%25");
+    sbuf_free(&b);
+    sns_form_append(&b, "x\0y", 3); /* a NUL byte is data too */
+    assert_string_equal(b.data, "x%00y");
+    sbuf_free(&b);
+}
+
+static void test_batch_fit(void **state)
+{
+    (void)state;
+    sns_message m[25];
+    for (int i = 0; i < 25; i++)
+        m[i] = (sns_message){"{}", ATTRS("x", "TASK1")};
+    assert_int_equal(sns_batch_fit(m, 25), SNS_BATCH_MAX);
+    assert_int_equal(sns_batch_fit(m, 3), 3);
+    assert_int_equal(sns_batch_fit(m, 0), 0);
+
+    size_t big = 100 * 1024;
+    char *body = malloc(big + 1);
+    assert_non_null(body);
+    memset(body, 'a', big);
+    body[big] = '\0';
+    for (int i = 0; i < 5; i++)
+        m[i] = (sns_message){body, NULL};
+    assert_int_equal(sns_batch_fit(m, 5), 2); /* 3 x 100 KiB > 256 KiB */
+    char *huge = malloc(300 * 1024 + 1);
+    assert_non_null(huge);
+    memset(huge, 'b', 300 * 1024);
+    huge[300 * 1024] = '\0';
+    m[0] = (sns_message){huge, NULL};
+    assert_int_equal(sns_batch_fit(m, 5), 1); /* too large alone: still one per call */
+    m[0] = (sns_message){body, NULL};
+    m[1] = (sns_message){huge, NULL};
+    assert_int_equal(sns_batch_fit(m, 5), 1);
+    free(body);
+    free(huge);
+}
+
+/* ---- tests: the request and the reply ---- */
+
+static void test_request_form(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s);
+    const char *tricky =
+        "{\"s\":\"a&b=c+d e\",\"u\":\"h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80\","
+        "\"nl\":\"x\ny\"}";
+    const char *tricky_attrs =
+        "{\"TaskId\":{\"Type\":\"String\",\"Value\":\"0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f\"},"
+        "\"TaskType\":{\"Type\":\"String\",\"Value\":\"TASK 1+&=\"},"
+        "\"traceparent\":{\"Type\":\"String\","
+        "\"Value\":\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\"}}";
+    sns_message m[2] = {{"{\"foo\":\"bar\"}", ATTRS("id-1", "TASK1")}, {tricky, tricky_attrs}};
+    sns_status st[2];
+    assert_true(sns_publish_batch(c, TOPIC, m, 2, in_ms(3000), st));
+    for (int i = 0; i < 2; i++) {
+        assert_true(st[i].ok);
+        char want[16];
+        snprintf(want, sizeof want, "msg-%d", i);
+        assert_string_equal(st[i].message_id, want);
+    }
+    assert_int_equal(server_requests(s), 1);
+    const request *rq = &s->reqs[0];
+    char v[128];
+    assert_true(head_get(rq->head, "Content-Type", v, sizeof v));
+    assert_string_equal(v, "application/x-www-form-urlencoded; charset=utf-8");
+
+    /* byte for byte, up to the second entry */
+    const char *want = "Action=PublishBatch&Version=2010-03-31&TopicArn=" TOPIC_ENC "&" M "1.Id=0"
+                       "&" M "1.Message=%7B%22foo%22%3A%22bar%22%7D"
+                       "&" M "1.MessageAttributes.entry.1.Name=TaskId"
+                       "&" M "1.MessageAttributes.entry.1.Value.DataType=String"
+                       "&" M "1.MessageAttributes.entry.1.Value.StringValue=id-1"
+                       "&" M "1.MessageAttributes.entry.2.Name=TaskType"
+                       "&" M "1.MessageAttributes.entry.2.Value.DataType=String"
+                       "&" M "1.MessageAttributes.entry.2.Value.StringValue=TASK1"
+                       "&" M "2.Id=1"
+                       "&" M "2.Message=%7B%22s%22%3A%22a%26b%3Dc%2Bd%20e%22%2C%22u%22%3A%22h%C3%A9"
+                       "llo%20%E2%9C%93%20%F0%9F%9A%80%22%2C%22nl%22%3A%22x%0Ay%22%7D";
+    assert_true(rq->body_len > strlen(want));
+    assert_memory_equal(rq->body, want, strlen(want));
+
+    /* and every field, decoded */
+    form f;
+    form_parse(rq->body, rq->body_len, &f);
+    assert_int_equal(f.n, 3 + 2 * 2 + 3 * 2 + 3 * 3);
+    assert_string_equal(form_get(&f, "Action"), "PublishBatch");
+    assert_string_equal(form_get(&f, "Version"), "2010-03-31");
+    assert_string_equal(form_get(&f, "TopicArn"), TOPIC);
+    assert_string_equal(form_get(&f, M "2.Message"), tricky);
+    assert_string_equal(form_get(&f, M "2.MessageAttributes.entry.1.Name"), "TaskId");
+    assert_string_equal(form_get(&f, M "2.MessageAttributes.entry.1.Value.StringValue"),
+                        "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
+    assert_string_equal(form_get(&f, M "2.MessageAttributes.entry.2.Value.StringValue"),
+                        "TASK 1+&=");
+    assert_string_equal(form_get(&f, M "2.MessageAttributes.entry.3.Name"), "traceparent");
+    assert_string_equal(form_get(&f, M "2.MessageAttributes.entry.3.Value.DataType"), "String");
+    assert_string_equal(form_get(&f, M "2.MessageAttributes.entry.3.Value.StringValue"),
+                        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    assert_null(form_get(&f, M "3.Id"));
+    form_free(&f);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_attribute_types(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s);
+    sns_message m[2] = {{"x", "{\"n\":{\"Type\":\"Number\",\"Value\":\"5\"},"
+                              "\"b\":{\"Type\":\"Binary\",\"Value\":\"AAE=\"}}"},
+                        {"y", "{}"}};
+    sns_status st[2];
+    assert_true(sns_publish_batch(c, TOPIC, m, 2, in_ms(3000), st));
+    form f;
+    form_parse(s->reqs[0].body, s->reqs[0].body_len, &f);
+    assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.1.Value.DataType"), "Number");
+    assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.1.Value.StringValue"), "5");
+    assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.2.Value.DataType"), "Binary");
+    assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.2.Value.BinaryValue"), "AAE=");
+    assert_null(form_get(&f, M "1.MessageAttributes.entry.2.Value.StringValue"));
+    assert_string_equal(form_get(&f, M "2.Message"), "y");
+    assert_null(form_get(&f, M "2.MessageAttributes.entry.1.Name"));
+    form_free(&f);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_reply_per_entry_outcomes(void **state)
+{
+    (void)state;
+    /* Failed first, an entity and a character reference, an Id not of the call, one missing */
+    step steps[] = {
+        {200,
+         "<?xml version=\"1.0\"?>\n<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/"
+         "2010-03-31/\">\n <PublishBatchResult>\n  <Failed>\n   <member>\n    <Code>Invalid"
+         "Parameter</Code>\n    <Id>1</Id>\n    <Message>Invalid parameter: &quot;Message&quot; "
+         "too &lt;long&gt; &amp; caf&#233; &#x2713;</Message>\n    <SenderFault>true"
+         "</SenderFault>\n   </member>\n   <member><Id>7</Id><Code>X</Code></member>\n  </Failed>"
+         "\n  <Successful>\n   <member>\n    <Id>0</Id>\n    <MessageId>5d9f-aa</MessageId>\n   "
+         "</member>\n   <member><Id>3</Id><MessageId>m3</MessageId></member>\n  </Successful>\n"
+         " </PublishBatchResult>\n</PublishBatchResponse>\n",
+         NULL}};
+    server *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[4] = {{"a", NULL}, {"b", NULL}, {"c", NULL}, {"d", NULL}};
+    sns_status st[4];
+    assert_false(sns_publish_batch(c, TOPIC, m, 4, in_ms(3000), st));
+    assert_true(st[0].ok);
+    assert_string_equal(st[0].message_id, "5d9f-aa");
+    assert_false(st[1].ok);
+    assert_true(st[1].sender_fault);
+    assert_string_equal(st[1].code, "InvalidParameter");
+    assert_string_equal(st[1].message,
+                        "Invalid parameter: \"Message\" too <long> & caf\xc3\xa9 \xe2\x9c\x93");
+    assert_false(st[2].ok); /* not mentioned */
+    assert_string_equal(st[2].code, SNS_NO_OUTCOME);
+    assert_true(st[3].ok);
+    assert_string_equal(st[3].message_id, "m3");
+    assert_int_equal(server_requests(s), 1);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_reply_self_closing_failed(void **state)
+{
+    (void)state;
+    step steps[] = {{200,
+                     "<PublishBatchResponse><PublishBatchResult><Failed/><Successful><member>"
+                     "<Id>0</Id><MessageId>m0</MessageId></member><member><Id>1</Id>"
+                     "<MessageId>m1</MessageId></member></Successful></PublishBatchResult>"
+                     "</PublishBatchResponse>",
+                     NULL}};
+    server *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[2] = {{"a", NULL}, {"b", NULL}};
+    sns_status st[2];
+    assert_true(sns_publish_batch(c, TOPIC, m, 2, in_ms(3000), st));
+    assert_string_equal(st[0].message_id, "m0");
+    assert_string_equal(st[1].message_id, "m1");
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_empty_reply_fails(void **state)
+{
+    (void)state;
+    step steps[] = {{200, "", NULL}};
+    server *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[1] = {{"a", NULL}};
+    sns_status st[1];
+    assert_false(sns_publish_batch(c, TOPIC, m, 1, in_ms(3000), st));
+    assert_false(st[0].ok);
+    assert_string_equal(st[0].code, SNS_UNREADABLE);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_throttled_then_ok(void **state)
+{
+    (void)state;
+    step steps[] = {
+        {400,
+         "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code><Message>Rate exceeded"
+         "</Message></Error><RequestId>r</RequestId></ErrorResponse>",
+         NULL},
+        {503, "<ErrorResponse><Error><Code>InternalError</Code></Error></ErrorResponse>", NULL},
+        {200, NULL, NULL}};
+    server *s = server_start(steps, 3);
+    aws_client *c = client_for(s);
+    sns_message m[3] = {{"a", NULL}, {"b", NULL}, {"c", NULL}};
+    sns_status st[3];
+    assert_true(sns_publish_batch(c, TOPIC, m, 3, in_ms(5000), st));
+    for (int i = 0; i < 3; i++)
+        assert_true(st[i].ok);
+    assert_int_equal(server_requests(s), 3);
+    /* every attempt carried the same form */
+    assert_string_equal(s->reqs[0].body, s->reqs[2].body);
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_not_found_fails_all(void **state)
+{
+    (void)state;
+    step steps[] = {
+        {404,
+         "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n  <Error>"
+         "\n    <Type>Sender</Type>\n    <Code>NotFound</Code>\n    <Message>Topic does "
+         "not exist</Message>\n  </Error>\n  <RequestId>r</RequestId>\n"
+         "</ErrorResponse>\n",
+         NULL}};
+    server *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[12];
+    for (int i = 0; i < 12; i++)
+        m[i] = (sns_message){"{}", ATTRS("x", "TASK1")};
+    sns_status st[12];
+    assert_false(sns_publish_batch(c, TOPIC, m, 12, in_ms(3000), st));
+    for (int i = 0; i < 10; i++) {
+        assert_false(st[i].ok);
+        assert_string_equal(st[i].code, "NotFound");
+        assert_true(st[i].sender_fault);
+        assert_non_null(strstr(st[i].message, "Topic does not exist"));
+        assert_non_null(strstr(st[i].message, "HTTP 404"));
+    }
+    for (int i = 10; i < 12; i++) /* the second call is never made */
+        assert_string_equal(st[i].code, SNS_NOT_SENT);
+    assert_int_equal(server_requests(s), 1); /* no retry of a 4xx */
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_batches_stop_after_failed_call(void **state)
+{
+    (void)state;
+    step steps[] = {{200, NULL, NULL}, {200, NULL, ",13,"}, {200, NULL, NULL}};
+    server *s = server_start(steps, 3);
+    aws_client *c = client_for(s);
+    sns_message m[25];
+    char bodies[25][16];
+    for (int i = 0; i < 25; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "{\"i\":%d}", i);
+        m[i] = (sns_message){bodies[i], NULL};
+    }
+    sns_status st[25];
+    assert_false(sns_publish_batch(c, TOPIC, m, 25, in_ms(3000), st));
+    for (int i = 0; i < 20; i++) {
+        if (i == 13) {
+            assert_false(st[i].ok);
+            assert_string_equal(st[i].code, "InternalError");
+            assert_false(st[i].sender_fault);
+            assert_string_equal(st[i].message, "entry <13> failed");
+        } else {
+            assert_true(st[i].ok);
+        }
+    }
+    for (int i = 20; i < 25; i++) {
+        assert_false(st[i].ok);
+        assert_string_equal(st[i].code, SNS_NOT_SENT);
+    }
+    assert_int_equal(server_requests(s), 2);
+    /* each call numbers its members from 1; the Ids are the messages' indexes */
+    for (int r = 0; r < 2; r++) {
+        form f;
+        form_parse(s->reqs[r].body, s->reqs[r].body_len, &f);
+        for (int k = 1; k <= 10; k++) {
+            char id[8];
+            snprintf(id, sizeof id, "%d", r * 10 + k - 1);
+            assert_string_equal(form_getf(&f, M "%d.Id", k), id);
+            assert_string_equal(form_getf(&f, M "%d.Message", k), bodies[r * 10 + k - 1]);
+        }
+        assert_null(form_getf(&f, M "11.Id"));
+        form_free(&f);
+    }
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_unpublishable_messages(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s);
+    sns_message m[6] = {
+        {"good", NULL},
+        {"bad \xc3\x28 utf-8", NULL},
+        {"", NULL},
+        {"x", "[1,2]"},
+        {"y", "{\"TaskId\":{\"Type\":\"String\",\"Value\":5}}"},
+        {"also good", ATTRS("i", "T")},
+    };
+    sns_status st[6];
+    assert_false(sns_publish_batch(c, TOPIC, m, 6, in_ms(3000), st));
+    assert_true(st[0].ok);
+    for (int i = 1; i <= 4; i++) {
+        assert_false(st[i].ok);
+        assert_string_equal(st[i].code, SNS_INVALID_LOCAL);
+        assert_true(st[i].sender_fault);
+    }
+    assert_non_null(strstr(st[1].message, "UTF-8"));
+    assert_non_null(strstr(st[4].message, "TaskId"));
+    assert_true(st[5].ok);
+    assert_int_equal(server_requests(s), 1);
+    form f;
+    form_parse(s->reqs[0].body, s->reqs[0].body_len, &f);
+    assert_string_equal(form_get(&f, M "1.Id"), "0");
+    assert_string_equal(form_get(&f, M "2.Id"), "5"); /* members stay contiguous */
+    assert_string_equal(form_get(&f, M "2.Message"), "also good");
+    assert_null(form_get(&f, M "3.Id"));
+    form_free(&f);
+
+    /* overlong encodings, surrogates and stray continuation bytes are not UTF-8 either */
+    static const char *const bad[] = {"\xc0\xaf", "\xed\xa0\x80", "\x80", "\xf4\x90\x80\x80",
+                                      "\xe2\x82"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sns_message one = {bad[i], NULL};
+        assert_false(sns_publish_batch(c, TOPIC, &one, 1, in_ms(3000), st));
+        assert_string_equal(st[0].code, SNS_INVALID_LOCAL);
+    }
+    assert_int_equal(server_requests(s), 1); /* none of them was sent */
+    aws_client_free(c);
+    server_stop(s);
+}
+
+static void test_past_deadline_sends_nothing(void **state)
+{
+    (void)state;
+    server *s = server_start(NULL, 0);
+    aws_client *c = client_for(s);
+    sns_message m[2] = {{"a", NULL}, {"b", NULL}};
+    sns_status st[2];
+    assert_false(sns_publish_batch(c, TOPIC, m, 2, aws_now_ms() - 1000, st));
+    for (int i = 0; i < 2; i++) {
+        assert_false(st[i].ok);
+        assert_string_equal(st[i].code, "Timeout");
+    }
+    assert_int_equal(server_requests(s), 0);
+    /* no topic: refused */
+    assert_false(sns_publish_batch(c, "", m, 2, 0, st));
+    assert_string_equal(st[1].code, SNS_INVALID_LOCAL);
+    assert_true(sns_publish_batch(c, TOPIC, m, 0, 0, st)); /* nothing to do */
+    aws_client_free(c);
+    server_stop(s);
+}
+
+/* ---- the real stand-in (FAUXQS_ENDPOINT) ---- */
+
+/* A Query call that must succeed; the text of element tag of its reply into out. */
+static void query_ok(aws_client *c, sbuf *fb, const char *tag, char *out, size_t outlen)
+{
+    assert_false(sbuf_failed(fb));
+    aws_response r;
+    aws_rc rc = aws_query_call(c, fb->data, fb->len, in_ms(5000), &r);
+    if (rc != AWS_OK)
+        fail_msg("%s: %s %s", fb->data, r.error_type, r.error_message ? r.error_message : "");
+    if (tag) {
+        char open[64], close[64];
+        snprintf(open, sizeof open, "<%s>", tag);
+        snprintf(close, sizeof close, "</%s>", tag);
+        const char *a = strstr(r.body, open), *b = a ? strstr(a, close) : NULL;
+        assert_non_null(b);
+        a += strlen(open);
+        snprintf(out, outlen, "%.*s", (int)(b - a), a);
+    }
+    aws_response_free(&r);
+    sbuf_free(fb);
+}
+
+static json_t *sqs_ok(aws_client *c, const char *action, json_t *req)
+{
+    char target[64];
+    snprintf(target, sizeof target, "AmazonSQS.%s", action);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    aws_response r;
+    aws_rc rc = aws_json_call(c, target, body, strlen(body), in_ms(5000), &r);
+    free(body);
+    if (rc != AWS_OK)
+        fail_msg("%s: %s %s", action, r.error_type, r.error_message ? r.error_message : "");
+    json_t *out = json_loads(r.body ? r.body : "{}", 0, NULL);
+    aws_response_free(&r);
+    assert_non_null(out);
+    return out;
+}
+
+static const char *msg_attr(json_t *msg, const char *name)
+{
+    json_t *a = json_object_get(json_object_get(msg, "MessageAttributes"), name);
+    assert_string_equal(json_string_value(json_object_get(a, "DataType")), "String");
+    return json_string_value(json_object_get(a, "StringValue"));
+}
+
+static void test_fauxqs_publish_batch(void **state)
+{
+    (void)state;
+    const char *endpoint = getenv("FAUXQS_ENDPOINT");
+    if (!endpoint || !*endpoint) {
+        skip();
+        return;
+    }
+    aws_client *sqs = client_at(endpoint, AWS_SQS);
+    aws_client *sns = client_at(endpoint, AWS_SNS);
+    char suffix[32], topic_arn[256], queue_arn[256], sub_arn[256];
+    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)aws_now_ms());
+
+    sbuf f = {0};
+    sbuf_printf(&f, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
+    query_ok(sns, &f, "TopicArn", topic_arn, sizeof topic_arn);
+    char qname[64];
+    snprintf(qname, sizeof qname, "task1-%s", suffix);
+    json_t *q = sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
+    char queue_url[256];
+    snprintf(queue_url, sizeof queue_url, "%s", json_string_value(json_object_get(q, "QueueUrl")));
+    json_decref(q);
+    json_t *qa =
+        sqs_ok(sqs, "GetQueueAttributes",
+               json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
+    snprintf(queue_arn, sizeof queue_arn, "%s",
+             json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
+    json_decref(qa);
+
+    const char *policy = "{\"TaskType\":[\"TASK1\"]}";
+    sbuf_puts(&f, "Action=Subscribe&Version=2010-03-31&Protocol=sqs&TopicArn=");
+    sns_form_append(&f, topic_arn, strlen(topic_arn));
+    sbuf_puts(&f, "&Endpoint=");
+    sns_form_append(&f, queue_arn, strlen(queue_arn));
+    sbuf_puts(&f, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
+                  "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
+    sns_form_append(&f, policy, strlen(policy));
+    query_ok(sns, &f, "SubscriptionArn", sub_arn, sizeof sub_arn);
+
+    const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    char attrs1[512];
+    snprintf(attrs1, sizeof attrs1,
+             "{\"TaskId\":{\"Type\":\"String\",\"Value\":\"id-1\"},"
+             "\"TaskType\":{\"Type\":\"String\",\"Value\":\"TASK1\"},"
+             "\"traceparent\":{\"Type\":\"String\",\"Value\":\"%s\"}}",
+             tp);
+    const char *body1 = "{\"s\":\"a&b=c+d e\",\"u\":\"h\xc3\xa9llo\",\"nl\":\"x\\ny\"}";
+    sns_message m[3] = {{body1, attrs1},
+                        {"{\"n\":2}", ATTRS("id-2", "TASK2")},
+                        {"{\"n\":3}", ATTRS("id-3", "TASK1")}};
+    sns_status st[3];
+    assert_true(sns_publish_batch(sns, topic_arn, m, 3, in_ms(5000), st));
+    for (int i = 0; i < 3; i++) {
+        assert_true(st[i].ok);
+        assert_true(strlen(st[i].message_id) > 0);
+    }
+
+    json_t *got =
+        sqs_ok(sqs, "ReceiveMessage",
+               json_pack("{s:s, s:i, s:[s], s:i}", "QueueUrl", queue_url, "MaxNumberOfMessages", 10,
+                         "MessageAttributeNames", "All", "WaitTimeSeconds", 1));
+    json_t *msgs = json_object_get(got, "Messages");
+    assert_int_equal(json_array_size(msgs), 2); /* TASK2 filtered out */
+    json_t *first = json_array_get(msgs, 0), *second = json_array_get(msgs, 1);
+    if (strcmp(msg_attr(first, "TaskId"), "id-1") != 0) {
+        json_t *t = first;
+        first = second;
+        second = t;
+    }
+    assert_string_equal(json_string_value(json_object_get(first, "Body")), body1);
+    assert_string_equal(msg_attr(first, "TaskId"), "id-1");
+    assert_string_equal(msg_attr(first, "TaskType"), "TASK1");
+    assert_string_equal(msg_attr(first, "traceparent"), tp);
+    assert_string_equal(json_string_value(json_object_get(second, "Body")), "{\"n\":3}");
+    assert_string_equal(msg_attr(second, "TaskId"), "id-3");
+    json_decref(got);
+
+    /* a topic that does not exist */
+    char missing[300];
+    snprintf(missing, sizeof missing, "%s-missing", topic_arn);
+    assert_false(sns_publish_batch(sns, missing, m, 1, in_ms(5000), st));
+    assert_string_equal(st[0].code, "NotFound");
+
+    aws_client_free(sns);
+    aws_client_free(sqs);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_form_encoding),
+        cmocka_unit_test(test_batch_fit),
+        cmocka_unit_test(test_request_form),
+        cmocka_unit_test(test_attribute_types),
+        cmocka_unit_test(test_reply_per_entry_outcomes),
+        cmocka_unit_test(test_reply_self_closing_failed),
+        cmocka_unit_test(test_empty_reply_fails),
+        cmocka_unit_test(test_throttled_then_ok),
+        cmocka_unit_test(test_not_found_fails_all),
+        cmocka_unit_test(test_batches_stop_after_failed_call),
+        cmocka_unit_test(test_unpublishable_messages),
+        cmocka_unit_test(test_past_deadline_sends_nothing),
+        cmocka_unit_test(test_fauxqs_publish_batch),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return failed;
+}
