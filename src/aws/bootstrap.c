@@ -3,7 +3,7 @@
  * the AWS deployment, its role chosen by _HANDLER.
  *
  * Init reads the environment and builds the graph — configuration, tracer,
- * the DynamoDB store, the role — without touching the network (clients
+ * the AWS clients and the store, the role — without touching the network (clients
  * connect on first use), so a cold start costs a few milliseconds. A failed
  * init is reported to /runtime/init/error and the process exits.
  *
@@ -13,7 +13,9 @@
  * queued spans are flushed within the deadline, before /next lets Lambda
  * freeze the process. Connections live across invocations.
  *
- * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api), TABLE_NAME,
+ * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker),
+ * TABLE_NAME (api, worker), TOPIC_ARN (publish), QUEUE_NAME (worker: the
+ * configured queue the function serves; else each record's queue),
  * TASKD_CONFIG (else $LAMBDA_TASK_ROOT/taskd.json when it exists, else the
  * defaults), LOG_LEVEL, the AWS_* variables of aws_http.h and the OTEL_* /
  * AWS_XRAY_DAEMON_ADDRESS variables of tracer.h.
@@ -23,9 +25,11 @@
 #include "core/config.h"
 #include "dynamodb_store.h"
 #include "lambda_runtime.h"
+#include "publish_role.h"
 #include "role.h"
 #include "trace/trace.h"
 #include "util/log.h"
+#include "worker_role.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -40,8 +44,9 @@ typedef struct runtime_graph {
     config cfg;
     bool cfg_loaded;
     telemetry tel;
-    aws_client *dynamodb;
+    aws_client *dynamodb; /* api, worker */
     store *store;
+    aws_client *sns; /* publish */
     role *role;
 } runtime_graph;
 
@@ -51,6 +56,7 @@ static void graph_free(runtime_graph *g)
         g->role->free(g->role);
     store_close(g->store);
     aws_client_free(g->dynamodb);
+    aws_client_free(g->sns);
     tracer_free(g->tel.tracer);
     if (g->cfg_loaded)
         config_free(&g->cfg);
@@ -78,48 +84,65 @@ static bool load_config(config *c, char *err, size_t errlen)
     return true;
 }
 
+/* An environment variable the role needs; false with a message naming it. */
+static bool need_env(const char *name, const char **out, const char *what, char *err, size_t errlen)
+{
+    *out = getenv(name);
+    if (*out && **out)
+        return true;
+    snprintf(err, errlen, "%s is not set: %s", name, what);
+    return false;
+}
+
+/* The DynamoDB store of TABLE_NAME (roles api and worker). */
+static bool open_store(runtime_graph *g, char *err, size_t errlen)
+{
+    const char *table;
+    if (!need_env("TABLE_NAME", &table, "name the DynamoDB table", err, errlen) ||
+        !(g->dynamodb = aws_client_new(AWS_DYNAMODB, err, errlen)))
+        return false;
+    dynamodb_store_options so = {
+        .table = table, .client = g->dynamodb, .retention_grace = g->cfg.retention_grace};
+    return (g->store = dynamodb_store_open(&so, err, errlen)) != NULL;
+}
+
 /* Build the graph for the role; false with the init error's type and message. */
 static bool init(runtime_graph *g, const char *role_name, char *etype, size_t etlen, char *err,
                  size_t errlen)
 {
-    if (!role_name || !*role_name) {
-        snprintf(etype, etlen, "Runtime.NoHandler");
-        snprintf(err, errlen, "_HANDLER is not set: name a role (%s)", ROLES);
-        return false;
-    }
-    if (strcmp(role_name, "publish") == 0 || strcmp(role_name, "worker") == 0) {
-        snprintf(etype, etlen, "Runtime.RoleNotBuilt");
-        snprintf(err, errlen, "role %s is not part of this build yet; this build serves: api",
-                 role_name);
-        return false;
-    }
-    if (strcmp(role_name, "api") != 0) {
-        snprintf(etype, etlen, "Runtime.UnknownRole");
-        snprintf(err, errlen, "unknown _HANDLER \"%.64s\": the roles are %s", role_name, ROLES);
+    bool api = role_name && strcmp(role_name, "api") == 0;
+    bool publish = role_name && strcmp(role_name, "publish") == 0;
+    bool worker = role_name && strcmp(role_name, "worker") == 0;
+    if (!api && !publish && !worker) {
+        snprintf(etype, etlen,
+                 role_name && *role_name ? "Runtime.UnknownRole" : "Runtime.NoHandler");
+        snprintf(err, errlen, "_HANDLER \"%.64s\" names no role: the roles are %s",
+                 role_name ? role_name : "", ROLES);
         return false;
     }
     snprintf(etype, etlen, "Runtime.ConfigError");
     if (!load_config(&g->cfg, err, errlen))
         return false;
     g->cfg_loaded = true;
-    const char *table = getenv("TABLE_NAME");
-    if (!table || !*table) {
-        snprintf(err, errlen, "TABLE_NAME is not set: name the DynamoDB table");
-        return false;
-    }
     /* the local trace view has no reader on Lambda; spans only go to the exporters */
     tracer_options to = {
         .service_name = "taskd", .service_version = TASKD_VERSION, .xray_subsegments = true};
     if (!(g->tel.tracer = tracer_new(&to, err, errlen)))
         return false;
-    if (!(g->dynamodb = aws_client_new(AWS_DYNAMODB, err, errlen)))
-        return false;
-    dynamodb_store_options so = {
-        .table = table, .client = g->dynamodb, .retention_grace = g->cfg.retention_grace};
-    if (!(g->store = dynamodb_store_open(&so, err, errlen)))
+    if (publish) {
+        const char *topic;
+        if (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||
+            !(g->sns = aws_client_new(AWS_SNS, err, errlen)))
+            return false;
+        snprintf(etype, etlen, "Runtime.InitError");
+        return (g->role = publish_role_new(&g->cfg, g->sns, topic, &g->tel, err, errlen)) != NULL;
+    }
+    if (!open_store(g, err, errlen))
         return false;
     snprintf(etype, etlen, "Runtime.InitError");
-    return (g->role = api_role_new(g->store, &g->cfg, &g->tel, err, errlen)) != NULL;
+    g->role = api ? api_role_new(g->store, &g->cfg, &g->tel, err, errlen)
+                  : worker_role_new(&g->cfg, g->store, getenv("QUEUE_NAME"), &g->tel, err, errlen);
+    return g->role != NULL;
 }
 
 /* The Root of an X-Ray trace header, for the xray_trace_id log field. */
@@ -198,8 +221,7 @@ int main(void)
         if (!lambda_runtime_init_error(rt, etype, err, post_err, sizeof post_err))
             log_error("cannot report the init error", "error", post_err, NULL);
     } else {
-        log_info("ready", "role", g.role->name, "table", getenv("TABLE_NAME"), "dynamodb",
-                 aws_client_endpoint(g.dynamodb), "version", TASKD_VERSION, NULL);
+        log_info("ready", "role", g.role->name, "version", TASKD_VERSION, NULL);
         status = serve(rt, &g);
     }
     graph_free(&g);
