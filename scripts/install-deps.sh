@@ -1,26 +1,39 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages taskd needs to build, test and benchmark.
 # Idempotent: installs only what is missing; uses sudo only when not root.
+#   --test   also what the tests of the Lambda build need: a Java runtime and npm
+#            (each only when absent), then the AWS stand-ins (scripts/aws-standins.sh)
+#   --bench  also the benchmark tools
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+mode=${1:-}
 
 packages=(
     build-essential cmake ninja-build pkg-config
     libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
     libprotobuf-c-dev protobuf-c-compiler
-    libcmocka-dev python3 curl sqlite3
+    libcmocka-dev python3 curl sqlite3 zip binutils
 )
-if [ "${1:-}" = "--bench" ]; then
+if [ "$mode" = "--bench" ]; then
     packages+=(wrk nginx-light)
+fi
+if [ "$mode" = "--test" ]; then
+    command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
+    command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=()
+    [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+    echo "Installing: ${missing[*]}" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
 
-sudo=()
-[ "$(id -u)" -ne 0 ] && sudo=(sudo)
-echo "Installing: ${missing[*]}" >&2
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ "$mode" = "--test" ]; then
+    "$root/scripts/aws-standins.sh" install
+fi

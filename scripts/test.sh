@@ -3,7 +3,7 @@
 # SANITIZE=1 builds into build-asan with AddressSanitizer + UBSan (leaks fail the run).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-"$root/scripts/install-deps.sh"
+"$root/scripts/install-deps.sh" --test
 if [ "${SANITIZE:-0}" = 1 ]; then
     dir="$root/build-asan"
     "$root/scripts/build.sh" "$dir" -DCMAKE_BUILD_TYPE=Debug -DTASKD_SANITIZE=ON

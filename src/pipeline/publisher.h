@@ -3,8 +3,8 @@
  * and where the topic delivers the message. Transport-neutral: records in,
  * messages, spans and routes out; no store, no broker. The local stream
  * consumer and the Lambda `publish` role call the same functions and differ
- * only in how they send (a broker transaction with the checkpoint, or one
- * SNS Publish per message) and in who routes (the local topic here, SNS there).
+ * only in how they send (a broker transaction with the checkpoint, or SNS
+ * PublishBatch calls) and in who routes (the local topic here, SNS there).
  *
  * A record that passes the consumer's filter patterns and is a complete
  * INSERT becomes one message: body = the task's data as JSON, attributes

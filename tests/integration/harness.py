@@ -6,6 +6,15 @@ stderr until the JSON log line ``{"message": "listening", "address": ...}``
 and then keeps draining stderr in a thread so the pipe never fills.
 
 ``TASKD_BIN`` names the binary; without it, ``<repo>/build/taskd``.
+
+Two targets. By default (``TASKD_TARGET`` unset or ``local``) ``Taskd`` runs the taskd binary.
+With ``TASKD_TARGET=lambda`` it runs the Lambda build instead: ``tests/lambda/emulator.py`` with
+``BOOTSTRAP_BIN`` (default: ``bootstrap`` beside ``TASKD_BIN`` when that exists, else
+``<repo>/build/bootstrap``), handler ``api`` and four execution environments, over one DynamoDB
+Local per test process (``tests/lambda/dynamodb_local.py``; ``DYNAMODB_ENDPOINT`` names another)
+with one table per database path. The request helpers, ``stop``, ``stderr_text`` and
+``log_objects`` work the same (the emulator's stderr carries the function's log lines).
+``local_only(reason)`` marks tests of what only the local server has.
 """
 
 import http.client
@@ -21,9 +30,15 @@ import tempfile
 import threading
 import time
 import unittest
+import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+LAMBDA_DIR = os.path.join(REPO, "tests", "lambda")
+EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
 START_TIMEOUT = 10.0
+LAMBDA_START_TIMEOUT = 30.0  # four environments' init, under the sanitizers too
+LAMBDA_CONCURRENCY = 4
+LAMBDA_FUNCTION_TIMEOUT = 10  # seconds; a hung invocation answers 504 before REQUEST_TIMEOUT
 STOP_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 15.0
 
@@ -45,6 +60,78 @@ def require_binary():
     path = taskd_bin()
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise RuntimeError("taskd binary not found or not executable: %s (set TASKD_BIN)" % path)
+
+
+# -- targets: the local taskd, or the Lambda build behind the emulator ----------------------------
+
+def target():
+    """"local" (the taskd binary) or "lambda" (TASKD_TARGET=lambda)."""
+    return "lambda" if os.environ.get("TASKD_TARGET", "local") == "lambda" else "local"
+
+
+def on_lambda():
+    return target() == "lambda"
+
+
+def local_only(reason):
+    """Skip a test (or a whole class) on the lambda target: for what cannot exist there."""
+    def decorate(obj):
+        return unittest.skip(reason)(obj) if on_lambda() else obj
+    return decorate
+
+
+def bootstrap_bin():
+    explicit = os.environ.get("BOOTSTRAP_BIN")
+    if explicit:
+        return explicit
+    if os.environ.get("TASKD_BIN"):
+        beside = os.path.join(os.path.dirname(os.environ["TASKD_BIN"]), "bootstrap")
+        if os.path.isfile(beside):
+            return beside
+    return os.path.join(REPO, "build", "bootstrap")
+
+
+def require_bootstrap():
+    path = bootstrap_bin()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise RuntimeError("bootstrap binary not found or not executable: %s (set BOOTSTRAP_BIN)" % path)
+
+
+_tables = {}  # database path -> DynamoDB table name, so that a restart finds its data again
+_tables_lock = threading.Lock()
+
+
+def dynamodb():
+    """The dynamodb_local module (tests/lambda)."""
+    if LAMBDA_DIR not in sys.path:
+        sys.path.insert(0, LAMBDA_DIR)
+    import dynamodb_local
+    return dynamodb_local
+
+
+def lambda_table(db_path):
+    """(endpoint, table) for a database path: the same path gets the same table."""
+    ddb = dynamodb()
+    endpoint = ddb.shared_instance().endpoint
+    key = os.path.abspath(db_path)
+    with _tables_lock:
+        name = _tables.get(key)
+        if name is None:
+            name = "taskd-it-" + uuid.uuid4().hex[:16]
+            ddb.create_table(endpoint, name)
+            _tables[key] = name
+    return endpoint, name
+
+
+def drop_lambda_table(db_path):
+    ddb = dynamodb()
+    with _tables_lock:
+        name = _tables.pop(os.path.abspath(db_path), None)
+    if name:
+        try:
+            ddb.delete_table(ddb.shared_instance().endpoint, name)
+        except (OSError, ddb.DynamoDBError):
+            pass
 
 
 def clean_env(extra=None):
@@ -113,30 +200,63 @@ class Taskd:
 
     def __init__(self, db=None, config=None, args=(), env=None, tmpdir=None, listen="127.0.0.1:0",
                  use_flags=True, sync=None):
-        require_binary()
+        self.target = target()
+        if self.target == "lambda":
+            if args:
+                raise unittest.SkipTest("taskd flags: local only")
+            if listen != "127.0.0.1:0":
+                raise unittest.SkipTest("listen addresses other than 127.0.0.1:0: local only")
+            require_bootstrap()
+        else:
+            require_binary()
         self._own_tmp = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="taskd-it-")
         self.db = db or os.path.join(self.tmpdir, "tasks.db")
+        # On lambda, a table nobody can ask for again (no db, own tmpdir) is dropped at close().
+        self._fresh_table = db is None and self._own_tmp
         self.config = config
         self.lines = []  # raw stderr lines (str)
         self._lines_lock = threading.Lock()
         self._listening = threading.Event()
         self._eof = threading.Event()
         self.address = None
-        argv = [taskd_bin()]
-        if use_flags:
-            argv += ["--listen", listen, "--db", self.db]
+        self.table = self.dynamodb_endpoint = None
+        if self.target == "lambda":
+            try:
+                self.dynamodb_endpoint, self.table = lambda_table(self.db)
+            except BaseException:
+                self._cleanup_tmp()
+                raise
+            fn_env = {"TABLE_NAME": self.table, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
+                      "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "ASIATASKDTESTKEY0001",
+                      "AWS_SECRET_ACCESS_KEY": "taskdTestSecretAccessKey000000000000000",
+                      "AWS_SESSION_TOKEN": "taskd-test-session-token"}
             if config:
-                argv += ["--config", config]
-            if sync:
-                argv += ["--sync", sync]
-        argv += list(args)
+                fn_env["TASKD_CONFIG"] = config
+            fn_env.update(env or {})
+            argv = [sys.executable, "-B", EMULATOR, "--bootstrap", bootstrap_bin(), "--handler", "api",
+                    "--concurrency", str(LAMBDA_CONCURRENCY), "--timeout", str(LAMBDA_FUNCTION_TIMEOUT)]
+            for k, v in fn_env.items():
+                argv += ["--env", "%s=%s" % (k, v)]
+            proc_env = clean_env()
+            start_timeout = LAMBDA_START_TIMEOUT
+        else:
+            argv = [taskd_bin()]
+            if use_flags:
+                argv += ["--listen", listen, "--db", self.db]
+                if config:
+                    argv += ["--config", config]
+                if sync:
+                    argv += ["--sync", sync]
+            argv += list(args)
+            proc_env = clean_env(env)
+            start_timeout = START_TIMEOUT
         self.argv = argv
-        self.proc = subprocess.Popen(argv, env=clean_env(env), stdin=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(argv, env=proc_env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + start_timeout
         while not self._listening.is_set():
             if self._eof.is_set() or self.proc.poll() is not None:
                 self._eof.wait(2)
@@ -149,7 +269,7 @@ class Taskd:
                 self.proc.wait(5)
                 self._cleanup_tmp()
                 raise RuntimeError("taskd did not log 'listening' within %.0f s; stderr:\n%s"
-                                   % (START_TIMEOUT, self.stderr_text()))
+                                   % (start_timeout, self.stderr_text()))
             self._listening.wait(0.05)
         host, _, port = self.address.rpartition(":")
         self.host = host
@@ -232,6 +352,9 @@ class Taskd:
     def _cleanup_tmp(self):
         if self._own_tmp:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.table is not None and self._fresh_table:
+            drop_lambda_table(self.db)
+            self.table = None
 
     # -- HTTP --------------------------------------------------------------
     def connection(self, timeout=REQUEST_TIMEOUT):
