@@ -37,9 +37,10 @@
  *     invalid base64 rejects the event). It may hold NUL bytes: body_len
  *     counts them, and a terminator follows.
  *
- * A string the API reads (method, path, a header, a query value) holding a
- * NUL byte rejects the event, as does any field of the wrong type; unknown
- * fields are ignored. Work is linear in the event's size.
+ * A decoded NUL byte in the path, a header or a query value reaches the
+ * API as "%00" — the local server leaves an encoded NUL so — and a NUL in
+ * the method rejects the event, as does any field of the wrong type;
+ * unknown fields are ignored. Work is linear in the event's size.
  *
  * Response: the same shape serves both payloads, {"statusCode", "headers",
  * "body", "isBase64Encoded"}. `headers` holds Content-Type (when the
