@@ -11,7 +11,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, Taskd,  # noqa: E402
-                     urlencode, write_config)
+                     local_only, urlencode, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
 
@@ -79,6 +79,8 @@ class SeedWalkthrough(ServerTestCase):
         self.assertEqual(full2["data"], {"n": 1})
         self.assertIsNone(full2["result"])
         self.assertEqual(full2["status"], "CREATED")
+
+    @local_only("runs TASK1 through the pipeline: on AWS the publish and worker functions (test_lambda_pipeline.py)")
 
     def test_seed_task1_is_processed(self):
         # The seed's default pipeline: TASK1 goes to its demo handler and ends COMPLETED or FAILED
@@ -487,6 +489,8 @@ class Api(ServerTestCase):
         finally:
             conn.close()
 
+    @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
+
     def test_pipelined_requests(self):
         # Several requests written at once on one connection are all answered, in order.
         body = json.dumps({"task_type": "TASK2", "data": {"pipelined": True}}).encode()
@@ -525,6 +529,9 @@ class Api(ServerTestCase):
                 r = self.server.get(path)
                 self.assertTrue(r.header("Content-Type", "").startswith("application/json"), r.headers)
                 json.loads(r.body)
+
+
+@local_only("DynamoDB's TTL deletes expired items within about 48 h, not at a sweep")
 
 
 class Retention(ServerTestCase):

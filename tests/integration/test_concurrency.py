@@ -8,7 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import UUID7_RE, ServerTestCase, urlencode  # noqa: E402
+from harness import UUID7_RE, ServerTestCase, local_only, urlencode  # noqa: E402
 
 
 def run_threads(n, target):
@@ -266,6 +266,8 @@ class Concurrency(ServerTestCase):
             self.assertEqual(self.server.task(tid)["data"], {"k": k})
             self.assertLess(time.monotonic() - t0, 5)
 
+    @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
+
     def test_slow_client_does_not_block_others(self):
         socks = self._stalled_sockets(1)
         try:
@@ -273,6 +275,8 @@ class Concurrency(ServerTestCase):
         finally:
             for s in socks:
                 s.close()
+
+    @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
 
     def test_many_slow_clients_do_not_block_others(self):
         socks = self._stalled_sockets(32)
