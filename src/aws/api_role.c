@@ -6,6 +6,7 @@
  * function error rather than an HTTP answer it would not read.
  */
 #include "api_role.h"
+#include "util/clock.h"
 
 #include "api/api.h"
 #include "apigw.h"
@@ -76,15 +77,10 @@ static void api_role_free(role *r)
     free(ar);
 }
 
-static int64_t unix_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
 role *api_role_new(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
 {
     api_role *ar = calloc(1, sizeof *ar);
-    if (!ar || !api_init(&ar->api, s, c, NULL, tel, unix_now)) {
+    if (!ar || !api_init(&ar->api, s, c, NULL, tel, clock_unix_s)) {
         free(ar);
         snprintf(err, errlen, "cannot initialise the API: out of memory");
         return NULL;

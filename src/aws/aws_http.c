@@ -50,6 +50,7 @@
  * ':') are used. When no answer came, error_message carries libcurl's reason.
  */
 #include "aws_http.h"
+#include "util/clock.h"
 
 #include "util/ca_bundle.h"
 #include "util/errbuf.h"
@@ -108,13 +109,6 @@ void aws_set_deadline(int64_t deadline_ms)
 int64_t aws_deadline(void)
 {
     return thread_deadline;
-}
-
-int64_t aws_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void sleep_ms(int64_t ms)
@@ -740,7 +734,7 @@ static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int
             *rc = AWS_ERR_NOMEM;
             return OUT_DONE;
         }
-        if (cc == CURLE_OPERATION_TIMEDOUT && aws_now_ms() > deadline - AWS_MIN_ATTEMPT_MS) {
+        if (cc == CURLE_OPERATION_TIMEDOUT && clock_unix_ms() > deadline - AWS_MIN_ATTEMPT_MS) {
             *rc = AWS_ERR_TIMEOUT;
             return OUT_DONE;
         }
@@ -781,7 +775,7 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
     memset(out, 0, sizeof *out);
     int64_t deadline = deadline_ms > 0 ? deadline_ms : thread_deadline;
     if (deadline <= 0)
-        deadline = aws_now_ms() + AWS_DEFAULT_CALL_MS;
+        deadline = clock_unix_ms() + AWS_DEFAULT_CALL_MS;
     if (!body) {
         body = "";
         len = 0;
@@ -845,7 +839,7 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
 
     aws_rc rc = AWS_ERR_TIMEOUT;
     for (;;) {
-        int64_t left = deadline - aws_now_ms();
+        int64_t left = deadline - clock_unix_ms();
         if (left <= 0) {
             if (out->attempts == 0)
                 rc = AWS_ERR_TIMEOUT;
@@ -863,7 +857,7 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
         if (o == OUT_DONE || attempts >= AWS_MAX_ATTEMPTS)
             break;
         int64_t wait = aws_backoff_ms(attempts, AWS_BACKOFF_BASE, AWS_BACKOFF_CAP, random_u32());
-        if (aws_now_ms() + wait + AWS_MIN_ATTEMPT_MS > deadline)
+        if (clock_unix_ms() + wait + AWS_MIN_ATTEMPT_MS > deadline)
             break;
         sleep_ms(wait);
     }

@@ -77,8 +77,6 @@ const char *aws_client_region(const aws_client *c);
 void aws_set_deadline(int64_t deadline_ms);
 /* The calling thread's deadline, or 0. */
 int64_t aws_deadline(void);
-/* Wall clock in epoch milliseconds. */
-int64_t aws_now_ms(void);
 
 /*
  * AWS JSON 1.0 call: POST / with X-Amz-Target: target (e.g.

@@ -60,6 +60,7 @@
  * are STORE_ERROR, logged with the table and DynamoDB's message.
  */
 #include "dynamodb_store.h"
+#include "util/clock.h"
 
 #include "core/attrval.h"
 #include "core/json_util.h"
@@ -112,13 +113,6 @@ typedef struct ddb_store {
 static const store_ops dynamodb_ops;
 
 /* ---- small helpers ----------------------------------------------------- */
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -679,7 +673,7 @@ static bool new_id(ddb_store *s, char out[37])
     if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
         return false;
     pthread_mutex_lock(&s->ids_mu);
-    uuid7_next(&s->ids, (uint64_t)aws_now_ms(), rnd, out);
+    uuid7_next(&s->ids, (uint64_t)clock_unix_ms(), rnd, out);
     pthread_mutex_unlock(&s->ids_mu);
     return true;
 }
@@ -856,7 +850,7 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         for (int attempt = 0; attempt < CREATE_TRIES && rc == STORE_NOT_FOUND; attempt++) {
             if (attempt) {
                 int64_t pause = 10 << attempt, deadline = aws_deadline(); /* 20 .. 160 ms */
-                if (deadline && aws_now_ms() + pause >= deadline)
+                if (deadline && clock_unix_ms() + pause >= deadline)
                     break; /* no time left for another try: busy */
                 sleep_ms(pause);
             }
@@ -1104,7 +1098,7 @@ static store_rc apply_update(ddb_store *s, store_write *w)
 static void ddb_submit(store *base, store_write *w)
 {
     ddb_store *s = (ddb_store *)base;
-    int64_t started = monotonic_ms();
+    int64_t started = clock_mono_ms();
     memset(&w->current, 0, sizeof w->current);
     if (w->kind == STORE_WRITE_CREATE)
         w->rc = apply_create(s, w);
@@ -1118,7 +1112,7 @@ static void ddb_submit(store *base, store_write *w)
                                 created);
         }
         if (s->listener.committed)
-            s->listener.committed(s->listener.ctx, 1, (double)(monotonic_ms() - started) / 1e3,
+            s->listener.committed(s->listener.ctx, 1, (double)(clock_mono_ms() - started) / 1e3,
                                   true);
     }
     w->done(w);

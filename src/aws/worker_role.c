@@ -21,6 +21,7 @@
  * from its parsed body, both released when the invocation ends.
  */
 #include "worker_role.h"
+#include "util/clock.h"
 
 #include "aws_http.h"
 #include "core/sbuf.h"
@@ -68,11 +69,6 @@ typedef struct record {
     json_t *body_doc; /* the parsed body (owned), or NULL */
     bool kept;        /* the message must come back */
 } record;
-
-static int64_t now_ms(void)
-{
-    return trace_now_ns() / 1000000;
-}
 
 /* ---- reading the event --------------------------------------------------- */
 
@@ -154,7 +150,7 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
     const json_t *attrs = json_object_get(r, "attributes");
     int64_t count = number_attribute(attrs, "ApproximateReceiveCount", 1);
     rec->receive_count = count < 1 ? 1 : count > 1000000 ? 1000000 : (int)count;
-    rec->sent_ms = number_attribute(attrs, "SentTimestamp", now_ms());
+    rec->sent_ms = number_attribute(attrs, "SentTimestamp", clock_unix_ms());
     rec->xray = json_string_value(json_object_get(attrs, "AWSTraceHeader"));
     rec->source_arn = json_string_value(json_object_get(attrs, "DeadLetterQueueSourceArn"));
 
@@ -248,7 +244,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     int64_t now = (int64_t)time(NULL);
     /* Runs go one after another, each up to the binding's timeout: claim only what can
      * still be run before the deadline; the rest is kept, untouched, for another delivery. */
-    int64_t run_ms = (int64_t)l->binding->timeout * 1000, start_by = aws_now_ms();
+    int64_t run_ms = (int64_t)l->binding->timeout * 1000, start_by = clock_unix_ms();
     store_batch group;
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++) {

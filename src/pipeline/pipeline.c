@@ -2,6 +2,7 @@
  * pipeline — wiring and the API view; see pipeline.h.
  */
 #include "pipeline.h"
+#include "util/clock.h"
 
 #include "runner/handlers.h"
 #include "runner/runner.h"
@@ -181,13 +182,6 @@ static store_rc metrics_text(void *ctx, sbuf *out)
 
 /* ---- start / stop ------------------------------------------------------- */
 
-static double monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
 {
     pipeline *p = calloc(1, sizeof *p);
@@ -238,7 +232,7 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
     for (size_t i = 0; i < c->n_handlers; i++)
         if (p->runners[i])
             runner_stop_receiving(p->runners[i]);
-    double deadline = monotonic_s() + grace_s;
+    double deadline = clock_mono_s() + grace_s;
     bool all = true;
     for (size_t i = 0; i < c->n_handlers; i++) {
         if (p->runners[i] && !runner_join(p->runners[i], deadline)) {
@@ -247,7 +241,7 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
             log_warn("handlers still running after the grace period; aborting them", "queue",
                      c->handlers[i].queue, NULL);
             runner_abort(p->runners[i]);
-            all = runner_join(p->runners[i], monotonic_s() + 5) && all;
+            all = runner_join(p->runners[i], clock_mono_s() + 5) && all;
         }
     }
     if (!all) {

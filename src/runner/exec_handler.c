@@ -27,6 +27,7 @@
  *   replaced with U+FFFD there and in status messages, so both are always valid JSON/UTF-8.
  */
 #include "runner/exec_handler.h"
+#include "util/clock.h"
 
 #include "util/errbuf.h"
 
@@ -329,13 +330,6 @@ static bool is_task_var(const char *kv)
         if (same_env_name(kv, names[i]))
             return true;
     return false;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void close_fd(int *fd)
@@ -810,7 +804,7 @@ static bool child_exited(pid_t pid)
 /* Move data until the child exits (and its output is drained) or the timeout passes. */
 static run_end supervise(run_io *io, pid_t pid, unsigned timeout_s)
 {
-    const int64_t deadline = timeout_s ? now_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
+    const int64_t deadline = timeout_s ? clock_mono_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
     int64_t drain_until = 0;
     bool exited = false;
     int idle_ms = 1;
@@ -818,12 +812,12 @@ static run_end supervise(run_io *io, pid_t pid, unsigned timeout_s)
     for (;;) {
         if (!exited && child_exited(pid)) {
             exited = true;
-            drain_until = now_ms() + EXEC_DRAIN_MS;
+            drain_until = clock_mono_ms() + EXEC_DRAIN_MS;
             close_fd(&io->in_fd);
         }
         if (exited && io->out_fd < 0 && io->err_fd < 0)
             return END_EXITED;
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         if (exited && now >= drain_until)
             return END_EXITED;
         if (!exited && now >= deadline)

@@ -13,6 +13,7 @@
  * store a few transactions per batch rather than per task.
  */
 #include "runner.h"
+#include "util/clock.h"
 
 #include "handlers.h"
 #include "util/log.h"
@@ -38,13 +39,6 @@ struct runner {
     pthread_t *threads;
     unsigned n_threads;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Copy attribute name's value from parsed {"Name": {"Type": ..., "Value": ...}} into out. */
 static bool attribute(const json_t *attrs, const char *name, char *out, size_t outlen)
@@ -98,7 +92,7 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
 
     size_t n_done = 0, n_unstarted = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
-    int64_t hidden_until = now_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+    int64_t hidden_until = clock_unix_ms() + (int64_t)r->queue->visibility_timeout * 1000;
     store_batch group;
     store_batch_init(&group);
     for (size_t i = 0; i < n; i++) {
@@ -108,10 +102,10 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }
-        if (now_ms() + (int64_t)r->binding->timeout * 1000 > hidden_until) {
+        if (clock_unix_ms() + (int64_t)r->binding->timeout * 1000 > hidden_until) {
             /* the rest of the batch would reappear while this task runs: keep it hidden */
             if (broker_extend(r->broker, msgs + i, n - i, r->queue->visibility_timeout) == STORE_OK)
-                hidden_until = now_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+                hidden_until = clock_unix_ms() + (int64_t)r->queue->visibility_timeout * 1000;
         }
         if (!work_run(&r->work, &items[i], &group))
             unstarted[n_unstarted++] = msgs[i]; /* aborted: released for redelivery */
@@ -149,7 +143,7 @@ static void *runner_main(void *arg)
             continue;
         }
         if (n == 0) {
-            int64_t wait = next_ms == INT64_MAX ? 1000 : next_ms - now_ms();
+            int64_t wait = next_ms == INT64_MAX ? 1000 : next_ms - clock_unix_ms();
             broker_wait(r->broker, false, &gen, wait < 1 ? 1 : wait > 1000 ? 1000 : (int)wait);
             continue;
         }
@@ -212,16 +206,9 @@ void runner_stop_receiving(runner *r)
     broker_wake_all(r->broker);
 }
 
-static double monotonic_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 bool runner_join(runner *r, double deadline)
 {
-    while (atomic_load(&r->running) > 0 && monotonic_s() < deadline)
+    while (atomic_load(&r->running) > 0 && clock_mono_s() < deadline)
         usleep(10000);
     if (atomic_load(&r->running) > 0)
         return false;

@@ -16,6 +16,7 @@
  * every call handles a whole batch, so preparing is not on a per-task path.
  */
 #include "broker.h"
+#include "util/clock.h"
 
 #include "core/change_record.h"
 #include "sqlite_internal.h"
@@ -147,7 +148,7 @@ typedef struct publish_args {
 static store_rc apply_publish(sqlite_store *s, void *arg)
 {
     publish_args *a = arg;
-    int64_t now = sq_now_ms();
+    int64_t now = clock_unix_ms();
     sqlite3_stmt *ins = stmt(s->wdb, "INSERT INTO messages (queue, task_id, body, attributes, "
                                      "sent_ms, visible_ms, expires_ms) "
                                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
@@ -228,7 +229,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
 {
     receive_args *a = arg;
     const queue_config *q = a->q;
-    int64_t now = sq_now_ms();
+    int64_t now = clock_unix_ms();
     a->next_ms = INT64_MAX;
     sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, receive_count, sent_ms, task_id, body, attributes "
                                      "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
@@ -387,7 +388,7 @@ static store_rc apply_receipts(sqlite_store *s, void *arg)
         sqlite3_bind_int64(st, 1, a->m[i].id);
         sqlite3_bind_int(st, 2, a->m[i].receive_count);
         if (!a->delete)
-            sqlite3_bind_int64(st, 3, sq_now_ms() + a->visible_in_ms);
+            sqlite3_bind_int64(st, 3, clock_unix_ms() + a->visible_in_ms);
         rc = sq_step_done(st);
     }
     sqlite3_finalize(st);
@@ -430,7 +431,7 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
     store_rc rc = STORE_ERROR;
     if (st) {
         sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, sq_now_ms());
+        sqlite3_bind_int64(st, 2, clock_unix_ms());
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW) {
             out->visible = sqlite3_column_int64(st, 0);
@@ -479,7 +480,7 @@ typedef struct redrive_args {
 static store_rc apply_redrive(sqlite_store *s, void *arg)
 {
     redrive_args *a = arg;
-    int64_t now = sq_now_ms();
+    int64_t now = clock_unix_ms();
     sqlite3_stmt *sel = stmt(s->wdb, "SELECT task_id FROM messages WHERE queue = ?1");
     if (!sel)
         return STORE_ERROR;
@@ -630,7 +631,7 @@ static store_rc apply_sweep(sqlite_store *s, void *arg)
     int64_t now = (int64_t)time(NULL);
     store_rc rc = sweep_tasks(s, a->c, now, &a->removed);
     if (rc == STORE_OK)
-        rc = sweep_messages(s, sq_now_ms());
+        rc = sweep_messages(s, clock_unix_ms());
     if (rc == STORE_OK)
         rc = trim_changes(s, a->c, now);
     return rc;

@@ -91,8 +91,6 @@ typedef struct sq_job {
 
 /* SQLite result code to store result code. */
 store_rc sq_rc_of(int sqlite_rc);
-/* Wall clock in milliseconds. */
-int64_t sq_now_ms(void);
 /* Copy of a text column, or NULL for SQL NULL. */
 char *sq_dup_col(sqlite3_stmt *st, int col);
 /* An integer column, or TASK_NULL_TIME for SQL NULL. */

@@ -17,6 +17,7 @@
  * batches grow with load and one fsync is shared by all of them.
  */
 #include "store_sqlite.h"
+#include "util/clock.h"
 
 #include "sqlite_internal.h"
 
@@ -116,13 +117,6 @@ store_rc sq_rc_of(int sqlite_rc)
     default:
         return STORE_ERROR;
     }
-}
-
-int64_t sq_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 char *sq_dup_col(sqlite3_stmt *st, int col)
@@ -434,7 +428,7 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
 
 static void run_batch(sqlite_store *s, store_write *batch)
 {
-    int64_t started = sq_now_ms();
+    int64_t started = clock_unix_ms();
     size_t writes = 0;
     for (const store_write *w = batch; w; w = w->next)
         writes++;
@@ -493,7 +487,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     if (rc == SQLITE_OK)
         count_changes(s);
     if (s->listener.committed)
-        s->listener.committed(s->listener.ctx, writes, (double)(sq_now_ms() - started) / 1e3,
+        s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
                               s->syncing);
 }
 
@@ -606,7 +600,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
             return STORE_ERROR;
         s->entropy_used = 0;
     }
-    uuid7_next(&s->ids, (uint64_t)sq_now_ms(), s->entropy + s->entropy_used, t.id);
+    uuid7_next(&s->ids, (uint64_t)clock_unix_ms(), s->entropy + s->entropy_used, t.id);
     s->entropy_used += 10;
     snprintf(t.task_type, sizeof t.task_type, "%s", nt->task_type);
 

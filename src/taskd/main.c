@@ -9,6 +9,7 @@
  * runs in signal context.
  */
 #include "api/api.h"
+#include "util/clock.h"
 #include "core/config.h"
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
@@ -165,11 +166,6 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     return 0;
 }
 
-static int64_t unix_now(void)
-{
-    return (int64_t)time(NULL);
-}
-
 int main(int argc, char **argv)
 {
     log_level level = LOG_INFO;
@@ -224,7 +220,7 @@ int main(int argc, char **argv)
     if (!pipe)
         goto no_pipeline;
     api a;
-    if (!api_init(&a, st, &cfg, pipeline_api(pipe), &tel, unix_now)) {
+    if (!api_init(&a, st, &cfg, pipeline_api(pipe), &tel, clock_unix_s)) {
         snprintf(err, sizeof err, "cannot initialise the API");
         goto no_api;
     }

@@ -2,6 +2,7 @@
  * trace — span lifecycle helpers; see trace.h.
  */
 #include "trace.h"
+#include "util/clock.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -10,9 +11,7 @@
 
 int64_t trace_now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock_unix_ns();
 }
 
 /*

@@ -39,6 +39,7 @@
  * is dropped and counted. The thread then exits and is joined.
  */
 #include "tracer.h"
+#include "util/clock.h"
 
 #include "core/sbuf.h"
 #include "trace/otel_env.h"
@@ -129,13 +130,6 @@ struct tracer {
 
 /* ---- small helpers ---- */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static struct timespec mono_ts(int64_t ns)
 {
     struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
@@ -160,7 +154,7 @@ static uint64_t next_random(tracer *t)
 /* True when a warning may be logged now; *suppressed gets the count held back since the last. */
 static bool rate_ok(rate_limit *r, uint64_t *suppressed)
 {
-    int64_t now = mono_ns();
+    int64_t now = clock_mono_ns();
     if (r->ever && now - r->last_ns < WARN_INTERVAL_NS) {
         r->suppressed++;
         return false;
@@ -206,10 +200,10 @@ static bool is_stopping(tracer *t)
  */
 static bool sleep_unless_stopping(tracer *t, int64_t ms)
 {
-    int64_t until = mono_ns() + ms * 1000000;
+    int64_t until = clock_mono_ns() + ms * 1000000;
     struct timespec ts = mono_ts(until);
     pthread_mutex_lock(&t->qmu);
-    while (!is_stopping(t) && mono_ns() < until)
+    while (!is_stopping(t) && clock_mono_ns() < until)
         pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
     bool stopped = is_stopping(t);
     pthread_mutex_unlock(&t->qmu);
@@ -267,7 +261,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 {
     (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
     tracer *t = arg;
-    return is_stopping(t) && mono_ns() > atomic_load(&t->stop_deadline) ? 1 : 0;
+    return is_stopping(t) && clock_mono_ns() > atomic_load(&t->stop_deadline) ? 1 : 0;
 }
 
 /* Read a protobuf varint; false when the buffer ends first. */
@@ -410,7 +404,7 @@ static uint64_t post_with_retries(tracer *t, const void *body, size_t len, size_
         long timeout_ms = t->cfg.timeout_ms;
         bool final = is_stopping(t);
         if (final) {
-            int64_t left = (atomic_load(&t->stop_deadline) - mono_ns()) / 1000000;
+            int64_t left = (atomic_load(&t->stop_deadline) - clock_mono_ns()) / 1000000;
             if (left <= 0) {
                 snprintf(detail, sizeof detail, "%zu spans: shutdown deadline passed%s%s", n,
                          *why ? "; last error: " : "", why);
@@ -513,17 +507,17 @@ static void export_batch(tracer *t, const span *spans, size_t n)
 static void *export_main(void *arg)
 {
     tracer *t = arg;
-    int64_t next_flush = mono_ns() + FLUSH_INTERVAL_NS;
+    int64_t next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
     pthread_mutex_lock(&t->qmu);
     for (;;) {
         struct timespec ts = mono_ts(next_flush);
-        while (!is_stopping(t) && t->qlen < BATCH_MAX && mono_ns() < next_flush)
+        while (!is_stopping(t) && t->qlen < BATCH_MAX && clock_mono_ns() < next_flush)
             pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
         if (t->qlen == 0) {
             pthread_cond_broadcast(&t->idle); /* answers a waiting tracer_flush() */
             if (atomic_load(&t->stopping))
                 break;
-            next_flush = mono_ns() + FLUSH_INTERVAL_NS;
+            next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
             if (atomic_load(&t->flushing)) { /* sleep until the flusher has seen it */
                 ts = mono_ts(next_flush);
                 pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
@@ -537,7 +531,7 @@ static void *export_main(void *arg)
         t->qlen -= n;
         atomic_store_explicit(&t->qfull, false, memory_order_relaxed);
         if (t->qlen == 0)
-            next_flush = mono_ns() + FLUSH_INTERVAL_NS;
+            next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
         t->exporting = true;
         pthread_mutex_unlock(&t->qmu);
 
@@ -718,7 +712,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     }
     t->xray_fd = -1;
     t->xray_mode = o->xray_subsegments ? XRAY_SUBSEGMENTS : XRAY_SEGMENTS;
-    t->rng = (uint64_t)mono_ns() ^ (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ULL;
+    t->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)t ^ 0x9e3779b97f4a7c15ULL;
     if (!init_locks(t)) {
         snprintf(err, errlen, "cannot create tracer locks");
         free(t);
@@ -894,13 +888,13 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     int64_t left_ms = deadline_ms - ((int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
-    int64_t until = mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+    int64_t until = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
     struct timespec ts = mono_ts(until);
     pthread_mutex_lock(&t->qmu);
     atomic_store(&t->stop_deadline, until);
     atomic_store(&t->flushing, true);
     pthread_cond_broadcast(&t->qcond);
-    while ((t->qlen || t->exporting) && mono_ns() < until)
+    while ((t->qlen || t->exporting) && clock_mono_ns() < until)
         pthread_cond_timedwait(&t->idle, &t->qmu, &ts);
     bool empty = !t->qlen && !t->exporting;
     atomic_store(&t->flushing, false);
@@ -915,7 +909,7 @@ void tracer_free(tracer *t)
         return;
     if (t->has_thread) {
         pthread_mutex_lock(&t->qmu);
-        atomic_store(&t->stop_deadline, mono_ns() + (int64_t)t->cfg.timeout_ms * 1000000);
+        atomic_store(&t->stop_deadline, clock_mono_ns() + (int64_t)t->cfg.timeout_ms * 1000000);
         atomic_store(&t->stopping, true);
         pthread_cond_broadcast(&t->qcond);
         pthread_mutex_unlock(&t->qmu);

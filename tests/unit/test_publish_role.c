@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "aws/publish_role.h"
+#include "util/clock.h"
 #include "aws/sns.h"
 #include "core/config.h"
 #include "core/sbuf.h"
@@ -435,7 +436,7 @@ static void invoke(fixture *f, const char *event, role_result *res)
 {
     lambda_invocation inv = {0};
     snprintf(inv.request_id, sizeof inv.request_id, "req-1");
-    inv.deadline_ms = aws_now_ms() + 5000;
+    inv.deadline_ms = clock_unix_ms() + 5000;
     inv.event = strdup(event);
     inv.event_len = strlen(event);
     memset(res, 0, sizeof *res);
@@ -851,7 +852,7 @@ static void test_deadline_already_past(void **state)
     fixture_start(&f);
     char *ev = inserts(2);
     lambda_invocation inv = {0};
-    inv.deadline_ms = aws_now_ms() + PUBLISH_RESERVE_MS / 2; /* less than the reserve left */
+    inv.deadline_ms = clock_unix_ms() + PUBLISH_RESERVE_MS / 2; /* less than the reserve left */
     inv.event = ev;
     inv.event_len = strlen(ev);
     role_result res = {0};
@@ -902,7 +903,7 @@ static void query_ok(aws_client *c, sbuf *fb, const char *tag, char *out, size_t
 {
     assert_false(sbuf_failed(fb));
     aws_response r;
-    if (aws_query_call(c, fb->data, fb->len, aws_now_ms() + 5000, &r) != AWS_OK)
+    if (aws_query_call(c, fb->data, fb->len, clock_unix_ms() + 5000, &r) != AWS_OK)
         fail_msg("%s: %s %s", fb->data, r.error_type, r.error_message ? r.error_message : "");
     char open[64], close[64];
     snprintf(open, sizeof open, "<%s>", tag);
@@ -922,7 +923,7 @@ static json_t *sqs_ok(aws_client *c, const char *action, json_t *req)
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     aws_response r;
-    aws_rc rc = aws_json_call(c, target, body, strlen(body), aws_now_ms() + 5000, &r);
+    aws_rc rc = aws_json_call(c, target, body, strlen(body), clock_unix_ms() + 5000, &r);
     free(body);
     if (rc != AWS_OK)
         fail_msg("%s: %s %s", action, r.error_type, r.error_message ? r.error_message : "");
@@ -953,7 +954,7 @@ static void test_fauxqs_end_to_end(void **state)
     aws_client *sns = standin_client(endpoint, AWS_SNS);
     aws_client *sqs = standin_client(endpoint, AWS_SQS);
     char suffix[48], topic_arn[256], queue_arn[256], sub_arn[256], qname[64];
-    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)aws_now_ms());
+    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)clock_unix_ms());
     sbuf fb = {0};
     sbuf_printf(&fb, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
     query_ok(sns, &fb, "TopicArn", topic_arn, sizeof topic_arn);
@@ -991,7 +992,7 @@ static void test_fauxqs_end_to_end(void **state)
     json_array_append_new(records, stream_record("MODIFY", id1, "TASK1", 1, TRACE, "203"));
     char *ev = event_text(records);
     lambda_invocation inv = {
-        .deadline_ms = aws_now_ms() + 5000, .event = ev, .event_len = strlen(ev)};
+        .deadline_ms = clock_unix_ms() + 5000, .event = ev, .event_len = strlen(ev)};
     role_result res = {0};
     r->invoke(r, &inv, &res);
     expect_response(&res, "{\"batchItemFailures\":[]}");

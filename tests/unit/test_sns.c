@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "aws/sns.h"
+#include "util/clock.h"
 #include "core/sbuf.h"
 
 #include <arpa/inet.h>
@@ -427,7 +428,7 @@ static aws_client *client_for(server *s)
 
 static int64_t in_ms(int64_t ms)
 {
-    return aws_now_ms() + ms;
+    return clock_unix_ms() + ms;
 }
 
 #define ATTRS(id, type)                                                                            \
@@ -798,7 +799,7 @@ static void test_past_deadline_sends_nothing(void **state)
     aws_client *c = client_for(s);
     sns_message m[2] = {{"a", NULL}, {"b", NULL}};
     sns_status st[2];
-    assert_false(sns_publish_batch(c, TOPIC, m, 2, aws_now_ms() - 1000, st));
+    assert_false(sns_publish_batch(c, TOPIC, m, 2, clock_unix_ms() - 1000, st));
     for (int i = 0; i < 2; i++) {
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, "Timeout");
@@ -870,7 +871,7 @@ static void test_fauxqs_publish_batch(void **state)
     aws_client *sqs = client_at(endpoint, AWS_SQS);
     aws_client *sns = client_at(endpoint, AWS_SNS);
     char suffix[32], topic_arn[256], queue_arn[256], sub_arn[256];
-    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)aws_now_ms());
+    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)clock_unix_ms());
 
     sbuf f = {0};
     sbuf_printf(&f, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);

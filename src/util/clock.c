@@ -1,0 +1,43 @@
+/*
+ * clock — wall and monotonic time; see clock.h.
+ */
+#include "clock.h"
+
+#include <time.h>
+
+static int64_t ns_of(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t clock_unix_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int64_t clock_unix_ms(void)
+{
+    return ns_of(CLOCK_REALTIME) / 1000000;
+}
+
+int64_t clock_unix_ns(void)
+{
+    return ns_of(CLOCK_REALTIME);
+}
+
+int64_t clock_mono_ms(void)
+{
+    return ns_of(CLOCK_MONOTONIC) / 1000000;
+}
+
+int64_t clock_mono_ns(void)
+{
+    return ns_of(CLOCK_MONOTONIC);
+}
+
+double clock_mono_s(void)
+{
+    return (double)ns_of(CLOCK_MONOTONIC) / 1e9;
+}

@@ -1,0 +1,23 @@
+/*
+ * clock — the two clocks the code reads, in the units it wants.
+ *
+ * Wall clock (CLOCK_REALTIME) for what is stored or sent: task times,
+ * message timestamps, span times, Lambda deadlines (epoch milliseconds).
+ * Monotonic clock (CLOCK_MONOTONIC) for intervals and timeouts, which must
+ * not jump when the wall clock is set.
+ */
+#ifndef TASKD_CLOCK_H
+#define TASKD_CLOCK_H
+
+#include <stdint.h>
+
+/* Wall clock: Unix seconds, milliseconds, nanoseconds. */
+int64_t clock_unix_s(void);
+int64_t clock_unix_ms(void);
+int64_t clock_unix_ns(void);
+/* Monotonic clock: milliseconds, nanoseconds, seconds. */
+int64_t clock_mono_ms(void);
+int64_t clock_mono_ns(void);
+double clock_mono_s(void);
+
+#endif
