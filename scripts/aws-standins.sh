@@ -5,24 +5,30 @@
 #   scripts/aws-standins.sh install            install what is missing (quick no-op when all is there)
 #   scripts/aws-standins.sh dynamodb-jar-dir   print the folder holding DynamoDBLocal.jar and DynamoDBLocal_lib
 #   scripts/aws-standins.sh fauxqs-bin         print the path of the fauxqs (SNS + SQS) executable
+#   scripts/aws-standins.sh osls-bin           print the path of osls (Serverless Framework v3, open source)
 #   scripts/aws-standins.sh cache-dir          print the cache folder
 #
 # DynamoDB Local comes from the npm package amplify-dynamodb-simulator, which ships
 # emulator/DynamoDBLocal.jar; only that folder is used (it runs on java), so the package
 # is fetched with `npm pack` and unpacked, without its JavaScript dependencies.
-# fauxqs runs on node and is npm-installed with its dependencies.
+# fauxqs (SNS + SQS) and osls (which turns serverless.yml into a CloudFormation template,
+# offline) run on node and are npm-installed with their dependencies.
 set -euo pipefail
 
 DDB_PACKAGE=amplify-dynamodb-simulator
 DDB_VERSION=2.9.30
 FAUXQS_PACKAGE=fauxqs
 FAUXQS_VERSION=1.9.2 # newer majors need a newer node than Node 20
+OSLS_PACKAGE=osls
+OSLS_VERSION=4.3.1
 
 cache=${TASKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskd}
 ddb_root="$cache/$DDB_PACKAGE-$DDB_VERSION"
 jar_dir="$ddb_root/emulator"
 fauxqs_root="$cache/$FAUXQS_PACKAGE-$FAUXQS_VERSION"
 fauxqs_bin="$fauxqs_root/node_modules/.bin/fauxqs"
+osls_root="$cache/$OSLS_PACKAGE-$OSLS_VERSION"
+osls_bin="$osls_root/node_modules/.bin/osls"
 
 die() {
     echo "aws-standins: $*" >&2
@@ -31,6 +37,7 @@ die() {
 
 ddb_installed() { [ -f "$jar_dir/DynamoDBLocal.jar" ] && [ -d "$jar_dir/DynamoDBLocal_lib" ]; }
 fauxqs_installed() { [ -x "$fauxqs_bin" ]; }
+osls_installed() { [ -x "$osls_bin" ]; }
 
 need_npm() {
     command -v npm >/dev/null 2>&1 ||
@@ -66,25 +73,27 @@ install_ddb() {
     rm -rf "$tmp"
 }
 
-install_fauxqs() {
-    fauxqs_installed && return 0
+# npm-install package@version with its dependencies into root, providing bin.
+install_npm() {
+    local package=$1 version=$2 root=$3 bin=$4
+    [ -x "$root/node_modules/.bin/$bin" ] && return 0
     need_npm
     local tmp
     tmp=$(mktemp -d "$cache/.install.XXXXXX")
     # A package.json of its own, so npm never walks up to another project's.
     echo '{"name": "taskd-standins", "private": true}' >"$tmp/package.json"
     quiet npm install "${npm_flags[@]}" --prefix "$tmp" --no-package-lock --omit=dev \
-        "$FAUXQS_PACKAGE@$FAUXQS_VERSION"
-    [ -x "$tmp/node_modules/.bin/fauxqs" ] || die "$FAUXQS_PACKAGE@$FAUXQS_VERSION installed no fauxqs executable"
+        "$package@$version"
+    [ -x "$tmp/node_modules/.bin/$bin" ] || die "$package@$version installed no $bin executable"
     chmod 755 "$tmp"
-    rm -rf "$fauxqs_root"
-    mv "$tmp" "$fauxqs_root"
+    rm -rf "$root"
+    mv "$tmp" "$root"
 }
 
 cmd_install() {
     command -v java >/dev/null 2>&1 ||
         die "java not found: install a Java 17 runtime (scripts/install-deps.sh --test does)"
-    if ddb_installed && fauxqs_installed; then
+    if ddb_installed && fauxqs_installed && osls_installed; then
         return 0
     fi
     mkdir -p "$cache"
@@ -94,16 +103,18 @@ cmd_install() {
         flock 9
     fi
     install_ddb
-    install_fauxqs
+    install_npm "$FAUXQS_PACKAGE" "$FAUXQS_VERSION" "$fauxqs_root" fauxqs
+    install_npm "$OSLS_PACKAGE" "$OSLS_VERSION" "$osls_root" osls
 }
 
 case "${1:-}" in
 install) cmd_install ;;
 dynamodb-jar-dir) echo "$jar_dir" ;;
 fauxqs-bin) echo "$fauxqs_bin" ;;
+osls-bin) echo "$osls_bin" ;;
 cache-dir) echo "$cache" ;;
 *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,841 @@
+#!/usr/bin/env python3
+"""Check the CloudFormation template that `osls package` made from serverless.yml against the
+configuration taskd reads (deploy/taskd.json) and the table definition (deploy/table.json).
+
+Usage: scripts/check-serverless.py [--config FILE] [--table FILE] [SERVERLESS_DIR]
+
+SERVERLESS_DIR (default .serverless beside serverless.yml) holds
+cloudformation-template-update-stack.json and serverless-state.json, as written by
+`SLS_TELEMETRY_DISABLED=1 npx osls package --stage dev --region eu-west-1`.
+
+What must hold:
+  table          one AWS::DynamoDB::Table equal to deploy/table.json: keys, attribute
+                 definitions, billing mode, GSIs with their projections, stream view type,
+                 TTL on the same attribute (`ttl`)
+  topic          one AWS::SNS::Topic tagged taskd:topic = the configured topic
+  queues         per configured queue one AWS::SQS::Queue tagged taskd:queue = its name, with
+                 the configured VisibilityTimeout, DelaySeconds, MessageRetentionPeriod and,
+                 when it has a dead-letter queue, RedrivePolicy (deadLetterTargetArn = that
+                 queue, maxReceiveCount); no other tagged queue
+  subscriptions  per configured subscription one AWS::SNS::Subscription from the topic to its
+                 queue, RawMessageDelivery true, the same FilterPolicy and FilterPolicyScope;
+                 a queue policy letting the topic send to each subscribed queue (and none
+                 letting anyone send unconditionally)
+  stream         per stream consumer one event source mapping on the table's stream to a
+                 `publish` function: FilterCriteria = the consumer's patterns each with the
+                 task-item condition added, BatchSize, MaximumRetryAttempts,
+                 BisectBatchOnFunctionError, FunctionResponseTypes ReportBatchItemFailures
+  workers        per handler binding and per dead-letter queue one `worker` function
+                 (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
+                 BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
+                 Timeout at least the binding's timeout + WORKER_MARGIN s and at most the
+                 queue's VisibilityTimeout
+  functions      Runtime provided.al2023, Handler api|publish|worker, x86_64, TracingConfig
+                 Active, a log group with a retention, a role of its own whose statements
+                 grant only what that handler needs (no wildcard action, no `*` resource
+                 except for logs and xray actions)
+  api            ANY / and ANY /{proxy+} as AWS_PROXY to the api function, API Gateway
+                 tracing on (serverless-state.json: osls applies it after the deploy), an
+                 Output with the API URL
+
+Exit status: 0 all holds; 1 mismatches, one line each on stderr naming the resource and the
+configuration entry; 2 unreadable input (or a template shape the check cannot read).
+"""
+
+import argparse
+import copy
+import json
+import os
+import re
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TEMPLATE = "cloudformation-template-update-stack.json"
+STATE = "serverless-state.json"
+
+RUNTIME = "provided.al2023"
+HANDLERS = ("api", "publish", "worker")
+WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
+
+# Only task items pass the stream filter: the idempotency-key items ("idem#...") and the meta
+# items ("meta#secret") written into the same table have no task_type.
+TASK_ITEM_PATTERN = {"dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}}
+
+# taskd's defaults (README "Configuration", src/core/config.c): a section given replaces the
+# default section whole; an item's missing keys take the item defaults.
+DEFAULT_SECTIONS = {
+    "topic": "tasks",
+    "queues": [
+        {"name": "task1", "visibility_timeout": 60, "max_receive_count": 3,
+         "dead_letter_queue": "task1-dlq", "delay": 0, "retention": 345600},
+        {"name": "task1-dlq"},
+    ],
+    "subscriptions": [
+        {"queue": "task1", "filter_policy": {"TaskType": ["TASK1"]},
+         "filter_policy_scope": "MessageAttributes"},
+    ],
+    "stream_consumers": [
+        {"name": "publisher", "action": "publish", "filter_patterns": [{"eventName": ["INSERT"]}],
+         "batch_size": 100, "maximum_retry_attempts": 5},
+    ],
+    "handlers": [
+        {"queue": "task1", "handler": "TASK1", "batch_size": 1, "concurrency": 8, "timeout": 30},
+    ],
+}
+QUEUE_DEFAULTS = {"visibility_timeout": 60, "max_receive_count": 3, "dead_letter_queue": "",
+                  "delay": 0, "retention": 345600}
+SUBSCRIPTION_DEFAULTS = {"filter_policy": None, "filter_policy_scope": "MessageAttributes"}
+CONSUMER_DEFAULTS = {"action": "publish", "filter_patterns": [], "batch_size": 100,
+                     "maximum_retry_attempts": 5}
+HANDLER_DEFAULTS = {"batch_size": 1, "concurrency": 1, "timeout": 30}
+
+# SQS's own defaults, for a property the template leaves out
+SQS_DEFAULTS = {"VisibilityTimeout": 30, "DelaySeconds": 0, "MessageRetentionPeriod": 345600}
+
+LOGS_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"}
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+BASE_REQUIRED = {"logs:CreateLogStream", "logs:PutLogEvents",
+                 "xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+SQS_POLL = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+
+
+class Input(Exception):
+    pass
+
+
+def load_json(path, what):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise Input("cannot read %s %s: %s" % (what, path, e.strerror))
+    except ValueError as e:
+        raise Input("%s %s is not JSON: %s" % (what, path, e))
+
+
+def canon(v):
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def as_list(v):
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def as_json(v):
+    """A property CloudFormation takes either as an object or as a JSON string."""
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def truthy(v):
+    return v is True or (isinstance(v, str) and v.lower() == "true")
+
+
+def as_int(v):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return v
+
+
+# ---- the configuration ------------------------------------------------------------------------
+
+def effective_config(raw):
+    """taskd's configuration with its defaults applied (only what the AWS side uses)."""
+    c = {}
+    for section, default in DEFAULT_SECTIONS.items():
+        c[section] = copy.deepcopy(raw[section] if section in raw else default)
+    c["queues"] = [dict(QUEUE_DEFAULTS, **q) for q in c["queues"]]
+    c["subscriptions"] = [dict(SUBSCRIPTION_DEFAULTS, **s) for s in c["subscriptions"]]
+    c["stream_consumers"] = [dict(CONSUMER_DEFAULTS, **s) for s in c["stream_consumers"]]
+    c["handlers"] = [dict(HANDLER_DEFAULTS, **h) for h in c["handlers"]]
+    return c
+
+
+def merge_pattern(pattern, extra):
+    """pattern AND extra: extra's keys added where pattern has none of its own."""
+    out = copy.deepcopy(pattern)
+    for k, v in extra.items():
+        if k not in out:
+            out[k] = copy.deepcopy(v)
+        elif isinstance(out[k], dict) and isinstance(v, dict):
+            out[k] = merge_pattern(out[k], v)
+        # a leaf the configuration sets itself stays as configured
+    return out
+
+
+def expected_patterns(consumer):
+    pats = consumer.get("filter_patterns") or []
+    if not pats:
+        return [TASK_ITEM_PATTERN]
+    return [merge_pattern(p, TASK_ITEM_PATTERN) for p in pats]
+
+
+# ---- template helpers -------------------------------------------------------------------------
+
+def getatt(v):
+    """(logical id, attribute) of a Fn::GetAtt, else None."""
+    if isinstance(v, dict) and len(v) == 1 and "Fn::GetAtt" in v:
+        a = v["Fn::GetAtt"]
+        if isinstance(a, str) and "." in a:
+            return tuple(a.split(".", 1))
+        if isinstance(a, list) and len(a) == 2:
+            return a[0], a[1]
+    return None
+
+
+def ref(v):
+    if isinstance(v, dict) and len(v) == 1 and isinstance(v.get("Ref"), str):
+        return v["Ref"]
+    return None
+
+
+def resource_token(v):
+    """A policy resource as text: "X.Arn" for a GetAtt, "!X" for a Ref, a Sub's string with
+    ${X.Arn} written X.Arn, literal strings as they are; None when it cannot be read."""
+    if isinstance(v, str):
+        return v
+    g = getatt(v)
+    if g:
+        return "%s.%s" % g
+    r = ref(v)
+    if r:
+        return "!" + r
+    if isinstance(v, dict) and len(v) == 1 and "Fn::Sub" in v:
+        s = v["Fn::Sub"]
+        if isinstance(s, list):
+            s = s[0] if s and isinstance(s[0], str) else None
+        if isinstance(s, str):
+            return re.sub(r"\$\{([A-Za-z0-9]+)(\.[A-Za-z0-9]+)?\}",
+                          lambda m: m.group(1) + m.group(2) if m.group(2) else "!" + m.group(1), s)
+    if isinstance(v, dict) and len(v) == 1 and "Fn::Join" in v:
+        j = v["Fn::Join"]
+        if isinstance(j, list) and len(j) == 2 and isinstance(j[1], list):
+            parts = [resource_token(p) for p in j[1]]
+            if all(p is not None for p in parts):
+                return j[0].join(parts)
+    return None
+
+
+def services(statement):
+    """The service principals a policy statement names."""
+    pr = statement.get("Principal") if isinstance(statement, dict) else None
+    return as_list(pr.get("Service")) if isinstance(pr, dict) else []
+
+
+def tags(props):
+    return {t.get("Key"): t.get("Value") for t in props.get("Tags") or [] if isinstance(t, dict)}
+
+
+class Checker:
+    def __init__(self, template, state, config, table):
+        self.t = template
+        self.state = state
+        self.cfg = config
+        self.table_spec = table
+        self.res = template.get("Resources") or {}
+        self.problems = []
+        self.summary = []
+
+    def fail(self, msg, *args):
+        self.problems.append(msg % args if args else msg)
+
+    def of_type(self, typ):
+        return {k: v for k, v in self.res.items() if isinstance(v, dict) and v.get("Type") == typ}
+
+    def props(self, logical):
+        return (self.res.get(logical) or {}).get("Properties") or {}
+
+    # ---- table --------------------------------------------------------------------------------
+
+    def check_table(self):
+        tables = self.of_type("AWS::DynamoDB::Table")
+        if len(tables) != 1:
+            self.fail("table: %d AWS::DynamoDB::Table resources (%s), expected 1",
+                      len(tables), ", ".join(sorted(tables)) or "none")
+            self.table = None
+            return
+        self.table = next(iter(tables))
+        p = self.props(self.table)
+        spec = self.table_spec
+        name = "table %s" % self.table
+        if p.get("KeySchema") != spec.get("KeySchema"):
+            self.fail("%s: KeySchema %s, deploy/table.json has %s", name,
+                      canon(p.get("KeySchema")), canon(spec.get("KeySchema")))
+        want_attrs = {(a["AttributeName"], a["AttributeType"]) for a in spec.get("AttributeDefinitions", [])}
+        have_attrs = {(a.get("AttributeName"), a.get("AttributeType"))
+                      for a in p.get("AttributeDefinitions") or []}
+        if want_attrs != have_attrs:
+            self.fail("%s: AttributeDefinitions %s, deploy/table.json has %s", name,
+                      sorted(have_attrs), sorted(want_attrs))
+        if p.get("BillingMode", "PROVISIONED") != spec.get("BillingMode", "PROVISIONED"):
+            self.fail("%s: BillingMode %s, deploy/table.json has %s", name,
+                      p.get("BillingMode"), spec.get("BillingMode"))
+        want_gsi = {g["IndexName"]: g for g in spec.get("GlobalSecondaryIndexes", [])}
+        have_gsi = {g.get("IndexName"): g for g in p.get("GlobalSecondaryIndexes") or []}
+        for n in sorted(set(want_gsi) - set(have_gsi)):
+            self.fail("%s: GSI %s of deploy/table.json is missing", name, n)
+        for n in sorted(set(have_gsi) - set(want_gsi)):
+            self.fail("%s: GSI %s is not in deploy/table.json", name, n)
+        for n in sorted(set(want_gsi) & set(have_gsi)):
+            w, h = want_gsi[n], have_gsi[n]
+            if h.get("KeySchema") != w.get("KeySchema"):
+                self.fail("%s: GSI %s KeySchema %s, deploy/table.json has %s", name, n,
+                          canon(h.get("KeySchema")), canon(w.get("KeySchema")))
+            wp, hp = w.get("Projection") or {}, h.get("Projection") or {}
+            if hp.get("ProjectionType") != wp.get("ProjectionType"):
+                self.fail("%s: GSI %s ProjectionType %s, deploy/table.json has %s", name, n,
+                          hp.get("ProjectionType"), wp.get("ProjectionType"))
+            if sorted(hp.get("NonKeyAttributes") or []) != sorted(wp.get("NonKeyAttributes") or []):
+                self.fail("%s: GSI %s NonKeyAttributes %s, deploy/table.json has %s", name, n,
+                          sorted(hp.get("NonKeyAttributes") or []), sorted(wp.get("NonKeyAttributes") or []))
+        ws, hs = spec.get("StreamSpecification") or {}, p.get("StreamSpecification") or {}
+        if ws.get("StreamEnabled", bool(ws)) and hs.get("StreamViewType") != ws.get("StreamViewType"):
+            self.fail("%s: StreamSpecification.StreamViewType %s, deploy/table.json has %s", name,
+                      hs.get("StreamViewType"), ws.get("StreamViewType"))
+        wt, ht = spec.get("TimeToLiveSpecification") or {}, p.get("TimeToLiveSpecification") or {}
+        if (ht.get("AttributeName") != wt.get("AttributeName")
+                or truthy(ht.get("Enabled")) != truthy(wt.get("Enabled"))):
+            self.fail("%s: TimeToLiveSpecification %s, deploy/table.json has %s", name, canon(ht), canon(wt))
+        if wt.get("AttributeName") != "ttl":
+            self.fail("deploy/table.json: TTL attribute is %s, taskd writes ttl", wt.get("AttributeName"))
+        self.summary.append("table %s (%d GSIs)" % (self.table, len(have_gsi)))
+
+    # ---- topic, queues, subscriptions ---------------------------------------------------------
+
+    def check_topic(self):
+        topics = self.of_type("AWS::SNS::Topic")
+        want = self.cfg["topic"]
+        named = [k for k, v in topics.items() if tags(v.get("Properties") or {}).get("taskd:topic") == want]
+        self.topic = named[0] if len(named) == 1 else None
+        if len(named) != 1:
+            self.fail("topic: %d AWS::SNS::Topic tagged taskd:topic=%s (config topic), expected 1",
+                      len(named), want)
+        for k, v in topics.items():
+            t = tags(v.get("Properties") or {}).get("taskd:topic")
+            if t is not None and t != want:
+                self.fail("topic %s: tagged taskd:topic=%s, the configured topic is %s", k, t, want)
+
+    def check_queues(self):
+        self.queue_of = {}  # configured name -> logical id
+        by_name = {}
+        for k, v in self.of_type("AWS::SQS::Queue").items():
+            n = tags(v.get("Properties") or {}).get("taskd:queue")
+            if n is not None:
+                by_name.setdefault(n, []).append(k)
+        self.name_of = {}
+        for k_list in by_name.values():
+            for k in k_list:
+                self.name_of[k] = None
+        configured = {q["name"]: q for q in self.cfg["queues"]}
+        for n, ks in sorted(by_name.items()):
+            if n not in configured:
+                self.fail("queue %s: tagged taskd:queue=%s, which deploy/taskd.json does not configure",
+                          ", ".join(ks), n)
+            elif len(ks) > 1:
+                self.fail("queue %s: %d AWS::SQS::Queue resources tagged taskd:queue=%s (%s)", n, len(ks), n,
+                          ", ".join(ks))
+        for q in self.cfg["queues"]:
+            ks = by_name.get(q["name"], [])
+            if not ks:
+                self.fail("queue %s: no AWS::SQS::Queue tagged taskd:queue=%s", q["name"], q["name"])
+                continue
+            self.queue_of[q["name"]] = ks[0]
+            self.name_of[ks[0]] = q["name"]
+        for q in self.cfg["queues"]:
+            logical = self.queue_of.get(q["name"])
+            if not logical:
+                continue
+            p = self.props(logical)
+            label = "queue %s (%s)" % (logical, q["name"])
+            for prop, key in (("VisibilityTimeout", "visibility_timeout"), ("DelaySeconds", "delay"),
+                              ("MessageRetentionPeriod", "retention")):
+                have = as_int(p.get(prop, SQS_DEFAULTS[prop]))
+                if have != q[key]:
+                    self.fail("%s: %s %s, config %s.%s is %s", label, prop, have, q["name"], key, q[key])
+            rp = as_json(p.get("RedrivePolicy"))
+            dlq = q.get("dead_letter_queue") or ""
+            if dlq and q["max_receive_count"] > 0:
+                if not isinstance(rp, dict):
+                    self.fail("%s: no RedrivePolicy, config sends it to dead-letter queue %s after %d receives",
+                              label, dlq, q["max_receive_count"])
+                    continue
+                target = getatt(rp.get("deadLetterTargetArn"))
+                want = self.queue_of.get(dlq)
+                if not target or target[1] != "Arn" or target[0] != want:
+                    self.fail("%s: RedrivePolicy.deadLetterTargetArn %s, config dead_letter_queue is %s (%s)",
+                              label, canon(rp.get("deadLetterTargetArn")), dlq, want or "no resource")
+                if as_int(rp.get("maxReceiveCount")) != q["max_receive_count"]:
+                    self.fail("%s: RedrivePolicy.maxReceiveCount %s, config %s.max_receive_count is %d",
+                              label, rp.get("maxReceiveCount"), q["name"], q["max_receive_count"])
+            elif rp is not None:
+                self.fail("%s: has a RedrivePolicy, config gives it no dead-letter queue", label)
+        self.summary.append("%d queues" % len(self.queue_of))
+
+    def check_subscriptions(self):
+        subs = self.of_type("AWS::SNS::Subscription")
+        seen = []  # (logical, queue name, policy, scope)
+        for k, v in sorted(subs.items()):
+            p = v.get("Properties") or {}
+            label = "subscription %s" % k
+            if self.topic and ref(p.get("TopicArn")) != self.topic:
+                self.fail("%s: TopicArn %s, expected Ref %s", label, canon(p.get("TopicArn")), self.topic)
+            if p.get("Protocol") != "sqs":
+                self.fail("%s: Protocol %s, expected sqs", label, p.get("Protocol"))
+            g = getatt(p.get("Endpoint"))
+            qname = self.name_of.get(g[0]) if g and g[1] == "Arn" else None
+            if not qname:
+                self.fail("%s: Endpoint %s is no configured queue", label, canon(p.get("Endpoint")))
+                continue
+            if not truthy(p.get("RawMessageDelivery")):
+                self.fail("%s (queue %s): RawMessageDelivery %s, expected true", label, qname,
+                          p.get("RawMessageDelivery"))
+            policy = as_json(p.get("FilterPolicy"))
+            scope = p.get("FilterPolicyScope") or "MessageAttributes"
+            seen.append((k, qname, policy, scope))
+        unmatched = list(seen)
+        for s in self.cfg["subscriptions"]:
+            cands = [x for x in unmatched if x[1] == s["queue"]]
+            exact = [x for x in cands
+                     if canon(x[2]) == canon(s["filter_policy"]) and x[3] == s["filter_policy_scope"]]
+            if exact:
+                unmatched.remove(exact[0])
+                continue
+            if not cands:
+                self.fail("subscription of queue %s: no AWS::SNS::Subscription to its queue", s["queue"])
+                continue
+            k, qname, policy, scope = cands[0]
+            unmatched.remove(cands[0])
+            if canon(policy) != canon(s["filter_policy"]):
+                self.fail("subscription %s (queue %s): FilterPolicy %s, config filter_policy is %s", k, qname,
+                          canon(policy) if policy is not None else "absent",
+                          canon(s["filter_policy"]) if s["filter_policy"] is not None else "absent")
+            if scope != s["filter_policy_scope"]:
+                self.fail("subscription %s (queue %s): FilterPolicyScope %s, config filter_policy_scope is %s",
+                          k, qname, scope, s["filter_policy_scope"])
+        for k, qname, _, _ in unmatched:
+            self.fail("subscription %s (queue %s): not in deploy/taskd.json's subscriptions", k, qname)
+        # the topic may send to each subscribed queue, and no one may send without a condition
+        policies = self.of_type("AWS::SQS::QueuePolicy")
+        for pk, pv in sorted(policies.items()):
+            for st in as_list((((pv.get("Properties") or {}).get("PolicyDocument")) or {}).get("Statement")):
+                pr = st.get("Principal")
+                anyone = pr == "*" or (isinstance(pr, dict) and "*" in as_list(pr.get("AWS")))
+                if st.get("Effect") == "Allow" and anyone and not st.get("Condition"):
+                    self.fail("queue policy %s: allows %s to anyone, with no condition", pk,
+                              canon(st.get("Action")))
+        for qname in sorted({s["queue"] for s in self.cfg["subscriptions"]}):
+            logical = self.queue_of.get(qname)
+            if not logical or not self.topic:
+                continue
+            ok = False
+            for pk, pv in policies.items():
+                pp = pv.get("Properties") or {}
+                if logical not in [ref(x) for x in as_list(pp.get("Queues"))]:
+                    continue
+                for st in as_list((pp.get("PolicyDocument") or {}).get("Statement")):
+                    cond = canon(st.get("Condition"))
+                    if (st.get("Effect") == "Allow" and "sns.amazonaws.com" in services(st)
+                            and "sqs:SendMessage" in as_list(st.get("Action"))
+                            and '{"Ref":"%s"}' % self.topic in cond):
+                        ok = True
+            if not ok:
+                self.fail("queue %s (%s): no AWS::SQS::QueuePolicy letting sns.amazonaws.com SendMessage "
+                          "with aws:SourceArn = the topic %s", logical, qname, self.topic)
+        self.summary.append("%d subscriptions" % len(seen))
+
+    # ---- functions, roles ---------------------------------------------------------------------
+
+    def check_functions(self):
+        fns = self.of_type("AWS::Lambda::Function")
+        self.functions = fns
+        self.kind = {}
+        roles_used = {}
+        log_groups = {(v.get("Properties") or {}).get("LogGroupName"): k
+                      for k, v in self.of_type("AWS::Logs::LogGroup").items()}
+        for k, v in sorted(fns.items()):
+            p = v.get("Properties") or {}
+            label = "function %s" % k
+            if p.get("Runtime") != RUNTIME:
+                self.fail("%s: Runtime %s, expected %s", label, p.get("Runtime"), RUNTIME)
+            if p.get("Handler") not in HANDLERS:
+                self.fail("%s: Handler %s names no role of bootstrap (%s)", label, p.get("Handler"),
+                          ", ".join(HANDLERS))
+            self.kind[k] = p.get("Handler")
+            if p.get("Architectures", ["x86_64"]) != ["x86_64"]:
+                self.fail("%s: Architectures %s, the zip is x86_64", label, p.get("Architectures"))
+            if (p.get("TracingConfig") or {}).get("Mode") != "Active":
+                self.fail("%s: TracingConfig %s, expected Mode Active", label, canon(p.get("TracingConfig")))
+            lg = log_groups.get("/aws/lambda/%s" % p.get("FunctionName"))
+            if not lg:
+                self.fail("%s: no log group /aws/lambda/%s", label, p.get("FunctionName"))
+            elif not self.props(lg).get("RetentionInDays"):
+                self.fail("%s: log group %s keeps logs forever (no RetentionInDays)", label, lg)
+            g = getatt(p.get("Role"))
+            if not g or g[1] != "Arn" or (self.res.get(g[0]) or {}).get("Type") != "AWS::IAM::Role":
+                self.fail("%s: Role %s is not an AWS::IAM::Role of this template", label, canon(p.get("Role")))
+                continue
+            roles_used.setdefault(g[0], []).append(k)
+        for role, users in sorted(roles_used.items()):
+            if len(users) > 1:
+                self.fail("role %s: shared by %s; each function needs its own", role, ", ".join(users))
+        self.role_of = {k: getatt(v["Properties"]["Role"])[0] for k, v in fns.items()
+                        if getatt((v.get("Properties") or {}).get("Role"))}
+        self.summary.append("%d functions" % len(fns))
+
+    def env(self, fn):
+        return ((self.props(fn).get("Environment") or {}).get("Variables")) or {}
+
+    def check_roles(self):
+        for fn, role in sorted(self.role_of.items()):
+            kind = self.kind.get(fn)
+            if kind not in HANDLERS:
+                continue
+            self.check_role(fn, role, kind)
+
+    def allowed(self, fn, kind):
+        """{action: set of resource tokens} the role of fn may grant, and the required ones."""
+        t = self.table
+        table_arn = "%s.Arn" % t
+        allow, need = {}, {}
+        if kind == "api":
+            for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+                allow[a] = need[a] = {table_arn}
+            idx = {"%s/index/%s" % (table_arn, g["IndexName"])
+                   for g in self.table_spec.get("GlobalSecondaryIndexes", [])}
+            allow["dynamodb:Query"] = idx | {table_arn}
+            need["dynamodb:Query"] = idx
+        elif kind == "publish":
+            stream = "%s.StreamArn" % t
+            for a in STREAM_READ | {"dynamodb:ListStreams"}:
+                allow[a] = {stream}
+            for a in STREAM_READ:
+                need[a] = {stream}
+            allow["sns:Publish"] = need["sns:Publish"] = {"!%s" % self.topic}
+        elif kind == "worker":
+            for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+                allow[a] = need[a] = {table_arn}
+            q = self.queue_of.get(self.env(fn).get("QUEUE_NAME"))
+            if q:
+                for a in SQS_POLL | {"sqs:ChangeMessageVisibility"}:
+                    allow[a] = {"%s.Arn" % q}
+                for a in SQS_POLL:
+                    need[a] = {"%s.Arn" % q}
+        return allow, need
+
+    def check_role(self, fn, role, kind):
+        p = self.props(role)
+        label = "role %s (function %s, %s)" % (role, fn, kind)
+        principals = []
+        for st in as_list((p.get("AssumeRolePolicyDocument") or {}).get("Statement")):
+            principals += services(st)
+        if "lambda.amazonaws.com" not in principals:
+            self.fail("%s: AssumeRolePolicyDocument does not trust lambda.amazonaws.com", label)
+        if p.get("ManagedPolicyArns"):
+            self.fail("%s: ManagedPolicyArns %s cannot be checked for least privilege; use inline statements",
+                      label, canon(p.get("ManagedPolicyArns")))
+        allow, need = self.allowed(fn, kind)
+        granted = {}
+        for pol in as_list(p.get("Policies")):
+            for st in as_list((pol.get("PolicyDocument") or {}).get("Statement")):
+                if st.get("Effect") != "Allow":
+                    continue
+                if "NotAction" in st or "NotResource" in st:
+                    self.fail("%s: a statement with NotAction/NotResource grants too much", label)
+                    continue
+                actions = [a for a in as_list(st.get("Action")) if isinstance(a, str)]
+                resources = [resource_token(r) for r in as_list(st.get("Resource"))]
+                for a in actions:
+                    if "*" in a:
+                        self.fail("%s: wildcard action %s", label, a)
+                        continue
+                    only_base = a in LOGS_ACTIONS or a in XRAY_ACTIONS
+                    for r in resources:
+                        if r is None:
+                            self.fail("%s: %s on a resource this check cannot read", label, a)
+                            continue
+                        granted.setdefault(a, set()).add(r)
+                        if only_base:
+                            continue
+                        if "*" in r:
+                            self.fail("%s: %s on resource %s: `*` only for logs and xray actions", label, a, r)
+                        elif a not in allow:
+                            self.fail("%s: grants %s, which a %s function does not need", label, a, kind)
+                        elif r not in allow[a]:
+                            self.fail("%s: grants %s on %s; allowed: %s", label, a, r,
+                                      ", ".join(sorted(allow[a])))
+        for a in sorted(BASE_REQUIRED - set(granted)):
+            self.fail("%s: lacks %s (logs and X-Ray tracing need it)", label, a)
+        for a, rs in sorted(need.items()):
+            for r in sorted(rs - granted.get(a, set())):
+                self.fail("%s: lacks %s on %s", label, a, r)
+
+    # ---- event sources ------------------------------------------------------------------------
+
+    def mappings(self):
+        out = []
+        for k, v in sorted(self.of_type("AWS::Lambda::EventSourceMapping").items()):
+            p = v.get("Properties") or {}
+            src = getatt(p.get("EventSourceArn"))
+            fn = getatt(p.get("FunctionName"))
+            fn = fn[0] if fn else ref(p.get("FunctionName"))
+            out.append((k, p, src, fn))
+        return out
+
+    def check_stream(self):
+        consumers = [c for c in self.cfg["stream_consumers"]]
+        stream_maps = [m for m in self.mappings() if m[2] and m[2][1] == "StreamArn"]
+        for c in consumers:
+            if c["action"] != "publish":
+                self.fail("stream consumer %s: action %s has no AWS counterpart (only publish)",
+                          c.get("name"), c["action"])
+        consumers = [c for c in consumers if c["action"] == "publish"]
+        unmatched = list(stream_maps)
+        for c in consumers:
+            best = None
+            for m in unmatched:
+                probs = self.stream_problems(c, m)
+                if best is None or len(probs) < len(best[1]):
+                    best = (m, probs)
+            if best is None:
+                self.fail("stream consumer %s: no event source mapping on the table's stream", c.get("name"))
+                continue
+            unmatched.remove(best[0])
+            self.problems.extend(best[1])
+        for m in unmatched:
+            self.fail("event source mapping %s: on the table's stream but no stream consumer in deploy/taskd.json",
+                      m[0])
+        self.summary.append("%d stream mappings" % len(stream_maps))
+
+    def stream_problems(self, c, m):
+        k, p, src, fn = m
+        label = "stream mapping %s (consumer %s)" % (k, c.get("name"))
+        probs = []
+        if src[0] != self.table:
+            probs.append("%s: EventSourceArn is the stream of %s, not of the table %s"
+                         % (label, src[0], self.table))
+        if self.kind.get(fn) != "publish":
+            probs.append("%s: function %s is not a publish function" % (label, fn))
+        elif self.topic and ref(self.env(fn).get("TOPIC_ARN")) != self.topic:
+            probs.append("%s: function %s has TOPIC_ARN %s, expected Ref %s"
+                         % (label, fn, canon(self.env(fn).get("TOPIC_ARN")), self.topic))
+        want = sorted(canon(x) for x in expected_patterns(c))
+        have = []
+        for f in ((p.get("FilterCriteria") or {}).get("Filters") or []):
+            have.append(canon(as_json(f.get("Pattern"))))
+        if sorted(have) != want:
+            probs.append("%s: FilterCriteria patterns %s, config filter_patterns with the task-item condition "
+                         "give %s" % (label, "[%s]" % ", ".join(sorted(have)), "[%s]" % ", ".join(want)))
+        if as_int(p.get("BatchSize", 100)) != c["batch_size"]:
+            probs.append("%s: BatchSize %s, config batch_size is %d"
+                         % (label, p.get("BatchSize"), c["batch_size"]))
+        if as_int(p.get("MaximumRetryAttempts", -1)) != c["maximum_retry_attempts"]:
+            probs.append("%s: MaximumRetryAttempts %s, config maximum_retry_attempts is %d"
+                         % (label, p.get("MaximumRetryAttempts"), c["maximum_retry_attempts"]))
+        if not truthy(p.get("BisectBatchOnFunctionError")):
+            probs.append("%s: BisectBatchOnFunctionError %s, expected true"
+                         % (label, p.get("BisectBatchOnFunctionError")))
+        if "ReportBatchItemFailures" not in as_list(p.get("FunctionResponseTypes")):
+            probs.append("%s: FunctionResponseTypes %s lacks ReportBatchItemFailures (publish answers "
+                         "batchItemFailures)" % (label, canon(p.get("FunctionResponseTypes"))))
+        if p.get("StartingPosition") not in ("TRIM_HORIZON", "LATEST"):
+            probs.append("%s: StartingPosition %s" % (label, p.get("StartingPosition")))
+        if p.get("Enabled") is False:
+            probs.append("%s: disabled" % label)
+        return probs
+
+    def check_workers(self):
+        bindings = {h["queue"]: h for h in self.cfg["handlers"]}
+        dlqs = {q["dead_letter_queue"] for q in self.cfg["queues"] if q["dead_letter_queue"]}
+        servable = set(bindings) | dlqs
+        workers = {}
+        for fn, kind in sorted(self.kind.items()):
+            if kind != "worker":
+                continue
+            e = self.env(fn)
+            qn = e.get("QUEUE_NAME")
+            if not isinstance(qn, str) or not qn:
+                self.fail("function %s: worker without QUEUE_NAME", fn)
+                continue
+            if qn not in servable:
+                self.fail("function %s: QUEUE_NAME %s has no handler binding and is no dead-letter queue "
+                          "in deploy/taskd.json", fn, qn)
+            workers.setdefault(qn, []).append(fn)
+            if self.table and ref(e.get("TABLE_NAME")) != self.table:
+                self.fail("function %s: TABLE_NAME %s, expected Ref %s", fn, canon(e.get("TABLE_NAME")),
+                          self.table)
+        for qn in sorted(servable):
+            what = "handler binding" if qn in bindings else "dead-letter queue"
+            fns = workers.get(qn, [])
+            if len(fns) != 1:
+                self.fail("queue %s (%s): %d worker functions with QUEUE_NAME=%s, expected 1%s", qn, what,
+                          len(fns), qn, " (%s)" % ", ".join(fns) if fns else "")
+        sqs_maps = {}
+        for k, p, src, fn in self.mappings():
+            if src and src[1] == "Arn" and (self.res.get(src[0]) or {}).get("Type") == "AWS::SQS::Queue":
+                sqs_maps.setdefault(fn, []).append((k, p, src[0]))
+        for qn, fns in sorted(workers.items()):
+            for fn in fns:
+                maps = sqs_maps.pop(fn, [])
+                logical = self.queue_of.get(qn)
+                if len(maps) != 1:
+                    self.fail("function %s (queue %s): %d SQS event source mappings, expected 1",
+                              fn, qn, len(maps))
+                    continue
+                k, p, src = maps[0]
+                label = "sqs mapping %s (queue %s)" % (k, qn)
+                if src != logical:
+                    self.fail("%s: reads %s, but the function's QUEUE_NAME is %s (%s)", label, src, qn, logical)
+                if "ReportBatchItemFailures" not in as_list(p.get("FunctionResponseTypes")):
+                    self.fail("%s: FunctionResponseTypes %s lacks ReportBatchItemFailures (the worker answers "
+                              "batchItemFailures)", label, canon(p.get("FunctionResponseTypes")))
+                if p.get("Enabled") is False:
+                    self.fail("%s: disabled", label)
+                b = bindings.get(qn)
+                if b:
+                    if as_int(p.get("BatchSize", 10)) != b["batch_size"]:
+                        self.fail("%s: BatchSize %s, config batch_size of the binding is %d", label,
+                                  p.get("BatchSize", "absent (10)"), b["batch_size"])
+                    mc = (p.get("ScalingConfig") or {}).get("MaximumConcurrency")
+                    if b["concurrency"] >= 2 and as_int(mc) != b["concurrency"]:
+                        self.fail("%s: ScalingConfig.MaximumConcurrency %s, config concurrency is %d", label,
+                                  mc, b["concurrency"])
+                self.check_worker_timeout(fn, qn, b)
+        for fn, maps in sorted(sqs_maps.items()):
+            for k, p, src in maps:
+                self.fail("sqs mapping %s: function %s reading %s is not a worker of a configured queue",
+                          k, fn, src)
+        self.summary.append("%d workers" % sum(len(v) for v in workers.values()))
+
+    def check_worker_timeout(self, fn, qn, binding):
+        timeout = as_int(self.props(fn).get("Timeout", 6))
+        q = next((x for x in self.cfg["queues"] if x["name"] == qn), None)
+        label = "function %s (queue %s)" % (fn, qn)
+        if binding and timeout < binding["timeout"] + WORKER_MARGIN:
+            self.fail("%s: Timeout %s, below the binding's timeout %d + %d s: its tasks would never start",
+                      label, timeout, binding["timeout"], WORKER_MARGIN)
+        logical = self.queue_of.get(qn)
+        if logical:
+            vt = as_int(self.props(logical).get("VisibilityTimeout", SQS_DEFAULTS["VisibilityTimeout"]))
+            if timeout > vt:
+                self.fail("%s: Timeout %s above %s's VisibilityTimeout %s (AWS refuses the mapping)",
+                          label, timeout, logical, vt)
+        if binding and q and binding["timeout"] > q["visibility_timeout"]:
+            self.fail("deploy/taskd.json: binding of %s has timeout %d above the queue's visibility_timeout %d",
+                      qn, binding["timeout"], q["visibility_timeout"])
+
+    def check_env(self):
+        for fn, kind in sorted(self.kind.items()):
+            e = self.env(fn)
+            if kind == "api" and self.table and ref(e.get("TABLE_NAME")) != self.table:
+                self.fail("function %s: TABLE_NAME %s, expected Ref %s", fn, canon(e.get("TABLE_NAME")),
+                          self.table)
+            if kind == "publish" and self.topic and ref(e.get("TOPIC_ARN")) != self.topic:
+                self.fail("function %s: TOPIC_ARN %s, expected Ref %s", fn, canon(e.get("TOPIC_ARN")), self.topic)
+        kinds = sorted(self.kind.values())
+        if kinds.count("api") != 1:
+            self.fail("functions: %d api functions, expected 1", kinds.count("api"))
+
+    # ---- API Gateway --------------------------------------------------------------------------
+
+    def check_api(self):
+        apis = self.of_type("AWS::ApiGateway::RestApi")
+        if len(apis) != 1:
+            self.fail("api: %d AWS::ApiGateway::RestApi resources, expected 1", len(apis))
+            return
+        rest = next(iter(apis))
+        api_fns = [k for k, v in self.kind.items() if v == "api"]
+        proxy_resources = {k for k, v in self.of_type("AWS::ApiGateway::Resource").items()
+                           if (v.get("Properties") or {}).get("PathPart") == "{proxy+}"
+                           and getatt((v.get("Properties") or {}).get("ParentId")) == (rest, "RootResourceId")}
+        root = proxy = False
+        for k, v in self.of_type("AWS::ApiGateway::Method").items():
+            p = v.get("Properties") or {}
+            integ = p.get("Integration") or {}
+            if p.get("HttpMethod") != "ANY" or integ.get("Type") != "AWS_PROXY":
+                continue
+            if not any('"%s"' % f in canon(integ.get("Uri")) for f in api_fns):
+                continue
+            if getatt(p.get("ResourceId")) == (rest, "RootResourceId"):
+                root = True
+            elif ref(p.get("ResourceId")) in proxy_resources:
+                proxy = True
+        if not root:
+            self.fail("api %s: no ANY / method proxied (AWS_PROXY) to the api function", rest)
+        if not proxy:
+            self.fail("api %s: no ANY /{proxy+} method proxied (AWS_PROXY) to the api function", rest)
+        tracing = ((self.state.get("service") or {}).get("provider") or {}).get("tracing") or {}
+        if tracing.get("apiGateway") is not True:
+            self.fail("api %s: API Gateway tracing is off (serverless-state.json provider.tracing.apiGateway %s)",
+                      rest, canon(tracing.get("apiGateway")))
+        if tracing.get("lambda") not in (True, "Active"):
+            self.fail("provider.tracing.lambda %s in serverless-state.json, expected true",
+                      canon(tracing.get("lambda")))
+        outputs = [k for k, v in (self.t.get("Outputs") or {}).items()
+                   if rest in canon(v.get("Value")) and "execute-api" in canon(v.get("Value"))]
+        if not outputs:
+            self.fail("outputs: none gives the API URL (https://<%s>.execute-api...)", rest)
+        self.summary.append("api %s (outputs %s)" % (rest, ", ".join(sorted(outputs))))
+
+    def run(self):
+        self.check_table()
+        self.check_topic()
+        self.check_queues()
+        self.check_subscriptions()
+        self.check_functions()
+        self.check_env()
+        self.check_roles()
+        self.check_stream()
+        self.check_workers()
+        self.check_api()
+        return self.problems
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default=os.path.join(ROOT, "deploy", "taskd.json"),
+                    help="taskd's configuration (default deploy/taskd.json)")
+    ap.add_argument("--table", default=os.path.join(ROOT, "deploy", "table.json"),
+                    help="the table definition (default deploy/table.json)")
+    ap.add_argument("dir", nargs="?", default=os.path.join(ROOT, ".serverless"),
+                    help="the output of osls package (default .serverless)")
+    a = ap.parse_args(argv)
+    try:
+        template = load_json(os.path.join(a.dir, TEMPLATE), "template")
+        state = load_json(os.path.join(a.dir, STATE), "state")
+        raw = load_json(a.config, "configuration")
+        table = load_json(a.table, "table definition")
+        if not isinstance(raw, dict) or not isinstance(table, dict) or not isinstance(template, dict):
+            raise Input("configuration, table definition and template must be JSON objects")
+        c = Checker(template, state, effective_config(raw), table)
+        problems = c.run()
+    except Input as e:
+        print("check-serverless: %s" % e, file=sys.stderr)
+        return 2
+    except Exception as e:  # a shape this check does not know: not a pass, not a mismatch list
+        import traceback
+        traceback.print_exc()
+        print("check-serverless: cannot check the template (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
+        return 2
+    if problems:
+        for p in problems:
+            print("check-serverless: %s" % p, file=sys.stderr)
+        print("check-serverless: %d mismatch%s between the template and %s" %
+              (len(problems), "es" if len(problems) != 1 else "", os.path.relpath(a.config)), file=sys.stderr)
+        return 1
+    print("check-serverless: ok: %s match %s and %s" % (", ".join(c.summary), os.path.relpath(a.config),
+                                                         os.path.relpath(a.table)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""serverless.yml: the template osls makes of it agrees with deploy/taskd.json and deploy/table.json.
+
+Template runs `osls package --stage dev --region eu-west-1` (osls 4.3.1, the open-source Serverless
+Framework v3 line, from the cache folder where scripts/aws-standins.sh installs it) in a temporary
+copy of serverless.yml and deploy/, with a dummy dist/lambda.zip (package.artifact must name an
+existing file; the real zip is test_lambda_zip's business), no AWS credentials and a HOME of its
+own; then scripts/check-serverless.py must accept the output, and a few facts are read directly.
+Checker feeds the checker copies of that output (or of the configuration) each wrong in one way
+and expects a rejection naming the fault. NewRelic packages again with the New Relic settings
+empty (the template must not change), with OTLP settings (they must reach every function) and
+with the layer plugin switched on (osls must go looking for the plugin). ShippedConfig checks
+deploy/taskd.json: it is the README's defaults, and taskd runs with it.
+"""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+REPO = harness.REPO
+CHECKER = os.path.join(REPO, "scripts", "check-serverless.py")
+OSLS_VERSION = "4.3.1"
+OSLS_TIMEOUT = 120
+TEMPLATE = "cloudformation-template-update-stack.json"
+STATE = "serverless-state.json"
+# variables of the deploying shell that serverless.yml reads; the tests set them explicitly
+PASSTHROUGH = ("OTEL_", "NEW_RELIC_", "TASKD_NEW_RELIC_LAYER", "LOG_LEVEL", "AWS_", "SLS_", "SERVERLESS_")
+
+
+def cache_dir():
+    return os.environ.get("TASKD_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "taskd")
+
+
+def osls_bin():
+    return os.path.join(cache_dir(), "osls-%s" % OSLS_VERSION, "node_modules", ".bin", "osls")
+
+
+def package(workdir, env=None):
+    """osls package in a fresh copy under workdir; (CompletedProcess, .serverless dir)."""
+    exe = osls_bin()
+    if not os.access(exe, os.X_OK):
+        raise RuntimeError("osls %s not found at %s: run scripts/aws-standins.sh install"
+                           % (OSLS_VERSION, exe))
+    os.makedirs(os.path.join(workdir, "dist"))
+    os.makedirs(os.path.join(workdir, "home"))
+    shutil.copy(os.path.join(REPO, "serverless.yml"), workdir)
+    shutil.copytree(os.path.join(REPO, "deploy"), os.path.join(workdir, "deploy"))
+    with zipfile.ZipFile(os.path.join(workdir, "dist", "lambda.zip"), "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(PASSTHROUGH)}
+    run_env.update({
+        "HOME": os.path.join(workdir, "home"),  # no ~/.aws, no ~/.serverlessrc of the user's
+        "AWS_SHARED_CREDENTIALS_FILE": os.path.join(workdir, "no-credentials"),
+        "AWS_CONFIG_FILE": os.path.join(workdir, "no-config"),
+        "SLS_TELEMETRY_DISABLED": "1",
+    })
+    run_env.update(env or {})
+    p = subprocess.run([exe, "package", "--stage", "dev", "--region", "eu-west-1"], cwd=workdir,
+                       env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=OSLS_TIMEOUT)
+    return p, os.path.join(workdir, ".serverless")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=1)
+
+
+def run_checker(out_dir, config=None, table=None):
+    argv = [sys.executable, "-B", CHECKER]
+    if config:
+        argv += ["--config", config]
+    if table:
+        argv += ["--table", table]
+    return subprocess.run(argv + [out_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60, universal_newlines=True)
+
+
+def normalized(template):
+    """The template without what changes from one package run to the next."""
+    text = json.dumps(template, sort_keys=True)
+    text = re.sub(r"serverless/taskd/dev/[^\"]*/lambda\.zip", "serverless/taskd/dev/X/lambda.zip", text)
+    return re.sub(r"ApiGatewayDeployment\d+", "ApiGatewayDeploymentN", text)
+
+
+class Shared:
+    """One package run for the whole module."""
+    tmp = out = template = state = None
+
+    @classmethod
+    def get(cls):
+        if cls.out is None:
+            cls.tmp = tempfile.mkdtemp(prefix="taskd-serverless-")
+            p, out = package(os.path.join(cls.tmp, "base"))
+            if p.returncode != 0:
+                raise AssertionError("osls package failed (rc=%d):\n%s" % (p.returncode, p.stdout.decode()))
+            cls.out = out
+            cls.template = read_json(os.path.join(out, TEMPLATE))
+            cls.state = read_json(os.path.join(out, STATE))
+        return cls
+
+
+def tearDownModule():
+    if Shared.tmp:
+        shutil.rmtree(Shared.tmp, ignore_errors=True)
+
+
+class Template(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        s = Shared.get()
+        cls.out, cls.t, cls.state = s.out, s.template, s.state
+        cls.res = cls.t["Resources"]
+
+    def of_type(self, typ):
+        return {k: v["Properties"] for k, v in self.res.items() if v["Type"] == typ}
+
+    def test_checker_accepts_it(self):
+        p = run_checker(self.out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("check-serverless: ok", p.stdout)
+
+    def test_functions(self):
+        fns = self.of_type("AWS::Lambda::Function")
+        handlers = sorted((p["Handler"], p["Environment"]["Variables"].get("QUEUE_NAME", "")) for p in fns.values())
+        self.assertEqual(handlers, [("api", ""), ("publish", ""), ("worker", "task1"), ("worker", "task1-dlq")])
+        queues = {p["Tags"][0]["Value"]: p for p in self.of_type("AWS::SQS::Queue").values()}
+        for p in fns.values():
+            self.assertEqual(p["Runtime"], "provided.al2023")
+            self.assertEqual(p["Architectures"], ["x86_64"])
+            self.assertEqual(p["TracingConfig"], {"Mode": "Active"})
+            env = p["Environment"]["Variables"]
+            self.assertEqual(env["LOG_LEVEL"], "INFO")
+            self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "")  # empty: taskd exports nothing
+            if p["Handler"] == "worker":
+                # the task starts only if the binding's 30 s fit before the deadline minus 1 s;
+                # AWS wants the queue's visibility timeout at least the function's timeout
+                q = env["QUEUE_NAME"]
+                if q == "task1":
+                    self.assertGreaterEqual(p["Timeout"], 30 + 5)
+                self.assertLessEqual(p["Timeout"], queues[q]["VisibilityTimeout"])
+        self.assertNotIn("IamRoleLambdaExecution", self.res)  # every function has its own role
+
+    def test_stream_mapping(self):
+        (m,) = [p for p in self.of_type("AWS::Lambda::EventSourceMapping").values()
+                if "StreamArn" in json.dumps(p["EventSourceArn"])]
+        self.assertEqual(m["StartingPosition"], "TRIM_HORIZON")
+        self.assertEqual([json.loads(f["Pattern"]) for f in m["FilterCriteria"]["Filters"]],
+                         [{"eventName": ["INSERT"],
+                           "dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}}])
+
+    def test_api_and_outputs(self):
+        self.assertTrue(self.state["service"]["provider"]["tracing"]["apiGateway"])
+        self.assertIn("ServiceEndpoint", self.t["Outputs"])
+        self.assertIn("execute-api", json.dumps(self.t["Outputs"]["ApiUrl"]))
+
+
+class Checker(unittest.TestCase):
+    """Each case spoils one thing in a copy of the output; the checker must name it."""
+
+    @classmethod
+    def setUpClass(cls):
+        s = Shared.get()
+        cls.base = s.out
+        cls.tmp = tempfile.mkdtemp(prefix="taskd-serverless-check-")
+        cls.n = 0
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def rejected(self, spoil=None, *needles, spoil_state=None, config=None):
+        Checker.n += 1
+        d = os.path.join(self.tmp, "case%d" % self.n)
+        os.makedirs(d)
+        t = copy.deepcopy(Shared.template)
+        st = copy.deepcopy(Shared.state)
+        if spoil:
+            spoil(t["Resources"], t)
+        if spoil_state:
+            spoil_state(st)
+        write_json(os.path.join(d, TEMPLATE), t)
+        write_json(os.path.join(d, STATE), st)
+        cfg_path = None
+        if config:
+            cfg_path = os.path.join(d, "taskd.json")
+            cfg = read_json(os.path.join(REPO, "deploy", "taskd.json"))
+            config(cfg)
+            write_json(cfg_path, cfg)
+        p = run_checker(d, config=cfg_path)
+        self.assertEqual(p.returncode, 1, "the checker accepted it:\n%s%s" % (p.stdout, p.stderr))
+        for n in needles:
+            self.assertIn(n, p.stderr)
+        return p.stderr
+
+    @staticmethod
+    def statements(res, role):
+        return res[role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+    def test_control(self):
+        """The same round trip with nothing spoiled passes, so each rejection below is for its fault."""
+        d = os.path.join(self.tmp, "control")
+        os.makedirs(d)
+        write_json(os.path.join(d, TEMPLATE), Shared.template)
+        write_json(os.path.join(d, STATE), Shared.state)
+        p = run_checker(d)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_filter_policy(self):
+        def spoil(r, t):
+            r["Task1Subscription"]["Properties"]["FilterPolicy"] = {"TaskType": ["TASK2"]}
+        self.rejected(spoil, "subscription Task1Subscription", "FilterPolicy", "TASK2", "TASK1")
+
+    def test_filter_policy_scope(self):
+        def spoil(r, t):
+            r["Task1Subscription"]["Properties"]["FilterPolicyScope"] = "MessageBody"
+        self.rejected(spoil, "Task1Subscription", "FilterPolicyScope MessageBody")
+
+    def test_raw_delivery(self):
+        def spoil(r, t):
+            del r["Task1Subscription"]["Properties"]["RawMessageDelivery"]
+        self.rejected(spoil, "Task1Subscription", "RawMessageDelivery")
+
+    def test_queue_policy(self):
+        def spoil(r, t):
+            del r["Task1QueuePolicy"]
+        self.rejected(spoil, "queue Task1Queue (task1)", "QueuePolicy")
+
+    def test_queue_policy_open(self):
+        def spoil(r, t):
+            st = r["Task1QueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+            st["Principal"] = "*"
+            del st["Condition"]
+        self.rejected(spoil, "queue policy Task1QueuePolicy: allows", "to anyone",
+                      "no AWS::SQS::QueuePolicy letting sns.amazonaws.com")
+
+    def test_redrive_policy_dropped(self):
+        def spoil(r, t):
+            del r["Task1Queue"]["Properties"]["RedrivePolicy"]
+        self.rejected(spoil, "queue Task1Queue (task1)", "no RedrivePolicy", "task1-dlq")
+
+    def test_redrive_policy_wrong(self):
+        def spoil(r, t):
+            rp = r["Task1Queue"]["Properties"]["RedrivePolicy"]
+            rp["maxReceiveCount"] = 5
+            rp["deadLetterTargetArn"] = {"Fn::GetAtt": ["Task1Queue", "Arn"]}
+        self.rejected(spoil, "maxReceiveCount 5", "max_receive_count is 3", "deadLetterTargetArn")
+
+    def test_queue_attributes(self):
+        def spoil(r, t):
+            r["Task1Queue"]["Properties"]["MessageRetentionPeriod"] = 60
+            r["Task1DlqQueue"]["Properties"]["VisibilityTimeout"] = 20
+        err = self.rejected(spoil, "MessageRetentionPeriod 60", "task1.retention is 345600",
+                            "queue Task1DlqQueue (task1-dlq): VisibilityTimeout 20")
+        # the dead-letter worker's 30 s no longer fit in the queue's visibility timeout
+        self.assertIn("AWS refuses the mapping", err)
+
+    def test_missing_queue(self):
+        def spoil(r, t):
+            r["Task1DlqQueue"]["Properties"]["Tags"] = []
+        self.rejected(spoil, "queue task1-dlq: no AWS::SQS::Queue")
+
+    def test_wildcard_dynamodb(self):
+        def spoil(r, t):
+            self.statements(r, "WorkerTask1Role").append(
+                {"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"})
+        self.rejected(spoil, "role WorkerTask1Role", "wildcard action dynamodb:*")
+
+    def test_star_resource(self):
+        def spoil(r, t):
+            self.statements(r, "PublishRole").append(
+                {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"})
+        self.rejected(spoil, "role PublishRole", "sns:Publish on resource *")
+
+    def test_needless_permission(self):
+        def spoil(r, t):
+            self.statements(r, "ApiRole").append({"Effect": "Allow", "Action": "dynamodb:DeleteItem",
+                                                  "Resource": {"Fn::GetAtt": ["TasksTable", "Arn"]}})
+            self.statements(r, "WorkerTask1Role").append({"Effect": "Allow", "Action": "sqs:ReceiveMessage",
+                                                          "Resource": {"Fn::GetAtt": ["Task1DlqQueue", "Arn"]}})
+        self.rejected(spoil, "role ApiRole", "grants dynamodb:DeleteItem",
+                      "role WorkerTask1Role", "grants sqs:ReceiveMessage on Task1DlqQueue.Arn")
+
+    def test_missing_permission(self):
+        def spoil(r, t):
+            st = self.statements(r, "ApiRole")
+            st[:] = [s for s in st if s["Action"] != "dynamodb:Query"]
+        self.rejected(spoil, "role ApiRole", "lacks dynamodb:Query on TasksTable.Arn/index/all_by_id")
+
+    def test_shared_role(self):
+        def spoil(r, t):
+            r["WorkerTask1DlqLambdaFunction"]["Properties"]["Role"] = {"Fn::GetAtt": ["WorkerTask1Role", "Arn"]}
+        self.rejected(spoil, "role WorkerTask1Role: shared by")
+
+    def test_stream_filter(self):
+        def spoil(r, t):
+            p = r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]
+            p["FilterCriteria"]["Filters"] = [{"Pattern": json.dumps({"eventName": ["INSERT"]})}]
+            p["BisectBatchOnFunctionError"] = False
+            p["MaximumRetryAttempts"] = 2
+        self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable", "FilterCriteria",
+                      "BisectBatchOnFunctionError", "MaximumRetryAttempts 2")
+
+    def test_sqs_mapping(self):
+        def spoil(r, t):
+            p = r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]
+            del p["FunctionResponseTypes"]
+            p["BatchSize"] = 10
+        self.rejected(spoil, "sqs mapping WorkerTask1EventSourceMappingSQSTask1Queue",
+                      "lacks ReportBatchItemFailures", "BatchSize 10")
+
+    def test_worker_timeout(self):
+        def spoil(r, t):
+            r["WorkerTask1LambdaFunction"]["Properties"]["Timeout"] = 31
+        self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): Timeout 31")
+
+    def test_worker_queue_name(self):
+        def spoil(r, t):
+            r["WorkerTask1LambdaFunction"]["Properties"]["Environment"]["Variables"]["QUEUE_NAME"] = "task2"
+        self.rejected(spoil, "QUEUE_NAME task2", "queue task1 (handler binding): 0 worker functions")
+
+    def test_no_dead_letter_worker(self):
+        def spoil(r, t):
+            del r["WorkerTask1DlqLambdaFunction"]
+            del r["WorkerTask1DlqEventSourceMappingSQSTask1DlqQueue"]
+        self.rejected(spoil, "queue task1-dlq (dead-letter queue): 0 worker functions")
+
+    def test_function_basics(self):
+        def spoil(r, t):
+            p = r["ApiLambdaFunction"]["Properties"]
+            p["Runtime"] = "provided.al2"
+            p["TracingConfig"] = {"Mode": "PassThrough"}
+            r["PublishLambdaFunction"]["Properties"]["Handler"] = "bootstrap"
+        self.rejected(spoil, "function ApiLambdaFunction: Runtime provided.al2",
+                      "function ApiLambdaFunction: TracingConfig", "Handler bootstrap")
+
+    def test_table(self):
+        def spoil(r, t):
+            p = r["TasksTable"]["Properties"]
+            p["GlobalSecondaryIndexes"][0]["Projection"]["NonKeyAttributes"].remove("task_ttl")
+            p["TimeToLiveSpecification"]["AttributeName"] = "task_ttl"  # the original service's bug
+            p["StreamSpecification"]["StreamViewType"] = "NEW_IMAGE"
+            p["GlobalSecondaryIndexes"].pop()
+        self.rejected(spoil, "GSI all_by_id NonKeyAttributes", "TimeToLiveSpecification",
+                      "StreamViewType NEW_IMAGE", "GSI type_status_by_id of deploy/table.json is missing")
+
+    def test_api_tracing(self):
+        def spoil_state(st):
+            st["service"]["provider"]["tracing"]["apiGateway"] = False
+        self.rejected(None, "API Gateway tracing is off", spoil_state=spoil_state)
+
+    def test_api_url_output(self):
+        def spoil(r, t):
+            del t["Outputs"]["ApiUrl"]
+            del t["Outputs"]["ServiceEndpoint"]
+        self.rejected(spoil, "none gives the API URL")
+
+    def test_config_drift(self):
+        """The template stays, the configuration changes: the checker names the configuration's side."""
+        def config(c):
+            c["queues"][0]["delay"] = 5
+            c["handlers"][0]["batch_size"] = 5
+            c["subscriptions"].append({"queue": "task1", "filter_policy": {"TaskType": ["TASK2"]}})
+            c["stream_consumers"][0]["filter_patterns"] = [{"eventName": ["INSERT", "MODIFY"]}]
+        self.rejected(None, "DelaySeconds 0, config task1.delay is 5", "BatchSize 1, config batch_size",
+                      "subscription of queue task1: no AWS::SNS::Subscription", "MODIFY", config=config)
+
+    def test_unreadable(self):
+        p = run_checker(os.path.join(self.tmp, "nowhere"))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("cannot read template", p.stderr)
+
+
+class NewRelic(unittest.TestCase):
+    """The New Relic options: inert when empty, wired when set."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.base = Shared.get().template
+        cls.tmp = tempfile.mkdtemp(prefix="taskd-serverless-nr-")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def package(self, name, env):
+        p, out = package(os.path.join(self.tmp, name), env)
+        return p, out
+
+    def test_empty_settings_change_nothing(self):
+        env = {"TASKD_NEW_RELIC_LAYER": "", "NEW_RELIC_ACCOUNT_ID": "", "NEW_RELIC_API_KEY": "",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_EXPORTER_OTLP_HEADERS": ""}
+        for name, extra in (("empty", env), ("off", dict(env, TASKD_NEW_RELIC_LAYER="false"))):
+            p, out = self.package(name, extra)
+            self.assertEqual(p.returncode, 0, p.stdout.decode())
+            self.assertEqual(normalized(read_json(os.path.join(out, TEMPLATE))), normalized(self.base), name)
+
+    def test_otlp_settings_reach_every_function(self):
+        p, out = self.package("otlp", {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.eu01.nr-data.net",
+                                       "OTEL_EXPORTER_OTLP_HEADERS": "api-key=0123456789abcdef"})
+        self.assertEqual(p.returncode, 0, p.stdout.decode())
+        t = read_json(os.path.join(out, TEMPLATE))
+        fns = [v["Properties"] for v in t["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
+        self.assertEqual(len(fns), 4)
+        for f in fns:
+            env = f["Environment"]["Variables"]
+            self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "https://otlp.eu01.nr-data.net")
+            self.assertEqual(env["OTEL_EXPORTER_OTLP_HEADERS"], "api-key=0123456789abcdef")
+        c = run_checker(out)
+        self.assertEqual(c.returncode, 0, c.stderr)
+
+    def test_layer_switch_loads_the_plugin(self):
+        # not installed in the copy: osls must say it looked for it
+        p, _ = self.package("layer", {"TASKD_NEW_RELIC_LAYER": "true", "NEW_RELIC_ACCOUNT_ID": "1234567"})
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("serverless-newrelic-lambda-layers", p.stdout.decode())
+
+
+class ShippedConfig(unittest.TestCase):
+    """deploy/taskd.json, which scripts/lambda.sh puts into the zip as taskd.json."""
+
+    PATH = os.path.join(REPO, "deploy", "taskd.json")
+
+    def test_is_the_defaults(self):
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        m = re.search(r"## Configuration\n.*?```json\n(.*?)```", readme, re.S)
+        self.assertIsNotNone(m, "README.md has no Configuration JSON block")
+        self.assertEqual(read_json(self.PATH), json.loads(m.group(1)))
+
+    def test_taskd_runs_with_it(self):
+        t = harness.Taskd(config=self.PATH)
+        try:
+            task_id = t.create(task_type="TASK2")  # no subscriber by default: it stays CREATED
+            self.assertEqual(t.task(task_id)["status"], "CREATED")
+            self.assertEqual(t.stop(), 0)
+        finally:
+            t.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
