@@ -28,6 +28,7 @@
 #include "publish_role.h"
 #include "role.h"
 #include "trace/trace.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "worker_role.h"
 
@@ -157,6 +158,22 @@ static void trace_root(const char *header, char *out, size_t outlen)
     }
 }
 
+/*
+ * The deadline for the invocation's AWS calls: a little before Lambda's, so
+ * that an answer (a 503 when DynamoDB stays throttled) is still posted in
+ * time: a tenth of the time left, at most RESPONSE_RESERVE_MS. 0 (unknown)
+ * leaves each call its default budget.
+ */
+#define RESPONSE_RESERVE_MS 500
+static int64_t call_deadline(int64_t deadline_ms)
+{
+    if (deadline_ms <= 0)
+        return 0;
+    int64_t reserve = (deadline_ms - clock_unix_ms()) / 10;
+    reserve = reserve < 0 ? 0 : reserve > RESPONSE_RESERVE_MS ? RESPONSE_RESERVE_MS : reserve;
+    return deadline_ms - reserve;
+}
+
 /* Serve invocations until the runtime API goes away. */
 static int serve(lambda_runtime *rt, runtime_graph *g)
 {
@@ -174,7 +191,7 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
         log_context("function_request_id", inv.request_id, "cold_start", cold ? "true" : "false",
                     "xray_trace_id", root, NULL);
         cold = false;
-        aws_set_deadline(inv.deadline_ms);
+        aws_set_deadline(call_deadline(inv.deadline_ms));
 
         role_result res = {0};
         r->invoke(r, &inv, &res);
