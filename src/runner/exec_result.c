@@ -1,0 +1,245 @@
+/*
+ * exec_result — a program's output turned into a task result or a status message;
+ * see exec_result.h for the contract.
+ *
+ * Design:
+ * - Standard output that parses as JSON (checked with jansson) is returned as its own text
+ *   with the whitespace between tokens removed, not re-serialised: jansson would print 0.1 as
+ *   0.10000000000000001. Text that is not JSON becomes a JSON string.
+ * - Invalid UTF-8 is replaced with U+FFFD byte by byte, in the result text and in status
+ *   messages, so both are always valid JSON/UTF-8. A status message also replaces NUL bytes.
+ * - The stderr tail may begin in the middle of a UTF-8 sequence or a line; the message skips
+ *   to the next character, and quotes whole lines when the tail is longer than it may quote.
+ */
+#include "runner/exec_result.h"
+#include "core/sbuf.h"
+#include "runner/exec_handler.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* ---- text ---- */
+
+/* Length of the well-formed UTF-8 sequence at s[0..n), 0 if it is not one. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Append s[0..n) as UTF-8, each invalid byte (and NUL unless keep_nul) replaced with U+FFFD. */
+static void append_utf8(sbuf *b, const char *s, size_t n, bool keep_nul)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0, run = 0; /* u[run..i) is valid and not yet appended */
+    while (i < n) {
+        size_t len = utf8_seq_len(u + i, n - i);
+        if (len && (u[i] != 0 || keep_nul)) {
+            i += len;
+            continue;
+        }
+        sbuf_append(b, s + run, i - run);
+        sbuf_append(b, "\xEF\xBF\xBD", 3);
+        run = ++i;
+    }
+    sbuf_append(b, s + run, n - run);
+}
+
+/* Append valid JSON text s[0..n) without the whitespace between its tokens. */
+static void append_json_compact(sbuf *b, const char *s, size_t n)
+{
+    bool in_string = false, escaped = false;
+    size_t run = 0; /* s[run..i) is to be kept and not yet appended */
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            sbuf_append(b, s + run, i - run);
+            run = i + 1;
+        }
+    }
+    sbuf_append(b, s + run, n - run);
+}
+
+/* ---- the result ---- */
+
+int exec_result_from_stdout(const char *s, size_t n, char **result)
+{
+    *result = NULL;
+    if (n == 0)
+        return 0;
+    sbuf b = {0};
+    json_error_t jerr;
+    json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+    if (v) {
+        json_decref(v);
+        append_json_compact(&b, s, n);
+    } else {
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+            n--;
+        if (n == 0)
+            return 0;
+        sbuf text = {0};
+        append_utf8(&text, s, n, true);
+        if (sbuf_failed(&text)) {
+            sbuf_free(&text);
+            return ENOMEM;
+        }
+        sbuf_json_strn(&b, text.data, text.len);
+        sbuf_free(&text);
+    }
+    *result = sbuf_take(&b, NULL);
+    return *result ? 0 : ENOMEM;
+}
+
+/* ---- the failure message ---- */
+
+static bool is_space(char c)
+{
+    return c == '\n' || c == '\r' || c == ' ' || c == '\t';
+}
+
+/* Append ": <the last line(s) of stderr, up to EXEC_STATUS_TAIL bytes>" when there are any. */
+static void append_stderr_summary(sbuf *b, const char *s, size_t n, bool cut)
+{
+    size_t start = 0;
+    if (cut) /* the tail may begin inside a UTF-8 sequence */
+        while (start < n && ((unsigned char)s[start] & 0xC0) == 0x80)
+            start++;
+    while (n > start && is_space(s[n - 1]))
+        n--;
+    if (n - start > EXEC_STATUS_TAIL) {
+        size_t from = n - EXEC_STATUS_TAIL;
+        const char *nl = memchr(s + from, '\n', n - from);
+        if (nl) {
+            from = (size_t)(nl - s) + 1; /* whole lines only */
+        } else {
+            while (from < n && ((unsigned char)s[from] & 0xC0) == 0x80)
+                from++;
+        }
+        start = from;
+    }
+    while (start < n && is_space(s[start]))
+        start++;
+    if (start == n)
+        return;
+    sbuf_puts(b, ": ");
+    append_utf8(b, s + start, n - start, false);
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGINT:
+        return "SIGINT";
+    case SIGQUIT:
+        return "SIGQUIT";
+    case SIGILL:
+        return "SIGILL";
+    case SIGTRAP:
+        return "SIGTRAP";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGUSR1:
+        return "SIGUSR1";
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGUSR2:
+        return "SIGUSR2";
+    case SIGPIPE:
+        return "SIGPIPE";
+    case SIGALRM:
+        return "SIGALRM";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGCHLD:
+        return "SIGCHLD";
+    case SIGCONT:
+        return "SIGCONT";
+    case SIGSTOP:
+        return "SIGSTOP";
+    case SIGTSTP:
+        return "SIGTSTP";
+    case SIGTTIN:
+        return "SIGTTIN";
+    case SIGTTOU:
+        return "SIGTTOU";
+    case SIGURG:
+        return "SIGURG";
+    case SIGXCPU:
+        return "SIGXCPU";
+    case SIGXFSZ:
+        return "SIGXFSZ";
+    case SIGVTALRM:
+        return "SIGVTALRM";
+    case SIGPROF:
+        return "SIGPROF";
+    case SIGSYS:
+        return "SIGSYS";
+#ifdef SIGWINCH
+    case SIGWINCH:
+        return "SIGWINCH";
+#endif
+    default:
+        return "unknown signal";
+    }
+}
+
+char *exec_result_failure(int wait_status, const char *tail, size_t n, bool cut)
+{
+    sbuf b = {0};
+    if (WIFEXITED(wait_status))
+        sbuf_printf(&b, "exit status %d", WEXITSTATUS(wait_status));
+    else if (WIFSIGNALED(wait_status))
+        sbuf_printf(&b, "killed by signal %d (%s)", WTERMSIG(wait_status),
+                    signal_name(WTERMSIG(wait_status)));
+    else
+        sbuf_printf(&b, "ended with wait status %#x", (unsigned)wait_status);
+    append_stderr_summary(&b, tail, n, cut);
+    return sbuf_take(&b, NULL);
+}
