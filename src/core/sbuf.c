@@ -130,11 +130,15 @@ void sbuf_json_str(sbuf *b, const char *s)
 
 char *sbuf_take(sbuf *b, size_t *len)
 {
-    char *p = b->data;
+    if (b->failed) { /* never half-built text */
+        sbuf_free(b);
+        if (len)
+            *len = 0;
+        return NULL;
+    }
+    char *p = b->data ? b->data : calloc(1, 1);
     if (len)
-        *len = b->len;
-    if (!p && !b->failed)
-        p = calloc(1, 1);
+        *len = p ? b->len : 0;
     *b = (sbuf){0};
     return p;
 }

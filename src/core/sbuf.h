@@ -38,7 +38,11 @@ static inline bool sbuf_failed(const sbuf *b)
 {
     return b->failed;
 }
-/* Hand the bytes to the caller (who frees them) and reset the buffer. */
+/*
+ * Hand the bytes to the caller (who frees them) and reset the buffer; NULL
+ * (and the bytes freed) when an allocation failed, so no caller ever gets
+ * half-built text.
+ */
 char *sbuf_take(sbuf *b, size_t *len);
 /* Free the bytes and reset. */
 void sbuf_free(sbuf *b);

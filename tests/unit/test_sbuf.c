@@ -485,6 +485,14 @@ static void test_failed_is_sticky(void **state)
     assert_string_equal(b.data, "keep");
     sbuf_free(&b);
     assert_false(sbuf_failed(&b));
+    /* taking a failed buffer gives nothing, never the part that was built */
+    sbuf_puts(&b, "part");
+    b.failed = true;
+    size_t len = 99;
+    assert_null(sbuf_take(&b, &len));
+    assert_int_equal(len, 0);
+    assert_false(sbuf_failed(&b));
+    assert_null(b.data);
 }
 
 int main(void)
