@@ -14,7 +14,8 @@
  * OTEL_RESOURCE_ATTRIBUTES; pairs with a NULL key or value are left out.
  *
  * Span attributes: the span model allows a key to be set twice; OTLP wants
- * keys unique, so only the last value of a key is sent (later set wins).
+ * keys unique, so only the last value of a key is sent (later set wins;
+ * span_encode_attr_shadowed in trace/span_encode.h, the rule X-Ray follows too).
  */
 #ifndef TASKD_OTLP_H
 #define TASKD_OTLP_H
@@ -39,16 +40,6 @@ typedef struct otlp_resource {
     const char *const *attr_values;
     size_t n_attrs;
 } otlp_resource;
-
-/* True when s->attrs[i] is overridden by a later attribute with the same key (skip it). */
-static inline bool otlp_attr_shadowed(const span *s, int i)
-{
-    int n = s->n_attrs < SPAN_MAX_ATTRS ? s->n_attrs : SPAN_MAX_ATTRS;
-    for (int j = i + 1; j < n; j++)
-        if (strcmp(s->attrs[i].key, s->attrs[j].key) == 0)
-            return true;
-    return false;
-}
 
 /*
  * True when extra resource attribute i of r is sent (see the rules above).

@@ -8,10 +8,9 @@
  */
 #include "otlp_json.h"
 
+#include "trace/span_encode.h"
+
 #include <inttypes.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 /* Append a 64-bit value as OTLP JSON wants it: a string of decimal digits. */
 static void put_u64_str(sbuf *b, uint64_t v)
@@ -23,27 +22,6 @@ static void put_u64_str(sbuf *b, uint64_t v)
 static void put_time(sbuf *b, int64_t ns)
 {
     put_u64_str(b, ns > 0 ? (uint64_t)ns : 0);
-}
-
-/* Append a double: the shortest of %.15g/%.16g/%.17g that reads back exactly; proto3 JSON for
- * non-finite values. */
-static void put_double(sbuf *b, double d)
-{
-    if (isnan(d)) {
-        sbuf_puts(b, "\"NaN\"");
-        return;
-    }
-    if (isinf(d)) {
-        sbuf_puts(b, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-        return;
-    }
-    char tmp[32];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    sbuf_puts(b, tmp);
 }
 
 static void put_hex_id(sbuf *b, const char *key, const uint8_t *id, size_t n)
@@ -78,7 +56,7 @@ static void put_attr(sbuf *b, const span_attr *a)
         break;
     case SPAN_ATTR_DOUBLE:
         sbuf_puts(b, "\"doubleValue\":");
-        put_double(b, a->v.d);
+        span_encode_json_double(b, a->v.d);
         break;
     case SPAN_ATTR_BOOL:
         sbuf_puts(b, a->v.b ? "\"boolValue\":true" : "\"boolValue\":false");
@@ -134,8 +112,8 @@ static void put_span(sbuf *b, const span *s)
 
     sbuf_puts(b, ",\"attributes\":[");
     bool first = true;
-    for (int i = 0; i < s->n_attrs && i < SPAN_MAX_ATTRS; i++) {
-        if (otlp_attr_shadowed(s, i))
+    for (int i = 0; i < span_encode_attr_count(s); i++) {
+        if (span_encode_attr_shadowed(s, i))
             continue;
         if (!first)
             sbuf_putc(b, ',');

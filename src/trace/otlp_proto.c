@@ -12,6 +12,7 @@
 #include "otlp_proto.h"
 
 #include "trace.pb-c.h"
+#include "trace/span_encode.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -114,9 +115,9 @@ static void build_span(span_frame *f, const span *s)
     p->start_time_unix_nano = s->start_ns > 0 ? (uint64_t)s->start_ns : 0;
     p->end_time_unix_nano = s->end_ns > 0 ? (uint64_t)s->end_ns : 0;
 
-    int n_attrs = s->n_attrs < SPAN_MAX_ATTRS ? s->n_attrs : SPAN_MAX_ATTRS;
+    int n_attrs = span_encode_attr_count(s);
     for (int i = 0; i < n_attrs; i++) {
-        if (otlp_attr_shadowed(s, i))
+        if (span_encode_attr_shadowed(s, i))
             continue;
         f->kv_ptrs[p->n_attributes] =
             attr_kv(&f->kvs[p->n_attributes], &f->values[p->n_attributes], &s->attrs[i]);

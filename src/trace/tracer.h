@@ -9,7 +9,9 @@
  * dropped and counted. The export thread retries 429/502/503/504 and
  * transport errors with backoff (honouring Retry-After) and drops other
  * failures; the queue is flushed on tracer_free(). Only sampled spans (flags
- * bit 0) are exported; the local store keeps every span it is handed.
+ * bit 0) are exported; the local store keeps every span it is handed. The
+ * exporters sit behind one interface (trace/exporter.h): trace/export_otlp.h
+ * and trace/export_xray.h.
  *
  * Environment (read by tracer_new):
  *   OTEL_EXPORTER_OTLP_ENDPOINT (base; "/v1/traces" appended),

@@ -13,11 +13,9 @@
 #include "xray.h"
 
 #include "core/tracectx.h"
+#include "trace/span_encode.h"
 
 #include <inttypes.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define MAX_ANNOTATIONS (SPAN_MAX_ATTRS + 1) /* the attributes plus task_id */
@@ -30,24 +28,10 @@ static bool all_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-static int n_attrs_of(const span *s)
-{
-    return s->n_attrs < SPAN_MAX_ATTRS ? s->n_attrs : SPAN_MAX_ATTRS;
-}
-
-/* True when s->attrs[i] is overridden by a later attribute with the same key (later set wins). */
-static bool shadowed(const span *s, int i)
-{
-    for (int j = i + 1; j < n_attrs_of(s); j++)
-        if (strcmp(s->attrs[i].key, s->attrs[j].key) == 0)
-            return true;
-    return false;
-}
-
 /* The last attribute named key, or NULL. */
 static const span_attr *find_attr(const span *s, const char *key)
 {
-    for (int i = n_attrs_of(s) - 1; i >= 0; i--)
+    for (int i = span_encode_attr_count(s) - 1; i >= 0; i--)
         if (strcmp(s->attrs[i].key, key) == 0)
             return &s->attrs[i];
     return NULL;
@@ -87,23 +71,6 @@ static void put_hex(sbuf *b, const char *key, const uint8_t *id, size_t n)
     char hex[33];
     span_hex(id, n, hex);
     sbuf_printf(b, ",\"%s\":\"%s\"", key, hex);
-}
-
-static void put_double(sbuf *b, double d)
-{
-    if (isnan(d)) {
-        sbuf_puts(b, "\"NaN\"");
-    } else if (isinf(d)) {
-        sbuf_puts(b, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-    } else {
-        char tmp[32];
-        for (int prec = 15; prec <= 17; prec++) {
-            snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-            if (strtod(tmp, NULL) == d)
-                break;
-        }
-        sbuf_puts(b, tmp);
-    }
 }
 
 /* Append a string cut to at most max bytes without splitting a UTF-8 character. */
@@ -195,9 +162,9 @@ static void put_annotations(sbuf *b, const span *s)
         put_str_max(b, s->task_id, XRAY_STRING_MAX);
         strcpy(keys[n++], "task_id");
     }
-    for (int i = 0; i < n_attrs_of(s); i++) {
+    for (int i = 0; i < span_encode_attr_count(s); i++) {
         const span_attr *a = &s->attrs[i];
-        if (a->type == SPAN_ATTR_DOUBLE || shadowed(s, i) || !a->key[0])
+        if (a->type == SPAN_ATTR_DOUBLE || span_encode_attr_shadowed(s, i) || !a->key[0])
             continue;
         char key[SPAN_KEY_MAX + 1];
         annotation_key(a->key, key);
@@ -225,9 +192,9 @@ static void put_metadata(sbuf *b, const span *s)
 {
     sbuf_puts(b, ",\"metadata\":{\"otel\":{");
     bool first = true;
-    for (int i = 0; i < n_attrs_of(s); i++) {
+    for (int i = 0; i < span_encode_attr_count(s); i++) {
         const span_attr *a = &s->attrs[i];
-        if (shadowed(s, i))
+        if (span_encode_attr_shadowed(s, i))
             continue;
         if (!first)
             sbuf_putc(b, ',');
@@ -242,7 +209,7 @@ static void put_metadata(sbuf *b, const span *s)
             sbuf_int(b, a->v.i);
             break;
         case SPAN_ATTR_DOUBLE:
-            put_double(b, a->v.d);
+            span_encode_json_double(b, a->v.d);
             break;
         case SPAN_ATTR_BOOL:
             sbuf_puts(b, a->v.b ? "true" : "false");

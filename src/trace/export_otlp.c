@@ -1,0 +1,462 @@
+/*
+ * export_otlp — OTLP/HTTP export with retries; see export_otlp.h.
+ *
+ * State: one libcurl easy handle, reused for every POST so the connection is
+ * kept alive, with the request headers, error buffer and the first
+ * RESPONSE_KEEP bytes of the last response body (enough for a partialSuccess);
+ * the encoding; the warnings' rate limit; the jitter generator; and the hurry
+ * flag with its deadline. The handle and everything but the hurry state are
+ * touched by the export thread only. The hurry state is set from the thread
+ * that flushes or stops the tracer: the flag and deadline are atomics (read by
+ * the retry loop and by libcurl's progress callback mid-transfer), and a
+ * mutex with a condition variable lets hurry() wake a backoff sleep.
+ *
+ * A batch goes out as: encode (splitting in halves while the body is over
+ * PAYLOAD_MAX) -> post_with_retries -> post_once per attempt. Losses are
+ * marked in the caller's failed[] and warned about once per POST.
+ */
+#include "export_otlp.h"
+
+#include "core/sbuf.h"
+#include "trace/otlp_json.h"
+#include "trace/otlp_proto.h"
+#include "util/ca_bundle.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef TASKD_VERSION
+#define TASKD_VERSION "dev"
+#endif
+
+#define PAYLOAD_MAX       (1024 * 1024)
+#define MAX_ATTEMPTS      5
+#define BACKOFF_BASE_MS   500
+#define BACKOFF_MAX_MS    30000
+#define RETRY_AFTER_MAX_S 60
+#define RESPONSE_KEEP     4096 /* response bytes kept for partial-success parsing */
+
+typedef struct otlp_exporter {
+    exporter base; /* first: the tracer's handle */
+    char *endpoint;
+    otel_protocol protocol;
+    long timeout_ms;
+    const otlp_resource *resource; /* borrowed */
+    CURL *curl;
+    struct curl_slist *headers;
+    char curl_err[CURL_ERROR_SIZE];
+    sbuf response; /* the first RESPONSE_KEEP bytes of the last response body */
+    exporter_warnings warnings;
+    uint64_t rng;
+
+    /* Hurry state, set by hurry() from another thread. */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC; a backoff sleep waits on it */
+    atomic_bool hurried;
+    _Atomic int64_t deadline; /* monotonic ns; valid once hurried */
+} otlp_exporter;
+
+static void warn(otlp_exporter *o, const char *message, const char *detail)
+{
+    exporter_warn(&o->warnings, message, "endpoint", o->endpoint, detail);
+}
+
+/* xorshift64*: jitter only, not security. */
+static uint64_t next_random(otlp_exporter *o)
+{
+    o->rng ^= o->rng >> 12;
+    o->rng ^= o->rng << 25;
+    o->rng ^= o->rng >> 27;
+    return o->rng * 2685821657736338717ULL;
+}
+
+/* ---- hurry ---- */
+
+static void otlp_hurry(exporter *e, bool on, int64_t deadline_ns)
+{
+    otlp_exporter *o = (otlp_exporter *)e;
+    pthread_mutex_lock(&o->mu);
+    if (on)
+        atomic_store(&o->deadline, deadline_ns);
+    atomic_store(&o->hurried, on);
+    pthread_cond_broadcast(&o->wake);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* Sleep ms milliseconds unless hurried first (then return at once). */
+static void sleep_unless_hurried(otlp_exporter *o, int64_t ms)
+{
+    int64_t until = clock_mono_ns() + ms * 1000000;
+    struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+    pthread_mutex_lock(&o->mu);
+    while (!atomic_load(&o->hurried) && clock_mono_ns() < until)
+        pthread_cond_timedwait(&o->wake, &o->mu, &ts);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- one POST ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    otlp_exporter *o = arg;
+    size_t n = size * nmemb;
+    if (o->response.len < RESPONSE_KEEP) {
+        size_t keep = RESPONSE_KEEP - o->response.len;
+        sbuf_append(&o->response, data, n < keep ? n : keep);
+    }
+    return n;
+}
+
+/* libcurl's progress callback: abort a transfer still running past the hurry deadline. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    otlp_exporter *o = arg;
+    return atomic_load(&o->hurried) && clock_mono_ns() > atomic_load(&o->deadline) ? 1 : 0;
+}
+
+/* Read a protobuf varint; false when the buffer ends first. */
+static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+        uint8_t byte = *(*p)++;
+        *v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The rejected_spans of an ExportTraceServiceResponse (protobuf): field 1 partial_success
+ * { 1: int64 rejected_spans, 2: string error_message }. 0 when absent or unparsable.
+ */
+static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
+{
+    while (p < end) {
+        uint64_t key, v;
+        if (!pb_varint(&p, end, &key))
+            return 0;
+        unsigned field = (unsigned)(key >> 3), wire = (unsigned)(key & 7);
+        if (wire == 0) {
+            if (!pb_varint(&p, end, &v))
+                return 0;
+            if (depth == 1 && field == 1)
+                return v;
+        } else if (wire == 2) {
+            if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return 0;
+            if (depth == 0 && field == 1)
+                return pb_rejected(p, p + v, 1);
+            p += v;
+        } else if (wire == 1 || wire == 5) {
+            size_t skip = wire == 1 ? 8 : 4;
+            if ((size_t)(end - p) < skip)
+                return 0;
+            p += skip;
+        } else {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Spans the server says it rejected in a 2xx response (partial success), with its message. */
+static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
+{
+    msg[0] = '\0';
+    if (!o->response.len)
+        return 0;
+    char *ctype = NULL;
+    curl_easy_getinfo(o->curl, CURLINFO_CONTENT_TYPE, &ctype);
+    bool json = ctype ? strstr(ctype, "json") != NULL : o->protocol == OTEL_PROTOCOL_HTTP_JSON;
+    if (!json) {
+        const uint8_t *p = (const uint8_t *)o->response.data;
+        return pb_rejected(p, p + o->response.len, 0);
+    }
+    json_t *root = json_loadb(o->response.data, o->response.len, 0, NULL);
+    json_t *ps = json_object_get(root, "partialSuccess");
+    json_t *r = json_object_get(ps, "rejectedSpans");
+    uint64_t n = 0;
+    if (json_is_string(r))
+        n = strtoull(json_string_value(r), NULL, 10);
+    else if (json_is_integer(r) && json_integer_value(r) > 0)
+        n = (uint64_t)json_integer_value(r);
+    const char *m = json_string_value(json_object_get(ps, "errorMessage"));
+    if (m)
+        snprintf(msg, msglen, "%s", m);
+    json_decref(root);
+    return n;
+}
+
+typedef enum post_result { POST_OK, POST_RETRY, POST_FAIL } post_result;
+
+/*
+ * One POST of body. On POST_OK *rejected is the partial-success count; on POST_RETRY
+ * *retry_after_s is the server's Retry-After (0 when none); otherwise why, in why.
+ */
+static post_result post_once(otlp_exporter *o, const void *body, size_t len, long timeout_ms,
+                             uint64_t *rejected, long *retry_after_s, char *why, size_t whylen)
+{
+    *rejected = 0;
+    *retry_after_s = 0;
+    sbuf_free(&o->response);
+    o->curl_err[0] = '\0';
+    curl_easy_setopt(o->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(o->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(o->curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+    CURLcode rc = curl_easy_perform(o->curl);
+    if (rc != CURLE_OK) {
+        snprintf(why, whylen, "%s", o->curl_err[0] ? o->curl_err : curl_easy_strerror(rc));
+        return rc == CURLE_ABORTED_BY_CALLBACK ? POST_FAIL : POST_RETRY;
+    }
+    long status = 0;
+    curl_easy_getinfo(o->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+        char msg[200];
+        *rejected = partial_rejected(o, msg, sizeof msg);
+        if (*rejected) {
+            char detail[300];
+            snprintf(detail, sizeof detail, "%" PRIu64 " spans rejected: %s", *rejected, msg);
+            warn(o, "OTLP export: partial success, rejected spans dropped", detail);
+        }
+        return POST_OK;
+    }
+    snprintf(why, whylen, "HTTP %ld: %.200s", status, o->response.data ? o->response.data : "");
+    if (status == 429 || status == 502 || status == 503 || status == 504) {
+        curl_off_t ra = 0;
+        if (curl_easy_getinfo(o->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+            *retry_after_s = ra > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)ra;
+        return POST_RETRY;
+    }
+    return POST_FAIL;
+}
+
+/* ---- retries ---- */
+
+/* Backoff before attempt (attempt + 1): uniform in [cap/2, cap], cap doubling from 0.5 s. */
+static int64_t backoff_ms(otlp_exporter *o, int attempt)
+{
+    int64_t cap = BACKOFF_BASE_MS;
+    for (int i = 1; i < attempt && cap < BACKOFF_MAX_MS; i++)
+        cap *= 2;
+    if (cap > BACKOFF_MAX_MS)
+        cap = BACKOFF_MAX_MS;
+    return cap / 2 + (int64_t)(next_random(o) % (uint64_t)(cap / 2 + 1));
+}
+
+/*
+ * POST body with retries; the number of its n spans lost (all, none, or the rejected ones).
+ * Retries are logged at debug level; a loss is one (rate-limited) warning.
+ */
+static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len, size_t n)
+{
+    char why[300] = "", detail[400];
+    for (int attempt = 1;; attempt++) {
+        long timeout_ms = o->timeout_ms;
+        bool final = atomic_load(&o->hurried);
+        if (final) {
+            int64_t left = (atomic_load(&o->deadline) - clock_mono_ns()) / 1000000;
+            if (left <= 0) {
+                snprintf(detail, sizeof detail, "%zu spans: shutdown deadline passed%s%s", n,
+                         *why ? "; last error: " : "", why);
+                warn(o, "OTLP export failed, spans dropped", detail);
+                return n;
+            }
+            if (left < timeout_ms)
+                timeout_ms = (long)left;
+        }
+        uint64_t rejected;
+        long retry_after_s;
+        post_result r =
+            post_once(o, body, len, timeout_ms, &rejected, &retry_after_s, why, sizeof why);
+        if (r == POST_OK)
+            return rejected < n ? rejected : n;
+        if (r == POST_FAIL || final || attempt >= MAX_ATTEMPTS) {
+            snprintf(detail, sizeof detail, "%zu spans, attempt %d%s: %s", n, attempt,
+                     r == POST_FAIL ? ""
+                     : final        ? " (shutting down)"
+                                    : " (the last)",
+                     why);
+            warn(o, "OTLP export failed, spans dropped", detail);
+            return n;
+        }
+        int64_t wait = retry_after_s > 0 ? (int64_t)retry_after_s * 1000 : backoff_ms(o, attempt);
+        if (log_enabled(LOG_DEBUG)) {
+            char wait_s[24];
+            snprintf(wait_s, sizeof wait_s, "%" PRId64, wait);
+            log_debug("OTLP export: retrying", "endpoint", o->endpoint, "detail", why, "wait_ms",
+                      wait_s, NULL);
+        }
+        sleep_unless_hurried(o, wait); /* when a hurry cuts it short, one final attempt follows */
+    }
+}
+
+/* ---- a batch ---- */
+
+/* Encode spans[0..n) in the configured protocol; false on an encoder failure. */
+static bool encode(otlp_exporter *o, const span *spans, size_t n, uint8_t **body, size_t *len)
+{
+    *body = NULL;
+    *len = 0;
+    if (o->protocol == OTEL_PROTOCOL_HTTP_JSON) {
+        sbuf b = {0};
+        if (!otlp_json_encode(&b, spans, n, o->resource) || sbuf_failed(&b) || !b.data) {
+            sbuf_free(&b);
+            return false;
+        }
+        *body = (uint8_t *)sbuf_take(&b, len);
+        return *body != NULL;
+    }
+    return otlp_proto_encode(spans, n, o->resource, body, len);
+}
+
+/* Export spans[0..n), marking the ones lost in failed[]. */
+static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
+{
+    otlp_exporter *o = (otlp_exporter *)e;
+    uint8_t *body;
+    size_t len;
+    bool ok = encode(o, spans, n, &body, &len);
+    if ((!ok || len > PAYLOAD_MAX) && n > 1) {
+        free(body);
+        size_t half = n / 2;
+        otlp_export(e, spans, half, failed);
+        otlp_export(e, spans + half, n - half, failed + half);
+        return;
+    }
+    if (!ok || len > PAYLOAD_MAX) {
+        char detail[160];
+        snprintf(detail, sizeof detail, "span %.95s: %s", spans[0].name,
+                 ok ? "encoded body over 1 MiB" : "encoder failed");
+        warn(o, "OTLP export failed, span dropped", detail);
+        free(body);
+        failed[0] = true;
+        return;
+    }
+    uint64_t lost = post_with_retries(o, body, len, n);
+    free(body);
+    for (uint64_t i = 0; i < lost; i++)
+        failed[i] = true;
+}
+
+/* ---- set-up ---- */
+
+void export_otlp_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void export_otlp_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+static void otlp_free(exporter *e)
+{
+    otlp_exporter *o = (otlp_exporter *)e;
+    if (o->curl)
+        curl_easy_cleanup(o->curl);
+    curl_slist_free_all(o->headers);
+    sbuf_free(&o->response);
+    free(o->endpoint);
+    pthread_mutex_destroy(&o->mu);
+    pthread_cond_destroy(&o->wake);
+    free(o);
+}
+
+/* The mutex and the monotonic condition variable; false when either cannot be made. */
+static bool init_locks(otlp_exporter *o)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return false;
+    bool ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+              pthread_cond_init(&o->wake, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!ok)
+        return false;
+    if (pthread_mutex_init(&o->mu, NULL) != 0) {
+        pthread_cond_destroy(&o->wake);
+        return false;
+    }
+    return true;
+}
+
+/* The request headers: Content-Type, no Expect, then the configured ones; NULL when out of
+ * memory. */
+static struct curl_slist *request_headers(const otel_config *cfg)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "Content-Type: %s", otel_content_type(cfg->protocol));
+    struct curl_slist *h = curl_slist_append(NULL, line);
+    if (h)
+        h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+    for (size_t i = 0; h && i < cfg->n_headers; i++) {
+        const char *v = cfg->header_values[i];
+        if (*v)
+            snprintf(line, sizeof line, "%s: %s", cfg->header_keys[i], v);
+        else
+            snprintf(line, sizeof line, "%s;", cfg->header_keys[i]); /* curl: empty value */
+        struct curl_slist *next = curl_slist_append(h, line);
+        if (!next)
+            curl_slist_free_all(h);
+        h = next;
+    }
+    return h;
+}
+
+exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r)
+{
+    otlp_exporter *o = calloc(1, sizeof *o);
+    if (!o)
+        return NULL;
+    if (!init_locks(o)) {
+        free(o);
+        return NULL;
+    }
+    o->base.export = otlp_export;
+    o->base.hurry = otlp_hurry;
+    o->base.free = otlp_free;
+    o->protocol = cfg->protocol;
+    o->timeout_ms = cfg->timeout_ms;
+    o->resource = r;
+    o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;
+    if (!(o->endpoint = strdup(cfg->endpoint)) || !(o->headers = request_headers(cfg)) ||
+        !(o->curl = curl_easy_init())) {
+        otlp_free(&o->base);
+        return NULL;
+    }
+    o->base.destination = o->endpoint;
+    CURL *c = o->curl;
+    curl_easy_setopt(c, CURLOPT_URL, o->endpoint);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, o->headers);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "taskd-otlp-exporter/" TASKD_VERSION);
+    const char *ca = ca_bundle_path();
+    if (ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, o);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, o->curl_err);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, o);
+    return &o->base;
+}

@@ -1,0 +1,36 @@
+/*
+ * export_otlp — the OTLP/HTTP exporter: batches of spans POSTed to the
+ * traces endpoint as http/protobuf (trace/otlp_proto.h) or http/json
+ * (trace/otlp_json.h), as the configuration (trace/otel_env.h) says.
+ *
+ * A body over 1 MiB is split in halves until it fits. 2xx is success; a
+ * partialSuccess's rejectedSpans are marked failed (the first that many of
+ * the batch: the response does not say which). 429/502/503/504 and transport
+ * errors are retried, up to 5 attempts, after the server's Retry-After (at
+ * most 60 s) or an exponential backoff with jitter; anything else fails the
+ * batch. Each attempt is bounded by the configured timeout. Warnings are
+ * rate-limited (exporter.h) and carry the endpoint.
+ *
+ * While hurried (a flush or shutdown, exporter.h) a batch gets one attempt
+ * whose timeout ends at the deadline: a backoff sleep is cut short, a
+ * request still running at the deadline is aborted, and a batch reached
+ * after it is failed at once.
+ */
+#ifndef TASKD_EXPORT_OTLP_H
+#define TASKD_EXPORT_OTLP_H
+
+#include "trace/exporter.h"
+#include "trace/otel_env.h"
+#include "trace/otlp.h"
+
+/* Process-wide set-up and tear-down of libcurl (tracer_global_init/cleanup call these). */
+void export_otlp_global_init(void);
+void export_otlp_global_cleanup(void);
+/*
+ * The exporter for cfg's endpoint (which must be set), protocol, headers and timeout; spans go
+ * out with resource r, which is borrowed (with the strings it points to): it must outlive the
+ * exporter. NULL when out of memory.
+ */
+exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r);
+
+#endif
