@@ -5,6 +5,7 @@
         [--concurrency N] [--timeout SECONDS] [--payload 1.0|2.0] [--listen 127.0.0.1:0] \\
         [--env KEY=VALUE ...]
     python3 tests/lambda/emulator.py --bootstrap build/bootstrap --handler api --bench-init N
+    python3 tests/lambda/emulator.py --stack STACK.json [--bootstrap build/bootstrap]
 
 Execution environments
     Each of the N environments is one ``bootstrap`` process with a Runtime API server of its own
@@ -24,14 +25,91 @@ Front (API Gateway)
     the function timeout or the gateway's 29 s; 413 ``{"message": "Request Entity Too Large"}``
     for a body over 10 MB (the function is not invoked).
 
+Stack mode (--stack FILE): several functions in one process, with event source mappings
+    FILE is a JSON description, shaped like the ``functions`` of a serverless.yml:
+
+    {"region": "eu-west-1", "service": "taskd", "stage": "dev",
+     "bootstrap": "build/bootstrap",                  (default of every function; or --bootstrap)
+     "environment": {"KEY": "VALUE"},                 (every function's)
+     "invoke_api": "127.0.0.1:0",                     (the Lambda Invoke API, below)
+     "functions": {
+       "api": {"handler": "api", "concurrency": 2, "timeout": 29, "tracing": "Active",
+               "environment": {"TABLE_NAME": "tasks"},
+               "http": {"listen": "127.0.0.1:0", "payload": "1.0", "gateway_timeout": 29}},
+       "publish": {"handler": "publish", "timeout": 60, "environment": {"TOPIC_ARN": "..."},
+               "events": [{"stream": {"endpoint": "http://127.0.0.1:8000", "table": "tasks",
+                   "starting_position": "TRIM_HORIZON", "batch_size": 100,
+                   "maximum_retry_attempts": 5, "function_response_type": "ReportBatchItemFailures",
+                   "filter_patterns": [{"eventName": ["INSERT"]}]}}]},
+       "workerTask1": {"handler": "worker", "timeout": 40, "concurrency": 2,
+               "environment": {"QUEUE_NAME": "task1"},
+               "events": [{"sqs": {"endpoint": "http://127.0.0.1:4566",
+                   "queue_url": "http://127.0.0.1:4566/000000000000/task1", "batch_size": 1,
+                   "maximum_concurrency": 2, "function_response_type": "ReportBatchItemFailures"}}]}}}
+
+    Every function has its own environments (``concurrency``, default 1), its own FIFO of
+    invocations, timeout (default 30 s), memory, name (``<service>-<stage>-<key>`` unless
+    ``function_name``) and environment (the stack's, then its own). ``http`` gives it an API
+    Gateway front as above. ``tracing: "Active"`` makes the emulator send, for every sampled
+    invocation, the function's segment (``origin`` AWS::Lambda::Function, ``id`` the Parent of
+    its Lambda-Runtime-Trace-Id) to the function's AWS_XRAY_DAEMON_ADDRESS, as Lambda does; the
+    function's own spans are subsegments under it.
+
+    Event source mappings (``events``):
+      stream  a DynamoDB stream, at ``endpoint`` (DynamoDB Streams JSON API), named by ``arn`` or
+              by ``table`` (DescribeTable's LatestStreamArn). Polls DescribeStream for shards
+              (new shards are found as they appear; a child shard is read after its parent is
+              finished), GetShardIterator (``starting_position`` TRIM_HORIZON or LATEST for the
+              shards found first, TRIM_HORIZON for later ones), GetRecords in a loop. Records
+              that match none of ``filter_patterns`` are skipped. Batches of up to
+              ``batch_size`` records, in order, one batch in flight per mapping, are sent as
+              {"Records": [...]} (eventSourceARN and awsRegion set). A function error retries
+              the batch; with ``function_response_type`` ReportBatchItemFailures, a
+              batchItemFailures answer retries from the lowest failed SequenceNumber (the
+              records before it are done; an answer naming no record of the batch fails it
+              whole). After ``maximum_retry_attempts`` retries (-1: forever; default -1) the
+              failing record is logged (``record skipped``) and dropped, and the mapping goes on
+              with the next one — what Lambda ends with when it bisects a failing batch.
+      sqs     an SQS queue at ``endpoint`` (SQS JSON API; every request goes there, whatever
+              host the QueueUrl names), by ``queue_url`` (or ``queue``: GetQueueUrl).
+              ``maximum_concurrency`` pollers (default: the function's concurrency) each
+              ReceiveMessage (MaxNumberOfMessages ``batch_size`` up to 10, WaitTimeSeconds
+              ``wait_time_seconds`` (default 1), every system and message attribute), invoke
+              with the SQS event of Lambda (messageId, receiptHandle, body, attributes,
+              messageAttributes with stringValue/dataType, md5OfBody, eventSource aws:sqs,
+              eventSourceARN, awsRegion) and then delete (DeleteMessageBatch) the messages that
+              succeeded: all of them after a response, but those a ReportBatchItemFailures
+              answer lists (an invalid answer keeps all); none after a function error, a
+              timeout or a crash — they come back after their visibility timeout, and the
+              queue's redrive policy moves them to the dead-letter queue. Messages that match
+              none of ``filter_patterns`` are deleted without an invocation.
+    Filter patterns are Lambda's (EventBridge syntax): nested objects, leaf arrays of exact
+    values (strings, numbers by their JSON form, true/false/null), {"prefix"}, {"suffix"},
+    {"equals-ignore-case"}, {"anything-but": value, [values] or {"prefix"}}, {"numeric": [op, n
+    (, op, n)]}, {"exists": true|false}; several patterns are OR. A bad pattern is refused at
+    start.
+
+    The Lambda Invoke API on ``invoke_api``: POST /2015-03-31/functions/{name}/invocations
+    (name: the key, the function name or its ARN) with the event as body; RequestResponse
+    (default) answers 200 with the function's payload, and with X-Amz-Function-Error: Unhandled
+    when it failed (errorType Sandbox.Timedout past the timeout, Runtime.ExitError after a
+    crash); X-Amz-Invocation-Type: Event answers 202 and invokes in the background.
+
+    The listening line carries, besides ``address`` (the first front), ``functions`` (each key:
+    its name, ARN and front address) and ``invoke_api``; it comes once every environment has
+    made its first /next and every stream mapping has placed its first shard iterators.
+
 Logs (JSON lines on stderr)
     ``{"message": "listening", "address": "127.0.0.1:PORT"}`` once every environment has made its
     first ``/next`` (or failed its init); ``init`` per environment start (``init_ms``: exec to the
-    first ``/next``); ``invocation`` per invocation (``request_id``, ``duration_ms``, ``status``);
-    ``environment`` per environment at exit (``max_rss_kb``: VmHWM of its process). The
-    bootstraps' stdout and stderr lines are copied to stderr unchanged.
+    first ``/next``); ``invocation`` per invocation (``request_id``, ``duration_ms``, ``status``,
+    ``trace_id``: its Lambda-Runtime-Trace-Id); ``environment`` per environment at exit
+    (``max_rss_kb``: VmHWM of its process). In stack mode every line about a function names it
+    (``function``: its key), and the mappings log ``stream batch`` / ``sqs batch`` per
+    invocation (what was sent, kept, deleted or retried) and ``record skipped``. The bootstraps'
+    stdout and stderr lines are copied to stderr unchanged.
 
-SIGTERM / SIGINT: stop accepting, SIGTERM to the bootstraps, SIGKILL after 2 s, exit 0.
+SIGTERM / SIGINT: stop accepting (and polling), SIGTERM to the bootstraps, SIGKILL after 2 s, exit 0.
 
 --bench-init N starts and stops one environment N times (no front) and prints JSON statistics of
 ``init_ms`` (and of the peak RSS) on stdout.
@@ -41,6 +119,10 @@ import argparse
 import base64
 import binascii
 import collections
+import datetime
+import hashlib
+import hmac
+import http.client
 import http.server
 import json
 import os
@@ -53,8 +135,9 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "000000000000"
@@ -152,18 +235,22 @@ def _set_pdeathsig():
 # invocations and the queue in front of the environments
 
 class Invocation:
-    def __init__(self, event, trace_id, api_request_id):
+    def __init__(self, event, trace_id, api_request_id, raw=False):
         self.request_id = str(uuid.uuid4())
         self.api_request_id = api_request_id
         self.event = event                    # bytes
         self.trace_id = trace_id
+        # raw: an invocation of the Invoke API or of an event source mapping, whose result is
+        # (outcome, payload bytes, error type) instead of an API Gateway answer
+        self.raw = raw
         self.created = time.monotonic()
         self.started = None                   # monotonic, when handed to a runtime
+        self.started_wall = None              # time.time() of the same moment
         self.delivered = False                # the runtime's /next got it
         self.deadline_ms = None
         self.abandoned = False                # the client got its answer already (gateway timeout)
         self.done = threading.Event()
-        self.result = None                    # (status, [(name, value)], body bytes)
+        self.result = None                    # (status, [(name, value)], body bytes), or the raw one
         self._lock = threading.Lock()
 
     def finish(self, status, headers, body):
@@ -232,6 +319,17 @@ def gateway_error(status, message, error_type):
 
 def internal_error():
     return gateway_error(502, "Internal server error", "InternalServerErrorException")
+
+
+def function_error(error_type, message):
+    """The raw result of a failed invocation: ("error", payload, error type), as Lambda reports it."""
+    return "error", json.dumps({"errorType": error_type, "errorMessage": message}).encode(), error_type
+
+
+def stopping_result(inv):
+    if inv.raw:
+        return function_error("Emulator.Stopping", "the emulator is stopping")
+    return gateway_error(503, "Service Unavailable", "ServiceUnavailable")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,10 +413,20 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
         return self._reply(202, {"status": "OK"})
 
 
-class RuntimeServer(http.server.ThreadingHTTPServer):
+class QuietServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that drops a connection its peer broke without a traceback."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, socket.timeout)):
+            super().handle_error(request, client_address)
+
+
+class RuntimeServer(QuietServer):
+    pass
 
 
 class Sandbox:
@@ -505,6 +613,7 @@ class Sandbox:
         "exited" (after delivery), "undelivered" (the process went away before taking it)."""
         with self.cond:
             inv.started = time.monotonic()
+            inv.started_wall = time.time()
             inv.deadline_ms = now_ms() + int(self.config.timeout * 1000)
             deadline = inv.started + self.config.timeout
             self.current, self.assigned, self.outcome = inv, inv, None
@@ -555,6 +664,9 @@ class Slot:
         self.released = threading.Event()
         self.thread = threading.Thread(target=self.run_and_wait, name="env-%d" % index, daemon=True)
 
+    def log(self, level, message, **fields):
+        log(level, message, **dict(self.config.log_fields, **fields))
+
     def run_and_wait(self):
         try:
             self.run()
@@ -580,18 +692,18 @@ class Slot:
             sb.start()
         except OSError as e:
             sb.init_failure = ("Runtime.InvalidEntrypoint", str(e))
-            log("ERROR", "init failed", env=self.index, errorType=sb.init_failure[0],
-                errorMessage=sb.init_failure[1])
+            self.log("ERROR", "init failed", env=self.index, errorType=sb.init_failure[0],
+                     errorMessage=sb.init_failure[1])
             sb.close()
             return sb
         if sb.wait_ready(self.config.init_timeout):
-            log("INFO", "init", env=self.index, init_ms=sb.init_ms, pid=sb.proc.pid)
+            self.log("INFO", "init", env=self.index, init_ms=sb.init_ms, pid=sb.proc.pid)
         else:
             if sb.init_failure is None:
                 sb.init_failure = ("Runtime.ExitError", "exited with status %s before its first /next"
                                    % sb.proc.poll())
-            log("ERROR", "init failed", env=self.index, errorType=sb.init_failure[0],
-                errorMessage=sb.init_failure[1], exit_status=sb.proc.poll())
+            self.log("ERROR", "init failed", env=self.index, errorType=sb.init_failure[0],
+                     errorMessage=sb.init_failure[1], exit_status=sb.proc.poll())
             self.note_rss(sb)
             sb.kill()
         return sb
@@ -616,7 +728,8 @@ class Slot:
                     sb.kill()
                 sb = self.spawn()
                 if not self.healthy(sb):
-                    self.complete(inv, "init", internal_error())
+                    failure = sb.init_failure or ("Runtime.Unknown", "the environment did not start")
+                    self.complete(inv, "init", error_type=failure[0], message=failure[1])
                     continue
             else:
                 state = sb.wait_free(self.stop)
@@ -624,10 +737,10 @@ class Slot:
                     break
                 if state == "exited":
                     if sb.init_failure is None:
-                        log("ERROR", "environment exited", env=self.index, exit_status=sb.proc.poll())
+                        self.log("ERROR", "environment exited", env=self.index, exit_status=sb.proc.poll())
                     else:
-                        log("ERROR", "environment failed", env=self.index, errorType=sb.init_failure[0],
-                            errorMessage=sb.init_failure[1])
+                        self.log("ERROR", "environment failed", env=self.index, errorType=sb.init_failure[0],
+                                 errorMessage=sb.init_failure[1])
                     sb.kill()
                     sb = self.spawn() if not self.stop.is_set() else sb
                     continue
@@ -636,42 +749,73 @@ class Slot:
                     continue
             outcome = sb.invoke(inv)
             if outcome == "undelivered":
-                self.pool.put(inv, front=True)
+                if not self.pool.put(inv, front=True):  # closed: the emulator is stopping
+                    inv.finish(*stopping_result(inv))
                 sb.clear()
                 continue
             if outcome == "response":
-                self.complete(inv, "response", convert_response(sb.outcome[1], self.config.payload, inv))
+                self.complete(inv, "response", body=sb.outcome[1])
             elif outcome == "error":
                 err = parse_error_body(sb.outcome[1])
-                log("ERROR", "function error", env=self.index, request_id=inv.request_id,
-                    errorType=sb.outcome[2] or err.get("errorType"), errorMessage=err.get("errorMessage"))
-                self.complete(inv, "error", internal_error())
+                error_type = sb.outcome[2] or err.get("errorType")
+                self.log("ERROR", "function error", env=self.index, request_id=inv.request_id,
+                         errorType=error_type, errorMessage=err.get("errorMessage"))
+                self.complete(inv, "error", body=sb.outcome[1], error_type=error_type or "Unhandled")
             elif outcome == "timeout":
                 self.note_rss(sb)
                 sb.kill()
-                log("ERROR", "invocation timed out", env=self.index, request_id=inv.request_id,
-                    timeout_s=self.config.timeout)
-                self.complete(inv, "timeout", gateway_error(504, "Endpoint request timed out",
-                                                            "IntegrationTimeout"))
+                self.log("ERROR", "invocation timed out", env=self.index, request_id=inv.request_id,
+                         timeout_s=self.config.timeout)
+                self.complete(inv, "timeout")
                 sb = self.spawn() if not self.stop.is_set() else sb
                 continue
             else:  # exited while running the invocation
-                log("ERROR", "environment exited during an invocation", env=self.index,
-                    request_id=inv.request_id, exit_status=sb.proc.poll())
-                self.complete(inv, "crash", internal_error())
+                status = sb.proc.poll()
+                self.log("ERROR", "environment exited during an invocation", env=self.index,
+                         request_id=inv.request_id, exit_status=status)
+                self.complete(inv, "crash", message="Runtime exited with error: %s" % (
+                    "signal %d" % -status if isinstance(status, int) and status < 0 else "exit status %s" % status))
                 sb.kill()
                 sb = self.spawn() if not self.stop.is_set() else sb
                 continue
             sb.clear()
 
-    def complete(self, inv, outcome, result):
-        status = result[0]
+    def result_of(self, inv, outcome, body, error_type, message):
+        """What the caller gets: an API Gateway answer (status, headers, body), or for a raw
+        invocation (outcome, payload, error type)."""
+        if inv.raw:
+            if outcome == "response":
+                return "response", body, None
+            if outcome == "error":
+                return "error", body or b"{}", error_type
+            if outcome == "timeout":
+                return function_error("Sandbox.Timedout", "%s Task timed out after %.2f seconds"
+                                      % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), self.config.timeout))
+            if outcome == "crash":
+                return function_error("Runtime.ExitError", "RequestId: %s Error: %s" % (inv.request_id, message))
+            return function_error(error_type or "Runtime.InitError", message or "init failed")
+        if outcome == "response":
+            return convert_response(body, self.config.payload, inv)
+        if outcome == "timeout":
+            return gateway_error(504, "Endpoint request timed out", "IntegrationTimeout")
+        return internal_error()
+
+    def complete(self, inv, outcome, body=None, error_type=None, message=None):
+        result = self.result_of(inv, outcome, body, error_type, message)
         started = inv.started if inv.started is not None else time.monotonic()
         answered = inv.finish(*result)
         fields = {} if answered else {"answered": "gateway timeout"}
-        log("INFO", "invocation", env=self.index, request_id=inv.request_id,
-            duration_ms=round((time.monotonic() - started) * 1000, 3), status=status, outcome=outcome,
-            queued_ms=round((started - inv.created) * 1000, 3), **fields)
+        if inv.raw:
+            fields["status"] = 200
+            if result[0] == "error":
+                fields["function_error"] = result[2]
+        else:
+            fields["status"] = result[0]
+        self.log("INFO", "invocation", env=self.index, request_id=inv.request_id,
+                 duration_ms=round((time.monotonic() - started) * 1000, 3), outcome=outcome,
+                 queued_ms=round((started - inv.created) * 1000, 3), trace_id=inv.trace_id, **fields)
+        if inv.started_wall is not None:
+            send_function_segment(self.config, inv, outcome)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1001,11 +1145,819 @@ class FrontHandler(http.server.BaseHTTPRequestHandler):
         self.send_json((status, headers, data), head=self.command == "HEAD")
 
 
-class FrontServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+class FrontServer(QuietServer):
     request_queue_size = 128
+
+
+# ---------------------------------------------------------------------------------------------
+# X-Ray: the function's segment, which Lambda sends for a sampled invocation (tracing Active)
+
+TRACE_PARENT_RE = re.compile(r"(?:^|;)\s*Parent=([0-9a-fA-F]{16})\s*(?:;|$)")
+
+
+def daemon_address(value):
+    """(host, port) of an AWS_XRAY_DAEMON_ADDRESS ("host:port", or "udp:host:port tcp:host:port")."""
+    parts = (value or "").split()
+    chosen = next((p[4:] for p in parts if p.startswith("udp:")), None)
+    if chosen is None and len(parts) == 1 and not parts[0].startswith("tcp:"):
+        chosen = parts[0]
+    host, sep, port = (chosen or "").rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def send_function_segment(config, inv, outcome):
+    """Send the AWS::Lambda::Function segment of an invocation, whose id is the Parent of its trace
+    header: the function's own subsegments name it as their parent."""
+    if getattr(config, "tracing", "PassThrough") != "Active":
+        return
+    addr = daemon_address(config.env.get("AWS_XRAY_DAEMON_ADDRESS"))
+    root, parent = TRACE_ROOT_RE.search(inv.trace_id), TRACE_PARENT_RE.search(inv.trace_id)
+    sampled = TRACE_SAMPLED_RE.search(inv.trace_id)
+    if addr is None or not root or not parent or not sampled or sampled.group(1) != "1":
+        return
+    doc = {"name": config.function_name, "id": parent.group(1).lower(), "trace_id": root.group(1).lower(),
+           "start_time": round(inv.started_wall, 6), "end_time": round(time.time(), 6),
+           "origin": "AWS::Lambda::Function",
+           "aws": {"account_id": ACCOUNT_ID, "function_arn": config.function_arn,
+                   "resource_names": [config.function_name], "request_id": inv.request_id}}
+    if outcome != "response":
+        doc["fault"] = True
+    data = b'{"format": "json", "version": 1}\n' + json.dumps(doc, separators=(",", ":")).encode()
+    try:
+        family = socket.getaddrinfo(addr[0], addr[1], 0, socket.SOCK_DGRAM)[0]
+        with socket.socket(family[0], socket.SOCK_DGRAM) as s:
+            s.sendto(data, family[4])
+    except OSError as e:
+        log("WARN", "cannot send the function segment", error=str(e), **config.log_fields)
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS JSON APIs (DynamoDB Streams, SQS), signed with SigV4 as the SDKs do
+
+EMULATOR_ACCESS_KEY = "AKIDEMULATOREXAMPLE1"
+EMULATOR_SECRET_KEY = "emulatorSecretAccessKeyExample000000000"
+
+
+class AwsError(Exception):
+    """An error answer of an AWS API: .status, .type (e.g. ExpiredIteratorException), .message."""
+
+    def __init__(self, status, error_type, message):
+        super().__init__("%s (%s): %s" % (error_type, status, message))
+        self.status = status
+        self.type = error_type
+        self.message = message
+
+
+def sigv4_headers(host, path, body, headers, region, service, method="POST", query="",
+                  access_key=EMULATOR_ACCESS_KEY, secret_key=EMULATOR_SECRET_KEY):
+    """headers plus X-Amz-Date and a SigV4 Authorization over host, them and the body."""
+    amz_date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    canon = {k.lower(): " ".join(str(v).split()) for k, v in headers.items()}
+    canon.update({"host": host, "x-amz-date": amz_date})
+    names = sorted(canon)
+    request = "\n".join([method, path or "/", query, "".join("%s:%s\n" % (k, canon[k]) for k in names),
+                         ";".join(names), hashlib.sha256(body).hexdigest()])
+    scope = "%s/%s/%s/aws4_request" % (day, region, service)
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(request.encode()).hexdigest()])
+    key = ("AWS4" + secret_key).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    out = dict(headers)
+    out["X-Amz-Date"] = amz_date
+    out["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
+        access_key, scope, ";".join(names), signature)
+    return out
+
+
+def aws_post(endpoint, body, headers, region, service, timeout=10.0):
+    """POST body to an AWS endpoint (its path, else /). Returns (status, body); OSError when
+    nothing answers."""
+    u = urlsplit(endpoint)
+    cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+    conn = cls(u.hostname, u.port, timeout=timeout)
+    path = u.path or "/"
+    try:
+        conn.request("POST", path, body=body, headers=sigv4_headers(u.netloc, path, body, headers, region, service))
+        r = conn.getresponse()
+        return r.status, r.read()
+    except http.client.HTTPException as e:
+        raise OSError("%s: %s" % (endpoint, e))
+    finally:
+        conn.close()
+
+
+def aws_json(endpoint, target, payload, region, service, timeout=10.0):
+    """One AWS JSON 1.0 call (X-Amz-Target: target). Returns the answer; AwsError for an error one."""
+    status, data = aws_post(endpoint, json.dumps(payload).encode("utf-8"),
+                            {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target},
+                            region, service, timeout)
+    try:
+        obj = json.loads(data.decode("utf-8")) if data.strip() else {}
+    except (UnicodeDecodeError, ValueError):
+        obj = {"__type": "InvalidResponse", "message": data[:200].decode("latin-1")}
+    if status != 200 or not isinstance(obj, dict):
+        obj = obj if isinstance(obj, dict) else {}
+        raise AwsError(status, str(obj.get("__type", "UnknownError")).rpartition("#")[2],
+                       obj.get("message") or obj.get("Message") or "")
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------
+# event filtering: Lambda's filter patterns (the EventBridge pattern syntax)
+
+NUMERIC_OPS = {"=": lambda a, b: a == b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+class PatternError(ValueError):
+    pass
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_scalar(v):
+    return v is None or isinstance(v, (str, bool, int, float))
+
+
+def check_pattern(pattern, where="pattern"):
+    """Raise PatternError unless pattern is a filter pattern this emulator can apply."""
+    if not isinstance(pattern, dict) or not pattern:
+        raise PatternError("%s: not a non-empty JSON object" % where)
+    for key, rule in pattern.items():
+        path = "%s.%s" % (where, key)
+        if isinstance(rule, dict):
+            check_pattern(rule, path)
+        elif isinstance(rule, list) and rule:
+            for r in rule:
+                _check_rule(r, path)
+        else:
+            raise PatternError("%s: a leaf must be a non-empty array of rules" % path)
+
+
+def _check_rule(rule, path):
+    if _is_scalar(rule):
+        return
+    if not isinstance(rule, dict) or len(rule) != 1:
+        raise PatternError("%s: bad rule %s" % (path, json.dumps(rule)))
+    (op, arg), = rule.items()
+    ok = False
+    if op in ("prefix", "suffix", "equals-ignore-case"):
+        ok = isinstance(arg, str)
+    elif op == "anything-but":
+        if isinstance(arg, dict):
+            ok = set(arg) == {"prefix"} and isinstance(arg["prefix"], str)
+        elif isinstance(arg, list):
+            ok = bool(arg) and all(isinstance(a, str) or _is_number(a) for a in arg)
+        else:
+            ok = isinstance(arg, str) or _is_number(arg)
+    elif op == "numeric":
+        ok = isinstance(arg, list) and len(arg) in (2, 4) and all(
+            arg[i] in NUMERIC_OPS and _is_number(arg[i + 1]) for i in range(0, len(arg), 2))
+    elif op == "exists":
+        ok = isinstance(arg, bool)
+    else:
+        raise PatternError("%s: unknown operator %r" % (path, op))
+    if not ok:
+        raise PatternError("%s: bad argument of %r: %s" % (path, op, json.dumps(arg)))
+
+
+def _same_value(rule, value):
+    """Exact matching: same JSON type; numbers by their JSON text (300 and 300.0 differ)."""
+    if rule is None or isinstance(rule, (bool, str)) or value is None or isinstance(value, (bool, str)):
+        return type(rule) is type(value) and rule == value
+    return _is_number(rule) and _is_number(value) and json.dumps(rule) == json.dumps(value)
+
+
+def _rule_matches(rule, value):
+    """One rule against one present scalar value."""
+    if not isinstance(rule, dict):
+        return _same_value(rule, value)
+    (op, arg), = rule.items()
+    if op == "prefix":
+        return isinstance(value, str) and value.startswith(arg)
+    if op == "suffix":
+        return isinstance(value, str) and value.endswith(arg)
+    if op == "equals-ignore-case":
+        return isinstance(value, str) and value.casefold() == arg.casefold()
+    if op == "numeric":
+        return _is_number(value) and all(NUMERIC_OPS[arg[i]](value, arg[i + 1]) for i in range(0, len(arg), 2))
+    if op == "anything-but":
+        if isinstance(arg, dict):
+            return isinstance(value, str) and not value.startswith(arg["prefix"])
+        excluded = arg if isinstance(arg, list) else [arg]
+        return not any(_same_value(a, value) or (_is_number(a) and _is_number(value) and a == value)
+                       for a in excluded)
+    return False
+
+
+def _leaf_matches(rules, present, value):
+    for rule in rules:
+        if isinstance(rule, dict) and "exists" in rule:
+            if rule["exists"] == present:
+                return True
+            continue
+        if not present:
+            continue
+        for v in value if isinstance(value, list) else [value]:  # an array matches by any element
+            if _is_scalar(v) and _rule_matches(rule, v):
+                return True
+    return False
+
+
+def pattern_matches(pattern, obj):
+    """True when the JSON value obj matches one filter pattern (every key of it: AND)."""
+    for key, rule in pattern.items():
+        present = isinstance(obj, dict) and key in obj
+        value = obj[key] if present else None
+        if isinstance(rule, dict):
+            if not pattern_matches(rule, value if isinstance(value, dict) else {}):
+                return False
+        elif not _leaf_matches(rule, present, value):
+            return False
+    return True
+
+
+def matches_any(patterns, obj):
+    """Several patterns are OR; no pattern at all lets everything through."""
+    return not patterns or any(pattern_matches(p, obj) for p in patterns)
+
+
+def load_patterns(patterns, where):
+    """The filter_patterns of a mapping: objects, or JSON texts of objects (FilterCriteria's form)."""
+    if patterns is None:
+        return []
+    if not isinstance(patterns, list):
+        raise PatternError("%s: filter_patterns is not an array" % where)
+    out = []
+    for i, p in enumerate(patterns):
+        if isinstance(p, str):
+            try:
+                p = json.loads(p)
+            except ValueError as e:
+                raise PatternError("%s: filter_patterns[%d] is not JSON: %s" % (where, i, e))
+        check_pattern(p, "%s: filter_patterns[%d]" % (where, i))
+        out.append(p)
+    return out
+
+
+def batch_item_failures(payload):
+    """The itemIdentifiers of a partial batch response: [] when the batch succeeded whole, None
+    for an answer Lambda takes as a failure of the whole batch (not JSON, an identifier that is
+    missing, empty or not a string)."""
+    text = (payload or b"").strip()
+    if not text:
+        return []
+    try:
+        obj = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if obj is None:
+        return []
+    if not isinstance(obj, dict):
+        return None
+    items = obj.get("batchItemFailures")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        return None
+    out = []
+    for item in items:
+        ident = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(ident, str) or not ident:
+            return None
+        out.append(ident)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# functions of a stack, and the Lambda Invoke API
+
+class Function:
+    """One function: its configuration, its FIFO of invocations and its execution environments."""
+
+    def __init__(self, config, stopping):
+        self.config = config
+        self.stopping = stopping
+        self.pool = Pool()
+        self.slots = [Slot(config, i, self.pool, stopping) for i in range(config.concurrency)]
+
+    @property
+    def name(self):
+        return self.config.key
+
+    def start(self):
+        for s in self.slots:
+            s.thread.start()
+
+    def invoke(self, event, trace_id=None):
+        """Invoke with event (bytes, or a value sent as JSON) and wait for the outcome. Returns
+        the finished Invocation (.result: (outcome, payload, error type)), or None when the
+        emulator stops first."""
+        if not isinstance(event, (bytes, bytearray)):
+            event = json.dumps(event, separators=(",", ":")).encode("utf-8")
+        inv = Invocation(bytes(event), trace_id or new_trace_id(), None, raw=True)
+        if not self.pool.put(inv):
+            return None
+        give_up = None
+        while not inv.done.wait(0.25):
+            if self.stopping.is_set():
+                give_up = give_up or time.monotonic() + STOP_GRACE + 3
+                if time.monotonic() > give_up:
+                    return None
+        return inv
+
+
+class InvokeHandler(http.server.BaseHTTPRequestHandler):
+    """POST /2015-03-31/functions/{name}/invocations, as the Lambda API answers it."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "LambdaInvokeEmulator"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def reply(self, status, body=b"", headers=()):
+        try:
+            self.send_response(status)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body:
+                self.wfile.write(body)
+        except OSError:
+            self.close_connection = True
+
+    def user_error(self, status, error_type, message):
+        self.reply(status, json.dumps({"Type": "User", "message": message}).encode(),
+                   [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)])
+
+    def do_POST(self):
+        try:
+            n = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            n = -1
+        if n < 0 or n > MAX_FUNCTION_RESPONSE:
+            self.close_connection = True
+            return self.user_error(413, "RequestTooLargeException", "Request must be smaller than %d bytes"
+                                   % MAX_FUNCTION_RESPONSE)
+        body = self.rfile.read(n) if n else b""
+        m = re.fullmatch(r"/2015-03-31/functions/([^/]+)/invocations", self.path.split("?")[0])
+        if not m:
+            return self.user_error(404, "UnknownOperationException", "Unknown operation " + self.path)
+        fn = self.server.lookup(unquote(m.group(1)))
+        if fn is None:
+            return self.user_error(404, "ResourceNotFoundException", "Function not found: " + unquote(m.group(1)))
+        try:
+            json.loads(body.decode("utf-8") if body.strip() else "null")
+        except (UnicodeDecodeError, ValueError):
+            return self.user_error(400, "InvalidRequestContentException", "Could not parse request body into json")
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind == "DryRun":
+            return self.reply(204)
+        if kind == "Event":
+            threading.Thread(target=fn.invoke, args=(body or b"{}",), daemon=True).start()
+            return self.reply(202)
+        if kind != "RequestResponse":
+            return self.user_error(400, "InvalidParameterValueException", "bad X-Amz-Invocation-Type " + kind)
+        inv = fn.invoke(body or b"{}")
+        if inv is None:
+            return self.user_error(503, "ServiceException", "the emulator is stopping")
+        outcome, payload, error_type = inv.result
+        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST"),
+                   ("x-amzn-RequestId", inv.request_id)]
+        if outcome == "error":
+            headers.append(("X-Amz-Function-Error", "Unhandled"))
+        self.reply(200, payload or b"", headers)
+
+
+class InvokeServer(QuietServer):
+    def lookup(self, name):
+        for fn in self.functions:
+            c = fn.config
+            if name in (c.key, c.function_name, c.function_arn) or name.startswith(c.function_arn + ":"):
+                return fn
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# event source mappings
+
+class Mapping:
+    """What the stream and SQS mappings share: their function, settings and logging."""
+
+    def __init__(self, fn, spec, region, stopping):
+        self.fn = fn
+        self.spec = spec
+        self.region = region
+        self.stopping = stopping
+        self.ready = threading.Event()
+        self.threads = []
+        self.report = spec.get("function_response_type") == "ReportBatchItemFailures"
+        self.patterns = load_patterns(spec.get("filter_patterns"), fn.name)
+        self._warned = {}
+        self._warn_lock = threading.Lock()
+
+    def log(self, level, message, **fields):
+        log(level, message, function=self.fn.name, **fields)
+
+    def warn(self, key, message, **fields):
+        """A warning about trouble that may repeat: at most one line per key every 10 s."""
+        now = time.monotonic()
+        with self._warn_lock:
+            if now - self._warned.get(key, -1e9) < 10:
+                return
+            self._warned[key] = now
+        self.log("WARN", message, **fields)
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def join(self, timeout):
+        end = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, end - time.monotonic()))
+
+    def guarded(self, body):
+        try:
+            body()
+        except Exception:  # noqa: BLE001 - a mapping that dies says why
+            self.log("ERROR", "event source mapping failed", error=traceback.format_exc())
+        finally:
+            self.ready.set()
+
+
+class Shard:
+    def __init__(self, shard_id, parent, iterator_type):
+        self.id = shard_id
+        self.parent = parent
+        self.iterator_type = iterator_type  # for the first iterator
+        self.iterator = None
+        self.read_seq = None                # the last SequenceNumber read (for a fresh iterator)
+        self.pending = collections.deque()  # records read that passed the filter, not yet done
+        self.closed = False                 # no NextShardIterator: nothing more to read
+        self.done = False                   # closed and every record done
+        self.attempts = 0                   # failed invocations of the batch at the head
+
+
+class StreamMapping(Mapping):
+    """A DynamoDB stream feeding a function, as Lambda's event source mapping does."""
+
+    KEYS = {"endpoint", "arn", "table", "starting_position", "batch_size", "maximum_retry_attempts",
+            "function_response_type", "filter_patterns", "poll_interval"}
+
+    def __init__(self, fn, spec, region, stopping):
+        super().__init__(fn, spec, region, stopping)
+        self.endpoint = spec["endpoint"]
+        self.arn = spec.get("arn")
+        self.table = spec.get("table")
+        self.position = spec.get("starting_position", "TRIM_HORIZON")
+        self.batch_size = int(spec.get("batch_size", 100))
+        self.max_retries = int(spec.get("maximum_retry_attempts", -1))
+        self.poll_interval = float(spec.get("poll_interval", 0.25))
+        self.shards = collections.OrderedDict()
+        self.threads = [threading.Thread(target=self.guarded, args=(self.run,), daemon=True,
+                                         name="stream-" + fn.name)]
+
+    @classmethod
+    def check(cls, spec, where):
+        if not isinstance(spec.get("endpoint"), str) or not (spec.get("arn") or spec.get("table")):
+            raise ValueError("%s: a stream needs endpoint and arn or table" % where)
+        if spec.get("starting_position", "TRIM_HORIZON") not in ("TRIM_HORIZON", "LATEST"):
+            raise ValueError("%s: starting_position is TRIM_HORIZON or LATEST" % where)
+        if not 1 <= int(spec.get("batch_size", 100)) <= 10000:
+            raise ValueError("%s: batch_size is 1 to 10000" % where)
+
+    def streams(self, op, payload):
+        return aws_json(self.endpoint, "DynamoDBStreams_20120810." + op, payload, self.region, "dynamodb")
+
+    def resolve(self):
+        """The stream's ARN: given, or the table's LatestStreamArn. False when stopping first."""
+        while not self.stopping.is_set():
+            try:
+                if self.arn:
+                    self.streams("DescribeStream", {"StreamArn": self.arn, "Limit": 1})
+                    return True
+                t = aws_json(self.endpoint, "DynamoDB_20120810.DescribeTable", {"TableName": self.table},
+                             self.region, "dynamodb")["Table"]
+                if t.get("LatestStreamArn"):
+                    self.arn = t["LatestStreamArn"]
+                    return True
+                self.warn("resolve", "the table has no stream", table=self.table)
+            except (OSError, AwsError) as e:
+                self.warn("resolve", "cannot find the stream", table=self.table, arn=self.arn, error=str(e))
+            self.stopping.wait(0.5)
+        return False
+
+    def discover(self, first):
+        """Add the shards not seen yet, each with its first iterator."""
+        found, start = [], None
+        while True:
+            req = {"StreamArn": self.arn}
+            if start:
+                req["ExclusiveStartShardId"] = start
+            d = self.streams("DescribeStream", req)["StreamDescription"]
+            found += d.get("Shards") or []
+            start = d.get("LastEvaluatedShardId")
+            if not start:
+                break
+        for s in found:
+            if s["ShardId"] in self.shards:
+                continue
+            closed = "EndingSequenceNumber" in (s.get("SequenceNumberRange") or {})
+            st = Shard(s["ShardId"], s.get("ParentShardId"), self.position if first else "TRIM_HORIZON")
+            st.done = st.iterator_type == "LATEST" and closed  # nothing will come after its end
+            if not st.done:
+                st.iterator = self.new_iterator(st)
+            self.shards[st.id] = st
+            self.log("INFO", "stream shard", stream=self.arn, shard=st.id, parent=st.parent,
+                     iterator_type=st.iterator_type, skipped=st.done)
+
+    def new_iterator(self, st):
+        req = {"StreamArn": self.arn, "ShardId": st.id}
+        if st.read_seq:
+            req.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=st.read_seq)
+        else:
+            req["ShardIteratorType"] = st.iterator_type
+        return self.streams("GetShardIterator", req)["ShardIterator"]
+
+    def parent_done(self, st):
+        parent = self.shards.get(st.parent) if st.parent else None
+        return parent is None or parent.done
+
+    def run(self):
+        if not self.resolve():
+            return
+        first, described = True, 0.0
+        while not self.stopping.is_set():
+            busy = False
+            try:
+                if first or time.monotonic() - described >= 1.0:
+                    self.discover(first)
+                    first, described = False, time.monotonic()
+                    self.ready.set()
+                for st in list(self.shards.values()):
+                    if self.stopping.is_set():
+                        break
+                    if not st.done and self.parent_done(st):
+                        busy = self.poll(st) or busy
+            except (OSError, AwsError) as e:
+                self.warn("poll", "cannot read the stream", stream=self.arn, error=str(e))
+                self.stopping.wait(0.5)
+                continue
+            if not busy:
+                self.stopping.wait(self.poll_interval)
+
+    def poll(self, st):
+        """Read from a shard and work one batch. True when something happened."""
+        got = False
+        if len(st.pending) < self.batch_size and not st.closed:
+            try:
+                if st.iterator is None:
+                    st.iterator = self.new_iterator(st)
+                r = self.streams("GetRecords", {"ShardIterator": st.iterator, "Limit": 1000})
+            except AwsError as e:
+                if e.type == "ExpiredIteratorException":
+                    st.iterator = None
+                    return True
+                if e.type == "TrimmedDataAccessException":  # what we would read next is gone
+                    self.log("WARN", "stream records trimmed before they were read", shard=st.id)
+                    st.iterator, st.read_seq, st.iterator_type = None, None, "TRIM_HORIZON"
+                    return True
+                if e.type == "ResourceNotFoundException":
+                    self.log("WARN", "stream shard gone", shard=st.id, error=str(e))
+                    st.closed = True
+                    return True
+                raise
+            st.iterator = r.get("NextShardIterator")
+            st.closed = not st.iterator
+            for rec in r.get("Records") or []:
+                got = True
+                st.read_seq = (rec.get("dynamodb") or {}).get("SequenceNumber") or st.read_seq
+                rec["eventSourceARN"] = self.arn
+                rec["awsRegion"] = self.region
+                if matches_any(self.patterns, rec):
+                    st.pending.append(rec)
+        if st.pending:
+            self.work(st)
+            return True
+        if st.closed:
+            st.done = True
+            self.log("INFO", "stream shard finished", shard=st.id)
+            return True
+        return got
+
+    def first_failure(self, inv, batch):
+        """The index in batch of the first record to retry, or None when the batch is done."""
+        outcome, payload, _ = inv.result
+        if outcome != "response":
+            return 0
+        if not self.report:
+            return None
+        ids = batch_item_failures(payload)
+        if ids is None:
+            self.log("WARN", "invalid partial batch response: the whole batch is retried",
+                     request_id=inv.request_id, response=(payload or b"")[:300].decode("utf-8", "replace"))
+            return 0
+        if not ids:
+            return None
+        where = {(r.get("dynamodb") or {}).get("SequenceNumber"): i for i, r in enumerate(batch)}
+        if any(i not in where for i in ids):
+            self.log("WARN", "partial batch response names no record of the batch: the whole batch is "
+                     "retried", request_id=inv.request_id, identifiers=ids)
+            return 0
+        return min(where[i] for i in ids)
+
+    def work(self, st):
+        batch = [st.pending[i] for i in range(min(self.batch_size, len(st.pending)))]
+        inv = self.fn.invoke({"Records": batch})
+        if inv is None:
+            return
+        failed = self.first_failure(inv, batch)
+        done = len(batch) if failed is None else failed
+        for _ in range(done):
+            st.pending.popleft()
+        seqs = [(r.get("dynamodb") or {}).get("SequenceNumber") for r in batch]
+        fields = {"shard": st.id, "records": len(batch), "first_sequence": seqs[0], "last_sequence": seqs[-1],
+                  "done": done, "request_id": inv.request_id, "outcome": inv.result[0]}
+        if inv.result[0] == "error":
+            fields["function_error"] = inv.result[2]
+        if failed is None:
+            st.attempts = 0
+            self.log("INFO", "stream batch", **fields)
+            return
+        if done:
+            st.attempts = 0  # progress: the head is another record now
+        st.attempts += 1
+        fields.update(failed_sequence=seqs[failed], attempt=st.attempts)
+        if 0 <= self.max_retries < st.attempts:
+            rec = st.pending.popleft()
+            st.attempts = 0
+            self.log("INFO", "stream batch", **fields)
+            self.log("WARN", "record skipped", shard=st.id, sequence_number=seqs[failed],
+                     event_id=rec.get("eventID"), event_name=rec.get("eventName"),
+                     attempts=self.max_retries + 1)
+            return
+        self.log("INFO", "stream batch", retry=True, **fields)
+        self.stopping.wait(min(1.0, 0.1 * 2 ** (st.attempts - 1)))
+
+
+class SqsMapping(Mapping):
+    """An SQS queue feeding a function, as Lambda's event source mapping does."""
+
+    KEYS = {"endpoint", "queue_url", "queue", "arn", "batch_size", "maximum_concurrency", "wait_time_seconds",
+            "function_response_type", "filter_patterns"}
+
+    def __init__(self, fn, spec, region, stopping):
+        super().__init__(fn, spec, region, stopping)
+        self.endpoint = spec["endpoint"]
+        self.url = spec.get("queue_url")
+        self.queue = spec.get("queue") or (self.url or "").rstrip("/").rpartition("/")[2]
+        self.arn = spec.get("arn") or "arn:aws:sqs:%s:%s:%s" % (region, ACCOUNT_ID, self.queue)
+        self.batch_size = int(spec.get("batch_size", 10))
+        self.wait_seconds = int(spec.get("wait_time_seconds", 1))
+        pollers = int(spec.get("maximum_concurrency", fn.config.concurrency))
+        self.url_lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.guarded, args=(self.run,), daemon=True,
+                                         name="sqs-%s-%d" % (fn.name, i)) for i in range(max(1, pollers))]
+        self.ready.set()
+
+    @classmethod
+    def check(cls, spec, where):
+        if not isinstance(spec.get("endpoint"), str) or not (spec.get("queue_url") or spec.get("queue")):
+            raise ValueError("%s: an sqs mapping needs endpoint and queue_url or queue" % where)
+        if not 1 <= int(spec.get("batch_size", 10)) <= 10:
+            raise ValueError("%s: batch_size is 1 to 10 (one ReceiveMessage per invocation)" % where)
+        if not 0 <= int(spec.get("wait_time_seconds", 1)) <= 20:
+            raise ValueError("%s: wait_time_seconds is 0 to 20" % where)
+
+    def sqs(self, op, payload, timeout=10.0):
+        return aws_json(self.endpoint, "AmazonSQS." + op, payload, self.region, "sqs", timeout)
+
+    def resolve(self):
+        with self.url_lock:
+            while self.url is None and not self.stopping.is_set():
+                try:
+                    self.url = self.sqs("GetQueueUrl", {"QueueName": self.queue})["QueueUrl"]
+                except (OSError, AwsError) as e:
+                    self.warn("resolve", "cannot find the queue", queue=self.queue, error=str(e))
+                    self.stopping.wait(0.5)
+        return self.url is not None
+
+    def run(self):
+        if not self.resolve():
+            return
+        while not self.stopping.is_set():
+            try:
+                r = self.sqs("ReceiveMessage", {
+                    "QueueUrl": self.url, "MaxNumberOfMessages": self.batch_size,
+                    "WaitTimeSeconds": self.wait_seconds, "AttributeNames": ["All"],
+                    "MessageSystemAttributeNames": ["All"], "MessageAttributeNames": ["All"]},
+                    timeout=self.wait_seconds + 10)
+            except (OSError, AwsError) as e:
+                self.warn("receive", "cannot receive from the queue", queue=self.queue, error=str(e))
+                self.stopping.wait(0.5)
+                continue
+            messages = r.get("Messages") or []
+            if not messages:
+                if self.wait_seconds == 0:
+                    self.stopping.wait(0.1)
+                continue
+            if self.stopping.is_set():
+                break  # not deleted: they come back after their visibility timeout
+            self.work([self.record(m) for m in messages])
+
+    def record(self, m):
+        """A ReceiveMessage message as a record of Lambda's SQS event."""
+        attributes = {}
+        for name, a in (m.get("MessageAttributes") or {}).items():
+            v = {}
+            if "StringValue" in a:
+                v["stringValue"] = a["StringValue"]
+            if "BinaryValue" in a:
+                v["binaryValue"] = a["BinaryValue"]
+            v["stringListValues"] = a.get("StringListValues") or []
+            v["binaryListValues"] = a.get("BinaryListValues") or []
+            v["dataType"] = a.get("DataType")
+            attributes[name] = v
+        return {"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m.get("Body", ""),
+                "attributes": {k: str(v) for k, v in (m.get("Attributes") or {}).items()},
+                "messageAttributes": attributes, "md5OfBody": m.get("MD5OfBody"),
+                "md5OfMessageAttributes": m.get("MD5OfMessageAttributes"),
+                "eventSource": "aws:sqs", "eventSourceARN": self.arn, "awsRegion": self.region}
+
+    def passes(self, rec):
+        view = dict(rec)
+        try:
+            body = json.loads(rec["body"])
+            if isinstance(body, (dict, list)):
+                view["body"] = body
+        except ValueError:
+            pass
+        return matches_any(self.patterns, view)
+
+    def work(self, records):
+        if self.patterns:
+            dropped = [r for r in records if not self.passes(r)]
+            if dropped:  # Lambda deletes what no filter lets through
+                self.delete(dropped)
+                self.log("INFO", "sqs filtered", queue=self.queue, message_ids=[r["messageId"] for r in dropped])
+            records = [r for r in records if r not in dropped]
+            if not records:
+                return
+        inv = self.fn.invoke({"Records": records})
+        if inv is None:
+            return  # stopping: nothing deleted, they come back
+        outcome, payload, error_type = inv.result
+        ids = [r["messageId"] for r in records]
+        fields = {"queue": self.queue, "request_id": inv.request_id, "outcome": outcome, "message_ids": ids,
+                  "receive_counts": [r["attributes"].get("ApproximateReceiveCount") for r in records]}
+        if outcome != "response":
+            keep = set(ids)
+            fields["function_error"] = error_type
+        elif not self.report:
+            keep = set()
+        else:
+            failures = batch_item_failures(payload)
+            if failures is None or any(f not in ids for f in failures):
+                self.log("WARN", "invalid partial batch response: every message is kept", queue=self.queue,
+                         request_id=inv.request_id, response=(payload or b"")[:300].decode("utf-8", "replace"))
+                keep = set(ids)
+            else:
+                keep = set(failures)
+        done = [r for r in records if r["messageId"] not in keep]
+        deleted = self.delete(done)
+        self.log("INFO", "sqs batch", deleted=deleted, kept=sorted(keep), **fields)
+
+    def delete(self, records):
+        """DeleteMessageBatch, 10 at a time; the message ids deleted."""
+        deleted = []
+        for i in range(0, len(records), 10):
+            chunk = records[i:i + 10]
+            entries = [{"Id": "m%d" % j, "ReceiptHandle": r["receiptHandle"]} for j, r in enumerate(chunk)]
+            try:
+                r = self.sqs("DeleteMessageBatch", {"QueueUrl": self.url, "Entries": entries})
+            except (OSError, AwsError) as e:
+                self.log("WARN", "cannot delete messages; they will come back", queue=self.queue, error=str(e))
+                continue
+            ok = {e.get("Id") for e in r.get("Successful") or []}
+            for j, rec in enumerate(chunk):
+                if "m%d" % j in ok:
+                    deleted.append(rec["messageId"])
+            for f in r.get("Failed") or []:
+                self.log("WARN", "cannot delete a message; it will come back", queue=self.queue, failure=f)
+        return deleted
+
+
+MAPPING_KINDS = {"stream": StreamMapping, "sqs": SqsMapping}
+MAPPING_READY_TIMEOUT = 20.0  # seconds for the stream mappings to place their first iterators
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1017,8 +1969,9 @@ class Config:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Run a Lambda custom-runtime bootstrap behind an API Gateway stand-in.")
-    p.add_argument("--bootstrap", required=True, help="the bootstrap executable")
-    p.add_argument("--handler", required=True, help="_HANDLER of the function (e.g. api)")
+    p.add_argument("--bootstrap", help="the bootstrap executable (in stack mode: the functions' default)")
+    p.add_argument("--handler", help="_HANDLER of the function (e.g. api)")
+    p.add_argument("--stack", metavar="FILE", help="run the functions and event source mappings FILE describes")
     p.add_argument("--concurrency", type=int, default=1, help="execution environments (default 1)")
     p.add_argument("--timeout", type=float, default=29.0, help="function timeout in seconds (default 29)")
     p.add_argument("--init-timeout", type=float, default=10.0, help="limit of an init, seconds (default 10)")
@@ -1035,9 +1988,17 @@ def parse_args(argv):
     p.add_argument("--bench-init", type=int, default=0, metavar="N",
                    help="start and stop one environment N times and print init_ms statistics")
     a = p.parse_args(argv)
+    if a.stack:
+        try:
+            return load_stack(a.stack, a.bootstrap)
+        except (OSError, ValueError) as e:
+            p.error("stack %s: %s" % (a.stack, e))
+    if not a.bootstrap or not a.handler:
+        p.error("--bootstrap and --handler are required (or --stack)")
     c = Config()
     c.bootstrap = a.bootstrap
     c.handler = a.handler
+    c.key = a.handler
     c.concurrency = max(1, a.concurrency)
     c.timeout = a.timeout
     c.init_timeout = a.init_timeout
@@ -1055,9 +2016,103 @@ def parse_args(argv):
     c.function_arn = "arn:aws:lambda:%s:%s:function:%s" % (c.region, ACCOUNT_ID, c.function_name)
     c.memory = a.memory
     c.bench_init = a.bench_init
+    c.tracing = "PassThrough"
+    c.log_fields = {}
+    c.events = []
+    c.stack = None
     if not (os.path.isfile(c.bootstrap) and os.access(c.bootstrap, os.X_OK)):
         p.error("bootstrap not found or not executable: %s" % c.bootstrap)
     return c
+
+
+STACK_KEYS = {"region", "service", "stage", "bootstrap", "environment", "invoke_api", "functions", "tracing"}
+FUNCTION_KEYS = {"handler", "bootstrap", "concurrency", "timeout", "init_timeout", "memory", "environment",
+                 "function_name", "tracing", "http", "events"}
+HTTP_KEYS = {"listen", "payload", "gateway_timeout"}
+
+
+def _only(obj, keys, where):
+    if not isinstance(obj, dict):
+        raise ValueError("%s is not an object" % where)
+    extra = sorted(set(obj) - keys)
+    if extra:
+        raise ValueError("%s: unknown keys %s (known: %s)" % (where, extra, sorted(keys)))
+
+
+def _environment(obj, where):
+    obj = obj or {}
+    if not isinstance(obj, dict) or not all(_is_scalar(v) and v is not None for v in obj.values()):
+        raise ValueError("%s: environment maps names to strings" % where)
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in obj.items()}
+
+
+def load_stack(path, default_bootstrap=None):
+    """The Config of every function a stack description declares (see the module comment).
+    ValueError (or OSError) naming what is wrong."""
+    with open(path, encoding="utf-8") as f:
+        stack = json.load(f)
+    _only(stack, STACK_KEYS, "the stack")
+    region = stack.get("region", "eu-west-1")
+    prefix = "%s-%s-" % (stack.get("service", "taskd"), stack.get("stage", "dev"))
+    common = _environment(stack.get("environment"), "the stack")
+    functions = stack.get("functions")
+    if not isinstance(functions, dict) or not functions:
+        raise ValueError("no functions")
+    configs = []
+    for key, d in functions.items():
+        where = "functions.%s" % key
+        _only(d, FUNCTION_KEYS, where)
+        c = Config()
+        c.key = key
+        c.handler = d.get("handler")
+        if not isinstance(c.handler, str) or not c.handler:
+            raise ValueError("%s: no handler" % where)
+        c.bootstrap = d.get("bootstrap") or stack.get("bootstrap") or default_bootstrap
+        if not c.bootstrap or not (os.path.isfile(c.bootstrap) and os.access(c.bootstrap, os.X_OK)):
+            raise ValueError("%s: bootstrap not found or not executable: %s" % (where, c.bootstrap))
+        c.concurrency = max(1, int(d.get("concurrency", 1)))
+        c.timeout = float(d.get("timeout", 30))
+        c.init_timeout = float(d.get("init_timeout", 10))
+        c.memory = int(d.get("memory", 128))
+        c.region = region
+        c.env = dict(common)
+        c.env.update(_environment(d.get("environment"), where))
+        c.function_name = d.get("function_name") or prefix + key
+        c.function_arn = "arn:aws:lambda:%s:%s:function:%s" % (region, ACCOUNT_ID, c.function_name)
+        c.tracing = d.get("tracing", stack.get("tracing", "PassThrough"))
+        if c.tracing not in ("Active", "PassThrough"):
+            raise ValueError("%s: tracing is Active or PassThrough" % where)
+        c.log_fields = {"function": key}
+        c.bench_init = 0
+        http_front = d.get("http")
+        c.listen, c.payload, c.gateway_timeout = None, "1.0", GATEWAY_TIMEOUT
+        if http_front is not None:
+            _only(http_front, HTTP_KEYS, where + ".http")
+            c.listen = http_front.get("listen", "127.0.0.1:0")
+            c.payload = http_front.get("payload", "1.0")
+            c.gateway_timeout = float(http_front.get("gateway_timeout", GATEWAY_TIMEOUT))
+            if c.payload not in ("1.0", "2.0"):
+                raise ValueError("%s.http: payload is 1.0 or 2.0" % where)
+        c.events = []
+        for i, ev in enumerate(d.get("events") or []):
+            ewhere = "%s.events[%d]" % (where, i)
+            if not isinstance(ev, dict) or len(ev) != 1 or next(iter(ev)) not in MAPPING_KINDS:
+                raise ValueError("%s: one of %s" % (ewhere, sorted(MAPPING_KINDS)))
+            kind, spec = next(iter(ev.items()))
+            cls = MAPPING_KINDS[kind]
+            _only(spec, cls.KEYS, "%s.%s" % (ewhere, kind))
+            cls.check(spec, ewhere)
+            load_patterns(spec.get("filter_patterns"), ewhere)
+            c.events.append((kind, spec))
+        configs.append(c)
+    names = [c.function_name for c in configs]
+    if len(set(names)) != len(names):
+        raise ValueError("two functions with one name")
+    marker = Config()
+    marker.stack = configs
+    marker.invoke_api = stack.get("invoke_api", "127.0.0.1:0")
+    marker.bench_init = 0
+    return marker
 
 
 def summary(values):
@@ -1095,9 +2150,16 @@ def bench_init(config):
     return 0 if failures == 0 else 1
 
 
-def serve(config):
+def _bind(server_class, handler, address):
+    host, _, port = address.rpartition(":")
+    return server_class((host or "127.0.0.1", int(port)), handler)
+
+
+def serve(configs, invoke_api=None):
+    """Run the functions (their fronts, mappings and the Invoke API) until SIGTERM or SIGINT."""
     stop = threading.Event()
     stopping = threading.Event()
+    stack = invoke_api is not None
 
     def on_signal(signum, frame):
         stop.set()
@@ -1105,37 +2167,73 @@ def serve(config):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    host, _, port = config.listen.rpartition(":")
-    try:
-        front = FrontServer((host or "127.0.0.1", int(port)), FrontHandler)
-    except (OSError, ValueError) as e:
-        log("ERROR", "cannot listen", address=config.listen, error=str(e))
-        return 1
-    pool = Pool()
-    front.config, front.pool, front.stopping = config, pool, stopping
-    slots = [Slot(config, i, pool, stopping) for i in range(config.concurrency)]
-    for s in slots:
-        s.thread.start()
+    servers = []  # (config or None for the Invoke API, server)
+    for c in configs + ([None] if stack else []):
+        address = c.listen if c is not None else invoke_api
+        if not address:
+            continue
+        try:
+            servers.append((c, _bind(FrontServer if c is not None else InvokeServer,
+                                     FrontHandler if c is not None else InvokeHandler, address)))
+        except (OSError, ValueError) as e:
+            log("ERROR", "cannot listen", address=address, error=str(e))
+            for _, srv in servers:
+                srv.server_close()
+            return 1
+    functions = [Function(c, stopping) for c in configs]
+    for c, srv in servers:
+        if c is None:
+            srv.functions = functions
+        else:
+            srv.config, srv.pool, srv.stopping = c, functions[configs.index(c)].pool, stopping
+    for fn in functions:
+        fn.start()
+    slots = [s for fn in functions for s in fn.slots]
     while not all(s.settled.wait(0.05) for s in slots):
         if stop.is_set():
             break
+    mappings = []
+    if not stop.is_set():
+        region = configs[0].region
+        mappings = [MAPPING_KINDS[kind](fn, spec, fn.config.region or region, stopping)
+                    for fn in functions for kind, spec in fn.config.events]
+        for m in mappings:
+            m.start()
+        deadline = time.monotonic() + MAPPING_READY_TIMEOUT
+        for m in mappings:
+            while not m.ready.wait(0.05) and not stop.is_set() and time.monotonic() < deadline:
+                pass
+            if not m.ready.is_set() and not stop.is_set():
+                m.log("WARN", "event source mapping not ready; going on")
     serving = not stop.is_set()
     if serving:
-        threading.Thread(target=front.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-        log("INFO", "listening", address="%s:%d" % front.server_address[:2])
+        for _, srv in servers:
+            threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+        fronts = ["%s:%d" % srv.server_address[:2] for c, srv in servers if c is not None]
+        fields = {}
+        if stack:
+            fields["functions"] = {
+                fn.name: {"function_name": fn.config.function_name, "arn": fn.config.function_arn,
+                          "address": next(("%s:%d" % srv.server_address[:2] for c, srv in servers
+                                           if c is fn.config), None)} for fn in functions}
+            fields["invoke_api"] = next(("%s:%d" % srv.server_address[:2] for c, srv in servers if c is None),
+                                        None)
+        log("INFO", "listening", address=fronts[0] if fronts else None, **fields)
     parent = os.getppid()
     while not stop.wait(0.5):
         if os.getppid() != parent:  # whoever started us is gone (e.g. a killed test run)
             log("WARN", "parent process gone: stopping")
             break
 
-    # Shutdown: stop accepting, give the runtimes their SIGTERM, SIGKILL after the grace.
+    # Shutdown: stop accepting and polling, give the runtimes their SIGTERM, SIGKILL after the grace.
     stopping.set()
-    if serving:
-        front.shutdown()
-    front.server_close()
-    for inv in pool.close():
-        inv.finish(*gateway_error(503, "Service Unavailable", "ServiceUnavailable"))
+    for _, srv in servers:
+        if serving:
+            srv.shutdown()
+        srv.server_close()
+    for fn in functions:
+        for inv in fn.pool.close():
+            inv.finish(*stopping_result(inv))
     sandboxes = []
     for s in slots:
         with s.lock:
@@ -1156,16 +2254,20 @@ def serve(config):
         s.released.set()
     for s in slots:
         s.thread.join(2)
+    for m in mappings:
+        m.join(2)
     for s in slots:
-        log("INFO", "environment", env=s.index, max_rss_kb=s.max_rss_kb, starts=s.generation)
+        s.log("INFO", "environment", env=s.index, max_rss_kb=s.max_rss_kb, starts=s.generation)
     return 0
 
 
 def main(argv=None):
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    if config.stack is not None:
+        return serve(config.stack, config.invoke_api or "127.0.0.1:0")
     if config.bench_init > 0:
         return bench_init(config)
-    return serve(config)
+    return serve([config])
 
 
 if __name__ == "__main__":

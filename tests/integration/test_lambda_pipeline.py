@@ -1,0 +1,895 @@
+"""The whole AWS pipeline, offline, end to end: API Gateway -> Lambda api -> DynamoDB (its stream)
+-> Lambda publish -> SNS -> filtered subscription -> SQS (redrive to a dead-letter queue) ->
+Lambda worker, with X-Ray.
+
+Each stack is DynamoDB Local (one per test process, a table per stack, from deploy/table.json),
+fauxqs (SNS + SQS: the topic, queues and subscriptions of the stack's configuration) and
+tests/lambda/emulator.py in stack mode running build/bootstrap as the functions of
+serverless.yml — api (with the API Gateway front), publish (with the table's stream mapping and
+the configured filter patterns, task items only), one worker per handler binding and one per
+dead-letter queue (with their SQS mappings) — each function sending its X-Ray documents to a UDP
+listener of its own here. BOOTSTRAP_BIN names the bootstrap (else beside TASKD_BIN, else
+build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB.
+
+    Walkthrough          the original walkthrough through the front (TASK1 runs, TASK2 stays
+                         CREATED), one X-Ray trace per task across api, publish and worker, and a
+                         duplicate message that does not run the task again
+    HandlerFailure       TASK1 failing: FAILED "Task failed somehow"
+    PoisonMessage        a handler that kills its runtime: dead-lettered after 3 receives, FAILED
+    EventSourceMappings  the emulator's mappings with a scripted runtime: partial batch
+                         responses, retries and skips, filters, redrive, the events' shapes, the
+                         Invoke API
+    FilterPatterns       the emulator's filter matching on lambda-filters.md's examples
+"""
+
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import LAMBDA_DIR, Response, bootstrap_bin, clean_env, require_bootstrap, wait_until  # noqa: E402
+
+sys.path.insert(0, LAMBDA_DIR)
+import dynamodb_local  # noqa: E402
+import fauxqs  # noqa: E402
+from emulator import PatternError, aws_json, check_pattern, matches_any, pattern_matches  # noqa: E402
+
+EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
+REGION = "eu-west-1"
+START_TIMEOUT = 30.0
+SEED_BODY = {"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}
+# Only task items reach the publisher: idempotency-key items and meta#secret have no task_type.
+TASK_ITEMS = {"dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}}
+XRAY_HEADER = {"format": "json", "version": 1}
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ")
+
+_db = None  # DynamoDB Local of this module (or the DYNAMODB_ENDPOINT one)
+
+
+def setUpModule():
+    global _db
+    require_bootstrap()
+    endpoint = os.environ.get("DYNAMODB_ENDPOINT")
+    if endpoint:
+        _db = dynamodb_local.ExternalDynamoDB(endpoint)
+    else:
+        _db = dynamodb_local.DynamoDBLocal()
+        unittest.addModuleCleanup(_db.stop)
+        _db.start()
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def camel(name):
+    return "".join(p[:1].upper() + p[1:] for p in re.split(r"[^A-Za-z0-9]+", name) if p)
+
+
+def merged(a, b):
+    """Two filter patterns as one (both must match)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merged(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def xray_root(trace_header):
+    m = re.search(r"Root=(1-[0-9a-f]{8}-[0-9a-f]{24})", trace_header or "")
+    return m.group(1) if m else None
+
+
+def xray_parent(trace_header):
+    m = re.search(r"Parent=([0-9a-f]{16})", trace_header or "")
+    return m.group(1) if m else None
+
+
+def new_trace_header():
+    return "Root=1-%08x-%s;Sampled=1" % (int(time.time()), uuid.uuid4().hex[:24])
+
+
+class XRayDaemon:
+    """A UDP listener standing in for one function's X-Ray daemon: keeps every document."""
+
+    def __init__(self, name):
+        self.name = name
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.docs, self.errors = [], []
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.closed.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            head, sep, body = data.partition(b"\n")
+            try:
+                if not sep or json.loads(head) != XRAY_HEADER:
+                    raise ValueError("bad header %r" % head[:80])
+                doc = json.loads(body)
+                if not isinstance(doc, dict):
+                    raise ValueError("not an object")
+            except ValueError as e:
+                with self.lock:
+                    self.errors.append("%s: %r" % (e, data[:200]))
+                continue
+            with self.lock:
+                self.docs.append(doc)
+
+    def documents(self):
+        with self.lock:
+            return list(self.docs)
+
+    def close(self):
+        self.closed.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+class Stack:
+    """DynamoDB table + fauxqs + the emulator in stack mode, for one taskd configuration."""
+
+    def __init__(self, config, env):
+        self.raw_config = config                           # what taskd reads
+        self.config = fauxqs.config_with_defaults(config)  # the same, with what taskd fills in
+        self.env = env
+        self.tmp = tempfile.mkdtemp(prefix="taskd-pipeline-")
+        self.table = "taskd-pl-" + uuid.uuid4().hex[:12]
+        self.sns_sqs = None
+        self.proc = None
+        self.daemons = {}
+        self.lines = []
+        self.lock = threading.Lock()
+        self.listening = threading.Event()
+        self.ready_line = None
+        self.table_created = False
+
+    # -- life cycle --------------------------------------------------------------------------------
+    def start(self):
+        dynamodb_local.create_table(_db.endpoint, self.table)
+        self.table_created = True
+        self.sns_sqs = fauxqs.Fauxqs(region=REGION).start()
+        self.pipeline = fauxqs.create_pipeline(self.sns_sqs.endpoint, self.config, REGION)
+        self.config_path = os.path.join(self.tmp, "taskd.json")
+        with open(self.config_path, "w", encoding="utf-8") as f:
+            json.dump(self.raw_config, f)
+        self.launch(self.description())
+
+    def launch(self, description):
+        """Start the emulator on a stack description and wait until it listens."""
+        self.stack_path = os.path.join(self.tmp, "stack.json")
+        with open(self.stack_path, "w", encoding="utf-8") as f:
+            json.dump(description, f, indent=1)
+        self.proc = subprocess.Popen([sys.executable, "-B", EMULATOR, "--stack", self.stack_path],
+                                     env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        threading.Thread(target=self._drain, daemon=True).start()
+        if not self.listening.wait(START_TIMEOUT):
+            raise AssertionError("the emulator is not listening after %.0f s:\n%s"
+                                 % (START_TIMEOUT, self.text()[-4000:]))
+        self.port = int((self.ready_line["address"] or ":0").rpartition(":")[2])
+        self.invoke_port = int(self.ready_line["invoke_api"].rpartition(":")[2])
+        self.functions = self.ready_line["functions"]
+
+    def description(self):
+        """The functions of serverless.yml for this configuration, on the local stand-ins."""
+        cfg, p = self.config, self.pipeline
+        common = {"TASKD_CONFIG": self.config_path, "AWS_ENDPOINT_URL_DYNAMODB": _db.endpoint,
+                  "AWS_ENDPOINT_URL_SNS": self.sns_sqs.endpoint, "AWS_ENDPOINT_URL_SQS": self.sns_sqs.endpoint}
+        common.update(self.env)
+        functions = {}
+
+        function = self.adder(functions)
+
+        function("api", "api", 10, {"TABLE_NAME": self.table}, concurrency=2, http={"listen": "127.0.0.1:0"})
+        consumer = next(c for c in cfg["stream_consumers"] if c.get("action", "publish") == "publish")
+        patterns = [merged(pat, TASK_ITEMS) for pat in consumer.get("filter_patterns") or []] or [TASK_ITEMS]
+        function("publish", "publish", 10, {"TOPIC_ARN": p["topic_arn"]}, events=[{"stream": {
+            "endpoint": _db.endpoint, "table": self.table, "starting_position": "TRIM_HORIZON",
+            "batch_size": consumer.get("batch_size", 100),
+            "maximum_retry_attempts": consumer.get("maximum_retry_attempts", 5),
+            "function_response_type": "ReportBatchItemFailures", "filter_patterns": patterns}}])
+        bound = set()
+        for b in cfg["handlers"]:
+            bound.add(b["queue"])
+            q = p["queues"][b["queue"]]
+            concurrency = min(2, b.get("concurrency", 1))
+            function("worker" + camel(b["queue"]), "worker", b.get("timeout", 30) + 3,
+                     {"TABLE_NAME": self.table, "QUEUE_NAME": b["queue"]}, concurrency=concurrency,
+                     events=[{"sqs": {"endpoint": self.sns_sqs.endpoint, "queue_url": q["url"], "arn": q["arn"],
+                                      "batch_size": b.get("batch_size", 1), "maximum_concurrency": concurrency,
+                                      "function_response_type": "ReportBatchItemFailures"}}])
+        for dlq in sorted({q["dead_letter_queue"] for q in cfg["queues"] if q["dead_letter_queue"]} - bound):
+            q = p["queues"][dlq]
+            function("worker" + camel(dlq), "worker", 10, {"TABLE_NAME": self.table, "QUEUE_NAME": dlq},
+                     events=[{"sqs": {"endpoint": self.sns_sqs.endpoint, "queue_url": q["url"], "arn": q["arn"],
+                                      "batch_size": 10, "function_response_type": "ReportBatchItemFailures"}}])
+        return {"region": REGION, "bootstrap": bootstrap_bin(), "environment": common, "functions": functions}
+
+    def adder(self, functions):
+        """function(key, handler, timeout, env, ...) adding a function with an X-Ray daemon of its own."""
+        def function(key, handler, timeout, env, events=(), concurrency=1, http=None, bootstrap=None):
+            self.daemons[key] = XRayDaemon(key)
+            f = {"handler": handler, "timeout": timeout, "concurrency": concurrency, "tracing": "Active",
+                 "environment": dict(env, AWS_XRAY_DAEMON_ADDRESS=self.daemons[key].address),
+                 "events": list(events)}
+            if http:
+                f["http"] = http
+            if bootstrap:
+                f["bootstrap"] = bootstrap
+            functions[key] = f
+        return function
+
+    def _drain(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.lock:
+                self.lines.append(line)
+            if not self.listening.is_set() and '"listening"' in line:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if obj.get("message") == "listening" and obj.get("service") == "emulator":
+                    self.ready_line = obj
+                    self.listening.set()
+
+    def close(self):
+        problems = []
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+                    problems.append("the emulator did not stop on SIGTERM")
+            if self.proc.returncode not in (0, None):
+                problems.append("the emulator exited %s" % self.proc.returncode)
+        if self.sns_sqs is not None:
+            self.sns_sqs.stop()
+        for d in self.daemons.values():
+            d.close()
+        if self.table_created:
+            try:
+                dynamodb_local.delete_table(_db.endpoint, self.table)
+            except (OSError, dynamodb_local.DynamoDBError):
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        reports = [line for line in self.text().splitlines() if SANITIZER_RE.search(line)]
+        if reports:
+            problems.append("sanitizer reports in the functions' output: %s" % reports[:5])
+        if problems:
+            raise AssertionError("; ".join(problems) + "\n" + self.text()[-3000:])
+
+    # -- what the emulator logged -------------------------------------------------------------------
+    def text(self):
+        with self.lock:
+            return "\n".join(self.lines)
+
+    def logs(self, message=None, **match):
+        out = []
+        with self.lock:
+            lines = list(self.lines)
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and (message is None or obj.get("message") == message) \
+                    and all(obj.get(k) == v for k, v in match.items()):
+                out.append(obj)
+        return out
+
+    # -- the API through the front --------------------------------------------------------------------
+    def request(self, method, path, body=None, headers=None, port=None):
+        c = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=30)
+        try:
+            data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
+            hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            hdrs.update(headers or {})
+            c.request(method, path, body=data, headers=hdrs)
+            r = c.getresponse()
+            return Response(r.status, r.getheaders(), r.read())
+        finally:
+            c.close()
+
+    def create(self, body, headers=None):
+        r = self.request("POST", "/tasks", body, headers)
+        if r.status != 201:
+            raise AssertionError("POST /tasks %r -> %r" % (body, r))
+        return r.json()["id"], r
+
+    def task(self, task_id):
+        r = self.request("GET", "/tasks/" + task_id)
+        if r.status != 200:
+            raise AssertionError("GET /tasks/%s -> %r" % (task_id, r))
+        return r.json()
+
+    def wait_final(self, task_id, timeout=30.0):
+        """Poll the task until it is final; returns (the task, every (status, status_msg) seen)."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            t = self.task(task_id)
+            if not seen or seen[-1] != (t["status"], t["status_msg"]):
+                seen.append((t["status"], t["status_msg"]))
+            if t["status"] in ("COMPLETED", "FAILED"):
+                return t, seen
+            time.sleep(0.02)
+        raise AssertionError("task %s not final after %.0f s; seen %r\n%s"
+                             % (task_id, timeout, seen, self.text()[-4000:]))
+
+    def invoke(self, function, event):
+        """Invoke a function through the emulator's Lambda Invoke API; the Response."""
+        return self.request("POST", "/2015-03-31/functions/%s/invocations" % function, event, port=self.invoke_port)
+
+    def queue_counts(self, queue):
+        return fauxqs.queue_counts(self.sns_sqs.endpoint, self.pipeline["queues"][queue]["url"], REGION)
+
+    def queues_empty(self):
+        return all(self.queue_counts(q) == (0, 0, 0) for q in self.pipeline["queues"])
+
+    # -- X-Ray ----------------------------------------------------------------------------------------
+    def documents(self, trace_id=None, task_id=None):
+        """(function, document) for every X-Ray document received, of one trace / task if given."""
+        out = []
+        for key, d in self.daemons.items():
+            for doc in d.documents():
+                if trace_id and doc.get("trace_id") != trace_id:
+                    continue
+                if task_id and (doc.get("annotations") or {}).get("task_id") != task_id:
+                    continue
+                out.append((key, doc))
+        return out
+
+    def stream_arn(self):
+        return dynamodb_local.call(_db.endpoint, "DescribeTable",
+                                   {"TableName": self.table})["Table"]["LatestStreamArn"]
+
+    def stream_records(self, task_id):
+        """The stream records of a task's item, read from the table's stream (TRIM_HORIZON)."""
+        arn = self.stream_arn()
+
+        def streams(op, payload):
+            return aws_json(_db.endpoint, "DynamoDBStreams_20120810." + op, payload, REGION, "dynamodb")
+        out = []
+        for shard in streams("DescribeStream", {"StreamArn": arn})["StreamDescription"]["Shards"]:
+            it = streams("GetShardIterator", {"StreamArn": arn, "ShardId": shard["ShardId"],
+                                              "ShardIteratorType": "TRIM_HORIZON"})["ShardIterator"]
+            while it:
+                r = streams("GetRecords", {"ShardIterator": it, "Limit": 1000})
+                out += [rec for rec in r.get("Records") or []
+                        if rec["dynamodb"]["Keys"].get("id", {}).get("S") == task_id]
+                it = r.get("NextShardIterator") if r.get("Records") else None
+        for rec in out:
+            rec.update(eventSourceARN=arn, awsRegion=REGION)
+        return out
+
+
+class StackTestCase(unittest.TestCase):
+    stack_class = Stack
+    config = {}
+    env = {}
+    stack = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = cls.stack_class(cls.config, cls.env)
+        cls.addClassCleanup(cls.stack.close)
+        cls.stack.start()
+
+    def tearDown(self):
+        if self.stack.proc.poll() is not None:
+            self.fail("the emulator exited (%s) during the test:\n%s"
+                      % (self.stack.proc.returncode, self.stack.text()[-4000:]))
+        for key, d in self.stack.daemons.items():
+            self.assertEqual(d.errors, [], "malformed X-Ray datagrams to %s" % key)
+
+    def wait_queues_empty(self, timeout=15.0):
+        wait_until(self.stack.queues_empty, timeout, 0.1, "every queue empty")
+
+
+# -- the tests --------------------------------------------------------------------------------------
+
+# The defaults, with short timeouts: the TASK1 demo takes 1 s and never fails.
+FAST = {
+    "queues": [{"name": "task1", "visibility_timeout": 5, "max_receive_count": 3, "dead_letter_queue": "task1-dlq"},
+               {"name": "task1-dlq", "visibility_timeout": 5}],
+    "handlers": [{"queue": "task1", "handler": "TASK1", "batch_size": 1, "concurrency": 2, "timeout": 3}],
+}
+
+
+class Walkthrough(StackTestCase):
+    """The original walkthrough, through every AWS hop; its trace; a duplicate message."""
+
+    config = FAST
+    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}
+
+    def test_walkthrough(self):
+        s = self.stack
+        task1, r = s.create(SEED_BODY)
+        self.assertEqual(r.header("Location"), "/tasks/" + task1)
+        task2, _ = s.create({"task_type": "TASK2", "data": {"foo": "bar"}})
+        t, seen = s.wait_final(task1)
+        self.assertIn(("IN_PROGRESS", "Task started"), seen, seen)
+        self.assertEqual(seen[-1], ("COMPLETED", "Task completed"), seen)
+        self.assertEqual(t["data"], {"foo": "bar"})
+        self.assertEqual(t["ttl"], 1662381756)
+        self.assertIsInstance(t["updated_time"], int)
+        self.assertGreaterEqual(t["updated_time"], t["created_time"])
+        # TASK2 was published too (its publish span came), no subscription took it: CREATED it stays.
+        wait_until(lambda: [d for _, d in s.documents(task_id=task2) if d.get("name") == "publish tasks"],
+                   10, 0.05, "TASK2's publish span")
+        self.wait_queues_empty()
+        time.sleep(0.5)
+        t2 = s.task(task2)
+        self.assertEqual((t2["status"], t2["status_msg"], t2["updated_time"]), ("CREATED", "", None))
+        wait_until(lambda: task2 in [t["id"] for t in s.request("GET", "/tasks?status=CREATED&task_type=TASK2")
+                                     .json()["tasks"]], 5, 0.05, "TASK2 listed as CREATED")
+        # The hops, as the emulator saw them: a stream batch with the INSERTs, one message on task1.
+        self.assertTrue(s.logs("stream batch", function="publish"), s.text()[-3000:])
+        batches = [b for b in s.logs("sqs batch", function="workerTask1") if b["deleted"]]
+        self.assertTrue(batches, s.text()[-3000:])
+        self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
+
+    def test_one_trace_per_task(self):
+        s = self.stack
+        header = new_trace_header()
+        trace = xray_root(header)
+        task_id, r = s.create(SEED_BODY, headers={"X-Amzn-Trace-Id": header})
+        t, _ = s.wait_final(task_id)
+        self.assertEqual(t["status"], "COMPLETED")
+        # The api invocation's Lambda-Runtime-Trace-Id: the caller's Root, a Parent of Lambda's.
+        api_calls = [o for o in s.logs("invocation", function="api") if xray_root(o.get("trace_id")) == trace]
+        self.assertEqual(len(api_calls), 1, api_calls)
+        function_segment = xray_parent(api_calls[0]["trace_id"])
+        expected = {"api": {"POST /tasks", "INSERT tasks"}, "publish": {"process publisher", "publish tasks"},
+                    "workerTask1": {"receive task1", "process task1", "UPDATE tasks", "TASK1 TASK1"}}
+
+        def complete():
+            docs = s.documents(trace_id=trace)
+            names = {}
+            for key, d in docs:
+                names.setdefault(key, set()).add(d.get("name"))
+            return docs if all(want <= names.get(key, set()) for key, want in expected.items()) else None
+        docs = wait_until(complete, 10, 0.05, "the task's X-Ray documents from api, publish and worker")
+        ids = {d["id"] for _, d in docs}
+        self.assertEqual(len(ids), len(docs), "an id sent twice: %r" % docs)
+        subsegments = [(k, d) for k, d in docs if d.get("origin") != "AWS::Lambda::Function"]
+        segments = [(k, d) for k, d in docs if d.get("origin") == "AWS::Lambda::Function"]
+        # Lambda's own segment of the api invocation (sent by the emulator), nothing else of Lambda's:
+        # the publish and worker invocations have traces of their own.
+        self.assertEqual([(k, d["id"]) for k, d in segments], [("api", function_segment)], segments)
+        for key, d in subsegments:
+            self.assertEqual(d.get("type"), "subsegment", (key, d))
+            self.assertEqual(d["trace_id"], trace, (key, d))
+            self.assertIn(d.get("parent_id"), ids, "parent of %s %r is no received document" % (key, d.get("name")))
+            self.assertNotEqual(d["parent_id"], d["id"])
+            self.assertLessEqual(d["start_time"], d["end_time"])
+        by_name = {}
+        for key, d in subsegments:
+            by_name.setdefault(d["name"], []).append(d)
+        post = by_name["POST /tasks"]
+        self.assertEqual(len(post), 1)
+        self.assertEqual(post[0]["parent_id"], function_segment, "POST /tasks is not under the function segment")
+        # Every document leads up to the function segment of the api invocation.
+        parents = {d["id"]: d.get("parent_id") for _, d in docs}
+        for key, d in subsegments:
+            node, hops = d["id"], 0
+            while node != function_segment and hops < 50:
+                node, hops = parents.get(node), hops + 1
+            self.assertEqual(node, function_segment, "%s %r does not lead to the api's segment" % (key, d["name"]))
+        # The hops are joined as the README says.
+        self.assertEqual(by_name["process publisher"][0]["parent_id"], post[0]["id"])
+        self.assertEqual(by_name["publish tasks"][0]["parent_id"], by_name["process publisher"][0]["id"])
+        self.assertEqual(by_name["receive task1"][0]["parent_id"], by_name["publish tasks"][0]["id"])
+        self.assertEqual(by_name["process task1"][0]["parent_id"], by_name["receive task1"][0]["id"])
+        # Every document about the task is in this one trace, but those of the GETs that polled it
+        # (each request is a trace of its own).
+        others = {}
+        for key, d in s.documents(task_id=task_id):
+            if d["trace_id"] != trace:
+                others.setdefault(d["trace_id"], set()).add((key, d.get("name")))
+        for other, names in others.items():
+            self.assertEqual(names, {("api", "GET /tasks/_task_id_")}, "trace %s holds %r" % (other, names))
+
+    def test_duplicate_message_runs_once(self):
+        s = self.stack
+        task_id, _ = s.create(SEED_BODY)
+        first, _ = s.wait_final(task_id)
+        self.assertEqual(first["status"], "COMPLETED")
+        self.wait_queues_empty()
+        inserts = [r for r in s.stream_records(task_id) if r["eventName"] == "INSERT"]
+        self.assertEqual(len(inserts), 1, inserts)
+        before = len(s.logs("sqs batch", function="workerTask1"))
+        # The publish function gets the same stream record twice more (a retried batch does that).
+        for _ in range(2):
+            r = s.invoke("publish", {"Records": inserts})
+            self.assertEqual(r.status, 200, r)
+            self.assertIsNone(r.header("X-Amz-Function-Error"), r)
+            self.assertEqual(r.json(), {"batchItemFailures": []})
+        def done_since():
+            return [b for b in s.logs("sqs batch", function="workerTask1")[before:] if b["deleted"]]
+        wait_until(lambda: len(done_since()) >= 2, 15, 0.05, "two more task1 messages done")
+        self.wait_queues_empty()
+        again = s.task(task_id)
+        self.assertEqual((again["status"], again["status_msg"], again["updated_time"], again["result"]),
+                         (first["status"], first["status_msg"], first["updated_time"], first["result"]))
+        # Three deliveries, one run (spans are flushed right after each response: wait for them).
+        def names():
+            return [d.get("name") for _, d in s.documents(task_id=task_id)]
+        wait_until(lambda: names().count("receive task1") >= 3, 10, 0.05, "three receive spans")
+        time.sleep(0.2)
+        names = names()
+        self.assertEqual(names.count("receive task1"), 3, names)
+        self.assertEqual(names.count("TASK1 TASK1"), 1, names)
+        self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
+
+
+class HandlerFailure(StackTestCase):
+    """TASK1 failing every time: FAILED with its reason, the message spent (not dead-lettered)."""
+
+    config = FAST
+    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "1"}
+
+    def test_task_fails(self):
+        s = self.stack
+        task_id, _ = s.create(SEED_BODY)
+        t, seen = s.wait_final(task_id)
+        self.assertIn(("IN_PROGRESS", "Task started"), seen, seen)
+        self.assertEqual((t["status"], t["status_msg"]), ("FAILED", "Task failed somehow"))
+        self.wait_queues_empty()
+        self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
+        run = wait_until(lambda: [d for _, d in s.documents(task_id=task_id) if d.get("name") == "TASK1 TASK1"],
+                         10, 0.05, "the run's span")
+        self.assertTrue(run[0].get("fault") or run[0].get("error"), run[0])
+
+
+class PoisonMessage(StackTestCase):
+    """A task whose handler kills the worker's runtime: every delivery fails, fauxqs moves the
+    message to task1-dlq after 3 receives, the dead-letter worker fails the task."""
+
+    config = {
+        "queues": [{"name": "task1", "visibility_timeout": 1, "max_receive_count": 3,
+                    "dead_letter_queue": "task1-dlq"},
+                   {"name": "task1-dlq", "visibility_timeout": 2}],
+        "handlers": [{"queue": "task1", "handler": "exec", "command": ["sh", "-c", "kill -9 $PPID"],
+                      "batch_size": 1, "concurrency": 1, "timeout": 1}],
+    }
+
+    def test_poison_message_ends_in_the_dead_letter_queue(self):
+        s = self.stack
+        task_id, _ = s.create(SEED_BODY)
+        t, seen = s.wait_final(task_id, timeout=40)
+        self.assertEqual((t["status"], t["status_msg"]),
+                         ("FAILED", "moved to dead-letter queue task1-dlq after 3 receives"), seen)
+        self.wait_queues_empty()
+        # Three deliveries to the task1 worker, each a crash of its runtime; nothing deleted there.
+        crashes = s.logs("sqs batch", function="workerTask1")
+        self.assertEqual([b["receive_counts"] for b in crashes], [["1"], ["2"], ["3"]], crashes)
+        for b in crashes:
+            self.assertEqual((b["outcome"], b["function_error"], b["deleted"]), ("error", "Runtime.ExitError", []))
+        self.assertEqual(len(s.logs("environment exited during an invocation", function="workerTask1")), 3)
+        # One delivery from the dead-letter queue, deleted after the task was failed.
+        dead = [b for b in s.logs("sqs batch", function="workerTask1Dlq") if b["deleted"]]
+        self.assertEqual(len(dead), 1, dead)
+        self.assertEqual(dead[0]["message_ids"], crashes[0]["message_ids"])
+
+
+# -- the emulator's event source mappings themselves, with a scripted runtime -----------------------
+
+# A Lambda runtime (the Runtime API loop) that logs every event it gets to PROBE_LOG and answers as
+# each record asks: mode "fail" / "keep" -> listed in batchItemFailures, "error" -> a function
+# error, "error-once" -> a function error the first time the record comes; else done.
+PROBE_RUNTIME = """
+import http.client, json, os
+host, _, port = os.environ["AWS_LAMBDA_RUNTIME_API"].rpartition(":")
+conn = http.client.HTTPConnection(host, int(port))
+seen = {}
+while True:
+    conn.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = conn.getresponse()
+    event = json.loads(r.read())
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    failures, error = [], False
+    for rec in event.get("Records") or []:
+        if "dynamodb" in rec:
+            mode = rec["dynamodb"].get("NewImage", {}).get("mode", {}).get("S", "ok")
+            ident = rec["dynamodb"]["SequenceNumber"]
+        else:
+            mode = json.loads(rec["body"]).get("mode", "ok")
+            ident = rec["messageId"]
+        seen[ident] = seen.get(ident, 0) + 1
+        if mode in ("fail", "keep"):
+            failures.append({"itemIdentifier": ident})
+        error = error or mode == "error" or (mode == "error-once" and seen[ident] == 1)
+    with open(os.environ["PROBE_LOG"], "a") as f:
+        f.write(json.dumps({"request_id": rid, "event": event, "error": error}) + "\\n")
+    if error:
+        body, path = {"errorType": "Probe.Error", "errorMessage": "asked to"}, "error"
+    else:
+        body, path = {"batchItemFailures": failures}, "response"
+    conn.request("POST", "/2018-06-01/runtime/invocation/%s/%s" % (rid, path), body=json.dumps(body))
+    conn.getresponse().read()
+"""
+
+
+class ProbeStack(Stack):
+    """A table and two queues feeding the probe runtime: streamProbe (the table's stream, filter:
+    mode is not "ignored", 2 retries) and sqsProbe (queue probe, redrive to probe-dlq after 2
+    receives, filter: body.mode is not "drop")."""
+
+    QUEUES = {"topic": "probe", "subscriptions": [], "queues": [
+        {"name": "probe", "visibility_timeout": 1, "max_receive_count": 2, "dead_letter_queue": "probe-dlq"},
+        {"name": "probe-dlq", "visibility_timeout": 5}]}
+
+    def __init__(self, config, env):
+        super().__init__(self.QUEUES, env)
+
+    def start(self):
+        dynamodb_local.create_table(_db.endpoint, self.table)
+        self.table_created = True
+        self.sns_sqs = fauxqs.Fauxqs(region=REGION).start()
+        self.pipeline = fauxqs.create_pipeline(self.sns_sqs.endpoint, self.config, REGION)
+        os.mkdir(os.path.join(self.tmp, "probe"))
+        self.runtime = os.path.join(self.tmp, "probe", "bootstrap")
+        with open(self.runtime, "w", encoding="utf-8") as f:
+            f.write("#!%s\n%s" % (sys.executable, PROBE_RUNTIME))
+        os.chmod(self.runtime, 0o755)
+        self.launch(self.description())
+
+    def probe_log(self, key):
+        return os.path.join(self.tmp, key + ".jsonl")
+
+    def description(self):
+        functions = {}
+        function = self.adder(functions)
+        q = self.pipeline["queues"]["probe"]
+        function("streamProbe", "probe", 5, {"PROBE_LOG": self.probe_log("streamProbe")}, bootstrap=self.runtime,
+                 events=[{"stream": {
+                     "endpoint": _db.endpoint, "table": self.table, "batch_size": 10, "maximum_retry_attempts": 2,
+                     "function_response_type": "ReportBatchItemFailures",
+                     "filter_patterns": [
+                         {"dynamodb": {"NewImage": {"mode": {"S": [{"anything-but": ["ignored"]}]}}}}]}}])
+        function("sqsProbe", "probe", 5, {"PROBE_LOG": self.probe_log("sqsProbe")}, bootstrap=self.runtime,
+                 events=[{"sqs": {
+                     "endpoint": self.sns_sqs.endpoint, "queue_url": q["url"], "batch_size": 10,
+                     "maximum_concurrency": 1, "function_response_type": "ReportBatchItemFailures",
+                     "filter_patterns": [json.dumps({"body": {"mode": [{"anything-but": ["drop"]}]}})]}}])
+        return {"region": REGION, "functions": functions}
+
+    def invocations(self, key):
+        """What the probe function got: [{"request_id", "event", "error"}] in order."""
+        try:
+            with open(self.probe_log(key), encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+
+class EventSourceMappings(StackTestCase):
+    """The emulator's mappings: partial batch responses, retries, skips, filters, redrive, the
+    events' exact shapes, and the Invoke API."""
+
+    stack_class = ProbeStack
+
+    def put(self, mode):
+        item_id = "probe-%s-%s" % (mode, uuid.uuid4().hex[:8])
+        dynamodb_local.call(_db.endpoint, "PutItem", {"TableName": self.stack.table,
+                                                       "Item": {"id": {"S": item_id}, "mode": {"S": mode}}})
+        return item_id
+
+    def stream_deliveries(self):
+        """item id -> [(invocation index, failed?)] for every stream record the probe got."""
+        out = {}
+        for i, inv in enumerate(self.stack.invocations("streamProbe")):
+            for rec in inv["event"]["Records"]:
+                out.setdefault(rec["dynamodb"]["Keys"]["id"]["S"], []).append((i, inv["error"]))
+        return out
+
+    def test_stream_partial_batch_retry_skip_and_filter(self):
+        s = self.stack
+        a, b, c, d = self.put("ok"), self.put("fail"), self.put("ignored"), self.put("ok")
+        skipped = wait_until(lambda: s.logs("record skipped", function="streamProbe"), 15, 0.05, "B skipped")
+        wait_until(lambda: d in self.stream_deliveries() and
+                   any(o.get("last_sequence") and o.get("failed_sequence") is None
+                       for o in s.logs("stream batch", function="streamProbe")[-1:]), 10, 0.05, "D done")
+        got = self.stream_deliveries()
+        self.assertEqual(len(got[a]), 1, got)        # done with the first batch that held it
+        self.assertEqual(len(got[b]), 3, got)        # the first attempt and maximum_retry_attempts 2
+        self.assertNotIn(c, got)                      # filtered out
+        records = {r["dynamodb"]["Keys"]["id"]["S"]: r for inv in s.invocations("streamProbe")
+                   for r in inv["event"]["Records"]}
+        self.assertEqual(len(skipped), 1, skipped)
+        self.assertEqual(skipped[0]["sequence_number"], records[b]["dynamodb"]["SequenceNumber"])
+        self.assertEqual(skipped[0]["attempts"], 3)
+        # A function error retries the whole batch.
+        e = self.put("error-once")
+        wait_until(lambda: len(self.stream_deliveries().get(e, [])) == 2, 10, 0.05, "E delivered twice")
+        self.assertEqual([err for _, err in self.stream_deliveries()[e]], [True, False])
+        retried = [o for o in s.logs("stream batch", function="streamProbe")
+                   if o.get("function_error") == "Probe.Error"]
+        self.assertEqual(len(retried), 1, retried)
+        self.assertTrue(retried[0]["retry"])
+        self.assertEqual(len(s.logs("record skipped", function="streamProbe")), 1)
+        # The records: the stream's, with the mapping's eventSourceARN and region; in order.
+        arn = s.stream_arn()
+        r = records[a]
+        self.assertEqual((r["eventName"], r["eventSource"], r["eventSourceARN"], r["awsRegion"]),
+                         ("INSERT", "aws:dynamodb", arn, REGION))
+        self.assertEqual(r["dynamodb"]["NewImage"], {"id": {"S": a}, "mode": {"S": "ok"}})
+        self.assertEqual(r["dynamodb"]["StreamViewType"], "NEW_AND_OLD_IMAGES")
+        for key in ("eventID", "eventVersion"):
+            self.assertIsInstance(r[key], str)
+        for inv in s.invocations("streamProbe"):
+            seqs = [int(x["dynamodb"]["SequenceNumber"]) for x in inv["event"]["Records"]]
+            self.assertEqual(seqs, sorted(seqs))
+            self.assertLessEqual(len(seqs), 10)
+
+    def sqs_deliveries(self):
+        """message body mode -> [the record, each time it came]."""
+        out = {}
+        for inv in self.stack.invocations("sqsProbe"):
+            for rec in inv["event"]["Records"]:
+                out.setdefault(rec["messageId"], []).append(rec)
+        return out
+
+    def send(self, mode, **attributes):
+        q = self.stack.pipeline["queues"]["probe"]["url"]
+        attrs = {k: {"DataType": "Number" if isinstance(v, int) else "String", "StringValue": str(v)}
+                 for k, v in attributes.items()}
+        body = {"QueueUrl": q, "MessageBody": json.dumps({"mode": mode})}
+        if attrs:
+            body["MessageAttributes"] = attrs
+        return fauxqs.sqs(self.stack.sns_sqs.endpoint, "SendMessage", body, REGION)["MessageId"]
+
+    def test_sqs_partial_batch_redrive_filter_and_event_shape(self):
+        s = self.stack
+        sent_at = int(time.time() * 1000)
+        ok = self.send("ok", TaskType="TASK1", Priority=5)
+        keep = self.send("keep")
+        drop = self.send("drop")
+        wait_until(lambda: s.queue_counts("probe") == (0, 0, 0) and s.queue_counts("probe-dlq")[0] == 1,
+                   15, 0.05, "probe drained, one dead letter")
+        got = self.sqs_deliveries()
+        self.assertEqual(len(got[ok]), 1, got)
+        self.assertEqual([r["attributes"]["ApproximateReceiveCount"] for r in got[keep]], ["1", "2"])
+        self.assertNotIn(drop, got)
+        self.assertIn(drop, [i for o in s.logs("sqs filtered", function="sqsProbe") for i in o["message_ids"]])
+        kept = [o for o in s.logs("sqs batch", function="sqsProbe") if keep in o["kept"]]
+        self.assertEqual(len(kept), 2, kept)
+        # The record, exactly as Lambda's SQS event has it.
+        r = got[ok][0]
+        self.assertEqual(set(r), {"messageId", "receiptHandle", "body", "attributes", "messageAttributes",
+                                  "md5OfBody", "md5OfMessageAttributes", "eventSource", "eventSourceARN",
+                                  "awsRegion"})
+        self.assertEqual(r["body"], json.dumps({"mode": "ok"}))
+        self.assertTrue(r["receiptHandle"])
+        self.assertEqual((r["eventSource"], r["eventSourceARN"], r["awsRegion"]),
+                         ("aws:sqs", "arn:aws:sqs:%s:000000000000:probe" % REGION, REGION))
+        lists = {"stringListValues": [], "binaryListValues": []}
+        self.assertEqual(r["messageAttributes"], {
+            "TaskType": dict(lists, stringValue="TASK1", dataType="String"),
+            "Priority": dict(lists, stringValue="5", dataType="Number")})
+        a = r["attributes"]
+        self.assertEqual(a["ApproximateReceiveCount"], "1")
+        self.assertTrue(all(isinstance(v, str) for v in a.values()), a)
+        self.assertLess(abs(int(a["SentTimestamp"]) - sent_at), 5000, a)
+        self.assertGreaterEqual(int(a["ApproximateFirstReceiveTimestamp"]), int(a["SentTimestamp"]))
+        self.assertTrue(a["SenderId"])
+        self.assertRegex(r["md5OfBody"], r"^[0-9a-f]{32}$")
+        self.assertRegex(r["md5OfMessageAttributes"], r"^[0-9a-f]{32}$")
+        # A function error deletes nothing: the message comes back until it is dead-lettered.
+        err = self.send("error")
+        wait_until(lambda: s.queue_counts("probe") == (0, 0, 0) and s.queue_counts("probe-dlq")[0] == 2,
+                   15, 0.05, "the failing message dead-lettered")
+        batches = [o for o in s.logs("sqs batch", function="sqsProbe") if err in o["message_ids"]]
+        self.assertEqual([(o["outcome"], o["function_error"], o["deleted"]) for o in batches],
+                         [("error", "Probe.Error", [])] * 2)
+
+    def test_invoke_api(self):
+        s = self.stack
+        r = s.invoke("nothing-here", {})
+        self.assertEqual((r.status, r.header("x-amzn-ErrorType")), (404, "ResourceNotFoundException"))
+        event = {"Records": [{"messageId": "direct-1", "body": json.dumps({"mode": "keep"})}]}
+        r = s.invoke("sqsProbe", event)
+        self.assertEqual((r.status, r.header("X-Amz-Function-Error")), (200, None))
+        self.assertEqual(r.json(), {"batchItemFailures": [{"itemIdentifier": "direct-1"}]})
+        self.assertTrue(r.header("x-amzn-RequestId"))
+        arn = s.functions["sqsProbe"]["arn"]
+        r = s.invoke(arn, {"Records": [{"messageId": "direct-2", "body": json.dumps({"mode": "error"})}]})
+        self.assertEqual((r.status, r.header("X-Amz-Function-Error")), (200, "Unhandled"))
+        self.assertEqual(r.json()["errorType"], "Probe.Error")
+        r = s.request("POST", "/2015-03-31/functions/sqsProbe/invocations", b"{not json", port=s.invoke_port)
+        self.assertEqual((r.status, r.header("x-amzn-ErrorType")), (400, "InvalidRequestContentException"))
+        r = s.request("POST", "/2015-03-31/functions/sqsProbe/invocations", {"Records": []},
+                      headers={"X-Amz-Invocation-Type": "Event"}, port=s.invoke_port)
+        self.assertEqual(r.status, 202)
+
+
+def _image(status):
+    return {"status": {"S": status}, "task_type": {"S": "TASK1"}}
+
+
+class FilterPatterns(unittest.TestCase):
+    """The emulator's filter matching, on the worked examples of lambda-filters.md (part A)."""
+
+    R1 = {"eventName": "INSERT", "dynamodb": {"NewImage": _image("CREATED")}}
+    R2 = {"eventName": "MODIFY", "dynamodb": {"OldImage": {"status": {"S": "CREATED"}},
+                                              "NewImage": _image("IN_PROGRESS")}}
+    R3 = {"eventName": "MODIFY", "dynamodb": {"OldImage": {"status": {"S": "IN_PROGRESS"}},
+                                              "NewImage": _image("COMPLETED")}}
+    R4 = {"eventName": "REMOVE", "dynamodb": {"OldImage": {"status": {"S": "COMPLETED"}}}}
+
+    def check(self, pattern, expected, records):
+        check_pattern(pattern)
+        self.assertEqual([pattern_matches(pattern, r) for r in records], expected, pattern)
+
+    def test_stream_examples(self):
+        rs = [self.R1, self.R2, self.R3, self.R4]
+        self.check({"dynamodb": {"NewImage": {"status": {"S": ["CREATED"]}}}}, [True, False, False, False], rs)
+        self.check({"dynamodb": {"NewImage": {"status": {"S": [{"anything-but": ["COMPLETED", "FAILED"]}]}}}},
+                   [True, True, False, False], rs)
+        self.check({"dynamodb": {"NewImage": {"task_type": {"S": [{"prefix": "TASK"}]}}}},
+                   [True, True, True, False], rs)
+        self.check({"dynamodb": {"OldImage": {"status": {"S": [{"exists": True}]}}}}, [False, True, True, True], rs)
+        self.check({"dynamodb": {"NewImage": {"ttl": {"N": [{"exists": False}]}}}}, [True, True, True, True], rs)
+        self.check({"eventName": ["INSERT"]}, [True, False, False, False], rs)
+        # deploy/taskd.json's pattern with the task-items condition, as the stack maps it
+        self.check(merged({"eventName": ["INSERT"]}, TASK_ITEMS), [True, False, False, False], rs)
+        idem = {"eventName": "INSERT", "dynamodb": {"NewImage": {"id": {"S": "idem#k"}}}}
+        self.assertFalse(pattern_matches(merged({"eventName": ["INSERT"]}, TASK_ITEMS), idem))
+        self.assertTrue(matches_any([{"eventName": ["REMOVE"]}, {"eventName": ["INSERT"]}], self.R1))
+        self.assertTrue(matches_any([], self.R4))
+
+    def test_values_and_operators(self):
+        p = {"body": {"priority": [{"numeric": [">=", 5]}]}}
+        self.check(p, [True, False, False, False],
+                   [{"body": {"priority": 7}}, {"body": {"priority": 4}}, {"body": {"priority": "7"}},
+                    {"body": {}}])
+        self.check({"n": [{"numeric": [">", 0, "<=", 5]}]}, [False, True, True, False],
+                   [{"n": 0}, {"n": 0.5}, {"n": 5}, {"n": 5.5}])
+        self.check({"n": [300]}, [True, False, False], [{"n": 300}, {"n": 300.0}, {"n": "300"}])
+        self.check({"s": ["a", "b"]}, [True, True, False, True],
+                   [{"s": "a"}, {"s": ["x", "b"]}, {"s": "A"}, {"s": ["b"]}])
+        self.check({"s": [{"anything-but": {"prefix": "order-"}}]}, [True, False, False],
+                   [{"s": "data"}, {"s": "order-1"}, {}])
+        self.check({"s": [{"anything-but": "x"}, {"exists": False}]}, [True, False, True],
+                   [{"s": "y"}, {"s": "x"}, {}])
+        self.check({"s": [{"suffix": ".png"}, {"equals-ignore-case": "ABC"}]}, [True, True, False],
+                   [{"s": "a.png"}, {"s": "abc"}, {"s": "png"}])
+        self.check({"v": [None, ""]}, [True, True, False, False], [{"v": None}, {"v": ""}, {"v": "x"}, {}])
+        self.check({"b": [True]}, [True, False], [{"b": True}, {"b": 1}])
+
+    def test_bad_patterns_are_refused(self):
+        for bad in ({}, {"a": "x"}, {"a": []}, {"a": [{"nope": 1}]}, {"a": [{"numeric": ["!", 1]}]},
+                    {"a": [{"prefix": 1}]}, {"a": [{"exists": "yes"}]}, {"a": [{"prefix": "a", "suffix": "b"}]},
+                    {"a": [[1]]}):
+            with self.assertRaises(PatternError, msg=bad):
+                check_pattern(bad)
+
+
+if __name__ == "__main__":
+    unittest.main()
