@@ -24,6 +24,8 @@ The package passes when:
   - no symbol version of glibc newer than 2.34 (Amazon Linux 2023) and no
     GLIBC_PRIVATE is referenced;
   - every symbol version required from a bundled library is defined by it;
+  - programs under bin/ (for exec handlers) that are ELF files pass the same checks
+    of NEEDED libraries and glibc versions as bootstrap;
   - taskd.json, when present at the root, is valid JSON.
 
 Exit status: 0 when the package passes, 1 when it does not (each fault is named on
@@ -301,6 +303,13 @@ def check_zip(path):
                 )
         for name, elf in bundled.items():
             check_elf(elf, "lib/" + name, bundled, problems)
+        # programs for exec handlers: scripts pass; binaries must run on the runtime too
+        handlers = []
+        for name in sorted(n for n in infos if n.startswith("bin/") and not n.endswith("/")):
+            elf = Elf(os.path.join(tmp, name))
+            if elf.is_elf:
+                check_elf(elf, name, bundled, problems)
+                handlers.append(elf)
 
         # libraries nobody needs: harmless, but worth knowing
         wanted, todo = set(), list(bootstrap.needed)
@@ -323,7 +332,7 @@ def check_zip(path):
         else:
             notes.append("no taskd.json: bootstrap runs with the built-in configuration")
 
-        top = highest_glibc([bootstrap] + list(bundled.values()))
+        top = highest_glibc([bootstrap] + list(bundled.values()) + handlers)
         notes.append(
             "bootstrap + %d bundled librar%s; highest glibc version needed: %s (limit %s)"
             % (len(bundled), "y" if len(bundled) == 1 else "ies", version_text(top) if top else "none",

@@ -2,6 +2,7 @@
 # Build the AWS Lambda deployment package for provided.al2023 (x86_64).
 # Usage: scripts/lambda.sh [-o OUT.zip]           (default dist/lambda.zip)
 #   BUILD_DIR=DIR   where bootstrap is built, Release (default build-lambda)
+#   BIN_DIR=DIR     programs for exec handlers, shipped as bin/ (default deploy/bin, if any)
 #
 # The zip holds:
 #   bootstrap    the runtime: Release, stripped, mode 0755, DT_RPATH $ORIGIN/lib
@@ -9,6 +10,8 @@
 #                (Amazon Linux 2023 has glibc 2.34; nothing else of the base image is
 #                relied on)
 #   taskd.json   deploy/taskd.json, when it exists (else bootstrap's built-in defaults)
+#   bin/         BIN_DIR's files, modes kept: exec handlers run from the function's folder,
+#                so a binding's "command": ["./bin/resize"] finds them
 # It is written only when scripts/check-lambda-zip.py passes it. Same inputs, same zip:
 # files in sorted order, fixed timestamps, no extra attributes.
 set -euo pipefail
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
             shift 2
             ;;
         -h | --help)
-            sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -88,7 +91,13 @@ else
         "bootstrap will use its built-in configuration" >&2
 fi
 
-# 4. the zip, checked before it replaces the previous one
+# 4. programs for exec handlers
+bin_dir=${BIN_DIR:-deploy/bin}
+if [ -d "$bin_dir" ]; then
+    cp -R --preserve=mode "$bin_dir" "$stage/bin"
+fi
+
+# 5. the zip, checked before it replaces the previous one
 find "$stage" -exec touch -h -d '2000-01-01 00:00:00 UTC' {} +
 (cd "$stage" && find . -type f | sed 's|^\./||' | LC_ALL=C sort | TZ=UTC zip -q -X -9 "$work/lambda.zip" -@)
 if ! python3 -B scripts/check-lambda-zip.py "$work/lambda.zip" >&2; then

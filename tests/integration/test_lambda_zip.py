@@ -74,8 +74,15 @@ class Package(unittest.TestCase):
         cls.built_here = not os.environ.get("LAMBDA_ZIP")
         if cls.built_here:
             cls.zip = os.path.join(cls.tmp, "lambda.zip")
+            # a program for an exec handler, shipped as bin/
+            bin_dir = os.path.join(cls.tmp, "bin")
+            os.makedirs(bin_dir)
+            with open(os.path.join(bin_dir, "resize.sh"), "w") as f:
+                f.write("#!/bin/sh\necho '{}'\n")
+            os.chmod(os.path.join(bin_dir, "resize.sh"), 0o755)
+            cls.env = dict(os.environ, BIN_DIR=bin_dir)
             p = subprocess.run([LAMBDA_SH, "-o", cls.zip], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               timeout=540)
+                               timeout=540, env=cls.env)
             cls.report = p.stdout.decode()
             if p.returncode != 0:
                 shutil.rmtree(cls.tmp, ignore_errors=True)
@@ -104,7 +111,7 @@ class Package(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(infos["bootstrap"].external_attr >> 16), 0o755)
         libs = sorted(n[len("lib/"):] for n in infos if n.startswith("lib/") and not n.endswith("/"))
         for name in infos:
-            self.assertTrue(name in ("bootstrap", "taskd.json") or name.startswith("lib/"),
+            self.assertTrue(name in ("bootstrap", "taskd.json") or name.startswith(("lib/", "bin/")),
                             "unexpected entry %s" % name)
         for name in ("libcurl.so.4", "libjansson.so.4", "libprotobuf-c.so.1", "libssl.so.3", "libcrypto.so.3"):
             self.assertIn(name, libs)
@@ -113,6 +120,8 @@ class Package(unittest.TestCase):
             self.assertNotIn(forbidden, libs, "bootstrap must not link %s" % forbidden)
         if self.built_here:  # deploy/taskd.json, when the repository has one
             self.assertEqual("taskd.json" in infos, os.path.exists(os.path.join(REPO, "deploy", "taskd.json")))
+            self.assertIn("bin/resize.sh", infos, "BIN_DIR is shipped as bin/")
+            self.assertEqual(stat.S_IMODE(infos["bin/resize.sh"].external_attr >> 16), 0o755)
 
     def test_report_names_size_and_libraries(self):
         if not self.built_here:
@@ -124,7 +133,8 @@ class Package(unittest.TestCase):
         if not self.built_here:
             self.skipTest("LAMBDA_ZIP given: lambda.sh not run")
         again = os.path.join(self.tmp, "again.zip")
-        p = subprocess.run([LAMBDA_SH, "-o", again], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=540)
+        p = subprocess.run([LAMBDA_SH, "-o", again], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=540,
+                           env=self.env)
         self.assertEqual(p.returncode, 0, p.stderr.decode()[-4000:])
         with open(self.zip, "rb") as a, open(again, "rb") as b:
             self.assertTrue(a.read() == b.read(), "two runs of lambda.sh gave different zips")
@@ -224,6 +234,18 @@ class Checker(unittest.TestCase):
                                      "int main(void) { printf(\"%u\\n\", arc4random()); return 0; }\n", RPATH)
         err = self.assertRejected(self.make_zip("toonew", [("bootstrap", exe, 0o755)]), "arc4random", "GLIBC_2.36")
         self.assertIn("bootstrap", err)
+
+    def test_handler_program_with_glibc_too_new_rejected(self):
+        exe = self.compile("handler", "#include <stdio.h>\n#include <stdlib.h>\n"
+                                      "int main(void) { printf(\"%u\\n\", arc4random()); return 0; }\n")
+        script = self.path("ok.sh")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        self.assertAccepted(self.make_zip("handler_ok", [("bootstrap", self.hello(), 0o755),
+                                                         ("bin/ok.sh", script, 0o755)]))
+        self.assertRejected(self.make_zip("handler_new", [("bootstrap", self.hello(), 0o755),
+                                                          ("bin/handler", exe, 0o755)]),
+                            "bin/handler", "arc4random")
 
     def test_bundled_library_with_glibc_too_new_rejected(self):
         lib = self.compile("libtoonew.so.1", "#include <stdlib.h>\nunsigned toonew(void) { return arc4random(); }\n",
