@@ -16,6 +16,7 @@
 #include "apigw.h"
 
 #include "core/sbuf.h"
+#include "core/urlcode.h"
 #include "util/errbuf.h"
 
 #include <jansson.h>
@@ -142,30 +143,6 @@ static void data_free(struct apigw_data *d)
 }
 
 /* ---- decoding ---- */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decode s in place as the local server does: "%00" and malformed escapes stay. */
-static void unescape(char *s)
-{
-    char *out = s;
-    for (const char *in = s; *in; in++) {
-        int hi, lo;
-        if (*in == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0 && (hi | lo)) {
-            *out++ = (char)(hi << 4 | lo);
-            in += 2;
-        } else {
-            *out++ = *in;
-        }
-    }
-    *out = '\0';
-}
 
 static int b64val(unsigned char c)
 {
@@ -355,9 +332,9 @@ static bool add_raw_query(parse *p, table *t, const char *raw)
         char *value = strchr(arg, '=');
         if (value) {
             *value++ = '\0';
-            unescape(value);
+            url_unescape_in_place(value);
         }
-        unescape(arg);
+        url_unescape_in_place(arg);
         ok = table_add(t, arg, strlen(arg), value, value ? strlen(value) : 0);
     }
     free(copy);
@@ -504,7 +481,7 @@ static bool parse_v2(parse *p, const json_t *ev, const json_t *rc, struct apigw_
     d->path = strdup(strip_stage(path, stage));
     if (!d->path)
         return oom(p);
-    unescape(d->path);
+    url_unescape_in_place(d->path);
     if (!add_cookies(p, &d->headers, ev) || !add_single(p, &d->headers, ev, "headers"))
         return false;
     return raw_query ? add_raw_query(p, &d->query, raw_query)

@@ -45,7 +45,7 @@
  * Errors. The body of a non-2xx answer is read as JSON when it starts with
  * '{' (__type or code, cut at the first ':' and taken after the last '#';
  * message or Message) and as XML when it starts with '<' (<Code> and
- * <Message> inside <Error>, entities decoded). Without a type there, the
+ * <Message> inside <Error>, found and entity-decoded by xml.h). Without a type there, the
  * x-amzn-query-error header (before ';') and then x-amzn-errortype (before
  * ':') are used. When no answer came, error_message carries libcurl's reason.
  */
@@ -54,6 +54,7 @@
 
 #include "util/ca_bundle.h"
 #include "util/errbuf.h"
+#include "xml.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -553,118 +554,25 @@ static void parse_json_error(aws_response *r)
     json_decref(root);
 }
 
-/* Append the UTF-8 encoding of code point cp at *out. */
-static void put_utf8(char **out, unsigned long cp)
-{
-    char *o = *out;
-    if (cp < 0x80) {
-        *o++ = (char)cp;
-    } else if (cp < 0x800) {
-        *o++ = (char)(0xc0 | (cp >> 6));
-        *o++ = (char)(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-        *o++ = (char)(0xe0 | (cp >> 12));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *o++ = (char)(0x80 | (cp & 0x3f));
-    } else {
-        *o++ = (char)(0xf0 | (cp >> 18));
-        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
-        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
-        *o++ = (char)(0x80 | (cp & 0x3f));
-    }
-    *out = o;
-}
-
 /* A malloc'd copy of XML text s[0..n) with the entities decoded; NULL on no memory. */
 static char *xml_text(const char *s, size_t n)
 {
-    static const struct {
-        const char *name;
-        char ch;
-    } ents[] = {{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    const char *end = s + n;
-    while (s < end) {
-        if (*s != '&') {
-            *o++ = *s++;
-            continue;
-        }
-        bool done = false;
-        for (size_t i = 0; i < sizeof ents / sizeof ents[0] && !done; i++) {
-            size_t el = strlen(ents[i].name);
-            if ((size_t)(end - s) >= el && memcmp(s, ents[i].name, el) == 0) {
-                *o++ = ents[i].ch;
-                s += el;
-                done = true;
-            }
-        }
-        if (!done && end - s >= 4 && s[1] == '#') {
-            /* &#NNN; or &#xHHH; — never longer than the text it replaces */
-            bool hex = s[2] == 'x' || s[2] == 'X';
-            const char *p = s + (hex ? 3 : 2);
-            unsigned long cp = 0;
-            int digits = 0;
-            while (p < end && digits < 8) {
-                int d;
-                if (*p >= '0' && *p <= '9')
-                    d = *p - '0';
-                else if (hex && *p >= 'a' && *p <= 'f')
-                    d = *p - 'a' + 10;
-                else if (hex && *p >= 'A' && *p <= 'F')
-                    d = *p - 'A' + 10;
-                else
-                    break;
-                cp = cp * (hex ? 16 : 10) + (unsigned long)d;
-                digits++;
-                p++;
-            }
-            if (digits > 0 && p < end && *p == ';' && cp > 0 && cp <= 0x10ffff &&
-                !(cp >= 0xd800 && cp <= 0xdfff)) {
-                put_utf8(&o, cp);
-                s = p + 1;
-                done = true;
-            }
-        }
-        if (!done)
-            *o++ = *s++;
-    }
-    *o = '\0';
+    char *out = malloc(n + 1);
+    if (out)
+        xml_decode(out, n + 1, s, n);
     return out;
-}
-
-/* The text between <tag> and </tag> within [s, end), or NULL; *n gets its length. */
-static const char *xml_element(const char *s, const char *end, const char *tag, size_t *n)
-{
-    char open[64], close[64];
-    snprintf(open, sizeof open, "<%s>", tag);
-    snprintf(close, sizeof close, "</%s>", tag);
-    size_t ol = strlen(open), cl = strlen(close);
-    for (const char *p = s; p + ol <= end; p++) {
-        if (memcmp(p, open, ol) != 0)
-            continue;
-        const char *v = p + ol;
-        for (const char *q = v; q + cl <= end; q++)
-            if (memcmp(q, close, cl) == 0) {
-                *n = (size_t)(q - v);
-                return v;
-            }
-        return NULL;
-    }
-    return NULL;
 }
 
 static void parse_xml_error(aws_response *r)
 {
     const char *s = r->body, *end = r->body + r->body_len;
     size_t n;
-    const char *error = xml_element(s, end, "Error", &n);
+    const char *error = xml_find(s, end, "Error", &n, NULL);
     if (error) {
         s = error;
         end = error + n;
     }
-    const char *code = xml_element(s, end, "Code", &n);
+    const char *code = xml_find(s, end, "Code", &n, NULL);
     if (code) {
         char *t = xml_text(code, n);
         if (t) {
@@ -672,7 +580,7 @@ static void parse_xml_error(aws_response *r)
             free(t);
         }
     }
-    const char *msg = xml_element(s, end, "Message", &n);
+    const char *msg = xml_find(s, end, "Message", &n, NULL);
     if (msg)
         r->error_message = xml_text(msg, n);
 }

@@ -19,10 +19,11 @@
  */
 #include "lambda_runtime.h"
 
+#include "util/errbuf.h"
+
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,19 +74,6 @@ struct lambda_runtime {
     next_headers hdr;
     char curl_err[CURL_ERROR_SIZE];
 };
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- buffer ---- */
 
@@ -353,7 +341,7 @@ static void explain_status(lambda_runtime *rt, const char *what, char *err, size
         }
         json_decref(j);
     }
-    set_err(err, errlen, "%s: HTTP %ld%s%s", what, status, meaning, said);
+    errbuf_set(err, errlen, "%s: HTTP %ld%s%s", what, status, meaning, said);
 }
 
 /* Run the prepared request; true on a 2xx answer, else false with err. */
@@ -366,10 +354,10 @@ static bool perform(lambda_runtime *rt, const char *what, char *err, size_t errl
     rt->last_status = status;
     if (rc != CURLE_OK) {
         if (rt->body.oom)
-            set_err(err, errlen, "%s: out of memory", what);
+            errbuf_set(err, errlen, "%s: out of memory", what);
         else
-            set_err(err, errlen, "%s: %s", what,
-                    rt->curl_err[0] ? rt->curl_err : curl_easy_strerror(rc));
+            errbuf_set(err, errlen, "%s: %s", what,
+                       rt->curl_err[0] ? rt->curl_err : curl_easy_strerror(rc));
         return false;
     }
     if (status < 200 || status > 299) {
@@ -387,7 +375,7 @@ static bool post(lambda_runtime *rt, const char *url, const char *what, const ch
                  size_t len, const char *error_type, char *err, size_t errlen)
 {
     if (!prepare(rt, url, rt->post_timeout_ms, REPLY_KEEP)) {
-        set_err(err, errlen, "%s: cannot set up the request", what);
+        errbuf_set(err, errlen, "%s: cannot set up the request", what);
         return false;
     }
     char *type_header = NULL;
@@ -395,7 +383,7 @@ static bool post(lambda_runtime *rt, const char *url, const char *what, const ch
         size_t prefix = strlen(ERROR_TYPE_HEADER), n = strlen(error_type);
         type_header = malloc(prefix + n + 1);
         if (!type_header) {
-            set_err(err, errlen, "%s: out of memory", what);
+            errbuf_set(err, errlen, "%s: out of memory", what);
             return false;
         }
         memcpy(type_header, ERROR_TYPE_HEADER, prefix);
@@ -429,7 +417,7 @@ static bool post(lambda_runtime *rt, const char *url, const char *what, const ch
          curl_easy_setopt(rt->curl, CURLOPT_POSTFIELDS, body ? body : "") == CURLE_OK;
     if (!ok) {
         curl_slist_free_all(headers);
-        set_err(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         return false;
     }
     ok = perform(rt, what, err, errlen);
@@ -520,7 +508,7 @@ static bool post_error(lambda_runtime *rt, const char *url, const char *what,
         error_type = DEFAULT_ERROR_TYPE;
     char *body = error_body(error_type, message ? message : "");
     if (!body) {
-        set_err(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         return false;
     }
     bool ok = post(rt, url, what, body, strlen(body), error_type, err, errlen);
@@ -534,12 +522,12 @@ static bool invocation_url(lambda_runtime *rt, const lambda_invocation *inv, con
 {
     rt->last_status = 0;
     if (!inv || !request_id_ok(inv->request_id)) {
-        set_err(err, errlen, "%s: refusing an unsafe or empty request id", what);
+        errbuf_set(err, errlen, "%s: refusing an unsafe or empty request id", what);
         return false;
     }
     int n = snprintf(url, urllen, "%sinvocation/%s/%s", rt->base, inv->request_id, leaf);
     if (n < 0 || (size_t)n >= urllen) {
-        set_err(err, errlen, "%s: URL too long", what);
+        errbuf_set(err, errlen, "%s: URL too long", what);
         return false;
     }
     return true;
@@ -551,13 +539,13 @@ lambda_runtime *lambda_runtime_new(char *err, size_t errlen)
 {
     const char *api = getenv(API_ENV);
     if (!api || !api[0]) {
-        set_err(err, errlen, API_ENV " is not set (not running on Lambda?)");
+        errbuf_set(err, errlen, API_ENV " is not set (not running on Lambda?)");
         return NULL;
     }
     if (!api_address_ok(api)) {
         char q[QUOTE_MAX + 1];
         quote(q, sizeof q, api, strlen(api));
-        set_err(err, errlen, API_ENV " must be host:port, not \"%s\"", q);
+        errbuf_set(err, errlen, API_ENV " must be host:port, not \"%s\"", q);
         return NULL;
     }
     lambda_runtime *rt = calloc(1, sizeof *rt);
@@ -568,7 +556,7 @@ lambda_runtime *lambda_runtime_new(char *err, size_t errlen)
         rt->curl = curl_easy_init();
     if (!rt || !rt->base || !rt->curl) {
         lambda_runtime_free(rt);
-        set_err(err, errlen, "lambda runtime: out of memory");
+        errbuf_set(err, errlen, "lambda runtime: out of memory");
         return NULL;
     }
     snprintf(rt->base, baselen, "http://%s" API_PREFIX, api);
@@ -607,25 +595,25 @@ bool lambda_runtime_next(lambda_runtime *rt, lambda_invocation *inv, char *err, 
     bool ok =
         prepare(rt, url, 0L, 0) && curl_easy_setopt(rt->curl, CURLOPT_HTTPGET, 1L) == CURLE_OK;
     if (!ok)
-        set_err(err, errlen, "%s: cannot set up the request", what);
+        errbuf_set(err, errlen, "%s: cannot set up the request", what);
     ok = ok && perform(rt, what, err, errlen);
 
     const next_headers *h = &rt->hdr;
     if (ok && h->too_long) {
-        set_err(err, errlen, "%s: header %s too long", what, h->too_long);
+        errbuf_set(err, errlen, "%s: header %s too long", what, h->too_long);
         ok = false;
     } else if (ok && !h->have_request_id) {
-        set_err(err, errlen, "%s: no Lambda-Runtime-Aws-Request-Id in the answer", what);
+        errbuf_set(err, errlen, "%s: no Lambda-Runtime-Aws-Request-Id in the answer", what);
         ok = false;
     } else if (ok && !request_id_ok(h->request_id)) {
-        set_err(err, errlen, "%s: unsafe Lambda-Runtime-Aws-Request-Id", what);
+        errbuf_set(err, errlen, "%s: unsafe Lambda-Runtime-Aws-Request-Id", what);
         ok = false;
     } else if (ok && !buf_reserve(&rt->body, 0)) { /* an empty event is still "" */
-        set_err(err, errlen, "%s: out of memory", what);
+        errbuf_set(err, errlen, "%s: out of memory", what);
         ok = false;
     }
     if (ok && (h->trace_id[0] ? setenv(TRACE_ENV, h->trace_id, 1) : unsetenv(TRACE_ENV)) != 0) {
-        set_err(err, errlen, "%s: cannot set " TRACE_ENV, what);
+        errbuf_set(err, errlen, "%s: cannot set " TRACE_ENV, what);
         ok = false;
     }
     if (!ok) {
@@ -662,7 +650,7 @@ bool lambda_runtime_respond(lambda_runtime *rt, const lambda_invocation *inv, co
     if (!invocation_url(rt, inv, "response", url, sizeof url, what, err, errlen))
         return false;
     if (!body && len > 0) {
-        set_err(err, errlen, "%s: no body", what);
+        errbuf_set(err, errlen, "%s: no body", what);
         return false;
     }
     return post(rt, url, what, body, len, NULL, err, errlen);

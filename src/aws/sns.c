@@ -9,15 +9,18 @@
  * the caller's array (decimal), so the reply's Ids lead straight back to
  * st[] and an Id that is not one of the call's is ignored.
  *
- * The reply is read with a small scanner, not an XML library: SNS's answer
- * is flat and known — <Successful> and <Failed> lists of <member> elements
- * whose children are text (Id, MessageId, Code, Message, SenderFault) — so
- * finding an element's content between <tag ...> and </tag> (or nothing for
- * <tag/>) and decoding the five named entities and numeric character
- * references is all it takes. Text copied into a status is cut at a UTF-8
- * character boundary, since it ends up in JSON logs and spans.
+ * The reply is read with xml.h's small scanner, not an XML library: SNS's
+ * answer is flat and known — <Successful> and <Failed> lists of <member>
+ * elements whose children are text (Id, MessageId, Code, Message,
+ * SenderFault) — so finding an element's content between <tag ...> and
+ * </tag> (or nothing for <tag/>) and decoding the five named entities and
+ * numeric character references is all it takes. Text copied into a status
+ * has its surrounding white space dropped and is cut at a UTF-8 character
+ * boundary, since it ends up in JSON logs and spans.
  */
 #include "sns.h"
+
+#include "xml.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -203,109 +206,6 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
 
 /* ---- reading the reply ---- */
 
-/*
- * The content of the first element tag in [s, end): its start, with *n its
- * length (0 for <tag/>), and *after just past its end tag; NULL when there
- * is none (or it is not closed).
- */
-static const char *xml_find(const char *s, const char *end, const char *tag, size_t *n,
-                            const char **after)
-{
-    size_t tl = strlen(tag);
-    for (const char *p = s; p + tl + 2 <= end; p++) {
-        if (p[0] != '<' || memcmp(p + 1, tag, tl) != 0)
-            continue;
-        const char *q = p + 1 + tl;
-        if (*q != '>' && *q != '/' && *q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')
-            continue; /* a longer name with this prefix */
-        const char *gt = memchr(q, '>', (size_t)(end - q));
-        if (!gt)
-            return NULL;
-        if (gt[-1] == '/') {
-            *n = 0;
-            *after = gt + 1;
-            return gt + 1;
-        }
-        const char *v = gt + 1;
-        for (const char *c = v; c + tl + 3 <= end; c++)
-            if (c[0] == '<' && c[1] == '/' && memcmp(c + 2, tag, tl) == 0 && c[2 + tl] == '>') {
-                *n = (size_t)(c - v);
-                *after = c + tl + 3;
-                return v;
-            }
-        return NULL;
-    }
-    return NULL;
-}
-
-static size_t put_utf8(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/*
- * Decode one character reference at s (which starts with '&') into o; the
- * bytes of s it used (0 when it is not one: then '&' stands for itself) and
- * *olen the bytes written (at most 4, never more than it used).
- */
-static size_t xml_entity(const char *s, const char *end, char *o, size_t *olen)
-{
-    static const struct {
-        const char *name;
-        char ch;
-    } named[] = {{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
-    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
-        size_t l = strlen(named[i].name);
-        if ((size_t)(end - s) >= l && memcmp(s, named[i].name, l) == 0) {
-            o[0] = named[i].ch;
-            *olen = 1;
-            return l;
-        }
-    }
-    if (end - s < 4 || s[1] != '#')
-        return 0;
-    bool hex = s[2] == 'x' || s[2] == 'X';
-    const char *p = s + (hex ? 3 : 2);
-    unsigned long cp = 0;
-    int digits = 0;
-    for (; p < end && digits < 7; p++, digits++) {
-        int d;
-        if (*p >= '0' && *p <= '9')
-            d = *p - '0';
-        else if (hex && *p >= 'a' && *p <= 'f')
-            d = *p - 'a' + 10;
-        else if (hex && *p >= 'A' && *p <= 'F')
-            d = *p - 'A' + 10;
-        else
-            break;
-        cp = cp * (hex ? 16 : 10) + (unsigned long)d;
-    }
-    if (digits == 0 || p >= end || *p != ';' || cp == 0 || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    *olen = put_utf8(o, cp);
-    return (size_t)(p + 1 - s);
-}
-
 /* The text s[0..n), entities decoded and surrounding white space dropped, into out. */
 static void xml_text(const char *s, size_t n, char *out, size_t outlen)
 {
@@ -314,19 +214,8 @@ static void xml_text(const char *s, size_t n, char *out, size_t outlen)
         s++;
     while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
         end--;
-    char buf[1024];
-    size_t len = 0;
-    while (s < end && len + 4 < sizeof buf) {
-        size_t used = 0, olen = 0;
-        if (*s == '&')
-            used = xml_entity(s, end, buf + len, &olen);
-        if (used == 0) {
-            buf[len++] = *s++;
-        } else {
-            len += olen;
-            s += used;
-        }
-    }
+    char buf[1024]; /* more than any field: copy_cut sees past its cut and keeps whole characters */
+    size_t len = xml_decode(buf, sizeof buf, s, (size_t)(end - s));
     copy_cut(out, outlen, buf, len);
 }
 

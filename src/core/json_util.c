@@ -3,22 +3,15 @@
  */
 #include "json_util.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
+/* d by sbuf_double, with ".0" added to a whole number. */
 static void write_real(sbuf *b, double d)
 {
-    char tmp[32];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    sbuf_puts(b, tmp);
+    size_t start = b->len;
+    sbuf_double(b, d);
     /* Keep it a real on the way back in: "1" would read as an integer. */
-    if (!strpbrk(tmp, ".eEn"))
+    if (!sbuf_failed(b) && !strpbrk(b->data + start, ".eEn"))
         sbuf_puts(b, ".0");
 }
 

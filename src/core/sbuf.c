@@ -81,6 +81,18 @@ void sbuf_int(sbuf *b, int64_t v)
     sbuf_append(b, tmp, (size_t)n);
 }
 
+void sbuf_double(sbuf *b, double d)
+{
+    /* %.17g always round-trips, but most values people write already do at 15 digits */
+    char tmp[32];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    sbuf_puts(b, tmp);
+}
+
 void sbuf_json_strn(sbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

@@ -29,6 +29,12 @@ void sbuf_putc(sbuf *b, char c);
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append a signed integer in decimal. */
 void sbuf_int(sbuf *b, int64_t v);
+/*
+ * Append d in its shortest %g form that reads back as the same double: 15
+ * significant digits when they round-trip (0.1, not 0.10000000000000001),
+ * else 16, else 17. NaN and infinities come out as printf writes them.
+ */
+void sbuf_double(sbuf *b, double d);
 /* Append s as a quoted, escaped JSON string (s may be NULL: appends null). */
 void sbuf_json_str(sbuf *b, const char *s);
 /* Same for a string of known length that may contain NUL bytes. */

@@ -17,6 +17,7 @@
 #include "http_server.h"
 
 #include "core/sbuf.h"
+#include "core/urlcode.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>
@@ -95,34 +96,12 @@ static enum MHD_Result reject_too_large(struct MHD_Connection *c, size_t limit)
     return send_response(c, &resp);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/*
- * Percent-decode a path or query value in place. "%00" stays encoded: a NUL
- * would cut the C string short and let "id%00junk" pass for "id".
- */
+/* The unescape callback: percent-decoding as url_unescape_in_place() does ("%00" stays). */
 static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 {
     (void)cls;
     (void)c;
-    char *out = s;
-    for (const char *in = s; *in; in++) {
-        int hi, lo;
-        if (*in == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0 && (hi | lo)) {
-            *out++ = (char)(hi << 4 | lo);
-            in += 2;
-        } else {
-            *out++ = *in;
-        }
-    }
-    *out = '\0';
-    return (size_t)(out - s);
+    return url_unescape_in_place(s);
 }
 
 /* The request no longer counts as active (answered, or its client left). */

@@ -96,7 +96,7 @@ static void otlp_hurry(exporter *e, bool on, int64_t deadline_ns)
 static void sleep_unless_hurried(otlp_exporter *o, int64_t ms)
 {
     int64_t until = clock_mono_ns() + ms * 1000000;
-    struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+    struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&o->mu);
     while (!atomic_load(&o->hurried) && clock_mono_ns() < until)
         pthread_cond_timedwait(&o->wake, &o->mu, &ts);

@@ -1,15 +1,13 @@
 /*
  * span_encode — what the span encoders share; see span_encode.h.
  *
- * The double is printed at increasing precision until strtod reads it back
- * exactly: %.17g always round-trips, but most values people write (0.1,
- * 2.5) already do at 15 digits, and those should look as they were set.
+ * A finite double is written by sbuf_double (the shortest round-trip form,
+ * the same rule json_util's reals follow); only the strings for NaN and the
+ * infinities are this module's own.
  */
 #include "span_encode.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 int span_encode_attr_count(const span *s)
@@ -36,11 +34,5 @@ void span_encode_json_double(sbuf *b, double d)
         sbuf_puts(b, d > 0 ? "\"Infinity\"" : "\"-Infinity\"");
         return;
     }
-    char tmp[32];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    sbuf_puts(b, tmp);
+    sbuf_double(b, d);
 }

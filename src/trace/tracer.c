@@ -97,12 +97,6 @@ struct tracer {
 
 /* ---- small helpers ---- */
 
-static struct timespec mono_ts(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
-    return ts;
-}
-
 static const char *process_getenv(const char *name, void *ctx)
 {
     (void)ctx;
@@ -144,7 +138,7 @@ static void *export_main(void *arg)
     int64_t next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
     pthread_mutex_lock(&t->qmu);
     for (;;) {
-        struct timespec ts = mono_ts(next_flush);
+        struct timespec ts = clock_mono_timespec(next_flush);
         while (!is_stopping(t) && t->qlen < BATCH_MAX && clock_mono_ns() < next_flush)
             pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
         if (t->qlen == 0) {
@@ -153,7 +147,7 @@ static void *export_main(void *arg)
                 break;
             next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
             if (atomic_load(&t->flushing)) { /* sleep until the flusher has seen it */
-                ts = mono_ts(next_flush);
+                ts = clock_mono_timespec(next_flush);
                 pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
             }
             continue;
@@ -445,7 +439,7 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
         return true;
     int64_t left_ms = deadline_ms - clock_unix_ms();
     int64_t until = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
-    struct timespec ts = mono_ts(until);
+    struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&t->qmu);
     hurry_exporters(t, true, until);
     atomic_store(&t->flushing, true);

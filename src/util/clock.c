@@ -41,3 +41,9 @@ double clock_mono_s(void)
 {
     return (double)ns_of(CLOCK_MONOTONIC) / 1e9;
 }
+
+struct timespec clock_mono_timespec(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+    return ts;
+}

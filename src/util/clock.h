@@ -10,6 +10,7 @@
 #define TASKD_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Wall clock: Unix seconds, milliseconds, nanoseconds. */
 int64_t clock_unix_s(void);
@@ -19,5 +20,10 @@ int64_t clock_unix_ns(void);
 int64_t clock_mono_ms(void);
 int64_t clock_mono_ns(void);
 double clock_mono_s(void);
+/*
+ * A monotonic time in nanoseconds (as clock_mono_ns gives) as a timespec,
+ * the deadline pthread_cond_timedwait wants on a CLOCK_MONOTONIC condition.
+ */
+struct timespec clock_mono_timespec(int64_t ns);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * Unit tests for core/sbuf: appends, growth, printf, integers, JSON strings,
- * ownership hand-off.
+ * Unit tests for core/sbuf: appends, growth, printf, integers, shortest
+ * round-trip doubles, JSON strings, ownership hand-off.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include "core/sbuf.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +318,89 @@ static void test_int_values(void **state)
     sbuf_free(&b);
 }
 
+static void check_double(double d, const char *want)
+{
+    sbuf b = {0};
+    sbuf_double(&b, d);
+    check_invariants(&b);
+    assert_string_equal(b.data, want);
+    assert_int_equal(b.len, strlen(want));
+    sbuf_free(&b);
+}
+
+static void test_double_shortest_form(void **state)
+{
+    (void)state;
+    check_double(0.1, "0.1"); /* 15 digits round-trip: not 0.10000000000000001 */
+    check_double(2.5, "2.5");
+    check_double(-2.5, "-2.5");
+    check_double(1.0, "1"); /* no ".0": that is json_util's rule, not sbuf's */
+    check_double(100.0, "100");
+    check_double(0.0, "0");
+    check_double(-0.0, "-0");
+    check_double(1e-7, "1e-07");
+    check_double(1e16, "1e+16");
+    check_double(1e300, "1e+300");
+    check_double(123456.789, "123456.789");
+    check_double(0.1 + 0.2, "0.30000000000000004"); /* needs 17 */
+    check_double(1.0 / 3.0, "0.3333333333333333");  /* needs 16 */
+    check_double(1.7976931348623157e308, "1.7976931348623157e+308");
+    check_double(2.2250738585072014e-308, "2.2250738585072014e-308");
+    check_double(4.9406564584124654e-324, "4.94065645841247e-324"); /* smallest subnormal */
+    check_double(9007199254740993.0, "9007199254740992");
+}
+
+static void test_double_not_finite(void **state)
+{
+    (void)state;
+    /* written as printf does; a caller that needs JSON spells these itself */
+    check_double(INFINITY, "inf");
+    check_double(-INFINITY, "-inf");
+    sbuf b = {0};
+    sbuf_double(&b, NAN);
+    check_invariants(&b);
+    assert_non_null(strstr(b.data, "nan"));
+    sbuf_free(&b);
+}
+
+static void test_double_round_trips(void **state)
+{
+    (void)state;
+    /* many bit patterns, subnormals included: the text reads back bit for bit */
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        memcpy(&d, &x, sizeof d);
+        if (!isfinite(d))
+            continue;
+        sbuf b = {0};
+        sbuf_double(&b, d);
+        check_invariants(&b);
+        assert_true(b.len <= 24);
+        double back = strtod(b.data, NULL);
+        if (memcmp(&d, &back, sizeof d) != 0)
+            fail_msg("%.17g written as %s does not read back", d, b.data);
+        sbuf_free(&b);
+    }
+}
+
+static void test_double_appends_after_content(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_puts(&b, "[");
+    sbuf_double(&b, 0.5);
+    sbuf_putc(&b, ',');
+    sbuf_double(&b, -1e-300);
+    sbuf_putc(&b, ']');
+    check_invariants(&b);
+    assert_string_equal(b.data, "[0.5,-1e-300]");
+    sbuf_free(&b);
+}
+
 static void test_json_plain_and_null(void **state)
 {
     (void)state;
@@ -508,6 +592,10 @@ int main(void)
         cmocka_unit_test(test_printf_long),
         cmocka_unit_test(test_printf_long_with_arguments),
         cmocka_unit_test(test_int_values),
+        cmocka_unit_test(test_double_shortest_form),
+        cmocka_unit_test(test_double_not_finite),
+        cmocka_unit_test(test_double_round_trips),
+        cmocka_unit_test(test_double_appends_after_content),
         cmocka_unit_test(test_json_plain_and_null),
         cmocka_unit_test(test_json_quotes_backslash),
         cmocka_unit_test(test_json_named_controls),

@@ -1,0 +1,66 @@
+/*
+ * Unit tests for util/clock: the monotonic nanoseconds-to-timespec
+ * conversion condition-variable deadlines use, and the clocks' units.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "util/clock.h"
+
+#include <time.h>
+
+static void check_ts(int64_t ns, long long want_sec, long want_nsec)
+{
+    struct timespec ts = clock_mono_timespec(ns);
+    assert_int_equal((long long)ts.tv_sec, want_sec);
+    assert_int_equal(ts.tv_nsec, want_nsec);
+}
+
+static void test_timespec_splits_seconds(void **state)
+{
+    (void)state;
+    check_ts(0, 0, 0);
+    check_ts(1, 0, 1);
+    check_ts(999999999, 0, 999999999);
+    check_ts(1000000000, 1, 0);
+    check_ts(1000000001, 1, 1);
+    check_ts(1500000000, 1, 500000000);
+    check_ts(INT64_C(86400123456789), 86400, 123456789);
+    check_ts(INT64_MAX, INT64_MAX / 1000000000, (long)(INT64_MAX % 1000000000));
+}
+
+static void test_timespec_is_a_monotonic_deadline(void **state)
+{
+    (void)state;
+    /* now + 1 s on CLOCK_MONOTONIC, as a condition variable on that clock reads it */
+    int64_t until = clock_mono_ns() + 1000000000;
+    struct timespec ts = clock_mono_timespec(until);
+    struct timespec now;
+    assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &now), 0);
+    int64_t ahead = ((int64_t)ts.tv_sec - now.tv_sec) * 1000000000 + (ts.tv_nsec - now.tv_nsec);
+    assert_true(ahead > 0 && ahead <= 1000000000);
+    assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000);
+}
+
+static void test_units_agree(void **state)
+{
+    (void)state;
+    int64_t ns = clock_mono_ns(), ms = clock_mono_ms();
+    assert_true(ms >= ns / 1000000 && ms - ns / 1000000 < 1000);
+    int64_t uns = clock_unix_ns(), ums = clock_unix_ms(), us = clock_unix_s();
+    assert_true(ums >= uns / 1000000 && ums - uns / 1000000 < 1000);
+    assert_true(us >= uns / 1000000000 && us - uns / 1000000000 < 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timespec_splits_seconds),
+        cmocka_unit_test(test_timespec_is_a_monotonic_deadline),
+        cmocka_unit_test(test_units_agree),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
