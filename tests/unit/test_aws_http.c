@@ -1,13 +1,13 @@
 /*
- * Unit tests for aws/aws_http against an HTTP server run inside the test: a
- * thread on 127.0.0.1:0 that serves each connection in its own thread
- * (keep-alive), records every request and answers from a per-test script
- * (a status with headers and body, no answer at all, or a closed
- * connection). The server also checks the request's SigV4 signature the
- * way AWS does — canonical request from what actually arrived, key
- * derivation from the secret — with SHA-256 and HMAC written here from
- * FIPS 180-4 and RFC 2104, so a header that curl signs but does not send
- * (or sends but the server cannot see) fails the test.
+ * Unit tests for aws/aws_http against an HTTP server run inside the test
+ * (support/http_stub: a thread per connection, keep-alive) that records
+ * every request and answers from a per-test script (a status with headers
+ * and body, no answer at all, or a closed connection). The test checks
+ * each received request's SigV4 signature the way AWS does — canonical
+ * request from what actually arrived, key derivation from the secret —
+ * with SHA-256 and HMAC written here from FIPS 180-4 and RFC 2104, so a
+ * header that curl signs but does not send (or sends but the server cannot
+ * see) fails the test.
  *
  * Covered: the request's shape (POST /, Content-Type, X-Amz-Target, the
  * Authorization credential scope and signed headers, the session token,
@@ -26,19 +26,13 @@
 
 #include "aws/aws_http.h"
 #include "util/clock.h"
+#include "support/http_stub.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -233,303 +227,47 @@ static void hmac(const uint8_t *key, size_t klen, const void *msg, size_t mlen, 
     sha_final(&s, out);
 }
 
-/* ---- the in-test server ---- */
+/* ---- the in-test server (support/http_stub), answering as AWS does ---- */
 
-typedef enum reply_mode { REPLY, HANG, CLOSE } reply_mode;
-
-typedef struct reply {
-    reply_mode mode;
-    int status;
-    const char *headers; /* extra header lines, each ending in \r\n */
-    const char *body;
-} reply;
-
-typedef struct request {
-    char method[16];
-    char path[256];
-    char *head; /* the header lines, "\r\n"-separated, without the request line */
-    char *body;
-    size_t body_len;
-} request;
-
-#define MAX_SCRIPT 16
-#define MAX_REQS   64
-#define MAX_CONNS  16
-
-typedef struct server {
-    int lfd, port;
-    pthread_t accept_thread;
-    pthread_t conn_threads[MAX_CONNS];
-    int n_conns;
-    atomic_bool stop;
-    pthread_mutex_t mu;
-    reply script[MAX_SCRIPT];
-    int n_script, next;
-    request reqs[MAX_REQS];
-    int n_reqs;
-    int accepts;
-} server;
-
-typedef struct conn_arg {
-    server *s;
-    int fd;
-} conn_arg;
-
-static bool send_all(int fd, const char *p, size_t n)
+/* A server answering from script, its last answer repeating (none: 200 "{}"), with a request id. */
+static http_stub *server_start(const http_stub_reply *script, size_t n)
 {
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
+    static const http_stub_reply ok = {.status = 200, .body = "{}"};
+    http_stub_options o = {.script = n ? script : &ok,
+                           .script_len = n ? n : 1,
+                           .headers = "x-amzn-RequestId: 66916324-67ca-54bb-a410-3f567a7a0571\r\n"};
+    return http_stub_start(&o);
+}
+
+/* The value of header name of rq without surrounding blanks, copied into out; false if absent. */
+static bool head_get(const http_stub_request *rq, const char *name, char *out, size_t outlen)
+{
+    const char *v;
+    size_t vl;
+    if (!http_stub_header_find(rq, name, &v, &vl))
+        return false;
+    while (vl > 0 && (*v == ' ' || *v == '\t')) {
+        v++;
+        vl--;
+    }
+    while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+        vl--;
+    if (out) {
+        size_t cl = vl < outlen - 1 ? vl : outlen - 1;
+        memcpy(out, v, cl);
+        out[cl] = '\0';
     }
     return true;
 }
 
-/* The value of header name in a raw header block, copied into out; false if absent. */
-static bool head_get(const char *head, const char *name, char *out, size_t outlen)
-{
-    size_t nl = strlen(name);
-    for (const char *line = head; line && *line;) {
-        const char *eol = strstr(line, "\r\n");
-        size_t len = eol ? (size_t)(eol - line) : strlen(line);
-        if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
-            const char *v = line + nl + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t vl = (size_t)(line + len - v);
-            while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-                vl--;
-            if (out) {
-                size_t cl = vl < outlen - 1 ? vl : outlen - 1;
-                memcpy(out, v, cl);
-                out[cl] = '\0';
-            }
-            return true;
-        }
-        line = eol ? eol + 2 : NULL;
-    }
-    return false;
-}
-
-/* Wait for fd to be readable; false when the server stops. */
-static bool wait_readable(server *s, int fd)
-{
-    for (;;) {
-        if (atomic_load(&s->stop))
-            return false;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, 20);
-        if (r > 0)
-            return true;
-        if (r < 0 && errno != EINTR)
-            return false;
-    }
-}
-
-static void *conn_main(void *arg)
-{
-    conn_arg *ca = arg;
-    server *s = ca->s;
-    int fd = ca->fd;
-    free(ca);
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = malloc(cap);
-    bool open = buf != NULL;
-    while (open) {
-        /* one request: headers, then Content-Length bytes of body */
-        char *end;
-        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
-            if (len + 1 >= cap || !wait_readable(s, fd))
-                goto out;
-            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-            if (r <= 0)
-                goto out;
-            len += (size_t)r;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        buf[head_len - 2] = '\0';
-        request rq = {0};
-        const char *line_end = strstr(buf, "\r\n");
-        if (sscanf(buf, "%15s %255s", rq.method, rq.path) != 2)
-            goto out;
-        rq.head = strdup(line_end + 2);
-        char value[64];
-        size_t body_len = 0;
-        if (head_get(rq.head, "Content-Length", value, sizeof value))
-            body_len = (size_t)strtoull(value, NULL, 10);
-        if (head_get(rq.head, "Expect", value, sizeof value) &&
-            strcasecmp(value, "100-continue") == 0)
-            send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-        if (head_len + body_len + 1 > cap) {
-            size_t ncap = head_len + body_len + 1;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(rq.head);
-                goto out;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        while (len < head_len + body_len) {
-            if (!wait_readable(s, fd)) {
-                free(rq.head);
-                goto out;
-            }
-            ssize_t r = recv(fd, buf + len, cap - len, 0);
-            if (r <= 0) {
-                free(rq.head);
-                goto out;
-            }
-            len += (size_t)r;
-        }
-        rq.body = malloc(body_len + 1);
-        memcpy(rq.body, buf + head_len, body_len);
-        rq.body[body_len] = '\0';
-        rq.body_len = body_len;
-        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
-        len -= head_len + body_len;
-
-        pthread_mutex_lock(&s->mu);
-        reply rp = {.mode = REPLY, .status = 200, .body = "{}"};
-        if (s->n_script > 0) {
-            rp = s->script[s->next < s->n_script ? s->next : s->n_script - 1];
-            s->next++;
-        }
-        if (s->n_reqs < MAX_REQS) {
-            s->reqs[s->n_reqs++] = rq;
-        } else {
-            free(rq.head);
-            free(rq.body);
-        }
-        pthread_mutex_unlock(&s->mu);
-
-        if (rp.mode == CLOSE)
-            break;
-        if (rp.mode == HANG) {
-            /* never answer; wait for the client to give up (or the server to stop) */
-            char sink[4096];
-            while (wait_readable(s, fd) && recv(fd, sink, sizeof sink, 0) > 0)
-                ;
-            break;
-        }
-        const char *body = rp.body ? rp.body : "";
-        char head[1024];
-        int n = snprintf(head, sizeof head,
-                         "HTTP/1.1 %d Whatever\r\nContent-Length: %zu\r\n"
-                         "x-amzn-RequestId: 66916324-67ca-54bb-a410-3f567a7a0571\r\n%s\r\n",
-                         rp.status, strlen(body), rp.headers ? rp.headers : "");
-        if (!send_all(fd, head, (size_t)n) || !send_all(fd, body, strlen(body)))
-            break;
-    }
-out:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-    server *s = arg;
-    while (wait_readable(s, s->lfd)) {
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        s->accepts++;
-        bool room = s->n_conns < MAX_CONNS;
-        pthread_mutex_unlock(&s->mu);
-        conn_arg *ca = room ? malloc(sizeof *ca) : NULL;
-        if (!ca) {
-            close(fd);
-            continue;
-        }
-        ca->s = s;
-        ca->fd = fd;
-        pthread_t t;
-        if (pthread_create(&t, NULL, conn_main, ca) != 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        pthread_mutex_lock(&s->mu);
-        s->conn_threads[s->n_conns++] = t;
-        pthread_mutex_unlock(&s->mu);
-    }
-    return NULL;
-}
-
-/* A socket bound to 127.0.0.1:0; listening when listen_too, else a port that refuses. */
-static int bound_socket(bool listen_too, int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    if (listen_too)
-        assert_int_equal(listen(fd, 16), 0);
-    socklen_t al = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-    *port = ntohs(a.sin_port);
-    return fd;
-}
-
-static server *server_start(const reply *script, int n)
-{
-    server *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    pthread_mutex_init(&s->mu, NULL);
-    assert_true(n <= MAX_SCRIPT);
-    for (int i = 0; i < n; i++)
-        s->script[i] = script[i];
-    s->n_script = n;
-    s->lfd = bound_socket(true, &s->port);
-    assert_int_equal(pthread_create(&s->accept_thread, NULL, accept_main, s), 0);
-    return s;
-}
-
-static void server_stop(server *s)
-{
-    atomic_store(&s->stop, true);
-    pthread_join(s->accept_thread, NULL);
-    for (int i = 0; i < s->n_conns; i++)
-        pthread_join(s->conn_threads[i], NULL);
-    close(s->lfd);
-    for (int i = 0; i < s->n_reqs; i++) {
-        free(s->reqs[i].head);
-        free(s->reqs[i].body);
-    }
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-}
-
-static int server_requests(server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    int n = s->n_reqs;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
-
-static int server_accepts(server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    int n = s->accepts;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
-
 /* Point the environment at s and make a client for service. */
-static aws_client *client_for(server *s, aws_service service, bool token)
+static aws_client *client_for(http_stub *s, aws_service service, bool token)
 {
     clear_env();
     set_credentials(token);
     setenv("AWS_REGION", REGION, 1);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", http_stub_port(s));
     setenv("AWS_ENDPOINT_URL", url, 1);
     char err[256] = "";
     aws_client *c = aws_client_new(service, err, sizeof err);
@@ -551,10 +289,10 @@ typedef struct auth {
     char signature[80];
 } auth;
 
-static void parse_auth(const request *rq, auth *a)
+static void parse_auth(const http_stub_request *rq, auth *a)
 {
     char v[1024];
-    assert_true(head_get(rq->head, "Authorization", v, sizeof v));
+    assert_true(head_get(rq, "Authorization", v, sizeof v));
     memset(a, 0, sizeof *a);
     int n = sscanf(v,
                    "AWS4-HMAC-SHA256 Credential=%63[^/]/%15[^/]/%63[^/]/%31[^/]/aws4_request, "
@@ -579,12 +317,12 @@ static bool is_signed(const auth *a, const char *name)
 }
 
 /* Recompute the signature from what the server received, as AWS does. */
-static void assert_signature_valid(const request *rq)
+static void assert_signature_valid(const http_stub_request *rq)
 {
     auth a;
     parse_auth(rq, &a);
     char amz_date[32];
-    assert_true(head_get(rq->head, "X-Amz-Date", amz_date, sizeof amz_date));
+    assert_true(head_get(rq, "X-Amz-Date", amz_date, sizeof amz_date));
     assert_int_equal(strlen(amz_date), 16);
     assert_memory_equal(amz_date, a.date, 8);
 
@@ -597,7 +335,7 @@ static void assert_signature_valid(const request *rq)
     char *save = NULL;
     for (char *name = strtok_r(names, ";", &save); name; name = strtok_r(NULL, ";", &save)) {
         char value[2048];
-        if (!head_get(rq->head, name, value, sizeof value))
+        if (!head_get(rq, name, value, sizeof value))
             fail_msg("signed header %s was not received", name);
         /* collapse runs of spaces, as the canonical form wants */
         char *w = value;
@@ -888,9 +626,10 @@ static void test_malformed_configuration(void **state)
 static void test_json_call_request_shape(void **state)
 {
     (void)state;
-    reply script[] = {{REPLY, 200, "Content-Type: application/x-amz-json-1.0\r\n",
-                       "{\"Item\":{\"id\":{\"S\":\"a\"}}}"}};
-    server *s = server_start(script, 1);
+    http_stub_reply script[] = {{.status = 200,
+                                 .headers = "Content-Type: application/x-amz-json-1.0\r\n",
+                                 .body = "{\"Item\":{\"id\":{\"S\":\"a\"}}}"}};
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_DYNAMODB, true);
     const char *body = "{\"TableName\":\"tasks\",\"Key\":{\"id\":{\"S\":\"a\"}}}";
     aws_response r;
@@ -904,21 +643,21 @@ static void test_json_call_request_shape(void **state)
     assert_null(r.error_message);
     aws_response_free(&r);
 
-    assert_int_equal(server_requests(s), 1);
-    const request *rq = &s->reqs[0];
+    assert_int_equal(http_stub_count(s), 1);
+    const http_stub_request *rq = http_stub_request_at(s, 0);
     char v[1024];
     assert_string_equal(rq->method, "POST");
     assert_string_equal(rq->path, "/");
-    assert_true(head_get(rq->head, "X-Amz-Target", v, sizeof v));
+    assert_true(head_get(rq, "X-Amz-Target", v, sizeof v));
     assert_string_equal(v, "DynamoDB_20120810.GetItem");
-    assert_true(head_get(rq->head, "Content-Type", v, sizeof v));
+    assert_true(head_get(rq, "Content-Type", v, sizeof v));
     assert_string_equal(v, "application/x-amz-json-1.0");
-    assert_true(head_get(rq->head, "X-Amz-Security-Token", v, sizeof v));
+    assert_true(head_get(rq, "X-Amz-Security-Token", v, sizeof v));
     assert_string_equal(v, TOKEN);
-    assert_true(head_get(rq->head, "User-Agent", v, sizeof v));
+    assert_true(head_get(rq, "User-Agent", v, sizeof v));
     assert_string_equal(v, "taskd/" TASKD_VERSION);
-    assert_false(head_get(rq->head, "X-Amzn-Trace-Id", NULL, 0));
-    assert_false(head_get(rq->head, "Expect", NULL, 0));
+    assert_false(head_get(rq, "X-Amzn-Trace-Id", NULL, 0));
+    assert_false(head_get(rq, "Expect", NULL, 0));
     assert_int_equal(rq->body_len, strlen(body));
     assert_memory_equal(rq->body, body, rq->body_len);
 
@@ -933,16 +672,18 @@ static void test_json_call_request_shape(void **state)
     assert_signature_valid(rq);
 
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_query_call_request_shape(void **state)
 {
     (void)state;
-    reply script[] = {{REPLY, 200, "Content-Type: text/xml\r\n",
-                       "<PublishResponse><PublishResult><MessageId>m-1</MessageId>"
-                       "</PublishResult></PublishResponse>"}};
-    server *s = server_start(script, 1);
+    http_stub_reply script[] = {{.status = 200,
+                                 .headers = "Content-Type: text/xml\r\n",
+                                 .body =
+                                     "<PublishResponse><PublishResult><MessageId>m-1</MessageId>"
+                                     "</PublishResult></PublishResponse>"}};
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_SNS, false);
     const char *form = "Action=Publish&Version=2010-03-31&TopicArn=arn%3Aaws%3Asns%3Aeu-west-1%3A"
                        "123456789012%3Atasks&Message=%7B%7D";
@@ -951,15 +692,15 @@ static void test_query_call_request_shape(void **state)
     assert_non_null(strstr(r.body, "<MessageId>m-1</MessageId>"));
     aws_response_free(&r);
 
-    const request *rq = &s->reqs[0];
+    const http_stub_request *rq = http_stub_request_at(s, 0);
     char v[256];
     assert_string_equal(rq->method, "POST");
     assert_string_equal(rq->path, "/");
-    assert_true(head_get(rq->head, "Content-Type", v, sizeof v));
+    assert_true(head_get(rq, "Content-Type", v, sizeof v));
     assert_string_equal(v, "application/x-www-form-urlencoded; charset=utf-8");
-    assert_false(head_get(rq->head, "X-Amz-Target", NULL, 0));
-    assert_false(head_get(rq->head, "X-Amz-Security-Token", NULL, 0));
-    assert_false(head_get(rq->head, "X-Amzn-Trace-Id", NULL, 0));
+    assert_false(head_get(rq, "X-Amz-Target", NULL, 0));
+    assert_false(head_get(rq, "X-Amz-Security-Token", NULL, 0));
+    assert_false(head_get(rq, "X-Amzn-Trace-Id", NULL, 0));
     assert_int_equal(rq->body_len, strlen(form));
     assert_memory_equal(rq->body, form, rq->body_len);
     auth a;
@@ -969,13 +710,13 @@ static void test_query_call_request_shape(void **state)
     assert_signature_valid(rq);
 
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_large_body_is_signed_without_expect(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s, AWS_SQS, true);
     size_t n = 1536 * 1024;
     char *body = malloc(n);
@@ -989,7 +730,7 @@ static void test_large_body_is_signed_without_expect(void **state)
     assert_true(mono_ms() - t0 < 800);
     aws_response_free(&r);
 
-    const request *rq = &s->reqs[0];
+    const http_stub_request *rq = http_stub_request_at(s, 0);
     assert_int_equal(rq->body_len, n);
     assert_memory_equal(rq->body, body, n);
     auth a;
@@ -998,21 +739,23 @@ static void test_large_body_is_signed_without_expect(void **state)
     assert_signature_valid(rq);
     /* libcurl before 8.3.0 cannot drop the header without signing it (see aws_http.c) */
     if (curl_version_info(CURLVERSION_NOW)->version_num >= 0x080300)
-        assert_false(head_get(rq->head, "Expect", NULL, 0));
+        assert_false(head_get(rq, "Expect", NULL, 0));
     free(body);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_retry_5xx_then_ok(void **state)
 {
     (void)state;
-    reply script[] = {
-        {REPLY, 500, NULL, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#InternalServerError\"}"},
-        {REPLY, 503, NULL, "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ServiceUnavailable\"}"},
-        {REPLY, 200, NULL, "{}"},
+    http_stub_reply script[] = {
+        {.status = 500,
+         .body = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#InternalServerError\"}"},
+        {.status = 503,
+         .body = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ServiceUnavailable\"}"},
+        {.status = 200, .body = "{}"},
     };
-    server *s = server_start(script, 3);
+    http_stub *s = server_start(script, 3);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.PutItem", "{}", 2, in_ms(3000), &r),
@@ -1021,28 +764,29 @@ static void test_retry_5xx_then_ok(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.error_type, "");
     aws_response_free(&r);
-    assert_int_equal(server_requests(s), 3);
+    assert_int_equal(http_stub_count(s), 3);
     for (int i = 0; i < 3; i++) {
-        assert_string_equal(s->reqs[i].body, "{}");
-        assert_signature_valid(&s->reqs[i]);
+        assert_string_equal(http_stub_request_at(s, i)->body, "{}");
+        assert_signature_valid(http_stub_request_at(s, i));
     }
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_retry_throttling_then_ok(void **state)
 {
     (void)state;
-    reply script[] = {
-        {REPLY, 400, NULL,
-         "{\"__type\":\"com.amazon.coral.availability#ThrottlingException\","
-         "\"message\":\"Rate exceeded\"}"},
-        {REPLY, 400, NULL,
-         "{\"__type\":\"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException\","
-         "\"message\":\"slow down\"}"},
-        {REPLY, 200, NULL, "{\"Attributes\":{}}"},
+    http_stub_reply script[] = {
+        {.status = 400,
+         .body = "{\"__type\":\"com.amazon.coral.availability#ThrottlingException\","
+                 "\"message\":\"Rate exceeded\"}"},
+        {.status = 400,
+         .body = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
+                 "ProvisionedThroughputExceededException\","
+                 "\"message\":\"slow down\"}"},
+        {.status = 200, .body = "{\"Attributes\":{}}"},
     };
-    server *s = server_start(script, 3);
+    http_stub *s = server_start(script, 3);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.UpdateItem", "{}", 2, in_ms(3000), &r),
@@ -1052,19 +796,21 @@ static void test_retry_throttling_then_ok(void **state)
     assert_null(r.error_message);
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_client_error_is_not_retried(void **state)
 {
     (void)state;
-    reply script[] = {
-        {REPLY, 400, "Content-Type: application/x-amz-json-1.0\r\n",
-         "{\"__type\": \"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException\",\n"
-         " \"message\": \"The conditional request failed\"}"},
-        {REPLY, 200, NULL, "{}"},
+    http_stub_reply script[] = {
+        {.status = 400,
+         .headers = "Content-Type: application/x-amz-json-1.0\r\n",
+         .body =
+             "{\"__type\": \"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException\",\n"
+             " \"message\": \"The conditional request failed\"}"},
+        {.status = 200, .body = "{}"},
     };
-    server *s = server_start(script, 2);
+    http_stub *s = server_start(script, 2);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.PutItem", "{}", 2, in_ms(3000), &r),
@@ -1077,29 +823,31 @@ static void test_client_error_is_not_retried(void **state)
     aws_response_free(&r);
     assert_null(r.body);
     assert_null(r.error_message);
-    assert_int_equal(server_requests(s), 1);
+    assert_int_equal(http_stub_count(s), 1);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_json_error_variants(void **state)
 {
     (void)state;
-    reply script[] = {
+    http_stub_reply script[] = {
         /* "Message", a type with no '#' and a ":" suffix */
-        {REPLY, 400, NULL,
-         "{\"__type\":\"ValidationException:http://internal.amazon.com/coral/\","
-         "\"Message\":\"One or more parameter values were invalid\"}"},
+        {.status = 400,
+         .body = "{\"__type\":\"ValidationException:http://internal.amazon.com/coral/\","
+                 "\"Message\":\"One or more parameter values were invalid\"}"},
         /* SQS: __type first, the x-amzn-query-error header only as a fall-back */
-        {REPLY, 400, "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
-         "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\","
-         "\"message\":\"The specified queue does not exist.\"}"},
-        {REPLY, 400, "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
-         "{\"message\":\"The specified queue does not exist.\"}"},
+        {.status = 400,
+         .headers = "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
+         .body = "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\","
+                 "\"message\":\"The specified queue does not exist.\"}"},
+        {.status = 400,
+         .headers = "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
+         .body = "{\"message\":\"The specified queue does not exist.\"}"},
         /* neither: no type, a body that is not JSON */
-        {REPLY, 403, NULL, "Forbidden"},
+        {.status = 403, .body = "Forbidden"},
     };
-    server *s = server_start(script, 4);
+    http_stub *s = server_start(script, 4);
     aws_client *c = client_for(s, AWS_SQS, false);
     aws_response r;
 
@@ -1130,22 +878,24 @@ static void test_json_error_variants(void **state)
     aws_response_free(&r);
 
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_sns_xml_error(void **state)
 {
     (void)state;
-    reply script[] = {
-        {REPLY, 400, "Content-Type: text/xml\r\n",
-         "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n"
-         "  <Error><Type>Sender</Type><Code>InvalidParameter</Code>"
-         "<Message>Invalid parameter: &lt;Message&gt; &amp; &quot;Subject&quot; &apos;x&apos; "
-         "&#233;&#x263A;</Message></Error>\n"
-         "  <RequestId>d74b8436-ae13-5ab4-a9ff-ce54dfea72a0</RequestId>\n"
-         "</ErrorResponse>"},
+    http_stub_reply script[] = {
+        {.status = 400,
+         .headers = "Content-Type: text/xml\r\n",
+         .body =
+             "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n"
+             "  <Error><Type>Sender</Type><Code>InvalidParameter</Code>"
+             "<Message>Invalid parameter: &lt;Message&gt; &amp; &quot;Subject&quot; &apos;x&apos; "
+             "&#233;&#x263A;</Message></Error>\n"
+             "  <RequestId>d74b8436-ae13-5ab4-a9ff-ce54dfea72a0</RequestId>\n"
+             "</ErrorResponse>"},
     };
-    server *s = server_start(script, 1);
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_SNS, false);
     aws_response r;
     const char *form = "Action=Publish&Version=2010-03-31";
@@ -1156,18 +906,19 @@ static void test_sns_xml_error(void **state)
                         "Invalid parameter: <Message> & \"Subject\" 'x' \xc3\xa9\xe2\x98\xba");
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_sns_throttled_until_deadline(void **state)
 {
     (void)state;
-    reply script[] = {
-        {REPLY, 429, "Content-Type: text/xml\r\n",
-         "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code>"
-         "<Message>Rate exceeded</Message></Error></ErrorResponse>"},
+    http_stub_reply script[] = {
+        {.status = 429,
+         .headers = "Content-Type: text/xml\r\n",
+         .body = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code>"
+                 "<Message>Rate exceeded</Message></Error></ErrorResponse>"},
     };
-    server *s = server_start(script, 1);
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_SNS, false);
     aws_response r;
     int64_t t0 = mono_ms();
@@ -1175,20 +926,20 @@ static void test_sns_throttled_until_deadline(void **state)
     int64_t took = mono_ms() - t0;
     assert_true(took <= 330);
     assert_true(r.attempts >= 2 && r.attempts <= 10);
-    assert_int_equal(r.attempts, server_requests(s));
+    assert_int_equal(r.attempts, http_stub_count(s));
     assert_int_equal(r.status, 429);
     assert_string_equal(r.error_type, "Throttled");
     assert_string_equal(r.error_message, "Rate exceeded");
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_5xx_until_deadline_is_unavailable(void **state)
 {
     (void)state;
-    reply script[] = {{REPLY, 503, NULL, ""}};
-    server *s = server_start(script, 1);
+    http_stub_reply script[] = {{.status = 503, .body = ""}};
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_SQS, false);
     aws_response r;
     int64_t t0 = mono_ms();
@@ -1200,14 +951,15 @@ static void test_5xx_until_deadline_is_unavailable(void **state)
     assert_null(r.body);
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_dropped_connection_is_retried(void **state)
 {
     (void)state;
-    reply script[] = {{CLOSE, 0, NULL, NULL}, {REPLY, 200, NULL, "{\"ok\":true}"}};
-    server *s = server_start(script, 2);
+    http_stub_reply script[] = {{.action = HTTP_STUB_CLOSE},
+                                {.status = 200, .body = "{\"ok\":true}"}};
+    http_stub *s = server_start(script, 2);
     aws_client *c = client_for(s, AWS_SQS, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "AmazonSQS.DeleteMessage", "{}", 2, in_ms(2000), &r), AWS_OK);
@@ -1215,14 +967,14 @@ static void test_dropped_connection_is_retried(void **state)
     assert_string_equal(r.body, "{\"ok\":true}");
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_empty_success_body(void **state)
 {
     (void)state;
-    reply script[] = {{REPLY, 200, NULL, ""}};
-    server *s = server_start(script, 1);
+    http_stub_reply script[] = {{.status = 200, .body = ""}};
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_SQS, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "AmazonSQS.DeleteMessage", "{}", 2, in_ms(2000), &r), AWS_OK);
@@ -1233,14 +985,14 @@ static void test_empty_success_body(void **state)
     assert_int_equal(aws_json_call(c, "AmazonSQS.DeleteMessage", "{}", 2, in_ms(2000), NULL),
                      AWS_OK);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_no_answer_times_out_at_deadline(void **state)
 {
     (void)state;
-    reply script[] = {{HANG, 0, NULL, NULL}};
-    server *s = server_start(script, 1);
+    http_stub_reply script[] = {{.action = HTTP_STUB_HANG}};
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     int64_t t0 = mono_ms();
@@ -1254,14 +1006,14 @@ static void test_no_answer_times_out_at_deadline(void **state)
     assert_non_null(r.error_message); /* libcurl's reason */
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_thread_deadline_applies(void **state)
 {
     (void)state;
-    reply script[] = {{HANG, 0, NULL, NULL}};
-    server *s = server_start(script, 1);
+    http_stub_reply script[] = {{.action = HTTP_STUB_HANG}};
+    http_stub *s = server_start(script, 1);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     aws_set_deadline(in_ms(250));
@@ -1282,13 +1034,13 @@ static void test_thread_deadline_applies(void **state)
     assert_true(took >= 130 && took <= 300);
     aws_response_free(&r);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_past_deadline_sends_nothing(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(-5), &r),
@@ -1296,16 +1048,16 @@ static void test_past_deadline_sends_nothing(void **state)
     assert_int_equal(r.attempts, 0);
     assert_int_equal(r.status, 0);
     aws_response_free(&r);
-    assert_int_equal(server_requests(s), 0);
+    assert_int_equal(http_stub_count(s), 0);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_refused_connection_is_unavailable(void **state)
 {
     (void)state;
-    int port;
-    int fd = bound_socket(false, &port); /* bound, not listening: connections are refused */
+    int fd;
+    int port = http_stub_refusing_port(&fd); /* bound, not listening: connections are refused */
     clear_env();
     set_credentials(false);
     char url[64];
@@ -1331,7 +1083,7 @@ static void test_refused_connection_is_unavailable(void **state)
 static void test_connection_is_reused(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s, AWS_DYNAMODB, true);
     for (int i = 0; i < 3; i++) {
         aws_response r;
@@ -1339,12 +1091,12 @@ static void test_connection_is_reused(void **state)
                          AWS_OK);
         aws_response_free(&r);
     }
-    assert_int_equal(server_requests(s), 3);
-    assert_int_equal(server_accepts(s), 1);
+    assert_int_equal(http_stub_count(s), 3);
+    assert_int_equal(http_stub_connections(s), 1);
     for (int i = 0; i < 3; i++)
-        assert_signature_valid(&s->reqs[i]);
+        assert_signature_valid(http_stub_request_at(s, i));
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 typedef struct worker {
@@ -1371,7 +1123,7 @@ static void *worker_main(void *arg)
 static void test_pool_under_concurrency(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s, AWS_SQS, true);
     worker w[4];
     pthread_t t[4];
@@ -1383,20 +1135,20 @@ static void test_pool_under_concurrency(void **state)
         pthread_join(t[i], NULL);
         assert_int_equal(w[i].ok, 5);
     }
-    assert_int_equal(server_requests(s), 20);
-    assert_true(server_accepts(s) >= 1 && server_accepts(s) <= 4);
+    assert_int_equal(http_stub_count(s), 20);
+    assert_true(http_stub_connections(s) >= 1 && http_stub_connections(s) <= 4);
     /* afterwards, one caller reuses a pooled connection */
-    int before = server_accepts(s);
+    int before = http_stub_connections(s);
     assert_int_equal(aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, in_ms(2000), NULL), AWS_OK);
-    assert_int_equal(server_accepts(s), before);
+    assert_int_equal(http_stub_connections(s), before);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_bad_arguments(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s, AWS_DYNAMODB, false);
     aws_response r;
     assert_int_equal(aws_json_call(c, "", "{}", 2, in_ms(1000), &r), AWS_ERR_CLIENT);
@@ -1408,9 +1160,9 @@ static void test_bad_arguments(void **state)
     aws_response_free(NULL);
     aws_client_free(NULL);
     sleep_ms(1);
-    assert_int_equal(server_requests(s), 0);
+    assert_int_equal(http_stub_count(s), 0);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 int main(void)

@@ -1,11 +1,11 @@
 /*
  * Unit tests for aws/lambda_runtime against a Runtime API stand-in run inside
- * the test: an HTTP/1.1 server thread on 127.0.0.1:0 that answers each
- * request from a script (status, extra headers, body, or no answer at all),
- * records every request (method, path, header block, body) and counts the
- * connections it accepted. It polls all its connections at once, so a client
- * that opened a second connection would be served, and counted, rather than
- * hang.
+ * the test (support/http_stub): an HTTP/1.1 server on 127.0.0.1 that
+ * answers each request from a script (status, extra headers, body, or no
+ * answer at all), records every request (method, path, header block, body)
+ * and counts the connections it accepted. Each connection has its own
+ * thread, so a client that opened a second connection would be served, and
+ * counted, rather than hang.
  * Covered: configuration from AWS_LAMBDA_RUNTIME_API; /next parsing (header
  * names in any case, deadline, ARN, trace id, body) and _X_AMZN_TRACE_ID set
  * and unset; the /response, /error and /init/error posts (paths, exact bodies,
@@ -22,19 +22,13 @@
 #include <cmocka.h>
 
 #include "aws/lambda_runtime.h"
+#include "support/http_stub.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,303 +38,24 @@
 #define ARN        "arn:aws:lambda:us-east-2:123456789012:function:fn"
 #define API_PATH   "/2018-06-01/runtime/"
 
-/* ---- the Runtime API stand-in ---- */
+/* ---- the Runtime API stand-in (support/http_stub) ---- */
 
-/* One scripted answer. */
-typedef struct reply {
-    int status;
-    const char *headers; /* extra header lines, each ending "\r\n"; NULL: none */
-    const char *body;    /* NULL: empty */
-    size_t body_len;     /* 0: strlen(body) */
-    bool hang;           /* never answer this request */
-} reply;
-
-/* One request as received. */
-typedef struct request {
-    char method[16];
-    char path[512];
-    char *head; /* owned: the header lines */
-    char *body; /* owned, NUL-terminated */
-    size_t body_len;
-} request;
-
-#define MAX_REQUESTS 16
-#define MAX_CONNS    8
-
-typedef struct conn {
-    int fd;
-    char *data;
-    size_t len;
-    size_t cap;
-} conn;
-
-typedef struct server {
-    int listen_fd;
-    int port;
-    int wake[2]; /* written to stop the thread */
-    pthread_t thread;
-    const reply *script;
-    size_t script_len;
-    pthread_mutex_t mu;
-    request requests[MAX_REQUESTS];
-    size_t count; /* requests received (may exceed MAX_REQUESTS) */
-    int accepted; /* connections accepted */
-    conn conns[MAX_CONNS];
-} server;
-
-static void conn_close(conn *c)
+/* Start a server answering from script (500 past its end) and point the runtime at it. */
+static http_stub *server_start(const http_stub_reply *script, size_t script_len)
 {
-    close(c->fd);
-    free(c->data);
-    memset(c, 0, sizeof *c);
-    c->fd = -1;
-}
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* Value of Content-Length in a header block, 0 when absent. */
-static size_t content_length(const char *head, size_t n)
-{
-    static const char name[] = "\r\nContent-Length:";
-    for (size_t i = 0; i + sizeof name - 1 <= n; i++)
-        if (strncasecmp(head + i, name, sizeof name - 1) == 0)
-            return strtoul(head + i + sizeof name - 1, NULL, 10);
-    return 0;
-}
-
-/* Answer one request per the script; false to drop the connection. */
-static bool answer(server *s, int fd, size_t index)
-{
-    reply r = {.status = 500, .body = "script exhausted"};
-    if (index < s->script_len)
-        r = s->script[index];
-    if (r.hang)
-        return true;
-    size_t body_len = r.body_len ? r.body_len : (r.body ? strlen(r.body) : 0);
-    char head[2048];
-    int n = snprintf(head, sizeof head, "HTTP/1.1 %d Scripted\r\nContent-Length: %zu\r\n%s\r\n",
-                     r.status, body_len, r.headers ? r.headers : "");
-    if (n < 0 || (size_t)n >= sizeof head)
-        return false;
-    return send_all(fd, head, (size_t)n) && send_all(fd, r.body ? r.body : "", body_len);
-}
-
-/* Take every complete request off the connection's buffer; false to drop it. */
-static bool serve_buffered(server *s, conn *c)
-{
-    for (;;) {
-        char *end = c->len ? memmem(c->data, c->len, "\r\n\r\n", 4) : NULL;
-        if (!end)
-            return true;
-        size_t head_len = (size_t)(end - c->data) + 4;
-        size_t body_len = content_length(c->data, head_len);
-        if (c->len < head_len + body_len)
-            return true;
-
-        request q = {0};
-        const char *line_end = memmem(c->data, head_len, "\r\n", 2);
-        sscanf(c->data, "%15s %511s", q.method, q.path);
-        size_t hl = head_len - (size_t)(line_end + 2 - c->data);
-        q.head = malloc(hl + 1);
-        q.body = malloc(body_len + 1);
-        if (!q.head || !q.body) {
-            free(q.head);
-            free(q.body);
-            return false;
-        }
-        memcpy(q.head, line_end + 2, hl);
-        q.head[hl] = '\0';
-        memcpy(q.body, c->data + head_len, body_len);
-        q.body[body_len] = '\0';
-        q.body_len = body_len;
-
-        pthread_mutex_lock(&s->mu);
-        size_t index = s->count++;
-        if (index < MAX_REQUESTS) {
-            s->requests[index] = q;
-        } else {
-            free(q.head);
-            free(q.body);
-        }
-        pthread_mutex_unlock(&s->mu);
-
-        memmove(c->data, c->data + head_len + body_len, c->len - head_len - body_len);
-        c->len -= head_len + body_len;
-        if (!answer(s, c->fd, index))
-            return false;
-    }
-}
-
-/* Read what is there; false when the peer closed or the connection failed. */
-static bool read_conn(conn *c)
-{
-    if (c->cap - c->len < 65536) {
-        size_t cap = c->cap ? c->cap * 2 : 131072;
-        char *p = realloc(c->data, cap);
-        if (!p)
-            return false;
-        c->data = p;
-        c->cap = cap;
-    }
-    ssize_t n = recv(c->fd, c->data + c->len, c->cap - c->len, 0);
-    if (n < 0 && errno == EINTR)
-        return true;
-    if (n <= 0)
-        return false;
-    c->len += (size_t)n;
-    return true;
-}
-
-static void *server_main(void *arg)
-{
-    server *s = arg;
-    for (;;) {
-        struct pollfd p[2 + MAX_CONNS];
-        p[0] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
-        p[1] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
-        for (int i = 0; i < MAX_CONNS; i++)
-            p[2 + i] = (struct pollfd){.fd = s->conns[i].fd, .events = POLLIN};
-        if (poll(p, 2 + MAX_CONNS, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (p[0].revents)
-            break;
-        if (p[1].revents & POLLIN) {
-            int fd = accept(s->listen_fd, NULL, NULL);
-            if (fd >= 0) {
-                pthread_mutex_lock(&s->mu);
-                s->accepted++;
-                pthread_mutex_unlock(&s->mu);
-                int slot = -1;
-                for (int i = 0; i < MAX_CONNS && slot < 0; i++)
-                    if (s->conns[i].fd < 0)
-                        slot = i;
-                if (slot < 0)
-                    close(fd);
-                else
-                    s->conns[slot].fd = fd;
-            }
-        }
-        for (int i = 0; i < MAX_CONNS; i++) {
-            conn *c = &s->conns[i];
-            if (c->fd < 0 || !p[2 + i].revents || p[2 + i].fd != c->fd)
-                continue;
-            if (!read_conn(c) || !serve_buffered(s, c))
-                conn_close(c);
-        }
-    }
-    return NULL;
-}
-
-/* Start a server answering from script (kept by the caller) and point the runtime at it. */
-static server *server_start(const reply *script, size_t script_len)
-{
-    server *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    s->script = script;
-    s->script_len = script_len;
-    for (int i = 0; i < MAX_CONNS; i++)
-        s->conns[i].fd = -1;
-    assert_int_equal(pthread_mutex_init(&s->mu, NULL), 0);
-    assert_int_equal(pipe(s->wake), 0);
-    s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->listen_fd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->listen_fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(s->listen_fd, 8), 0);
-    socklen_t alen = sizeof a;
-    assert_int_equal(getsockname(s->listen_fd, (struct sockaddr *)&a, &alen), 0);
-    s->port = ntohs(a.sin_port);
+    static const http_stub_reply exhausted = {.status = 500, .body = "script exhausted"};
+    http_stub_options o = {.script = script, .script_len = script_len, .after = &exhausted};
+    http_stub *s = http_stub_start(&o);
     char api[64];
-    snprintf(api, sizeof api, "127.0.0.1:%d", s->port);
+    snprintf(api, sizeof api, "127.0.0.1:%d", http_stub_port(s));
     setenv("AWS_LAMBDA_RUNTIME_API", api, 1);
-    assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
     return s;
 }
 
-static void server_stop(server *s)
+static void server_stop(http_stub *s)
 {
-    assert_int_equal(write(s->wake[1], "x", 1), 1);
-    pthread_join(s->thread, NULL);
-    for (int i = 0; i < MAX_CONNS; i++)
-        if (s->conns[i].fd >= 0)
-            conn_close(&s->conns[i]);
-    close(s->listen_fd);
-    close(s->wake[0]);
-    close(s->wake[1]);
-    for (size_t i = 0; i < s->count && i < MAX_REQUESTS; i++) {
-        free(s->requests[i].head);
-        free(s->requests[i].body);
-    }
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    http_stub_stop(s);
     unsetenv("AWS_LAMBDA_RUNTIME_API");
-}
-
-static size_t server_count(server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    size_t n = s->count;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
-
-static int server_accepted(server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    int n = s->accepted;
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
-
-/* Request i, which must have arrived (the client saw its answer). */
-static const request *server_request(server *s, size_t i)
-{
-    assert_true(i < server_count(s));
-    assert_true(i < MAX_REQUESTS);
-    pthread_mutex_lock(&s->mu);
-    const request *q = &s->requests[i];
-    pthread_mutex_unlock(&s->mu);
-    return q;
-}
-
-/* Value of header name in a recorded header block into out; NULL when absent. */
-static const char *header_value(const request *q, const char *name, char *out, size_t outlen)
-{
-    size_t nlen = strlen(name);
-    for (const char *line = q->head; *line;) {
-        const char *eol = strstr(line, "\r\n");
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > nlen && line[nlen] == ':' &&
-            strncasecmp(line, name, nlen) == 0) {
-            const char *v = line + nlen + 1;
-            while (*v == ' ')
-                v++;
-            size_t n = (size_t)(eol - v);
-            if (n >= outlen)
-                n = outlen - 1;
-            memcpy(out, v, n);
-            out[n] = '\0';
-            return out;
-        }
-        line = eol + 2;
-    }
-    return NULL;
 }
 
 static lambda_runtime *runtime_for_test(void)
@@ -420,7 +135,7 @@ static void test_new_reads_the_environment(void **state)
 static void test_next_parses_the_invocation(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         {.status = 200,
          .headers = "lambda-runtime-aws-request-id: " REQUEST_ID "\r\n"
                     "LAMBDA-RUNTIME-DEADLINE-MS:   1542409706888  \r\n"
@@ -429,7 +144,7 @@ static void test_next_parses_the_invocation(void **state)
                     "Content-Type: application/json\r\n",
          .body = "{\"hello\":\"world\"}"},
     };
-    server *s = server_start(script, 1);
+    http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
     unsetenv("_X_AMZN_TRACE_ID");
 
@@ -446,11 +161,11 @@ static void test_next_parses_the_invocation(void **state)
     assert_string_equal(getenv("_X_AMZN_TRACE_ID"), TRACE);
     assert_int_equal(lambda_runtime_last_status(rt), 200);
 
-    const request *q = server_request(s, 0);
+    const http_stub_request *q = http_stub_request_at(s, 0);
     assert_string_equal(q->method, "GET");
     assert_string_equal(q->path, API_PATH "invocation/next");
     char v[128];
-    assert_non_null(header_value(q, "User-Agent", v, sizeof v));
+    assert_non_null(http_stub_header(q, "User-Agent", v, sizeof v));
     assert_memory_equal(v, "taskd/", 6);
 
     lambda_invocation_clear(&inv);
@@ -462,8 +177,8 @@ static void test_next_parses_the_invocation(void **state)
 static void test_next_empty_event_is_empty_string(void **state)
 {
     (void)state;
-    static const reply script[] = {NEXT_OK("", NULL)};
-    server *s = server_start(script, 1);
+    static const http_stub_reply script[] = {NEXT_OK("", NULL)};
+    http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     assert_true(lambda_runtime_next(rt, &inv, NULL, 0));
@@ -480,11 +195,11 @@ static void test_next_empty_event_is_empty_string(void **state)
 static void test_trace_env_set_and_unset(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("Lambda-Runtime-Trace-Id: " TRACE "\r\n", "{}"),
         NEXT_OK("", "{}"),
     };
-    server *s = server_start(script, 2);
+    http_stub *s = server_start(script, 2);
     lambda_runtime *rt = runtime_for_test();
     setenv("_X_AMZN_TRACE_ID", "Root=stale", 1);
 
@@ -505,10 +220,10 @@ static void test_trace_env_set_and_unset(void **state)
 static void test_missing_request_id(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         {.status = 200, .headers = "Lambda-Runtime-Trace-Id: " TRACE "\r\n", .body = "{}"},
     };
-    server *s = server_start(script, 1);
+    http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
     setenv("_X_AMZN_TRACE_ID", "Root=stale", 1);
     lambda_invocation inv;
@@ -530,14 +245,14 @@ static void test_unsafe_request_id_is_rejected(void **state)
     long_id[200] = '\0';
     char long_header[400];
     snprintf(long_header, sizeof long_header, "Lambda-Runtime-Aws-Request-Id: %s\r\n", long_id);
-    const reply script[] = {
+    const http_stub_reply script[] = {
         {.status = 200, .headers = "Lambda-Runtime-Aws-Request-Id: abc/../../init/error\r\n"},
         {.status = 200, .headers = "Lambda-Runtime-Aws-Request-Id: ..\r\n"},
         {.status = 200, .headers = "Lambda-Runtime-Aws-Request-Id: a%2F..\r\n"},
         {.status = 200, .headers = "Lambda-Runtime-Aws-Request-Id: \r\n"},
         {.status = 200, .headers = long_header},
     };
-    server *s = server_start(script, 5);
+    http_stub *s = server_start(script, 5);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256];
@@ -555,7 +270,7 @@ static void test_unsafe_request_id_is_rejected(void **state)
     assert_non_null(strstr(err, "request id"));
     assert_false(lambda_runtime_fail(rt, &forged, "T", "m", NULL, 0));
     assert_false(lambda_runtime_respond(rt, NULL, "{}", 2, NULL, 0));
-    assert_int_equal(server_count(s), 5);
+    assert_int_equal(http_stub_count(s), 5);
 
     lambda_runtime_free(rt);
     server_stop(s);
@@ -567,8 +282,8 @@ static void test_header_too_long(void **state)
     char arn[600];
     snprintf(arn, sizeof arn,
              "Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:%0300d\r\n" ID_HEADER, 0);
-    const reply script[] = {{.status = 200, .headers = arn, .body = "{}"}};
-    server *s = server_start(script, 1);
+    const http_stub_reply script[] = {{.status = 200, .headers = arn, .body = "{}"}};
+    http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -582,7 +297,7 @@ static void test_header_too_long(void **state)
 static void test_deadline_missing_or_bad_is_zero(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("", "{}"),
         NEXT_OK("Lambda-Runtime-Deadline-Ms: 12ab\r\n", "{}"),
         NEXT_OK("Lambda-Runtime-Deadline-Ms: 99999999999999999999999\r\n", "{}"),
@@ -590,7 +305,7 @@ static void test_deadline_missing_or_bad_is_zero(void **state)
         NEXT_OK("Lambda-Runtime-Deadline-Ms:\r\n", "{}"),
         NEXT_OK("Lambda-Runtime-Deadline-Ms: 1700000000123\r\n", "{}"),
     };
-    server *s = server_start(script, 6);
+    http_stub *s = server_start(script, 6);
     lambda_runtime *rt = runtime_for_test();
     for (size_t i = 0; i < 6; i++) {
         lambda_invocation inv;
@@ -607,10 +322,10 @@ static void test_deadline_missing_or_bad_is_zero(void **state)
 static void test_next_http_500(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         {.status = 500, .body = "{\"errorMessage\":\"boom\",\"errorType\":\"Runtime.Internal\"}"},
     };
-    server *s = server_start(script, 1);
+    http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -626,15 +341,11 @@ static void test_next_http_500(void **state)
 static void test_unreachable_api(void **state)
 {
     (void)state;
-    /* A port that was just free: nothing listens there. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t alen = sizeof a;
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
+    /* A port where nothing listens. */
+    int fd;
+    int port = http_stub_refusing_port(&fd);
     char api[64];
-    snprintf(api, sizeof api, "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(api, sizeof api, "127.0.0.1:%d", port);
     setenv("AWS_LAMBDA_RUNTIME_API", api, 1);
 
     lambda_runtime *rt = runtime_for_test();
@@ -647,6 +358,7 @@ static void test_unreachable_api(void **state)
     assert_int_equal(lambda_runtime_last_status(rt), 0);
     assert_false(lambda_runtime_init_error(rt, "Runtime.Test", "x", err, sizeof err));
     lambda_runtime_free(rt);
+    close(fd);
     unsetenv("AWS_LAMBDA_RUNTIME_API");
 }
 
@@ -655,12 +367,12 @@ static void test_unreachable_api(void **state)
 static void test_respond_posts_the_exact_body(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("", "{}"),
         {.status = 202, .body = "{\"status\":\"OK\"}"},
         {.status = 202},
     };
-    server *s = server_start(script, 3);
+    http_stub *s = server_start(script, 3);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -670,25 +382,25 @@ static void test_respond_posts_the_exact_body(void **state)
     if (!lambda_runtime_respond(rt, &inv, body, sizeof body - 1, err, sizeof err))
         fail_msg("respond: %s", err);
     assert_int_equal(lambda_runtime_last_status(rt), 202);
-    const request *q = server_request(s, 1);
+    const http_stub_request *q = http_stub_request_at(s, 1);
     assert_string_equal(q->method, "POST");
     assert_string_equal(q->path, API_PATH "invocation/" REQUEST_ID "/response");
     assert_int_equal(q->body_len, sizeof body - 1);
     assert_memory_equal(q->body, body, sizeof body - 1);
     char v[128];
-    assert_non_null(header_value(q, "Content-Type", v, sizeof v));
+    assert_non_null(http_stub_header(q, "Content-Type", v, sizeof v));
     assert_string_equal(v, "application/json");
-    assert_non_null(header_value(q, "Content-Length", v, sizeof v));
+    assert_non_null(http_stub_header(q, "Content-Length", v, sizeof v));
     assert_int_equal(strtoul(v, NULL, 10), sizeof body - 1);
-    assert_null(header_value(q, "Transfer-Encoding", v, sizeof v));
-    assert_null(header_value(q, "Expect", v, sizeof v));
-    assert_null(header_value(q, "Lambda-Runtime-Function-Error-Type", v, sizeof v));
+    assert_null(http_stub_header(q, "Transfer-Encoding", v, sizeof v));
+    assert_null(http_stub_header(q, "Expect", v, sizeof v));
+    assert_null(http_stub_header(q, "Lambda-Runtime-Function-Error-Type", v, sizeof v));
 
     /* An empty result is a valid one. */
     assert_true(lambda_runtime_respond(rt, &inv, NULL, 0, err, sizeof err));
-    q = server_request(s, 2);
+    q = http_stub_request_at(s, 2);
     assert_int_equal(q->body_len, 0);
-    assert_non_null(header_value(q, "Content-Length", v, sizeof v));
+    assert_non_null(http_stub_header(q, "Content-Length", v, sizeof v));
     assert_string_equal(v, "0");
 
     lambda_invocation_clear(&inv);
@@ -697,15 +409,15 @@ static void test_respond_posts_the_exact_body(void **state)
 }
 
 /* Check that request q is an error post with the given type and message. */
-static void assert_error_post(const request *q, const char *path, const char *type,
+static void assert_error_post(const http_stub_request *q, const char *path, const char *type,
                               const char *message)
 {
     assert_string_equal(q->method, "POST");
     assert_string_equal(q->path, path);
     char v[256];
-    assert_non_null(header_value(q, "Lambda-Runtime-Function-Error-Type", v, sizeof v));
+    assert_non_null(http_stub_header(q, "Lambda-Runtime-Function-Error-Type", v, sizeof v));
     assert_string_equal(v, type);
-    assert_non_null(header_value(q, "Content-Type", v, sizeof v));
+    assert_non_null(http_stub_header(q, "Content-Type", v, sizeof v));
     assert_string_equal(v, "application/json");
 
     json_error_t jerr;
@@ -724,13 +436,13 @@ static void assert_error_post(const request *q, const char *path, const char *ty
 static void test_fail_posts_error_json(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("", "{}"),
         {.status = 202},
         {.status = 202},
         {.status = 202},
     };
-    server *s = server_start(script, 4);
+    http_stub *s = server_start(script, 4);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -741,19 +453,19 @@ static void test_fail_posts_error_json(void **state)
     if (!lambda_runtime_fail(rt, &inv, "Handler.BadEvent",
                              "bad \"event\"\n\\ \x01 caf\xc3\xa9 \xff end", err, sizeof err))
         fail_msg("fail: %s", err);
-    assert_error_post(server_request(s, 1), path, "Handler.BadEvent",
+    assert_error_post(http_stub_request_at(s, 1), path, "Handler.BadEvent",
                       "bad \"event\"\n\\ \x01 caf\xc3\xa9 ? end");
 
     /* Defaults. */
     assert_true(lambda_runtime_fail(rt, &inv, NULL, NULL, err, sizeof err));
-    assert_error_post(server_request(s, 2), path, "Runtime.UnknownReason", "");
+    assert_error_post(http_stub_request_at(s, 2), path, "Runtime.UnknownReason", "");
 
     /* A type cannot smuggle in a header. */
     assert_true(lambda_runtime_fail(rt, &inv, "A\r\nX-Injected: 1", "m", err, sizeof err));
-    const request *q = server_request(s, 3);
+    const http_stub_request *q = http_stub_request_at(s, 3);
     char v[64];
-    assert_null(header_value(q, "X-Injected", v, sizeof v));
-    assert_non_null(header_value(q, "Lambda-Runtime-Function-Error-Type", v, sizeof v));
+    assert_null(http_stub_header(q, "X-Injected", v, sizeof v));
+    assert_non_null(http_stub_header(q, "Lambda-Runtime-Function-Error-Type", v, sizeof v));
     assert_string_equal(v, "A  X-Injected: 1");
 
     lambda_invocation_clear(&inv);
@@ -764,14 +476,14 @@ static void test_fail_posts_error_json(void **state)
 static void test_init_error(void **state)
 {
     (void)state;
-    static const reply script[] = {{.status = 202}, {.status = 403}};
-    server *s = server_start(script, 2);
+    static const http_stub_reply script[] = {{.status = 202}, {.status = 403}};
+    http_stub *s = server_start(script, 2);
     lambda_runtime *rt = runtime_for_test();
     char err[256] = "";
     if (!lambda_runtime_init_error(rt, "Runtime.ConfigInvalid", "TASKD_TABLE is not set", err,
                                    sizeof err))
         fail_msg("init_error: %s", err);
-    assert_error_post(server_request(s, 0), API_PATH "init/error", "Runtime.ConfigInvalid",
+    assert_error_post(http_stub_request_at(s, 0), API_PATH "init/error", "Runtime.ConfigInvalid",
                       "TASKD_TABLE is not set");
 
     assert_false(lambda_runtime_init_error(rt, "Runtime.ConfigInvalid", "again", err, sizeof err));
@@ -784,13 +496,13 @@ static void test_init_error(void **state)
 static void test_respond_413(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("", "{}"),
         {.status = 413,
          .body = "{\"errorMessage\":\"Exceeded maximum allowed payload size (6291556 bytes).\","
                  "\"errorType\":\"RequestEntityTooLarge\"}"},
     };
-    server *s = server_start(script, 2);
+    http_stub *s = server_start(script, 2);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -808,13 +520,13 @@ static void test_respond_413(void **state)
 static void test_connection_is_reused(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("", "{\"n\":1}"),
         {.status = 202},
         NEXT_OK("", "{\"n\":2}"),
         {.status = 202},
     };
-    server *s = server_start(script, 4);
+    http_stub *s = server_start(script, 4);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -825,8 +537,8 @@ static void test_connection_is_reused(void **state)
     assert_string_equal(inv.event, "{\"n\":2}");
     assert_true(lambda_runtime_fail(rt, &inv, "T", "m", err, sizeof err));
     lambda_invocation_clear(&inv);
-    assert_int_equal(server_count(s), 4);
-    assert_int_equal(server_accepted(s), 1);
+    assert_int_equal(http_stub_count(s), 4);
+    assert_int_equal(http_stub_connections(s), 1);
     lambda_runtime_free(rt);
     server_stop(s);
 }
@@ -842,11 +554,11 @@ static void test_large_event_round_trip(void **state)
         event[i] = (char)('a' + i % 26);
     memcpy(event + n - 2, "\"}", 2);
     event[n] = '\0';
-    const reply script[] = {
+    const http_stub_reply script[] = {
         {.status = 200, .headers = ID_HEADER, .body = event, .body_len = n},
         {.status = 202},
     };
-    server *s = server_start(script, 2);
+    http_stub *s = server_start(script, 2);
     lambda_runtime *rt = runtime_for_test();
     lambda_invocation inv;
     char err[256] = "";
@@ -858,12 +570,12 @@ static void test_large_event_round_trip(void **state)
 
     if (!lambda_runtime_respond(rt, &inv, inv.event, inv.event_len, err, sizeof err))
         fail_msg("respond: %s", err);
-    const request *q = server_request(s, 1);
+    const http_stub_request *q = http_stub_request_at(s, 1);
     assert_int_equal(q->body_len, n);
     assert_memory_equal(q->body, event, n);
     char v[64];
-    assert_null(header_value(q, "Expect", v, sizeof v));
-    assert_int_equal(server_accepted(s), 1);
+    assert_null(http_stub_header(q, "Expect", v, sizeof v));
+    assert_int_equal(http_stub_connections(s), 1);
 
     lambda_invocation_clear(&inv);
     lambda_runtime_free(rt);
@@ -874,11 +586,11 @@ static void test_large_event_round_trip(void **state)
 static void test_post_timeout(void **state)
 {
     (void)state;
-    static const reply script[] = {
+    static const http_stub_reply script[] = {
         NEXT_OK("", "{}"),
-        {.hang = true},
+        {.action = HTTP_STUB_HANG},
     };
-    server *s = server_start(script, 2);
+    http_stub *s = server_start(script, 2);
     lambda_runtime *rt = runtime_for_test();
     lambda_runtime_set_post_timeout(rt, 200);
     lambda_invocation inv;

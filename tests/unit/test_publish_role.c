@@ -2,8 +2,8 @@
  * Unit tests for aws/publish_role: the `publish` Lambda role driven with
  * DynamoDB Streams events (the shape of the Lambda docs: eventID, eventName,
  * eventSource aws:dynamodb, dynamodb.Keys / NewImage / SequenceNumber /
- * StreamViewType, eventSourceARN) against a fake SNS run inside the test: a
- * thread on 127.0.0.1:0 that decodes each PublishBatch form, records its
+ * StreamViewType, eventSourceARN) against a fake SNS run inside the test (a
+ * support/http_stub server) that decodes each PublishBatch form, records its
  * entries (body and attributes) and answers Successful for each, Failed for
  * the entries whose TaskId the test names, or a fixed error for the whole
  * call.
@@ -39,20 +39,13 @@
 #include "core/sbuf.h"
 #include "trace/trace.h"
 #include "util/log.h"
+#include "support/http_stub.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define TOPIC      "arn:aws:sns:eu-west-1:123456789012:tasks"
@@ -72,15 +65,10 @@ typedef struct entry {
 } entry;
 
 #define MAX_ENTRIES 64
-#define MAX_CONNS   16
 
-typedef struct server {
-    int lfd, port;
-    pthread_t accept_thread;
-    pthread_t conns[MAX_CONNS];
-    int n_conns;
-    atomic_bool stop;
-    pthread_mutex_t mu;
+/* The fake's state; its handler runs under the server's lock, one request at a time. */
+typedef struct fake_sns {
+    http_stub *http;
     const char *fail_task_ids; /* ",<id>,<id>," answered as Failed */
     int status;                /* != 200: every call answers this with error_body */
     const char *error_body;
@@ -89,40 +77,7 @@ typedef struct server {
     int other_actions; /* calls of any other action */
     entry entries[MAX_ENTRIES];
     int n_entries;
-} server;
-
-typedef struct conn_arg {
-    server *s;
-    int fd;
-} conn_arg;
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool wait_readable(server *s, int fd)
-{
-    for (;;) {
-        if (atomic_load(&s->stop))
-            return false;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, 20);
-        if (r > 0)
-            return true;
-        if (r < 0 && errno != EINTR)
-            return false;
-    }
-}
+} fake_sns;
 
 static int hexval(char c)
 {
@@ -187,8 +142,8 @@ static char *form_valuef(const char *body, const char *fmt, ...)
     return form_value(body, key);
 }
 
-/* Record a PublishBatch's entries and make its answer (under s->mu). */
-static char *answer_batch(server *s, const char *body)
+/* Record a PublishBatch's entries and make its answer. */
+static char *answer_batch(fake_sns *s, const char *body)
 {
     sbuf ok = {0}, bad = {0}, out = {0};
     char *topic = form_value(body, "TopicArn");
@@ -247,143 +202,51 @@ static char *answer_batch(server *s, const char *body)
     return sbuf_take(&out, NULL);
 }
 
-static void *conn_main(void *arg)
+/* Answer a request as SNS would, recording what it carried. */
+static void answer(void *arg, const http_stub_request *rq, size_t index, http_stub_reply *reply)
 {
-    conn_arg *ca = arg;
-    server *s = ca->s;
-    int fd = ca->fd;
-    free(ca);
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        char *end;
-        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
-            if (len + 1 >= cap || !wait_readable(s, fd))
-                goto out;
-            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-            if (r <= 0)
-                goto out;
-            len += (size_t)r;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        size_t body_len = 0;
-        const char *cl = strcasestr(buf, "\r\nContent-Length:");
-        if (cl && cl < end)
-            body_len = (size_t)strtoull(cl + 17, NULL, 10);
-        if (head_len + body_len + 1 > cap) {
-            cap = head_len + body_len + 1;
-            buf = realloc(buf, cap);
-        }
-        while (len < head_len + body_len) {
-            ssize_t r = wait_readable(s, fd) ? recv(fd, buf + len, cap - len, 0) : -1;
-            if (r <= 0)
-                goto out;
-            len += (size_t)r;
-        }
-        char *body = strndup(buf + head_len, body_len);
-        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
-        len -= head_len + body_len;
-
-        pthread_mutex_lock(&s->mu);
-        char *action = form_value(body, "Action");
-        int status = 200;
-        char *reply;
-        if (!action || strcmp(action, "PublishBatch") != 0) {
-            s->other_actions++;
-            status = 400;
-            reply = strdup("<ErrorResponse><Error><Code>InvalidAction</Code></Error>"
-                           "</ErrorResponse>");
-        } else if (s->status != 200) {
-            s->calls++;
-            status = s->status;
-            reply = strdup(s->error_body);
-        } else {
-            reply = answer_batch(s, body);
-        }
-        pthread_mutex_unlock(&s->mu);
-        free(action);
-        free(body);
-
-        char top[256];
-        int n = snprintf(top, sizeof top,
-                         "HTTP/1.1 %d Whatever\r\nContent-Type: text/xml\r\n"
-                         "Content-Length: %zu\r\n\r\n",
-                         status, strlen(reply));
-        bool sent = send_all(fd, top, (size_t)n) && send_all(fd, reply, strlen(reply));
-        free(reply);
-        if (!sent)
-            break;
+    fake_sns *s = arg;
+    (void)index;
+    char *action = form_value(rq->body, "Action");
+    if (!action || strcmp(action, "PublishBatch") != 0) {
+        s->other_actions++;
+        reply->status = 400;
+        reply->body = "<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>";
+    } else if (s->status != 200) {
+        s->calls++;
+        reply->status = s->status;
+        reply->body = s->error_body;
+    } else {
+        reply->status = 200;
+        reply->body = answer_batch(s, rq->body);
+        reply->free_body = true;
     }
-out:
-    free(buf);
-    close(fd);
-    return NULL;
+    free(action);
 }
 
-static void *accept_main(void *arg)
+static fake_sns *fake_sns_start(void)
 {
-    server *s = arg;
-    while (wait_readable(s, s->lfd)) {
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        bool room = s->n_conns < MAX_CONNS;
-        pthread_mutex_unlock(&s->mu);
-        conn_arg *ca = room ? malloc(sizeof *ca) : NULL;
-        pthread_t t;
-        if (!ca) {
-            close(fd);
-            continue;
-        }
-        *ca = (conn_arg){s, fd};
-        if (pthread_create(&t, NULL, conn_main, ca) != 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        pthread_mutex_lock(&s->mu);
-        s->conns[s->n_conns++] = t;
-        pthread_mutex_unlock(&s->mu);
-    }
-    return NULL;
-}
-
-static server *server_start(void)
-{
-    server *s = calloc(1, sizeof *s);
+    fake_sns *s = calloc(1, sizeof *s);
     assert_non_null(s);
-    pthread_mutex_init(&s->mu, NULL);
     s->status = 200;
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(s->lfd, 16), 0);
-    socklen_t al = sizeof a;
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->accept_thread, NULL, accept_main, s), 0);
+    http_stub_options o = {
+        .headers = "Content-Type: text/xml\r\n", .handler = answer, .handler_arg = s};
+    s->http = http_stub_start(&o);
     return s;
 }
 
-static void server_stop(server *s)
+static void fake_sns_stop(fake_sns *s)
 {
-    atomic_store(&s->stop, true);
-    pthread_join(s->accept_thread, NULL);
-    for (int i = 0; i < s->n_conns; i++)
-        pthread_join(s->conns[i], NULL);
-    close(s->lfd);
+    http_stub_stop(s->http);
     for (int i = 0; i < s->n_entries; i++)
         free(s->entries[i].message);
-    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
 /* ---- the role under test ---- */
 
 typedef struct fixture {
-    server *sns;
+    fake_sns *sns;
     aws_client *client;
     config cfg;
     tracer *tracer;
@@ -394,7 +257,7 @@ typedef struct fixture {
 static void fixture_start(fixture *f)
 {
     memset(f, 0, sizeof *f);
-    f->sns = server_start();
+    f->sns = fake_sns_start();
     static const char *const unset[] = {
         "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AWS_XRAY_DAEMON_ADDRESS"};
@@ -404,7 +267,7 @@ static void fixture_start(fixture *f)
     setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
     setenv("AWS_REGION", "eu-west-1", 1);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->sns->port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", http_stub_port(f->sns->http));
     setenv("AWS_ENDPOINT_URL_SNS", url, 1);
     char err[256] = "";
     f->client = aws_client_new(AWS_SNS, err, sizeof err);
@@ -428,7 +291,7 @@ static void fixture_stop(fixture *f)
     tracer_free(f->tracer);
     config_free(&f->cfg);
     aws_client_free(f->client);
-    server_stop(f->sns);
+    fake_sns_stop(f->sns);
 }
 
 /* Invoke the role with event (JSON text); the result's response, or NULL with res failed. */

@@ -1,6 +1,6 @@
 /*
  * Unit tests for aws/sns: PublishBatch against an HTTP server run inside the
- * test (a thread on 127.0.0.1:0, a thread per connection, keep-alive) that
+ * test (support/http_stub: a thread per connection, keep-alive) that
  * records every request and answers from a per-test script: a fixed status
  * and body, or an "echo" that reads the request's entries and answers
  * Successful for each Id, Failed for the Ids the step names.
@@ -30,110 +30,18 @@
 #include "aws/sns.h"
 #include "util/clock.h"
 #include "core/sbuf.h"
+#include "support/http_stub.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
-#include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define TOPIC     "arn:aws:sns:eu-west-1:123456789012:tasks"
 #define TOPIC_ENC "arn%3Aaws%3Asns%3Aeu-west-1%3A123456789012%3Atasks"
 #define M         "PublishBatchRequestEntries.member."
-
-/* ---- the server ---- */
-
-typedef struct request {
-    char *head; /* header lines */
-    char *body;
-    size_t body_len;
-} request;
-
-/* One step of a script: a fixed answer, or (body NULL) an echo of the entries. */
-typedef struct step {
-    int status;
-    const char *body;
-    const char *fail_ids; /* for an echo: ",3,7," fails Ids 3 and 7 */
-} step;
-
-#define MAX_STEPS 8
-#define MAX_REQS  32
-#define MAX_CONNS 16
-
-typedef struct server {
-    int lfd, port;
-    pthread_t accept_thread;
-    pthread_t conns[MAX_CONNS];
-    int n_conns;
-    atomic_bool stop;
-    pthread_mutex_t mu;
-    step steps[MAX_STEPS];
-    int n_steps, next;
-    request reqs[MAX_REQS];
-    int n_reqs;
-} server;
-
-typedef struct conn_arg {
-    server *s;
-    int fd;
-} conn_arg;
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool wait_readable(server *s, int fd)
-{
-    for (;;) {
-        if (atomic_load(&s->stop))
-            return false;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, 20);
-        if (r > 0)
-            return true;
-        if (r < 0 && errno != EINTR)
-            return false;
-    }
-}
-
-/* The value of a header in a raw header block into out; false if absent. */
-static bool head_get(const char *head, const char *name, char *out, size_t outlen)
-{
-    size_t nl = strlen(name);
-    for (const char *line = head; line && *line;) {
-        const char *eol = strstr(line, "\r\n");
-        size_t len = eol ? (size_t)(eol - line) : strlen(line);
-        if (len > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
-            const char *v = line + nl + 1;
-            while (*v == ' ')
-                v++;
-            snprintf(out, outlen, "%.*s", (int)(line + len - v), v);
-            return true;
-        }
-        line = eol ? eol + 2 : NULL;
-    }
-    return false;
-}
 
 /* ---- forms ---- */
 
@@ -226,7 +134,7 @@ static void form_free(form *f)
 }
 
 /* The answer to a PublishBatch: Successful for each entry, Failed for those fail_ids names. */
-static char *echo_reply(const request *rq, const char *fail_ids)
+static char *echo_reply(const http_stub_request *rq, const char *fail_ids)
 {
     form f;
     form_parse(rq->body, rq->body_len, &f);
@@ -259,148 +167,25 @@ static char *echo_reply(const request *rq, const char *fail_ids)
     return sbuf_take(&out, NULL);
 }
 
-static void *conn_main(void *arg)
+/* ---- the server (support/http_stub) ---- */
+
+/* A scripted answer without a body is an echo of the entries, failing the Ids in its data. */
+static void echo(void *arg, const http_stub_request *rq, size_t index, http_stub_reply *reply)
 {
-    conn_arg *ca = arg;
-    server *s = ca->s;
-    int fd = ca->fd;
-    free(ca);
-    size_t cap = 64 * 1024, len = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        char *end;
-        while (!(end = memmem(buf, len, "\r\n\r\n", 4))) {
-            if (len + 1 >= cap || !wait_readable(s, fd))
-                goto out;
-            ssize_t r = recv(fd, buf + len, cap - len - 1, 0);
-            if (r <= 0)
-                goto out;
-            len += (size_t)r;
-        }
-        size_t head_len = (size_t)(end - buf) + 4;
-        char *head = strndup(buf, head_len - 2);
-        char value[64];
-        size_t body_len = 0;
-        if (head_get(head, "Content-Length", value, sizeof value))
-            body_len = (size_t)strtoull(value, NULL, 10);
-        if (head_len + body_len + 1 > cap) {
-            cap = head_len + body_len + 1;
-            buf = realloc(buf, cap);
-        }
-        while (len < head_len + body_len) {
-            ssize_t r = wait_readable(s, fd) ? recv(fd, buf + len, cap - len, 0) : -1;
-            if (r <= 0) {
-                free(head);
-                goto out;
-            }
-            len += (size_t)r;
-        }
-        request rq = {
-            .head = head, .body = strndup(buf + head_len, body_len), .body_len = body_len};
-        memmove(buf, buf + head_len + body_len, len - head_len - body_len);
-        len -= head_len + body_len;
-
-        pthread_mutex_lock(&s->mu);
-        step st = {200, NULL, NULL};
-        if (s->n_steps > 0)
-            st = s->steps[s->next < s->n_steps ? s->next : s->n_steps - 1];
-        s->next++;
-        char *reply = st.body ? strdup(st.body) : echo_reply(&rq, st.fail_ids);
-        if (s->n_reqs < MAX_REQS) {
-            s->reqs[s->n_reqs++] = rq;
-        } else {
-            free(rq.head);
-            free(rq.body);
-        }
-        pthread_mutex_unlock(&s->mu);
-
-        char top[256];
-        int n = snprintf(top, sizeof top,
-                         "HTTP/1.1 %d Whatever\r\nContent-Type: text/xml\r\n"
-                         "Content-Length: %zu\r\n\r\n",
-                         st.status, strlen(reply));
-        bool sent = send_all(fd, top, (size_t)n) && send_all(fd, reply, strlen(reply));
-        free(reply);
-        if (!sent)
-            break;
+    (void)arg;
+    (void)index;
+    if (!reply->body) {
+        reply->body = echo_reply(rq, reply->data);
+        reply->free_body = true;
     }
-out:
-    free(buf);
-    close(fd);
-    return NULL;
 }
 
-static void *accept_main(void *arg)
+/* A server answering from steps, the last one repeating (none: an echo), as text/xml. */
+static http_stub *server_start(const http_stub_reply *steps, size_t n)
 {
-    server *s = arg;
-    while (wait_readable(s, s->lfd)) {
-        int fd = accept(s->lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
-        pthread_mutex_lock(&s->mu);
-        bool room = s->n_conns < MAX_CONNS;
-        pthread_mutex_unlock(&s->mu);
-        conn_arg *ca = room ? malloc(sizeof *ca) : NULL;
-        pthread_t t;
-        if (!ca) {
-            close(fd);
-            continue;
-        }
-        *ca = (conn_arg){s, fd};
-        if (pthread_create(&t, NULL, conn_main, ca) != 0) {
-            free(ca);
-            close(fd);
-            continue;
-        }
-        pthread_mutex_lock(&s->mu);
-        s->conns[s->n_conns++] = t;
-        pthread_mutex_unlock(&s->mu);
-    }
-    return NULL;
-}
-
-static server *server_start(const step *steps, int n)
-{
-    server *s = calloc(1, sizeof *s);
-    assert_non_null(s);
-    pthread_mutex_init(&s->mu, NULL);
-    assert_true(n <= MAX_STEPS);
-    for (int i = 0; i < n; i++)
-        s->steps[i] = steps[i];
-    s->n_steps = n;
-    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s->lfd >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(s->lfd, 16), 0);
-    socklen_t al = sizeof a;
-    assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
-    s->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&s->accept_thread, NULL, accept_main, s), 0);
-    return s;
-}
-
-static void server_stop(server *s)
-{
-    atomic_store(&s->stop, true);
-    pthread_join(s->accept_thread, NULL);
-    for (int i = 0; i < s->n_conns; i++)
-        pthread_join(s->conns[i], NULL);
-    close(s->lfd);
-    for (int i = 0; i < s->n_reqs; i++) {
-        free(s->reqs[i].head);
-        free(s->reqs[i].body);
-    }
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-}
-
-static int server_requests(server *s)
-{
-    pthread_mutex_lock(&s->mu);
-    int n = s->n_reqs;
-    pthread_mutex_unlock(&s->mu);
-    return n;
+    http_stub_options o = {
+        .script = steps, .script_len = n, .headers = "Content-Type: text/xml\r\n", .handler = echo};
+    return http_stub_start(&o);
 }
 
 /* Fake credentials and the SNS endpoint at url; a client for SNS. */
@@ -419,10 +204,10 @@ static aws_client *client_at(const char *url, aws_service service)
     return c;
 }
 
-static aws_client *client_for(server *s)
+static aws_client *client_for(http_stub *s)
 {
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", http_stub_port(s));
     return client_at(url, AWS_SNS);
 }
 
@@ -487,7 +272,7 @@ static void test_batch_fit(void **state)
 static void test_request_form(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s);
     const char *tricky =
         "{\"s\":\"a&b=c+d e\",\"u\":\"h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x9a\x80\","
@@ -506,10 +291,10 @@ static void test_request_form(void **state)
         snprintf(want, sizeof want, "msg-%d", i);
         assert_string_equal(st[i].message_id, want);
     }
-    assert_int_equal(server_requests(s), 1);
-    const request *rq = &s->reqs[0];
+    assert_int_equal(http_stub_count(s), 1);
+    const http_stub_request *rq = http_stub_request_at(s, 0);
     char v[128];
-    assert_true(head_get(rq->head, "Content-Type", v, sizeof v));
+    assert_non_null(http_stub_header(rq, "Content-Type", v, sizeof v));
     assert_string_equal(v, "application/x-www-form-urlencoded; charset=utf-8");
 
     /* byte for byte, up to the second entry */
@@ -547,13 +332,13 @@ static void test_request_form(void **state)
     assert_null(form_get(&f, M "3.Id"));
     form_free(&f);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_attribute_types(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s);
     sns_message m[2] = {{"x", "{\"n\":{\"Type\":\"Number\",\"Value\":\"5\"},"
                               "\"b\":{\"Type\":\"Binary\",\"Value\":\"AAE=\"}}"},
@@ -561,7 +346,8 @@ static void test_attribute_types(void **state)
     sns_status st[2];
     assert_true(sns_publish_batch(c, TOPIC, m, 2, in_ms(3000), st));
     form f;
-    form_parse(s->reqs[0].body, s->reqs[0].body_len, &f);
+    const http_stub_request *rq = http_stub_request_at(s, 0);
+    form_parse(rq->body, rq->body_len, &f);
     assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.1.Value.DataType"), "Number");
     assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.1.Value.StringValue"), "5");
     assert_string_equal(form_get(&f, M "1.MessageAttributes.entry.2.Value.DataType"), "Binary");
@@ -571,25 +357,27 @@ static void test_attribute_types(void **state)
     assert_null(form_get(&f, M "2.MessageAttributes.entry.1.Name"));
     form_free(&f);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_reply_per_entry_outcomes(void **state)
 {
     (void)state;
     /* Failed first, an entity and a character reference, an Id not of the call, one missing */
-    step steps[] = {
-        {200,
-         "<?xml version=\"1.0\"?>\n<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/"
-         "2010-03-31/\">\n <PublishBatchResult>\n  <Failed>\n   <member>\n    <Code>Invalid"
-         "Parameter</Code>\n    <Id>1</Id>\n    <Message>Invalid parameter: &quot;Message&quot; "
-         "too &lt;long&gt; &amp; caf&#233; &#x2713;</Message>\n    <SenderFault>true"
-         "</SenderFault>\n   </member>\n   <member><Id>7</Id><Code>X</Code></member>\n  </Failed>"
-         "\n  <Successful>\n   <member>\n    <Id>0</Id>\n    <MessageId>5d9f-aa</MessageId>\n   "
-         "</member>\n   <member><Id>3</Id><MessageId>m3</MessageId></member>\n  </Successful>\n"
-         " </PublishBatchResult>\n</PublishBatchResponse>\n",
-         NULL}};
-    server *s = server_start(steps, 1);
+    http_stub_reply steps[] = {
+        {.status = 200,
+         .body = "<?xml version=\"1.0\"?>\n"
+                 "<PublishBatchResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n"
+                 " <PublishBatchResult>\n  <Failed>\n   <member>\n"
+                 "    <Code>InvalidParameter</Code>\n    <Id>1</Id>\n"
+                 "    <Message>"
+                 "Invalid parameter: &quot;Message&quot; too &lt;long&gt; &amp; caf&#233; "
+                 "&#x2713;</Message>\n    <SenderFault>true</SenderFault>\n   </member>\n"
+                 "   <member><Id>7</Id><Code>X</Code></member>\n  </Failed>\n  <Successful>\n"
+                 "   <member>\n    <Id>0</Id>\n    <MessageId>5d9f-aa</MessageId>\n   </member>\n"
+                 "   <member><Id>3</Id><MessageId>m3</MessageId></member>\n  </Successful>\n"
+                 " </PublishBatchResult>\n</PublishBatchResponse>\n"}};
+    http_stub *s = server_start(steps, 1);
     aws_client *c = client_for(s);
     sns_message m[4] = {{"a", NULL}, {"b", NULL}, {"c", NULL}, {"d", NULL}};
     sns_status st[4];
@@ -605,21 +393,21 @@ static void test_reply_per_entry_outcomes(void **state)
     assert_string_equal(st[2].code, SNS_NO_OUTCOME);
     assert_true(st[3].ok);
     assert_string_equal(st[3].message_id, "m3");
-    assert_int_equal(server_requests(s), 1);
+    assert_int_equal(http_stub_count(s), 1);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_reply_self_closing_failed(void **state)
 {
     (void)state;
-    step steps[] = {{200,
-                     "<PublishBatchResponse><PublishBatchResult><Failed/><Successful><member>"
-                     "<Id>0</Id><MessageId>m0</MessageId></member><member><Id>1</Id>"
-                     "<MessageId>m1</MessageId></member></Successful></PublishBatchResult>"
-                     "</PublishBatchResponse>",
-                     NULL}};
-    server *s = server_start(steps, 1);
+    http_stub_reply steps[] = {
+        {.status = 200,
+         .body = "<PublishBatchResponse><PublishBatchResult><Failed/><Successful><member>"
+                 "<Id>0</Id><MessageId>m0</MessageId></member><member><Id>1</Id>"
+                 "<MessageId>m1</MessageId></member></Successful></PublishBatchResult>"
+                 "</PublishBatchResponse>"}};
+    http_stub *s = server_start(steps, 1);
     aws_client *c = client_for(s);
     sns_message m[2] = {{"a", NULL}, {"b", NULL}};
     sns_status st[2];
@@ -627,14 +415,14 @@ static void test_reply_self_closing_failed(void **state)
     assert_string_equal(st[0].message_id, "m0");
     assert_string_equal(st[1].message_id, "m1");
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_empty_reply_fails(void **state)
 {
     (void)state;
-    step steps[] = {{200, "", NULL}};
-    server *s = server_start(steps, 1);
+    http_stub_reply steps[] = {{.status = 200, .body = ""}};
+    http_stub *s = server_start(steps, 1);
     aws_client *c = client_for(s);
     sns_message m[1] = {{"a", NULL}};
     sns_status st[1];
@@ -642,44 +430,44 @@ static void test_empty_reply_fails(void **state)
     assert_false(st[0].ok);
     assert_string_equal(st[0].code, SNS_UNREADABLE);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_throttled_then_ok(void **state)
 {
     (void)state;
-    step steps[] = {
-        {400,
-         "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code><Message>Rate exceeded"
-         "</Message></Error><RequestId>r</RequestId></ErrorResponse>",
-         NULL},
-        {503, "<ErrorResponse><Error><Code>InternalError</Code></Error></ErrorResponse>", NULL},
-        {200, NULL, NULL}};
-    server *s = server_start(steps, 3);
+    http_stub_reply steps[] = {
+        {.status = 400,
+         .body =
+             "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code><Message>Rate exceeded"
+             "</Message></Error><RequestId>r</RequestId></ErrorResponse>"},
+        {.status = 503,
+         .body = "<ErrorResponse><Error><Code>InternalError</Code></Error></ErrorResponse>"},
+        {.status = 200}};
+    http_stub *s = server_start(steps, 3);
     aws_client *c = client_for(s);
     sns_message m[3] = {{"a", NULL}, {"b", NULL}, {"c", NULL}};
     sns_status st[3];
     assert_true(sns_publish_batch(c, TOPIC, m, 3, in_ms(5000), st));
     for (int i = 0; i < 3; i++)
         assert_true(st[i].ok);
-    assert_int_equal(server_requests(s), 3);
+    assert_int_equal(http_stub_count(s), 3);
     /* every attempt carried the same form */
-    assert_string_equal(s->reqs[0].body, s->reqs[2].body);
+    assert_string_equal(http_stub_request_at(s, 0)->body, http_stub_request_at(s, 2)->body);
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_not_found_fails_all(void **state)
 {
     (void)state;
-    step steps[] = {
-        {404,
-         "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n  <Error>"
-         "\n    <Type>Sender</Type>\n    <Code>NotFound</Code>\n    <Message>Topic does "
-         "not exist</Message>\n  </Error>\n  <RequestId>r</RequestId>\n"
-         "</ErrorResponse>\n",
-         NULL}};
-    server *s = server_start(steps, 1);
+    http_stub_reply steps[] = {
+        {.status = 404,
+         .body = "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n  <Error>"
+                 "\n    <Type>Sender</Type>\n    <Code>NotFound</Code>\n    <Message>Topic does "
+                 "not exist</Message>\n  </Error>\n  <RequestId>r</RequestId>\n"
+                 "</ErrorResponse>\n"}};
+    http_stub *s = server_start(steps, 1);
     aws_client *c = client_for(s);
     sns_message m[12];
     for (int i = 0; i < 12; i++)
@@ -695,16 +483,16 @@ static void test_not_found_fails_all(void **state)
     }
     for (int i = 10; i < 12; i++) /* the second call is never made */
         assert_string_equal(st[i].code, SNS_NOT_SENT);
-    assert_int_equal(server_requests(s), 1); /* no retry of a 4xx */
+    assert_int_equal(http_stub_count(s), 1); /* no retry of a 4xx */
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_batches_stop_after_failed_call(void **state)
 {
     (void)state;
-    step steps[] = {{200, NULL, NULL}, {200, NULL, ",13,"}, {200, NULL, NULL}};
-    server *s = server_start(steps, 3);
+    http_stub_reply steps[] = {{.status = 200}, {.status = 200, .data = ",13,"}, {.status = 200}};
+    http_stub *s = server_start(steps, 3);
     aws_client *c = client_for(s);
     sns_message m[25];
     char bodies[25][16];
@@ -728,11 +516,12 @@ static void test_batches_stop_after_failed_call(void **state)
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, SNS_NOT_SENT);
     }
-    assert_int_equal(server_requests(s), 2);
+    assert_int_equal(http_stub_count(s), 2);
     /* each call numbers its members from 1; the Ids are the messages' indexes */
     for (int r = 0; r < 2; r++) {
         form f;
-        form_parse(s->reqs[r].body, s->reqs[r].body_len, &f);
+        const http_stub_request *rq = http_stub_request_at(s, (size_t)r);
+        form_parse(rq->body, rq->body_len, &f);
         for (int k = 1; k <= 10; k++) {
             char id[8];
             snprintf(id, sizeof id, "%d", r * 10 + k - 1);
@@ -743,13 +532,13 @@ static void test_batches_stop_after_failed_call(void **state)
         form_free(&f);
     }
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_unpublishable_messages(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s);
     sns_message m[6] = {
         {"good", NULL},
@@ -770,9 +559,10 @@ static void test_unpublishable_messages(void **state)
     assert_non_null(strstr(st[1].message, "UTF-8"));
     assert_non_null(strstr(st[4].message, "TaskId"));
     assert_true(st[5].ok);
-    assert_int_equal(server_requests(s), 1);
+    assert_int_equal(http_stub_count(s), 1);
     form f;
-    form_parse(s->reqs[0].body, s->reqs[0].body_len, &f);
+    const http_stub_request *rq = http_stub_request_at(s, 0);
+    form_parse(rq->body, rq->body_len, &f);
     assert_string_equal(form_get(&f, M "1.Id"), "0");
     assert_string_equal(form_get(&f, M "2.Id"), "5"); /* members stay contiguous */
     assert_string_equal(form_get(&f, M "2.Message"), "also good");
@@ -787,15 +577,15 @@ static void test_unpublishable_messages(void **state)
         assert_false(sns_publish_batch(c, TOPIC, &one, 1, in_ms(3000), st));
         assert_string_equal(st[0].code, SNS_INVALID_LOCAL);
     }
-    assert_int_equal(server_requests(s), 1); /* none of them was sent */
+    assert_int_equal(http_stub_count(s), 1); /* none of them was sent */
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 static void test_past_deadline_sends_nothing(void **state)
 {
     (void)state;
-    server *s = server_start(NULL, 0);
+    http_stub *s = server_start(NULL, 0);
     aws_client *c = client_for(s);
     sns_message m[2] = {{"a", NULL}, {"b", NULL}};
     sns_status st[2];
@@ -804,13 +594,13 @@ static void test_past_deadline_sends_nothing(void **state)
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, "Timeout");
     }
-    assert_int_equal(server_requests(s), 0);
+    assert_int_equal(http_stub_count(s), 0);
     /* no topic: refused */
     assert_false(sns_publish_batch(c, "", m, 2, 0, st));
     assert_string_equal(st[1].code, SNS_INVALID_LOCAL);
     assert_true(sns_publish_batch(c, TOPIC, m, 0, 0, st)); /* nothing to do */
     aws_client_free(c);
-    server_stop(s);
+    http_stub_stop(s);
 }
 
 /* ---- the real stand-in (FAUXQS_ENDPOINT) ---- */

@@ -1,8 +1,8 @@
 /*
  * Unit tests for trace/tracer: the local store (per-task deep copies sorted by start, ring
  * overwrite, off when capacity is 0) and the exporters against receivers run inside the test —
- * a small HTTP server thread on 127.0.0.1:0 that records each request and answers from a
- * script of statuses (or never answers), and a UDP socket standing in for the X-Ray daemon.
+ * an HTTP server (support/http_stub) that records each request and answers from a script of
+ * statuses (or never answers), and a UDP socket standing in for the X-Ray daemon.
  * Covered: OTLP JSON and protobuf bodies with their Content-Type and configured headers, only
  * sampled spans exported, a batch flushed early at 512 spans, bodies over 1 MiB split, retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
@@ -18,17 +18,14 @@
 #include "core/span.h"
 #include "trace/tracer.h"
 #include "util/log.h"
+#include "support/http_stub.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,187 +141,30 @@ static bool wait_count(uint64_t (*counter)(const tracer *), const tracer *t, uin
     return counter(t) >= want;
 }
 
-/* ---- the HTTP receiver ---- */
+/* ---- the HTTP receiver (support/http_stub) ---- */
 
-#define MAX_REQUESTS 64
+#define JSON_TYPE "Content-Type: application/json\r\n"
 
-typedef struct request {
-    char *head; /* request line and headers */
-    char *body;
-    size_t body_len;
-    int64_t at_ms;
-} request;
-
-typedef struct receiver {
-    int fd, port;
-    pthread_t thread;
-    atomic_bool stop;
-    bool stall;      /* read requests, never answer */
-    int statuses[8]; /* the answer to request i; the last one repeats */
-    int n_statuses;
-    const char *retry_after; /* sent with 429/503 answers when set */
-    const char *reply_body;  /* default "{}" */
-    size_t reply_len;        /* when reply_body is binary */
-    const char *reply_type;  /* default application/json */
-    pthread_mutex_t mu;
-    request reqs[MAX_REQUESTS];
-    int n;
-} receiver;
-
-static const char *header_value(const char *head, const char *name, char *out, size_t outlen)
+/* A receiver answering from script, its last answer repeating. */
+static http_stub *receiver_script(const http_stub_reply *script, size_t n)
 {
-    size_t len = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p, "\r\n")) {
-        p += 2;
-        if (strncasecmp(p, name, len) == 0 && p[len] == ':') {
-            const char *v = p + len + 1;
-            while (*v == ' ')
-                v++;
-            size_t n = strcspn(v, "\r\n");
-            snprintf(out, outlen, "%.*s", (int)n, v);
-            return out;
-        }
-    }
-    return NULL;
+    http_stub_options o = {.script = script, .script_len = n};
+    return http_stub_start(&o);
 }
 
-/* Wait for fd to be readable (or the receiver to stop); false on stop. */
-static bool wait_readable(receiver *r, int fd)
+/*
+ * A receiver answering request i with statuses[i] (0-terminated, the last one repeating) and
+ * {} as JSON; no statuses: it reads requests and never answers.
+ */
+static http_stub *receiver_start(const int *statuses)
 {
-    while (!atomic_load(&r->stop)) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, 20) > 0)
-            return true;
+    http_stub_reply script[8] = {{.action = HTTP_STUB_HANG}};
+    size_t n = 0;
+    for (; statuses && statuses[n]; n++) {
+        assert_true(n < 8);
+        script[n] = (http_stub_reply){.status = statuses[n], .headers = JSON_TYPE, .body = "{}"};
     }
-    return false;
-}
-
-/* Read one request from c; false when the peer closed or the receiver stops. */
-static bool read_request(receiver *r, int c, request *q)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    char *end = NULL;
-    while (!end) {
-        if (len + 1 >= cap)
-            buf = realloc(buf, cap *= 2);
-        if (!wait_readable(r, c))
-            goto fail;
-        ssize_t n = recv(c, buf + len, cap - len - 1, 0);
-        if (n <= 0)
-            goto fail;
-        len += (size_t)n;
-        buf[len] = '\0';
-        end = strstr(buf, "\r\n\r\n");
-    }
-    size_t head_len = (size_t)(end - buf) + 4;
-    char cl[32];
-    size_t body_len =
-        header_value(buf, "Content-Length", cl, sizeof cl) ? strtoul(cl, NULL, 10) : 0;
-    if (head_len + body_len + 1 > cap)
-        buf = realloc(buf, cap = head_len + body_len + 1);
-    while (len < head_len + body_len) {
-        if (!wait_readable(r, c))
-            goto fail;
-        ssize_t n = recv(c, buf + len, head_len + body_len - len, 0);
-        if (n <= 0)
-            goto fail;
-        len += (size_t)n;
-    }
-    q->head = strndup(buf, head_len);
-    q->body = malloc(body_len + 1);
-    memcpy(q->body, buf + head_len, body_len);
-    q->body[body_len] = '\0';
-    q->body_len = body_len;
-    q->at_ms = now_ms();
-    free(buf);
-    return true;
-fail:
-    free(buf);
-    return false;
-}
-
-static void *receiver_main(void *arg)
-{
-    receiver *r = arg;
-    while (wait_readable(r, r->fd)) {
-        int c = accept(r->fd, NULL, NULL);
-        if (c < 0)
-            continue;
-        request q;
-        while (read_request(r, c, &q)) {
-            pthread_mutex_lock(&r->mu);
-            int i = r->n;
-            if (r->n < MAX_REQUESTS)
-                r->reqs[r->n++] = q;
-            pthread_mutex_unlock(&r->mu);
-            if (i >= MAX_REQUESTS) {
-                free(q.head);
-                free(q.body);
-            }
-            if (r->stall)
-                continue; /* keep reading: returns when the client gives up */
-            int status = r->statuses[i < r->n_statuses ? i : r->n_statuses - 1];
-            const char *body = r->reply_body ? r->reply_body : "{}";
-            size_t body_len = r->reply_len ? r->reply_len : strlen(body);
-            char resp[1024];
-            int n =
-                snprintf(resp, sizeof resp,
-                         "HTTP/1.1 %d Status\r\nContent-Type: %s\r\n"
-                         "Content-Length: %zu\r\n%s%s%s\r\n",
-                         status, r->reply_type ? r->reply_type : "application/json", body_len,
-                         r->retry_after && (status == 503 || status == 429) ? "Retry-After: " : "",
-                         r->retry_after && (status == 503 || status == 429) ? r->retry_after : "",
-                         r->retry_after && (status == 503 || status == 429) ? "\r\n" : "");
-            memcpy(resp + n, body, body_len);
-            n += (int)body_len;
-            if (send(c, resp, (size_t)n, MSG_NOSIGNAL) != n)
-                break;
-        }
-        close(c);
-    }
-    return NULL;
-}
-
-/* Start a receiver answering with the given statuses (0-terminated; none: stall). */
-static receiver *receiver_start(const int *statuses)
-{
-    receiver *r = calloc(1, sizeof *r);
-    assert_non_null(r);
-    pthread_mutex_init(&r->mu, NULL);
-    for (; statuses && statuses[r->n_statuses]; r->n_statuses++)
-        r->statuses[r->n_statuses] = statuses[r->n_statuses];
-    r->stall = r->n_statuses == 0;
-    r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    assert_int_equal(bind(r->fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(r->fd, 16), 0);
-    assert_int_equal(getsockname(r->fd, (struct sockaddr *)&a, &alen), 0);
-    r->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&r->thread, NULL, receiver_main, r), 0);
-    return r;
-}
-
-static int receiver_count(receiver *r)
-{
-    pthread_mutex_lock(&r->mu);
-    int n = r->n;
-    pthread_mutex_unlock(&r->mu);
-    return n;
-}
-
-static void receiver_stop(receiver *r)
-{
-    atomic_store(&r->stop, true);
-    pthread_join(r->thread, NULL);
-    close(r->fd);
-    for (int i = 0; i < r->n; i++) {
-        free(r->reqs[i].head);
-        free(r->reqs[i].body);
-    }
-    pthread_mutex_destroy(&r->mu);
-    free(r);
+    return receiver_script(script, n ? n : 1);
 }
 
 static void set_endpoint(const char *var, int port, const char *path)
@@ -332,18 +172,6 @@ static void set_endpoint(const char *var, int port, const char *path)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
     setenv(var, url, 1);
-}
-
-/* A port on 127.0.0.1 with nothing listening (bound then closed). */
-static int dead_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
-    close(fd);
-    return ntohs(a.sin_port);
 }
 
 /* ---- the local store ---- */
@@ -453,8 +281,8 @@ static void test_otlp_json(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "/");
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "/");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
     setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s%20cret,x-team = core ", 1);
     setenv("OTEL_SERVICE_NAME", "tasks-api", 1);
@@ -471,14 +299,14 @@ static void test_otlp_json(void **state)
     assert_int_equal(tracer_dropped(t), 0);
     tracer_free(t);
 
-    assert_int_equal(r->n, 1);
-    const request *q = &r->reqs[0];
+    assert_int_equal(http_stub_count(r), 1);
+    const http_stub_request *q = http_stub_request_at(r, 0);
     char v[128];
-    assert_true(strncmp(q->head, "POST /v1/traces HTTP/1.1\r\n", 26) == 0);
-    assert_string_equal(header_value(q->head, "Content-Type", v, sizeof v), "application/json");
-    assert_string_equal(header_value(q->head, "x-api-key", v, sizeof v), "s cret");
-    assert_string_equal(header_value(q->head, "x-team", v, sizeof v), "core");
-    assert_null(header_value(q->head, "Expect", v, sizeof v));
+    assert_string_equal(q->line, "POST /v1/traces HTTP/1.1");
+    assert_string_equal(http_stub_header(q, "Content-Type", v, sizeof v), "application/json");
+    assert_string_equal(http_stub_header(q, "x-api-key", v, sizeof v), "s cret");
+    assert_string_equal(http_stub_header(q, "x-team", v, sizeof v), "core");
+    assert_null(http_stub_header(q, "Expect", v, sizeof v));
     assert_int_equal(strlen(q->body), q->body_len);
     for (int i = 1; i <= 3; i++) {
         char hex[17];
@@ -493,42 +321,41 @@ static void test_otlp_json(void **state)
     assert_non_null(strstr(q->body, "\"deployment.environment\""));
     assert_non_null(strstr(q->body, "\"st\xc3\xa5ge\""));
     assert_non_null(strstr(q->body, "\"9.9.9\"")); /* service.version from the options */
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_otlp_protobuf(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", r->port, "/custom/traces");
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", http_stub_port(r), "/custom/traces");
     setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1); /* loses to the above */
     tracer *t = start(0, 0);
     for (int i = 1; i <= 2; i++)
         emit(t, TASK_A, i);
     tracer_free(t); /* flushes */
 
-    assert_int_equal(r->n, 1);
-    const request *q = &r->reqs[0];
+    assert_int_equal(http_stub_count(r), 1);
+    const http_stub_request *q = http_stub_request_at(r, 0);
     char v[128];
-    assert_true(strncmp(q->head, "POST /custom/traces HTTP/1.1\r\n", 30) == 0);
-    assert_string_equal(header_value(q->head, "Content-Type", v, sizeof v),
-                        "application/x-protobuf");
+    assert_string_equal(q->line, "POST /custom/traces HTTP/1.1");
+    assert_string_equal(http_stub_header(q, "Content-Type", v, sizeof v), "application/x-protobuf");
     for (int i = 1; i <= 2; i++) {
         span s;
         make_span(&s, "", i, 1);
         assert_non_null(memmem(q->body, q->body_len, s.span_id, 8)); /* bytes fields are raw */
         span_clear(&s);
     }
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_batch_of_512_goes_early(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
     int64_t t0 = now_ms();
     for (int i = 0; i < 600; i++)
@@ -539,16 +366,16 @@ static void test_batch_of_512_goes_early(void **state)
     assert_true(took < 900); /* not the 1 s timer */
     assert_true(wait_count(tracer_exported, t, 600, 3000));
     tracer_free(t);
-    assert_int_equal(r->n, 2);
-    receiver_stop(r);
+    assert_int_equal(http_stub_count(r), 2);
+    http_stub_stop(r);
 }
 
 static void test_large_batch_is_split(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
     tracer *t = start(0, 0);
     char *big = malloc(100001);
@@ -563,40 +390,43 @@ static void test_large_batch_is_split(void **state)
     }
     free(big);
     tracer_free(t);
-    assert_true(r->n >= 3);
+    assert_true(http_stub_count(r) >= 3);
     int seen = 0;
-    for (int q = 0; q < r->n; q++) {
-        assert_true(r->reqs[q].body_len <= 1024 * 1024);
+    for (size_t q = 0; q < http_stub_count(r); q++) {
+        const http_stub_request *rq = http_stub_request_at(r, q);
+        assert_true(rq->body_len <= 1024 * 1024);
         for (int i = 0; i < 30; i++) {
             char hex[17];
             span_id_hex(i, hex);
-            if (strstr(r->reqs[q].body, hex))
+            if (strstr(rq->body, hex))
                 seen++;
         }
     }
     assert_int_equal(seen, 30);
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_retry_after_503(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){503, 503, 200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){503, 503, 200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
     emit(t, TASK_A, 1);
     emit(t, TASK_A, 2);
     assert_true(wait_count(tracer_exported, t, 2, 8000));
     assert_int_equal(tracer_dropped(t), 0);
     tracer_free(t);
-    assert_int_equal(r->n, 3);
-    assert_int_equal(r->reqs[0].body_len, r->reqs[2].body_len);
-    assert_memory_equal(r->reqs[0].body, r->reqs[2].body, r->reqs[0].body_len);
+    assert_int_equal(http_stub_count(r), 3);
+    const http_stub_request *q0 = http_stub_request_at(r, 0), *q1 = http_stub_request_at(r, 1),
+                            *q2 = http_stub_request_at(r, 2);
+    assert_int_equal(q0->body_len, q2->body_len);
+    assert_memory_equal(q0->body, q2->body, q0->body_len);
     /* backoff: at least 250 ms, then at least 500 ms */
-    assert_true(r->reqs[1].at_ms - r->reqs[0].at_ms >= 240);
-    assert_true(r->reqs[2].at_ms - r->reqs[1].at_ms >= 490);
-    receiver_stop(r);
+    assert_true(q1->at_ms - q0->at_ms >= 240);
+    assert_true(q2->at_ms - q1->at_ms >= 490);
+    http_stub_stop(r);
 }
 
 /* A flush sends what is queued at once, and waits for it; a dead collector costs the deadline. */
@@ -604,8 +434,8 @@ static void test_flush_sends_now(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){200, 200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(64, 0);
     emit(t, TASK_A, 1);
     emit(t, TASK_A, 2);
@@ -613,15 +443,16 @@ static void test_flush_sends_now(void **state)
     assert_true(tracer_flush(t, epoch_ms() + 2000));
     assert_true(now_ms() - t0 < 900); /* not the 1 s batch timer */
     assert_int_equal(tracer_exported(t), 2);
-    assert_int_equal(receiver_count(r), 1);
+    assert_int_equal(http_stub_count(r), 1);
     assert_true(tracer_flush(t, epoch_ms() + 2000)); /* nothing queued: at once */
     emit(t, TASK_A, 3);
     assert_true(tracer_flush(t, epoch_ms() + 2000));
     assert_int_equal(tracer_exported(t), 3);
     tracer_free(t);
-    receiver_stop(r);
+    http_stub_stop(r);
 
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", dead_port(), "");
+    int dead;
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_refusing_port(&dead), "");
     t = start(64, 0);
     emit(t, TASK_A, 4);
     t0 = now_ms();
@@ -630,6 +461,7 @@ static void test_flush_sends_now(void **state)
     assert_true(took < 1500);
     assert_int_equal(tracer_exported(t), 0);
     tracer_free(t);
+    close(dead);
     assert_true(tracer_flush(NULL, 0)); /* NULL tracer: nothing to do */
 }
 
@@ -637,61 +469,66 @@ static void test_retry_after_header(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){429, 200, 0});
-    r->retry_after = "2";
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    static const http_stub_reply script[] = {
+        {.status = 429, .headers = JSON_TYPE "Retry-After: 2\r\n", .body = "{}"},
+        {.status = 200, .headers = JSON_TYPE, .body = "{}"},
+    };
+    http_stub *r = receiver_script(script, 2);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
     emit(t, TASK_A, 1);
     assert_true(wait_count(tracer_exported, t, 1, 8000));
     tracer_free(t);
-    assert_int_equal(r->n, 2);
-    int64_t gap = r->reqs[1].at_ms - r->reqs[0].at_ms;
+    assert_int_equal(http_stub_count(r), 2);
+    int64_t gap = http_stub_request_at(r, 1)->at_ms - http_stub_request_at(r, 0)->at_ms;
     print_message("retried after %lld ms\n", (long long)gap);
     assert_true(gap >= 1900 && gap < 3500);
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_gives_up_after_five_attempts(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){502, 0});
-    r->retry_after = "0"; /* no server hint: the tracer's own backoff */
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){502, 0}); /* no Retry-After: the tracer's backoff */
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
     emit(t, TASK_A, 1);
     assert_true(wait_count(tracer_dropped, t, 1, 15000));
     assert_int_equal(tracer_exported(t), 0);
     tracer_free(t);
-    assert_int_equal(r->n, 5);
-    receiver_stop(r);
+    assert_int_equal(http_stub_count(r), 5);
+    http_stub_stop(r);
 }
 
 static void test_drop_on_400(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){400, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){400, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
     for (int i = 0; i < 3; i++)
         emit(t, TASK_A, i);
     assert_true(wait_count(tracer_dropped, t, 3, 5000));
     sleep_ms(300); /* no retry follows */
-    assert_int_equal(receiver_count(r), 1);
+    assert_int_equal(http_stub_count(r), 1);
     assert_int_equal(tracer_exported(t), 0);
     assert_int_equal(tracer_dropped(t), 3);
     tracer_free(t);
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_partial_success(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
-    r->reply_body = "{\"partialSuccess\":{\"rejectedSpans\":\"2\",\"errorMessage\":\"too old\"}}";
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    static const http_stub_reply script[] = {
+        {.status = 200,
+         .headers = JSON_TYPE,
+         .body = "{\"partialSuccess\":{\"rejectedSpans\":\"2\",\"errorMessage\":\"too old\"}}"}};
+    http_stub *r = receiver_script(script, 1);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
     tracer *t = start(0, 0);
     for (int i = 0; i < 3; i++)
@@ -699,21 +536,22 @@ static void test_partial_success(void **state)
     assert_true(wait_count(tracer_dropped, t, 2, 5000));
     assert_true(wait_count(tracer_exported, t, 1, 1000));
     assert_int_equal(tracer_dropped(t), 2);
-    assert_int_equal(receiver_count(r), 1); /* not retried */
+    assert_int_equal(http_stub_count(r), 1); /* not retried */
     tracer_free(t);
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_partial_success_protobuf(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
     /* ExportTraceServiceResponse{partial_success{rejected_spans: 1, error_message: "x"}} */
-    r->reply_body = "\x0a\x05\x08\x01\x12\x01x";
-    r->reply_len = 7;
-    r->reply_type = "application/x-protobuf";
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    static const http_stub_reply script[] = {{.status = 200,
+                                              .headers = "Content-Type: application/x-protobuf\r\n",
+                                              .body = "\x0a\x05\x08\x01\x12\x01x",
+                                              .body_len = 7}};
+    http_stub *r = receiver_script(script, 1);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
     for (int i = 0; i < 3; i++)
         emit(t, TASK_A, i);
@@ -722,20 +560,20 @@ static void test_partial_success_protobuf(void **state)
     assert_int_equal(tracer_exported(t), 2);
     assert_int_equal(tracer_dropped(t), 1);
     tracer_free(t);
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start(NULL); /* accepts, never answers */
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start(NULL); /* accepts, never answers */
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300", 1);
     tracer *t = start(8, 16);
     emit(t, TASK_A, 0);
     sleep_ms(1200); /* the timer fires: the first span's export is stuck on the collector */
-    assert_true(receiver_count(r) >= 1);
+    assert_true(http_stub_count(r) >= 1);
     for (int i = 1; i <= 100; i++)
         emit(t, TASK_A, i);
     assert_true(tracer_dropped(t) >= 100 - 8);
@@ -750,14 +588,15 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     int64_t took = now_ms() - t0;
     print_message("shutdown took %lld ms\n", (long long)took);
     assert_true(took < 1500); /* 300 ms timeout, plus the progress callback's granularity */
-    receiver_stop(r);
+    http_stub_stop(r);
 }
 
 static void test_emit_stays_fast_when_unreachable(void **state)
 {
     (void)state;
     clear_env();
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", dead_port(), "");
+    int dead;
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_refusing_port(&dead), "");
     tracer *t = tracer_new(NULL, NULL, 0); /* the defaults: queue 8192, local store 65536 */
     assert_non_null(t);
     span s;
@@ -785,6 +624,7 @@ static void test_emit_stays_fast_when_unreachable(void **state)
     t0 = now_ms();
     tracer_free(t); /* one refused attempt per batch, then done */
     print_message("shutdown took %lld ms\n", (long long)(now_ms() - t0));
+    close(dead);
 }
 
 /* ---- X-Ray ---- */
@@ -850,8 +690,8 @@ static void test_disabled_exports_nothing(void **state)
 {
     (void)state;
     clear_env();
-    receiver *r = receiver_start((const int[]){200, 0});
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", r->port, "");
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_SDK_DISABLED", "true", 1);
     tracer *t = start(0, 10);
     emit(t, TASK_A, 1);
@@ -860,8 +700,8 @@ static void test_disabled_exports_nothing(void **state)
     span_clear(&got[0]);
     free(got);
     tracer_free(t);
-    assert_int_equal(r->n, 0);
-    receiver_stop(r);
+    assert_int_equal(http_stub_count(r), 0);
+    http_stub_stop(r);
 }
 
 static void test_bad_configuration(void **state)
