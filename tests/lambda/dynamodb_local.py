@@ -24,17 +24,16 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import tempfile
+import sys
 import threading
 import time
 from urllib.parse import urlsplit
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin import StandIn  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE_SPEC = os.path.join(REPO, "deploy", "table.json")
-START_TIMEOUT = 30.0
 REGION = "eu-west-1"
 ACCESS_KEY = "AKIDLOCALEXAMPLE"
 SECRET_KEY = "localSecretAccessKeyExample0000000000000"
@@ -150,31 +149,17 @@ def delete_table(endpoint, name):
 
 # -- the process --------------------------------------------------------------------------------
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _set_pdeathsig():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort only
-        pass
-
-
-class DynamoDBLocal:
+class DynamoDBLocal(StandIn):
     """One DynamoDB Local process on 127.0.0.1 (in memory, one database for every key and region)."""
 
-    def __init__(self, directory=None, port=None):
-        self.directory = directory or jar_dir()
-        self.port = port
-        self.proc = None
-        self.endpoint = None
-        self._log = None
+    name = "DynamoDB Local"
+    ready_what = "an answer to ListTables"
 
-    def start(self, timeout=START_TIMEOUT):
+    def __init__(self, directory=None, port=None):
+        super().__init__(port)
+        self.directory = directory or jar_dir()
+
+    def command(self, port):
         java = shutil.which("java")
         if not java:
             raise RuntimeError("java not found: DynamoDB Local needs a Java runtime "
@@ -182,59 +167,16 @@ class DynamoDBLocal:
         jar = os.path.join(self.directory, "DynamoDBLocal.jar")
         if not os.path.isfile(jar):
             raise RuntimeError("DynamoDB Local not found at %s: run scripts/aws-standins.sh install" % jar)
-        deadline = time.monotonic() + timeout
-        for attempt in range(3):  # a free port can be taken by someone else before java binds it
-            port = self.port or _free_port()
-            self._log = tempfile.TemporaryFile()
-            # PR_SET_PDEATHSIG follows the starting thread: only from the main thread.
-            pre = _set_pdeathsig if threading.current_thread() is threading.main_thread() else None
-            self.proc = subprocess.Popen(
-                [java, "-Djava.library.path=" + os.path.join(self.directory, "DynamoDBLocal_lib"),
+        return ([java, "-Djava.library.path=" + os.path.join(self.directory, "DynamoDBLocal_lib"),
                  "-jar", jar, "-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)],
-                cwd=self.directory, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                preexec_fn=pre)
-            self.endpoint = "http://127.0.0.1:%d" % port
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    call(self.endpoint, "ListTables", {}, timeout=2)
-                    return self
-                except (OSError, DynamoDBError):
-                    time.sleep(0.1)
-            out = self.output()
-            self.stop()
-            if time.monotonic() >= deadline or self.port:
-                break
-        raise RuntimeError("DynamoDB Local did not answer ListTables within %.0f s; output:\n%s"
-                           % (timeout, out[-3000:]))
+                None, self.directory)
 
-    def output(self):
-        if self._log is None:
-            return ""
+    def ready(self):
         try:
-            self._log.seek(0)
-            return self._log.read().decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return ""
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self):
-        return self.start() if self.proc is None else self
-
-    def __exit__(self, *exc):
-        self.stop()
+            call(self.endpoint, "ListTables", {}, timeout=2)
+            return True
+        except (OSError, DynamoDBError):
+            return False
 
 
 class ExternalDynamoDB:

@@ -30,22 +30,17 @@ import http.client
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import threading
-import time
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode, urlsplit
 
 from emulator import AwsError, aws_json, aws_post
+from standin import StandIn, environ_without  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STANDINS = os.path.join(REPO, "scripts", "aws-standins.sh")
 DEFAULT_CONFIG = os.path.join(REPO, "deploy", "taskd.json")
 REGION = "eu-west-1"
-START_TIMEOUT = 20.0
 QUEUE_DEFAULTS = {"visibility_timeout": 60, "max_receive_count": 3, "dead_letter_queue": "", "delay": 0,
                   "retention": 345600}
 
@@ -185,20 +180,6 @@ def fauxqs_bin():
     return r.stdout.decode().strip()
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _set_pdeathsig():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort only
-        pass
-
-
 def _healthy(endpoint):
     u = urlsplit(endpoint)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=2)
@@ -213,69 +194,27 @@ def _healthy(endpoint):
         conn.close()
 
 
-class Fauxqs:
+class Fauxqs(StandIn):
     """One fauxqs process on 127.0.0.1 (SNS and SQS in memory)."""
 
-    def __init__(self, region=REGION, port=None):
-        self.region = region
-        self.port = port
-        self.proc = None
-        self.endpoint = None
-        self._log = None
+    name = "fauxqs"
+    ready_what = "an answer to /health"
 
-    def start(self, timeout=START_TIMEOUT):
+    def __init__(self, region=REGION, port=None):
+        super().__init__(port)
+        self.region = region
+
+    def command(self, port):
         node = shutil.which("node")
         if not node:
             raise RuntimeError("node not found: fauxqs needs Node.js (scripts/install-deps.sh --test installs it)")
         script = fauxqs_bin()
         if not os.path.isfile(script):
             raise RuntimeError("fauxqs not found at %s: run scripts/aws-standins.sh install" % script)
-        deadline = time.monotonic() + timeout
-        out = ""
-        for attempt in range(3):  # a free port can be taken by someone else before node binds it
-            port = self.port or _free_port()
-            env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "FAUXQS_"))}
-            env.update(FAUXQS_PORT=str(port), FAUXQS_HOST="127.0.0.1", FAUXQS_DEFAULT_REGION=self.region)
-            self._log = tempfile.TemporaryFile()
-            # PR_SET_PDEATHSIG follows the starting thread: only from the main thread.
-            pre = _set_pdeathsig if threading.current_thread() is threading.main_thread() else None
-            self.proc = subprocess.Popen([node, script], env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                         stderr=subprocess.STDOUT, preexec_fn=pre)
-            self.endpoint = "http://127.0.0.1:%d" % port
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                if _healthy(self.endpoint):
-                    return self
-                time.sleep(0.05)
-            out = self.output()
-            self.stop()
-            if time.monotonic() >= deadline or self.port:
-                break
-        raise RuntimeError("fauxqs did not answer /health within %.0f s; output:\n%s" % (timeout, out[-3000:]))
+        env = environ_without("AWS_", "FAUXQS_")
+        env.update(FAUXQS_PORT=str(port), FAUXQS_HOST="127.0.0.1", FAUXQS_DEFAULT_REGION=self.region)
+        return [node, script], env, None
 
-    def output(self):
-        if self._log is None:
-            return ""
-        try:
-            self._log.seek(0)
-            return self._log.read().decode("utf-8", "replace")
-        except (OSError, ValueError):
-            return ""
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self):
-        return self.start() if self.proc is None else self
-
-    def __exit__(self, *exc):
-        self.stop()
+    def ready(self):
+        return _healthy(self.endpoint)
 
