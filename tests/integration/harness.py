@@ -795,3 +795,38 @@ def process_gone(pid):
             return True
         return False
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+class UDPListener:
+    """A UDP listener on 127.0.0.1:0 that records every datagram."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            with self.lock:
+                self.datagrams.append(data)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.datagrams)
+
+    def close(self):
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,8 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import LAMBDA_DIR, Response, bootstrap_bin, clean_env, require_bootstrap, wait_until  # noqa: E402
+from harness import (LAMBDA_DIR, Response, UDPListener, bootstrap_bin, clean_env, require_bootstrap,  # noqa: E402
+                     wait_until)
 
 sys.path.insert(0, LAMBDA_DIR)
 import dynamodb_local  # noqa: E402
@@ -97,29 +97,17 @@ def new_trace_header():
     return "Root=1-%08x-%s;Sampled=1" % (int(time.time()), uuid.uuid4().hex[:24])
 
 
-class XRayDaemon:
-    """A UDP listener standing in for one function's X-Ray daemon: keeps every document."""
+class XRayDaemon(UDPListener):
+    """A UDP listener standing in for one function's X-Ray daemon: its datagrams as documents."""
 
     def __init__(self, name):
+        super().__init__()
         self.name = name
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.docs, self.errors = [], []
-        self.lock = threading.Lock()
-        self.closed = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
+        self.address = "127.0.0.1:%d" % self.port
 
-    def run(self):
-        while not self.closed.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
+    def _parsed(self):
+        docs, errors = [], []
+        for data in self.snapshot():
             head, sep, body = data.partition(b"\n")
             try:
                 if not sep or json.loads(head) != XRAY_HEADER:
@@ -128,20 +116,17 @@ class XRayDaemon:
                 if not isinstance(doc, dict):
                     raise ValueError("not an object")
             except ValueError as e:
-                with self.lock:
-                    self.errors.append("%s: %r" % (e, data[:200]))
+                errors.append("%s: %r" % (e, data[:200]))
                 continue
-            with self.lock:
-                self.docs.append(doc)
+            docs.append(doc)
+        return docs, errors
 
     def documents(self):
-        with self.lock:
-            return list(self.docs)
+        return self._parsed()[0]
 
-    def close(self):
-        self.closed.set()
-        self.thread.join(2)
-        self.sock.close()
+    @property
+    def errors(self):
+        return self._parsed()[1]
 
 
 class Stack:

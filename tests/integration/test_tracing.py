@@ -26,7 +26,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, db_query, metrics, parse_metrics, wait_until  # noqa: E402
+from harness import (ServersTestCase, Taskd, UDPListener, db_query, metrics, parse_metrics,  # noqa: E402
+                     wait_until)
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -115,41 +116,6 @@ class OTLPReceiver:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-class UDPListener:
-    """A UDP listener on 127.0.0.1:0 that records every datagram."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self.datagrams = []
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            with self.lock:
-                self.datagrams.append(data)
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.datagrams)
-
-    def close(self):
-        self._stop.set()
-        self.thread.join(2)
-        self.sock.close()
 
 
 def otlp_json_spans(requests, skip_bad=False):
