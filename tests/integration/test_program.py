@@ -92,6 +92,18 @@ class Program(ServersTestCase):
         finally:
             sock.close()
 
+    def test_second_taskd_on_a_served_port_fails(self):
+        # Another taskd (with another database) must not share the port and take part of the
+        # traffic: creates would land in one database and reads miss them in the other.
+        first = self.start()
+        port = first.address.rsplit(":", 1)[1]
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:%s" % port, "--db", self.path("other.db")],
+                                          one_line=False)
+        self.assertIn("cannot listen on 127.0.0.1:%s" % port, err[-1])
+        r = first.post("/tasks", {"task_type": "TASK2"})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(first.get("/tasks/" + r.json()["id"]).status, 200)
+
     # -- running ---------------------------------------------------------------------------------
     def test_port_zero_picks_free_port_and_logs_json(self):
         s = self.start()
