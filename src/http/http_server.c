@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -121,6 +122,26 @@ static void write_ready(api_exchange *ex)
         MHD_resume_connection(ctx->conn);
 }
 
+/* Content-Length headers seen: the first value, and whether another one disagrees. */
+typedef struct lengths {
+    const char *first;
+    bool conflict;
+} lengths;
+
+static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    lengths *l = cls;
+    if (strcasecmp(key, "Content-Length") == 0 && value) {
+        if (!l->first)
+            l->first = value;
+        else if (strcmp(l->first, value) != 0)
+            l->conflict = true;
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -134,7 +155,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!ctx)
             return MHD_NO;
         *con_cls = ctx;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        /* Two lengths that disagree: a proxy in front may have read the other one (request
+         * smuggling). Refused, and the connection closed, before any body is read. */
+        lengths l = {0};
+        MHD_get_connection_values(c, MHD_HEADER_KIND, note_length, &l);
+        if (l.conflict) {
+            ctx->too_large = true; /* nothing of the body is kept */
+            api_response resp = {0};
+            api_error(&resp, 400, "Conflicting Content-Length headers");
+            api_add_header(&resp, "Connection", "close");
+            return send_response(c, &resp);
+        }
+        const char *cl = l.first;
         if (cl && strtoull(cl, NULL, 10) > h->body_limit) {
             ctx->too_large = true;
             return reject_too_large(c, h->body_limit);

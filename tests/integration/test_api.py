@@ -81,7 +81,6 @@ class SeedWalkthrough(ServerTestCase):
         self.assertEqual(full2["status"], "CREATED")
 
     @local_only("runs TASK1 through the pipeline: on AWS the publish and worker functions (test_lambda_pipeline.py)")
-
     def test_seed_task1_is_processed(self):
         # The seed's default pipeline: TASK1 goes to its demo handler and ends COMPLETED or FAILED
         # (this class sets TASK1_SECONDS=1); TASK2 has no subscriber and stays CREATED.
@@ -490,7 +489,6 @@ class Api(ServerTestCase):
             conn.close()
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
-
     def test_pipelined_requests(self):
         # Several requests written at once on one connection are all answered, in order.
         body = json.dumps({"task_type": "TASK2", "data": {"pipelined": True}}).encode()
@@ -531,9 +529,9 @@ class Api(ServerTestCase):
                 json.loads(r.body)
 
 
+
+
 @local_only("DynamoDB's TTL deletes expired items within about 48 h, not at a sweep")
-
-
 class Retention(ServerTestCase):
     """Retention: finished tasks past their ttl (and the grace) are deleted; open tasks never."""
 

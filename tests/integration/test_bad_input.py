@@ -200,7 +200,6 @@ class BadInput(ServerTestCase):
         self.assertIn("detail", json.loads(rbody))
 
     @local_only("API Gateway refuses a body over 10 MB itself, with its own {\"message\"} body")
-
     def test_declared_huge_content_length_413(self):
         # A Content-Length far over the limit is refused from the headers alone, without waiting.
         head = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -262,7 +261,6 @@ class BadInput(ServerTestCase):
         self.assertEqual(self.server.get("/health").status, 200)
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
-
     def test_huge_header(self):
         head = (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * (100 * 1024) +
                 b"\r\nConnection: close\r\n\r\n")
@@ -278,7 +276,6 @@ class BadInput(ServerTestCase):
         self.assertEqual(self.server.get("/health").status, 200)
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
-
     def test_garbage_request_line(self):
         for payload in [b"GARBAGE\r\n\r\n", b"GET\r\n\r\n", b"\x00\x01\x02\xff\r\n\r\n",
                         b"GET /health HTTP/9.9\r\n\r\n"]:
@@ -290,15 +287,21 @@ class BadInput(ServerTestCase):
         self.assertEqual(self.server.get("/health").status, 200)
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
-
     def test_bad_content_length(self):
         payload = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
                    b"Connection: close\r\n\r\n0123456789")
         before = self.ids()
         res = raw_exchange(self.server.port, payload, timeout=5)
-        if res is not None:
-            self.assertTrue(400 <= res[0] < 500, res[:2])
+        self.assertIsNotNone(res, "no answer to conflicting Content-Length headers")
+        self.assertEqual(res[0], 400, res[:2])
+        self.assertIn(b'"detail":"Conflicting Content-Length headers"', res[2])
         self.assertNothingCreated(before)
+        # the same length twice is one length
+        payload = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 21\r\nContent-Length: 21\r\n"
+                   b"Connection: close\r\n\r\n{\"task_type\":\"TASK2\"}")
+        res = raw_exchange(self.server.port, payload, timeout=5)
+        self.assertIsNotNone(res)
+        self.assertEqual(res[0], 201, res[:3])
         self.assertEqual(self.server.get("/health").status, 200)
 
     # -- query parameters of GET /tasks ------------------------------------------------------

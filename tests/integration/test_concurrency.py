@@ -267,7 +267,6 @@ class Concurrency(ServerTestCase):
             self.assertLess(time.monotonic() - t0, 5)
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
-
     def test_slow_client_does_not_block_others(self):
         socks = self._stalled_sockets(1)
         try:
@@ -277,7 +276,6 @@ class Concurrency(ServerTestCase):
                 s.close()
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
-
     def test_many_slow_clients_do_not_block_others(self):
         socks = self._stalled_sockets(32)
         try:
