@@ -399,6 +399,21 @@ static bool check_pipeline(const config *c, const char *file, char *err, size_t 
             return false;
         }
     }
+    /* Following dead_letter_queue from any queue must end: a cycle would send a queue's
+     * messages round, and a redrive of one queue would empty the other. */
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const queue_config *q = &c->queues[i];
+        /* a queue that leads into a cycle without being on it is reported by the cycle's own */
+        for (size_t hops = 0; q && *q->dead_letter_queue && hops <= c->n_queues; hops++) {
+            q = config_queue(c, q->dead_letter_queue);
+            if (q == &c->queues[i]) {
+                snprintf(err, errlen,
+                         "%s: queue \"%s\": its dead-letter queues lead back to it (a cycle)", file,
+                         c->queues[i].name);
+                return false;
+            }
+        }
+    }
     for (size_t i = 0; i < c->n_subscriptions; i++)
         if (!config_queue(c, c->subscriptions[i].queue)) {
             snprintf(err, errlen, "%s: subscriptions[%zu]: no queue \"%s\"", file, i,

@@ -531,6 +531,15 @@ static void test_error_queues(void **state)
                "queue \"task1\": dead_letter_queue \"task1\" must be another declared queue", NULL);
     load_fails("{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":\"gone\"}]}",
                "queue \"task1\": dead_letter_queue \"gone\" must be another declared queue", NULL);
+    load_fails(
+        "{\"queues\":[{\"name\":\"a\",\"dead_letter_queue\":\"b\"},"
+        "{\"name\":\"b\",\"dead_letter_queue\":\"a\"}],\"subscriptions\":[],\"handlers\":[]}",
+        "queue \"a\": its dead-letter queues lead back to it (a cycle)", NULL);
+    load_fails("{\"queues\":[{\"name\":\"a\",\"dead_letter_queue\":\"b\"},"
+               "{\"name\":\"b\",\"dead_letter_queue\":\"c\"},{\"name\":\"c\",\"dead_letter_queue\":"
+               "\"b\"}],"
+               "\"subscriptions\":[],\"handlers\":[]}",
+               "queue \"b\": its dead-letter queues lead back to it (a cycle)", NULL);
     load_fails("{\"queues\":[{\"visibility_timeout\":5}]}", "queues[0]", "\"name\" is required");
     load_fails("{\"queues\":[{\"name\":\"a b\"}]}", "queues[0]", "\"name\" must be");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":5}]}", "queues[0]",
