@@ -76,3 +76,26 @@ char *json_to_text(const json_t *v)
     }
     return sbuf_take(&b, NULL);
 }
+
+bool json_depth_within(const json_t *v, size_t max)
+{
+    if (!json_is_object(v) && !json_is_array(v))
+        return true;
+    if (max == 0)
+        return false;
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!json_depth_within(json_array_get(v, i), max - 1))
+                return false;
+        return true;
+    }
+    const char *key;
+    const json_t *item;
+    json_object_foreach((json_t *)v, key, item)
+    {
+        (void)key;
+        if (!json_depth_within(item, max - 1))
+            return false;
+    }
+    return true;
+}

@@ -7,6 +7,8 @@
 #include "sbuf.h"
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 /*
  * Append v as compact JSON. Unlike json_dumps, reals are written in their
@@ -17,5 +19,12 @@ void json_write_compact(sbuf *b, const json_t *v);
 
 /* v as compact JSON text, malloc'ed; NULL when out of memory. */
 char *json_to_text(const json_t *v);
+
+/*
+ * True when v nests objects and arrays at most max levels deep (a scalar is
+ * 0 levels, {} and [] are 1). Stops looking past max, so a hostile value
+ * costs no more than its first max levels.
+ */
+bool json_depth_within(const json_t *v, size_t max);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,15 @@ static void check_ttl(json_t *v, create_request *out, validation *errs)
     validation_add(errs, "body", "ttl", "Input should be a valid integer", "int_type");
 }
 
+/* A value nested deeper than VALIDATE_MAX_DEPTH. */
+static void too_deep(validation *v, const char *field)
+{
+    char msg[96];
+    snprintf(msg, sizeof msg, "Input should nest objects and arrays at most %d levels deep",
+             VALIDATE_MAX_DEPTH);
+    validation_add(v, "body", field, msg, "value_error");
+}
+
 bool validate_create(const config *c, const char *body, size_t len, create_request *out,
                      validation *v)
 {
@@ -162,6 +172,8 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
     json_t *data = json_object_get(root, "data");
     if (data && !json_is_object(data))
         validation_add(v, "body", "data", "Input should be a valid dictionary", "dict_type");
+    else if (data && !json_depth_within(data, VALIDATE_MAX_DEPTH))
+        too_deep(v, "data");
     check_ttl(json_object_get(root, "ttl"), out, v);
     if (v->count == 0) {
         /* both forms here, on the request's thread, not in the store's single writer */
@@ -209,6 +221,8 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
     if (msg && !json_is_string(msg))
         validation_add(v, "body", "status_msg", "Input should be a valid string", "string_type");
     json_t *result = json_object_get(root, "result");
+    if (result && !json_depth_within(result, VALIDATE_MAX_DEPTH))
+        too_deep(v, "result");
     if (v->count == 0) {
         out->status_msg = strdup(json_is_string(msg) ? json_string_value(msg) : "");
         out->result = result ? json_to_text(result) : NULL;

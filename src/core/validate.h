@@ -18,6 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * How deep `data` and `result` may nest (objects and arrays): DynamoDB allows
+ * 32 levels counting the item's own attribute, so a value may nest 31. Kept in
+ * both modes, so that a task taskd accepts can also be stored, streamed and
+ * published on AWS, and no change record is too deep to read back.
+ */
+#define VALIDATE_MAX_DEPTH 31
+
 /* Collected validation errors. */
 typedef struct validation {
     sbuf items; /* comma-separated detail items, without brackets */

@@ -45,7 +45,7 @@ REQUEST_TIMEOUT = 15.0
 UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ERROR_TYPES = {
     "missing", "enum", "dict_type", "int_parsing", "greater_than_equal", "string_type",
-    "json_invalid", "model_attributes_type", "int_type", "int_from_float", "less_than_equal",
+    "json_invalid", "model_attributes_type", "int_type", "int_from_float", "less_than_equal", "value_error",
 }
 LIST_KEYS = {"id", "task_type", "status", "status_msg", "created_time", "updated_time", "ttl"}
 STATUSES = ("CREATED", "IN_PROGRESS", "COMPLETED", "FAILED")

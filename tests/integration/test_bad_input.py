@@ -83,6 +83,26 @@ class BadInput(ServerTestCase):
         else:
             self.assertValidation(r)
 
+    def test_data_and_result_nest_at_most_31_levels(self):
+        # DynamoDB's limit (32 with the item's own attribute), in both modes: what is accepted
+        # can be stored, streamed and published.
+        def nested(levels):
+            return json.loads('{"a":' * (levels - 1) + "{}" + "}" * (levels - 1))
+        ok = self.server.post("/tasks", {"task_type": "TASK2", "data": nested(31)})
+        self.assertEqual(ok.status, 201, ok)
+        self.assertEqual(self.server.task(ok.json()["id"])["data"], nested(31))
+        before = self.ids()
+        for levels in (32, 1100):
+            with self.subTest(levels=levels):
+                body = '{"task_type": "TASK1", "data": ' + '{"a":' * (levels - 1) + "{}" + "}" * (levels - 1) + "}"
+                self.assertValidation(self.post_raw(body), ("body", "data"),
+                                      types={("body", "data"): "value_error"})
+        self.assertNothingCreated(before)
+        result = '{"status": "FAILED", "result": ' + "[" * 32 + "]" * 32 + "}"
+        r = self.server.patch("/tasks/" + ok.json()["id"], result)
+        self.assertValidation(r, ("body", "result"), types={("body", "result"): "value_error"})
+        self.assertEqual(self.server.task(ok.json()["id"])["status"], "CREATED")
+
     def test_nul_in_task_type(self):
         # "TASK2\u0000x" is not the type TASK2 (rejected as a bad type or as unacceptable JSON).
         before = self.ids()

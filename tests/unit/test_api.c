@@ -1268,26 +1268,28 @@ static void test_dynamodb_update_corrects_its_facts(void **state)
 
 /* A table that does not exist is an error to report, never a crash. */
 /*
- * Data DynamoDB can never hold (nesting past 32 levels) is the client's
- * fault for good: 422, not a 503 that invites a retry.
+ * An item DynamoDB can never hold (over 400 KB) is the client's fault for
+ * good: 422, not a 503 that invites a retry.
  */
 static void test_dynamodb_refuses_for_good(void **state)
 {
     fixture *f = *state;
     if (!on_dynamodb())
         skip();
-    char body[512];
-    int n = snprintf(body, sizeof body, "{\"task_type\":\"TASK2\",\"data\":");
-    for (int i = 0; i < 40; i++)
-        n += snprintf(body + n, sizeof body - (size_t)n, "{\"a\":");
-    n += snprintf(body + n, sizeof body - (size_t)n, "1");
-    for (int i = 0; i < 41; i++)
-        n += snprintf(body + n, sizeof body - (size_t)n, "}");
+    f->cfg.body_limit = 1024 * 1024;
+    size_t n = 450 * 1024;
+    char *body = malloc(n + 64);
+    assert_non_null(body);
+    int k = snprintf(body, 64, "{\"task_type\":\"TASK2\",\"data\":{\"big\":\"");
+    memset(body + k, 'x', n);
+    memcpy(body + k + n, "\"}}", 4);
     api_response r = call(f, "POST", "/tasks", body, NULL);
+    free(body);
     assert_int_equal(r.status, 422);
     json_t *j = body_json(&r);
     json_t *item = json_array_get(json_object_get(j, "detail"), 0);
     assert_string_equal(json_string_value(json_object_get(item, "type")), "value_error");
+    assert_non_null(strstr(json_string_value(json_object_get(item, "msg")), "task store"));
     json_decref(j);
     api_response_free(&r);
 }

@@ -302,7 +302,8 @@ static char *nested(int depth)
 static void test_create_deep_nesting(void **state)
 {
     (void)state;
-    char *data = nested(500);
+    /* VALIDATE_MAX_DEPTH levels (nested(n) is n + 1 deep) are kept, image and all */
+    char *data = nested(VALIDATE_MAX_DEPTH - 1);
     size_t blen = strlen(data) + 64;
     char *body = malloc(blen);
     snprintf(body, blen, "{\"task_type\":\"TASK1\",\"data\":%s}", data);
@@ -316,6 +317,21 @@ static void test_create_deep_nesting(void **state)
     create_request_free(&r);
     free(body);
     free(data);
+
+    /* one level more: refused, so no change record is ever too deep to read back */
+    char msg[96];
+    snprintf(msg, sizeof msg, "Input should nest objects and arrays at most %d levels deep",
+             VALIDATE_MAX_DEPTH);
+    int depths[] = {VALIDATE_MAX_DEPTH, 1100};
+    for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
+        data = nested(depths[i]);
+        blen = strlen(data) + 64;
+        body = malloc(blen);
+        snprintf(body, blen, "{\"task_type\":\"TASK1\",\"data\":%s}", data);
+        create_fails_str(body, "data", msg, "value_error");
+        free(body);
+        free(data);
+    }
 
     /* far past the parser's depth limit: a 422, not a crash */
     data = nested(5000);
@@ -710,6 +726,35 @@ static void test_update_status_msg_not_string(void **state)
     }
 }
 
+static void test_update_result_too_deep(void **state)
+{
+    (void)state;
+    char msg[96];
+    snprintf(msg, sizeof msg, "Input should nest objects and arrays at most %d levels deep",
+             VALIDATE_MAX_DEPTH);
+    /* a result of VALIDATE_MAX_DEPTH levels is kept; one more is refused */
+    for (int extra = 0; extra <= 1; extra++) {
+        char *res = nested(VALIDATE_MAX_DEPTH - 1 + extra);
+        size_t blen = strlen(res) + 64;
+        char *body = malloc(blen);
+        snprintf(body, blen, "{\"status\":\"COMPLETED\",\"result\":%s}", res);
+        update_request r;
+        validation v = {0};
+        if (!extra) {
+            assert_true(update(body, &r, &v));
+            assert_string_equal(r.result, res);
+            update_request_free(&r);
+        } else {
+            assert_false(update(body, &r, &v));
+            expect_item want = {"body", "result", msg, "value_error"};
+            check_body(&v, &want, 1);
+        }
+        validation_free(&v);
+        free(body);
+        free(res);
+    }
+}
+
 static void test_update_several_faults(void **state)
 {
     (void)state;
@@ -864,6 +909,7 @@ int main(void)
         cmocka_unit_test(test_update_bad_status_value),
         cmocka_unit_test(test_update_status_not_string),
         cmocka_unit_test(test_update_status_msg_not_string),
+        cmocka_unit_test(test_update_result_too_deep),
         cmocka_unit_test(test_update_several_faults),
         cmocka_unit_test(test_update_bad_bodies),
         cmocka_unit_test(test_limit_valid),
