@@ -10,7 +10,11 @@
  */
 #include "work.h"
 
+#include "core/json_util.h"
+#include "core/validate.h"
 #include "util/log.h"
+
+#include <jansson.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +133,32 @@ static bool time_to_run(const work_env *e, const work_item *it)
     return it->deadline_ms - now_ms >= (int64_t)e->binding->timeout * 1000;
 }
 
+/*
+ * A result every store can keep and every change record can carry: JSON
+ * nesting at most VALIDATE_MAX_DEPTH levels, as the API demands of a PATCH.
+ * Anything else fails the task with the reason instead of a report the store
+ * would refuse again at each delivery.
+ */
+static void keep_storable(handler_result *r)
+{
+    if (!r->result)
+        return;
+    json_t *v = json_loads(r->result, JSON_DECODE_ANY, NULL);
+    bool ok = v && json_depth_within(v, VALIDATE_MAX_DEPTH);
+    json_decref(v);
+    if (ok)
+        return;
+    free(r->result);
+    r->result = NULL;
+    free(r->status_msg);
+    char msg[128];
+    snprintf(msg, sizeof msg,
+             "the handler's result is not JSON nesting at most %d levels; it was not kept",
+             VALIDATE_MAX_DEPTH);
+    r->status_msg = strdup(msg);
+    r->ok = false;
+}
+
 bool work_run(const work_env *e, work_item *it, store_batch *group)
 {
     if (it->fate != WORK_RUN)
@@ -159,6 +189,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         it->fate = WORK_KEEP;
         return false;
     }
+    keep_storable(&it->result);
     if (!it->result.status_msg)
         it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
     const char *msg = it->result.status_msg ? it->result.status_msg : "";

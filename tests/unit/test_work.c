@@ -49,6 +49,17 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     }
     out->ok = true;
     out->status_msg = strdup("all done");
+    if (strstr(t->data, "\"deep\"")) { /* a result deeper than any store keeps */
+        char deep[80];
+        memset(deep, '[', 40);
+        memset(deep + 40, ']', 39);
+        deep[79] = '\0'; /* one bracket short: not even JSON */
+        out->result =
+            strdup(strstr(t->data, "\"broken\"") ? deep
+                                                 : "[[[[[[[[[[[[[[[[[[[[[[[[[["
+                                                   "[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+        return;
+    }
     out->result = strdup("{\"n\":1}");
 }
 
@@ -300,6 +311,27 @@ static void test_failing_task_fails(void **state)
     assert_int_equal(run->status, SPAN_STATUS_ERROR);
     assert_string_equal(run->status_msg, "it broke");
     spans_free(&sp);
+}
+
+/* A result no store could keep fails the task with the reason, once, instead of a report refused at
+ * each delivery. */
+static void test_unstorable_result_fails(void **state)
+{
+    fixture *f = *state;
+    const char *datas[] = {"{\"mode\":\"deep\"}", "{\"mode\":\"deep\",\"x\":\"broken\"}"};
+    for (size_t i = 0; i < 2; i++) {
+        char id[37];
+        create_task(f, datas[i], id);
+        work_item it;
+        fill_item(&it, id, datas[i], NULL);
+        claim(f, &it);
+        assert_true(work_one(f, &it));
+        task t = load(f, id);
+        assert_int_equal(t.status, TASK_FAILED);
+        assert_non_null(strstr(t.status_msg, "not JSON nesting at most 31 levels"));
+        assert_null(t.result);
+        task_clear(&t);
+    }
 }
 
 static void test_missing_task_dropped(void **state)
@@ -591,6 +623,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_claimed_task_completes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_task_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unstorable_result_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_task_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_runs_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_task_dropped, setup, teardown),
