@@ -74,26 +74,31 @@ static void outbox_route(stream_consumer *sc, outbox *o, publication *p)
 
 /*
  * Begin a publication for every record of the batch that makes a message
- * and queue its messages in o; false when a record is not JSON or memory
- * runs out (the publications begun so far stay in o, to be finished).
+ * and queue its messages in o. Returns how many records were taken, from
+ * the first: fewer than n when a record cannot be read (*unreadable) or
+ * memory runs out; the publications begun so far stay in o, to be finished.
  */
-static bool outbox_fill(stream_consumer *sc, const change_record *recs, size_t n, outbox *o)
+static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t n, outbox *o,
+                          bool *unreadable)
 {
+    *unreadable = false;
     for (size_t i = 0; i < n; i++) {
         json_t *rec = json_loads(recs[i].json, 0, NULL);
-        if (!rec)
-            return false;
+        if (!rec) {
+            *unreadable = true;
+            return i;
+        }
         publication *p = &o->pub[o->n_pub];
         publish_outcome r = publisher_begin(sc->config, sc->cc, rec, n, p);
         json_decref(rec);
         if (r == PUBLISH_NO_MEMORY)
-            return false;
+            return i;
         if (r == PUBLISH_READY) {
             o->n_pub++;
             outbox_route(sc, o, p);
         }
     }
-    return true;
+    return n;
 }
 
 /* Finish the batch's publications (failed when rc is not OK) and empty o for the next. */
@@ -105,26 +110,37 @@ static void outbox_finish(stream_consumer *sc, outbox *o, store_rc rc)
     o->n_pub = o->n_m = 0;
 }
 
-/* One attempt at a batch: its messages and the checkpoint past it, in one transaction. */
-static store_rc publish_batch(stream_consumer *sc, const change_record *recs, size_t n)
+/*
+ * One attempt at a batch: its messages and the checkpoint past it, in one
+ * transaction. When a record cannot be read, the records before it go
+ * alone, so the next batch starts with it and only it can be skipped;
+ * *unreadable says that the batch's first record is the one.
+ */
+static store_rc publish_batch(stream_consumer *sc, const change_record *recs, size_t n,
+                              bool *unreadable)
 {
     outbox *o = &sc->box;
-    store_rc rc = outbox_fill(sc, recs, n, o)
-                      ? broker_publish(sc->broker, sc->cc->name, recs[n - 1].seq, o->m, o->n_m)
+    size_t taken = outbox_fill(sc, recs, n, o, unreadable);
+    *unreadable = *unreadable && taken == 0;
+    store_rc rc = taken
+                      ? broker_publish(sc->broker, sc->cc->name, recs[taken - 1].seq, o->m, o->n_m)
                       : STORE_ERROR;
     outbox_finish(sc, o, rc);
     return rc;
 }
 
 /*
- * After a failed attempt: back off and let the batch be read again, or,
- * past maximum_retry_attempts, log its first record and move the
- * checkpoint past it.
+ * After a failed attempt: back off and let the batch be read again. Only a
+ * record that cannot be read is given up on — past maximum_retry_attempts it
+ * is logged and the checkpoint moves past it, as Lambda's maximumRetryAttempts
+ * does; a write that fails (a busy or full disk) is the store's trouble, not
+ * the records': it is retried until it succeeds, and nothing is skipped.
  */
-static void batch_failed(stream_consumer *sc, const change_record *first, store_rc rc)
+static void batch_failed(stream_consumer *sc, const change_record *first, store_rc rc,
+                         bool unreadable)
 {
     const consumer_config *cc = sc->cc;
-    if (++sc->failures > cc->maximum_retry_attempts) {
+    if (unreadable && ++sc->failures > cc->maximum_retry_attempts) {
         char seq[24];
         snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
         log_error("change record skipped after failed attempts", "consumer", cc->name,
@@ -132,8 +148,11 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
         if (broker_publish(sc->broker, cc->name, first->seq, NULL, 0) == STORE_OK)
             sc->failures = 0;
     } else {
-        log_warn("publishing a batch failed; retrying", "consumer", cc->name, "error",
-                 store_rc_name(rc), NULL);
+        if (!unreadable)
+            sc->failures += sc->failures < 5; /* only the backoff grows */
+        log_warn(unreadable ? "a change record cannot be read; retrying"
+                            : "publishing a batch failed; retrying",
+                 "consumer", cc->name, "error", store_rc_name(rc), NULL);
         usleep(100000u << (sc->failures < 5 ? sc->failures : 5));
     }
 }
@@ -154,11 +173,12 @@ static bool consume_batch(stream_consumer *sc)
     }
     if (n == 0)
         return false;
-    rc = publish_batch(sc, recs, n);
+    bool unreadable;
+    rc = publish_batch(sc, recs, n, &unreadable);
     if (rc == STORE_OK)
         sc->failures = 0;
     else
-        batch_failed(sc, &recs[0], rc);
+        batch_failed(sc, &recs[0], rc, unreadable);
     change_records_free(recs, n);
     return true;
 }

@@ -3,9 +3,11 @@
  * configured consumer: records in sequence order from its checkpoint, in
  * batches. Each record goes through the publisher (publisher.h: filter
  * patterns, message, spans, routes); the batch's messages reach their
- * queues and the checkpoint moves in one transaction. A batch that fails is
- * retried (maximum_retry_attempts); past that its first record is logged
- * and skipped, as Lambda's maximumRetryAttempts does.
+ * queues and the checkpoint moves in one transaction. A record that cannot
+ * be read goes into a batch of its own (the records before it are published
+ * first); it is retried (maximum_retry_attempts), then logged and skipped, as
+ * Lambda's maximumRetryAttempts does. A write that fails is retried until
+ * it succeeds: the store's trouble never makes a record skipped.
  */
 #ifndef TASKD_STREAM_CONSUMER_H
 #define TASKD_STREAM_CONSUMER_H

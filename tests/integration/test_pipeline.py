@@ -5,6 +5,7 @@ redrive; pipeline configuration checks at start.
 
 import json
 import os
+import sqlite3
 import sys
 import unittest
 
@@ -395,6 +396,43 @@ class FinalTaskMessages(PipelineCase):
         self.assertEqual((t["status"], t["status_msg"], t["result"]), ("FAILED", "cancelled by the user", None))
         with open(os.path.join(runs_dir, "runs")) as f:
             self.assertEqual(f.read().split(), [control], "the cancelled task's handler ran")
+        self.stop_clean(s)
+
+
+# ---------------------------------------------------------------------------
+class UnreadableRecord(PipelineCase):
+
+    def test_only_the_unreadable_record_is_skipped(self):
+        """A change record that cannot be read costs only itself: the good records around it
+        in the same batch are published, and it alone is retried, then skipped."""
+        off = {"stream_consumers": [], "handlers": []}
+        on = {"stream_consumers": [{"name": "publisher", "filter_patterns": [{"eventName": ["INSERT"]}],
+                                    "maximum_retry_attempts": 1}],
+              "handlers": [{"queue": "task1", "handler": "noop"}]}
+        # with the pipeline off: task A, then a record nobody can read, then task B
+        s = self.start(off, name="c.json")
+        a = s.create("TASK1")
+        self.stop_clean(s)
+        db = s.db
+        conn = sqlite3.connect(db)
+        conn.execute("INSERT INTO changes (event_name, task_id, new_image, old_image, created_time) "
+                     "VALUES ('INSERT', 'x', '{not json', NULL, 1)")
+        conn.commit()
+        bad_seq = conn.execute("SELECT max(seq) FROM changes").fetchone()[0]
+        conn.close()
+        s = self.start(off, name="c.json")
+        b = s.create("TASK1")
+        self.stop_clean(s)
+        # then the pipeline, all three records in one batch
+        write_config(self.tmp, on, "c.json")
+        s = self.start(on, name="c.json")
+        for tid in (a, b):
+            t = self.wait_status(s, tid, FINAL, timeout=15)
+            self.assertEqual(t["status"], "COMPLETED", t)
+        skipped = wait_until(lambda: [o for o in s.log_objects() if "change record skipped" in o], 10,
+                             what="the unreadable record skipped")
+        self.assertEqual(len(skipped), 1, skipped)
+        self.assertIn('"sequence_number":"%d"' % bad_seq, skipped[0])
         self.stop_clean(s)
 
 
