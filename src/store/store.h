@@ -2,9 +2,10 @@
  * store — the task store port.
  *
  * The API and the runner speak to storage only through this interface: a
- * struct of operations that each adapter (SQLite locally; DynamoDB on AWS,
- * later) fills in. Every write also records a change record in the same
- * atomic unit, so the change stream sees exactly the committed writes.
+ * struct of operations that each adapter (SQLite locally, store_sqlite.h;
+ * DynamoDB on AWS, aws/dynamodb_store.h) fills in. Every write also records
+ * a change record in the same atomic unit (the SQLite change log; DynamoDB
+ * Streams), so the change stream sees exactly the committed writes.
  *
  * Writes are asynchronous (store_submit: the adapter calls back when the
  * write is durable), so one thread can have many in flight and an adapter
