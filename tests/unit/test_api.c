@@ -5,12 +5,8 @@
  *
  * Factories: "sqlite" (a database in a temporary directory) always;
  * "dynamodb" when DYNAMODB_ENDPOINT names a DynamoDB (Local) endpoint. Then
- * each fixture creates a fresh table from deploy/table.json (its
- * TimeToLiveSpecification left out, which CreateTable does not take) and
- * deletes it afterwards. The table definition is found through
- * TASKD_TABLE_JSON, else the TASKD_SOURCE_DIR the build may define, else
- * beside this source file, else ../deploy/table.json from the build
- * directory.
+ * each fixture creates a fresh table from deploy/table.json and deletes it
+ * afterwards (support_aws/ddb_test.h).
  *
  * The API cases check routes and status codes; the contract cases check
  * what the store port promises to every caller: creation and reads, pages
@@ -29,6 +25,7 @@
 #include "api/api.h"
 #include "aws/aws_http.h"
 #include "aws/dynamodb_store.h"
+#include "support_aws/ddb_test.h"
 #include "core/attrval.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
@@ -133,87 +130,13 @@ static void sqlite_destroy(fixture *f)
 
 /* ---- dynamodb ---------------------------------------------------------- */
 
-static aws_client *ddb;   /* one client for the whole run */
-static json_t *table_def; /* deploy/table.json, ready for CreateTable but for TableName */
-
-/* Where deploy/table.json is (see the module comment); the path is malloc'ed. */
-static char *table_json_path(void)
-{
-    const char *env = getenv("TASKD_TABLE_JSON");
-    if (env && *env)
-        return strdup(env);
-#ifdef TASKD_SOURCE_DIR
-    {
-        char *p;
-        if (asprintf(&p, "%s/deploy/table.json", TASKD_SOURCE_DIR) >= 0 && access(p, R_OK) == 0)
-            return p;
-        free(p);
-    }
-#endif
-    const char *here = __FILE__, *cut = strstr(here, "tests/unit/");
-    if (cut) {
-        char *p;
-        if (asprintf(&p, "%.*sdeploy/table.json", (int)(cut - here), here) >= 0 &&
-            access(p, R_OK) == 0)
-            return p;
-        free(p);
-    }
-    return strdup("../deploy/table.json");
-}
-
-/* Call DynamoDB; the answer's JSON (new reference) or NULL, with the error type in err. */
-static json_t *ddb_call(const char *op, json_t *req, char *err, size_t errlen)
-{
-    char *body = json_dumps(req, JSON_COMPACT);
-    char target[64];
-    snprintf(target, sizeof target, "DynamoDB_20120810.%s", op);
-    aws_response r;
-    aws_rc rc = aws_json_call(ddb, target, body, strlen(body), 0, &r);
-    free(body);
-    json_t *out = NULL;
-    if (rc == AWS_OK)
-        out = json_loadb(r.body ? r.body : "{}", r.body ? r.body_len : 2, 0, NULL);
-    if (err)
-        snprintf(err, errlen, "%s: %s %s", aws_rc_name(rc), r.error_type,
-                 r.error_message ? r.error_message : "");
-    aws_response_free(&r);
-    return out;
-}
-
-static bool ddb_setup_client(void)
-{
-    const char *endpoint = getenv("DYNAMODB_ENDPOINT");
-    if (!endpoint || !*endpoint)
-        return false;
-    /* never real credentials, never a real account */
-    setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint, 1);
-    setenv("AWS_ACCESS_KEY_ID", "AKIDTASKDTEST", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "taskd-test-secret", 1);
-    setenv("AWS_SESSION_TOKEN", "taskd-test-token", 1);
-    setenv("AWS_REGION", "us-east-1", 1);
-    char err[256];
-    ddb = aws_client_new(AWS_DYNAMODB, err, sizeof err);
-    if (!ddb) {
-        fprintf(stderr, "DynamoDB client: %s\n", err);
-        return false;
-    }
-    char *path = table_json_path();
-    json_error_t jerr;
-    table_def = json_load_file(path, 0, &jerr);
-    if (!table_def)
-        fprintf(stderr, "cannot read the table definition %s: %s\n", path, jerr.text);
-    free(path);
-    if (!table_def)
-        return false;
-    json_object_del(table_def, "TimeToLiveSpecification");
-    return true;
-}
-
 static store *ddb_open_table(fixture *f, const char *table)
 {
     char err[256];
-    dynamodb_store_options o = {
-        .table = table, .client = ddb, .listener = &f->listener, .retention_grace = GRACE};
+    dynamodb_store_options o = {.table = table,
+                                .client = ddb_test_client(),
+                                .listener = &f->listener,
+                                .retention_grace = GRACE};
     store *s = dynamodb_store_open(&o, err, sizeof err);
     if (!s)
         fprintf(stderr, "dynamodb store: %s\n", err);
@@ -225,37 +148,7 @@ static store *ddb_open(fixture *f)
     static atomic_int counter;
     snprintf(f->table, sizeof f->table, "taskd_test_%ld_%d", (long)getpid(),
              atomic_fetch_add(&counter, 1));
-    json_t *req = json_deep_copy(table_def);
-    json_object_set_new(req, "TableName", json_string(f->table));
-    char err[512];
-    json_t *answer = ddb_call("CreateTable", req, err, sizeof err);
-    json_decref(req);
-    if (!answer) {
-        fprintf(stderr, "CreateTable %s: %s\n", f->table, err);
-        return NULL;
-    }
-    json_decref(answer);
-    /* DynamoDB Local is ACTIVE at once; the service takes a while */
-    for (int i = 0; i < 600; i++) {
-        json_t *d = json_pack("{ss}", "TableName", f->table);
-        answer = ddb_call("DescribeTable", d, NULL, 0);
-        json_decref(d);
-        json_t *t = json_object_get(answer, "Table");
-        const char *status = json_string_value(json_object_get(t, "TableStatus"));
-        bool active = status && strcmp(status, "ACTIVE") == 0;
-        size_t i_gsi;
-        json_t *gsi;
-        json_array_foreach(json_object_get(t, "GlobalSecondaryIndexes"), i_gsi, gsi)
-        {
-            const char *st = json_string_value(json_object_get(gsi, "IndexStatus"));
-            active = active && (!st || strcmp(st, "ACTIVE") == 0);
-        }
-        json_decref(answer);
-        if (active)
-            break;
-        usleep(100 * 1000);
-    }
-    return ddb_open_table(f, f->table);
+    return ddb_test_create_table(f->table) ? ddb_open_table(f, f->table) : NULL;
 }
 
 static store *ddb_reopen(fixture *f, bool first_closed)
@@ -266,9 +159,7 @@ static store *ddb_reopen(fixture *f, bool first_closed)
 
 static void ddb_destroy(fixture *f)
 {
-    json_t *req = json_pack("{ss}", "TableName", f->table);
-    json_decref(ddb_call("DeleteTable", req, NULL, 0));
-    json_decref(req);
+    ddb_test_delete_table(f->table);
 }
 
 static const factory factories[] = {
@@ -1118,7 +1009,7 @@ static json_t *raw_item(fixture *f, const char *id)
     json_t *req = json_pack("{ss s{s{ss}} sb}", "TableName", f->table, "Key", "id", "S", id,
                             "ConsistentRead", 1);
     char err[256];
-    json_t *answer = ddb_call("GetItem", req, err, sizeof err);
+    json_t *answer = ddb_test_call("GetItem", req, err, sizeof err);
     json_decref(req);
     if (!answer)
         fail_msg("GetItem %s: %s", id, err);
@@ -1214,7 +1105,7 @@ static void test_dynamodb_items_not_tasks(void **state)
     /* an item under a task-shaped id that is not a task */
     const char *stray = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f";
     json_t *req = json_pack("{ss s{s{ss}}}", "TableName", f->table, "Item", "id", "S", stray);
-    json_decref(ddb_call("PutItem", req, NULL, 0));
+    json_decref(ddb_test_call("PutItem", req, NULL, 0));
     json_decref(req);
     assert_int_equal(store_get_task(f->store, stray, &t), STORE_NOT_FOUND);
     assert_int_equal(update(f, stray, TASK_FAILED, "x", NULL, NULL), STORE_NOT_FOUND);
@@ -1248,7 +1139,7 @@ static void test_dynamodb_update_corrects_its_facts(void **state)
                             "1700000000", "task_ttl", "N", far_text, "list_all", "S", "tasks",
                             "data", "M", "type_status", "S", "TASK3#CREATED", "trace", "S", "t");
     char err[256];
-    json_t *answer = ddb_call("PutItem", req, err, sizeof err);
+    json_t *answer = ddb_test_call("PutItem", req, err, sizeof err);
     json_decref(req);
     if (!answer)
         fail_msg("PutItem: %s", err);
@@ -1358,7 +1249,7 @@ int main(void)
         CASE(test_dynamodb_missing_table),
     };
 #undef CASE
-    bool have_dynamodb = ddb_setup_client();
+    bool have_dynamodb = ddb_test_setup();
     int failed = 0;
     char ran[64] = "";
     for (size_t i = 0; i < sizeof factories / sizeof factories[0]; i++) {
@@ -1373,7 +1264,6 @@ int main(void)
     }
     printf("store factories run: %s%s\n", ran,
            have_dynamodb ? "" : " (dynamodb skipped: DYNAMODB_ENDPOINT is not set)");
-    json_decref(table_def);
-    aws_client_free(ddb);
+    ddb_test_teardown();
     return failed;
 }

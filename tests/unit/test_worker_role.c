@@ -8,9 +8,8 @@
  * The role only speaks to the store port, so the cases run over SQLite (a
  * database in a temporary directory) always and, when DYNAMODB_ENDPOINT
  * names a DynamoDB (Local) endpoint, over DynamoDB too: each fixture then
- * creates a fresh table from deploy/table.json (found through
- * TASKD_TABLE_JSON, else beside this source file, else ../deploy/table.json
- * from the build directory) and deletes it afterwards.
+ * creates a fresh table from deploy/table.json and deletes it afterwards
+ * (support_aws/ddb_test.h).
  *
  * The configuration binds the built-in handlers: task1 runs noop; jobs runs
  * a tiny exec command that echoes the task it is given (its result, then)
@@ -26,6 +25,7 @@
 
 #include "aws/aws_http.h"
 #include "aws/dynamodb_store.h"
+#include "support_aws/ddb_test.h"
 #include "aws/worker_role.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
@@ -79,71 +79,16 @@ static void nothing(fixture *f)
     (void)f;
 }
 
-static aws_client *ddb;   /* one client for the whole run */
-static json_t *table_def; /* deploy/table.json without its TimeToLiveSpecification */
-
-static json_t *ddb_call(const char *op, json_t *req)
-{
-    char *body = json_dumps(req, JSON_COMPACT), target[64];
-    snprintf(target, sizeof target, "DynamoDB_20120810.%s", op);
-    aws_response r;
-    aws_rc rc = aws_json_call(ddb, target, body, strlen(body), 0, &r);
-    free(body);
-    json_t *out =
-        rc == AWS_OK ? json_loadb(r.body ? r.body : "{}", r.body ? r.body_len : 2, 0, NULL) : NULL;
-    if (rc != AWS_OK)
-        fprintf(stderr, "%s: %s %s\n", op, aws_rc_name(rc), r.error_type);
-    aws_response_free(&r);
-    return out;
-}
-
-static bool ddb_setup(void)
-{
-    const char *endpoint = getenv("DYNAMODB_ENDPOINT");
-    if (!endpoint || !*endpoint)
-        return false;
-    /* never real credentials, never a real account */
-    setenv("AWS_ENDPOINT_URL_DYNAMODB", endpoint, 1);
-    setenv("AWS_ACCESS_KEY_ID", "AKIDTASKDTEST", 1);
-    setenv("AWS_SECRET_ACCESS_KEY", "taskd-test-secret", 1);
-    setenv("AWS_SESSION_TOKEN", "taskd-test-token", 1);
-    setenv("AWS_REGION", "us-east-1", 1);
-    char err[256], *path = NULL;
-    if (!(ddb = aws_client_new(AWS_DYNAMODB, err, sizeof err))) {
-        fprintf(stderr, "DynamoDB client: %s\n", err);
-        return false;
-    }
-    const char *env = getenv("TASKD_TABLE_JSON"), *cut = strstr(__FILE__, "tests/unit/");
-    if (env && *env)
-        path = strdup(env);
-    else if (!cut ||
-             asprintf(&path, "%.*sdeploy/table.json", (int)(cut - __FILE__), __FILE__) < 0 ||
-             access(path, R_OK) != 0) {
-        free(path);
-        path = strdup("../deploy/table.json");
-    }
-    table_def = json_load_file(path, 0, NULL);
-    if (!table_def)
-        fprintf(stderr, "cannot read the table definition %s\n", path);
-    free(path);
-    json_object_del(table_def, "TimeToLiveSpecification");
-    return table_def != NULL;
-}
-
 static store *ddb_open(fixture *f)
 {
     static atomic_int counter;
     snprintf(f->table, sizeof f->table, "taskd_worker_test_%ld_%d", (long)getpid(),
              atomic_fetch_add(&counter, 1));
-    json_t *req = json_deep_copy(table_def);
-    json_object_set_new(req, "TableName", json_string(f->table));
-    json_t *answer = ddb_call("CreateTable", req);
-    json_decref(req);
-    if (!answer)
+    if (!ddb_test_create_table(f->table))
         return NULL;
-    json_decref(answer); /* DynamoDB Local makes the table ACTIVE at once */
     char err[256];
-    dynamodb_store_options o = {.table = f->table, .client = ddb, .retention_grace = 3600};
+    dynamodb_store_options o = {
+        .table = f->table, .client = ddb_test_client(), .retention_grace = 3600};
     store *s = dynamodb_store_open(&o, err, sizeof err);
     if (!s)
         fprintf(stderr, "dynamodb store: %s\n", err);
@@ -152,9 +97,7 @@ static store *ddb_open(fixture *f)
 
 static void ddb_destroy(fixture *f)
 {
-    json_t *req = json_pack("{ss}", "TableName", f->table);
-    json_decref(ddb_call("DeleteTable", req));
-    json_decref(req);
+    ddb_test_delete_table(f->table);
 }
 
 static const factory factories[] = {
@@ -845,7 +788,7 @@ int main(void)
     };
 #undef CASE
     tracer_global_init();
-    bool have_dynamodb = ddb_setup();
+    bool have_dynamodb = ddb_test_setup();
     int failed = 0;
     for (size_t i = 0; i < sizeof factories / sizeof factories[0]; i++) {
         current = &factories[i];
@@ -857,8 +800,7 @@ int main(void)
     }
     if (!have_dynamodb)
         printf("dynamodb skipped: DYNAMODB_ENDPOINT is not set\n");
-    json_decref(table_def);
-    aws_client_free(ddb);
+    ddb_test_teardown();
     tracer_global_cleanup();
     return failed;
 }
