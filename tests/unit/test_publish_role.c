@@ -40,6 +40,7 @@
 #include "trace/trace.h"
 #include "util/log.h"
 #include "support/http_stub.h"
+#include "support_aws/standin_calls.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -761,48 +762,6 @@ static aws_client *standin_client(const char *endpoint, aws_service service)
     return c;
 }
 
-/* A Query call that must succeed; the text of element tag of its reply into out. */
-static void query_ok(aws_client *c, sbuf *fb, const char *tag, char *out, size_t outlen)
-{
-    assert_false(sbuf_failed(fb));
-    aws_response r;
-    if (aws_query_call(c, fb->data, fb->len, clock_unix_ms() + 5000, &r) != AWS_OK)
-        fail_msg("%s: %s %s", fb->data, r.error_type, r.error_message ? r.error_message : "");
-    char open[64], close[64];
-    snprintf(open, sizeof open, "<%s>", tag);
-    snprintf(close, sizeof close, "</%s>", tag);
-    const char *a = strstr(r.body, open), *b = a ? strstr(a, close) : NULL;
-    assert_non_null(b);
-    a += strlen(open);
-    snprintf(out, outlen, "%.*s", (int)(b - a), a);
-    aws_response_free(&r);
-    sbuf_free(fb);
-}
-
-static json_t *sqs_ok(aws_client *c, const char *action, json_t *req)
-{
-    char target[64];
-    snprintf(target, sizeof target, "AmazonSQS.%s", action);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    aws_response r;
-    aws_rc rc = aws_json_call(c, target, body, strlen(body), clock_unix_ms() + 5000, &r);
-    free(body);
-    if (rc != AWS_OK)
-        fail_msg("%s: %s %s", action, r.error_type, r.error_message ? r.error_message : "");
-    json_t *out = json_loads(r.body ? r.body : "{}", 0, NULL);
-    aws_response_free(&r);
-    assert_non_null(out);
-    return out;
-}
-
-static const char *sqs_attr(json_t *msg, const char *name)
-{
-    json_t *a = json_object_get(json_object_get(msg, "MessageAttributes"), name);
-    assert_string_equal(json_string_value(json_object_get(a, "DataType")), "String");
-    return json_string_value(json_object_get(a, "StringValue"));
-}
-
 /* The role against fauxqs: a topic, a queue subscribed raw with {"TaskType": ["TASK1"]}. */
 static void test_fauxqs_end_to_end(void **state)
 {
@@ -820,15 +779,15 @@ static void test_fauxqs_end_to_end(void **state)
     snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)clock_unix_ms());
     sbuf fb = {0};
     sbuf_printf(&fb, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
-    query_ok(sns, &fb, "TopicArn", topic_arn, sizeof topic_arn);
+    standin_query_ok(sns, &fb, "TopicArn", topic_arn, sizeof topic_arn);
     snprintf(qname, sizeof qname, "task1-%s", suffix);
-    json_t *q = sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
+    json_t *q = standin_sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
     char queue_url[256];
     snprintf(queue_url, sizeof queue_url, "%s", json_string_value(json_object_get(q, "QueueUrl")));
     json_decref(q);
-    json_t *qa =
-        sqs_ok(sqs, "GetQueueAttributes",
-               json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
+    json_t *qa = standin_sqs_ok(
+        sqs, "GetQueueAttributes",
+        json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
     snprintf(queue_arn, sizeof queue_arn, "%s",
              json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
     json_decref(qa);
@@ -840,7 +799,7 @@ static void test_fauxqs_end_to_end(void **state)
     sbuf_puts(&fb, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
                    "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
     sns_form_append(&fb, policy, strlen(policy));
-    query_ok(sns, &fb, "SubscriptionArn", sub_arn, sizeof sub_arn);
+    standin_query_ok(sns, &fb, "SubscriptionArn", sub_arn, sizeof sub_arn);
 
     char err[256] = "";
     role *r = publish_role_new(&f.cfg, sns, topic_arn, &f.tel, err, sizeof err);
@@ -862,10 +821,10 @@ static void test_fauxqs_end_to_end(void **state)
     role_result_clear(&res);
     free(ev);
 
-    json_t *got =
-        sqs_ok(sqs, "ReceiveMessage",
-               json_pack("{s:s, s:i, s:[s], s:i}", "QueueUrl", queue_url, "MaxNumberOfMessages", 10,
-                         "MessageAttributeNames", "All", "WaitTimeSeconds", 1));
+    json_t *got = standin_sqs_ok(sqs, "ReceiveMessage",
+                                 json_pack("{s:s, s:i, s:[s], s:i}", "QueueUrl", queue_url,
+                                           "MaxNumberOfMessages", 10, "MessageAttributeNames",
+                                           "All", "WaitTimeSeconds", 1));
     json_t *msgs = json_object_get(got, "Messages");
     assert_int_equal(json_array_size(msgs), 1); /* TASK2 filtered out, MODIFY skipped */
     json_t *m = json_array_get(msgs, 0);
@@ -874,13 +833,13 @@ static void test_fauxqs_end_to_end(void **state)
     assert_true(json_equal(body, want));
     json_decref(want);
     json_decref(body);
-    assert_string_equal(sqs_attr(m, "TaskId"), id1);
-    assert_string_equal(sqs_attr(m, "TaskType"), "TASK1");
+    assert_string_equal(standin_message_attribute(m, "TaskId"), id1);
+    assert_string_equal(standin_message_attribute(m, "TaskType"), "TASK1");
     span *s = NULL;
     size_t n = task_spans(&f, 1, &s, 2);
     char tp[56];
     trace_traceparent_of(&s[1], tp);
-    assert_string_equal(sqs_attr(m, "traceparent"), tp);
+    assert_string_equal(standin_message_attribute(m, "traceparent"), tp);
     free_spans(s, n);
     json_decref(got);
 

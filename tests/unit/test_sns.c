@@ -31,6 +31,7 @@
 #include "util/clock.h"
 #include "core/sbuf.h"
 #include "support/http_stub.h"
+#include "support_aws/standin_calls.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -605,51 +606,6 @@ static void test_past_deadline_sends_nothing(void **state)
 
 /* ---- the real stand-in (FAUXQS_ENDPOINT) ---- */
 
-/* A Query call that must succeed; the text of element tag of its reply into out. */
-static void query_ok(aws_client *c, sbuf *fb, const char *tag, char *out, size_t outlen)
-{
-    assert_false(sbuf_failed(fb));
-    aws_response r;
-    aws_rc rc = aws_query_call(c, fb->data, fb->len, in_ms(5000), &r);
-    if (rc != AWS_OK)
-        fail_msg("%s: %s %s", fb->data, r.error_type, r.error_message ? r.error_message : "");
-    if (tag) {
-        char open[64], close[64];
-        snprintf(open, sizeof open, "<%s>", tag);
-        snprintf(close, sizeof close, "</%s>", tag);
-        const char *a = strstr(r.body, open), *b = a ? strstr(a, close) : NULL;
-        assert_non_null(b);
-        a += strlen(open);
-        snprintf(out, outlen, "%.*s", (int)(b - a), a);
-    }
-    aws_response_free(&r);
-    sbuf_free(fb);
-}
-
-static json_t *sqs_ok(aws_client *c, const char *action, json_t *req)
-{
-    char target[64];
-    snprintf(target, sizeof target, "AmazonSQS.%s", action);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    aws_response r;
-    aws_rc rc = aws_json_call(c, target, body, strlen(body), in_ms(5000), &r);
-    free(body);
-    if (rc != AWS_OK)
-        fail_msg("%s: %s %s", action, r.error_type, r.error_message ? r.error_message : "");
-    json_t *out = json_loads(r.body ? r.body : "{}", 0, NULL);
-    aws_response_free(&r);
-    assert_non_null(out);
-    return out;
-}
-
-static const char *msg_attr(json_t *msg, const char *name)
-{
-    json_t *a = json_object_get(json_object_get(msg, "MessageAttributes"), name);
-    assert_string_equal(json_string_value(json_object_get(a, "DataType")), "String");
-    return json_string_value(json_object_get(a, "StringValue"));
-}
-
 static void test_fauxqs_publish_batch(void **state)
 {
     (void)state;
@@ -665,16 +621,16 @@ static void test_fauxqs_publish_batch(void **state)
 
     sbuf f = {0};
     sbuf_printf(&f, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
-    query_ok(sns, &f, "TopicArn", topic_arn, sizeof topic_arn);
+    standin_query_ok(sns, &f, "TopicArn", topic_arn, sizeof topic_arn);
     char qname[64];
     snprintf(qname, sizeof qname, "task1-%s", suffix);
-    json_t *q = sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
+    json_t *q = standin_sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
     char queue_url[256];
     snprintf(queue_url, sizeof queue_url, "%s", json_string_value(json_object_get(q, "QueueUrl")));
     json_decref(q);
-    json_t *qa =
-        sqs_ok(sqs, "GetQueueAttributes",
-               json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
+    json_t *qa = standin_sqs_ok(
+        sqs, "GetQueueAttributes",
+        json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
     snprintf(queue_arn, sizeof queue_arn, "%s",
              json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
     json_decref(qa);
@@ -687,7 +643,7 @@ static void test_fauxqs_publish_batch(void **state)
     sbuf_puts(&f, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
                   "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
     sns_form_append(&f, policy, strlen(policy));
-    query_ok(sns, &f, "SubscriptionArn", sub_arn, sizeof sub_arn);
+    standin_query_ok(sns, &f, "SubscriptionArn", sub_arn, sizeof sub_arn);
 
     const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     char attrs1[512];
@@ -707,24 +663,24 @@ static void test_fauxqs_publish_batch(void **state)
         assert_true(strlen(st[i].message_id) > 0);
     }
 
-    json_t *got =
-        sqs_ok(sqs, "ReceiveMessage",
-               json_pack("{s:s, s:i, s:[s], s:i}", "QueueUrl", queue_url, "MaxNumberOfMessages", 10,
-                         "MessageAttributeNames", "All", "WaitTimeSeconds", 1));
+    json_t *got = standin_sqs_ok(sqs, "ReceiveMessage",
+                                 json_pack("{s:s, s:i, s:[s], s:i}", "QueueUrl", queue_url,
+                                           "MaxNumberOfMessages", 10, "MessageAttributeNames",
+                                           "All", "WaitTimeSeconds", 1));
     json_t *msgs = json_object_get(got, "Messages");
     assert_int_equal(json_array_size(msgs), 2); /* TASK2 filtered out */
     json_t *first = json_array_get(msgs, 0), *second = json_array_get(msgs, 1);
-    if (strcmp(msg_attr(first, "TaskId"), "id-1") != 0) {
+    if (strcmp(standin_message_attribute(first, "TaskId"), "id-1") != 0) {
         json_t *t = first;
         first = second;
         second = t;
     }
     assert_string_equal(json_string_value(json_object_get(first, "Body")), body1);
-    assert_string_equal(msg_attr(first, "TaskId"), "id-1");
-    assert_string_equal(msg_attr(first, "TaskType"), "TASK1");
-    assert_string_equal(msg_attr(first, "traceparent"), tp);
+    assert_string_equal(standin_message_attribute(first, "TaskId"), "id-1");
+    assert_string_equal(standin_message_attribute(first, "TaskType"), "TASK1");
+    assert_string_equal(standin_message_attribute(first, "traceparent"), tp);
     assert_string_equal(json_string_value(json_object_get(second, "Body")), "{\"n\":3}");
-    assert_string_equal(msg_attr(second, "TaskId"), "id-3");
+    assert_string_equal(standin_message_attribute(second, "TaskId"), "id-3");
     json_decref(got);
 
     /* a topic that does not exist */
