@@ -1,7 +1,7 @@
 /*
  * ddb_test — DynamoDB Local for the unit tests that run a store over it.
  *
- * When DYNAMODB_ENDPOINT names an endpoint (CTest's with_dynamodb.py starts
+ * When DYNAMODB_ENDPOINT names an endpoint (CTest's with_standin.py starts
  * one), ddb_test_setup() points the AWS environment at it — with test
  * credentials, never real ones — makes one client for the run and reads the
  * table definition the deployment uses (deploy/table.json: TASKD_TABLE_JSON,

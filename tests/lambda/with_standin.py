@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""Run a command with an AWS stand-in of its own: with_standin.py dynamodb|fauxqs COMMAND [ARGS...]
+
+Starts the stand-in on a free port — DynamoDB Local (tests/lambda/dynamodb_local.py)
+or fauxqs, SNS + SQS (tests/lambda/fauxqs.py) — runs the command with
+DYNAMODB_ENDPOINT (and TASKD_TABLE_JSON, the table definition) or FAUXQS_ENDPOINT
+naming it, stops it, and exits with the command's status. CTest uses it for the C
+tests that run against a stand-in.
+"""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dynamodb_local import DynamoDBLocal  # noqa: E402
+from fauxqs import Fauxqs  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv):
+    if len(argv) < 2 or argv[0] not in ("dynamodb", "fauxqs"):
+        print(__doc__.strip().splitlines()[0], file=sys.stderr)
+        return 2
+    kind, command = argv[0], argv[1:]
+    standin = DynamoDBLocal() if kind == "dynamodb" else Fauxqs()
+    with standin:
+        if kind == "dynamodb":
+            env = dict(os.environ, DYNAMODB_ENDPOINT=standin.endpoint,
+                       TASKD_TABLE_JSON=os.path.join(REPO, "deploy", "table.json"))
+        else:
+            env = dict(os.environ, FAUXQS_ENDPOINT=standin.endpoint)
+        return subprocess.call(command, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
