@@ -165,6 +165,7 @@ static void trace_root(const char *header, char *out, size_t outlen)
  * leaves each call its default budget.
  */
 #define RESPONSE_RESERVE_MS 500
+#define FLUSH_DEFAULT_MS    1000
 static int64_t call_deadline(int64_t deadline_ms)
 {
     if (deadline_ms <= 0)
@@ -205,8 +206,10 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
             log_error("invocation failed", "error_type", res.error_type, "error", res.error_message,
                       NULL);
         role_result_clear(&res);
-        /* spans must not wait in a frozen process: send them before the next /next */
-        tracer_flush(g->tel.tracer, inv.deadline_ms);
+        /* spans must not wait in a frozen process: send them before the next /next
+         * (within the invocation's deadline; a second when Lambda gave none) */
+        tracer_flush(g->tel.tracer,
+                     inv.deadline_ms > 0 ? inv.deadline_ms : clock_unix_ms() + FLUSH_DEFAULT_MS);
         aws_set_deadline(0);
         log_context_clear();
         lambda_invocation_clear(&inv);
