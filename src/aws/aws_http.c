@@ -634,6 +634,12 @@ static bool transient(CURLcode cc)
 static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int64_t deadline,
                         aws_response *out, aws_rc *rc)
 {
+    if (cc == CURLE_OPERATION_TIMEDOUT && out->attempts > 0 &&
+        clock_unix_ms() > deadline - AWS_MIN_ATTEMPT_MS) {
+        /* A retry cut short by the deadline tells nothing new: keep the
+         * previous attempt's answer (still throttled, still unavailable). */
+        return OUT_DONE;
+    }
     aws_response_free(out);
     if (cc != CURLE_OK) {
         const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
