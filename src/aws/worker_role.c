@@ -316,7 +316,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     snprintf(name, sizeof name, "process %s", l->queue->name);
     trace_begin(&process, traced ? &producer : NULL, name, SPAN_KIND_CONSUMER);
     memcpy(process.task_id, rec->task_id, sizeof process.task_id);
-    span_set_static(&process, "messaging.system", "taskd");
+    span_set_static(&process, "messaging.system", "aws_sqs");
     span_set_static(&process, "messaging.operation.type", "process");
     span_set_static(&process, "messaging.destination.name", l->queue->name);
     span_set_str(&process, "messaging.message.id", rec->message_id);
@@ -326,6 +326,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     trace_ctx_of(&process, &ctx);
     trace_begin(&update, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
     memcpy(update.task_id, rec->task_id, sizeof update.task_id);
+    span_set_static(&update, "db.system", w->store->ops->system);
     span_set_static(&update, "db.operation.name", "UPDATE");
     span_set_static(&update, "db.collection.name", "tasks");
     span_set_static(&update, "task.status", "FAILED");
@@ -488,7 +489,8 @@ static lane_rc add_lane(worker_role *w, const config *c, const queue_config *q, 
         handler *h = handler_create(l->binding, err, errlen);
         if (!h)
             return LANE_ERROR;
-        l->env = (work_env){.store = w->store, .handler = h, .binding = l->binding};
+        l->env = (work_env){
+            .store = w->store, .handler = h, .binding = l->binding, .messaging_system = "aws_sqs"};
         l->env.telemetry = w->tel;
         w->n_lanes++;
         return LANE_ADDED;

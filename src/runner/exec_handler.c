@@ -42,6 +42,7 @@ typedef struct exec_handler {
     handler base;
     char *path;       /* the file to execute: argv[0] or where PATH found it */
     char **argv;      /* NULL-terminated copy of the configured argv */
+    char *label;      /* "exec <program's file name>", the base's label */
     char **env;       /* NULL-terminated: inherited variables, then env_extra */
     size_t env_count; /* entries in env */
     /* children running now (started, not yet reaped), for abort() */
@@ -258,6 +259,12 @@ handler *exec_handler_new(const char *const *argv, size_t argc, const char *cons
     for (size_t i = 0; i < argc; i++)
         if (!(x->argv[i] = strdup(argv[i])))
             goto oom;
+    const char *slash = strrchr(argv[0], '/');
+    if (asprintf(&x->label, "exec %s", slash ? slash + 1 : argv[0]) < 0) {
+        x->label = NULL;
+        goto oom;
+    }
+    x->base.label = x->label;
     if (!(x->env = build_base_env(env_extra, nextra, &x->env_count)))
         goto oom;
     return &x->base;
@@ -274,6 +281,7 @@ static void exec_free(handler *h)
         return;
     exec_handler *x = h->ctx;
     free(x->path);
+    free(x->label);
     free_strv(x->argv);
     free_strv(x->env);
     free(x->running);

@@ -25,7 +25,8 @@ typedef struct handler_result {
 } handler_result;
 typedef struct handler handler;
 struct handler {
-    const char *name;
+    const char *name;  /* the handler's kind: "TASK1", "noop", "exec", ... */
+    const char *label; /* what a run runs, for span names ("exec worker.py"); NULL: the name */
     /* Run one task within timeout_s seconds and fill *out. Called from several threads at once. */
     void (*run)(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out);
     void (*free)(handler *h);

@@ -48,8 +48,10 @@ static void child_span(span *s, const span *parent, const char *name, span_kind 
 }
 
 /* The delivery span starts when the message was sent: it shows the queue wait. */
-static void begin_delivery(work_item *it, const work_item *items, size_t n, int64_t received_ns)
+static void begin_delivery(const work_env *e, work_item *it, const work_item *items, size_t n,
+                           int64_t received_ns)
 {
+    const char *system = e->messaging_system ? e->messaging_system : "taskd";
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "receive %s", it->queue);
     trace_begin(&it->receive, it->traced ? &it->producer : NULL, name, SPAN_KIND_CONSUMER);
@@ -59,7 +61,7 @@ static void begin_delivery(work_item *it, const work_item *items, size_t n, int6
     it->receive.start_ns = sent_ns < received_ns ? sent_ns : received_ns;
     it->receive.end_ns = received_ns;
     memcpy(it->receive.task_id, it->id, sizeof it->id);
-    span_set_static(&it->receive, "messaging.system", "taskd");
+    span_set_static(&it->receive, "messaging.system", system);
     span_set_static(&it->receive, "messaging.operation.type", "receive");
     span_set_static(&it->receive, "messaging.destination.name", it->queue);
     if (it->message_id)
@@ -78,16 +80,17 @@ static void begin_delivery(work_item *it, const work_item *items, size_t n, int6
     }
     snprintf(name, sizeof name, "process %s", it->queue);
     child_span(&it->process, &it->receive, name, SPAN_KIND_CONSUMER, it->id);
-    span_set_static(&it->process, "messaging.system", "taskd");
+    span_set_static(&it->process, "messaging.system", system);
     span_set_static(&it->process, "messaging.operation.type", "process");
     span_set_static(&it->process, "messaging.destination.name", it->queue);
     span_set_str(&it->process, "task.id", it->id);
 }
 
 /* A status-update span under the item's processing. */
-static void begin_update_span(span *s, const work_item *it, const char *status)
+static void begin_update_span(const work_env *e, span *s, const work_item *it, const char *status)
 {
     child_span(s, &it->process, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
+    span_set_static(s, "db.system", e->store->ops->system);
     span_set_static(s, "db.operation.name", "UPDATE");
     span_set_static(s, "db.collection.name", "tasks");
     span_set_static(s, "task.status", status);
@@ -110,8 +113,8 @@ void work_begin(const work_env *e, work_item *items, size_t n)
             it->fate = WORK_DROP; /* not a task message */
             continue;
         }
-        begin_delivery(it, items, n, received_ns);
-        begin_update_span(&it->claim_span, it, "IN_PROGRESS");
+        begin_delivery(e, it, items, n, received_ns);
+        begin_update_span(e, &it->claim_span, it, "IN_PROGRESS");
         it->claim_span.start_ns = it->claim_span.end_ns = it->process.start_ns;
         if (it->claimed_with_receive)
             span_set_bool(&it->claim_span, "taskd.with_receive", true);
@@ -171,7 +174,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     }
     handler *h = e->handler;
     char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
-    snprintf(name, sizeof name, "%s %s", h->name, it->type);
+    snprintf(name, sizeof name, "%s", h->label ? h->label : h->name);
     child_span(&it->run_span, &it->process, name, SPAN_KIND_INTERNAL, it->id);
     span_set_static(&it->run_span, "taskd.handler", h->name);
     span_set_str(&it->run_span, "task.type", it->type);
@@ -208,7 +211,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     trace_end(&e->telemetry, &it->run_span);
 
     task_status status = it->result.ok ? TASK_COMPLETED : TASK_FAILED;
-    begin_update_span(&it->report_span, it, task_status_name(status));
+    begin_update_span(e, &it->report_span, it, task_status_name(status));
     it->report = (store_write){
         .kind = STORE_WRITE_UPDATE,
         .now = (int64_t)time(NULL),

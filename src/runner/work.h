@@ -55,6 +55,7 @@ typedef struct work_env {
     handler *handler;              /* runs the tasks; its name names the run span */
     const handler_config *binding; /* its timeout bounds one run */
     telemetry telemetry;           /* spans and the handler duration metric; members may be NULL */
+    const char *messaging_system;  /* the queues' messaging.system ("aws_sqs"); NULL: "taskd" */
     /* The caller's shutdown flag, or NULL. When it is set as a run returns,
      * the outcome is not the task's (the handler was told to give up): the
      * task is not reported and the item is kept. */

@@ -384,13 +384,18 @@ void tracer_emit(tracer *t, const span *s)
     }
 }
 
+/* Time order; of two spans that start together, the parent (or else the longer) first. */
 static int by_start(const void *a, const void *b)
 {
     const span *x = a, *y = b;
     if (x->start_ns != y->start_ns)
         return x->start_ns < y->start_ns ? -1 : 1;
+    if (memcmp(y->parent_id, x->span_id, sizeof x->span_id) == 0)
+        return -1;
+    if (memcmp(x->parent_id, y->span_id, sizeof x->span_id) == 0)
+        return 1;
     if (x->end_ns != y->end_ns)
-        return x->end_ns < y->end_ns ? -1 : 1;
+        return x->end_ns > y->end_ns ? -1 : 1;
     return memcmp(x->span_id, y->span_id, sizeof x->span_id);
 }
 

@@ -451,7 +451,7 @@ class Walkthrough(StackTestCase):
         self.assertEqual(len(api_calls), 1, api_calls)
         function_segment = xray_parent(api_calls[0]["trace_id"])
         expected = {"api": {"POST /tasks", "INSERT tasks"}, "publish": {"process publisher", "publish tasks"},
-                    "workerTask1": {"receive task1", "process task1", "UPDATE tasks", "TASK1 TASK1"}}
+                    "workerTask1": {"receive task1", "process task1", "UPDATE tasks", "TASK1"}}
 
         def complete():
             docs = s.documents(trace_id=trace)
@@ -529,7 +529,7 @@ class Walkthrough(StackTestCase):
         time.sleep(0.2)
         names = names()
         self.assertEqual(names.count("receive task1"), 3, names)
-        self.assertEqual(names.count("TASK1 TASK1"), 1, names)
+        self.assertEqual(names.count("TASK1"), 1, names)
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
 
 
@@ -547,7 +547,7 @@ class HandlerFailure(StackTestCase):
         self.assertEqual((t["status"], t["status_msg"]), ("FAILED", "Task failed somehow"))
         self.wait_queues_empty()
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
-        run = wait_until(lambda: [d for _, d in s.documents(task_id=task_id) if d.get("name") == "TASK1 TASK1"],
+        run = wait_until(lambda: [d for _, d in s.documents(task_id=task_id) if d.get("name") == "TASK1"],
                          10, 0.05, "the run's span")
         self.assertTrue(run[0].get("fault") or run[0].get("error"), run[0])
 

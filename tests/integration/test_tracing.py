@@ -37,7 +37,7 @@ KIND_NAMES = {INTERNAL: "INTERNAL", SERVER: "SERVER", CLIENT: "CLIENT",
               PRODUCER: "PRODUCER", CONSUMER: "CONSUMER"}
 
 # name -> (kind, parent name or None for the root, how many)
-HANDLER_SPAN = "TASK1 TASK1"
+HANDLER_SPAN = "TASK1"
 EXPECTED = {
     "POST /tasks": (SERVER, None, 1),
     "INSERT tasks": (CLIENT, "POST /tasks", 1),
