@@ -4,6 +4,7 @@
 #include "handlers.h"
 
 #include "exec_handler.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <math.h>
@@ -121,7 +122,6 @@ static void task1_free(handler *h)
 
 static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
 {
-    (void)hc;
     handler *h = calloc(1, sizeof *h);
     task1 *cfg = calloc(1, sizeof *cfg);
     if (!h || !cfg) {
@@ -132,6 +132,15 @@ static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
     }
     cfg->seconds = env_number("TASK1_SECONDS", 10, 0, 86400);
     cfg->failure_rate = env_number("TASK1_FAILURE_RATE", 0.25, 0, 1);
+    if (hc && cfg->seconds >= hc->timeout) {
+        /* every run would be cut short: say so now, not in a FAILED task per message */
+        char seconds[32], timeout[16];
+        snprintf(seconds, sizeof seconds, "%g", cfg->seconds);
+        snprintf(timeout, sizeof timeout, "%u", hc->timeout);
+        log_warn("TASK1_SECONDS is not below the handler's timeout: every TASK1 task on this "
+                 "queue will fail as timed out; raise the binding's \"timeout\"",
+                 "queue", hc->queue, "TASK1_SECONDS", seconds, "timeout", timeout, NULL);
+    }
     pthread_mutex_init(&cfg->mu, NULL);
     pthread_cond_init(&cfg->cond, NULL);
     *h = (handler){

@@ -125,6 +125,20 @@ class Program(ServersTestCase):
         self.assertEqual(len(listening), 1)
         self.assertEqual(listening[0]["address"], "127.0.0.1:%d" % s.port)
 
+    def test_task1_seconds_over_the_timeout_is_warned_at_start(self):
+        # every TASK1 run would be cut short: the operator hears it once, at start
+        s = self.start(env={"TASK1_SECONDS": "45"})
+        self.assertEqual(s.stop(), 0)
+        warned = [o for o in map(json.loads, nonempty_lines(s.stderr_text()))
+                  if o["message"].startswith("TASK1_SECONDS is not below the handler's timeout")]
+        self.assertEqual(len(warned), 1, s.stderr_text())
+        self.assertEqual((warned[0]["level"], warned[0]["queue"], warned[0]["timeout"]),
+                         ("WARN", "task1", "30"))
+        # below the timeout: nothing to say
+        s = self.start(env={"TASK1_SECONDS": "2"})
+        self.assertEqual(s.stop(), 0)
+        self.assertNotIn("TASK1_SECONDS", s.stderr_text())
+
     def test_sigterm_exits_zero(self):
         s = self.start()
         self.assertEqual(s.get("/health").status, 200)
