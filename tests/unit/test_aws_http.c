@@ -36,6 +36,13 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * How far past its deadline a call may be seen to return: thread scheduling on
+ * a loaded two-core machine under the sanitizers. Without the deadline these
+ * calls would retry for seconds, so the bound still tells.
+ */
+#define SLACK_MS 250
+
 #define AKID   "AKIDEXAMPLE"
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 #define TOKEN  "FwoGZXIvYXdzEXAMPLE//token+with/slashes="
@@ -924,7 +931,7 @@ static void test_sns_throttled_until_deadline(void **state)
     int64_t t0 = mono_ms();
     assert_int_equal(aws_query_call(c, "Action=Publish", 14, in_ms(300), &r), AWS_ERR_THROTTLED);
     int64_t took = mono_ms() - t0;
-    assert_true(took <= 330);
+    assert_true(took <= 300 + SLACK_MS);
     assert_true(r.attempts >= 2 && r.attempts <= 10);
     assert_int_equal(r.attempts, http_stub_count(s));
     assert_int_equal(r.status, 429);
@@ -945,7 +952,7 @@ static void test_5xx_until_deadline_is_unavailable(void **state)
     int64_t t0 = mono_ms();
     assert_int_equal(aws_json_call(c, "AmazonSQS.ReceiveMessage", "{}", 2, in_ms(300), &r),
                      AWS_ERR_UNAVAILABLE);
-    assert_true(mono_ms() - t0 <= 330);
+    assert_true(mono_ms() - t0 <= 300 + SLACK_MS);
     assert_true(r.attempts >= 2);
     assert_int_equal(r.status, 503);
     assert_null(r.body);
@@ -999,7 +1006,7 @@ static void test_no_answer_times_out_at_deadline(void **state)
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.Query", "{}", 2, in_ms(300), &r),
                      AWS_ERR_TIMEOUT);
     int64_t took = mono_ms() - t0;
-    assert_true(took >= 280 && took <= 450);
+    assert_true(took >= 280 && took <= 300 + SLACK_MS);
     assert_int_equal(r.attempts, 1);
     assert_int_equal(r.status, 0);
     assert_null(r.body);
@@ -1021,7 +1028,7 @@ static void test_thread_deadline_applies(void **state)
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.Query", "{}", 2, 0, &r), AWS_ERR_TIMEOUT);
     int64_t took = mono_ms() - t0;
     aws_set_deadline(0);
-    assert_true(took >= 230 && took <= 400);
+    assert_true(took >= 230 && took <= 250 + SLACK_MS);
     aws_response_free(&r);
 
     /* an explicit deadline beats the thread's */
@@ -1031,7 +1038,7 @@ static void test_thread_deadline_applies(void **state)
                      AWS_ERR_TIMEOUT);
     took = mono_ms() - t0;
     aws_set_deadline(0);
-    assert_true(took >= 130 && took <= 300);
+    assert_true(took >= 130 && took <= 150 + SLACK_MS);
     aws_response_free(&r);
     aws_client_free(c);
     http_stub_stop(s);
@@ -1071,7 +1078,7 @@ static void test_refused_connection_is_unavailable(void **state)
     assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(400), &r),
                      AWS_ERR_UNAVAILABLE);
     int64_t took = mono_ms() - t0;
-    assert_true(took <= 430);
+    assert_true(took <= 400 + SLACK_MS);
     assert_true(r.attempts >= 2);
     assert_int_equal(r.status, 0);
     assert_non_null(r.error_message);
