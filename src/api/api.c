@@ -14,6 +14,7 @@
 
 #include "core/pagetoken.h"
 #include "core/sbuf.h"
+#include "core/urlcode.h"
 #include "core/uuid7.h"
 #include "core/validate.h"
 #include "dashboard.h"
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char JSON_TYPE[] = "application/json";
 
@@ -107,9 +109,12 @@ static bool store_failed(api_response *resp, store_rc rc)
         return true;
     case STORE_INVALID: {
         validation v = {0};
-        validation_add(&v, "body", NULL,
-                       "The task store cannot keep this value (too large or too deeply nested)",
-                       "value_error");
+        validation_add(&v, "body", NULL, "value_error",
+                       "Value error, the task store cannot keep this value (too large or too "
+                       "deeply nested)",
+                       NULL,
+                       "{\"error\":\"the task store cannot keep this value (too large or too "
+                       "deeply nested)\"}");
         validation_error(resp, &v);
         validation_free(&v);
         return true;
@@ -240,6 +245,12 @@ static const char *query(const api_request *req, const char *name)
     return req->query ? req->query(req->ctx, name) : NULL;
 }
 
+/* A filter given with a next_token must be the token's own, or absent. */
+static bool same_filter(const char *given, const char *carried)
+{
+    return !given || (carried && strcmp(given, carried) == 0);
+}
+
 static api_status list_tasks(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     api_response *resp = &ex->resp;
@@ -250,11 +261,11 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     q.status = query(req, "status");
     task_status st;
     if (q.status && !task_status_parse(q.status, &st))
-        validation_add(&v, "query", "status",
-                       "Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'", "enum");
+        validation_literal(&v, "query", "status", task_status_names, TASK_N_STATUSES, q.status);
     q.task_type = query(req, "task_type");
     if (q.task_type && !config_has_task_type(a->config, q.task_type))
-        validation_add(&v, "query", "task_type", "Input should be a configured task type", "enum");
+        validation_literal(&v, "query", "task_type", (const char *const *)a->config->task_types,
+                           a->config->n_task_types, q.task_type);
     if (v.count) {
         validation_error(resp, &v);
         validation_free(&v);
@@ -264,14 +275,22 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     uint8_t key[16];
     if (store_failed(resp, store_secret(a->store, key)))
         return API_DONE;
-    char before[37];
+    pagetoken from;
     const char *token = query(req, "next_token");
-    if (token) {
-        if (!pagetoken_decode(key, token, q.status, q.task_type, before)) {
+    if (token && *token) { /* an empty next_token is the first page, as in the original */
+        if (!pagetoken_decode(key, token, &from)) {
             api_error(resp, 400, "Invalid next_token");
             return API_DONE;
         }
-        q.before_id = before;
+        if (!same_filter(q.status, from.status) || !same_filter(q.task_type, from.task_type)) {
+            api_error(resp, 400,
+                      "next_token belongs to a listing with other filters: repeat its status and "
+                      "task_type, or leave them out");
+            return API_DONE;
+        }
+        q.status = from.status; /* the token carries the listing's filters */
+        q.task_type = from.task_type;
+        q.before_id = from.last_id;
     }
     store_page page = {0};
     if (store_failed(resp, store_list_tasks(a->store, &q, &page)))
@@ -582,6 +601,43 @@ static const char *known_method(const char *m)
     return "other";
 }
 
+/*
+ * A path that matches a route once its trailing slash is dropped is sent there
+ * with a 307, as FastAPI does, so clients written against the original keep
+ * working; the query parameters the API reads go along. False when the path
+ * is not such a path (or the Location would not fit): it is then a 404.
+ */
+static bool redirect_slash(const api *a, const api_request *req, api_response *resp)
+{
+    static const char *const params[] = {"limit", "next_token", "status", "task_type"};
+    char path[256], param[128];
+    size_t len = strlen(req->path);
+    if (len < 2 || len > sizeof path || req->path[len - 1] != '/')
+        return false;
+    memcpy(path, req->path, len - 1);
+    path[len - 1] = '\0';
+    if (!match_route(a, path, param, sizeof param))
+        return false;
+    sbuf loc = {0};
+    url_escape(&loc, path, "/");
+    char sep = '?';
+    for (size_t i = 0; i < sizeof params / sizeof params[0]; i++) {
+        const char *v = query(req, params[i]);
+        if (!v)
+            continue;
+        sbuf_printf(&loc, "%c%s=", sep, params[i]);
+        url_escape(&loc, v, NULL);
+        sep = '&';
+    }
+    bool fits = !sbuf_failed(&loc) && loc.len < sizeof resp->headers[0].value;
+    if (fits) {
+        resp->status = 307;
+        api_add_header(resp, "Location", loc.data);
+    }
+    sbuf_free(&loc);
+    return fits;
+}
+
 /* Route to the handler; API_DONE when the response is already in ex->resp. */
 static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
 {
@@ -594,7 +650,8 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     snprintf(ex->server.name, sizeof ex->server.name, "%s", name);
     span_set_static(&ex->server, "http.route", ex->route);
     if (!r) {
-        api_error(resp, 404, "Not Found");
+        if (!redirect_slash(a, req, resp))
+            api_error(resp, 404, "Not Found");
         return API_DONE;
     }
     handler_fn fn = NULL;
@@ -637,6 +694,10 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     trace_begin(&ex->server, continued ? &incoming : NULL, ex->method, SPAN_KIND_SERVER);
     span_set_str(&ex->server, "http.request.method", req->method);
     span_set_str(&ex->server, "url.path", req->path);
+    /* API Gateway (and a TLS proxy in front of taskd) says how the client came in */
+    const char *proto = req->header ? req->header(req->ctx, "X-Forwarded-Proto") : NULL;
+    span_set_static(&ex->server, "url.scheme",
+                    proto && strcasecmp(proto, "https") == 0 ? "https" : "http");
 
     api_status st = API_DONE;
     if (req->body_len > a->config->body_limit)

@@ -34,7 +34,7 @@ typedef struct api_request {
 
 typedef struct api_header {
     const char *name; /* static string */
-    char value[112];
+    char value[384];  /* a redirect's Location carries a page token */
 } api_header;
 
 /* The response; api_response_free() releases the body. */

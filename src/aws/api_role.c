@@ -17,8 +17,16 @@
 #include <strings.h>
 #include <time.h>
 
+/*
+ * On AWS a task's data travels as an SNS message, which holds at most 256 KiB
+ * with its attributes: a larger body could be stored but never published, and
+ * would hold up the stream. So the API refuses it (413) at the door.
+ */
+#define SNS_BODY_LIMIT (256 * 1024 - 2048) /* room left for the message attributes */
+
 typedef struct api_role {
     role base;
+    config cfg; /* the configuration, with the body limit an SNS message can carry */
     api api;
 } api_role;
 
@@ -80,7 +88,12 @@ static void api_role_free(role *r)
 role *api_role_new(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
 {
     api_role *ar = calloc(1, sizeof *ar);
-    if (!ar || !api_init(&ar->api, s, c, NULL, tel, clock_unix_s)) {
+    if (ar) {
+        ar->cfg = *c; /* a view: the pointers stay the caller's */
+        if (ar->cfg.body_limit > SNS_BODY_LIMIT)
+            ar->cfg.body_limit = SNS_BODY_LIMIT;
+    }
+    if (!ar || !api_init(&ar->api, s, &ar->cfg, NULL, tel, clock_unix_s)) {
         free(ar);
         snprintf(err, errlen, "cannot initialise the API: out of memory");
         return NULL;

@@ -67,7 +67,7 @@ static bool default_pipeline(config *c)
 bool config_defaults(config *c)
 {
     memset(c, 0, sizeof *c);
-    c->body_limit = 256 * 1024;
+    c->body_limit = 1024 * 1024;
     c->retention_grace = 3600;
     c->sweep_interval = 60;
     c->shutdown_grace = 10;

@@ -77,7 +77,7 @@ typedef struct config {
     size_t n_handlers;
 } config;
 
-/* Fill in the defaults: TASK1..TASK3, 256 KiB bodies, 1 h grace. */
+/* Fill in the defaults: TASK1..TASK3, 1 MiB bodies, 1 h grace. */
 bool config_defaults(config *c);
 /*
  * Load a JSON configuration file over the defaults. Unknown keys and wrong

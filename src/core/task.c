@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const status_names[] = {
+const char *const task_status_names[TASK_N_STATUSES] = {
     [TASK_CREATED] = "CREATED",
     [TASK_IN_PROGRESS] = "IN_PROGRESS",
     [TASK_COMPLETED] = "COMPLETED",
@@ -17,7 +17,7 @@ const char *task_status_name(task_status s)
 {
     if ((unsigned)s > TASK_FAILED)
         return "UNKNOWN";
-    return status_names[s];
+    return task_status_names[s];
 }
 
 bool task_status_parse(const char *s, task_status *out)
@@ -25,7 +25,7 @@ bool task_status_parse(const char *s, task_status *out)
     if (!s)
         return false;
     for (unsigned i = 0; i <= TASK_FAILED; i++) {
-        if (strcmp(s, status_names[i]) == 0) {
+        if (strcmp(s, task_status_names[i]) == 0) {
             *out = (task_status)i;
             return true;
         }

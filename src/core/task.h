@@ -37,6 +37,9 @@ typedef struct task {
     char *trace;          /* owned trace context (traceparent form), or NULL */
 } task;
 
+#define TASK_N_STATUSES 4
+/* The wire names, in the order of task_status. */
+extern const char *const task_status_names[TASK_N_STATUSES];
 /* The status' wire name, e.g. "IN_PROGRESS". */
 const char *task_status_name(task_status s);
 /* Parse a wire name; false if s is not one of the four statuses. */

@@ -1,8 +1,12 @@
 /*
- * urlcode — percent-decoding in place; see urlcode.h. The output never runs
- * ahead of the input, so one pass writes over the bytes already read.
+ * urlcode — percent-decoding in place, and percent-encoding; see urlcode.h.
+ * Decoding never runs ahead of the input, so one pass writes over the bytes
+ * already read.
  */
 #include "urlcode.h"
+
+#include <stdbool.h>
+#include <string.h>
 
 /* The value of hex digit c (either case), or -1. */
 static int hexval(char c)
@@ -27,4 +31,21 @@ size_t url_unescape_in_place(char *s)
     }
     *out = '\0';
     return (size_t)(out - s);
+}
+
+void url_escape(sbuf *out, const char *s, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        bool plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c == '_' || c == '~' || (keep && strchr(keep, c));
+        if (plain) {
+            sbuf_putc(out, (char)c);
+        } else {
+            sbuf_putc(out, '%');
+            sbuf_putc(out, hex[c >> 4]);
+            sbuf_putc(out, hex[c & 15]);
+        }
+    }
 }

@@ -1,9 +1,10 @@
 /*
  * validate — FastAPI-compatible request validation; see validate.h.
  *
- * Messages and type codes follow pydantic v2 ("Field required"/"missing",
- * "Input should be a valid integer"/"int_type", ...), which is what FastAPI
- * clients already parse.
+ * Types, messages and ctx follow pydantic v2 ("missing"/"Field required",
+ * "int_parsing"/"Input should be a valid integer, unable to parse string as
+ * an integer", "literal_error"/"Input should be 'A' or 'B'", ...), which is
+ * what FastAPI clients already parse.
  */
 #include "validate.h"
 
@@ -16,22 +17,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-void validation_add(validation *v, const char *where, const char *field, const char *msg,
-                    const char *type)
+/* Append one item; loc is the JSON text of the loc array. */
+static void add_item(validation *v, const char *type, const char *loc, const char *msg,
+                     const char *input, const char *ctx)
 {
     if (v->count++)
         sbuf_putc(&v->items, ',');
-    sbuf_puts(&v->items, "{\"loc\":[");
-    sbuf_json_str(&v->items, where);
-    if (field) {
-        sbuf_putc(&v->items, ',');
-        sbuf_json_str(&v->items, field);
-    }
-    sbuf_puts(&v->items, "],\"msg\":");
-    sbuf_json_str(&v->items, msg);
-    sbuf_puts(&v->items, ",\"type\":");
+    sbuf_puts(&v->items, "{\"type\":");
     sbuf_json_str(&v->items, type);
+    sbuf_printf(&v->items, ",\"loc\":%s,\"msg\":", loc);
+    sbuf_json_str(&v->items, msg);
+    if (input)
+        sbuf_printf(&v->items, ",\"input\":%s", input);
+    if (ctx)
+        sbuf_printf(&v->items, ",\"ctx\":%s", ctx);
     sbuf_putc(&v->items, '}');
+}
+
+void validation_add(validation *v, const char *where, const char *field, const char *type,
+                    const char *msg, const char *input, const char *ctx)
+{
+    sbuf loc = {0};
+    sbuf_putc(&loc, '[');
+    sbuf_json_str(&loc, where);
+    if (field) {
+        sbuf_putc(&loc, ',');
+        sbuf_json_str(&loc, field);
+    }
+    sbuf_putc(&loc, ']');
+    if (sbuf_failed(&loc))
+        v->items.failed = true;
+    else
+        add_item(v, type, loc.data, msg, input, ctx);
+    sbuf_free(&loc);
 }
 
 char *validation_body(validation *v, size_t *len)
@@ -54,59 +72,296 @@ void validation_free(validation *v)
     v->count = 0;
 }
 
-/* Parse the body as a JSON object, recording json_invalid / model_attributes_type. */
+/*
+ * The JSON text of an input to echo, or NULL when it is too long to echo.
+ * Placeholders of integers beyond 64 bits (see widen()) become the numbers.
+ */
+static char *input_text(const json_t *j)
+{
+    char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!t)
+        return NULL;
+    static const char tag[] = "\"\\u0000int:";
+    char *w = t;
+    for (const char *r = t; *r;) {
+        if (strncmp(r, tag, sizeof tag - 1) == 0) {
+            r += sizeof tag - 1;
+            while (*r && *r != '"')
+                *w++ = *r++;
+            r += *r == '"';
+        } else {
+            *w++ = *r++;
+        }
+    }
+    *w = '\0';
+    if (strlen(t) > VALIDATE_INPUT_MAX) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/* One error at ["body", field] (field NULL: ["body"]) about input j. */
+static void body_error(validation *v, const char *field, const char *type, const char *msg,
+                       const json_t *j, const char *ctx)
+{
+    char *input = j ? input_text(j) : NULL;
+    validation_add(v, "body", field, type, msg, j ? input : "null", ctx);
+    free(input);
+}
+
+/* pydantic's value_error: "Value error, <text>" with ctx {"error": "<text>"}. */
+static void value_error(validation *v, const char *field, const char *text, const json_t *j)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "Value error, %s", text);
+    sbuf ctx = {0};
+    sbuf_puts(&ctx, "{\"error\":");
+    sbuf_json_str(&ctx, text);
+    sbuf_putc(&ctx, '}');
+    body_error(v, field, "value_error", msg, j, ctx.data);
+    sbuf_free(&ctx);
+}
+
+/*
+ * Integers beyond 64 bits. JSON allows them and the original (Python) took
+ * them; jansson refuses them, which would read as a JSON decode error. So a
+ * body that fails only for that is parsed again with each such integer in a
+ * placeholder string, "\0int:<digits>", which validation recognises: it can
+ * then say which field is out of range, ignore unknown fields as usual, and
+ * echo the number as it was sent.
+ */
+#define WIDE_TAG     "\0int:"
+#define WIDE_TAG_LEN 5
+
+static bool is_wide(const json_t *j)
+{
+    return json_is_string(j) && json_string_length(j) > WIDE_TAG_LEN &&
+           memcmp(json_string_value(j), WIDE_TAG, WIDE_TAG_LEN) == 0;
+}
+
+/* The digits of a placeholder ("-123..."). */
+static const char *wide_digits(const json_t *j)
+{
+    return json_string_value(j) + WIDE_TAG_LEN;
+}
+
+static bool holds_wide(const json_t *j)
+{
+    if (is_wide(j))
+        return true;
+    size_t i;
+    const char *k;
+    json_t *e;
+    if (json_is_array(j)) {
+        json_array_foreach(j, i, e)
+        {
+            if (holds_wide(e))
+                return true;
+        }
+    }
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, k, e)
+        {
+            if (holds_wide(e))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the integer literal s[0..n) (an optional '-', then digits) fits int64. */
+static bool fits_int64(const char *s, size_t n)
+{
+    bool negative = s[0] == '-';
+    const char *d = s + negative;
+    size_t nd = n - negative;
+    while (nd > 1 && *d == '0') {
+        d++;
+        nd--;
+    }
+    const char *max = negative ? "9223372036854775808" : "9223372036854775807";
+    return nd < 19 || (nd == 19 && memcmp(d, max, 19) <= 0);
+}
+
+/*
+ * The body with every integer literal beyond int64 turned into a placeholder
+ * string; NULL when out of memory or when the body has "\u0000" in a string
+ * (then a placeholder could not be told from text the client sent).
+ */
+static char *widen(const char *body, size_t len, size_t *out_len)
+{
+    sbuf b = {0};
+    for (size_t i = 0; i < len;) {
+        char c = body[i];
+        if (c == '"') { /* copy a string whole, escapes included */
+            size_t j = i + 1;
+            while (j < len && body[j] != '"') {
+                if (body[j] == '\\') {
+                    if (j + 6 <= len && memcmp(body + j, "\\u0000", 6) == 0) {
+                        sbuf_free(&b);
+                        return NULL;
+                    }
+                    j++;
+                }
+                j++;
+            }
+            j = j < len ? j + 1 : len;
+            sbuf_append(&b, body + i, j - i);
+            i = j;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i + 1;
+            while (j < len && body[j] >= '0' && body[j] <= '9')
+                j++;
+            size_t int_end = j; /* then a fraction and an exponent, if any */
+            while (j < len && body[j] && strchr("0123456789.eE+-", body[j]))
+                j++;
+            bool integer = j == int_end;
+            if (integer && j - i > (c == '-') && !fits_int64(body + i, j - i)) {
+                sbuf_puts(&b, "\"\\u0000int:");
+                sbuf_append(&b, body + i, j - i);
+                sbuf_putc(&b, '"');
+            } else {
+                sbuf_append(&b, body + i, j - i);
+            }
+            i = j;
+        } else {
+            sbuf_putc(&b, c);
+            i++;
+        }
+    }
+    return sbuf_take(&b, out_len);
+}
+
+/* Parse the body; integers beyond 64 bits come back as placeholders (see widen()). */
+static json_t *load_body(const char *body, size_t len, json_error_t *jerr)
+{
+    json_t *root = json_loadb(body, len, JSON_DECODE_ANY, jerr);
+    if (root || json_error_code(jerr) != json_error_numeric_overflow)
+        return root;
+    size_t wlen;
+    char *wide = widen(body, len, &wlen);
+    json_error_t werr;
+    root = wide ? json_loadb(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &werr) : NULL;
+    free(wide);
+    return root; /* NULL: the first error stands */
+}
+
+/*
+ * Parse the body as a JSON object. An empty body is a missing one, as in
+ * FastAPI; text that is not JSON is json_invalid at ["body", byte offset];
+ * JSON that is not an object is model_attributes_type.
+ */
 static json_t *parse_object(const char *body, size_t len, validation *v)
 {
+    if (!body || len == 0) {
+        validation_add(v, "body", NULL, "missing", "Field required", "null", NULL);
+        return NULL;
+    }
     json_error_t jerr;
-    json_t *root = json_loadb(body ? body : "", len, JSON_DECODE_ANY, &jerr);
+    json_t *root = load_body(body, len, &jerr);
     if (!root) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "JSON decode error: %s (line %d, column %d)", jerr.text,
-                 jerr.line, jerr.column);
-        validation_add(v, "body", NULL, msg, "json_invalid");
+        char loc[48];
+        snprintf(loc, sizeof loc, "[\"body\",%d]", jerr.position);
+        sbuf ctx = {0};
+        sbuf_puts(&ctx, "{\"error\":");
+        sbuf_json_str(&ctx, jerr.text);
+        sbuf_putc(&ctx, '}');
+        if (sbuf_failed(&ctx))
+            v->items.failed = true;
+        else
+            add_item(v, "json_invalid", loc, "JSON decode error", "{}", ctx.data);
+        sbuf_free(&ctx);
         return NULL;
     }
     if (!json_is_object(root)) {
-        validation_add(v, "body", NULL,
-                       "Input should be a valid dictionary or object to extract fields from",
-                       "model_attributes_type");
+        body_error(v, NULL, "model_attributes_type",
+                   "Input should be a valid dictionary or object to extract fields from", root,
+                   NULL);
         json_decref(root);
         return NULL;
     }
     return root;
 }
 
-/* The enum message pydantic gives: "Input should be 'A', 'B' or 'C'". */
-static void enum_message(sbuf *m, char *const *names, size_t n)
+/* pydantic's error for an integer beyond 64 bits inside data or result. */
+static void wide_value_error(validation *v, const char *field, const json_t *j)
 {
-    sbuf_puts(m, "Input should be ");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            sbuf_puts(m, i + 1 == n ? " or " : ", ");
-        sbuf_printf(m, "'%s'", names[i]);
-    }
+    value_error(v, field, "integers must lie between -9223372036854775808 and 9223372036854775807",
+                j);
 }
 
-static void check_task_type(const config *c, json_t *v, create_request *out, validation *errs)
+/* The literal message and ctx pydantic gives: "Input should be 'A', 'B' or 'C'". */
+static void literal_error(validation *v, const char *where, const char *field,
+                          const char *const *names, size_t n, const char *input)
 {
+    sbuf expected = {0}, msg = {0}, ctx = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sbuf_puts(&expected, i + 1 == n ? " or " : ", ");
+        sbuf_printf(&expected, "'%s'", names[i]);
+    }
+    sbuf_puts(&msg, "Input should be ");
+    if (expected.data)
+        sbuf_append(&msg, expected.data, expected.len);
+    sbuf_puts(&ctx, "{\"expected\":");
+    sbuf_json_str(&ctx, expected.data ? expected.data : "");
+    sbuf_putc(&ctx, '}');
+    if (sbuf_failed(&msg) || sbuf_failed(&ctx))
+        v->items.failed = true;
+    else
+        validation_add(v, where, field, "literal_error", msg.data, input, ctx.data);
+    sbuf_free(&expected);
+    sbuf_free(&msg);
+    sbuf_free(&ctx);
+}
+
+void validation_literal(validation *v, const char *where, const char *field,
+                        const char *const *names, size_t n, const char *value)
+{
+    sbuf input = {0};
+    sbuf_json_str(&input, value);
+    literal_error(v, where, field, names, n, sbuf_failed(&input) ? "null" : input.data);
+    sbuf_free(&input);
+}
+
+/* A field that is missing: pydantic echoes the whole body as its input. */
+static void missing(validation *v, const char *field, const json_t *root)
+{
+    body_error(v, field, "missing", "Field required", root, NULL);
+}
+
+static void check_task_type(const config *c, const json_t *root, create_request *out,
+                            validation *errs)
+{
+    json_t *v = json_object_get(root, "task_type");
     if (!v) {
-        validation_add(errs, "body", "task_type", "Field required", "missing");
+        missing(errs, "task_type", root);
         return;
     }
     const char *s = json_string_value(v);
-    if (!s) {
-        validation_add(errs, "body", "task_type", "Input should be a valid string", "string_type");
-        return;
-    }
-    if (!config_has_task_type(c, s)) {
-        sbuf m = {0};
-        enum_message(&m, c->task_types, c->n_task_types);
-        validation_add(errs, "body", "task_type", m.data ? m.data : "Input should be a task type",
-                       "enum");
-        sbuf_free(&m);
+    if (!s || !config_has_task_type(c, s)) {
+        char *input = input_text(v);
+        literal_error(errs, "body", "task_type", (const char *const *)c->task_types,
+                      c->n_task_types, input);
+        free(input);
         return;
     }
     snprintf(out->task_type, sizeof out->task_type, "%s", s);
+}
+
+/* ttl below 0 or above int64: pydantic's bound errors. */
+static void ttl_too_small(validation *v, const json_t *j)
+{
+    body_error(v, "ttl", "greater_than_equal", "Input should be greater than or equal to 0", j,
+               "{\"ge\":0}");
+}
+
+static void ttl_too_large(validation *v, const json_t *j)
+{
+    body_error(v, "ttl", "less_than_equal",
+               "Input should be less than or equal to 9223372036854775807", j,
+               "{\"le\":9223372036854775807}");
 }
 
 /* ttl: absent/null, a non-negative integer, or a string of digits. */
@@ -115,10 +370,16 @@ static void check_ttl(json_t *v, create_request *out, validation *errs)
     out->ttl = TASK_NULL_TIME;
     if (!v || json_is_null(v))
         return;
+    if (is_wide(v)) {
+        if (wide_digits(v)[0] == '-')
+            ttl_too_small(errs, v);
+        else
+            ttl_too_large(errs, v);
+        return;
+    }
     if (json_is_integer(v)) {
         if (json_integer_value(v) < 0) {
-            validation_add(errs, "body", "ttl", "Input should be greater than or equal to 0",
-                           "greater_than_equal");
+            ttl_too_small(errs, v);
             return;
         }
         out->ttl = json_integer_value(v);
@@ -127,37 +388,54 @@ static void check_ttl(json_t *v, create_request *out, validation *errs)
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
         size_t n = json_string_length(v);
-        bool digits = n > 0 && n <= 18 && strspn(s, "0123456789") == n;
-        if (!digits) {
-            validation_add(errs, "body", "ttl",
-                           "Input should be a valid integer, unable to parse string as an integer",
-                           "int_parsing");
+        bool negative = n > 1 && s[0] == '-';
+        const char *digits = negative ? s + 1 : s;
+        size_t nd = negative ? n - 1 : n;
+        if (nd == 0 || strspn(digits, "0123456789") != nd) {
+            body_error(errs, "ttl", "int_parsing",
+                       "Input should be a valid integer, unable to parse string as an integer", v,
+                       NULL);
             return;
         }
-        out->ttl = strtoll(s, NULL, 10);
+        if (negative && strspn(digits, "0") != nd) {
+            ttl_too_small(errs, v);
+            return;
+        }
+        errno = 0;
+        long long t = strtoll(digits, NULL, 10);
+        if (errno == ERANGE) {
+            ttl_too_large(errs, v);
+            return;
+        }
+        out->ttl = t;
         return;
     }
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d >= 0 && d <= 9007199254740992.0 && d == (double)(int64_t)d) {
+        /* within int64, so the cast below is defined */
+        bool in_range = d >= -9223372036854775808.0 && d < 9223372036854775808.0;
+        if (in_range && d != (double)(long long)d)
+            body_error(errs, "ttl", "int_from_float",
+                       "Input should be a valid integer, got a number with a fractional part", v,
+                       NULL);
+        else if (d < 0)
+            ttl_too_small(errs, v);
+        else if (!in_range)
+            ttl_too_large(errs, v);
+        else
             out->ttl = (int64_t)d; /* a whole number written as a float, as pydantic accepts */
-            return;
-        }
-        validation_add(errs, "body", "ttl",
-                       "Input should be a valid integer, got a number with a fractional part",
-                       "int_from_float");
         return;
     }
-    validation_add(errs, "body", "ttl", "Input should be a valid integer", "int_type");
+    body_error(errs, "ttl", "int_type", "Input should be a valid integer", v, NULL);
 }
 
 /* A value nested deeper than VALIDATE_MAX_DEPTH. */
-static void too_deep(validation *v, const char *field)
+static void too_deep(validation *v, const char *field, const json_t *j)
 {
-    char msg[96];
-    snprintf(msg, sizeof msg, "Input should nest objects and arrays at most %d levels deep",
+    char text[96];
+    snprintf(text, sizeof text, "objects and arrays may nest at most %d levels deep",
              VALIDATE_MAX_DEPTH);
-    validation_add(v, "body", field, msg, "value_error");
+    value_error(v, field, text, j);
 }
 
 bool validate_create(const config *c, const char *body, size_t len, create_request *out,
@@ -168,12 +446,14 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
     json_t *root = parse_object(body, len, v);
     if (!root)
         return false;
-    check_task_type(c, json_object_get(root, "task_type"), out, v);
+    check_task_type(c, root, out, v);
     json_t *data = json_object_get(root, "data");
     if (data && !json_is_object(data))
-        validation_add(v, "body", "data", "Input should be a valid dictionary", "dict_type");
+        body_error(v, "data", "dict_type", "Input should be a valid dictionary", data, NULL);
+    else if (data && holds_wide(data))
+        wide_value_error(v, "data", data);
     else if (data && !json_depth_within(data, VALIDATE_MAX_DEPTH))
-        too_deep(v, "data");
+        too_deep(v, "data", data);
     check_ttl(json_object_get(root, "ttl"), out, v);
     if (v->count == 0) {
         /* both forms here, on the request's thread, not in the store's single writer */
@@ -186,10 +466,10 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
         out->data_image = sbuf_failed(&image) ? NULL : sbuf_take(&image, NULL);
         sbuf_free(&image);
         if (!out->data || !out->data_image)
-            validation_add(v, "body", NULL, "Out of memory", "internal");
+            v->items.failed = true;
     }
     json_decref(root);
-    if (v->count) {
+    if (v->count || sbuf_failed(&v->items)) {
         create_request_free(out);
         return false;
     }
@@ -210,27 +490,30 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
     if (!root)
         return false;
     json_t *status = json_object_get(root, "status");
-    if (!status)
-        validation_add(v, "body", "status", "Field required", "missing");
-    else if (!json_is_string(status))
-        validation_add(v, "body", "status", "Input should be a valid string", "string_type");
-    else if (!task_status_parse(json_string_value(status), &out->status))
-        validation_add(v, "body", "status",
-                       "Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'", "enum");
+    if (!status) {
+        missing(v, "status", root);
+    } else if (!json_is_string(status) ||
+               !task_status_parse(json_string_value(status), &out->status)) {
+        char *input = input_text(status);
+        literal_error(v, "body", "status", task_status_names, TASK_N_STATUSES, input);
+        free(input);
+    }
     json_t *msg = json_object_get(root, "status_msg");
-    if (msg && !json_is_string(msg))
-        validation_add(v, "body", "status_msg", "Input should be a valid string", "string_type");
+    if (msg && (!json_is_string(msg) || is_wide(msg)))
+        body_error(v, "status_msg", "string_type", "Input should be a valid string", msg, NULL);
     json_t *result = json_object_get(root, "result");
-    if (result && !json_depth_within(result, VALIDATE_MAX_DEPTH))
-        too_deep(v, "result");
+    if (result && holds_wide(result))
+        wide_value_error(v, "result", result);
+    else if (result && !json_depth_within(result, VALIDATE_MAX_DEPTH))
+        too_deep(v, "result", result);
     if (v->count == 0) {
         out->status_msg = strdup(json_is_string(msg) ? json_string_value(msg) : "");
         out->result = result ? json_to_text(result) : NULL;
         if (!out->status_msg || (result && !out->result))
-            validation_add(v, "body", NULL, "Out of memory", "internal");
+            v->items.failed = true;
     }
     json_decref(root);
-    if (v->count) {
+    if (v->count || sbuf_failed(&v->items)) {
         update_request_free(out);
         return false;
     }
@@ -251,28 +534,30 @@ bool validate_limit(const char *s, int *out, validation *v)
         *out = 10;
         return true;
     }
+    sbuf input = {0};
+    sbuf_json_str(&input, s);
+    const char *in = sbuf_failed(&input) ? "null" : input.data;
     bool negative = s[0] == '-';
     const char *digits = negative || s[0] == '+' ? s + 1 : s;
     size_t n = strlen(digits);
+    long val = 0;
     if (n == 0 || strspn(digits, "0123456789") != n) {
-        validation_add(v, "query", "limit",
-                       "Input should be a valid integer, unable to parse string as an integer",
-                       "int_parsing");
-        return false;
+        validation_add(v, "query", "limit", "int_parsing",
+                       "Input should be a valid integer, unable to parse string as an integer", in,
+                       NULL);
+    } else {
+        val = n > 9 ? 1000000000L : strtol(digits, NULL, 10); /* any 10+ digits are too many */
+        if (negative)
+            val = -val;
+        if (val < 1)
+            validation_add(v, "query", "limit", "greater_than_equal",
+                           "Input should be greater than or equal to 1", in, "{\"ge\":1}");
+        else if (val > 100)
+            validation_add(v, "query", "limit", "less_than_equal",
+                           "Input should be less than or equal to 100", in, "{\"le\":100}");
+        else
+            *out = (int)val;
     }
-    long val = n > 9 ? 1000000000L : strtol(digits, NULL, 10); /* any 10+ digits are too many */
-    if (negative)
-        val = -val;
-    if (val < 1) {
-        validation_add(v, "query", "limit", "Input should be greater than or equal to 1",
-                       "greater_than_equal");
-        return false;
-    }
-    if (val > 100) {
-        validation_add(v, "query", "limit", "Input should be less than or equal to 100",
-                       "less_than_equal");
-        return false;
-    }
-    *out = (int)val;
-    return true;
+    sbuf_free(&input);
+    return val >= 1 && val <= 100;
 }

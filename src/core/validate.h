@@ -1,11 +1,18 @@
 /*
  * validate — request bodies and query parameters checked the way FastAPI and
- * pydantic do it, so clients of the original get the same 422 shape:
+ * pydantic v2 do it (the version the original's unpinned requirements install
+ * today), so clients of the original get the same 422 shape and vocabulary:
  *
- *     {"detail": [{"loc": ["body", "ttl"], "msg": "...", "type": "int_parsing"}, ...]}
+ *     {"detail": [{"type": "int_parsing", "loc": ["body", "ttl"],
+ *                  "msg": "Input should be a valid integer, unable to parse string as an integer",
+ *                  "input": "soon"}, ...]}
  *
- * Every bad field is reported, not just the first. Errors collect in a
- * validation list; validation_body() renders the whole 422 body.
+ * Each item has pydantic's `type`, `loc`, `msg` and `input` (the value that
+ * failed; the whole body for a missing field; left out when its JSON text
+ * would pass VALIDATE_INPUT_MAX bytes), and `ctx` where pydantic has one
+ * (`expected` of a literal, `ge`/`le` of a bound, `error` of a JSON decode or
+ * value error). Every bad field is reported, not just the first. Errors
+ * collect in a validation list; validation_body() renders the whole 422 body.
  */
 #ifndef TASKD_VALIDATE_H
 #define TASKD_VALIDATE_H
@@ -26,6 +33,9 @@
  */
 #define VALIDATE_MAX_DEPTH 31
 
+/* The longest `input` echoed back in an error item, in bytes of JSON. */
+#define VALIDATE_INPUT_MAX 4096
+
 /* Collected validation errors. */
 typedef struct validation {
     sbuf items; /* comma-separated detail items, without brackets */
@@ -33,11 +43,18 @@ typedef struct validation {
 } validation;
 
 /*
- * Record one error at loc (where, e.g. "body" or "query", then field, which
- * may be NULL for the whole body).
+ * Record one error at loc [where, field] (field NULL: [where]) with
+ * pydantic's type and msg; input and ctx are JSON texts (a value and an
+ * object), each left out when NULL.
  */
-void validation_add(validation *v, const char *where, const char *field, const char *msg,
-                    const char *type);
+void validation_add(validation *v, const char *where, const char *field, const char *type,
+                    const char *msg, const char *input, const char *ctx);
+/*
+ * Record a literal_error at [where, field]: value is none of the n names
+ * ("Input should be 'A', 'B' or 'C'", ctx {"expected": ...}).
+ */
+void validation_literal(validation *v, const char *where, const char *field,
+                        const char *const *names, size_t n, const char *value);
 /* The 422 response body; the caller frees it. NULL when out of memory. */
 char *validation_body(validation *v, size_t *len);
 /* Release the collected errors. */

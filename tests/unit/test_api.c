@@ -27,6 +27,7 @@
 #include "aws/dynamodb_store.h"
 #include "support_aws/ddb_test.h"
 #include "core/attrval.h"
+#include "core/pagetoken.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
 
@@ -247,6 +248,86 @@ static json_t *body_json(const api_response *r)
     return j;
 }
 
+/* Query parameters as name/value pairs, NULL-terminated; the first of a name wins. */
+static const char *lookup_query(void *ctx, const char *name)
+{
+    const char *const *p = ctx;
+    for (; p && p[0]; p += 2)
+        if (strcmp(p[0], name) == 0)
+            return p[1];
+    return NULL;
+}
+
+static const char *no_header(void *ctx, const char *name)
+{
+    (void)ctx;
+    (void)name;
+    return NULL;
+}
+
+/* A request with query parameters (params: name, value, ..., NULL) and no headers. */
+static api_response call_q(fixture *f, const char *method, const char *path,
+                           const char *const *params, const char *body)
+{
+    api_request req = {.method = method,
+                       .path = path,
+                       .query = lookup_query,
+                       .header = no_header,
+                       .ctx = (void *)params,
+                       .body = body ? body : "",
+                       .body_len = body ? strlen(body) : 0};
+    api_response resp;
+    api_handle(&f->api, &req, &resp);
+    return resp;
+}
+
+/* Expect this status with exactly this detail. */
+static void assert_error(const api_response *r, int status, const char *detail)
+{
+    if (r->status != status)
+        fail_msg("status %d, want %d: %.*s", r->status, status, (int)r->body_len,
+                 r->body ? r->body : "");
+    json_t *j = body_json(r);
+    assert_int_equal(json_object_size(j), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "detail")), detail);
+    json_decref(j);
+}
+
+/* Expect a 307 to location, without a body. */
+static void assert_redirect(const api_response *r, const char *location)
+{
+    if (r->status != 307)
+        fail_msg("status %d, want 307 to %s: %.*s", r->status, location, (int)r->body_len,
+                 r->body ? r->body : "");
+    const char *got = header_value(r, "Location");
+    assert_non_null(got);
+    assert_string_equal(got, location);
+    assert_null(r->body);
+    assert_int_equal(r->body_len, 0);
+    assert_null(r->content_type);
+}
+
+/* The ids of a page (newest first) into ids; the next_token (or "") into token. */
+static size_t page_ids(const api_response *r, char ids[][37], size_t max, char *token,
+                       size_t token_size)
+{
+    if (r->status != 200)
+        fail_msg("list answered %d: %.*s", r->status, (int)r->body_len, r->body ? r->body : "");
+    json_t *j = body_json(r);
+    json_t *tasks = json_object_get(j, "tasks");
+    assert_true(json_is_array(tasks));
+    size_t n = json_array_size(tasks);
+    assert_true(n <= max);
+    for (size_t i = 0; i < n; i++)
+        snprintf(ids[i], 37, "%s",
+                 json_string_value(json_object_get(json_array_get(tasks, i), "id")));
+    json_t *next = json_object_get(j, "next_token");
+    assert_true(json_is_null(next) || json_is_string(next));
+    snprintf(token, token_size, "%s", json_is_string(next) ? json_string_value(next) : "");
+    json_decref(j);
+    return n;
+}
+
 /* ---- store helpers ----------------------------------------------------- */
 
 static store_rc create(fixture *f, const char *type, const char *data, int64_t ttl, const char *key,
@@ -427,6 +508,331 @@ static void test_patch_status_codes(void **state)
     api_response_free(&r);
     r = call(f, "GET", "/health", NULL, NULL);
     assert_int_equal(r.status, 200);
+    api_response_free(&r);
+}
+
+#define OTHER_FILTERS                                                                              \
+    "next_token belongs to a listing with other filters: repeat its status and task_type, or "     \
+    "leave them out"
+
+/* A path with one trailing slash too many is sent to the route, as FastAPI does. */
+static void test_trailing_slash_redirect(void **state)
+{
+    fixture *f = *state;
+    char id[37], path[64], slashed[72];
+    must_create(f, "TASK2", id);
+    snprintf(path, sizeof path, "/tasks/%s", id);
+    snprintf(slashed, sizeof slashed, "%s/", path);
+    static const char *const none[] = {NULL};
+
+    api_response r = call_q(f, "GET", "/tasks/", none, NULL);
+    assert_redirect(&r, "/tasks");
+    api_response_free(&r);
+    r = call_q(f, "GET", slashed, none, NULL);
+    assert_redirect(&r, path);
+    api_response_free(&r);
+    r = call_q(f, "GET", "/health/", none, NULL);
+    assert_redirect(&r, "/health");
+    api_response_free(&r);
+    r = call_q(f, "GET", "/openapi.json/", none, NULL);
+    assert_redirect(&r, "/openapi.json");
+    api_response_free(&r);
+
+    /* every method: a POST or PATCH is redirected before its body is looked at */
+    r = call_q(f, "POST", "/tasks/", none, "{\"task_type\":\"TASK1\"}");
+    assert_redirect(&r, "/tasks");
+    api_response_free(&r);
+    r = call_q(f, "POST", "/tasks/", none, "not even JSON");
+    assert_redirect(&r, "/tasks");
+    api_response_free(&r);
+    r = call_q(f, "PATCH", slashed, none, "{\"status\":\"FAILED\",\"status_msg\":\"x\"}");
+    assert_redirect(&r, path);
+    api_response_free(&r);
+    r = call_q(f, "HEAD", "/tasks/", none, NULL);
+    assert_redirect(&r, "/tasks");
+    api_response_free(&r);
+    r = call_q(f, "DELETE", "/tasks/", none, NULL);
+    assert_redirect(&r, "/tasks");
+    api_response_free(&r);
+    /* none of it created or changed a task */
+    store_page p;
+    store_list_query q = {.limit = 10};
+    assert_int_equal(store_list_tasks(f->store, &q, &p), STORE_OK);
+    assert_int_equal(p.count, 1);
+    assert_string_equal(p.tasks[0].id, id);
+    assert_int_equal(p.tasks[0].status, TASK_CREATED);
+    store_page_free(&p);
+
+    /* the path is written back percent-encoded, its slashes kept */
+    r = call_q(f, "GET", "/tasks/a b%\xc3\xa9/", none, NULL);
+    assert_redirect(&r, "/tasks/a%20b%25%C3%A9");
+    api_response_free(&r);
+
+    /* not one slash too many on a route: 404 as before */
+    static const char *const not_found[] = {"/tasks//",  "/nope/",    "/tasks/x/y/",
+                                            "//",        "/tasks///", "/queues/",
+                                            "/metrics/", "/task/",    "/health//"};
+    for (size_t i = 0; i < sizeof not_found / sizeof not_found[0]; i++) {
+        r = call_q(f, "GET", not_found[i], none, NULL);
+        if (r.status != 404)
+            fail_msg("GET %s answered %d", not_found[i], r.status);
+        assert_error(&r, 404, "Not Found");
+        assert_null(header_value(&r, "Location"));
+        api_response_free(&r);
+    }
+    /* and the routes themselves answer, not redirect */
+    r = call_q(f, "GET", "/tasks", none, NULL);
+    assert_int_equal(r.status, 200);
+    api_response_free(&r);
+    r = call_q(f, "GET", path, none, NULL);
+    assert_int_equal(r.status, 200);
+    api_response_free(&r);
+}
+
+/* The redirect carries the query parameters the API reads, re-encoded, and only those. */
+static void test_trailing_slash_redirect_keeps_query(void **state)
+{
+    fixture *f = *state;
+    static const char *const two[] = {"foo", "bar", "status", "CREATED", "limit", "1", NULL};
+    api_response r = call_q(f, "GET", "/tasks/", two, NULL);
+    assert_redirect(&r, "/tasks?limit=1&status=CREATED");
+    api_response_free(&r);
+
+    static const char *const all[] = {
+        "task_type", "TASK 1/\xc3\xa9", "next_token", "ab-_=", "status",
+        "a&b=c",     "limit",           "",           NULL};
+    r = call_q(f, "GET", "/tasks/", all, NULL);
+    assert_redirect(
+        &r, "/tasks?limit=&next_token=ab-_%3D&status=a%26b%3Dc&task_type=TASK%201%2F%C3%A9");
+    api_response_free(&r);
+
+    static const char *const unknown_only[] = {"x", "1", NULL};
+    r = call_q(f, "POST", "/tasks/", unknown_only, "{}");
+    assert_redirect(&r, "/tasks");
+    api_response_free(&r);
+
+    /* a real page token fits in the Location and comes back unchanged */
+    char ids[3][37], token[PAGETOKEN_TEXT_MAX], id[37];
+    for (int i = 0; i < 3; i++)
+        must_create(f, "TASK3", id);
+    static const char *const page1[] = {"limit",     "1",     "status", "CREATED",
+                                        "task_type", "TASK3", NULL};
+    r = call_q(f, "GET", "/tasks", page1, NULL);
+    page_ids(&r, ids, 3, token, sizeof token);
+    api_response_free(&r);
+    assert_true(*token);
+    const char *const page2[] = {"next_token", token,   "status", "CREATED", "task_type",
+                                 "TASK3",      "limit", "1",      NULL};
+    r = call_q(f, "GET", "/tasks/", page2, NULL);
+    char want[512];
+    snprintf(want, sizeof want, "/tasks?limit=1&next_token=%s&status=CREATED&task_type=TASK3",
+             token);
+    assert_redirect(&r, want);
+    api_response_free(&r);
+}
+
+/* An empty next_token is the first page. */
+static void test_list_empty_token(void **state)
+{
+    fixture *f = *state;
+    char a[37], b[37], c[37];
+    must_create(f, "TASK1", a);
+    must_create(f, "TASK2", b);
+    must_create(f, "TASK1", c);
+    char ids[4][37], token[PAGETOKEN_TEXT_MAX];
+    static const char *const empty[] = {"next_token", "", NULL};
+    api_response r = call_q(f, "GET", "/tasks", empty, NULL);
+    assert_int_equal(page_ids(&r, ids, 4, token, sizeof token), 3);
+    assert_string_equal(ids[0], c);
+    assert_string_equal(ids[2], a);
+    assert_string_equal(token, "");
+    api_response_free(&r);
+    static const char *const filtered[] = {"next_token", "",  "task_type", "TASK1",
+                                           "limit",      "1", NULL};
+    r = call_q(f, "GET", "/tasks", filtered, NULL);
+    assert_int_equal(page_ids(&r, ids, 4, token, sizeof token), 1);
+    assert_string_equal(ids[0], c);
+    assert_true(*token);
+    api_response_free(&r);
+}
+
+/* A token carries its listing's filters: the token alone continues that listing. */
+static void test_list_token_carries_filters(void **state)
+{
+    fixture *f = *state;
+    /* 12 tasks: TASK1 and TASK2 in turn; every third TASK2 FAILED */
+    char all[12][37];
+    for (int i = 0; i < 12; i++) {
+        must_create(f, i % 2 ? "TASK2" : "TASK1", all[i]);
+        if (i % 6 == 5)
+            must_update(f, all[i], TASK_FAILED, "cancelled");
+    }
+    static const struct {
+        const char *status, *task_type;
+    } filters[] = {{NULL, "TASK2"}, {"CREATED", NULL}, {"CREATED", "TASK2"}, {NULL, NULL}};
+    for (size_t fi = 0; fi < sizeof filters / sizeof filters[0]; fi++) {
+        /* what the filter selects, newest first */
+        char want[12][37];
+        size_t nwant = 0;
+        for (int i = 11; i >= 0; i--) {
+            bool is2 = i % 2, failed = i % 6 == 5;
+            if (filters[fi].task_type && !is2)
+                continue;
+            if (filters[fi].status && failed)
+                continue;
+            memcpy(want[nwant++], all[i], 37);
+        }
+        const char *first[8] = {"limit", "2"};
+        size_t k = 2;
+        if (filters[fi].status) {
+            first[k++] = "status";
+            first[k++] = filters[fi].status;
+        }
+        if (filters[fi].task_type) {
+            first[k++] = "task_type";
+            first[k++] = filters[fi].task_type;
+        }
+        first[k] = NULL;
+        char ids[12][37], got[24][37], token[PAGETOKEN_TEXT_MAX];
+        api_response r = call_q(f, "GET", "/tasks", first, NULL);
+        size_t n = page_ids(&r, ids, 12, token, sizeof token);
+        api_response_free(&r);
+        size_t ngot = 0;
+        memcpy(got, ids, n * 37);
+        ngot = n;
+        /* then the token alone, with a limit that changes from page to page */
+        int pages = 1;
+        while (*token) {
+            char limit[4];
+            snprintf(limit, sizeof limit, "%d", 1 + pages % 3);
+            const char *const next[] = {"next_token", token, "limit", limit, NULL};
+            char tok[PAGETOKEN_TEXT_MAX];
+            snprintf(tok, sizeof tok, "%s", token);
+            r = call_q(f, "GET", "/tasks", next, NULL);
+            n = page_ids(&r, ids, 12, token, sizeof token);
+            api_response_free(&r);
+            assert_true(n >= 1 && n <= (size_t)(1 + pages % 3));
+            assert_true(ngot + n <= 24);
+            memcpy(got[ngot], ids, n * 37);
+            ngot += n;
+            /* the same filters repeated with the token: the same page */
+            const char *again[10] = {"next_token", tok, "limit", limit};
+            k = 4;
+            for (size_t j = 2; first[j]; j++)
+                again[k++] = first[j];
+            again[k] = NULL;
+            char ids2[12][37], token2[PAGETOKEN_TEXT_MAX];
+            r = call_q(f, "GET", "/tasks", again, NULL);
+            assert_int_equal(page_ids(&r, ids2, 12, token2, sizeof token2), n);
+            assert_memory_equal(ids2, ids, n * 37);
+            assert_string_equal(token2, token);
+            api_response_free(&r);
+            pages++;
+            assert_true(pages < 20);
+        }
+        if (ngot != nwant)
+            fail_msg("filter %zu: %zu tasks, want %zu", fi, ngot, nwant);
+        for (size_t i = 0; i < nwant; i++)
+            assert_string_equal(got[i], want[i]);
+    }
+}
+
+/* A token with another filter is a 400 naming the rule; a garbled one is "Invalid next_token". */
+static void test_list_token_conflicting_filters(void **state)
+{
+    fixture *f = *state;
+    for (int i = 0; i < 4; i++) {
+        char id[37];
+        must_create(f, i % 2 ? "TASK2" : "TASK1", id);
+    }
+    char ids[4][37], typed[PAGETOKEN_TEXT_MAX], plain[PAGETOKEN_TEXT_MAX], both[PAGETOKEN_TEXT_MAX];
+    static const char *const q1[] = {"limit", "1", "task_type", "TASK2", NULL};
+    api_response r = call_q(f, "GET", "/tasks", q1, NULL);
+    page_ids(&r, ids, 4, typed, sizeof typed);
+    api_response_free(&r);
+    static const char *const q2[] = {"limit", "1", NULL};
+    r = call_q(f, "GET", "/tasks", q2, NULL);
+    page_ids(&r, ids, 4, plain, sizeof plain);
+    api_response_free(&r);
+    static const char *const q3[] = {"limit", "1", "task_type", "TASK1", "status", "CREATED", NULL};
+    r = call_q(f, "GET", "/tasks", q3, NULL);
+    page_ids(&r, ids, 4, both, sizeof both);
+    api_response_free(&r);
+    assert_true(*typed && *plain && *both);
+
+    const char *const conflicts[][7] = {
+        {"next_token", typed, "task_type", "TASK1", NULL},
+        {"next_token", typed, "status", "CREATED", NULL},
+        {"next_token", typed, "task_type", "TASK2", "status", "CREATED", NULL},
+        {"next_token", plain, "task_type", "TASK2", NULL},
+        {"next_token", plain, "status", "FAILED", NULL},
+        {"next_token", both, "task_type", "TASK2", NULL},
+        {"next_token", both, "status", "FAILED", NULL},
+        {"next_token", both, "task_type", "TASK1", "status", "FAILED", NULL},
+    };
+    for (size_t i = 0; i < sizeof conflicts / sizeof conflicts[0]; i++) {
+        r = call_q(f, "GET", "/tasks", conflicts[i], NULL);
+        assert_error(&r, 400, OTHER_FILTERS);
+        api_response_free(&r);
+    }
+    /* a part of the token's filters, or all of them, is fine */
+    const char *const fine[][7] = {
+        {"next_token", both, NULL},
+        {"next_token", both, "task_type", "TASK1", NULL},
+        {"next_token", both, "status", "CREATED", NULL},
+        {"next_token", both, "status", "CREATED", "task_type", "TASK1", NULL},
+        {"next_token", typed, "task_type", "TASK2", NULL},
+        {"next_token", plain, NULL},
+    };
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        r = call_q(f, "GET", "/tasks", fine[i], NULL);
+        assert_int_equal(r.status, 200);
+        api_response_free(&r);
+    }
+    /* a token that is not one of ours */
+    char tampered[PAGETOKEN_TEXT_MAX];
+    snprintf(tampered, sizeof tampered, "%s", typed);
+    tampered[5] = tampered[5] == 'A' ? 'B' : 'A';
+    const char *const garbage[] = {"abc", "!!!!", "null", tampered};
+    for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
+        const char *const q[] = {"next_token", garbage[i], NULL};
+        r = call_q(f, "GET", "/tasks", q, NULL);
+        assert_error(&r, 400, "Invalid next_token");
+        api_response_free(&r);
+    }
+    /* the query's own 422 comes before the token is read */
+    const char *const bad[] = {"next_token", typed, "task_type", "NOPE", NULL};
+    r = call_q(f, "GET", "/tasks", bad, NULL);
+    assert_int_equal(r.status, 422);
+    api_response_free(&r);
+}
+
+/* The list's query errors: pydantic's items, every one named. */
+static void test_list_query_422(void **state)
+{
+    fixture *f = *state;
+    static const char *const q[] = {"task_type", "NOPE", "status", "done", "limit", "0", NULL};
+    api_response r = call_q(f, "GET", "/tasks", q, NULL);
+    assert_int_equal(r.status, 422);
+    json_t *want =
+        json_loads("{\"detail\":["
+                   "{\"type\":\"greater_than_equal\",\"loc\":[\"query\",\"limit\"],"
+                   "\"msg\":\"Input should be greater than or equal to "
+                   "1\",\"input\":\"0\",\"ctx\":{\"ge\":1}},"
+                   "{\"type\":\"literal_error\",\"loc\":[\"query\",\"status\"],"
+                   "\"msg\":\"Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'\","
+                   "\"input\":\"done\","
+                   "\"ctx\":{\"expected\":\"'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'\"}},"
+                   "{\"type\":\"literal_error\",\"loc\":[\"query\",\"task_type\"],"
+                   "\"msg\":\"Input should be 'TASK1', 'TASK2' or 'TASK3'\",\"input\":\"NOPE\","
+                   "\"ctx\":{\"expected\":\"'TASK1', 'TASK2' or 'TASK3'\"}}]}",
+                   0, NULL);
+    assert_non_null(want);
+    json_t *got = body_json(&r);
+    if (!json_equal(got, want))
+        fail_msg("422 body: %.*s", (int)r.body_len, r.body);
+    json_decref(got);
+    json_decref(want);
     api_response_free(&r);
 }
 
@@ -1229,6 +1635,12 @@ int main(void)
         CASE(test_body_limit),
         CASE(test_no_pipeline_routes),
         CASE(test_patch_status_codes),
+        CASE(test_trailing_slash_redirect),
+        CASE(test_trailing_slash_redirect_keeps_query),
+        CASE(test_list_empty_token),
+        CASE(test_list_token_carries_filters),
+        CASE(test_list_token_conflicting_filters),
+        CASE(test_list_query_422),
         CASE(test_contract_create_get),
         CASE(test_contract_ids_ordered),
         CASE(test_contract_list_paging),

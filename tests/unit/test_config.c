@@ -113,7 +113,7 @@ static void test_defaults(void **state)
     assert_string_equal(c.task_types[0], "TASK1");
     assert_string_equal(c.task_types[1], "TASK2");
     assert_string_equal(c.task_types[2], "TASK3");
-    assert_int_equal(c.body_limit, 262144);
+    assert_int_equal(c.body_limit, 1048576);
     assert_int_equal(c.retention_grace, 3600);
     assert_int_equal(c.sweep_interval, 60);
     assert_int_equal(c.shutdown_grace, 10);
@@ -160,7 +160,7 @@ static void test_empty_object_keeps_defaults(void **state)
     config c;
     load_ok(&c, "{}");
     assert_int_equal(c.n_task_types, 3);
-    assert_int_equal(c.body_limit, 262144);
+    assert_int_equal(c.body_limit, 1048576);
     check_default_pipeline(&c);
     config_free(&c);
 }
