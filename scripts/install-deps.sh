@@ -2,7 +2,9 @@
 # Install the Debian 12 packages taskd needs to build, test and benchmark.
 # Idempotent: installs only what is missing; uses sudo only when not root.
 #   --test   also what the tests of the Lambda build need: a Java runtime and npm
-#            (each only when absent), then the AWS stand-ins (scripts/aws-standins.sh)
+#            (each only when absent), the original's FastAPI app's packages, then the
+#            AWS stand-ins (scripts/aws-standins.sh) and the OpenAPI validators
+#            (scripts/node-tools.sh)
 #   --bench  also the benchmark tools
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +14,7 @@ packages=(
     build-essential cmake ninja-build pkg-config
     libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
     libprotobuf-c-dev protobuf-c-compiler
-    libcmocka-dev python3 curl sqlite3 zip binutils
+    libcmocka-dev python3 curl jq sqlite3 zip binutils zlib1g-dev
 )
 if [ "$mode" = "--bench" ]; then
     packages+=(wrk nginx-light)
@@ -20,6 +22,8 @@ fi
 if [ "$mode" = "--test" ]; then
     command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
     command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+    # the original's FastAPI app, run beside taskd by the compatibility suite
+    packages+=(python3-fastapi python3-uvicorn python3-pydantic)
 fi
 
 missing=()
@@ -36,4 +40,5 @@ fi
 
 if [ "$mode" = "--test" ]; then
     "$root/scripts/aws-standins.sh" install
+    "$root/scripts/node-tools.sh" install
 fi

@@ -1,5 +1,5 @@
 /*
- * openapi — the OpenAPI 3 document served at /openapi.json, describing the
+ * openapi — the OpenAPI 3.1 document served at /openapi.json, describing the
  * routes of api.c exactly, with the configured task types as an enum.
  */
 #ifndef TASKD_OPENAPI_H
