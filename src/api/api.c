@@ -527,8 +527,10 @@ static bool match_pattern(const char *pattern, const char *path, char *param, si
         strcmp(path + len - post, rest) != 0)
         return false;
     size_t seg = len - pre - post;
-    if (seg >= paramlen || memchr(path + pre, '/', seg))
+    if (memchr(path + pre, '/', seg))
         return false;
+    if (seg >= paramlen)
+        seg = 0; /* too long to be any id or name: the route's own 404 says so */
     memcpy(param, path + pre, seg);
     param[seg] = '\0';
     return true;
@@ -602,7 +604,7 @@ static const char *known_method(const char *m)
 }
 
 /*
- * A path that matches a route once its trailing slash is dropped is sent there
+ * A path that matches a route once its trailing slashes are dropped is sent there
  * with a 307, as FastAPI does, so clients written against the original keep
  * working; the query parameters the API reads go along. False when the path
  * is not such a path (or the Location would not fit): it is then a 404.
@@ -614,8 +616,10 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
     size_t len = strlen(req->path);
     if (len < 2 || len > sizeof path || req->path[len - 1] != '/')
         return false;
-    memcpy(path, req->path, len - 1);
-    path[len - 1] = '\0';
+    while (len > 1 && req->path[len - 1] == '/')
+        len--; /* every trailing slash, as Starlette strips them */
+    memcpy(path, req->path, len);
+    path[len] = '\0';
     if (!match_route(a, path, param, sizeof param))
         return false;
     sbuf loc = {0};

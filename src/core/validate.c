@@ -248,8 +248,8 @@ static json_t *load_body(const char *body, size_t len, json_error_t *jerr)
 }
 
 /*
- * Parse the body as a JSON object. An empty body is a missing one, as in
- * FastAPI; text that is not JSON is json_invalid at ["body", byte offset];
+ * Parse the body as a JSON object. An empty (or null) body is a missing one,
+ * as in FastAPI; text that is not JSON is json_invalid at ["body", byte offset];
  * JSON that is not an object is model_attributes_type.
  */
 static json_t *parse_object(const char *body, size_t len, validation *v)
@@ -258,8 +258,17 @@ static json_t *parse_object(const char *body, size_t len, validation *v)
         validation_add(v, "body", NULL, "missing", "Field required", "null", NULL);
         return NULL;
     }
+    if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
+        body += 3; /* a UTF-8 byte order mark, as Python's json.loads skips it */
+        len -= 3;
+    }
     json_error_t jerr;
     json_t *root = load_body(body, len, &jerr);
+    if (json_is_null(root)) { /* FastAPI reads a null body as none at all */
+        json_decref(root);
+        validation_add(v, "body", NULL, "missing", "Field required", "null", NULL);
+        return NULL;
+    }
     if (!root) {
         char loc[48];
         snprintf(loc, sizeof loc, "[\"body\",%d]", jerr.position);

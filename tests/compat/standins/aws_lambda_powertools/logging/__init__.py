@@ -1,0 +1,1 @@
+"""Stand-in for aws_lambda_powertools.logging."""

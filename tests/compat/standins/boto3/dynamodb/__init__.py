@@ -1,0 +1,1 @@
+"""Stand-in for boto3.dynamodb."""

@@ -1,0 +1,1 @@
+"""Stand-in for botocore: only the exceptions the boto3 stand-in raises."""
