@@ -13,12 +13,28 @@
  * suspend/resume race is settled by one atomic state per request: whoever
  * comes second — the event loop after suspending, or the writer after the
  * commit — does the resume, so it always follows the suspend.
+ *
+ * Answers given before the API routes a request are counted and logged here,
+ * as the API counts and logs the rest (taskd_http_requests_total, the DEBUG
+ * "request" line), under route "unmatched": the ones on_request() gives
+ * itself (a declared or read body over the limit, conflicting Content-Length
+ * headers, shutting down), and the ones libmicrohttpd gives on its own (431
+ * headers too large, 414, 400 malformed request or header line, 505, its own
+ * 413/400 for a Content-Length it cannot parse). libmicrohttpd 0.9.75 tells
+ * the application of those only through its error log — most come before any
+ * callback that names the connection (the URI log and completion callbacks
+ * run only once the request line parsed) — so on_mhd_log() recognises its
+ * "Error processing request (HTTP response code is N ...)" message, which
+ * every one of its own error answers goes through, exactly once. Their bodies
+ * stay libmicrohttpd's HTML: 0.9.75 has no way to replace them.
  */
 #include "http_server.h"
 
 #include "core/sbuf.h"
 #include "core/urlcode.h"
+#include "util/clock.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #include <arpa/inet.h>
 #include <stdatomic.h>
@@ -33,9 +49,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
+/* The route label of answers given before routing: the API's label for unrouted requests. */
+#define UNROUTED "unmatched"
+
 struct http_server {
     struct MHD_Daemon *daemon;
     api *api;
+    metrics *metrics; /* the API's registry; NULL: nothing counted */
     size_t body_limit;
     atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
     atomic_bool stopping; /* no new requests are answered */
@@ -49,6 +69,8 @@ typedef struct request_ctx {
     bool too_large;
     bool begun;       /* api_begin() has run */
     bool active;      /* counted in http_server.active */
+    bool early;       /* answered before routing, and counted */
+    int64_t start_ns; /* CLOCK_MONOTONIC, when the headers were in */
     atomic_int state; /* enum write_state, while a write is in flight */
     struct MHD_Connection *conn;
     http_server *server;
@@ -90,11 +112,65 @@ static enum MHD_Result send_response(struct MHD_Connection *c, api_response *res
     return ret;
 }
 
-static enum MHD_Result reject_too_large(struct MHD_Connection *c, size_t limit)
+/*
+ * The method as a metrics label, as the API labels it: a static string from a short list, else
+ * "other"; "unknown" when libmicrohttpd answered without telling us the method (NULL).
+ */
+static const char *method_label(const char *m)
+{
+    static const char *const methods[] = {"GET", "HEAD",   "POST",   "PATCH",
+                                          "PUT", "DELETE", "OPTIONS"};
+    if (!m)
+        return "unknown";
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(m, methods[i]) == 0)
+            return methods[i];
+    return "other";
+}
+
+/*
+ * Count and log (DEBUG, as the API logs the requests it answers) one answer given before
+ * routing. method NULL: unknown (libmicrohttpd answered before telling us); start_ns 0: the
+ * duration is unknown; detail: why, for the log line.
+ */
+static void count_unrouted(http_server *h, const char *method, int status, int64_t start_ns,
+                           const char *detail)
+{
+    const char *label = method_label(method);
+    if (h->metrics) {
+        char labels[120];
+        snprintf(labels, sizeof labels, "route=\"" UNROUTED "\",method=\"%s\",code=\"%d\"", label,
+                 status);
+        metrics_add(h->metrics, "taskd_http_requests_total", labels, 1);
+    }
+    if (log_enabled(LOG_DEBUG)) {
+        char code[16], ms[32];
+        snprintf(code, sizeof code, "%d", status);
+        snprintf(ms, sizeof ms, "%.3f", (double)(clock_mono_ns() - start_ns) / 1e6);
+        log_debug("request", "method", label, "route", UNROUTED, "status", code, "detail",
+                  detail ? detail : "", start_ns ? "duration_ms" : NULL, ms, NULL);
+    }
+}
+
+/* Send an answer given before routing (takes resp's body), counting it once. */
+static enum MHD_Result answer_unrouted(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
+                                       const char *method, api_response *resp, const char *detail)
+{
+    int status = resp->status;
+    enum MHD_Result ret = send_response(c, resp);
+    if (ret == MHD_YES && !ctx->early) {
+        ctx->early = true;
+        count_unrouted(h, method, status, ctx->start_ns, detail);
+    }
+    return ret;
+}
+
+static enum MHD_Result reject_too_large(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
+                                        const char *method)
 {
     api_response resp = {0};
-    api_body_too_large(&resp, limit);
-    return send_response(c, &resp);
+    api_body_too_large(&resp, h->body_limit);
+    return answer_unrouted(h, c, ctx, method, &resp, "request body over the limit");
 }
 
 /* The unescape callback: percent-decoding as url_unescape_in_place() does ("%00" stays). */
@@ -154,6 +230,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ctx = calloc(1, sizeof *ctx);
         if (!ctx)
             return MHD_NO;
+        ctx->start_ns = clock_mono_ns();
         *con_cls = ctx;
         /* Two lengths that disagree: a proxy in front may have read the other one (request
          * smuggling). Refused, and the connection closed, before any body is read. */
@@ -164,12 +241,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             api_response resp = {0};
             api_error(&resp, 400, "Conflicting Content-Length headers");
             api_add_header(&resp, "Connection", "close");
-            return send_response(c, &resp);
+            return answer_unrouted(h, c, ctx, method, &resp, "conflicting Content-Length headers");
         }
         const char *cl = l.first;
         if (cl && strtoull(cl, NULL, 10) > h->body_limit) {
             ctx->too_large = true;
-            return reject_too_large(c, h->body_limit);
+            return reject_too_large(h, c, ctx, method);
         }
         return MHD_YES;
     }
@@ -182,7 +259,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (ctx->too_large)
-        return reject_too_large(c, h->body_limit);
+        return reject_too_large(h, c, ctx, method);
     if (!ctx->begun) {
         ctx->begun = true;
         /* Count first, then look at stopping: http_server_stop() does the
@@ -196,30 +273,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             api_error(&resp, 503, "The server is shutting down");
             api_add_header(&resp, "Connection", "close");
             api_add_header(&resp, "Retry-After", "1");
-            return send_response(c, &resp);
+            return answer_unrouted(h, c, ctx, method, &resp, "shutting down");
         }
         if (sbuf_failed(&ctx->body)) {
-            api_error(&ctx->ex.resp, 503, "Out of memory reading the request");
-        } else {
-            api_request req = {
-                .method = method,
-                .path = url,
-                .query = lookup_query,
-                .header = lookup_header,
-                .ctx = c,
-                .body = ctx->body.data ? ctx->body.data : "",
-                .body_len = ctx->body.len,
-            };
-            ctx->ex.ready = write_ready;
-            ctx->ex.user = ctx;
-            ctx->conn = c;
-            if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
-                MHD_suspend_connection(c);
-                int expected = WRITE_RUNNING;
-                if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
-                    MHD_resume_connection(c); /* the write finished first */
-                return MHD_YES;
-            }
+            settle(h, ctx);
+            api_response resp = {0};
+            api_error(&resp, 503, "Out of memory reading the request");
+            return answer_unrouted(h, c, ctx, method, &resp, "out of memory reading the body");
+        }
+        api_request req = {
+            .method = method,
+            .path = url,
+            .query = lookup_query,
+            .header = lookup_header,
+            .ctx = c,
+            .body = ctx->body.data ? ctx->body.data : "",
+            .body_len = ctx->body.len,
+        };
+        ctx->ex.ready = write_ready;
+        ctx->ex.user = ctx;
+        ctx->conn = c;
+        if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
+            MHD_suspend_connection(c);
+            int expected = WRITE_RUNNING;
+            if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
+                MHD_resume_connection(c); /* the write finished first */
+            return MHD_YES;
         }
     } else {
         /* resumed: the write is done */
@@ -246,14 +325,76 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
+/*
+ * The one message libmicrohttpd (0.9.75) logs for every error answer of its own, with the
+ * status and the HTML page it sends as its two arguments.
+ */
+static const char MHD_ERROR_ANSWER[] = "Error processing request (HTTP response code is %u ('%s'))";
+
+/*
+ * Messages libmicrohttpd logs for what a client did wrong, beside that answer, or instead of one
+ * (a client that hung up). DEBUG, not WARN: a client must not be able to fill the log with
+ * warnings.
+ */
+static const char *const MHD_CLIENT_FAULTS[] = {
+    "Failed to parse `Content-Length' header",
+    "Too large value of 'Content-Length' header",
+    "Received HTTP/1.1 request without `Host' header",
+    "Not enough memory in pool to allocate header record",
+    "Not enough memory in pool to parse cookies",
+    "Connection was closed by remote side with incomplete request",
+};
+
+/*
+ * The text of libmicrohttpd's error page into out: what is inside <body>, tags dropped (the whole
+ * page, tags dropped, when it has no body element).
+ */
+static void page_text(const char *page, char *out, size_t outlen)
+{
+    const char *p = page ? page : "";
+    const char *body = strstr(p, "<body>");
+    if (body)
+        p = body + 6;
+    size_t n = 0;
+    bool in_tag = false;
+    for (; *p && n + 1 < outlen; p++) {
+        if (*p == '<' && strncmp(p, "</body>", 7) == 0 && body)
+            break;
+        if (*p == '<')
+            in_tag = true;
+        else if (*p == '>')
+            in_tag = false;
+        else if (!in_tag)
+            out[n++] = *p;
+    }
+    out[n] = '\0';
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    http_server *h = cls;
+    if (h && strncmp(fmt, MHD_ERROR_ANSWER, sizeof MHD_ERROR_ANSWER - 1) == 0) {
+        va_list args;
+        va_copy(args, ap);
+        unsigned status = va_arg(args, unsigned);
+        const char *page = va_arg(args, const char *);
+        va_end(args);
+        char text[200];
+        page_text(page, text, sizeof text);
+        count_unrouted(h, NULL, (int)status, 0, text);
+        return;
+    }
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
+    for (size_t i = 0; i < sizeof MHD_CLIENT_FAULTS / sizeof MHD_CLIENT_FAULTS[0]; i++) {
+        if (strncmp(msg, MHD_CLIENT_FAULTS[i], strlen(MHD_CLIENT_FAULTS[i])) == 0) {
+            log_debug(msg, "component", "http", NULL);
+            return;
+        }
+    }
     log_warn(msg, "component", "http", NULL);
 }
 
@@ -325,6 +466,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
         return NULL;
     }
     h->api = a;
+    h->metrics = a ? a->telemetry.metrics : NULL;
     h->body_limit = o->body_limit;
     MHD_set_panic_func(on_mhd_panic, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |

@@ -48,11 +48,18 @@ static bool sweeper_sleep(pipeline *p)
     return more;
 }
 
-/* The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. */
+/*
+ * The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. A
+ * sweep is a write transaction; reads tell first whether there is anything to sweep, so an idle
+ * taskd writes nothing.
+ */
 static void *sweeper_main(void *arg)
 {
     pipeline *p = arg;
     while (sweeper_sleep(p)) {
+        bool due = true;
+        if (broker_sweep_due(p->broker, p->config, &due) == STORE_OK && !due)
+            continue;
         int64_t removed = 0;
         store_rc rc = broker_sweep(p->broker, p->config, &removed);
         if (rc != STORE_OK)

@@ -11,6 +11,13 @@
  * transaction, the reports go out as one group (store_batch) that usually
  * shares a commit, and the deletes are one more; a fast handler costs the
  * store a few transactions per batch rather than per task.
+ *
+ * Idle costs no write: a receive is a write transaction, so a thread first
+ * reads when the queue's next message is due (broker_next_visible). With
+ * none ready it sleeps until a commit makes one visible (broker_wait: sent,
+ * released, redriven, moved to this dead-letter queue) or until the earliest
+ * hidden one comes back (a delay, or a visibility timeout — after a restart,
+ * the messages in flight when the process died), and only then receives.
  */
 #include "runner.h"
 #include "util/clock.h"
@@ -27,6 +34,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A queue with nothing due is looked at again (a read) at least this often. */
+#define IDLE_RECHECK_MS 10000
 
 struct runner {
     broker *broker;
@@ -125,12 +135,28 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
     free(unstarted);
 }
 
+/* Milliseconds from now until due_ms (Unix clock; INT64_MAX: never), within 1 .. cap_ms. */
+static int wait_until_ms(int64_t due_ms, int cap_ms)
+{
+    int64_t wait = due_ms == INT64_MAX ? cap_ms : due_ms - clock_unix_ms();
+    return wait < 1 ? 1 : wait > cap_ms ? cap_ms : (int)wait;
+}
+
 static void *runner_main(void *arg)
 {
     runner *r = arg;
     uint64_t gen = 0;
     while (!atomic_load(&r->stopping)) {
-        broker_wait(r->broker, false, &gen, 0); /* note the generation before receiving */
+        broker_wait(r->broker, false, &gen, 0); /* note the generation before looking */
+        int64_t due_ms;
+        store_rc look = broker_next_visible(r->broker, r->queue->name, &due_ms);
+        if (look == STORE_OK && due_ms > clock_unix_ms()) {
+            broker_wait(r->broker, false, &gen, wait_until_ms(due_ms, IDLE_RECHECK_MS));
+            continue; /* nothing to receive yet: no write transaction */
+        }
+        if (look != STORE_OK) /* cannot tell: the receive below finds out */
+            log_debug("cannot look at queue; receiving", "queue", r->queue->name, "error",
+                      store_rc_name(look), NULL);
         queue_message *msgs;
         size_t n;
         int64_t next_ms;
@@ -143,8 +169,10 @@ static void *runner_main(void *arg)
             continue;
         }
         if (n == 0) {
-            int64_t wait = next_ms == INT64_MAX ? 1000 : next_ms - clock_unix_ms();
-            broker_wait(r->broker, false, &gen, wait < 1 ? 1 : wait > 1000 ? 1000 : (int)wait);
+            /* Another thread was first (or the message left for the dead-letter queue): sleep
+             * until the receive's own next_ms, as after a look, without looking again now —
+             * the winner is about to start its handler, and the losers stay out of its way. */
+            broker_wait(r->broker, false, &gen, wait_until_ms(next_ms, IDLE_RECHECK_MS));
             continue;
         }
         work_batch(r, msgs, n);

@@ -7,7 +7,9 @@
  * Every write joins the store's group commit, so publishing messages and
  * moving a consumer's checkpoint happen in one transaction: a crash can
  * neither lose a record nor publish it twice. Threads that consume wait on
- * broker_wait() and are woken after each commit that gives them work.
+ * broker_wait() and are woken after each commit that gives them work; they
+ * look for work with reads (broker_next_visible, broker_sweep_due) first, so
+ * an idle taskd opens no write transaction at all.
  */
 #ifndef TASKD_BROKER_H
 #define TASKD_BROKER_H
@@ -85,6 +87,13 @@ void queue_messages_free(queue_message *m, size_t n);
 store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, queue_message **out,
                                   size_t *n, int64_t *next_ms);
 
+/*
+ * When queue's next message can be received, from a read (no write transaction): *visible_ms
+ * gets the earliest visible_ms of its messages — now or earlier when one is ready — or
+ * INT64_MAX when it holds none. Milliseconds of the Unix clock, as the queue keeps them.
+ */
+store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms);
+
 /* Delete received messages (a stale receipt is ignored). */
 store_rc broker_delete(broker *b, const queue_message *m, size_t n);
 /* Make received messages visible again now, for another receive. */
@@ -115,11 +124,19 @@ store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t 
  * number of tasks deleted.
  */
 store_rc broker_sweep(broker *b, const config *c, int64_t *removed);
+/*
+ * Whether broker_sweep() would find anything to do now, from reads only: *due is false when
+ * no task is past its ttl, no message past its retention and no change record trimmable.
+ */
+store_rc broker_sweep_due(broker *b, const config *c, bool *due);
 
 /*
  * Sleep until a commit appends change records (changes) or makes messages
- * visible (messages) after *gen, or until timeout_ms. *gen is updated; pass
- * 0 the first time to return at once with the current generation.
+ * visible (messages: sent without delay, released, redriven, moved to a
+ * dead-letter queue) after *gen, or until timeout_ms. *gen is updated; pass
+ * 0 the first time to return at once with the current generation. Messages
+ * that become visible because time passes (a delay, a visibility timeout)
+ * wake nobody: wait until broker_next_visible()'s instant for those.
  */
 void broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms);
 /* Wake every waiter (shutdown). */

@@ -275,7 +275,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
                      q->dead_letter_queue, m->receive_count);
             if (rc == STORE_OK)
                 rc = fail_unfinished(s, m->task_id, why);
-            m->id = 0; /* not delivered */
+            s->batch_sent_messages = true; /* visible at once in the DLQ: wake its runners */
+            m->id = 0;                     /* not delivered */
             continue;
         }
         m->receive_count++;
@@ -365,6 +366,31 @@ void queue_messages_free(queue_message *m, size_t n)
     for (size_t i = 0; i < n; i++)
         queue_messages_free_one(&m[i]);
     free(m);
+}
+
+store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms)
+{
+    *visible_ms = INT64_MAX;
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    /* messages_by_visibility (queue, visible_ms): one index probe */
+    sqlite3_stmt *st = stmt(r->db, "SELECT min(visible_ms) FROM messages WHERE queue = ?1");
+    store_rc rc = STORE_ERROR;
+    if (st) {
+        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+                *visible_ms = sqlite3_column_int64(st, 0);
+            rc = STORE_OK;
+        } else {
+            rc = sq_rc_of(step);
+        }
+        sqlite3_finalize(st);
+    }
+    sq_reader_put(sq(b), r);
+    return rc;
 }
 
 typedef struct receipt_args {
@@ -642,6 +668,55 @@ store_rc broker_sweep(broker *b, const config *c, int64_t *removed)
     sweep_args a = {c, 0};
     store_rc rc = run_write(b, apply_sweep, &a, false);
     *removed = a.removed;
+    return rc;
+}
+
+/* Whether sql, with args bound to ?1..?n_args, returns a row (on a read connection). */
+static store_rc any_row(sqlite3 *db, const char *sql, const int64_t *args, int n_args, bool *found)
+{
+    sqlite3_stmt *st = stmt(db, sql);
+    if (!st)
+        return STORE_ERROR;
+    for (int i = 0; i < n_args; i++)
+        sqlite3_bind_int64(st, i + 1, args[i]);
+    int step = sqlite3_step(st);
+    *found = step == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
+}
+
+store_rc broker_sweep_due(broker *b, const config *c, bool *due)
+{
+    *due = false;
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
+    int64_t now = (int64_t)time(NULL);
+    int64_t floor = INT64_MAX;
+    store_rc rc = STORE_OK;
+    for (size_t i = 0; i < c->n_consumers && rc == STORE_OK; i++) {
+        int64_t cp = checkpoint_of(r->db, c->consumers[i].name, &rc);
+        if (cp < floor)
+            floor = cp;
+    }
+    int64_t tasks[] = {now - c->retention_grace, now};
+    int64_t messages[] = {clock_unix_ms()};
+    int64_t changes[] = {c->n_consumers ? floor : 0, now - STREAM_RETENTION_S};
+    if (rc == STORE_OK)
+        rc = any_row(r->db,
+                     "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND finished_time < ?1 "
+                     "AND ttl IS NOT NULL AND ttl < ?2 LIMIT 1",
+                     tasks, 2, due);
+    if (rc == STORE_OK && !*due)
+        rc = any_row(r->db, "SELECT 1 FROM messages WHERE expires_ms < ?1 LIMIT 1", messages, 1,
+                     due);
+    if (rc == STORE_OK && !*due)
+        rc = any_row(r->db, "SELECT 1 FROM changes WHERE seq <= ?1 OR created_time < ?2 LIMIT 1",
+                     changes, 2, due);
+    sq_reader_put(sq(b), r);
+    if (rc != STORE_OK)
+        *due = true; /* cannot tell: let the sweep look */
     return rc;
 }
 

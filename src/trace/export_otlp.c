@@ -12,8 +12,10 @@
  * mutex with a condition variable lets hurry() wake a backoff sleep.
  *
  * A batch goes out as: encode (splitting in halves while the body is over
- * PAYLOAD_MAX) -> post_with_retries -> post_once per attempt. Losses are
- * marked in the caller's failed[] and warned about once per POST.
+ * PAYLOAD_MAX), gzip it when so configured -> post_with_retries -> post_once
+ * per attempt. Losses are marked in the caller's failed[] and warned about
+ * once per POST. PAYLOAD_MAX bounds the encoded body before compression: a
+ * collector's size limit is usually on what it must decompress.
  */
 #include "export_otlp.h"
 
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #ifndef TASKD_VERSION
 #define TASKD_VERSION "dev"
@@ -49,6 +52,7 @@ typedef struct otlp_exporter {
     exporter base; /* first: the tracer's handle */
     char *endpoint;
     otel_protocol protocol;
+    otel_compression compression;
     long timeout_ms;
     const otlp_resource *resource; /* borrowed */
     CURL *curl;
@@ -322,6 +326,40 @@ static bool encode(otlp_exporter *o, const span *spans, size_t n, uint8_t **body
     return otlp_proto_encode(spans, n, o->resource, body, len);
 }
 
+/*
+ * in[0..len) as one gzip member (RFC 1952) in a new buffer at *out, *outlen bytes; false when
+ * zlib fails (out of memory), *out then NULL.
+ */
+static bool gzip_body(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    z_stream z = {0};
+    /* windowBits 15 + 16: a gzip header and trailer instead of zlib's */
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return false;
+    uLong cap = deflateBound(&z, (uLong)len);
+    uint8_t *buf = malloc(cap ? cap : 1);
+    if (!buf) {
+        deflateEnd(&z);
+        return false;
+    }
+    z.next_in = (Bytef *)(uintptr_t)in; /* zlib does not write through next_in */
+    z.avail_in = (uInt)len;             /* len <= PAYLOAD_MAX */
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH); /* deflateBound room: one call finishes */
+    size_t produced = (size_t)z.total_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return false;
+    }
+    *out = buf;
+    *outlen = produced;
+    return true;
+}
+
 /* Export spans[0..n), marking the ones lost in failed[]. */
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
 {
@@ -344,6 +382,22 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         free(body);
         failed[0] = true;
         return;
+    }
+    if (o->compression == OTEL_COMPRESSION_GZIP) {
+        uint8_t *gz;
+        size_t gzlen;
+        bool zipped = gzip_body(body, len, &gz, &gzlen);
+        free(body);
+        if (!zipped) {
+            char detail[80];
+            snprintf(detail, sizeof detail, "%zu spans: gzip compression failed", n);
+            warn(o, "OTLP export failed, spans dropped", detail);
+            for (size_t i = 0; i < n; i++)
+                failed[i] = true;
+            return;
+        }
+        body = gz;
+        len = gzlen;
     }
     uint64_t lost = post_with_retries(o, body, len, n);
     free(body);
@@ -394,15 +448,25 @@ static bool init_locks(otlp_exporter *o)
     return true;
 }
 
-/* The request headers: Content-Type, no Expect, then the configured ones; NULL when out of
- * memory. */
+/* The request headers: Content-Type, Content-Encoding when compressing, no Expect, then the
+ * configured ones; NULL when out of memory. */
 static struct curl_slist *request_headers(const otel_config *cfg)
 {
     char line[1024];
     snprintf(line, sizeof line, "Content-Type: %s", otel_content_type(cfg->protocol));
     struct curl_slist *h = curl_slist_append(NULL, line);
-    if (h)
-        h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+    if (h && cfg->compression == OTEL_COMPRESSION_GZIP) {
+        struct curl_slist *next = curl_slist_append(h, "Content-Encoding: gzip");
+        if (!next)
+            curl_slist_free_all(h);
+        h = next;
+    }
+    if (h) {
+        struct curl_slist *next = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+        if (!next)
+            curl_slist_free_all(h);
+        h = next;
+    }
     for (size_t i = 0; h && i < cfg->n_headers; i++) {
         const char *v = cfg->header_values[i];
         if (*v)
@@ -430,6 +494,7 @@ exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r)
     o->base.hurry = otlp_hurry;
     o->base.free = otlp_free;
     o->protocol = cfg->protocol;
+    o->compression = cfg->compression;
     o->timeout_ms = cfg->timeout_ms;
     o->resource = r;
     o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;

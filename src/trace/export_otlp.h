@@ -3,7 +3,9 @@
  * traces endpoint as http/protobuf (trace/otlp_proto.h) or http/json
  * (trace/otlp_json.h), as the configuration (trace/otel_env.h) says.
  *
- * A body over 1 MiB is split in halves until it fits. 2xx is success; a
+ * A body over 1 MiB (before compression) is split in halves until it fits;
+ * with compression gzip it then goes gzip-compressed with Content-Encoding:
+ * gzip (the OTLP/HTTP spec's only compression). 2xx is success; a
  * partialSuccess's rejectedSpans are marked failed (the first that many of
  * the batch: the response does not say which). 429/502/503/504 and transport
  * errors are retried, up to 5 attempts, after the server's Retry-After (at
@@ -27,9 +29,9 @@
 void export_otlp_global_init(void);
 void export_otlp_global_cleanup(void);
 /*
- * The exporter for cfg's endpoint (which must be set), protocol, headers and timeout; spans go
- * out with resource r, which is borrowed (with the strings it points to): it must outlive the
- * exporter. NULL when out of memory.
+ * The exporter for cfg's endpoint (which must be set), protocol, compression, headers and
+ * timeout; spans go out with resource r, which is borrowed (with the strings it points to): it
+ * must outlive the exporter. NULL when out of memory.
  */
 exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r);
 

@@ -260,6 +260,8 @@ static const char *check_header(const char *key, const char *value)
         return "invalid header value";
     if (strcasecmp(key, "content-type") == 0)
         return "Content-Type is set by the exporter";
+    if (strcasecmp(key, "content-encoding") == 0)
+        return "Content-Encoding is set by the exporter (see OTEL_EXPORTER_OTLP_COMPRESSION)";
     return NULL;
 }
 
@@ -379,7 +381,7 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
     if ((v = env2(get, ctx, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
                   "OTEL_EXPORTER_OTLP_COMPRESSION", &which))) {
         if (strcmp(v, "gzip") == 0)
-            warn(c, "%s: gzip is not supported; sending uncompressed", which);
+            c->compression = OTEL_COMPRESSION_GZIP;
         else if (strcmp(v, "none") != 0)
             warn(c, "%s: unknown compression \"%.40s\"; sending uncompressed", which, v);
     }

@@ -11,16 +11,18 @@
  *   "/"); otherwise OTEL_EXPORTER_OTLP_ENDPOINT is a base URL to which "/v1/traces" is
  *   appended with exactly one slash between. Neither set: no OTLP export. A URL that is not
  *   http:// or https:// is an error.
- * - Signal-specific variables (…_TRACES_HEADERS/_PROTOCOL/_TIMEOUT) replace the generic ones
- *   wholesale; they are not merged.
+ * - Signal-specific variables (…_TRACES_HEADERS/_PROTOCOL/_TIMEOUT/_COMPRESSION) replace the
+ *   generic ones wholesale; they are not merged.
  * - Headers: "k=v,k=v"; key and value are whitespace-trimmed and percent-decoded. A bad entry
  *   (no '=', empty key, bad escape or an escaped NUL, CR/LF/space/tab/':' in the name, CR/LF
- *   in the value, Content-Type which the exporter owns) is skipped with a warning; the rest
- *   are kept.
+ *   in the value, Content-Type or Content-Encoding, which the exporter owns) is skipped with a
+ *   warning; the rest are kept.
  * - Protocol: "http/protobuf" (default) or "http/json"; "grpc" or anything else is warned
  *   about and http/protobuf is used.
  * - Timeout: milliseconds, 1 .. 86400000 (default 10000); anything else is warned about.
- * - OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION "gzip" is warned about (bodies go uncompressed).
+ * - Compression: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, else OTEL_EXPORTER_OTLP_COMPRESSION:
+ *   "gzip" (bodies gzip-compressed, sent with Content-Encoding: gzip) or "none" (default);
+ *   anything else is warned about and bodies go uncompressed.
  * - OTEL_RESOURCE_ATTRIBUTES: "k=v,k=v", trimmed and percent-decoded; on any error the whole
  *   variable is discarded with a warning. A repeated key keeps its last value.
  * - service.name: OTEL_SERVICE_NAME, else service.name from OTEL_RESOURCE_ATTRIBUTES, else the
@@ -39,6 +41,11 @@
 /* Like getenv(3): the value of name, or NULL when unset. ctx is passed through. */
 typedef const char *(*otel_getenv_fn)(const char *name, void *ctx);
 
+typedef enum otel_compression {
+    OTEL_COMPRESSION_NONE = 0,
+    OTEL_COMPRESSION_GZIP = 1,
+} otel_compression;
+
 typedef enum otel_protocol {
     OTEL_PROTOCOL_HTTP_PROTOBUF = 0,
     OTEL_PROTOCOL_HTTP_JSON = 1,
@@ -49,11 +56,12 @@ typedef enum otel_protocol {
 #define OTEL_WARNING_MAX        200
 
 typedef struct otel_config {
-    bool disabled;          /* OTEL_SDK_DISABLED=true: export nothing */
-    char *endpoint;         /* the traces URL; NULL when OTLP export is not configured */
-    otel_protocol protocol; /* body encoding */
-    long timeout_ms;        /* per-export timeout */
-    size_t n_headers;       /* extra request headers, decoded */
+    bool disabled;                /* OTEL_SDK_DISABLED=true: export nothing */
+    char *endpoint;               /* the traces URL; NULL when OTLP export is not configured */
+    otel_protocol protocol;       /* body encoding */
+    long timeout_ms;              /* per-export timeout */
+    otel_compression compression; /* request body compression */
+    size_t n_headers;             /* extra request headers, decoded */
     char **header_keys;
     char **header_values;
     char *service_name;    /* resolved service.name (never NULL after a successful load) */

@@ -13,6 +13,7 @@ Every test starts its own taskd (harness.Taskd, with extra environment via
 its env= parameter) and waits with deadlines, never fixed sleeps.
 """
 
+import gzip
 import http.server
 import json
 import os
@@ -310,7 +311,11 @@ class TracingCase(ServersTestCase):
         post = by_name["POST /tasks"][0]
         self.assertEqual(otlp_attr(post, "http.request.method"), "POST")
         self.assertEqual(otlp_attr(post, "http.route"), "/tasks")
+        self.assertEqual(otlp_attr(post, "url.scheme"), "http")
         self.assertIn(str(otlp_attr(post, "http.response.status_code")), ("201",))
+        # every store span names the store
+        for sp in by_name["INSERT tasks"] + by_name["UPDATE tasks"]:
+            self.assertEqual(otlp_attr(sp, "db.system"), "sqlite", sp["name"])
         pub = by_name["publish tasks"][0]
         self.assertEqual(otlp_attr(pub, "messaging.destination.name"), "tasks")
         self.assertIsNotNone(otlp_attr(pub, "messaging.system"))
@@ -361,6 +366,93 @@ class TracingCase(ServersTestCase):
         for name in EXPECTED:
             self.assertIn(name.encode(), body, "span %r not exported" % name)
         self.assertNotIn(b"resourceSpans", body, "body looks like JSON, not protobuf")
+
+    # -----------------------------------------------------------------------
+    # 2b. gzip compression (OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION)
+    # -----------------------------------------------------------------------
+
+    def gunzipped(self, reqs):
+        """The requests with their bodies gunzipped, after checking each was sent as gzip."""
+        out = []
+        for req in reqs:
+            self.assertEqual(req["headers"].get("content-encoding"), "gzip",
+                             "Content-Encoding of a compressed export: %r" % req["headers"])
+            self.assertEqual(req["body"][:2], b"\x1f\x8b", "body is not gzip: %r" % req["body"][:40])
+            try:
+                body = gzip.decompress(req["body"])
+            except (OSError, EOFError) as e:
+                self.fail("export body does not gunzip: %s" % e)
+            out.append(dict(req, body=body))
+        return out
+
+    def test_otlp_gzip_json_export(self):
+        """OTEL_EXPORTER_OTLP_COMPRESSION=gzip: every body gzip with Content-Encoding, the same spans inside."""
+        rx = OTLPReceiver()
+        self.closers.append(rx.close)
+        s = self.start({
+            "OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_SERVICE_NAME": "tasks-gzip",
+        })
+        trace_id, parent_id = random_hex(16), random_hex(8)
+        tid = self.run_one_task(s, {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
+        self.wait_local_spans(s, tid, {"UPDATE tasks": 2, HANDLER_SPAN: 1})
+        self.stop_clean(s)
+        self.assertNotIn("compression", s.stderr_text(), "a warning about compression was logged")
+
+        def ours():
+            reqs = [dict(r, body=gzip.decompress(r["body"])) for r in rx.snapshot()
+                    if r["headers"].get("content-encoding") == "gzip"]
+            spans = [sp for _, sp in otlp_json_spans(reqs, True) if sp.get("traceId") == trace_id]
+            return spans if len(spans) >= EXPECTED_COUNT else None
+        try:
+            wait_until(ours, 5.0, what="%d spans of trace %s, gzipped, at the receiver" % (EXPECTED_COUNT, trace_id))
+        except AssertionError as e:
+            self.fail("%s; requests: %r; stderr tail:\n%s"
+                      % (e, [(r["headers"].get("content-encoding"), r["body"][:20]) for r in rx.snapshot()],
+                         s.stderr_text()[-3000:]))
+        reqs = self.gunzipped(rx.snapshot())
+        for req in reqs:
+            self.assertTrue(req["headers"].get("content-type", "").startswith("application/json"), req["headers"])
+        pairs = otlp_json_spans(reqs)
+        for rattrs, _ in pairs:
+            self.assertEqual(rattrs.get("service.name"), {"stringValue": "tasks-gzip"}, rattrs)
+        spans = [sp for _, sp in pairs if sp.get("traceId") == trace_id]
+        fields = {"name": "name", "trace": "traceId", "id": "spanId", "parent": "parentSpanId", "kind": "kind"}
+        self.check_tree(spans, trace_id, parent_id, lambda sp, f: sp.get(fields[f], ""))
+
+    def test_otlp_gzip_protobuf_traces_variable(self):
+        """OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=gzip wins over the generic none; protobuf bodies gzipped."""
+        rx = OTLPReceiver()
+        self.closers.append(rx.close)
+        s = self.start({"OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+                        "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+                        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "gzip"})
+        trace_id, parent_id = random_hex(16), random_hex(8)
+        tid = self.run_one_task(s, {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
+        self.wait_local_spans(s, tid, {"UPDATE tasks": 2, HANDLER_SPAN: 1})
+        self.stop_clean(s)
+        raw_tid = bytes.fromhex(trace_id)
+
+        def enough():
+            n = sum(gzip.decompress(r["body"]).count(raw_tid) for r in rx.snapshot()
+                    if r["headers"].get("content-encoding") == "gzip")
+            return n if n >= EXPECTED_COUNT else None
+        try:
+            wait_until(enough, 5.0, what=">= %d spans of the trace in gzipped protobuf bodies" % EXPECTED_COUNT)
+        except AssertionError as e:
+            self.fail("%s; requests: %r; stderr tail:\n%s"
+                      % (e, [(r["headers"].get("content-encoding"), len(r["body"])) for r in rx.snapshot()],
+                         s.stderr_text()[-3000:]))
+        reqs = self.gunzipped(rx.snapshot())
+        body = b"".join(r["body"] for r in reqs)
+        for req in reqs:
+            self.assertEqual(req["headers"].get("content-type"), "application/x-protobuf")
+        self.assertEqual(body.count(raw_tid), EXPECTED_COUNT, "spans of the trace, once each")
+        self.assertIn(bytes.fromhex(parent_id), body)
+        for name in EXPECTED:
+            self.assertIn(name.encode(), body, "span %r not exported" % name)
 
     def test_otlp_traces_endpoint_used_as_is(self):
         """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the full URL (no /v1/traces appended); several headers."""

@@ -2,7 +2,8 @@
  * Unit tests for store/sqlite_broker: queue visibility and receipts, release, delay, the move to
  * the dead-letter queue (failing unfinished tasks) and redrive, the change stream with per-consumer
  * checkpoints across a reopen, the atomicity of publish + checkpoint, stream lag, the retention
- * sweep and the commit wake-ups of broker_wait.
+ * sweep and the commit wake-ups of broker_wait; and the reads that let an idle pipeline skip its
+ * writes: broker_next_visible (when a queue's next message is due) and broker_sweep_due.
  *
  * Every test opens a fresh database (sync NORMAL) in its own mkdtemp directory and removes it
  * afterwards. The waits are real: visibility timeouts and delays of 1 s, slept for ~1.1 s.
@@ -855,6 +856,159 @@ static void test_sweep(void **state)
     config_free(&c);
 }
 
+/* ---- reads before writes: when is there work ---- */
+
+static int64_t next_visible(broker *b, const char *queue)
+{
+    int64_t v = -1;
+    assert_int_equal(broker_next_visible(b, queue, &v), STORE_OK);
+    return v;
+}
+
+static void test_next_visible(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    queue_config slow = make_queue("slow", 30, 0, NULL, 1);
+    assert_true(next_visible(f->b, "work") == INT64_MAX); /* empty */
+
+    /* a message sent with a delay is due when the delay ends */
+    int64_t before = wall_ms();
+    publish_bodies(f->b, &slow, 0, 1, NULL);
+    int64_t after = wall_ms();
+    int64_t due = next_visible(f->b, "slow");
+    assert_true(due >= before + 1000 && due <= after + 1000);
+    assert_true(next_visible(f->b, "work") == INT64_MAX); /* another queue's messages */
+
+    /* one ready now */
+    publish_bodies(f->b, &q, 1, 2, NULL);
+    assert_true(next_visible(f->b, "work") <= wall_ms());
+
+    /* received: hidden for the visibility timeout, the earliest one counts */
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+    assert_true(next_visible(f->b, "work") <= wall_ms()); /* the second is still ready */
+    queue_message *m2 = NULL;
+
+    assert_int_equal(receive(f->b, &q, 1, &m2, NULL), 1);
+    due = next_visible(f->b, "work");
+    assert_true(due > wall_ms() && due >= m[0].sent_ms + 30000 && due <= wall_ms() + 30000);
+
+    /* released: ready again at once; deleted: nothing left */
+    assert_int_equal(broker_release(f->b, m2, 1), STORE_OK);
+    assert_true(next_visible(f->b, "work") <= wall_ms());
+    queue_message *m3 = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &m3, NULL), 1);
+    assert_int_equal(broker_delete(f->b, m, 1), STORE_OK);
+    assert_int_equal(broker_delete(f->b, m3, 1), STORE_OK);
+    assert_true(next_visible(f->b, "work") == INT64_MAX);
+    queue_messages_free(m, 1);
+    queue_messages_free(m2, 1);
+    queue_messages_free(m3, 1);
+}
+
+/* The messages generation now (broker_wait without waiting). */
+static uint64_t messages_gen(broker *b)
+{
+    uint64_t gen = 0;
+    broker_wait(b, false, &gen, 0);
+    return gen;
+}
+
+static void test_which_commits_wake_runners(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config q = make_queue("work", 1, 1, "dlq", 0);
+
+    uint64_t g = messages_gen(f->b);
+    publish_bodies(f->b, &q, 0, 1, id);
+    assert_true(messages_gen(f->b) != g); /* sent */
+
+    /* a receive hides: nothing new to receive, nobody woken */
+    g = messages_gen(f->b);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+    assert_true(messages_gen(f->b) == g);
+    queue_message *none = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &none, NULL), 0); /* an empty receive neither */
+    assert_true(messages_gen(f->b) == g);
+    assert_int_equal(broker_extend(f->b, m, 1, 1), STORE_OK); /* nor keeping it hidden */
+    assert_true(messages_gen(f->b) == g);
+    queue_messages_free(m, 1);
+
+    /* the visibility timeout passes (no wake-up: runners sleep until next_visible); the next
+     * receive moves it to the dead-letter queue, where it is visible at once: that wakes */
+    sleep_ms(1100);
+    assert_true(messages_gen(f->b) == g);
+    assert_int_equal(receive(f->b, &q, 1, &none, NULL), 0);
+    assert_true(messages_gen(f->b) != g);
+    assert_true(next_visible(f->b, "dlq") <= wall_ms());
+    expect_status(f->s, id, TASK_FAILED, "dead-letter queue dlq");
+}
+
+static bool sweep_due(broker *b, const config *c)
+{
+    bool due = false;
+    assert_int_equal(broker_sweep_due(b, c, &due), STORE_OK);
+    return due;
+}
+
+static void test_sweep_due(void **state)
+{
+    fx *f = *state;
+    config c;
+    assert_true(config_defaults(&c));
+    assert_int_equal(c.n_consumers, 1);
+    c.retention_grace = 0;
+    assert_false(sweep_due(f->b, &c)); /* a fresh database */
+
+    /* a change record the consumer has not read: kept, nothing to sweep */
+    int64_t now = (int64_t)time(NULL);
+    char id[37];
+    create_task(f->s, now + 3600, id);
+    assert_false(sweep_due(f->b, &c));
+    /* once read, it can be trimmed */
+    assert_int_equal(broker_publish(f->b, c.consumers[0].name, 1, NULL, 0), STORE_OK);
+    assert_true(sweep_due(f->b, &c));
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_false(sweep_due(f->b, &c));
+
+    /* a finished task past its ttl (and the grace) */
+    char old[37];
+    create_task(f->s, now - 10, old);
+    complete_task(f->s, old, now - 5);
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, &cp, &r, &n), STORE_OK);
+    assert_true(n > 0);
+    int64_t last = r[n - 1].seq;
+    change_records_free(r, n);
+    /* not yet read by the consumer: only the task makes the sweep due */
+    assert_true(sweep_due(f->b, &c));
+    c.retention_grace = 3600; /* within the grace: not yet */
+    assert_false(sweep_due(f->b, &c));
+    c.retention_grace = 0;
+    assert_int_equal(broker_publish(f->b, c.consumers[0].name, last, NULL, 0), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(removed, 1);
+    /* the sweep's own REMOVE record is past the checkpoint: nothing due until it is read */
+    assert_false(sweep_due(f->b, &c));
+
+    /* a message past its retention */
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    q.retention = 0;
+    publish_bodies(f->b, &q, 100, 1, NULL);
+    sleep_ms(5);
+    assert_true(sweep_due(f->b, &c));
+    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    expect_stats(f->b, "work", 0, 0, 0);
+    config_free(&c);
+}
+
 /* ---- wake-ups ---- */
 
 typedef struct waker {
@@ -970,6 +1124,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_visible, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_which_commits_wake_runners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -32,6 +32,7 @@ typedef struct env_case {
     const char *endpoint; /* NULL: no OTLP endpoint */
     bool json;            /* protocol http/json */
     long timeout_ms;      /* 0: the default */
+    bool gzip;            /* compression gzip */
     const char *headers;  /* "k=v;k=v" in order; NULL: none */
     const char *service;  /* NULL: "taskd" */
     const char *version;  /* NULL: none */
@@ -122,11 +123,25 @@ static const env_case cases[] = {
      .warnings = 1},
 
     /* compression */
-    {.what = "gzip is not supported",
-     .env = {"OTEL_EXPORTER_OTLP_COMPRESSION=gzip"},
-     .warnings = 1,
-     .warning_has = "gzip"},
+    {.what = "gzip", .env = {"OTEL_EXPORTER_OTLP_COMPRESSION=gzip"}, .gzip = true},
+    {.what = "traces gzip", .env = {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=gzip"}, .gzip = true},
     {.what = "compression none", .env = {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=none"}},
+    {.what = "traces none wins over generic gzip",
+     .env = {"OTEL_EXPORTER_OTLP_COMPRESSION=gzip", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=none"}},
+    {.what = "traces gzip wins over generic none",
+     .env = {"OTEL_EXPORTER_OTLP_COMPRESSION=none", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=gzip"},
+     .gzip = true},
+    {.what = "empty traces compression falls back to the generic one",
+     .env = {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=", "OTEL_EXPORTER_OTLP_COMPRESSION=gzip"},
+     .gzip = true},
+    {.what = "unknown compression",
+     .env = {"OTEL_EXPORTER_OTLP_COMPRESSION=zstd"},
+     .warnings = 1,
+     .warning_has = "unknown compression \"zstd\""},
+    {.what = "compression is case-sensitive",
+     .env = {"OTEL_EXPORTER_OTLP_TRACES_COMPRESSION=GZIP"},
+     .warnings = 1,
+     .warning_has = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"},
 
     /* headers */
     {.what = "headers trimmed and decoded",
@@ -151,6 +166,11 @@ static const env_case cases[] = {
      .headers = "x=1",
      .warnings = 1,
      .warning_has = "Content-Type"},
+    {.what = "content-encoding is the exporter's",
+     .env = {"OTEL_EXPORTER_OTLP_HEADERS=Content-Encoding=gzip,x=1"},
+     .headers = "x=1",
+     .warnings = 1,
+     .warning_has = "Content-Encoding"},
     {.what = "traces headers replace the generic ones",
      .env = {"OTEL_EXPORTER_OTLP_HEADERS=a=1,b=2", "OTEL_EXPORTER_OTLP_TRACES_HEADERS=c=3"},
      .headers = "c=3"},
@@ -251,6 +271,7 @@ static void check_case(const env_case *c)
         assert_null(cfg.endpoint);
     assert_int_equal(cfg.protocol, c->json ? OTEL_PROTOCOL_HTTP_JSON : OTEL_PROTOCOL_HTTP_PROTOBUF);
     assert_int_equal(cfg.timeout_ms, c->timeout_ms ? c->timeout_ms : OTEL_DEFAULT_TIMEOUT_MS);
+    assert_int_equal(cfg.compression, c->gzip ? OTEL_COMPRESSION_GZIP : OTEL_COMPRESSION_NONE);
     assert_string_equal(flatten(cfg.header_keys, cfg.header_values, cfg.n_headers),
                         c->headers ? c->headers : "");
     assert_string_equal(cfg.service_name, c->service ? c->service : "taskd");
