@@ -306,7 +306,7 @@ static void test_failing_task_fails(void **state)
     task_clear(&t);
 
     spans sp = spans_of(f, id);
-    const span *run = find(&sp, "test TASK1", NULL);
+    const span *run = find(&sp, "test", NULL);
     assert_non_null(run);
     assert_int_equal(run->status, SPAN_STATUS_ERROR);
     assert_string_equal(run->status_msg, "it broke");
@@ -350,7 +350,7 @@ static void test_missing_task_dropped(void **state)
     assert_non_null(claim_span);
     assert_int_equal(claim_span->status, SPAN_STATUS_ERROR);
     assert_string_equal(claim_span->status_msg, "not found");
-    assert_null(find(&sp, "test TASK1", NULL));
+    assert_null(find(&sp, "test", NULL));
     spans_free(&sp);
 }
 
@@ -453,7 +453,7 @@ static void test_deadline_too_near_kept(void **state)
     assert_int_equal(atomic_load(&f->th.calls), 1); /* only the task with time to finish */
 
     spans sp = spans_of(f, near_id);
-    assert_null(find(&sp, "test TASK1", NULL));
+    assert_null(find(&sp, "test", NULL));
     assert_non_null(find(&sp, "process jobs", NULL));
     spans_free(&sp);
 }
@@ -478,7 +478,7 @@ static void test_aborted_run_kept(void **state)
     assert_status(f, id, TASK_IN_PROGRESS, "Task started"); /* not reported */
 
     spans sp = spans_of(f, id);
-    const span *run = find(&sp, "test TASK1", NULL);
+    const span *run = find(&sp, "test", NULL);
     assert_non_null(run);
     assert_string_equal(run->status_msg, "aborted at shutdown");
     assert_null(find(&sp, "UPDATE tasks", "COMPLETED"));
@@ -520,7 +520,7 @@ static void test_spans_of_a_run(void **state)
     const span *receive = find(&sp, "receive jobs", NULL),
                *process = find(&sp, "process jobs", NULL),
                *claim_span = find(&sp, "UPDATE tasks", "IN_PROGRESS"),
-               *run = find(&sp, "test TASK1", NULL),
+               *run = find(&sp, "test", NULL),
                *report = find(&sp, "UPDATE tasks", "COMPLETED");
     assert_non_null(receive);
     assert_non_null(process);
@@ -552,6 +552,10 @@ static void test_spans_of_a_run(void **state)
     assert_int_equal(claim_span->kind, SPAN_KIND_CLIENT);
     assert_int_equal(claim_span->start_ns, claim_span->end_ns);
     assert_true(attr(claim_span, "taskd.with_receive")->v.b);
+    /* both store spans name the store, as the semantic conventions ask */
+    assert_string_equal(attr_str(claim_span, "db.system"), "sqlite");
+    assert_string_equal(attr_str(report, "db.system"), "sqlite");
+    assert_string_equal(attr_str(receive, "messaging.system"), "taskd");
 
     assert_child(run, process);
     assert_int_equal(run->kind, SPAN_KIND_INTERNAL);

@@ -739,7 +739,7 @@ static void test_spans_in_the_message_trace(void **state)
     const span *receive = find(&sp, "receive task1", NULL),
                *process = find(&sp, "process task1", NULL),
                *claim = find(&sp, "UPDATE tasks", "IN_PROGRESS"),
-               *run = find(&sp, "noop TASK1", NULL),
+               *run = find(&sp, "noop", NULL),
                *report = find(&sp, "UPDATE tasks", "COMPLETED");
     assert_non_null(receive);
     trace_ctx producer;
@@ -749,6 +749,9 @@ static void test_spans_in_the_message_trace(void **state)
     assert_string_equal(attr_str(receive, "messaging.message.id"),
                         "059f36b4-87a3-44ab-83d2-661975830a7d");
     assert_string_equal(attr_str(receive, "messaging.destination.name"), "task1");
+    assert_string_equal(attr_str(receive, "messaging.system"), "aws_sqs");
+    assert_string_equal(attr_str(claim, "db.system"), f->store->ops->system);
+    assert_string_equal(attr_str(report, "db.system"), f->store->ops->system);
     assert_child(process, receive);
     assert_child(claim, process);
     assert_int_not_equal(claim->status, SPAN_STATUS_ERROR);
