@@ -11,7 +11,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, Taskd,  # noqa: E402
-                     local_only, urlencode, write_config)
+                     local_only, on_lambda, urlencode, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
 OTHER_FILTERS = ("next_token belongs to a listing with other filters: repeat its status and task_type, "
@@ -424,7 +424,10 @@ class Api(ServerTestCase):
 
     def test_long_id_is_a_task_not_found(self):
         # too long to be an id: the route still answers, as the original did
-        for path in ["/tasks/" + "b" * 200, "/tasks/" + "b" * 5000 + "/trace"]:
+        paths = ["/tasks/" + "b" * 200, "/tasks/" + "b" * 5000]
+        if not on_lambda():
+            paths.append("/tasks/" + "b" * 5000 + "/trace")  # the trace view is the local server's
+        for path in paths:
             with self.subTest(n=len(path)):
                 self.assertEqual(self.assertError(self.server.get(path), 404), "Task not found")
 
