@@ -555,6 +555,10 @@ bool validate_limit(const char *s, int *out, validation *v)
                        "Input should be a valid integer, unable to parse string as an integer", in,
                        NULL);
     } else {
+        while (n > 1 && *digits == '0') { /* "0000000050" is 50 */
+            digits++;
+            n--;
+        }
         val = n > 9 ? 1000000000L : strtol(digits, NULL, 10); /* any 10+ digits are too many */
         if (negative)
             val = -val;

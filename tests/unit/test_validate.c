@@ -1229,6 +1229,8 @@ static void test_limit_valid(void **state)
     limit_ok("100", 100);
     limit_ok("+5", 5);
     limit_ok("007", 7);
+    limit_ok("0000000050", 50); /* leading zeros are not digits of the value */
+    limit_ok("00000000000000000000000000000100", 100);
 }
 
 static void test_limit_range(void **state)
