@@ -807,25 +807,23 @@ static void finalize_writer(sqlite_store *s)
         sqlite3_finalize(all[i]);
 }
 
-/* Take an exclusive lock on PATH.lock so two servers never share a database. */
+/*
+ * Take an exclusive lock on the database file itself (created empty if it is
+ * not there, which SQLite reads as an empty database), so two servers never
+ * share a database, whatever path each was given: a symbolic link or a hard
+ * link reaches the same file, and the same lock. flock() locks are apart from
+ * the POSIX locks SQLite takes on the file, and this descriptor is closed only
+ * after SQLite has closed the database.
+ */
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
-    size_t n = strlen(s->path) + sizeof ".lock";
-    char *lock_path = malloc(n);
-    if (!lock_path)
-        return set_err(err, errlen, "out of memory opening", s->path, "malloc");
-    snprintf(lock_path, n, "%s.lock", s->path);
-    s->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    bool ok = false;
+    s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0)
-        set_err(err, errlen, "cannot open", lock_path, strerror(errno));
-    else if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        set_err(err, errlen, "database in use:", s->path,
-                errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
-    else
-        ok = true;
-    free(lock_path);
-    return ok;
+        return set_err(err, errlen, "cannot open", s->path, strerror(errno));
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return set_err(err, errlen, "database in use:", s->path,
+                       errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
+    return true;
 }
 
 static void sq_close(store *base)

@@ -205,6 +205,21 @@ class Program(ServersTestCase):
         self.assertEqual(s2.task(tid)["id"], tid)
         self.assertEqual(s2.stop(), 0)
 
+    def test_second_instance_through_a_link_fails(self):
+        # a symbolic or a hard link names the same file: the same database, refused
+        s = self.start()
+        s.create("TASK2")
+        sym, hard = self.path("sym.db"), self.path("hard.db")
+        os.symlink(s.db, sym)
+        os.link(s.db, hard)
+        for other in (sym, hard):
+            with self.subTest(other=other):
+                err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", other],
+                                                  one_line=False)
+                self.assertIn("another taskd is serving it", err[-1])
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertEqual(s.stop(), 0)
+
     def test_threads_and_sync_flags(self):
         s = self.start(args=["--threads", "2"], sync="normal")
         ids = [s.create("TASK2") for _ in range(5)]
