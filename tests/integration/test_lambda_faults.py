@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 os.environ["TASKD_TARGET"] = "lambda"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Taskd  # noqa: E402
+from harness import Taskd, wait_until  # noqa: E402
 
 FUNCTION_TIMEOUT = 10.0  # the harness's Lambda function timeout
 
@@ -67,6 +67,16 @@ class FakeDynamoDB:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+def logged(server, message):
+    """The log lines with this message, waited for: stderr is read by another thread, so a
+    line written before the answer may still be on its way when the answer arrives."""
+    try:
+        return wait_until(lambda: [o for o in logs(server) if o.get("message") == message], 5,
+                          what="a %r log line" % message)
+    except AssertionError:
+        raise AssertionError("no %r log line in:\n%s" % (message, server.stderr_text()[-2000:]))
 
 
 def logs(server):
@@ -118,8 +128,7 @@ class Faults(unittest.TestCase):
         r, took = self.timed(server, "POST", "/tasks", {"task_type": "TASK2"})
         self.assert_unavailable(r, took)
         self.assertGreater(f.calls, 2, "throttling is retried with backoff")
-        self.assertTrue(any(o.get("message") == "DynamoDB busy" for o in logs(server)),
-                        server.stderr_text()[-2000:])
+        logged(server, "DynamoDB busy")
 
     def test_server_errors(self):
         f = self.fake("fail")
@@ -143,9 +152,8 @@ class Faults(unittest.TestCase):
         server = self.start({"TABLE_NAME": "no-such-table-%s" % uuid.uuid4().hex[:8]})
         r, took = self.timed(server, "GET", "/tasks/%s" % uuid.uuid4())
         self.assert_unavailable(r, took)
-        logged = [o for o in logs(server) if o.get("message") == "DynamoDB table not found"]
-        self.assertTrue(logged, server.stderr_text()[-2000:])
-        self.assertIn("function_request_id", logged[0], "the log line names the invocation")
+        lines = logged(server, "DynamoDB table not found")
+        self.assertIn("function_request_id", lines[0], "the log line names the invocation")
 
 
 if __name__ == "__main__":
