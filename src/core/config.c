@@ -509,17 +509,29 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
     return check_pipeline(c, name, err, errlen);
 }
 
+/*
+ * Keep an error message on one line, as config.h promises: a key or value it
+ * quotes may hold control characters (a newline in a JSON key), shown as '?'.
+ */
+static bool one_line(char *err, size_t errlen)
+{
+    for (size_t i = 0; i < errlen && err[i]; i++)
+        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
+            err[i] = '?';
+    return false;
+}
+
 bool config_load_text(config *c, const char *text, const char *name, char *err, size_t errlen)
 {
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
-        return false;
+        return one_line(err, errlen);
     }
     bool ok = load_root(c, root, name, err, errlen);
     json_decref(root);
-    return ok;
+    return ok || one_line(err, errlen);
 }
 
 bool config_load_file(config *c, const char *path, char *err, size_t errlen)
@@ -528,11 +540,11 @@ bool config_load_file(config *c, const char *path, char *err, size_t errlen)
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-        return false;
+        return one_line(err, errlen);
     }
     bool ok = load_root(c, root, path, err, errlen);
     json_decref(root);
-    return ok;
+    return ok || one_line(err, errlen);
 }
 
 bool config_has_task_type(const config *c, const char *name)

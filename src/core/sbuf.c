@@ -93,6 +93,30 @@ void sbuf_double(sbuf *b, double d)
     sbuf_puts(b, tmp);
 }
 
+size_t utf8_char_len(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n == 0)
+        return 0;
+    if (u[0] < 0x80)
+        return 1;
+    size_t len = u[0] >= 0xc2 && u[0] <= 0xdf   ? 2
+                 : u[0] >= 0xe0 && u[0] <= 0xef ? 3
+                 : u[0] >= 0xf0 && u[0] <= 0xf4 ? 4
+                                                : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++)
+        if ((u[k] & 0xc0) != 0x80)
+            return 0;
+    if ((u[0] == 0xe0 && u[1] < 0xa0) || /* overlong */
+        (u[0] == 0xed && u[1] > 0x9f) || /* a surrogate */
+        (u[0] == 0xf0 && u[1] < 0x90) || /* overlong */
+        (u[0] == 0xf4 && u[1] > 0x8f))   /* past U+10FFFF */
+        return 0;
+    return len;
+}
+
 void sbuf_json_strn(sbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -102,6 +126,17 @@ void sbuf_json_strn(sbuf *b, const char *s, size_t len)
     size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t k = utf8_char_len(s + i, len - i);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            sbuf_append(b, s + run, i - run);
+            run = i + 1;
+            sbuf_append(b, "\\ufffd", 6); /* not UTF-8: the replacement character */
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         sbuf_append(b, s + run, i - run);

@@ -35,7 +35,18 @@ void sbuf_int(sbuf *b, int64_t v);
  * else 16, else 17. NaN and infinities come out as printf writes them.
  */
 void sbuf_double(sbuf *b, double d);
-/* Append s as a quoted, escaped JSON string (s may be NULL: appends null). */
+/*
+ * The length of the well-formed UTF-8 character at s[0..n) (1 to 4), or 0 when
+ * the bytes there are not one (a stray continuation byte, an overlong form, a
+ * surrogate, past U+10FFFF, or cut short).
+ */
+size_t utf8_char_len(const char *s, size_t n);
+
+/*
+ * Append s as a quoted, escaped JSON string (s may be NULL: appends null).
+ * A byte that is not part of well-formed UTF-8 is written as U+FFFD, so the
+ * result is always valid JSON, whatever s holds.
+ */
 void sbuf_json_str(sbuf *b, const char *s);
 /* Same for a string of known length that may contain NUL bytes. */
 void sbuf_json_strn(sbuf *b, const char *s, size_t len);

@@ -217,7 +217,10 @@ static char *widen(const char *body, size_t len, size_t *out_len)
             while (j < len && body[j] && strchr("0123456789.eE+-", body[j]))
                 j++;
             bool integer = j == int_end;
-            if (integer && j - i > (c == '-') && !fits_int64(body + i, j - i)) {
+            size_t sign = c == '-';
+            /* "012" is not JSON: left as it is, for the parser to refuse */
+            bool leading_zero = j - i > sign + 1 && body[i + sign] == '0';
+            if (integer && j - i > sign && !leading_zero && !fits_int64(body + i, j - i)) {
                 sbuf_puts(&b, "\"\\u0000int:");
                 sbuf_append(&b, body + i, j - i);
                 sbuf_putc(&b, '"');
@@ -263,7 +266,14 @@ static json_t *parse_object(const char *body, size_t len, validation *v)
         len -= 3;
     }
     json_error_t jerr;
-    json_t *root = load_body(body, len, &jerr);
+    const char *nul = memchr(body, '\0', len);
+    json_t *root = NULL;
+    if (nul) { /* never JSON, though the parser lets one pass after a number */
+        snprintf(jerr.text, sizeof jerr.text, "a NUL byte is not allowed in JSON text");
+        jerr.position = (int)(nul - body);
+    } else {
+        root = load_body(body, len, &jerr);
+    }
     if (json_is_null(root)) { /* FastAPI reads a null body as none at all */
         json_decref(root);
         validation_add(v, "body", NULL, "missing", "Field required", "null", NULL);
