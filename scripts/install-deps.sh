@@ -4,7 +4,7 @@
 #   --test   also what the tests of the Lambda build need: a Java runtime and npm
 #            (each only when absent), the original's FastAPI app's packages, then the
 #            AWS stand-ins (scripts/aws-standins.sh) and the OpenAPI validators
-#            (scripts/node-tools.sh)
+#            (scripts/node-tools.sh); clang and libclang-rt-14-dev for scripts/fuzz.sh
 #   --bench  also the benchmark tools
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +24,8 @@ if [ "$mode" = "--test" ]; then
     command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
     # the original's FastAPI app, run beside taskd by the compatibility suite
     packages+=(python3-fastapi python3-uvicorn python3-pydantic)
+    # the libFuzzer harnesses (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
+    packages+=(clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Build the libFuzzer harnesses (tests/fuzz) into build-fuzz with clang, ASan and UBSan, then run
+# each for FUZZ_SECONDS (default 10) over a copy of its seed corpus (tests/fuzz/corpus/<target>) in
+# a temporary directory: nothing new is written into the repository. Non-zero on any crash, leak,
+# UB or failed invariant, with the reproducer's path.
+#   scripts/fuzz.sh                        every target, 10 s each (the CI pass)
+#   FUZZ_SECONDS=3600 scripts/fuzz.sh config   one target for an hour
+#   scripts/fuzz.sh --list                 the targets
+# Reproduce a finding: build-fuzz/fuzz_<target> <crash file>
+# Extra libFuzzer flags: FUZZ_ARGS="-jobs=2 -workers=2" (passed as they are).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build-fuzz"
+seconds=${FUZZ_SECONDS:-10}
+
+targets=()
+for f in "$root"/tests/fuzz/fuzz_*.c; do
+    n=$(basename "$f" .c)
+    targets+=("${n#fuzz_}")
+done
+if [ "${1:-}" = "--list" ]; then
+    printf '%s\n' "${targets[@]}"
+    exit 0
+fi
+if [ $# -gt 0 ]; then
+    for t in "$@"; do
+        [ -f "$root/tests/fuzz/fuzz_${t#fuzz_}.c" ] || { echo "fuzz.sh: no target $t (--list)" >&2; exit 2; }
+    done
+    targets=("${@#fuzz_}")
+fi
+
+command -v clang >/dev/null || { echo "fuzz.sh: clang not found (scripts/install-deps.sh --test)" >&2; exit 2; }
+gen=()
+command -v ninja >/dev/null && gen=(-G Ninja)
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    CC=clang cmake -S "$root" -B "$build" "${gen[@]}" -DTASKD_FUZZ=ON -DBUILD_TESTING=OFF \
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$build" --target "${targets[@]/#/fuzz_}" -j "$(nproc)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/taskd-fuzz.XXXXXX")
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+failed=()
+for t in "${targets[@]}"; do
+    corpus="$work/$t/corpus"
+    artifacts="$work/$t/artifacts"
+    mkdir -p "$corpus" "$artifacts"
+    if [ -d "$root/tests/fuzz/corpus/$t" ]; then
+        cp -r "$root/tests/fuzz/corpus/$t/." "$corpus/"
+    fi
+    dict=()
+    [ -f "$root/tests/fuzz/$t.dict" ] && dict=("-dict=$root/tests/fuzz/$t.dict")
+    echo "== fuzz_$t: ${seconds}s" >&2
+    # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
+    if ! "$build/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$artifacts/" -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} \
+        "$corpus" >"$work/$t/log" 2>&1; then
+        tail -n 60 "$work/$t/log" >&2
+        for a in "$artifacts"/*; do
+            [ -e "$a" ] && echo "fuzz_$t: reproducer $a (run: $build/fuzz_$t $a)" >&2
+        done
+        failed+=("$t")
+    else
+        grep -E '^#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
+            "$work/$t/log" | tr '\n' ' ' >&2
+        echo >&2
+    fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "fuzz.sh: FAILED: ${failed[*]} (logs and reproducers kept in $work)" >&2
+    exit 1
+fi
+rm -rf "$work"
+echo "fuzz.sh: ${#targets[@]} target(s) clean, ${seconds}s each" >&2
