@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing, build, and start taskd on 127.0.0.1:8080 with ./tasks.db.
-# Extra arguments go to taskd (e.g. --listen 0.0.0.0:8080).
+# Extra arguments go to taskd (e.g. --token-file tokens --listen 0.0.0.0:8080: a
+# non-loopback address needs tokens, see docs/auth.md).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"

@@ -642,6 +642,31 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
     return fits;
 }
 
+static const char *header(const api_request *req, const char *name)
+{
+    return req->header ? req->header(req->ctx, name) : NULL;
+}
+
+/* Answer 401 or 403 when the access policy refuses the request (docs/auth.md). */
+static bool refused(const auth_policy *p, const api_request *req, api_response *resp)
+{
+    auth_request ar = {.method = req->method,
+                       .path = req->path,
+                       .host = header(req, "Host"),
+                       .origin = header(req, "Origin"),
+                       .sec_fetch_site = header(req, "Sec-Fetch-Site"),
+                       .authorization = header(req, "Authorization")};
+    auth_result r = auth_check(p, &ar);
+    if (r == AUTH_OK)
+        return false;
+    api_error(resp, auth_status(r), auth_detail(r));
+    if (auth_status(r) == 401)
+        api_add_header(resp, "WWW-Authenticate",
+                       r == AUTH_INVALID ? "Bearer realm=\"taskd\", error=\"invalid_token\""
+                                         : "Bearer realm=\"taskd\"");
+    return true;
+}
+
 /* Route to the handler; API_DONE when the response is already in ex->resp. */
 static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
 {
@@ -653,6 +678,8 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     snprintf(name, sizeof name, "%s %s", ex->method, ex->route);
     snprintf(ex->server.name, sizeof ex->server.name, "%s", name);
     span_set_static(&ex->server, "http.route", ex->route);
+    if (a->access && refused(a->access, req, resp))
+        return API_DONE;
     if (!r) {
         if (!redirect_slash(a, req, resp))
             api_error(resp, 404, "Not Found");

@@ -10,6 +10,7 @@
 #ifndef TASKD_API_H
 #define TASKD_API_H
 
+#include "core/auth.h"
 #include "core/config.h"
 #include "core/validate.h"
 #include "store/store.h"
@@ -69,7 +70,10 @@ typedef struct api {
     int64_t (*now)(void);         /* Unix seconds */
     const api_pipeline *pipeline; /* NULL when there is none */
     telemetry telemetry;          /* spans and metrics; members may be NULL */
-    char *openapi;                /* the OpenAPI document, built once */
+    /* Who may call (bearer tokens, Origin and Host checks; docs/auth.md); NULL, as api_init()
+     * leaves it: no checks at all, as on Lambda, where API Gateway authenticates. */
+    const auth_policy *access;
+    char *openapi; /* the OpenAPI document, built once */
     size_t openapi_len;
 } api;
 

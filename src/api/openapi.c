@@ -34,10 +34,16 @@ static const char document[] =
     "headers and no body;\\n- a request body over the configured `body_limit` (1 MiB by default) "
     "is refused with `413`, conflicting `Content-Length` headers with `400`;\\n- `503` with "
     "`Retry-After` means: retry later (the task store is busy or unavailable, or the server is "
-    "shutting down).\""
+    "shutting down);\\n- when the server has bearer tokens configured, every route (but `/metrics` and `/health` "
+    "under `--metrics-public`) answers `401` "
+    "(with `WWW-Authenticate: Bearer realm=\\\"taskd\\\"`) without `Authorization: Bearer <token>` "
+    "or with a wrong token; `403` refuses a cross-origin write (`Origin` other than `Host`, or "
+    "`Sec-Fetch-Site: cross-site`) and, on a loopback listener, a `Host` that is not one of its "
+    "names. Without tokens (the default on a loopback listener) no token is needed; on AWS, API "
+    "Gateway authenticates.\""
     " },"
     " \"servers\":[{\"url\":\".\",\"description\":\"Where this document is served from\"}],"
-    " \"security\":[],"
+    " \"security\":[{},{\"bearerAuth\":[]}],"
     " \"tags\":["
     "  {\"name\":\"tasks\",\"description\":\"Create tasks, read them, change their status\"},"
     "  {\"name\":\"service\",\"description\":\"Health, metrics and this document\"},"
@@ -585,6 +591,23 @@ static const char document[] =
     "     \"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/HTTPValidationError\"}}"
     "    }"
     "   },"
+    "   \"Unauthorized\":{"
+    "    \"description\":\"No bearer token, or not one of the server's (only when it has tokens "
+    "configured)\","
+    "    \"headers\":{"
+    "     \"WWW-Authenticate\":{"
+    "      \"description\":\"`Bearer realm=\\\"taskd\\\"`, with `error=\\\"invalid_token\\\"` when the "
+    "token given is wrong\","
+    "      \"schema\":{\"type\":\"string\"}"
+    "     }"
+    "    },"
+    "    \"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}"
+    "   },"
+    "   \"Forbidden\":{"
+    "    \"description\":\"Refused: a cross-origin write, or a Host header the server does not "
+    "answer to\","
+    "    \"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}"
+    "   },"
     "   \"Unavailable\":{"
     "    \"description\":\"Retry later: the task store is busy or unavailable, or the server is "
     "shutting down\","
@@ -592,6 +615,14 @@ static const char document[] =
     "     \"Retry-After\":{\"description\":\"Seconds to wait\",\"schema\":{\"type\":\"integer\"}}"
     "    },"
     "    \"content\":{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/Error\"}}}"
+    "   }"
+    "  },"
+    "  \"securitySchemes\":{"
+    "   \"bearerAuth\":{"
+    "    \"type\":\"http\","
+    "    \"scheme\":\"bearer\","
+    "    \"description\":\"A token from the server's token file or TASKD_TOKENS; needed only when "
+    "the server has tokens configured\""
     "   }"
     "  },"
     "  \"headers\":{"
@@ -658,9 +689,15 @@ static bool add_task_detail(json_t *schemas)
     return json_object_set_new(schemas, "TaskDetail", detail) == 0;
 }
 
-/* Every operation can answer 503 (the store busy or gone, the server stopping). */
-static bool add_unavailable(json_t *paths)
+/*
+ * Every operation can answer 503 (the store busy or gone, the server stopping), and 401 and 403
+ * (the access policy, docs/auth.md).
+ */
+static bool add_common(json_t *paths)
 {
+    static const char *const common[][2] = {{"401", "#/components/responses/Unauthorized"},
+                                            {"403", "#/components/responses/Forbidden"},
+                                            {"503", "#/components/responses/Unavailable"}};
     static const char *const methods[] = {"get", "put", "post", "delete", "patch", "head"};
     const char *path;
     json_t *item;
@@ -668,12 +705,13 @@ static bool add_unavailable(json_t *paths)
     {
         for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
             json_t *responses = member(item, methods[i], "responses");
-            if (!responses || json_object_get(responses, "503"))
-                continue;
-            if (json_object_set_new(
-                    responses, "503",
-                    json_pack("{s:s}", "$ref", "#/components/responses/Unavailable")) != 0)
-                return false;
+            for (size_t k = 0; responses && k < sizeof common / sizeof common[0]; k++) {
+                if (json_object_get(responses, common[k][0]))
+                    continue;
+                if (json_object_set_new(responses, common[k][0],
+                                        json_pack("{s:s}", "$ref", common[k][1])) != 0)
+                    return false;
+            }
         }
     }
     return true;
@@ -692,7 +730,7 @@ static bool complete(json_t *doc, const config *c, bool pipeline)
                                json_string(TASKD_VERSION)) == 0 &&
            json_object_set_new(json_object_get(schemas, "TaskType"), "enum", types) == 0 &&
            json_array_size(types) == c->n_task_types && add_task_detail(schemas) &&
-           add_unavailable(json_object_get(doc, "paths"));
+           add_common(json_object_get(doc, "paths"));
 }
 
 char *openapi_document(const config *c, bool pipeline, size_t *len)

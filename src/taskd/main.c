@@ -9,6 +9,7 @@
  * runs in signal context.
  */
 #include "api/api.h"
+#include "core/auth.h"
 #include "util/clock.h"
 #include "core/config.h"
 #include "http/http_server.h"
@@ -22,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,23 +35,38 @@ typedef struct options {
     const char *config;
     store_sync sync;
     int threads;
+    const char *token_file;    /* NULL: none */
+    const char *allowed_hosts; /* NULL: none beyond the loopback names */
+    bool metrics_public;
+    bool allow_unauthenticated;
 } options;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: taskd [OPTIONS]\n"
-            "Serve the asynchronous task API on an embedded SQLite database.\n\n"
-            "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8080; port 0 picks a\n"
-            "                       free port)                          env TASKD_LISTEN\n"
-            "  --db PATH            database file (default ./tasks.db)    env TASKD_DB\n"
-            "  --config PATH        JSON configuration file               env TASKD_CONFIG\n"
-            "  --sync full|normal   full: every 2xx write survives power loss (default);\n"
-            "                       normal: survives a crash of taskd     env TASKD_SYNC\n"
-            "  --threads N          HTTP event-loop threads (default: one per CPU)\n"
-            "  --help               show this help\n"
-            "  --version            show the version\n\n"
-            "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARN|ERROR sets the level.\n");
+    fprintf(
+        out,
+        "Usage: taskd [OPTIONS]\n"
+        "Serve the asynchronous task API on an embedded SQLite database.\n\n"
+        "  --listen HOST:PORT   address to serve on (default 127.0.0.1:8080; port 0 picks a\n"
+        "                       free port)                          env TASKD_LISTEN\n"
+        "  --db PATH            database file (default ./tasks.db)    env TASKD_DB\n"
+        "  --config PATH        JSON configuration file               env TASKD_CONFIG\n"
+        "  --sync full|normal   full: every 2xx write survives power loss (default);\n"
+        "                       normal: survives a crash of taskd     env TASKD_SYNC\n"
+        "  --threads N          HTTP event-loop threads (default: one per CPU)\n"
+        "  --token-file PATH    bearer tokens, one per line (# comments); others\n"
+        "                       may not read the file               env TASKD_TOKEN_FILE\n"
+        "                       more tokens, comma-separated        env TASKD_TOKENS\n"
+        "  --allow-unauthenticated\n"
+        "                       serve a non-loopback address without tokens\n"
+        "                       (something in front authenticates)  env\n"
+        "                                                 TASKD_ALLOW_UNAUTHENTICATED=1\n"
+        "  --metrics-public     /metrics and /health need no token  env TASKD_METRICS_PUBLIC=1\n"
+        "  --allowed-hosts A,B  Host names answered besides localhost, 127.0.0.1,\n"
+        "                       [::1]: NAME or NAME:PORT; * for any env TASKD_ALLOWED_HOSTS\n"
+        "  --help               show this help\n"
+        "  --version            show the version\n\n"
+        "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARN|ERROR sets the level.\n");
 }
 
 /* Split HOST:PORT (HOST may be [v6]); false if malformed. */
@@ -94,6 +112,19 @@ static int fail(const char *msg)
     return 2;
 }
 
+/* A yes/no environment variable: unset is no; false if malformed. */
+static bool env_flag(const char *name, bool *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v || strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
+        *out = false;
+    else if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
+        *out = true;
+    else
+        return false;
+    return true;
+}
+
 /* Flags override the environment, which overrides the defaults. */
 static int parse_options(int argc, char **argv, options *o, bool *exit_now)
 {
@@ -105,12 +136,26 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     o->sync = STORE_SYNC_FULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = ncpu > 0 ? (int)ncpu : 1; /* writes never block these threads */
+    o->token_file = getenv("TASKD_TOKEN_FILE");
+    o->allowed_hosts = getenv("TASKD_ALLOWED_HOSTS");
+    if (!env_flag("TASKD_ALLOW_UNAUTHENTICATED", &o->allow_unauthenticated))
+        return fail("TASKD_ALLOW_UNAUTHENTICATED must be 1 or 0");
+    if (!env_flag("TASKD_METRICS_PUBLIC", &o->metrics_public))
+        return fail("TASKD_METRICS_PUBLIC must be 1 or 0");
 
     static const struct option longopts[] = {
-        {"listen", required_argument, NULL, 'l'},  {"db", required_argument, NULL, 'd'},
-        {"config", required_argument, NULL, 'c'},  {"sync", required_argument, NULL, 's'},
-        {"threads", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, 'l'},
+        {"db", required_argument, NULL, 'd'},
+        {"config", required_argument, NULL, 'c'},
+        {"sync", required_argument, NULL, 's'},
+        {"threads", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"allowed-hosts", required_argument, NULL, 'H'},
+        {"allow-unauthenticated", no_argument, NULL, 'U'},
+        {"metrics-public", no_argument, NULL, 'M'},
+        {NULL, 0, NULL, 0},
     };
     opterr = 0;
     int ch;
@@ -136,6 +181,18 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
             o->threads = (int)n;
             break;
         }
+        case 'T':
+            o->token_file = optarg;
+            break;
+        case 'H':
+            o->allowed_hosts = optarg;
+            break;
+        case 'U':
+            o->allow_unauthenticated = true;
+            break;
+        case 'M':
+            o->metrics_public = true;
+            break;
         case 'h':
             usage(stdout);
             *exit_now = true;
@@ -166,6 +223,47 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     return 0;
 }
 
+/*
+ * Build the access policy: tokens from the file and TASKD_TOKENS, the Host check on a loopback
+ * listener, and no unauthenticated non-loopback listener unless asked for. 0 or an exit code.
+ */
+static int setup_access(const options *o, auth_policy *p)
+{
+    memset(p, 0, sizeof *p);
+    uint8_t key[AUTH_KEY_LEN];
+    if (getrandom(key, sizeof key, 0) != (ssize_t)sizeof key)
+        return fail("cannot read random bytes for the token key");
+    auth_init(p, key);
+    memset(key, 0, sizeof key);
+    char err[512], why[400];
+    if (o->token_file && *o->token_file &&
+        !auth_load_token_file(p, o->token_file, why, sizeof why)) {
+        snprintf(err, sizeof err, "%s", why);
+        return fail(err);
+    }
+    const char *env = getenv("TASKD_TOKENS");
+    if (env && !auth_parse_token_list(p, env, why, sizeof why)) {
+        snprintf(err, sizeof err, "TASKD_TOKENS %s", why);
+        return fail(err);
+    }
+    if (o->allowed_hosts && !auth_parse_hosts(p, o->allowed_hosts, why, sizeof why)) {
+        snprintf(err, sizeof err, "--allowed-hosts: %s", why);
+        return fail(err);
+    }
+    bool loopback = auth_is_loopback(o->host);
+    p->check_host = loopback || p->n_hosts > 0;
+    p->metrics_public = o->metrics_public;
+    if (!loopback && p->n_tokens == 0 && !o->allow_unauthenticated) {
+        snprintf(err, sizeof err,
+                 "refusing to serve %s without authentication: it is not a loopback address; "
+                 "give tokens (--token-file or TASKD_TOKENS), or pass --allow-unauthenticated "
+                 "(TASKD_ALLOW_UNAUTHENTICATED=1) if something in front authenticates",
+                 o->host);
+        return fail(err);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     log_level level = LOG_INFO;
@@ -180,13 +278,22 @@ int main(int argc, char **argv)
     int rc = parse_options(argc, argv, &o, &exit_now);
     if (rc || exit_now)
         return rc;
+    auth_policy access;
+    rc = setup_access(&o, &access);
+    if (rc) {
+        auth_free(&access);
+        return rc;
+    }
 
     char err[512];
     config cfg;
-    if (!config_defaults(&cfg))
+    if (!config_defaults(&cfg)) {
+        auth_free(&access);
         return fail("out of memory");
+    }
     if (o.config && !config_load_file(&cfg, o.config, err, sizeof err)) {
         config_free(&cfg);
+        auth_free(&access);
         return fail(err);
     }
 
@@ -224,6 +331,7 @@ int main(int argc, char **argv)
         snprintf(err, sizeof err, "cannot initialise the API");
         goto no_api;
     }
+    a.access = &access;
     http_options ho = {.host = o.host,
                        .port = o.port,
                        .threads = o.threads,
@@ -235,8 +343,8 @@ int main(int argc, char **argv)
     char threads[16];
     snprintf(threads, sizeof threads, "%d", o.threads);
     log_info("listening", "address", http_server_address(http), "database", o.db, "sync",
-             o.sync == STORE_SYNC_FULL ? "full" : "normal", "threads", threads, "version",
-             TASKD_VERSION, NULL);
+             o.sync == STORE_SYNC_FULL ? "full" : "normal", "threads", threads, "auth",
+             access.n_tokens ? "bearer" : "none", "version", TASKD_VERSION, NULL);
 
     int sig = 0;
     sigwait(&stop, &sig);
@@ -252,6 +360,7 @@ no_api:
          * visibility timeout. The store is consistent at every commit, so the
          * process may end here with those threads still running. */
         log_info("stopped", "handlers", "abandoned", NULL);
+        auth_free(&access);
         return status ? fail(err) : status;
     }
 no_pipeline:
@@ -262,6 +371,7 @@ no_store:
     metrics_free(tel.metrics);
     tracer_global_cleanup();
     config_free(&cfg);
+    auth_free(&access);
     if (status)
         return fail(err);
     log_info("stopped", NULL);

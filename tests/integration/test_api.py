@@ -651,9 +651,9 @@ class Api(ServerTestCase):
     def test_pipelined_requests(self):
         # Several requests written at once on one connection are all answered, in order.
         body = json.dumps({"task_type": "TASK2", "data": {"pipelined": True}}).encode()
-        post = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        post = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-        last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        last = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         c = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         data = b""
         try:

@@ -414,7 +414,7 @@ class BadInput(ServerTestCase):
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
     def test_bad_content_length(self):
-        payload = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
+        payload = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
                    b"Connection: close\r\n\r\n0123456789")
         before = self.ids()
         res = raw_exchange(self.server.port, payload, timeout=5)
@@ -423,7 +423,7 @@ class BadInput(ServerTestCase):
         self.assertIn(b'"detail":"Conflicting Content-Length headers"', res[2])
         self.assertNothingCreated(before)
         # the same length twice is one length
-        payload = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 21\r\nContent-Length: 21\r\n"
+        payload = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 21\r\nContent-Length: 21\r\n"
                    b"Connection: close\r\n\r\n{\"task_type\":\"TASK2\"}")
         res = raw_exchange(self.server.port, payload, timeout=5)
         self.assertIsNotNone(res)

@@ -244,10 +244,10 @@ class Concurrency(ServerTestCase):
     def _stalled_sockets(self, n):
         socks = []
         partial = [
-            b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{\"task_type\": \"TA",
             b"GET /tas",
-            b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+            b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
             b"",
         ]
         for i in range(n):

@@ -60,28 +60,28 @@ def json_lines(s):
 # name, request bytes, expected status, method label, JSON {"detail"} body (taskd's own answer)
 BAD_REQUESTS = [
     ("headers too large",
-     b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * (100 * 1024) + b"\r\nConnection: close\r\n\r\n",
+     b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * (100 * 1024) + b"\r\nConnection: close\r\n\r\n",
      431, "unknown", False),
-    ("HTTP version not supported", b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 505, "unknown", False),
-    ("malformed HTTP version", b"GET /health HTTP/x.y\r\nHost: x\r\n\r\n", 400, "unknown", False),
-    ("malformed header line", b"GET /health HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+    ("HTTP version not supported", b"GET /health HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 505, "unknown", False),
+    ("malformed HTTP version", b"GET /health HTTP/x.y\r\nHost: 127.0.0.1\r\n\r\n", 400, "unknown", False),
+    ("malformed header line", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nNo colon here\r\n\r\n",
      400, "unknown", False),
-    ("request line too long", b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "unknown", False),
-    ("unreadable Content-Length", b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    ("request line too long", b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "unknown", False),
+    ("unreadable Content-Length", b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
      400, "unknown", False),
     ("Content-Length past 2^64",
-     b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+     b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
      413, "unknown", False),
     ("malformed chunk",
-     b"POST /tasks HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "unknown", False),
+     b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "unknown", False),
     ("conflicting Content-Length",
-     b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
+     b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
      b"Connection: close\r\n\r\n0123456789", 400, "POST", True),
     ("declared body over the limit",
-     b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\nConnection: close\r\n\r\n{",
+     b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10000000000\r\nConnection: close\r\n\r\n{",
      413, "POST", True),
     ("chunked body over the limit",
-     b"PATCH /tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f HTTP/1.1\r\nHost: x\r\n"
+     b"PATCH /tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f HTTP/1.1\r\nHost: 127.0.0.1\r\n"
      b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
      + b"".join(b"400\r\n" + b"x" * 1024 + b"\r\n" for _ in range(6)) + b"0\r\n\r\n",
      413, "PATCH", True),

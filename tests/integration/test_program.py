@@ -149,7 +149,7 @@ class Program(ServersTestCase):
         stalled = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         idle = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         try:
-            stalled.sendall(b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            stalled.sendall(b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{")
             self.assertEqual(s.get("/health").status, 200)
             self.assertEqual(s.stop(signal.SIGTERM, timeout=10), 0)
         finally:

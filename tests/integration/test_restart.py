@@ -164,7 +164,7 @@ class Restart(ServersTestCase):
         # waiting for its commit: the server keeps serving and still stops cleanly.
         s = self.start()
         body = json.dumps({"task_type": "TASK2", "data": {"hangup": True}}).encode()
-        req = (b"POST /tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        req = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         errors = []
 

@@ -463,6 +463,122 @@ static void test_body_limit(void **state)
 }
 
 /* Without a pipeline, its routes are neither served nor documented. */
+/* ---- access (core/auth, docs/auth.md) ---------------------------------- */
+
+/* Several headers: name, value, ..., NULL. */
+static const char *lookup_headers(void *ctx, const char *name)
+{
+    const char *const *p = ctx;
+    for (; p && p[0]; p += 2)
+        if (strcasecmp(p[0], name) == 0)
+            return p[1];
+    return NULL;
+}
+
+static api_response call_h(fixture *f, const char *method, const char *path, const char *body,
+                           const char *const *hdrs)
+{
+    api_request req = {.method = method,
+                       .path = path,
+                       .query = no_query,
+                       .header = lookup_headers,
+                       .ctx = (void *)hdrs,
+                       .body = body ? body : "",
+                       .body_len = body ? strlen(body) : 0};
+    api_response resp;
+    api_handle(&f->api, &req, &resp);
+    return resp;
+}
+
+/* api_init() leaves the access policy off, as the Lambda API role needs: API Gateway checks. */
+static void test_access_off_by_default(void **state)
+{
+    fixture *f = *state;
+    assert_null(f->api.access);
+    static const char *const hostile[] = {
+        "Host",           "evil.example", "Origin", "http://evil.example",
+        "Sec-Fetch-Site", "cross-site",   NULL};
+    api_response r = call_h(f, "POST", "/tasks", "{\"task_type\":\"TASK1\"}", hostile);
+    assert_int_equal(r.status, 201);
+    api_response_free(&r);
+    r = call_h(f, "GET", "/health", NULL, hostile);
+    assert_int_equal(r.status, 200);
+    api_response_free(&r);
+}
+
+static void test_access_policy(void **state)
+{
+    fixture *f = *state;
+    uint8_t key[AUTH_KEY_LEN] = {7};
+    auth_policy p;
+    auth_init(&p, key);
+    char err[128];
+    assert_true(auth_parse_token_list(&p, "right-token", err, sizeof err));
+    p.check_host = true;
+    f->api.access = &p;
+
+    static const char *const none[] = {"Host", "127.0.0.1:8080", NULL};
+    api_response r = call_h(f, "GET", "/health", NULL, none);
+    assert_error(&r, 401, "Not authenticated: send Authorization: Bearer <token>");
+    assert_string_equal(header_value(&r, "WWW-Authenticate"), "Bearer realm=\"taskd\"");
+    api_response_free(&r);
+    r = call_h(f, "GET", "/no/such/path", NULL, none); /* no route map for strangers */
+    assert_int_equal(r.status, 401);
+    api_response_free(&r);
+
+    static const char *const wrong[] = {"Host", "127.0.0.1:8080", "Authorization",
+                                        "Bearer wrong-token", NULL};
+    r = call_h(f, "GET", "/tasks", NULL, wrong);
+    assert_error(&r, 401, "Invalid bearer token");
+    assert_string_equal(header_value(&r, "WWW-Authenticate"),
+                        "Bearer realm=\"taskd\", error=\"invalid_token\"");
+    api_response_free(&r);
+
+    static const char *const basic[] = {"Authorization", "Basic cmlnaHQtdG9rZW4=", NULL};
+    r = call_h(f, "GET", "/tasks", NULL, basic);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(header_value(&r, "WWW-Authenticate"), "Bearer realm=\"taskd\"");
+    api_response_free(&r);
+
+    static const char *const right[] = {"Host", "localhost:8080", "Authorization",
+                                        "Bearer right-token", NULL};
+    r = call_h(f, "GET", "/health", NULL, right);
+    assert_int_equal(r.status, 200);
+    api_response_free(&r);
+    r = call_h(f, "POST", "/tasks", "{\"task_type\":\"TASK1\"}", right);
+    assert_int_equal(r.status, 201);
+    api_response_free(&r);
+
+    static const char *const cross[] = {"Host",
+                                        "localhost:8080",
+                                        "Authorization",
+                                        "Bearer right-token",
+                                        "Origin",
+                                        "http://evil.example",
+                                        NULL};
+    r = call_h(f, "POST", "/tasks", "{\"task_type\":\"TASK1\"}", cross);
+    assert_error(&r, 403, "Cross-origin request refused: Origin does not match Host");
+    assert_null(header_value(&r, "WWW-Authenticate"));
+    api_response_free(&r);
+
+    static const char *const same[] = {
+        "Host",   "localhost:8080",        "Authorization",  "Bearer right-token",
+        "Origin", "http://localhost:8080", "Sec-Fetch-Site", "same-origin",
+        NULL};
+    r = call_h(f, "POST", "/tasks", "{\"task_type\":\"TASK1\"}", same);
+    assert_int_equal(r.status, 201);
+    api_response_free(&r);
+
+    static const char *const rebound[] = {"Host", "evil.example:8080", "Authorization",
+                                          "Bearer right-token", NULL};
+    r = call_h(f, "GET", "/tasks", NULL, rebound);
+    assert_int_equal(r.status, 403);
+    api_response_free(&r);
+
+    f->api.access = NULL;
+    auth_free(&p);
+}
+
 static void test_no_pipeline_routes(void **state)
 {
     fixture *f = *state;
@@ -1642,6 +1758,8 @@ int main(void)
         CASE(test_routing_errors),
         CASE(test_body_limit),
         CASE(test_no_pipeline_routes),
+        CASE(test_access_off_by_default),
+        CASE(test_access_policy),
         CASE(test_patch_status_codes),
         CASE(test_trailing_slash_redirect),
         CASE(test_trailing_slash_redirect_keeps_query),
