@@ -315,9 +315,22 @@ class Taskd:
             return "\n".join(self.lines)
 
     def log_objects(self):
+        """The stderr lines read so far, as text (see log_json for them parsed)."""
         with self._lines_lock:
             lines = list(self.lines)
         return lines
+
+    def log_json(self):
+        """The stderr lines read so far that are JSON objects, parsed."""
+        out = []
+        for line in self.log_objects():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
 
     # -- life cycle ------------------------------------------------------
     def alive(self):

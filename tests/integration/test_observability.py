@@ -45,18 +45,6 @@ def requests_but_metrics(m):
                if n == "taskd_http_requests_total" and dict(lbl).get("route") != "/metrics")
 
 
-def json_lines(s):
-    out = []
-    for line in s.log_objects():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            out.append(obj)
-    return out
-
-
 # name, request bytes, expected status, method label, JSON {"detail"} body (taskd's own answer)
 BAD_REQUESTS = [
     ("headers too large",
@@ -135,7 +123,7 @@ class EarlyAnswers(ServersTestCase):
                 self.assertEqual(line.get("method"), method, line)
                 self.assertTrue(line.get("detail"), "the line says why: %r" % line)
         self.assertEqual(s.get("/health").status, 200)
-        warns = [o for o in json_lines(s) if o.get("level") in ("WARN", "ERROR")]
+        warns = [o for o in s.log_json() if o.get("level") in ("WARN", "ERROR")]
         self.assertEqual(warns, [], "a client's bad request is no warning")
         self.assertEqual(s.stop(), 0)
 
@@ -149,7 +137,7 @@ class EarlyAnswers(ServersTestCase):
         m = metrics(s)
         self.assertEqual(series(m, "taskd_http_requests_total", route="unmatched"), 2)
         self.assertEqual(s.stop(), 0)
-        noisy = [o for o in json_lines(s) if o.get("level") in ("DEBUG", "WARN", "ERROR")
+        noisy = [o for o in s.log_json() if o.get("level") in ("DEBUG", "WARN", "ERROR")
                  or o.get("message") == "request" or "Error processing" in o.get("message", "")]
         self.assertEqual(noisy, [], "lines at INFO for bad requests")
 
