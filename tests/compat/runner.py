@@ -11,9 +11,14 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import threading
 import time
 from urllib.parse import quote
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "integration"))
+from harness import parse_response_headers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -69,40 +74,8 @@ class Answer:
 
 
 def _parse(data, method):
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    if not sep:
-        return None
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-        return None
-    status = int(parts[1])
-    headers = []
-    for line in lines[1:]:
-        k, _, v = line.partition(b":")
-        headers.append((k.strip().lower().decode("latin-1"), v.strip().decode("latin-1")))
-    hdict = dict(headers)
-    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-        body = b""
-    elif hdict.get("transfer-encoding", "").lower() == "chunked":
-        body, buf = b"", rest
-        while True:
-            size_line, sep2, buf = buf.partition(b"\r\n")
-            if not sep2:
-                return None
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            body += buf[:size]
-            buf = buf[size + 2:]
-    elif "content-length" in hdict:
-        n = int(hdict["content-length"])
-        if len(rest) < n:
-            return None
-        body = rest[:n]
-    else:
-        body = rest
-    return Answer(status, headers, body)
+    parsed = parse_response_headers(data, method)
+    return parsed and Answer(*parsed)
 
 
 def exchange(host, port, method, path, body=None, headers=None, timeout=REQUEST_TIMEOUT):

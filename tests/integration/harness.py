@@ -467,8 +467,9 @@ def urlencode(q):
 
 # -- raw sockets, for requests http.client will not send -----------------------
 
-def parse_response(data):
-    """Parse one HTTP response from bytes; returns (status, headers dict lower-case, body) or None."""
+def parse_response_headers(data, method=None):
+    """Parse one HTTP response from bytes: (status, [(lower-case name, value)] in order, body),
+    or None when it is not complete. A HEAD answer, a 1xx, 204 or 304 has no body."""
     head, sep, rest = data.partition(b"\r\n\r\n")
     if not sep:
         return None
@@ -480,16 +481,19 @@ def parse_response(data):
         status = int(parts[1])
     except ValueError:
         return None
-    headers = {}
+    headers = []
     for line in lines[1:]:
         k, _, v = line.partition(b":")
-        headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
-    if "content-length" in headers:
-        n = int(headers["content-length"])
+        headers.append((k.strip().lower().decode("latin-1"), v.strip().decode("latin-1")))
+    hdict = dict(headers)
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        rest = b""
+    elif "content-length" in hdict:
+        n = int(hdict["content-length"])
         if len(rest) < n:
             return None
         rest = rest[:n]
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
+    elif hdict.get("transfer-encoding", "").lower() == "chunked":
         body = b""
         buf = rest
         while True:
@@ -505,6 +509,12 @@ def parse_response(data):
             buf = buf[size + 2:]
         rest = body
     return status, headers, rest
+
+
+def parse_response(data):
+    """Parse one HTTP response from bytes; returns (status, headers dict lower-case, body) or None."""
+    parsed = parse_response_headers(data)
+    return parsed and (parsed[0], dict(parsed[1]), parsed[2])
 
 
 def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=False):
