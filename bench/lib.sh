@@ -48,3 +48,21 @@ except FileNotFoundError:
 sys.exit(1)
 PY
 }
+
+# free_port: print a TCP port on 127.0.0.1 that is free now (the kernel's pick
+# for port 0), for a server that cannot report the port it bound itself.
+free_port() {
+  "${PYTHON:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_tcp PORT PID TIMEOUT_S: wait until 127.0.0.1:PORT accepts a connection;
+# fails if process PID exits first or the time is up.
+wait_tcp() {
+  local port=$1 pid=$2 t=$3 i
+  for ((i = 0; i < t * 20; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}

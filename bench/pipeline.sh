@@ -4,7 +4,7 @@
 # A task goes POST /tasks -> tasks row + change record (one commit) -> stream
 # consumer "publisher" -> topic -> subscription -> queue "bench" -> handler
 # "noop" -> COMPLETED. This script measures that whole path, per run on a
-# fresh taskd with a fresh db (--sync full):
+# fresh taskd with a fresh db (--sync full, or SYNC):
 #   1. throughput: N tasks POSTed as fast as possible by wrk over CONNECTIONS
 #      keep-alive connections (exactly N POSTs), then the time until all N are
 #      COMPLETED, seen by polling the db read-only every POLL_MS ms;
@@ -19,7 +19,7 @@
 #   LAT_N (500), LAT_WARMUP (20), LAT_POLL_MS (0.5), POLL_MS (20),
 #   HANDLER_BATCH (100), HANDLER_CONCURRENCY (2), HANDLER_TIMEOUT (10),
 #   CONSUMER_BATCH (500), VISIBILITY_TIMEOUT (60), MAX_RECEIVE_COUNT (3),
-#   TASKD (build/taskd),
+#   TASKD (build/taskd), SYNC (full: taskd --sync full or normal),
 #   TASKD_THREADS (taskd --threads; unset = taskd's default),
 #   POST_TIMEOUT (300 s), COMPLETE_TIMEOUT (120 s),
 #   EXPORTER ("VAR=value ..." added to taskd's environment, e.g.
@@ -49,6 +49,7 @@ COMPLETE_TIMEOUT=${COMPLETE_TIMEOUT:-120}
 TASKD_THREADS=${TASKD_THREADS:-}
 EXPORTER=${EXPORTER:-}
 TASKD=${TASKD:-$ROOT/build/taskd}
+SYNC=${SYNC:-full}
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
@@ -64,6 +65,7 @@ for v in LAT_POLL_MS POLL_MS; do
   [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of milliseconds (got '${!v}')"
 done
 [[ -z $TASKD_THREADS || $TASKD_THREADS =~ ^[0-9]+$ ]] || die "TASKD_THREADS must be a number"
+[[ $SYNC == full || $SYNC == normal ]] || die "SYNC must be full or normal (got '$SYNC')"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
 ((N >= THREADS)) || die "N ($N) must be >= THREADS ($THREADS)"
 VISIBILITY_TIMEOUT=${VISIBILITY_TIMEOUT:-60}
@@ -388,7 +390,7 @@ def report(results, cfgfile):
         "settings": {"runs": int(E["RUNS"]), "n": int(E["N"]), "connections": int(E["B_CONN_ACTUAL"]),
                      "threads": int(E["THREADS"]), "lat_n": int(E["LAT_N"]),
                      "lat_poll_ms": float(E["LAT_POLL_MS"]), "poll_ms": float(E["POLL_MS"]),
-                     "sync": "full", "wrk": E["B_WRK_VERSION"], "taskd": E["B_TASKD_CMD"],
+                     "sync": E["SYNC"], "wrk": E["B_WRK_VERSION"], "taskd": E["B_TASKD_CMD"],
                      "config": json.load(open(cfgfile)),
                      "exporter": E.get("B_EXPORTER_DESC") or None},
         "targets": tgt, "targets_met": met,
@@ -531,7 +533,7 @@ end
 LUA
 
 # --- machine / settings ------------------------------------------------------------
-export RUNS N THREADS LAT_N LAT_WARMUP LAT_POLL_MS POLL_MS
+export RUNS N SYNC THREADS LAT_N LAT_WARMUP LAT_POLL_MS POLL_MS
 export B_NPROC B_KERNEL B_CPU B_WRK_VERSION B_LOADAVG B_DBFS B_CONN_ACTUAL B_TASKD_CMD B_EXPORTER_DESC
 B_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 B_NPROC=$(nproc)
@@ -541,7 +543,7 @@ B_CPU=${B_CPU:-unknown}
 B_WRK_VERSION=$(wrk -v 2>&1 | head -n 1 | awk '{print $2}' || true)
 B_DBFS=$(stat -f -c %T "$TMP" 2>/dev/null || echo unknown)
 B_CONN_ACTUAL=$((CONNECTIONS / THREADS * THREADS)) # wrk gives each thread CONNECTIONS/THREADS
-TASKD_ARGS=(--listen 127.0.0.1:0 --db "<db>" --config "<config>" --sync full)
+TASKD_ARGS=(--listen 127.0.0.1:0 --db "<db>" --config "<config>" --sync "$SYNC")
 [[ -z $TASKD_THREADS ]] || TASKD_ARGS+=(--threads "$TASKD_THREADS")
 B_TASKD_CMD="$TASKD ${TASKD_ARGS[*]}"
 B_EXPORTER_DESC=""
@@ -550,7 +552,7 @@ otel_names=$(env | grep -o '^OTEL_[A-Za-z0-9_]*' | sort | tr '\n' ' ' || true)
 [[ -z $otel_names ]] || B_EXPORTER_DESC="${B_EXPORTER_DESC:+$B_EXPORTER_DESC; }inherited: ${otel_names% }"
 
 echo "bench/pipeline.sh: taskd pipeline end to end (POST -> publisher -> queue -> noop handler -> COMPLETED)"
-echo "  targets: >= 10000 tasks/s end to end with --sync full; latency p50 < 3 ms at low load"
+echo "  targets: >= 10000 tasks/s end to end with --sync full; latency p50 < 3 ms at low load (this run: --sync $SYNC)"
 echo "  nproc=$B_NPROC kernel=$B_KERNEL loadavg=$B_LOADAVG db-fs=$B_DBFS"
 echo "  RUNS=$RUNS N=$N CONNECTIONS=$B_CONN_ACTUAL THREADS=$THREADS LAT_N=$LAT_N" \
   "handler batch=$HANDLER_BATCH concurrency=$HANDLER_CONCURRENCY consumer batch=$CONSUMER_BATCH" \
@@ -581,7 +583,7 @@ for ((r = 1; r <= RUNS; r++)); do
   DB=$RUNDIR/db/taskd.db
   echo
   echo "== run $r/$RUNS (fresh db)"
-  args=(--listen 127.0.0.1:0 --db "$DB" --config "$CONFIG" --sync full)
+  args=(--listen 127.0.0.1:0 --db "$DB" --config "$CONFIG" --sync "$SYNC")
   [[ -z $TASKD_THREADS ]] || args+=(--threads "$TASKD_THREADS")
   env "${EXPORTER_VARS[@]}" "$TASKD" "${args[@]}" >"$RUNDIR/taskd.stdout" 2>"$RUNDIR/taskd.log" &
   TASKD_PID=$!

@@ -5,7 +5,9 @@
 #            (each only when absent), the original's FastAPI app's packages, then the
 #            AWS stand-ins (scripts/aws-standins.sh) and the OpenAPI validators
 #            (scripts/node-tools.sh); clang and libclang-rt-14-dev for scripts/fuzz.sh
-#   --bench  also the benchmark tools
+#   --bench  also the benchmark tools: wrk and nginx (bench/api.sh, bench/pipeline.sh), and the
+#            peers of bench/peers.sh: beanstalkd, redis-server, npm (only when absent) and BullMQ
+#            (scripts/node-tools.sh install-bench)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-}
@@ -17,7 +19,8 @@ packages=(
     libcmocka-dev python3 curl jq sqlite3 zip binutils zlib1g-dev
 )
 if [ "$mode" = "--bench" ]; then
-    packages+=(wrk nginx-light)
+    packages+=(wrk nginx-light beanstalkd redis-server)
+    command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 if [ "$mode" = "--test" ]; then
     command -v java >/dev/null 2>&1 || packages+=(default-jre-headless)
@@ -40,6 +43,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+if [ "$mode" = "--bench" ]; then
+    "$root/scripts/node-tools.sh" install-bench
+fi
 if [ "$mode" = "--test" ]; then
     "$root/scripts/aws-standins.sh" install
     "$root/scripts/node-tools.sh" install
