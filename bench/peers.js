@@ -316,6 +316,8 @@ function spawn(args) {
   p.send(args);
   return {
     proc: p,
+    // why the child is gone: it exited, or sent an {error} that nobody has received yet
+    gone: () => gone || (inbox.find((m) => m.error) || {}).error || null,
     send: (m) => p.send(m),
     // the next message; an {error} from the child, or its exit, fails it
     recv: () => new Promise((resolve, reject) => {
@@ -364,6 +366,8 @@ async function run(peerName, port, o) {
   let tAll = null;
   let count = 0;
   while (nowMs() < deadline && !subFailure) {
+    const dead = workers.find((w) => w.gone());
+    if (dead) throw new Error(`a worker failed during the run: ${dead.gone()}`);
     count = await obs.doneCount();
     if (count >= o.n) {
       tAll = nowMs();

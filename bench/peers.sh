@@ -19,7 +19,8 @@
 #
 # Env options: N (20000), N_F0 (1000: beanstalkd -f0 jobs; it is fsync-bound), ROUNDS (3),
 #   CLIENTS (50), SUBMIT_PROCS (2; taskd's wrk threads too), LAT_N (300), LAT_WARMUP (20),
-#   LAT_POLL_MS (0.5), POLL_MS (20), SWEEP_N (N/4), BULLMQ_PROCS ("1 2"),
+#   LAT_POLL_MS (0.5), POLL_MS (20), SWEEP_N (N/4), SWEEP_REPEAT (2: runs per sweep point, the
+#   best counts), BULLMQ_PROCS ("1 2"),
 #   BULLMQ_CONCURRENCY ("1 4 16 64 256"), BEANSTALKD_PROCS ("1 2"), BEANSTALKD_CONNS ("1 4 16"),
 #   TIMEOUT (300 s per run), TASKD (build/taskd), PYTHON, KEEP_TMP (1 = keep the temp dir),
 #   QUICK (1 = a smoke check in well under a minute: small N, one round, a small sweep).
@@ -31,7 +32,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 if [[ ${QUICK:-0} == 1 ]]; then
   N=${N:-2000} N_F0=${N_F0:-100} ROUNDS=${ROUNDS:-1} LAT_N=${LAT_N:-30} LAT_WARMUP=${LAT_WARMUP:-5}
-  SWEEP_N=${SWEEP_N:-500} BULLMQ_PROCS=${BULLMQ_PROCS:-1} BULLMQ_CONCURRENCY=${BULLMQ_CONCURRENCY:-"16 64"}
+  SWEEP_N=${SWEEP_N:-500} SWEEP_REPEAT=${SWEEP_REPEAT:-1} BULLMQ_PROCS=${BULLMQ_PROCS:-1} BULLMQ_CONCURRENCY=${BULLMQ_CONCURRENCY:-"16 64"}
   BEANSTALKD_PROCS=${BEANSTALKD_PROCS:-1} BEANSTALKD_CONNS=${BEANSTALKD_CONNS:-4}
 fi
 N=${N:-20000}
@@ -44,6 +45,7 @@ LAT_WARMUP=${LAT_WARMUP:-20}
 LAT_POLL_MS=${LAT_POLL_MS:-0.5}
 POLL_MS=${POLL_MS:-20}
 SWEEP_N=${SWEEP_N:-$((N / 4))}
+SWEEP_REPEAT=${SWEEP_REPEAT:-2}
 BULLMQ_PROCS=${BULLMQ_PROCS:-"1 2"}
 BULLMQ_CONCURRENCY=${BULLMQ_CONCURRENCY:-"1 4 16 64 256"}
 BEANSTALKD_PROCS=${BEANSTALKD_PROCS:-"1 2"}
@@ -51,7 +53,7 @@ BEANSTALKD_CONNS=${BEANSTALKD_CONNS:-"1 4 16"}
 TIMEOUT=${TIMEOUT:-300}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
-for v in N N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N TIMEOUT; do
+for v in N N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N SWEEP_REPEAT TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
 done
 [[ $LAT_WARMUP =~ ^[0-9]+$ ]] || die "LAT_WARMUP must be a non-negative integer"
@@ -213,25 +215,34 @@ echo "  $V_BEANSTALKD; redis-server $V_REDIS; bullmq $V_BULLMQ (ioredis $V_IORED
 echo "  N=$N (beanstalkd -f0: N_F0=$N_F0) CLIENTS=$CLIENTS SUBMIT_PROCS=$SUBMIT_PROCS LAT_N=$LAT_N" \
   "LAT_WARMUP=$LAT_WARMUP LAT_POLL_MS=$LAT_POLL_MS POLL_MS=$POLL_MS SWEEP_N=$SWEEP_N"
 echo "  taskd: $TASKD (bench/pipeline.sh, its default config; --sync full and --sync normal)"
+if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 1.0) }'; then
+  echo "  WARNING: load average ${LOAD_START%% *} at start: other work shares the CPUs, so the figures" \
+    "are a smoke check only"
+fi
 
 # --- sweep: the best worker settings of each peer ------------------------------------------
 echo
-echo "== sweep ($SWEEP_N jobs each, no latency phase): BullMQ worker processes x concurrency"
+echo "== sweep ($SWEEP_N jobs a run, $SWEEP_REPEAT run(s) a point, the best counts; no latency phase)"
+echo "   BullMQ worker processes x concurrency"
 BEST_BULLMQ="" BEST_TPS=0
 for p in $BULLMQ_PROCS; do
   for c in $BULLMQ_CONCURRENCY; do
-    peer_run sweep "BullMQ $p proc x concurrency $c" redis 0 "$SWEEP_N" "$p" "$c" 0
-    if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BULLMQ="$p $c"; fi
+    for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+      peer_run sweep "BullMQ $p proc x concurrency $c" redis 0 "$SWEEP_N" "$p" "$c" 0
+      if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BULLMQ="$p $c"; fi
+    done
   done
 done
 read -r BULLMQ_P BULLMQ_C <<<"$BEST_BULLMQ"
 echo "  best: $BULLMQ_P worker process(es), concurrency $BULLMQ_C"
-echo "== sweep: beanstalkd (binlog, default fsync) worker processes x reserve/delete connections"
+echo "   beanstalkd (binlog, default fsync) worker processes x reserve/delete connections"
 BEST_BS="" BEST_TPS=0
 for p in $BEANSTALKD_PROCS; do
   for c in $BEANSTALKD_CONNS; do
-    peer_run sweep "beanstalkd $p proc x $c conn" beanstalkd 0 "$SWEEP_N" "$p" "$c" 0
-    if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BS="$p $c"; fi
+    for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+      peer_run sweep "beanstalkd $p proc x $c conn" beanstalkd 0 "$SWEEP_N" "$p" "$c" 0
+      if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BS="$p $c"; fi
+    done
   done
 done
 read -r BS_P BS_C <<<"$BEST_BS"
