@@ -340,6 +340,9 @@ const median = (v) => {
 async function run(peerName, port, o) {
   const peer = PEERS[peerName];
   if (!peer) fail(`unknown peer ${peerName}`);
+  // A server that goes away can leave a client retrying for ever (ioredis does): a watchdog.
+  const limit = 2 * o.timeout_s + 60;
+  setTimeout(() => fail(`no result after ${limit} s: the run is stuck`), limit * 1000).unref();
   const result = { peer: peerName, options: o, checks: [] };
   const workers = [];
   for (let k = 0; k < o.worker_procs; k++) {

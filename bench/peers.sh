@@ -44,7 +44,7 @@ LAT_N=${LAT_N:-300}
 LAT_WARMUP=${LAT_WARMUP:-20}
 LAT_POLL_MS=${LAT_POLL_MS:-0.5}
 POLL_MS=${POLL_MS:-20}
-SWEEP_N=${SWEEP_N:-$((N / 4))}
+SWEEP_N=${SWEEP_N:-quarter}
 SWEEP_REPEAT=${SWEEP_REPEAT:-2}
 BULLMQ_PROCS=${BULLMQ_PROCS:-"1 2"}
 BULLMQ_CONCURRENCY=${BULLMQ_CONCURRENCY:-"1 4 16 64 256"}
@@ -53,6 +53,8 @@ BEANSTALKD_CONNS=${BEANSTALKD_CONNS:-"1 4 16"}
 TIMEOUT=${TIMEOUT:-300}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
+[[ $N =~ ^[0-9]+$ ]] || die "N must be a positive integer (got '$N')"
+[[ $SWEEP_N != quarter ]] || SWEEP_N=$(((N + 3) / 4))
 for v in N N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N SWEEP_REPEAT TIMEOUT; do
   [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
 done
