@@ -226,10 +226,12 @@ fi
 echo
 echo "== sweep ($SWEEP_N jobs a run, $SWEEP_REPEAT run(s) a point, the best counts; no latency phase)"
 echo "   BullMQ worker processes x concurrency"
+# The repeats of a point are a whole pass apart, so that a burst of load elsewhere does not
+# hit all runs of one point.
 BEST_BULLMQ="" BEST_TPS=0
-for p in $BULLMQ_PROCS; do
-  for c in $BULLMQ_CONCURRENCY; do
-    for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+  for p in $BULLMQ_PROCS; do
+    for c in $BULLMQ_CONCURRENCY; do
       peer_run sweep "BullMQ $p proc x concurrency $c" redis 0 "$SWEEP_N" "$p" "$c" 0
       if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BULLMQ="$p $c"; fi
     done
@@ -239,9 +241,9 @@ read -r BULLMQ_P BULLMQ_C <<<"$BEST_BULLMQ"
 echo "  best: $BULLMQ_P worker process(es), concurrency $BULLMQ_C"
 echo "   beanstalkd (binlog, default fsync) worker processes x reserve/delete connections"
 BEST_BS="" BEST_TPS=0
-for p in $BEANSTALKD_PROCS; do
-  for c in $BEANSTALKD_CONNS; do
-    for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+  for p in $BEANSTALKD_PROCS; do
+    for c in $BEANSTALKD_CONNS; do
       peer_run sweep "beanstalkd $p proc x $c conn" beanstalkd 0 "$SWEEP_N" "$p" "$c" 0
       if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BS="$p $c"; fi
     done
