@@ -340,6 +340,9 @@ const median = (v) => {
 async function run(peerName, port, o) {
   const peer = PEERS[peerName];
   if (!peer) fail(`unknown peer ${peerName}`);
+  if (!(o.n >= o.submit_procs && o.clients >= o.submit_procs && o.submit_procs > 0 && o.worker_procs > 0)) {
+    fail('n and clients must each be at least submit_procs, and submit_procs and worker_procs above 0');
+  }
   // A server that goes away can leave a client retrying for ever (ioredis does): a watchdog.
   const limit = 2 * o.timeout_s + 60;
   setTimeout(() => fail(`no result after ${limit} s: the run is stuck`), limit * 1000).unref();

@@ -66,6 +66,9 @@ for v in BULLMQ_PROCS BULLMQ_CONCURRENCY BEANSTALKD_PROCS BEANSTALKD_CONNS; do
   [[ ${!v} =~ ^[0-9]+( [0-9]+)*$ ]] || die "$v must be positive integers separated by spaces"
 done
 ((CLIENTS >= SUBMIT_PROCS)) || die "CLIENTS ($CLIENTS) must be >= SUBMIT_PROCS ($SUBMIT_PROCS)"
+for v in N N_F0 SWEEP_N; do
+  ((${!v} >= SUBMIT_PROCS)) || die "$v (${!v}) must be >= SUBMIT_PROCS ($SUBMIT_PROCS)"
+done
 
 # --- tools: Debian packages, then BullMQ into the cache ------------------------------------
 have_all() {
