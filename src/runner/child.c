@@ -33,18 +33,21 @@
  *   (PPid links, a few passes), SIGKILLs them all, reaps, and repeats until it has no child
  *   left. Without /proc it can only kill the program's process group. A SIGTERM from anyone
  *   else (a service manager stopping everything) is passed on to the program, whose call it is.
- * - child_reap() gives the supervisor kill_grace_ms to clear the run, then SIGKILLs it and the
- *   program's process group: a stopped supervisor cannot hang the parent.
+ * - child_reap() gives the supervisor kill_grace_ms to clear the run, then stops it (SIGSTOP, so
+ *   it reaps nothing more), SIGKILLs the program's process group if the program's pid is still
+ *   the program's (a process of that pid whose parent is the supervisor), and SIGKILLs the
+ *   supervisor: a stopped or stuck supervisor cannot hang the parent.
  * - The parent's poll() loop writes stdin and reads stdout, stderr and the report pipe, so no
  *   full pipe can deadlock either side, and the program's exit is seen at once. Once it has
  *   exited, output is drained for at most drain_ms: a background process may hold the pipes.
  * - Standard output is kept in a buffer that grows by doubling but never past stdout_max + 1
  *   bytes; a byte past stdout_max ends child_wait() with CHILD_STDOUT_OVER. Standard error
  *   keeps only its last stderr_tail bytes, in a fixed array that slides.
- * - The supervisor is reaped only by child_reap(), so while child_kill() signals it its pid
- *   cannot have been reused. It kills a descendant it found in /proc by pid: one that died and
- *   whose pid was reused within those microseconds could be hit, a window every tree killer
- *   without pidfds has.
+ * - No signal goes to a pid that may have been reused. The supervisor is reaped only by
+ *   child_reap(), so while this process signals it its pid is its own. The supervisor notes each
+ *   descendant it finds in /proc with its start time, and signals it through a pidfd opened
+ *   before checking that start time again (Linux 5.3+; before, check then kill()): a pid that
+ *   was reused meanwhile, even by a thread of another process, is left alone.
  * - A write to a pipe nobody reads raises SIGPIPE unless the process ignores it. child_wait()
  *   blocks SIGPIPE in the calling thread only and consumes the one an EPIPE write raised, so it
  *   works whatever the process-wide disposition is and changes no global state.
@@ -63,6 +66,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -76,6 +80,8 @@
 #define TREE_PASSES 8
 /* Default time child_reap() gives the supervisor to clear the run before killing it. */
 #define KILL_GRACE_MS 2000
+/* Most milliseconds child_reap() waits for a supervisor it stops to be stopped. */
+#define FORCE_STOP_WAIT_MS 500
 
 struct child {
     child_spec spec;
@@ -266,44 +272,65 @@ static void close_others(const int *keep, size_t n)
             close(fd);
 }
 
-static bool in_tree(const pid_t *tree, size_t n, pid_t pid)
+/* A process as /proc shows it: its parent and its start time, which together with its pid tell
+ * it from a later process that reuses the pid. */
+typedef struct proc_id {
+    pid_t pid;
+    pid_t ppid;
+    unsigned long long start; /* clock ticks after boot (field 22 of /proc/<pid>/stat) */
+} proc_id;
+
+static bool in_tree(const proc_id *tree, size_t n, pid_t pid)
 {
     for (size_t i = 0; i < n; i++)
-        if (tree[i] == pid)
+        if (tree[i].pid == pid)
             return true;
     return false;
 }
 
-/* The parent of pid from /proc/<pid>/stat ("pid (comm) S ppid ..."), or -1. */
-static pid_t parent_of(const char *pid_text)
+/* Read pid's parent and start time from /proc/<pid>/stat ("pid (comm) S ppid ... starttime");
+ * false when there is no such process. */
+static bool proc_read(pid_t pid, proc_id *out)
 {
-    char path[64] = "/proc/";
-    size_t len = strlen(path), n = strlen(pid_text);
-    if (len + n + sizeof "/stat" > sizeof path)
-        return -1;
-    memcpy(path + len, pid_text, n);
-    memcpy(path + len + n, "/stat", sizeof "/stat");
+    char path[32] = "/proc/", digits[16];
+    size_t nd = 0;
+    for (unsigned long v = (unsigned long)pid; nd == 0 || v; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    size_t len = strlen(path);
+    while (nd)
+        path[len++] = digits[--nd];
+    memcpy(path + len, "/stat", sizeof "/stat");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
-    char buf[256];
+        return false;
+    char buf[1024]; /* enough for 22 fields of at most 20 digits each and the name */
     ssize_t got = read(fd, buf, sizeof buf - 1);
     close(fd);
     if (got <= 0)
-        return -1;
+        return false;
     buf[got] = '\0';
     const char *p = strrchr(buf, ')'); /* comm may hold ')' and spaces: the last one ends it */
     if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
-        return -1;
-    pid_t ppid = 0;
-    for (p += 4; *p >= '0' && *p <= '9'; p++)
-        ppid = ppid * 10 + (*p - '0');
-    return ppid;
+        return false;
+    unsigned long long field[19] = {0}; /* fields 4 (ppid) to 22 (starttime) */
+    p += 4;
+    for (int f = 0; f < 19; f++) {
+        if (*p == '-')
+            p++; /* tty_nr, priority and nice may be negative; none of them is kept */
+        if (*p < '0' || *p > '9')
+            return false;
+        for (; *p >= '0' && *p <= '9'; p++)
+            field[f] = field[f] * 10 + (unsigned long long)(*p - '0');
+        if (f < 18 && *p++ != ' ')
+            return false;
+    }
+    *out = (proc_id){.pid = pid, .ppid = (pid_t)field[0], .start = field[18]};
+    return true;
 }
 
 /* One pass over /proc adding to tree[0..*n) every process whose parent is in it. Returns how
  * many were added, or -1 when /proc cannot be listed. */
-static int scan_pass(pid_t *tree, size_t *n)
+static int scan_pass(proc_id *tree, size_t *n)
 {
     int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
@@ -319,17 +346,40 @@ static int scan_pass(pid_t *tree, size_t *n)
             const char *p = d->d_name;
             for (; *p >= '0' && *p <= '9'; p++)
                 pid = pid * 10 + (*p - '0');
+            /* /proc lists processes only, never the ids of their other threads */
             if (*p || pid <= 0 || in_tree(tree, *n, pid) || *n == TREE_MAX)
                 continue;
-            pid_t ppid = parent_of(d->d_name);
-            if (ppid > 0 && in_tree(tree, *n, ppid)) {
-                tree[(*n)++] = pid;
+            proc_id id;
+            if (proc_read(pid, &id) && id.ppid > 0 && in_tree(tree, *n, id.ppid)) {
+                tree[(*n)++] = id;
                 added++;
             }
         }
     }
     close(dir);
     return added;
+}
+
+/*
+ * SIGKILL the process seen as id, only if pid still names that process: through a pidfd
+ * (Linux 5.3+), opened first and then checked against the start time seen, so the check and
+ * the signal are about one process even if id's pid was reused in between (a pidfd cannot be
+ * opened for a thread id, and pins the process). Before 5.3: the same check, then kill(); the
+ * pid would have to be reused between the two calls.
+ */
+static void kill_seen(const proc_id *id)
+{
+    proc_id now;
+    int pfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
+    if (pfd >= 0) {
+        if (proc_read(id->pid, &now) && now.start == id->start)
+            (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+        close(pfd);
+    } else if (errno == ENOSYS) {
+        if (proc_read(id->pid, &now) && now.start == id->start)
+            (void)kill(id->pid, SIGKILL);
+    }
+    /* else gone (ESRCH), or its pid is now a thread's (EINVAL): not ours */
 }
 
 /* How the program ended, as the supervisor knows it. */
@@ -381,16 +431,19 @@ static void await_sigchld(int ms)
     (void)sigtimedwait(&chld, NULL, &ts);
 }
 
-/* Kill every descendant, round after round, until no child is left. */
-static void kill_tree(program_end *pe)
+/* Kill every descendant, round after round, until no child is left; the program's end is
+ * reported as soon as it is reaped (child_reap() kills its group only while it is not). */
+static void kill_tree(int st_fd, program_end *pe)
 {
     int pause_ms = 1;
     for (;;) {
-        if (reap_children(pe))
+        bool none_left = reap_children(pe);
+        report_end(st_fd, pe);
+        if (none_left)
             return;
-        pid_t tree[TREE_MAX];
+        proc_id tree[TREE_MAX];
         size_t n = 1;
-        tree[0] = getpid();
+        tree[0] = (proc_id){.pid = getpid()};
         int added = 0;
         for (int pass = 0; pass < TREE_PASSES; pass++)
             if ((added = scan_pass(tree, &n)) <= 0)
@@ -405,7 +458,7 @@ static void kill_tree(program_end *pe)
             }
         }
         for (size_t i = 1; i < n; i++)
-            (void)kill(tree[i], SIGKILL);
+            kill_seen(&tree[i]);
         await_sigchld(pause_ms);
         if (pause_ms < 100)
             pause_ms *= 2;
@@ -498,8 +551,7 @@ static _Noreturn void supervisor_main(const child *c, const int fds[FD_COUNT], p
         if (none_left && pe.ended)
             _exit(0);
     }
-    kill_tree(&pe);
-    report_end(st_fd, &pe);
+    kill_tree(st_fd, &pe);
     _exit(0);
 }
 
@@ -882,6 +934,37 @@ void child_kill(const child *c)
         (void)kill(c->pid, SIGTERM); /* the supervisor kills its whole tree */
 }
 
+/*
+ * The supervisor did not clear the run in time (the program stopped it, or it is stuck): kill
+ * it, and first the program's process group, but only while that group's id is still the
+ * program's. The supervisor is stopped before looking, so it reaps nothing more; then a process
+ * with the program's pid whose parent is the supervisor is the program (the supervisor forks
+ * no other child), alive or a zombie, and while it holds its pid no other process can lead a
+ * group of that id. True when the supervisor was reaped here (it ended on its own meanwhile).
+ */
+static bool force_end(child *c, int *sup_status)
+{
+    (void)kill(c->pid, SIGSTOP);
+    pid_t w = 0;
+    for (int waited = 0; waited < FORCE_STOP_WAIT_MS; waited++) {
+        do {
+            w = waitpid(c->pid, sup_status, WNOHANG | WUNTRACED);
+        } while (w < 0 && errno == EINTR);
+        if (w != 0)
+            break;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    if (w < 0 || (w == c->pid && !WIFSTOPPED(*sup_status)))
+        return true; /* it exited (reaped now, or elsewhere): nothing left to signal */
+    proc_id prog;
+    if (w == c->pid && !c->exited && c->program > 0 && proc_read(c->program, &prog) &&
+        prog.ppid == c->pid)
+        (void)kill(-c->program, SIGKILL);
+    (void)kill(c->pid, SIGKILL); /* also ends the stop */
+    return false;
+}
+
 int child_reap(child *c, int *status)
 {
     close_fd(&c->in_fd);
@@ -894,16 +977,13 @@ int child_reap(child *c, int *status)
     /* Reports until EOF: the supervisor has killed and reaped them all, and exited. */
     const int grace = c->spec.kill_grace_ms > 0 ? c->spec.kill_grace_ms : KILL_GRACE_MS;
     const int64_t until = clock_mono_ms() + grace;
-    bool forced = false;
+    bool forced = false, reaped = false;
+    int sup_status;
     while (c->st_fd >= 0) {
         int64_t left = forced ? -1 : until - clock_mono_ms();
         if (!forced && left <= 0) {
-            /* Stopped (SIGSTOP from the program?) or stuck: kill it, and the program's group
-             * while the supervisor, alive, still holds the program's pid if it has not
-             * reported it reaped. Leftovers the supervisor had adopted go to init. */
-            if (!c->exited && c->program > 0)
-                (void)kill(-c->program, SIGKILL);
-            (void)kill(c->pid, SIGKILL);
+            /* Leftovers the supervisor had adopted go to init. */
+            reaped = force_end(c, &sup_status);
             forced = true;
             continue;
         }
@@ -916,11 +996,9 @@ int child_reap(child *c, int *status)
         if (ready > 0)
             (void)pump_reports(c); /* closes st_fd at EOF */
     }
-    int sup_status;
-    pid_t w;
-    do {
-        w = waitpid(c->pid, &sup_status, 0);
-    } while (w < 0 && errno == EINTR);
+    pid_t w = c->pid;
+    while (!reaped && (w = waitpid(c->pid, &sup_status, 0)) < 0 && errno == EINTR)
+        ;
     int e = w < 0 ? errno : 0;
     c->pid = 0; /* reaped, or gone already: either way not ours to signal any more */
     if (!c->exited) {

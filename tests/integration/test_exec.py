@@ -16,8 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServerTestCase, Taskd, process_gone, script_path,  # noqa: E402
-                     wait_until, write_config)
+from harness import (ServerTestCase, Taskd, kill_fixture_processes, process_gone,  # noqa: E402
+                     script_path, wait_until, write_config, written_at)
 
 # Variables in taskd's environment that no exec program may see.
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "it-secret-aws", "AWS_SESSION_TOKEN": "it-secret-session",
@@ -124,6 +124,7 @@ class ExecHandler(ServerTestCase):
         wait_until(lambda: os.path.exists(pidfile), 10, what="the script to write its pids")
         with open(pidfile) as f:
             pids = [int(p) for p in f.read().split()]
+        started_by = written_at(pidfile)
         self.assertEqual(len(pids), 2, pids)
         t = self.wait_final(tid, timeout=10)
         elapsed = time.monotonic() - started
@@ -131,7 +132,7 @@ class ExecHandler(ServerTestCase):
         self.assertEqual(t["status_msg"], "timed out after 1 s")
         self.assertLess(elapsed, 8, "a 1 s timeout took %.1f s to fail the task" % elapsed)
         # The script and the sleep it started (same process group) are gone.
-        wait_until(lambda: all(process_gone(p) for p in pids), 5,
+        wait_until(lambda: all(process_gone(p, started_by) for p in pids), 5,
                    what="processes %r to be killed" % (pids,))
         self.assertFalse(os.path.exists(os.path.join(piddir, "survived")))
 
@@ -190,21 +191,14 @@ class ExecHandler(ServerTestCase):
 
     # -- containment, environment, limits (docs/exec-sandbox.md) -----------------
     def read_pids(self, piddir):
+        """The fixture's pids, and when it wrote them (seconds after boot): a process of one of
+        those pids that started later is not the fixture's (pids are reused)."""
         pidfile = os.path.join(piddir, "pids")
         wait_until(lambda: os.path.exists(pidfile), 10, what="the script to write its pids")
         with open(pidfile) as f:
             pids = [int(p) for p in f.read().split()]
         self.assertEqual(len(pids), 3, pids)
-        return pids
-
-    @staticmethod
-    def kill_leftovers(pids):
-        for p in pids:  # the fixture's own processes, by id
-            if not process_gone(p):
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
+        return pids, written_at(pidfile)
 
     def test_normal_end_leaves_no_process(self):
         """A program that exits leaving a daemon (setsid, double fork) and a background
@@ -212,14 +206,14 @@ class ExecHandler(ServerTestCase):
         piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
         tid = self.server.create("ESCAPE", data={"dir": piddir})
         t = self.wait_final(tid)
-        pids = self.read_pids(piddir)
+        pids, started_by = self.read_pids(piddir)
         try:
             self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
             self.assertEqual(t["result"], {"left": 2})
-            alive = [p for p in pids if not process_gone(p)]
+            alive = [p for p in pids if not process_gone(p, started_by)]
             self.assertEqual(alive, [], "processes %r outlived their task" % alive)
         finally:
-            self.kill_leftovers(pids)
+            kill_fixture_processes(pids, started_by)
 
     def test_sigkill_of_taskd_leaves_no_process(self):
         """SIGKILL taskd while an exec program runs, having started a daemon in a session
@@ -230,21 +224,22 @@ class ExecHandler(ServerTestCase):
                "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")],
                                          timeout=60, concurrency=1)]}
         s = Taskd(config=write_config(piddir, cfg, "kill.json"))
-        pids = []
+        pids, started_by = [], 0
         try:
             s.create("TASK2", data={"dir": piddir})
-            pids = self.read_pids(piddir)
-            self.assertFalse(any(process_gone(p) for p in pids), "a fixture process ended early")
+            pids, started_by = self.read_pids(piddir)
+            self.assertFalse(any(process_gone(p, started_by) for p in pids),
+                             "a fixture process ended early")
             self.assertEqual(s.kill(), -signal.SIGKILL)
             try:
-                wait_until(lambda: all(process_gone(p) for p in pids), 5,
+                wait_until(lambda: all(process_gone(p, started_by) for p in pids), 5,
                            what="the run's processes to end with taskd")
             except AssertionError:
-                alive = [p for p in pids if not process_gone(p)]
+                alive = [p for p in pids if not process_gone(p, started_by)]
                 self.fail("processes %r (of program, daemon, background %r) outlived a SIGKILL "
                           "of taskd" % (alive, pids))
         finally:
-            self.kill_leftovers(pids)
+            kill_fixture_processes(pids, started_by)
             s.close()
 
     def test_environment_is_scrubbed(self):
