@@ -31,9 +31,9 @@ TRICKY_ARGS = ["a b", "$HOME", "${PATH}", "`id`", "$(touch {tmp}/pwned)", ";", "
                "new\nline", "#hash"]
 
 
-def exec_binding(queue, command, timeout=10, concurrency=2):
-    return {"queue": queue, "handler": "exec", "command": command, "batch_size": 1,
-            "concurrency": concurrency, "timeout": timeout}
+def exec_binding(queue, command, timeout=10, concurrency=2, **limits):
+    return dict({"queue": queue, "handler": "exec", "command": command, "batch_size": 1,
+                 "concurrency": concurrency, "timeout": timeout}, **limits)
 
 
 class ExecHandler(ServerTestCase):
@@ -54,7 +54,9 @@ class ExecHandler(ServerTestCase):
             "ENVDUMP": [sh, script_path("env_dump.sh")],
             "BIGOUT": [sh, script_path("print_bytes.sh"), "1048577"],
             "LIMITS": [sh, script_path("print_limits.sh")],
+            "MYLIMITS": [sh, script_path("print_limits.sh")],
         }
+        limits = {"MYLIMITS": {"cpu_limit": 3, "memory_limit": 256, "open_files": 64}}
         timeouts = {"SLOW": 1, "LIMITS": 5}
         cfg = {
             "task_types": sorted(bindings),
@@ -62,7 +64,7 @@ class ExecHandler(ServerTestCase):
                        for t in bindings],
             "subscriptions": [{"queue": t.lower(), "filter_policy": {"TaskType": [t]}}
                               for t in bindings],
-            "handlers": [exec_binding(t.lower(), cmd, timeout=timeouts.get(t, 10))
+            "handlers": [exec_binding(t.lower(), cmd, timeout=timeouts.get(t, 10), **limits.get(t, {}))
                          for t, cmd in bindings.items()],
         }
         cls.config = write_config(cls.tmp, cfg)
@@ -274,6 +276,14 @@ class ExecHandler(ServerTestCase):
         # timeout 5 s: SIGXCPU after 6 s of CPU, SIGKILL after 7; 1 GiB of data; 1024 files
         self.assertEqual(t["result"], {"cpu": "6", "cpu_hard": "7", "data_kib": "1048576",
                                        "open_files": "1024", "core": "0"})
+
+    def test_resource_limits_configured(self):
+        """cpu_limit, memory_limit (MiB) and open_files of the binding replace the defaults."""
+        tid = self.server.create("MYLIMITS")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        self.assertEqual(t["result"], {"cpu": "3", "cpu_hard": "4", "data_kib": "262144",
+                                       "open_files": "64", "core": "0"})
 
 
 if __name__ == "__main__":
