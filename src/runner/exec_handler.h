@@ -2,14 +2,14 @@
  * exec_handler — the built-in `exec` handler: runs a configured command per task.
  *
  * The command's argv comes from configuration and is executed directly, never
- * through a shell. Each run (see child.h, and docs/exec-sandbox.md):
+ * through a shell. Each run (see child.h, and docs/design.md, "Containing `exec` runs"):
  *   - starts the program under a supervising process that is a child subreaper, in
  *     its own process group, with only standard input, output and error open, the
  *     signal mask emptied and every signal disposition reset to default; every
  *     process it starts, even one that calls setsid() or double-forks, is killed
  *     when the run ends (normally, by timeout or by abort()), and when taskd dies;
- *   - limits its resources: CPU time (the timeout + 1 s: SIGXCPU, then SIGKILL),
- *     data memory (RLIMIT_DATA, 1 GiB), open files (1024), no core dumps;
+ *   - limits its resources (exec_limits; by default CPU time the timeout + 1 s:
+ *     SIGXCPU, then SIGKILL; data memory RLIMIT_DATA 1 GiB; 1024 open files), no core dumps;
  *   - writes the task as one line of JSON, {"id":...,"task_type":...,"data":...}
  *     followed by a newline, to its standard input;
  *   - passes only an allow-list of the environment snapshotted at creation (PATH,

@@ -3,8 +3,9 @@ program from tests/integration/scripts/ (README "Handlers in any language").
 
 One taskd for the class; every task type is routed by an exact TaskType filter
 policy to its own queue, bound to the exec handler with one script. The
-containment tests (docs/exec-sandbox.md) check process ids the scripts write:
-nothing a run started may outlive it, even after a SIGKILL of taskd.
+containment tests (docs/design.md, "Containing `exec` runs") check process ids
+the scripts write: nothing a run started may outlive it, even after a SIGKILL
+of taskd.
 """
 
 import os
@@ -191,7 +192,7 @@ class ExecHandler(ServerTestCase):
                 self.assertEqual(t["result"]["stdin"]["data"], {"i": i})
                 self.assertEqual(t["result"]["task_id"], tid)
 
-    # -- containment, environment, limits (docs/exec-sandbox.md) -----------------
+    # -- containment, environment, limits (docs/design.md) ---------------------------
     def read_pids(self, piddir):
         """The fixture's pids, and when it wrote them (seconds after boot): a process of one of
         those pids that started later is not the fixture's (pids are reused)."""
