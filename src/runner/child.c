@@ -938,9 +938,10 @@ void child_kill(const child *c)
  * The supervisor did not clear the run in time (the program stopped it, or it is stuck): kill
  * it, and first the program's process group, but only while that group's id is still the
  * program's. The supervisor is stopped before looking, so it reaps nothing more; then a process
- * with the program's pid whose parent is the supervisor is the program (the supervisor forks
- * no other child), alive or a zombie, and while it holds its pid no other process can lead a
- * group of that id. True when the supervisor was reaped here (it ended on its own meanwhile).
+ * with the program's pid whose parent is the supervisor is the program, alive or a zombie (the
+ * supervisor's other children are orphans of the run it adopted), and while it holds that pid
+ * no process outside the run can lead a group of that id. True when the supervisor was reaped
+ * here (it ended on its own meanwhile).
  */
 static bool force_end(child *c, int *sup_status)
 {
