@@ -330,8 +330,10 @@ static bool read_consumer(reader *r, json_t *o, consumer_config *cc)
 
 static bool read_handler(reader *r, json_t *o, handler_config *h)
 {
-    static const char *const keys[] = {"queue",       "handler", "command", "batch_size",
-                                       "concurrency", "timeout", NULL};
+    static const char *const keys[] = {"queue",       "handler", "command",   "batch_size",
+                                       "concurrency", "timeout", "cpu_limit", "memory_limit",
+                                       "open_files",  NULL};
+    static const char *const exec_only[] = {"command", "cpu_limit", "memory_limit", "open_files"};
     h->batch_size = 1;
     h->concurrency = 1;
     h->timeout = 30;
@@ -339,14 +341,18 @@ static bool read_handler(reader *r, json_t *o, handler_config *h)
         !read_name(r, o, "handler", true, h->handler, sizeof h->handler) ||
         !read_uint(r, o, "batch_size", 1, 1000, &h->batch_size) ||
         !read_uint(r, o, "concurrency", 1, 256, &h->concurrency) ||
-        !read_uint(r, o, "timeout", 1, 12 * 3600, &h->timeout))
+        !read_uint(r, o, "timeout", 1, 12 * 3600, &h->timeout) ||
+        !read_uint(r, o, "cpu_limit", 1, 12 * 3600, &h->cpu_limit) ||
+        !read_uint(r, o, "memory_limit", 16, 1u << 20, &h->memory_limit) ||
+        !read_uint(r, o, "open_files", 16, 1u << 20, &h->open_files))
         return false;
-    json_t *cmd = json_object_get(o, "command");
     bool is_exec = strcmp(h->handler, "exec") == 0;
+    for (size_t i = 0; !is_exec && i < sizeof exec_only / sizeof exec_only[0]; i++)
+        if (json_object_get(o, exec_only[i]))
+            return fault(r, "\"%s\" is only for the exec handler", exec_only[i]);
+    json_t *cmd = json_object_get(o, "command");
     if (!cmd)
         return is_exec ? fault(r, "\"%s\" (an argv array) is required for exec", "command") : true;
-    if (!is_exec)
-        return fault(r, "\"%s\" is only for the exec handler", "command");
     if (!json_is_array(cmd) || json_array_size(cmd) == 0 || json_array_size(cmd) > 256)
         return fault(r, "\"%s\" must be a non-empty array of strings (argv)", "command");
     h->command = calloc(json_array_size(cmd) + 1, sizeof *h->command);

@@ -56,6 +56,10 @@ typedef struct handler_config {
     unsigned batch_size;               /* messages received at once */
     unsigned concurrency;              /* runner threads */
     unsigned timeout;                  /* seconds one task may run */
+    /* exec only, per run; 0: the default (README, "Handlers in any language") */
+    unsigned cpu_limit;    /* CPU seconds (RLIMIT_CPU); default timeout + 1 */
+    unsigned memory_limit; /* MiB of data memory (RLIMIT_DATA); default 1024 */
+    unsigned open_files;   /* open file descriptors (RLIMIT_NOFILE); default 1024 */
 } handler_config;
 
 typedef struct config {

@@ -187,8 +187,11 @@ static void *consumer_main(void *arg)
 {
     stream_consumer *sc = arg;
     uint64_t gen = 0;
-    while (!atomic_load(&sc->stopping)) {
-        broker_wait(sc->broker, true, &gen, 0); /* note the generation before reading */
+    for (;;) {
+        /* The generation first, then the flag: see runner_main() */
+        broker_wait(sc->broker, true, &gen, 0);
+        if (atomic_load(&sc->stopping))
+            break;
         if (!consume_batch(sc))
             broker_wait(sc->broker, true, &gen, 1000);
     }

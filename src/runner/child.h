@@ -1,22 +1,33 @@
 /*
- * child — one program run as a child process in its own process group.
+ * child — one program run as a contained child process.
  *
  * The parent's side of a run, and nothing about what the program is for:
- *   - child_start() executes a file directly (never through a shell) with a given
- *     argv and environment, in a new process group whose id is the child's pid,
- *     with the signal mask emptied and every signal disposition reset to default;
- *   - child_wait() writes the input to its standard input (then closes it), keeps
- *     the first stdout_max bytes of standard output and the last stderr_tail bytes
- *     of standard error, and returns when the child has exited and its output is
- *     drained (for at most drain_ms: a leftover background process may hold the
- *     pipes open), or when the deadline passes;
- *   - child_kill_group() kills the whole group, child_reap() collects the exit status.
- * The child stays unreaped until child_reap(), so its pid, which is also the group
- * id, cannot be reused before then: killing the group never hits an unrelated one.
+ *   - child_start() forks a supervising process (a copy of this one that never execs and
+ *     makes only system calls) which becomes a child subreaper, then starts the program
+ *     and executes it directly (never through a shell) with a given argv and environment,
+ *     in its own process group, with exactly standard input, output and error open, the
+ *     signal mask emptied, every signal disposition reset to default, the resource limits
+ *     asked for, and PR_SET_PDEATHSIG so that it is killed when the supervisor ends;
+ *   - child_wait() writes the input to its standard input (then closes it), keeps the first
+ *     stdout_max bytes of standard output and the last stderr_tail bytes of standard error,
+ *     and returns when the program has exited and its output is drained (for at most
+ *     drain_ms: a leftover background process may hold the pipes open), when standard
+ *     output goes past stdout_max, or when the deadline passes;
+ *   - child_kill() kills the program and every descendant it left; child_reap() does too (if
+ *     anything still runs) and collects the program's exit status once every one is gone.
  *
- * A child is used by one thread, except child_kill_group(), which any thread may call
- * between child_start() and child_reap(). The calling thread's signal mask and the
- * process's signal dispositions are the same after each call as before it.
+ * Containment: every process the program starts stays a descendant of the supervisor, even
+ * one that calls setsid() or double-forks (orphans are re-parented to the subreaper, not to
+ * init), so killing "the run" means killing the supervisor's whole tree, which it does on
+ * child_kill() or child_reap(). The supervisor also does this when the thread that called
+ * child_start() ends (its PR_SET_PDEATHSIG), so nothing outlives a SIGKILL of this process:
+ * the thread that starts a child must therefore live until the child is reaped. A SIGKILL of
+ * the supervisor itself kills the program (its PR_SET_PDEATHSIG) but may leave the program's
+ * own descendants to init.
+ *
+ * A child is used by one thread, except child_kill(), which any thread may call between
+ * child_start() and child_reap(). The calling thread's signal mask and the process's signal
+ * dispositions are the same after each call as before it.
  */
 #ifndef TASKD_CHILD_H
 #define TASKD_CHILD_H
@@ -24,59 +35,89 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+
+/* Resource limits of the program (setrlimit before exec); 0 / false leaves one as inherited.
+ * A limit is never raised above the hard limit the program would inherit. */
+typedef struct child_limits {
+    unsigned cpu_s;      /* RLIMIT_CPU: SIGXCPU after this many CPU seconds, SIGKILL 1 s later */
+    uint64_t data_bytes; /* RLIMIT_DATA: most bytes of heap and private writable mappings */
+    unsigned nofile;     /* RLIMIT_NOFILE, soft and hard: most open file descriptors */
+    bool no_core;        /* RLIMIT_CORE 0: no core dumps */
+} child_limits;
 
 /* What to run and how much of its output to keep; the pointers are borrowed until child_free(). */
 typedef struct child_spec {
-    const char *path;   /* the file to execute */
-    char *const *argv;  /* NULL-terminated; argv[0] is the program's name for itself */
-    char *const *env;   /* NULL-terminated "NAME=value" strings: the whole environment */
-    const char *input;  /* written to standard input, which is closed afterwards */
-    size_t input_len;   /* bytes of input */
-    size_t stdout_max;  /* most bytes of standard output kept; the rest is read and discarded */
-    size_t stderr_tail; /* bytes of standard error kept: the last ones written */
-    int drain_ms;       /* how long output is still read after the child exits */
+    const char *path;    /* the file to execute */
+    char *const *argv;   /* NULL-terminated; argv[0] is the program's name for itself */
+    char *const *env;    /* NULL-terminated "NAME=value" strings: the whole environment */
+    const char *input;   /* written to standard input, which is closed afterwards */
+    size_t input_len;    /* bytes of input */
+    size_t stdout_max;   /* most bytes of standard output kept; more ends child_wait() */
+    size_t stderr_tail;  /* bytes of standard error kept: the last ones written */
+    int drain_ms;        /* how long output is still read after the program exits */
+    int kill_grace_ms;   /* how long child_reap() lets the supervisor clear the run (0: 2000) */
+    child_limits limits; /* resource limits of the program */
 } child_spec;
 
 /* How child_wait() returned. */
 typedef enum child_end {
-    CHILD_EXITED,    /* the child exited and its output was drained */
-    CHILD_TIMED_OUT, /* the deadline passed while the child still ran */
-    CHILD_FAILED,    /* the parent failed; see child_failure() */
+    CHILD_EXITED,      /* the program exited and its output was drained */
+    CHILD_TIMED_OUT,   /* the deadline passed while the program still ran */
+    CHILD_STDOUT_OVER, /* standard output went past stdout_max bytes (the program may still run) */
+    CHILD_FAILED,      /* the parent failed; see child_failure() */
 } child_end;
 
-/* The step in the parent that failed, as child_failure() reports it. */
+/* The step that failed, as child_failure() reports it. */
 typedef enum child_step {
     CHILD_OK,          /* nothing has failed */
     CHILD_PIPES,       /* creating the pipes (child_start) */
-    CHILD_SPAWN,       /* starting the program (child_start) */
+    CHILD_SPAWN,       /* starting the supervisor or the program (child_start) */
     CHILD_POLL,        /* waiting for the pipes (child_wait) */
     CHILD_READ_STDOUT, /* keeping standard output: out of memory (child_wait) */
-    CHILD_REAP,        /* collecting the exit status (child_reap) */
+    CHILD_REAP,        /* collecting the supervisor's exit status (child_reap) */
+    CHILD_SUPERVISOR,  /* the supervisor ended without reporting the program's end */
 } child_step;
 
 typedef struct child child;
 
 /* A child for spec, not started yet; NULL when out of memory. */
 child *child_new(const child_spec *spec);
-/* Start the program. 0, or an errno value (the step is CHILD_PIPES or CHILD_SPAWN). */
+/* Start the program; returns once it has been executed. 0, or an errno value (the step is
+ * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist). */
 int child_start(child *c);
 /*
- * Feed stdin and collect output until the child has exited and its output is drained, or
- * until deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX: none) passes first.
- * SIGPIPE is blocked in the calling thread meanwhile, and one that writing raised is consumed.
+ * Feed stdin and collect output until the program has exited and its output is drained, until
+ * standard output goes past stdout_max, or until deadline_ms on the monotonic clock
+ * (clock_mono_ms; INT64_MAX: none) passes first. SIGPIPE is blocked in the calling thread
+ * meanwhile, and one that writing raised is consumed.
  */
 child_end child_wait(child *c, int64_t deadline_ms);
-/* Send SIGKILL to the child's process group; does nothing unless it has started and is unreaped. */
-void child_kill_group(const child *c);
-/* Close the pipes and wait for the child to end; 0 with its wait status in *status, or an errno. */
+/* Kill the program and all its descendants (asynchronously: child_reap() waits for them);
+ * does nothing unless the child has started and is unreaped. */
+void child_kill(const child *c);
+/*
+ * End the run: close the pipes, kill the program if it still runs and whatever it left running,
+ * wait for all of it to be gone and reap the supervisor. A supervisor that has not finished
+ * within kill_grace_ms (stopped, say) is killed with the program's process group, so this never
+ * hangs on it. 0 with the program's wait status in *status, or an errno value (the step is
+ * CHILD_REAP or CHILD_SUPERVISOR: the supervisor ended without reporting the program's end).
+ */
 int child_reap(child *c, int *status);
 /* The first failure (CHILD_OK: none), its errno value in *code. */
 child_step child_failure(const child *c, int *code);
+/* The program's pid once started (0 before; it may have ended since), for logs and tests. */
+pid_t child_pid(const child *c);
+/* CPU time (user + system) the program used, in milliseconds; -1 until it is known to have
+ * ended (after child_wait() returned CHILD_EXITED, or after child_reap()). */
+int64_t child_cpu_ms(const child *c);
 /* Standard output kept (at most stdout_max bytes, NUL-terminated, "" if none); length in *len. */
 const char *child_stdout(const child *c, size_t *len);
+/* Bytes allocated to keep standard output: never more than stdout_max + 1. */
+size_t child_stdout_reserved(const child *c);
 /* The tail of standard error kept (not NUL-terminated); *cut: earlier bytes were dropped. */
 const char *child_stderr_tail(const child *c, size_t *len, bool *cut);
-/* Release the child; one started and not yet reaped has its group killed and is reaped first. */
+/* Release the child; one started and not yet reaped is killed and reaped first. */
 void child_free(child *c);
 
 #endif

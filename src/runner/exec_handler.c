@@ -3,16 +3,20 @@
  *
  * Design:
  * - Creation does everything that can fail for configuration reasons: it validates argv,
- *   resolves the program in PATH and snapshots the environment. The handler is read-only
+ *   resolves the program in PATH and snapshots the allow-listed part of the environment
+ *   (PATH, HOME, LANG, LC_*, TZ, TMPDIR: nothing else, so no credential or token of taskd's
+ *   reaches a program unless env_extra names it). The handler is read-only
  *   afterwards (but for the list of runs in progress, under its mutex), so any number of
  *   threads may run it at once.
  * - run() turns the task into a child process (child.h): the task as one line of JSON on its
  *   standard input, the snapshot plus TASK_ID, TASK_TYPE and TRACEPARENT as its environment.
  *   How the child ended becomes the handler_result; exec_result.h makes the result text and
  *   the failure message, this file the messages for a run that could not go as planned.
- * - The group is killed on timeout and after every exit, and only then is the child reaped:
- *   until then its pid, which is also the group id, cannot be reused. abort() kills the groups
- *   of the runs in progress (tracked between start and reap) and any started afterwards.
+ * - Every run is contained and limited by child.h: its whole process tree is killed on
+ *   timeout, when standard output passes EXEC_STDOUT_MAX, and after every exit; abort() kills
+ *   the trees of the runs in progress (tracked between start and reap) and of any started
+ *   afterwards. The CPU limit is the run's timeout + 1 s: the timeout ends a single-threaded
+ *   program first; the limit stops one whose threads burn CPU time faster than the clock.
  */
 #include "runner/exec_handler.h"
 #include "core/sbuf.h"
@@ -22,6 +26,7 @@
 #include "util/errbuf.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -43,8 +48,9 @@ typedef struct exec_handler {
     char *path;       /* the file to execute: argv[0] or where PATH found it */
     char **argv;      /* NULL-terminated copy of the configured argv */
     char *label;      /* "exec <program's file name>", the base's label */
-    char **env;       /* NULL-terminated: inherited variables, then env_extra */
+    char **env;       /* NULL-terminated: allow-listed inherited variables, then env_extra */
     size_t env_count; /* entries in env */
+    exec_limits limits;
     /* children running now (started, not yet reaped), for abort() */
     pthread_mutex_t mu;
     child **running;
@@ -102,6 +108,16 @@ static bool same_env_name(const char *a, const char *b)
 {
     size_t n = env_name_len(a);
     return n == env_name_len(b) && strncmp(a, b, n) == 0;
+}
+
+/* True for the inherited variables a program gets (all others are dropped). */
+static bool is_passed_through(const char *kv)
+{
+    static const char *const names[] = {"PATH=", "HOME=", "LANG=", "TZ=", "TMPDIR="};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (same_env_name(kv, names[i]))
+            return true;
+    return strncmp(kv, "LC_", 3) == 0; /* LC_ALL, LC_CTYPE, ... */
 }
 
 /* True for the variables run() sets for each task. */
@@ -175,27 +191,36 @@ static char *resolve_program(const char *name, char *err, size_t errlen)
     return NULL;
 }
 
-/* The inherited environment minus the task variables and names env_extra sets, then env_extra. */
+/* The allow-listed inherited variables (PATH at least) minus the names env_extra sets, then
+ * env_extra. */
 static char **build_base_env(const char *const *extra, size_t nextra, size_t *count)
 {
     size_t ninherit = 0;
     for (char **e = environ; e && *e; e++)
         ninherit++;
-    char **env = calloc(ninherit + nextra + 1, sizeof *env);
+    char **env = calloc(ninherit + nextra + 2, sizeof *env);
     if (!env)
         return NULL;
     size_t n = 0;
+    bool have_path = false;
+    for (size_t i = 0; i < nextra; i++)
+        have_path = have_path || same_env_name(extra[i], "PATH=");
     for (char **e = environ; e && *e; e++) {
-        if (!strchr(*e, '=') || is_task_var(*e))
+        if (!strchr(*e, '=') || !is_passed_through(*e))
             continue;
         bool overridden = false;
         for (size_t i = 0; i < nextra && !overridden; i++)
             overridden = same_env_name(*e, extra[i]);
+        for (size_t i = 0; i < n && !overridden; i++) /* a name twice in environ: the first */
+            overridden = same_env_name(*e, env[i]);
         if (overridden)
             continue;
+        have_path = have_path || same_env_name(*e, "PATH=");
         if (!(env[n++] = strdup(*e)))
             goto oom;
     }
+    if (!have_path && !(env[n++] = strdup("PATH=" DEFAULT_PATH)))
+        goto oom;
     for (size_t i = 0; i < nextra; i++) {
         bool later = false; /* the last of several entries with one name wins */
         for (size_t j = i + 1; j < nextra && !later; j++)
@@ -218,6 +243,13 @@ static void exec_abort(handler *h);
 
 handler *exec_handler_new(const char *const *argv, size_t argc, const char *const *env_extra,
                           char *err, size_t errlen)
+{
+    return exec_handler_new_limited(argv, argc, env_extra, NULL, err, errlen);
+}
+
+handler *exec_handler_new_limited(const char *const *argv, size_t argc,
+                                  const char *const *env_extra, const exec_limits *limits,
+                                  char *err, size_t errlen)
 {
     errbuf_set(err, errlen, "%s", "");
     if (!argv || argc == 0 || !argv[0] || !argv[0][0]) {
@@ -252,6 +284,12 @@ handler *exec_handler_new(const char *const *argv, size_t argc, const char *cons
     x->base = (handler){
         .name = "exec", .run = exec_run, .free = exec_free, .abort = exec_abort, .ctx = x};
     pthread_mutex_init(&x->mu, NULL);
+    if (limits)
+        x->limits = *limits;
+    if (!x->limits.memory_bytes)
+        x->limits.memory_bytes = EXEC_MEMORY_MAX;
+    if (!x->limits.open_files)
+        x->limits.open_files = EXEC_OPEN_FILES_MAX;
     if (!(x->path = resolve_program(argv[0], err, errlen)))
         goto fail;
     if (!(x->argv = calloc(argc + 1, sizeof *x->argv)))
@@ -292,15 +330,15 @@ static void exec_free(handler *h)
 /* ---- runs in progress, for abort() ---- */
 
 /*
- * Note a running child so abort() can kill its group; if the handler was
- * aborted already, kill it at once. (If the list cannot grow, the child just
- * runs to its timeout.)
+ * Note a running child so abort() can kill it; if the handler was aborted
+ * already, kill it at once. (If the list cannot grow, the child just runs to
+ * its timeout.)
  */
 static void track_child(exec_handler *x, child *c)
 {
     pthread_mutex_lock(&x->mu);
     if (x->aborted) {
-        child_kill_group(c);
+        child_kill(c);
     } else {
         if (x->n_running == x->cap_running) {
             size_t cap = x->cap_running ? 2 * x->cap_running : 8;
@@ -316,7 +354,7 @@ static void track_child(exec_handler *x, child *c)
     pthread_mutex_unlock(&x->mu);
 }
 
-/* Forget a child before it is reaped (its group id stays valid until then). */
+/* Forget a child before it is reaped (its supervisor's pid stays valid until then). */
 static void untrack_child(exec_handler *x, const child *c)
 {
     pthread_mutex_lock(&x->mu);
@@ -335,7 +373,7 @@ static void exec_abort(handler *h)
     pthread_mutex_lock(&x->mu);
     x->aborted = true;
     for (size_t i = 0; i < x->n_running; i++)
-        child_kill_group(x->running[i]);
+        child_kill(x->running[i]);
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -416,6 +454,9 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
     case CHILD_REAP:
         set_status(out, "exec: cannot get the exit status of %s: %s", x->path, why);
         break;
+    case CHILD_SUPERVISOR:
+        set_status(out, "exec: the process supervising %s ended without its exit status", x->path);
+        break;
     case CHILD_OK: /* not reached: every failed call notes its step */
         set_status(out, "exec: %s did not run", x->path);
         break;
@@ -423,7 +464,7 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
 }
 
 /* Fill *out from how the child ended: completed with its stdout, or failed with its stderr. */
-static void report_exit(handler_result *out, int status, const child *c)
+static void report_exit(handler_result *out, int status, const child *c, unsigned cpu_limit_s)
 {
     size_t n;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
@@ -438,7 +479,7 @@ static void report_exit(handler_result *out, int status, const child *c)
     }
     bool cut;
     const char *tail = child_stderr_tail(c, &n, &cut);
-    char *msg = exec_result_failure(status, tail, n, cut);
+    char *msg = exec_result_failure(status, cpu_limit_s, child_cpu_ms(c), tail, n, cut);
     if (msg) {
         free(out->status_msg);
         out->status_msg = msg;
@@ -448,23 +489,26 @@ static void report_exit(handler_result *out, int status, const child *c)
 }
 
 /* Run a started child to its end within timeout_s (0: no limit) and fill *out. */
-static void supervise_child(exec_handler *x, child *c, unsigned timeout_s, handler_result *out)
+static void supervise_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cpu_limit_s,
+                            handler_result *out)
 {
     track_child(x, c);
     const int64_t deadline = timeout_s ? clock_mono_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
     child_end end = child_wait(c, deadline);
-    /* Kill whatever is left of the group while the unreaped child still holds the group id. */
-    child_kill_group(c);
+    /* Kill whatever is left of the run while the unreaped supervisor still holds its pid. */
+    child_kill(c);
     untrack_child(x, c);
     int status;
     int wait_err = child_reap(c, &status);
 
     if (end == CHILD_TIMED_OUT)
         set_status(out, "timed out after %u s", timeout_s);
+    else if (end == CHILD_STDOUT_OVER)
+        set_status(out, "output over %zu bytes; not kept", EXEC_STDOUT_MAX);
     else if (end == CHILD_FAILED || wait_err)
         report_failure(out, x, c);
     else
-        report_exit(out, status, c);
+        report_exit(out, status, c, cpu_limit_s);
 }
 
 static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
@@ -480,6 +524,9 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     size_t input_len = 0, nowned = 0;
     char *input = build_input(t, &input_len);
     char **env = build_env(x, t, &nowned);
+    unsigned cpu_s = x->limits.cpu_s;
+    if (!cpu_s && timeout_s && timeout_s < UINT_MAX)
+        cpu_s = timeout_s + 1;
     child *c = NULL;
     if (input && env)
         c = child_new(&(child_spec){.path = x->path,
@@ -489,13 +536,17 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
                                     .input_len = input_len,
                                     .stdout_max = EXEC_STDOUT_MAX,
                                     .stderr_tail = EXEC_STDERR_TAIL,
-                                    .drain_ms = EXEC_DRAIN_MS});
+                                    .drain_ms = EXEC_DRAIN_MS,
+                                    .limits = {.cpu_s = cpu_s,
+                                               .data_bytes = x->limits.memory_bytes,
+                                               .nofile = x->limits.open_files,
+                                               .no_core = true}});
     if (!c)
         set_status(out, "exec: out of memory");
     else if (child_start(c) != 0)
         report_failure(out, x, c);
     else
-        supervise_child(x, c, timeout_s, out);
+        supervise_child(x, c, timeout_s, cpu_s, out);
     child_free(c);
     free(input);
     free_env(env, x->env_count, nowned);

@@ -230,16 +230,31 @@ static const char *signal_name(int sig)
     }
 }
 
-char *exec_result_failure(int wait_status, const char *tail, size_t n, bool cut)
+/* True when the CPU time limit is what killed a program ended by signal sig. */
+static bool cpu_limit_hit(int sig, unsigned cpu_limit_s, int64_t cpu_ms)
+{
+    if (cpu_limit_s == 0)
+        return false;
+    if (sig == SIGXCPU) /* sent at the soft limit */
+        return true;
+    return sig == SIGKILL && cpu_ms >= (int64_t)cpu_limit_s * 1000; /* the hard limit, 1 s on */
+}
+
+char *exec_result_failure(int wait_status, unsigned cpu_limit_s, int64_t cpu_ms, const char *tail,
+                          size_t n, bool cut)
 {
     sbuf b = {0};
-    if (WIFEXITED(wait_status))
+    if (WIFEXITED(wait_status)) {
         sbuf_printf(&b, "exit status %d", WEXITSTATUS(wait_status));
-    else if (WIFSIGNALED(wait_status))
-        sbuf_printf(&b, "killed by signal %d (%s)", WTERMSIG(wait_status),
-                    signal_name(WTERMSIG(wait_status)));
-    else
+    } else if (WIFSIGNALED(wait_status)) {
+        int sig = WTERMSIG(wait_status);
+        sbuf_printf(&b, "killed by signal %d (%s", sig, signal_name(sig));
+        if (cpu_limit_hit(sig, cpu_limit_s, cpu_ms))
+            sbuf_printf(&b, ": CPU time limit of %u s", cpu_limit_s);
+        sbuf_putc(&b, ')');
+    } else {
         sbuf_printf(&b, "ended with wait status %#x", (unsigned)wait_status);
+    }
     append_stderr_summary(&b, tail, n, cut);
     return sbuf_take(&b, NULL);
 }

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * The result for standard output s[0..n), malloc'ed into *result: the JSON text itself,
@@ -24,8 +25,11 @@ int exec_result_from_stdout(const char *s, size_t n, char **result);
  * "exit status N", "killed by signal N (SIGNAME)" or "ended with wait status 0xN", then
  * ": " and the last whole lines (at most EXEC_STATUS_TAIL bytes) of the stderr tail
  * tail[0..n) when it holds more than white space; cut says the tail lost its beginning.
- * NULL when out of memory.
+ * With a CPU time limit (cpu_limit_s > 0), a program killed by SIGXCPU, or by SIGKILL after
+ * using at least cpu_limit_s s of CPU (cpu_ms), is "killed by signal N (SIGNAME: CPU time
+ * limit of L s)". NULL when out of memory.
  */
-char *exec_result_failure(int wait_status, const char *tail, size_t n, bool cut);
+char *exec_result_failure(int wait_status, unsigned cpu_limit_s, int64_t cpu_ms, const char *tail,
+                          size_t n, bool cut);
 
 #endif

@@ -178,7 +178,11 @@ static handler *exec_new(const handler_config *hc, char *err, size_t errlen)
     size_t argc = 0;
     while (hc->command && hc->command[argc])
         argc++;
-    return exec_handler_new((const char *const *)hc->command, argc, NULL, err, errlen);
+    const exec_limits limits = {.cpu_s = hc->cpu_limit,
+                                .memory_bytes = (uint64_t)hc->memory_limit << 20,
+                                .open_files = hc->open_files};
+    return exec_handler_new_limited((const char *const *)hc->command, argc, NULL, &limits, err,
+                                    errlen);
 }
 
 /* ---- the table ---------------------------------------------------------- */

@@ -146,8 +146,14 @@ static void *runner_main(void *arg)
 {
     runner *r = arg;
     uint64_t gen = 0;
-    while (!atomic_load(&r->stopping)) {
-        broker_wait(r->broker, false, &gen, 0); /* note the generation before looking */
+    for (;;) {
+        /* Note the generation, then look at the flag: runner_stop_receiving() sets the flag
+         * before it bumps the generation, so a stop this look misses ends the waits below at
+         * once. (Looking first would let a stop slip in between, and the runner would sleep
+         * out IDLE_RECHECK_MS with the stop's generation noted: a shutdown 10 s late.) */
+        broker_wait(r->broker, false, &gen, 0);
+        if (atomic_load(&r->stopping))
+            break;
         int64_t due_ms;
         store_rc look = broker_next_visible(r->broker, r->queue->name, &due_ms);
         if (look == STORE_OK && due_ms > clock_unix_ms()) {

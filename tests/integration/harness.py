@@ -228,6 +228,7 @@ class Taskd:
         self._fresh_table = db is None and self._own_tmp
         self.config = config
         self.lines = []  # raw stderr lines (str)
+        self.killed_by_timeout = False  # set when stop() had to SIGKILL it
         self._lines_lock = threading.Lock()
         self._listening = threading.Event()
         self._eof = threading.Event()
@@ -348,7 +349,9 @@ class Taskd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-                raise AssertionError("taskd did not exit within %.0f s after signal %d" % (timeout, sig))
+                self.killed_by_timeout = True
+                raise AssertionError("taskd did not exit within %.0f s after signal %d, so the "
+                                     "harness SIGKILLed it" % (timeout, sig))
         self._eof.wait(5)
         if self.proc.returncode not in (0, -signal.SIGKILL):
             # an unexpected exit status: leave its stderr in the test output
@@ -364,11 +367,13 @@ class Taskd:
         return self.proc.returncode
 
     def close(self, remove_tmp=True):
-        """Best-effort stop for teardown; returns the exit code."""
+        """Best-effort stop for teardown; returns the exit code (-9 when it did not stop in time:
+        then killed_by_timeout is set)."""
         rc = None
         try:
             rc = self.stop()
-        except AssertionError:
+        except AssertionError as e:
+            sys.stderr.write("%s\n" % e)
             rc = self.proc.returncode
         if remove_tmp:
             self._cleanup_tmp()
@@ -611,6 +616,10 @@ class ServerTestCase(unittest.TestCase):
         if not alive:
             raise AssertionError("taskd died during the tests (rc=%s); stderr tail:\n%s"
                                  % (rc, srv.stderr_text()[-4000:]))
+        if srv.killed_by_timeout:
+            raise AssertionError("taskd did not exit within %.0f s of SIGTERM (the harness "
+                                 "SIGKILLed it); stderr tail:\n%s"
+                                 % (STOP_TIMEOUT, srv.stderr_text()[-4000:]))
         if rc != 0:
             raise AssertionError("taskd exited %s on SIGTERM (expected 0); stderr tail:\n%s"
                                  % (rc, srv.stderr_text()[-4000:]))
@@ -861,8 +870,13 @@ def status_counts(db_path):
     return dict(db_query(db_path, "SELECT status, count(*) FROM tasks GROUP BY status"))
 
 
-def process_gone(pid):
-    """True if pid no longer runs (absent or a zombie)."""
+def process_gone(pid, started_by=None):
+    """True if pid no longer runs (absent or a zombie).
+
+    With started_by (seconds after boot, see written_at()), a process of that pid that started
+    later is a new one reusing the pid (pid_max may be small), and counts as gone; so does a
+    thread's id (/proc/<tid> exists for every thread, and a signal to it is one to its process).
+    """
     try:
         with open("/proc/%d/stat" % pid) as f:
             stat = f.read()
@@ -874,7 +888,50 @@ def process_gone(pid):
         except ProcessLookupError:
             return True
         return False
-    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+    fields = stat.rpartition(")")[2].split()  # fields[0] is field 3, the state
+    if started_by is not None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        if int(fields[19]) > started_by * ticks + 1 or not _is_process(pid):
+            return True  # +1: file times come from a coarse clock, a tick late at most
+    return fields[0] in ("Z", "X")
+
+
+def _is_process(pid):
+    """True if pid is a process's id, not the id of a thread other than its first."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1]) == pid
+    except OSError:
+        pass
+    return False
+
+
+def written_at(path):
+    """When path was last written, in seconds after boot (the clock of process start times)."""
+    return os.stat(path).st_mtime - time.time() + time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def kill_fixture_processes(pids, started_by):
+    """SIGKILL those of pids that still run as a fixture's processes, which had all started by
+    started_by (seconds after boot, e.g. written_at() of the file the fixture wrote its pids to).
+
+    Each is signalled through a pidfd opened before checking it, so a pid that was reused
+    meanwhile, perhaps by taskd or one of its threads, is never signalled.
+    """
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            continue  # gone, or a thread's id
+        try:
+            if not process_gone(pid, started_by):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
 
 class UDPListener:

@@ -13,8 +13,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, db_query, post_tasks, process_gone, queue_table,  # noqa: E402
-                     script_path, status_counts, wait_until, write_config)
+from harness import (ServersTestCase, Taskd, db_query, kill_fixture_processes,  # noqa: E402
+                     post_tasks, process_gone, queue_table, script_path, status_counts, wait_until,
+                     write_config, written_at)
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -282,6 +283,7 @@ class GracefulStop(CrashCase):
         wait_until(lambda: os.path.exists(pidfile), 10, what="the script to start")
         with open(pidfile) as f:
             pids = [int(p) for p in f.read().split()]
+        started_by = written_at(pidfile)
         try:
             s.send_signal(signal.SIGTERM)
             try:
@@ -291,18 +293,13 @@ class GracefulStop(CrashCase):
             s.kill()
             self.assertEqual(rc, 0, s.stderr_text()[-3000:])
             try:
-                wait_until(lambda: all(process_gone(p) for p in pids), 3,
+                wait_until(lambda: all(process_gone(p, started_by) for p in pids), 3,
                            what="the handler's processes to end with taskd")
             except AssertionError as e:
-                alive = [p for p in pids if not process_gone(p)]
+                alive = [p for p in pids if not process_gone(p, started_by)]
                 self.fail("%s: processes %r still run after taskd exited 0 on SIGTERM" % (e, alive))
         finally:
-            for p in pids:  # the fixture's own processes, by id
-                if not process_gone(p):
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except OSError:
-                        pass
+            kill_fixture_processes(pids, started_by)
 
 
 if __name__ == "__main__":

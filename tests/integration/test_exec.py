@@ -2,10 +2,14 @@
 program from tests/integration/scripts/ (README "Handlers in any language").
 
 One taskd for the class; every task type is routed by an exact TaskType filter
-policy to its own queue, bound to the exec handler with one script.
+policy to its own queue, bound to the exec handler with one script. The
+containment tests (docs/design.md, "Containing `exec` runs") check process ids
+the scripts write: nothing a run started may outlive it, even after a SIGKILL
+of taskd.
 """
 
 import os
+import signal
 import shutil
 import sys
 import tempfile
@@ -13,8 +17,12 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServerTestCase, Taskd, process_gone, script_path,  # noqa: E402
-                     wait_until, write_config)
+from harness import (ServerTestCase, Taskd, kill_fixture_processes, process_gone,  # noqa: E402
+                     script_path, wait_until, write_config, written_at)
+
+# Variables in taskd's environment that no exec program may see.
+SECRETS = {"AWS_SECRET_ACCESS_KEY": "it-secret-aws", "AWS_SESSION_TOKEN": "it-secret-session",
+           "TASKD_TEST_TOKEN": "it-secret-taskd", "EXEC_IT_OTHER": "it-secret-other"}
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -24,9 +32,9 @@ TRICKY_ARGS = ["a b", "$HOME", "${PATH}", "`id`", "$(touch {tmp}/pwned)", ";", "
                "new\nline", "#hash"]
 
 
-def exec_binding(queue, command, timeout=10, concurrency=2):
-    return {"queue": queue, "handler": "exec", "command": command, "batch_size": 1,
-            "concurrency": concurrency, "timeout": timeout}
+def exec_binding(queue, command, timeout=10, concurrency=2, **limits):
+    return dict({"queue": queue, "handler": "exec", "command": command, "batch_size": 1,
+                 "concurrency": concurrency, "timeout": timeout}, **limits)
 
 
 class ExecHandler(ServerTestCase):
@@ -43,19 +51,27 @@ class ExecHandler(ServerTestCase):
             "SLOW": [sh, script_path("sleep_forever.sh")],
             "ECHO": [sh, script_path("echo_task.sh")],
             "ARGS": [sh, script_path("print_args.sh")] + cls.args,
+            "ESCAPE": [sh, script_path("escape_session.sh"), "exit"],
+            "ENVDUMP": [sh, script_path("env_dump.sh")],
+            "BIGOUT": [sh, script_path("print_bytes.sh"), "1048577"],
+            "LIMITS": [sh, script_path("print_limits.sh")],
+            "MYLIMITS": [sh, script_path("print_limits.sh")],
         }
+        limits = {"MYLIMITS": {"cpu_limit": 3, "memory_limit": 256, "open_files": 64}}
+        timeouts = {"SLOW": 1, "LIMITS": 5}
         cfg = {
             "task_types": sorted(bindings),
             "queues": [{"name": t.lower(), "visibility_timeout": 30, "max_receive_count": 3}
                        for t in bindings],
             "subscriptions": [{"queue": t.lower(), "filter_policy": {"TaskType": [t]}}
                               for t in bindings],
-            "handlers": [exec_binding(t.lower(), cmd, timeout=1 if t == "SLOW" else 10)
+            "handlers": [exec_binding(t.lower(), cmd, timeout=timeouts.get(t, 10), **limits.get(t, {}))
                          for t, cmd in bindings.items()],
         }
         cls.config = write_config(cls.tmp, cfg)
         try:
-            cls.server = Taskd(config=cls.config)
+            cls.server = Taskd(config=cls.config,
+                               env=dict(SECRETS, LANG="C.UTF-8", TZ="UTC", LC_TIME="C"))
         except Exception:
             shutil.rmtree(cls.tmp, ignore_errors=True)
             raise
@@ -111,6 +127,7 @@ class ExecHandler(ServerTestCase):
         wait_until(lambda: os.path.exists(pidfile), 10, what="the script to write its pids")
         with open(pidfile) as f:
             pids = [int(p) for p in f.read().split()]
+        started_by = written_at(pidfile)
         self.assertEqual(len(pids), 2, pids)
         t = self.wait_final(tid, timeout=10)
         elapsed = time.monotonic() - started
@@ -118,7 +135,7 @@ class ExecHandler(ServerTestCase):
         self.assertEqual(t["status_msg"], "timed out after 1 s")
         self.assertLess(elapsed, 8, "a 1 s timeout took %.1f s to fail the task" % elapsed)
         # The script and the sleep it started (same process group) are gone.
-        wait_until(lambda: all(process_gone(p) for p in pids), 5,
+        wait_until(lambda: all(process_gone(p, started_by) for p in pids), 5,
                    what="processes %r to be killed" % (pids,))
         self.assertFalse(os.path.exists(os.path.join(piddir, "survived")))
 
@@ -174,6 +191,100 @@ class ExecHandler(ServerTestCase):
             if i % 4 == 3:
                 self.assertEqual(t["result"]["stdin"]["data"], {"i": i})
                 self.assertEqual(t["result"]["task_id"], tid)
+
+    # -- containment, environment, limits (docs/design.md) ---------------------------
+    def read_pids(self, piddir):
+        """The fixture's pids, and when it wrote them (seconds after boot): a process of one of
+        those pids that started later is not the fixture's (pids are reused)."""
+        pidfile = os.path.join(piddir, "pids")
+        wait_until(lambda: os.path.exists(pidfile), 10, what="the script to write its pids")
+        with open(pidfile) as f:
+            pids = [int(p) for p in f.read().split()]
+        self.assertEqual(len(pids), 3, pids)
+        return pids, written_at(pidfile)
+
+    def test_normal_end_leaves_no_process(self):
+        """A program that exits leaving a daemon (setsid, double fork) and a background
+        process behind: both are gone once the task is COMPLETED."""
+        piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
+        tid = self.server.create("ESCAPE", data={"dir": piddir})
+        t = self.wait_final(tid)
+        pids, started_by = self.read_pids(piddir)
+        try:
+            self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+            self.assertEqual(t["result"], {"left": 2})
+            alive = [p for p in pids if not process_gone(p, started_by)]
+            self.assertEqual(alive, [], "processes %r outlived their task" % alive)
+        finally:
+            kill_fixture_processes(pids, started_by)
+
+    def test_sigkill_of_taskd_leaves_no_process(self):
+        """SIGKILL taskd while an exec program runs, having started a daemon in a session
+        of its own and a background process: none of the three survives taskd."""
+        piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 90}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")],
+                                         timeout=60, concurrency=1)]}
+        s = Taskd(config=write_config(piddir, cfg, "kill.json"))
+        pids, started_by = [], 0
+        try:
+            s.create("TASK2", data={"dir": piddir})
+            pids, started_by = self.read_pids(piddir)
+            self.assertFalse(any(process_gone(p, started_by) for p in pids),
+                             "a fixture process ended early")
+            self.assertEqual(s.kill(), -signal.SIGKILL)
+            try:
+                wait_until(lambda: all(process_gone(p, started_by) for p in pids), 5,
+                           what="the run's processes to end with taskd")
+            except AssertionError:
+                alive = [p for p in pids if not process_gone(p, started_by)]
+                self.fail("processes %r (of program, daemon, background %r) outlived a SIGKILL "
+                          "of taskd" % (alive, pids))
+        finally:
+            kill_fixture_processes(pids, started_by)
+            s.close()
+
+    def test_environment_is_scrubbed(self):
+        """Only PATH, HOME, LANG, LC_*, TZ, TMPDIR and the task's variables reach the
+        program: none of the secrets in taskd's environment."""
+        tid = self.server.create("ENVDUMP", data={})
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        env = dict(line.split("=", 1) for line in t["result"].splitlines() if "=" in line)
+        for name, value in SECRETS.items():
+            self.assertNotIn(name, env)
+            self.assertNotIn(value, t["result"])
+        allowed = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "TASK_ID", "TASK_TYPE", "TRACEPARENT",
+                   "PWD"}  # PWD: sh sets it itself
+        extra = sorted(n for n in env if n not in allowed and not n.startswith("LC_"))
+        self.assertEqual(extra, [], "variables beyond the allow-list: %r" % extra)
+        self.assertEqual((env["LANG"], env["TZ"], env["LC_TIME"]), ("C.UTF-8", "UTC", "C"))
+        self.assertEqual((env["TASK_ID"], env["TASK_TYPE"]), (tid, "ENVDUMP"))
+        self.assertIn("PATH", env)
+
+    def test_output_over_the_limit_fails(self):
+        tid = self.server.create("BIGOUT")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "FAILED", "%r\n%s" % (t, self.logs()))
+        self.assertEqual(t["status_msg"], "output over 1048576 bytes; not kept")
+        self.assertIsNone(t["result"])
+
+    def test_resource_limits(self):
+        tid = self.server.create("LIMITS")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        # timeout 5 s: SIGXCPU after 6 s of CPU, SIGKILL after 7; 1 GiB of data; 1024 files
+        self.assertEqual(t["result"], {"cpu": "6", "cpu_hard": "7", "data_kib": "1048576",
+                                       "open_files": "1024", "core": "0"})
+
+    def test_resource_limits_configured(self):
+        """cpu_limit, memory_limit (MiB) and open_files of the binding replace the defaults."""
+        tid = self.server.create("MYLIMITS")
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        self.assertEqual(t["result"], {"cpu": "3", "cpu_hard": "4", "data_kib": "262144",
+                                       "open_files": "64", "core": "0"})
 
 
 if __name__ == "__main__":

@@ -560,7 +560,9 @@ class PoisonMessage(StackTestCase):
         "queues": [{"name": "task1", "visibility_timeout": 1, "max_receive_count": 3,
                     "dead_letter_queue": "task1-dlq"},
                    {"name": "task1-dlq", "visibility_timeout": 2}],
-        "handlers": [{"queue": "task1", "handler": "exec", "command": ["sh", "-c", "kill -9 $PPID"],
+        # the program's parent is its run's supervisor; the runtime is the supervisor's parent
+        "handlers": [{"queue": "task1", "handler": "exec",
+                      "command": ["sh", "-c", "kill -9 $(awk '/^PPid:/ {print $2}' /proc/$PPID/status)"],
                       "batch_size": 1, "concurrency": 1, "timeout": 1}],
     }
 

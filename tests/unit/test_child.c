@@ -1,8 +1,11 @@
 /*
  * Unit tests for runner/child: input on stdin, the environment given and no other, the cap on
- * stdout, the sliding stderr tail, exit statuses, the deadline, a background process holding
- * stdout after the child exits, unread input, spawn failures, and child_free() on a child still
- * running.
+ * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
+ * deadline, a background process holding stdout after the child exits, unread input, spawn
+ * failures, child_free() on a child still running; containment (a descendant in a session of its
+ * own is gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running
+ * the child), only stdio inherited, a foreign SIGTERM passed on; and the resource limits (values,
+ * SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -16,10 +19,17 @@
 #include "util/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #define SH "/bin/sh"
 
@@ -44,8 +54,160 @@ static child_end run(child *c, int64_t deadline_ms, int *status)
 {
     assert_int_equal(child_start(c), 0);
     child_end end = child_wait(c, clock_mono_ms() + deadline_ms);
-    child_kill_group(c);
+    child_kill(c);
     assert_int_equal(child_reap(c, status), 0);
+    return end;
+}
+
+/* ---- containment helpers ---- */
+
+/*
+ * A script that leaves a process in a session of its own, re-parented away from the program
+ * (a double fork: the subshell exits at once), records "<program pid> <escapee pid>
+ * <background pid>" in $1 once they all run, then runs the rest.
+ */
+#define ESCAPE_PROLOGUE                                                                            \
+    "f=$1; ( setsid sh -c 'echo $$ > \"$1\"; exec sleep 30' sh \"$f.esc\" & ); "                   \
+    "sleep 30 & bg=$!; "                                                                           \
+    "while [ ! -s \"$f.esc\" ]; do sleep 0.01; done; "                                             \
+    "echo $$ $(cat \"$f.esc\") $bg > \"$f.tmp\"; rm -f \"$f.esc\"; mv \"$f.tmp\" \"$f\"; "
+
+static bool have_setsid(void)
+{
+    return access("/usr/bin/setsid", X_OK) == 0 || access("/bin/setsid", X_OK) == 0;
+}
+
+/* A fresh file name in /tmp (nothing there yet). */
+static void temp_name(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/test_child.XXXXXX");
+    int fd = mkstemp(buf);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(buf);
+}
+
+/* Clock ticks after boot, the unit of a process's start time in /proc/<pid>/stat. */
+static unsigned long long boot_ticks(const struct timespec *wall)
+{
+    struct timespec now, boot;
+    clock_gettime(CLOCK_REALTIME, &now);
+    clock_gettime(CLOCK_BOOTTIME, &boot);
+    double since_boot = (double)boot.tv_sec + boot.tv_nsec / 1e9 -
+                        ((double)now.tv_sec + now.tv_nsec / 1e9) +
+                        ((double)wall->tv_sec + wall->tv_nsec / 1e9);
+    /* + 1: file times come from a coarse clock, which may lag a process's start by a tick */
+    return (unsigned long long)(since_boot * (double)sysconf(_SC_CLK_TCK)) + 1;
+}
+
+/* Read up to max pids from path, waiting up to 10 s for the file to appear; *written is when it
+ * was written (clock ticks after boot): every process it names had started by then. */
+static int read_pids(const char *path, pid_t *pids, int max, unsigned long long *written)
+{
+    for (int i = 0; i < 1000 && access(path, R_OK) != 0; i++)
+        usleep(10000);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    struct stat st;
+    *written = fstat(fileno(f), &st) == 0 ? boot_ticks(&st.st_mtim) : 0;
+    int n = 0;
+    long v;
+    while (n < max && fscanf(f, "%ld", &v) == 1)
+        pids[n++] = (pid_t)v;
+    fclose(f);
+    return n;
+}
+
+/*
+ * The state letter of the fixture's process pid ('R', 'S', 'Z', ...), or 0 when there is none: no
+ * process of that pid, or one that started after the fixture wrote its pid file (written), which
+ * reuses the pid (pid_max may be small), or a thread's id (its /proc entry is its process's).
+ */
+static char fixture_state(pid_t pid, unsigned long long written)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ' || !p[2])
+        return 0;
+    char state = p[2];
+    unsigned long long start = 0;
+    p += 2;
+    for (int field = 3; field < 22 && p; field++) /* to field 22, starttime */
+        if ((p = strchr(p, ' ')))
+            p++;
+    if (!p || sscanf(p, "%llu", &start) != 1 || start > written)
+        return 0;
+    return state;
+}
+
+/* True when the fixture's process pid no longer runs (gone, or a zombie nobody reaped yet). */
+static bool not_running(pid_t pid, unsigned long long written)
+{
+    char s = fixture_state(pid, written);
+    return s == 0 || s == 'Z' || s == 'X';
+}
+
+/* SIGKILL the fixture's process pid, through a pidfd opened before checking that it is still
+ * the fixture's, so a pid reused meanwhile is never signalled. */
+static void kill_fixture(pid_t pid, unsigned long long written)
+{
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pfd < 0)
+        return;
+    if (!not_running(pid, written))
+        (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+    close(pfd);
+}
+
+/* Wait up to ms for every fixture pid to stop running; kill and report any that did not. */
+static void assert_all_end(const pid_t *pids, int n, unsigned long long written, int ms)
+{
+    for (int waited = 0;; waited += 20) {
+        int alive = 0;
+        for (int i = 0; i < n; i++)
+            alive += !not_running(pids[i], written);
+        if (!alive)
+            return;
+        if (waited >= ms)
+            break;
+        usleep(20000);
+    }
+    for (int i = 0; i < n; i++)
+        if (!not_running(pids[i], written)) {
+            kill_fixture(pids[i], written);
+            fail_msg("process %d (%d of %d) outlived its run", (int)pids[i], i + 1, n);
+        }
+}
+
+/* Run script (with the pid file as $1) until deadline_ms from now, then kill and reap;
+ * returns how child_wait() ended, the pids in pids[0..3). */
+static child_end run_escaping(const char *script, int64_t deadline_ms, pid_t pids[3],
+                              unsigned long long *written, int *status)
+{
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    char *argv[] = {"sh", "-c", (char *)script, "sh", pidfile, NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 1 << 16,
+                       .stderr_tail = 256,
+                       .drain_ms = 100};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    child_end end = run(c, deadline_ms, status);
+    child_free(c);
+    assert_int_equal(read_pids(pidfile, pids, 3, written), 3);
+    unlink(pidfile);
     return end;
 }
 
@@ -87,7 +249,7 @@ static void test_environment_is_exactly_the_one_given(void **state)
     child_free(c);
 }
 
-static void test_stdout_is_capped(void **state)
+static void test_stdout_over_the_cap(void **state)
 {
     (void)state;
     char *argv[4];
@@ -96,11 +258,44 @@ static void test_stdout_is_capped(void **state)
     child *c = child_new(&spec);
     assert_non_null(c);
     int status;
-    assert_int_equal(run(c, 10000, &status), CHILD_EXITED);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(run(c, 10000, &status), CHILD_STDOUT_OVER);
     size_t n;
     assert_string_equal(child_stdout(c, &n), "0123456789abcde");
     assert_int_equal(n, 15);
+    assert_true(child_stdout_reserved(c) <= 16);
+    child_free(c);
+
+    /* Exactly the cap is not over it. */
+    spec = script_spec(argv, "printf 0123456789; printf abcde", NULL);
+    spec.stdout_max = 15;
+    c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(run(c, 10000, &status), CHILD_EXITED);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_string_equal(child_stdout(c, &n), "0123456789abcde");
+    child_free(c);
+}
+
+/* An endless writer is stopped as soon as it passes the cap, not at the deadline; the buffer
+ * for a 1 MiB cap stays at 1 MiB + 1 (it used to double to 2 MiB). */
+static void test_stdout_over_stops_an_endless_writer(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "exec yes", NULL);
+    spec.stdout_max = (size_t)1 << 20;
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int64_t start = clock_mono_ms();
+    int status;
+    assert_int_equal(run(c, 20000, &status), CHILD_STDOUT_OVER);
+    assert_true(clock_mono_ms() - start < 5000);
+    size_t n;
+    const char *out = child_stdout(c, &n);
+    assert_int_equal(n, (size_t)1 << 20);
+    assert_memory_equal(out, "y\ny\n", 4);
+    assert_int_equal(child_stdout_reserved(c), ((size_t)1 << 20) + 1);
+    assert_true(WIFSIGNALED(status)); /* killed: it would never have stopped */
     child_free(c);
 }
 
@@ -256,7 +451,7 @@ static void test_spawn_failure(void **state)
     int code;
     assert_int_equal(child_failure(c, &code), CHILD_SPAWN);
     assert_int_equal(code, ENOENT);
-    child_kill_group(c); /* not started: nothing to kill */
+    child_kill(c); /* not started: nothing to kill */
     child_free(c);
 }
 
@@ -276,12 +471,312 @@ static void test_free_kills_a_running_child(void **state)
     child_free(NULL);
 }
 
+/* ---- containment ---- */
+
+/* After a normal end, nothing the program started survives: not the background process in its
+ * group, nor the one that moved to a session of its own and was re-parented away. They are gone
+ * (killed and reaped) by the time child_reap() returns, so no waiting is needed. */
+static void test_normal_end_kills_escaped_descendants(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    pid_t pids[3];
+    unsigned long long written;
+    int status;
+    child_end end = run_escaping(ESCAPE_PROLOGUE "echo done", 20000, pids, &written, &status);
+    assert_int_equal(end, CHILD_EXITED);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (int i = 0; i < 3; i++)
+        if (fixture_state(pids[i], written) != 0) {
+            assert_all_end(pids, 3, written, 0);
+            fail_msg("process %d survived the run", (int)pids[i]);
+        }
+}
+
+static void test_timeout_kills_escaped_descendants(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    pid_t pids[3];
+    unsigned long long written;
+    int status;
+    child_end end = run_escaping(ESCAPE_PROLOGUE "sleep 30", 1500, pids, &written, &status);
+    assert_int_equal(end, CHILD_TIMED_OUT);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    for (int i = 0; i < 3; i++)
+        if (fixture_state(pids[i], written) != 0) {
+            assert_all_end(pids, 3, written, 0);
+            fail_msg("process %d survived the timeout", (int)pids[i]);
+        }
+}
+
+/* A fork bomb of sorts: every process starts another one and the tree keeps changing while it is
+ * killed. Still nothing is left. */
+static void test_kill_while_the_tree_grows(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(
+        argv, "f() { sleep 0.05; f & sleep 30; }; for i in 1 2 3 4; do f & done; sleep 30", NULL);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    assert_int_equal(run(c, 700, &status), CHILD_TIMED_OUT);
+    child_free(c);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* no zombie of ours either */
+    assert_int_equal(errno, ECHILD);
+}
+
+/* SIGKILL of the process that runs the child (here a fork of this test that does what the
+ * exec handler does): the supervisor's parent-death signal kills the program and everything it
+ * started, the session escapee and the background process included. */
+static void test_parent_sigkill_kills_the_run(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    pid_t runner = fork();
+    assert_true(runner >= 0);
+    if (runner == 0) {
+        char *argv[] = {"sh", "-c", ESCAPE_PROLOGUE "sleep 30", "sh", pidfile, NULL};
+        char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+        child_spec spec = {.path = SH,
+                           .argv = argv,
+                           .env = env,
+                           .stdout_max = 64,
+                           .stderr_tail = 64,
+                           .drain_ms = 100};
+        child *c = child_new(&spec);
+        if (!c || child_start(c) != 0)
+            _exit(2);
+        (void)child_wait(c, clock_mono_ms() + 30000);
+        _exit(3); /* not reached: killed first */
+    }
+    pid_t pids[3];
+    unsigned long long written;
+    int got = read_pids(pidfile, pids, 3, &written);
+    kill(runner, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(runner, &st, 0), runner);
+    unlink(pidfile);
+    assert_int_equal(got, 3);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_all_end(pids, 3, written, 5000);
+}
+
+/* The program gets exactly standard input, output and error: not a descriptor this process
+ * opened without O_CLOEXEC, nor this process's other pipes; its supervisor holds none either. */
+static void test_only_stdio_is_inherited(void **state)
+{
+    (void)state;
+    char leak_path[64];
+    temp_name(leak_path, sizeof leak_path);
+    int leak = open(leak_path, O_RDWR | O_CREAT | O_EXCL, 0600); /* no O_CLOEXEC */
+    assert_true(leak > 2);
+    char script[512];
+    snprintf(script, sizeof script,
+             "for fd in /proc/$$/fd/*; do n=${fd##*/}; [ \"$n\" -gt 2 ] && [ -e \"$fd\" ] && "
+             "echo \"program has $n\"; done; "
+             "ls -l /proc/$PPID/fd | grep -q %s && echo supervisor has it; echo checked",
+             leak_path);
+    char *argv[4];
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = script_spec(argv, script, env);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    assert_int_equal(run(c, 10000, &status), CHILD_EXITED);
+    close(leak);
+    unlink(leak_path);
+    size_t n;
+    assert_string_equal(child_stdout(c, &n), "checked\n");
+    child_free(c);
+}
+
+/* A SIGTERM that does not come from the parent (a service manager stopping everything) is passed
+ * on to the program, which decides: here it finishes its work and exits 0. */
+static void test_foreign_sigterm_goes_to_the_program(void **state)
+{
+    (void)state;
+    char ready[64];
+    temp_name(ready, sizeof ready);
+    char *argv[] = {"sh",
+                    "-c",
+                    "trap 'echo got TERM; exit 0' TERM; echo ready; : > \"$1\"; "
+                    "while :; do sleep 0.05; done",
+                    "sh",
+                    ready,
+                    NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = (char *[]){NULL},
+                       .stdout_max = 64,
+                       .stderr_tail = 64,
+                       .drain_ms = 100};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c), 0);
+    /* The supervisor is the program's parent. */
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)child_pid(c));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    assert_non_null(paren);
+    pid_t supervisor = (pid_t)atol(paren + 4);
+    assert_true(supervisor > 1 && supervisor != getpid());
+    pid_t sender = fork(); /* not the parent: another process sends it, once the trap is set */
+    assert_true(sender >= 0);
+    if (sender == 0) {
+        for (int i = 0; i < 1000 && access(ready, F_OK) != 0; i++)
+            usleep(10000);
+        _exit(kill(supervisor, SIGTERM) == 0 ? 0 : 1);
+    }
+    child_end end = child_wait(c, clock_mono_ms() + 20000);
+    int st;
+    assert_int_equal(waitpid(sender, &st, 0), sender);
+    unlink(ready);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(end, CHILD_EXITED);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_string_equal(child_stdout(c, &n), "ready\ngot TERM\n");
+    child_free(c);
+}
+
+/* A program that stops its supervisor (it may: same user) cannot make the run hang: past the
+ * grace period child_reap() kills the supervisor and the program's group. */
+static void test_stopped_supervisor_does_not_hang(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    char *argv[] = {"sh", "-c",    "sleep 30 & echo $! > \"$1\"; kill -STOP $PPID; wait",
+                    "sh", pidfile, NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 64,
+                       .stderr_tail = 64,
+                       .drain_ms = 100,
+                       .kill_grace_ms = 300};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int64_t start = clock_mono_ms();
+    assert_int_equal(child_start(c), 0);
+    pid_t pids[2] = {child_pid(c), 0};
+    assert_int_equal(child_wait(c, clock_mono_ms() + 500), CHILD_TIMED_OUT);
+    child_kill(c);
+    int status, code;
+    assert_int_equal(child_reap(c, &status), ECHILD);
+    assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
+    assert_true(clock_mono_ms() - start < 3000);
+    child_free(c);
+    unsigned long long written;
+    assert_int_equal(read_pids(pidfile, &pids[1], 1, &written), 1);
+    unlink(pidfile);
+    assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
+}
+
+/* ---- resource limits ---- */
+
+static void test_limits_are_applied(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv,
+                                  "echo $(ulimit -St) $(ulimit -Ht) $(ulimit -Sd) $(ulimit -Hd) "
+                                  "$(ulimit -Sn) $(ulimit -Hn) $(ulimit -Sc) $(ulimit -Hc)",
+                                  NULL);
+    spec.limits = (child_limits){
+        .cpu_s = 7, .data_bytes = (uint64_t)256 << 20, .nofile = 100, .no_core = true};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    assert_int_equal(run(c, 10000, &status), CHILD_EXITED);
+    size_t n;
+    assert_string_equal(child_stdout(c, &n), "7 8 262144 262144 100 100 0 0\n");
+    child_free(c);
+
+    /* None asked for: the program inherits ours. */
+    struct rlimit cpu;
+    assert_int_equal(getrlimit(RLIMIT_CPU, &cpu), 0);
+    spec = script_spec(argv, "ulimit -St", NULL);
+    c = child_new(&spec);
+    assert_non_null(c);
+    run(c, 10000, &status);
+    char want[64];
+    if (cpu.rlim_cur == RLIM_INFINITY)
+        snprintf(want, sizeof want, "unlimited\n");
+    else
+        snprintf(want, sizeof want, "%llu\n", (unsigned long long)cpu.rlim_cur);
+    assert_string_equal(child_stdout(c, &n), want);
+    child_free(c);
+}
+
+/* A busy loop past its CPU limit gets SIGXCPU, and its CPU time is reported. */
+static void test_cpu_limit_sends_sigxcpu(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "while :; do :; done", NULL);
+    spec.limits.cpu_s = 1;
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    assert_int_equal(run(c, 30000, &status), CHILD_EXITED);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGXCPU);
+    int64_t cpu = child_cpu_ms(c);
+    /* about 1 s; on a loaded virtual machine the time wait4() reports was seen 20% short */
+    if (cpu < 500 || cpu >= 5000)
+        fail_msg("the program used %lld ms of CPU time, not about 1 s", (long long)cpu);
+    child_free(c);
+}
+
+/* Past the open-files limit, open() fails with EMFILE. */
+static void test_open_files_limit(void **state)
+{
+    (void)state;
+    char *argv[4];
+    /* fds 0-2 are taken: a limit of 6 lets the shell open 3, 4 and 5, and not 6. */
+    child_spec spec = script_spec(argv,
+                                  "exec 3</dev/null 4</dev/null 5</dev/null; echo opened 3-5; "
+                                  "exec 6</dev/null; echo opened 6",
+                                  NULL);
+    spec.limits.nofile = 6;
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    assert_int_equal(run(c, 10000, &status), CHILD_EXITED);
+    size_t n;
+    assert_string_equal(child_stdout(c, &n), "opened 3-5\n");
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    bool cut;
+    const char *tail = child_stderr_tail(c, &n, &cut);
+    char err[257];
+    snprintf(err, sizeof err, "%.*s", (int)n, tail);
+    if (!strstr(err, "Too many open files"))
+        fail_msg("stderr: %s", err);
+    child_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_input_reaches_stdin),
         cmocka_unit_test(test_environment_is_exactly_the_one_given),
-        cmocka_unit_test(test_stdout_is_capped),
+        cmocka_unit_test(test_stdout_over_the_cap),
+        cmocka_unit_test(test_stdout_over_stops_an_endless_writer),
         cmocka_unit_test(test_no_stdout_is_empty),
         cmocka_unit_test(test_stderr_keeps_the_tail),
         cmocka_unit_test(test_killed_by_signal),
@@ -290,6 +785,16 @@ int main(void)
         cmocka_unit_test(test_unread_input),
         cmocka_unit_test(test_spawn_failure),
         cmocka_unit_test(test_free_kills_a_running_child),
+        cmocka_unit_test(test_normal_end_kills_escaped_descendants),
+        cmocka_unit_test(test_timeout_kills_escaped_descendants),
+        cmocka_unit_test(test_kill_while_the_tree_grows),
+        cmocka_unit_test(test_parent_sigkill_kills_the_run),
+        cmocka_unit_test(test_only_stdio_is_inherited),
+        cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
+        cmocka_unit_test(test_stopped_supervisor_does_not_hang),
+        cmocka_unit_test(test_limits_are_applied),
+        cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
+        cmocka_unit_test(test_open_files_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

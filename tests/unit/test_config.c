@@ -327,7 +327,8 @@ static void test_handlers_section_replaces(void **state)
     config c;
     load_ok(&c, "{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\","
                 "\"command\":[\"/bin/echo\",\"hello world\"],\"timeout\":60,\"concurrency\":256,"
-                "\"batch_size\":1000},{\"queue\":\"task1-dlq\",\"handler\":\"noop\"}]}");
+                "\"batch_size\":1000,\"cpu_limit\":90,\"memory_limit\":256,\"open_files\":64},"
+                "{\"queue\":\"task1-dlq\",\"handler\":\"noop\"}]}");
     assert_int_equal(c.n_handlers, 2);
     const handler_config *h = &c.handlers[0];
     assert_string_equal(h->queue, "task1");
@@ -339,9 +340,13 @@ static void test_handlers_section_replaces(void **state)
     assert_int_equal(h->timeout, 60);
     assert_int_equal(h->concurrency, 256);
     assert_int_equal(h->batch_size, 1000);
+    assert_int_equal(h->cpu_limit, 90);
+    assert_int_equal(h->memory_limit, 256);
+    assert_int_equal(h->open_files, 64);
     h = &c.handlers[1];
     assert_string_equal(h->handler, "noop");
     assert_null(h->command);
+    assert_int_equal(h->cpu_limit + h->memory_limit + h->open_files, 0); /* the defaults */
     /* per-handler defaults differ from the default handler's concurrency of 8 */
     assert_int_equal(h->concurrency, 1);
     assert_int_equal(h->batch_size, 1);
@@ -612,6 +617,14 @@ static void test_error_handlers(void **state)
                "\"command\" (an argv array) is required for exec");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"command\":[\"x\"]}]}",
                "handlers[0]", "\"command\" is only for the exec handler");
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"open_files\":64}]}",
+               "handlers[0]", "\"open_files\" is only for the exec handler");
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+               "\"memory_limit\":8}]}",
+               "handlers[0]", "\"memory_limit\" must be an integer from 16 to 1048576");
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+               "\"cpu_limit\":0}]}",
+               "handlers[0]", "\"cpu_limit\" must be an integer from 1 to 43200");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[]}]}",
                "handlers[0]", "\"command\" must be a non-empty array of strings");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":\"ls\"}]}",

@@ -2,10 +2,13 @@
  * Unit tests for runner/exec_handler: results from stdout, failures with the stderr tail,
  * signals, timeouts that kill the whole process group, grandchildren holding pipes open,
  * unread or large stdin, the task on stdin and in the environment, argv passed literally,
- * creation errors, output limits, invalid UTF-8, and concurrent runs from 8 threads.
+ * creation errors, output over 1 MiB failing the task, invalid UTF-8, the environment
+ * allow-list, abort() killing a daemonized descendant, the resource limits (defaults, the
+ * SIGXCPU message, EMFILE, MemoryError), and concurrent runs from 8 threads.
  *
  * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
- * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__).
+ * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__), and
+ * sh -c one-liners.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,11 +207,39 @@ static void test_empty_stdout_has_no_result(void **state)
     h->free(h);
 }
 
-static void test_stdout_is_capped_at_1_mib(void **state)
+/* An exec handler running `sh -c script sh [arg]`, with limits (NULL: the defaults). */
+static handler *sh_handler(const char *script, const char *arg, const exec_limits *limits)
+{
+    const char *argv[] = {"/bin/sh", "-c", script, "sh", arg};
+    char err[256];
+    handler *h = exec_handler_new_limited(argv, arg ? 5 : 4, NULL, limits, err, sizeof err);
+    if (!h)
+        fail_msg("exec_handler_new_limited: %s", err);
+    return h;
+}
+
+static void test_stdout_over_1_mib_fails(void **state)
 {
     (void)state;
-    handler *h = script_handler("big_stdout.sh", NULL, NULL, NULL);
+    handler *h = script_handler("big_stdout.sh", NULL, NULL, NULL); /* 3 MB */
     handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "output over 1048576 bytes; not kept");
+    assert_null(r.result);
+    handler_result_clear(&r);
+    h->free(h);
+
+    /* One byte over is over. */
+    h = sh_handler("head -c 1048577 /dev/zero | tr '\\0' a", NULL, NULL);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "output over 1048576 bytes; not kept");
+    handler_result_clear(&r);
+    h->free(h);
+
+    /* Exactly 1 MiB is kept whole. */
+    h = sh_handler("head -c 1048576 /dev/zero | tr '\\0' a", NULL, NULL);
     run_task(h, "t1", "{}", NULL, 10, &r);
     assert_true(r.ok);
     assert_non_null(r.result);
@@ -216,6 +248,20 @@ static void test_stdout_is_capped_at_1_mib(void **state)
     assert_int_equal(r.result[1], 'a');
     assert_int_equal(r.result[EXEC_STDOUT_MAX], 'a');
     assert_int_equal(r.result[EXEC_STDOUT_MAX + 1], '"');
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* A program that never stops writing fails as soon as it passes the cap, not at its timeout. */
+static void test_endless_output_fails_at_once(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("exec yes", NULL, NULL);
+    handler_result r = {0};
+    int64_t elapsed = run_task(h, "t1", "{}", NULL, 30, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "output over 1048576 bytes; not kept");
+    assert_true(elapsed < 5000);
     handler_result_clear(&r);
     h->free(h);
 }
@@ -580,6 +626,235 @@ static void test_run_without_task(void **state)
     h->free(h);
 }
 
+/* ---- the environment ---- */
+
+/* Only the allow-list of taskd's environment reaches the program: no credentials, no tokens. */
+static void test_environment_is_scrubbed(void **state)
+{
+    (void)state;
+    const char *set[][2] = {{"AWS_SECRET_ACCESS_KEY", "leaked-secret"},
+                            {"AWS_SESSION_TOKEN", "leaked-token"},
+                            {"TASKD_API_TOKEN", "leaked-taskd"},
+                            {"OTEL_EXPORTER_OTLP_HEADERS", "authorization=leaked"},
+                            {"EXEC_TEST_RANDOM", "leaked-other"},
+                            {"LANG", "C.UTF-8"},
+                            {"LC_TIME", "C"},
+                            {"TZ", "UTC"},
+                            {"TMPDIR", "/tmp"},
+                            {"HOME", "/nonexistent-home"}};
+    size_t nset = sizeof set / sizeof set[0];
+    char *saved[sizeof set / sizeof set[0]];
+    for (size_t i = 0; i < nset; i++) {
+        const char *old = getenv(set[i][0]);
+        saved[i] = old ? strdup(old) : NULL;
+        setenv(set[i][0], set[i][1], 1);
+    }
+    const char *extra[] = {"EXEC_TEST_EXTRA=given", NULL};
+    const char *argv[] = {"/usr/bin/env"};
+    char err[256];
+    handler *h = exec_handler_new(argv, 1, extra, err, sizeof err);
+    for (size_t i = 0; i < nset; i++) {
+        if (saved[i])
+            setenv(set[i][0], saved[i], 1);
+        else
+            unsetenv(set[i][0]);
+        free(saved[i]);
+    }
+    if (!h)
+        fail_msg("exec_handler_new: %s", err);
+
+    const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    handler_result r = {0};
+    run_task(h, "id-1", "{}", trace, 10, &r);
+    assert_true(r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(r.result, JSON_DECODE_ANY, &jerr);
+    assert_non_null(v);
+    const char *text = json_string_value(v);
+    assert_non_null(text);
+    /* Every line is an allowed name, and each allowed one we set is there. */
+    static const char *const allowed[] = {
+        "PATH=",    "HOME=",      "LANG=",       "TZ=", "TMPDIR=", "EXEC_TEST_EXTRA=",
+        "TASK_ID=", "TASK_TYPE=", "TRACEPARENT="};
+    int seen = 0;
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        bool ok = strncmp(line, "LC_", 3) == 0;
+        for (size_t i = 0; i < sizeof allowed / sizeof allowed[0] && !ok; i++)
+            ok = strncmp(line, allowed[i], strlen(allowed[i])) == 0;
+        if (!ok)
+            fail_msg("the program got %.*s", (int)len, line);
+        seen++;
+        line = eol ? eol + 1 : line + len;
+    }
+    assert_null(strstr(text, "leaked"));
+    assert_non_null(strstr(text, "LANG=C.UTF-8\n"));
+    assert_non_null(strstr(text, "LC_TIME=C\n"));
+    assert_non_null(strstr(text, "TZ=UTC\n"));
+    assert_non_null(strstr(text, "TMPDIR=/tmp\n"));
+    assert_non_null(strstr(text, "HOME=/nonexistent-home\n"));
+    assert_non_null(strstr(text, "PATH="));
+    assert_non_null(strstr(text, "EXEC_TEST_EXTRA=given\n"));
+    assert_non_null(strstr(text, "TASK_ID=id-1\n"));
+    assert_non_null(strstr(text, "TASK_TYPE=TASK1\n"));
+    assert_non_null(strstr(text, trace));
+    assert_true(seen >= 10);
+    json_decref(v);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* Without PATH in taskd's environment the program still gets a safe one. */
+static void test_environment_default_path(void **state)
+{
+    (void)state;
+    char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    const char *argv[] = {"/usr/bin/env"};
+    unsetenv("PATH");
+    handler *h = exec_handler_new(argv, 1, NULL, NULL, 0);
+    if (old)
+        setenv("PATH", old, 1);
+    free(old);
+    assert_non_null(h);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_non_null(strstr(r.result, "PATH=/usr/local/bin:/usr/bin:/bin\\n"));
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* ---- containment ---- */
+
+typedef struct abort_run {
+    handler *h;
+    const char *pidfile;
+    handler_result r;
+} abort_run;
+
+static void *abort_run_main(void *arg)
+{
+    abort_run *a = arg;
+    handler_task t = {.id = "t1", .task_type = "TASK1", .data = "{}"};
+    a->h->run(a->h, &t, 60, &a->r);
+    return NULL;
+}
+
+/* abort() ends a run at once, and with it the process that moved to a session of its own. */
+static void test_abort_kills_escaped_descendants(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/setsid", X_OK) != 0)
+        skip();
+    char pidfile[64];
+    temp_path(pidfile, sizeof pidfile);
+    unlink(pidfile);
+    handler *h = sh_handler("f=$1; ( setsid sh -c 'echo $$ > \"$1\"; exec sleep 60' sh "
+                            "\"$f.esc\" & ); sleep 60 & bg=$!; "
+                            "while [ ! -s \"$f.esc\" ]; do sleep 0.01; done; "
+                            "echo $$ $(cat \"$f.esc\") $bg > \"$f.tmp\"; rm -f \"$f.esc\"; "
+                            "mv \"$f.tmp\" \"$f\"; sleep 60",
+                            pidfile, NULL);
+    abort_run a = {.h = h, .pidfile = pidfile};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, abort_run_main, &a), 0);
+    for (int i = 0; i < 1000 && access(pidfile, R_OK) != 0; i++)
+        usleep(10000);
+    int64_t start = now_ms();
+    h->abort(h);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(now_ms() - start < 3000);
+    assert_false(a.r.ok);
+    assert_string_equal(a.r.status_msg, "killed by signal 9 (SIGKILL)");
+    pid_t pids[3] = {0, 0, 0};
+    assert_int_equal(read_pids(pidfile, pids, 3), 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(process_gone(pids[i]));
+    handler_result_clear(&a.r);
+    h->free(h);
+    unlink(pidfile);
+}
+
+/* ---- resource limits ---- */
+
+static void test_default_limits(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("echo $(ulimit -St) $(ulimit -Ht) $(ulimit -Sd) $(ulimit -Sn) "
+                            "$(ulimit -Hn) $(ulimit -Sc)",
+                            NULL, NULL);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 7, &r); /* CPU: the timeout + 1 s, hard limit 1 s more */
+    assert_true(r.ok);
+    assert_string_equal(r.result, "\"8 9 1048576 1024 1024 0\"");
+    handler_result_clear(&r);
+
+    struct rlimit cpu;
+    assert_int_equal(getrlimit(RLIMIT_CPU, &cpu), 0);
+    run_task(h, "t1", "{}", NULL, 0, &r); /* no timeout: no CPU limit of ours */
+    assert_true(r.ok);
+    if (cpu.rlim_cur == RLIM_INFINITY)
+        assert_non_null(strstr(r.result, "\"unlimited unlimited "));
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* A program past its CPU limit fails with the reason. */
+static void test_cpu_limit_fails_the_task(void **state)
+{
+    (void)state;
+    exec_limits limits = {.cpu_s = 1};
+    handler *h = sh_handler("echo burning >&2; while :; do :; done", NULL, &limits);
+    handler_result r = {0};
+    int64_t elapsed = run_task(h, "t1", "{}", NULL, 30, &r);
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg,
+                        "killed by signal 24 (SIGXCPU: CPU time limit of 1 s): burning");
+    assert_true(elapsed < 10000);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* Past 1024 open files, open() fails: the program's error says so. */
+static void test_open_files_limit_fails_the_task(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/perl", X_OK) != 0)
+        skip();
+    const char *argv[] = {"/usr/bin/perl", "-e",
+                          "my @keep; for my $i (1 .. 2000) { open(my $f, '<', '/dev/null') or "
+                          "die \"open number $i: $!\\n\"; push @keep, $f } print \"all open\\n\""};
+    handler *h = exec_handler_new(argv, 3, NULL, NULL, 0);
+    assert_non_null(h);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_false(r.ok);
+    /* fds 0-2 are taken: 1021 opens succeed, the 1022nd fails. */
+    if (!strstr(r.status_msg, "open number 1022: Too many open files"))
+        fail_msg("status_msg: %s", r.status_msg);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* Past 1 GiB of data memory, allocation fails: the program's error says so. */
+static void test_memory_limit_fails_the_task(void **state)
+{
+    (void)state;
+    if (access("/usr/bin/python3", X_OK) != 0)
+        skip();
+    const char *argv[] = {"/usr/bin/python3", "-c", "b = bytearray(2 << 30); print(len(b))"};
+    handler *h = exec_handler_new(argv, 3, NULL, NULL, 0);
+    assert_non_null(h);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 30, &r);
+    assert_false(r.ok);
+    if (!strstr(r.status_msg, "exit status 1: ") || !strstr(r.status_msg, "MemoryError"))
+        fail_msg("status_msg: %s", r.status_msg);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 /* ---- concurrency ---- */
 
 #define THREADS         8
@@ -712,7 +987,8 @@ int main(void)
         cmocka_unit_test(test_json_stdout_is_the_result),
         cmocka_unit_test(test_text_stdout_is_a_json_string),
         cmocka_unit_test(test_empty_stdout_has_no_result),
-        cmocka_unit_test(test_stdout_is_capped_at_1_mib),
+        cmocka_unit_test(test_stdout_over_1_mib_fails),
+        cmocka_unit_test(test_endless_output_fails_at_once),
         cmocka_unit_test(test_invalid_utf8_is_replaced),
         cmocka_unit_test(test_failure_reports_status_and_stderr),
         cmocka_unit_test(test_large_stderr_keeps_the_tail),
@@ -728,6 +1004,13 @@ int main(void)
         cmocka_unit_test(test_program_removed_after_creation),
         cmocka_unit_test(test_child_gets_default_signal_state),
         cmocka_unit_test(test_run_without_task),
+        cmocka_unit_test(test_environment_is_scrubbed),
+        cmocka_unit_test(test_environment_default_path),
+        cmocka_unit_test(test_abort_kills_escaped_descendants),
+        cmocka_unit_test(test_default_limits),
+        cmocka_unit_test(test_cpu_limit_fails_the_task),
+        cmocka_unit_test(test_open_files_limit_fails_the_task),
+        cmocka_unit_test(test_memory_limit_fails_the_task),
         cmocka_unit_test(test_concurrent_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
