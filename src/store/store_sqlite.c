@@ -43,10 +43,6 @@
 
 #define MAX_READERS 64
 
-/* The history's latest entries kept besides the first, as SQL text (TASK_HISTORY_MAX - 1). */
-#define HIST_KEEP "63"
-_Static_assert(TASK_HISTORY_MAX - 1 == 63, "HIST_KEEP must follow TASK_HISTORY_MAX");
-
 /* ---- schema ------------------------------------------------------------ */
 
 static const char *const migrations[] = {
@@ -628,12 +624,18 @@ store_rc sq_history_add(sqlite_store *s, const char *id, task_status status, con
     sqlite3_bind_text(st, 2, task_status_name(status), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, msg, (int)task_history_msg_len(msg), SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, now);
-    int rc = sq_step_done(st);
-    if (rc == SQLITE_OK && status != TASK_CREATED) { /* a creation is always the first */
-        sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
-        rc = sq_step_done(s->w_hist_trim);
-    }
-    return sq_rc_of(rc);
+    int rc = sqlite3_step(st); /* the insert is done at the first step; its n is the row */
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? STORE_ERROR : sq_rc_of(rc);
+    if (n <= TASK_HISTORY_MAX)
+        return STORE_OK;
+    /* keep n = 1 and the latest TASK_HISTORY_MAX - 1 */
+    sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->w_hist_trim, 2, n - (TASK_HISTORY_MAX - 1));
+    return sq_rc_of(sq_step_done(s->w_hist_trim));
 }
 
 store_rc sq_history_delete(sqlite_store *s, const char *id)
@@ -922,9 +924,8 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
         {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
                          "SELECT ?1, coalesce(max(n), 0) + 1, ?2, ?3, ?4 FROM task_history "
-                         "WHERE task_id = ?1"},
-        {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n > 1 AND n <= "
-                          "(SELECT max(n) FROM task_history WHERE task_id = ?1) - " HIST_KEEP},
+                         "WHERE task_id = ?1 RETURNING n"},
+        {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
