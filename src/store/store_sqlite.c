@@ -8,11 +8,12 @@
  *                numbered by an AUTOINCREMENT sequence that is never reused
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
  *   meta         stable secrets (the page-token key)
- *   task_history each task's status transitions (task_id, n): written with
- *                the change, n from the task's hist_n (read and written
- *                with the row anyway); at most TASK_HISTORY_MAX rows per
- *                task (n = 1 and the latest; a gap in n means entries were
- *                dropped), deleted with the task
+ *   task_history each task's status transitions (task_id, n) after its
+ *                creation (n = 1, which its row records): written with the
+ *                change, n from the task's hist_n (read and written with
+ *                the row anyway); the latest TASK_HISTORY_MAX - 1 are kept
+ *                (a gap in n means entries were dropped); deleted with the
+ *                task
  *
  * Group commit. Callers hand a write (a function and its argument) to the
  * writer thread and sleep on their own condition variable. The writer takes
@@ -99,8 +100,8 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL;",
     /* 3: the data's AttributeValue form, so change records never re-parse it */
     "ALTER TABLE tasks ADD COLUMN data_image TEXT;",
-    /* 4: task histories; older tasks get what is known: their creation and, after a gap
-     * (n = 2 missing: truncated), their current status */
+    /* 4: task histories (n = 1, the creation, is the task row's own); older tasks get what
+     * is known: after a gap (n = 2 missing: truncated), their current status */
     "CREATE TABLE task_history ("
     "  task_id TEXT NOT NULL,"
     "  n INTEGER NOT NULL,"
@@ -110,7 +111,6 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (task_id, n)"
     ") WITHOUT ROWID;"
     "ALTER TABLE tasks ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 1;"
-    "INSERT INTO task_history SELECT id, 1, 'CREATED', '', created_time FROM tasks;"
     "INSERT INTO task_history SELECT id, 3, status, status_msg, "
     "  coalesce(updated_time, created_time) FROM tasks WHERE status <> 'CREATED';"
     "UPDATE tasks SET hist_n = 3 WHERE status <> 'CREATED';",
@@ -322,13 +322,18 @@ static store_rc sq_get_task(store *base, const char *id, task *out)
     return result;
 }
 
-/* Read the history rows of a task that exists (r->get holds its row). */
-static store_rc read_history(reader *r, const char *id, task_history *out)
+/*
+ * Read a task's history: its creation (entry 1, which the task row itself
+ * records), then its rows. A gap in n says entries were dropped.
+ */
+static store_rc read_history(reader *r, const task *t, task_history *out)
 {
+    if (!task_history_add(out, TASK_CREATED, "", t->created_time))
+        return STORE_ERROR;
     sqlite3_stmt *st = r->history;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
     store_rc result = STORE_OK;
-    int64_t last_n = 0;
+    int64_t last_n = 1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         task_status status;
@@ -342,9 +347,15 @@ static store_rc read_history(reader *r, const char *id, task_history *out)
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         result = sq_rc_of(rc);
-    out->truncated = last_n != (int64_t)out->count; /* a gap in n: entries were dropped */
+    out->truncated = last_n != (int64_t)out->count;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (result == STORE_OK && out->count == 1 && t->status != TASK_CREATED) {
+        /* changed, yet nothing recorded: what the task itself tells */
+        task_history_clear(out);
+        if (!task_history_of_task(out, t))
+            result = STORE_ERROR;
+    }
     return result;
 }
 
@@ -369,9 +380,7 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
         sqlite3_clear_bindings(r->get);
     }
     if (result == STORE_OK)
-        result = read_history(r, id, out);
-    if (result == STORE_OK && out->count == 0 && !task_history_of_task(out, &t))
-        result = STORE_ERROR; /* none recorded: what the task itself tells */
+        result = read_history(r, &t, out);
     sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
     task_clear(&t);
     sq_reader_put(s, r);
@@ -632,7 +641,7 @@ static store_rc history_add(sqlite_store *s, const char *id, int64_t n, task_sta
     int rc = sq_step_done(st);
     if (rc != SQLITE_OK || n <= TASK_HISTORY_MAX)
         return sq_rc_of(rc);
-    /* keep n = 1 and the latest TASK_HISTORY_MAX - 1 */
+    /* keep the latest TASK_HISTORY_MAX - 1; n = 1 is the task row's own */
     sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->w_hist_trim, 2, n - (TASK_HISTORY_MAX - 1));
     return sq_rc_of(sq_step_done(s->w_hist_trim));
@@ -735,8 +744,6 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
             return sq_rc_of(rc);
     }
     store_rc result = sq_write_change(s, "INSERT", &t, NULL, nt->data_image, now);
-    if (result == STORE_OK)
-        result = history_add(s, t.id, 1, TASK_CREATED, "", now);
     if (result == STORE_OK)
         memcpy(w->id, t.id, sizeof t.id);
     return result;
