@@ -329,6 +329,19 @@ static api_status get_task(api *a, const api_request *req, const char *id, api_e
     return API_DONE;
 }
 
+static api_status get_history(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    (void)req;
+    task_history h = {0};
+    if (store_failed(&ex->resp, store_get_history(a->store, id, &h)))
+        return API_DONE;
+    sbuf b = {0};
+    task_history_to_json(&b, id, &h);
+    task_history_clear(&h);
+    set_body(&ex->resp, 200, &b);
+    return API_DONE;
+}
+
 static api_status patch_task(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     validation v = {0};
@@ -510,6 +523,7 @@ static const route routes[] = {
     {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
     {"/tasks/{task_id}", PARAM_TASK_ID, false, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
     {"/tasks/{task_id}/trace", PARAM_TASK_ID, true, get_trace, NULL, NULL, "GET, HEAD"},
+    {"/tasks/{task_id}/history", PARAM_TASK_ID, false, get_history, NULL, NULL, "GET, HEAD"},
     {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
     {"/queues/{name}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
     {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},

@@ -293,6 +293,14 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             m->claim = sq_apply_update(s, &claim);
             m->status_before = claim.current.status;
             task_clear(&claim.current);
+            if (m->claim == STORE_CONFLICT && m->status_before == TASK_IN_PROGRESS) {
+                /* an earlier delivery died or overran: this one runs the task again */
+                char again[64];
+                snprintf(again, sizeof again, "Task started again (receive %d)", m->receive_count);
+                store_rc again_rc = sq_claim_again(s, m->task_id, again, now / 1000);
+                if (again_rc == STORE_ERROR || again_rc == STORE_BUSY)
+                    rc = again_rc; /* the whole receive is rolled back and retried */
+            }
             if (m->claim == STORE_ERROR || m->claim == STORE_BUSY)
                 rc = m->claim; /* the whole receive is rolled back and retried */
         }
@@ -591,6 +599,8 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
     for (size_t i = 0; i < n && del && rc == STORE_OK; i++) {
         sqlite3_bind_text(del, 1, doomed[i].id, -1, SQLITE_STATIC);
         rc = sq_rc_of(sq_step_done(del));
+        if (rc == STORE_OK)
+            rc = sq_history_delete(s, doomed[i].id);
         if (rc == STORE_OK)
             rc = sq_write_change(s, "REMOVE", NULL, &doomed[i], NULL, now);
     }

@@ -8,6 +8,12 @@
  *                numbered by an AUTOINCREMENT sequence that is never reused
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
  *   meta         stable secrets (the page-token key)
+ *   task_history each task's status transitions (task_id, n) after its
+ *                creation (n = 1, which its row records): written with the
+ *                change, n from the task's hist_n (read and written with
+ *                the row anyway); the latest TASK_HISTORY_MAX - 1 are kept
+ *                (a gap in n means entries were dropped); deleted with the
+ *                task
  *
  * Group commit. Callers hand a write (a function and its argument) to the
  * writer thread and sleep on their own condition variable. The writer takes
@@ -94,6 +100,20 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL;",
     /* 3: the data's AttributeValue form, so change records never re-parse it */
     "ALTER TABLE tasks ADD COLUMN data_image TEXT;",
+    /* 4: task histories (n = 1, the creation, is the task row's own); older tasks get what
+     * is known: after a gap (n = 2 missing: truncated), their current status */
+    "CREATE TABLE task_history ("
+    "  task_id TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  status_msg TEXT NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  PRIMARY KEY (task_id, n)"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE tasks ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 1;"
+    "INSERT INTO task_history SELECT id, 3, status, status_msg, "
+    "  coalesce(updated_time, created_time) FROM tasks WHERE status <> 'CREATED';"
+    "UPDATE tasks SET hist_n = 3 WHERE status <> 'CREATED';",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -206,6 +226,7 @@ static void reader_free(reader *r)
     if (!r)
         return;
     sqlite3_finalize(r->get);
+    sqlite3_finalize(r->history);
     for (int i = 0; i < 8; i++)
         sqlite3_finalize(r->list[i]);
     sqlite3_close(r->db);
@@ -219,7 +240,11 @@ static reader *reader_open(const char *path)
         return NULL;
     if (open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
         sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
-            SQLITE_OK) {
+            SQLITE_OK ||
+        sq_prepare(r->db,
+                   "SELECT n, status, status_msg, time FROM task_history WHERE task_id = ?1 "
+                   "ORDER BY n",
+                   &r->history) != SQLITE_OK) {
         reader_free(r);
         return NULL;
     }
@@ -297,6 +322,73 @@ static store_rc sq_get_task(store *base, const char *id, task *out)
     return result;
 }
 
+/*
+ * Read a task's history: its creation (entry 1, which the task row itself
+ * records), then its rows. A gap in n says entries were dropped.
+ */
+static store_rc read_history(reader *r, const task *t, task_history *out)
+{
+    if (!task_history_add(out, TASK_CREATED, "", t->created_time))
+        return STORE_ERROR;
+    sqlite3_stmt *st = r->history;
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+    store_rc result = STORE_OK;
+    int64_t last_n = 1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        task_status status;
+        const char *msg = (const char *)sqlite3_column_text(st, 2);
+        if (!task_status_parse((const char *)sqlite3_column_text(st, 1), &status) || !msg ||
+            !task_history_add(out, status, msg, sqlite3_column_int64(st, 3))) {
+            result = STORE_ERROR;
+            break;
+        }
+        last_n = sqlite3_column_int64(st, 0);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        result = sq_rc_of(rc);
+    out->truncated = last_n != (int64_t)out->count;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (result == STORE_OK && out->count == 1 && t->status != TASK_CREATED) {
+        /* changed, yet nothing recorded: what the task itself tells */
+        task_history_clear(out);
+        if (!task_history_of_task(out, t))
+            result = STORE_ERROR;
+    }
+    return result;
+}
+
+static store_rc sq_get_history(store *base, const char *id, task_history *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    memset(out, 0, sizeof *out);
+    reader *r = sq_reader_get(s);
+    if (!r)
+        return STORE_BUSY;
+    /* one read transaction, so the task and its history agree */
+    store_rc result = sq_rc_of(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL));
+    task t = {0};
+    if (result == STORE_OK) {
+        sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(r->get);
+        if (rc == SQLITE_ROW)
+            result = sq_read_task_row(r->get, &t, false) ? STORE_OK : STORE_ERROR;
+        else
+            result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
+        sqlite3_reset(r->get);
+        sqlite3_clear_bindings(r->get);
+    }
+    if (result == STORE_OK)
+        result = read_history(r, &t, out);
+    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    task_clear(&t);
+    sq_reader_put(s, r);
+    if (result != STORE_OK)
+        task_history_clear(out);
+    return result;
+}
+
 static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page *out)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -359,6 +451,7 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 /* ---- the writer -------------------------------------------------------- */
 
 static store_rc apply_create(sqlite_store *s, store_write *w);
+static store_rc apply_reclaim(sqlite_store *s, store_write *w);
 /* Queue a write for the next batch; done() runs after its commit. */
 static void sq_submit(store *base, store_write *w)
 {
@@ -460,6 +553,9 @@ static void run_batch(sqlite_store *s, store_write *batch)
             case STORE_WRITE_UPDATE:
                 w->rc = sq_apply_update(s, w);
                 break;
+            case STORE_WRITE_RECLAIM:
+                w->rc = apply_reclaim(s, w);
+                break;
             }
         if (!succeeded(w->rc)) {
             sq_step_done(s->w_rollback_to);
@@ -531,6 +627,31 @@ static void *writer_main(void *arg)
 }
 
 /* ---- writes ------------------------------------------------------------ */
+
+/* Writer: record entry n of a task's history, dropping the oldest but the first past the bound. */
+static store_rc history_add(sqlite_store *s, const char *id, int64_t n, task_status status,
+                            const char *msg, int64_t now)
+{
+    sqlite3_stmt *st = s->w_hist_add;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, n);
+    sqlite3_bind_text(st, 3, task_status_name(status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, msg, (int)task_history_msg_len(msg), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    int rc = sq_step_done(st);
+    if (rc != SQLITE_OK || n <= TASK_HISTORY_MAX)
+        return sq_rc_of(rc);
+    /* keep the latest TASK_HISTORY_MAX - 1; n = 1 is the task row's own */
+    sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->w_hist_trim, 2, n - (TASK_HISTORY_MAX - 1));
+    return sq_rc_of(sq_step_done(s->w_hist_trim));
+}
+
+store_rc sq_history_delete(sqlite_store *s, const char *id)
+{
+    sqlite3_bind_text(s->w_hist_delete, 1, id, -1, SQLITE_STATIC);
+    return sq_rc_of(sq_step_done(s->w_hist_delete));
+}
 
 /* Append a change record for task t (images rendered here). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
@@ -628,25 +749,36 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     return result;
 }
 
-/* Writer: load a task with everything (STORE_NOT_FOUND when absent). */
-static store_rc load_task(sqlite_store *s, const char *id, task *out, char **data_image)
+/* A task as the writer loads it before changing it. */
+typedef struct loaded {
+    task t;
+    char *data_image; /* NULL for rows before schema 3 */
+    int64_t hist_n;   /* the number of its latest history entry */
+} loaded;
+
+/* Writer: load a task with everything (STORE_NOT_FOUND when absent); the caller frees
+ * data_image and clears t. */
+static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
 {
     sqlite3_stmt *st = s->w_get;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
-    if (rc == SQLITE_ROW && !sq_read_task_row(st, out, true))
+    if (rc == SQLITE_ROW && !sq_read_task_row(st, &out->t, true))
         result = STORE_ERROR;
-    *data_image = result == STORE_OK ? sq_dup_col(st, 10) : NULL; /* NULL for rows before v3 */
+    out->data_image = result == STORE_OK ? sq_dup_col(st, 10) : NULL;
+    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 11) : 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
 }
 
-/* Writer: set a loaded task's status, message and (if not NULL) result, with its change record. */
-static store_rc update_row(sqlite_store *s, const task *cur, const char *data_image,
-                           task_status status, const char *msg, const char *result, int64_t now)
+/* Writer: set a loaded task's status, message and (if not NULL) result, with its change record
+ * and its history entry. */
+static store_rc update_row(sqlite_store *s, const loaded *l, task_status status, const char *msg,
+                           const char *result, int64_t now)
 {
+    const task *cur = &l->t;
     task next = *cur; /* borrows cur's strings; never cleared */
     next.status = status;
     next.status_msg = (char *)msg;
@@ -660,20 +792,22 @@ static store_rc update_row(sqlite_store *s, const task *cur, const char *data_im
     sq_bind_text(st, 4, result);
     sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
     sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, l->hist_n + 1);
     int rc = sq_step_done(st);
-    return rc != SQLITE_OK ? sq_rc_of(rc)
-                           : sq_write_change(s, "MODIFY", &next, cur, data_image, now);
+    if (rc != SQLITE_OK)
+        return sq_rc_of(rc);
+    store_rc out = sq_write_change(s, "MODIFY", &next, cur, l->data_image, now);
+    return out == STORE_OK ? history_add(s, cur->id, l->hist_n + 1, status, msg, now) : out;
 }
 
 store_rc sq_apply_update(sqlite_store *s, store_write *w)
 {
     const store_update *u = &w->update;
-    task cur;
-    char *image;
-    store_rc rc = load_task(s, u->id, &cur, &image);
+    loaded l;
+    store_rc rc = load_task(s, u->id, &l);
     if (rc != STORE_OK)
         return rc;
-    switch (task_decide(cur.status, cur.status_msg, u->status, u->status_msg)) {
+    switch (task_decide(l.t.status, l.t.status_msg, u->status, u->status_msg)) {
     case TASK_REPEAT:
         rc = STORE_REPEAT;
         break;
@@ -681,26 +815,62 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
         rc = STORE_CONFLICT;
         break;
     case TASK_APPLY:
-        rc = update_row(s, &cur, image, u->status, u->status_msg, u->result, w->now);
+        rc = update_row(s, &l, u->status, u->status_msg, u->result, w->now);
         break;
     }
-    free(image);
-    w->current = cur; /* the caller clears it */
+    free(l.data_image);
+    w->current = l.t; /* the caller clears it */
+    return rc;
+}
+
+/* Writer: record a claim of a loaded task that is IN_PROGRESS already (STORE_CONFLICT if not). */
+static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, int64_t now)
+{
+    if (l->t.status != TASK_IN_PROGRESS)
+        return STORE_CONFLICT;
+    sqlite3_bind_text(s->w_hist_n, 1, l->t.id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->w_hist_n, 2, l->hist_n + 1);
+    int rc = sq_step_done(s->w_hist_n);
+    return rc != SQLITE_OK ? sq_rc_of(rc)
+                           : history_add(s, l->t.id, l->hist_n + 1, TASK_IN_PROGRESS, msg, now);
+}
+
+store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now)
+{
+    loaded l;
+    store_rc rc = load_task(s, id, &l);
+    if (rc != STORE_OK)
+        return rc;
+    rc = claim_again(s, &l, msg, now);
+    free(l.data_image);
+    task_clear(&l.t);
+    return rc;
+}
+
+/* Writer: a redelivery's claim (STORE_WRITE_RECLAIM). */
+static store_rc apply_reclaim(sqlite_store *s, store_write *w)
+{
+    loaded l;
+    store_rc rc = load_task(s, w->update.id, &l);
+    if (rc != STORE_OK)
+        return rc;
+    rc = claim_again(s, &l, w->update.status_msg, w->now);
+    free(l.data_image);
+    w->current = l.t; /* the caller clears it */
     return rc;
 }
 
 store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
                          int64_t now)
 {
-    task cur;
-    char *image;
-    store_rc rc = load_task(s, id, &cur, &image);
+    loaded l;
+    store_rc rc = load_task(s, id, &l);
     if (rc != STORE_OK)
         return rc;
-    if (cur.status != status || strcmp(cur.status_msg, msg) != 0)
-        rc = update_row(s, &cur, image, status, msg, NULL, now);
-    free(image);
-    task_clear(&cur);
+    if (l.t.status != status || strcmp(l.t.status_msg, msg) != 0)
+        rc = update_row(s, &l, status, msg, NULL, now);
+    free(l.data_image);
+    task_clear(&l.t);
     return rc;
 }
 
@@ -778,18 +948,24 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_savepoint, "SAVEPOINT op"},
         {&s->w_release, "RELEASE op"},
         {&s->w_rollback_to, "ROLLBACK TO op"},
-        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", data_image FROM tasks WHERE id = ?1"},
+        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", data_image, hist_n FROM tasks WHERE id = ?1"},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
          "data, trace, data_image) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7)"},
-        {&s->w_update, "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
-                       "result = coalesce(?4, result), finished_time = ?5 WHERE id = ?6"},
+        {&s->w_update,
+         "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
+         "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
         {&s->w_change, "INSERT INTO changes (event_name, task_id, new_image, old_image, "
                        "created_time) VALUES (?1, ?2, ?3, ?4, ?5)"},
         {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},
         {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
+        {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5)"},
+        {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
+        {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
+        {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
@@ -799,10 +975,11 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,     s->w_commit,
-                           s->w_rollback,  s->w_savepoint,   s->w_release,   s->w_rollback_to,
-                           s->w_get,       s->w_insert,      s->w_update,    s->w_change,
-                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge};
+    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,      s->w_commit,
+                           s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
+                           s->w_get,       s->w_insert,      s->w_update,     s->w_change,
+                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
+                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -918,6 +1095,7 @@ static const store_ops sqlite_ops = {
     .submit = sq_submit,
     .get_task = sq_get_task,
     .list_tasks = sq_list_tasks,
+    .get_history = sq_get_history,
     .ping = sq_ping,
     .secret = sq_secret,
     .close = sq_close,

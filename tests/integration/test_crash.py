@@ -79,6 +79,14 @@ class KillDuringExec(CrashCase):
             t = s2.task(tid)
             self.assertEqual(t["result"]["task_id"], tid, t)
             self.assertEqual(t["status_msg"], "Task completed")
+            # The history shows each claim: a task running at the kill was claimed twice.
+            h = s2.history(tid)
+            statuses = [e["status"] for e in h["history"]]
+            claims = 2 if before[tid] == "IN_PROGRESS" else 1
+            self.assertEqual(statuses, ["CREATED"] + ["IN_PROGRESS"] * claims + ["COMPLETED"], h)
+            self.assertFalse(h["truncated"], h)
+            if claims == 2:
+                self.assertRegex(h["history"][2]["status_msg"], r"^Task started again \(receive 2\)$")
         q = queue_table(s2)["work"]
         self.assertEqual((q["depth"], q["in_flight"], q["dead_letter_count"]), (0, 0, 0), q)
         self.stop_clean(s2)
@@ -201,6 +209,16 @@ class DeadLetter(CrashCase):
         self.assertIn(("FAILED", "CREATED", "Redriven from doomed-dlq"), trail, trail)
         self.assertEqual(trail[-2:], [("CREATED", "IN_PROGRESS", "Task started"),
                                       ("IN_PROGRESS", "COMPLETED", "Task completed")], trail)
+        # The history tells the whole story: two claims (the second a redelivery), the DLQ,
+        # the redrive, the run that completed.
+        h = s.history(tid)
+        self.assertEqual([(e["status"], e["status_msg"]) for e in h["history"]],
+                         [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                          ("IN_PROGRESS", "Task started again (receive 2)"),
+                          ("FAILED", "moved to dead-letter queue doomed-dlq after 2 receives"),
+                          ("CREATED", "Redriven from doomed-dlq"), ("IN_PROGRESS", "Task started"),
+                          ("COMPLETED", "Task completed")], h)
+        self.assertFalse(h["truncated"])
         q = queue_table(s)
         self.assertEqual(q["doomed"]["dead_letter_count"], 0, q)
         self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)

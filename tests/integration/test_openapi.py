@@ -3,8 +3,8 @@
 Lint runs Redocly CLI (`redocly lint`) on the document served by a running taskd, with the
 recommended rules and the few turned off in REDOCLY_CONFIG (each with its reason); any error
 or warning fails. Compile has Ajv (JSON Schema 2020-12, strict, formats checked) compile every
-schema in it. Live drives real requests -- create, replay, get, list, page, patch, trace, queues,
-redrive, health, metrics, the dashboard, and 400, 404, 405, 409, 413 and 422 of every kind --
+schema in it. Live drives real requests -- create, replay, get, list, page, patch, history, trace,
+queues, redrive, health, metrics, the dashboard, and 400, 404, 405, 409, 413 and 422 of every kind --
 and holds each answer to the document: the operation is documented, its status is documented
 for it, the Content-Type is one of that status' media types, the body validates against that
 media type's schema with every object closed to undocumented fields (openapi_check.mjs), the
@@ -535,6 +535,13 @@ class Live(OpenAPITestCase):
         self.expect_status(call("patch body not JSON", "PATCH", "/tasks/" + tid, raw="{"), 422,
                            "patch not JSON")
         self.too_large("PATCH", "/tasks/" + tid)
+
+        # --- history: t2 was created, claimed and completed above
+        self.expect_status(call("history", "GET", "/tasks/%s/history" % t2), 200, "history")
+        self.expect_status(call("history unknown", "GET", "/tasks/%s/history" % UNKNOWN_ID), 404,
+                           "history unknown")
+        self.expect_status(call("history not a uuid", "GET", "/tasks/not-a-uuid/history"), 404,
+                           "history not a uuid")
 
         # --- the local pipeline's routes
         if self.served("/tasks/{task_id}/trace"):
