@@ -24,6 +24,7 @@ struct pipeline {
     telemetry telemetry;
     stream_consumer *consumers[CONFIG_MAX_ITEMS];
     runner *runners[CONFIG_MAX_ITEMS];
+    handler *handlers[CONFIG_MAX_ITEMS]; /* built, not yet handed to their runner */
     pthread_t sweeper;
     bool sweeper_started;
     pthread_mutex_t mu;
@@ -189,15 +190,13 @@ static store_rc metrics_text(void *ctx, sbuf *out)
 
 /* ---- start / stop ------------------------------------------------------- */
 
-pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
+pipeline *pipeline_new(const config *c, const telemetry *tel, char *err, size_t errlen)
 {
     pipeline *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    p->store = s;
-    p->broker = broker_of(s);
     p->config = c;
     if (tel)
         p->telemetry = *tel;
@@ -205,25 +204,37 @@ pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
     for (size_t i = 0; i < c->n_handlers; i++) {
-        handler *h = handler_create(&c->handlers[i], err, errlen);
-        if (!h || !(p->runners[i] = runner_start(s, p->broker, c, &c->handlers[i], h, &p->telemetry,
-                                                 err, errlen)))
-            goto fail;
+        if (!(p->handlers[i] = handler_create(&c->handlers[i], err, errlen))) {
+            pipeline_stop(p, 0);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+bool pipeline_start(pipeline *p, store *s, char *err, size_t errlen)
+{
+    const config *c = p->config;
+    p->store = s;
+    p->broker = broker_of(s);
+    for (size_t i = 0; i < c->n_handlers; i++) {
+        handler *h = p->handlers[i];
+        p->handlers[i] = NULL; /* the runner's now, even when it fails to start */
+        if (!(p->runners[i] =
+                  runner_start(s, p->broker, c, &c->handlers[i], h, &p->telemetry, err, errlen)))
+            return false;
     }
     for (size_t i = 0; i < c->n_consumers; i++)
         if (!(p->consumers[i] = stream_consumer_start(p->broker, c, &c->consumers[i], &p->telemetry,
                                                       err, errlen)))
-            goto fail;
+            return false;
     if (pthread_create(&p->sweeper, NULL, sweeper_main, p) != 0) {
         snprintf(err, errlen, "cannot start the retention sweep");
-        goto fail;
+        return false;
     }
     p->sweeper_started = true;
     pthread_setname_np(p->sweeper, "sweeper");
-    return p;
-fail:
-    pipeline_stop(p, 10); /* the threads started hold no work yet: they end at once */
-    return NULL;
+    return true;
 }
 
 const api_pipeline *pipeline_api(pipeline *p)
@@ -263,8 +274,10 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
     pthread_mutex_unlock(&p->mu);
     if (p->sweeper_started)
         pthread_join(p->sweeper, NULL);
-    for (size_t i = 0; i < c->n_handlers; i++)
+    for (size_t i = 0; i < c->n_handlers; i++) {
         runner_free(p->runners[i]);
+        handler_free(p->handlers[i]);
+    }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cond);
     free(p);
