@@ -379,22 +379,37 @@ static api_status get_queues(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
-static api_status post_redrive(api *a, const api_request *req, const char *queue, api_exchange *ex)
+static void finish_redrive(api *a, api_exchange *ex)
 {
-    (void)req;
-    int64_t moved = 0;
-    store_rc rc = a->pipeline->redrive(a->pipeline->ctx, queue, &moved);
-    if (rc == STORE_NOT_FOUND) {
-        api_error(&ex->resp, 404, "No such queue with a dead-letter queue");
-        return API_DONE;
-    }
-    if (store_failed(&ex->resp, rc))
-        return API_DONE;
+    (void)a;
+    if (store_failed(&ex->resp, ex->write.rc))
+        return;
+    const char *queue = ex->name;
     sbuf b = {0};
     sbuf_printf(&b, "{\"queue\":");
     sbuf_json_str(&b, queue);
-    sbuf_printf(&b, ",\"moved\":%lld}", (long long)moved);
+    sbuf_printf(&b, ",\"moved\":%lld}", (long long)ex->moved);
     set_body(&ex->resp, 200, &b);
+}
+
+/* A redrive moves a whole dead-letter queue: a write like any other, never on this thread. */
+static api_status post_redrive(api *a, const api_request *req, const char *queue, api_exchange *ex)
+{
+    (void)req;
+    store_rc rc = STORE_NOT_FOUND;
+    if (strlen(queue) < sizeof ex->name) {
+        snprintf(ex->name, sizeof ex->name, "%s", queue);
+        ex->write = (store_write){.now = a->now(), .done = write_done};
+        ex->finish = finish_redrive;
+        rc = a->pipeline->redrive(a->pipeline->ctx, ex->name, &ex->write, &ex->moved);
+        if (rc == STORE_OK)
+            return API_PENDING;
+        ex->finish = NULL;
+    }
+    if (rc == STORE_NOT_FOUND)
+        api_error(&ex->resp, 404, "No such queue with a dead-letter queue");
+    else
+        store_failed(&ex->resp, rc);
     return API_DONE;
 }
 
@@ -742,7 +757,9 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
 
 void api_finish(api *a, api_exchange *ex)
 {
-    if (ex->write.kind == STORE_WRITE_CREATE)
+    if (ex->finish)
+        ex->finish(a, ex);
+    else if (ex->write.kind == STORE_WRITE_CREATE)
         finish_create(ex);
     else
         finish_update(ex);

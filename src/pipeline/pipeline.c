@@ -111,19 +111,14 @@ static store_rc queues_json(void *ctx, sbuf *out)
     return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
 }
 
-static store_rc redrive(void *ctx, const char *queue, int64_t *moved)
+static store_rc redrive(void *ctx, const char *queue, store_write *w, int64_t *moved)
 {
     pipeline *p = ctx;
     const queue_config *q = config_queue(p->config, queue);
     if (!q || !*q->dead_letter_queue)
         return STORE_NOT_FOUND;
-    store_rc rc = broker_redrive(p->broker, q->dead_letter_queue, q->name, moved);
-    if (rc == STORE_OK) {
-        char n[24];
-        snprintf(n, sizeof n, "%lld", (long long)*moved);
-        log_info("dead-letter queue redriven", "queue", q->name, "moved", n, NULL);
-    }
-    return rc;
+    /* the configuration's names outlive the write */
+    return broker_redrive_submit(p->broker, q->dead_letter_queue, q->name, w, moved);
 }
 
 static store_rc metrics_text(void *ctx, sbuf *out)

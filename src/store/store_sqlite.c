@@ -435,6 +435,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     choose_sync(s, batch);
     s->batch_wrote_changes = s->batch_sent_messages = false;
     s->n_batch_changes = 0;
+    depth_log_rewind(&s->depth_log, 0);
     int rc = sq_step_done(s->w_begin);
     if (rc != SQLITE_OK) {
         store_rc failed = sq_rc_of(rc);
@@ -449,6 +450,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             continue;
         }
         size_t counted = s->n_batch_changes; /* a rolled-back write counts nothing */
+        size_t moved = depth_log_mark(&s->depth_log);
         const sq_job *job = w->adapter_data;
         if (job)
             w->rc = job->apply(s, job->arg);
@@ -464,6 +466,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         if (!succeeded(w->rc)) {
             sq_step_done(s->w_rollback_to);
             s->n_batch_changes = counted;
+            depth_log_rewind(&s->depth_log, moved);
         }
         sq_step_done(s->w_release);
     }
@@ -484,8 +487,14 @@ static void run_batch(sqlite_store *s, store_write *batch)
         pthread_cond_broadcast(&s->notify_cv);
         pthread_mutex_unlock(&s->notify_mu);
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         count_changes(s);
+        queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
+        if (s->depth_log.lost) {
+            log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
+            s->depth_log.lost = sq_depths_load(s, s->wdb) != STORE_OK;
+        }
+    }
     if (s->listener.committed)
         s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
                               s->syncing);
@@ -854,6 +863,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->notify_mu);
     pthread_cond_destroy(&s->notify_cv);
     free(s->batch_changes);
+    depth_log_free(&s->depth_log);
+    queue_depths_free(s->depths);
     free(s->path);
     free(s);
 }
@@ -897,6 +908,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
+    if (!(s->depths = queue_depths_new()) || sq_depths_load(s, s->wdb) != STORE_OK) {
+        set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
     if (!prepare_writer(s)) {
         set_err(err, errlen, "cannot prepare statements on", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
