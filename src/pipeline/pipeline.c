@@ -185,7 +185,7 @@ static store_rc metrics_text(void *ctx, sbuf *out)
 
 /* ---- start / stop ------------------------------------------------------- */
 
-pipeline *pipeline_new(const config *c, const telemetry *tel, char *err, size_t errlen)
+pipeline *pipeline_new(const config *c, char *err, size_t errlen)
 {
     pipeline *p = calloc(1, sizeof *p);
     if (!p) {
@@ -193,8 +193,6 @@ pipeline *pipeline_new(const config *c, const telemetry *tel, char *err, size_t 
         return NULL;
     }
     p->config = c;
-    if (tel)
-        p->telemetry = *tel;
     p->view = (api_pipeline){queues_json, redrive, metrics_text, p};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
@@ -207,9 +205,11 @@ pipeline *pipeline_new(const config *c, const telemetry *tel, char *err, size_t 
     return p;
 }
 
-bool pipeline_start(pipeline *p, store *s, char *err, size_t errlen)
+bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size_t errlen)
 {
     const config *c = p->config;
+    if (tel)
+        p->telemetry = *tel;
     p->store = s;
     p->broker = broker_of(s);
     for (size_t i = 0; i < c->n_handlers; i++) {

@@ -19,9 +19,9 @@ typedef struct pipeline pipeline;
  * configuration can get wrong is found here, before a store is opened. NULL with a reason
  * in err. Start it with pipeline_start(), or free it with pipeline_stop().
  */
-pipeline *pipeline_new(const config *c, const telemetry *tel, char *err, size_t errlen);
+pipeline *pipeline_new(const config *c, char *err, size_t errlen);
 /* Start every thread over the store; false with a reason in err (then pipeline_stop() it). */
-bool pipeline_start(pipeline *p, store *s, char *err, size_t errlen);
+bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size_t errlen);
 /* The view the API serves /queues, /queues/{name}/redrive and /metrics from. */
 const api_pipeline *pipeline_api(pipeline *p);
 /*

@@ -315,7 +315,7 @@ int main(int argc, char **argv)
                          .queue_capacity = 8192,
                          .local_capacity = 16384};
     /* what the configuration can get wrong is refused before the database is created */
-    pipeline *pipe = pipeline_new(&cfg, &tel, err, sizeof err);
+    pipeline *pipe = pipeline_new(&cfg, err, sizeof err);
     store *st = NULL;
     if (!pipe)
         goto no_store;
@@ -328,7 +328,7 @@ int main(int argc, char **argv)
     tel.tracer = tracer_new(&to, err, sizeof err);
     if (!tel.tracer)
         goto no_tracer;
-    if (!pipeline_start(pipe, st, err, sizeof err))
+    if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;
     api a;
     if (!api_init(&a, st, &cfg, pipeline_api(pipe), &tel, clock_unix_s)) {
