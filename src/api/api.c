@@ -131,14 +131,20 @@ static api_status get_health(api *a, const api_request *req, const char *id, api
     api_response *resp = &ex->resp;
     (void)req;
     (void)id;
-    if (store_ping(a->store) != STORE_OK) {
-        api_error(resp, 503, "The task store does not answer");
-        api_add_header(resp, "Retry-After", "5");
+    char why[160] = "The task store does not answer";
+    bool healthy = store_ping(a->store) == STORE_OK &&
+                   store_write_health(a->store, why, sizeof why) == STORE_OK;
+    sbuf b = {0};
+    if (healthy) {
+        sbuf_puts(&b, "{\"status\":\"ok\"}");
+        set_body(resp, 200, &b);
         return API_DONE;
     }
-    sbuf b = {0};
-    sbuf_puts(&b, "{\"status\":\"ok\"}");
-    set_body(resp, 200, &b);
+    sbuf_puts(&b, "{\"status\":\"unhealthy\",\"detail\":");
+    sbuf_json_str(&b, why);
+    sbuf_putc(&b, '}');
+    set_body(resp, 503, &b);
+    api_add_header(resp, "Retry-After", "5");
     return API_DONE;
 }
 

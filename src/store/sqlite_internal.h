@@ -73,6 +73,12 @@ struct sqlite_store {
     bool batch_wrote_changes;
     bool batch_sent_messages;
 
+    /* whether writes succeed: the SQLite code of the last write that failed for a reason
+     * that does not pass by itself (SQLITE_FULL, SQLITE_IOERR, ...), 0 once one commits */
+    pthread_mutex_t health_mu;
+    int write_fault;
+    int batch_fault; /* this batch's (writer thread only) */
+
     /* the queues' depths, and what this batch did to them (applied after its commit) */
     queue_depths *depths;
     depth_log depth_log;
