@@ -30,6 +30,9 @@
 
 static const char JSON_TYPE[] = "application/json";
 
+/* A page of GET /tasks stops before the task that would take its body past this. */
+#define LIST_BODY_MAX (1024 * 1024)
+
 void api_add_header(api_response *resp, const char *name, const char *value)
 {
     if (resp->n_headers >= API_MAX_HEADERS)
@@ -303,15 +306,21 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
         return API_DONE;
     sbuf b = {0};
     sbuf_puts(&b, "{\"tasks\":[");
-    for (size_t i = 0; i < page.count; i++) {
-        if (i)
+    size_t shown = 0; /* the first task always; the others while the body stays in bounds */
+    for (; shown < page.count; shown++) {
+        size_t before = b.len;
+        if (shown)
             sbuf_putc(&b, ',');
-        task_to_json(&b, &page.tasks[i], false);
+        task_to_json(&b, &page.tasks[shown], false);
+        if (shown && b.len > LIST_BODY_MAX) {
+            sbuf_truncate(&b, before);
+            break;
+        }
     }
     sbuf_puts(&b, "],\"next_token\":");
     char next[PAGETOKEN_TEXT_MAX];
-    if (page.more && page.count &&
-        pagetoken_encode(key, page.tasks[page.count - 1].id, q.status, q.task_type, next))
+    if ((page.more || shown < page.count) && shown &&
+        pagetoken_encode(key, page.tasks[shown - 1].id, q.status, q.task_type, next))
         sbuf_json_str(&b, next);
     else
         sbuf_puts(&b, "null");
