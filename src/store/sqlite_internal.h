@@ -77,7 +77,8 @@ struct sqlite_store {
      * that does not pass by itself (SQLITE_FULL, SQLITE_IOERR, ...), 0 once one commits */
     pthread_mutex_t health_mu;
     int write_fault;
-    int batch_fault; /* this batch's (writer thread only) */
+    int batch_fault;       /* this batch's (writer thread only) */
+    int64_t last_fault_ms; /* monotonic time of the last such failure (writer thread only) */
 
     /* the queues' depths, and what this batch did to them (applied after its commit) */
     queue_depths *depths;

@@ -40,6 +40,9 @@
 #define MAX_READERS 64
 /* While writes fail and nothing else is written, a probe write every this many seconds */
 #define PROBE_INTERVAL_S 1
+/* Healthy again: a write commits, and none has failed for this long (past the pipeline's
+ * longest retry backoff, 3.2 s, so its failing retries keep the store unhealthy) */
+#define HEALTH_RECOVERY_MS 5000
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -408,22 +411,31 @@ static void note_fault(sqlite_store *s, int code)
 
 /*
  * After a batch: a fault seen makes the store unhealthy; a commit that wrote something makes it
- * healthy. Only the changes between the two are logged, so a full disk is one line, not one
- * per write.
+ * healthy again once no write has failed for HEALTH_RECOVERY_MS. On a nearly full disk small
+ * writes (a probe, a PATCH) can succeed between large ones that fail: health follows the large
+ * ones instead of flapping. Only the changes between the two states are logged, so a full disk
+ * is one line, not one per write.
  */
 static void settle_health(sqlite_store *s, bool wrote)
 {
     int was = s->write_fault; /* only this thread changes it */
-    int now = s->batch_fault ? s->batch_fault : wrote ? 0 : was;
-    if (now == was)
+    int64_t now_ms = clock_mono_ms();
+    int fault = was;
+    if (s->batch_fault) {
+        fault = s->batch_fault;
+        s->last_fault_ms = now_ms;
+    } else if (wrote && now_ms - s->last_fault_ms >= HEALTH_RECOVERY_MS) {
+        fault = 0;
+    }
+    if (fault == was)
         return;
     pthread_mutex_lock(&s->health_mu);
-    s->write_fault = now;
+    s->write_fault = fault;
     pthread_mutex_unlock(&s->health_mu);
-    if (now)
+    if (!was)
         log_error("the database cannot be written; writes answer 503 until it can", "database",
-                  s->path, "error", sqlite3_errstr(now), NULL);
-    else
+                  s->path, "error", sqlite3_errstr(fault), NULL);
+    else if (!fault)
         log_info("the database can be written again", "database", s->path, NULL);
 }
 
