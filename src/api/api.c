@@ -30,6 +30,9 @@
 
 static const char JSON_TYPE[] = "application/json";
 
+/* A page of GET /tasks stops before the task that would take its body past this. */
+#define LIST_BODY_MAX (1024 * 1024)
+
 void api_add_header(api_response *resp, const char *name, const char *value)
 {
     if (resp->n_headers >= API_MAX_HEADERS)
@@ -131,14 +134,20 @@ static api_status get_health(api *a, const api_request *req, const char *id, api
     api_response *resp = &ex->resp;
     (void)req;
     (void)id;
-    if (store_ping(a->store) != STORE_OK) {
-        api_error(resp, 503, "The task store does not answer");
-        api_add_header(resp, "Retry-After", "5");
+    char why[160] = "The task store does not answer";
+    bool healthy = store_ping(a->store) == STORE_OK &&
+                   store_write_health(a->store, why, sizeof why) == STORE_OK;
+    sbuf b = {0};
+    if (healthy) {
+        sbuf_puts(&b, "{\"status\":\"ok\"}");
+        set_body(resp, 200, &b);
         return API_DONE;
     }
-    sbuf b = {0};
-    sbuf_puts(&b, "{\"status\":\"ok\"}");
-    set_body(resp, 200, &b);
+    sbuf_puts(&b, "{\"status\":\"unhealthy\",\"detail\":");
+    sbuf_json_str(&b, why);
+    sbuf_putc(&b, '}');
+    set_body(resp, 503, &b);
+    api_add_header(resp, "Retry-After", "5");
     return API_DONE;
 }
 
@@ -297,15 +306,21 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
         return API_DONE;
     sbuf b = {0};
     sbuf_puts(&b, "{\"tasks\":[");
-    for (size_t i = 0; i < page.count; i++) {
-        if (i)
+    size_t shown = 0; /* the first task always; the others while the body stays in bounds */
+    for (; shown < page.count; shown++) {
+        size_t before = b.len;
+        if (shown)
             sbuf_putc(&b, ',');
-        task_to_json(&b, &page.tasks[i], false);
+        task_to_json(&b, &page.tasks[shown], false);
+        if (shown && b.len > LIST_BODY_MAX) {
+            sbuf_truncate(&b, before);
+            break;
+        }
     }
     sbuf_puts(&b, "],\"next_token\":");
     char next[PAGETOKEN_TEXT_MAX];
-    if (page.more && page.count &&
-        pagetoken_encode(key, page.tasks[page.count - 1].id, q.status, q.task_type, next))
+    if ((page.more || shown < page.count) && shown &&
+        pagetoken_encode(key, page.tasks[shown - 1].id, q.status, q.task_type, next))
         sbuf_json_str(&b, next);
     else
         sbuf_puts(&b, "null");
@@ -392,22 +407,37 @@ static api_status get_queues(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
-static api_status post_redrive(api *a, const api_request *req, const char *queue, api_exchange *ex)
+static void finish_redrive(api *a, api_exchange *ex)
 {
-    (void)req;
-    int64_t moved = 0;
-    store_rc rc = a->pipeline->redrive(a->pipeline->ctx, queue, &moved);
-    if (rc == STORE_NOT_FOUND) {
-        api_error(&ex->resp, 404, "No such queue with a dead-letter queue");
-        return API_DONE;
-    }
-    if (store_failed(&ex->resp, rc))
-        return API_DONE;
+    (void)a;
+    if (store_failed(&ex->resp, ex->write.rc))
+        return;
+    const char *queue = ex->name;
     sbuf b = {0};
     sbuf_printf(&b, "{\"queue\":");
     sbuf_json_str(&b, queue);
-    sbuf_printf(&b, ",\"moved\":%lld}", (long long)moved);
+    sbuf_printf(&b, ",\"moved\":%lld}", (long long)ex->moved);
     set_body(&ex->resp, 200, &b);
+}
+
+/* A redrive moves a whole dead-letter queue: a write like any other, never on this thread. */
+static api_status post_redrive(api *a, const api_request *req, const char *queue, api_exchange *ex)
+{
+    (void)req;
+    store_rc rc = STORE_NOT_FOUND;
+    if (strlen(queue) < sizeof ex->name) {
+        snprintf(ex->name, sizeof ex->name, "%s", queue);
+        ex->write = (store_write){.now = a->now(), .done = write_done};
+        ex->finish = finish_redrive;
+        rc = a->pipeline->redrive(a->pipeline->ctx, ex->name, &ex->write, &ex->moved);
+        if (rc == STORE_OK)
+            return API_PENDING;
+        ex->finish = NULL;
+    }
+    if (rc == STORE_NOT_FOUND)
+        api_error(&ex->resp, 404, "No such queue with a dead-letter queue");
+    else
+        store_failed(&ex->resp, rc);
     return API_DONE;
 }
 
@@ -756,7 +786,9 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
 
 void api_finish(api *a, api_exchange *ex)
 {
-    if (ex->write.kind == STORE_WRITE_CREATE)
+    if (ex->finish)
+        ex->finish(a, ex);
+    else if (ex->write.kind == STORE_WRITE_CREATE)
         finish_create(ex);
     else
         finish_update(ex);

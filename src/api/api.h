@@ -56,8 +56,12 @@ typedef struct api_response {
 typedef struct api_pipeline {
     /* Append {"queues": [...]} for GET /queues; a store code. */
     store_rc (*queues_json)(void *ctx, sbuf *out);
-    /* Move queue's dead-letter messages back; STORE_NOT_FOUND when queue has no DLQ. */
-    store_rc (*redrive)(void *ctx, const char *queue, int64_t *moved);
+    /*
+     * Move queue's dead-letter messages back as a store write: fill w (its done is set) and
+     * submit it; w->rc is the outcome and *moved the count when done() runs. STORE_NOT_FOUND
+     * when queue has no DLQ, another code when nothing could be submitted.
+     */
+    store_rc (*redrive)(void *ctx, const char *queue, store_write *w, int64_t *moved);
     /* Append the Prometheus text of GET /metrics; a store code. */
     store_rc (*metrics_text)(void *ctx, sbuf *out);
     void *ctx;
@@ -110,6 +114,10 @@ typedef struct api_exchange {
     span server;          /* the request's span */
     span store_span;      /* the write's span, while one is in flight */
     const char *route;    /* route pattern, for metrics */
+    /* builds the response of a pending write other than a create or an update */
+    void (*finish)(struct api *a, struct api_exchange *ex);
+    char name[CONFIG_NAME_MAX + 1]; /* the route's {name}, for finish() */
+    int64_t moved;                  /* a redrive's count */
     const char *method;
 } api_exchange;
 

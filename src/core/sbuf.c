@@ -195,3 +195,11 @@ void sbuf_free(sbuf *b)
     free(b->data);
     *b = (sbuf){0};
 }
+
+void sbuf_truncate(sbuf *b, size_t len)
+{
+    if (b->data && len < b->len) {
+        b->len = len;
+        b->data[len] = '\0';
+    }
+}

@@ -63,5 +63,7 @@ static inline bool sbuf_failed(const sbuf *b)
 char *sbuf_take(sbuf *b, size_t *len);
 /* Free the bytes and reset. */
 void sbuf_free(sbuf *b);
+/* Drop what was appended past len bytes (len <= b->len), e.g. a part that turned out too big. */
+void sbuf_truncate(sbuf *b, size_t len);
 
 #endif

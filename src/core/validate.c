@@ -502,6 +502,19 @@ void create_request_free(create_request *r)
     r->data = r->data_image = NULL;
 }
 
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+
+/* A JSON string's length in Unicode code points (jansson keeps it as valid UTF-8). */
+static size_t code_points(const json_t *s)
+{
+    const unsigned char *p = (const unsigned char *)json_string_value(s);
+    size_t n = 0, len = json_string_length(s);
+    for (size_t i = 0; i < len; i++)
+        n += (p[i] & 0xC0) != 0x80; /* every byte but a continuation byte starts one */
+    return n;
+}
+
 bool validate_update(const char *body, size_t len, update_request *out, validation *v)
 {
     memset(out, 0, sizeof *out);
@@ -520,6 +533,10 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
     json_t *msg = json_object_get(root, "status_msg");
     if (msg && (!json_is_string(msg) || is_wide(msg)))
         body_error(v, "status_msg", "string_type", "Input should be a valid string", msg, NULL);
+    else if (msg && code_points(msg) > VALIDATE_STATUS_MSG_MAX)
+        body_error(v, "status_msg", "string_too_long",
+                   "String should have at most " STR(VALIDATE_STATUS_MSG_MAX) " characters", msg,
+                   "{\"max_length\":" STR(VALIDATE_STATUS_MSG_MAX) "}");
     json_t *result = json_object_get(root, "result");
     if (result && holds_wide(result))
         wide_value_error(v, "result", result);

@@ -33,6 +33,9 @@
  */
 #define VALIDATE_MAX_DEPTH 31
 
+/* The most characters (Unicode code points, as pydantic counts) a `status_msg` may have. */
+#define VALIDATE_STATUS_MSG_MAX 4096
+
 /* The longest `input` echoed back in an error item, in bytes of JSON. */
 #define VALIDATE_INPUT_MAX 4096
 

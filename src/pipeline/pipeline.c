@@ -24,6 +24,7 @@ struct pipeline {
     telemetry telemetry;
     stream_consumer *consumers[CONFIG_MAX_ITEMS];
     runner *runners[CONFIG_MAX_ITEMS];
+    handler *handlers[CONFIG_MAX_ITEMS]; /* built, not yet handed to their runner */
     pthread_t sweeper;
     bool sweeper_started;
     pthread_mutex_t mu;
@@ -110,19 +111,14 @@ static store_rc queues_json(void *ctx, sbuf *out)
     return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
 }
 
-static store_rc redrive(void *ctx, const char *queue, int64_t *moved)
+static store_rc redrive(void *ctx, const char *queue, store_write *w, int64_t *moved)
 {
     pipeline *p = ctx;
     const queue_config *q = config_queue(p->config, queue);
     if (!q || !*q->dead_letter_queue)
         return STORE_NOT_FOUND;
-    store_rc rc = broker_redrive(p->broker, q->dead_letter_queue, q->name, moved);
-    if (rc == STORE_OK) {
-        char n[24];
-        snprintf(n, sizeof n, "%lld", (long long)*moved);
-        log_info("dead-letter queue redriven", "queue", q->name, "moved", n, NULL);
-    }
-    return rc;
+    /* the configuration's names outlive the write */
+    return broker_redrive_submit(p->broker, q->dead_letter_queue, q->name, w, moved);
 }
 
 static store_rc metrics_text(void *ctx, sbuf *out)
@@ -189,41 +185,51 @@ static store_rc metrics_text(void *ctx, sbuf *out)
 
 /* ---- start / stop ------------------------------------------------------- */
 
-pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *err, size_t errlen)
+pipeline *pipeline_new(const config *c, char *err, size_t errlen)
 {
     pipeline *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    p->store = s;
-    p->broker = broker_of(s);
     p->config = c;
-    if (tel)
-        p->telemetry = *tel;
     p->view = (api_pipeline){queues_json, redrive, metrics_text, p};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
     for (size_t i = 0; i < c->n_handlers; i++) {
-        handler *h = handler_create(&c->handlers[i], err, errlen);
-        if (!h || !(p->runners[i] = runner_start(s, p->broker, c, &c->handlers[i], h, &p->telemetry,
-                                                 err, errlen)))
-            goto fail;
+        if (!(p->handlers[i] = handler_create(&c->handlers[i], err, errlen))) {
+            pipeline_stop(p, 0);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size_t errlen)
+{
+    const config *c = p->config;
+    if (tel)
+        p->telemetry = *tel;
+    p->store = s;
+    p->broker = broker_of(s);
+    for (size_t i = 0; i < c->n_handlers; i++) {
+        handler *h = p->handlers[i];
+        p->handlers[i] = NULL; /* the runner's now, even when it fails to start */
+        if (!(p->runners[i] =
+                  runner_start(s, p->broker, c, &c->handlers[i], h, &p->telemetry, err, errlen)))
+            return false;
     }
     for (size_t i = 0; i < c->n_consumers; i++)
         if (!(p->consumers[i] = stream_consumer_start(p->broker, c, &c->consumers[i], &p->telemetry,
                                                       err, errlen)))
-            goto fail;
+            return false;
     if (pthread_create(&p->sweeper, NULL, sweeper_main, p) != 0) {
         snprintf(err, errlen, "cannot start the retention sweep");
-        goto fail;
+        return false;
     }
     p->sweeper_started = true;
     pthread_setname_np(p->sweeper, "sweeper");
-    return p;
-fail:
-    pipeline_stop(p, 10); /* the threads started hold no work yet: they end at once */
-    return NULL;
+    return true;
 }
 
 const api_pipeline *pipeline_api(pipeline *p)
@@ -263,8 +269,10 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
     pthread_mutex_unlock(&p->mu);
     if (p->sweeper_started)
         pthread_join(p->sweeper, NULL);
-    for (size_t i = 0; i < c->n_handlers; i++)
+    for (size_t i = 0; i < c->n_handlers; i++) {
         runner_free(p->runners[i]);
+        handler_free(p->handlers[i]);
+    }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cond);
     free(p);

@@ -14,8 +14,14 @@
 
 typedef struct pipeline pipeline;
 
-/* Build every handler and start every thread; NULL with a reason in err. */
-pipeline *pipeline_start(store *s, const config *c, const telemetry *tel, char *err, size_t errlen);
+/*
+ * Build every binding's handler (a known name, an exec program that exists): what the
+ * configuration can get wrong is found here, before a store is opened. NULL with a reason
+ * in err. Start it with pipeline_start(), or free it with pipeline_stop().
+ */
+pipeline *pipeline_new(const config *c, char *err, size_t errlen);
+/* Start every thread over the store; false with a reason in err (then pipeline_stop() it). */
+bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size_t errlen);
 /* The view the API serves /queues, /queues/{name}/redrive and /metrics from. */
 const api_pipeline *pipeline_api(pipeline *p);
 /*

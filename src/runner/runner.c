@@ -146,6 +146,7 @@ static void *runner_main(void *arg)
 {
     runner *r = arg;
     uint64_t gen = 0;
+    unsigned failures = 0; /* receives failed in a row */
     for (;;) {
         /* Note the generation, then look at the flag: runner_stop_receiving() sets the flag
          * before it bumps the generation, so a stop this look misses ends the waits below at
@@ -169,11 +170,15 @@ static void *runner_main(void *arg)
         store_rc rc = broker_receive_and_claim(r->broker, r->queue, r->binding->batch_size, &msgs,
                                                &n, &next_ms);
         if (rc != STORE_OK) {
+            /* the store's trouble (busy, a full disk): back off from 0.2 s to 3.2 s, as the
+             * stream consumer does, waking early for a commit or to stop */
+            failures += failures < 5;
             log_warn("cannot receive from queue", "queue", r->queue->name, "error",
                      store_rc_name(rc), NULL);
-            usleep(200000);
+            broker_wait(r->broker, false, &gen, 100 << failures);
             continue;
         }
+        failures = 0;
         if (n == 0) {
             /* Another thread was first (or the message left for the dead-letter queue): sleep
              * until the receive's own next_ms, as after a look, without looking again now —

@@ -15,6 +15,7 @@
 #define TASKD_BROKER_H
 
 #include "core/config.h"
+#include "queue_depths.h"
 #include "store.h"
 
 #include <stddef.h>
@@ -101,14 +102,9 @@ store_rc broker_release(broker *b, const queue_message *m, size_t n);
 /* Keep received messages hidden for another seconds from now. */
 store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
 
-typedef struct queue_stats {
-    int64_t visible;   /* ready to receive */
-    int64_t in_flight; /* received, not yet deleted */
-    int64_t delayed;   /* sent, not yet visible */
-} queue_stats;
-
+/* A queue's depths, from counters the writer keeps (queue_depths.h): no row is read. */
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out);
-/* Change records after the consumer's checkpoint. */
+/* Change records after the consumer's checkpoint (newest sequence number less it). */
 store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag);
 
 /*
@@ -116,6 +112,13 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag);
  * FAILED tasks become CREATED again. *moved gets the count.
  */
 store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t *moved);
+/*
+ * The same without waiting: fill w (the caller has set done and user; the names and moved
+ * are borrowed until done) and submit it; *moved gets the count before done() runs.
+ * STORE_ERROR when out of memory: nothing was submitted.
+ */
+store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, store_write *w,
+                               int64_t *moved);
 
 /*
  * Housekeeping: delete finished tasks past ttl + grace (REMOVE records),

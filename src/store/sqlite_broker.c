@@ -12,7 +12,9 @@
  *                finished with.
  *
  * Writes run as jobs (sq_job) in the store's group commit; reads
- * use the store's read connections. Statements here are prepared per call:
+ * use the store's read connections. Every write that moves a message notes
+ * it in the batch's depth_log, so the queue depths (queue_depths.h) follow
+ * the commits without counting rows. Statements here are prepared per call:
  * every call handles a whole batch, so preparing is not on a per-task path.
  */
 #include "broker.h"
@@ -165,6 +167,9 @@ static store_rc apply_publish(sqlite_store *s, void *arg)
         sqlite3_bind_int64(ins, 6, now + (int64_t)q->delay * 1000);
         sqlite3_bind_int64(ins, 7, now + (int64_t)q->retention * 1000);
         rc = sq_step_done(ins);
+        if (rc == SQLITE_OK)
+            depth_log_enter(&s->depth_log, s->depths, q->name, now + (int64_t)q->delay * 1000,
+                            false, now);
     }
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(cp, 1, a->consumer, -1, SQLITE_STATIC);
@@ -231,7 +236,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     const queue_config *q = a->q;
     int64_t now = clock_unix_ms();
     a->next_ms = INT64_MAX;
-    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, receive_count, sent_ms, task_id, body, attributes "
+    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, receive_count, sent_ms, task_id, body, "
+                                     "attributes, visible_ms "
                                      "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
                                      "ORDER BY visible_ms, id LIMIT ?3");
     if (!sel)
@@ -241,9 +247,11 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     sqlite3_bind_int64(sel, 3, (sqlite3_int64)a->max);
     /* read the candidates first: the updates below move them in the index being read */
     queue_message *c = calloc(a->max, sizeof *c);
+    int64_t *was_visible = calloc(a->max, sizeof *was_visible); /* each one's visible_ms */
     size_t nc = 0;
     int r = SQLITE_OK;
-    while (c && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+    while (c && was_visible && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        was_visible[nc] = sqlite3_column_int64(sel, 6);
         c[nc].id = sqlite3_column_int64(sel, 0);
         c[nc].receive_count = sqlite3_column_int(sel, 1);
         c[nc].sent_ms = sqlite3_column_int64(sel, 2);
@@ -253,9 +261,10 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         nc++;
     }
     sqlite3_finalize(sel);
-    if (!c || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
+    if (!c || !was_visible || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
         queue_messages_free(c, nc);
-        return c ? sq_rc_of(r) : STORE_ERROR;
+        free(was_visible);
+        return c && was_visible ? sq_rc_of(r) : STORE_ERROR;
     }
     sqlite3_stmt *hide = stmt(s->wdb, "UPDATE messages SET visible_ms = ?2, receive_count = ?3 "
                                       "WHERE id = ?1");
@@ -270,6 +279,11 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
             sqlite3_bind_int64(move, 3, now);
             rc = sq_rc_of(sq_step_done(move));
+            if (rc == STORE_OK) {
+                depth_log_leave(&s->depth_log, s->depths, q->name, was_visible[i],
+                                m->receive_count > 0);
+                depth_log_enter(&s->depth_log, s->depths, q->dead_letter_queue, now, false, now);
+            }
             char why[200];
             snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
                      q->dead_letter_queue, m->receive_count);
@@ -279,11 +293,17 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             m->id = 0;                     /* not delivered */
             continue;
         }
+        bool received_before = m->receive_count > 0;
         m->receive_count++;
+        int64_t hidden_until = now + (int64_t)q->visibility_timeout * 1000;
         sqlite3_bind_int64(hide, 1, m->id);
-        sqlite3_bind_int64(hide, 2, now + (int64_t)q->visibility_timeout * 1000);
+        sqlite3_bind_int64(hide, 2, hidden_until);
         sqlite3_bind_int(hide, 3, m->receive_count);
         rc = sq_rc_of(sq_step_done(hide));
+        if (rc == STORE_OK) {
+            depth_log_leave(&s->depth_log, s->depths, q->name, was_visible[i], received_before);
+            depth_log_enter(&s->depth_log, s->depths, q->name, hidden_until, true, now);
+        }
         if (rc == STORE_OK && a->claim && m->task_id) {
             store_write claim = {.kind = STORE_WRITE_UPDATE,
                                  .now = now / 1000,
@@ -307,6 +327,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     }
     sqlite3_finalize(hide);
     sqlite3_finalize(move);
+    free(was_visible);
     /* keep the delivered ones */
     a->n = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -408,23 +429,54 @@ typedef struct receipt_args {
     int64_t visible_in_ms; /* when not deleting: visible again this long from now */
 } receipt_args;
 
+/*
+ * Writer: where the message of a receipt is and until when it is hidden; false when the
+ * receipt is stale (the message is gone or was received again).
+ */
+static bool receipt_message(sqlite3_stmt *find, const queue_message *m, char *queue, size_t len,
+                            int64_t *visible_ms, int *rc)
+{
+    sqlite3_bind_int64(find, 1, m->id);
+    sqlite3_bind_int(find, 2, m->receive_count);
+    int step = sqlite3_step(find);
+    bool found = step == SQLITE_ROW;
+    if (found) {
+        snprintf(queue, len, "%s", (const char *)sqlite3_column_text(find, 0));
+        *visible_ms = sqlite3_column_int64(find, 1);
+    }
+    *rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
+    sqlite3_reset(find);
+    return found;
+}
+
 static store_rc apply_receipts(sqlite_store *s, void *arg)
 {
     receipt_args *a = arg;
+    sqlite3_stmt *find = stmt(s->wdb, "SELECT queue, visible_ms FROM messages "
+                                      "WHERE id = ?1 AND receive_count = ?2");
     sqlite3_stmt *st =
         stmt(s->wdb, a->delete ? "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2"
                                : "UPDATE messages SET visible_ms = ?3 "
                                  "WHERE id = ?1 AND receive_count = ?2");
-    if (!st)
-        return STORE_ERROR;
-    int rc = SQLITE_OK;
+    int rc = find && st ? SQLITE_OK : SQLITE_ERROR;
+    int64_t now = clock_unix_ms();
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
+        char queue[256];
+        int64_t was;
+        if (!receipt_message(find, &a->m[i], queue, sizeof queue, &was, &rc))
+            continue; /* a stale receipt changes nothing */
         sqlite3_bind_int64(st, 1, a->m[i].id);
         sqlite3_bind_int(st, 2, a->m[i].receive_count);
         if (!a->delete)
-            sqlite3_bind_int64(st, 3, clock_unix_ms() + a->visible_in_ms);
+            sqlite3_bind_int64(st, 3, now + a->visible_in_ms);
         rc = sq_step_done(st);
+        if (rc != SQLITE_OK)
+            break;
+        depth_log_leave(&s->depth_log, s->depths, queue, was, true);
+        if (!a->delete)
+            depth_log_enter(&s->depth_log, s->depths, queue, now + a->visible_in_ms, true, now);
     }
+    sqlite3_finalize(find);
     sqlite3_finalize(st);
     if (!a->delete &&a->visible_in_ms == 0 && a->n)
         s->batch_sent_messages = true;
@@ -454,31 +506,26 @@ store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned sec
 
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
 {
-    memset(out, 0, sizeof *out);
-    reader *r = sq_reader_get(sq(b));
-    if (!r)
-        return STORE_BUSY;
-    sqlite3_stmt *st = stmt(r->db, "SELECT count(*) FILTER (WHERE visible_ms <= ?2),"
-                                   " count(*) FILTER (WHERE visible_ms > ?2 AND receive_count > 0),"
-                                   " count(*) FILTER (WHERE visible_ms > ?2 AND receive_count = 0)"
-                                   " FROM messages WHERE queue = ?1");
-    store_rc rc = STORE_ERROR;
-    if (st) {
-        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, clock_unix_ms());
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW) {
-            out->visible = sqlite3_column_int64(st, 0);
-            out->in_flight = sqlite3_column_int64(st, 1);
-            out->delayed = sqlite3_column_int64(st, 2);
-            rc = STORE_OK;
-        } else {
-            rc = sq_rc_of(step);
-        }
-        sqlite3_finalize(st);
-    }
-    sq_reader_put(sq(b), r);
-    return rc;
+    queue_depths_get(sq(b)->depths, queue, clock_unix_ms(), out);
+    return STORE_OK;
+}
+
+store_rc sq_depths_load(sqlite_store *s, sqlite3 *db)
+{
+    queue_depths_clear(s->depths);
+    sqlite3_stmt *st = stmt(db, "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 "
+                                "END, receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3");
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, clock_unix_ms());
+    int step;
+    bool ok = true;
+    while (ok && (step = sqlite3_step(st)) == SQLITE_ROW)
+        ok = queue_depths_load(s->depths, (const char *)sqlite3_column_text(st, 0),
+                               sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
+                               sqlite3_column_int64(st, 3));
+    sqlite3_finalize(st);
+    return !ok ? STORE_ERROR : step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
 }
 
 store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag)
@@ -489,14 +536,16 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag)
         return STORE_BUSY;
     store_rc rc;
     int64_t cp = checkpoint_of(r->db, consumer, &rc);
-    sqlite3_stmt *st =
-        rc == STORE_OK ? stmt(r->db, "SELECT count(*) FROM changes WHERE seq > ?1") : NULL;
+    /* the newest sequence number less the checkpoint: numbers are never reused or skipped by
+     * a commit, so this is the count of records after the checkpoint without reading them */
+    sqlite3_stmt *st = rc == STORE_OK
+                           ? stmt(r->db, "SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+                           : NULL;
     if (st) {
-        sqlite3_bind_int64(st, 1, cp);
         int step = sqlite3_step(st);
-        if (step == SQLITE_ROW)
-            *lag = sqlite3_column_int64(st, 0);
-        else
+        if (step == SQLITE_ROW && sqlite3_column_int64(st, 0) > cp)
+            *lag = sqlite3_column_int64(st, 0) - cp;
+        else if (step != SQLITE_ROW && step != SQLITE_DONE)
             rc = sq_rc_of(step);
         sqlite3_finalize(st);
     } else {
@@ -555,8 +604,10 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     int r = sq_step_done(mv);
     a->moved = sqlite3_changes(s->wdb);
     sqlite3_finalize(mv);
-    if (a->moved)
+    if (a->moved && r == SQLITE_OK) {
         s->batch_sent_messages = true;
+        depth_log_move_all(&s->depth_log, s->depths, a->dlq, a->target);
+    }
     return sq_rc_of(r);
 }
 
@@ -566,6 +617,47 @@ store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t 
     store_rc rc = run_write(b, apply_redrive, &a, false);
     *moved = rc == STORE_OK ? a.moved : 0;
     return rc;
+}
+
+/* A redrive in flight: its job and arguments, and the caller's done(), which it wraps. */
+typedef struct redrive_job {
+    sq_job job;
+    redrive_args args;
+    void (*done)(store_write *w);
+    int64_t *moved;
+} redrive_job;
+
+/* Writer: report the count, release the job, then hand the write back to its caller. */
+static void redrive_done(store_write *w)
+{
+    redrive_job *j = w->adapter_data;
+    *j->moved = w->rc == STORE_OK ? j->args.moved : 0;
+    if (w->rc == STORE_OK) {
+        char n[24];
+        snprintf(n, sizeof n, "%lld", (long long)j->args.moved);
+        log_info("dead-letter queue redriven", "queue", j->args.target, "moved", n, NULL);
+    }
+    w->done = j->done;
+    w->adapter_data = NULL;
+    free(j);
+    w->done(w);
+}
+
+store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, store_write *w,
+                               int64_t *moved)
+{
+    redrive_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return STORE_ERROR;
+    j->args = (redrive_args){dlq, target, 0};
+    j->job = (sq_job){.apply = apply_redrive, .arg = &j->args};
+    j->done = w->done;
+    j->moved = moved;
+    w->relaxed = false;
+    w->adapter_data = &j->job; /* the job is the first member: adapter_data is j */
+    w->done = redrive_done;
+    store_submit(&sq(b)->base, w);
+    return STORE_OK;
 }
 
 /* ---- housekeeping ------------------------------------------------------ */
@@ -618,8 +710,8 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
 /* Drop messages past their retention; fail the tasks they carried. */
 static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
 {
-    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, queue, task_id FROM messages "
-                                     "WHERE expires_ms < ?1 LIMIT 500");
+    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, queue, task_id, visible_ms, receive_count "
+                                     "FROM messages WHERE expires_ms < ?1 LIMIT 500");
     sqlite3_stmt *del = stmt(s->wdb, "DELETE FROM messages WHERE id = ?1");
     store_rc rc = sel && del ? STORE_OK : STORE_ERROR;
     if (rc == STORE_OK)
@@ -633,6 +725,9 @@ static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
         sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
         if (rc == STORE_OK)
             rc = sq_rc_of(sq_step_done(del));
+        if (rc == STORE_OK)
+            depth_log_leave(&s->depth_log, s->depths, (const char *)sqlite3_column_text(sel, 1),
+                            sqlite3_column_int64(sel, 3), sqlite3_column_int(sel, 4) > 0);
     }
     sqlite3_finalize(sel);
     sqlite3_finalize(del);

@@ -7,6 +7,7 @@
 #define TASKD_SQLITE_INTERNAL_H
 
 #include "core/uuid7.h"
+#include "queue_depths.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -74,6 +75,17 @@ struct sqlite_store {
     bool batch_wrote_changes;
     bool batch_sent_messages;
 
+    /* whether writes succeed: the SQLite code of the last write that failed for a reason
+     * that does not pass by itself (SQLITE_FULL, SQLITE_IOERR, ...), 0 once one commits */
+    pthread_mutex_t health_mu;
+    int write_fault;
+    int batch_fault;       /* this batch's (writer thread only) */
+    int64_t last_fault_ms; /* monotonic time of the last such failure (writer thread only) */
+
+    /* the queues' depths, and what this batch did to them (applied after its commit) */
+    queue_depths *depths;
+    depth_log depth_log;
+
     /* wake-ups for the local pipeline: new change records, new visible messages */
     pthread_mutex_t notify_mu;
     pthread_cond_t notify_cv;
@@ -125,6 +137,8 @@ store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_
 store_rc sq_history_delete(sqlite_store *s, const char *id);
 /* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
 store_rc sq_apply_update(sqlite_store *s, store_write *w);
+/* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
+store_rc sq_depths_load(sqlite_store *s, sqlite3 *db);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */
 store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
                          int64_t now);

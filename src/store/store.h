@@ -132,6 +132,10 @@ typedef struct store_ops {
     /* A task's status transitions, oldest first (bounded: see task_history). */
     store_rc (*get_history)(store *s, const char *id, task_history *out);
     store_rc (*ping)(store *s);
+    /* Whether writes succeed: STORE_OK, or STORE_ERROR with a one-line reason in why when the
+     * store cannot write for a reason that does not pass by itself (a full disk, an I/O error,
+     * a read-only file). Optional: NULL when the store cannot tell. */
+    store_rc (*write_health)(store *s, char *why, size_t len);
     /* 16 bytes of secret that are stable for the life of the data (page tokens); cheap
      * after the first call (an adapter may fetch it then, not when it opens). */
     store_rc (*secret)(store *s, uint8_t key[16]);
@@ -202,6 +206,11 @@ static inline store_rc store_get_history(store *s, const char *id, task_history 
 static inline store_rc store_ping(store *s)
 {
     return s->ops->ping(s);
+}
+/* STORE_OK when writes succeed, as far as the store can tell; else why says why not. */
+static inline store_rc store_write_health(store *s, char *why, size_t len)
+{
+    return s->ops->write_health ? s->ops->write_health(s, why, len) : STORE_OK;
 }
 static inline store_rc store_secret(store *s, uint8_t key[16])
 {

@@ -44,6 +44,11 @@
 #include <unistd.h>
 
 #define MAX_READERS 64
+/* While writes fail and nothing else is written, a probe write every this many seconds */
+#define PROBE_INTERVAL_S 1
+/* Healthy again: a write commits, and none has failed for this long (past the pipeline's
+ * longest retry backoff, 3.2 s, so its failing retries keep the store unhealthy) */
+#define HEALTH_RECOVERY_MS 5000
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -478,6 +483,67 @@ static bool succeeded(store_rc rc)
     return rc == STORE_OK || rc == STORE_DUPLICATE || rc == STORE_REPEAT;
 }
 
+/* Note a failed write's SQLite code when it says writes fail until something outside changes. */
+static void note_fault(sqlite_store *s, int code)
+{
+    switch (code) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+        if (!s->batch_fault)
+            s->batch_fault = code;
+        break;
+    default: /* busy, a constraint, ...: the write's own trouble, or one that passes */
+        break;
+    }
+}
+
+/*
+ * After a batch: a fault seen makes the store unhealthy; a commit that wrote something makes it
+ * healthy again once no write has failed for HEALTH_RECOVERY_MS. On a nearly full disk small
+ * writes (a probe, a PATCH) can succeed between large ones that fail: health follows the large
+ * ones instead of flapping. Only the changes between the two states are logged, so a full disk
+ * is one line, not one per write.
+ */
+static void settle_health(sqlite_store *s, bool wrote)
+{
+    int was = s->write_fault; /* only this thread changes it */
+    int64_t now_ms = clock_mono_ms();
+    int fault = was;
+    if (s->batch_fault) {
+        fault = s->batch_fault;
+        s->last_fault_ms = now_ms;
+    } else if (wrote && now_ms - s->last_fault_ms >= HEALTH_RECOVERY_MS) {
+        fault = 0;
+    }
+    if (fault == was)
+        return;
+    pthread_mutex_lock(&s->health_mu);
+    s->write_fault = fault;
+    pthread_mutex_unlock(&s->health_mu);
+    if (!was)
+        log_error("the database cannot be written; writes answer 503 until it can", "database",
+                  s->path, "error", sqlite3_errstr(fault), NULL);
+    else if (!fault)
+        log_info("the database can be written again", "database", s->path, NULL);
+}
+
+static store_rc sq_write_health(store *base, char *why, size_t len)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    pthread_mutex_lock(&s->health_mu);
+    int fault = s->write_fault;
+    pthread_mutex_unlock(&s->health_mu);
+    if (!fault)
+        return STORE_OK;
+    snprintf(why, len, "The task store cannot write: %s", sqlite3_errstr(fault));
+    return STORE_ERROR;
+}
+
 /* Tell the listener of a committed batch's creations and status changes. */
 static void count_changes(sqlite_store *s)
 {
@@ -528,12 +594,18 @@ static void run_batch(sqlite_store *s, store_write *batch)
     choose_sync(s, batch);
     s->batch_wrote_changes = s->batch_sent_messages = false;
     s->n_batch_changes = 0;
+    depth_log_rewind(&s->depth_log, 0);
+    s->batch_fault = 0;
+    int64_t changes_before = sqlite3_total_changes64(s->wdb);
     int rc = sq_step_done(s->w_begin);
     if (rc != SQLITE_OK) {
         store_rc failed = sq_rc_of(rc);
-        log_warn("cannot begin a write transaction", "error", sqlite3_errmsg(s->wdb), NULL);
+        note_fault(s, rc);
+        if (!s->batch_fault)
+            log_warn("cannot begin a write transaction", "error", sqlite3_errmsg(s->wdb), NULL);
         for (store_write *w = batch; w; w = w->next)
             w->rc = failed;
+        settle_health(s, false);
         return;
     }
     for (store_write *w = batch; w; w = w->next) {
@@ -542,6 +614,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             continue;
         }
         size_t counted = s->n_batch_changes; /* a rolled-back write counts nothing */
+        size_t moved = depth_log_mark(&s->depth_log);
         const sq_job *job = w->adapter_data;
         if (job)
             w->rc = job->apply(s, job->arg);
@@ -558,15 +631,21 @@ static void run_batch(sqlite_store *s, store_write *batch)
                 break;
             }
         if (!succeeded(w->rc)) {
+            if (w->rc == STORE_ERROR)
+                note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
             sq_step_done(s->w_rollback_to);
             s->n_batch_changes = counted;
+            depth_log_rewind(&s->depth_log, moved);
         }
         sq_step_done(s->w_release);
     }
+    bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     rc = sq_step_done(s->w_commit);
     if (rc != SQLITE_OK) {
-        log_error("commit failed; the batch was rolled back", "error", sqlite3_errmsg(s->wdb),
-                  NULL);
+        note_fault(s, rc);
+        if (!s->batch_fault) /* a fault is logged once, by settle_health() */
+            log_error("commit failed; the batch was rolled back", "error", sqlite3_errmsg(s->wdb),
+                      NULL);
         sq_step_done(s->w_rollback);
         store_rc failed = sq_rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
         for (store_write *w = batch; w; w = w->next)
@@ -580,11 +659,34 @@ static void run_batch(sqlite_store *s, store_write *batch)
         pthread_cond_broadcast(&s->notify_cv);
         pthread_mutex_unlock(&s->notify_mu);
     }
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         count_changes(s);
+        queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
+        if (s->depth_log.lost) {
+            log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
+            s->depth_log.lost = sq_depths_load(s, s->wdb) != STORE_OK;
+        }
+    }
+    settle_health(s, rc == SQLITE_OK && wrote);
     if (s->listener.committed)
         s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
                               s->syncing);
+}
+
+static store_rc apply_probe(sqlite_store *s, void *arg)
+{
+    (void)arg;
+    /* rewrites a row as it is: a page to the WAL at commit, no change to the data */
+    return sq_rc_of(sqlite3_exec(
+        s->wdb, "UPDATE meta SET value = value WHERE name = 'page_token_key'", NULL, NULL, NULL));
+}
+
+/* Writes failed and none is queued: try one, so health recovers without waiting for a client. */
+static void probe_writes(sqlite_store *s)
+{
+    sq_job job = {.apply = apply_probe};
+    store_write w = {.relaxed = true, .adapter_data = &job};
+    run_batch(s, &w);
 }
 
 /* Forget idempotency keys older than the window, at most once a minute. */
@@ -605,8 +707,21 @@ static void *writer_main(void *arg)
     sqlite_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->queue_head && !s->stopping)
-            pthread_cond_wait(&s->wake, &s->mu);
+        while (!s->queue_head && !s->stopping) {
+            if (!s->write_fault) {
+                pthread_cond_wait(&s->wake, &s->mu);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += PROBE_INTERVAL_S;
+            if (pthread_cond_timedwait(&s->wake, &s->mu, &until) == ETIMEDOUT && !s->queue_head &&
+                !s->stopping) {
+                pthread_mutex_unlock(&s->mu);
+                probe_writes(s);
+                pthread_mutex_lock(&s->mu);
+            }
+        }
         if (!s->queue_head)
             break; /* stopping and drained */
         store_write *batch = s->queue_head;
@@ -1030,7 +1145,10 @@ static void sq_close(store *base)
     pthread_cond_destroy(&s->reader_free);
     pthread_mutex_destroy(&s->notify_mu);
     pthread_cond_destroy(&s->notify_cv);
+    pthread_mutex_destroy(&s->health_mu);
     free(s->batch_changes);
+    depth_log_free(&s->depth_log);
+    queue_depths_free(s->depths);
     free(s->path);
     free(s);
 }
@@ -1053,6 +1171,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_cond_init(&s->reader_free, NULL);
     pthread_mutex_init(&s->notify_mu, NULL);
     pthread_cond_init(&s->notify_cv, NULL);
+    pthread_mutex_init(&s->health_mu, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     if (!lock_database(s, err, errlen))
         goto fail;
@@ -1074,6 +1193,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
+    if (!(s->depths = queue_depths_new()) || sq_depths_load(s, s->wdb) != STORE_OK) {
+        set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
     if (!prepare_writer(s)) {
         set_err(err, errlen, "cannot prepare statements on", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
@@ -1097,6 +1220,7 @@ static const store_ops sqlite_ops = {
     .list_tasks = sq_list_tasks,
     .get_history = sq_get_history,
     .ping = sq_ping,
+    .write_health = sq_write_health,
     .secret = sq_secret,
     .close = sq_close,
 };

@@ -314,18 +314,22 @@ int main(int argc, char **argv)
                          .service_version = TASKD_VERSION,
                          .queue_capacity = 8192,
                          .local_capacity = 16384};
+    /* what the configuration can get wrong is refused before the database is created */
+    pipeline *pipe = pipeline_new(&cfg, err, sizeof err);
+    store *st = NULL;
+    if (!pipe)
+        goto no_store;
     store_listener counted = trace_store_listener(tel.metrics);
     store_sqlite_options so = {
         .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .listener = &counted};
-    store *st = store_sqlite_open(&so, err, sizeof err);
+    st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;
     tel.tracer = tracer_new(&to, err, sizeof err);
     if (!tel.tracer)
         goto no_tracer;
-    pipeline *pipe = pipeline_start(st, &cfg, &tel, err, sizeof err);
-    if (!pipe)
-        goto no_pipeline;
+    if (!pipeline_start(pipe, st, &tel, err, sizeof err))
+        goto no_api;
     api a;
     if (!api_init(&a, st, &cfg, pipeline_api(pipe), &tel, clock_unix_s)) {
         snprintf(err, sizeof err, "cannot initialise the API");
@@ -363,11 +367,12 @@ no_api:
         auth_free(&access);
         return status ? fail(err) : status;
     }
-no_pipeline:
-    tracer_free(tel.tracer); /* flushes what is queued */
+    pipe = NULL;
 no_tracer:
-    store_close(st); /* commits queued writes, checkpoints the WAL */
+    tracer_free(tel.tracer); /* flushes what is queued */
+    store_close(st);         /* commits queued writes, checkpoints the WAL */
 no_store:
+    pipeline_stop(pipe, 0); /* when it was built and never started: its handlers */
     metrics_free(tel.metrics);
     tracer_global_cleanup();
     config_free(&cfg);

@@ -58,6 +58,7 @@ ERROR_TYPES = {
     "greater_than_equal": None,
     "less_than_equal": None,
     "value_error": None,
+    "string_too_long": None,
 }
 LIST_KEYS = {"id", "task_type", "status", "status_msg", "created_time", "updated_time", "ttl"}
 STATUSES = ("CREATED", "IN_PROGRESS", "COMPLETED", "FAILED")
@@ -674,7 +675,8 @@ class ServerTestCase(unittest.TestCase):
             t, loc, msg = e["type"], e["loc"], e["msg"]
             self.assertIn(t, ERROR_TYPES, "unknown error type in %r" % (e,))
             ctx_key = {"literal_error": "expected", "greater_than_equal": "ge", "less_than_equal": "le",
-                       "json_invalid": "error", "value_error": "error"}.get(t)
+                       "json_invalid": "error", "value_error": "error",
+                       "string_too_long": "max_length"}.get(t)
             want_keys = (["type", "loc", "msg"] + (["input"] if "input" in e else [])
                          + (["ctx"] if ctx_key else []))
             self.assertEqual(list(e), want_keys, "detail entry keys (or their order): %r" % (e,))
@@ -701,6 +703,8 @@ class ServerTestCase(unittest.TestCase):
                 self.assertEqual(msg, "Input should be greater than or equal to %d" % ctx["ge"], e)
             elif t == "less_than_equal":
                 self.assertEqual(msg, "Input should be less than or equal to %d" % ctx["le"], e)
+            elif t == "string_too_long":
+                self.assertEqual(msg, "String should have at most %d characters" % ctx["max_length"], e)
             elif t == "value_error":
                 self.assertIsInstance(ctx["error"], str, e)
                 self.assertEqual(msg, "Value error, " + ctx["error"], e)

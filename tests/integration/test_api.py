@@ -789,6 +789,45 @@ class PipelineHistory(ServersTestCase, HistoryAssertions):
                                     ("FAILED", "Task failed somehow")])
 
 
+class Bounds(ServerTestCase):
+    """What one request may hold: a status_msg of at most 4096 characters, a page of GET /tasks
+    of at most 1 MiB (it stops early with a next_token)."""
+
+    def test_status_msg_at_most_4096_characters(self):
+        tid = self.server.create("TASK2")
+        for msg in ("x" * 4097, "\u00e9" * 4097, "\U0001F600" * 4097):
+            r = self.server.patch("/tasks/" + tid, {"status": "IN_PROGRESS", "status_msg": msg})
+            detail = self.assertValidation(r, ("body", "status_msg"),
+                                           types={("body", "status_msg"): "string_too_long"})
+            self.assertEqual(detail[0]["ctx"], {"max_length": 4096}, detail)
+        self.assertEqual(self.server.task(tid)["status"], "CREATED")
+        for status, msg in (("IN_PROGRESS", "x" * 4096), ("FAILED", "\U0001F600" * 4096)):
+            self.assertEqual(self.server.set_status(tid, status, msg).status, 204)
+            self.assertEqual(self.server.task(tid)["status_msg"], msg)
+
+    def test_a_page_stops_before_1_mib(self):
+        # 4096 control characters are 24 KiB of JSON each: 50 such tasks are 1.2 MiB
+        msg = "\u0001" * 4096
+        mine = []
+        for _ in range(50):
+            tid = self.server.create("TASK3")
+            self.assertEqual(self.server.set_status(tid, "FAILED", msg).status, 204)
+            mine.append(tid)
+        q = {"limit": 100, "task_type": "TASK3", "status": "FAILED"}
+        r = self.server.get("/tasks?" + urlencode(q))
+        first = self.assertJSON(r, 200)
+        self.assertLessEqual(len(r.body), 1024 * 1024)
+        self.assertLess(len(first["tasks"]), 50, "a 1.2 MiB page was built")
+        self.assertGreater(len(first["tasks"]), 30)
+        self.assertIsInstance(first["next_token"], str)
+        q["next_token"] = first["next_token"]
+        rest = self.assertJSON(self.server.get("/tasks?" + urlencode(q)), 200)
+        self.assertIsNone(rest["next_token"])
+        listed = [t["id"] for t in first["tasks"] + rest["tasks"]]
+        self.assertEqual(listed, list(reversed(mine)), "a task skipped or repeated across pages")
+        self.assertTrue(all(t["status_msg"] == msg for t in first["tasks"] + rest["tasks"]))
+
+
 @local_only("DynamoDB's TTL deletes expired items within about 48 h, not at a sweep")
 class Retention(ServerTestCase):
     """Retention: finished tasks past their ttl (and the grace) are deleted; open tasks never."""

@@ -278,6 +278,25 @@ class Program(ServersTestCase):
                 self.assertTrue(any(re.search(r"config|" + re.escape(name), l, re.I) for l in err),
                                 "error does not mention the config: %r" % err)
 
+    def test_rejected_bindings_leave_no_database(self):
+        """A binding taskd cannot run is refused before the database is created or migrated."""
+        queues = [{"name": "jobs"}]
+        subs = [{"queue": "jobs"}]
+        cases = {
+            "unknown_handler": {"queues": queues, "subscriptions": subs, "handlers": [{"queue": "jobs", "handler": "nope"}]},
+            "missing_program": {"queues": queues, "subscriptions": subs, "handlers": [
+                {"queue": "jobs", "handler": "exec", "command": [self.path("no-such-program")]}]},
+        }
+        for name, content in cases.items():
+            with self.subTest(case=name):
+                cfg = write_config(self.tmp, content, name=name + ".json")
+                db = self.path(name + ".db")
+                err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db,
+                                                   "--config", cfg], one_line=False)
+                self.assertTrue(any(re.search(r"nope|no-such-program", l) for l in err), err)
+                left = [f for f in os.listdir(self.tmp) if f.startswith(name + ".db")]
+                self.assertEqual(left, [], "a rejected start left %r behind" % left)
+
     def test_missing_config_file(self):
         self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("m.db"),
                                      "--config", self.path("no-such-config.json")], one_line=False)

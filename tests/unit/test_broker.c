@@ -22,6 +22,7 @@
 #include "util/log.h"
 
 #include <dirent.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -32,6 +33,8 @@
 #include <unistd.h>
 
 /* ---- fixture ---- */
+
+static const char *db_path; /* the current test's database, for counting its rows directly */
 
 typedef struct fx {
     char dir[64];
@@ -68,6 +71,7 @@ static int setup(void **state)
         return -1;
     }
     f->b = broker_of(f->s);
+    db_path = f->path;
     *state = f;
     return 0;
 }
@@ -170,11 +174,42 @@ static void expect_status(store *s, const char *id, task_status st, const char *
     assert_true(msg_ok);
 }
 
+/* The depths of queue as rows of the database say, read on a connection of our own. */
+static void count_rows(const char *queue, queue_stats *out)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FILTER (WHERE visible_ms <= ?2),"
+                                        " count(*) FILTER (WHERE visible_ms > ?2 AND "
+                                        "receive_count > 0),"
+                                        " count(*) FILTER (WHERE visible_ms > ?2 AND "
+                                        "receive_count = 0) FROM messages WHERE queue = ?1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, wall_ms());
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    out->visible = sqlite3_column_int64(st, 0);
+    out->in_flight = sqlite3_column_int64(st, 1);
+    out->delayed = sqlite3_column_int64(st, 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* The broker's depths (its counters) are the ones expected, and the ones the rows say. */
 static void expect_stats(broker *b, const char *queue, int64_t visible, int64_t in_flight,
                          int64_t delayed)
 {
-    queue_stats st;
+    queue_stats st, rows;
     assert_int_equal(broker_queue_stats(b, queue, &st), STORE_OK);
+    count_rows(queue, &rows);
+    if (st.visible != rows.visible || st.in_flight != rows.in_flight || st.delayed != rows.delayed)
+        print_error("queue %s: counted %lld %lld %lld, rows %lld %lld %lld\n", queue,
+                    (long long)st.visible, (long long)st.in_flight, (long long)st.delayed,
+                    (long long)rows.visible, (long long)rows.in_flight, (long long)rows.delayed);
+    assert_memory_equal(&st, &rows, sizeof st);
     if (st.visible != visible || st.in_flight != in_flight || st.delayed != delayed)
         print_error("queue %s: visible %lld in_flight %lld delayed %lld, want %lld %lld %lld\n",
                     queue, (long long)st.visible, (long long)st.in_flight, (long long)st.delayed,
@@ -182,6 +217,20 @@ static void expect_stats(broker *b, const char *queue, int64_t visible, int64_t 
     assert_int_equal(st.visible, visible);
     assert_int_equal(st.in_flight, in_flight);
     assert_int_equal(st.delayed, delayed);
+}
+
+/* The broker's depths of queue are the rows', whatever they are now; total messages in all. */
+static void expect_same(broker *b, const char *queue, int64_t total)
+{
+    queue_stats st, rows;
+    assert_int_equal(broker_queue_stats(b, queue, &st), STORE_OK);
+    count_rows(queue, &rows);
+    if (memcmp(&st, &rows, sizeof st) != 0)
+        print_error("queue %s: counted %lld %lld %lld, rows %lld %lld %lld\n", queue,
+                    (long long)st.visible, (long long)st.in_flight, (long long)st.delayed,
+                    (long long)rows.visible, (long long)rows.in_flight, (long long)rows.delayed);
+    assert_memory_equal(&st, &rows, sizeof st);
+    assert_int_equal(st.visible + st.in_flight + st.delayed, total);
 }
 
 /* Publish n messages (bodies "{\"i\":<k>}" from first) to q for consumer "test" at seq. */
@@ -528,6 +577,58 @@ static void test_redrive(void **state)
     moved = -1;
     assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 0);
+}
+
+/* The depths are counters the writer keeps: after every kind of move, and loaded again on
+ * reopen, they equal the rows (expect_stats counts them too). */
+static void test_depths_follow_every_move_and_reopen(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 1, 2, "dlq", 0);
+    queue_config d = make_queue("later", 600, 0, NULL, 1);
+    publish_bodies(f->b, &q, 0, 6, NULL);
+    publish_bodies(f->b, &d, 6, 2, NULL);
+    expect_stats(f->b, "work", 6, 0, 0);
+    expect_stats(f->b, "later", 0, 0, 2);
+
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 4, &m, NULL), 4);
+    expect_stats(f->b, "work", 2, 4, 0);
+    assert_int_equal(broker_delete(f->b, &m[0], 1), STORE_OK);
+    assert_int_equal(broker_delete(f->b, &m[0], 1), STORE_OK); /* stale: nothing */
+    assert_int_equal(broker_release(f->b, &m[1], 1), STORE_OK);
+    assert_int_equal(broker_extend(f->b, &m[2], 1, 600), STORE_OK);
+    queue_messages_free(m, 4);
+    expect_stats(f->b, "work", 3, 2, 0);
+
+    /* the hidden ones come back when their time passes, the delayed ones too */
+    sleep_ms(1100);
+    expect_stats(f->b, "work", 4, 1, 0);
+    expect_stats(f->b, "later", 2, 0, 0);
+
+    /* two were received twice: the next receive moves them to the DLQ, and takes the other two */
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 4);
+    queue_messages_free(m, 4);
+    sleep_ms(1100);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 2);
+    queue_messages_free(m, 2);
+    expect_stats(f->b, "dlq", 2, 0, 0);
+    expect_same(f->b, "work", 3); /* hidden for 1 s (2) or 600 s (1): the clock decides */
+
+    store_close(f->s);
+    f->s = open_db(f->path);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+    expect_stats(f->b, "dlq", 2, 0, 0);
+    expect_same(f->b, "work", 3);
+    expect_stats(f->b, "later", 2, 0, 0);
+
+    int64_t moved = 0;
+    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 2);
+    expect_stats(f->b, "dlq", 0, 0, 0);
+    expect_same(f->b, "work", 5);
+    expect_stats(f->b, "nowhere", 0, 0, 0);
 }
 
 static void test_retention_expires_messages(void **state)
@@ -1117,6 +1218,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),

@@ -100,6 +100,23 @@ static void test_take_hands_over_and_resets(void **state)
     sbuf_free(&b);
 }
 
+static void test_truncate(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    sbuf_truncate(&b, 0); /* nothing appended yet: nothing to do */
+    assert_null(b.data);
+    sbuf_puts(&b, "[1,2");
+    sbuf_truncate(&b, 2);
+    assert_int_equal(b.len, 2);
+    assert_string_equal(b.data, "[1");
+    sbuf_truncate(&b, 5); /* past the end: unchanged */
+    assert_string_equal(b.data, "[1");
+    sbuf_putc(&b, ']');
+    assert_string_equal(b.data, "[1]");
+    sbuf_free(&b);
+}
+
 static void test_append_puts_putc(void **state)
 {
     (void)state;
@@ -584,6 +601,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_take_empty_returns_empty_string),
         cmocka_unit_test(test_take_hands_over_and_resets),
+        cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_append_puts_putc),
         cmocka_unit_test(test_append_zero_on_empty),
         cmocka_unit_test(test_growth_many_appends),

@@ -1037,6 +1037,44 @@ static void test_update_status_msg_not_string(void **state)
     }
 }
 
+/* A body {"status":"FAILED","status_msg":"<n times unit>"}; the caller frees it. */
+static char *msg_body(const char *unit, size_t n)
+{
+    size_t u = strlen(unit), len = 64 + u * n;
+    char *b = malloc(len);
+    assert_non_null(b);
+    size_t at = (size_t)snprintf(b, len, "{\"status\":\"FAILED\",\"status_msg\":\"");
+    for (size_t i = 0; i < n; i++, at += u)
+        memcpy(b + at, unit, u);
+    snprintf(b + at, len - at, "\"}");
+    return b;
+}
+
+/* At most 4096 characters, counted as pydantic counts them (code points, not bytes). */
+static void test_update_status_msg_too_long(void **state)
+{
+    (void)state;
+    /* "x", "é" (2 bytes), "€" (3), "😀" (4), and an escape that jansson decodes to one */
+    static const char *const units[] = {"x", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                        "\\u0001"};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        char *ok = msg_body(units[i], VALIDATE_STATUS_MSG_MAX);
+        update_request r;
+        validation v = {0};
+        if (!update(ok, &r, &v))
+            fail_msg("refused 4096 characters of unit %zu", i);
+        update_request_free(&r);
+        validation_free(&v);
+        free(ok);
+        char *over = msg_body(units[i], VALIDATE_STATUS_MSG_MAX + 1);
+        /* the input is not echoed: its JSON text is over VALIDATE_INPUT_MAX */
+        update_fails(over, (expect_item){"string_too_long", LOC("status_msg"),
+                                         "String should have at most 4096 characters", NULL,
+                                         "{\"max_length\":4096}"});
+        free(over);
+    }
+}
+
 static void test_update_result_too_deep(void **state)
 {
     (void)state;
@@ -1345,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_update_bad_status_value),
         cmocka_unit_test(test_update_status_not_string),
         cmocka_unit_test(test_update_status_msg_not_string),
+        cmocka_unit_test(test_update_status_msg_too_long),
         cmocka_unit_test(test_update_result_too_deep),
         cmocka_unit_test(test_update_huge_integer_in_result),
         cmocka_unit_test(test_huge_integers_elsewhere),

@@ -1,0 +1,169 @@
+"""A full disk: the database on a 2 MiB tmpfs, filled by load until writes fail.
+
+While it is full, the API answers 503 with Retry-After and a JSON detail (never a 500),
+GET /health answers 503 "unhealthy" saying why, the reason is logged once rather than per
+request, and the pipeline backs off (a bounded number of log lines, nothing skipped). Once
+the filesystem grows, /health recovers and every task accepted with 201 completes.
+
+Mounting needs root (CAP_SYS_ADMIN): where it is not permitted the test is skipped (exit 77,
+CTest's SKIP_RETURN_CODE for it in CMakeLists.txt).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ServersTestCase, Taskd, wait_until, write_config  # noqa: E402
+
+SKIPPED = 77
+
+
+def mount_tmpfs(path, size):
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", path],
+                          capture_output=True, text=True)
+
+
+def can_mount():
+    """None when a tmpfs can be mounted here, else why not."""
+    d = tempfile.mkdtemp(prefix="taskd-mount-probe-")
+    try:
+        try:
+            p = mount_tmpfs(d, "1m")
+        except OSError as e:
+            return str(e)
+        if p.returncode != 0:
+            return p.stderr.strip() or "mount exited %d" % p.returncode
+        subprocess.run(["umount", d], capture_output=True)
+        return None
+    finally:
+        os.rmdir(d)
+
+
+class FullDisk(ServersTestCase):
+    tmp_prefix = "taskd-full-"
+
+    def setUp(self):
+        super().setUp()
+        self.mnt = os.path.join(self.tmp, "small")
+        os.mkdir(self.mnt)
+        p = mount_tmpfs(self.mnt, "2m")
+        if p.returncode != 0:
+            self.skipTest("cannot mount a tmpfs: %s" % p.stderr.strip())
+        self.addCleanup(self.unmount)
+
+    def unmount(self):
+        for s in self.servers:  # nothing may hold the filesystem
+            if s.alive():
+                s.kill()
+        subprocess.run(["umount", "-l", self.mnt], capture_output=True)
+
+    def test_writes_fail_with_503_then_every_accepted_task_completes(self):
+        cfg = write_config(self.tmp, {
+            "task_types": ["JOB"],
+            "queues": [{"name": "jobs", "visibility_timeout": 5}],
+            "subscriptions": [{"queue": "jobs"}],
+            "handlers": [{"queue": "jobs", "handler": "noop", "timeout": 5, "concurrency": 1}],
+        })
+        s = Taskd(config=cfg, tmpdir=self.tmp, db=os.path.join(self.mnt, "tasks.db"))
+        self.servers.append(s)
+        self.assertEqual(s.get("/health").status, 200)
+
+        # Load until the disk is full: 201s are remembered, everything else examined.
+        accepted, refused, bad = [], [], []
+        lock = threading.Lock()
+        full = threading.Event()
+        blob = "x" * 16384
+
+        def post(n):
+            conn = s.connection()
+            try:
+                for i in range(n):
+                    if full.is_set() and len(refused) > 40:
+                        return
+                    r = s.request("POST", "/tasks", {"task_type": "JOB", "data": {"i": i, "b": blob}},
+                                  conn=conn)
+                    with lock:
+                        if r.status == 201:
+                            accepted.append(r.json()["id"])
+                        elif r.status == 503:
+                            refused.append(r)
+                            full.set()
+                        else:
+                            bad.append(r)
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=post, args=(400,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(bad, [], "answers other than 201 and 503")
+        self.assertTrue(full.is_set(), "2 MiB took %d tasks of 16 KiB without a failed write"
+                        % len(accepted))
+        self.assertGreater(len(accepted), 0)
+        for r in refused:
+            self.assertTrue(r.header("Retry-After"), r)
+            self.assertIsInstance(r.json().get("detail"), str, r)
+
+        # /health says why; the reason is logged once, not per refused write.
+        h = wait_until(lambda: (lambda r: r if r.status == 503 else None)(s.get("/health")), 10,
+                       what="/health to answer 503")
+        body = h.json()
+        self.assertEqual(body["status"], "unhealthy", body)
+        self.assertIn("full", body["detail"], body)
+        self.assertTrue(h.header("Retry-After"), h)
+
+        # Full for a few seconds more: the pipeline backs off (to 3.2 s) instead of spinning,
+        # and health stays unhealthy while its retries fail.
+        time.sleep(3)
+        before = len(s.log_objects())
+        time.sleep(3)
+        h = s.get("/health")
+        window = s.log_objects()[before:]
+        logs = s.log_json()
+        told = [o for o in logs if o.get("message", "").startswith("the database cannot be written")]
+        recovered = [o for o in logs if o.get("message") == "the database can be written again"]
+        skipped = [o for o in logs if "skipped" in o.get("message", "")]
+        context = "\n".join(line for line in s.log_objects() if '"DEBUG"' not in line)[-6000:]
+        self.assertEqual(h.status, 503, context)
+        self.assertLess(len(window), 10, "log lines in 3 s of a full disk:\n" + "\n".join(window))
+        self.assertEqual(len(told), 1, "the reason is logged %d times for %d refusals:\n%s"
+                         % (len(told), len(refused), context))
+        self.assertEqual(told[0]["error"], "database or disk is full", told)
+        self.assertEqual(recovered, [], "health flapped while the disk was full:\n" + context)
+        self.assertEqual(skipped, [])
+
+        # Room again: health recovers, and every accepted task completes.
+        p = subprocess.run(["mount", "-o", "remount,size=64m", self.mnt], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_until(lambda: s.get("/health").status == 200, 15, what="/health to answer 200 again")
+
+        def unfinished():
+            left = [tid for tid in accepted if s.task(tid)["status"] != "COMPLETED"]
+            return None if left else True
+        try:
+            wait_until(unfinished, 60, what="every accepted task COMPLETED")
+        except AssertionError:
+            left = {tid: s.task(tid)["status"] for tid in accepted}
+            self.fail("not completed: %r\nstderr tail:\n%s"
+                      % ({k: v for k, v in left.items() if v != "COMPLETED"}, s.stderr_text()[-3000:]))
+        self.assertTrue(any(o.get("message") == "the database can be written again"
+                            for o in s.log_json()))
+        r = s.post("/tasks", {"task_type": "JOB"})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
+
+
+if __name__ == "__main__":
+    why = can_mount()
+    if why:
+        print("skipped: cannot mount a tmpfs here (%s)" % why)
+        sys.exit(SKIPPED)
+    unittest.main()
