@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The Node.js tools that check the OpenAPI document (tests/integration/test_openapi.py), kept in a
-# cache folder outside the repository: ${TASKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskd}.
+# The Node.js tools of the tests, kept in a cache folder outside the repository:
+# ${TASKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskd}. They check the OpenAPI document
+# (tests/integration/test_openapi.py) and drive the dashboard in Chromium
+# (tests/integration/test_dashboard.py).
 #
 #   scripts/node-tools.sh install       install what is missing (quick no-op when all is there)
-#   scripts/node-tools.sh dir           print the folder (its node_modules holds ajv and ajv-formats)
+#   scripts/node-tools.sh dir           print the folder (its node_modules holds ajv, ajv-formats
+#                                       and playwright-core)
 #   scripts/node-tools.sh redocly-bin   print the path of the redocly executable (@redocly/cli)
 #
 # @redocly/cli lints the document; Ajv (JSON Schema 2020-12, which OpenAPI 3.1 uses) with
-# ajv-formats compiles its schemas and validates the server's answers against them. All three
+# ajv-formats compiles its schemas and validates the server's answers against them.
+# playwright-core drives Debian's chromium (apt); it downloads no browser of its own. All four
 # are npm-installed, pinned, into one folder named after their versions, so that changing a pin
 # installs afresh beside the old folder.
 set -euo pipefail
@@ -15,9 +19,10 @@ set -euo pipefail
 REDOCLY_VERSION=2.77.0 # needs node >= 20.19 (20.x) or >= 22.12
 AJV_VERSION=8.20.0
 AJV_FORMATS_VERSION=3.0.1
+PLAYWRIGHT_VERSION=1.65.1
 
 cache=${TASKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskd}
-root="$cache/node-tools-$REDOCLY_VERSION-$AJV_VERSION-$AJV_FORMATS_VERSION"
+root="$cache/node-tools-$REDOCLY_VERSION-$AJV_VERSION-$AJV_FORMATS_VERSION-$PLAYWRIGHT_VERSION"
 redocly_bin="$root/node_modules/.bin/redocly"
 
 die() {
@@ -27,7 +32,8 @@ die() {
 
 installed() {
     [ -x "$redocly_bin" ] && [ -f "$root/node_modules/ajv/package.json" ] &&
-        [ -f "$root/node_modules/ajv-formats/package.json" ]
+        [ -f "$root/node_modules/ajv-formats/package.json" ] &&
+        [ -f "$root/node_modules/playwright-core/package.json" ]
 }
 
 # Run a command quietly; on failure show its output and stop.
@@ -59,9 +65,11 @@ cmd_install() {
     trap 'rm -rf "$tmp"' EXIT # a failed install leaves nothing behind (once moved, nothing is there)
     # A package.json of its own, so npm never walks up to another project's.
     echo '{"name": "taskd-node-tools", "private": true}' >"$tmp/package.json"
-    quiet npm install --no-audit --no-fund --no-update-notifier --loglevel=error --prefix "$tmp" \
-        --no-package-lock --omit=dev "@redocly/cli@$REDOCLY_VERSION" "ajv@$AJV_VERSION" \
-        "ajv-formats@$AJV_FORMATS_VERSION"
+    # playwright-core downloads no browser; the variable keeps it so should a version try to
+    quiet env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund \
+        --no-update-notifier --loglevel=error --prefix "$tmp" --no-package-lock --omit=dev \
+        "@redocly/cli@$REDOCLY_VERSION" "ajv@$AJV_VERSION" "ajv-formats@$AJV_FORMATS_VERSION" \
+        "playwright-core@$PLAYWRIGHT_VERSION"
     [ -x "$tmp/node_modules/.bin/redocly" ] || die "@redocly/cli@$REDOCLY_VERSION installed no redocly"
     quiet env REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
         "$tmp/node_modules/.bin/redocly" --version

@@ -142,17 +142,25 @@ static api_status get_health(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
+static const char *header(const api_request *req, const char *name)
+{
+    return req->header ? req->header(req->ctx, name) : NULL;
+}
+
+/* GET / and GET /dashboard/{name}: the page and its files (dashboard.h). */
 static api_status get_dashboard(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     (void)a;
-    (void)req;
     (void)id;
-    size_t len;
-    const char *page = dashboard_page(&len);
-    sbuf b = {0};
-    sbuf_append(&b, page, len);
-    set_body(&ex->resp, 200, &b);
-    ex->resp.content_type = "text/html; charset=utf-8";
+    dashboard_serve("index.html", header(req, "If-None-Match"), &ex->resp);
+    return API_DONE;
+}
+
+static api_status get_dashboard_file(api *a, const api_request *req, const char *name,
+                                     api_exchange *ex)
+{
+    (void)a;
+    dashboard_serve(name, header(req, "If-None-Match"), &ex->resp);
     return API_DONE;
 }
 
@@ -505,6 +513,7 @@ typedef struct route {
 
 static const route routes[] = {
     {"/", PARAM_NONE, true, get_dashboard, NULL, NULL, "GET, HEAD"},
+    {"/dashboard/{name}", PARAM_NAME, true, get_dashboard_file, NULL, NULL, "GET, HEAD"},
     {"/health", PARAM_NONE, false, get_health, NULL, NULL, "GET, HEAD"},
     {"/openapi.json", PARAM_NONE, false, get_openapi, NULL, NULL, "GET, HEAD"},
     {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
@@ -640,11 +649,6 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
     }
     sbuf_free(&loc);
     return fits;
-}
-
-static const char *header(const api_request *req, const char *name)
-{
-    return req->header ? req->header(req->ctx, name) : NULL;
 }
 
 /* Answer 401 or 403 when the access policy refuses the request (docs/auth.md). */

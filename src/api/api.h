@@ -31,7 +31,7 @@ typedef struct api_request {
     size_t body_len;
 } api_request;
 
-#define API_MAX_HEADERS 4
+#define API_MAX_HEADERS 8 /* the dashboard's security and caching headers */
 
 typedef struct api_header {
     const char *name; /* static string */
