@@ -210,6 +210,18 @@ static void put_n(sbuf *b, bool comma, const char *name, int64_t value)
     sbuf_puts(b, "\"}");
 }
 
+/* One history entry: {"M":{"s":{"S":status},"m":{"S":message},"t":{"N":time}}}. */
+static void put_history_entry(sbuf *b, task_status status, const char *msg, int64_t time)
+{
+    sbuf_puts(b, "{\"M\":{");
+    put_s(b, false, "s", task_status_name(status));
+    sbuf_puts(b, ",\"m\":{\"S\":");
+    sbuf_json_strn(b, msg, task_history_msg_len(msg));
+    sbuf_putc(b, '}');
+    put_n(b, true, "t", time);
+    sbuf_puts(b, "}}");
+}
+
 /* {"TableName":"...", — the common opening of every request */
 static void begin_request(sbuf *b, const ddb_store *s)
 {
@@ -478,6 +490,68 @@ static store_rc ddb_get_task(store *base, const char *id, task *out)
     return rc;
 }
 
+/* One entry of an item's history list into h; false when malformed or out of memory. */
+static bool history_entry_of(const json_t *av, task_history *h)
+{
+    const json_t *m = json_object_get(av, "M");
+    const char *msg = attr_s(m, "m");
+    task_status status;
+    int64_t t;
+    return task_status_parse(attr_s(m, "s"), &status) && msg && attr_n(m, "t", &t) &&
+           task_history_add(h, status, msg, t);
+}
+
+/*
+ * The history kept on a task's item. An item made before histories were has
+ * none, or one that starts after its creation: what the task tells fills in,
+ * flagged truncated.
+ */
+static store_rc history_from_item(const json_t *item, const task *t, task_history *out)
+{
+    const json_t *list = json_object_get(json_object_get(item, "history"), "L");
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return task_history_of_task(out, t) ? STORE_OK : STORE_ERROR;
+    int64_t dropped = 0;
+    out->truncated = attr_n(item, "history_dropped", &dropped) && dropped > 0;
+    const char *first = attr_s(json_object_get(json_array_get(list, 0), "M"), "s");
+    if (!first || strcmp(first, task_status_name(TASK_CREATED)) != 0) {
+        out->truncated = true;
+        if (!task_history_add(out, TASK_CREATED, "", t->created_time))
+            return STORE_ERROR;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!history_entry_of(json_array_get(list, i), out))
+            return STORE_ERROR;
+    return STORE_OK;
+}
+
+static store_rc ddb_get_history(store *base, const char *id, task_history *out)
+{
+    ddb_store *s = (ddb_store *)base;
+    memset(out, 0, sizeof *out);
+    if (!is_task_id(id))
+        return STORE_NOT_FOUND;
+    json_t *item;
+    store_rc rc = get_item(s, id, true, &item);
+    if (rc != STORE_OK)
+        return rc;
+    if (!item)
+        return STORE_NOT_FOUND;
+    task t;
+    rc = task_from_item(item, &t, false);
+    if (rc == STORE_OK) {
+        rc = history_from_item(item, &t, out);
+        if (rc != STORE_OK)
+            log_error("malformed task history", "table", s->table, "task_id", id, NULL);
+    }
+    task_clear(&t);
+    json_decref(item);
+    if (rc != STORE_OK)
+        task_history_clear(out);
+    return rc;
+}
+
 static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_page *out)
 {
     ddb_store *s = (ddb_store *)base;
@@ -699,7 +773,9 @@ static void put_task_item(sbuf *b, const char *id, const store_new_task *c, cons
         put_s(b, true, "trace", c->trace);
     put_s(b, true, "list_all", LIST_ALL_KEY);
     put_s(b, true, "type_status", type_status);
-    sbuf_putc(b, '}');
+    sbuf_puts(b, ",\"history\":{\"L\":[");
+    put_history_entry(b, TASK_CREATED, "", now);
+    sbuf_puts(b, "]}}");
 }
 
 /* PutItem of a task without an Idempotency-Key. */
@@ -914,7 +990,8 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
 
     begin_request(b, s);
     put_key(b, u->id);
-    sbuf_puts(b, ",\"UpdateExpression\":\"SET #st = :st, #msg = :msg, #ut = :now, #ts = :ts");
+    sbuf_puts(b, ",\"UpdateExpression\":\"SET #st = :st, #msg = :msg, #ut = :now, #ts = :ts, "
+                 "#hist = list_append(if_not_exists(#hist, :nohist), :hent)");
     if (result_image)
         sbuf_puts(b, ", #res = :res");
     if (tc == TTL_GRACE)
@@ -942,7 +1019,8 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     else if (tc == TTL_TASK_TTL)
         sbuf_puts(b, " AND #tt > :grace");
     sbuf_puts(b, "\",\"ExpressionAttributeNames\":{\"#st\":\"status\",\"#msg\":\"status_msg\","
-                 "\"#ut\":\"updated_time\",\"#ts\":\"type_status\",\"#ty\":\"task_type\"");
+                 "\"#ut\":\"updated_time\",\"#ts\":\"type_status\",\"#ty\":\"task_type\","
+                 "\"#hist\":\"history\"");
     if (result_image)
         sbuf_puts(b, ",\"#res\":\"result\"");
     if (tc != TTL_NONE)
@@ -955,6 +1033,9 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     put_n(b, true, ":now", w->now);
     put_s(b, true, ":ts", type_status);
     put_s(b, true, ":ty", f->task_type);
+    sbuf_puts(b, ",\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
+    put_history_entry(b, u->status, u->status_msg, w->now);
+    sbuf_puts(b, "]}");
     if (result_image) {
         sbuf_puts(b, ",\":res\":");
         sbuf_puts(b, result_image);
@@ -1014,6 +1095,35 @@ static store_rc read_and_decide(ddb_store *s, store_write *w, fact *f)
 }
 
 /*
+ * Bring a history that has grown to len entries back to TASK_HISTORY_MAX:
+ * remove the oldest but the first, and count them in history_dropped. Only
+ * if it still has len entries (a concurrent change trims after its own).
+ */
+static void trim_history(ddb_store *s, const char *id, size_t len)
+{
+    size_t k = len - TASK_HISTORY_MAX;
+    sbuf b = {0};
+    begin_request(&b, s);
+    put_key(&b, id);
+    sbuf_puts(&b, ",\"UpdateExpression\":\"REMOVE ");
+    for (size_t i = 1; i <= k; i++)
+        sbuf_printf(&b, "%s#h[%zu]", i > 1 ? ", " : "", i);
+    sbuf_puts(&b, " ADD #hd :k\",\"ConditionExpression\":\"size(#h) = :len\","
+                  "\"ExpressionAttributeNames\":{\"#h\":\"history\",\"#hd\":\"history_dropped\"},"
+                  "\"ExpressionAttributeValues\":{");
+    put_n(&b, false, ":k", (int64_t)k);
+    put_n(&b, true, ":len", (int64_t)len);
+    sbuf_puts(&b, "}}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
+    if (!(rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) &&
+        failure(s, "UpdateItem", rc, &r) != STORE_OK)
+        log_warn("task history not trimmed; the next change trims it", "table", s->table, "task_id",
+                 id, NULL);
+    aws_response_free(&r);
+}
+
+/*
  * One conditional UpdateItem: STORE_OK (w->current filled), STORE_REPEAT,
  * STORE_CONFLICT, STORE_NOT_FOUND or a failure; or *again set, with f
  * corrected, when the status allows the change but the facts were wrong.
@@ -1030,11 +1140,15 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
     json_t *root = NULL;
     if (rc == AWS_OK) {
         root = answer_json(&r);
-        out = task_from_item(json_object_get(root, "Attributes"), &w->current, true);
+        const json_t *old = json_object_get(root, "Attributes");
+        out = task_from_item(old, &w->current, true);
         if (out == STORE_OK)
             facts_learn(s, &w->current);
         else
             out = STORE_ERROR; /* written, but the old image is unreadable */
+        size_t len = json_array_size(json_object_get(json_object_get(old, "history"), "L")) + 1;
+        if (out == STORE_OK && len > TASK_HISTORY_MAX)
+            trim_history(s, w->update.id, len);
     } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
         root = answer_json(&r);
         json_t *item = json_object_get(root, "Item");
@@ -1092,6 +1206,54 @@ static store_rc apply_update(ddb_store *s, store_write *w)
     return rc;
 }
 
+/*
+ * A redelivery's claim: append IN_PROGRESS to the history of a task that is
+ * IN_PROGRESS, in one conditional UpdateItem (trimmed as an update is).
+ */
+static store_rc apply_reclaim(ddb_store *s, store_write *w)
+{
+    const store_update *u = &w->update;
+    if (!is_task_id(u->id))
+        return STORE_NOT_FOUND;
+    if (!u->status_msg)
+        return STORE_ERROR;
+    sbuf b = {0};
+    begin_request(&b, s);
+    put_key(&b, u->id);
+    sbuf_puts(&b, ",\"UpdateExpression\":\"SET #hist = list_append(if_not_exists(#hist, "
+                  ":nohist), :hent)\",\"ConditionExpression\":\"#st = :ip\","
+                  "\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\"},"
+                  "\"ExpressionAttributeValues\":{\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
+    put_history_entry(&b, TASK_IN_PROGRESS, u->status_msg, w->now);
+    sbuf_puts(&b, "]}");
+    put_s(&b, true, ":ip", task_status_name(TASK_IN_PROGRESS));
+    sbuf_puts(&b, "},\"ReturnValues\":\"UPDATED_OLD\","
+                  "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
+    store_rc out;
+    json_t *root = NULL;
+    if (rc == AWS_OK) {
+        root = answer_json(&r);
+        const json_t *old = json_object_get(root, "Attributes");
+        size_t len = json_array_size(json_object_get(json_object_get(old, "history"), "L")) + 1;
+        if (len > TASK_HISTORY_MAX)
+            trim_history(s, u->id, len);
+        out = STORE_OK;
+    } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
+        root = answer_json(&r);
+        json_t *item = json_object_get(root, "Item");
+        out = json_is_object(item) ? task_from_item(item, &w->current, true) : STORE_NOT_FOUND;
+        if (out == STORE_OK)
+            out = STORE_CONFLICT;
+    } else {
+        out = failure(s, "UpdateItem", rc, &r);
+    }
+    json_decref(root);
+    aws_response_free(&r);
+    return out;
+}
+
 /* ---- submit ------------------------------------------------------------ */
 
 /* Run the write now, on the caller's thread, and report it. */
@@ -1102,9 +1264,11 @@ static void ddb_submit(store *base, store_write *w)
     memset(&w->current, 0, sizeof w->current);
     if (w->kind == STORE_WRITE_CREATE)
         w->rc = apply_create(s, w);
-    else
+    else if (w->kind == STORE_WRITE_UPDATE)
         w->rc = apply_update(s, w);
-    if (w->rc == STORE_OK) {
+    else
+        w->rc = apply_reclaim(s, w);
+    if (w->rc == STORE_OK && w->kind != STORE_WRITE_RECLAIM) {
         if (s->listener.changed) {
             bool created = w->kind == STORE_WRITE_CREATE;
             const char *type = created ? w->create.task_type : w->current.task_type;
@@ -1164,6 +1328,7 @@ static const store_ops dynamodb_ops = {
     .submit = ddb_submit,
     .get_task = ddb_get_task,
     .list_tasks = ddb_list_tasks,
+    .get_history = ddb_get_history,
     .ping = ddb_ping,
     .secret = ddb_secret,
     .close = ddb_close,

@@ -231,10 +231,15 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     record **mine = calloc(m, sizeof *mine);
     work_item *items = calloc(m, sizeof *items);
     store_write *claims = calloc(m, sizeof *claims);
-    if (!mine || !items || !claims) {
+    struct reclaim {
+        store_write w;
+        char msg[48];
+    } *reclaims = calloc(m, sizeof *reclaims);
+    if (!mine || !items || !claims || !reclaims) {
         free(mine);
         free(items);
         free(claims);
+        free(reclaims);
         return false;
     }
     for (size_t i = 0, k = 0; i < n; i++)
@@ -271,6 +276,23 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     work_begin(&l->env, items, m);
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
+        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT) {
+            /* run again after an earlier delivery: its claim goes into the task's history
+             * (a history entry lost to a failure here costs nothing else) */
+            snprintf(reclaims[k].msg, sizeof reclaims[k].msg, "Task started again (receive %d)",
+                     mine[k]->receive_count);
+            reclaims[k].w = (store_write){
+                .kind = STORE_WRITE_RECLAIM,
+                .now = now,
+                .update = {.id = mine[k]->task_id,
+                           .status = TASK_IN_PROGRESS,
+                           .status_msg = reclaims[k].msg},
+            };
+            store_batch_submit(&group, w->store, &reclaims[k].w);
+        }
+    store_batch_wait(&group);
+    store_batch_init(&group);
+    for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN)
             work_run(&l->env, &items[k], &group);
     store_batch_wait(&group);
@@ -278,10 +300,12 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
         if (!work_finish(&l->env, &items[k]))
             mine[k]->kept = true;
         task_clear(&claims[k].current);
+        task_clear(&reclaims[k].w.current);
     }
     free(mine);
     free(items);
     free(claims);
+    free(reclaims);
     return true;
 }
 

@@ -3,8 +3,10 @@
  */
 #include "task.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *const task_status_names[TASK_N_STATUSES] = {
     [TASK_CREATED] = "CREATED",
@@ -95,4 +97,76 @@ void task_clear(task *t)
     free(t->result);
     free(t->trace);
     memset(t, 0, sizeof *t);
+}
+
+size_t task_history_msg_len(const char *msg)
+{
+    size_t n = strlen(msg);
+    if (n <= TASK_HISTORY_MSG_MAX)
+        return n;
+    n = TASK_HISTORY_MSG_MAX;
+    while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+        n--; /* msg[n] continues a character: cut before the character */
+    return n;
+}
+
+bool task_history_add(task_history *h, task_status status, const char *msg, int64_t time)
+{
+    task_history_entry *p = realloc(h->entries, (h->count + 1) * sizeof *p);
+    if (!p)
+        return false;
+    h->entries = p;
+    size_t n = task_history_msg_len(msg ? msg : "");
+    char *copy = strndup(msg ? msg : "", n);
+    if (!copy)
+        return false;
+    h->entries[h->count++] = (task_history_entry){status, copy, time};
+    return true;
+}
+
+bool task_history_of_task(task_history *h, const task *t)
+{
+    h->truncated = true;
+    bool ok = task_history_add(h, TASK_CREATED, "", t->created_time);
+    if (ok && t->status != TASK_CREATED)
+        ok =
+            task_history_add(h, t->status, t->status_msg,
+                             t->updated_time != TASK_NULL_TIME ? t->updated_time : t->created_time);
+    return ok;
+}
+
+void task_time_iso(sbuf *b, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char text[64];
+    if (!gmtime_r(&tt, &tm) || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(text, sizeof text, "1970-01-01T00:00:00Z"); /* beyond any calendar */
+    sbuf_json_str(b, text);
+}
+
+void task_history_to_json(sbuf *b, const char *id, const task_history *h)
+{
+    sbuf_puts(b, "{\"id\":");
+    sbuf_json_str(b, id);
+    sbuf_puts(b, ",\"history\":[");
+    for (size_t i = 0; i < h->count; i++) {
+        const task_history_entry *e = &h->entries[i];
+        sbuf_puts(b, i ? ",{\"status\":\"" : "{\"status\":\"");
+        sbuf_puts(b, task_status_name(e->status));
+        sbuf_puts(b, "\",\"status_msg\":");
+        sbuf_json_str(b, e->status_msg ? e->status_msg : "");
+        sbuf_puts(b, ",\"time\":");
+        task_time_iso(b, e->time);
+        sbuf_putc(b, '}');
+    }
+    sbuf_puts(b, h->truncated ? "],\"truncated\":true}" : "],\"truncated\":false}");
+}
+
+void task_history_clear(task_history *h)
+{
+    for (size_t i = 0; i < h->count; i++)
+        free(h->entries[i].status_msg);
+    free(h->entries);
+    memset(h, 0, sizeof *h);
 }

@@ -73,4 +73,41 @@ void task_to_json(sbuf *b, const task *t, bool full);
 /* Free the owned strings and reset the task to zero. */
 void task_clear(task *t);
 
+/*
+ * A task's history: its status transitions, oldest first. Stores keep at
+ * most TASK_HISTORY_MAX entries per task (the first and the latest ones),
+ * each with at most TASK_HISTORY_MSG_MAX bytes of its message.
+ */
+#define TASK_HISTORY_MAX     64
+#define TASK_HISTORY_MSG_MAX 512
+
+typedef struct task_history_entry {
+    task_status status;
+    char *status_msg; /* owned; never NULL once loaded */
+    int64_t time;     /* Unix seconds */
+} task_history_entry;
+
+typedef struct task_history {
+    task_history_entry *entries; /* owned */
+    size_t count;
+    bool truncated; /* entries are missing: dropped by the bound, or never recorded */
+} task_history;
+
+/* How many bytes of msg a history entry keeps: at most TASK_HISTORY_MSG_MAX, whole UTF-8
+ * characters only. */
+size_t task_history_msg_len(const char *msg);
+/* Append an entry (its message cut as above); false when out of memory. */
+bool task_history_add(task_history *h, task_status status, const char *msg, int64_t time);
+/*
+ * What is known of the history of a task that has none recorded (kept
+ * before histories were): its creation and, if it changed since, its
+ * current status; always truncated.
+ */
+bool task_history_of_task(task_history *h, const task *t);
+/* Append a Unix time as ISO 8601 UTC text, e.g. "2022-03-25T17:26:43Z" (with the quotes). */
+void task_time_iso(sbuf *b, int64_t t);
+/* Append {"id": ..., "history": [...], "truncated": ...}, as GET /tasks/{id}/history returns. */
+void task_history_to_json(sbuf *b, const char *id, const task_history *h);
+void task_history_clear(task_history *h);
+
 #endif

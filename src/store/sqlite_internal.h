@@ -21,6 +21,7 @@
 typedef struct reader {
     sqlite3 *db;
     sqlite3_stmt *get;       /* one task by id */
+    sqlite3_stmt *history;   /* one task's history, oldest first */
     sqlite3_stmt *list[8];   /* bit 0: status, bit 1: task_type, bit 2: before id */
     struct reader *next;     /* free list */
     struct reader *all_next; /* every reader, for closing */
@@ -40,6 +41,7 @@ struct sqlite_store {
     sqlite3_stmt *w_sync_full, *w_sync_normal;
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
+    sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete;
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -113,6 +115,14 @@ void sq_reader_put(sqlite_store *s, reader *r);
  */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, const char *data_image, int64_t now);
+/*
+ * Writer thread only: record a status transition in the task's history,
+ * dropping the oldest entries but the first beyond TASK_HISTORY_MAX.
+ */
+store_rc sq_history_add(sqlite_store *s, const char *id, task_status status, const char *msg,
+                        int64_t now);
+/* Writer thread only: forget a deleted task's history. */
+store_rc sq_history_delete(sqlite_store *s, const char *id);
 /* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
 store_rc sq_apply_update(sqlite_store *s, store_write *w);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */

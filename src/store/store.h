@@ -78,6 +78,10 @@ typedef struct store store;
 typedef enum store_write_kind {
     STORE_WRITE_CREATE, /* create a task (POST) */
     STORE_WRITE_UPDATE, /* change a task's status (PATCH) */
+    /* A redelivery runs a task that is IN_PROGRESS again (an earlier delivery died or
+     * overran): record that claim in its history (IN_PROGRESS, update.status_msg), the task
+     * itself unchanged. STORE_CONFLICT when it is no longer IN_PROGRESS. */
+    STORE_WRITE_RECLAIM,
 } store_write_kind;
 
 /*
@@ -95,7 +99,7 @@ typedef struct store_write {
      * only relaxed writes commits without waiting for the disk. */
     bool relaxed;
     store_new_task create; /* in, for CREATE */
-    store_update update;   /* in, for UPDATE */
+    store_update update;   /* in, for UPDATE; id and status_msg for RECLAIM */
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
     task current; /* out, for UPDATE: the task before the change, when found; caller clears */
     store_rc rc;  /* out */
@@ -125,6 +129,8 @@ typedef struct store_ops {
     void (*submit)(store *s, store_write *w);
     store_rc (*get_task)(store *s, const char *id, task *out);
     store_rc (*list_tasks)(store *s, const store_list_query *q, store_page *out);
+    /* A task's status transitions, oldest first (bounded: see task_history). */
+    store_rc (*get_history)(store *s, const char *id, task_history *out);
     store_rc (*ping)(store *s);
     /* 16 bytes of secret that are stable for the life of the data (page tokens); cheap
      * after the first call (an adapter may fetch it then, not when it opens). */
@@ -183,6 +189,15 @@ static inline store_rc store_list_tasks(store *s, const store_list_query *q, sto
  * change; the caller clears it.
  */
 store_rc store_update_task(store *s, const store_update *u, int64_t now, task *current);
+/*
+ * Load a task's history: every status it took, with its message and time,
+ * as recorded in the same atomic unit as the change (STORE_NOT_FOUND when
+ * there is no such task). The caller clears *out (task_history_clear).
+ */
+static inline store_rc store_get_history(store *s, const char *id, task_history *out)
+{
+    return s->ops->get_history(s, id, out);
+}
 /* STORE_OK when the store answers. */
 static inline store_rc store_ping(store *s)
 {

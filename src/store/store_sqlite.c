@@ -8,6 +8,10 @@
  *                numbered by an AUTOINCREMENT sequence that is never reused
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
  *   meta         stable secrets (the page-token key)
+ *   task_history each task's status transitions (task_id, n): written with
+ *                the change, at most TASK_HISTORY_MAX rows per task (n = 1
+ *                and the latest; a gap in n means entries were dropped),
+ *                deleted with the task
  *
  * Group commit. Callers hand a write (a function and its argument) to the
  * writer thread and sleep on their own condition variable. The writer takes
@@ -38,6 +42,10 @@
 #include <unistd.h>
 
 #define MAX_READERS 64
+
+/* The history's latest entries kept besides the first, as SQL text (TASK_HISTORY_MAX - 1). */
+#define HIST_KEEP "63"
+_Static_assert(TASK_HISTORY_MAX - 1 == 63, "HIST_KEEP must follow TASK_HISTORY_MAX");
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -94,6 +102,19 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL;",
     /* 3: the data's AttributeValue form, so change records never re-parse it */
     "ALTER TABLE tasks ADD COLUMN data_image TEXT;",
+    /* 4: task histories; older tasks get what is known: their creation and, after a gap
+     * (n = 2 missing: truncated), their current status */
+    "CREATE TABLE task_history ("
+    "  task_id TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  status_msg TEXT NOT NULL,"
+    "  time INTEGER NOT NULL,"
+    "  PRIMARY KEY (task_id, n)"
+    ") WITHOUT ROWID;"
+    "INSERT INTO task_history SELECT id, 1, 'CREATED', '', created_time FROM tasks;"
+    "INSERT INTO task_history SELECT id, 3, status, status_msg, "
+    "  coalesce(updated_time, created_time) FROM tasks WHERE status <> 'CREATED';",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -206,6 +227,7 @@ static void reader_free(reader *r)
     if (!r)
         return;
     sqlite3_finalize(r->get);
+    sqlite3_finalize(r->history);
     for (int i = 0; i < 8; i++)
         sqlite3_finalize(r->list[i]);
     sqlite3_close(r->db);
@@ -219,7 +241,11 @@ static reader *reader_open(const char *path)
         return NULL;
     if (open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
         sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
-            SQLITE_OK) {
+            SQLITE_OK ||
+        sq_prepare(r->db,
+                   "SELECT n, status, status_msg, time FROM task_history WHERE task_id = ?1 "
+                   "ORDER BY n",
+                   &r->history) != SQLITE_OK) {
         reader_free(r);
         return NULL;
     }
@@ -297,6 +323,64 @@ static store_rc sq_get_task(store *base, const char *id, task *out)
     return result;
 }
 
+/* Read the history rows of a task that exists (r->get holds its row). */
+static store_rc read_history(reader *r, const char *id, task_history *out)
+{
+    sqlite3_stmt *st = r->history;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    store_rc result = STORE_OK;
+    int64_t last_n = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        task_status status;
+        const char *msg = (const char *)sqlite3_column_text(st, 2);
+        if (!task_status_parse((const char *)sqlite3_column_text(st, 1), &status) || !msg ||
+            !task_history_add(out, status, msg, sqlite3_column_int64(st, 3))) {
+            result = STORE_ERROR;
+            break;
+        }
+        last_n = sqlite3_column_int64(st, 0);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        result = sq_rc_of(rc);
+    out->truncated = last_n != (int64_t)out->count; /* a gap in n: entries were dropped */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
+static store_rc sq_get_history(store *base, const char *id, task_history *out)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    memset(out, 0, sizeof *out);
+    reader *r = sq_reader_get(s);
+    if (!r)
+        return STORE_BUSY;
+    /* one read transaction, so the task and its history agree */
+    store_rc result = sq_rc_of(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL));
+    task t = {0};
+    if (result == STORE_OK) {
+        sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(r->get);
+        if (rc == SQLITE_ROW)
+            result = sq_read_task_row(r->get, &t, false) ? STORE_OK : STORE_ERROR;
+        else
+            result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
+        sqlite3_reset(r->get);
+        sqlite3_clear_bindings(r->get);
+    }
+    if (result == STORE_OK)
+        result = read_history(r, id, out);
+    if (result == STORE_OK && out->count == 0 && !task_history_of_task(out, &t))
+        result = STORE_ERROR; /* none recorded: what the task itself tells */
+    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    task_clear(&t);
+    sq_reader_put(s, r);
+    if (result != STORE_OK)
+        task_history_clear(out);
+    return result;
+}
+
 static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page *out)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -359,6 +443,7 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 /* ---- the writer -------------------------------------------------------- */
 
 static store_rc apply_create(sqlite_store *s, store_write *w);
+static store_rc apply_reclaim(sqlite_store *s, store_write *w);
 /* Queue a write for the next batch; done() runs after its commit. */
 static void sq_submit(store *base, store_write *w)
 {
@@ -460,6 +545,9 @@ static void run_batch(sqlite_store *s, store_write *batch)
             case STORE_WRITE_UPDATE:
                 w->rc = sq_apply_update(s, w);
                 break;
+            case STORE_WRITE_RECLAIM:
+                w->rc = apply_reclaim(s, w);
+                break;
             }
         if (!succeeded(w->rc)) {
             sq_step_done(s->w_rollback_to);
@@ -531,6 +619,28 @@ static void *writer_main(void *arg)
 }
 
 /* ---- writes ------------------------------------------------------------ */
+
+store_rc sq_history_add(sqlite_store *s, const char *id, task_status status, const char *msg,
+                        int64_t now)
+{
+    sqlite3_stmt *st = s->w_hist_add;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, task_status_name(status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, msg, (int)task_history_msg_len(msg), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    int rc = sq_step_done(st);
+    if (rc == SQLITE_OK && status != TASK_CREATED) { /* a creation is always the first */
+        sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
+        rc = sq_step_done(s->w_hist_trim);
+    }
+    return sq_rc_of(rc);
+}
+
+store_rc sq_history_delete(sqlite_store *s, const char *id)
+{
+    sqlite3_bind_text(s->w_hist_delete, 1, id, -1, SQLITE_STATIC);
+    return sq_rc_of(sq_step_done(s->w_hist_delete));
+}
 
 /* Append a change record for task t (images rendered here). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
@@ -624,6 +734,8 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     }
     store_rc result = sq_write_change(s, "INSERT", &t, NULL, nt->data_image, now);
     if (result == STORE_OK)
+        result = sq_history_add(s, t.id, TASK_CREATED, "", now);
+    if (result == STORE_OK)
         memcpy(w->id, t.id, sizeof t.id);
     return result;
 }
@@ -661,8 +773,10 @@ static store_rc update_row(sqlite_store *s, const task *cur, const char *data_im
     sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
     sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
     int rc = sq_step_done(st);
-    return rc != SQLITE_OK ? sq_rc_of(rc)
-                           : sq_write_change(s, "MODIFY", &next, cur, data_image, now);
+    if (rc != SQLITE_OK)
+        return sq_rc_of(rc);
+    store_rc out = sq_write_change(s, "MODIFY", &next, cur, data_image, now);
+    return out == STORE_OK ? sq_history_add(s, cur->id, status, msg, now) : out;
 }
 
 store_rc sq_apply_update(sqlite_store *s, store_write *w)
@@ -685,6 +799,22 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
         break;
     }
     free(image);
+    w->current = cur; /* the caller clears it */
+    return rc;
+}
+
+/* Writer: record a redelivery's claim of a task that is IN_PROGRESS (STORE_WRITE_RECLAIM). */
+static store_rc apply_reclaim(sqlite_store *s, store_write *w)
+{
+    task cur;
+    char *image;
+    store_rc rc = load_task(s, w->update.id, &cur, &image);
+    free(image);
+    if (rc != STORE_OK)
+        return rc;
+    rc = cur.status == TASK_IN_PROGRESS
+             ? sq_history_add(s, cur.id, TASK_IN_PROGRESS, w->update.status_msg, w->now)
+             : STORE_CONFLICT;
     w->current = cur; /* the caller clears it */
     return rc;
 }
@@ -790,6 +920,12 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},
         {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
+        {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
+                         "SELECT ?1, coalesce(max(n), 0) + 1, ?2, ?3, ?4 FROM task_history "
+                         "WHERE task_id = ?1"},
+        {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n > 1 AND n <= "
+                          "(SELECT max(n) FROM task_history WHERE task_id = ?1) - " HIST_KEEP},
+        {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
@@ -799,10 +935,11 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,     s->w_commit,
-                           s->w_rollback,  s->w_savepoint,   s->w_release,   s->w_rollback_to,
-                           s->w_get,       s->w_insert,      s->w_update,    s->w_change,
-                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge};
+    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,      s->w_commit,
+                           s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
+                           s->w_get,       s->w_insert,      s->w_update,     s->w_change,
+                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
+                           s->w_hist_trim, s->w_hist_delete};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -918,6 +1055,7 @@ static const store_ops sqlite_ops = {
     .submit = sq_submit,
     .get_task = sq_get_task,
     .list_tasks = sq_list_tasks,
+    .get_history = sq_get_history,
     .ping = sq_ping,
     .secret = sq_secret,
     .close = sq_close,

@@ -434,6 +434,13 @@ class Taskd:
             raise AssertionError("GET /tasks/%s -> %r" % (task_id, r))
         return r.json()
 
+    def history(self, task_id):
+        """GET /tasks/{id}/history as {"id", "history", "truncated"}; raises AssertionError unless 200."""
+        r = self.get("/tasks/%s/history" % task_id)
+        if r.status != 200:
+            raise AssertionError("GET /tasks/%s/history -> %r" % (task_id, r))
+        return r.json()
+
     def set_status(self, task_id, status, msg="", result="absent"):
         body = {"status": status, "status_msg": msg}
         if result != "absent":

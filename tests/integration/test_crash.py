@@ -78,6 +78,14 @@ class KillDuringExec(CrashCase):
             t = s2.task(tid)
             self.assertEqual(t["result"]["task_id"], tid, t)
             self.assertEqual(t["status_msg"], "Task completed")
+            # The history shows each claim: a task running at the kill was claimed twice.
+            h = s2.history(tid)
+            statuses = [e["status"] for e in h["history"]]
+            claims = 2 if before[tid] == "IN_PROGRESS" else 1
+            self.assertEqual(statuses, ["CREATED"] + ["IN_PROGRESS"] * claims + ["COMPLETED"], h)
+            self.assertFalse(h["truncated"], h)
+            if claims == 2:
+                self.assertRegex(h["history"][2]["status_msg"], r"^Task started again \(receive 2\)$")
         q = queue_table(s2)["work"]
         self.assertEqual((q["depth"], q["in_flight"], q["dead_letter_count"]), (0, 0, 0), q)
         self.stop_clean(s2)

@@ -1281,6 +1281,152 @@ static void test_contract_one_claimer_wins(void **state)
     }
 }
 
+/* ---- contract: history ------------------------------------------------- */
+
+/* A redelivery's claim of a task that is IN_PROGRESS. */
+static store_rc reclaim(fixture *f, const char *id, const char *msg, int64_t now)
+{
+    store_write w = {.kind = STORE_WRITE_RECLAIM,
+                     .now = now,
+                     .update = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = msg}};
+    store_rc rc = store_write_wait(f->store, &w);
+    task_clear(&w.current);
+    return rc;
+}
+
+static void assert_entry(const task_history *h, size_t i, task_status status, const char *msg,
+                         int64_t time)
+{
+    assert_true(i < h->count);
+    assert_string_equal(task_status_name(h->entries[i].status), task_status_name(status));
+    assert_string_equal(h->entries[i].status_msg, msg);
+    assert_int_equal(h->entries[i].time, time);
+}
+
+/* Every accepted transition is recorded, oldest first; refused ones are not. */
+static void test_contract_history(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    must_create(f, "TASK1", id);
+    task_history h;
+    assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+    assert_int_equal(h.count, 1);
+    assert_entry(&h, 0, TASK_CREATED, "", NOW);
+    assert_false(h.truncated);
+    task_history_clear(&h);
+
+    store_update u = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"};
+    assert_int_equal(store_update_task(f->store, &u, NOW + 1, NULL), STORE_OK);
+    assert_int_equal(store_update_task(f->store, &u, NOW + 2, NULL), STORE_CONFLICT);
+    assert_int_equal(reclaim(f, id, "again", NOW + 3), STORE_OK);
+    u = (store_update){.id = id, .status = TASK_FAILED, .status_msg = "boom"};
+    assert_int_equal(store_update_task(f->store, &u, NOW + 4, NULL), STORE_OK);
+    assert_int_equal(store_update_task(f->store, &u, NOW + 5, NULL), STORE_REPEAT);
+    assert_int_equal(reclaim(f, id, "late", NOW + 6), STORE_CONFLICT); /* final: not run again */
+    assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+    assert_int_equal(h.count, 4);
+    assert_entry(&h, 0, TASK_CREATED, "", NOW);
+    assert_entry(&h, 1, TASK_IN_PROGRESS, "Task started", NOW + 1);
+    assert_entry(&h, 2, TASK_IN_PROGRESS, "again", NOW + 3);
+    assert_entry(&h, 3, TASK_FAILED, "boom", NOW + 4);
+    assert_false(h.truncated);
+    task_history_clear(&h);
+
+    /* a long message is kept whole on the task, cut (at a character) in the history */
+    char id2[37], msg[1202] = "x";
+    for (int i = 0; i < 600; i++)
+        memcpy(msg + 1 + 2 * i, "\xc3\xa9", 3); /* é, two bytes (and the NUL) */
+    must_create(f, "TASK2", id2);
+    must_update(f, id2, TASK_FAILED, msg); /* byte 512 is inside an é: cut before it */
+    assert_int_equal(store_get_history(f->store, id2, &h), STORE_OK);
+    assert_int_equal(h.count, 2);
+    assert_int_equal(strlen(h.entries[1].status_msg), TASK_HISTORY_MSG_MAX - 1);
+    assert_memory_equal(h.entries[1].status_msg, msg, TASK_HISTORY_MSG_MAX - 1);
+    task_history_clear(&h);
+    task t;
+    assert_int_equal(store_get_task(f->store, id2, &t), STORE_OK);
+    assert_string_equal(t.status_msg, msg);
+    task_clear(&t);
+
+    /* unknown tasks; a reclaim of a task that is not IN_PROGRESS */
+    assert_int_equal(store_get_history(f->store, "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", &h),
+                     STORE_NOT_FOUND);
+    assert_int_equal(h.count, 0);
+    assert_int_equal(store_get_history(f->store, "nope", &h), STORE_NOT_FOUND);
+    assert_int_equal(reclaim(f, "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", "x", NOW), STORE_NOT_FOUND);
+    char id3[37];
+    must_create(f, "TASK2", id3);
+    assert_int_equal(reclaim(f, id3, "x", NOW), STORE_CONFLICT);
+    assert_int_equal(store_get_history(f->store, id3, &h), STORE_OK);
+    assert_int_equal(h.count, 1);
+    task_history_clear(&h);
+
+    /* the route */
+    char path[80];
+    snprintf(path, sizeof path, "/tasks/%s/history", id);
+    api_response r = call(f, "GET", path, NULL, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "id")), id);
+    assert_true(json_is_false(json_object_get(j, "truncated")));
+    json_t *list = json_object_get(j, "history");
+    assert_int_equal(json_array_size(list), 4);
+    json_t *last = json_array_get(list, 3);
+    assert_string_equal(json_string_value(json_object_get(last, "status")), "FAILED");
+    assert_string_equal(json_string_value(json_object_get(last, "status_msg")), "boom");
+    assert_string_equal(json_string_value(json_object_get(last, "time")), "2023-11-14T22:13:24Z");
+    json_decref(j);
+    api_response_free(&r);
+    /* the task itself does not carry its history */
+    snprintf(path, sizeof path, "/tasks/%s", id);
+    r = call(f, "GET", path, NULL, NULL);
+    j = body_json(&r);
+    assert_null(json_object_get(j, "history"));
+    json_decref(j);
+    api_response_free(&r);
+    r = call(f, "GET", "/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f/history", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    api_response_free(&r);
+    r = call(f, "GET", "/tasks/not-an-id/history", NULL, NULL);
+    assert_int_equal(r.status, 404);
+    api_response_free(&r);
+}
+
+/* A task redelivered without end keeps its first entry and the latest ones, flagged truncated. */
+static void test_contract_history_bound(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    must_create(f, "TASK1", id);
+    must_update(f, id, TASK_IN_PROGRESS, "Task started");
+    enum { AGAIN = 70 };
+    for (int i = 1; i <= AGAIN; i++) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "again %d", i);
+        assert_int_equal(reclaim(f, id, msg, NOW + i), STORE_OK);
+        if (i == TASK_HISTORY_MAX - 2) { /* exactly full: nothing dropped yet */
+            task_history h;
+            assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+            assert_int_equal(h.count, TASK_HISTORY_MAX);
+            assert_false(h.truncated);
+            task_history_clear(&h);
+        }
+    }
+    assert_int_equal(update(f, id, TASK_COMPLETED, "Task completed", NULL, NULL), STORE_OK);
+    task_history h;
+    assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+    assert_int_equal(h.count, TASK_HISTORY_MAX);
+    assert_true(h.truncated);
+    assert_entry(&h, 0, TASK_CREATED, "", NOW);
+    /* recorded: CREATED, the claim, 70 reclaims, COMPLETED = 73; the latest 63 start at the 11th,
+     * the 9th reclaim */
+    assert_entry(&h, 1, TASK_IN_PROGRESS, "again 9", NOW + 9);
+    assert_entry(&h, TASK_HISTORY_MAX - 2, TASK_IN_PROGRESS, "again 70", NOW + AGAIN);
+    assert_entry(&h, TASK_HISTORY_MAX - 1, TASK_COMPLETED, "Task completed", NOW);
+    task_history_clear(&h);
+}
+
 /* ---- contract: idempotency --------------------------------------------- */
 
 static void test_contract_idempotency(void **state)
@@ -1773,6 +1919,8 @@ int main(void)
         CASE(test_contract_list_filters),
         CASE(test_contract_transitions),
         CASE(test_contract_one_claimer_wins),
+        CASE(test_contract_history),
+        CASE(test_contract_history_bound),
         CASE(test_contract_idempotency),
         CASE(test_contract_idempotency_race),
         CASE(test_contract_data_round_trip),
