@@ -400,7 +400,7 @@ async function loadQueues() {
   body.replaceChildren(...res.data.queues.map((q) => {
     const dead = q.dead_letter_queue ? q.dead_letter_count : null;
     const name = el('td', {class: 'q-name', text: q.name});
-    if (q.dead_letter_queue) name.append(el('small', {text: 'DLQ: ' + q.dead_letter_queue}));
+    if (q.dead_letter_queue) name.append(el('small', {text: 'dead letters → ' + q.dead_letter_queue}));
     else if (dlqs.has(q.name)) name.append(el('small', {text: 'dead-letter queue'}));
     let action = '';
     if (q.dead_letter_queue) {
@@ -716,8 +716,11 @@ function renderTrace(res) {
     const bar = el('div', {class: 'bar ' + cls, title: s.name + ': ' + ms(dur)});
     bar.style.left = pct(s.start_time_unix_nano - t0);
     bar.style.width = pct(s.end_time_unix_nano - s.start_time_unix_nano);
+    // the duration beside the bar: after it, or before it when the bar ends far right
     const label = el('span', {class: 'bar-label', text: ms(dur) + (cls === 'wait' ? ' queue wait' : '')});
-    label.style.left = pct(s.end_time_unix_nano - t0);
+    const endsLate = (s.end_time_unix_nano - t0) / total > 0.7;
+    label.style.left = pct((endsLate ? s.start_time_unix_nano : s.end_time_unix_nano) - t0);
+    if (endsLate) label.classList.add('before');
     rows.push(el('div', {class: 'span-row', dataset: {kind: cls, span: s.span_id}}, name,
                  el('div', {class: 'span-track'}, bar, label)));
   }
@@ -813,7 +816,10 @@ function start() {
   });
   window.addEventListener('hashchange', route);
   $('#create-form').addEventListener('submit', submitCreate);
-  $('#create-data').addEventListener('input', checkData);
+  $('#create-data').addEventListener('input', () => {
+    fieldError('data', '');
+    checkData();
+  });
   $('#create-ttl').addEventListener('input', () => fieldError('ttl', ''));
   $('#create-type').addEventListener('change', () => fieldError('task_type', ''));
   checkData();
