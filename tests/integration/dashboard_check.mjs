@@ -265,7 +265,16 @@ if (args.shots) {
     fs.mkdirSync(args.shots, {recursive: true});
     await page.goto(BASE + '/');
     await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-    await page.waitForTimeout(5500); // two metrics samples: the chart has a line
+    // some traffic for the chart (two metrics samples or more), some of it failing
+    for (let i = 0; i < 8; i++) {
+      await page.evaluate(async (i) => {
+        const post = (t, d) => fetch('/tasks', {method: 'POST', body: JSON.stringify({task_type: t, data: d})});
+        await Promise.all([post('noop', {i, batch: 'a'}), post('noop', {i, batch: 'b'}),
+                           ...(i % 3 ? [] : [post('fail', {i})])]);
+      }, i);
+      await page.waitForTimeout(1000);
+    }
+    await page.waitForTimeout(3000);
     await page.screenshot({path: path.join(args.shots, 'dashboard.png')});
     await page.goto(BASE + '/#/tasks/' + made.created);
     await page.waitForSelector('#waterfall .span-row[data-kind="handler"]', {timeout: WAIT});

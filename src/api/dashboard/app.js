@@ -400,20 +400,19 @@ async function loadQueues() {
   body.replaceChildren(...res.data.queues.map((q) => {
     const dead = q.dead_letter_queue ? q.dead_letter_count : null;
     const name = el('td', {class: 'q-name', text: q.name});
-    if (q.dead_letter_queue) name.append(el('small', {text: 'dead letters → ' + q.dead_letter_queue}));
-    else if (dlqs.has(q.name)) name.append(el('small', {text: 'dead-letter queue'}));
-    let action = '';
     if (q.dead_letter_queue) {
-      action = el('button', {type: 'button', class: 'btn small redrive', disabled: dead === 0,
-                             title: 'Move the dead letters of ' + q.dead_letter_queue + ' back to ' + q.name,
-                             onclick: () => confirmRedrive(q)}, 'Redrive');
+      name.append(el('small', {}, el('span', {text: 'dead letters → ' + q.dead_letter_queue}),
+                     el('button', {type: 'button', class: 'btn small redrive', disabled: dead === 0,
+                                   title: 'Move the dead letters of ' + q.dead_letter_queue + ' back to ' + q.name,
+                                   onclick: () => confirmRedrive(q)}, 'Redrive')));
+    } else if (dlqs.has(q.name)) {
+      name.append(el('small', {text: 'dead-letter queue'}));
     }
     return el('tr', {dataset: {queue: q.name}}, name,
               el('td', {class: 'num', dataset: {col: 'depth'}, text: q.depth}),
               el('td', {class: 'num', dataset: {col: 'in_flight'}, text: q.in_flight}),
               el('td', {class: 'num', dataset: {col: 'delayed'}, text: q.delayed}),
-              el('td', {class: 'num dead' + (dead ? ' has' : ''), dataset: {col: 'dead'}, text: dead === null ? '—' : dead}),
-              el('td', {class: 'num'}, action));
+              el('td', {class: 'num dead' + (dead ? ' has' : ''), dataset: {col: 'dead'}, text: dead === null ? '—' : dead}));
   }));
 }
 
@@ -504,13 +503,15 @@ function drawChart() {
   $('#rates').title = 'Tasks finished per second (last 30 s) and the share that failed (last 5 min); chart: last 5 min, from /metrics';
   const now = Date.now();
   const max = Math.max(1, ...pts.map((p) => p.rate));
-  const x = (t) => W - (now - t) / CHART_WINDOW_MS * W;
+  // the last 5 minutes; less (but at least one) while there is not that much to show yet
+  const span = Math.min(CHART_WINDOW_MS, Math.max(60000, now - samples[0].t));
+  const x = (t) => Math.max(0, W - (now - t) / span * W);
   const y = (v) => H - 1 - v / max * (H - 4);
   const line = pts.map((p) => x(p.t).toFixed(1) + ',' + y(p.rate).toFixed(1)).join(' ');
   const first = pts[0];
   chart.append(svg('polygon', {class: 'area', points: x(first.t).toFixed(1) + ',' + H + ' ' + line + ' ' + x(pts[pts.length - 1].t).toFixed(1) + ',' + H}));
   chart.append(svg('polyline', {class: 'line', points: line}));
-  const bw = Math.max(1.5, METRICS_EVERY_MS / CHART_WINDOW_MS * W - 1);
+  const bw = Math.max(1.5, METRICS_EVERY_MS / span * W - 1);
   for (const p of pts) {
     if (!p.failRate) continue;
     const h = Math.max(2, p.failRate / max * (H - 4));
@@ -829,6 +830,7 @@ function start() {
   connect();
   loadQueues();
   sampleMetrics();
+  setTimeout(sampleMetrics, 2000); // a first rate soon after loading
   route();
   setInterval(tickAges, 1000);
   setInterval(() => {
