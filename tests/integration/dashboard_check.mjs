@@ -63,9 +63,12 @@ await context.route('**/*', (route) => {
 const page = await context.newPage();
 const consoleErrors = [];
 let expect422 = false; // while the form step sends bad input on purpose
+let expect404 = false; // while the search step looks for an id that does not exist
 page.on('console', (m) => {
   // Chromium logs every 4xx answer as an error; the 422 the form step asks for is expected
-  if (m.type() === 'error' && !(expect422 && /status of 422/.test(m.text()))) consoleErrors.push(m.text());
+  if (m.type() === 'error' && !(expect422 && /status of 422/.test(m.text())) &&
+      !(expect404 && /status of 404/.test(m.text())))
+    consoleErrors.push(m.text());
 });
 page.on('pageerror', (e) => consoleErrors.push('uncaught: ' + e.message));
 const requests = [];
@@ -239,6 +242,38 @@ await step('markup in task data and status_msg renders as text', async () => {
   check(await page.evaluate(() => window.__xss === undefined), 'the onerror handler ran');
 }, ['loaded']);
 
+await step('status and type filters, search by id', async () => {
+  await page.goto(BASE + '/');
+  await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  const [list] = await Promise.all([
+    page.waitForResponse((r) => r.url().startsWith(BASE + '/tasks?') && r.url().includes('status=FAILED')),
+    page.click('#filter-status button[data-status="FAILED"]'),
+  ]);
+  check(list.status() === 200, 'filtered list answered ' + list.status());
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#tasks tbody tr[data-id]')];
+    return rows.length > 0 && rows.every((r) => r.dataset.status === 'FAILED');
+  }, null, {timeout: WAIT}).catch(async () => { throw new Error('rows: ' + await page.textContent('#tasks tbody')); });
+  await page.selectOption('#filter-type', 'fail');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#tasks tbody tr[data-id]')];
+    return rows.length > 0 && rows.every((r) => r.querySelector('.c-type').textContent === 'fail');
+  }, null, {timeout: WAIT}).catch(async () => { throw new Error('rows: ' + await page.textContent('#tasks tbody')); });
+  await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await page.selectOption('#filter-type', '');
+  await page.click('#filter-status button[data-status=""]');
+  await page.fill('#search', args.xss_id.toUpperCase());
+  await page.press('#search', 'Enter');
+  await page.waitForFunction((id) => location.hash === '#/tasks/' + id, args.xss_id, {timeout: WAIT});
+  await page.fill('#search', '0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f');
+  expect404 = true;
+  await page.press('#search', 'Enter');
+  await page.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
+  check(/No task with id/.test(await page.textContent('#search-error')), 'search error: ' + await page.textContent('#search-error'));
+  await page.waitForTimeout(200); // the console message of that answer
+  expect404 = false;
+}, ['loaded']);
+
 await step('no console errors', async () => {
   check(consoleErrors.length === 0, consoleErrors.join('\n'));
 });
@@ -257,6 +292,33 @@ await step('dark mode renders', async () => {
   check(bg === 'rgb(13, 17, 23)', 'dark background is ' + bg);
   await shot(page, 'dark');
   await page.emulateMedia({colorScheme: 'light'});
+});
+
+await step('401 and an unreachable API show a banner, the stream says so, and all recovers when taskd is back', async () => {
+  const p2 = await context.newPage();
+  const api = /\/(tasks|queues|metrics|events|openapi\.json)(\?|\/|$)/;
+  let mode = '401';
+  await p2.route((url) => api.test(url.pathname), (route) => mode === '401' ?
+      route.fulfill({status: 401, contentType: 'application/json', headers: {'WWW-Authenticate': 'Bearer realm="taskd"'},
+                     body: '{"detail":"Not authenticated"}'}) :
+      mode === 'down' ? route.abort('connectionrefused') : route.fallback());
+  await p2.goto(BASE + '/');
+  await p2.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+  const b401 = await p2.textContent('#banner');
+  check(/401/.test(b401) && /bearer token/.test(b401), 'banner: ' + b401);
+  mode = 'down';
+  await p2.reload();
+  await p2.waitForFunction(() => /Cannot reach taskd/.test(document.querySelector('#banner').textContent), null, {timeout: WAIT})
+      .catch(async () => { throw new Error('banner: ' + await p2.textContent('#banner')); });
+  await p2.waitForSelector('#conn:not([data-state="live"])', {timeout: WAIT});
+  await p2.screenshot({path: path.join(args.artifacts, 'dashboard-api-down.png')});
+  // taskd is back: the stream reconnects by itself, the banner goes, the list is read again
+  mode = 'up';
+  await p2.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p2.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await p2.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+  await p2.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  await p2.close();
 });
 
 if (args.shots) {

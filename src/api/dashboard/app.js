@@ -177,7 +177,8 @@ const state = {
   rows: new Map(),  // id -> {task, tr}
   newCount: 0,      // inserts seen while not on the first page
   detail: null,     // the open task's id
-  types: [],
+  types: [],        // the configured task types
+  loadFailed: false, // the last listing failed
 };
 
 /* ---- tasks table ------------------------------------------------------ */
@@ -222,10 +223,12 @@ async function loadTasks() {
   try {
     res = await api(listQuery(), {what: 'tasks'});
   } catch (e) {
+    state.loadFailed = true; // the stream's next (re)connection loads again
     if (e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
     return;
   }
   if (seq !== loadSeq) return; // a newer load is under way
+  state.loadFailed = false;
   const body = $('#tasks tbody');
   state.rows.clear();
   const trs = res.data.tasks.map((t) => {
@@ -333,8 +336,9 @@ function connect() {
   source = es;
   let opened = false;
   es.onopen = () => {
-    // after a gap the stream either resumes from Last-Event-ID or says reset
-    if (opened) loadTasks();
+    // after a gap (or a failed first load) the page is read again
+    if (opened || state.loadFailed) loadTasks();
+    if (!state.types.length) loadTypes();
     opened = true;
     setConn('live', 'live');
     health.ok('events');
