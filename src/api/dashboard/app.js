@@ -111,7 +111,7 @@ class ApiError extends Error {
 
 // Problems reaching taskd show one banner; the next success clears it.
 const health = {
-  failing: new Map(), // what -> message
+  failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
   fail(what, message) {
     this.failing.set(what, message);
     this.show();
@@ -135,8 +135,8 @@ function refusal(status, detail) {
   return null;
 }
 
-// fetch() + JSON; throws ApiError. `what` names the banner entry of this kind of call.
-async function api(path, {method = 'GET', body, what = path} = {}) {
+// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner.
+async function api(path, {method = 'GET', body} = {}) {
   let r;
   try {
     r = await fetch(path, {
@@ -221,7 +221,7 @@ async function loadTasks() {
   const seq = ++loadSeq;
   let res;
   try {
-    res = await api(listQuery(), {what: 'tasks'});
+    res = await api(listQuery());
   } catch (e) {
     state.loadFailed = true; // the stream's next (re)connection loads again
     if (e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
@@ -240,6 +240,12 @@ async function loadTasks() {
   state.next = res.data.next_token;
   state.newCount = 0;
   updatePager();
+}
+
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(loadTasks, 500);
 }
 
 function updatePager() {
@@ -275,6 +281,9 @@ function applyEvent(ev) {
     row.task = t;
     renderRow(t, row.tr);
     flash(row.tr);
+  } else if (state.status && ev.status === state.status && ev.event === 'MODIFY') {
+    // a task entered the filtered status: its place in the list is the server's to say
+    if (state.tokens.length === 1) reloadSoon();
   } else if (ev.event === 'INSERT') {
     const t = {id: ev.id, task_type: ev.task_type, status: ev.status, status_msg: ev.status_msg || '',
                created_time: isFinite(seconds) ? Math.floor(seconds) : Math.floor(Date.now() / 1000)};
@@ -327,10 +336,9 @@ function setConn(s, text) {
 function connect() {
   if (source) source.close();
   clearTimeout(retryTimer);
-  const q = new URLSearchParams();
-  if (state.status) q.set('status', state.status);
-  if (state.type) q.set('task_type', state.type);
-  const url = '/events' + (q.toString() ? '?' + q : '');
+  // the type filter is the stream's; the status filter is applied here, so that a task
+  // leaving the filtered status is still seen to change
+  const url = '/events' + (state.type ? '?' + new URLSearchParams({task_type: state.type}) : '');
   setConn('connecting', 'connecting');
   const es = new EventSource(url);
   source = es;
@@ -373,7 +381,10 @@ function connect() {
 // Say why the stream was refused, when it was (401/403, or no /events at all).
 async function checkEvents(url) {
   try {
-    const r = await fetch(url, {method: 'HEAD', cache: 'no-store'});
+    // the headers say it; the body (a stream, when it works) is not read
+    const ctl = new AbortController();
+    const r = await fetch(url, {cache: 'no-store', signal: ctl.signal});
+    ctl.abort();
     if (r.status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
     else if (r.status === 401 || r.status === 403) health.fail('auth', refusal(r.status, r.statusText));
   } catch (e) {
@@ -395,7 +406,7 @@ function queuesSoon() {
 async function loadQueues() {
   let res;
   try {
-    res = await api('/queues', {what: 'queues'});
+    res = await api('/queues');
   } catch (e) {
     return;
   }
@@ -435,7 +446,7 @@ function confirmRedrive(q) {
   ok.onclick = async () => {
     ok.disabled = true;
     try {
-      const res = await api('/queues/' + encodeURIComponent(q.name) + '/redrive', {method: 'POST', what: 'redrive'});
+      const res = await api('/queues/' + encodeURIComponent(q.name) + '/redrive', {method: 'POST'});
       const moved = res.data.moved;
       toast('Moved ' + moved + ' message' + (moved === 1 ? '' : 's') + ' from ' + q.dead_letter_queue + ' back to ' + q.name + '.');
     } catch (e) {
@@ -578,7 +589,7 @@ async function submitCreate(e) {
   const button = $('#create-submit');
   button.disabled = true;
   try {
-    const res = await api('/tasks', {method: 'POST', body: JSON.stringify(body), what: 'create'});
+    const res = await api('/tasks', {method: 'POST', body: JSON.stringify(body)});
     const id = res.data.id;
     result.append('Created ', el('a', {href: '#/tasks/' + id, text: id.slice(-12), title: id}));
   } catch (err) {
@@ -626,9 +637,9 @@ async function loadDetail(id) {
   const enc = encodeURIComponent(id);
   $('#detail-id').textContent = id;
   const [task, history, trace] = await Promise.allSettled([
-    api('/tasks/' + enc, {what: 'task'}),
-    api('/tasks/' + enc + '/history', {what: 'history'}),
-    api('/tasks/' + enc + '/trace', {what: 'trace'}),
+    api('/tasks/' + enc),
+    api('/tasks/' + enc + '/history'),
+    api('/tasks/' + enc + '/trace'),
   ]);
   if (seq !== detailSeq) return;
   const err = $('#detail-error');
@@ -743,7 +754,7 @@ function renderTrace(res) {
 // configuration (GET /queues names queues, not types, and a type may have no queue).
 async function loadTypes() {
   try {
-    const res = await api('/openapi.json', {what: 'types'});
+    const res = await api('/openapi.json');
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     state.types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
@@ -778,7 +789,7 @@ async function searchTask(e) {
     return;
   }
   try {
-    const res = await api('/tasks/' + encodeURIComponent(id), {what: 'search'});
+    const res = await api('/tasks/' + encodeURIComponent(id));
     openTask(res.data.id);
   } catch (ex) {
     err.hidden = false;
