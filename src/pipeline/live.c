@@ -7,11 +7,13 @@
  * its shared cursor, then under the lock wakes the waiters of tasks that
  * finished and appends each event to the subscribers whose filters match.
  *
- * A subscriber is "live" when its cursor has reached the shared cursor; one
- * that resumes from an earlier Last-Event-ID catches up first, a batch at a
- * time while its buffer is less than half full (read under the lock: rare,
- * and bounded), so its own backlog never drops it; only events that arrive
- * faster than it reads do.
+ * A subscriber is "live" when its cursor has reached the shared cursor and
+ * nothing held it back. One that resumes from an earlier Last-Event-ID, or
+ * whose buffer had no room for an event (a burst), catches up from the log:
+ * a batch at a time while its buffer is at most half full (read under the
+ * lock: bounded), so a burst or its own backlog never drops it. A client
+ * whose buffer is full and that has read nothing for LIVE_STALL_MS is
+ * dropped: it reads too slowly (or not at all).
  *
  * Callbacks into the transport run outside the lock (ready(), wake()), except
  * abort(), which only shuts a socket down. A waiter's exchange and a
@@ -32,7 +34,8 @@
 #define LIVE_BATCH       256 /* change rows read at once */
 #define LIVE_BUCKETS     256 /* waiter hash chains */
 #define LIVE_IDLE_MS     60000
-#define LIVE_CATCHUP_MS  20 /* re-check of subscribers catching up */
+#define LIVE_CATCHUP_MS  20   /* re-check of subscribers catching up */
+#define LIVE_STALL_MS    5000 /* a full buffer with no read for this long: the client is dropped */
 #define EVENT_FIELD_SIZE (TASK_EVENT_FIELD_MAX + 1)
 
 typedef struct waiter {
@@ -52,8 +55,10 @@ typedef struct subscriber {
     char status[16];
     sbuf buf; /* bytes not yet read: data[off, len) */
     size_t off;
-    bool armed; /* read() found nothing: wake it when there is more */
-    bool ended; /* shutting down: the rest of buf, then the end */
+    bool armed;           /* read() found nothing: wake it when there is more */
+    bool behind;          /* its buffer had no room: it catches up from the log */
+    int64_t last_read_ms; /* when it last read something (or subscribed) */
+    bool ended;           /* shutting down: the rest of buf, then the end */
     bool dropped;
     void (*wake)(void *user);
     void (*abort)(void *user);
@@ -221,6 +226,8 @@ static void call_wakes(const wake_call *w, size_t n)
 /* Drop a client that reads too slowly (under the lock). */
 static void drop(live *l, subscriber *s, size_t *n_wakes)
 {
+    char buffered[24];
+    snprintf(buffered, sizeof buffered, "%zu", s->buf.len - s->off);
     s->dropped = true;
     s->ended = true;
     sbuf_free(&s->buf);
@@ -231,26 +238,30 @@ static void drop(live *l, subscriber *s, size_t *n_wakes)
     metrics_add(l->metrics, "taskd_event_clients_dropped_total", "", 1);
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", (long long)s->cursor);
-    log_info("event client dropped: it reads too slowly", "last_seq", cursor, NULL);
+    log_info("event client dropped: it reads too slowly", "last_seq", cursor, "buffered", buffered,
+             NULL);
 }
 
-/* Append a frame to s, or drop s when its buffer would pass the limit (under the lock). */
-static void deliver(live *l, subscriber *s, const char *frame, size_t len, size_t *n_wakes)
+/*
+ * Append a frame to s (under the lock); false when its buffer has no room
+ * for it (a frame larger than the limit still goes into an empty buffer).
+ */
+static bool deliver(live *l, subscriber *s, const char *frame, size_t len, size_t *n_wakes)
 {
     if (s->ended)
-        return;
-    if (s->buf.len - s->off + len > l->buffer_limit) {
-        drop(l, s, n_wakes);
-        return;
-    }
+        return true; /* nothing more goes to it */
+    size_t pending = s->buf.len - s->off;
+    if (pending && pending + len > l->buffer_limit)
+        return false;
     if (s->off && s->off == s->buf.len)
         s->buf.len = s->off = 0;
     sbuf_append(&s->buf, frame, len);
     if (sbuf_failed(&s->buf)) {
         drop(l, s, n_wakes);
-        return;
+        return true;
     }
     note_wake(l, s, n_wakes);
+    return true;
 }
 
 /* The frame of a row for s, if it passes s's filters; false when s gets nothing. */
@@ -279,6 +290,7 @@ static long stream_read(api_stream *st, char *buf, size_t max)
             k = max;
         memcpy(buf, s->buf.data + s->off, k);
         s->off += k;
+        s->last_read_ms = clock_mono_ms();
         if (s->off == s->buf.len)
             s->buf.len = s->off = 0;
         n = (long)k;
@@ -336,6 +348,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
         return STORE_ERROR;
     s->stream.ops = &stream_ops;
     s->owner = l;
+    s->last_read_ms = clock_mono_ms();
     snprintf(s->task_type, sizeof s->task_type, "%s", task_type ? task_type : "");
     snprintf(s->status, sizeof s->status, "%s", status ? status : "");
     sbuf_printf(&s->buf, "retry: %d\n\n", LIVE_RETRY_MS);
@@ -405,57 +418,80 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
         sbuf frame = {0};
         task_event_sse(&frame, &ev);
         for (subscriber *s = l->subs; s; s = s->next) {
-            if (s->cursor < start || s->cursor >= r.seq)
+            if (s->behind || s->cursor < start || s->cursor >= r.seq)
                 continue; /* catching up, or already past it */
+            if (frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len, n_wakes)) {
+                s->behind = true; /* no room: it gets this row again from the log */
+                continue;
+            }
             s->cursor = r.seq;
-            if (frame_for(s, &ev, &frame))
-                deliver(l, s, frame.data, frame.len, n_wakes);
         }
         sbuf_free(&frame);
         task_event_clear(&ev);
     }
     for (subscriber *s = l->subs; s; s = s->next)
-        if (s->cursor >= start && n && s->cursor < rows[n - 1].seq)
+        if (!s->behind && s->cursor >= start && n && s->cursor < rows[n - 1].seq)
             s->cursor = rows[n - 1].seq; /* rows without an event were passed too */
 }
 
 /*
  * Give subscribers behind the shared cursor their next rows (under the lock),
- * a batch each while their buffer is at most half full. True when some are
- * still behind.
+ * a batch each while their buffer is at most half full; drop those whose
+ * buffer stays full while they read nothing. True when some are still behind.
  */
-static bool catch_up(live *l, size_t *n_wakes)
+static bool catch_up(live *l, int64_t now, size_t *n_wakes)
 {
-    bool behind = false;
+    bool any = false;
     for (subscriber *s = l->subs; s; s = s->next) {
-        if (s->ended || s->cursor >= l->shared)
+        if (s->ended || (!s->behind && s->cursor >= l->shared))
             continue;
-        behind = true;
-        if (s->buf.len - s->off > l->buffer_limit / 2)
-            continue; /* let it read first */
+        if (s->buf.len - s->off > l->buffer_limit / 2) {
+            if (now - s->last_read_ms > LIVE_STALL_MS)
+                drop(l, s, n_wakes);
+            else
+                any = true; /* let it read first */
+            continue;
+        }
+        any = true;
+        int64_t oldest, last;
+        if (broker_change_bounds(l->broker, &oldest, &last) != STORE_OK)
+            continue;                 /* try again next round */
+        if (s->cursor + 1 < oldest) { /* trimmed while it was behind: it must reload */
+            sbuf reset = {0};
+            task_event_reset_sse(&reset, oldest);
+            bool sent = !sbuf_failed(&reset) && deliver(l, s, reset.data, reset.len, n_wakes);
+            sbuf_free(&reset);
+            if (!sent)
+                continue;
+            s->cursor = oldest - 1;
+        }
         change_row_copy *rows = NULL;
         size_t n = 0;
         if (broker_changes_after(l->broker, s->cursor, LIVE_BATCH, &rows, &n) != STORE_OK)
-            continue; /* try again next round */
+            continue;
+        bool full = false;
         for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
             change_row r;
             row_of(&rows[i], &r);
             task_event ev;
+            if (task_event_from_row(&r, &ev)) {
+                sbuf frame = {0};
+                task_event_sse(&frame, &ev);
+                full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len, n_wakes);
+                sbuf_free(&frame);
+                task_event_clear(&ev);
+                if (full)
+                    break;
+            }
             s->cursor = r.seq;
-            if (!task_event_from_row(&r, &ev))
-                continue;
-            sbuf frame = {0};
-            task_event_sse(&frame, &ev);
-            if (frame_for(s, &ev, &frame))
-                deliver(l, s, frame.data, frame.len, n_wakes);
-            sbuf_free(&frame);
-            task_event_clear(&ev);
         }
-        if (n < LIVE_BATCH && s->cursor < l->shared)
+        if (!full && n < LIVE_BATCH && s->cursor < l->shared)
             s->cursor = l->shared; /* nothing else is left before it */
+        if (s->cursor >= l->shared)
+            s->behind = false;
         change_rows_free(rows, n);
     }
-    return behind;
+    return any;
 }
 
 /* Fire the waiters whose deadline has come (under the lock). */
@@ -544,7 +580,7 @@ static void *live_main(void *arg)
         pthread_mutex_lock(&l->mu);
         now = clock_mono_ms();
         expire(l, now, &fired);
-        behind = catch_up(l, &n_wakes);
+        behind = catch_up(l, now, &n_wakes);
         heartbeat(l, now, &n_wakes);
         set_gauges(l);
         pthread_mutex_unlock(&l->mu);

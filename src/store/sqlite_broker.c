@@ -389,7 +389,9 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
                 /* an earlier delivery died or overran: this one runs the task again */
                 char again[64];
                 snprintf(again, sizeof again, "Task started again (receive %d)", m->receive_count);
-                rc = sq_history_add(s, m->task_id, TASK_IN_PROGRESS, again, now / 1000);
+                store_rc again_rc = sq_claim_again(s, m->task_id, again, now / 1000);
+                if (again_rc == STORE_ERROR || again_rc == STORE_BUSY)
+                    rc = again_rc; /* the whole receive is rolled back and retried */
             }
             if (m->claim == STORE_ERROR || m->claim == STORE_BUSY)
                 rc = m->claim; /* the whole receive is rolled back and retried */

@@ -41,7 +41,7 @@ struct sqlite_store {
     sqlite3_stmt *w_sync_full, *w_sync_normal;
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
-    sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete;
+    sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -116,11 +116,11 @@ void sq_reader_put(sqlite_store *s, reader *r);
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, const char *data_image, int64_t now);
 /*
- * Writer thread only: record a status transition in the task's history,
- * dropping the oldest entries but the first beyond TASK_HISTORY_MAX.
+ * Writer thread only: record in its history that a task IN_PROGRESS is
+ * claimed again (a redelivery runs it again); STORE_CONFLICT when it is not
+ * IN_PROGRESS.
  */
-store_rc sq_history_add(sqlite_store *s, const char *id, task_status status, const char *msg,
-                        int64_t now);
+store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now);
 /* Writer thread only: forget a deleted task's history. */
 store_rc sq_history_delete(sqlite_store *s, const char *id);
 /* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */

@@ -8,10 +8,12 @@
  *                numbered by an AUTOINCREMENT sequence that is never reused
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
  *   meta         stable secrets (the page-token key)
- *   task_history each task's status transitions (task_id, n): written with
- *                the change, at most TASK_HISTORY_MAX rows per task (n = 1
- *                and the latest; a gap in n means entries were dropped),
- *                deleted with the task
+ *   task_history each task's status transitions (task_id, n) after its
+ *                creation (n = 1, which its row records): written with the
+ *                change, n from the task's hist_n (read and written with
+ *                the row anyway); the latest TASK_HISTORY_MAX - 1 are kept
+ *                (a gap in n means entries were dropped); deleted with the
+ *                task
  *
  * Group commit. Callers hand a write (a function and its argument) to the
  * writer thread and sleep on their own condition variable. The writer takes
@@ -42,10 +44,6 @@
 #include <unistd.h>
 
 #define MAX_READERS 64
-
-/* The history's latest entries kept besides the first, as SQL text (TASK_HISTORY_MAX - 1). */
-#define HIST_KEEP "63"
-_Static_assert(TASK_HISTORY_MAX - 1 == 63, "HIST_KEEP must follow TASK_HISTORY_MAX");
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -102,8 +100,8 @@ static const char *const migrations[] = {
     "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL;",
     /* 3: the data's AttributeValue form, so change records never re-parse it */
     "ALTER TABLE tasks ADD COLUMN data_image TEXT;",
-    /* 4: task histories; older tasks get what is known: their creation and, after a gap
-     * (n = 2 missing: truncated), their current status */
+    /* 4: task histories (n = 1, the creation, is the task row's own); older tasks get what
+     * is known: after a gap (n = 2 missing: truncated), their current status */
     "CREATE TABLE task_history ("
     "  task_id TEXT NOT NULL,"
     "  n INTEGER NOT NULL,"
@@ -112,9 +110,10 @@ static const char *const migrations[] = {
     "  time INTEGER NOT NULL,"
     "  PRIMARY KEY (task_id, n)"
     ") WITHOUT ROWID;"
-    "INSERT INTO task_history SELECT id, 1, 'CREATED', '', created_time FROM tasks;"
+    "ALTER TABLE tasks ADD COLUMN hist_n INTEGER NOT NULL DEFAULT 1;"
     "INSERT INTO task_history SELECT id, 3, status, status_msg, "
-    "  coalesce(updated_time, created_time) FROM tasks WHERE status <> 'CREATED';",
+    "  coalesce(updated_time, created_time) FROM tasks WHERE status <> 'CREATED';"
+    "UPDATE tasks SET hist_n = 3 WHERE status <> 'CREATED';",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -323,13 +322,18 @@ static store_rc sq_get_task(store *base, const char *id, task *out)
     return result;
 }
 
-/* Read the history rows of a task that exists (r->get holds its row). */
-static store_rc read_history(reader *r, const char *id, task_history *out)
+/*
+ * Read a task's history: its creation (entry 1, which the task row itself
+ * records), then its rows. A gap in n says entries were dropped.
+ */
+static store_rc read_history(reader *r, const task *t, task_history *out)
 {
+    if (!task_history_add(out, TASK_CREATED, "", t->created_time))
+        return STORE_ERROR;
     sqlite3_stmt *st = r->history;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
     store_rc result = STORE_OK;
-    int64_t last_n = 0;
+    int64_t last_n = 1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         task_status status;
@@ -343,9 +347,15 @@ static store_rc read_history(reader *r, const char *id, task_history *out)
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         result = sq_rc_of(rc);
-    out->truncated = last_n != (int64_t)out->count; /* a gap in n: entries were dropped */
+    out->truncated = last_n != (int64_t)out->count;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (result == STORE_OK && out->count == 1 && t->status != TASK_CREATED) {
+        /* changed, yet nothing recorded: what the task itself tells */
+        task_history_clear(out);
+        if (!task_history_of_task(out, t))
+            result = STORE_ERROR;
+    }
     return result;
 }
 
@@ -370,9 +380,7 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
         sqlite3_clear_bindings(r->get);
     }
     if (result == STORE_OK)
-        result = read_history(r, id, out);
-    if (result == STORE_OK && out->count == 0 && !task_history_of_task(out, &t))
-        result = STORE_ERROR; /* none recorded: what the task itself tells */
+        result = read_history(r, &t, out);
     sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
     task_clear(&t);
     sq_reader_put(s, r);
@@ -620,20 +628,23 @@ static void *writer_main(void *arg)
 
 /* ---- writes ------------------------------------------------------------ */
 
-store_rc sq_history_add(sqlite_store *s, const char *id, task_status status, const char *msg,
-                        int64_t now)
+/* Writer: record entry n of a task's history, dropping the oldest but the first past the bound. */
+static store_rc history_add(sqlite_store *s, const char *id, int64_t n, task_status status,
+                            const char *msg, int64_t now)
 {
     sqlite3_stmt *st = s->w_hist_add;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, task_status_name(status), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, msg, (int)task_history_msg_len(msg), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int64(st, 2, n);
+    sqlite3_bind_text(st, 3, task_status_name(status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, msg, (int)task_history_msg_len(msg), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
     int rc = sq_step_done(st);
-    if (rc == SQLITE_OK && status != TASK_CREATED) { /* a creation is always the first */
-        sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
-        rc = sq_step_done(s->w_hist_trim);
-    }
-    return sq_rc_of(rc);
+    if (rc != SQLITE_OK || n <= TASK_HISTORY_MAX)
+        return sq_rc_of(rc);
+    /* keep the latest TASK_HISTORY_MAX - 1; n = 1 is the task row's own */
+    sqlite3_bind_text(s->w_hist_trim, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->w_hist_trim, 2, n - (TASK_HISTORY_MAX - 1));
+    return sq_rc_of(sq_step_done(s->w_hist_trim));
 }
 
 store_rc sq_history_delete(sqlite_store *s, const char *id)
@@ -734,31 +745,40 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     }
     store_rc result = sq_write_change(s, "INSERT", &t, NULL, nt->data_image, now);
     if (result == STORE_OK)
-        result = sq_history_add(s, t.id, TASK_CREATED, "", now);
-    if (result == STORE_OK)
         memcpy(w->id, t.id, sizeof t.id);
     return result;
 }
 
-/* Writer: load a task with everything (STORE_NOT_FOUND when absent). */
-static store_rc load_task(sqlite_store *s, const char *id, task *out, char **data_image)
+/* A task as the writer loads it before changing it. */
+typedef struct loaded {
+    task t;
+    char *data_image; /* NULL for rows before schema 3 */
+    int64_t hist_n;   /* the number of its latest history entry */
+} loaded;
+
+/* Writer: load a task with everything (STORE_NOT_FOUND when absent); the caller frees
+ * data_image and clears t. */
+static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
 {
     sqlite3_stmt *st = s->w_get;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
-    if (rc == SQLITE_ROW && !sq_read_task_row(st, out, true))
+    if (rc == SQLITE_ROW && !sq_read_task_row(st, &out->t, true))
         result = STORE_ERROR;
-    *data_image = result == STORE_OK ? sq_dup_col(st, 10) : NULL; /* NULL for rows before v3 */
+    out->data_image = result == STORE_OK ? sq_dup_col(st, 10) : NULL;
+    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 11) : 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
 }
 
-/* Writer: set a loaded task's status, message and (if not NULL) result, with its change record. */
-static store_rc update_row(sqlite_store *s, const task *cur, const char *data_image,
-                           task_status status, const char *msg, const char *result, int64_t now)
+/* Writer: set a loaded task's status, message and (if not NULL) result, with its change record
+ * and its history entry. */
+static store_rc update_row(sqlite_store *s, const loaded *l, task_status status, const char *msg,
+                           const char *result, int64_t now)
 {
+    const task *cur = &l->t;
     task next = *cur; /* borrows cur's strings; never cleared */
     next.status = status;
     next.status_msg = (char *)msg;
@@ -772,22 +792,22 @@ static store_rc update_row(sqlite_store *s, const task *cur, const char *data_im
     sq_bind_text(st, 4, result);
     sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
     sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 7, l->hist_n + 1);
     int rc = sq_step_done(st);
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
-    store_rc out = sq_write_change(s, "MODIFY", &next, cur, data_image, now);
-    return out == STORE_OK ? sq_history_add(s, cur->id, status, msg, now) : out;
+    store_rc out = sq_write_change(s, "MODIFY", &next, cur, l->data_image, now);
+    return out == STORE_OK ? history_add(s, cur->id, l->hist_n + 1, status, msg, now) : out;
 }
 
 store_rc sq_apply_update(sqlite_store *s, store_write *w)
 {
     const store_update *u = &w->update;
-    task cur;
-    char *image;
-    store_rc rc = load_task(s, u->id, &cur, &image);
+    loaded l;
+    store_rc rc = load_task(s, u->id, &l);
     if (rc != STORE_OK)
         return rc;
-    switch (task_decide(cur.status, cur.status_msg, u->status, u->status_msg)) {
+    switch (task_decide(l.t.status, l.t.status_msg, u->status, u->status_msg)) {
     case TASK_REPEAT:
         rc = STORE_REPEAT;
         break;
@@ -795,42 +815,62 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
         rc = STORE_CONFLICT;
         break;
     case TASK_APPLY:
-        rc = update_row(s, &cur, image, u->status, u->status_msg, u->result, w->now);
+        rc = update_row(s, &l, u->status, u->status_msg, u->result, w->now);
         break;
     }
-    free(image);
-    w->current = cur; /* the caller clears it */
+    free(l.data_image);
+    w->current = l.t; /* the caller clears it */
     return rc;
 }
 
-/* Writer: record a redelivery's claim of a task that is IN_PROGRESS (STORE_WRITE_RECLAIM). */
-static store_rc apply_reclaim(sqlite_store *s, store_write *w)
+/* Writer: record a claim of a loaded task that is IN_PROGRESS already (STORE_CONFLICT if not). */
+static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, int64_t now)
 {
-    task cur;
-    char *image;
-    store_rc rc = load_task(s, w->update.id, &cur, &image);
-    free(image);
+    if (l->t.status != TASK_IN_PROGRESS)
+        return STORE_CONFLICT;
+    sqlite3_bind_text(s->w_hist_n, 1, l->t.id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->w_hist_n, 2, l->hist_n + 1);
+    int rc = sq_step_done(s->w_hist_n);
+    return rc != SQLITE_OK ? sq_rc_of(rc)
+                           : history_add(s, l->t.id, l->hist_n + 1, TASK_IN_PROGRESS, msg, now);
+}
+
+store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now)
+{
+    loaded l;
+    store_rc rc = load_task(s, id, &l);
     if (rc != STORE_OK)
         return rc;
-    rc = cur.status == TASK_IN_PROGRESS
-             ? sq_history_add(s, cur.id, TASK_IN_PROGRESS, w->update.status_msg, w->now)
-             : STORE_CONFLICT;
-    w->current = cur; /* the caller clears it */
+    rc = claim_again(s, &l, msg, now);
+    free(l.data_image);
+    task_clear(&l.t);
+    return rc;
+}
+
+/* Writer: a redelivery's claim (STORE_WRITE_RECLAIM). */
+static store_rc apply_reclaim(sqlite_store *s, store_write *w)
+{
+    loaded l;
+    store_rc rc = load_task(s, w->update.id, &l);
+    if (rc != STORE_OK)
+        return rc;
+    rc = claim_again(s, &l, w->update.status_msg, w->now);
+    free(l.data_image);
+    w->current = l.t; /* the caller clears it */
     return rc;
 }
 
 store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
                          int64_t now)
 {
-    task cur;
-    char *image;
-    store_rc rc = load_task(s, id, &cur, &image);
+    loaded l;
+    store_rc rc = load_task(s, id, &l);
     if (rc != STORE_OK)
         return rc;
-    if (cur.status != status || strcmp(cur.status_msg, msg) != 0)
-        rc = update_row(s, &cur, image, status, msg, NULL, now);
-    free(image);
-    task_clear(&cur);
+    if (l.t.status != status || strcmp(l.t.status_msg, msg) != 0)
+        rc = update_row(s, &l, status, msg, NULL, now);
+    free(l.data_image);
+    task_clear(&l.t);
     return rc;
 }
 
@@ -908,12 +948,13 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_savepoint, "SAVEPOINT op"},
         {&s->w_release, "RELEASE op"},
         {&s->w_rollback_to, "ROLLBACK TO op"},
-        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", data_image FROM tasks WHERE id = ?1"},
+        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", data_image, hist_n FROM tasks WHERE id = ?1"},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
          "data, trace, data_image) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7)"},
-        {&s->w_update, "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
-                       "result = coalesce(?4, result), finished_time = ?5 WHERE id = ?6"},
+        {&s->w_update,
+         "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
+         "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
         {&s->w_change, "INSERT INTO changes (event_name, task_id, new_image, old_image, "
                        "created_time) VALUES (?1, ?2, ?3, ?4, ?5)"},
         {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
@@ -921,10 +962,9 @@ static bool prepare_writer(sqlite_store *s)
                          "VALUES (?1, ?2, ?3)"},
         {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
         {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
-                         "SELECT ?1, coalesce(max(n), 0) + 1, ?2, ?3, ?4 FROM task_history "
-                         "WHERE task_id = ?1"},
-        {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n > 1 AND n <= "
-                          "(SELECT max(n) FROM task_history WHERE task_id = ?1) - " HIST_KEEP},
+                         "VALUES (?1, ?2, ?3, ?4, ?5)"},
+        {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
+        {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
@@ -939,7 +979,7 @@ static void finalize_writer(sqlite_store *s)
                            s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
                            s->w_get,       s->w_insert,      s->w_update,     s->w_change,
                            s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
-                           s->w_hist_trim, s->w_hist_delete};
+                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }

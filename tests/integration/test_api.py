@@ -1,5 +1,6 @@
 """The HTTP API of taskd: the seed walkthrough, every route, the state machine."""
 
+import calendar
 import json
 import os
 import re
@@ -10,10 +11,11 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, Taskd,  # noqa: E402
-                     local_only, on_lambda, urlencode, write_config)
+from harness import (LIST_KEYS, STATUSES, UUID7_RE, ServersTestCase, ServerTestCase,  # noqa: E402
+                     Taskd, db_query, local_only, on_lambda, urlencode, wait_until, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
+ISO_UTC_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 OTHER_FILTERS = ("next_token belongs to a listing with other filters: repeat its status and task_type, "
                  "or leave them out")
 
@@ -690,6 +692,103 @@ class Api(ServerTestCase):
 
 
 
+def unix_of(iso):
+    """Unix seconds of a history time ("2022-03-25T17:26:43Z")."""
+    return calendar.timegm(time.strptime(iso, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+class HistoryAssertions:
+    def assertHistory(self, server, tid, want, truncated=False):
+        """Assert the task's history is want, [(status, status_msg)], oldest first, at
+        non-decreasing ISO 8601 UTC times; returns the times as Unix seconds."""
+        h = server.history(tid)
+        self.assertEqual(set(h), {"id", "history", "truncated"}, h)
+        self.assertEqual(h["id"], tid)
+        self.assertEqual([(e["status"], e["status_msg"]) for e in h["history"]], want, h)
+        for e in h["history"]:
+            self.assertEqual(set(e), {"status", "status_msg", "time"}, e)
+            self.assertRegex(e["time"], ISO_UTC_RE)
+        times = [unix_of(e["time"]) for e in h["history"]]
+        self.assertEqual(times, sorted(times), "history times go backwards: %r" % h)
+        self.assertIs(h["truncated"], truncated, h)
+        return times
+
+
+class History(ServerTestCase, HistoryAssertions):
+    """GET /tasks/{id}/history: every accepted status change, oldest first."""
+
+    def test_client_changes(self):
+        t0 = int(time.time())
+        tid = self.server.create("TASK2")
+        self.assertHistory(self.server, tid, [("CREATED", "")])
+        self.assertEqual(self.server.set_status(tid, "IN_PROGRESS", "Task started").status, 204)
+        # refused changes (a progress message while IN_PROGRESS is one) and repeats are not
+        # transitions
+        self.assertError(self.server.set_status(tid, "IN_PROGRESS", "50% done"), 409)
+        self.assertError(self.server.set_status(tid, "CREATED", ""), 409)
+        self.assertEqual(self.server.set_status(tid, "COMPLETED", "all done", result=1).status, 204)
+        self.assertEqual(self.server.set_status(tid, "COMPLETED", "all done", result=1).status, 204)
+        self.assertError(self.server.set_status(tid, "FAILED", "too late"), 409)
+        times = self.assertHistory(self.server, tid, [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                                                      ("COMPLETED", "all done")])
+        t = self.server.task(tid)
+        self.assertEqual((times[0], times[-1]), (t["created_time"], t["updated_time"]), t)
+        self.assertTrue(t0 - 2 <= times[0] <= int(time.time()) + 2, times)
+        self.assertNotIn("history", t)
+        # the id is taken as GET /tasks/{id} takes it
+        self.assertEqual(self.server.history(tid.upper())["id"], tid)
+
+    def test_cancelled_and_messages(self):
+        tid = self.server.create("TASK3")
+        msg = "cancelled: \"quotes\", ünïcödé\u2028 and \\ too"
+        self.assertEqual(self.server.set_status(tid, "FAILED", msg).status, 204)
+        self.assertHistory(self.server, tid, [("CREATED", ""), ("FAILED", msg)])
+        # a long message is kept whole on the task, its first 512 bytes in the history
+        tid = self.server.create("TASK3")
+        long_msg = "é" * 400
+        self.assertEqual(self.server.set_status(tid, "FAILED", long_msg).status, 204)
+        self.assertEqual(self.server.task(tid)["status_msg"], long_msg)
+        self.assertHistory(self.server, tid, [("CREATED", ""), ("FAILED", "é" * 256)])
+
+    def test_unknown_and_malformed_ids(self):
+        for tid in [str(uuid.UUID(int=0x0190f3c27b1e7c3a9d2e5a1b2c3d4e5f)), "abc", "%20", "1" * 300]:
+            with self.subTest(id=tid):
+                self.assertEqual(self.assertError(self.server.get("/tasks/%s/history" % tid), 404),
+                                 "Task not found")
+        tid = self.server.create("TASK2")
+        r = self.server.post("/tasks/%s/history" % tid, {"status": "FAILED"})
+        self.assertError(r, 405)
+        self.assertEqual(r.header("Allow"), "GET, HEAD")
+        self.assertHistory(self.server, tid, [("CREATED", "")])
+
+
+@local_only("runs tasks through the local pipeline: on AWS, test_lambda_pipeline.py")
+class PipelineHistory(ServersTestCase, HistoryAssertions):
+    """The handlers' claims and reports are transitions too."""
+
+    tmp_prefix = "taskd-history-"
+
+    def run_one(self, cfg, env):
+        s = Taskd(db=self.db, config=write_config(self.tmp, cfg), tmpdir=self.tmp, env=env)
+        self.servers.append(s)
+        tid = s.create("TASK1", data={"x": 1})
+        wait_until(lambda: s.task(tid)["status"] in ("COMPLETED", "FAILED"), 20,
+                   what="TASK1 finished")
+        return s, tid
+
+    def test_noop_task(self):
+        s, tid = self.run_one({"handlers": [{"queue": "task1", "handler": "noop"}]}, {})
+        t = s.task(tid)
+        times = self.assertHistory(s, tid, [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                                            ("COMPLETED", t["status_msg"])])
+        self.assertEqual(times[-1], t["updated_time"])
+
+    def test_failed_task1(self):
+        s, tid = self.run_one({}, {"TASK1_FAILURE_RATE": "1", "TASK1_SECONDS": "0"})
+        self.assertHistory(s, tid, [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                                    ("FAILED", "Task failed somehow")])
+
+
 @local_only("DynamoDB's TTL deletes expired items within about 48 h, not at a sweep")
 class Retention(ServerTestCase):
     """Retention: finished tasks past their ttl (and the grace) are deleted; open tasks never."""
@@ -738,8 +837,15 @@ class Retention(ServerTestCase):
             with self.subTest(task=status):
                 self.assertEqual(self.assertJSON(srv.get("/tasks/" + tid), 200)["status"], status)
                 self.assertIn(tid, listed)
-        # PATCH of a swept task is a 404.
+        # PATCH of a swept task is a 404, and its history went with it.
         self.assertError(srv.set_status(done, "COMPLETED", "Task completed"), 404)
+        self.assertError(srv.get("/tasks/%s/history" % done), 404)
+        rows = db_query(srv.db, "SELECT task_id, count(*) FROM task_history GROUP BY task_id")
+        kept = dict(rows)
+        self.assertNotIn(failed, kept)
+        self.assertNotIn(done, kept)
+        # (the creation is the task row's own: a task that never changed has no rows)
+        self.assertEqual((kept.get(created), kept.get(running), kept.get(later)), (None, 1, 1), rows)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,16 @@ class DeadLetter(CrashCase):
         self.assertIn(("FAILED", "CREATED", "Redriven from doomed-dlq"), trail, trail)
         self.assertEqual(trail[-2:], [("CREATED", "IN_PROGRESS", "Task started"),
                                       ("IN_PROGRESS", "COMPLETED", "Task completed")], trail)
+        # The history tells the whole story: two claims (the second a redelivery), the DLQ,
+        # the redrive, the run that completed.
+        h = s.history(tid)
+        self.assertEqual([(e["status"], e["status_msg"]) for e in h["history"]],
+                         [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                          ("IN_PROGRESS", "Task started again (receive 2)"),
+                          ("FAILED", "moved to dead-letter queue doomed-dlq after 2 receives"),
+                          ("CREATED", "Redriven from doomed-dlq"), ("IN_PROGRESS", "Task started"),
+                          ("COMPLETED", "Task completed")], h)
+        self.assertFalse(h["truncated"])
         q = queue_table(s)
         self.assertEqual(q["doomed"]["dead_letter_count"], 0, q)
         self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)

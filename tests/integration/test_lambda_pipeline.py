@@ -406,6 +406,15 @@ FAST = {
 }
 
 
+def history(stack, task_id):
+    """The task's history through the API function: [(status, status_msg)], oldest first."""
+    r = stack.request("GET", "/tasks/%s/history" % task_id)
+    assert r.status == 200, r
+    h = r.json()
+    assert h["truncated"] is False, h
+    return [(e["status"], e["status_msg"]) for e in h["history"]]
+
+
 class Walkthrough(StackTestCase):
     """The original walkthrough, through every AWS hop; its trace; a duplicate message."""
 
@@ -421,6 +430,8 @@ class Walkthrough(StackTestCase):
         self.assertIn(("IN_PROGRESS", "Task started"), seen, seen)
         self.assertEqual(seen[-1], ("COMPLETED", "Task completed"), seen)
         self.assertEqual(t["data"], {"foo": "bar"})
+        self.assertEqual(history(s, task1), [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                                             ("COMPLETED", "Task completed")])
         self.assertEqual(t["ttl"], 1662381756)
         self.assertIsInstance(t["updated_time"], int)
         self.assertGreaterEqual(t["updated_time"], t["created_time"])
@@ -531,6 +542,9 @@ class Walkthrough(StackTestCase):
         self.assertEqual(names.count("receive task1"), 3, names)
         self.assertEqual(names.count("TASK1"), 1, names)
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
+        # the duplicates found it finished: nothing more in its history
+        self.assertEqual(history(s, task_id), [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                                               ("COMPLETED", "Task completed")])
 
 
 class HandlerFailure(StackTestCase):
@@ -545,6 +559,8 @@ class HandlerFailure(StackTestCase):
         t, seen = s.wait_final(task_id)
         self.assertIn(("IN_PROGRESS", "Task started"), seen, seen)
         self.assertEqual((t["status"], t["status_msg"]), ("FAILED", "Task failed somehow"))
+        self.assertEqual(history(s, task_id), [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                                               ("FAILED", "Task failed somehow")])
         self.wait_queues_empty()
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
         run = wait_until(lambda: [d for _, d in s.documents(task_id=task_id) if d.get("name") == "TASK1"],
@@ -577,6 +593,12 @@ class PoisonMessage(StackTestCase):
         for b in crashes:
             self.assertEqual((b["outcome"], b["function_error"], b["deleted"]), ("error", "Runtime.ExitError", []))
         self.assertEqual(len(s.logs("environment exited during an invocation", function="workerTask1")), 3)
+        # Each delivery that ran it is a claim in its history.
+        self.assertEqual(history(s, task_id),
+                         [("CREATED", ""), ("IN_PROGRESS", "Task started"),
+                          ("IN_PROGRESS", "Task started again (receive 2)"),
+                          ("IN_PROGRESS", "Task started again (receive 3)"),
+                          ("FAILED", "moved to dead-letter queue task1-dlq after 3 receives")])
         # One delivery from the dead-letter queue, deleted after the task was failed.
         dead = [b for b in s.logs("sqs batch", function="workerTask1Dlq") if b["deleted"]]
         self.assertEqual(len(dead), 1, dead)

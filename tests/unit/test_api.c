@@ -1759,6 +1759,48 @@ static void test_dynamodb_ttl_attribute(void **state)
     }
 }
 
+/* An item from before histories: none, or one that starts after its creation. */
+static void test_dynamodb_history_of_older_items(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    char id[37];
+    must_create(f, "TASK1", id);
+    store_update u = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"};
+    assert_int_equal(store_update_task(f->store, &u, NOW + 5, NULL), STORE_OK);
+    json_t *req = json_pack("{ss s{s{ss}} ss}", "TableName", f->table, "Key", "id", "S", id,
+                            "UpdateExpression", "REMOVE history");
+    json_decref(ddb_test_call("UpdateItem", req, NULL, 0));
+    json_decref(req);
+    json_t *item = raw_item(f, id);
+    assert_null(json_object_get(item, "history"));
+    json_decref(item);
+
+    task_history h;
+    assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+    assert_int_equal(h.count, 2);
+    assert_entry(&h, 0, TASK_CREATED, "", NOW);
+    assert_entry(&h, 1, TASK_IN_PROGRESS, "Task started", NOW + 5);
+    assert_true(h.truncated);
+    task_history_clear(&h);
+
+    /* the next change starts a list without the creation: it is filled in */
+    u = (store_update){.id = id, .status = TASK_COMPLETED, .status_msg = "Task completed"};
+    assert_int_equal(store_update_task(f->store, &u, NOW + 9, NULL), STORE_OK);
+    assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+    assert_int_equal(h.count, 2);
+    assert_entry(&h, 0, TASK_CREATED, "", NOW);
+    assert_entry(&h, 1, TASK_COMPLETED, "Task completed", NOW + 9);
+    assert_true(h.truncated);
+    task_history_clear(&h);
+    /* and GET /tasks/{id} never shows it */
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    task_clear(&t);
+}
+
 /* Key and meta items share the table but are never tasks. */
 static void test_dynamodb_items_not_tasks(void **state)
 {
@@ -1930,6 +1972,7 @@ int main(void)
         CASE(test_contract_secret),
         CASE(test_dynamodb_ttl_attribute),
         CASE(test_dynamodb_items_not_tasks),
+        CASE(test_dynamodb_history_of_older_items),
         CASE(test_dynamodb_update_corrects_its_facts),
         CASE(test_dynamodb_refuses_for_good),
         CASE(test_dynamodb_missing_table),

@@ -558,6 +558,91 @@ static void test_task_clear(void **state)
     task_clear(&t); /* clearing twice is safe */
 }
 
+/* ---- history ---- */
+
+static void test_history_msg_len(void **state)
+{
+    (void)state;
+    assert_int_equal(task_history_msg_len(""), 0);
+    assert_int_equal(task_history_msg_len("Task started"), 12);
+    char msg[TASK_HISTORY_MSG_MAX + 8];
+    memset(msg, 'a', sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    assert_int_equal(task_history_msg_len(msg), TASK_HISTORY_MSG_MAX);
+    msg[TASK_HISTORY_MSG_MAX] = '\0'; /* exactly the limit: whole */
+    assert_int_equal(task_history_msg_len(msg), TASK_HISTORY_MSG_MAX);
+    /* a character across the limit is left out whole, however long it is */
+    memset(msg, 'a', sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    for (int len = 2; len <= 4; len++)
+        for (int start = TASK_HISTORY_MSG_MAX - len + 1; start <= TASK_HISTORY_MSG_MAX; start++) {
+            char m[sizeof msg];
+            memcpy(m, msg, sizeof m);
+            static const char *const chars[] = {"", "", "\xc3\xa9", "\xe2\x82\xac",
+                                                "\xf0\x9f\x98\x80"};
+            memcpy(m + start, chars[len], (size_t)len);
+            assert_int_equal(task_history_msg_len(m), start);
+        }
+    /* one that ends at the limit is kept */
+    memcpy(msg + TASK_HISTORY_MSG_MAX - 2, "\xc3\xa9", 2);
+    assert_int_equal(task_history_msg_len(msg), TASK_HISTORY_MSG_MAX);
+}
+
+static void test_history_of_task(void **state)
+{
+    (void)state;
+    task t = {.status = TASK_CREATED,
+              .status_msg = "",
+              .created_time = 100,
+              .updated_time = TASK_NULL_TIME};
+    task_history h = {0};
+    assert_true(task_history_of_task(&h, &t));
+    assert_int_equal(h.count, 1);
+    assert_int_equal(h.entries[0].status, TASK_CREATED);
+    assert_int_equal(h.entries[0].time, 100);
+    assert_true(h.truncated);
+    task_history_clear(&h);
+    assert_int_equal(h.count, 0);
+    assert_null(h.entries);
+
+    t = (task){
+        .status = TASK_FAILED, .status_msg = "boom", .created_time = 100, .updated_time = 160};
+    assert_true(task_history_of_task(&h, &t));
+    assert_int_equal(h.count, 2);
+    assert_int_equal(h.entries[1].status, TASK_FAILED);
+    assert_string_equal(h.entries[1].status_msg, "boom");
+    assert_int_equal(h.entries[1].time, 160);
+    task_history_clear(&h);
+}
+
+static void test_history_json(void **state)
+{
+    (void)state;
+    task_history h = {0};
+    assert_true(task_history_add(&h, TASK_CREATED, "", 1648229203));
+    assert_true(task_history_add(&h, TASK_IN_PROGRESS, NULL, 1648229204));
+    assert_true(task_history_add(&h, TASK_COMPLETED, "\"done\"\n", 4102444800));
+    sbuf b = {0};
+    task_history_to_json(&b, ID1, &h);
+    char *text = sbuf_take(&b, NULL);
+    assert_string_equal(
+        text, "{\"id\":\"" ID1 "\",\"history\":["
+              "{\"status\":\"CREATED\",\"status_msg\":\"\",\"time\":\"2022-03-25T17:26:43Z\"},"
+              "{\"status\":\"IN_PROGRESS\",\"status_msg\":\"\",\"time\":\"2022-03-25T17:26:44Z\"},"
+              "{\"status\":\"COMPLETED\",\"status_msg\":\"\\\"done\\\"\\n\","
+              "\"time\":\"2100-01-01T00:00:00Z\"}],\"truncated\":false}");
+    free(text);
+    h.truncated = true;
+    sbuf b2 = {0};
+    task_history_to_json(&b2, ID1, &h);
+    json_t *o = parse_object(b2.data);
+    assert_true(json_is_true(json_object_get(o, "truncated")));
+    assert_int_equal(json_array_size(json_object_get(o, "history")), 3);
+    json_decref(o);
+    sbuf_free(&b2);
+    task_history_clear(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -582,6 +667,9 @@ int main(void)
         cmocka_unit_test(test_json_every_status),
         cmocka_unit_test(test_json_appends_into_list),
         cmocka_unit_test(test_task_clear),
+        cmocka_unit_test(test_history_msg_len),
+        cmocka_unit_test(test_history_of_task),
+        cmocka_unit_test(test_history_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,135 @@
+"""Schema upgrades: a database made by an older taskd opens, migrates, and keeps answering.
+
+The old databases are built here from the schema as those versions wrote it (migrations are
+never edited once released, so this text is a fixed record of them), with tasks in every state.
+"""
+
+import os
+import sqlite3
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ServersTestCase, Taskd, db_query, local_only  # noqa: E402
+
+# Schema versions 1 to 3, as store_sqlite.c's migrations made them.
+SCHEMA_V3 = [
+    """CREATE TABLE tasks (
+         id TEXT PRIMARY KEY, task_type TEXT NOT NULL, status TEXT NOT NULL,
+         status_msg TEXT NOT NULL DEFAULT '', created_time INTEGER NOT NULL,
+         updated_time INTEGER, finished_time INTEGER, ttl INTEGER, data TEXT NOT NULL,
+         result TEXT, trace TEXT) WITHOUT ROWID""",
+    "CREATE INDEX tasks_by_status ON tasks(status, id)",
+    "CREATE INDEX tasks_by_type ON tasks(task_type, id)",
+    """CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_name TEXT NOT NULL,
+         task_id TEXT NOT NULL, new_image TEXT, old_image TEXT, created_time INTEGER NOT NULL)""",
+    """CREATE TABLE idempotency (key TEXT PRIMARY KEY, task_id TEXT NOT NULL,
+         created_time INTEGER NOT NULL) WITHOUT ROWID""",
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    "INSERT INTO meta VALUES ('page_token_key', randomblob(16))",
+    """CREATE TABLE messages (id INTEGER PRIMARY KEY, queue TEXT NOT NULL, task_id TEXT,
+         body TEXT NOT NULL, attributes TEXT NOT NULL, sent_ms INTEGER NOT NULL,
+         visible_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+         expires_ms INTEGER NOT NULL)""",
+    "CREATE INDEX messages_by_visibility ON messages(queue, visible_ms)",
+    "CREATE INDEX messages_by_expiry ON messages(expires_ms)",
+    "CREATE TABLE checkpoints (consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX tasks_by_finish ON tasks(finished_time) WHERE finished_time IS NOT NULL",
+    "ALTER TABLE tasks ADD COLUMN data_image TEXT",
+    "PRAGMA user_version = 3",
+]
+
+T0 = 1700000000
+CREATED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e51"
+RUNNING = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e52"
+FAILED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e53"
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def make_v3_database(path):
+    conn = sqlite3.connect(path)
+    try:
+        for sql in SCHEMA_V3:
+            conn.execute(sql)
+        rows = [
+            (CREATED, "TASK2", "CREATED", "", T0, None, None),
+            (RUNNING, "TASK2", "IN_PROGRESS", "Task started", T0, T0 + 5, None),
+            (FAILED, "TASK3", "FAILED", "cancelled", T0, T0 + 9, T0 + 9),
+        ]
+        conn.executemany("INSERT INTO tasks (id, task_type, status, status_msg, created_time, "
+                         "updated_time, finished_time, data) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
+                         rows)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@local_only("the SQLite schema is taskd's own")
+class UpgradeFromV3(ServersTestCase):
+    tmp_prefix = "taskd-migrate-"
+
+    def start(self):
+        s = Taskd(db=self.db, tmpdir=self.tmp)
+        self.servers.append(s)
+        return s
+
+    def history(self, s, tid):
+        h = s.history(tid)
+        return [(e["status"], e["status_msg"], e["time"]) for e in h["history"]], h["truncated"]
+
+    def test_tasks_from_before_histories(self):
+        make_v3_database(self.db)
+        s = self.start()
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 4)
+        # a task that never changed has a whole history; the others what their row tells,
+        # flagged truncated (what happened in between is not known)
+        self.assertEqual(self.history(s, CREATED), ([("CREATED", "", iso(T0))], False))
+        self.assertEqual(self.history(s, RUNNING),
+                         ([("CREATED", "", iso(T0)), ("IN_PROGRESS", "Task started", iso(T0 + 5))],
+                          True))
+        self.assertEqual(self.history(s, FAILED),
+                         ([("CREATED", "", iso(T0)), ("FAILED", "cancelled", iso(T0 + 9))], True))
+        # changes after the upgrade are recorded after what was known
+        self.assertEqual(s.set_status(RUNNING, "COMPLETED", "done").status, 204)
+        entries, truncated = self.history(s, RUNNING)
+        self.assertEqual([(st, msg) for st, msg, _ in entries],
+                         [("CREATED", ""), ("IN_PROGRESS", "Task started"), ("COMPLETED", "done")])
+        self.assertTrue(truncated)
+        self.assertEqual(s.set_status(CREATED, "FAILED", "cancelled").status, 204)
+        entries, truncated = self.history(s, CREATED)
+        self.assertEqual([(st, msg) for st, msg, _ in entries], [("CREATED", ""), ("FAILED", "cancelled")])
+        self.assertFalse(truncated)
+        # and new tasks are as ever
+        tid = s.create("TASK2")
+        self.assertEqual([st for st, _, _ in self.history(s, tid)[0]], ["CREATED"])
+        self.assertEqual(s.stop(), 0)
+        # a second start migrates nothing more
+        s = self.start()
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 4)
+        self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
+        self.assertEqual(s.stop(), 0)
+
+    def test_task_without_history_rows(self):
+        # rows lost or never written: the answer is what the task tells, never an error
+        s = self.start()
+        tid = s.create("TASK2")
+        self.assertEqual(s.set_status(tid, "FAILED", "cancelled").status, 204)
+        t = s.task(tid)
+        self.assertEqual(s.stop(), 0)
+        conn = sqlite3.connect(self.db)
+        conn.execute("DELETE FROM task_history WHERE task_id = ?", (tid,))
+        conn.commit()
+        conn.close()
+        s = self.start()
+        self.assertEqual(self.history(s, tid),
+                         ([("CREATED", "", iso(t["created_time"])),
+                           ("FAILED", "cancelled", iso(t["updated_time"]))], True))
+        self.assertEqual(s.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
