@@ -2,7 +2,8 @@
 // Run by tests/integration/test_dashboard.py, which starts taskd and prepares its tasks:
 //
 //   node dashboard_check.mjs '{"base": "http://127.0.0.1:PORT", "artifacts": DIR,
-//                              "xss_id": ID, "redrive_queue": NAME, "shots": DIR or null}'
+//                              "xss_id": ID, "redrive_queue": NAME, "showcase_id": ID,
+//                              "shots": DIR or null}'
 //
 // Each check is one step with its own message; a failed step does not stop the others unless
 // they need what it made. Prints one line per step, then "N passed, M failed"; exits 1 on any
@@ -204,6 +205,7 @@ await step("a task's detail: linkable hash, trace waterfall with queue wait and 
 await step('redrive through the confirmation dialog moves the dead letter back', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
+  if (await page.isVisible('#detail')) await page.click('#detail-close'); // it covers the queues
   await page.waitForFunction((sel) => document.querySelector(sel) && document.querySelector(sel).textContent === '1',
       dead, {timeout: WAIT}).catch(async () => {
     throw new Error('queue ' + q + ' does not show 1 dead letter: ' + await page.textContent('#queues'));
@@ -338,7 +340,7 @@ if (args.shots) {
     }
     await page.waitForTimeout(3000);
     await page.screenshot({path: path.join(args.shots, 'dashboard.png')});
-    await page.goto(BASE + '/#/tasks/' + made.created);
+    await page.goto(BASE + '/#/tasks/' + args.showcase_id);
     await page.waitForSelector('#waterfall .span-row[data-kind="handler"]', {timeout: WAIT});
     await page.waitForSelector('#history li[data-status]', {timeout: WAIT});
     await page.screenshot({path: path.join(args.shots, 'dashboard-task.png')});

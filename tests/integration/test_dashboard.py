@@ -2,8 +2,8 @@
 (dashboard_check.mjs, one step per check, each with its own message).
 
 taskd runs with four task types: `noop` (completes at once), `fail` (an exec handler that exits
-3), `flaky` (its queue has a dead-letter queue and max_receive_count 1) and `manual` (no
-queue). Before the browser starts, a `flaky` task is made a dead letter the way it happens in
+3), `flaky` (its queue has a dead-letter queue and max_receive_count 1), `work` (an exec handler
+that takes 0.3 s and prints a result) and `manual` (no queue). Before the browser starts, a `flaky` task is made a dead letter the way it happens in
 life: a first taskd claims it and is stopped while its handler still runs, so the message comes
 back with a receive count of 1; the second taskd, the one the browser sees, moves it to
 flaky-dlq on its next receive. A `manual` task gets markup in its data and status_msg.
@@ -39,7 +39,7 @@ BROWSER_TIMEOUT = 300
 
 
 def config(flaky_handler):
-    types = ["noop", "fail", "flaky", "manual"]
+    types = ["noop", "fail", "flaky", "work", "manual"]
     return {
         "task_types": types,
         "shutdown_grace": 1,
@@ -50,14 +50,17 @@ def config(flaky_handler):
             {"name": "flaky", "visibility_timeout": 5, "max_receive_count": 1,
              "dead_letter_queue": "flaky-dlq"},
             {"name": "flaky-dlq"},
+            {"name": "work"},
         ],
         "subscriptions": [{"queue": q, "filter_policy": {"TaskType": [q]}}
-                          for q in ("noop", "fail", "flaky")],
+                          for q in ("noop", "fail", "flaky", "work")],
         "handlers": [
             {"queue": "noop", "handler": "noop", "concurrency": 2},
             {"queue": "fail", "handler": "exec", "timeout": 10,
              "command": ["/bin/sh", "-c", "echo 'no such thing' >&2; exit 3"]},
             dict({"queue": "flaky", "timeout": 5}, **flaky_handler),
+            {"queue": "work", "handler": "exec", "timeout": 10,
+             "command": ["/bin/sh", "-c", "sleep 0.3; echo '{\"thumbnails\": 3, \"bytes\": 48213}'"]},
         ],
     }
 
@@ -116,6 +119,7 @@ class Dashboard(unittest.TestCase):
 
         # some history for the page: finished, failed, and one with markup where text belongs
         done = [s.create("noop", data={"n": i}) for i in range(3)]
+        done.append(s.create("work", data={"image": "s3://photos/cat.jpg", "sizes": [64, 256, 1024]}))
         failed = s.create("fail", data={"why": "exits 3"})
         payload = "<img src=x onerror=window.__xss=1>"
         xss = s.create("manual", data={"html": payload, "script": "</script><script>window.__xss=2</script>"})
@@ -126,7 +130,7 @@ class Dashboard(unittest.TestCase):
 
         artifacts = os.path.join(os.path.dirname(os.path.abspath(harness.taskd_bin())), "test-artifacts")
         args = {"base": "http://127.0.0.1:%d" % s.port, "artifacts": artifacts, "xss_id": xss,
-                "redrive_queue": "flaky", "shots": os.environ.get("DASHBOARD_SHOTS") or None}
+                "redrive_queue": "flaky", "showcase_id": done[-1], "shots": os.environ.get("DASHBOARD_SHOTS") or None}
         env = dict(os.environ, NODE_TOOLS_DIR=self.tools, CHROMIUM=CHROMIUM)
         try:
             p = subprocess.run(["node", CHECKER, json.dumps(args)], env=env, stdout=subprocess.PIPE,

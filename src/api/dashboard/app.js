@@ -327,6 +327,7 @@ function tickAges() {
 
 let source = null;
 let retryTimer = null;
+let streamGap = false; // a stream was closed for good: its successor starts with no Last-Event-ID
 
 function setConn(s, text) {
   $('#conn').dataset.state = s;
@@ -345,7 +346,8 @@ function connect() {
   let opened = false;
   es.onopen = () => {
     // after a gap (or a failed first load) the page is read again
-    if (opened || state.loadFailed) loadTasks();
+    if (opened || state.loadFailed || streamGap) loadTasks();
+    streamGap = false;
     if (!state.types.length) loadTypes();
     opened = true;
     setConn('live', 'live');
@@ -373,6 +375,7 @@ function connect() {
     }
     // closed for good (an HTTP error answer): try again ourselves, a little later
     setConn('offline', 'offline');
+    streamGap = true;
     checkEvents(url);
     retryTimer = setTimeout(connect, 5000);
   };
@@ -720,29 +723,37 @@ function renderTrace(res) {
     ticks.append(tick);
   }
   const rows = [el('div', {class: 'axis'}, el('div'), ticks)];
-  let waitMs = 0, runMs = 0;
+  let waitMs = 0, runMs = 0, waits = 0, runs = 0;
   for (const s of spans) {
     const cls = spanClass(s);
     const dur = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6;
-    if (cls === 'wait') waitMs += dur;
-    if (cls === 'handler' || (cls === 'error' && s.attributes && s.attributes['taskd.handler'])) runMs += dur;
+    if (cls === 'wait') {
+      waitMs += dur;
+      waits++;
+    }
+    if (cls === 'handler' || (cls === 'error' && s.attributes && s.attributes['taskd.handler'])) {
+      runMs += dur;
+      runs++;
+    }
     const name = el('div', {class: 'span-name', title: s.name + (s.status && s.status.message ? ' — ' + s.status.message : '')},
                     el('span', {class: 'kind', text: s.kind.toLowerCase()}), s.name);
     name.style.paddingLeft = (8 + 12 * depth.get(s.span_id)) + 'px';
     const bar = el('div', {class: 'bar ' + cls, title: s.name + ': ' + ms(dur)});
     bar.style.left = pct(s.start_time_unix_nano - t0);
     bar.style.width = pct(s.end_time_unix_nano - s.start_time_unix_nano);
-    // the duration beside the bar: after it, or before it when the bar ends far right
+    // the duration: inside a wide bar, else after it, or before it when the bar ends far right
     const label = el('span', {class: 'bar-label', text: ms(dur) + (cls === 'wait' ? ' queue wait' : '')});
+    const wide = (s.end_time_unix_nano - s.start_time_unix_nano) / total > 0.35;
     const endsLate = (s.end_time_unix_nano - t0) / total > 0.7;
-    label.style.left = pct((endsLate ? s.start_time_unix_nano : s.end_time_unix_nano) - t0);
-    if (endsLate) label.classList.add('before');
+    label.style.left = pct((wide || endsLate ? s.start_time_unix_nano : s.end_time_unix_nano) - t0);
+    if (wide) label.classList.add('inside');
+    else if (endsLate) label.classList.add('before');
     rows.push(el('div', {class: 'span-row', dataset: {kind: cls, span: s.span_id}}, name,
                  el('div', {class: 'span-track'}, bar, label)));
   }
   const summary = el('div', {class: 'summary'}, 'Total ', el('b', {text: ms(total / 1e6)}));
-  if (waitMs) summary.append(' · queue wait ', el('b', {text: ms(waitMs)}));
-  if (runMs) summary.append(' · handler ', el('b', {text: ms(runMs)}));
+  if (waits) summary.append(' · queue wait ', el('b', {text: ms(waitMs)}));
+  if (runs) summary.append(' · handler ', el('b', {text: ms(runMs)}));
   summary.append(' · ' + spans.length + ' spans, trace ', el('code', {text: spans[0].trace_id}));
   rows.push(summary);
   box.replaceChildren(...rows);
