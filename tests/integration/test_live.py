@@ -254,6 +254,25 @@ class Events(LiveCase):
                                what="the gauge counting the client")
 
 
+@harness.local_only("GET /events is taskd's")
+class Access(LiveCase):
+    env = {"TASKD_TOKENS": "live-test-token-0123456789"}
+
+    def test_events_and_wait_need_the_token_like_any_get(self):
+        with harness.EventStream(self.server) as st:
+            self.assertEqual(st.status, 401)
+            self.assertIn("bearer", st.headers.get("www-authenticate", "").lower())
+        with harness.EventStream(self.server, headers={"Origin": "http://evil.example"}) as st:
+            self.assertEqual(st.status, 401)  # a GET: the token decides, not the origin
+        auth = {"Authorization": "Bearer live-test-token-0123456789"}
+        with harness.EventStream(self.server, headers=auth) as st:
+            self.assertEqual(st.status, 200)
+            self.assertEqual(st.next_block(5).get("retry"), "2000")
+        tid = self.server.post("/tasks", '{"task_type":"TASK2"}', headers=auth).json()["id"]
+        self.assertEqual(self.server.get("/tasks/%s?wait=1" % tid).status, 401)
+        self.assertEqual(self.server.get("/tasks/%s?wait=1" % tid, headers=auth).status, 200)
+
+
 @harness.local_only("the change log is taskd's")
 class Trimmed(LiveCase):
     # the publisher's checkpoint passes every record at once; the sweep then trims them
