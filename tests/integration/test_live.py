@@ -67,7 +67,7 @@ class Timed:
 
 class LiveCase(harness.ServerTestCase):
     config = {}
-    env = {"TASK1_SECONDS": "1"}
+    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}
 
     @classmethod
     def setUpClass(cls):
@@ -188,7 +188,7 @@ class Shutdown(harness.ServersTestCase):
 
 @harness.local_only("GET /events is taskd's")
 class Events(LiveCase):
-    env = {"TASK1_SECONDS": "0"}
+    env = {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"}
 
     def test_a_task_s_changes_arrive_in_order(self):
         with harness.EventStream(self.server) as st:
