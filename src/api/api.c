@@ -330,26 +330,24 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
-/* Answer the task as it is now: 200 with its JSON, or the store's error. */
-static void answer_task(api *a, const char *id, api_response *resp)
+/*
+ * Read task id and answer it (200 with its JSON, or the store's error), when
+ * always or when it is COMPLETED or FAILED; true when resp is the answer.
+ */
+static bool answer_task(api *a, const char *id, bool always, api_response *resp)
 {
     task t = {0};
     if (store_failed(resp, store_get_task(a->store, id, &t)))
-        return;
+        return true;
+    if (!always && !task_status_is_final(t.status)) {
+        task_clear(&t);
+        return false;
+    }
     sbuf b = {0};
     task_to_json(&b, &t, true);
     task_clear(&t);
     set_body(resp, 200, &b);
-}
-
-/* Read task id: STORE_OK with whether it is final, or the store's code. */
-static store_rc task_final(api *a, const char *id, bool *final)
-{
-    task t = {0};
-    store_rc rc = store_get_task(a->store, id, &t);
-    *final = rc == STORE_OK && task_status_is_final(t.status);
-    task_clear(&t);
-    return rc;
+    return true;
 }
 
 /*
@@ -370,28 +368,28 @@ static api_status get_task(api *a, const api_request *req, const char *id, api_e
         validation_free(&v);
         return API_DONE;
     }
-    bool final = false;
-    store_rc rc = task_final(a, id, &final);
-    if (rc != STORE_OK || final || !wait || !a->pipeline || !a->pipeline->wait_task) {
-        answer_task(a, id, resp);
-        return API_DONE;
-    }
-    rc = a->pipeline->wait_task(a->pipeline->ctx, id, clock_mono_ms() + (int64_t)wait * 1000, ex);
+    bool can_wait = wait && a->pipeline && a->pipeline->wait_task;
+    if (answer_task(a, id, !can_wait, resp))
+        return API_DONE; /* no wait, absent, finished, or a store error */
+    store_rc rc =
+        a->pipeline->wait_task(a->pipeline->ctx, id, clock_mono_ms() + (int64_t)wait * 1000, ex);
     if (rc == STORE_BUSY) {
         api_error(resp, 503, "Too many requests are waiting for tasks; retry shortly");
         api_add_header(resp, "Retry-After", "1");
         return API_DONE;
     }
     if (rc != STORE_OK) { /* stopping: answer as it is */
-        answer_task(a, id, resp);
+        answer_task(a, id, true, resp);
         return API_DONE;
     }
     ex->waiting = true;
-    rc = task_final(a, id, &final);
-    if ((rc != STORE_OK || final) && a->pipeline->unwait_task(a->pipeline->ctx, ex)) {
-        ex->waiting = false;
-        answer_task(a, id, resp);
-        return API_DONE;
+    if (answer_task(a, id, false, resp)) { /* it finished (or went) meanwhile */
+        if (a->pipeline->unwait_task(a->pipeline->ctx, ex)) {
+            ex->waiting = false;
+            return API_DONE;
+        }
+        api_response_free(resp); /* woken already: api_finish() answers */
+        memset(resp, 0, sizeof *resp);
     }
     return API_PENDING; /* ready() comes: at the change, the deadline or shutdown */
 }
@@ -902,7 +900,7 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
 void api_finish(api *a, api_exchange *ex)
 {
     if (ex->waiting)
-        answer_task(a, ex->task_id, &ex->resp);
+        answer_task(a, ex->task_id, true, &ex->resp);
     else if (ex->write.kind == STORE_WRITE_CREATE)
         finish_create(ex);
     else

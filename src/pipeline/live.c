@@ -550,7 +550,8 @@ static void *live_main(void *arg)
                 int64_t oldest, last;
                 rc = broker_change_bounds(l->broker, &oldest, &last);
                 pthread_mutex_lock(&l->mu);
-                if (rc == STORE_OK && last > l->shared)
+                /* still nobody: one who came since may need the rows up to last */
+                if (rc == STORE_OK && last > l->shared && !l->n_subs && !l->n_waiters)
                     l->shared = last;
                 pthread_mutex_unlock(&l->mu);
                 break;

@@ -67,7 +67,7 @@ class Timed:
 
 class LiveCase(harness.ServerTestCase):
     config = {}
-    env = {"TASK1_SECONDS": "1"}
+    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}
 
     @classmethod
     def setUpClass(cls):
@@ -188,7 +188,7 @@ class Shutdown(harness.ServersTestCase):
 
 @harness.local_only("GET /events is taskd's")
 class Events(LiveCase):
-    env = {"TASK1_SECONDS": "0"}
+    env = {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"}
 
     def test_a_task_s_changes_arrive_in_order(self):
         with harness.EventStream(self.server) as st:
@@ -252,6 +252,25 @@ class Events(LiveCase):
         with harness.EventStream(self.server):
             harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == before + 1, 10,
                                what="the gauge counting the client")
+
+
+@harness.local_only("GET /events is taskd's")
+class Access(LiveCase):
+    env = {"TASKD_TOKENS": "live-test-token-0123456789"}
+
+    def test_events_and_wait_need_the_token_like_any_get(self):
+        with harness.EventStream(self.server) as st:
+            self.assertEqual(st.status, 401)
+            self.assertIn("bearer", st.headers.get("www-authenticate", "").lower())
+        with harness.EventStream(self.server, headers={"Origin": "http://evil.example"}) as st:
+            self.assertEqual(st.status, 401)  # a GET: the token decides, not the origin
+        auth = {"Authorization": "Bearer live-test-token-0123456789"}
+        with harness.EventStream(self.server, headers=auth) as st:
+            self.assertEqual(st.status, 200)
+            self.assertEqual(st.next_block(5).get("retry"), "2000")
+        tid = self.server.post("/tasks", '{"task_type":"TASK2"}', headers=auth).json()["id"]
+        self.assertEqual(self.server.get("/tasks/%s?wait=1" % tid).status, 401)
+        self.assertEqual(self.server.get("/tasks/%s?wait=1" % tid, headers=auth).status, 200)
 
 
 @harness.local_only("the change log is taskd's")
