@@ -101,7 +101,7 @@ typedef struct store_write {
     store_new_task create; /* in, for CREATE */
     store_update update;   /* in, for UPDATE; id and status_msg for RECLAIM */
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
-    task current; /* out, for UPDATE: the task before the change, when found; caller clears */
+    task current; /* out, for UPDATE and RECLAIM: the task before, when found; caller clears */
     store_rc rc;  /* out */
     void (*done)(struct store_write *w);
     void *user; /* the caller's, e.g. for done() to find its context */
