@@ -10,7 +10,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LIST_KEYS, STATUSES, UUID7_RE, ServerTestCase, Taskd,  # noqa: E402
+from harness import (LIST_KEYS, STATUSES, UUID7_RE, EventStream, ServerTestCase, Taskd,  # noqa: E402
                      local_only, on_lambda, urlencode, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
@@ -619,6 +619,10 @@ class Api(ServerTestCase):
             for m in methods:
                 with self.subTest(path=path, method=m):
                     body = None if m in ("get", "delete") else b"{}"
+                    if path == "/events" and m == "get":  # a stream that does not end: its head
+                        with EventStream(self.server) as st:
+                            self.assertEqual(st.status, 200, st.headers)
+                        continue
                     r = self.server.request(m.upper(), concrete, body=body)
                     if m in item:
                         self.assertNotIn(r.status, (404, 405),
