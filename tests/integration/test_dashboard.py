@@ -1,12 +1,12 @@
 """The dashboard at / in a real browser: Debian's chromium, headless, driven by playwright-core
 (dashboard_check.mjs, one step per check, each with its own message).
 
-taskd runs with four task types: `noop` (completes at once), `fail` (an exec handler that exits
+taskd runs with five task types: `noop` (completes at once), `fail` (an exec handler that exits
 3), `flaky` (its queue has a dead-letter queue and max_receive_count 1), `work` (an exec handler
-that takes 0.3 s and prints a result) and `manual` (no queue). Before the browser starts, a `flaky` task is made a dead letter the way it happens in
-life: a first taskd claims it and is stopped while its handler still runs, so the message comes
-back with a receive count of 1; the second taskd, the one the browser sees, moves it to
-flaky-dlq on its next receive. A `manual` task gets markup in its data and status_msg.
+that takes 0.3 s and prints a result) and `manual` (no queue). Before the browser starts, a
+`flaky` task is made a dead letter the way it happens in life: a first taskd claims it and is
+stopped while its handler still runs, so the message comes back with a receive count of 1; the
+second taskd, the one the browser sees, moves it to flaky-dlq on its next receive. A `manual` task gets markup in its data and status_msg.
 
 The browser then creates a task from the form and sees it reach COMPLETED through /events; sends
 bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
@@ -47,7 +47,7 @@ def config(flaky_handler):
         "queues": [
             {"name": "noop"},
             {"name": "fail"},
-            {"name": "flaky", "visibility_timeout": 5, "max_receive_count": 1,
+            {"name": "flaky", "visibility_timeout": 10, "max_receive_count": 1,
              "dead_letter_queue": "flaky-dlq"},
             {"name": "flaky-dlq"},
             {"name": "work"},
@@ -58,7 +58,7 @@ def config(flaky_handler):
             {"queue": "noop", "handler": "noop", "concurrency": 2},
             {"queue": "fail", "handler": "exec", "timeout": 10,
              "command": ["/bin/sh", "-c", "echo 'no such thing' >&2; exit 3"]},
-            dict({"queue": "flaky", "timeout": 5}, **flaky_handler),
+            dict({"queue": "flaky", "timeout": 10}, **flaky_handler),
             {"queue": "work", "handler": "exec", "timeout": 10,
              "command": ["/bin/sh", "-c", "sleep 0.3; echo '{\"thumbnails\": 3, \"bytes\": 48213}'"]},
         ],
@@ -130,7 +130,8 @@ class Dashboard(unittest.TestCase):
 
         artifacts = os.path.join(os.path.dirname(os.path.abspath(harness.taskd_bin())), "test-artifacts")
         args = {"base": "http://127.0.0.1:%d" % s.port, "artifacts": artifacts, "xss_id": xss,
-                "redrive_queue": "flaky", "showcase_id": done[-1], "shots": os.environ.get("DASHBOARD_SHOTS") or None}
+                "redrive_queue": "flaky", "showcase_id": done[-1],
+                "shots": os.environ.get("DASHBOARD_SHOTS") or None}
         env = dict(os.environ, NODE_TOOLS_DIR=self.tools, CHROMIUM=CHROMIUM)
         try:
             p = subprocess.run(["node", CHECKER, json.dumps(args)], env=env, stdout=subprocess.PIPE,
