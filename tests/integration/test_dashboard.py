@@ -6,14 +6,16 @@ taskd runs with five task types: `noop` (completes at once), `fail` (an exec han
 that takes 0.3 s and prints a result) and `manual` (no queue). Before the browser starts, a
 `flaky` task is made a dead letter the way it happens in life: a first taskd claims it and is
 stopped while its handler still runs, so the message comes back with a receive count of 1; the
-second taskd, the one the browser sees, moves it to flaky-dlq on its next receive. A `manual` task gets markup in its data and status_msg.
+second taskd, the one the browser sees, moves it to flaky-dlq on its next receive. A `manual`
+task gets markup in its data and status_msg.
 
 The browser then creates a task from the form and sees it reach COMPLETED through /events; sends
 bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
 waterfall with the queue wait and the handler run, history); redrives the dead letter through the
-confirmation dialog and sees the count drop; checks the headers (CSP, content types, ETag and
-304), that markup in task data stays text, that nothing is requested from another origin, and
-that the console stays free of errors. Screenshots: <build>/test-artifacts/dashboard-*.png.
+confirmation dialog and sees the count drop; filters and searches; checks the headers (CSP,
+content types, ETag and 304), that markup in task data stays text, that nothing is requested
+from another origin, that the console stays free of errors, the dark theme, and the banners of a
+401 and of an unreachable taskd (answered by the test), and the recovery after them. Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.
