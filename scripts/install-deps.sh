@@ -4,7 +4,8 @@
 #   --test   also what the tests of the Lambda build need: a Java runtime and npm
 #            (each only when absent), the original's FastAPI app's packages, then the
 #            AWS stand-ins (scripts/aws-standins.sh) and the OpenAPI validators
-#            (scripts/node-tools.sh); clang and libclang-rt-14-dev for scripts/fuzz.sh
+#            and the browser driver (scripts/node-tools.sh); chromium for the dashboard's
+#            browser test; clang and libclang-rt-14-dev for scripts/fuzz.sh
 #   --bench  also the benchmark tools: wrk and nginx (bench/api.sh, bench/pipeline.sh), and the
 #            peers of bench/peers.sh: beanstalkd, redis-server, npm (only when absent) and BullMQ
 #            (scripts/node-tools.sh install-bench)
@@ -29,6 +30,8 @@ if [ "$mode" = "--test" ]; then
     packages+=(python3-fastapi python3-uvicorn python3-pydantic)
     # the libFuzzer harnesses (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
     packages+=(clang libclang-rt-14-dev)
+    # the dashboard's browser test (tests/integration/test_dashboard.py), driven by playwright-core
+    packages+=(chromium)
 fi
 
 missing=()

@@ -19,6 +19,7 @@
 #include "core/validate.h"
 #include "dashboard.h"
 #include "openapi.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <pthread.h>
@@ -81,6 +82,10 @@ void api_response_free(api_response *resp)
 {
     free(resp->body);
     resp->body = NULL;
+    if (resp->stream) { /* not taken by a transport */
+        resp->stream->ops->close(resp->stream);
+        resp->stream = NULL;
+    }
 }
 
 static void validation_error(api_response *resp, validation *v)
@@ -151,17 +156,25 @@ static api_status get_health(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
+static const char *header(const api_request *req, const char *name)
+{
+    return req->header ? req->header(req->ctx, name) : NULL;
+}
+
+/* GET / and GET /dashboard/{name}: the page and its files (dashboard.h). */
 static api_status get_dashboard(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     (void)a;
-    (void)req;
     (void)id;
-    size_t len;
-    const char *page = dashboard_page(&len);
-    sbuf b = {0};
-    sbuf_append(&b, page, len);
-    set_body(&ex->resp, 200, &b);
-    ex->resp.content_type = "text/html; charset=utf-8";
+    dashboard_serve("index.html", header(req, "If-None-Match"), &ex->resp);
+    return API_DONE;
+}
+
+static api_status get_dashboard_file(api *a, const api_request *req, const char *name,
+                                     api_exchange *ex)
+{
+    (void)a;
+    dashboard_serve(name, header(req, "If-None-Match"), &ex->resp);
     return API_DONE;
 }
 
@@ -249,6 +262,8 @@ static void finish_create(api_exchange *ex)
     api_add_header(resp, "Location", location);
 }
 
+static const char *header(const api_request *req, const char *name);
+
 static const char *query(const api_request *req, const char *name)
 {
     return req->query ? req->query(req->ctx, name) : NULL;
@@ -330,17 +345,146 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     return API_DONE;
 }
 
-static api_status get_task(api *a, const api_request *req, const char *id, api_exchange *ex)
+/*
+ * Read task id and answer it (200 with its JSON, or the store's error), when
+ * always or when it is COMPLETED or FAILED; true when resp is the answer.
+ */
+static bool answer_task(api *a, const char *id, bool always, api_response *resp)
 {
-    api_response *resp = &ex->resp;
-    (void)req;
     task t = {0};
     if (store_failed(resp, store_get_task(a->store, id, &t)))
-        return API_DONE;
+        return true;
+    if (!always && !task_status_is_final(t.status)) {
+        task_clear(&t);
+        return false;
+    }
     sbuf b = {0};
     task_to_json(&b, &t, true);
     task_clear(&t);
     set_body(resp, 200, &b);
+    return true;
+}
+
+/*
+ * GET /tasks/{id}, and with ?wait=N the long poll: a task that is not yet
+ * COMPLETED or FAILED is parked with the pipeline's waiters (no thread held)
+ * until it is, or for N seconds; api_finish() then answers it as it is.
+ * The waiter is registered before the task is read again, so a change that
+ * lands in between is seen either by that read or by the waiters. Without a
+ * pipeline (Lambda) there are no waiters: the task is answered at once.
+ */
+static api_status get_task(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    api_response *resp = &ex->resp;
+    validation v = {0};
+    int wait = 0;
+    if (!validate_wait(query(req, "wait"), &wait, &v)) {
+        validation_error(resp, &v);
+        validation_free(&v);
+        return API_DONE;
+    }
+    bool can_wait = wait && a->pipeline && a->pipeline->wait_task;
+    if (answer_task(a, id, !can_wait, resp))
+        return API_DONE; /* no wait, absent, finished, or a store error */
+    store_rc rc =
+        a->pipeline->wait_task(a->pipeline->ctx, id, clock_mono_ms() + (int64_t)wait * 1000, ex);
+    if (rc == STORE_BUSY) {
+        api_error(resp, 503, "Too many requests are waiting for tasks; retry shortly");
+        api_add_header(resp, "Retry-After", "1");
+        return API_DONE;
+    }
+    if (rc != STORE_OK) { /* stopping: answer as it is */
+        answer_task(a, id, true, resp);
+        return API_DONE;
+    }
+    ex->waiting = true;
+    if (answer_task(a, id, false, resp)) { /* it finished (or went) meanwhile */
+        if (a->pipeline->unwait_task(a->pipeline->ctx, ex)) {
+            ex->waiting = false;
+            return API_DONE;
+        }
+        api_response_free(resp); /* woken already: api_finish() answers */
+        memset(resp, 0, sizeof *resp);
+    }
+    return API_PENDING; /* ready() comes: at the change, the deadline or shutdown */
+}
+
+/* The Last-Event-ID header, else the last_event_id parameter: *after gets it, or -1 (none). */
+static bool parse_last_event_id(const api_request *req, int64_t *after, validation *v)
+{
+    *after = -1;
+    const char *s = header(req, "Last-Event-ID");
+    const char *where = "header", *field = "last-event-id";
+    if (!s || !*s) {
+        s = query(req, "last_event_id");
+        where = "query";
+        field = "last_event_id";
+    }
+    if (!s)
+        return true;
+    size_t n = strlen(s);
+    if (n == 0 || n > 18 || strspn(s, "0123456789") != n) {
+        sbuf in = {0};
+        sbuf_json_str(&in, s);
+        validation_add(v, where, field, "int_parsing",
+                       "Input should be a valid integer, unable to parse string as an integer",
+                       sbuf_failed(&in) ? "null" : in.data, NULL);
+        sbuf_free(&in);
+        return false;
+    }
+    *after = strtoll(s, NULL, 10);
+    return true;
+}
+
+/*
+ * GET /events: Server-Sent Events of task changes, read from the change log
+ * by the pipeline (one reader for every client); the response body is a
+ * stream the transport sends as it fills. Local only: on Lambda there is no
+ * change log to follow from a request.
+ */
+static api_status get_events(api *a, const api_request *req, const char *id, api_exchange *ex)
+{
+    (void)id;
+    api_response *resp = &ex->resp;
+    if (!a->pipeline || !a->pipeline->subscribe) {
+        api_error(resp, 404,
+                  "GET /events is served by taskd only: this deployment has no local change log "
+                  "(follow the DynamoDB stream instead)");
+        return API_DONE;
+    }
+    validation v = {0};
+    const char *status = query(req, "status");
+    task_status st;
+    if (status && !task_status_parse(status, &st))
+        validation_literal(&v, "query", "status", task_status_names, TASK_N_STATUSES, status);
+    const char *task_type = query(req, "task_type");
+    if (task_type && !config_has_task_type(a->config, task_type))
+        validation_literal(&v, "query", "task_type", (const char *const *)a->config->task_types,
+                           a->config->n_task_types, task_type);
+    int64_t after;
+    parse_last_event_id(req, &after, &v);
+    if (v.count) {
+        validation_error(resp, &v);
+        validation_free(&v);
+        return API_DONE;
+    }
+    if (strcmp(req->method, "HEAD") != 0) {
+        store_rc rc =
+            a->pipeline->subscribe(a->pipeline->ctx, after, task_type, status, &resp->stream);
+        if (rc == STORE_BUSY) {
+            api_error(resp, 503, "Too many event clients; retry shortly");
+            api_add_header(resp, "Retry-After", "1");
+            return API_DONE;
+        }
+        if (rc != STORE_OK) {
+            api_error(resp, 503, "The event stream is not available; retry shortly");
+            api_add_header(resp, "Retry-After", "1");
+            return API_DONE;
+        }
+    }
+    resp->status = 200;
+    resp->content_type = "text/event-stream";
+    api_add_header(resp, "Cache-Control", "no-store");
     return API_DONE;
 }
 
@@ -548,6 +692,7 @@ typedef struct route {
 
 static const route routes[] = {
     {"/", PARAM_NONE, true, get_dashboard, NULL, NULL, "GET, HEAD"},
+    {"/dashboard/{name}", PARAM_NAME, true, get_dashboard_file, NULL, NULL, "GET, HEAD"},
     {"/health", PARAM_NONE, false, get_health, NULL, NULL, "GET, HEAD"},
     {"/openapi.json", PARAM_NONE, false, get_openapi, NULL, NULL, "GET, HEAD"},
     {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
@@ -557,6 +702,8 @@ static const route routes[] = {
     {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
     {"/queues/{name}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
     {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},
+    /* not marked local: on Lambda it answers its own 404 saying why */
+    {"/events", PARAM_NONE, false, get_events, NULL, NULL, "GET, HEAD"},
 };
 
 /* Match path against a pattern; the "{name}" segment is copied into param. */
@@ -655,7 +802,8 @@ static const char *known_method(const char *m)
  */
 static bool redirect_slash(const api *a, const api_request *req, api_response *resp)
 {
-    static const char *const params[] = {"limit", "next_token", "status", "task_type"};
+    static const char *const params[] = {"last_event_id", "limit",     "next_token",
+                                         "status",        "task_type", "wait"};
     char path[256], param[128];
     size_t len = strlen(req->path);
     if (len < 2 || len > sizeof path || req->path[len - 1] != '/')
@@ -684,11 +832,6 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
     }
     sbuf_free(&loc);
     return fits;
-}
-
-static const char *header(const api_request *req, const char *name)
-{
-    return req->header ? req->header(req->ctx, name) : NULL;
 }
 
 /* Answer 401 or 403 when the access policy refuses the request (docs/auth.md). */
@@ -788,6 +931,8 @@ void api_finish(api *a, api_exchange *ex)
 {
     if (ex->finish)
         ex->finish(a, ex);
+    else if (ex->waiting)
+        answer_task(a, ex->task_id, true, &ex->resp);
     else if (ex->write.kind == STORE_WRITE_CREATE)
         finish_create(ex);
     else
@@ -841,6 +986,7 @@ void api_handle(api *a, const api_request *req, api_response *resp)
     pthread_mutex_destroy(&call.mu);
     *resp = call.ex.resp;
     call.ex.resp.body = NULL; /* moved to the caller */
+    call.ex.resp.stream = NULL;
     api_exchange_free(&call.ex);
 }
 

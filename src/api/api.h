@@ -31,12 +31,42 @@ typedef struct api_request {
     size_t body_len;
 } api_request;
 
-#define API_MAX_HEADERS 4
+#define API_MAX_HEADERS 8 /* the dashboard's security and caching headers */
 
 typedef struct api_header {
     const char *name; /* static string */
     char value[384];  /* a redirect's Location carries a page token */
 } api_header;
+
+/*
+ * A response body sent as it comes (GET /events): the API hands the stream
+ * to the transport in api_response.stream, and the transport reads it until
+ * it ends, or closes it when the client is gone.
+ */
+typedef struct api_stream api_stream;
+
+#define API_STREAM_END     (-1) /* the stream is over (shutting down): end the response */
+#define API_STREAM_DROPPED (-2) /* the client read too slowly and was dropped: close */
+
+typedef struct api_stream_ops {
+    /*
+     * Attach the transport before the first read. wake(user) is called on
+     * another thread, once after each read() that returned 0, when there is
+     * more to read (or the stream ended); never under a lock. abort(user) is
+     * called when the stream drops its client (it reads too slowly), possibly
+     * under the stream's lock: it must only shut the socket down.
+     */
+    void (*attach)(api_stream *s, void (*wake)(void *user), void (*abort)(void *user), void *user);
+    /* Copy up to max buffered bytes into buf: the count; 0 when nothing is buffered (a wake
+     * follows); API_STREAM_END or API_STREAM_DROPPED. */
+    long (*read)(api_stream *s, char *buf, size_t max);
+    /* The client is gone or the response is dropped: release the stream; no callback follows. */
+    void (*close)(api_stream *s);
+} api_stream_ops;
+
+struct api_stream {
+    const api_stream_ops *ops;
+};
 
 /* The response; api_response_free() releases the body. */
 typedef struct api_response {
@@ -46,7 +76,10 @@ typedef struct api_response {
     size_t body_len;
     api_header headers[API_MAX_HEADERS];
     int n_headers;
+    api_stream *stream; /* owned; set instead of a body by GET /events */
 } api_response;
+
+typedef struct api_exchange api_exchange;
 
 /*
  * The pipeline as the API sees it (queues, redrive, metrics); optional: an
@@ -64,6 +97,24 @@ typedef struct api_pipeline {
     store_rc (*redrive)(void *ctx, const char *queue, store_write *w, int64_t *moved);
     /* Append the Prometheus text of GET /metrics; a store code. */
     store_rc (*metrics_text)(void *ctx, sbuf *out);
+    /*
+     * Park ex until task_id becomes COMPLETED or FAILED (or is deleted), or
+     * until deadline_ms (clock_mono_ms()); then ex->ready() is called once, on
+     * another thread. STORE_OK: parked; STORE_BUSY: as many waiters as
+     * allowed already; STORE_ERROR: not taking waiters (stopping).
+     */
+    store_rc (*wait_task)(void *ctx, const char *task_id, int64_t deadline_ms, api_exchange *ex);
+    /* Take a parked ex back: true when taken (no ready() will come), false when ready() has
+     * been or is being called. */
+    bool (*unwait_task)(void *ctx, api_exchange *ex);
+    /*
+     * Open a stream of task events (GET /events) after seq after (-1: from the
+     * current end), of task_type and status only (NULL: any). STORE_OK with
+     * *out; STORE_BUSY: as many clients as allowed already; STORE_ERROR: not
+     * taking clients (stopping) or the change log cannot be read.
+     */
+    store_rc (*subscribe)(void *ctx, int64_t after, const char *task_type, const char *status,
+                          api_stream **out);
     void *ctx;
 } api_pipeline;
 
@@ -89,7 +140,7 @@ void api_free(api *a);
 
 typedef enum api_status {
     API_DONE,    /* the response is ready */
-    API_PENDING, /* a store write is in flight; see api_exchange.ready */
+    API_PENDING, /* a store write (or a wait) is in flight; see api_exchange.ready */
 } api_status;
 
 /*
@@ -97,7 +148,7 @@ typedef enum api_status {
  * writes go to the store's group commit and finish later, so a transport
  * can park the connection instead of a thread while the write commits.
  */
-typedef struct api_exchange {
+struct api_exchange {
     api_response resp; /* the answer: after API_DONE, or after api_finish() */
     /* Set by the caller before api_begin(): called on a store thread when a
      * pending write is done; it must only wake the caller, then the caller
@@ -119,7 +170,9 @@ typedef struct api_exchange {
     char name[CONFIG_NAME_MAX + 1]; /* the route's {name}, for finish() */
     int64_t moved;                  /* a redrive's count */
     const char *method;
-} api_exchange;
+    bool waiting; /* parked by GET /tasks/{id}?wait= rather than a write */
+    void *waiter; /* the pipeline's record of the parked wait */
+};
 
 /* Start answering a request; ex must outlive the pending write. */
 api_status api_begin(api *a, const api_request *req, api_exchange *ex);

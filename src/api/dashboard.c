@@ -1,79 +1,80 @@
 /*
- * dashboard — the page at "/"; see dashboard.h. Plain HTML and a little
- * script, no external assets, so it works offline.
+ * dashboard — serving the page's compiled-in files; see dashboard.h.
  */
 #include "dashboard.h"
 
-static const char page[] =
-    "<!doctype html>\n"
-    "<html lang=\"en\"><head><meta charset=\"utf-8\"><title>taskd</title>\n"
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-    "<style>\n"
-    "body{font:14px system-ui,sans-serif;margin:1.5rem;color:#222}\n"
-    "h1{font-size:1.3rem}h2{font-size:1.05rem;margin-top:1.5rem}\n"
-    "table{border-collapse:collapse;width:100%}td,th{padding:.25rem .5rem;border-bottom:1px solid "
-    "#eee;text-align:left}\n"
-    "th{background:#f6f6f6}tr.sel{background:#eef4ff}tr[data-id]{cursor:pointer}\n"
-    ".s-CREATED{color:#666}.s-IN_PROGRESS{color:#b60}.s-COMPLETED{color:#080}.s-FAILED{color:#b00}"
-    "\n"
-    ".bar{position:relative;height:18px;background:#e8eefc;margin:2px 0}\n"
-    ".bar span{position:absolute;height:100%;background:#4a7bd0;border-radius:2px}\n"
-    ".bar span.err{background:#c44}.lbl{font:12px monospace;white-space:nowrap}\n"
-    "code{font-size:12px}#err{color:#b00}\n"
-    "</style></head><body>\n"
-    "<h1>taskd</h1><div id=\"err\"></div>\n"
-    "<h2>Queues</h2><table id=\"queues\"><thead><tr><th>queue</th><th>depth</th><th>in "
-    "flight</th><th>delayed</th><th>dead letters</th></tr></thead><tbody></tbody></table>\n"
-    "<h2>Tasks <small>(newest first; click one for its trace)</small></h2>\n"
-    "<table "
-    "id=\"tasks\"><thead><tr><th>id</th><th>type</th><th>status</th><th>message</th><th>created</"
-    "th></tr></thead><tbody></tbody></table>\n"
-    "<h2 id=\"th\">Trace</h2><div id=\"trace\"><em>select a task</em></div>\n"
-    "<script>\n"
-    "const $=s=>document.querySelector(s);let sel=null;\n"
-    "function esc(s){return "
-    "String(s).replace(/[&<>\"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','\"':'&quot;'}[c]))}\n"
-    "async function get(u){const r=await fetch(u);if(!r.ok)throw new Error(u+': '+r.status);return "
-    "r.json()}\n"
-    "async function refresh(){try{\n"
-    " const q=await get('/queues');$('#queues "
-    "tbody').innerHTML=q.queues.map(x=>`<tr><td>${esc(x.name)}</td><td>${x.depth}</"
-    "td><td>${x.in_flight}</td><td>${x.delayed}</"
-    "td><td>${x.dead_letter_queue?esc(x.dead_letter_queue)+': "
-    "'+x.dead_letter_count:''}</td></tr>`).join('');\n"
-    " const t=await get('/tasks?limit=25');$('#tasks tbody').innerHTML=t.tasks.map(x=>`<tr "
-    "data-id=\"${x.id}\" "
-    "class=\"${x.id===sel?'sel':''}\"><td><code>${x.id}</code></td><td>${esc(x.task_type)}</td><td "
-    "class=\"s-${x.status}\">${x.status}</td><td>${esc(x.status_msg)}</td><td>${new "
-    "Date(x.created_time*1000).toLocaleTimeString()}</td></tr>`).join('');\n"
-    " document.querySelectorAll('#tasks "
-    "tr[data-id]').forEach(r=>r.onclick=()=>{sel=r.dataset.id;trace();refresh()});\n"
-    " $('#err').textContent='';}catch(e){$('#err').textContent=e.message}}\n"
-    "async function trace(){if(!sel)return;try{const t=await get('/tasks/'+sel+'/trace');const "
-    "sp=t.spans;\n"
-    " if(!sp.length){$('#trace').innerHTML='<em>no spans kept for this task</em>';return}\n"
-    " const "
-    "t0=Math.min(...sp.map(s=>s.start_time_unix_nano)),t1=Math.max(...sp.map(s=>s.end_time_unix_"
-    "nano)),w=Math.max(t1-t0,1);\n"
-    " const "
-    "depth={};sp.forEach(s=>{depth[s.span_id]=s.parent_span_id&&depth[s.parent_span_id]!=="
-    "undefined?depth[s.parent_span_id]+1:0});\n"
-    " $('#th').textContent='Trace '+sp[0].trace_id;\n"
-    " $('#trace').innerHTML=sp.map(s=>`<div "
-    "class=\"lbl\">${'&nbsp;'.repeat(2*depth[s.span_id])}${esc(s.name)} "
-    "<small>${s.kind.toLowerCase()} ${s.duration_ms.toFixed(2)} ms${s.status.code==='ERROR'?' — "
-    "'+esc(s.status.message):''}</small></div><div class=\"bar\"><span "
-    "class=\"${s.status.code==='ERROR'?'err':''}\" "
-    "style=\"left:${(s.start_time_unix_nano-t0)/"
-    "w*100}%;width:${Math.max((s.end_time_unix_nano-s.start_time_unix_nano)/w*100,0.3)}%\"></"
-    "span></div>`).join('');\n"
-    " }catch(e){$('#trace').textContent=e.message}}\n"
-    "refresh();setInterval(()=>{refresh();trace()},2000);\n"
-    "</script></body></html>\n"
-    "\n";
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
 
-const char *dashboard_page(size_t *len)
+/* No inline script or style, nothing from elsewhere: the page only talks to its own origin. */
+static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
+                          "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                          "form-action 'none'; frame-ancestors 'none'";
+
+const dashboard_asset *dashboard_find(const char *name)
 {
-    *len = sizeof page - 1;
-    return page;
+    for (size_t i = 0; i < dashboard_n_assets; i++)
+        if (strcmp(dashboard_assets[i].name, name) == 0)
+            return &dashboard_assets[i];
+    return NULL;
+}
+
+/*
+ * Does an If-None-Match value name etag? A comma-separated list of entity
+ * tags, or "*"; the comparison is the weak one (RFC 9110 13.1.2), so a "W/"
+ * prefix is ignored.
+ */
+static bool etag_matches(const char *list, const char *etag)
+{
+    size_t elen = strlen(etag);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (*p != '"')
+            return false; /* not an entity tag: ignore the header */
+        const char *end = strchr(p + 1, '"');
+        if (!end)
+            return false;
+        if ((size_t)(end + 1 - p) == elen && memcmp(p, etag, elen) == 0)
+            return true;
+        p = end + 1;
+    }
+    return false;
+}
+
+void dashboard_serve(const char *name, const char *if_none_match, api_response *resp)
+{
+    const dashboard_asset *f = dashboard_find(name);
+    if (!f) {
+        api_error(resp, 404, "Not Found");
+        return;
+    }
+    api_add_header(resp, "Content-Security-Policy", CSP);
+    api_add_header(resp, "X-Content-Type-Options", "nosniff");
+    api_add_header(resp, "Referrer-Policy", "no-referrer");
+    /* revalidate every time: a new taskd serves a new page, and the answer is a cheap 304 */
+    api_add_header(resp, "Cache-Control", "no-cache");
+    api_add_header(resp, "ETag", f->etag);
+    if (if_none_match && etag_matches(if_none_match, f->etag)) {
+        resp->status = 304;
+        return;
+    }
+    char *body = malloc(f->len ? f->len : 1);
+    if (!body) {
+        api_error(resp, 500, "Out of memory");
+        return;
+    }
+    memcpy(body, f->data, f->len);
+    resp->status = 200;
+    resp->content_type = f->content_type;
+    resp->body = body;
+    resp->body_len = f->len;
 }

@@ -71,6 +71,9 @@ bool config_defaults(config *c)
     c->retention_grace = 3600;
     c->sweep_interval = 60;
     c->shutdown_grace = 10;
+    c->max_waiters = 1000;
+    c->max_event_clients = 64;
+    c->event_buffer_bytes = 256 * 1024;
     if (!default_pipeline(c)) {
         clear_pipeline(c);
         return false;
@@ -483,6 +486,18 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 0, 3600, &n, name, err, errlen))
                 return false;
             c->shutdown_grace = (unsigned)n;
+        } else if (strcmp(key, "max_waiters") == 0) {
+            if (!load_positive(v, key, 0, 100000, &n, name, err, errlen))
+                return false;
+            c->max_waiters = (unsigned)n;
+        } else if (strcmp(key, "max_event_clients") == 0) {
+            if (!load_positive(v, key, 0, 10000, &n, name, err, errlen))
+                return false;
+            c->max_event_clients = (unsigned)n;
+        } else if (strcmp(key, "event_buffer_bytes") == 0) {
+            if (!load_positive(v, key, 1024, 64 * 1024 * 1024, &n, name, err, errlen))
+                return false;
+            c->event_buffer_bytes = (size_t)n;
         } else if (strcmp(key, "topic") == 0) {
             const char *t = json_string_value(v);
             if (!t || !valid_type_name(t)) {

@@ -65,10 +65,13 @@ typedef struct handler_config {
 typedef struct config {
     char *task_types[CONFIG_MAX_TASK_TYPES]; /* owned names */
     size_t n_task_types;
-    size_t body_limit;       /* largest accepted request body, bytes */
-    int64_t retention_grace; /* seconds a finished task is kept past its ttl */
-    unsigned sweep_interval; /* seconds between retention sweeps */
-    unsigned shutdown_grace; /* seconds running handlers get to finish on SIGTERM */
+    size_t body_limit;          /* largest accepted request body, bytes */
+    int64_t retention_grace;    /* seconds a finished task is kept past its ttl */
+    unsigned sweep_interval;    /* seconds between retention sweeps */
+    unsigned shutdown_grace;    /* seconds running handlers get to finish on SIGTERM */
+    unsigned max_waiters;       /* GET /tasks/{id}?wait= requests parked at once (then 503) */
+    unsigned max_event_clients; /* GET /events streams open at once (then 503) */
+    size_t event_buffer_bytes;  /* events buffered per client; past it the client is dropped */
 
     char topic[CONFIG_NAME_MAX + 1];
     queue_config queues[CONFIG_MAX_ITEMS];

@@ -564,21 +564,25 @@ void update_request_free(update_request *r)
     r->result = NULL;
 }
 
-bool validate_limit(const char *s, int *out, validation *v)
+/*
+ * A bounded decimal query parameter, as pydantic reads an int with ge/le:
+ * int_parsing for what is not an integer, greater_than_equal / less_than_equal
+ * with their bound in ctx. Leading zeros are not digits of the value. A sign
+ * is read when signs is true; otherwise it is not an integer.
+ */
+static bool query_int(const char *name, const char *s, long lo, long hi, bool signs, int *out,
+                      validation *v)
 {
-    if (!s) {
-        *out = 10;
-        return true;
-    }
     sbuf input = {0};
     sbuf_json_str(&input, s);
     const char *in = sbuf_failed(&input) ? "null" : input.data;
-    bool negative = s[0] == '-';
-    const char *digits = negative || s[0] == '+' ? s + 1 : s;
+    bool negative = signs && s[0] == '-';
+    const char *digits = signs && (s[0] == '-' || s[0] == '+') ? s + 1 : s;
     size_t n = strlen(digits);
     long val = 0;
+    bool ok = false;
     if (n == 0 || strspn(digits, "0123456789") != n) {
-        validation_add(v, "query", "limit", "int_parsing",
+        validation_add(v, "query", name, "int_parsing",
                        "Input should be a valid integer, unable to parse string as an integer", in,
                        NULL);
     } else {
@@ -589,15 +593,38 @@ bool validate_limit(const char *s, int *out, validation *v)
         val = n > 9 ? 1000000000L : strtol(digits, NULL, 10); /* any 10+ digits are too many */
         if (negative)
             val = -val;
-        if (val < 1)
-            validation_add(v, "query", "limit", "greater_than_equal",
-                           "Input should be greater than or equal to 1", in, "{\"ge\":1}");
-        else if (val > 100)
-            validation_add(v, "query", "limit", "less_than_equal",
-                           "Input should be less than or equal to 100", in, "{\"le\":100}");
-        else
+        char msg[80], ctx[40];
+        if (val < lo) {
+            snprintf(msg, sizeof msg, "Input should be greater than or equal to %ld", lo);
+            snprintf(ctx, sizeof ctx, "{\"ge\":%ld}", lo);
+            validation_add(v, "query", name, "greater_than_equal", msg, in, ctx);
+        } else if (val > hi) {
+            snprintf(msg, sizeof msg, "Input should be less than or equal to %ld", hi);
+            snprintf(ctx, sizeof ctx, "{\"le\":%ld}", hi);
+            validation_add(v, "query", name, "less_than_equal", msg, in, ctx);
+        } else {
             *out = (int)val;
+            ok = true;
+        }
     }
     sbuf_free(&input);
-    return val >= 1 && val <= 100;
+    return ok;
+}
+
+bool validate_limit(const char *s, int *out, validation *v)
+{
+    if (!s) {
+        *out = 10;
+        return true;
+    }
+    return query_int("limit", s, 1, 100, true, out, v);
+}
+
+bool validate_wait(const char *s, int *out, validation *v)
+{
+    if (!s) {
+        *out = 0;
+        return true;
+    }
+    return query_int("wait", s, 1, VALIDATE_WAIT_MAX, false, out, v);
 }

@@ -93,4 +93,13 @@ void update_request_free(update_request *r);
  */
 bool validate_limit(const char *s, int *out, validation *v);
 
+#define VALIDATE_WAIT_MAX 60 /* seconds */
+
+/*
+ * Parse the wait query parameter of GET /tasks/{id}: NULL means no wait (0);
+ * otherwise decimal digits only (no sign), 1 to VALIDATE_WAIT_MAX seconds.
+ * Records an error in v and returns false.
+ */
+bool validate_wait(const char *s, int *out, validation *v);
+
 #endif

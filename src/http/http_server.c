@@ -12,7 +12,13 @@
  * libmicrohttpd calls on_request() once more to send the response. The
  * suspend/resume race is settled by one atomic state per request: whoever
  * comes second — the event loop after suspending, or the writer after the
- * commit — does the resume, so it always follows the suspend.
+ * commit — does the resume, so it always follows the suspend. A long poll
+ * (GET /tasks/{id}?wait=) is parked the same way until the pipeline's
+ * waiters call ready().
+ *
+ * A streamed body (GET /events) is a callback response whose reader copies
+ * what the stream has buffered and, when nothing is, suspends the connection
+ * until the stream's owner wakes it — the same state settles that race.
  *
  * Answers given before the API routes a request are counted and logged here,
  * as the API counts and logs the rest (taskd_http_requests_total, the DEBUG
@@ -71,8 +77,10 @@ typedef struct request_ctx {
     bool active;      /* counted in http_server.active */
     bool early;       /* answered before routing, and counted */
     int64_t start_ns; /* CLOCK_MONOTONIC, when the headers were in */
-    atomic_int state; /* enum write_state, while a write is in flight */
+    atomic_int state; /* enum write_state, while a write is in flight or a stream is empty */
     struct MHD_Connection *conn;
+    api_stream *stream; /* GET /events: the body, read as it fills */
+    int fd;             /* the connection's socket, while streaming */
     http_server *server;
     api_exchange ex;
 } request_ctx;
@@ -198,6 +206,77 @@ static void write_ready(api_exchange *ex)
         MHD_resume_connection(ctx->conn);
 }
 
+/*
+ * A streamed body (GET /events). libmicrohttpd calls stream_reader() when it
+ * can send more; with nothing buffered the reader suspends the connection
+ * (0.9.75 allows that from a content reader) and returns 0, and the stream's
+ * owner calls stream_wake() once there is more. The race is settled as for
+ * writes: whoever comes second resumes. A suspended connection is neither
+ * timed out nor closed, so the wake always finds it.
+ */
+static void stream_wake(void *user)
+{
+    request_ctx *ctx = user;
+    if (atomic_exchange(&ctx->state, WRITE_DONE) == WRITE_SUSPENDED)
+        MHD_resume_connection(ctx->conn);
+}
+
+/* The owner drops a client that reads too slowly: shut its socket down, so libmicrohttpd sees
+ * the connection fail and closes it (on_completed() follows, which closes the stream). */
+static void stream_abort(void *user)
+{
+    request_ctx *ctx = user;
+    if (ctx->fd >= 0)
+        shutdown(ctx->fd, SHUT_RDWR);
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    request_ctx *ctx = cls;
+    atomic_store(&ctx->state, WRITE_RUNNING); /* no wake is outstanding here */
+    long n = ctx->stream->ops->read(ctx->stream, buf, max);
+    if (n == API_STREAM_END)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n == API_STREAM_DROPPED || n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n == 0) {
+        MHD_suspend_connection(ctx->conn);
+        int expected = WRITE_RUNNING;
+        if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
+            MHD_resume_connection(ctx->conn); /* woken before the suspend */
+    }
+    return (ssize_t)n;
+}
+
+/* Queue a streamed response; takes resp->stream (closed here if it cannot be sent). */
+static enum MHD_Result send_stream(request_ctx *ctx, struct MHD_Connection *c, api_response *resp)
+{
+    api_stream *st = resp->stream;
+    resp->stream = NULL;
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, ctx, NULL);
+    if (!r) {
+        st->ops->close(st);
+        api_response_free(resp);
+        return MHD_NO;
+    }
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ctx->fd = info ? info->connect_fd : -1;
+    ctx->stream = st;
+    atomic_store(&ctx->state, WRITE_RUNNING);
+    st->ops->attach(st, stream_wake, stream_abort, ctx);
+    if (resp->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    for (int i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    api_response_free(resp);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret; /* MHD_NO: the connection closes, and on_completed() closes the stream */
+}
+
 /* Content-Length headers seen: the first value, and whether another one disagrees. */
 typedef struct lengths {
     const char *first;
@@ -306,6 +385,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     settle(h, ctx);
     api_response *resp = &ctx->ex.resp;
+    if (resp->stream)
+        return send_stream(ctx, c, resp);
     return send_response(c, resp);
 }
 
@@ -318,6 +399,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request_ctx *ctx = *con_cls;
     if (ctx) {
         settle(h, ctx); /* a client that hung up while its write was in flight */
+        if (ctx->stream)
+            ctx->stream->ops->close(ctx->stream); /* no wake or abort follows */
         sbuf_free(&ctx->body);
         api_exchange_free(&ctx->ex);
         free(ctx);

@@ -5,7 +5,8 @@
  * turned into an api_request, answered by api_handle() on the same thread,
  * and sent back. Bodies are read incrementally and capped at the configured
  * limit (413); idle or slow connections time out, so slow clients hold a
- * socket, never a thread.
+ * socket, never a thread. Writes, long polls and event streams park their
+ * connection (suspended) instead of a thread.
  */
 #ifndef TASKD_HTTP_SERVER_H
 #define TASKD_HTTP_SERVER_H

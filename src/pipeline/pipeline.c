@@ -7,6 +7,7 @@
 #include "runner/handlers.h"
 #include "runner/runner.h"
 #include "store/broker.h"
+#include "live.h"
 #include "stream_consumer.h"
 #include "util/log.h"
 
@@ -30,6 +31,7 @@ struct pipeline {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     bool stopping;
+    live *live; /* waiters of GET /tasks/{id}?wait= and clients of GET /events */
     api_pipeline view;
 };
 
@@ -183,6 +185,22 @@ static store_rc metrics_text(void *ctx, sbuf *out)
     return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
 }
 
+static store_rc wait_task(void *ctx, const char *task_id, int64_t deadline_ms, api_exchange *ex)
+{
+    return live_wait(((pipeline *)ctx)->live, task_id, deadline_ms, ex);
+}
+
+static bool unwait_task(void *ctx, api_exchange *ex)
+{
+    return live_unwait(((pipeline *)ctx)->live, ex);
+}
+
+static store_rc subscribe(void *ctx, int64_t after, const char *task_type, const char *status,
+                          api_stream **out)
+{
+    return live_subscribe(((pipeline *)ctx)->live, after, task_type, status, out);
+}
+
 /* ---- start / stop ------------------------------------------------------- */
 
 pipeline *pipeline_new(const config *c, char *err, size_t errlen)
@@ -193,7 +211,8 @@ pipeline *pipeline_new(const config *c, char *err, size_t errlen)
         return NULL;
     }
     p->config = c;
-    p->view = (api_pipeline){queues_json, redrive, metrics_text, p};
+    p->view =
+        (api_pipeline){queues_json, redrive, metrics_text, wait_task, unwait_task, subscribe, p};
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cond, NULL);
     for (size_t i = 0; i < c->n_handlers; i++) {
@@ -223,6 +242,8 @@ bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size
         if (!(p->consumers[i] = stream_consumer_start(p->broker, c, &c->consumers[i], &p->telemetry,
                                                       err, errlen)))
             return false;
+    if (!(p->live = live_start(p->broker, c, p->telemetry.metrics, err, errlen)))
+        return false;
     if (pthread_create(&p->sweeper, NULL, sweeper_main, p) != 0) {
         snprintf(err, errlen, "cannot start the retention sweep");
         return false;
@@ -235,6 +256,12 @@ bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size
 const api_pipeline *pipeline_api(pipeline *p)
 {
     return &p->view;
+}
+
+void pipeline_end_live(pipeline *p)
+{
+    if (p)
+        live_close(p->live);
 }
 
 bool pipeline_stop(pipeline *p, unsigned grace_s)
@@ -263,6 +290,8 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
     }
     for (size_t i = 0; i < c->n_consumers; i++)
         stream_consumer_stop(p->consumers[i]);
+    live_free(p->live);
+    p->live = NULL;
     pthread_mutex_lock(&p->mu);
     p->stopping = true;
     pthread_cond_signal(&p->cond);

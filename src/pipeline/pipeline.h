@@ -25,6 +25,12 @@ bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size
 /* The view the API serves /queues, /queues/{name}/redrive and /metrics from. */
 const api_pipeline *pipeline_api(pipeline *p);
 /*
+ * The first step of shutting down, before the HTTP server stops: every
+ * parked GET /tasks/{id}?wait= is answered now and every GET /events stream
+ * ends; new ones are answered at once / refused.
+ */
+void pipeline_end_live(pipeline *p);
+/*
  * Stop: no new messages are taken; running handlers get grace_s seconds to
  * finish; consumers and the sweep stop. False if handlers were still running
  * at the deadline (their messages will be redelivered after a restart); the

@@ -41,6 +41,31 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_
                              change_record **out, size_t *n);
 void change_records_free(change_record *r, size_t n);
 
+/* A change-log row as stored (the record's parts, not its JSON); strings owned, images may be
+ * NULL. */
+typedef struct change_row_copy {
+    int64_t seq;
+    char *event_name;
+    char *task_id;
+    char *new_image;
+    char *old_image;
+    int64_t time; /* Unix seconds */
+} change_row_copy;
+
+/*
+ * Read up to max rows after seq after, in order, for a reader without a
+ * checkpoint (GET /events and the waiters of GET /tasks/{id}?wait=): nothing
+ * holds trimming back for it. Free with change_rows_free.
+ */
+store_rc broker_changes_after(broker *b, int64_t after, size_t max, change_row_copy **out,
+                              size_t *n);
+void change_rows_free(change_row_copy *r, size_t n);
+/*
+ * The change log's bounds: *last gets the last seq ever given (0 before the
+ * first), *oldest the first seq still kept (*last + 1 when none is).
+ */
+store_rc broker_change_bounds(broker *b, int64_t *oldest, int64_t *last);
+
 /* A message for a queue; strings borrowed for the call. */
 typedef struct broker_message {
     const queue_config *queue;

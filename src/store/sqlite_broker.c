@@ -140,6 +140,98 @@ void change_records_free(change_record *r, size_t n)
     free(r);
 }
 
+static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    if (!t)
+        return NULL;
+    char *copy = strdup(t);
+    if (!copy)
+        *failed = true;
+    return copy;
+}
+
+store_rc broker_changes_after(broker *b, int64_t after, size_t max, change_row_copy **out,
+                              size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    sqlite3_stmt *st =
+        stmt(r->db, "SELECT seq, event_name, task_id, new_image, old_image, "
+                    "created_time FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    change_row_copy *rows = st ? calloc(max ? max : 1, sizeof *rows) : NULL;
+    store_rc rc = rows ? STORE_OK : STORE_ERROR;
+    int step = SQLITE_DONE;
+    if (rows) {
+        sqlite3_bind_int64(st, 1, after);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        bool failed = false;
+        while (*n < max && !failed && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            change_row_copy *c = &rows[(*n)++];
+            c->seq = sqlite3_column_int64(st, 0);
+            c->event_name = column_dup(st, 1, &failed);
+            c->task_id = column_dup(st, 2, &failed);
+            c->new_image = column_dup(st, 3, &failed);
+            c->old_image = column_dup(st, 4, &failed);
+            c->time = sqlite3_column_int64(st, 5);
+        }
+        if (failed)
+            rc = STORE_ERROR;
+        else if (*n < max && step != SQLITE_DONE)
+            rc = sq_rc_of(step);
+    }
+    sqlite3_finalize(st);
+    sq_reader_put(sq(b), r);
+    if (rc != STORE_OK || *n == 0) {
+        change_rows_free(rows, *n);
+        *n = 0;
+        return rc;
+    }
+    *out = rows;
+    return STORE_OK;
+}
+
+void change_rows_free(change_row_copy *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].event_name);
+        free(r[i].task_id);
+        free(r[i].new_image);
+        free(r[i].old_image);
+    }
+    free(r);
+}
+
+store_rc broker_change_bounds(broker *b, int64_t *oldest, int64_t *last)
+{
+    *oldest = 1;
+    *last = 0;
+    reader *r = sq_reader_get(sq(b));
+    if (!r)
+        return STORE_BUSY;
+    /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
+    sqlite3_stmt *st = stmt(r->db, "SELECT (SELECT seq FROM sqlite_sequence WHERE name = "
+                                   "'changes'), (SELECT min(seq) FROM changes)");
+    store_rc rc = STORE_ERROR;
+    if (st) {
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            *last = sqlite3_column_int64(st, 0); /* NULL (no row yet) reads as 0 */
+            *oldest =
+                sqlite3_column_type(st, 1) == SQLITE_NULL ? *last + 1 : sqlite3_column_int64(st, 1);
+            rc = STORE_OK;
+        } else {
+            rc = sq_rc_of(step);
+        }
+        sqlite3_finalize(st);
+    }
+    sq_reader_put(sq(b), r);
+    return rc;
+}
+
 typedef struct publish_args {
     const char *consumer;
     int64_t seq;

@@ -355,7 +355,8 @@ int main(int argc, char **argv)
     log_info("stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     status = 0;
     *err = '\0';
-    http_server_stop(http); /* finishes the requests in flight */
+    pipeline_end_live(pipe); /* parked waits answer, event streams end */
+    http_server_stop(http);  /* finishes the requests in flight */
 no_http:
     api_free(&a);
 no_api:

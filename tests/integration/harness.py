@@ -578,6 +578,150 @@ def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=F
             pass
 
 
+class EventStream:
+    """GET /events over a raw socket: the response's status and headers, then its Server-Sent
+    Events as they arrive (the chunked body decoded as it comes). ``rcvbuf`` shrinks the socket's
+    receive buffer before connecting (a client that reads slowly fills up sooner)."""
+
+    def __init__(self, server, query="", headers=None, rcvbuf=None, timeout=REQUEST_TIMEOUT,
+                 read_head=True):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((server.host, server.port))
+        lines = ["GET /events%s HTTP/1.1" % (("?" + query) if query else ""), "Host: 127.0.0.1",
+                 "Accept: text/event-stream"]
+        lines += ["%s: %s" % kv for kv in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.raw = b""        # received, not yet decoded
+        self.text = ""        # decoded body, not yet parsed into blocks
+        self.body = b""       # every body byte so far
+        self.eof = False
+        self.status = None
+        self.headers = {}
+        self.chunked = False
+        self.ended_cleanly = False  # the terminating chunk came
+        if read_head:
+            self.read_head(timeout)
+
+    def read_head(self, timeout=REQUEST_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.raw:
+            if not self._recv(deadline):
+                raise AssertionError("GET /events: no response head; got %r" % self.raw[:300])
+        head, _, rest = self.raw.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        self.status = int(lines[0].split(b" ")[1])
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            self.headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
+        self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
+        self.raw = rest
+        self._decode()
+
+    def _recv(self, deadline):
+        """Read once; False at the end of the stream or the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0 or self.eof:
+            return False
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.raw += data
+        return True
+
+    def _decode(self):
+        if not self.chunked:
+            self.body += self.raw
+            self.text += self.raw.decode("utf-8")
+            self.raw = b""
+            return
+        while True:
+            size_line, sep, rest = self.raw.partition(b"\r\n")
+            if not sep:
+                return
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                self.eof = True  # the last chunk: the stream ended cleanly
+                self.ended_cleanly = True
+                self.raw = b""
+                return
+            if len(rest) < size + 2:
+                return
+            self.body += rest[:size]
+            self.text += rest[:size].decode("utf-8")
+            self.raw = rest[size + 2:]
+
+    def next_block(self, timeout=REQUEST_TIMEOUT):
+        """The next block (lines up to a blank line) as a dict: id, event, data (parsed JSON), retry,
+        comments; None when the stream ended or nothing came within timeout."""
+        deadline = time.monotonic() + timeout
+        while "\n\n" not in self.text:
+            if not self._recv(deadline):
+                return None
+            self._decode()
+        block, _, self.text = self.text.partition("\n\n")
+        out = {"comments": []}
+        for line in block.split("\n"):
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "":
+                out["comments"].append(value)
+            elif field == "data":
+                out["data"] = json.loads(value)
+            else:
+                out[field] = value
+        return out
+
+    def next_event(self, timeout=REQUEST_TIMEOUT):
+        """The next block that is an event (task or reset), skipping retry lines and comments."""
+        deadline = time.monotonic() + timeout
+        while True:
+            b = self.next_block(max(0.0, deadline - time.monotonic()))
+            if b is None or "event" in b:
+                return b
+
+    def events(self, n, timeout=REQUEST_TIMEOUT):
+        """The next n events; AssertionError naming what came when fewer arrive in time."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < n:
+            e = self.next_event(max(0.0, deadline - time.monotonic()))
+            if e is None:
+                raise AssertionError("%d of %d events within %.0f s: %r" % (len(got), n, timeout, got))
+            got.append(e)
+        return got
+
+    def wait_closed(self, timeout):
+        """True when the server ends the stream (or closes the connection) within timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            if not self._recv(deadline):
+                break
+            self._decode()
+        return self.eof
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 class ServersTestCase(unittest.TestCase):
     """A test case class whose tests start their own taskd processes.
 

@@ -3,8 +3,10 @@
 Lint runs Redocly CLI (`redocly lint`) on the document served by a running taskd, with the
 recommended rules and the few turned off in REDOCLY_CONFIG (each with its reason); any error
 or warning fails. Compile has Ajv (JSON Schema 2020-12, strict, formats checked) compile every
-schema in it. Live drives real requests -- create, replay, get, list, page, patch, history, trace,
-queues, redrive, health, metrics, the dashboard, and 400, 404, 405, 409, 413 and 422 of every kind --
+schema in it. Live drives real requests -- create, replay, get, get with wait, list, page, patch,
+history, trace, queues, redrive, health, metrics, the dashboard, the event stream (its head and
+first blocks), the 503s of max_waiters and max_event_clients, and 400, 404, 405, 409, 413 and 422
+of every kind --
 and holds each answer to the document: the operation is documented, its status is documented
 for it, the Content-Type is one of that status' media types, the body validates against that
 media type's schema with every object closed to undocumented fields (openapi_check.mjs), the
@@ -38,7 +40,8 @@ NODE_TOOLS = os.path.join(harness.REPO, "scripts", "node-tools.sh")
 CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openapi_check.mjs")
 TOOL_TIMEOUT = 60
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-LOCAL_PATHS = {"/", "/tasks/{task_id}/trace", "/queues", "/queues/{name}/redrive", "/metrics"}
+LOCAL_PATHS = {"/", "/tasks/{task_id}/trace", "/queues", "/queues/{name}/redrive", "/metrics",
+               "/events"}
 UNKNOWN_ID = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
 ABSENT = object()  # no request body at all
 
@@ -408,6 +411,26 @@ class Live(OpenAPITestCase):
                       input_ok=input_ok)
         return r
 
+    def stream(self, what, query="", headers=None, input_ok=None, server=None):
+        """GET /events: the head and what came within a moment, recorded; the status."""
+        server = server or self.server
+        with harness.EventStream(server, query=query, headers=headers) as st:
+            if st.status == 200:
+                st.next_block(5)  # the retry line, at least
+            items = list(st.headers.items())
+            body = st.body if st.status == 200 else st.body + st.raw
+            if st.status != 200:  # an error answer is not chunked here: read it whole
+                st.wait_closed(2) if st.headers.get("connection") == "close" else None
+                got = harness.parse_response_headers(
+                    b"HTTP/1.1 %d x\r\n" % st.status
+                    + b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in items)
+                    + b"\r\n" + st.body + st.raw)
+                body = got[2] if got else body
+        url = "/events" + ("?" + query if query else "")
+        self.d.record(what, "GET", url, st.status, items, body, sent=(headers or {}, None),
+                      input_ok=input_ok)
+        return st.status
+
     def expect_status(self, r, status, what):
         if r.status != status:
             self.d.problems.append("%s: expected %d, got %r (the test's own expectation)"
@@ -481,6 +504,19 @@ class Live(OpenAPITestCase):
         self.expect_status(call("get upper-case id", "GET", "/tasks/" + t2.upper()), 200, "upper")
         self.expect_status(call("get unknown", "GET", "/tasks/" + UNKNOWN_ID), 404, "unknown")
         self.expect_status(call("get not a uuid", "GET", "/tasks/not-a-uuid"), 404, "not a uuid")
+
+        # --- waiting (a long poll)
+        if not harness.on_lambda():
+            tid = self.create("to wait on", {"task_type": "TASK2"})
+            self.expect_status(call("wait, time up", "GET", "/tasks/%s?wait=1" % tid), 200, "wait")
+            done_id = self.server.create("TASK2")
+            self.server.set_status(done_id, "FAILED")
+            self.expect_status(call("wait, finished", "GET", "/tasks/%s?wait=60" % done_id), 200,
+                               "wait")
+            self.expect_status(call("wait, unknown", "GET", "/tasks/%s?wait=1" % UNKNOWN_ID), 404,
+                               "wait unknown")
+        for what, q in (("wait 0", "wait=0"), ("wait 61", "wait=61"), ("wait not a number", "wait=x")):
+            self.expect_status(call(what, "GET", "/tasks/%s?%s" % (t1, q), input_ok=False), 422, what)
 
         # --- listing
         page = call("list", "GET", "/tasks")
@@ -558,6 +594,35 @@ class Live(OpenAPITestCase):
             self.expect_status(call("redrive unknown", "POST", "/queues/nope/redrive"), 404,
                                "redrive unknown")
 
+        if self.served("/events"):
+            for what, q, h in (("events", "", None), ("events filtered", "status=FAILED&task_type=TASK2", None),
+                               ("events resumed", "", {"Last-Event-ID": "1"}),
+                               ("events resumed by query", "last_event_id=2", None)):
+                if self.stream(what, q, h) != 200:
+                    d.problems.append("%s: not 200" % what)
+            for what, q, h in (("events unknown status", "status=DONE", None),
+                               ("events bad last_event_id", "last_event_id=-1", None)):
+                if self.stream(what, q, h, input_ok=False) != 422:
+                    d.problems.append("%s: not 422" % what)
+            # the bounds: a server that takes no waiter and no event client
+            with tempfile.TemporaryDirectory(prefix="taskd-openapi-") as tmp:
+                bounded = harness.Taskd(config=harness.write_config(
+                    tmp, {"max_waiters": 0, "max_event_clients": 0}), tmpdir=tmp)
+                try:
+                    tid = bounded.create("TASK2")
+                    r = bounded.get("/tasks/%s?wait=5" % tid)
+                    d.record("wait past max_waiters", "GET", "/tasks/%s?wait=5" % tid, r.status,
+                             r.headers, r.body)
+                    self.expect_status(r, 503, "wait past max_waiters")
+                    if self.stream("events past max_event_clients", server=bounded) != 503:
+                        d.problems.append("events past max_event_clients: not 503")
+                    seen_503 = {k for k, v in d.statuses.items() if 503 in v}
+                    for op in (("/tasks/{task_id}", "get"), ("/events", "get")):
+                        if op not in seen_503:
+                            d.problems.append("no 503 seen for %s %s" % (op[1].upper(), op[0]))
+                finally:
+                    bounded.close(remove_tmp=False)
+
         # --- the whole document was driven
         documented = {(t, m) for t, item in self.doc["paths"].items() for m in item if m in METHODS}
         problems = ["documented, never driven: %s %s" % (m.upper(), t)
@@ -628,7 +693,12 @@ class RouteRules(OpenAPITestCase):
                 continue
             path = self.concrete(template)
             with self.subTest(path=template):
-                g = self.server.get(path)
+                if template == "/events":  # a stream: its head only
+                    with harness.EventStream(self.server) as g:
+                        g.body = b""
+                        g.header = lambda name, hs=g.headers: hs.get(name.lower())
+                else:
+                    g = self.server.get(path)
                 h = self.server.request("HEAD", path)
                 self.assertEqual(h.status, g.status)
                 self.assertEqual(h.body, b"")

@@ -57,6 +57,12 @@ class Walkthrough(unittest.TestCase):
                 "receive task1", "process task1", "UPDATE tasks", "TASK1", "UPDATE tasks"], out)
             self.assertIn("/tasks/{task_id}", out)  # the openapi paths
             self.assertIn('{"status":"ok"}', out)
+            # the long poll answers the finished task, the event stream the new TASK2's INSERT
+            self.assertRegex(out, r'(?m)^\{"status":"(COMPLETED|FAILED)","status_msg":"Task ')
+            self.assertRegex(out, r"(?m)^retry: 2000$")
+            events = re.findall(r"(?m)^data: (\{.*\})$", out)
+            self.assertEqual(len(events), 1, out)
+            self.assertRegex(events[0], r'"task_type":"TASK2","status":"CREATED".*"event":"INSERT"')
         finally:
             t.close()
 

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "util/clock.h"
 #include "aws/aws_http.h"
 #include "aws/dynamodb_store.h"
 #include "support_aws/ddb_test.h"
@@ -593,6 +594,36 @@ static void test_no_pipeline_routes(void **state)
     assert_null(json_object_get(paths, "/queues"));
     assert_null(json_object_get(paths, "/metrics"));
     json_decref(doc);
+    api_response_free(&r);
+}
+
+/* Without a pipeline (Lambda) wait is validated and answered at once; /events is a 404 that says
+ * why. */
+static void test_no_pipeline_live_routes(void **state)
+{
+    fixture *f = *state;
+    char id[37], path[64];
+    must_create(f, "TASK2", id);
+    snprintf(path, sizeof path, "/tasks/%s", id);
+    static const char *const wait60[] = {"wait", "60", NULL};
+    int64_t start = clock_mono_ms();
+    api_response r = call_q(f, "GET", path, wait60, NULL);
+    assert_int_equal(r.status, 200);
+    assert_true(clock_mono_ms() - start < 10000); /* not held for the wait */
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "CREATED");
+    json_decref(j);
+    api_response_free(&r);
+    static const char *const wait0[] = {"wait", "0", NULL};
+    r = call_q(f, "GET", path, wait0, NULL);
+    assert_int_equal(r.status, 422);
+    assert_non_null(strstr(r.body, "\"loc\":[\"query\",\"wait\"]"));
+    api_response_free(&r);
+    r = call(f, "GET", "/events", NULL, NULL);
+    assert_error(&r, 404,
+                 "GET /events is served by taskd only: this deployment has no local change "
+                 "log (follow the DynamoDB stream instead)");
+    assert_null(r.stream);
     api_response_free(&r);
 }
 
@@ -1946,6 +1977,7 @@ int main(void)
         CASE(test_routing_errors),
         CASE(test_body_limit),
         CASE(test_no_pipeline_routes),
+        CASE(test_no_pipeline_live_routes),
         CASE(test_access_off_by_default),
         CASE(test_access_policy),
         CASE(test_patch_status_codes),

@@ -117,6 +117,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.retention_grace, 3600);
     assert_int_equal(c.sweep_interval, 60);
     assert_int_equal(c.shutdown_grace, 10);
+    assert_int_equal(c.max_waiters, 1000);
+    assert_int_equal(c.max_event_clients, 64);
+    assert_int_equal(c.event_buffer_bytes, 256 * 1024);
     check_default_pipeline(&c);
     assert_true(config_has_task_type(&c, "TASK1"));
     assert_true(config_has_task_type(&c, "TASK3"));
@@ -173,6 +176,7 @@ static void test_scalar_overrides(void **state)
     config c;
     load_ok(&c, "{\"task_types\":[\"X\",\"y.z\",\"a_b-c9\"],\"body_limit\":1024,"
                 "\"retention_grace\":0,\"sweep_interval\":5,\"shutdown_grace\":3600,"
+                "\"max_waiters\":0,\"max_event_clients\":3,\"event_buffer_bytes\":4096,"
                 "\"topic\":\"events-1\"}");
     assert_int_equal(c.n_task_types, 3);
     assert_string_equal(c.task_types[0], "X");
@@ -184,6 +188,9 @@ static void test_scalar_overrides(void **state)
     assert_int_equal(c.retention_grace, 0);
     assert_int_equal(c.sweep_interval, 5);
     assert_int_equal(c.shutdown_grace, 3600);
+    assert_int_equal(c.max_waiters, 0);
+    assert_int_equal(c.max_event_clients, 3);
+    assert_int_equal(c.event_buffer_bytes, 4096);
     assert_string_equal(c.topic, "events-1");
     config_free(&c);
 
@@ -671,6 +678,10 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"shutdown_grace\":3601}", "shutdown_grace must be an integer from 0 to 3600",
                NULL);
     load_fails("{\"shutdown_grace\":null}", "shutdown_grace must be an integer", NULL);
+    load_fails("{\"max_waiters\":-1}", "max_waiters must be an integer from 0 to 100000", NULL);
+    load_fails("{\"max_event_clients\":10001}", "max_event_clients must be an integer", NULL);
+    load_fails("{\"event_buffer_bytes\":1023}",
+               "event_buffer_bytes must be an integer from 1024 to 67108864", NULL);
 
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
                "\"visibility_timeout\" must be an integer from 1 to 43200");

@@ -1316,6 +1316,52 @@ static void test_limit_appends_to_existing_errors(void **state)
     validation_free(&v);
 }
 
+/* ---- validate_wait ---- */
+
+#define LOC_WAIT "[\"query\",\"wait\"]"
+
+static void wait_bad(const char *s, const char *type, const char *msg, const char *ctx)
+{
+    validation v = {0};
+    int out = -12345;
+    if (validate_wait(s, &out, &v))
+        fail_msg("wait \"%s\" accepted as %d", s, out);
+    assert_int_equal(out, -12345);
+    json_t *str = json_string(s);
+    char *input = json_dumps(str, JSON_ENCODE_ANY);
+    expect_item want = {type, LOC_WAIT, msg, input, ctx};
+    check_body(&v, &want, 1);
+    free(input);
+    json_decref(str);
+    validation_free(&v);
+}
+
+static void test_wait(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int want;
+    } good[] = {{NULL, 0}, {"1", 1}, {"30", 30}, {"60", 60}, {"007", 7}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        validation v = {0};
+        int out = -1;
+        assert_true(validate_wait(good[i].in, &out, &v));
+        assert_int_equal(out, good[i].want);
+        assert_int_equal(v.count, 0);
+        validation_free(&v);
+    }
+    wait_bad("0", "greater_than_equal", GE1, CTX_GE1);
+    wait_bad("000", "greater_than_equal", GE1, CTX_GE1);
+    wait_bad("61", "less_than_equal", "Input should be less than or equal to 60", "{\"le\":60}");
+    wait_bad("99999999999", "less_than_equal", "Input should be less than or equal to 60",
+             "{\"le\":60}");
+    /* no sign, no space, no fraction: digits only */
+    static const char *const bad[] = {"abc", "", "+5", "-5", "-0", " 5", "5 ", "1.5", "1e1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        wait_bad(bad[i], "int_parsing", MSG_INT_PARSING, NULL);
+}
+
 /* A body's errors append to errors already collected (the API's query checks come first). */
 static void test_create_appends_to_existing_errors(void **state)
 {
@@ -1393,6 +1439,7 @@ int main(void)
         cmocka_unit_test(test_limit_range),
         cmocka_unit_test(test_limit_parsing),
         cmocka_unit_test(test_limit_appends_to_existing_errors),
+        cmocka_unit_test(test_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

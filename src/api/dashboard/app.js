@@ -1,0 +1,868 @@
+// taskd dashboard. Plain script, no framework, nothing from another origin.
+// Every string that comes from a task goes into the page through textContent or an
+// attribute set by script, never through HTML parsing.
+'use strict';
+
+const PAGE_SIZE = 50;
+const METRICS_EVERY_MS = 5000;
+const CHART_WINDOW_MS = 5 * 60 * 1000;
+const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
+const FINAL = new Set(['COMPLETED', 'FAILED']);
+
+const $ = (sel) => document.querySelector(sel);
+
+/* ---- DOM helpers ------------------------------------------------------ */
+
+// el('td', {class: 'num', dataset: {id}}, child, 'text', ...): children are nodes or text.
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') node.className = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k === 'text') node.textContent = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  return node;
+}
+
+function chip(status) {
+  return el('span', {class: 'chip', dataset: {status}, text: status.replace('_', ' ').toLowerCase()});
+}
+
+// An id shown with its time-ordered head dimmed and its random tail readable.
+function idNode(id) {
+  const cut = Math.max(0, id.length - 12);
+  return el('span', {title: id}, el('span', {class: 'id-head', text: id.slice(0, cut)}),
+            el('span', {class: 'id-tail', text: id.slice(cut)}));
+}
+
+function ago(seconds) {
+  if (!isFinite(seconds)) return '';
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm ' + (s % 60) + 's';
+  if (s < 86400) return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
+  return Math.floor(s / 86400) + 'd ' + Math.floor((s % 86400) / 3600) + 'h';
+}
+
+function ms(v) {
+  if (v < 1) return v.toFixed(2) + ' ms';
+  if (v < 1000) return (v < 10 ? v.toFixed(1) : Math.round(v)) + ' ms';
+  return (v / 1000).toFixed(v < 10000 ? 2 : 1) + ' s';
+}
+
+function when(unixSeconds) {
+  const d = new Date(unixSeconds * 1000);
+  return isNaN(d) ? '' : d.toLocaleString();
+}
+
+// Pretty JSON as text nodes in spans, coloured by token.
+function jsonInto(pre, value) {
+  pre.replaceChildren();
+  if (value === undefined) {
+    pre.append(el('span', {class: 'note', text: 'none'}));
+    return;
+  }
+  const text = JSON.stringify(value, null, 2);
+  const re = /("(?:\\.|[^"\\])*")(\s*:)?|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|\b(true|false|null)\b/g;
+  let last = 0;
+  for (let m; (m = re.exec(text));) {
+    pre.append(text.slice(last, m.index));
+    if (m[1]) {
+      pre.append(el('span', {class: m[2] ? 'k' : 's', text: m[1]}));
+      if (m[2]) pre.append(m[2]);
+    } else {
+      pre.append(el('span', {class: m[3] ? 'n' : 'l', text: m[0]}));
+    }
+    last = re.lastIndex;
+  }
+  pre.append(text.slice(last));
+}
+
+function toast(message, bad) {
+  const t = el('div', {class: 'toast' + (bad ? ' bad' : ''), role: 'status', text: message});
+  $('#toasts').append(t);
+  setTimeout(() => t.remove(), 6000);
+}
+
+/* ---- the API ---------------------------------------------------------- */
+
+class ApiError extends Error {
+  constructor(status, detail, body) {
+    super(typeof detail === 'string' ? detail : 'HTTP ' + status);
+    this.status = status;
+    this.detail = detail;
+    this.body = body;
+  }
+}
+
+// Problems reaching taskd show one banner; the next success clears it.
+const health = {
+  failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
+  fail(what, message) {
+    this.failing.set(what, message);
+    this.show();
+  },
+  ok(what) {
+    if (this.failing.delete(what)) this.show();
+  },
+  show() {
+    const b = $('#banner');
+    const first = this.failing.values().next();
+    b.hidden = first.done;
+    b.textContent = first.done ? '' : first.value;
+  },
+};
+
+function refusal(status, detail) {
+  if (status === 401)
+    return 'taskd asks for a bearer token (401: ' + detail + '). Open the dashboard through a proxy ' +
+           'that adds the Authorization header (docs/auth.md).';
+  if (status === 403) return 'taskd refused the request (403: ' + detail + ').';
+  return null;
+}
+
+// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner.
+async function api(path, {method = 'GET', body} = {}) {
+  let r;
+  try {
+    r = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : {'Content-Type': 'application/json'},
+      body: body === undefined ? undefined : body,
+      cache: 'no-store',
+    });
+  } catch (e) {
+    health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
+    throw new ApiError(0, 'network error');
+  }
+  health.ok('network');
+  const text = await r.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (e) {
+    data = null;
+  }
+  if (!r.ok) {
+    const detail = data && data.detail !== undefined ? data.detail : r.statusText;
+    const msg = refusal(r.status, typeof detail === 'string' ? detail : r.statusText);
+    if (msg) health.fail('auth', msg);
+    throw new ApiError(r.status, detail, data);
+  }
+  health.ok('auth');
+  return {status: r.status, data, text};
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+const state = {
+  status: '',       // the status filter ('' for all)
+  type: '',         // the task_type filter
+  tokens: [''],     // next_token of each page seen; the last is the current page's
+  next: null,       // the current page's next_token
+  rows: new Map(),  // id -> {task, tr}
+  newCount: 0,      // inserts seen while not on the first page
+  detail: null,     // the open task's id
+  types: [],        // the configured task types
+  loadFailed: false, // the last listing failed
+};
+
+/* ---- tasks table ------------------------------------------------------ */
+
+function taskMatches(t) {
+  return (!state.status || t.status === state.status) && (!state.type || t.task_type === state.type);
+}
+
+function renderRow(t, tr) {
+  tr = tr || el('tr');
+  tr.dataset.id = t.id;
+  tr.dataset.status = t.status;
+  const now = Date.now() / 1000;
+  const dur = FINAL.has(t.status) && t.updated_time ? ago(t.updated_time - t.created_time) :
+              t.status === 'IN_PROGRESS' ? '…' : '';
+  tr.replaceChildren(
+      el('td', {class: 'c-status'}, chip(t.status)),
+      el('td', {class: 'c-id'}, idNode(t.id)),
+      el('td', {class: 'c-type', text: t.task_type}),
+      el('td', {class: 'c-msg', title: t.status_msg || '', text: t.status_msg || ''}),
+      el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
+      el('td', {class: 'c-dur num', text: dur}));
+  tr.classList.toggle('selected', t.id === state.detail);
+  return tr;
+}
+
+function listQuery() {
+  const q = new URLSearchParams({limit: String(PAGE_SIZE)});
+  const token = state.tokens[state.tokens.length - 1];
+  if (token) q.set('next_token', token);
+  else {
+    if (state.status) q.set('status', state.status);
+    if (state.type) q.set('task_type', state.type);
+  }
+  return '/tasks?' + q;
+}
+
+let loadSeq = 0;
+async function loadTasks() {
+  const seq = ++loadSeq;
+  let res;
+  try {
+    res = await api(listQuery());
+  } catch (e) {
+    state.loadFailed = true; // the stream's next (re)connection loads again
+    if (e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
+    return;
+  }
+  if (seq !== loadSeq) return; // a newer load is under way
+  state.loadFailed = false;
+  const body = $('#tasks tbody');
+  state.rows.clear();
+  const trs = res.data.tasks.map((t) => {
+    const tr = renderRow(t);
+    state.rows.set(t.id, {task: t, tr});
+    return tr;
+  });
+  body.replaceChildren(...trs);
+  state.next = res.data.next_token;
+  state.newCount = 0;
+  updatePager();
+}
+
+let reloadTimer = null;
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(loadTasks, 500);
+}
+
+function updatePager() {
+  const page = state.tokens.length;
+  $('#tasks-empty').hidden = state.rows.size > 0;
+  $('#page-newer').disabled = page <= 1;
+  $('#page-older').disabled = !state.next;
+  const n = state.rows.size;
+  $('#page-info').textContent = n ? 'Page ' + page + ' · ' + n + ' task' + (n === 1 ? '' : 's') : '';
+  $('#new-tasks').hidden = state.newCount === 0;
+  $('#new-tasks-btn').textContent = state.newCount + ' new — show';
+}
+
+function firstPage() {
+  state.tokens = [''];
+  loadTasks();
+}
+
+// One change from the event stream: update the row, or add it on the first page.
+function applyEvent(ev) {
+  const row = state.rows.get(ev.id);
+  const seconds = Date.parse(ev.time) / 1000;
+  if (ev.event === 'REMOVE') {
+    if (row) {
+      row.tr.querySelector('.chip').classList.add('gone');
+      row.tr.title = 'deleted';
+    }
+    return;
+  }
+  if (row) {
+    const t = Object.assign({}, row.task, {status: ev.status, status_msg: ev.status_msg});
+    if (isFinite(seconds)) t.updated_time = Math.floor(seconds);
+    row.task = t;
+    renderRow(t, row.tr);
+    flash(row.tr);
+  } else if (state.status && ev.status === state.status && ev.event === 'MODIFY') {
+    // a task entered the filtered status: its place in the list is the server's to say
+    if (state.tokens.length === 1) reloadSoon();
+  } else if (ev.event === 'INSERT') {
+    const t = {id: ev.id, task_type: ev.task_type, status: ev.status, status_msg: ev.status_msg || '',
+               created_time: isFinite(seconds) ? Math.floor(seconds) : Math.floor(Date.now() / 1000)};
+    t.updated_time = t.created_time;
+    if (!taskMatches(t)) return;
+    if (state.tokens.length > 1) {
+      state.newCount++;
+      updatePager();
+      return;
+    }
+    const tr = renderRow(t);
+    state.rows.set(t.id, {task: t, tr});
+    $('#tasks tbody').prepend(tr);
+    flash(tr);
+    const body = $('#tasks tbody');
+    while (body.children.length > PAGE_SIZE) {
+      const lastRow = body.lastElementChild;
+      state.rows.delete(lastRow.dataset.id);
+      lastRow.remove();
+    }
+    updatePager();
+  }
+  if (ev.id === state.detail) refreshDetailSoon();
+}
+
+function flash(tr) {
+  tr.classList.remove('flash');
+  void tr.offsetWidth; // restart the animation
+  tr.classList.add('flash');
+}
+
+// Ages move on by themselves; this only rewrites text already on the page.
+function tickAges() {
+  const now = Date.now() / 1000;
+  for (const td of document.querySelectorAll('#tasks td.c-age')) {
+    td.textContent = ago(now - Number(td.dataset.created));
+  }
+}
+
+/* ---- the event stream ------------------------------------------------- */
+
+let source = null;
+let retryTimer = null;
+let streamGap = false; // a stream was closed for good: its successor starts with no Last-Event-ID
+
+function setConn(s, text) {
+  $('#conn').dataset.state = s;
+  $('#conn-text').textContent = text;
+}
+
+function connect() {
+  if (source) source.close();
+  clearTimeout(retryTimer);
+  // the type filter is the stream's; the status filter is applied here, so that a task
+  // leaving the filtered status is still seen to change
+  const url = '/events' + (state.type ? '?' + new URLSearchParams({task_type: state.type}) : '');
+  setConn('connecting', 'connecting');
+  const es = new EventSource(url);
+  source = es;
+  let opened = false;
+  es.onopen = () => {
+    // after a gap (or a failed first load) the page is read again
+    if (opened || state.loadFailed || streamGap) loadTasks();
+    streamGap = false;
+    if (!state.types.length) loadTypes();
+    opened = true;
+    setConn('live', 'live');
+    health.ok('events');
+  };
+  es.addEventListener('task', (m) => {
+    let ev;
+    try {
+      ev = JSON.parse(m.data);
+    } catch (e) {
+      return;
+    }
+    applyEvent(ev);
+    queuesSoon();
+  });
+  es.addEventListener('reset', () => {
+    loadTasks();
+    queuesSoon();
+  });
+  es.onerror = () => {
+    if (es !== source) return;
+    if (es.readyState === EventSource.CONNECTING) {
+      setConn('connecting', 'reconnecting');
+      return;
+    }
+    // closed for good (an HTTP error answer): try again ourselves, a little later
+    setConn('offline', 'offline');
+    streamGap = true;
+    checkEvents(url);
+    retryTimer = setTimeout(connect, 5000);
+  };
+}
+
+// Say why the stream was refused, when it was (401/403, or no /events at all).
+async function checkEvents(url) {
+  try {
+    // the headers say it; the body (a stream, when it works) is not read
+    const ctl = new AbortController();
+    const r = await fetch(url, {cache: 'no-store', signal: ctl.signal});
+    ctl.abort();
+    if (r.status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
+    else if (r.status === 401 || r.status === 403) health.fail('auth', refusal(r.status, r.statusText));
+  } catch (e) {
+    health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
+  }
+}
+
+/* ---- queues ----------------------------------------------------------- */
+
+let queuesTimer = null;
+function queuesSoon() {
+  if (queuesTimer) return;
+  queuesTimer = setTimeout(() => {
+    queuesTimer = null;
+    loadQueues();
+  }, 700);
+}
+
+async function loadQueues() {
+  let res;
+  try {
+    res = await api('/queues');
+  } catch (e) {
+    return;
+  }
+  const body = $('#queues tbody');
+  const dlqs = new Set(res.data.queues.map((q) => q.dead_letter_queue).filter(Boolean));
+  body.replaceChildren(...res.data.queues.map((q) => {
+    const dead = q.dead_letter_queue ? q.dead_letter_count : null;
+    const name = el('td', {class: 'q-name', text: q.name});
+    if (q.dead_letter_queue) {
+      name.append(el('small', {}, el('span', {text: 'dead letters → ' + q.dead_letter_queue}),
+                     el('button', {type: 'button', class: 'btn small redrive', disabled: dead === 0,
+                                   title: 'Move the dead letters of ' + q.dead_letter_queue + ' back to ' + q.name,
+                                   onclick: () => confirmRedrive(q)}, 'Redrive')));
+    } else if (dlqs.has(q.name)) {
+      name.append(el('small', {text: 'dead-letter queue'}));
+    }
+    return el('tr', {dataset: {queue: q.name}}, name,
+              el('td', {class: 'num', dataset: {col: 'depth'}, text: q.depth}),
+              el('td', {class: 'num', dataset: {col: 'in_flight'}, text: q.in_flight}),
+              el('td', {class: 'num', dataset: {col: 'delayed'}, text: q.delayed}),
+              el('td', {class: 'num dead' + (dead ? ' has' : ''), dataset: {col: 'dead'}, text: dead === null ? '—' : dead}));
+  }));
+}
+
+function confirmRedrive(q) {
+  const dialog = $('#confirm');
+  const n = q.dead_letter_count;
+  $('#confirm-text').textContent = 'Move ' + n + ' dead letter' + (n === 1 ? '' : 's') + ' from ' +
+      q.dead_letter_queue + ' back to ' + q.name + '? Their tasks go back to CREATED and run again.';
+  const ok = $('#confirm-ok');
+  const cancel = $('#confirm-cancel');
+  const done = () => {
+    ok.onclick = cancel.onclick = null;
+    dialog.close();
+  };
+  cancel.onclick = done;
+  ok.onclick = async () => {
+    ok.disabled = true;
+    try {
+      const res = await api('/queues/' + encodeURIComponent(q.name) + '/redrive', {method: 'POST'});
+      const moved = res.data.moved;
+      toast('Moved ' + moved + ' message' + (moved === 1 ? '' : 's') + ' from ' + q.dead_letter_queue + ' back to ' + q.name + '.');
+    } catch (e) {
+      toast('Redrive of ' + q.name + ' failed: ' + e.message, true);
+    } finally {
+      ok.disabled = false;
+      done();
+      loadQueues();
+    }
+  };
+  dialog.showModal();
+  cancel.focus();
+}
+
+/* ---- throughput chart (from /metrics) --------------------------------- */
+
+const samples = []; // {t, done, failed}: counters summed over task types
+
+function parseTransitions(text) {
+  let done = 0, failed = 0;
+  const re = /^taskd_task_transitions_total\{([^}]*)\}\s+([0-9.eE+-]+)/gm;
+  for (let m; (m = re.exec(text));) {
+    const status = /status="([^"]*)"/.exec(m[1]);
+    const v = Number(m[2]);
+    if (!status || !isFinite(v)) continue;
+    if (status[1] === 'COMPLETED') done += v;
+    else if (status[1] === 'FAILED') failed += v;
+  }
+  return {done, failed};
+}
+
+async function sampleMetrics() {
+  let text;
+  try {
+    const r = await fetch('/metrics', {cache: 'no-store'});
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    text = await r.text();
+  } catch (e) {
+    return;
+  }
+  const now = Date.now();
+  samples.push(Object.assign({t: now}, parseTransitions(text)));
+  while (samples.length > 2 && samples[0].t < now - CHART_WINDOW_MS - METRICS_EVERY_MS) samples.shift();
+  drawChart();
+}
+
+function drawChart() {
+  const chart = $('#chart');
+  const W = 180, H = 36;
+  chart.replaceChildren(svg('line', {class: 'base', x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5}));
+  if (samples.length < 2) return;
+  const pts = [];
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1], b = samples[i];
+    const dt = (b.t - a.t) / 1000;
+    // a restarted taskd starts its counters again: count from zero then
+    const dd = b.done >= a.done ? b.done - a.done : b.done;
+    const df = b.failed >= a.failed ? b.failed - a.failed : b.failed;
+    pts.push({t: b.t, rate: (dd + df) / dt, failRate: df / dt, n: dd + df, f: df});
+  }
+  const last = pts.slice(-6); // the last half minute
+  const secs = last.length * METRICS_EVERY_MS / 1000;
+  const rate = last.reduce((s, p) => s + p.n, 0) / secs;
+  const tot = pts.reduce((s, p) => s + p.n, 0), fail = pts.reduce((s, p) => s + p.f, 0);
+  $('#stat-rate').textContent = rate < 10 ? rate.toFixed(1) : String(Math.round(rate));
+  const failPct = tot ? (100 * fail / tot) : 0;
+  $('#stat-fail').textContent = tot ? (failPct < 10 ? failPct.toFixed(1) : Math.round(failPct)) + '%' : '0%';
+  $('#stat-fail').classList.toggle('bad', fail > 0);
+  $('#rates').title = 'Tasks finished per second (last 30 s) and the share that failed (last 5 min); chart: last 5 min, from /metrics';
+  const now = Date.now();
+  const max = Math.max(1, ...pts.map((p) => p.rate));
+  // the last 5 minutes; less (but at least one) while there is not that much to show yet
+  const span = Math.min(CHART_WINDOW_MS, Math.max(60000, now - samples[0].t));
+  const x = (t) => Math.max(0, W - (now - t) / span * W);
+  const y = (v) => H - 1 - v / max * (H - 4);
+  const line = pts.map((p) => x(p.t).toFixed(1) + ',' + y(p.rate).toFixed(1)).join(' ');
+  const first = pts[0];
+  chart.append(svg('polygon', {class: 'area', points: x(first.t).toFixed(1) + ',' + H + ' ' + line + ' ' + x(pts[pts.length - 1].t).toFixed(1) + ',' + H}));
+  chart.append(svg('polyline', {class: 'line', points: line}));
+  const bw = Math.max(1.5, METRICS_EVERY_MS / span * W - 1);
+  for (const p of pts) {
+    if (!p.failRate) continue;
+    const h = Math.max(2, p.failRate / max * (H - 4));
+    chart.append(svg('rect', {class: 'fail', x: (x(p.t) - bw).toFixed(1), y: (H - 1 - h).toFixed(1), width: bw.toFixed(1), height: h.toFixed(1)}));
+  }
+}
+
+/* ---- create a task ---------------------------------------------------- */
+
+function fieldError(field, message) {
+  const span = document.querySelector('#create-form .field-error[data-field="' + field + '"]');
+  if (span) span.textContent = message;
+  const input = {task_type: '#create-type', data: '#create-data', ttl: '#create-ttl'}[field];
+  if (input) $(input).classList.toggle('invalid', !!message);
+}
+
+function clearFieldErrors() {
+  for (const f of ['task_type', 'data', 'ttl', 'body']) fieldError(f, '');
+}
+
+// Validate the data as it is typed: it must at least be JSON (the server says the rest).
+function checkData() {
+  const text = $('#create-data').value.trim();
+  const hint = $('#create-data-state');
+  if (!text) {
+    hint.textContent = 'empty: no data';
+    hint.classList.remove('bad');
+    $('#create-data').classList.remove('invalid');
+    return true;
+  }
+  try {
+    const v = JSON.parse(text);
+    const kind = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? null : 'a ' + typeof v;
+    hint.textContent = kind ? 'valid JSON, but ' + kind + ': data must be an object' : 'valid JSON';
+    hint.classList.toggle('bad', !!kind);
+    $('#create-data').classList.toggle('invalid', !!kind);
+    return true;
+  } catch (e) {
+    hint.textContent = 'not JSON: ' + e.message;
+    hint.classList.add('bad');
+    $('#create-data').classList.add('invalid');
+    return false;
+  }
+}
+
+async function submitCreate(e) {
+  e.preventDefault();
+  clearFieldErrors();
+  const result = $('#create-result');
+  result.replaceChildren();
+  if (!checkData()) {
+    fieldError('data', 'Fix the JSON first.');
+    return;
+  }
+  const body = {task_type: $('#create-type').value};
+  const dataText = $('#create-data').value.trim();
+  if (dataText) body.data = JSON.parse(dataText);
+  const ttl = $('#create-ttl').value.trim();
+  if (ttl) body.ttl = /^-?\d+$/.test(ttl) ? Number(ttl) : ttl; // let the server judge the rest
+  const button = $('#create-submit');
+  button.disabled = true;
+  try {
+    const res = await api('/tasks', {method: 'POST', body: JSON.stringify(body)});
+    const id = res.data.id;
+    result.append('Created ', el('a', {href: '#/tasks/' + id, text: id.slice(-12), title: id}));
+  } catch (err) {
+    if (err.status === 422 && Array.isArray(err.detail)) {
+      for (const item of err.detail) {
+        const loc = Array.isArray(item.loc) ? item.loc : [];
+        const field = loc[0] === 'body' && typeof loc[1] === 'string' && ['task_type', 'data', 'ttl'].includes(loc[1]) ? loc[1] :
+                      'body';
+        const span = document.querySelector('#create-form .field-error[data-field="' + field + '"]');
+        const prev = span ? span.textContent : '';
+        fieldError(field, (prev ? prev + ' ' : '') + item.msg);
+      }
+    } else {
+      fieldError('body', err.message);
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/* ---- task detail ------------------------------------------------------ */
+
+function openTask(id) {
+  location.hash = '#/tasks/' + id;
+}
+
+function route() {
+  const m = /^#\/tasks\/([0-9A-Za-z-]{1,64})$/.exec(location.hash);
+  const id = m ? m[1].toLowerCase() : null;
+  state.detail = id;
+  for (const {tr} of state.rows.values()) tr.classList.toggle('selected', tr.dataset.id === id);
+  $('#detail').hidden = !id;
+  if (id) loadDetail(id);
+}
+
+let detailTimer = null;
+function refreshDetailSoon() {
+  clearTimeout(detailTimer);
+  detailTimer = setTimeout(() => state.detail && loadDetail(state.detail), 400);
+}
+
+let detailSeq = 0;
+async function loadDetail(id) {
+  const seq = ++detailSeq;
+  const enc = encodeURIComponent(id);
+  $('#detail-id').textContent = id;
+  const [task, history, trace] = await Promise.allSettled([
+    api('/tasks/' + enc),
+    api('/tasks/' + enc + '/history'),
+    api('/tasks/' + enc + '/trace'),
+  ]);
+  if (seq !== detailSeq) return;
+  const err = $('#detail-error');
+  if (task.status === 'rejected') {
+    err.hidden = false;
+    err.textContent = task.reason.status === 404 ? 'No task with this id.' : 'Cannot load the task: ' + task.reason.message;
+    $('#detail-facts').replaceChildren();
+    $('#waterfall').replaceChildren();
+    $('#history').replaceChildren();
+    $('#detail-data').replaceChildren();
+    $('#detail-result').replaceChildren();
+    return;
+  }
+  err.hidden = true;
+  const t = task.value.data;
+  $('#detail-title').replaceChildren(el('span', {text: t.task_type}), chip(t.status));
+  const facts = [['Message', t.status_msg || '—'], ['Created', when(t.created_time)],
+                 ['Updated', when(t.updated_time)],
+                 ['Took', FINAL.has(t.status) ? ago(t.updated_time - t.created_time) : '—'],
+                 ['TTL', t.ttl === null || t.ttl === undefined ? '—' : t.ttl + ' (' + when(t.ttl) + ')']];
+  $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {text: k}), el('dd', {text: v})]));
+  jsonInto($('#detail-data'), t.data === null ? undefined : t.data);
+  jsonInto($('#detail-result'), t.result === null ? undefined : t.result);
+  renderHistory(history);
+  renderTrace(trace);
+}
+
+function renderHistory(res) {
+  const ol = $('#history');
+  if (res.status === 'rejected') {
+    ol.replaceChildren(el('li', {class: 'note', text: res.reason.status === 404 ? 'No history kept for this task.' :
+                                 'Cannot load the history: ' + res.reason.message}));
+    return;
+  }
+  const items = res.value.data.history || [];
+  ol.replaceChildren(...items.map((h) => el('li', {dataset: {status: h.status}}, chip(h.status),
+                                           el('span', {class: 'when', text: typeof h.time === 'number' ? when(h.time) : new Date(h.time).toLocaleString()}),
+                                           h.status_msg ? el('span', {class: 'msg', text: h.status_msg}) : null)));
+  if (res.value.data.truncated) ol.append(el('li', {class: 'note', text: 'Older changes were not kept.'}));
+  if (!items.length) ol.append(el('li', {class: 'note', text: 'No changes recorded.'}));
+}
+
+// What a span stands for in the waterfall: its colour and legend entry.
+function spanClass(s) {
+  if (s.status && s.status.code === 'ERROR') return 'error';
+  if (s.kind === 'SERVER') return 'api';
+  if (s.kind === 'PRODUCER') return 'publish';
+  if (s.kind === 'CONSUMER' && /^receive /.test(s.name)) return 'wait';
+  if (s.kind === 'INTERNAL' && s.attributes && s.attributes['taskd.handler']) return 'handler';
+  if (s.kind === 'CLIENT') return 'store';
+  return 'other';
+}
+
+function renderTrace(res) {
+  const box = $('#waterfall');
+  if (res.status === 'rejected') {
+    box.replaceChildren(el('div', {class: 'summary', text: res.reason.status === 404 ? 'No trace kept for this task.' :
+                                   'Cannot load the trace: ' + res.reason.message}));
+    return;
+  }
+  const spans = res.value.data.spans || [];
+  if (!spans.length) {
+    box.replaceChildren(el('div', {class: 'summary', text: 'No spans kept for this task.'}));
+    return;
+  }
+  const t0 = Math.min(...spans.map((s) => s.start_time_unix_nano));
+  const t1 = Math.max(...spans.map((s) => s.end_time_unix_nano));
+  const total = Math.max(t1 - t0, 1);
+  const pct = (v) => (v / total * 100) + '%';
+  // depth from the parent links, in the order given (parents come first in time order)
+  const depth = new Map();
+  for (const s of spans) depth.set(s.span_id, s.parent_span_id && depth.has(s.parent_span_id) ? depth.get(s.parent_span_id) + 1 : 0);
+
+  const ticks = el('div', {class: 'ticks'});
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    const tick = el('span', {text: ms(total / 1e6 * f)});
+    tick.style.left = (f * 100) + '%';
+    ticks.append(tick);
+  }
+  const rows = [el('div', {class: 'axis'}, el('div'), ticks)];
+  let waitMs = 0, runMs = 0, waits = 0, runs = 0;
+  for (const s of spans) {
+    const cls = spanClass(s);
+    const dur = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6;
+    if (cls === 'wait') {
+      waitMs += dur;
+      waits++;
+    }
+    if (cls === 'handler' || (cls === 'error' && s.attributes && s.attributes['taskd.handler'])) {
+      runMs += dur;
+      runs++;
+    }
+    const name = el('div', {class: 'span-name', title: s.name + (s.status && s.status.message ? ' — ' + s.status.message : '')},
+                    el('span', {class: 'kind', text: s.kind.toLowerCase()}), s.name);
+    name.style.paddingLeft = (8 + 12 * depth.get(s.span_id)) + 'px';
+    const bar = el('div', {class: 'bar ' + cls, title: s.name + ': ' + ms(dur)});
+    bar.style.left = pct(s.start_time_unix_nano - t0);
+    bar.style.width = pct(s.end_time_unix_nano - s.start_time_unix_nano);
+    // the duration: inside a wide bar, else after it, or before it when the bar ends far right
+    const label = el('span', {class: 'bar-label', text: ms(dur) + (cls === 'wait' ? ' queue wait' : '')});
+    const wide = (s.end_time_unix_nano - s.start_time_unix_nano) / total > 0.35;
+    const endsLate = (s.end_time_unix_nano - t0) / total > 0.7;
+    label.style.left = pct((wide || endsLate ? s.start_time_unix_nano : s.end_time_unix_nano) - t0);
+    if (wide) label.classList.add('inside');
+    else if (endsLate) label.classList.add('before');
+    rows.push(el('div', {class: 'span-row', dataset: {kind: cls, span: s.span_id}}, name,
+                 el('div', {class: 'span-track'}, bar, label)));
+  }
+  const summary = el('div', {class: 'summary'}, 'Total ', el('b', {text: ms(total / 1e6)}));
+  if (waits) summary.append(' · queue wait ', el('b', {text: ms(waitMs)}));
+  if (runs) summary.append(' · handler ', el('b', {text: ms(runMs)}));
+  summary.append(' · ' + spans.length + ' spans, trace ', el('code', {text: spans[0].trace_id}));
+  rows.push(summary);
+  box.replaceChildren(...rows);
+}
+
+/* ---- task types and start-up ------------------------------------------ */
+
+// The configured task types: the OpenAPI document's TaskType enum is built from the
+// configuration (GET /queues names queues, not types, and a type may have no queue).
+async function loadTypes() {
+  try {
+    const res = await api('/openapi.json');
+    const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
+    state.types = schema && Array.isArray(schema.enum) ? schema.enum : [];
+  } catch (e) {
+    state.types = [];
+  }
+  const create = $('#create-type');
+  create.replaceChildren(...state.types.map((t) => el('option', {value: t, text: t})));
+  const filter = $('#filter-type');
+  filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: t})));
+  filter.value = state.type;
+}
+
+function setFilter(status, type) {
+  state.status = status;
+  state.type = type;
+  for (const b of document.querySelectorAll('#filter-status button')) {
+    b.setAttribute('aria-pressed', String(b.dataset.status === status));
+  }
+  firstPage();
+  connect();
+}
+
+async function searchTask(e) {
+  e.preventDefault();
+  const id = $('#search').value.trim().toLowerCase();
+  const err = $('#search-error');
+  err.hidden = true;
+  if (!id) return;
+  if (!/^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/.test(id)) {
+    err.hidden = false;
+    err.textContent = 'Not a task id: ids look like 0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f.';
+    return;
+  }
+  try {
+    const res = await api('/tasks/' + encodeURIComponent(id));
+    openTask(res.data.id);
+  } catch (ex) {
+    err.hidden = false;
+    err.textContent = ex.status === 404 ? 'No task with id ' + id + '.' : 'Cannot look up the task: ' + ex.message;
+  }
+}
+
+function start() {
+  $('#filter-status').addEventListener('click', (e) => {
+    const b = e.target.closest('button');
+    if (b) setFilter(b.dataset.status, state.type);
+  });
+  $('#filter-type').addEventListener('change', (e) => setFilter(state.status, e.target.value));
+  $('#search-form').addEventListener('submit', searchTask);
+  $('#tasks tbody').addEventListener('click', (e) => {
+    const tr = e.target.closest('tr[data-id]');
+    if (tr) openTask(tr.dataset.id);
+  });
+  $('#page-older').addEventListener('click', () => {
+    if (!state.next) return;
+    state.tokens.push(state.next);
+    loadTasks();
+  });
+  $('#page-newer').addEventListener('click', () => {
+    if (state.tokens.length > 1) state.tokens.pop();
+    loadTasks();
+  });
+  $('#new-tasks-btn').addEventListener('click', firstPage);
+  $('#detail-close').addEventListener('click', () => {
+    history.replaceState(null, '', location.pathname + location.search);
+    route();
+  });
+  $('#home').addEventListener('click', (e) => {
+    e.preventDefault();
+    history.replaceState(null, '', location.pathname + location.search);
+    route();
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.detail && !$('#confirm').open) $('#detail-close').click();
+  });
+  window.addEventListener('hashchange', route);
+  $('#create-form').addEventListener('submit', submitCreate);
+  $('#create-data').addEventListener('input', () => {
+    fieldError('data', '');
+    checkData();
+  });
+  $('#create-ttl').addEventListener('input', () => fieldError('ttl', ''));
+  $('#create-type').addEventListener('change', () => fieldError('task_type', ''));
+  checkData();
+
+  loadTypes();
+  firstPage();
+  connect();
+  loadQueues();
+  sampleMetrics();
+  setTimeout(sampleMetrics, 2000); // a first rate soon after loading
+  route();
+  setInterval(tickAges, 1000);
+  setInterval(() => {
+    sampleMetrics();
+    loadQueues(); // delays and visibility timeouts move counts without a task changing
+  }, METRICS_EVERY_MS);
+}
+
+start();

@@ -1,0 +1,101 @@
+/*
+ * task_event — SSE frames of task changes; see task_event.h.
+ *
+ * The image is DynamoDB-shaped ({"status": {"S": "..."}}); only string
+ * attributes are read. Strings that go into the frame are JSON-escaped, so a
+ * status_msg holding a newline stays inside one data: line.
+ */
+#include "task_event.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The S value of attribute name of an image, or NULL. */
+static const char *image_str(json_t *image, const char *name)
+{
+    return json_string_value(json_object_get(json_object_get(image, name), "S"));
+}
+
+static bool copy_field(char *dst, size_t dstlen, const char *src)
+{
+    if (!src || strlen(src) >= dstlen)
+        return false;
+    memcpy(dst, src, strlen(src) + 1);
+    return true;
+}
+
+bool task_event_from_row(const change_row *row, task_event *out)
+{
+    memset(out, 0, sizeof *out);
+    bool removed = row->event_name && strcmp(row->event_name, "REMOVE") == 0;
+    const char *text = removed ? row->old_image : row->new_image;
+    if (!text || !row->event_name || !row->task_id)
+        return false;
+    json_t *image = json_loads(text, 0, NULL);
+    const char *msg = image_str(image, "status_msg");
+    bool ok = copy_field(out->event, sizeof out->event, row->event_name) &&
+              copy_field(out->id, sizeof out->id, row->task_id) &&
+              copy_field(out->task_type, sizeof out->task_type, image_str(image, "task_type")) &&
+              copy_field(out->status, sizeof out->status, image_str(image, "status")) &&
+              (out->status_msg = strdup(msg ? msg : "")) != NULL;
+    json_decref(image);
+    if (!ok) {
+        task_event_clear(out);
+        return false;
+    }
+    out->seq = row->seq;
+    out->time = row->time;
+    return true;
+}
+
+void task_event_clear(task_event *e)
+{
+    free(e->status_msg);
+    e->status_msg = NULL;
+}
+
+bool task_event_matches(const task_event *e, const char *task_type, const char *status)
+{
+    return (!task_type || strcmp(task_type, e->task_type) == 0) &&
+           (!status || strcmp(status, e->status) == 0);
+}
+
+void task_event_time(sbuf *b, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char when[32];
+    if (!gmtime_r(&tt, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(when, sizeof when, "1970-01-01T00:00:00Z");
+    sbuf_puts(b, when);
+}
+
+void task_event_sse(sbuf *b, const task_event *e)
+{
+    sbuf_printf(b, "id: %lld\nevent: task\ndata: {\"seq\":%lld,\"id\":", (long long)e->seq,
+                (long long)e->seq);
+    sbuf_json_str(b, e->id);
+    sbuf_puts(b, ",\"task_type\":");
+    sbuf_json_str(b, e->task_type);
+    sbuf_puts(b, ",\"status\":");
+    sbuf_json_str(b, e->status);
+    sbuf_puts(b, ",\"status_msg\":");
+    sbuf_json_str(b, e->status_msg ? e->status_msg : "");
+    sbuf_puts(b, ",\"time\":\"");
+    task_event_time(b, e->time);
+    sbuf_puts(b, "\",\"event\":");
+    sbuf_json_str(b, e->event);
+    sbuf_puts(b, "}\n\n");
+}
+
+void task_event_reset_sse(sbuf *b, int64_t oldest_seq)
+{
+    sbuf_printf(b,
+                "event: reset\ndata: {\"detail\":\"Events after the requested id were trimmed "
+                "from the change log; reload, then follow from oldest_seq\",\"oldest_seq\":%lld}"
+                "\n\n",
+                (long long)oldest_seq);
+}

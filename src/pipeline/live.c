@@ -1,0 +1,672 @@
+/*
+ * live — waiters and event clients over the change log; see live.h.
+ *
+ * One mutex guards the registry: waiters (hash chains by task id, plus a
+ * list in deadline order), subscribers (a list) and their buffers. The
+ * thread reads change rows outside the lock, in batches of LIVE_BATCH after
+ * its shared cursor, then under the lock wakes the waiters of tasks that
+ * finished and appends each event to the subscribers whose filters match.
+ *
+ * A subscriber is "live" when its cursor has reached the shared cursor and
+ * nothing held it back. One that resumes from an earlier Last-Event-ID, or
+ * whose buffer had no room for an event (a burst), catches up from the log:
+ * a batch at a time while its buffer is at most half full (read under the
+ * lock: bounded), so a burst or its own backlog never drops it. A client
+ * whose buffer is full and that has read nothing for LIVE_STALL_MS is
+ * dropped: it reads too slowly (or not at all).
+ *
+ * Callbacks into the transport run outside the lock (ready(), wake()), except
+ * abort(), which only shuts a socket down. A waiter's exchange and a
+ * subscriber are safe to touch there: the transport keeps a parked or
+ * suspended connection, and never closes one, until it has been woken.
+ */
+#include "live.h"
+
+#include "core/task_event.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIVE_BATCH       256 /* change rows read at once */
+#define LIVE_BUCKETS     256 /* waiter hash chains */
+#define LIVE_IDLE_MS     60000
+#define LIVE_CATCHUP_MS  20   /* re-check of subscribers catching up */
+#define LIVE_STALL_MS    5000 /* a full buffer with no read for this long: the client is dropped */
+#define EVENT_FIELD_SIZE (TASK_EVENT_FIELD_MAX + 1)
+
+typedef struct waiter {
+    char task_id[37];
+    int64_t deadline_ms;
+    api_exchange *ex;
+    struct waiter *hprev, *hnext; /* hash chain */
+    struct waiter *dprev, *dnext; /* deadline order; also the fired list */
+} waiter;
+
+typedef struct subscriber {
+    api_stream stream; /* first: the API's handle is this struct */
+    live *owner;
+    struct subscriber *prev, *next;
+    int64_t cursor; /* the last seq passed to it (sent or filtered out) */
+    char task_type[EVENT_FIELD_SIZE];
+    char status[16];
+    sbuf buf; /* bytes not yet read: data[off, len) */
+    size_t off;
+    bool armed;           /* read() found nothing: wake it when there is more */
+    bool behind;          /* its buffer had no room: it catches up from the log */
+    int64_t last_read_ms; /* when it last read something (or subscribed) */
+    bool ended;           /* shutting down: the rest of buf, then the end */
+    bool dropped;
+    void (*wake)(void *user);
+    void (*abort)(void *user);
+    void *user;
+} subscriber;
+
+typedef struct wake_call {
+    void (*fn)(void *user);
+    void *user;
+} wake_call;
+
+struct live {
+    broker *broker;
+    metrics *metrics;
+    unsigned max_waiters, max_clients;
+    size_t buffer_limit;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    bool closing;
+    waiter *buckets[LIVE_BUCKETS];
+    waiter *dhead, *dtail;
+    unsigned n_waiters;
+    int64_t thread_wakes_ms; /* when the sleeping thread looks at deadlines next */
+    subscriber *subs;
+    unsigned n_subs;
+    int64_t shared;       /* the thread's cursor: rows up to it have been handled */
+    wake_call *wakes;     /* max_clients slots, the thread's (or live_close's) */
+    int64_t next_ping_ms; /* the next heartbeat */
+};
+
+static const api_stream_ops stream_ops;
+
+/* ---- waiters ------------------------------------------------------------ */
+
+static unsigned bucket_of(const char *id)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % LIVE_BUCKETS;
+}
+
+/* Take w out of the registry (under the lock). */
+static void waiter_unlink(live *l, waiter *w)
+{
+    if (w->hprev)
+        w->hprev->hnext = w->hnext;
+    else
+        l->buckets[bucket_of(w->task_id)] = w->hnext;
+    if (w->hnext)
+        w->hnext->hprev = w->hprev;
+    if (w->dprev)
+        w->dprev->dnext = w->dnext;
+    else
+        l->dhead = w->dnext;
+    if (w->dnext)
+        w->dnext->dprev = w->dprev;
+    else
+        l->dtail = w->dprev;
+    w->ex->waiter = NULL;
+    l->n_waiters--;
+}
+
+/* Move w from the registry to the fired list (under the lock). */
+static void waiter_fire(live *l, waiter *w, waiter **fired)
+{
+    waiter_unlink(l, w);
+    w->dnext = *fired;
+    *fired = w;
+}
+
+/* Answer the fired waiters (outside the lock): the exchange reads the task again. */
+static void answer_fired(waiter *fired)
+{
+    while (fired) {
+        waiter *next = fired->dnext;
+        fired->ex->ready(fired->ex);
+        free(fired);
+        fired = next;
+    }
+}
+
+static void set_gauges(live *l)
+{
+    metrics_set(l->metrics, "taskd_task_waiters", "", l->n_waiters);
+    metrics_set(l->metrics, "taskd_event_clients", "", l->n_subs);
+}
+
+store_rc live_wait(live *l, const char *task_id, int64_t deadline_ms, api_exchange *ex)
+{
+    waiter *w = calloc(1, sizeof *w);
+    if (!w)
+        return STORE_ERROR;
+    snprintf(w->task_id, sizeof w->task_id, "%s", task_id);
+    w->deadline_ms = deadline_ms;
+    w->ex = ex;
+    pthread_mutex_lock(&l->mu);
+    store_rc rc = l->closing ? STORE_ERROR : l->n_waiters >= l->max_waiters ? STORE_BUSY : STORE_OK;
+    if (rc != STORE_OK) {
+        pthread_mutex_unlock(&l->mu);
+        free(w);
+        return rc;
+    }
+    unsigned b = bucket_of(w->task_id);
+    w->hnext = l->buckets[b];
+    if (w->hnext)
+        w->hnext->hprev = w;
+    l->buckets[b] = w;
+    /* deadlines mostly come in order: look for the place from the end */
+    waiter *after = l->dtail;
+    while (after && after->deadline_ms > deadline_ms)
+        after = after->dprev;
+    w->dprev = after;
+    w->dnext = after ? after->dnext : l->dhead;
+    if (w->dnext)
+        w->dnext->dprev = w;
+    else
+        l->dtail = w;
+    if (after)
+        after->dnext = w;
+    else
+        l->dhead = w;
+    ex->waiter = w;
+    l->n_waiters++;
+    set_gauges(l);
+    bool earlier = deadline_ms < l->thread_wakes_ms;
+    if (earlier)
+        l->thread_wakes_ms = deadline_ms;
+    pthread_mutex_unlock(&l->mu);
+    if (earlier) /* the thread sleeps past this deadline: wake it to sleep less */
+        broker_wake_all(l->broker);
+    return STORE_OK;
+}
+
+bool live_unwait(live *l, api_exchange *ex)
+{
+    pthread_mutex_lock(&l->mu);
+    waiter *w = ex->waiter;
+    if (w) {
+        waiter_unlink(l, w);
+        set_gauges(l);
+    }
+    pthread_mutex_unlock(&l->mu);
+    free(w);
+    return w != NULL;
+}
+
+/* ---- subscribers -------------------------------------------------------- */
+
+/* Note a wake of s if it waits for one (under the lock); *n counts l->wakes used. */
+static void note_wake(live *l, subscriber *s, size_t *n)
+{
+    if (s->armed && s->wake && *n < l->max_clients) {
+        s->armed = false;
+        l->wakes[(*n)++] = (wake_call){s->wake, s->user};
+    }
+}
+
+static void call_wakes(const wake_call *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i].fn(w[i].user);
+}
+
+/* Drop a client that reads too slowly (under the lock). */
+static void drop(live *l, subscriber *s, size_t *n_wakes)
+{
+    char buffered[24];
+    snprintf(buffered, sizeof buffered, "%zu", s->buf.len - s->off);
+    s->dropped = true;
+    s->ended = true;
+    sbuf_free(&s->buf);
+    s->off = 0;
+    if (s->abort)
+        s->abort(s->user); /* shuts the socket: the transport sees the client go */
+    note_wake(l, s, n_wakes);
+    metrics_add(l->metrics, "taskd_event_clients_dropped_total", "", 1);
+    char cursor[24];
+    snprintf(cursor, sizeof cursor, "%lld", (long long)s->cursor);
+    log_info("event client dropped: it reads too slowly", "last_seq", cursor, "buffered", buffered,
+             NULL);
+}
+
+/*
+ * Append a frame to s (under the lock); false when its buffer has no room
+ * for it (a frame larger than the limit still goes into an empty buffer).
+ */
+static bool deliver(live *l, subscriber *s, const char *frame, size_t len, size_t *n_wakes)
+{
+    if (s->ended)
+        return true; /* nothing more goes to it */
+    size_t pending = s->buf.len - s->off;
+    if (pending && pending + len > l->buffer_limit)
+        return false;
+    if (s->off && s->off == s->buf.len)
+        s->buf.len = s->off = 0;
+    sbuf_append(&s->buf, frame, len);
+    if (sbuf_failed(&s->buf)) {
+        drop(l, s, n_wakes);
+        return true;
+    }
+    note_wake(l, s, n_wakes);
+    return true;
+}
+
+/* The frame of a row for s, if it passes s's filters; false when s gets nothing. */
+static bool frame_for(const subscriber *s, const task_event *ev, const sbuf *frame)
+{
+    return !sbuf_failed(frame) && task_event_matches(ev, *s->task_type ? s->task_type : NULL,
+                                                     *s->status ? s->status : NULL);
+}
+
+static void row_of(const change_row_copy *c, change_row *r)
+{
+    *r = (change_row){c->seq, c->event_name, c->task_id, c->new_image, c->old_image, c->time};
+}
+
+static long stream_read(api_stream *st, char *buf, size_t max)
+{
+    subscriber *s = (subscriber *)st;
+    live *l = s->owner;
+    pthread_mutex_lock(&l->mu);
+    long n;
+    if (s->dropped) {
+        n = API_STREAM_DROPPED;
+    } else if (s->buf.len > s->off) {
+        size_t k = s->buf.len - s->off;
+        if (k > max)
+            k = max;
+        memcpy(buf, s->buf.data + s->off, k);
+        s->off += k;
+        s->last_read_ms = clock_mono_ms();
+        if (s->off == s->buf.len)
+            s->buf.len = s->off = 0;
+        n = (long)k;
+    } else if (s->ended) {
+        n = API_STREAM_END;
+    } else {
+        s->armed = true;
+        n = 0;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
+
+static void stream_attach(api_stream *st, void (*wake)(void *user), void (*abort_fn)(void *user),
+                          void *user)
+{
+    subscriber *s = (subscriber *)st;
+    pthread_mutex_lock(&s->owner->mu);
+    s->wake = wake;
+    s->abort = abort_fn;
+    s->user = user;
+    pthread_mutex_unlock(&s->owner->mu);
+}
+
+static void stream_close(api_stream *st)
+{
+    subscriber *s = (subscriber *)st;
+    live *l = s->owner;
+    pthread_mutex_lock(&l->mu);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        l->subs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    l->n_subs--;
+    set_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+    sbuf_free(&s->buf);
+    free(s);
+}
+
+static const api_stream_ops stream_ops = {stream_attach, stream_read, stream_close};
+
+store_rc live_subscribe(live *l, int64_t after, const char *task_type, const char *status,
+                        api_stream **out)
+{
+    *out = NULL;
+    int64_t oldest, last;
+    store_rc rc = broker_change_bounds(l->broker, &oldest, &last);
+    if (rc != STORE_OK)
+        return rc;
+    subscriber *s = calloc(1, sizeof *s);
+    if (!s)
+        return STORE_ERROR;
+    s->stream.ops = &stream_ops;
+    s->owner = l;
+    s->last_read_ms = clock_mono_ms();
+    snprintf(s->task_type, sizeof s->task_type, "%s", task_type ? task_type : "");
+    snprintf(s->status, sizeof s->status, "%s", status ? status : "");
+    sbuf_printf(&s->buf, "retry: %d\n\n", LIVE_RETRY_MS);
+    if (after < 0 || after > last) {
+        s->cursor = last; /* only what comes next */
+    } else if (after + 1 < oldest) {
+        task_event_reset_sse(&s->buf, oldest); /* missed records are gone: reload */
+        s->cursor = oldest - 1;
+    } else {
+        s->cursor = after;
+    }
+    if (sbuf_failed(&s->buf)) {
+        sbuf_free(&s->buf);
+        free(s);
+        return STORE_ERROR;
+    }
+    pthread_mutex_lock(&l->mu);
+    rc = l->closing ? STORE_ERROR : l->n_subs >= l->max_clients ? STORE_BUSY : STORE_OK;
+    bool behind = false;
+    if (rc == STORE_OK) {
+        s->next = l->subs;
+        if (s->next)
+            s->next->prev = s;
+        l->subs = s;
+        l->n_subs++;
+        set_gauges(l);
+        behind = s->cursor < l->shared;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (rc != STORE_OK) {
+        sbuf_free(&s->buf);
+        free(s);
+        return rc;
+    }
+    if (behind) /* records to catch up on: the thread may be sleeping long */
+        broker_wake_all(l->broker);
+    *out = &s->stream;
+    return STORE_OK;
+}
+
+/* ---- the thread --------------------------------------------------------- */
+
+/*
+ * Handle one shared batch (under the lock): wake the waiters of tasks that
+ * finished or were deleted, and give each live subscriber its events.
+ */
+static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter **fired,
+                        size_t *n_wakes)
+{
+    int64_t start = l->shared;
+    for (size_t i = 0; i < n; i++) {
+        change_row r;
+        row_of(&rows[i], &r);
+        task_event ev;
+        if (!task_event_from_row(&r, &ev))
+            continue; /* no image to tell: nothing to send, nobody to wake */
+        task_status st;
+        bool finished = strcmp(ev.event, "REMOVE") == 0 ||
+                        (task_status_parse(ev.status, &st) && task_status_is_final(st));
+        if (finished && l->n_waiters) {
+            for (waiter *w = l->buckets[bucket_of(ev.id)], *next; w; w = next) {
+                next = w->hnext;
+                if (strcmp(w->task_id, ev.id) == 0)
+                    waiter_fire(l, w, fired);
+            }
+        }
+        sbuf frame = {0};
+        task_event_sse(&frame, &ev);
+        for (subscriber *s = l->subs; s; s = s->next) {
+            if (s->behind || s->cursor < start || s->cursor >= r.seq)
+                continue; /* catching up, or already past it */
+            if (frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len, n_wakes)) {
+                s->behind = true; /* no room: it gets this row again from the log */
+                continue;
+            }
+            s->cursor = r.seq;
+        }
+        sbuf_free(&frame);
+        task_event_clear(&ev);
+    }
+    for (subscriber *s = l->subs; s; s = s->next)
+        if (!s->behind && s->cursor >= start && n && s->cursor < rows[n - 1].seq)
+            s->cursor = rows[n - 1].seq; /* rows without an event were passed too */
+}
+
+/*
+ * Give subscribers behind the shared cursor their next rows (under the lock),
+ * a batch each while their buffer is at most half full; drop those whose
+ * buffer stays full while they read nothing. True when some are still behind.
+ */
+static bool catch_up(live *l, int64_t now, size_t *n_wakes)
+{
+    bool any = false;
+    for (subscriber *s = l->subs; s; s = s->next) {
+        if (s->ended || (!s->behind && s->cursor >= l->shared))
+            continue;
+        if (s->buf.len - s->off > l->buffer_limit / 2) {
+            if (now - s->last_read_ms > LIVE_STALL_MS)
+                drop(l, s, n_wakes);
+            else
+                any = true; /* let it read first */
+            continue;
+        }
+        any = true;
+        int64_t oldest, last;
+        if (broker_change_bounds(l->broker, &oldest, &last) != STORE_OK)
+            continue;                 /* try again next round */
+        if (s->cursor + 1 < oldest) { /* trimmed while it was behind: it must reload */
+            sbuf reset = {0};
+            task_event_reset_sse(&reset, oldest);
+            bool sent = !sbuf_failed(&reset) && deliver(l, s, reset.data, reset.len, n_wakes);
+            sbuf_free(&reset);
+            if (!sent)
+                continue;
+            s->cursor = oldest - 1;
+        }
+        change_row_copy *rows = NULL;
+        size_t n = 0;
+        if (broker_changes_after(l->broker, s->cursor, LIVE_BATCH, &rows, &n) != STORE_OK)
+            continue;
+        bool full = false;
+        for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
+            change_row r;
+            row_of(&rows[i], &r);
+            task_event ev;
+            if (task_event_from_row(&r, &ev)) {
+                sbuf frame = {0};
+                task_event_sse(&frame, &ev);
+                full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len, n_wakes);
+                sbuf_free(&frame);
+                task_event_clear(&ev);
+                if (full)
+                    break;
+            }
+            s->cursor = r.seq;
+        }
+        if (!full && n < LIVE_BATCH && s->cursor < l->shared)
+            s->cursor = l->shared; /* nothing else is left before it */
+        if (s->cursor >= l->shared)
+            s->behind = false;
+        change_rows_free(rows, n);
+    }
+    return any;
+}
+
+/* Fire the waiters whose deadline has come (under the lock). */
+static void expire(live *l, int64_t now, waiter **fired)
+{
+    while (l->dhead && l->dhead->deadline_ms <= now)
+        waiter_fire(l, l->dhead, fired);
+}
+
+static void heartbeat(live *l, int64_t now, size_t *n_wakes)
+{
+    static const char ping[] = ": ping\n\n";
+    if (now < l->next_ping_ms)
+        return;
+    l->next_ping_ms = now + LIVE_HEARTBEAT_MS;
+    for (subscriber *s = l->subs; s; s = s->next)
+        deliver(l, s, ping, sizeof ping - 1, n_wakes);
+}
+
+static void *live_main(void *arg)
+{
+    live *l = arg;
+    uint64_t gen = 0;
+    broker_wait(l->broker, true, &gen, 0); /* the current generation */
+    bool behind = false;
+    for (;;) {
+        int64_t now = clock_mono_ms();
+        pthread_mutex_lock(&l->mu);
+        if (l->closing) {
+            pthread_mutex_unlock(&l->mu);
+            break;
+        }
+        int64_t until = now + LIVE_IDLE_MS;
+        if (l->n_subs && l->next_ping_ms < until)
+            until = l->next_ping_ms;
+        if (l->dhead && l->dhead->deadline_ms < until)
+            until = l->dhead->deadline_ms;
+        if (behind && now + LIVE_CATCHUP_MS < until)
+            until = now + LIVE_CATCHUP_MS;
+        l->thread_wakes_ms = until;
+        pthread_mutex_unlock(&l->mu);
+        if (until > now)
+            broker_wait(l->broker, true, &gen, (int)(until - now));
+
+        /* new rows, in batches, for the waiters and the live subscribers */
+        pthread_mutex_lock(&l->mu);
+        bool listening = l->n_subs || l->n_waiters;
+        pthread_mutex_unlock(&l->mu);
+        for (;;) {
+            change_row_copy *rows = NULL;
+            size_t n = 0;
+            store_rc rc = STORE_OK;
+            if (listening) {
+                rc = broker_changes_after(l->broker, l->shared, LIVE_BATCH, &rows, &n);
+            } else { /* nobody to tell: skip to the end */
+                int64_t oldest, last;
+                rc = broker_change_bounds(l->broker, &oldest, &last);
+                pthread_mutex_lock(&l->mu);
+                /* still nobody: one who came since may need the rows up to last */
+                if (rc == STORE_OK && last > l->shared && !l->n_subs && !l->n_waiters)
+                    l->shared = last;
+                pthread_mutex_unlock(&l->mu);
+                break;
+            }
+            if (rc != STORE_OK) {
+                log_warn("cannot read the change log for events and waiters; retrying", "error",
+                         store_rc_name(rc), NULL);
+                break;
+            }
+            waiter *fired = NULL;
+            size_t n_wakes = 0;
+            pthread_mutex_lock(&l->mu);
+            handle_rows(l, rows, n, &fired, &n_wakes);
+            if (n)
+                l->shared = rows[n - 1].seq;
+            set_gauges(l);
+            pthread_mutex_unlock(&l->mu);
+            change_rows_free(rows, n);
+            answer_fired(fired);
+            call_wakes(l->wakes, n_wakes);
+            if (n < LIVE_BATCH)
+                break;
+        }
+
+        waiter *fired = NULL;
+        size_t n_wakes = 0;
+        pthread_mutex_lock(&l->mu);
+        now = clock_mono_ms();
+        expire(l, now, &fired);
+        behind = catch_up(l, now, &n_wakes);
+        heartbeat(l, now, &n_wakes);
+        set_gauges(l);
+        pthread_mutex_unlock(&l->mu);
+        answer_fired(fired);
+        call_wakes(l->wakes, n_wakes);
+    }
+    return NULL;
+}
+
+live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errlen)
+{
+    live *l = calloc(1, sizeof *l);
+    if (!l || !(l->wakes = calloc(c->max_event_clients + 1u, sizeof *l->wakes))) {
+        free(l);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    l->broker = b;
+    l->metrics = m;
+    l->max_waiters = c->max_waiters;
+    l->max_clients = c->max_event_clients;
+    l->buffer_limit = c->event_buffer_bytes;
+    l->next_ping_ms = clock_mono_ms() + LIVE_HEARTBEAT_MS;
+    int64_t oldest;
+    if (broker_change_bounds(b, &oldest, &l->shared) != STORE_OK) {
+        snprintf(err, errlen, "cannot read the change log");
+        free(l->wakes);
+        free(l);
+        return NULL;
+    }
+    metrics_declare(m, "taskd_task_waiters", "GET /tasks/{id}?wait= requests parked now.",
+                    METRIC_GAUGE, NULL, 0);
+    metrics_declare(m, "taskd_event_clients", "GET /events streams open now.", METRIC_GAUGE, NULL,
+                    0);
+    metrics_declare(m, "taskd_event_clients_dropped_total",
+                    "GET /events clients dropped because they read too slowly.", METRIC_COUNTER,
+                    NULL, 0);
+    set_gauges(l);
+    metrics_add(m, "taskd_event_clients_dropped_total", "", 0);
+    pthread_mutex_init(&l->mu, NULL);
+    if (pthread_create(&l->thread, NULL, live_main, l) != 0) {
+        snprintf(err, errlen, "cannot start the events thread");
+        pthread_mutex_destroy(&l->mu);
+        free(l->wakes);
+        free(l);
+        return NULL;
+    }
+    pthread_setname_np(l->thread, "events");
+    return l;
+}
+
+void live_close(live *l)
+{
+    if (!l)
+        return;
+    waiter *fired = NULL;
+    size_t n_wakes = 0;
+    pthread_mutex_lock(&l->mu);
+    if (l->closing) {
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    l->closing = true;
+    while (l->dhead)
+        waiter_fire(l, l->dhead, &fired);
+    for (subscriber *s = l->subs; s; s = s->next) {
+        s->ended = true;
+        note_wake(l, s, &n_wakes);
+    }
+    set_gauges(l);
+    pthread_mutex_unlock(&l->mu);
+    answer_fired(fired);
+    call_wakes(l->wakes, n_wakes);
+    broker_wake_all(l->broker); /* the thread sees closing */
+    pthread_join(l->thread, NULL);
+}
+
+void live_free(live *l)
+{
+    if (!l)
+        return;
+    live_close(l);
+    if (l->subs)
+        log_warn("event streams still open when the events thread stopped", NULL);
+    pthread_mutex_destroy(&l->mu);
+    free(l->wakes);
+    free(l);
+}

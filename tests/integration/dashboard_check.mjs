@@ -1,0 +1,353 @@
+// The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core.
+// Run by tests/integration/test_dashboard.py, which starts taskd and prepares its tasks:
+//
+//   node dashboard_check.mjs '{"base": "http://127.0.0.1:PORT", "artifacts": DIR,
+//                              "xss_id": ID, "redrive_queue": NAME, "showcase_id": ID,
+//                              "shots": DIR or null}'
+//
+// Each check is one step with its own message; a failed step does not stop the others unless
+// they need what it made. Prints one line per step, then "N passed, M failed"; exits 1 on any
+// failure. Screenshots go to artifacts (and, with "shots", the README's to that folder).
+import {createRequire} from 'node:module';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const args = JSON.parse(process.argv[2]);
+const require = createRequire(path.join(process.env.NODE_TOOLS_DIR, 'node_modules', 'x.js'));
+const {chromium} = require('playwright-core');
+
+const BASE = args.base;
+const ORIGIN = new URL(BASE).origin;
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const WAIT = 20000; // a loaded machine: generous, each wait still ends
+fs.mkdirSync(args.artifacts, {recursive: true});
+
+const results = [];
+const made = {}; // what one step leaves for the next
+async function step(name, fn, needs = []) {
+  const missing = needs.filter((k) => made[k] === undefined);
+  if (missing.length) {
+    results.push([name, false, 'not run: an earlier step did not provide ' + missing.join(', ')]);
+    console.log('FAIL ' + name + ': not run (needs ' + missing.join(', ') + ')');
+    return;
+  }
+  try {
+    await fn();
+    results.push([name, true]);
+    console.log('ok   ' + name);
+  } catch (e) {
+    results.push([name, false, e.message]);
+    console.log('FAIL ' + name + ': ' + e.message.split('\n').slice(0, 6).join('\n     '));
+  }
+}
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+async function shot(page, name) {
+  await page.screenshot({path: path.join(args.artifacts, 'dashboard-' + name + '.png')});
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+const context = await browser.newContext({viewport: {width: 1280, height: 800}, colorScheme: 'light'});
+const foreign = []; // requests to anything but taskd's origin, refused
+await context.route('**/*', (route) => {
+  const url = route.request().url();
+  if (url.startsWith('data:') || new URL(url).origin === ORIGIN) return route.continue();
+  foreign.push(url);
+  return route.abort();
+});
+const page = await context.newPage();
+const consoleErrors = [];
+let expect422 = false; // while the form step sends bad input on purpose
+let expect404 = false; // while the search step looks for an id that does not exist
+page.on('console', (m) => {
+  // Chromium logs every 4xx answer as an error; the 422 the form step asks for is expected
+  if (m.type() === 'error' && !(expect422 && /status of 422/.test(m.text())) &&
+      !(expect404 && /status of 404/.test(m.text())))
+    consoleErrors.push(m.text());
+});
+page.on('pageerror', (e) => consoleErrors.push('uncaught: ' + e.message));
+const requests = [];
+page.on('request', (r) => requests.push(r.url()));
+let navigations = 0;
+page.on('framenavigated', (f) => {
+  if (f === page.mainFrame()) navigations++;
+});
+
+await step('headers: page and files have their content types, CSP, nosniff, no referrer, ETag', async () => {
+  const want = {
+    '/': 'text/html; charset=utf-8',
+    '/dashboard/app.js': 'text/javascript; charset=utf-8',
+    '/dashboard/app.css': 'text/css; charset=utf-8',
+    '/dashboard/favicon.svg': 'image/svg+xml; charset=utf-8',
+  };
+  for (const [p, type] of Object.entries(want)) {
+    const r = await context.request.get(BASE + p);
+    const h = r.headers();
+    check(r.status() === 200, p + ': status ' + r.status());
+    check(h['content-type'] === type, p + ': Content-Type ' + h['content-type'] + ', want ' + type);
+    check(h['content-security-policy'] === CSP, p + ': CSP ' + h['content-security-policy']);
+    check(h['x-content-type-options'] === 'nosniff', p + ': X-Content-Type-Options ' + h['x-content-type-options']);
+    check(h['referrer-policy'] === 'no-referrer', p + ': Referrer-Policy ' + h['referrer-policy']);
+    check(h['cache-control'] === 'no-cache', p + ': Cache-Control ' + h['cache-control']);
+    check(/^"[0-9a-f]{20}"$/.test(h['etag'] || ''), p + ': ETag ' + h['etag']);
+    const again = await context.request.get(BASE + p, {headers: {'If-None-Match': h['etag']}});
+    check(again.status() === 304, p + ': If-None-Match with its ETag gave ' + again.status() + ', want 304');
+    check((await again.body()).length === 0, p + ': a 304 with a body');
+  }
+  const missing = await context.request.get(BASE + '/dashboard/nope.js');
+  check(missing.status() === 404, '/dashboard/nope.js: ' + missing.status());
+});
+
+await step('page loads: tasks, queues, task types', async () => {
+  const resp = await page.goto(BASE + '/', {waitUntil: 'load'});
+  check(resp.status() === 200, 'GET / ' + resp.status());
+  await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await page.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  await page.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
+  made.loaded = true;
+});
+
+await step('the event stream (GET /events) is live', async () => {
+  await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
+    throw new Error('#conn says ' + JSON.stringify(await page.textContent('#conn')) + '; banner: ' +
+                    JSON.stringify(await page.textContent('#banner')));
+  });
+  made.live = true;
+}, ['loaded']);
+
+await step('a task created from the form shows in the table', async () => {
+  await page.selectOption('#create-type', 'noop');
+  await page.fill('#create-data', '{"order": 42, "note": "from the browser"}');
+  await page.click('#create-submit');
+  const link = await page.waitForSelector('#create-result a[title]', {timeout: WAIT});
+  const id = await link.getAttribute('title');
+  check(/^[0-9a-f-]{36}$/.test(id), 'no task id in the form result: ' + id);
+  made.created = id;
+}, ['loaded']);
+
+await step('it reaches COMPLETED without a reload (pushed by /events)', async () => {
+  const id = made.created;
+  await page.waitForSelector(`#tasks tr[data-id="${id}"] .chip[data-status="COMPLETED"]`, {timeout: WAIT})
+      .catch(async () => {
+        const row = await page.$(`#tasks tr[data-id="${id}"]`);
+        throw new Error('task ' + id + ' did not show COMPLETED; its row: ' + (row ? await row.innerText() : 'absent'));
+      });
+  check(navigations === 1, 'the page navigated ' + (navigations - 1) + ' more times');
+  await shot(page, 'overview');
+}, ['created', 'live']);
+
+await step('data that is not JSON is flagged as it is typed', async () => {
+  await page.fill('#create-data', '{"a": ');
+  const hint = await page.textContent('#create-data-state');
+  check(/not JSON/.test(hint), 'hint says ' + JSON.stringify(hint));
+  check(await page.$eval('#create-data', (e) => e.classList.contains('invalid')), 'the field is not marked invalid');
+}, ['loaded']);
+
+await step("the API's 422 detail shows beside the fields it names", async () => {
+  await page.selectOption('#create-type', 'noop');
+  await page.fill('#create-data', '[1, 2]');
+  await page.fill('#create-ttl', 'soon');
+  expect422 = true;
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === BASE + '/tasks' && r.request().method() === 'POST'),
+    page.click('#create-submit'),
+  ]);
+  check(resp.status() === 422, 'POST /tasks answered ' + resp.status());
+  await page.waitForTimeout(200); // the console message of that answer
+  expect422 = false;
+  const dataErr = await page.textContent('.field-error[data-field="data"]');
+  const ttlErr = await page.textContent('.field-error[data-field="ttl"]');
+  check(/valid dictionary/.test(dataErr), 'beside data: ' + JSON.stringify(dataErr));
+  check(/valid integer/.test(ttlErr), 'beside ttl: ' + JSON.stringify(ttlErr));
+  check((await page.textContent('.field-error[data-field="task_type"]')) === '', 'an error beside task_type');
+  await shot(page, 'form-422');
+  await page.fill('#create-data', '{}');
+  await page.fill('#create-ttl', '');
+}, ['loaded']);
+
+await step("a task's detail: linkable hash, trace waterfall with queue wait and handler run, history", async () => {
+  const id = made.created;
+  await page.click(`#tasks tr[data-id="${id}"] td.c-type`);
+  await page.waitForFunction((id) => location.hash === '#/tasks/' + id, id, {timeout: WAIT});
+  await page.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  await page.waitForFunction(() => document.querySelector('#detail-data').textContent.includes('from the browser'),
+      null, {timeout: WAIT});
+  // the spans of the run are kept as they end: wait for the handler's
+  await page.waitForSelector('#waterfall .span-row[data-kind="handler"]', {timeout: WAIT})
+      .catch(async () => { throw new Error('no handler span; waterfall: ' + await page.textContent('#waterfall')); });
+  check(await page.$('#waterfall .span-row[data-kind="wait"] .bar.wait'), 'no queue-wait bar');
+  check(await page.$('#waterfall .span-row[data-kind="api"]'), 'no API span');
+  const legend = await page.textContent('#legend');
+  check(/queue wait/.test(legend) && /handler run/.test(legend), 'legend: ' + legend);
+  const summary = await page.textContent('#waterfall .summary');
+  check(/queue wait/.test(summary) && /handler/.test(summary), 'summary: ' + summary);
+  await page.waitForFunction(() => document.querySelectorAll('#history li[data-status]').length >= 3, null, {timeout: WAIT})
+      .catch(async () => { throw new Error('history: ' + await page.textContent('#history')); });
+  const statuses = await page.$$eval('#history li[data-status]', (lis) => lis.map((li) => li.dataset.status));
+  check(statuses.join(',') === 'CREATED,IN_PROGRESS,COMPLETED', 'history: ' + statuses.join(','));
+  await shot(page, 'detail');
+  // the same hash opens it on a fresh load
+  const fresh = await context.newPage();
+  await fresh.goto(BASE + '/#/tasks/' + id);
+  await fresh.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  await fresh.waitForFunction((id) => document.querySelector('#detail-id').textContent === id, id, {timeout: WAIT});
+  await fresh.close();
+  await page.click('#detail-close');
+  await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+}, ['created']);
+
+await step('redrive through the confirmation dialog moves the dead letter back', async () => {
+  const q = args.redrive_queue;
+  const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
+  if (await page.isVisible('#detail')) await page.click('#detail-close'); // it covers the queues
+  await page.waitForFunction((sel) => document.querySelector(sel) && document.querySelector(sel).textContent === '1',
+      dead, {timeout: WAIT}).catch(async () => {
+    throw new Error('queue ' + q + ' does not show 1 dead letter: ' + await page.textContent('#queues'));
+  });
+  await page.click(`#queues tr[data-queue="${q}"] button.redrive`);
+  await page.waitForSelector('#confirm[open]', {timeout: WAIT});
+  check(await page.$eval('#confirm', (d) => d.matches(':modal')), 'the dialog is not modal');
+  check(/Move 1 dead letter/.test(await page.textContent('#confirm-text')), 'dialog text: ' + await page.textContent('#confirm-text'));
+  await shot(page, 'redrive-dialog');
+  // Cancel first: nothing moves
+  await page.click('#confirm-cancel');
+  await page.waitForSelector('#confirm', {state: 'hidden', timeout: WAIT});
+  check((await page.textContent(dead)) === '1', 'cancel moved something');
+  await page.click(`#queues tr[data-queue="${q}"] button.redrive`);
+  await page.waitForSelector('#confirm[open]', {timeout: WAIT});
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.url() === BASE + '/queues/' + q + '/redrive'),
+    page.click('#confirm-ok'),
+  ]);
+  check(resp.status() === 200, 'redrive answered ' + resp.status());
+  await page.waitForFunction((sel) => document.querySelector(sel).textContent === '0', dead, {timeout: WAIT})
+      .catch(async () => { throw new Error('dead letters still ' + await page.textContent(dead)); });
+  const toast = await page.textContent('#toasts');
+  check(/Moved 1 message/.test(toast), 'no result shown: ' + JSON.stringify(toast));
+}, ['loaded']);
+
+await step('markup in task data and status_msg renders as text', async () => {
+  const id = args.xss_id;
+  await page.goto(BASE + '/#/tasks/' + id);
+  await page.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT});
+  await page.waitForFunction(() => document.querySelector('#detail-data').textContent.includes('<img'), null, {timeout: WAIT});
+  const msg = await page.textContent(`#tasks tr[data-id="${id}"] td.c-msg`);
+  check(msg.includes('<img src=x onerror='), 'status_msg shown as ' + JSON.stringify(msg));
+  check((await page.textContent('#detail-facts')).includes('<img src=x onerror='), 'message in the detail not shown as text');
+  check((await page.$$('img[src="x"]')).length === 0, 'an <img src=x> element was made from task data');
+  check(await page.evaluate(() => window.__xss === undefined), 'the onerror handler ran');
+}, ['loaded']);
+
+await step('status and type filters, search by id', async () => {
+  await page.goto(BASE + '/');
+  await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  const [list] = await Promise.all([
+    page.waitForResponse((r) => r.url().startsWith(BASE + '/tasks?') && r.url().includes('status=FAILED')),
+    page.click('#filter-status button[data-status="FAILED"]'),
+  ]);
+  check(list.status() === 200, 'filtered list answered ' + list.status());
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#tasks tbody tr[data-id]')];
+    return rows.length > 0 && rows.every((r) => r.dataset.status === 'FAILED');
+  }, null, {timeout: WAIT}).catch(async () => { throw new Error('rows: ' + await page.textContent('#tasks tbody')); });
+  await page.selectOption('#filter-type', 'fail');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#tasks tbody tr[data-id]')];
+    return rows.length > 0 && rows.every((r) => r.querySelector('.c-type').textContent === 'fail');
+  }, null, {timeout: WAIT}).catch(async () => { throw new Error('rows: ' + await page.textContent('#tasks tbody')); });
+  await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await page.selectOption('#filter-type', '');
+  await page.click('#filter-status button[data-status=""]');
+  await page.fill('#search', args.xss_id.toUpperCase());
+  await page.press('#search', 'Enter');
+  await page.waitForFunction((id) => location.hash === '#/tasks/' + id, args.xss_id, {timeout: WAIT});
+  await page.fill('#search', '0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f');
+  expect404 = true;
+  await page.press('#search', 'Enter');
+  await page.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
+  check(/No task with id/.test(await page.textContent('#search-error')), 'search error: ' + await page.textContent('#search-error'));
+  await page.waitForTimeout(200); // the console message of that answer
+  expect404 = false;
+}, ['loaded']);
+
+await step('no console errors', async () => {
+  check(consoleErrors.length === 0, consoleErrors.join('\n'));
+});
+
+await step('no request to another origin', async () => {
+  const other = requests.filter((u) => !u.startsWith('data:') && new URL(u).origin !== ORIGIN);
+  check(foreign.length === 0 && other.length === 0, [...foreign, ...other].join('\n'));
+  check(requests.length > 5, 'only ' + requests.length + ' requests seen: the listener is not working');
+});
+
+await step('dark mode renders', async () => {
+  await page.emulateMedia({colorScheme: 'dark'});
+  await page.goto(BASE + '/');
+  await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  check(bg === 'rgb(13, 17, 23)', 'dark background is ' + bg);
+  await shot(page, 'dark');
+  await page.emulateMedia({colorScheme: 'light'});
+});
+
+await step('401 and an unreachable API show a banner, the stream says so, and all recovers when taskd is back', async () => {
+  const p2 = await context.newPage();
+  const api = /\/(tasks|queues|metrics|events|openapi\.json)(\?|\/|$)/;
+  let mode = '401';
+  await p2.route((url) => api.test(url.pathname), (route) => mode === '401' ?
+      route.fulfill({status: 401, contentType: 'application/json', headers: {'WWW-Authenticate': 'Bearer realm="taskd"'},
+                     body: '{"detail":"Not authenticated"}'}) :
+      mode === 'down' ? route.abort('connectionrefused') : route.fallback());
+  await p2.goto(BASE + '/');
+  await p2.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+  const b401 = await p2.textContent('#banner');
+  check(/401/.test(b401) && /bearer token/.test(b401), 'banner: ' + b401);
+  mode = 'down';
+  await p2.reload();
+  await p2.waitForFunction(() => /Cannot reach taskd/.test(document.querySelector('#banner').textContent), null, {timeout: WAIT})
+      .catch(async () => { throw new Error('banner: ' + await p2.textContent('#banner')); });
+  await p2.waitForSelector('#conn:not([data-state="live"])', {timeout: WAIT});
+  await p2.screenshot({path: path.join(args.artifacts, 'dashboard-api-down.png')});
+  // taskd is back: the stream reconnects by itself, the banner goes, the list is read again
+  mode = 'up';
+  await p2.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p2.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await p2.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+  await p2.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  await p2.close();
+});
+
+if (args.shots) {
+  // The README's pictures: light, 1280x800.
+  await step('README screenshots', async () => {
+    fs.mkdirSync(args.shots, {recursive: true});
+    await page.goto(BASE + '/');
+    await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    // some traffic for the chart (two metrics samples or more), some of it failing
+    for (let i = 0; i < 8; i++) {
+      await page.evaluate(async (i) => {
+        const post = (t, d) => fetch('/tasks', {method: 'POST', body: JSON.stringify({task_type: t, data: d})});
+        await Promise.all([post('noop', {i, batch: 'a'}), post('noop', {i, batch: 'b'}),
+                           ...(i % 3 ? [] : [post('fail', {i})])]);
+      }, i);
+      await page.waitForTimeout(1000);
+    }
+    await page.waitForTimeout(3000);
+    await page.screenshot({path: path.join(args.shots, 'dashboard.png')});
+    await page.goto(BASE + '/#/tasks/' + args.showcase_id);
+    await page.waitForSelector('#waterfall .span-row[data-kind="handler"]', {timeout: WAIT});
+    await page.waitForSelector('#history li[data-status]', {timeout: WAIT});
+    await page.screenshot({path: path.join(args.shots, 'dashboard-task.png')});
+  }, ['created']);
+}
+
+await browser.close();
+const failed = results.filter((r) => !r[1]);
+console.log(`${results.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length ? 1 : 0);

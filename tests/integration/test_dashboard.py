@@ -1,0 +1,154 @@
+"""The dashboard at / in a real browser: Debian's chromium, headless, driven by playwright-core
+(dashboard_check.mjs, one step per check, each with its own message).
+
+taskd runs with five task types: `noop` (completes at once), `fail` (an exec handler that exits
+3), `flaky` (its queue has a dead-letter queue and max_receive_count 1), `work` (an exec handler
+that takes 0.3 s and prints a result) and `manual` (no queue). Before the browser starts, a
+`flaky` task is made a dead letter the way it happens in life: a first taskd claims it and is
+stopped while its handler still runs, so the message comes back with a receive count of 1; the
+second taskd, the one the browser sees, moves it to flaky-dlq on its next receive. A `manual`
+task gets markup in its data and status_msg.
+
+The browser then creates a task from the form and sees it reach COMPLETED through /events; sends
+bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
+waterfall with the queue wait and the handler run, history); redrives the dead letter through the
+confirmation dialog and sees the count drop; filters and searches; checks the headers (CSP,
+content types, ETag and 304), that markup in task data stays text, that nothing is requested
+from another origin, that the console stays free of errors, the dark theme, and the banners of a
+401 and of an unreachable taskd (answered by the test), and the recovery after them. Screenshots: <build>/test-artifacts/dashboard-*.png.
+
+Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
+Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Taskd, queue_table, wait_until, write_config  # noqa: E402
+
+CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard_check.mjs")
+NODE_TOOLS = os.path.join(harness.REPO, "scripts", "node-tools.sh")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+BROWSER_TIMEOUT = 300
+
+
+def config(flaky_handler):
+    types = ["noop", "fail", "flaky", "work", "manual"]
+    return {
+        "task_types": types,
+        "shutdown_grace": 1,
+        "sweep_interval": 86400,
+        "queues": [
+            {"name": "noop"},
+            {"name": "fail"},
+            {"name": "flaky", "visibility_timeout": 10, "max_receive_count": 1,
+             "dead_letter_queue": "flaky-dlq"},
+            {"name": "flaky-dlq"},
+            {"name": "work"},
+        ],
+        "subscriptions": [{"queue": q, "filter_policy": {"TaskType": [q]}}
+                          for q in ("noop", "fail", "flaky", "work")],
+        "handlers": [
+            {"queue": "noop", "handler": "noop", "concurrency": 2},
+            {"queue": "fail", "handler": "exec", "timeout": 10,
+             "command": ["/bin/sh", "-c", "echo 'no such thing' >&2; exit 3"]},
+            dict({"queue": "flaky", "timeout": 10}, **flaky_handler),
+            {"queue": "work", "handler": "exec", "timeout": 10,
+             "command": ["/bin/sh", "-c", "sleep 0.3; echo '{\"thumbnails\": 3, \"bytes\": 48213}'"]},
+        ],
+    }
+
+
+def tools_dir():
+    """The npm tools' folder; RuntimeError naming what is missing."""
+    if not shutil.which("node"):
+        raise RuntimeError("node not found: install Node.js (scripts/install-deps.sh --test does)")
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError("%s not found: apt-get install chromium (scripts/install-deps.sh --test does)"
+                           % CHROMIUM)
+    folder = subprocess.run([NODE_TOOLS, "dir"], stdout=subprocess.PIPE, check=True,
+                            timeout=10).stdout.decode().strip()
+    if not os.path.isfile(os.path.join(folder, "node_modules", "playwright-core", "package.json")):
+        raise RuntimeError("playwright-core is not installed in %s: run scripts/node-tools.sh install"
+                           % folder)
+    return folder
+
+
+@harness.local_only("the dashboard is served by taskd only")
+class Dashboard(unittest.TestCase):
+
+    def setUp(self):
+        self.tools = tools_dir()
+        self.tmp = tempfile.mkdtemp(prefix="taskd-dash-")
+        self.db = os.path.join(self.tmp, "tasks.db")
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.close(remove_tmp=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start(self, cfg, name):
+        s = Taskd(db=self.db, config=write_config(self.tmp, cfg, name), tmpdir=self.tmp)
+        self.servers.append(s)
+        return s
+
+    def make_dead_letter(self):
+        """A flaky task whose message comes back after a stop: the next receive dead-letters it."""
+        first = self.start(config({"handler": "exec", "command": ["/bin/sleep", "30"]}), "first.json")
+        tid = first.create("flaky", data={"attempt": "the first taskd stops during this run"})
+        wait_until(lambda: first.task(tid)["status"] == "IN_PROGRESS", 15,
+                   what="the flaky task to be claimed")
+        first.send_signal(signal.SIGTERM)
+        self.assertEqual(first.proc.wait(15), 0, first.stderr_text()[-3000:])
+        first.kill()
+        return tid
+
+    def test_dashboard_in_chromium(self):
+        flaky = self.make_dead_letter()
+        s = self.start(config({"handler": "noop"}), "second.json")
+        wait_until(lambda: queue_table(s)["flaky"]["dead_letter_count"] == 1, 30,
+                   what="the flaky task's message to reach flaky-dlq")
+        self.assertEqual(s.task(flaky)["status"], "FAILED")
+
+        # some history for the page: finished, failed, and one with markup where text belongs
+        done = [s.create("noop", data={"n": i}) for i in range(3)]
+        done.append(s.create("work", data={"image": "s3://photos/cat.jpg", "sizes": [64, 256, 1024]}))
+        failed = s.create("fail", data={"why": "exits 3"})
+        payload = "<img src=x onerror=window.__xss=1>"
+        xss = s.create("manual", data={"html": payload, "script": "</script><script>window.__xss=2</script>"})
+        r = s.set_status(xss, "FAILED", payload)
+        self.assertEqual(r.status, 204, r)
+        wait_until(lambda: all(s.task(t)["status"] in ("COMPLETED", "FAILED") for t in done + [failed]),
+                   15, what="the first tasks to finish")
+
+        artifacts = os.path.join(os.path.dirname(os.path.abspath(harness.taskd_bin())), "test-artifacts")
+        args = {"base": "http://127.0.0.1:%d" % s.port, "artifacts": artifacts, "xss_id": xss,
+                "redrive_queue": "flaky", "showcase_id": done[-1],
+                "shots": os.environ.get("DASHBOARD_SHOTS") or None}
+        env = dict(os.environ, NODE_TOOLS_DIR=self.tools, CHROMIUM=CHROMIUM)
+        try:
+            p = subprocess.run(["node", CHECKER, json.dumps(args)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=BROWSER_TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            self.fail("the browser checks did not finish within %d s:\n%s"
+                      % (BROWSER_TIMEOUT, (e.stdout or b"").decode(errors="replace")))
+        out = p.stdout.decode(errors="replace")
+        print(out)
+        self.assertEqual(p.returncode, 0, "browser checks failed (screenshots in %s):\n%s\ntaskd:\n%s"
+                         % (artifacts, out, s.stderr_text()[-2000:]))
+        # what the browser did, seen from the server
+        self.assertEqual(s.task(flaky)["status"], "COMPLETED", "the redriven task did not run again")
+        self.assertEqual(queue_table(s)["flaky"]["dead_letter_count"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

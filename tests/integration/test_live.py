@@ -1,0 +1,383 @@
+"""Live updates: the long poll GET /tasks/{id}?wait= and the event stream GET /events.
+
+Wait: a task that finishes answers the waiting request at once (TASK1's handler runs 1 s here), a
+task that does not answers when the time is up, as it is; a finished or absent task answers at
+once; bad values are 422 in pydantic's words; the number of waiters is bounded (503 past
+max_waiters); SIGTERM answers every parked request promptly.
+
+Events: a task's CREATED -> IN_PROGRESS -> COMPLETED arrive in order with increasing ids;
+Last-Event-ID (or last_event_id) resumes with exactly the missed events; filters; a position
+trimmed from the change log gives a reset event first; the number of clients is bounded (503); a
+client that never reads is dropped while another keeps streaming; SIGTERM ends every stream.
+"""
+
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+EVENT_KEYS = ["seq", "id", "task_type", "status", "status_msg", "time", "event"]
+
+
+def metric(server, name):
+    """The value of an unlabelled series in /metrics."""
+    text = server.get("/metrics").body.decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+class Timed:
+    """Run a request on a thread, so that the test can act while it waits."""
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.start = time.monotonic()
+        self.end = None
+
+        def run():
+            try:
+                self.result = fn()
+            except BaseException as e:  # noqa: B902 - reported by join()
+                self.error = e
+            self.end = time.monotonic()
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self, timeout):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("the request did not return within %.0f s" % timeout)
+        if self.error:
+            raise self.error
+        return self.result
+
+    @property
+    def seconds(self):
+        return self.end - self.start
+
+
+class LiveCase(harness.ServerTestCase):
+    config = {}
+    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="taskd-live-")
+        path = harness.write_config(cls.tmp, cls.config) if cls.config else None
+        cls.server = harness.Taskd(config=path, env=cls.env)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            import shutil
+            shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def wait(self, task_id, seconds, timeout=harness.REQUEST_TIMEOUT + 60):
+        return self.server.get("/tasks/%s?wait=%s" % (task_id, seconds), timeout=timeout)
+
+
+@harness.local_only("the waiters and the change log are taskd's")
+class Wait(LiveCase):
+    def test_returns_when_the_task_finishes(self):
+        tid = self.server.create("TASK1")  # its handler takes 1 s
+        t = Timed(lambda: self.wait(tid, 30))
+        body = self.assertJSON(t.join(40), 200)
+        self.assertEqual(body["status"], "COMPLETED", body)
+        self.assertEqual(body["id"], tid)
+        self.assertIn("data", body)  # the same body as a plain GET
+        self.assertLess(t.seconds, 20, "answered at the deadline, not at the change")
+
+    def test_a_patch_to_a_final_status_wakes_it_and_a_claim_does_not(self):
+        tid = self.server.create("TASK2")  # no handler: stays CREATED
+        t = Timed(lambda: self.wait(tid, 30))
+        time.sleep(0.3)
+        self.assertEqual(self.server.set_status(tid, "IN_PROGRESS").status, 204)
+        time.sleep(0.7)
+        self.assertTrue(t.thread.is_alive(), "answered on IN_PROGRESS: %r" % (t.result,))
+        self.assertEqual(self.server.set_status(tid, "FAILED", "no").status, 204)
+        body = self.assertJSON(t.join(20), 200)
+        self.assertEqual((body["status"], body["status_msg"]), ("FAILED", "no"))
+        self.assertLess(t.seconds, 20)
+
+    def test_times_out_and_answers_the_task_as_it_is(self):
+        tid = self.server.create("TASK2")
+        t = Timed(lambda: self.wait(tid, 1))
+        body = self.assertJSON(t.join(30), 200)
+        self.assertEqual(body["status"], "CREATED")
+        self.assertGreaterEqual(t.seconds, 0.9, "answered before the time was up")
+        self.assertLess(t.seconds, 15)
+
+    def test_finished_or_absent_tasks_answer_at_once(self):
+        tid = self.server.create("TASK2")
+        self.assertEqual(self.server.set_status(tid, "FAILED").status, 204)
+        start = time.monotonic()
+        self.assertEqual(self.assertJSON(self.wait(tid, 60), 200)["status"], "FAILED")
+        self.assertError(self.wait("0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", 60), 404)
+        self.assertLess(time.monotonic() - start, 10)
+
+    def test_bad_wait_values_are_422(self):
+        tid = self.server.create("TASK2")
+        cases = {"0": "greater_than_equal", "61": "less_than_equal", "abc": "int_parsing",
+                 "": "int_parsing", "%2B5": "int_parsing", "-5": "int_parsing",
+                 "1.5": "int_parsing", "99999999999": "less_than_equal"}
+        for raw, kind in cases.items():
+            with self.subTest(wait=raw):
+                r = self.server.get("/tasks/%s?wait=%s" % (tid, raw))
+                detail = self.assertValidation(r, ("query", "wait"),
+                                               types={("query", "wait"): kind})
+                if kind != "int_parsing":
+                    self.assertEqual(detail[0]["ctx"], {"ge": 1} if kind[0] == "g" else {"le": 60})
+
+
+@harness.local_only("the waiters are taskd's")
+class WaitBound(LiveCase):
+    config = {"max_waiters": 2}
+
+    def test_past_max_waiters_is_503(self):
+        ids = [self.server.create("TASK2") for _ in range(3)]
+        parked = [Timed(lambda i=i: self.wait(i, 30)) for i in ids[:2]]
+        harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 2, 10,
+                           what="two parked waiters")
+        r = self.wait(ids[2], 30)
+        self.assertIn("waiting", self.assertError(r, 503))
+        self.assertEqual(r.header("Retry-After"), "1")
+        # a finished task needs no waiter: it answers even at the bound
+        for tid in ids[:2]:
+            self.assertEqual(self.server.set_status(tid, "FAILED").status, 204)
+        for t in parked:
+            self.assertEqual(t.join(20).json()["status"], "FAILED")
+        harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 0, 10,
+                           what="no waiter left")
+        t = Timed(lambda: self.wait(ids[2], 1))
+        self.assertEqual(t.join(20).status, 200)
+
+
+@harness.local_only("the waiters and the change log are taskd's")
+class Shutdown(harness.ServersTestCase):
+    def test_sigterm_answers_waiters_and_ends_streams_promptly(self):
+        s = harness.Taskd(env={"TASK1_SECONDS": "0"})
+        self.servers.append(s)
+        tid = s.create("TASK2")
+        waits = [Timed(lambda: s.get("/tasks/%s?wait=60" % tid, timeout=90)) for _ in range(3)]
+        streams = [harness.EventStream(s) for _ in range(2)]
+        harness.wait_until(lambda: metric(s, "taskd_task_waiters") == 3, 10, what="3 waiters")
+        start = time.monotonic()
+        s.send_signal(signal.SIGTERM)
+        for t in waits:
+            r = t.join(15)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["status"], "CREATED")
+        for st in streams:
+            self.assertTrue(st.wait_closed(15), "the stream did not end")
+            self.assertTrue(st.ended_cleanly, "the stream was cut, not ended")
+            st.close()
+        self.assertEqual(s.proc.wait(15), 0, s.stderr_text()[-3000:])
+        self.assertLess(time.monotonic() - start, 15, "shutdown waited for the waits' deadlines")
+
+
+@harness.local_only("GET /events is taskd's")
+class Events(LiveCase):
+    env = {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"}
+
+    def test_a_task_s_changes_arrive_in_order(self):
+        with harness.EventStream(self.server) as st:
+            self.assertEqual(st.status, 200)
+            self.assertTrue(st.headers["content-type"].startswith("text/event-stream"), st.headers)
+            self.assertEqual(st.headers.get("cache-control"), "no-store")
+            self.assertEqual(st.next_block(5).get("retry"), "2000")
+            tid = self.server.create("TASK1")
+            evs = st.events(3, 30)
+        self.assertEqual([e["event"] for e in evs], ["task"] * 3)
+        self.assertEqual([e["data"]["status"] for e in evs], ["CREATED", "IN_PROGRESS", "COMPLETED"])
+        self.assertEqual([e["data"]["event"] for e in evs], ["INSERT", "MODIFY", "MODIFY"])
+        ids = [int(e["id"]) for e in evs]
+        self.assertEqual(ids, sorted(set(ids)), "ids must increase")
+        for e in evs:
+            d = e["data"]
+            self.assertEqual(list(d), EVENT_KEYS)
+            self.assertEqual(d["seq"], int(e["id"]))
+            self.assertEqual((d["id"], d["task_type"]), (tid, "TASK1"))
+            self.assertRegex(d["time"], ISO_UTC)
+        self.assertEqual(evs[1]["data"]["status_msg"], "Task started")
+
+    def test_last_event_id_resumes_with_exactly_the_missed_events(self):
+        with harness.EventStream(self.server, query="task_type=TASK3") as st:
+            first = self.server.create("TASK3")
+            seen = st.events(1, 20)[0]
+        self.assertEqual(seen["data"]["id"], first)
+        missed = [self.server.create("TASK3") for _ in range(3)]
+        for how in ("header", "query"):
+            with self.subTest(how=how):
+                kw = ({"headers": {"Last-Event-ID": seen["id"]}} if how == "header"
+                      else {"query": "last_event_id=" + seen["id"]})
+                q = kw.get("query", "")
+                kw["query"] = (q + "&" if q else "") + "task_type=TASK3"
+                with harness.EventStream(self.server, **kw) as st:
+                    evs = st.events(3, 20)
+                    self.assertEqual([e["data"]["id"] for e in evs], missed)
+                    self.assertTrue(all(int(e["id"]) > int(seen["id"]) for e in evs))
+                    self.assertIsNone(st.next_event(1.0), "more than the missed events")
+
+    def test_filters(self):
+        with harness.EventStream(self.server, query="task_type=TASK2&status=FAILED") as st:
+            other = self.server.create("TASK3")
+            self.server.set_status(other, "FAILED")
+            tid = self.server.create("TASK2")
+            self.server.set_status(tid, "FAILED", "gave up")
+            ev = st.next_event(20)
+            self.assertEqual((ev["data"]["id"], ev["data"]["status"], ev["data"]["status_msg"]),
+                             (tid, "FAILED", "gave up"))
+            self.assertIsNone(st.next_event(1.0))
+        for q, loc in (("status=DONE", "status"), ("task_type=NOPE", "task_type"),
+                       ("last_event_id=x", "last_event_id")):
+            with self.subTest(q=q):
+                self.assertValidation(self.server.get("/events?" + q), ("query", loc))
+
+    def test_head_and_metrics(self):
+        r = self.server.request("HEAD", "/events")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/event-stream"))
+        before = metric(self.server, "taskd_event_clients")
+        with harness.EventStream(self.server):
+            harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == before + 1, 10,
+                               what="the gauge counting the client")
+
+
+@harness.local_only("GET /events is taskd's")
+class Access(LiveCase):
+    env = {"TASKD_TOKENS": "live-test-token-0123456789"}
+
+    def test_events_and_wait_need_the_token_like_any_get(self):
+        with harness.EventStream(self.server) as st:
+            self.assertEqual(st.status, 401)
+            self.assertIn("bearer", st.headers.get("www-authenticate", "").lower())
+        with harness.EventStream(self.server, headers={"Origin": "http://evil.example"}) as st:
+            self.assertEqual(st.status, 401)  # a GET: the token decides, not the origin
+        auth = {"Authorization": "Bearer live-test-token-0123456789"}
+        with harness.EventStream(self.server, headers=auth) as st:
+            self.assertEqual(st.status, 200)
+            self.assertEqual(st.next_block(5).get("retry"), "2000")
+        tid = self.server.post("/tasks", '{"task_type":"TASK2"}', headers=auth).json()["id"]
+        self.assertEqual(self.server.get("/tasks/%s?wait=1" % tid).status, 401)
+        self.assertEqual(self.server.get("/tasks/%s?wait=1" % tid, headers=auth).status, 200)
+
+
+@harness.local_only("the change log is taskd's")
+class Trimmed(LiveCase):
+    # the publisher's checkpoint passes every record at once; the sweep then trims them
+    config = {"sweep_interval": 1}
+
+    def test_a_trimmed_position_gives_a_reset_first(self):
+        self.server.create("TASK2")
+        self.server.create("TASK2")
+        oldest = harness.wait_until(
+            lambda: (lambda rows: rows and rows[0][0] is None and rows[0][1])(
+                harness.db_query(self.server.db, "SELECT min(seq), (SELECT seq FROM "
+                                 "sqlite_sequence WHERE name = 'changes') FROM changes")),
+            20, what="the change log trimmed")
+        with harness.EventStream(self.server, headers={"Last-Event-ID": "0"}) as st:
+            reset = st.next_event(10)
+            self.assertEqual(reset["event"], "reset", reset)
+            self.assertEqual(reset["data"]["oldest_seq"], oldest + 1)
+            self.assertTrue(reset["data"]["detail"])
+            tid = self.server.create("TASK2")
+            ev = st.next_event(20)
+            self.assertEqual(ev["data"]["id"], tid)
+            self.assertEqual(int(ev["id"]), oldest + 1)
+
+
+@harness.local_only("GET /events is taskd's")
+class ClientBound(LiveCase):
+    config = {"max_event_clients": 2}
+
+    def test_past_max_event_clients_is_503(self):
+        a, b = harness.EventStream(self.server), harness.EventStream(self.server)
+        try:
+            r = self.server.get("/events")
+            self.assertIn("event clients", self.assertError(r, 503))
+            self.assertEqual(r.header("Retry-After"), "1")
+            a.close()
+            # a closed client is noticed when the next event is written to it
+            self.server.create("TASK2")
+
+            def reconnects():
+                c = harness.EventStream(self.server)
+                if c.status == 200:
+                    return c
+                c.close()
+                self.server.create("TASK2")
+                return None
+            c = harness.wait_until(reconnects, 20, interval=0.2, what="a free slot")
+            c.close()
+        finally:
+            a.close()
+            b.close()
+
+
+@harness.local_only("GET /events is taskd's")
+class SlowClient(LiveCase):
+    config = {"event_buffer_bytes": 65536}  # 20 of its events: a burst fits
+
+    def test_a_client_that_never_reads_is_dropped_and_others_keep_streaming(self):
+        good = harness.EventStream(self.server)
+        got = []
+
+        def read_all():
+            while True:
+                e = good.next_event(30)
+                if e is None:
+                    return
+                got.append(e)
+        reader = threading.Thread(target=read_all, daemon=True)
+        reader.start()
+        slow = harness.EventStream(self.server, rcvbuf=4096)  # reads its head, then never again
+        harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 2, 10,
+                           what="both clients counted")
+        msg = "x" * 3000
+        sent = 0
+        deadline = time.monotonic() + 120
+        while metric(self.server, "taskd_event_clients_dropped_total") < 1:
+            self.assertLess(time.monotonic(), deadline, "the slow client was never dropped")
+            tid = self.server.create("TASK2")
+            self.assertEqual(self.server.set_status(tid, "FAILED", msg).status, 204)
+            sent += 2
+        # the other client keeps streaming: it gets every event, then new ones
+        last = self.server.create("TASK3")
+        sent += 1
+        harness.wait_until(lambda: got and got[-1]["data"]["id"] == last, 30,
+                           what="the reading client's events (%d sent; dropped %s, clients %s)"
+                           % (sent, metric(self.server, "taskd_event_clients_dropped_total"),
+                              metric(self.server, "taskd_event_clients")))
+        self.assertEqual(len(got), sent)
+        # its connection closes once libmicrohttpd sees the socket shut down
+        harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 1, 10,
+                           what="only the reading client left")
+        harness.wait_until(lambda: any(o.get("message", "").startswith("event client dropped")
+                                       and o.get("level") == "INFO"
+                                       for o in self.server.log_json()), 10, what="the INFO line")
+        # the dropped client's connection is closed: reading it ends (or is reset)
+        slow.sock.settimeout(10)
+        try:
+            while slow.sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+        except socket.timeout:
+            self.fail("the slow client's connection was not closed")
+        slow.close()
+        good.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
