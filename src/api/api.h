@@ -111,6 +111,10 @@ typedef struct api_exchange {
     span store_span;      /* the write's span, while one is in flight */
     const char *route;    /* route pattern, for metrics */
     const char *method;
+    /* Set by the API before api_begin() returns API_PENDING for an exchange that stays open
+     * for long (an event stream, a long poll): the transport then stops counting it among the
+     * requests in flight that its admission control bounds. */
+    bool long_lived;
 } api_exchange;
 
 /* Start answering a request; ex must outlive the pending write. */

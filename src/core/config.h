@@ -65,6 +65,12 @@ typedef struct config {
     int64_t retention_grace; /* seconds a finished task is kept past its ttl */
     unsigned sweep_interval; /* seconds between retention sweeps */
     unsigned shutdown_grace; /* seconds running handlers get to finish on SIGTERM */
+    /* The local HTTP listener's bounds (0: derived from the open-file limit, see http_server.h) */
+    unsigned max_connections;            /* open client connections, in all */
+    unsigned max_connections_per_client; /* open connections from one client address */
+    unsigned max_in_flight;              /* requests being answered or waiting on a write */
+    unsigned header_timeout;             /* seconds from connecting to a complete request head */
+    unsigned body_timeout;               /* seconds from the request head to the end of its body */
 
     char topic[CONFIG_NAME_MAX + 1];
     queue_config queues[CONFIG_MAX_ITEMS];
