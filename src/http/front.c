@@ -499,6 +499,7 @@ front *front_start(const front_options *o, char *err, size_t errlen)
         front_free(f);
         return NULL;
     }
+    pthread_setname_np(f->thread, "http-front");
     f->running = true;
     return f;
 }

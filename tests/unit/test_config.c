@@ -117,6 +117,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.retention_grace, 3600);
     assert_int_equal(c.sweep_interval, 60);
     assert_int_equal(c.shutdown_grace, 10);
+    assert_int_equal(c.max_connections, 0); /* derived from the open-file limit */
+    assert_int_equal(c.max_connections_per_client, 0);
+    assert_int_equal(c.max_in_flight, 1024);
+    assert_int_equal(c.header_timeout, 10);
+    assert_int_equal(c.body_timeout, 60);
     check_default_pipeline(&c);
     assert_true(config_has_task_type(&c, "TASK1"));
     assert_true(config_has_task_type(&c, "TASK3"));
@@ -195,6 +200,16 @@ static void test_scalar_overrides(void **state)
     config_free(&c);
     load_ok(&c, "{\"body_limit\":67108864,\"sweep_interval\":1}");
     assert_int_equal(c.body_limit, 67108864);
+    config_free(&c);
+
+    /* the listener's bounds */
+    load_ok(&c, "{\"max_connections\":5000,\"max_connections_per_client\":64,"
+                "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1}");
+    assert_int_equal(c.max_connections, 5000);
+    assert_int_equal(c.max_connections_per_client, 64);
+    assert_int_equal(c.max_in_flight, 1);
+    assert_int_equal(c.header_timeout, 3600);
+    assert_int_equal(c.body_timeout, 1);
     config_free(&c);
 }
 
@@ -658,6 +673,11 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"shutdown_grace\":3601}", "shutdown_grace must be an integer from 0 to 3600",
                NULL);
     load_fails("{\"shutdown_grace\":null}", "shutdown_grace must be an integer", NULL);
+    load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
+    load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
+               NULL);
+    load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600", NULL);
+    load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600", NULL);
 
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
                "\"visibility_timeout\" must be an integer from 1 to 43200");
