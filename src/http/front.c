@@ -20,6 +20,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -156,6 +157,8 @@ static const char *reason_phrase(int status)
         return "Request Timeout";
     case 413:
         return "Content Too Large";
+    case 414:
+        return "URI Too Long";
     case 429:
         return "Too Many Requests";
     case 431:
@@ -253,7 +256,7 @@ static void answer(front *f, conn *c, size_t consumed, int status, const char *r
 
 /* ---- judging a head ----------------------------------------------------------------------- */
 
-enum verdict { HEAD_MORE, HEAD_OK, HEAD_BAD, HEAD_VERSION, HEAD_TOO_LARGE };
+enum verdict { HEAD_MORE, HEAD_OK, HEAD_BAD, HEAD_VERSION, HEAD_LINE_TOO_LONG, HEAD_TOO_LARGE };
 
 static bool is_tchar(unsigned char ch)
 {
@@ -277,7 +280,7 @@ static enum verdict judge(const char *buf, size_t n, size_t limit)
     if (i - method > MAX_METHOD)
         return HEAD_BAD;
     if (i == n)
-        return n >= limit ? HEAD_TOO_LARGE : HEAD_MORE;
+        return n >= limit ? HEAD_LINE_TOO_LONG : HEAD_MORE;
     if (buf[i] != ' ' || i == method)
         return HEAD_BAD;
     /* the rest of the request line: no control characters but its CR LF */
@@ -290,7 +293,7 @@ static enum verdict judge(const char *buf, size_t n, size_t limit)
             return HEAD_BAD;
     }
     if (eol == n)
-        return n >= limit ? HEAD_TOO_LARGE : HEAD_MORE;
+        return n >= limit ? HEAD_LINE_TOO_LONG : HEAD_MORE;
     size_t end = eol > 0 && buf[eol - 1] == '\r' ? eol - 1 : eol;
     size_t sp = end;
     while (sp > i && buf[sp - 1] != ' ')
@@ -309,7 +312,9 @@ static enum verdict judge(const char *buf, size_t n, size_t limit)
         }
         return n >= limit ? HEAD_TOO_LARGE : HEAD_MORE;
     }
-    if (vlen >= 5 && memcmp(v, "HTTP/", 5) == 0)
+    /* HTTP/d.d, another version: 505, as libmicrohttpd answers; anything else is no version */
+    if (vlen == 8 && memcmp(v, "HTTP/", 5) == 0 && isdigit((unsigned char)v[5]) && v[6] == '.' &&
+        isdigit((unsigned char)v[7]))
         return HEAD_VERSION;
     return HEAD_BAD;
 }
@@ -343,6 +348,9 @@ static void readable(front *f, conn *c)
         return;
     case HEAD_VERSION:
         answer(f, c, (size_t)n, 505, "malformed", "HTTP version not supported");
+        return;
+    case HEAD_LINE_TOO_LONG:
+        answer(f, c, (size_t)n, 414, "head_too_large", "Request line too long");
         return;
     case HEAD_TOO_LARGE:
         answer(f, c, (size_t)n, 431, "head_too_large", "Request head too large");

@@ -9,8 +9,8 @@
  *
  *   - a request line that cannot be HTTP (a byte no method has, a control
  *     character), as soon as the first such byte is in: 400
- *   - an HTTP version other than 1.0 or 1.1: 505
- *   - a head over the head limit: 431
+ *   - an HTTP version other than 1.0 or 1.1: 505 (400 for no version at all)
+ *   - a request line over the head limit: 414; a head over it: 431
  *   - a head not complete within the header timeout: 408, or a silent close
  *     when the client sent nothing
  *   - over the connection bound: 503; over the per-client bound: 429

@@ -319,10 +319,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0; /* taken: kept, or dropped with the request */
         if (clock_mono_ns() - ctx->start_ns > h->body_timeout_ns)
             return refuse_mid_body(h, c, ctx, method, 408, "body_timeout",
                                    "Request body not received in time");
-        if (ctx->body.len + *upload_data_size > h->body_limit) {
+        if (ctx->body.len + n > h->body_limit) {
             /* a chunked body: its size is known to be over the limit only now */
             sbuf_free(&ctx->body);
             char detail[96];
@@ -330,8 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                      h->body_limit);
             return refuse_mid_body(h, c, ctx, method, 413, "body_too_large", detail);
         }
-        sbuf_append(&ctx->body, upload_data, *upload_data_size);
-        *upload_data_size = 0;
+        sbuf_append(&ctx->body, upload_data, n);
         return MHD_YES;
     }
     if (ctx->too_large)

@@ -89,6 +89,8 @@ class Limits(ServersTestCase):
             (b"G\x01T / HTTP/1.1\r\n", 400),
             (b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 505),
             (b"GET /health HTTP/2.0\r\n", 505),
+            (b"GET /health HTTP/x.y\r\nHost: x\r\n\r\n", 400),
+            (b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
             (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 40000 + b"\r\n\r\n", 431),
         ]
         for payload, status in cases:
@@ -105,8 +107,8 @@ class Limits(ServersTestCase):
                     s.close()
         self.assertEqual(srv.get("/health").status, 200)
         m = metrics(srv)
-        self.assertEqual(metric(m, "taskd_http_refused_total", reason="malformed"), 7.0)
-        self.assertEqual(metric(m, "taskd_http_refused_total", reason="head_too_large"), 1.0)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="malformed"), 8.0)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="head_too_large"), 2.0)
         self.assertEqual(metric(m, "taskd_http_requests_total", route="unmatched", method="unknown",
                                 code="505"), 2.0)
 
