@@ -4,8 +4,10 @@
 # Starts a fresh taskd and reports its VmRSS (and VmHWM, the peak) at each
 # step: idle; during and after wrk with CONNECTIONS keep-alive connections
 # (GET /tasks/{id}); during and after HOLD connections that are idle, then
-# trickling a request head a byte at a time; and how long GET /health takes
-# from another connection meanwhile. See bench/README.md.
+# trickling a request head a byte at a time, all from 127.0.0.1; and how long
+# GET /health takes meanwhile from another client (127.0.0.2). HOLD over the
+# per-client bound (1024 by default) shows the bound: the rest are refused
+# and the other client is still served. See bench/README.md.
 #
 # Env options: CONNECTIONS (1000), THREADS (2), DURATION (10, seconds of wrk),
 #   HOLD (1000, idle/trickling connections), HOLD_SECONDS (5), TASKD
@@ -94,6 +96,12 @@ WRK_NON2XX=$(awk '/Non-2xx/ {print $NF}' "$TMP/wrk.out")
 cat >"$TMP/hold.py" <<'PY'
 import json, socket, sys, time
 port, n, secs, mode = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+# GET /health comes from another client address when there is one (127.0.0.2)
+other = "127.0.0.2"
+try:
+    socket.create_server((other, 0)).close()
+except OSError:
+    other = "127.0.0.1"
 socks = []
 for _ in range(n):
     s = socket.create_connection(("127.0.0.1", port))
@@ -110,7 +118,7 @@ while time.monotonic() - t0 < secs:
             except OSError:
                 pass
         i += 1
-    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(other, 0))
     t = time.monotonic()
     c.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
     data = b""
@@ -123,19 +131,18 @@ while time.monotonic() - t0 < secs:
     lat.append((time.monotonic() - t) * 1000)
     served += data.startswith(b"HTTP/1.1 200")
     time.sleep(0.25)
-open_now = 0
+open_now = refused = 0
 for s in socks:
     try:
-        if s.recv(1) != b"":
-            open_now += 1
+        refused += s.recv(16).startswith(b"HTTP/1.1 4")  # answered: refused (429)
     except BlockingIOError:
-        open_now += 1
+        open_now += 1  # nothing to read: still open
     except OSError:
         pass
 lat.sort()
-print(json.dumps({"health_checks": len(lat), "health_200": served,
+print(json.dumps({"health_from": other, "health_checks": len(lat), "health_200": served,
                   "health_p50_ms": round(lat[len(lat) // 2], 2), "health_max_ms": round(lat[-1], 2),
-                  "still_open": open_now}))
+                  "still_open": open_now, "refused": refused}))
 for s in socks:
     s.close()
 PY

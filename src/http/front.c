@@ -319,8 +319,8 @@ static enum verdict judge(const char *buf, size_t n, size_t limit)
     return HEAD_BAD;
 }
 
-/* Bytes have arrived on a waiting connection. */
-static void readable(front *f, conn *c)
+/* Bytes have arrived on a waiting connection, or its client has shut its side (hangup). */
+static void readable(front *f, conn *c, bool hangup)
 {
     if (c->state == WAIT_LINGER) {
         for (;;) {
@@ -342,6 +342,8 @@ static void readable(front *f, conn *c)
     }
     switch (judge(f->peek, (size_t)n, f->o.head_limit)) {
     case HEAD_MORE:
+        if (hangup)
+            drop(f, c); /* the rest of the head can no longer come */
         return;
     case HEAD_BAD:
         answer(f, c, (size_t)n, 400, "malformed", "Malformed request line");
@@ -475,7 +477,7 @@ static void *run(void *arg)
             if (p == &f->listen_tag)
                 accept_some(f);
             else
-                readable(f, p);
+                readable(f, p, evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
         }
         expire(f, clock_mono_ns());
     }

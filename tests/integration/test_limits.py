@@ -188,6 +188,31 @@ class Limits(ServersTestCase):
         m = metrics(srv)
         self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 2.0)
 
+    def test_half_closed_partial_head_leaves_at_once(self):
+        # A client that shuts its side mid-head can never finish it: its connection must stop
+        # counting against the client at once, not at the header deadline.
+        srv = self.start(max_connections_per_client=2, header_timeout=60)
+        for _ in range(2):
+            s = connect(srv.port)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.")
+            s.shutdown(socket.SHUT_WR)
+            s.close()
+        deadline = time.monotonic() + 2.0
+        statuses = []
+        while time.monotonic() < deadline:
+            a, b = connect(srv.port), connect(srv.port)
+            try:
+                a.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                b.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                statuses = [(read_answer(x)[0] or (None,))[0] for x in (a, b)]
+            finally:
+                a.close()
+                b.close()
+            if statuses == [200, 200]:
+                break
+            time.sleep(0.2)
+        self.assertEqual(statuses, [200, 200], "the half-closed connections still count")
+
     def test_slow_body_cut_off_at_the_body_deadline(self):
         srv = self.start(body_timeout=1)
         s = connect(srv.port)
