@@ -406,6 +406,7 @@ static api_status get_task(api *a, const api_request *req, const char *id, api_e
         api_response_free(resp); /* woken already: api_finish() answers */
         memset(resp, 0, sizeof *resp);
     }
+    ex->long_lived = true; /* parked for seconds: not a request in flight for admission */
     return API_PENDING; /* ready() comes: at the change, the deadline or shutdown */
 }
 

@@ -172,6 +172,10 @@ struct api_exchange {
     const char *method;
     bool waiting; /* parked by GET /tasks/{id}?wait= rather than a write */
     void *waiter; /* the pipeline's record of the parked wait */
+    /* Set by the API before api_begin() returns API_PENDING for an exchange that stays open
+     * for long (an event stream, a long poll): the transport then stops counting it among the
+     * requests in flight that its admission control bounds. */
+    bool long_lived;
 };
 
 /* Start answering a request; ex must outlive the pending write. */

@@ -74,6 +74,9 @@ bool config_defaults(config *c)
     c->max_waiters = 1000;
     c->max_event_clients = 64;
     c->event_buffer_bytes = 256 * 1024;
+    c->max_in_flight = 1024;
+    c->header_timeout = 10;
+    c->body_timeout = 60;
     if (!default_pipeline(c)) {
         clear_pipeline(c);
         return false;
@@ -498,6 +501,26 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 1024, 64 * 1024 * 1024, &n, name, err, errlen))
                 return false;
             c->event_buffer_bytes = (size_t)n;
+        } else if (strcmp(key, "max_connections") == 0) {
+            if (!load_positive(v, key, 0, 1000000, &n, name, err, errlen))
+                return false;
+            c->max_connections = (unsigned)n;
+        } else if (strcmp(key, "max_connections_per_client") == 0) {
+            if (!load_positive(v, key, 0, 1000000, &n, name, err, errlen))
+                return false;
+            c->max_connections_per_client = (unsigned)n;
+        } else if (strcmp(key, "max_in_flight") == 0) {
+            if (!load_positive(v, key, 1, 1000000, &n, name, err, errlen))
+                return false;
+            c->max_in_flight = (unsigned)n;
+        } else if (strcmp(key, "header_timeout") == 0) {
+            if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
+                return false;
+            c->header_timeout = (unsigned)n;
+        } else if (strcmp(key, "body_timeout") == 0) {
+            if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
+                return false;
+            c->body_timeout = (unsigned)n;
         } else if (strcmp(key, "topic") == 0) {
             const char *t = json_string_value(v);
             if (!t || !valid_type_name(t)) {

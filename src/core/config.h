@@ -72,6 +72,12 @@ typedef struct config {
     unsigned max_waiters;       /* GET /tasks/{id}?wait= requests parked at once (then 503) */
     unsigned max_event_clients; /* GET /events streams open at once (then 503) */
     size_t event_buffer_bytes;  /* events buffered per client; past it the client is dropped */
+    /* The local HTTP listener's bounds (0: derived from the open-file limit, see http_server.h) */
+    unsigned max_connections;            /* open client connections, in all */
+    unsigned max_connections_per_client; /* open connections from one client address */
+    unsigned max_in_flight;              /* requests being answered or waiting on a write */
+    unsigned header_timeout;             /* seconds from connecting to a complete request head */
+    unsigned body_timeout;               /* seconds from the request head to the end of its body */
 
     char topic[CONFIG_NAME_MAX + 1];
     queue_config queues[CONFIG_MAX_ITEMS];

@@ -32,10 +32,19 @@
  * run only once the request line parsed) — so on_mhd_log() recognises its
  * "Error processing request (HTTP response code is N ...)" message, which
  * every one of its own error answers goes through, exactly once. Their bodies
- * stay libmicrohttpd's HTML: 0.9.75 has no way to replace them.
+ * stay libmicrohttpd's HTML: 0.9.75 has no way to replace them. The front
+ * (front.h) answers the same faults in JSON on a connection's first request,
+ * before libmicrohttpd sees it, so only later requests on a kept-alive
+ * connection can still get one of those HTML answers.
+ *
+ * Bounds: the front bounds connections (in all, per client) and the time to a
+ * first request head; on_request() bounds the time from a head to the end of
+ * its body (body_timeout, checked as body bytes arrive; a silent client meets
+ * the idle timeout) and the requests in flight (admission, 503).
  */
 #include "http_server.h"
 
+#include "front.h"
 #include "core/sbuf.h"
 #include "core/urlcode.h"
 #include "util/clock.h"
@@ -52,17 +61,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
 /* The route label of answers given before routing: the API's label for unrouted requests. */
 #define UNROUTED "unmatched"
 
+/* libmicrohttpd's memory per connection; the front's head limit stays well inside it */
+#define CONNECTION_MEMORY (32 * 1024)
+#define HEAD_LIMIT        (16 * 1024)
+/* A refused body is read and dropped this long (and this much) before the connection closes. */
+#define LINGER_NS    (1000 * 1000000LL)
+#define LINGER_BYTES (256 * 1024)
+
 struct http_server {
     struct MHD_Daemon *daemon;
     api *api;
     metrics *metrics; /* the API's registry; NULL: nothing counted */
+    front *front;
     size_t body_limit;
+    int64_t body_timeout_ns;
+    int max_in_flight;
     atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
     atomic_bool stopping; /* no new requests are answered */
     char address[80];
@@ -73,11 +94,13 @@ enum write_state { WRITE_RUNNING, WRITE_SUSPENDED, WRITE_DONE };
 typedef struct request_ctx {
     sbuf body;
     bool too_large;
-    bool begun;       /* api_begin() has run */
-    bool active;      /* counted in http_server.active */
-    bool early;       /* answered before routing, and counted */
-    int64_t start_ns; /* CLOCK_MONOTONIC, when the headers were in */
-    atomic_int state; /* enum write_state, while a write is in flight or a stream is empty */
+    bool begun;         /* api_begin() has run */
+    bool active;        /* counted in http_server.active */
+    bool early;         /* answered before routing, and counted */
+    int64_t start_ns;   /* CLOCK_MONOTONIC, when the headers were in */
+    int64_t refused_ns; /* answered while its body was still coming (0: not) */
+    size_t dropped;     /* body bytes dropped since */
+    atomic_int state;   /* enum write_state, while a write is in flight or a stream is empty */
     struct MHD_Connection *conn;
     api_stream *stream; /* GET /events: the body, read as it fills */
     int fd;             /* the connection's socket, while streaming */
@@ -160,6 +183,16 @@ static void count_unrouted(http_server *h, const char *method, int status, int64
     }
 }
 
+/* Count one connection or request refused by a bound or deadline (reason: a short label). */
+static void count_refused(http_server *h, const char *reason)
+{
+    if (h->metrics) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+        metrics_add(h->metrics, "taskd_http_refused_total", labels, 1);
+    }
+}
+
 /* Send an answer given before routing (takes resp's body), counting it once. */
 static enum MHD_Result answer_unrouted(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
                                        const char *method, api_response *resp, const char *detail)
@@ -179,6 +212,31 @@ static enum MHD_Result reject_too_large(http_server *h, struct MHD_Connection *c
     api_response resp = {0};
     api_body_too_large(&resp, h->body_limit);
     return answer_unrouted(h, c, ctx, method, &resp, "request body over the limit");
+}
+
+/*
+ * Refuse a request while its body is still coming in. libmicrohttpd 0.9.75 takes no response
+ * until it has read a body to its end, so the JSON answer goes straight to the socket — nothing
+ * else is written on a connection while its body is read — and the sending side is shut. The
+ * rest of the body is then read and dropped for a moment, so that the close does not reset the
+ * connection under the answer before the client has read it; then on_request() closes it.
+ */
+static enum MHD_Result refuse_mid_body(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
+                                       const char *method, int status, const char *reason,
+                                       const char *detail)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return MHD_NO;
+    front_send_error(ci->connect_fd, status, detail);
+    shutdown(ci->connect_fd, SHUT_WR);
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 1u); /* a silent client */
+    ctx->refused_ns = clock_mono_ns();
+    ctx->early = true;
+    count_unrouted(h, method, status, ctx->start_ns, detail);
+    count_refused(h, reason);
+    return MHD_YES;
 }
 
 /* The unescape callback: percent-decoding as url_unescape_in_place() does ("%00" stays). */
@@ -329,12 +387,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         return MHD_YES;
     }
-    if (*upload_data_size) {
-        if (!ctx->too_large && ctx->body.len + *upload_data_size <= h->body_limit)
-            sbuf_append(&ctx->body, upload_data, *upload_data_size);
-        else
-            ctx->too_large = true; /* keep reading to the end, then answer 413 */
+    if (ctx->refused_ns) {
+        /* answered already: drop what comes for a moment, then close */
+        bool body_done = *upload_data_size == 0;
+        ctx->dropped += *upload_data_size;
         *upload_data_size = 0;
+        if (body_done || ctx->dropped >= LINGER_BYTES ||
+            clock_mono_ns() - ctx->refused_ns >= LINGER_NS)
+            return MHD_NO;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0; /* taken: kept, or dropped with the request */
+        if (clock_mono_ns() - ctx->start_ns > h->body_timeout_ns)
+            return refuse_mid_body(h, c, ctx, method, 408, "body_timeout",
+                                   "Request body not received in time");
+        if (ctx->body.len + n > h->body_limit) {
+            /* a chunked body: its size is known to be over the limit only now */
+            sbuf_free(&ctx->body);
+            char detail[96];
+            snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)",
+                     h->body_limit);
+            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large", detail);
+        }
+        sbuf_append(&ctx->body, upload_data, n);
         return MHD_YES;
     }
     if (ctx->too_large)
@@ -344,7 +421,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* Count first, then look at stopping: http_server_stop() does the
          * reverse, so either it waits for this request or this request
          * sees the stop. Nothing can be suspended once the daemon stops. */
-        atomic_fetch_add(&h->active, 1);
+        int before = atomic_fetch_add(&h->active, 1);
         ctx->active = true;
         if (atomic_load(&h->stopping)) {
             settle(h, ctx);
@@ -353,6 +430,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             api_add_header(&resp, "Connection", "close");
             api_add_header(&resp, "Retry-After", "1");
             return answer_unrouted(h, c, ctx, method, &resp, "shutting down");
+        }
+        if (before >= h->max_in_flight) {
+            /* admission: answered at once rather than queued without end */
+            settle(h, ctx);
+            api_response resp = {0};
+            api_error(&resp, 503, "Too many requests in flight; retry later");
+            api_add_header(&resp, "Retry-After", "1");
+            count_refused(h, "in_flight");
+            return answer_unrouted(h, c, ctx, method, &resp, "too many requests in flight");
         }
         if (sbuf_failed(&ctx->body)) {
             settle(h, ctx);
@@ -373,6 +459,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ctx->ex.user = ctx;
         ctx->conn = c;
         if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
+            if (ctx->ex.long_lived)
+                settle(h, ctx); /* an event stream or a long poll is not "in flight" */
             MHD_suspend_connection(c);
             int expected = WRITE_RUNNING;
             if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
@@ -426,6 +514,8 @@ static const char *const MHD_CLIENT_FAULTS[] = {
     "Not enough memory in pool to allocate header record",
     "Not enough memory in pool to parse cookies",
     "Connection was closed by remote side with incomplete request",
+    /* on_request() closing a connection it answered mid-body (refuse_mid_body()) */
+    "Application reported internal error, closing connection.",
 };
 
 /*
@@ -515,13 +605,12 @@ static bool resolve(const http_options *o, struct sockaddr_storage *ss, socklen_
     return true;
 }
 
-/* Format the daemon's bound address. */
-static void bound_address(http_server *h)
+/* Format the bound address of the listening socket. */
+static void bound_address(http_server *h, int fd)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_LISTEN_FD);
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (!info || getsockname(info->listen_fd, (struct sockaddr *)&ss, &len) != 0) {
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
         snprintf(h->address, sizeof h->address, "unknown");
         return;
     }
@@ -535,6 +624,65 @@ static void bound_address(http_server *h)
         inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
         snprintf(h->address, sizeof h->address, "%s:%u", host, ntohs(a->sin_port));
     }
+}
+
+/* A bound, listening, non-blocking socket; -1 on failure. */
+static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The front hands over a connection whose first request head is in. */
+static bool handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    http_server *h = cls;
+    return MHD_add_connection(h->daemon, fd, addr, len) == MHD_YES; /* else it closed fd */
+}
+
+/* The front answered or closed a connection itself. */
+static void front_refused(void *cls, int status, const char *reason, const char *detail)
+{
+    http_server *h = cls;
+    if (status)
+        count_unrouted(h, NULL, status, 0, detail);
+    count_refused(h, reason);
+}
+
+/* libmicrohttpd closed a connection: its client counts one less. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    http_server *h = cls;
+    (void)socket_context;
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr)
+        front_closed(h->front, ci->client_addr);
+}
+
+/* The default bound on connections: what the open-file limit leaves after HTTP_FD_RESERVE. */
+static unsigned default_max_connections(void)
+{
+    struct rlimit rl;
+    rlim_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        n = rl.rlim_cur;
+    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        n = 1000000;
+    return n > HTTP_FD_RESERVE + 16 ? (unsigned)(n - HTTP_FD_RESERVE) : 16;
 }
 
 http_server *http_server_start(const http_options *o, api *a, char *err, size_t errlen)
@@ -551,26 +699,60 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     h->api = a;
     h->metrics = a ? a->telemetry.metrics : NULL;
     h->body_limit = o->body_limit;
-    MHD_set_panic_func(on_mhd_panic, NULL);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    h->daemon = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        h, /* first, so every message goes through it */
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(o->threads > 0 ? o->threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
-        o->timeout_s ? o->timeout_s : 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
-        MHD_OPTION_CONNECTION_LIMIT, 4000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
-    if (!h->daemon) {
+    h->body_timeout_ns = (int64_t)(o->body_timeout_s ? o->body_timeout_s : 60) * 1000000000LL;
+    h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
+    unsigned max_conns = o->max_connections ? o->max_connections : default_max_connections();
+    unsigned per_client = o->max_per_client ? o->max_per_client : max_conns / 4;
+    if (!o->max_per_client && per_client > 1024)
+        per_client = 1024;
+    if (per_client == 0)
+        per_client = 1;
+    metrics_declare(h->metrics, "taskd_http_refused_total",
+                    "Connections and requests refused by a bound or a deadline, by reason.",
+                    METRIC_COUNTER, NULL, 0);
+    int lfd = listen_on(&ss, sslen);
+    if (lfd < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)", o->host,
                  o->port);
         free(h);
         return NULL;
     }
-    bound_address(h);
+    bound_address(h, lfd);
+    MHD_set_panic_func(on_mhd_panic, NULL);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The front bounds connections; libmicrohttpd's own limit is only a backstop above it. */
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+        h, /* first, so every message goes through it */
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 1),
+        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 30u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
+        max_conns + 64u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s", h->address);
+        close(lfd);
+        free(h);
+        return NULL;
+    }
+    front_options fo = {.listen_fd = lfd,
+                        .max_connections = max_conns,
+                        .max_per_client = per_client,
+                        .header_timeout_s = o->header_timeout_s ? o->header_timeout_s : 10,
+                        .head_limit = HEAD_LIMIT,
+                        .handoff = handoff,
+                        .refused = front_refused,
+                        .ctx = h};
+    h->front = front_start(&fo, err, errlen);
+    if (!h->front) {
+        MHD_stop_daemon(h->daemon);
+        close(lfd);
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -592,7 +774,9 @@ void http_server_stop(http_server *h)
      */
     atomic_store(&h->stopping, true);
     while (atomic_load(&h->active) > 0)
-        usleep(1000); /* writes finish: the store is still running */
+        usleep(1000);     /* writes finish: the store is still running */
+    front_stop(h->front); /* no more handoffs */
     MHD_stop_daemon(h->daemon);
+    front_free(h->front); /* after the daemon's last front_closed() */
     free(h);
 }

@@ -7,6 +7,11 @@
  * limit (413); idle or slow connections time out, so slow clients hold a
  * socket, never a thread. Writes, long polls and event streams park their
  * connection (suspended) instead of a thread.
+ *
+ * Connections are accepted by the front (front.h), which bounds them in all
+ * and per client address and waits for a connection's first request head
+ * (with a deadline) before libmicrohttpd gets it. Past max_in_flight requests
+ * being answered or waiting on a write, new ones get 503 with Retry-After.
  */
 #ifndef TASKD_HTTP_SERVER_H
 #define TASKD_HTTP_SERVER_H
@@ -21,7 +26,16 @@ typedef struct http_options {
     int threads;        /* event-loop threads */
     size_t body_limit;  /* largest request body accepted */
     unsigned timeout_s; /* idle connection timeout */
+    /* Bounds; 0 picks the default */
+    unsigned max_connections;  /* default: the open-file limit less HTTP_FD_RESERVE */
+    unsigned max_per_client;   /* default: max_connections / 4, at most 1024 */
+    unsigned max_in_flight;    /* past it, 503 with Retry-After (default 1024) */
+    unsigned header_timeout_s; /* connect to a complete first request head (default 10) */
+    unsigned body_timeout_s;   /* request head to the end of its body (default 60) */
 } http_options;
+
+/* File descriptors left for everything but client connections (database, queues, logs, runs). */
+#define HTTP_FD_RESERVE 256
 
 typedef struct http_server http_server;
 

@@ -340,7 +340,12 @@ int main(int argc, char **argv)
                        .port = o.port,
                        .threads = o.threads,
                        .body_limit = cfg.body_limit,
-                       .timeout_s = 30};
+                       .timeout_s = 30,
+                       .max_connections = cfg.max_connections,
+                       .max_per_client = cfg.max_connections_per_client,
+                       .max_in_flight = cfg.max_in_flight,
+                       .header_timeout_s = cfg.header_timeout,
+                       .body_timeout_s = cfg.body_timeout};
     http_server *http = http_server_start(&ho, &a, err, sizeof err);
     if (!http)
         goto no_http;

@@ -45,16 +45,17 @@ def requests_but_metrics(m):
                if n == "taskd_http_requests_total" and dict(lbl).get("route") != "/metrics")
 
 
-# name, request bytes, expected status, method label, JSON {"detail"} body (taskd's own answer)
+# name, request bytes, expected status, method label, JSON {"detail"} body (taskd's own answer:
+# the front's for a first request head, on_request()'s for the rest; libmicrohttpd's are HTML)
 BAD_REQUESTS = [
     ("headers too large",
      b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * (100 * 1024) + b"\r\nConnection: close\r\n\r\n",
-     431, "unknown", False),
-    ("HTTP version not supported", b"GET /health HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 505, "unknown", False),
-    ("malformed HTTP version", b"GET /health HTTP/x.y\r\nHost: 127.0.0.1\r\n\r\n", 400, "unknown", False),
+     431, "unknown", True),
+    ("HTTP version not supported", b"GET /health HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 505, "unknown", True),
+    ("malformed HTTP version", b"GET /health HTTP/x.y\r\nHost: 127.0.0.1\r\n\r\n", 400, "unknown", True),
     ("malformed header line", b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nNo colon here\r\n\r\n",
      400, "unknown", False),
-    ("request line too long", b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "unknown", False),
+    ("request line too long", b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, "unknown", True),
     ("unreadable Content-Length", b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: abc\r\n\r\n",
      400, "unknown", False),
     ("Content-Length past 2^64",

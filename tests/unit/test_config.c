@@ -120,6 +120,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_waiters, 1000);
     assert_int_equal(c.max_event_clients, 64);
     assert_int_equal(c.event_buffer_bytes, 256 * 1024);
+    assert_int_equal(c.max_connections, 0); /* derived from the open-file limit */
+    assert_int_equal(c.max_connections_per_client, 0);
+    assert_int_equal(c.max_in_flight, 1024);
+    assert_int_equal(c.header_timeout, 10);
+    assert_int_equal(c.body_timeout, 60);
     check_default_pipeline(&c);
     assert_true(config_has_task_type(&c, "TASK1"));
     assert_true(config_has_task_type(&c, "TASK3"));
@@ -202,6 +207,16 @@ static void test_scalar_overrides(void **state)
     config_free(&c);
     load_ok(&c, "{\"body_limit\":67108864,\"sweep_interval\":1}");
     assert_int_equal(c.body_limit, 67108864);
+    config_free(&c);
+
+    /* the listener's bounds */
+    load_ok(&c, "{\"max_connections\":5000,\"max_connections_per_client\":64,"
+                "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1}");
+    assert_int_equal(c.max_connections, 5000);
+    assert_int_equal(c.max_connections_per_client, 64);
+    assert_int_equal(c.max_in_flight, 1);
+    assert_int_equal(c.header_timeout, 3600);
+    assert_int_equal(c.body_timeout, 1);
     config_free(&c);
 }
 
@@ -682,6 +697,11 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"max_event_clients\":10001}", "max_event_clients must be an integer", NULL);
     load_fails("{\"event_buffer_bytes\":1023}",
                "event_buffer_bytes must be an integer from 1024 to 67108864", NULL);
+    load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
+    load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
+               NULL);
+    load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600", NULL);
+    load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600", NULL);
 
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
                "\"visibility_timeout\" must be an integer from 1 to 43200");

@@ -1,0 +1,314 @@
+"""The local listener's bounds and deadlines, over raw sockets: garbage, bad versions and oversized
+heads answered in JSON at once, a chunked body over the limit refused while it is still being
+sent, slow heads and bodies cut off, connections bounded in all and per client, and admission
+control (503 with Retry-After) past the requests in flight."""
+
+import json
+import os
+import select
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda,  # noqa: E402
+                     parse_response_headers, write_config)
+
+BODY_LIMIT = 1048576
+
+
+def connect(port, source="127.0.0.1", timeout=5.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_answer(s, timeout=5.0):
+    """Read until one whole response is in, or the server closes: (parsed or None, raw bytes,
+    closed)."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        except OSError:
+            return parse_response_headers(data), data, True
+        if not chunk:
+            return parse_response_headers(data), data, True
+        data += chunk
+        parsed = parse_response_headers(data)
+        if parsed:
+            return parsed, data, False
+    return parse_response_headers(data), data, False
+
+
+def closed_within(s, timeout):
+    """Seconds until the server closes s (EOF or reset), or None if it stays open for timeout."""
+    start = time.monotonic()
+    s.settimeout(timeout)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return time.monotonic() - start
+    except socket.timeout:
+        return None
+    except OSError:
+        return time.monotonic() - start
+
+
+@unittest.skipIf(on_lambda(), "the local listener's own bounds: on AWS, API Gateway's")
+class Limits(ServersTestCase):
+    def start(self, **cfg):
+        path = write_config(self.tmp, cfg) if cfg else None
+        srv = Taskd(db=self.db, config=path, tmpdir=self.tmp)
+        self.servers.append(srv)
+        return srv
+
+    def assertJSONAnswer(self, parsed, status, detail_part):
+        self.assertIsNotNone(parsed, "no answer")
+        got, headers, body = parsed
+        self.assertEqual(got, status, body)
+        self.assertEqual(dict(headers).get("content-type"), "application/json", headers)
+        self.assertIn(detail_part, json.loads(body)["detail"])
+        return dict(headers)
+
+    def test_garbage_and_bad_heads_answered_in_json_at_once(self):
+        srv = self.start()
+        cases = [
+            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),  # TLS, no line end ever
+            (b"\x00\x01\x02\xff", 400),
+            (b"GARBAGE\r\n\r\n", 400),
+            (b"GET\r\n\r\n", 400),
+            (b"G\x01T / HTTP/1.1\r\n", 400),
+            (b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n", 505),
+            (b"GET /health HTTP/2.0\r\n", 505),
+            (b"GET /health HTTP/x.y\r\nHost: x\r\n\r\n", 400),
+            (b"GET /" + b"u" * 40000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"h" * 40000 + b"\r\n\r\n", 431),
+        ]
+        for payload, status in cases:
+            with self.subTest(payload=payload[:24]):
+                s = connect(srv.port)
+                try:
+                    start = time.monotonic()
+                    s.sendall(payload)
+                    parsed, raw, _ = read_answer(s, timeout=5)
+                    self.assertLess(time.monotonic() - start, 2.0, raw[:200])
+                    headers = self.assertJSONAnswer(parsed, status, "")
+                    self.assertEqual(headers.get("connection"), "close")
+                finally:
+                    s.close()
+        self.assertEqual(srv.get("/health").status, 200)
+        m = metrics(srv)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="malformed"), 8.0)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="head_too_large"), 2.0)
+        self.assertEqual(metric(m, "taskd_http_requests_total", route="unmatched", method="unknown",
+                                code="505"), 2.0)
+
+    def test_chunked_body_over_limit_refused_while_sending(self):
+        srv = self.start()
+        s = connect(srv.port)
+        try:
+            s.sendall(b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+            s.setblocking(False)
+            chunk = b"4000\r\n" + b"y" * 0x4000 + b"\r\n"
+            total = 10 * 1024 * 1024
+            sent, data, closed = 0, b"", False
+            deadline = time.monotonic() + 20
+            while sent < total and not closed and time.monotonic() < deadline:
+                r, w, _ = select.select([s], [s], [], 1)
+                if r:
+                    try:
+                        got = s.recv(65536)
+                    except OSError:
+                        got = b""
+                    data += got
+                    closed = not got
+                    if parse_response_headers(data):
+                        break
+                if w:
+                    try:
+                        sent += s.send(chunk)
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        closed = True
+            # the answer (or at least the close) came while the client was still sending
+            self.assertLess(sent, total, "the whole 10 MB was taken before any answer")
+            s.setblocking(True)
+            if not parse_response_headers(data):
+                parsed, more, _ = read_answer(s, timeout=3)
+                data += more
+            self.assertJSONAnswer(parse_response_headers(data), 413, "Request body too large")
+        finally:
+            s.close()
+        self.assertEqual(srv.get("/health").status, 200)
+        self.assertEqual(srv.list_all(), [])
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="body_too_large"),
+                         1.0)
+
+    def test_trickling_head_closed_at_the_header_deadline(self):
+        srv = self.start(header_timeout=1)
+        head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 64 + b"\r\n\r\n"
+        s = connect(srv.port)
+        silent = connect(srv.port)
+        try:
+            start = time.monotonic()
+            answer = None
+            for i in range(len(head) - 4):
+                try:
+                    s.sendall(head[i:i + 1])
+                except OSError:
+                    break
+                r, _, _ = select.select([s], [], [], 0.1)
+                if r:
+                    answer = read_answer(s, timeout=2)
+                    break
+            elapsed = time.monotonic() - start
+            self.assertIsNotNone(answer, "a trickling head was never cut off")
+            self.assertGreater(elapsed, 0.8)
+            self.assertLess(elapsed, 4.0)
+            self.assertJSONAnswer(answer[0], 408, "not received in time")
+            # a connection that sent nothing is closed silently at the same deadline
+            t = closed_within(silent, 4.0)
+            self.assertIsNotNone(t, "a silent connection stayed open past the header deadline")
+        finally:
+            s.close()
+            silent.close()
+        # a prompt request on a new connection is served
+        self.assertEqual(srv.get("/health").status, 200)
+        m = metrics(srv)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 2.0)
+
+    def test_half_closed_partial_head_leaves_at_once(self):
+        # A client that shuts its side mid-head can never finish it: its connection must stop
+        # counting against the client at once, not at the header deadline.
+        srv = self.start(max_connections_per_client=2, header_timeout=60)
+        for _ in range(2):
+            s = connect(srv.port)
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.")
+            s.shutdown(socket.SHUT_WR)
+            s.close()
+        deadline = time.monotonic() + 2.0
+        statuses = []
+        while time.monotonic() < deadline:
+            a, b = connect(srv.port), connect(srv.port)
+            try:
+                a.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                b.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                statuses = [(read_answer(x)[0] or (None,))[0] for x in (a, b)]
+            finally:
+                a.close()
+                b.close()
+            if statuses == [200, 200]:
+                break
+            time.sleep(0.2)
+        self.assertEqual(statuses, [200, 200], "the half-closed connections still count")
+
+    def test_slow_body_cut_off_at_the_body_deadline(self):
+        srv = self.start(body_timeout=1)
+        s = connect(srv.port)
+        try:
+            s.sendall(b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 100\r\n\r\n{")
+            start = time.monotonic()
+            answer = None
+            while time.monotonic() - start < 6:
+                time.sleep(0.3)
+                try:
+                    s.sendall(b" ")
+                except OSError:
+                    break
+                r, _, _ = select.select([s], [], [], 0)
+                if r:
+                    answer = read_answer(s, timeout=2)
+                    break
+            self.assertIsNotNone(answer, "a trickling body was never cut off")
+            self.assertLess(time.monotonic() - start, 4.0)
+            self.assertJSONAnswer(answer[0], 408, "Request body not received in time")
+        finally:
+            s.close()
+        self.assertEqual(srv.list_all(), [])
+
+    def test_per_client_bound_leaves_other_clients_served(self):
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError as e:
+            self.skipTest("no second loopback address: %s" % e)
+        finally:
+            probe.close()
+        srv = self.start(max_connections_per_client=4, max_connections=6)
+        held = [connect(srv.port) for _ in range(4)]
+        try:
+            time.sleep(0.2)
+            # one more from the same client: refused at once, in JSON
+            extra = connect(srv.port)
+            parsed, raw, _ = read_answer(extra, timeout=3)
+            extra.close()
+            headers = self.assertJSONAnswer(parsed, 429, "Too many connections from this client")
+            self.assertEqual(headers.get("retry-after"), "1")
+            # another client is still served
+            other = connect(srv.port, source="127.0.0.2")
+            other.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            parsed, raw, _ = read_answer(other, timeout=5)
+            other.close()
+            self.assertIsNotNone(parsed, raw)
+            self.assertEqual(parsed[0], 200, raw)
+            # and the bound in all: two more from 127.0.0.2 make 6; the seventh is refused
+            more = [connect(srv.port, source="127.0.0.2") for _ in range(2)]
+            time.sleep(0.2)
+            seventh = connect(srv.port, source="127.0.0.2")
+            parsed, raw, _ = read_answer(seventh, timeout=3)
+            seventh.close()
+            for m in more:
+                m.close()
+            self.assertJSONAnswer(parsed, 503, "Too many connections")
+        finally:
+            for s in held:
+                s.close()
+        # once the held connections are gone, the first client is served again
+        deadline = time.monotonic() + 5
+        while srv.get("/health").status != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        m = metrics(srv)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="client_connections"), 1.0)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="connections"), 1.0)
+
+    def test_admission_503_past_max_in_flight(self):
+        srv = self.start(max_in_flight=1)
+        n = 40
+        socks = [connect(srv.port) for _ in range(n)]
+        try:
+            for i, s in enumerate(socks):
+                body = json.dumps({"task_type": "TASK2", "data": {"i": i}}).encode()
+                s.sendall(b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            answers = [read_answer(s, timeout=15)[0] for s in socks]
+        finally:
+            for s in socks:
+                s.close()
+        self.assertTrue(all(answers), answers)
+        codes = [a[0] for a in answers]
+        self.assertEqual(set(codes) - {201, 503}, set(), codes)
+        busy = [a for a in answers if a[0] == 503]
+        self.assertGreater(len(busy), 0, "no request was refused with max_in_flight 1")
+        for status, headers, body in busy:
+            self.assertEqual(dict(headers).get("retry-after"), "1")
+            self.assertIn("in flight", json.loads(body)["detail"])
+        # every 201 is a task, and nothing refused was written
+        self.assertEqual(len(srv.list_all()), codes.count(201))
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="in_flight"),
+                         float(len(busy)))
+
+
+if __name__ == "__main__":
+    unittest.main()
