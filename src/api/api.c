@@ -407,7 +407,7 @@ static api_status get_task(api *a, const api_request *req, const char *id, api_e
         memset(resp, 0, sizeof *resp);
     }
     ex->long_lived = true; /* parked for seconds: not a request in flight for admission */
-    return API_PENDING; /* ready() comes: at the change, the deadline or shutdown */
+    return API_PENDING;    /* ready() comes: at the change, the deadline or shutdown */
 }
 
 /* The Last-Event-ID header, else the last_event_id parameter: *after gets it, or -1 (none). */

@@ -8,10 +8,10 @@
  *    policy over typed message attributes) or MessageBody (a nested policy over a JSON body).
  *
  * The authority for every rule is the project's reference notes on Lambda filters and SNS filter
- * policies (as AWS documents Lambda event filtering and SNS message filtering). Patterns and policies are compiled once,
- * rejected with a message naming the fault, and then matched many times without allocating, except
- * when a String.Array attribute or an SQS "body" string must be parsed. Compiled objects are
- * immutable, so one may be matched from several threads at once.
+ * policies (as AWS documents Lambda event filtering and SNS message filtering). Patterns and
+ * policies are compiled once, rejected with a message naming the fault, and then matched many times
+ * without allocating, except when a String.Array attribute or an SQS "body" string must be parsed.
+ * Compiled objects are immutable, so one may be matched from several threads at once.
  */
 #ifndef TASKD_FILTER_H
 #define TASKD_FILTER_H

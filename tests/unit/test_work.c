@@ -520,8 +520,7 @@ static void test_spans_of_a_run(void **state)
     const span *receive = find(&sp, "receive jobs", NULL),
                *process = find(&sp, "process jobs", NULL),
                *claim_span = find(&sp, "UPDATE tasks", "IN_PROGRESS"),
-               *run = find(&sp, "test", NULL),
-               *report = find(&sp, "UPDATE tasks", "COMPLETED");
+               *run = find(&sp, "test", NULL), *report = find(&sp, "UPDATE tasks", "COMPLETED");
     assert_non_null(receive);
     assert_non_null(process);
     assert_non_null(claim_span);

@@ -738,8 +738,7 @@ static void test_spans_in_the_message_trace(void **state)
     assert_int_equal(sp.n, 5);
     const span *receive = find(&sp, "receive task1", NULL),
                *process = find(&sp, "process task1", NULL),
-               *claim = find(&sp, "UPDATE tasks", "IN_PROGRESS"),
-               *run = find(&sp, "noop", NULL),
+               *claim = find(&sp, "UPDATE tasks", "IN_PROGRESS"), *run = find(&sp, "noop", NULL),
                *report = find(&sp, "UPDATE tasks", "COMPLETED");
     assert_non_null(receive);
     trace_ctx producer;
