@@ -85,6 +85,7 @@ struct http_server {
     int64_t body_timeout_ns;
     int max_in_flight;
     atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
+    atomic_int in_flight; /* the active ones but long polls: what admission bounds */
     atomic_bool stopping; /* no new requests are answered */
     char address[80];
 };
@@ -96,6 +97,7 @@ typedef struct request_ctx {
     bool too_large;
     bool begun;         /* api_begin() has run */
     bool active;        /* counted in http_server.active */
+    bool in_flight;     /* counted in http_server.in_flight */
     bool early;         /* answered before routing, and counted */
     int64_t start_ns;   /* CLOCK_MONOTONIC, when the headers were in */
     int64_t refused_ns; /* answered while its body was still coming (0: not) */
@@ -247,9 +249,19 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
     return url_unescape_in_place(s);
 }
 
+/* The request no longer counts among those in flight (it waits for long, or is done). */
+static void leave_in_flight(http_server *h, request_ctx *ctx)
+{
+    if (ctx->in_flight) {
+        ctx->in_flight = false;
+        atomic_fetch_sub(&h->in_flight, 1);
+    }
+}
+
 /* The request no longer counts as active (answered, or its client left). */
 static void settle(http_server *h, request_ctx *ctx)
 {
+    leave_in_flight(h, ctx);
     if (ctx->active) {
         ctx->active = false;
         atomic_fetch_sub(&h->active, 1);
@@ -421,8 +433,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* Count first, then look at stopping: http_server_stop() does the
          * reverse, so either it waits for this request or this request
          * sees the stop. Nothing can be suspended once the daemon stops. */
-        int before = atomic_fetch_add(&h->active, 1);
+        atomic_fetch_add(&h->active, 1);
         ctx->active = true;
+        int before = atomic_fetch_add(&h->in_flight, 1);
+        ctx->in_flight = true;
         if (atomic_load(&h->stopping)) {
             settle(h, ctx);
             api_response resp = {0};
@@ -459,8 +473,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ctx->ex.user = ctx;
         ctx->conn = c;
         if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
-            if (ctx->ex.long_lived)
-                settle(h, ctx); /* an event stream or a long poll is not "in flight" */
+            if (ctx->ex.long_lived) /* a long poll: still active (a stop waits for its answer) */
+                leave_in_flight(h, ctx);
             MHD_suspend_connection(c);
             int expected = WRITE_RUNNING;
             if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
