@@ -482,7 +482,7 @@ static void test_normal_end_kills_escaped_descendants(void **state)
     if (!have_setsid())
         skip();
     pid_t pids[3];
-    unsigned long long written;
+    unsigned long long written = 0;
     int status;
     child_end end = run_escaping(ESCAPE_PROLOGUE "echo done", 20000, pids, &written, &status);
     assert_int_equal(end, CHILD_EXITED);
@@ -500,7 +500,7 @@ static void test_timeout_kills_escaped_descendants(void **state)
     if (!have_setsid())
         skip();
     pid_t pids[3];
-    unsigned long long written;
+    unsigned long long written = 0;
     int status;
     child_end end = run_escaping(ESCAPE_PROLOGUE "sleep 30", 1500, pids, &written, &status);
     assert_int_equal(end, CHILD_TIMED_OUT);
@@ -557,7 +557,7 @@ static void test_parent_sigkill_kills_the_run(void **state)
         _exit(3); /* not reached: killed first */
     }
     pid_t pids[3];
-    unsigned long long written;
+    unsigned long long written = 0;
     int got = read_pids(pidfile, pids, 3, &written);
     kill(runner, SIGKILL);
     int st;
@@ -681,7 +681,7 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
     assert_true(clock_mono_ms() - start < 3000);
     child_free(c);
-    unsigned long long written;
+    unsigned long long written = 0;
     assert_int_equal(read_pids(pidfile, &pids[1], 1, &written), 1);
     unlink(pidfile);
     assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
