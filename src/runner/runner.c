@@ -5,7 +5,12 @@
  * transaction, turns the messages into work items, and hands them to the
  * step of work.h (claim outcome, run, report). What belongs to the queue
  * stays here: keeping the rest of a batch hidden while its tasks run,
- * releasing what was not started at shutdown, and deleting what is done.
+ * releasing what an abort left unstarted, and deleting what is done.
+ *
+ * A stop ends the receiving, never a batch: what a thread has claimed when
+ * a graceful stop arrives is run to its end, within shutdown_grace. Only
+ * runner_abort() (past the grace) cuts it short; the tasks it leaves
+ * IN_PROGRESS run again when their messages come back after a restart.
  *
  * Writes are grouped per batch: the claims ride in the receive's
  * transaction, the reports go out as one group (store_batch) that usually
@@ -108,7 +113,10 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (items[i].fate != WORK_RUN)
             continue;
-        if (atomic_load(&r->stopping)) {
+        /* A graceful stop does not end a batch: its tasks were claimed (IN_PROGRESS) with the
+         * receive, and nothing could run them until a restart if it were given back here.
+         * Only an abort (past shutdown_grace) leaves the rest unstarted. */
+        if (atomic_load(&r->aborting)) {
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }

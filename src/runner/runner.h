@@ -24,11 +24,15 @@ typedef struct runner runner;
 /* Start the binding's threads; the runner takes the handler. NULL with err. */
 runner *runner_start(store *s, broker *b, const config *c, const handler_config *hc, handler *h,
                      const telemetry *tel, char *err, size_t errlen);
-/* Stop receiving; messages received but not started are released for redelivery. */
+/*
+ * Stop receiving. A batch already received (its tasks claimed) is still run
+ * to its end; runner_join() waits for it.
+ */
 void runner_stop_receiving(runner *r);
 /*
- * Make running handlers return now (exec process groups are killed); their
- * tasks are not reported, and their messages are released for redelivery.
+ * Make running handlers return now (exec process groups are killed) and
+ * start no more; those tasks are not reported, and their messages are
+ * released for redelivery (after a restart, the tasks run again).
  */
 void runner_abort(runner *r);
 /* Wait for the threads until deadline (CLOCK_MONOTONIC seconds); true when all ended. */

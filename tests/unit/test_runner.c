@@ -1,10 +1,14 @@
 /*
  * Unit tests for the local runner's life cycle over a real SQLite store: a stop ends its threads
- * at once, whenever it comes. broker_wait() is wrapped (this test links with
- * -Wl,--wrap=broker_wait), so a stop can be made to arrive at one chosen moment: inside a runner
- * thread's own call that notes the broker's generation, after the thread last looked at its
- * stopping flag. A runner that looked at the flag before noting the generation would note the
- * stop's generation and then sleep out its idle recheck (10 s) before it sees the stop.
+ * at once, whenever it comes, and what a thread has claimed when it comes is run to its end.
+ * broker_wait() and broker_receive_and_claim() are wrapped (this test links with
+ * -Wl,--wrap=...), so a stop can be made to arrive at one chosen moment:
+ * - inside a runner thread's own call that notes the broker's generation, after the thread last
+ *   looked at its stopping flag. A runner that looked at the flag before noting the generation
+ *   would note the stop's generation and then sleep out its idle recheck (10 s) before it sees
+ *   the stop;
+ * - just after a receive has committed its claims, before any handler starts. A runner that
+ *   gave such a batch back would leave its tasks IN_PROGRESS with nothing running them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +20,7 @@
 #include "runner/handlers.h"
 #include "runner/runner.h"
 #include "store/broker.h"
+#include "store/store.h"
 #include "store/store_sqlite.h"
 #include "util/clock.h"
 
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The runner the wrapper stops, and whether it is to stop it on the next noting call. */
@@ -41,6 +47,25 @@ void __wrap_broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
         atomic_fetch_add(&stops_injected, 1);
     }
     __real_broker_wait(b, changes, gen, timeout_ms);
+}
+
+/* When armed, stop the runner as soon as a receive has committed its claims. */
+static atomic_bool stop_after_claim_armed;
+
+store_rc __real_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
+                                         queue_message **out, size_t *n, int64_t *next_ms);
+store_rc __wrap_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
+                                         queue_message **out, size_t *n, int64_t *next_ms);
+
+store_rc __wrap_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
+                                         queue_message **out, size_t *n, int64_t *next_ms)
+{
+    store_rc rc = __real_broker_receive_and_claim(b, q, max, out, n, next_ms);
+    if (rc == STORE_OK && *n > 0 && atomic_exchange(&stop_after_claim_armed, false)) {
+        runner_stop_receiving(stop_target);
+        atomic_fetch_add(&stops_injected, 1);
+    }
+    return rc;
 }
 
 typedef struct fixture {
@@ -64,9 +89,10 @@ static int setup(void **state)
     const char *text = "{\"queues\": [{\"name\": \"jobs\"}],"
                        " \"subscriptions\": [{\"queue\": \"jobs\"}],"
                        " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
-                       " \"concurrency\": 1}]}";
+                       " \"concurrency\": 1, \"batch_size\": 3}]}";
     assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
     atomic_store(&stop_armed, false);
+    atomic_store(&stop_after_claim_armed, false);
     atomic_store(&stops_injected, 0);
     *state = f;
     return 0;
@@ -132,11 +158,59 @@ static void test_stop_between_flag_and_generation(void **state)
     join_within(r, 3, "stopped between its steps");
 }
 
+/* Create n tasks and send each its message on queue jobs, as the publisher would. */
+static void send_tasks(fixture *f, size_t n, char ids[][37])
+{
+    const queue_config *q = config_queue(&f->cfg, "jobs");
+    assert_non_null(q);
+    broker_message m[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = 0};
+        assert_int_equal(store_create_task(f->store, &t, (int64_t)time(NULL), ids[i]), STORE_OK);
+        m[i] = (broker_message){.queue = q,
+                                .task_id = ids[i],
+                                .body = "{}",
+                                .attributes = "{\"TaskType\":{\"Type\":\"String\","
+                                              "\"Value\":\"TASK1\"}}"};
+    }
+    assert_int_equal(broker_publish(broker_of(f->store), "test", 1, m, n), STORE_OK);
+}
+
+/* A stop that comes just after a receive committed its claims, before any handler started: the
+ * whole claimed batch is still run and reported, and its messages are gone from the queue. */
+static void test_stop_after_claim_runs_the_batch(void **state)
+{
+    fixture *f = *state;
+    runner *r = start(f);
+    usleep(100000); /* into its idle wait */
+    stop_target = r;
+    atomic_store(&stop_after_claim_armed, true);
+    char ids[3][37];
+    send_tasks(f, 3, ids); /* the commit wakes the runner: one receive claims all three */
+    for (int i = 0; i < 300 && atomic_load(&stops_injected) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&stops_injected), 1);
+    join_within(r, 5, "stopped after its claim");
+    for (size_t i = 0; i < 3; i++) {
+        task t = {0};
+        assert_int_equal(store_get_task(f->store, ids[i], &t), STORE_OK);
+        if (t.status != TASK_COMPLETED)
+            fail_msg("task %zu of the claimed batch is %s after a graceful stop, not COMPLETED", i,
+                     task_status_name(t.status));
+        task_clear(&t);
+    }
+    queue_stats st;
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
+    assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_runner_stops_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_between_flag_and_generation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_after_claim_runs_the_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
