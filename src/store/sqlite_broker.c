@@ -594,6 +594,76 @@ store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned sec
     return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
+/* ---- a report that deletes its message --------------------------------- */
+
+typedef struct report_job {
+    sq_job job; /* first: adapter_data points to the job, and so to this */
+    const queue_message *m;
+    store_write *w;
+} report_job;
+
+struct broker_reports {
+    size_t n;
+    report_job slot[];
+};
+
+broker_reports *broker_reports_new(size_t n)
+{
+    broker_reports *r = calloc(1, sizeof *r + n * sizeof r->slot[0]);
+    if (r)
+        r->n = n;
+    return r;
+}
+
+void broker_reports_free(broker_reports *r)
+{
+    free(r);
+}
+
+/* Writer: delete the message of a receipt, unless the receipt is stale. */
+static store_rc delete_by_receipt(sqlite_store *s, const queue_message *m)
+{
+    char queue[256];
+    int64_t was;
+    int rc;
+    if (!receipt_message(s->w_msg_find, m, queue, sizeof queue, &was, &rc))
+        return sq_rc_of(rc); /* a stale receipt changes nothing */
+    sqlite3_bind_int64(s->w_msg_delete, 1, m->id);
+    sqlite3_bind_int(s->w_msg_delete, 2, m->receive_count);
+    rc = sq_step_done(s->w_msg_delete);
+    if (rc == SQLITE_OK)
+        depth_log_leave(&s->depth_log, s->depths, queue, was, true);
+    return sq_rc_of(rc);
+}
+
+/*
+ * Writer: the report, then the delete of its message when the report spends it — the outcomes
+ * on which work_finish() calls the message spent: applied, already made, the task final or
+ * gone. Both stand or neither: a failed delete fails the report, and with a task found final
+ * (not a success, nothing written) the delete still stands.
+ */
+static store_rc apply_report(sqlite_store *s, void *arg)
+{
+    report_job *r = arg;
+    store_rc rc = sq_apply_update(s, r->w);
+    if (rc != STORE_OK && rc != STORE_REPEAT && rc != STORE_CONFLICT && rc != STORE_NOT_FOUND)
+        return rc;
+    store_rc del = delete_by_receipt(s, r->m);
+    if (del != STORE_OK)
+        return del;
+    r->job.keep = true;
+    return rc;
+}
+
+void *broker_report_job(broker_reports *r, size_t i, const queue_message *m, store_write *report)
+{
+    if (!r || i >= r->n)
+        return NULL;
+    report_job *j = &r->slot[i];
+    *j = (report_job){.job = {.apply = apply_report, .arg = j}, .m = m, .w = report};
+    return &j->job;
+}
+
 /* ---- visibility -------------------------------------------------------- */
 
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
