@@ -8,12 +8,9 @@
  * releasing what was not started at shutdown, and deleting what is done.
  *
  * Writes are grouped per batch: the claims ride in the receive's
- * transaction, and the reports go out as one group (store_batch) that
- * usually shares a commit, each report deleting its message in its own
- * savepoint (broker_report_job): a fast handler costs the store two
- * transactions per batch rather than several per task, and no crash can
- * leave a reported task's message behind. Only messages dropped without a
- * report (their task gone or already final) take a delete of their own.
+ * transaction, the reports go out as one group (store_batch) that usually
+ * shares a commit, and the deletes are one more; a fast handler costs the
+ * store a few transactions per batch rather than per task.
  *
  * Idle costs no write: a receive is a write transaction, so a thread first
  * reads when the queue's next message is due (broker_next_visible). With
@@ -91,20 +88,16 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
 {
     work_item *items = calloc(n, sizeof *items);
     queue_message *done = calloc(n, sizeof *done), *unstarted = calloc(n, sizeof *unstarted);
-    broker_reports *reports = broker_reports_new(n);
-    if (!items || !done || !unstarted || !reports) {
+    if (!items || !done || !unstarted) {
         log_error("out of memory working a batch; its messages will be redelivered", "queue",
                   r->queue->name, NULL);
         free(items);
         free(done);
         free(unstarted);
-        broker_reports_free(reports);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++)
         work_item_of(r, &msgs[i], &items[i]);
-        items[i].report_job = broker_report_job(reports, i, &msgs[i], &items[i].report);
-    }
     work_begin(&r->work, items, n);
 
     size_t n_done = 0, n_unstarted = 0;
@@ -128,11 +121,9 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
             unstarted[n_unstarted++] = msgs[i]; /* aborted: released for redelivery */
     }
     store_batch_wait(&group);
-    for (size_t i = 0; i < n; i++) {
-        /* a spent message that was reported (fate WORK_RUN) went with its report */
-        if (work_finish(&r->work, &items[i]) && items[i].fate == WORK_DROP)
+    for (size_t i = 0; i < n; i++)
+        if (work_finish(&r->work, &items[i]))
             done[n_done++] = msgs[i];
-    }
     if (broker_delete(r->broker, done, n_done) != STORE_OK)
         log_warn("cannot delete finished messages; they will be redelivered and dropped", "queue",
                  r->queue->name, NULL);
@@ -142,7 +133,6 @@ static void work_batch(runner *r, queue_message *msgs, size_t n)
     free(items);
     free(done);
     free(unstarted);
-    broker_reports_free(reports);
 }
 
 /* Milliseconds from now until due_ms (Unix clock; INT64_MAX: never), within 1 .. cap_ms. */

@@ -216,7 +216,6 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         .kind = STORE_WRITE_UPDATE,
         .now = (int64_t)time(NULL),
         .update = {.id = it->id, .status = status, .status_msg = msg, .result = it->result.result},
-        .adapter_data = it->report_job,
     };
     it->reported = true;
     store_batch_submit(group, e->store, &it->report);

@@ -24,9 +24,7 @@
  * flag is not reported: both are kept. A message is spent (the caller
  * deletes it) when its task was dropped, or reported, or found already
  * final by the report; otherwise it must come back (the caller releases it
- * or lets its visibility timeout pass). A caller whose store can delete the
- * message with the report (report_job) has a reported message deleted
- * already when work_finish() calls it spent.
+ * or lets its visibility timeout pass).
  *
  * Spans, in the task's trace: "receive <queue>" (from when the message was
  * sent to the receive, linking the other traces of the batch), under it
@@ -92,10 +90,6 @@ typedef struct work_item {
     task_status status_before; /* the task's status before the claim (when found) */
     bool claimed_with_receive; /* the claim rode in the receive's own transaction */
     int64_t deadline_ms;       /* Unix ms by which a run must end; 0: the binding's timeout only */
-    /* in, optional: the transport's part of the report, handed to the store adapter with it
-     * (store_write.adapter_data): the local queue's deletes the message in the report's own
-     * transaction when the report spends it (broker_report_job). NULL: the report alone. */
-    void *report_job;
     /* out */
     work_fate fate;
     /* the step's own, from work_begin() to work_finish() */
@@ -122,9 +116,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group);
  * After the group is waited on (or for an item never run): end the item's
  * spans and release what the step holds. True when the message is spent
  * (delete it); false when it must come back. An item left at WORK_RUN but
- * never run (the caller stopped first) is kept. A spent item's fate then
- * says why: WORK_DROP, dropped unrun; WORK_RUN, reported (with report_job,
- * its message is deleted already).
+ * never run (the caller stopped first) is kept.
  */
 bool work_finish(const work_env *e, work_item *it);
 

@@ -127,22 +127,6 @@ store_rc broker_release(broker *b, const queue_message *m, size_t n);
 /* Keep received messages hidden for another seconds from now. */
 store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
 
-/*
- * Reports that delete their messages: a report (a STORE_WRITE_UPDATE
- * submitted to this broker's store) whose adapter_data is
- * broker_report_job(r, i, m, report) deletes message m in the same atomic
- * unit when the report spends it — applied, already made, or its task found
- * final or gone (the outcomes work_finish() calls spent). Both commit or
- * neither; a stale receipt (the message was received again) deletes
- * nothing. One slot per message of a batch; m and report are borrowed until
- * the report is done. broker_report_job() returns NULL for a NULL r (out of
- * memory): the report then goes alone.
- */
-typedef struct broker_reports broker_reports;
-broker_reports *broker_reports_new(size_t n);
-void broker_reports_free(broker_reports *r);
-void *broker_report_job(broker_reports *r, size_t i, const queue_message *m, store_write *report);
-
 /* A queue's depths, from counters the writer keeps (queue_depths.h): no row is read. */
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out);
 /* Change records after the consumer's checkpoint (newest sequence number less it). */

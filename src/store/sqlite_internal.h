@@ -43,7 +43,6 @@ struct sqlite_store {
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
-    sqlite3_stmt *w_msg_find, *w_msg_delete; /* a message by its receipt (the broker's) */
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -102,9 +101,6 @@ struct sqlite_store {
 typedef struct sq_job {
     store_rc (*apply)(sqlite_store *s, void *arg);
     void *arg;
-    /* Set by apply: what it wrote stands although its outcome is not a success (a report that
-     * finds its task final still deletes its message). */
-    bool keep;
 } sq_job;
 
 /* SQLite result code to store result code. */

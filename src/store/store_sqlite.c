@@ -615,11 +615,10 @@ static void run_batch(sqlite_store *s, store_write *batch)
         }
         size_t counted = s->n_batch_changes; /* a rolled-back write counts nothing */
         size_t moved = depth_log_mark(&s->depth_log);
-        sq_job *job = w->adapter_data;
-        if (job) {
-            job->keep = false;
+        const sq_job *job = w->adapter_data;
+        if (job)
             w->rc = job->apply(s, job->arg);
-        } else
+        else
             switch (w->kind) {
             case STORE_WRITE_CREATE:
                 w->rc = apply_create(s, w);
@@ -631,7 +630,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
                 w->rc = apply_reclaim(s, w);
                 break;
             }
-        if (!succeeded(w->rc) && !(job && job->keep)) {
+        if (!succeeded(w->rc)) {
             if (w->rc == STORE_ERROR)
                 note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
             sq_step_done(s->w_rollback_to);
@@ -649,11 +648,9 @@ static void run_batch(sqlite_store *s, store_write *batch)
                       NULL);
         sq_step_done(s->w_rollback);
         store_rc failed = sq_rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
-        for (store_write *w = batch; w; w = w->next) {
-            const sq_job *job = w->adapter_data;
-            if (succeeded(w->rc) || (job && job->keep))
+        for (store_write *w = batch; w; w = w->next)
+            if (succeeded(w->rc))
                 w->rc = failed;
-        }
     }
     if (rc == SQLITE_OK && (s->batch_wrote_changes || s->batch_sent_messages)) {
         pthread_mutex_lock(&s->notify_mu);
@@ -1084,9 +1081,6 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
         {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
-        {&s->w_msg_find, "SELECT queue, visible_ms FROM messages "
-                         "WHERE id = ?1 AND receive_count = ?2"},
-        {&s->w_msg_delete, "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
@@ -1100,8 +1094,7 @@ static void finalize_writer(sqlite_store *s)
                            s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
                            s->w_get,       s->w_insert,      s->w_update,     s->w_change,
                            s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
-                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n,     s->w_msg_find,
-                           s->w_msg_delete};
+                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }

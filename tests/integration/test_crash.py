@@ -148,39 +148,6 @@ class KillDuringPosting(CrashCase):
         self.stop_clean(s2)
 
 
-    def test_sigkill_never_leaves_a_reported_task_with_its_message(self):
-        """A report and the delete of its message commit together: whenever the kill lands, no
-        finished task still has a message. (Redeliveries after a restart change nothing: a
-        task is finished only by a report, and its message goes with it.)"""
-        cfg = {
-            "task_types": ["JOB"],
-            "queues": [{"name": "jobs", "visibility_timeout": 3, "max_receive_count": 10}],
-            "subscriptions": [{"queue": "jobs"}],
-            "handlers": [{"queue": "jobs", "handler": "noop", "batch_size": 10, "concurrency": 2,
-                          "timeout": 1}],
-        }
-        for round_ in range(3):
-            s = self.start(cfg)
-            stop = threading.Event()
-            th = threading.Thread(target=post_tasks, daemon=True, kwargs=dict(
-                server=s, bodies=[{"task_type": "JOB", "data": {"i": i}} for i in range(400)],
-                threads=4, stop=stop))
-            th.start()
-            want = 30 * (round_ + 1)
-            wait_until(lambda: status_counts(self.db).get("COMPLETED", 0) >= want or not th.is_alive(),
-                       20, interval=0.005, what="%d tasks COMPLETED" % want)
-            s.kill()
-            stop.set()
-            th.join(30)
-            finished_with_message = db_query(
-                self.db, "SELECT t.id, t.status FROM messages m JOIN tasks t ON t.id = m.task_id "
-                "WHERE t.status IN ('COMPLETED', 'FAILED')")
-            self.assertEqual(finished_with_message, [], "round %d: %r" % (round_, status_counts(self.db)))
-        s = self.start(cfg)
-        wait_until(lambda: set(status_counts(self.db)) == {"COMPLETED"}, 30, interval=0.1,
-                   what="every task COMPLETED after the last restart")
-        self.stop_clean(s)
-
 class DeadLetter(CrashCase):
 
     QUEUES = [{"name": "doomed", "visibility_timeout": 1, "max_receive_count": 2,

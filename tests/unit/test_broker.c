@@ -360,74 +360,6 @@ static void test_delete_and_stale_receipt(void **state)
     queue_messages_free(second, 1);
 }
 
-/* Report id's status with a job that deletes message m in the same transaction. */
-static store_rc report_deleting(fx *f, broker_reports *r, size_t i, const queue_message *m,
-                                const char *id, task_status st)
-{
-    store_write w = {.kind = STORE_WRITE_UPDATE,
-                     .now = (int64_t)time(NULL),
-                     .update = {.id = id, .status = st, .status_msg = "done"}};
-    w.adapter_data = broker_report_job(r, i, m, &w);
-    assert_non_null(w.adapter_data);
-    store_rc rc = store_write_wait(f->s, &w);
-    task_clear(&w.current);
-    return rc;
-}
-
-static void test_report_deletes_its_message(void **state)
-{
-    fx *f = *state;
-    queue_config q = make_queue("work", 60, 0, NULL, 0);
-    char run[37], stale[37], done[37];
-    create_task(f->s, TASK_NULL_TIME, run);
-    create_task(f->s, TASK_NULL_TIME, stale);
-    create_task(f->s, TASK_NULL_TIME, done);
-    set_status(f->s, run, TASK_IN_PROGRESS, "", (int64_t)time(NULL));
-    set_status(f->s, stale, TASK_IN_PROGRESS, "", (int64_t)time(NULL));
-    complete_task(f->s, done, (int64_t)time(NULL));
-    publish_bodies(f->b, &q, 0, 1, run);
-    publish_bodies(f->b, &q, 1, 1, stale);
-    publish_bodies(f->b, &q, 2, 1, done);
-    publish_bodies(f->b, &q, 3, 1, "0190a2b4-0000-7000-8000-000000000000"); /* no such task */
-    queue_message *m = NULL;
-    assert_int_equal(receive(f->b, &q, 4, &m, NULL), 4);
-    broker_reports *r = broker_reports_new(4);
-    assert_non_null(r);
-    assert_null(broker_report_job(r, 4, &m[0], NULL)); /* no such slot */
-
-    /* applied: the task is final and its message gone, in one commit */
-    assert_int_equal(report_deleting(f, r, 0, &m[0], run, TASK_COMPLETED), STORE_OK);
-    expect_status(f->s, run, TASK_COMPLETED, "done");
-    expect_stats(f->b, "work", 0, 3, 0);
-    /* applied again (the same report): already made, and the receipt is stale now */
-    assert_int_equal(report_deleting(f, r, 0, &m[0], run, TASK_COMPLETED), STORE_REPEAT);
-    expect_stats(f->b, "work", 0, 3, 0);
-
-    /* a stale receipt: the report applies, the message received again is not deleted */
-    assert_int_equal(broker_release(f->b, &m[1], 1), STORE_OK);
-    queue_message *again = NULL;
-    assert_int_equal(receive(f->b, &q, 4, &again, NULL), 1);
-    assert_int_equal(again[0].id, m[1].id);
-    assert_int_equal(report_deleting(f, r, 1, &m[1], stale, TASK_COMPLETED), STORE_OK);
-    expect_status(f->s, stale, TASK_COMPLETED, "done");
-    expect_stats(f->b, "work", 0, 3, 0);
-
-    /* found final (a conflict, nothing written) or gone: the message is spent all the same */
-    assert_int_equal(report_deleting(f, r, 2, &m[2], done, TASK_FAILED), STORE_CONFLICT);
-    expect_status(f->s, done, TASK_COMPLETED, NULL);
-    expect_stats(f->b, "work", 0, 2, 0);
-    assert_int_equal(report_deleting(f, r, 3, &m[3], m[3].task_id, TASK_COMPLETED),
-                     STORE_NOT_FOUND);
-    expect_stats(f->b, "work", 0, 1, 0);
-
-    /* the one left is the stale report's message, under its new receipt */
-    assert_int_equal(broker_delete(f->b, &again[0], 1), STORE_OK);
-    expect_stats(f->b, "work", 0, 0, 0);
-    broker_reports_free(r);
-    queue_messages_free(m, 4);
-    queue_messages_free(again, 1);
-}
-
 static void test_release(void **state)
 {
     fx *f = *state;
@@ -1280,7 +1212,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_visibility_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_and_stale_receipt, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_report_deletes_its_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_fails_task, setup, teardown),
