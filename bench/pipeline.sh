@@ -12,7 +12,9 @@
 #   2. latency at low load: LAT_N tasks one at a time; time from sending the
 #      POST to a GET /tasks/{id} that shows COMPLETED (polled every
 #      LAT_POLL_MS ms on one keep-alive connection);
-#   3. taskd VmRSS and VmHWM after the run.
+#   3. taskd VmRSS and VmHWM after the run; taskd's CPU seconds (all threads, and the
+#      store writer thread alone) from the start to all N COMPLETED, and the store
+#      transactions by then (taskd_store_commit_writes from GET /metrics).
 # Reports per-run values and medians over RUNS runs. See bench/README.md.
 #
 # Env options: RUNS (3), N (20000), CONNECTIONS (50), THREADS (2, wrk threads),
@@ -81,6 +83,7 @@ fi
 
 # --- tools -----------------------------------------------------------------
 command -v wrk >/dev/null || die "wrk not found (Debian: apt-get install wrk)"
+command -v curl >/dev/null || die "curl not found"
 # Resolve the interpreter once: a version-manager shim (pyenv) can take most
 # of a second to start, which would skew the poller's start.
 PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)}
@@ -299,6 +302,11 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
     for k in ("VMRSS_KB", "VMHWM_KB"):
         v = E.get("B_" + k, "")
         rec[k.lower()] = int(v) if v.isdigit() else None
+    for k in ("CPU_S", "WRITER_CPU_S"):
+        v = E.get("B_" + k, "")
+        rec[k.lower()] = float(v) if v else None
+    c = E.get("B_COMMITS", "").split()
+    rec["commits"], rec["commit_writes"] = (int(c[0]), int(c[1])) if len(c) == 2 else (None, None)
     rec["taskd_exit"] = E.get("B_TASKD_EXIT", "")
     rec["log_errors"] = int(E.get("B_LOG_ERRORS", "0") or 0)
     rec["log_warnings"] = int(E.get("B_LOG_WARNINGS", "0") or 0)
@@ -315,6 +323,13 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
             f(lat["p50_ms"], "%.2f"), f(lat["p90_ms"], "%.2f"), f(lat["p99_ms"], "%.2f"),
             f(lat["max_ms"], "%.2f"), lat["ok"], lat["n"],
             ("; problems %s" % lat["problems"]) if lat["problems"] else ""))
+    us = lambda v: v * 1e6 / n if v is not None else None
+    print("         taskd CPU for the N tasks %s s (%s us/task), of it the store writer %s s (%s us/task)" % (
+        f(rec["cpu_s"], "%.2f"), f(us(rec["cpu_s"]), "%.0f"), f(rec["writer_cpu_s"], "%.2f"),
+        f(us(rec["writer_cpu_s"]), "%.0f")))
+    if rec["commits"]:
+        print("         store transactions %d (%.2f per task), %d writes in them" % (
+            rec["commits"], rec["commits"] / n, rec["commit_writes"]))
     print("         taskd VmRSS %s MiB, VmHWM %s MiB; db %s" % (
         f(rec["vmrss_kb"] / 1024 if rec["vmrss_kb"] else None, "%.1f"),
         f(rec["vmhwm_kb"] / 1024 if rec["vmhwm_kb"] else None, "%.1f"),
@@ -338,7 +353,9 @@ def report(results, cfgfile):
          "latency_p99_ms": med("latency", "p99_ms"), "latency_max_ms": med("latency", "max_ms"),
          "post_only_p50_ms": med("latency", "post_p50_ms"),
          "vmrss_mib": round(med("vmrss_kb") / 1024, 1) if med("vmrss_kb") else None,
-         "vmhwm_mib": round(med("vmhwm_kb") / 1024, 1) if med("vmhwm_kb") else None}
+         "vmhwm_mib": round(med("vmhwm_kb") / 1024, 1) if med("vmhwm_kb") else None,
+         "cpu_s": med("cpu_s"), "writer_cpu_s": med("writer_cpu_s"), "commits": med("commits"),
+         "commit_writes": med("commit_writes")}
     all_checks = [c for r in rows for c in r["checks"]]
     tgt = {"tasks_per_s_min": 10000, "latency_p50_ms_max": 3.0}
     met = {"throughput": m["tasks_per_s"] is not None and m["tasks_per_s"] >= tgt["tasks_per_s_min"],
@@ -372,6 +389,16 @@ def report(results, cfgfile):
           " round trip, p50 %s ms)" % (
               f(m["post_only_p50_ms"], "%.2f"), E["LAT_POLL_MS"],
               f(med("latency", "get_rtt_p50_ms"), "%.2f")))
+    n = int(E["N"])
+    print("taskd CPU for the N tasks %s s (%s us/task), store writer %s s (%s us/task)   per run: %s" % (
+        f(m["cpu_s"], "%.2f"), f(m["cpu_s"] * 1e6 / n if m["cpu_s"] else None, "%.0f"),
+        f(m["writer_cpu_s"], "%.2f"),
+        f(m["writer_cpu_s"] * 1e6 / n if m["writer_cpu_s"] else None, "%.0f"),
+        " ".join("%s/%s" % (f(r.get("cpu_s"), "%.2f"), f(r.get("writer_cpu_s"), "%.2f")) for r in rows)))
+    if m["commits"]:
+        print("store transactions %.0f (%.2f per task), %.0f writes in them   per run: %s" % (
+            m["commits"], m["commits"] / n, m["commit_writes"],
+            " ".join(str(r.get("commits")) for r in rows)))
     print("taskd memory after run VmRSS %s MiB, VmHWM %s MiB" % (
         f(m["vmrss_mib"], "%.1f"), f(m["vmhwm_mib"], "%.1f")))
     print("taskd log: %d error, %d warn lines; SIGTERM exit status per run: %s" % (
@@ -561,6 +588,17 @@ echo "  RUNS=$RUNS N=$N CONNECTIONS=$B_CONN_ACTUAL THREADS=$THREADS LAT_N=$LAT_N
 
 # --- one run -------------------------------------------------------------------------
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+# cpu_s PATH: user + system CPU seconds of the process or thread whose stat file PATH is
+# (fields 14 and 15 after the name in parentheses).
+CLK_TCK=$(getconf CLK_TCK)
+cpu_s() { sed 's/^.*) //' "$1" 2>/dev/null | awk -v hz="$CLK_TCK" '{printf "%.2f", ($12 + $13) / hz}' || true; }
+# writer_cpu_s PID: the CPU seconds of taskd's store writer thread (named store-writer).
+writer_cpu_s() {
+  local t
+  for t in /proc/"$1"/task/*; do
+    [[ $(cat "$t/comm" 2>/dev/null) == store-writer ]] && { cpu_s "$t/stat"; return; }
+  done
+}
 
 taskd_alive_or_die() {
   if ! kill -0 "$TASKD_PID" 2>/dev/null; then
@@ -575,7 +613,7 @@ taskd_alive_or_die() {
 
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
-export B_VMRSS_KB B_VMHWM_KB B_TASKD_EXIT B_LOG_ERRORS B_LOG_WARNINGS
+export B_VMRSS_KB B_VMHWM_KB B_TASKD_EXIT B_LOG_ERRORS B_LOG_WARNINGS B_CPU_S B_WRITER_CPU_S B_COMMITS
 
 for ((r = 1; r <= RUNS; r++)); do
   RUNDIR=$TMP/run-$r
@@ -634,6 +672,13 @@ for ((r = 1; r <= RUNS; r++)); do
   POLL_PID=""
   ((rc == 0)) || echo "  WARNING: the db poller exited with status $rc" >&2
   taskd_alive_or_die "waiting for completion"
+  # CPU time of phase 1 (startup's is a few ms): steadier than wall-clock time on a busy machine
+  B_CPU_S=$(cpu_s "/proc/$TASKD_PID/stat")
+  B_WRITER_CPU_S=$(writer_cpu_s "$TASKD_PID")
+  # store transactions so far (the commit histogram's counts), and the writes they held
+  B_COMMITS=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '
+    /^taskd_store_commit_writes_count/ {c += $NF} /^taskd_store_commit_writes_sum/ {w += $NF}
+    END {if (c) printf "%d %d", c, w}' || true)
   DBJSON=$(helper db_check "$DB" || true)
 
   # 2. latency at low load (same taskd, queue drained)
