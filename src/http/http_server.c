@@ -419,9 +419,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             /* a chunked body: its size is known to be over the limit only now */
             sbuf_free(&ctx->body);
             char detail[96];
-            snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)",
-                     h->body_limit);
-            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large", detail);
+            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large",
+                                   api_body_too_large_detail(detail, sizeof detail, h->body_limit));
         }
         sbuf_append(&ctx->body, upload_data, n);
         return MHD_YES;
