@@ -4,6 +4,14 @@
 # Print "<script>: message" to stderr and exit 1.
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
+# Die unless each variable named holds a positive integer.
+require_positive() {
+  local v
+  for v in "$@"; do
+    [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
+  done
+}
+
 # Make $TASKD absolute and check it is built; print how to build it if not.
 require_taskd() {
   [[ $TASKD == /* ]] || TASKD=$PWD/$TASKD

@@ -53,11 +53,9 @@ BEANSTALKD_CONNS=${BEANSTALKD_CONNS:-"1 4 16"}
 TIMEOUT=${TIMEOUT:-300}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
-[[ $N =~ ^[0-9]+$ ]] || die "N must be a positive integer (got '$N')"
+require_positive N
 [[ $SWEEP_N != quarter ]] || SWEEP_N=$(((N + 3) / 4))
-for v in N N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N SWEEP_REPEAT TIMEOUT; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N SWEEP_REPEAT TIMEOUT
 [[ $LAT_WARMUP =~ ^[0-9]+$ ]] || die "LAT_WARMUP must be a non-negative integer"
 for v in LAT_POLL_MS POLL_MS; do
   [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of milliseconds (got '${!v}')"
