@@ -9,8 +9,8 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServerTestCase, Taskd, local_only, raw_exchange, target,  # noqa: E402
-                     urlencode, write_config)
+from harness import (ServerTestCase, local_only, raw_exchange, target,  # noqa: E402
+                     urlencode)
 
 # taskd's default; on Lambda the API keeps bodies to what one SNS message can carry
 DEFAULT_BODY_LIMIT = 256 * 1024 - 2048 if target() == "lambda" else 1048576
@@ -601,18 +601,7 @@ class BadInput(ServerTestCase):
 class SmallBodyLimit(ServerTestCase):
     """A config file with a small body_limit is honoured."""
 
-    @classmethod
-    def setUpClass(cls):
-        import tempfile
-        cls.cfgdir = tempfile.mkdtemp(prefix="taskd-cfg-")
-        cfg = write_config(cls.cfgdir, {"body_limit": 1024})
-        cls.server = Taskd(config=cfg)
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        import shutil
-        shutil.rmtree(cls.cfgdir, ignore_errors=True)
+    server_config = {"body_limit": 1024}
 
     def test_over_small_limit_413(self):
         before = {t["id"] for t in self.server.list_all()}
