@@ -1,5 +1,5 @@
-# Shared by the benchmark scripts (sourced, not run): messages, the taskd
-# binary check, and stopping background processes.
+# Shared by the benchmark scripts (sourced, not run): messages, checks of the settings and
+# the taskd binary, and stopping background processes.
 
 # Print "<script>: message" to stderr and exit 1.
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
