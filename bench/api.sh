@@ -28,9 +28,7 @@ TASKD=${TASKD:-$ROOT/build/taskd}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for v in RUNS DURATION CONNECTIONS THREADS SEED; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive RUNS DURATION CONNECTIONS THREADS SEED
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
 
 # --- tools -----------------------------------------------------------------

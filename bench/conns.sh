@@ -27,9 +27,7 @@ PYTHON=${PYTHON:-python3}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for v in CONNECTIONS THREADS DURATION HOLD HOLD_SECONDS; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive CONNECTIONS THREADS DURATION HOLD HOLD_SECONDS
 command -v wrk >/dev/null || die "wrk not found (Debian: apt-get install wrk)"
 require_taskd
 need=$((CONNECTIONS > HOLD ? CONNECTIONS : HOLD))

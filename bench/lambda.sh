@@ -35,9 +35,7 @@ CC=${CC:-cc}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for v in RUNS INIT_N N WARMUP; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive RUNS INIT_N N WARMUP
 
 [[ $BUILD_DIR == /* ]] || BUILD_DIR=$ROOT/$BUILD_DIR
 BOOTSTRAP=${BOOTSTRAP:-$BUILD_DIR/bootstrap}

@@ -1,8 +1,16 @@
-# Shared by the benchmark scripts (sourced, not run): messages, the taskd
-# binary check, and stopping background processes.
+# Shared by the benchmark scripts (sourced, not run): messages, checks of the settings and
+# the taskd binary, and stopping background processes.
 
 # Print "<script>: message" to stderr and exit 1.
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+# Die unless each variable named holds a positive integer.
+require_positive() {
+  local v
+  for v in "$@"; do
+    [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
+  done
+}
 
 # Make $TASKD absolute and check it is built; print how to build it if not.
 require_taskd() {

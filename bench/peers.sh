@@ -53,11 +53,9 @@ BEANSTALKD_CONNS=${BEANSTALKD_CONNS:-"1 4 16"}
 TIMEOUT=${TIMEOUT:-300}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
-[[ $N =~ ^[0-9]+$ ]] || die "N must be a positive integer (got '$N')"
+require_positive N
 [[ $SWEEP_N != quarter ]] || SWEEP_N=$(((N + 3) / 4))
-for v in N N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N SWEEP_REPEAT TIMEOUT; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive N_F0 ROUNDS CLIENTS SUBMIT_PROCS LAT_N SWEEP_N SWEEP_REPEAT TIMEOUT
 [[ $LAT_WARMUP =~ ^[0-9]+$ ]] || die "LAT_WARMUP must be a non-negative integer"
 for v in LAT_POLL_MS POLL_MS; do
   [[ ${!v} =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$v must be a number of milliseconds (got '${!v}')"
@@ -229,30 +227,29 @@ fi
 echo
 echo "== sweep ($SWEEP_N jobs a run, $SWEEP_REPEAT run(s) a point, the best counts; no latency phase)"
 echo "   BullMQ worker processes x concurrency"
+# sweep SERVER LABEL PROCS COUNTS: a sweep run of each "process count x concurrency (or
+# connections)" point, LABEL a printf format of the two; BEST gets the fastest point's pair.
 # The repeats of a point are a whole pass apart, so that a burst of load elsewhere does not
 # hit all runs of one point.
-BEST_BULLMQ="" BEST_TPS=0
-for ((k = 1; k <= SWEEP_REPEAT; k++)); do
-  for p in $BULLMQ_PROCS; do
-    for c in $BULLMQ_CONCURRENCY; do
-      peer_run sweep "BullMQ $p proc x concurrency $c" redis 0 "$SWEEP_N" "$p" "$c" 0
-      if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BULLMQ="$p $c"; fi
+sweep() {
+  local server=$1 label=$2 procs=$3 counts=$4 best_tps=0 k p c
+  BEST=""
+  for ((k = 1; k <= SWEEP_REPEAT; k++)); do
+    for p in $procs; do
+      for c in $counts; do
+        # shellcheck disable=SC2059 # the label is a format
+        peer_run sweep "$(printf "$label" "$p" "$c")" "$server" 0 "$SWEEP_N" "$p" "$c" 0
+        if ((TPS > best_tps)); then best_tps=$TPS BEST="$p $c"; fi
+      done
     done
   done
-done
-read -r BULLMQ_P BULLMQ_C <<<"$BEST_BULLMQ"
+}
+sweep redis "BullMQ %s proc x concurrency %s" "$BULLMQ_PROCS" "$BULLMQ_CONCURRENCY"
+read -r BULLMQ_P BULLMQ_C <<<"$BEST"
 echo "  best: $BULLMQ_P worker process(es), concurrency $BULLMQ_C"
 echo "   beanstalkd (binlog, default fsync) worker processes x reserve/delete connections"
-BEST_BS="" BEST_TPS=0
-for ((k = 1; k <= SWEEP_REPEAT; k++)); do
-  for p in $BEANSTALKD_PROCS; do
-    for c in $BEANSTALKD_CONNS; do
-      peer_run sweep "beanstalkd $p proc x $c conn" beanstalkd 0 "$SWEEP_N" "$p" "$c" 0
-      if ((TPS > BEST_TPS)); then BEST_TPS=$TPS BEST_BS="$p $c"; fi
-    done
-  done
-done
-read -r BS_P BS_C <<<"$BEST_BS"
+sweep beanstalkd "beanstalkd %s proc x %s conn" "$BEANSTALKD_PROCS" "$BEANSTALKD_CONNS"
+read -r BS_P BS_C <<<"$BEST"
 echo "  best: $BS_P worker process(es), $BS_C connection(s) each (also used with -f0)"
 
 # --- rounds ------------------------------------------------------------------------------------

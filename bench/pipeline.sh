@@ -56,10 +56,8 @@ SYNC=${SYNC:-full}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for v in RUNS N CONNECTIONS THREADS LAT_N HANDLER_BATCH HANDLER_CONCURRENCY HANDLER_TIMEOUT \
-  CONSUMER_BATCH POST_TIMEOUT COMPLETE_TIMEOUT; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive RUNS N CONNECTIONS THREADS LAT_N HANDLER_BATCH HANDLER_CONCURRENCY HANDLER_TIMEOUT \
+  CONSUMER_BATCH POST_TIMEOUT COMPLETE_TIMEOUT
 for v in LAT_WARMUP MAX_RECEIVE_COUNT; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done

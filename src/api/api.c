@@ -71,11 +71,16 @@ void api_error(api_response *resp, int status, const char *detail)
     sbuf_free(&b);
 }
 
+const char *api_body_too_large_detail(char *buf, size_t size, size_t limit)
+{
+    snprintf(buf, size, "Request body too large (limit %zu bytes)", limit);
+    return buf;
+}
+
 void api_body_too_large(api_response *resp, size_t limit)
 {
     char detail[96];
-    snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)", limit);
-    api_error(resp, 413, detail);
+    api_error(resp, 413, api_body_too_large_detail(detail, sizeof detail, limit));
 }
 
 void api_response_free(api_response *resp)
@@ -365,6 +370,12 @@ static bool answer_task(api *a, const char *id, bool always, api_response *resp)
     return true;
 }
 
+/* A parked wait was woken (the change, its deadline or shutdown): the task as it is now. */
+static void finish_wait(api *a, api_exchange *ex)
+{
+    answer_task(a, ex->task_id, true, &ex->resp);
+}
+
 /*
  * GET /tasks/{id}, and with ?wait=N the long poll: a task that is not yet
  * COMPLETED or FAILED is parked with the pipeline's waiters (no thread held)
@@ -397,10 +408,10 @@ static api_status get_task(api *a, const api_request *req, const char *id, api_e
         answer_task(a, id, true, resp);
         return API_DONE;
     }
-    ex->waiting = true;
+    ex->finish = finish_wait;
     if (answer_task(a, id, false, resp)) { /* it finished (or went) meanwhile */
         if (a->pipeline->unwait_task(a->pipeline->ctx, ex)) {
-            ex->waiting = false;
+            ex->finish = NULL;
             return API_DONE;
         }
         api_response_free(resp); /* woken already: api_finish() answers */
@@ -932,8 +943,6 @@ void api_finish(api *a, api_exchange *ex)
 {
     if (ex->finish)
         ex->finish(a, ex);
-    else if (ex->waiting)
-        answer_task(a, ex->task_id, true, &ex->resp);
     else if (ex->write.kind == STORE_WRITE_CREATE)
         finish_create(ex);
     else

@@ -165,12 +165,12 @@ struct api_exchange {
     span server;          /* the request's span */
     span store_span;      /* the write's span, while one is in flight */
     const char *route;    /* route pattern, for metrics */
-    /* builds the response of a pending write other than a create or an update */
+    /* builds the response of a pending exchange other than a create or an update
+     * (a redrive, a parked ?wait=) */
     void (*finish)(struct api *a, struct api_exchange *ex);
     char name[CONFIG_NAME_MAX + 1]; /* the route's {name}, for finish() */
     int64_t moved;                  /* a redrive's count */
     const char *method;
-    bool waiting; /* parked by GET /tasks/{id}?wait= rather than a write */
     void *waiter; /* the pipeline's record of the parked wait */
     /* Set by the API before api_begin() returns API_PENDING for an exchange that stays open
      * for long (an event stream, a long poll): the transport then stops counting it among the
@@ -196,6 +196,8 @@ void api_error(api_response *resp, int status, const char *detail);
  * too, so every transport gives the same answer.
  */
 void api_body_too_large(api_response *resp, size_t limit);
+/* That 413's detail, written into buf (size bytes; 96 are enough); returns buf. */
+const char *api_body_too_large_detail(char *buf, size_t size, size_t limit);
 /* Add a response header (ignored past API_MAX_HEADERS). */
 void api_add_header(api_response *resp, const char *name, const char *value);
 /* Release the body. */

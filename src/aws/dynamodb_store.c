@@ -471,18 +471,27 @@ static store_rc get_item(ddb_store *s, const char *id, bool consistent, json_t *
     return out;
 }
 
+/* A task's item (new reference), read strongly consistent; STORE_NOT_FOUND when id is no task
+ * id or names no item. */
+static store_rc get_task_item(ddb_store *s, const char *id, json_t **item)
+{
+    *item = NULL;
+    if (!is_task_id(id))
+        return STORE_NOT_FOUND;
+    store_rc rc = get_item(s, id, true, item);
+    if (rc == STORE_OK && !*item)
+        return STORE_NOT_FOUND;
+    return rc;
+}
+
 static store_rc ddb_get_task(store *base, const char *id, task *out)
 {
     ddb_store *s = (ddb_store *)base;
     memset(out, 0, sizeof *out);
-    if (!is_task_id(id))
-        return STORE_NOT_FOUND;
     json_t *item;
-    store_rc rc = get_item(s, id, true, &item);
+    store_rc rc = get_task_item(s, id, &item);
     if (rc != STORE_OK)
         return rc;
-    if (!item)
-        return STORE_NOT_FOUND;
     rc = task_from_item(item, out, true);
     json_decref(item);
     if (rc == STORE_OK)
@@ -530,14 +539,10 @@ static store_rc ddb_get_history(store *base, const char *id, task_history *out)
 {
     ddb_store *s = (ddb_store *)base;
     memset(out, 0, sizeof *out);
-    if (!is_task_id(id))
-        return STORE_NOT_FOUND;
     json_t *item;
-    store_rc rc = get_item(s, id, true, &item);
+    store_rc rc = get_task_item(s, id, &item);
     if (rc != STORE_OK)
         return rc;
-    if (!item)
-        return STORE_NOT_FOUND;
     task t;
     rc = task_from_item(item, &t, false);
     if (rc == STORE_OK) {

@@ -7,11 +7,11 @@
  */
 #include "task_event.h"
 
+#include "task.h"
+
 #include <jansson.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* The S value of attribute name of an image, or NULL. */
 static const char *image_str(json_t *image, const char *name)
@@ -63,16 +63,6 @@ bool task_event_matches(const task_event *e, const char *task_type, const char *
            (!status || strcmp(status, e->status) == 0);
 }
 
-void task_event_time(sbuf *b, int64_t t)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    char when[32];
-    if (!gmtime_r(&tt, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(when, sizeof when, "1970-01-01T00:00:00Z");
-    sbuf_puts(b, when);
-}
-
 void task_event_sse(sbuf *b, const task_event *e)
 {
     sbuf_printf(b, "id: %lld\nevent: task\ndata: {\"seq\":%lld,\"id\":", (long long)e->seq,
@@ -84,9 +74,9 @@ void task_event_sse(sbuf *b, const task_event *e)
     sbuf_json_str(b, e->status);
     sbuf_puts(b, ",\"status_msg\":");
     sbuf_json_str(b, e->status_msg ? e->status_msg : "");
-    sbuf_puts(b, ",\"time\":\"");
-    task_event_time(b, e->time);
-    sbuf_puts(b, "\",\"event\":");
+    sbuf_puts(b, ",\"time\":");
+    task_time_iso(b, e->time);
+    sbuf_puts(b, ",\"event\":");
     sbuf_json_str(b, e->event);
     sbuf_puts(b, "}\n\n");
 }

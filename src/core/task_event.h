@@ -52,7 +52,5 @@ void task_event_sse(sbuf *b, const task_event *e);
 /* Append the SSE frame telling a client its position was trimmed: event: reset, data with
  * detail and oldest_seq, the first seq it will get next. */
 void task_event_reset_sse(sbuf *b, int64_t oldest_seq);
-/* Append t (Unix seconds) as ISO 8601 UTC: 2026-01-02T03:04:05Z. */
-void task_event_time(sbuf *b, int64_t t);
 
 #endif

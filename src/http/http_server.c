@@ -120,6 +120,20 @@ static const char *lookup_header(void *ctx, const char *name)
     return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
 }
 
+/* Queue r on c with resp's status, content type and headers; frees resp. */
+static enum MHD_Result queue_response(struct MHD_Connection *c, api_response *resp,
+                                      struct MHD_Response *r)
+{
+    if (resp->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    for (int i = 0; i < resp->n_headers; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    api_response_free(resp);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* Queue resp on the connection; takes ownership of resp->body. */
 static enum MHD_Result send_response(struct MHD_Connection *c, api_response *resp)
 {
@@ -135,14 +149,7 @@ static enum MHD_Result send_response(struct MHD_Connection *c, api_response *res
         api_response_free(resp);
         return MHD_NO;
     }
-    if (resp->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
-    for (int i = 0; i < resp->n_headers; i++)
-        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    api_response_free(resp);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue_response(c, resp, r);
 }
 
 /*
@@ -337,14 +344,8 @@ static enum MHD_Result send_stream(request_ctx *ctx, struct MHD_Connection *c, a
     ctx->stream = st;
     atomic_store(&ctx->state, WRITE_RUNNING);
     st->ops->attach(st, stream_wake, stream_abort, ctx);
-    if (resp->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
-    for (int i = 0; i < resp->n_headers; i++)
-        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    api_response_free(resp);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
-    MHD_destroy_response(r);
-    return ret; /* MHD_NO: the connection closes, and on_completed() closes the stream */
+    /* MHD_NO: the connection closes, and on_completed() closes the stream */
+    return queue_response(c, resp, r);
 }
 
 /* Content-Length headers seen: the first value, and whether another one disagrees. */
@@ -419,9 +420,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             /* a chunked body: its size is known to be over the limit only now */
             sbuf_free(&ctx->body);
             char detail[96];
-            snprintf(detail, sizeof detail, "Request body too large (limit %zu bytes)",
-                     h->body_limit);
-            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large", detail);
+            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large",
+                                   api_body_too_large_detail(detail, sizeof detail, h->body_limit));
         }
         sbuf_append(&ctx->body, upload_data, n);
         return MHD_YES;

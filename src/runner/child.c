@@ -230,6 +230,44 @@ static bool kept(const int *keep, size_t n, int fd)
     return false;
 }
 
+/*
+ * Call each(number, arg) for every entry of the directory dir whose name is a decimal number
+ * (/proc: processes, never the ids of their other threads; /proc/self/fd: descriptors). It reads
+ * with getdents64() into a stack buffer, so a child may use it between fork() and exec.
+ */
+static void each_numbered_entry(int dir, void (*each)(long number, void *arg), void *arg)
+{
+    _Alignas(8) char buf[4096];
+    ssize_t got;
+    while ((got = getdents64(dir, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < got;) {
+            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
+            off += d->d_reclen;
+            long number = 0;
+            const char *p = d->d_name;
+            for (; *p >= '0' && *p <= '9'; p++)
+                number = number * 10 + (*p - '0');
+            if (!*p && p != d->d_name)
+                each(number, arg);
+        }
+    }
+}
+
+/* close_others() listing /proc/self/fd: what it keeps, and the listing's own descriptor. */
+typedef struct close_listed {
+    const int *keep;
+    size_t n;
+    int dir;
+} close_listed;
+
+static void close_listed_fd(long number, void *arg)
+{
+    const close_listed *l = arg;
+    int fd = (int)number;
+    if (fd > STDERR_FILENO && fd != l->dir && !kept(l->keep, l->n, fd))
+        close(fd);
+}
+
 /* Close every descriptor above 2 but keep[0..n), which is sorted; this process's other pipes,
  * sockets and files must not stay open in a process that lives as long as the run. */
 static void close_others(const int *keep, size_t n)
@@ -248,20 +286,8 @@ static void close_others(const int *keep, size_t n)
     /* Kernels before 5.9: list /proc/self/fd, else close up to the descriptor limit. */
     int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir >= 0) {
-        _Alignas(8) char buf[4096];
-        ssize_t got;
-        while ((got = getdents64(dir, buf, sizeof buf)) > 0) {
-            for (ssize_t off = 0; off < got;) {
-                const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
-                off += d->d_reclen;
-                int fd = 0;
-                const char *p = d->d_name;
-                for (; *p >= '0' && *p <= '9'; p++)
-                    fd = fd * 10 + (*p - '0');
-                if (!*p && p != d->d_name && fd > STDERR_FILENO && fd != dir && !kept(keep, n, fd))
-                    close(fd);
-            }
-        }
+        close_listed listed = {keep, n, dir};
+        each_numbered_entry(dir, close_listed_fd, &listed);
         close(dir);
         return;
     }
@@ -328,6 +354,26 @@ static bool proc_read(pid_t pid, proc_id *out)
     return true;
 }
 
+/* scan_pass() adding to tree[0..*n) the children of what is in it. */
+typedef struct tree_scan {
+    proc_id *tree;
+    size_t *n;
+    int added;
+} tree_scan;
+
+static void add_if_child(long number, void *arg)
+{
+    tree_scan *t = arg;
+    pid_t pid = (pid_t)number;
+    if (pid <= 0 || in_tree(t->tree, *t->n, pid) || *t->n == TREE_MAX)
+        return;
+    proc_id id;
+    if (proc_read(pid, &id) && id.ppid > 0 && in_tree(t->tree, *t->n, id.ppid)) {
+        t->tree[(*t->n)++] = id;
+        t->added++;
+    }
+}
+
 /* One pass over /proc adding to tree[0..*n) every process whose parent is in it. Returns how
  * many were added, or -1 when /proc cannot be listed. */
 static int scan_pass(proc_id *tree, size_t *n)
@@ -335,29 +381,10 @@ static int scan_pass(proc_id *tree, size_t *n)
     int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0)
         return -1;
-    int added = 0;
-    _Alignas(8) char buf[4096];
-    ssize_t got;
-    while ((got = getdents64(dir, buf, sizeof buf)) > 0) {
-        for (ssize_t off = 0; off < got;) {
-            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
-            off += d->d_reclen;
-            pid_t pid = 0;
-            const char *p = d->d_name;
-            for (; *p >= '0' && *p <= '9'; p++)
-                pid = pid * 10 + (*p - '0');
-            /* /proc lists processes only, never the ids of their other threads */
-            if (*p || pid <= 0 || in_tree(tree, *n, pid) || *n == TREE_MAX)
-                continue;
-            proc_id id;
-            if (proc_read(pid, &id) && id.ppid > 0 && in_tree(tree, *n, id.ppid)) {
-                tree[(*n)++] = id;
-                added++;
-            }
-        }
-    }
+    tree_scan scan = {tree, n, 0};
+    each_numbered_entry(dir, add_if_child, &scan);
     close(dir);
-    return added;
+    return scan.added;
 }
 
 /*

@@ -747,19 +747,44 @@ class ServersTestCase(unittest.TestCase):
 class ServerTestCase(unittest.TestCase):
     """A test case class with one taskd for the whole class (cls.server).
 
-    After every test the server must still be running; at the end it must
-    stop on SIGTERM with exit code 0.
+    server_kwargs are Taskd's arguments; server_config, when set, is a config
+    (a dict, or text) written to a file of the class's own temporary directory,
+    removed at the end. After every test the server must still be running; at
+    the end it must stop on SIGTERM with exit code 0.
     """
 
     server_kwargs = {}
+    server_config = None
     server = None
+    _config_dir = None
 
     @classmethod
     def setUpClass(cls):
-        cls.server = Taskd(**cls.server_kwargs)
+        kwargs = dict(cls.server_kwargs)
+        if cls.server_config is not None:
+            cls._config_dir = tempfile.mkdtemp(prefix="taskd-cfg-")
+            kwargs["config"] = write_config(cls._config_dir, cls.server_config)
+        try:
+            cls.server = Taskd(**kwargs)
+        except BaseException:
+            cls._remove_config_dir()
+            raise
+
+    @classmethod
+    def _remove_config_dir(cls):
+        if cls._config_dir is not None:
+            shutil.rmtree(cls._config_dir, ignore_errors=True)
+            cls._config_dir = None
 
     @classmethod
     def tearDownClass(cls):
+        try:
+            cls._stop_server()
+        finally:
+            cls._remove_config_dir()
+
+    @classmethod
+    def _stop_server(cls):
         srv = cls.server
         if srv is None:
             return

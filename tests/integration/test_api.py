@@ -837,20 +837,7 @@ class Bounds(ServerTestCase):
 class Retention(ServerTestCase):
     """Retention: finished tasks past their ttl (and the grace) are deleted; open tasks never."""
 
-    @classmethod
-    def setUpClass(cls):
-        import tempfile
-        cls.cfgdir = tempfile.mkdtemp(prefix="taskd-ret-")
-        cfg = write_config(cls.cfgdir, {"retention_grace": 0, "sweep_interval": 1})
-        cls.server = Taskd(config=cfg)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            import shutil
-            shutil.rmtree(cls.cfgdir, ignore_errors=True)
+    server_config = {"retention_grace": 0, "sweep_interval": 1}
 
     def test_expired_finished_tasks_are_swept_open_ones_never(self):
         srv = self.server

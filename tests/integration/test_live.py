@@ -16,7 +16,6 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -66,22 +65,7 @@ class Timed:
 
 
 class LiveCase(harness.ServerTestCase):
-    config = {}
-    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="taskd-live-")
-        path = harness.write_config(cls.tmp, cls.config) if cls.config else None
-        cls.server = harness.Taskd(config=path, env=cls.env)
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            import shutil
-            shutil.rmtree(cls.tmp, ignore_errors=True)
+    server_kwargs = {"env": {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}}
 
     def wait(self, task_id, seconds, timeout=harness.REQUEST_TIMEOUT + 60):
         return self.server.get("/tasks/%s?wait=%s" % (task_id, seconds), timeout=timeout)
@@ -142,7 +126,7 @@ class Wait(LiveCase):
 
 @harness.local_only("the waiters are taskd's")
 class WaitBound(LiveCase):
-    config = {"max_waiters": 2}
+    server_config = {"max_waiters": 2}
 
     def test_past_max_waiters_is_503(self):
         ids = [self.server.create("TASK2") for _ in range(3)]
@@ -188,7 +172,7 @@ class Shutdown(harness.ServersTestCase):
 
 @harness.local_only("GET /events is taskd's")
 class Events(LiveCase):
-    env = {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"}
+    server_kwargs = {"env": {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"}}
 
     def test_a_task_s_changes_arrive_in_order(self):
         with harness.EventStream(self.server) as st:
@@ -256,7 +240,7 @@ class Events(LiveCase):
 
 @harness.local_only("GET /events is taskd's")
 class Access(LiveCase):
-    env = {"TASKD_TOKENS": "live-test-token-0123456789"}
+    server_kwargs = {"env": {"TASKD_TOKENS": "live-test-token-0123456789"}}
 
     def test_events_and_wait_need_the_token_like_any_get(self):
         with harness.EventStream(self.server) as st:
@@ -276,7 +260,7 @@ class Access(LiveCase):
 @harness.local_only("the change log is taskd's")
 class Trimmed(LiveCase):
     # the publisher's checkpoint passes every record at once; the sweep then trims them
-    config = {"sweep_interval": 1}
+    server_config = {"sweep_interval": 1}
 
     def test_a_trimmed_position_gives_a_reset_first(self):
         self.server.create("TASK2")
@@ -299,7 +283,7 @@ class Trimmed(LiveCase):
 
 @harness.local_only("GET /events is taskd's")
 class ClientBound(LiveCase):
-    config = {"max_event_clients": 2}
+    server_config = {"max_event_clients": 2}
 
     def test_past_max_event_clients_is_503(self):
         a, b = harness.EventStream(self.server), harness.EventStream(self.server)
@@ -327,7 +311,7 @@ class ClientBound(LiveCase):
 
 @harness.local_only("GET /events is taskd's")
 class SlowClient(LiveCase):
-    config = {"event_buffer_bytes": 65536}  # 20 of its events: a burst fits
+    server_config = {"event_buffer_bytes": 65536}  # 20 of its events: a burst fits
 
     def test_a_client_that_never_reads_is_dropped_and_others_keep_streaming(self):
         good = harness.EventStream(self.server)

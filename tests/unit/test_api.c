@@ -627,6 +627,91 @@ static void test_no_pipeline_live_routes(void **state)
     api_response_free(&r);
 }
 
+/* A stand-in for the pipeline's waiters: wait_task() answers rc, and with cancel the task fails
+ * while the wait is being registered (the race get_task() reads the task again for); unwait_task()
+ * answers taken, and when it is false it has called ready() first, as a wait woken already. */
+typedef struct fake_waiters {
+    fixture *f;
+    const char *path;
+    store_rc rc;
+    bool cancel, taken;
+    int waits, unwaits;
+} fake_waiters;
+
+static store_rc fake_wait_task(void *ctx, const char *task_id, int64_t deadline_ms,
+                               api_exchange *ex)
+{
+    (void)task_id;
+    (void)deadline_ms;
+    (void)ex;
+    fake_waiters *w = ctx;
+    w->waits++;
+    if (w->cancel) {
+        api_response r = call(w->f, "PATCH", w->path,
+                              "{\"status\":\"FAILED\",\"status_msg\":\"cancelled\"}", NULL);
+        assert_int_equal(r.status, 204);
+        api_response_free(&r);
+    }
+    return w->rc;
+}
+
+static bool fake_unwait_task(void *ctx, api_exchange *ex)
+{
+    fake_waiters *w = ctx;
+    w->unwaits++;
+    if (!w->taken)
+        ex->ready(ex);
+    return w->taken;
+}
+
+/* GET /tasks/{id}?wait= over the waiters' answers: busy is a 503 with Retry-After; stopping, and
+ * a task that finished while its wait was registered (taken back, or already woken), answer the
+ * task as it is now. */
+static void test_wait_over_the_waiters_answers(void **state)
+{
+    fixture *f = *state;
+    char id[37], path[64];
+    must_create(f, "TASK2", id);
+    snprintf(path, sizeof path, "/tasks/%s", id);
+    fake_waiters w = {.f = f, .path = path};
+    api_pipeline p = {.wait_task = fake_wait_task, .unwait_task = fake_unwait_task, .ctx = &w};
+    f->api.pipeline = &p;
+    static const char *const wait5[] = {"wait", "5", NULL};
+
+    w.rc = STORE_BUSY;
+    api_response r = call_q(f, "GET", path, wait5, NULL);
+    assert_error(&r, 503, "Too many requests are waiting for tasks; retry shortly");
+    assert_string_equal(header_value(&r, "Retry-After"), "1");
+    api_response_free(&r);
+
+    w.rc = STORE_ERROR; /* stopping */
+    r = call_q(f, "GET", path, wait5, NULL);
+    assert_int_equal(r.status, 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "CREATED");
+    json_decref(j);
+    api_response_free(&r);
+    assert_int_equal(w.unwaits, 0);
+
+    for (int taken = 1; taken >= 0; taken--) {
+        if (!taken) { /* a fresh task to cancel again */
+            must_create(f, "TASK2", id);
+            snprintf(path, sizeof path, "/tasks/%s", id);
+        }
+        w = (fake_waiters){.f = f, .path = path, .rc = STORE_OK, .cancel = true, .taken = taken};
+        r = call_q(f, "GET", path, wait5, NULL);
+        assert_int_equal(r.status, 200);
+        j = body_json(&r);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "FAILED");
+        assert_string_equal(json_string_value(json_object_get(j, "status_msg")), "cancelled");
+        json_decref(j);
+        api_response_free(&r);
+        assert_int_equal(w.waits, 1);
+        assert_int_equal(w.unwaits, 1);
+    }
+    f->api.pipeline = NULL;
+}
+
 /* PATCH answers over the store's verdicts: 404, 409 naming the status, 204 for a repeat. */
 static void test_patch_status_codes(void **state)
 {
@@ -1978,6 +2063,7 @@ int main(void)
         CASE(test_body_limit),
         CASE(test_no_pipeline_routes),
         CASE(test_no_pipeline_live_routes),
+        CASE(test_wait_over_the_waiters_answers),
         CASE(test_access_off_by_default),
         CASE(test_access_policy),
         CASE(test_patch_status_codes),
