@@ -178,8 +178,8 @@ static void *runner_main(void *arg)
         store_rc rc = broker_receive_and_claim(r->broker, r->queue, r->binding->batch_size, &msgs,
                                                &n, &next_ms);
         if (rc != STORE_OK) {
-            /* the store's trouble (busy, a full disk): back off from 0.2 s to 3.2 s, as the
-             * stream consumer does, waking early for a commit or to stop */
+            /* the store's trouble (busy, a full disk): back off from 0.2 s to 3.2 s (as the
+             * stream consumer does), waking early for a commit or to stop */
             failures += failures < 5;
             log_warn("cannot receive from queue", "queue", r->queue->name, "error",
                      store_rc_name(rc), NULL);

@@ -97,7 +97,7 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_
                                       : NULL;
     if (!st) {
         sq_reader_put(sq(b), r);
-        return STORE_ERROR;
+        return rc == STORE_OK ? STORE_ERROR : rc; /* a busy checkpoint read stays busy */
     }
     sqlite3_bind_int64(st, 1, *checkpoint);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
