@@ -86,6 +86,7 @@ struct http_server {
     int max_in_flight;
     atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
     atomic_int in_flight; /* the active ones but long polls: what admission bounds */
+    atomic_int streams;   /* event streams not yet completed */
     atomic_bool stopping; /* no new requests are answered */
     char address[80];
 };
@@ -342,6 +343,7 @@ static enum MHD_Result send_stream(request_ctx *ctx, struct MHD_Connection *c, a
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     ctx->fd = info ? info->connect_fd : -1;
     ctx->stream = st;
+    atomic_fetch_add(&ctx->server->streams, 1); /* until on_completed() */
     atomic_store(&ctx->state, WRITE_RUNNING);
     st->ops->attach(st, stream_wake, stream_abort, ctx);
     /* MHD_NO: the connection closes, and on_completed() closes the stream */
@@ -380,6 +382,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         ctx = calloc(1, sizeof *ctx);
         if (!ctx)
             return MHD_NO;
+        ctx->server = h;
         ctx->start_ns = clock_mono_ns();
         *con_cls = ctx;
         /* Two lengths that disagree: a proxy in front may have read the other one (request
@@ -501,8 +504,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     request_ctx *ctx = *con_cls;
     if (ctx) {
         settle(h, ctx); /* a client that hung up while its write was in flight */
-        if (ctx->stream)
+        if (ctx->stream) {
             ctx->stream->ops->close(ctx->stream); /* no wake or abort follows */
+            atomic_fetch_sub(&h->streams, 1);
+        }
         sbuf_free(&ctx->body);
         api_exchange_free(&ctx->ex);
         free(ctx);
@@ -788,7 +793,11 @@ void http_server_stop(http_server *h)
      */
     atomic_store(&h->stopping, true);
     while (atomic_load(&h->active) > 0)
-        usleep(1000);     /* writes finish: the store is still running */
+        usleep(1000); /* writes finish: the store is still running */
+    /* Event streams were told to end (pipeline_end_live()): give their last bytes up to 2 s to
+     * go out, so a client sees the stream end rather than cut (one that does not read is cut). */
+    for (int ms = 0; ms < 2000 && atomic_load(&h->streams) > 0; ms++)
+        usleep(1000);
     front_stop(h->front); /* no more handoffs */
     MHD_stop_daemon(h->daemon);
     front_free(h->front); /* after the daemon's last front_closed() */
