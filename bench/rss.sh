@@ -36,9 +36,7 @@ TASKD=${TASKD:-$ROOT/build/taskd}
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-for v in N CONNECTIONS THREADS INTERVAL HANDLER_BATCH HANDLER_CONCURRENCY CONSUMER_BATCH TIMEOUT; do
-  [[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
-done
+require_positive N CONNECTIONS THREADS INTERVAL HANDLER_BATCH HANDLER_CONCURRENCY CONSUMER_BATCH TIMEOUT
 [[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE must be a number of seconds"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
 ((N >= THREADS)) || die "N ($N) must be >= THREADS ($THREADS)"
