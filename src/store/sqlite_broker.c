@@ -81,6 +81,59 @@ static int64_t checkpoint_of(sqlite3 *db, const char *consumer, store_rc *rc)
     return seq;
 }
 
+/* One row of the change log (seq, event_name, task_id, new_image, old_image, created_time),
+ * borrowed for the call; false when it could not be kept (out of memory). */
+typedef bool (*change_visit)(sqlite3_stmt *row, void *ctx);
+
+/* Visit up to max change rows after seq after, in seq order; a store code. */
+static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, change_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = stmt(db, "SELECT seq, event_name, task_id, new_image, old_image, "
+                                "created_time FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    store_rc rc = STORE_OK;
+    size_t n = 0;
+    int step = SQLITE_DONE;
+    while (n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!visit(st, ctx)) {
+            rc = STORE_ERROR;
+            break;
+        }
+        n++;
+    }
+    if (rc == STORE_OK && n < max && step != SQLITE_DONE)
+        rc = sq_rc_of(step);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+typedef struct record_sink {
+    change_record *recs; /* room for max */
+    size_t n;
+} record_sink;
+
+/* A row as a DynamoDB-Streams-shaped change record (change_record_write()). */
+static bool add_record(sqlite3_stmt *st, void *ctx)
+{
+    record_sink *k = ctx;
+    sbuf j = {0};
+    change_record_write(&j, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                        (const char *)sqlite3_column_text(st, 2),
+                        (const char *)sqlite3_column_text(st, 3),
+                        (const char *)sqlite3_column_text(st, 4), sqlite3_column_int64(st, 5));
+    if (sbuf_failed(&j)) {
+        sbuf_free(&j);
+        return false;
+    }
+    k->recs[k->n].seq = sqlite3_column_int64(st, 0);
+    k->recs[k->n].json = sbuf_take(&j, NULL);
+    k->n++;
+    return true;
+}
+
 store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_t *checkpoint,
                              change_record **out, size_t *n)
 {
@@ -90,46 +143,17 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_
     if (!r)
         return STORE_BUSY;
     store_rc rc;
-    *checkpoint = checkpoint_of(r->db, consumer, &rc);
-    sqlite3_stmt *st = rc == STORE_OK ? stmt(r->db, "SELECT seq, event_name, task_id, new_image, "
-                                                    "old_image, created_time FROM changes "
-                                                    "WHERE seq > ?1 ORDER BY seq LIMIT ?2")
-                                      : NULL;
-    if (!st) {
-        sq_reader_put(sq(b), r);
-        return rc == STORE_OK ? STORE_ERROR : rc; /* a busy checkpoint read stays busy */
-    }
-    sqlite3_bind_int64(st, 1, *checkpoint);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-    change_record *recs = calloc(max ? max : 1, sizeof *recs);
-    int step;
-    while (recs && *n < max && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        sbuf j = {0};
-        change_record_write(
-            &j, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-            (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
-            (const char *)sqlite3_column_text(st, 4), sqlite3_column_int64(st, 5));
-        if (sbuf_failed(&j)) {
-            sbuf_free(&j);
-            rc = STORE_ERROR;
-            break;
-        }
-        recs[*n].seq = sqlite3_column_int64(st, 0);
-        recs[*n].json = sbuf_take(&j, NULL);
-        (*n)++;
-    }
-    if (!recs)
-        rc = STORE_ERROR;
-    else if (rc == STORE_OK && *n < max && step != SQLITE_DONE)
-        rc = sq_rc_of(step);
-    sqlite3_finalize(st);
+    *checkpoint = checkpoint_of(r->db, consumer, &rc); /* a busy read stays busy */
+    record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0};
+    if (rc == STORE_OK)
+        rc = k.recs ? visit_changes(r->db, *checkpoint, max, add_record, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);
-    if (rc != STORE_OK || *n == 0) {
-        change_records_free(recs, *n);
-        *n = 0;
+    if (rc != STORE_OK || k.n == 0) {
+        change_records_free(k.recs, k.n);
         return rc;
     }
-    *out = recs;
+    *out = k.recs;
+    *n = k.n;
     return STORE_OK;
 }
 
@@ -151,6 +175,26 @@ static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
     return copy;
 }
 
+typedef struct row_sink {
+    change_row_copy *rows; /* room for max */
+    size_t n;
+} row_sink;
+
+/* A row's columns, copied. */
+static bool copy_row(sqlite3_stmt *st, void *ctx)
+{
+    row_sink *k = ctx;
+    change_row_copy *c = &k->rows[k->n++]; /* counted first: a half-copied row is freed too */
+    bool failed = false;
+    c->seq = sqlite3_column_int64(st, 0);
+    c->event_name = column_dup(st, 1, &failed);
+    c->task_id = column_dup(st, 2, &failed);
+    c->new_image = column_dup(st, 3, &failed);
+    c->old_image = column_dup(st, 4, &failed);
+    c->time = sqlite3_column_int64(st, 5);
+    return !failed;
+}
+
 store_rc broker_changes_after(broker *b, int64_t after, size_t max, change_row_copy **out,
                               size_t *n)
 {
@@ -159,38 +203,15 @@ store_rc broker_changes_after(broker *b, int64_t after, size_t max, change_row_c
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    sqlite3_stmt *st =
-        stmt(r->db, "SELECT seq, event_name, task_id, new_image, old_image, "
-                    "created_time FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
-    change_row_copy *rows = st ? calloc(max ? max : 1, sizeof *rows) : NULL;
-    store_rc rc = rows ? STORE_OK : STORE_ERROR;
-    int step = SQLITE_DONE;
-    if (rows) {
-        sqlite3_bind_int64(st, 1, after);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-        bool failed = false;
-        while (*n < max && !failed && (step = sqlite3_step(st)) == SQLITE_ROW) {
-            change_row_copy *c = &rows[(*n)++];
-            c->seq = sqlite3_column_int64(st, 0);
-            c->event_name = column_dup(st, 1, &failed);
-            c->task_id = column_dup(st, 2, &failed);
-            c->new_image = column_dup(st, 3, &failed);
-            c->old_image = column_dup(st, 4, &failed);
-            c->time = sqlite3_column_int64(st, 5);
-        }
-        if (failed)
-            rc = STORE_ERROR;
-        else if (*n < max && step != SQLITE_DONE)
-            rc = sq_rc_of(step);
-    }
-    sqlite3_finalize(st);
+    row_sink k = {calloc(max ? max : 1, sizeof *k.rows), 0};
+    store_rc rc = k.rows ? visit_changes(r->db, after, max, copy_row, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);
-    if (rc != STORE_OK || *n == 0) {
-        change_rows_free(rows, *n);
-        *n = 0;
+    if (rc != STORE_OK || k.n == 0) {
+        change_rows_free(k.rows, k.n);
         return rc;
     }
-    *out = rows;
+    *out = k.rows;
+    *n = k.n;
     return STORE_OK;
 }
 
