@@ -1296,6 +1296,43 @@ bool filter_set_match(const filter_set *s, const json_t *record)
     return false;
 }
 
+/*
+ * True when n cannot match an object whose field name is v: one of its leaf fields of that name
+ * refuses v, or every one of its "$or" branches is excluded. A leaf's verdict depends on its
+ * field's value alone, so the rest of the object does not matter.
+ */
+static bool node_excludes(const filter_node *n, const char *name, const json_t *v,
+                          const match_ctx *m)
+{
+    for (size_t i = 0; i < n->nfields; i++) {
+        const filter_field *f = &n->fields[i];
+        value_src src = {.json = v};
+        if (!f->child && strcmp(f->name, name) == 0 && !leaf_matches(f, &src, m))
+            return true;
+    }
+    if (n->nbranches == 0)
+        return false;
+    for (size_t i = 0; i < n->nbranches; i++)
+        if (!node_excludes(n->branches[i], name, v, m))
+            return false;
+    return true;
+}
+
+bool filter_set_may_match_field(const filter_set *s, const char *name, const char *value)
+{
+    if (!s || s->n == 0 || !value || strcmp(name, "body") == 0) /* "body" may be decoded JSON */
+        return true;
+    json_t *v = json_string(value);
+    if (!v)
+        return true;
+    match_ctx m = {.dialect = DIALECT_LAMBDA};
+    bool may = false;
+    for (size_t i = 0; i < s->n && !may; i++)
+        may = !node_excludes(s->items[i]->root, name, v, &m);
+    json_decref(v);
+    return may;
+}
+
 bool filter_policy_match_body(const filter_policy *p, const json_t *body)
 {
     if (!p || (p->root->nfields == 0 && p->root->nbranches == 0))

@@ -40,6 +40,11 @@ typedef struct filter_set filter_set;
 filter_set *filter_set_compile(const char *const *patterns, size_t n, char *err, size_t errlen);
 /* True when any pattern matches; an empty or NULL set (no filtering) matches every record. */
 bool filter_set_match(const filter_set *s, const json_t *record);
+/*
+ * False when no pattern of the set can match a record whose top-level field name holds the
+ * string value, whatever the rest of the record: lets a reader skip a record before building it.
+ */
+bool filter_set_may_match_field(const filter_set *s, const char *name, const char *value);
 /* Number of patterns in the set (0 for NULL). */
 size_t filter_set_count(const filter_set *s);
 /* Free a compiled set (NULL is fine). */

@@ -165,6 +165,12 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     return publish_message_set_trace(&p->message, tp);
 }
 
+bool publisher_wants_event(const consumer_config *cc, const char *event_name)
+{
+    return event_name && strcmp(event_name, "INSERT") == 0 &&
+           filter_set_may_match_field(cc->filter, "eventName", event_name);
+}
+
 publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
                                 size_t batch_size, publication *p)
 {

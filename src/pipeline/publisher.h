@@ -67,6 +67,12 @@ typedef enum publish_outcome {
 publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
                                 size_t batch_size, publication *p);
 /*
+ * Whether cc can publish anything from a record with this eventName: only an
+ * INSERT that cc's filter patterns may take. A reader asks before it builds
+ * the record, and skips the rest unread.
+ */
+bool publisher_wants_event(const consumer_config *cc, const char *event_name);
+/*
  * The local topic's fan-out for an open publication: its queues, as
  * topic_route() finds them (at most max), each also named on the publish
  * span (taskd.queue). A topic that routes by itself (SNS) skips this.

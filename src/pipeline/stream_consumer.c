@@ -83,6 +83,8 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
 {
     *unreadable = false;
     for (size_t i = 0; i < n; i++) {
+        if (!recs[i].json)
+            continue; /* refused by the consumer's filter unread: see wanted() */
         json_t *rec = json_loads(recs[i].json, 0, NULL);
         if (!rec) {
             *unreadable = true;
@@ -157,6 +159,14 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     }
 }
 
+/* Whether a record with this eventName can make a message: most records of a busy log are
+ * MODIFYs, which the publisher would parse only to drop. */
+static bool wanted(const char *event_name, void *ctx)
+{
+    const stream_consumer *sc = ctx;
+    return publisher_wants_event(sc->cc, event_name);
+}
+
 /* One pass: read a batch, publish it; false when there was nothing to read. */
 static bool consume_batch(stream_consumer *sc)
 {
@@ -164,7 +174,8 @@ static bool consume_batch(stream_consumer *sc)
     change_record *recs;
     size_t n;
     int64_t checkpoint;
-    store_rc rc = broker_read_changes(sc->broker, cc->name, cc->batch_size, &checkpoint, &recs, &n);
+    store_rc rc = broker_read_changes(sc->broker, cc->name, cc->batch_size, wanted, sc, &checkpoint,
+                                      &recs, &n);
     if (rc != STORE_OK) {
         log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
                  NULL);

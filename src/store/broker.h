@@ -30,15 +30,20 @@ broker *broker_of(store *s);
 
 typedef struct change_record {
     int64_t seq;
-    char *json; /* the record, shaped like a DynamoDB Streams record */
+    char *json; /* the record, shaped like a DynamoDB Streams record; NULL when not wanted */
 } change_record;
+
+/* Whether a record with this eventName (INSERT, MODIFY, REMOVE) is wanted at all. */
+typedef bool (*change_wanted)(const char *event_name, void *ctx);
 
 /*
  * Read up to max records after the consumer's checkpoint. *checkpoint gets
- * the checkpoint (0 before the first commit). Free with change_records_free.
+ * the checkpoint (0 before the first commit). A record that wanted (when
+ * not NULL) refuses is still returned, for its seq, but its JSON is never
+ * built. Free with change_records_free.
  */
-store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_t *checkpoint,
-                             change_record **out, size_t *n);
+store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change_wanted wanted,
+                             void *wanted_ctx, int64_t *checkpoint, change_record **out, size_t *n);
 void change_records_free(change_record *r, size_t n);
 
 /* A change-log row as stored (the record's parts, not its JSON); strings owned, images may be

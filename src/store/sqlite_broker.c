@@ -113,12 +113,18 @@ static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, change_vis
 typedef struct record_sink {
     change_record *recs; /* room for max */
     size_t n;
+    change_wanted wanted;
+    void *wanted_ctx;
 } record_sink;
 
-/* A row as a DynamoDB-Streams-shaped change record (change_record_write()). */
+/* A row as a DynamoDB-Streams-shaped change record (change_record_write()), when wanted. */
 static bool add_record(sqlite3_stmt *st, void *ctx)
 {
     record_sink *k = ctx;
+    if (k->wanted && !k->wanted((const char *)sqlite3_column_text(st, 1), k->wanted_ctx)) {
+        k->recs[k->n++] = (change_record){sqlite3_column_int64(st, 0), NULL};
+        return true;
+    }
     sbuf j = {0};
     change_record_write(&j, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
                         (const char *)sqlite3_column_text(st, 2),
@@ -134,8 +140,8 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     return true;
 }
 
-store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_t *checkpoint,
-                             change_record **out, size_t *n)
+store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change_wanted wanted,
+                             void *wanted_ctx, int64_t *checkpoint, change_record **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -144,7 +150,7 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, int64_
         return STORE_BUSY;
     store_rc rc;
     *checkpoint = checkpoint_of(r->db, consumer, &rc); /* a busy read stays busy */
-    record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0};
+    record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0, wanted, wanted_ctx};
     if (rc == STORE_OK)
         rc = k.recs ? visit_changes(r->db, *checkpoint, max, add_record, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);

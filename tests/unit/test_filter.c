@@ -344,6 +344,66 @@ static bool set_matches(const filter_set *s, const char *record)
     return ok;
 }
 
+/* A set that may match a record with eventName value: the full match of one such record, and
+ * what filter_set_may_match_field() says before the record is built. */
+static bool may_match_event(const char *const *patterns, size_t n, const char *value)
+{
+    char err[256];
+    filter_set *s = filter_set_compile(patterns, n, err, sizeof err);
+    assert_non_null(s);
+    bool may = filter_set_may_match_field(s, "eventName", value);
+    filter_set_free(s);
+    return may;
+}
+
+static void test_set_may_match_field(void **state)
+{
+    (void)state;
+    const char *const inserts[] = {"{\"eventName\":[\"INSERT\"]}"};
+    assert_true(may_match_event(inserts, 1, "INSERT"));
+    assert_false(may_match_event(inserts, 1, "MODIFY"));
+    /* another pattern of the set may take it */
+    const char *const either[] = {
+        "{\"eventName\":[\"INSERT\"]}",
+        "{\"dynamodb\":{\"NewImage\":{\"status\":{\"S\":[\"FAILED\"]}}}}"};
+    assert_true(may_match_event(either, 2, "MODIFY"));
+    /* rules other than equality, and "$or" */
+    const char *const but[] = {"{\"eventName\":[{\"anything-but\":[\"REMOVE\"]}]}"};
+    assert_true(may_match_event(but, 1, "MODIFY"));
+    assert_false(may_match_event(but, 1, "REMOVE"));
+    const char *const prefix[] = {"{\"eventName\":[{\"prefix\":\"MOD\"}]}"};
+    assert_true(may_match_event(prefix, 1, "MODIFY"));
+    assert_false(may_match_event(prefix, 1, "INSERT"));
+    const char *const ors[] = {"{\"$or\":[{\"eventName\":[\"INSERT\"]},"
+                               "{\"eventName\":[\"REMOVE\"]}]}"};
+    assert_true(may_match_event(ors, 1, "REMOVE"));
+    assert_false(may_match_event(ors, 1, "MODIFY"));
+    const char *const or_open[] = {"{\"$or\":[{\"eventName\":[\"INSERT\"]},"
+                                   "{\"eventID\":[{\"exists\":true}]}]}"};
+    assert_true(may_match_event(or_open, 1, "MODIFY"));
+    /* a pattern that does not name the field, and no patterns at all */
+    const char *const other[] = {"{\"eventSource\":[\"aws:dynamodb\"]}"};
+    assert_true(may_match_event(other, 1, "MODIFY"));
+    assert_true(filter_set_may_match_field(NULL, "eventName", "MODIFY"));
+    /* whenever the set refuses early, it refuses the whole record too */
+    const char *const recs[] = {"{\"eventName\":\"MODIFY\",\"dynamodb\":{}}",
+                                "{\"eventName\":\"REMOVE\",\"eventID\":\"1\"}"};
+    const char *const *sets[] = {inserts, but, prefix, ors};
+    for (size_t i = 0; i < 4; i++) {
+        char err[256];
+        filter_set *s = filter_set_compile(sets[i], 1, err, sizeof err);
+        assert_non_null(s);
+        for (size_t r = 0; r < 2; r++) {
+            json_t *rec = json_loads(recs[r], 0, NULL);
+            const char *ev = json_string_value(json_object_get(rec, "eventName"));
+            if (!filter_set_may_match_field(s, "eventName", ev))
+                assert_false(filter_set_match(s, rec));
+            json_decref(rec);
+        }
+        filter_set_free(s);
+    }
+}
+
 static void test_set_or_and_empty(void **state)
 {
     (void)state;
@@ -882,15 +942,11 @@ static void test_sns_limits_accept(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pattern_dynamodb_examples),
-        cmocka_unit_test(test_pattern_operators),
-        cmocka_unit_test(test_pattern_sqs_examples),
-        cmocka_unit_test(test_set_or_and_empty),
-        cmocka_unit_test(test_pattern_api_edges),
-        cmocka_unit_test(test_policy_attributes),
-        cmocka_unit_test(test_policy_body),
-        cmocka_unit_test(test_policy_api_edges),
-        cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_pattern_dynamodb_examples), cmocka_unit_test(test_pattern_operators),
+        cmocka_unit_test(test_pattern_sqs_examples),      cmocka_unit_test(test_set_or_and_empty),
+        cmocka_unit_test(test_set_may_match_field),       cmocka_unit_test(test_pattern_api_edges),
+        cmocka_unit_test(test_policy_attributes),         cmocka_unit_test(test_policy_body),
+        cmocka_unit_test(test_policy_api_edges),          cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_sns_limits_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
