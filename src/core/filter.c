@@ -1333,6 +1333,28 @@ bool filter_set_may_match_field(const filter_set *s, const char *name, const cha
     return may;
 }
 
+/* True when n tests nothing but the leaf field name (in "$or" branches too). */
+static bool node_only_field(const filter_node *n, const char *name)
+{
+    for (size_t i = 0; i < n->nfields; i++)
+        if (n->fields[i].child || strcmp(n->fields[i].name, name) != 0)
+            return false;
+    for (size_t i = 0; i < n->nbranches; i++)
+        if (!node_only_field(n->branches[i], name))
+            return false;
+    return true;
+}
+
+bool filter_set_decided_by_field(const filter_set *s, const char *name)
+{
+    if (strcmp(name, "body") == 0) /* may be decoded JSON */
+        return false;
+    for (size_t i = 0; s && i < s->n; i++)
+        if (!node_only_field(s->items[i]->root, name))
+            return false;
+    return true;
+}
+
 bool filter_policy_match_body(const filter_policy *p, const json_t *body)
 {
     if (!p || (p->root->nfields == 0 && p->root->nbranches == 0))

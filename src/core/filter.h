@@ -45,6 +45,12 @@ bool filter_set_match(const filter_set *s, const json_t *record);
  * string value, whatever the rest of the record: lets a reader skip a record before building it.
  */
 bool filter_set_may_match_field(const filter_set *s, const char *name, const char *value);
+/*
+ * True when the set's verdict on a record depends on its top-level field name alone (every
+ * pattern tests that field and nothing else; no patterns tests nothing): then
+ * filter_set_may_match_field() is the whole verdict.
+ */
+bool filter_set_decided_by_field(const filter_set *s, const char *name);
 /* Number of patterns in the set (0 for NULL). */
 size_t filter_set_count(const filter_set *s);
 /* Free a compiled set (NULL is fine). */

@@ -44,6 +44,24 @@ static bool build_attributes(publish_message *m)
     return m->attributes != NULL;
 }
 
+/* The message for a created task's fields: READY, SKIPPED when they are incomplete, NO_MEMORY;
+ * out holds something to free only when READY. */
+static publish_outcome message_of(const publish_source *src, publish_message *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!src->task_id || strlen(src->task_id) != TASK_ID_LEN || !src->task_type ||
+        strlen(src->task_type) > TASK_TYPE_MAX || !src->data)
+        return PUBLISH_SKIPPED;
+    memcpy(out->task_id, src->task_id, TASK_ID_LEN + 1);
+    snprintf(out->task_type, sizeof out->task_type, "%s", src->task_type);
+    out->body = strdup(src->data);
+    out->trace = src->trace ? strdup(src->trace) : NULL;
+    if (out->body && (!src->trace || out->trace) && build_attributes(out))
+        return PUBLISH_READY;
+    publish_message_free(out);
+    return PUBLISH_NO_MEMORY;
+}
+
 /*
  * The message for an INSERT record: READY, SKIPPED when the record is not a
  * complete INSERT, NO_MEMORY; out holds something to free only when READY.
@@ -52,24 +70,22 @@ static publish_outcome make_message(const json_t *record, publish_message *out)
 {
     memset(out, 0, sizeof *out);
     const char *event = json_string_value(json_object_get(record, "eventName"));
+    if (!event || strcmp(event, "INSERT") != 0)
+        return PUBLISH_SKIPPED;
     const json_t *image = json_object_get(json_object_get(record, "dynamodb"), "NewImage");
-    const char *id = image_string(image, "id");
-    const char *type = image_string(image, "task_type");
     json_t *data = attrval_to_json(json_object_get(image, "data"));
-    publish_outcome r = PUBLISH_SKIPPED;
-    if (event && strcmp(event, "INSERT") == 0 && id && strlen(id) == TASK_ID_LEN && type &&
-        strlen(type) <= TASK_TYPE_MAX && json_is_object(data)) {
-        memcpy(out->task_id, id, TASK_ID_LEN + 1);
-        snprintf(out->task_type, sizeof out->task_type, "%s", type);
-        out->body = json_to_text(data);
-        const char *trace = image_string(image, "trace");
-        out->trace = trace ? strdup(trace) : NULL;
-        r = out->body && (!trace || out->trace) && build_attributes(out) ? PUBLISH_READY
-                                                                         : PUBLISH_NO_MEMORY;
-        if (r != PUBLISH_READY)
-            publish_message_free(out);
+    if (!json_is_object(data)) {
+        json_decref(data);
+        return PUBLISH_SKIPPED;
     }
+    char *text = json_to_text(data);
     json_decref(data);
+    if (!text)
+        return PUBLISH_NO_MEMORY;
+    publish_source src = {image_string(image, "id"), image_string(image, "task_type"), text,
+                          image_string(image, "trace")};
+    publish_outcome r = message_of(&src, out);
+    free(text);
     return r;
 }
 
@@ -165,10 +181,17 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     return publish_message_set_trace(&p->message, tp);
 }
 
-bool publisher_wants_event(const consumer_config *cc, const char *event_name)
+/* Open the spans of a publication whose message is made; false (all undone) without memory. */
+static publish_outcome opened(const config *c, const consumer_config *cc, size_t batch_size,
+                              publish_outcome made, publication *p)
 {
-    return event_name && strcmp(event_name, "INSERT") == 0 &&
-           filter_set_may_match_field(cc->filter, "eventName", event_name);
+    if (made == PUBLISH_READY && !open_spans(c, cc, batch_size, p)) {
+        span_clear(&p->publish);
+        span_clear(&p->process);
+        publish_message_free(&p->message);
+        return PUBLISH_NO_MEMORY;
+    }
+    return made;
 }
 
 publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
@@ -177,14 +200,21 @@ publish_outcome publisher_begin(const config *c, const consumer_config *cc, cons
     memset(p, 0, sizeof *p);
     if (!filter_set_match(cc->filter, record))
         return PUBLISH_SKIPPED;
-    publish_outcome r = make_message(record, &p->message);
-    if (r == PUBLISH_READY && !open_spans(c, cc, batch_size, p)) {
-        span_clear(&p->publish);
-        span_clear(&p->process);
-        publish_message_free(&p->message);
-        r = PUBLISH_NO_MEMORY;
-    }
-    return r;
+    return opened(c, cc, batch_size, make_message(record, &p->message), p);
+}
+
+bool publisher_takes_fields(const consumer_config *cc)
+{
+    return filter_set_decided_by_field(cc->filter, "eventName");
+}
+
+publish_outcome publisher_begin_insert(const config *c, const consumer_config *cc,
+                                       const publish_source *src, size_t batch_size, publication *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!filter_set_may_match_field(cc->filter, "eventName", "INSERT"))
+        return PUBLISH_SKIPPED;
+    return opened(c, cc, batch_size, message_of(src, &p->message), p);
 }
 
 size_t publisher_route(const config *c, publication *p, const queue_config **out, size_t max)

@@ -66,12 +66,27 @@ typedef enum publish_outcome {
  */
 publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
                                 size_t batch_size, publication *p);
+/* A created task's fields, borrowed: what an INSERT record's message is made of. */
+typedef struct publish_source {
+    const char *task_id;
+    const char *task_type;
+    const char *data;  /* the task's data, JSON text */
+    const char *trace; /* the creating request's traceparent, or NULL */
+} publish_source;
 /*
- * Whether cc can publish anything from a record with this eventName: only an
- * INSERT that cc's filter patterns may take. A reader asks before it builds
- * the record, and skips the rest unread.
+ * Whether cc's filter patterns look at nothing but eventName, so that an
+ * INSERT's fields are all publisher_begin_insert() needs: a reader can then
+ * skip building and parsing whole records.
  */
-bool publisher_wants_event(const consumer_config *cc, const char *event_name);
+bool publisher_takes_fields(const consumer_config *cc);
+/*
+ * publisher_begin() for an INSERT given by its fields, for a consumer whose
+ * patterns publisher_takes_fields() (they are checked against eventName
+ * alone). The same message and spans as from the whole record.
+ */
+publish_outcome publisher_begin_insert(const config *c, const consumer_config *cc,
+                                       const publish_source *src, size_t batch_size,
+                                       publication *p);
 /*
  * The local topic's fan-out for an open publication: its queues, as
  * topic_route() finds them (at most max), each also named on the publish

@@ -40,7 +40,8 @@ struct stream_consumer {
     telemetry telemetry;
     pthread_t thread;
     atomic_bool stopping;
-    unsigned failures; /* consecutive failed attempts of the current batch */
+    unsigned failures;     /* consecutive failed attempts of the current batch */
+    change_read read_mode; /* only INSERTs make messages: the others are read by seq alone */
     outbox box;
 };
 
@@ -83,16 +84,21 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
 {
     *unreadable = false;
     for (size_t i = 0; i < n; i++) {
-        if (!recs[i].json)
-            continue; /* refused by the consumer's filter unread: see wanted() */
-        json_t *rec = json_loads(recs[i].json, 0, NULL);
-        if (!rec) {
-            *unreadable = true;
-            return i;
-        }
+        const change_insert *ins = &recs[i].insert;
         publication *p = &o->pub[o->n_pub];
-        publish_outcome r = publisher_begin(sc->config, sc->cc, rec, n, p);
-        json_decref(rec);
+        publish_outcome r = PUBLISH_SKIPPED;
+        if (ins->task_id) {
+            publish_source src = {ins->task_id, ins->task_type, ins->data, ins->trace};
+            r = publisher_begin_insert(sc->config, sc->cc, &src, n, p);
+        } else if (recs[i].json) {
+            json_t *rec = json_loads(recs[i].json, 0, NULL);
+            if (!rec) {
+                *unreadable = true;
+                return i;
+            }
+            r = publisher_begin(sc->config, sc->cc, rec, n, p);
+            json_decref(rec);
+        } /* else: not an INSERT, which makes no message (read by its seq alone) */
         if (r == PUBLISH_NO_MEMORY)
             return i;
         if (r == PUBLISH_READY) {
@@ -159,14 +165,6 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     }
 }
 
-/* Whether a record with this eventName can make a message: most records of a busy log are
- * MODIFYs, which the publisher would parse only to drop. */
-static bool wanted(const char *event_name, void *ctx)
-{
-    const stream_consumer *sc = ctx;
-    return publisher_wants_event(sc->cc, event_name);
-}
-
 /* One pass: read a batch, publish it; false when there was nothing to read. */
 static bool consume_batch(stream_consumer *sc)
 {
@@ -174,8 +172,8 @@ static bool consume_batch(stream_consumer *sc)
     change_record *recs;
     size_t n;
     int64_t checkpoint;
-    store_rc rc = broker_read_changes(sc->broker, cc->name, cc->batch_size, wanted, sc, &checkpoint,
-                                      &recs, &n);
+    store_rc rc = broker_read_changes(sc->broker, cc->name, cc->batch_size, sc->read_mode,
+                                      &checkpoint, &recs, &n);
     if (rc != STORE_OK) {
         log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
                  NULL);
@@ -220,6 +218,8 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
     sc->broker = b;
     sc->config = c;
     sc->cc = cc;
+    sc->read_mode =
+        publisher_takes_fields(cc) ? CHANGE_READ_INSERT_FIELDS : CHANGE_READ_INSERTS_WHOLE;
     if (tel)
         sc->telemetry = *tel;
     if (!outbox_init(&sc->box, cc->batch_size, c->n_subscriptions)) {

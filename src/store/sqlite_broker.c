@@ -81,15 +81,24 @@ static int64_t checkpoint_of(sqlite3 *db, const char *consumer, store_rc *rc)
     return seq;
 }
 
-/* One row of the change log (seq, event_name, task_id, new_image, old_image, created_time),
- * borrowed for the call; false when it could not be kept (out of memory). */
+/* One row of the change log (seq, event_name, task_id, new_image, old_image, created_time, and
+ * with the task: the created task's task_type, data and trace, NULL unless an INSERT whose task
+ * row is there), borrowed for the call; false when it could not be kept (out of memory). */
 typedef bool (*change_visit)(sqlite3_stmt *row, void *ctx);
 
+#define CHANGE_COLUMNS "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time"
+
 /* Visit up to max change rows after seq after, in seq order; a store code. */
-static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, change_visit visit, void *ctx)
+static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, bool with_task,
+                              change_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = stmt(db, "SELECT seq, event_name, task_id, new_image, old_image, "
-                                "created_time FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+    sqlite3_stmt *st =
+        stmt(db, with_task ? "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace "
+                             "FROM changes c LEFT JOIN tasks t "
+                             "ON c.event_name = 'INSERT' AND t.id = c.task_id "
+                             "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2"
+                           : "SELECT " CHANGE_COLUMNS " FROM changes c "
+                             "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2");
     if (!st)
         return STORE_ERROR;
     sqlite3_bind_int64(st, 1, after);
@@ -113,35 +122,49 @@ static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, change_vis
 typedef struct record_sink {
     change_record *recs; /* room for max */
     size_t n;
-    change_wanted wanted;
-    void *wanted_ctx;
+    change_read mode;
 } record_sink;
 
-/* A row as a DynamoDB-Streams-shaped change record (change_record_write()), when wanted. */
+static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
+{
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    if (!t)
+        return NULL;
+    char *copy = strdup(t);
+    if (!copy)
+        *failed = true;
+    return copy;
+}
+
+/* A row as the sink's mode builds it: whole (change_record_write()), by fields, or by seq. */
 static bool add_record(sqlite3_stmt *st, void *ctx)
 {
     record_sink *k = ctx;
-    if (k->wanted && !k->wanted((const char *)sqlite3_column_text(st, 1), k->wanted_ctx)) {
-        k->recs[k->n++] = (change_record){sqlite3_column_int64(st, 0), NULL};
+    change_record *r = &k->recs[k->n++]; /* counted first: a half-built record is freed too */
+    r->seq = sqlite3_column_int64(st, 0);
+    const char *event = (const char *)sqlite3_column_text(st, 1);
+    bool insert = event && strcmp(event, "INSERT") == 0;
+    if (k->mode != CHANGE_READ_WHOLE && !insert)
         return true;
+    if (k->mode == CHANGE_READ_INSERT_FIELDS && sqlite3_column_type(st, 7) != SQLITE_NULL) {
+        bool failed = false;
+        r->insert.task_id = column_dup(st, 2, &failed);
+        r->insert.task_type = column_dup(st, 6, &failed);
+        r->insert.data = column_dup(st, 7, &failed);
+        r->insert.trace = column_dup(st, 8, &failed);
+        return !failed && r->insert.task_id && r->insert.task_type;
     }
     sbuf j = {0};
-    change_record_write(&j, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-                        (const char *)sqlite3_column_text(st, 2),
+    change_record_write(&j, r->seq, event, (const char *)sqlite3_column_text(st, 2),
                         (const char *)sqlite3_column_text(st, 3),
                         (const char *)sqlite3_column_text(st, 4), sqlite3_column_int64(st, 5));
-    if (sbuf_failed(&j)) {
-        sbuf_free(&j);
-        return false;
-    }
-    k->recs[k->n].seq = sqlite3_column_int64(st, 0);
-    k->recs[k->n].json = sbuf_take(&j, NULL);
-    k->n++;
-    return true;
+    r->json = sbuf_failed(&j) ? NULL : sbuf_take(&j, NULL);
+    sbuf_free(&j);
+    return r->json != NULL;
 }
 
-store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change_wanted wanted,
-                             void *wanted_ctx, int64_t *checkpoint, change_record **out, size_t *n)
+store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change_read mode,
+                             int64_t *checkpoint, change_record **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -150,9 +173,11 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
         return STORE_BUSY;
     store_rc rc;
     *checkpoint = checkpoint_of(r->db, consumer, &rc); /* a busy read stays busy */
-    record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0, wanted, wanted_ctx};
+    record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0, mode};
     if (rc == STORE_OK)
-        rc = k.recs ? visit_changes(r->db, *checkpoint, max, add_record, &k) : STORE_ERROR;
+        rc = k.recs ? visit_changes(r->db, *checkpoint, max, mode == CHANGE_READ_INSERT_FIELDS,
+                                    add_record, &k)
+                    : STORE_ERROR;
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK || k.n == 0) {
         change_records_free(k.recs, k.n);
@@ -165,20 +190,14 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
 
 void change_records_free(change_record *r, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(r[i].json);
+        free(r[i].insert.task_id);
+        free(r[i].insert.task_type);
+        free(r[i].insert.data);
+        free(r[i].insert.trace);
+    }
     free(r);
-}
-
-static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
-{
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    if (!t)
-        return NULL;
-    char *copy = strdup(t);
-    if (!copy)
-        *failed = true;
-    return copy;
 }
 
 typedef struct row_sink {
@@ -210,7 +229,7 @@ store_rc broker_changes_after(broker *b, int64_t after, size_t max, change_row_c
     if (!r)
         return STORE_BUSY;
     row_sink k = {calloc(max ? max : 1, sizeof *k.rows), 0};
-    store_rc rc = k.rows ? visit_changes(r->db, after, max, copy_row, &k) : STORE_ERROR;
+    store_rc rc = k.rows ? visit_changes(r->db, after, max, false, copy_row, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK || k.n == 0) {
         change_rows_free(k.rows, k.n);

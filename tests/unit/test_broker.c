@@ -445,7 +445,8 @@ static void test_dlq_move_fails_task(void **state)
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "observer", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "observer", 10, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(n, 2);
     json_t *rec = json_loads(r[1].json, 0, NULL);
     assert_non_null(rec);
@@ -760,7 +761,7 @@ static void test_checkpoint_recovery(void **state)
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "c1", 2, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "c1", 2, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
     assert_int_equal(cp, 0);
     assert_int_equal(n, 2);
     assert_true(r[0].seq > 0 && r[1].seq > r[0].seq);
@@ -770,7 +771,7 @@ static void test_checkpoint_recovery(void **state)
     change_records_free(r, n);
 
     /* reading does not move the checkpoint */
-    assert_int_equal(broker_read_changes(f->b, "c1", 2, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "c1", 2, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
     assert_int_equal(n, 2);
     check_insert_record(&r[0], ids[0]);
     change_records_free(r, n);
@@ -783,7 +784,7 @@ static void test_checkpoint_recovery(void **state)
     assert_non_null(f->s);
     f->b = broker_of(f->s);
 
-    assert_int_equal(broker_read_changes(f->b, "c1", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "c1", 10, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
     assert_int_equal(cp, second);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++) {
@@ -795,7 +796,7 @@ static void test_checkpoint_recovery(void **state)
     change_records_free(r, n);
 
     /* another consumer has its own checkpoint: from the start */
-    assert_int_equal(broker_read_changes(f->b, "c2", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "c2", 10, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
     assert_int_equal(cp, 0);
     assert_int_equal(n, 5);
     for (size_t i = 0; i < n; i++)
@@ -808,33 +809,72 @@ static void test_checkpoint_recovery(void **state)
     assert_int_equal(lag, 3);
 }
 
-static bool inserts_only(const char *event_name, void *ctx)
+/* Delete a task row behind the store's back, as if it were gone before being published. */
+static void drop_task_row(const char *id)
 {
-    (*(int *)ctx)++;
-    return strcmp(event_name, "INSERT") == 0;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE id = '%s'", id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
 }
 
-/* A record the reader does not want keeps its place (its seq, for the checkpoint), unbuilt. */
-static void test_unwanted_records_are_not_built(void **state)
+/* Each read mode builds what it says, and every record keeps its place (its seq). */
+static void test_change_read_modes(void **state)
 {
     fx *f = *state;
     char a[37], b[37];
-    create_task(f->s, TASK_NULL_TIME, a);
+    store_new_task t = {.task_type = "TASK2",
+                        .data = "{\"k\":[1,2.5,\"v\"]}",
+                        .trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"};
+    assert_int_equal(store_create_task(f->s, &t, (int64_t)time(NULL), a), STORE_OK);
     set_status(f->s, a, TASK_IN_PROGRESS, "started", wall_ms());
     create_task(f->s, TASK_NULL_TIME, b);
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    int asked = 0;
-    assert_int_equal(broker_read_changes(f->b, "c", 10, inserts_only, &asked, &cp, &r, &n),
+
+    assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    assert_non_null(r[1].json);
+    assert_non_null(strstr(r[1].json, "\"eventName\":\"MODIFY\""));
+    assert_null(r[0].insert.task_id);
+    change_records_free(r, n);
+
+    assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_INSERTS_WHOLE, &cp, &r, &n),
                      STORE_OK);
     assert_int_equal(n, 3);
-    assert_int_equal(asked, 3);
-    check_insert_record(&r[0], a);
-    assert_null(r[1].json);
-    assert_true(r[1].seq > r[0].seq);
     check_insert_record(&r[2], b);
-    assert_true(r[2].seq > r[1].seq);
+    assert_null(r[1].json);
+    assert_null(r[1].insert.task_id);
+    assert_true(r[0].seq < r[1].seq && r[1].seq < r[2].seq);
+    change_records_free(r, n);
+
+    assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 3);
+    assert_null(r[0].json);
+    assert_string_equal(r[0].insert.task_id, a);
+    assert_string_equal(r[0].insert.task_type, "TASK2");
+    assert_string_equal(r[0].insert.data, "{\"k\":[1,2.5,\"v\"]}");
+    assert_string_equal(r[0].insert.trace, t.trace);
+    assert_null(r[1].json);
+    assert_null(r[1].insert.task_id);
+    assert_string_equal(r[2].insert.task_id, b);
+    assert_null(r[2].insert.trace);
+    change_records_free(r, n);
+
+    /* a created task whose row is gone is read whole, from its record */
+    drop_task_row(b);
+    assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(r[0].insert.task_id, a);
+    assert_null(r[2].insert.task_id);
+    check_insert_record(&r[2], b);
     change_records_free(r, n);
 }
 
@@ -857,7 +897,8 @@ static void test_publish_is_atomic(void **state)
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "pub", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "pub", 10, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(cp, 7);
     change_records_free(r, n);
 
@@ -868,14 +909,16 @@ static void test_publish_is_atomic(void **state)
     };
     assert_int_not_equal(broker_publish(f->b, "pub", 9, bad, 2), STORE_OK);
     expect_stats(f->b, "work", 2, 0, 0);
-    assert_int_equal(broker_read_changes(f->b, "pub", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "pub", 10, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(cp, 7);
     change_records_free(r, n);
 
     /* and the store still works afterwards */
     assert_int_equal(broker_publish(f->b, "pub", 9, bad, 1), STORE_OK);
     expect_stats(f->b, "work", 3, 0, 0);
-    assert_int_equal(broker_read_changes(f->b, "pub", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "pub", 10, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(cp, 9);
     change_records_free(r, n);
 }
@@ -896,7 +939,8 @@ static void test_stream_lag(void **state)
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "lagger", 10, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "lagger", 10, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(n, 3);
     int64_t first = r[0].seq, last = r[2].seq;
     change_records_free(r, n);
@@ -944,7 +988,8 @@ static void test_sweep(void **state)
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "observer", 100, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(n, 7);
     int64_t passed = r[3].seq, kept_first = r[4].seq;
     change_records_free(r, n);
@@ -960,7 +1005,8 @@ static void test_sweep(void **state)
     expect_status(f->s, future, TASK_COMPLETED, NULL);
 
     /* records up to the consumer's checkpoint are trimmed; a REMOVE record was appended */
-    assert_int_equal(broker_read_changes(f->b, "observer", 100, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(n, 4);
     assert_int_equal(r[0].seq, kept_first);
     json_t *rec = json_loads(r[3].json, 0, NULL);
@@ -981,7 +1027,8 @@ static void test_sweep(void **state)
     /* sweeping again removes nothing more */
     assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
     assert_int_equal(removed, 0);
-    assert_int_equal(broker_read_changes(f->b, "observer", 100, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_int_equal(n, 4);
     change_records_free(r, n);
     config_free(&c);
@@ -1114,7 +1161,8 @@ static void test_sweep_due(void **state)
     int64_t cp = -1;
     change_record *r = NULL;
     size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "observer", 100, NULL, NULL, &cp, &r, &n), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
     assert_true(n > 0);
     int64_t last = r[n - 1].seq;
     change_records_free(r, n);
@@ -1253,7 +1301,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unwanted_records_are_not_built, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),

@@ -385,6 +385,26 @@ static void test_set_may_match_field(void **state)
     const char *const other[] = {"{\"eventSource\":[\"aws:dynamodb\"]}"};
     assert_true(may_match_event(other, 1, "MODIFY"));
     assert_true(filter_set_may_match_field(NULL, "eventName", "MODIFY"));
+    /* which sets are decided by eventName alone */
+    const char *const *decided[] = {inserts, but, prefix, ors};
+    for (size_t i = 0; i < 4; i++) {
+        char err[256];
+        filter_set *s = filter_set_compile(decided[i], 1, err, sizeof err);
+        assert_non_null(s);
+        assert_true(filter_set_decided_by_field(s, "eventName"));
+        assert_false(filter_set_decided_by_field(s, "eventID"));
+        filter_set_free(s);
+    }
+    const char *const *open_ones[] = {either, or_open, other};
+    const size_t open_n[] = {2, 1, 1};
+    for (size_t i = 0; i < 3; i++) {
+        char err[256];
+        filter_set *s = filter_set_compile(open_ones[i], open_n[i], err, sizeof err);
+        assert_non_null(s);
+        assert_false(filter_set_decided_by_field(s, "eventName"));
+        filter_set_free(s);
+    }
+    assert_true(filter_set_decided_by_field(NULL, "eventName"));
     /* whenever the set refuses early, it refuses the whole record too */
     const char *const recs[] = {"{\"eventName\":\"MODIFY\",\"dynamodb\":{}}",
                                 "{\"eventName\":\"REMOVE\",\"eventID\":\"1\"}"};

@@ -544,6 +544,68 @@ static void test_begin_insert_not_modify(void **state)
     config_free(&c);
 }
 
+/* An INSERT given by its fields makes the same message as the whole record does. */
+static void test_begin_insert_by_fields(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+    const consumer_config *dflt = &c.consumers[0];
+    assert_true(publisher_takes_fields(dflt));
+    const char *only_task1[] = {
+        "{\"dynamodb\":{\"NewImage\":{\"task_type\":{\"S\":[\"TASK1\"]}}}}"};
+    consumer_config t1 = consumer("task1-only", only_task1, 1);
+    assert_false(publisher_takes_fields(&t1)); /* it needs the image */
+    filter_set_free(t1.filter);
+
+    const char *traces[] = {TRACE, NULL};
+    for (int k = 0; k < 2; k++) {
+        publication *whole = calloc(1, sizeof *whole), *fields = calloc(1, sizeof *fields);
+        assert_true(whole && fields);
+        json_t *rec = record("INSERT", ID1, "TASK2", DATA_M, traces[k]);
+        assert_int_equal(publisher_begin(&c, dflt, rec, 3, whole), PUBLISH_READY);
+        json_decref(rec);
+        publish_source src = {ID1, "TASK2", DATA_PLAIN, traces[k]};
+        assert_int_equal(publisher_begin_insert(&c, dflt, &src, 3, fields), PUBLISH_READY);
+        assert_string_equal(fields->message.task_id, whole->message.task_id);
+        assert_string_equal(fields->message.task_type, "TASK2");
+        assert_string_equal(fields->message.body, whole->message.body);
+        json_t *a = json_loads(fields->message.attributes, 0, NULL);
+        json_t *b = json_loads(whole->message.attributes, 0, NULL);
+        assert_non_null(a);
+        assert_string_equal(attr_value(a, "TaskId"), ID1);
+        assert_string_equal(attr_value(a, "TaskType"), attr_value(b, "TaskType"));
+        /* the traceparent is each publish span's own; its trace is the task's */
+        assert_int_equal(fields->process.kind, whole->process.kind);
+        if (traces[k])
+            assert_memory_equal(fields->publish.trace_id, whole->publish.trace_id,
+                                sizeof fields->publish.trace_id);
+        json_decref(a);
+        json_decref(b);
+        publisher_finish(NULL, whole, NULL);
+        publisher_finish(NULL, fields, NULL);
+        free(whole);
+        free(fields);
+    }
+
+    /* incomplete fields, and a consumer whose patterns refuse INSERTs, make nothing */
+    publication *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    publish_source no_data = {ID1, "TASK2", NULL, NULL};
+    assert_int_equal(publisher_begin_insert(&c, dflt, &no_data, 1, p), PUBLISH_SKIPPED);
+    publish_source short_id = {"0190f3c2", "TASK2", DATA_PLAIN, NULL};
+    assert_int_equal(publisher_begin_insert(&c, dflt, &short_id, 1, p), PUBLISH_SKIPPED);
+    const char *modify[] = {"{\"eventName\":[\"MODIFY\"]}"};
+    consumer_config mod = consumer("modify", modify, 1);
+    assert_true(publisher_takes_fields(&mod));
+    publish_source ok = {ID1, "TASK2", DATA_PLAIN, NULL};
+    assert_int_equal(publisher_begin_insert(&c, &mod, &ok, 1, p), PUBLISH_SKIPPED);
+    assert_true(publication_empty(p));
+    filter_set_free(mod.filter);
+    free(p);
+    config_free(&c);
+}
+
 static void test_begin_opens_spans(void **state)
 {
     (void)state;
@@ -845,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_non_insert_makes_nothing),
         cmocka_unit_test(test_incomplete_insert_makes_nothing),
         cmocka_unit_test(test_route_defaults),
+        cmocka_unit_test(test_begin_insert_by_fields),
         cmocka_unit_test(test_route_custom_subscriptions),
         cmocka_unit_test(test_route_no_subscriptions),
         cmocka_unit_test(test_begin_filter_patterns),
