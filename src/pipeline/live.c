@@ -547,11 +547,10 @@ static void *live_main(void *arg)
             if (listening) {
                 rc = broker_changes_after(l->broker, l->shared, LIVE_BATCH, &rows, &n);
             } else { /* nobody to tell: skip to the end */
-                int64_t oldest, last;
-                rc = broker_change_bounds(l->broker, &oldest, &last);
+                int64_t last = broker_last_seq(l->broker);
                 pthread_mutex_lock(&l->mu);
                 /* still nobody: one who came since may need the rows up to last */
-                if (rc == STORE_OK && last > l->shared && !l->n_subs && !l->n_waiters)
+                if (last > l->shared && !l->n_subs && !l->n_waiters)
                     l->shared = last;
                 pthread_mutex_unlock(&l->mu);
                 break;

@@ -85,6 +85,9 @@ void change_rows_free(change_row_copy *r, size_t n);
  * first), *oldest the first seq still kept (*last + 1 when none is).
  */
 store_rc broker_change_bounds(broker *b, int64_t *oldest, int64_t *last);
+/* The last seq committed, as broker_change_bounds() gives it, without reading the database:
+ * set before the wake-up of the commit that wrote it. */
+int64_t broker_last_seq(broker *b);
 
 /* A message for a queue; strings borrowed for the call. */
 typedef struct broker_message {

@@ -251,6 +251,11 @@ void change_rows_free(change_row_copy *r, size_t n)
     free(r);
 }
 
+int64_t broker_last_seq(broker *b)
+{
+    return atomic_load(&sq(b)->last_seq);
+}
+
 store_rc broker_change_bounds(broker *b, int64_t *oldest, int64_t *last)
 {
     *oldest = 1;

@@ -11,6 +11,7 @@
 #include "store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -73,6 +74,7 @@ struct sqlite_store {
 
     /* what the last batch did, for the wake-ups after its commit (writer thread only) */
     bool batch_wrote_changes;
+    int64_t batch_last_seq; /* the seq of the batch's last change record kept so far */
     bool batch_sent_messages;
 
     /* whether writes succeed: the SQLite code of the last write that failed for a reason
@@ -89,8 +91,9 @@ struct sqlite_store {
     /* wake-ups for the local pipeline: new change records, new visible messages */
     pthread_mutex_t notify_mu;
     pthread_cond_t notify_cv;
-    uint64_t changes_gen;  /* bumped after a commit that appended change records */
-    uint64_t messages_gen; /* bumped after a commit that made messages visible */
+    uint64_t changes_gen;     /* bumped after a commit that appended change records */
+    uint64_t messages_gen;    /* bumped after a commit that made messages visible */
+    _Atomic int64_t last_seq; /* the last committed change record's seq, set before the bump */
 };
 
 /*

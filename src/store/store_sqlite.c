@@ -594,6 +594,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     choose_sync(s, batch);
     s->batch_wrote_changes = s->batch_sent_messages = false;
     s->n_batch_changes = 0;
+    s->batch_last_seq = atomic_load(&s->last_seq);
     depth_log_rewind(&s->depth_log, 0);
     s->batch_fault = 0;
     int64_t changes_before = sqlite3_total_changes64(s->wdb);
@@ -613,7 +614,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
             w->rc = STORE_ERROR;
             continue;
         }
-        size_t counted = s->n_batch_changes; /* a rolled-back write counts nothing */
+        size_t counted = s->n_batch_changes;  /* a rolled-back write counts nothing */
+        int64_t last_seq = s->batch_last_seq; /* and its change records' seqs are given again */
         size_t moved = depth_log_mark(&s->depth_log);
         const sq_job *job = w->adapter_data;
         if (job)
@@ -635,6 +637,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
                 note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
             sq_step_done(s->w_rollback_to);
             s->n_batch_changes = counted;
+            s->batch_last_seq = last_seq;
             depth_log_rewind(&s->depth_log, moved);
         }
         sq_step_done(s->w_release);
@@ -653,6 +656,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
                 w->rc = failed;
     }
     if (rc == SQLITE_OK && (s->batch_wrote_changes || s->batch_sent_messages)) {
+        atomic_store(&s->last_seq, s->batch_last_seq);
         pthread_mutex_lock(&s->notify_mu);
         s->changes_gen += s->batch_wrote_changes;
         s->messages_gen += s->batch_sent_messages;
@@ -798,6 +802,8 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     sbuf_free(&ni);
     sbuf_free(&oi);
     s->batch_wrote_changes = true;
+    if (rc == SQLITE_OK)
+        s->batch_last_seq = sqlite3_last_insert_rowid(s->wdb);
     if (rc == SQLITE_OK && new_image)
         note_change(s, new_image, old_image == NULL);
     return sq_rc_of(rc);
@@ -1107,6 +1113,19 @@ static void finalize_writer(sqlite_store *s)
  * the POSIX locks SQLite takes on the file, and this descriptor is closed only
  * after SQLite has closed the database.
  */
+/* The last seq given to a change record: AUTOINCREMENT keeps it, trimmed or not. */
+static bool load_last_seq(sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->wdb, "SELECT seq FROM sqlite_sequence WHERE name = 'changes'", -1,
+                           &st, NULL) != SQLITE_OK)
+        return false;
+    int rc = sqlite3_step(st);
+    atomic_store(&s->last_seq, rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -1193,6 +1212,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
+    if (!load_last_seq(s)) {
+        set_err(err, errlen, "cannot read the change log of", s->path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
     if (!(s->depths = queue_depths_new()) || sq_depths_load(s, s->wdb) != STORE_OK) {
         set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;

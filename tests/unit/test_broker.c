@@ -865,7 +865,26 @@ static void test_change_read_modes(void **state)
     assert_null(r[1].insert.task_id);
     assert_string_equal(r[2].insert.task_id, b);
     assert_null(r[2].insert.trace);
+    int64_t newest = r[2].seq;
     change_records_free(r, n);
+
+    /* the last seq, kept in memory by the writer, is the log's own, and survives a reopen */
+    int64_t oldest = 0, last = 0;
+    assert_int_equal(broker_change_bounds(f->b, &oldest, &last), STORE_OK);
+    assert_int_equal(broker_last_seq(f->b), last);
+    assert_int_equal(broker_last_seq(f->b), newest);
+    /* a write that is refused (an unknown task) keeps no record and moves nothing */
+    store_update u = {.id = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f",
+                      .status = TASK_COMPLETED,
+                      .status_msg = "",
+                      .result = NULL};
+    assert_int_equal(store_update_task(f->s, &u, wall_ms(), NULL), STORE_NOT_FOUND);
+    assert_int_equal(broker_last_seq(f->b), last);
+    store_close(f->s);
+    f->s = open_db(f->path);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+    assert_int_equal(broker_last_seq(f->b), last);
 
     /* a created task whose row is gone is read whole, from its record */
     drop_task_row(b);
