@@ -101,7 +101,7 @@ void trace_end(const telemetry *t, span *s)
     if (!s->end_ns)
         s->end_ns = trace_now_ns();
     if (t && t->tracer && s->start_ns)
-        tracer_emit(t->tracer, s);
+        tracer_take(t->tracer, s); /* leaves s empty */
     span_clear(s);
 }
 

@@ -337,38 +337,13 @@ nomem:
 
 /* ---- the caller's side ---- */
 
-void tracer_emit(tracer *t, const span *s)
+/* Queue a span (owned) for export, or drop and count it. */
+static void enqueue(tracer *t, span *s)
 {
-    if (!t || !s)
-        return;
-    if (t->lcap && s->task_id[0]) {
-        span copy, old;
-        if (span_copy(&copy, s)) {
-            pthread_mutex_lock(&t->lmu);
-            old = t->local[t->lnext];
-            t->local[t->lnext] = copy;
-            t->lnext = (t->lnext + 1) % t->lcap;
-            if (t->llen < t->lcap)
-                t->llen++;
-            pthread_mutex_unlock(&t->lmu);
-            span_clear(&old);
-        }
-    }
-    if (!t->qcap || !(s->flags & 0x01)) /* no exporter, or not sampled */
-        return;
-    if (atomic_load_explicit(&t->qfull, memory_order_relaxed)) { /* spare the copy */
-        atomic_fetch_add(&t->dropped, 1);
-        return;
-    }
-    span copy;
-    if (!span_copy(&copy, s)) {
-        atomic_fetch_add(&t->dropped, 1);
-        return;
-    }
     bool queued = false, wake = false;
     pthread_mutex_lock(&t->qmu);
     if (!atomic_load(&t->stopping) && t->qlen < t->qcap) {
-        t->queue[(t->qhead + t->qlen) % t->qcap] = copy;
+        t->queue[(t->qhead + t->qlen) % t->qcap] = *s;
         t->qlen++;
         if (t->qlen == t->qcap)
             atomic_store_explicit(&t->qfull, true, memory_order_relaxed);
@@ -378,10 +353,54 @@ void tracer_emit(tracer *t, const span *s)
     pthread_mutex_unlock(&t->qmu);
     if (wake)
         pthread_cond_signal(&t->qcond);
-    if (!queued) {
-        span_clear(&copy);
+    if (queued)
+        memset(s, 0, sizeof *s); /* moved */
+    else
         atomic_fetch_add(&t->dropped, 1);
+}
+
+void tracer_take(tracer *t, span *s)
+{
+    if (!t || !s)
+        return;
+    bool keep = t->lcap && s->task_id[0];
+    bool export = t->qcap && (s->flags & 0x01); /* an exporter, and sampled */
+    if (export && atomic_load_explicit(&t->qfull, memory_order_relaxed)) { /* spare the copy */
+        atomic_fetch_add(&t->dropped, 1);
+        export = false;
     }
+    if (export) {
+        span copy;
+        if (!keep) {
+            enqueue(t, s); /* the queue takes s itself */
+        } else if (span_copy(&copy, s)) {
+            enqueue(t, &copy);
+            span_clear(&copy); /* empty unless it was dropped */
+        } else {
+            atomic_fetch_add(&t->dropped, 1);
+        }
+    }
+    if (keep) {
+        pthread_mutex_lock(&t->lmu);
+        span old = t->local[t->lnext];
+        t->local[t->lnext] = *s;
+        t->lnext = (t->lnext + 1) % t->lcap;
+        if (t->llen < t->lcap)
+            t->llen++;
+        pthread_mutex_unlock(&t->lmu);
+        memset(s, 0, sizeof *s); /* moved */
+        span_clear(&old);
+    }
+    span_clear(s); /* what nothing took */
+}
+
+void tracer_emit(tracer *t, const span *s)
+{
+    span copy;
+    if (t && s && (t->lcap || t->qcap) && span_copy(&copy, s))
+        tracer_take(t, &copy);
+    else if (t && s && (t->lcap || t->qcap))
+        atomic_fetch_add(&t->dropped, 1);
 }
 
 /* Time order; of two spans that start together, the parent (or else the longer) first. */

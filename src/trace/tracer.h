@@ -61,6 +61,9 @@ void tracer_global_cleanup(void);
 tracer *tracer_new(const tracer_options *o, char *err, size_t errlen);
 /* Hand over a finished span (copied); never blocks. Safe from any thread. */
 void tracer_emit(tracer *t, const span *s);
+/* tracer_emit() of a span the caller gives up: its strings move rather than being copied
+ * (the one destination that needs a copy gets one), and *s is left empty. */
+void tracer_take(tracer *t, span *s);
 /*
  * The locally kept spans of a task, oldest start first; *out is an array of
  * deep copies (free each with span_clear, then the array). Returns the count.

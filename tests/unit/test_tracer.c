@@ -327,6 +327,71 @@ static void test_otlp_json(void **state)
     http_stub_stop(r);
 }
 
+/* True when every byte of s is zero: it holds nothing. */
+static bool span_empty(const span *s)
+{
+    static const span zero;
+    return memcmp(s, &zero, sizeof zero) == 0;
+}
+
+/* A span handed over with tracer_take() reaches both places whole and leaves the caller's empty. */
+static void test_take_moves(void **state)
+{
+    (void)state;
+    clear_env();
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "/");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(64, 100);
+    span s;
+    make_span(&s, TASK_A, 1, 100); /* kept and exported */
+    span_set_error(&s, "it failed");
+    tracer_take(t, &s);
+    assert_true(span_empty(&s));
+    make_span(&s, "", 2, 200); /* exported only */
+    tracer_take(t, &s);
+    assert_true(span_empty(&s));
+    make_span(&s, TASK_A, 3, 300); /* kept only */
+    s.flags = 0;
+    tracer_take(t, &s);
+    assert_true(span_empty(&s));
+    tracer_take(t, NULL);
+    assert_true(wait_count(tracer_exported, t, 2, 5000));
+
+    span *got = NULL;
+    assert_int_equal(tracer_task_spans(t, TASK_A, &got), 2);
+    assert_string_equal(got[0].name, "span 1");
+    assert_string_equal(got[0].attrs[0].v.s, "echo");
+    assert_string_equal(got[0].status_msg, "it failed");
+    assert_string_equal(got[1].name, "span 3");
+    for (size_t i = 0; i < 2; i++)
+        span_clear(&got[i]);
+    free(got);
+    assert_int_equal(tracer_dropped(t), 0);
+    tracer_free(t);
+
+    assert_int_equal(http_stub_count(r), 1);
+    const http_stub_request *q = http_stub_request_at(r, 0);
+    char hex[17];
+    for (int i = 1; i <= 3; i++) {
+        span_id_hex(i, hex);
+        if (i < 3)
+            assert_non_null(strstr(q->body, hex));
+        else
+            assert_null(strstr(q->body, hex)); /* not sampled */
+    }
+    assert_non_null(strstr(q->body, "it failed"));
+    http_stub_stop(r);
+
+    /* a tracer that keeps nothing and exports nothing frees what it is given */
+    clear_env();
+    t = start(0, 0);
+    make_span(&s, TASK_A, 4, 400);
+    tracer_take(t, &s);
+    assert_true(span_empty(&s));
+    tracer_free(t);
+}
+
 static void test_otlp_protobuf(void **state)
 {
     (void)state;
@@ -865,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_local_store_off),
         cmocka_unit_test(test_null_and_defaults),
         cmocka_unit_test(test_otlp_json),
+        cmocka_unit_test(test_take_moves),
         cmocka_unit_test(test_otlp_protobuf),
         cmocka_unit_test(test_otlp_gzip_json),
         cmocka_unit_test(test_otlp_gzip_protobuf_and_precedence),
