@@ -35,6 +35,7 @@ typedef struct outbox {
 
 struct stream_consumer {
     broker *broker;
+    bool fed; /* the writer feeds it while it is caught up (broker_feed) */
     const config *config;
     const consumer_config *cc;
     telemetry telemetry;
@@ -60,17 +61,24 @@ static void outbox_free(outbox *o)
     memset(o, 0, sizeof *o);
 }
 
-/* Queue an open publication's message for each queue the topic routes it to. */
-static void outbox_route(stream_consumer *sc, outbox *o, publication *p)
+/* An open publication's message for each queue the topic routes it to (at most max), in m. */
+static size_t route(stream_consumer *sc, publication *p, broker_message *m, size_t max)
 {
     const queue_config *routes[CONFIG_MAX_ITEMS];
-    size_t n = publisher_route(sc->config, p, routes, o->routes_per_record);
+    size_t n = publisher_route(sc->config, p, routes, max);
     for (size_t r = 0; r < n; r++)
-        o->m[o->n_m++] =
+        m[r] =
             (broker_message){routes[r], p->message.task_id, p->message.body, p->message.attributes};
     if (n == 0)
         log_debug("no subscription matches", "task_id", p->message.task_id, "task_type",
                   p->message.task_type, NULL);
+    return n;
+}
+
+/* Queue an open publication's messages in the outbox. */
+static void outbox_route(stream_consumer *sc, outbox *o, publication *p)
+{
+    o->n_m += route(sc, p, &o->m[o->n_m], o->routes_per_record);
 }
 
 /*
@@ -165,8 +173,48 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     }
 }
 
-/* One pass: read a batch, publish it; false when there was nothing to read. */
-static bool consume_batch(stream_consumer *sc)
+/* ---- the writer's feed ---- */
+
+/* A created task the writer fed: its publication and its messages, until the commit. */
+typedef struct fed_task {
+    publication p;
+    size_t n;
+    broker_message m[]; /* one per route */
+} fed_task;
+
+static bool feed_take(void *ctx, const change_insert *t, const broker_message **out, size_t *n,
+                      void **token)
+{
+    stream_consumer *sc = ctx;
+    size_t max = sc->box.routes_per_record;
+    fed_task *f = calloc(1, sizeof *f + max * sizeof f->m[0]);
+    if (!f)
+        return false;
+    publish_source src = {t->task_id, t->task_type, t->data, t->trace};
+    publish_outcome r = publisher_begin_insert(sc->config, sc->cc, &src, 1, &f->p);
+    if (r == PUBLISH_NO_MEMORY) {
+        free(f);
+        return false;
+    }
+    if (r == PUBLISH_READY)
+        f->n = route(sc, &f->p, f->m, max);
+    *out = f->m;
+    *n = f->n;
+    *token = f;
+    return true;
+}
+
+static void feed_finish(void *ctx, void *token, bool committed)
+{
+    stream_consumer *sc = ctx;
+    fed_task *f = token;
+    publisher_finish(&sc->telemetry, &f->p, committed ? NULL : "rolled back");
+    free(f);
+}
+
+/* One pass: read a batch, publish it; false when there was nothing to read (*checkpoint: the
+ * consumer's place). */
+static bool consume_batch(stream_consumer *sc, int64_t *at)
 {
     const consumer_config *cc = sc->cc;
     change_record *recs;
@@ -174,6 +222,7 @@ static bool consume_batch(stream_consumer *sc)
     int64_t checkpoint;
     store_rc rc = broker_read_changes(sc->broker, cc->name, cc->batch_size, sc->read_mode,
                                       &checkpoint, &recs, &n);
+    *at = checkpoint;
     if (rc != STORE_OK) {
         log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
                  NULL);
@@ -201,7 +250,16 @@ static void *consumer_main(void *arg)
         broker_wait(sc->broker, true, &gen, 0);
         if (atomic_load(&sc->stopping))
             break;
-        if (!consume_batch(sc))
+        if (sc->fed && broker_feed_on(sc->broker, sc->cc->name)) {
+            broker_wait(sc->broker, true, &gen, 1000); /* the writer feeds it */
+            continue;
+        }
+        int64_t at = 0;
+        if (consume_batch(sc, &at))
+            continue;
+        /* at the end: the writer may feed it from here */
+        if (!sc->fed || broker_publish(sc->broker, sc->cc->name, at, NULL, 0) != STORE_OK ||
+            !broker_feed_on(sc->broker, sc->cc->name))
             broker_wait(sc->broker, true, &gen, 1000);
     }
     return NULL;
@@ -228,7 +286,13 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         free(sc);
         return NULL;
     }
+    if (sc->read_mode == CHANGE_READ_INSERT_FIELDS) {
+        broker_feed f = {cc->name, feed_take, feed_finish, sc};
+        sc->fed = broker_set_feed(b, &f) == STORE_OK;
+    }
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
+        if (sc->fed)
+            broker_unset_feed(b, cc->name);
         snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
         outbox_free(&sc->box);
         free(sc);
@@ -247,6 +311,8 @@ void stream_consumer_stop(stream_consumer *sc)
     atomic_store(&sc->stopping, true);
     broker_wake_all(sc->broker);
     pthread_join(sc->thread, NULL);
+    if (sc->fed) /* waits for the writer: no take or finish after it */
+        broker_unset_feed(sc->broker, sc->cc->name);
     outbox_free(&sc->box);
     free(sc);
 }

@@ -97,9 +97,45 @@ typedef struct broker_message {
     const char *attributes; /* JSON object: {"Name": {"Type": "String", "Value": "..."}} */
 } broker_message;
 
-/* Send the messages and set the consumer's checkpoint to seq, in one transaction. */
+/*
+ * Send the messages and set the consumer's checkpoint to seq, in one transaction. For the
+ * consumer the writer feeds (below), a checkpoint set at the log's last record turns the feed
+ * on.
+ */
 store_rc broker_publish(broker *b, const char *consumer, int64_t seq, const broker_message *m,
                         size_t n);
+
+/*
+ * Feeding a stream consumer from the writer. While the consumer has consumed every record, the
+ * writer hands it each task it creates inside the creating transaction, sends the messages it
+ * makes there and moves its checkpoint with them: a created task's messages commit with it, with
+ * no read back, no second transaction and no wake-up in between. Other records only move the
+ * checkpoint along (the feed is for consumers that make messages of INSERTs alone). When the
+ * feed cannot take a task, it turns off and the consumer reads the log from its checkpoint as
+ * before, until a broker_publish() at the log's end turns the feed on again.
+ */
+typedef struct broker_feed {
+    const char *consumer; /* whose checkpoint moves with the feed */
+    /*
+     * Called by the writer, inside the transaction, for a created task (its strings borrowed
+     * for the call): the messages to send (*out, *n, borrowed until finish()) and a token for
+     * finish(). False (out of memory, say) turns the feed off, this task included.
+     */
+    bool (*take)(void *ctx, const change_insert *task, const broker_message **out, size_t *n,
+                 void **token);
+    /* Called by the writer once the transaction committed (true) or the write was undone. */
+    void (*finish)(void *ctx, void *token, bool committed);
+    void *ctx;
+} broker_feed;
+
+/* Feed f->consumer (f copied) from the writer's next write on; STORE_CONFLICT when another
+ * consumer is fed already. */
+store_rc broker_set_feed(broker *b, const broker_feed *f);
+/* Stop feeding the consumer, if it is the one fed; once it returns, take() and finish() are
+ * not called again. */
+store_rc broker_unset_feed(broker *b, const char *consumer);
+/* Whether the writer feeds the consumer now, so that its own reading can rest. */
+bool broker_feed_on(broker *b, const char *consumer);
 
 /* ---- queues ------------------------------------------------------------ */
 

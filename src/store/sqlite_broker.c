@@ -290,22 +290,17 @@ typedef struct publish_args {
     size_t n;
 } publish_args;
 
-static store_rc apply_publish(sqlite_store *s, void *arg)
+/* Writer: insert messages, noting them in the batch's queue depths; an SQLite code. */
+static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int64_t now)
 {
-    publish_args *a = arg;
-    int64_t now = clock_unix_ms();
-    sqlite3_stmt *ins = stmt(s->wdb, "INSERT INTO messages (queue, task_id, body, attributes, "
-                                     "sent_ms, visible_ms, expires_ms) "
-                                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
-    sqlite3_stmt *cp = stmt(s->wdb, "INSERT OR REPLACE INTO checkpoints (consumer, seq) "
-                                    "VALUES (?1, ?2)");
-    int rc = ins && cp ? SQLITE_OK : SQLITE_ERROR;
-    for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
-        const queue_config *q = a->m[i].queue;
+    sqlite3_stmt *ins = s->w_msg_insert;
+    int rc = SQLITE_OK;
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        const queue_config *q = m[i].queue;
         sqlite3_bind_text(ins, 1, q->name, -1, SQLITE_STATIC);
-        sq_bind_text(ins, 2, a->m[i].task_id);
-        sqlite3_bind_text(ins, 3, a->m[i].body, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, a->m[i].attributes, -1, SQLITE_STATIC);
+        sq_bind_text(ins, 2, m[i].task_id);
+        sqlite3_bind_text(ins, 3, m[i].body, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, m[i].attributes, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 5, now);
         sqlite3_bind_int64(ins, 6, now + (int64_t)q->delay * 1000);
         sqlite3_bind_int64(ins, 7, now + (int64_t)q->retention * 1000);
@@ -314,15 +309,31 @@ static store_rc apply_publish(sqlite_store *s, void *arg)
             depth_log_enter(&s->depth_log, s->depths, q->name, now + (int64_t)q->delay * 1000,
                             false, now);
     }
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(cp, 1, a->consumer, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(cp, 2, a->seq);
-        rc = sq_step_done(cp);
-    }
-    sqlite3_finalize(ins);
-    sqlite3_finalize(cp);
-    if (a->n)
+    if (n)
         s->batch_sent_messages = true;
+    return rc;
+}
+
+static int set_checkpoint(sqlite_store *s, const char *consumer, int64_t seq)
+{
+    sqlite3_bind_text(s->w_checkpoint, 1, consumer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->w_checkpoint, 2, seq);
+    return sq_step_done(s->w_checkpoint);
+}
+
+static store_rc feed_catch_up(sqlite_store *s);
+
+static store_rc apply_publish(sqlite_store *s, void *arg)
+{
+    publish_args *a = arg;
+    int rc = send_messages(s, a->m, a->n, clock_unix_ms());
+    if (rc == SQLITE_OK)
+        rc = set_checkpoint(s, a->consumer, a->seq);
+    sq_feed *f = &s->feed;
+    if (rc == SQLITE_OK && f->set && strcmp(a->consumer, f->consumer) == 0) {
+        f->saved_cp = f->cp = a->seq;
+        return feed_catch_up(s);
+    }
     return sq_rc_of(rc);
 }
 
@@ -332,6 +343,148 @@ store_rc broker_publish(broker *b, const char *consumer, int64_t seq, const brok
     publish_args a = {consumer, seq, m, n};
     /* relaxed: lost together with its checkpoint, the batch is simply published again */
     return run_write(b, apply_publish, &a, true);
+}
+
+/* ---- the writer's feed ---------------------------------------------------- */
+
+store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const task *created)
+{
+    sq_feed *f = &s->feed;
+    if (!atomic_load(&f->on))
+        return STORE_OK;
+    if (strcmp(event, "INSERT") == 0 && created) {
+        if (f->n_takes == f->cap_takes) {
+            size_t cap = f->cap_takes ? 2 * f->cap_takes : 64;
+            struct sq_take *grown = realloc(f->takes, cap * sizeof *grown);
+            if (!grown) {
+                atomic_store(&f->on, false);
+                return STORE_OK; /* the consumer reads it from the log */
+            }
+            f->takes = grown;
+            f->cap_takes = cap;
+        }
+        change_insert t = {(char *)created->id, (char *)created->task_type, created->data,
+                           created->trace};
+        const broker_message *m = NULL;
+        size_t n = 0;
+        void *token = NULL;
+        if (!f->f.take(f->f.ctx, &t, &m, &n, &token)) {
+            atomic_store(&f->on, false);
+            return STORE_OK;
+        }
+        /* finished whatever happens next */
+        f->takes[f->n_takes++] = (struct sq_take){f->f.finish, f->f.ctx, token};
+        int rc = send_messages(s, m, n, clock_unix_ms());
+        if (rc != SQLITE_OK)
+            return sq_rc_of(rc); /* the write fails, and is undone with its messages */
+    }
+    f->cp = seq;
+    return STORE_OK;
+}
+
+/* Records a consumer at most this far behind the log's end are fed by the writer at once. */
+#define FEED_CATCH_UP_MAX 1000
+
+/*
+ * Writer, after the fed consumer's checkpoint was set to feed.cp: feed it what the log holds
+ * past that, inside this transaction, and turn the feed on; a consumer that publishes what it
+ * read while more came in would otherwise never reach the end under load. Leaves the feed off
+ * when the rest is longer than FEED_CATCH_UP_MAX or holds a creation whose task row is gone
+ * (the consumer reads those itself).
+ */
+static store_rc feed_catch_up(sqlite_store *s)
+{
+    sq_feed *f = &s->feed;
+    if (s->batch_last_seq - f->cp > FEED_CATCH_UP_MAX) {
+        atomic_store(&f->on, false);
+        return STORE_OK;
+    }
+    atomic_store(&f->on, true);
+    if (f->cp == s->batch_last_seq)
+        return STORE_OK;
+    sqlite3_stmt *st = s->w_feed_rest;
+    sqlite3_bind_int64(st, 1, f->cp);
+    store_rc rc = STORE_OK;
+    int step = SQLITE_DONE;
+    while (rc == STORE_OK && atomic_load(&f->on) && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *event = (const char *)sqlite3_column_text(st, 1);
+        bool insert = event && strcmp(event, "INSERT") == 0;
+        if (insert && sqlite3_column_type(st, 4) == SQLITE_NULL) {
+            atomic_store(&f->on, false); /* gone: its record has what the consumer needs */
+            break;
+        }
+        task t = {.data = (char *)sqlite3_column_text(st, 4),
+                  .trace = (char *)sqlite3_column_text(st, 5)};
+        snprintf(t.id, sizeof t.id, "%s", (const char *)sqlite3_column_text(st, 2));
+        snprintf(t.task_type, sizeof t.task_type, "%s", (const char *)sqlite3_column_text(st, 3));
+        rc = sq_feed_record(s, sqlite3_column_int64(st, 0), event ? event : "", insert ? &t : NULL);
+    }
+    if (rc == STORE_OK && atomic_load(&f->on) && step != SQLITE_DONE)
+        rc = sq_rc_of(step);
+    sqlite3_reset(st);
+    if (rc != STORE_OK)
+        atomic_store(&f->on, false); /* the write is undone: run_batch() restores the feed */
+    return rc;
+}
+
+store_rc sq_feed_save(sqlite_store *s)
+{
+    sq_feed *f = &s->feed;
+    if (!f->set || f->cp == f->saved_cp)
+        return STORE_OK;
+    int rc = set_checkpoint(s, f->consumer, f->cp);
+    return sq_rc_of(rc);
+}
+
+void sq_feed_finish(sqlite_store *s, size_t first, bool committed)
+{
+    sq_feed *f = &s->feed;
+    for (size_t i = first; i < f->n_takes; i++)
+        f->takes[i].finish(f->takes[i].ctx, f->takes[i].token, committed);
+    if (first < f->n_takes)
+        f->n_takes = first;
+}
+
+typedef struct feed_args {
+    const broker_feed *set; /* or NULL: unset */
+    const char *consumer;
+} feed_args;
+
+static store_rc apply_set_feed(sqlite_store *s, void *arg)
+{
+    const feed_args *a = arg;
+    sq_feed *f = &s->feed;
+    bool same = f->set && strcmp(f->consumer, a->consumer) == 0;
+    if (!a->set && !same)
+        return STORE_OK; /* not the one fed */
+    if (a->set && f->set && !same)
+        return STORE_CONFLICT; /* one consumer is fed at a time */
+    /* on at the consumer's next publish at the log's end */
+    atomic_store(&f->on, false);
+    f->set = a->set != NULL;
+    if (a->set) {
+        f->f = *a->set;
+        snprintf(f->consumer, sizeof f->consumer, "%s", a->set->consumer);
+    }
+    return STORE_OK;
+}
+
+store_rc broker_set_feed(broker *b, const broker_feed *f)
+{
+    feed_args a = {f, f->consumer};
+    return run_write(b, apply_set_feed, &a, true);
+}
+
+store_rc broker_unset_feed(broker *b, const char *consumer)
+{
+    feed_args a = {NULL, consumer};
+    return run_write(b, apply_set_feed, &a, true);
+}
+
+bool broker_feed_on(broker *b, const char *consumer)
+{
+    sq_feed *f = &sq(b)->feed;
+    return atomic_load(&f->on) && strcmp(f->consumer, consumer) == 0;
 }
 
 /* ---- queues ------------------------------------------------------------ */

@@ -7,6 +7,7 @@
 #define TASKD_SQLITE_INTERNAL_H
 
 #include "core/uuid7.h"
+#include "broker.h"
 #include "queue_depths.h"
 #include "store.h"
 
@@ -29,6 +30,21 @@ typedef struct reader {
     struct reader *all_next; /* every reader, for closing */
 } reader;
 
+/* The writer's feed of one stream consumer (broker_feed); writer thread only, but for `on`. */
+typedef struct sq_feed {
+    broker_feed f;
+    char consumer[CONFIG_NAME_MAX + 1];
+    bool set;
+    atomic_bool on;
+    int64_t cp;       /* the last record the consumer has had, while on */
+    int64_t saved_cp; /* the checkpoint as committed: the batch's cp is written when it moved */
+    struct sq_take {
+        void (*finish)(void *ctx, void *token, bool committed);
+        void *ctx, *token;
+    } * takes; /* this batch's, finished after its commit with the callbacks they came from */
+    size_t n_takes, cap_takes;
+} sq_feed;
+
 typedef struct sqlite_store sqlite_store;
 
 struct sqlite_store {
@@ -44,6 +60,7 @@ struct sqlite_store {
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
+    sqlite3_stmt *w_msg_insert, *w_checkpoint, *w_feed_rest; /* the broker's */
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -88,6 +105,7 @@ struct sqlite_store {
     queue_depths *depths;
     depth_log depth_log;
 
+    sq_feed feed;
     /* wake-ups for the local pipeline: new change records, new visible messages */
     pthread_mutex_t notify_mu;
     pthread_cond_t notify_cv;
@@ -140,6 +158,14 @@ store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_
 store_rc sq_history_delete(sqlite_store *s, const char *id);
 /* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
 store_rc sq_apply_update(sqlite_store *s, store_write *w);
+/* Writer: a change record just written, for the feed: messages of a created task, the
+ * consumer's place moved (sqlite_broker.c). */
+store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const task *created);
+/* Writer: write the fed consumer's checkpoint if the batch moved it (before the commit). */
+store_rc sq_feed_save(sqlite_store *s);
+/* Writer: finish the feed's takes from the first one on, committed or undone. */
+void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
+
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
 store_rc sq_depths_load(sqlite_store *s, sqlite3 *db);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */

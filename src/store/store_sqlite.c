@@ -595,6 +595,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
     s->batch_wrote_changes = s->batch_sent_messages = false;
     s->n_batch_changes = 0;
     s->batch_last_seq = atomic_load(&s->last_seq);
+    bool feed_on = atomic_load(&s->feed.on); /* as the last commit left it */
+    int64_t feed_cp = s->feed.cp;
     depth_log_rewind(&s->depth_log, 0);
     s->batch_fault = 0;
     int64_t changes_before = sqlite3_total_changes64(s->wdb);
@@ -616,6 +618,9 @@ static void run_batch(sqlite_store *s, store_write *batch)
         }
         size_t counted = s->n_batch_changes;  /* a rolled-back write counts nothing */
         int64_t last_seq = s->batch_last_seq; /* and its change records' seqs are given again */
+        bool was_fed = atomic_load(&s->feed.on);
+        int64_t fed_cp = s->feed.cp;
+        size_t fed = s->feed.n_takes;
         size_t moved = depth_log_mark(&s->depth_log);
         const sq_job *job = w->adapter_data;
         if (job)
@@ -638,18 +643,25 @@ static void run_batch(sqlite_store *s, store_write *batch)
             sq_step_done(s->w_rollback_to);
             s->n_batch_changes = counted;
             s->batch_last_seq = last_seq;
+            sq_feed_finish(s, fed, false);
+            atomic_store(&s->feed.on, was_fed);
+            s->feed.cp = fed_cp;
             depth_log_rewind(&s->depth_log, moved);
         }
         sq_step_done(s->w_release);
     }
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
-    rc = sq_step_done(s->w_commit);
+    store_rc saved = sq_feed_save(s); /* the fed consumer's checkpoint, with its messages */
+    rc = saved == STORE_OK ? sq_step_done(s->w_commit) : SQLITE_ERROR;
     if (rc != SQLITE_OK) {
         note_fault(s, rc);
         if (!s->batch_fault) /* a fault is logged once, by settle_health() */
             log_error("commit failed; the batch was rolled back", "error", sqlite3_errmsg(s->wdb),
                       NULL);
         sq_step_done(s->w_rollback);
+        sq_feed_finish(s, 0, false);
+        atomic_store(&s->feed.on, feed_on);
+        s->feed.cp = feed_cp;
         store_rc failed = sq_rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
         for (store_write *w = batch; w; w = w->next)
             if (succeeded(w->rc))
@@ -664,6 +676,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
         pthread_mutex_unlock(&s->notify_mu);
     }
     if (rc == SQLITE_OK) {
+        s->feed.saved_cp = s->feed.cp;
+        sq_feed_finish(s, 0, true);
         count_changes(s);
         queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
         if (s->depth_log.lost) {
@@ -802,11 +816,12 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     sbuf_free(&ni);
     sbuf_free(&oi);
     s->batch_wrote_changes = true;
-    if (rc == SQLITE_OK)
-        s->batch_last_seq = sqlite3_last_insert_rowid(s->wdb);
-    if (rc == SQLITE_OK && new_image)
+    if (rc != SQLITE_OK)
+        return sq_rc_of(rc);
+    s->batch_last_seq = sqlite3_last_insert_rowid(s->wdb);
+    if (new_image)
         note_change(s, new_image, old_image == NULL);
-    return sq_rc_of(rc);
+    return sq_feed_record(s, s->batch_last_seq, event, old_image ? NULL : new_image);
 }
 
 static store_rc apply_create(sqlite_store *s, store_write *w)
@@ -1087,6 +1102,13 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
         {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
+        {&s->w_msg_insert, "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, "
+                           "visible_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+        {&s->w_checkpoint, "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)"},
+        {&s->w_feed_rest, "SELECT c.seq, c.event_name, c.task_id, t.task_type, t.data, t.trace "
+                          "FROM changes c LEFT JOIN tasks t "
+                          "ON c.event_name = 'INSERT' AND t.id = c.task_id "
+                          "WHERE c.seq > ?1 ORDER BY c.seq"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
@@ -1096,11 +1118,12 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,      s->w_commit,
-                           s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
-                           s->w_get,       s->w_insert,      s->w_update,     s->w_change,
-                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
-                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
+    sqlite3_stmt *all[] = {s->w_sync_full,  s->w_sync_normal, s->w_begin,      s->w_commit,
+                           s->w_rollback,   s->w_savepoint,   s->w_release,    s->w_rollback_to,
+                           s->w_get,        s->w_insert,      s->w_update,     s->w_change,
+                           s->w_idem_get,   s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
+                           s->w_hist_trim,  s->w_hist_delete, s->w_hist_n,     s->w_msg_insert,
+                           s->w_checkpoint, s->w_feed_rest};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
 }
@@ -1166,6 +1189,7 @@ static void sq_close(store *base)
     pthread_cond_destroy(&s->notify_cv);
     pthread_mutex_destroy(&s->health_mu);
     free(s->batch_changes);
+    free(s->feed.takes);
     depth_log_free(&s->depth_log);
     queue_depths_free(s->depths);
     free(s->path);

@@ -897,6 +897,150 @@ static void test_change_read_modes(void **state)
     change_records_free(r, n);
 }
 
+/* ---- the writer's feed ---- */
+
+/* A feed that sends each created task's data to one queue, and counts what it is told. */
+typedef struct fake_feed {
+    const queue_config *q;
+    int takes, committed, undone;
+    bool refuse;   /* take() fails */
+    bool bad_body; /* take() returns a message the queue cannot store */
+} fake_feed;
+
+typedef struct fake_take {
+    broker_message m;
+    char id[37];
+    char body[128];
+} fake_take;
+
+static bool fake_feed_take(void *ctx, const change_insert *t, const broker_message **out, size_t *n,
+                           void **token)
+{
+    fake_feed *ff = ctx;
+    if (ff->refuse)
+        return false;
+    fake_take *k = calloc(1, sizeof *k);
+    assert_non_null(k);
+    snprintf(k->id, sizeof k->id, "%s", t->task_id);
+    snprintf(k->body, sizeof k->body, "%s", t->data);
+    k->m = (broker_message){ff->q, k->id, ff->bad_body ? NULL : k->body, "{}"};
+    ff->takes++;
+    *out = &k->m;
+    *n = 1;
+    *token = k;
+    return true;
+}
+
+static void fake_feed_finish(void *ctx, void *token, bool committed)
+{
+    fake_feed *ff = ctx;
+    ff->committed += committed;
+    ff->undone += !committed;
+    free(token);
+}
+
+/* The consumer's place, and how many records it would read from there. */
+static size_t unread(broker *b, const char *consumer, int64_t *cp)
+{
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(b, consumer, 100, CHANGE_READ_INSERT_FIELDS, cp, &r, &n),
+                     STORE_OK);
+    change_records_free(r, n);
+    return n;
+}
+
+static void test_feed(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37], b[37], c[37], d[37], e[37];
+    create_task(f->s, TASK_NULL_TIME, a); /* before the feed: the consumer's to read */
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    broker_feed other = {"other", fake_feed_take, fake_feed_finish, &ff};
+    assert_int_equal(broker_set_feed(f->b, &other), STORE_CONFLICT);
+    assert_false(broker_feed_on(f->b, "pub"));
+    create_task(f->s, TASK_NULL_TIME, b); /* off: not fed */
+    assert_int_equal(ff.takes, 0);
+    expect_stats(f->b, "work", 0, 0, 0);
+
+    /* the consumer publishes a's record; the writer catches it up with b's and feeds it */
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "pub", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(broker_publish(f->b, "pub", r[0].seq, NULL, 0), STORE_OK);
+    change_records_free(r, n);
+    assert_true(broker_feed_on(f->b, "pub"));
+    assert_false(broker_feed_on(f->b, "other"));
+    assert_int_equal(ff.takes, 1);
+    assert_int_equal(ff.committed, 1);
+    expect_stats(f->b, "work", 1, 0, 0);
+    assert_int_equal(unread(f->b, "pub", &cp), 0);
+    assert_int_equal(cp, broker_last_seq(f->b));
+
+    /* fed: a created task's message commits with it; a status change moves the place along */
+    create_task(f->s, TASK_NULL_TIME, c);
+    assert_int_equal(ff.takes, 2);
+    assert_int_equal(ff.committed, 2);
+    expect_stats(f->b, "work", 2, 0, 0);
+    set_status(f->s, c, TASK_IN_PROGRESS, "", wall_ms());
+    assert_int_equal(unread(f->b, "pub", &cp), 0);
+    assert_int_equal(cp, broker_last_seq(f->b));
+    int64_t lag = -1;
+    assert_int_equal(broker_stream_lag(f->b, "pub", &lag), STORE_OK);
+    assert_int_equal(lag, 0);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 2);
+    assert_string_equal(m[0].task_id, b);
+    assert_string_equal(m[1].task_id, c);
+    assert_string_equal(m[1].body, "{}");
+    queue_messages_free(m, 2);
+
+    /* a message the queue refuses undoes the creation with it; the feed stays on */
+    ff.bad_body = true;
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    int64_t last = broker_last_seq(f->b);
+    assert_int_not_equal(store_create_task(f->s, &t, (int64_t)time(NULL), d), STORE_OK);
+    assert_int_equal(ff.takes, 3);
+    assert_int_equal(ff.undone, 1);
+    assert_int_equal(broker_last_seq(f->b), last);
+    assert_true(broker_feed_on(f->b, "pub"));
+    ff.bad_body = false;
+
+    /* a feed that cannot take a task turns off: the consumer reads that record itself */
+    ff.refuse = true;
+    create_task(f->s, TASK_NULL_TIME, d);
+    assert_false(broker_feed_on(f->b, "pub"));
+    assert_int_equal(unread(f->b, "pub", &cp), 1);
+    ff.refuse = false;
+    create_task(f->s, TASK_NULL_TIME, e); /* off: not fed either */
+    assert_int_equal(ff.takes, 3);
+    assert_int_equal(unread(f->b, "pub", &cp), 2);
+    /* the consumer publishes d's record; the writer takes e and is on again */
+    assert_int_equal(broker_read_changes(f->b, "pub", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].insert.task_id, d);
+    assert_int_equal(broker_publish(f->b, "pub", r[0].seq, NULL, 0), STORE_OK);
+    change_records_free(r, n);
+    assert_true(broker_feed_on(f->b, "pub"));
+    assert_int_equal(ff.takes, 4);
+
+    /* unset: nothing more is fed or finished */
+    assert_int_equal(broker_unset_feed(f->b, "other"), STORE_OK); /* not the one fed */
+    assert_true(broker_feed_on(f->b, "pub"));
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    assert_false(broker_feed_on(f->b, "pub"));
+    create_task(f->s, TASK_NULL_TIME, e);
+    assert_int_equal(ff.takes, 4);
+    assert_int_equal(ff.committed + ff.undone, ff.takes);
+}
+
 static void test_publish_is_atomic(void **state)
 {
     fx *f = *state;
@@ -1321,6 +1465,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
