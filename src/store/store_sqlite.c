@@ -211,8 +211,20 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 
 /* ---- connections ------------------------------------------------------- */
 
+/*
+ * Process-wide SQLite settings, made once before SQLite initializes. Memory
+ * statistics off: with them on, every allocation and free inside SQLite takes a
+ * global mutex to count bytes that taskd never reads (sqlite3_memory_used()).
+ */
+static void configure_sqlite(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized: kept */
+}
+
 static int open_conn(const char *path, int flags, sqlite3 **out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, configure_sqlite);
     int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         return rc;
