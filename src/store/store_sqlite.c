@@ -238,10 +238,19 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
+void sq_stmt_cache_clear(sq_stmt_cache *c)
+{
+    for (int i = 0; i < SQ_BROKER_STMTS; i++) {
+        sqlite3_finalize(c->st[i]);
+        c->st[i] = NULL;
+    }
+}
+
 static void reader_free(reader *r)
 {
     if (!r)
         return;
+    sq_stmt_cache_clear(&r->broker);
     sqlite3_finalize(r->get);
     sqlite3_finalize(r->history);
     for (int i = 0; i < 8; i++)
@@ -676,7 +685,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
         if (s->depth_log.lost) {
             log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
-            s->depth_log.lost = sq_depths_load(s, s->wdb) != STORE_OK;
+            s->depth_log.lost = sq_depths_load(s) != STORE_OK;
         }
     }
     settle_health(s, rc == SQLITE_OK && wrote);
@@ -1109,6 +1118,7 @@ static void finalize_writer(sqlite_store *s)
                            s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
+    sq_stmt_cache_clear(&s->w_broker);
 }
 
 /*
@@ -1209,7 +1219,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
-    if (!(s->depths = queue_depths_new()) || sq_depths_load(s, s->wdb) != STORE_OK) {
+    if (!(s->depths = queue_depths_new()) || sq_depths_load(s) != STORE_OK) {
         set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
