@@ -647,7 +647,7 @@ static bool receipt_message(sqlite3_stmt *find, const queue_message *m, char *qu
     int step = sqlite3_step(find);
     bool found = step == SQLITE_ROW;
     if (found) {
-        snprintf(queue, len, "%s", (const char *)sqlite3_column_text(find, 0));
+        sq_copy_col(find, 0, queue, len);
         *visible_ms = sqlite3_column_int64(find, 1);
     }
     *rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;

@@ -6,6 +6,7 @@
 #ifndef TASKD_SQLITE_INTERNAL_H
 #define TASKD_SQLITE_INTERNAL_H
 
+#include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "queue_depths.h"
 #include "store.h"
@@ -54,6 +55,7 @@ struct sqlite_store {
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
     sq_stmt_cache w_broker; /* the broker's writes */
+    sbuf w_images[2];       /* sq_write_change's new and old image, reused */
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -118,6 +120,8 @@ typedef struct sq_job {
 store_rc sq_rc_of(int sqlite_rc);
 /* Copy of a text column, or NULL for SQL NULL. */
 char *sq_dup_col(sqlite3_stmt *st, int col);
+/* A text column into dst[size], cut to fit; "" for SQL NULL. */
+void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size);
 /* An integer column, or TASK_NULL_TIME for SQL NULL. */
 int64_t sq_time_col(sqlite3_stmt *st, int col);
 /* Bind a time (TASK_NULL_TIME binds NULL) / a string (NULL binds NULL). */

@@ -181,6 +181,14 @@ int sq_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    size_t n = t ? strnlen(t, size - 1) : 0;
+    memcpy(dst, t ? t : "", n);
+    dst[n] = '\0';
+}
+
 /*
  * Read the columns id, task_type, status, status_msg, created_time,
  * updated_time, ttl [, data, result, trace] of the current row into t.
@@ -188,8 +196,8 @@ int sq_step_done(sqlite3_stmt *st)
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
-    snprintf(t->id, sizeof t->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(t->task_type, sizeof t->task_type, "%s", (const char *)sqlite3_column_text(st, 1));
+    sq_copy_col(st, 0, t->id, sizeof t->id);
+    sq_copy_col(st, 1, t->task_type, sizeof t->task_type);
     const char *status = (const char *)sqlite3_column_text(st, 2);
     if (!task_status_parse(status, &t->status))
         t->status = TASK_FAILED; /* unreachable: the column only holds valid names */
@@ -793,31 +801,32 @@ store_rc sq_history_delete(sqlite_store *s, const char *id)
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, const char *data_image, int64_t now)
 {
-    sbuf ni = {0}, oi = {0};
+    /* the writer's buffers, emptied, not freed: their room is kept for the next record */
+    sbuf *ni = &s->w_images[0], *oi = &s->w_images[1];
+    sbuf_truncate(ni, 0);
+    sbuf_truncate(oi, 0);
     char *derived = NULL;
     const task *any = new_image ? new_image : old_image;
     if (!data_image && new_image && old_image && any->data)
         data_image = derived = attrval_from_text(any->data); /* one parse for both images */
     bool ok = true;
     if (new_image)
-        ok = attrval_task_image(&ni, new_image, data_image);
+        ok = attrval_task_image(ni, new_image, data_image);
     if (old_image)
-        ok = attrval_task_image(&oi, old_image, data_image) && ok;
+        ok = attrval_task_image(oi, old_image, data_image) && ok;
     free(derived);
-    if (!ok || sbuf_failed(&ni) || sbuf_failed(&oi)) {
-        sbuf_free(&ni);
-        sbuf_free(&oi);
+    if (!ok || sbuf_failed(ni) || sbuf_failed(oi)) {
+        sbuf_free(ni); /* and a failed buffer starts afresh */
+        sbuf_free(oi);
         return STORE_ERROR;
     }
     sqlite3_stmt *st = s->w_change;
     sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, (new_image ? new_image : old_image)->id, -1, SQLITE_STATIC);
-    sq_bind_text(st, 3, ni.data);
-    sq_bind_text(st, 4, oi.data);
+    sqlite3_bind_text(st, 2, any->id, -1, SQLITE_STATIC);
+    sq_bind_text(st, 3, new_image ? ni->data : NULL);
+    sq_bind_text(st, 4, old_image ? oi->data : NULL);
     sqlite3_bind_int64(st, 5, now);
     int rc = sq_step_done(st);
-    sbuf_free(&ni);
-    sbuf_free(&oi);
     s->batch_wrote_changes = true;
     if (rc == SQLITE_OK && new_image)
         note_change(s, new_image, old_image == NULL);
@@ -1169,6 +1178,8 @@ static void sq_close(store *base)
     pthread_cond_destroy(&s->notify_cv);
     pthread_mutex_destroy(&s->health_mu);
     free(s->batch_changes);
+    sbuf_free(&s->w_images[0]);
+    sbuf_free(&s->w_images[1]);
     depth_log_free(&s->depth_log);
     queue_depths_free(s->depths);
     free(s->path);
