@@ -154,7 +154,7 @@ static bool put_json(sbuf *b, const char *name, const char *text)
     json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
     if (!v)
         return false;
-    sbuf_printf(b, ",\"%s\":", name);
+    put_name(b, name);
     attrval_write(b, v);
     json_decref(v);
     return true;

@@ -38,11 +38,6 @@ void sbuf_append(sbuf *b, const char *s, size_t len)
     b->data[b->len] = '\0';
 }
 
-void sbuf_puts(sbuf *b, const char *s)
-{
-    sbuf_append(b, s, strlen(s));
-}
-
 void sbuf_putc(sbuf *b, char c)
 {
     if (!reserve(b, 1))
@@ -76,9 +71,16 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
 
 void sbuf_int(sbuf *b, int64_t v)
 {
+    /* by hand: snprintf's format parsing costs more than the digits on the hot paths */
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sbuf_append(b, tmp, (size_t)n);
+    char *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do
+        *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0)
+        *--p = '-';
+    sbuf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void sbuf_double(sbuf *b, double d)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct sbuf {
     char *data;  /* owned; NUL-terminated; NULL until the first append */
@@ -21,8 +22,11 @@ typedef struct sbuf {
 
 /* Append len bytes. */
 void sbuf_append(sbuf *b, const char *s, size_t len);
-/* Append a NUL-terminated string. */
-void sbuf_puts(sbuf *b, const char *s);
+/* Append a NUL-terminated string (inline, so a literal's length is known when compiling). */
+static inline void sbuf_puts(sbuf *b, const char *s)
+{
+    sbuf_append(b, s, strlen(s));
+}
 /* Append one character. */
 void sbuf_putc(sbuf *b, char c);
 /* Append printf-formatted text. */

@@ -14,8 +14,9 @@
  * Writes run as jobs (sq_job) in the store's group commit; reads
  * use the store's read connections. Every write that moves a message notes
  * it in the batch's depth_log, so the queue depths (queue_depths.h) follow
- * the commits without counting rows. Statements here are prepared per call:
- * every call handles a whole batch, so preparing is not on a per-task path.
+ * the commits without counting rows. Statements are prepared on a connection
+ * the first time they run there and kept with it (sq_stmt_cache): at low load
+ * a batch is a single task, and parsing SQL cost more than running it.
  */
 #include "broker.h"
 #include "util/clock.h"
@@ -52,23 +53,135 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     return store_write_wait(&sq(b)->base, &w);
 }
 
-/* Prepare on a connection; logs and returns NULL on failure. */
-static sqlite3_stmt *stmt(sqlite3 *db, const char *sql)
+#define CHANGE_COLUMNS "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time"
+
+/* The broker's statements: the slots of an sq_stmt_cache. */
+typedef enum bst {
+    BST_CHECKPOINT,
+    BST_CHANGES_AFTER,
+    BST_CHANGES_AFTER_TASK,
+    BST_FEED_REST,
+    BST_CHANGE_BOUNDS,
+    BST_LAST_SEQ,
+    BST_PUBLISH,
+    BST_CHECKPOINT_PUT,
+    BST_TASK_STATUS,
+    BST_RECEIVE,
+    BST_HIDE,
+    BST_MOVE,
+    BST_NEXT_VISIBLE,
+    BST_RECEIPT,
+    BST_RECEIPT_DELETE,
+    BST_RECEIPT_EXTEND,
+    BST_DEPTHS,
+    BST_REDRIVE_TASKS,
+    BST_REDRIVE_MOVE,
+    BST_SWEEP_TASKS,
+    BST_TASK_DELETE,
+    BST_SWEEP_MESSAGES,
+    BST_MESSAGE_DELETE,
+    BST_TRIM_CHANGES,
+    BST_DUE_TASKS,
+    BST_DUE_MESSAGES,
+    BST_DUE_CHANGES,
+    BST_COUNT
+} bst;
+
+_Static_assert(BST_COUNT <= SQ_BROKER_STMTS, "sq_stmt_cache has a slot for every statement");
+
+static const char *const bst_sql[BST_COUNT] = {
+    [BST_CHECKPOINT] = "SELECT seq FROM checkpoints WHERE consumer = ?1",
+    [BST_CHANGES_AFTER] = "SELECT " CHANGE_COLUMNS " FROM changes c "
+                          "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+    /* and for a creation whose task row is there: its task_type, data and trace */
+    [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace "
+                               "FROM changes c LEFT JOIN tasks t "
+                               "ON c.event_name = 'INSERT' AND t.id = c.task_id "
+                               "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+    /* the writer's feed catching up (feed_catch_up()) */
+    [BST_FEED_REST] = "SELECT c.seq, c.event_name, c.task_id, t.task_type, t.data, t.trace "
+                      "FROM changes c LEFT JOIN tasks t "
+                      "ON c.event_name = 'INSERT' AND t.id = c.task_id "
+                      "WHERE c.seq > ?1 ORDER BY c.seq",
+    /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
+    [BST_CHANGE_BOUNDS] = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'changes'), "
+                          "(SELECT min(seq) FROM changes)",
+    [BST_LAST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+    [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, visible_ms, "
+                    "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
+    [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
+    [BST_RECEIVE] = "SELECT id, receive_count, sent_ms, task_id, body, attributes, visible_ms "
+                    "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
+                    "ORDER BY visible_ms, id LIMIT ?3",
+    [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
+    [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0 "
+                 "WHERE id = ?1",
+    /* messages_by_visibility (queue, visible_ms): one index probe */
+    [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
+    [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
+    [BST_RECEIPT_DELETE] = "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2",
+    [BST_RECEIPT_EXTEND] = "UPDATE messages SET visible_ms = ?3 "
+                           "WHERE id = ?1 AND receive_count = ?2",
+    [BST_DEPTHS] = "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 END, "
+                   "receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3",
+    [BST_REDRIVE_TASKS] = "SELECT task_id FROM messages WHERE queue = ?1",
+    [BST_REDRIVE_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0 "
+                         "WHERE queue = ?1",
+    [BST_SWEEP_TASKS] = "SELECT " TASK_COLUMNS_FULL " FROM tasks "
+                        "WHERE finished_time IS NOT NULL AND finished_time < ?1 "
+                        "AND ttl IS NOT NULL AND ttl < ?2 LIMIT ?3",
+    [BST_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
+    [BST_SWEEP_MESSAGES] = "SELECT id, queue, task_id, visible_ms, receive_count "
+                           "FROM messages WHERE expires_ms < ?1 LIMIT 500",
+    [BST_MESSAGE_DELETE] = "DELETE FROM messages WHERE id = ?1",
+    [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq <= ?1 OR created_time < ?2",
+    /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
+    [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND finished_time < ?1 "
+                      "AND ttl IS NOT NULL AND ttl < ?2 LIMIT 1",
+    [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 LIMIT 1",
+    [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq <= ?1 OR created_time < ?2 LIMIT 1",
+};
+
+/*
+ * Statement id on a connection, from its cache (prepared on first use); logs and returns NULL
+ * on failure. Every use ends with stmt_done(), on every path: a statement left stepping would
+ * hold its read transaction open.
+ */
+static sqlite3_stmt *stmt(sq_stmt_cache *c, sqlite3 *db, bst id)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    if (!c->st[id] && sq_prepare(db, bst_sql[id], &c->st[id]) != SQLITE_OK) {
         log_error("cannot prepare a broker statement", "error", sqlite3_errmsg(db), NULL);
-        sqlite3_finalize(st);
-        return NULL;
+        sqlite3_finalize(c->st[id]);
+        c->st[id] = NULL;
     }
-    return st;
+    return c->st[id];
+}
+
+/* A statement on the writer's connection / on a read connection. */
+static sqlite3_stmt *wstmt(sqlite_store *s, bst id)
+{
+    return stmt(&s->w_broker, s->wdb, id);
+}
+
+static sqlite3_stmt *rstmt(reader *r, bst id)
+{
+    return stmt(&r->broker, r->db, id);
+}
+
+/* Ready a statement from stmt() (or NULL) for its next use. */
+static void stmt_done(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
 }
 
 /* ---- change stream ----------------------------------------------------- */
 
-static int64_t checkpoint_of(sqlite3 *db, const char *consumer, store_rc *rc)
+static int64_t checkpoint_of(sqlite3_stmt *st, const char *consumer, store_rc *rc)
 {
-    sqlite3_stmt *st = stmt(db, "SELECT seq FROM checkpoints WHERE consumer = ?1");
     if (!st) {
         *rc = STORE_ERROR;
         return 0;
@@ -77,7 +190,7 @@ static int64_t checkpoint_of(sqlite3 *db, const char *consumer, store_rc *rc)
     int r = sqlite3_step(st);
     int64_t seq = r == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     *rc = r == SQLITE_ROW || r == SQLITE_DONE ? STORE_OK : sq_rc_of(r);
-    sqlite3_finalize(st);
+    stmt_done(st);
     return seq;
 }
 
@@ -86,19 +199,11 @@ static int64_t checkpoint_of(sqlite3 *db, const char *consumer, store_rc *rc)
  * row is there), borrowed for the call; false when it could not be kept (out of memory). */
 typedef bool (*change_visit)(sqlite3_stmt *row, void *ctx);
 
-#define CHANGE_COLUMNS "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time"
-
 /* Visit up to max change rows after seq after, in seq order; a store code. */
-static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, bool with_task,
+static store_rc visit_changes(reader *r, int64_t after, size_t max, bool with_task,
                               change_visit visit, void *ctx)
 {
-    sqlite3_stmt *st =
-        stmt(db, with_task ? "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace "
-                             "FROM changes c LEFT JOIN tasks t "
-                             "ON c.event_name = 'INSERT' AND t.id = c.task_id "
-                             "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2"
-                           : "SELECT " CHANGE_COLUMNS " FROM changes c "
-                             "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2");
+    sqlite3_stmt *st = rstmt(r, with_task ? BST_CHANGES_AFTER_TASK : BST_CHANGES_AFTER);
     if (!st)
         return STORE_ERROR;
     sqlite3_bind_int64(st, 1, after);
@@ -115,7 +220,7 @@ static store_rc visit_changes(sqlite3 *db, int64_t after, size_t max, bool with_
     }
     if (rc == STORE_OK && n < max && step != SQLITE_DONE)
         rc = sq_rc_of(step);
-    sqlite3_finalize(st);
+    stmt_done(st);
     return rc;
 }
 
@@ -172,10 +277,10 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
     if (!r)
         return STORE_BUSY;
     store_rc rc;
-    *checkpoint = checkpoint_of(r->db, consumer, &rc); /* a busy read stays busy */
+    *checkpoint = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc); /* busy stays busy */
     record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0, mode};
     if (rc == STORE_OK)
-        rc = k.recs ? visit_changes(r->db, *checkpoint, max, mode == CHANGE_READ_INSERT_FIELDS,
+        rc = k.recs ? visit_changes(r, *checkpoint, max, mode == CHANGE_READ_INSERT_FIELDS,
                                     add_record, &k)
                     : STORE_ERROR;
     sq_reader_put(sq(b), r);
@@ -229,7 +334,7 @@ store_rc broker_changes_after(broker *b, int64_t after, size_t max, change_row_c
     if (!r)
         return STORE_BUSY;
     row_sink k = {calloc(max ? max : 1, sizeof *k.rows), 0};
-    store_rc rc = k.rows ? visit_changes(r->db, after, max, false, copy_row, &k) : STORE_ERROR;
+    store_rc rc = k.rows ? visit_changes(r, after, max, false, copy_row, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK || k.n == 0) {
         change_rows_free(k.rows, k.n);
@@ -263,9 +368,7 @@ store_rc broker_change_bounds(broker *b, int64_t *oldest, int64_t *last)
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
-    sqlite3_stmt *st = stmt(r->db, "SELECT (SELECT seq FROM sqlite_sequence WHERE name = "
-                                   "'changes'), (SELECT min(seq) FROM changes)");
+    sqlite3_stmt *st = rstmt(r, BST_CHANGE_BOUNDS);
     store_rc rc = STORE_ERROR;
     if (st) {
         int step = sqlite3_step(st);
@@ -277,7 +380,7 @@ store_rc broker_change_bounds(broker *b, int64_t *oldest, int64_t *last)
         } else {
             rc = sq_rc_of(step);
         }
-        sqlite3_finalize(st);
+        stmt_done(st);
     }
     sq_reader_put(sq(b), r);
     return rc;
@@ -293,8 +396,8 @@ typedef struct publish_args {
 /* Writer: insert messages, noting them in the batch's queue depths; an SQLite code. */
 static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int64_t now)
 {
-    sqlite3_stmt *ins = s->w_msg_insert;
-    int rc = SQLITE_OK;
+    sqlite3_stmt *ins = wstmt(s, BST_PUBLISH);
+    int rc = ins ? SQLITE_OK : SQLITE_ERROR;
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
         const queue_config *q = m[i].queue;
         sqlite3_bind_text(ins, 1, q->name, -1, SQLITE_STATIC);
@@ -309,6 +412,7 @@ static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int
             depth_log_enter(&s->depth_log, s->depths, q->name, now + (int64_t)q->delay * 1000,
                             false, now);
     }
+    stmt_done(ins);
     if (n)
         s->batch_sent_messages = true;
     return rc;
@@ -316,9 +420,14 @@ static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int
 
 static int set_checkpoint(sqlite_store *s, const char *consumer, int64_t seq)
 {
-    sqlite3_bind_text(s->w_checkpoint, 1, consumer, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->w_checkpoint, 2, seq);
-    return sq_step_done(s->w_checkpoint);
+    sqlite3_stmt *st = wstmt(s, BST_CHECKPOINT_PUT);
+    if (!st)
+        return SQLITE_ERROR;
+    sqlite3_bind_text(st, 1, consumer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, seq);
+    int rc = sq_step_done(st);
+    stmt_done(st);
+    return rc;
 }
 
 static store_rc feed_catch_up(sqlite_store *s);
@@ -402,7 +511,11 @@ static store_rc feed_catch_up(sqlite_store *s)
     atomic_store(&f->on, true);
     if (f->cp == s->batch_last_seq)
         return STORE_OK;
-    sqlite3_stmt *st = s->w_feed_rest;
+    sqlite3_stmt *st = wstmt(s, BST_FEED_REST);
+    if (!st) {
+        atomic_store(&f->on, false);
+        return STORE_OK; /* the consumer reads the rest itself */
+    }
     sqlite3_bind_int64(st, 1, f->cp);
     store_rc rc = STORE_OK;
     int step = SQLITE_DONE;
@@ -421,7 +534,7 @@ static store_rc feed_catch_up(sqlite_store *s)
     }
     if (rc == STORE_OK && atomic_load(&f->on) && step != SQLITE_DONE)
         rc = sq_rc_of(step);
-    sqlite3_reset(st);
+    stmt_done(st);
     if (rc != STORE_OK)
         atomic_store(&f->on, false); /* the write is undone: run_batch() restores the feed */
     return rc;
@@ -507,7 +620,7 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
         return STORE_OK;
     task t = {0};
     store_rc rc = STORE_OK;
-    sqlite3_stmt *st = stmt(s->wdb, "SELECT status FROM tasks WHERE id = ?1");
+    sqlite3_stmt *st = wstmt(s, BST_TASK_STATUS);
     if (!st)
         return STORE_ERROR;
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
@@ -517,7 +630,7 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
         finished = task_status_is_final(t.status);
     else if (r != SQLITE_DONE)
         rc = sq_rc_of(r);
-    sqlite3_finalize(st);
+    stmt_done(st);
     if (rc == STORE_OK && !finished) {
         rc = sq_force_status(s, task_id, TASK_FAILED, why, (int64_t)time(NULL));
         if (rc == STORE_OK)
@@ -532,10 +645,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     const queue_config *q = a->q;
     int64_t now = clock_unix_ms();
     a->next_ms = INT64_MAX;
-    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, receive_count, sent_ms, task_id, body, "
-                                     "attributes, visible_ms "
-                                     "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
-                                     "ORDER BY visible_ms, id LIMIT ?3");
+    sqlite3_stmt *sel = wstmt(s, BST_RECEIVE);
     if (!sel)
         return STORE_ERROR;
     sqlite3_bind_text(sel, 1, q->name, -1, SQLITE_STATIC);
@@ -556,16 +666,14 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         c[nc].attributes = sq_dup_col(sel, 5);
         nc++;
     }
-    sqlite3_finalize(sel);
+    stmt_done(sel);
     if (!c || !was_visible || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
         queue_messages_free(c, nc);
         free(was_visible);
         return c && was_visible ? sq_rc_of(r) : STORE_ERROR;
     }
-    sqlite3_stmt *hide = stmt(s->wdb, "UPDATE messages SET visible_ms = ?2, receive_count = ?3 "
-                                      "WHERE id = ?1");
-    sqlite3_stmt *move = stmt(s->wdb, "UPDATE messages SET queue = ?2, visible_ms = ?3, "
-                                      "receive_count = 0 WHERE id = ?1");
+    sqlite3_stmt *hide = wstmt(s, BST_HIDE);
+    sqlite3_stmt *move = wstmt(s, BST_MOVE);
     store_rc rc = hide && move ? STORE_OK : STORE_ERROR;
     for (size_t i = 0; i < nc && rc == STORE_OK; i++) {
         queue_message *m = &c[i];
@@ -621,8 +729,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
                 rc = m->claim; /* the whole receive is rolled back and retried */
         }
     }
-    sqlite3_finalize(hide);
-    sqlite3_finalize(move);
+    stmt_done(hide);
+    stmt_done(move);
     free(was_visible);
     /* keep the delivered ones */
     a->n = 0;
@@ -636,12 +744,12 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     if (!a->n)
         free(c);
     if (rc == STORE_OK && a->n == 0) {
-        sqlite3_stmt *next = stmt(s->wdb, "SELECT min(visible_ms) FROM messages WHERE queue = ?1");
+        sqlite3_stmt *next = wstmt(s, BST_NEXT_VISIBLE);
         if (next) {
             sqlite3_bind_text(next, 1, q->name, -1, SQLITE_STATIC);
             if (sqlite3_step(next) == SQLITE_ROW && sqlite3_column_type(next, 0) != SQLITE_NULL)
                 a->next_ms = sqlite3_column_int64(next, 0);
-            sqlite3_finalize(next);
+            stmt_done(next);
         }
     }
     return rc;
@@ -699,8 +807,7 @@ store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms)
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    /* messages_by_visibility (queue, visible_ms): one index probe */
-    sqlite3_stmt *st = stmt(r->db, "SELECT min(visible_ms) FROM messages WHERE queue = ?1");
+    sqlite3_stmt *st = rstmt(r, BST_NEXT_VISIBLE);
     store_rc rc = STORE_ERROR;
     if (st) {
         sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
@@ -712,7 +819,7 @@ store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms)
         } else {
             rc = sq_rc_of(step);
         }
-        sqlite3_finalize(st);
+        stmt_done(st);
     }
     sq_reader_put(sq(b), r);
     return rc;
@@ -737,7 +844,7 @@ static bool receipt_message(sqlite3_stmt *find, const queue_message *m, char *qu
     int step = sqlite3_step(find);
     bool found = step == SQLITE_ROW;
     if (found) {
-        snprintf(queue, len, "%s", (const char *)sqlite3_column_text(find, 0));
+        sq_copy_col(find, 0, queue, len);
         *visible_ms = sqlite3_column_int64(find, 1);
     }
     *rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
@@ -748,12 +855,8 @@ static bool receipt_message(sqlite3_stmt *find, const queue_message *m, char *qu
 static store_rc apply_receipts(sqlite_store *s, void *arg)
 {
     receipt_args *a = arg;
-    sqlite3_stmt *find = stmt(s->wdb, "SELECT queue, visible_ms FROM messages "
-                                      "WHERE id = ?1 AND receive_count = ?2");
-    sqlite3_stmt *st =
-        stmt(s->wdb, a->delete ? "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2"
-                               : "UPDATE messages SET visible_ms = ?3 "
-                                 "WHERE id = ?1 AND receive_count = ?2");
+    sqlite3_stmt *find = wstmt(s, BST_RECEIPT);
+    sqlite3_stmt *st = wstmt(s, a->delete ? BST_RECEIPT_DELETE : BST_RECEIPT_EXTEND);
     int rc = find && st ? SQLITE_OK : SQLITE_ERROR;
     int64_t now = clock_unix_ms();
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
@@ -772,8 +875,8 @@ static store_rc apply_receipts(sqlite_store *s, void *arg)
         if (!a->delete)
             depth_log_enter(&s->depth_log, s->depths, queue, now + a->visible_in_ms, true, now);
     }
-    sqlite3_finalize(find);
-    sqlite3_finalize(st);
+    stmt_done(find);
+    stmt_done(st);
     if (!a->delete &&a->visible_in_ms == 0 && a->n)
         s->batch_sent_messages = true;
     return sq_rc_of(rc);
@@ -806,11 +909,10 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
     return STORE_OK;
 }
 
-store_rc sq_depths_load(sqlite_store *s, sqlite3 *db)
+store_rc sq_depths_load(sqlite_store *s)
 {
     queue_depths_clear(s->depths);
-    sqlite3_stmt *st = stmt(db, "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 "
-                                "END, receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3");
+    sqlite3_stmt *st = wstmt(s, BST_DEPTHS);
     if (!st)
         return STORE_ERROR;
     sqlite3_bind_int64(st, 1, clock_unix_ms());
@@ -820,7 +922,7 @@ store_rc sq_depths_load(sqlite_store *s, sqlite3 *db)
         ok = queue_depths_load(s->depths, (const char *)sqlite3_column_text(st, 0),
                                sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
                                sqlite3_column_int64(st, 3));
-    sqlite3_finalize(st);
+    stmt_done(st);
     return !ok ? STORE_ERROR : step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
 }
 
@@ -831,19 +933,17 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag)
     if (!r)
         return STORE_BUSY;
     store_rc rc;
-    int64_t cp = checkpoint_of(r->db, consumer, &rc);
+    int64_t cp = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc);
     /* the newest sequence number less the checkpoint: numbers are never reused or skipped by
      * a commit, so this is the count of records after the checkpoint without reading them */
-    sqlite3_stmt *st = rc == STORE_OK
-                           ? stmt(r->db, "SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
-                           : NULL;
+    sqlite3_stmt *st = rc == STORE_OK ? rstmt(r, BST_LAST_SEQ) : NULL;
     if (st) {
         int step = sqlite3_step(st);
         if (step == SQLITE_ROW && sqlite3_column_int64(st, 0) > cp)
             *lag = sqlite3_column_int64(st, 0) - cp;
         else if (step != SQLITE_ROW && step != SQLITE_DONE)
             rc = sq_rc_of(step);
-        sqlite3_finalize(st);
+        stmt_done(st);
     } else {
         rc = STORE_ERROR;
     }
@@ -860,7 +960,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
 {
     redrive_args *a = arg;
     int64_t now = clock_unix_ms();
-    sqlite3_stmt *sel = stmt(s->wdb, "SELECT task_id FROM messages WHERE queue = ?1");
+    sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_TASKS);
     if (!sel)
         return STORE_ERROR;
     sqlite3_bind_text(sel, 1, a->dlq, -1, SQLITE_STATIC);
@@ -874,7 +974,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         if (!id)
             continue;
         task_status st = TASK_CREATED;
-        sqlite3_stmt *get = stmt(s->wdb, "SELECT status FROM tasks WHERE id = ?1");
+        sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
         if (!get) {
             rc = STORE_ERROR;
             break;
@@ -883,15 +983,14 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         bool failed = sqlite3_step(get) == SQLITE_ROW &&
                       task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
                       st == TASK_FAILED;
-        sqlite3_finalize(get);
+        stmt_done(get);
         if (failed)
             rc = sq_force_status(s, id, TASK_CREATED, msg, now / 1000);
     }
-    sqlite3_finalize(sel);
+    stmt_done(sel);
     if (rc != STORE_OK)
         return rc;
-    sqlite3_stmt *mv = stmt(s->wdb, "UPDATE messages SET queue = ?2, visible_ms = ?3, "
-                                    "receive_count = 0 WHERE queue = ?1");
+    sqlite3_stmt *mv = wstmt(s, BST_REDRIVE_MOVE);
     if (!mv)
         return STORE_ERROR;
     sqlite3_bind_text(mv, 1, a->dlq, -1, SQLITE_STATIC);
@@ -899,7 +998,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     sqlite3_bind_int64(mv, 3, now);
     int r = sq_step_done(mv);
     a->moved = sqlite3_changes(s->wdb);
-    sqlite3_finalize(mv);
+    stmt_done(mv);
     if (a->moved && r == SQLITE_OK) {
         s->batch_sent_messages = true;
         depth_log_move_all(&s->depth_log, s->depths, a->dlq, a->target);
@@ -966,9 +1065,7 @@ typedef struct sweep_args {
 /* Delete up to SWEEP_BATCH expired finished tasks, each with a REMOVE record. */
 static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64_t *removed)
 {
-    sqlite3_stmt *sel = stmt(s->wdb, "SELECT " TASK_COLUMNS_FULL " FROM tasks "
-                                     "WHERE finished_time IS NOT NULL AND finished_time < ?1 "
-                                     "AND ttl IS NOT NULL AND ttl < ?2 LIMIT ?3");
+    sqlite3_stmt *sel = wstmt(s, BST_SWEEP_TASKS);
     if (!sel)
         return STORE_ERROR;
     sqlite3_bind_int64(sel, 1, now - c->retention_grace);
@@ -980,10 +1077,10 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
     while (doomed && n < SWEEP_BATCH && (step = sqlite3_step(sel)) == SQLITE_ROW)
         if (sq_read_task_row(sel, &doomed[n], true))
             n++;
-    sqlite3_finalize(sel);
+    stmt_done(sel);
     store_rc rc = doomed ? (step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step))
                          : STORE_ERROR;
-    sqlite3_stmt *del = rc == STORE_OK ? stmt(s->wdb, "DELETE FROM tasks WHERE id = ?1") : NULL;
+    sqlite3_stmt *del = rc == STORE_OK ? wstmt(s, BST_TASK_DELETE) : NULL;
     for (size_t i = 0; i < n && del && rc == STORE_OK; i++) {
         sqlite3_bind_text(del, 1, doomed[i].id, -1, SQLITE_STATIC);
         rc = sq_rc_of(sq_step_done(del));
@@ -994,7 +1091,7 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
     }
     if (rc == STORE_OK && n && !del)
         rc = STORE_ERROR;
-    sqlite3_finalize(del);
+    stmt_done(del);
     for (size_t i = 0; i < n; i++)
         task_clear(&doomed[i]);
     free(doomed);
@@ -1006,9 +1103,8 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
 /* Drop messages past their retention; fail the tasks they carried. */
 static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
 {
-    sqlite3_stmt *sel = stmt(s->wdb, "SELECT id, queue, task_id, visible_ms, receive_count "
-                                     "FROM messages WHERE expires_ms < ?1 LIMIT 500");
-    sqlite3_stmt *del = stmt(s->wdb, "DELETE FROM messages WHERE id = ?1");
+    sqlite3_stmt *sel = wstmt(s, BST_SWEEP_MESSAGES);
+    sqlite3_stmt *del = wstmt(s, BST_MESSAGE_DELETE);
     store_rc rc = sel && del ? STORE_OK : STORE_ERROR;
     if (rc == STORE_OK)
         sqlite3_bind_int64(sel, 1, now_ms);
@@ -1025,8 +1121,8 @@ static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
             depth_log_leave(&s->depth_log, s->depths, (const char *)sqlite3_column_text(sel, 1),
                             sqlite3_column_int64(sel, 3), sqlite3_column_int(sel, 4) > 0);
     }
-    sqlite3_finalize(sel);
-    sqlite3_finalize(del);
+    stmt_done(sel);
+    stmt_done(del);
     return rc;
 }
 
@@ -1036,19 +1132,19 @@ static store_rc trim_changes(sqlite_store *s, const config *c, int64_t now)
     int64_t floor = INT64_MAX;
     for (size_t i = 0; i < c->n_consumers; i++) {
         store_rc rc;
-        int64_t cp = checkpoint_of(s->wdb, c->consumers[i].name, &rc);
+        int64_t cp = checkpoint_of(wstmt(s, BST_CHECKPOINT), c->consumers[i].name, &rc);
         if (rc != STORE_OK)
             return rc;
         if (cp < floor)
             floor = cp;
     }
-    sqlite3_stmt *del = stmt(s->wdb, "DELETE FROM changes WHERE seq <= ?1 OR created_time < ?2");
+    sqlite3_stmt *del = wstmt(s, BST_TRIM_CHANGES);
     if (!del)
         return STORE_ERROR;
     sqlite3_bind_int64(del, 1, c->n_consumers ? floor : 0);
     sqlite3_bind_int64(del, 2, now - STREAM_RETENTION_S);
     int rc = sq_step_done(del);
-    sqlite3_finalize(del);
+    stmt_done(del);
     return sq_rc_of(rc);
 }
 
@@ -1072,17 +1168,17 @@ store_rc broker_sweep(broker *b, const config *c, int64_t *removed)
     return rc;
 }
 
-/* Whether sql, with args bound to ?1..?n_args, returns a row (on a read connection). */
-static store_rc any_row(sqlite3 *db, const char *sql, const int64_t *args, int n_args, bool *found)
+/* Whether statement id, with args bound to ?1..?n_args, returns a row (on a read connection). */
+static store_rc any_row(reader *r, bst id, const int64_t *args, int n_args, bool *found)
 {
-    sqlite3_stmt *st = stmt(db, sql);
+    sqlite3_stmt *st = rstmt(r, id);
     if (!st)
         return STORE_ERROR;
     for (int i = 0; i < n_args; i++)
         sqlite3_bind_int64(st, i + 1, args[i]);
     int step = sqlite3_step(st);
     *found = step == SQLITE_ROW;
-    sqlite3_finalize(st);
+    stmt_done(st);
     return step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
 }
 
@@ -1092,12 +1188,11 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
     int64_t now = (int64_t)time(NULL);
     int64_t floor = INT64_MAX;
     store_rc rc = STORE_OK;
     for (size_t i = 0; i < c->n_consumers && rc == STORE_OK; i++) {
-        int64_t cp = checkpoint_of(r->db, c->consumers[i].name, &rc);
+        int64_t cp = checkpoint_of(rstmt(r, BST_CHECKPOINT), c->consumers[i].name, &rc);
         if (cp < floor)
             floor = cp;
     }
@@ -1105,16 +1200,11 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     int64_t messages[] = {clock_unix_ms()};
     int64_t changes[] = {c->n_consumers ? floor : 0, now - STREAM_RETENTION_S};
     if (rc == STORE_OK)
-        rc = any_row(r->db,
-                     "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND finished_time < ?1 "
-                     "AND ttl IS NOT NULL AND ttl < ?2 LIMIT 1",
-                     tasks, 2, due);
+        rc = any_row(r, BST_DUE_TASKS, tasks, 2, due);
     if (rc == STORE_OK && !*due)
-        rc = any_row(r->db, "SELECT 1 FROM messages WHERE expires_ms < ?1 LIMIT 1", messages, 1,
-                     due);
+        rc = any_row(r, BST_DUE_MESSAGES, messages, 1, due);
     if (rc == STORE_OK && !*due)
-        rc = any_row(r->db, "SELECT 1 FROM changes WHERE seq <= ?1 OR created_time < ?2 LIMIT 1",
-                     changes, 2, due);
+        rc = any_row(r, BST_DUE_CHANGES, changes, 2, due);
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK)
         *due = true; /* cannot tell: let the sweep look */

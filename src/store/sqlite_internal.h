@@ -6,6 +6,7 @@
 #ifndef TASKD_SQLITE_INTERNAL_H
 #define TASKD_SQLITE_INTERNAL_H
 
+#include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "broker.h"
 #include "queue_depths.h"
@@ -20,9 +21,19 @@
 #define TASK_COLUMNS      "id, task_type, status, status_msg, created_time, updated_time, ttl"
 #define TASK_COLUMNS_FULL TASK_COLUMNS ", data, result, trace"
 
+/*
+ * The broker's statements (sqlite_broker.c) on one connection: each is
+ * prepared there the first time it runs and kept until the connection closes.
+ */
+#define SQ_BROKER_STMTS 32
+typedef struct sq_stmt_cache {
+    sqlite3_stmt *st[SQ_BROKER_STMTS];
+} sq_stmt_cache;
+
 /* A read connection with its prepared statements. */
 typedef struct reader {
     sqlite3 *db;
+    sq_stmt_cache broker;    /* the broker's reads */
     sqlite3_stmt *get;       /* one task by id */
     sqlite3_stmt *history;   /* one task's history, oldest first */
     sqlite3_stmt *list[8];   /* bit 0: status, bit 1: task_type, bit 2: before id */
@@ -60,7 +71,8 @@ struct sqlite_store {
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
-    sqlite3_stmt *w_msg_insert, *w_checkpoint, *w_feed_rest; /* the broker's */
+    sq_stmt_cache w_broker; /* the broker's writes */
+    sbuf w_images[2];       /* sq_write_change's new and old image, reused */
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -128,6 +140,8 @@ typedef struct sq_job {
 store_rc sq_rc_of(int sqlite_rc);
 /* Copy of a text column, or NULL for SQL NULL. */
 char *sq_dup_col(sqlite3_stmt *st, int col);
+/* A text column into dst[size], cut to fit; "" for SQL NULL. */
+void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size);
 /* An integer column, or TASK_NULL_TIME for SQL NULL. */
 int64_t sq_time_col(sqlite3_stmt *st, int col);
 /* Bind a time (TASK_NULL_TIME binds NULL) / a string (NULL binds NULL). */
@@ -137,6 +151,8 @@ void sq_bind_text(sqlite3_stmt *st, int idx, const char *s);
 int sq_step_done(sqlite3_stmt *st);
 /* Prepare a statement kept for the connection's life. */
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
+/* Finalize a connection's cached statements (before it closes). */
+void sq_stmt_cache_clear(sq_stmt_cache *c);
 /* Read the current row of a TASK_COLUMNS(_FULL) query into t. */
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
 /* Borrow / return a read connection. */
@@ -167,7 +183,7 @@ store_rc sq_feed_save(sqlite_store *s);
 void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
 
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
-store_rc sq_depths_load(sqlite_store *s, sqlite3 *db);
+store_rc sq_depths_load(sqlite_store *s);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */
 store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
                          int64_t now);

@@ -181,6 +181,14 @@ int sq_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
+{
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    size_t n = t ? strnlen(t, size - 1) : 0;
+    memcpy(dst, t ? t : "", n);
+    dst[n] = '\0';
+}
+
 /*
  * Read the columns id, task_type, status, status_msg, created_time,
  * updated_time, ttl [, data, result, trace] of the current row into t.
@@ -188,8 +196,8 @@ int sq_step_done(sqlite3_stmt *st)
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
-    snprintf(t->id, sizeof t->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(t->task_type, sizeof t->task_type, "%s", (const char *)sqlite3_column_text(st, 1));
+    sq_copy_col(st, 0, t->id, sizeof t->id);
+    sq_copy_col(st, 1, t->task_type, sizeof t->task_type);
     const char *status = (const char *)sqlite3_column_text(st, 2);
     if (!task_status_parse(status, &t->status))
         t->status = TASK_FAILED; /* unreachable: the column only holds valid names */
@@ -211,8 +219,20 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 
 /* ---- connections ------------------------------------------------------- */
 
+/*
+ * Process-wide SQLite settings, made once before SQLite initializes. Memory
+ * statistics off: with them on, every allocation and free inside SQLite takes a
+ * global mutex to count bytes that taskd never reads (sqlite3_memory_used()).
+ */
+static void configure_sqlite(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized: kept */
+}
+
 static int open_conn(const char *path, int flags, sqlite3 **out)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, configure_sqlite);
     int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         return rc;
@@ -226,10 +246,19 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
+void sq_stmt_cache_clear(sq_stmt_cache *c)
+{
+    for (int i = 0; i < SQ_BROKER_STMTS; i++) {
+        sqlite3_finalize(c->st[i]);
+        c->st[i] = NULL;
+    }
+}
+
 static void reader_free(reader *r)
 {
     if (!r)
         return;
+    sq_stmt_cache_clear(&r->broker);
     sqlite3_finalize(r->get);
     sqlite3_finalize(r->history);
     for (int i = 0; i < 8; i++)
@@ -682,7 +711,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
         if (s->depth_log.lost) {
             log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
-            s->depth_log.lost = sq_depths_load(s, s->wdb) != STORE_OK;
+            s->depth_log.lost = sq_depths_load(s) != STORE_OK;
         }
     }
     settle_health(s, rc == SQLITE_OK && wrote);
@@ -790,31 +819,32 @@ store_rc sq_history_delete(sqlite_store *s, const char *id)
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, const char *data_image, int64_t now)
 {
-    sbuf ni = {0}, oi = {0};
+    /* the writer's buffers, emptied, not freed: their room is kept for the next record */
+    sbuf *ni = &s->w_images[0], *oi = &s->w_images[1];
+    sbuf_truncate(ni, 0);
+    sbuf_truncate(oi, 0);
     char *derived = NULL;
     const task *any = new_image ? new_image : old_image;
     if (!data_image && new_image && old_image && any->data)
         data_image = derived = attrval_from_text(any->data); /* one parse for both images */
     bool ok = true;
     if (new_image)
-        ok = attrval_task_image(&ni, new_image, data_image);
+        ok = attrval_task_image(ni, new_image, data_image);
     if (old_image)
-        ok = attrval_task_image(&oi, old_image, data_image) && ok;
+        ok = attrval_task_image(oi, old_image, data_image) && ok;
     free(derived);
-    if (!ok || sbuf_failed(&ni) || sbuf_failed(&oi)) {
-        sbuf_free(&ni);
-        sbuf_free(&oi);
+    if (!ok || sbuf_failed(ni) || sbuf_failed(oi)) {
+        sbuf_free(ni); /* and a failed buffer starts afresh */
+        sbuf_free(oi);
         return STORE_ERROR;
     }
     sqlite3_stmt *st = s->w_change;
     sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, (new_image ? new_image : old_image)->id, -1, SQLITE_STATIC);
-    sq_bind_text(st, 3, ni.data);
-    sq_bind_text(st, 4, oi.data);
+    sqlite3_bind_text(st, 2, any->id, -1, SQLITE_STATIC);
+    sq_bind_text(st, 3, new_image ? ni->data : NULL);
+    sq_bind_text(st, 4, old_image ? oi->data : NULL);
     sqlite3_bind_int64(st, 5, now);
     int rc = sq_step_done(st);
-    sbuf_free(&ni);
-    sbuf_free(&oi);
     s->batch_wrote_changes = true;
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
@@ -1102,13 +1132,6 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
         {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
-        {&s->w_msg_insert, "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, "
-                           "visible_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
-        {&s->w_checkpoint, "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)"},
-        {&s->w_feed_rest, "SELECT c.seq, c.event_name, c.task_id, t.task_type, t.data, t.trace "
-                          "FROM changes c LEFT JOIN tasks t "
-                          "ON c.event_name = 'INSERT' AND t.id = c.task_id "
-                          "WHERE c.seq > ?1 ORDER BY c.seq"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
         if (sq_prepare(s->wdb, stmts[i].sql, stmts[i].st) != SQLITE_OK)
@@ -1118,14 +1141,14 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_sync_full,  s->w_sync_normal, s->w_begin,      s->w_commit,
-                           s->w_rollback,   s->w_savepoint,   s->w_release,    s->w_rollback_to,
-                           s->w_get,        s->w_insert,      s->w_update,     s->w_change,
-                           s->w_idem_get,   s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
-                           s->w_hist_trim,  s->w_hist_delete, s->w_hist_n,     s->w_msg_insert,
-                           s->w_checkpoint, s->w_feed_rest};
+    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,      s->w_commit,
+                           s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
+                           s->w_get,       s->w_insert,      s->w_update,     s->w_change,
+                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
+                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
+    sq_stmt_cache_clear(&s->w_broker);
 }
 
 /*
@@ -1190,6 +1213,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->health_mu);
     free(s->batch_changes);
     free(s->feed.takes);
+    sbuf_free(&s->w_images[0]);
+    sbuf_free(&s->w_images[1]);
     depth_log_free(&s->depth_log);
     queue_depths_free(s->depths);
     free(s->path);
@@ -1226,9 +1251,13 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     sqlite3_busy_timeout(s->wdb, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
     char *msg = NULL;
-    const char *pragmas = o->sync == STORE_SYNC_FULL
-                              ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                              : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+    /* temp_store in memory: the savepoint of each write keeps its undo pages in a statement
+     * journal, which otherwise spills past 64 KiB (a receive that claims 100 tasks) into a
+     * temporary file that is created, written and deleted within the write */
+    const char *pragmas =
+        o->sync == STORE_SYNC_FULL
+            ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;"
+            : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;";
     if (sqlite3_exec(s->wdb, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         set_err(err, errlen, "cannot use database", s->path, msg ? msg : sqlite3_errmsg(s->wdb));
         sqlite3_free(msg);
@@ -1240,7 +1269,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot read the change log of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    if (!(s->depths = queue_depths_new()) || sq_depths_load(s, s->wdb) != STORE_OK) {
+    if (!(s->depths = queue_depths_new()) || sq_depths_load(s) != STORE_OK) {
         set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
