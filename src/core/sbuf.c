@@ -76,9 +76,17 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
 
 void sbuf_int(sbuf *b, int64_t v)
 {
+    /* digits from the right; the magnitude as unsigned, so INT64_MIN has one too */
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sbuf_append(b, tmp, (size_t)n);
+    char *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    sbuf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void sbuf_double(sbuf *b, double d)

@@ -185,11 +185,23 @@ int sq_step_done(sqlite3_stmt *st)
  * Read the columns id, task_type, status, status_msg, created_time,
  * updated_time, ttl [, data, result, trace] of the current row into t.
  */
+/* Copy a text column into a fixed buffer, cut to fit (NULL reads as ""). */
+static void copy_text_col(sqlite3_stmt *st, int col, char *out, size_t size)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    size_t n = t ? (size_t)sqlite3_column_bytes(st, col) : 0;
+    if (n >= size)
+        n = size - 1;
+    if (n)
+        memcpy(out, t, n);
+    out[n] = '\0';
+}
+
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
-    snprintf(t->id, sizeof t->id, "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(t->task_type, sizeof t->task_type, "%s", (const char *)sqlite3_column_text(st, 1));
+    copy_text_col(st, 0, t->id, sizeof t->id);
+    copy_text_col(st, 1, t->task_type, sizeof t->task_type);
     const char *status = (const char *)sqlite3_column_text(st, 2);
     if (!task_status_parse(status, &t->status))
         t->status = TASK_FAILED; /* unreachable: the column only holds valid names */
@@ -1153,8 +1165,21 @@ static void sq_close(store *base)
     free(s);
 }
 
+/*
+ * SQLite's memory statistics take one process-wide mutex around every allocation, which the
+ * request threads then contend for; nothing in taskd reads them. The setting only takes before
+ * SQLite initializes (later it returns SQLITE_MISUSE and changes nothing), so it is made once,
+ * before the first connection opens.
+ */
+static void configure_sqlite(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen)
 {
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    pthread_once(&configured, configure_sqlite);
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(o->path))) {
         free(s);
