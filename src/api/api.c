@@ -23,6 +23,7 @@
 #include "util/log.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -749,6 +750,38 @@ static const route *match_route(const api *a, const char *path, char *param, siz
     return NULL;
 }
 
+/*
+ * Join the strings (a NULL ends the list) into out, cut to fit its size. The request path builds
+ * its span name and metric labels this way: no format string to parse per request.
+ */
+static void join(char *out, size_t size, ...)
+{
+    va_list ap;
+    va_start(ap, size);
+    size_t len = 0;
+    for (const char *part; (part = va_arg(ap, const char *)) != NULL;) {
+        size_t n = strnlen(part, size - 1 - len);
+        memcpy(out + len, part, n);
+        len += n;
+    }
+    va_end(ap);
+    out[len] = '\0';
+}
+
+/* The decimal text of an HTTP status (100..999; anything else as it comes) into out. */
+static const char *status_text(int status, char out[12])
+{
+    if (status < 100 || status > 999) {
+        snprintf(out, 12, "%d", status);
+        return out;
+    }
+    out[0] = (char)('0' + status / 100);
+    out[1] = (char)('0' + status / 10 % 10);
+    out[2] = (char)('0' + status % 10);
+    out[3] = '\0';
+    return out;
+}
+
 /* Close the request's span and count it, once its response is known. */
 static void conclude(api *a, api_exchange *ex)
 {
@@ -775,8 +808,8 @@ static void conclude(api *a, api_exchange *ex)
         span_set_error(sv, ex->resp.body ? ex->resp.body : "server error");
     double seconds = (double)(trace_now_ns() - sv->start_ns) / 1e9;
     if (log_enabled(LOG_DEBUG)) {
-        char code[8], ms[32], trace_id[33];
-        snprintf(code, sizeof code, "%d", status);
+        char code[12], ms[32], trace_id[33];
+        status_text(status, code);
         snprintf(ms, sizeof ms, "%.3f", seconds * 1e3);
         span_hex(sv->trace_id, 16, trace_id);
         log_debug("request", "method", ex->method, "route", ex->route, "status", code,
@@ -785,12 +818,12 @@ static void conclude(api *a, api_exchange *ex)
     }
     trace_end(&a->telemetry, sv);
     if (a->telemetry.metrics) {
-        char labels[160];
-        snprintf(labels, sizeof labels, "route=\"%s\"", ex->route);
+        char labels[160], code[12];
+        join(labels, sizeof labels, "route=\"", ex->route, "\"", (const char *)NULL);
         metrics_observe(a->telemetry.metrics, "taskd_http_request_duration_seconds", labels,
                         seconds);
-        snprintf(labels, sizeof labels, "route=\"%s\",method=\"%s\",code=\"%d\"", ex->route,
-                 ex->method, status);
+        join(labels, sizeof labels, "route=\"", ex->route, "\",method=\"", ex->method, "\",code=\"",
+             status_text(status, code), "\"", (const char *)NULL);
         metrics_add(a->telemetry.metrics, "taskd_http_requests_total", labels, 1);
     }
 }
@@ -873,9 +906,7 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     char param[128];
     const route *r = match_route(a, req->path, param, sizeof param);
     ex->route = r ? r->pattern : "unmatched";
-    char name[SPAN_NAME_MAX + 1];
-    snprintf(name, sizeof name, "%s %s", ex->method, ex->route);
-    snprintf(ex->server.name, sizeof ex->server.name, "%s", name);
+    join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route, (const char *)NULL);
     span_set_static(&ex->server, "http.route", ex->route);
     if (a->access && refused(a->access, req, resp))
         return API_DONE;
@@ -922,7 +953,10 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
     bool continued = tracectx_from_headers(tp, xr, &incoming);
     trace_begin(&ex->server, continued ? &incoming : NULL, ex->method, SPAN_KIND_SERVER);
-    span_set_str(&ex->server, "http.request.method", req->method);
+    if (strcmp(ex->method, "other") != 0) /* a known method: its static name, no copy */
+        span_set_static(&ex->server, "http.request.method", ex->method);
+    else
+        span_set_str(&ex->server, "http.request.method", req->method);
     span_set_str(&ex->server, "url.path", req->path);
     /* API Gateway (and a TLS proxy in front of taskd) says how the client came in */
     const char *proto = req->header ? req->header(req->ctx, "X-Forwarded-Proto") : NULL;

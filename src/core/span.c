@@ -18,7 +18,9 @@ static span_attr *new_attr(span *s, const char *key, span_attr_type type)
     if (s->n_attrs >= SPAN_MAX_ATTRS)
         return NULL;
     span_attr *a = &s->attrs[s->n_attrs++];
-    snprintf(a->key, sizeof a->key, "%s", key);
+    size_t n = strnlen(key, SPAN_KEY_MAX); /* cut to fit, as snprintf would; no format to parse */
+    memcpy(a->key, key, n);
+    a->key[n] = '\0';
     a->type = type;
     a->borrowed = false;
     return a;

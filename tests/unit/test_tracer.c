@@ -277,6 +277,29 @@ static void test_null_and_defaults(void **state)
     tracer_free(t);
 }
 
+/* An attribute key is kept up to SPAN_KEY_MAX bytes and cut there; the values stay whole. */
+static void test_attribute_keys(void **state)
+{
+    (void)state;
+    span s;
+    memset(&s, 0, sizeof s);
+    char key[SPAN_KEY_MAX + 8];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    span_set_static(&s, "http.route", "/tasks");
+    span_set_str(&s, key, "value");
+    span_set_int(&s, "", 7);
+    assert_int_equal(s.n_attrs, 3);
+    assert_string_equal(s.attrs[0].key, "http.route");
+    assert_string_equal(s.attrs[0].v.s, "/tasks");
+    assert_int_equal(strlen(s.attrs[1].key), SPAN_KEY_MAX);
+    assert_memory_equal(s.attrs[1].key, key, SPAN_KEY_MAX);
+    assert_string_equal(s.attrs[1].v.s, "value");
+    assert_string_equal(s.attrs[2].key, "");
+    assert_int_equal(s.attrs[2].v.i, 7);
+    span_clear(&s);
+}
+
 /* ---- OTLP ---- */
 
 static void test_otlp_json(void **state)
@@ -929,6 +952,7 @@ int main(void)
         cmocka_unit_test(test_local_store_keeps_the_newest),
         cmocka_unit_test(test_local_store_off),
         cmocka_unit_test(test_null_and_defaults),
+        cmocka_unit_test(test_attribute_keys),
         cmocka_unit_test(test_otlp_json),
         cmocka_unit_test(test_take_moves),
         cmocka_unit_test(test_otlp_protobuf),
