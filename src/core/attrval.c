@@ -175,7 +175,8 @@ char *attrval_from_text(const char *json_text)
     return sbuf_take(&b, NULL);
 }
 
-bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
+/* The image's attributes up to data, unclosed. */
+static void image_head(sbuf *b, const task *t)
 {
     sbuf_puts(b, "{\"id\":{\"S\":");
     sbuf_json_str(b, t->id);
@@ -188,6 +189,11 @@ bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
         put_n(b, "updated_time", t->updated_time);
     if (t->ttl != TASK_NULL_TIME)
         put_n(b, "ttl", t->ttl);
+}
+
+bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
+{
+    image_head(b, t);
     bool ok = true;
     if (data_image) {
         put_name(b, "data");
@@ -200,4 +206,29 @@ bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
         put_s(b, "trace", t->trace);
     sbuf_putc(b, '}');
     return ok;
+}
+
+bool attrval_task_image_changing(sbuf *b, const task *t)
+{
+    image_head(b, t);
+    bool ok = !t->result || put_json(b, "result", t->result);
+    sbuf_putc(b, '}');
+    return ok;
+}
+
+void attrval_image_restore(sbuf *b, const char *image, const char *data_image, const char *trace)
+{
+    size_t n = strlen(image);
+    if (n == 0 || image[n - 1] != '}') { /* not an image: kept as it is */
+        sbuf_puts(b, image);
+        return;
+    }
+    sbuf_append(b, image, n - 1);
+    if (data_image) {
+        put_name(b, "data");
+        sbuf_puts(b, data_image);
+    }
+    if (trace)
+        put_s(b, "trace", trace);
+    sbuf_putc(b, '}');
 }

@@ -34,5 +34,16 @@ char *attrval_from_text(const char *json_text);
  * t->data). False if the stored data or result text is not JSON.
  */
 bool attrval_task_image(sbuf *b, const task *t, const char *data_image);
+/*
+ * The same image without the attributes a task never changes once created,
+ * data and trace: what a change log keeps of a MODIFY, the rest being the
+ * task row's (attrval_image_restore()).
+ */
+bool attrval_task_image_changing(sbuf *b, const task *t);
+/*
+ * Append image (the text attrval_task_image_changing() made) with data (its
+ * AttributeValue text) and trace (NULL: none) put back.
+ */
+void attrval_image_restore(sbuf *b, const char *image, const char *data_image, const char *trace);
 
 #endif

@@ -21,6 +21,7 @@
 #include "broker.h"
 #include "util/clock.h"
 
+#include "core/attrval.h"
 #include "core/change_record.h"
 #include "sqlite_internal.h"
 #include "util/log.h"
@@ -53,7 +54,8 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     return store_write_wait(&sq(b)->base, &w);
 }
 
-#define CHANGE_COLUMNS "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time"
+#define CHANGE_COLUMNS                                                                             \
+    "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim"
 
 /* The broker's statements: the slots of an sq_stmt_cache. */
 typedef enum bst {
@@ -93,10 +95,9 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_CHECKPOINT] = "SELECT seq FROM checkpoints WHERE consumer = ?1",
     [BST_CHANGES_AFTER] = "SELECT " CHANGE_COLUMNS " FROM changes c "
                           "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
-    /* and for a creation whose task row is there: its task_type, data and trace */
-    [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace "
-                               "FROM changes c LEFT JOIN tasks t "
-                               "ON c.event_name = 'INSERT' AND t.id = c.task_id "
+    /* and what never changes in its task, while the task row is there */
+    [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace, "
+                               "t.data_image FROM changes c LEFT JOIN tasks t ON t.id = c.task_id "
                                "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
     /* the writer's feed catching up (feed_catch_up()) */
     [BST_FEED_REST] = "SELECT c.seq, c.event_name, c.task_id, t.task_type, t.data, t.trace "
@@ -194,9 +195,9 @@ static int64_t checkpoint_of(sqlite3_stmt *st, const char *consumer, store_rc *r
     return seq;
 }
 
-/* One row of the change log (seq, event_name, task_id, new_image, old_image, created_time, and
- * with the task: the created task's task_type, data and trace, NULL unless an INSERT whose task
- * row is there), borrowed for the call; false when it could not be kept (out of memory). */
+/* One row of the change log (seq, event_name, task_id, new_image, old_image, created_time, slim,
+ * and with the task: its task_type, data, trace and data_image, NULL when the task row is gone),
+ * borrowed for the call; false when it could not be kept (out of memory). */
 typedef bool (*change_visit)(sqlite3_stmt *row, void *ctx);
 
 /* Visit up to max change rows after seq after, in seq order; a store code. */
@@ -241,6 +242,22 @@ static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
     return copy;
 }
 
+/* A record's image as written: a slim one (a MODIFY's) with data and trace put back from the
+ * task row, when it is there. */
+static const char *image_of(sqlite3_stmt *st, int col, sbuf *room)
+{
+    const char *image = (const char *)sqlite3_column_text(st, col);
+    if (!image || !sqlite3_column_int(st, 6) || sqlite3_column_type(st, 8) == SQLITE_NULL)
+        return image;
+    /* data_image is there for rows written since schema 3 through the API; else derived */
+    const char *data_image = (const char *)sqlite3_column_text(st, 10);
+    char *derived = data_image ? NULL : attrval_from_text((const char *)sqlite3_column_text(st, 8));
+    attrval_image_restore(room, image, data_image ? data_image : derived,
+                          (const char *)sqlite3_column_text(st, 9));
+    free(derived);
+    return sbuf_failed(room) ? NULL : room->data;
+}
+
 /* A row as the sink's mode builds it: whole (change_record_write()), by fields, or by seq. */
 static bool add_record(sqlite3_stmt *st, void *ctx)
 {
@@ -251,19 +268,23 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     bool insert = event && strcmp(event, "INSERT") == 0;
     if (k->mode != CHANGE_READ_WHOLE && !insert)
         return true;
-    if (k->mode == CHANGE_READ_INSERT_FIELDS && sqlite3_column_type(st, 7) != SQLITE_NULL) {
+    if (k->mode == CHANGE_READ_INSERT_FIELDS && sqlite3_column_type(st, 8) != SQLITE_NULL) {
         bool failed = false;
         r->insert.task_id = column_dup(st, 2, &failed);
-        r->insert.task_type = column_dup(st, 6, &failed);
-        r->insert.data = column_dup(st, 7, &failed);
-        r->insert.trace = column_dup(st, 8, &failed);
+        r->insert.task_type = column_dup(st, 7, &failed);
+        r->insert.data = column_dup(st, 8, &failed);
+        r->insert.trace = column_dup(st, 9, &failed);
         return !failed && r->insert.task_id && r->insert.task_type;
     }
-    sbuf j = {0};
-    change_record_write(&j, r->seq, event, (const char *)sqlite3_column_text(st, 2),
-                        (const char *)sqlite3_column_text(st, 3),
-                        (const char *)sqlite3_column_text(st, 4), sqlite3_column_int64(st, 5));
-    r->json = sbuf_failed(&j) ? NULL : sbuf_take(&j, NULL);
+    sbuf j = {0}, ni = {0}, oi = {0};
+    const char *new_image = image_of(st, 3, &ni), *old_image = image_of(st, 4, &oi);
+    bool ok = !sbuf_failed(&ni) && !sbuf_failed(&oi);
+    if (ok)
+        change_record_write(&j, r->seq, event, (const char *)sqlite3_column_text(st, 2), new_image,
+                            old_image, sqlite3_column_int64(st, 5));
+    sbuf_free(&ni);
+    sbuf_free(&oi);
+    r->json = ok && !sbuf_failed(&j) ? sbuf_take(&j, NULL) : NULL;
     sbuf_free(&j);
     return r->json != NULL;
 }
@@ -280,9 +301,7 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
     *checkpoint = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc); /* busy stays busy */
     record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0, mode};
     if (rc == STORE_OK)
-        rc = k.recs ? visit_changes(r, *checkpoint, max, mode == CHANGE_READ_INSERT_FIELDS,
-                                    add_record, &k)
-                    : STORE_ERROR;
+        rc = k.recs ? visit_changes(r, *checkpoint, max, true, add_record, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK || k.n == 0) {
         change_records_free(k.recs, k.n);

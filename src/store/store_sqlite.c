@@ -119,6 +119,8 @@ static const char *const migrations[] = {
     "INSERT INTO task_history SELECT id, 3, status, status_msg, "
     "  coalesce(updated_time, created_time) FROM tasks WHERE status <> 'CREATED';"
     "UPDATE tasks SET hist_n = 3 WHERE status <> 'CREATED';",
+    /* 5: a MODIFY's images leave out what never changes (data, trace): the task row has it */
+    "ALTER TABLE changes ADD COLUMN slim INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -823,16 +825,18 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     sbuf *ni = &s->w_images[0], *oi = &s->w_images[1];
     sbuf_truncate(ni, 0);
     sbuf_truncate(oi, 0);
-    char *derived = NULL;
     const task *any = new_image ? new_image : old_image;
-    if (!data_image && new_image && old_image && any->data)
-        data_image = derived = attrval_from_text(any->data); /* one parse for both images */
+    /* a MODIFY keeps only what changes: the immutable data and trace stay in the task row,
+     * where readers find them again (add_record() in sqlite_broker.c) */
+    bool slim = new_image && old_image;
     bool ok = true;
-    if (new_image)
+    if (slim)
+        ok = attrval_task_image_changing(ni, new_image) &&
+             attrval_task_image_changing(oi, old_image);
+    else if (new_image)
         ok = attrval_task_image(ni, new_image, data_image);
-    if (old_image)
-        ok = attrval_task_image(oi, old_image, data_image) && ok;
-    free(derived);
+    else
+        ok = attrval_task_image(oi, old_image, data_image);
     if (!ok || sbuf_failed(ni) || sbuf_failed(oi)) {
         sbuf_free(ni); /* and a failed buffer starts afresh */
         sbuf_free(oi);
@@ -844,6 +848,7 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     sq_bind_text(st, 3, new_image ? ni->data : NULL);
     sq_bind_text(st, 4, old_image ? oi->data : NULL);
     sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int(st, 6, slim);
     int rc = sq_step_done(st);
     s->batch_wrote_changes = true;
     if (rc != SQLITE_OK)
@@ -918,12 +923,10 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
 /* A task as the writer loads it before changing it. */
 typedef struct loaded {
     task t;
-    char *data_image; /* NULL for rows before schema 3 */
-    int64_t hist_n;   /* the number of its latest history entry */
+    int64_t hist_n; /* the number of its latest history entry */
 } loaded;
 
-/* Writer: load a task with everything (STORE_NOT_FOUND when absent); the caller frees
- * data_image and clears t. */
+/* Writer: load a task with everything (STORE_NOT_FOUND when absent); the caller clears t. */
 static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
 {
     sqlite3_stmt *st = s->w_get;
@@ -932,8 +935,7 @@ static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
     store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
     if (rc == SQLITE_ROW && !sq_read_task_row(st, &out->t, true))
         result = STORE_ERROR;
-    out->data_image = result == STORE_OK ? sq_dup_col(st, 10) : NULL;
-    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 11) : 0;
+    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 10) : 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
@@ -962,7 +964,7 @@ static store_rc update_row(sqlite_store *s, const loaded *l, task_status status,
     int rc = sq_step_done(st);
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
-    store_rc out = sq_write_change(s, "MODIFY", &next, cur, l->data_image, now);
+    store_rc out = sq_write_change(s, "MODIFY", &next, cur, NULL, now);
     return out == STORE_OK ? history_add(s, cur->id, l->hist_n + 1, status, msg, now) : out;
 }
 
@@ -984,7 +986,6 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
         rc = update_row(s, &l, u->status, u->status_msg, u->result, w->now);
         break;
     }
-    free(l.data_image);
     w->current = l.t; /* the caller clears it */
     return rc;
 }
@@ -1008,7 +1009,6 @@ store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_
     if (rc != STORE_OK)
         return rc;
     rc = claim_again(s, &l, msg, now);
-    free(l.data_image);
     task_clear(&l.t);
     return rc;
 }
@@ -1021,7 +1021,6 @@ static store_rc apply_reclaim(sqlite_store *s, store_write *w)
     if (rc != STORE_OK)
         return rc;
     rc = claim_again(s, &l, w->update.status_msg, w->now);
-    free(l.data_image);
     w->current = l.t; /* the caller clears it */
     return rc;
 }
@@ -1035,7 +1034,6 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
         return rc;
     if (l.t.status != status || strcmp(l.t.status_msg, msg) != 0)
         rc = update_row(s, &l, status, msg, NULL, now);
-    free(l.data_image);
     task_clear(&l.t);
     return rc;
 }
@@ -1114,7 +1112,7 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_savepoint, "SAVEPOINT op"},
         {&s->w_release, "RELEASE op"},
         {&s->w_rollback_to, "ROLLBACK TO op"},
-        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", data_image, hist_n FROM tasks WHERE id = ?1"},
+        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", hist_n FROM tasks WHERE id = ?1"},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
          "data, trace, data_image) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7)"},
@@ -1122,7 +1120,7 @@ static bool prepare_writer(sqlite_store *s)
          "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
          "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
         {&s->w_change, "INSERT INTO changes (event_name, task_id, new_image, old_image, "
-                       "created_time) VALUES (?1, ?2, ?3, ?4, ?5)"},
+                       "created_time, slim) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
         {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},

@@ -428,6 +428,48 @@ static void test_task_image_all_fields(void **state)
     free(s);
 }
 
+/* The changing part of an image, restored with the task's data and trace, is the whole image. */
+static void test_task_image_changing_and_restored(void **state)
+{
+    (void)state;
+    task t = base_task();
+    t.status = TASK_COMPLETED;
+    t.updated_time = 1700000100;
+    t.result = (char *)"{\"n\":1}";
+    const char *traces[] = {TRACE, NULL};
+    for (int i = 0; i < 2; i++) {
+        t.trace = (char *)traces[i];
+        sbuf slim = {0};
+        assert_true(attrval_task_image_changing(&slim, &t));
+        assert_false(sbuf_failed(&slim));
+        json_t *part = parse(slim.data);
+        assert_null(json_object_get(part, "data"));
+        assert_null(json_object_get(part, "trace"));
+        expect_attr(part, "status", "S", "COMPLETED");
+        assert_non_null(json_object_get(part, "result"));
+        json_decref(part);
+        char *data_image = attrval_from_text(t.data);
+        assert_non_null(data_image);
+        sbuf back = {0};
+        attrval_image_restore(&back, slim.data, data_image, t.trace);
+        assert_false(sbuf_failed(&back));
+        char *whole = image(&t, NULL, true);
+        json_t *a = parse(back.data), *b = parse(whole);
+        assert_true(json_equal(a, b)); /* the same attributes; only their order differs */
+        json_decref(a);
+        json_decref(b);
+        free(whole);
+        free(data_image);
+        sbuf_free(&back);
+        sbuf_free(&slim);
+    }
+    /* text that is not an image is kept as it is */
+    sbuf odd = {0};
+    attrval_image_restore(&odd, "null", "{\"M\":{}}", NULL);
+    assert_string_equal(odd.data, "null");
+    sbuf_free(&odd);
+}
+
 static void test_task_image_each_optional_alone(void **state)
 {
     (void)state;
@@ -800,6 +842,7 @@ int main(void)
         cmocka_unit_test(test_from_text),
         cmocka_unit_test(test_task_image_minimal),
         cmocka_unit_test(test_task_image_all_fields),
+        cmocka_unit_test(test_task_image_changing_and_restored),
         cmocka_unit_test(test_task_image_each_optional_alone),
         cmocka_unit_test(test_task_image_data_image_same),
         cmocka_unit_test(test_task_image_bad_stored_json),

@@ -840,8 +840,26 @@ static void test_change_read_modes(void **state)
     assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
     assert_int_equal(n, 3);
     assert_non_null(r[1].json);
-    assert_non_null(strstr(r[1].json, "\"eventName\":\"MODIFY\""));
     assert_null(r[0].insert.task_id);
+    /* a MODIFY is kept slim, and read whole: data and trace come back from the task row */
+    json_t *mod = json_loads(r[1].json, 0, NULL);
+    assert_non_null(mod);
+    assert_string_equal(json_string_value(json_object_get(mod, "eventName")), "MODIFY");
+    json_t *ddb = json_object_get(mod, "dynamodb");
+    const char *imgs[] = {"NewImage", "OldImage"}, *statuses[] = {"IN_PROGRESS", "CREATED"};
+    for (int i = 0; i < 2; i++) {
+        json_t *img = json_object_get(ddb, imgs[i]);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(img, "status"), "S")),
+                            statuses[i]);
+        json_t *data = json_object_get(json_object_get(img, "data"), "M");
+        assert_non_null(data);
+        json_t *k = json_object_get(json_object_get(data, "k"), "L");
+        assert_int_equal(json_array_size(k), 3);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(k, 1), "N")), "2.5");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(img, "trace"), "S")),
+                            t.trace);
+    }
+    json_decref(mod);
     change_records_free(r, n);
 
     assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_INSERTS_WHOLE, &cp, &r, &n),
