@@ -62,7 +62,6 @@ typedef enum bst {
     BST_CHECKPOINT,
     BST_CHANGES_AFTER,
     BST_CHANGES_AFTER_TASK,
-    BST_FEED_REST,
     BST_CHANGE_BOUNDS,
     BST_LAST_SEQ,
     BST_PUBLISH,
@@ -99,11 +98,6 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace, "
                                "t.data_image FROM changes c LEFT JOIN tasks t ON t.id = c.task_id "
                                "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
-    /* the writer's feed catching up (feed_catch_up()) */
-    [BST_FEED_REST] = "SELECT c.seq, c.event_name, c.task_id, t.task_type, t.data, t.trace "
-                      "FROM changes c LEFT JOIN tasks t "
-                      "ON c.event_name = 'INSERT' AND t.id = c.task_id "
-                      "WHERE c.seq > ?1 ORDER BY c.seq",
     /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
     [BST_CHANGE_BOUNDS] = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'changes'), "
                           "(SELECT min(seq) FROM changes)",
@@ -530,25 +524,27 @@ static store_rc feed_catch_up(sqlite_store *s)
     atomic_store(&f->on, true);
     if (f->cp == s->batch_last_seq)
         return STORE_OK;
-    sqlite3_stmt *st = wstmt(s, BST_FEED_REST);
+    /* the rows as the change reader has them (visit_changes()), on the writer's connection */
+    sqlite3_stmt *st = wstmt(s, BST_CHANGES_AFTER_TASK);
     if (!st) {
         atomic_store(&f->on, false);
         return STORE_OK; /* the consumer reads the rest itself */
     }
     sqlite3_bind_int64(st, 1, f->cp);
+    sqlite3_bind_int64(st, 2, FEED_CATCH_UP_MAX);
     store_rc rc = STORE_OK;
     int step = SQLITE_DONE;
     while (rc == STORE_OK && atomic_load(&f->on) && (step = sqlite3_step(st)) == SQLITE_ROW) {
         const char *event = (const char *)sqlite3_column_text(st, 1);
         bool insert = event && strcmp(event, "INSERT") == 0;
-        if (insert && sqlite3_column_type(st, 4) == SQLITE_NULL) {
+        if (insert && sqlite3_column_type(st, 8) == SQLITE_NULL) {
             atomic_store(&f->on, false); /* gone: its record has what the consumer needs */
             break;
         }
-        task t = {.data = (char *)sqlite3_column_text(st, 4),
-                  .trace = (char *)sqlite3_column_text(st, 5)};
-        snprintf(t.id, sizeof t.id, "%s", (const char *)sqlite3_column_text(st, 2));
-        snprintf(t.task_type, sizeof t.task_type, "%s", (const char *)sqlite3_column_text(st, 3));
+        task t = {.data = (char *)sqlite3_column_text(st, 8),
+                  .trace = (char *)sqlite3_column_text(st, 9)};
+        sq_copy_col(st, 2, t.id, sizeof t.id);
+        sq_copy_col(st, 7, t.task_type, sizeof t.task_type);
         rc = sq_feed_record(s, sqlite3_column_int64(st, 0), event ? event : "", insert ? &t : NULL);
     }
     if (rc == STORE_OK && atomic_load(&f->on) && step != SQLITE_DONE)
