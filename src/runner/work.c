@@ -12,6 +12,7 @@
 
 #include "core/json_util.h"
 #include "core/validate.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <jansson.h>
@@ -214,7 +215,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     begin_update_span(e, &it->report_span, it, task_status_name(status));
     it->report = (store_write){
         .kind = STORE_WRITE_UPDATE,
-        .now = (int64_t)time(NULL),
+        .now = clock_unix_s(), /* the clock the API stamps creations with */
         .update = {.id = it->id, .status = status, .status_msg = msg, .result = it->result.result},
     };
     it->reported = true;

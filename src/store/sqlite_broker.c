@@ -647,7 +647,7 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
         rc = sq_rc_of(r);
     stmt_done(st);
     if (rc == STORE_OK && !finished) {
-        rc = sq_force_status(s, task_id, TASK_FAILED, why, (int64_t)time(NULL));
+        rc = sq_force_status(s, task_id, TASK_FAILED, why, clock_unix_s());
         if (rc == STORE_OK)
             log_warn("task failed", "task_id", task_id, "reason", why, NULL);
     }
@@ -1166,7 +1166,7 @@ static store_rc trim_changes(sqlite_store *s, const config *c, int64_t now)
 static store_rc apply_sweep(sqlite_store *s, void *arg)
 {
     sweep_args *a = arg;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = clock_unix_s();
     store_rc rc = sweep_tasks(s, a->c, now, &a->removed);
     if (rc == STORE_OK)
         rc = sweep_messages(s, clock_unix_ms());
@@ -1203,7 +1203,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = clock_unix_s();
     int64_t floor = INT64_MAX;
     store_rc rc = STORE_OK;
     for (size_t i = 0; i < c->n_consumers && rc == STORE_OK; i++) {
