@@ -10,6 +10,7 @@
 #include "core/uuid7.h"
 #include "broker.h"
 #include "queue_depths.h"
+#include "task_cache.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -118,6 +119,11 @@ struct sqlite_store {
     depth_log depth_log;
 
     sq_feed feed;
+    /* tasks read lately (GET by id); the ids this batch wrote, forgotten after its commit */
+    task_cache *cache;
+    char (*touched)[TASK_ID_LEN + 1];
+    size_t n_touched, cap_touched;
+    bool touched_lost; /* out of memory noting them: the commit forgets every task */
     /* wake-ups for the local pipeline: new change records, new visible messages */
     pthread_mutex_t notify_mu;
     pthread_cond_t notify_cv;

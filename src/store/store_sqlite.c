@@ -44,6 +44,8 @@
 #include <unistd.h>
 
 #define MAX_READERS 64
+/* Tasks kept for reads by id (task_cache.h): at most 2 KiB of strings each */
+#define TASK_CACHE_SLOTS 2048
 /* While writes fail and nothing else is written, a probe write every this many seconds */
 #define PROBE_INTERVAL_S 1
 /* Healthy again: a write commits, and none has failed for this long (past the pipeline's
@@ -340,6 +342,9 @@ void sq_reader_put(sqlite_store *s, reader *r)
 static store_rc sq_get_task(store *base, const char *id, task *out)
 {
     sqlite_store *s = (sqlite_store *)base;
+    uint64_t gen = 0;
+    if (s->cache && task_cache_get(s->cache, id, out, &gen))
+        return STORE_OK;
     reader *r = sq_reader_get(s);
     if (!r)
         return STORE_BUSY;
@@ -355,6 +360,8 @@ static store_rc sq_get_task(store *base, const char *id, task *out)
     sqlite3_reset(r->get);
     sqlite3_clear_bindings(r->get);
     sq_reader_put(s, r);
+    if (result == STORE_OK && s->cache)
+        task_cache_put(s->cache, out, gen); /* unless a commit forgot it meanwhile */
     return result;
 }
 
@@ -616,6 +623,20 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
         s->syncing = durable;
 }
 
+/* Writer, after a batch's commit (or its failure): the cache forgets what it wrote. */
+static void forget_touched(sqlite_store *s)
+{
+    if (!s->cache)
+        return;
+    if (s->touched_lost)
+        task_cache_forget_all(s->cache);
+    else
+        for (size_t i = 0; i < s->n_touched; i++)
+            task_cache_forget(s->cache, s->touched[i]);
+    s->n_touched = 0;
+    s->touched_lost = false;
+}
+
 static void run_batch(sqlite_store *s, store_write *batch)
 {
     int64_t started = clock_unix_ms();
@@ -716,6 +737,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             s->depth_log.lost = sq_depths_load(s) != STORE_OK;
         }
     }
+    forget_touched(s); /* before anyone is told: they read what this batch wrote */
     settle_health(s, rc == SQLITE_OK && wrote);
     if (s->listener.committed)
         s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
@@ -817,6 +839,24 @@ store_rc sq_history_delete(sqlite_store *s, const char *id)
     return sq_rc_of(sq_step_done(s->w_hist_delete));
 }
 
+/* Writer: task id is being written; the cache forgets it once the batch commits (or not). */
+static void note_touched(sqlite_store *s, const char *id)
+{
+    if (!s->cache)
+        return;
+    if (s->n_touched == s->cap_touched) {
+        size_t cap = s->cap_touched ? 2 * s->cap_touched : 64;
+        char(*grown)[TASK_ID_LEN + 1] = realloc(s->touched, cap * sizeof *grown);
+        if (!grown) { /* cannot say which: the batch's commit forgets every task */
+            s->touched_lost = true;
+            return;
+        }
+        s->touched = grown;
+        s->cap_touched = cap;
+    }
+    memcpy(s->touched[s->n_touched++], id, TASK_ID_LEN + 1);
+}
+
 /* Append a change record for task t (images rendered here). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, const char *data_image, int64_t now)
@@ -842,6 +882,7 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
         sbuf_free(oi);
         return STORE_ERROR;
     }
+    note_touched(s, any->id);
     sqlite3_stmt *st = s->w_change;
     sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, any->id, -1, SQLITE_STATIC);
@@ -1211,6 +1252,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->health_mu);
     free(s->batch_changes);
     free(s->feed.takes);
+    free(s->touched);
+    task_cache_free(s->cache);
     sbuf_free(&s->w_images[0]);
     sbuf_free(&s->w_images[1]);
     depth_log_free(&s->depth_log);
@@ -1269,6 +1312,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!(s->depths = queue_depths_new()) || sq_depths_load(s) != STORE_OK) {
         set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
+    if (!(s->cache = task_cache_new(TASK_CACHE_SLOTS))) {
+        set_err(err, errlen, "cannot start the store of", s->path, "out of memory");
         goto fail;
     }
     if (!prepare_writer(s)) {

@@ -1,0 +1,137 @@
+/*
+ * task_cache — recently read tasks; see task_cache.h.
+ */
+#include "task_cache.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A task whose strings (message, data, result, trace) take more is not kept. */
+#define KEEP_MAX 2048
+
+typedef struct slot {
+    pthread_mutex_t mu;
+    uint64_t gen; /* moved on by every forget */
+    bool used;
+    task t;
+} slot;
+
+struct task_cache {
+    size_t n;
+    slot *slots;
+};
+
+task_cache *task_cache_new(size_t n)
+{
+    task_cache *c = calloc(1, sizeof *c);
+    if (!c || !(c->slots = calloc(n ? n : 1, sizeof *c->slots))) {
+        free(c);
+        return NULL;
+    }
+    c->n = n ? n : 1;
+    for (size_t i = 0; i < c->n; i++)
+        pthread_mutex_init(&c->slots[i].mu, NULL);
+    return c;
+}
+
+void task_cache_free(task_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        task_clear(&c->slots[i].t);
+        pthread_mutex_destroy(&c->slots[i].mu);
+    }
+    free(c->slots);
+    free(c);
+}
+
+static slot *slot_of(task_cache *c, const char *id)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a: the id's random tail spreads it */
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    return &c->slots[h % c->n];
+}
+
+/* A deep copy; false (dst empty) when out of memory. */
+static bool copy_task(task *dst, const task *src)
+{
+    *dst = *src;
+    dst->status_msg = src->status_msg ? strdup(src->status_msg) : NULL;
+    dst->data = src->data ? strdup(src->data) : NULL;
+    dst->result = src->result ? strdup(src->result) : NULL;
+    dst->trace = src->trace ? strdup(src->trace) : NULL;
+    if ((src->status_msg && !dst->status_msg) || (src->data && !dst->data) ||
+        (src->result && !dst->result) || (src->trace && !dst->trace)) {
+        task_clear(dst);
+        return false;
+    }
+    return true;
+}
+
+static size_t weight(const task *t)
+{
+    const char *s[] = {t->status_msg, t->data, t->result, t->trace};
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
+        n += s[i] ? strlen(s[i]) : 0;
+    return n;
+}
+
+bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
+{
+    slot *s = slot_of(c, id);
+    pthread_mutex_lock(&s->mu);
+    bool found = s->used && strcmp(s->t.id, id) == 0 && copy_task(out, &s->t);
+    *gen = s->gen;
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+void task_cache_put(task_cache *c, const task *t, uint64_t gen)
+{
+    if (weight(t) > KEEP_MAX)
+        return;
+    task copy;
+    if (!copy_task(&copy, t))
+        return;
+    slot *s = slot_of(c, t->id);
+    task old = {0};
+    pthread_mutex_lock(&s->mu);
+    bool fresh = s->gen == gen; /* no commit forgot this slot since the read began */
+    if (fresh) {
+        old = s->t;
+        s->t = copy;
+        s->used = true;
+    }
+    pthread_mutex_unlock(&s->mu);
+    task_clear(fresh ? &old : &copy);
+}
+
+/* Forget what slot s holds (id, or whatever it holds when NULL) and move its generation on. */
+static void forget(slot *s, const char *id)
+{
+    task old = {0};
+    pthread_mutex_lock(&s->mu);
+    s->gen++;
+    if (s->used && (!id || strcmp(s->t.id, id) == 0)) {
+        old = s->t;
+        memset(&s->t, 0, sizeof s->t);
+        s->used = false;
+    }
+    pthread_mutex_unlock(&s->mu);
+    task_clear(&old);
+}
+
+void task_cache_forget(task_cache *c, const char *id)
+{
+    forget(slot_of(c, id), id);
+}
+
+void task_cache_forget_all(task_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        forget(&c->slots[i], NULL);
+}

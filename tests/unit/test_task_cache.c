@@ -1,0 +1,164 @@
+/*
+ * Unit tests for store/task_cache: copies in and out, forgetting, large tasks
+ * left out, and the rule that a read racing with a commit never leaves what
+ * was before it in the cache (threads playing writer and readers).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "store/task_cache.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ID1 "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
+#define ID2 "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e60"
+
+static task make(const char *id, const char *msg)
+{
+    task t = {
+        .status = TASK_IN_PROGRESS, .created_time = 1, .updated_time = 2, .ttl = TASK_NULL_TIME};
+    snprintf(t.id, sizeof t.id, "%s", id);
+    snprintf(t.task_type, sizeof t.task_type, "TASK1");
+    t.status_msg = strdup(msg);
+    t.data = strdup("{\"a\":1}");
+    t.trace = strdup("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    return t;
+}
+
+static void test_put_get_forget(void **state)
+{
+    (void)state;
+    task_cache *c = task_cache_new(64);
+    assert_non_null(c);
+    task out;
+    uint64_t gen = 99;
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+    task t = make(ID1, "Task started");
+    task_cache_put(c, &t, gen);
+    memset(&out, 0, sizeof out);
+    assert_true(task_cache_get(c, ID1, &out, &gen));
+    assert_string_equal(out.id, ID1);
+    assert_string_equal(out.status_msg, "Task started");
+    assert_string_equal(out.data, "{\"a\":1}");
+    assert_ptr_not_equal(out.data, t.data); /* a copy the caller owns */
+    assert_null(out.result);
+    assert_int_equal(out.status, TASK_IN_PROGRESS);
+    task_clear(&out);
+    assert_false(task_cache_get(c, ID2, &out, &gen)); /* another id is not it */
+
+    task_cache_forget(c, ID1);
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+
+    /* a put after a forget that came between its get and the put keeps nothing */
+    uint64_t before;
+    assert_false(task_cache_get(c, ID1, &out, &before));
+    task_cache_forget(c, ID1);
+    task_cache_put(c, &t, before);
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+    task_cache_put(c, &t, gen);
+    assert_true(task_cache_get(c, ID1, &out, &gen));
+    task_clear(&out);
+
+    /* forgetting all */
+    task_cache_forget_all(c);
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+
+    /* a large task is not kept */
+    task big = make(ID2, "");
+    free(big.data);
+    big.data = malloc(4000);
+    memset(big.data, 'x', 3999);
+    big.data[3999] = '\0';
+    assert_false(task_cache_get(c, ID2, &out, &gen));
+    task_cache_put(c, &big, gen);
+    assert_false(task_cache_get(c, ID2, &out, &gen));
+    task_clear(&big);
+    task_clear(&t);
+    task_cache_free(c);
+    task_cache_free(NULL);
+}
+
+/*
+ * A writer "commits" version v of one task (the database now holds v), then forgets it, then
+ * tells (told = v). Readers note told, then read: a hit must hold at least that version; a miss
+ * reads the database and puts it. A stale put would show as a hit older than told.
+ */
+typedef struct race {
+    task_cache *c;
+    atomic_long db;   /* the committed version */
+    atomic_long told; /* the version whose writer was told */
+    atomic_bool stop;
+    atomic_long hits, stale;
+} race;
+
+static void *writer_main(void *arg)
+{
+    race *r = arg;
+    for (long v = 1; !atomic_load(&r->stop); v++) {
+        atomic_store(&r->db, v);
+        task_cache_forget(r->c, ID1);
+        atomic_store(&r->told, v);
+    }
+    return NULL;
+}
+
+static void *reader_main(void *arg)
+{
+    race *r = arg;
+    while (!atomic_load(&r->stop)) {
+        long told = atomic_load(&r->told);
+        task out;
+        uint64_t gen;
+        if (task_cache_get(r->c, ID1, &out, &gen)) {
+            atomic_fetch_add(&r->hits, 1);
+            if (strtol(out.status_msg, NULL, 10) < told)
+                atomic_fetch_add(&r->stale, 1);
+            task_clear(&out);
+            continue;
+        }
+        char v[24];
+        snprintf(v, sizeof v, "%ld", atomic_load(&r->db)); /* the read, after the get */
+        task t = make(ID1, v);
+        task_cache_put(r->c, &t, gen);
+        task_clear(&t);
+    }
+    return NULL;
+}
+
+static void test_no_stale_read_after_a_commit(void **state)
+{
+    (void)state;
+    race r = {.c = task_cache_new(16)};
+    assert_non_null(r.c);
+    pthread_t w, rd[3];
+    assert_int_equal(pthread_create(&w, NULL, writer_main, &r), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&rd[i], NULL, reader_main, &r), 0);
+    struct timespec ts = {0, 400 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    atomic_store(&r.stop, true);
+    pthread_join(w, NULL);
+    for (int i = 0; i < 3; i++)
+        pthread_join(rd[i], NULL);
+    print_message("hits %ld, stale %ld\n", atomic_load(&r.hits), atomic_load(&r.stale));
+    assert_int_equal(atomic_load(&r.stale), 0);
+    task_cache_free(r.c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get_forget),
+        cmocka_unit_test(test_no_stale_read_after_a_commit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
