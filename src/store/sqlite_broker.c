@@ -101,6 +101,7 @@ static const char *const bst_sql[BST_COUNT] = {
     /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
     [BST_CHANGE_BOUNDS] = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'changes'), "
                           "(SELECT min(seq) FROM changes)",
+    /* read once, at open: the writer keeps it from there (broker_last_seq()) */
     [BST_LAST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
     [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, visible_ms, "
                     "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -949,21 +950,22 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag)
         return STORE_BUSY;
     store_rc rc;
     int64_t cp = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc);
+    sq_reader_put(sq(b), r);
     /* the newest sequence number less the checkpoint: numbers are never reused or skipped by
      * a commit, so this is the count of records after the checkpoint without reading them */
-    sqlite3_stmt *st = rc == STORE_OK ? rstmt(r, BST_LAST_SEQ) : NULL;
-    if (st) {
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW && sqlite3_column_int64(st, 0) > cp)
-            *lag = sqlite3_column_int64(st, 0) - cp;
-        else if (step != SQLITE_ROW && step != SQLITE_DONE)
-            rc = sq_rc_of(step);
-        stmt_done(st);
-    } else {
-        rc = STORE_ERROR;
-    }
-    sq_reader_put(sq(b), r);
+    int64_t last = broker_last_seq(b);
+    if (rc == STORE_OK && last > cp)
+        *lag = last - cp;
     return rc;
+}
+
+bool sq_last_seq_load(sqlite_store *s)
+{
+    sqlite3_stmt *st = wstmt(s, BST_LAST_SEQ);
+    int step = st ? sqlite3_step(st) : SQLITE_ERROR;
+    atomic_store(&s->last_seq, step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0);
+    stmt_done(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE;
 }
 
 typedef struct redrive_args {

@@ -95,12 +95,16 @@ struct sqlite_store {
 
     /* told of committed status changes (task_type, status) and of each commit */
     store_listener listener;
-    struct counted_change {
+    /* the tasks this batch wrote a change record of (writer thread only): after its commit the
+     * cache forgets them and the listener counts their status changes */
+    struct written_task {
+        char id[TASK_ID_LEN + 1];
         char task_type[TASK_TYPE_MAX + 1];
         task_status status;
-        bool created;
-    } * batch_changes; /* this batch's, counted after its commit (writer thread only) */
-    size_t n_batch_changes, cap_batch_changes;
+        bool created, removed;
+    } * batch_written;
+    size_t n_batch_written, cap_batch_written;
+    bool batch_written_lost; /* out of memory noting one: the commit forgets every task */
 
     /* what the last batch did, for the wake-ups after its commit (writer thread only) */
     bool batch_wrote_changes;
@@ -119,11 +123,7 @@ struct sqlite_store {
     depth_log depth_log;
 
     sq_feed feed;
-    /* tasks read lately (GET by id); the ids this batch wrote, forgotten after its commit */
-    task_cache *cache;
-    char (*touched)[TASK_ID_LEN + 1];
-    size_t n_touched, cap_touched;
-    bool touched_lost; /* out of memory noting them: the commit forgets every task */
+    task_cache *cache; /* tasks read lately by id */
     /* wake-ups for the local pipeline: new change records, new visible messages */
     pthread_mutex_t notify_mu;
     pthread_cond_t notify_cv;
@@ -188,6 +188,9 @@ store_rc sq_feed_save(sqlite_store *s);
 /* Writer: finish the feed's takes from the first one on, committed or undone. */
 void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
 
+/* The change log's last seq (AUTOINCREMENT keeps it, trimmed or not) into s->last_seq, at
+ * open; false when it cannot be read. */
+bool sq_last_seq_load(sqlite_store *s);
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
 store_rc sq_depths_load(sqlite_store *s);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */

@@ -582,32 +582,39 @@ static store_rc sq_write_health(store *base, char *why, size_t len)
     return STORE_ERROR;
 }
 
-/* Tell the listener of a committed batch's creations and status changes. */
-static void count_changes(sqlite_store *s)
+/* After a batch's commit: the cache forgets the tasks it wrote (before anyone is told or woken:
+ * they read what it wrote), and the listener counts their status changes. */
+static void after_commit(sqlite_store *s)
 {
-    for (size_t i = 0; i < s->n_batch_changes; i++) {
-        const struct counted_change *c = &s->batch_changes[i];
-        s->listener.changed(s->listener.ctx, c->task_type, c->status, c->created);
+    if (s->batch_written_lost)
+        task_cache_forget_all(s->cache);
+    for (size_t i = 0; i < s->n_batch_written; i++) {
+        const struct written_task *w = &s->batch_written[i];
+        task_cache_forget(s->cache, w->id);
+        if (s->listener.changed && !w->removed)
+            s->listener.changed(s->listener.ctx, w->task_type, w->status, w->created);
     }
 }
 
-/* Note a status change for count_changes() once the batch commits. */
-static void note_change(sqlite_store *s, const task *t, bool created)
+/* Note a task the batch writes (a change record of it), for after_commit(). */
+static void note_written(sqlite_store *s, const task *t, bool created, bool removed)
 {
-    if (!s->listener.changed)
-        return;
-    if (s->n_batch_changes == s->cap_batch_changes) {
-        size_t cap = s->cap_batch_changes ? s->cap_batch_changes * 2 : 64;
-        struct counted_change *p = realloc(s->batch_changes, cap * sizeof *p);
-        if (!p)
-            return; /* a metric lost, never a write */
-        s->batch_changes = p;
-        s->cap_batch_changes = cap;
+    if (s->n_batch_written == s->cap_batch_written) {
+        size_t cap = s->cap_batch_written ? s->cap_batch_written * 2 : 64;
+        struct written_task *p = realloc(s->batch_written, cap * sizeof *p);
+        if (!p) { /* a metric lost, never a write; and the cache forgets every task */
+            s->batch_written_lost = true;
+            return;
+        }
+        s->batch_written = p;
+        s->cap_batch_written = cap;
     }
-    struct counted_change *c = &s->batch_changes[s->n_batch_changes++];
-    memcpy(c->task_type, t->task_type, sizeof c->task_type);
-    c->status = t->status;
-    c->created = created;
+    struct written_task *w = &s->batch_written[s->n_batch_written++];
+    memcpy(w->id, t->id, sizeof w->id);
+    memcpy(w->task_type, t->task_type, sizeof w->task_type);
+    w->status = t->status;
+    w->created = created;
+    w->removed = removed;
 }
 
 /* Run one batch: every op in its own savepoint, one commit for all. */
@@ -623,20 +630,6 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
         s->syncing = durable;
 }
 
-/* Writer, after a batch's commit (or its failure): the cache forgets what it wrote. */
-static void forget_touched(sqlite_store *s)
-{
-    if (!s->cache)
-        return;
-    if (s->touched_lost)
-        task_cache_forget_all(s->cache);
-    else
-        for (size_t i = 0; i < s->n_touched; i++)
-            task_cache_forget(s->cache, s->touched[i]);
-    s->n_touched = 0;
-    s->touched_lost = false;
-}
-
 static void run_batch(sqlite_store *s, store_write *batch)
 {
     int64_t started = clock_unix_ms();
@@ -645,7 +638,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
         writes++;
     choose_sync(s, batch);
     s->batch_wrote_changes = s->batch_sent_messages = false;
-    s->n_batch_changes = 0;
+    s->n_batch_written = 0;
+    s->batch_written_lost = false;
     s->batch_last_seq = atomic_load(&s->last_seq);
     bool feed_on = atomic_load(&s->feed.on); /* as the last commit left it */
     int64_t feed_cp = s->feed.cp;
@@ -668,7 +662,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             w->rc = STORE_ERROR;
             continue;
         }
-        size_t counted = s->n_batch_changes;  /* a rolled-back write counts nothing */
+        size_t counted = s->n_batch_written;  /* a rolled-back write changed nothing */
         int64_t last_seq = s->batch_last_seq; /* and its change records' seqs are given again */
         bool was_fed = atomic_load(&s->feed.on);
         int64_t fed_cp = s->feed.cp;
@@ -693,7 +687,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             if (w->rc == STORE_ERROR)
                 note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
             sq_step_done(s->w_rollback_to);
-            s->n_batch_changes = counted;
+            s->n_batch_written = counted;
             s->batch_last_seq = last_seq;
             sq_feed_finish(s, fed, false);
             atomic_store(&s->feed.on, was_fed);
@@ -719,6 +713,18 @@ static void run_batch(sqlite_store *s, store_write *batch)
             if (succeeded(w->rc))
                 w->rc = failed;
     }
+    if (rc == SQLITE_OK) {
+        s->feed.saved_cp = s->feed.cp;
+        sq_feed_finish(s, 0, true);
+        after_commit(s);
+        queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
+        if (s->depth_log.lost) {
+            log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
+            s->depth_log.lost = sq_depths_load(s) != STORE_OK;
+        }
+    }
+    /* the wake-ups last: a waiter woken by this commit (GET ?wait=) reads the task through
+     * the cache, which after_commit() has made forget it */
     if (rc == SQLITE_OK && (s->batch_wrote_changes || s->batch_sent_messages)) {
         atomic_store(&s->last_seq, s->batch_last_seq);
         pthread_mutex_lock(&s->notify_mu);
@@ -727,17 +733,6 @@ static void run_batch(sqlite_store *s, store_write *batch)
         pthread_cond_broadcast(&s->notify_cv);
         pthread_mutex_unlock(&s->notify_mu);
     }
-    if (rc == SQLITE_OK) {
-        s->feed.saved_cp = s->feed.cp;
-        sq_feed_finish(s, 0, true);
-        count_changes(s);
-        queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
-        if (s->depth_log.lost) {
-            log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
-            s->depth_log.lost = sq_depths_load(s) != STORE_OK;
-        }
-    }
-    forget_touched(s); /* before anyone is told: they read what this batch wrote */
     settle_health(s, rc == SQLITE_OK && wrote);
     if (s->listener.committed)
         s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
@@ -839,24 +834,6 @@ store_rc sq_history_delete(sqlite_store *s, const char *id)
     return sq_rc_of(sq_step_done(s->w_hist_delete));
 }
 
-/* Writer: task id is being written; the cache forgets it once the batch commits (or not). */
-static void note_touched(sqlite_store *s, const char *id)
-{
-    if (!s->cache)
-        return;
-    if (s->n_touched == s->cap_touched) {
-        size_t cap = s->cap_touched ? 2 * s->cap_touched : 64;
-        char(*grown)[TASK_ID_LEN + 1] = realloc(s->touched, cap * sizeof *grown);
-        if (!grown) { /* cannot say which: the batch's commit forgets every task */
-            s->touched_lost = true;
-            return;
-        }
-        s->touched = grown;
-        s->cap_touched = cap;
-    }
-    memcpy(s->touched[s->n_touched++], id, TASK_ID_LEN + 1);
-}
-
 /* Append a change record for task t (images rendered here). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, const char *data_image, int64_t now)
@@ -882,7 +859,6 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
         sbuf_free(oi);
         return STORE_ERROR;
     }
-    note_touched(s, any->id);
     sqlite3_stmt *st = s->w_change;
     sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, any->id, -1, SQLITE_STATIC);
@@ -895,8 +871,7 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
     s->batch_last_seq = sqlite3_last_insert_rowid(s->wdb);
-    if (new_image)
-        note_change(s, new_image, old_image == NULL);
+    note_written(s, any, old_image == NULL, new_image == NULL);
     return sq_feed_record(s, s->batch_last_seq, event, old_image ? NULL : new_image);
 }
 
@@ -1198,19 +1173,6 @@ static void finalize_writer(sqlite_store *s)
  * the POSIX locks SQLite takes on the file, and this descriptor is closed only
  * after SQLite has closed the database.
  */
-/* The last seq given to a change record: AUTOINCREMENT keeps it, trimmed or not. */
-static bool load_last_seq(sqlite_store *s)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->wdb, "SELECT seq FROM sqlite_sequence WHERE name = 'changes'", -1,
-                           &st, NULL) != SQLITE_OK)
-        return false;
-    int rc = sqlite3_step(st);
-    atomic_store(&s->last_seq, rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0);
-    sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE;
-}
-
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -1250,9 +1212,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->notify_mu);
     pthread_cond_destroy(&s->notify_cv);
     pthread_mutex_destroy(&s->health_mu);
-    free(s->batch_changes);
+    free(s->batch_written);
     free(s->feed.takes);
-    free(s->touched);
     task_cache_free(s->cache);
     sbuf_free(&s->w_images[0]);
     sbuf_free(&s->w_images[1]);
@@ -1306,7 +1267,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
-    if (!load_last_seq(s)) {
+    if (!sq_last_seq_load(s)) {
         set_err(err, errlen, "cannot read the change log of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
