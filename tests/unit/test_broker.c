@@ -1395,6 +1395,48 @@ static void *waker_main(void *arg)
     return NULL;
 }
 
+/* What the listener sees of the broker's change generation while a commit is told to it. */
+typedef struct order_probe {
+    broker *b;
+    uint64_t gen_seen;
+    int calls;
+} order_probe;
+
+static void probe_changed(void *ctx, const char *task_type, task_status status, bool created)
+{
+    (void)task_type, (void)status, (void)created;
+    order_probe *p = ctx;
+    uint64_t g = 0;
+    broker_wait(p->b, true, &g, 0); /* gen 0: only reads the current generation */
+    p->gen_seen = g;
+    p->calls++;
+}
+
+/* A commit's after-work (the cache forgetting its tasks, the listener counting them) comes
+ * before its wake-ups: a waiter woken by the commit (GET ?wait=) must not read the task from
+ * the cache as it was before. */
+static void test_commit_wakes_after_the_cache_forgot(void **state)
+{
+    fx *f = *state;
+    store_close(f->s);
+    order_probe p = {0};
+    store_listener l = {.changed = probe_changed, .ctx = &p};
+    store_sqlite_options o = {.path = f->path, .sync = STORE_SYNC_NORMAL, .listener = &l};
+    char err[256] = "";
+    f->s = store_sqlite_open(&o, err, sizeof err);
+    assert_non_null(f->s);
+    f->b = p.b = broker_of(f->s);
+    uint64_t before = 0;
+    broker_wait(f->b, true, &before, 0);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    assert_int_equal(p.calls, 1);
+    assert_int_equal(p.gen_seen, before); /* not woken yet while the after-work runs */
+    uint64_t after = 0;
+    broker_wait(f->b, true, &after, 0);
+    assert_true(after > before); /* and woken once it is done */
+}
+
 static void test_broker_wait(void **state)
 {
     fx *f = *state;
@@ -1487,6 +1529,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_wakes_after_the_cache_forgot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_which_commits_wake_runners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
