@@ -44,8 +44,9 @@ static bool build_attributes(publish_message *m)
     return m->attributes != NULL;
 }
 
-/* The message for a created task's fields: READY, SKIPPED when they are incomplete, NO_MEMORY;
- * out holds something to free only when READY. */
+/* The message for a created task's fields, but for its attributes (built once its trace is
+ * known: build_attributes()): READY, SKIPPED when they are incomplete, NO_MEMORY; out holds
+ * something to free only when READY. */
 static publish_outcome message_of(const publish_source *src, publish_message *out)
 {
     memset(out, 0, sizeof *out);
@@ -56,15 +57,15 @@ static publish_outcome message_of(const publish_source *src, publish_message *ou
     snprintf(out->task_type, sizeof out->task_type, "%s", src->task_type);
     out->body = strdup(src->data);
     out->trace = src->trace ? strdup(src->trace) : NULL;
-    if (out->body && (!src->trace || out->trace) && build_attributes(out))
+    if (out->body && (!src->trace || out->trace))
         return PUBLISH_READY;
     publish_message_free(out);
     return PUBLISH_NO_MEMORY;
 }
 
 /*
- * The message for an INSERT record: READY, SKIPPED when the record is not a
- * complete INSERT, NO_MEMORY; out holds something to free only when READY.
+ * The message for an INSERT record, as message_of() makes it: READY, SKIPPED
+ * when the record is not a complete INSERT, NO_MEMORY.
  */
 static publish_outcome make_message(const json_t *record, publish_message *out)
 {
@@ -91,7 +92,12 @@ static publish_outcome make_message(const json_t *record, publish_message *out)
 
 bool publisher_message(const json_t *record, publish_message *out)
 {
-    return make_message(record, out) == PUBLISH_READY;
+    if (make_message(record, out) != PUBLISH_READY)
+        return false;
+    if (build_attributes(out))
+        return true;
+    publish_message_free(out);
+    return false;
 }
 
 bool publish_message_set_trace(publish_message *m, const char *traceparent)
