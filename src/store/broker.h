@@ -7,9 +7,10 @@
  * Every write joins the store's group commit, so publishing messages and
  * moving a consumer's checkpoint happen in one transaction: a crash can
  * neither lose a record nor publish it twice. Threads that consume wait on
- * broker_wait() and are woken after each commit that gives them work; they
- * look for work with reads (broker_next_visible, broker_sweep_due) first, so
- * an idle taskd opens no write transaction at all.
+ * broker_wait() and are woken after each commit that gives them work — once
+ * the commit's own writers have their answers, so that a client's reply does
+ * not wait for them; they look for work with reads (broker_next_visible,
+ * broker_sweep_due) first, so an idle taskd opens no write transaction at all.
  */
 #ifndef TASKD_BROKER_H
 #define TASKD_BROKER_H

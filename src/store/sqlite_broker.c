@@ -1243,10 +1243,11 @@ void broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
     }
     pthread_mutex_lock(&s->notify_mu);
     uint64_t *current = changes ? &s->changes_gen : &s->messages_gen;
+    pthread_cond_t *cv = changes ? &s->changes_cv : &s->messages_cv;
     if (*gen != 0) {
         int rc = 0;
         while (*current == *gen && rc != ETIMEDOUT && timeout_ms > 0)
-            rc = pthread_cond_timedwait(&s->notify_cv, &s->notify_mu, &until);
+            rc = pthread_cond_timedwait(cv, &s->notify_mu, &until);
     }
     *gen = *current;
     pthread_mutex_unlock(&s->notify_mu);
@@ -1258,6 +1259,7 @@ void broker_wake_all(broker *b)
     pthread_mutex_lock(&s->notify_mu);
     s->changes_gen++;
     s->messages_gen++;
-    pthread_cond_broadcast(&s->notify_cv);
+    pthread_cond_broadcast(&s->changes_cv);
+    pthread_cond_broadcast(&s->messages_cv);
     pthread_mutex_unlock(&s->notify_mu);
 }

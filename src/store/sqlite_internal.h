@@ -124,11 +124,15 @@ struct sqlite_store {
 
     sq_feed feed;
     task_cache *cache; /* tasks read lately by id */
-    /* wake-ups for the local pipeline: new change records, new visible messages */
+    /* wake-ups for the local pipeline: new change records, new visible messages; each kind
+     * has its own condition, so a commit wakes only the threads it gives work */
     pthread_mutex_t notify_mu;
-    pthread_cond_t notify_cv;
+    pthread_cond_t changes_cv;
+    pthread_cond_t messages_cv;
     uint64_t changes_gen;     /* bumped after a commit that appended change records */
     uint64_t messages_gen;    /* bumped after a commit that made messages visible */
+    bool wake_changes;        /* the last batch's wake-ups, due once its writers are answered */
+    bool wake_messages;       /* (writer thread only) */
     _Atomic int64_t last_seq; /* the last committed change record's seq, set before the bump */
 };
 
@@ -178,6 +182,9 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
 store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now);
 /* Writer thread only: forget a deleted task's history. */
 store_rc sq_history_delete(sqlite_store *s, const char *id);
+/* Writer thread only: apply one write inside the open transaction, in its own savepoint: a
+ * failed one (w->rc) is rolled back with all the batch noted of it (feed, depths, seqs). */
+void sq_apply_write(sqlite_store *s, store_write *w);
 /* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
 store_rc sq_apply_update(sqlite_store *s, store_write *w);
 /* Writer: a change record just written, for the feed: messages of a created task, the

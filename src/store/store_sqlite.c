@@ -617,6 +617,47 @@ static void note_written(sqlite_store *s, const task *t, bool created, bool remo
     w->removed = removed;
 }
 
+void sq_apply_write(sqlite_store *s, store_write *w)
+{
+    if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
+        w->rc = STORE_ERROR;
+        return;
+    }
+    size_t counted = s->n_batch_written;  /* a rolled-back write changed nothing */
+    int64_t last_seq = s->batch_last_seq; /* and its change records' seqs are given again */
+    bool was_fed = atomic_load(&s->feed.on);
+    int64_t fed_cp = s->feed.cp;
+    size_t fed = s->feed.n_takes;
+    size_t moved = depth_log_mark(&s->depth_log);
+    const sq_job *job = w->adapter_data;
+    if (job)
+        w->rc = job->apply(s, job->arg);
+    else
+        switch (w->kind) {
+        case STORE_WRITE_CREATE:
+            w->rc = apply_create(s, w);
+            break;
+        case STORE_WRITE_UPDATE:
+            w->rc = sq_apply_update(s, w);
+            break;
+        case STORE_WRITE_RECLAIM:
+            w->rc = apply_reclaim(s, w);
+            break;
+        }
+    if (!succeeded(w->rc)) {
+        if (w->rc == STORE_ERROR)
+            note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
+        sq_step_done(s->w_rollback_to);
+        s->n_batch_written = counted;
+        s->batch_last_seq = last_seq;
+        sq_feed_finish(s, fed, false);
+        atomic_store(&s->feed.on, was_fed);
+        s->feed.cp = fed_cp;
+        depth_log_rewind(&s->depth_log, moved);
+    }
+    sq_step_done(s->w_release);
+}
+
 /* Run one batch: every op in its own savepoint, one commit for all. */
 /* Wait for the disk at commit only when some write in the batch must be durable. */
 static void choose_sync(sqlite_store *s, const store_write *batch)
@@ -657,45 +698,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
         settle_health(s, false);
         return;
     }
-    for (store_write *w = batch; w; w = w->next) {
-        if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
-            w->rc = STORE_ERROR;
-            continue;
-        }
-        size_t counted = s->n_batch_written;  /* a rolled-back write changed nothing */
-        int64_t last_seq = s->batch_last_seq; /* and its change records' seqs are given again */
-        bool was_fed = atomic_load(&s->feed.on);
-        int64_t fed_cp = s->feed.cp;
-        size_t fed = s->feed.n_takes;
-        size_t moved = depth_log_mark(&s->depth_log);
-        const sq_job *job = w->adapter_data;
-        if (job)
-            w->rc = job->apply(s, job->arg);
-        else
-            switch (w->kind) {
-            case STORE_WRITE_CREATE:
-                w->rc = apply_create(s, w);
-                break;
-            case STORE_WRITE_UPDATE:
-                w->rc = sq_apply_update(s, w);
-                break;
-            case STORE_WRITE_RECLAIM:
-                w->rc = apply_reclaim(s, w);
-                break;
-            }
-        if (!succeeded(w->rc)) {
-            if (w->rc == STORE_ERROR)
-                note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
-            sq_step_done(s->w_rollback_to);
-            s->n_batch_written = counted;
-            s->batch_last_seq = last_seq;
-            sq_feed_finish(s, fed, false);
-            atomic_store(&s->feed.on, was_fed);
-            s->feed.cp = fed_cp;
-            depth_log_rewind(&s->depth_log, moved);
-        }
-        sq_step_done(s->w_release);
-    }
+    for (store_write *w = batch; w; w = w->next)
+        sq_apply_write(s, w);
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     store_rc saved = sq_feed_save(s); /* the fed consumer's checkpoint, with its messages */
     rc = saved == STORE_OK ? sq_step_done(s->w_commit) : SQLITE_ERROR;
@@ -723,20 +727,34 @@ static void run_batch(sqlite_store *s, store_write *batch)
             s->depth_log.lost = sq_depths_load(s) != STORE_OK;
         }
     }
-    /* the wake-ups last: a waiter woken by this commit (GET ?wait=) reads the task through
-     * the cache, which after_commit() has made forget it */
-    if (rc == SQLITE_OK && (s->batch_wrote_changes || s->batch_sent_messages)) {
+    if (rc == SQLITE_OK && s->batch_wrote_changes)
         atomic_store(&s->last_seq, s->batch_last_seq);
-        pthread_mutex_lock(&s->notify_mu);
-        s->changes_gen += s->batch_wrote_changes;
-        s->messages_gen += s->batch_sent_messages;
-        pthread_cond_broadcast(&s->notify_cv);
-        pthread_mutex_unlock(&s->notify_mu);
-    }
+    /* woken by wake_waiters(), after after_commit(): a waiter woken by this commit (GET
+     * ?wait=) reads the task through the cache, which after_commit() has made forget it */
+    s->wake_changes = rc == SQLITE_OK && s->batch_wrote_changes;
+    s->wake_messages = rc == SQLITE_OK && s->batch_sent_messages;
     settle_health(s, rc == SQLITE_OK && wrote);
     if (s->listener.committed)
         s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
                               s->syncing);
+}
+
+/* Wake the threads the last batch gave work: those waiting for change records, for messages. */
+static void wake_waiters(sqlite_store *s)
+{
+    if (!s->wake_changes && !s->wake_messages)
+        return;
+    pthread_mutex_lock(&s->notify_mu);
+    if (s->wake_changes) {
+        s->changes_gen++;
+        pthread_cond_broadcast(&s->changes_cv);
+    }
+    if (s->wake_messages) {
+        s->messages_gen++;
+        pthread_cond_broadcast(&s->messages_cv);
+    }
+    pthread_mutex_unlock(&s->notify_mu);
+    s->wake_changes = s->wake_messages = false;
 }
 
 static store_rc apply_probe(sqlite_store *s, void *arg)
@@ -753,6 +771,7 @@ static void probe_writes(sqlite_store *s)
     sq_job job = {.apply = apply_probe};
     store_write w = {.relaxed = true, .adapter_data = &job};
     run_batch(s, &w);
+    wake_waiters(s);
 }
 
 /* Forget idempotency keys older than the window, at most once a minute. */
@@ -795,10 +814,13 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, batch);
+        /* the writers are answered first: on two cores, the threads a commit wakes would
+         * otherwise stand between a client and its reply */
         for (store_write *w = batch, *next; w; w = next) {
             next = w->next; /* w belongs to its caller again once done() runs */
             w->done(w);
         }
+        wake_waiters(s);
         purge_idempotency(s);
 
         pthread_mutex_lock(&s->mu);
@@ -1210,7 +1232,8 @@ static void sq_close(store *base)
     pthread_cond_destroy(&s->wake);
     pthread_cond_destroy(&s->reader_free);
     pthread_mutex_destroy(&s->notify_mu);
-    pthread_cond_destroy(&s->notify_cv);
+    pthread_cond_destroy(&s->changes_cv);
+    pthread_cond_destroy(&s->messages_cv);
     pthread_mutex_destroy(&s->health_mu);
     free(s->batch_written);
     free(s->feed.takes);
@@ -1240,7 +1263,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_cond_init(&s->wake, NULL);
     pthread_cond_init(&s->reader_free, NULL);
     pthread_mutex_init(&s->notify_mu, NULL);
-    pthread_cond_init(&s->notify_cv, NULL);
+    pthread_cond_init(&s->changes_cv, NULL);
+    pthread_cond_init(&s->messages_cv, NULL);
     pthread_mutex_init(&s->health_mu, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     if (!lock_database(s, err, errlen))
