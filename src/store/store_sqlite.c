@@ -582,15 +582,23 @@ static store_rc sq_write_health(store *base, char *why, size_t len)
     return STORE_ERROR;
 }
 
-/* After a batch's commit: the cache forgets the tasks it wrote (before anyone is told or woken:
- * they read what it wrote), and the listener counts their status changes. */
-static void after_commit(sqlite_store *s)
+/* Hold the cache's slots of the tasks the batch wrote from just before its commit (hold) until
+ * just after it or its rollback (release): whoever learns of the commit — by its change
+ * records, which readers see the moment it lands, by a wake-up or by a reply — reads what it
+ * wrote, never what the cache kept from before. */
+static void hold_written(sqlite_store *s, bool hold)
 {
     if (s->batch_written_lost)
-        task_cache_forget_all(s->cache);
+        (hold ? task_cache_hold_all : task_cache_release_all)(s->cache);
+    for (size_t i = 0; i < s->n_batch_written; i++)
+        (hold ? task_cache_hold : task_cache_release)(s->cache, s->batch_written[i].id);
+}
+
+/* After a batch's commit: the listener counts the status changes of the tasks it wrote. */
+static void after_commit(sqlite_store *s)
+{
     for (size_t i = 0; i < s->n_batch_written; i++) {
         const struct written_task *w = &s->batch_written[i];
-        task_cache_forget(s->cache, w->id);
         if (s->listener.changed && !w->removed)
             s->listener.changed(s->listener.ctx, w->task_type, w->status, w->created);
     }
@@ -702,6 +710,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         sq_apply_write(s, w);
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     store_rc saved = sq_feed_save(s); /* the fed consumer's checkpoint, with its messages */
+    hold_written(s, true);
     rc = saved == STORE_OK ? sq_step_done(s->w_commit) : SQLITE_ERROR;
     if (rc != SQLITE_OK) {
         note_fault(s, rc);
@@ -709,6 +718,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             log_error("commit failed; the batch was rolled back", "error", sqlite3_errmsg(s->wdb),
                       NULL);
         sq_step_done(s->w_rollback);
+        hold_written(s, false);
         sq_feed_finish(s, 0, false);
         atomic_store(&s->feed.on, feed_on);
         s->feed.cp = feed_cp;
@@ -719,6 +729,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     }
     if (rc == SQLITE_OK) {
         s->feed.saved_cp = s->feed.cp;
+        hold_written(s, false);
         sq_feed_finish(s, 0, true);
         after_commit(s);
         queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
@@ -729,8 +740,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     }
     if (rc == SQLITE_OK && s->batch_wrote_changes)
         atomic_store(&s->last_seq, s->batch_last_seq);
-    /* woken by wake_waiters(), after after_commit(): a waiter woken by this commit (GET
-     * ?wait=) reads the task through the cache, which after_commit() has made forget it */
+    /* woken by wake_waiters(), once the writers have their answers */
     s->wake_changes = rc == SQLITE_OK && s->batch_wrote_changes;
     s->wake_messages = rc == SQLITE_OK && s->batch_sent_messages;
     settle_health(s, rc == SQLITE_OK && wrote);

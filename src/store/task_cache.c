@@ -12,7 +12,8 @@
 
 typedef struct slot {
     pthread_mutex_t mu;
-    uint64_t gen; /* moved on by every forget */
+    uint64_t gen;  /* moved on by every hold and release */
+    unsigned held; /* commits under way that change a task of this slot */
     bool used;
     task t;
 } slot;
@@ -84,7 +85,7 @@ bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
 {
     slot *s = slot_of(c, id);
     pthread_mutex_lock(&s->mu);
-    bool found = s->used && strcmp(s->t.id, id) == 0 && copy_task(out, &s->t);
+    bool found = s->used && !s->held && strcmp(s->t.id, id) == 0 && copy_task(out, &s->t);
     *gen = s->gen;
     pthread_mutex_unlock(&s->mu);
     return found;
@@ -100,7 +101,7 @@ void task_cache_put(task_cache *c, const task *t, uint64_t gen)
     slot *s = slot_of(c, t->id);
     task old = {0};
     pthread_mutex_lock(&s->mu);
-    bool fresh = s->gen == gen; /* no commit forgot this slot since the read began */
+    bool fresh = s->gen == gen && !s->held; /* no commit held this slot since the read began */
     if (fresh) {
         old = s->t;
         s->t = copy;
@@ -110,13 +111,17 @@ void task_cache_put(task_cache *c, const task *t, uint64_t gen)
     task_clear(fresh ? &old : &copy);
 }
 
-/* Forget what slot s holds (id, or whatever it holds when NULL) and move its generation on. */
-static void forget(slot *s, const char *id)
+/* Drop what slot s keeps, move its generation on, and take (+1) or end (-1) a hold. */
+static void drop(slot *s, int hold)
 {
     task old = {0};
     pthread_mutex_lock(&s->mu);
     s->gen++;
-    if (s->used && (!id || strcmp(s->t.id, id) == 0)) {
+    if (hold > 0)
+        s->held++;
+    else if (hold < 0 && s->held) /* a release follows its hold */
+        s->held--;
+    if (s->used) {
         old = s->t;
         memset(&s->t, 0, sizeof s->t);
         s->used = false;
@@ -125,13 +130,24 @@ static void forget(slot *s, const char *id)
     task_clear(&old);
 }
 
-void task_cache_forget(task_cache *c, const char *id)
+void task_cache_hold(task_cache *c, const char *id)
 {
-    forget(slot_of(c, id), id);
+    drop(slot_of(c, id), 1);
 }
 
-void task_cache_forget_all(task_cache *c)
+void task_cache_release(task_cache *c, const char *id)
+{
+    drop(slot_of(c, id), -1);
+}
+
+void task_cache_hold_all(task_cache *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        forget(&c->slots[i], NULL);
+        drop(&c->slots[i], 1);
+}
+
+void task_cache_release_all(task_cache *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        drop(&c->slots[i], -1);
 }

@@ -3,13 +3,14 @@
  * (GET /tasks/{id}, a client polling its task) needs no read transaction.
  *
  * Correctness rests on two rules the SQLite store keeps:
- *   - the writer forgets every task a commit changed after the commit and
- *     before it tells anyone of it, so nobody told of a write reads what was
- *     there before;
+ *   - the writer holds the slot of every task a commit changes from just
+ *     before the commit until just after it, and a held slot is not read:
+ *     a reader that sees the commit some other way (its change record, a
+ *     wake-up, a reply) never reads the task as it was before;
  *   - a reader that missed notes its slot's generation, reads the database,
- *     and puts what it read only if the generation is unchanged: a commit
- *     that forgot the slot in between (whose data the read may or may not
- *     have seen) makes the put a no-op.
+ *     and puts what it read only if the generation is unchanged: a hold or a
+ *     release in between (a commit whose data the read may or may not have
+ *     seen) makes the put a no-op.
  * A direct-mapped table of slots, each with its own lock; tasks whose
  * strings are large are not kept, so the cache stays small.
  */
@@ -34,9 +35,14 @@ bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen);
 /* Keep a copy of t as read after a get that missed with gen, unless the slot was forgotten
  * since or t is too large to keep. */
 void task_cache_put(task_cache *c, const task *t, uint64_t gen);
-/* Task id changed or went: drop it and move its slot's generation on. */
-void task_cache_forget(task_cache *c, const char *id);
-/* Every task: task_cache_forget() of each slot. */
-void task_cache_forget_all(task_cache *c);
+/* A commit is about to change task id: drop it, and read its slot from the database (gets
+ * miss, puts are no-ops) until task_cache_release(). Holds of one slot add up. */
+void task_cache_hold(task_cache *c, const char *id);
+/* The commit (or its rollback) is done: end one hold of id's slot, dropping it again. */
+void task_cache_release(task_cache *c, const char *id);
+/* Every slot: task_cache_hold() / task_cache_release() of each (what a commit changed is not
+ * known). */
+void task_cache_hold_all(task_cache *c);
+void task_cache_release_all(task_cache *c);
 
 #endif

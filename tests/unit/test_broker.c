@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,14 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Return once every commit so far has woken its waiters. The writer answers a batch's writes
+ * before it wakes the batch's waiters, and wakes them before it starts the next batch: one more
+ * write, answered, settles the wake-ups of all before it. */
+static void settle_wakeups(broker *b)
+{
+    assert_int_equal(broker_unset_feed(b, "nobody"), STORE_OK); /* a write that changes nothing */
 }
 
 static void sleep_ms(int64_t ms)
@@ -1267,12 +1276,10 @@ static void test_next_visible(void **state)
 }
 
 /* The messages generation now (broker_wait without waiting). */
-/* The messages generation once every commit so far has woken its waiters. The writer answers a
- * batch's writes before it wakes the batch's waiters, and wakes them before it starts the next
- * batch: one more write, answered, settles the wake-ups of all before it. */
+/* The messages generation once every commit so far has woken its waiters. */
 static uint64_t messages_gen(broker *b)
 {
-    assert_int_equal(broker_unset_feed(b, "nobody"), STORE_OK); /* a write that changes nothing */
+    settle_wakeups(b);
     uint64_t gen = 0;
     broker_wait(b, false, &gen, 0);
     return gen;
@@ -1437,8 +1444,75 @@ static void test_commit_wakes_after_the_cache_forgot(void **state)
     assert_int_equal(p.calls, 1);
     assert_int_equal(p.gen_seen, before); /* not woken yet while the after-work runs */
     uint64_t after = 0;
+    settle_wakeups(f->b);
     broker_wait(f->b, true, &after, 0);
     assert_true(after > before); /* and woken once it is done */
+}
+
+/* A reader that follows the change log, as the events thread does for GET ?wait=. */
+typedef struct follower {
+    store *s;
+    broker *b;
+    atomic_bool done;
+    int finished_seen, stale;
+    char stale_status[16];
+} follower;
+
+static void *follower_main(void *arg)
+{
+    follower *fl = arg;
+    int64_t after = broker_last_seq(fl->b);
+    while (!atomic_load(&fl->done)) {
+        change_row_copy *rows = NULL;
+        size_t n = 0;
+        if (broker_changes_after(fl->b, after, 100, &rows, &n) != STORE_OK)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            after = rows[i].seq;
+            if (!rows[i].new_image || !strstr(rows[i].new_image, "\"COMPLETED\""))
+                continue;
+            fl->finished_seen++;
+            task t = {0};
+            if (store_get_task(fl->s, rows[i].task_id, &t) == STORE_OK &&
+                t.status != TASK_COMPLETED) {
+                fl->stale++;
+                snprintf(fl->stale_status, sizeof fl->stale_status, "%s",
+                         task_status_name(t.status));
+            }
+            task_clear(&t);
+        }
+        change_rows_free(rows, n);
+    }
+    return NULL;
+}
+
+/* Whoever sees a commit's change record reads the task as that commit left it, never as the
+ * cache held it before: the writer holds the cache's slots across its commit. */
+static void test_change_record_readers_read_the_commit(void **state)
+{
+    fx *f = *state;
+    follower fl = {.s = f->s, .b = f->b};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, follower_main, &fl), 0);
+    int64_t now = (int64_t)time(NULL);
+    for (int i = 0; i < 300; i++) {
+        char id[37];
+        create_task(f->s, TASK_NULL_TIME, id);
+        set_status(f->s, id, TASK_IN_PROGRESS, "", now);
+        task t = {0};
+        assert_int_equal(store_get_task(f->s, id, &t), STORE_OK); /* cached IN_PROGRESS */
+        task_clear(&t);
+        set_status(f->s, id, TASK_COMPLETED, "done", now);
+    }
+    settle_wakeups(f->b);
+    for (int i = 0; i < 500 && fl.finished_seen < 300; i++)
+        sleep_ms(10);
+    atomic_store(&fl.done, true);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(fl.finished_seen, 300);
+    if (fl.stale)
+        fail_msg("%d of 300 tasks read %s after their COMPLETED record was seen", fl.stale,
+                 fl.stale_status);
 }
 
 static void test_broker_wait(void **state)
@@ -1533,6 +1607,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_change_record_readers_read_the_commit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_commit_wakes_after_the_cache_forgot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_which_commits_wake_runners, setup, teardown),

@@ -1,5 +1,5 @@
 /*
- * Unit tests for store/task_cache: copies in and out, forgetting, large tasks
+ * Unit tests for store/task_cache: copies in and out, holds across commits, large tasks
  * left out, and the rule that a read racing with a commit never leaves what
  * was before it in the cache (threads playing writer and readers).
  */
@@ -34,7 +34,7 @@ static task make(const char *id, const char *msg)
     return t;
 }
 
-static void test_put_get_forget(void **state)
+static void test_put_get_hold(void **state)
 {
     (void)state;
     task_cache *c = task_cache_new(64);
@@ -55,22 +55,44 @@ static void test_put_get_forget(void **state)
     task_clear(&out);
     assert_false(task_cache_get(c, ID2, &out, &gen)); /* another id is not it */
 
-    task_cache_forget(c, ID1);
+    /* a held slot is not read, and keeps nothing put while held */
+    task_cache_hold(c, ID1);
     assert_false(task_cache_get(c, ID1, &out, &gen));
+    task_cache_put(c, &t, gen);
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+    task_cache_hold(c, ID1); /* holds add up: a second commit of the same slot */
+    task_cache_release(c, ID1);
+    task_cache_put(c, &t, gen);
+    assert_false(task_cache_get(c, ID1, &out, &gen)); /* still held once */
+    task_cache_release(c, ID1);
+    assert_false(task_cache_get(c, ID1, &out, &gen)); /* the release dropped it */
+    task_cache_put(c, &t, gen);
+    assert_true(task_cache_get(c, ID1, &out, &gen));
+    task_clear(&out);
 
-    /* a put after a forget that came between its get and the put keeps nothing */
+    /* a put after a hold or a release that came between its get and the put keeps nothing */
     uint64_t before;
+    task_cache_hold(c, ID1);
+    task_cache_release(c, ID1);
     assert_false(task_cache_get(c, ID1, &out, &before));
-    task_cache_forget(c, ID1);
+    task_cache_hold(c, ID1);
+    task_cache_release(c, ID1);
     task_cache_put(c, &t, before);
     assert_false(task_cache_get(c, ID1, &out, &gen));
     task_cache_put(c, &t, gen);
     assert_true(task_cache_get(c, ID1, &out, &gen));
     task_clear(&out);
 
-    /* forgetting all */
-    task_cache_forget_all(c);
+    /* holding all */
+    task_cache_hold_all(c);
     assert_false(task_cache_get(c, ID1, &out, &gen));
+    task_cache_put(c, &t, gen);
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+    task_cache_release_all(c);
+    assert_false(task_cache_get(c, ID1, &out, &gen)); /* the release dropped it */
+    task_cache_put(c, &t, gen);
+    assert_true(task_cache_get(c, ID1, &out, &gen));
+    task_clear(&out);
 
     /* a large task is not kept */
     task big = make(ID2, "");
@@ -88,14 +110,15 @@ static void test_put_get_forget(void **state)
 }
 
 /*
- * A writer "commits" version v of one task (the database now holds v), then forgets it, then
- * tells (told = v). Readers note told, then read: a hit must hold at least that version; a miss
- * reads the database and puts it. A stale put would show as a hit older than told.
+ * A writer holds the task's slot, "commits" version v of it (the database holds v from then on,
+ * for every reader), then releases the slot. Readers note the version the database holds, then
+ * read: a hit must hold at least that version; a miss reads the database and puts it. A stale
+ * put, or a hit on what was kept before a commit that readers can already see, would show as a
+ * hit older than the version noted.
  */
 typedef struct race {
     task_cache *c;
-    atomic_long db;   /* the committed version */
-    atomic_long told; /* the version whose writer was told */
+    atomic_long db; /* the committed version */
     atomic_bool stop;
     atomic_long hits, stale;
 } race;
@@ -104,9 +127,9 @@ static void *writer_main(void *arg)
 {
     race *r = arg;
     for (long v = 1; !atomic_load(&r->stop); v++) {
+        task_cache_hold(r->c, ID1);
         atomic_store(&r->db, v);
-        task_cache_forget(r->c, ID1);
-        atomic_store(&r->told, v);
+        task_cache_release(r->c, ID1);
     }
     return NULL;
 }
@@ -115,12 +138,12 @@ static void *reader_main(void *arg)
 {
     race *r = arg;
     while (!atomic_load(&r->stop)) {
-        long told = atomic_load(&r->told);
+        long seen = atomic_load(&r->db);
         task out;
         uint64_t gen;
         if (task_cache_get(r->c, ID1, &out, &gen)) {
             atomic_fetch_add(&r->hits, 1);
-            if (strtol(out.status_msg, NULL, 10) < told)
+            if (strtol(out.status_msg, NULL, 10) < seen)
                 atomic_fetch_add(&r->stale, 1);
             task_clear(&out);
             continue;
@@ -157,7 +180,7 @@ static void test_no_stale_read_after_a_commit(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_put_get_forget),
+        cmocka_unit_test(test_put_get_hold),
         cmocka_unit_test(test_no_stale_read_after_a_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
