@@ -150,6 +150,25 @@ static int wait_until_ms(int64_t due_ms, int cap_ms)
     return wait < 1 ? 1 : wait > cap_ms ? cap_ms : (int)wait;
 }
 
+/*
+ * Sleep until a commit gives the queue work (or timeout_ms, or a stop), with a standing receive
+ * left with the writer meanwhile, and work what it received. A stop that finds messages
+ * received works them like any batch: they were claimed.
+ */
+static void wait_standing(runner *r, uint64_t *gen, int timeout_ms)
+{
+    broker_standing st = {.queue = r->queue, .max = r->binding->batch_size};
+    broker_stand(r->broker, &st);
+    broker_wait(r->broker, false, gen, timeout_ms);
+    queue_message *msgs;
+    size_t n;
+    broker_sit(r->broker, &st, &msgs, &n);
+    if (n) {
+        work_batch(r, msgs, n);
+        queue_messages_free(msgs, n);
+    }
+}
+
 static void *runner_main(void *arg)
 {
     runner *r = arg;
@@ -166,8 +185,10 @@ static void *runner_main(void *arg)
         int64_t due_ms;
         store_rc look = broker_next_visible(r->broker, r->queue->name, &due_ms);
         if (look == STORE_OK && due_ms > clock_unix_ms()) {
-            broker_wait(r->broker, false, &gen, wait_until_ms(due_ms, IDLE_RECHECK_MS));
-            continue; /* nothing to receive yet: no write transaction */
+            /* nothing to receive yet: no write transaction; the writer receives for this
+             * thread in the commit that brings the queue a message */
+            wait_standing(r, &gen, wait_until_ms(due_ms, IDLE_RECHECK_MS));
+            continue;
         }
         if (look != STORE_OK) /* cannot tell: the receive below finds out */
             log_debug("cannot look at queue; receiving", "queue", r->queue->name, "error",
@@ -191,7 +212,7 @@ static void *runner_main(void *arg)
             /* Another thread was first (or the message left for the dead-letter queue): sleep
              * until the receive's own next_ms, as after a look, without looking again now —
              * the winner is about to start its handler, and the losers stay out of its way. */
-            broker_wait(r->broker, false, &gen, wait_until_ms(next_ms, IDLE_RECHECK_MS));
+            wait_standing(r, &gen, wait_until_ms(next_ms, IDLE_RECHECK_MS));
             continue;
         }
         work_batch(r, msgs, n);

@@ -174,6 +174,30 @@ store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, 
                                   size_t *n, int64_t *next_ms);
 
 /*
+ * A standing receive: a thread with nothing to receive leaves one with the writer before it
+ * sleeps, and the writer makes it (as broker_receive_and_claim() would) inside the transaction
+ * of the next commit that makes messages of its queue visible — the creating one, for a task
+ * the writer's feed publishes. The thread, woken by that commit, takes back what was received.
+ * From a created task to its handler, this saves the thread's look, its receive's transaction
+ * and the wait for that commit.
+ */
+typedef struct broker_standing {
+    const queue_config *queue; /* the caller's, as for a receive */
+    size_t max;
+    /* the broker's, from broker_stand() to broker_sit() */
+    int state;
+    queue_message *got;
+    size_t n_got;
+    struct broker_standing *next, *next_taking;
+} broker_standing;
+
+/* Leave s (queue and max set) with the writer; s must stay in place until broker_sit(). */
+void broker_stand(broker *b, broker_standing *s);
+/* Take s back, with the messages received for it (*n 0: none; free with
+ * queue_messages_free): once it returns, the writer no longer receives for s. */
+void broker_sit(broker *b, broker_standing *s, queue_message **out, size_t *n);
+
+/*
  * When queue's next message can be received, from a read (no write transaction): *visible_ms
  * gets the earliest visible_ms of its messages — now or earlier when one is ready — or
  * INT64_MAX when it holds none. Milliseconds of the Unix clock, as the queue keeps them.

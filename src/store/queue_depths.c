@@ -246,6 +246,20 @@ void depth_log_move_all(depth_log *l, queue_depths *d, const char *from, const c
         *op = (depth_op){.kind = OP_MOVE_ALL, .queue = f, .to = t};
 }
 
+bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue)
+{
+    if (l->lost)
+        return true;
+    size_t q = index_of(l, d, queue);
+    for (size_t i = 0; i < l->n && q != (size_t)-1; i++) {
+        const depth_op *op = &l->ops[i];
+        if ((op->kind == OP_ENTER && op->queue == q && !op->at) ||
+            (op->kind == OP_MOVE_ALL && op->to == q))
+            return true;
+    }
+    return l->lost;
+}
+
 void queue_depths_apply(queue_depths *d, depth_log *l, int64_t now_ms)
 {
     pthread_mutex_lock(&d->mu);

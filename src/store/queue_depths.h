@@ -67,6 +67,9 @@ void depth_log_enter(depth_log *l, queue_depths *d, const char *queue, int64_t v
 void depth_log_leave(depth_log *l, queue_depths *d, const char *queue, int64_t visible_ms,
                      bool received);
 void depth_log_move_all(depth_log *l, queue_depths *d, const char *from, const char *to);
+/* Whether the log makes a message of queue visible at once (entering visible, or moved there);
+ * true too when the log lost track. */
+bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue);
 
 /* Where a write's part of the log begins; drop it when the write is rolled back. */
 static inline size_t depth_log_mark(const depth_log *l)

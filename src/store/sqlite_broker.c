@@ -808,6 +808,88 @@ store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, 
     return receive_messages(b, q, max, true, out, n, next_ms);
 }
 
+/* ---- standing receives ---------------------------------------------------- */
+
+enum { STANDING, TAKING, FILLED }; /* broker_standing.state */
+
+void broker_stand(broker *b, broker_standing *st)
+{
+    sqlite_store *s = sq(b);
+    st->state = STANDING;
+    st->got = NULL;
+    st->n_got = 0;
+    pthread_mutex_lock(&s->standing_mu);
+    st->next = s->standing;
+    s->standing = st;
+    pthread_mutex_unlock(&s->standing_mu);
+}
+
+void broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n)
+{
+    sqlite_store *s = sq(b);
+    pthread_mutex_lock(&s->standing_mu);
+    while (st->state == TAKING) /* the writer is receiving for it: a commit away */
+        pthread_cond_wait(&s->standing_settled, &s->standing_mu);
+    for (broker_standing **p = &s->standing; *p; p = &(*p)->next)
+        if (*p == st) {
+            *p = st->next;
+            break;
+        }
+    pthread_mutex_unlock(&s->standing_mu);
+    *out = st->got;
+    *n = st->n_got;
+    st->got = NULL;
+    st->n_got = 0;
+}
+
+void sq_standing_receive(sqlite_store *s)
+{
+    if (!s->batch_sent_messages)
+        return;                     /* nothing was made visible */
+    broker_standing *taking = NULL; /* stay in place: broker_sit() waits for their settling */
+    pthread_mutex_lock(&s->standing_mu);
+    for (broker_standing *st = s->standing; st; st = st->next)
+        if (st->state == STANDING &&
+            depth_log_makes_visible(&s->depth_log, s->depths, st->queue->name)) {
+            st->state = TAKING;
+            st->next_taking = taking;
+            taking = st;
+        }
+    pthread_mutex_unlock(&s->standing_mu);
+    for (broker_standing *st = taking; st; st = st->next_taking) {
+        receive_args a = {.q = st->queue, .max = st->max ? st->max : 1, .claim = true};
+        sq_job job = {.apply = apply_receive, .arg = &a};
+        store_write w = {.relaxed = true, .adapter_data = &job};
+        sq_apply_write(s, &w); /* a failed one is rolled back alone; its thread receives itself */
+        if (w.rc == STORE_OK) {
+            st->got = a.out;
+            st->n_got = a.n;
+        } else {
+            queue_messages_free(a.out, a.n);
+        }
+    }
+}
+
+void sq_standing_settle(sqlite_store *s, bool committed)
+{
+    pthread_mutex_lock(&s->standing_mu);
+    bool settled = false;
+    for (broker_standing *st = s->standing; st; st = st->next) {
+        if (st->state != TAKING)
+            continue;
+        if (!committed) {
+            queue_messages_free(st->got, st->n_got);
+            st->got = NULL;
+            st->n_got = 0;
+        }
+        st->state = st->n_got ? FILLED : STANDING;
+        settled = true;
+    }
+    if (settled)
+        pthread_cond_broadcast(&s->standing_settled);
+    pthread_mutex_unlock(&s->standing_mu);
+}
+
 void queue_messages_free(queue_message *m, size_t n)
 {
     if (!m)

@@ -134,6 +134,11 @@ struct sqlite_store {
     bool wake_changes;        /* the last batch's wake-ups, due once its writers are answered */
     bool wake_messages;       /* (writer thread only) */
     _Atomic int64_t last_seq; /* the last committed change record's seq, set before the bump */
+
+    /* standing receives (broker_stand()), made by the writer before a commit */
+    pthread_mutex_t standing_mu;
+    pthread_cond_t standing_settled; /* no receive the writer was making is unsettled */
+    broker_standing *standing;
 };
 
 /*
@@ -190,6 +195,10 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w);
 /* Writer: a change record just written, for the feed: messages of a created task, the
  * consumer's place moved (sqlite_broker.c). */
 store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const task *created);
+/* Writer, before the commit: make the standing receives of the queues the batch made messages
+ * visible in; after it (or the rollback): settle them. */
+void sq_standing_receive(sqlite_store *s);
+void sq_standing_settle(sqlite_store *s, bool committed);
 /* Writer: write the fed consumer's checkpoint if the batch moved it (before the commit). */
 store_rc sq_feed_save(sqlite_store *s);
 /* Writer: finish the feed's takes from the first one on, committed or undone. */

@@ -708,6 +708,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     }
     for (store_write *w = batch; w; w = w->next)
         sq_apply_write(s, w);
+    sq_standing_receive(s); /* after every write: they may have made its messages visible */
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     store_rc saved = sq_feed_save(s); /* the fed consumer's checkpoint, with its messages */
     hold_written(s, true);
@@ -719,6 +720,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
                       NULL);
         sq_step_done(s->w_rollback);
         hold_written(s, false);
+        sq_standing_settle(s, false);
         sq_feed_finish(s, 0, false);
         atomic_store(&s->feed.on, feed_on);
         s->feed.cp = feed_cp;
@@ -730,6 +732,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     if (rc == SQLITE_OK) {
         s->feed.saved_cp = s->feed.cp;
         hold_written(s, false);
+        sq_standing_settle(s, true);
         sq_feed_finish(s, 0, true);
         after_commit(s);
         queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
@@ -1244,6 +1247,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->notify_mu);
     pthread_cond_destroy(&s->changes_cv);
     pthread_cond_destroy(&s->messages_cv);
+    pthread_mutex_destroy(&s->standing_mu);
+    pthread_cond_destroy(&s->standing_settled);
     pthread_mutex_destroy(&s->health_mu);
     free(s->batch_written);
     free(s->feed.takes);
@@ -1275,6 +1280,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_mutex_init(&s->notify_mu, NULL);
     pthread_cond_init(&s->changes_cv, NULL);
     pthread_cond_init(&s->messages_cv, NULL);
+    pthread_mutex_init(&s->standing_mu, NULL);
+    pthread_cond_init(&s->standing_settled, NULL);
     pthread_mutex_init(&s->health_mu, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     if (!lock_database(s, err, errlen))

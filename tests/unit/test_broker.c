@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -728,6 +729,132 @@ static void test_concurrent_receivers(void **state)
         for (size_t j = i + 1; j < total; j++)
             assert_true(all[i] != all[j]);
     expect_stats(f->b, "work", 0, N_CONCURRENT_MSGS, 0);
+}
+
+/* ---- standing receives ---- */
+
+/* Sit s down; the number received for it, its messages in *out (freed by the caller). */
+static size_t sit(broker *b, broker_standing *st, queue_message **out)
+{
+    size_t n = 99;
+    broker_sit(b, st, out, &n);
+    return n;
+}
+
+/* The writer receives (and claims) for a standing thread in the commit that sends its queue a
+ * visible message, and only then: not for another queue's, not for a delayed one, not once the
+ * thread sat down; two standing on one queue share what came, each up to its max. */
+static void test_standing_receive(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    queue_config other = make_queue("other", 600, 0, NULL, 0);
+    queue_config later = make_queue("later", 600, 0, NULL, 60);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+
+    broker_standing st = {.queue = &q, .max = 10};
+    broker_stand(f->b, &st);
+    publish_bodies(f->b, &other, 0, 1, NULL);
+    queue_message *m = NULL;
+    assert_int_equal(sit(f->b, &st, &m), 0); /* another queue's message */
+    assert_null(m);
+
+    broker_standing late = {.queue = &later, .max = 10};
+    broker_stand(f->b, &late);
+    publish_bodies(f->b, &later, 1, 1, NULL);
+    assert_int_equal(sit(f->b, &late, &m), 0); /* delayed: not visible yet */
+
+    broker_stand(f->b, &st);
+    publish_bodies(f->b, &q, 2, 1, id);
+    assert_int_equal(sit(f->b, &st, &m), 1);
+    assert_string_equal(m[0].task_id, id);
+    assert_string_equal(m[0].body, "{\"i\":2}");
+    assert_int_equal(m[0].receive_count, 1);
+    assert_int_equal(m[0].claim, STORE_OK); /* claimed in the sending commit */
+    assert_int_equal(m[0].status_before, TASK_CREATED);
+    expect_status(f->s, id, TASK_IN_PROGRESS, "Task started");
+    expect_stats(f->b, "work", 0, 1, 0);
+    assert_int_equal(broker_delete(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+
+    broker_stand(f->b, &st); /* sat down before the send: nothing is received for it */
+    assert_int_equal(sit(f->b, &st, &m), 0);
+    publish_bodies(f->b, &q, 3, 1, NULL);
+    expect_stats(f->b, "work", 1, 0, 0);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    queue_messages_free(m, 1);
+
+    broker_standing a = {.queue = &q, .max = 2}, b = {.queue = &q, .max = 2};
+    broker_stand(f->b, &a);
+    broker_stand(f->b, &b);
+    publish_bodies(f->b, &q, 4, 5, NULL);
+    queue_message *ma = NULL, *mb = NULL;
+    assert_int_equal(sit(f->b, &a, &ma), 2);
+    assert_int_equal(sit(f->b, &b, &mb), 2);
+    assert_true(ma[0].id != mb[0].id && ma[0].id != mb[1].id);
+    queue_messages_free(ma, 2);
+    queue_messages_free(mb, 2);
+    expect_stats(f->b, "work", 1, 5, 0); /* one left visible; the one received above in flight */
+}
+
+#define N_STANDING_MSGS 300
+
+typedef struct stander {
+    broker *b;
+    const queue_config *q;
+    atomic_bool done;
+    size_t got;
+    int64_t ids[N_STANDING_MSGS];
+    int errors;
+} stander;
+
+/* Stand and sit in a loop, as a runner does, while another thread sends. */
+static void *stander_main(void *arg)
+{
+    stander *t = arg;
+    while (!atomic_load(&t->done)) {
+        broker_standing st = {.queue = t->q, .max = 3};
+        broker_stand(t->b, &st);
+        sched_yield();
+        queue_message *m = NULL;
+        size_t n = sit(t->b, &st, &m);
+        for (size_t i = 0; i < n; i++) {
+            if (t->got < N_STANDING_MSGS && m[i].receive_count == 1)
+                t->ids[t->got++] = m[i].id;
+            else
+                t->errors++;
+        }
+        queue_messages_free(m, n);
+    }
+    return NULL;
+}
+
+/* Sitting down races the writer's receives: each message is received once, by the standing
+ * thread or by a plain receive after it, never lost in between and never twice. */
+static void test_standing_receive_race(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    stander t = {.b = f->b, .q = &q};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stander_main, &t), 0);
+    for (int i = 0; i < N_STANDING_MSGS; i++)
+        publish_bodies(f->b, &q, i, 1, NULL);
+    atomic_store(&t.done, true);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(t.errors, 0);
+    queue_message *rest = NULL;
+    size_t n_rest = receive(f->b, &q, N_STANDING_MSGS, &rest, NULL);
+    assert_int_equal(t.got + n_rest, N_STANDING_MSGS);
+    assert_true(t.got > 0); /* the standing thread did receive */
+    for (size_t i = 0; i < n_rest; i++)
+        assert_int_equal(rest[i].receive_count, 1);
+    for (size_t i = 0; i < t.got; i++)
+        for (size_t j = 0; j < n_rest; j++)
+            assert_true(t.ids[i] != rest[j].id);
+    queue_messages_free(rest, n_rest);
+    expect_stats(f->b, "work", 0, N_STANDING_MSGS, 0);
 }
 
 /* ---- change stream ---- */
@@ -1600,6 +1727,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_standing_receive_race, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),

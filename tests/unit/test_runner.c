@@ -1,13 +1,14 @@
 /*
  * Unit tests for the local runner's life cycle over a real SQLite store: a stop ends its threads
  * at once, whenever it comes, and what a thread has claimed when it comes is run to its end.
- * broker_wait() and broker_receive_and_claim() are wrapped (this test links with
+ * broker_wait(), broker_receive_and_claim() and broker_sit() are wrapped (this test links with
  * -Wl,--wrap=...), so a stop can be made to arrive at one chosen moment:
  * - inside a runner thread's own call that notes the broker's generation, after the thread last
  *   looked at its stopping flag. A runner that looked at the flag before noting the generation
  *   would note the stop's generation and then sleep out its idle recheck (10 s) before it sees
  *   the stop;
- * - just after a receive has committed its claims, before any handler starts. A runner that
+ * - just after a receive has committed its claims, before any handler starts — the runner's own
+ *   receive, or the standing one the writer made for it in the sending commit. A runner that
  *   gave such a batch back would leave its tasks IN_PROGRESS with nothing running them.
  */
 #include <stdarg.h>
@@ -32,7 +33,7 @@
 #include <unistd.h>
 
 /* The runner the wrapper stops, and whether it is to stop it on the next noting call. */
-static runner *stop_target;
+static _Atomic(runner *) stop_target;
 static atomic_bool stop_armed;
 static atomic_int stops_injected;
 
@@ -43,7 +44,7 @@ void __wrap_broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms);
 void __wrap_broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
 {
     if (timeout_ms == 0 && !changes && atomic_exchange(&stop_armed, false)) {
-        runner_stop_receiving(stop_target);
+        runner_stop_receiving(atomic_load(&stop_target));
         atomic_fetch_add(&stops_injected, 1);
     }
     __real_broker_wait(b, changes, gen, timeout_ms);
@@ -51,6 +52,15 @@ void __wrap_broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
 
 /* When armed, stop the runner as soon as a receive has committed its claims. */
 static atomic_bool stop_after_claim_armed;
+
+/* Stop the target runner (waiting for the test to name it: a runner may receive as it starts). */
+static void inject_stop(void)
+{
+    while (!atomic_load(&stop_target))
+        usleep(1000);
+    runner_stop_receiving(atomic_load(&stop_target));
+    atomic_fetch_add(&stops_injected, 1);
+}
 
 store_rc __real_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
                                          queue_message **out, size_t *n, int64_t *next_ms);
@@ -61,11 +71,24 @@ store_rc __wrap_broker_receive_and_claim(broker *b, const queue_config *q, size_
                                          queue_message **out, size_t *n, int64_t *next_ms)
 {
     store_rc rc = __real_broker_receive_and_claim(b, q, max, out, n, next_ms);
-    if (rc == STORE_OK && *n > 0 && atomic_exchange(&stop_after_claim_armed, false)) {
-        runner_stop_receiving(stop_target);
-        atomic_fetch_add(&stops_injected, 1);
-    }
+    if (rc == STORE_OK && *n > 0 && atomic_exchange(&stop_after_claim_armed, false))
+        inject_stop();
     return rc;
+}
+
+void __real_broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n);
+void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n);
+
+/* The same for a standing receive: stop as soon as the thread has taken back its claims. */
+static atomic_int stood_claims; /* batches a runner got from a standing receive */
+
+void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n)
+{
+    __real_broker_sit(b, st, out, n);
+    if (*n > 0)
+        atomic_fetch_add(&stood_claims, 1);
+    if (*n > 0 && atomic_exchange(&stop_after_claim_armed, false))
+        inject_stop();
 }
 
 typedef struct fixture {
@@ -94,6 +117,8 @@ static int setup(void **state)
     atomic_store(&stop_armed, false);
     atomic_store(&stop_after_claim_armed, false);
     atomic_store(&stops_injected, 0);
+    atomic_store(&stood_claims, 0);
+    atomic_store(&stop_target, NULL);
     *state = f;
     return 0;
 }
@@ -149,7 +174,7 @@ static void test_stop_between_flag_and_generation(void **state)
     fixture *f = *state;
     runner *r = start(f);
     usleep(100000); /* into its idle wait */
-    stop_target = r;
+    atomic_store(&stop_target, r);
     atomic_store(&stop_armed, true);
     broker_wake_all(broker_of(f->store)); /* the thread looks again: the stop comes in its call */
     for (int i = 0; i < 300 && atomic_load(&stops_injected) == 0; i++)
@@ -177,20 +202,28 @@ static void send_tasks(fixture *f, size_t n, char ids[][37])
     assert_int_equal(broker_publish(broker_of(f->store), "test", 1, m, n), STORE_OK);
 }
 
-/* A stop that comes just after a receive committed its claims, before any handler started: the
- * whole claimed batch is still run and reported, and its messages are gone from the queue. */
-static void test_stop_after_claim_runs_the_batch(void **state)
+/*
+ * A stop that comes just after a receive committed its claims, before any handler started: the
+ * whole claimed batch is still run and reported, and its messages are gone from the queue.
+ * standing: the runner waits idle, and the sending commit claims the tasks for it (its standing
+ * receive); else the tasks are queued before it starts, and its own receive claims them.
+ */
+static void stop_after_claim(fixture *f, bool standing)
 {
-    fixture *f = *state;
-    runner *r = start(f);
-    usleep(100000); /* into its idle wait */
-    stop_target = r;
-    atomic_store(&stop_after_claim_armed, true);
     char ids[3][37];
-    send_tasks(f, 3, ids); /* the commit wakes the runner: one receive claims all three */
+    atomic_store(&stop_after_claim_armed, true);
+    if (!standing)
+        send_tasks(f, 3, ids);
+    runner *r = start(f);
+    atomic_store(&stop_target, r);
+    if (standing) {
+        usleep(100000); /* into its idle wait */
+        send_tasks(f, 3, ids);
+    }
     for (int i = 0; i < 300 && atomic_load(&stops_injected) == 0; i++)
         usleep(10000);
     assert_int_equal(atomic_load(&stops_injected), 1);
+    assert_int_equal(atomic_load(&stood_claims), standing ? 1 : 0);
     join_within(r, 5, "stopped after its claim");
     for (size_t i = 0; i < 3; i++) {
         task t = {0};
@@ -205,12 +238,24 @@ static void test_stop_after_claim_runs_the_batch(void **state)
     assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
 }
 
+static void test_stop_after_standing_claim_runs_the_batch(void **state)
+{
+    stop_after_claim(*state, true);
+}
+
+static void test_stop_after_own_claim_runs_the_batch(void **state)
+{
+    stop_after_claim(*state, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_runner_stops_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_between_flag_and_generation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stop_after_claim_runs_the_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_after_standing_claim_runs_the_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stop_after_own_claim_runs_the_batch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
