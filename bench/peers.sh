@@ -9,8 +9,8 @@
 # Each does what bench/pipeline.sh does to taskd: N no-op jobs submitted by CLIENTS concurrent
 # connections (one submit in flight each) while workers process them; jobs/s = N / (first
 # submit -> last completion); then LAT_N jobs one at a time, submit -> done. The clients are
-# bench/peers.js (Node); taskd is measured by bench/pipeline.sh (wrk), with --sync full and
-# --sync normal. Before the rounds, the worker settings of BullMQ (worker processes x Worker
+# bench/peers.js (Node); taskd is measured by bench/pipeline.sh (wrk; one at a time, its C
+# latency_client), with --sync full and --sync normal. Before the rounds, the worker settings of BullMQ (worker processes x Worker
 # concurrency) and of beanstalkd (worker processes x reserve/delete connections) are swept on
 # SWEEP_N jobs and the best is kept. Then ROUNDS rounds, each running every system once in
 # turn (BullMQ, taskd full, beanstalkd default, taskd normal, beanstalkd -f0), so drift hits

@@ -11,14 +11,16 @@
 #      tasks/s = N / (t_all_completed - t_first_post);
 #   2. latency at low load: LAT_N tasks one at a time; time from sending the
 #      POST to a GET /tasks/{id} that shows COMPLETED (polled every
-#      LAT_POLL_MS ms on one keep-alive connection);
+#      LAT_POLL_MS ms on one keep-alive connection), by bench/latency_client.c
+#      (built beside taskd as latency_client) or, with LAT_CLIENT=python, by
+#      Python's http.client;
 #   3. taskd VmRSS and VmHWM after the run; taskd's CPU seconds (all threads, and the
 #      store writer thread alone) from the start to all N COMPLETED, and the store
 #      transactions by then (taskd_store_commit_writes from GET /metrics).
 # Reports per-run values and medians over RUNS runs. See bench/README.md.
 #
 # Env options: RUNS (3), N (20000), CONNECTIONS (50), THREADS (2, wrk threads),
-#   LAT_N (500), LAT_WARMUP (20), LAT_POLL_MS (0.5), POLL_MS (20),
+#   LAT_N (500), LAT_WARMUP (20), LAT_POLL_MS (0.5), LAT_CLIENT (c or python), POLL_MS (20),
 #   HANDLER_BATCH (100), HANDLER_CONCURRENCY (2), HANDLER_TIMEOUT (10),
 #   CONSUMER_BATCH (500), VISIBILITY_TIMEOUT (60), MAX_RECEIVE_COUNT (3),
 #   TASKD (build/taskd), SYNC (full: taskd --sync full or normal),
@@ -40,6 +42,7 @@ THREADS=${THREADS:-2}
 LAT_N=${LAT_N:-500}
 LAT_WARMUP=${LAT_WARMUP:-20}
 LAT_POLL_MS=${LAT_POLL_MS:-0.5}
+LAT_CLIENT=${LAT_CLIENT:-c}
 POLL_MS=${POLL_MS:-20}
 HANDLER_BATCH=${HANDLER_BATCH:-100}
 HANDLER_CONCURRENCY=${HANDLER_CONCURRENCY:-2}
@@ -89,6 +92,11 @@ PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null ||
 "$PYTHON" -c 'import sqlite3' 2>/dev/null || die "$PYTHON has no sqlite3 module"
 
 require_taskd
+[[ $LAT_CLIENT == c || $LAT_CLIENT == python ]] || die "LAT_CLIENT must be c or python (got '$LAT_CLIENT')"
+LATENCY_CLIENT=$(dirname "$TASKD")/latency_client
+if [[ $LAT_CLIENT == c && ! -x $LATENCY_CLIENT ]]; then
+  die "$LATENCY_CLIENT not found: it is built with taskd (cmake --build $(dirname "$TASKD")), or use LAT_CLIENT=python"
+fi
 
 # --- temp dir and cleanup ----------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-pipeline.XXXXXX")
@@ -383,9 +391,9 @@ def report(results, cfgfile):
         f(m["latency_p50_ms"], "%.2f"), f(m["latency_p90_ms"], "%.2f"), f(m["latency_p99_ms"], "%.2f"),
         f(m["latency_max_ms"], "%.2f"), tgt["latency_p50_ms_max"],
         "MET" if met["latency_p50"] else "NOT MET"))
-    print("  (POST alone p50 %s ms; latency includes up to one poll interval, %s ms sleep + one GET"
-          " round trip, p50 %s ms)" % (
-              f(m["post_only_p50_ms"], "%.2f"), E["LAT_POLL_MS"],
+    print("  (%s client; POST alone p50 %s ms; latency includes up to one poll interval, %s ms sleep"
+          " + one GET round trip, p50 %s ms)" % (
+              E["LAT_CLIENT"], f(m["post_only_p50_ms"], "%.2f"), E["LAT_POLL_MS"],
               f(med("latency", "get_rtt_p50_ms"), "%.2f")))
     n = int(E["N"])
     print("taskd CPU for the N tasks %s s (%s us/task), store writer %s s (%s us/task)   per run: %s" % (
@@ -414,7 +422,7 @@ def report(results, cfgfile):
                     "loadavg_at_start": E["B_LOADAVG"], "db_fs": E["B_DBFS"]},
         "settings": {"runs": int(E["RUNS"]), "n": int(E["N"]), "connections": int(E["B_CONN_ACTUAL"]),
                      "threads": int(E["THREADS"]), "lat_n": int(E["LAT_N"]),
-                     "lat_poll_ms": float(E["LAT_POLL_MS"]), "poll_ms": float(E["POLL_MS"]),
+                     "lat_poll_ms": float(E["LAT_POLL_MS"]), "lat_client": E["LAT_CLIENT"], "poll_ms": float(E["POLL_MS"]),
                      "sync": E["SYNC"], "wrk": E["B_WRK_VERSION"], "taskd": E["B_TASKD_CMD"],
                      "config": json.load(open(cfgfile)),
                      "exporter": E.get("B_EXPORTER_DESC") or None},
@@ -558,7 +566,7 @@ end
 LUA
 
 # --- machine / settings ------------------------------------------------------------
-export RUNS N SYNC THREADS LAT_N LAT_WARMUP LAT_POLL_MS POLL_MS
+export RUNS N SYNC THREADS LAT_N LAT_WARMUP LAT_POLL_MS LAT_CLIENT POLL_MS
 export B_NPROC B_KERNEL B_CPU B_WRK_VERSION B_LOADAVG B_DBFS B_CONN_ACTUAL B_TASKD_CMD B_EXPORTER_DESC
 B_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 B_NPROC=$(nproc)
@@ -680,8 +688,13 @@ for ((r = 1; r <= RUNS; r++)); do
   DBJSON=$(helper db_check "$DB" || true)
 
   # 2. latency at low load (same taskd, queue drained)
-  helper latency "$PORT" "$LAT_N" "$LAT_WARMUP" "$LAT_POLL_MS" $((N + 1)) "$RUNDIR/latency.json" ||
-    echo "  WARNING: latency client failed" >&2
+  if [[ $LAT_CLIENT == c ]]; then
+    "$LATENCY_CLIENT" "$PORT" "$LAT_N" "$LAT_WARMUP" "$LAT_POLL_MS" $((N + 1)) "$RUNDIR/latency.json" ||
+      echo "  WARNING: latency client failed" >&2
+  else
+    helper latency "$PORT" "$LAT_N" "$LAT_WARMUP" "$LAT_POLL_MS" $((N + 1)) "$RUNDIR/latency.json" ||
+      echo "  WARNING: latency client failed" >&2
+  fi
   taskd_alive_or_die "latency phase"
 
   # 3. memory, then a graceful stop

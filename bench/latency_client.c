@@ -1,0 +1,270 @@
+/*
+ * latency_client — submit → done latency of taskd, one task at a time, from a C client.
+ *
+ *   latency_client PORT N WARMUP POLL_MS FIRST_I OUT.json
+ *
+ * On one keep-alive connection to 127.0.0.1:PORT: WARMUP unrecorded tasks, then N, each
+ * POST /tasks {"task_type":"BENCH","data":{"i":FIRST_I+j}}, then GET /tasks/{id} until its
+ * status is COMPLETED or FAILED, sleeping POLL_MS ms between GETs; the latency is from sending
+ * the POST to reading the GET that shows COMPLETED. The same steps as bench/pipeline.sh's
+ * Python client and bench/peers.js's clients, without their interpreter in the round trips:
+ * what a request costs the client here is a write and a read of a few hundred bytes. Writes
+ * OUT.json in the Python client's shape (p50_ms, post_p50_ms, polls_mean, ...).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TIMEOUT_S 10.0
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(double ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms * 1e6) % 1000000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {(time_t)TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* One response: its status code and its body (NUL-terminated, in buf); false on a broken
+ * connection or a response this client does not read (no Content-Length, too large). */
+static bool read_response(int fd, char *buf, size_t size, int *status, const char **body)
+{
+    size_t have = 0;
+    char *end = NULL;
+    while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+        if (have == size - 1)
+            return false;
+        ssize_t r = recv(fd, buf + have, size - 1 - have, 0);
+        if (r <= 0)
+            return false;
+        have += (size_t)r;
+    }
+    *end = '\0';
+    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
+        return false;
+    const char *cl = strcasestr(buf, "\r\nContent-Length:");
+    if (!cl)
+        return false;
+    size_t len = strtoul(cl + 17, NULL, 10);
+    size_t head = (size_t)(end - buf) + 4;
+    if (head + len >= size)
+        return false;
+    while (have < head + len) {
+        ssize_t r = recv(fd, buf + have, size - 1 - have, 0);
+        if (r <= 0)
+            return false;
+        have += (size_t)r;
+    }
+    if (have != head + len)
+        return false; /* one request in flight: nothing may follow the body */
+    buf[have] = '\0';
+    *body = buf + head;
+    return true;
+}
+
+/* The string value of "key" in a flat JSON object (no escapes in the values read here). */
+static bool json_string(const char *json, const char *key, char *out, size_t size)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(json, pat);
+    if (!p)
+        return false;
+    p += strlen(pat);
+    const char *q = strchr(p, '"');
+    if (!q || (size_t)(q - p) >= size)
+        return false;
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = '\0';
+    return true;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The p-th percentile (nearest rank) of sorted v[0..n). */
+static double pct(const double *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    double r = p / 100.0 * (double)n;
+    size_t k = (size_t)r + ((double)(size_t)r < r); /* ceil */
+    k = k ? k - 1 : 0;
+    return v[k < n ? k : n - 1];
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s PORT N WARMUP POLL_MS FIRST_I OUT.json\n", argv[0]);
+        return 2;
+    }
+    int port = atoi(argv[1]);
+    long n = atol(argv[2]), warmup = atol(argv[3]), first_i = atol(argv[5]);
+    double poll_ms = atof(argv[4]);
+    if (port <= 0 || n <= 0 || warmup < 0 || poll_ms < 0) {
+        fprintf(stderr, "latency_client: bad arguments\n");
+        return 2;
+    }
+    double *lat = calloc((size_t)n, sizeof *lat), *post = calloc((size_t)n, sizeof *post);
+    double *get_rtt = NULL;
+    size_t n_rtt = 0, cap_rtt = 0, ok = 0;
+    long polls = 0, problems = 0;
+    char last_problem[128] = "";
+    int fd = connect_to(port);
+    if (!lat || !post || fd < 0) {
+        fprintf(stderr, "latency_client: cannot connect to 127.0.0.1:%d\n", port);
+        return 1;
+    }
+    static char buf[1 << 16];
+    char req[512];
+    for (long j = 0; j < warmup + n; j++) {
+        char body[96];
+        int blen = snprintf(body, sizeof body, "{\"task_type\":\"BENCH\",\"data\":{\"i\":%ld}}",
+                            first_i + j);
+        int rlen = snprintf(req, sizeof req,
+                            "POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                            blen, body);
+        double t0 = now_s();
+        int status = 0;
+        const char *rbody = NULL;
+        char id[64], st[32] = "";
+        if (!send_all(fd, req, (size_t)rlen) ||
+            !read_response(fd, buf, sizeof buf, &status, &rbody) || status != 201 ||
+            !json_string(rbody, "id", id, sizeof id)) {
+            snprintf(last_problem, sizeof last_problem, "POST %d", status);
+            problems++;
+            close(fd);
+            if ((fd = connect_to(port)) < 0)
+                break;
+            continue;
+        }
+        double t1 = now_s(), t2 = t1;
+        long k = 0;
+        bool done = false;
+        while (!done) {
+            rlen =
+                snprintf(req, sizeof req, "GET /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
+            double g0 = now_s();
+            if (!send_all(fd, req, (size_t)rlen) ||
+                !read_response(fd, buf, sizeof buf, &status, &rbody) || status != 200 ||
+                !json_string(rbody, "status", st, sizeof st)) {
+                snprintf(last_problem, sizeof last_problem, "GET %d", status);
+                break;
+            }
+            t2 = now_s();
+            k++;
+            if (n_rtt == cap_rtt) {
+                cap_rtt = cap_rtt ? 2 * cap_rtt : 1024;
+                double *g = realloc(get_rtt, cap_rtt * sizeof *g);
+                if (!g)
+                    return 1;
+                get_rtt = g;
+            }
+            get_rtt[n_rtt++] = t2 - g0;
+            done = strcmp(st, "COMPLETED") == 0 || strcmp(st, "FAILED") == 0;
+            if (!done && t2 - t0 > TIMEOUT_S) {
+                snprintf(last_problem, sizeof last_problem, "timeout");
+                break;
+            }
+            if (!done)
+                sleep_ms(poll_ms);
+        }
+        if (!done || strcmp(st, "COMPLETED") != 0) {
+            if (done)
+                snprintf(last_problem, sizeof last_problem, "%s", st);
+            problems++;
+            if (!done) {
+                close(fd);
+                if ((fd = connect_to(port)) < 0)
+                    break;
+            }
+            continue;
+        }
+        if (j >= warmup) {
+            lat[ok] = (t2 - t0) * 1000;
+            post[ok] = (t1 - t0) * 1000;
+            ok++;
+            polls += k;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    double mean = 0;
+    for (size_t i = 0; i < ok; i++)
+        mean += lat[i] / (double)(ok ? ok : 1);
+    qsort(lat, ok, sizeof *lat, cmp_double);
+    qsort(post, ok, sizeof *post, cmp_double);
+    qsort(get_rtt, n_rtt, sizeof *get_rtt, cmp_double);
+    FILE *out = fopen(argv[6], "w");
+    if (!out) {
+        fprintf(stderr, "latency_client: cannot write %s\n", argv[6]);
+        return 1;
+    }
+    fprintf(out, "{\"client\": \"c\", \"n\": %ld, \"ok\": %zu, \"problems\": {", n, ok);
+    if (problems)
+        fprintf(out, "\"%s\": %ld", last_problem, problems);
+    fprintf(out,
+            "}, \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, "
+            "\"mean_ms\": %.3f, \"post_p50_ms\": %.3f, \"post_p99_ms\": %.3f, "
+            "\"polls_mean\": %.3f, \"get_rtt_p50_ms\": %.3f}\n",
+            pct(lat, ok, 50), pct(lat, ok, 90), pct(lat, ok, 99), ok ? lat[ok - 1] : 0, mean,
+            pct(post, ok, 50), pct(post, ok, 99), ok ? (double)polls / (double)ok : 0,
+            pct(get_rtt, n_rtt, 50) * 1000);
+    fclose(out);
+    free(lat);
+    free(post);
+    free(get_rtt);
+    return ok == (size_t)n ? 0 : 1;
+}
