@@ -496,6 +496,13 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 static store_rc apply_create(sqlite_store *s, store_write *w);
 static store_rc apply_reclaim(sqlite_store *s, store_write *w);
 /* Queue a write for the next batch; done() runs after its commit. */
+/* An update of a task (a report, a PATCH) holds the task's cache slot from its submit until
+ * its commit is done: a read that comes meanwhile answers what it writes (task_cache_get()). */
+static const char *updated_task(const store_write *w)
+{
+    return w->kind == STORE_WRITE_UPDATE && !w->adapter_data ? w->update.id : NULL;
+}
+
 static void sq_submit(store *base, store_write *w)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -507,6 +514,8 @@ static void sq_submit(store *base, store_write *w)
         w->done(w);
         return;
     }
+    if (updated_task(w)) /* released by the writer, before done() */
+        task_cache_hold(s->cache, updated_task(w));
     if (s->queue_tail)
         s->queue_tail->next = w;
     else
@@ -831,6 +840,8 @@ static void *writer_main(void *arg)
          * otherwise stand between a client and its reply */
         for (store_write *w = batch, *next; w; w = next) {
             next = w->next; /* w belongs to its caller again once done() runs */
+            if (updated_task(w))
+                task_cache_release(s->cache, updated_task(w));
             w->done(w);
         }
         wake_waiters(s);

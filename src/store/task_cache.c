@@ -3,17 +3,24 @@
  */
 #include "task_cache.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A task whose strings (message, data, result, trace) take more is not kept. */
 #define KEEP_MAX 2048
+/* A get waits at most this long for a commit under way on its task. */
+#define HOLD_WAIT_MS 20
 
 typedef struct slot {
     pthread_mutex_t mu;
-    uint64_t gen;  /* moved on by every hold and release */
-    unsigned held; /* commits under way that change a task of this slot */
+    pthread_cond_t released;       /* held fell to 0 */
+    uint64_t gen;                  /* moved on by every hold and release */
+    unsigned held;                 /* commits under way that change a task of this slot */
+    char held_id[TASK_ID_LEN + 1]; /* the task they change; "" when they change several */
     bool used;
     task t;
 } slot;
@@ -31,8 +38,14 @@ task_cache *task_cache_new(size_t n)
         return NULL;
     }
     c->n = n ? n : 1;
-    for (size_t i = 0; i < c->n; i++)
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    for (size_t i = 0; i < c->n; i++) {
         pthread_mutex_init(&c->slots[i].mu, NULL);
+        pthread_cond_init(&c->slots[i].released, &a);
+    }
+    pthread_condattr_destroy(&a);
     return c;
 }
 
@@ -43,6 +56,7 @@ void task_cache_free(task_cache *c)
     for (size_t i = 0; i < c->n; i++) {
         task_clear(&c->slots[i].t);
         pthread_mutex_destroy(&c->slots[i].mu);
+        pthread_cond_destroy(&c->slots[i].released);
     }
     free(c->slots);
     free(c);
@@ -85,6 +99,19 @@ bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
 {
     slot *s = slot_of(c, id);
     pthread_mutex_lock(&s->mu);
+    if (s->held && (!s->held_id[0] || strcmp(s->held_id, id) == 0)) {
+        /* a commit of this task is under way: answer what it writes, not what it replaces */
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += HOLD_WAIT_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        int rc = 0;
+        while (s->held && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&s->released, &s->mu, &until);
+    }
     bool found = s->used && !s->held && strcmp(s->t.id, id) == 0 && copy_task(out, &s->t);
     *gen = s->gen;
     pthread_mutex_unlock(&s->mu);
@@ -111,16 +138,22 @@ void task_cache_put(task_cache *c, const task *t, uint64_t gen)
     task_clear(fresh ? &old : &copy);
 }
 
-/* Drop what slot s keeps, move its generation on, and take (+1) or end (-1) a hold. */
-static void drop(slot *s, int hold)
+/* Drop what slot s keeps, move its generation on, and take (+1) or end (-1) a hold of task id
+ * (NULL: of any). */
+static void drop(slot *s, const char *id, int hold)
 {
     task old = {0};
     pthread_mutex_lock(&s->mu);
     s->gen++;
-    if (hold > 0)
+    if (hold > 0) {
+        bool same = s->held && id && strcmp(s->held_id, id) == 0;
         s->held++;
-    else if (hold < 0 && s->held) /* a release follows its hold */
-        s->held--;
+        if (!same) /* the first hold names its task; another task's makes it "several" */
+            snprintf(s->held_id, sizeof s->held_id, "%s", s->held == 1 && id ? id : "");
+    } else if (hold < 0 && s->held && --s->held == 0) { /* a release follows its hold */
+        s->held_id[0] = '\0';
+        pthread_cond_broadcast(&s->released);
+    }
     if (s->used) {
         old = s->t;
         memset(&s->t, 0, sizeof s->t);
@@ -132,22 +165,22 @@ static void drop(slot *s, int hold)
 
 void task_cache_hold(task_cache *c, const char *id)
 {
-    drop(slot_of(c, id), 1);
+    drop(slot_of(c, id), id, 1);
 }
 
 void task_cache_release(task_cache *c, const char *id)
 {
-    drop(slot_of(c, id), -1);
+    drop(slot_of(c, id), id, -1);
 }
 
 void task_cache_hold_all(task_cache *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        drop(&c->slots[i], 1);
+        drop(&c->slots[i], NULL, 1);
 }
 
 void task_cache_release_all(task_cache *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        drop(&c->slots[i], -1);
+        drop(&c->slots[i], NULL, -1);
 }

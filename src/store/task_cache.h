@@ -30,7 +30,10 @@ task_cache *task_cache_new(size_t n);
 void task_cache_free(task_cache *c);
 
 /* A copy of the kept task into *out: true when found. Else false, and *gen
- * gets the slot's generation for task_cache_put(). */
+ * gets the slot's generation for task_cache_put(). A commit under way that
+ * changes task id (held) is waited for, up to 20 ms, so that the read that
+ * follows a miss answers what the commit wrote: a read never answers older
+ * than a write to its task that was being committed when it came. */
 bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen);
 /* Keep a copy of t as read after a get that missed with gen, unless the slot was forgotten
  * since or t is too large to keep. */

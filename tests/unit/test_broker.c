@@ -1632,7 +1632,7 @@ static void test_change_record_readers_read_the_commit(void **state)
         set_status(f->s, id, TASK_COMPLETED, "done", now);
     }
     settle_wakeups(f->b);
-    for (int i = 0; i < 500 && fl.finished_seen < 300; i++)
+    for (int i = 0; i < 2000 && fl.finished_seen < 300; i++)
         sleep_ms(10);
     atomic_store(&fl.done, true);
     assert_int_equal(pthread_join(th, NULL), 0);
@@ -1640,6 +1640,36 @@ static void test_change_record_readers_read_the_commit(void **state)
     if (fl.stale)
         fail_msg("%d of 300 tasks read %s after their COMPLETED record was seen", fl.stale,
                  fl.stale_status);
+}
+
+/* A read of a task that comes after an update of it was submitted answers the update, however
+ * soon: the update holds the task's cache slot from its submit to its commit. */
+static void test_read_after_submit_sees_the_update(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    for (int i = 0; i < 50; i++) {
+        char id[37];
+        create_task(f->s, TASK_NULL_TIME, id);
+        set_status(f->s, id, TASK_IN_PROGRESS, "", now);
+        task t = {0};
+        assert_int_equal(store_get_task(f->s, id, &t), STORE_OK); /* cached IN_PROGRESS */
+        task_clear(&t);
+        store_batch b;
+        store_batch_init(&b);
+        store_write w = {.kind = STORE_WRITE_UPDATE,
+                         .now = now,
+                         .update = {.id = id, .status = TASK_COMPLETED, .status_msg = "done"}};
+        store_batch_submit(&b, f->s, &w);
+        assert_int_equal(store_get_task(f->s, id, &t), STORE_OK); /* the commit may be pending */
+        if (t.status != TASK_COMPLETED)
+            fail_msg("task %d read %s after its COMPLETED update was submitted", i,
+                     task_status_name(t.status));
+        task_clear(&t);
+        store_batch_wait(&b);
+        assert_int_equal(w.rc, STORE_OK);
+        task_clear(&w.current);
+    }
 }
 
 static void test_broker_wait(void **state)
@@ -1736,6 +1766,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_after_submit_sees_the_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_record_readers_read_the_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commit_wakes_after_the_cache_forgot, setup, teardown),

@@ -177,11 +177,74 @@ static void test_no_stale_read_after_a_commit(void **state)
     task_cache_free(r.c);
 }
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+typedef struct releaser {
+    task_cache *c;
+    int after_ms;
+} releaser;
+
+static void *releaser_main(void *arg)
+{
+    releaser *r = arg;
+    struct timespec ts = {0, (long)r->after_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    task_cache_release(r->c, ID1);
+    return NULL;
+}
+
+/* A get of a task whose commit is under way waits for it (up to 20 ms), then misses: the read
+ * that follows answers the commit. A get of another task sharing the slot does not wait. */
+static void test_get_waits_for_a_commit_of_its_task(void **state)
+{
+    (void)state;
+    task_cache *c = task_cache_new(1); /* every id shares the one slot */
+    assert_non_null(c);
+    task t = make(ID1, "before");
+    task out;
+    uint64_t gen;
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+    task_cache_put(c, &t, gen);
+
+    task_cache_hold(c, ID1);
+    releaser r = {c, 8};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, releaser_main, &r), 0);
+    double t0 = mono_ms();
+    assert_false(task_cache_get(c, ID2, &out, &gen)); /* another task: no wait */
+    double other = mono_ms() - t0;
+    assert_false(task_cache_get(c, ID1, &out, &gen)); /* its task: waits for the release */
+    double waited = mono_ms() - t0;
+    pthread_join(th, NULL);
+    if (other >= 6 || waited < 6)
+        fail_msg("another task's get took %.1f ms, its own %.1f ms (release after 8 ms)", other,
+                 waited);
+    task_cache_put(c, &t, gen); /* read after the release: kept */
+    assert_true(task_cache_get(c, ID1, &out, &gen));
+    task_clear(&out);
+
+    task_cache_hold(c, ID1); /* never released in time: the get gives up after 20 ms */
+    t0 = mono_ms();
+    assert_false(task_cache_get(c, ID1, &out, &gen));
+    waited = mono_ms() - t0;
+    if (waited < 15)
+        fail_msg("a get gave up on a held slot after %.1f ms, not 20", waited);
+    task_cache_release(c, ID1);
+    task_clear(&t);
+    task_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_hold),
         cmocka_unit_test(test_no_stale_read_after_a_commit),
+        cmocka_unit_test(test_get_waits_for_a_commit_of_its_task),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
