@@ -495,7 +495,6 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 
 static store_rc apply_create(sqlite_store *s, store_write *w);
 static store_rc apply_reclaim(sqlite_store *s, store_write *w);
-/* Queue a write for the next batch; done() runs after its commit. */
 /* An update of a task (a report, a PATCH) holds the task's cache slot from its submit until
  * its commit is done: a read that comes meanwhile answers what it writes (task_cache_get()). */
 static const char *updated_task(const store_write *w)
@@ -503,6 +502,7 @@ static const char *updated_task(const store_write *w)
     return w->kind == STORE_WRITE_UPDATE && !w->adapter_data ? w->update.id : NULL;
 }
 
+/* Queue a write for the next batch; done() runs after its commit. */
 static void sq_submit(store *base, store_write *w)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -675,7 +675,6 @@ void sq_apply_write(sqlite_store *s, store_write *w)
     sq_step_done(s->w_release);
 }
 
-/* Run one batch: every op in its own savepoint, one commit for all. */
 /* Wait for the disk at commit only when some write in the batch must be durable. */
 static void choose_sync(sqlite_store *s, const store_write *batch)
 {
@@ -688,6 +687,7 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
         s->syncing = durable;
 }
 
+/* Run one batch: every op in its own savepoint, one commit for all. */
 static void run_batch(sqlite_store *s, store_write *batch)
 {
     int64_t started = clock_unix_ms();
