@@ -185,8 +185,8 @@ typedef struct broker_standing {
     const queue_config *queue; /* the caller's, as for a receive */
     size_t max;
     /* the broker's, from broker_stand() to broker_sit() */
-    int state;
-    queue_message *got;
+    bool taking;        /* the writer is receiving for it, in a transaction not yet settled */
+    queue_message *got; /* what was received for it, committed */
     size_t n_got;
     struct broker_standing *next, *next_taking;
 } broker_standing;

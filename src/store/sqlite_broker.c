@@ -810,12 +810,10 @@ store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, 
 
 /* ---- standing receives ---------------------------------------------------- */
 
-enum { STANDING, TAKING, FILLED }; /* broker_standing.state */
-
 void broker_stand(broker *b, broker_standing *st)
 {
     sqlite_store *s = sq(b);
-    st->state = STANDING;
+    st->taking = false;
     st->got = NULL;
     st->n_got = 0;
     pthread_mutex_lock(&s->standing_mu);
@@ -828,7 +826,7 @@ void broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n)
 {
     sqlite_store *s = sq(b);
     pthread_mutex_lock(&s->standing_mu);
-    while (st->state == TAKING) /* the writer is receiving for it: a commit away */
+    while (st->taking) /* the writer is receiving for it: a commit away */
         pthread_cond_wait(&s->standing_settled, &s->standing_mu);
     for (broker_standing **p = &s->standing; *p; p = &(*p)->next)
         if (*p == st) {
@@ -849,9 +847,9 @@ void sq_standing_receive(sqlite_store *s)
     broker_standing *taking = NULL; /* stay in place: broker_sit() waits for their settling */
     pthread_mutex_lock(&s->standing_mu);
     for (broker_standing *st = s->standing; st; st = st->next)
-        if (st->state == STANDING &&
+        if (!st->taking && !st->n_got && /* not filled by an earlier commit */
             depth_log_makes_visible(&s->depth_log, s->depths, st->queue->name)) {
-            st->state = TAKING;
+            st->taking = true;
             st->next_taking = taking;
             taking = st;
         }
@@ -875,14 +873,14 @@ void sq_standing_settle(sqlite_store *s, bool committed)
     pthread_mutex_lock(&s->standing_mu);
     bool settled = false;
     for (broker_standing *st = s->standing; st; st = st->next) {
-        if (st->state != TAKING)
+        if (!st->taking)
             continue;
         if (!committed) {
             queue_messages_free(st->got, st->n_got);
             st->got = NULL;
             st->n_got = 0;
         }
-        st->state = st->n_got ? FILLED : STANDING;
+        st->taking = false;
         settled = true;
     }
     if (settled)

@@ -2,6 +2,7 @@
  * task_cache — recently read tasks; see task_cache.h.
  */
 #include "task_cache.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -101,13 +102,7 @@ bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
     pthread_mutex_lock(&s->mu);
     if (s->held && (!s->held_id[0] || strcmp(s->held_id, id) == 0)) {
         /* a commit of this task is under way: answer what it writes, not what it replaces */
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += HOLD_WAIT_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = clock_mono_timespec(clock_mono_ns() + HOLD_WAIT_MS * 1000000LL);
         int rc = 0;
         while (s->held && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->released, &s->mu, &until);

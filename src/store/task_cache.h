@@ -35,8 +35,8 @@ void task_cache_free(task_cache *c);
  * follows a miss answers what the commit wrote: a read never answers older
  * than a write to its task that was being committed when it came. */
 bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen);
-/* Keep a copy of t as read after a get that missed with gen, unless the slot was forgotten
- * since or t is too large to keep. */
+/* Keep a copy of t as read after a get that missed with gen, unless the slot was held or
+ * released since (or is held now), or t is too large to keep. */
 void task_cache_put(task_cache *c, const task *t, uint64_t gen);
 /* A commit is about to change task id: drop it, and read its slot from the database (gets
  * miss, puts are no-ops) until task_cache_release(). Holds of one slot add up. */
