@@ -1576,6 +1576,17 @@ static void test_commit_wakes_after_the_cache_forgot(void **state)
     assert_true(after > before); /* and woken once it is done */
 }
 
+/* A new task, IN_PROGRESS, read once so that the cache keeps it as such. */
+static void create_in_progress_cached(store *s, char id[37], int64_t now)
+{
+    create_task(s, TASK_NULL_TIME, id);
+    set_status(s, id, TASK_IN_PROGRESS, "", now);
+    task t = {0};
+    assert_int_equal(store_get_task(s, id, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_IN_PROGRESS);
+    task_clear(&t);
+}
+
 /* A reader that follows the change log, as the events thread does for GET ?wait=. */
 typedef struct follower {
     store *s;
@@ -1624,11 +1635,7 @@ static void test_change_record_readers_read_the_commit(void **state)
     int64_t now = (int64_t)time(NULL);
     for (int i = 0; i < 300; i++) {
         char id[37];
-        create_task(f->s, TASK_NULL_TIME, id);
-        set_status(f->s, id, TASK_IN_PROGRESS, "", now);
-        task t = {0};
-        assert_int_equal(store_get_task(f->s, id, &t), STORE_OK); /* cached IN_PROGRESS */
-        task_clear(&t);
+        create_in_progress_cached(f->s, id, now);
         set_status(f->s, id, TASK_COMPLETED, "done", now);
     }
     settle_wakeups(f->b);
@@ -1650,17 +1657,14 @@ static void test_read_after_submit_sees_the_update(void **state)
     int64_t now = (int64_t)time(NULL);
     for (int i = 0; i < 50; i++) {
         char id[37];
-        create_task(f->s, TASK_NULL_TIME, id);
-        set_status(f->s, id, TASK_IN_PROGRESS, "", now);
-        task t = {0};
-        assert_int_equal(store_get_task(f->s, id, &t), STORE_OK); /* cached IN_PROGRESS */
-        task_clear(&t);
+        create_in_progress_cached(f->s, id, now);
         store_batch b;
         store_batch_init(&b);
         store_write w = {.kind = STORE_WRITE_UPDATE,
                          .now = now,
                          .update = {.id = id, .status = TASK_COMPLETED, .status_msg = "done"}};
         store_batch_submit(&b, f->s, &w);
+        task t = {0};
         assert_int_equal(store_get_task(f->s, id, &t), STORE_OK); /* the commit may be pending */
         if (t.status != TASK_COMPLETED)
             fail_msg("task %d read %s after its COMPLETED update was submitted", i,
