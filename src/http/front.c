@@ -245,9 +245,9 @@ static void answer(front *f, conn *c, size_t consumed, int status, const char *r
             break;
         consumed -= (size_t)n;
     }
+    f->o.refused(f->o.ctx, status, reason, detail); /* counted before the client can read it */
     front_send_error(c->fd, status, detail);
     shutdown(c->fd, SHUT_WR);
-    f->o.refused(f->o.ctx, status, reason, detail);
     list_remove(&f->heads, c);
     c->state = WAIT_LINGER;
     c->deadline_ns = clock_mono_ns() + LINGER_NS;
@@ -399,9 +399,9 @@ static void accept_some(front *f)
             int status = per_client ? 429 : 503;
             const char *detail =
                 per_client ? "Too many connections from this client" : "Too many connections";
+            f->o.refused(f->o.ctx, status, refusal, detail);
             front_send_error(fd, status, detail);
             close(fd);
-            f->o.refused(f->o.ctx, status, refusal, detail);
             continue;
         }
         conn *c = malloc(sizeof *c);

@@ -239,13 +239,14 @@ static enum MHD_Result refuse_mid_body(http_server *h, struct MHD_Connection *c,
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
         return MHD_NO;
+    /* counted before the answer leaves: a client that reads it and then asks /metrics sees it */
+    ctx->early = true;
+    count_unrouted(h, method, status, ctx->start_ns, detail);
+    count_refused(h, reason);
     front_send_error(ci->connect_fd, status, detail);
     shutdown(ci->connect_fd, SHUT_WR);
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 1u); /* a silent client */
     ctx->refused_ns = clock_mono_ns();
-    ctx->early = true;
-    count_unrouted(h, method, status, ctx->start_ns, detail);
-    count_refused(h, reason);
     return MHD_YES;
 }
 
