@@ -40,9 +40,7 @@ struct pipeline {
 /* Sleep one sweep interval, or until the pipeline stops; false when stopping. */
 static bool sweeper_sleep(pipeline *p)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += p->config->sweep_interval;
+    struct timespec until = clock_mono_after_ms((int64_t)p->config->sweep_interval * 1000);
     pthread_mutex_lock(&p->mu);
     while (!p->stopping && pthread_cond_timedwait(&p->cond, &p->mu, &until) == 0)
         ;
@@ -214,7 +212,7 @@ pipeline *pipeline_new(const config *c, char *err, size_t errlen)
     p->view =
         (api_pipeline){queues_json, redrive, metrics_text, wait_task, unwait_task, subscribe, p};
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cond, NULL);
+    clock_mono_cond_init(&p->cond);
     for (size_t i = 0; i < c->n_handlers; i++) {
         if (!(p->handlers[i] = handler_create(&c->handlers[i], err, errlen))) {
             pipeline_stop(p, 0);

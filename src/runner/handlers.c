@@ -4,6 +4,7 @@
 #include "handlers.h"
 
 #include "exec_handler.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -57,15 +58,7 @@ static double uniform01(void)
 /* Wait s seconds; false when aborted first. */
 static bool task1_wait(task1 *cfg, double s)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    double frac = s - floor(s);
-    until.tv_sec += (time_t)s;
-    until.tv_nsec += (long)(frac * 1e9);
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_mono_after_ms((int64_t)(s * 1000));
     pthread_mutex_lock(&cfg->mu);
     int rc = 0;
     while (!cfg->aborted && rc != ETIMEDOUT)
@@ -142,7 +135,7 @@ static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
                  "queue", hc->queue, "TASK1_SECONDS", seconds, "timeout", timeout, NULL);
     }
     pthread_mutex_init(&cfg->mu, NULL);
-    pthread_cond_init(&cfg->cond, NULL);
+    clock_mono_cond_init(&cfg->cond);
     *h = (handler){
         .name = "TASK1", .run = task1_run, .free = task1_free, .abort = task1_abort, .ctx = cfg};
     return h;

@@ -1313,14 +1313,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
 void broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
 {
     sqlite_store *s = sq(b);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_mono_after_ms(timeout_ms);
     pthread_mutex_lock(&s->notify_mu);
     uint64_t *current = changes ? &s->changes_gen : &s->messages_gen;
     pthread_cond_t *cv = changes ? &s->changes_cv : &s->messages_cv;

@@ -819,9 +819,7 @@ static void *writer_main(void *arg)
                 pthread_cond_wait(&s->wake, &s->mu);
                 continue;
             }
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += PROBE_INTERVAL_S;
+            struct timespec until = clock_mono_after_ms(PROBE_INTERVAL_S * 1000);
             if (pthread_cond_timedwait(&s->wake, &s->mu, &until) == ETIMEDOUT && !s->queue_head &&
                 !s->stopping) {
                 pthread_mutex_unlock(&s->mu);
@@ -1286,11 +1284,11 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         s->listener = *o->listener;
     s->sync_full = s->syncing = o->sync == STORE_SYNC_FULL;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->wake, NULL);
+    clock_mono_cond_init(&s->wake);
     pthread_cond_init(&s->reader_free, NULL);
     pthread_mutex_init(&s->notify_mu, NULL);
-    pthread_cond_init(&s->changes_cv, NULL);
-    pthread_cond_init(&s->messages_cv, NULL);
+    clock_mono_cond_init(&s->changes_cv);
+    clock_mono_cond_init(&s->messages_cv);
     pthread_mutex_init(&s->standing_mu, NULL);
     pthread_cond_init(&s->standing_settled, NULL);
     pthread_mutex_init(&s->health_mu, NULL);

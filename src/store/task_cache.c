@@ -39,14 +39,10 @@ task_cache *task_cache_new(size_t n)
         return NULL;
     }
     c->n = n ? n : 1;
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     for (size_t i = 0; i < c->n; i++) {
         pthread_mutex_init(&c->slots[i].mu, NULL);
-        pthread_cond_init(&c->slots[i].released, &a);
+        clock_mono_cond_init(&c->slots[i].released);
     }
-    pthread_condattr_destroy(&a);
     return c;
 }
 
@@ -102,7 +98,7 @@ bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
     pthread_mutex_lock(&s->mu);
     if (s->held && (!s->held_id[0] || strcmp(s->held_id, id) == 0)) {
         /* a commit of this task is under way: answer what it writes, not what it replaces */
-        struct timespec until = clock_mono_timespec(clock_mono_ns() + HOLD_WAIT_MS * 1000000LL);
+        struct timespec until = clock_mono_after_ms(HOLD_WAIT_MS);
         int rc = 0;
         while (s->held && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->released, &s->mu, &until);

@@ -433,13 +433,7 @@ static void otlp_free(exporter *e)
 /* The mutex and the monotonic condition variable; false when either cannot be made. */
 static bool init_locks(otlp_exporter *o)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
-        return false;
-    bool ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-              pthread_cond_init(&o->wake, &ca) == 0;
-    pthread_condattr_destroy(&ca);
-    if (!ok)
+    if (clock_mono_cond_init(&o->wake) != 0)
         return false;
     if (pthread_mutex_init(&o->mu, NULL) != 0) {
         pthread_cond_destroy(&o->wake);

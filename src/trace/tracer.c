@@ -188,18 +188,12 @@ void tracer_global_cleanup(void)
 
 static bool init_locks(tracer *t)
 {
-    pthread_condattr_t ca;
-    if (pthread_condattr_init(&ca) != 0)
+    if (clock_mono_cond_init(&t->qcond) != 0)
         return false;
-    bool ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-              pthread_cond_init(&t->qcond, &ca) == 0;
-    if (ok && pthread_cond_init(&t->idle, &ca) != 0) {
+    if (clock_mono_cond_init(&t->idle) != 0) {
         pthread_cond_destroy(&t->qcond);
-        ok = false;
-    }
-    pthread_condattr_destroy(&ca);
-    if (!ok)
         return false;
+    }
     if (pthread_mutex_init(&t->qmu, NULL) != 0) {
         pthread_cond_destroy(&t->qcond);
         pthread_cond_destroy(&t->idle);

@@ -49,3 +49,21 @@ struct timespec clock_mono_timespec(int64_t ns)
     struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
     return ts;
 }
+
+struct timespec clock_mono_after_ms(int64_t ms)
+{
+    return clock_mono_timespec(ns_of(CLOCK_MONOTONIC) + ms * 1000000);
+}
+
+int clock_mono_cond_init(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    int rc = pthread_condattr_init(&attr);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}

@@ -9,6 +9,7 @@
 #ifndef TASKD_CLOCK_H
 #define TASKD_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -25,5 +26,13 @@ double clock_mono_s(void);
  * the deadline pthread_cond_timedwait wants on a CLOCK_MONOTONIC condition.
  */
 struct timespec clock_mono_timespec(int64_t ns);
+/* The monotonic deadline ms milliseconds from now, as clock_mono_timespec gives it. */
+struct timespec clock_mono_after_ms(int64_t ms);
+/*
+ * Initialise a condition variable whose timed waits read the monotonic clock,
+ * so that setting the wall clock neither stretches nor cuts them short.
+ * 0, or an error number.
+ */
+int clock_mono_cond_init(pthread_cond_t *cond);
 
 #endif

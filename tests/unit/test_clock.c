@@ -1,6 +1,7 @@
 /*
  * Unit tests for util/clock: the monotonic nanoseconds-to-timespec
- * conversion condition-variable deadlines use, and the clocks' units.
+ * conversion condition-variable deadlines use, conditions on the monotonic
+ * clock, and the clocks' units.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 
 #include "util/clock.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <time.h>
 
 static void check_ts(int64_t ns, long long want_sec, long want_nsec)
@@ -45,6 +48,27 @@ static void test_timespec_is_a_monotonic_deadline(void **state)
     assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000);
 }
 
+static void test_cond_waits_on_the_monotonic_clock(void **state)
+{
+    (void)state;
+    /* a condition on the wall clock would take a monotonic deadline (about the uptime) as
+     * long past and return at once; a monotonic one waits the 50 ms */
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond;
+    assert_int_equal(clock_mono_cond_init(&cond), 0);
+    int64_t start = clock_mono_ns();
+    struct timespec until = clock_mono_after_ms(50);
+    pthread_mutex_lock(&mu);
+    int rc = 0;
+    while (rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&cond, &mu, &until);
+    pthread_mutex_unlock(&mu);
+    int64_t waited_ms = (clock_mono_ns() - start) / 1000000;
+    assert_true(waited_ms >= 49);
+    assert_true(waited_ms < 5000);
+    pthread_cond_destroy(&cond);
+}
+
 static void test_units_agree(void **state)
 {
     (void)state;
@@ -60,6 +84,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_timespec_splits_seconds),
         cmocka_unit_test(test_timespec_is_a_monotonic_deadline),
+        cmocka_unit_test(test_cond_waits_on_the_monotonic_clock),
         cmocka_unit_test(test_units_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
