@@ -44,8 +44,8 @@
 #include <unistd.h>
 
 #define MAX_READERS 64
-/* Tasks kept for reads by id (task_cache.h): at most 2 KiB of strings each */
-#define TASK_CACHE_SLOTS 2048
+/* Sets of tasks kept for reads by id (task_cache.h): 4 tasks of at most 2 KiB of strings each */
+#define TASK_CACHE_SETS 1024
 /* While writes fail and nothing else is written, a probe write every this many seconds */
 #define PROBE_INTERVAL_S 1
 /* Healthy again: a write commits, and none has failed for this long (past the pipeline's
@@ -495,7 +495,7 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 
 static store_rc apply_create(sqlite_store *s, store_write *w);
 static store_rc apply_reclaim(sqlite_store *s, store_write *w);
-/* An update of a task (a report, a PATCH) holds the task's cache slot from its submit until
+/* An update of a task (a report, a PATCH) holds the task in the cache from its submit until
  * its commit is done: a read that comes meanwhile answers what it writes (task_cache_get()). */
 static const char *updated_task(const store_write *w)
 {
@@ -591,7 +591,7 @@ static store_rc sq_write_health(store *base, char *why, size_t len)
     return STORE_ERROR;
 }
 
-/* Hold the cache's slots of the tasks the batch wrote from just before its commit (hold) until
+/* Hold in the cache the tasks the batch wrote from just before its commit (hold) until
  * just after it or its rollback (release): whoever learns of the commit — by its change
  * records, which readers see the moment it lands, by a wake-up or by a reply — reads what it
  * wrote, never what the cache kept from before. */
@@ -1325,7 +1325,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    if (!(s->cache = task_cache_new(TASK_CACHE_SLOTS))) {
+    if (!(s->cache = task_cache_new(TASK_CACHE_SETS))) {
         set_err(err, errlen, "cannot start the store of", s->path, "out of memory");
         goto fail;
     }

@@ -16,32 +16,39 @@
 /* A get waits at most this long for a commit under way on its task. */
 #define HOLD_WAIT_MS 20
 
-typedef struct slot {
+/*
+ * A set: the tasks whose ids hash to it, up to TASK_CACHE_WAYS, under one lock. Holds and the
+ * generation are the set's: a hold names the task its commit changes (held_id), so that reads
+ * of the set's other tasks go on; when commits under way change several of its tasks, or any
+ * (hold_all), held_id is "" and no task of the set is read.
+ */
+typedef struct set {
     pthread_mutex_t mu;
     pthread_cond_t released;       /* held fell to 0 */
     uint64_t gen;                  /* moved on by every hold and release */
-    unsigned held;                 /* commits under way that change a task of this slot */
+    unsigned held;                 /* commits under way that change a task of this set */
     char held_id[TASK_ID_LEN + 1]; /* the task they change; "" when they change several */
-    bool used;
-    task t;
-} slot;
+    unsigned next;                 /* the way a put replaces when none is free */
+    bool used[TASK_CACHE_WAYS];
+    task ways[TASK_CACHE_WAYS];
+} set;
 
 struct task_cache {
     size_t n;
-    slot *slots;
+    set *sets;
 };
 
 task_cache *task_cache_new(size_t n)
 {
     task_cache *c = calloc(1, sizeof *c);
-    if (!c || !(c->slots = calloc(n ? n : 1, sizeof *c->slots))) {
+    if (!c || !(c->sets = calloc(n ? n : 1, sizeof *c->sets))) {
         free(c);
         return NULL;
     }
     c->n = n ? n : 1;
     for (size_t i = 0; i < c->n; i++) {
-        pthread_mutex_init(&c->slots[i].mu, NULL);
-        clock_mono_cond_init(&c->slots[i].released);
+        pthread_mutex_init(&c->sets[i].mu, NULL);
+        clock_mono_cond_init(&c->sets[i].released);
     }
     return c;
 }
@@ -51,20 +58,36 @@ void task_cache_free(task_cache *c)
     if (!c)
         return;
     for (size_t i = 0; i < c->n; i++) {
-        task_clear(&c->slots[i].t);
-        pthread_mutex_destroy(&c->slots[i].mu);
-        pthread_cond_destroy(&c->slots[i].released);
+        for (size_t w = 0; w < TASK_CACHE_WAYS; w++)
+            task_clear(&c->sets[i].ways[w]);
+        pthread_mutex_destroy(&c->sets[i].mu);
+        pthread_cond_destroy(&c->sets[i].released);
     }
-    free(c->slots);
+    free(c->sets);
     free(c);
 }
 
-static slot *slot_of(task_cache *c, const char *id)
+static set *set_of(task_cache *c, const char *id)
 {
     uint64_t h = 1469598103934665603u; /* FNV-1a: the id's random tail spreads it */
     for (const char *p = id; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211u;
-    return &c->slots[h % c->n];
+    return &c->sets[h % c->n];
+}
+
+/* The way that keeps task id, or -1. */
+static int way_of(const set *s, const char *id)
+{
+    for (int w = 0; w < TASK_CACHE_WAYS; w++)
+        if (s->used[w] && strcmp(s->ways[w].id, id) == 0)
+            return w;
+    return -1;
+}
+
+/* A commit under way changes task id (or may: several, or all). */
+static bool held_for(const set *s, const char *id)
+{
+    return s->held && (!s->held_id[0] || strcmp(s->held_id, id) == 0);
 }
 
 /* A deep copy; false (dst empty) when out of memory. */
@@ -94,16 +117,17 @@ static size_t weight(const task *t)
 
 bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
 {
-    slot *s = slot_of(c, id);
+    set *s = set_of(c, id);
     pthread_mutex_lock(&s->mu);
-    if (s->held && (!s->held_id[0] || strcmp(s->held_id, id) == 0)) {
+    if (held_for(s, id)) {
         /* a commit of this task is under way: answer what it writes, not what it replaces */
         struct timespec until = clock_mono_after_ms(HOLD_WAIT_MS);
         int rc = 0;
-        while (s->held && rc != ETIMEDOUT)
+        while (held_for(s, id) && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->released, &s->mu, &until);
     }
-    bool found = s->used && !s->held && strcmp(s->t.id, id) == 0 && copy_task(out, &s->t);
+    int w = held_for(s, id) ? -1 : way_of(s, id);
+    bool found = w >= 0 && copy_task(out, &s->ways[w]);
     *gen = s->gen;
     pthread_mutex_unlock(&s->mu);
     return found;
@@ -116,24 +140,33 @@ void task_cache_put(task_cache *c, const task *t, uint64_t gen)
     task copy;
     if (!copy_task(&copy, t))
         return;
-    slot *s = slot_of(c, t->id);
+    set *s = set_of(c, t->id);
     task old = {0};
     pthread_mutex_lock(&s->mu);
-    bool fresh = s->gen == gen && !s->held; /* no commit held this slot since the read began */
+    /* no commit held this set since the read began, nor holds this task now */
+    bool fresh = s->gen == gen && !held_for(s, t->id);
     if (fresh) {
-        old = s->t;
-        s->t = copy;
-        s->used = true;
+        int w = way_of(s, t->id);
+        for (int i = 0; w < 0 && i < TASK_CACHE_WAYS; i++)
+            if (!s->used[i])
+                w = i;
+        if (w < 0) {
+            w = (int)s->next;
+            s->next = (s->next + 1) % TASK_CACHE_WAYS;
+        }
+        old = s->ways[w];
+        s->ways[w] = copy;
+        s->used[w] = true;
     }
     pthread_mutex_unlock(&s->mu);
     task_clear(fresh ? &old : &copy);
 }
 
-/* Drop what slot s keeps, move its generation on, and take (+1) or end (-1) a hold of task id
- * (NULL: of any). */
-static void drop(slot *s, const char *id, int hold)
+/* Drop what set s keeps of task id (NULL: all it keeps), move its generation on, and take (+1)
+ * or end (-1) a hold of that task. */
+static void drop(set *s, const char *id, int hold)
 {
-    task old = {0};
+    task old[TASK_CACHE_WAYS] = {0};
     pthread_mutex_lock(&s->mu);
     s->gen++;
     if (hold > 0) {
@@ -145,33 +178,36 @@ static void drop(slot *s, const char *id, int hold)
         s->held_id[0] = '\0';
         pthread_cond_broadcast(&s->released);
     }
-    if (s->used) {
-        old = s->t;
-        memset(&s->t, 0, sizeof s->t);
-        s->used = false;
+    for (int w = 0; w < TASK_CACHE_WAYS; w++) {
+        if (s->used[w] && (!id || strcmp(s->ways[w].id, id) == 0)) {
+            old[w] = s->ways[w];
+            memset(&s->ways[w], 0, sizeof s->ways[w]);
+            s->used[w] = false;
+        }
     }
     pthread_mutex_unlock(&s->mu);
-    task_clear(&old);
+    for (int w = 0; w < TASK_CACHE_WAYS; w++)
+        task_clear(&old[w]);
 }
 
 void task_cache_hold(task_cache *c, const char *id)
 {
-    drop(slot_of(c, id), id, 1);
+    drop(set_of(c, id), id, 1);
 }
 
 void task_cache_release(task_cache *c, const char *id)
 {
-    drop(slot_of(c, id), id, -1);
+    drop(set_of(c, id), id, -1);
 }
 
 void task_cache_hold_all(task_cache *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        drop(&c->slots[i], NULL, 1);
+        drop(&c->sets[i], NULL, 1);
 }
 
 void task_cache_release_all(task_cache *c)
 {
     for (size_t i = 0; i < c->n; i++)
-        drop(&c->slots[i], NULL, -1);
+        drop(&c->sets[i], NULL, -1);
 }

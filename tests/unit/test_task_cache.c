@@ -1,6 +1,6 @@
 /*
  * Unit tests for store/task_cache: copies in and out, holds across commits, large tasks
- * left out, and the rule that a read racing with a commit never leaves what
+ * left out, tasks sharing a set, and the rule that a read racing with a commit never leaves what
  * was before it in the cache (threads playing writer and readers).
  */
 #include <setjmp.h>
@@ -55,12 +55,12 @@ static void test_put_get_hold(void **state)
     task_clear(&out);
     assert_false(task_cache_get(c, ID2, &out, &gen)); /* another id is not it */
 
-    /* a held slot is not read, and keeps nothing put while held */
+    /* a held task is not read, and nothing put while it is held is kept */
     task_cache_hold(c, ID1);
     assert_false(task_cache_get(c, ID1, &out, &gen));
     task_cache_put(c, &t, gen);
     assert_false(task_cache_get(c, ID1, &out, &gen));
-    task_cache_hold(c, ID1); /* holds add up: a second commit of the same slot */
+    task_cache_hold(c, ID1); /* holds add up: a second commit of the same task */
     task_cache_release(c, ID1);
     task_cache_put(c, &t, gen);
     assert_false(task_cache_get(c, ID1, &out, &gen)); /* still held once */
@@ -109,9 +109,66 @@ static void test_put_get_hold(void **state)
     task_cache_free(NULL);
 }
 
+/* Ids that share a set are kept side by side, up to TASK_CACHE_WAYS; one more takes the place
+ * of the one kept longest. A hold of one of them leaves the others readable; holds of two make
+ * the whole set miss until both end. */
+static void test_tasks_sharing_a_set(void **state)
+{
+    (void)state;
+    task_cache *c = task_cache_new(1); /* every id shares the one set */
+    assert_non_null(c);
+    char ids[TASK_CACHE_WAYS + 1][TASK_ID_LEN + 1];
+    task ts[TASK_CACHE_WAYS + 1];
+    task out;
+    uint64_t gen;
+    for (int i = 0; i <= TASK_CACHE_WAYS; i++) {
+        snprintf(ids[i], sizeof ids[i], "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e%02d", i);
+        ts[i] = make(ids[i], "kept");
+    }
+    for (int i = 0; i < TASK_CACHE_WAYS; i++) {
+        assert_false(task_cache_get(c, ids[i], &out, &gen));
+        task_cache_put(c, &ts[i], gen);
+    }
+    for (int i = 0; i < TASK_CACHE_WAYS; i++) {
+        assert_true(task_cache_get(c, ids[i], &out, &gen));
+        assert_string_equal(out.id, ids[i]);
+        task_clear(&out);
+    }
+    /* one more: one of them gives way (the first, the turn's start), the others stay */
+    assert_false(task_cache_get(c, ids[TASK_CACHE_WAYS], &out, &gen));
+    task_cache_put(c, &ts[TASK_CACHE_WAYS], gen);
+    assert_false(task_cache_get(c, ids[0], &out, &gen));
+    for (int i = 1; i <= TASK_CACHE_WAYS; i++) {
+        assert_true(task_cache_get(c, ids[i], &out, &gen));
+        task_clear(&out);
+    }
+    /* a hold of one task drops it alone; the others are read while it is held */
+    task_cache_hold(c, ids[1]);
+    assert_false(task_cache_get(c, ids[1], &out, &gen));
+    assert_true(task_cache_get(c, ids[2], &out, &gen));
+    task_clear(&out);
+    /* and a task read meanwhile is kept */
+    assert_false(task_cache_get(c, ids[0], &out, &gen));
+    task_cache_put(c, &ts[0], gen);
+    assert_true(task_cache_get(c, ids[0], &out, &gen));
+    task_clear(&out);
+    /* a second task held at once: no task of the set is read (released at once: no wait) */
+    task_cache_hold(c, ids[2]);
+    assert_false(task_cache_get(c, ids[3], &out, &gen));
+    task_cache_release(c, ids[2]);
+    task_cache_release(c, ids[1]);
+    assert_true(task_cache_get(c, ids[3], &out, &gen));
+    task_clear(&out);
+    assert_false(task_cache_get(c, ids[1], &out, &gen)); /* its release dropped it */
+    assert_false(task_cache_get(c, ids[2], &out, &gen));
+    for (int i = 0; i <= TASK_CACHE_WAYS; i++)
+        task_clear(&ts[i]);
+    task_cache_free(c);
+}
+
 /*
- * A writer holds the task's slot, "commits" version v of it (the database holds v from then on,
- * for every reader), then releases the slot. Readers note the version the database holds, then
+ * A writer holds the task, "commits" version v of it (the database holds v from then on,
+ * for every reader), then releases it. Readers note the version the database holds, then
  * read: a hit must hold at least that version; a miss reads the database and puts it. A stale
  * put, or a hit on what was kept before a commit that readers can already see, would show as a
  * hit older than the version noted.
@@ -199,11 +256,11 @@ static void *releaser_main(void *arg)
 }
 
 /* A get of a task whose commit is under way waits for it (up to 20 ms), then misses: the read
- * that follows answers the commit. A get of another task sharing the slot does not wait. */
+ * that follows answers the commit. A get of another task sharing the set does not wait. */
 static void test_get_waits_for_a_commit_of_its_task(void **state)
 {
     (void)state;
-    task_cache *c = task_cache_new(1); /* every id shares the one slot */
+    task_cache *c = task_cache_new(1); /* every id shares the one set */
     assert_non_null(c);
     task t = make(ID1, "before");
     task out;
@@ -233,7 +290,7 @@ static void test_get_waits_for_a_commit_of_its_task(void **state)
     assert_false(task_cache_get(c, ID1, &out, &gen));
     waited = mono_ms() - t0;
     if (waited < 15)
-        fail_msg("a get gave up on a held slot after %.1f ms, not 20", waited);
+        fail_msg("a get gave up on a held task after %.1f ms, not 20", waited);
     task_cache_release(c, ID1);
     task_clear(&t);
     task_cache_free(c);
@@ -243,6 +300,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_put_get_hold),
+        cmocka_unit_test(test_tasks_sharing_a_set),
         cmocka_unit_test(test_no_stale_read_after_a_commit),
         cmocka_unit_test(test_get_waits_for_a_commit_of_its_task),
     };
