@@ -750,24 +750,6 @@ static const route *match_route(const api *a, const char *path, char *param, siz
     return NULL;
 }
 
-/*
- * Join the strings (a NULL ends the list) into out, cut to fit its size. The request path builds
- * its span name and metric labels this way: no format string to parse per request.
- */
-static void join(char *out, size_t size, ...)
-{
-    va_list ap;
-    va_start(ap, size);
-    size_t len = 0;
-    for (const char *part; (part = va_arg(ap, const char *)) != NULL;) {
-        size_t n = strnlen(part, size - 1 - len);
-        memcpy(out + len, part, n);
-        len += n;
-    }
-    va_end(ap);
-    out[len] = '\0';
-}
-
 /* The decimal text of an HTTP status (100..999; anything else as it comes) into out. */
 static const char *status_text(int status, char out[12])
 {
@@ -819,11 +801,11 @@ static void conclude(api *a, api_exchange *ex)
     trace_end(&a->telemetry, sv);
     if (a->telemetry.metrics) {
         char labels[160], code[12];
-        join(labels, sizeof labels, "route=\"", ex->route, "\"", (const char *)NULL);
+        str_join(labels, sizeof labels, "route=\"", ex->route, "\"", (const char *)NULL);
         metrics_observe(a->telemetry.metrics, "taskd_http_request_duration_seconds", labels,
                         seconds);
-        join(labels, sizeof labels, "route=\"", ex->route, "\",method=\"", ex->method, "\",code=\"",
-             status_text(status, code), "\"", (const char *)NULL);
+        str_join(labels, sizeof labels, "route=\"", ex->route, "\",method=\"", ex->method,
+                 "\",code=\"", status_text(status, code), "\"", (const char *)NULL);
         metrics_add(a->telemetry.metrics, "taskd_http_requests_total", labels, 1);
     }
 }
@@ -906,7 +888,8 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     char param[128];
     const route *r = match_route(a, req->path, param, sizeof param);
     ex->route = r ? r->pattern : "unmatched";
-    join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route, (const char *)NULL);
+    str_join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route,
+             (const char *)NULL);
     span_set_static(&ex->server, "http.route", ex->route);
     if (a->access && refused(a->access, req, resp))
         return API_DONE;

@@ -83,6 +83,20 @@ void sbuf_int(sbuf *b, int64_t v)
     sbuf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+void str_join(char *out, size_t size, ...)
+{
+    va_list ap;
+    va_start(ap, size);
+    size_t len = 0;
+    for (const char *part; (part = va_arg(ap, const char *)) != NULL;) {
+        size_t n = strnlen(part, size - 1 - len);
+        memcpy(out + len, part, n);
+        len += n;
+    }
+    va_end(ap);
+    out[len] = '\0';
+}
+
 void sbuf_double(sbuf *b, double d)
 {
     /* %.17g always round-trips, but most values people write already do at 15 digits */

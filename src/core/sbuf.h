@@ -34,6 +34,12 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Append a signed integer in decimal. */
 void sbuf_int(sbuf *b, int64_t v);
 /*
+ * Join the strings (a NULL ends the list) into out, cut to fit its size (at
+ * least 1): span names, labels and fixed-size copies without a format string
+ * to parse on the hot paths.
+ */
+void str_join(char *out, size_t size, ...) __attribute__((sentinel));
+/*
  * Append d in its shortest %g form that reads back as the same double: 15
  * significant digits when they round-trip (0.1, not 0.10000000000000001),
  * else 16, else 17. NaN and infinities come out as printf writes them.

@@ -54,7 +54,7 @@ static publish_outcome message_of(const publish_source *src, publish_message *ou
         strlen(src->task_type) > TASK_TYPE_MAX || !src->data)
         return PUBLISH_SKIPPED;
     memcpy(out->task_id, src->task_id, TASK_ID_LEN + 1);
-    snprintf(out->task_type, sizeof out->task_type, "%s", src->task_type);
+    str_join(out->task_type, sizeof out->task_type, src->task_type, NULL);
     out->body = strdup(src->data);
     out->trace = src->trace ? strdup(src->trace) : NULL;
     if (out->body && (!src->trace || out->trace))
@@ -164,7 +164,7 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     const char *stored = p->message.trace;
     bool known = stored && tracectx_parse_traceparent(stored, &task_ctx);
     char name[SPAN_NAME_MAX + 1];
-    snprintf(name, sizeof name, "process %s", cc->name);
+    str_join(name, sizeof name, "process ", cc->name, NULL);
     trace_begin(&p->process, known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);
     span_set_static(&p->process, "messaging.system", "taskd");
     span_set_static(&p->process, "messaging.operation.type", "process");
@@ -172,7 +172,7 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     span_set_static(&p->process, "messaging.consumer.group.name", cc->name);
     span_set_int(&p->process, "messaging.batch.message_count", (int64_t)batch_size);
     trace_ctx_of(&p->process, &ctx);
-    snprintf(name, sizeof name, "publish %s", c->topic);
+    str_join(name, sizeof name, "publish ", c->topic, NULL);
     trace_begin(&p->publish, &ctx, name, SPAN_KIND_PRODUCER);
     span_set_static(&p->publish, "messaging.system", "taskd");
     span_set_static(&p->publish, "messaging.operation.type", "send");

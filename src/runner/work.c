@@ -11,6 +11,7 @@
 #include "work.h"
 
 #include "core/json_util.h"
+#include "core/sbuf.h"
 #include "core/validate.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -54,7 +55,7 @@ static void begin_delivery(const work_env *e, work_item *it, const work_item *it
 {
     const char *system = e->messaging_system ? e->messaging_system : "taskd";
     char name[SPAN_NAME_MAX + 1];
-    snprintf(name, sizeof name, "receive %s", it->queue);
+    str_join(name, sizeof name, "receive ", it->queue, NULL);
     trace_begin(&it->receive, it->traced ? &it->producer : NULL, name, SPAN_KIND_CONSUMER);
     /* sent_ms is whole milliseconds: take the end of that millisecond, so the span never
      * seems to start before the producer's span, nor after its own end */
@@ -175,7 +176,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     }
     handler *h = e->handler;
     char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
-    snprintf(name, sizeof name, "%s", h->label ? h->label : h->name);
+    str_join(name, sizeof name, h->label ? h->label : h->name, NULL);
     child_span(&it->run_span, &it->process, name, SPAN_KIND_INTERNAL, it->id);
     span_set_static(&it->run_span, "taskd.handler", h->name);
     span_set_str(&it->run_span, "task.type", it->type);

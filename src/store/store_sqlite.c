@@ -28,6 +28,7 @@
 #include "sqlite_internal.h"
 
 #include "core/attrval.h"
+#include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "util/log.h"
 
@@ -954,7 +955,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     }
     uuid7_next(&s->ids, (uint64_t)clock_unix_ms(), s->entropy + s->entropy_used, t.id);
     s->entropy_used += 10;
-    snprintf(t.task_type, sizeof t.task_type, "%s", nt->task_type);
+    str_join(t.task_type, sizeof t.task_type, nt->task_type, NULL);
 
     sqlite3_stmt *st = s->w_insert;
     sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);

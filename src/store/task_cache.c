@@ -2,11 +2,12 @@
  * task_cache — recently read tasks; see task_cache.h.
  */
 #include "task_cache.h"
+
+#include "core/sbuf.h"
 #include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -173,7 +174,7 @@ static void drop(set *s, const char *id, int hold)
         bool same = s->held && id && strcmp(s->held_id, id) == 0;
         s->held++;
         if (!same) /* the first hold names its task; another task's makes it "several" */
-            snprintf(s->held_id, sizeof s->held_id, "%s", s->held == 1 && id ? id : "");
+            str_join(s->held_id, sizeof s->held_id, s->held == 1 && id ? id : "", NULL);
     } else if (hold < 0 && s->held && --s->held == 0) { /* a release follows its hold */
         s->held_id[0] = '\0';
         pthread_cond_broadcast(&s->released);

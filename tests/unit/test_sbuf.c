@@ -46,6 +46,22 @@ static void check_json_str(const char *s, const char *want)
     sbuf_free(&b);
 }
 
+static void test_str_join_cuts_to_fit(void **state)
+{
+    (void)state;
+    char out[8];
+    str_join(out, sizeof out, "GET", " ", "/tasks", (const char *)NULL);
+    assert_string_equal(out, "GET /ta"); /* 7 characters and the terminator */
+    str_join(out, sizeof out, "ab", "", "cd", (const char *)NULL);
+    assert_string_equal(out, "abcd");
+    str_join(out, sizeof out, (const char *)NULL);
+    assert_string_equal(out, "");
+    memset(out, 'x', sizeof out);
+    str_join(out, 1, "abc", (const char *)NULL);
+    assert_string_equal(out, "");
+    assert_int_equal(out[1], 'x'); /* nothing written past size */
+}
+
 static void test_take_empty_returns_empty_string(void **state)
 {
     (void)state;
@@ -599,6 +615,7 @@ static void test_failed_is_sticky(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_str_join_cuts_to_fit),
         cmocka_unit_test(test_take_empty_returns_empty_string),
         cmocka_unit_test(test_take_hands_over_and_resets),
         cmocka_unit_test(test_truncate),
