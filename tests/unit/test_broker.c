@@ -3,7 +3,8 @@
  * the dead-letter queue (failing unfinished tasks) and redrive, the change stream with per-consumer
  * checkpoints across a reopen, the atomicity of publish + checkpoint, stream lag, the retention
  * sweep and the commit wake-ups of broker_wait; and the reads that let an idle pipeline skip its
- * writes: broker_next_visible (when a queue's next message is due) and broker_sweep_due.
+ * writes: broker_next_visible (when a queue's next message is due) and broker_sweep_due; and a
+ * standing receive in a commit that fails (WAL writes failed by a VFS over the default one).
  *
  * Every test opens a fresh database (sync NORMAL) in its own mkdtemp directory and removes it
  * afterwards. The waits are real: visibility timeouts and delays of 1 s, slept for ~1.1 s.
@@ -796,6 +797,192 @@ static void test_standing_receive(void **state)
     queue_messages_free(ma, 2);
     queue_messages_free(mb, 2);
     expect_stats(f->b, "work", 1, 5, 0); /* one left visible; the one received above in flight */
+}
+
+/* ---- an injected write failure: a VFS over the default one whose WAL writes fail on demand ----
+ */
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs faulty_vfs;
+static atomic_bool wal_full; /* while set, every write to a WAL file answers SQLITE_FULL */
+
+typedef struct faulty_file {
+    sqlite3_file base;
+    sqlite3_file *real; /* the default VFS's file, in the bytes that follow */
+    bool wal;
+} faulty_file;
+
+static sqlite3_file *real_of(sqlite3_file *f)
+{
+    return ((faulty_file *)f)->real;
+}
+
+static int f_close(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xClose(real_of(f));
+}
+static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
+{
+    return real_of(f)->pMethods->xRead(real_of(f), buf, n, off);
+}
+static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
+{
+    if (((faulty_file *)f)->wal && atomic_load(&wal_full))
+        return SQLITE_FULL;
+    return real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
+}
+static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return real_of(f)->pMethods->xTruncate(real_of(f), size);
+}
+static int f_sync(sqlite3_file *f, int flags)
+{
+    return real_of(f)->pMethods->xSync(real_of(f), flags);
+}
+static int f_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return real_of(f)->pMethods->xFileSize(real_of(f), size);
+}
+static int f_lock(sqlite3_file *f, int level)
+{
+    return real_of(f)->pMethods->xLock(real_of(f), level);
+}
+static int f_unlock(sqlite3_file *f, int level)
+{
+    return real_of(f)->pMethods->xUnlock(real_of(f), level);
+}
+static int f_check_reserved(sqlite3_file *f, int *out)
+{
+    return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
+}
+static int f_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
+}
+static int f_sector_size(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
+static int f_device(sqlite3_file *f)
+{
+    return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
+}
+static int f_shm_map(sqlite3_file *f, int page, int size, int extend, void volatile **out)
+{
+    return real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
+}
+static int f_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
+}
+static void f_shm_barrier(sqlite3_file *f)
+{
+    real_of(f)->pMethods->xShmBarrier(real_of(f));
+}
+static int f_shm_unmap(sqlite3_file *f, int delete_flag)
+{
+    return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
+}
+static int f_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **out)
+{
+    return real_of(f)->pMethods->xFetch(real_of(f), off, n, out);
+}
+static int f_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    return real_of(f)->pMethods->xUnfetch(real_of(f), off, p);
+}
+
+static const sqlite3_io_methods faulty_io = {
+    .iVersion = 3,
+    .xClose = f_close,
+    .xRead = f_read,
+    .xWrite = f_write,
+    .xTruncate = f_truncate,
+    .xSync = f_sync,
+    .xFileSize = f_file_size,
+    .xLock = f_lock,
+    .xUnlock = f_unlock,
+    .xCheckReservedLock = f_check_reserved,
+    .xFileControl = f_file_control,
+    .xSectorSize = f_sector_size,
+    .xDeviceCharacteristics = f_device,
+    .xShmMap = f_shm_map,
+    .xShmLock = f_shm_lock,
+    .xShmBarrier = f_shm_barrier,
+    .xShmUnmap = f_shm_unmap,
+    .xFetch = f_fetch,
+    .xUnfetch = f_unfetch,
+};
+
+static int faulty_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, int flags,
+                       int *out_flags)
+{
+    (void)vfs;
+    faulty_file *ff = (faulty_file *)file;
+    ff->real = (sqlite3_file *)(ff + 1);
+    ff->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, out_flags);
+    ff->base.pMethods = ff->real->pMethods ? &faulty_io : NULL;
+    return rc;
+}
+
+/* Make the faulty VFS the default, for the stores opened until faulty_vfs_off(). */
+static void faulty_vfs_on(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    assert_non_null(real_vfs);
+    faulty_vfs = *real_vfs;
+    faulty_vfs.zName = "faulty";
+    faulty_vfs.szOsFile = (int)sizeof(faulty_file) + real_vfs->szOsFile;
+    faulty_vfs.xOpen = faulty_open;
+    faulty_vfs.pNext = NULL;
+    assert_int_equal(sqlite3_vfs_register(&faulty_vfs, 1), SQLITE_OK);
+}
+
+static void faulty_vfs_off(void)
+{
+    atomic_store(&wal_full, false);
+    sqlite3_vfs_register(real_vfs, 1);
+    sqlite3_vfs_unregister(&faulty_vfs);
+}
+
+/* A standing receive made in a batch whose commit fails is undone with it: its thread gets
+ * nothing, its message and claim were never written, and the next commit receives as before. */
+static void test_standing_receive_in_a_failed_commit(void **state)
+{
+    (void)state;
+    faulty_vfs_on();
+    void *fs = NULL;
+    assert_int_equal(setup(&fs), 0);
+    fx *f = fs;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+
+    broker_standing st = {.queue = &q, .max = 10};
+    broker_stand(f->b, &st);
+    atomic_store(&wal_full, true);
+    broker_message m = {.queue = &q, .task_id = id, .body = "{\"i\":1}", .attributes = "{}"};
+    assert_int_not_equal(broker_publish(f->b, "test", 1, &m, 1), STORE_OK);
+    atomic_store(&wal_full, false);
+    queue_message *got = NULL;
+    assert_int_equal(sit(f->b, &st, &got), 0);
+    assert_null(got);
+    expect_stats(f->b, "work", 0, 0, 0);
+    expect_status(f->s, id, TASK_CREATED, NULL);
+
+    broker_stand(f->b, &st);
+    publish_bodies(f->b, &q, 2, 1, id);
+    assert_int_equal(sit(f->b, &st, &got), 1);
+    assert_string_equal(got[0].body, "{\"i\":2}");
+    assert_int_equal(got[0].claim, STORE_OK);
+    expect_status(f->s, id, TASK_IN_PROGRESS, "Task started");
+    assert_int_equal(broker_delete(f->b, got, 1), STORE_OK);
+    queue_messages_free(got, 1);
+    expect_stats(f->b, "work", 0, 0, 0);
+
+    assert_int_equal(teardown(&fs), 0);
+    faulty_vfs_off();
 }
 
 #define N_STANDING_MSGS 300
@@ -1763,6 +1950,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive_race, setup, teardown),
+        cmocka_unit_test(test_standing_receive_in_a_failed_commit),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
