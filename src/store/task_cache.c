@@ -167,7 +167,8 @@ void task_cache_put(task_cache *c, const task *t, uint64_t gen)
  * or end (-1) a hold of that task. */
 static void drop(set *s, const char *id, int hold)
 {
-    task old[TASK_CACHE_WAYS] = {0};
+    task old[TASK_CACHE_WAYS];
+    int n_old = 0;
     pthread_mutex_lock(&s->mu);
     s->gen++;
     if (hold > 0) {
@@ -181,14 +182,14 @@ static void drop(set *s, const char *id, int hold)
     }
     for (int w = 0; w < TASK_CACHE_WAYS; w++) {
         if (s->used[w] && (!id || strcmp(s->ways[w].id, id) == 0)) {
-            old[w] = s->ways[w];
+            old[n_old++] = s->ways[w];
             memset(&s->ways[w], 0, sizeof s->ways[w]);
             s->used[w] = false;
         }
     }
     pthread_mutex_unlock(&s->mu);
-    for (int w = 0; w < TASK_CACHE_WAYS; w++)
-        task_clear(&old[w]);
+    for (int i = 0; i < n_old; i++)
+        task_clear(&old[i]);
 }
 
 void task_cache_hold(task_cache *c, const char *id)
