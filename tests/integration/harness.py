@@ -964,6 +964,15 @@ def queue_table(server):
     return {q["name"]: q for q in r.json()["queues"]}
 
 
+def wait_queue_empty(server, name, timeout=5.0):
+    """Wait until queue name holds no message. A runner deletes its batch's messages in the
+    commit after their reports, so a task reads COMPLETED a moment before its message leaves."""
+    def empty():
+        q = queue_table(server)[name]
+        return q["depth"] + q["in_flight"] + q["delayed"] == 0
+    wait_until(empty, timeout, what="queue %s to be empty" % name)
+
+
 _METRIC_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{((?:[^"}]|"(?:[^"\\]|\\.)*")*)\})?'
                         r'\s+(\S+)(?:\s+-?\d+)?$')
 _LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

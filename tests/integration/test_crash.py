@@ -14,8 +14,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ServersTestCase, Taskd, db_query, kill_fixture_processes,  # noqa: E402
-                     post_tasks, process_gone, queue_table, script_path, status_counts, wait_until,
-                     write_config, written_at)
+                     post_tasks, process_gone, queue_table, script_path, status_counts,
+                     wait_queue_empty, wait_until, write_config, written_at)
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -87,6 +87,7 @@ class KillDuringExec(CrashCase):
             self.assertFalse(h["truncated"], h)
             if claims == 2:
                 self.assertRegex(h["history"][2]["status_msg"], r"^Task started again \(receive 2\)$")
+        wait_queue_empty(s2, "work")
         q = queue_table(s2)["work"]
         self.assertEqual((q["depth"], q["in_flight"], q["dead_letter_count"]), (0, 0, 0), q)
         self.stop_clean(s2)
@@ -222,6 +223,7 @@ class DeadLetter(CrashCase):
                           ("CREATED", "Redriven from doomed-dlq"), ("IN_PROGRESS", "Task started"),
                           ("COMPLETED", "Task completed")], h)
         self.assertFalse(h["truncated"])
+        wait_queue_empty(s, "doomed")
         q = queue_table(s)
         self.assertEqual(q["doomed"]["dead_letter_count"], 0, q)
         self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)

@@ -11,8 +11,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ServersTestCase, Taskd, db_query, metric, metrics, nonempty_lines, post_tasks,  # noqa: E402
-                     queue_table, run_taskd, script_path, status_counts, wait_until,
-                     write_config)
+                     queue_table, run_taskd, script_path, status_counts, wait_queue_empty,
+                     wait_until, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
 FINAL = ("COMPLETED", "FAILED")
@@ -146,6 +146,7 @@ class ThousandTasks(PipelineCase):
         self.assertFalse(bad, "%d tasks with other change records, e.g. %r"
                          % (len(bad), list(bad.items())[:3]))
         # Every message was deleted; the queue is empty.
+        wait_queue_empty(s, "jobs")
         q = queue_table(s)["jobs"]
         self.assertEqual((q["depth"], q["in_flight"], q["delayed"]), (0, 0, 0), q)
         self.assertEqual(db_query(s.db, "SELECT count(*) FROM messages")[0][0], 0)
@@ -367,6 +368,7 @@ class QueueVisibility(PipelineCase):
         self.assertEqual(metric(m, "taskd_queue_depth", queue="slow"), 1)
         for tid in (a, b):
             self.assertEqual(self.wait_status(s, tid, FINAL, timeout=10)["status"], "COMPLETED")
+        wait_queue_empty(s, "slow")
         q = queue_table(s)["slow"]
         self.assertEqual((q["depth"], q["in_flight"]), (0, 0), q)
         self.stop_clean(s)

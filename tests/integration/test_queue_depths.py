@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ServersTestCase, Taskd, db_query, metric, metrics, queue_table,  # noqa: E402
-                     status_counts, wait_until, write_config)
+                     status_counts, wait_queue_empty, wait_until, write_config)
 
 BACKLOG = 100_000
 HEALTH_LIMIT_S = 0.2
@@ -81,14 +81,6 @@ class ExactCounters(DepthCase):
             time.sleep(0.05)
         self.fail("%s: the counters differ from the rows: %r" % (what, seen[-1]))
 
-    def wait_jobs_left(self, s):
-        """A runner deletes its batch's messages in the commit after their reports: a task
-        reads COMPLETED a moment before its message leaves the queue."""
-        def empty():
-            q = queue_table(s)["jobs"]
-            return q["depth"] + q["in_flight"] + q["delayed"] == 0
-        wait_until(empty, 5, what="the finished messages deleted from jobs")
-
     def test_counters_equal_the_rows_through_a_mixed_run(self):
         queues = [{"name": "jobs", "visibility_timeout": 4, "max_receive_count": 1,
                    "dead_letter_queue": "jobs-dlq"},
@@ -127,7 +119,7 @@ class ExactCounters(DepthCase):
         fast_ids = [s.create("FAST") for _ in range(20)]
         wait_until(lambda: all(s.task(t)["status"] == "COMPLETED" for t in fast_ids), 15,
                    what="the fast tasks completed")
-        self.wait_jobs_left(s)
+        wait_queue_empty(s, "jobs")
         rows = self.assertCountersMatchRows(s, "after the dead-letter moves")
         self.assertEqual(rows.get("jobs-dlq"), (2, 0, 0))
         self.assertNotIn("jobs", rows)
@@ -137,7 +129,7 @@ class ExactCounters(DepthCase):
         self.assertEqual((r.status, r.json()), (200, {"queue": "jobs", "moved": 2}), r)
         wait_until(lambda: all(s.task(t)["status"] == "COMPLETED" for t in slow_ids), 15,
                    what="the redriven tasks completed")
-        self.wait_jobs_left(s)
+        wait_queue_empty(s, "jobs")
         rows = self.assertCountersMatchRows(s, "after the redrive")
         self.assertEqual(rows, {"parked": (5, 0, 0), "held": (3, 0, 0)})
 
