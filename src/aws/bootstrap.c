@@ -130,6 +130,7 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
         .service_name = "taskd", .service_version = TASKD_VERSION, .xray_subsegments = true};
     if (!(g->tel.tracer = tracer_new(&to, err, errlen)))
         return false;
+    tracer_log_setup(g->tel.tracer);
     if (publish) {
         const char *topic;
         if (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||

@@ -314,20 +314,22 @@ int main(int argc, char **argv)
                          .service_version = TASKD_VERSION,
                          .queue_capacity = 8192,
                          .local_capacity = 16384};
-    /* what the configuration can get wrong is refused before the database is created */
+    /* what the configuration or the OTEL_* environment can get wrong is refused before the
+     * database is created */
     pipeline *pipe = pipeline_new(&cfg, err, sizeof err);
     store *st = NULL;
     if (!pipe)
+        goto no_store;
+    tel.tracer = tracer_new(&to, err, sizeof err);
+    if (!tel.tracer)
         goto no_store;
     store_listener counted = trace_store_listener(tel.metrics);
     store_sqlite_options so = {
         .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .listener = &counted};
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
-        goto no_store;
-    tel.tracer = tracer_new(&to, err, sizeof err);
-    if (!tel.tracer)
         goto no_tracer;
+    tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;
     api a;
@@ -376,9 +378,11 @@ no_api:
     pipe = NULL;
 no_tracer:
     tracer_free(tel.tracer); /* flushes what is queued */
-    store_close(st);         /* commits queued writes, checkpoints the WAL */
+    tel.tracer = NULL;
+    store_close(st); /* commits queued writes, checkpoints the WAL */
 no_store:
-    pipeline_stop(pipe, 0); /* when it was built and never started: its handlers */
+    tracer_free(tel.tracer); /* when the store was not made */
+    pipeline_stop(pipe, 0);  /* when it was built and never started: its handlers */
     metrics_free(tel.metrics);
     tracer_global_cleanup();
     config_free(&cfg);

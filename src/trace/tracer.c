@@ -89,6 +89,7 @@ struct tracer {
     /* The configured exporters, in export order (set before the thread starts). */
     exporter *exporters[MAX_EXPORTERS];
     size_t n_exporters;
+    const exporter *otlp, *xray; /* which is which, for tracer_log_setup() */
 
     /* Export-thread state (touched by that thread only, or before it starts / after join). */
     span *batch;        /* BATCH_MAX moved-out spans */
@@ -245,7 +246,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     err[0] = '\0';
     if (!o)
         o = &defaults;
-    exporter *xray = NULL, *otlp = NULL; /* for the log line; t->exporters owns them */
+    exporter *xray = NULL, *otlp = NULL; /* t->exporters owns them */
     tracer *t = calloc(1, sizeof *t);
     if (!t) {
         snprintf(err, errlen, "out of memory");
@@ -317,16 +318,22 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
         }
         t->has_thread = true;
     }
-    log_info("tracing", "otlp", otlp ? otlp->destination : "off", "protocol",
-             otlp ? otel_content_type(t->cfg.protocol) : "-", "xray",
-             xray ? xray->destination : "off", "service_name", t->resource.service_name,
-             "sdk_disabled", t->cfg.disabled ? "true" : "false", NULL);
+    t->otlp = otlp;
+    t->xray = xray;
     return t;
 
 nomem:
     snprintf(err, errlen, "out of memory starting the tracer");
     release(t);
     return NULL;
+}
+
+void tracer_log_setup(const tracer *t)
+{
+    log_info("tracing", "otlp", t->otlp ? t->otlp->destination : "off", "protocol",
+             t->otlp ? otel_content_type(t->cfg.protocol) : "-", "xray",
+             t->xray ? t->xray->destination : "off", "service_name", t->resource.service_name,
+             "sdk_disabled", t->cfg.disabled ? "true" : "false", NULL);
 }
 
 /* ---- the caller's side ---- */

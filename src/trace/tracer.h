@@ -59,6 +59,9 @@ void tracer_global_cleanup(void);
  * logged as warnings.
  */
 tracer *tracer_new(const tracer_options *o, char *err, size_t errlen);
+/* Log one line saying where spans go (the exporters, the service name), once the program that
+ * made t has started. */
+void tracer_log_setup(const tracer *t);
 /* Hand over a finished span (copied); never blocks. Safe from any thread. */
 void tracer_emit(tracer *t, const span *s);
 /* tracer_emit() of a span the caller gives up: its strings move rather than being copied

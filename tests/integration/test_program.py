@@ -79,6 +79,13 @@ class Program(ServersTestCase):
         with open(bad, "rb") as f:
             self.assertTrue(f.read().startswith(b"this is not"), "taskd overwrote a foreign file")
 
+    def test_bad_otel_environment_creates_no_database(self):
+        db = self.path("otel.db")
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db],
+                                          env={"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://collector:4318"})
+        self.assertIn("OTEL_EXPORTER_OTLP_ENDPOINT", err[0])
+        self.assertFalse(os.path.exists(db), "a refused start left %s behind" % db)
+
     def test_port_in_use(self):
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
