@@ -251,13 +251,15 @@ bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue)
     if (l->lost)
         return true;
     size_t q = index_of(l, d, queue);
-    for (size_t i = 0; i < l->n && q != (size_t)-1; i++) {
+    if (q == (size_t)-1)
+        return false;
+    for (size_t i = 0; i < l->n; i++) {
         const depth_op *op = &l->ops[i];
         if ((op->kind == OP_ENTER && op->queue == q && !op->at) ||
             (op->kind == OP_MOVE_ALL && op->to == q))
             return true;
     }
-    return l->lost;
+    return false;
 }
 
 void queue_depths_apply(queue_depths *d, depth_log *l, int64_t now_ms)

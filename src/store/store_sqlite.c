@@ -515,8 +515,9 @@ static void sq_submit(store *base, store_write *w)
         w->done(w);
         return;
     }
-    if (updated_task(w)) /* released by the writer, before done() */
-        task_cache_hold(s->cache, updated_task(w));
+    const char *held = updated_task(w);
+    if (held) /* released by the writer, before done() */
+        task_cache_hold(s->cache, held);
     if (s->queue_tail)
         s->queue_tail->next = w;
     else
@@ -839,8 +840,9 @@ static void *writer_main(void *arg)
          * otherwise stand between a client and its reply */
         for (store_write *w = batch, *next; w; w = next) {
             next = w->next; /* w belongs to its caller again once done() runs */
-            if (updated_task(w))
-                task_cache_release(s->cache, updated_task(w));
+            const char *held = updated_task(w);
+            if (held)
+                task_cache_release(s->cache, held);
             w->done(w);
         }
         wake_waiters(s);

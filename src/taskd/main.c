@@ -328,7 +328,7 @@ int main(int argc, char **argv)
         .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .listener = &counted};
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
-        goto no_tracer;
+        goto no_store;
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;
@@ -376,12 +376,9 @@ no_api:
         return status ? fail(err) : status;
     }
     pipe = NULL;
-no_tracer:
-    tracer_free(tel.tracer); /* flushes what is queued */
-    tel.tracer = NULL;
     store_close(st); /* commits queued writes, checkpoints the WAL */
 no_store:
-    tracer_free(tel.tracer); /* when the store was not made */
+    tracer_free(tel.tracer); /* flushes what is queued; made before the store, freed after */
     pipeline_stop(pipe, 0);  /* when it was built and never started: its handlers */
     metrics_free(tel.metrics);
     tracer_global_cleanup();

@@ -110,7 +110,7 @@ static void test_put_get_hold(void **state)
 }
 
 /* Ids that share a set are kept side by side, up to TASK_CACHE_WAYS; one more takes the place
- * of the one kept longest. A hold of one of them leaves the others readable; holds of two make
+ * of one of them, each in turn. A hold of one of them leaves the others readable; holds of two make
  * the whole set miss until both end. */
 static void test_tasks_sharing_a_set(void **state)
 {
