@@ -6,8 +6,11 @@
 #      machine + wrk + loopback for a trivial HTTP reply),
 #   2. taskd (fresh temp db, --sync full): GET /tasks/{id} (random seeded id),
 #      POST /tasks, GET /tasks (list, default limit),
-# and reports median req/s, median p50/p99 latency over RUNS runs, non-2xx
-# counts, and taskd RSS (idle and after load). See bench/README.md.
+# in RUNS rounds, each round running nginx and then the three taskd scenarios
+# back to back. Reports median req/s, median p50/p99
+# latency, non-2xx counts, each round's taskd/nginx ratios (GET and POST) with
+# their median and range, and taskd RSS (idle and after load). See
+# bench/README.md.
 #
 # Env options: RUNS (5), DURATION (5, seconds per wrk run), CONNECTIONS (50),
 #   THREADS (2), TASKD (build/taskd under the repo root), SEED (1000 tasks
@@ -149,9 +152,18 @@ def report(results_path):
             return float(v)
         except ValueError:
             return None
-    ratio = None
-    if "nginx" in summary and "get_id" in summary and summary["nginx"]["median_rps"] > 0:
-        ratio = round(summary["get_id"]["median_rps"] / summary["nginx"]["median_rps"], 4)
+    # Each round's taskd figure over the nginx run of the same round: the machine drifts
+    # between rounds, so a ratio is only taken between runs a few seconds apart.
+    by_run = {key: {r["run"]: r["wrk"]["rps"] for r in rows.get(key, [])} for key, _ in SCEN}
+    ratios = {}
+    for key in ("get_id", "post"):
+        per = [by_run[key][n] / by_run["nginx"][n] for n in sorted(by_run[key])
+               if by_run["nginx"].get(n)]
+        if per:
+            ratios[key] = {"median": round(statistics.median(per), 3),
+                           "min": round(min(per), 3), "max": round(max(per), 3),
+                           "rounds": [round(x, 3) for x in per]}
+    ratio = ratios["get_id"]["median"] if "get_id" in ratios else None
 
     print()
     print("== machine")
@@ -175,8 +187,11 @@ def report(results_path):
         print("%-24s %12.0f %9.3f %9.3f %8d %8d  %s" % (
             label, s["median_rps"], s["median_p50_ms"], s["median_p99_ms"], s["non2xx"],
             sum(s["socket_errors"].values()), " ".join("%.0f" % x for x in s["runs_rps"])))
-    if ratio is not None:
-        print("ratio taskd GET /tasks/{id} / nginx (median req/s): %.3f" % ratio)
+    for key, what in (("get_id", "GET /tasks/{id}"), ("post", "POST /tasks")):
+        r = ratios.get(key)
+        if r:
+            print("ratio taskd %s / nginx, same round: median %.3f (range %.3f-%.3f; rounds %s)" % (
+                what, r["median"], r["min"], r["max"], " ".join("%.3f" % x for x in r["rounds"])))
     rss = None
     if E.get("B_RSS_IDLE_KB"):
         rss = {"idle": round(num("B_RSS_IDLE_KB") / 1024, 1) if num("B_RSS_IDLE_KB") is not None else None,
@@ -209,6 +224,7 @@ def report(results_path):
                      "taskd": E.get("B_TASKD_CMD") or None},
         "scenarios": summary,
         "ratio_get_id_vs_nginx": ratio,
+        "ratios_vs_nginx": ratios,
         "rss_mib": rss,
         "seed": seedinfo,
         "taskd": taskd_info,
@@ -393,13 +409,14 @@ start_nginx
 got=$(curl -fsS "http://127.0.0.1:$NGX_PORT/")
 [[ $got == "$BODY" ]] || die "nginx returned an unexpected body: $got"
 echo "  nginx pid $NGINX_PID on 127.0.0.1:$NGX_PORT; warmup ${WARMUP}s"
-run_wrk nginx 0 "$WARMUP" "http://127.0.0.1:$NGX_PORT/" "$TMP/plain.lua"
-for ((r = 1; r <= RUNS; r++)); do
-  run_wrk nginx "$r" "$DURATION" "http://127.0.0.1:$NGX_PORT/" "$TMP/plain.lua"
-done
-stop_pid "$NGINX_PID" QUIT 5
-wait "$NGINX_PID" 2>/dev/null || true
-NGINX_PID=""
+NGX_URL="http://127.0.0.1:$NGX_PORT/"
+run_wrk nginx 0 "$WARMUP" "$NGX_URL" "$TMP/plain.lua"
+if [[ $SKIP_TASKD == 1 ]]; then
+  for ((r = 1; r <= RUNS; r++)); do
+    run_wrk nginx "$r" "$DURATION" "$NGX_URL" "$TMP/plain.lua"
+  done
+fi
+# With taskd, nginx stays up (idle) and runs once per round beside taskd's runs.
 
 # --- 2. taskd ------------------------------------------------------------------------
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
@@ -415,9 +432,13 @@ taskd_alive_or_die() {
   fi
 }
 
-if [[ $SKIP_TASKD != 1 ]]; then
+if [[ $SKIP_TASKD == 1 ]]; then
+  stop_pid "$NGINX_PID" QUIT 5
+  wait "$NGINX_PID" 2>/dev/null || true
+  NGINX_PID=""
+else
   echo
-  echo "== taskd (fresh db, --sync full)"
+  echo "== taskd (fresh db, --sync full), with nginx run once per round"
   DB=$TMP/db/taskd.db
   mkdir -p "$TMP/db"
   export B_TASKD_CMD="$TASKD --listen 127.0.0.1:0 --db <tmp>/taskd.db --sync full"
@@ -461,6 +482,7 @@ if [[ $SKIP_TASKD != 1 ]]; then
   run_wrk list 0 "$WARMUP" "$BASE/tasks" "$TMP/plain.lua"
   taskd_alive_or_die "warmup"
   for ((r = 1; r <= RUNS; r++)); do
+    run_wrk nginx "$r" "$DURATION" "$NGX_URL" "$TMP/plain.lua"
     run_wrk get_id "$r" "$DURATION" "$BASE/tasks" "$TMP/get_id.lua" "$TMP/ids.txt" ||
       taskd_alive_or_die "GET /tasks/{id} run $r"
     taskd_alive_or_die "GET /tasks/{id} run $r"
@@ -469,6 +491,9 @@ if [[ $SKIP_TASKD != 1 ]]; then
     run_wrk list "$r" "$DURATION" "$BASE/tasks" "$TMP/plain.lua" || taskd_alive_or_die "GET /tasks run $r"
     taskd_alive_or_die "GET /tasks run $r"
   done
+  stop_pid "$NGINX_PID" QUIT 5
+  wait "$NGINX_PID" 2>/dev/null || true
+  NGINX_PID=""
   sleep 0.5
   export B_RSS_AFTER_KB B_RSS_PEAK_KB
   B_RSS_AFTER_KB=$(rss_kb "$TASKD_PID" VmRSS)
