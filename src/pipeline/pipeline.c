@@ -49,10 +49,20 @@ static bool sweeper_sleep(pipeline *p)
     return more;
 }
 
+/* Whether the pipeline is stopping. */
+static bool stopping(pipeline *p)
+{
+    pthread_mutex_lock(&p->mu);
+    bool stop = p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    return stop;
+}
+
 /*
  * The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. A
  * sweep is a write transaction; reads tell first whether there is anything to sweep, so an idle
- * taskd writes nothing.
+ * taskd writes nothing. A sweep is made of bounded steps, each a write of its own, so other
+ * writes go between them however much is due.
  */
 static void *sweeper_main(void *arg)
 {
@@ -62,11 +72,16 @@ static void *sweeper_main(void *arg)
         if (broker_sweep_due(p->broker, p->config, &due) == STORE_OK && !due)
             continue;
         int64_t removed = 0;
-        store_rc rc = broker_sweep(p->broker, p->config, &removed);
+        store_rc rc = STORE_OK;
+        for (bool more = true; more && rc == STORE_OK && !stopping(p);) {
+            int64_t n = 0;
+            rc = broker_sweep(p->broker, p->config, &n, &more);
+            removed += n;
+        }
         if (rc != STORE_OK)
             log_warn("retention sweep failed; retrying next interval", "error", store_rc_name(rc),
                      NULL);
-        else if (removed) {
+        if (removed) {
             char n[24];
             snprintf(n, sizeof n, "%lld", (long long)removed);
             log_info("expired tasks deleted", "count", n, NULL);

@@ -230,12 +230,14 @@ store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, s
                                int64_t *moved);
 
 /*
- * Housekeeping: delete finished tasks past ttl + grace (REMOVE records),
- * drop messages past retention (failing their tasks), trim change records
- * every named consumer has passed or older than 24 h. *removed gets the
- * number of tasks deleted.
+ * One step of housekeeping, as one write: delete finished tasks past ttl + grace (REMOVE
+ * records), drop messages past retention (failing their tasks), trim change records every
+ * named consumer has passed or older than 24 h, each up to a bound, so that a step holds the
+ * writer for milliseconds however much is due. *removed gets the number of tasks deleted;
+ * *more is true when a part stopped at its bound: step again (other writes go between).
+ * removed and more may be NULL.
  */
-store_rc broker_sweep(broker *b, const config *c, int64_t *removed);
+store_rc broker_sweep(broker *b, const config *c, int64_t *removed, bool *more);
 /*
  * Whether broker_sweep() would find anything to do now, from reads only: *due is false when
  * no task is past its ttl, no message past its retention and no change record trimmable.

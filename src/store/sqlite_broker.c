@@ -33,7 +33,11 @@
 #include <time.h>
 
 #define STREAM_RETENTION_S (24 * 3600) /* as DynamoDB Streams */
-#define SWEEP_BATCH        500
+/* What one sweep step does at most, so that it holds the writer for milliseconds, not seconds:
+ * expired tasks deleted, expired messages dropped, change records trimmed. */
+#define SWEEP_BATCH    500
+#define SWEEP_MESSAGES 500
+#define TRIM_BATCH     5000
 
 broker *broker_of(store *s)
 {
@@ -129,14 +133,18 @@ static const char *const bst_sql[BST_COUNT] = {
                         "AND ttl IS NOT NULL AND ttl < ?2 LIMIT ?3",
     [BST_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
     [BST_SWEEP_MESSAGES] = "SELECT id, queue, task_id, visible_ms, receive_count "
-                           "FROM messages WHERE expires_ms < ?1 LIMIT 500",
+                           "FROM messages WHERE expires_ms < ?1 LIMIT ?2",
     [BST_MESSAGE_DELETE] = "DELETE FROM messages WHERE id = ?1",
-    [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq <= ?1 OR created_time < ?2",
+    /* the log is trimmed from its start, TRIM_BATCH seqs at a time (a range of the rowid) */
+    [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < (SELECT min(seq) FROM changes) + ?3 "
+                         "AND (seq <= ?1 OR created_time < ?2)",
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
     [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND finished_time < ?1 "
                       "AND ttl IS NOT NULL AND ttl < ?2 LIMIT 1",
     [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 LIMIT 1",
-    [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq <= ?1 OR created_time < ?2 LIMIT 1",
+    /* the log's first record: trimming stops at the first one it must keep */
+    [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq = (SELECT min(seq) FROM changes) "
+                        "AND (seq <= ?1 OR created_time < ?2)",
 };
 
 /*
@@ -1157,15 +1165,16 @@ store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, s
 typedef struct sweep_args {
     const config *c;
     int64_t removed;
+    bool more; /* a part of the step stopped at its bound: there is more to sweep */
 } sweep_args;
 
 /* Delete up to SWEEP_BATCH expired finished tasks, each with a REMOVE record. */
-static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64_t *removed)
+static store_rc sweep_tasks(sqlite_store *s, sweep_args *a, int64_t now)
 {
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_TASKS);
     if (!sel)
         return STORE_ERROR;
-    sqlite3_bind_int64(sel, 1, now - c->retention_grace);
+    sqlite3_bind_int64(sel, 1, now - a->c->retention_grace);
     sqlite3_bind_int64(sel, 2, now);
     sqlite3_bind_int(sel, 3, SWEEP_BATCH);
     task *doomed = calloc(SWEEP_BATCH, sizeof *doomed);
@@ -1192,20 +1201,24 @@ static store_rc sweep_tasks(sqlite_store *s, const config *c, int64_t now, int64
     for (size_t i = 0; i < n; i++)
         task_clear(&doomed[i]);
     free(doomed);
-    if (rc == STORE_OK)
-        *removed = (int64_t)n;
+    if (rc == STORE_OK) {
+        a->removed = (int64_t)n;
+        a->more |= n == SWEEP_BATCH;
+    }
     return rc;
 }
 
-/* Drop messages past their retention; fail the tasks they carried. */
-static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
+/* Drop up to SWEEP_MESSAGES messages past their retention; fail the tasks they carried. */
+static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
 {
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_MESSAGES);
     sqlite3_stmt *del = wstmt(s, BST_MESSAGE_DELETE);
     store_rc rc = sel && del ? STORE_OK : STORE_ERROR;
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         sqlite3_bind_int64(sel, 1, now_ms);
-    int step;
+        sqlite3_bind_int(sel, 2, SWEEP_MESSAGES);
+    }
+    int step, n = 0;
     while (rc == STORE_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
         char why[200];
         snprintf(why, sizeof why, "message expired in queue %s before the task finished",
@@ -1217,51 +1230,72 @@ static store_rc sweep_messages(sqlite_store *s, int64_t now_ms)
         if (rc == STORE_OK)
             depth_log_leave(&s->depth_log, s->depths, (const char *)sqlite3_column_text(sel, 1),
                             sqlite3_column_int64(sel, 3), sqlite3_column_int(sel, 4) > 0);
+        n++;
     }
     stmt_done(sel);
     stmt_done(del);
+    a->more |= rc == STORE_OK && n == SWEEP_MESSAGES;
     return rc;
 }
 
-/* Trim change records every consumer has passed, and any older than 24 h. */
-static store_rc trim_changes(sqlite_store *s, const config *c, int64_t now)
+/*
+ * Trim change records every consumer has passed, and any older than 24 h, from the log's
+ * start: up to TRIM_BATCH seqs per step. The trim stops at the first record it must keep.
+ */
+static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
 {
     int64_t floor = INT64_MAX;
-    for (size_t i = 0; i < c->n_consumers; i++) {
+    for (size_t i = 0; i < a->c->n_consumers; i++) {
         store_rc rc;
-        int64_t cp = checkpoint_of(wstmt(s, BST_CHECKPOINT), c->consumers[i].name, &rc);
+        int64_t cp = checkpoint_of(wstmt(s, BST_CHECKPOINT), a->c->consumers[i].name, &rc);
         if (rc != STORE_OK)
             return rc;
         if (cp < floor)
             floor = cp;
     }
+    int64_t bounds[] = {a->c->n_consumers ? floor : 0, now - STREAM_RETENTION_S, TRIM_BATCH};
     sqlite3_stmt *del = wstmt(s, BST_TRIM_CHANGES);
     if (!del)
         return STORE_ERROR;
-    sqlite3_bind_int64(del, 1, c->n_consumers ? floor : 0);
-    sqlite3_bind_int64(del, 2, now - STREAM_RETENTION_S);
+    for (int i = 0; i < 3; i++)
+        sqlite3_bind_int64(del, i + 1, bounds[i]);
     int rc = sq_step_done(del);
     stmt_done(del);
-    return sq_rc_of(rc);
+    if (rc != SQLITE_OK)
+        return sq_rc_of(rc);
+    sqlite3_stmt *due = wstmt(s, BST_DUE_CHANGES); /* is the new first record trimmable too? */
+    if (!due)
+        return STORE_ERROR;
+    for (int i = 0; i < 2; i++)
+        sqlite3_bind_int64(due, i + 1, bounds[i]);
+    int step = sqlite3_step(due);
+    stmt_done(due);
+    a->more |= step == SQLITE_ROW;
+    return step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
 }
 
 static store_rc apply_sweep(sqlite_store *s, void *arg)
 {
     sweep_args *a = arg;
     int64_t now = clock_unix_s();
-    store_rc rc = sweep_tasks(s, a->c, now, &a->removed);
+    a->removed = 0;
+    a->more = false; /* a write may be applied again (a retried batch): each time from scratch */
+    store_rc rc = sweep_tasks(s, a, now);
     if (rc == STORE_OK)
-        rc = sweep_messages(s, clock_unix_ms());
+        rc = sweep_messages(s, a, clock_unix_ms());
     if (rc == STORE_OK)
-        rc = trim_changes(s, a->c, now);
+        rc = trim_changes(s, a, now);
     return rc;
 }
 
-store_rc broker_sweep(broker *b, const config *c, int64_t *removed)
+store_rc broker_sweep(broker *b, const config *c, int64_t *removed, bool *more)
 {
-    sweep_args a = {c, 0};
+    sweep_args a = {c, 0, false};
     store_rc rc = run_write(b, apply_sweep, &a, false);
-    *removed = a.removed;
+    if (removed)
+        *removed = rc == STORE_OK ? a.removed : 0;
+    if (more)
+        *more = rc == STORE_OK && a.more;
     return rc;
 }
 

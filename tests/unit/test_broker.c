@@ -658,7 +658,7 @@ static void test_retention_expires_messages(void **state)
     config c;
     assert_true(config_defaults(&c));
     int64_t removed = -1;
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     config_free(&c);
     assert_int_equal(removed, 0);
     expect_stats(f->b, "short", 0, 0, 0);
@@ -1484,7 +1484,7 @@ static void test_sweep(void **state)
 
     /* the default grace (1 h) keeps the finished task a while longer */
     int64_t removed = -1;
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     assert_int_equal(removed, 0);
     expect_status(f->s, gone, TASK_COMPLETED, NULL);
 
@@ -1500,7 +1500,7 @@ static void test_sweep(void **state)
     assert_int_equal(broker_publish(f->b, "sweep-consumer", passed, NULL, 0), STORE_OK);
 
     c.retention_grace = 0;
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     assert_int_equal(removed, 1);
     task t;
     memset(&t, 0, sizeof t);
@@ -1529,7 +1529,7 @@ static void test_sweep(void **state)
     change_records_free(r, n);
 
     /* sweeping again removes nothing more */
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     assert_int_equal(removed, 0);
     assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
                      STORE_OK);
@@ -1657,7 +1657,7 @@ static void test_sweep_due(void **state)
     assert_int_equal(broker_publish(f->b, c.consumers[0].name, 1, NULL, 0), STORE_OK);
     assert_true(sweep_due(f->b, &c));
     int64_t removed = -1;
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     assert_false(sweep_due(f->b, &c));
 
     /* a finished task past its ttl (and the grace) */
@@ -1678,7 +1678,7 @@ static void test_sweep_due(void **state)
     assert_false(sweep_due(f->b, &c));
     c.retention_grace = 0;
     assert_int_equal(broker_publish(f->b, c.consumers[0].name, last, NULL, 0), STORE_OK);
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     assert_int_equal(removed, 1);
     /* the sweep's own REMOVE record is past the checkpoint: nothing due until it is read */
     assert_false(sweep_due(f->b, &c));
@@ -1689,8 +1689,65 @@ static void test_sweep_due(void **state)
     publish_bodies(f->b, &q, 100, 1, NULL);
     sleep_ms(5);
     assert_true(sweep_due(f->b, &c));
-    assert_int_equal(broker_sweep(f->b, &c, &removed), STORE_OK);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     expect_stats(f->b, "work", 0, 0, 0);
+    config_free(&c);
+}
+
+/*
+ * However much is due, a sweep step does a bounded amount (500 expired tasks, 500 expired
+ * messages, 5,000 seqs of the change log), so that it holds the writer for milliseconds; it
+ * says there is more, and the steps together sweep it all.
+ */
+static void test_sweep_steps_are_bounded(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    enum { EXPIRED = 1100, MORE = 2000, MESSAGES = 1100 };
+    for (int i = 0; i < EXPIRED; i++) { /* 3 records each */
+        char id[37];
+        create_task(f->s, now - 10, id);
+        complete_task(f->s, id, now - 5);
+    }
+    for (int i = 0; i < MORE; i++) { /* 1 record each: 5,300 in all */
+        char id[37];
+        create_task(f->s, now + 3600, id);
+    }
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    q.retention = 0;
+    for (int i = 0; i < MESSAGES; i += 8)
+        publish_bodies(f->b, &q, i, MESSAGES - i < 8 ? MESSAGES - i : 8, NULL);
+    sleep_ms(5);
+
+    config c;
+    assert_true(config_defaults(&c));
+    c.retention_grace = 0;
+    int64_t last = broker_last_seq(f->b), oldest = -1, newest = -1;
+    assert_int_equal(last, 3 * EXPIRED + MORE);
+    assert_int_equal(broker_publish(f->b, c.consumers[0].name, last, NULL, 0), STORE_OK);
+
+    /* tasks 500, 500, 100; messages the same; the log's 5,300 passed records in two steps */
+    int64_t removed[3] = {-1, -1, -1};
+    bool more[3] = {false, false, true};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(broker_sweep(f->b, &c, &removed[i], &more[i]), STORE_OK);
+        if (i == 0) { /* the log's first 5,000 seqs went */
+            assert_int_equal(broker_change_bounds(f->b, &oldest, &newest), STORE_OK);
+            assert_int_equal(oldest, 5001);
+        }
+    }
+    assert_int_equal(removed[0], 500);
+    assert_int_equal(removed[1], 500);
+    assert_int_equal(removed[2], EXPIRED - 1000);
+    assert_true(more[0]);
+    assert_true(more[1]);
+    assert_false(more[2]);
+    expect_stats(f->b, "work", 0, 0, 0);
+    /* what is left of the log: the sweep's REMOVE records, which the consumer has not read */
+    assert_int_equal(broker_change_bounds(f->b, &oldest, &newest), STORE_OK);
+    assert_int_equal(oldest, last + 1);
+    assert_int_equal(newest, last + EXPIRED);
+    assert_false(sweep_due(f->b, &c));
     config_free(&c);
 }
 
@@ -1965,6 +2022,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_next_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_which_commits_wake_runners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_steps_are_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
