@@ -128,9 +128,10 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_REDRIVE_TASKS] = "SELECT task_id FROM messages WHERE queue = ?1",
     [BST_REDRIVE_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0 "
                          "WHERE queue = ?1",
+    /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order */
     [BST_SWEEP_TASKS] = "SELECT " TASK_COLUMNS_FULL " FROM tasks "
-                        "WHERE finished_time IS NOT NULL AND finished_time < ?1 "
-                        "AND ttl IS NOT NULL AND ttl < ?2 LIMIT ?3",
+                        "WHERE finished_time IS NOT NULL AND ttl IS NOT NULL AND ttl < ?2 "
+                        "AND finished_time < ?1 LIMIT ?3",
     [BST_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
     [BST_SWEEP_MESSAGES] = "SELECT id, queue, task_id, visible_ms, receive_count "
                            "FROM messages WHERE expires_ms < ?1 LIMIT ?2",
@@ -139,8 +140,8 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < (SELECT min(seq) FROM changes) + ?3 "
                          "AND (seq <= ?1 OR created_time < ?2)",
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
-    [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND finished_time < ?1 "
-                      "AND ttl IS NOT NULL AND ttl < ?2 LIMIT 1",
+    [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
+                      "AND ttl < ?2 AND finished_time < ?1 LIMIT 1",
     [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 LIMIT 1",
     /* the log's first record: trimming stops at the first one it must keep */
     [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq = (SELECT min(seq) FROM changes) "

@@ -124,6 +124,10 @@ static const char *const migrations[] = {
     "UPDATE tasks SET hist_n = 3 WHERE status <> 'CREATED';",
     /* 5: a MODIFY's images leave out what never changes (data, trace): the task row has it */
     "ALTER TABLE changes ADD COLUMN slim INTEGER NOT NULL DEFAULT 0;",
+    /* 6: the sweep looks finished tasks up by ttl: those without one (never swept) are not in
+     * the index at all, so a sweep does not step over them, nor a completion index them */
+    "DROP INDEX tasks_by_finish;"
+    "CREATE INDEX tasks_by_ttl ON tasks(ttl) WHERE finished_time IS NOT NULL AND ttl IS NOT NULL;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

@@ -84,7 +84,11 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 5)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 6)
+        # the sweep's index holds finished tasks with a ttl only
+        indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        self.assertIn("tasks_by_ttl", indexes)
+        self.assertNotIn("tasks_by_finish", indexes)
         # a task that never changed has a whole history; the others what their row tells,
         # flagged truncated (what happened in between is not known)
         self.assertEqual(self.history(s, CREATED), ([("CREATED", "", iso(T0))], False))
@@ -115,7 +119,7 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 5)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 6)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
         self.assertEqual(s.stop(), 0)
 
