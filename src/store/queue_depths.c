@@ -27,13 +27,13 @@ struct queue_depths {
     size_t n, cap;
 };
 
-typedef enum op_kind { OP_ENTER, OP_LEAVE, OP_MOVE_ALL } op_kind;
+typedef enum op_kind { OP_ENTER, OP_LEAVE } op_kind;
 
 struct depth_op {
     op_kind kind;
     bool received;
-    size_t queue, to; /* indices into queue_depths.queues: stable, queues are never removed */
-    int64_t at;       /* visible_ms when hidden, 0 when visible */
+    size_t queue; /* an index into queue_depths.queues: stable, queues are never removed */
+    int64_t at;   /* visible_ms when hidden, 0 when visible */
 };
 
 queue_depths *queue_depths_new(void)
@@ -238,14 +238,6 @@ void depth_log_leave(depth_log *l, queue_depths *d, const char *queue, int64_t v
         *op = (depth_op){.kind = OP_LEAVE, .received = received, .queue = q, .at = visible_ms};
 }
 
-void depth_log_move_all(depth_log *l, queue_depths *d, const char *from, const char *to)
-{
-    size_t f = index_of(l, d, from), t = index_of(l, d, to);
-    depth_op *op = f != (size_t)-1 && t != (size_t)-1 ? log_push(l) : NULL;
-    if (op)
-        *op = (depth_op){.kind = OP_MOVE_ALL, .queue = f, .to = t};
-}
-
 bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue)
 {
     if (l->lost)
@@ -255,8 +247,7 @@ bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue)
         return false;
     for (size_t i = 0; i < l->n; i++) {
         const depth_op *op = &l->ops[i];
-        if ((op->kind == OP_ENTER && op->queue == q && !op->at) ||
-            (op->kind == OP_MOVE_ALL && op->to == q))
+        if (op->kind == OP_ENTER && op->queue == q && !op->at)
             return true;
     }
     return false;
@@ -278,15 +269,6 @@ void queue_depths_apply(queue_depths *d, depth_log *l, int64_t now_ms)
             q->total--;
             slot_add(q, op->at, op->received, -1); /* never allocates */
             break;
-        case OP_MOVE_ALL: {
-            queue_count *to = &d->queues[op->to];
-            if (to == q)
-                break;
-            to->total += q->total;
-            q->total = q->hidden_received = q->hidden_fresh = 0;
-            q->start = q->n = 0;
-            break;
-        }
         }
     }
     for (size_t i = 0; i < d->n; i++)

@@ -59,16 +59,14 @@ typedef struct depth_log {
 
 /*
  * A message enters queue, hidden until visible_ms (received or not), or visible when
- * visible_ms <= now_ms; / leaves queue, where it was hidden until visible_ms; / every
- * message of from moves to to, visible at once.
+ * visible_ms <= now_ms; / leaves queue, where it was hidden until visible_ms.
  */
 void depth_log_enter(depth_log *l, queue_depths *d, const char *queue, int64_t visible_ms,
                      bool received, int64_t now_ms);
 void depth_log_leave(depth_log *l, queue_depths *d, const char *queue, int64_t visible_ms,
                      bool received);
-void depth_log_move_all(depth_log *l, queue_depths *d, const char *from, const char *to);
-/* Whether the log makes a message of queue visible at once (entering visible, or moved there);
- * true too when the log lost track. */
+/* Whether the log makes a message of queue visible at once (entering visible); true too when
+ * the log lost track. */
 bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue);
 
 /* Where a write's part of the log begins; drop it when the write is rolled back. */

@@ -38,6 +38,8 @@
 #define SWEEP_BATCH    500
 #define SWEEP_MESSAGES 500
 #define TRIM_BATCH     5000
+/* Messages a redrive step moves: a dead-letter queue of 100,000 moves in 100 writes. */
+#define REDRIVE_BATCH 1000
 
 broker *broker_of(store *s)
 {
@@ -79,8 +81,7 @@ typedef enum bst {
     BST_RECEIPT_DELETE,
     BST_RECEIPT_EXTEND,
     BST_DEPTHS,
-    BST_REDRIVE_TASKS,
-    BST_REDRIVE_MOVE,
+    BST_REDRIVE_BATCH,
     BST_SWEEP_TASKS,
     BST_TASK_DELETE,
     BST_SWEEP_MESSAGES,
@@ -125,9 +126,9 @@ static const char *const bst_sql[BST_COUNT] = {
                            "WHERE id = ?1 AND receive_count = ?2",
     [BST_DEPTHS] = "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 END, "
                    "receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3",
-    [BST_REDRIVE_TASKS] = "SELECT task_id FROM messages WHERE queue = ?1",
-    [BST_REDRIVE_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0 "
-                         "WHERE queue = ?1",
+    /* messages_by_visibility: a step reads its batch, the next one the batch after it */
+    [BST_REDRIVE_BATCH] = "SELECT id, visible_ms, receive_count, task_id FROM messages "
+                          "WHERE queue = ?1 LIMIT ?2",
     /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order */
     [BST_SWEEP_TASKS] = "SELECT " TASK_COLUMNS_FULL " FROM tasks "
                         "WHERE finished_time IS NOT NULL AND ttl IS NOT NULL AND ttl < ?2 "
@@ -1059,64 +1060,99 @@ bool sq_last_seq_load(sqlite_store *s)
 
 typedef struct redrive_args {
     const char *dlq, *target;
-    int64_t moved;
+    int64_t moved; /* by the step */
+    bool more;     /* the step moved a whole batch: step again */
 } redrive_args;
 
+/* One message a redrive step moves, read before any is moved. */
+typedef struct redriven {
+    int64_t id, visible_ms;
+    bool received;
+    char task_id[TASK_ID_LEN + 1]; /* "": none */
+} redriven;
+
+/* A redriven message's task: FAILED (it went to the DLQ) becomes CREATED again. */
+static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, int64_t now_ms)
+{
+    sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
+    if (!get)
+        return STORE_ERROR;
+    sqlite3_bind_text(get, 1, id, -1, SQLITE_STATIC);
+    task_status st = TASK_CREATED;
+    bool failed = sqlite3_step(get) == SQLITE_ROW &&
+                  task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
+                  st == TASK_FAILED;
+    stmt_done(get);
+    return failed ? sq_force_status(s, id, TASK_CREATED, msg, now_ms / 1000) : STORE_OK;
+}
+
+/* One redrive step: up to REDRIVE_BATCH messages of the DLQ back to the target, visible now,
+ * with a fresh receive count. */
 static store_rc apply_redrive(sqlite_store *s, void *arg)
 {
     redrive_args *a = arg;
+    a->moved = 0;
+    a->more = false;
     int64_t now = clock_unix_ms();
-    sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_TASKS);
-    if (!sel)
+    sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
+    redriven *batch = sel ? malloc(REDRIVE_BATCH * sizeof *batch) : NULL;
+    if (!batch) {
+        stmt_done(sel);
         return STORE_ERROR;
+    }
     sqlite3_bind_text(sel, 1, a->dlq, -1, SQLITE_STATIC);
-    char msg[200];
-    snprintf(msg, sizeof msg, "Redriven from %s", a->dlq);
-    store_rc rc = STORE_OK;
-    int step;
-    /* tasks first (reading messages while only tasks change), then the messages */
-    while (rc == STORE_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(sel, 0);
-        if (!id)
-            continue;
-        task_status st = TASK_CREATED;
-        sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
-        if (!get) {
-            rc = STORE_ERROR;
-            break;
-        }
-        sqlite3_bind_text(get, 1, id, -1, SQLITE_STATIC);
-        bool failed = sqlite3_step(get) == SQLITE_ROW &&
-                      task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
-                      st == TASK_FAILED;
-        stmt_done(get);
-        if (failed)
-            rc = sq_force_status(s, id, TASK_CREATED, msg, now / 1000);
+    sqlite3_bind_int(sel, 2, REDRIVE_BATCH);
+    size_t n = 0;
+    int step = SQLITE_DONE;
+    while (n < REDRIVE_BATCH && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        redriven *m = &batch[n++];
+        m->id = sqlite3_column_int64(sel, 0);
+        m->visible_ms = sqlite3_column_int64(sel, 1);
+        m->received = sqlite3_column_int(sel, 2) > 0;
+        sq_copy_col(sel, 3, m->task_id, sizeof m->task_id);
     }
     stmt_done(sel);
-    if (rc != STORE_OK)
-        return rc;
-    sqlite3_stmt *mv = wstmt(s, BST_REDRIVE_MOVE);
-    if (!mv)
-        return STORE_ERROR;
-    sqlite3_bind_text(mv, 1, a->dlq, -1, SQLITE_STATIC);
-    sqlite3_bind_text(mv, 2, a->target, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(mv, 3, now);
-    int r = sq_step_done(mv);
-    a->moved = sqlite3_changes(s->wdb);
-    stmt_done(mv);
-    if (a->moved && r == SQLITE_OK) {
-        s->batch_sent_messages = true;
-        depth_log_move_all(&s->depth_log, s->depths, a->dlq, a->target);
+    store_rc rc = step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Redriven from %s", a->dlq);
+    sqlite3_stmt *mv = rc == STORE_OK ? wstmt(s, BST_MOVE) : NULL;
+    if (rc == STORE_OK && !mv)
+        rc = STORE_ERROR;
+    for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+        if (batch[i].task_id[0])
+            rc = redrive_task(s, batch[i].task_id, msg, now);
+        if (rc != STORE_OK)
+            break;
+        sqlite3_bind_int64(mv, 1, batch[i].id);
+        sqlite3_bind_text(mv, 2, a->target, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(mv, 3, now);
+        rc = sq_rc_of(sq_step_done(mv));
+        if (rc == STORE_OK) {
+            depth_log_leave(&s->depth_log, s->depths, a->dlq, batch[i].visible_ms,
+                            batch[i].received);
+            depth_log_enter(&s->depth_log, s->depths, a->target, now, false, now);
+        }
     }
-    return sq_rc_of(r);
+    stmt_done(mv);
+    free(batch);
+    if (rc == STORE_OK && n) {
+        a->moved = (int64_t)n;
+        a->more = n == REDRIVE_BATCH;
+        s->batch_sent_messages = true;
+    }
+    return rc;
 }
 
 store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t *moved)
 {
-    redrive_args a = {dlq, target, 0};
-    store_rc rc = run_write(b, apply_redrive, &a, false);
-    *moved = rc == STORE_OK ? a.moved : 0;
+    redrive_args a = {dlq, target, 0, true};
+    store_rc rc = STORE_OK;
+    *moved = 0;
+    while (rc == STORE_OK && a.more) {
+        rc = run_write(b, apply_redrive, &a, false);
+        if (rc == STORE_OK)
+            *moved += a.moved;
+    }
     return rc;
 }
 
@@ -1124,20 +1160,36 @@ store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t 
 typedef struct redrive_job {
     sq_job job;
     redrive_args args;
+    store *store;
     void (*done)(store_write *w);
     int64_t *moved;
+    int64_t total; /* moved by the steps so far */
 } redrive_job;
 
-/* Writer: report the count, release the job, then hand the write back to its caller. */
+/*
+ * Writer: a step is done. While steps move whole batches, the same write is submitted again for
+ * the next, so that other writes go between. Then report the count, release the job and hand
+ * the write back to its caller. A step that fails ends the redrive with its code; the batches
+ * moved before it stay moved, and a redrive again moves the rest.
+ */
 static void redrive_done(store_write *w)
 {
     redrive_job *j = w->adapter_data;
-    *j->moved = w->rc == STORE_OK ? j->args.moved : 0;
     if (w->rc == STORE_OK) {
-        char n[24];
-        snprintf(n, sizeof n, "%lld", (long long)j->args.moved);
-        log_info("dead-letter queue redriven", "queue", j->args.target, "moved", n, NULL);
+        j->total += j->args.moved;
+        if (j->args.more) {
+            store_submit(j->store, w); /* on the writer thread: queued for the next batch */
+            return;
+        }
     }
+    *j->moved = w->rc == STORE_OK ? j->total : 0;
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)j->total);
+    if (w->rc == STORE_OK)
+        log_info("dead-letter queue redriven", "queue", j->args.target, "moved", n, NULL);
+    else if (j->total)
+        log_warn("dead-letter queue redrive stopped part way; redrive again to move the rest",
+                 "queue", j->args.target, "moved", n, "error", store_rc_name(w->rc), NULL);
     w->done = j->done;
     w->adapter_data = NULL;
     free(j);
@@ -1150,8 +1202,9 @@ store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, s
     redrive_job *j = calloc(1, sizeof *j);
     if (!j)
         return STORE_ERROR;
-    j->args = (redrive_args){dlq, target, 0};
+    j->args = (redrive_args){dlq, target, 0, false};
     j->job = (sq_job){.apply = apply_redrive, .arg = &j->args};
+    j->store = &sq(b)->base;
     j->done = w->done;
     j->moved = moved;
     w->relaxed = false;

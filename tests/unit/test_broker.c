@@ -591,6 +591,74 @@ static void test_redrive(void **state)
     assert_int_equal(moved, 0);
 }
 
+typedef struct commit_count {
+    atomic_int commits;
+} commit_count;
+
+static void count_commit(void *ctx, size_t writes, double seconds, bool durable)
+{
+    (void)writes;
+    (void)seconds;
+    (void)durable;
+    atomic_fetch_add(&((commit_count *)ctx)->commits, 1);
+}
+
+static void note_done(store_write *w)
+{
+    atomic_store((atomic_bool *)w->user, true);
+}
+
+/*
+ * A redrive moves a dead-letter queue 1,000 messages per write, each step submitted again from
+ * the last one's done(), so that a large DLQ does not hold the writer in one transaction; the
+ * count is the whole, and the tasks and depths follow.
+ */
+static void test_redrive_in_steps(void **state)
+{
+    fx *f = *state;
+    store_close(f->s);
+    commit_count cc = {0};
+    store_listener l = {.committed = count_commit, .ctx = &cc};
+    store_sqlite_options o = {.path = f->path, .sync = STORE_SYNC_NORMAL, .listener = &l};
+    char err[256] = "";
+    f->s = store_sqlite_open(&o, err, sizeof err);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+
+    enum { N = 2500 };
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    set_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 3 receives",
+               (int64_t)time(NULL));
+    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
+    publish_bodies(f->b, &dlq, 0, 1, id);
+    for (int i = 1; i < N; i += 8)
+        publish_bodies(f->b, &dlq, i, N - i < 8 ? N - i : 8, NULL);
+    expect_stats(f->b, "dlq", N, 0, 0);
+
+    atomic_store(&cc.commits, 0);
+    atomic_bool done = false;
+    int64_t moved = -1;
+    store_write w = {.done = note_done, .user = &done};
+    assert_int_equal(broker_redrive_submit(f->b, "dlq", "work", &w, &moved), STORE_OK);
+    for (int i = 0; i < 10000 && !atomic_load(&done); i++)
+        sleep_ms(1);
+    assert_true(atomic_load(&done));
+    assert_int_equal(w.rc, STORE_OK);
+    assert_int_equal(moved, N);
+    assert_int_equal(atomic_load(&cc.commits), 3); /* 1,000, 1,000, 500 */
+    expect_stats(f->b, "dlq", 0, 0, 0);
+    expect_stats(f->b, "work", N, 0, 0);
+    expect_status(f->s, id, TASK_CREATED, "Redriven from dlq");
+
+    /* the waiting form too, and an empty DLQ moves nothing in one step */
+    assert_int_equal(broker_redrive(f->b, "work", "dlq", &moved), STORE_OK);
+    assert_int_equal(moved, N);
+    assert_int_equal(broker_redrive(f->b, "work", "dlq", &moved), STORE_OK);
+    assert_int_equal(moved, 0);
+    expect_stats(f->b, "dlq", N, 0, 0);
+}
+
 /* The depths are counters the writer keeps: after every kind of move, and loaded again on
  * reopen, they equal the rows (expect_stats counts them too). */
 static void test_depths_follow_every_move_and_reopen(void **state)
@@ -2002,6 +2070,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),

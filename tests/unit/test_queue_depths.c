@@ -67,7 +67,7 @@ static void test_moves_and_time(void **state)
     queue_depths_free(d);
 }
 
-static void test_rollback_and_move_all(void **state)
+static void test_rollback_and_redrive(void **state)
 {
     (void)state;
     queue_depths *d = queue_depths_new();
@@ -85,7 +85,13 @@ static void test_rollback_and_move_all(void **state)
     depth_log_enter(&l, d, "dlq", 900, true, 10); /* one in flight in the DLQ */
     queue_depths_apply(d, &l, 10);
     expect(d, "dlq", 10, 1, 1, 0);
-    depth_log_move_all(&l, d, "dlq", "work");
+    assert_false(depth_log_makes_visible(&l, d, "work"));
+    /* a redrive: each leaves the DLQ from where it was and enters work, visible */
+    depth_log_leave(&l, d, "dlq", 10, false);
+    depth_log_enter(&l, d, "work", 20, false, 20);
+    depth_log_leave(&l, d, "dlq", 900, true);
+    depth_log_enter(&l, d, "work", 20, false, 20);
+    assert_true(depth_log_makes_visible(&l, d, "work"));
     queue_depths_apply(d, &l, 20);
     expect(d, "dlq", 20, 0, 0, 0);
     expect(d, "work", 20, 3, 0, 0);
@@ -114,7 +120,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_moves_and_time),
-        cmocka_unit_test(test_rollback_and_move_all),
+        cmocka_unit_test(test_rollback_and_redrive),
         cmocka_unit_test(test_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
