@@ -52,6 +52,8 @@
 /* Healthy again: a write commits, and none has failed for this long (past the pipeline's
  * longest retry backoff, 3.2 s, so its failing retries keep the store unhealthy) */
 #define HEALTH_RECOVERY_MS 5000
+/* Idempotency keys forgotten at most per batch (a statement of its own after the batch's commit) */
+#define PURGE_BATCH 1000
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -127,7 +129,9 @@ static const char *const migrations[] = {
     /* 6: the sweep looks finished tasks up by ttl: those without one (never swept) are not in
      * the index at all, so a sweep does not step over them, nor a completion index them */
     "DROP INDEX tasks_by_finish;"
-    "CREATE INDEX tasks_by_ttl ON tasks(ttl) WHERE finished_time IS NOT NULL AND ttl IS NOT NULL;",
+    "CREATE INDEX tasks_by_ttl ON tasks(ttl) WHERE finished_time IS NOT NULL AND ttl IS NOT NULL;"
+    /* and the purge of idempotency keys finds the expired ones without a scan of them all */
+    "CREATE INDEX idempotency_by_time ON idempotency(created_time);",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -802,17 +806,22 @@ static void probe_writes(sqlite_store *s)
     wake_waiters(s);
 }
 
-/* Forget idempotency keys older than the window, at most once a minute. */
+/* Forget idempotency keys older than the window: once a minute, or after every batch while a
+ * purge finds a whole PURGE_BATCH of them. */
 static void purge_idempotency(sqlite_store *s)
 {
     /* the callers' clock (the latest creation's time), the one the keys were stored with */
     int64_t now = s->latest_create;
     if (now == 0 || now - s->last_purge < 60)
         return;
-    s->last_purge = now;
     sqlite3_bind_int64(s->w_idem_purge, 1, now - STORE_IDEMPOTENCY_WINDOW);
-    if (sq_step_done(s->w_idem_purge) != SQLITE_OK)
+    sqlite3_bind_int(s->w_idem_purge, 2, PURGE_BATCH);
+    if (sq_step_done(s->w_idem_purge) != SQLITE_OK) {
         log_warn("idempotency key purge failed", "error", sqlite3_errmsg(s->wdb), NULL);
+        s->last_purge = now;
+    } else if (sqlite3_changes(s->wdb) < PURGE_BATCH) {
+        s->last_purge = now; /* all gone: the next purge in a minute */
+    }
 }
 
 static void *writer_main(void *arg)
@@ -1191,7 +1200,8 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},
-        {&s->w_idem_purge, "DELETE FROM idempotency WHERE created_time <= ?1"},
+        {&s->w_idem_purge, "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency "
+                           "WHERE created_time <= ?1 LIMIT ?2)"},
         {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)"},
         {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},

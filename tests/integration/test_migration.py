@@ -88,6 +88,7 @@ class UpgradeFromV3(ServersTestCase):
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
+        self.assertIn("idempotency_by_time", indexes)
         self.assertNotIn("tasks_by_finish", indexes)
         # a task that never changed has a whole history; the others what their row tells,
         # flagged truncated (what happened in between is not known)

@@ -659,6 +659,58 @@ static void test_redrive_in_steps(void **state)
     expect_stats(f->b, "dlq", N, 0, 0);
 }
 
+/* Rows of the idempotency table, read on a connection of our own. */
+static int64_t idempotency_keys(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM idempotency", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void create_keyed(store *s, const char *key, int64_t now, char id[37])
+{
+    store_new_task t = {
+        .task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME, .idempotency_key = key};
+    assert_int_equal(store_create_task(s, &t, now, id), STORE_OK);
+}
+
+/*
+ * Keys older than the idempotency window are forgotten after a batch, 1,000 per purge: a
+ * purge that finds a whole batch purges again after the next batch instead of a minute later.
+ * A purge runs after its batch's writers have their answers, so it is known to be done only
+ * once the next write is answered.
+ */
+static void test_idempotency_keys_purged_in_steps(void **state)
+{
+    fx *f = *state;
+    const int64_t t0 = 1000000, later = t0 + STORE_IDEMPOTENCY_WINDOW + 100;
+    char id[37], first[37], again[37];
+    create_keyed(f->s, "k0", t0, first);
+    for (int i = 1; i < 2500; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        create_keyed(f->s, key, t0, id);
+    }
+    assert_int_equal(idempotency_keys(), 2500); /* one purge ran at t0: nothing was old */
+    create_keyed(f->s, "fresh", later, id);     /* its batch's purge takes 1,000 */
+    create_keyed(f->s, NULL, later, id);        /* answered: that purge is done */
+    int64_t left = idempotency_keys();
+    assert_true(left >= 501 && left <= 1501); /* this batch's own purge may have run too */
+    create_keyed(f->s, NULL, later, id);
+    create_keyed(f->s, NULL, later, id);
+    assert_int_equal(idempotency_keys(), 1); /* "fresh" */
+    /* a forgotten key creates a new task */
+    create_keyed(f->s, "k0", later, again);
+    assert_string_not_equal(again, first);
+}
+
 /* The depths are counters the writer keeps: after every kind of move, and loaded again on
  * reopen, they equal the rows (expect_stats counts them too). */
 static void test_depths_follow_every_move_and_reopen(void **state)
@@ -2071,6 +2123,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
