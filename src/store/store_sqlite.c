@@ -130,8 +130,11 @@ static const char *const migrations[] = {
      * the index at all, so a sweep does not step over them, nor a completion index them */
     "DROP INDEX tasks_by_finish;"
     "CREATE INDEX tasks_by_ttl ON tasks(ttl) WHERE finished_time IS NOT NULL AND ttl IS NOT NULL;"
-    /* and the purge of idempotency keys finds the expired ones without a scan of them all */
-    "CREATE INDEX idempotency_by_time ON idempotency(created_time);",
+    /* and the purge of idempotency keys finds the expired ones without a scan of them all; a
+     * listing filtered by both type and status reads only its page, as the DynamoDB table's
+     * type_status_by_id index does, instead of stepping over every task of the type */
+    "CREATE INDEX idempotency_by_time ON idempotency(created_time);"
+    "CREATE INDEX tasks_by_type_status ON tasks(task_type, status, id);",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
