@@ -11,12 +11,15 @@
 #
 # --sync normal: the memory paths are the same as with --sync full, but each
 # commit does not wait for fsync, so a million tasks take minutes, not the
-# disk's time; the result measures taskd's memory, not the disk.
+# disk's time; the result measures taskd's memory, not the disk. The retention
+# sweep runs every SWEEP_INTERVAL seconds as it would in service (taskd's
+# default, 60): it trims the change log the publisher has passed.
 #
 # Env options: N (1000000), CONNECTIONS (50), THREADS (2, wrk threads),
 #   INTERVAL (5 s between samples), SETTLE (10 s idle before the last sample),
 #   HANDLER_BATCH (100), HANDLER_CONCURRENCY (2), CONSUMER_BATCH (500),
 #   TIMEOUT (3600 s for the whole push and drain), TASKD (build/taskd),
+#   SWEEP_INTERVAL (60 s),
 #   KEEP_TMP (1 = keep the temp dir). See bench/README.md.
 set -euo pipefail
 
@@ -31,12 +34,14 @@ HANDLER_BATCH=${HANDLER_BATCH:-100}
 HANDLER_CONCURRENCY=${HANDLER_CONCURRENCY:-2}
 CONSUMER_BATCH=${CONSUMER_BATCH:-500}
 TIMEOUT=${TIMEOUT:-3600}
+SWEEP_INTERVAL=${SWEEP_INTERVAL:-60}
 TASKD=${TASKD:-$ROOT/build/taskd}
 
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 
-require_positive N CONNECTIONS THREADS INTERVAL HANDLER_BATCH HANDLER_CONCURRENCY CONSUMER_BATCH TIMEOUT
+require_positive N CONNECTIONS THREADS INTERVAL HANDLER_BATCH HANDLER_CONCURRENCY CONSUMER_BATCH TIMEOUT \
+  SWEEP_INTERVAL
 [[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE must be a number of seconds"
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
 ((N >= THREADS)) || die "N ($N) must be >= THREADS ($THREADS)"
@@ -68,7 +73,7 @@ cat >"$TMP/config.json" <<EOF
  "subscriptions":[{"queue":"bench","filter_policy":{"TaskType":["BENCH"]}}],
  "stream_consumers":[{"name":"publisher","filter_patterns":[{"eventName":["INSERT"]}],"batch_size":$CONSUMER_BATCH}],
  "handlers":[{"queue":"bench","handler":"noop","batch_size":$HANDLER_BATCH,"concurrency":$HANDLER_CONCURRENCY,"timeout":10}],
- "sweep_interval":86400}
+ "sweep_interval":$SWEEP_INTERVAL}
 EOF
 
 # Each wrk thread sends exactly its share of the N POSTs, then GET /health (after a 5 ms pause)
@@ -142,7 +147,8 @@ mib() { awk -v kb="$1" 'BEGIN {printf "%.1f", kb / 1024}'; }
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "bench/rss.sh: taskd RSS with N=$N noop tasks through the pipeline (--sync normal)"
 echo "  nproc=$(nproc) loadavg=$LOADAVG CONNECTIONS=$CONNECTIONS THREADS=$THREADS INTERVAL=${INTERVAL}s" \
-  "handler batch=$HANDLER_BATCH concurrency=$HANDLER_CONCURRENCY consumer batch=$CONSUMER_BATCH"
+  "handler batch=$HANDLER_BATCH concurrency=$HANDLER_CONCURRENCY consumer batch=$CONSUMER_BATCH" \
+  "sweep every ${SWEEP_INTERVAL}s"
 
 mkdir -p "$TMP/db"
 "$TASKD" --listen 127.0.0.1:0 --db "$TMP/db/taskd.db" --config "$TMP/config.json" --sync normal \
