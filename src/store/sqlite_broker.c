@@ -1216,6 +1216,21 @@ store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, s
 
 /* ---- housekeeping ------------------------------------------------------ */
 
+/* Whether statement st (NULL: it could not be prepared), with args bound to ?1..?n_args, returns
+ * a row. */
+static store_rc any_row(sqlite3_stmt *st, const int64_t *args, int n_args, bool *found)
+{
+    *found = false;
+    if (!st)
+        return STORE_ERROR;
+    for (int i = 0; i < n_args; i++)
+        sqlite3_bind_int64(st, i + 1, args[i]);
+    int step = sqlite3_step(st);
+    *found = step == SQLITE_ROW;
+    stmt_done(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
+}
+
 typedef struct sweep_args {
     const config *c;
     int64_t removed;
@@ -1308,24 +1323,13 @@ static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
             floor = cp;
     }
     int64_t bounds[] = {a->c->n_consumers ? floor : 0, now - STREAM_RETENTION_S, TRIM_BATCH};
-    sqlite3_stmt *del = wstmt(s, BST_TRIM_CHANGES);
-    if (!del)
-        return STORE_ERROR;
-    for (int i = 0; i < 3; i++)
-        sqlite3_bind_int64(del, i + 1, bounds[i]);
-    int rc = sq_step_done(del);
-    stmt_done(del);
-    if (rc != SQLITE_OK)
-        return sq_rc_of(rc);
-    sqlite3_stmt *due = wstmt(s, BST_DUE_CHANGES); /* is the new first record trimmable too? */
-    if (!due)
-        return STORE_ERROR;
-    for (int i = 0; i < 2; i++)
-        sqlite3_bind_int64(due, i + 1, bounds[i]);
-    int step = sqlite3_step(due);
-    stmt_done(due);
-    a->more |= step == SQLITE_ROW;
-    return step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
+    bool found;
+    store_rc rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 3, &found); /* a DELETE: no row */
+    if (rc != STORE_OK)
+        return rc;
+    rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 2, &found); /* the new first one too? */
+    a->more |= found;
+    return rc;
 }
 
 static store_rc apply_sweep(sqlite_store *s, void *arg)
@@ -1353,20 +1357,6 @@ store_rc broker_sweep(broker *b, const config *c, int64_t *removed, bool *more)
     return rc;
 }
 
-/* Whether statement id, with args bound to ?1..?n_args, returns a row (on a read connection). */
-static store_rc any_row(reader *r, bst id, const int64_t *args, int n_args, bool *found)
-{
-    sqlite3_stmt *st = rstmt(r, id);
-    if (!st)
-        return STORE_ERROR;
-    for (int i = 0; i < n_args; i++)
-        sqlite3_bind_int64(st, i + 1, args[i]);
-    int step = sqlite3_step(st);
-    *found = step == SQLITE_ROW;
-    stmt_done(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
-}
-
 store_rc broker_sweep_due(broker *b, const config *c, bool *due)
 {
     *due = false;
@@ -1385,11 +1375,11 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     int64_t messages[] = {clock_unix_ms()};
     int64_t changes[] = {c->n_consumers ? floor : 0, now - STREAM_RETENTION_S};
     if (rc == STORE_OK)
-        rc = any_row(r, BST_DUE_TASKS, tasks, 2, due);
+        rc = any_row(rstmt(r, BST_DUE_TASKS), tasks, 2, due);
     if (rc == STORE_OK && !*due)
-        rc = any_row(r, BST_DUE_MESSAGES, messages, 1, due);
+        rc = any_row(rstmt(r, BST_DUE_MESSAGES), messages, 1, due);
     if (rc == STORE_OK && !*due)
-        rc = any_row(r, BST_DUE_CHANGES, changes, 2, due);
+        rc = any_row(rstmt(r, BST_DUE_CHANGES), changes, 2, due);
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK)
         *due = true; /* cannot tell: let the sweep look */

@@ -46,14 +46,24 @@ typedef struct fx {
     broker *b;
 } fx;
 
-static store *open_db(const char *path)
+static store *open_db(const char *path, const store_listener *l)
 {
-    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000};
+    store_sqlite_options o = {
+        .path = path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000, .listener = l};
     char err[256] = "";
     store *s = store_sqlite_open(&o, err, sizeof err);
     if (!s)
         print_error("store_sqlite_open(%s): %s\n", path, err);
     return s;
+}
+
+/* Close the test's database and open it again, with listener l (NULL: none). */
+static void reopen(fx *f, const store_listener *l)
+{
+    store_close(f->s);
+    f->s = open_db(f->path, l);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
 }
 
 static int setup(void **state)
@@ -67,7 +77,7 @@ static int setup(void **state)
         return -1;
     }
     snprintf(f->path, sizeof f->path, "%s/tasks.db", f->dir);
-    f->s = open_db(f->path);
+    f->s = open_db(f->path, NULL);
     if (!f->s) {
         rmdir(f->dir);
         free(f);
@@ -616,14 +626,9 @@ static void note_done(store_write *w)
 static void test_redrive_in_steps(void **state)
 {
     fx *f = *state;
-    store_close(f->s);
     commit_count cc = {0};
     store_listener l = {.committed = count_commit, .ctx = &cc};
-    store_sqlite_options o = {.path = f->path, .sync = STORE_SYNC_NORMAL, .listener = &l};
-    char err[256] = "";
-    f->s = store_sqlite_open(&o, err, sizeof err);
-    assert_non_null(f->s);
-    f->b = broker_of(f->s);
+    reopen(f, &l);
 
     enum { N = 2500 };
     char id[37];
@@ -747,10 +752,7 @@ static void test_depths_follow_every_move_and_reopen(void **state)
     expect_stats(f->b, "dlq", 2, 0, 0);
     expect_same(f->b, "work", 3); /* hidden for 1 s (2) or 600 s (1): the clock decides */
 
-    store_close(f->s);
-    f->s = open_db(f->path);
-    assert_non_null(f->s);
-    f->b = broker_of(f->s);
+    reopen(f, NULL);
     expect_stats(f->b, "dlq", 2, 0, 0);
     expect_same(f->b, "work", 3);
     expect_stats(f->b, "later", 2, 0, 0);
@@ -1222,10 +1224,7 @@ static void test_checkpoint_recovery(void **state)
     assert_int_equal(broker_publish(f->b, "c1", second, NULL, 0), STORE_OK);
 
     /* the checkpoint is durable: close and reopen the same file */
-    store_close(f->s);
-    f->s = open_db(f->path);
-    assert_non_null(f->s);
-    f->b = broker_of(f->s);
+    reopen(f, NULL);
 
     assert_int_equal(broker_read_changes(f->b, "c1", 10, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
     assert_int_equal(cp, second);
@@ -1341,10 +1340,7 @@ static void test_change_read_modes(void **state)
                       .result = NULL};
     assert_int_equal(store_update_task(f->s, &u, wall_ms(), NULL), STORE_NOT_FOUND);
     assert_int_equal(broker_last_seq(f->b), last);
-    store_close(f->s);
-    f->s = open_db(f->path);
-    assert_non_null(f->s);
-    f->b = broker_of(f->s);
+    reopen(f, NULL);
     assert_int_equal(broker_last_seq(f->b), last);
 
     /* a created task whose row is gone is read whole, from its record */
@@ -1920,14 +1916,10 @@ static void probe_changed(void *ctx, const char *task_type, task_status status, 
 static void test_commit_wakes_after_the_cache_forgot(void **state)
 {
     fx *f = *state;
-    store_close(f->s);
     order_probe p = {0};
     store_listener l = {.changed = probe_changed, .ctx = &p};
-    store_sqlite_options o = {.path = f->path, .sync = STORE_SYNC_NORMAL, .listener = &l};
-    char err[256] = "";
-    f->s = store_sqlite_open(&o, err, sizeof err);
-    assert_non_null(f->s);
-    f->b = p.b = broker_of(f->s);
+    reopen(f, &l);
+    p.b = f->b;
     uint64_t before = 0;
     broker_wait(f->b, true, &before, 0);
     char id[37];
