@@ -225,6 +225,43 @@ class Backlog(DepthCase):
                         "reads of a %d-message backlog: %r" % (worst * 1e3, BACKLOG, figures))
         self.stop_clean(s)
 
+    def test_a_redrive_killed_part_way_moves_each_message_once(self):
+        """A redrive moves its dead-letter queue 1,000 messages per commit: taskd killed (SIGKILL)
+        while it runs leaves each message in one queue or the other, whole steps moved, the
+        counters loaded at the next start equal to the rows, and a second redrive moves the
+        rest."""
+        n = 200_000
+        cfg = {"queues": [{"name": "backlog", "dead_letter_queue": "backlog-dlq"},
+                          {"name": "backlog-dlq"}],
+               "subscriptions": [{"queue": "backlog"}], "handlers": []}
+        s = self.start(cfg)
+        self.stop_clean(s)
+        self.fill("backlog-dlq", n)
+        s = self.start(cfg)
+        conn = s.connection()
+        conn.request("POST", "/queues/backlog/redrive")  # the answer is never read
+        wait_until(lambda: queue_table(s)["backlog"]["depth"] > 0, 30,
+                   what="the redrive's first step")
+        s.kill()
+        conn.close()
+
+        rows = row_depths(self.db)
+        moved, left = rows.get("backlog", (0, 0, 0))[0], rows.get("backlog-dlq", (0, 0, 0))[0]
+        self.assertEqual(moved + left, n, rows)
+        self.assertEqual(moved % 1000, 0, "a step moves 1,000 messages or none: %d moved" % moved)
+        if os.environ.get("TASKD_DEPTH_BENCH"):
+            print("killed with %d of %d moved" % (moved, n))
+        self.assertTrue(0 < moved < n, "killed after the first step and before the last: %d moved" % moved)
+        s = self.start(cfg)
+        q = queue_table(s)["backlog"]
+        self.assertEqual((q["depth"], q["dead_letter_count"]), (moved, left), q)
+        r = s.post("/queues/backlog/redrive", timeout=60)
+        self.assertEqual((r.status, r.json()), (200, {"queue": "backlog", "moved": left}), r)
+        q = queue_table(s)["backlog"]
+        self.assertEqual((q["depth"], q["dead_letter_count"]), (n, 0), q)
+        self.assertEqual(row_depths(self.db), {"backlog": (n, 0, 0)})
+        self.stop_clean(s)
+
 
 if __name__ == "__main__":
     unittest.main()
