@@ -32,14 +32,19 @@ typedef struct sq_stmt_cache {
 } sq_stmt_cache;
 
 /* A read connection with its prepared statements. */
+/* A listing's statements: every task, or one type's tasks of one status (tasks_by_type_status);
+ * each also with a before id (+ 1). */
+enum { LIST_ALL = 0, LIST_LEG = 2, LIST_STMTS = 4 };
+
 typedef struct reader {
     sqlite3 *db;
-    sq_stmt_cache broker;    /* the broker's reads */
-    sqlite3_stmt *get;       /* one task by id */
-    sqlite3_stmt *history;   /* one task's history, oldest first */
-    sqlite3_stmt *list[8];   /* bit 0: status, bit 1: task_type, bit 2: before id */
-    struct reader *next;     /* free list */
-    struct reader *all_next; /* every reader, for closing */
+    sq_stmt_cache broker;      /* the broker's reads */
+    sqlite3_stmt *get;         /* one task by id */
+    sqlite3_stmt *history;     /* one task's history, oldest first */
+    sqlite3_stmt *list[4];     /* LIST_ALL or LIST_LEG, each + 1 with a before id */
+    sqlite3_stmt *begin, *end; /* one read transaction around a listing's legs */
+    struct reader *next;       /* free list */
+    struct reader *all_next;   /* every reader, for closing */
 } reader;
 
 /* The writer's feed of one stream consumer (broker_feed); writer thread only, but for `on`. */
@@ -79,6 +84,11 @@ struct sqlite_store {
     size_t entropy_used;
     int64_t last_purge;
     int64_t latest_create; /* the newest creation's time, in the callers' clock */
+    /* Every task type the database has held (read at open, added to by creates): a listing by
+     * status alone is merged from one leg per type. Only grows. */
+    pthread_mutex_t types_mu;
+    char (*types)[TASK_TYPE_MAX + 1];
+    size_t n_types, cap_types;
 
     pthread_t writer;
     pthread_mutex_t mu;  /* guards the write queue, stopping and the reader pool */

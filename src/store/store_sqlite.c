@@ -134,7 +134,11 @@ static const char *const migrations[] = {
      * listing filtered by both type and status reads only its page, as the DynamoDB table's
      * type_status_by_id index does, instead of stepping over every task of the type */
     "CREATE INDEX idempotency_by_time ON idempotency(created_time);"
-    "CREATE INDEX tasks_by_type_status ON tasks(task_type, status, id);",
+    "CREATE INDEX tasks_by_type_status ON tasks(task_type, status, id);"
+    /* which serves the listings by type alone and by status alone too, merged from one leg per
+     * status or per type (sq_list_tasks()): their own indexes cost the writer more than that */
+    "DROP INDEX tasks_by_status;"
+    "DROP INDEX tasks_by_type;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -277,8 +281,10 @@ static void reader_free(reader *r)
     sq_stmt_cache_clear(&r->broker);
     sqlite3_finalize(r->get);
     sqlite3_finalize(r->history);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < LIST_STMTS; i++)
         sqlite3_finalize(r->list[i]);
+    sqlite3_finalize(r->begin);
+    sqlite3_finalize(r->end);
     sqlite3_close(r->db);
     free(r);
 }
@@ -298,17 +304,21 @@ static reader *reader_open(const char *path)
         reader_free(r);
         return NULL;
     }
-    for (int v = 0; v < 8; v++) {
+    for (int v = 0; v < LIST_STMTS; v++) {
         char sql[256];
         snprintf(sql, sizeof sql,
-                 "SELECT " TASK_COLUMNS " FROM tasks WHERE 1%s%s%s "
-                 "ORDER BY id DESC LIMIT ?4",
-                 v & 1 ? " AND status = ?1" : "", v & 2 ? " AND task_type = ?2" : "",
-                 v & 4 ? " AND id < ?3" : "");
+                 "SELECT " TASK_COLUMNS " FROM tasks WHERE 1%s%s ORDER BY id DESC LIMIT ?4",
+                 v & LIST_LEG ? " AND task_type = ?2 AND status = ?1" : "",
+                 v & 1 ? " AND id < ?3" : "");
         if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK) {
             reader_free(r);
             return NULL;
         }
+    }
+    if (sq_prepare(r->db, "BEGIN", &r->begin) != SQLITE_OK ||
+        sq_prepare(r->db, "COMMIT", &r->end) != SQLITE_OK) {
+        reader_free(r);
+        return NULL;
     }
     return r;
 }
@@ -444,45 +454,116 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
     return result;
 }
 
+/*
+ * Step st (bound) and append its tasks, newest first, to rows (*n of them, room for cap); a
+ * store code.
+ */
+static store_rc read_rows(sqlite3_stmt *st, task *rows, size_t cap, size_t *n)
+{
+    store_rc result = STORE_OK;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < cap) {
+        if (!sq_read_task_row(st, &rows[*n], false)) {
+            result = STORE_ERROR;
+            break;
+        }
+        (*n)++;
+    }
+    if (result == STORE_OK && rc != SQLITE_ROW && rc != SQLITE_DONE)
+        result = sq_rc_of(rc);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return result;
+}
+
+static void bind_list(sqlite3_stmt *st, const char *status, const char *task_type,
+                      const store_list_query *q)
+{
+    sq_bind_text(st, 1, status);
+    sq_bind_text(st, 2, task_type);
+    sq_bind_text(st, 3, q->before_id);
+    sqlite3_bind_int(st, 4, q->limit + 1); /* one more tells whether a next page exists */
+}
+
+static int newest_first(const void *a, const void *b)
+{
+    return strcmp(((const task *)b)->id, ((const task *)a)->id);
+}
+
+/*
+ * The tasks of one filter, by type alone or by status alone: one leg of tasks_by_type_status
+ * per status (or per type the database has held), each its newest limit + 1, all in one read
+ * transaction; the newest limit + 1 of them all are the page.
+ */
+static store_rc read_legs(sqlite_store *s, reader *r, const store_list_query *q, task **rows,
+                          size_t *n)
+{
+    const char *const statuses[] = {"CREATED", "IN_PROGRESS", "COMPLETED", "FAILED"};
+    char(*types)[TASK_TYPE_MAX + 1] = NULL;
+    size_t legs = sizeof statuses / sizeof statuses[0];
+    if (q->status) { /* one leg per type, copied: creates may add to the list meanwhile */
+        pthread_mutex_lock(&s->types_mu);
+        legs = s->n_types;
+        types = legs ? malloc(legs * sizeof *types) : NULL;
+        if (types)
+            memcpy(types, s->types, legs * sizeof *types);
+        pthread_mutex_unlock(&s->types_mu);
+        if (legs && !types)
+            return STORE_ERROR;
+    }
+    size_t cap = legs * ((size_t)q->limit + 1);
+    *rows = cap ? calloc(cap, sizeof **rows) : NULL;
+    store_rc result = cap && !*rows ? STORE_ERROR : STORE_OK;
+    if (result == STORE_OK && legs && sqlite3_step(r->begin) != SQLITE_DONE)
+        result = STORE_BUSY;
+    sqlite3_reset(r->begin);
+    sqlite3_stmt *st = r->list[LIST_LEG + (q->before_id ? 1 : 0)];
+    for (size_t i = 0; i < legs && result == STORE_OK; i++) {
+        bind_list(st, q->status ? q->status : statuses[i], q->status ? types[i] : q->task_type, q);
+        result = read_rows(st, *rows, cap, n);
+    }
+    if (legs) {
+        sqlite3_step(r->end);
+        sqlite3_reset(r->end);
+    }
+    free(types);
+    if (result == STORE_OK)
+        qsort(*rows, *n, sizeof **rows, newest_first);
+    return result;
+}
+
 static store_rc sq_list_tasks(store *base, const store_list_query *q, store_page *out)
 {
     sqlite_store *s = (sqlite_store *)base;
     memset(out, 0, sizeof *out);
-    out->tasks = calloc((size_t)q->limit, sizeof *out->tasks);
-    if (!out->tasks)
-        return STORE_ERROR;
     reader *r = sq_reader_get(s);
-    if (!r) {
-        free(out->tasks);
-        out->tasks = NULL;
+    if (!r)
         return STORE_BUSY;
+    task *rows = NULL;
+    size_t n = 0;
+    store_rc result;
+    if (!q->status == !q->task_type) { /* every task, or both filters: one statement */
+        rows = calloc((size_t)q->limit + 1, sizeof *rows);
+        sqlite3_stmt *st = r->list[(q->status ? LIST_LEG : LIST_ALL) + (q->before_id ? 1 : 0)];
+        bind_list(st, q->status, q->task_type, q);
+        result = rows ? read_rows(st, rows, (size_t)q->limit + 1, &n) : STORE_ERROR;
+    } else {
+        result = read_legs(s, r, q, &rows, &n);
     }
-    int variant = (q->status ? 1 : 0) | (q->task_type ? 2 : 0) | (q->before_id ? 4 : 0);
-    sqlite3_stmt *st = r->list[variant];
-    sq_bind_text(st, 1, q->status);
-    sq_bind_text(st, 2, q->task_type);
-    sq_bind_text(st, 3, q->before_id);
-    sqlite3_bind_int(st, 4, q->limit + 1); /* one more tells whether a next page exists */
-    store_rc result = STORE_OK;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->count == (size_t)q->limit) {
-            out->more = 1;
-            break;
-        }
-        if (!sq_read_task_row(st, &out->tasks[out->count], false)) {
-            result = STORE_ERROR;
-            break;
-        }
-        out->count++;
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        result = sq_rc_of(rc);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     sq_reader_put(s, r);
-    if (result != STORE_OK)
-        store_page_free(out);
+    if (result == STORE_OK) {
+        out->more = n > (size_t)q->limit;
+        out->count = out->more ? (size_t)q->limit : n;
+    }
+    for (size_t i = result == STORE_OK ? out->count : 0; i < n; i++)
+        task_clear(&rows[i]);
+    if (result == STORE_OK) {
+        out->tasks = rows; /* NULL only when there is no leg at all (no task type yet) */
+    } else {
+        free(rows);
+        out->count = 0;
+        out->more = 0;
+    }
     return result;
 }
 
@@ -938,6 +1019,50 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     return sq_feed_record(s, s->batch_last_seq, event, old_image ? NULL : new_image);
 }
 
+/* Note that the database holds tasks of type t (see sqlite_store.types); false when out of
+ * memory. */
+static bool note_type(sqlite_store *s, const char *t)
+{
+    bool ok = true;
+    pthread_mutex_lock(&s->types_mu);
+    size_t i = 0;
+    while (i < s->n_types && strcmp(s->types[i], t) != 0)
+        i++;
+    if (i == s->n_types) {
+        if (s->n_types == s->cap_types) {
+            size_t cap = s->cap_types ? 2 * s->cap_types : 8;
+            void *grown = realloc(s->types, cap * sizeof *s->types);
+            if (grown) {
+                s->types = grown;
+                s->cap_types = cap;
+            }
+        }
+        ok = s->n_types < s->cap_types;
+        if (ok)
+            str_join(s->types[s->n_types++], sizeof *s->types, t, NULL);
+    }
+    pthread_mutex_unlock(&s->types_mu);
+    return ok;
+}
+
+/* The task types the database holds, read once at open: one index probe per type. */
+static bool load_types(sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    if (sq_prepare(s->wdb,
+                   "WITH RECURSIVE t(name) AS (SELECT min(task_type) FROM tasks UNION ALL "
+                   "SELECT (SELECT min(task_type) FROM tasks WHERE task_type > t.name) FROM t "
+                   "WHERE t.name IS NOT NULL) SELECT name FROM t WHERE name IS NOT NULL",
+                   &st) != SQLITE_OK)
+        return false;
+    bool ok = true;
+    int rc;
+    while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ok = note_type(s, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return ok && rc == SQLITE_DONE;
+}
+
 static store_rc apply_create(sqlite_store *s, store_write *w)
 {
     const store_new_task *nt = &w->create;
@@ -974,6 +1099,8 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     uuid7_next(&s->ids, (uint64_t)clock_unix_ms(), s->entropy + s->entropy_used, t.id);
     s->entropy_used += 10;
     str_join(t.task_type, sizeof t.task_type, nt->task_type, NULL);
+    if (!note_type(s, t.task_type)) /* before the insert: a listing by status finds it */
+        return STORE_ERROR;
 
     sqlite3_stmt *st = s->w_insert;
     sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
@@ -1279,6 +1406,8 @@ static void sq_close(store *base)
     pthread_mutex_destroy(&s->standing_mu);
     pthread_cond_destroy(&s->standing_settled);
     pthread_mutex_destroy(&s->health_mu);
+    pthread_mutex_destroy(&s->types_mu);
+    free(s->types);
     free(s->batch_written);
     free(s->feed.takes);
     task_cache_free(s->cache);
@@ -1312,6 +1441,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_mutex_init(&s->standing_mu, NULL);
     pthread_cond_init(&s->standing_settled, NULL);
     pthread_mutex_init(&s->health_mu, NULL);
+    pthread_mutex_init(&s->types_mu, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     if (!lock_database(s, err, errlen))
         goto fail;
@@ -1337,6 +1467,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
+    if (!load_types(s)) {
+        set_err(err, errlen, "cannot read the task types of", s->path, sqlite3_errmsg(s->wdb));
+        goto fail;
+    }
     if (!sq_last_seq_load(s)) {
         set_err(err, errlen, "cannot read the change log of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;

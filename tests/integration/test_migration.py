@@ -92,10 +92,13 @@ class UpgradeFromV3(ServersTestCase):
         # a listing by type and status reads its page from its own index, not every task of
         # the type (the statement's shape as the store prepares it)
         plan = " ".join(r[-1] for r in db_query(
-            self.db, "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE 1 AND status = ?1 "
-                     "AND task_type = ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4",
+            self.db, "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE 1 AND task_type = ?2 "
+                     "AND status = ?1 AND id < ?3 ORDER BY id DESC LIMIT ?4",
             ("FAILED", "TASK1", "~", 11)))
         self.assertIn("tasks_by_type_status", plan)
+        # which serves the listings by one filter too, leg by leg: their own indexes are gone
+        self.assertNotIn("tasks_by_status", indexes)
+        self.assertNotIn("tasks_by_type", indexes)
         self.assertNotIn("tasks_by_finish", indexes)
         # a task that never changed has a whole history; the others what their row tells,
         # flagged truncated (what happened in between is not known)

@@ -716,6 +716,63 @@ static void test_idempotency_keys_purged_in_steps(void **state)
     assert_string_not_equal(again, first);
 }
 
+/* A page of q's ids, newest first, into ids (at most 8); returns the count, *more the flag. */
+static size_t list_ids(store *s, const store_list_query *q, char ids[8][37], int *more)
+{
+    store_page p;
+    assert_int_equal(store_list_tasks(s, q, &p), STORE_OK);
+    assert_true(p.count <= 8);
+    for (size_t i = 0; i < p.count; i++)
+        memcpy(ids[i], p.tasks[i].id, 37);
+    size_t n = p.count;
+    *more = p.more;
+    store_page_free(&p);
+    return n;
+}
+
+/*
+ * A listing by one filter is merged from tasks_by_type_status, one leg per status or per task
+ * type; the types are read from the database at open (a type no longer configured still lists)
+ * and noted by every create.
+ */
+static void test_listing_by_one_filter_merges_its_legs(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char a[37], b[37], c[37], d[37];
+    store_new_task t = {.task_type = "OLD", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(f->s, &t, now, a), STORE_OK);
+    t.task_type = "NEW";
+    assert_int_equal(store_create_task(f->s, &t, now, b), STORE_OK);
+    reopen(f, NULL); /* OLD and NEW are read back from the database */
+    t.task_type = "OLD";
+    assert_int_equal(store_create_task(f->s, &t, now, c), STORE_OK);
+    t.task_type = "LATEST"; /* a type first seen now */
+    assert_int_equal(store_create_task(f->s, &t, now, d), STORE_OK);
+    set_status(f->s, c, TASK_IN_PROGRESS, "", now);
+
+    char ids[8][37];
+    int more;
+    store_list_query q = {.status = "CREATED", .limit = 2};
+    assert_int_equal(list_ids(f->s, &q, ids, &more), 2);
+    assert_string_equal(ids[0], d);
+    assert_string_equal(ids[1], b);
+    assert_true(more);
+    q.before_id = b;
+    assert_int_equal(list_ids(f->s, &q, ids, &more), 1);
+    assert_string_equal(ids[0], a);
+    assert_false(more);
+
+    q = (store_list_query){.task_type = "OLD", .limit = 1};
+    assert_int_equal(list_ids(f->s, &q, ids, &more), 1);
+    assert_string_equal(ids[0], c); /* IN_PROGRESS, newer than the CREATED one */
+    assert_true(more);
+    q.before_id = c;
+    assert_int_equal(list_ids(f->s, &q, ids, &more), 1);
+    assert_string_equal(ids[0], a);
+    assert_false(more);
+}
+
 /* The depths are counters the writer keeps: after every kind of move, and loaded again on
  * reopen, they equal the rows (expect_stats counts them too). */
 static void test_depths_follow_every_move_and_reopen(void **state)
@@ -2115,6 +2172,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
