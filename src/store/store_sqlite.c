@@ -424,6 +424,20 @@ static store_rc read_history(reader *r, const task *t, task_history *out)
     return result;
 }
 
+/* One read transaction on r, so that several statements read one snapshot. */
+static store_rc read_begin(reader *r)
+{
+    int rc = sqlite3_step(r->begin);
+    sqlite3_reset(r->begin);
+    return rc == SQLITE_DONE ? STORE_OK : sq_rc_of(rc);
+}
+
+static void read_end(reader *r)
+{
+    sqlite3_step(r->end); /* a read transaction: nothing to fail but "none is active" */
+    sqlite3_reset(r->end);
+}
+
 static store_rc sq_get_history(store *base, const char *id, task_history *out)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -432,7 +446,7 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
     if (!r)
         return STORE_BUSY;
     /* one read transaction, so the task and its history agree */
-    store_rc result = sq_rc_of(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL));
+    store_rc result = read_begin(r);
     task t = {0};
     if (result == STORE_OK) {
         sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
@@ -446,7 +460,7 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
     }
     if (result == STORE_OK)
         result = read_history(r, &t, out);
-    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    read_end(r);
     task_clear(&t);
     sq_reader_put(s, r);
     if (result != STORE_OK)
@@ -498,9 +512,8 @@ static int newest_first(const void *a, const void *b)
 static store_rc read_legs(sqlite_store *s, reader *r, const store_list_query *q, task **rows,
                           size_t *n)
 {
-    const char *const statuses[] = {"CREATED", "IN_PROGRESS", "COMPLETED", "FAILED"};
     char(*types)[TASK_TYPE_MAX + 1] = NULL;
-    size_t legs = sizeof statuses / sizeof statuses[0];
+    size_t legs = (size_t)TASK_FAILED + 1; /* every status */
     if (q->status) { /* one leg per type, copied: creates may add to the list meanwhile */
         pthread_mutex_lock(&s->types_mu);
         legs = s->n_types;
@@ -514,18 +527,16 @@ static store_rc read_legs(sqlite_store *s, reader *r, const store_list_query *q,
     size_t cap = legs * ((size_t)q->limit + 1);
     *rows = cap ? calloc(cap, sizeof **rows) : NULL;
     store_rc result = cap && !*rows ? STORE_ERROR : STORE_OK;
-    if (result == STORE_OK && legs && sqlite3_step(r->begin) != SQLITE_DONE)
-        result = STORE_BUSY;
-    sqlite3_reset(r->begin);
+    if (result == STORE_OK && legs)
+        result = read_begin(r);
     sqlite3_stmt *st = r->list[LIST_LEG + (q->before_id ? 1 : 0)];
     for (size_t i = 0; i < legs && result == STORE_OK; i++) {
-        bind_list(st, q->status ? q->status : statuses[i], q->status ? types[i] : q->task_type, q);
+        bind_list(st, q->status ? q->status : task_status_name((task_status)i),
+                  q->status ? types[i] : q->task_type, q);
         result = read_rows(st, *rows, cap, n);
     }
-    if (legs) {
-        sqlite3_step(r->end);
-        sqlite3_reset(r->end);
-    }
+    if (legs)
+        read_end(r);
     free(types);
     if (result == STORE_OK)
         qsort(*rows, *n, sizeof **rows, newest_first);

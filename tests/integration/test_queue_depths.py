@@ -144,6 +144,10 @@ class ExactCounters(DepthCase):
 
 
 class Backlog(DepthCase):
+    # a queue and its DLQ, no handler: the messages stay where they are put
+    CONFIG = {"queues": [{"name": "backlog", "dead_letter_queue": "backlog-dlq"},
+                         {"name": "backlog-dlq"}],
+              "subscriptions": [{"queue": "backlog"}], "handlers": []}
 
     def fill(self, queue, n):
         """n messages straight into the database of a stopped taskd, as its publisher writes them."""
@@ -159,9 +163,7 @@ class Backlog(DepthCase):
             conn.close()
 
     def test_reads_stay_cheap_and_health_answers_under_a_backlog(self):
-        cfg = {"queues": [{"name": "backlog", "dead_letter_queue": "backlog-dlq"},
-                          {"name": "backlog-dlq"}],
-               "subscriptions": [{"queue": "backlog"}], "handlers": []}
+        cfg = self.CONFIG
         s = self.start(cfg)
         self.stop_clean(s)
         self.fill("backlog", BACKLOG)
@@ -231,9 +233,7 @@ class Backlog(DepthCase):
         counters loaded at the next start equal to the rows, and a second redrive moves the
         rest."""
         n = 200_000
-        cfg = {"queues": [{"name": "backlog", "dead_letter_queue": "backlog-dlq"},
-                          {"name": "backlog-dlq"}],
-               "subscriptions": [{"queue": "backlog"}], "handlers": []}
+        cfg = self.CONFIG
         s = self.start(cfg)
         self.stop_clean(s)
         self.fill("backlog-dlq", n)
