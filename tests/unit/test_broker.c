@@ -1164,6 +1164,56 @@ static void test_standing_receive_in_a_failed_commit(void **state)
     faulty_vfs_off();
 }
 
+/* Commits fail from the first one after `armed` is set (the listener runs after each commit). */
+static void fail_after_commit(void *ctx, size_t writes, double seconds, bool durable)
+{
+    (void)writes;
+    (void)seconds;
+    (void)durable;
+    if (atomic_exchange((atomic_bool *)ctx, false))
+        atomic_store(&wal_full, true);
+}
+
+/*
+ * A redrive whose second step cannot commit ends with that step's error and no count; the step
+ * before it stays moved, the counters follow the rows, and a redrive again moves the rest.
+ */
+static void test_redrive_failing_part_way(void **state)
+{
+    (void)state;
+    faulty_vfs_on();
+    void *fs = NULL;
+    assert_int_equal(setup(&fs), 0);
+    fx *f = fs;
+    atomic_bool armed = false;
+    store_listener l = {.committed = fail_after_commit, .ctx = &armed};
+    reopen(f, &l);
+    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
+    for (int i = 0; i < 2500; i += 8)
+        publish_bodies(f->b, &dlq, i, 2500 - i < 8 ? 2500 - i : 8, NULL);
+
+    atomic_store(&armed, true);
+    atomic_bool done = false;
+    int64_t moved = -1;
+    store_write w = {.done = note_done, .user = &done};
+    assert_int_equal(broker_redrive_submit(f->b, "dlq", "work", &w, &moved), STORE_OK);
+    for (int i = 0; i < 10000 && !atomic_load(&done); i++)
+        sleep_ms(1);
+    assert_true(atomic_load(&done));
+    atomic_store(&wal_full, false);
+    assert_int_not_equal(w.rc, STORE_OK);
+    assert_int_equal(moved, 0);
+    expect_stats(f->b, "work", 1000, 0, 0);
+    expect_stats(f->b, "dlq", 1500, 0, 0);
+
+    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 1500);
+    expect_stats(f->b, "work", 2500, 0, 0);
+    expect_stats(f->b, "dlq", 0, 0, 0);
+    assert_int_equal(teardown(&fs), 0);
+    faulty_vfs_off();
+}
+
 #define N_STANDING_MSGS 300
 
 typedef struct stander {
@@ -2172,6 +2222,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
+        cmocka_unit_test(test_redrive_failing_part_way),
         cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
