@@ -31,11 +31,11 @@ typedef struct sq_stmt_cache {
     sqlite3_stmt *st[SQ_BROKER_STMTS];
 } sq_stmt_cache;
 
-/* A read connection with its prepared statements. */
 /* A listing's statements: every task, or one type's tasks of one status (tasks_by_type_status);
  * each also with a before id (+ 1). */
 enum { LIST_ALL = 0, LIST_LEG = 2, LIST_STMTS = 4 };
 
+/* A read connection with its prepared statements. */
 typedef struct reader {
     sqlite3 *db;
     sq_stmt_cache broker;      /* the broker's reads */
@@ -85,7 +85,8 @@ struct sqlite_store {
     int64_t last_purge;
     int64_t latest_create; /* the newest creation's time, in the callers' clock */
     /* Every task type the database has held (read at open, added to by creates): a listing by
-     * status alone is merged from one leg per type. Only grows. */
+     * status alone is merged from one leg per type. Only grows, and only the writer adds to
+     * it: the writer reads it without the lock, readers copy it under the lock. */
     pthread_mutex_t types_mu;
     char (*types)[TASK_TYPE_MAX + 1];
     size_t n_types, cap_types;

@@ -68,7 +68,7 @@ typedef struct store_list_query {
 } store_list_query;
 
 typedef struct store_page {
-    task *tasks; /* list form: data and result not loaded */
+    task *tasks; /* list form: data and result not loaded; may be NULL when count is 0 */
     size_t count;
     int more; /* non-zero when tasks older than the last one exist */
 } store_page;

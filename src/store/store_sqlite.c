@@ -3,7 +3,10 @@
  *
  * Layout of the database (schema version in PRAGMA user_version):
  *   tasks        one row per task, keyed by its UUIDv7 id (WITHOUT ROWID, so
- *                new tasks append at the end of the primary key b-tree)
+ *                new tasks append at the end of the primary key b-tree);
+ *                indexed by (task_type, status, id) for every filtered listing
+ *                (one filter alone is merged leg by leg: sq_list_tasks) and
+ *                by ttl, for finished tasks that have one, for the sweep
  *   changes      the change log: one DynamoDB-stream-shaped record per write,
  *                numbered by an AUTOINCREMENT sequence that is never reused
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
@@ -1031,27 +1034,25 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
 }
 
 /* Note that the database holds tasks of type t (see sqlite_store.types); false when out of
- * memory. */
+ * memory. The writer (or the opening thread, before it starts) only: it alone adds, so it
+ * looks without the lock, which it takes to add. */
 static bool note_type(sqlite_store *s, const char *t)
 {
-    bool ok = true;
+    for (size_t i = 0; i < s->n_types; i++)
+        if (strcmp(s->types[i], t) == 0)
+            return true;
     pthread_mutex_lock(&s->types_mu);
-    size_t i = 0;
-    while (i < s->n_types && strcmp(s->types[i], t) != 0)
-        i++;
-    if (i == s->n_types) {
-        if (s->n_types == s->cap_types) {
-            size_t cap = s->cap_types ? 2 * s->cap_types : 8;
-            void *grown = realloc(s->types, cap * sizeof *s->types);
-            if (grown) {
-                s->types = grown;
-                s->cap_types = cap;
-            }
+    if (s->n_types == s->cap_types) {
+        size_t cap = s->cap_types ? 2 * s->cap_types : 8;
+        void *grown = realloc(s->types, cap * sizeof *s->types);
+        if (grown) {
+            s->types = grown;
+            s->cap_types = cap;
         }
-        ok = s->n_types < s->cap_types;
-        if (ok)
-            str_join(s->types[s->n_types++], sizeof *s->types, t, NULL);
     }
+    bool ok = s->n_types < s->cap_types;
+    if (ok)
+        str_join(s->types[s->n_types++], sizeof *s->types, t, NULL);
     pthread_mutex_unlock(&s->types_mu);
     return ok;
 }
