@@ -7,7 +7,8 @@
 # fresh taskd with a fresh db (--sync full, or SYNC):
 #   1. throughput: N tasks POSTed as fast as possible by wrk over CONNECTIONS
 #      keep-alive connections (exactly N POSTs), then the time until all N are
-#      COMPLETED, seen by polling the db read-only every POLL_MS ms;
+#      COMPLETED, seen by polling taskd's count of COMPLETED transitions
+#      (GET /metrics) every POLL_MS ms;
 #      tasks/s = N / (t_all_completed - t_first_post);
 #   2. latency at low load: LAT_N tasks one at a time; time from sending the
 #      POST to a GET /tasks/{id} that shows COMPLETED (polled every
@@ -119,6 +120,8 @@ cleanup() {
   exit "$rc"
 }
 trap cleanup EXIT
+# A descriptor that never has data, to nap on with read -t (a builtin) in loops
+exec {NAP_FD}<> <(:)
 trap 'echo; echo "bench/pipeline.sh: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
@@ -143,15 +146,32 @@ def ro_connect(db):
     c.execute("PRAGMA query_only = 1")
     return c
 
-def poll(db, n, out, pid, interval_ms, deadline_s, ready):
+COMPLETED_SERIES = 'taskd_task_transitions_total{task_type="BENCH",status="COMPLETED"} '
+
+def completed_count(conn):
+    # taskd's count of committed COMPLETED transitions, from GET /metrics: a
+    # counter the server keeps, as the peers' pollers read beanstalkd's
+    # cmd-delete and BullMQ's completed count (a scan of the tasks table
+    # would cost time that grows with the run).
+    conn.request("GET", "/metrics")
+    r = conn.getresponse()
+    body = r.read().decode()
+    if r.status != 200:
+        raise OSError("GET /metrics answered %d" % r.status)
+    for line in body.splitlines():
+        if line.startswith(COMPLETED_SERIES):
+            return int(float(line[len(COMPLETED_SERIES):]))
+    return 0
+
+def poll(port, n, out, pid, interval_ms, deadline_s, ready):
     # Poll the COMPLETED count until it reaches n; record every sample's wall
     # time (time.time(), the same clock as wrk's CLOCK_REALTIME stamps).
     # Creates the file `ready` after the first successful query.
+    import http.client
     n, pid = int(n), int(pid)
     interval = float(interval_ms) / 1000.0
     deadline = time.time() + float(deadline_s)
     samples, t_all, why, conn, qerr = [], None, "deadline", None, None
-    q = "SELECT count(*) FROM tasks WHERE status = 'COMPLETED'"
     while time.time() < deadline:
         try:
             os.kill(pid, 0)
@@ -160,9 +180,9 @@ def poll(db, n, out, pid, interval_ms, deadline_s, ready):
             break
         try:
             if conn is None:
-                conn = ro_connect(db)
-            cnt = conn.execute(q).fetchone()[0]
-        except sqlite3.Error as e:  # db not there yet, or busy
+                conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
+            cnt = completed_count(conn)
+        except (OSError, http.client.HTTPException, ValueError) as e:
             qerr = str(e)
             if conn is not None:
                 conn.close()
@@ -177,6 +197,8 @@ def poll(db, n, out, pid, interval_ms, deadline_s, ready):
             t_all, why = t, "all completed"
             break
         time.sleep(interval)
+    if conn is not None:
+        conn.close()
     with open(out, "w") as f:
         json.dump({"t_all_completed": t_all, "stop": why, "samples": samples,
                    "last_query_error": qerr}, f)
@@ -642,27 +664,30 @@ for ((r = 1; r <= RUNS; r++)); do
   sleep 0.3
 
   # 1. throughput
-  helper poll "$DB" "$N" "$RUNDIR/poll.json" "$TASKD_PID" "$POLL_MS" $((POST_TIMEOUT + COMPLETE_TIMEOUT)) \
+  helper poll "$PORT" "$N" "$RUNDIR/poll.json" "$TASKD_PID" "$POLL_MS" $((POST_TIMEOUT + COMPLETE_TIMEOUT)) \
     "$RUNDIR/poll-ready" &
   POLL_PID=$!
   for ((i = 0; i < 200; i++)); do
     [[ ! -e $RUNDIR/poll-ready ]] || break
-    kill -0 "$POLL_PID" 2>/dev/null || die "the db poller exited before its first query"
+    kill -0 "$POLL_PID" 2>/dev/null || die "the poller exited before its first answer"
     sleep 0.05
   done
-  [[ -e $RUNDIR/poll-ready ]] || die "the db poller could not query $DB within 10s"
+  [[ -e $RUNDIR/poll-ready ]] || die "the poller had no answer from GET /metrics within 10s"
   DONEFILE=$RUNDIR/wrk-done
   : >"$DONEFILE"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${POST_TIMEOUT}s" --timeout 10s -s "$TMP/post.lua" \
     "http://127.0.0.1:$PORT/tasks" -- "$N" "$THREADS" "$DONEFILE" >"$RUNDIR/wrk.out" 2>&1 &
   WRK_PID=$!
+  # Each wrk thread stops itself after its share; this only makes sure wrk ends
+  # then. It naps on a read that times out, not a sleep process, so it forks
+  # nothing while the machine is measured.
   while kill -0 "$WRK_PID" 2>/dev/null; do
     mapfile -t done_lines <"$DONEFILE"
     if ((${#done_lines[@]} >= THREADS)); then
       kill -INT "$WRK_PID" 2>/dev/null || true
       break
     fi
-    sleep 0.01
+    read -r -t 0.05 -u "$NAP_FD" || true
   done
   rc=0
   wait "$WRK_PID" || rc=$?
@@ -676,7 +701,7 @@ for ((r = 1; r <= RUNS; r++)); do
   rc=0
   wait "$POLL_PID" || rc=$?
   POLL_PID=""
-  ((rc == 0)) || echo "  WARNING: the db poller exited with status $rc" >&2
+  ((rc == 0)) || echo "  WARNING: the poller exited with status $rc" >&2
   taskd_alive_or_die "waiting for completion"
   # CPU time of phase 1 (startup's is a few ms): steadier than wall-clock time on a busy machine
   B_CPU_S=$(cpu_s "/proc/$TASKD_PID/stat")
