@@ -3,6 +3,7 @@
  */
 #include "span.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,9 +84,28 @@ void span_set_error(span *s, const char *message)
     s->status_msg = message ? strdup(message) : NULL;
 }
 
+/* The fields before the arrays, and the arrays' used entries. */
+static void copy_used(span *dst, const span *src)
+{
+    memcpy(dst, src, offsetof(span, attrs));
+    memcpy(dst->attrs, src->attrs, (size_t)src->n_attrs * sizeof src->attrs[0]);
+    memcpy(dst->links, src->links, (size_t)src->n_links * sizeof src->links[0]);
+}
+
+void span_reset(span *s)
+{
+    memset(s, 0, offsetof(span, attrs));
+}
+
+void span_move(span *dst, span *src)
+{
+    copy_used(dst, src);
+    span_reset(src);
+}
+
 bool span_copy(span *dst, const span *src)
 {
-    *dst = *src;
+    copy_used(dst, src);
     bool ok = true;
     if (src->status_msg && !(dst->status_msg = strdup(src->status_msg)))
         ok = false;
@@ -111,7 +131,7 @@ void span_clear(span *s)
     for (int i = 0; i < s->n_attrs; i++)
         if (s->attrs[i].type == SPAN_ATTR_STRING && !s->attrs[i].borrowed)
             free(s->attrs[i].v.s);
-    memset(s, 0, sizeof *s);
+    span_reset(s);
 }
 
 void span_hex(const uint8_t *bytes, size_t n, char *out)

@@ -67,11 +67,14 @@ typedef struct span {
     int64_t start_ns, end_ns; /* Unix nanoseconds */
     span_status status;
     char *status_msg; /* owned; the error text when status is ERROR */
-    span_attr attrs[SPAN_MAX_ATTRS];
-    int n_attrs;
-    span_link links[SPAN_MAX_LINKS];
-    int n_links;
     char task_id[37]; /* the task this span belongs to, "" if none (for the local view) */
+    int n_attrs;
+    int n_links;
+    /* The arrays come last: only their first n_attrs and n_links entries mean anything, and
+     * only those are copied, moved and emptied (a span is 1.5 KiB, a typical one's used part a
+     * third of that). */
+    span_attr attrs[SPAN_MAX_ATTRS];
+    span_link links[SPAN_MAX_LINKS];
 } span;
 
 /* True when the span has a parent. */
@@ -90,7 +93,13 @@ void span_add_link(span *s, const uint8_t trace_id[16], const uint8_t span_id[8]
 void span_set_error(span *s, const char *message);
 /* A deep copy of src into dst; false when out of memory (dst then cleared). */
 bool span_copy(span *dst, const span *src);
-/* Free the owned strings and zero the span. */
+/* Move src's contents into dst, whose own strings are not freed (an empty or moved-from span),
+ * and leave src empty. */
+void span_move(span *dst, span *src);
+/* Empty a span without freeing anything: what a span whose strings went elsewhere needs. A
+ * span zeroed whole is empty too. */
+void span_reset(span *s);
+/* Free the owned strings and empty the span. */
 void span_clear(span *s);
 /* Lower-case hex of n bytes into out (2n + 1 bytes). */
 void span_hex(const uint8_t *bytes, size_t n, char *out);

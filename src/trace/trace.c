@@ -61,7 +61,7 @@ static void random_bytes(uint8_t *out, size_t n)
 
 void trace_begin(span *s, const trace_ctx *parent, const char *name, span_kind kind)
 {
-    memset(s, 0, sizeof *s);
+    span_reset(s);
     if (parent) {
         memcpy(s->trace_id, parent->trace_id, 16);
         memcpy(s->parent_id, parent->span_id, 8); /* zero when the parent is only a trace */

@@ -155,7 +155,7 @@ static void *export_main(void *arg)
         }
         size_t n = t->qlen < BATCH_MAX ? t->qlen : BATCH_MAX;
         for (size_t i = 0; i < n; i++)
-            t->batch[i] = t->queue[(t->qhead + i) % t->qcap]; /* moves ownership */
+            span_move(&t->batch[i], &t->queue[(t->qhead + i) % t->qcap]);
         t->qhead = (t->qhead + n) % t->qcap;
         t->qlen -= n;
         atomic_store_explicit(&t->qfull, false, memory_order_relaxed);
@@ -344,7 +344,7 @@ static void enqueue(tracer *t, span *s)
     bool queued = false, wake = false;
     pthread_mutex_lock(&t->qmu);
     if (!atomic_load(&t->stopping) && t->qlen < t->qcap) {
-        t->queue[(t->qhead + t->qlen) % t->qcap] = *s;
+        span_move(&t->queue[(t->qhead + t->qlen) % t->qcap], s);
         t->qlen++;
         if (t->qlen == t->qcap)
             atomic_store_explicit(&t->qfull, true, memory_order_relaxed);
@@ -354,9 +354,7 @@ static void enqueue(tracer *t, span *s)
     pthread_mutex_unlock(&t->qmu);
     if (wake)
         pthread_cond_signal(&t->qcond);
-    if (queued)
-        memset(s, 0, sizeof *s); /* moved */
-    else
+    if (!queued)
         atomic_fetch_add(&t->dropped, 1);
 }
 
@@ -383,13 +381,13 @@ void tracer_take(tracer *t, span *s)
     }
     if (keep) {
         pthread_mutex_lock(&t->lmu);
-        span old = t->local[t->lnext];
-        t->local[t->lnext] = *s;
+        span old;
+        span_move(&old, &t->local[t->lnext]); /* freed outside the lock */
+        span_move(&t->local[t->lnext], s);
         t->lnext = (t->lnext + 1) % t->lcap;
         if (t->llen < t->lcap)
             t->llen++;
         pthread_mutex_unlock(&t->lmu);
-        memset(s, 0, sizeof *s); /* moved */
         span_clear(&old);
     }
     span_clear(s); /* what nothing took */

@@ -351,10 +351,56 @@ static void test_otlp_json(void **state)
 }
 
 /* True when every byte of s is zero: it holds nothing. */
+/* Empty as span_reset() leaves a span: every field before the arrays zero, no entry counted. */
 static bool span_empty(const span *s)
 {
     static const span zero;
-    return memcmp(s, &zero, sizeof zero) == 0;
+    return memcmp(s, &zero, offsetof(span, attrs)) == 0;
+}
+
+/* Moves and copies carry the counted attributes and links, whatever the arrays hold past them;
+ * a reset span reused frees only what it owns again (ASan's leak and double-free checks). */
+static void test_span_move_and_copy_take_the_counted_entries(void **state)
+{
+    (void)state;
+    span a, b, c;
+    memset(&a, 0xab, sizeof a); /* stale bytes everywhere: a reset must make it empty */
+    memset(&b, 0xcd, sizeof b);
+    span_reset(&a);
+    assert_true(span_empty(&a));
+    span_set_str(&a, "k1", "one");
+    span_set_static(&a, "k2", "two");
+    span_set_int(&a, "k3", 3);
+    static const uint8_t tid[16] = {1}, sid[8] = {2}, sid2[8] = {3};
+    span_add_link(&a, tid, sid);
+    span_add_link(&a, tid, sid2);
+    span_set_error(&a, "broken");
+    strcpy(a.task_id, TASK_A);
+
+    span_move(&b, &a);
+    assert_true(span_empty(&a));
+    assert_int_equal(b.n_attrs, 3);
+    assert_int_equal(b.n_links, 2);
+    assert_string_equal(b.attrs[0].v.s, "one");
+    assert_string_equal(b.attrs[1].v.s, "two");
+    assert_true(b.attrs[1].borrowed);
+    assert_int_equal(b.attrs[2].v.i, 3);
+    assert_memory_equal(b.links[1].span_id, sid2, 8);
+    assert_string_equal(b.status_msg, "broken");
+    assert_string_equal(b.task_id, TASK_A);
+
+    assert_true(span_copy(&c, &b));
+    assert_ptr_not_equal(c.attrs[0].v.s, b.attrs[0].v.s); /* owned strings are copied */
+    assert_ptr_equal(c.attrs[1].v.s, b.attrs[1].v.s);     /* borrowed ones are not */
+    assert_memory_equal(c.links[0].span_id, sid, 8);
+    span_clear(&b);
+    assert_true(span_empty(&b));
+    span_set_str(&b, "again", "x"); /* over the stale entry 0 of the span before */
+    assert_int_equal(b.n_attrs, 1);
+    assert_string_equal(b.attrs[0].v.s, "x");
+    span_clear(&b);
+    span_clear(&c);
+    span_clear(&a); /* empty: frees nothing */
 }
 
 /* A span handed over with tracer_take() reaches both places whole and leaves the caller's empty. */
@@ -954,6 +1000,7 @@ int main(void)
         cmocka_unit_test(test_null_and_defaults),
         cmocka_unit_test(test_attribute_keys),
         cmocka_unit_test(test_otlp_json),
+        cmocka_unit_test(test_span_move_and_copy_take_the_counted_entries),
         cmocka_unit_test(test_take_moves),
         cmocka_unit_test(test_otlp_protobuf),
         cmocka_unit_test(test_otlp_gzip_json),
