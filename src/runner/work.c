@@ -17,7 +17,7 @@
 #include "util/log.h"
 
 #include <jansson.h>
-
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +104,14 @@ static void end_update_span(const work_env *e, span *s, store_rc rc)
     if (rc != STORE_OK && rc != STORE_REPEAT)
         span_set_error(s, store_rc_name(rc));
     trace_end(&e->telemetry, s);
+}
+
+void work_item_reset(work_item *it)
+{
+    memset(it, 0, offsetof(work_item, receive));
+    span *spans[] = {&it->receive, &it->process, &it->claim_span, &it->run_span, &it->report_span};
+    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++)
+        span_reset(spans[i]);
 }
 
 void work_begin(const work_env *e, work_item *items, size_t n)

@@ -70,8 +70,9 @@ typedef enum work_fate {
 } work_fate;
 
 /*
- * One received message. The caller fills the inputs (zero the rest) and
- * keeps every borrowed string alive until work_finish().
+ * One received message. The caller fills the inputs (zero the rest: calloc, or
+ * work_item_reset() for an item used before) and keeps every borrowed string
+ * alive until work_finish().
  */
 typedef struct work_item {
     /* in: the message */
@@ -96,8 +97,13 @@ typedef struct work_item {
     bool reported; /* the report was submitted */
     handler_result result;
     store_write report;
+    /* the spans last: work_item_reset() zeroes what comes before them */
     span receive, process, claim_span, run_span, report_span;
 } work_item;
+
+/* Empty an item for its next message as a zeroed one would be, without touching the unused
+ * room of its spans (7.5 KiB an item, most of it never written). */
+void work_item_reset(work_item *it);
 
 /*
  * Open the delivery spans of a received batch (all its items at once, so
