@@ -121,7 +121,9 @@ static const char *const bst_sql[BST_COUNT] = {
     /* messages_by_visibility (queue, visible_ms): one index probe */
     [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
     [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
-    [BST_RECEIPT_DELETE] = "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2",
+    /* one statement: where the message was comes back with its deletion */
+    [BST_RECEIPT_DELETE] = "DELETE FROM messages WHERE id = ?1 AND receive_count = ?2 "
+                           "RETURNING queue, visible_ms",
     [BST_RECEIPT_EXTEND] = "UPDATE messages SET visible_ms = ?3 "
                            "WHERE id = ?1 AND receive_count = ?2",
     [BST_DEPTHS] = "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 END, "
@@ -939,50 +941,52 @@ typedef struct receipt_args {
 } receipt_args;
 
 /*
- * Writer: where the message of a receipt is and until when it is hidden; false when the
- * receipt is stale (the message is gone or was received again).
+ * Writer: run a receipt's statement, a select or a delete returning where the message was
+ * (its queue) and until when it was hidden; false when the receipt is stale (the message is
+ * gone or was received again) or the statement failed (*rc).
  */
-static bool receipt_message(sqlite3_stmt *find, const queue_message *m, char *queue, size_t len,
+static bool receipt_message(sqlite3_stmt *st, const queue_message *m, char *queue, size_t len,
                             int64_t *visible_ms, int *rc)
 {
-    sqlite3_bind_int64(find, 1, m->id);
-    sqlite3_bind_int(find, 2, m->receive_count);
-    int step = sqlite3_step(find);
+    sqlite3_bind_int64(st, 1, m->id);
+    sqlite3_bind_int(st, 2, m->receive_count);
+    int step = sqlite3_step(st);
     bool found = step == SQLITE_ROW;
     if (found) {
-        sq_copy_col(find, 0, queue, len);
-        *visible_ms = sqlite3_column_int64(find, 1);
+        sq_copy_col(st, 0, queue, len);
+        *visible_ms = sqlite3_column_int64(st, 1);
     }
     *rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
-    sqlite3_reset(find);
-    return found;
+    sqlite3_reset(st);
+    return found && *rc == SQLITE_OK;
 }
 
 static store_rc apply_receipts(sqlite_store *s, void *arg)
 {
     receipt_args *a = arg;
-    sqlite3_stmt *find = wstmt(s, BST_RECEIPT);
-    sqlite3_stmt *st = wstmt(s, a->delete ? BST_RECEIPT_DELETE : BST_RECEIPT_EXTEND);
-    int rc = find && st ? SQLITE_OK : SQLITE_ERROR;
+    /* a delete finds and deletes in one statement; an extend finds, then updates */
+    sqlite3_stmt *find = wstmt(s, a->delete ? BST_RECEIPT_DELETE : BST_RECEIPT);
+    sqlite3_stmt *extend = a->delete ? NULL : wstmt(s, BST_RECEIPT_EXTEND);
+    int rc = find && (a->delete || extend) ? SQLITE_OK : SQLITE_ERROR;
     int64_t now = clock_unix_ms();
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
         char queue[256];
         int64_t was;
         if (!receipt_message(find, &a->m[i], queue, sizeof queue, &was, &rc))
-            continue; /* a stale receipt changes nothing */
-        sqlite3_bind_int64(st, 1, a->m[i].id);
-        sqlite3_bind_int(st, 2, a->m[i].receive_count);
-        if (!a->delete)
-            sqlite3_bind_int64(st, 3, now + a->visible_in_ms);
-        rc = sq_step_done(st);
-        if (rc != SQLITE_OK)
-            break;
+            continue; /* a stale receipt changes nothing; a failed one ends the loop */
+        if (extend) {
+            sqlite3_bind_int64(extend, 1, a->m[i].id);
+            sqlite3_bind_int(extend, 2, a->m[i].receive_count);
+            sqlite3_bind_int64(extend, 3, now + a->visible_in_ms);
+            if ((rc = sq_step_done(extend)) != SQLITE_OK)
+                break;
+        }
         depth_log_leave(&s->depth_log, s->depths, queue, was, true);
-        if (!a->delete)
+        if (extend)
             depth_log_enter(&s->depth_log, s->depths, queue, now + a->visible_in_ms, true, now);
     }
     stmt_done(find);
-    stmt_done(st);
+    stmt_done(extend);
     if (!a->delete &&a->visible_in_ms == 0 && a->n)
         s->batch_sent_messages = true;
     return sq_rc_of(rc);
