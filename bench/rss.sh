@@ -5,7 +5,7 @@
 # BENCH (default 1,000,000) through POST /tasks -> stream consumer -> queue ->
 # noop handler -> COMPLETED, with wrk over CONNECTIONS keep-alive connections
 # (exactly N POSTs). Every INTERVAL seconds it samples taskd's VmRSS and VmHWM
-# (/proc/<pid>/status) and the COMPLETED count (a read-only query of the db).
+# (/proc/<pid>/status) and the COMPLETED count (taskd's counter in GET /metrics).
 # When all N are COMPLETED it prints the peak and final RSS, the RSS after
 # SETTLE more idle seconds, and the throughput.
 #
@@ -46,8 +46,7 @@ require_positive N CONNECTIONS THREADS INTERVAL HANDLER_BATCH HANDLER_CONCURRENC
 ((CONNECTIONS >= THREADS)) || die "CONNECTIONS ($CONNECTIONS) must be >= THREADS ($THREADS)"
 ((N >= THREADS)) || die "N ($N) must be >= THREADS ($THREADS)"
 command -v wrk >/dev/null || die "wrk not found (Debian: apt-get install wrk)"
-PYTHON=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || true)}
-[[ -n $PYTHON && -x $PYTHON ]] || die "python3 not found"
+command -v curl >/dev/null || die "curl not found"
 require_taskd
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-rss.XXXXXX")
@@ -131,15 +130,12 @@ function done()
 end
 LUA
 
+# completed: taskd's count of committed COMPLETED transitions (GET /metrics), -1 if unanswered
 completed() {
-  "$PYTHON" - "$TMP/db/taskd.db" <<'PY'
-import sqlite3, sys
-try:
-    c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True, timeout=5)
-    print(c.execute("SELECT count(*) FROM tasks WHERE status = 'COMPLETED'").fetchone()[0])
-except sqlite3.Error:
-    print(-1)
-PY
+  local m
+  m=$(curl -sf "http://127.0.0.1:$PORT/metrics") || { echo -1; return; }
+  awk '/^taskd_task_transitions_total\{task_type="BENCH",status="COMPLETED"\} / {n = $NF}
+    END {printf "%d\n", n + 0}' <<<"$m"
 }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 mib() { awk -v kb="$1" 'BEGIN {printf "%.1f", kb / 1024}'; }
