@@ -57,6 +57,10 @@
 #define HEALTH_RECOVERY_MS 5000
 /* Idempotency keys forgotten at most per batch (a statement of its own after the batch's commit) */
 #define PURGE_BATCH 1000
+/* The WAL is cut back to this size when it starts over after a checkpoint. It is checkpointed
+ * at about 4 MiB, but grows past that while a reader holds an old snapshot; SQLite reuses it
+ * and never shrinks it by itself, so a burst would keep its size on disk for good. */
+#define WAL_SIZE_LIMIT "16777216"
 
 /* ---- schema ------------------------------------------------------------ */
 
@@ -1471,7 +1475,9 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     const char *pragmas =
         o->sync == STORE_SYNC_FULL
             ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;"
-            : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;";
+              "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";"
+            : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
+              "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";";
     if (sqlite3_exec(s->wdb, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         set_err(err, errlen, "cannot use database", s->path, msg ? msg : sqlite3_errmsg(s->wdb));
         sqlite3_free(msg);

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1917,6 +1918,50 @@ static void test_sweep_due(void **state)
     config_free(&c);
 }
 
+static off_t wal_size(void)
+{
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    struct stat st;
+    return stat(wal, &st) == 0 ? st.st_size : -1;
+}
+
+/* A WAL grown past the limit while a reader held an old snapshot is cut back to the limit
+ * (16 MiB, WAL_SIZE_LIMIT) once it starts over, instead of keeping its size on disk. */
+static void test_wal_cut_back_after_a_burst(void **state)
+{
+    fx *f = *state;
+    const off_t limit = 16 << 20;
+    sqlite3 *r = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r, "BEGIN; SELECT count(*) FROM tasks;", NULL, NULL, NULL),
+                     SQLITE_OK); /* holds its snapshot: no checkpoint can start the WAL over */
+    size_t n = 200 << 10;
+    char *data = malloc(n + 16);
+    assert_non_null(data);
+    memcpy(data, "{\"x\":\"", 6);
+    memset(data + 6, 'a', n);
+    memcpy(data + 6 + n, "\"}", 3);
+    char id[37];
+    for (int i = 0; i < 60; i++) { /* the data twice over: the row and its change record */
+        store_new_task t = {.task_type = "TASK1", .data = data};
+        assert_int_equal(store_create_task(f->s, &t, (int64_t)time(NULL), id), STORE_OK);
+    }
+    free(data);
+    off_t grown = wal_size();
+    assert_true(grown > limit);
+    assert_int_equal(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(r);
+    /* the next commits checkpoint it all, start the WAL over and cut it back */
+    for (int i = 0; i < 50 && wal_size() > limit; i++)
+        create_task(f->s, 0, id);
+    off_t after = wal_size();
+    if (after > limit)
+        print_error("WAL %lld bytes after the burst, %lld after the reader left\n",
+                    (long long)grown, (long long)after);
+    assert_true(after >= 0 && after <= limit);
+}
+
 /*
  * However much is due, a sweep step does a bounded amount (500 expired tasks, 500 expired
  * messages, 5,000 seqs of the change log), so that it holds the writer for milliseconds; it
@@ -2247,6 +2292,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_which_commits_wake_runners, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_steps_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
