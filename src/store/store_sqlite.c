@@ -746,45 +746,127 @@ static void note_written(sqlite_store *s, const task *t, bool created, bool remo
     w->removed = removed;
 }
 
+/* What a batch has noted so far: a write undone takes the batch back to it. */
+typedef struct batch_mark {
+    size_t written;   /* s->n_batch_written: an undone write changed nothing */
+    int64_t last_seq; /* s->batch_last_seq: its change records' seqs are given again */
+    bool fed;         /* the feed as it was: on, where, and the takes it had */
+    int64_t fed_cp;
+    size_t takes;
+    size_t moved; /* the depth log's entries */
+} batch_mark;
+
+static batch_mark batch_mark_take(sqlite_store *s)
+{
+    return (batch_mark){.written = s->n_batch_written,
+                        .last_seq = s->batch_last_seq,
+                        .fed = atomic_load(&s->feed.on),
+                        .fed_cp = s->feed.cp,
+                        .takes = s->feed.n_takes,
+                        .moved = depth_log_mark(&s->depth_log)};
+}
+
+/* After a ROLLBACK TO: forget what the writes since m noted. */
+static void batch_rewind(sqlite_store *s, const batch_mark *m)
+{
+    s->n_batch_written = m->written;
+    s->batch_last_seq = m->last_seq;
+    sq_feed_finish(s, m->takes, false);
+    atomic_store(&s->feed.on, m->fed);
+    s->feed.cp = m->fed_cp;
+    depth_log_rewind(&s->depth_log, m->moved);
+}
+
+/* Apply one write (no savepoint of its own); w->rc is its outcome. */
+static void apply_one(sqlite_store *s, store_write *w)
+{
+    const sq_job *job = w->adapter_data;
+    if (job) {
+        w->rc = job->apply(s, job->arg);
+        return;
+    }
+    switch (w->kind) {
+    case STORE_WRITE_CREATE:
+        w->rc = apply_create(s, w);
+        break;
+    case STORE_WRITE_UPDATE:
+        w->rc = sq_apply_update(s, w);
+        break;
+    case STORE_WRITE_RECLAIM:
+        w->rc = apply_reclaim(s, w);
+        break;
+    }
+}
+
 void sq_apply_write(sqlite_store *s, store_write *w)
 {
     if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
         w->rc = STORE_ERROR;
         return;
     }
-    size_t counted = s->n_batch_written;  /* a rolled-back write changed nothing */
-    int64_t last_seq = s->batch_last_seq; /* and its change records' seqs are given again */
-    bool was_fed = atomic_load(&s->feed.on);
-    int64_t fed_cp = s->feed.cp;
-    size_t fed = s->feed.n_takes;
-    size_t moved = depth_log_mark(&s->depth_log);
-    const sq_job *job = w->adapter_data;
-    if (job)
-        w->rc = job->apply(s, job->arg);
-    else
-        switch (w->kind) {
-        case STORE_WRITE_CREATE:
-            w->rc = apply_create(s, w);
-            break;
-        case STORE_WRITE_UPDATE:
-            w->rc = sq_apply_update(s, w);
-            break;
-        case STORE_WRITE_RECLAIM:
-            w->rc = apply_reclaim(s, w);
-            break;
-        }
+    batch_mark m = batch_mark_take(s);
+    apply_one(s, w);
     if (!succeeded(w->rc)) {
         if (w->rc == STORE_ERROR)
             note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
         sq_step_done(s->w_rollback_to);
-        s->n_batch_written = counted;
-        s->batch_last_seq = last_seq;
-        sq_feed_finish(s, fed, false);
-        atomic_store(&s->feed.on, was_fed);
-        s->feed.cp = fed_cp;
-        depth_log_rewind(&s->depth_log, moved);
+        batch_rewind(s, &m);
     }
     sq_step_done(s->w_release);
+}
+
+/*
+ * Apply the run of task writes (creates, updates, reclaims: not the broker's jobs) that starts
+ * at first, under one savepoint for the run rather than one for each write, and return the
+ * write after the run. A savepoint copies every page a write changes before it changes it, and
+ * consecutive writes change the same pages (the last leaf of each table and index): one copy
+ * for the run instead of one for each write. A write that fails having changed something takes
+ * the run back: the writes before it are applied again, each in a savepoint of its own (a task
+ * write applied again does the same: a new task gets a new id, an update reads its task again),
+ * the failed one keeps its outcome with nothing of it left, and the writes after it go on as a
+ * run of their own.
+ */
+static store_write *apply_task_writes(sqlite_store *s, store_write *first)
+{
+    store_write *end = first;
+    while (end && !end->adapter_data)
+        end = end->next;
+    if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
+        for (store_write *w = first; w != end; w = w->next)
+            w->rc = STORE_ERROR;
+        return end;
+    }
+    batch_mark m = batch_mark_take(s);
+    store_write *failed = NULL;
+    for (store_write *w = first; w != end && !failed; w = w->next) {
+        int64_t before = sqlite3_total_changes64(s->wdb);
+        apply_one(s, w);
+        if (succeeded(w->rc))
+            continue;
+        if (w->rc == STORE_ERROR)
+            note_fault(s, sqlite3_errcode(s->wdb));
+        /* refused before it changed anything (a conflict, a task not found): nothing to undo */
+        if (sqlite3_total_changes64(s->wdb) != before || sqlite3_get_autocommit(s->wdb))
+            failed = w;
+    }
+    if (!failed) {
+        sq_step_done(s->w_release);
+        return end;
+    }
+    if (sqlite3_get_autocommit(s->wdb)) { /* the transaction went with it: so does the run */
+        for (store_write *w = first; w != end; w = w->next)
+            if (w != failed) /* which keeps its own error */
+                w->rc = STORE_ERROR;
+        return end;
+    }
+    sq_step_done(s->w_rollback_to);
+    sq_step_done(s->w_release);
+    batch_rewind(s, &m);
+    for (store_write *w = first; w != failed; w = w->next) {
+        task_clear(&w->current); /* what the first pass read (zero when it read nothing) */
+        sq_apply_write(s, w);
+    }
+    return failed->next == end ? end : apply_task_writes(s, failed->next);
 }
 
 /* Wait for the disk at commit only when some write in the batch must be durable. */
@@ -827,8 +909,21 @@ static void run_batch(sqlite_store *s, store_write *batch)
         settle_health(s, false);
         return;
     }
-    for (store_write *w = batch; w; w = w->next)
-        sq_apply_write(s, w);
+    for (store_write *w = batch; w;) {
+        if (sqlite3_get_autocommit(s->wdb)) {
+            /* SQLite rolled the transaction back itself (an I/O error, a full disk): what is
+             * left would commit statement by statement; it fails with the batch instead */
+            for (; w; w = w->next)
+                w->rc = STORE_ERROR;
+            break;
+        }
+        if (!w->adapter_data) {
+            w = apply_task_writes(s, w);
+            continue;
+        }
+        sq_apply_write(s, w); /* a broker job: a savepoint of its own */
+        w = w->next;
+    }
     sq_standing_receive(s); /* after every write: they may have made its messages visible */
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     store_rc saved = sq_feed_save(s); /* the fed consumer's checkpoint, with its messages */

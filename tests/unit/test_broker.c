@@ -1165,6 +1165,124 @@ static void test_standing_receive_in_a_failed_commit(void **state)
     faulty_vfs_off();
 }
 
+/* A writer held after a commit (the listener runs on its thread) until the test lets it go, so
+ * that what the test submits meanwhile makes one batch; writes counts the batch's writes. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool armed, held, open;
+    size_t writes;
+} gate;
+
+static void hold_after_commit(void *ctx, size_t writes, double seconds, bool durable)
+{
+    (void)seconds;
+    (void)durable;
+    gate *g = ctx;
+    pthread_mutex_lock(&g->mu);
+    g->writes = writes;
+    if (g->armed) {
+        g->armed = false;
+        g->held = true;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->open)
+            pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void count_row(const char *sql, const char *id, int64_t want)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t got = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    if (got != want)
+        print_error("%s [%s]: %lld, want %lld\n", sql, id, (long long)got, (long long)want);
+    assert_int_equal(got, want);
+}
+
+/*
+ * Task writes in one batch share a savepoint; one that fails after it changed something (here
+ * its history row is refused, after its task row and change record were written) is undone
+ * alone: the writes before and after it in the batch commit, and nothing of it remains.
+ */
+static void test_a_failed_write_is_undone_alone_in_its_batch(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    char a[37], b[37], c[37];
+    create_task(f->s, 0, a);
+    create_task(f->s, 0, b);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TRIGGER refuse BEFORE INSERT ON task_history "
+                                  "WHEN NEW.status_msg = 'refused' BEGIN SELECT RAISE(ABORT, "
+                                  "'refused'); END",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    pthread_mutex_lock(&g.mu);
+    g.armed = true;
+    pthread_mutex_unlock(&g.mu);
+    store_batch batch;
+    store_batch_init(&batch);
+    store_write hold = {.kind = STORE_WRITE_CREATE,
+                        .now = time(NULL),
+                        .create = {.task_type = "TASK1", .data = "{}"}};
+    store_batch_submit(&batch, f->s, &hold);
+    pthread_mutex_lock(&g.mu);
+    while (!g.held)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    /* the writer is held: these three make the next batch, in this order */
+    store_write w[3] = {
+        {.kind = STORE_WRITE_UPDATE,
+         .now = time(NULL),
+         .update = {.id = a, .status = TASK_IN_PROGRESS, .status_msg = "started"}},
+        {.kind = STORE_WRITE_UPDATE,
+         .now = time(NULL),
+         .update = {.id = b, .status = TASK_IN_PROGRESS, .status_msg = "refused"}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK2", .data = "{}"}},
+    };
+    for (int i = 0; i < 3; i++)
+        store_batch_submit(&batch, f->s, &w[i]);
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    store_batch_wait(&batch);
+    assert_int_equal(g.writes, 3); /* one batch */
+    assert_int_equal(hold.rc, STORE_OK);
+    assert_int_equal(w[0].rc, STORE_OK);
+    assert_int_not_equal(w[1].rc, STORE_OK);
+    assert_int_equal(w[2].rc, STORE_OK);
+    snprintf(c, sizeof c, "%s", w[2].id);
+    task_clear(&w[0].current);
+    task_clear(&w[1].current);
+
+    expect_status(f->s, a, TASK_IN_PROGRESS, "started");
+    expect_status(f->s, b, TASK_CREATED, NULL);
+    expect_status(f->s, c, TASK_CREATED, NULL);
+    count_row("SELECT count(*) FROM changes WHERE task_id = ?1", a, 2);
+    count_row("SELECT count(*) FROM changes WHERE task_id = ?1", b, 1); /* its INSERT only */
+    count_row("SELECT count(*) FROM task_history WHERE task_id = ?1", a, 1);
+    count_row("SELECT count(*) FROM task_history WHERE task_id = ?1", b, 0);
+    count_row("SELECT hist_n FROM tasks WHERE id = ?1", b, 1);
+    count_row("SELECT count(*) FROM changes WHERE task_id = ?1", c, 1);
+}
+
 /* Commits fail from the first one after `armed` is set (the listener runs after each commit). */
 static void fail_after_commit(void *ctx, size_t writes, double seconds, bool durable)
 {
@@ -2293,6 +2411,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_steps_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
