@@ -73,7 +73,6 @@ struct sqlite_store {
     sqlite3 *wdb;
     bool sync_full; /* --sync full: durable writes wait for the disk */
     bool syncing;   /* the connection's current synchronous setting is FULL */
-    sqlite3_stmt *w_sync_full, *w_sync_normal;
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;

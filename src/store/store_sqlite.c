@@ -869,7 +869,11 @@ static store_write *apply_task_writes(sqlite_store *s, store_write *first)
     return failed->next == end ? end : apply_task_writes(s, failed->next);
 }
 
-/* Wait for the disk at commit only when some write in the batch must be durable. */
+/*
+ * Wait for the disk at commit only when some write in the batch must be durable. The level is
+ * set by sqlite3_exec(), not by a prepared statement: PRAGMA synchronous takes effect when it is
+ * compiled, and stepping a prepared one does nothing.
+ */
 static void choose_sync(sqlite_store *s, const store_write *batch)
 {
     bool durable = false;
@@ -877,11 +881,12 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
         durable = !w->relaxed;
     durable = durable && s->sync_full;
     if (durable != s->syncing &&
-        sq_step_done(durable ? s->w_sync_full : s->w_sync_normal) == SQLITE_OK)
+        sqlite3_exec(s->wdb, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                     NULL, NULL, NULL) == SQLITE_OK)
         s->syncing = durable;
 }
 
-/* Run one batch: every op in its own savepoint, one commit for all. */
+/* Run one batch: its writes in savepoints (apply_task_writes()), one commit for all. */
 static void run_batch(sqlite_store *s, store_write *batch)
 {
     int64_t started = clock_unix_ms();
@@ -1421,8 +1426,6 @@ static bool prepare_writer(sqlite_store *s)
         sqlite3_stmt **st;
         const char *sql;
     } stmts[] = {
-        {&s->w_sync_full, "PRAGMA synchronous = FULL"},
-        {&s->w_sync_normal, "PRAGMA synchronous = NORMAL"},
         {&s->w_begin, "BEGIN IMMEDIATE"},
         {&s->w_commit, "COMMIT"},
         {&s->w_rollback, "ROLLBACK"},
@@ -1457,11 +1460,11 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_sync_full, s->w_sync_normal, s->w_begin,      s->w_commit,
-                           s->w_rollback,  s->w_savepoint,   s->w_release,    s->w_rollback_to,
-                           s->w_get,       s->w_insert,      s->w_update,     s->w_change,
-                           s->w_idem_get,  s->w_idem_put,    s->w_idem_purge, s->w_hist_add,
-                           s->w_hist_trim, s->w_hist_delete, s->w_hist_n};
+    sqlite3_stmt *all[] = {s->w_begin,      s->w_commit,      s->w_rollback,  s->w_savepoint,
+                           s->w_release,    s->w_rollback_to, s->w_get,       s->w_insert,
+                           s->w_update,     s->w_change,      s->w_idem_get,  s->w_idem_put,
+                           s->w_idem_purge, s->w_hist_add,    s->w_hist_trim, s->w_hist_delete,
+                           s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_stmt_cache_clear(&s->w_broker);

@@ -1015,8 +1015,11 @@ static int f_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     return real_of(f)->pMethods->xTruncate(real_of(f), size);
 }
+static atomic_int wal_syncs; /* syncs of a WAL file, counted */
 static int f_sync(sqlite3_file *f, int flags)
 {
+    if (((faulty_file *)f)->wal)
+        atomic_fetch_add(&wal_syncs, 1);
     return real_of(f)->pMethods->xSync(real_of(f), flags);
 }
 static int f_file_size(sqlite3_file *f, sqlite3_int64 *size)
@@ -1124,6 +1127,57 @@ static void faulty_vfs_off(void)
     atomic_store(&wal_full, false);
     sqlite3_vfs_register(real_vfs, 1);
     sqlite3_vfs_unregister(&faulty_vfs);
+}
+
+/*
+ * --sync full: a commit that holds a durable write waits for the WAL to reach the disk; one of
+ * only relaxed writes (a publish) does not; the next durable one does again. --sync normal: no
+ * commit syncs (but the one that starts a WAL, for its header). (PRAGMA synchronous takes effect
+ * when compiled: a prepared one set the level once, when the writer was opened, and every commit
+ * then went without a sync.)
+ */
+static void test_sync_full_waits_for_the_disk(void **state)
+{
+    (void)state;
+    faulty_vfs_on();
+    char dir[] = "/tmp/test_broker_sync.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tasks.db", dir);
+    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_FULL, .busy_timeout_ms = 5000};
+    char err[256] = "", id[37];
+    store *s = store_sqlite_open(&o, err, sizeof err);
+    assert_non_null(s);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    store_new_task t = {.task_type = "TASK1", .data = "{}"};
+    int before = atomic_load(&wal_syncs);
+    assert_int_equal(store_create_task(s, &t, (int64_t)time(NULL), id), STORE_OK);
+    int after_create = atomic_load(&wal_syncs);
+    assert_true(after_create > before);
+    publish_bodies(broker_of(s), &q, 1, 2, id); /* relaxed */
+    int after_publish = atomic_load(&wal_syncs);
+    assert_int_equal(after_publish, after_create);
+    assert_int_equal(store_create_task(s, &t, (int64_t)time(NULL), id), STORE_OK);
+    assert_true(atomic_load(&wal_syncs) > after_publish);
+    store_close(s);
+
+    o.sync = STORE_SYNC_NORMAL;
+    s = store_sqlite_open(&o, err, sizeof err);
+    assert_non_null(s);
+    /* the first commit starts a new WAL, whose header is synced at any level */
+    assert_int_equal(store_create_task(s, &t, (int64_t)time(NULL), id), STORE_OK);
+    before = atomic_load(&wal_syncs);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_create_task(s, &t, (int64_t)time(NULL), id), STORE_OK);
+    assert_int_equal(atomic_load(&wal_syncs), before);
+    store_close(s);
+    faulty_vfs_off();
+    char p[96];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    assert_int_equal(rmdir(dir), 0);
 }
 
 /* A standing receive made in a batch whose commit fails is undone with it: its thread gets
@@ -2386,6 +2440,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test(test_redrive_failing_part_way),
+        cmocka_unit_test(test_sync_full_waits_for_the_disk),
         cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
