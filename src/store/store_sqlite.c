@@ -816,21 +816,17 @@ void sq_apply_write(sqlite_store *s, store_write *w)
 }
 
 /*
- * Apply the run of task writes (creates, updates, reclaims: not the broker's jobs) that starts
- * at first, under one savepoint for the run rather than one for each write, and return the
- * write after the run. A savepoint copies every page a write changes before it changes it, and
- * consecutive writes change the same pages (the last leaf of each table and index): one copy
- * for the run instead of one for each write. A write that fails having changed something takes
- * the run back: the writes before it are applied again, each in a savepoint of its own (a task
- * write applied again does the same: a new task gets a new id, an update reads its task again),
- * the failed one keeps its outcome with nothing of it left, and the writes after it go on as a
- * run of their own.
+ * Apply the task writes from first up to end (creates, updates, reclaims: not the broker's jobs)
+ * under one savepoint rather than one for each write, and return where to go on: end, or the
+ * write after one that failed. A savepoint copies every page a write changes before it changes
+ * it, and consecutive writes change the same pages (the last leaf of each table and index): one
+ * copy for the run instead of one for each write. A write that fails having changed something
+ * takes the run back: the writes before it are applied again, each in a savepoint of its own (a
+ * task write applied again does the same: a new task gets a new id, an update reads its task
+ * again), and the failed one keeps its outcome with nothing of it left.
  */
-static store_write *apply_task_writes(sqlite_store *s, store_write *first)
+static store_write *apply_run(sqlite_store *s, store_write *first, store_write *end)
 {
-    store_write *end = first;
-    while (end && !end->adapter_data)
-        end = end->next;
     if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
         for (store_write *w = first; w != end; w = w->next)
             w->rc = STORE_ERROR;
@@ -866,7 +862,19 @@ static store_write *apply_task_writes(sqlite_store *s, store_write *first)
         task_clear(&w->current); /* what the first pass read (zero when it read nothing) */
         sq_apply_write(s, w);
     }
-    return failed->next == end ? end : apply_task_writes(s, failed->next);
+    return failed->next;
+}
+
+/* Apply the task writes from first to the next broker job (or the batch's end) in runs
+ * (apply_run()); return that job. */
+static store_write *apply_task_writes(sqlite_store *s, store_write *first)
+{
+    store_write *end = first;
+    while (end && !end->adapter_data)
+        end = end->next;
+    while (first != end)
+        first = apply_run(s, first, end);
+    return end;
 }
 
 /*
