@@ -17,6 +17,7 @@
 #include "util/log.h"
 
 #include <jansson.h>
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>

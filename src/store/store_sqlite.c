@@ -882,16 +882,24 @@ static store_write *apply_task_writes(sqlite_store *s, store_write *first)
  * set by sqlite3_exec(), not by a prepared statement: PRAGMA synchronous takes effect when it is
  * compiled, and stepping a prepared one does nothing.
  */
+static int set_sync(sqlite_store *s, bool full)
+{
+    int rc =
+        sqlite3_exec(s->wdb, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                     NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        s->syncing = full;
+    return rc;
+}
+
 static void choose_sync(sqlite_store *s, const store_write *batch)
 {
     bool durable = false;
     for (const store_write *w = batch; w && !durable; w = w->next)
         durable = !w->relaxed;
     durable = durable && s->sync_full;
-    if (durable != s->syncing &&
-        sqlite3_exec(s->wdb, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-                     NULL, NULL, NULL) == SQLITE_OK)
-        s->syncing = durable;
+    if (durable != s->syncing)
+        set_sync(s, durable);
 }
 
 /* Run one batch: its writes in savepoints (apply_task_writes()), one commit for all. */
@@ -906,9 +914,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
     s->n_batch_written = 0;
     s->batch_written_lost = false;
     s->batch_last_seq = atomic_load(&s->last_seq);
-    bool feed_on = atomic_load(&s->feed.on); /* as the last commit left it */
-    int64_t feed_cp = s->feed.cp;
     depth_log_rewind(&s->depth_log, 0);
+    batch_mark start = batch_mark_take(s); /* the feed as the last commit left it */
     s->batch_fault = 0;
     int64_t changes_before = sqlite3_total_changes64(s->wdb);
     int rc = sq_step_done(s->w_begin);
@@ -950,9 +957,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         sq_step_done(s->w_rollback);
         hold_written(s, false);
         sq_standing_settle(s, false);
-        sq_feed_finish(s, 0, false);
-        atomic_store(&s->feed.on, feed_on);
-        s->feed.cp = feed_cp;
+        batch_rewind(s, &start);
         store_rc failed = sq_rc_of(rc) == STORE_BUSY ? STORE_BUSY : STORE_ERROR;
         for (store_write *w = batch; w; w = w->next)
             if (succeeded(w->rc))
@@ -1553,7 +1558,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     s->lock_fd = -1;
     if (o->listener)
         s->listener = *o->listener;
-    s->sync_full = s->syncing = o->sync == STORE_SYNC_FULL;
+    s->sync_full = o->sync == STORE_SYNC_FULL;
     pthread_mutex_init(&s->mu, NULL);
     clock_mono_cond_init(&s->wake);
     pthread_cond_init(&s->reader_free, NULL);
@@ -1578,13 +1583,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     /* temp_store in memory: the savepoint of each write keeps its undo pages in a statement
      * journal, which otherwise spills past 64 KiB (a receive that claims 100 tasks) into a
      * temporary file that is created, written and deleted within the write */
-    const char *pragmas =
-        o->sync == STORE_SYNC_FULL
-            ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;"
-              "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";"
-            : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
-              "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";";
-    if (sqlite3_exec(s->wdb, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+    const char *pragmas = "PRAGMA journal_mode = WAL; PRAGMA temp_store = MEMORY;"
+                          "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT ";";
+    if (sqlite3_exec(s->wdb, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+        set_sync(s, s->sync_full) != SQLITE_OK) {
         set_err(err, errlen, "cannot use database", s->path, msg ? msg : sqlite3_errmsg(s->wdb));
         sqlite3_free(msg);
         goto fail;

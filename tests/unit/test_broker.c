@@ -1687,6 +1687,60 @@ static size_t unread(broker *b, const char *consumer, int64_t *cp)
     return n;
 }
 
+/*
+ * A fed creation whose commit fails: the feed's take is finished as undone, the consumer's place
+ * stays where the last commit left it, the feed stays on, and the next creation is fed as before
+ * (once: the undone take is not finished again as committed).
+ */
+static void test_feed_in_a_failed_commit(void **state)
+{
+    (void)state;
+    faulty_vfs_on();
+    void *fs = NULL;
+    assert_int_equal(setup(&fs), 0);
+    fx *f = fs;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37], b[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "pub", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(broker_publish(f->b, "pub", r[0].seq, NULL, 0), STORE_OK);
+    change_records_free(r, n);
+    assert_true(broker_feed_on(f->b, "pub"));
+    int64_t last = broker_last_seq(f->b);
+
+    atomic_store(&wal_full, true);
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_not_equal(store_create_task(f->s, &t, (int64_t)time(NULL), b), STORE_OK);
+    atomic_store(&wal_full, false);
+    assert_int_equal(ff.takes, 1);
+    assert_int_equal(ff.undone, 1);
+    assert_int_equal(ff.committed, 0);
+    assert_true(broker_feed_on(f->b, "pub"));
+    assert_int_equal(broker_last_seq(f->b), last);
+    assert_int_equal(unread(f->b, "pub", &cp), 0);
+    assert_int_equal(cp, last);
+    expect_stats(f->b, "work", 0, 0, 0);
+
+    create_task(f->s, TASK_NULL_TIME, b);
+    assert_int_equal(ff.takes, 2);
+    assert_int_equal(ff.committed, 1);
+    assert_int_equal(ff.undone, 1);
+    assert_int_equal(unread(f->b, "pub", &cp), 0);
+    assert_int_equal(cp, broker_last_seq(f->b));
+    expect_stats(f->b, "work", 1, 0, 0);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    assert_int_equal(teardown(&fs), 0);
+    faulty_vfs_off();
+}
+
 static void test_feed(void **state)
 {
     fx *f = *state;
@@ -2454,6 +2508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
+        cmocka_unit_test(test_feed_in_a_failed_commit),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
