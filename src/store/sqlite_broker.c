@@ -1147,19 +1147,6 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     return rc;
 }
 
-store_rc broker_redrive(broker *b, const char *dlq, const char *target, int64_t *moved)
-{
-    redrive_args a = {dlq, target, 0, true};
-    store_rc rc = STORE_OK;
-    *moved = 0;
-    while (rc == STORE_OK && a.more) {
-        rc = run_write(b, apply_redrive, &a, false);
-        if (rc == STORE_OK)
-            *moved += a.moved;
-    }
-    return rc;
-}
-
 /* A redrive in flight: its job and arguments, and the caller's done(), which it wraps. */
 typedef struct redrive_job {
     sq_job job;
@@ -1312,23 +1299,36 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
 }
 
 /*
+ * What a trim may delete, as ?1 and ?2 of BST_TRIM_CHANGES and BST_DUE_CHANGES: the records up to
+ * the seq every named consumer has passed (none when no consumer is named), and those older than
+ * the stream's retention. cp: BST_CHECKPOINT on the connection that reads.
+ */
+static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int64_t bounds[2])
+{
+    int64_t floor = INT64_MAX;
+    store_rc rc = STORE_OK;
+    for (size_t i = 0; i < c->n_consumers && rc == STORE_OK; i++) {
+        int64_t seq = checkpoint_of(cp, c->consumers[i].name, &rc);
+        if (seq < floor)
+            floor = seq;
+    }
+    bounds[0] = c->n_consumers ? floor : 0;
+    bounds[1] = now - STREAM_RETENTION_S;
+    return rc;
+}
+
+/*
  * Trim change records every consumer has passed, and any older than 24 h, from the log's
  * start: up to TRIM_BATCH seqs per step. The trim stops at the first record it must keep.
  */
 static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
 {
-    int64_t floor = INT64_MAX;
-    for (size_t i = 0; i < a->c->n_consumers; i++) {
-        store_rc rc;
-        int64_t cp = checkpoint_of(wstmt(s, BST_CHECKPOINT), a->c->consumers[i].name, &rc);
-        if (rc != STORE_OK)
-            return rc;
-        if (cp < floor)
-            floor = cp;
-    }
-    int64_t bounds[] = {a->c->n_consumers ? floor : 0, now - STREAM_RETENTION_S, TRIM_BATCH};
+    int64_t bounds[3] = {0, 0, TRIM_BATCH};
+    store_rc rc = trim_bounds(a->c, wstmt(s, BST_CHECKPOINT), now, bounds);
+    if (rc != STORE_OK)
+        return rc;
     bool found;
-    store_rc rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 3, &found); /* a DELETE: no row */
+    rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 3, &found); /* a DELETE: no row */
     if (rc != STORE_OK)
         return rc;
     rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 2, &found); /* the new first one too? */
@@ -1368,16 +1368,10 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     if (!r)
         return STORE_BUSY;
     int64_t now = clock_unix_s();
-    int64_t floor = INT64_MAX;
-    store_rc rc = STORE_OK;
-    for (size_t i = 0; i < c->n_consumers && rc == STORE_OK; i++) {
-        int64_t cp = checkpoint_of(rstmt(r, BST_CHECKPOINT), c->consumers[i].name, &rc);
-        if (cp < floor)
-            floor = cp;
-    }
+    int64_t changes[2];
+    store_rc rc = trim_bounds(c, rstmt(r, BST_CHECKPOINT), now, changes);
     int64_t tasks[] = {now - c->retention_grace, now};
     int64_t messages[] = {clock_unix_ms()};
-    int64_t changes[] = {c->n_consumers ? floor : 0, now - STREAM_RETENTION_S};
     if (rc == STORE_OK)
         rc = any_row(rstmt(r, BST_DUE_TASKS), tasks, 2, due);
     if (rc == STORE_OK && !*due)

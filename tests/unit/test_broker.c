@@ -272,6 +272,25 @@ static void publish_bodies(broker *b, const queue_config *q, int first, int n, c
     assert_int_equal(broker_publish(b, "test", first + n, m, (size_t)n), STORE_OK);
 }
 
+static void note_done(store_write *w)
+{
+    atomic_store((atomic_bool *)w->user, true);
+}
+
+/* A redrive as the API submits it, waited for: its outcome, *moved the count. */
+static store_rc redrive(broker *b, const char *dlq, const char *target, int64_t *moved)
+{
+    atomic_bool done = false;
+    store_write w = {.done = note_done, .user = &done};
+    store_rc rc = broker_redrive_submit(b, dlq, target, &w, moved);
+    if (rc != STORE_OK)
+        return rc;
+    for (int i = 0; i < 10000 && !atomic_load(&done); i++)
+        sleep_ms(1);
+    assert_true(atomic_load(&done));
+    return w.rc;
+}
+
 static size_t receive(broker *b, const queue_config *q, size_t max, queue_message **out,
                       int64_t *next_ms)
 {
@@ -578,7 +597,7 @@ static void test_redrive(void **state)
     expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receives");
 
     int64_t moved = -1;
-    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 4);
     expect_stats(f->b, "dlq", 0, 0, 0);
     expect_stats(f->b, "work", 4, 0, 0);
@@ -598,7 +617,7 @@ static void test_redrive(void **state)
 
     /* an empty DLQ moves nothing */
     moved = -1;
-    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 0);
 }
 
@@ -612,11 +631,6 @@ static void count_commit(void *ctx, size_t writes, double seconds, bool durable)
     (void)seconds;
     (void)durable;
     atomic_fetch_add(&((commit_count *)ctx)->commits, 1);
-}
-
-static void note_done(store_write *w)
-{
-    atomic_store((atomic_bool *)w->user, true);
 }
 
 /*
@@ -643,24 +657,18 @@ static void test_redrive_in_steps(void **state)
     expect_stats(f->b, "dlq", N, 0, 0);
 
     atomic_store(&cc.commits, 0);
-    atomic_bool done = false;
     int64_t moved = -1;
-    store_write w = {.done = note_done, .user = &done};
-    assert_int_equal(broker_redrive_submit(f->b, "dlq", "work", &w, &moved), STORE_OK);
-    for (int i = 0; i < 10000 && !atomic_load(&done); i++)
-        sleep_ms(1);
-    assert_true(atomic_load(&done));
-    assert_int_equal(w.rc, STORE_OK);
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, N);
     assert_int_equal(atomic_load(&cc.commits), 3); /* 1,000, 1,000, 500 */
     expect_stats(f->b, "dlq", 0, 0, 0);
     expect_stats(f->b, "work", N, 0, 0);
     expect_status(f->s, id, TASK_CREATED, "Redriven from dlq");
 
-    /* the waiting form too, and an empty DLQ moves nothing in one step */
-    assert_int_equal(broker_redrive(f->b, "work", "dlq", &moved), STORE_OK);
+    /* and back, and an empty DLQ moves nothing in one step */
+    assert_int_equal(redrive(f->b, "work", "dlq", &moved), STORE_OK);
     assert_int_equal(moved, N);
-    assert_int_equal(broker_redrive(f->b, "work", "dlq", &moved), STORE_OK);
+    assert_int_equal(redrive(f->b, "work", "dlq", &moved), STORE_OK);
     assert_int_equal(moved, 0);
     expect_stats(f->b, "dlq", N, 0, 0);
 }
@@ -816,7 +824,7 @@ static void test_depths_follow_every_move_and_reopen(void **state)
     expect_stats(f->b, "later", 2, 0, 0);
 
     int64_t moved = 0;
-    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 2);
     expect_stats(f->b, "dlq", 0, 0, 0);
     expect_same(f->b, "work", 5);
@@ -1366,20 +1374,15 @@ static void test_redrive_failing_part_way(void **state)
         publish_bodies(f->b, &dlq, i, 2500 - i < 8 ? 2500 - i : 8, NULL);
 
     atomic_store(&armed, true);
-    atomic_bool done = false;
     int64_t moved = -1;
-    store_write w = {.done = note_done, .user = &done};
-    assert_int_equal(broker_redrive_submit(f->b, "dlq", "work", &w, &moved), STORE_OK);
-    for (int i = 0; i < 10000 && !atomic_load(&done); i++)
-        sleep_ms(1);
-    assert_true(atomic_load(&done));
+    store_rc rc = redrive(f->b, "dlq", "work", &moved);
     atomic_store(&wal_full, false);
-    assert_int_not_equal(w.rc, STORE_OK);
+    assert_int_not_equal(rc, STORE_OK);
     assert_int_equal(moved, 0);
     expect_stats(f->b, "work", 1000, 0, 0);
     expect_stats(f->b, "dlq", 1500, 0, 0);
 
-    assert_int_equal(broker_redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 1500);
     expect_stats(f->b, "work", 2500, 0, 0);
     expect_stats(f->b, "dlq", 0, 0, 0);
