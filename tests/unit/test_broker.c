@@ -1690,6 +1690,22 @@ static size_t unread(broker *b, const char *consumer, int64_t *cp)
     return n;
 }
 
+/* The consumer reads its next record and publishes it, with no message: its place moves past
+ * it. The record's task id goes to id (when not NULL). */
+static void publish_next(broker *b, const char *consumer, char id[37])
+{
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(b, consumer, 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    if (id)
+        snprintf(id, 37, "%s", r[0].insert.task_id);
+    assert_int_equal(broker_publish(b, consumer, r[0].seq, NULL, 0), STORE_OK);
+    change_records_free(r, n);
+}
+
 /*
  * A fed creation whose commit fails: the feed's take is finished as undone, the consumer's place
  * stays where the last commit left it, the feed stays on, and the next creation is fed as before
@@ -1708,16 +1724,9 @@ static void test_feed_in_a_failed_commit(void **state)
     char a[37], b[37];
     create_task(f->s, TASK_NULL_TIME, a);
     assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    int64_t cp = -1;
-    change_record *r = NULL;
-    size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "pub", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
-                     STORE_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(broker_publish(f->b, "pub", r[0].seq, NULL, 0), STORE_OK);
-    change_records_free(r, n);
+    publish_next(f->b, "pub", NULL);
     assert_true(broker_feed_on(f->b, "pub"));
-    int64_t last = broker_last_seq(f->b);
+    int64_t cp = -1, last = broker_last_seq(f->b);
 
     atomic_store(&wal_full, true);
     store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
@@ -1761,14 +1770,10 @@ static void test_feed(void **state)
     expect_stats(f->b, "work", 0, 0, 0);
 
     /* the consumer publishes a's record; the writer catches it up with b's and feeds it */
+    char first[37];
+    publish_next(f->b, "pub", first);
+    assert_string_equal(first, a);
     int64_t cp = -1;
-    change_record *r = NULL;
-    size_t n = 0;
-    assert_int_equal(broker_read_changes(f->b, "pub", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
-                     STORE_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(broker_publish(f->b, "pub", r[0].seq, NULL, 0), STORE_OK);
-    change_records_free(r, n);
     assert_true(broker_feed_on(f->b, "pub"));
     assert_false(broker_feed_on(f->b, "other"));
     assert_int_equal(ff.takes, 1);
@@ -1816,12 +1821,8 @@ static void test_feed(void **state)
     assert_int_equal(ff.takes, 3);
     assert_int_equal(unread(f->b, "pub", &cp), 2);
     /* the consumer publishes d's record; the writer takes e and is on again */
-    assert_int_equal(broker_read_changes(f->b, "pub", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
-                     STORE_OK);
-    assert_int_equal(n, 1);
-    assert_string_equal(r[0].insert.task_id, d);
-    assert_int_equal(broker_publish(f->b, "pub", r[0].seq, NULL, 0), STORE_OK);
-    change_records_free(r, n);
+    publish_next(f->b, "pub", first);
+    assert_string_equal(first, d);
     assert_true(broker_feed_on(f->b, "pub"));
     assert_int_equal(ff.takes, 4);
 
