@@ -208,14 +208,6 @@ bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
     return ok;
 }
 
-bool attrval_task_image_changing(sbuf *b, const task *t)
-{
-    image_head(b, t);
-    bool ok = !t->result || put_json(b, "result", t->result);
-    sbuf_putc(b, '}');
-    return ok;
-}
-
 void attrval_image_restore(sbuf *b, const char *image, const char *data_image, const char *trace)
 {
     size_t n = strlen(image);

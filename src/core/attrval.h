@@ -35,14 +35,9 @@ char *attrval_from_text(const char *json_text);
  */
 bool attrval_task_image(sbuf *b, const task *t, const char *data_image);
 /*
- * The same image without the attributes a task never changes once created,
- * data and trace: what a change log keeps of a MODIFY, the rest being the
- * task row's (attrval_image_restore()).
- */
-bool attrval_task_image_changing(sbuf *b, const task *t);
-/*
- * Append image (the text attrval_task_image_changing() made) with data (its
- * AttributeValue text) and trace (NULL: none) put back.
+ * Append image, an item image without the attributes a task never changes
+ * once created (data and trace: how the change log kept a MODIFY in schemas 5
+ * and 6), with data (its AttributeValue text) and trace (NULL: none) put back.
  */
 void attrval_image_restore(sbuf *b, const char *image, const char *data_image, const char *trace);
 

@@ -32,14 +32,16 @@ bool task_event_from_row(const change_row *row, task_event *out)
     memset(out, 0, sizeof *out);
     bool removed = row->event_name && strcmp(row->event_name, "REMOVE") == 0;
     const char *text = removed ? row->old_image : row->new_image;
-    if (!text || !row->event_name || !row->task_id)
+    if ((!text && !row->status) || !row->event_name || !row->task_id)
         return false;
-    json_t *image = json_loads(text, 0, NULL);
-    const char *msg = image_str(image, "status_msg");
+    json_t *image = row->status ? NULL : json_loads(text, 0, NULL);
+    const char *type = row->status ? row->task_type : image_str(image, "task_type");
+    const char *status = row->status ? row->status : image_str(image, "status");
+    const char *msg = row->status ? row->status_msg : image_str(image, "status_msg");
     bool ok = copy_field(out->event, sizeof out->event, row->event_name) &&
               copy_field(out->id, sizeof out->id, row->task_id) &&
-              copy_field(out->task_type, sizeof out->task_type, image_str(image, "task_type")) &&
-              copy_field(out->status, sizeof out->status, image_str(image, "status")) &&
+              copy_field(out->task_type, sizeof out->task_type, type) &&
+              copy_field(out->status, sizeof out->status, status) &&
               (out->status_msg = strdup(msg ? msg : "")) != NULL;
     json_decref(image);
     if (!ok) {

@@ -28,6 +28,9 @@ typedef struct change_row {
     const char *new_image; /* AttributeValue JSON of the item, or NULL */
     const char *old_image;
     int64_t time; /* Unix seconds of the change */
+    /* the event's fields when the row keeps them apart (then its images may be NULL), or NULL:
+     * read from the image */
+    const char *task_type, *status, *status_msg;
 } change_row;
 
 /* The fields of one event, read from a row's image. */

@@ -273,7 +273,8 @@ static bool frame_for(const subscriber *s, const task_event *ev, const sbuf *fra
 
 static void row_of(const change_row_copy *c, change_row *r)
 {
-    *r = (change_row){c->seq, c->event_name, c->task_id, c->new_image, c->old_image, c->time};
+    *r = (change_row){c->seq,  c->event_name, c->task_id, c->new_image, c->old_image,
+                      c->time, c->task_type,  c->status,  c->status_msg};
 }
 
 static long stream_read(api_stream *st, char *buf, size_t max)

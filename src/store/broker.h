@@ -63,7 +63,8 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
 void change_records_free(change_record *r, size_t n);
 
 /* A change-log row as stored (the record's parts, not its JSON); strings owned, images may be
- * NULL. */
+ * NULL. A row kept as parts has no images, but the task's type and its new status and
+ * message (change_row). */
 typedef struct change_row_copy {
     int64_t seq;
     char *event_name;
@@ -71,6 +72,7 @@ typedef struct change_row_copy {
     char *new_image;
     char *old_image;
     int64_t time; /* Unix seconds */
+    char *task_type, *status, *status_msg;
 } change_row_copy;
 
 /*

@@ -60,14 +60,39 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     return store_write_wait(&sq(b)->base, &w);
 }
 
+/* A change row's columns, in the order of enum change_col; BST_CHANGES_AFTER_TASK adds the
+ * task row's (NULL when it is gone). */
 #define CHANGE_COLUMNS                                                                             \
-    "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim"
+    "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim, "           \
+    "c.task_type, c.new_status, c.new_msg, c.new_time, c.new_result, c.old_status, c.old_msg, "    \
+    "c.old_time, c.old_result"
+#define CHANGE_TASK_COLUMNS "t.task_type, t.data, t.trace, t.data_image, t.created_time, t.ttl"
+
+enum change_col {
+    CC_SEQ,
+    CC_EVENT,
+    CC_TASK_ID,
+    CC_NEW_IMAGE,
+    CC_OLD_IMAGE,
+    CC_TIME,
+    CC_SLIM,
+    CC_TYPE,
+    CC_NEW_SIDE, /* status, msg, time, result */
+    CC_OLD_SIDE = CC_NEW_SIDE + 4,
+    CT_TYPE = CC_OLD_SIDE + 4, /* the task row's */
+    CT_DATA,
+    CT_TRACE,
+    CT_DATA_IMAGE,
+    CT_CREATED,
+    CT_TTL,
+};
 
 /* The broker's statements: the slots of an sq_stmt_cache. */
 typedef enum bst {
     BST_CHECKPOINT,
     BST_CHANGES_AFTER,
     BST_CHANGES_AFTER_TASK,
+    BST_REMOVED,
     BST_CHANGE_BOUNDS,
     BST_LAST_SEQ,
     BST_PUBLISH,
@@ -100,9 +125,11 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_CHANGES_AFTER] = "SELECT " CHANGE_COLUMNS " FROM changes c "
                           "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
     /* and what never changes in its task, while the task row is there */
-    [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", t.task_type, t.data, t.trace, "
-                               "t.data_image FROM changes c LEFT JOIN tasks t ON t.id = c.task_id "
+    [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", " CHANGE_TASK_COLUMNS
+                               " FROM changes c LEFT JOIN tasks t ON t.id = c.task_id "
                                "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+    /* what a removed task's records take from it: its REMOVE record, the last of them */
+    [BST_REMOVED] = "SELECT old_image FROM changes WHERE task_id = ?1 AND event_name = 'REMOVE'",
     /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
     [BST_CHANGE_BOUNDS] = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'changes'), "
                           "(SELECT min(seq) FROM changes)",
@@ -233,6 +260,7 @@ static store_rc visit_changes(reader *r, int64_t after, size_t max, bool with_ta
 }
 
 typedef struct record_sink {
+    reader *r;
     change_record *recs; /* room for max */
     size_t n;
     change_read mode;
@@ -249,18 +277,119 @@ static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
     return copy;
 }
 
-/* A record's image as written: a slim one (a MODIFY's) with data and trace put back from the
- * task row, when it is there. */
-static const char *image_of(sqlite3_stmt *st, int col, sbuf *room)
+/*
+ * What a record's images take from its task, which never changes: from the task row, or once
+ * the row is gone from the task's REMOVE record (whole, and never trimmed before the task's
+ * other records, which come before it). Strings borrowed from the row or from removed.
+ */
+typedef struct task_rest {
+    bool known;
+    int64_t created_time, ttl;
+    const char *data, *data_image, *trace;
+    json_t *removed;        /* the REMOVE record's image, parsed */
+    char *removed_data_img; /* its data, as data_image */
+} task_rest;
+
+static int64_t image_number(const json_t *image, const char *name)
 {
-    const char *image = (const char *)sqlite3_column_text(st, col);
-    if (!image || !sqlite3_column_int(st, 6) || sqlite3_column_type(st, 8) == SQLITE_NULL)
+    const char *n = json_string_value(json_object_get(json_object_get(image, name), "N"));
+    return n ? strtoll(n, NULL, 10) : TASK_NULL_TIME;
+}
+
+/* The rest of a removed task from its REMOVE record; false when there is none, or no memory. */
+static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
+{
+    sqlite3_stmt *st = r ? rstmt(r, BST_REMOVED) : NULL;
+    if (!st || !task_id)
+        return false;
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    const char *text =
+        sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    rest->removed = text ? json_loads(text, 0, NULL) : NULL;
+    stmt_done(st);
+    const json_t *data = json_object_get(rest->removed, "data");
+    rest->removed_data_img = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    if (!rest->removed_data_img)
+        return false;
+    rest->created_time = image_number(rest->removed, "created_time");
+    rest->ttl = image_number(rest->removed, "ttl");
+    rest->data_image = rest->removed_data_img;
+    rest->trace = json_string_value(json_object_get(json_object_get(rest->removed, "trace"), "S"));
+    return rest->created_time != TASK_NULL_TIME;
+}
+
+static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
+{
+    memset(rest, 0, sizeof *rest);
+    rest->created_time = rest->ttl = TASK_NULL_TIME;
+    if (sqlite3_column_type(st, CT_DATA) != SQLITE_NULL) {
+        rest->known = true;
+        rest->created_time = sqlite3_column_int64(st, CT_CREATED);
+        rest->ttl = sqlite3_column_type(st, CT_TTL) == SQLITE_NULL
+                        ? TASK_NULL_TIME
+                        : sqlite3_column_int64(st, CT_TTL);
+        rest->data = (const char *)sqlite3_column_text(st, CT_DATA);
+        /* data_image is there for rows written since schema 3 through the API; else derived */
+        rest->data_image = (const char *)sqlite3_column_text(st, CT_DATA_IMAGE);
+        rest->trace = (const char *)sqlite3_column_text(st, CT_TRACE);
+        return;
+    }
+    rest->known = rest_from_removal(r, (const char *)sqlite3_column_text(st, CC_TASK_ID), rest);
+    if (!rest->known) { /* neither: the database was edited by hand */
+        rest->created_time = sqlite3_column_int64(st, CC_TIME);
+        rest->ttl = TASK_NULL_TIME;
+        rest->data = rest->data_image = rest->trace = NULL;
+    }
+}
+
+static void task_rest_clear(task_rest *rest)
+{
+    json_decref(rest->removed);
+    free(rest->removed_data_img);
+}
+
+/* One side of a record kept as parts, as the task it shows (strings borrowed). */
+static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *rest, task *t)
+{
+    *t = (task){.status = TASK_CREATED,
+                .status_msg = "",
+                .created_time = rest->created_time,
+                .updated_time = TASK_NULL_TIME,
+                .ttl = rest->ttl,
+                .data = (char *)rest->data,
+                .trace = (char *)rest->trace};
+    sq_copy_col(st, CC_TASK_ID, t->id, sizeof t->id);
+    sq_copy_col(st, CC_TYPE, t->task_type, sizeof t->task_type);
+    if (insert) /* a creation's new side */
+        return;
+    task_status_parse((const char *)sqlite3_column_text(st, side), &t->status);
+    const char *msg = (const char *)sqlite3_column_text(st, side + 1);
+    t->status_msg = (char *)(msg ? msg : "");
+    if (sqlite3_column_type(st, side + 2) != SQLITE_NULL)
+        t->updated_time = sqlite3_column_int64(st, side + 2);
+    t->result = (char *)sqlite3_column_text(st, side + 3);
+}
+
+/* A record's image (NULL when it has none): put together from its parts and the task's rest,
+ * or an old slim MODIFY's with data and trace put back. */
+static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const task_rest *rest,
+                            sbuf *room)
+{
+    int slim = sqlite3_column_int(st, CC_SLIM);
+    if (slim == CHANGE_PARTS) {
+        if (!new_side && insert)
+            return NULL;
+        task t;
+        side_task(st, new_side && insert, new_side ? CC_NEW_SIDE : CC_OLD_SIDE, rest, &t);
+        bool ok = attrval_task_image(room, &t, rest->data_image);
+        return ok && !sbuf_failed(room) ? room->data : NULL;
+    }
+    const char *image =
+        (const char *)sqlite3_column_text(st, new_side ? CC_NEW_IMAGE : CC_OLD_IMAGE);
+    if (!image || slim != CHANGE_SLIM_MODIFY || !rest->known)
         return image;
-    /* data_image is there for rows written since schema 3 through the API; else derived */
-    const char *data_image = (const char *)sqlite3_column_text(st, 10);
-    char *derived = data_image ? NULL : attrval_from_text((const char *)sqlite3_column_text(st, 8));
-    attrval_image_restore(room, image, data_image ? data_image : derived,
-                          (const char *)sqlite3_column_text(st, 9));
+    char *derived = rest->data_image ? NULL : attrval_from_text(rest->data);
+    attrval_image_restore(room, image, rest->data_image ? rest->data_image : derived, rest->trace);
     free(derived);
     return sbuf_failed(room) ? NULL : room->data;
 }
@@ -270,27 +399,31 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
 {
     record_sink *k = ctx;
     change_record *r = &k->recs[k->n++]; /* counted first: a half-built record is freed too */
-    r->seq = sqlite3_column_int64(st, 0);
-    const char *event = (const char *)sqlite3_column_text(st, 1);
+    r->seq = sqlite3_column_int64(st, CC_SEQ);
+    const char *event = (const char *)sqlite3_column_text(st, CC_EVENT);
     bool insert = event && strcmp(event, "INSERT") == 0;
     if (k->mode != CHANGE_READ_WHOLE && !insert)
         return true;
-    if (k->mode == CHANGE_READ_INSERT_FIELDS && sqlite3_column_type(st, 8) != SQLITE_NULL) {
+    if (k->mode == CHANGE_READ_INSERT_FIELDS && sqlite3_column_type(st, CT_DATA) != SQLITE_NULL) {
         bool failed = false;
-        r->insert.task_id = column_dup(st, 2, &failed);
-        r->insert.task_type = column_dup(st, 7, &failed);
-        r->insert.data = column_dup(st, 8, &failed);
-        r->insert.trace = column_dup(st, 9, &failed);
+        r->insert.task_id = column_dup(st, CC_TASK_ID, &failed);
+        r->insert.task_type = column_dup(st, CT_TYPE, &failed);
+        r->insert.data = column_dup(st, CT_DATA, &failed);
+        r->insert.trace = column_dup(st, CT_TRACE, &failed);
         return !failed && r->insert.task_id && r->insert.task_type;
     }
+    task_rest rest;
+    task_rest_of(k->r, st, &rest);
     sbuf j = {0}, ni = {0}, oi = {0};
-    const char *new_image = image_of(st, 3, &ni), *old_image = image_of(st, 4, &oi);
+    const char *new_image = image_of(st, insert, true, &rest, &ni);
+    const char *old_image = image_of(st, insert, false, &rest, &oi);
     bool ok = !sbuf_failed(&ni) && !sbuf_failed(&oi);
     if (ok)
-        change_record_write(&j, r->seq, event, (const char *)sqlite3_column_text(st, 2), new_image,
-                            old_image, sqlite3_column_int64(st, 5));
+        change_record_write(&j, r->seq, event, (const char *)sqlite3_column_text(st, CC_TASK_ID),
+                            new_image, old_image, sqlite3_column_int64(st, CC_TIME));
     sbuf_free(&ni);
     sbuf_free(&oi);
+    task_rest_clear(&rest);
     r->json = ok && !sbuf_failed(&j) ? sbuf_take(&j, NULL) : NULL;
     sbuf_free(&j);
     return r->json != NULL;
@@ -306,7 +439,7 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
         return STORE_BUSY;
     store_rc rc;
     *checkpoint = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc); /* busy stays busy */
-    record_sink k = {calloc(max ? max : 1, sizeof *k.recs), 0, mode};
+    record_sink k = {r, calloc(max ? max : 1, sizeof *k.recs), 0, mode};
     if (rc == STORE_OK)
         rc = k.recs ? visit_changes(r, *checkpoint, max, true, add_record, &k) : STORE_ERROR;
     sq_reader_put(sq(b), r);
@@ -342,12 +475,19 @@ static bool copy_row(sqlite3_stmt *st, void *ctx)
     row_sink *k = ctx;
     change_row_copy *c = &k->rows[k->n++]; /* counted first: a half-copied row is freed too */
     bool failed = false;
-    c->seq = sqlite3_column_int64(st, 0);
-    c->event_name = column_dup(st, 1, &failed);
-    c->task_id = column_dup(st, 2, &failed);
-    c->new_image = column_dup(st, 3, &failed);
-    c->old_image = column_dup(st, 4, &failed);
-    c->time = sqlite3_column_int64(st, 5);
+    c->seq = sqlite3_column_int64(st, CC_SEQ);
+    c->event_name = column_dup(st, CC_EVENT, &failed);
+    c->task_id = column_dup(st, CC_TASK_ID, &failed);
+    c->new_image = column_dup(st, CC_NEW_IMAGE, &failed);
+    c->old_image = column_dup(st, CC_OLD_IMAGE, &failed);
+    c->time = sqlite3_column_int64(st, CC_TIME);
+    if (sqlite3_column_int(st, CC_SLIM) == CHANGE_PARTS) {
+        bool insert = c->event_name && strcmp(c->event_name, "INSERT") == 0;
+        c->task_type = column_dup(st, CC_TYPE, &failed);
+        c->status = insert ? strdup("CREATED") : column_dup(st, CC_NEW_SIDE, &failed);
+        c->status_msg = insert ? strdup("") : column_dup(st, CC_NEW_SIDE + 1, &failed);
+        failed |= !c->status || !c->status_msg;
+    }
     return !failed;
 }
 
@@ -378,6 +518,9 @@ void change_rows_free(change_row_copy *r, size_t n)
         free(r[i].task_id);
         free(r[i].new_image);
         free(r[i].old_image);
+        free(r[i].task_type);
+        free(r[i].status);
+        free(r[i].status_msg);
     }
     free(r);
 }
@@ -548,17 +691,18 @@ static store_rc feed_catch_up(sqlite_store *s)
     store_rc rc = STORE_OK;
     int step = SQLITE_DONE;
     while (rc == STORE_OK && atomic_load(&f->on) && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *event = (const char *)sqlite3_column_text(st, 1);
+        const char *event = (const char *)sqlite3_column_text(st, CC_EVENT);
         bool insert = event && strcmp(event, "INSERT") == 0;
-        if (insert && sqlite3_column_type(st, 8) == SQLITE_NULL) {
-            atomic_store(&f->on, false); /* gone: its record has what the consumer needs */
+        if (insert && sqlite3_column_type(st, CT_DATA) == SQLITE_NULL) {
+            atomic_store(&f->on, false); /* gone: the consumer reads the rest of it itself */
             break;
         }
-        task t = {.data = (char *)sqlite3_column_text(st, 8),
-                  .trace = (char *)sqlite3_column_text(st, 9)};
-        sq_copy_col(st, 2, t.id, sizeof t.id);
-        sq_copy_col(st, 7, t.task_type, sizeof t.task_type);
-        rc = sq_feed_record(s, sqlite3_column_int64(st, 0), event ? event : "", insert ? &t : NULL);
+        task t = {.data = (char *)sqlite3_column_text(st, CT_DATA),
+                  .trace = (char *)sqlite3_column_text(st, CT_TRACE)};
+        sq_copy_col(st, CC_TASK_ID, t.id, sizeof t.id);
+        sq_copy_col(st, CT_TYPE, t.task_type, sizeof t.task_type);
+        rc = sq_feed_record(s, sqlite3_column_int64(st, CC_SEQ), event ? event : "",
+                            insert ? &t : NULL);
     }
     if (rc == STORE_OK && atomic_load(&f->on) && step != SQLITE_DONE)
         rc = sq_rc_of(step);
@@ -1253,7 +1397,7 @@ static store_rc sweep_tasks(sqlite_store *s, sweep_args *a, int64_t now)
         if (rc == STORE_OK)
             rc = sq_history_delete(s, doomed[i].id);
         if (rc == STORE_OK)
-            rc = sq_write_change(s, "REMOVE", NULL, &doomed[i], NULL, now);
+            rc = sq_write_change(s, "REMOVE", NULL, &doomed[i], now);
     }
     if (rc == STORE_OK && n && !del)
         rc = STORE_ERROR;

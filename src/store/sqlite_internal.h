@@ -77,7 +77,7 @@ struct sqlite_store {
     sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
     sq_stmt_cache w_broker; /* the broker's writes */
-    sbuf w_images[2];       /* sq_write_change's new and old image, reused */
+    sbuf w_image;           /* sq_write_change's image of a removed task, reused */
     uuid7_gen ids;
     uint8_t entropy[4096]; /* random bytes for ids, refilled in bulk (writer only) */
     size_t entropy_used;
@@ -183,12 +183,16 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);
 void sq_reader_put(sqlite_store *s, reader *r);
-/*
- * Writer thread only: append a change record with the given task images;
- * data_image is the tasks' data as AttributeValue JSON, or NULL to derive it.
- */
+/* How a change record keeps its images (changes.slim). */
+enum {
+    CHANGE_WHOLE = 0, /* new_image and old_image whole (a REMOVE; any record before schema 5) */
+    CHANGE_SLIM_MODIFY = 1, /* a MODIFY's images without data and trace (schemas 5 and 6) */
+    CHANGE_PARTS = 2,       /* no images: task_type and the new_* and old_* parts (schema 7) */
+};
+/* Writer thread only: append the change record of a creation (old_image NULL), a change (both)
+ * or a removal (new_image NULL). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
-                         const task *old_image, const char *data_image, int64_t now);
+                         const task *old_image, int64_t now);
 /*
  * Writer thread only: record in its history that a task IN_PROGRESS is
  * claimed again (a redelivery runs it again); STORE_CONFLICT when it is not

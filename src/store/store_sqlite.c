@@ -7,8 +7,12 @@
  *                indexed by (task_type, status, id) for every filtered listing
  *                (one filter alone is merged leg by leg: sq_list_tasks) and
  *                by ttl, for finished tasks that have one, for the sweep
- *   changes      the change log: one DynamoDB-stream-shaped record per write,
- *                numbered by an AUTOINCREMENT sequence that is never reused
+ *   changes      the change log: one record per write, numbered by an
+ *                AUTOINCREMENT sequence that is never reused; a creation's
+ *                and a change's keep their parts (type, and status, message,
+ *                update time and result of each side), which readers put
+ *                together with the task row into DynamoDB-stream-shaped
+ *                images; a removal keeps its whole old image
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
  *   meta         stable secrets (the page-token key)
  *   task_history each task's status transitions (task_id, n) after its
@@ -146,6 +150,20 @@ static const char *const migrations[] = {
      * status or per type (sq_list_tasks()): their own indexes cost the writer more than that */
     "DROP INDEX tasks_by_status;"
     "DROP INDEX tasks_by_type;",
+    /* 7: an INSERT or MODIFY record keeps its parts instead of images (slim = 2): the task's
+     * type, and the status, message, update time and result of each side; the rest of an image
+     * never changes, and comes from the task row, or from its REMOVE record (kept whole, and
+     * found by this index) once the row is gone */
+    "ALTER TABLE changes ADD COLUMN task_type TEXT;"
+    "ALTER TABLE changes ADD COLUMN new_status TEXT;"
+    "ALTER TABLE changes ADD COLUMN new_msg TEXT;"
+    "ALTER TABLE changes ADD COLUMN new_time INTEGER;"
+    "ALTER TABLE changes ADD COLUMN new_result TEXT;"
+    "ALTER TABLE changes ADD COLUMN old_status TEXT;"
+    "ALTER TABLE changes ADD COLUMN old_msg TEXT;"
+    "ALTER TABLE changes ADD COLUMN old_time INTEGER;"
+    "ALTER TABLE changes ADD COLUMN old_result TEXT;"
+    "CREATE INDEX changes_removed ON changes(task_id) WHERE event_name = 'REMOVE';",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -1109,38 +1127,46 @@ store_rc sq_history_delete(sqlite_store *s, const char *id)
     return sq_rc_of(sq_step_done(s->w_hist_delete));
 }
 
-/* Append a change record for task t (images rendered here). */
-store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
-                         const task *old_image, const char *data_image, int64_t now)
+/* Bind one side of a record's parts, from parameter first on (status, message, update time,
+ * result); a creation's new side is implied (CREATED, no message), so it binds none. */
+static void bind_side(sqlite3_stmt *st, int first, const task *t)
 {
-    /* the writer's buffers, emptied, not freed: their room is kept for the next record */
-    sbuf *ni = &s->w_images[0], *oi = &s->w_images[1];
-    sbuf_truncate(ni, 0);
-    sbuf_truncate(oi, 0);
+    if (!t)
+        return;
+    sqlite3_bind_text(st, first, task_status_name(t->status), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, first + 1, t->status_msg ? t->status_msg : "", -1, SQLITE_STATIC);
+    sq_bind_time(st, first + 2, t->updated_time);
+    sq_bind_text(st, first + 3, t->result);
+}
+
+/*
+ * Append a change record: a creation (old_image NULL) or a change (both) as its parts, which
+ * readers put together with the task's row into images (sqlite_broker.c); a removal (new_image
+ * NULL) with its whole old image, since the row goes with it.
+ */
+store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
+                         const task *old_image, int64_t now)
+{
     const task *any = new_image ? new_image : old_image;
-    /* a MODIFY keeps only what changes: the immutable data and trace stay in the task row,
-     * where readers find them again (add_record() in sqlite_broker.c) */
-    bool slim = new_image && old_image;
-    bool ok = true;
-    if (slim)
-        ok = attrval_task_image_changing(ni, new_image) &&
-             attrval_task_image_changing(oi, old_image);
-    else if (new_image)
-        ok = attrval_task_image(ni, new_image, data_image);
-    else
-        ok = attrval_task_image(oi, old_image, data_image);
-    if (!ok || sbuf_failed(ni) || sbuf_failed(oi)) {
-        sbuf_free(ni); /* and a failed buffer starts afresh */
-        sbuf_free(oi);
+    bool parts = new_image != NULL;
+    sbuf *oi = &s->w_image; /* emptied, not freed: its room is kept for the next removal */
+    sbuf_truncate(oi, 0);
+    if (!parts && (!attrval_task_image(oi, old_image, NULL) || sbuf_failed(oi))) {
+        sbuf_free(oi); /* and a failed buffer starts afresh */
         return STORE_ERROR;
     }
     sqlite3_stmt *st = s->w_change;
+    sqlite3_clear_bindings(st);
     sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, any->id, -1, SQLITE_STATIC);
-    sq_bind_text(st, 3, new_image ? ni->data : NULL);
-    sq_bind_text(st, 4, old_image ? oi->data : NULL);
-    sqlite3_bind_int64(st, 5, now);
-    sqlite3_bind_int(st, 6, slim);
+    sq_bind_text(st, 3, parts ? NULL : oi->data);
+    sqlite3_bind_int64(st, 4, now);
+    sqlite3_bind_int(st, 5, parts ? CHANGE_PARTS : CHANGE_WHOLE);
+    sqlite3_bind_text(st, 6, any->task_type, -1, SQLITE_STATIC);
+    if (parts && old_image) {
+        bind_side(st, 7, new_image);
+        bind_side(st, 11, old_image);
+    }
     int rc = sq_step_done(st);
     s->batch_wrote_changes = true;
     if (rc != SQLITE_OK)
@@ -1249,7 +1275,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
         if ((rc = sq_step_done(s->w_idem_put)) != SQLITE_OK)
             return sq_rc_of(rc);
     }
-    store_rc result = sq_write_change(s, "INSERT", &t, NULL, nt->data_image, now);
+    store_rc result = sq_write_change(s, "INSERT", &t, NULL, now);
     if (result == STORE_OK)
         memcpy(w->id, t.id, sizeof t.id);
     return result;
@@ -1299,7 +1325,7 @@ static store_rc update_row(sqlite_store *s, const loaded *l, task_status status,
     int rc = sq_step_done(st);
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
-    store_rc out = sq_write_change(s, "MODIFY", &next, cur, NULL, now);
+    store_rc out = sq_write_change(s, "MODIFY", &next, cur, now);
     return out == STORE_OK ? history_add(s, cur->id, l->hist_n + 1, status, msg, now) : out;
 }
 
@@ -1452,8 +1478,10 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_update,
          "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
          "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
-        {&s->w_change, "INSERT INTO changes (event_name, task_id, new_image, old_image, "
-                       "created_time, slim) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+        {&s->w_change,
+         "INSERT INTO changes (event_name, task_id, old_image, created_time, slim, task_type, "
+         "new_status, new_msg, new_time, new_result, old_status, old_msg, old_time, old_result) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"},
         {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},
@@ -1538,8 +1566,7 @@ static void sq_close(store *base)
     free(s->batch_written);
     free(s->feed.takes);
     task_cache_free(s->cache);
-    sbuf_free(&s->w_images[0]);
-    sbuf_free(&s->w_images[1]);
+    sbuf_free(&s->w_image);
     depth_log_free(&s->depth_log);
     queue_depths_free(s->depths);
     free(s->path);

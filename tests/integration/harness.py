@@ -956,6 +956,25 @@ def db_query(path, sql, params=()):
         conn.close()
 
 
+# Each change record's transition, whatever form it is kept in: since schema 7 a creation's
+# and a change's records keep their parts (slim = 2; a creation's new side is CREATED, no
+# message), older records and removals their images.
+_TRANSITIONS = (
+    "SELECT seq, event_name, task_id, "
+    "CASE WHEN slim = 2 AND event_name = 'INSERT' THEN 'CREATED' WHEN slim = 2 THEN new_status "
+    "ELSE json_extract(new_image, '$.status.S') END, "
+    "CASE WHEN slim = 2 THEN old_status ELSE json_extract(old_image, '$.status.S') END, "
+    "CASE WHEN slim = 2 AND event_name = 'INSERT' THEN '' WHEN slim = 2 THEN new_msg "
+    "ELSE json_extract(new_image, '$.status_msg.S') END FROM changes")
+
+
+def change_transitions(path, where="", params=()):
+    """The change log as [(seq, event, task_id, new_status, old_status, new_status_msg)] in
+    seq order (None for a side a record does not have); where: an SQL condition on changes."""
+    sql = _TRANSITIONS + (" WHERE " + where if where else "") + " ORDER BY seq"
+    return db_query(path, sql, params)
+
+
 def queue_table(server):
     """GET /queues as {name: entry}; raises AssertionError unless 200."""
     r = server.get("/queues")

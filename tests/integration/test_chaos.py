@@ -41,7 +41,7 @@ import unittest
 from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, db_query, queue_table, taskd_bin,  # noqa: E402
+from harness import (ServersTestCase, Taskd, change_transitions, db_query, queue_table, taskd_bin,  # noqa: E402
                      wait_until, write_config)
 
 FINAL = ("COMPLETED", "FAILED")
@@ -301,8 +301,7 @@ class Chaos(ServersTestCase):
         tasks = {tid: (ttype, status, msg, key) for tid, ttype, status, msg, key in db_query(
             self.db, "SELECT id, task_type, status, status_msg, json_extract(data, '$.key') "
                      "FROM tasks")}
-        changes = db_query(self.db, "SELECT seq, event_name, task_id, new_image, old_image "
-                                    "FROM changes ORDER BY seq")
+        changes = change_transitions(self.db)
 
         # 0 lost, 0 duplicated: one task per key, with the id every answer gave.
         by_key = defaultdict(list)
@@ -353,10 +352,8 @@ class Chaos(ServersTestCase):
 
         # 0 finished twice: per task one INSERT, one chain of MODIFYs, one final transition.
         history = defaultdict(list)
-        for seq, event, tid, new, old in changes:
-            ni = json.loads(new) if new else None
-            oi = json.loads(old) if old else None
-            history[tid].append((seq, event, oi and oi["status"]["S"], ni and ni["status"]["S"]))
+        for seq, event, tid, new_status, old_status, _ in changes:
+            history[tid].append((seq, event, old_status, new_status))
         self.assertEqual(set(history), set(tasks), "change records for unknown tasks, or tasks "
                                                    "without change records")
         bad = {}

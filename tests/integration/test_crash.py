@@ -4,7 +4,6 @@ its handler ends in the dead-letter queue and can be redriven.
 """
 
 import http.client
-import json
 import os
 import signal
 import sys
@@ -13,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, db_query, kill_fixture_processes,  # noqa: E402
+from harness import (ServersTestCase, Taskd, change_transitions, db_query, kill_fixture_processes,  # noqa: E402
                      post_tasks, process_gone, queue_table, script_path, status_counts,
                      wait_queue_empty, wait_until, write_config, written_at)
 
@@ -206,10 +205,8 @@ class DeadLetter(CrashCase):
                        what="the redriven task to finish")
         self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"), t)
         # The redrive set it back to CREATED first, with a message naming the DLQ.
-        rows = db_query(self.db, "SELECT new_image, old_image FROM changes "
-                                 "WHERE task_id = ? AND event_name = 'MODIFY' ORDER BY seq", (tid,))
-        trail = [(json.loads(o)["status"]["S"], json.loads(n)["status"]["S"],
-                  json.loads(n).get("status_msg", {}).get("S")) for n, o in rows]
+        trail = [(old, new, msg) for _, _, _, new, old, msg in change_transitions(
+            self.db, "task_id = ? AND event_name = 'MODIFY'", (tid,))]
         self.assertIn(("FAILED", "CREATED", "Redriven from doomed-dlq"), trail, trail)
         self.assertEqual(trail[-2:], [("CREATED", "IN_PROGRESS", "Task started"),
                                       ("IN_PROGRESS", "COMPLETED", "Task completed")], trail)

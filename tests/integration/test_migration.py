@@ -84,7 +84,7 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 6)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 7)
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
@@ -118,19 +118,19 @@ class UpgradeFromV3(ServersTestCase):
         entries, truncated = self.history(s, CREATED)
         self.assertEqual([(st, msg) for st, msg, _ in entries], [("CREATED", ""), ("FAILED", "cancelled")])
         self.assertFalse(truncated)
-        # a MODIFY written now keeps only what changes: data and trace stay in the task row
-        slim = db_query(self.db, "SELECT new_image, old_image FROM changes "
-                                 "WHERE event_name = 'MODIFY' AND slim = 1 AND task_id = ?", (RUNNING,))
-        self.assertEqual(len(slim), 1)
-        for image in slim[0]:
-            self.assertNotIn('"data"', image)
+        # a MODIFY written now keeps its parts, not images: the rest is the task row's
+        parts = db_query(self.db, "SELECT new_image, old_image, task_type, new_status, new_msg, "
+                                  "old_status, old_msg FROM changes WHERE event_name = 'MODIFY' "
+                                  "AND slim = 2 AND task_id = ?", (RUNNING,))
+        self.assertEqual(parts, [(None, None, "TASK2", "COMPLETED", "done", "IN_PROGRESS",
+                                  "Task started")])
         # and new tasks are as ever
         tid = s.create("TASK2")
         self.assertEqual([st for st, _, _ in self.history(s, tid)[0]], ["CREATED"])
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 6)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 7)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
         self.assertEqual(s.stop(), 0)
 

@@ -10,7 +10,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, db_query, metric, metrics, nonempty_lines, post_tasks,  # noqa: E402
+from harness import (ServersTestCase, Taskd, change_transitions, db_query, metric, metrics, nonempty_lines, post_tasks,  # noqa: E402
                      queue_table, run_taskd, script_path, status_counts, wait_queue_empty,
                      wait_until, write_config)
 
@@ -132,12 +132,8 @@ class ThousandTasks(PipelineCase):
         self.assertTrue(all(t["status"] == "COMPLETED" and t["status_msg"] == "Task completed"
                             for t in listed))
 
-        rows = db_query(s.db, "SELECT seq, event_name, task_id, new_image, old_image FROM changes "
-                              "ORDER BY seq")
         per_task = {}
-        for seq, event, tid, new, old in rows:
-            new_status = json.loads(new)["status"]["S"] if new else None
-            old_status = json.loads(old)["status"]["S"] if old else None
+        for _, event, tid, new_status, old_status, _ in change_transitions(s.db):
             per_task.setdefault(tid, []).append((event, old_status, new_status))
         self.assertEqual(set(per_task), ids)
         bad = {tid: ev for tid, ev in per_task.items()
@@ -184,8 +180,8 @@ class VisibilityExtension(PipelineCase):
         with open(os.path.join(runs_dir, "runs")) as f:
             runs = f.read().split()
         self.assertEqual(sorted(runs), sorted(ids), "each task must run exactly once")
-        rows = db_query(db, "SELECT task_id, new_image FROM changes WHERE event_name = 'MODIFY'")
-        started = [tid for tid, img in rows if json.loads(img)["status"]["S"] == "IN_PROGRESS"]
+        started = [tid for _, event, tid, status, _, _ in change_transitions(db)
+                   if event == "MODIFY" and status == "IN_PROGRESS"]
         self.assertEqual(sorted(started), sorted(ids))
         self.stop_clean(s)
 

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/attrval.h"
+#include "core/change_record.h"
 #include "core/config.h"
 #include "core/task.h"
 #include "store/broker.h"
@@ -1637,6 +1639,237 @@ static void test_change_read_modes(void **state)
     change_records_free(r, n);
 }
 
+/* The JSON of the record of seq that the images of new_state and old_state make, as the writer
+ * wrote whole records before it kept their parts. */
+static char *record_of(int64_t seq, const char *event, const char *id, const task *new_state,
+                       const task *old_state, int64_t time)
+{
+    sbuf ni = {0}, oi = {0}, j = {0};
+    if (new_state)
+        assert_true(attrval_task_image(&ni, new_state, NULL));
+    if (old_state)
+        assert_true(attrval_task_image(&oi, old_state, NULL));
+    change_record_write(&j, seq, event, id, new_state ? ni.data : NULL, old_state ? oi.data : NULL,
+                        time);
+    sbuf_free(&ni);
+    sbuf_free(&oi);
+    assert_false(sbuf_failed(&j));
+    return sbuf_take(&j, NULL);
+}
+
+static change_record *read_whole(fx *f, size_t want)
+{
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "reader", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, want);
+    return r;
+}
+
+/*
+ * A creation's and a change's records keep their parts, not images, and read whole as the
+ * images of the task's states, byte for byte as the writer rendered them when it kept them;
+ * once the sweep has removed the task row, its REMOVE record gives them what the row gave.
+ * Readers without a checkpoint (GET /events, the waiters) get each event's fields apart.
+ */
+static void test_records_kept_as_parts_read_whole(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    store_new_task nt = {.task_type = "TASK2",
+                         .data = "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
+                         .trace = trace,
+                         .ttl = now - 10};
+    char id[37];
+    assert_int_equal(store_create_task(f->s, &nt, now - 7, id), STORE_OK);
+    task states[3];
+    memset(states, 0, sizeof states);
+    assert_int_equal(store_get_task(f->s, id, &states[0]), STORE_OK);
+    set_status(f->s, id, TASK_IN_PROGRESS, "started", now - 6);
+    assert_int_equal(store_get_task(f->s, id, &states[1]), STORE_OK);
+    store_update u = {.id = id,
+                      .status = TASK_COMPLETED,
+                      .status_msg = "done \"at last\"",
+                      .result = "{\"r\":[true,null,\"x\"]}"};
+    assert_int_equal(store_update_task(f->s, &u, now - 5, NULL), STORE_OK);
+    assert_int_equal(store_get_task(f->s, id, &states[2]), STORE_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(states[i].data);
+        if (!states[i].trace) /* a read by id leaves the trace out */
+            assert_non_null(states[i].trace = strdup(trace));
+    }
+    assert_int_equal(states[0].ttl, now - 10);
+    assert_non_null(states[2].result);
+
+    /* only the parts are kept: no images, no data */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM changes WHERE slim = 2 AND "
+                                        "new_image IS NULL AND old_image IS NULL AND task_type = "
+                                        "'TASK2' AND task_id = ?1",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    change_record *r = read_whole(f, 3);
+    char *want[3] = {
+        record_of(r[0].seq, "INSERT", id, &states[0], NULL, now - 7),
+        record_of(r[1].seq, "MODIFY", id, &states[1], &states[0], now - 6),
+        record_of(r[2].seq, "MODIFY", id, &states[2], &states[1], now - 5),
+    };
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(r[i].json, want[i]);
+    change_records_free(r, 3);
+
+    /* the event fields, apart */
+    change_row_copy *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_changes_after(f->b, 0, 10, &rows, &n), STORE_OK);
+    assert_int_equal(n, 3);
+    const char *statuses[] = {"CREATED", "IN_PROGRESS", "COMPLETED"};
+    const char *msgs[] = {"", "started", "done \"at last\""};
+    for (size_t i = 0; i < n; i++) {
+        assert_null(rows[i].new_image);
+        assert_string_equal(rows[i].task_type, "TASK2");
+        assert_string_equal(rows[i].status, statuses[i]);
+        assert_string_equal(rows[i].status_msg, msgs[i]);
+    }
+    change_rows_free(rows, n);
+
+    /* the row is swept: the same records, from the REMOVE record */
+    config c;
+    assert_true(config_defaults(&c));
+    c.retention_grace = 0;
+    int64_t removed = 0;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    assert_int_equal(removed, 1);
+    r = read_whole(f, 4);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(r[i].json, want[i]);
+    char *gone = record_of(r[3].seq, "REMOVE", id, NULL, &states[2], r[3].seq ? now : 0);
+    json_t *rem = json_loads(r[3].json, 0, NULL), *exp = json_loads(gone, 0, NULL);
+    assert_non_null(rem);
+    assert_true(json_equal(json_object_get(json_object_get(rem, "dynamodb"), "OldImage"),
+                           json_object_get(json_object_get(exp, "dynamodb"), "OldImage")));
+    json_decref(rem);
+    json_decref(exp);
+    free(gone);
+    change_records_free(r, 4);
+    /* and a creation read by its fields comes whole, from there too */
+    int64_t cp = -1;
+    assert_int_equal(broker_read_changes(f->b, "reader", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_null(r[0].insert.task_id);
+    assert_string_equal(r[0].json, want[0]);
+    change_records_free(r, n);
+    for (int i = 0; i < 3; i++) {
+        free(want[i]);
+        task_clear(&states[i]);
+    }
+}
+
+/* Records written before schema 7 keep their images, and read as they did: whole ones as
+ * written, a slim MODIFY (schemas 5 and 6) with data and trace put back from the task row. */
+static void test_records_with_images_read_as_before(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    store_new_task nt = {.task_type = "TASK1", .data = "{\"n\":7}", .trace = trace};
+    char id[37];
+    assert_int_equal(store_create_task(f->s, &nt, now, id), STORE_OK);
+    task t;
+    memset(&t, 0, sizeof t);
+    assert_int_equal(store_get_task(f->s, id, &t), STORE_OK);
+    if (!t.trace)
+        assert_non_null(t.trace = strdup(trace));
+    task next = t;
+    next.status = TASK_IN_PROGRESS;
+    next.status_msg = "started";
+    next.updated_time = now;
+    sbuf whole = {0}, slim_new = {0}, slim_old = {0};
+    assert_true(attrval_task_image(&whole, &t, NULL));
+    /* a slim image: the whole one without data and trace */
+    task bare = next;
+    bare.data = NULL;
+    bare.trace = NULL;
+    assert_true(attrval_task_image(&slim_new, &bare, NULL));
+    bare = t;
+    bare.data = NULL;
+    bare.trace = NULL;
+    assert_true(attrval_task_image(&slim_old, &bare, NULL));
+    /* attrval_task_image() writes data {} for none: take it out */
+    const char *empty = ",\"data\":{\"M\":{}}";
+    char *cut[2] = {strstr(slim_new.data, empty), strstr(slim_old.data, empty)};
+    assert_non_null(cut[0]);
+    assert_non_null(cut[1]);
+    memmove(cut[0], cut[0] + strlen(empty), strlen(cut[0] + strlen(empty)) + 1);
+    memmove(cut[1], cut[1] + strlen(empty), strlen(cut[1] + strlen(empty)) + 1);
+
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM changes", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_stmt *ins = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO changes (seq, event_name, task_id, new_image, "
+                                        "old_image, created_time, slim) VALUES (?1, ?2, ?3, ?4, "
+                                        "?5, ?6, ?7)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    struct {
+        const char *event, *new_image, *old_image;
+        int slim;
+    } rows[] = {{"INSERT", whole.data, NULL, 0}, {"MODIFY", slim_new.data, slim_old.data, 1}};
+    for (int i = 0; i < 2; i++) {
+        sqlite3_bind_int64(ins, 1, 1000 + i);
+        sqlite3_bind_text(ins, 2, rows[i].event, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 3, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(ins, 4, rows[i].new_image, -1, SQLITE_STATIC);
+        if (rows[i].old_image)
+            sqlite3_bind_text(ins, 5, rows[i].old_image, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(ins, 5);
+        sqlite3_bind_int64(ins, 6, now);
+        sqlite3_bind_int(ins, 7, rows[i].slim);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+
+    change_record *r = read_whole(f, 2);
+    char *want[2] = {record_of(1000, "INSERT", id, &t, NULL, now),
+                     record_of(1001, "MODIFY", id, &next, &t, now)};
+    assert_string_equal(r[0].json, want[0]);
+    assert_string_equal(r[1].json, want[1]);
+    change_records_free(r, 2);
+    /* and their events come from their images */
+    change_row_copy *ev = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_changes_after(f->b, 0, 10, &ev, &n), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_null(ev[1].status);
+    assert_string_equal(ev[1].new_image, slim_new.data);
+    change_rows_free(ev, n);
+    free(want[0]);
+    free(want[1]);
+    sbuf_free(&whole);
+    sbuf_free(&slim_new);
+    sbuf_free(&slim_old);
+    task_clear(&t);
+}
+
 /* ---- the writer's feed ---- */
 
 /* A feed that sends each created task's data to one queue, and counts what it is told. */
@@ -2173,12 +2406,14 @@ static void test_wal_cut_back_after_a_burst(void **state)
     memset(data + 6, 'a', n);
     memcpy(data + 6 + n, "\"}", 3);
     char id[37];
-    for (int i = 0; i < 60; i++) { /* the data twice over: the row and its change record */
+    for (int i = 0; i < 100; i++) { /* 20 MiB of data in the task rows */
         store_new_task t = {.task_type = "TASK1", .data = data};
         assert_int_equal(store_create_task(f->s, &t, (int64_t)time(NULL), id), STORE_OK);
     }
     free(data);
     off_t grown = wal_size();
+    if (grown <= limit)
+        print_error("WAL %lld bytes after the burst\n", (long long)grown);
     assert_true(grown > limit);
     assert_int_equal(sqlite3_exec(r, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(r);
@@ -2345,7 +2580,7 @@ static void *follower_main(void *arg)
             continue;
         for (size_t i = 0; i < n; i++) {
             after = rows[i].seq;
-            if (!rows[i].new_image || !strstr(rows[i].new_image, "\"COMPLETED\""))
+            if (!rows[i].status || strcmp(rows[i].status, "COMPLETED") != 0)
                 continue;
             fl->finished_seen++;
             task t = {0};
@@ -2511,6 +2746,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_kept_as_parts_read_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test(test_feed_in_a_failed_commit),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),

@@ -52,7 +52,7 @@ static json_t *frame_of(const change_row *row, const char *want_id)
 static void test_modify_event(void **state)
 {
     (void)state;
-    change_row row = {42, "MODIFY", ID1, IMAGE_STARTED, NULL, 1767323045};
+    change_row row = {42, "MODIFY", ID1, IMAGE_STARTED, NULL, 1767323045, NULL, NULL, NULL};
     json_t *j = frame_of(&row, "42");
     /* the keys, in the order of the contract */
     static const char *const keys[] = {"seq",        "id",   "task_type", "status",
@@ -79,7 +79,7 @@ static void test_modify_event(void **state)
 static void test_status_msg_stays_on_one_line(void **state)
 {
     (void)state;
-    change_row row = {7, "MODIFY", ID1, IMAGE_DONE, IMAGE_STARTED, 0};
+    change_row row = {7, "MODIFY", ID1, IMAGE_DONE, IMAGE_STARTED, 0, NULL, NULL, NULL};
     json_t *j = frame_of(&row, "7");
     assert_string_equal(json_string_value(json_object_get(j, "status_msg")),
                         "line one\nline two \"quoted\"");
@@ -90,7 +90,7 @@ static void test_status_msg_stays_on_one_line(void **state)
 static void test_remove_reads_the_old_image(void **state)
 {
     (void)state;
-    change_row row = {9, "REMOVE", ID1, NULL, IMAGE_DONE, 1};
+    change_row row = {9, "REMOVE", ID1, NULL, IMAGE_DONE, 1, NULL, NULL, NULL};
     json_t *j = frame_of(&row, "9");
     assert_string_equal(json_string_value(json_object_get(j, "status")), "COMPLETED");
     assert_string_equal(json_string_value(json_object_get(j, "event")), "REMOVE");
@@ -102,14 +102,41 @@ static void test_rows_without_an_event(void **state)
     (void)state;
     task_event ev;
     const change_row bad[] = {
-        {1, "MODIFY", ID1, NULL, IMAGE_DONE, 0},                         /* no new image */
-        {2, "REMOVE", ID1, IMAGE_DONE, NULL, 0},                         /* no old image */
-        {3, "INSERT", ID1, "not json", NULL, 0},                         /* malformed */
-        {4, "INSERT", ID1, "{\"status\":{\"S\":\"CREATED\"}}", NULL, 0}, /* no task_type */
-        {5, "INSERT", ID1, "{\"task_type\":{\"N\":\"1\"},\"status\":{\"S\":\"CREATED\"}}", NULL,
-         0},                                           /* not a string */
-        {6, "INSERT", NULL, IMAGE_DONE, NULL, 0},      /* no task id */
-        {7, "UNKNOWNEVENT", ID1, IMAGE_DONE, NULL, 0}, /* too long to be an event name */
+        {.seq = 1,
+         .event_name = "MODIFY",
+         .task_id = ID1,
+         .old_image = IMAGE_DONE}, /* no new image */
+        {.seq = 2,
+         .event_name = "REMOVE",
+         .task_id = ID1,
+         .new_image = IMAGE_DONE}, /* no old image */
+        {.seq = 3, .event_name = "INSERT", .task_id = ID1, .new_image = "not json"}, /* malformed */
+        {.seq = 4,
+         .event_name = "INSERT",
+         .task_id = ID1,
+         .new_image = "{\"status\":{\"S\":\"CREATED\"}}"}, /* no task_type */
+        {.seq = 5,
+         .event_name = "INSERT",
+         .task_id = ID1,
+         .new_image =
+             "{\"task_type\":{\"N\":\"1\"},\"status\":{\"S\":\"CREATED\"}}"}, /* not a string */
+        {.seq = 6, .event_name = "INSERT", .new_image = IMAGE_DONE},          /* no task id */
+        {.seq = 7,
+         .event_name = "UNKNOWNEVENT",
+         .task_id = ID1,
+         .new_image = IMAGE_DONE}, /* too long */
+        /* kept apart: without a type, or a status too long to be one */
+        {.seq = 8,
+         .event_name = "MODIFY",
+         .task_id = ID1,
+         .status = "IN_PROGRESS",
+         .status_msg = ""},
+        {.seq = 9,
+         .event_name = "MODIFY",
+         .task_id = ID1,
+         .task_type = "TASK1",
+         .status = "NOT_A_STATUS_AT_ALL",
+         .status_msg = ""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (task_event_from_row(&bad[i], &ev))
@@ -118,10 +145,47 @@ static void test_rows_without_an_event(void **state)
     }
 }
 
+/* A row that keeps its event's fields apart (schema 7's records) gives the same frame as one
+ * whose image holds them; its images are not read. */
+static void test_fields_kept_apart(void **state)
+{
+    (void)state;
+    change_row row = {.seq = 42,
+                      .event_name = "MODIFY",
+                      .task_id = ID1,
+                      .new_image = "not read",
+                      .time = 1767323045,
+                      .task_type = "TASK1",
+                      .status = "IN_PROGRESS",
+                      .status_msg = "Task started"};
+    change_row imaged = {42, "MODIFY", ID1, IMAGE_STARTED, NULL, 1767323045, NULL, NULL, NULL};
+    task_event a, b;
+    assert_true(task_event_from_row(&row, &a));
+    assert_true(task_event_from_row(&imaged, &b));
+    sbuf fa = {0}, fb = {0};
+    task_event_sse(&fa, &a);
+    task_event_sse(&fb, &b);
+    assert_string_equal(fa.data, fb.data);
+    sbuf_free(&fa);
+    sbuf_free(&fb);
+    task_event_clear(&a);
+    task_event_clear(&b);
+    /* and without images at all */
+    row.new_image = NULL;
+    row.event_name = "INSERT";
+    row.status = "CREATED";
+    row.status_msg = "";
+    json_t *j = frame_of(&row, "42");
+    assert_string_equal(json_string_value(json_object_get(j, "status")), "CREATED");
+    assert_string_equal(json_string_value(json_object_get(j, "task_type")), "TASK1");
+    assert_string_equal(json_string_value(json_object_get(j, "event")), "INSERT");
+    json_decref(j);
+}
+
 static void test_filters(void **state)
 {
     (void)state;
-    change_row row = {1, "MODIFY", ID1, IMAGE_STARTED, NULL, 0};
+    change_row row = {1, "MODIFY", ID1, IMAGE_STARTED, NULL, 0, NULL, NULL, NULL};
     task_event ev;
     assert_true(task_event_from_row(&row, &ev));
     assert_true(task_event_matches(&ev, NULL, NULL));
@@ -157,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_status_msg_stays_on_one_line),
         cmocka_unit_test(test_remove_reads_the_old_image),
         cmocka_unit_test(test_rows_without_an_event),
+        cmocka_unit_test(test_fields_kept_apart),
         cmocka_unit_test(test_filters),
         cmocka_unit_test(test_reset_frame),
     };
