@@ -68,6 +68,11 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "c.old_time, c.old_result"
 #define CHANGE_TASK_COLUMNS "t.task_type, t.data, t.trace, t.data_image, t.created_time, t.ttl"
 
+/* The last seq given: the log's greatest, or the one kept when a trim emptied the log. */
+#define LAST_SEQ                                                                                   \
+    "max(coalesce((SELECT max(seq) FROM changes), 0), "                                            \
+    "coalesce((SELECT value FROM meta WHERE name = 'changes_seq'), 0))"
+
 enum change_col {
     CC_SEQ,
     CC_EVENT,
@@ -95,6 +100,7 @@ typedef enum bst {
     BST_REMOVED,
     BST_CHANGE_BOUNDS,
     BST_LAST_SEQ,
+    BST_LAST_SEQ_PUT,
     BST_PUBLISH,
     BST_CHECKPOINT_PUT,
     BST_TASK_STATUS,
@@ -130,11 +136,11 @@ static const char *const bst_sql[BST_COUNT] = {
                                "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
     /* what a removed task's records take from it: its REMOVE record, the last of them */
     [BST_REMOVED] = "SELECT old_image FROM changes WHERE task_id = ?1 AND event_name = 'REMOVE'",
-    /* AUTOINCREMENT keeps the last seq given in sqlite_sequence, trimmed or not */
-    [BST_CHANGE_BOUNDS] = "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'changes'), "
-                          "(SELECT min(seq) FROM changes)",
+    [BST_CHANGE_BOUNDS] = "SELECT " LAST_SEQ ", (SELECT min(seq) FROM changes)",
     /* read once, at open: the writer keeps it from there (broker_last_seq()) */
-    [BST_LAST_SEQ] = "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+    [BST_LAST_SEQ] = "SELECT " LAST_SEQ,
+    /* where a trim emptied the log */
+    [BST_LAST_SEQ_PUT] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('changes_seq', ?1)",
     [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, visible_ms, "
                     "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
@@ -1473,6 +1479,8 @@ static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
         return rc;
     bool found;
     rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 3, &found); /* a DELETE: no row */
+    if (rc == STORE_OK && sqlite3_changes(s->wdb) > 0) /* the last seq outlives its record */
+        rc = any_row(wstmt(s, BST_LAST_SEQ_PUT), &s->batch_last_seq, 1, &found);
     if (rc != STORE_OK)
         return rc;
     rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 2, &found); /* the new first one too? */

@@ -218,8 +218,8 @@ store_rc sq_feed_save(sqlite_store *s);
 /* Writer: finish the feed's takes from the first one on, committed or undone. */
 void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
 
-/* The change log's last seq (AUTOINCREMENT keeps it, trimmed or not) into s->last_seq, at
- * open; false when it cannot be read. */
+/* The change log's last seq (the greatest, or meta's when a trim emptied the log) into s->last_seq,
+ * at open; false when it cannot be read. */
 bool sq_last_seq_load(sqlite_store *s);
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
 store_rc sq_depths_load(sqlite_store *s);

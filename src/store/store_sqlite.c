@@ -7,8 +7,10 @@
  *                indexed by (task_type, status, id) for every filtered listing
  *                (one filter alone is merged leg by leg: sq_list_tasks) and
  *                by ttl, for finished tasks that have one, for the sweep
- *   changes      the change log: one record per write, numbered by an
- *                AUTOINCREMENT sequence that is never reused; a creation's
+ *   changes      the change log: one record per write, numbered by a
+ *                sequence that is never reused (the writer gives each record
+ *                the last seq + 1; a trim that empties the log keeps the last
+ *                in meta's changes_seq); a creation's
  *                and a change's keep their parts (type, and status, message,
  *                update time and result of each side), which readers put
  *                together with the task row into DynamoDB-stream-shaped
@@ -153,16 +155,27 @@ static const char *const migrations[] = {
     /* 7: an INSERT or MODIFY record keeps its parts instead of images (slim = 2): the task's
      * type, and the status, message, update time and result of each side; the rest of an image
      * never changes, and comes from the task row, or from its REMOVE record (kept whole, and
-     * found by this index) once the row is gone */
-    "ALTER TABLE changes ADD COLUMN task_type TEXT;"
-    "ALTER TABLE changes ADD COLUMN new_status TEXT;"
-    "ALTER TABLE changes ADD COLUMN new_msg TEXT;"
-    "ALTER TABLE changes ADD COLUMN new_time INTEGER;"
-    "ALTER TABLE changes ADD COLUMN new_result TEXT;"
-    "ALTER TABLE changes ADD COLUMN old_status TEXT;"
-    "ALTER TABLE changes ADD COLUMN old_msg TEXT;"
-    "ALTER TABLE changes ADD COLUMN old_time INTEGER;"
-    "ALTER TABLE changes ADD COLUMN old_result TEXT;"
+     * found by changes_removed) once the row is gone. And seqs are given by the writer, not by
+     * AUTOINCREMENT (whose sqlite_sequence row was one more page in every commit): the last one
+     * given is the log's greatest, or meta's changes_seq where a trim emptied the log */
+    "CREATE TABLE changes_7 ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  event_name TEXT NOT NULL,"
+    "  task_id TEXT NOT NULL,"
+    "  new_image TEXT,"
+    "  old_image TEXT,"
+    "  created_time INTEGER NOT NULL,"
+    "  slim INTEGER NOT NULL DEFAULT 0,"
+    "  task_type TEXT,"
+    "  new_status TEXT, new_msg TEXT, new_time INTEGER, new_result TEXT,"
+    "  old_status TEXT, old_msg TEXT, old_time INTEGER, old_result TEXT"
+    ");"
+    "INSERT INTO changes_7 (seq, event_name, task_id, new_image, old_image, created_time, slim) "
+    "  SELECT seq, event_name, task_id, new_image, old_image, created_time, slim FROM changes;"
+    "INSERT OR REPLACE INTO meta (name, value) "
+    "  SELECT 'changes_seq', seq FROM sqlite_sequence WHERE name = 'changes';"
+    "DROP TABLE changes;"
+    "ALTER TABLE changes_7 RENAME TO changes;"
     "CREATE INDEX changes_removed ON changes(task_id) WHERE event_name = 'REMOVE';",
 };
 
@@ -1157,21 +1170,23 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     }
     sqlite3_stmt *st = s->w_change;
     sqlite3_clear_bindings(st);
-    sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, any->id, -1, SQLITE_STATIC);
-    sq_bind_text(st, 3, parts ? NULL : oi->data);
-    sqlite3_bind_int64(st, 4, now);
-    sqlite3_bind_int(st, 5, parts ? CHANGE_PARTS : CHANGE_WHOLE);
-    sqlite3_bind_text(st, 6, any->task_type, -1, SQLITE_STATIC);
+    int64_t seq = s->batch_last_seq + 1;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, any->id, -1, SQLITE_STATIC);
+    sq_bind_text(st, 4, parts ? NULL : oi->data);
+    sqlite3_bind_int64(st, 5, now);
+    sqlite3_bind_int(st, 6, parts ? CHANGE_PARTS : CHANGE_WHOLE);
+    sqlite3_bind_text(st, 7, any->task_type, -1, SQLITE_STATIC);
     if (parts && old_image) {
-        bind_side(st, 7, new_image);
-        bind_side(st, 11, old_image);
+        bind_side(st, 8, new_image);
+        bind_side(st, 12, old_image);
     }
     int rc = sq_step_done(st);
     s->batch_wrote_changes = true;
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
-    s->batch_last_seq = sqlite3_last_insert_rowid(s->wdb);
+    s->batch_last_seq = seq;
     note_written(s, any, old_image == NULL, new_image == NULL);
     return sq_feed_record(s, s->batch_last_seq, event, old_image ? NULL : new_image);
 }
@@ -1479,9 +1494,9 @@ static bool prepare_writer(sqlite_store *s)
          "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
          "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
         {&s->w_change,
-         "INSERT INTO changes (event_name, task_id, old_image, created_time, slim, task_type, "
-         "new_status, new_msg, new_time, new_result, old_status, old_msg, old_time, old_result) "
-         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"},
+         "INSERT INTO changes (seq, event_name, task_id, old_image, created_time, slim, "
+         "task_type, new_status, new_msg, new_time, new_result, old_status, old_msg, old_time, "
+         "old_result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"},
         {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},

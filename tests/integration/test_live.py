@@ -267,8 +267,8 @@ class Trimmed(LiveCase):
         self.server.create("TASK2")
         oldest = harness.wait_until(
             lambda: (lambda rows: rows and rows[0][0] is None and rows[0][1])(
-                harness.db_query(self.server.db, "SELECT min(seq), (SELECT seq FROM "
-                                 "sqlite_sequence WHERE name = 'changes') FROM changes")),
+                harness.db_query(self.server.db, "SELECT min(seq), (SELECT value FROM meta "
+                                 "WHERE name = 'changes_seq') FROM changes")),
             20, what="the change log trimmed")
         with harness.EventStream(self.server, headers={"Last-Event-ID": "0"}) as st:
             reset = st.next_event(10)

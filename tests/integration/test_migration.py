@@ -63,6 +63,11 @@ def make_v3_database(path):
         conn.executemany("INSERT INTO tasks (id, task_type, status, status_msg, created_time, "
                          "updated_time, finished_time, data) VALUES (?, ?, ?, ?, ?, ?, ?, '{}')",
                          rows)
+        # a change log that gave seqs 1 to 5 and was trimmed to nothing: AUTOINCREMENT keeps 5
+        for i in range(5):
+            conn.execute("INSERT INTO changes (event_name, task_id, new_image, created_time) "
+                         "VALUES ('INSERT', ?, '{}', ?)", (CREATED, T0))
+        conn.execute("DELETE FROM changes")
         conn.commit()
     finally:
         conn.close()
@@ -124,6 +129,11 @@ class UpgradeFromV3(ServersTestCase):
                                   "AND slim = 2 AND task_id = ?", (RUNNING,))
         self.assertEqual(parts, [(None, None, "TASK2", "COMPLETED", "done", "IN_PROGRESS",
                                   "Task started")])
+        # seqs go on after the last one the old log gave, never again from 1
+        seqs = [r[0] for r in db_query(self.db, "SELECT seq FROM changes ORDER BY seq")]
+        self.assertEqual(seqs, [6, 7], seqs)
+        self.assertEqual(db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                           "AND sql LIKE '%AUTOINCREMENT%'"), [])
         # and new tasks are as ever
         tid = s.create("TASK2")
         self.assertEqual([st for st, _, _ in self.history(s, tid)[0]], ["CREATED"])

@@ -1870,6 +1870,44 @@ static void test_records_with_images_read_as_before(void **state)
     task_clear(&t);
 }
 
+/* Seqs are never given twice: not after a trim emptied the log, nor after a reopen then, nor
+ * after a write that was undone (the next one takes its seq, which nothing saw). */
+static void test_seqs_go_on_after_an_emptied_log(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    for (int i = 0; i < 3; i++)
+        create_task(f->s, TASK_NULL_TIME, id);
+    int64_t last = broker_last_seq(f->b);
+    assert_int_equal(last, 3);
+    config c;
+    assert_true(config_defaults(&c));
+    snprintf(c.consumers[0].name, sizeof c.consumers[0].name, "c");
+    assert_int_equal(broker_publish(f->b, "c", last, NULL, 0), STORE_OK);
+    int64_t removed = 0;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    int64_t oldest = 0, bound = 0;
+    assert_int_equal(broker_change_bounds(f->b, &oldest, &bound), STORE_OK);
+    assert_int_equal(bound, last);      /* the last seq given outlives its record */
+    assert_int_equal(oldest, last + 1); /* none kept */
+    reopen(f, NULL);
+    assert_int_equal(broker_last_seq(f->b), last);
+    create_task(f->s, TASK_NULL_TIME, id);
+    assert_int_equal(broker_last_seq(f->b), last + 1);
+    change_row_copy *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_changes_after(f->b, 0, 10, &rows, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(rows[0].seq, last + 1);
+    assert_string_equal(rows[0].task_id, id);
+    change_rows_free(rows, n);
+    /* a refused write gives no seq; the next one takes the next */
+    store_update u = {.id = id, .status = TASK_COMPLETED, .status_msg = "x"};
+    assert_int_equal(store_update_task(f->s, &u, (int64_t)time(NULL), NULL), STORE_CONFLICT);
+    set_status(f->s, id, TASK_FAILED, "cancelled", (int64_t)time(NULL));
+    assert_int_equal(broker_last_seq(f->b), last + 2);
+}
+
 /* ---- the writer's feed ---- */
 
 /* A feed that sends each created task's data to one queue, and counts what it is told. */
@@ -2748,6 +2786,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_kept_as_parts_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test(test_feed_in_a_failed_commit),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
