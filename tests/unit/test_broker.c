@@ -198,28 +198,40 @@ static void expect_status(store *s, const char *id, task_status st, const char *
     assert_true(msg_ok);
 }
 
-/* The depths of queue as rows of the database say, read on a connection of our own. */
-static void count_rows(const char *queue, queue_stats *out)
+/* A statement of sql on a connection of our own to the test's database, opened with flags
+ * (read-only or read-write); own_done() finishes both. */
+static sqlite3_stmt *own_stmt(int flags, const char *sql)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FILTER (WHERE visible_ms <= ?2),"
-                                        " count(*) FILTER (WHERE visible_ms > ?2 AND "
-                                        "receive_count > 0),"
-                                        " count(*) FILTER (WHERE visible_ms > ?2 AND "
-                                        "receive_count = 0) FROM messages WHERE queue = ?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(db_path, &db, flags, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    return st;
+}
+
+static void own_done(sqlite3_stmt *st)
+{
+    sqlite3 *db = sqlite3_db_handle(st);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* The depths of queue as rows of the database say, read on a connection of our own. */
+static void count_rows(const char *queue, queue_stats *out)
+{
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY,
+                                "SELECT count(*) FILTER (WHERE visible_ms <= ?2),"
+                                " count(*) FILTER (WHERE visible_ms > ?2 AND receive_count > 0),"
+                                " count(*) FILTER (WHERE visible_ms > ?2 AND receive_count = 0) "
+                                "FROM messages WHERE queue = ?1");
     sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, wall_ms());
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     out->visible = sqlite3_column_int64(st, 0);
     out->in_flight = sqlite3_column_int64(st, 1);
     out->delayed = sqlite3_column_int64(st, 2);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    own_done(st);
 }
 
 /* The broker's depths (its counters) are the ones expected, and the ones the rows say. */
@@ -678,15 +690,10 @@ static void test_redrive_in_steps(void **state)
 /* Rows of the idempotency table, read on a connection of our own. */
 static int64_t idempotency_keys(void)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM idempotency", -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, "SELECT count(*) FROM idempotency");
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     int64_t n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    own_done(st);
     return n;
 }
 
@@ -1705,20 +1712,13 @@ static void test_records_kept_as_parts_read_whole(void **state)
     assert_non_null(states[2].result);
 
     /* only the parts are kept: no images, no data */
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM changes WHERE slim = 2 AND "
-                                        "new_image IS NULL AND old_image IS NULL AND task_type = "
-                                        "'TASK2' AND task_id = ?1",
-                                        -1, &q, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *q = own_stmt(SQLITE_OPEN_READONLY,
+                               "SELECT count(*) FROM changes WHERE slim = 2 AND new_image IS NULL "
+                               "AND old_image IS NULL AND task_type = 'TASK2' AND task_id = ?1");
     sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(q, 0), 3);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    own_done(q);
 
     change_record *r = read_whole(f, 3);
     char *want[3] = {
@@ -1816,16 +1816,11 @@ static void test_records_with_images_read_as_before(void **state)
     memmove(cut[0], cut[0] + strlen(empty), strlen(cut[0] + strlen(empty)) + 1);
     memmove(cut[1], cut[1] + strlen(empty), strlen(cut[1] + strlen(empty)) + 1);
 
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM changes", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_stmt *ins = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "INSERT INTO changes (seq, event_name, task_id, new_image, "
-                                        "old_image, created_time, slim) VALUES (?1, ?2, ?3, ?4, "
-                                        "?5, ?6, ?7)",
-                                        -1, &ins, NULL),
+    sqlite3_stmt *ins = own_stmt(SQLITE_OPEN_READWRITE,
+                                 "INSERT INTO changes (seq, event_name, task_id, new_image, "
+                                 "old_image, created_time, slim) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                                 "?7)");
+    assert_int_equal(sqlite3_exec(sqlite3_db_handle(ins), "DELETE FROM changes", NULL, NULL, NULL),
                      SQLITE_OK);
     struct {
         const char *event, *new_image, *old_image;
@@ -1845,8 +1840,7 @@ static void test_records_with_images_read_as_before(void **state)
         assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
         sqlite3_reset(ins);
     }
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
+    own_done(ins);
 
     change_record *r = read_whole(f, 2);
     char *want[2] = {record_of(1000, "INSERT", id, &t, NULL, now),
