@@ -1751,6 +1751,7 @@ static void test_records_kept_as_parts_read_whole(void **state)
     c.retention_grace = 0;
     int64_t removed = 0;
     assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    config_free(&c);
     assert_int_equal(removed, 1);
     r = read_whole(f, 4);
     for (int i = 0; i < 3; i++)
@@ -1880,6 +1881,7 @@ static void test_seqs_go_on_after_an_emptied_log(void **state)
     assert_int_equal(broker_publish(f->b, "c", last, NULL, 0), STORE_OK);
     int64_t removed = 0;
     assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    config_free(&c);
     int64_t oldest = 0, bound = 0;
     assert_int_equal(broker_change_bounds(f->b, &oldest, &bound), STORE_OK);
     assert_int_equal(bound, last);      /* the last seq given outlives its record */
