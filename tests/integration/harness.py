@@ -39,7 +39,9 @@ START_TIMEOUT = 10.0
 LAMBDA_START_TIMEOUT = 30.0  # four environments' init, under the sanitizers too
 LAMBDA_CONCURRENCY = 4
 LAMBDA_FUNCTION_TIMEOUT = 10  # seconds; a hung invocation answers 504 before REQUEST_TIMEOUT
-STOP_TIMEOUT = 10.0
+# past taskd's default shutdown_grace (10 s): a graceful stop rightly takes that long while a
+# handler finishes its run, and a bound equal to it made the stop a race
+STOP_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 15.0
 
 UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
