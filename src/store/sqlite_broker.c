@@ -290,6 +290,7 @@ static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
  */
 typedef struct task_rest {
     bool known;
+    bool failed; /* it could not be read (an error, or no memory): the record fails */
     int64_t created_time, ttl;
     const char *data, *data_image, *trace;
     json_t *removed;        /* the REMOVE record's image, parsed */
@@ -302,19 +303,24 @@ static int64_t image_number(const json_t *image, const char *name)
     return n ? strtoll(n, NULL, 10) : TASK_NULL_TIME;
 }
 
-/* The rest of a removed task from its REMOVE record; false when there is none, or no memory. */
+/* The rest of a removed task from its REMOVE record; false when there is none (or it cannot be
+ * read: rest->failed). */
 static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
 {
     sqlite3_stmt *st = r ? rstmt(r, BST_REMOVED) : NULL;
-    if (!st || !task_id)
+    rest->failed = !st || !task_id;
+    if (rest->failed)
         return false;
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-    const char *text =
-        sqlite3_step(st) == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    int step = sqlite3_step(st);
+    const char *text = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
     rest->removed = text ? json_loads(text, 0, NULL) : NULL;
     stmt_done(st);
     const json_t *data = json_object_get(rest->removed, "data");
     rest->removed_data_img = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    /* none (DONE) is a database edited by hand; a REMOVE image that did not come back whole
+     * is an error or no memory, which a retry may pass */
+    rest->failed = step != SQLITE_DONE && !rest->removed_data_img;
     if (!rest->removed_data_img)
         return false;
     rest->created_time = image_number(rest->removed, "created_time");
@@ -420,6 +426,10 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     }
     task_rest rest;
     task_rest_of(k->r, st, &rest);
+    if (rest.failed) {
+        task_rest_clear(&rest);
+        return false;
+    }
     sbuf j = {0}, ni = {0}, oi = {0};
     const char *new_image = image_of(st, insert, true, &rest, &ni);
     const char *old_image = image_of(st, insert, false, &rest, &oi);

@@ -1773,6 +1773,18 @@ static void test_records_kept_as_parts_read_whole(void **state)
     assert_null(r[0].insert.task_id);
     assert_string_equal(r[0].json, want[0]);
     change_records_free(r, n);
+    /* a REMOVE record that does not read back fails the read (a consumer retries it), rather
+     * than giving images without what it held */
+    sqlite3_stmt *spoil = own_stmt(SQLITE_OPEN_READWRITE,
+                                   "UPDATE changes SET old_image = 'not json' WHERE task_id = ?1 "
+                                   "AND event_name = 'REMOVE'");
+    sqlite3_bind_text(spoil, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(spoil), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(sqlite3_db_handle(spoil)), 1);
+    own_done(spoil);
+    assert_int_equal(broker_read_changes(f->b, "reader", 1, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_ERROR);
+    assert_int_equal(n, 0);
     for (int i = 0; i < 3; i++) {
         free(want[i]);
         task_clear(&states[i]);
