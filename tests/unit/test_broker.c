@@ -1001,7 +1001,8 @@ static void test_standing_receive(void **state)
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs faulty_vfs;
-static atomic_bool wal_full; /* while set, every write to a WAL file answers SQLITE_FULL */
+static atomic_bool wal_full;      /* while set, every write to a WAL file answers SQLITE_FULL */
+static atomic_bool wal_full_once; /* while set, the next write to a WAL file does, and clears it */
 
 typedef struct faulty_file {
     sqlite3_file base;
@@ -1024,7 +1025,8 @@ static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 }
 static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
-    if (((faulty_file *)f)->wal && atomic_load(&wal_full))
+    if (((faulty_file *)f)->wal &&
+        (atomic_load(&wal_full) || atomic_exchange(&wal_full_once, false)))
         return SQLITE_FULL;
     return real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
 }
@@ -1142,6 +1144,7 @@ static void faulty_vfs_on(void)
 static void faulty_vfs_off(void)
 {
     atomic_store(&wal_full, false);
+    atomic_store(&wal_full_once, false);
     sqlite3_vfs_register(real_vfs, 1);
     sqlite3_vfs_unregister(&faulty_vfs);
 }
@@ -1362,6 +1365,81 @@ static void fail_after_commit(void *ctx, size_t writes, double seconds, bool dur
     (void)durable;
     if (atomic_exchange((atomic_bool *)ctx, false))
         atomic_store(&wal_full, true);
+}
+
+/*
+ * A write whose failure makes SQLite roll the whole transaction back (the disk full while a big
+ * write spills its pages to the WAL, once) fails the rest of its batch with it: the write before
+ * it in the batch went with the transaction and is not applied again on its own, and the one
+ * after it is not committed statement by statement. The next batch commits.
+ */
+static void test_a_transaction_sqlite_rolled_back_fails_its_batch(void **state)
+{
+    (void)state;
+    faulty_vfs_on();
+    void *fs = NULL;
+    assert_int_equal(setup(&fs), 0);
+    fx *f = fs;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    char a[37], id[37];
+    create_task(f->s, 0, a);
+    size_t n = 4 << 20; /* more than the writer's page cache (2 MiB): it spills to the WAL */
+    char *big = malloc(n + 16);
+    assert_non_null(big);
+    memcpy(big, "{\"x\":\"", 6);
+    memset(big + 6, 'a', n);
+    memcpy(big + 6 + n, "\"}", 3);
+
+    pthread_mutex_lock(&g.mu);
+    g.armed = true;
+    pthread_mutex_unlock(&g.mu);
+    store_batch batch;
+    store_batch_init(&batch);
+    store_write hold = {.kind = STORE_WRITE_CREATE,
+                        .now = time(NULL),
+                        .create = {.task_type = "TASK1", .data = "{}"}};
+    store_batch_submit(&batch, f->s, &hold);
+    pthread_mutex_lock(&g.mu);
+    while (!g.held)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    int64_t last = broker_last_seq(f->b);
+    atomic_store(&wal_full_once, true); /* the hold's commit is written: the next write fails */
+    store_write w[3] = {
+        {.kind = STORE_WRITE_UPDATE,
+         .now = time(NULL),
+         .update = {.id = a, .status = TASK_IN_PROGRESS, .status_msg = "started"}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = big}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK2", .data = "{}"}},
+    };
+    for (int i = 0; i < 3; i++)
+        store_batch_submit(&batch, f->s, &w[i]);
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    store_batch_wait(&batch);
+    free(big);
+    assert_false(atomic_load(&wal_full_once)); /* the spill met it */
+    assert_int_equal(hold.rc, STORE_OK);
+    for (int i = 0; i < 3; i++)
+        if (w[i].rc == STORE_OK)
+            fail_msg("write %d of the rolled-back batch answered OK", i);
+    task_clear(&w[0].current);
+    expect_status(f->s, a, TASK_CREATED, NULL);
+    assert_int_equal(broker_last_seq(f->b), last);
+    count_row("SELECT count(*) FROM tasks WHERE id <> ?1", a, 1); /* the hold's */
+    /* and the next batch commits */
+    create_task(f->s, 0, id);
+    assert_int_equal(broker_last_seq(f->b), last + 1);
+    assert_int_equal(teardown(&fs), 0);
+    faulty_vfs_off();
 }
 
 /*
@@ -2811,6 +2889,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
+        cmocka_unit_test(test_a_transaction_sqlite_rolled_back_fails_its_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
