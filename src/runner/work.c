@@ -17,7 +17,6 @@
 #include "util/log.h"
 
 #include <jansson.h>
-
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>

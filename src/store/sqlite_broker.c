@@ -139,7 +139,7 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_CHANGE_BOUNDS] = "SELECT " LAST_SEQ ", (SELECT min(seq) FROM changes)",
     /* read once, at open: the writer keeps it from there (broker_last_seq()) */
     [BST_LAST_SEQ] = "SELECT " LAST_SEQ,
-    /* where a trim emptied the log */
+    /* set by every trim, for when it empties the log */
     [BST_LAST_SEQ_PUT] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('changes_seq', ?1)",
     [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, visible_ms, "
                     "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -330,10 +330,14 @@ static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
     return rest->created_time != TASK_NULL_TIME;
 }
 
+/* The rest of the task of the record st is at (a BST_CHANGES_AFTER_TASK row), for the records
+ * that leave it out; r reads a removed task's REMOVE record. */
 static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
 {
     memset(rest, 0, sizeof *rest);
     rest->created_time = rest->ttl = TASK_NULL_TIME;
+    if (sqlite3_column_int(st, CC_SLIM) == CHANGE_WHOLE)
+        return; /* its images need nothing of the task (a REMOVE's row is gone: no lookup) */
     if (sqlite3_column_type(st, CT_DATA) != SQLITE_NULL) {
         rest->known = true;
         rest->created_time = sqlite3_column_int64(st, CT_CREATED);

@@ -10,11 +10,11 @@
  *   changes      the change log: one record per write, numbered by a
  *                sequence that is never reused (the writer gives each record
  *                the last seq + 1; a trim that empties the log keeps the last
- *                in meta's changes_seq); a creation's
- *                and a change's keep their parts (type, and status, message,
- *                update time and result of each side), which readers put
- *                together with the task row into DynamoDB-stream-shaped
- *                images; a removal keeps its whole old image
+ *                in meta's changes_seq); a creation's and a change's keep
+ *                their parts (type, and status, message, update time and
+ *                result of each side), which readers put together with the
+ *                task row into DynamoDB-stream-shaped images; a removal keeps
+ *                its whole old image
  *   idempotency  Idempotency-Key -> first task id, kept 24 h
  *   meta         stable secrets (the page-token key)
  *   task_history each task's status transitions (task_id, n) after its
@@ -909,9 +909,8 @@ static store_write *apply_task_writes(sqlite_store *s, store_write *first)
 }
 
 /*
- * Wait for the disk at commit only when some write in the batch must be durable. The level is
- * set by sqlite3_exec(), not by a prepared statement: PRAGMA synchronous takes effect when it is
- * compiled, and stepping a prepared one does nothing.
+ * Set the connection's synchronous level: by sqlite3_exec(), not by a prepared statement, since
+ * PRAGMA synchronous takes effect when it is compiled and stepping a prepared one does nothing.
  */
 static int set_sync(sqlite_store *s, bool full)
 {
@@ -923,6 +922,7 @@ static int set_sync(sqlite_store *s, bool full)
     return rc;
 }
 
+/* Wait for the disk at commit only when some write in the batch must be durable. */
 static void choose_sync(sqlite_store *s, const store_write *batch)
 {
     bool durable = false;
@@ -1140,12 +1140,10 @@ store_rc sq_history_delete(sqlite_store *s, const char *id)
     return sq_rc_of(sq_step_done(s->w_hist_delete));
 }
 
-/* Bind one side of a record's parts, from parameter first on (status, message, update time,
- * result); a creation's new side is implied (CREATED, no message), so it binds none. */
+/* Bind one side of a change's record, from parameter first on: status, message, update time,
+ * result. */
 static void bind_side(sqlite3_stmt *st, int first, const task *t)
 {
-    if (!t)
-        return;
     sqlite3_bind_text(st, first, task_status_name(t->status), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, first + 1, t->status_msg ? t->status_msg : "", -1, SQLITE_STATIC);
     sq_bind_time(st, first + 2, t->updated_time);
@@ -1168,8 +1166,7 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
         sbuf_free(oi); /* and a failed buffer starts afresh */
         return STORE_ERROR;
     }
-    sqlite3_stmt *st = s->w_change;
-    sqlite3_clear_bindings(st);
+    sqlite3_stmt *st = s->w_change; /* its bindings cleared by its last step */
     int64_t seq = s->batch_last_seq + 1;
     sqlite3_bind_int64(st, 1, seq);
     sqlite3_bind_text(st, 2, event, -1, SQLITE_STATIC);
@@ -1178,7 +1175,7 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     sqlite3_bind_int64(st, 5, now);
     sqlite3_bind_int(st, 6, parts ? CHANGE_PARTS : CHANGE_WHOLE);
     sqlite3_bind_text(st, 7, any->task_type, -1, SQLITE_STATIC);
-    if (parts && old_image) {
+    if (parts && old_image) { /* a creation's new side is implied: CREATED, no message */
         bind_side(st, 8, new_image);
         bind_side(st, 12, old_image);
     }
