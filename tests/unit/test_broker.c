@@ -1149,6 +1149,20 @@ static void faulty_vfs_off(void)
     sqlite3_vfs_unregister(&faulty_vfs);
 }
 
+/* The fixture on the faulty VFS, for tests that make writes fail. */
+static int setup_faulty(void **state)
+{
+    faulty_vfs_on();
+    return setup(state);
+}
+
+static int teardown_faulty(void **state)
+{
+    int rc = teardown(state);
+    faulty_vfs_off();
+    return rc;
+}
+
 /*
  * --sync full: a commit that holds a durable write waits for the WAL to reach the disk; one of
  * only relaxed writes (a publish) does not; the next durable one does again. --sync normal: no
@@ -1204,11 +1218,7 @@ static void test_sync_full_waits_for_the_disk(void **state)
  * nothing, its message and claim were never written, and the next commit receives as before. */
 static void test_standing_receive_in_a_failed_commit(void **state)
 {
-    (void)state;
-    faulty_vfs_on();
-    void *fs = NULL;
-    assert_int_equal(setup(&fs), 0);
-    fx *f = fs;
+    fx *f = *state;
     queue_config q = make_queue("work", 600, 0, NULL, 0);
     char id[37];
     create_task(f->s, TASK_NULL_TIME, id);
@@ -1234,9 +1244,6 @@ static void test_standing_receive_in_a_failed_commit(void **state)
     assert_int_equal(broker_delete(f->b, got, 1), STORE_OK);
     queue_messages_free(got, 1);
     expect_stats(f->b, "work", 0, 0, 0);
-
-    assert_int_equal(teardown(&fs), 0);
-    faulty_vfs_off();
 }
 
 /* A writer held after a commit (the listener runs on its thread) until the test lets it go, so
@@ -1263,6 +1270,49 @@ static void hold_after_commit(void *ctx, size_t writes, double seconds, bool dur
             pthread_cond_wait(&g->cv, &g->mu);
     }
     pthread_mutex_unlock(&g->mu);
+}
+
+/*
+ * Submit n writes so that they make one batch of their own, in this order: a first write is held
+ * after its commit (g, the store's commit listener since reopen()) while they queue, and
+ * while_held (if given) runs then. Waits for them all; the held write must have committed.
+ */
+static void submit_as_one_batch(fx *f, gate *g, store_write *w, size_t n, void (*while_held)(void))
+{
+    pthread_mutex_lock(&g->mu);
+    g->armed = true;
+    pthread_mutex_unlock(&g->mu);
+    store_batch batch;
+    store_batch_init(&batch);
+    store_write hold = {.kind = STORE_WRITE_CREATE,
+                        .now = time(NULL),
+                        .create = {.task_type = "TASK1", .data = "{}"}};
+    store_batch_submit(&batch, f->s, &hold);
+    pthread_mutex_lock(&g->mu);
+    while (!g->held)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+    if (while_held)
+        while_held();
+    for (size_t i = 0; i < n; i++)
+        store_batch_submit(&batch, f->s, &w[i]);
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    store_batch_wait(&batch);
+    assert_int_equal(hold.rc, STORE_OK);
+}
+
+/* {"x":"aaa...a"} with n a's; free it. */
+static char *json_of_size(size_t n)
+{
+    char *data = malloc(n + 16);
+    assert_non_null(data);
+    memcpy(data, "{\"x\":\"", 6);
+    memset(data + 6, 'a', n);
+    memcpy(data + 6 + n, "\"}", 3);
+    return data;
 }
 
 static void count_row(const char *sql, const char *id, int64_t want)
@@ -1305,20 +1355,6 @@ static void test_a_failed_write_is_undone_alone_in_its_batch(void **state)
                      SQLITE_OK);
     sqlite3_close(db);
 
-    pthread_mutex_lock(&g.mu);
-    g.armed = true;
-    pthread_mutex_unlock(&g.mu);
-    store_batch batch;
-    store_batch_init(&batch);
-    store_write hold = {.kind = STORE_WRITE_CREATE,
-                        .now = time(NULL),
-                        .create = {.task_type = "TASK1", .data = "{}"}};
-    store_batch_submit(&batch, f->s, &hold);
-    pthread_mutex_lock(&g.mu);
-    while (!g.held)
-        pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
-    /* the writer is held: these three make the next batch, in this order */
     store_write w[3] = {
         {.kind = STORE_WRITE_UPDATE,
          .now = time(NULL),
@@ -1330,15 +1366,8 @@ static void test_a_failed_write_is_undone_alone_in_its_batch(void **state)
          .now = time(NULL),
          .create = {.task_type = "TASK2", .data = "{}"}},
     };
-    for (int i = 0; i < 3; i++)
-        store_batch_submit(&batch, f->s, &w[i]);
-    pthread_mutex_lock(&g.mu);
-    g.open = true;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
-    store_batch_wait(&batch);
+    submit_as_one_batch(f, &g, w, 3, NULL);
     assert_int_equal(g.writes, 3); /* one batch */
-    assert_int_equal(hold.rc, STORE_OK);
     assert_int_equal(w[0].rc, STORE_OK);
     assert_int_not_equal(w[1].rc, STORE_OK);
     assert_int_equal(w[2].rc, STORE_OK);
@@ -1373,40 +1402,22 @@ static void fail_after_commit(void *ctx, size_t writes, double seconds, bool dur
  * it in the batch went with the transaction and is not applied again on its own, and the one
  * after it is not committed statement by statement. The next batch commits.
  */
+static void fail_next_wal_write(void)
+{
+    atomic_store(&wal_full_once, true);
+}
+
 static void test_a_transaction_sqlite_rolled_back_fails_its_batch(void **state)
 {
-    (void)state;
-    faulty_vfs_on();
-    void *fs = NULL;
-    assert_int_equal(setup(&fs), 0);
-    fx *f = fs;
+    fx *f = *state;
     gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     store_listener l = {.committed = hold_after_commit, .ctx = &g};
     reopen(f, &l);
     char a[37], id[37];
     create_task(f->s, 0, a);
-    size_t n = 4 << 20; /* more than the writer's page cache (2 MiB): it spills to the WAL */
-    char *big = malloc(n + 16);
-    assert_non_null(big);
-    memcpy(big, "{\"x\":\"", 6);
-    memset(big + 6, 'a', n);
-    memcpy(big + 6 + n, "\"}", 3);
-
-    pthread_mutex_lock(&g.mu);
-    g.armed = true;
-    pthread_mutex_unlock(&g.mu);
-    store_batch batch;
-    store_batch_init(&batch);
-    store_write hold = {.kind = STORE_WRITE_CREATE,
-                        .now = time(NULL),
-                        .create = {.task_type = "TASK1", .data = "{}"}};
-    store_batch_submit(&batch, f->s, &hold);
-    pthread_mutex_lock(&g.mu);
-    while (!g.held)
-        pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
-    int64_t last = broker_last_seq(f->b);
-    atomic_store(&wal_full_once, true); /* the hold's commit is written: the next write fails */
+    /* more than the writer's page cache (2 MiB): its pages spill to the WAL before the commit */
+    char *big = json_of_size(4 << 20);
+    int64_t last = broker_last_seq(f->b) + 1; /* with the held write's record */
     store_write w[3] = {
         {.kind = STORE_WRITE_UPDATE,
          .now = time(NULL),
@@ -1418,16 +1429,9 @@ static void test_a_transaction_sqlite_rolled_back_fails_its_batch(void **state)
          .now = time(NULL),
          .create = {.task_type = "TASK2", .data = "{}"}},
     };
-    for (int i = 0; i < 3; i++)
-        store_batch_submit(&batch, f->s, &w[i]);
-    pthread_mutex_lock(&g.mu);
-    g.open = true;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
-    store_batch_wait(&batch);
+    submit_as_one_batch(f, &g, w, 3, fail_next_wal_write);
     free(big);
     assert_false(atomic_load(&wal_full_once)); /* the spill met it */
-    assert_int_equal(hold.rc, STORE_OK);
     for (int i = 0; i < 3; i++)
         if (w[i].rc == STORE_OK)
             fail_msg("write %d of the rolled-back batch answered OK", i);
@@ -1438,8 +1442,6 @@ static void test_a_transaction_sqlite_rolled_back_fails_its_batch(void **state)
     /* and the next batch commits */
     create_task(f->s, 0, id);
     assert_int_equal(broker_last_seq(f->b), last + 1);
-    assert_int_equal(teardown(&fs), 0);
-    faulty_vfs_off();
 }
 
 /*
@@ -1448,11 +1450,7 @@ static void test_a_transaction_sqlite_rolled_back_fails_its_batch(void **state)
  */
 static void test_redrive_failing_part_way(void **state)
 {
-    (void)state;
-    faulty_vfs_on();
-    void *fs = NULL;
-    assert_int_equal(setup(&fs), 0);
-    fx *f = fs;
+    fx *f = *state;
     atomic_bool armed = false;
     store_listener l = {.committed = fail_after_commit, .ctx = &armed};
     reopen(f, &l);
@@ -1473,8 +1471,6 @@ static void test_redrive_failing_part_way(void **state)
     assert_int_equal(moved, 1500);
     expect_stats(f->b, "work", 2500, 0, 0);
     expect_stats(f->b, "dlq", 0, 0, 0);
-    assert_int_equal(teardown(&fs), 0);
-    faulty_vfs_off();
 }
 
 #define N_STANDING_MSGS 300
@@ -2070,11 +2066,7 @@ static void publish_next(broker *b, const char *consumer, char id[37])
  */
 static void test_feed_in_a_failed_commit(void **state)
 {
-    (void)state;
-    faulty_vfs_on();
-    void *fs = NULL;
-    assert_int_equal(setup(&fs), 0);
-    fx *f = fs;
+    fx *f = *state;
     queue_config q = make_queue("work", 30, 0, NULL, 0);
     fake_feed ff = {.q = &q};
     broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
@@ -2106,8 +2098,6 @@ static void test_feed_in_a_failed_commit(void **state)
     assert_int_equal(cp, broker_last_seq(f->b));
     expect_stats(f->b, "work", 1, 0, 0);
     assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
-    assert_int_equal(teardown(&fs), 0);
-    faulty_vfs_off();
 }
 
 static void test_feed(void **state)
@@ -2523,12 +2513,7 @@ static void test_wal_cut_back_after_a_burst(void **state)
     assert_int_equal(sqlite3_open_v2(db_path, &r, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(r, "BEGIN; SELECT count(*) FROM tasks;", NULL, NULL, NULL),
                      SQLITE_OK); /* holds its snapshot: no checkpoint can start the WAL over */
-    size_t n = 200 << 10;
-    char *data = malloc(n + 16);
-    assert_non_null(data);
-    memcpy(data, "{\"x\":\"", 6);
-    memset(data + 6, 'a', n);
-    memcpy(data + 6 + n, "\"}", 3);
+    char *data = json_of_size(200 << 10);
     char id[37];
     for (int i = 0; i < 100; i++) { /* 20 MiB of data in the task rows */
         store_new_task t = {.task_type = "TASK1", .data = data};
@@ -2856,7 +2841,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
-        cmocka_unit_test(test_redrive_failing_part_way),
+        cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
+                                        teardown_faulty),
         cmocka_unit_test(test_sync_full_waits_for_the_disk),
         cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
                                         teardown),
@@ -2866,7 +2852,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive_race, setup, teardown),
-        cmocka_unit_test(test_standing_receive_in_a_failed_commit),
+        cmocka_unit_test_setup_teardown(test_standing_receive_in_a_failed_commit, setup_faulty,
+                                        teardown_faulty),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
@@ -2874,7 +2861,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
-        cmocka_unit_test(test_feed_in_a_failed_commit),
+        cmocka_unit_test_setup_teardown(test_feed_in_a_failed_commit, setup_faulty,
+                                        teardown_faulty),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
@@ -2889,7 +2877,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
-        cmocka_unit_test(test_a_transaction_sqlite_rolled_back_fails_its_batch),
+        cmocka_unit_test_setup_teardown(test_a_transaction_sqlite_rolled_back_fails_its_batch,
+                                        setup_faulty, teardown_faulty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
