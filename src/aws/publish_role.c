@@ -98,6 +98,10 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
             continue;
         if (r == PUBLISH_NO_MEMORY)
             return i;
+        if (!publish_message_attributes(&p->message)) {
+            publisher_finish(NULL, p, NULL); /* never sent: no spans */
+            return i;
+        }
         o->msg[o->n] = (sns_message){p->message.body, p->message.attributes};
         o->record[o->n] = i;
         o->n++;

@@ -28,8 +28,7 @@ static void put_attr(sbuf *b, bool first, const char *name, const char *value)
     sbuf_putc(b, '}');
 }
 
-/* Build m->attributes from its id, type and trace. */
-static bool build_attributes(publish_message *m)
+bool publish_message_attributes(publish_message *m)
 {
     sbuf a = {0};
     sbuf_putc(&a, '{');
@@ -44,8 +43,8 @@ static bool build_attributes(publish_message *m)
     return m->attributes != NULL;
 }
 
-/* The message for a created task's fields, but for its attributes (built once its trace is
- * known: build_attributes()): READY, SKIPPED when they are incomplete, NO_MEMORY; out holds
+/* The message for a created task's fields (its attributes are built on demand:
+ * publish_message_attributes()): READY, SKIPPED when they are incomplete, NO_MEMORY; out holds
  * something to free only when READY. */
 static publish_outcome message_of(const publish_source *src, publish_message *out)
 {
@@ -94,7 +93,7 @@ bool publisher_message(const json_t *record, publish_message *out)
 {
     if (make_message(record, out) != PUBLISH_READY)
         return false;
-    if (build_attributes(out))
+    if (publish_message_attributes(out))
         return true;
     publish_message_free(out);
     return false;
@@ -107,7 +106,7 @@ bool publish_message_set_trace(publish_message *m, const char *traceparent)
         return false;
     free(m->trace);
     m->trace = copy;
-    return build_attributes(m);
+    return !m->attributes || publish_message_attributes(m); /* built before: again */
 }
 
 void publish_message_free(publish_message *m)

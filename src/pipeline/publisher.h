@@ -9,7 +9,8 @@
  * A record that passes the consumer's filter patterns and is a complete
  * INSERT becomes one message: body = the task's data as JSON, attributes
  * TaskId and TaskType (String) and traceparent (the publish span's context,
- * below). The topic hands it to every subscription whose filter policy
+ * below), kept as fields and built as JSON for a transport that wants them
+ * so (publish_message_attributes()). The topic hands it to every subscription whose filter policy
  * matches (attributes or body, per the policy's scope).
  *
  * Tracing: publisher_begin() opens two spans in the task's trace — `process
@@ -37,9 +38,11 @@
 typedef struct publish_message {
     char task_id[TASK_ID_LEN + 1];
     char task_type[TASK_TYPE_MAX + 1];
-    char *body;       /* owned JSON text: the task's data */
-    char *attributes; /* owned JSON: {"TaskId": {"Type": "String", "Value": "..."}, ...} */
-    char *trace;      /* owned traceparent, or NULL */
+    char *body; /* owned JSON text: the task's data */
+    /* owned JSON {"TaskId": {"Type": "String", "Value": "..."}, ...}, for a transport that takes
+     * them so (SNS): NULL until publish_message_attributes() builds it */
+    char *attributes;
+    char *trace; /* owned traceparent, or NULL */
 } publish_message;
 
 /* One record on its way to the topic: its message and the spans that cover it. */
@@ -101,15 +104,22 @@ size_t publisher_route(const config *c, publication *p, const queue_config **out
 void publisher_finish(const telemetry *t, publication *p, const char *error);
 
 /*
- * The message for an INSERT record; false (and nothing to free) when the
- * record is not an INSERT or lacks the task's id, type or data, or when out
- * of memory.
+ * The message for an INSERT record, with its attributes built; false (and
+ * nothing to free) when the record is not an INSERT or lacks the task's id,
+ * type or data, or when out of memory.
  */
 bool publisher_message(const json_t *record, publish_message *out);
 /* Free what m owns and clear its pointers; twice is harmless. */
 void publish_message_free(publish_message *m);
-/* Replace the message's trace context (the producer's span); false when out of memory. */
+/* Replace the message's trace context (the producer's span), in its attributes too if they are
+ * built; false when out of memory. */
 bool publish_message_set_trace(publish_message *m, const char *traceparent);
+/*
+ * Build m->attributes from the message's task id, type and trace: TaskId, TaskType and
+ * traceparent as String attributes. The local broker keeps the fields themselves; SNS takes
+ * the attributes. False when out of memory.
+ */
+bool publish_message_attributes(publish_message *m);
 
 /*
  * The queues whose subscriptions match m, in subscription order, at most

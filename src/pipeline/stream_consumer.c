@@ -67,8 +67,8 @@ static size_t route(stream_consumer *sc, publication *p, broker_message *m, size
     const queue_config *routes[CONFIG_MAX_ITEMS];
     size_t n = publisher_route(sc->config, p, routes, max);
     for (size_t r = 0; r < n; r++)
-        m[r] =
-            (broker_message){routes[r], p->message.task_id, p->message.body, p->message.attributes};
+        m[r] = (broker_message){routes[r], p->message.task_id, p->message.task_type,
+                                p->message.trace, p->message.body};
     if (n == 0)
         log_debug("no subscription matches", "task_id", p->message.task_id, "task_type",
                   p->message.task_type, NULL);

@@ -31,7 +31,6 @@
 #include "util/log.h"
 #include "work.h"
 
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -55,27 +54,15 @@ struct runner {
     unsigned n_threads;
 };
 
-/* Copy attribute name's value from parsed {"Name": {"Type": ..., "Value": ...}} into out. */
-static bool attribute(const json_t *attrs, const char *name, char *out, size_t outlen)
-{
-    const char *v = json_string_value(json_object_get(json_object_get(attrs, name), "Value"));
-    bool ok = v && strlen(v) < outlen;
-    if (ok)
-        memcpy(out, v, strlen(v) + 1);
-    return ok;
-}
-
-/* A received message as a work item: its attributes read once, its claim as received. */
+/* A received message as a work item: its task and trace from the message, its claim as
+ * received. */
 static void work_item_of(const runner *r, const queue_message *m, work_item *it)
 {
-    json_t *attrs = json_loads(m->attributes ? m->attributes : "{}", 0, NULL);
-    char tp[64];
-    it->traced = attribute(attrs, "traceparent", tp, sizeof tp) &&
-                 tracectx_parse_traceparent(tp, &it->producer);
-    bool is_task = m->task_id && attribute(attrs, "TaskType", it->type, sizeof it->type);
-    json_decref(attrs);
-    if (is_task) /* else the id stays "": not a task message, dropped */
+    it->traced = m->trace[0] && tracectx_parse_traceparent(m->trace, &it->producer);
+    if (m->task_id && m->task_type[0]) { /* else the id stays "": not a task message, dropped */
+        snprintf(it->type, sizeof it->type, "%s", m->task_type);
         snprintf(it->id, sizeof it->id, "%s", m->task_id);
+    }
     it->body = m->body;
     it->queue = r->queue->name;
     it->sent_ms = m->sent_ms;

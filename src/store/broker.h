@@ -16,6 +16,7 @@
 #define TASKD_BROKER_H
 
 #include "core/config.h"
+#include "core/tracectx.h"
 #include "queue_depths.h"
 #include "store.h"
 
@@ -96,8 +97,9 @@ int64_t broker_last_seq(broker *b);
 typedef struct broker_message {
     const queue_config *queue;
     const char *task_id;
+    const char *task_type;
+    const char *trace; /* the producer's traceparent, or NULL */
     const char *body;
-    const char *attributes; /* JSON object: {"Name": {"Type": "String", "Value": "..."}} */
 } broker_message;
 
 /*
@@ -148,7 +150,8 @@ typedef struct queue_message {
     int64_t sent_ms;
     char *task_id;
     char *body;
-    char *attributes;
+    char task_type[TASK_TYPE_MAX + 1];        /* "" when the message has none */
+    char trace[TRACECTX_TRACEPARENT_LEN + 1]; /* the producer's traceparent, or "" */
     /* broker_receive_and_claim() only: the claim's outcome, and the task's status before it */
     store_rc claim;
     task_status status_before;

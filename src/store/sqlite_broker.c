@@ -2,11 +2,10 @@
  * sqlite_broker — the local change stream and queues, in the task database;
  * see broker.h.
  *
- *   messages     one row per message: queue, task id, body, attributes,
- *                visible_ms (when it may next be received), receive_count,
- *                expires_ms (retention). A receive hides a message by moving
- *                visible_ms forward; the (id, receive_count) pair is the
- *                receipt, so a worker whose visibility ran out cannot delete
+ *   messages     one row per message: queue, task id, the task's type and
+ *                the producer's traceparent, body, visible_ms (when it may next be received),
+ * receive_count, expires_ms (retention). A receive hides a message by moving visible_ms forward;
+ * the (id, receive_count) pair is the receipt, so a worker whose visibility ran out cannot delete
  *                the message another worker has since received.
  *   checkpoints  the last change-record sequence number each consumer has
  *                finished with.
@@ -141,13 +140,14 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_LAST_SEQ] = "SELECT " LAST_SEQ,
     /* set by every trim, for when it empties the log */
     [BST_LAST_SEQ_PUT] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('changes_seq', ?1)",
-    [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, visible_ms, "
-                    "expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, task_type, trace, body, sent_ms, "
+                    "visible_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
     [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
-    [BST_RECEIVE] = "SELECT id, receive_count, sent_ms, task_id, body, attributes, visible_ms "
-                    "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
-                    "ORDER BY visible_ms, id LIMIT ?3",
+    [BST_RECEIVE] =
+        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace "
+        "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
+        "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0 "
                  "WHERE id = ?1",
@@ -591,11 +591,12 @@ static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int
         const queue_config *q = m[i].queue;
         sqlite3_bind_text(ins, 1, q->name, -1, SQLITE_STATIC);
         sq_bind_text(ins, 2, m[i].task_id);
-        sqlite3_bind_text(ins, 3, m[i].body, -1, SQLITE_STATIC);
-        sqlite3_bind_text(ins, 4, m[i].attributes, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 5, now);
-        sqlite3_bind_int64(ins, 6, now + (int64_t)q->delay * 1000);
-        sqlite3_bind_int64(ins, 7, now + (int64_t)q->retention * 1000);
+        sq_bind_text(ins, 3, m[i].task_type);
+        sq_bind_text(ins, 4, m[i].trace);
+        sqlite3_bind_text(ins, 5, m[i].body, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 6, now);
+        sqlite3_bind_int64(ins, 7, now + (int64_t)q->delay * 1000);
+        sqlite3_bind_int64(ins, 8, now + (int64_t)q->retention * 1000);
         rc = sq_step_done(ins);
         if (rc == SQLITE_OK)
             depth_log_enter(&s->depth_log, s->depths, q->name, now + (int64_t)q->delay * 1000,
@@ -794,6 +795,15 @@ bool broker_feed_on(broker *b, const char *consumer)
 
 /* ---- queues ------------------------------------------------------------ */
 
+/* A text column into dst[size] if it fits whole, else "" (a cut value would be another). */
+static void copy_whole_col(sqlite3_stmt *st, int col, char *dst, size_t size)
+{
+    if ((size_t)sqlite3_column_bytes(st, col) < size)
+        sq_copy_col(st, col, dst, size);
+    else
+        dst[0] = '\0';
+}
+
 static void queue_messages_free_one(queue_message *m);
 
 typedef struct receive_args {
@@ -849,13 +859,14 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     size_t nc = 0;
     int r = SQLITE_OK;
     while (c && was_visible && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
-        was_visible[nc] = sqlite3_column_int64(sel, 6);
+        was_visible[nc] = sqlite3_column_int64(sel, 5);
         c[nc].id = sqlite3_column_int64(sel, 0);
         c[nc].receive_count = sqlite3_column_int(sel, 1);
         c[nc].sent_ms = sqlite3_column_int64(sel, 2);
         c[nc].task_id = sq_dup_col(sel, 3);
         c[nc].body = sq_dup_col(sel, 4);
-        c[nc].attributes = sq_dup_col(sel, 5);
+        copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type);
+        copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace);
         nc++;
     }
     stmt_done(sel);
@@ -951,7 +962,6 @@ static void queue_messages_free_one(queue_message *m)
 {
     free(m->task_id);
     free(m->body);
-    free(m->attributes);
     memset(m, 0, sizeof *m);
 }
 

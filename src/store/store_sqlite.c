@@ -177,6 +177,28 @@ static const char *const migrations[] = {
     "DROP TABLE changes;"
     "ALTER TABLE changes_7 RENAME TO changes;"
     "CREATE INDEX changes_removed ON changes(task_id) WHERE event_name = 'REMOVE';",
+    /* 8: a message keeps its task's type and the producer's traceparent as columns, not as a
+     * JSON object of attributes (two thirds of a row) that every receive parsed back */
+    "CREATE TABLE messages_8 ("
+    "  id INTEGER PRIMARY KEY,"
+    "  queue TEXT NOT NULL,"
+    "  task_id TEXT,"
+    "  task_type TEXT,"
+    "  trace TEXT,"
+    "  body TEXT NOT NULL,"
+    "  sent_ms INTEGER NOT NULL,"
+    "  visible_ms INTEGER NOT NULL,"
+    "  receive_count INTEGER NOT NULL DEFAULT 0,"
+    "  expires_ms INTEGER NOT NULL"
+    ");"
+    "INSERT INTO messages_8 SELECT id, queue, task_id,"
+    "  CASE WHEN json_valid(attributes) THEN json_extract(attributes, '$.TaskType.Value') END,"
+    "  CASE WHEN json_valid(attributes) THEN json_extract(attributes, '$.traceparent.Value') END,"
+    "  body, sent_ms, visible_ms, receive_count, expires_ms FROM messages;"
+    "DROP TABLE messages;"
+    "ALTER TABLE messages_8 RENAME TO messages;"
+    "CREATE INDEX messages_by_visibility ON messages(queue, visible_ms);"
+    "CREATE INDEX messages_by_expiry ON messages(expires_ms);",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

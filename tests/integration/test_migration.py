@@ -4,6 +4,7 @@ The old databases are built here from the schema as those versions wrote it (mig
 never edited once released, so this text is a fixed record of them), with tasks in every state.
 """
 
+import json
 import os
 import sqlite3
 import sys
@@ -11,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, db_query, local_only  # noqa: E402
+from harness import ServersTestCase, Taskd, db_query, local_only, wait_until  # noqa: E402
 
 # Schema versions 1 to 3, as store_sqlite.c's migrations made them.
 SCHEMA_V3 = [
@@ -44,6 +45,7 @@ T0 = 1700000000
 CREATED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e51"
 RUNNING = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e52"
 FAILED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e53"
+QUEUED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e54"
 
 
 def iso(t):
@@ -89,7 +91,7 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 7)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 8)
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
@@ -140,8 +142,46 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 7)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 8)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
+        self.assertEqual(s.stop(), 0)
+
+    def test_queued_messages_keep_their_task_and_trace(self):
+        # messages queued by a taskd that kept their type and trace in a JSON of attributes
+        make_v3_database(self.db)
+        trace_id = "0af7651916cd43dd8448eb211c80319c"
+        attrs = json.dumps({"TaskId": {"Type": "String", "Value": QUEUED},
+                            "TaskType": {"Type": "String", "Value": "TASK1"},
+                            "traceparent": {"Type": "String",
+                                            "Value": "00-%s-b7ad6b7169203331-01" % trace_id}})
+        now_ms = int(time.time() * 1000)
+        conn = sqlite3.connect(self.db)
+        conn.execute("INSERT INTO tasks (id, task_type, status, status_msg, created_time, data) "
+                     "VALUES (?, 'TASK1', 'CREATED', '', ?, '{}')", (QUEUED, int(time.time())))
+        conn.executemany("INSERT INTO messages (queue, task_id, body, attributes, sent_ms, "
+                         "visible_ms, expires_ms) VALUES ('task1', ?, '{}', ?, ?, ?, ?)",
+                         [(QUEUED, attrs, now_ms, now_ms, now_ms + 86400_000),
+                          (None, "not JSON", now_ms, now_ms, now_ms + 86400_000)])
+        conn.commit()
+        conn.close()
+        s = Taskd(db=self.db, tmpdir=self.tmp, env={"TASK1_SECONDS": "0"})
+        self.servers.append(s)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 8)
+        columns = [r[1] for r in db_query(self.db, "PRAGMA table_info(messages)")]
+        self.assertNotIn("attributes", columns)
+        # the runner finds the task's type in its message, and its spans continue the
+        # producer's trace
+        done = wait_until(lambda: s.task(QUEUED)["status"] in ("COMPLETED", "FAILED") or None,
+                          10, what="the queued task to run")
+        self.assertTrue(done)
+        spans = s.get("/tasks/%s/trace" % QUEUED).json()["spans"]
+        receive = [sp for sp in spans if sp["name"] == "receive task1"]
+        self.assertEqual(len(receive), 1, [sp["name"] for sp in spans])
+        self.assertEqual((receive[0]["trace_id"], receive[0]["parent_span_id"]),
+                         (trace_id, "b7ad6b7169203331"))
+        # a message whose attributes were unreadable has no type: not a task's, dropped
+        wait_until(lambda: db_query(self.db, "SELECT count(*) FROM messages")[0][0] == 0, 10,
+                   what="the queue to empty")
         self.assertEqual(s.stop(), 0)
 
     def test_task_without_history_rows(self):

@@ -156,8 +156,8 @@ class Backlog(DepthCase):
         try:
             with conn:
                 conn.executemany(
-                    "INSERT INTO messages (queue, task_id, body, attributes, sent_ms, visible_ms,"
-                    " receive_count, expires_ms) VALUES (?, NULL, '{}', '{}', ?, ?, 0, ?)",
+                    "INSERT INTO messages (queue, task_id, body, sent_ms, visible_ms,"
+                    " receive_count, expires_ms) VALUES (?, NULL, '{}', ?, ?, 0, ?)",
                     ((queue, now, now, now + 86400_000) for _ in range(n)))
         finally:
             conn.close()

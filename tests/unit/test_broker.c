@@ -269,7 +269,10 @@ static void expect_same(broker *b, const char *queue, int64_t total)
     assert_int_equal(st.visible + st.in_flight + st.delayed, total);
 }
 
-/* Publish n messages (bodies "{\"i\":<k>}" from first) to q for consumer "test" at seq. */
+#define PRODUCER_TRACE "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+/* Publish n messages (bodies "{\"i\":<k>}" from first) to q for consumer "test" at seq; the
+ * even ones of type TASK1 and with a trace, the odd ones with neither. */
 static void publish_bodies(broker *b, const queue_config *q, int first, int n, const char *task_id)
 {
     char bodies[8][32];
@@ -279,9 +282,9 @@ static void publish_bodies(broker *b, const queue_config *q, int first, int n, c
         snprintf(bodies[i], sizeof bodies[i], "{\"i\":%d}", first + i);
         m[i] = (broker_message){.queue = q,
                                 .task_id = task_id,
-                                .body = bodies[i],
-                                .attributes = "{\"TaskType\":{\"Type\":\"String\","
-                                              "\"Value\":\"TASK1\"}}"};
+                                .task_type = i % 2 ? NULL : "TASK1",
+                                .trace = i % 2 ? NULL : PRODUCER_TRACE,
+                                .body = bodies[i]};
     }
     assert_int_equal(broker_publish(b, "test", first + n, m, (size_t)n), STORE_OK);
 }
@@ -329,8 +332,10 @@ static void test_visibility_timeout(void **state)
     assert_int_equal(receive(f->b, &q, 2, &m1, NULL), 2);
     assert_string_equal(m1[0].body, "{\"i\":0}");
     assert_string_equal(m1[1].body, "{\"i\":1}");
-    assert_string_equal(m1[0].attributes,
-                        "{\"TaskType\":{\"Type\":\"String\",\"Value\":\"TASK1\"}}");
+    assert_string_equal(m1[0].task_type, "TASK1");
+    assert_string_equal(m1[0].trace, PRODUCER_TRACE);
+    assert_string_equal(m1[1].task_type, "");
+    assert_string_equal(m1[1].trace, "");
     assert_null(m1[0].task_id);
     assert_int_equal(m1[0].receive_count, 1);
     assert_int_equal(m1[1].receive_count, 1);
@@ -1226,7 +1231,7 @@ static void test_standing_receive_in_a_failed_commit(void **state)
     broker_standing st = {.queue = &q, .max = 10};
     broker_stand(f->b, &st);
     atomic_store(&wal_full, true);
-    broker_message m = {.queue = &q, .task_id = id, .body = "{\"i\":1}", .attributes = "{}"};
+    broker_message m = {.queue = &q, .task_id = id, .body = "{\"i\":1}"};
     assert_int_not_equal(broker_publish(f->b, "test", 1, &m, 1), STORE_OK);
     atomic_store(&wal_full, false);
     queue_message *got = NULL;
@@ -2016,7 +2021,7 @@ static bool fake_feed_take(void *ctx, const change_insert *t, const broker_messa
     assert_non_null(k);
     snprintf(k->id, sizeof k->id, "%s", t->task_id);
     snprintf(k->body, sizeof k->body, "%s", t->data);
-    k->m = (broker_message){ff->q, k->id, ff->bad_body ? NULL : k->body, "{}"};
+    k->m = (broker_message){ff->q, k->id, "TASK1", NULL, ff->bad_body ? NULL : k->body};
     ff->takes++;
     *out = &k->m;
     *n = 1;
@@ -2191,9 +2196,9 @@ static void test_publish_is_atomic(void **state)
     queue_config q = make_queue("work", 30, 0, NULL, 0);
     queue_config other = make_queue("other", 30, 0, NULL, 0);
     broker_message m[3] = {
-        {.queue = &q, .task_id = id, .body = "{\"a\":1}", .attributes = "{}"},
-        {.queue = &other, .task_id = id, .body = "{\"b\":2}", .attributes = "{}"},
-        {.queue = &q, .task_id = NULL, .body = "{\"c\":3}", .attributes = "{}"},
+        {.queue = &q, .task_id = id, .body = "{\"a\":1}"},
+        {.queue = &other, .task_id = id, .body = "{\"b\":2}"},
+        {.queue = &q, .task_id = NULL, .body = "{\"c\":3}"},
     };
     assert_int_equal(broker_publish(f->b, "pub", 7, m, 3), STORE_OK);
     /* both visible once publish returns: the messages and the checkpoint */
@@ -2209,8 +2214,8 @@ static void test_publish_is_atomic(void **state)
 
     /* a batch whose second message cannot be stored (NULL body): nothing of it is kept */
     broker_message bad[2] = {
-        {.queue = &q, .task_id = id, .body = "{\"d\":4}", .attributes = "{}"},
-        {.queue = &q, .task_id = id, .body = NULL, .attributes = "{}"},
+        {.queue = &q, .task_id = id, .body = "{\"d\":4}"},
+        {.queue = &q, .task_id = id, .body = NULL},
     };
     assert_int_not_equal(broker_publish(f->b, "pub", 9, bad, 2), STORE_OK);
     expect_stats(f->b, "work", 2, 0, 0);
@@ -2613,7 +2618,7 @@ static void *waker_main(void *arg)
         char id[37];
         w->rc = store_create_task(w->s, &t, (int64_t)time(NULL), id);
     } else {
-        broker_message m = {.queue = w->q, .task_id = NULL, .body = "{}", .attributes = "{}"};
+        broker_message m = {.queue = w->q, .task_id = NULL, .body = "{}"};
         w->rc = broker_publish(w->b, "waker", 1, &m, 1);
     }
     return NULL;

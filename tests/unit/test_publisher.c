@@ -28,8 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ID1   "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
-#define TRACE "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+#define ID1    "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
+#define TRACE  "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+#define TRACE2 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 /* The data {"n":42,"x":1.5,"s":"hi","b":true,"z":null,"l":[1,"two"],"o":{"k":"v"}} typed. */
 #define DATA_M                                                                                     \
@@ -150,6 +151,12 @@ static void test_insert_with_trace(void **state)
     assert_string_equal(attr_value(attrs, "TaskId"), ID1);
     assert_string_equal(attr_value(attrs, "TaskType"), "TASK2");
     assert_string_equal(attr_value(attrs, "traceparent"), TRACE);
+    json_decref(attrs);
+    /* a new trace goes into attributes built before */
+    assert_true(publish_message_set_trace(&m, TRACE2));
+    attrs = json_loads(m.attributes, 0, NULL);
+    assert_non_null(attrs);
+    assert_string_equal(attr_value(attrs, "traceparent"), TRACE2);
     json_decref(attrs);
     publish_message_free(&m);
     assert_null(m.trace);
@@ -570,6 +577,8 @@ static void test_begin_insert_by_fields(void **state)
         assert_string_equal(fields->message.task_id, whole->message.task_id);
         assert_string_equal(fields->message.task_type, "TASK2");
         assert_string_equal(fields->message.body, whole->message.body);
+        assert_true(publish_message_attributes(&fields->message));
+        assert_true(publish_message_attributes(&whole->message));
         json_t *a = json_loads(fields->message.attributes, 0, NULL);
         json_t *b = json_loads(whole->message.attributes, 0, NULL);
         assert_non_null(a);
@@ -654,11 +663,14 @@ static void test_begin_opens_spans(void **state)
     expect_str_attr(pub, "task.id", ID1);
     assert_null(span_attr_of(pub, "taskd.queue", NULL)); /* routes come from publisher_route */
 
-    /* the message carries the producer's context, in its trace and its attributes */
+    /* the message carries the producer's context, in its trace and its attributes (built on
+     * demand: the local broker keeps the fields) */
     char want[56];
     trace_traceparent_of(pub, want);
     assert_string_equal(p->message.trace, want);
     assert_string_not_equal(p->message.trace, TRACE);
+    assert_null(p->message.attributes);
+    assert_true(publish_message_attributes(&p->message));
     json_t *attrs = json_loads(p->message.attributes, 0, NULL);
     assert_non_null(attrs);
     assert_int_equal(json_object_size(attrs), 3);
@@ -713,6 +725,7 @@ static void test_begin_without_stored_trace(void **state)
         trace_traceparent_of(&p->publish, want);
         assert_non_null(p->message.trace);
         assert_string_equal(p->message.trace, want);
+        assert_true(publish_message_attributes(&p->message));
         json_t *attrs = json_loads(p->message.attributes, 0, NULL);
         assert_non_null(attrs);
         assert_string_equal(attr_value(attrs, "traceparent"), want);

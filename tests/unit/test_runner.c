@@ -193,11 +193,7 @@ static void send_tasks(fixture *f, size_t n, char ids[][37])
     for (size_t i = 0; i < n; i++) {
         store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = 0};
         assert_int_equal(store_create_task(f->store, &t, (int64_t)time(NULL), ids[i]), STORE_OK);
-        m[i] = (broker_message){.queue = q,
-                                .task_id = ids[i],
-                                .body = "{}",
-                                .attributes = "{\"TaskType\":{\"Type\":\"String\","
-                                              "\"Value\":\"TASK1\"}}"};
+        m[i] = (broker_message){.queue = q, .task_id = ids[i], .task_type = "TASK1", .body = "{}"};
     }
     assert_int_equal(broker_publish(broker_of(f->store), "test", 1, m, n), STORE_OK);
 }
