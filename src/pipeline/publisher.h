@@ -10,8 +10,9 @@
  * INSERT becomes one message: body = the task's data as JSON, attributes
  * TaskId and TaskType (String) and traceparent (the publish span's context,
  * below), kept as fields and built as JSON for a transport that wants them
- * so (publish_message_attributes()). The topic hands it to every subscription whose filter policy
- * matches (attributes or body, per the policy's scope).
+ * so (publish_message_attributes()). The topic hands it to every
+ * subscription whose filter policy matches (attributes or body, per the
+ * policy's scope).
  *
  * Tracing: publisher_begin() opens two spans in the task's trace — `process
  * <consumer>` (CONSUMER, child of the context stored with the task, a new

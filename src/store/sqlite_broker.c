@@ -2,11 +2,13 @@
  * sqlite_broker — the local change stream and queues, in the task database;
  * see broker.h.
  *
- *   messages     one row per message: queue, task id, the task's type and
- *                the producer's traceparent, body, visible_ms (when it may next be received),
- * receive_count, expires_ms (retention). A receive hides a message by moving visible_ms forward;
- * the (id, receive_count) pair is the receipt, so a worker whose visibility ran out cannot delete
- *                the message another worker has since received.
+ *   messages     one row per message: queue, task id, the task's type and the
+ *                producer's traceparent, body, visible_ms (when it may next be
+ *                received), receive_count, expires_ms (retention). A receive
+ *                hides a message by moving visible_ms forward; the (id,
+ *                receive_count) pair is the receipt, so a worker whose
+ *                visibility ran out cannot delete the message another worker
+ *                has since received.
  *   checkpoints  the last change-record sequence number each consumer has
  *                finished with.
  *
