@@ -146,8 +146,11 @@ static const char *const bst_sql[BST_COUNT] = {
                     "visible_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
     [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
+    /* a task's message without its type (one migrated from attributes that did not parse)
+     * takes it from the task */
     [BST_RECEIVE] =
-        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace "
+        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, coalesce(task_type, "
+        "(SELECT t.task_type FROM tasks t WHERE t.id = messages.task_id)), trace "
         "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",

@@ -46,6 +46,7 @@ CREATED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e51"
 RUNNING = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e52"
 FAILED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e53"
 QUEUED = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e54"
+UNREADABLE = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e55"
 
 
 def iso(t):
@@ -156,11 +157,13 @@ class UpgradeFromV3(ServersTestCase):
                                             "Value": "00-%s-b7ad6b7169203331-01" % trace_id}})
         now_ms = int(time.time() * 1000)
         conn = sqlite3.connect(self.db)
-        conn.execute("INSERT INTO tasks (id, task_type, status, status_msg, created_time, data) "
-                     "VALUES (?, 'TASK1', 'CREATED', '', ?, '{}')", (QUEUED, int(time.time())))
+        conn.executemany("INSERT INTO tasks (id, task_type, status, status_msg, created_time, "
+                         "data) VALUES (?, 'TASK1', 'CREATED', '', ?, '{}')",
+                         [(QUEUED, int(time.time())), (UNREADABLE, int(time.time()))])
         conn.executemany("INSERT INTO messages (queue, task_id, body, attributes, sent_ms, "
                          "visible_ms, expires_ms) VALUES ('task1', ?, '{}', ?, ?, ?, ?)",
                          [(QUEUED, attrs, now_ms, now_ms, now_ms + 86400_000),
+                          (UNREADABLE, "not JSON", now_ms, now_ms, now_ms + 86400_000),
                           (None, "not JSON", now_ms, now_ms, now_ms + 86400_000)])
         conn.commit()
         conn.close()
@@ -179,7 +182,10 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(len(receive), 1, [sp["name"] for sp in spans])
         self.assertEqual((receive[0]["trace_id"], receive[0]["parent_span_id"]),
                          (trace_id, "b7ad6b7169203331"))
-        # a message whose attributes were unreadable has no type: not a task's, dropped
+        # a task's message whose attributes were unreadable takes the type from its task; one
+        # that names no task is not a task's message, and is dropped
+        wait_until(lambda: s.task(UNREADABLE)["status"] in ("COMPLETED", "FAILED") or None, 10,
+                   what="the task whose message lost its attributes to run")
         wait_until(lambda: db_query(self.db, "SELECT count(*) FROM messages")[0][0] == 0, 10,
                    what="the queue to empty")
         self.assertEqual(s.stop(), 0)
