@@ -135,7 +135,7 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_CHANGES_AFTER_TASK] = "SELECT " CHANGE_COLUMNS ", " CHANGE_TASK_COLUMNS
                                " FROM changes c LEFT JOIN tasks t ON t.id = c.task_id "
                                "WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
-    /* what a removed task's records take from it: its REMOVE record, the last of them */
+    /* what a removed task's records take from it: its REMOVE record (a task has one) */
     [BST_REMOVED] = "SELECT old_image FROM changes WHERE task_id = ?1 AND event_name = 'REMOVE'",
     [BST_CHANGE_BOUNDS] = "SELECT " LAST_SEQ ", (SELECT min(seq) FROM changes)",
     /* read once, at open: the writer keeps it from there (broker_last_seq()) */
@@ -146,11 +146,8 @@ static const char *const bst_sql[BST_COUNT] = {
                     "visible_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
     [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
-    /* a task's message without its type (one migrated from attributes that did not parse)
-     * takes it from the task */
     [BST_RECEIVE] =
-        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, coalesce(task_type, "
-        "(SELECT t.task_type FROM tasks t WHERE t.id = messages.task_id)), trace "
+        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace "
         "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",

@@ -178,7 +178,9 @@ static const char *const migrations[] = {
     "ALTER TABLE changes_7 RENAME TO changes;"
     "CREATE INDEX changes_removed ON changes(task_id) WHERE event_name = 'REMOVE';",
     /* 8: a message keeps its task's type and the producer's traceparent as columns, not as a
-     * JSON object of attributes (two thirds of a row) that every receive parsed back */
+     * JSON object of attributes (two thirds of a row) that every receive parsed back; a task's
+     * message whose attributes do not parse takes the type from its task, so that its receive
+     * runs the task rather than claiming it and dropping the message */
     "CREATE TABLE messages_8 ("
     "  id INTEGER PRIMARY KEY,"
     "  queue TEXT NOT NULL,"
@@ -192,7 +194,8 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL"
     ");"
     "INSERT INTO messages_8 SELECT id, queue, task_id,"
-    "  CASE WHEN json_valid(attributes) THEN json_extract(attributes, '$.TaskType.Value') END,"
+    "  coalesce(CASE WHEN json_valid(attributes) THEN json_extract(attributes, '$.TaskType.Value')"
+    "    END, (SELECT t.task_type FROM tasks t WHERE t.id = messages.task_id)),"
     "  CASE WHEN json_valid(attributes) THEN json_extract(attributes, '$.traceparent.Value') END,"
     "  body, sent_ms, visible_ms, receive_count, expires_ms FROM messages;"
     "DROP TABLE messages;"
