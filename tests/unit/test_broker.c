@@ -321,6 +321,28 @@ static size_t receive(broker *b, const queue_config *q, size_t max, queue_messag
 
 /* ---- visibility, receipts, release, delay ---- */
 
+/* A type or trace too long for a received message's room reads "", not cut to another value. */
+static void test_message_fields_that_do_not_fit_read_empty(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 1, 0, NULL, 0);
+    char type[TASK_TYPE_MAX + 2], trace[TRACECTX_TRACEPARENT_LEN + 2];
+    memset(type, 't', sizeof type - 1);
+    type[sizeof type - 1] = '\0';
+    snprintf(trace, sizeof trace, "%sX", PRODUCER_TRACE);
+    broker_message m[2] = {
+        {.queue = &q, .task_type = type, .trace = trace, .body = "{}"},
+        {.queue = &q, .task_type = type + 1, .trace = PRODUCER_TRACE, .body = "{}"}};
+    assert_int_equal(broker_publish(f->b, "test", 1, m, 2), STORE_OK);
+    queue_message *got = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &got, NULL), 2);
+    assert_string_equal(got[0].task_type, "");
+    assert_string_equal(got[0].trace, "");
+    assert_string_equal(got[1].task_type, type + 1); /* the longest that fits, whole */
+    assert_string_equal(got[1].trace, PRODUCER_TRACE);
+    queue_messages_free(got, 2);
+}
+
 static void test_visibility_timeout(void **state)
 {
     fx *f = *state;
@@ -2838,6 +2860,8 @@ int main(void)
     log_setup(LOG_ERROR, "test_broker"); /* keep the migration and "task failed" lines out */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_visibility_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_fields_that_do_not_fit_read_empty, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_delete_and_stale_receipt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
