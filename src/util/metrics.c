@@ -7,7 +7,9 @@
  */
 #include "metrics.h"
 
+#include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,11 @@ typedef struct series {
     double value;                                /* counter total, gauge value, or histogram sum */
     uint64_t count;                              /* histogram observations */
     uint64_t bucket_counts[METRICS_MAX_BUCKETS]; /* non-cumulative */
+    /* since the last EMF write: */
+    double emitted; /* the counter's total then */
+    bool set;       /* the gauge was set */
+    double *kept;   /* the histogram's observations (keep mode) */
+    int n_kept, cap_kept;
 } series;
 
 struct metrics {
@@ -39,6 +46,7 @@ struct metrics {
     series series[METRICS_MAX_SERIES];
     int n_series;
     uint64_t overflow;
+    bool keep; /* histogram observations are kept for EMF */
 };
 
 metrics *metrics_new(void)
@@ -116,9 +124,28 @@ void metrics_set(metrics *m, const char *name, const char *labels, double value)
         return;
     pthread_mutex_lock(&m->mu);
     series *s = find(m, name, labels);
-    if (s)
+    if (s) {
         s->value = value;
+        s->set = true;
+    }
     pthread_mutex_unlock(&m->mu);
+}
+
+/* Keep one observation for EMF; call with the lock held. */
+static void keep(metrics *m, series *s, double value)
+{
+    if (s->n_kept == s->cap_kept) {
+        int cap = s->cap_kept ? 2 * s->cap_kept : 16;
+        cap = cap > METRICS_EMF_KEPT ? METRICS_EMF_KEPT : cap;
+        double *grown = cap > s->cap_kept ? realloc(s->kept, (size_t)cap * sizeof *grown) : NULL;
+        if (!grown) {
+            m->overflow++;
+            return;
+        }
+        s->kept = grown;
+        s->cap_kept = cap;
+    }
+    s->kept[s->n_kept++] = value;
 }
 
 void metrics_observe(metrics *m, const char *name, const char *labels, double value)
@@ -137,6 +164,8 @@ void metrics_observe(metrics *m, const char *name, const char *labels, double va
                 break;
             }
         }
+        if (m->keep && isfinite(value))
+            keep(m, s, value);
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -202,10 +231,192 @@ void metrics_write(metrics *m, sbuf *out)
     pthread_mutex_unlock(&m->mu);
 }
 
+void metrics_keep_observations(metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->keep = true;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- CloudWatch Embedded Metric Format ------------------------------------- */
+
+/* Whether the series changed since the last EMF write. */
+static bool emf_pending(const metrics *m, const series *s)
+{
+    switch (m->families[s->family].type) {
+    case METRIC_COUNTER:
+        return s->value != s->emitted;
+    case METRIC_GAUGE:
+        return s->set && isfinite(s->value);
+    case METRIC_HISTOGRAM:
+        return s->n_kept > 0;
+    }
+    return false;
+}
+
+static const char *emf_unit(const family *f)
+{
+    size_t n = strlen(f->name);
+    if (n > 8 && strcmp(f->name + n - 8, "_seconds") == 0)
+        return "Seconds";
+    return f->type == METRIC_GAUGE ? "None" : "Count";
+}
+
+/*
+ * Call each(key, value) for the labels `k="v",k2="v2"`, with the escapes \\, \" and \n of the
+ * Prometheus text format undone in value. Stops at the first malformed label.
+ */
+typedef void label_fn(void *ctx, const char *key, size_t key_len, const char *value,
+                      size_t value_len);
+static void each_label(const char *labels, label_fn *each, void *ctx)
+{
+    char value[LABELS_MAX + 1];
+    for (const char *p = labels; *p;) {
+        const char *eq = strchr(p, '=');
+        if (!eq || eq == p || eq[1] != '"')
+            return;
+        size_t n = 0;
+        const char *v = eq + 2;
+        for (; *v && *v != '"'; v++) {
+            char c = *v;
+            if (c == '\\' && v[1])
+                c = *++v == 'n' ? '\n' : *v;
+            if (n < sizeof value)
+                value[n++] = c;
+        }
+        if (*v != '"')
+            return;
+        each(ctx, p, (size_t)(eq - p), value, n);
+        p = v[1] == ',' ? v + 2 : v + 1;
+    }
+}
+
+static void put_dimension_name(void *ctx, const char *key, size_t key_len, const char *value,
+                               size_t value_len)
+{
+    (void)value;
+    (void)value_len;
+    sbuf_putc(ctx, ',');
+    sbuf_json_strn(ctx, key, key_len);
+}
+
+static void put_dimension(void *ctx, const char *key, size_t key_len, const char *value,
+                          size_t value_len)
+{
+    sbuf_putc(ctx, ',');
+    sbuf_json_strn(ctx, key, key_len);
+    sbuf_putc(ctx, ':');
+    sbuf_json_strn(ctx, value, value_len);
+}
+
+/* Whether the series has something for the EMF object `part` of its label set: the first has
+ * every change, the later ones only the histograms' further values. */
+static bool emf_in_part(const metrics *m, const series *s, int part)
+{
+    if (m->families[s->family].type == METRIC_HISTOGRAM)
+        return s->n_kept > part * METRICS_EMF_VALUES;
+    return part == 0;
+}
+
+/* One EMF object (a line) for the series group[0..n) of one label set. */
+static void emf_object(const metrics *m, const metrics_emf *o, series *const *group, int n,
+                       int part, sbuf *out)
+{
+    const char *labels = group[0]->labels;
+    sbuf_puts(out, "{\"_aws\":{\"Timestamp\":");
+    sbuf_int(out, o->timestamp_ms);
+    sbuf_puts(out, ",\"CloudWatchMetrics\":[{\"Namespace\":");
+    sbuf_json_str(out, o->namespace_);
+    sbuf_puts(out, ",\"Dimensions\":[[\"service\"");
+    each_label(labels, put_dimension_name, out);
+    sbuf_puts(out, "]],\"Metrics\":[");
+    bool first = true;
+    for (int i = 0; i < n; i++) {
+        if (!emf_in_part(m, group[i], part))
+            continue;
+        const family *f = &m->families[group[i]->family];
+        sbuf_puts(out, first ? "{\"Name\":" : ",{\"Name\":");
+        sbuf_json_str(out, f->name);
+        sbuf_puts(out, ",\"Unit\":\"");
+        sbuf_puts(out, emf_unit(f));
+        sbuf_puts(out, "\"}");
+        first = false;
+    }
+    sbuf_puts(out, "]}]},\"service\":");
+    sbuf_json_str(out, o->service);
+    each_label(labels, put_dimension, out);
+    for (const char *const *fl = o->fields; fl && fl[0] && fl[1]; fl += 2) {
+        sbuf_putc(out, ',');
+        sbuf_json_str(out, fl[0]);
+        sbuf_putc(out, ':');
+        sbuf_json_str(out, fl[1]);
+    }
+    for (int i = 0; i < n; i++) {
+        series *s = group[i];
+        if (!emf_in_part(m, s, part))
+            continue;
+        const family *f = &m->families[s->family];
+        sbuf_putc(out, ',');
+        sbuf_json_str(out, f->name);
+        sbuf_putc(out, ':');
+        if (f->type == METRIC_COUNTER) {
+            sbuf_double(out, s->value - s->emitted);
+        } else if (f->type == METRIC_GAUGE) {
+            sbuf_double(out, s->value);
+        } else {
+            int from = part * METRICS_EMF_VALUES;
+            int to = s->n_kept < from + METRICS_EMF_VALUES ? s->n_kept : from + METRICS_EMF_VALUES;
+            sbuf_putc(out, '[');
+            for (int k = from; k < to; k++) {
+                if (k > from)
+                    sbuf_putc(out, ',');
+                sbuf_double(out, s->kept[k]);
+            }
+            sbuf_putc(out, ']');
+        }
+    }
+    sbuf_puts(out, "}\n");
+}
+
+void metrics_write_emf(metrics *m, const metrics_emf *o, sbuf *out)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    bool done[METRICS_MAX_SERIES] = {false};
+    series *group[METRICS_MAX_SERIES];
+    for (int i = 0; i < m->n_series; i++) {
+        if (done[i] || !emf_pending(m, &m->series[i]))
+            continue;
+        int n = 0, parts = 1;
+        for (int j = i; j < m->n_series; j++) {
+            series *s = &m->series[j];
+            if (done[j] || strcmp(s->labels, m->series[i].labels) != 0 || !emf_pending(m, s))
+                continue;
+            done[j] = true;
+            group[n++] = s;
+            int p = (s->n_kept + METRICS_EMF_VALUES - 1) / METRICS_EMF_VALUES;
+            parts = p > parts ? p : parts;
+        }
+        for (int part = 0; part < parts; part++)
+            emf_object(m, o, group, n, part, out);
+        for (int k = 0; k < n; k++) {
+            group[k]->emitted = group[k]->value;
+            group[k]->set = false;
+            group[k]->n_kept = 0;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 void metrics_free(metrics *m)
 {
     if (!m)
         return;
+    for (int i = 0; i < m->n_series; i++)
+        free(m->series[i].kept);
     pthread_mutex_destroy(&m->mu);
     free(m);
 }

@@ -1,6 +1,7 @@
 /*
  * metrics — counters and histograms with labels, written out in the
- * Prometheus text format (0.0.4) for GET /metrics.
+ * Prometheus text format (0.0.4) for GET /metrics, or as CloudWatch Embedded
+ * Metric Format lines on Lambda (what changed since the last write).
  *
  * A family is declared once (name, help, type, histogram buckets); a series
  * is the family plus a label string such as `task_type="TASK1"`, created on
@@ -17,6 +18,8 @@
 
 #define METRICS_MAX_SERIES  512
 #define METRICS_MAX_BUCKETS 16
+#define METRICS_EMF_VALUES  100  /* values of one metric in one EMF object (CloudWatch's limit) */
+#define METRICS_EMF_KEPT    1000 /* observations a histogram series keeps between EMF writes */
 
 typedef struct metrics metrics;
 
@@ -35,6 +38,26 @@ void metrics_set(metrics *m, const char *name, const char *labels, double value)
 void metrics_observe(metrics *m, const char *name, const char *labels, double value);
 /* Append every family in the Prometheus text format. */
 void metrics_write(metrics *m, sbuf *out);
+
+/* Keep each histogram observation (up to METRICS_EMF_KEPT per series) until the next
+ * metrics_write_emf(), which writes them as values; later ones count in the overflow. */
+void metrics_keep_observations(metrics *m);
+
+typedef struct metrics_emf {
+    const char *namespace_; /* the CloudWatch namespace */
+    const char *service;    /* the value of the "service" dimension every metric has */
+    int64_t timestamp_ms;
+    const char *const *fields; /* more members, not dimensions: name, value, ..., NULL; or NULL */
+} metrics_emf;
+
+/*
+ * Append what changed since the last call as CloudWatch Embedded Metric Format, one JSON object
+ * per line: for each label set, one object whose dimensions are "service" and the labels, with
+ * each counter's increase, each gauge that was set, and each histogram's kept observations (an
+ * array; past METRICS_EMF_VALUES of them, more objects follow). Appends nothing when nothing
+ * changed.
+ */
+void metrics_write_emf(metrics *m, const metrics_emf *o, sbuf *out);
 void metrics_free(metrics *m);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * Unit tests for util/metrics: counters, gauges and histograms written in the
- * Prometheus text format, the series limit and its overflow counter, and
- * concurrent updates from several threads.
+ * Prometheus text format, the series limit and its overflow counter,
+ * concurrent updates from several threads, and what changed written as
+ * CloudWatch Embedded Metric Format lines.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 
 #include "util/metrics.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,6 +546,311 @@ static void test_write_appends(void **state)
     metrics_free(m);
 }
 
+/* ---- CloudWatch Embedded Metric Format ---- */
+
+static const char *const EMF_FIELDS[] = {"function_request_id", "r-1", NULL};
+
+/* A member of obj that must be there. */
+static json_t *member(json_t *obj, const char *name)
+{
+    json_t *v = json_object_get(obj, name);
+    if (!v)
+        fail_msg("no member \"%s\"", name);
+    return v;
+}
+
+static json_t *directive(json_t *o)
+{
+    return json_array_get(member(member(o, "_aws"), "CloudWatchMetrics"), 0);
+}
+
+/* One EMF object as reference/observability.md has it: one directive, every dimension a string
+ * member, every metric a number or at most 100 numbers, its unit one CloudWatch knows. */
+static void check_emf_object(json_t *o)
+{
+    json_t *aws = member(o, "_aws");
+    assert_int_equal(json_integer_value(member(aws, "Timestamp")), 1234);
+    assert_int_equal(json_array_size(member(aws, "CloudWatchMetrics")), 1);
+    json_t *d = directive(o);
+    assert_string_equal(json_string_value(member(d, "Namespace")), "ns");
+    json_t *dims = member(d, "Dimensions");
+    assert_int_equal(json_array_size(dims), 1);
+    json_t *set = json_array_get(dims, 0);
+    assert_true(json_array_size(set) >= 1 && json_array_size(set) <= 30);
+    assert_string_equal(json_string_value(json_array_get(set, 0)), "service");
+    size_t i;
+    json_t *v;
+    json_array_foreach(set, i, v)
+    {
+        assert_true(json_is_string(member(o, json_string_value(v))));
+    }
+    json_t *defs = member(d, "Metrics");
+    assert_true(json_array_size(defs) >= 1 && json_array_size(defs) <= 100);
+    json_array_foreach(defs, i, v)
+    {
+        const char *unit = json_string_value(member(v, "Unit"));
+        assert_true(strcmp(unit, "Count") == 0 || strcmp(unit, "Seconds") == 0 ||
+                    strcmp(unit, "None") == 0);
+        json_t *value = member(o, json_string_value(member(v, "Name")));
+        if (json_is_array(value)) {
+            assert_true(json_array_size(value) >= 1 && json_array_size(value) <= 100);
+            size_t k;
+            json_t *x;
+            json_array_foreach(value, k, x)
+            {
+                assert_true(json_is_number(x));
+            }
+        } else {
+            assert_true(json_is_number(value));
+        }
+    }
+    assert_string_equal(json_string_value(member(o, "service")), "svc");
+    assert_string_equal(json_string_value(member(o, "function_request_id")), "r-1");
+}
+
+/* The EMF lines of what changed, each parsed and checked: a JSON array, empty when none. */
+static json_t *emf(metrics *m)
+{
+    metrics_emf o = {
+        .namespace_ = "ns", .service = "svc", .timestamp_ms = 1234, .fields = EMF_FIELDS};
+    sbuf b = {0};
+    metrics_write_emf(m, &o, &b);
+    assert_false(sbuf_failed(&b));
+    json_t *lines = json_array();
+    for (size_t at = 0; at < b.len;) {
+        const char *line = b.data + at;
+        const char *nl = memchr(line, '\n', b.len - at);
+        assert_non_null(nl);
+        json_error_t err;
+        json_t *obj = json_loadb(line, (size_t)(nl - line), 0, &err);
+        if (!obj)
+            fail_msg("not JSON (%s): %.*s", err.text, (int)(nl - line), line);
+        check_emf_object(obj);
+        json_array_append_new(lines, obj);
+        at = (size_t)(nl - b.data) + 1;
+    }
+    sbuf_free(&b);
+    return lines;
+}
+
+/* The dimension names of an object, joined by commas. */
+static void dimensions_of(json_t *o, char *out, size_t size)
+{
+    json_t *set = json_array_get(json_object_get(directive(o), "Dimensions"), 0);
+    out[0] = '\0';
+    size_t i;
+    json_t *v;
+    json_array_foreach(set, i, v)
+    {
+        if (i)
+            strncat(out, ",", size - strlen(out) - 1);
+        strncat(out, json_string_value(v), size - strlen(out) - 1);
+    }
+}
+
+/* The objects of lines whose dimensions are dims, in order. */
+static json_t *objects_with(json_t *lines, const char *dims)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *o;
+    json_array_foreach(lines, i, o)
+    {
+        char d[256];
+        dimensions_of(o, d, sizeof d);
+        if (strcmp(d, dims) == 0)
+            json_array_append(out, o);
+    }
+    return out;
+}
+
+/* The one object of lines whose dimensions are dims. */
+static json_t *object_with(json_t *lines, const char *dims)
+{
+    json_t *all = objects_with(lines, dims);
+    if (json_array_size(all) != 1)
+        fail_msg("%zu objects with dimensions %s", json_array_size(all), dims);
+    json_t *o = json_array_get(all, 0);
+    json_decref(all); /* lines still holds it */
+    return o;
+}
+
+/* The unit the object's directive gives metric name; NULL when it does not name it. */
+static const char *unit_of(json_t *o, const char *name)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(directive(o), "Metrics"), i, v)
+    {
+        if (strcmp(json_string_value(json_object_get(v, "Name")), name) == 0)
+            return json_string_value(json_object_get(v, "Unit"));
+    }
+    return NULL;
+}
+
+static metrics *emf_registry(bool keep)
+{
+    static const double buckets[] = {0.1, 1};
+    metrics *m = metrics_new();
+    metrics_declare(m, "req_total", "R.", METRIC_COUNTER, NULL, 0);
+    metrics_declare(m, "dur_seconds", "D.", METRIC_HISTOGRAM, buckets, 2);
+    metrics_declare(m, "batch", "B.", METRIC_HISTOGRAM, buckets, 2);
+    metrics_declare(m, "g", "G.", METRIC_GAUGE, NULL, 0);
+    if (keep)
+        metrics_keep_observations(m);
+    return m;
+}
+
+static const char *const CREATED = "route=\"/tasks\",method=\"POST\",code=\"201\"";
+
+static void test_emf_writes_what_changed(void **state)
+{
+    (void)state;
+    metrics *m = emf_registry(true);
+    metrics_add(m, "req_total", CREATED, 1);
+    metrics_add(m, "req_total", CREATED, 1);
+    metrics_observe(m, "dur_seconds", "route=\"/tasks\"", 0.25);
+    metrics_observe(m, "dur_seconds", "route=\"/tasks\"", 0.5);
+    metrics_observe(m, "batch", "route=\"/tasks\"", 3);
+    metrics_set(m, "g", NULL, 3);
+
+    json_t *lines = emf(m);
+    assert_int_equal(json_array_size(lines), 3); /* one object per label set */
+    json_t *o = object_with(lines, "service,route,method,code");
+    assert_string_equal(json_string_value(member(o, "route")), "/tasks");
+    assert_string_equal(json_string_value(member(o, "method")), "POST");
+    assert_string_equal(json_string_value(member(o, "code")), "201");
+    assert_true(json_number_value(member(o, "req_total")) == 2);
+    assert_string_equal(unit_of(o, "req_total"), "Count");
+    assert_null(json_object_get(o, "dur_seconds"));
+
+    o = object_with(lines, "service,route");
+    json_t *d = member(o, "dur_seconds");
+    assert_int_equal(json_array_size(d), 2);
+    assert_true(json_number_value(json_array_get(d, 0)) == 0.25);
+    assert_true(json_number_value(json_array_get(d, 1)) == 0.5);
+    assert_string_equal(unit_of(o, "dur_seconds"), "Seconds");
+    assert_int_equal(json_array_size(member(o, "batch")), 1);
+    assert_string_equal(unit_of(o, "batch"), "Count");
+    assert_null(json_object_get(o, "req_total"));
+
+    o = object_with(lines, "service");
+    assert_true(json_number_value(member(o, "g")) == 3);
+    assert_string_equal(unit_of(o, "g"), "None");
+    json_decref(lines);
+
+    /* nothing changed since */
+    lines = emf(m);
+    assert_int_equal(json_array_size(lines), 0);
+    json_decref(lines);
+
+    /* a counter's increase since the last write, only the new observations; the gauge was not
+     * set again */
+    metrics_add(m, "req_total", CREATED, 5);
+    metrics_observe(m, "dur_seconds", "route=\"/tasks\"", 0.75);
+    lines = emf(m);
+    assert_int_equal(json_array_size(lines), 2);
+    o = object_with(lines, "service,route,method,code");
+    assert_true(json_number_value(member(o, "req_total")) == 5);
+    o = object_with(lines, "service,route");
+    d = member(o, "dur_seconds");
+    assert_int_equal(json_array_size(d), 1);
+    assert_true(json_number_value(json_array_get(d, 0)) == 0.75);
+    assert_null(json_object_get(o, "batch"));
+    assert_null(unit_of(o, "batch"));
+    json_decref(lines);
+
+    /* the Prometheus totals are not touched by it */
+    char *s = render(m);
+    expect_line(s, "req_total{route=\"/tasks\",method=\"POST\",code=\"201\"} 7");
+    expect_line(s, "dur_seconds_count{route=\"/tasks\"} 3");
+    expect_line(s, "g 3");
+    free(s);
+    metrics_free(m);
+}
+
+static void test_emf_histogram_values_in_parts(void **state)
+{
+    (void)state;
+    metrics *m = emf_registry(true);
+    metrics_add(m, "req_total", "route=\"/r\"", 1);
+    for (int i = 0; i < 250; i++)
+        metrics_observe(m, "dur_seconds", "route=\"/r\"", i);
+    json_t *lines = emf(m);
+    json_t *parts = objects_with(lines, "service,route");
+    assert_int_equal(json_array_size(lines), 3);
+    assert_int_equal(json_array_size(parts), 3);
+    int next = 0;
+    for (size_t p = 0; p < 3; p++) {
+        json_t *o = json_array_get(parts, p);
+        json_t *d = member(o, "dur_seconds");
+        assert_int_equal(json_array_size(d), p < 2 ? 100 : 50);
+        for (size_t k = 0; k < json_array_size(d); k++)
+            assert_true(json_number_value(json_array_get(d, k)) == next++);
+        /* the counter is in the first object only */
+        assert_true((json_object_get(o, "req_total") != NULL) == (p == 0));
+        assert_true((unit_of(o, "req_total") != NULL) == (p == 0));
+    }
+    json_decref(parts);
+    json_decref(lines);
+
+    /* past what a series keeps, observations count as overflow (and still in the totals) */
+    for (int i = 0; i < METRICS_EMF_KEPT + 5; i++)
+        metrics_observe(m, "dur_seconds", "route=\"/r\"", 1);
+    lines = emf(m);
+    assert_int_equal(json_array_size(lines), METRICS_EMF_KEPT / 100);
+    json_decref(lines);
+    char *s = render(m);
+    expect_line(s, "taskd_metrics_overflow_total 5");
+    char line[64];
+    snprintf(line, sizeof line, "dur_seconds_count{route=\"/r\"} %d", 250 + METRICS_EMF_KEPT + 5);
+    expect_line(s, line);
+    free(s);
+    metrics_free(m);
+}
+
+static void test_emf_label_values_unescaped(void **state)
+{
+    (void)state;
+    metrics *m = emf_registry(true);
+    metrics_add(m, "req_total", "k=\"a\\\"b\\\\c\\nd\",e=\"\"", 1);
+    json_t *lines = emf(m);
+    json_t *o = object_with(lines, "service,k,e");
+    assert_string_equal(json_string_value(member(o, "k")), "a\"b\\c\nd");
+    assert_string_equal(json_string_value(member(o, "e")), "");
+    json_decref(lines);
+    metrics_free(m);
+}
+
+static void test_emf_without_kept_observations(void **state)
+{
+    (void)state;
+    metrics *m = emf_registry(false);
+    metrics_observe(m, "dur_seconds", NULL, 0.5);
+    metrics_observe(m, "dur_seconds", NULL, NAN);
+    json_t *lines = emf(m);
+    assert_int_equal(json_array_size(lines), 0);
+    json_decref(lines);
+    metrics_add(m, "req_total", NULL, 1);
+    lines = emf(m);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_null(json_object_get(json_array_get(lines, 0), "dur_seconds"));
+    json_decref(lines);
+    metrics_free(m);
+
+    /* kept, a value JSON cannot hold is left out of the values */
+    m = emf_registry(true);
+    metrics_observe(m, "dur_seconds", NULL, NAN);
+    metrics_observe(m, "dur_seconds", NULL, INFINITY);
+    metrics_observe(m, "dur_seconds", NULL, 2);
+    lines = emf(m);
+    assert_int_equal(json_array_size(lines), 1);
+    assert_int_equal(json_array_size(member(json_array_get(lines, 0), "dur_seconds")), 1);
+    json_decref(lines);
+    metrics_free(m);
+    metrics_write_emf(NULL, NULL, NULL); /* no registry: nothing */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +871,10 @@ int main(void)
         cmocka_unit_test(test_concurrent_updates),
         cmocka_unit_test(test_null_registry),
         cmocka_unit_test(test_write_appends),
+        cmocka_unit_test(test_emf_writes_what_changed),
+        cmocka_unit_test(test_emf_histogram_values_in_parts),
+        cmocka_unit_test(test_emf_label_values_unescaped),
+        cmocka_unit_test(test_emf_without_kept_observations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
