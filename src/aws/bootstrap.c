@@ -10,19 +10,23 @@
  * Then the loop: take the next invocation; its deadline becomes the
  * thread's deadline for every AWS call; its request id joins every log line;
  * the role answers; the response (or the function error) is posted; then
- * queued spans are flushed within the deadline, before /next lets Lambda
- * freeze the process. Connections live across invocations.
+ * what the invocation changed in the metrics is written to stdout as
+ * CloudWatch Embedded Metric Format lines, and queued spans are flushed
+ * within the deadline, before /next lets Lambda freeze the process.
+ * Connections live across invocations.
  *
  * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker),
  * TABLE_NAME (api, worker), TOPIC_ARN (publish), QUEUE_NAME (worker: the
  * configured queue the function serves; else each record's queue),
  * TASKD_CONFIG (else $LAMBDA_TASK_ROOT/taskd.json when it exists, else the
- * defaults), LOG_LEVEL, the AWS_* variables of aws_http.h and the OTEL_* /
+ * defaults), LOG_LEVEL, TASKD_METRICS_NAMESPACE (the metrics' CloudWatch
+ * namespace; taskd), the AWS_* variables of aws_http.h and the OTEL_* /
  * AWS_XRAY_DAEMON_ADDRESS variables of tracer.h.
  */
 #include "api_role.h"
 #include "aws_http.h"
 #include "core/config.h"
+#include "core/sbuf.h"
 #include "dynamodb_store.h"
 #include "lambda_runtime.h"
 #include "publish_role.h"
@@ -30,6 +34,7 @@
 #include "trace/trace.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "worker_role.h"
 
 #include <signal.h>
@@ -59,6 +64,7 @@ static void graph_free(runtime_graph *g)
     aws_client_free(g->dynamodb);
     aws_client_free(g->sns);
     tracer_free(g->tel.tracer);
+    metrics_free(g->tel.metrics);
     if (g->cfg_loaded)
         config_free(&g->cfg);
 }
@@ -102,8 +108,14 @@ static bool open_store(runtime_graph *g, char *err, size_t errlen)
     if (!need_env("TABLE_NAME", &table, "name the DynamoDB table", err, errlen) ||
         !(g->dynamodb = aws_client_new(AWS_DYNAMODB, err, errlen)))
         return false;
-    dynamodb_store_options so = {
-        .table = table, .client = g->dynamodb, .retention_grace = g->cfg.retention_grace};
+    /* tasks created and status changes are counted; the commit metrics describe SQLite's group
+     * commit, and DynamoDB's latency is AWS's own metric */
+    store_listener counted = trace_store_listener(g->tel.metrics);
+    counted.committed = NULL;
+    dynamodb_store_options so = {.table = table,
+                                 .client = g->dynamodb,
+                                 .retention_grace = g->cfg.retention_grace,
+                                 .listener = &counted};
     return (g->store = dynamodb_store_open(&so, err, errlen)) != NULL;
 }
 
@@ -131,6 +143,12 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     if (!(g->tel.tracer = tracer_new(&to, err, errlen)))
         return false;
     tracer_log_setup(g->tel.tracer);
+    if (!(g->tel.metrics = metrics_new())) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    trace_declare_metrics(g->tel.metrics);
+    metrics_keep_observations(g->tel.metrics);
     if (publish) {
         const char *topic;
         if (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||
@@ -176,6 +194,30 @@ static int64_t call_deadline(int64_t deadline_ms)
     return deadline_ms - reserve;
 }
 
+/*
+ * Write what the invocation changed in the metrics to stdout, one EMF object per line, for
+ * CloudWatch Logs to extract (logs go to stderr). Their dimensions are the service and each
+ * metric's labels; the function and the request are plain members, searchable in the logs.
+ */
+static void write_metrics(const runtime_graph *g, const lambda_invocation *inv)
+{
+    const char *ns = getenv("TASKD_METRICS_NAMESPACE");
+    const char *function = getenv("AWS_LAMBDA_FUNCTION_NAME");
+    const char *fields[] = {"function_name", function ? function : "", "function_request_id",
+                            inv->request_id, NULL};
+    metrics_emf o = {.namespace_ = ns && *ns ? ns : "taskd",
+                     .service = "taskd",
+                     .timestamp_ms = clock_unix_ms(),
+                     .fields = fields};
+    sbuf b = {0};
+    metrics_write_emf(g->tel.metrics, &o, &b);
+    if (sbuf_failed(&b))
+        log_error("cannot write the invocation's metrics", "error", "out of memory", NULL);
+    else if (b.len && (fwrite(b.data, 1, b.len, stdout) != b.len || fflush(stdout) != 0))
+        log_error("cannot write the invocation's metrics", "error", "stdout failed", NULL);
+    sbuf_free(&b);
+}
+
 /* Serve invocations until the runtime API goes away. */
 static int serve(lambda_runtime *rt, runtime_graph *g)
 {
@@ -207,6 +249,7 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
             log_error("invocation failed", "error_type", res.error_type, "error", res.error_message,
                       NULL);
         role_result_clear(&res);
+        write_metrics(g, &inv);
         /* spans must not wait in a frozen process: send them before the next /next
          * (within the invocation's deadline; a second when Lambda gave none) */
         tracer_flush(g->tel.tracer,

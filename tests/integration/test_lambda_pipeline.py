@@ -93,6 +93,37 @@ def xray_parent(trace_header):
     return m.group(1) if m else None
 
 
+EMF_UNITS = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes", "Megabytes", "Gigabytes",
+             "Terabytes", "Bits", "Kilobits", "Megabits", "Gigabits", "Terabits", "Percent", "Count",
+             "Bytes/Second", "Kilobytes/Second", "Megabytes/Second", "Gigabytes/Second", "Terabytes/Second",
+             "Bits/Second", "Kilobits/Second", "Megabits/Second", "Gigabits/Second", "Terabits/Second",
+             "Count/Second", "None"}
+
+
+def check_emf(test, o):
+    """One CloudWatch Embedded Metric Format object, by the rules of reference/observability.md."""
+    test.assertLess(len(json.dumps(o)), 256 * 1024)
+    aws = o["_aws"]
+    test.assertIsInstance(aws["Timestamp"], int)
+    test.assertTrue(aws["CloudWatchMetrics"], o)
+    for d in aws["CloudWatchMetrics"]:
+        test.assertTrue(1 <= len(d["Namespace"]) <= 1024, o)
+        for dims in d["Dimensions"]:
+            test.assertLessEqual(len(dims), 30, o)
+            for name in dims:
+                test.assertIsInstance(o.get(name), str, (name, o))
+                test.assertLessEqual(len(o[name]), 1024, o)
+        test.assertTrue(1 <= len(d["Metrics"]) <= 100, o)
+        for m in d["Metrics"]:
+            test.assertIn(m.get("Unit", "None"), EMF_UNITS, o)
+            value = o[m["Name"]]
+            values = value if isinstance(value, list) else [value]
+            test.assertTrue(1 <= len(values) <= 100, o)
+            for v in values:
+                test.assertIsInstance(v, (int, float), o)
+                test.assertNotIsInstance(v, bool, o)
+
+
 def new_trace_header():
     return "Root=1-%08x-%s;Sampled=1" % (int(time.time()), uuid.uuid4().hex[:24])
 
@@ -419,7 +450,7 @@ class Walkthrough(StackTestCase):
     """The original walkthrough, through every AWS hop; its trace; a duplicate message."""
 
     config = FAST
-    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}
+    env = {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0", "TASKD_METRICS_NAMESPACE": "taskd-test"}
 
     def test_walkthrough(self):
         s = self.stack
@@ -449,6 +480,57 @@ class Walkthrough(StackTestCase):
         batches = [b for b in s.logs("sqs batch", function="workerTask1") if b["deleted"]]
         self.assertTrue(batches, s.text()[-3000:])
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
+
+    def test_metrics_as_embedded_metric_format(self):
+        """Each invocation's metrics leave as CloudWatch EMF lines on the function's stdout."""
+        s = self.stack
+        header = new_trace_header()
+        task_id, _ = s.create(SEED_BODY, headers={"X-Amzn-Trace-Id": header})
+        t, _ = s.wait_final(task_id)
+        self.assertEqual(t["status"], "COMPLETED")
+        names = {key: f["function_name"] for key, f in s.functions.items()}
+
+        def emf(function=None, request_id=None):
+            out = [o for o in s.logs() if "_aws" in o]
+            for o in out:
+                check_emf(self, o)
+            return [o for o in out if (function is None or o.get("function_name") == names[function])
+                    and (request_id is None or o.get("function_request_id") == request_id)]
+
+        # The api function's invocation for this POST: its request, the task it created.
+        calls = [o for o in s.logs("invocation", function="api") if xray_root(o.get("trace_id")) == xray_root(header)]
+        self.assertEqual(len(calls), 1, calls)
+        wait_until(lambda: emf("api", calls[0]["request_id"]), 5, 0.05, "the POST's metrics")
+        by_dims = {tuple(o["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]): o
+                   for o in emf("api", calls[0]["request_id"])}
+        requests = by_dims[("service", "route", "method", "code")]
+        self.assertEqual((requests["route"], requests["method"], requests["code"]), ("/tasks", "POST", "201"))
+        self.assertEqual(requests["taskd_http_requests_total"], 1)
+        latency = by_dims[("service", "route")]
+        self.assertEqual(latency["route"], "/tasks")
+        self.assertEqual(len(latency["taskd_http_request_duration_seconds"]), 1)
+        self.assertGreater(latency["taskd_http_request_duration_seconds"][0], 0)
+        created = by_dims[("service", "task_type")]
+        self.assertEqual((created["task_type"], created["taskd_tasks_created_total"]), ("TASK1", 1))
+        transition = by_dims[("service", "task_type", "status")]
+        self.assertEqual((transition["task_type"], transition["status"]), ("TASK1", "CREATED"))
+        self.assertEqual(transition["taskd_task_transitions_total"], 1)
+        for o in by_dims.values():
+            self.assertEqual(o["service"], "taskd")
+            self.assertEqual(o["_aws"]["CloudWatchMetrics"][0]["Namespace"], "taskd-test")
+            self.assertLess(abs(o["_aws"]["Timestamp"] - time.time() * 1000), 60000)
+
+        # The worker ran it: TASK1 takes 1 s, and its run is one of the handler's values.
+        def handler_runs():
+            return [v for o in emf("workerTask1") if o.get("task_type") == "TASK1"
+                    for v in o.get("taskd_handler_duration_seconds", [])]
+        wait_until(lambda: any(v >= 1 for v in handler_runs()), 10, 0.05, "the worker's handler metric")
+        self.assertTrue(all(0 < v < 3 for v in handler_runs()), handler_runs())
+        done = [o for o in emf("workerTask1") if o.get("status") == "COMPLETED"]
+        self.assertTrue(done and all(o["taskd_task_transitions_total"] >= 1 for o in done), done)
+        # Every line names the invocation it counts.
+        request_ids = {o["request_id"] for o in s.logs("invocation")}
+        self.assertTrue(all(o["function_request_id"] in request_ids for o in emf()))
 
     def test_one_trace_per_task(self):
         s = self.stack
