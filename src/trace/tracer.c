@@ -2,16 +2,16 @@
  * tracer — the local span store, the export queue and the thread that drains
  * it into the exporters; see tracer.h.
  *
- * Design. Two rings of span copies, each behind its own mutex:
+ * Design. Two stores of finished spans, each behind its own mutex:
  *
- *   local store   every emitted span that names a task, overwritten oldest-first; read by
- *                 tracer_task_spans (a linear scan: it serves one task's trace view).
- *   export queue  sampled spans waiting for the export thread; full => the span is dropped.
+ *   local store   every emitted span that names a task, packed into a byte ring (span_log.h)
+ *                 and overwritten oldest-first; read by tracer_task_spans (a linear scan: it
+ *                 serves one task's trace view).
+ *   export queue  sampled spans waiting for the export thread, a ring of span structs moved in
+ *                 under the lock (a copy made before it when the local store keeps the span
+ *                 too); full => the span is dropped.
  *
- * tracer_emit deep-copies the span (span_copy) on the caller's stack *before* taking a lock,
- * then only moves the struct into the ring slot under the mutex, so a request thread holds a
- * lock for a memcpy and never waits on the network. Whatever the slot held before is freed
- * after the lock is released.
+ * A request thread holds either lock for a copy of memory and never waits on the network.
  *
  * Exporters sit behind one interface (exporter.h), each with its own state: X-Ray
  * (export_xray.h: one UDP datagram per span, never waits) and OTLP/HTTP (export_otlp.h:
@@ -45,6 +45,7 @@
 #include "trace/exporter.h"
 #include "trace/otel_env.h"
 #include "trace/otlp.h"
+#include "trace/span_log.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -58,6 +59,8 @@
 
 #define DEFAULT_QUEUE_CAPACITY 8192
 #define DEFAULT_LOCAL_CAPACITY 65536
+#define LOCAL_BYTES_PER_SPAN   512          /* the local store's bytes per span it may keep */
+#define LOCAL_MIN_BYTES        (256 * 1024) /* so that a span of 64 KiB still fits */
 #define BATCH_MAX              512
 #define FLUSH_INTERVAL_NS      1000000000LL
 #define MAX_EXPORTERS          2 /* X-Ray, OTLP */
@@ -79,10 +82,9 @@ struct tracer {
     bool has_thread;
     pthread_t thread;
 
-    /* Local store: a ring of lcap spans, llen of them, lnext the next slot to write. */
+    /* Local store (NULL: off). */
     pthread_mutex_t lmu;
-    span *local;
-    size_t lcap, lnext, llen;
+    span_log *local;
 
     _Atomic uint64_t dropped, exported;
 
@@ -214,12 +216,8 @@ static void release(tracer *t)
 {
     for (size_t i = 0; t->queue && i < t->qlen; i++)
         span_clear(&t->queue[(t->qhead + i) % t->qcap]);
-    /* The ring fills from slot 0, so the used slots are [0, llen): the rest were never touched
-     * (and stay unfaulted pages). */
-    for (size_t i = 0; t->local && i < t->llen; i++)
-        span_clear(&t->local[i]);
     free(t->queue);
-    free(t->local);
+    span_log_free(t->local);
     free(t->batch);
     free(t->batch_failed);
     for (size_t i = 0; i < t->n_exporters; i++)
@@ -282,8 +280,9 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     }
 
     if (o->local_capacity) {
-        t->lcap = o->local_capacity;
-        if (!(t->local = calloc(t->lcap, sizeof *t->local)))
+        size_t bytes = o->local_capacity * LOCAL_BYTES_PER_SPAN;
+        if (!(t->local = span_log_new(o->local_capacity,
+                                      bytes > LOCAL_MIN_BYTES ? bytes : LOCAL_MIN_BYTES)))
             goto nomem;
     }
 
@@ -362,7 +361,7 @@ void tracer_take(tracer *t, span *s)
 {
     if (!t || !s)
         return;
-    bool keep = t->lcap && s->task_id[0];
+    bool keep = t->local && s->task_id[0];
     bool export = t->qcap && (s->flags & 0x01); /* an exporter, and sampled */
     if (export && atomic_load_explicit(&t->qfull, memory_order_relaxed)) { /* spare the copy */
         atomic_fetch_add(&t->dropped, 1);
@@ -381,24 +380,18 @@ void tracer_take(tracer *t, span *s)
     }
     if (keep) {
         pthread_mutex_lock(&t->lmu);
-        span old;
-        span_move(&old, &t->local[t->lnext]); /* freed outside the lock */
-        span_move(&t->local[t->lnext], s);
-        t->lnext = (t->lnext + 1) % t->lcap;
-        if (t->llen < t->lcap)
-            t->llen++;
+        span_log_put(t->local, s); /* a span over a quarter of the store is not kept */
         pthread_mutex_unlock(&t->lmu);
-        span_clear(&old);
     }
-    span_clear(s); /* what nothing took */
+    span_clear(s); /* what the queue did not take */
 }
 
 void tracer_emit(tracer *t, const span *s)
 {
     span copy;
-    if (t && s && (t->lcap || t->qcap) && span_copy(&copy, s))
+    if (t && s && (t->local || t->qcap) && span_copy(&copy, s))
         tracer_take(t, &copy);
-    else if (t && s && (t->lcap || t->qcap))
+    else if (t && s && (t->local || t->qcap))
         atomic_fetch_add(&t->dropped, 1);
 }
 
@@ -420,29 +413,13 @@ static int by_start(const void *a, const void *b)
 size_t tracer_task_spans(tracer *t, const char *task_id, span **out)
 {
     *out = NULL;
-    if (!t || !t->lcap || !task_id || !*task_id)
+    if (!t || !t->local || !task_id || !*task_id)
         return 0;
-    size_t found = 0, n = 0;
-    span *arr = NULL;
     pthread_mutex_lock(&t->lmu);
-    size_t first = (t->lnext + t->lcap - t->llen) % t->lcap;
-    for (size_t i = 0; i < t->llen; i++)
-        if (strcmp(t->local[(first + i) % t->lcap].task_id, task_id) == 0)
-            found++;
-    if (found && (arr = malloc(found * sizeof *arr))) {
-        for (size_t i = 0; i < t->llen && n < found; i++) {
-            const span *s = &t->local[(first + i) % t->lcap];
-            if (strcmp(s->task_id, task_id) == 0 && span_copy(&arr[n], s))
-                n++;
-        }
-    }
+    size_t n = span_log_task(t->local, task_id, out);
     pthread_mutex_unlock(&t->lmu);
-    if (n == 0) {
-        free(arr);
-        return 0;
-    }
-    qsort(arr, n, sizeof *arr, by_start);
-    *out = arr;
+    if (n > 1)
+        qsort(*out, n, sizeof **out, by_start);
     return n;
 }
 

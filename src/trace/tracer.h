@@ -44,7 +44,8 @@ typedef struct tracer_options {
     const char *service_name; /* default when OTEL_SERVICE_NAME is unset, e.g. "taskd" */
     const char *service_version;
     size_t queue_capacity; /* spans waiting for export (0: the default, 8192) */
-    size_t local_capacity; /* spans kept for the local view (default 65536); 0 disables */
+    size_t local_capacity; /* spans kept for the local view (default 65536), in 512 bytes
+                            * each (at least 256 KiB in all); 0 disables */
     bool xray_subsegments; /* inside a Lambda function: X-Ray gets only subsegments (xray.h) */
 } tracer_options;
 
