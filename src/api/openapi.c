@@ -35,7 +35,7 @@ static const char document[] =
     "is refused with `413`, conflicting `Content-Length` headers with `400`;\\n- `503` with "
     "`Retry-After` means: retry later (the task store is busy or unavailable, too many requests "
     "are in flight, or the server is shutting down);\\n- when the server has bearer tokens configured, every route (but `/metrics` and `/health` "
-    "under `--metrics-public`) answers `401` "
+    "under `--metrics-public`, and the dashboard's page and files) answers `401` "
     "(with `WWW-Authenticate: Bearer realm=\\\"taskd\\\"`) without `Authorization: Bearer <token>` "
     "or with a wrong token; `403` refuses a cross-origin write (`Origin` other than `Host`, or "
     "`Sec-Fetch-Site: cross-site`) and, on a loopback listener, a `Host` that is not one of its "
@@ -432,6 +432,9 @@ static const char document[] =
     "    \"operationId\":\"dashboard\","
     "    \"tags\":[\"service\"],"
     "    \"summary\":\"The dashboard page\","
+    "    \"description\":\"Served without a token: it holds no data, and asks for a token when "
+    "the API answers `401`.\","
+    "    \"security\":[{}],"
     "    \"responses\":{"
     "     \"200\":{"
     "      \"description\":\"HTML\","
@@ -834,9 +837,16 @@ static bool add_task_detail(json_t *schemas)
     return json_object_set_new(schemas, "TaskDetail", detail) == 0;
 }
 
+/* An operation that needs no token: its security is [{}] alone. */
+static bool anonymous(const json_t *operation)
+{
+    const json_t *security = json_object_get(operation, "security");
+    return json_array_size(security) == 1 && json_object_size(json_array_get(security, 0)) == 0;
+}
+
 /*
- * Every operation can answer 503 (the store busy or gone, the server stopping), and 401 and 403
- * (the access policy, docs/auth.md).
+ * Every operation can answer 503 (the store busy or gone, the server stopping), and 401 (but
+ * those that need no token) and 403 (the access policy, docs/auth.md).
  */
 static bool add_common(json_t *paths)
 {
@@ -850,8 +860,10 @@ static bool add_common(json_t *paths)
     {
         for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
             json_t *responses = member(item, methods[i], "responses");
+            bool open = anonymous(json_object_get(item, methods[i]));
             for (size_t k = 0; responses && k < sizeof common / sizeof common[0]; k++) {
-                if (json_object_get(responses, common[k][0]))
+                if (json_object_get(responses, common[k][0]) ||
+                    (open && strcmp(common[k][0], "401") == 0))
                     continue;
                 if (json_object_set_new(responses, common[k][0],
                                         json_pack("{s:s}", "$ref", common[k][1])) != 0)

@@ -358,6 +358,11 @@ auth_result auth_check(const auth_policy *p, const auth_request *r)
         return AUTH_OK;
     if (p->metrics_public && (strcmp(r->path, "/metrics") == 0 || strcmp(r->path, "/health") == 0))
         return AUTH_OK;
+    /* the dashboard's page and files hold no data: a browser loads them without a token, and
+     * the page asks for one to read the API */
+    if (safe_method(r->method) &&
+        (strcmp(r->path, "/") == 0 || strncmp(r->path, "/dashboard/", 11) == 0))
+        return AUTH_OK;
     const char *a = r->authorization;
     if (!a)
         return AUTH_MISSING;

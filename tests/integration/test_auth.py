@@ -78,7 +78,7 @@ class AuthTestCase(unittest.TestCase):
         """Every route refuses without a token or with a wrong one, and answers with the right one."""
         tid = s.create("TASK2", headers=bearer(token))
         for path in ("/tasks", "/tasks/" + tid, "/tasks/%s/trace" % tid, "/health", "/metrics",
-                     "/openapi.json", "/queues", "/", "/no-such-path"):
+                     "/openapi.json", "/queues", "/no-such-path"):
             with self.subTest(path=path):
                 self.assertUnauthorized(s.get(path), invalid_token=False)
                 self.assertUnauthorized(s.get(path, headers=bearer("wrong-token")), invalid_token=True)
@@ -93,6 +93,14 @@ class AuthTestCase(unittest.TestCase):
         self.assertEqual(s.patch("/tasks/" + tid, {"status": "IN_PROGRESS"},
                                  headers=bearer(token)).status, 204)
         self.assertUnauthorized(s.post("/queues/task1/redrive"), invalid_token=False)
+        # the dashboard's page and files hold no data: they load without a token (the page asks
+        # for one), and the answer is the same with it
+        for path in ("/", "/dashboard/app.js"):
+            with self.subTest(path=path):
+                r = s.get(path)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.body, s.get(path, headers=bearer(token)).body)
+        self.assertUnauthorized(s.post("/", {"task_type": "TASK2"}), invalid_token=False)
 
     # -- tokens ----------------------------------------------------------------------------------
     def test_tokens_from_file(self):
@@ -172,7 +180,7 @@ class AuthTestCase(unittest.TestCase):
                 for path in ("/metrics", "/health"):
                     self.assertEqual(s.get(path).status, 200, path)
                     self.assertEqual(s.request("HEAD", path).status, 200, path)
-                for path in ("/tasks", "/", "/queues", "/openapi.json"):
+                for path in ("/tasks", "/queues", "/openapi.json"):
                     self.assertUnauthorized(s.get(path), invalid_token=False)
                 self.assertUnauthorized(s.post("/tasks", {"task_type": "TASK2"}), invalid_token=False)
 
@@ -249,7 +257,8 @@ class AuthTestCase(unittest.TestCase):
                                 invalid_token=False)
 
     def test_document_lists_the_answers(self):
-        """/openapi.json documents 401 and 403 on every operation, and the bearer scheme."""
+        """/openapi.json documents 401 and 403 on every operation (but 401 on the dashboard's page,
+        which needs no token and says so), and the bearer scheme."""
         s = self.start(env={"TASKD_TOKENS": TOKENS[0]})
         doc = s.get("/openapi.json", headers=bearer(TOKENS[0])).json()
         self.assertEqual(doc["components"]["securitySchemes"]["bearerAuth"],
@@ -261,8 +270,10 @@ class AuthTestCase(unittest.TestCase):
         for path, item in doc["paths"].items():
             for method, op in item.items():
                 if method in ("get", "post", "patch", "put", "delete"):
-                    for status in ("401", "403"):
-                        self.assertIn(status, op["responses"], "%s %s" % (method, path))
+                    anonymous = path == "/"
+                    self.assertEqual(op.get("security") == [{}], anonymous, "%s %s" % (method, path))
+                    self.assertEqual("401" in op["responses"], not anonymous, "%s %s" % (method, path))
+                    self.assertIn("403", op["responses"], "%s %s" % (method, path))
 
 
 if __name__ == "__main__":

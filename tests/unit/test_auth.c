@@ -387,10 +387,18 @@ static void test_check_tokens(void **state)
     assert_int_equal(check(&p, "GET", "/tasks", h, NULL, NULL, "Basic dG9rLWE6"), AUTH_NOT_BEARER);
     assert_int_equal(check(&p, "GET", "/tasks", h, NULL, NULL, "tok-a"), AUTH_NOT_BEARER);
     assert_int_equal(check(&p, "GET", "/tasks", h, NULL, NULL, ""), AUTH_NOT_BEARER);
-    /* every route: the dashboard, metrics, health, unknown paths */
-    static const char *const paths[] = {"/", "/metrics", "/health", "/openapi.json", "/nope"};
+    /* every route that reads or writes data: metrics, health, unknown paths */
+    static const char *const paths[] = {"/metrics", "/health",    "/openapi.json",
+                                        "/nope",    "/dashboard", "/dashboardx/app.js",
+                                        "//",       "/queues"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         assert_int_equal(check(&p, "GET", paths[i], h, NULL, NULL, NULL), AUTH_MISSING);
+    /* but the dashboard's page and files, which hold none, are read without a token */
+    assert_int_equal(check(&p, "GET", "/", h, NULL, NULL, NULL), AUTH_OK);
+    assert_int_equal(check(&p, "HEAD", "/", h, NULL, NULL, NULL), AUTH_OK);
+    assert_int_equal(check(&p, "GET", "/dashboard/app.js", h, NULL, NULL, NULL), AUTH_OK);
+    assert_int_equal(check(&p, "POST", "/", h, NULL, NULL, NULL), AUTH_MISSING);
+    assert_int_equal(check(&p, "POST", "/dashboard/app.js", h, NULL, NULL, NULL), AUTH_MISSING);
     /* a cross-site write is refused even with the right token */
     assert_int_equal(check(&p, "POST", "/tasks", h, NULL, "cross-site", "Bearer tok-a"),
                      AUTH_CROSS_SITE);
@@ -400,7 +408,7 @@ static void test_check_tokens(void **state)
     assert_int_equal(check(&p, "HEAD", "/health", h, NULL, NULL, NULL), AUTH_OK);
     assert_int_equal(check(&p, "GET", "/metrics/", h, NULL, NULL, NULL), AUTH_MISSING);
     assert_int_equal(check(&p, "GET", "/tasks", h, NULL, NULL, NULL), AUTH_MISSING);
-    assert_int_equal(check(&p, "GET", "/", h, NULL, NULL, NULL), AUTH_MISSING);
+    assert_int_equal(check(&p, "GET", "/queues", h, NULL, NULL, NULL), AUTH_MISSING);
     auth_free(&p);
 }
 
