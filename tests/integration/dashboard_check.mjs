@@ -3,7 +3,11 @@
 //
 //   node dashboard_check.mjs '{"base": "http://127.0.0.1:PORT", "artifacts": DIR,
 //                              "xss_id": ID, "redrive_queue": NAME, "showcase_id": ID,
-//                              "shots": DIR or null}'
+//                              "shots": DIR or null, "token_base": URL or null,
+//                              "token": TOKEN, "token_task": ID}'
+//
+// token_base is a second taskd, with the bearer token TOKEN configured, that holds the task
+// token_task.
 //
 // Each check is one step with its own message; a failed step does not stop the others unless
 // they need what it made. Prints one line per step, then "N passed, M failed"; exits 1 on any
@@ -322,6 +326,59 @@ await step('401 and an unreachable API show a banner, the stream says so, and al
   await p2.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
   await p2.close();
 });
+
+if (args.token_base) {
+  await step('with tokens configured: the page loads, asks for the token, refuses a wrong one, and works with the right one (the stream too)', async () => {
+    const ctx = await browser.newContext({viewport: {width: 1280, height: 800}});
+    const p3 = await ctx.newPage();
+    const errors = [];
+    p3.on('pageerror', (e) => errors.push(e.message));
+    let loads = 0;
+    p3.on('framenavigated', (f) => { if (f === p3.mainFrame()) loads++; });
+    const resp = await p3.goto(args.token_base + '/');
+    check(resp.status() === 200, 'GET / without a token: ' + resp.status());
+    await p3.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    const asked = await p3.textContent('#banner');
+    check(/401/.test(asked) && /bearer token/.test(asked), 'banner: ' + asked);
+    check(await p3.$(`#tasks tr[data-id="${args.token_task}"]`) === null, 'tasks shown without a token');
+
+    await p3.fill('#token-input', 'not-the-token');
+    await p3.click('#token-form button[type="submit"]');
+    await p3.waitForFunction(() => /refused the token/.test(document.querySelector('#banner').textContent),
+                             null, {timeout: WAIT})
+        .catch(async () => { throw new Error('after a wrong token, banner: ' + await p3.textContent('#banner')); });
+    check(!(await p3.isHidden('#token-form')), 'the form went away after a wrong token');
+
+    await p3.fill('#token-input', args.token);
+    await p3.click('#token-form button[type="submit"]');
+    await p3.waitForSelector(`#tasks tr[data-id="${args.token_task}"]`, {timeout: WAIT});
+    await p3.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+    await p3.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+    await p3.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await p3.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
+
+    // a task created elsewhere arrives, and completes, through the stream read with the token
+    const r = await fetch(args.token_base + '/tasks', {
+      method: 'POST',
+      headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + args.token},
+      body: JSON.stringify({task_type: 'noop', data: {from: 'another client'}}),
+    });
+    check(r.status === 201, 'POST /tasks with the token: ' + r.status);
+    const id = (await r.json()).id;
+    await p3.waitForSelector(`#tasks tr[data-id="${id}"] .chip[data-status="COMPLETED"]`, {timeout: WAIT})
+        .catch(async () => { throw new Error('task ' + id + ' was not pushed to the page as COMPLETED'); });
+    check(loads === 1, 'the page navigated ' + (loads - 1) + ' more times');
+
+    // the token stays with the tab: a reload needs no new one
+    await p3.reload();
+    await p3.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT});
+    await p3.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    check(await p3.isHidden('#token-form'), 'the token was asked for again after a reload');
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+    await p3.screenshot({path: path.join(args.artifacts, 'dashboard-token.png')});
+    await ctx.close();
+  });
+}
 
 if (args.shots) {
   // The README's pictures: light, 1280x800.

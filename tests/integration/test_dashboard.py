@@ -12,7 +12,9 @@ task gets markup in its data and status_msg.
 The browser then creates a task from the form and sees it reach COMPLETED through /events; sends
 bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
 waterfall with the queue wait and the handler run, history); redrives the dead letter through the
-confirmation dialog and sees the count drop; filters and searches; checks the headers (CSP,
+confirmation dialog and sees the count drop; filters and searches; on a second taskd with a bearer
+token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
+the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested
 from another origin, that the console stays free of errors, the dark theme, and the banners of a
 401 and of an unreachable taskd (answered by the test), and the recovery after them. Screenshots: <build>/test-artifacts/dashboard-*.png.
@@ -38,6 +40,7 @@ CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard_ch
 NODE_TOOLS = os.path.join(harness.REPO, "scripts", "node-tools.sh")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 BROWSER_TIMEOUT = 300
+TOKEN = "dashboard-test-token-4f9c2a"
 
 
 def config(flaky_handler):
@@ -130,10 +133,17 @@ class Dashboard(unittest.TestCase):
         wait_until(lambda: all(s.task(t)["status"] in ("COMPLETED", "FAILED") for t in done + [failed]),
                    15, what="the first tasks to finish")
 
+        # a second taskd, with a bearer token: the page must ask for it
+        secured = Taskd(db=os.path.join(self.tmp, "secured.db"), config=write_config(self.tmp, config(
+            {"handler": "noop"}), "secured.json"), env={"TASKD_TOKENS": TOKEN}, tmpdir=self.tmp)
+        self.servers.append(secured)
+        token_task = secured.create("noop", data={"secured": True}, headers={"Authorization": "Bearer " + TOKEN})
+
         artifacts = os.path.join(os.path.dirname(os.path.abspath(harness.taskd_bin())), "test-artifacts")
         args = {"base": "http://127.0.0.1:%d" % s.port, "artifacts": artifacts, "xss_id": xss,
                 "redrive_queue": "flaky", "showcase_id": done[-1],
-                "shots": os.environ.get("DASHBOARD_SHOTS") or None}
+                "shots": os.environ.get("DASHBOARD_SHOTS") or None,
+                "token_base": "http://127.0.0.1:%d" % secured.port, "token": TOKEN, "token_task": token_task}
         env = dict(os.environ, NODE_TOOLS_DIR=self.tools, CHROMIUM=CHROMIUM)
         try:
             p = subprocess.run(["node", CHECKER, json.dumps(args)], env=env, stdout=subprocess.PIPE,

@@ -118,6 +118,7 @@ const health = {
   },
   ok(what) {
     if (this.failing.delete(what)) this.show();
+    if (what === 'auth') $('#token-form').hidden = true;
   },
   show() {
     const b = $('#banner');
@@ -127,12 +128,60 @@ const health = {
   },
 };
 
+// With tokens configured (docs/auth.md) taskd answers 401 until the page sends one: the page
+// asks for it, keeps it for this tab only (sessionStorage) and sends it with every request.
+const auth = {
+  key: 'taskd.token',
+  get token() {
+    try {
+      return sessionStorage.getItem(this.key) || '';
+    } catch (e) {
+      return '';
+    }
+  },
+  set token(value) {
+    try {
+      if (value) sessionStorage.setItem(this.key, value);
+      else sessionStorage.removeItem(this.key);
+    } catch (e) {
+      // storage refused: the token is asked for again on the next load
+    }
+  },
+  headers(extra = {}) {
+    const t = this.token;
+    return t ? Object.assign({}, extra, {Authorization: 'Bearer ' + t}) : extra;
+  },
+  ask() {
+    $('#token-form').hidden = false;
+  },
+};
+
 function refusal(status, detail) {
-  if (status === 401)
-    return 'taskd asks for a bearer token (401: ' + detail + '). Open the dashboard through a proxy ' +
-           'that adds the Authorization header (docs/auth.md).';
+  if (status === 401) {
+    auth.ask();
+    return auth.token ? 'taskd refused the token (401: ' + detail + '). Enter another one below.'
+                      : 'taskd asks for a bearer token (401: ' + detail + '). Enter it below; it is ' +
+                            'kept for this tab only.';
+  }
   if (status === 403) return 'taskd refused the request (403: ' + detail + ').';
   return null;
+}
+
+// A token entered: everything is read again with it.
+function useToken(e) {
+  e.preventDefault();
+  const input = $('#token-input');
+  const token = input.value.trim();
+  if (!token) return;
+  auth.token = token;
+  input.value = '';
+  $('#token-form').hidden = true;
+  health.ok('auth');
+  loadTypes();
+  firstPage();
+  connect();
+  loadQueues();
+  sampleMetrics();
 }
 
 // fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner.
@@ -141,7 +190,7 @@ async function api(path, {method = 'GET', body} = {}) {
   try {
     r = await fetch(path, {
       method,
-      headers: body === undefined ? {} : {'Content-Type': 'application/json'},
+      headers: auth.headers(body === undefined ? {} : {'Content-Type': 'application/json'}),
       body: body === undefined ? undefined : body,
       cache: 'no-store',
     });
@@ -341,43 +390,126 @@ function connect() {
   // leaving the filtered status is still seen to change
   const url = '/events' + (state.type ? '?' + new URLSearchParams({task_type: state.type}) : '');
   setConn('connecting', 'connecting');
-  const es = new EventSource(url);
-  source = es;
   let opened = false;
-  es.onopen = () => {
-    // after a gap (or a failed first load) the page is read again
-    if (opened || state.loadFailed || streamGap) loadTasks();
-    streamGap = false;
-    if (!state.types.length) loadTypes();
-    opened = true;
-    setConn('live', 'live');
-    health.ok('events');
-  };
-  es.addEventListener('task', (m) => {
-    let ev;
-    try {
-      ev = JSON.parse(m.data);
-    } catch (e) {
-      return;
-    }
-    applyEvent(ev);
-    queuesSoon();
+  const s = (auth.token ? fetchStream : eventSource)(url, {
+    open() {
+      // after a gap (or a failed first load) the page is read again
+      if (opened || state.loadFailed || streamGap) loadTasks();
+      streamGap = false;
+      if (!state.types.length) loadTypes();
+      opened = true;
+      setConn('live', 'live');
+      health.ok('events');
+    },
+    event(type, data) {
+      if (type === 'reset') {
+        loadTasks();
+        queuesSoon();
+        return;
+      }
+      if (type !== 'task') return;
+      let ev;
+      try {
+        ev = JSON.parse(data);
+      } catch (e) {
+        return;
+      }
+      applyEvent(ev);
+      queuesSoon();
+    },
+    reconnecting() {
+      if (s === source) setConn('connecting', 'reconnecting');
+    },
+    closed() {
+      if (s !== source) return;
+      // closed for good (an HTTP error answer): try again ourselves, a little later
+      setConn('offline', 'offline');
+      streamGap = true;
+      checkEvents(url);
+      retryTimer = setTimeout(connect, 5000);
+    },
   });
-  es.addEventListener('reset', () => {
-    loadTasks();
-    queuesSoon();
-  });
-  es.onerror = () => {
-    if (es !== source) return;
-    if (es.readyState === EventSource.CONNECTING) {
-      setConn('connecting', 'reconnecting');
-      return;
+  source = s;
+}
+
+// The stream through EventSource, which reconnects by itself (with Last-Event-ID).
+function eventSource(url, on) {
+  const es = new EventSource(url);
+  es.onopen = () => on.open();
+  for (const type of ['task', 'reset']) es.addEventListener(type, (m) => on.event(type, m.data));
+  es.onerror = () => (es.readyState === EventSource.CONNECTING ? on.reconnecting() : on.closed());
+  return {close: () => es.close()};
+}
+
+// The same through fetch(), which can send the token (EventSource cannot send a header): the
+// text/event-stream fields are parsed here, and a dropped stream is taken up again from the
+// last event id after the server's retry time.
+function fetchStream(url, on) {
+  const ctl = new AbortController();
+  let lastId = null;
+  let retryMs = 2000;
+  let stopped = false;
+  const pause = () => new Promise((resolve) => setTimeout(resolve, retryMs));
+  (async () => {
+    while (!stopped) {
+      let r;
+      try {
+        const headers = auth.headers({Accept: 'text/event-stream'});
+        if (lastId !== null) headers['Last-Event-ID'] = lastId;
+        r = await fetch(url, {headers, cache: 'no-store', signal: ctl.signal});
+      } catch (e) {
+        if (stopped) return;
+        on.reconnecting();
+        await pause();
+        continue;
+      }
+      if (!r.ok || !r.body) {
+        if (!stopped) on.closed();
+        return;
+      }
+      on.open();
+      const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buf = '';
+      let type = '';
+      let data = [];
+      try {
+        for (;;) {
+          const {value, done} = await reader.read();
+          if (done) break;
+          buf += value;
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).replace(/\r$/, '');
+            buf = buf.slice(nl + 1);
+            if (line === '') { // the end of an event
+              if (data.length) on.event(type || 'message', data.join('\n'));
+              type = '';
+              data = [];
+              continue;
+            }
+            if (line.startsWith(':')) continue; // a comment: the keep-alive
+            const colon = line.indexOf(':');
+            const field = colon < 0 ? line : line.slice(0, colon);
+            const v = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1));
+            if (field === 'data') data.push(v);
+            else if (field === 'event') type = v;
+            else if (field === 'id') lastId = v;
+            else if (field === 'retry' && /^\d+$/.test(v)) retryMs = Number(v);
+          }
+        }
+      } catch (e) {
+        // dropped (or stopped)
+      }
+      if (stopped) return;
+      on.reconnecting();
+      await pause();
     }
-    // closed for good (an HTTP error answer): try again ourselves, a little later
-    setConn('offline', 'offline');
-    streamGap = true;
-    checkEvents(url);
-    retryTimer = setTimeout(connect, 5000);
+  })();
+  return {
+    close() {
+      stopped = true;
+      ctl.abort();
+    },
   };
 }
 
@@ -386,7 +518,7 @@ async function checkEvents(url) {
   try {
     // the headers say it; the body (a stream, when it works) is not read
     const ctl = new AbortController();
-    const r = await fetch(url, {cache: 'no-store', signal: ctl.signal});
+    const r = await fetch(url, {cache: 'no-store', signal: ctl.signal, headers: auth.headers()});
     ctl.abort();
     if (r.status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
     else if (r.status === 401 || r.status === 403) health.fail('auth', refusal(r.status, r.statusText));
@@ -484,7 +616,7 @@ function parseTransitions(text) {
 async function sampleMetrics() {
   let text;
   try {
-    const r = await fetch('/metrics', {cache: 'no-store'});
+    const r = await fetch('/metrics', {cache: 'no-store', headers: auth.headers()});
     if (!r.ok) throw new Error('HTTP ' + r.status);
     text = await r.text();
   } catch (e) {
@@ -815,6 +947,7 @@ function start() {
   });
   $('#filter-type').addEventListener('change', (e) => setFilter(state.status, e.target.value));
   $('#search-form').addEventListener('submit', searchTask);
+  $('#token-form').addEventListener('submit', useToken);
   $('#tasks tbody').addEventListener('click', (e) => {
     const tr = e.target.closest('tr[data-id]');
     if (tr) openTask(tr.dataset.id);
