@@ -70,11 +70,11 @@ static size_t str_len(const char *s)
 
 static size_t record_size(const span *s)
 {
-    size_t n = sizeof(rec_head) + strnlen(s->task_id, sizeof s->task_id) +
-               strnlen(s->name, sizeof s->name) + str_len(s->status_msg);
+    size_t n = sizeof(rec_head) + strnlen(s->task_id, sizeof s->task_id - 1) +
+               strnlen(s->name, sizeof s->name - 1) + str_len(s->status_msg);
     for (int i = 0; i < s->n_attrs; i++) {
         const span_attr *a = &s->attrs[i];
-        n += 2 + strnlen(a->key, sizeof a->key);
+        n += 2 + strnlen(a->key, sizeof a->key - 1);
         if (a->type == SPAN_ATTR_STRING)
             n += sizeof(uint32_t) + str_len(a->v.s);
         else
@@ -95,8 +95,8 @@ static void pack(unsigned char *p, const span *s, size_t size)
 {
     rec_head h;
     memset(&h, 0, sizeof h); /* the padding too: the record is copied out whole */
-    size_t task_len = strnlen(s->task_id, sizeof s->task_id);
-    size_t name_len = strnlen(s->name, sizeof s->name);
+    size_t task_len = strnlen(s->task_id, sizeof s->task_id - 1);
+    size_t name_len = strnlen(s->name, sizeof s->name - 1);
     h.size = (uint32_t)size;
     h.msg_len = s->status_msg ? (uint32_t)strlen(s->status_msg) : NO_MESSAGE;
     h.name_len = (uint16_t)name_len;
@@ -117,7 +117,7 @@ static void pack(unsigned char *p, const span *s, size_t size)
     p = put(p, s->status_msg, str_len(s->status_msg));
     for (int i = 0; i < s->n_attrs; i++) {
         const span_attr *a = &s->attrs[i];
-        uint8_t key_len = (uint8_t)strnlen(a->key, sizeof a->key);
+        uint8_t key_len = (uint8_t)strnlen(a->key, sizeof a->key - 1);
         uint8_t type = (uint8_t)a->type;
         p = put(p, &key_len, 1);
         p = put(p, &type, 1);
