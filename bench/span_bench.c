@@ -32,7 +32,7 @@ static double now_s(void)
 /* A task id for task n (below 10^12): 36 characters. */
 static void task_id(char out[37], long n)
 {
-    snprintf(out, 37, "01a2340a-5507-7003-aba9-%012ld", n % 1000000000000L);
+    snprintf(out, 37, "01a2340a-5507-7003-aba9-%012lu", (unsigned long)n % 1000000000000UL);
 }
 
 static void take_one(tracer *t, long i)
