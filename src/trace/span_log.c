@@ -258,7 +258,8 @@ bool span_log_put(span_log *l, const span *s)
     return true;
 }
 
-/* The offset of the record after the one at off (0 past the last is not checked here). */
+/* The offset of the record after the one at off, the wrap followed; past the newest it means
+ * nothing, so a walk counts its records. */
 static size_t next_record(const span_log *l, size_t off)
 {
     off += size_at(l, off);
