@@ -54,6 +54,7 @@ typedef struct runtime_graph {
     store *store;
     aws_client *sns; /* publish */
     role *role;
+    const char *metrics_namespace, *function_name; /* for each invocation's metrics */
 } runtime_graph;
 
 static void graph_free(runtime_graph *g)
@@ -149,6 +150,10 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     }
     trace_declare_metrics(g->tel.metrics);
     metrics_keep_observations(g->tel.metrics);
+    const char *ns = getenv("TASKD_METRICS_NAMESPACE");
+    const char *function = getenv("AWS_LAMBDA_FUNCTION_NAME");
+    g->metrics_namespace = ns && *ns ? ns : "taskd";
+    g->function_name = function ? function : "";
     if (publish) {
         const char *topic;
         if (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||
@@ -201,11 +206,9 @@ static int64_t call_deadline(int64_t deadline_ms)
  */
 static void write_metrics(const runtime_graph *g, const lambda_invocation *inv)
 {
-    const char *ns = getenv("TASKD_METRICS_NAMESPACE");
-    const char *function = getenv("AWS_LAMBDA_FUNCTION_NAME");
-    const char *fields[] = {"function_name", function ? function : "", "function_request_id",
+    const char *fields[] = {"function_name", g->function_name, "function_request_id",
                             inv->request_id, NULL};
-    metrics_emf o = {.namespace_ = ns && *ns ? ns : "taskd",
+    metrics_emf o = {.namespace_ = g->metrics_namespace,
                      .service = "taskd",
                      .timestamp_ms = clock_unix_ms(),
                      .fields = fields};
