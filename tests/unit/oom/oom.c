@@ -1,0 +1,173 @@
+/*
+ * oom — the allocation wrappers and the sweep (oom.h). Only the thread that runs a sweep is
+ * counted and failed: a library's own threads allocate as usual.
+ */
+#include "oom.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t size);
+void __real_free(void *p);
+char *__real_strdup(const char *s);
+char *__real_strndup(const char *s, size_t n);
+int __real_vasprintf(char **out, const char *fmt, va_list ap);
+
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t size);
+void __wrap_free(void *p);
+char *__wrap_strdup(const char *s);
+char *__wrap_strndup(const char *s, size_t n);
+int __wrap_vasprintf(char **out, const char *fmt, va_list ap);
+int __wrap_asprintf(char **out, const char *fmt, ...);
+
+static struct {
+    bool on; /* a run is under way on thread owner */
+    pthread_t owner;
+    size_t allocations, failures;
+    size_t fail_at; /* 1-based; 0: none fails */
+    bool and_after; /* and every allocation after it */
+    long live;      /* blocks allocated less blocks freed, this run */
+} run;
+
+static bool counted(void)
+{
+    return run.on && pthread_equal(pthread_self(), run.owner);
+}
+
+/* Whether this allocation fails (errno set as the real one would). */
+static bool fails(void)
+{
+    if (!counted())
+        return false;
+    size_t n = ++run.allocations;
+    if (run.fail_at && (n == run.fail_at || (run.and_after && n > run.fail_at))) {
+        run.failures++;
+        errno = ENOMEM;
+        return true;
+    }
+    return false;
+}
+
+static void *made(void *p)
+{
+    if (p && counted())
+        run.live++;
+    return p;
+}
+
+void *__wrap_malloc(size_t size)
+{
+    return fails() ? NULL : made(__real_malloc(size));
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fails() ? NULL : made(__real_calloc(n, size));
+}
+
+void *__wrap_realloc(void *p, size_t size)
+{
+    if (!p)
+        return __wrap_malloc(size);
+    if (fails())
+        return NULL; /* p stays as it was */
+    return __real_realloc(p, size);
+}
+
+void __wrap_free(void *p)
+{
+    if (p && counted())
+        run.live--;
+    __real_free(p);
+}
+
+char *__wrap_strdup(const char *s)
+{
+    return fails() ? NULL : made(__real_strdup(s));
+}
+
+char *__wrap_strndup(const char *s, size_t n)
+{
+    return fails() ? NULL : made(__real_strndup(s, n));
+}
+
+int __wrap_vasprintf(char **out, const char *fmt, va_list ap)
+{
+    if (fails())
+        return -1; /* *out is undefined then: left as it was */
+    int n = __real_vasprintf(out, fmt, ap);
+    if (n >= 0)
+        made(*out);
+    return n;
+}
+
+int __wrap_asprintf(char **out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = __wrap_vasprintf(out, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+size_t oom_allocations(void)
+{
+    return run.allocations;
+}
+
+size_t oom_failures(void)
+{
+    return run.failures;
+}
+
+/* One run of fn with allocation fail_at failing (and those after it): fn's result. Aborts,
+ * with what it was, when the run leaves blocks behind or fails with nothing failing. */
+static bool one_run(const char *name, oom_scenario fn, void *arg, size_t fail_at, bool and_after)
+{
+    run.owner = pthread_self();
+    run.allocations = run.failures = 0;
+    run.fail_at = fail_at;
+    run.and_after = and_after;
+    run.live = 0;
+    run.on = true;
+    bool ok = fn(arg);
+    run.on = false;
+    const char *wrong = NULL;
+    if (run.live != 0)
+        wrong = "left blocks allocated";
+    else if (!ok && run.failures == 0)
+        wrong = "failed with no allocation failing";
+    if (wrong) {
+        fprintf(stderr, "oom: %s %s (%ld blocks) in the run failing allocation %zu%s\n", name,
+                wrong, run.live, fail_at, and_after ? " and after" : "");
+        abort();
+    }
+    return ok;
+}
+
+size_t oom_sweep(const char *name, oom_scenario fn, void *arg)
+{
+    json_set_alloc_funcs(__wrap_malloc, __wrap_free);
+    if (!one_run(name, fn, arg, 0, false)) {
+        fprintf(stderr, "oom: %s failed with nothing failing\n", name);
+        abort();
+    }
+    size_t n = run.allocations;
+    size_t failed_runs = 0;
+    for (size_t k = 1; k <= n; k++)
+        for (int and_after = 0; and_after <= 1; and_after++)
+            failed_runs += !one_run(name, fn, arg, k, and_after);
+    json_set_alloc_funcs(malloc, free);
+    printf("oom: %s: %zu allocations, %zu runs, %zu of them reported the failure\n", name, n, 2 * n,
+           failed_runs);
+    return n;
+}

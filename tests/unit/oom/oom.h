@@ -1,0 +1,32 @@
+/*
+ * oom — allocation failures on demand, for the tests that sweep a piece of code through every
+ * allocation it makes (tests/unit/test_oom_*.c).
+ *
+ * The test is linked with --wrap for malloc, calloc, realloc, free, strdup, strndup, asprintf
+ * and vasprintf (CMakeLists.txt), so every allocation the project's code makes goes through
+ * here, and jansson's too (oom_sweep() gives it these functions). An armed allocation fails
+ * as the real one would when memory runs out: NULL (or -1), errno ENOMEM.
+ */
+#ifndef TASKD_TEST_OOM_H
+#define TASKD_TEST_OOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What a sweep runs: the code under test from start to end, everything it made freed again.
+ * True when it succeeded, having checked that what it made is right; false when it reported
+ * a failure (which is right only when an allocation failed). */
+typedef bool (*oom_scenario)(void *arg);
+
+/*
+ * Run fn once with nothing failing (it must succeed), then again for each allocation it made,
+ * failing that one alone, and then that one and every one after it. Every run must leave no
+ * block allocated that it did not free. Returns the number of allocations of the clean run.
+ */
+size_t oom_sweep(const char *name, oom_scenario fn, void *arg);
+
+/* Allocations made, and failed, since the current run began (for a scenario's own checks). */
+size_t oom_allocations(void);
+size_t oom_failures(void);
+
+#endif
