@@ -77,6 +77,7 @@ bool config_defaults(config *c)
     c->max_in_flight = 1024;
     c->header_timeout = 10;
     c->body_timeout = 60;
+    c->idle_timeout = 30;
     if (!default_pipeline(c)) {
         clear_pipeline(c);
         return false;
@@ -521,6 +522,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
                 return false;
             c->body_timeout = (unsigned)n;
+        } else if (strcmp(key, "idle_timeout") == 0) {
+            if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
+                return false;
+            c->idle_timeout = (unsigned)n;
         } else if (strcmp(key, "topic") == 0) {
             const char *t = json_string_value(v);
             if (!t || !valid_type_name(t)) {

@@ -78,6 +78,7 @@ typedef struct config {
     unsigned max_in_flight;              /* requests being answered or waiting on a write */
     unsigned header_timeout;             /* seconds from connecting to a complete request head */
     unsigned body_timeout;               /* seconds from the request head to the end of its body */
+    unsigned idle_timeout; /* seconds a kept-alive connection may stay silent between requests */
 
     char topic[CONFIG_NAME_MAX + 1];
     queue_config queues[CONFIG_MAX_ITEMS];

@@ -342,7 +342,7 @@ int main(int argc, char **argv)
                        .port = o.port,
                        .threads = o.threads,
                        .body_limit = cfg.body_limit,
-                       .timeout_s = 30,
+                       .timeout_s = cfg.idle_timeout,
                        .max_connections = cfg.max_connections,
                        .max_per_client = cfg.max_connections_per_client,
                        .max_in_flight = cfg.max_in_flight,

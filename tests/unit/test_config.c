@@ -125,6 +125,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_in_flight, 1024);
     assert_int_equal(c.header_timeout, 10);
     assert_int_equal(c.body_timeout, 60);
+    assert_int_equal(c.idle_timeout, 30);
     check_default_pipeline(&c);
     assert_true(config_has_task_type(&c, "TASK1"));
     assert_true(config_has_task_type(&c, "TASK3"));
@@ -211,12 +212,14 @@ static void test_scalar_overrides(void **state)
 
     /* the listener's bounds */
     load_ok(&c, "{\"max_connections\":5000,\"max_connections_per_client\":64,"
-                "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1}");
+                "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1,"
+                "\"idle_timeout\":7}");
     assert_int_equal(c.max_connections, 5000);
     assert_int_equal(c.max_connections_per_client, 64);
     assert_int_equal(c.max_in_flight, 1);
     assert_int_equal(c.header_timeout, 3600);
     assert_int_equal(c.body_timeout, 1);
+    assert_int_equal(c.idle_timeout, 7);
     config_free(&c);
 }
 
@@ -701,6 +704,7 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
                NULL);
     load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600", NULL);
+    load_fails("{\"idle_timeout\":3601}", "idle_timeout must be an integer from 1 to 3600", NULL);
     load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600", NULL);
 
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
