@@ -14,6 +14,12 @@
  * Every connection counts against its client's address from accept until it closes: here, or in
  * the server after the handoff (front_closed()). The counts are a hash table under a mutex,
  * shared with the server's threads.
+ *
+ * A connection handed over stays on a list of watches (front_watch_*) under the same mutex
+ * until the server closes it. The server's threads mark in it, with one atomic store, when a
+ * response has ended and when the next head is in; once a second, while there are watches,
+ * this thread looks for heads overdue and answers them. The mutex also keeps a watch's socket
+ * open while this thread writes to it: the server ends the watch before it closes the socket.
  */
 #include "front.h"
 
@@ -22,6 +28,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -36,8 +43,10 @@
 #define LINGER_NS       (1000 * 1000000LL) /* an answered connection's last second */
 #define LINGER_BYTES    (256 * 1024)       /* read and dropped at most while lingering */
 #define CLIENT_BUCKETS  4096
-#define MAX_METHOD      32                /* longer method tokens are not HTTP */
-#define ACCEPT_PAUSE_NS (100 * 1000000LL) /* accepting waits this long when out of fds */
+#define MAX_METHOD      32                 /* longer method tokens are not HTTP */
+#define ACCEPT_PAUSE_NS (100 * 1000000LL)  /* accepting waits this long when out of fds */
+#define WATCH_TICK_NS   (1000 * 1000000LL) /* how often the watches are looked at */
+#define WATCH_ANSWERED  (-1)               /* a watch's waiting_since once answered here */
 
 enum wait_state { WAIT_HEAD, WAIT_LINGER };
 
@@ -54,6 +63,17 @@ typedef struct conn {
 typedef struct conn_list {
     conn *head, *tail;
 } conn_list;
+
+/* A connection handed over, watched between its requests. */
+struct front_watch {
+    int fd;
+    /* CLOCK_MONOTONIC ns when its last response ended and the next head is awaited; 0 while a
+     * request is under way (or none has ended yet); WATCH_ANSWERED once answered here */
+    _Atomic int64_t waiting_since;
+    int64_t answered_ns; /* when answered here (this thread's, under the lock) */
+    bool read_shut;      /* and its reading side shut since */
+    struct front_watch *prev, *next;
+};
 
 /* One client address and its open connections. */
 typedef struct client {
@@ -73,8 +93,11 @@ struct front {
     char *peek; /* head_limit bytes */
     char listen_tag, stop_tag;
 
+    int64_t next_watch_ns; /* when the watches are next looked at */
+
     pthread_mutex_t lock; /* guards the fields below */
     unsigned open;        /* every connection not yet closed, held here or handed over */
+    front_watch *watches; /* the connections handed over, not yet closed */
     client *clients[CLIENT_BUCKETS];
 };
 
@@ -368,6 +391,84 @@ static void readable(front *f, conn *c, bool hangup)
     free(c);
 }
 
+/* ---- later heads on connections handed over ----------------------------------------------- */
+
+front_watch *front_watch_start(front *f, int fd)
+{
+    front_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->fd = fd;
+    pthread_mutex_lock(&f->lock);
+    w->next = f->watches;
+    if (w->next)
+        w->next->prev = w;
+    f->watches = w;
+    pthread_mutex_unlock(&f->lock);
+    return w;
+}
+
+void front_watch_end(front *f, front_watch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&f->lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        f->watches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&f->lock);
+    free(w);
+}
+
+void front_watch_idle(front_watch *w)
+{
+    int64_t in_request = 0; /* an answered watch stays answered */
+    if (w)
+        atomic_compare_exchange_strong(&w->waiting_since, &in_request, clock_mono_ns());
+}
+
+bool front_watch_head(front_watch *w)
+{
+    if (!w)
+        return true;
+    int64_t since = atomic_load(&w->waiting_since);
+    while (since != WATCH_ANSWERED)
+        if (atomic_compare_exchange_weak(&w->waiting_since, &since, 0))
+            return true;
+    return false;
+}
+
+/*
+ * Answer the heads overdue with a 408 and shut the sending side; a second later, shut the
+ * reading side too, so that libmicrohttpd reads the end of the stream and closes the
+ * connection even if the client keeps sending.
+ */
+static void watch_heads(front *f, int64_t now)
+{
+    int64_t limit = ((int64_t)f->o.idle_timeout_s + (int64_t)f->o.header_timeout_s) * 1000000000LL;
+    pthread_mutex_lock(&f->lock);
+    for (front_watch *w = f->watches; w; w = w->next) {
+        int64_t since = atomic_load(&w->waiting_since);
+        if (since > 0 && now - since >= limit &&
+            atomic_compare_exchange_strong(&w->waiting_since, &since, WATCH_ANSWERED)) {
+            f->o.refused(f->o.ctx, 408, "header_timeout", "Request head not received in time");
+            front_send_error(w->fd, 408, "Request head not received in time");
+            shutdown(w->fd, SHUT_WR);
+            w->answered_ns = now;
+        } else if (since == WATCH_ANSWERED && !w->read_shut && now - w->answered_ns >= LINGER_NS) {
+            shutdown(w->fd, SHUT_RD);
+            w->read_shut = true;
+        }
+    }
+    /* ticking while any connection is open: a watch starts on a server thread after its
+     * handoff, when this thread may already be asleep */
+    f->next_watch_ns = f->open ? now + WATCH_TICK_NS : 0;
+    pthread_mutex_unlock(&f->lock);
+}
+
 /* ---- accepting ---------------------------------------------------------------------------- */
 
 static void pause_accepting(front *f, bool pause)
@@ -441,6 +542,8 @@ static void expire(front *f, int64_t now)
     }
     if (f->accept_paused_until && f->accept_paused_until <= now)
         pause_accepting(f, false);
+    if (f->next_watch_ns <= now)
+        watch_heads(f, now); /* also schedules the next look, if any connection is open */
 }
 
 static int next_timeout_ms(front *f, int64_t now)
@@ -452,6 +555,8 @@ static int next_timeout_ms(front *f, int64_t now)
         first = f->lingers.head->deadline_ns;
     if (f->accept_paused_until && f->accept_paused_until < first)
         first = f->accept_paused_until;
+    if (f->next_watch_ns && f->next_watch_ns < first)
+        first = f->next_watch_ns;
     if (first == INT64_MAX)
         return -1;
     if (first <= now)
@@ -550,6 +655,8 @@ void front_free(front *f)
             f->clients[i] = next;
         }
     }
+    while (f->watches) /* none once the server has closed its connections */
+        front_watch_end(f, f->watches);
     pthread_mutex_destroy(&f->lock);
     free(f->peek);
     free(f);

@@ -15,7 +15,11 @@
  *     when the client sent nothing
  *   - over the connection bound: 503; over the per-client bound: 429
  *
- * Later requests on a kept-alive connection are libmicrohttpd's alone.
+ * Later requests on a kept-alive connection are libmicrohttpd's to parse, but the front still
+ * bounds their heads' time (front_watch_*): a head not complete within the idle timeout plus
+ * the header timeout after the connection's last response ended gets the same 408, written
+ * here, and the connection's reading side is shut a moment later so that libmicrohttpd closes
+ * it. (A silent connection meets libmicrohttpd's idle timeout first.)
  */
 #ifndef TASKD_FRONT_H
 #define TASKD_FRONT_H
@@ -31,6 +35,7 @@ typedef struct front_options {
     unsigned max_connections;  /* held here and handed over, in all */
     unsigned max_per_client;   /* the same, from one client address */
     unsigned header_timeout_s; /* connect to complete first head */
+    unsigned idle_timeout_s;   /* the server's: a kept-alive connection's longest silence */
     size_t head_limit;         /* largest first head, bytes */
     /* Give a connection with a complete head to the server; false: it refused it (and closed
      * it). The fd is the server's from then on; it calls front_closed() when it closes it. */
@@ -47,6 +52,21 @@ front *front_start(const front_options *o, char *err, size_t errlen);
 void front_closed(front *f, const struct sockaddr *addr);
 /* Stop accepting; close the listening socket and every connection not yet handed over. */
 void front_stop(front *f);
+/*
+ * A connection handed over, watched for the time its later request heads take. The server
+ * starts a watch when it takes the connection (NULL when out of memory: not watched), tells
+ * it when each response has ended and each head is in, and ends it before it closes the
+ * socket. The watch calls may come from any thread; a NULL watch does nothing.
+ */
+typedef struct front_watch front_watch;
+front_watch *front_watch_start(front *f, int fd);
+/* A response has ended: the clock for the next head starts. */
+void front_watch_idle(front_watch *w);
+/* A head is in: false when the front has answered the connection already (408), and the
+ * request must not be answered again. */
+bool front_watch_head(front_watch *w);
+void front_watch_end(front *f, front_watch *w);
+
 /* Free the front, after the server has closed every connection handed to it. */
 void front_free(front *f);
 

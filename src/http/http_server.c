@@ -37,10 +37,11 @@
  * before libmicrohttpd sees it, so only later requests on a kept-alive
  * connection can still get one of those HTML answers.
  *
- * Bounds: the front bounds connections (in all, per client) and the time to a
- * first request head; on_request() bounds the time from a head to the end of
- * its body (body_timeout, checked as body bytes arrive; a silent client meets
- * the idle timeout) and the requests in flight (admission, 503).
+ * Bounds: the front bounds connections (in all, per client) and the time to
+ * each request head (a connection's first, which it reads itself, and the
+ * later ones, which it watches: front_watch_*); on_request() bounds the time from a head to the end
+ * of its body (body_timeout, checked as body bytes arrive; a silent client meets the idle timeout)
+ * and the requests in flight (admission, 503).
  */
 #include "http_server.h"
 
@@ -371,6 +372,14 @@ static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* The front's watch over a connection's later heads (on_connection()); NULL: none. */
+static front_watch *watch_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -379,7 +388,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     http_server *h = cls;
     request_ctx *ctx = *con_cls;
     if (!ctx) {
-        /* headers are in: refuse a declared oversize body before reading it */
+        /* headers are in, unless the front answered this connection while they were coming */
+        if (!front_watch_head(watch_of(c)))
+            return MHD_NO;
+        /* refuse a declared oversize body before reading it */
         ctx = calloc(1, sizeof *ctx);
         if (!ctx)
             return MHD_NO;
@@ -500,8 +512,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     http_server *h = cls;
-    (void)c;
-    (void)toe;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        front_watch_idle(watch_of(c)); /* the connection waits for its next head */
     request_ctx *ctx = *con_cls;
     if (ctx) {
         settle(h, ctx); /* a client that hung up while its write was in flight */
@@ -679,14 +691,20 @@ static void front_refused(void *cls, int status, const char *reason, const char 
     count_refused(h, reason);
 }
 
-/* libmicrohttpd closed a connection: its client counts one less. */
+/* libmicrohttpd took a connection: the front watches its later heads (socket_context). It
+ * closed one: the watch ends before the socket closes, and its client counts one less. */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     http_server *h = cls;
-    (void)socket_context;
-    if (code != MHD_CONNECTION_NOTIFY_CLOSED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = fd ? front_watch_start(h->front, fd->connect_fd) : NULL;
         return;
+    }
+    front_watch_end(h->front, *socket_context);
+    *socket_context = NULL;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr)
@@ -739,6 +757,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     }
     bound_address(h, lfd);
     MHD_set_panic_func(on_mhd_panic, NULL);
+    unsigned idle_timeout_s = o->timeout_s ? o->timeout_s : 30u;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     if (ss.ss_family == AF_INET6)
@@ -748,10 +767,10 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
         h, /* first, so every message goes through it */
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 1),
-        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s ? o->timeout_s : 30u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_CONNECTION_LIMIT,
-        max_conns + 64u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONNECTION_MEMORY, MHD_OPTION_CONNECTION_LIMIT, max_conns + 64u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
     if (!h->daemon) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", h->address);
         close(lfd);
@@ -762,6 +781,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
                         .max_connections = max_conns,
                         .max_per_client = per_client,
                         .header_timeout_s = o->header_timeout_s ? o->header_timeout_s : 10,
+                        .idle_timeout_s = idle_timeout_s,
                         .head_limit = HEAD_LIMIT,
                         .handoff = handoff,
                         .refused = front_refused,

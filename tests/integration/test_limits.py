@@ -188,6 +188,68 @@ class Limits(ServersTestCase):
         m = metrics(srv)
         self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 2.0)
 
+    def test_trickling_later_head_cut_off(self):
+        # A kept-alive connection's second request is libmicrohttpd's to parse, and each byte
+        # resets its idle timer: the front still bounds the head, idle_timeout + header_timeout
+        # after the first answer ended.
+        srv = self.start(header_timeout=1, idle_timeout=2)
+        request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        s = connect(srv.port)
+        prompt = connect(srv.port)
+        silent = connect(srv.port)
+        try:
+            for c in (s, prompt, silent):
+                c.sendall(request)
+                parsed, _, closed = read_answer(c)
+                self.assertIsNotNone(parsed)
+                self.assertEqual(parsed[0], 200)
+                self.assertFalse(closed)
+            answered = time.monotonic()
+            # within the bound, a second request is served as usual
+            time.sleep(1.5)
+            prompt.sendall(request)
+            parsed, _, _ = read_answer(prompt)
+            self.assertEqual(parsed[0], 200)
+            head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 200
+            answer = None
+            for i in range(len(head)):
+                if time.monotonic() - answered > 8.0:
+                    break
+                try:
+                    s.sendall(head[i:i + 1])
+                except OSError:
+                    break
+                r, _, _ = select.select([s], [], [], 0.2)
+                if r:
+                    answer = read_answer(s, timeout=2)
+                    break
+            elapsed = time.monotonic() - answered
+            self.assertIsNotNone(answer, "a trickling later head was never cut off")
+            self.assertGreater(elapsed, 2.8)
+            self.assertLess(elapsed, 6.0)
+            self.assertJSONAnswer(answer[0], 408, "not received in time")
+            # and the server closes the connection, though the client goes on sending: once it
+            # has, what the client sends is refused (a reset), not read and dropped
+            refused = False
+            stop = time.monotonic() + 5.0
+            while not refused and time.monotonic() < stop:
+                try:
+                    s.sendall(b"s")
+                    time.sleep(0.2)
+                except OSError:
+                    refused = True
+            self.assertTrue(refused, "an answered connection stayed open while its client sent")
+            # a silent kept-alive connection meets the idle timeout, without an answer
+            parsed, data, closed = read_answer(silent, timeout=2)
+            self.assertTrue(closed)
+            self.assertEqual(data, b"")
+        finally:
+            for c in (s, prompt, silent):
+                c.close()
+        self.assertEqual(srv.get("/health").status, 200)
+        m = metrics(srv)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 1.0)
+
     def test_half_closed_partial_head_leaves_at_once(self):
         # A client that shuts its side mid-head can never finish it: its connection must stop
         # counting against the client at once, not at the header deadline.
