@@ -246,8 +246,10 @@ static json_t *load_body(const char *body, size_t len, json_error_t *jerr)
     char *wide = widen(body, len, &wlen);
     json_error_t werr;
     root = wide ? json_loadb(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &werr) : NULL;
+    if (!wide || (!root && json_error_code(&werr) == json_error_out_of_memory))
+        jerr->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
     free(wide);
-    return root; /* NULL: the first error stands */
+    return root; /* NULL: the first error stands, unless memory ran out */
 }
 
 /*
@@ -277,6 +279,10 @@ static json_t *parse_object(const char *body, size_t len, validation *v)
     if (json_is_null(root)) { /* FastAPI reads a null body as none at all */
         json_decref(root);
         validation_add(v, "body", NULL, "missing", "Field required", "null", NULL);
+        return NULL;
+    }
+    if (!root && !nul && json_error_code(&jerr) == json_error_out_of_memory) {
+        v->items.failed = true; /* whether the body is JSON is not known */
         return NULL;
     }
     if (!root) {
@@ -326,8 +332,8 @@ static void literal_error(validation *v, const char *where, const char *field,
     sbuf_puts(&ctx, "{\"expected\":");
     sbuf_json_str(&ctx, expected.data ? expected.data : "");
     sbuf_putc(&ctx, '}');
-    if (sbuf_failed(&msg) || sbuf_failed(&ctx))
-        v->items.failed = true;
+    if (sbuf_failed(&expected) || sbuf_failed(&msg) || sbuf_failed(&ctx))
+        v->items.failed = true; /* an item without its choices would mislead */
     else
         validation_add(v, where, field, "literal_error", msg.data, input, ctx.data);
     sbuf_free(&expected);
@@ -340,7 +346,10 @@ void validation_literal(validation *v, const char *where, const char *field,
 {
     sbuf input = {0};
     sbuf_json_str(&input, value);
-    literal_error(v, where, field, names, n, sbuf_failed(&input) ? "null" : input.data);
+    if (sbuf_failed(&input))
+        v->items.failed = true; /* not "null": the value was not that */
+    else
+        literal_error(v, where, field, names, n, input.data);
     sbuf_free(&input);
 }
 
@@ -607,6 +616,8 @@ static bool query_int(const char *name, const char *s, long lo, long hi, bool si
             ok = true;
         }
     }
+    if (!ok && sbuf_failed(&input))
+        v->items.failed = true; /* its item says "null" for an input it could not quote */
     sbuf_free(&input);
     return ok;
 }
