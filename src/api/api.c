@@ -22,6 +22,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -296,7 +297,7 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     if (q.task_type && !config_has_task_type(a->config, q.task_type))
         validation_literal(&v, "query", "task_type", (const char *const *)a->config->task_types,
                            a->config->n_task_types, q.task_type);
-    if (v.count) {
+    if (v.count || sbuf_failed(&v.items)) { /* an error that could not be recorded too */
         validation_error(resp, &v);
         validation_free(&v);
         return API_DONE;
@@ -476,7 +477,7 @@ static api_status get_events(api *a, const api_request *req, const char *id, api
                            a->config->n_task_types, task_type);
     int64_t after;
     parse_last_event_id(req, &after, &v);
-    if (v.count) {
+    if (v.count || sbuf_failed(&v.items)) {
         validation_error(resp, &v);
         validation_free(&v);
         return API_DONE;
@@ -671,7 +672,12 @@ static api_status get_trace(api *a, const api_request *req, const char *id, api_
         return API_DONE;
     task_clear(&t);
     span *spans = NULL;
+    errno = 0;
     size_t n = a->telemetry.tracer ? tracer_task_spans(a->telemetry.tracer, id, &spans) : 0;
+    if (n == 0 && errno == ENOMEM) { /* not a trace without spans */
+        api_error(&ex->resp, 500, "Out of memory");
+        return API_DONE;
+    }
     sbuf b = {0};
     sbuf_puts(&b, "{\"task_id\":");
     sbuf_json_str(&b, id);
@@ -825,7 +831,8 @@ static const char *known_method(const char *m)
  * A path that matches a route once its trailing slashes are dropped is sent there
  * with a 307, as FastAPI does, so clients written against the original keep
  * working; the query parameters the API reads go along. False when the path
- * is not such a path (or the Location would not fit): it is then a 404.
+ * is not such a path (or the Location would not fit): it is then a 404. Out of
+ * memory, resp is a 500 (true).
  */
 static bool redirect_slash(const api *a, const api_request *req, api_response *resp)
 {
@@ -852,7 +859,12 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
         url_escape(&loc, v, NULL);
         sep = '&';
     }
-    bool fits = !sbuf_failed(&loc) && loc.len < sizeof resp->headers[0].value;
+    if (sbuf_failed(&loc)) { /* a redirect that cannot be made is no 404 */
+        sbuf_free(&loc);
+        api_error(resp, 500, "Out of memory");
+        return true;
+    }
+    bool fits = loc.len < sizeof resp->headers[0].value;
     if (fits) {
         resp->status = 307;
         api_add_header(resp, "Location", loc.data);

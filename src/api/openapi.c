@@ -883,11 +883,12 @@ static bool complete(json_t *doc, const config *c, bool pipeline)
         if (json_array_append_new(types, json_string(c->task_types[i])) != 0)
             break;
     json_t *schemas = member(doc, "components", "schemas");
-    return json_object_set_new(json_object_get(doc, "info"), "version",
+    /* types first: json_object_set_new() takes it whether it succeeds or not */
+    return json_object_set_new(json_object_get(schemas, "TaskType"), "enum", types) == 0 &&
+           json_array_size(types) == c->n_task_types &&
+           json_object_set_new(json_object_get(doc, "info"), "version",
                                json_string(TASKD_VERSION)) == 0 &&
-           json_object_set_new(json_object_get(schemas, "TaskType"), "enum", types) == 0 &&
-           json_array_size(types) == c->n_task_types && add_task_detail(schemas) &&
-           add_common(json_object_get(doc, "paths"));
+           add_task_detail(schemas) && add_common(json_object_get(doc, "paths"));
 }
 
 char *openapi_document(const config *c, bool pipeline, size_t *len)
