@@ -9,6 +9,7 @@
  */
 #include "span_log.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,9 +283,13 @@ size_t span_log_task(const span_log *l, const char *task_id, span **out)
     size_t found = 0, off = l->head;
     for (size_t i = 0; i < l->count; i++, off = next_record(l, off))
         found += of_task(l, off, task_id, task_len);
-    span *arr = found ? malloc(found * sizeof *arr) : NULL;
-    if (!arr)
+    if (!found)
         return 0;
+    span *arr = malloc(found * sizeof *arr);
+    if (!arr) {
+        errno = ENOMEM;
+        return 0;
+    }
     size_t n = 0;
     off = l->head;
     for (size_t i = 0; i < l->count && n < found; i++, off = next_record(l, off)) {
@@ -292,6 +297,7 @@ size_t span_log_task(const span_log *l, const char *task_id, span **out)
             while (n)
                 span_clear(&arr[--n]);
             free(arr);
+            errno = ENOMEM;
             return 0;
         }
     }

@@ -26,7 +26,8 @@ void span_log_free(span_log *l);
 bool span_log_put(span_log *l, const span *s);
 
 /* Copies of the spans kept for task_id, oldest first, in *out (malloc'd; each span owns its
- * strings); their number. 0 and *out NULL when none, or when out of memory. */
+ * strings); their number. 0 and *out NULL when none, or when out of memory (errno ENOMEM then;
+ * left as it was when there are none). */
 size_t span_log_task(const span_log *l, const char *task_id, span **out);
 
 /* Spans kept. */

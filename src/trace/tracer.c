@@ -49,6 +49,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -417,7 +418,9 @@ size_t tracer_task_spans(tracer *t, const char *task_id, span **out)
         return 0;
     pthread_mutex_lock(&t->lmu);
     size_t n = span_log_task(t->local, task_id, out);
+    int err = errno; /* out of memory says so */
     pthread_mutex_unlock(&t->lmu);
+    errno = err;
     if (n > 1)
         qsort(*out, n, sizeof **out, by_start);
     return n;

@@ -70,7 +70,8 @@ void tracer_emit(tracer *t, const span *s);
 void tracer_take(tracer *t, span *s);
 /*
  * The locally kept spans of a task, oldest start first; *out is an array of
- * deep copies (free each with span_clear, then the array). Returns the count.
+ * deep copies (free each with span_clear, then the array). Returns the count:
+ * 0 when there are none, or when out of memory (errno ENOMEM then).
  */
 size_t tracer_task_spans(tracer *t, const char *task_id, span **out);
 /*
