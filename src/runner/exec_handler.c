@@ -474,7 +474,10 @@ static void report_exit(handler_result *out, int status, const child *c, unsigne
             return;
         }
         out->ok = true;
-        set_status(out, "Task completed");
+        /* not set_status(), whose fallback says "out of memory": NULL if even this fails, and
+         * the work step reports it as "Task completed" */
+        free(out->status_msg);
+        out->status_msg = strdup("Task completed");
         return;
     }
     bool cut;

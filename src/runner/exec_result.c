@@ -107,7 +107,10 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
         return 0;
     sbuf b = {0};
     json_error_t jerr;
+    errno = 0;
     json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
+    if (!v && errno == ENOMEM)
+        return ENOMEM; /* JSON or not is unknown: not text to quote */
     if (v) {
         json_decref(v);
         append_json_compact(&b, s, n);

@@ -16,6 +16,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -156,7 +157,9 @@ static void keep_storable(handler_result *r)
 {
     if (!r->result)
         return;
+    errno = 0;
     json_t *v = json_loads(r->result, JSON_DECODE_ANY, NULL);
+    bool nomem = !v && errno == ENOMEM; /* the result may be fine: it could not be checked */
     bool ok = v && json_depth_within(v, VALIDATE_MAX_DEPTH);
     json_decref(v);
     if (ok)
@@ -165,9 +168,12 @@ static void keep_storable(handler_result *r)
     r->result = NULL;
     free(r->status_msg);
     char msg[128];
-    snprintf(msg, sizeof msg,
-             "the handler's result is not JSON nesting at most %d levels; it was not kept",
-             VALIDATE_MAX_DEPTH);
+    if (nomem)
+        snprintf(msg, sizeof msg, "out of memory checking the handler's result; it was not kept");
+    else
+        snprintf(msg, sizeof msg,
+                 "the handler's result is not JSON nesting at most %d levels; it was not kept",
+                 VALIDATE_MAX_DEPTH);
     r->status_msg = strdup(msg);
     r->ok = false;
 }
