@@ -8,6 +8,7 @@
 #include "core/json_util.h"
 #include "core/sbuf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,10 +74,12 @@ static publish_outcome make_message(const json_t *record, publish_message *out)
     if (!event || strcmp(event, "INSERT") != 0)
         return PUBLISH_SKIPPED;
     const json_t *image = json_object_get(json_object_get(record, "dynamodb"), "NewImage");
+    errno = 0;
     json_t *data = attrval_to_json(json_object_get(image, "data"));
     if (!json_is_object(data)) {
         json_decref(data);
-        return PUBLISH_SKIPPED;
+        /* out of memory, the data may be fine: the record is tried again, not skipped */
+        return !data && errno == ENOMEM ? PUBLISH_NO_MEMORY : PUBLISH_SKIPPED;
     }
     char *text = json_to_text(data);
     json_decref(data);
