@@ -1157,7 +1157,12 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
     } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
         root = answer_json(&r);
         json_t *item = json_object_get(root, "Item");
-        if (!json_is_object(item)) {
+        if (!root) {
+            /* unreadable (out of memory): whether the task exists is not known */
+            log_error("DynamoDB answer is not JSON", "table", s->table, "operation", "UpdateItem",
+                      NULL);
+            out = STORE_ERROR;
+        } else if (!json_is_object(item)) {
             facts_forget(s, w->update.id);
             out = STORE_NOT_FOUND;
         } else {
@@ -1248,7 +1253,9 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
     } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
         root = answer_json(&r);
         json_t *item = json_object_get(root, "Item");
-        out = json_is_object(item) ? task_from_item(item, &w->current, true) : STORE_NOT_FOUND;
+        out = json_is_object(item) ? task_from_item(item, &w->current, true)
+              : root               ? STORE_NOT_FOUND
+                                   : STORE_ERROR; /* unreadable: not known */
         if (out == STORE_OK)
             out = STORE_CONFLICT;
     } else {

@@ -155,7 +155,15 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
     rec->source_arn = json_string_value(json_object_get(attrs, "DeadLetterQueueSourceArn"));
 
     const char *body = json_string_value(json_object_get(r, "body"));
+    errno = 0;
     rec->body_doc = body ? json_loads(body, 0, NULL) : NULL;
+    if (body && !rec->body_doc && errno == ENOMEM) {
+        /* whether the body names a task (an SNS envelope) cannot be told: it comes back */
+        log_warn("out of memory reading a message; it will come back", "message_id",
+                 rec->message_id, NULL);
+        rec->kept = true;
+        return true;
+    }
     if (json_is_object(rec->body_doc))
         rec->data = body;
     task_attributes(rec, json_object_get(r, "messageAttributes"), "stringValue");
