@@ -5,7 +5,11 @@
  * The test is linked with --wrap for malloc, calloc, realloc, free, strdup, strndup, asprintf
  * and vasprintf (CMakeLists.txt), so every allocation the project's code makes goes through
  * here, and jansson's too (oom_sweep() gives it these functions). An armed allocation fails
- * as the real one would when memory runs out: NULL (or -1), errno ENOMEM.
+ * as the real one would when memory runs out: NULL (or -1), errno ENOMEM. A jansson parse or
+ * dump is one allocation, failing as a whole (oom.c says why).
+ *
+ * A test that uses cmocka_unit_test_teardown(test, oom_teardown) leaves no run armed when one
+ * of its checks fails inside a sweep, so the tests after it run as usual.
  */
 #ifndef TASKD_TEST_OOM_H
 #define TASKD_TEST_OOM_H
@@ -28,5 +32,8 @@ size_t oom_sweep(const char *name, oom_scenario fn, void *arg);
 /* Allocations made, and failed, since the current run began (for a scenario's own checks). */
 size_t oom_allocations(void);
 size_t oom_failures(void);
+
+/* A cmocka teardown: ends a run a failed check left armed. */
+int oom_teardown(void **state);
 
 #endif
