@@ -94,6 +94,8 @@ json_t *attrval_to_json(const json_t *v)
     json_t *out = NULL;
     if (strcmp(type, "M") == 0 && json_is_object(x)) {
         out = json_object();
+        if (!out)
+            return NULL; /* errno ENOMEM, before a child's conversion could reset it */
         const char *key;
         json_t *item;
         json_object_foreach(x, key, item)
@@ -107,6 +109,8 @@ json_t *attrval_to_json(const json_t *v)
     } else if ((strcmp(type, "L") == 0 || strcmp(type, "SS") == 0 || strcmp(type, "NS") == 0) &&
                json_is_array(x)) {
         out = json_array();
+        if (!out)
+            return NULL;
         for (size_t i = 0; i < json_array_size(x); i++) {
             json_t *item = json_array_get(x, i), *c;
             if (type[0] == 'L')

@@ -19,7 +19,9 @@ void attrval_write(sbuf *b, const json_t *v);
 
 /*
  * The plain JSON value of an AttributeValue (S, N, BOOL, NULL, M, L, SS,
- * NS); NULL if v is not a well-formed AttributeValue. New reference.
+ * NS); NULL if v is not a well-formed AttributeValue, or when out of memory
+ * (errno ENOMEM then: clear errno before the call to tell the two apart). New
+ * reference.
  */
 json_t *attrval_to_json(const json_t *v);
 

@@ -22,6 +22,7 @@
 #include "core/validate.h"
 #include "util/metrics.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,10 +228,33 @@ static bool images_and_events(void *arg)
     return ok;
 }
 
+/* A map whose first member is a number: a conversion that fails must say it ran out. */
+static bool plain_of_attribute_value(void *arg)
+{
+    const json_t *av = arg;
+    errno = 0;
+    json_t *plain = attrval_to_json(av);
+    if (!plain) {
+        if (errno != ENOMEM)
+            fail_msg("attrval_to_json failed without ENOMEM");
+        return false;
+    }
+    bool ok = json_integer_value(json_object_get(plain, "n")) == 1 &&
+              json_real_value(json_array_get(json_object_get(plain, "l"), 0)) == 2.5;
+    json_decref(plain);
+    return ok;
+}
+
 static void test_change_images_and_events(void **state)
 {
     (void)state;
     assert_true(oom_sweep("images and events", images_and_events, NULL) > 5);
+    json_t *av = json_loads("{\"M\":{\"n\":{\"N\":\"1\"},\"l\":{\"L\":[{\"N\":\"2.5\"},"
+                            "{\"S\":\"x\"}]}}}",
+                            0, NULL);
+    assert_non_null(av);
+    assert_true(oom_sweep("attribute value to JSON", plain_of_attribute_value, av) > 3);
+    json_decref(av);
 }
 
 /* ---- tokens ------------------------------------------------------------- */
