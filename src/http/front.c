@@ -70,7 +70,7 @@ struct front_watch {
     /* CLOCK_MONOTONIC ns when its last response ended and the next head is awaited; 0 while a
      * request is under way (or none has ended yet); WATCH_ANSWERED once answered here */
     _Atomic int64_t waiting_since;
-    int64_t answered_ns; /* when answered here (this thread's, under the lock) */
+    int64_t answered_ns; /* when its 408 was written here, 0 before (under the lock) */
     bool read_shut;      /* and its reading side shut since */
     struct front_watch *prev, *next;
 };
@@ -435,8 +435,8 @@ bool front_watch_head(front_watch *w)
     if (!w)
         return true;
     int64_t since = atomic_load(&w->waiting_since);
-    while (since != WATCH_ANSWERED)
-        if (atomic_compare_exchange_weak(&w->waiting_since, &since, 0))
+    while (since != WATCH_ANSWERED) /* 0 stays 0: the front answers only a waiting one */
+        if (since == 0 || atomic_compare_exchange_weak(&w->waiting_since, &since, 0))
             return true;
     return false;
 }
@@ -449,16 +449,28 @@ bool front_watch_head(front_watch *w)
 static void watch_heads(front *f, int64_t now)
 {
     int64_t limit = ((int64_t)f->o.idle_timeout_s + (int64_t)f->o.header_timeout_s) * 1000000000LL;
+    unsigned overdue = 0;
     pthread_mutex_lock(&f->lock);
     for (front_watch *w = f->watches; w; w = w->next) {
         int64_t since = atomic_load(&w->waiting_since);
         if (since > 0 && now - since >= limit &&
-            atomic_compare_exchange_strong(&w->waiting_since, &since, WATCH_ANSWERED)) {
-            f->o.refused(f->o.ctx, 408, "header_timeout", "Request head not received in time");
+            atomic_compare_exchange_strong(&w->waiting_since, &since, WATCH_ANSWERED))
+            overdue++; /* its answer is written below */
+    }
+    pthread_mutex_unlock(&f->lock);
+    /* counted before a client can read its answer, and outside the lock, which every
+     * connection's open and close takes */
+    for (unsigned i = 0; i < overdue; i++)
+        f->o.refused(f->o.ctx, 408, "header_timeout", "Request head not received in time");
+    pthread_mutex_lock(&f->lock);
+    for (front_watch *w = f->watches; w; w = w->next) {
+        if (atomic_load(&w->waiting_since) != WATCH_ANSWERED || w->read_shut)
+            continue;
+        if (!w->answered_ns) {
             front_send_error(w->fd, 408, "Request head not received in time");
             shutdown(w->fd, SHUT_WR);
             w->answered_ns = now;
-        } else if (since == WATCH_ANSWERED && !w->read_shut && now - w->answered_ns >= LINGER_NS) {
+        } else if (now - w->answered_ns >= LINGER_NS) {
             shutdown(w->fd, SHUT_RD);
             w->read_shut = true;
         }
@@ -590,13 +602,14 @@ static void *run(void *arg)
 
 /* ---- start and stop ----------------------------------------------------------------------- */
 
-front *front_start(const front_options *o, char *err, size_t errlen)
+bool front_start(const front_options *o, front **out, char *err, size_t errlen)
 {
+    *out = NULL;
     front *f = calloc(1, sizeof *f);
     if (!f || !(f->peek = malloc(o->head_limit))) {
         free(f);
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        return false;
     }
     f->o = *o;
     f->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
@@ -604,19 +617,21 @@ front *front_start(const front_options *o, char *err, size_t errlen)
     pthread_mutex_init(&f->lock, NULL);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &f->listen_tag};
     struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &f->stop_tag};
+    *out = f;
     if (f->epoll_fd < 0 || f->stop_fd < 0 ||
         epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, o->listen_fd, &lev) != 0 ||
         epoll_ctl(f->epoll_fd, EPOLL_CTL_ADD, f->stop_fd, &sev) != 0 ||
         pthread_create(&f->thread, NULL, run, f) != 0) {
         snprintf(err, errlen, "cannot start the connection acceptor: %s", strerror(errno));
         f->o.listen_fd = -1; /* the caller still owns it */
+        *out = NULL;
         front_stop(f);
         front_free(f);
-        return NULL;
+        return false;
     }
     pthread_setname_np(f->thread, "http-front");
     f->running = true;
-    return f;
+    return true;
 }
 
 void front_stop(front *f)

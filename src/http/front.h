@@ -46,8 +46,10 @@ typedef struct front_options {
     void *ctx;
 } front_options;
 
-/* Start the accepting thread; NULL with a one-line reason in err. */
-front *front_start(const front_options *o, char *err, size_t errlen);
+/* Start the accepting thread; false with a one-line reason in err. The front is stored in *out
+ * before its thread starts, so the server's callbacks find it from the first connection on
+ * (*out NULL on failure). */
+bool front_start(const front_options *o, front **out, char *err, size_t errlen);
 /* A connection handed over has closed: its client's address counts one less. */
 void front_closed(front *f, const struct sockaddr *addr);
 /* Stop accepting; close the listening socket and every connection not yet handed over. */

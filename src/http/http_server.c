@@ -786,8 +786,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
                         .handoff = handoff,
                         .refused = front_refused,
                         .ctx = h};
-    h->front = front_start(&fo, err, errlen);
-    if (!h->front) {
+    if (!front_start(&fo, &h->front, err, errlen)) {
         MHD_stop_daemon(h->daemon);
         close(lfd);
         free(h);
