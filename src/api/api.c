@@ -440,9 +440,12 @@ static bool parse_last_event_id(const api_request *req, int64_t *after, validati
     if (n == 0 || n > 18 || strspn(s, "0123456789") != n) {
         sbuf in = {0};
         sbuf_json_str(&in, s);
-        validation_add(v, where, field, "int_parsing",
-                       "Input should be a valid integer, unable to parse string as an integer",
-                       sbuf_failed(&in) ? "null" : in.data, NULL);
+        if (sbuf_failed(&in)) /* not "null": the value was not that */
+            v->items.failed = true;
+        else
+            validation_add(v, where, field, "int_parsing",
+                           "Input should be a valid integer, unable to parse string as an integer",
+                           in.data, NULL);
         sbuf_free(&in);
         return false;
     }

@@ -73,14 +73,17 @@ void validation_free(validation *v)
 }
 
 /*
- * The JSON text of an input to echo, or NULL when it is too long to echo.
+ * The JSON text of an input to echo, or NULL when it is too long to echo, or when memory ran
+ * out (then v fails: an item without its input would say the input was too long).
  * Placeholders of integers beyond 64 bits (see widen()) become the numbers.
  */
-static char *input_text(const json_t *j)
+static char *input_text(validation *v, const json_t *j)
 {
     char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!t)
+    if (!t) {
+        v->items.failed = true;
         return NULL;
+    }
     static const char tag[] = "\"\\u0000int:";
     char *w = t;
     for (const char *r = t; *r;) {
@@ -105,7 +108,7 @@ static char *input_text(const json_t *j)
 static void body_error(validation *v, const char *field, const char *type, const char *msg,
                        const json_t *j, const char *ctx)
 {
-    char *input = j ? input_text(j) : NULL;
+    char *input = j ? input_text(v, j) : NULL;
     validation_add(v, "body", field, type, msg, j ? input : "null", ctx);
     free(input);
 }
@@ -236,18 +239,24 @@ static char *widen(const char *body, size_t len, size_t *out_len)
     return sbuf_take(&b, out_len);
 }
 
-/* Parse the body; integers beyond 64 bits come back as placeholders (see widen()). */
-static json_t *load_body(const char *body, size_t len, json_error_t *jerr)
+/*
+ * Parse the body; integers beyond 64 bits come back as placeholders (see widen()). NULL with
+ * *nomem when memory ran out: jansson 2.14 says so only through errno (its error code is not
+ * set then), so errno is cleared before each step and read after it.
+ */
+static json_t *load_body(const char *body, size_t len, json_error_t *jerr, bool *nomem)
 {
+    errno = 0;
     json_t *root = json_loadb(body, len, JSON_DECODE_ANY, jerr);
-    if (root || json_error_code(jerr) != json_error_numeric_overflow)
+    *nomem = !root && errno == ENOMEM;
+    if (root || *nomem || json_error_code(jerr) != json_error_numeric_overflow)
         return root;
     size_t wlen;
+    errno = 0;
     char *wide = widen(body, len, &wlen);
     json_error_t werr;
     root = wide ? json_loadb(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &werr) : NULL;
-    if (!wide || (!root && json_error_code(&werr) == json_error_out_of_memory))
-        jerr->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
+    *nomem = !root && errno == ENOMEM; /* widen() fails without it for a "\u0000" */
     free(wide);
     return root; /* NULL: the first error stands, unless memory ran out */
 }
@@ -270,18 +279,19 @@ static json_t *parse_object(const char *body, size_t len, validation *v)
     json_error_t jerr;
     const char *nul = memchr(body, '\0', len);
     json_t *root = NULL;
+    bool nomem = false;
     if (nul) { /* never JSON, though the parser lets one pass after a number */
         snprintf(jerr.text, sizeof jerr.text, "a NUL byte is not allowed in JSON text");
         jerr.position = (int)(nul - body);
     } else {
-        root = load_body(body, len, &jerr);
+        root = load_body(body, len, &jerr, &nomem);
     }
     if (json_is_null(root)) { /* FastAPI reads a null body as none at all */
         json_decref(root);
         validation_add(v, "body", NULL, "missing", "Field required", "null", NULL);
         return NULL;
     }
-    if (!root && !nul && json_error_code(&jerr) == json_error_out_of_memory) {
+    if (nomem) {
         v->items.failed = true; /* whether the body is JSON is not known */
         return NULL;
     }
@@ -369,7 +379,7 @@ static void check_task_type(const config *c, const json_t *root, create_request 
     }
     const char *s = json_string_value(v);
     if (!s || !config_has_task_type(c, s)) {
-        char *input = input_text(v);
+        char *input = input_text(errs, v);
         literal_error(errs, "body", "task_type", (const char *const *)c->task_types,
                       c->n_task_types, input);
         free(input);
@@ -535,7 +545,7 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
         missing(v, "status", root);
     } else if (!json_is_string(status) ||
                !task_status_parse(json_string_value(status), &out->status)) {
-        char *input = input_text(status);
+        char *input = input_text(v, status);
         literal_error(v, "body", "status", task_status_names, TASK_N_STATUSES, input);
         free(input);
     }
