@@ -120,38 +120,47 @@ void publish_message_free(publish_message *m)
     m->body = m->attributes = m->trace = NULL;
 }
 
-static bool subscription_matches(const subscription_config *sub, const publish_message *m)
+/* Whether m matches sub's policy in *match; false when out of memory. */
+static bool subscription_matches(const subscription_config *sub, const publish_message *m,
+                                 bool *match)
 {
+    *match = true;
     if (!sub->policy)
         return true;
     if (filter_policy_scope(sub->policy) == FILTER_SCOPE_BODY) {
+        errno = 0;
         json_t *body = json_loads(m->body, 0, NULL);
-        bool match = body && filter_policy_match_body(sub->policy, body);
+        *match = body && filter_policy_match_body(sub->policy, body);
         json_decref(body);
-        return match;
+        return body || errno != ENOMEM;
     }
     filter_attr attrs[3] = {{"TaskId", "String", m->task_id}, {"TaskType", "String", m->task_type}};
     size_t n = 2;
     if (m->trace)
         attrs[n++] = (filter_attr){"traceparent", "String", m->trace};
-    return filter_policy_match_attrs(sub->policy, attrs, n);
+    *match = filter_policy_match_attrs(sub->policy, attrs, n);
+    return true;
 }
 
-size_t topic_route(const config *c, const publish_message *m, const queue_config **out, size_t max)
+bool topic_route(const config *c, const publish_message *m, const queue_config **out, size_t max,
+                 size_t *n)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < c->n_subscriptions && n < max; i++) {
+    *n = 0;
+    for (size_t i = 0; i < c->n_subscriptions && *n < max; i++) {
         const subscription_config *sub = &c->subscriptions[i];
-        if (!subscription_matches(sub, m))
+        bool match;
+        if (!subscription_matches(sub, m, &match))
+            return false;
+        if (!match)
             continue;
         const queue_config *q = config_queue(c, sub->queue);
         bool seen = false;
-        for (size_t j = 0; j < n && !seen; j++)
+        for (size_t j = 0; j < *n && !seen; j++)
             seen = out[j] == q;
         if (q && !seen)
-            out[n++] = q;
+            out[(*n)++] = q;
     }
-    return n;
+    return true;
 }
 
 /*
@@ -225,12 +234,14 @@ publish_outcome publisher_begin_insert(const config *c, const consumer_config *c
     return opened(c, cc, batch_size, message_of(src, &p->message), p);
 }
 
-size_t publisher_route(const config *c, publication *p, const queue_config **out, size_t max)
+bool publisher_route(const config *c, publication *p, const queue_config **out, size_t max,
+                     size_t *n)
 {
-    size_t n = topic_route(c, &p->message, out, max);
-    for (size_t i = 0; i < n; i++)
+    if (!topic_route(c, &p->message, out, max, n))
+        return false;
+    for (size_t i = 0; i < *n; i++)
         span_set_static(&p->publish, "taskd.queue", out[i]->name);
-    return n;
+    return true;
 }
 
 void publisher_finish(const telemetry *t, publication *p, const char *error)

@@ -93,10 +93,12 @@ publish_outcome publisher_begin_insert(const config *c, const consumer_config *c
                                        publication *p);
 /*
  * The local topic's fan-out for an open publication: its queues, as
- * topic_route() finds them (at most max), each also named on the publish
- * span (taskd.queue). A topic that routes by itself (SNS) skips this.
+ * topic_route() finds them (at most max, in *n), each also named on the
+ * publish span (taskd.queue); false when out of memory. A topic that routes
+ * by itself (SNS) skips this.
  */
-size_t publisher_route(const config *c, publication *p, const queue_config **out, size_t max);
+bool publisher_route(const config *c, publication *p, const queue_config **out, size_t max,
+                     size_t *n);
 /*
  * End the publication's spans — publish, then process — marked failed with
  * error unless it is NULL (the message was sent), hand them to t's tracer,
@@ -124,8 +126,10 @@ bool publish_message_attributes(publish_message *m);
 
 /*
  * The queues whose subscriptions match m, in subscription order, at most
- * max; a queue subscribed twice appears once.
+ * max, in *n; a queue subscribed twice appears once. False when out of
+ * memory (a policy on the message body could not be tried): not "none".
  */
-size_t topic_route(const config *c, const publish_message *m, const queue_config **out, size_t max);
+bool topic_route(const config *c, const publish_message *m, const queue_config **out, size_t max,
+                 size_t *n);
 
 #endif

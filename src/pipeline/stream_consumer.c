@@ -61,24 +61,20 @@ static void outbox_free(outbox *o)
     memset(o, 0, sizeof *o);
 }
 
-/* An open publication's message for each queue the topic routes it to (at most max), in m. */
-static size_t route(stream_consumer *sc, publication *p, broker_message *m, size_t max)
+/* An open publication's message for each queue the topic routes it to (at most max), in m,
+ * their number in *n; false when out of memory. */
+static bool route(stream_consumer *sc, publication *p, broker_message *m, size_t max, size_t *n)
 {
     const queue_config *routes[CONFIG_MAX_ITEMS];
-    size_t n = publisher_route(sc->config, p, routes, max);
-    for (size_t r = 0; r < n; r++)
+    if (!publisher_route(sc->config, p, routes, max, n))
+        return false;
+    for (size_t r = 0; r < *n; r++)
         m[r] = (broker_message){routes[r], p->message.task_id, p->message.task_type,
                                 p->message.trace, p->message.body};
-    if (n == 0)
+    if (*n == 0)
         log_debug("no subscription matches", "task_id", p->message.task_id, "task_type",
                   p->message.task_type, NULL);
-    return n;
-}
-
-/* Queue an open publication's messages in the outbox. */
-static void outbox_route(stream_consumer *sc, outbox *o, publication *p)
-{
-    o->n_m += route(sc, p, &o->m[o->n_m], o->routes_per_record);
+    return true;
 }
 
 /*
@@ -110,8 +106,13 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
         if (r == PUBLISH_NO_MEMORY)
             return i;
         if (r == PUBLISH_READY) {
+            size_t routed;
+            if (!route(sc, p, &o->m[o->n_m], o->routes_per_record, &routed)) {
+                publisher_finish(&sc->telemetry, p, "out of memory");
+                return i; /* this record and those after it wait */
+            }
             o->n_pub++;
-            outbox_route(sc, o, p);
+            o->n_m += routed;
         }
     }
     return n;
@@ -196,8 +197,11 @@ static bool feed_take(void *ctx, const change_insert *t, const broker_message **
         free(f);
         return false;
     }
-    if (r == PUBLISH_READY)
-        f->n = route(sc, &f->p, f->m, max);
+    if (r == PUBLISH_READY && !route(sc, &f->p, f->m, max, &f->n)) {
+        publisher_finish(&sc->telemetry, &f->p, "out of memory");
+        free(f);
+        return false;
+    }
     *out = f->m;
     *n = f->n;
     *token = f;
