@@ -93,13 +93,14 @@ static int64_t number_attribute(const json_t *attrs, const char *name, int64_t f
     return *end || errno ? fallback : (int64_t)n;
 }
 
-/* True when text is a JSON object. */
-static bool is_json_object(const char *text)
+/* Whether text is a JSON object, in *object; false when out of memory (it is not known). */
+static bool is_json_object(const char *text, bool *object)
 {
+    errno = 0;
     json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
-    bool ok = json_is_object(doc);
+    *object = json_is_object(doc);
     json_decref(doc);
-    return ok;
+    return doc || !text || errno != ENOMEM;
 }
 
 /* The queue name of a queue ARN: its last ':' segment. */
@@ -131,6 +132,15 @@ static void task_attributes(record *rec, const json_t *attrs, const char *key)
     rec->traceparent = message_attribute(attrs, "traceparent", key);
 }
 
+/* A record read only in part for want of memory: kept, so that SQS delivers it again. */
+static bool keep_unread(record *rec)
+{
+    log_warn("out of memory reading a message; it will come back", "message_id", rec->message_id,
+             NULL);
+    rec->kept = true;
+    return true;
+}
+
 /*
  * Read Records[i] into rec. False (with err) when the record cannot be
  * answered for on its own: not an object, or no messageId.
@@ -157,13 +167,8 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
     const char *body = json_string_value(json_object_get(r, "body"));
     errno = 0;
     rec->body_doc = body ? json_loads(body, 0, NULL) : NULL;
-    if (body && !rec->body_doc && errno == ENOMEM) {
-        /* whether the body names a task (an SNS envelope) cannot be told: it comes back */
-        log_warn("out of memory reading a message; it will come back", "message_id",
-                 rec->message_id, NULL);
-        rec->kept = true;
-        return true;
-    }
+    if (body && !rec->body_doc && errno == ENOMEM)
+        return keep_unread(rec); /* whether it names a task (an SNS envelope) is not known */
     if (json_is_object(rec->body_doc))
         rec->data = body;
     task_attributes(rec, json_object_get(r, "messageAttributes"), "stringValue");
@@ -173,7 +178,10 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
     if (!rec->task_id[0] && type && strcmp(type, "Notification") == 0 && message) {
         /* an SNS envelope (raw message delivery off): the message and its attributes inside */
         task_attributes(rec, json_object_get(env, "MessageAttributes"), "Value");
-        rec->data = is_json_object(message) ? message : NULL;
+        bool object;
+        if (!is_json_object(message, &object))
+            return keep_unread(rec); /* its data is not known */
+        rec->data = object ? message : NULL;
     }
 
     rec->lane =
