@@ -1,6 +1,6 @@
 /*
  * oom — the allocation wrappers and the sweep (oom.h). Only the thread that runs a sweep is
- * counted and failed: a library's own threads allocate as usual.
+ * counted and failed (the run is thread-local): a library's own threads allocate as usual.
  *
  * jansson 2.14's parser and dumper do not survive an allocation failing inside them: the
  * lexer drops a byte of a token whose buffer cannot grow (and can write past it), and a dump
@@ -16,7 +16,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,27 +37,24 @@ char *__wrap_strdup(const char *s);
 char *__wrap_strndup(const char *s, size_t n);
 int __wrap_vasprintf(char **out, const char *fmt, va_list ap);
 int __wrap_asprintf(char **out, const char *fmt, ...);
+/* what _FORTIFY_SOURCE turns (v)asprintf into */
+int __wrap___vasprintf_chk(char **out, int flag, const char *fmt, va_list ap);
+int __wrap___asprintf_chk(char **out, int flag, const char *fmt, ...);
 
-static struct {
-    bool on; /* a run is under way on thread owner */
-    pthread_t owner;
+/* The current run: this thread's alone, so other threads never see one armed. */
+static _Thread_local struct {
+    bool on;
+    int quiet; /* inside jansson's parse or dump, or a scenario's check: nothing fails */
     size_t allocations, failures;
     size_t fail_at; /* 1-based; 0: none fails */
     bool and_after; /* and every allocation after it */
     long live;      /* blocks allocated less blocks freed, this run */
 } run;
 
-static _Thread_local int in_jansson; /* inside a parse or dump: nothing fails */
-
-static bool counted(void)
-{
-    return run.on && pthread_equal(pthread_self(), run.owner);
-}
-
 /* Whether this allocation fails (errno set as the real one would). */
 static bool fails(void)
 {
-    if (!counted() || in_jansson)
+    if (!run.on || run.quiet)
         return false;
     size_t n = ++run.allocations;
     if (run.fail_at && (n == run.fail_at || (run.and_after && n > run.fail_at))) {
@@ -71,7 +67,7 @@ static bool fails(void)
 
 static void *made(void *p)
 {
-    if (p && counted())
+    if (p && run.on)
         run.live++;
     return p;
 }
@@ -90,6 +86,10 @@ void *__wrap_realloc(void *p, size_t size)
 {
     if (!p)
         return __wrap_malloc(size);
+    if (size == 0) { /* glibc frees p */
+        __wrap_free(p);
+        return NULL;
+    }
     if (fails())
         return NULL; /* p stays as it was */
     return __real_realloc(p, size);
@@ -97,7 +97,7 @@ void *__wrap_realloc(void *p, size_t size)
 
 void __wrap_free(void *p)
 {
-    if (p && counted())
+    if (p && run.on)
         run.live--;
     __real_free(p);
 }
@@ -131,6 +131,32 @@ int __wrap_asprintf(char **out, const char *fmt, ...)
     return n;
 }
 
+int __wrap___vasprintf_chk(char **out, int flag, const char *fmt, va_list ap)
+{
+    (void)flag;
+    return __wrap_vasprintf(out, fmt, ap);
+}
+
+int __wrap___asprintf_chk(char **out, int flag, const char *fmt, ...)
+{
+    (void)flag;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = __wrap_vasprintf(out, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void oom_pause(void)
+{
+    run.quiet++;
+}
+
+void oom_resume(void)
+{
+    run.quiet--;
+}
+
 /* jansson's parse and dump, each one point of failure (see the top of the file). */
 
 /* The real function of that name, past the program's own definition. */
@@ -144,17 +170,17 @@ static void *jansson(const char *name)
     return f;
 }
 
-/* Whether a parse fails at its start: error set as jansson sets it when out of memory. */
+/* Whether a parse fails at its start, as jansson 2.14's does when its lexer cannot be made:
+ * errno ENOMEM, the error's position reset and its text empty, and no error code set. */
 static bool parse_fails(json_error_t *error)
 {
     if (!fails())
         return false;
     if (error) {
-        memset(error, 0, sizeof *error);
         error->line = error->column = -1;
+        error->position = 0;
         snprintf(error->source, sizeof error->source, "<string>");
-        snprintf(error->text, sizeof error->text, "out of memory");
-        error->text[JSON_ERROR_TEXT_LENGTH - 1] = (char)json_error_out_of_memory;
+        error->text[0] = '\0';
     }
     return true;
 }
@@ -166,9 +192,9 @@ json_t *json_loads(const char *input, size_t flags, json_error_t *error)
         *(void **)&real = jansson("json_loads");
     if (parse_fails(error))
         return NULL;
-    in_jansson++;
+    run.quiet++;
     json_t *j = real(input, flags, error);
-    in_jansson--;
+    run.quiet--;
     return j;
 }
 
@@ -179,9 +205,9 @@ json_t *json_loadb(const char *buffer, size_t len, size_t flags, json_error_t *e
         *(void **)&real = jansson("json_loadb");
     if (parse_fails(error))
         return NULL;
-    in_jansson++;
+    run.quiet++;
     json_t *j = real(buffer, len, flags, error);
-    in_jansson--;
+    run.quiet--;
     return j;
 }
 
@@ -192,9 +218,9 @@ json_t *json_load_file(const char *path, size_t flags, json_error_t *error)
         *(void **)&real = jansson("json_load_file");
     if (parse_fails(error))
         return NULL;
-    in_jansson++;
+    run.quiet++;
     json_t *j = real(path, flags, error);
-    in_jansson--;
+    run.quiet--;
     return j;
 }
 
@@ -205,9 +231,9 @@ char *json_dumps(const json_t *json, size_t flags)
         *(void **)&real = jansson("json_dumps");
     if (fails())
         return NULL;
-    in_jansson++;
+    run.quiet++;
     char *text = real(json, flags);
-    in_jansson--;
+    run.quiet--;
     return text;
 }
 
@@ -225,7 +251,7 @@ int oom_teardown(void **state)
 {
     (void)state;
     run.on = false;
-    json_set_alloc_funcs(malloc, free);
+    run.quiet = 0;
     return 0;
 }
 
@@ -233,7 +259,6 @@ int oom_teardown(void **state)
  * with what it was, when the run leaves blocks behind or fails with nothing failing. */
 static bool one_run(const char *name, oom_scenario fn, void *arg, size_t fail_at, bool and_after)
 {
-    run.owner = pthread_self();
     run.allocations = run.failures = 0;
     run.fail_at = fail_at;
     run.and_after = and_after;
@@ -256,7 +281,7 @@ static bool one_run(const char *name, oom_scenario fn, void *arg, size_t fail_at
 
 size_t oom_sweep(const char *name, oom_scenario fn, void *arg)
 {
-    json_set_alloc_funcs(__wrap_malloc, __wrap_free);
+    json_set_alloc_funcs(__wrap_malloc, __wrap_free); /* counted while a run is on, as the rest */
     if (!one_run(name, fn, arg, 0, false)) {
         fprintf(stderr, "oom: %s failed with nothing failing\n", name);
         abort();
@@ -266,7 +291,6 @@ size_t oom_sweep(const char *name, oom_scenario fn, void *arg)
     for (size_t k = 1; k <= n; k++)
         for (int and_after = 0; and_after <= 1; and_after++)
             failed_runs += !one_run(name, fn, arg, k, and_after);
-    json_set_alloc_funcs(malloc, free);
     printf("oom: %s: %zu allocations, %zu runs, %zu of them reported the failure\n", name, n, 2 * n,
            failed_runs);
     return n;

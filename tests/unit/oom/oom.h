@@ -8,6 +8,10 @@
  * as the real one would when memory runs out: NULL (or -1), errno ENOMEM. A jansson parse or
  * dump is one allocation, failing as a whole (oom.c says why).
  *
+ * Only the sweeping thread's allocations count and fail. A block must be freed on the thread
+ * that made it, as far as the count goes: a scenario must not hand one made in a run to
+ * another thread to free (a writer, an exporter), nor free one made by another thread.
+ *
  * A test that uses cmocka_unit_test_teardown(test, oom_teardown) leaves no run armed when one
  * of its checks fails inside a sweep, so the tests after it run as usual.
  */
@@ -18,8 +22,9 @@
 #include <stddef.h>
 
 /* What a sweep runs: the code under test from start to end, everything it made freed again.
- * True when it succeeded, having checked that what it made is right; false when it reported
- * a failure (which is right only when an allocation failed). */
+ * True when it succeeded, having checked that what it made is right (a wrong result is a
+ * failed check, fail_msg(), not false); false when the code reported a failure (which is
+ * right only when an allocation failed). */
 typedef bool (*oom_scenario)(void *arg);
 
 /*
@@ -32,6 +37,11 @@ size_t oom_sweep(const char *name, oom_scenario fn, void *arg);
 /* Allocations made, and failed, since the current run began (for a scenario's own checks). */
 size_t oom_allocations(void);
 size_t oom_failures(void);
+
+/* Between these (they nest), nothing fails nor counts as an allocation, though blocks still
+ * count: for a scenario's checks of what the code under test made. */
+void oom_pause(void);
+void oom_resume(void);
 
 /* A cmocka teardown: ends a run a failed check left armed. */
 int oom_teardown(void **state);
