@@ -58,6 +58,8 @@ static void set_body(api_response *resp, int status, sbuf *b)
     resp->body = sbuf_take(b, &resp->body_len);
 }
 
+const char api_out_of_memory_body[] = "{\"detail\":\"Out of memory\"}";
+
 void api_error(api_response *resp, int status, const char *detail)
 {
     free(resp->body);
@@ -68,8 +70,10 @@ void api_error(api_response *resp, int status, const char *detail)
     resp->status = status;
     resp->content_type = JSON_TYPE;
     resp->body = sbuf_failed(&b) ? NULL : sbuf_take(&b, &resp->body_len);
-    if (!resp->body)
+    if (!resp->body) {
+        resp->status = 500; /* the transport sends api_out_of_memory_body */
         resp->body_len = 0;
+    }
     sbuf_free(&b);
 }
 

@@ -188,8 +188,13 @@ void api_exchange_free(api_exchange *ex);
 /* Answer one request, waiting for any write. Never fails: errors become 4xx/5xx. */
 void api_handle(api *a, const api_request *req, api_response *resp);
 
-/* Fill resp with an error: {"detail": "..."}. */
+/*
+ * Fill resp with an error: {"detail": "..."}. When that body cannot be made (out of memory),
+ * resp is a 500 without a body, which a transport answers with api_out_of_memory_body.
+ */
 void api_error(api_response *resp, int status, const char *detail);
+/* The body of an error response that has none (see api_error()): static, never freed. */
+extern const char api_out_of_memory_body[];
 /*
  * Fill resp with the 413 of a body over limit bytes. api_begin() answers it
  * itself; a transport that can refuse the body before reading it all uses it

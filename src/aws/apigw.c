@@ -668,8 +668,11 @@ char *apigw_response_json(const apigw_request *r, const api_response *resp, size
         put_header(&b, &count, h->name, h->value);
     }
     sbuf_puts(&b, "},\"body\":");
-    const unsigned char *body = (const unsigned char *)(resp->body ? resp->body : "");
-    size_t body_len = resp->body && !head && !bodiless ? resp->body_len : 0;
+    /* an error whose body could not be made: api_error()'s */
+    bool lost = !resp->body && resp->status >= 400;
+    const char *text = resp->body ? resp->body : lost ? api_out_of_memory_body : "";
+    const unsigned char *body = (const unsigned char *)text;
+    size_t body_len = head || bodiless ? 0 : resp->body ? resp->body_len : strlen(text);
     if (is_text(body, body_len)) {
         sbuf_json_strn(&b, (const char *)body, body_len);
         sbuf_puts(&b, ",\"isBase64Encoded\":false}");

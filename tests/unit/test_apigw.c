@@ -679,6 +679,21 @@ static void test_response_422_json(void **state)
     api_response_free(&resp);
 }
 
+/* An error whose body could not be made (api_error() out of memory) still answers JSON. */
+static void test_response_error_without_body(void **state)
+{
+    (void)state;
+    api_response resp = {.status = 500, .content_type = "application/json"};
+    json_t *v = respond(NULL, &resp);
+    assert_int_equal(json_integer_value(json_object_get(v, "statusCode")), 500);
+    assert_string_equal(json_string_value(json_object_get(v, "body")), api_out_of_memory_body);
+    json_decref(v);
+    resp.status = 204; /* a success without a body stays without one */
+    v = respond(NULL, &resp);
+    assert_string_equal(json_string_value(json_object_get(v, "body")), "");
+    json_decref(v);
+}
+
 static void test_response_head(void **state)
 {
     (void)state;
@@ -904,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_response_201_location),
         cmocka_unit_test(test_response_204_no_body),
         cmocka_unit_test(test_response_422_json),
+        cmocka_unit_test(test_response_error_without_body),
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_response_binary_body),
         cmocka_unit_test(test_response_headers_unique),
