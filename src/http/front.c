@@ -16,9 +16,9 @@
  * shared with the server's threads.
  *
  * A connection handed over stays on a list of watches (front_watch_*) under the same mutex
- * until the server closes it. The server's threads mark in it, with one atomic store, when a
- * response has ended and when the next head is in; once a second, while there are watches,
- * this thread looks for heads overdue and answers them. The mutex also keeps a watch's socket
+ * until the server closes it. The server's threads mark in it, with one atomic operation, when
+ * a response has ended and when the next head is in; once a second, while any connection is
+ * open, this thread looks for heads overdue and answers them. The mutex also keeps a watch's socket
  * open while this thread writes to it: the server ends the watch before it closes the socket.
  */
 #include "front.h"
