@@ -24,6 +24,7 @@
 #include "util/clock.h"
 
 #include "aws_http.h"
+#include "core/json_util.h"
 #include "core/sbuf.h"
 #include "runner/handlers.h"
 #include "runner/work.h"
@@ -96,11 +97,11 @@ static int64_t number_attribute(const json_t *attrs, const char *name, int64_t f
 /* Whether text is a JSON object, in *object; false when out of memory (it is not known). */
 static bool is_json_object(const char *text, bool *object)
 {
-    errno = 0;
-    json_t *doc = text ? json_loads(text, 0, NULL) : NULL;
+    bool nomem = false;
+    json_t *doc = text ? json_parse(text, strlen(text), 0, NULL, &nomem) : NULL;
     *object = json_is_object(doc);
     json_decref(doc);
-    return doc || !text || errno != ENOMEM;
+    return !nomem;
 }
 
 /* The queue name of a queue ARN: its last ':' segment. */
@@ -165,9 +166,9 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
     rec->source_arn = json_string_value(json_object_get(attrs, "DeadLetterQueueSourceArn"));
 
     const char *body = json_string_value(json_object_get(r, "body"));
-    errno = 0;
-    rec->body_doc = body ? json_loads(body, 0, NULL) : NULL;
-    if (body && !rec->body_doc && errno == ENOMEM)
+    bool nomem = false;
+    rec->body_doc = body ? json_parse(body, strlen(body), 0, NULL, &nomem) : NULL;
+    if (nomem)
         return keep_unread(rec); /* whether it names a task (an SNS envelope) is not known */
     if (json_is_object(rec->body_doc))
         rec->data = body;

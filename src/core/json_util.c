@@ -1,9 +1,19 @@
 /*
- * json_util — compact JSON encoding with shortest round-trip reals.
+ * json_util — compact JSON encoding with shortest round-trip reals, and parsing that tells
+ * running out of memory from bad text.
  */
 #include "json_util.h"
 
+#include <errno.h>
 #include <string.h>
+
+json_t *json_parse(const char *text, size_t len, size_t flags, json_error_t *error, bool *nomem)
+{
+    errno = 0;
+    json_t *v = json_loadb(text, len, flags, error);
+    *nomem = !v && errno == ENOMEM;
+    return v;
+}
 
 /* d by sbuf_double, with ".0" added to a whole number. */
 static void write_real(sbuf *b, double d)

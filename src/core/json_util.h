@@ -17,6 +17,13 @@
  */
 void json_write_compact(sbuf *b, const json_t *v);
 
+/*
+ * json_loadb() that also says, in *nomem, whether it failed for want of memory rather than for
+ * text that is not JSON: jansson 2.14 tells the two apart only through errno (its error code
+ * is not set then). error may be NULL.
+ */
+json_t *json_parse(const char *text, size_t len, size_t flags, json_error_t *error, bool *nomem);
+
 /* v as compact JSON text, malloc'ed; NULL when out of memory. */
 char *json_to_text(const json_t *v);
 

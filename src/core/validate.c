@@ -241,22 +241,22 @@ static char *widen(const char *body, size_t len, size_t *out_len)
 
 /*
  * Parse the body; integers beyond 64 bits come back as placeholders (see widen()). NULL with
- * *nomem when memory ran out: jansson 2.14 says so only through errno (its error code is not
- * set then), so errno is cleared before each step and read after it.
+ * *nomem when memory ran out.
  */
 static json_t *load_body(const char *body, size_t len, json_error_t *jerr, bool *nomem)
 {
-    errno = 0;
-    json_t *root = json_loadb(body, len, JSON_DECODE_ANY, jerr);
-    *nomem = !root && errno == ENOMEM;
+    json_t *root = json_parse(body, len, JSON_DECODE_ANY, jerr, nomem);
     if (root || *nomem || json_error_code(jerr) != json_error_numeric_overflow)
         return root;
     size_t wlen;
     errno = 0;
     char *wide = widen(body, len, &wlen);
+    if (!wide) {
+        *nomem = errno == ENOMEM; /* else a "\u0000": the first error stands */
+        return NULL;
+    }
     json_error_t werr;
-    root = wide ? json_loadb(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &werr) : NULL;
-    *nomem = !root && errno == ENOMEM; /* widen() fails without it for a "\u0000" */
+    root = json_parse(wide, wlen, JSON_DECODE_ANY | JSON_ALLOW_NUL, &werr, nomem);
     free(wide);
     return root; /* NULL: the first error stands, unless memory ran out */
 }

@@ -128,11 +128,11 @@ static bool subscription_matches(const subscription_config *sub, const publish_m
     if (!sub->policy)
         return true;
     if (filter_policy_scope(sub->policy) == FILTER_SCOPE_BODY) {
-        errno = 0;
-        json_t *body = json_loads(m->body, 0, NULL);
+        bool nomem;
+        json_t *body = json_parse(m->body, strlen(m->body), 0, NULL, &nomem);
         *match = body && filter_policy_match_body(sub->policy, body);
         json_decref(body);
-        return body || errno != ENOMEM;
+        return !nomem;
     }
     filter_attr attrs[3] = {{"TaskId", "String", m->task_id}, {"TaskType", "String", m->task_type}};
     size_t n = 2;

@@ -12,6 +12,7 @@
  *   to the next character, and quotes whole lines when the tail is longer than it may quote.
  */
 #include "runner/exec_result.h"
+#include "core/json_util.h"
 #include "core/sbuf.h"
 #include "runner/exec_handler.h"
 
@@ -107,9 +108,9 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
         return 0;
     sbuf b = {0};
     json_error_t jerr;
-    errno = 0;
-    json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &jerr);
-    if (!v && errno == ENOMEM)
+    bool nomem;
+    json_t *v = json_parse(s, n, JSON_DECODE_ANY, &jerr, &nomem);
+    if (nomem)
         return ENOMEM; /* JSON or not is unknown: not text to quote */
     if (v) {
         json_decref(v);

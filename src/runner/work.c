@@ -16,7 +16,6 @@
 #include "util/clock.h"
 #include "util/log.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -157,9 +156,8 @@ static void keep_storable(handler_result *r)
 {
     if (!r->result)
         return;
-    errno = 0;
-    json_t *v = json_loads(r->result, JSON_DECODE_ANY, NULL);
-    bool nomem = !v && errno == ENOMEM; /* the result may be fine: it could not be checked */
+    bool nomem; /* the result may be fine: it could not be checked */
+    json_t *v = json_parse(r->result, strlen(r->result), JSON_DECODE_ANY, NULL, &nomem);
     bool ok = v && json_depth_within(v, VALIDATE_MAX_DEPTH);
     json_decref(v);
     if (ok)
