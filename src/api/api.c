@@ -58,7 +58,10 @@ static void set_body(api_response *resp, int status, sbuf *b)
     resp->body = sbuf_take(b, &resp->body_len);
 }
 
-const char api_out_of_memory_body[] = "{\"detail\":\"Out of memory\"}";
+const char *api_bodiless_text(const api_response *resp)
+{
+    return resp->status >= 400 ? "{\"detail\":\"Out of memory\"}" : "";
+}
 
 void api_error(api_response *resp, int status, const char *detail)
 {
@@ -71,7 +74,7 @@ void api_error(api_response *resp, int status, const char *detail)
     resp->content_type = JSON_TYPE;
     resp->body = sbuf_failed(&b) ? NULL : sbuf_take(&b, &resp->body_len);
     if (!resp->body) {
-        resp->status = 500; /* the transport sends api_out_of_memory_body */
+        resp->status = 500; /* the transport sends api_bodiless_text() */
         resp->body_len = 0;
     }
     sbuf_free(&b);

@@ -190,11 +190,12 @@ void api_handle(api *a, const api_request *req, api_response *resp);
 
 /*
  * Fill resp with an error: {"detail": "..."}. When that body cannot be made (out of memory),
- * resp is a 500 without a body, which a transport answers with api_out_of_memory_body.
+ * resp is a 500 without a body, which a transport answers with api_bodiless_text().
  */
 void api_error(api_response *resp, int status, const char *detail);
-/* The body of an error response that has none (see api_error()): static, never freed. */
-extern const char api_out_of_memory_body[];
+/* What a transport sends for a response without a body of its own: "", or for an error (whose
+ * body api_error() could not make) {"detail":"Out of memory"}. Static, never freed. */
+const char *api_bodiless_text(const api_response *resp);
 /*
  * Fill resp with the 413 of a body over limit bytes. api_begin() answers it
  * itself; a transport that can refuse the body before reading it all uses it

@@ -668,9 +668,7 @@ char *apigw_response_json(const apigw_request *r, const api_response *resp, size
         put_header(&b, &count, h->name, h->value);
     }
     sbuf_puts(&b, "},\"body\":");
-    /* an error whose body could not be made: api_error()'s */
-    bool lost = !resp->body && resp->status >= 400;
-    const char *text = resp->body ? resp->body : lost ? api_out_of_memory_body : "";
+    const char *text = resp->body ? resp->body : api_bodiless_text(resp);
     const unsigned char *body = (const unsigned char *)text;
     size_t body_len = head || bodiless ? 0 : resp->body ? resp->body_len : strlen(text);
     if (is_text(body, body_len)) {

@@ -144,11 +144,9 @@ static enum MHD_Result send_response(struct MHD_Connection *c, api_response *res
         r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
         if (r)
             resp->body = NULL;
-    } else if (resp->status >= 400) { /* an error whose body could not be made */
-        r = MHD_create_response_from_buffer(strlen(api_out_of_memory_body),
-                                            (void *)api_out_of_memory_body, MHD_RESPMEM_PERSISTENT);
     } else {
-        r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        const char *text = api_bodiless_text(resp);
+        r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
     }
     if (!r) {
         api_response_free(resp);
