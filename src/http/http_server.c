@@ -39,9 +39,10 @@
  *
  * Bounds: the front bounds connections (in all, per client) and the time to
  * each request head (a connection's first, which it reads itself, and the
- * later ones, which it watches: front_watch_*); on_request() bounds the time from a head to the end
- * of its body (body_timeout, checked as body bytes arrive; a silent client meets the idle timeout)
- * and the requests in flight (admission, 503).
+ * later ones, which it watches: front_watch_*); on_request() bounds the time
+ * from a head to the end of its body (body_timeout, checked as body bytes
+ * arrive; a silent client meets the idle timeout) and the requests in flight
+ * (admission, 503).
  */
 #include "http_server.h"
 
