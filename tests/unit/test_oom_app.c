@@ -158,6 +158,34 @@ static bool spans_read(size_t n, size_t want, int err, const char *what)
     return false;
 }
 
+/* The spans of TASK_A that t keeps, into *got and *n (free_spans() them), read as spans_read()
+ * says: true when there are want of them. */
+static bool task_a_spans(tracer *t, size_t want, const char *what, span **got, size_t *n)
+{
+    *got = NULL;
+    errno = 0;
+    *n = tracer_task_spans(t, TASK_A, got);
+    return spans_read(*n, want, errno, what);
+}
+
+/* A tracer of service "taskd" that keeps its spans here only (no exporter is configured);
+ * NULL when out of memory. */
+static tracer *local_tracer(void)
+{
+    tracer_options to = {.service_name = "taskd", .local_capacity = 64};
+    char err[200] = "";
+    return tracer_new(&to, err, sizeof err);
+}
+
+/* A call that made nothing, with err its reason: false when that is a lack of memory (the
+ * sweep checks that an allocation failed), a failed test otherwise. */
+static bool out_of_memory(const char *err, const char *what)
+{
+    if (!strstr(err, "out of memory"))
+        fail_msg("%s: %s", what, err);
+    return false;
+}
+
 /* ---- span_log ------------------------------------------------------------------------- */
 
 #define LOG_SPANS 12
@@ -259,10 +287,9 @@ static bool kept_as_made(const span *got, const span *want)
 static bool check_task_spans(tracer *t, const span *const *want, size_t nwant, size_t exact,
                              size_t n_expected)
 {
-    span *got = NULL;
-    errno = 0;
-    size_t n = tracer_task_spans(t, TASK_A, &got);
-    bool ok = spans_read(n, n_expected, errno, "tracer_task_spans");
+    span *got;
+    size_t n;
+    bool ok = task_a_spans(t, n_expected, "tracer_task_spans", &got, &n);
     for (size_t i = 0; ok && i < n; i++) {
         bool found = false;
         for (size_t k = 0; k < nwant && !found; k++)
@@ -380,6 +407,21 @@ static void test_tracer(void **state)
 static const char *const RES_KEYS[] = {"deployment.environment", "service.name", "team", NULL};
 static const char *const RES_VALUES[] = {"st\xc3\xa5ge", "loses", "core", "x"};
 
+/* The encoders' and the exporters' spans (task A's server span and its client, a producer of no
+ * task, task B's server span) and their resource. */
+static void make_encoded(span spans[ENC_SPANS], otlp_resource *res)
+{
+    make_span(&spans[0], TASK_A, 0, SPAN_KIND_SERVER, false);
+    make_span(&spans[1], TASK_A, 1, SPAN_KIND_CLIENT, true);
+    make_span(&spans[2], "", 2, SPAN_KIND_PRODUCER, true);
+    make_span(&spans[3], TASK_B, 3, SPAN_KIND_SERVER, true);
+    *res = (otlp_resource){.service_name = "tasks-api",
+                           .service_version = "1.2.3",
+                           .attr_keys = RES_KEYS,
+                           .attr_values = RES_VALUES,
+                           .n_attrs = 4};
+}
+
 typedef struct encode_case {
     span spans[ENC_SPANS];
     otlp_resource res;
@@ -451,17 +493,9 @@ static void test_encoders(void **state)
 {
     (void)state;
     encode_case *ec = calloc(1, sizeof *ec);
-    make_span(&ec->spans[0], TASK_A, 0, SPAN_KIND_SERVER, false);
-    make_span(&ec->spans[1], TASK_A, 1, SPAN_KIND_CLIENT, true);
-    make_span(&ec->spans[2], "", 2, SPAN_KIND_PRODUCER, true);
-    make_span(&ec->spans[3], TASK_B, 3, SPAN_KIND_SERVER, true);
+    make_encoded(ec->spans, &ec->res);
     span_set_double(&ec->spans[2], "nan", NAN);
     span_set_double(&ec->spans[2], "inf", -INFINITY);
-    ec->res = (otlp_resource){.service_name = "tasks-api",
-                              .service_version = "1.2.3",
-                              .attr_keys = RES_KEYS,
-                              .attr_values = RES_VALUES,
-                              .n_attrs = 4};
 
     /* the references, checked here */
     assert_true(otlp_json_encode(&ec->json, ec->spans, ENC_SPANS, &ec->res));
@@ -558,11 +592,9 @@ static bool load_otel(otel_config *c, const char *const *table, const char *serv
     char err[200] = "";
     if (otel_config_load(c, table_getenv, (void *)table, service, err, sizeof err))
         return true;
-    if (!strstr(err, "out of memory"))
-        fail_msg("otel_config_load: %s", err);
     if (c->endpoint || c->service_name || c->n_headers || c->n_attrs)
         fail_msg("otel_config_load failed but left its result");
-    return false;
+    return out_of_memory(err, "otel_config_load");
 }
 
 static bool header_is(const otel_config *c, size_t i, const char *k, const char *v)
@@ -696,11 +728,8 @@ static bool exporters(void *arg)
     /* X-Ray: made in the run, one datagram per span */
     char err[200] = "";
     exporter *x = NULL;
-    if (!export_xray_new(&x, xc->daemon, "tasks-api", XRAY_SEGMENTS, err, sizeof err)) {
-        if (!strstr(err, "out of memory"))
-            fail_msg("export_xray_new: %s", err);
-        return false;
-    }
+    if (!export_xray_new(&x, xc->daemon, "tasks-api", XRAY_SEGMENTS, err, sizeof err))
+        return out_of_memory(err, "export_xray_new");
     if (!x)
         fail_msg("export_xray_new: no exporter for %s", xc->daemon);
     bool failed[ENC_SPANS] = {false};
@@ -761,15 +790,7 @@ static void test_exporters(void **state)
 {
     (void)state;
     export_case *xc = calloc(1, sizeof *xc);
-    make_span(&xc->spans[0], TASK_A, 0, SPAN_KIND_SERVER, false);
-    make_span(&xc->spans[1], TASK_A, 1, SPAN_KIND_CLIENT, true);
-    make_span(&xc->spans[2], "", 2, SPAN_KIND_PRODUCER, true);
-    make_span(&xc->spans[3], TASK_B, 3, SPAN_KIND_SERVER, true);
-    xc->res = (otlp_resource){.service_name = "tasks-api",
-                              .service_version = "1.2.3",
-                              .attr_keys = RES_KEYS,
-                              .attr_values = RES_VALUES,
-                              .n_attrs = 4};
+    make_encoded(xc->spans, &xc->res);
     xc->stub = http_stub_start(NULL);
     xc->json = stub_exporter(xc, &xc->cfg_json, "http/json", "gzip");
     xc->proto = stub_exporter(xc, &xc->cfg_proto, "http/protobuf", "none");
@@ -1266,11 +1287,8 @@ static bool create_and_run(const handler_config *hc, bool ok, const char *msg, c
 {
     char err[200] = "";
     handler *h = handler_create(hc, err, sizeof err);
-    if (!h) {
-        if (!strstr(err, "out of memory"))
-            fail_msg("handler_create %s: %s", hc->handler, err);
-        return false;
-    }
+    if (!h)
+        return out_of_memory(err, "handler_create");
     handler_result r = {0};
     h->run(h, &TASK, 5, &r);
     bool done = result_is(&r, ok, msg, result);
@@ -1301,9 +1319,7 @@ static bool builtin_handlers(void *arg)
     handler *h = handler_create(&hc, err, sizeof err);
     if (h && (strcmp(h->name, "exec") != 0 || strcmp(h->label, "exec sh") != 0))
         fail_msg("handler_create made another handler than exec sh");
-    if (!h && !strstr(err, "out of memory"))
-        fail_msg("handler_create exec: %s", err);
-    ok = ok && h;
+    ok = (h || out_of_memory(err, "handler_create exec")) && ok;
     handler_free(h);
     return ok;
 }
@@ -1336,11 +1352,8 @@ static bool exec_creation(void *arg)
     (void)arg;
     char err[200] = "";
     handler *h = exec_handler_new(ECHO_ARGV, 3, ECHO_ENV, err, sizeof err);
-    if (!h) {
-        if (!strstr(err, "out of memory"))
-            fail_msg("exec_handler_new: %s", err);
-        return false;
-    }
+    if (!h)
+        return out_of_memory(err, "exec_handler_new");
     if (!h->label || strcmp(h->label, "exec sh") != 0)
         fail_msg("exec handler label %s", h->label ? h->label : "(null)");
     handler_free(h);
@@ -1512,9 +1525,7 @@ static bool report_is(const memory_store *m, int i, const char *id, task_status 
 static bool work_step(void *arg)
 {
     work_case *wc = arg;
-    tracer_options to = {.service_name = "taskd", .local_capacity = 64};
-    char err[200] = "";
-    tracer *t = tracer_new(&to, err, sizeof err);
+    tracer *t = local_tracer();
     if (!t)
         return false;
     wc->store.reports = 0;
@@ -1563,10 +1574,9 @@ static bool work_step(void *arg)
     ok = report_is(&wc->store, 1, TASK_B, TASK_FAILED, "it broke", NULL) && ok;
 
     /* the spans of task A: receive, process, claim, run, report */
-    span *got = NULL;
-    errno = 0;
-    size_t n = tracer_task_spans(t, TASK_A, &got);
-    if (spans_read(n, 5, errno, "work spans")) {
+    span *got;
+    size_t n;
+    if (task_a_spans(t, 5, "work spans", &got, &n)) {
         static const char *const names[] = {"receive q", "process q", "UPDATE tasks", "test",
                                             "UPDATE tasks"};
         for (size_t i = 0; i < n; i++)
@@ -1652,9 +1662,7 @@ static bool publishing(void *arg)
 {
     publisher_case *pc = arg;
     const consumer_config *pub = &pc->cfg.consumers[0], *deep = &pc->cfg.consumers[1];
-    tracer_options to = {.service_name = "taskd", .local_capacity = 64};
-    char err[200] = "";
-    tracer *t = tracer_new(&to, err, sizeof err);
+    tracer *t = local_tracer();
     if (!t)
         return false;
     telemetry tel = {.tracer = t};
@@ -1712,10 +1720,9 @@ static bool publishing(void *arg)
         ok = false;
     }
 
-    span *got = NULL;
-    errno = 0;
-    size_t n = tracer_task_spans(t, TASK_A, &got);
-    ok = spans_read(n, 2 * published, errno, "publisher spans") && ok;
+    span *got;
+    size_t n;
+    ok = task_a_spans(t, 2 * published, "publisher spans", &got, &n) && ok;
     for (size_t i = 0; i < n; i++)
         if (strcmp(got[i].name, "process pub") && strcmp(got[i].name, "process deep") &&
             strcmp(got[i].name, "publish tasks"))

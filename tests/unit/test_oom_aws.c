@@ -99,7 +99,29 @@ static bool said(const char *text)
     return text && *text;
 }
 
+/* A call that made nothing, with err its reason: false, for the scenario to return (the sweep
+ * checks that it failed only when an allocation did); without a reason, a wrong result. */
+static bool failed_saying(const char *err, const char *what)
+{
+    if (!said(err))
+        wrong("%s failed without a reason", what);
+    return false;
+}
+
+/* An event and (part of) the reason it is refused for. */
+typedef struct refusal {
+    const char *event, *why;
+} refusal;
+
 /* ---- API Gateway events ------------------------------------------------- */
+
+/* Parse event into r; false (the reason said) when it was refused. */
+static bool apigw_parsed(const char *event, apigw_request *r, const char *what)
+{
+    char err[256] = "";
+    return apigw_request_parse(event, strlen(event), r, err, sizeof err) ||
+           failed_saying(err, what);
+}
 
 static const char APIGW_V1[] =
     "{\"resource\":\"/{proxy+}\",\"path\":\"/prod/tasks/x\\u0000y\",\"httpMethod\":\"POST\","
@@ -118,12 +140,8 @@ static bool apigw_v1(void *arg)
 {
     (void)arg;
     apigw_request r;
-    char err[256] = "";
-    if (!apigw_request_parse(APIGW_V1, strlen(APIGW_V1), &r, err, sizeof err)) {
-        if (!said(err))
-            wrong("a 1.0 event refused without a reason");
+    if (!apigw_parsed(APIGW_V1, &r, "a 1.0 event"))
         return false;
-    }
     const api_request *q = &r.req;
     static const char body[] = "{\"task_type\":\"TASK1\",\"data\":{\"k\":\"v\"}}";
     const char *multi = q->header(q->ctx, "x-multi"), *none = q->header(q->ctx, "X-None");
@@ -173,12 +191,8 @@ static bool apigw_v2(void *arg)
 {
     (void)arg;
     apigw_request r;
-    char err[256] = "";
-    if (!apigw_request_parse(APIGW_V2, strlen(APIGW_V2), &r, err, sizeof err)) {
-        if (!said(err))
-            wrong("a 2.0 event refused without a reason");
+    if (!apigw_parsed(APIGW_V2, &r, "a 2.0 event"))
         return false;
-    }
     const api_request *q = &r.req;
     static const char body[] = {0, 1, 2, 3, 4, 5, (char)0xff};
     bool ok = r.version == 2 && eq(q->method, "PUT") && eq(q->path, "/tasks/a/b+c") &&
@@ -219,9 +233,7 @@ static bool apigw_v2(void *arg)
 }
 
 /* Events API Gateway never sends, each with (part of) the reason it is refused for. */
-static const struct {
-    const char *event, *why;
-} BAD_EVENTS[] = {
+static const refusal BAD_EVENTS[] = {
     {"{\"httpMethod\":", "not valid JSON"},
     {"[1,2]", "not a JSON object"},
     {"{\"body\":\"x\"}", "not an API Gateway proxy event"},
@@ -373,11 +385,8 @@ static bool clients(void *arg)
     char err[256] = "";
     aws_client *c = aws_client_new(AWS_SQS, err, sizeof err);
     unsetenv("AWS_SESSION_TOKEN");
-    if (!c) {
-        if (!said(err))
-            wrong("aws_client_new failed without a reason");
-        return false;
-    }
+    if (!c)
+        return failed_saying(err, "aws_client_new");
     bool ok = strcmp(aws_client_endpoint(c), "http://127.0.0.1:9/") == 0 &&
               strcmp(aws_client_region(c), "eu-west-1") == 0;
     aws_response r;
@@ -409,6 +418,9 @@ static void test_clients(void **state)
 }
 
 /* ---- SNS ---------------------------------------------------------------- */
+
+#define SNS_TOPIC   "arn:aws:sns:eu-west-1:123456789012:tasks"
+#define SNS_MISSING "arn:aws:sns:eu-west-1:123456789012:missing"
 
 #define ATTRS(id)                                                                                  \
     "{\"TaskId\":{\"Type\":\"String\",\"Value\":\"" id "\"},"                                      \
@@ -444,8 +456,7 @@ static bool sns_expired(void *arg)
     aws_client *c = arg;
     sns_status st[N_SNS];
     memset(st, 0x55, sizeof st);
-    if (sns_publish_batch(c, "arn:aws:sns:eu-west-1:123456789012:tasks", SNS_MESSAGES, N_SNS, PAST,
-                          st))
+    if (sns_publish_batch(c, SNS_TOPIC, SNS_MESSAGES, N_SNS, PAST, st))
         wrong("published past the deadline");
     bool ok = true;
     for (size_t i = 0; i < N_SNS; i++) {
@@ -540,59 +551,66 @@ static int failed_record(const char *response)
     return n;
 }
 
+/* The publish role of pc, to SNS_TOPIC; NULL (the reason said) when it could not be made. */
+static role *publish_role(const publish_case *pc)
+{
+    char err[256] = "";
+    role *r = publish_role_new(pc->cfg, pc->sns, SNS_TOPIC, NULL, err, sizeof err);
+    if (!r)
+        failed_saying(err, "publish_role_new");
+    return r;
+}
+
+/* Invoke r with event (inv's other fields as given) into *res: true when it answered; false
+ * (res cleared) when the invocation failed, which it must say why. */
+static bool invoked(role *r, lambda_invocation inv, const char *event, role_result *res)
+{
+    inv.event = (char *)event;
+    inv.event_len = strlen(event);
+    *res = (role_result){0};
+    r->invoke(r, &inv, res);
+    if (res->response)
+        return true;
+    if (!said(res->error_type) || !said(res->error_message))
+        wrong("an invocation failed without a reason");
+    role_result_clear(res);
+    return false;
+}
+
 static bool publish_expired(void *arg)
 {
     const publish_case *pc = arg;
-    char err[256] = "";
-    role *r = publish_role_new(pc->cfg, pc->sns, "arn:aws:sns:eu-west-1:123456789012:tasks", NULL,
-                               err, sizeof err);
-    if (!r) {
-        if (!said(err))
-            wrong("publish_role_new failed without a reason");
+    role *r = publish_role(pc);
+    if (!r)
         return false;
-    }
+    role_result res;
     lambda_invocation inv = {.deadline_ms = pc->deadline_ms, .request_id = "req-1"};
-    inv.event = (char *)pc->event;
-    inv.event_len = strlen(pc->event);
-    role_result res = {0};
-    r->invoke(r, &inv, &res);
+    bool done = invoked(r, inv, pc->event, &res);
     r->free(r);
-    bool ok;
-    if (!res.response) {
-        /* a failed invocation is retried whole: only for lack of memory here */
-        if (!said(res.error_type) || !said(res.error_message))
-            wrong("an invocation failed without a reason");
-        ok = false;
-    } else {
-        /*
-         * Every message times out: the first INSERT (record 2) is where the retry starts; an
-         * earlier record only when memory ran out there. A later one is wrong too (record 2
-         * would never be published), but the publisher still does that: publisher_begin()
-         * skips an INSERT whose data it could not convert for lack of memory as if it were
-         * no task's (src/pipeline/publisher.c, make_message). Until it reports
-         * PUBLISH_NO_MEMORY, such a run counts as one that failed, which the sweep allows
-         * only when an allocation did fail.
-         */
-        int at = failed_record(res.response);
-        if (at < 0 || res.response_len != strlen(res.response))
-            wrong("answered %s", res.response);
-        ok = at == 2;
-    }
+    if (!done)
+        return false; /* a failed invocation is retried whole: only for lack of memory here */
+    /*
+     * Every message times out: the first INSERT (record 2) is where the retry starts; an
+     * earlier record only when memory ran out there. A later one is wrong too (record 2
+     * would never be published), but the publisher still does that: publisher_begin()
+     * skips an INSERT whose data it could not convert for lack of memory as if it were
+     * no task's (src/pipeline/publisher.c, make_message). Until it reports
+     * PUBLISH_NO_MEMORY, such a run counts as one that failed, which the sweep allows
+     * only when an allocation did fail.
+     */
+    int at = failed_record(res.response);
+    if (at < 0 || res.response_len != strlen(res.response))
+        wrong("answered %s", res.response);
     role_result_clear(&res);
-    return ok;
+    return at == 2;
 }
 
 static bool publish_refusals(void *arg)
 {
     const publish_case *pc = arg;
-    char err[256] = "";
-    role *r = publish_role_new(pc->cfg, pc->sns, "arn:aws:sns:eu-west-1:123456789012:tasks", NULL,
-                               err, sizeof err);
-    if (!r) {
-        if (!said(err))
-            wrong("publish_role_new failed without a reason");
+    role *r = publish_role(pc);
+    if (!r)
         return false;
-    }
     static const char *const events[] = {"{\"Records\":{}}", "[]",
                                          "{\"Records\":", "{\"Records\":[]}"};
     bool ok = true;
@@ -882,29 +900,30 @@ static bool kept_ids(const char *response, char *out, size_t outlen)
     return strcmp(p, "]}") == 0;
 }
 
+/* The worker role over wc's store, reset, serving queue (NULL: all of them); NULL (the reason
+ * said) when it could not be made. */
+static role *worker_role(worker_case *wc, const char *queue)
+{
+    worker_store_reset(&wc->store);
+    char err[512] = "";
+    role *r = worker_role_new(wc->cfg, &wc->store.base, queue, NULL, err, sizeof err);
+    if (!r)
+        failed_saying(err, "worker_role_new");
+    return r;
+}
+
 static bool worker_batch(void *arg)
 {
     worker_case *wc = arg;
-    worker_store_reset(&wc->store);
-    char err[512] = "";
-    role *r = worker_role_new(wc->cfg, &wc->store.base, NULL, NULL, err, sizeof err);
-    if (!r) {
-        if (!said(err))
-            wrong("worker_role_new failed without a reason");
+    role *r = worker_role(wc, NULL);
+    if (!r)
         return false;
-    }
+    role_result res;
     lambda_invocation inv = {.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"};
-    inv.event = (char *)wc->event;
-    inv.event_len = strlen(wc->event);
-    role_result res = {0};
-    r->invoke(r, &inv, &res);
+    bool done = invoked(r, inv, wc->event, &res);
     r->free(r);
-    if (!res.response) {
-        if (!said(res.error_type) || !said(res.error_message))
-            wrong("an invocation failed without a reason");
-        role_result_clear(&res);
+    if (!done)
         return false;
-    }
     char kept[128];
     if (!kept_ids(res.response, kept, sizeof kept) || res.response_len != strlen(res.response))
         wrong("answered %s", res.response);
@@ -942,17 +961,10 @@ static bool worker_batch(void *arg)
 static bool worker_refusals(void *arg)
 {
     worker_case *wc = arg;
-    worker_store_reset(&wc->store);
-    char err[512] = "";
-    role *r = worker_role_new(wc->cfg, &wc->store.base, "task1", NULL, err, sizeof err);
-    if (!r) {
-        if (!said(err))
-            wrong("worker_role_new failed without a reason");
+    role *r = worker_role(wc, "task1");
+    if (!r)
         return false;
-    }
-    static const struct {
-        const char *event, *why;
-    } bad[] = {
+    static const refusal bad[] = {
         {"{\"Records\":", "not JSON"},
         {"{\"records\":[]}", "no Records array"},
         {"{\"Records\":[{\"messageId\":\"a\",\"body\":\"{}\"},7]}", "Records[1] is not an object"},
@@ -1027,12 +1039,8 @@ static char *api_invoke(const api_case *ac, const char *event)
 {
     lambda_invocation inv = {.request_id = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
                              .trace_id = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"};
-    inv.event = (char *)event;
-    inv.event_len = strlen(event);
-    role_result res = {0};
-    ac->role->invoke(ac->role, &inv, &res);
-    if (!res.response && (!said(res.error_type) || !said(res.error_message)))
-        wrong("an API invocation failed without a reason");
+    role_result res;
+    invoked(ac->role, inv, event, &res);
     return res.response;
 }
 
@@ -1102,17 +1110,25 @@ static void test_api_role(void **state)
 
 /* ---- the DynamoDB store, past its deadline ------------------------------ */
 
+/* The DynamoDB store of table "tasks" through c; NULL (the reason said) when it could not be
+ * opened. */
+static store *dynamodb_open(aws_client *c)
+{
+    char err[256] = "";
+    dynamodb_store_options o = {.table = "tasks", .client = c, .retention_grace = 3600};
+    store *s = dynamodb_store_open(&o, err, sizeof err);
+    if (!s)
+        failed_saying(err, "dynamodb_store_open");
+    return s;
+}
+
 static bool dynamodb_expired(void *arg)
 {
     aws_client *c = arg;
     aws_set_deadline(PAST);
-    char err[256] = "";
-    dynamodb_store_options o = {.table = "tasks", .client = c, .retention_grace = 3600};
-    store *s = dynamodb_store_open(&o, err, sizeof err);
+    store *s = dynamodb_open(c);
     if (!s) {
         aws_set_deadline(0);
-        if (!said(err))
-            wrong("dynamodb_store_open failed without a reason");
         return false;
     }
     store_rc rc[12];
@@ -1359,7 +1375,9 @@ static void *accept_loop(void *arg)
     }
 }
 
-static server *server_start(answer_fn *answer, void *arg)
+/* A server answering with answer(arg, ...), and var, an endpoint variable (or
+ * AWS_LAMBDA_RUNTIME_API, host:port), pointed at it. */
+static server *server_start(answer_fn *answer, void *arg, const char *var)
 {
     server *s = calloc(1, sizeof *s);
     assert_non_null(s);
@@ -1374,6 +1392,12 @@ static server *server_start(answer_fn *answer, void *arg)
                 listen(s->lfd, 64) == 0 && getsockname(s->lfd, (struct sockaddr *)&a, &alen) == 0);
     s->port = ntohs(a.sin_port);
     assert_int_equal(pthread_create(&s->acceptor, NULL, accept_loop, s), 0);
+    char url[64];
+    if (strcmp(var, "AWS_LAMBDA_RUNTIME_API") == 0)
+        snprintf(url, sizeof url, "127.0.0.1:%d", s->port);
+    else
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+    setenv(var, url, 1);
     return s;
 }
 
@@ -1401,21 +1425,7 @@ static void server_stop(server *s)
     free(s);
 }
 
-/* Point an endpoint variable (or AWS_LAMBDA_RUNTIME_API, host:port) at the server. */
-static void point_at(server *s, const char *var)
-{
-    char url[64];
-    if (strcmp(var, "AWS_LAMBDA_RUNTIME_API") == 0)
-        snprintf(url, sizeof url, "127.0.0.1:%d", s->port);
-    else
-        snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
-    setenv(var, url, 1);
-}
-
 /* -- SNS -- */
-
-#define SNS_TOPIC   "arn:aws:sns:eu-west-1:123456789012:tasks"
-#define SNS_MISSING "arn:aws:sns:eu-west-1:123456789012:missing"
 
 /* A PublishBatch of messages 0..3: 0 and 2 published, 1 failed, 3 not mentioned. */
 static const char SNS_REPLY[] =
@@ -1486,8 +1496,7 @@ static bool sns_replies(void *arg)
 static void test_sns_replies(void **state)
 {
     (void)state;
-    server *h = server_start(sns_answer, NULL);
-    point_at(h, "AWS_ENDPOINT_URL_SNS");
+    server *h = server_start(sns_answer, NULL, "AWS_ENDPOINT_URL_SNS");
     assert_true(oom_sweep("sns replies and errors", sns_replies, NULL) > 20);
     unsetenv("AWS_ENDPOINT_URL_SNS");
     server_stop(h);
@@ -1534,24 +1543,14 @@ static bool publish_published(void *arg)
 {
     published_case *c = arg;
     atomic_store(&c->seen->tasks, 0);
-    char err[256] = "";
-    role *r = publish_role_new(c->pc.cfg, c->pc.sns, SNS_TOPIC, NULL, err, sizeof err);
-    if (!r) {
-        if (!said(err))
-            wrong("publish_role_new failed without a reason");
+    role *r = publish_role(&c->pc);
+    if (!r)
         return false;
-    }
-    lambda_invocation inv = {.request_id = "req-2"};
-    inv.event = (char *)c->pc.event;
-    inv.event_len = strlen(c->pc.event);
-    role_result res = {0};
-    r->invoke(r, &inv, &res);
+    role_result res;
+    bool done = invoked(r, (lambda_invocation){.request_id = "req-2"}, c->pc.event, &res);
     r->free(r);
-    if (!res.response) {
-        if (!said(res.error_type) || !said(res.error_message))
-            wrong("invocation failed without a reason");
+    if (!done)
         return false;
-    }
     int at = failed_record(res.response);
     if (at == -2)
         wrong("answered %s", res.response);
@@ -1580,10 +1579,9 @@ static void test_publish_published(void **state)
     (void)state;
     sns_seen seen;
     atomic_init(&seen.tasks, 0);
-    server *h = server_start(sns_accept, &seen);
+    server *h = server_start(sns_accept, &seen, "AWS_ENDPOINT_URL_SNS");
     config cfg;
     assert_true(config_defaults(&cfg));
-    point_at(h, "AWS_ENDPOINT_URL_SNS");
     aws_client *c = new_client(AWS_SNS);
     unsetenv("AWS_ENDPOINT_URL_SNS");
     char *event = stream_event();
@@ -1687,15 +1685,9 @@ static bool store_ok(store_rc got, store_rc want, const char *what)
 
 static bool dynamodb_answers(void *arg)
 {
-    aws_client *c = arg;
-    char err[256] = "";
-    dynamodb_store_options o = {.table = "tasks", .client = c, .retention_grace = 3600};
-    store *s = dynamodb_store_open(&o, err, sizeof err);
-    if (!s) {
-        if (!said(err))
-            wrong("dynamodb_store_open failed without a reason");
+    store *s = dynamodb_open(arg);
+    if (!s)
         return false;
-    }
     int64_t now = 1648229300;
     bool ok = true;
 
@@ -1795,8 +1787,7 @@ static bool dynamodb_answers(void *arg)
 static void test_dynamodb_answers(void **state)
 {
     (void)state;
-    server *h = server_start(ddb_answer, NULL);
-    point_at(h, "AWS_ENDPOINT_URL_DYNAMODB");
+    server *h = server_start(ddb_answer, NULL, "AWS_ENDPOINT_URL_DYNAMODB");
     aws_client *c = new_client(AWS_DYNAMODB);
     unsetenv("AWS_ENDPOINT_URL_DYNAMODB");
     assert_true(oom_sweep("dynamodb store answers", dynamodb_answers, c) > 100);
@@ -1843,11 +1834,8 @@ static bool lambda_runtime_calls(void *arg)
     server *h = arg;
     char err[256] = "";
     lambda_runtime *rt = lambda_runtime_new(err, sizeof err);
-    if (!rt) {
-        if (!said(err))
-            wrong("lambda_runtime_new failed without a reason");
-        return false;
-    }
+    if (!rt)
+        return failed_saying(err, "lambda_runtime_new");
     lambda_runtime_set_post_timeout(rt, 5000);
     bool ok = true;
     lambda_invocation inv;
@@ -1901,8 +1889,7 @@ static bool lambda_runtime_calls(void *arg)
 static void test_lambda_runtime(void **state)
 {
     (void)state;
-    server *h = server_start(runtime_answer, NULL);
-    point_at(h, "AWS_LAMBDA_RUNTIME_API");
+    server *h = server_start(runtime_answer, NULL, "AWS_LAMBDA_RUNTIME_API");
     assert_true(oom_sweep("lambda runtime", lambda_runtime_calls, h) > 10);
     unsetenv("AWS_LAMBDA_RUNTIME_API");
     unsetenv("_X_AMZN_TRACE_ID");
