@@ -31,6 +31,7 @@
 #include "core/pagetoken.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/tmpdir.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -110,8 +111,7 @@ static store *sqlite_open_path(fixture *f)
 
 static store *sqlite_open(fixture *f)
 {
-    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-api-test.XXXXXX");
-    if (!mkdtemp(f->dir))
+    if (!test_tmpdir_make(f->dir, sizeof f->dir, "taskd-api-test"))
         return NULL;
     snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
     return sqlite_open_path(f);
@@ -125,9 +125,7 @@ static store *sqlite_reopen(fixture *f, bool first_closed)
 
 static void sqlite_destroy(fixture *f)
 {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
 }
 
 /* ---- dynamodb ---------------------------------------------------------- */

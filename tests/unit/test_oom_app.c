@@ -23,6 +23,8 @@
 
 #include "oom.h"
 #include "support/http_stub.h"
+#include "support/tmpdir.h"
+#include "support/trace_env.h"
 
 #include "api/api.h"
 #include "api/dashboard.h"
@@ -235,29 +237,6 @@ static void test_span_log(void **state)
 
 /* ---- the tracer ----------------------------------------------------------------------- */
 
-static const char *const OTEL_VARS[] = {
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_SDK_DISABLED",
-    "AWS_XRAY_DAEMON_ADDRESS",
-};
-
-static void clear_otel_env(void)
-{
-    for (size_t i = 0; i < sizeof OTEL_VARS / sizeof OTEL_VARS[0]; i++)
-        unsetenv(OTEL_VARS[i]);
-}
-
 typedef struct tracer_case {
     span emitted[3]; /* handed over by copy */
     bool unsampled;  /* an exporter is configured: nothing may reach its queue */
@@ -378,7 +357,7 @@ static void test_tracer(void **state)
     tracer_case *tc = calloc(1, sizeof *tc);
     for (int i = 0; i < 3; i++)
         make_span(&tc->emitted[i], TASK_A, 20 + i, SPAN_KIND_INTERNAL, true);
-    clear_otel_env();
+    test_trace_env_clear();
     setenv("OTEL_SERVICE_NAME", "tasks-api", 1);
     setenv("OTEL_RESOURCE_ATTRIBUTES", "service.version=2.0,deployment.environment=st%C3%A5ge", 1);
     assert_true(oom_sweep("tracer: spans made, ended, emitted, taken, read", tracer_spans, tc) >
@@ -394,7 +373,7 @@ static void test_tracer(void **state)
     for (int i = 0; i < 3; i++)
         tc->emitted[i].flags = 0;
     assert_true(oom_sweep("tracer with OTLP and X-Ray exporters", tracer_spans, tc) > 20);
-    clear_otel_env();
+    test_trace_env_clear();
     for (int i = 0; i < 3; i++)
         span_clear(&tc->emitted[i]);
     free(tc);
@@ -1097,8 +1076,7 @@ static void emit_task_spans(tracer *t, const char *task_id)
 static int api_setup(void **state)
 {
     api_fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-oom-app.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-oom-app"));
     snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
     char err[256] = "";
     store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
@@ -1119,7 +1097,7 @@ static int api_setup(void **state)
     t = (store_new_task){.task_type = "TASK2", .data = "{\"b\":\"x\"}", .ttl = 3600};
     assert_int_equal(store_create_task(f->store, &t, NOW - 50, f->b), STORE_OK);
 
-    clear_otel_env();
+    test_trace_env_clear();
     tracer_options to = {.service_name = "taskd", .local_capacity = 1024};
     f->tracer = tracer_new(&to, err, sizeof err);
     assert_non_null(f->tracer);
@@ -1146,9 +1124,7 @@ static int api_teardown(void **state)
     store_close(f->store);
     tracer_free(f->tracer);
     config_free(&f->cfg);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
     free(f);
     return 0;
 }
@@ -1597,7 +1573,7 @@ static void test_work(void **state)
     wc->store.base.ops = &memory_ops;
     wc->binding = (handler_config){.queue = "q", .handler = "test", .timeout = 5};
     wc->handler = (handler){.name = "test", .run = test_run, .free = nop_free};
-    clear_otel_env();
+    test_trace_env_clear();
     assert_true(oom_sweep("work: begin, run, report, finish", work_step, wc) > 20);
     free(wc);
 }
@@ -1746,7 +1722,7 @@ static void test_publisher(void **state)
                   "trace", "S", TRACEPARENT, "data", "M", "s", "S", "x", "n", "N", "1");
     assert_non_null(pc->record);
     snprintf(pc->attributes, sizeof pc->attributes, ATTRIBUTES_OF_A, TRACEPARENT);
-    clear_otel_env();
+    test_trace_env_clear();
     assert_true(publishing(pc));
     assert_true(
         oom_sweep("publisher: records and fields to messages, routes, spans", publishing, pc) > 20);

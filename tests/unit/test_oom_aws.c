@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "oom.h"
+#include "support/trace_env.h"
 
 #include "aws/api_role.h"
 #include "aws/apigw.h"
@@ -350,10 +351,6 @@ static void aws_environment(void)
                                         "AWS_ENDPOINT_URL_SQS",
                                         "AWS_SESSION_TOKEN",
                                         "AWS_DEFAULT_REGION",
-                                        "OTEL_EXPORTER_OTLP_ENDPOINT",
-                                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                                        "OTEL_SDK_DISABLED",
-                                        "AWS_XRAY_DAEMON_ADDRESS",
                                         "_X_AMZN_TRACE_ID",
                                         "http_proxy",
                                         "HTTP_PROXY",
@@ -363,6 +360,7 @@ static void aws_environment(void)
                                         "ALL_PROXY"};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
         unsetenv(unset[i]);
+    test_trace_env_clear();
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
     setenv("AWS_REGION", "eu-west-1", 1);

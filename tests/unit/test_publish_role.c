@@ -40,6 +40,7 @@
 #include "trace/trace.h"
 #include "util/log.h"
 #include "support/http_stub.h"
+#include "support/trace_env.h"
 #include "support_aws/standin_calls.h"
 
 #include <curl/curl.h>
@@ -259,11 +260,9 @@ static void fixture_start(fixture *f)
 {
     memset(f, 0, sizeof *f);
     f->sns = fake_sns_start();
-    static const char *const unset[] = {
-        "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "AWS_XRAY_DAEMON_ADDRESS"};
-    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++)
-        unsetenv(unset[i]);
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_SESSION_TOKEN");
+    test_trace_env_clear();
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
     setenv("AWS_REGION", "eu-west-1", 1);

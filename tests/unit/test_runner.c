@@ -24,6 +24,7 @@
 #include "store/store.h"
 #include "store/store_sqlite.h"
 #include "util/clock.h"
+#include "support/tmpdir.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -102,8 +103,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-runner-test.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-runner-test"));
     snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
     char err[256] = "";
     store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
@@ -128,9 +128,7 @@ static int teardown(void **state)
     fixture *f = *state;
     store_close(f->store);
     config_free(&f->cfg);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
     free(f);
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "trace/tracer.h"
 #include "util/log.h"
 #include "support/http_stub.h"
+#include "support/trace_env.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -58,29 +59,6 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-/* Unset every variable the tracer reads. */
-static void clear_env(void)
-{
-    static const char *const vars[] = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "OTEL_SERVICE_NAME",
-        "OTEL_RESOURCE_ATTRIBUTES",
-        "OTEL_SDK_DISABLED",
-        "AWS_XRAY_DAEMON_ADDRESS",
-    };
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
 }
 
 /* A finished, sampled span numbered n of a task, starting at start_ns. */
@@ -181,7 +159,7 @@ static void set_endpoint(const char *var, int port, const char *path)
 static void test_local_store_sorted_copies(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     tracer *t = start(0, 100);
     span s;
     static const int64_t starts[] = {300, 100, 200};
@@ -229,7 +207,7 @@ static void test_local_store_sorted_copies(void **state)
 static void test_local_store_keeps_the_newest(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     tracer *t = start(0, 4);
     for (int i = 0; i < 6; i++)
         emit(t, TASK_A, i);
@@ -249,7 +227,7 @@ static void test_local_store_keeps_the_newest(void **state)
 static void test_local_store_off(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     tracer *t = start(0, 0);
     emit(t, TASK_A, 1);
     span *got;
@@ -261,7 +239,7 @@ static void test_local_store_off(void **state)
 static void test_null_and_defaults(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     tracer_free(NULL);
     tracer_emit(NULL, NULL);
     assert_int_equal(tracer_dropped(NULL), 0);
@@ -305,7 +283,7 @@ static void test_attribute_keys(void **state)
 static void test_otlp_json(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "/");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
@@ -407,7 +385,7 @@ static void test_span_move_and_copy_take_the_counted_entries(void **state)
 static void test_take_moves(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "/");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
@@ -453,7 +431,7 @@ static void test_take_moves(void **state)
     http_stub_stop(r);
 
     /* a tracer that keeps nothing and exports nothing frees what it is given */
-    clear_env();
+    test_trace_env_clear();
     t = start(0, 0);
     make_span(&s, TASK_A, 4, 400);
     tracer_take(t, &s);
@@ -464,7 +442,7 @@ static void test_take_moves(void **state)
 static void test_otlp_protobuf(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", http_stub_port(r), "/custom/traces");
     setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1", 1); /* loses to the above */
@@ -525,7 +503,7 @@ static char *gunzip(const char *body, size_t body_len, size_t *len)
 static void test_otlp_gzip_json(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
@@ -572,7 +550,7 @@ static void test_otlp_gzip_protobuf_and_precedence(void **state)
         {"gzip", "none"},
     };
     for (size_t k = 0; k < 2; k++) {
-        clear_env();
+        test_trace_env_clear();
         http_stub *r = receiver_start((const int[]){200, 0});
         set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
         setenv("OTEL_EXPORTER_OTLP_COMPRESSION", settings[k][0], 1);
@@ -615,7 +593,7 @@ static void test_otlp_gzip_protobuf_and_precedence(void **state)
 static void test_batch_of_512_goes_early(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
@@ -635,7 +613,7 @@ static void test_batch_of_512_goes_early(void **state)
 static void test_large_batch_is_split(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
@@ -671,7 +649,7 @@ static void test_large_batch_is_split(void **state)
 static void test_retry_after_503(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){503, 503, 200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
@@ -695,7 +673,7 @@ static void test_retry_after_503(void **state)
 static void test_flush_sends_now(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(64, 0);
@@ -730,7 +708,7 @@ static void test_flush_sends_now(void **state)
 static void test_retry_after_header(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     static const http_stub_reply script[] = {
         {.status = 429, .headers = JSON_TYPE "Retry-After: 2\r\n", .body = "{}"},
         {.status = 200, .headers = JSON_TYPE, .body = "{}"},
@@ -751,7 +729,7 @@ static void test_retry_after_header(void **state)
 static void test_gives_up_after_five_attempts(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){502, 0}); /* no Retry-After: the tracer's backoff */
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
@@ -766,7 +744,7 @@ static void test_gives_up_after_five_attempts(void **state)
 static void test_drop_on_400(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){400, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
@@ -784,7 +762,7 @@ static void test_drop_on_400(void **state)
 static void test_partial_success(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     static const http_stub_reply script[] = {
         {.status = 200,
          .headers = JSON_TYPE,
@@ -806,7 +784,7 @@ static void test_partial_success(void **state)
 static void test_partial_success_protobuf(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     /* ExportTraceServiceResponse{partial_success{rejected_spans: 1, error_message: "x"}} */
     static const http_stub_reply script[] = {{.status = 200,
                                               .headers = "Content-Type: application/x-protobuf\r\n",
@@ -828,7 +806,7 @@ static void test_partial_success_protobuf(void **state)
 static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start(NULL); /* accepts, never answers */
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300", 1);
@@ -856,7 +834,7 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
 static void test_emit_stays_fast_when_unreachable(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     int dead;
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_refusing_port(&dead), "");
     tracer *t = tracer_new(NULL, NULL, 0); /* the defaults: queue 8192, local store 65536 */
@@ -894,7 +872,7 @@ static void test_emit_stays_fast_when_unreachable(void **state)
 static void test_xray_datagrams(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof a;
@@ -936,7 +914,7 @@ static void test_xray_datagrams(void **state)
 static void test_xray_send_failure_counts(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     /* Broadcast without SO_BROADCAST: sendto fails (EACCES), the span counts as dropped. */
     setenv("AWS_XRAY_DAEMON_ADDRESS", "255.255.255.255:2000", 1);
     tracer *t = start(0, 0);
@@ -951,7 +929,7 @@ static void test_xray_send_failure_counts(void **state)
 static void test_disabled_exports_nothing(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){200, 0});
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_SDK_DISABLED", "true", 1);
@@ -969,24 +947,24 @@ static void test_disabled_exports_nothing(void **state)
 static void test_bad_configuration(void **state)
 {
     (void)state;
-    clear_env();
+    test_trace_env_clear();
     char err[256] = "";
     setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318", 1);
     assert_null(tracer_new(NULL, err, sizeof err));
     assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_ENDPOINT"));
-    clear_env();
+    test_trace_env_clear();
     err[0] = '\0';
     setenv("AWS_XRAY_DAEMON_ADDRESS", "no-port-here", 1);
     assert_null(tracer_new(NULL, err, sizeof err));
     assert_non_null(strstr(err, "AWS_XRAY_DAEMON_ADDRESS"));
-    clear_env();
+    test_trace_env_clear();
     /* Lesser problems are warnings only. */
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1);
     setenv("OTEL_RESOURCE_ATTRIBUTES", "a=%zz", 1);
     tracer *t = tracer_new(NULL, err, sizeof err);
     assert_non_null(t);
     tracer_free(t);
-    clear_env();
+    test_trace_env_clear();
 }
 
 int main(void)

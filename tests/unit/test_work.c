@@ -15,6 +15,8 @@
 #include "runner/work.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/tmpdir.h"
+#include "support/trace_env.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,29 +83,16 @@ typedef struct fixture {
     work_env env;
 } fixture;
 
-static void unset_exporters(void)
-{
-    static const char *vars[] = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_SDK_DISABLED",
-        "AWS_XRAY_DAEMON_ADDRESS",
-    };
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-work-test.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-work-test"));
     snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
     char err[256] = "";
     store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
     f->store = store_sqlite_open(&o, err, sizeof err);
     assert_non_null(f->store);
-    unset_exporters();
+    test_trace_env_clear();
     tracer_options to = {.service_name = "taskd-test", .local_capacity = 1024};
     f->tracer = tracer_new(&to, err, sizeof err);
     assert_non_null(f->tracer);
@@ -128,9 +117,7 @@ static int teardown(void **state)
     store_close(f->store);
     tracer_free(f->tracer);
     metrics_free(f->metrics);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
     free(f);
     return 0;
 }

@@ -29,6 +29,8 @@
 #include "aws/worker_role.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/tmpdir.h"
+#include "support/trace_env.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
@@ -124,24 +126,14 @@ static char *config_text(const fixture *f)
     return text;
 }
 
-static void unset_exporters(void)
-{
-    static const char *vars[] = {"OTEL_EXPORTER_OTLP_ENDPOINT",
-                                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED",
-                                 "AWS_XRAY_DAEMON_ADDRESS"};
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-        unsetenv(vars[i]);
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/taskd-worker-test.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
+    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-worker-test"));
     snprintf(f->runs, sizeof f->runs, "%s/runs", f->dir);
     f->store = current->open(f);
     assert_non_null(f->store);
-    unset_exporters();
+    test_trace_env_clear();
     char err[256] = "";
     tracer_options to = {.service_name = "taskd-test", .local_capacity = 1024};
     f->tracer = tracer_new(&to, err, sizeof err);
@@ -167,9 +159,7 @@ static int teardown(void **state)
     current->destroy(f);
     tracer_free(f->tracer);
     config_free(&f->cfg);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
     free(f);
     return 0;
 }
