@@ -127,6 +127,7 @@ struct sqlite_store {
     int write_fault;
     int batch_fault;       /* this batch's (writer thread only) */
     int64_t last_fault_ms; /* monotonic time of the last such failure (writer thread only) */
+    int64_t last_room_ms;  /* ... and of the last look for room after SQLITE_FULL (the same) */
 
     /* the queues' depths, and what this batch did to them (applied after its commit) */
     queue_depths *depths;

@@ -61,6 +61,10 @@
 /* Healthy again: a write commits, and none has failed for this long (past the pipeline's
  * longest retry backoff, 3.2 s, so its failing retries keep the store unhealthy) */
 #define HEALTH_RECOVERY_MS 5000
+/* After SQLITE_FULL, healthy again only once this much can be reserved beside the database, looked
+ * for at most once a second: a small write can commit into bytes the WAL already holds (the
+ * frames of a commit that failed), which says nothing of the room the next task needs. */
+#define ROOM_AFTER_FULL (1 << 20)
 /* Idempotency keys forgotten at most per batch (a statement of its own after the batch's commit) */
 #define PURGE_BATCH 1000
 /* The WAL is cut back to this size when it starts over after a checkpoint. It is checkpointed
@@ -719,11 +723,29 @@ static void note_fault(sqlite_store *s, int code)
 
 /*
  * After a batch: a fault seen makes the store unhealthy; a commit that wrote something makes it
- * healthy again once no write has failed for HEALTH_RECOVERY_MS. On a nearly full disk small
- * writes (a probe, a PATCH) can succeed between large ones that fail: health follows the large
- * ones instead of flapping. Only the changes between the two states are logged, so a full disk
- * is one line, not one per write.
+ * healthy again once no write has failed for HEALTH_RECOVERY_MS, and after a full disk once it
+ * has room (ROOM_AFTER_FULL). On a nearly full disk small writes (a probe, a PATCH) can succeed
+ * between large ones that fail: health follows the large ones instead of flapping. Only the changes
+ * between the two states are logged, so a full disk is one line, not one per write.
  */
+/* Whether ROOM_AFTER_FULL bytes can be reserved in the database's directory: a file of that size
+ * made beside it and removed. When that cannot be told (no such directory to write in, say),
+ * the write that committed is taken at its word. */
+static bool room_after_full(const sqlite_store *s)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof path, "%s-room", s->path);
+    if (n < 0 || (size_t)n >= sizeof path)
+        return true;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno != ENOSPC && errno != EDQUOT;
+    int rc = posix_fallocate(fd, 0, ROOM_AFTER_FULL);
+    close(fd);
+    unlink(path);
+    return rc != ENOSPC && rc != EDQUOT;
+}
+
 static void settle_health(sqlite_store *s, bool wrote)
 {
     int was = s->write_fault; /* only this thread changes it */
@@ -733,7 +755,13 @@ static void settle_health(sqlite_store *s, bool wrote)
         fault = s->batch_fault;
         s->last_fault_ms = now_ms;
     } else if (wrote && now_ms - s->last_fault_ms >= HEALTH_RECOVERY_MS) {
-        fault = 0;
+        if (was != SQLITE_FULL)
+            fault = 0;
+        else if (now_ms - s->last_room_ms >= 1000) {
+            s->last_room_ms = now_ms;
+            if (room_after_full(s))
+                fault = 0;
+        }
     }
     if (fault == was)
         return;

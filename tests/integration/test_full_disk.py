@@ -3,7 +3,8 @@
 While it is full, the API answers 503 with Retry-After and a JSON detail (never a 500),
 GET /health answers 503 "unhealthy" saying why, the reason is logged once rather than per
 request, and the pipeline backs off (a bounded number of log lines, nothing skipped). Once
-the filesystem grows, /health recovers and every task accepted with 201 completes.
+the filesystem grows, /health recovers and every task accepted with 201 completes. A little
+room back is not enough: small writes commit, but health waits for room for more.
 
 Mounting needs root (CAP_SYS_ADMIN): where it is not permitted the test is skipped (exit 77,
 CTest's SKIP_RETURN_CODE for it in CMakeLists.txt).
@@ -158,6 +159,41 @@ class FullDisk(ServersTestCase):
                             for o in s.log_json()))
         r = s.post("/tasks", {"task_type": "JOB"})
         self.assertEqual(r.status, 201, r)
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
+
+    def test_a_little_room_is_not_health(self):
+        # No pipeline: once the disk is full, nothing writes but the store's own probe.
+        cfg = write_config(self.tmp, {"task_types": ["JOB"]})
+        filler = os.path.join(self.mnt, "filler")
+        with open(filler, "wb") as f:
+            f.write(b"\0" * 524288)
+        s = Taskd(config=cfg, tmpdir=self.tmp, db=os.path.join(self.mnt, "tasks.db"))
+        self.servers.append(s)
+        conn = s.connection()
+        blob = "x" * 16384
+        for i in range(400):
+            r = s.request("POST", "/tasks", {"task_type": "JOB", "data": {"i": i, "b": blob}},
+                          conn=conn)
+            if r.status == 503:
+                break
+            self.assertEqual(r.status, 201, r)
+        conn.close()
+        self.assertEqual(r.status, 503, "2 MiB took 400 tasks of 16 KiB")
+        wait_until(lambda: s.get("/health").status == 503, 10, what="/health to answer 503")
+
+        # 512 KiB back: small writes commit (the probe, this task), and no write fails for
+        # longer than the 5 s health waits for, yet the disk is still nearly full.
+        os.unlink(filler)
+        r = s.post("/tasks", {"task_type": "JOB"})
+        self.assertEqual(r.status, 201, r)
+        for _ in range(8):
+            time.sleep(1)
+            self.assertEqual(s.get("/health").status, 503, s.stderr_text()[-3000:])
+
+        p = subprocess.run(["mount", "-o", "remount,size=64m", self.mnt], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        wait_until(lambda: s.get("/health").status == 200, 15, what="/health to answer 200 again")
+        self.assertFalse(os.path.exists(os.path.join(self.mnt, "tasks.db-room")))
         self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
 
 
