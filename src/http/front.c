@@ -279,7 +279,17 @@ static void answer(front *f, conn *c, size_t consumed, int status, const char *r
 
 /* ---- judging a head ----------------------------------------------------------------------- */
 
-enum verdict { HEAD_MORE, HEAD_OK, HEAD_BAD, HEAD_VERSION, HEAD_LINE_TOO_LONG, HEAD_TOO_LARGE };
+enum verdict {
+    HEAD_MORE,
+    HEAD_OK,
+    HEAD_BAD,
+    HEAD_VERSION,
+    HEAD_LINE_TOO_LONG,
+    HEAD_TOO_LARGE,
+    HEAD_BAD_FIELD,     /* a header line libmicrohttpd cannot read */
+    HEAD_BAD_LENGTH,    /* a Content-Length it cannot read */
+    HEAD_LENGTH_TOO_BIG /* one past 2^64 - 1 */
+};
 
 static bool is_tchar(unsigned char ch)
 {
@@ -287,10 +297,76 @@ static bool is_tchar(unsigned char ch)
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
+static bool named(const char *name, size_t len, const char *lower)
+{
+    if (len != strlen(lower))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (tolower((unsigned char)name[i]) != lower[i])
+            return false;
+    return true;
+}
+
 /*
- * Judge the first n bytes of a connection: HEAD_OK once the head is complete and its request
- * line is HTTP/1.x, HEAD_MORE while it may still become one. Empty lines before the request line
- * are skipped, as libmicrohttpd skips them.
+ * Judge a complete head's header lines, p to end (each ending in LF, CR LF or not), as
+ * libmicrohttpd 0.9.75 reads them, so that what it would refuse with an HTML page of its own is
+ * answered here: a line without a colon, a folded line with no field before it, and (with no
+ * Transfer-Encoding) a first Content-Length that is not all digits after its leading blanks, or
+ * is past 2^64 - 1.
+ */
+static enum verdict judge_fields(const char *p, const char *end)
+{
+    const char *length = NULL, *length_end = NULL; /* the first Content-Length's value */
+    bool fields = false, length_line = false, folded_length = false, encoded = false;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        const char *line_end = eol ? eol : end;
+        if (line_end > p && line_end[-1] == '\r')
+            line_end--;
+        if (*p == ' ' || *p == '\t') { /* folded onto the field before it */
+            if (!fields)
+                return HEAD_BAD_FIELD;
+            folded_length = folded_length || length_line;
+        } else {
+            const char *colon = memchr(p, ':', (size_t)(line_end - p));
+            if (!colon)
+                return HEAD_BAD_FIELD;
+            fields = true;
+            length_line = false;
+            size_t len = (size_t)(colon - p);
+            if (named(p, len, "transfer-encoding")) {
+                encoded = true;
+            } else if (!length && named(p, len, "content-length")) {
+                length = colon + 1;
+                while (length < line_end && (*length == ' ' || *length == '\t'))
+                    length++;
+                length_end = line_end;
+                length_line = true;
+            }
+        }
+        p = next;
+    }
+    if (encoded || !length)
+        return HEAD_OK;
+    if (length == length_end || folded_length)
+        return HEAD_BAD_LENGTH;
+    uint64_t v = 0;
+    for (const char *d = length; d < length_end; d++) {
+        if (!isdigit((unsigned char)*d))
+            return HEAD_BAD_LENGTH;
+        unsigned digit = (unsigned)(*d - '0');
+        if (v > (UINT64_MAX - digit) / 10)
+            return HEAD_LENGTH_TOO_BIG;
+        v = v * 10 + digit;
+    }
+    return HEAD_OK;
+}
+
+/*
+ * Judge the first n bytes of a connection: HEAD_OK once the head is complete, its request line
+ * is HTTP/1.x and its header lines pass judge_fields(), HEAD_MORE while it may still become one.
+ * Empty lines before the request line are skipped, as libmicrohttpd skips them.
  */
 static enum verdict judge(const char *buf, size_t n, size_t limit)
 {
@@ -331,7 +407,7 @@ static enum verdict judge(const char *buf, size_t n, size_t limit)
             if (buf[k] != '\n')
                 continue;
             if (buf[k + 1] == '\n' || (buf[k + 1] == '\r' && k + 2 < n && buf[k + 2] == '\n'))
-                return HEAD_OK;
+                return judge_fields(buf + eol + 1, buf + k + 1);
         }
         return n >= limit ? HEAD_TOO_LARGE : HEAD_MORE;
     }
@@ -379,6 +455,15 @@ static void readable(front *f, conn *c, bool hangup)
         return;
     case HEAD_TOO_LARGE:
         answer(f, c, (size_t)n, 431, "head_too_large", "Request head too large");
+        return;
+    case HEAD_BAD_FIELD:
+        answer(f, c, (size_t)n, 400, "malformed", "Malformed header line");
+        return;
+    case HEAD_BAD_LENGTH:
+        answer(f, c, (size_t)n, 400, "malformed", "Malformed Content-Length");
+        return;
+    case HEAD_LENGTH_TOO_BIG:
+        answer(f, c, (size_t)n, 413, "body_too_large", f->o.too_large);
         return;
     case HEAD_OK:
         break;

@@ -37,6 +37,7 @@ typedef struct front_options {
     unsigned header_timeout_s; /* connect to complete first head */
     unsigned idle_timeout_s;   /* the server's: a kept-alive connection's longest silence */
     size_t head_limit;         /* largest first head, bytes */
+    const char *too_large;     /* the detail of a 413 for a Content-Length past 2^64 - 1 */
     /* Give a connection with a complete head to the server; false: it refused it (and closed
      * it). The fd is the server's from then on; it calls front_closed() when it closes it. */
     bool (*handoff)(void *ctx, int fd, const struct sockaddr *addr, socklen_t len);

@@ -84,6 +84,7 @@ struct http_server {
     metrics *metrics; /* the API's registry; NULL: nothing counted */
     front *front;
     size_t body_limit;
+    char too_large[96]; /* the detail of every 413 */
     int64_t body_timeout_ns;
     int max_in_flight;
     atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
@@ -437,9 +438,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (ctx->body.len + n > h->body_limit) {
             /* a chunked body: its size is known to be over the limit only now */
             sbuf_free(&ctx->body);
-            char detail[96];
-            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large",
-                                   api_body_too_large_detail(detail, sizeof detail, h->body_limit));
+            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large", h->too_large);
         }
         sbuf_append(&ctx->body, upload_data, n);
         return MHD_YES;
@@ -739,6 +738,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     h->api = a;
     h->metrics = a ? a->telemetry.metrics : NULL;
     h->body_limit = o->body_limit;
+    api_body_too_large_detail(h->too_large, sizeof h->too_large, h->body_limit);
     h->body_timeout_ns = (int64_t)(o->body_timeout_s ? o->body_timeout_s : 60) * 1000000000LL;
     h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
     unsigned max_conns = o->max_connections ? o->max_connections : default_max_connections();
@@ -785,6 +785,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
                         .header_timeout_s = o->header_timeout_s ? o->header_timeout_s : 10,
                         .idle_timeout_s = idle_timeout_s,
                         .head_limit = HEAD_LIMIT,
+                        .too_large = h->too_large,
                         .handoff = handoff,
                         .refused = front_refused,
                         .ctx = h};

@@ -432,6 +432,42 @@ class BadInput(ServerTestCase):
         self.assertEqual(res[0], 201, res[:3])
         self.assertEqual(self.server.get("/health").status, 200)
 
+    @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
+    def test_malformed_header_lines_answered_in_json(self):
+        # What libmicrohttpd would refuse with an HTML page of its own gets a JSON detail.
+        head = b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        body = b'{"task_type":"TASK2"}'
+        too_large = "Request body too large (limit %d bytes)" % DEFAULT_BODY_LIMIT
+        cases = [
+            (head + b"No colon here\r\nContent-Length: 21\r\n\r\n" + body, 400, "Malformed header line"),
+            (b"POST /tasks HTTP/1.1\r\n folded\r\nHost: 127.0.0.1\r\n\r\n", 400, "Malformed header line"),
+            (b"GET /health HTTP/1.1\nHost: 127.0.0.1\nbad\n\n", 400, "Malformed header line"),
+            (head + b"Content-Length: abc\r\n\r\n" + body, 400, "Malformed Content-Length"),
+            (head + b"Content-Length: 21 \r\n\r\n" + body, 400, "Malformed Content-Length"),
+            (head + b"Content-Length: +21\r\n\r\n" + body, 400, "Malformed Content-Length"),
+            (head + b"Content-Length:\r\n\r\n" + body, 400, "Malformed Content-Length"),
+            (head + b"Content-Length: 2\r\n 1\r\n\r\n" + body, 400, "Malformed Content-Length"),
+            (head + b"Content-Length: 18446744073709551616\r\n\r\n" + body, 413, too_large),
+            (head + b"Content-Length: 18446744073709551615\r\n\r\n" + body, 413, too_large),
+        ]
+        before = self.ids()
+        for payload, status, detail in cases:
+            with self.subTest(payload=payload):
+                res = raw_exchange(self.server.port, payload, timeout=5)
+                self.assertIsNotNone(res, "no answer")
+                self.assertEqual(res[:1], (status,), res)
+                self.assertEqual(json.loads(res[2]), {"detail": detail}, res)
+        self.assertNothingCreated(before)
+        # With Transfer-Encoding, Content-Length is not read, and blanks before a length are.
+        for payload in [head + b"Transfer-Encoding: chunked\r\nContent-Length: abc\r\n\r\n"
+                        b"15\r\n" + body + b"\r\n0\r\n\r\n",
+                        head + b"Content-Length: \t 21\r\nX-Folded: a\r\n b\r\n\r\n" + body]:
+            with self.subTest(payload=payload):
+                res = raw_exchange(self.server.port, payload, timeout=5)
+                self.assertIsNotNone(res, "no answer")
+                self.assertEqual(res[0], 201, res)
+        self.assertEqual(self.server.get("/health").status, 200)
+
     # -- query parameters of GET /tasks ------------------------------------------------------
     def test_limit_out_of_range_or_not_int(self):
         ge = ("greater_than_equal", "Input should be greater than or equal to 1", {"ge": 1})
