@@ -23,10 +23,10 @@
  */
 #include "front.h"
 
+#include "core/http_head.h"
 #include "util/clock.h"
 #include "util/log.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
@@ -43,7 +43,6 @@
 #define LINGER_NS       (1000 * 1000000LL) /* an answered connection's last second */
 #define LINGER_BYTES    (256 * 1024)       /* read and dropped at most while lingering */
 #define CLIENT_BUCKETS  4096
-#define MAX_METHOD      32                 /* longer method tokens are not HTTP */
 #define ACCEPT_PAUSE_NS (100 * 1000000LL)  /* accepting waits this long when out of fds */
 #define WATCH_TICK_NS   (1000 * 1000000LL) /* how often the watches are looked at */
 #define WATCH_ANSWERED  (-1)               /* a watch's waiting_since once answered here */
@@ -277,147 +276,6 @@ static void answer(front *f, conn *c, size_t consumed, int status, const char *r
     list_push(&f->lingers, c);
 }
 
-/* ---- judging a head ----------------------------------------------------------------------- */
-
-enum verdict {
-    HEAD_MORE,
-    HEAD_OK,
-    HEAD_BAD,
-    HEAD_VERSION,
-    HEAD_LINE_TOO_LONG,
-    HEAD_TOO_LARGE,
-    HEAD_BAD_FIELD,     /* a header line libmicrohttpd cannot read */
-    HEAD_BAD_LENGTH,    /* a Content-Length it cannot read */
-    HEAD_LENGTH_TOO_BIG /* one past 2^64 - 1 */
-};
-
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-static bool named(const char *name, size_t len, const char *lower)
-{
-    if (len != strlen(lower))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (tolower((unsigned char)name[i]) != lower[i])
-            return false;
-    return true;
-}
-
-/*
- * Judge a complete head's header lines, p to end (each ending in LF, CR LF or not), as
- * libmicrohttpd 0.9.75 reads them, so that what it would refuse with an HTML page of its own is
- * answered here: a line without a colon, a folded line with no field before it, and (with no
- * Transfer-Encoding) a first Content-Length that is not all digits after its leading blanks, or
- * is past 2^64 - 1.
- */
-static enum verdict judge_fields(const char *p, const char *end)
-{
-    const char *length = NULL, *length_end = NULL; /* the first Content-Length's value */
-    bool fields = false, length_line = false, folded_length = false, encoded = false;
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *next = eol ? eol + 1 : end;
-        const char *line_end = eol ? eol : end;
-        if (line_end > p && line_end[-1] == '\r')
-            line_end--;
-        if (*p == ' ' || *p == '\t') { /* folded onto the field before it */
-            if (!fields)
-                return HEAD_BAD_FIELD;
-            folded_length = folded_length || length_line;
-        } else {
-            const char *colon = memchr(p, ':', (size_t)(line_end - p));
-            if (!colon)
-                return HEAD_BAD_FIELD;
-            fields = true;
-            length_line = false;
-            size_t len = (size_t)(colon - p);
-            if (named(p, len, "transfer-encoding")) {
-                encoded = true;
-            } else if (!length && named(p, len, "content-length")) {
-                length = colon + 1;
-                while (length < line_end && (*length == ' ' || *length == '\t'))
-                    length++;
-                length_end = line_end;
-                length_line = true;
-            }
-        }
-        p = next;
-    }
-    if (encoded || !length)
-        return HEAD_OK;
-    if (length == length_end || folded_length)
-        return HEAD_BAD_LENGTH;
-    uint64_t v = 0;
-    for (const char *d = length; d < length_end; d++) {
-        if (!isdigit((unsigned char)*d))
-            return HEAD_BAD_LENGTH;
-        unsigned digit = (unsigned)(*d - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return HEAD_LENGTH_TOO_BIG;
-        v = v * 10 + digit;
-    }
-    return HEAD_OK;
-}
-
-/*
- * Judge the first n bytes of a connection: HEAD_OK once the head is complete, its request line
- * is HTTP/1.x and its header lines pass judge_fields(), HEAD_MORE while it may still become one.
- * Empty lines before the request line are skipped, as libmicrohttpd skips them.
- */
-static enum verdict judge(const char *buf, size_t n, size_t limit)
-{
-    size_t i = 0;
-    while (i < n && (buf[i] == '\r' || buf[i] == '\n'))
-        i++;
-    size_t method = i;
-    while (i < n && i - method <= MAX_METHOD && is_tchar((unsigned char)buf[i]))
-        i++;
-    if (i - method > MAX_METHOD)
-        return HEAD_BAD;
-    if (i == n)
-        return n >= limit ? HEAD_LINE_TOO_LONG : HEAD_MORE;
-    if (buf[i] != ' ' || i == method)
-        return HEAD_BAD;
-    /* the rest of the request line: no control characters but its CR LF */
-    size_t eol = i;
-    for (; eol < n && buf[eol] != '\n'; eol++) {
-        unsigned char ch = (unsigned char)buf[eol];
-        if ((ch < 0x20 && ch != '\r' && ch != '\t') || ch == 0x7f)
-            return HEAD_BAD;
-        if (ch == '\r' && eol + 1 < n && buf[eol + 1] != '\n')
-            return HEAD_BAD;
-    }
-    if (eol == n)
-        return n >= limit ? HEAD_LINE_TOO_LONG : HEAD_MORE;
-    size_t end = eol > 0 && buf[eol - 1] == '\r' ? eol - 1 : eol;
-    size_t sp = end;
-    while (sp > i && buf[sp - 1] != ' ')
-        sp--;
-    if (sp <= i + 1) /* no target, or no version */
-        return HEAD_BAD;
-    const char *v = buf + sp;
-    size_t vlen = end - sp;
-    if (vlen == 8 && (memcmp(v, "HTTP/1.1", 8) == 0 || memcmp(v, "HTTP/1.0", 8) == 0)) {
-        /* the head ends at the first empty line */
-        for (size_t k = eol; k + 1 < n; k++) {
-            if (buf[k] != '\n')
-                continue;
-            if (buf[k + 1] == '\n' || (buf[k + 1] == '\r' && k + 2 < n && buf[k + 2] == '\n'))
-                return judge_fields(buf + eol + 1, buf + k + 1);
-        }
-        return n >= limit ? HEAD_TOO_LARGE : HEAD_MORE;
-    }
-    /* HTTP/d.d, another version: 505, as libmicrohttpd answers; anything else is no version */
-    if (vlen == 8 && memcmp(v, "HTTP/", 5) == 0 && isdigit((unsigned char)v[5]) && v[6] == '.' &&
-        isdigit((unsigned char)v[7]))
-        return HEAD_VERSION;
-    return HEAD_BAD;
-}
-
 /* Bytes have arrived on a waiting connection, or its client has shut its side (hangup). */
 static void readable(front *f, conn *c, bool hangup)
 {
@@ -439,33 +297,33 @@ static void readable(front *f, conn *c, bool hangup)
         drop(f, c); /* closed before its request */
         return;
     }
-    switch (judge(f->peek, (size_t)n, f->o.head_limit)) {
-    case HEAD_MORE:
+    switch (http_head_judge(f->peek, (size_t)n, f->o.head_limit)) {
+    case HTTP_HEAD_MORE:
         if (hangup)
             drop(f, c); /* the rest of the head can no longer come */
         return;
-    case HEAD_BAD:
+    case HTTP_HEAD_BAD:
         answer(f, c, (size_t)n, 400, "malformed", "Malformed request line");
         return;
-    case HEAD_VERSION:
+    case HTTP_HEAD_VERSION:
         answer(f, c, (size_t)n, 505, "malformed", "HTTP version not supported");
         return;
-    case HEAD_LINE_TOO_LONG:
+    case HTTP_HEAD_LINE_TOO_LONG:
         answer(f, c, (size_t)n, 414, "head_too_large", "Request line too long");
         return;
-    case HEAD_TOO_LARGE:
+    case HTTP_HEAD_TOO_LARGE:
         answer(f, c, (size_t)n, 431, "head_too_large", "Request head too large");
         return;
-    case HEAD_BAD_FIELD:
+    case HTTP_HEAD_BAD_FIELD:
         answer(f, c, (size_t)n, 400, "malformed", "Malformed header line");
         return;
-    case HEAD_BAD_LENGTH:
+    case HTTP_HEAD_BAD_LENGTH:
         answer(f, c, (size_t)n, 400, "malformed", "Malformed Content-Length");
         return;
-    case HEAD_LENGTH_TOO_BIG:
+    case HTTP_HEAD_LENGTH_TOO_BIG:
         answer(f, c, (size_t)n, 413, "body_too_large", f->o.too_large);
         return;
-    case HEAD_OK:
+    case HTTP_HEAD_OK:
         break;
     }
     list_remove(&f->heads, c);

@@ -1,0 +1,150 @@
+/*
+ * Unit tests for core/http_head: a first request head judged as libmicrohttpd 0.9.75 would take
+ * it, every verdict from the bytes that decide it; a head taken whole and its body left alone;
+ * and a verdict that more bytes do not change.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "core/http_head.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define LIMIT 256
+
+static http_head_verdict judge(const char *s)
+{
+    return http_head_judge(s, strlen(s), LIMIT);
+}
+
+/* The verdict of every prefix of s: HTTP_HEAD_MORE until the byte that decides, want from it on
+ * (decided: that many bytes; 0 = the whole of s). */
+static void check_prefixes(const char *s, http_head_verdict want, size_t decided)
+{
+    size_t n = strlen(s);
+    if (!decided)
+        decided = n;
+    for (size_t k = 0; k <= n; k++) {
+        http_head_verdict v = http_head_judge(s, k, LIMIT);
+        if (k < decided && v != HTTP_HEAD_MORE)
+            fail_msg("%zu bytes of \"%s\": verdict %d before byte %zu", k, s, v, decided);
+        if (k >= decided && v != want)
+            fail_msg("%zu bytes of \"%s\": verdict %d, want %d", k, s, v, want);
+    }
+}
+
+static void test_complete_heads_taken(void **state)
+{
+    (void)state;
+    check_prefixes("GET / HTTP/1.1\r\nHost: a\r\n\r\n", HTTP_HEAD_OK, 0);
+    check_prefixes("GET / HTTP/1.0\n\n", HTTP_HEAD_OK, 0);
+    check_prefixes("\r\n\r\nPOST /tasks HTTP/1.1\nHost: a\n\n", HTTP_HEAD_OK, 0);
+    /* what follows the empty line is the body, not judged */
+    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nno colon\r\n"),
+                     HTTP_HEAD_OK);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nX-Folded: a\r\n  b\r\n\tc\r\n\r\n"), HTTP_HEAD_OK);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nX: \r\n: empty name\r\n\r\n"), HTTP_HEAD_OK);
+}
+
+static void test_request_line_refused(void **state)
+{
+    (void)state;
+    check_prefixes("GET\r\n\r\n", HTTP_HEAD_BAD, 4);
+    check_prefixes(" GET / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 1);
+    check_prefixes("GET /\x01 HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 6);
+    check_prefixes("GET / HTTP/1.1\rX\n\n", HTTP_HEAD_BAD, 16);
+    check_prefixes("GET /x\r\n\r\n", HTTP_HEAD_BAD, 8);
+    check_prefixes("GET / FTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 15);
+    check_prefixes("GET / HTTP/2.0\r\n\r\n", HTTP_HEAD_VERSION, 16);
+    check_prefixes("GET / HTTP/1.1 \r\n\r\n", HTTP_HEAD_BAD, 17);
+    /* a method token longer than 32 characters is not one: its 33rd decides */
+    check_prefixes("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGH / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 33);
+}
+
+static void test_header_lines_refused(void **state)
+{
+    (void)state;
+    check_prefixes("GET / HTTP/1.1\r\nNo colon\r\n\r\n", HTTP_HEAD_BAD_FIELD, 0);
+    check_prefixes("GET / HTTP/1.1\n folded first\nHost: a\n\n", HTTP_HEAD_BAD_FIELD, 0);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nHost: a\r\nbad\r\nX: y\r\n\r\n"),
+                     HTTP_HEAD_BAD_FIELD);
+}
+
+static void test_content_length(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        http_head_verdict want;
+    } cases[] = {
+        {"0", HTTP_HEAD_OK},
+        {"21", HTTP_HEAD_OK},
+        {" \t 21", HTTP_HEAD_OK}, /* blanks before it are skipped */
+        {"18446744073709551615", HTTP_HEAD_OK},
+        {"000000000000000000000000018446744073709551615", HTTP_HEAD_OK},
+        {"18446744073709551616", HTTP_HEAD_LENGTH_TOO_BIG},
+        {"99999999999999999999999", HTTP_HEAD_LENGTH_TOO_BIG},
+        {"", HTTP_HEAD_BAD_LENGTH},
+        {"   ", HTTP_HEAD_BAD_LENGTH},
+        {"21 ", HTTP_HEAD_BAD_LENGTH}, /* libmicrohttpd keeps blanks after it */
+        {"+21", HTTP_HEAD_BAD_LENGTH},
+        {"-1", HTTP_HEAD_BAD_LENGTH},
+        {"0x10", HTTP_HEAD_BAD_LENGTH},
+        {"2 1", HTTP_HEAD_BAD_LENGTH},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char head[160];
+        snprintf(head, sizeof head, "POST / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH:%s\r\n\r\n",
+                 cases[i].value);
+        http_head_verdict v = judge(head);
+        if (v != cases[i].want)
+            fail_msg("Content-Length \"%s\": verdict %d, want %d", cases[i].value, v,
+                     cases[i].want);
+    }
+    /* the first one is read (a second that differs is the API's to refuse) */
+    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: x\r\n\r\n"),
+                     HTTP_HEAD_OK);
+    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: x\r\nContent-Length: 1\r\n\r\n"),
+                     HTTP_HEAD_BAD_LENGTH);
+    /* folded onto: refused; a fold of another field is not its business */
+    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 2\r\n 1\r\n\r\n"),
+                     HTTP_HEAD_BAD_LENGTH);
+    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 2\r\nX: a\r\n 1\r\n\r\n"),
+                     HTTP_HEAD_OK);
+    /* with Transfer-Encoding anywhere, the length is not read; a name with a blank is no length */
+    assert_int_equal(
+        judge("POST / HTTP/1.1\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        HTTP_HEAD_OK);
+    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length : x\r\n\r\n"), HTTP_HEAD_OK);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    char buf[LIMIT];
+    memset(buf, 'a', sizeof buf);
+    assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_BAD); /* method too long */
+    memcpy(buf, "GET /", 5);
+    assert_int_equal(http_head_judge(buf, sizeof buf - 1, LIMIT), HTTP_HEAD_MORE);
+    assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_LINE_TOO_LONG);
+    const char *line = "GET / HTTP/1.1\r\n";
+    memcpy(buf, line, strlen(line));
+    assert_int_equal(http_head_judge(buf, sizeof buf - 1, LIMIT), HTTP_HEAD_MORE);
+    assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_TOO_LARGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_complete_heads_taken),
+        cmocka_unit_test(test_request_line_refused),
+        cmocka_unit_test(test_header_lines_refused),
+        cmocka_unit_test(test_content_length),
+        cmocka_unit_test(test_limits),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
