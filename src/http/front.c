@@ -16,10 +16,14 @@
  * shared with the server's threads.
  *
  * A connection handed over stays on a list of watches (front_watch_*) under the same mutex
- * until the server closes it. The server's threads mark in it, with one atomic operation, when
- * a response has ended and when the next head is in; once a second, while any connection is
- * open, this thread looks for heads overdue and answers them. The mutex also keeps a watch's socket
- * open while this thread writes to it: the server ends the watch before it closes the socket.
+ * until the server closes it: on the handed list until the server takes it, then on the
+ * watches. One the server closes without taking it (libmicrohttpd 0.9.75 drops a connection it
+ * cannot start, out of memory or past its own limit, and says nothing) is found when accept gives
+ * its descriptor out again, or once a second when the descriptor no longer names its socket. The
+ * server's threads mark in it, with one atomic operation, when a response has ended and when the
+ * next head is in; once a second, while any connection is open, this thread looks for heads overdue
+ * and answers them. The mutex also keeps a watch's socket open while this thread writes to it: the
+ * server ends the watch before it closes the socket.
  */
 #include "front.h"
 
@@ -37,6 +41,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,6 +71,10 @@ typedef struct conn_list {
 /* A connection handed over, watched between its requests. */
 struct front_watch {
     int fd;
+    dev_t dev; /* the socket's, to tell it from whatever reuses fd */
+    ino_t ino;
+    struct sockaddr_storage addr; /* its client, counted since the accept */
+    int64_t handed_ns;            /* when it was handed over */
     /* CLOCK_MONOTONIC ns when its last response ended and the next head is awaited; 0 while a
      * request is under way (or none has ended yet); WATCH_ANSWERED once answered here */
     _Atomic int64_t waiting_since;
@@ -96,7 +105,8 @@ struct front {
 
     pthread_mutex_t lock; /* guards the fields below */
     unsigned open;        /* every connection not yet closed, held here or handed over */
-    front_watch *watches; /* the connections handed over, not yet closed */
+    front_watch *handed;  /* the connections handed over, not yet taken by the server */
+    front_watch *watches; /* the connections the server took, not yet closed */
     client *clients[CLIENT_BUCKETS];
 };
 
@@ -276,6 +286,48 @@ static void answer(front *f, conn *c, size_t consumed, int status, const char *r
     list_push(&f->lingers, c);
 }
 
+/* ---- handing over ------------------------------------------------------------------------ */
+
+static void watch_link(front_watch **list, front_watch *w)
+{
+    w->prev = NULL;
+    w->next = *list;
+    if (w->next)
+        w->next->prev = w;
+    *list = w;
+}
+
+static void watch_unlink(front_watch **list, front_watch *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        *list = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+}
+
+/* The watch of a connection about to be handed over, on the handed list; NULL: not watched. */
+static front_watch *watch_hand(front *f, const conn *c)
+{
+    struct stat st;
+    front_watch *w = calloc(1, sizeof *w);
+    if (!w || fstat(c->fd, &st) != 0) {
+        free(w);
+        return NULL;
+    }
+    w->fd = c->fd;
+    w->dev = st.st_dev;
+    w->ino = st.st_ino;
+    memcpy(&w->addr, &c->addr, sizeof w->addr);
+    w->handed_ns = clock_mono_ns();
+    pthread_mutex_lock(&f->lock);
+    watch_link(&f->handed, w);
+    pthread_mutex_unlock(&f->lock);
+    return w;
+}
+
 /* Bytes have arrived on a waiting connection, or its client has shut its side (hangup). */
 static void readable(front *f, conn *c, bool hangup)
 {
@@ -329,26 +381,68 @@ static void readable(front *f, conn *c, bool hangup)
     list_remove(&f->heads, c);
     f->held--;
     epoll_ctl(f->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-    if (!f->o.handoff(f->o.ctx, c->fd, (struct sockaddr *)&c->addr, c->addrlen))
+    front_watch *w = watch_hand(f, c); /* before the server can take it */
+    if (!f->o.handoff(f->o.ctx, c->fd, (struct sockaddr *)&c->addr, c->addrlen)) {
+        if (w) {
+            pthread_mutex_lock(&f->lock);
+            watch_unlink(&f->handed, w);
+            pthread_mutex_unlock(&f->lock);
+            free(w);
+        }
         front_closed(f, (struct sockaddr *)&c->addr);
+    }
     free(c);
 }
 
 /* ---- later heads on connections handed over ----------------------------------------------- */
 
-front_watch *front_watch_start(front *f, int fd)
+front_watch *front_watch_take(front *f, int fd)
 {
-    front_watch *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    w->fd = fd;
     pthread_mutex_lock(&f->lock);
-    w->next = f->watches;
-    if (w->next)
-        w->next->prev = w;
-    f->watches = w;
+    front_watch *w = f->handed;
+    while (w && w->fd != fd)
+        w = w->next;
+    if (w) {
+        watch_unlink(&f->handed, w);
+        watch_link(&f->watches, w);
+    }
     pthread_mutex_unlock(&f->lock);
     return w;
+}
+
+/* Whether a connection handed over and not taken is gone: fd closed, or now another file. */
+static bool handed_gone(const front_watch *w, int reused_fd)
+{
+    struct stat st;
+    return w->fd == reused_fd || fstat(w->fd, &st) != 0 || st.st_dev != w->dev ||
+           st.st_ino != w->ino;
+}
+
+/*
+ * Count as closed the connections the server closed without taking: those whose descriptor
+ * accept just gave out again (reused_fd), and, with reused_fd -1, those handed over a second
+ * or more ago whose descriptor no longer names their socket.
+ */
+static void forget_handed(front *f, int reused_fd, int64_t now)
+{
+    front_watch *gone = NULL;
+    pthread_mutex_lock(&f->lock);
+    for (front_watch *w = f->handed, *next; w; w = next) {
+        next = w->next;
+        bool due = reused_fd >= 0 ? w->fd == reused_fd : now - w->handed_ns >= WATCH_TICK_NS;
+        if (due && handed_gone(w, reused_fd)) {
+            watch_unlink(&f->handed, w);
+            watch_link(&gone, w);
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    while (gone) {
+        front_watch *w = gone;
+        gone = w->next;
+        log_warn("the server closed a connection it did not start", "component", "http", NULL);
+        front_closed(f, (struct sockaddr *)&w->addr);
+        free(w);
+    }
 }
 
 void front_watch_end(front *f, front_watch *w)
@@ -356,12 +450,7 @@ void front_watch_end(front *f, front_watch *w)
     if (!w)
         return;
     pthread_mutex_lock(&f->lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        f->watches = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    watch_unlink(&f->watches, w);
     pthread_mutex_unlock(&f->lock);
     free(w);
 }
@@ -393,6 +482,7 @@ static void watch_heads(front *f, int64_t now)
 {
     int64_t limit = ((int64_t)f->o.idle_timeout_s + (int64_t)f->o.header_timeout_s) * 1000000000LL;
     unsigned overdue = 0;
+    forget_handed(f, -1, now);
     pthread_mutex_lock(&f->lock);
     for (front_watch *w = f->watches; w; w = w->next) {
         int64_t since = atomic_load(&w->waiting_since);
@@ -449,6 +539,7 @@ static void accept_some(front *f)
             }
             return; /* EAGAIN, or the client is already gone */
         }
+        forget_handed(f, fd, 0);
         const char *refusal = admit(f, (struct sockaddr *)&probe.addr);
         if (refusal) {
             bool per_client = strcmp(refusal, "client_connections") == 0;
@@ -615,6 +706,11 @@ void front_free(front *f)
     }
     while (f->watches) /* none once the server has closed its connections */
         front_watch_end(f, f->watches);
+    while (f->handed) { /* nor any it did not take: it closed them too */
+        front_watch *w = f->handed;
+        watch_unlink(&f->handed, w);
+        free(w);
+    }
     pthread_mutex_destroy(&f->lock);
     free(f->peek);
     free(f);

@@ -56,13 +56,16 @@ void front_closed(front *f, const struct sockaddr *addr);
 /* Stop accepting; close the listening socket and every connection not yet handed over. */
 void front_stop(front *f);
 /*
- * A connection handed over, watched for the time its later request heads take. The server
- * starts a watch when it takes the connection (NULL when out of memory: not watched), tells
- * it when each response has ended and each head is in, and ends it before it closes the
- * socket. The watch calls may come from any thread; a NULL watch does nothing.
+ * A connection handed over, watched for the time its later request heads take. The front
+ * makes the watch as it hands the connection over; the server takes it when it starts the
+ * connection (NULL when there is none: not watched), tells it when each response has ended and
+ * each head is in, and ends it before it closes the socket. A connection the server closes
+ * without taking (libmicrohttpd drops one it cannot start without a word) is found by the
+ * front when its descriptor comes back or no longer names its socket, and counted as closed.
+ * The watch calls may come from any thread; a NULL watch does nothing.
  */
 typedef struct front_watch front_watch;
-front_watch *front_watch_start(front *f, int fd);
+front_watch *front_watch_take(front *f, int fd);
 /* A response has ended: the clock for the next head starts. */
 void front_watch_idle(front_watch *w);
 /* A head is in: false when the front has answered the connection already (408), and the

@@ -701,7 +701,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *fd =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_context = fd ? front_watch_start(h->front, fd->connect_fd) : NULL;
+        *socket_context = fd ? front_watch_take(h->front, fd->connect_fd) : NULL;
         return;
     }
     front_watch_end(h->front, *socket_context);
