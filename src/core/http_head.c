@@ -27,7 +27,8 @@ static bool named(const char *name, size_t len, const char *lower)
 /*
  * Judge a complete head's header lines, p to end (each ending in LF, CR LF or not), as
  * libmicrohttpd 0.9.75 reads them, so that what it would refuse with an HTML page of its own is
- * answered here: a line without a colon, a folded line with no field before it, and (with no
+ * answered here: a line without a colon (or with a NUL before it), a folded line with no field
+ * before it, and (with no
  * Transfer-Encoding) a first Content-Length that is not all digits after its leading blanks, or
  * is past 2^64 - 1.
  */
@@ -46,8 +47,10 @@ static http_head_verdict judge_fields(const char *p, const char *end)
                 return HTTP_HEAD_BAD_FIELD;
             folded_length = folded_length || length_line;
         } else {
-            const char *colon = memchr(p, ':', (size_t)(line_end - p));
-            if (!colon)
+            const char *colon = p; /* as strchr() finds it: a NUL ends the line's text */
+            while (colon < line_end && *colon != ':' && *colon != '\0')
+                colon++;
+            if (colon == line_end || *colon != ':')
                 return HTTP_HEAD_BAD_FIELD;
             fields = true;
             length_line = false;

@@ -440,6 +440,7 @@ class BadInput(ServerTestCase):
         too_large = "Request body too large (limit %d bytes)" % DEFAULT_BODY_LIMIT
         cases = [
             (head + b"No colon here\r\nContent-Length: 21\r\n\r\n" + body, 400, "Malformed header line"),
+            (head + b"X\x00: y\r\nContent-Length: 21\r\n\r\n" + body, 400, "Malformed header line"),
             (b"POST /tasks HTTP/1.1\r\n folded\r\nHost: 127.0.0.1\r\n\r\n", 400, "Malformed header line"),
             (b"GET /health HTTP/1.1\nHost: 127.0.0.1\nbad\n\n", 400, "Malformed header line"),
             (head + b"Content-Length: abc\r\n\r\n" + body, 400, "Malformed Content-Length"),

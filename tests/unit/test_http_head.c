@@ -72,6 +72,11 @@ static void test_header_lines_refused(void **state)
     check_prefixes("GET / HTTP/1.1\n folded first\nHost: a\n\n", HTTP_HEAD_BAD_FIELD, 0);
     assert_int_equal(judge("GET / HTTP/1.1\r\nHost: a\r\nbad\r\nX: y\r\n\r\n"),
                      HTTP_HEAD_BAD_FIELD);
+    /* a NUL before the colon ends the line for libmicrohttpd; after it, it only cuts the value */
+    static const char nul_name[] = "GET / HTTP/1.1\r\nX\0: y\r\n\r\n";
+    assert_int_equal(http_head_judge(nul_name, sizeof nul_name - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
+    static const char nul_value[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
+    assert_int_equal(http_head_judge(nul_value, sizeof nul_value - 1, LIMIT), HTTP_HEAD_OK);
 }
 
 static void test_content_length(void **state)
