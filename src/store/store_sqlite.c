@@ -61,10 +61,12 @@
 /* Healthy again: a write commits, and none has failed for this long (past the pipeline's
  * longest retry backoff, 3.2 s, so its failing retries keep the store unhealthy) */
 #define HEALTH_RECOVERY_MS 5000
-/* After SQLITE_FULL, healthy again only once this much can be reserved beside the database, looked
- * for at most once a second: a small write can commit into bytes the WAL already holds (the
- * frames of a commit that failed), which says nothing of the room the next task needs. */
+/* After SQLITE_FULL, healthy again only once this much can be reserved beside the database,
+ * looked for at most once per ROOM_LOOK_MS: a small write can commit into bytes the WAL already
+ * holds (the frames of a commit that failed), which says nothing of the room the next task needs.
+ */
 #define ROOM_AFTER_FULL (1 << 20)
+#define ROOM_LOOK_MS    1000
 /* Idempotency keys forgotten at most per batch (a statement of its own after the batch's commit) */
 #define PURGE_BATCH 1000
 /* The WAL is cut back to this size when it starts over after a checkpoint. It is checkpointed
@@ -721,13 +723,6 @@ static void note_fault(sqlite_store *s, int code)
     }
 }
 
-/*
- * After a batch: a fault seen makes the store unhealthy; a commit that wrote something makes it
- * healthy again once no write has failed for HEALTH_RECOVERY_MS, and after a full disk once it
- * has room (ROOM_AFTER_FULL). On a nearly full disk small writes (a probe, a PATCH) can succeed
- * between large ones that fail: health follows the large ones instead of flapping. Only the changes
- * between the two states are logged, so a full disk is one line, not one per write.
- */
 /* Whether ROOM_AFTER_FULL bytes can be reserved in the database's directory: a file of that size
  * made beside it and removed. When that cannot be told (no such directory to write in, say),
  * the write that committed is taken at its word. */
@@ -746,6 +741,13 @@ static bool room_after_full(const sqlite_store *s)
     return rc != ENOSPC && rc != EDQUOT;
 }
 
+/*
+ * After a batch: a fault seen makes the store unhealthy; a commit that wrote something makes it
+ * healthy again once no write has failed for HEALTH_RECOVERY_MS, and after a full disk once it
+ * has room (ROOM_AFTER_FULL). On a nearly full disk small writes (a probe, a PATCH) can succeed
+ * between large ones that fail: health follows the large ones instead of flapping. Only the changes
+ * between the two states are logged, so a full disk is one line, not one per write.
+ */
 static void settle_health(sqlite_store *s, bool wrote)
 {
     int was = s->write_fault; /* only this thread changes it */
@@ -757,7 +759,7 @@ static void settle_health(sqlite_store *s, bool wrote)
     } else if (wrote && now_ms - s->last_fault_ms >= HEALTH_RECOVERY_MS) {
         if (was != SQLITE_FULL)
             fault = 0;
-        else if (now_ms - s->last_room_ms >= 1000) {
+        else if (now_ms - s->last_room_ms >= ROOM_LOOK_MS) {
             s->last_room_ms = now_ms;
             if (room_after_full(s))
                 fault = 0;
