@@ -237,12 +237,21 @@ class Taskd:
         self._eof = threading.Event()
         self.address = None
         self.table = self.dynamodb_endpoint = None
+        self.proc = None
+        try:
+            self._start(config, args, env, listen, use_flags, sync)
+        except BaseException:
+            # whatever stopped the start (the binary gone between the check and the exec, a
+            # timeout, an interrupt): nothing of it left running, its directory and table removed
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            self._cleanup_tmp()
+            raise
+
+    def _start(self, config, args, env, listen, use_flags, sync):
         if self.target == "lambda":
-            try:
-                self.dynamodb_endpoint, self.table = lambda_table(self.db)
-            except BaseException:
-                self._cleanup_tmp()
-                raise
+            self.dynamodb_endpoint, self.table = lambda_table(self.db)
             fn_env = {"TABLE_NAME": self.table, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
                       "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "ASIATASKDTESTKEY0001",
                       "AWS_SECRET_ACCESS_KEY": "taskdTestSecretAccessKey000000000000000",
@@ -277,13 +286,11 @@ class Taskd:
             if self._eof.is_set() or self.proc.poll() is not None:
                 self._eof.wait(2)
                 rc = self.proc.wait(5)
-                self._cleanup_tmp()
                 raise RuntimeError("taskd exited (rc=%s) before listening; stderr:\n%s"
                                    % (rc, self.stderr_text()))
             if time.monotonic() > deadline:
                 self.proc.kill()
                 self.proc.wait(5)
-                self._cleanup_tmp()
                 raise RuntimeError("taskd did not log 'listening' within %.0f s; stderr:\n%s"
                                    % (start_timeout, self.stderr_text()))
             self._listening.wait(0.05)
@@ -378,9 +385,19 @@ class Taskd:
         except AssertionError as e:
             sys.stderr.write("%s\n" % e)
             rc = self.proc.returncode
-        if remove_tmp:
-            self._cleanup_tmp()
+        finally:
+            if remove_tmp:
+                self._cleanup_tmp()
         return rc
+
+    def discard(self):
+        """Teardown after whatever happened: killed if still running, its own directory (and
+        table) removed. Quiet, and harmless again after close()."""
+        try:
+            if self.alive():
+                self.kill()
+        finally:
+            self._cleanup_tmp()
 
     def _cleanup_tmp(self):
         if self._own_tmp:
@@ -729,7 +746,8 @@ class ServersTestCase(unittest.TestCase):
 
     Each test gets a temporary directory (self.tmp, with self.db a database
     path in it) and a list self.servers: whatever is in it and still running
-    when the test ends is killed, and the directory is removed.
+    when the test ends is killed, and the directory is removed, as is the own
+    directory of a server started without tmpdir=self.tmp.
     """
 
     tmp_prefix = "taskd-test-"
@@ -740,10 +758,11 @@ class ServersTestCase(unittest.TestCase):
         self.servers = []
 
     def tearDown(self):
-        for s in self.servers:
-            if s.alive():
-                s.kill()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        try:
+            for s in self.servers:
+                s.discard()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class ServerTestCase(unittest.TestCase):
@@ -753,6 +772,10 @@ class ServerTestCase(unittest.TestCase):
     (a dict, or text) written to a file of the class's own temporary directory,
     removed at the end. After every test the server must still be running; at
     the end it must stop on SIGTERM with exit code 0.
+
+    A subclass's setUpClass that fails after this one, or its tearDownClass
+    failing before this one, leaves no server or directory behind either: the
+    class cleanup discards them.
     """
 
     server_kwargs = {}
@@ -762,21 +785,26 @@ class ServerTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        cls.addClassCleanup(cls._discard)
         kwargs = dict(cls.server_kwargs)
         if cls.server_config is not None:
             cls._config_dir = tempfile.mkdtemp(prefix="taskd-cfg-")
             kwargs["config"] = write_config(cls._config_dir, cls.server_config)
-        try:
-            cls.server = Taskd(**kwargs)
-        except BaseException:
-            cls._remove_config_dir()
-            raise
+        cls.server = Taskd(**kwargs)
 
     @classmethod
     def _remove_config_dir(cls):
         if cls._config_dir is not None:
             shutil.rmtree(cls._config_dir, ignore_errors=True)
             cls._config_dir = None
+
+    @classmethod
+    def _discard(cls):
+        try:
+            if cls.server is not None:
+                cls.server.discard()
+        finally:
+            cls._remove_config_dir()
 
     @classmethod
     def tearDownClass(cls):

@@ -38,12 +38,19 @@ class AuthTestCase(unittest.TestCase):
         self.servers = []
 
     def tearDown(self):
-        for s in self.servers:
-            alive = s.alive()
-            rc = s.close()
-            if not alive or rc != 0:
-                self.fail("taskd died or exited %s; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        # every server closed and the directory removed before a failure is reported
+        problems = []
+        try:
+            for s in self.servers:
+                alive = s.alive()
+                rc = s.close()
+                if not alive or rc != 0:
+                    problems.append("taskd died or exited %s; stderr:\n%s"
+                                    % (rc, s.stderr_text()[-3000:]))
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if problems:
+            self.fail("\n\n".join(problems))
 
     def start(self, **kw):
         s = harness.Taskd(env=dict({"TASK1_SECONDS": "0"}, **kw.pop("env", {})), **kw)
