@@ -67,7 +67,8 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim, "           \
     "c.task_type, c.new_status, c.new_msg, c.new_time, c.new_result, c.old_status, c.old_msg, "    \
     "c.old_time, c.old_result"
-#define CHANGE_TASK_COLUMNS "t.task_type, t.data, t.trace, t.data_image, t.created_time, t.ttl"
+#define CHANGE_TASK_COLUMNS                                                                        \
+    "t.task_type, " TASK_DATA_OF("t") ", t.trace, t.data_image, t.created_time, t.ttl"
 
 /* The last seq given: the log's greatest, or the one kept when a trim emptied the log. */
 #define LAST_SEQ                                                                                   \

@@ -19,8 +19,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define TASK_COLUMNS      "id, task_type, status, status_msg, created_time, updated_time, ttl"
-#define TASK_COLUMNS_FULL TASK_COLUMNS ", data, result, trace"
+#define TASK_COLUMNS "id, task_type, status, status_msg, created_time, updated_time, ttl"
+/* A task's data, from its row or, kept apart (schema 9), from its task_data row; t names the
+ * task table in the statement */
+#define TASK_DATA_OF(t)                                                                            \
+    "CASE WHEN " t ".data_apart THEN (SELECT d.data FROM task_data d WHERE d.id = " t              \
+    ".id) ELSE " t ".data END"
+#define TASK_COLUMNS_FULL TASK_COLUMNS ", " TASK_DATA_OF("tasks") ", result, trace"
 
 /*
  * The broker's statements (sqlite_broker.c) on one connection: each is
@@ -74,7 +79,8 @@ struct sqlite_store {
     bool sync_full; /* --sync full: durable writes wait for the disk */
     bool syncing;   /* the connection's current synchronous setting is FULL */
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
-    sqlite3_stmt *w_get, *w_insert, *w_update, *w_change, *w_idem_get, *w_idem_put, *w_idem_purge;
+    sqlite3_stmt *w_get, *w_insert, *w_data_put, *w_update, *w_change, *w_idem_get, *w_idem_put,
+        *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n;
     sq_stmt_cache w_broker; /* the broker's writes */
     sbuf w_image;           /* sq_write_change's image of a removed task, reused */

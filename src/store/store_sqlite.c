@@ -61,6 +61,11 @@
 /* Healthy again: a write commits, and none has failed for this long (past the pipeline's
  * longest retry backoff, 3.2 s, so its failing retries keep the store unhealthy) */
 #define HEALTH_RECOVERY_MS 5000
+/* A task whose data and its image take more than this keeps its data in a row of its own, and
+ * no image (schema 9): the task row stays within its b-tree cell (1,002 bytes on 4 KiB pages,
+ * the rest of a row taking up to about 250), so a change of status rewrites a few hundred
+ * bytes, not the data in overflow pages */
+#define DATA_APART_BYTES 700
 /* After SQLITE_FULL, healthy again only once this much can be reserved beside the database,
  * looked for at most once per ROOM_LOOK_MS: a small write can commit into bytes the WAL already
  * holds (the frames of a commit that failed), which says nothing of the room the next task needs.
@@ -208,6 +213,19 @@ static const char *const migrations[] = {
     "ALTER TABLE messages_8 RENAME TO messages;"
     "CREATE INDEX messages_by_visibility ON messages(queue, visible_ms);"
     "CREATE INDEX messages_by_expiry ON messages(expires_ms);",
+    /* 9: a task's data past DATA_APART_BYTES (with its image) lives in its own row, written once:
+     * every change of the task's status rewrote the whole task row, its data and data_image with it
+     * (in overflow pages past about 1 KiB). The task row keeps '' and says so (data_apart); its
+     * data_image is left out (NULL: whoever reads a whole change record derives it from the
+     * data); deleting the task deletes its data */
+    "ALTER TABLE tasks ADD COLUMN data_apart INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE task_data ("
+    "  id TEXT PRIMARY KEY,"
+    "  data TEXT NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TRIGGER task_data_gone AFTER DELETE ON tasks WHEN old.data_apart BEGIN"
+    "  DELETE FROM task_data WHERE id = old.id;"
+    "END;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -1324,15 +1342,24 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     if (!note_type(s, t.task_type)) /* before the insert: a listing by status finds it */
         return STORE_ERROR;
 
+    size_t data_len = strlen(t.data);
+    bool apart = data_len + (nt->data_image ? strlen(nt->data_image) : 0) > DATA_APART_BYTES;
     sqlite3_stmt *st = s->w_insert;
     sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, t.task_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, t.created_time);
     sq_bind_time(st, 4, t.ttl);
-    sqlite3_bind_text(st, 5, t.data, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, apart ? "" : t.data, -1, SQLITE_STATIC);
     sq_bind_text(st, 6, t.trace);
-    sq_bind_text(st, 7, nt->data_image);
+    sq_bind_text(st, 7, apart ? NULL : nt->data_image);
+    sqlite3_bind_int(st, 8, apart);
     int rc = sq_step_done(st);
+    if (rc == SQLITE_OK && apart) {
+        st = s->w_data_put;
+        sqlite3_bind_text(st, 1, t.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, t.data, (int)data_len, SQLITE_STATIC);
+        rc = sq_step_done(st);
+    }
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
     if (nt->idempotency_key) {
@@ -1541,7 +1568,9 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", hist_n FROM tasks WHERE id = ?1"},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
-         "data, trace, data_image) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7)"},
+         "data, trace, data_image, data_apart) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7, "
+         "?8)"},
+        {&s->w_data_put, "INSERT INTO task_data (id, data) VALUES (?1, ?2)"},
         {&s->w_update,
          "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
          "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
@@ -1568,11 +1597,11 @@ static bool prepare_writer(sqlite_store *s)
 
 static void finalize_writer(sqlite_store *s)
 {
-    sqlite3_stmt *all[] = {s->w_begin,      s->w_commit,      s->w_rollback,  s->w_savepoint,
-                           s->w_release,    s->w_rollback_to, s->w_get,       s->w_insert,
-                           s->w_update,     s->w_change,      s->w_idem_get,  s->w_idem_put,
-                           s->w_idem_purge, s->w_hist_add,    s->w_hist_trim, s->w_hist_delete,
-                           s->w_hist_n};
+    sqlite3_stmt *all[] = {s->w_begin,       s->w_commit,      s->w_rollback, s->w_savepoint,
+                           s->w_release,     s->w_rollback_to, s->w_get,      s->w_insert,
+                           s->w_data_put,    s->w_update,      s->w_change,   s->w_idem_get,
+                           s->w_idem_put,    s->w_idem_purge,  s->w_hist_add, s->w_hist_trim,
+                           s->w_hist_delete, s->w_hist_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_stmt_cache_clear(&s->w_broker);

@@ -1782,15 +1782,25 @@ static change_record *read_whole(fx *f, size_t want)
  * once the sweep has removed the task row, its REMOVE record gives them what the row gave.
  * Readers without a checkpoint (GET /events, the waiters) get each event's fields apart.
  */
-static void test_records_kept_as_parts_read_whole(void **state)
+/* The rows of a task's data kept apart (schema 9): its task_data row, and the task row's mark. */
+static int data_rows(const char *id, int *apart)
 {
-    fx *f = *state;
+    sqlite3_stmt *q =
+        own_stmt(SQLITE_OPEN_READONLY, "SELECT (SELECT count(*) FROM task_data WHERE id = ?1), "
+                                       "(SELECT data_apart FROM tasks WHERE id = ?1)");
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    int n = sqlite3_column_int(q, 0);
+    *apart = sqlite3_column_int(q, 1);
+    own_done(q);
+    return n;
+}
+
+static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart)
+{
     int64_t now = (int64_t)time(NULL);
     const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    store_new_task nt = {.task_type = "TASK2",
-                         .data = "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
-                         .trace = trace,
-                         .ttl = now - 10};
+    store_new_task nt = {.task_type = "TASK2", .data = data, .trace = trace, .ttl = now - 10};
     char id[37];
     assert_int_equal(store_create_task(f->s, &nt, now - 7, id), STORE_OK);
     task states[3];
@@ -1811,6 +1821,11 @@ static void test_records_kept_as_parts_read_whole(void **state)
     }
     assert_int_equal(states[0].ttl, now - 10);
     assert_non_null(states[2].result);
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(states[i].data, data);
+    int marked;
+    assert_int_equal(data_rows(id, &marked), apart);
+    assert_int_equal(marked, apart);
 
     /* only the parts are kept: no images, no data */
     sqlite3_stmt *q = own_stmt(SQLITE_OPEN_READONLY,
@@ -1854,6 +1869,7 @@ static void test_records_kept_as_parts_read_whole(void **state)
     assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     config_free(&c);
     assert_int_equal(removed, 1);
+    assert_int_equal(data_rows(id, &marked), 0); /* gone with its task */
     r = read_whole(f, 4);
     for (int i = 0; i < 3; i++)
         assert_string_equal(r[i].json, want[i]);
@@ -1890,6 +1906,24 @@ static void test_records_kept_as_parts_read_whole(void **state)
         free(want[i]);
         task_clear(&states[i]);
     }
+}
+
+static void test_records_kept_as_parts_read_whole(void **state)
+{
+    records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
+                                     false);
+}
+
+/* The same with data kept in a row of its own: read back whole by every reader, through every
+ * change of status, and deleted with its task. */
+static void test_records_with_data_apart_read_whole(void **state)
+{
+    char data[4096];
+    int n =
+        snprintf(data, sizeof data, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\",\"blob\":\"");
+    memset(data + n, 'x', 3000);
+    strcpy(data + n + 3000, "\"}");
+    records_kept_as_parts_read_whole(*state, data, true);
 }
 
 /* Records written before schema 7 keep their images, and read as they did: whole ones as
@@ -2889,6 +2923,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_kept_as_parts_read_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
