@@ -22,6 +22,7 @@
 #
 # Env options: RUNS (3), N (20000), CONNECTIONS (50), THREADS (2, wrk threads),
 #   LAT_N (500), LAT_WARMUP (20), LAT_POLL_MS (0.5), LAT_CLIENT (c or python), POLL_MS (20),
+#   DATA_BYTES (0: each throughput POST's data also carries a string of that many bytes),
 #   HANDLER_BATCH (100), HANDLER_CONCURRENCY (2), HANDLER_TIMEOUT (10),
 #   CONSUMER_BATCH (500), VISIBILITY_TIMEOUT (60), MAX_RECEIVE_COUNT (3),
 #   TASKD (build/taskd), SYNC (full: taskd --sync full or normal),
@@ -38,6 +39,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 RUNS=${RUNS:-3}
 N=${N:-20000}
+DATA_BYTES=${DATA_BYTES:-0}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-2}
 LAT_N=${LAT_N:-500}
@@ -62,7 +64,7 @@ SYNC=${SYNC:-full}
 
 require_positive RUNS N CONNECTIONS THREADS LAT_N HANDLER_BATCH HANDLER_CONCURRENCY HANDLER_TIMEOUT \
   CONSUMER_BATCH POST_TIMEOUT COMPLETE_TIMEOUT
-for v in LAT_WARMUP MAX_RECEIVE_COUNT; do
+for v in LAT_WARMUP MAX_RECEIVE_COUNT DATA_BYTES; do
   [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer (got '${!v}')"
 done
 for v in LAT_POLL_MS POLL_MS; do
@@ -394,8 +396,9 @@ def report(results, cfgfile):
         E["B_NPROC"], E["B_KERNEL"], E["B_CPU"], E["B_LOADAVG"], E["B_DBFS"]))
     print("== settings")
     print("RUNS=%s N=%s CONNECTIONS=%s THREADS=%s (wrk %s) LAT_N=%s LAT_WARMUP=%s LAT_POLL_MS=%s POLL_MS=%s"
+          " DATA_BYTES=%s"
           % (E["RUNS"], E["N"], E["B_CONN_ACTUAL"], E["THREADS"], E["B_WRK_VERSION"], E["LAT_N"],
-             E["LAT_WARMUP"], E["LAT_POLL_MS"], E["POLL_MS"]))
+             E["LAT_WARMUP"], E["LAT_POLL_MS"], E["POLL_MS"], E["DATA_BYTES"]))
     print("taskd: %s" % E["B_TASKD_CMD"])
     print("config: %s" % json.dumps(json.load(open(cfgfile)), separators=(",", ":")))
     if E.get("B_EXPORTER_DESC"):
@@ -492,11 +495,13 @@ quota, sent, ok, perr, fillers_sent, fillers_ok = 0, 0, 0, 0, 0, 0
 t_first, t_last = 0, 0
 errstat = {}
 local finished, verify_call = false, false
-local filler_req, done_path, first_i
+local filler_req, done_path, first_i, pad
 
 function init(args)
   local n, nthreads = tonumber(args[1]), tonumber(args[2])
   done_path = args[3]
+  local pad_bytes = tonumber(args[4]) or 0
+  pad = pad_bytes > 0 and (',"pad":"' .. string.rep("x", pad_bytes) .. '"') or ""
   quota = math.floor(n / nthreads)
   if tid <= n % nthreads then quota = quota + 1 end
   -- data.i runs 1..N over all threads
@@ -508,7 +513,7 @@ function init(args)
 end
 
 local function post(i)
-  local body = '{"task_type":"BENCH","data":{"i":' .. i .. '}}'
+  local body = '{"task_type":"BENCH","data":{"i":' .. i .. pad .. '}}'
   return wrk.format("POST", "/tasks", {["Content-Type"] = "application/json"}, body)
 end
 
@@ -588,7 +593,7 @@ end
 LUA
 
 # --- machine / settings ------------------------------------------------------------
-export RUNS N SYNC THREADS LAT_N LAT_WARMUP LAT_POLL_MS LAT_CLIENT POLL_MS
+export RUNS N SYNC THREADS LAT_N LAT_WARMUP LAT_POLL_MS LAT_CLIENT POLL_MS DATA_BYTES
 export B_NPROC B_KERNEL B_CPU B_WRK_VERSION B_LOADAVG B_DBFS B_CONN_ACTUAL B_TASKD_CMD B_EXPORTER_DESC
 B_LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 B_NPROC=$(nproc)
@@ -676,7 +681,7 @@ for ((r = 1; r <= RUNS; r++)); do
   DONEFILE=$RUNDIR/wrk-done
   : >"$DONEFILE"
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${POST_TIMEOUT}s" --timeout 10s -s "$TMP/post.lua" \
-    "http://127.0.0.1:$PORT/tasks" -- "$N" "$THREADS" "$DONEFILE" >"$RUNDIR/wrk.out" 2>&1 &
+    "http://127.0.0.1:$PORT/tasks" -- "$N" "$THREADS" "$DONEFILE" "$DATA_BYTES" >"$RUNDIR/wrk.out" 2>&1 &
   WRK_PID=$!
   # Each wrk thread stops itself after its share; this only makes sure wrk ends
   # then. It naps on a read that times out, not a sleep process, so it forks
