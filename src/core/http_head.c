@@ -1,5 +1,20 @@
 /*
  * http_head — judging a connection's first request head; see http_head.h.
+ *
+ * libmicrohttpd 0.9.75's rules, as its connection.c reads a head, mirrored where breaking them
+ * would get its HTML page, a connection closed without an answer, or one left waiting:
+ *  - only empty lines (LF or CR LF) come before the request line;
+ *  - the target is what lies between the spaces after the method and the last space;
+ *  - a header line holds a colon before any NUL; a folded line (one that starts with a blank)
+ *    extends the field *name* before it, so it is refused here outright (RFC 9112 §5.2 allows
+ *    that);
+ *  - the first Transfer-Encoding, after its leading blanks and up to a NUL, is "chunked" in any
+ *    case, or it waits for the connection to close; with none, the first Content-Length is all
+ *    digits after its leading blanks (its trailing blanks included) and below 2^64;
+ *  - "Expect: 100-continue" on a request without a body answers 100 and then fails the request;
+ *  - every header field, query argument and cookie takes a 64-byte record, and the Cookie
+ *    value a copy, from the connection's 32 KiB, which also holds what has been read: past
+ *    RECORDS_BUDGET the head is refused here, leaving room for a head of 16 KiB and the answer.
  */
 #include "http_head.h"
 
@@ -7,6 +22,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+#define RECORD_BYTES   64
+#define RECORDS_BUDGET (12 * 1024)
 
 static bool is_tchar(unsigned char ch)
 {
@@ -24,75 +42,126 @@ static bool named(const char *name, size_t len, const char *lower)
     return true;
 }
 
-/*
- * Judge a complete head's header lines, p to end (each ending in LF, CR LF or not), as
- * libmicrohttpd 0.9.75 reads them, so that what it would refuse with an HTML page of its own is
- * answered here: a line without a colon (or with a NUL before it), a folded line with no field
- * before it, and (with no
- * Transfer-Encoding) a first Content-Length that is not all digits after its leading blanks, or
- * is past 2^64 - 1.
- */
-static http_head_verdict judge_fields(const char *p, const char *end)
+/* A header value as libmicrohttpd keeps it: after its leading blanks, up to a NUL. */
+typedef struct value {
+    const char *p, *end;
+} value;
+
+static value value_of(const char *colon, const char *line_end)
 {
-    const char *length = NULL, *length_end = NULL; /* the first Content-Length's value */
-    bool fields = false, length_line = false, folded_length = false, encoded = false;
+    value v = {colon + 1, line_end};
+    while (v.p < v.end && (*v.p == ' ' || *v.p == '\t'))
+        v.p++;
+    const char *nul = memchr(v.p, '\0', (size_t)(v.end - v.p));
+    if (nul)
+        v.end = nul;
+    return v;
+}
+
+static bool value_is(value v, const char *lower)
+{
+    return v.p && named(v.p, (size_t)(v.end - v.p), lower);
+}
+
+static size_t count_of(const char *p, const char *end, char c)
+{
+    size_t n = 0;
+    for (; p < end; p++)
+        n += *p == c;
+    return n;
+}
+
+/* The first Content-Length's verdict, and in *zero whether it is 0. */
+static http_head_verdict judge_length(value v, bool *zero)
+{
+    if (v.p == v.end)
+        return HTTP_HEAD_BAD_LENGTH;
+    uint64_t n = 0;
+    for (const char *d = v.p; d < v.end; d++) {
+        if (!isdigit((unsigned char)*d))
+            return HTTP_HEAD_BAD_LENGTH;
+        unsigned digit = (unsigned)(*d - '0');
+        if (n > (UINT64_MAX - digit) / 10)
+            return HTTP_HEAD_LENGTH_TOO_BIG;
+        n = n * 10 + digit;
+    }
+    *zero = n == 0;
+    return HTTP_HEAD_OK;
+}
+
+/*
+ * Judge a complete head's header lines, p to end (each ending in LF or CR LF); args is the
+ * number of query arguments of its target.
+ */
+static http_head_verdict judge_fields(const char *p, const char *end, size_t args)
+{
+    value length = {0}, encoding = {0}, expect = {0}; /* the first of each */
+    bool length_seen = false;
+    size_t records = args, copies = 0;
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *next = eol ? eol + 1 : end;
         const char *line_end = eol ? eol : end;
         if (line_end > p && line_end[-1] == '\r')
             line_end--;
-        if (*p == ' ' || *p == '\t') { /* folded onto the field before it */
-            if (!fields)
-                return HTTP_HEAD_BAD_FIELD;
-            folded_length = folded_length || length_line;
-        } else {
-            const char *colon = p; /* as strchr() finds it: a NUL ends the line's text */
-            while (colon < line_end && *colon != ':' && *colon != '\0')
-                colon++;
-            if (colon == line_end || *colon != ':')
-                return HTTP_HEAD_BAD_FIELD;
-            fields = true;
-            length_line = false;
-            size_t len = (size_t)(colon - p);
-            if (named(p, len, "transfer-encoding")) {
-                encoded = true;
-            } else if (!length && named(p, len, "content-length")) {
-                length = colon + 1;
-                while (length < line_end && (*length == ' ' || *length == '\t'))
-                    length++;
-                length_end = line_end;
-                length_line = true;
-            }
+        if (*p == ' ' || *p == '\t')
+            return HTTP_HEAD_BAD_FIELD; /* folded */
+        const char *colon = p;          /* as strchr() finds it: a NUL ends the line's text */
+        while (colon < line_end && *colon != ':' && *colon != '\0')
+            colon++;
+        if (colon == line_end || *colon != ':')
+            return HTTP_HEAD_BAD_FIELD;
+        records++;
+        size_t len = (size_t)(colon - p);
+        if (named(p, len, "transfer-encoding") && !encoding.p) {
+            encoding = value_of(colon, line_end);
+        } else if (named(p, len, "content-length") && !length_seen) {
+            length = value_of(colon, line_end);
+            length.end = line_end; /* a NUL in it is not a digit */
+            length_seen = true;
+        } else if (named(p, len, "expect") && !expect.p) {
+            expect = value_of(colon, line_end);
+        } else if (named(p, len, "cookie")) {
+            value v = value_of(colon, line_end);
+            records += 1 + count_of(v.p, v.end, ';');
+            copies += ((size_t)(v.end - v.p) + 1 + 15) / 16 * 16;
         }
         p = next;
     }
-    if (encoded || !length)
-        return HTTP_HEAD_OK;
-    if (length == length_end || folded_length)
-        return HTTP_HEAD_BAD_LENGTH;
-    uint64_t v = 0;
-    for (const char *d = length; d < length_end; d++) {
-        if (!isdigit((unsigned char)*d))
-            return HTTP_HEAD_BAD_LENGTH;
-        unsigned digit = (unsigned)(*d - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return HTTP_HEAD_LENGTH_TOO_BIG;
-        v = v * 10 + digit;
+    if (records > (RECORDS_BUDGET - copies) / RECORD_BYTES || copies > RECORDS_BUDGET)
+        return HTTP_HEAD_TOO_MANY;
+    bool bodiless = true;
+    if (encoding.p) {
+        if (!value_is(encoding, "chunked"))
+            return HTTP_HEAD_BAD_ENCODING;
+        bodiless = false;
+    } else if (length_seen) {
+        bool zero = false;
+        http_head_verdict v = judge_length(length, &zero);
+        if (v != HTTP_HEAD_OK)
+            return v;
+        bodiless = zero;
     }
+    if (bodiless && value_is(expect, "100-continue"))
+        return HTTP_HEAD_BAD_EXPECT;
     return HTTP_HEAD_OK;
 }
 
-/*
- * Judge the first n bytes of a connection: HTTP_HEAD_OK once the head is complete, its request line
- * is HTTP/1.x and its header lines pass judge_fields(), HTTP_HEAD_MORE while it may still become
- * one. Empty lines before the request line are skipped, as libmicrohttpd skips them.
- */
+/* HTTP_HEAD_OK once the head is complete, its request line is HTTP/1.x and its header lines
+ * pass judge_fields(). */
 http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
 {
     size_t i = 0;
-    while (i < n && (buf[i] == '\r' || buf[i] == '\n'))
-        i++;
+    for (;;) { /* empty lines: LF or CR LF */
+        if (i < n && buf[i] == '\n')
+            i++;
+        else if (i + 1 < n && buf[i] == '\r' && buf[i + 1] == '\n')
+            i += 2;
+        else if (i < n && buf[i] == '\r')
+            return i + 1 < n ? HTTP_HEAD_BAD : HTTP_HEAD_MORE;
+        else
+            break;
+    }
     size_t method = i;
     while (i < n && i - method <= HTTP_HEAD_MAX_METHOD && is_tchar((unsigned char)buf[i]))
         i++;
@@ -114,20 +183,26 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
     if (eol == n)
         return n >= limit ? HTTP_HEAD_LINE_TOO_LONG : HTTP_HEAD_MORE;
     size_t end = eol > 0 && buf[eol - 1] == '\r' ? eol - 1 : eol;
+    size_t target = i;
+    while (target < end && buf[target] == ' ')
+        target++;
     size_t sp = end;
     while (sp > i && buf[sp - 1] != ' ')
         sp--;
-    if (sp <= i + 1) /* no target, or no version */
+    if (sp <= target + 1) /* no target, or no version */
         return HTTP_HEAD_BAD;
     const char *v = buf + sp;
     size_t vlen = end - sp;
     if (vlen == 8 && (memcmp(v, "HTTP/1.1", 8) == 0 || memcmp(v, "HTTP/1.0", 8) == 0)) {
+        /* query arguments: one for each '&' after the first '?', and the first */
+        const char *q = memchr(buf + target, '?', sp - 1 - target);
+        size_t args = q ? 1 + count_of(q, buf + sp - 1, '&') : 0;
         /* the head ends at the first empty line */
         for (size_t k = eol; k + 1 < n; k++) {
             if (buf[k] != '\n')
                 continue;
             if (buf[k + 1] == '\n' || (buf[k + 1] == '\r' && k + 2 < n && buf[k + 2] == '\n'))
-                return judge_fields(buf + eol + 1, buf + k + 1);
+                return judge_fields(buf + eol + 1, buf + k + 1, args);
         }
         return n >= limit ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
     }

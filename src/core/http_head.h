@@ -21,6 +21,9 @@ typedef enum http_head_verdict {
     HTTP_HEAD_BAD_FIELD,      /* a header line it cannot read: 400 */
     HTTP_HEAD_BAD_LENGTH,     /* a Content-Length it cannot read: 400 */
     HTTP_HEAD_LENGTH_TOO_BIG, /* a Content-Length past 2^64 - 1: 413 */
+    HTTP_HEAD_TOO_MANY,     /* more fields, query arguments and cookies than it has room for: 431 */
+    HTTP_HEAD_BAD_ENCODING, /* a Transfer-Encoding other than chunked: 501 */
+    HTTP_HEAD_BAD_EXPECT,   /* Expect: 100-continue on a request without a body: 417 */
 } http_head_verdict;
 
 /*

@@ -191,10 +191,14 @@ static const char *reason_phrase(int status)
         return "Content Too Large";
     case 414:
         return "URI Too Long";
+    case 417:
+        return "Expectation Failed";
     case 429:
         return "Too Many Requests";
     case 431:
         return "Request Header Fields Too Large";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     case 505:
@@ -374,6 +378,16 @@ static void readable(front *f, conn *c, bool hangup)
         return;
     case HTTP_HEAD_LENGTH_TOO_BIG:
         answer(f, c, (size_t)n, 413, "body_too_large", f->o.too_large);
+        return;
+    case HTTP_HEAD_TOO_MANY:
+        answer(f, c, (size_t)n, 431, "head_too_large",
+               "Too many header fields, query parameters or cookies");
+        return;
+    case HTTP_HEAD_BAD_ENCODING:
+        answer(f, c, (size_t)n, 501, "malformed", "Transfer-Encoding other than chunked");
+        return;
+    case HTTP_HEAD_BAD_EXPECT:
+        answer(f, c, (size_t)n, 417, "malformed", "Expect: 100-continue without a body");
         return;
     case HTTP_HEAD_OK:
         break;

@@ -46,7 +46,6 @@ static void test_complete_heads_taken(void **state)
     /* what follows the empty line is the body, not judged */
     assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nno colon\r\n"),
                      HTTP_HEAD_OK);
-    assert_int_equal(judge("GET / HTTP/1.1\r\nX-Folded: a\r\n  b\r\n\tc\r\n\r\n"), HTTP_HEAD_OK);
     assert_int_equal(judge("GET / HTTP/1.1\r\nX: \r\n: empty name\r\n\r\n"), HTTP_HEAD_OK);
 }
 
@@ -61,6 +60,13 @@ static void test_request_line_refused(void **state)
     check_prefixes("GET / FTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 15);
     check_prefixes("GET / HTTP/2.0\r\n\r\n", HTTP_HEAD_VERSION, 16);
     check_prefixes("GET / HTTP/1.1 \r\n\r\n", HTTP_HEAD_BAD, 17);
+    /* the target is what lies between the spaces after the method and the last space */
+    check_prefixes("T  HTTP/1.1\n\n", HTTP_HEAD_BAD, 12);
+    check_prefixes("GET   HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 16);
+    assert_int_equal(judge("GET  / HTTP/1.1\r\n\r\n"), HTTP_HEAD_OK);
+    /* only empty lines before the request line: a CR alone is not one */
+    check_prefixes("\r\r\nGET / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 2);
+    check_prefixes("\n\rGET / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 3);
     /* a method token longer than 32 characters is not one: its 33rd decides */
     check_prefixes("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGH / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 33);
 }
@@ -70,6 +76,9 @@ static void test_header_lines_refused(void **state)
     (void)state;
     check_prefixes("GET / HTTP/1.1\r\nNo colon\r\n\r\n", HTTP_HEAD_BAD_FIELD, 0);
     check_prefixes("GET / HTTP/1.1\n folded first\nHost: a\n\n", HTTP_HEAD_BAD_FIELD, 0);
+    /* a folded line extends the name before it for libmicrohttpd: refused */
+    assert_int_equal(judge("GET / HTTP/1.1\r\nX-Folded: a\r\n  b\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nHost: a\r\nbad\r\nX: y\r\n\r\n"),
                      HTTP_HEAD_BAD_FIELD);
     /* a NUL before the colon ends the line for libmicrohttpd; after it, it only cuts the value */
@@ -100,6 +109,7 @@ static void test_content_length(void **state)
         {"-1", HTTP_HEAD_BAD_LENGTH},
         {"0x10", HTTP_HEAD_BAD_LENGTH},
         {"2 1", HTTP_HEAD_BAD_LENGTH},
+        {"1\r", HTTP_HEAD_BAD_LENGTH},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char head[160];
@@ -115,16 +125,105 @@ static void test_content_length(void **state)
                      HTTP_HEAD_OK);
     assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: x\r\nContent-Length: 1\r\n\r\n"),
                      HTTP_HEAD_BAD_LENGTH);
-    /* folded onto: refused; a fold of another field is not its business */
-    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 2\r\n 1\r\n\r\n"),
-                     HTTP_HEAD_BAD_LENGTH);
-    assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length: 2\r\nX: a\r\n 1\r\n\r\n"),
-                     HTTP_HEAD_OK);
+    /* a NUL in it is no digit */
+    static const char nul[] = "POST / HTTP/1.1\r\nContent-Length: 2\0001\r\n\r\n";
+    assert_int_equal(http_head_judge(nul, sizeof nul - 1, LIMIT), HTTP_HEAD_BAD_LENGTH);
     /* with Transfer-Encoding anywhere, the length is not read; a name with a blank is no length */
     assert_int_equal(
         judge("POST / HTTP/1.1\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
         HTTP_HEAD_OK);
     assert_int_equal(judge("POST / HTTP/1.1\r\nContent-Length : x\r\n\r\n"), HTTP_HEAD_OK);
+}
+
+/* The first Transfer-Encoding is chunked, after its leading blanks and up to a NUL, in any case;
+ * anything else has libmicrohttpd read the body until the connection closes. */
+static void test_transfer_encoding(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        http_head_verdict want;
+    } cases[] = {
+        {"chunked", HTTP_HEAD_OK},
+        {" \tChUnKeD", HTTP_HEAD_OK},
+        {"chunked ", HTTP_HEAD_BAD_ENCODING},
+        {"chunked, gzip", HTTP_HEAD_BAD_ENCODING},
+        {"gzip, chunked", HTTP_HEAD_BAD_ENCODING},
+        {"identity", HTTP_HEAD_BAD_ENCODING},
+        {"", HTTP_HEAD_BAD_ENCODING},
+        {"chunked;q=1", HTTP_HEAD_BAD_ENCODING},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char head[160];
+        snprintf(head, sizeof head, "POST / HTTP/1.1\r\nTransfer-Encoding:%s\r\n\r\n",
+                 cases[i].value);
+        http_head_verdict v = judge(head);
+        if (v != cases[i].want)
+            fail_msg("Transfer-Encoding \"%s\": verdict %d, want %d", cases[i].value, v,
+                     cases[i].want);
+    }
+    static const char nul[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\0x\r\n\r\n";
+    assert_int_equal(http_head_judge(nul, sizeof nul - 1, LIMIT), HTTP_HEAD_OK);
+    /* the first one counts */
+    assert_int_equal(judge("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n"),
+                     HTTP_HEAD_BAD_ENCODING);
+    assert_int_equal(judge("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+                           "Transfer-Encoding: gzip\r\n\r\n"),
+                     HTTP_HEAD_OK);
+}
+
+/* "Expect: 100-continue" asks to send a body: without one it is refused. */
+static void test_expect_without_a_body(void **state)
+{
+    (void)state;
+    assert_int_equal(judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"),
+                     HTTP_HEAD_BAD_EXPECT);
+    assert_int_equal(judge("POST / HTTP/1.1\r\nexpect:100-CONTINUE\r\nContent-Length: 0\r\n\r\n"),
+                     HTTP_HEAD_BAD_EXPECT);
+    assert_int_equal(judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"),
+                     HTTP_HEAD_OK);
+    assert_int_equal(
+        judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        HTTP_HEAD_OK);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: something\r\n\r\n"), HTTP_HEAD_OK);
+}
+
+/* Header fields, query arguments and cookies each take a record of libmicrohttpd's memory for
+ * the connection: past what leaves room for a 16 KiB head and the answer, the head is refused. */
+static void test_records(void **state)
+{
+    (void)state;
+    static char head[16384];
+    for (int fields = 180; fields <= 200; fields += 20) {
+        size_t n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\n");
+        for (int i = 0; i < fields; i++)
+            n += (size_t)snprintf(head + n, sizeof head - n, "a:\r\n");
+        n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
+        assert_int_equal(http_head_judge(head, n, sizeof head),
+                         fields == 180 ? HTTP_HEAD_OK : HTTP_HEAD_TOO_MANY);
+    }
+    for (int args = 180; args <= 200; args += 20) { /* a=1&...: one record each */
+        size_t n = (size_t)snprintf(head, sizeof head, "GET /?");
+        for (int i = 0; i < args; i++)
+            n += (size_t)snprintf(head + n, sizeof head - n, "%s", i ? "&" : "a");
+        n += (size_t)snprintf(head + n, sizeof head - n, " HTTP/1.1\r\n\r\n");
+        assert_int_equal(http_head_judge(head, n, sizeof head),
+                         args == 180 ? HTTP_HEAD_OK : HTTP_HEAD_TOO_MANY);
+    }
+    /* a Cookie: a record for each of its pieces, and a copy of it */
+    size_t n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nCookie: ");
+    memset(head + n, ';', 200);
+    n += 200;
+    n += (size_t)snprintf(head + n, sizeof head - n, "\r\n\r\n");
+    assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_TOO_MANY);
+    n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nCookie: ");
+    memset(head + n, 'c', 13000);
+    n += 13000;
+    n += (size_t)snprintf(head + n, sizeof head - n, "\r\n\r\n");
+    assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_TOO_MANY);
+    n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nCookie: a=1; b=2\r\n\r\n");
+    assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_OK);
 }
 
 static void test_limits(void **state)
@@ -149,6 +248,9 @@ int main(void)
         cmocka_unit_test(test_request_line_refused),
         cmocka_unit_test(test_header_lines_refused),
         cmocka_unit_test(test_content_length),
+        cmocka_unit_test(test_transfer_encoding),
+        cmocka_unit_test(test_expect_without_a_body),
+        cmocka_unit_test(test_records),
         cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
