@@ -52,9 +52,12 @@ static value value_of(const char *colon, const char *line_end)
     value v = {colon + 1, line_end};
     while (v.p < v.end && (*v.p == ' ' || *v.p == '\t'))
         v.p++;
-    const char *nul = memchr(v.p, '\0', (size_t)(v.end - v.p));
-    if (nul)
-        v.end = nul;
+    for (const char *c = v.p; c < v.end; c++) {
+        if (*c == '\0') {
+            v.end = c;
+            break;
+        }
+    }
     return v;
 }
 
