@@ -10,11 +10,16 @@
  *    that);
  *  - the first Transfer-Encoding, after its leading blanks and up to a NUL, is "chunked" in any
  *    case, or it waits for the connection to close; with none, the first Content-Length is all
- *    digits after its leading blanks (its trailing blanks included) and below 2^64;
- *  - "Expect: 100-continue" on a request without a body answers 100 and then fails the request;
- *  - every header field, query argument and cookie takes a 64-byte record, and the Cookie
- *    value a copy, from the connection's 32 KiB, which also holds what has been read: past
- *    RECORDS_BUDGET the head is refused here, leaving room for a head of 16 KiB and the answer.
+ *    digits after its leading blanks (its trailing blanks included) and below 2^64 - 1, its
+ *    "until the connection closes";
+ *  - "Expect: 100-continue" on an HTTP/1.1 request without a body answers 100 and then fails
+ *    the request;
+ *  - every header field, query argument and cookie of the first Cookie field (one at each ';'
+ *    or ',') takes a 64-byte record, and that value a copy, from the connection's 32 KiB, which
+ *    also holds what has been read: past RECORDS_BUDGET the head is refused here, leaving room
+ *    for a head of 16 KiB and the answer.
+ * Where this is stricter than libmicrohttpd (a NUL in a Content-Length, HTTP/1.2 to 1.9), the
+ * refusal is JSON all the same.
  */
 #include "http_head.h"
 
@@ -84,7 +89,7 @@ static http_head_verdict judge_length(value v, bool *zero)
         if (!isdigit((unsigned char)*d))
             return HTTP_HEAD_BAD_LENGTH;
         unsigned digit = (unsigned)(*d - '0');
-        if (n > (UINT64_MAX - digit) / 10)
+        if (n > (UINT64_MAX - 1 - digit) / 10) /* 2^64 - 1 means "until the close" to it */
             return HTTP_HEAD_LENGTH_TOO_BIG;
         n = n * 10 + digit;
     }
@@ -96,9 +101,9 @@ static http_head_verdict judge_length(value v, bool *zero)
  * Judge a complete head's header lines, p to end (each ending in LF or CR LF); args is the
  * number of query arguments of its target.
  */
-static http_head_verdict judge_fields(const char *p, const char *end, size_t args)
+static http_head_verdict judge_fields(const char *p, const char *end, size_t args, bool http11)
 {
-    value length = {0}, encoding = {0}, expect = {0}; /* the first of each */
+    value length = {0}, encoding = {0}, expect = {0}, cookie = {0}; /* the first of each */
     bool length_seen = false;
     size_t records = args, copies = 0;
     while (p < end) {
@@ -120,16 +125,18 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
             encoding = value_of(colon, line_end);
         } else if (named(p, len, "content-length") && !length_seen) {
             length = value_of(colon, line_end);
-            length.end = line_end; /* a NUL in it is not a digit */
+            length.end = line_end; /* a NUL in it is refused (libmicrohttpd would read up to it) */
             length_seen = true;
         } else if (named(p, len, "expect") && !expect.p) {
             expect = value_of(colon, line_end);
-        } else if (named(p, len, "cookie")) {
-            value v = value_of(colon, line_end);
-            records += 1 + count_of(v.p, v.end, ';');
-            copies += ((size_t)(v.end - v.p) + 1 + 15) / 16 * 16;
+        } else if (named(p, len, "cookie") && !cookie.p) {
+            cookie = value_of(colon, line_end);
         }
         p = next;
+    }
+    if (cookie.p) { /* a cookie at every ';' or ',' at most, and a copy of the value */
+        records += 1 + count_of(cookie.p, cookie.end, ';') + count_of(cookie.p, cookie.end, ',');
+        copies += ((size_t)(cookie.end - cookie.p) + 1 + 15) / 16 * 16;
     }
     if (records > (RECORDS_BUDGET - copies) / RECORD_BYTES || copies > RECORDS_BUDGET)
         return HTTP_HEAD_TOO_MANY;
@@ -145,7 +152,7 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
             return v;
         bodiless = zero;
     }
-    if (bodiless && value_is(expect, "100-continue"))
+    if (bodiless && http11 && value_is(expect, "100-continue"))
         return HTTP_HEAD_BAD_EXPECT;
     return HTTP_HEAD_OK;
 }
@@ -205,7 +212,7 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
             if (buf[k] != '\n')
                 continue;
             if (buf[k + 1] == '\n' || (buf[k + 1] == '\r' && k + 2 < n && buf[k + 2] == '\n'))
-                return judge_fields(buf + eol + 1, buf + k + 1, args);
+                return judge_fields(buf + eol + 1, buf + k + 1, args, v[7] == '1');
         }
         return n >= limit ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
     }

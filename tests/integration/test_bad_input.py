@@ -450,6 +450,7 @@ class BadInput(ServerTestCase):
             (head + b"Content-Length: 21\r\n folded\r\n\r\n" + body, 400, "Malformed header line"),
             (head + b"Content-Length: 18446744073709551616\r\n\r\n" + body, 413, too_large),
             (head + b"Content-Length: 18446744073709551615\r\n\r\n" + body, 413, too_large),
+            (head + b"Content-Length: 18446744073709551614\r\n\r\n" + body, 413, too_large),
         ]
         cases += [
             # no target between the method and the version; a CR alone before the request line
@@ -465,6 +466,8 @@ class BadInput(ServerTestCase):
             (b"GET /tasks?" + b"&" * 504 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 431,
              "Too many header fields, query parameters or cookies"),
             (head + b"Cookie: " + b";" * 495 + b"\r\n\r\n", 431,
+             "Too many header fields, query parameters or cookies"),
+            (head + b"Cookie: " + b"," * 1000 + b"\r\n\r\n", 431,
              "Too many header fields, query parameters or cookies"),
         ]
         before = self.ids()

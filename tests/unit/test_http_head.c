@@ -113,8 +113,9 @@ static void test_content_length(void **state)
         {"0", HTTP_HEAD_OK},
         {"21", HTTP_HEAD_OK},
         {" \t 21", HTTP_HEAD_OK}, /* blanks before it are skipped */
-        {"18446744073709551615", HTTP_HEAD_OK},
-        {"000000000000000000000000018446744073709551615", HTTP_HEAD_OK},
+        {"18446744073709551614", HTTP_HEAD_OK},
+        {"000000000000000000000000018446744073709551614", HTTP_HEAD_OK},
+        {"18446744073709551615", HTTP_HEAD_LENGTH_TOO_BIG}, /* its "until the close" */
         {"18446744073709551616", HTTP_HEAD_LENGTH_TOO_BIG},
         {"99999999999999999999999", HTTP_HEAD_LENGTH_TOO_BIG},
         {"", HTTP_HEAD_BAD_LENGTH},
@@ -183,6 +184,8 @@ static void test_expect_without_a_body(void **state)
         judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"),
         HTTP_HEAD_OK);
     assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: something\r\n\r\n"), HTTP_HEAD_OK);
+    /* HTTP/1.0 knows no 100 Continue: libmicrohttpd serves it as it is */
+    assert_int_equal(judge("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"), HTTP_HEAD_OK);
 }
 
 /* Header fields, query arguments and cookies each take a record of libmicrohttpd's memory for
@@ -219,6 +222,21 @@ static void test_records(void **state)
     n += (size_t)snprintf(head + n, sizeof head - n, "\r\n\r\n");
     assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_TOO_MANY);
     n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nCookie: a=1; b=2\r\n\r\n");
+    assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_OK);
+    /* a ',' starts a cookie too; only the first Cookie field is read */
+    n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nCookie: ");
+    memset(head + n, ',', 200);
+    n += 200;
+    n += (size_t)snprintf(head + n, sizeof head - n, "\r\n\r\n");
+    assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_TOO_MANY);
+    n = (size_t)snprintf(head, sizeof head, "GET / HTTP/1.1\r\nCookie: a=1\r\n");
+    for (int i = 0; i < 2; i++) {
+        n += (size_t)snprintf(head + n, sizeof head - n, "Cookie: ");
+        memset(head + n, ';', 120);
+        n += 120;
+        n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
+    }
+    n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
     assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_OK);
 }
 
