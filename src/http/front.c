@@ -428,8 +428,11 @@ front_watch *front_watch_take(front *f, int fd)
 static bool handed_gone(const front_watch *w, int reused_fd)
 {
     struct stat st;
-    return w->fd == reused_fd || fstat(w->fd, &st) != 0 || st.st_dev != w->dev ||
-           st.st_ino != w->ino;
+    if (w->fd == reused_fd)
+        return true;
+    if (fstat(w->fd, &st) != 0)
+        return errno == EBADF; /* closed; any other failure tells nothing */
+    return st.st_dev != w->dev || st.st_ino != w->ino;
 }
 
 /*
