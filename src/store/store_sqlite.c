@@ -750,12 +750,23 @@ static bool room_after_full(const sqlite_store *s)
     int n = snprintf(path, sizeof path, "%s-room", s->path);
     if (n < 0 || (size_t)n >= sizeof path)
         return true;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* a file without a name where the filesystem makes one (nothing is left if taskd dies
+     * here), else a new one of its own: never one planted there */
+    char *slash = strrchr(path, '/');
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
+    bool named = false;
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && errno != ENOSPC && errno != EDQUOT) {
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        named = fd >= 0;
+    }
     if (fd < 0)
         return errno != ENOSPC && errno != EDQUOT;
     int rc = posix_fallocate(fd, 0, ROOM_AFTER_FULL);
     close(fd);
-    unlink(path);
+    if (named)
+        unlink(path);
     return rc != ENOSPC && rc != EDQUOT;
 }
 
