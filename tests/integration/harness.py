@@ -759,8 +759,14 @@ class ServersTestCase(unittest.TestCase):
 
     def tearDown(self):
         try:
-            for s in self.servers:
-                s.discard()
+            errors = []
+            for s in self.servers:  # each one, whatever another's discard raised
+                try:
+                    s.discard()
+                except Exception as e:  # noqa: BLE001 - reported after the others
+                    errors.append(e)
+            if errors:
+                raise errors[0]
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

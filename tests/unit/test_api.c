@@ -48,8 +48,8 @@
 #define IDEM_WINDOW (24 * 3600)
 
 typedef struct fixture {
-    char dir[64];   /* sqlite: temporary directory */
-    char db[128];   /* sqlite: database path */
+    char dir[256];  /* sqlite: temporary directory */
+    char db[320];   /* sqlite: database path */
     char table[64]; /* dynamodb: this fixture's table */
     store *store;
     store_listener listener;

@@ -860,7 +860,7 @@ typedef struct api_call {
 } api_call;
 
 typedef struct api_fixture {
-    char dir[64], db[128];
+    char dir[256], db[320];
     store *store;
     config cfg;
     tracer *tracer;

@@ -93,8 +93,8 @@ void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size
 }
 
 typedef struct fixture {
-    char dir[64];
-    char db[128];
+    char dir[256];
+    char db[320];
     store *store;
     config cfg;
 } fixture;

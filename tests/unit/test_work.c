@@ -71,8 +71,8 @@ static void fake_free(handler *h)
 }
 
 typedef struct fixture {
-    char dir[64];
-    char db[128];
+    char dir[256];
+    char db[320];
     store *store;
     tracer *tracer;
     metrics *metrics;

@@ -45,9 +45,9 @@
 #define MINUTE_MS 60000
 
 typedef struct fixture {
-    char dir[64];   /* temporary directory: the run counter, and the sqlite database */
+    char dir[256];  /* temporary directory: the run counter, and the sqlite database */
     char table[64]; /* dynamodb: this fixture's table */
-    char runs[128]; /* file the exec handlers append one line to per run */
+    char runs[320]; /* file the exec handlers append one line to per run */
     store *store;
     tracer *tracer;
     telemetry tel;
@@ -67,7 +67,7 @@ static const factory *current;
 
 static store *sqlite_open(fixture *f)
 {
-    char db[128], err[256];
+    char db[320], err[256];
     snprintf(db, sizeof db, "%s/t.db", f->dir);
     store_sqlite_options o = {.path = db, .sync = STORE_SYNC_NORMAL};
     store *s = store_sqlite_open(&o, err, sizeof err);
