@@ -167,8 +167,10 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
             i++;
         else if (i + 1 < n && buf[i] == '\r' && buf[i + 1] == '\n')
             i += 2;
-        else if (i < n && buf[i] == '\r')
-            return i + 1 < n ? HTTP_HEAD_BAD : HTTP_HEAD_MORE;
+        else if (i + 1 < n && buf[i] == '\r')
+            return HTTP_HEAD_BAD;
+        else if (i < n && buf[i] == '\r') /* the last byte: its LF may follow */
+            return n >= limit ? HTTP_HEAD_LINE_TOO_LONG : HTTP_HEAD_MORE;
         else
             break;
     }

@@ -67,6 +67,12 @@ static void test_request_line_refused(void **state)
     /* only empty lines before the request line: a CR alone is not one */
     check_prefixes("\r\r\nGET / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 2);
     check_prefixes("\n\rGET / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 3);
+    /* empty lines up to the limit, the last of them cut after its CR: no request line in it */
+    char lines[LIMIT];
+    memset(lines, '\n', sizeof lines);
+    lines[LIMIT - 1] = '\r';
+    assert_int_equal(http_head_judge(lines, LIMIT - 1, LIMIT), HTTP_HEAD_MORE);
+    assert_int_equal(http_head_judge(lines, LIMIT, LIMIT), HTTP_HEAD_LINE_TOO_LONG);
     /* a method token longer than 32 characters is not one: its 33rd decides */
     check_prefixes("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGH / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 33);
 }
