@@ -16,6 +16,7 @@
 #include "apigw.h"
 
 #include "core/sbuf.h"
+#include "core/http_head.h"
 #include "core/urlcode.h"
 #include "util/errbuf.h"
 
@@ -311,32 +312,20 @@ static bool add_multi(parse *p, table *t, const json_t *ev, const char *key)
     return true;
 }
 
-/* Split a raw query string as the local server does (see apigw.h) into t. */
+/* Split a raw query string as the local server does (http_query_split(); apigw.h) into t. */
 static bool add_raw_query(parse *p, table *t, const char *raw)
 {
+    size_t max = 1;
+    for (const char *c = raw; *c; c++)
+        max += *c == '&';
     char *copy = strdup(raw);
-    if (!copy)
-        return oom(p);
-    bool ok = true;
-    char *next = copy;
-    while (ok && next) {
-        char *arg = next;
-        next = strchr(arg, '&');
-        if (next)
-            *next++ = '\0';
-        if (!*arg)
-            continue;
-        for (char *c = arg; *c; c++)
-            if (*c == '+')
-                *c = ' ';
-        char *value = strchr(arg, '=');
-        if (value) {
-            *value++ = '\0';
-            url_unescape_in_place(value);
-        }
-        url_unescape_in_place(arg);
-        ok = table_add(t, arg, strlen(arg), value, value ? strlen(value) : 0);
-    }
+    http_field *args = malloc(max * sizeof *args);
+    bool ok = copy && args;
+    size_t n = ok ? http_query_split(copy, args, max) : 0;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = table_add(t, args[i].name, strlen(args[i].name), args[i].value,
+                       args[i].value ? strlen(args[i].value) : 0);
+    free(args);
     free(copy);
     return ok || oom(p);
 }

@@ -7,7 +7,7 @@
  * also what an HTTP API sends with format 1.0) and the HTTP API payload
  * 2.0, told apart by "version": "2.0" or the presence of
  * requestContext.http. The API must see a request exactly as the local
- * HTTP server (libmicrohttpd) would have shown it, so:
+ * HTTP server (http/http_server.c) would have shown it, so:
  *
  *   - Path: 1.0 `path` is already decoded and used as is; 2.0 `rawPath`
  *     (else requestContext.http.path) is percent-decoded like the local
@@ -19,7 +19,7 @@
  *     mapped with the stage name as base path. Consequence: a stage must
  *     not be named like a top-level route ("tasks", "queues", "health"...).
  *   - Query: looked up case-insensitively and, for a repeated name, the
- *     first value wins, as libmicrohttpd's lookup does. 1.0: the first
+ *     first value wins, as the local server's lookup does. 1.0: the first
  *     element of multiValueQueryStringParameters, else
  *     queryStringParameters (values arrive decoded). 2.0: rawQueryString
  *     split on "&" and the first "=", "+" turned into a space and then
@@ -28,7 +28,7 @@
  *     2.0 queryStringParameters used, whose repeats API Gateway has already
  *     joined with commas.
  *   - Headers: looked up case-insensitively, first value wins (again what
- *     libmicrohttpd's lookup returns). 1.0: the first element of a
+ *     the local server's lookup returns). 1.0: the first element of a
  *     multiValueHeaders list, which wins over `headers`. 2.0: `headers` as
  *     given (API Gateway lower-cases names and joins repeats with commas),
  *     plus "cookie" made of the `cookies` array joined with "; ".

@@ -1,8 +1,9 @@
 /*
- * http_head — judging a connection's first request head; see http_head.h.
+ * http_head — judging and splitting a request head; see http_head.h.
  *
- * libmicrohttpd 0.9.75's rules, as its connection.c reads a head, mirrored where breaking them
- * would get its HTML page, a connection closed without an answer, or one left waiting:
+ * The judge's rules are those of libmicrohttpd 0.9.75, which served taskd's API before the
+ * server of its own, kept so that every head is taken or refused as before (and the refusals
+ * answered in JSON, where libmicrohttpd gave an HTML page, no answer, or a wait):
  *  - only empty lines (LF or CR LF) come before the request line;
  *  - the target is what lies between the spaces after the method and the last space;
  *  - a header line holds a colon before any NUL; a folded line (one that starts with a blank)
@@ -15,21 +16,25 @@
  *  - "Expect: 100-continue" on an HTTP/1.1 request without a body answers 100 and then fails
  *    the request;
  *  - every header field, query argument and cookie of the first Cookie field (one at each ';'
- *    or ',') takes a 64-byte record, and that value a copy, from the connection's 32 KiB, which
- *    also holds what has been read: past RECORDS_BUDGET the head is refused here, leaving room
- *    for a head of 16 KiB and the answer.
- * Where this is stricter than libmicrohttpd (a NUL in a Content-Length, HTTP/1.2 to 1.9), the
- * refusal is JSON all the same.
+ *    or ',') takes a 64-byte record, and that value a copy, from a budget of RECORDS_BUDGET
+ *    bytes: past it the head is refused (431), which also bounds what a head may ask of the
+ *    server (HTTP_HEAD_MAX_RECORDS).
+ * In two places the judge is stricter than that: a NUL in a Content-Length, and HTTP/1.2 to 1.9
+ * (505).
  */
 #include "http_head.h"
+
+#include "urlcode.h"
 
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define RECORD_BYTES   64
 #define RECORDS_BUDGET (12 * 1024)
+_Static_assert(RECORDS_BUDGET / RECORD_BYTES == HTTP_HEAD_MAX_RECORDS, "records of a taken head");
 
 static bool is_tchar(unsigned char ch)
 {
@@ -223,4 +228,226 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
         isdigit((unsigned char)v[7]))
         return HTTP_HEAD_VERSION;
     return HTTP_HEAD_BAD;
+}
+
+/* The empty lines before a request line: their length. */
+static size_t leading_empty_lines(const char *buf, size_t n)
+{
+    size_t i = 0;
+    for (;;) {
+        if (i < n && buf[i] == '\n')
+            i++;
+        else if (i + 1 < n && buf[i] == '\r' && buf[i + 1] == '\n')
+            i += 2;
+        else
+            return i;
+    }
+}
+
+/* The end of the line starting at p (its LF, or end), and in *text_end where its text ends. */
+static char *line_of(char *p, char *end, char **text_end)
+{
+    char *eol = memchr(p, '\n', (size_t)(end - p));
+    char *t = eol ? eol : end;
+    if (t > p && t[-1] == '\r')
+        t--;
+    *text_end = t;
+    return eol ? eol : end;
+}
+
+void http_head_split(char *buf, size_t n, http_request_head *out)
+{
+    char *end = buf + n;
+    char *p = buf + leading_empty_lines(buf, n);
+    out->n_fields = 0;
+    out->query = NULL;
+    /* the request line: method SP target SP version (the target ends at the last space) */
+    char *text_end;
+    char *eol = line_of(p, end, &text_end);
+    char *sp = memchr(p, ' ', (size_t)(text_end - p));
+    char *version = text_end;
+    while (version > sp + 1 && version[-1] != ' ')
+        version--;
+    out->http11 = version[7] == '1';
+    *sp = '\0';
+    out->method = p;
+    char *target = sp + 1;
+    while (*target == ' ')
+        target++;
+    char *target_end = version - 1;
+    while (target_end > target && target_end[-1] == ' ')
+        target_end--;
+    *target_end = '\0';
+    out->path = target;
+    char *q = strchr(target, '?');
+    if (q) {
+        *q = '\0';
+        out->query = q + 1;
+    }
+    /* the header lines, up to the empty one */
+    p = eol + 1;
+    while (p < end && *p != '\n' && !(*p == '\r' && p + 1 < end && p[1] == '\n')) {
+        eol = line_of(p, end, &text_end);
+        char *colon = memchr(p, ':', (size_t)(text_end - p));
+        if (!colon) { /* not in a head the judge took */
+            p = eol + 1;
+            continue;
+        }
+        char *v = colon + 1;
+        while (v < text_end && (*v == ' ' || *v == '\t'))
+            v++;
+        char *v_end = v; /* up to a NUL, as the judge reads it */
+        while (v_end < text_end && *v_end)
+            v_end++;
+        while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
+            v_end--;
+        *colon = '\0';
+        *v_end = '\0';
+        if (out->n_fields < HTTP_HEAD_MAX_RECORDS)
+            out->fields[out->n_fields++] = (http_field){p, v};
+        p = eol + 1;
+    }
+    p += *p == '\r' ? 2 : 1;
+    out->len = (size_t)(p - buf);
+}
+
+const char *http_head_field(const http_request_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_fields; i++)
+        if (strcasecmp(h->fields[i].name, name) == 0)
+            return h->fields[i].value;
+    return NULL;
+}
+
+size_t http_query_split(char *query, http_field *args, size_t max)
+{
+    size_t n = 0;
+    char *p = query;
+    while (p && *p && n < max) {
+        char *amp = strchr(p, '&');
+        if (amp)
+            *amp = '\0';
+        if (*p) {
+            for (char *c = p; *c; c++)
+                if (*c == '+')
+                    *c = ' ';
+            char *eq = strchr(p, '=');
+            if (eq)
+                *eq = '\0';
+            url_unescape_in_place(p);
+            if (eq)
+                url_unescape_in_place(eq + 1);
+            args[n++] = (http_field){p, eq ? eq + 1 : NULL};
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return n;
+}
+
+http_refusal http_head_refusal(http_head_verdict v, const char *too_large)
+{
+    switch (v) {
+    case HTTP_HEAD_VERSION:
+        return (http_refusal){505, "malformed", "HTTP version not supported"};
+    case HTTP_HEAD_LINE_TOO_LONG:
+        return (http_refusal){414, "head_too_large", "Request line too long"};
+    case HTTP_HEAD_TOO_LARGE:
+        return (http_refusal){431, "head_too_large", "Request head too large"};
+    case HTTP_HEAD_BAD_FIELD:
+        return (http_refusal){400, "malformed", "Malformed header line"};
+    case HTTP_HEAD_BAD_LENGTH:
+        return (http_refusal){400, "malformed", "Malformed Content-Length"};
+    case HTTP_HEAD_LENGTH_TOO_BIG:
+        return (http_refusal){413, "body_too_large", too_large};
+    case HTTP_HEAD_TOO_MANY:
+        return (http_refusal){431, "head_too_large",
+                              "Too many header fields, query parameters or cookies"};
+    case HTTP_HEAD_BAD_ENCODING:
+        return (http_refusal){501, "malformed", "Transfer-Encoding other than chunked"};
+    case HTTP_HEAD_BAD_EXPECT:
+        return (http_refusal){417, "malformed", "Expect: 100-continue without a body"};
+    case HTTP_HEAD_BAD:
+    case HTTP_HEAD_MORE:
+    case HTTP_HEAD_OK:
+        break;
+    }
+    return (http_refusal){400, "malformed", "Malformed request line"};
+}
+
+const char *http_reason_phrase(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
 }

@@ -1,15 +1,18 @@
 /*
- * http_head — judging the start of an HTTP/1.x connection: whether its first request head is
- * complete, and whether libmicrohttpd 0.9.75 would take it or refuse it with an HTML page of
- * its own, so that the local front can answer the refusals in JSON first (http/front.c).
- * Pure: bytes in, a verdict out.
+ * http_head — reading an HTTP/1.x request head: whether it is complete and may be taken
+ * (http_head_judge()), and its parts once it is (http_head_split()), for the local HTTP server
+ * (http/front.c for a connection's first head, http/http_server.c for every head). Pure: bytes
+ * in, a verdict or the parts out.
  */
 #ifndef TASKD_HTTP_HEAD_H
 #define TASKD_HTTP_HEAD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define HTTP_HEAD_MAX_METHOD 32 /* longer method tokens are not HTTP */
+/* The most header fields and query arguments a head that passes may have, together. */
+#define HTTP_HEAD_MAX_RECORDS 192
 
 typedef enum http_head_verdict {
     HTTP_HEAD_MORE,           /* not complete yet, and may still pass */
@@ -29,9 +32,55 @@ typedef enum http_head_verdict {
 /*
  * Judge the first n bytes received on a connection, with limit the most a head may take
  * (n <= limit: what is past it is not looked at). Empty lines before the request line are
- * skipped, as libmicrohttpd skips them. Once a verdict other than HTTP_HEAD_MORE is given, more
+ * skipped. Once a verdict other than HTTP_HEAD_MORE is given, more
  * bytes do not change it.
  */
 http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit);
+
+/* How a refused head is answered: status, a short metrics label and the JSON detail. */
+typedef struct http_refusal {
+    int status;
+    const char *reason;
+    const char *detail;
+} http_refusal;
+
+/* The answer to verdict v (neither MORE nor OK); too_large is the detail of a 413. */
+http_refusal http_head_refusal(http_head_verdict v, const char *too_large);
+
+/* The reason phrase of an HTTP status ("Unknown" for one not listed). */
+const char *http_reason_phrase(int status);
+
+/* A header field or query argument; value NULL: an argument without '='. */
+typedef struct http_field {
+    char *name;
+    char *value;
+} http_field;
+
+/* A head's parts, each NUL-terminated inside the buffer split. */
+typedef struct http_request_head {
+    char *method;
+    char *path;  /* the target up to its first '?', not decoded */
+    char *query; /* what follows that '?', not decoded; NULL when there is none */
+    bool http11; /* HTTP/1.1, else HTTP/1.0 */
+    size_t len;  /* the head's bytes, with the empty lines before it and the one that ends it */
+    http_field fields[HTTP_HEAD_MAX_RECORDS]; /* value: after leading and before trailing blanks */
+    size_t n_fields;
+} http_request_head;
+
+/*
+ * Split the head at the start of buf[0..n), which http_head_judge() took (HTTP_HEAD_OK), in
+ * place: the method, target and each field's name and value get a NUL at their end.
+ */
+void http_head_split(char *buf, size_t n, http_request_head *out);
+
+/* The first field named name (any case), or NULL. */
+const char *http_head_field(const http_request_head *h, const char *name);
+
+/*
+ * Split a query string (NUL-terminated, changed in place) at each '&' into arguments at their
+ * first '=', turning '+' into a space and percent-decoding names and values
+ * (url_unescape_in_place()). Empty pieces are skipped. The count, at most max.
+ */
+size_t http_query_split(char *query, http_field *args, size_t max);
 
 #endif

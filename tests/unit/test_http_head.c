@@ -1,7 +1,8 @@
 /*
- * Unit tests for core/http_head: a first request head judged as libmicrohttpd 0.9.75 would take
- * it, every verdict from the bytes that decide it; a head taken whole and its body left alone;
- * and a verdict that more bytes do not change.
+ * Unit tests for core/http_head: a request head judged by the rules taskd's server reads heads
+ * by, every verdict from the bytes that decide it; a head taken whole and its body left alone;
+ * a verdict that more bytes do not change; a taken head split into its parts, and a query
+ * into its arguments.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,12 +83,12 @@ static void test_header_lines_refused(void **state)
     (void)state;
     check_prefixes("GET / HTTP/1.1\r\nNo colon\r\n\r\n", HTTP_HEAD_BAD_FIELD, 0);
     check_prefixes("GET / HTTP/1.1\n folded first\nHost: a\n\n", HTTP_HEAD_BAD_FIELD, 0);
-    /* a folded line extends the name before it for libmicrohttpd: refused */
+    /* a folded line (obsolete line folding): refused */
     assert_int_equal(judge("GET / HTTP/1.1\r\nX-Folded: a\r\n  b\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nHost: a\r\nbad\r\nX: y\r\n\r\n"),
                      HTTP_HEAD_BAD_FIELD);
-    /* a NUL before the colon ends the line for libmicrohttpd; after it, it only cuts the value */
+    /* a NUL before the colon ends the line's text; after it, it only cuts the value */
     static const char nul_name[] = "GET / HTTP/1.1\r\nX\0: y\r\n\r\n";
     assert_int_equal(http_head_judge(nul_name, sizeof nul_name - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
     static const char nul_value[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
@@ -126,7 +127,7 @@ static void test_content_length(void **state)
         {"99999999999999999999999", HTTP_HEAD_LENGTH_TOO_BIG},
         {"", HTTP_HEAD_BAD_LENGTH},
         {"   ", HTTP_HEAD_BAD_LENGTH},
-        {"21 ", HTTP_HEAD_BAD_LENGTH}, /* libmicrohttpd keeps blanks after it */
+        {"21 ", HTTP_HEAD_BAD_LENGTH}, /* blanks after it are refused */
         {"+21", HTTP_HEAD_BAD_LENGTH},
         {"-1", HTTP_HEAD_BAD_LENGTH},
         {"0x10", HTTP_HEAD_BAD_LENGTH},
@@ -150,7 +151,7 @@ static void test_content_length(void **state)
 }
 
 /* The first Transfer-Encoding is chunked, after its leading blanks and up to a NUL, in any case;
- * anything else has libmicrohttpd read the body until the connection closes. */
+ * anything else is refused (501). */
 static void test_transfer_encoding(void **state)
 {
     (void)state;
@@ -190,7 +191,7 @@ static void test_expect_without_a_body(void **state)
         judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"),
         HTTP_HEAD_OK);
     assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: something\r\n\r\n"), HTTP_HEAD_OK);
-    /* HTTP/1.0 knows no 100 Continue: libmicrohttpd serves it as it is */
+    /* HTTP/1.0 knows no 100 Continue: served as it is */
     assert_int_equal(judge("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"), HTTP_HEAD_OK);
 }
 
@@ -205,8 +206,8 @@ static http_head_verdict judge_cookie(char *head, size_t cap, char fill, size_t 
     return http_head_judge(head, n + 4, cap);
 }
 
-/* Header fields, query arguments and cookies each take a record of libmicrohttpd's memory for
- * the connection: past what leaves room for a 16 KiB head and the answer, the head is refused. */
+/* Header fields, query arguments and cookies each take a record of the head's budget: past it,
+ * the head is refused. */
 static void test_records(void **state)
 {
     (void)state;
@@ -259,6 +260,74 @@ static void test_limits(void **state)
     assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_TOO_LARGE);
 }
 
+static void test_split(void **state)
+{
+    (void)state;
+    char buf[] = "\r\nPOST /a%20b?x=1&y HTTP/1.0\r\nHost: h\r\nX-Pad:  v w \t\r\n"
+                 "Empty:\r\nhost: second\r\n\r\nBODY";
+    size_t n = strlen(buf);
+    assert_int_equal(http_head_judge(buf, n, sizeof buf), HTTP_HEAD_OK);
+    static http_request_head h;
+    http_head_split(buf, n, &h);
+    assert_string_equal(h.method, "POST");
+    assert_string_equal(h.path, "/a%20b"); /* not decoded: the server decodes the path */
+    assert_string_equal(h.query, "x=1&y");
+    assert_false(h.http11);
+    assert_int_equal(h.n_fields, 4);
+    assert_string_equal(h.fields[1].name, "X-Pad");
+    assert_string_equal(h.fields[1].value, "v w");
+    assert_string_equal(http_head_field(&h, "EMPTY"), "");
+    assert_string_equal(http_head_field(&h, "HOST"), "h"); /* the first of two */
+    assert_null(http_head_field(&h, "Cookie"));
+    assert_int_equal(h.len, n - 4);
+    assert_memory_equal(buf + h.len, "BODY", 4);
+
+    char lf[] = "GET  /t  HTTP/1.1\nA:b\n\n";
+    http_head_split(lf, strlen(lf), &h);
+    assert_string_equal(h.path, "/t");
+    assert_null(h.query);
+    assert_true(h.http11);
+    assert_string_equal(http_head_field(&h, "a"), "b");
+    assert_int_equal(h.len, strlen("GET  /t  HTTP/1.1\nA:b\n\n"));
+}
+
+static void test_query_split(void **state)
+{
+    (void)state;
+    char q[] = "a=1&&b=x+y%2Bz&flag&=v&c=%00&d=%zz";
+    http_field args[8];
+    size_t n = http_query_split(q, args, 8);
+    assert_int_equal(n, 6);
+    assert_string_equal(args[0].name, "a");
+    assert_string_equal(args[0].value, "1");
+    assert_string_equal(args[1].value, "x y+z");
+    assert_string_equal(args[2].name, "flag");
+    assert_null(args[2].value);
+    assert_string_equal(args[3].name, "");
+    assert_string_equal(args[4].value, "%00"); /* a NUL stays encoded */
+    assert_string_equal(args[5].value, "%zz");
+    char q2[] = "a&b&c";
+    assert_int_equal(http_query_split(q2, args, 2), 2); /* at most max */
+    assert_int_equal(http_query_split(NULL, args, 2), 0);
+}
+
+static void test_refusals(void **state)
+{
+    (void)state;
+    for (int v = HTTP_HEAD_BAD; v <= HTTP_HEAD_BAD_EXPECT; v++) {
+        http_refusal r = http_head_refusal((http_head_verdict)v, "too large");
+        assert_true(r.status >= 400 && r.status < 600);
+        assert_non_null(r.reason);
+        assert_non_null(r.detail);
+        assert_string_not_equal(http_reason_phrase(r.status), "Unknown");
+    }
+    assert_int_equal(http_head_refusal(HTTP_HEAD_TOO_MANY, "").status, 431);
+    assert_string_equal(http_head_refusal(HTTP_HEAD_LENGTH_TOO_BIG, "too large").detail,
+                        "too large");
+    assert_string_equal(http_reason_phrase(201), "Created");
+    assert_string_equal(http_reason_phrase(299), "Unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +339,9 @@ int main(void)
         cmocka_unit_test(test_expect_without_a_body),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_query_split),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,145 @@
+/*
+ * http_chunked — the chunked body decoder; see http_chunked.h.
+ *
+ *   chunk-size [ ";" extension ] CRLF, then that many bytes and CRLF, until a size of 0; then
+ *   trailer lines, each ending in CRLF, up to an empty one.
+ *
+ * A bare LF ends a line as a CR LF does; a CR must be followed by its LF. The size is hex, at
+ * most 15 digits (under 2^60: a body is bounded far below that by the server).
+ */
+#include "http_chunked.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+enum {
+    SIZE_START, /* the first hex digit of a size */
+    SIZE,       /* more hex digits */
+    EXTENSION,  /* after ';' (or blanks) up to the line's end */
+    SIZE_LF,    /* after the size line's CR */
+    DATA,       /* left bytes of chunk data */
+    DATA_CR,    /* the CR (or LF) after the data */
+    DATA_LF,    /* the LF after that CR */
+    TRAILER,    /* the start of a trailer line, or the empty line that ends them */
+    TRAILER_TEXT,
+    TRAILER_LF, /* after a trailer line's CR */
+    END_LF,     /* after the last empty line's CR */
+    FINISHED,
+    FAILED,
+};
+
+#define MAX_SIZE_DIGITS 15
+
+void http_chunked_init(http_chunked *c)
+{
+    *c = (http_chunked){.state = SIZE_START};
+}
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* The size line has ended: data follows, or the trailers after the last chunk. */
+static int size_line_ended(http_chunked *c)
+{
+    c->line = 0;
+    return c->left ? DATA : TRAILER;
+}
+
+http_chunked_rc http_chunked_feed(http_chunked *c, const char *in, size_t n, size_t *used,
+                                  sbuf *body)
+{
+    size_t i = 0;
+    while (i < n && c->state != FINISHED && c->state != FAILED) {
+        char ch = in[i];
+        if (c->state == DATA) {
+            size_t take = n - i < c->left ? n - i : (size_t)c->left;
+            sbuf_append(body, in + i, take);
+            c->left -= take;
+            i += take;
+            if (!c->left)
+                c->state = DATA_CR;
+            continue;
+        }
+        i++;
+        bool in_line = c->state == SIZE_START || c->state == SIZE || c->state == EXTENSION;
+        if (in_line && ++c->line > HTTP_CHUNKED_LINE_MAX) {
+            c->state = FAILED;
+            break;
+        }
+        bool in_trailers = c->state >= TRAILER && c->state <= END_LF;
+        if (in_trailers && ++c->line > HTTP_CHUNKED_TRAILER_MAX) {
+            c->state = FAILED;
+            break;
+        }
+        switch (c->state) {
+        case SIZE_START:
+        case SIZE: {
+            int v = hex_value(ch);
+            if (v >= 0) {
+                if (c->line > MAX_SIZE_DIGITS) {
+                    c->state = FAILED;
+                    break;
+                }
+                c->left = c->left * 16 + (uint64_t)v;
+                c->state = SIZE;
+            } else if (c->state == SIZE && (ch == ';' || ch == ' ' || ch == '\t')) {
+                c->state = EXTENSION;
+            } else if (c->state == SIZE && ch == '\r') {
+                c->state = SIZE_LF;
+            } else if (c->state == SIZE && ch == '\n') {
+                c->state = size_line_ended(c);
+            } else {
+                c->state = FAILED;
+            }
+            break;
+        }
+        case EXTENSION:
+            if (ch == '\r')
+                c->state = SIZE_LF;
+            else if (ch == '\n')
+                c->state = size_line_ended(c);
+            else if (ch == '\0')
+                c->state = FAILED;
+            break;
+        case SIZE_LF:
+            c->state = ch == '\n' ? size_line_ended(c) : FAILED;
+            break;
+        case DATA_CR:
+            c->state = ch == '\r' ? DATA_LF : ch == '\n' ? SIZE_START : FAILED;
+            if (c->state == SIZE_START)
+                c->line = 0;
+            break;
+        case DATA_LF:
+            c->state = ch == '\n' ? SIZE_START : FAILED;
+            c->line = 0;
+            break;
+        case TRAILER:
+            c->state = ch == '\r' ? END_LF : ch == '\n' ? FINISHED : TRAILER_TEXT;
+            break;
+        case TRAILER_TEXT:
+            if (ch == '\r')
+                c->state = TRAILER_LF;
+            else if (ch == '\n')
+                c->state = TRAILER;
+            break;
+        case TRAILER_LF:
+            c->state = ch == '\n' ? TRAILER : FAILED;
+            break;
+        case END_LF:
+            c->state = ch == '\n' ? FINISHED : FAILED;
+            break;
+        }
+    }
+    *used = i;
+    if (c->state == FAILED)
+        return HTTP_CHUNKED_BAD;
+    return c->state == FINISHED ? HTTP_CHUNKED_DONE : HTTP_CHUNKED_MORE;
+}
