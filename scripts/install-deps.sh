@@ -15,7 +15,7 @@ mode=${1:-}
 
 packages=(
     build-essential cmake ninja-build pkg-config
-    libmicrohttpd-dev libjansson-dev libsqlite3-dev libcurl4-openssl-dev
+    libjansson-dev libsqlite3-dev libcurl4-openssl-dev
     libprotobuf-c-dev protobuf-c-compiler
     libcmocka-dev python3 curl jq sqlite3 zip binutils zlib1g-dev
 )

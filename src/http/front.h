@@ -1,9 +1,9 @@
 /*
- * front — the listener's front door, in front of libmicrohttpd.
+ * front — the listener's front door, in front of the HTTP server (http_server.h).
  *
  * One thread accepts every connection, bounds them (in all and per client
  * address), and holds each new one until its first request head has arrived:
- * it only peeks at the bytes, so libmicrohttpd later reads the request
+ * it only peeks at the bytes, so the server later reads the request
  * itself. A complete, well-formed head hands the socket over (handoff);
  * anything else is answered here with a JSON error and closed:
  *
@@ -15,11 +15,7 @@
  *     when the client sent nothing
  *   - over the connection bound: 503; over the per-client bound: 429
  *
- * Later requests on a kept-alive connection are libmicrohttpd's to parse, but the front still
- * bounds their heads' time (front_watch_*): a head not complete within the idle timeout plus
- * the header timeout after the connection's last response ended gets the same 408, written
- * here, and the connection's reading side is shut a moment later so that libmicrohttpd closes
- * it. (A silent connection meets libmicrohttpd's idle timeout first.)
+ * Later requests on a kept-alive connection are the server's to read and bound.
  */
 #ifndef TASKD_FRONT_H
 #define TASKD_FRONT_H
@@ -35,7 +31,6 @@ typedef struct front_options {
     unsigned max_connections;  /* held here and handed over, in all */
     unsigned max_per_client;   /* the same, from one client address */
     unsigned header_timeout_s; /* connect to complete first head */
-    unsigned idle_timeout_s;   /* the server's: a kept-alive connection's longest silence */
     size_t head_limit;         /* largest first head, bytes */
     const char *too_large;     /* the detail of a 413 for a Content-Length past 2^64 - 1 */
     /* Give a connection with a complete head to the server; false: it refused it (and closed
@@ -55,24 +50,6 @@ bool front_start(const front_options *o, front **out, char *err, size_t errlen);
 void front_closed(front *f, const struct sockaddr *addr);
 /* Stop accepting; close the listening socket and every connection not yet handed over. */
 void front_stop(front *f);
-/*
- * A connection handed over, watched for the time its later request heads take. The front
- * makes the watch as it hands the connection over; the server takes it when it starts the
- * connection (NULL when there is none: not watched), tells it when each response has ended and
- * each head is in, and ends it before it closes the socket. A connection the server closes
- * without taking (libmicrohttpd drops one it cannot start without a word) is found by the
- * front when its descriptor comes back or no longer names its socket, and counted as closed.
- * The watch calls may come from any thread; a NULL watch does nothing.
- */
-typedef struct front_watch front_watch;
-front_watch *front_watch_take(front *f, int fd);
-/* A response has ended: the clock for the next head starts. */
-void front_watch_idle(front_watch *w);
-/* A head is in: false when the front has answered the connection already (408), and the
- * request must not be answered again. */
-bool front_watch_head(front_watch *w);
-void front_watch_end(front *f, front_watch *w);
-
 /* Free the front, after the server has closed every connection handed to it. */
 void front_free(front *f);
 

@@ -1,52 +1,43 @@
 /*
- * http_server — libmicrohttpd adapter for the API; see http_server.h.
+ * http_server — the local HTTP/1.1 server in front of the API; see http_server.h.
  *
- * libmicrohttpd calls on_request() several times per request: once with the
- * headers, then once per chunk of body, then a last time with no data, when
- * the request is complete and the response is queued. A request_ctx carries
- * the body between those calls; on_completed() frees it.
+ * Each event-loop thread owns the connections handed to it: an epoll set in which a connection
+ * is registered once, edge-triggered for reading and writing, and an eventfd through which
+ * other threads wake it. A connection moves through:
  *
- * Writes do not hold a thread while they commit: api_begin() hands them to
- * the store and the connection is suspended. When the store reports back
- * (on its writer thread), write_ready() resumes the connection, and
- * libmicrohttpd calls on_request() once more to send the response. The
- * suspend/resume race is settled by one atomic state per request: whoever
- * comes second — the event loop after suspending, or the writer after the
- * commit — does the resume, so it always follows the suspend. A long poll
- * (GET /tasks/{id}?wait=) is parked the same way until the pipeline's
- * waiters call ready().
+ *   HEAD     a request head is read and judged (http_head_judge(), the rules the front judges a
+ *            first head by), then split in place (http_head_split())
+ *   BODY     its body is read: a Content-Length body into the same buffer, just after the head,
+ *            so the API reads head and body where they arrived; a chunked one decoded
+ *            (http_chunked) into a buffer of its own
+ *   PENDING  api_begin() handed a write (or a long poll) to the store; the writer's ready()
+ *            puts the connection on its loop's wake list, and the loop answers it
+ *   WRITING  the response goes out: one sendmsg() of head and body, more when the socket
+ *            fills
+ *   STREAM   an event stream (GET /events) goes out as the stream fills; the stream's wake()
+ *            uses the same wake list
+ *   LINGER   answered while a body was still coming: the rest is read and dropped for a
+ *            moment, so the close does not reset the connection under the answer
  *
- * A streamed body (GET /events) is a callback response whose reader copies
- * what the stream has buffered and, when nothing is, suspends the connection
- * until the stream's owner wakes it — the same state settles that race.
+ * Waiting for a write costs no epoll_ctl() and no thread: the connection stays in its set, and
+ * a commit of many writes wakes each loop once. Pipelined requests are answered in order, one
+ * at a time.
  *
- * Answers given before the API routes a request are counted and logged here,
- * as the API counts and logs the rest (taskd_http_requests_total, the DEBUG
- * "request" line), under route "unmatched": the ones on_request() gives
- * itself (a declared or read body over the limit, conflicting Content-Length
- * headers, shutting down), and the ones libmicrohttpd gives on its own (431
- * headers too large, 414, 400 malformed request or header line, 505, its own
- * 413/400 for a Content-Length it cannot parse). libmicrohttpd 0.9.75 tells
- * the application of those only through its error log — most come before any
- * callback that names the connection (the URI log and completion callbacks
- * run only once the request line parsed) — so on_mhd_log() recognises its
- * "Error processing request (HTTP response code is N ...)" message, which
- * every one of its own error answers goes through, exactly once. Their bodies
- * stay libmicrohttpd's HTML: 0.9.75 has no way to replace them. The front
- * (front.h) answers the same faults in JSON on a connection's first request,
- * before libmicrohttpd sees it, so only later requests on a kept-alive
- * connection can still get one of those HTML answers.
+ * Answers given before a request reaches the API (a head refused, a body over the limit or
+ * late, conflicting lengths, shutting down, admission) are JSON like the API's own, counted
+ * and logged here under route "unmatched" as the API counts and logs the rest.
  *
- * Bounds: the front bounds connections (in all, per client) and the time to
- * each request head (a connection's first, which it reads itself, and the
- * later ones, which it watches: front_watch_*); on_request() bounds the time
- * from a head to the end of its body (body_timeout, checked as body bytes
- * arrive; a silent client meets the idle timeout) and the requests in flight
- * (admission, 503).
+ * Deadlines, checked a few times a second: a kept-alive connection silent for the idle
+ * timeout is closed; a later head not complete within the idle timeout plus the header
+ * timeout after the previous answer gets 408; a body not complete within the body timeout
+ * gets 408; a response the client does not read for the idle timeout is dropped. A
+ * connection's first head is the front's (front.h) to wait for.
  */
 #include "http_server.h"
 
 #include "front.h"
+#include "core/http_chunked.h"
+#include "core/http_head.h"
 #include "core/sbuf.h"
 #include "core/urlcode.h"
 #include "util/clock.h"
@@ -54,113 +45,121 @@
 #include "util/metrics.h"
 
 #include <arpa/inet.h>
-#include <stdatomic.h>
-#include <unistd.h>
-#include <microhttpd.h>
+#include <errno.h>
 #include <netdb.h>
-#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The route label of answers given before routing: the API's label for unrouted requests. */
 #define UNROUTED "unmatched"
 
-/* libmicrohttpd's memory per connection; the front's head limit stays well inside it */
-#define CONNECTION_MEMORY (32 * 1024)
-#define HEAD_LIMIT        (16 * 1024)
+#define HEAD_LIMIT  (16 * 1024) /* a request head's bytes, the empty lines before it included */
+#define IN_FIRST    4096        /* a connection's first input buffer */
+#define IN_KEEP     (64 * 1024) /* the most input buffer a connection keeps between requests */
+#define STREAM_READ 4096        /* an event stream's bytes per chunk */
 /* A refused body is read and dropped this long (and this much) before the connection closes. */
 #define LINGER_NS    (1000 * 1000000LL)
 #define LINGER_BYTES (256 * 1024)
+#define SWEEP_NS     (250 * 1000000LL) /* how often deadlines are looked at */
+#define EVENTS       64
+
+typedef struct loop loop;
+typedef struct conn conn;
 
 struct http_server {
-    struct MHD_Daemon *daemon;
     api *api;
     metrics *metrics; /* the API's registry; NULL: nothing counted */
     front *front;
+    loop *loops;
+    int n_loops;
+    atomic_uint next_loop; /* round robin of handoffs */
     size_t body_limit;
     char too_large[96]; /* the detail of every 413 */
-    int64_t body_timeout_ns;
+    int64_t body_timeout_ns, idle_timeout_ns, header_timeout_ns;
     int max_in_flight;
-    atomic_int active;    /* requests inside api_begin() .. response, suspended ones included */
+    atomic_int active;    /* requests inside api_begin() .. response, parked ones included */
     atomic_int in_flight; /* the active ones but long polls: what admission bounds */
-    atomic_int streams;   /* event streams not yet completed */
+    atomic_int streams;   /* event streams not yet closed */
     atomic_bool stopping; /* no new requests are answered */
     char address[80];
 };
 
-enum write_state { WRITE_RUNNING, WRITE_SUSPENDED, WRITE_DONE };
+struct loop {
+    http_server *h;
+    pthread_t thread;
+    bool started;
+    int epoll_fd, wake_fd;
+    _Atomic(conn *) wakes; /* connections woken by other threads (a stack) */
+    atomic_bool stop;
+    conn *conns; /* every connection of this loop */
+    conn *dead;  /* closed, freed once nothing will touch them */
+    int64_t next_sweep_ns;
+    time_t date_s; /* the second date was written for */
+    char date[40];
+};
 
-typedef struct request_ctx {
-    sbuf body;
-    bool too_large;
-    bool begun;         /* api_begin() has run */
-    bool active;        /* counted in http_server.active */
-    bool in_flight;     /* counted in http_server.in_flight */
-    bool early;         /* answered before routing, and counted */
-    int64_t start_ns;   /* CLOCK_MONOTONIC, when the headers were in */
-    int64_t refused_ns; /* answered while its body was still coming (0: not) */
-    size_t dropped;     /* body bytes dropped since */
-    atomic_int state;   /* enum write_state, while a write is in flight or a stream is empty */
-    struct MHD_Connection *conn;
-    api_stream *stream; /* GET /events: the body, read as it fills */
-    int fd;             /* the connection's socket, while streaming */
-    http_server *server;
+enum phase { HEAD, BODY, PENDING, WRITING, STREAM, LINGER };
+
+struct conn {
+    loop *loop;
+    conn *prev, *next;  /* the loop's connections */
+    conn *wake_next;    /* on the loop's wake stack */
+    atomic_bool queued; /* on the wake stack, or being pushed there */
+    conn *dead_next;    /* on the loop's list of closed connections */
+    bool added;         /* in the loop's set and list (false: just handed over) */
+    int fd;             /* -1 once closed */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum phase phase;
+    bool readable;   /* the socket may hold bytes not read yet */
+    bool peer_done;  /* the client sent its last byte (or the socket failed) */
+    bool closing;    /* close once nothing is in flight */
+    bool keep_alive; /* the response keeps the connection open */
+    bool head_only;  /* HEAD: the response has no body */
+    bool counted;    /* answered before routing and counted */
+    bool split;      /* req holds the current request's head */
+    bool active, in_flight;
+    /* input: in[0..in_len), the request being read starting at 0 */
+    char *in;
+    size_t in_len, in_cap;
+    http_request_head *req; /* the split head, while the request is read and begun */
+    size_t body_len;        /* a Content-Length body's bytes (after req->len) */
+    bool chunked;
+    bool args_split; /* query arguments split into req->fields past its header fields */
+    size_t n_args;
+    http_chunked dec;
+    sbuf body;         /* a chunked body, decoded (its raw bytes leave in as they are read) */
+    int64_t start_ns;  /* the head complete */
+    int64_t idle_ns;   /* the last answer ended (or the handoff) */
+    int64_t io_ns;     /* the last byte read or written */
+    int64_t linger_ns; /* when lingering began */
+    size_t dropped;    /* bytes dropped while lingering */
+    /* output */
+    sbuf out; /* the response head, or a stream's chunk */
+    size_t out_off;
+    const char *body_out; /* the response body (owned by ex.resp, or static) */
+    size_t body_out_len, body_off;
+    api_stream *stream;
+    bool stream_ended;
     api_exchange ex;
-} request_ctx;
+};
 
-static const char *lookup_query(void *ctx, const char *name)
-{
-    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, name);
-}
+/* ---- counting answers given before routing ------------------------------------------------ */
 
-static const char *lookup_header(void *ctx, const char *name)
-{
-    return MHD_lookup_connection_value(ctx, MHD_HEADER_KIND, name);
-}
-
-/* Queue r on c with resp's status, content type and headers; frees resp. */
-static enum MHD_Result queue_response(struct MHD_Connection *c, api_response *resp,
-                                      struct MHD_Response *r)
-{
-    if (resp->content_type)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
-    for (int i = 0; i < resp->n_headers; i++)
-        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
-    api_response_free(resp);
-    enum MHD_Result ret = MHD_queue_response(c, (unsigned)resp->status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-/* Queue resp on the connection; takes ownership of resp->body. */
-static enum MHD_Result send_response(struct MHD_Connection *c, api_response *resp)
-{
-    struct MHD_Response *r;
-    if (resp->body) {
-        r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
-        if (r)
-            resp->body = NULL;
-    } else {
-        const char *text = api_bodiless_text(resp);
-        r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
-    }
-    if (!r) {
-        api_response_free(resp);
-        return MHD_NO;
-    }
-    return queue_response(c, resp, r);
-}
-
-/*
- * The method as a metrics label, as the API labels it: a static string from a short list, else
- * "other"; "unknown" when libmicrohttpd answered without telling us the method (NULL).
- */
+/* The method as a metrics label, as the API labels it: a static string from a short list. */
 static const char *method_label(const char *m)
 {
     static const char *const methods[] = {"GET", "HEAD",   "POST",   "PATCH",
@@ -175,8 +174,7 @@ static const char *method_label(const char *m)
 
 /*
  * Count and log (DEBUG, as the API logs the requests it answers) one answer given before
- * routing. method NULL: unknown (libmicrohttpd answered before telling us); start_ns 0: the
- * duration is unknown; detail: why, for the log line.
+ * routing. method NULL: unknown; start_ns 0: the duration is unknown; detail: why.
  */
 static void count_unrouted(http_server *h, const char *method, int status, int64_t start_ns,
                            const char *detail)
@@ -207,414 +205,905 @@ static void count_refused(http_server *h, const char *reason)
     }
 }
 
-/* Send an answer given before routing (takes resp's body), counting it once. */
-static enum MHD_Result answer_unrouted(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
-                                       const char *method, api_response *resp, const char *detail)
+/* ---- waking a loop ------------------------------------------------------------------------ */
+
+/* Put c on its loop's wake stack (any thread); the loop runs it on its next turn. */
+static void conn_wake(conn *c)
 {
-    int status = resp->status;
-    enum MHD_Result ret = send_response(c, resp);
-    if (ret == MHD_YES && !ctx->early) {
-        ctx->early = true;
-        count_unrouted(h, method, status, ctx->start_ns, detail);
+    if (atomic_exchange(&c->queued, true))
+        return; /* on the stack already: one run serves both */
+    loop *l = c->loop;
+    conn *top = atomic_load(&l->wakes);
+    do
+        c->wake_next = top;
+    while (!atomic_compare_exchange_weak(&l->wakes, &top, c));
+    if (!top) { /* the stack was empty: the loop may be asleep */
+        uint64_t one = 1;
+        ssize_t n = write(l->wake_fd, &one, sizeof one);
+        (void)n; /* a full counter wakes the loop all the same */
     }
-    return ret;
 }
 
-static enum MHD_Result reject_too_large(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
-                                        const char *method)
+/* The store is done with a request's write, or a long poll's wait is over (another thread). */
+static void exchange_ready(api_exchange *ex)
 {
-    api_response resp = {0};
-    api_body_too_large(&resp, h->body_limit);
-    return answer_unrouted(h, c, ctx, method, &resp, "request body over the limit");
+    conn_wake(ex->user);
 }
 
-/*
- * Refuse a request while its body is still coming in. libmicrohttpd 0.9.75 takes no response
- * until it has read a body to its end, so the JSON answer goes straight to the socket — nothing
- * else is written on a connection while its body is read — and the sending side is shut. The
- * rest of the body is then read and dropped for a moment, so that the close does not reset the
- * connection under the answer before the client has read it; then on_request() closes it.
- */
-static enum MHD_Result refuse_mid_body(http_server *h, struct MHD_Connection *c, request_ctx *ctx,
-                                       const char *method, int status, const char *reason,
-                                       const char *detail)
+/* An event stream has more to send, or has ended (another thread). */
+static void stream_wake(void *user)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci)
-        return MHD_NO;
-    /* counted before the answer leaves: a client that reads it and then asks /metrics sees it */
-    ctx->early = true;
-    count_unrouted(h, method, status, ctx->start_ns, detail);
-    count_refused(h, reason);
-    front_send_error(ci->connect_fd, status, detail);
-    shutdown(ci->connect_fd, SHUT_WR);
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 1u); /* a silent client */
-    ctx->refused_ns = clock_mono_ns();
-    return MHD_YES;
+    conn_wake(user);
 }
 
-/* The unescape callback: percent-decoding as url_unescape_in_place() does ("%00" stays). */
-static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+/* The stream drops a client that reads too slowly: shut the socket, so the loop sees it fail. */
+static void stream_abort(void *user)
 {
-    (void)cls;
-    (void)c;
-    return url_unescape_in_place(s);
+    conn *c = user;
+    shutdown(c->fd, SHUT_RDWR);
 }
 
-/* The request no longer counts among those in flight (it waits for long, or is done). */
-static void leave_in_flight(http_server *h, request_ctx *ctx)
+/* ---- requests in flight ------------------------------------------------------------------- */
+
+static void leave_in_flight(http_server *h, conn *c)
 {
-    if (ctx->in_flight) {
-        ctx->in_flight = false;
+    if (c->in_flight) {
+        c->in_flight = false;
         atomic_fetch_sub(&h->in_flight, 1);
     }
 }
 
 /* The request no longer counts as active (answered, or its client left). */
-static void settle(http_server *h, request_ctx *ctx)
+static void settle(http_server *h, conn *c)
 {
-    leave_in_flight(h, ctx);
-    if (ctx->active) {
-        ctx->active = false;
+    leave_in_flight(h, c);
+    if (c->active) {
+        c->active = false;
         atomic_fetch_sub(&h->active, 1);
     }
 }
 
-/* The store is done with a request's write (called on the writer thread). */
-static void write_ready(api_exchange *ex)
-{
-    request_ctx *ctx = ex->user;
-    if (atomic_exchange(&ctx->state, WRITE_DONE) == WRITE_SUSPENDED)
-        MHD_resume_connection(ctx->conn);
-}
+/* ---- closing ------------------------------------------------------------------------------ */
 
-/*
- * A streamed body (GET /events). libmicrohttpd calls stream_reader() when it
- * can send more; with nothing buffered the reader suspends the connection
- * (0.9.75 allows that from a content reader) and returns 0, and the stream's
- * owner calls stream_wake() once there is more. The race is settled as for
- * writes: whoever comes second resumes. A suspended connection is neither
- * timed out nor closed, so the wake always finds it.
- */
-static void stream_wake(void *user)
+static void close_stream(conn *c)
 {
-    request_ctx *ctx = user;
-    if (atomic_exchange(&ctx->state, WRITE_DONE) == WRITE_SUSPENDED)
-        MHD_resume_connection(ctx->conn);
-}
-
-/* The owner drops a client that reads too slowly: shut its socket down, so libmicrohttpd sees
- * the connection fail and closes it (on_completed() follows, which closes the stream). */
-static void stream_abort(void *user)
-{
-    request_ctx *ctx = user;
-    if (ctx->fd >= 0)
-        shutdown(ctx->fd, SHUT_RDWR);
-}
-
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    request_ctx *ctx = cls;
-    atomic_store(&ctx->state, WRITE_RUNNING); /* no wake is outstanding here */
-    long n = ctx->stream->ops->read(ctx->stream, buf, max);
-    if (n == API_STREAM_END)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n == API_STREAM_DROPPED || n < 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (n == 0) {
-        MHD_suspend_connection(ctx->conn);
-        int expected = WRITE_RUNNING;
-        if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
-            MHD_resume_connection(ctx->conn); /* woken before the suspend */
+    if (c->stream) {
+        c->stream->ops->close(c->stream); /* no wake or abort follows */
+        c->stream = NULL;
+        atomic_fetch_sub(&c->loop->h->streams, 1);
     }
-    return (ssize_t)n;
 }
 
-/* Queue a streamed response; takes resp->stream (closed here if it cannot be sent). */
-static enum MHD_Result send_stream(request_ctx *ctx, struct MHD_Connection *c, api_response *resp)
+/* Close the socket at once; the connection is freed once nothing is in flight or queued. */
+static void conn_close(conn *c)
 {
-    api_stream *st = resp->stream;
-    resp->stream = NULL;
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, ctx, NULL);
-    if (!r) {
-        st->ops->close(st);
-        api_response_free(resp);
-        return MHD_NO;
+    http_server *h = c->loop->h;
+    if (!c->closing) {
+        c->closing = true;
+        c->dead_next = c->loop->dead;
+        c->loop->dead = c;
     }
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    ctx->fd = info ? info->connect_fd : -1;
-    ctx->stream = st;
-    atomic_fetch_add(&ctx->server->streams, 1); /* until on_completed() */
-    atomic_store(&ctx->state, WRITE_RUNNING);
-    st->ops->attach(st, stream_wake, stream_abort, ctx);
-    /* MHD_NO: the connection closes, and on_completed() closes the stream */
-    return queue_response(c, resp, r);
-}
-
-/* Content-Length headers seen: the first value, and whether another one disagrees. */
-typedef struct lengths {
-    const char *first;
-    bool conflict;
-} lengths;
-
-static enum MHD_Result note_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    (void)kind;
-    lengths *l = cls;
-    if (strcasecmp(key, "Content-Length") == 0 && value) {
-        if (!l->first)
-            l->first = value;
-        else if (strcmp(l->first, value) != 0)
-            l->conflict = true;
+    close_stream(c);
+    if (c->fd >= 0) {
+        close(c->fd); /* out of the epoll set with it */
+        c->fd = -1;
+        front_closed(h->front, (struct sockaddr *)&c->addr);
     }
-    return MHD_YES;
+    if (c->phase == PENDING && c->ex.waiter && h->api->pipeline &&
+        h->api->pipeline->unwait_task(h->api->pipeline->ctx, &c->ex))
+        c->phase = HEAD; /* a long poll taken back: no ready() comes */
 }
 
-/* The front's watch over a connection's later heads (on_connection()); NULL: none. */
-static front_watch *watch_of(struct MHD_Connection *c)
+/* Free a closed connection when nothing will touch it any more (the loop's turn is over: no
+ * event of this turn names it); true when freed. */
+static bool conn_reap(conn *c)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    return ci ? ci->socket_context : NULL;
+    if (!c->closing || c->phase == PENDING || atomic_load(&c->queued))
+        return false;
+    loop *l = c->loop;
+    settle(l->h, c);
+    if (c->added) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            l->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+    }
+    api_exchange_free(&c->ex);
+    sbuf_free(&c->body);
+    sbuf_free(&c->out);
+    free(c->req);
+    free(c->in);
+    free(c);
+    return true;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version, const char *upload_data,
-                                  size_t *upload_data_size, void **con_cls)
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static const char *loop_date(loop *l)
 {
-    (void)version;
-    http_server *h = cls;
-    request_ctx *ctx = *con_cls;
-    if (!ctx) {
-        /* headers are in, unless the front answered this connection while they were coming */
-        if (!front_watch_head(watch_of(c)))
-            return MHD_NO;
-        /* refuse a declared oversize body before reading it */
-        ctx = calloc(1, sizeof *ctx);
-        if (!ctx)
-            return MHD_NO;
-        ctx->server = h;
-        ctx->start_ns = clock_mono_ns();
-        *con_cls = ctx;
-        /* Two lengths that disagree: a proxy in front may have read the other one (request
-         * smuggling). Refused, and the connection closed, before any body is read. */
-        lengths l = {0};
-        MHD_get_connection_values(c, MHD_HEADER_KIND, note_length, &l);
-        if (l.conflict) {
-            ctx->too_large = true; /* nothing of the body is kept */
-            api_response resp = {0};
-            api_error(&resp, 400, "Conflicting Content-Length headers");
-            api_add_header(&resp, "Connection", "close");
-            return answer_unrouted(h, c, ctx, method, &resp, "conflicting Content-Length headers");
+    time_t now = time(NULL);
+    if (now != l->date_s) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(l->date, sizeof l->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        l->date_s = now;
+    }
+    return l->date;
+}
+
+/* Send what is left of out and the body; false when the socket failed. */
+static bool flush(conn *c)
+{
+    while (c->out_off < c->out.len || c->body_off < c->body_out_len) {
+        struct iovec iov[2];
+        int n = 0;
+        if (c->out_off < c->out.len)
+            iov[n++] = (struct iovec){c->out.data + c->out_off, c->out.len - c->out_off};
+        if (c->body_off < c->body_out_len)
+            iov[n++] =
+                (struct iovec){(char *)c->body_out + c->body_off, c->body_out_len - c->body_off};
+        struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t sent = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (sent < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK; /* EPOLLOUT will follow */
         }
-        const char *cl = l.first;
-        if (cl && strtoull(cl, NULL, 10) > h->body_limit) {
-            ctx->too_large = true;
-            return reject_too_large(h, c, ctx, method);
+        c->io_ns = clock_mono_ns();
+        size_t s = (size_t)sent, head_left = c->out.len - c->out_off;
+        if (s <= head_left) {
+            c->out_off += s;
+        } else {
+            c->out_off = c->out.len;
+            c->body_off += s - head_left;
         }
-        return MHD_YES;
     }
-    if (ctx->refused_ns) {
-        /* answered already: drop what comes for a moment, then close */
-        bool body_done = *upload_data_size == 0;
-        ctx->dropped += *upload_data_size;
-        *upload_data_size = 0;
-        if (body_done || ctx->dropped >= LINGER_BYTES ||
-            clock_mono_ns() - ctx->refused_ns >= LINGER_NS)
-            return MHD_NO;
-        return MHD_YES;
-    }
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0; /* taken: kept, or dropped with the request */
-        if (clock_mono_ns() - ctx->start_ns > h->body_timeout_ns)
-            return refuse_mid_body(h, c, ctx, method, 408, "body_timeout",
-                                   "Request body not received in time");
-        if (ctx->body.len + n > h->body_limit) {
-            /* a chunked body: its size is known to be over the limit only now */
-            sbuf_free(&ctx->body);
-            return refuse_mid_body(h, c, ctx, method, 413, "body_too_large", h->too_large);
-        }
-        sbuf_append(&ctx->body, upload_data, n);
-        return MHD_YES;
-    }
-    if (ctx->too_large)
-        return reject_too_large(h, c, ctx, method);
-    if (!ctx->begun) {
-        ctx->begun = true;
-        /* Count first, then look at stopping: http_server_stop() does the
-         * reverse, so either it waits for this request or this request
-         * sees the stop. Nothing can be suspended once the daemon stops. */
-        atomic_fetch_add(&h->active, 1);
-        ctx->active = true;
-        int before = atomic_fetch_add(&h->in_flight, 1);
-        ctx->in_flight = true;
-        if (atomic_load(&h->stopping)) {
-            settle(h, ctx);
-            api_response resp = {0};
-            api_error(&resp, 503, "The server is shutting down");
-            api_add_header(&resp, "Connection", "close");
-            api_add_header(&resp, "Retry-After", "1");
-            return answer_unrouted(h, c, ctx, method, &resp, "shutting down");
-        }
-        if (before >= h->max_in_flight) {
-            /* admission: answered at once rather than queued without end */
-            settle(h, ctx);
-            api_response resp = {0};
-            api_error(&resp, 503, "Too many requests in flight; retry later");
-            api_add_header(&resp, "Retry-After", "1");
-            count_refused(h, "in_flight");
-            return answer_unrouted(h, c, ctx, method, &resp, "too many requests in flight");
-        }
-        if (sbuf_failed(&ctx->body)) {
-            settle(h, ctx);
-            api_response resp = {0};
-            api_error(&resp, 503, "Out of memory reading the request");
-            return answer_unrouted(h, c, ctx, method, &resp, "out of memory reading the body");
-        }
-        api_request req = {
-            .method = method,
-            .path = url,
-            .query = lookup_query,
-            .header = lookup_header,
-            .ctx = c,
-            .body = ctx->body.data ? ctx->body.data : "",
-            .body_len = ctx->body.len,
-        };
-        ctx->ex.ready = write_ready;
-        ctx->ex.user = ctx;
-        ctx->conn = c;
-        if (api_begin(h->api, &req, &ctx->ex) == API_PENDING) {
-            if (ctx->ex.long_lived) /* a long poll: still active (a stop waits for its answer) */
-                leave_in_flight(h, ctx);
-            MHD_suspend_connection(c);
-            int expected = WRITE_RUNNING;
-            if (!atomic_compare_exchange_strong(&ctx->state, &expected, WRITE_SUSPENDED))
-                MHD_resume_connection(c); /* the write finished first */
-            return MHD_YES;
-        }
-    } else {
-        /* resumed: the write is done */
-        api_finish(h->api, &ctx->ex);
-    }
-    settle(h, ctx);
-    api_response *resp = &ctx->ex.resp;
-    if (resp->stream)
-        return send_stream(ctx, c, resp);
-    return send_response(c, resp);
+    return true;
 }
 
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
+static bool flushed(const conn *c)
 {
-    http_server *h = cls;
-    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
-        front_watch_idle(watch_of(c)); /* the connection waits for its next head */
-    request_ctx *ctx = *con_cls;
-    if (ctx) {
-        settle(h, ctx); /* a client that hung up while its write was in flight */
-        if (ctx->stream) {
-            ctx->stream->ops->close(ctx->stream); /* no wake or abort follows */
-            atomic_fetch_sub(&h->streams, 1);
+    return c->out_off == c->out.len && c->body_off == c->body_out_len;
+}
+
+/* Start a response head in c->out: status line, Date and, unless streamed, Content-Length. */
+static void put_head(conn *c, const api_response *resp, const char *type, size_t length,
+                     bool chunked)
+{
+    sbuf *o = &c->out;
+    sbuf_truncate(o, 0);
+    c->out_off = 0;
+    sbuf_puts(o, "HTTP/1.1 ");
+    sbuf_int(o, resp->status);
+    sbuf_putc(o, ' ');
+    sbuf_puts(o, http_reason_phrase(resp->status));
+    sbuf_puts(o, "\r\nDate: ");
+    sbuf_puts(o, loop_date(c->loop));
+    if (type) {
+        sbuf_puts(o, "\r\nContent-Type: ");
+        sbuf_puts(o, type);
+    }
+    for (int i = 0; i < resp->n_headers; i++) {
+        if (strcasecmp(resp->headers[i].name, "Connection") == 0) {
+            if (strcasecmp(resp->headers[i].value, "close") == 0)
+                c->keep_alive = false;
+            continue; /* written below, once */
         }
-        sbuf_free(&ctx->body);
-        api_exchange_free(&ctx->ex);
-        free(ctx);
-        *con_cls = NULL;
+        sbuf_puts(o, "\r\n");
+        sbuf_puts(o, resp->headers[i].name);
+        sbuf_puts(o, ": ");
+        sbuf_puts(o, resp->headers[i].value);
     }
+    if (chunked) {
+        sbuf_puts(o, "\r\nTransfer-Encoding: chunked");
+    } else if (length != (size_t)-1) {
+        sbuf_puts(o, "\r\nContent-Length: ");
+        sbuf_int(o, (int64_t)length);
+    }
+    if (!c->keep_alive)
+        sbuf_puts(o, "\r\nConnection: close");
+    else if (!c->split || !c->req->http11)
+        sbuf_puts(o, "\r\nConnection: keep-alive");
+    sbuf_puts(o, "\r\n\r\n");
 }
 
-/*
- * The one message libmicrohttpd (0.9.75) logs for every error answer of its own, with the
- * status and the HTML page it sends as its two arguments.
- */
-static const char MHD_ERROR_ANSWER[] = "Error processing request (HTTP response code is %u ('%s'))";
+static void run(conn *c);
 
-/*
- * Messages libmicrohttpd logs for what a client did wrong, beside that answer, or instead of one
- * (a client that hung up). DEBUG, not WARN: a client must not be able to fill the log with
- * warnings.
- */
-static const char *const MHD_CLIENT_FAULTS[] = {
-    "Failed to parse `Content-Length' header",
-    "Too large value of 'Content-Length' header",
-    "Received HTTP/1.1 request without `Host' header",
-    "Not enough memory in pool to allocate header record",
-    "Not enough memory in pool to parse cookies",
-    "Connection was closed by remote side with incomplete request",
-    /* on_request() closing a connection it answered mid-body (refuse_mid_body()) */
-    "Application reported internal error, closing connection.",
-};
-
-/*
- * The text of libmicrohttpd's error page into out: what is inside <body>, tags dropped (the whole
- * page, tags dropped, when it has no body element).
- */
-static void page_text(const char *page, char *out, size_t outlen)
+/* Send the exchange's response (ex.resp): a body, or the start of a stream. */
+static void respond(conn *c)
 {
-    const char *p = page ? page : "";
-    const char *body = strstr(p, "<body>");
-    if (body)
-        p = body + 6;
-    size_t n = 0;
-    bool in_tag = false;
-    for (; *p && n + 1 < outlen; p++) {
-        if (*p == '<' && strncmp(p, "</body>", 7) == 0 && body)
-            break;
-        if (*p == '<')
-            in_tag = true;
-        else if (*p == '>')
-            in_tag = false;
-        else if (!in_tag)
-            out[n++] = *p;
-    }
-    out[n] = '\0';
-}
-
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    http_server *h = cls;
-    if (h && strncmp(fmt, MHD_ERROR_ANSWER, sizeof MHD_ERROR_ANSWER - 1) == 0) {
-        va_list args;
-        va_copy(args, ap);
-        unsigned status = va_arg(args, unsigned);
-        const char *page = va_arg(args, const char *);
-        va_end(args);
-        char text[200];
-        page_text(page, text, sizeof text);
-        count_unrouted(h, NULL, (int)status, 0, text);
+    http_server *h = c->loop->h;
+    settle(h, c);
+    api_response *resp = &c->ex.resp;
+    if (resp->stream) {
+        c->stream = resp->stream;
+        resp->stream = NULL;
+        atomic_fetch_add(&h->streams, 1);
+        bool http11 = c->split && c->req->http11;
+        if (!http11)
+            c->keep_alive = false; /* the body ends with the connection */
+        put_head(c, resp, resp->content_type, (size_t)-1, http11);
+        c->body_out = NULL;
+        c->body_out_len = c->body_off = 0;
+        c->stream_ended = false;
+        c->stream->ops->attach(c->stream, stream_wake, stream_abort, c);
+        c->phase = STREAM;
         return;
     }
-    char msg[512];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = '\0';
-    for (size_t i = 0; i < sizeof MHD_CLIENT_FAULTS / sizeof MHD_CLIENT_FAULTS[0]; i++) {
-        if (strncmp(msg, MHD_CLIENT_FAULTS[i], strlen(MHD_CLIENT_FAULTS[i])) == 0) {
-            log_debug(msg, "component", "http", NULL);
+    const char *body = resp->body;
+    size_t len = resp->body_len;
+    if (!body) {
+        body = api_bodiless_text(resp);
+        len = strlen(body);
+    }
+    bool no_body = resp->status == 204 || resp->status == 304;
+    put_head(c, resp, no_body ? NULL : resp->content_type, no_body ? (size_t)-1 : len, false);
+    c->body_out = no_body || c->head_only ? NULL : body;
+    c->body_out_len = c->body_out ? len : 0;
+    c->body_off = 0;
+    c->phase = WRITING;
+}
+
+/* Fill ex.resp with {"detail": detail} and answer it before routing, counted once; why is
+ * for the log. The connection closes after it unless keep. */
+static void answer_unrouted(conn *c, int status, const char *detail, const char *why, bool keep)
+{
+    http_server *h = c->loop->h;
+    api_response *resp = &c->ex.resp;
+    api_response_free(resp);
+    memset(resp, 0, sizeof *resp);
+    api_error(resp, status, detail);
+    if (status == 429 || status == 503)
+        api_add_header(resp, "Retry-After", "1");
+    c->keep_alive = c->keep_alive && keep;
+    if (!c->keep_alive && !c->linger_ns)
+        c->linger_ns = clock_mono_ns(); /* what the client still sends must not reset the answer */
+    if (!c->counted) {
+        c->counted = true;
+        count_unrouted(h, c->split ? c->req->method : NULL, status, c->start_ns, why);
+    }
+    respond(c);
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+/* Read what the socket holds into in, up to want bytes in all; false on EOF or a failure. */
+static bool fill(conn *c, size_t want)
+{
+    if (!c->readable)
+        return true;
+    if (want > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : IN_FIRST;
+        while (cap < want)
+            cap *= 2;
+        char *in = realloc(c->in, cap);
+        if (!in)
+            return false;
+        if (c->split && in != c->in) { /* the split head points into the buffer */
+            http_request_head *r = c->req;
+            ptrdiff_t d = in - c->in;
+            r->method += d;
+            r->path += d;
+            if (r->query)
+                r->query += d;
+            for (size_t i = 0; i < r->n_fields + c->n_args; i++) {
+                r->fields[i].name += d;
+                if (r->fields[i].value)
+                    r->fields[i].value += d;
+            }
+        }
+        c->in = in;
+        c->in_cap = cap;
+    }
+    while (c->in_len < want) {
+        size_t room = c->in_cap - c->in_len;
+        ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            c->io_ns = clock_mono_ns();
+            if ((size_t)n < room) {
+                c->readable = false; /* drained: the next bytes bring a new edge */
+                return true;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->readable = false;
+            return true;
+        }
+        c->readable = false;
+        c->peer_done = true;
+        return false;
+    }
+    return true;
+}
+
+/* The request (its head and any body) is answered: drop its bytes, keep what follows. */
+static void consume_request(conn *c)
+{
+    size_t used = c->split ? c->req->len + (c->chunked ? 0 : c->body_len) : 0;
+    if (used > c->in_len)
+        used = c->in_len;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    c->split = false;
+    c->chunked = false;
+    c->body_len = 0;
+    c->args_split = false;
+    c->n_args = 0;
+    c->counted = false;
+    c->head_only = false;
+    sbuf_free(&c->body);
+    if (c->in_cap > IN_KEEP && c->in_len <= IN_FIRST) { /* a large body's room goes back */
+        char *in = realloc(c->in, IN_FIRST);
+        if (in) {
+            c->in = in;
+            c->in_cap = IN_FIRST;
+        }
+    }
+}
+
+static const char *lookup_query(void *ctx, const char *name)
+{
+    conn *c = ctx;
+    http_request_head *r = c->req;
+    if (!c->args_split) {
+        c->args_split = true;
+        c->n_args = http_query_split(r->query, r->fields + r->n_fields,
+                                     HTTP_HEAD_MAX_RECORDS - r->n_fields);
+    }
+    for (size_t i = 0; i < c->n_args; i++)
+        if (strcasecmp(r->fields[r->n_fields + i].name, name) == 0)
+            return r->fields[r->n_fields + i].value;
+    return NULL;
+}
+
+static const char *lookup_header(void *ctx, const char *name)
+{
+    conn *c = ctx;
+    return http_head_field(c->req, name);
+}
+
+/* Two Content-Length fields that disagree. */
+static bool lengths_conflict(const http_request_head *r)
+{
+    const char *first = NULL;
+    for (size_t i = 0; i < r->n_fields; i++) {
+        if (strcasecmp(r->fields[i].name, "Content-Length") != 0)
+            continue;
+        if (!first)
+            first = r->fields[i].value;
+        else if (strcmp(first, r->fields[i].value) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether a header's comma-separated value lists token (any case). */
+static bool lists(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+    for (const char *p = value; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *t = end;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
+/* Hand the complete request to the API. */
+static void dispatch(conn *c)
+{
+    http_server *h = c->loop->h;
+    http_request_head *r = c->req;
+    /* Count first, then look at stopping: http_server_stop() does the reverse, so either it
+     * waits for this request or this request sees the stop. */
+    atomic_fetch_add(&h->active, 1);
+    c->active = true;
+    int before = atomic_fetch_add(&h->in_flight, 1);
+    c->in_flight = true;
+    if (atomic_load(&h->stopping)) {
+        settle(h, c);
+        answer_unrouted(c, 503, "The server is shutting down", "shutting down", false);
+        return;
+    }
+    if (before >= h->max_in_flight) {
+        settle(h, c);
+        count_refused(h, "in_flight");
+        /* admission refuses the request, not the connection */
+        answer_unrouted(c, 503, "Too many requests in flight; retry later",
+                        "too many requests in flight", true);
+        return;
+    }
+    if (sbuf_failed(&c->body)) {
+        settle(h, c);
+        answer_unrouted(c, 503, "Out of memory reading the request",
+                        "out of memory reading the body", false);
+        return;
+    }
+    url_unescape_in_place(r->path);
+    api_request req = {
+        .method = r->method,
+        .path = r->path,
+        .query = lookup_query,
+        .header = lookup_header,
+        .ctx = c,
+        .body = c->chunked ? (c->body.data ? c->body.data : "") : c->in + r->len,
+        .body_len = c->chunked ? c->body.len : c->body_len,
+    };
+    c->head_only = strcmp(r->method, "HEAD") == 0;
+    c->ex.ready = exchange_ready;
+    c->ex.user = c;
+    if (api_begin(h->api, &req, &c->ex) == API_PENDING) {
+        if (c->ex.long_lived) /* a long poll: still active (a stop waits for its answer) */
+            leave_in_flight(h, c);
+        c->phase = PENDING;
+        return;
+    }
+    respond(c);
+}
+
+/* Answer a request while its body may still be coming (reason: the metrics label), then
+ * linger. */
+static void refuse_body(conn *c, int status, const char *reason, const char *detail,
+                        const char *why)
+{
+    count_refused(c->loop->h, reason);
+    answer_unrouted(c, status, detail, why, false);
+}
+
+/* A head is complete and taken: split it and see how its body comes. */
+static void begin_request(conn *c)
+{
+    http_server *h = c->loop->h;
+    if (!c->req && !(c->req = malloc(sizeof *c->req))) {
+        conn_close(c);
+        return;
+    }
+    http_request_head *r = c->req;
+    http_head_split(c->in, c->in_len, r);
+    c->split = true;
+    c->start_ns = clock_mono_ns();
+    c->keep_alive = r->http11;
+    const char *connection = http_head_field(r, "Connection");
+    if (connection && lists(connection, "close"))
+        c->keep_alive = false;
+    else if (connection && lists(connection, "keep-alive"))
+        c->keep_alive = true;
+    if (r->http11 && !http_head_field(r, "Host")) {
+        c->body_len = 0;
+        answer_unrouted(c, 400, "HTTP/1.1 request without Host", "no Host", false);
+        return;
+    }
+    if (lengths_conflict(r)) {
+        /* a proxy in front may have read the other one (request smuggling) */
+        answer_unrouted(c, 400, "Conflicting Content-Length headers",
+                        "conflicting Content-Length headers", false);
+        return;
+    }
+    const char *te = http_head_field(r, "Transfer-Encoding");
+    const char *cl = http_head_field(r, "Content-Length");
+    uint64_t length = 0;
+    if (te) {
+        c->chunked = true; /* the judge took only "chunked" */
+        http_chunked_init(&c->dec);
+        c->keep_alive = c->keep_alive && !cl; /* both: answered, then closed */
+    } else if (cl) {
+        length = strtoull(cl, NULL, 10);
+    }
+    if (length > h->body_limit) {
+        c->body_len = 0;
+        refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
+        return;
+    }
+    c->body_len = (size_t)length;
+    const char *expect = http_head_field(r, "Expect");
+    bool body_due = c->chunked || c->in_len < r->len + c->body_len;
+    if (body_due && r->http11 && expect && strcasecmp(expect, "100-continue") == 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)n; /* a client that cannot take it sends its body all the same */
+    }
+    c->phase = BODY;
+}
+
+/* Read the body as far as it has come; dispatch it once whole. */
+static void read_body(conn *c)
+{
+    http_server *h = c->loop->h;
+    http_request_head *r = c->req;
+    for (;;) {
+        if (clock_mono_ns() - c->start_ns > h->body_timeout_ns) {
+            refuse_body(c, 408, "body_timeout", "Request body not received in time",
+                        "request body not received in time");
+            return;
+        }
+        if (!c->chunked) {
+            if (c->in_len >= r->len + c->body_len) {
+                dispatch(c);
+                return;
+            }
+        } else {
+            size_t at = r->len, used = 0;
+            http_chunked_rc rc =
+                http_chunked_feed(&c->dec, c->in + at, c->in_len - at, &used, &c->body);
+            /* decoded: drop the raw bytes, keep any that follow the body */
+            memmove(c->in + at, c->in + at + used, c->in_len - at - used);
+            c->in_len -= used;
+            if (c->body.len > h->body_limit) {
+                sbuf_free(&c->body);
+                refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
+                return;
+            }
+            if (rc == HTTP_CHUNKED_BAD) {
+                refuse_body(c, 400, "malformed", "Malformed chunked body",
+                            "malformed chunked body");
+                return;
+            }
+            if (rc == HTTP_CHUNKED_DONE) {
+                dispatch(c);
+                return;
+            }
+        }
+        if (!c->readable) {
+            if (c->peer_done)
+                conn_close(c); /* the rest of the body can no longer come */
+            return;
+        }
+        size_t want = c->chunked ? c->in_len + IN_FIRST : r->len + c->body_len;
+        if (!fill(c, want) && c->in_len < want && !c->chunked) {
+            conn_close(c);
             return;
         }
     }
-    log_warn(msg, "component", "http", NULL);
 }
 
-/*
- * libmicrohttpd's last word before it aborts on an internal inconsistency:
- * log it as a JSON line (its default goes to stderr unformatted), then abort.
- */
-static void on_mhd_panic(void *cls, const char *file, unsigned int line, const char *reason)
+/* Read and judge the next head; begin it once whole. */
+static void read_head(conn *c)
 {
-    (void)cls;
-    char where[256];
-    snprintf(where, sizeof where, "%s:%u", file ? file : "?", line);
-    log_error("libmicrohttpd panic", "reason", reason ? reason : "", "where", where, NULL);
-    abort();
+    for (;;) {
+        if (c->in_len > 0) {
+            size_t n = c->in_len < HEAD_LIMIT ? c->in_len : HEAD_LIMIT;
+            http_head_verdict v = http_head_judge(c->in, n, HEAD_LIMIT);
+            if (v == HTTP_HEAD_OK) {
+                begin_request(c);
+                return;
+            }
+            if (v != HTTP_HEAD_MORE) {
+                http_refusal rf = http_head_refusal(v, c->loop->h->too_large);
+                count_refused(c->loop->h, rf.reason);
+                answer_unrouted(c, rf.status, rf.detail, rf.detail, false);
+                c->in_len = 0;
+                return;
+            }
+        }
+        if (!c->readable) {
+            if (c->peer_done)
+                conn_close(c); /* closed between requests, or within a head */
+            return;
+        }
+        size_t want = c->in_len + IN_FIRST;
+        if (!fill(c, want > HEAD_LIMIT ? HEAD_LIMIT : want)) {
+            size_t n = c->in_len < HEAD_LIMIT ? c->in_len : HEAD_LIMIT;
+            if (n == 0 || http_head_judge(c->in, n, HEAD_LIMIT) == HTTP_HEAD_MORE) {
+                conn_close(c);
+                return;
+            }
+        }
+    }
+}
+
+/* Drop what a refused client still sends, until it stops or enough time or bytes went by. */
+static void linger(conn *c)
+{
+    char sink[4096];
+    for (;;) {
+        ssize_t n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n > 0 && (c->dropped += (size_t)n) < LINGER_BYTES)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            c->readable = false;
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+}
+
+/* The response went out: the next request, the linger, or the close. */
+static void response_sent(conn *c)
+{
+    api_exchange_free(&c->ex);
+    memset(&c->ex, 0, sizeof c->ex);
+    c->body_out = NULL;
+    c->body_out_len = c->body_off = 0;
+    sbuf_truncate(&c->out, 0);
+    c->out_off = 0;
+    if (c->linger_ns) {
+        shutdown(c->fd, SHUT_WR);
+        c->phase = LINGER;
+        c->readable = true;
+        return;
+    }
+    if (!c->keep_alive) {
+        conn_close(c);
+        return;
+    }
+    consume_request(c);
+    c->idle_ns = clock_mono_ns();
+    c->phase = HEAD;
+}
+
+/* Send more of an event stream: what it has buffered, chunked on HTTP/1.1. */
+static void stream_more(conn *c)
+{
+    bool http11 = c->split && c->req->http11;
+    for (;;) {
+        if (!flush(c)) {
+            conn_close(c);
+            return;
+        }
+        if (!flushed(c))
+            return; /* EPOLLOUT comes */
+        if (c->stream_ended) {
+            response_sent(c);
+            return;
+        }
+        sbuf_truncate(&c->out, 0);
+        c->out_off = 0;
+        char buf[STREAM_READ];
+        long n = c->stream->ops->read(c->stream, buf, sizeof buf);
+        if (n == 0)
+            return; /* a wake comes when there is more */
+        if (n == API_STREAM_END) {
+            close_stream(c);
+            c->stream_ended = true;
+            if (http11)
+                sbuf_puts(&c->out, "0\r\n\r\n");
+            continue;
+        }
+        if (n < 0) { /* dropped: too slow a reader */
+            conn_close(c);
+            return;
+        }
+        if (http11) {
+            char size[24];
+            snprintf(size, sizeof size, "%lx\r\n", n);
+            sbuf_puts(&c->out, size);
+        }
+        sbuf_append(&c->out, buf, (size_t)n);
+        if (http11)
+            sbuf_puts(&c->out, "\r\n");
+        if (sbuf_failed(&c->out)) {
+            conn_close(c);
+            return;
+        }
+    }
+}
+
+/* Run a connection as far as it can go without waiting. */
+static void run(conn *c)
+{
+    while (!c->closing) {
+        enum phase before = c->phase;
+        switch (c->phase) {
+        case HEAD:
+            read_head(c);
+            break;
+        case BODY:
+            read_body(c);
+            break;
+        case PENDING:
+            return; /* the wake comes */
+        case WRITING:
+            if (!flush(c)) {
+                conn_close(c);
+                return;
+            }
+            if (!flushed(c))
+                return; /* EPOLLOUT comes */
+            response_sent(c);
+            break;
+        case STREAM:
+            stream_more(c);
+            if (c->phase == STREAM)
+                return;
+            break;
+        case LINGER:
+            linger(c);
+            return;
+        }
+        if (c->phase == before && !c->closing)
+            return; /* waiting for bytes */
+    }
+}
+
+/* ---- the loop ----------------------------------------------------------------------------- */
+
+/* A connection on the wake stack: new, or its write, wait or stream has news. */
+static void woken(loop *l, conn *c)
+{
+    atomic_store(&c->queued, false);
+    if (!c->added) {
+        c->added = true;
+        c->next = l->conns;
+        if (l->conns)
+            l->conns->prev = c;
+        l->conns = c;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = c};
+        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+            conn_close(c);
+            return;
+        }
+        c->readable = true;
+        run(c);
+    } else if (c->phase == PENDING) {
+        api_finish(l->h->api, &c->ex);
+        c->phase = WRITING;
+        if (c->closing) {
+            settle(l->h, c); /* the client left while its write was in flight */
+        } else {
+            respond(c);
+            run(c);
+        }
+    } else if (c->phase == STREAM && !c->closing) {
+        run(c);
+    }
+}
+
+static void drain_wakes(loop *l)
+{
+    uint64_t n;
+    ssize_t r = read(l->wake_fd, &n, sizeof n);
+    (void)r;
+    conn *c = atomic_exchange(&l->wakes, NULL);
+    conn *fifo = NULL; /* the stack reversed: first woken, first run */
+    while (c) {
+        conn *next = c->wake_next;
+        c->wake_next = fifo;
+        fifo = c;
+        c = next;
+    }
+    while (fifo) {
+        conn *next = fifo->wake_next;
+        woken(l, fifo);
+        fifo = next;
+    }
+}
+
+/* Deadlines: silent, slow and stuck connections. */
+static void sweep(loop *l, int64_t now)
+{
+    http_server *h = l->h;
+    for (conn *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing)
+            continue;
+        switch (c->phase) {
+        case HEAD:
+            if (c->in_len > 0 && now - c->idle_ns > h->idle_timeout_ns + h->header_timeout_ns) {
+                count_refused(h, "header_timeout");
+                answer_unrouted(c, 408, "Request head not received in time",
+                                "request head not received in time", false);
+                c->in_len = 0;
+                run(c);
+            } else if (now - c->io_ns > h->idle_timeout_ns) {
+                conn_close(c);
+            }
+            break;
+        case BODY:
+            if (now - c->start_ns > h->body_timeout_ns)
+                run(c); /* read_body() answers the 408 */
+            else if (now - c->io_ns > h->idle_timeout_ns)
+                conn_close(c);
+            break;
+        case WRITING:
+            if (now - c->io_ns > h->idle_timeout_ns)
+                conn_close(c); /* the client does not read its answer */
+            break;
+        case LINGER:
+            if (now - c->linger_ns > LINGER_NS)
+                conn_close(c);
+            break;
+        case PENDING:
+        case STREAM:
+            break;
+        }
+    }
+}
+
+/* Free the closed connections nothing will touch any more; keep the others listed. */
+static void reap(loop *l)
+{
+    conn *keep = NULL;
+    for (conn *c = l->dead, *next; c; c = next) {
+        next = c->dead_next;
+        if (!conn_reap(c)) {
+            c->dead_next = keep;
+            keep = c;
+        }
+    }
+    l->dead = keep;
+}
+
+static void *loop_main(void *arg)
+{
+    loop *l = arg;
+    struct epoll_event ev[EVENTS];
+    while (!atomic_load(&l->stop)) {
+        int n = epoll_wait(l->epoll_fd, ev, EVENTS, (int)(SWEEP_NS / 1000000));
+        for (int i = 0; i < n; i++) {
+            conn *c = ev[i].data.ptr;
+            if (!c) {
+                drain_wakes(l);
+                continue;
+            }
+            if (c->closing)
+                continue;
+            if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+            if (ev[i].events & EPOLLERR)
+                conn_close(c);
+            else
+                run(c);
+        }
+        int64_t now = clock_mono_ns();
+        if (now >= l->next_sweep_ns) {
+            l->next_sweep_ns = now + SWEEP_NS;
+            sweep(l, now);
+        }
+        if (l->dead)
+            reap(l);
+    }
+    return NULL;
+}
+
+/* ---- handing over and starting ------------------------------------------------------------ */
+
+/* The front hands over a connection whose first request head is in (the front's thread). */
+static bool handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t len)
+{
+    http_server *h = cls;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return false;
+    }
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    c->fd = fd;
+    memcpy(&c->addr, addr, len < sizeof c->addr ? len : sizeof c->addr);
+    c->addrlen = len;
+    c->phase = HEAD;
+    c->idle_ns = c->io_ns = clock_mono_ns();
+    unsigned i = atomic_fetch_add(&h->next_loop, 1) % (unsigned)h->n_loops;
+    c->loop = &h->loops[i];
+    conn_wake(c);
+    return true;
+}
+
+/* The front answered or closed a connection itself. */
+static void front_refused(void *cls, int status, const char *reason, const char *detail)
+{
+    http_server *h = cls;
+    if (status)
+        count_unrouted(h, NULL, status, 0, detail);
+    count_refused(h, reason);
 }
 
 /* Resolve host:port into a socket address. */
@@ -676,42 +1165,6 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
     return fd;
 }
 
-/* The front hands over a connection whose first request head is in. */
-static bool handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t len)
-{
-    http_server *h = cls;
-    return MHD_add_connection(h->daemon, fd, addr, len) == MHD_YES; /* else it closed fd */
-}
-
-/* The front answered or closed a connection itself. */
-static void front_refused(void *cls, int status, const char *reason, const char *detail)
-{
-    http_server *h = cls;
-    if (status)
-        count_unrouted(h, NULL, status, 0, detail);
-    count_refused(h, reason);
-}
-
-/* libmicrohttpd took a connection: the front watches its later heads (socket_context). It
- * closed one: the watch ends before the socket closes, and its client counts one less. */
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-                          enum MHD_ConnectionNotificationCode code)
-{
-    http_server *h = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        *socket_context = fd ? front_watch_take(h->front, fd->connect_fd) : NULL;
-        return;
-    }
-    front_watch_end(h->front, *socket_context);
-    *socket_context = NULL;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr)
-        front_closed(h->front, ci->client_addr);
-}
-
 /* The default bound on connections: what the open-file limit leaves after HTTP_FD_RESERVE. */
 static unsigned default_max_connections(void)
 {
@@ -722,6 +1175,67 @@ static unsigned default_max_connections(void)
     else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         n = 1000000;
     return n > HTTP_FD_RESERVE + 16 ? (unsigned)(n - HTTP_FD_RESERVE) : 16;
+}
+
+/* Stop the loops that run, close their connections, and free them. */
+static void stop_loops(http_server *h)
+{
+    for (int i = 0; i < h->n_loops; i++) {
+        loop *l = &h->loops[i];
+        if (l->started) {
+            atomic_store(&l->stop, true);
+            uint64_t one = 1;
+            ssize_t n = write(l->wake_fd, &one, sizeof one);
+            (void)n;
+            pthread_join(l->thread, NULL);
+        }
+    }
+    for (int i = 0; i < h->n_loops; i++) {
+        loop *l = &h->loops[i];
+        /* connections handed over but not yet run, then every other: nothing is in flight
+         * once the server stops */
+        for (conn *c = atomic_exchange(&l->wakes, NULL), *next; c; c = next) {
+            next = c->wake_next;
+            atomic_store(&c->queued, false);
+            if (!c->added)
+                conn_close(c);
+        }
+        for (conn *c = l->conns; c; c = c->next)
+            conn_close(c);
+        for (conn *c = l->dead; c; c = c->dead_next)
+            c->phase = HEAD;
+        reap(l);
+        if (l->epoll_fd >= 0)
+            close(l->epoll_fd);
+        if (l->wake_fd >= 0)
+            close(l->wake_fd);
+    }
+    free(h->loops);
+}
+
+static bool start_loops(http_server *h, int n, char *err, size_t errlen)
+{
+    h->loops = calloc((size_t)n, sizeof *h->loops);
+    if (!h->loops) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    h->n_loops = n;
+    for (int i = 0; i < n; i++) {
+        loop *l = &h->loops[i];
+        l->h = h;
+        l->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+        l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (l->epoll_fd < 0 || l->wake_fd < 0 ||
+            epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0 ||
+            pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+            snprintf(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
+            return false;
+        }
+        l->started = true;
+    }
+    return true;
 }
 
 http_server *http_server_start(const http_options *o, api *a, char *err, size_t errlen)
@@ -740,6 +1254,10 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     h->body_limit = o->body_limit;
     api_body_too_large_detail(h->too_large, sizeof h->too_large, h->body_limit);
     h->body_timeout_ns = (int64_t)(o->body_timeout_s ? o->body_timeout_s : 60) * 1000000000LL;
+    unsigned idle_timeout_s = o->timeout_s ? o->timeout_s : 30u;
+    unsigned header_timeout_s = o->header_timeout_s ? o->header_timeout_s : 10;
+    h->idle_timeout_ns = (int64_t)idle_timeout_s * 1000000000LL;
+    h->header_timeout_ns = (int64_t)header_timeout_s * 1000000000LL;
     h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
     unsigned max_conns = o->max_connections ? o->max_connections : default_max_connections();
     unsigned per_client = o->max_per_client ? o->max_per_client : max_conns / 4;
@@ -758,23 +1276,8 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
         return NULL;
     }
     bound_address(h, lfd);
-    MHD_set_panic_func(on_mhd_panic, NULL);
-    unsigned idle_timeout_s = o->timeout_s ? o->timeout_s : 30u;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    /* The front bounds connections; libmicrohttpd's own limit is only a backstop above it. */
-    h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-        h, /* first, so every message goes through it */
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 1),
-        MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONNECTION_MEMORY, MHD_OPTION_CONNECTION_LIMIT, max_conns + 64u,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-        h, MHD_OPTION_UNESCAPE_CALLBACK, unescape, h, MHD_OPTION_END);
-    if (!h->daemon) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s", h->address);
+    if (!start_loops(h, o->threads > 0 ? o->threads : 1, err, errlen)) {
+        stop_loops(h);
         close(lfd);
         free(h);
         return NULL;
@@ -782,15 +1285,14 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     front_options fo = {.listen_fd = lfd,
                         .max_connections = max_conns,
                         .max_per_client = per_client,
-                        .header_timeout_s = o->header_timeout_s ? o->header_timeout_s : 10,
-                        .idle_timeout_s = idle_timeout_s,
+                        .header_timeout_s = header_timeout_s,
                         .head_limit = HEAD_LIMIT,
                         .too_large = h->too_large,
                         .handoff = handoff,
                         .refused = front_refused,
                         .ctx = h};
     if (!front_start(&fo, &h->front, err, errlen)) {
-        MHD_stop_daemon(h->daemon);
+        stop_loops(h);
         close(lfd);
         free(h);
         return NULL;
@@ -807,13 +1309,7 @@ void http_server_stop(http_server *h)
 {
     if (!h)
         return;
-    /*
-     * Answer new requests with 503, let suspended writes come back and answer,
-     * then stop. (No MHD_quiesce_daemon(): with epoll worker threads it races
-     * the workers' own removal of the listen socket from their epoll sets and
-     * libmicrohttpd 0.9.75 aborts when it loses; MHD_stop_daemon() closes the
-     * listen socket anyway.)
-     */
+    /* Answer new requests with 503, let parked writes come back and answer, then stop. */
     atomic_store(&h->stopping, true);
     while (atomic_load(&h->active) > 0)
         usleep(1000); /* writes finish: the store is still running */
@@ -822,7 +1318,7 @@ void http_server_stop(http_server *h)
     for (int ms = 0; ms < 2000 && atomic_load(&h->streams) > 0; ms++)
         usleep(1000);
     front_stop(h->front); /* no more handoffs */
-    MHD_stop_daemon(h->daemon);
-    front_free(h->front); /* after the daemon's last front_closed() */
+    stop_loops(h);
+    front_free(h->front); /* after the loops' last front_closed() */
     free(h);
 }

@@ -1,16 +1,16 @@
 /*
- * http_server — the local HTTP transport: libmicrohttpd in front of api.
+ * http_server — the local HTTP/1.1 transport in front of api.
  *
  * A pool of event-loop threads (epoll) reads requests; a complete request is
- * turned into an api_request, answered by api_handle() on the same thread,
- * and sent back. Bodies are read incrementally and capped at the configured
+ * turned into an api_request, begun by api_begin() on the same thread, and
+ * its response sent back, at once or when its write has committed. Bodies are read incrementally and capped at the configured
  * limit (413); idle or slow connections time out, so slow clients hold a
  * socket, never a thread. Writes, long polls and event streams park their
  * connection (suspended) instead of a thread.
  *
  * Connections are accepted by the front (front.h), which bounds them in all
  * and per client address and waits for a connection's first request head
- * (with a deadline) before libmicrohttpd gets it. Past max_in_flight requests
+ * (with a deadline) before the server gets it. Past max_in_flight requests
  * being answered or waiting on a write, new ones get 503 with Retry-After.
  */
 #ifndef TASKD_HTTP_SERVER_H

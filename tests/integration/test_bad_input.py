@@ -9,7 +9,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServerTestCase, local_only, raw_exchange, target,  # noqa: E402
+from harness import (ServerTestCase, local_only, parse_response, raw_exchange, target,  # noqa: E402
                      urlencode)
 
 # taskd's default; on Lambda the API keeps bodies to what one SNS message can carry
@@ -20,6 +20,32 @@ STATUSES_EXPECTED = "'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'"
 INT64_MAX = 2 ** 63 - 1
 OTHER_FILTERS = ("next_token belongs to a listing with other filters: repeat its status and task_type, "
                  "or leave them out")
+
+
+def second_answer(port, payload, timeout=5.0):
+    """Send a GET /health, then payload, on one kept-alive connection; read until the server
+    closes it or goes quiet. (first answer, second answer or None), each (status, headers, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    received = b""
+    try:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + payload)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        s.close()
+    first = parse_response(received)
+    if first is None:
+        return None, None
+    head_end = received.index(b"\r\n\r\n") + 4
+    rest = received[head_end + int(first[1]["content-length"]):]
+    return first, parse_response(rest)
 
 
 def literal(loc, value, expected=TYPES_EXPECTED):
@@ -434,7 +460,8 @@ class BadInput(ServerTestCase):
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
     def test_malformed_header_lines_answered_in_json(self):
-        # What libmicrohttpd would refuse with an HTML page of its own gets a JSON detail.
+        # Each refusal has a JSON detail, on a connection's first request (the front's answer)
+        # and on a later one of a kept-alive connection (the server's).
         head = b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         body = b'{"task_type":"TASK2"}'
         too_large = "Request body too large (limit %d bytes)" % DEFAULT_BODY_LIMIT
@@ -475,6 +502,12 @@ class BadInput(ServerTestCase):
             with self.subTest(payload=payload):
                 res = raw_exchange(self.server.port, payload, timeout=5)
                 self.assertIsNotNone(res, "no answer")
+                self.assertEqual(res[:1], (status,), res)
+                self.assertEqual(json.loads(res[2]), {"detail": detail}, res)
+            with self.subTest(later=payload):
+                first, res = second_answer(self.server.port, payload)
+                self.assertEqual(first[0], 200, first)
+                self.assertIsNotNone(res, "no answer to a later request")
                 self.assertEqual(res[:1], (status,), res)
                 self.assertEqual(json.loads(res[2]), {"detail": detail}, res)
         self.assertNothingCreated(before)

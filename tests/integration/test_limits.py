@@ -189,9 +189,8 @@ class Limits(ServersTestCase):
         self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 2.0)
 
     def test_trickling_later_head_cut_off(self):
-        # A kept-alive connection's second request is libmicrohttpd's to parse, and each byte
-        # resets its idle timer: the front still bounds the head, idle_timeout + header_timeout
-        # (here 4 s) after the first answer ended.
+        # A kept-alive connection's second head is bounded too, though each byte resets its
+        # idle timer: idle_timeout + header_timeout (here 4 s) after the first answer ended.
         srv = self.start(header_timeout=1, idle_timeout=3)
         request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
         prompt = connect(srv.port)

@@ -344,7 +344,7 @@ class SlowClient(LiveCase):
                            % (sent, metric(self.server, "taskd_event_clients_dropped_total"),
                               metric(self.server, "taskd_event_clients")))
         self.assertEqual(len(got), sent)
-        # its connection closes once libmicrohttpd sees the socket shut down
+        # its connection closes once the server sees the socket shut down
         harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 1, 10,
                            what="only the reading client left")
         harness.wait_until(lambda: any(o.get("message", "").startswith("event client dropped")

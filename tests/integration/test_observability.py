@@ -1,10 +1,9 @@
 """What taskd tells about itself when nothing goes through the API's router, and when
 nothing happens at all.
 
-1. Answers given before routing — by taskd's HTTP adapter (a body over the limit,
-   conflicting Content-Length headers) or by libmicrohttpd itself (431 headers too
-   large, 414, 505, 400 for a malformed request line, header line, Content-Length or
-   chunk, its own 413 for a Content-Length it cannot read) — are counted in
+1. Answers given before routing — a body over the limit, conflicting Content-Length
+   headers, 431 headers too large, 414, 505, 400 for a malformed request line, header
+   line, Content-Length or chunk, 413 for a Content-Length past 2^64 - 1 — are counted in
    taskd_http_requests_total under route="unmatched", exactly once each, and logged
    at DEBUG as the "request" line every routed request gets; none is a WARN line.
    Each bad request goes over a raw socket; /metrics and the log are read before and
@@ -45,8 +44,8 @@ def requests_but_metrics(m):
                if n == "taskd_http_requests_total" and dict(lbl).get("route") != "/metrics")
 
 
-# name, request bytes, expected status, method label, JSON {"detail"} body (taskd's own answer:
-# the front's for a first request head, on_request()'s for the rest; libmicrohttpd's are HTML)
+# name, request bytes, expected status, method label, JSON {"detail"} body checked (every answer
+# is taskd's own: the front's for a connection's first head, the server's for the rest)
 BAD_REQUESTS = [
     ("headers too large",
      b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * (100 * 1024) + b"\r\nConnection: close\r\n\r\n",
@@ -62,7 +61,7 @@ BAD_REQUESTS = [
      b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
      413, "unknown", False),
     ("malformed chunk",
-     b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "unknown", False),
+     b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "POST", True),
     ("conflicting Content-Length",
      b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\nContent-Length: 99\r\n"
      b"Connection: close\r\n\r\n0123456789", 400, "POST", True),
