@@ -52,9 +52,11 @@ typedef struct api_stream_ops {
     /*
      * Attach the transport before the first read. wake(user) is called on
      * another thread, once after each read() that returned 0, when there is
-     * more to read (or the stream ended); never under a lock. abort(user) is
-     * called when the stream drops its client (it reads too slowly), possibly
-     * under the stream's lock: it must only shut the socket down.
+     * more to read (or the stream ended), under the stream's lock: it must
+     * only queue a wake-up (never block, never call the stream), and none
+     * comes once close() has returned. abort(user) is called when the stream
+     * drops its client (it reads too slowly), under the same lock: it must
+     * only shut the socket down.
      */
     void (*attach)(api_stream *s, void (*wake)(void *user), void (*abort)(void *user), void *user);
     /* Copy up to max buffered bytes into buf: the count; 0 when nothing is buffered (a wake

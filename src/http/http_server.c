@@ -118,6 +118,7 @@ struct conn {
     conn *prev, *next;  /* the loop's connections */
     conn *wake_next;    /* on the loop's wake stack */
     atomic_bool queued; /* on the wake stack, or being pushed there */
+    atomic_bool done;   /* the write (or wait) in flight has called ready() */
     conn *dead_next;    /* on the loop's list of closed connections */
     bool added;         /* in the loop's set and list (false: just handed over) */
     int fd;             /* -1 once closed */
@@ -131,6 +132,7 @@ struct conn {
     bool head_only;  /* HEAD: the response has no body */
     bool counted;    /* answered before routing and counted */
     bool split;      /* req holds the current request's head */
+    bool oom;        /* no memory for the request's bytes: answered 503, then closed */
     bool active, in_flight;
     /* input: in[0..in_len), the request being read starting at 0 */
     char *in;
@@ -227,7 +229,9 @@ static void conn_wake(conn *c)
 /* The store is done with a request's write, or a long poll's wait is over (another thread). */
 static void exchange_ready(api_exchange *ex)
 {
-    conn_wake(ex->user);
+    conn *c = ex->user;
+    atomic_store(&c->done, true); /* a stream's wake queued earlier is not this */
+    conn_wake(c);
 }
 
 /* An event stream has more to send, or has ended (another thread). */
@@ -285,11 +289,14 @@ static void conn_close(conn *c)
     }
     close_stream(c);
     if (c->fd >= 0) {
-        close(c->fd); /* out of the epoll set with it */
+        /* out of the set first: a process forked meanwhile may hold the socket open */
+        if (c->added)
+            epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
         c->fd = -1;
         front_closed(h->front, (struct sockaddr *)&c->addr);
     }
-    if (c->phase == PENDING && c->ex.waiter && h->api->pipeline &&
+    if (c->phase == PENDING && c->ex.long_lived && h->api->pipeline &&
         h->api->pipeline->unwait_task(h->api->pipeline->ctx, &c->ex))
         c->phase = HEAD; /* a long poll taken back: no ready() comes */
 }
@@ -425,6 +432,10 @@ static void respond(conn *c)
         if (!http11)
             c->keep_alive = false; /* the body ends with the connection */
         put_head(c, resp, resp->content_type, (size_t)-1, http11);
+        if (sbuf_failed(&c->out)) {
+            conn_close(c);
+            return;
+        }
         c->body_out = NULL;
         c->body_out_len = c->body_off = 0;
         c->stream_ended = false;
@@ -440,6 +451,10 @@ static void respond(conn *c)
     }
     bool no_body = resp->status == 204 || resp->status == 304;
     put_head(c, resp, no_body ? NULL : resp->content_type, no_body ? (size_t)-1 : len, false);
+    if (sbuf_failed(&c->out)) {
+        conn_close(c); /* no head to send */
+        return;
+    }
     c->body_out = no_body || c->head_only ? NULL : body;
     c->body_out_len = c->body_out ? len : 0;
     c->body_off = 0;
@@ -469,7 +484,22 @@ static void answer_unrouted(conn *c, int status, const char *detail, const char 
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-/* Read what the socket holds into in, up to want bytes in all; false on EOF or a failure. */
+/* Move the split head's pointers from buffer from to buffer to, which holds the same bytes. */
+static void rebase(http_request_head *r, size_t n_args, const char *from, char *to)
+{
+    r->method = to + (r->method - from);
+    r->path = to + (r->path - from);
+    if (r->query)
+        r->query = to + (r->query - from);
+    for (size_t i = 0; i < r->n_fields + n_args; i++) {
+        r->fields[i].name = to + (r->fields[i].name - from);
+        if (r->fields[i].value)
+            r->fields[i].value = to + (r->fields[i].value - from);
+    }
+}
+
+/* Read what the socket holds into in, up to want bytes in all; false on EOF, a failure, or
+ * out of memory (c->oom). */
 static bool fill(conn *c, size_t want)
 {
     if (!c->readable)
@@ -478,22 +508,16 @@ static bool fill(conn *c, size_t want)
         size_t cap = c->in_cap ? c->in_cap : IN_FIRST;
         while (cap < want)
             cap *= 2;
-        char *in = realloc(c->in, cap);
-        if (!in)
+        char *in = malloc(cap);
+        if (!in) {
+            c->oom = true;
             return false;
-        if (c->split && in != c->in) { /* the split head points into the buffer */
-            http_request_head *r = c->req;
-            ptrdiff_t d = in - c->in;
-            r->method += d;
-            r->path += d;
-            if (r->query)
-                r->query += d;
-            for (size_t i = 0; i < r->n_fields + c->n_args; i++) {
-                r->fields[i].name += d;
-                if (r->fields[i].value)
-                    r->fields[i].value += d;
-            }
         }
+        if (c->in_len)
+            memcpy(in, c->in, c->in_len);
+        if (c->split) /* the split head points into the buffer */
+            rebase(c->req, c->n_args, c->in, in);
+        free(c->in);
         c->in = in;
         c->in_cap = cap;
     }
@@ -531,6 +555,7 @@ static void consume_request(conn *c)
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     c->split = false;
+    c->start_ns = 0;
     c->chunked = false;
     c->body_len = 0;
     c->args_split = false;
@@ -643,7 +668,6 @@ static void dispatch(conn *c)
         .body = c->chunked ? (c->body.data ? c->body.data : "") : c->in + r->len,
         .body_len = c->chunked ? c->body.len : c->body_len,
     };
-    c->head_only = strcmp(r->method, "HEAD") == 0;
     c->ex.ready = exchange_ready;
     c->ex.user = c;
     if (api_begin(h->api, &req, &c->ex) == API_PENDING) {
@@ -669,12 +693,15 @@ static void begin_request(conn *c)
 {
     http_server *h = c->loop->h;
     if (!c->req && !(c->req = malloc(sizeof *c->req))) {
-        conn_close(c);
+        answer_unrouted(c, 503, "Out of memory reading the request",
+                        "out of memory reading the head", false);
+        c->in_len = 0;
         return;
     }
     http_request_head *r = c->req;
     http_head_split(c->in, c->in_len, r);
     c->split = true;
+    c->head_only = strcmp(r->method, "HEAD") == 0; /* for every answer, refusals too */
     c->start_ns = clock_mono_ns();
     c->keep_alive = r->http11;
     const char *connection = http_head_field(r, "Connection");
@@ -714,7 +741,10 @@ static void begin_request(conn *c)
     if (body_due && r->http11 && expect && strcasecmp(expect, "100-continue") == 0) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n; /* a client that cannot take it sends its body all the same */
+        if (n != (ssize_t)sizeof cont - 1) { /* an empty send buffer takes it whole */
+            conn_close(c);
+            return;
+        }
     }
     c->phase = BODY;
 }
@@ -763,9 +793,16 @@ static void read_body(conn *c)
             return;
         }
         size_t want = c->chunked ? c->in_len + IN_FIRST : r->len + c->body_len;
-        if (!fill(c, want) && c->in_len < want && !c->chunked) {
-            conn_close(c);
-            return;
+        if (!fill(c, want)) {
+            if (c->oom) {
+                answer_unrouted(c, 503, "Out of memory reading the request",
+                                "out of memory reading the body", false);
+                return;
+            }
+            if (c->in_len < want && !c->chunked) {
+                conn_close(c);
+                return;
+            }
         }
     }
 }
@@ -796,6 +833,12 @@ static void read_head(conn *c)
         }
         size_t want = c->in_len + IN_FIRST;
         if (!fill(c, want > HEAD_LIMIT ? HEAD_LIMIT : want)) {
+            if (c->oom) {
+                answer_unrouted(c, 503, "Out of memory reading the request",
+                                "out of memory reading the head", false);
+                c->in_len = 0;
+                return;
+            }
             size_t n = c->in_len < HEAD_LIMIT ? c->in_len : HEAD_LIMIT;
             if (n == 0 || http_head_judge(c->in, n, HEAD_LIMIT) == HTTP_HEAD_MORE) {
                 conn_close(c);
@@ -952,7 +995,7 @@ static void woken(loop *l, conn *c)
         }
         c->readable = true;
         run(c);
-    } else if (c->phase == PENDING) {
+    } else if (c->phase == PENDING && atomic_exchange(&c->done, false)) {
         api_finish(l->h->api, &c->ex);
         c->phase = WRITING;
         if (c->closing) {
@@ -1057,6 +1100,8 @@ static void *loop_main(void *arg)
                 continue;
             if (ev[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
                 c->readable = true;
+            if (ev[i].events & (EPOLLRDHUP | EPOLLHUP))
+                c->peer_done = true; /* what it sent is still read, then no more comes */
             if (ev[i].events & EPOLLERR)
                 conn_close(c);
             else
@@ -1221,6 +1266,8 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
         return false;
     }
     h->n_loops = n;
+    for (int i = 0; i < n; i++)
+        h->loops[i].epoll_fd = h->loops[i].wake_fd = -1;
     for (int i = 0; i < n; i++) {
         loop *l = &h->loops[i];
         l->h = h;

@@ -15,10 +15,10 @@
  * whose buffer is full and that has read nothing for LIVE_STALL_MS is
  * dropped: it reads too slowly (or not at all).
  *
- * Callbacks into the transport run outside the lock (ready(), wake()), except
- * abort(), which only shuts a socket down. A waiter's exchange and a
- * subscriber are safe to touch there: the transport keeps a parked or
- * suspended connection, and never closes one, until it has been woken.
+ * A waiter's ready() runs outside the lock: the transport keeps a parked
+ * exchange until ready() comes, or until it takes the waiter back
+ * (live_unwait()). A stream's wake() and abort() run under it (they only queue
+ * a wake-up or shut a socket down), so none follows the stream's close.
  */
 #include "live.h"
 
@@ -65,11 +65,6 @@ typedef struct subscriber {
     void *user;
 } subscriber;
 
-typedef struct wake_call {
-    void (*fn)(void *user);
-    void *user;
-} wake_call;
-
 struct live {
     broker *broker;
     metrics *metrics;
@@ -85,7 +80,6 @@ struct live {
     subscriber *subs;
     unsigned n_subs;
     int64_t shared;       /* the thread's cursor: rows up to it have been handled */
-    wake_call *wakes;     /* max_clients slots, the thread's (or live_close's) */
     int64_t next_ping_ms; /* the next heartbeat */
 };
 
@@ -208,23 +202,17 @@ bool live_unwait(live *l, api_exchange *ex)
 
 /* ---- subscribers -------------------------------------------------------- */
 
-/* Note a wake of s if it waits for one (under the lock); *n counts l->wakes used. */
-static void note_wake(live *l, subscriber *s, size_t *n)
+/* Wake s if it waits for a wake (under the lock, so that no wake follows its close). */
+static void note_wake(subscriber *s)
 {
-    if (s->armed && s->wake && *n < l->max_clients) {
+    if (s->armed && s->wake) {
         s->armed = false;
-        l->wakes[(*n)++] = (wake_call){s->wake, s->user};
+        s->wake(s->user);
     }
 }
 
-static void call_wakes(const wake_call *w, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        w[i].fn(w[i].user);
-}
-
 /* Drop a client that reads too slowly (under the lock). */
-static void drop(live *l, subscriber *s, size_t *n_wakes)
+static void drop(live *l, subscriber *s)
 {
     char buffered[24];
     snprintf(buffered, sizeof buffered, "%zu", s->buf.len - s->off);
@@ -234,7 +222,7 @@ static void drop(live *l, subscriber *s, size_t *n_wakes)
     s->off = 0;
     if (s->abort)
         s->abort(s->user); /* shuts the socket: the transport sees the client go */
-    note_wake(l, s, n_wakes);
+    note_wake(s);
     metrics_add(l->metrics, "taskd_event_clients_dropped_total", "", 1);
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", (long long)s->cursor);
@@ -246,7 +234,7 @@ static void drop(live *l, subscriber *s, size_t *n_wakes)
  * Append a frame to s (under the lock); false when its buffer has no room
  * for it (a frame larger than the limit still goes into an empty buffer).
  */
-static bool deliver(live *l, subscriber *s, const char *frame, size_t len, size_t *n_wakes)
+static bool deliver(live *l, subscriber *s, const char *frame, size_t len)
 {
     if (s->ended)
         return true; /* nothing more goes to it */
@@ -257,10 +245,10 @@ static bool deliver(live *l, subscriber *s, const char *frame, size_t len, size_
         s->buf.len = s->off = 0;
     sbuf_append(&s->buf, frame, len);
     if (sbuf_failed(&s->buf)) {
-        drop(l, s, n_wakes);
+        drop(l, s);
         return true;
     }
-    note_wake(l, s, n_wakes);
+    note_wake(s);
     return true;
 }
 
@@ -396,8 +384,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
  * Handle one shared batch (under the lock): wake the waiters of tasks that
  * finished or were deleted, and give each live subscriber its events.
  */
-static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter **fired,
-                        size_t *n_wakes)
+static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter **fired)
 {
     int64_t start = l->shared;
     for (size_t i = 0; i < n; i++) {
@@ -421,7 +408,7 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
         for (subscriber *s = l->subs; s; s = s->next) {
             if (s->behind || s->cursor < start || s->cursor >= r.seq)
                 continue; /* catching up, or already past it */
-            if (frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len, n_wakes)) {
+            if (frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len)) {
                 s->behind = true; /* no room: it gets this row again from the log */
                 continue;
             }
@@ -440,7 +427,7 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
  * a batch each while their buffer is at most half full; drop those whose
  * buffer stays full while they read nothing. True when some are still behind.
  */
-static bool catch_up(live *l, int64_t now, size_t *n_wakes)
+static bool catch_up(live *l, int64_t now)
 {
     bool any = false;
     for (subscriber *s = l->subs; s; s = s->next) {
@@ -448,7 +435,7 @@ static bool catch_up(live *l, int64_t now, size_t *n_wakes)
             continue;
         if (s->buf.len - s->off > l->buffer_limit / 2) {
             if (now - s->last_read_ms > LIVE_STALL_MS)
-                drop(l, s, n_wakes);
+                drop(l, s);
             else
                 any = true; /* let it read first */
             continue;
@@ -460,7 +447,7 @@ static bool catch_up(live *l, int64_t now, size_t *n_wakes)
         if (s->cursor + 1 < oldest) { /* trimmed while it was behind: it must reload */
             sbuf reset = {0};
             task_event_reset_sse(&reset, oldest);
-            bool sent = !sbuf_failed(&reset) && deliver(l, s, reset.data, reset.len, n_wakes);
+            bool sent = !sbuf_failed(&reset) && deliver(l, s, reset.data, reset.len);
             sbuf_free(&reset);
             if (!sent)
                 continue;
@@ -478,7 +465,7 @@ static bool catch_up(live *l, int64_t now, size_t *n_wakes)
             if (task_event_from_row(&r, &ev)) {
                 sbuf frame = {0};
                 task_event_sse(&frame, &ev);
-                full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len, n_wakes);
+                full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len);
                 sbuf_free(&frame);
                 task_event_clear(&ev);
                 if (full)
@@ -502,14 +489,14 @@ static void expire(live *l, int64_t now, waiter **fired)
         waiter_fire(l, l->dhead, fired);
 }
 
-static void heartbeat(live *l, int64_t now, size_t *n_wakes)
+static void heartbeat(live *l, int64_t now)
 {
     static const char ping[] = ": ping\n\n";
     if (now < l->next_ping_ms)
         return;
     l->next_ping_ms = now + LIVE_HEARTBEAT_MS;
     for (subscriber *s = l->subs; s; s = s->next)
-        deliver(l, s, ping, sizeof ping - 1, n_wakes);
+        deliver(l, s, ping, sizeof ping - 1);
 }
 
 static void *live_main(void *arg)
@@ -562,31 +549,27 @@ static void *live_main(void *arg)
                 break;
             }
             waiter *fired = NULL;
-            size_t n_wakes = 0;
             pthread_mutex_lock(&l->mu);
-            handle_rows(l, rows, n, &fired, &n_wakes);
+            handle_rows(l, rows, n, &fired);
             if (n)
                 l->shared = rows[n - 1].seq;
             set_gauges(l);
             pthread_mutex_unlock(&l->mu);
             change_rows_free(rows, n);
             answer_fired(fired);
-            call_wakes(l->wakes, n_wakes);
             if (n < LIVE_BATCH)
                 break;
         }
 
         waiter *fired = NULL;
-        size_t n_wakes = 0;
         pthread_mutex_lock(&l->mu);
         now = clock_mono_ms();
         expire(l, now, &fired);
-        behind = catch_up(l, now, &n_wakes);
-        heartbeat(l, now, &n_wakes);
+        behind = catch_up(l, now);
+        heartbeat(l, now);
         set_gauges(l);
         pthread_mutex_unlock(&l->mu);
         answer_fired(fired);
-        call_wakes(l->wakes, n_wakes);
     }
     return NULL;
 }
@@ -594,8 +577,7 @@ static void *live_main(void *arg)
 live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errlen)
 {
     live *l = calloc(1, sizeof *l);
-    if (!l || !(l->wakes = calloc(c->max_event_clients + 1u, sizeof *l->wakes))) {
-        free(l);
+    if (!l) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
@@ -608,7 +590,6 @@ live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errle
     int64_t oldest;
     if (broker_change_bounds(b, &oldest, &l->shared) != STORE_OK) {
         snprintf(err, errlen, "cannot read the change log");
-        free(l->wakes);
         free(l);
         return NULL;
     }
@@ -625,7 +606,6 @@ live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errle
     if (pthread_create(&l->thread, NULL, live_main, l) != 0) {
         snprintf(err, errlen, "cannot start the events thread");
         pthread_mutex_destroy(&l->mu);
-        free(l->wakes);
         free(l);
         return NULL;
     }
@@ -638,7 +618,6 @@ void live_close(live *l)
     if (!l)
         return;
     waiter *fired = NULL;
-    size_t n_wakes = 0;
     pthread_mutex_lock(&l->mu);
     if (l->closing) {
         pthread_mutex_unlock(&l->mu);
@@ -649,12 +628,11 @@ void live_close(live *l)
         waiter_fire(l, l->dhead, &fired);
     for (subscriber *s = l->subs; s; s = s->next) {
         s->ended = true;
-        note_wake(l, s, &n_wakes);
+        note_wake(s);
     }
     set_gauges(l);
     pthread_mutex_unlock(&l->mu);
     answer_fired(fired);
-    call_wakes(l->wakes, n_wakes);
     broker_wake_all(l->broker); /* the thread sees closing */
     pthread_join(l->thread, NULL);
 }
@@ -667,6 +645,5 @@ void live_free(live *l)
     if (l->subs)
         log_warn("event streams still open when the events thread stopped", NULL);
     pthread_mutex_destroy(&l->mu);
-    free(l->wakes);
     free(l);
 }

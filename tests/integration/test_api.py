@@ -684,6 +684,39 @@ class Api(ServerTestCase):
         for tid in ids:
             self.assertEqual(self.server.task(tid)["data"], {"pipelined": True})
 
+    def exchange_half_closed(self, payload):
+        """Send payload, shut the sending side, read until the server closes: (bytes, seconds)."""
+        c = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        data = b""
+        started = time.monotonic()
+        try:
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            c.close()
+        return data, time.monotonic() - started
+
+    @local_only("the local HTTP server's connection handling: on AWS, API Gateway's")
+    def test_half_closed_client_answered(self):
+        # A client that shuts its sending side after its requests (printf ... | nc) gets every
+        # answer, then the connection closes at once, not at the idle timeout.
+        get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        data, took = self.exchange_half_closed(get * 2)
+        self.assertLess(took, 5.0, "the connection stayed open")
+        self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200"] * 2, data)
+        # a HEAD request gets no body, even when it is refused before it is routed
+        data, took = self.exchange_half_closed(
+            b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n"
+            b"Content-Length: 2\r\n\r\n")
+        self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200", b"400"], data)
+        self.assertNotIn(b"{", data, "a body in a HEAD answer")
+
     def test_unknown_query_parameters_ignored(self):
         tid = self.server.create("TASK2")
         page = self.assertJSON(self.server.get("/tasks?foo=bar&limit=1&x="), 200)
