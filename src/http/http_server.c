@@ -104,8 +104,9 @@ struct loop {
     int epoll_fd, wake_fd;
     _Atomic(conn *) wakes; /* connections woken by other threads (a stack) */
     atomic_bool stop;
-    conn *conns; /* every connection of this loop */
-    conn *dead;  /* closed, freed once nothing will touch them */
+    conn *conns;    /* every connection of this loop */
+    conn *dead;     /* closed, freed once nothing will touch them */
+    int64_t now_ns; /* CLOCK_MONOTONIC when this turn began: the loop's clock */
     int64_t next_sweep_ns;
     time_t date_s; /* the second date was written for */
     char date[40];
@@ -358,7 +359,7 @@ static bool flush(conn *c)
                 continue;
             return errno == EAGAIN || errno == EWOULDBLOCK; /* EPOLLOUT will follow */
         }
-        c->io_ns = clock_mono_ns();
+        c->io_ns = c->loop->now_ns;
         size_t s = (size_t)sent, head_left = c->out.len - c->out_off;
         if (s <= head_left) {
             c->out_off += s;
@@ -474,7 +475,7 @@ static void answer_unrouted(conn *c, int status, const char *detail, const char 
         api_add_header(resp, "Retry-After", "1");
     c->keep_alive = c->keep_alive && keep;
     if (!c->keep_alive && !c->linger_ns)
-        c->linger_ns = clock_mono_ns(); /* what the client still sends must not reset the answer */
+        c->linger_ns = c->loop->now_ns; /* what the client still sends must not reset the answer */
     if (!c->counted) {
         c->counted = true;
         count_unrouted(h, c->split ? c->req->method : NULL, status, c->start_ns, why);
@@ -526,7 +527,7 @@ static bool fill(conn *c, size_t want)
         ssize_t n = recv(c->fd, c->in + c->in_len, room, MSG_DONTWAIT);
         if (n > 0) {
             c->in_len += (size_t)n;
-            c->io_ns = clock_mono_ns();
+            c->io_ns = c->loop->now_ns;
             if ((size_t)n < room) {
                 c->readable = false; /* drained: the next bytes bring a new edge */
                 return true;
@@ -702,7 +703,7 @@ static void begin_request(conn *c)
     http_head_split(c->in, c->in_len, r);
     c->split = true;
     c->head_only = strcmp(r->method, "HEAD") == 0; /* for every answer, refusals too */
-    c->start_ns = clock_mono_ns();
+    c->start_ns = c->loop->now_ns;
     c->keep_alive = r->http11;
     const char *connection = http_head_field(r, "Connection");
     if (connection && lists(connection, "close"))
@@ -755,7 +756,7 @@ static void read_body(conn *c)
     http_server *h = c->loop->h;
     http_request_head *r = c->req;
     for (;;) {
-        if (clock_mono_ns() - c->start_ns > h->body_timeout_ns) {
+        if (c->loop->now_ns - c->start_ns > h->body_timeout_ns) {
             refuse_body(c, 408, "body_timeout", "Request body not received in time",
                         "request body not received in time");
             return;
@@ -887,7 +888,7 @@ static void response_sent(conn *c)
         return;
     }
     consume_request(c);
-    c->idle_ns = clock_mono_ns();
+    c->idle_ns = c->loop->now_ns;
     c->phase = HEAD;
 }
 
@@ -994,6 +995,7 @@ static void woken(loop *l, conn *c)
             return;
         }
         c->readable = true;
+        c->idle_ns = c->io_ns = l->now_ns;
         run(c);
     } else if (c->phase == PENDING && atomic_exchange(&c->done, false)) {
         api_finish(l->h->api, &c->ex);
@@ -1090,6 +1092,7 @@ static void *loop_main(void *arg)
     struct epoll_event ev[EVENTS];
     while (!atomic_load(&l->stop)) {
         int n = epoll_wait(l->epoll_fd, ev, EVENTS, (int)(SWEEP_NS / 1000000));
+        l->now_ns = clock_mono_ns();
         for (int i = 0; i < n; i++) {
             conn *c = ev[i].data.ptr;
             if (!c) {
@@ -1107,10 +1110,9 @@ static void *loop_main(void *arg)
             else
                 run(c);
         }
-        int64_t now = clock_mono_ns();
-        if (now >= l->next_sweep_ns) {
-            l->next_sweep_ns = now + SWEEP_NS;
-            sweep(l, now);
+        if (l->now_ns >= l->next_sweep_ns) {
+            l->next_sweep_ns = l->now_ns + SWEEP_NS;
+            sweep(l, l->now_ns);
         }
         if (l->dead)
             reap(l);
@@ -1135,7 +1137,6 @@ static bool handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t le
     memcpy(&c->addr, addr, len < sizeof c->addr ? len : sizeof c->addr);
     c->addrlen = len;
     c->phase = HEAD;
-    c->idle_ns = c->io_ns = clock_mono_ns();
     unsigned i = atomic_fetch_add(&h->next_loop, 1) % (unsigned)h->n_loops;
     c->loop = &h->loops[i];
     conn_wake(c);
@@ -1281,6 +1282,7 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
             return false;
         }
         l->started = true;
+        pthread_setname_np(l->thread, "http-loop");
     }
     return true;
 }
