@@ -9,6 +9,8 @@
  */
 #include "http_chunked.h"
 
+#include "urlcode.h"
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -33,17 +35,6 @@ enum {
 void http_chunked_init(http_chunked *c)
 {
     *c = (http_chunked){.state = SIZE_START};
-}
-
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 /* The size line has ended: data follows, or the trailers after the last chunk. */

@@ -8,6 +8,8 @@
  */
 #include "tracectx.h"
 
+#include "urlcode.h"
+
 #include <string.h>
 
 static const char hexdigits[] = "0123456789abcdef";
@@ -20,13 +22,7 @@ static bool is_ows(char c)
 /* The value of one hex digit, -1 if c is not one; uppercase only when allowed. */
 static int hexval(char c, bool upper_ok)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (upper_ok && c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    return upper_ok || !(c >= 'A' && c <= 'F') ? hex_value(c) : -1;
 }
 
 /* Decode 2n hex digits at s into n bytes; false on any non-hex digit. */

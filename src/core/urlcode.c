@@ -8,8 +8,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* The value of hex digit c (either case), or -1. */
-static int hexval(char c)
+int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -22,7 +21,8 @@ size_t url_unescape_in_place(char *s)
     char *out = s;
     for (const char *in = s; *in; in++) {
         int hi, lo;
-        if (*in == '%' && (hi = hexval(in[1])) >= 0 && (lo = hexval(in[2])) >= 0 && (hi | lo)) {
+        if (*in == '%' && (hi = hex_value(in[1])) >= 0 && (lo = hex_value(in[2])) >= 0 &&
+            (hi | lo)) {
             *out++ = (char)(hi << 4 | lo);
             in += 2;
         } else {

@@ -19,6 +19,9 @@
  */
 size_t url_unescape_in_place(char *s);
 
+/* The value of the hex digit c (either case), or -1 when c is not one. */
+int hex_value(char c);
+
 /*
  * Append s percent-encoded: every byte but the RFC 3986 unreserved ones
  * (A-Z a-z 0-9 - . _ ~) and those in keep (may be NULL) becomes %XX.

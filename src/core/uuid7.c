@@ -3,6 +3,8 @@
  */
 #include "uuid7.h"
 
+#include "urlcode.h"
+
 #include <string.h>
 
 static const char hexdigits[] = "0123456789abcdef";
@@ -19,17 +21,6 @@ void uuid_format(const uint8_t in[16], char out[37])
     *p = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool uuid_parse(const char *s, uint8_t out[16])
 {
     if (!s || strlen(s) != 36)
@@ -42,7 +33,7 @@ bool uuid_parse(const char *s, uint8_t out[16])
             i++;
             continue;
         }
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+        int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         out[n++] = (uint8_t)(hi << 4 | lo);

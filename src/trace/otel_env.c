@@ -9,6 +9,7 @@
  */
 #include "otel_env.h"
 
+#include "core/urlcode.h"
 #include "util/errbuf.h"
 
 #include <errno.h>
@@ -70,17 +71,6 @@ static void trim(const char **s, size_t *len)
         (*len)--;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 typedef enum decode_status { DECODE_OK, DECODE_BAD, DECODE_NOMEM } decode_status;
 
 static decode_status decode(const char *s, size_t len, char **out)
@@ -93,11 +83,11 @@ static decode_status decode(const char *s, size_t len, char **out)
     for (size_t i = 0; i < len; i++) {
         char ch = s[i];
         if (ch == '%') {
-            if (len - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+            if (len - i < 3 || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0) {
                 free(d);
                 return DECODE_BAD;
             }
-            ch = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            ch = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
             i += 2;
             if (ch == '\0') {
                 free(d);

@@ -665,17 +665,7 @@ class Api(ServerTestCase):
         post = (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         last = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        c = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
-        data = b""
-        try:
-            c.sendall(post * 5 + last)
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            c.close()
+        data, _ = self.exchange_until_closed(post * 5 + last)
         statuses = [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
         self.assertEqual(statuses, [201] * 5 + [200], data[:1000])
         ids = [json.loads(m)["id"] for m in re.findall(rb'\{"id":\s*"[^"]+"\}', data)]
@@ -684,14 +674,16 @@ class Api(ServerTestCase):
         for tid in ids:
             self.assertEqual(self.server.task(tid)["data"], {"pipelined": True})
 
-    def exchange_half_closed(self, payload):
-        """Send payload, shut the sending side, read until the server closes: (bytes, seconds)."""
+    def exchange_until_closed(self, payload, half_close=False):
+        """Send payload on a new connection (then shut the sending side, with half_close) and
+        read until the server closes it: (bytes, seconds)."""
         c = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         data = b""
         started = time.monotonic()
         try:
             c.sendall(payload)
-            c.shutdown(socket.SHUT_WR)
+            if half_close:
+                c.shutdown(socket.SHUT_WR)
             while True:
                 chunk = c.recv(65536)
                 if not chunk:
@@ -706,14 +698,14 @@ class Api(ServerTestCase):
         # A client that shuts its sending side after its requests (printf ... | nc) gets every
         # answer, then the connection closes at once, not at the idle timeout.
         get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        data, took = self.exchange_half_closed(get * 2)
+        data, took = self.exchange_until_closed(get * 2, half_close=True)
         self.assertLess(took, 5.0, "the connection stayed open")
         self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200"] * 2, data)
         # a HEAD request gets no body, even when it is refused before it is routed
-        data, took = self.exchange_half_closed(
+        data, took = self.exchange_until_closed(
             b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
             b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1\r\n"
-            b"Content-Length: 2\r\n\r\n")
+            b"Content-Length: 2\r\n\r\n", half_close=True)
         self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200", b"400"], data)
         self.assertNotIn(b"{", data, "a body in a HEAD answer")
 
