@@ -1,0 +1,425 @@
+"""The local HTTP/1.1 server's wire behaviour, over raw sockets: a large Content-Length body that
+arrives in pieces, a chunked body (extensions, trailers) with a request pipelined after it, and
+with a Content-Length too, Expect: 100-continue within and over the body limit, keep-alive and
+close on HTTP/1.0 and 1.1, HEAD answers without their bodies, the event stream's framing on
+HTTP/1.1 and 1.0, query arguments' decoding, and a malformed chunked body on a kept-alive
+connection."""
+
+import collections
+import json
+import os
+import re
+import socket
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import EventStream, ServerTestCase, local_only, parse_response_headers  # noqa: E402
+
+HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
+BODY_LIMIT = 1048576  # taskd's default body_limit
+TOO_LARGE = "Request body too large (limit %d bytes)" % BODY_LIMIT
+HEALTH = b'{"status":"ok"}'
+
+# One answer: its status, its header fields (a dict, lower-case names, and in order), its body,
+# and every byte it took on the wire.
+Answer = collections.namedtuple("Answer", "status headers fields body raw")
+
+
+def compact(obj):
+    """obj as the API writes JSON back: no blanks, UTF-8 as is."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def create_request(body, headers=b""):
+    return (b"POST /tasks HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n" + headers
+            + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+
+def split_answer(data, method=None):
+    """The answer at the start of data and the bytes after it: (Answer, rest), or None while it
+    is not whole. Bytes that are not an answer's head fail the test."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    parsed = parse_response_headers(data[:end + 4], "HEAD")  # the head alone
+    if parsed is None:
+        raise AssertionError("not a response head: %r" % data[:300])
+    status, fields, _ = parsed
+    headers = dict(fields)
+    at = end + 4
+    if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        return Answer(status, headers, fields, b"", data[:at]), data[at:]
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            eol = data.find(b"\r\n", at)
+            if eol < 0:
+                return None
+            size = int(data[at:eol], 16)
+            if len(data) < eol + 2 + size + 2:
+                return None
+            if data[eol + 2 + size:eol + 4 + size] != b"\r\n":
+                raise AssertionError("chunk not followed by CRLF: %r" % data[at:at + 300])
+            body += data[eol + 2:eol + 2 + size]
+            at = eol + 4 + size
+            if size == 0:
+                return Answer(status, headers, fields, body, data[:at]), data[at:]
+    if "content-length" not in headers:
+        raise AssertionError("an answer with neither Content-Length nor chunks: %r" % data[:300])
+    at += int(headers["content-length"])
+    if len(data) < at:
+        return None
+    return Answer(status, headers, fields, data[end + 4:at], data[:at]), data[at:]
+
+
+class Client:
+    """One raw connection: bytes sent as given, answers read one at a time, in order."""
+
+    def __init__(self, port, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending = b""  # received, not yet read as an answer
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _recv(self, deadline):
+        """Read once; False at the end of the connection or the deadline."""
+        left = deadline - time.monotonic()
+        if left <= 0 or self.eof:
+            return False
+        self.sock.settimeout(left)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:  # reset: closed all the same
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.pending += data
+        return True
+
+    def answer(self, method=None, timeout=5.0):
+        """The next whole answer; the test fails when none comes in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = split_answer(self.pending, method)
+            if got:
+                ans, self.pending = got
+                return ans
+            if not self._recv(deadline):
+                raise AssertionError("no whole answer within %.0f s%s; got %r"
+                                     % (timeout, " (closed)" if self.eof else "", self.pending[:300]))
+
+    def read_until(self, marker, timeout=5.0):
+        """Read until pending holds marker; the test fails when it does not come in time."""
+        deadline = time.monotonic() + timeout
+        while marker not in self.pending:
+            if not self._recv(deadline):
+                raise AssertionError("%r not received within %.0f s; got %r"
+                                     % (marker, timeout, self.pending[-300:]))
+
+    def closed(self, timeout=3.0):
+        """True when the server closes the connection within timeout (what came before the close
+        stays in pending)."""
+        deadline = time.monotonic() + timeout
+        while self._recv(deadline):
+            pass
+        return self.eof
+
+    def close(self):
+        self.sock.close()
+
+
+@local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
+class Wire(ServerTestCase):
+    def connect(self):
+        c = Client(self.server.port)
+        self.addCleanup(c.close)
+        return c
+
+    def ids(self):
+        return {t["id"] for t in self.server.list_all()}
+
+    def assertClosedAfter(self, c, what):
+        """The server closes c, and sends nothing more before the close."""
+        self.assertTrue(c.closed(), "the connection stayed open after %s" % what)
+        self.assertEqual(c.pending, b"", "bytes after %s" % what)
+
+    def assertHealth(self, ans, connection=None):
+        self.assertEqual((ans.status, ans.body), (200, HEALTH), ans.raw[:300])
+        self.assertEqual(ans.headers.get("connection"), connection, ans.raw[:300])
+
+    def assertTaskData(self, tid, data):
+        """GET /tasks/{tid} (a connection of its own) carries data exactly as compact() writes it."""
+        r = self.server.get("/tasks/" + tid)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["data"], data)
+        self.assertIn(b',"data":' + compact(data) + b',"result":', r.body, "data not byte for byte")
+
+    def test_content_length_body_in_pieces_then_a_read_on_the_same_connection(self):
+        # About 300 KB, far past the 4 KiB a connection's buffer starts with: the head is read
+        # and split before most of the body is in, and the buffer grows under it (the split
+        # head's fields, Idempotency-Key among them, must survive the move). Two- and three-byte
+        # UTF-8 characters here and there, so that pieces end inside some.
+        blob = "".join(chr(0x21 + (i * 7919) % 94) if i % 97 else "\u00e9\u6f22"
+                       for i in range(300 * 1024)).replace('"', "'").replace("\\", "/")
+        data = {"blob": blob}
+        body = compact({"task_type": "TASK2", "data": data})
+        self.assertGreater(len(body), 300 * 1024)
+        key = b"wire-pieces-%d" % time.monotonic_ns()
+        request = create_request(body, b"Idempotency-Key: " + key + b"\r\n")
+        head_len = request.index(b"\r\n\r\n") + 4
+        quarter = len(body) // 4
+        cuts = [0, head_len + 100, head_len + quarter + 1, head_len + 3 * quarter - 1, len(request)]
+        c = self.connect()
+        for i in range(4):  # the first piece: the head and 100 bytes of the body
+            if i:
+                time.sleep(0.05)
+            c.send(request[cuts[i]:cuts[i + 1]])
+        created = c.answer()
+        self.assertEqual(created.status, 201, created.raw[:300])
+        tid = json.loads(created.body)["id"]
+        self.assertEqual(created.headers.get("location"), "/tasks/" + tid)
+        self.assertNotIn("connection", created.headers)
+        c.send(b"GET /tasks/" + tid.encode() + b" HTTP/1.1\r\n" + HOST + b"\r\n")
+        got = c.answer()
+        self.assertEqual(got.status, 200, got.raw[:300])
+        self.assertEqual(json.loads(got.body)["data"], data)
+        self.assertIn(b',"data":' + compact(data) + b',"result":', got.body, "data not byte for byte")
+        # the key was read after the buffer moved: the same request again is the same task
+        c.send(request)
+        again = c.answer()
+        self.assertEqual((again.status, json.loads(again.body)), (200, {"id": tid}), again.raw[:300])
+
+    def test_chunked_body_with_extensions_and_trailers_then_pipelined_request(self):
+        data = {"text": "chunk \u00e9\u00e8 \u6f22\u5b57 " * 400, "n": list(range(300))}
+        body = compact({"task_type": "TASK2", "data": data})
+        chunked, at, i = b"", 0, 0
+        while at < len(body):
+            size = 1 + (i * 37) % 150  # 1 to 150 bytes: split lines and UTF-8 characters
+            part = body[at:at + size]
+            # sizes in either case of hex, some with extensions
+            line = (b"%X" if i % 2 else b"%x") % len(part)
+            line += (b";x=1", b"", b' ; name="v;w"', b"")[i % 4]
+            chunked += line + b"\r\n" + part + b"\r\n"
+            at += size
+            i += 1
+        self.assertGreater(i, 100)
+        chunked += b"0;last=yes\r\nX-T: 1\r\nX-Other: two words\r\n\r\n"
+        c = self.connect()
+        c.send(b"POST /tasks HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+               + b"GET /health HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
+        created = c.answer()
+        self.assertEqual(created.status, 201, created.raw[:300])
+        self.assertNotIn("connection", created.headers)
+        self.assertHealth(c.answer(), "close")
+        self.assertClosedAfter(c, "an answer with Connection: close")
+        self.assertTaskData(json.loads(created.body)["id"], data)
+
+    def test_chunked_with_content_length_is_answered_then_closed(self):
+        # Both framings: the body is read as chunked, and the connection closes after the
+        # answer (a proxy in front may have framed it by the length), so what follows is not run.
+        before = self.ids()
+        data = {"both": True}
+        body = compact({"task_type": "TASK2", "data": data})
+        c = self.connect()
+        c.send(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+        self.assertHealth(c.answer())
+        c.send(b"POST /tasks HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+               + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+               + create_request(compact({"task_type": "TASK2", "data": {"after": "both"}})))
+        created = c.answer()
+        self.assertEqual(created.status, 201, created.raw[:300])
+        self.assertEqual(created.headers.get("connection"), "close")
+        self.assertClosedAfter(c, "a request with both Transfer-Encoding and Content-Length")
+        tid = json.loads(created.body)["id"]
+        self.assertTaskData(tid, data)
+        self.assertEqual(self.ids() - before, {tid}, "the request after it was run")
+
+    def test_expect_100_continue_within_the_limit(self):
+        c = self.connect()
+        for n in range(2):  # the connection's first request, then a later one
+            with self.subTest(request=n + 1):
+                data = {"expect": n, "pad": "p" * 5000}
+                body = compact({"task_type": "TASK2", "data": data})
+                request = create_request(body, b"Expect: 100-continue\r\n")
+                c.send(request[:-len(body)])  # the head alone
+                cont = c.answer()
+                self.assertEqual(cont.raw, b"HTTP/1.1 100 Continue\r\n\r\n")
+                self.assertEqual(c.pending, b"", "more than the 100 before the body")
+                c.send(body)
+                created = c.answer()
+                self.assertEqual(created.status, 201, created.raw[:300])
+                self.assertTaskData(json.loads(created.body)["id"], data)
+
+    def test_expect_100_continue_over_the_limit_is_413_without_100(self):
+        for later in (False, True):
+            with self.subTest(later=later):
+                c = self.connect()
+                if later:
+                    c.send(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+                    self.assertHealth(c.answer())
+                c.send(b"POST /tasks HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+                       b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (BODY_LIMIT + 1))
+                refused = c.answer()  # a 100 here fails: it would be this answer
+                self.assertEqual(refused.status, 413, refused.raw[:300])
+                self.assertEqual(refused.headers.get("content-type"), "application/json")
+                self.assertEqual(json.loads(refused.body), {"detail": TOO_LARGE})
+                self.assertEqual(refused.headers.get("connection"), "close")
+                self.assertClosedAfter(c, "a 413")
+
+    def test_http10_closes_unless_keep_alive(self):
+        c = self.connect()
+        c.send(b"GET /health HTTP/1.0\r\n\r\n")
+        self.assertHealth(c.answer(), "close")
+        self.assertClosedAfter(c, "an HTTP/1.0 answer")
+        c = self.connect()
+        for _ in range(2):  # each request sent once the answer before it is in
+            c.send(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            ans = c.answer()
+            self.assertHealth(ans, "keep-alive")
+            self.assertEqual([k for k, _ in ans.fields].count("connection"), 1, ans.raw)
+        c.send(b"GET /health HTTP/1.0\r\n\r\n")
+        self.assertHealth(c.answer(), "close")
+        self.assertClosedAfter(c, "an HTTP/1.0 answer without keep-alive")
+
+    def test_connection_close_ends_the_connection_and_what_follows_is_not_run(self):
+        before = self.ids()
+        c = self.connect()
+        c.send(b"GET /health HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+               + create_request(compact({"task_type": "TASK2", "data": {"after": "close"}})))
+        ans = c.answer()
+        self.assertHealth(ans, "close")
+        self.assertEqual([k for k, _ in ans.fields].count("connection"), 1, ans.raw)
+        self.assertClosedAfter(c, "an answer with Connection: close")
+        self.assertEqual(self.ids() - before, set(), "the request after Connection: close was run")
+
+    def test_head_answers_have_the_length_and_no_body(self):
+        tid = self.server.create("TASK2", data={"head": "h" * 3000})
+        c = self.connect()
+        targets = [b"/health", b"/tasks/" + tid.encode(), b"/no-such-route"]
+        payload = b""
+        for t in targets:
+            payload += b"HEAD " + t + b" HTTP/1.1\r\n" + HOST + b"\r\n"
+            payload += b"GET " + t + b" HTTP/1.1\r\n" + HOST + b"\r\n"
+        c.send(payload + b"GET /health HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
+        for t in targets:
+            with self.subTest(target=t):
+                head = c.answer("HEAD")
+                # the next bytes must be the GET's answer, not a body of the HEAD's
+                self.assertTrue(c.pending == b"" or c.pending.startswith(b"HTTP/1.1 "),
+                                c.pending[:200])
+                got = c.answer()
+                self.assertEqual(head.status, got.status)
+                self.assertEqual(int(head.headers["content-length"]), len(got.body))
+                self.assertGreater(len(got.body), 0)
+                self.assertEqual(head.headers.get("content-type"), got.headers.get("content-type"))
+        self.assertHealth(c.answer(), "close")
+        self.assertClosedAfter(c, "an answer with Connection: close")
+
+    def test_event_stream_is_chunked_on_http11(self):
+        with EventStream(self.server) as st:
+            self.assertEqual(st.status, 200)
+            self.assertTrue(st.chunked, st.headers)
+            self.assertNotIn("content-length", st.headers)
+            self.assertNotIn("connection", st.headers)
+            self.assertTrue(st.headers["content-type"].startswith("text/event-stream"), st.headers)
+            self.assertEqual(st.next_block(5).get("retry"), "2000")
+            tid = self.server.create("TASK2", data={"stream": 11})
+            ev = st.next_event(10)
+            self.assertIsNotNone(ev, "no event for the task created")
+            self.assertEqual(ev["event"], "task")
+            self.assertEqual((ev["data"]["id"], ev["data"]["status"], ev["data"]["event"]),
+                             (tid, "CREATED", "INSERT"))
+            self.assertEqual(ev["data"]["seq"], int(ev["id"]))
+
+    def test_event_stream_is_raw_text_on_http10(self):
+        c = self.connect()
+        c.send(b"GET /events HTTP/1.0\r\n\r\n")
+        c.read_until(b"\r\n\r\n")
+        head, _, c.pending = c.pending.partition(b"\r\n\r\n")
+        status, fields, _ = parse_response_headers(head + b"\r\n\r\n", "HEAD")
+        headers = dict(fields)
+        self.assertEqual(status, 200, head)
+        self.assertTrue(headers["content-type"].startswith("text/event-stream"), head)
+        self.assertNotIn("transfer-encoding", headers)
+        self.assertNotIn("content-length", headers)
+        self.assertEqual(headers.get("connection"), "close")  # the body ends with the connection
+        c.read_until(b"retry: 2000\n\n")
+        self.assertTrue(c.pending.startswith(b"retry: 2000\n\n"), c.pending)
+        tid = self.server.create("TASK2", data={"stream": 10})
+        c.read_until(b"}\n\n", timeout=10)
+        text = c.pending.replace(b": ping\n\n", b"")  # the stream's heartbeat may come between
+        m = re.fullmatch(rb"retry: 2000\n\nid: (\d+)\nevent: task\ndata: (\{[^\n]*\})\n\n", text)
+        self.assertIsNotNone(m, c.pending)
+        ev = json.loads(m.group(2))
+        self.assertEqual((ev["seq"], ev["id"], ev["status"], ev["event"]),
+                         (int(m.group(1)), tid, "CREATED", "INSERT"))
+
+    def test_query_arguments(self):
+        for _ in range(6):  # more than any limit below: every page has a next one
+            self.server.create("TASK2", data={"query": True})
+        cases = [
+            # a repeated name: the first wins, whatever the case of either (names match in
+            # any case, as libmicrohttpd matched them)
+            (b"limit=1&limit=5", 200, 1),
+            (b"LIMIT=1&limit=5", 200, 1),
+            (b"limit=5&Limit=1", 200, 5),
+            (b"%6Cimit=1", 200, 1),  # the name is percent-decoded too
+            (b"limit=%31", 200, 1),
+            (b"status=CREAT%45D&task_type=TASK%32&limit=2", 200, 2),
+            # '+' is a space; an encoded '+' is a '+'
+            (b"status=in+progress%21", 422, "in progress!"),
+            (b"status=A%2BB%20c", 422, "A+B c"),
+            (b"Status=bad&status=CREATED", 422, "bad"),
+            (b"status=CREATED&STATUS=bad&limit=1", 200, 1),
+        ]
+        c = self.connect()
+        # all at once on one connection: answered in order
+        c.send(b"".join(b"GET /tasks?" + q + b" HTTP/1.1\r\n" + HOST + b"\r\n" for q, _, _ in cases))
+        for q, status, want in cases:
+            with self.subTest(query=q):
+                ans = c.answer()
+                self.assertEqual(ans.status, status, ans.raw[:400])
+                body = json.loads(ans.body)
+                if status == 200:
+                    self.assertEqual(len(body["tasks"]), want, body)
+                    self.assertIsNotNone(body["next_token"])
+                    if b"status" in q:
+                        self.assertEqual({t["status"] for t in body["tasks"]}, {"CREATED"})
+                        self.assertEqual({t["task_type"] for t in body["tasks"]}, {"TASK2"})
+                else:
+                    self.assertEqual([(e["loc"], e["input"]) for e in body["detail"]],
+                                     [(["query", "status"], want)], body)
+
+    def test_malformed_chunk_size_on_a_later_request(self):
+        cases = [b"zz\r\n", b"5\r\n{\"tas\r\nzz\r\n", b"5;x\r\n{\"tas\r\n-1\r\n",
+                 b"1" * 16 + b"\r\n", b"0x10\r\n"]
+        for bad in cases:
+            with self.subTest(body=bad):
+                before = self.ids()
+                c = self.connect()
+                c.send(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+                self.assertHealth(c.answer())
+                c.send(b"POST /tasks HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+                       b"Transfer-Encoding: chunked\r\n\r\n" + bad
+                       + create_request(compact({"task_type": "TASK2", "data": {"after": "malformed"}})))
+                ans = c.answer()
+                self.assertEqual(ans.status, 400, ans.raw[:300])
+                self.assertEqual(ans.headers.get("content-type"), "application/json")
+                self.assertEqual(json.loads(ans.body), {"detail": "Malformed chunked body"})
+                self.assertEqual(ans.headers.get("connection"), "close")
+                self.assertClosedAfter(c, "a malformed chunked body")
+                self.assertEqual(self.ids() - before, set(), "a request after the bad body was run")
+
+
+if __name__ == "__main__":
+    unittest.main()
