@@ -1,7 +1,7 @@
 """The local listener's bounds and deadlines, over raw sockets: garbage, bad versions and oversized
 heads answered in JSON at once, a chunked body over the limit refused while it is still being
-sent, slow heads and bodies cut off, connections bounded in all and per client, and admission
-control (503 with Retry-After) past the requests in flight."""
+sent, slow heads and bodies cut off, answers a client does not read dropped, connections bounded
+in all and per client, and admission control (503 with Retry-After) past the requests in flight."""
 
 import json
 import os
@@ -304,6 +304,41 @@ class Limits(ServersTestCase):
         finally:
             s.close()
         self.assertEqual(srv.list_all(), [])
+
+    def test_answer_not_read_is_dropped_at_the_idle_deadline(self):
+        # A client that asks for large answers and never reads them holds a connection and its
+        # answers' bytes, not a thread: the server drops it once nothing has gone out for the
+        # idle timeout (here 2 s), and serves everyone else meanwhile.
+        srv = self.start(idle_timeout=2)
+        tid = srv.create("TASK2", data={"blob": "b" * (800 * 1024)})
+        asks = 8  # more than the socket buffers hold between them
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        got, ended = b"", False
+        try:
+            s.sendall(b"GET /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % tid.encode() * asks)
+            deadline = time.monotonic() + 6.0
+            while time.monotonic() < deadline:  # others are served while it does not read
+                self.assertEqual(srv.get("/health").status, 200)
+                time.sleep(0.5)
+            s.settimeout(5.0)
+            try:
+                while True:
+                    chunk = s.recv(1 << 20)
+                    if not chunk:
+                        ended = True
+                        break
+                    got += chunk
+            except socket.timeout:
+                pass
+            except OSError:
+                ended = True  # reset: the server closed with bytes unsent
+        finally:
+            s.close()
+        self.assertTrue(ended, "the connection stayed open")
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:100])
+        self.assertLess(got.count(b"HTTP/1.1 200 "), asks, "every answer went out: none was dropped")
 
     def test_per_client_bound_leaves_other_clients_served(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
