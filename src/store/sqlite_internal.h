@@ -100,6 +100,7 @@ struct sqlite_store {
     pthread_mutex_t mu;  /* guards the write queue, stopping and the reader pool */
     pthread_cond_t wake; /* writer: work queued or stopping */
     store_write *queue_head, *queue_tail;
+    atomic_uint queued; /* bumped (under mu) by every write queued: what the idle writer watches */
     bool stopping;
 
     reader *free_readers;

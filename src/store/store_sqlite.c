@@ -74,6 +74,8 @@
 #define ROOM_LOOK_MS    1000
 /* Idempotency keys forgotten at most per batch (a statement of its own after the batch's commit) */
 #define PURGE_BATCH 1000
+/* How long the writer watches its queue for the next write before it sleeps (watch_queue()). */
+#define WRITER_WATCH_NS (30 * 1000)
 /* The WAL is cut back to this size when it starts over after a checkpoint. It is checkpointed
  * at about 4 MiB, but grows past that while a reader holds an old snapshot; SQLite reuses it
  * and never shrinks it by itself, so a burst would keep its size on disk for good. */
@@ -713,6 +715,7 @@ static void sq_submit(store *base, store_write *w)
     else
         s->queue_head = w;
     s->queue_tail = w;
+    atomic_fetch_add_explicit(&s->queued, 1, memory_order_release);
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
 }
@@ -1154,13 +1157,49 @@ static void purge_idempotency(sqlite_store *s)
     }
 }
 
+/* A spinning core's hint to the CPU (and to a hypervisor's sibling thread). */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/*
+ * Watch the write queue for WRITER_WATCH_NS before the writer sleeps (s->mu held, dropped
+ * meanwhile). Under load the next write (a POST's, a runner's report) often comes within tens
+ * of microseconds of a commit, and sleeping on the condition costs a futex wait, the
+ * submitter's wake-up and a context switch back, more than the watch. Only with --sync normal:
+ * where a commit waits for the disk, the writes that gather while the writer sleeps share the
+ * next commit's fsync, and taking them one by one costs more (docs/design.md, "The writer
+ * watches before it sleeps"). An idle writer watches once, then sleeps.
+ */
+static void watch_queue(sqlite_store *s)
+{
+    unsigned seen = atomic_load_explicit(&s->queued, memory_order_relaxed);
+    pthread_mutex_unlock(&s->mu);
+    int64_t until = clock_mono_ns() + WRITER_WATCH_NS;
+    while (atomic_load_explicit(&s->queued, memory_order_acquire) == seen &&
+           clock_mono_ns() < until)
+        cpu_relax();
+    pthread_mutex_lock(&s->mu);
+}
+
 static void *writer_main(void *arg)
 {
     sqlite_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
+        bool watched = false;
         while (!s->queue_head && !s->stopping) {
             if (!s->write_fault) {
+                if (!watched && !s->sync_full) {
+                    watched = true;
+                    watch_queue(s); /* then the queue is looked at again, under the lock */
+                    continue;
+                }
                 pthread_cond_wait(&s->wake, &s->mu);
                 continue;
             }
