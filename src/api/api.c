@@ -35,6 +35,8 @@ static const char JSON_TYPE[] = "application/json";
 
 /* A page of GET /tasks stops before the task that would take its body past this. */
 #define LIST_BODY_MAX (1024 * 1024)
+/* The route label of a request no route took, and of answers a transport gives before routing */
+#define UNROUTED "unmatched"
 
 void api_add_header(api_response *resp, const char *name, const char *value)
 {
@@ -837,6 +839,26 @@ static const char *known_method(const char *m)
     return "other";
 }
 
+void api_count_unrouted(api *a, const char *method, int status, int64_t start_ns,
+                        const char *detail)
+{
+    const char *label = method ? known_method(method) : "unknown";
+    char code[12];
+    status_text(status, code);
+    if (a && a->telemetry.metrics) {
+        char labels[120];
+        str_join(labels, sizeof labels, "route=\"" UNROUTED "\",method=\"", label, "\",code=\"",
+                 code, "\"", (const char *)NULL);
+        metrics_add(a->telemetry.metrics, "taskd_http_requests_total", labels, 1);
+    }
+    if (log_enabled(LOG_DEBUG)) {
+        char ms[32];
+        snprintf(ms, sizeof ms, "%.3f", (double)(clock_mono_ns() - start_ns) / 1e6);
+        log_debug("request", "method", label, "route", UNROUTED, "status", code, "detail",
+                  detail ? detail : "", start_ns ? "duration_ms" : NULL, ms, NULL);
+    }
+}
+
 /*
  * A path that matches a route once its trailing slashes are dropped is sent there
  * with a 307, as FastAPI does, so clients written against the original keep
@@ -909,7 +931,7 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     api_response *resp = &ex->resp;
     char param[128];
     const route *r = match_route(a, req->path, param, sizeof param);
-    ex->route = r ? r->pattern : "unmatched";
+    ex->route = r ? r->pattern : UNROUTED;
     str_join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route,
              (const char *)NULL);
     span_set_static(&ex->server, "http.route", ex->route);

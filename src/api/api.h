@@ -206,6 +206,14 @@ const char *api_bodiless_text(const api_response *resp);
 void api_body_too_large(api_response *resp, size_t limit);
 /* That 413's detail, written into buf (size bytes; 96 are enough); returns buf. */
 const char *api_body_too_large_detail(char *buf, size_t size, size_t limit);
+/*
+ * Count (taskd_http_requests_total, route "unmatched") and log at DEBUG, as the API does for
+ * the requests it answers, one answer a transport gave before routing: a refused head or body,
+ * admission, shutting down. method NULL: unknown (labelled "unknown"); start_ns: when the head
+ * was in (clock_mono_ns()), 0 when unknown; detail: why, for the log. a may be NULL.
+ */
+void api_count_unrouted(api *a, const char *method, int status, int64_t start_ns,
+                        const char *detail);
 /* Add a response header (ignored past API_MAX_HEADERS). */
 void api_add_header(api_response *resp, const char *name, const char *value);
 /* Release the body. */

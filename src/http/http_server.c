@@ -24,8 +24,8 @@
  * at a time.
  *
  * Answers given before a request reaches the API (a head refused, a body over the limit or
- * late, conflicting lengths, shutting down, admission) are JSON like the API's own, counted
- * and logged here under route "unmatched" as the API counts and logs the rest.
+ * late, conflicting lengths, shutting down, admission) are JSON like the API's own, and
+ * counted and logged by the API under route "unmatched" (api_count_unrouted()).
  *
  * Deadlines, checked a few times a second: a kept-alive connection silent for the idle
  * timeout is closed; a later head not complete within the idle timeout plus the header
@@ -41,7 +41,6 @@
 #include "core/sbuf.h"
 #include "core/urlcode.h"
 #include "util/clock.h"
-#include "util/log.h"
 #include "util/metrics.h"
 
 #include <arpa/inet.h>
@@ -62,9 +61,6 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-
-/* The route label of answers given before routing: the API's label for unrouted requests. */
-#define UNROUTED "unmatched"
 
 #define HEAD_LIMIT  (16 * 1024) /* a request head's bytes, the empty lines before it included */
 #define IN_FIRST    4096        /* a connection's first input buffer */
@@ -161,42 +157,6 @@ struct conn {
 };
 
 /* ---- counting answers given before routing ------------------------------------------------ */
-
-/* The method as a metrics label, as the API labels it: a static string from a short list. */
-static const char *method_label(const char *m)
-{
-    static const char *const methods[] = {"GET", "HEAD",   "POST",   "PATCH",
-                                          "PUT", "DELETE", "OPTIONS"};
-    if (!m)
-        return "unknown";
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        if (strcmp(m, methods[i]) == 0)
-            return methods[i];
-    return "other";
-}
-
-/*
- * Count and log (DEBUG, as the API logs the requests it answers) one answer given before
- * routing. method NULL: unknown; start_ns 0: the duration is unknown; detail: why.
- */
-static void count_unrouted(http_server *h, const char *method, int status, int64_t start_ns,
-                           const char *detail)
-{
-    const char *label = method_label(method);
-    if (h->metrics) {
-        char labels[120];
-        snprintf(labels, sizeof labels, "route=\"" UNROUTED "\",method=\"%s\",code=\"%d\"", label,
-                 status);
-        metrics_add(h->metrics, "taskd_http_requests_total", labels, 1);
-    }
-    if (log_enabled(LOG_DEBUG)) {
-        char code[16], ms[32];
-        snprintf(code, sizeof code, "%d", status);
-        snprintf(ms, sizeof ms, "%.3f", (double)(clock_mono_ns() - start_ns) / 1e6);
-        log_debug("request", "method", label, "route", UNROUTED, "status", code, "detail",
-                  detail ? detail : "", start_ns ? "duration_ms" : NULL, ms, NULL);
-    }
-}
 
 /* Count one connection or request refused by a bound or deadline (reason: a short label). */
 static void count_refused(http_server *h, const char *reason)
@@ -478,7 +438,7 @@ static void answer_unrouted(conn *c, int status, const char *detail, const char 
         c->linger_ns = c->loop->now_ns; /* what the client still sends must not reset the answer */
     if (!c->counted) {
         c->counted = true;
-        count_unrouted(h, c->split ? c->req->method : NULL, status, c->start_ns, why);
+        api_count_unrouted(h->api, c->split ? c->req->method : NULL, status, c->start_ns, why);
     }
     respond(c);
 }
@@ -1148,7 +1108,7 @@ static void front_refused(void *cls, int status, const char *reason, const char 
 {
     http_server *h = cls;
     if (status)
-        count_unrouted(h, NULL, status, 0, detail);
+        api_count_unrouted(h->api, NULL, status, 0, detail);
     count_refused(h, reason);
 }
 
