@@ -597,6 +597,21 @@ def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=F
             pass
 
 
+def recv_before(sock, deadline):
+    """One recv on sock before deadline (time.monotonic()): the bytes; b"" when the connection
+    ended (a reset too); None at the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return None
+    sock.settimeout(left)
+    try:
+        return sock.recv(65536)
+    except socket.timeout:
+        return None
+    except OSError:
+        return b""
+
+
 class EventStream:
     """GET /events over a raw socket: the response's status and headers, then its Server-Sent
     Events as they arrive (the chunked body decoded as it comes). ``rcvbuf`` shrinks the socket's
@@ -641,18 +656,11 @@ class EventStream:
 
     def _recv(self, deadline):
         """Read once; False at the end of the stream or the deadline."""
-        left = deadline - time.monotonic()
-        if left <= 0 or self.eof:
+        if self.eof:
             return False
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:
-            data = b""
+        data = recv_before(self.sock, deadline)
         if not data:
-            self.eof = True
+            self.eof = data is not None
             return False
         self.raw += data
         return True

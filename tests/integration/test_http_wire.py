@@ -15,7 +15,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import EventStream, ServerTestCase, local_only, parse_response_headers  # noqa: E402
+from harness import (EventStream, ServerTestCase, local_only, parse_response_headers,  # noqa: E402
+                     recv_before)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -88,18 +89,11 @@ class Client:
 
     def _recv(self, deadline):
         """Read once; False at the end of the connection or the deadline."""
-        left = deadline - time.monotonic()
-        if left <= 0 or self.eof:
+        if self.eof:
             return False
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:  # reset: closed all the same
-            data = b""
+        data = recv_before(self.sock, deadline)
         if not data:
-            self.eof = True
+            self.eof = data is not None
             return False
         self.pending += data
         return True
