@@ -3,10 +3,11 @@
  *
  * A pool of event-loop threads (epoll) reads requests; a complete request is
  * turned into an api_request, begun by api_begin() on the same thread, and
- * its response sent back, at once or when its write has committed. Bodies are read incrementally and capped at the configured
- * limit (413); idle or slow connections time out, so slow clients hold a
- * socket, never a thread. Writes, long polls and event streams park their
- * connection (suspended) instead of a thread.
+ * its response sent back, at once or when its write has committed. Bodies
+ * are read incrementally and capped at the configured limit (413); idle or
+ * slow connections time out, so slow clients hold a socket, never a thread.
+ * Writes, long polls and event streams leave their connection waiting in its
+ * loop, not a thread.
  *
  * Connections are accepted by the front (front.h), which bounds them in all
  * and per client address and waits for a connection's first request head
