@@ -177,9 +177,13 @@ class UpgradeFromV3(ServersTestCase):
         done = wait_until(lambda: s.task(QUEUED)["status"] in ("COMPLETED", "FAILED") or None,
                           10, what="the queued task to run")
         self.assertTrue(done)
-        spans = s.get("/tasks/%s/trace" % QUEUED).json()["spans"]
-        receive = [sp for sp in spans if sp["name"] == "receive task1"]
-        self.assertEqual(len(receive), 1, [sp["name"] for sp in spans])
+        # the receive span ends after the handler's status is written: wait for it, not just
+        # for the status
+        def receive_spans():
+            spans = s.get("/tasks/%s/trace" % QUEUED).json()["spans"]
+            return [sp for sp in spans if sp["name"] == "receive task1"] or None
+        receive = wait_until(receive_spans, 5, what="the queued task's receive span")
+        self.assertEqual(len(receive), 1, receive)
         self.assertEqual((receive[0]["trace_id"], receive[0]["parent_span_id"]),
                          (trace_id, "b7ad6b7169203331"))
         # a task's message whose attributes were unreadable takes the type from its task; one
