@@ -1,12 +1,15 @@
 /*
  * http_server — the local HTTP/1.1 server in front of the API; see http_server.h.
  *
- * Each event-loop thread owns the connections handed to it: an epoll set in which a connection
- * is registered once, edge-triggered for reading and writing, and an eventfd through which
- * other threads wake it. A connection moves through:
+ * Each event-loop thread accepts connections and owns those it accepted: an epoll set in which
+ * the listening socket is registered in every loop (EPOLLEXCLUSIVE: one loop wakes for a new
+ * connection) and a connection once, edge-triggered for reading and writing, and an eventfd
+ * through which other threads wake it. Every connection counts against its client's address
+ * (admission.h) from accept until it closes; one past a bound is answered 429 or 503 at once.
+ * A connection moves through:
  *
- *   HEAD     a request head is read and judged (http_head_judge(), the rules the front judges a
- *            first head by), then split in place (http_head_split())
+ *   HEAD     a request head is read and judged (http_head_judge()), then split in place
+ *            (http_head_split())
  *   BODY     its body is read: a Content-Length body into the same buffer, just after the head,
  *            so the API reads head and body where they arrived; a chunked one decoded
  *            (http_chunked) into a buffer of its own
@@ -27,20 +30,22 @@
  * late, conflicting lengths, shutting down, admission) are JSON like the API's own, and
  * counted and logged by the API under route "unmatched" (api_count_unrouted()).
  *
- * Deadlines, checked a few times a second: a kept-alive connection silent for the idle
- * timeout is closed; a later head not complete within the idle timeout plus the header
- * timeout after the previous answer gets 408; a body not complete within the body timeout
- * gets 408; a response the client does not read for the idle timeout is dropped. A
- * connection's first head is the front's (front.h) to wait for.
+ * Deadlines, checked a few times a second: a first head not complete within the header
+ * timeout after the connection came gets 408 (a connection that sent nothing is closed
+ * silently); a kept-alive connection silent for the idle timeout is closed; a later head not
+ * complete within the idle timeout plus the header timeout after the previous answer gets 408;
+ * a body not complete within the body timeout gets 408; a response the client does not read
+ * for the idle timeout is dropped.
  */
 #include "http_server.h"
 
-#include "front.h"
+#include "admission.h"
 #include "core/http_chunked.h"
 #include "core/http_head.h"
 #include "core/sbuf.h"
 #include "core/urlcode.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/metrics.h"
 
 #include <arpa/inet.h>
@@ -67,9 +72,12 @@
 #define IN_KEEP     (64 * 1024) /* the most input buffer a connection keeps between requests */
 #define STREAM_READ 4096        /* an event stream's bytes per chunk */
 /* A refused body is read and dropped this long (and this much) before the connection closes. */
-#define LINGER_NS    (1000 * 1000000LL)
-#define LINGER_BYTES (256 * 1024)
-#define SWEEP_NS     (250 * 1000000LL) /* how often deadlines are looked at */
+#define LINGER_NS       (1000 * 1000000LL)
+#define LINGER_BYTES    (256 * 1024)
+#define SWEEP_NS        (250 * 1000000LL) /* how often deadlines are looked at */
+#define ACCEPT_PAUSE_NS (100 * 1000000LL) /* a loop out of descriptors stops accepting this long   \
+                                           */
+#define ACCEPT_BATCH 64                   /* connections accepted per event, at most */
 #define EVENTS       64
 
 typedef struct loop loop;
@@ -78,10 +86,10 @@ typedef struct conn conn;
 struct http_server {
     api *api;
     metrics *metrics; /* the API's registry; NULL: nothing counted */
-    front *front;
+    admission *admission;
+    int listen_fd;
     loop *loops;
     int n_loops;
-    atomic_uint next_loop; /* round robin of handoffs */
     size_t body_limit;
     char too_large[96]; /* the detail of every 413 */
     int64_t body_timeout_ns, idle_timeout_ns, header_timeout_ns;
@@ -104,7 +112,9 @@ struct loop {
     conn *dead;     /* closed, freed once nothing will touch them */
     int64_t now_ns; /* CLOCK_MONOTONIC when this turn began: the loop's clock */
     int64_t next_sweep_ns;
-    time_t date_s; /* the second date was written for */
+    bool accepting;           /* the listening socket is in this loop's set */
+    int64_t accept_resume_ns; /* when it goes back in, after running out of descriptors */
+    time_t date_s;            /* the second date was written for */
     char date[40];
 };
 
@@ -117,7 +127,6 @@ struct conn {
     atomic_bool queued; /* on the wake stack, or being pushed there */
     atomic_bool done;   /* the write (or wait) in flight has called ready() */
     conn *dead_next;    /* on the loop's list of closed connections */
-    bool added;         /* in the loop's set and list (false: just handed over) */
     int fd;             /* -1 once closed */
     struct sockaddr_storage addr;
     socklen_t addrlen;
@@ -126,10 +135,11 @@ struct conn {
     bool peer_done;  /* the client sent its last byte (or the socket failed) */
     bool closing;    /* close once nothing is in flight */
     bool keep_alive; /* the response keeps the connection open */
-    bool head_only;  /* HEAD: the response has no body */
-    bool counted;    /* answered before routing and counted */
-    bool split;      /* req holds the current request's head */
-    bool oom;        /* no memory for the request's bytes: answered 503, then closed */
+    bool served;    /* an answer went out and the connection stayed: the next head is a later one */
+    bool head_only; /* HEAD: the response has no body */
+    bool counted;   /* answered before routing and counted */
+    bool split;     /* req holds the current request's head */
+    bool oom;       /* no memory for the request's bytes: answered 503, then closed */
     bool active, in_flight;
     /* input: in[0..in_len), the request being read starting at 0 */
     char *in;
@@ -142,7 +152,7 @@ struct conn {
     http_chunked dec;
     sbuf body;         /* a chunked body, decoded (its raw bytes leave in as they are read) */
     int64_t start_ns;  /* the head complete */
-    int64_t idle_ns;   /* the last answer ended (or the handoff) */
+    int64_t idle_ns;   /* the last answer ended (or the accept) */
     int64_t io_ns;     /* the last byte read or written */
     int64_t linger_ns; /* when lingering began */
     size_t dropped;    /* bytes dropped while lingering */
@@ -251,11 +261,10 @@ static void conn_close(conn *c)
     close_stream(c);
     if (c->fd >= 0) {
         /* out of the set first: a process forked meanwhile may hold the socket open */
-        if (c->added)
-            epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
         c->fd = -1;
-        front_closed(h->front, (struct sockaddr *)&c->addr);
+        admission_leave(h->admission, (struct sockaddr *)&c->addr);
     }
     if (c->phase == PENDING && c->ex.long_lived && h->api->pipeline &&
         h->api->pipeline->unwait_task(h->api->pipeline->ctx, &c->ex))
@@ -270,14 +279,12 @@ static bool conn_reap(conn *c)
         return false;
     loop *l = c->loop;
     settle(l->h, c);
-    if (c->added) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            l->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
     api_exchange_free(&c->ex);
     sbuf_free(&c->body);
     sbuf_free(&c->out);
@@ -849,6 +856,7 @@ static void response_sent(conn *c)
     }
     consume_request(c);
     c->idle_ns = c->loop->now_ns;
+    c->served = true;
     c->phase = HEAD;
 }
 
@@ -942,22 +950,7 @@ static void run(conn *c)
 static void woken(loop *l, conn *c)
 {
     atomic_store(&c->queued, false);
-    if (!c->added) {
-        c->added = true;
-        c->next = l->conns;
-        if (l->conns)
-            l->conns->prev = c;
-        l->conns = c;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.ptr = c};
-        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-            conn_close(c);
-            return;
-        }
-        c->readable = true;
-        c->idle_ns = c->io_ns = l->now_ns;
-        run(c);
-    } else if (c->phase == PENDING && atomic_exchange(&c->done, false)) {
+    if (c->phase == PENDING && atomic_exchange(&c->done, false)) {
         api_finish(l->h->api, &c->ex);
         c->phase = WRITING;
         if (c->closing) {
@@ -1000,17 +993,24 @@ static void sweep(loop *l, int64_t now)
         if (c->closing)
             continue;
         switch (c->phase) {
-        case HEAD:
-            if (c->in_len > 0 && now - c->idle_ns > h->idle_timeout_ns + h->header_timeout_ns) {
+        case HEAD: {
+            /* a first head is due the header timeout after the accept; a later one, the idle
+             * timeout more after the answer before it, however the client trickles it */
+            int64_t due = c->idle_ns + h->header_timeout_ns + (c->served ? h->idle_timeout_ns : 0);
+            if (now > due && c->in_len > 0) {
                 count_refused(h, "header_timeout");
                 answer_unrouted(c, 408, "Request head not received in time",
                                 "request head not received in time", false);
                 c->in_len = 0;
                 run(c);
-            } else if (now - c->io_ns > h->idle_timeout_ns) {
+            } else if (!c->served && now > due) {
+                count_refused(h, "header_timeout"); /* nothing came: no answer */
+                conn_close(c);
+            } else if (c->served && now - c->io_ns > h->idle_timeout_ns) {
                 conn_close(c);
             }
             break;
+        }
         case BODY:
             if (now - c->start_ns > h->body_timeout_ns)
                 run(c); /* read_body() answers the 408 */
@@ -1046,6 +1046,109 @@ static void reap(loop *l)
     l->dead = keep;
 }
 
+/* ---- accepting ---------------------------------------------------------------------------- */
+
+static char accept_tag; /* the listening socket's events carry its address */
+
+/* Put the listening socket in l's set, or take it out (out of descriptors, for a moment). */
+static void set_accepting(loop *l, bool on)
+{
+    if (on == l->accepting)
+        return;
+    if (on) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &accept_tag};
+        if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->h->listen_fd, &ev) != 0)
+            return; /* tried again at the next sweep */
+    } else {
+        epoll_ctl(l->epoll_fd, EPOLL_CTL_DEL, l->h->listen_fd, NULL);
+        l->accept_resume_ns = l->now_ns + ACCEPT_PAUSE_NS;
+    }
+    l->accepting = on;
+}
+
+/* Refuse a connection just accepted: a whole JSON answer straight to its socket, then close. */
+static void refuse_at_accept(loop *l, int fd, int status, const char *reason, const char *detail)
+{
+    http_server *h = l->h;
+    api_count_unrouted(h->api, NULL, status, 0, detail);
+    count_refused(h, reason);
+    char msg[512];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n%s"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n"
+                     "{\"detail\":\"%s\"}",
+                     status, http_reason_phrase(status), loop_date(l),
+                     status == 429 || status == 503 ? "Retry-After: 1\r\n" : "",
+                     strlen(detail) + strlen("{\"detail\":\"\"}"), detail);
+    if (n > 0 && (size_t)n < sizeof msg) {
+        ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)sent; /* a client gone already, or not reading: closed all the same */
+    }
+    close(fd);
+}
+
+/* Take a connection just accepted (and admitted) into l: its set, its list, its first read. */
+static void conn_open(loop *l, int fd, const struct sockaddr_storage *addr, socklen_t len)
+{
+    http_server *h = l->h;
+    conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        admission_leave(h->admission, (const struct sockaddr *)addr);
+        refuse_at_accept(l, fd, 503, "out_of_memory", "Out of memory");
+        return;
+    }
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    c->loop = l;
+    c->fd = fd;
+    c->addr = *addr;
+    c->addrlen = len;
+    c->phase = HEAD;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        close(fd);
+        admission_leave(h->admission, (const struct sockaddr *)addr);
+        free(c);
+        return;
+    }
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    c->readable = true; /* the head is often in already */
+    c->idle_ns = c->io_ns = l->now_ns;
+    run(c);
+}
+
+/* The listening socket has connections waiting: accept some, within the bounds. */
+static void accept_some(loop *l)
+{
+    http_server *h = l->h;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int fd =
+            accept4(h->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* out of descriptors: the backlog waits until some close */
+                log_warn("cannot accept a connection", "component", "http", "error",
+                         strerror(errno), NULL);
+                set_accepting(l, false);
+            }
+            return; /* EAGAIN (another loop took it), or the client is already gone */
+        }
+        admission_verdict v = admission_enter(h->admission, (struct sockaddr *)&addr);
+        if (v == ADMISSION_OK)
+            conn_open(l, fd, &addr, len);
+        else if (v == ADMISSION_CLIENT_FULL)
+            refuse_at_accept(l, fd, 429, admission_reason(v),
+                             "Too many connections from this client");
+        else
+            refuse_at_accept(l, fd, 503, admission_reason(v), "Too many connections");
+    }
+}
+
 static void *loop_main(void *arg)
 {
     loop *l = arg;
@@ -1057,6 +1160,10 @@ static void *loop_main(void *arg)
             conn *c = ev[i].data.ptr;
             if (!c) {
                 drain_wakes(l);
+                continue;
+            }
+            if (ev[i].data.ptr == &accept_tag) {
+                accept_some(l);
                 continue;
             }
             if (c->closing)
@@ -1073,6 +1180,8 @@ static void *loop_main(void *arg)
         if (l->now_ns >= l->next_sweep_ns) {
             l->next_sweep_ns = l->now_ns + SWEEP_NS;
             sweep(l, l->now_ns);
+            if (!l->accepting && l->now_ns >= l->accept_resume_ns)
+                set_accepting(l, true);
         }
         if (l->dead)
             reap(l);
@@ -1080,37 +1189,7 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* ---- handing over and starting ------------------------------------------------------------ */
-
-/* The front hands over a connection whose first request head is in (the front's thread). */
-static bool handoff(void *cls, int fd, const struct sockaddr *addr, socklen_t len)
-{
-    http_server *h = cls;
-    conn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return false;
-    }
-    int on = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    c->fd = fd;
-    memcpy(&c->addr, addr, len < sizeof c->addr ? len : sizeof c->addr);
-    c->addrlen = len;
-    c->phase = HEAD;
-    unsigned i = atomic_fetch_add(&h->next_loop, 1) % (unsigned)h->n_loops;
-    c->loop = &h->loops[i];
-    conn_wake(c);
-    return true;
-}
-
-/* The front answered or closed a connection itself. */
-static void front_refused(void *cls, int status, const char *reason, const char *detail)
-{
-    http_server *h = cls;
-    if (status)
-        api_count_unrouted(h->api, NULL, status, 0, detail);
-    count_refused(h, reason);
-}
+/* ---- starting ---------------------------------------------------------------------------- */
 
 /* Resolve host:port into a socket address. */
 static bool resolve(const http_options *o, struct sockaddr_storage *ss, socklen_t *len, char *err,
@@ -1198,13 +1277,10 @@ static void stop_loops(http_server *h)
     }
     for (int i = 0; i < h->n_loops; i++) {
         loop *l = &h->loops[i];
-        /* connections handed over but not yet run, then every other: nothing is in flight
-         * once the server stops */
+        /* nothing is in flight once the server stops: wakes still queued are void */
         for (conn *c = atomic_exchange(&l->wakes, NULL), *next; c; c = next) {
             next = c->wake_next;
             atomic_store(&c->queued, false);
-            if (!c->added)
-                conn_close(c);
         }
         for (conn *c = l->conns; c; c = c->next)
             conn_close(c);
@@ -1236,8 +1312,12 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
         l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         if (l->epoll_fd < 0 || l->wake_fd < 0 ||
-            epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0 ||
-            pthread_create(&l->thread, NULL, loop_main, l) != 0) {
+            epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0) {
+            snprintf(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
+            return false;
+        }
+        set_accepting(l, true);
+        if (!l->accepting || pthread_create(&l->thread, NULL, loop_main, l) != 0) {
             snprintf(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
             return false;
         }
@@ -1277,32 +1357,25 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     metrics_declare(h->metrics, "taskd_http_refused_total",
                     "Connections and requests refused by a bound or a deadline, by reason.",
                     METRIC_COUNTER, NULL, 0);
-    int lfd = listen_on(&ss, sslen);
-    if (lfd < 0) {
+    h->admission = admission_new(max_conns, per_client);
+    if (!h->admission) {
+        snprintf(err, errlen, "out of memory");
+        free(h);
+        return NULL;
+    }
+    h->listen_fd = listen_on(&ss, sslen);
+    if (h->listen_fd < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)", o->host,
                  o->port);
+        admission_free(h->admission);
         free(h);
         return NULL;
     }
-    bound_address(h, lfd);
+    bound_address(h, h->listen_fd);
     if (!start_loops(h, o->threads > 0 ? o->threads : 1, err, errlen)) {
         stop_loops(h);
-        close(lfd);
-        free(h);
-        return NULL;
-    }
-    front_options fo = {.listen_fd = lfd,
-                        .max_connections = max_conns,
-                        .max_per_client = per_client,
-                        .header_timeout_s = header_timeout_s,
-                        .head_limit = HEAD_LIMIT,
-                        .too_large = h->too_large,
-                        .handoff = handoff,
-                        .refused = front_refused,
-                        .ctx = h};
-    if (!front_start(&fo, &h->front, err, errlen)) {
-        stop_loops(h);
-        close(lfd);
+        close(h->listen_fd);
+        admission_free(h->admission);
         free(h);
         return NULL;
     }
@@ -1326,8 +1399,8 @@ void http_server_stop(http_server *h)
      * go out, so a client sees the stream end rather than cut (one that does not read is cut). */
     for (int ms = 0; ms < 2000 && atomic_load(&h->streams) > 0; ms++)
         usleep(1000);
-    front_stop(h->front); /* no more handoffs */
-    stop_loops(h);
-    front_free(h->front); /* after the loops' last front_closed() */
+    stop_loops(h); /* and every connection with them */
+    close(h->listen_fd);
+    admission_free(h->admission); /* after the last connection's admission_leave() */
     free(h);
 }

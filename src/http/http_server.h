@@ -9,9 +9,9 @@
  * Writes, long polls and event streams leave their connection waiting in its
  * loop, not a thread.
  *
- * Connections are accepted by the front (front.h), which bounds them in all
- * and per client address and waits for a connection's first request head
- * (with a deadline) before the server gets it. Past max_in_flight requests
+ * The loops accept connections themselves, bounded in all and per client
+ * address (admission.h: 503 and 429 at once); a connection's first request
+ * head has the header timeout from the accept. Past max_in_flight requests
  * being answered or waiting on a write, new ones get 503 with Retry-After.
  */
 #ifndef TASKD_HTTP_SERVER_H

@@ -460,8 +460,8 @@ class BadInput(ServerTestCase):
 
     @local_only("the local HTTP server's wire handling: on AWS, API Gateway's")
     def test_malformed_header_lines_answered_in_json(self):
-        # Each refusal has a JSON detail, on a connection's first request (the front's answer)
-        # and on a later one of a kept-alive connection (the server's).
+        # Each refusal has a JSON detail, on a connection's first request and on a later one
+        # of a kept-alive connection.
         head = b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         body = b'{"task_type":"TASK2"}'
         too_large = "Request body too large (limit %d bytes)" % DEFAULT_BODY_LIMIT

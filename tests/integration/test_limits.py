@@ -231,7 +231,7 @@ class Limits(ServersTestCase):
             self.assertIsNotNone(answer, "a trickling later head was never cut off")
             self.assertTrue(served)
             self.assertGreater(at - sent, 3.9)
-            self.assertLess(at - answered, 7.0)  # the front looks once a second
+            self.assertLess(at - answered, 7.0)  # deadlines are looked at 4 times a second
             self.assertJSONAnswer(answer[0], 408, "not received in time")
             # and the server closes the connection, though the client goes on sending: once it
             # has, what the client sends is refused (a reset), not read and dropped
@@ -392,7 +392,7 @@ class Limits(ServersTestCase):
             for s in held:
                 s.close()
         # once the held connections are gone, the first client is served again; until the
-        # front has seen them close (a loaded machine), it is refused, by the per-client bound
+        # server has seen them close (a loaded machine), it is refused, by the per-client bound
         # (429) or the bound in all (503), and that counts too
         deadline = time.monotonic() + 5
         late_refusals = late_full = 0

@@ -45,7 +45,7 @@ def requests_but_metrics(m):
 
 
 # name, request bytes, expected status, method label, JSON {"detail"} body checked (every answer
-# is taskd's own: the front's for a connection's first head, the server's for the rest)
+# is taskd's own, for a connection's first head and the later ones alike)
 BAD_REQUESTS = [
     ("headers too large",
      b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"h" * (100 * 1024) + b"\r\nConnection: close\r\n\r\n",

@@ -1,0 +1,139 @@
+/*
+ * admission — the listener's bounds on connections; see admission.h.
+ */
+#include "admission.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLIENT_BUCKETS 4096
+
+/* One client address and its open connections. */
+typedef struct client {
+    unsigned char key[17]; /* family, then the address bytes */
+    unsigned count;
+    struct client *next;
+} client;
+
+struct admission {
+    unsigned max_connections, max_per_client;
+    pthread_mutex_t lock; /* guards the fields below */
+    unsigned open;        /* every connection counted and not yet closed */
+    client *clients[CLIENT_BUCKETS];
+};
+
+static void client_key(const struct sockaddr *a, unsigned char key[17])
+{
+    memset(key, 0, 17);
+    key[0] = (unsigned char)a->sa_family;
+    if (a->sa_family == AF_INET)
+        memcpy(key + 1, &((const struct sockaddr_in *)a)->sin_addr, 4);
+    else if (a->sa_family == AF_INET6)
+        memcpy(key + 1, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+}
+
+static client **client_slot(admission *a, const unsigned char key[17])
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (int i = 0; i < 17; i++)
+        h = (h ^ key[i]) * 16777619u;
+    client **p = &a->clients[h % CLIENT_BUCKETS];
+    while (*p && memcmp((*p)->key, key, 17) != 0)
+        p = &(*p)->next;
+    return p;
+}
+
+admission *admission_new(unsigned max_connections, unsigned max_per_client)
+{
+    admission *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->max_connections = max_connections ? max_connections : 1;
+    a->max_per_client = max_per_client ? max_per_client : 1;
+    pthread_mutex_init(&a->lock, NULL);
+    return a;
+}
+
+void admission_free(admission *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < CLIENT_BUCKETS; i++) {
+        while (a->clients[i]) {
+            client *next = a->clients[i]->next;
+            free(a->clients[i]);
+            a->clients[i] = next;
+        }
+    }
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
+
+admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
+{
+    unsigned char key[17];
+    client_key(addr, key);
+    admission_verdict v = ADMISSION_OK;
+    pthread_mutex_lock(&a->lock);
+    client **slot = client_slot(a, key);
+    if (a->open >= a->max_connections) {
+        v = ADMISSION_FULL;
+    } else if (*slot && (*slot)->count >= a->max_per_client) {
+        v = ADMISSION_CLIENT_FULL;
+    } else if (!*slot && !(*slot = calloc(1, sizeof **slot))) {
+        v = ADMISSION_OUT_OF_MEMORY;
+    } else {
+        memcpy((*slot)->key, key, 17);
+        (*slot)->count++;
+        a->open++;
+    }
+    pthread_mutex_unlock(&a->lock);
+    return v;
+}
+
+void admission_leave(admission *a, const struct sockaddr *addr)
+{
+    unsigned char key[17];
+    client_key(addr, key);
+    pthread_mutex_lock(&a->lock);
+    client **slot = client_slot(a, key);
+    if (*slot) {
+        if (--(*slot)->count == 0) {
+            client *gone = *slot;
+            *slot = gone->next;
+            free(gone);
+        }
+        a->open--;
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+unsigned admission_open(admission *a, const struct sockaddr *addr, unsigned *from_addr)
+{
+    unsigned char key[17];
+    client_key(addr, key);
+    pthread_mutex_lock(&a->lock);
+    client **slot = client_slot(a, key);
+    *from_addr = *slot ? (*slot)->count : 0;
+    unsigned open = a->open;
+    pthread_mutex_unlock(&a->lock);
+    return open;
+}
+
+const char *admission_reason(admission_verdict v)
+{
+    switch (v) {
+    case ADMISSION_FULL:
+        return "connections";
+    case ADMISSION_CLIENT_FULL:
+        return "client_connections";
+    case ADMISSION_OUT_OF_MEMORY:
+        return "out_of_memory";
+    case ADMISSION_OK:
+        break;
+    }
+    return "";
+}

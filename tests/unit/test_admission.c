@@ -1,0 +1,136 @@
+/*
+ * Unit tests for http/admission: the bounds in all and per client address, and counts given
+ * back as connections close, so that a client is never shut out by connections it no longer
+ * has.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "http/admission.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+static struct sockaddr_in v4(const char *ip, uint16_t port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    assert_int_equal(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+    return a;
+}
+
+static struct sockaddr_in6 v6(const char *ip, uint16_t port)
+{
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_port = htons(port)};
+    assert_int_equal(inet_pton(AF_INET6, ip, &a.sin6_addr), 1);
+    return a;
+}
+
+#define SA(x) ((const struct sockaddr *)&(x))
+
+/* One address: its bound, whatever the port; others are let in meanwhile. */
+static void test_per_client_bound(void **state)
+{
+    (void)state;
+    admission *a = admission_new(100, 2);
+    assert_non_null(a);
+    struct sockaddr_in c1 = v4("127.0.0.1", 1000), c1b = v4("127.0.0.1", 2000);
+    struct sockaddr_in c2 = v4("127.0.0.2", 1000);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c1b)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_CLIENT_FULL);
+    assert_string_equal(admission_reason(ADMISSION_CLIENT_FULL), "client_connections");
+    assert_int_equal(admission_enter(a, SA(c2)), ADMISSION_OK);
+    unsigned from;
+    assert_int_equal(admission_open(a, SA(c1), &from), 3); /* a refusal counts nothing */
+    assert_int_equal(from, 2);
+    /* one closes: the client may open one more, and only one */
+    admission_leave(a, SA(c1b));
+    assert_int_equal(admission_open(a, SA(c1), &from), 2);
+    assert_int_equal(from, 1);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_CLIENT_FULL);
+    admission_free(a); /* with clients still counted */
+}
+
+/* The bound in all refuses everyone, and opens again as connections close. */
+static void test_bound_in_all(void **state)
+{
+    (void)state;
+    admission *a = admission_new(3, 2);
+    struct sockaddr_in c1 = v4("10.0.0.1", 1), c2 = v4("10.0.0.2", 1), c3 = v4("10.0.0.3", 1);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c2)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c3)), ADMISSION_FULL);
+    assert_string_equal(admission_reason(ADMISSION_FULL), "connections");
+    admission_leave(a, SA(c1));
+    assert_int_equal(admission_enter(a, SA(c3)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(c2)), ADMISSION_FULL);
+    admission_leave(a, SA(c1));
+    admission_leave(a, SA(c2));
+    admission_leave(a, SA(c3));
+    unsigned from;
+    assert_int_equal(admission_open(a, SA(c3), &from), 0);
+    assert_int_equal(from, 0);
+    admission_free(a);
+}
+
+/* IPv6 addresses are told apart by all their bytes, and from an IPv4 address. */
+static void test_addresses_told_apart(void **state)
+{
+    (void)state;
+    admission *a = admission_new(100, 1);
+    struct sockaddr_in6 x = v6("2001:db8::1", 1), y = v6("2001:db8::2", 1);
+    struct sockaddr_in6 mapped = v6("::ffff:127.0.0.1", 1);
+    struct sockaddr_in lo = v4("127.0.0.1", 1);
+    assert_int_equal(admission_enter(a, SA(x)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(y)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(x)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(admission_enter(a, SA(mapped)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(lo)), ADMISSION_OK);
+    /* a client's entry goes once its last connection closes, and comes back as new */
+    admission_leave(a, SA(x));
+    unsigned from;
+    assert_int_equal(admission_open(a, SA(x), &from), 3);
+    assert_int_equal(from, 0);
+    assert_int_equal(admission_enter(a, SA(x)), ADMISSION_OK);
+    admission_free(a);
+}
+
+/* Many clients, so that buckets hold chains: each keeps its own count. */
+static void test_many_clients(void **state)
+{
+    (void)state;
+    admission *a = admission_new(100000, 3);
+    for (int round = 0; round < 3; round++)
+        for (uint32_t i = 0; i < 20000; i++) {
+            struct sockaddr_in c = {.sin_family = AF_INET,
+                                    .sin_addr.s_addr = htonl(0x0a000000 + i)};
+            assert_int_equal(admission_enter(a, SA(c)), ADMISSION_OK);
+        }
+    for (uint32_t i = 0; i < 20000; i += 997) {
+        struct sockaddr_in c = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000000 + i)};
+        assert_int_equal(admission_enter(a, SA(c)), ADMISSION_CLIENT_FULL);
+        admission_leave(a, SA(c));
+        unsigned from;
+        assert_int_equal(admission_open(a, SA(c), &from), 60000 - 1);
+        assert_int_equal(from, 2);
+        assert_int_equal(admission_enter(a, SA(c)), ADMISSION_OK);
+    }
+    admission_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_client_bound),
+        cmocka_unit_test(test_bound_in_all),
+        cmocka_unit_test(test_addresses_told_apart),
+        cmocka_unit_test(test_many_clients),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
