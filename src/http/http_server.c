@@ -163,7 +163,9 @@ struct conn {
     size_t body_out_len, body_off;
     api_stream *stream;
     bool stream_ended;
-    api_exchange ex;
+    /* the request's exchange with the API (7 KiB), from its begin or refusal to its answer's
+     * end: a connection between requests, or still waiting for its first, holds none */
+    api_exchange *ex;
 };
 
 /* ---- counting answers given before routing ------------------------------------------------ */
@@ -238,6 +240,26 @@ static void settle(http_server *h, conn *c)
     }
 }
 
+/* ---- the exchange with the API ----------------------------------------------------------- */
+
+/* The current request's exchange, zeroed when new; false when out of memory. */
+static bool exchange_begin(conn *c)
+{
+    if (!c->ex)
+        c->ex = calloc(1, sizeof *c->ex);
+    return c->ex != NULL;
+}
+
+/* The request is over: its exchange goes. */
+static void exchange_end(conn *c)
+{
+    if (c->ex) {
+        api_exchange_free(c->ex);
+        free(c->ex);
+        c->ex = NULL;
+    }
+}
+
 /* ---- closing ------------------------------------------------------------------------------ */
 
 static void close_stream(conn *c)
@@ -266,8 +288,8 @@ static void conn_close(conn *c)
         c->fd = -1;
         admission_leave(h->admission, (struct sockaddr *)&c->addr);
     }
-    if (c->phase == PENDING && c->ex.long_lived && h->api->pipeline &&
-        h->api->pipeline->unwait_task(h->api->pipeline->ctx, &c->ex))
+    if (c->phase == PENDING && c->ex->long_lived && h->api->pipeline &&
+        h->api->pipeline->unwait_task(h->api->pipeline->ctx, c->ex))
         c->phase = HEAD; /* a long poll taken back: no ready() comes */
 }
 
@@ -285,7 +307,7 @@ static bool conn_reap(conn *c)
         l->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    api_exchange_free(&c->ex);
+    exchange_end(c);
     sbuf_free(&c->body);
     sbuf_free(&c->out);
     free(c->req);
@@ -391,7 +413,7 @@ static void respond(conn *c)
 {
     http_server *h = c->loop->h;
     settle(h, c);
-    api_response *resp = &c->ex.resp;
+    api_response *resp = &c->ex->resp;
     if (resp->stream) {
         c->stream = resp->stream;
         resp->stream = NULL;
@@ -434,7 +456,11 @@ static void respond(conn *c)
 static void answer_unrouted(conn *c, int status, const char *detail, const char *why, bool keep)
 {
     http_server *h = c->loop->h;
-    api_response *resp = &c->ex.resp;
+    if (!exchange_begin(c)) {
+        conn_close(c); /* no memory for an answer */
+        return;
+    }
+    api_response *resp = &c->ex->resp;
     api_response_free(resp);
     memset(resp, 0, sizeof *resp);
     api_error(resp, status, detail);
@@ -636,10 +662,15 @@ static void dispatch(conn *c)
         .body = c->chunked ? (c->body.data ? c->body.data : "") : c->in + r->len,
         .body_len = c->chunked ? c->body.len : c->body_len,
     };
-    c->ex.ready = exchange_ready;
-    c->ex.user = c;
-    if (api_begin(h->api, &req, &c->ex) == API_PENDING) {
-        if (c->ex.long_lived) /* a long poll: still active (a stop waits for its answer) */
+    if (!exchange_begin(c)) {
+        settle(h, c);
+        conn_close(c); /* no memory for the request, nor for an answer */
+        return;
+    }
+    c->ex->ready = exchange_ready;
+    c->ex->user = c;
+    if (api_begin(h->api, &req, c->ex) == API_PENDING) {
+        if (c->ex->long_lived) /* a long poll: still active (a stop waits for its answer) */
             leave_in_flight(h, c);
         c->phase = PENDING;
         return;
@@ -838,8 +869,7 @@ static void linger(conn *c)
 /* The response went out: the next request, the linger, or the close. */
 static void response_sent(conn *c)
 {
-    api_exchange_free(&c->ex);
-    memset(&c->ex, 0, sizeof c->ex);
+    exchange_end(c);
     c->body_out = NULL;
     c->body_out_len = c->body_off = 0;
     sbuf_truncate(&c->out, 0);
@@ -951,7 +981,7 @@ static void woken(loop *l, conn *c)
 {
     atomic_store(&c->queued, false);
     if (c->phase == PENDING && atomic_exchange(&c->done, false)) {
-        api_finish(l->h->api, &c->ex);
+        api_finish(l->h->api, c->ex);
         c->phase = WRITING;
         if (c->closing) {
             settle(l->h, c); /* the client left while its write was in flight */
