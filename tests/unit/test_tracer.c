@@ -803,6 +803,55 @@ static void test_partial_success_protobuf(void **state)
     http_stub_stop(r);
 }
 
+/*
+ * A 2xx answer whose body is no partial success — invalid JSON under a JSON Content-Type, a
+ * truncated or garbage protobuf under a protobuf one — rejects none: each batch counts whole as
+ * exported, none dropped, and is not sent again. The truncated protobufs hold rejected_spans 2
+ * before the point where they break off, so reading past a length or an unfinished varint
+ * would count spans as dropped.
+ */
+static void test_unreadable_partial_success_rejects_none(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+#define PROTO_TYPE "Content-Type: application/x-protobuf\r\n"
+    static const http_stub_reply script[] = {
+        /* JSON cut short after the count */
+        {.status = 200,
+         .headers = JSON_TYPE,
+         .body = "{\"partialSuccess\":{\"rejectedSpans\":\"2\","},
+        /* not JSON at all */
+        {.status = 200, .headers = JSON_TYPE, .body = "rejectedSpans: 2"},
+        /* partial_success says 5 bytes, 4 follow: rejected_spans 2, then a cut error_message */
+        {.status = 200, .headers = PROTO_TYPE, .body = "\x0a\x05\x08\x02\x12\x01", .body_len = 6},
+        /* partial_success's rejected_spans varint ends mid-way */
+        {.status = 200, .headers = PROTO_TYPE, .body = "\x0a\x02\x08\x82", .body_len = 4},
+        /* a varint longer than 64 bits */
+        {.status = 200,
+         .headers = PROTO_TYPE,
+         .body = "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+         .body_len = 12},
+        /* text under a protobuf Content-Type (an end-group wire type first) */
+        {.status = 200, .headers = PROTO_TYPE, .body = "<html>rejected 2</html>"},
+    };
+#undef PROTO_TYPE
+    enum { ANSWERS = sizeof script / sizeof script[0], PER_BATCH = 3 };
+    http_stub *r = receiver_script(script, ANSWERS);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    tracer *t = start(64, 0);
+    for (int i = 0; i < ANSWERS; i++) {
+        for (int k = 0; k < PER_BATCH; k++)
+            emit(t, TASK_A, i * PER_BATCH + k);
+        assert_true(tracer_flush(t, epoch_ms() + 3000));
+        assert_int_equal(http_stub_count(r), i + 1); /* one POST, not retried */
+        assert_int_equal(tracer_exported(t), (i + 1) * PER_BATCH);
+        assert_int_equal(tracer_dropped(t), 0);
+    }
+    tracer_free(t);
+    assert_int_equal(http_stub_count(r), ANSWERS);
+    http_stub_stop(r);
+}
+
 static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
 {
     (void)state;
@@ -992,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_drop_on_400),
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_partial_success_protobuf),
+        cmocka_unit_test(test_unreadable_partial_success_rejects_none),
         cmocka_unit_test(test_full_queue_drops_and_shutdown_is_bounded),
         cmocka_unit_test(test_emit_stays_fast_when_unreachable),
         cmocka_unit_test(test_xray_datagrams),
