@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # bench/api.sh - HTTP API benchmark for taskd, with an nginx baseline.
 #
-# Measures (with wrk, keep-alive, fixed connection count):
+# Measures (with wrk, fixed connection count):
 #   1. nginx returning a fixed 150-byte JSON body (upper bound of this
-#      machine + wrk + loopback for a trivial HTTP reply),
+#      machine + wrk + loopback for a trivial HTTP reply), on kept-alive
+#      connections and with a new connection per request (Connection: close),
 #   2. taskd (fresh temp db, --sync full): GET /tasks/{id} (random seeded id),
-#      POST /tasks, GET /tasks (list, default limit),
-# in RUNS rounds, each round running nginx and then the three taskd scenarios
+#      POST /tasks, GET /tasks (list, default limit), on kept-alive
+#      connections, and GET /tasks/{id} with a new connection per request,
+# in RUNS rounds, each round running nginx and then the taskd scenarios
 # back to back. Reports median req/s, median p50/p99
-# latency, non-2xx counts, each round's taskd/nginx ratios (GET and POST) with
-# their median and range, and taskd RSS (idle and after load). See
-# bench/README.md.
+# latency, non-2xx counts, each round's taskd/nginx ratios (GET and POST kept
+# alive, GET with a connection per request) with their median and range, and
+# taskd RSS (idle and after load). See bench/README.md.
 #
 # Env options: RUNS (5), DURATION (5, seconds per wrk run), CONNECTIONS (50),
 #   THREADS (2), TASKD (build/taskd under the repo root), SEED (1000 tasks
@@ -119,7 +121,13 @@ def runline(jline):
 SCEN = [("nginx", "nginx fixed 150B JSON"),
         ("get_id", "taskd GET /tasks/{id}"),
         ("post", "taskd POST /tasks"),
-        ("list", "taskd GET /tasks")]
+        ("list", "taskd GET /tasks"),
+        ("nginx_close", "nginx, conn per request"),
+        ("get_close", "taskd GET, conn per req")]
+
+# each taskd scenario with a ratio, and the nginx run it is divided by
+RATIOS = [("get_id", "nginx", "GET /tasks/{id}"), ("post", "nginx", "POST /tasks"),
+          ("get_close", "nginx_close", "GET /tasks/{id}, a connection per request")]
 
 def report(results_path):
     E = os.environ
@@ -156,9 +164,9 @@ def report(results_path):
     # between rounds, so a ratio is only taken between runs a few seconds apart.
     by_run = {key: {r["run"]: r["wrk"]["rps"] for r in rows.get(key, [])} for key, _ in SCEN}
     ratios = {}
-    for key in ("get_id", "post"):
-        per = [by_run[key][n] / by_run["nginx"][n] for n in sorted(by_run[key])
-               if by_run["nginx"].get(n)]
+    for key, base, _ in RATIOS:
+        per = [by_run[key][n] / by_run[base][n] for n in sorted(by_run[key])
+               if by_run[base].get(n)]
         if per:
             ratios[key] = {"median": round(statistics.median(per), 3),
                            "min": round(min(per), 3), "max": round(max(per), 3),
@@ -170,7 +178,7 @@ def report(results_path):
     print("nproc=%s kernel=%s cpu=%s loadavg-at-start=%s" % (
         E["B_NPROC"], E["B_KERNEL"], E["B_CPU"], E["B_LOADAVG"]))
     print("== settings")
-    print("RUNS=%s DURATION=%ss CONNECTIONS=%s THREADS=%s SEED=%s  (wrk: keep-alive, median over runs)"
+    print("RUNS=%s DURATION=%ss CONNECTIONS=%s THREADS=%s SEED=%s  (wrk; median over runs)"
           % (E["RUNS"], E["DURATION"], E["CONNECTIONS"], E["THREADS"], E["SEED"]))
     print("wrk: %s | nginx: %s" % (E["B_WRK_VERSION"], E["B_NGINX_VERSION"]))
     if E.get("B_TASKD_CMD"):
@@ -187,7 +195,7 @@ def report(results_path):
         print("%-24s %12.0f %9.3f %9.3f %8d %8d  %s" % (
             label, s["median_rps"], s["median_p50_ms"], s["median_p99_ms"], s["non2xx"],
             sum(s["socket_errors"].values()), " ".join("%.0f" % x for x in s["runs_rps"])))
-    for key, what in (("get_id", "GET /tasks/{id}"), ("post", "POST /tasks")):
+    for key, _, what in RATIOS:
         r = ratios.get(key)
         if r:
             print("ratio taskd %s / nginx, same round: median %.3f (range %.3f-%.3f; rounds %s)" % (
@@ -269,6 +277,11 @@ end
 LUA
 
 cat "$TMP/common.lua" >"$TMP/plain.lua"
+# a new connection for every request: wrk reconnects after each answer that closes
+{
+  cat "$TMP/common.lua"
+  echo 'wrk.headers["Connection"] = "close"'
+} >"$TMP/close.lua"
 
 {
   cat "$TMP/common.lua"
@@ -288,6 +301,10 @@ function request()
 end
 LUA
 } >"$TMP/get_id.lua"
+{
+  cat "$TMP/get_id.lua"
+  echo 'wrk.headers["Connection"] = "close"'
+} >"$TMP/get_close.lua"
 
 {
   cat "$TMP/common.lua"
@@ -323,7 +340,7 @@ run_wrk() {
   fi
   if ((run > 0)); then
     printf '{"scenario":"%s","run":%d,"wrk":%s}\n' "$scen" "$run" "$j" >>"$RESULTS"
-    printf '  %-8s run %d/%d: %s\n' "$scen" "$run" "$RUNS" "$(helper runline "$j")"
+    printf '  %-11s run %d/%d: %s\n' "$scen" "$run" "$RUNS" "$(helper runline "$j")"
   fi
 }
 
@@ -414,6 +431,7 @@ run_wrk nginx 0 "$WARMUP" "$NGX_URL" "$TMP/plain.lua"
 if [[ $SKIP_TASKD == 1 ]]; then
   for ((r = 1; r <= RUNS; r++)); do
     run_wrk nginx "$r" "$DURATION" "$NGX_URL" "$TMP/plain.lua"
+    run_wrk nginx_close "$r" "$DURATION" "$NGX_URL" "$TMP/close.lua"
   done
 fi
 # With taskd, nginx stays up (idle) and runs once per round beside taskd's runs.
@@ -480,6 +498,7 @@ else
   run_wrk get_id 0 "$WARMUP" "$BASE/tasks" "$TMP/get_id.lua" "$TMP/ids.txt"
   run_wrk post 0 "$WARMUP" "$BASE/tasks" "$TMP/post.lua"
   run_wrk list 0 "$WARMUP" "$BASE/tasks" "$TMP/plain.lua"
+  run_wrk get_close 0 "$WARMUP" "$BASE/tasks" "$TMP/get_close.lua" "$TMP/ids.txt"
   taskd_alive_or_die "warmup"
   for ((r = 1; r <= RUNS; r++)); do
     run_wrk nginx "$r" "$DURATION" "$NGX_URL" "$TMP/plain.lua"
@@ -490,6 +509,10 @@ else
     taskd_alive_or_die "POST /tasks run $r"
     run_wrk list "$r" "$DURATION" "$BASE/tasks" "$TMP/plain.lua" || taskd_alive_or_die "GET /tasks run $r"
     taskd_alive_or_die "GET /tasks run $r"
+    run_wrk nginx_close "$r" "$DURATION" "$NGX_URL" "$TMP/close.lua"
+    run_wrk get_close "$r" "$DURATION" "$BASE/tasks" "$TMP/get_close.lua" "$TMP/ids.txt" ||
+      taskd_alive_or_die "GET /tasks/{id}, a connection per request, run $r"
+    taskd_alive_or_die "GET /tasks/{id}, a connection per request, run $r"
   done
   stop_pid "$NGINX_PID" QUIT 5
   wait "$NGINX_PID" 2>/dev/null || true
