@@ -4,21 +4,28 @@ a JSON detail, inside the function's deadline, and a log line that says what hap
 
 Runs bootstrap behind the Lambda emulator (the lambda target of harness.Taskd) with its DynamoDB
 endpoint pointed at a fake server of this file, or at DynamoDB Local with a table that is not there.
+
+Also bootstrap whose stdout fails (on /dev/full, through a wrapper script given as BOOTSTRAP_BIN):
+every invocation is answered, each lost metrics write logged, and no process exits.
 """
 
 import json
 import os
+import shlex
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest import mock
 
 os.environ["TASKD_TARGET"] = "lambda"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Taskd, wait_until  # noqa: E402
+from harness import LAMBDA_CONCURRENCY, Taskd, bootstrap_bin, wait_until  # noqa: E402
 
 FUNCTION_TIMEOUT = 10.0  # the harness's Lambda function timeout
 
@@ -146,6 +153,53 @@ class Faults(unittest.TestCase):
         self.assert_unavailable(r, took)
         lines = logged(server, "DynamoDB table not found")
         self.assertIn("function_request_id", lines[0], "the log line names the invocation")
+
+    def test_stdout_that_fails(self):
+        """stdout on /dev/full: no invocation's metrics (EMF lines on stdout) can be written. Each
+        invocation is still answered, the lost write is logged with its request id, and the
+        process serves the next invocation: one more invocation than there are environments
+        makes one environment serve two, the second of them no cold start, with no restart."""
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        tmp = tempfile.mkdtemp(prefix="taskd-it-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        wrapper = os.path.join(tmp, "bootstrap")
+        with open(wrapper, "w", encoding="utf-8") as f:
+            f.write("#!/bin/sh\nexec %s >/dev/full\n" % shlex.quote(os.path.abspath(bootstrap_bin())))
+        os.chmod(wrapper, 0o755)
+        with mock.patch.dict(os.environ, {"BOOTSTRAP_BIN": wrapper}):
+            server = self.start({})
+        n = LAMBDA_CONCURRENCY + 1
+        for _ in range(n):
+            r = server.request("GET", "/health")
+            self.assertEqual(r.status, 200, r)
+
+        def emulator_lines(message):
+            return [o for o in logs(server) if o.get("message") == message and o.get("service") == "emulator"]
+        invocations = wait_until(lambda: len(emulator_lines("invocation")) >= n and emulator_lines("invocation"),
+                                 5, what="%d invocation log lines" % n)
+        self.assertEqual([o.get("status") for o in invocations], [200] * n, invocations)
+        ids = {o["request_id"] for o in invocations}
+        self.assertEqual(len(ids), n)
+        message = "cannot write the invocation's metrics"
+
+        def failed_writes():
+            lines = [o for o in logs(server) if o.get("message") == message]
+            return lines if {o.get("function_request_id") for o in lines} >= ids else None
+        try:
+            lines = wait_until(failed_writes, 5, what="a %r line per invocation" % message)
+        except AssertionError:
+            raise AssertionError("not a %r line for each of %s in:\n%s"
+                                 % (message, sorted(ids), server.stderr_text()[-4000:]))
+        self.assertEqual(len(lines), n, lines)
+        for o in lines:
+            self.assertEqual(o.get("error"), "stdout failed", o)
+        self.assertIn("false", [o.get("cold_start") for o in lines],
+                      "no environment served a second invocation after a failed write")
+        # no environment exited and was started again
+        self.assertEqual(len(emulator_lines("init")), LAMBDA_CONCURRENCY, server.stderr_text()[-4000:])
+        for exited in ("environment exited", "environment exited during an invocation", "environment failed"):
+            self.assertEqual(emulator_lines(exited), [], server.stderr_text()[-4000:])
 
 
 if __name__ == "__main__":
