@@ -27,6 +27,7 @@
 #include "util/log.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -144,7 +145,7 @@ static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 /*
  * The rejected_spans of an ExportTraceServiceResponse (protobuf): field 1 partial_success
- * { 1: int64 rejected_spans, 2: string error_message }. 0 when absent or unparsable.
+ * { 1: int64 rejected_spans, 2: string error_message }. 0 when absent, unparsable or negative.
  */
 static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
 {
@@ -157,7 +158,7 @@ static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
             if (!pb_varint(&p, end, &v))
                 return 0;
             if (depth == 1 && field == 1)
-                return v;
+                return v > INT64_MAX ? 0 : v; /* an int64 below 0 is no count */
         } else if (wire == 2) {
             if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return 0;
@@ -176,6 +177,20 @@ static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
     return 0;
 }
 
+/* The JSON form of an int64 count: a string of decimal digits, or a number; anything else (a
+ * sign, a fraction, trailing bytes, past INT64_MAX) counts none. */
+static uint64_t json_count(const json_t *v)
+{
+    if (json_is_integer(v))
+        return json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+    const char *s = json_string_value(v);
+    if (!s || !*s || s[strspn(s, "0123456789")] != '\0')
+        return 0;
+    errno = 0;
+    unsigned long long n = strtoull(s, NULL, 10);
+    return errno || n > INT64_MAX ? 0 : (uint64_t)n;
+}
+
 /* Spans the server says it rejected in a 2xx response (partial success), with its message. */
 static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
 {
@@ -191,12 +206,7 @@ static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
     }
     json_t *root = json_loadb(o->response.data, o->response.len, 0, NULL);
     json_t *ps = json_object_get(root, "partialSuccess");
-    json_t *r = json_object_get(ps, "rejectedSpans");
-    uint64_t n = 0;
-    if (json_is_string(r))
-        n = strtoull(json_string_value(r), NULL, 10);
-    else if (json_is_integer(r) && json_integer_value(r) > 0)
-        n = (uint64_t)json_integer_value(r);
+    uint64_t n = json_count(json_object_get(ps, "rejectedSpans"));
     const char *m = json_string_value(json_object_get(ps, "errorMessage"));
     if (m)
         snprintf(msg, msglen, "%s", m);

@@ -805,7 +805,8 @@ static void test_partial_success_protobuf(void **state)
 
 /*
  * A 2xx answer whose body is no partial success — invalid JSON under a JSON Content-Type, a
- * truncated or garbage protobuf under a protobuf one — rejects none: each batch counts whole as
+ * truncated or garbage protobuf under a protobuf one, a count below 0 or not a number — rejects
+ * none: each batch counts whole as
  * exported, none dropped, and is not sent again. The truncated protobufs hold rejected_spans 2
  * before the point where they break off, so reading past a length or an unfinished varint
  * would count spans as dropped.
@@ -822,6 +823,24 @@ static void test_unreadable_partial_success_rejects_none(void **state)
          .body = "{\"partialSuccess\":{\"rejectedSpans\":\"2\","},
         /* not JSON at all */
         {.status = 200, .headers = JSON_TYPE, .body = "rejectedSpans: 2"},
+        /* counts that are none: below 0, with trailing bytes, past int64 */
+        {.status = 200,
+         .headers = JSON_TYPE,
+         .body = "{\"partialSuccess\":{\"rejectedSpans\":\"-1\"}}"},
+        {.status = 200,
+         .headers = JSON_TYPE,
+         .body = "{\"partialSuccess\":{\"rejectedSpans\":\"2abc\"}}"},
+        {.status = 200,
+         .headers = JSON_TYPE,
+         .body = "{\"partialSuccess\":{\"rejectedSpans\":\"18446744073709551615\"}}"},
+        {.status = 200,
+         .headers = JSON_TYPE,
+         .body = "{\"partialSuccess\":{\"rejectedSpans\":-2}}"},
+        /* partial_success{rejected_spans: -1}: a ten-byte varint */
+        {.status = 200,
+         .headers = PROTO_TYPE,
+         .body = "\x0a\x0b\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+         .body_len = 13},
         /* partial_success says 5 bytes, 4 follow: rejected_spans 2, then a cut error_message */
         {.status = 200, .headers = PROTO_TYPE, .body = "\x0a\x05\x08\x02\x12\x01", .body_len = 6},
         /* partial_success's rejected_spans varint ends mid-way */
