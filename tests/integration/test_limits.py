@@ -1,10 +1,12 @@
 """The local listener's bounds and deadlines, over raw sockets: garbage, bad versions and oversized
 heads answered in JSON at once, a chunked body over the limit refused while it is still being
 sent, slow heads and bodies cut off, answers a client does not read dropped, connections bounded
-in all and per client, and admission control (503 with Retry-After) past the requests in flight."""
+in all and per client, running out of descriptors before those bounds, and admission control (503
+with Retry-After) past the requests in flight."""
 
 import json
 import os
+import resource
 import select
 import socket
 import sys
@@ -14,6 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda,  # noqa: E402
                      parse_response_headers, write_config)
+from harness import wait_until as harness_wait  # noqa: E402
 
 BODY_LIMIT = 1048576
 
@@ -46,6 +49,13 @@ def read_answer(s, timeout=5.0):
         if parsed:
             return parsed, data, False
     return parse_response_headers(data), data, False
+
+
+def cpu_seconds(pid):
+    """User and system CPU seconds of process pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def closed_within(s, timeout):
@@ -409,6 +419,43 @@ class Limits(ServersTestCase):
                          1.0 + late_refusals)
         self.assertEqual(metric(m, "taskd_http_refused_total", reason="connections"),
                          1.0 + early_refusals + late_full)
+
+    def test_out_of_descriptors_pauses_accepting(self):
+        # The open-file limit runs out before the connection bounds: the loops stop accepting for
+        # a moment instead of spinning on the listening socket, the connections taken are served,
+        # and the backlog is taken once descriptors come back.
+        path = write_config(self.tmp, {"max_connections": 1000, "max_connections_per_client": 1000})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(96, hard), hard))
+        try:
+            srv = Taskd(db=self.db, config=path, tmpdir=self.tmp)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        self.servers.append(srv)
+        held = []
+        try:
+            for _ in range(150):  # the kernel's backlog takes what taskd cannot
+                held.append(connect(srv.port))
+            logged = lambda: "cannot accept a connection" in srv.stderr_text() or None  # noqa: E731
+            harness_wait(logged, 5, what="the loops to run out of descriptors")
+            self.assertIn("Too many open files", srv.stderr_text())
+            # the first connections were taken, and are served meanwhile
+            held[0].sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            parsed, raw, _ = read_answer(held[0], timeout=5)
+            self.assertIsNotNone(parsed, raw)
+            self.assertEqual(parsed[0], 200, raw)
+            # with connections still waiting in the backlog, taskd does not spin
+            before = cpu_seconds(srv.proc.pid)
+            time.sleep(1.5)
+            used = cpu_seconds(srv.proc.pid) - before
+            self.assertLess(used, 0.5, "taskd used %.2f s of CPU in 1.5 s out of descriptors" % used)
+        finally:
+            for s in held:
+                s.close()
+        # descriptors come back: the backlog is drained and new clients are served
+        status = harness_wait(lambda: srv.get("/health").status == 200 or None, 10,
+                              what="a request served once the connections closed")
+        self.assertTrue(status)
 
     def test_admission_503_past_max_in_flight(self):
         srv = self.start(max_in_flight=1)
