@@ -72,13 +72,13 @@
 #define IN_KEEP     (64 * 1024) /* the most input buffer a connection keeps between requests */
 #define STREAM_READ 4096        /* an event stream's bytes per chunk */
 /* A refused body is read and dropped this long (and this much) before the connection closes. */
-#define LINGER_NS       (1000 * 1000000LL)
-#define LINGER_BYTES    (256 * 1024)
-#define SWEEP_NS        (250 * 1000000LL) /* how often deadlines are looked at */
-#define ACCEPT_PAUSE_NS (100 * 1000000LL) /* a loop out of descriptors stops accepting this long   \
-                                           */
-#define ACCEPT_BATCH 64                   /* connections accepted per event, at most */
-#define EVENTS       64
+#define LINGER_NS    (1000 * 1000000LL)
+#define LINGER_BYTES (256 * 1024)
+#define SWEEP_NS     (250 * 1000000LL) /* how often deadlines are looked at */
+/* A loop out of descriptors takes the listening socket out of its set for this long. */
+#define ACCEPT_PAUSE_NS (100 * 1000000LL)
+#define ACCEPT_BATCH    64 /* connections accepted per event, at most */
+#define EVENTS          64
 
 typedef struct loop loop;
 typedef struct conn conn;
