@@ -1,8 +1,8 @@
 /*
  * http_head — reading an HTTP/1.x request head: whether it is complete and may be taken
  * (http_head_judge()), and its parts once it is (http_head_split()), for the local HTTP server
- * (http/front.c for a connection's first head, http/http_server.c for every head). Pure: bytes
- * in, a verdict or the parts out.
+ * (http/http_server.c, for every head of a connection). Pure: bytes in, a verdict or the parts
+ * out.
  */
 #ifndef TASKD_HTTP_HEAD_H
 #define TASKD_HTTP_HEAD_H
