@@ -3,7 +3,7 @@
  * (core/http_head.h).
  *
  * Input: the first byte sets the limit (16 + byte * 8, so heads over it are met), the rest is
- * what the connection received; at most the limit of it is judged, as the front peeks.
+ * what the connection received; at most the limit of it is judged, as the server reads.
  *
  * Invariants:
  *  - nothing is read past the bytes given (ASan);
