@@ -674,13 +674,18 @@ class Api(ServerTestCase):
         for tid in ids:
             self.assertEqual(self.server.task(tid)["data"], {"pipelined": True})
 
-    def exchange_until_closed(self, payload, half_close=False):
+    def exchange_until_closed(self, payload, half_close=False, corked=False):
         """Send payload on a new connection (then shut the sending side, with half_close) and
-        read until the server closes it: (bytes, seconds)."""
+        read until the server closes it: (bytes, seconds). corked: once the server has taken
+        the connection, the payload is held back (TCP_CORK) until the shutdown, so the FIN rides
+        on its last segment and the server sees the last bytes and the end in one event."""
         c = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
         data = b""
         started = time.monotonic()
         try:
+            if corked:
+                time.sleep(0.2)  # taken and waiting for its first bytes: they come in one event
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             c.sendall(payload)
             if half_close:
                 c.shutdown(socket.SHUT_WR)
@@ -698,9 +703,11 @@ class Api(ServerTestCase):
         # A client that shuts its sending side after its requests (printf ... | nc) gets every
         # answer, then the connection closes at once, not at the idle timeout.
         get = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-        data, took = self.exchange_until_closed(get * 2, half_close=True)
-        self.assertLess(took, 5.0, "the connection stayed open")
-        self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200"] * 2, data)
+        for corked in (False, True):
+            data, took = self.exchange_until_closed(get * 2, half_close=True, corked=corked)
+            self.assertLess(took, 5.0, "the connection stayed open")
+            self.assertEqual(re.findall(rb"HTTP/1\.1 (\d{3}) ", data), [b"200"] * 2,
+                             (corked, data))
         # a HEAD request gets no body, even when it is refused before it is routed
         data, took = self.exchange_until_closed(
             b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
