@@ -129,7 +129,6 @@ struct conn {
     conn *dead_next;    /* on the loop's list of closed connections */
     int fd;             /* -1 once closed */
     struct sockaddr_storage addr;
-    socklen_t addrlen;
     enum phase phase;
     bool readable;   /* the socket may hold bytes not read yet */
     bool peer_done;  /* the client sent its last byte (or the socket failed) */
@@ -1102,15 +1101,14 @@ static void refuse_at_accept(loop *l, int fd, int status, const char *reason, co
     http_server *h = l->h;
     api_count_unrouted(h->api, NULL, status, 0, detail);
     count_refused(h, reason);
-    char msg[512];
+    char body[128], msg[512];
+    int blen = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", detail); /* no escaping needed */
     int n = snprintf(msg, sizeof msg,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n%s"
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n"
-                     "{\"detail\":\"%s\"}",
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                      status, http_reason_phrase(status), loop_date(l),
-                     status == 429 || status == 503 ? "Retry-After: 1\r\n" : "",
-                     strlen(detail) + strlen("{\"detail\":\"\"}"), detail);
-    if (n > 0 && (size_t)n < sizeof msg) {
+                     status == 429 || status == 503 ? "Retry-After: 1\r\n" : "", blen, body);
+    if (blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < sizeof msg) {
         ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)sent; /* a client gone already, or not reading: closed all the same */
     }
@@ -1118,7 +1116,7 @@ static void refuse_at_accept(loop *l, int fd, int status, const char *reason, co
 }
 
 /* Take a connection just accepted (and admitted) into l: its set, its list, its first read. */
-static void conn_open(loop *l, int fd, const struct sockaddr_storage *addr, socklen_t len)
+static void conn_open(loop *l, int fd, const struct sockaddr_storage *addr)
 {
     http_server *h = l->h;
     conn *c = calloc(1, sizeof *c);
@@ -1132,7 +1130,6 @@ static void conn_open(loop *l, int fd, const struct sockaddr_storage *addr, sock
     c->loop = l;
     c->fd = fd;
     c->addr = *addr;
-    c->addrlen = len;
     c->phase = HEAD;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
@@ -1170,12 +1167,13 @@ static void accept_some(loop *l)
         }
         admission_verdict v = admission_enter(h->admission, (struct sockaddr *)&addr);
         if (v == ADMISSION_OK)
-            conn_open(l, fd, &addr, len);
+            conn_open(l, fd, &addr);
         else if (v == ADMISSION_CLIENT_FULL)
             refuse_at_accept(l, fd, 429, admission_reason(v),
                              "Too many connections from this client");
         else
-            refuse_at_accept(l, fd, 503, admission_reason(v), "Too many connections");
+            refuse_at_accept(l, fd, 503, admission_reason(v),
+                             v == ADMISSION_FULL ? "Too many connections" : "Out of memory");
     }
 }
 
