@@ -111,18 +111,6 @@ void admission_leave(admission *a, const struct sockaddr *addr)
     pthread_mutex_unlock(&a->lock);
 }
 
-unsigned admission_open(admission *a, const struct sockaddr *addr, unsigned *from_addr)
-{
-    unsigned char key[17];
-    client_key(addr, key);
-    pthread_mutex_lock(&a->lock);
-    client **slot = client_slot(a, key);
-    *from_addr = *slot ? (*slot)->count : 0;
-    unsigned open = a->open;
-    pthread_mutex_unlock(&a->lock);
-    return open;
-}
-
 const char *admission_reason(admission_verdict v)
 {
     switch (v) {

@@ -9,7 +9,6 @@
 #ifndef TASKD_ADMISSION_H
 #define TASKD_ADMISSION_H
 
-#include <stdbool.h>
 #include <sys/socket.h>
 
 typedef struct admission admission;
@@ -31,9 +30,6 @@ void admission_free(admission *a);
 admission_verdict admission_enter(admission *a, const struct sockaddr *addr);
 /* A connection counted by admission_enter() has closed. */
 void admission_leave(admission *a, const struct sockaddr *addr);
-
-/* Connections counted now, in all and from addr. */
-unsigned admission_open(admission *a, const struct sockaddr *addr, unsigned *from_addr);
 
 /* The short metrics label of a refusal ("connections", "client_connections", "out_of_memory"). */
 const char *admission_reason(admission_verdict v);
