@@ -3,11 +3,14 @@
  */
 #include "admission.h"
 
+#include "core/siphash.h"
+
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define CLIENT_BUCKETS 4096
 
@@ -20,6 +23,7 @@ typedef struct client {
 
 struct admission {
     unsigned max_connections, max_per_client;
+    uint8_t hash_key[16]; /* random: a client cannot choose addresses that share a bucket */
     pthread_mutex_t lock; /* guards the fields below */
     unsigned open;        /* every connection counted and not yet closed */
     client *clients[CLIENT_BUCKETS];
@@ -37,10 +41,7 @@ static void client_key(const struct sockaddr *a, unsigned char key[17])
 
 static client **client_slot(admission *a, const unsigned char key[17])
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (int i = 0; i < 17; i++)
-        h = (h ^ key[i]) * 16777619u;
-    client **p = &a->clients[h % CLIENT_BUCKETS];
+    client **p = &a->clients[siphash24(a->hash_key, key, 17) % CLIENT_BUCKETS];
     while (*p && memcmp((*p)->key, key, 17) != 0)
         p = &(*p)->next;
     return p;
@@ -51,6 +52,10 @@ admission *admission_new(unsigned max_connections, unsigned max_per_client)
     admission *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
+    if (getrandom(a->hash_key, sizeof a->hash_key, 0) != (ssize_t)sizeof a->hash_key) {
+        free(a);
+        return NULL;
+    }
     a->max_connections = max_connections ? max_connections : 1;
     a->max_per_client = max_per_client ? max_per_client : 1;
     pthread_mutex_init(&a->lock, NULL);

@@ -22,7 +22,7 @@ typedef enum admission_verdict {
 } admission_verdict;
 
 /* Bounds of max_connections in all and max_per_client per address (each at least 1); NULL
- * when out of memory. */
+ * when out of memory, or with no random bytes for its hash key. */
 admission *admission_new(unsigned max_connections, unsigned max_per_client);
 void admission_free(admission *a);
 

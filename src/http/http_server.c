@@ -1387,7 +1387,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
                     METRIC_COUNTER, NULL, 0);
     h->admission = admission_new(max_conns, per_client);
     if (!h->admission) {
-        snprintf(err, errlen, "out of memory");
+        snprintf(err, errlen, "cannot set up the connection bounds: %s", strerror(errno));
         free(h);
         return NULL;
     }
