@@ -1,10 +1,11 @@
 /*
  * The application layer under failing allocations (tests/unit/oom): tracing (the local span
  * store, the tracer, the OTLP and X-Ray encoders and exporters, the OTEL_* configuration), the
- * API function over a SQLite store, the handlers and the work step, and the publisher. Each
- * scenario runs once whole, then once for every allocation it makes with that one failing,
- * and with that one and all after it failing. No run may crash, leave a block behind, or
- * answer as if it had succeeded when it did not; a run that fails must say so to its caller.
+ * API function over a SQLite store, the handlers and the work step, the publisher, and the HTTP
+ * server's connection counts. Each scenario runs once whole, then once for every allocation it
+ * makes with that one failing, and with that one and all after it failing. No run may crash, leave
+ * a block behind, or answer as if it had succeeded when it did not; a run that fails must say so to
+ * its caller.
  *
  * Only the sweeping thread's allocations count: the SQLite store's writer, the tracer's
  * export thread and the HTTP stub allocate as they like. What those threads free must not
@@ -34,6 +35,7 @@
 #include "core/span.h"
 #include "core/tracectx.h"
 #include "core/uuid7.h"
+#include "http/admission.h"
 #include "pipeline/publisher.h"
 #include "runner/exec_handler.h"
 #include "runner/exec_result.h"
@@ -1731,6 +1733,50 @@ static void test_publisher(void **state)
     free(pc);
 }
 
+/* ---- the listener's connection counts ---------------------------------------------------- */
+
+/* Two clients under a bound of two connections in all: a new client that cannot be counted (no
+ * memory for its entry) is refused and counts nothing, so its place is still free. */
+static bool admission_counts(void *arg)
+{
+    (void)arg;
+    admission *a = admission_new(2, 2);
+    if (!a)
+        return false;
+    struct sockaddr_in c1 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000001)};
+    struct sockaddr_in c2 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000002)};
+    const struct sockaddr *one = (const struct sockaddr *)&c1, *two = (const struct sockaddr *)&c2;
+    bool ok = false;
+    admission_verdict v = admission_enter(a, one);
+    if (v == ADMISSION_OK) {
+        v = admission_enter(a, two);
+        if (v == ADMISSION_OUT_OF_MEMORY) {
+            /* the first client takes the last place, and then the bound holds */
+            if (admission_enter(a, one) != ADMISSION_OK)
+                fail_msg("a client refused for want of memory was counted");
+            if (admission_enter(a, one) != ADMISSION_FULL)
+                fail_msg("past the bound in all after a refusal");
+            admission_leave(a, one);
+        } else if (v != ADMISSION_OK || admission_enter(a, one) != ADMISSION_FULL) {
+            fail_msg("the second client: verdict %d", (int)v);
+        } else {
+            admission_leave(a, two);
+            ok = true;
+        }
+        admission_leave(a, one);
+    } else if (v != ADMISSION_OUT_OF_MEMORY) {
+        fail_msg("the first client: verdict %d", (int)v);
+    }
+    admission_free(a);
+    return ok;
+}
+
+static void test_admission(void **state)
+{
+    (void)state;
+    assert_true(oom_sweep("admission: counts per client and in all", admission_counts, NULL) >= 3);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_oom_app");
@@ -1750,6 +1796,7 @@ int main(void)
         cmocka_unit_test_teardown(test_exec_handler, oom_teardown),
         cmocka_unit_test_teardown(test_work, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
+        cmocka_unit_test_teardown(test_admission, oom_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tracer_global_cleanup();
