@@ -123,7 +123,8 @@ static bool wait_count(uint64_t (*counter)(const tracer *), const tracer *t, uin
 
 /* ---- the HTTP receiver (support/http_stub) ---- */
 
-#define JSON_TYPE "Content-Type: application/json\r\n"
+#define JSON_TYPE  "Content-Type: application/json\r\n"
+#define PROTO_TYPE "Content-Type: application/x-protobuf\r\n"
 
 /* A receiver answering from script, its last answer repeating. */
 static http_stub *receiver_script(const http_stub_reply *script, size_t n)
@@ -786,10 +787,8 @@ static void test_partial_success_protobuf(void **state)
     (void)state;
     test_trace_env_clear();
     /* ExportTraceServiceResponse{partial_success{rejected_spans: 1, error_message: "x"}} */
-    static const http_stub_reply script[] = {{.status = 200,
-                                              .headers = "Content-Type: application/x-protobuf\r\n",
-                                              .body = "\x0a\x05\x08\x01\x12\x01x",
-                                              .body_len = 7}};
+    static const http_stub_reply script[] = {
+        {.status = 200, .headers = PROTO_TYPE, .body = "\x0a\x05\x08\x01\x12\x01x", .body_len = 7}};
     http_stub *r = receiver_script(script, 1);
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     tracer *t = start(0, 0);
@@ -806,16 +805,14 @@ static void test_partial_success_protobuf(void **state)
 /*
  * A 2xx answer whose body is no partial success — invalid JSON under a JSON Content-Type, a
  * truncated or garbage protobuf under a protobuf one, a count below 0 or not a number — rejects
- * none: each batch counts whole as
- * exported, none dropped, and is not sent again. The truncated protobufs hold rejected_spans 2
- * before the point where they break off, so reading past a length or an unfinished varint
- * would count spans as dropped.
+ * none: each batch counts whole as exported, none dropped, and is not sent again. The truncated
+ * protobufs hold rejected_spans 2 before the point where they break off, so reading past a
+ * length or an unfinished varint would count spans as dropped.
  */
 static void test_unreadable_partial_success_rejects_none(void **state)
 {
     (void)state;
     test_trace_env_clear();
-#define PROTO_TYPE "Content-Type: application/x-protobuf\r\n"
     static const http_stub_reply script[] = {
         /* JSON cut short after the count */
         {.status = 200,
@@ -853,7 +850,6 @@ static void test_unreadable_partial_success_rejects_none(void **state)
         /* text under a protobuf Content-Type (an end-group wire type first) */
         {.status = 200, .headers = PROTO_TYPE, .body = "<html>rejected 2</html>"},
     };
-#undef PROTO_TYPE
     enum { ANSWERS = sizeof script / sizeof script[0], PER_BATCH = 3 };
     http_stub *r = receiver_script(script, ANSWERS);
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
