@@ -1133,9 +1133,12 @@ static void conn_open(loop *l, int fd, const struct sockaddr_storage *addr)
     c->phase = HEAD;
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c};
     if (epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        close(fd);
+        /* past the epoll watch limit (ENOSPC) or out of kernel memory: refused like a bound */
+        bool nomem = errno == ENOMEM;
         admission_leave(h->admission, (const struct sockaddr *)addr);
         free(c);
+        refuse_at_accept(l, fd, 503, nomem ? "out_of_memory" : "connections",
+                         nomem ? "Out of memory" : "Too many connections");
         return;
     }
     c->next = l->conns;
