@@ -1587,7 +1587,7 @@ void broker_wake_all(broker *b)
     pthread_mutex_lock(&s->notify_mu);
     s->changes_gen++;
     s->messages_gen++;
-    pthread_cond_broadcast(&s->changes_cv);
-    pthread_cond_broadcast(&s->messages_cv);
     pthread_mutex_unlock(&s->notify_mu);
+    pthread_cond_broadcast(&s->changes_cv); /* after the unlock, as wake_waiters() */
+    pthread_cond_broadcast(&s->messages_cv);
 }

@@ -716,8 +716,9 @@ static void sq_submit(store *base, store_write *w)
         s->queue_head = w;
     s->queue_tail = w;
     atomic_fetch_add_explicit(&s->queued, 1, memory_order_release);
-    pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
+    /* after the unlock: a writer woken under it would only wait for the mutex */
+    pthread_cond_signal(&s->wake);
 }
 
 static bool succeeded(store_rc rc)
@@ -1110,15 +1111,17 @@ static void wake_waiters(sqlite_store *s)
     if (!s->wake_changes && !s->wake_messages)
         return;
     pthread_mutex_lock(&s->notify_mu);
-    if (s->wake_changes) {
+    if (s->wake_changes)
         s->changes_gen++;
-        pthread_cond_broadcast(&s->changes_cv);
-    }
-    if (s->wake_messages) {
+    if (s->wake_messages)
         s->messages_gen++;
-        pthread_cond_broadcast(&s->messages_cv);
-    }
     pthread_mutex_unlock(&s->notify_mu);
+    /* after the unlock, so that the threads woken do not wait for the mutex at once: a waiter
+     * looks at the generations under it, and one that has not slept yet sees them moved */
+    if (s->wake_changes)
+        pthread_cond_broadcast(&s->changes_cv);
+    if (s->wake_messages)
+        pthread_cond_broadcast(&s->messages_cv);
     s->wake_changes = s->wake_messages = false;
 }
 
