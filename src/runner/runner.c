@@ -19,8 +19,9 @@
  *
  * Idle costs no write: a receive is a write transaction, so a thread first
  * reads when the queue's next message is due (broker_next_visible). With
- * none ready it sleeps until a commit makes one visible (broker_wait: sent,
- * released, redriven, moved to this dead-letter queue) or until the earliest
+ * none ready it stands (broker_stand_wait) until a commit receives for it,
+ * leaves its queue a message it did not take (sent, released, redriven, moved
+ * to this dead-letter queue) or makes one due earlier, or until the earliest
  * hidden one comes back (a delay, or a visibility timeout — after a restart,
  * the messages in flight when the process died), and only then receives.
  */
@@ -177,7 +178,7 @@ static void wait_standing(runner *r, batch_room *room, uint64_t *gen, int timeou
 {
     broker_standing st = {.queue = r->queue, .max = r->binding->batch_size};
     broker_stand(r->broker, &st);
-    broker_wait(r->broker, false, gen, timeout_ms);
+    broker_stand_wait(r->broker, &st, gen, timeout_ms);
     queue_message *msgs;
     size_t n;
     broker_sit(r->broker, &st, &msgs, &n);

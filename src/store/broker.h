@@ -20,6 +20,7 @@
 #include "queue_depths.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -185,19 +186,36 @@ store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, 
  * the writer's feed publishes. The thread, woken by that commit, takes back what was received.
  * From a created task to its handler, this saves the thread's look, its receive's transaction
  * and the wait for that commit.
+ *
+ * The writer wakes a standing thread only when a commit concerns it (broker_stand_wait()), so
+ * a message wakes the thread that received it, not every idle thread of every queue.
  */
 typedef struct broker_standing {
     const queue_config *queue; /* the caller's, as for a receive */
     size_t max;
     /* the broker's, from broker_stand() to broker_sit() */
     bool taking;        /* the writer is receiving for it, in a transaction not yet settled */
+    bool failed;        /* that receive failed: the thread receives itself */
+    bool wake;          /* the last commit concerns it: woken once the writers are answered */
+    bool wake_if_left;  /* so it does if its queue still holds visible messages then */
+    bool woken;         /* (under the broker's lock) */
+    int64_t until_ms;   /* when its broker_stand_wait() ends by itself (Unix ms) */
     queue_message *got; /* what was received for it, committed */
     size_t n_got;
+    pthread_cond_t cv;
     struct broker_standing *next, *next_taking;
 } broker_standing;
 
 /* Leave s (queue and max set) with the writer; s must stay in place until broker_sit(). */
 void broker_stand(broker *b, broker_standing *s);
+/*
+ * Sleep (between broker_stand() and broker_sit()) until a commit concerns s — the writer
+ * received for it, or its receive failed, or the commit left messages of its queue visible,
+ * or made one due before this wait would end — or broker_wake_all(), or timeout_ms. *gen as
+ * broker_wait() takes it for messages: when the generation moved since it was noted, the
+ * thread may have missed a commit before it stood, and the call returns at once.
+ */
+void broker_stand_wait(broker *b, broker_standing *s, uint64_t *gen, int timeout_ms);
 /* Take s back, with the messages received for it (*n 0: none; free with
  * queue_messages_free): once it returns, the writer no longer receives for s. */
 void broker_sit(broker *b, broker_standing *s, queue_message **out, size_t *n);

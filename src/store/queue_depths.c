@@ -253,6 +253,20 @@ bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue)
     return false;
 }
 
+int64_t depth_log_first_hidden(depth_log *l, queue_depths *d, const char *queue)
+{
+    if (l->lost)
+        return INT64_MIN;
+    size_t q = index_of(l, d, queue);
+    int64_t first = INT64_MAX;
+    for (size_t i = 0; q != (size_t)-1 && i < l->n; i++) {
+        const depth_op *op = &l->ops[i];
+        if (op->kind == OP_ENTER && op->queue == q && op->at && op->at < first)
+            first = op->at;
+    }
+    return first;
+}
+
 void queue_depths_apply(queue_depths *d, depth_log *l, int64_t now_ms)
 {
     pthread_mutex_lock(&d->mu);

@@ -69,6 +69,10 @@ void depth_log_leave(depth_log *l, queue_depths *d, const char *queue, int64_t v
  * the log lost track. */
 bool depth_log_makes_visible(depth_log *l, queue_depths *d, const char *queue);
 
+/* The earliest instant at which a message the log enters hidden in queue becomes visible
+ * (INT64_MAX: none); INT64_MIN when the log lost track. */
+int64_t depth_log_first_hidden(depth_log *l, queue_depths *d, const char *queue);
+
 /* Where a write's part of the log begins; drop it when the write is rolled back. */
 static inline size_t depth_log_mark(const depth_log *l)
 {

@@ -1002,9 +1002,11 @@ store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, 
 void broker_stand(broker *b, broker_standing *st)
 {
     sqlite_store *s = sq(b);
-    st->taking = false;
+    st->taking = st->failed = st->wake = st->wake_if_left = st->woken = false;
+    st->until_ms = INT64_MAX;
     st->got = NULL;
     st->n_got = 0;
+    clock_mono_cond_init(&st->cv); /* no failure but ENOMEM, which this attribute cannot hit */
     pthread_mutex_lock(&s->standing_mu);
     st->next = s->standing;
     s->standing = st;
@@ -1023,10 +1025,41 @@ void broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n)
             break;
         }
     pthread_mutex_unlock(&s->standing_mu);
+    pthread_cond_destroy(&st->cv); /* out of the list: the writer no longer signals it */
     *out = st->got;
     *n = st->n_got;
     st->got = NULL;
     st->n_got = 0;
+}
+
+void broker_stand_wait(broker *b, broker_standing *st, uint64_t *gen, int timeout_ms)
+{
+    sqlite_store *s = sq(b);
+    pthread_mutex_lock(&s->notify_mu);
+    bool moved = *gen != 0 && *gen != s->messages_gen;
+    *gen = s->messages_gen;
+    pthread_mutex_unlock(&s->notify_mu);
+    if (moved || timeout_ms <= 0)
+        return;
+    /* st stood before the look above: a commit or broker_wake_all() after it finds st listed */
+    struct timespec until = clock_mono_after_ms(timeout_ms);
+    pthread_mutex_lock(&s->standing_mu);
+    st->until_ms = clock_unix_ms() + timeout_ms;
+    while (!st->woken)
+        if (pthread_cond_timedwait(&st->cv, &s->standing_mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&s->standing_mu);
+}
+
+/* Whether a standing receive before st (from first) on st's queue got less than its max:
+ * then the queue has nothing visible left for st. */
+static bool queue_drained(const broker_standing *first, const broker_standing *st)
+{
+    for (const broker_standing *e = first; e != st; e = e->next_taking)
+        if (!e->failed && e->n_got < (e->max ? e->max : 1) &&
+            strcmp(e->queue->name, st->queue->name) == 0)
+            return true;
+    return false;
 }
 
 void sq_standing_receive(sqlite_store *s)
@@ -1044,11 +1077,15 @@ void sq_standing_receive(sqlite_store *s)
         }
     pthread_mutex_unlock(&s->standing_mu);
     for (broker_standing *st = taking; st; st = st->next_taking) {
+        st->failed = false;
+        if (queue_drained(taking, st))
+            continue; /* as a receive that found nothing, without the query */
         receive_args a = {.q = st->queue, .max = st->max ? st->max : 1, .claim = true};
         sq_job job = {.apply = apply_receive, .arg = &a};
         store_write w = {.relaxed = true, .adapter_data = &job};
         sq_apply_write(s, &w); /* a failed one is rolled back alone; its thread receives itself */
-        if (w.rc == STORE_OK) {
+        st->failed = w.rc != STORE_OK;
+        if (!st->failed) {
             st->got = a.out;
             st->n_got = a.n;
         } else {
@@ -1057,14 +1094,52 @@ void sq_standing_receive(sqlite_store *s)
     }
 }
 
+/*
+ * Writer, standing_mu held, the batch committed and its depth log not yet applied: whether
+ * the batch concerns st. It does when it received for st (or failed to: st receives itself),
+ * or made a message of st's queue due before st's wait ends (st sleeps until then instead);
+ * and when it made messages of st's queue visible, if some are left once the log is applied
+ * (sq_standing_wake()): messages that went to the other standing threads wake nobody else.
+ */
+static void standing_concerned(sqlite_store *s, broker_standing *st)
+{
+    const char *queue = st->queue->name;
+    st->wake = st->n_got || st->failed ||
+               depth_log_first_hidden(&s->depth_log, s->depths, queue) < st->until_ms;
+    st->wake_if_left = !st->wake && depth_log_makes_visible(&s->depth_log, s->depths, queue);
+}
+
+void sq_standing_wake(sqlite_store *s)
+{
+    int64_t now_ms = clock_unix_ms();
+    pthread_mutex_lock(&s->standing_mu);
+    for (broker_standing *st = s->standing; st; st = st->next) {
+        bool wake = st->wake;
+        if (!wake && st->wake_if_left) {
+            queue_stats left;
+            queue_depths_get(s->depths, st->queue->name, now_ms, &left);
+            wake = left.visible > 0;
+        }
+        st->wake = st->wake_if_left = false;
+        if (wake && !st->woken) {
+            st->woken = true;
+            /* under the lock: once st->woken is seen, its thread may sit and destroy cv */
+            pthread_cond_signal(&st->cv);
+        }
+    }
+    pthread_mutex_unlock(&s->standing_mu);
+}
+
 void sq_standing_settle(sqlite_store *s, bool committed)
 {
     pthread_mutex_lock(&s->standing_mu);
     bool settled = false;
     for (broker_standing *st = s->standing; st; st = st->next) {
+        if (committed && s->batch_sent_messages && !st->woken)
+            standing_concerned(s, st);
         if (!st->taking)
             continue;
-        if (!committed) {
+        if (!committed) { /* the next commit receives for it: no wake-up */
             queue_messages_free(st->got, st->n_got);
             st->got = NULL;
             st->n_got = 0;
@@ -1590,4 +1665,10 @@ void broker_wake_all(broker *b)
     pthread_mutex_unlock(&s->notify_mu);
     pthread_cond_broadcast(&s->changes_cv); /* after the unlock, as wake_waiters() */
     pthread_cond_broadcast(&s->messages_cv);
+    pthread_mutex_lock(&s->standing_mu);
+    for (broker_standing *st = s->standing; st; st = st->next) {
+        st->woken = true;
+        pthread_cond_signal(&st->cv);
+    }
+    pthread_mutex_unlock(&s->standing_mu);
 }

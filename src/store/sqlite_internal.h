@@ -221,6 +221,9 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
  * visible in; after it (or the rollback): settle them. */
 void sq_standing_receive(sqlite_store *s);
 void sq_standing_settle(sqlite_store *s, bool committed);
+/* Writer, once the committed batch's writers are answered: wake the standing threads it
+ * concerns (broker_stand_wait()). */
+void sq_standing_wake(sqlite_store *s);
 /* Writer: write the fed consumer's checkpoint if the batch moved it (before the commit). */
 store_rc sq_feed_save(sqlite_store *s);
 /* Writer: finish the feed's takes from the first one on, committed or undone. */

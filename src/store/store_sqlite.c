@@ -1120,8 +1120,10 @@ static void wake_waiters(sqlite_store *s)
      * looks at the generations under it, and one that has not slept yet sees them moved */
     if (s->wake_changes)
         pthread_cond_broadcast(&s->changes_cv);
-    if (s->wake_messages)
-        pthread_cond_broadcast(&s->messages_cv);
+    if (s->wake_messages) {
+        pthread_cond_broadcast(&s->messages_cv); /* a runner backing off after a failure */
+        sq_standing_wake(s);                     /* the idle runners this commit concerns */
+    }
     s->wake_changes = s->wake_messages = false;
 }
 

@@ -1559,6 +1559,104 @@ static void test_standing_receive_race(void **state)
     expect_stats(f->b, "work", 0, N_STANDING_MSGS, 0);
 }
 
+/* A runner's idle wait: stand, sleep in broker_stand_wait(), sit; when it woke and what it got. */
+typedef struct sleeper {
+    broker *b;
+    const queue_config *q;
+    int timeout_ms;
+    atomic_bool standing; /* stood and about to sleep */
+    atomic_llong woke_ms; /* mono_ms() when broker_stand_wait() returned; 0 before */
+    size_t n;
+} sleeper;
+
+static void *sleeper_main(void *arg)
+{
+    sleeper *t = arg;
+    uint64_t gen = 0;
+    broker_wait(t->b, false, &gen, 0); /* noted before standing, as a runner does */
+    broker_standing st = {.queue = t->q, .max = 1};
+    broker_stand(t->b, &st);
+    atomic_store(&t->standing, true);
+    broker_stand_wait(t->b, &st, &gen, t->timeout_ms);
+    atomic_store(&t->woke_ms, mono_ms());
+    queue_message *m = NULL;
+    t->n = sit(t->b, &st, &m);
+    queue_messages_free(m, t->n);
+    return NULL;
+}
+
+static void start_sleepers(sleeper *t, pthread_t *th, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sleeper_main, &t[i]), 0);
+    for (int i = 0; i < n; i++)
+        while (!atomic_load(&t[i].standing))
+            sleep_ms(1);
+    sleep_ms(100); /* asleep in broker_stand_wait() by now */
+}
+
+static int awake(sleeper *t, int n)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += atomic_load(&t[i].woke_ms) != 0;
+    return k;
+}
+
+/* A commit wakes the standing thread it received for, not every idle one: the other thread
+ * standing on the queue and one on another queue sleep on, until broker_wake_all(). */
+static void test_standing_wakes_only_whom_it_concerns(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    queue_config other = make_queue("other", 600, 0, NULL, 0);
+    sleeper t[3] = {{.b = f->b, .q = &q, .timeout_ms = 20000},
+                    {.b = f->b, .q = &q, .timeout_ms = 20000},
+                    {.b = f->b, .q = &other, .timeout_ms = 20000}};
+    pthread_t th[3];
+    start_sleepers(t, th, 3);
+    assert_int_equal(awake(t, 3), 0);
+
+    int64_t sent = mono_ms();
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    while (awake(t, 3) == 0 && mono_ms() - sent < 5000)
+        sleep_ms(1);
+    sleep_ms(300); /* time for a needless wake-up to show */
+    assert_int_equal(awake(t, 3), 1);
+    int got = atomic_load(&t[0].woke_ms) ? 0 : 1;
+    assert_true(atomic_load(&t[got].woke_ms) - sent < 5000);
+
+    broker_wake_all(f->b); /* a stop wakes the others at once */
+    int64_t stopped = mono_ms();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_true(mono_ms() - stopped < 5000);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(t[i].n, i == got ? 1 : 0);
+    expect_stats(f->b, "work", 0, 1, 0);
+}
+
+/* A commit that sends a delayed message wakes the queue's standing threads whose wait would
+ * end after it becomes visible (to sleep until then instead), and only those. */
+static void test_standing_wakes_for_a_message_due_sooner(void **state)
+{
+    fx *f = *state;
+    queue_config later = make_queue("later", 600, 0, NULL, 2);
+    sleeper t[2] = {{.b = f->b, .q = &later, .timeout_ms = 20000},
+                    {.b = f->b, .q = &later, .timeout_ms = 1000}};
+    pthread_t th[2];
+    start_sleepers(t, th, 2);
+
+    int64_t sent = mono_ms();
+    publish_bodies(f->b, &later, 0, 1, NULL); /* visible in 2 s */
+    assert_int_equal(pthread_join(th[0], NULL), 0);
+    assert_true(atomic_load(&t[0].woke_ms) - sent < 1000); /* not at its own 20 s */
+    assert_int_equal(t[0].n, 0);
+    assert_int_equal(pthread_join(th[1], NULL), 0); /* at its own second, not woken */
+    assert_true(atomic_load(&t[1].woke_ms) - sent >= 500);
+    assert_int_equal(t[1].n, 0);
+}
+
 /* ---- change stream ---- */
 
 /* Check that record json is an INSERT of task id with status CREATED and sequence number seq. */
@@ -2917,6 +3015,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_standing_wakes_only_whom_it_concerns, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_standing_wakes_for_a_message_due_sooner, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive_in_a_failed_commit, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
