@@ -689,7 +689,8 @@ static store_rc sq_secret(store *base, uint8_t key[16])
 static store_rc apply_create(sqlite_store *s, store_write *w);
 static store_rc apply_reclaim(sqlite_store *s, store_write *w);
 /* An update of a task (a report, a PATCH) holds the task in the cache from its submit until
- * its commit is done: a read that comes meanwhile answers what it writes (task_cache_get()). */
+ * its commit is done: a read that comes meanwhile waits for it and answers what it writes
+ * (task_cache_get(), up to TASK_CACHE_HOLD_WAIT_MS). */
 static const char *updated_task(const store_write *w)
 {
     return w->kind == STORE_WRITE_UPDATE && !w->adapter_data ? w->update.id : NULL;

@@ -14,8 +14,6 @@
 
 /* A task whose strings (message, data, result, trace) take more is not kept. */
 #define KEEP_MAX 2048
-/* A get waits at most this long for a commit under way on its task. */
-#define HOLD_WAIT_MS 20
 
 /*
  * A set: the tasks whose ids hash to it, up to TASK_CACHE_WAYS, under one lock. Holds and the
@@ -122,7 +120,7 @@ bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen)
     pthread_mutex_lock(&s->mu);
     if (held_for(s, id)) {
         /* a commit of this task is under way: answer what it writes, not what it replaces */
-        struct timespec until = clock_mono_after_ms(HOLD_WAIT_MS);
+        struct timespec until = clock_mono_after_ms(TASK_CACHE_HOLD_WAIT_MS);
         int rc = 0;
         while (held_for(s, id) && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&s->released, &s->mu, &until);

@@ -33,11 +33,15 @@ typedef struct task_cache task_cache;
 task_cache *task_cache_new(size_t n);
 void task_cache_free(task_cache *c);
 
+/* A get waits at most this long for a commit under way on its task. */
+#define TASK_CACHE_HOLD_WAIT_MS 20
+
 /* A copy of the kept task into *out: true when found. Else false, and *gen
  * gets the set's generation for task_cache_put(). A commit under way that
- * changes task id (held) is waited for, up to 20 ms, so that the read that
- * follows a miss answers what the commit wrote: a read never answers older
- * than a write to its task that was being committed when it came. */
+ * changes task id (held) is waited for, up to TASK_CACHE_HOLD_WAIT_MS, so
+ * that the read that follows a miss answers what the commit wrote. A commit
+ * slower than that is not waited for: the read answers the task as the
+ * database holds it, before a write its writer has not been answered yet. */
 bool task_cache_get(task_cache *c, const char *id, task *out, uint64_t *gen);
 /* Keep a copy of t as read after a get that missed with gen, unless its set was held or
  * released since (or t is held now), or t is too large to keep. When its set is full, t takes
