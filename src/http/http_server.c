@@ -5,7 +5,8 @@
  * the listening socket is registered in every loop (EPOLLEXCLUSIVE: one loop wakes for a new
  * connection) and a connection once, edge-triggered for reading and writing, and an eventfd
  * through which other threads wake it. Every connection counts against its client's address
- * (admission.h) from accept until it closes; one past a bound is answered 429 or 503 at once.
+ * (admission.h) from accept until it closes; one past a bound is answered 429 or 503 at once,
+ * then read from until its client closes (refused_keep()), outside the epoll set.
  * A connection moves through:
  *
  *   HEAD     a request head is read and judged (http_head_judge()), then split in place
@@ -75,6 +76,11 @@
 #define LINGER_NS    (1000 * 1000000LL)
 #define LINGER_BYTES (256 * 1024)
 #define SWEEP_NS     (250 * 1000000LL) /* how often deadlines are looked at */
+/* Connections refused at accept that a loop keeps reading from (and dropping) until their
+ * client closes, LINGER_NS or LINGER_BYTES, so that a request already sent does not turn the
+ * refusal into a reset; past these many, the oldest is closed. Their descriptors come out of
+ * HTTP_FD_RESERVE. */
+#define REFUSED_LINGER 16
 /* A loop out of descriptors takes the listening socket out of its set for this long. */
 #define ACCEPT_PAUSE_NS (100 * 1000000LL)
 #define ACCEPT_BATCH    64 /* connections accepted per event, at most */
@@ -82,6 +88,13 @@
 
 typedef struct loop loop;
 typedef struct conn conn;
+
+/* A connection refused at accept: answered, its sending side shut, read until it closes. */
+typedef struct refused {
+    int fd; /* -1: a free slot */
+    int64_t since_ns;
+    size_t dropped;
+} refused;
 
 struct http_server {
     api *api;
@@ -116,6 +129,7 @@ struct loop {
     int64_t accept_resume_ns; /* when it goes back in, after running out of descriptors */
     time_t date_s;            /* the second date was written for */
     char date[40];
+    refused refused[REFUSED_LINGER]; /* in no epoll set: read at each sweep */
 };
 
 enum phase { HEAD, BODY, PENDING, WRITING, STREAM, LINGER };
@@ -1013,10 +1027,48 @@ static void drain_wakes(loop *l)
     }
 }
 
-/* Deadlines: silent, slow and stuck connections. */
+/* Read and drop what refused connection r's client sent since the last look; close it once the
+ * client closed, the socket failed, or it lingered long or sent much enough (or now: force). */
+static void refused_drain(loop *l, refused *r, bool force)
+{
+    char sink[4096];
+    ssize_t n;
+    while ((n = recv(r->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0 &&
+           (r->dropped += (size_t)n) < LINGER_BYTES)
+        ;
+    bool open = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    if (force || !open || l->now_ns - r->since_ns > LINGER_NS) {
+        close(r->fd);
+        r->fd = -1;
+    }
+}
+
+/* Keep refused connection fd (its answer sent) in a free slot, the oldest's when none is. */
+static void refused_keep(loop *l, int fd)
+{
+    refused *slot = NULL;
+    for (int i = 0; i < REFUSED_LINGER; i++) {
+        refused *r = &l->refused[i];
+        if (r->fd < 0) {
+            slot = r;
+            break;
+        }
+        if (!slot || r->since_ns < slot->since_ns)
+            slot = r;
+    }
+    if (slot->fd >= 0)
+        refused_drain(l, slot, true);
+    *slot = (refused){.fd = fd, .since_ns = l->now_ns};
+    refused_drain(l, slot, false); /* the request may be in already */
+}
+
+/* Deadlines: silent, slow and stuck connections, and the refused ones' linger. */
 static void sweep(loop *l, int64_t now)
 {
     http_server *h = l->h;
+    for (int i = 0; i < REFUSED_LINGER; i++)
+        if (l->refused[i].fd >= 0)
+            refused_drain(l, &l->refused[i], false);
     for (conn *c = l->conns, *next; c; c = next) {
         next = c->next;
         if (c->closing)
@@ -1095,7 +1147,8 @@ static void set_accepting(loop *l, bool on)
     l->accepting = on;
 }
 
-/* Refuse a connection just accepted: a whole JSON answer straight to its socket, then close. */
+/* Refuse a connection just accepted: a whole JSON answer straight to its socket, then the
+ * linger of refused_keep(). */
 static void refuse_at_accept(loop *l, int fd, int status, const char *reason, const char *detail)
 {
     http_server *h = l->h;
@@ -1110,9 +1163,12 @@ static void refuse_at_accept(loop *l, int fd, int status, const char *reason, co
                      status == 429 || status == 503 ? "Retry-After: 1\r\n" : "", blen, body);
     if (blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < sizeof msg) {
         ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)sent; /* a client gone already, or not reading: closed all the same */
+        if (sent == n && shutdown(fd, SHUT_WR) == 0) {
+            refused_keep(l, fd);
+            return;
+        }
     }
-    close(fd);
+    close(fd); /* a client gone already, or not reading */
 }
 
 /* Take a connection just accepted (and admitted) into l: its set, its list, its first read. */
@@ -1315,6 +1371,9 @@ static void stop_loops(http_server *h)
         }
         for (conn *c = l->conns; c; c = c->next)
             conn_close(c);
+        for (int j = 0; j < REFUSED_LINGER; j++)
+            if (l->refused[j].fd >= 0)
+                refused_drain(l, &l->refused[j], true);
         for (conn *c = l->dead; c; c = c->dead_next)
             c->phase = HEAD;
         reap(l);
@@ -1334,8 +1393,11 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
         return false;
     }
     h->n_loops = n;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         h->loops[i].epoll_fd = h->loops[i].wake_fd = -1;
+        for (int j = 0; j < REFUSED_LINGER; j++)
+            h->loops[i].refused[j].fd = -1;
+    }
     for (int i = 0; i < n; i++) {
         loop *l = &h->loops[i];
         l->h = h;

@@ -349,6 +349,35 @@ class Limits(ServersTestCase):
         self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:100])
         self.assertLess(got.count(b"HTTP/1.1 200 "), asks, "every answer went out: none was dropped")
 
+    def test_refused_client_that_sent_its_request_reads_the_answer(self):
+        # a client connects and sends its head, then its body, as http.client and requests do:
+        # the refusal at accept must reach it whole, and its body must not meet a reset (a send
+        # that fails before the answer is read); and the refused sockets are let go
+        srv = self.start(max_connections_per_client=2)
+        held = [connect(srv.port) for _ in range(2)]
+        fds = lambda: len(os.listdir("/proc/%d/fd" % srv.proc.pid))
+        try:
+            time.sleep(0.2)
+            before = fds()
+            body = json.dumps({"task_type": "TASK2", "data": {"pad": "x" * 4000}}).encode()
+            for i in range(30):
+                s = connect(srv.port)
+                try:
+                    s.sendall(b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                              % len(body))
+                    time.sleep(0.005)  # the refusal is on its way when the body follows
+                    s.sendall(body)
+                    parsed, raw, _ = read_answer(s, timeout=3)
+                finally:
+                    s.close()
+                self.assertIsNotNone(parsed, "refusal %d: %r" % (i, raw[:200]))
+                self.assertJSONAnswer(parsed, 429, "Too many connections from this client")
+            wait_until(lambda: fds() <= before, timeout=5, what="the refused sockets closed")
+        finally:
+            for h in held:
+                h.close()
+
     def test_per_client_bound_leaves_other_clients_served(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
