@@ -47,7 +47,7 @@
 #define BACKOFF_BASE_MS   500
 #define BACKOFF_MAX_MS    30000
 #define RETRY_AFTER_MAX_S 60
-#define RESPONSE_KEEP     4096 /* response bytes kept for partial-success parsing */
+#define RESPONSE_KEEP     (64 * 1024) /* response bytes kept for partial-success parsing */
 
 typedef struct otlp_exporter {
     exporter base; /* first: the tracer's handle */

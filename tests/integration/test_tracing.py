@@ -75,7 +75,7 @@ def closed_port():
 class OTLPReceiver:
     """An OTLP/HTTP receiver on 127.0.0.1:0 that records every request."""
 
-    def __init__(self):
+    def __init__(self, reply=b"{}", reply_type="application/json"):
         self.requests = []  # dicts: path, headers (lower-case names), body
         self.lock = threading.Lock()
         receiver = self
@@ -92,9 +92,9 @@ class OTLPReceiver:
                         "headers": {k.lower(): v for k, v in self.headers.items()},
                         "body": body,
                     })
-                out = b"{}"
+                out = reply
                 self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", reply_type)
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 self.wfile.write(out)
@@ -333,6 +333,44 @@ class TracingCase(ServersTestCase):
     # -----------------------------------------------------------------------
     # 2. OTLP/HTTP protobuf (the default protocol)
     # -----------------------------------------------------------------------
+
+    def partial_success_drops(self, reply, reply_type, protocol):
+        """Spans dropped and warnings logged when the collector answers every export with
+        reply, a partial success rejecting 2 spans."""
+        rx = OTLPReceiver(reply=reply, reply_type=reply_type)
+        self.closers.append(rx.close)
+        s = self.start({"OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+                        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol})
+        tid = self.run_one_task(s, None)
+        self.wait_local_spans(s, tid, {"UPDATE tasks": 2, HANDLER_SPAN: 1})
+
+        def dropped():
+            parsed = parse_metrics(s.get("/metrics").body.decode("utf-8"))
+            n = sum(v for (name, _), v in parsed.items() if name == "taskd_spans_dropped_total")
+            return n if rx.snapshot() and n >= 2 else None
+        n = wait_until(dropped, 10.0, what="spans dropped for the collector's partial success")
+        self.stop_clean(s)
+        warned = [json.loads(line) for line in s.stderr_text().splitlines()
+                  if "partial success" in line]
+        self.assertTrue(warned, "no partial-success warning; stderr tail:\n%s" % s.stderr_text()[-2000:])
+        # every export rejected 2 spans (or all it held, when fewer)
+        self.assertLessEqual(n, 2 * len(rx.snapshot()))
+        return warned[0]
+
+    def test_otlp_json_partial_success_counts_the_rejected_spans(self):
+        # the collector's message is long: its count comes after it, past the first 4 KiB
+        message = "rejected: " + "x" * 6000
+        reply = json.dumps({"partialSuccess": {"errorMessage": message, "rejectedSpans": "2"}}).encode()
+        warned = self.partial_success_drops(reply, "application/json", "http/json")
+        self.assertIn("2 spans rejected: rejected: xxx", json.dumps(warned))
+
+    def test_otlp_protobuf_partial_success_counts_the_rejected_spans(self):
+        # ExportTraceServiceResponse { partial_success (1) { rejected_spans (1): 2,
+        # error_message (2): "quota" } }
+        inner = b"\x08\x02" + b"\x12\x05quota"
+        reply = b"\x0a" + bytes([len(inner)]) + inner
+        warned = self.partial_success_drops(reply, "application/x-protobuf", "http/protobuf")
+        self.assertIn("2 spans rejected", json.dumps(warned))
 
     def test_otlp_protobuf_export(self):
         rx = OTLPReceiver()
