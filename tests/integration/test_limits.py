@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda,  # noqa: E402
+from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda, taskd_bin,  # noqa: E402
                      parse_response_headers, wait_until, write_config)
 
 BODY_LIMIT = 1048576
@@ -377,6 +377,37 @@ class Limits(ServersTestCase):
         finally:
             for h in held:
                 h.close()
+
+    def test_connection_the_loop_cannot_watch_gets_503(self):
+        # past fs.epoll.max_user_watches a new connection cannot join its loop's epoll set: it
+        # is refused as a bound's refusal is, in JSON, and the server goes on once it can
+        shim = os.environ.get("EPOLL_FAIL_SHIM")
+        if not shim:
+            shim = os.path.join(os.path.dirname(os.path.abspath(taskd_bin())), "libepoll_fail.so")
+            if not os.path.exists(shim):
+                self.skipTest("no epoll_fail shim beside taskd (built with the tests)")
+        self.assertTrue(os.path.exists(shim), "EPOLL_FAIL_SHIM %s missing" % shim)
+        flag = os.path.join(self.tmp, "epoll-fail")
+        # the shim comes first in the library list, ahead of a sanitizer's runtime
+        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
+        srv = Taskd(db=self.db, tmpdir=self.tmp,
+                    env={"LD_PRELOAD": shim, "EPOLL_FAIL_FILE": flag, "ASAN_OPTIONS": asan})
+        self.servers.append(srv)
+        self.assertEqual(srv.get("/health").status, 200)
+        open(flag, "w").close()
+        for _ in range(3):
+            s = connect(srv.port)
+            try:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                parsed, raw, _ = read_answer(s, timeout=3)
+            finally:
+                s.close()
+            self.assertIsNotNone(parsed, raw)
+            headers = self.assertJSONAnswer(parsed, 503, "Too many connections")
+            self.assertEqual(headers.get("retry-after"), "1")
+        os.remove(flag)
+        self.assertEqual(srv.get("/health").status, 200)
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="connections"), 3.0)
 
     def test_per_client_bound_leaves_other_clients_served(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
