@@ -78,9 +78,12 @@
 #define SWEEP_NS     (250 * 1000000LL) /* how often deadlines are looked at */
 /* Connections refused at accept that a loop keeps reading from (and dropping) until their
  * client closes, LINGER_NS or LINGER_BYTES, so that a request already sent does not turn the
- * refusal into a reset; past these many, the oldest is closed. Their descriptors come out of
- * HTTP_FD_RESERVE. */
-#define REFUSED_LINGER 16
+ * refusal into a reset. REFUSED_LINGER_ALL in all, shared among the loops (REFUSED_LINGER a
+ * loop at most, one at least): a loop with all its own kept closes its oldest for a new one;
+ * with more loops than REFUSED_LINGER_ALL, one whose slot is free but finds all kept closes
+ * its refusal at once. Their descriptors come out of HTTP_FD_RESERVE. */
+#define REFUSED_LINGER     16
+#define REFUSED_LINGER_ALL 64
 /* A loop out of descriptors takes the listening socket out of its set for this long. */
 #define ACCEPT_PAUSE_NS (100 * 1000000LL)
 #define ACCEPT_BATCH    64 /* connections accepted per event, at most */
@@ -111,6 +114,7 @@ struct http_server {
     atomic_int in_flight; /* the active ones but long polls: what admission bounds */
     atomic_int streams;   /* event streams not yet closed */
     atomic_bool stopping; /* no new requests are answered */
+    atomic_int lingering; /* refused connections the loops keep, in all (REFUSED_LINGER_ALL) */
     char address[80];
 };
 
@@ -130,6 +134,7 @@ struct loop {
     time_t date_s;            /* the second date was written for */
     char date[40];
     refused refused[REFUSED_LINGER]; /* in no epoll set: read at each sweep */
+    int refused_cap;                 /* the slots of refused this loop uses */
 };
 
 enum phase { HEAD, BODY, PENDING, WRITING, STREAM, LINGER };
@@ -1040,6 +1045,7 @@ static void refused_drain(loop *l, refused *r, bool force)
     if (force || !open || l->now_ns - r->since_ns > LINGER_NS) {
         close(r->fd);
         r->fd = -1;
+        atomic_fetch_sub(&l->h->lingering, 1);
     }
 }
 
@@ -1047,7 +1053,7 @@ static void refused_drain(loop *l, refused *r, bool force)
 static void refused_keep(loop *l, int fd)
 {
     refused *slot = NULL;
-    for (int i = 0; i < REFUSED_LINGER; i++) {
+    for (int i = 0; i < l->refused_cap; i++) {
         refused *r = &l->refused[i];
         if (r->fd < 0) {
             slot = r;
@@ -1058,6 +1064,11 @@ static void refused_keep(loop *l, int fd)
     }
     if (slot->fd >= 0)
         refused_drain(l, slot, true);
+    if (atomic_fetch_add(&l->h->lingering, 1) >= REFUSED_LINGER_ALL) {
+        atomic_fetch_sub(&l->h->lingering, 1);
+        close(fd); /* more loops than slots, and the others keep them all */
+        return;
+    }
     *slot = (refused){.fd = fd, .since_ns = l->now_ns};
     refused_drain(l, slot, false); /* the request may be in already */
 }
@@ -1393,8 +1404,11 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
         return false;
     }
     h->n_loops = n;
+    int cap = REFUSED_LINGER_ALL / n;
+    cap = cap < 1 ? 1 : cap > REFUSED_LINGER ? REFUSED_LINGER : cap;
     for (int i = 0; i < n; i++) {
         h->loops[i].epoll_fd = h->loops[i].wake_fd = -1;
+        h->loops[i].refused_cap = cap;
         for (int j = 0; j < REFUSED_LINGER; j++)
             h->loops[i].refused[j].fd = -1;
     }
