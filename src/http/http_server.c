@@ -865,23 +865,28 @@ static void read_head(conn *c)
     }
 }
 
-/* Drop what a refused client still sends, until it stops or enough time or bytes went by. */
-static void linger(conn *c)
+/* Read and drop what socket fd holds, counting it in *dropped: true when it is left open with
+ * nothing more to read for now; false once its client closed, it failed, or LINGER_BYTES went. */
+static bool drop_input(int fd, size_t *dropped)
 {
     char sink[4096];
     for (;;) {
-        ssize_t n = recv(c->fd, sink, sizeof sink, MSG_DONTWAIT);
-        if (n > 0 && (c->dropped += (size_t)n) < LINGER_BYTES)
+        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n > 0 && (*dropped += (size_t)n) < LINGER_BYTES)
             continue;
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            c->readable = false;
-            return;
-        }
-        conn_close(c);
-        return;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
+}
+
+/* Drop what a refused client still sends, until it stops or enough time or bytes went by. */
+static void linger(conn *c)
+{
+    if (drop_input(c->fd, &c->dropped))
+        c->readable = false;
+    else
+        conn_close(c);
 }
 
 /* The response went out: the next request, the linger, or the close. */
@@ -1036,12 +1041,7 @@ static void drain_wakes(loop *l)
  * client closed, the socket failed, or it lingered long or sent much enough (or now: force). */
 static void refused_drain(loop *l, refused *r, bool force)
 {
-    char sink[4096];
-    ssize_t n;
-    while ((n = recv(r->fd, sink, sizeof sink, MSG_DONTWAIT)) > 0 &&
-           (r->dropped += (size_t)n) < LINGER_BYTES)
-        ;
-    bool open = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    bool open = drop_input(r->fd, &r->dropped);
     if (force || !open || l->now_ns - r->since_ns > LINGER_NS) {
         close(r->fd);
         r->fd = -1;
@@ -1077,7 +1077,7 @@ static void refused_keep(loop *l, int fd)
 static void sweep(loop *l, int64_t now)
 {
     http_server *h = l->h;
-    for (int i = 0; i < REFUSED_LINGER; i++)
+    for (int i = 0; i < l->refused_cap; i++)
         if (l->refused[i].fd >= 0)
             refused_drain(l, &l->refused[i], false);
     for (conn *c = l->conns, *next; c; c = next) {
@@ -1382,7 +1382,7 @@ static void stop_loops(http_server *h)
         }
         for (conn *c = l->conns; c; c = c->next)
             conn_close(c);
-        for (int j = 0; j < REFUSED_LINGER; j++)
+        for (int j = 0; j < l->refused_cap; j++)
             if (l->refused[j].fd >= 0)
                 refused_drain(l, &l->refused[j], true);
         for (conn *c = l->dead; c; c = c->dead_next)

@@ -355,7 +355,9 @@ class Limits(ServersTestCase):
         # that fails before the answer is read); and the refused sockets are let go
         srv = self.start(max_connections_per_client=2)
         held = [connect(srv.port) for _ in range(2)]
-        fds = lambda: len(os.listdir("/proc/%d/fd" % srv.proc.pid))
+
+        def fds():
+            return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
         try:
             time.sleep(0.2)
             before = fds()

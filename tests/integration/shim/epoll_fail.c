@@ -21,11 +21,15 @@ static int connected_socket(int fd)
     return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && !listening;
 }
 
+static epoll_ctl_fn real; /* looked up once, before taskd's threads start */
+
+__attribute__((constructor)) static void find_real(void)
+{
+    real = (epoll_ctl_fn)dlsym(RTLD_NEXT, "epoll_ctl");
+}
+
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
-    static epoll_ctl_fn real;
-    if (!real)
-        real = (epoll_ctl_fn)dlsym(RTLD_NEXT, "epoll_ctl");
     if (!real) {
         errno = ENOSYS;
         return -1;
