@@ -31,11 +31,13 @@
 #include "api/dashboard.h"
 #include "api/openapi.h"
 #include "core/config.h"
+#include "core/http_head.h"
 #include "core/pagetoken.h"
 #include "core/span.h"
 #include "core/tracectx.h"
 #include "core/uuid7.h"
 #include "http/admission.h"
+#include "http/http_server.h"
 #include "pipeline/publisher.h"
 #include "runner/exec_handler.h"
 #include "runner/exec_result.h"
@@ -67,6 +69,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1777,6 +1780,141 @@ static void test_admission(void **state)
     assert_true(oom_sweep("admission: counts per client and in all", admission_counts, NULL) >= 3);
 }
 
+/* ---- the HTTP server's own allocations, on its loops' threads ---------------------------- */
+
+static int http_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct timeval tv = {.tv_sec = 5};
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        fail_msg("connect: %s", strerror(errno));
+    return fd;
+}
+
+static void http_send(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
+        if (n <= 0)
+            fail_msg("send: %s", n < 0 ? strerror(errno) : "nothing sent");
+        off += (size_t)n;
+    }
+}
+
+/* Read into out until one whole answer is in (its head and Content-Length body) or the server
+ * closed the connection (whole: false); a wait past the 5 s receive timeout fails the test. */
+static size_t http_read(int fd, char *out, size_t cap, bool whole)
+{
+    size_t len = 0;
+    for (;;) {
+        out[len] = '\0';
+        const char *end = strstr(out, "\r\n\r\n");
+        const char *cl = strcasestr(out, "\r\nContent-Length:");
+        if (whole && end && cl && cl < end &&
+            len >= (size_t)(end + 4 - out) + strtoul(cl + 17, NULL, 10))
+            return len;
+        ssize_t n = recv(fd, out + len, cap - 1 - len, 0);
+        if (n == 0 && !whole)
+            return len;
+        if (n <= 0)
+            fail_msg("recv after %zu bytes: %s", len, n < 0 ? strerror(errno) : "closed");
+        len += (size_t)n;
+        if (len == cap - 1)
+            fail_msg("an answer past %zu bytes", cap - 1);
+    }
+}
+
+/* A request that fails on a loop, and what its client must get. */
+typedef struct http_oom_case {
+    const char *what;
+    size_t min_size;      /* the allocation that fails: the nth of at least this size */
+    unsigned nth;         /* made by a loop for the request */
+    bool after_a_request; /* armed once a first request on the connection is answered */
+    const char *request;  /* sent with "Connection: close" */
+    const char *detail;   /* in the 503's JSON detail; NULL: closed without an answer */
+} http_oom_case;
+
+static void test_http_server(void **state)
+{
+    api_fixture *f = *state;
+    char body[4001];
+    memset(body, ' ', sizeof body - 1);
+    memcpy(body, "{\"task_type\":\"TASK1\"}", 21);
+    body[sizeof body - 1] = '\0';
+    char post[4200];
+    snprintf(post, sizeof post,
+             "POST /tasks HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    const char *get = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    const http_oom_case cases[] = {
+        /* the first thing a loop allocates for a connection: the client's admission count or
+         * the connection itself; refused at accept, as a bound is */
+        {"a connection", 0, 1, false, get, "Out of memory"},
+        /* a connection's state, larger than this, where a client's admission count is smaller */
+        {"the connection's state", 256, 1, false, get, "Out of memory"},
+        {"the first input buffer", 4096, 1, false, get, "Out of memory reading the request"},
+        /* the buffer first, then the head's split */
+        {"the request head", sizeof(http_request_head), 2, false, get,
+         "Out of memory reading the request"},
+        {"the exchange with the API", sizeof(api_exchange), 1, false, get, NULL},
+        /* past the first buffer of a connection that has one */
+        {"a larger body's room", 4097, 1, true, post, "Out of memory reading the request"},
+    };
+
+    http_options o = {
+        .host = "127.0.0.1", .threads = 2, .body_limit = f->cfg.body_limit, .timeout_s = 5};
+    char err[256];
+    http_server *h = http_server_start(&o, &f->api, err, sizeof err);
+    if (!h)
+        fail_msg("http_server_start: %s", err);
+    int port = atoi(strrchr(http_server_address(h), ':') + 1);
+    static char out[16384];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const http_oom_case *k = &cases[i];
+        int fd = -1;
+        if (k->after_a_request) {
+            fd = http_connect(port);
+            http_send(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+            http_read(fd, out, sizeof out, true);
+            if (strncmp(out, "HTTP/1.1 200", 12) != 0)
+                fail_msg("%s: the first request got %.40s", k->what, out);
+        }
+        oom_thread_arm("http-loop", k->min_size, k->nth);
+        if (fd < 0)
+            fd = http_connect(port); /* armed before a loop takes it */
+        http_send(fd, k->request);
+        size_t n = http_read(fd, out, sizeof out, false);
+        close(fd);
+        if (!oom_thread_failed())
+            fail_msg("%s: no allocation failed (the answer: %.60s)", k->what, out);
+        oom_thread_disarm();
+        if (!k->detail) {
+            if (n != 0)
+                fail_msg("%s: an answer without memory for it: %.60s", k->what, out);
+        } else {
+            char detail[128];
+            snprintf(detail, sizeof detail, "{\"detail\":\"%s\"}", k->detail);
+            if (strncmp(out, "HTTP/1.1 503", 12) != 0 ||
+                !strcasestr(out, "\r\nRetry-After: 1\r\n") || !strstr(out, detail))
+                fail_msg("%s: want a 503 saying %s, got: %s", k->what, detail, out);
+        }
+        /* and the server goes on */
+        fd = http_connect(port);
+        http_send(fd, get);
+        http_read(fd, out, sizeof out, false);
+        close(fd);
+        if (strncmp(out, "HTTP/1.1 200", 12) != 0)
+            fail_msg("after %s: /health got %.60s", k->what, out);
+    }
+    http_server_stop(h); /* waits for every request counted in flight: none may be left */
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_oom_app");
@@ -1797,6 +1935,7 @@ int main(void)
         cmocka_unit_test_teardown(test_work, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
+        cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tracer_global_cleanup();

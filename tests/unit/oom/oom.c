@@ -1,6 +1,7 @@
 /*
  * oom — the allocation wrappers and the sweep (oom.h). Only the thread that runs a sweep is
- * counted and failed (the run is thread-local): a library's own threads allocate as usual.
+ * counted and failed (the run is thread-local): a library's own threads allocate as usual,
+ * unless one allocation of theirs is armed to fail by name (oom_thread_arm()).
  *
  * jansson 2.14's parser and dumper do not survive an allocation failing inside them: the
  * lexer drops a byte of a token whose buffer cannot grow (and can write past it), and a dump
@@ -16,7 +17,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,53 @@ static bool fails(void)
     return false;
 }
 
+/* The armed failure on other threads (oom_thread_arm()): countdown is the allocations of at
+ * least min_size by a thread of that name still to go before the one that fails; 0 when none
+ * is armed. */
+static struct {
+    char name[16];
+    size_t min_size;
+    atomic_uint countdown;
+    atomic_bool failed;
+} other;
+
+void oom_thread_arm(const char *thread_name, size_t min_size, unsigned nth)
+{
+    atomic_store(&other.countdown, 0);
+    snprintf(other.name, sizeof other.name, "%s", thread_name);
+    other.min_size = min_size;
+    atomic_store(&other.failed, false);
+    atomic_store(&other.countdown, nth);
+}
+
+bool oom_thread_failed(void)
+{
+    return atomic_load(&other.failed);
+}
+
+void oom_thread_disarm(void)
+{
+    atomic_store(&other.countdown, 0);
+}
+
+/* Whether this allocation of size bytes is the one armed to fail on another thread. */
+static bool thread_fails(size_t size)
+{
+    if (atomic_load_explicit(&other.countdown, memory_order_acquire) == 0 || size < other.min_size)
+        return false;
+    char name[16];
+    if (pthread_getname_np(pthread_self(), name, sizeof name) != 0 || strcmp(name, other.name) != 0)
+        return false;
+    unsigned left = atomic_load(&other.countdown);
+    while (left > 0 && !atomic_compare_exchange_weak(&other.countdown, &left, left - 1))
+        ;
+    if (left != 1)
+        return false;
+    atomic_store(&other.failed, true);
+    errno = ENOMEM;
+    return true;
+}
+
 static void *made(void *p)
 {
     if (p && run.on)
@@ -74,12 +124,12 @@ static void *made(void *p)
 
 void *__wrap_malloc(size_t size)
 {
-    return fails() ? NULL : made(__real_malloc(size));
+    return fails() || thread_fails(size) ? NULL : made(__real_malloc(size));
 }
 
 void *__wrap_calloc(size_t n, size_t size)
 {
-    return fails() ? NULL : made(__real_calloc(n, size));
+    return fails() || thread_fails(n * size) ? NULL : made(__real_calloc(n, size));
 }
 
 void *__wrap_realloc(void *p, size_t size)
@@ -90,7 +140,7 @@ void *__wrap_realloc(void *p, size_t size)
         __wrap_free(p);
         return NULL;
     }
-    if (fails())
+    if (fails() || thread_fails(size))
         return NULL; /* p stays as it was */
     return __real_realloc(p, size);
 }

@@ -43,6 +43,17 @@ size_t oom_failures(void);
 void oom_pause(void);
 void oom_resume(void);
 
+/*
+ * For code whose allocations happen on threads of its own (the HTTP server's loops), outside
+ * any sweep: the nth malloc, calloc or realloc (1-based) of at least min_size bytes made by a
+ * thread named thread_name (pthread_setname_np) after this call fails, that one alone, and
+ * nothing is counted. oom_thread_failed() tells whether it has failed yet; oom_thread_disarm()
+ * forgets one that has not.
+ */
+void oom_thread_arm(const char *thread_name, size_t min_size, unsigned nth);
+bool oom_thread_failed(void);
+void oom_thread_disarm(void);
+
 /* A cmocka teardown: ends a run a failed check left armed. */
 int oom_teardown(void **state);
 
