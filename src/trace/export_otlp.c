@@ -3,7 +3,8 @@
  *
  * State: one libcurl easy handle, reused for every POST so the connection is
  * kept alive, with the request headers, error buffer and the first
- * RESPONSE_KEEP bytes of the last response body (enough for a partialSuccess);
+ * RESPONSE_KEEP bytes of the last response body (enough for a partialSuccess; a
+ * longer one is warned about, its spans counted as exported) and its size;
  * the encoding; the warnings' rate limit; the jitter generator; and the hurry
  * flag with its deadline. The handle and everything but the hurry state are
  * touched by the export thread only. The hurry state is set from the thread
@@ -59,7 +60,8 @@ typedef struct otlp_exporter {
     CURL *curl;
     struct curl_slist *headers;
     char curl_err[CURL_ERROR_SIZE];
-    sbuf response; /* the first RESPONSE_KEEP bytes of the last response body */
+    sbuf response;        /* the first RESPONSE_KEEP bytes of the last response body */
+    size_t response_size; /* the whole body's */
     exporter_warnings warnings;
     uint64_t rng;
 
@@ -114,6 +116,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     otlp_exporter *o = arg;
     size_t n = size * nmemb;
+    o->response_size += n;
     if (o->response.len < RESPONSE_KEEP) {
         size_t keep = RESPONSE_KEEP - o->response.len;
         sbuf_append(&o->response, data, n < keep ? n : keep);
@@ -226,6 +229,7 @@ static post_result post_once(otlp_exporter *o, const void *body, size_t len, lon
     *rejected = 0;
     *retry_after_s = 0;
     sbuf_free(&o->response);
+    o->response_size = 0;
     o->curl_err[0] = '\0';
     curl_easy_setopt(o->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(o->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -239,6 +243,16 @@ static post_result post_once(otlp_exporter *o, const void *body, size_t len, lon
     curl_easy_getinfo(o->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300) {
         char msg[200];
+        /* what a reply past RESPONSE_KEEP says of rejected spans is out of reach */
+        if (o->response_size > RESPONSE_KEEP) {
+            snprintf(msg, sizeof msg, "%zu bytes, of which the first %d were kept",
+                     o->response_size, RESPONSE_KEEP);
+            warn(o,
+                 "OTLP export: a reply too long to read for a partial success; its spans "
+                 "count as exported",
+                 msg);
+            return POST_OK;
+        }
         *rejected = partial_rejected(o, msg, sizeof msg);
         if (*rejected) {
             char detail[300];

@@ -364,6 +364,23 @@ class TracingCase(ServersTestCase):
         warned = self.partial_success_drops(reply, "application/json", "http/json")
         self.assertIn("2 spans rejected: rejected: xxx", json.dumps(warned))
 
+    def test_otlp_reply_too_long_to_read_is_warned_about(self):
+        # a partial success whose count lies past the 64 KiB of a reply that are read
+        message = "rejected: " + "x" * 70000
+        reply = json.dumps({"partialSuccess": {"errorMessage": message, "rejectedSpans": "2"}}).encode()
+        rx = OTLPReceiver(reply=reply, reply_type="application/json")
+        self.closers.append(rx.close)
+        s = self.start({"OTEL_EXPORTER_OTLP_ENDPOINT": rx.url,
+                        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
+        self.run_one_task(s, None)
+        wait_until(lambda: rx.snapshot() or None, 10.0, what="an export")
+        self.stop_clean(s)
+        warned = [json.loads(line) for line in s.stderr_text().splitlines()
+                  if "too long to read" in line]
+        self.assertTrue(warned, "no warning of the unread reply; stderr tail:\n%s"
+                        % s.stderr_text()[-2000:])
+        self.assertIn("%d bytes" % len(reply), json.dumps(warned[0]))
+
     def test_otlp_protobuf_partial_success_counts_the_rejected_spans(self):
         # ExportTraceServiceResponse { partial_success (1) { rejected_spans (1): 2,
         # error_message (2): "quota" } }
