@@ -1,11 +1,13 @@
 /*
  * http_chunked — the chunked body decoder; see http_chunked.h.
  *
- *   chunk-size [ ";" extension ] CRLF, then that many bytes and CRLF, until a size of 0; then
- *   trailer lines, each ending in CRLF, up to an empty one.
+ *   chunk-size [ blanks ] [ ";" extension ] CRLF, then that many bytes and CRLF, until a size
+ *   of 0; then trailer lines (name ":" value), each ending in CRLF, up to an empty one.
  *
- * A bare LF ends a line as a CR LF does; a CR must be followed by its LF. The size is hex, at
- * most 15 digits (under 2^60: a body is bounded far below that by the server).
+ * Every line ends in CR LF: a bare LF, a control byte in an extension or a trailer, or a
+ * trailer line without a field name and its colon is refused, as RFC 9112 §7.1 frames a chunk
+ * (a front end that framed such a body otherwise would take part of it for a request). The size
+ * is hex, at most 15 digits (under 2^60: a body is bounded far below that by the server).
  */
 #include "http_chunked.h"
 
@@ -17,20 +19,35 @@
 enum {
     SIZE_START, /* the first hex digit of a size */
     SIZE,       /* more hex digits */
-    EXTENSION,  /* after ';' (or blanks) up to the line's end */
+    SIZE_BLANK, /* blanks after the size, before a ';' or the line's end */
+    EXTENSION,  /* after ';' up to the line's end */
     SIZE_LF,    /* after the size line's CR */
     DATA,       /* left bytes of chunk data */
-    DATA_CR,    /* the CR (or LF) after the data */
+    DATA_CR,    /* the CR after the data */
     DATA_LF,    /* the LF after that CR */
     TRAILER,    /* the start of a trailer line, or the empty line that ends them */
-    TRAILER_TEXT,
-    TRAILER_LF, /* after a trailer line's CR */
-    END_LF,     /* after the last empty line's CR */
+    TRAILER_NAME,
+    TRAILER_TEXT, /* after the trailer's colon */
+    TRAILER_LF,   /* after a trailer line's CR */
+    END_LF,       /* after the last empty line's CR */
     FINISHED,
     FAILED,
 };
 
 #define MAX_SIZE_DIGITS 15
+
+/* A byte of a field name (RFC 9110 tchar). */
+static bool is_tchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* A control byte, which no extension or trailer value holds (a tab it may). */
+static bool is_control(char ch)
+{
+    return ((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f;
+}
 
 void http_chunked_init(http_chunked *c)
 {
@@ -60,7 +77,8 @@ http_chunked_rc http_chunked_feed(http_chunked *c, const char *in, size_t n, siz
             continue;
         }
         i++;
-        bool in_line = c->state == SIZE_START || c->state == SIZE || c->state == EXTENSION;
+        bool in_line = c->state == SIZE_START || c->state == SIZE || c->state == SIZE_BLANK ||
+                       c->state == EXTENSION;
         if (in_line && ++c->line > HTTP_CHUNKED_LINE_MAX) {
             c->state = FAILED;
             break;
@@ -81,45 +99,50 @@ http_chunked_rc http_chunked_feed(http_chunked *c, const char *in, size_t n, siz
                 }
                 c->left = c->left * 16 + (uint64_t)v;
                 c->state = SIZE;
-            } else if (c->state == SIZE && (ch == ';' || ch == ' ' || ch == '\t')) {
+            } else if (c->state == SIZE && ch == ';') {
                 c->state = EXTENSION;
+            } else if (c->state == SIZE && (ch == ' ' || ch == '\t')) {
+                c->state = SIZE_BLANK;
             } else if (c->state == SIZE && ch == '\r') {
                 c->state = SIZE_LF;
-            } else if (c->state == SIZE && ch == '\n') {
-                c->state = size_line_ended(c);
             } else {
                 c->state = FAILED;
             }
             break;
         }
+        case SIZE_BLANK:
+            c->state = ch == ' ' || ch == '\t' ? SIZE_BLANK
+                       : ch == ';'             ? EXTENSION
+                       : ch == '\r'            ? SIZE_LF
+                                               : FAILED;
+            break;
         case EXTENSION:
             if (ch == '\r')
                 c->state = SIZE_LF;
-            else if (ch == '\n')
-                c->state = size_line_ended(c);
-            else if (ch == '\0')
+            else if (is_control(ch))
                 c->state = FAILED;
             break;
         case SIZE_LF:
             c->state = ch == '\n' ? size_line_ended(c) : FAILED;
             break;
         case DATA_CR:
-            c->state = ch == '\r' ? DATA_LF : ch == '\n' ? SIZE_START : FAILED;
-            if (c->state == SIZE_START)
-                c->line = 0;
+            c->state = ch == '\r' ? DATA_LF : FAILED;
             break;
         case DATA_LF:
             c->state = ch == '\n' ? SIZE_START : FAILED;
             c->line = 0;
             break;
         case TRAILER:
-            c->state = ch == '\r' ? END_LF : ch == '\n' ? FINISHED : TRAILER_TEXT;
+            c->state = ch == '\r' ? END_LF : is_tchar(ch) ? TRAILER_NAME : FAILED;
+            break;
+        case TRAILER_NAME:
+            c->state = ch == ':' ? TRAILER_TEXT : is_tchar(ch) ? TRAILER_NAME : FAILED;
             break;
         case TRAILER_TEXT:
             if (ch == '\r')
                 c->state = TRAILER_LF;
-            else if (ch == '\n')
-                c->state = TRAILER;
+            else if (is_control(ch))
+                c->state = FAILED;
             break;
         case TRAILER_LF:
             c->state = ch == '\n' ? TRAILER : FAILED;

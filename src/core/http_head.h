@@ -27,6 +27,7 @@ typedef enum http_head_verdict {
     HTTP_HEAD_TOO_MANY,     /* more fields, query arguments and cookies than it has room for: 431 */
     HTTP_HEAD_BAD_ENCODING, /* a Transfer-Encoding other than chunked: 501 */
     HTTP_HEAD_BAD_EXPECT,   /* Expect: 100-continue on a request without a body: 417 */
+    HTTP_HEAD_BAD_HOST,     /* more than one Host, or one that is no host[:port]: 400 */
 } http_head_verdict;
 
 /*

@@ -65,10 +65,11 @@ static void test_bodies(void **state)
     expect_body("5\r\nhello\r\n0\r\n\r\n", "hello", 0);
     expect_body("5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nGET / HTTP/1.1", "hello world", 14);
     expect_body("A;name=val\r\n0123456789\r\n00\r\n\r\n", "0123456789", 0); /* extension, 00 */
-    expect_body("3\nabc\n0\n\n", "abc", 0);                                 /* bare LF */
     expect_body("3\r\nabc\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\nrest", "abc", 4);   /* trailers */
     expect_body("f\r\n0123456789abcde\r\n0\r\n\r\n", "0123456789abcde", 0);
-    expect_body("3 \r\nabc\r\n0\r\n\r\n", "abc", 0); /* blank before the line's end */
+    expect_body("3 \r\nabc\r\n0\r\n\r\n", "abc", 0);             /* blank before the line's end */
+    expect_body("3 \t;x=\"a b\"\r\nabc\r\n0\r\n\r\n", "abc", 0); /* and before a ';' */
+    expect_body("3\r\nabc\r\n0\r\nT:\tv \xc3\xa9\r\n\r\n", "abc", 0); /* trailer bytes */
 }
 
 static void test_refused(void **state)
@@ -84,6 +85,20 @@ static void test_refused(void **state)
     expect_bad("0\r\n\rX");             /* the same after the last chunk */
     expect_bad("0\r\nT: 1\rX");         /* and in a trailer */
     expect_bad("1000000000000000\r\n"); /* 16 hex digits */
+    /* every line ends in CR LF: a front end that ends one at a bare LF reads another body */
+    expect_bad("3\nabc\r\n0\r\n\r\n");
+    expect_bad("3\r\nabc\n0\r\n\r\n");
+    expect_bad("3;x\nabc\r\n0\r\n\r\n");
+    expect_bad("0\r\n\n");
+    expect_bad("0\r\nT: 1\n\r\n");
+    /* after the size's blanks, only a ';' */
+    expect_bad("3 garbage\r\nabc\r\n0\r\n\r\n");
+    /* control bytes in an extension or a trailer; a trailer line is name ":" value */
+    expect_bad("3;a\x01\r\nabc\r\n0\r\n\r\n");
+    expect_bad("3\r\nabc\r\n0\r\nT: a\x7f\r\n\r\n");
+    expect_bad("3\r\nabc\r\n0\r\nno colon\r\n\r\n");
+    expect_bad("3\r\nabc\r\n0\r\n: v\r\n\r\n");
+    expect_bad("3\r\nabc\r\n0\r\nT : v\r\n\r\n");
     /* a NUL in an extension */
     sbuf body = {0};
     size_t used;
@@ -116,9 +131,10 @@ static void test_bounds(void **state)
     /* a size line of exactly the bound passes */
     memset(s, ' ', HTTP_CHUNKED_LINE_MAX);
     s[0] = '1';
+    s[HTTP_CHUNKED_LINE_MAX - 2] = '\r';
     s[HTTP_CHUNKED_LINE_MAX - 1] = '\n';
-    memcpy(s + HTTP_CHUNKED_LINE_MAX, "x\n0\n\n", 5);
-    assert_int_equal(decode(s, HTTP_CHUNKED_LINE_MAX + 5, 7, &body, &used), HTTP_CHUNKED_DONE);
+    memcpy(s + HTTP_CHUNKED_LINE_MAX, "x\r\n0\r\n\r\n", 8);
+    assert_int_equal(decode(s, HTTP_CHUNKED_LINE_MAX + 8, 7, &body, &used), HTTP_CHUNKED_DONE);
     assert_int_equal(body.len, 1);
     sbuf_free(&body);
     free(tr);
