@@ -743,7 +743,9 @@ static void begin_request(conn *c)
     if (te) {
         c->chunked = true; /* the judge took only "chunked" */
         http_chunked_init(&c->dec);
-        c->keep_alive = c->keep_alive && !cl; /* both: answered, then closed */
+        /* with a Content-Length too, or in HTTP/1.0 (where a front end may not know the
+         * coding), the framing is in doubt: answered, then closed (RFC 9112 §6.1, §6.3) */
+        c->keep_alive = c->keep_alive && !cl && r->http11;
     } else if (cl) {
         length = strtoull(cl, NULL, 10);
     }
@@ -1089,7 +1091,8 @@ static void sweep(loop *l, int64_t now)
             /* a first head is due the header timeout after the accept; a later one, the idle
              * timeout more after the answer before it, however the client trickles it */
             int64_t due = c->idle_ns + h->header_timeout_ns + (c->served ? h->idle_timeout_ns : 0);
-            if (now > due && c->in_len > 0) {
+            bool idle = c->served && now - c->io_ns > h->idle_timeout_ns;
+            if (c->in_len > 0 && (now > due || idle)) { /* a head begun and not finished */
                 count_refused(h, "header_timeout");
                 answer_unrouted(c, 408, "Request head not received in time",
                                 "request head not received in time", false);
@@ -1098,16 +1101,19 @@ static void sweep(loop *l, int64_t now)
             } else if (!c->served && now > due) {
                 count_refused(h, "header_timeout"); /* nothing came: no answer */
                 conn_close(c);
-            } else if (c->served && now - c->io_ns > h->idle_timeout_ns) {
+            } else if (idle) {
                 conn_close(c);
             }
             break;
         }
         case BODY:
-            if (now - c->start_ns > h->body_timeout_ns)
-                run(c); /* read_body() answers the 408 */
-            else if (now - c->io_ns > h->idle_timeout_ns)
-                conn_close(c);
+            if (now - c->start_ns > h->body_timeout_ns) {
+                run(c);                                       /* read_body() answers the 408 */
+            } else if (now - c->io_ns > h->idle_timeout_ns) { /* the body stalled */
+                refuse_body(c, 408, "body_timeout", "Request body not received in time",
+                            "request body stalled");
+                run(c);
+            }
             break;
         case WRITING:
             if (now - c->io_ns > h->idle_timeout_ns)

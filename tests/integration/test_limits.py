@@ -314,6 +314,57 @@ class Limits(ServersTestCase):
             s.close()
         self.assertEqual(srv.list_all(), [])
 
+    def test_stalled_request_answered_at_the_idle_deadline(self):
+        # A request begun and then stalled for the idle timeout (here 1 s) is answered 408, not
+        # dropped in silence, well before its body deadline (60 s): a body, a chunked body cut
+        # in a chunk, a later head on a kept-alive connection.
+        srv = self.start(idle_timeout=1, body_timeout=60)
+        post = b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        cases = [
+            (b"", post + b"Content-Length: 100\r\n\r\n{\"task", "Request body not received"),
+            (b"", post + b"Transfer-Encoding: chunked\r\n\r\n20\r\n{\"ta", "Request body not received"),
+            (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"GET /hea",
+             "Request head not received"),
+        ]
+        for first, stalled, detail in cases:
+            with self.subTest(stalled=stalled):
+                s = connect(srv.port)
+                try:
+                    if first:
+                        s.sendall(first)
+                        self.assertEqual(read_answer(s)[0][0], 200)
+                    s.sendall(stalled)
+                    start = time.monotonic()
+                    parsed, _, _ = read_answer(s, timeout=5)
+                    self.assertJSONAnswer(parsed, 408, detail)
+                    self.assertLess(time.monotonic() - start, 3.0)
+                    self.assertIsNotNone(closed_within(s, 3.0), "left open after its 408")
+                finally:
+                    s.close()
+        self.assertEqual(srv.list_all(), [])
+
+    def test_http10_chunked_request_closes_its_connection(self):
+        # HTTP/1.0 knows no Transfer-Encoding: a front end may have framed the body otherwise,
+        # so after the answer the connection closes, and what follows is not read as a request
+        srv = self.start()
+        s = connect(srv.port)
+        try:
+            s.sendall(b"POST /tasks HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"2\r\n{}\r\n0\r\n\r\nGET /health HTTP/1.0\r\n\r\n")
+            s.settimeout(3.0)
+            data = b""
+            while True:  # everything the server sends, up to its close
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            parsed = parse_response_headers(data)
+            self.assertEqual(parsed[0], 422, data)  # read as chunked: {} has no task_type
+            self.assertEqual(data.count(b"HTTP/1.1 "), 1, "the GET after it was answered: %r" % data)
+        finally:
+            s.close()
+
     def test_answer_not_read_is_dropped_at_the_idle_deadline(self):
         # A client that asks for large answers and never reads them holds a connection and its
         # answers' bytes, not a thread: the server drops it once nothing has gone out for the
