@@ -32,8 +32,11 @@ static work_fate claim_fate(const work_item *it)
     case STORE_NOT_FOUND:
         return WORK_DROP; /* the task is gone */
     case STORE_CONFLICT:
-        /* IN_PROGRESS: an earlier delivery died or overran; run it again */
-        return it->status_before == TASK_IN_PROGRESS ? WORK_RUN : WORK_DROP;
+        /* IN_PROGRESS after an earlier delivery of this message: that one died or overran, so
+         * this one runs the task again. On a first delivery someone else claimed it (a client's
+         * PATCH, the runner of another queue the task fanned out to): theirs to run. */
+        return it->status_before == TASK_IN_PROGRESS && it->receive_count > 1 ? WORK_RUN
+                                                                              : WORK_DROP;
     default:
         return WORK_KEEP; /* store trouble: let the message come back */
     }

@@ -923,8 +923,10 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             m->claim = sq_apply_update(s, &claim);
             m->status_before = claim.current.status;
             task_clear(&claim.current);
-            if (m->claim == STORE_CONFLICT && m->status_before == TASK_IN_PROGRESS) {
-                /* an earlier delivery died or overran: this one runs the task again */
+            if (m->claim == STORE_CONFLICT && m->status_before == TASK_IN_PROGRESS &&
+                received_before) {
+                /* an earlier delivery died or overran: this one runs the task again (on a first
+                 * delivery, someone else claimed it: work.c drops the message) */
                 char again[64];
                 snprintf(again, sizeof again, "Task started again (receive %d)", m->receive_count);
                 store_rc again_rc = sq_claim_again(s, m->task_id, again, now / 1000);

@@ -394,6 +394,41 @@ class FinalTaskMessages(PipelineCase):
             self.assertEqual(f.read().split(), [control], "the cancelled task's handler ran")
         self.stop_clean(s)
 
+    def test_task_claimed_elsewhere_is_not_run_on_its_first_delivery(self):
+        """A task a client claimed (PATCH to IN_PROGRESS) before its message came is the
+        client's to run: the runner drops the message; and a task fanned out to two queues with
+        a handler each runs once."""
+        runs_dir = os.path.join(self.tmp, "runs")
+        os.mkdir(runs_dir)
+        record = ["/bin/sh", script_path("record_run.sh"), "0"]
+        cfg = {"sweep_interval": 86400,
+               "queues": [{"name": "late", "delay": 1, "visibility_timeout": 5},
+                          {"name": "a", "visibility_timeout": 5}, {"name": "b", "visibility_timeout": 5}],
+               "subscriptions": [{"queue": "late", "filter_policy": {"TaskType": ["TASK2"]}},
+                                 {"queue": "a", "filter_policy": {"TaskType": ["TASK1"]}},
+                                 {"queue": "b", "filter_policy": {"TaskType": ["TASK1"]}}],
+               "handlers": [{"queue": q, "handler": "exec", "timeout": 5, "command": record}
+                            for q in ("late", "a", "b")]}
+        s = self.start(cfg)
+        claimed = s.create("TASK2", data={"dir": runs_dir})
+        self.assertEqual(s.set_status(claimed, "IN_PROGRESS", "claimed by me").status, 204)
+        control = s.create("TASK2", data={"dir": runs_dir})
+        fanned = s.create("TASK1", data={"dir": runs_dir})
+        for tid in (control, fanned):
+            self.assertEqual(self.wait_status(s, tid, FINAL, timeout=10)["status"], "COMPLETED")
+        def empty():
+            q = queue_table(s)
+            return all(q[n]["depth"] + q[n]["in_flight"] + q[n]["delayed"] == 0 for n in ("late", "a", "b"))
+        wait_until(lambda: empty() or None, 5, what="the queues to empty")
+        t = s.task(claimed)
+        self.assertEqual((t["status"], t["status_msg"], t["result"]), ("IN_PROGRESS", "claimed by me", None))
+        history = s.history(claimed)["history"]
+        self.assertEqual([h["status_msg"] for h in history], ["", "claimed by me"], history)
+        with open(os.path.join(runs_dir, "runs")) as f:
+            self.assertEqual(sorted(f.read().split()), sorted([control, fanned]),
+                             "a task claimed elsewhere ran, or a fanned-out task ran twice")
+        self.stop_clean(s)
+
 
 # ---------------------------------------------------------------------------
 class UnreadableRecord(PipelineCase):

@@ -370,6 +370,27 @@ static void test_redelivery_runs_again(void **state)
     spans_free(&sp);
 }
 
+static void test_first_delivery_of_a_task_claimed_elsewhere_dropped(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{}", id);
+    work_item other; /* a client's PATCH, or the runner of another queue it fanned out to */
+    fill_item(&other, id, "{}", NULL);
+    claim(f, &other);
+    assert_int_equal(other.claim, STORE_OK);
+
+    work_item first; /* this queue's first delivery of its message */
+    fill_item(&first, id, "{}", NULL);
+    claim(f, &first);
+    assert_int_equal(first.claim, STORE_CONFLICT);
+    assert_int_equal(first.status_before, TASK_IN_PROGRESS);
+    assert_true(work_one(f, &first));
+    assert_int_equal(first.fate, WORK_DROP);
+    assert_int_equal(atomic_load(&f->th.calls), 0); /* not run: the claimer runs it */
+    assert_status(f, id, TASK_IN_PROGRESS, "Task started");
+}
+
 static void test_finished_task_dropped(void **state)
 {
     fixture *f = *state;
@@ -616,6 +637,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unstorable_result_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_task_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_runs_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_delivery_of_a_task_claimed_elsewhere_dropped,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_finished_task_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_trouble_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_too_near_kept, setup, teardown),
