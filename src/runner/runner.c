@@ -42,6 +42,9 @@
 
 /* A queue with nothing due is looked at again (a read) at least this often. */
 #define IDLE_RECHECK_MS 10000
+/* What a run may take past its handler's timeout: the kill's grace, the reap and the report's
+ * commit. Its message stays hidden that long, lest it be delivered again meanwhile. */
+#define RUN_MARGIN_S 10
 
 struct runner {
     broker *broker;
@@ -130,6 +133,10 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     size_t n_done = 0, n_unstarted = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
     int64_t hidden_until = clock_unix_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+    /* a run lasts at most this long: a message is hidden for it, the visibility timeout at
+     * least (which may be as long as the timeout: the runner gives the run its margin) */
+    unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
+    unsigned hide_s = run_s > r->queue->visibility_timeout ? run_s : r->queue->visibility_timeout;
     store_batch group;
     store_batch_init(&group);
     for (size_t i = 0; i < n; i++) {
@@ -142,10 +149,10 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }
-        if (clock_unix_ms() + (int64_t)r->binding->timeout * 1000 > hidden_until) {
+        if (clock_unix_ms() + (int64_t)run_s * 1000 > hidden_until) {
             /* the rest of the batch would reappear while this task runs: keep it hidden */
-            if (broker_extend(r->broker, msgs + i, n - i, r->queue->visibility_timeout) == STORE_OK)
-                hidden_until = clock_unix_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+            if (broker_extend(r->broker, msgs + i, n - i, hide_s) == STORE_OK)
+                hidden_until = clock_unix_ms() + (int64_t)hide_s * 1000;
         }
         if (!work_run(&r->work, &items[i], &group))
             unstarted[n_unstarted++] = msgs[i]; /* aborted: released for redelivery */

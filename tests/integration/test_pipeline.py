@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -392,6 +393,29 @@ class FinalTaskMessages(PipelineCase):
         self.assertEqual((t["status"], t["status_msg"], t["result"]), ("FAILED", "cancelled by the user", None))
         with open(os.path.join(runs_dir, "runs")) as f:
             self.assertEqual(f.read().split(), [control], "the cancelled task's handler ran")
+        self.stop_clean(s)
+
+    def test_run_to_its_timeout_is_not_delivered_again(self):
+        """A handler whose timeout is its queue's visibility timeout (allowed) runs over it to be
+        killed: its message stays hidden until the run is over and reported, not delivered to
+        the idle runner beside it meanwhile."""
+        runs_dir = os.path.join(self.tmp, "runs")
+        os.mkdir(runs_dir)
+        cfg = {"sweep_interval": 86400,
+               "queues": [{"name": "slow", "visibility_timeout": 2}],
+               "subscriptions": [{"queue": "slow"}],
+               "handlers": [{"queue": "slow", "handler": "exec", "timeout": 2, "concurrency": 2,
+                             "command": ["/bin/sh", script_path("record_run.sh"), "8"]}]}
+        s = self.start(cfg)
+        tid = s.create("TASK2", data={"dir": runs_dir})
+        t = self.wait_status(s, tid, FINAL, timeout=10)
+        self.assertEqual(t["status"], "FAILED", t)
+        self.assertIn("timed out", t["status_msg"])
+        time.sleep(2.5)  # past where a second delivery would have come
+        history = s.history(tid)["history"]
+        self.assertEqual([h["status"] for h in history], ["CREATED", "IN_PROGRESS", "FAILED"], history)
+        with open(os.path.join(runs_dir, "runs")) as f:
+            self.assertEqual(f.read().split(), [tid], "the task ran twice")
         self.stop_clean(s)
 
     def test_task_claimed_elsewhere_is_not_run_on_its_first_delivery(self):
