@@ -42,9 +42,10 @@
 
 /* A queue with nothing due is looked at again (a read) at least this often. */
 #define IDLE_RECHECK_MS 10000
-/* What a run may take past its handler's timeout: the kill's grace, the reap and the report's
- * commit. Its message stays hidden that long, lest it be delivered again meanwhile. */
-#define RUN_MARGIN_S 10
+/* What a run may take past its handler's timeout: the kill's grace (2 s, child.c), then a
+ * second for the reap and the report's commit. Its message stays hidden that long, lest it be
+ * delivered again meanwhile (and no longer: a crash's redelivery waits for it). */
+#define RUN_MARGIN_S 3
 
 struct runner {
     broker *broker;
