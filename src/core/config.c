@@ -40,6 +40,7 @@ static bool default_pipeline(config *c)
     default_queue(&c->queues[0], "task1");
     snprintf(c->queues[0].dead_letter_queue, sizeof c->queues[0].dead_letter_queue, "task1-dlq");
     default_queue(&c->queues[1], "task1-dlq");
+    c->queues[0].dead_letter_retention = c->queues[1].retention;
     c->n_queues = 2;
     snprintf(c->subscriptions[0].queue, sizeof c->subscriptions[0].queue, "task1");
     char err[128];
@@ -411,6 +412,15 @@ static bool check_pipeline(const config *c, const char *file, char *err, size_t 
                      file, q->name, q->dead_letter_queue);
             return false;
         }
+        /* a redrive sends a dead-letter queue's messages back to the one queue it serves */
+        for (size_t j = 0; j < i && *q->dead_letter_queue; j++)
+            if (strcmp(c->queues[j].dead_letter_queue, q->dead_letter_queue) == 0) {
+                snprintf(err, errlen,
+                         "%s: queues \"%s\" and \"%s\" share the dead_letter_queue \"%s\"; "
+                         "a redrive could not tell their messages apart: give each its own",
+                         file, c->queues[j].name, q->name, q->dead_letter_queue);
+                return false;
+            }
     }
     /* Following dead_letter_queue from any queue must end: a cycle would send a queue's
      * messages round, and a redrive of one queue would empty the other. */
@@ -555,7 +565,15 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             return false;
         }
     }
-    return check_pipeline(c, name, err, errlen);
+    if (!check_pipeline(c, name, err, errlen))
+        return false;
+    for (size_t i = 0; i < c->n_queues; i++) { /* a message moved there keeps that long */
+        queue_config *q = &c->queues[i];
+        const queue_config *dlq =
+            *q->dead_letter_queue ? config_queue(c, q->dead_letter_queue) : NULL;
+        q->dead_letter_retention = dlq ? dlq->retention : 0;
+    }
+    return true;
 }
 
 /*

@@ -31,6 +31,7 @@ typedef struct queue_config {
     char dead_letter_queue[CONFIG_NAME_MAX + 1]; /* "" for none */
     unsigned delay;                              /* seconds before a new message becomes visible */
     unsigned retention;                          /* seconds a message is kept at most */
+    unsigned dead_letter_retention; /* the dead-letter queue's retention (set at load) */
 } queue_config;
 
 /* A subscription of a queue to the topic. */

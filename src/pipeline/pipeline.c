@@ -133,7 +133,7 @@ static store_rc redrive(void *ctx, const char *queue, store_write *w, int64_t *m
     if (!q || !*q->dead_letter_queue)
         return STORE_NOT_FOUND;
     /* the configuration's names outlive the write */
-    return broker_redrive_submit(p->broker, q->dead_letter_queue, q->name, w, moved);
+    return broker_redrive_submit(p->broker, q->dead_letter_queue, q->name, q->retention, w, moved);
 }
 
 static store_rc metrics_text(void *ctx, sbuf *out)

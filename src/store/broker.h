@@ -241,14 +241,14 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag);
 
 /*
  * Move every message of dead-letter queue dlq back to queue target, in steps of 1,000 (one
- * write each, the next submitted from the last one's done); their FAILED tasks become CREATED
- * again. Fills w (the caller has set done and user; the names and moved are borrowed until
- * done) and submits it; w->rc is the outcome and *moved the count when done() runs. A step that
- * fails ends the redrive with its code, the steps before it staying moved. STORE_ERROR when out
- * of memory: nothing was submitted.
+ * write each, the next submitted from the last one's done), visible at once and kept for
+ * retention seconds (target's) from then; their FAILED tasks become CREATED again. Fills w (the
+ * caller has set done and user; the names and moved are borrowed until done) and submits it; w->rc
+ * is the outcome and *moved the count when done() runs. A step that fails ends the redrive with its
+ * code, the steps before it staying moved. STORE_ERROR when out of memory: nothing was submitted.
  */
-store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, store_write *w,
-                               int64_t *moved);
+store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, unsigned retention,
+                               store_write *w, int64_t *moved);
 
 /*
  * One step of housekeeping, as one write: delete finished tasks past ttl + grace (REMOVE

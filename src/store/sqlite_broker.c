@@ -152,8 +152,8 @@ static const char *const bst_sql[BST_COUNT] = {
         "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
-    [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0 "
-                 "WHERE id = ?1",
+    [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
+                 "expires_ms = ?4 WHERE id = ?1",
     /* messages_by_visibility (queue, visible_ms): one index probe */
     [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
     [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
@@ -172,8 +172,9 @@ static const char *const bst_sql[BST_COUNT] = {
                         "WHERE finished_time IS NOT NULL AND ttl IS NOT NULL AND ttl < ?2 "
                         "AND finished_time < ?1 LIMIT ?3",
     [BST_TASK_DELETE] = "DELETE FROM tasks WHERE id = ?1",
+    /* not one in flight: its run decides its task (a message expires once it is visible) */
     [BST_SWEEP_MESSAGES] = "SELECT id, queue, task_id, visible_ms, receive_count "
-                           "FROM messages WHERE expires_ms < ?1 LIMIT ?2",
+                           "FROM messages WHERE expires_ms < ?1 AND visible_ms <= ?1 LIMIT ?2",
     [BST_MESSAGE_DELETE] = "DELETE FROM messages WHERE id = ?1",
     /* the log is trimmed from its start, TRIM_BATCH seqs at a time (a range of the rowid) */
     [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < (SELECT min(seq) FROM changes) + ?3 "
@@ -181,7 +182,8 @@ static const char *const bst_sql[BST_COUNT] = {
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
     [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
                       "AND ttl < ?2 AND finished_time < ?1 LIMIT 1",
-    [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 LIMIT 1",
+    [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 AND visible_ms <= ?1 "
+                         "LIMIT 1",
     /* the log's first record: trimming stops at the first one it must keep */
     [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq = (SELECT min(seq) FROM changes) "
                         "AND (seq <= ?1 OR created_time < ?2)",
@@ -888,6 +890,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             sqlite3_bind_int64(move, 1, m->id);
             sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
             sqlite3_bind_int64(move, 3, now);
+            /* as SQS: the dead-letter queue's retention, from the message's first send */
+            sqlite3_bind_int64(move, 4, m->sent_ms + (int64_t)q->dead_letter_retention * 1000);
             rc = sq_rc_of(sq_step_done(move));
             if (rc == STORE_OK) {
                 depth_log_leave(&s->depth_log, s->depths, q->name, was_visible[i],
@@ -1318,8 +1322,9 @@ bool sq_last_seq_load(sqlite_store *s)
 
 typedef struct redrive_args {
     const char *dlq, *target;
-    int64_t moved; /* by the step */
-    bool more;     /* the step moved a whole batch: step again */
+    unsigned retention; /* the target's: a redriven message's life begins anew */
+    int64_t moved;      /* by the step */
+    bool more;          /* the step moved a whole batch: step again */
 } redrive_args;
 
 /* One message a redrive step moves, read before any is moved. */
@@ -1384,6 +1389,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         sqlite3_bind_int64(mv, 1, batch[i].id);
         sqlite3_bind_text(mv, 2, a->target, -1, SQLITE_STATIC);
         sqlite3_bind_int64(mv, 3, now);
+        sqlite3_bind_int64(mv, 4, now + (int64_t)a->retention * 1000);
         rc = sq_rc_of(sq_step_done(mv));
         if (rc == STORE_OK) {
             depth_log_leave(&s->depth_log, s->depths, a->dlq, batch[i].visible_ms,
@@ -1441,13 +1447,13 @@ static void redrive_done(store_write *w)
     w->done(w);
 }
 
-store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, store_write *w,
-                               int64_t *moved)
+store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, unsigned retention,
+                               store_write *w, int64_t *moved)
 {
     redrive_job *j = calloc(1, sizeof *j);
     if (!j)
         return STORE_ERROR;
-    j->args = (redrive_args){dlq, target, 0, false};
+    j->args = (redrive_args){.dlq = dlq, .target = target, .retention = retention};
     j->job = (sq_job){.apply = apply_redrive, .arg = &j->args};
     j->store = &sq(b)->base;
     j->done = w->done;

@@ -301,7 +301,7 @@ static store_rc redrive(broker *b, const char *dlq, const char *target, int64_t 
 {
     atomic_bool done = false;
     store_write w = {.done = note_done, .user = &done};
-    store_rc rc = broker_redrive_submit(b, dlq, target, &w, moved);
+    store_rc rc = broker_redrive_submit(b, dlq, target, 3600, &w, moved);
     if (rc != STORE_OK)
         return rc;
     for (int i = 0; i < 10000 && !atomic_load(&done); i++)
@@ -662,6 +662,93 @@ static void test_redrive(void **state)
     moved = -1;
     assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 0);
+}
+
+/* The message of task id: its expires_ms - sent_ms, and its expires_ms - now (ms). */
+static void message_life(const char *id, int64_t *from_send, int64_t *from_now)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(
+                         db,
+                         "SELECT expires_ms - sent_ms, expires_ms - "
+                         "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM messages "
+                         "WHERE task_id = ?1",
+                         -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    *from_send = sqlite3_column_int64(st, 0);
+    *from_now = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static void set_expiry_past(const char *id)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE messages SET expires_ms = 1 WHERE task_id = '%s'", id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/*
+ * A message's life: a dead letter is kept for its dead-letter queue's retention from its first
+ * send (as SQS), a redriven one for its queue's retention from the redrive; and one past its
+ * retention is not expired while it is in flight (its run decides its task), only once it is
+ * visible again.
+ */
+static void test_message_lifetimes(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    q.retention = 60;
+    q.dead_letter_retention = 3600;
+    publish_bodies(f->b, &q, 0, 1, id);
+    int64_t from_send, from_now;
+    message_life(id, &from_send, &from_now);
+    assert_int_equal(from_send, 60 * 1000);
+
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 0); /* moved to the DLQ */
+    queue_messages_free(m, 0);
+    message_life(id, &from_send, &from_now);
+    assert_int_equal(from_send, 3600 * 1000);
+
+    int64_t moved = -1;
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK); /* retention 3600 */
+    assert_int_equal(moved, 1);
+    message_life(id, &from_send, &from_now);
+    if (from_now <= 3590 * 1000 || from_now > 3601 * 1000) /* clocks read apart */
+        fail_msg("a redriven message expires in %lld ms", (long long)from_now);
+
+    /* received (the task claimed, as a runner does), then past its retention */
+    size_t n = 0;
+    int64_t next_ms = 0;
+    assert_int_equal(broker_receive_and_claim(f->b, &q, 10, &m, &n, &next_ms), STORE_OK);
+    assert_int_equal(n, 1);
+    set_expiry_past(id);
+    config c;
+    assert_true(config_defaults(&c));
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    expect_status(f->s, id, TASK_IN_PROGRESS, "Task started"); /* running: left alone */
+    expect_stats(f->b, "work", 0, 1, 0);
+    /* given back unfinished: visible again, it is expired, and its task failed */
+    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    config_free(&c);
+    expect_status(f->s, id, TASK_FAILED, "message expired in queue work before the task finished");
+    expect_stats(f->b, "work", 0, 0, 0);
 }
 
 typedef struct commit_count {
@@ -3012,6 +3099,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_fails_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_lifetimes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,

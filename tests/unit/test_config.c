@@ -282,6 +282,16 @@ static void test_queues_section_replaces(void **state)
     assert_int_equal(q->retention, 4 * 24 * 3600);
     assert_string_equal(config_queue(&c, "task1")->dead_letter_queue, "dead");
     config_free(&c);
+
+    /* a queue knows its dead-letter queue's retention: a message moved there keeps that long */
+    load_ok(&c, "{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":\"dead\",\"retention\":60},"
+                "{\"name\":\"dead\",\"retention\":1209600}]}");
+    assert_int_equal(config_queue(&c, "task1")->dead_letter_retention, 1209600);
+    assert_int_equal(config_queue(&c, "dead")->dead_letter_retention, 0);
+    config_free(&c);
+    assert_true(config_defaults(&c));
+    assert_int_equal(config_queue(&c, "task1")->dead_letter_retention, 4 * 24 * 3600);
+    config_free(&c);
 }
 
 static void test_subscriptions_section_replaces(void **state)
@@ -569,7 +579,12 @@ static void test_error_queues(void **state)
                "{\"name\":\"b\",\"dead_letter_queue\":\"c\"},{\"name\":\"c\",\"dead_letter_queue\":"
                "\"b\"}],"
                "\"subscriptions\":[],\"handlers\":[]}",
-               "queue \"b\": its dead-letter queues lead back to it (a cycle)", NULL);
+               "queues \"a\" and \"c\" share the dead_letter_queue \"b\"", NULL);
+    /* two queues, one dead-letter queue: a redrive could not tell whose a message was */
+    load_fails("{\"queues\":[{\"name\":\"a\",\"dead_letter_queue\":\"d\"},"
+               "{\"name\":\"b\",\"dead_letter_queue\":\"d\"},{\"name\":\"d\"}],"
+               "\"subscriptions\":[],\"handlers\":[]}",
+               "queues \"a\" and \"b\" share the dead_letter_queue \"d\"", NULL);
     load_fails("{\"queues\":[{\"visibility_timeout\":5}]}", "queues[0]", "\"name\" is required");
     load_fails("{\"queues\":[{\"name\":\"a b\"}]}", "queues[0]", "\"name\" must be");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":5}]}", "queues[0]",
