@@ -86,7 +86,7 @@ static void work_item_of(const runner *r, const queue_message *m, work_item *it)
  */
 typedef struct batch_room {
     work_item *items;
-    queue_message *done, *unstarted;
+    queue_message *done, *unstarted, *cut; /* cut: aborted while they ran */
     size_t cap;
 } batch_room;
 
@@ -95,6 +95,7 @@ static void batch_room_free(batch_room *b)
     free(b->items);
     free(b->done);
     free(b->unstarted);
+    free(b->cut);
     *b = (batch_room){0};
 }
 
@@ -107,7 +108,8 @@ static bool batch_room_fit(batch_room *b, size_t n)
     b->items = malloc(n * sizeof *b->items);
     b->done = malloc(n * sizeof *b->done);
     b->unstarted = malloc(n * sizeof *b->unstarted);
-    if (!b->items || !b->done || !b->unstarted) {
+    b->cut = malloc(n * sizeof *b->cut);
+    if (!b->items || !b->done || !b->unstarted || !b->cut) {
         batch_room_free(b);
         return false;
     }
@@ -124,14 +126,14 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         return;
     }
     work_item *items = room->items;
-    queue_message *done = room->done, *unstarted = room->unstarted;
+    queue_message *done = room->done, *unstarted = room->unstarted, *cut = room->cut;
     for (size_t i = 0; i < n; i++) {
         work_item_reset(&items[i]);
         work_item_of(r, &msgs[i], &items[i]);
     }
     work_begin(&r->work, items, n);
 
-    size_t n_done = 0, n_unstarted = 0;
+    size_t n_done = 0, n_unstarted = 0, n_cut = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
     int64_t hidden_until = clock_unix_ms() + (int64_t)r->queue->visibility_timeout * 1000;
     /* a run lasts at most this long: a message is hidden for it, the visibility timeout at
@@ -156,7 +158,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                 hidden_until = clock_unix_ms() + (int64_t)hide_s * 1000;
         }
         if (!work_run(&r->work, &items[i], &group))
-            unstarted[n_unstarted++] = msgs[i]; /* aborted: released for redelivery */
+            cut[n_cut++] = msgs[i]; /* aborted: given back for redelivery */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)
@@ -165,7 +167,11 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     if (broker_delete(r->broker, done, n_done) != STORE_OK)
         log_warn("cannot delete finished messages; they will be redelivered and dropped", "queue",
                  r->queue->name, NULL);
-    if (broker_release(r->broker, unstarted, n_unstarted) != STORE_OK)
+    /* the ones never started are released, their receive not counted toward the queue's
+     * max_receive_count; the ones cut short count (a handler that never ends goes, in the end,
+     * to the dead-letter queue) and are visible again at once too */
+    if (broker_release(r->broker, unstarted, n_unstarted) != STORE_OK ||
+        broker_extend(r->broker, cut, n_cut, 0) != STORE_OK)
         log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
                  r->queue->name, NULL);
 }

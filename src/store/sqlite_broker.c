@@ -4,7 +4,9 @@
  *
  *   messages     one row per message: queue, task id, the task's type and the
  *                producer's traceparent, body, visible_ms (when it may next be
- *                received), receive_count, expires_ms (retention). A receive
+ *                received), receive_count, released (receives given back
+ *                unstarted, which max_receive_count does not count),
+ *                expires_ms (retention). A receive
  *                hides a message by moving visible_ms forward; the (id,
  *                receive_count) pair is the receipt, so a worker whose
  *                visibility ran out cannot delete the message another worker
@@ -113,6 +115,7 @@ typedef enum bst {
     BST_RECEIPT,
     BST_RECEIPT_DELETE,
     BST_RECEIPT_EXTEND,
+    BST_RECEIPT_RELEASE,
     BST_DEPTHS,
     BST_REDRIVE_BATCH,
     BST_SWEEP_TASKS,
@@ -148,12 +151,12 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
     [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
     [BST_RECEIVE] =
-        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace "
-        "FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
+        "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace, "
+        "receive_count - released FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
-                 "expires_ms = ?4 WHERE id = ?1",
+                 "released = 0, expires_ms = ?4 WHERE id = ?1",
     /* messages_by_visibility (queue, visible_ms): one index probe */
     [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
     [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
@@ -162,6 +165,8 @@ static const char *const bst_sql[BST_COUNT] = {
                            "RETURNING queue, visible_ms",
     [BST_RECEIPT_EXTEND] = "UPDATE messages SET visible_ms = ?3 "
                            "WHERE id = ?1 AND receive_count = ?2",
+    [BST_RECEIPT_RELEASE] = "UPDATE messages SET visible_ms = ?3, released = released + 1 "
+                            "WHERE id = ?1 AND receive_count = ?2",
     [BST_DEPTHS] = "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 END, "
                    "receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3",
     /* messages_by_visibility: a step reads its batch, the next one the batch after it */
@@ -860,11 +865,15 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     sqlite3_bind_int64(sel, 3, (sqlite3_int64)a->max);
     /* read the candidates first: the updates below move them in the index being read */
     queue_message *c = calloc(a->max, sizeof *c);
-    int64_t *was_visible = calloc(a->max, sizeof *was_visible); /* each one's visible_ms */
+    struct candidate {
+        int64_t was_visible; /* its visible_ms */
+        int counted;         /* its receives but those given back unstarted */
+    } *cand = calloc(a->max, sizeof *cand);
     size_t nc = 0;
     int r = SQLITE_OK;
-    while (c && was_visible && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
-        was_visible[nc] = sqlite3_column_int64(sel, 5);
+    while (c && cand && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        cand[nc].was_visible = sqlite3_column_int64(sel, 5);
+        cand[nc].counted = sqlite3_column_int(sel, 8);
         c[nc].id = sqlite3_column_int64(sel, 0);
         c[nc].receive_count = sqlite3_column_int(sel, 1);
         c[nc].sent_ms = sqlite3_column_int64(sel, 2);
@@ -875,17 +884,17 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         nc++;
     }
     stmt_done(sel);
-    if (!c || !was_visible || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
+    if (!c || !cand || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
         queue_messages_free(c, nc);
-        free(was_visible);
-        return c && was_visible ? sq_rc_of(r) : STORE_ERROR;
+        free(cand);
+        return c && cand ? sq_rc_of(r) : STORE_ERROR;
     }
     sqlite3_stmt *hide = wstmt(s, BST_HIDE);
     sqlite3_stmt *move = wstmt(s, BST_MOVE);
     store_rc rc = hide && move ? STORE_OK : STORE_ERROR;
     for (size_t i = 0; i < nc && rc == STORE_OK; i++) {
         queue_message *m = &c[i];
-        bool exhausted = q->max_receive_count && m->receive_count >= (int)q->max_receive_count;
+        bool exhausted = q->max_receive_count && cand[i].counted >= (int)q->max_receive_count;
         if (exhausted && *q->dead_letter_queue) {
             sqlite3_bind_int64(move, 1, m->id);
             sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
@@ -894,13 +903,13 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             sqlite3_bind_int64(move, 4, m->sent_ms + (int64_t)q->dead_letter_retention * 1000);
             rc = sq_rc_of(sq_step_done(move));
             if (rc == STORE_OK) {
-                depth_log_leave(&s->depth_log, s->depths, q->name, was_visible[i],
+                depth_log_leave(&s->depth_log, s->depths, q->name, cand[i].was_visible,
                                 m->receive_count > 0);
                 depth_log_enter(&s->depth_log, s->depths, q->dead_letter_queue, now, false, now);
             }
             char why[200];
             snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
-                     q->dead_letter_queue, m->receive_count);
+                     q->dead_letter_queue, cand[i].counted);
             if (rc == STORE_OK)
                 rc = fail_unfinished(s, m->task_id, why);
             s->batch_sent_messages = true; /* visible at once in the DLQ: wake its runners */
@@ -915,7 +924,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         sqlite3_bind_int(hide, 3, m->receive_count);
         rc = sq_rc_of(sq_step_done(hide));
         if (rc == STORE_OK) {
-            depth_log_leave(&s->depth_log, s->depths, q->name, was_visible[i], received_before);
+            depth_log_leave(&s->depth_log, s->depths, q->name, cand[i].was_visible,
+                            received_before);
             depth_log_enter(&s->depth_log, s->depths, q->name, hidden_until, true, now);
         }
         if (rc == STORE_OK && a->claim && m->task_id) {
@@ -943,7 +953,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     }
     stmt_done(hide);
     stmt_done(move);
-    free(was_visible);
+    free(cand);
     /* keep the delivered ones */
     a->n = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -1195,6 +1205,7 @@ typedef struct receipt_args {
     const queue_message *m;
     size_t n;
     bool delete;
+    bool release;          /* given back unstarted: visible now, the receive not counted */
     int64_t visible_in_ms; /* when not deleting: visible again this long from now */
 } receipt_args;
 
@@ -1224,7 +1235,8 @@ static store_rc apply_receipts(sqlite_store *s, void *arg)
     receipt_args *a = arg;
     /* a delete finds and deletes in one statement; an extend finds, then updates */
     sqlite3_stmt *find = wstmt(s, a->delete ? BST_RECEIPT_DELETE : BST_RECEIPT);
-    sqlite3_stmt *extend = a->delete ? NULL : wstmt(s, BST_RECEIPT_EXTEND);
+    sqlite3_stmt *extend =
+        a->delete ? NULL : wstmt(s, a->release ? BST_RECEIPT_RELEASE : BST_RECEIPT_EXTEND);
     int rc = find && (a->delete || extend) ? SQLITE_OK : SQLITE_ERROR;
     int64_t now = clock_unix_ms();
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
@@ -1252,20 +1264,20 @@ static store_rc apply_receipts(sqlite_store *s, void *arg)
 
 store_rc broker_delete(broker *b, const queue_message *m, size_t n)
 {
-    receipt_args a = {m, n, true, 0};
+    receipt_args a = {.m = m, .n = n, .delete = true};
     /* relaxed: a message whose delete is lost comes back, finds its task final, and goes */
     return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
 store_rc broker_release(broker *b, const queue_message *m, size_t n)
 {
-    receipt_args a = {m, n, false, 0};
+    receipt_args a = {.m = m, .n = n, .release = true};
     return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
 store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
 {
-    receipt_args a = {m, n, false, (int64_t)seconds * 1000};
+    receipt_args a = {.m = m, .n = n, .visible_in_ms = (int64_t)seconds * 1000};
     return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 

@@ -228,6 +228,9 @@ static const char *const migrations[] = {
     "CREATE TRIGGER task_data_gone AFTER DELETE ON tasks WHEN old.data_apart BEGIN"
     "  DELETE FROM task_data WHERE id = old.id;"
     "END;",
+    /* 10: receives a runner gave back unstarted (a stop past its grace): they do not count
+     * toward max_receive_count, lest a task go to the dead-letter queue never having run */
+    "ALTER TABLE messages ADD COLUMN released INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

@@ -286,6 +286,46 @@ class GracefulStop(CrashCase):
         self.assertEqual(t["status"], "COMPLETED", t)
         self.stop_clean(s2)
 
+    def test_stops_past_grace_do_not_dead_letter_tasks_never_started(self):
+        """A stop past its grace gives back its batch: the task it cut short counts a receive
+        (one that never ends goes, in the end, to the dead-letter queue), the ones it never
+        started do not, so a task given back at every stop is not dead-lettered unrun."""
+        runs_dir = os.path.join(self.tmp, "runs")
+        os.mkdir(runs_dir)
+        runs = os.path.join(runs_dir, "runs")
+        cfg = {"shutdown_grace": 1, "sweep_interval": 86400,
+               "queues": [{"name": "q", "visibility_timeout": 60, "max_receive_count": 2,
+                           "dead_letter_queue": "q-dlq"}, {"name": "q-dlq"}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [{"queue": "q", "handler": "exec", "timeout": 20, "batch_size": 10,
+                             "command": ["/bin/sh", script_path("record_run.sh"), "10"]}]}
+        s = self.start(dict(cfg, handlers=[]), name="queued.json")  # all three in one batch
+        tids = [s.create("TASK2", data={"dir": runs_dir}) for _ in range(3)]
+        self.stop_clean(s)
+
+        def started():
+            with open(runs) as f:
+                return f.read().split()
+        for round_ in range(3):  # each stop cuts the run it began and gives back the rest
+            s = self.start(cfg)
+            wait_until(lambda: os.path.exists(runs) and len(started()) == round_ + 1, 10,
+                       what="run %d to start" % (round_ + 1))
+            s.send_signal(signal.SIGTERM)
+            self.assertEqual(s.proc.wait(6), 0, s.stderr_text()[-3000:])
+        s = self.start(cfg)
+        dead = 0
+        for tid in tids:  # dead-lettered if and only if cut short twice
+            t = s.task(tid)
+            runs_of = started().count(tid)
+            if t["status"] == "FAILED":
+                dead += 1
+                self.assertEqual(runs_of, 2, "dead-lettered after %d runs: %r" % (runs_of, t))
+                self.assertEqual(t["status_msg"], "moved to dead-letter queue q-dlq after 2 receives")
+            else:
+                self.assertLess(runs_of, 2, t)
+        self.assertEqual(queue_table(s)["q-dlq"]["depth"], dead)
+        s.kill()
+
     def test_sigterm_past_grace_kills_exec_children(self):
         """A handler still running when the grace period ends is abandoned; its program must
         not outlive taskd (it would keep running unsupervised, past its timeout, while the

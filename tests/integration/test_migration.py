@@ -92,7 +92,7 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 9)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 10)
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
@@ -143,7 +143,7 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 9)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 10)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
         self.assertEqual(s.stop(), 0)
 
@@ -169,7 +169,7 @@ class UpgradeFromV3(ServersTestCase):
         conn.close()
         s = Taskd(db=self.db, tmpdir=self.tmp, env={"TASK1_SECONDS": "0"})
         self.servers.append(s)
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 9)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 10)
         columns = [r[1] for r in db_query(self.db, "PRAGMA table_info(messages)")]
         self.assertNotIn("attributes", columns)
         # the runner finds the task's type in its message, and its spans continue the

@@ -291,6 +291,13 @@ static void publish_bodies(broker *b, const queue_config *q, int first, int n, c
     assert_int_equal(broker_publish(b, "test", first + n, m, (size_t)n), STORE_OK);
 }
 
+/* Messages made visible again as when their visibility ran out: the receives count toward
+ * max_receive_count (a release, of messages never started, does not). */
+static store_rc give_back(broker *b, const queue_message *m, size_t n)
+{
+    return broker_extend(b, m, n, 0);
+}
+
 static void note_done(store_write *w)
 {
     atomic_store((atomic_bool *)w->user, true);
@@ -466,6 +473,29 @@ static void test_release(void **state)
     assert_int_equal(broker_release(f->b, NULL, 0), STORE_OK);
     queue_messages_free(m, 3);
     queue_messages_free(again, 2);
+
+    /* a released receive does not count toward max_receive_count: a stop that gave back
+     * messages it never started must not send their tasks to the dead-letter queue */
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config once = make_queue("once", 600, 1, "once-dlq", 0);
+    publish_bodies(f->b, &once, 0, 1, id);
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(receive(f->b, &once, 10, &m, NULL), 1);
+        assert_int_equal(m[0].receive_count, i);
+        assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+        queue_messages_free(m, 1);
+    }
+    expect_stats(f->b, "once-dlq", 0, 0, 0);
+    expect_status(f->s, id, TASK_CREATED, NULL);
+    /* and one that counts (its visibility ran out) still moves it */
+    assert_int_equal(receive(f->b, &once, 10, &m, NULL), 1);
+    assert_int_equal(give_back(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    assert_int_equal(receive(f->b, &once, 10, &m, NULL), 0);
+    queue_messages_free(m, 0);
+    expect_stats(f->b, "once-dlq", 1, 0, 0);
+    expect_status(f->s, id, TASK_FAILED, "dead-letter queue once-dlq after 1 receives");
 }
 
 static void test_delay(void **state)
@@ -568,7 +598,7 @@ static void test_dlq_move_keeps_finished_task(void **state)
 
     queue_message *m = NULL;
     assert_int_equal(receive(f->b, &q, 2, &m, NULL), 2);
-    assert_int_equal(broker_release(f->b, m, 2), STORE_OK);
+    assert_int_equal(give_back(f->b, m, 2), STORE_OK);
     queue_messages_free(m, 2);
     assert_int_equal(receive(f->b, &q, 2, &m, NULL), 0);
     queue_messages_free(m, 0);
@@ -596,7 +626,7 @@ static void test_dlq_move_in_mixed_batch(void **state)
     publish_bodies(f->b, &q, 0, 1, old);
     queue_message *m = NULL;
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
-    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    assert_int_equal(give_back(f->b, m, 1), STORE_OK);
     queue_messages_free(m, 1);
     publish_bodies(f->b, &q, 1, 2, fresh);
 
@@ -631,7 +661,7 @@ static void test_redrive(void **state)
     /* receive, release, receive: all four move to the DLQ */
     queue_message *m = NULL;
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 4);
-    assert_int_equal(broker_release(f->b, m, 4), STORE_OK);
+    assert_int_equal(give_back(f->b, m, 4), STORE_OK);
     queue_messages_free(m, 4);
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 0);
     queue_messages_free(m, 0);
@@ -716,7 +746,7 @@ static void test_message_lifetimes(void **state)
 
     queue_message *m = NULL;
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
-    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    assert_int_equal(give_back(f->b, m, 1), STORE_OK);
     queue_messages_free(m, 1);
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 0); /* moved to the DLQ */
     queue_messages_free(m, 0);
@@ -924,7 +954,7 @@ static void test_depths_follow_every_move_and_reopen(void **state)
     expect_stats(f->b, "work", 2, 4, 0);
     assert_int_equal(broker_delete(f->b, &m[0], 1), STORE_OK);
     assert_int_equal(broker_delete(f->b, &m[0], 1), STORE_OK); /* stale: nothing */
-    assert_int_equal(broker_release(f->b, &m[1], 1), STORE_OK);
+    assert_int_equal(give_back(f->b, &m[1], 1), STORE_OK);
     assert_int_equal(broker_extend(f->b, &m[2], 1, 600), STORE_OK);
     queue_messages_free(m, 4);
     expect_stats(f->b, "work", 3, 2, 0);
