@@ -328,6 +328,18 @@ static size_t receive(broker *b, const queue_config *q, size_t max, queue_messag
     return n;
 }
 
+/* Receive the queue's n messages, give them back counted, and receive again: past a
+ * max_receive_count of 1, they all move to the dead-letter queue, and none is delivered. */
+static void exhaust(broker *b, const queue_config *q, size_t n)
+{
+    queue_message *m = NULL;
+    assert_int_equal(receive(b, q, 10, &m, NULL), n);
+    assert_int_equal(give_back(b, m, n), STORE_OK);
+    queue_messages_free(m, n);
+    assert_int_equal(receive(b, q, 10, &m, NULL), 0);
+    queue_messages_free(m, 0);
+}
+
 /* ---- visibility, receipts, release, delay ---- */
 
 /* A type or trace too long for a received message's room reads "", not cut to another value. */
@@ -489,11 +501,7 @@ static void test_release(void **state)
     expect_stats(f->b, "once-dlq", 0, 0, 0);
     expect_status(f->s, id, TASK_CREATED, NULL);
     /* and one that counts (its visibility ran out) still moves it */
-    assert_int_equal(receive(f->b, &once, 10, &m, NULL), 1);
-    assert_int_equal(give_back(f->b, m, 1), STORE_OK);
-    queue_messages_free(m, 1);
-    assert_int_equal(receive(f->b, &once, 10, &m, NULL), 0);
-    queue_messages_free(m, 0);
+    exhaust(f->b, &once, 1);
     expect_stats(f->b, "once-dlq", 1, 0, 0);
     expect_status(f->s, id, TASK_FAILED, "dead-letter queue once-dlq after 1 receives");
 }
@@ -596,12 +604,7 @@ static void test_dlq_move_keeps_finished_task(void **state)
     publish_bodies(f->b, &q, 0, 1, done);
     publish_bodies(f->b, &q, 1, 1, failed);
 
-    queue_message *m = NULL;
-    assert_int_equal(receive(f->b, &q, 2, &m, NULL), 2);
-    assert_int_equal(give_back(f->b, m, 2), STORE_OK);
-    queue_messages_free(m, 2);
-    assert_int_equal(receive(f->b, &q, 2, &m, NULL), 0);
-    queue_messages_free(m, 0);
+    exhaust(f->b, &q, 2);
     expect_stats(f->b, "dlq", 2, 0, 0);
     expect_status(f->s, done, TASK_COMPLETED, "done");
     expect_status(f->s, failed, TASK_FAILED, "handler said no");
@@ -660,11 +663,7 @@ static void test_redrive(void **state)
 
     /* receive, release, receive: all four move to the DLQ */
     queue_message *m = NULL;
-    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 4);
-    assert_int_equal(give_back(f->b, m, 4), STORE_OK);
-    queue_messages_free(m, 4);
-    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 0);
-    queue_messages_free(m, 0);
+    exhaust(f->b, &q, 4);
     expect_stats(f->b, "dlq", 4, 0, 0);
     expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receives");
     expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receives");

@@ -161,6 +161,14 @@ static void claim(fixture *f, work_item *it)
     task_clear(&before);
 }
 
+/* A claim that finds the task past CREATED: a conflict, with the status it found. */
+static void claim_conflicts(fixture *f, work_item *it, task_status before)
+{
+    claim(f, it);
+    assert_int_equal(it->claim, STORE_CONFLICT);
+    assert_int_equal(it->status_before, before);
+}
+
 /* The whole step over a batch, as a caller drives it; spent[i] says what to do with message i. */
 static void work_all(fixture *f, work_item *items, size_t n, bool *spent, bool *ran)
 {
@@ -354,9 +362,7 @@ static void test_redelivery_runs_again(void **state)
     work_item again;
     fill_item(&again, id, "{}", NULL);
     again.receive_count = 2;
-    claim(f, &again);
-    assert_int_equal(again.claim, STORE_CONFLICT);
-    assert_int_equal(again.status_before, TASK_IN_PROGRESS);
+    claim_conflicts(f, &again, TASK_IN_PROGRESS);
     assert_true(work_one(f, &again));
     assert_int_equal(again.fate, WORK_RUN);
     assert_int_equal(atomic_load(&f->th.calls), 1);
@@ -382,9 +388,7 @@ static void test_first_delivery_of_a_task_claimed_elsewhere_dropped(void **state
 
     work_item first; /* this queue's first delivery of its message */
     fill_item(&first, id, "{}", NULL);
-    claim(f, &first);
-    assert_int_equal(first.claim, STORE_CONFLICT);
-    assert_int_equal(first.status_before, TASK_IN_PROGRESS);
+    claim_conflicts(f, &first, TASK_IN_PROGRESS);
     assert_true(work_one(f, &first));
     assert_int_equal(first.fate, WORK_DROP);
     assert_int_equal(atomic_load(&f->th.calls), 0); /* not run: the claimer runs it */
@@ -404,9 +408,7 @@ static void test_finished_task_dropped(void **state)
 
     work_item late; /* a redelivery after the report */
     fill_item(&late, id, "{\"mode\":\"fail\"}", NULL);
-    claim(f, &late);
-    assert_int_equal(late.claim, STORE_CONFLICT);
-    assert_int_equal(late.status_before, TASK_COMPLETED);
+    claim_conflicts(f, &late, TASK_COMPLETED);
     assert_true(work_one(f, &late));
     assert_int_equal(late.fate, WORK_DROP);
     assert_int_equal(atomic_load(&f->th.calls), 1); /* not run again */
