@@ -405,7 +405,8 @@ static api_status get_task(api *a, const api_request *req, const char *id, api_e
         validation_free(&v);
         return API_DONE;
     }
-    bool can_wait = wait && a->pipeline && a->pipeline->wait_task;
+    /* max_waiters 0 turns waiting off: answered at once, as on Lambda */
+    bool can_wait = wait && a->pipeline && a->pipeline->wait_task && a->config->max_waiters > 0;
     if (answer_task(a, id, !can_wait, resp))
         return API_DONE; /* no wait, absent, finished, or a store error */
     store_rc rc =
@@ -476,6 +477,10 @@ static api_status get_events(api *a, const api_request *req, const char *id, api
         api_error(resp, 404,
                   "GET /events is served by taskd only: this deployment has no local change log "
                   "(follow the DynamoDB stream instead)");
+        return API_DONE;
+    }
+    if (a->config->max_event_clients == 0) { /* turned off: not a "busy, retry" */
+        api_error(resp, 404, "GET /events is turned off here (max_event_clients is 0)");
         return API_DONE;
     }
     validation v = {0};

@@ -963,6 +963,24 @@ static void stream_more(conn *c)
 }
 
 /* Run a connection as far as it can go without waiting. */
+/*
+ * A long poll whose client closed its side (a client that gave up, or one that half-closes and
+ * still reads): the wait ends, and the task is answered as it is now, so its waiter's slot comes
+ * free at once rather than at the deadline. A client gone never reads the answer: the send fails
+ * and the connection closes. False when the wait was woken already: its answer is on the way.
+ */
+static bool end_wait(conn *c)
+{
+    http_server *h = c->loop->h;
+    const api_pipeline *p = h->api->pipeline;
+    if (!p || !p->unwait_task(p->ctx, c->ex))
+        return false;
+    api_finish(h->api, c->ex);
+    c->phase = WRITING;
+    respond(c);
+    return true;
+}
+
 static void run(conn *c)
 {
     while (!c->closing) {
@@ -975,7 +993,9 @@ static void run(conn *c)
             read_body(c);
             break;
         case PENDING:
-            return; /* the wake comes */
+            if (!c->peer_done || !c->ex->long_lived || !end_wait(c))
+                return; /* the wake comes */
+            break;      /* answered now: written below */
         case WRITING:
             if (!flush(c)) {
                 conn_close(c);
@@ -986,6 +1006,10 @@ static void run(conn *c)
             response_sent(c);
             break;
         case STREAM:
+            if (c->peer_done) { /* an event stream's client closed its side: it has left */
+                conn_close(c);
+                return;
+            }
             stream_more(c);
             if (c->phase == STREAM)
                 return;

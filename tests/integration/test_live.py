@@ -147,6 +147,88 @@ class WaitBound(LiveCase):
         self.assertEqual(t.join(20).status, 200)
 
 
+@harness.local_only("the waiters are taskd's")
+class WaitersThatLeave(LiveCase):
+    server_config = {"max_waiters": 2}
+
+    def raw_wait(self, tid):
+        s = socket.create_connection(("127.0.0.1", self.server.port), timeout=10)
+        s.sendall(b"GET /tasks/%s?wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % tid.encode())
+        return s
+
+    def test_a_client_that_leaves_frees_its_slot_at_once(self):
+        tid = self.server.create("TASK2")
+        socks = [self.raw_wait(tid) for _ in range(2)]
+        harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 2, 10,
+                           what="two parked waiters")
+        for s in socks:
+            s.close()
+        start = time.monotonic()
+        harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 0, 5,
+                           what="the slots of the clients that left")
+        self.assertLess(time.monotonic() - start, 3.0)
+        t = Timed(lambda: self.wait(tid, 1))  # a slot is free: waited for, not refused
+        self.assertEqual(t.join(20).status, 200)
+
+    def test_a_client_that_half_closes_is_answered_at_once(self):
+        tid = self.server.create("TASK2")
+        s = self.raw_wait(tid)
+        try:
+            harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 1, 10,
+                               what="the parked waiter")
+            s.shutdown(socket.SHUT_WR)
+            start = time.monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertLess(time.monotonic() - start, 5.0, "answered only at the deadline")
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data)
+            self.assertIn(b'"status":"CREATED"', data)
+        finally:
+            s.close()
+        self.assertEqual(metric(self.server, "taskd_task_waiters"), 0)
+
+
+@harness.local_only("GET /events is taskd's")
+class EventClientsThatLeave(LiveCase):
+    server_config = {"max_event_clients": 1}
+
+    def test_a_client_that_leaves_frees_its_slot_without_an_event(self):
+        a = harness.EventStream(self.server)
+        try:
+            self.assertEqual(a.status, 200)
+            harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 1, 5,
+                               what="the stream's client counted")
+        finally:
+            a.close()
+        start = time.monotonic()
+        harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 0, 5,
+                           what="the slot of the client that left")
+        self.assertLess(time.monotonic() - start, 3.0)  # not at the next ping or event
+        b = harness.EventStream(self.server)
+        try:
+            self.assertEqual(b.status, 200)
+        finally:
+            b.close()
+
+
+@harness.local_only("the waiters and the change log are taskd's")
+class TurnedOff(LiveCase):
+    server_config = {"max_waiters": 0, "max_event_clients": 0}
+
+    def test_zero_turns_waiting_and_streaming_off(self):
+        tid = self.server.create("TASK2")
+        start = time.monotonic()
+        self.assertEqual(self.assertJSON(self.wait(tid, 30), 200)["status"], "CREATED")
+        self.assertLess(time.monotonic() - start, 5.0, "waited with waiting off")
+        r = self.server.get("/events")
+        self.assertIn("turned off", self.assertError(r, 404))
+        self.assertIsNone(r.header("Retry-After"))
+
+
 @harness.local_only("the waiters and the change log are taskd's")
 class Shutdown(harness.ServersTestCase):
     def test_sigterm_answers_waiters_and_ends_streams_promptly(self):

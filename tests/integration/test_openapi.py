@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -604,12 +605,21 @@ class Live(OpenAPITestCase):
                                ("events bad last_event_id", "last_event_id=-1", None)):
                 if self.stream(what, q, h, input_ok=False) != 422:
                     d.problems.append("%s: not 422" % what)
-            # the bounds: a server that takes no waiter and no event client
+            # the bounds: a server that takes one waiter and one event client, both taken
             with tempfile.TemporaryDirectory(prefix="taskd-openapi-") as tmp:
                 bounded = harness.Taskd(config=harness.write_config(
-                    tmp, {"max_waiters": 0, "max_event_clients": 0}), tmpdir=tmp)
+                    tmp, {"max_waiters": 1, "max_event_clients": 1}), tmpdir=tmp)
+                held = []
                 try:
                     tid = bounded.create("TASK2")
+                    waiter = socket.create_connection(("127.0.0.1", bounded.port), timeout=10)
+                    held.append(waiter)
+                    waiter.sendall(b"GET /tasks/%s?wait=30 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                                   % tid.encode())
+                    held.append(harness.EventStream(bounded))
+                    harness.wait_until(lambda: b"taskd_task_waiters 1" in bounded.get("/metrics").body
+                                       and b"taskd_event_clients 1" in bounded.get("/metrics").body,
+                                       10, what="the waiter and the event client counted")
                     r = bounded.get("/tasks/%s?wait=5" % tid)
                     d.record("wait past max_waiters", "GET", "/tasks/%s?wait=5" % tid, r.status,
                              r.headers, r.body)
@@ -621,6 +631,8 @@ class Live(OpenAPITestCase):
                         if op not in seen_503:
                             d.problems.append("no 503 seen for %s %s" % (op[1].upper(), op[0]))
                 finally:
+                    for h in held:
+                        h.close()
                     bounded.close(remove_tmp=False)
 
         # --- the whole document was driven
