@@ -41,7 +41,7 @@ NODE_TOOLS = os.path.join(harness.REPO, "scripts", "node-tools.sh")
 CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "openapi_check.mjs")
 TOOL_TIMEOUT = 60
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-LOCAL_PATHS = {"/", "/tasks/{task_id}/trace", "/queues", "/queues/{name}/redrive", "/metrics",
+LOCAL_PATHS = {"/", "/dashboard/{name}", "/tasks/{task_id}/trace", "/queues", "/queues/{name}/redrive", "/metrics",
                "/events"}
 UNKNOWN_ID = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
 ABSENT = object()  # no request body at all
@@ -450,6 +450,15 @@ class Live(OpenAPITestCase):
         for url in ["/openapi.json", "/health", "/metrics", "/queues", "/"]:
             if self.served(url):
                 self.expect_status(call("GET " + url, "GET", url), 200, url)
+        if self.served("/"):  # the dashboard's files: each, revalidated, and one that is not
+            for name in ("app.js", "app.css", "favicon.svg"):
+                r = call("dashboard " + name, "GET", "/dashboard/" + name)
+                self.expect_status(r, 200, name)
+            r = call("dashboard app.js revalidated", "GET", "/dashboard/app.js",
+                     headers={"If-None-Match": self.server.get("/dashboard/app.js").header("ETag")})
+            self.expect_status(r, 304, "dashboard app.js revalidated")
+            self.expect_status(call("dashboard no such file", "GET", "/dashboard/nope.js"), 404,
+                               "dashboard no such file")
 
         # --- creation: what the server accepts
         t1 = self.create("create TASK1", {"task_type": "TASK1"})
