@@ -85,9 +85,11 @@ void task_event_sse(sbuf *b, const task_event *e)
 
 void task_event_reset_sse(sbuf *b, int64_t oldest_seq)
 {
+    /* its id is the seq before oldest_seq: a client that reconnects before the next event
+     * resumes there, instead of asking for the trimmed position (and its reset) again */
     sbuf_printf(b,
-                "event: reset\ndata: {\"detail\":\"Events after the requested id were trimmed "
-                "from the change log; reload, then follow from oldest_seq\",\"oldest_seq\":%lld}"
-                "\n\n",
-                (long long)oldest_seq);
+                "id: %lld\nevent: reset\ndata: {\"detail\":\"Events after the requested id were "
+                "trimmed from the change log; reload, then follow from oldest_seq\","
+                "\"oldest_seq\":%lld}\n\n",
+                (long long)(oldest_seq - 1), (long long)oldest_seq);
 }

@@ -52,8 +52,9 @@ void task_event_clear(task_event *e);
 bool task_event_matches(const task_event *e, const char *task_type, const char *status);
 /* Append the event's SSE frame: id, event: task, data (one JSON line), blank line. */
 void task_event_sse(sbuf *b, const task_event *e);
-/* Append the SSE frame telling a client its position was trimmed: event: reset, data with
- * detail and oldest_seq, the first seq it will get next. */
+/* Append the SSE frame telling a client its position was trimmed: id (oldest_seq - 1, where a
+ * reconnect resumes), event: reset, data with detail and oldest_seq, the first seq it will get
+ * next. */
 void task_event_reset_sse(sbuf *b, int64_t oldest_seq);
 
 #endif

@@ -356,11 +356,21 @@ class Trimmed(LiveCase):
             reset = st.next_event(10)
             self.assertEqual(reset["event"], "reset", reset)
             self.assertEqual(reset["data"]["oldest_seq"], oldest + 1)
+            self.assertEqual(int(reset["id"]), oldest)  # where a reconnect resumes
             self.assertTrue(reset["data"]["detail"])
             tid = self.server.create("TASK2")
             ev = st.next_event(20)
             self.assertEqual(ev["data"]["id"], tid)
             self.assertEqual(int(ev["id"]), oldest + 1)
+        # a client that reconnects with the reset's id resumes there, not at the position it
+        # was reset from (a trim since may reset it again, but from further on)
+        with harness.EventStream(self.server, headers={"Last-Event-ID": str(oldest)}) as st:
+            ev = st.next_event(10)
+            if ev["event"] == "task":
+                self.assertEqual(int(ev["id"]), oldest + 1)
+            else:
+                self.assertEqual(ev["event"], "reset", ev)
+                self.assertGreater(ev["data"]["oldest_seq"], oldest + 1, ev)
 
 
 @harness.local_only("GET /events is taskd's")

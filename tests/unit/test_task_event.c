@@ -202,7 +202,7 @@ static void test_reset_frame(void **state)
     (void)state;
     sbuf b = {0};
     task_event_reset_sse(&b, 1234);
-    const char head[] = "event: reset\ndata: ";
+    const char head[] = "id: 1233\nevent: reset\ndata: ";
     assert_int_equal(strncmp(b.data, head, sizeof head - 1), 0);
     assert_string_equal(b.data + b.len - 2, "\n\n");
     json_t *j = json_loadb(b.data + sizeof head - 1, b.len - (sizeof head - 1) - 2, 0, NULL);
