@@ -18,7 +18,9 @@
  * ClientRequestToken, so a retried transaction is not applied twice. A
  * cancellation whose reason for the key item is ConditionalCheckFailed is a
  * duplicate: the reason carries the key item (else it is read, consistently)
- * and its task_id is the answer. A TransactionConflict (two creators of one
+ * and its task_id is the answer, unless that task is gone (its ttl deleted
+ * it while the key lived on): the key item is deleted, if it still names that
+ * task, and the create tried again. A TransactionConflict (two creators of one
  * key at the same moment) is retried with a new id after a short pause.
  * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
  * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
@@ -912,6 +914,40 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
     return out;
 }
 
+/*
+ * The key's task is gone (deleted by its ttl): the key item is deleted, if it still names that
+ * task, so that the create takes the key anew. STORE_OK when it is gone, whoever deleted it.
+ */
+static store_rc free_key_of_gone_task(ddb_store *s, const char *key, const char *task_id)
+{
+    sbuf b = {0};
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"Key\":{\"id\":");
+    put_idem_id(&b, key);
+    sbuf_puts(&b, "},\"ConditionExpression\":\"task_id = :t\",\"ExpressionAttributeValues\":{");
+    put_s(&b, false, ":t", task_id);
+    sbuf_puts(&b, "}}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "DeleteItem", &b, &r);
+    store_rc out = rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")
+                       ? STORE_OK /* it names another task now, or is gone: taken anew */
+                       : failure(s, "DeleteItem", rc, &r);
+    aws_response_free(&r);
+    return out;
+}
+
+/* A duplicate whose task is gone becomes "try again", its key freed; others stay as they are. */
+static store_rc check_duplicate(ddb_store *s, store_write *w)
+{
+    json_t *item = NULL;
+    store_rc got = get_task_item(s, w->id, &item);
+    json_decref(item);
+    if (got != STORE_NOT_FOUND)
+        return STORE_DUPLICATE; /* there, or unknown for now: answered as the key says */
+    store_rc freed = free_key_of_gone_task(s, w->create.idempotency_key, w->id);
+    return freed == STORE_OK ? STORE_NOT_FOUND : freed;
+}
+
 static store_rc apply_create(ddb_store *s, store_write *w)
 {
     const store_new_task *c = &w->create;
@@ -940,6 +976,8 @@ static store_rc apply_create(ddb_store *s, store_write *w)
                 break;
             }
             rc = create_keyed_once(s, w, id, data_image);
+            if (rc == STORE_DUPLICATE)
+                rc = check_duplicate(s, w);
         }
         if (rc == STORE_NOT_FOUND) {
             log_warn("idempotency key stays contended", "table", s->table, NULL);

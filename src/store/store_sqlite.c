@@ -1637,7 +1637,9 @@ static bool prepare_writer(sqlite_store *s)
          "INSERT INTO changes (seq, event_name, task_id, old_image, created_time, slim, "
          "task_type, new_status, new_msg, new_time, new_result, old_status, old_msg, old_time, "
          "old_result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"},
-        {&s->w_idem_get, "SELECT task_id FROM idempotency WHERE key = ?1 AND created_time > ?2"},
+        /* a key whose task is gone (swept) no longer holds: the create takes it anew */
+        {&s->w_idem_get, "SELECT i.task_id FROM idempotency i JOIN tasks t ON t.id = i.task_id "
+                         "WHERE i.key = ?1 AND i.created_time > ?2"},
         {&s->w_idem_put, "INSERT OR REPLACE INTO idempotency (key, task_id, created_time) "
                          "VALUES (?1, ?2, ?3)"},
         {&s->w_idem_purge, "DELETE FROM idempotency WHERE key IN (SELECT key FROM idempotency "

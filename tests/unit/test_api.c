@@ -35,6 +35,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -414,6 +415,51 @@ static void test_idempotency_key(void **state)
     assert_string_equal(header_value(&a, "Location"), header_value(&b, "Location"));
     api_response_free(&a);
     api_response_free(&b);
+}
+
+/* Delete task id behind the store's back, as a sweep or DynamoDB's ttl deletion does. */
+static void delete_task_row(fixture *f, const char *id)
+{
+    if (on_dynamodb()) {
+        json_t *req = json_pack("{s:s, s:{s:{s:s}}}", "TableName", f->table, "Key", "id", "S", id);
+        char err[256] = "";
+        json_t *ans = ddb_test_call("DeleteItem", req, err, sizeof err);
+        if (!ans)
+            fail_msg("DeleteItem: %s", err);
+        json_decref(ans);
+        return;
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE id = '%s'", id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/* A key whose task is gone (deleted by its ttl while the key lived on) creates a new task: the
+ * old answer would name a task that is no more. */
+static void test_idempotency_key_of_a_gone_task(void **state)
+{
+    fixture *f = *state;
+    headers h = {"Idempotency-Key", "order-43"};
+    api_response a = call(f, "POST", "/tasks", "{\"task_type\":\"TASK2\"}", &h);
+    assert_int_equal(a.status, 201);
+    const char *old = header_value(&a, "Location") + strlen("/tasks/");
+    delete_task_row(f, old);
+    api_response b = call(f, "POST", "/tasks", "{\"task_type\":\"TASK2\"}", &h);
+    assert_int_equal(b.status, 201);
+    assert_string_not_equal(header_value(&a, "Location"), header_value(&b, "Location"));
+    api_response c = call(f, "POST", "/tasks", "{\"task_type\":\"TASK2\"}", &h);
+    assert_int_equal(c.status, 200); /* and the key holds the new one */
+    assert_string_equal(header_value(&b, "Location"), header_value(&c, "Location"));
+    api_response d = call(f, "GET", header_value(&c, "Location"), NULL, NULL);
+    assert_int_equal(d.status, 200);
+    api_response_free(&a);
+    api_response_free(&b);
+    api_response_free(&c);
+    api_response_free(&d);
 }
 
 static void test_routing_errors(void **state)
@@ -2057,6 +2103,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CASE(test_create_read_update),
         CASE(test_idempotency_key),
+        CASE(test_idempotency_key_of_a_gone_task),
         CASE(test_routing_errors),
         CASE(test_body_limit),
         CASE(test_no_pipeline_routes),
