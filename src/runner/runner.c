@@ -140,6 +140,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
      * least (which may be as long as the timeout: the runner gives the run its margin) */
     unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
     unsigned hide_s = run_s > r->queue->visibility_timeout ? run_s : r->queue->visibility_timeout;
+    bool kept_hidden = true; /* false once the rest cannot be kept hidden through a run */
     store_batch group;
     store_batch_init(&group);
     for (size_t i = 0; i < n; i++) {
@@ -148,14 +149,22 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         /* A graceful stop does not end a batch: its tasks were claimed (IN_PROGRESS) with the
          * receive, and nothing could run them until a restart if it were given back here.
          * Only an abort (past shutdown_grace) leaves the rest unstarted. */
-        if (atomic_load(&r->aborting)) {
+        if (atomic_load(&r->aborting) || !kept_hidden) {
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }
         if (clock_unix_ms() + (int64_t)run_s * 1000 > hidden_until) {
             /* the rest of the batch would reappear while this task runs: keep it hidden */
-            if (broker_extend(r->broker, msgs + i, n - i, hide_s) == STORE_OK)
+            if (broker_extend(r->broker, msgs + i, n - i, hide_s) == STORE_OK) {
                 hidden_until = clock_unix_ms() + (int64_t)hide_s * 1000;
+            } else { /* run now, its message could be delivered again meanwhile: given back */
+                log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
+                         "given back",
+                         "queue", r->queue->name, NULL);
+                kept_hidden = false;
+                unstarted[n_unstarted++] = msgs[i];
+                continue;
+            }
         }
         if (!work_run(&r->work, &items[i], &group))
             cut[n_cut++] = msgs[i]; /* aborted: given back for redelivery */

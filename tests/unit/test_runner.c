@@ -10,6 +10,7 @@
  * - just after a receive has committed its claims, before any handler starts — the runner's own
  *   receive, or the standing one the writer made for it in the sending commit. A runner that
  *   gave such a batch back would leave its tasks IN_PROGRESS with nothing running them.
+ * broker_extend() is wrapped too, to fail on demand.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,6 +93,20 @@ void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size
         inject_stop();
 }
 
+/* broker_extend() calls still to fail (STORE_BUSY, as a store that is busy answers). */
+static atomic_int extends_to_fail;
+
+store_rc __real_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
+store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
+
+store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
+{
+    int left = atomic_load(&extends_to_fail);
+    while (left > 0 && !atomic_compare_exchange_weak(&extends_to_fail, &left, left - 1))
+        ;
+    return left > 0 ? STORE_BUSY : __real_broker_extend(b, m, n, seconds);
+}
+
 typedef struct fixture {
     char dir[256];
     char db[320];
@@ -119,6 +134,7 @@ static int setup(void **state)
     atomic_store(&stops_injected, 0);
     atomic_store(&stood_claims, 0);
     atomic_store(&stop_target, NULL);
+    atomic_store(&extends_to_fail, 0);
     *state = f;
     return 0;
 }
@@ -242,6 +258,46 @@ static void test_stop_after_own_claim_runs_the_batch(void **state)
     stop_after_claim(*state, false);
 }
 
+/*
+ * A batch whose visibility must be extended before a run (a timeout as long as the visibility
+ * timeout), when the extension fails: the task is not run while its message may be delivered
+ * again, but given back; its next delivery runs it.
+ */
+static void test_batch_not_kept_hidden_is_given_back(void **state)
+{
+    fixture *f = *state;
+    config_free(&f->cfg);
+    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 2}],"
+                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                       " \"timeout\": 2, \"batch_size\": 3}]}";
+    char err[256] = "";
+    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    atomic_store(&extends_to_fail, 1);
+    char ids[1][37];
+    send_tasks(f, 1, ids);
+    runner *r = start(f);
+    task t = {0};
+    for (int i = 0; i < 500; i++) {
+        task_clear(&t);
+        assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK);
+        if (t.status == TASK_COMPLETED)
+            break;
+        usleep(10000);
+    }
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the batch");
+    assert_int_equal(atomic_load(&extends_to_fail), 0);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    task_clear(&t);
+    task_history h = {0};
+    assert_int_equal(store_get_history(f->store, ids[0], &h), STORE_OK);
+    /* claimed, given back unrun, run on its second delivery */
+    assert_int_equal(h.count, 4);
+    assert_string_equal(h.entries[2].status_msg, "Task started again (receive 2)");
+    task_history_clear(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -250,6 +306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stop_after_standing_claim_runs_the_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_after_own_claim_runs_the_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_not_kept_hidden_is_given_back, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
