@@ -33,6 +33,7 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -286,6 +287,36 @@ static char *line_of(char *p, char *end, char **text_end)
     return eol ? eol : end;
 }
 
+/*
+ * An absolute-form target (RFC 9112 §3.2.2: "http://host:port/path?query", as a proxy sends it,
+ * which a server must take too): its path (and query) is the request's, and its authority takes
+ * the place of Host. Done in place, in the room the scheme leaves: the authority moves left over
+ * its "//" to end in a NUL of its own, and a target without a path gets a "/" just before its
+ * end (or its '?').
+ */
+static void absolute_form(http_request_head *out, char *target)
+{
+    size_t scheme = strncasecmp(target, "http://", 7) == 0    ? 7
+                    : strncasecmp(target, "https://", 8) == 0 ? 8
+                                                              : 0;
+    if (!scheme)
+        return;
+    char *a = target + scheme;
+    ptrdiff_t alen = (ptrdiff_t)strcspn(a, "/?");
+    if (a[alen] == '/') {
+        memmove(a - 1, a, (size_t)alen);
+        a[alen - 1] = '\0'; /* over the authority's last byte, moved */
+        out->authority = a - 1;
+        out->path = a + alen;
+    } else {
+        memmove(a - 2, a, (size_t)alen);
+        a[alen - 2] = '\0';
+        a[alen - 1] = '/';
+        out->authority = a - 2;
+        out->path = a + alen - 1;
+    }
+}
+
 void http_head_split(char *buf, size_t n, http_request_head *out)
 {
     char *end = buf + n;
@@ -310,7 +341,9 @@ void http_head_split(char *buf, size_t n, http_request_head *out)
         target_end--;
     *target_end = '\0';
     out->path = target;
-    char *q = strchr(target, '?');
+    out->authority = NULL;
+    absolute_form(out, target);
+    char *q = strchr(out->path, '?');
     if (q) {
         *q = '\0';
         out->query = q + 1;

@@ -60,10 +60,11 @@ typedef struct http_field {
 /* A head's parts, each NUL-terminated inside the buffer split. */
 typedef struct http_request_head {
     char *method;
-    char *path;  /* the target up to its first '?', not decoded */
-    char *query; /* what follows that '?', not decoded; NULL when there is none */
-    bool http11; /* HTTP/1.1, else HTTP/1.0 */
-    size_t len;  /* the head's bytes, with the empty lines before it and the one that ends it */
+    char *path; /* the target up to its first '?', not decoded ("/" and on, of an absolute one) */
+    char *authority; /* of an absolute-form target ("http://host:port/..."), else NULL */
+    char *query;     /* what follows that '?', not decoded; NULL when there is none */
+    bool http11;     /* HTTP/1.1, else HTTP/1.0 */
+    size_t len;      /* the head's bytes, with the empty lines before it and the one that ends it */
     http_field fields[HTTP_HEAD_MAX_RECORDS]; /* value: after leading and before trailing blanks */
     size_t n_fields;
 } http_request_head;

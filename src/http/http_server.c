@@ -602,6 +602,8 @@ static const char *lookup_query(void *ctx, const char *name)
 static const char *lookup_header(void *ctx, const char *name)
 {
     conn *c = ctx;
+    if (c->req->authority && strcasecmp(name, "Host") == 0)
+        return c->req->authority; /* an absolute target's, in place of the Host field's */
     return http_head_field(c->req, name);
 }
 

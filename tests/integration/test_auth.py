@@ -237,6 +237,22 @@ class AuthTestCase(unittest.TestCase):
             with self.subTest(host=host):
                 self.assertEqual(s.get("/health", headers={"Host": host}).status, 200)
 
+    def test_absolute_form_target_takes_the_place_of_host(self):
+        # RFC 9112 §3.2.2: a server takes an absolute-form target, and its authority is the
+        # request's host, whatever the Host field says
+        s = self.start()
+        for target, host, status in (
+                ("http://127.0.0.1:%d/health" % s.port, "127.0.0.1", 200),
+                ("http://localhost/health?x=1", "evil.example", 200),
+                ("HTTP://evil.example/health", "127.0.0.1:%d" % s.port, 403)):
+            with self.subTest(target=target):
+                res = harness.raw_exchange(s.port, b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close"
+                                           b"\r\n\r\n" % (target.encode(), host.encode()))
+                self.assertIsNotNone(res, "no answer")
+                self.assertEqual(res[0], status, res)
+                if status == 200:
+                    self.assertEqual(res[2], b'{"status":"ok"}')
+
     def test_allowed_hosts(self):
         for how in ({"args": ["--allowed-hosts", "taskd.internal, api.example:8443"]},
                     {"env": {"TASKD_ALLOWED_HOSTS": "taskd.internal,api.example:8443"}}):

@@ -323,6 +323,41 @@ static void test_split(void **state)
     assert_int_equal(h.len, strlen("GET  /t  HTTP/1.1\nA:b\n\n"));
 }
 
+/* An absolute-form target: its path and query are the request's, its authority apart. */
+static void test_absolute_form(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *target, *path, *query, *authority;
+    } cases[] = {
+        {"http://localhost:8080/health?x=1", "/health", "x=1", "localhost:8080"},
+        {"HTTPS://[::1]:9/tasks/a", "/tasks/a", NULL, "[::1]:9"},
+        {"http://a", "/", NULL, "a"},
+        {"http://a?q=2", "/", "q=2", "a"},
+        {"http:///p", "/p", NULL, ""},
+        {"http://", "/", NULL, ""},
+        {"/plain?y", "/plain", "y", NULL},
+        {"httpx://a/b", "httpx://a/b", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[256];
+        int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", cases[i].target);
+        assert_int_equal(http_head_judge(buf, (size_t)n, sizeof buf), HTTP_HEAD_OK);
+        static http_request_head h;
+        http_head_split(buf, (size_t)n, &h);
+        assert_string_equal(h.path, cases[i].path);
+        if (cases[i].query)
+            assert_string_equal(h.query, cases[i].query);
+        else
+            assert_null(h.query);
+        if (cases[i].authority)
+            assert_string_equal(h.authority, cases[i].authority);
+        else
+            assert_null(h.authority);
+        assert_string_equal(http_head_field(&h, "Host"), "h");
+    }
+}
+
 static void test_query_split(void **state)
 {
     (void)state;
@@ -373,6 +408,7 @@ int main(void)
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_query_split),
         cmocka_unit_test(test_refusals),
     };
