@@ -280,8 +280,8 @@ class AuthTestCase(unittest.TestCase):
                                 invalid_token=False)
 
     def test_document_lists_the_answers(self):
-        """/openapi.json documents 401 and 403 on every operation (but 401 on the dashboard's page,
-        which needs no token and says so), and the bearer scheme."""
+        """/openapi.json documents 401 and 403 on every operation (but 401 on the dashboard's page
+        and its files, which need no token and say so), and the bearer scheme."""
         s = self.start(env={"TASKD_TOKENS": TOKENS[0]})
         doc = s.get("/openapi.json", headers=bearer(TOKENS[0])).json()
         self.assertEqual(doc["components"]["securitySchemes"]["bearerAuth"],
@@ -293,7 +293,7 @@ class AuthTestCase(unittest.TestCase):
         for path, item in doc["paths"].items():
             for method, op in item.items():
                 if method in ("get", "post", "patch", "put", "delete"):
-                    anonymous = path == "/"
+                    anonymous = path in ("/", "/dashboard/{name}")
                     self.assertEqual(op.get("security") == [{}], anonymous, "%s %s" % (method, path))
                     self.assertEqual("401" in op["responses"], not anonymous, "%s %s" % (method, path))
                     self.assertIn("403", op["responses"], "%s %s" % (method, path))

@@ -1628,6 +1628,8 @@ static void ddb_answer(void *arg, const request *rq, reply *out)
             out->body = "{\"Item\":" ITEM_OF(TASK_B, "CREATED") "}";
         else if (strstr(b, TASK_D))
             out->body = "{\"Item\":" ITEM_OF(TASK_D, "IN_PROGRESS") "}";
+        else if (strstr(b, TASK_C)) /* a duplicate's task: still there */
+            out->body = "{\"Item\":" ITEM_OF(TASK_C, "CREATED") "}";
         else if (strstr(b, "meta#secret"))
             out->body = "{\"Item\":{\"id\":{\"S\":\"meta#secret\"},\"value\":{\"S\":"
                         "\"000102030405060708090a0b0c0d0e0f\"}}}";
