@@ -424,6 +424,7 @@ static void delete_task_row(fixture *f, const char *id)
         json_t *req = json_pack("{s:s, s:{s:{s:s}}}", "TableName", f->table, "Key", "id", "S", id);
         char err[256] = "";
         json_t *ans = ddb_test_call("DeleteItem", req, err, sizeof err);
+        json_decref(req);
         if (!ans)
             fail_msg("DeleteItem: %s", err);
         json_decref(ans);
