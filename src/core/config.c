@@ -33,6 +33,17 @@ static void default_queue(queue_config *q, const char *name)
     q->retention = 4 * 24 * 3600; /* SQS's default */
 }
 
+/* Each queue's dead_letter_retention, from its dead-letter queue (declared: checked before). */
+static void note_dead_letter_retention(config *c)
+{
+    for (size_t i = 0; i < c->n_queues; i++) {
+        queue_config *q = &c->queues[i];
+        const queue_config *dlq =
+            *q->dead_letter_queue ? config_queue(c, q->dead_letter_queue) : NULL;
+        q->dead_letter_retention = dlq ? dlq->retention : 0;
+    }
+}
+
 /* The original service's pipeline: INSERTs published to "tasks", TASK1 to queue task1. */
 static bool default_pipeline(config *c)
 {
@@ -40,8 +51,8 @@ static bool default_pipeline(config *c)
     default_queue(&c->queues[0], "task1");
     snprintf(c->queues[0].dead_letter_queue, sizeof c->queues[0].dead_letter_queue, "task1-dlq");
     default_queue(&c->queues[1], "task1-dlq");
-    c->queues[0].dead_letter_retention = c->queues[1].retention;
     c->n_queues = 2;
+    note_dead_letter_retention(c);
     snprintf(c->subscriptions[0].queue, sizeof c->subscriptions[0].queue, "task1");
     char err[128];
     c->subscriptions[0].policy = filter_policy_compile("{\"TaskType\":[\"TASK1\"]}",
@@ -567,12 +578,7 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
     }
     if (!check_pipeline(c, name, err, errlen))
         return false;
-    for (size_t i = 0; i < c->n_queues; i++) { /* a message moved there keeps that long */
-        queue_config *q = &c->queues[i];
-        const queue_config *dlq =
-            *q->dead_letter_queue ? config_queue(c, q->dead_letter_queue) : NULL;
-        q->dead_letter_retention = dlq ? dlq->retention : 0;
-    }
+    note_dead_letter_retention(c);
     return true;
 }
 

@@ -11,6 +11,7 @@
  */
 #include "http_chunked.h"
 
+#include "http_head.h"
 #include "urlcode.h"
 
 #include <stdbool.h>
@@ -35,19 +36,6 @@ enum {
 };
 
 #define MAX_SIZE_DIGITS 15
-
-/* A byte of a field name (RFC 9110 tchar). */
-static bool is_tchar(char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-/* A control byte, which no extension or trailer value holds (a tab it may). */
-static bool is_control(char ch)
-{
-    return ((unsigned char)ch < 0x20 && ch != '\t') || ch == 0x7f;
-}
 
 void http_chunked_init(http_chunked *c)
 {
@@ -119,7 +107,7 @@ http_chunked_rc http_chunked_feed(http_chunked *c, const char *in, size_t n, siz
         case EXTENSION:
             if (ch == '\r')
                 c->state = SIZE_LF;
-            else if (is_control(ch))
+            else if (http_is_control((unsigned char)ch))
                 c->state = FAILED;
             break;
         case SIZE_LF:
@@ -133,15 +121,19 @@ http_chunked_rc http_chunked_feed(http_chunked *c, const char *in, size_t n, siz
             c->line = 0;
             break;
         case TRAILER:
-            c->state = ch == '\r' ? END_LF : is_tchar(ch) ? TRAILER_NAME : FAILED;
+            c->state = ch == '\r'                         ? END_LF
+                       : http_is_tchar((unsigned char)ch) ? TRAILER_NAME
+                                                          : FAILED;
             break;
         case TRAILER_NAME:
-            c->state = ch == ':' ? TRAILER_TEXT : is_tchar(ch) ? TRAILER_NAME : FAILED;
+            c->state = ch == ':'                          ? TRAILER_TEXT
+                       : http_is_tchar((unsigned char)ch) ? TRAILER_NAME
+                                                          : FAILED;
             break;
         case TRAILER_TEXT:
             if (ch == '\r')
                 c->state = TRAILER_LF;
-            else if (is_control(ch))
+            else if (http_is_control((unsigned char)ch))
                 c->state = FAILED;
             break;
         case TRAILER_LF:

@@ -42,10 +42,15 @@
 #define RECORDS_BUDGET (12 * 1024)
 _Static_assert(RECORDS_BUDGET / RECORD_BYTES == HTTP_HEAD_MAX_RECORDS, "records of a taken head");
 
-static bool is_tchar(unsigned char ch)
+bool http_is_tchar(unsigned char ch)
 {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+bool http_is_control(unsigned char ch)
+{
+    return (ch < 0x20 && ch != '\t') || ch == 0x7f;
 }
 
 static bool named(const char *name, size_t len, const char *lower)
@@ -76,11 +81,9 @@ static value value_of(const char *colon, const char *line_end)
 /* A field value's bytes: visible ones, blanks and obs-text; no other control byte. */
 static bool value_clean(value v)
 {
-    for (const char *c = v.p; c < v.end; c++) {
-        unsigned char ch = (unsigned char)*c;
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+    for (const char *c = v.p; c < v.end; c++)
+        if (http_is_control((unsigned char)*c))
             return false;
-    }
     return true;
 }
 
@@ -144,7 +147,7 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
         if (*p == ' ' || *p == '\t')
             return HTTP_HEAD_BAD_FIELD; /* folded */
         const char *colon = p;          /* after a token: nothing else comes before the colon */
-        while (colon < line_end && is_tchar((unsigned char)*colon))
+        while (colon < line_end && http_is_tchar((unsigned char)*colon))
             colon++;
         if (colon == line_end || *colon != ':' || colon == p)
             return HTTP_HEAD_BAD_FIELD;
@@ -212,7 +215,7 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
             break;
     }
     size_t method = i;
-    while (i < n && i - method <= HTTP_HEAD_MAX_METHOD && is_tchar((unsigned char)buf[i]))
+    while (i < n && i - method <= HTTP_HEAD_MAX_METHOD && http_is_tchar((unsigned char)buf[i]))
         i++;
     if (i - method > HTTP_HEAD_MAX_METHOD)
         return HTTP_HEAD_BAD;

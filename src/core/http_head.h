@@ -48,6 +48,11 @@ typedef struct http_refusal {
 /* The answer to verdict v (neither MORE nor OK); too_large is the detail of a 413. */
 http_refusal http_head_refusal(http_head_verdict v, const char *too_large);
 
+/* A byte of a token (RFC 9110 tchar): a method, a header field's name, a trailer's. */
+bool http_is_tchar(unsigned char ch);
+/* A control byte, which no header value, chunk extension or trailer holds (a tab they may). */
+bool http_is_control(unsigned char ch);
+
 /* The reason phrase of an HTTP status ("Unknown" for one not listed). */
 const char *http_reason_phrase(int status);
 

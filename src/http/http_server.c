@@ -964,7 +964,6 @@ static void stream_more(conn *c)
     }
 }
 
-/* Run a connection as far as it can go without waiting. */
 /*
  * A long poll whose client closed its side (a client that gave up, or one that half-closes and
  * still reads): the wait ends, and the task is answered as it is now, so its waiter's slot comes
@@ -983,6 +982,7 @@ static bool end_wait(conn *c)
     return true;
 }
 
+/* Run a connection as far as it can go without waiting. */
 static void run(conn *c)
 {
     while (!c->closing) {
