@@ -27,6 +27,7 @@
 #include "aws/aws_http.h"
 #include "aws/dynamodb_store.h"
 #include "support_aws/ddb_test.h"
+#include "support_local/sqlite_exec.h"
 #include "core/attrval.h"
 #include "core/pagetoken.h"
 #include "store/store_sqlite.h"
@@ -35,7 +36,6 @@
 
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,13 +430,7 @@ static void delete_task_row(fixture *f, const char *id)
         json_decref(ans);
         return;
     }
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char sql[128];
-    snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE id = '%s'", id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    assert_int_equal(test_sqlite_exec(f->db, "DELETE FROM tasks WHERE id = ?1", id), 1);
 }
 
 /* A key whose task is gone (deleted by its ttl while the key lived on) creates a new task: the

@@ -26,6 +26,8 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include "support_local/sqlite_exec.h"
+
 #include <dirent.h>
 #include <sqlite3.h>
 #include <errno.h>
@@ -696,32 +698,15 @@ static void test_redrive(void **state)
 /* The message of task id: its expires_ms - sent_ms, and its expires_ms - now (ms). */
 static void message_life(const char *id, int64_t *from_send, int64_t *from_now)
 {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(
-                         db,
-                         "SELECT expires_ms - sent_ms, expires_ms - "
-                         "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM messages "
-                         "WHERE task_id = ?1",
-                         -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st =
+        own_stmt(SQLITE_OPEN_READONLY, "SELECT expires_ms - sent_ms, expires_ms - "
+                                       "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "
+                                       "FROM messages WHERE task_id = ?1");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     *from_send = sqlite3_column_int64(st, 0);
     *from_now = sqlite3_column_int64(st, 1);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-}
-
-static void set_expiry_past(const char *id)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    char sql[160];
-    snprintf(sql, sizeof sql, "UPDATE messages SET expires_ms = 1 WHERE task_id = '%s'", id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    own_done(st);
 }
 
 /*
@@ -764,7 +749,8 @@ static void test_message_lifetimes(void **state)
     int64_t next_ms = 0;
     assert_int_equal(broker_receive_and_claim(f->b, &q, 10, &m, &n, &next_ms), STORE_OK);
     assert_int_equal(n, 1);
-    set_expiry_past(id);
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", id), 1);
     config c;
     assert_true(config_defaults(&c));
     int64_t removed = -1;
@@ -1490,15 +1476,11 @@ static void test_a_failed_write_is_undone_alone_in_its_batch(void **state)
     char a[37], b[37], c[37];
     create_task(f->s, 0, a);
     create_task(f->s, 0, b);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "CREATE TRIGGER refuse BEFORE INSERT ON task_history "
-                                  "WHEN NEW.status_msg = 'refused' BEGIN SELECT RAISE(ABORT, "
-                                  "'refused'); END",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
-    sqlite3_close(db);
+    test_sqlite_exec(db_path,
+                     "CREATE TRIGGER refuse BEFORE INSERT ON task_history "
+                     "WHEN NEW.status_msg = 'refused' BEGIN SELECT RAISE(ABORT, "
+                     "'refused'); END",
+                     NULL);
 
     store_write w[3] = {
         {.kind = STORE_WRITE_UPDATE,
@@ -1860,19 +1842,6 @@ static void test_checkpoint_recovery(void **state)
     assert_int_equal(lag, 3);
 }
 
-/* Delete a task row behind the store's back, as if it were gone before being published. */
-static void drop_task_row(const char *id)
-{
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    char sql[128];
-    snprintf(sql, sizeof sql, "DELETE FROM tasks WHERE id = '%s'", id);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_changes(db), 1);
-    sqlite3_close(db);
-}
-
 /* Each read mode builds what it says, and every record keeps its place (its seq). */
 static void test_change_read_modes(void **state)
 {
@@ -1953,7 +1922,8 @@ static void test_change_read_modes(void **state)
     assert_int_equal(broker_last_seq(f->b), last);
 
     /* a created task whose row is gone is read whole, from its record */
-    drop_task_row(b);
+    /* its row deleted behind the store's back, as if it were gone before being published */
+    assert_int_equal(test_sqlite_exec(db_path, "DELETE FROM tasks WHERE id = ?1", b), 1);
     assert_int_equal(broker_read_changes(f->b, "c", 10, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
                      STORE_OK);
     assert_int_equal(n, 3);
