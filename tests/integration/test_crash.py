@@ -314,7 +314,7 @@ class GracefulStop(CrashCase):
             self.assertEqual(s.proc.wait(6), 0, s.stderr_text()[-3000:])
         s = self.start(cfg)
         dead = 0
-        for tid in tids:  # dead-lettered if and only if cut short twice
+        for tid in tids:  # dead-lettered only once cut short twice (at the receive after that)
             t = s.task(tid)
             runs_of = started().count(tid)
             if t["status"] == "FAILED":
@@ -322,7 +322,7 @@ class GracefulStop(CrashCase):
                 self.assertEqual(runs_of, 2, "dead-lettered after %d runs: %r" % (runs_of, t))
                 self.assertEqual(t["status_msg"], "moved to dead-letter queue q-dlq after 2 receives")
             else:
-                self.assertLess(runs_of, 2, t)
+                self.assertLessEqual(runs_of, 2, t)
         self.assertEqual(queue_table(s)["q-dlq"]["depth"], dead)
         s.kill()
 
