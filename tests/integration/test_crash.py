@@ -312,7 +312,7 @@ class GracefulStop(CrashCase):
                        what="run %d to start" % (round_ + 1))
             s.send_signal(signal.SIGTERM)
             self.assertEqual(s.proc.wait(6), 0, s.stderr_text()[-3000:])
-        s = self.start(cfg)
+        s = self.start(dict(cfg, handlers=[]), name="queued.json")  # looked at, nothing received
         dead = 0
         for tid in tids:  # dead-lettered only once cut short twice (at the receive after that)
             t = s.task(tid)
