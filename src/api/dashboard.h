@@ -12,7 +12,7 @@
 #ifndef TASKD_DASHBOARD_H
 #define TASKD_DASHBOARD_H
 
-#include "api/api.h"
+#include "api/response.h"
 
 #include <stddef.h>
 
