@@ -1100,7 +1100,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
     }
     if (rc == SQLITE_OK && s->batch_wrote_changes)
         atomic_store(&s->last_seq, s->batch_last_seq);
-    /* woken by wake_waiters(), once the writers have their answers */
+    /* the idle runners woken by wake_standing() before the writers have their answers, the
+     * rest by wake_waiters() after */
     s->wake_changes = rc == SQLITE_OK && s->batch_wrote_changes;
     s->wake_messages = rc == SQLITE_OK && s->batch_sent_messages;
     settle_health(s, rc == SQLITE_OK && wrote);
@@ -1109,7 +1110,17 @@ static void run_batch(sqlite_store *s, store_write *batch)
                               s->syncing);
 }
 
-/* Wake the threads the last batch gave work: those waiting for change records, for messages. */
+/* Wake the idle runners the last batch concerns (sq_standing_wake()). */
+static void wake_standing(sqlite_store *s)
+{
+    if (s->wake_messages)
+        sq_standing_wake(s);
+}
+
+/*
+ * Wake the other threads the last batch gave work: those waiting for change records, and a
+ * runner backing off after a failure for messages.
+ */
 static void wake_waiters(sqlite_store *s)
 {
     if (!s->wake_changes && !s->wake_messages)
@@ -1124,10 +1135,8 @@ static void wake_waiters(sqlite_store *s)
      * looks at the generations under it, and one that has not slept yet sees them moved */
     if (s->wake_changes)
         pthread_cond_broadcast(&s->changes_cv);
-    if (s->wake_messages) {
-        pthread_cond_broadcast(&s->messages_cv); /* a runner backing off after a failure */
-        sq_standing_wake(s);                     /* the idle runners this commit concerns */
-    }
+    if (s->wake_messages)
+        pthread_cond_broadcast(&s->messages_cv);
     s->wake_changes = s->wake_messages = false;
 }
 
@@ -1145,6 +1154,7 @@ static void probe_writes(sqlite_store *s)
     sq_job job = {.apply = apply_probe};
     store_write w = {.relaxed = true, .adapter_data = &job};
     run_batch(s, &w);
+    wake_standing(s);
     wake_waiters(s);
 }
 
@@ -1227,8 +1237,12 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         run_batch(s, batch);
-        /* the writers are answered first: on two cores, the threads a commit wakes would
-         * otherwise stand between a client and its reply */
+        /* the idle runners this commit gave messages first: their handlers then start while
+         * the clients get their answers, and a client that reads its task next finds the
+         * report already under way (a read waits for it) instead of the task still running */
+        wake_standing(s);
+        /* then the writers: on two cores, the other threads a commit wakes would stand
+         * between a client and its reply */
         for (store_write *w = batch, *next; w; w = next) {
             next = w->next; /* w belongs to its caller again once done() runs */
             const char *held = updated_task(w);
