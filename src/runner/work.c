@@ -239,6 +239,23 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     return true;
 }
 
+/*
+ * The store refused the report for its result (DynamoDB keeps at most 400 KB an item): the task
+ * fails saying so, without the result, rather than run again at each delivery until its message
+ * is dead-lettered. The outcome of that second report.
+ */
+static store_rc report_without_result(const work_env *e, work_item *it)
+{
+    log_warn("the store cannot keep the handler's result; the task fails without it", "task_id",
+             it->id, NULL);
+    store_update u = {
+        .id = it->id,
+        .status = TASK_FAILED,
+        .status_msg = "the handler's result is larger than the store can keep; it was not kept",
+    };
+    return store_update_task(e->store, &u, clock_unix_s(), NULL);
+}
+
 bool work_finish(const work_env *e, work_item *it)
 {
     bool spent = it->fate == WORK_DROP;
@@ -246,6 +263,11 @@ bool work_finish(const work_env *e, work_item *it)
         it->fate = WORK_KEEP; /* the caller stopped before running it */
     if (it->reported) {
         store_rc rc = it->report.rc;
+        if (rc == STORE_INVALID && it->report.update.result) {
+            end_update_span(e, &it->report_span, rc);
+            begin_update_span(e, &it->report_span, it, task_status_name(TASK_FAILED));
+            rc = report_without_result(e, it);
+        }
         end_update_span(e, &it->report_span, rc);
         /* reported, or already final: the message is spent */
         spent =

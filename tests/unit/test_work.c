@@ -62,7 +62,45 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
                                                    "[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
         return;
     }
+    if (strstr(t->data, "\"big\"")) { /* more than refusing_store keeps */
+        char big[256];
+        memset(big, 'x', sizeof big);
+        big[0] = big[sizeof big - 2] = '"';
+        big[sizeof big - 1] = '\0';
+        out->result = strdup(big);
+        return;
+    }
     out->result = strdup("{\"n\":1}");
+}
+
+/*
+ * A store in front of the fixture's that refuses, as STORE_INVALID, a report whose result is
+ * over 128 bytes (as DynamoDB refuses an item over 400 KB); every other write passes through.
+ */
+typedef struct refusing_store {
+    store base;
+    store *inner;
+    store_ops ops;
+    int refused;
+} refusing_store;
+
+static void refusing_submit(store *s, store_write *w)
+{
+    refusing_store *r = (refusing_store *)s;
+    if (w->kind == STORE_WRITE_UPDATE && w->update.result && strlen(w->update.result) > 128) {
+        r->refused++;
+        w->rc = STORE_INVALID;
+        w->done(w);
+        return;
+    }
+    store_submit(r->inner, w);
+}
+
+static void refusing_init(refusing_store *r, store *inner)
+{
+    *r = (refusing_store){.inner = inner, .ops = *inner->ops};
+    r->ops.submit = refusing_submit;
+    r->base.ops = &r->ops;
 }
 
 static void fake_free(handler *h)
@@ -327,6 +365,37 @@ static void test_unstorable_result_fails(void **state)
         assert_null(t.result);
         task_clear(&t);
     }
+}
+
+/* A result the store refuses fails the task without it, once: the message is spent, not kept
+ * to run the handler again at each delivery. */
+static void test_result_the_store_refuses_fails_the_task(void **state)
+{
+    fixture *f = *state;
+    refusing_store r;
+    refusing_init(&r, f->store);
+    f->env.store = &r.base;
+    char id[37];
+    create_task(f, "{\"mode\":\"big\"}", id);
+    work_item it;
+    fill_item(&it, id, "{\"mode\":\"big\"}", NULL);
+    claim(f, &it);
+    assert_true(work_one(f, &it));
+    assert_int_equal(r.refused, 1);
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    task t = load(f, id);
+    assert_int_equal(t.status, TASK_FAILED);
+    assert_non_null(strstr(t.status_msg, "larger than the store can keep"));
+    assert_null(t.result);
+    task_clear(&t);
+
+    spans sp = spans_of(f, id);
+    const span *refused = find(&sp, "UPDATE tasks", "COMPLETED");
+    assert_non_null(refused);
+    assert_int_equal(refused->status, SPAN_STATUS_ERROR);
+    assert_non_null(find(&sp, "UPDATE tasks", "FAILED"));
+    spans_free(&sp);
+    f->env.store = f->store;
 }
 
 static void test_missing_task_dropped(void **state)
@@ -637,6 +706,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_claimed_task_completes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failing_task_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unstorable_result_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_result_the_store_refuses_fails_the_task, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_missing_task_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_runs_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_delivery_of_a_task_claimed_elsewhere_dropped,
