@@ -5,6 +5,7 @@
 #include "json_util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 json_t *json_parse(const char *text, size_t len, size_t flags, json_error_t *error, bool *nomem)
@@ -105,6 +106,36 @@ bool json_depth_within(const json_t *v, size_t max)
     {
         (void)key;
         if (!json_depth_within(item, max - 1))
+            return false;
+    }
+    return true;
+}
+
+bool json_storable(const json_t *v, const char **why)
+{
+    if (json_is_real(v)) {
+        double m = fabs(json_real_value(v));
+        if (m != 0 && (m < 1e-130 || m >= 1e126)) {
+            *why = "numbers must be 0 or of a magnitude from 1e-130 to below 1e126";
+            return false;
+        }
+        return true;
+    }
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (!json_storable(json_array_get(v, i), why))
+                return false;
+        return true;
+    }
+    const char *key;
+    const json_t *item;
+    json_object_foreach((json_t *)v, key, item)
+    {
+        if (!key[0]) {
+            *why = "member names may not be empty";
+            return false;
+        }
+        if (!json_storable(item, why))
             return false;
     }
     return true;

@@ -34,4 +34,12 @@ char *json_to_text(const json_t *v);
  */
 bool json_depth_within(const json_t *v, size_t max);
 
+/*
+ * True when DynamoDB can keep v as it is, and so can every store and every change record's
+ * image: no empty member name, and every number 0 or of a magnitude from 1e-130 to below 1e126.
+ * When false, *why says what is wrong, in words for a client. Recurses through v: check its
+ * depth first.
+ */
+bool json_storable(const json_t *v, const char **why);
+
 #endif

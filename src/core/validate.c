@@ -486,12 +486,15 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
         return false;
     check_task_type(c, root, out, v);
     json_t *data = json_object_get(root, "data");
+    const char *why;
     if (data && !json_is_object(data))
         body_error(v, "data", "dict_type", "Input should be a valid dictionary", data, NULL);
     else if (data && holds_wide(data))
         wide_value_error(v, "data", data);
     else if (data && !json_depth_within(data, VALIDATE_MAX_DEPTH))
         too_deep(v, "data", data);
+    else if (data && !json_storable(data, &why))
+        value_error(v, "data", why, data);
     check_ttl(json_object_get(root, "ttl"), out, v);
     if (v->count == 0) {
         /* both forms here, on the request's thread, not in the store's single writer */
@@ -557,10 +560,13 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
                    "String should have at most " STR(VALIDATE_STATUS_MSG_MAX) " characters", msg,
                    "{\"max_length\":" STR(VALIDATE_STATUS_MSG_MAX) "}");
     json_t *result = json_object_get(root, "result");
+    const char *why;
     if (result && holds_wide(result))
         wide_value_error(v, "result", result);
     else if (result && !json_depth_within(result, VALIDATE_MAX_DEPTH))
         too_deep(v, "result", result);
+    else if (result && !json_storable(result, &why))
+        value_error(v, "result", why, result);
     if (v->count == 0) {
         out->status_msg = strdup(json_is_string(msg) ? json_string_value(msg) : "");
         out->result = result ? json_to_text(result) : NULL;

@@ -151,7 +151,8 @@ static bool time_to_run(const work_env *e, const work_item *it)
 
 /*
  * A result every store can keep and every change record can carry: JSON
- * nesting at most VALIDATE_MAX_DEPTH levels, as the API demands of a PATCH.
+ * nesting at most VALIDATE_MAX_DEPTH levels, and json_storable(), as the API
+ * demands of a PATCH.
  * Anything else fails the task with the reason instead of a report the store
  * would refuse again at each delivery.
  */
@@ -161,16 +162,20 @@ static void keep_storable(handler_result *r)
         return;
     bool nomem; /* the result may be fine: it could not be checked */
     json_t *v = json_parse(r->result, strlen(r->result), JSON_DECODE_ANY, NULL, &nomem);
-    bool ok = v && json_depth_within(v, VALIDATE_MAX_DEPTH);
+    const char *why = NULL;
+    bool ok = v && json_depth_within(v, VALIDATE_MAX_DEPTH) && json_storable(v, &why);
     json_decref(v);
     if (ok)
         return;
     free(r->result);
     r->result = NULL;
     free(r->status_msg);
-    char msg[128];
+    char msg[192];
     if (nomem)
         snprintf(msg, sizeof msg, "out of memory checking the handler's result; it was not kept");
+    else if (why)
+        snprintf(msg, sizeof msg, "the handler's result cannot be stored (%s); it was not kept",
+                 why);
     else
         snprintf(msg, sizeof msg,
                  "the handler's result is not JSON nesting at most %d levels; it was not kept",

@@ -49,6 +49,8 @@ typedef struct expect_item {
 #define MSG_RANGE                                                                                  \
     "Value error, integers must lie between -9223372036854775808 and 9223372036854775807"
 #define MSG_DEEP "Value error, objects and arrays may nest at most 31 levels deep"
+#define NUMBERS  "numbers must be 0 or of a magnitude from 1e-130 to below 1e126"
+#define NAMES    "member names may not be empty"
 
 #define CTX_TYPES    "{\"expected\":\"'TASK1', 'TASK2' or 'TASK3'\"}"
 #define CTX_STATUSES "{\"expected\":\"'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'\"}"
@@ -438,16 +440,16 @@ static void test_create_reals_shortest(void **state)
 {
     (void)state;
     create_request r;
-    create_ok("{\"task_type\":\"TASK1\",\"data\":{\"a\":0.1,\"b\":1.0,\"c\":1e300,\"d\":-0.3,"
-              "\"e\":123456.789,\"f\":5e-324}}",
+    create_ok("{\"task_type\":\"TASK1\",\"data\":{\"a\":0.1,\"b\":1.0,\"c\":1e125,\"d\":-0.3,"
+              "\"e\":123456.789,\"f\":1.5e-130}}",
               &r);
-    assert_string_equal(r.data, "{\"a\":0.1,\"b\":1.0,\"c\":1e+300,\"d\":-0.3,\"e\":123456.789,"
-                                "\"f\":4.94065645841247e-324}");
+    assert_string_equal(r.data, "{\"a\":0.1,\"b\":1.0,\"c\":1e+125,\"d\":-0.3,\"e\":123456.789,"
+                                "\"f\":1.5e-130}");
     json_t *d = json_loads(r.data, 0, NULL);
     assert_non_null(d);
     assert_true(json_is_real(json_object_get(d, "b")));
-    assert_true(json_real_value(json_object_get(d, "c")) == 1e300);
-    assert_true(json_real_value(json_object_get(d, "f")) == 5e-324);
+    assert_true(json_real_value(json_object_get(d, "c")) == 1e125);
+    assert_true(json_real_value(json_object_get(d, "f")) == 1.5e-130);
     json_decref(d);
     create_request_free(&r);
 }
@@ -1114,6 +1116,52 @@ static void test_update_result_too_deep(void **state)
 }
 
 /* Integers beyond 64 bits where a field is checked for something else, or not at all. */
+/* Data and results DynamoDB could not keep are refused in both modes, saying why. */
+static void test_values_every_store_keeps(void **state)
+{
+    (void)state;
+    static const char *const kept[] = {
+        "{\"a\":0.0}",       "{\"a\":-0.0}",
+        "{\"a\":1e-130}",    "{\"a\":-1e-130}",
+        "{\"a\":9.99e125}",  "{\"a\":[1.5,-2e100]}",
+        "{\"a\":{\" \":1}}", "{\"a\":9223372036854775807}",
+    };
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        char *body = with_data(kept[i]);
+        create_request r;
+        create_ok(body, &r);
+        create_request_free(&r);
+        free(body);
+        body = repeat("{\"status\":\"COMPLETED\",\"result\":", kept[i], 1, "}");
+        update_request u;
+        validation v = {0};
+        assert_true(update(body, &u, &v));
+        update_request_free(&u);
+        validation_free(&v);
+        free(body);
+    }
+    static const struct {
+        const char *value, *echo, *why;
+    } refused[] = {
+        {"{\"a\":1e126}", "{\"a\":1e126}", NUMBERS},
+        {"{\"a\":[1,-1e200]}", "{\"a\":[1,-1e200]}", NUMBERS},
+        {"{\"a\":9e-131}", "{\"a\":9e-131}", NUMBERS},
+        {"{\"\":1}", "{\"\":1}", NAMES},
+        {"{\"a\":[{\"b\":{\"\":null}}]}", "{\"a\":[{\"b\":{\"\":null}}]}", NAMES},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        char msg[160], ctx[160];
+        snprintf(msg, sizeof msg, "Value error, %s", refused[i].why);
+        snprintf(ctx, sizeof ctx, "{\"error\":\"%s\"}", refused[i].why);
+        char *body = with_data(refused[i].value);
+        create_fails(body, (expect_item){"value_error", LOC("data"), msg, refused[i].echo, ctx});
+        free(body);
+        body = repeat("{\"status\":\"COMPLETED\",\"result\":", refused[i].value, 1, "}");
+        update_fails(body, (expect_item){"value_error", LOC("result"), msg, refused[i].echo, ctx});
+        free(body);
+    }
+}
+
 static void test_huge_integers_elsewhere(void **state)
 {
     (void)state;
@@ -1431,6 +1479,7 @@ int main(void)
         cmocka_unit_test(test_update_status_msg_not_string),
         cmocka_unit_test(test_update_status_msg_too_long),
         cmocka_unit_test(test_update_result_too_deep),
+        cmocka_unit_test(test_values_every_store_keeps),
         cmocka_unit_test(test_update_huge_integer_in_result),
         cmocka_unit_test(test_huge_integers_elsewhere),
         cmocka_unit_test(test_update_several_faults),

@@ -62,6 +62,10 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
                                                    "[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
         return;
     }
+    if (strstr(t->data, "\"huge\"")) { /* a number DynamoDB cannot keep */
+        out->result = strdup("{\"n\":1e200}");
+        return;
+    }
     if (strstr(t->data, "\"big\"")) { /* more than refusing_store keeps */
         char big[256];
         memset(big, 'x', sizeof big);
@@ -365,6 +369,19 @@ static void test_unstorable_result_fails(void **state)
         assert_null(t.result);
         task_clear(&t);
     }
+    char id[37];
+    create_task(f, "{\"mode\":\"huge\"}", id);
+    work_item it;
+    fill_item(&it, id, "{\"mode\":\"huge\"}", NULL);
+    claim(f, &it);
+    assert_true(work_one(f, &it));
+    task t = load(f, id);
+    assert_int_equal(t.status, TASK_FAILED);
+    assert_string_equal(t.status_msg,
+                        "the handler's result cannot be stored (numbers must be 0 or "
+                        "of a magnitude from 1e-130 to below 1e126); it was not kept");
+    assert_null(t.result);
+    task_clear(&t);
 }
 
 /* A result the store refuses fails the task without it, once: the message is spent, not kept
