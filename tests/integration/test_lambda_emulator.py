@@ -176,7 +176,7 @@ class RestApiEvents(EmulatorTestCase):
         self.assertIs(e["isBase64Encoded"], False)
         ctx = e["requestContext"]
         self.assertEqual(ctx["stage"], "dev")
-        self.assertEqual(ctx["path"], "/dev/tasks/a b")
+        self.assertEqual(ctx["path"], "/tasks/a b")  # a custom domain without a base path
         self.assertEqual(ctx["httpMethod"], "GET")
         self.assertEqual(ctx["protocol"], "HTTP/1.1")
         self.assertEqual(ctx["identity"]["sourceIp"], "127.0.0.1")
@@ -187,6 +187,17 @@ class RestApiEvents(EmulatorTestCase):
         # API Gateway's own headers: the trace header, the same as the runtime's trace id.
         self.assertEqual(e["headers"]["X-Amzn-Trace-Id"], out["runtime"]["lambda-runtime-trace-id"])
         self.assertEqual(e["headers"]["X-Forwarded-For"], "127.0.0.1")
+
+    def test_stage_path(self):
+        """Under /dev, the stage's execute-api URL: the stage is in requestContext.path only."""
+        for url, path, full in (("/dev/tasks/a%20b?x=1", "/tasks/a b", "/dev/tasks/a b"),
+                                ("/dev/tasks/", "/tasks/", "/dev/tasks/"), ("/dev", "/", "/dev"),
+                                ("/development/tasks", "/development/tasks", "/development/tasks")):
+            with self.subTest(url=url):
+                e = self.emu.echo("GET", url)["event"]
+                self.assertEqual((e["path"], e["requestContext"]["path"]), (path, full))
+                self.assertEqual(e["requestContext"]["stage"], "dev")
+                self.assertEqual(e["pathParameters"], {"proxy": path.lstrip("/")} if path != "/" else None)
 
     def test_no_query_and_json_body(self):
         body = json.dumps({"task_type": "TASK2", "data": {"k": "\u00fc\U0001F600"}}).encode()
@@ -445,6 +456,14 @@ class HttpApiEvents(EmulatorTestCase):
         self.assertEqual(uuid.UUID(ctx["requestId"]).version, 4)
         self.assertIsInstance(ctx["timeEpoch"], int)
         self.assertNotIn("httpMethod", e)
+
+    def test_stage_path(self):
+        """Under /dev, the named stage: rawPath keeps it; elsewhere the $default stage."""
+        e = self.emu.echo("GET", "/dev/tasks/?limit=1")["event"]
+        self.assertEqual((e["rawPath"], e["requestContext"]["stage"]), ("/dev/tasks/", "dev"))
+        self.assertEqual(e["requestContext"]["http"]["path"], "/dev/tasks/")
+        e = self.emu.echo("GET", "/development/tasks")["event"]
+        self.assertEqual((e["rawPath"], e["requestContext"]["stage"]), ("/development/tasks", "$default"))
 
     def test_response_cookies_and_binary(self):
         r = self.emu.request("GET", "/c")

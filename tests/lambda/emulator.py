@@ -24,6 +24,10 @@ Front (API Gateway)
     error, a crash or a malformed response; 504 ``{"message": "Endpoint request timed out"}`` past
     the function timeout or the gateway's 29 s; 413 ``{"message": "Request Entity Too Large"}``
     for a body over 10 MB (the function is not invoked).
+    It answers as the API's execute-api endpoint and as a custom domain mapped to it without a base
+    path, both at once: a request under ``/dev`` (the stage) comes with ``path`` without it and
+    ``requestContext.path`` with it (2.0: stage ``dev``, ``rawPath`` as sent); any other request
+    with both the same (2.0: stage ``$default``).
 
 Stack mode (--stack FILE): several functions in one process, with event source mappings
     FILE is a JSON description, shaped like the ``functions`` of a serverless.yml:
@@ -864,9 +868,15 @@ def encode_body(body):
         return base64.b64encode(body).decode("ascii"), True
 
 
+def under_stage(raw_path):
+    """Whether the request's path is under /<STAGE>: the stage's execute-api URL, not the custom domain's."""
+    return raw_path == "/" + STAGE or raw_path.startswith("/" + STAGE + "/")
+
+
 def build_event_v1(req, body, trace_id, request_id, config):
     raw_path, _, raw_query = req.path.partition("?")
-    path = unquote(raw_path, errors="replace")
+    full = unquote(raw_path, errors="replace")
+    path = unquote(raw_path[len(STAGE) + 1:] or "/", errors="replace") if under_stage(raw_path) else full
     headers, multi_headers = {}, {}
     for name, value in req.headers.items():
         headers[name] = value
@@ -884,7 +894,7 @@ def build_event_v1(req, body, trace_id, request_id, config):
     now = time.time()
     ctx = {
         "accountId": ACCOUNT_ID, "apiId": API_ID, "resourceId": "proxy0",
-        "resourcePath": "/{proxy+}" if proxy else "/", "path": "/" + STAGE + path,
+        "resourcePath": "/{proxy+}" if proxy else "/", "path": full,
         "httpMethod": req.command, "stage": STAGE, "requestId": request_id,
         "extendedRequestId": secrets.token_urlsafe(12),
         "requestTime": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
@@ -930,7 +940,8 @@ def build_event_v2(req, body, trace_id, request_id, config):
             "http": {"method": req.command, "path": unquote(raw_path, errors="replace"),
                      "protocol": req.request_version, "sourceIp": req.client_address[0],
                      "userAgent": req.headers.get("User-Agent", "")},
-            "requestId": request_id, "routeKey": "$default", "stage": "$default",
+            "requestId": request_id, "routeKey": "$default",
+            "stage": STAGE if under_stage(raw_path) else "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)), "timeEpoch": int(now * 1000),
         },
         "isBase64Encoded": b64,
