@@ -43,6 +43,7 @@ struct apigw_data {
     char *body; /* NUL-terminated after body_len bytes */
     size_t body_len;
     char *request_id; /* NULL when absent */
+    char *prefix;     /* the public path before path ("/dev"); "" when none */
     table query;
     table headers;
 };
@@ -138,6 +139,7 @@ static void data_free(struct apigw_data *d)
     free(d->path);
     free(d->body);
     free(d->request_id);
+    free(d->prefix);
     table_free(&d->query);
     table_free(&d->headers);
     free(d);
@@ -359,15 +361,63 @@ static bool add_cookies(parse *p, table *t, const json_t *ev)
     return ok || oom(p);
 }
 
-/* path without a leading "/<stage>" segment (see apigw.h); stage may be NULL. */
-static const char *strip_stage(const char *path, const char *stage)
+/*
+ * path without a leading "/<stage>" segment (see apigw.h); stage may be NULL.
+ * *cut is the length of what was removed (0: nothing).
+ */
+static const char *strip_stage(const char *path, const char *stage, size_t *cut)
 {
     size_t n = stage ? strlen(stage) : 0;
+    *cut = 0;
     if (n == 0 || path[0] != '/' || strncmp(path + 1, stage, n) != 0)
         return path;
-    if (path[n + 1] == '\0')
-        return "/";
-    return path[n + 1] == '/' ? path + n + 1 : path;
+    if (path[n + 1] != '\0' && path[n + 1] != '/')
+        return path;
+    *cut = n + 1;
+    return path[n + 1] == '\0' ? "/" : path + n + 1;
+}
+
+/* A byte a path segment holds unencoded (RFC 3986 pchar, less '%'). */
+static bool segment_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("-._~!$&'()*+,;=:@", c));
+}
+
+/*
+ * Whether the len bytes of s can go before a Location: empty, or "/" and
+ * segments of segment_char()s, none empty, "." or "..". So it can never
+ * break a header, name another host ("//host") or climb out of the API.
+ */
+static bool safe_prefix(const char *s, size_t len)
+{
+    if (len == 0)
+        return true;
+    if (s[0] != '/')
+        return false;
+    size_t start = 1;
+    for (size_t i = 1; i <= len; i++) {
+        if (i < len && s[i] != '/') {
+            if (!segment_char((unsigned char)s[i]))
+                return false;
+            continue;
+        }
+        size_t seg = i - start;
+        if (seg == 0 || (seg == 1 && s[start] == '.') ||
+            (seg == 2 && s[start] == '.' && s[start + 1] == '.'))
+            return false;
+        start = i + 1;
+    }
+    return true;
+}
+
+/* Keep the len bytes of s as the public prefix when safe_prefix(), else none. */
+static bool set_prefix(parse *p, struct apigw_data *d, const char *s, size_t len)
+{
+    if (!safe_prefix(s, len))
+        len = 0;
+    d->prefix = strndup(s, len);
+    return d->prefix || oom(p);
 }
 
 /* The body, base64-decoded when isBase64Encoded is true; always a fresh, terminated copy. */
@@ -415,6 +465,37 @@ static bool set_method(parse *p, struct apigw_data *d, const char *method, const
     return d->method || oom(p);
 }
 
+/*
+ * 1.0: the public prefix is what requestContext.path (the path the client
+ * asked for: "/dev/tasks/" on the execute-api host, "/tasks/" or
+ * "/<base path>/tasks/" on a custom domain) holds before the API's path.
+ * None when requestContext.path is absent or does not end with that path.
+ */
+static bool v1_prefix(parse *p, const json_t *rc, struct apigw_data *d)
+{
+    const json_t *full = rc ? json_object_get(rc, "path") : NULL;
+    if (!full || json_is_null(full))
+        return set_prefix(p, d, "", 0);
+    if (!json_is_string(full)) {
+        errbuf_set(p->err, p->errlen, "requestContext.path must be a string");
+        return false;
+    }
+    char *escaped = malloc(nul_escaped_len(json_string_value(full), json_string_length(full)) + 1);
+    if (!escaped)
+        return oom(p);
+    nul_escape(escaped, json_string_value(full), json_string_length(full));
+    size_t len = strlen(escaped), tail = strlen(d->path);
+    bool root = strcmp(d->path, "/") == 0; /* "/dev" as well as "/dev/" */
+    size_t head = 0;
+    if (len >= tail && strcmp(escaped + len - tail, d->path) == 0)
+        head = len - tail;
+    else if (root && len > 0 && escaped[len - 1] != '/')
+        head = len;
+    bool ok = set_prefix(p, d, escaped, head);
+    free(escaped);
+    return ok;
+}
+
 /* Payload 1.0 (REST API proxy integration). */
 static bool parse_v1(parse *p, const json_t *ev, const json_t *rc, struct apigw_data *d)
 {
@@ -432,10 +513,13 @@ static bool parse_v1(parse *p, const json_t *ev, const json_t *rc, struct apigw_
     if (!escaped)
         return oom(p);
     nul_escape(escaped, json_string_value(path), json_string_length(path));
-    d->path = strdup(strip_stage(escaped, stage));
+    size_t cut;
+    d->path = strdup(strip_stage(escaped, stage, &cut));
     free(escaped);
     if (!d->path)
         return oom(p);
+    if (!v1_prefix(p, rc, d))
+        return false;
     /* first added, first found: the multi-value maps win */
     return add_multi(p, &d->headers, ev, "multiValueHeaders") &&
            add_single(p, &d->headers, ev, "headers") &&
@@ -467,9 +551,13 @@ static bool parse_v2(parse *p, const json_t *ev, const json_t *rc, struct apigw_
     }
     if (stage && strcmp(stage, "$default") == 0)
         stage = NULL;
-    d->path = strdup(strip_stage(path, stage));
+    size_t cut;
+    d->path = strdup(strip_stage(path, stage, &cut));
     if (!d->path)
         return oom(p);
+    /* 2.0: the "/<stage>" taken off rawPath, as sent (never "$default") */
+    if (!set_prefix(p, d, path, cut))
+        return false;
     url_unescape_in_place(d->path);
     if (!add_cookies(p, &d->headers, ev) || !add_single(p, &d->headers, ev, "headers"))
         return false;
@@ -618,14 +706,28 @@ static void b64_append(sbuf *b, const unsigned char *s, size_t len)
     sbuf_append(b, chunk, o);
 }
 
-/* Append "name": "value" to the headers object, with a comma after the first. */
-static void put_header(sbuf *b, int *count, const char *name, const char *value)
+/*
+ * Append "name": "value" to the headers object, with a comma after the
+ * first; prefix (may be NULL) goes before the value.
+ */
+static void put_header(sbuf *b, int *count, const char *name, const char *prefix, const char *value)
 {
     if ((*count)++)
         sbuf_putc(b, ',');
     sbuf_json_str(b, name);
     sbuf_putc(b, ':');
-    sbuf_json_str(b, value);
+    if (!prefix || !*prefix) {
+        sbuf_json_str(b, value);
+        return;
+    }
+    sbuf joined = {0};
+    sbuf_puts(&joined, prefix);
+    sbuf_puts(&joined, value);
+    if (sbuf_failed(&joined))
+        b->failed = true;
+    else
+        sbuf_json_strn(b, joined.data, joined.len);
+    sbuf_free(&joined);
 }
 
 char *apigw_response_json(const apigw_request *r, const api_response *resp, size_t *len)
@@ -638,7 +740,7 @@ char *apigw_response_json(const apigw_request *r, const api_response *resp, size
     int count = 0;
     if (resp->content_type && !bodiless) {
         names[count] = "Content-Type";
-        put_header(&b, &count, "Content-Type", resp->content_type);
+        put_header(&b, &count, "Content-Type", NULL, resp->content_type);
     }
     int n = resp->n_headers < 0 ? 0 : resp->n_headers;
     for (int i = 0; i < n && i < API_MAX_HEADERS; i++) {
@@ -653,8 +755,10 @@ char *apigw_response_json(const apigw_request *r, const api_response *resp, size
             seen = strcasecmp(names[k], h->name) == 0;
         if (seen)
             continue;
+        /* a path the API answers with is below the API's public prefix */
+        bool below = r && r->data && strcasecmp(h->name, "Location") == 0 && h->value[0] == '/';
         names[count] = h->name;
-        put_header(&b, &count, h->name, h->value);
+        put_header(&b, &count, h->name, below ? r->data->prefix : NULL, h->value);
     }
     sbuf_puts(&b, "},\"body\":");
     const char *text = resp->body ? resp->body : api_bodiless_text(resp);

@@ -42,9 +42,22 @@
  * the method rejects the event, as does any field of the wrong type;
  * unknown fields are ignored. Work is linear in the event's size.
  *
+ * Public prefix: what the client's path holds before the path the API
+ * sees, so that a Location the API answers with ("/tasks/{id}", a trailing
+ * slash's "/tasks?limit=1") names the same resource from the client's side.
+ * 1.0: the part of requestContext.path before the API's path ("/dev" for
+ * "/dev/tasks/" on the execute-api host; a custom domain's base path
+ * mapping, or nothing without one); none when requestContext.path is
+ * absent or does not end with the API's path. 2.0: the "/<stage>" removed
+ * from rawPath (none on "$default"). A prefix is used only when it is "/"
+ * and segments of characters a path segment holds unencoded (RFC 3986
+ * pchar less "%"), none of them empty, "." or "..": an event can never make
+ * it break a header or point at another host.
+ *
  * Response: the same shape serves both payloads, {"statusCode", "headers",
  * "body", "isBase64Encoded"}. `headers` holds Content-Type (when the
- * response has one) and each api_header; the API never repeats a header
+ * response has one) and each api_header, a Location that starts with "/"
+ * behind the request's public prefix; the API never repeats a header
  * name, so multiValueHeaders is never needed (a repeat would be dropped).
  * The body is sent as a string when it is valid UTF-8 without NUL bytes
  * (JSON, HTML, Prometheus text), otherwise base64 with isBase64Encoded
@@ -88,8 +101,9 @@ void apigw_request_free(apigw_request *r);
 
 /*
  * The Lambda response JSON for resp, malloc'ed, its length in *len (len
- * may be NULL); NULL when out of memory. r is the request answered (only
- * its method matters: HEAD); NULL answers an event that failed to parse.
+ * may be NULL); NULL when out of memory. r is the request answered (its
+ * method, for HEAD, and its public prefix, for Location); NULL answers an
+ * event that failed to parse.
  */
 char *apigw_response_json(const apigw_request *r, const api_response *resp, size_t *len);
 

@@ -429,6 +429,18 @@ class Api(ServerTestCase):
             with self.subTest(path=path):
                 self.assertRedirect(self.server.get(path), to)
 
+    @unittest.skipUnless(on_lambda(), "a stage in the path exists only behind API Gateway")
+    def test_location_under_the_stage(self):
+        # the execute-api URL, /dev/...: every Location keeps the stage, and following it works
+        r = self.server.post("/dev/tasks", {"task_type": "TASK2"})
+        tid = self.assertJSON(r, 201)["id"]
+        self.assertEqual(r.header("Location"), "/dev/tasks/" + tid)
+        self.assertEqual(self.assertJSON(self.server.get(r.header("Location")), 200)["id"], tid)
+        r = self.server.get("/dev/tasks/?limit=1&task_type=TASK2")
+        self.assertRedirect(r, "/dev/tasks?limit=1&task_type=TASK2")
+        self.assertEqual(self.assertJSON(self.server.get(r.header("Location")), 200)["tasks"][0]["id"], tid)
+        self.assertRedirect(self.server.get("/dev/tasks/" + tid + "/"), "/dev/tasks/" + tid)
+
     def test_long_id_is_a_task_not_found(self):
         # too long to be an id: the route still answers, as the original did
         paths = ["/tasks/" + "b" * 200, "/tasks/" + "b" * 5000]

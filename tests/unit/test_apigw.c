@@ -3,7 +3,8 @@
  * into api_requests — stage prefix, repeated query parameters and headers,
  * case-insensitive lookup, percent-decoding, cookies, base64 bodies, every
  * rejection, mangled input — and api_responses into the Lambda response
- * JSON (201 with Location, 204, 422, HEAD, binary bodies). One end-to-end
+ * JSON (201 with Location, 204, 422, HEAD, binary bodies; a Location below
+ * the stage or base path the event came through). One end-to-end
  * test passes a parsed event through a fake API; no store is started.
  */
 #include <stdarg.h>
@@ -627,7 +628,9 @@ static void test_response_201_location(void **state)
     json_t *v = respond(&r, &resp);
     assert_int_equal(json_integer_value(json_object_get(v, "statusCode")), 201);
     assert_string_equal(header_of(v, "Content-Type"), "application/json");
-    assert_string_equal(header_of(v, "Location"), "/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
+    /* below the stage, as the client sees the API */
+    assert_string_equal(header_of(v, "Location"),
+                        "/prod/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
     assert_int_equal(json_object_size(json_object_get(v, "headers")), 2);
     assert_string_equal(json_string_value(json_object_get(v, "body")), body);
     assert_false(json_is_true(json_object_get(v, "isBase64Encoded")));
@@ -813,6 +816,174 @@ static void test_response_headers_unique(void **state)
     api_response_free(&resp);
 }
 
+/*
+ * The Location the response to event gets when the API answers status with
+ * location (and an Allow header, which must pass unchanged); into out.
+ */
+static const char *location_for(const char *event, int status, const char *location, char *out,
+                                size_t len)
+{
+    apigw_request r;
+    parse_ok(event, &r);
+    api_response resp = {.status = status};
+    api_add_header(&resp, "Location", location);
+    api_add_header(&resp, "Allow", "/tasks");
+    json_t *v = respond(&r, &resp);
+    assert_string_equal(header_of(v, "Allow"), "/tasks");
+    snprintf(out, len, "%s", header_of(v, "Location"));
+    json_decref(v);
+    api_response_free(&resp);
+    apigw_request_free(&r);
+    return out;
+}
+
+/* A 1.0 event for method path whose requestContext has path full (NULL: none) and stage dev. */
+static const char *v1_event(const char *method, const char *path, const char *full, char *out,
+                            size_t len)
+{
+    json_t *rc = json_pack("{s:s}", "stage", "dev");
+    if (full)
+        json_object_set_new(rc, "path", json_string(full));
+    json_t *ev =
+        json_pack("{s:s, s:s, s:o}", "httpMethod", method, "path", path, "requestContext", rc);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    snprintf(out, len, "%s", text);
+    free(text);
+    json_decref(ev);
+    return out;
+}
+
+static void test_location_v1_prefix(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path, *full, *want;
+    } cases[] = {
+        /* the execute-api host: the stage is in requestContext.path only */
+        {"/tasks", "/dev/tasks", "/dev"},
+        {"/tasks/", "/dev/tasks/", "/dev"},
+        {"/tasks/abc/", "/dev/tasks/abc/", "/dev"},
+        {"/", "/dev/", "/dev"},
+        {"/", "/dev", "/dev"},
+        /* a custom domain: its base path mapping, of one or more segments, or none */
+        {"/tasks", "/api/tasks", "/api"},
+        {"/tasks", "/orders/v1/tasks", "/orders/v1"},
+        {"/tasks", "/tasks", ""},
+        {"/", "/", ""},
+        /* mapped with the stage's name: the path carries it, and loses it */
+        {"/dev/tasks", "/dev/tasks", "/dev"},
+        /* no requestContext.path, or one that does not end with the path */
+        {"/tasks", NULL, ""},
+        {"/tasks", "/dev/other", ""},
+        {"/tasks/a b", "/dev/tasks/a%20b", ""},
+        /* what could break the header or lead elsewhere is never used */
+        {"/tasks", "/a\r\nSet-Cookie: x=1/tasks", ""},
+        {"/tasks", "//evil.example/tasks", ""},
+        {"/tasks", "/dev//tasks", ""},
+        {"/tasks", "/../tasks", ""},
+        {"/tasks", "/./tasks", ""},
+        {"/tasks", "/a b/tasks", ""},
+        {"/tasks", "/%2e%2e/tasks", ""},
+        {"/tasks", "/a\\b/tasks", ""},
+        {"/tasks", "/a\"b/tasks", ""},
+        {"/tasks", "/caf\xc3\xa9/tasks", ""},
+        {"/tasks", "dev/tasks", ""},
+        {"/tasks", "/a?b/tasks", ""},
+        {"/tasks", "/a#b/tasks", ""},
+        /* what a base path may hold */
+        {"/tasks", "/v1.2_beta-3~x/tasks", "/v1.2_beta-3~x"},
+        {"/tasks", "/..a/tasks", "/..a"},
+    };
+    char event[512], got[512], want[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        v1_event("POST", cases[i].path, cases[i].full, event, sizeof event);
+        location_for(event, 201, "/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", got, sizeof got);
+        snprintf(want, sizeof want, "%s/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", cases[i].want);
+        if (strcmp(got, want) != 0)
+            fail_msg("path %s, requestContext.path %s: Location %s, want %s", cases[i].path,
+                     cases[i].full ? cases[i].full : "(none)", got, want);
+    }
+}
+
+/* What the API answers through a REST API stage: POST's 201 and a trailing slash's 307. */
+static void test_location_v1_stage(void **state)
+{
+    (void)state;
+    char event[512], got[512];
+    v1_event("POST", "/tasks", "/dev/tasks", event, sizeof event);
+    assert_string_equal(
+        location_for(event, 201, "/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f", got, sizeof got),
+        "/dev/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
+    v1_event("GET", "/tasks/", "/dev/tasks/", event, sizeof event);
+    assert_string_equal(location_for(event, 307, "/tasks?limit=1", got, sizeof got),
+                        "/dev/tasks?limit=1");
+    /* the sample event (stage prod) */
+    assert_string_equal(location_for(V1_EVENT, 307, "/tasks/abc", got, sizeof got),
+                        "/prod/tasks/abc");
+    /* only a path: an absolute URL or another header stays as it is */
+    assert_string_equal(location_for(event, 307, "https://example.com/x", got, sizeof got),
+                        "https://example.com/x");
+    assert_string_equal(location_for(event, 307, "tasks", got, sizeof got), "tasks");
+    /* whatever the case of the header's name */
+    apigw_request r;
+    parse_ok(event, &r);
+    api_response resp = {.status = 307};
+    api_add_header(&resp, "location", "/tasks");
+    json_t *v = respond(&r, &resp);
+    assert_string_equal(header_of(v, "location"), "/dev/tasks");
+    json_decref(v);
+    api_response_free(&resp);
+    apigw_request_free(&r);
+    /* answering an event that did not parse: no prefix */
+    api_response bare = {.status = 307};
+    api_add_header(&bare, "Location", "/tasks");
+    v = respond(NULL, &bare);
+    assert_string_equal(header_of(v, "Location"), "/tasks");
+    json_decref(v);
+    api_response_free(&bare);
+}
+
+/* A 2.0 event: the stage taken off rawPath, when it is not $default. */
+static void test_location_v2_stage(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *raw, *stage, *location, *want;
+    } cases[] = {
+        {"/dev/tasks", "dev", "/tasks/abc", "/dev/tasks/abc"},
+        {"/dev/tasks/", "dev", "/tasks?limit=1", "/dev/tasks?limit=1"},
+        {"/dev", "dev", "/tasks", "/dev/tasks"},
+        {"/tasks/", "$default", "/tasks?limit=1", "/tasks?limit=1"},
+        {"/$default/tasks/", "$default", "/tasks", "/tasks"},
+        {"/tasks/", "dev", "/tasks", "/tasks"}, /* the stage is not in rawPath */
+        {"/dev%2Fx/tasks/", "dev", "/tasks", "/tasks"},
+    };
+    char event[512], got[512];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(event, sizeof event,
+                 "{\"version\":\"2.0\",\"rawPath\":\"%s\",\"rawQueryString\":\"limit=1\","
+                 "\"requestContext\":{\"http\":{\"method\":\"GET\"},\"stage\":\"%s\"}}",
+                 cases[i].raw, cases[i].stage);
+        location_for(event, 307, cases[i].location, got, sizeof got);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("rawPath %s on stage %s: Location %s, want %s", cases[i].raw, cases[i].stage,
+                     got, cases[i].want);
+    }
+    /* a stage whose name could not be a path segment is not used */
+    apigw_request r;
+    parse_ok("{\"version\":\"2.0\",\"rawPath\":\"/a b/tasks\","
+             "\"requestContext\":{\"http\":{\"method\":\"GET\"},\"stage\":\"a b\"}}",
+             &r);
+    assert_string_equal(r.req.path, "/tasks");
+    api_response resp = {.status = 307};
+    api_add_header(&resp, "Location", "/tasks");
+    json_t *v = respond(&r, &resp);
+    assert_string_equal(header_of(v, "Location"), "/tasks");
+    json_decref(v);
+    api_response_free(&resp);
+    apigw_request_free(&r);
+}
+
 /* ---- end to end ---- */
 
 typedef struct seen {
@@ -866,7 +1037,8 @@ static void test_end_to_end(void **state)
     assert_int_equal(s.calls, 1);
     json_t *v = respond(&r, &resp);
     assert_int_equal(json_integer_value(json_object_get(v, "statusCode")), 201);
-    assert_string_equal(header_of(v, "Location"), "/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
+    assert_string_equal(header_of(v, "Location"),
+                        "/prod/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
     assert_string_equal(json_string_value(json_object_get(v, "body")),
                         "{\"id\":\"0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f\"}");
     json_decref(v);
@@ -924,6 +1096,9 @@ int main(void)
         cmocka_unit_test(test_response_head),
         cmocka_unit_test(test_response_binary_body),
         cmocka_unit_test(test_response_headers_unique),
+        cmocka_unit_test(test_location_v1_prefix),
+        cmocka_unit_test(test_location_v1_stage),
+        cmocka_unit_test(test_location_v2_stage),
         cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_many_values),
     };
