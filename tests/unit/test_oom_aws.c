@@ -133,7 +133,7 @@ static const char APIGW_V1[] =
     "\"multiValueQueryStringParameters\":{\"limit\":[\"10\",\"20\"],\"empty\":[],\"n\":null},"
     "\"pathParameters\":{\"proxy\":\"tasks\"},\"stageVariables\":null,"
     "\"requestContext\":{\"stage\":\"prod\",\"requestId\":\"c6af9ac6-7b61-11e6\","
-    "\"identity\":{\"sourceIp\":\"203.0.113.7\"}},"
+    "\"path\":\"/prod/tasks/x\\u0000y\",\"identity\":{\"sourceIp\":\"203.0.113.7\"}},"
     "\"body\":\"{\\\"task_type\\\":\\\"TASK1\\\",\\\"data\\\":{\\\"k\\\":\\\"v\\\"}}\","
     "\"isBase64Encoded\":false}";
 
@@ -169,7 +169,7 @@ static bool apigw_v1(void *arg)
         return false;
     static const char want[] =
         "{\"statusCode\":201,\"headers\":{\"Content-Type\":\"application/json\","
-        "\"Location\":\"/tasks/"
+        "\"Location\":\"/prod/tasks/"
         "1\"},\"body\":\"{\\\"id\\\":\\\"1\\\",\\\"s\\\":\\\"\xc3\xa9\\\\n\\\"}\","
         "\"isBase64Encoded\":false}";
     if (len != strlen(json) || strcmp(json, want) != 0)
