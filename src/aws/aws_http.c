@@ -39,6 +39,8 @@
  * UNAVAILABLE are retried after aws_backoff_ms(attempt, 25, 2000, random)
  * unless that sleep plus AWS_MIN_ATTEMPT_MS would pass the deadline or
  * AWS_MAX_ATTEMPTS were made; then the last classification is the result.
+ * aws_retry_pause() is that rule, for callers that retry a request
+ * themselves.
  * Random numbers come from a per-thread xorshift64* seeded from the clock
  * and the thread's own address, so threads never share state.
  *
@@ -73,7 +75,6 @@
 #define AWS_USER_AGENT     "taskd/" TASKD_VERSION
 #define AWS_BACKOFF_BASE   25   /* ms */
 #define AWS_BACKOFF_CAP    2000 /* ms */
-#define AWS_MAX_ATTEMPTS   10
 #define AWS_MIN_ATTEMPT_MS 10   /* no retry with less time than this left */
 #define AWS_CONNECT_MS     3000 /* connect timeout cap of one attempt */
 #define AWS_MAX_BODY       (64L * 1024 * 1024)
@@ -156,6 +157,17 @@ int64_t aws_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint32_t rn
     if (ceiling < (int64_t)UINT32_MAX)
         return (int64_t)(((uint64_t)rnd * (uint64_t)(ceiling + 1)) >> 32);
     return (int64_t)((uint64_t)ceiling / UINT32_MAX * rnd);
+}
+
+bool aws_retry_pause(int attempts, int64_t deadline_ms)
+{
+    if (attempts >= AWS_MAX_ATTEMPTS)
+        return false;
+    int64_t wait = aws_backoff_ms(attempts, AWS_BACKOFF_BASE, AWS_BACKOFF_CAP, random_u32());
+    if (clock_unix_ms() + wait + AWS_MIN_ATTEMPT_MS > deadline_ms)
+        return false;
+    sleep_ms(wait);
+    return true;
 }
 
 /* ---- names ---- */
@@ -768,12 +780,8 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
         CURLcode cc = curl_easy_perform(h);
         outcome o = classify(h, cc, &a, errbuf, deadline, out, &rc);
         out->attempts = attempts;
-        if (o == OUT_DONE || attempts >= AWS_MAX_ATTEMPTS)
+        if (o == OUT_DONE || !aws_retry_pause(attempts, deadline))
             break;
-        int64_t wait = aws_backoff_ms(attempts, AWS_BACKOFF_BASE, AWS_BACKOFF_CAP, random_u32());
-        if (clock_unix_ms() + wait + AWS_MIN_ATTEMPT_MS > deadline)
-            break;
-        sleep_ms(wait);
     }
     answer_reset(&a);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);

@@ -32,6 +32,8 @@
 
 /* Budget of a call when neither the caller nor the thread set a deadline. */
 #define AWS_DEFAULT_CALL_MS 10000
+/* Requests one call makes at most, its retries included. */
+#define AWS_MAX_ATTEMPTS 10
 
 typedef enum aws_rc {
     AWS_OK = 0,          /* 2xx; the body is the service's answer */
@@ -101,5 +103,14 @@ bool aws_error_is_throttling(const char *error_type);
  * min(cap_ms, base_ms * 2^(attempt-1)); rnd is a uniform random 32-bit value.
  */
 int64_t aws_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint32_t rnd);
+/*
+ * The calls' own retry policy, for a caller that retries a request itself (a
+ * throttling the service answers as a client error, such as a DynamoDB
+ * transaction cancelled for throttling). After attempts requests (1, 2, ...),
+ * sleeps the backoff a call would sleep before its next attempt and returns
+ * true; returns false at once when a call would stop instead: AWS_MAX_ATTEMPTS
+ * requests made, or the sleep and the shortest attempt would pass deadline_ms.
+ */
+bool aws_retry_pause(int attempts, int64_t deadline_ms);
 
 #endif
