@@ -21,7 +21,14 @@
  * and its task_id is the answer, unless that task is gone (its ttl deleted
  * it while the key lived on): the key item is deleted, if it still names that
  * task, and the create tried again. A TransactionConflict (two creators of one
- * key at the same moment) is retried with a new id after a short pause.
+ * key at the same moment) is retried with a new id after a short pause. A
+ * cancellation for throttling (a ThrottlingError or
+ * ProvisionedThroughputExceeded reason, which DynamoDB answers as a 400
+ * TransactionCanceledException that aws_http does not retry) is retried with
+ * a new id as aws_http retries a throttled call (aws_retry_pause(): the same
+ * backoff, attempts and deadline), and is STORE_BUSY when still throttled. A
+ * ValidationError reason is STORE_INVALID, as a ValidationException of a
+ * single write is.
  * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
  * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
  *
@@ -59,7 +66,9 @@
  *
  * Errors. Throttling and timeouts are STORE_BUSY; no answer (5xx,
  * connection) and every refused request (missing table, validation, access)
- * are STORE_ERROR, logged with the table and DynamoDB's message.
+ * are STORE_ERROR, logged with the table and DynamoDB's message; a write
+ * DynamoDB can never take (a ValidationException, or a ValidationError reason
+ * of a transaction) is STORE_INVALID.
  */
 #include "dynamodb_store.h"
 #include "util/clock.h"
@@ -81,7 +90,7 @@
 
 #define FACT_SLOTS    1024    /* cached task_type/task_ttl of recent tasks */
 #define UPDATE_TRIES  4       /* condition retries when cached facts were wrong */
-#define CREATE_TRIES  5       /* transaction retries on TransactionConflict */
+#define CREATE_TRIES  5       /* transactions tried while they meet TransactionConflict */
 #define LIST_ALL_KEY  "tasks" /* the one partition of all_by_id */
 #define SECRET_ID     "meta#secret"
 #define PING_ID       "meta#ping"
@@ -856,12 +865,29 @@ static const char *reason_code(const json_t *reasons, size_t i)
 }
 
 /*
+ * Whether a cancellation gives code as a reason for any of its items: in
+ * CancellationReasons, or, when the answer has none, in its message
+ * ("... specific reasons [None, ConditionalCheckFailed]").
+ */
+static bool cancelled_for(const json_t *reasons, const aws_response *r, const char *code)
+{
+    if (!json_is_array(reasons))
+        return r->error_message && strstr(r->error_message, code);
+    for (size_t i = 0; i < json_array_size(reasons); i++)
+        if (strcmp(reason_code(reasons, i), code) == 0)
+            return true;
+    return false;
+}
+
+/*
  * One TransactWriteItems: the task and its key item. STORE_OK, STORE_DUPLICATE
  * (w->id set), STORE_NOT_FOUND meaning "try again" (conflict, or a key that
- * expired between the write and the read), or a failure.
+ * expired between the write and the read; *throttled set when the
+ * transaction was cancelled for throttling, to be tried again after a
+ * backoff), or a failure.
  */
 static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
-                                  const char *data_image)
+                                  const char *data_image, bool *throttled)
 {
     const store_new_task *c = &w->create;
     sbuf b = {0};
@@ -898,6 +924,15 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
             out = idem_task_id(item, w->now, w->id)
                       ? STORE_DUPLICATE
                       : read_idem(s, c->idempotency_key, w->now, w->id);
+        } else if (cancelled_for(reasons, &r, "ValidationError")) {
+            /* as a ValidationException of a single write: the item can never be kept */
+            log_warn("DynamoDB cannot keep this item", "table", s->table, "operation",
+                     "TransactWriteItems", "error", r.error_message ? r.error_message : "", NULL);
+            out = STORE_INVALID;
+        } else if (cancelled_for(reasons, &r, "ThrottlingError") ||
+                   cancelled_for(reasons, &r, "ProvisionedThroughputExceeded")) {
+            *throttled = true; /* nothing was written: try again after a backoff */
+            out = STORE_NOT_FOUND;
         } else if (strcmp(task_code, "TransactionConflict") == 0 ||
                    strcmp(key_code, "TransactionConflict") == 0) {
             out = STORE_NOT_FOUND; /* another writer of the key at this moment: try again */
@@ -963,25 +998,39 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         if (new_id(s, id))
             rc = create_plain(s, w, id, data_image);
     } else {
-        rc = STORE_NOT_FOUND; /* "try again" until a try settles it */
-        for (int attempt = 0; attempt < CREATE_TRIES && rc == STORE_NOT_FOUND; attempt++) {
-            if (attempt) {
-                int64_t pause = 10 << attempt, deadline = aws_deadline(); /* 20 .. 160 ms */
-                if (deadline && clock_unix_ms() + pause >= deadline)
-                    break; /* no time left for another try: busy */
-                sleep_ms(pause);
-            }
+        /* "try again" (STORE_NOT_FOUND) until a try settles it, each with a new id */
+        int64_t deadline = aws_deadline();
+        if (deadline <= 0)
+            deadline = clock_unix_ms() + AWS_DEFAULT_CALL_MS;
+        int conflicts = 0, throttles = 0;
+        for (;;) {
             if (!new_id(s, id)) {
                 rc = STORE_ERROR;
                 break;
             }
-            rc = create_keyed_once(s, w, id, data_image);
+            bool throttled = false;
+            rc = create_keyed_once(s, w, id, data_image, &throttled);
             if (rc == STORE_DUPLICATE)
                 rc = check_duplicate(s, w);
-        }
-        if (rc == STORE_NOT_FOUND) {
-            log_warn("idempotency key stays contended", "table", s->table, NULL);
-            rc = STORE_BUSY;
+            if (rc != STORE_NOT_FOUND)
+                break;
+            if (throttled) {
+                /* retried as aws_http retries a throttled call, within the same deadline */
+                if (aws_retry_pause(++throttles, deadline))
+                    continue;
+                log_warn("DynamoDB busy", "table", s->table, "operation", "TransactWriteItems",
+                         "error", "throttled", "detail", "transaction cancelled for throttling",
+                         NULL);
+                rc = STORE_BUSY;
+                break;
+            }
+            int64_t pause = 10 << ++conflicts; /* 20 .. 160 ms */
+            if (conflicts >= CREATE_TRIES || clock_unix_ms() + pause >= deadline) {
+                log_warn("idempotency key stays contended", "table", s->table, NULL);
+                rc = STORE_BUSY;
+                break;
+            }
+            sleep_ms(pause);
         }
     }
     free(derived);
