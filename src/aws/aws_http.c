@@ -6,7 +6,8 @@
  * (only [A-Za-z0-9-], it goes into the CURLOPT_AWS_SIGV4 string), the keys
  * and the session token (printable, as they go into headers), and the
  * endpoint, parsed with libcurl's URL API: http or https, a host, no user
- * name, query or fragment; a URL without a path gets "/", so calls go to
+ * name, query or fragment, and a path of unreserved characters and single
+ * '/' only (path_signable()); a URL without a path gets "/", so calls go to
  * POST / of the endpoint. The default endpoint is
  * https://<service>.<region>.amazonaws.com/ (amazonaws.com.cn for the cn-
  * regions).
@@ -255,6 +256,26 @@ static const char *env_value(const char *name)
 }
 
 /*
+ * Whether libcurl's SigV4 signs requests to path as AWS checks them. curl
+ * puts the path into the canonical request as it is sent; AWS, for every
+ * service but S3, URI-encodes each segment of the path it received once more
+ * and removes redundant slashes. The two agree only on a path of RFC 3986's
+ * unreserved characters with no "//".
+ */
+static bool path_signable(const char *path)
+{
+    for (const char *p = path; *p; p++) {
+        char ch = *p;
+        if (ch == '/'
+                ? p[1] == '/'
+                : !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~'))
+            return false;
+    }
+    return true;
+}
+
+/*
  * Validate url and store its normalized form in *out (malloc'd); false with
  * a reason in err. source names the variable it came from.
  */
@@ -286,6 +307,13 @@ static bool endpoint_parse(const char *url, const char *source, char **out, char
         curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
         errbuf_set(err, errlen, "%s: user info, query or fragment not allowed: %.200s", source,
                    url);
+        goto done;
+    }
+    if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK && !path_signable(part)) {
+        errbuf_set(err, errlen,
+                   "%s: the path of an endpoint may hold only letters, digits, '-', '.', '_', "
+                   "'~' and single '/' (requests to others would be signed wrong): %.200s",
+                   source, url);
         goto done;
     }
     if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {

@@ -9,7 +9,8 @@
  *   signed as X-Amz-Security-Token),
  *   AWS_ENDPOINT_URL, then AWS_ENDPOINT_URL_<SERVICE> (DYNAMODB, SNS, SQS)
  *   wins; with neither, https://<service>.<region>.amazonaws.com/
- *   (amazonaws.com.cn for the cn- regions).
+ *   (amazonaws.com.cn for the cn- regions). An endpoint's path may hold
+ *   only unreserved characters and single '/' (others would be signed wrong).
  * aws_client_new() reads it and opens no connection; connections are made
  * on first use and kept for reuse across calls (one libcurl handle per
  * concurrent caller, pooled).

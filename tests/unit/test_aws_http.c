@@ -15,7 +15,8 @@
  * retries on 5xx, throttling and a dropped connection, no retry on other
  * 4xx, JSON and XML error parsing, deadlines (explicit, per-thread, past,
  * a server that never answers, a refused connection, throttled or 5xx
- * until the deadline), endpoint and region configuration, connection
+ * until the deadline), endpoint and region configuration (an endpoint path
+ * that would be signed wrong is refused), connection
  * reuse and the handle pool under concurrency, and the backoff bounds.
  */
 #include <stdarg.h>
@@ -618,11 +619,38 @@ static void test_malformed_configuration(void **state)
     assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
     assert_non_null(strstr(err, "AWS_REGION"));
 
+    /* a path that libcurl's SigV4 would sign otherwise than AWS checks it is refused, saying why */
+    static const char *const bad_paths[] = {
+        "http://127.0.0.1:8000/some%20path/x",
+        "http://127.0.0.1:8000/%7Euser/",
+        "http://h/a:b",
+        "http://h/a//b",
+        "https://h/x@y/",
+    };
+    for (size_t i = 0; i < sizeof bad_paths / sizeof bad_paths[0]; i++) {
+        clear_env();
+        set_credentials(false);
+        setenv("AWS_ENDPOINT_URL_DYNAMODB", bad_paths[i], 1);
+        aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+        if (c)
+            fail_msg("accepted endpoint %s as %s", bad_paths[i], aws_client_endpoint(c));
+        assert_non_null(strstr(err, "AWS_ENDPOINT_URL_DYNAMODB"));
+        assert_non_null(strstr(err, "path"));
+    }
+    /* one of unreserved characters is kept as it is */
+    clear_env();
+    set_credentials(false);
+    setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:8000/v1/tasks_db-2.x~y", 1);
+    aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    assert_string_equal(aws_client_endpoint(c), "http://127.0.0.1:8000/v1/tasks_db-2.x~y");
+    aws_client_free(c);
+
     /* upper-case scheme is fine and normalized */
     clear_env();
     set_credentials(false);
     setenv("AWS_ENDPOINT_URL", "HTTP://127.0.0.1:8000", 1);
-    aws_client *c = client_from_env(AWS_DYNAMODB, err, sizeof err);
+    c = client_from_env(AWS_DYNAMODB, err, sizeof err);
     assert_non_null(c);
     assert_string_equal(aws_client_endpoint(c), "http://127.0.0.1:8000/");
     aws_client_free(c);
