@@ -133,6 +133,37 @@ size_t utf8_char_len(const char *s, size_t n)
     return len;
 }
 
+char *utf8_dup(const char *s)
+{
+    size_t len = strlen(s), bad = 0;
+    for (size_t i = 0; i < len; i++) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : utf8_char_len(s + i, len - i);
+        if (k)
+            i += k - 1;
+        else
+            bad++;
+    }
+    char *out = malloc(len + 2 * bad + 1); /* each bad byte becomes 3 */
+    if (!out)
+        return NULL;
+    if (!bad)
+        return memcpy(out, s, len + 1);
+    char *o = out;
+    for (size_t i = 0; i < len; i++) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : utf8_char_len(s + i, len - i);
+        if (!k) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3;
+            continue;
+        }
+        memcpy(o, s + i, k);
+        o += k;
+        i += k - 1;
+    }
+    *o = '\0';
+    return out;
+}
+
 void sbuf_json_strn(sbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";

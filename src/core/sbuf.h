@@ -53,6 +53,13 @@ void sbuf_double(sbuf *b, double d);
 size_t utf8_char_len(const char *s, size_t n);
 
 /*
+ * A malloc'ed copy of the string s in which every byte that starts no
+ * well-formed UTF-8 character is U+FFFD, as sbuf_json_strn() writes it; NULL
+ * when out of memory.
+ */
+char *utf8_dup(const char *s);
+
+/*
  * Append s as a quoted, escaped JSON string (s may be NULL: appends null).
  * A byte that is not part of well-formed UTF-8 is written as U+FFFD, so the
  * result is always valid JSON, whatever s holds.

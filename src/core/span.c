@@ -3,6 +3,8 @@
  */
 #include "span.h"
 
+#include "sbuf.h"
+
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +31,7 @@ static span_attr *new_attr(span *s, const char *key, span_attr_type type)
 
 void span_set_str(span *s, const char *key, const char *value)
 {
-    char *copy = strdup(value ? value : "");
+    char *copy = utf8_dup(value ? value : "");
     span_attr *a = copy ? new_attr(s, key, SPAN_ATTR_STRING) : NULL;
     if (!a) {
         free(copy);
@@ -81,7 +83,7 @@ void span_set_error(span *s, const char *message)
 {
     free(s->status_msg);
     s->status = SPAN_STATUS_ERROR;
-    s->status_msg = message ? strdup(message) : NULL;
+    s->status_msg = message ? utf8_dup(message) : NULL;
 }
 
 /* The fields before the arrays, and the arrays' used entries. */

@@ -3,8 +3,9 @@
  * kind, times, attributes, links, status. Encoders (OTLP JSON / protobuf,
  * X-Ray segment documents) and the exporter all read this one struct.
  *
- * A span owns its strings (status message, string attribute values);
- * span_clear() frees them. Sizes are bounded so a span is one allocation
+ * A span owns its strings (status message, string attribute values), each
+ * valid UTF-8 as OTLP's protobuf demands (a byte that starts no UTF-8
+ * character is copied in as U+FFFD); span_clear() frees them. Sizes are bounded so a span is one allocation
  * that can be copied into a ring buffer.
  */
 #ifndef TASKD_SPAN_H

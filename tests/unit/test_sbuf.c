@@ -498,6 +498,30 @@ static void test_json_utf8_passes_through(void **state)
     check_json_str(s, want);
 }
 
+static void check_utf8_dup(const char *in, const char *want)
+{
+    char *got = utf8_dup(in);
+    assert_non_null(got);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_utf8_dup_replaces_what_is_not_utf8(void **state)
+{
+    (void)state;
+    check_utf8_dup("", "");
+    check_utf8_dup("caf\xc3\xa9 \xf0\x9f\x98\x80", "caf\xc3\xa9 \xf0\x9f\x98\x80");
+    check_utf8_dup("/tasks/\xff", "/tasks/\xef\xbf\xbd");
+    check_utf8_dup("\xc3", "\xef\xbf\xbd"); /* cut short */
+    /* stray continuations */
+    check_utf8_dup("a\x80\x80"
+                   "b",
+                   "a\xef\xbf\xbd\xef\xbf\xbd"
+                   "b");
+    check_utf8_dup("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* a surrogate */
+    check_utf8_dup("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong */
+}
+
 static void test_json_strn_embedded_nul(void **state)
 {
     (void)state;
@@ -636,6 +660,7 @@ int main(void)
         cmocka_unit_test(test_json_named_controls),
         cmocka_unit_test(test_json_other_controls),
         cmocka_unit_test(test_json_utf8_passes_through),
+        cmocka_unit_test(test_utf8_dup_replaces_what_is_not_utf8),
         cmocka_unit_test(test_json_strn_embedded_nul),
         cmocka_unit_test(test_json_appends_after_content),
         cmocka_unit_test(test_json_roundtrip_with_jansson),

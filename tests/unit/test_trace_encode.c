@@ -628,6 +628,30 @@ static void test_proto_edge_cases(void **state)
     free(buf);
 }
 
+/* A request's path and a handler's message need not be UTF-8; what a collector reads is. */
+static void test_proto_strings_are_utf8(void **state)
+{
+    (void)state;
+    span s;
+    span_reset(&s);
+    s.start_ns = s.end_ns = 1;
+    span_set_str(&s, "url.path", "/tasks/\xff");
+    span_set_error(&s, "broke: \xc3(");
+    uint8_t *buf;
+    size_t len;
+    assert_true(otlp_proto_encode(&s, 1, &RES, &buf, &len));
+    pb_request *req =
+        opentelemetry__proto__trace__v1__export_trace_service_request__unpack(NULL, len, buf);
+    assert_non_null(req);
+    Opentelemetry__Proto__Trace__V1__Span *p = req->resource_spans[0]->scope_spans[0]->spans[0];
+    assert_int_equal(p->n_attributes, 1);
+    assert_string_equal(p->attributes[0]->value->string_value, "/tasks/\xef\xbf\xbd");
+    assert_string_equal(p->status->message, "broke: \xef\xbf\xbd(");
+    opentelemetry__proto__trace__v1__export_trace_service_request__free_unpacked(req, NULL);
+    free(buf);
+    span_clear(&s);
+}
+
 /* ---- X-Ray ---- */
 
 static json_t *encode_xray(const span *s, const char *service, sbuf *text)
@@ -1101,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_proto_roundtrip),
         cmocka_unit_test(test_proto_wire_numbers),
         cmocka_unit_test(test_proto_edge_cases),
+        cmocka_unit_test(test_proto_strings_are_utf8),
         cmocka_unit_test(test_xray_segment),
         cmocka_unit_test(test_xray_segment_errors),
         cmocka_unit_test(test_xray_root_and_in_progress),
