@@ -23,13 +23,13 @@ void exporter_free(exporter *e)
         e->free(e);
 }
 
-void exporter_warn(exporter_warnings *w, const char *message, const char *where_key,
+bool exporter_warn(exporter_warnings *w, const char *message, const char *where_key,
                    const char *where, const char *detail)
 {
     int64_t now = clock_mono_ns();
     if (w->ever && now - w->last_ns < WARN_INTERVAL_NS) {
         w->suppressed++;
-        return;
+        return false;
     }
     w->ever = true;
     w->last_ns = now;
@@ -37,4 +37,5 @@ void exporter_warn(exporter_warnings *w, const char *message, const char *where_
     snprintf(held, sizeof held, "%" PRIu64, w->suppressed);
     w->suppressed = 0;
     log_warn(message, where_key, where, "detail", detail, "suppressed_warnings", held, NULL);
+    return true;
 }

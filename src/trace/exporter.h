@@ -59,9 +59,10 @@ typedef struct exporter_warnings {
 /*
  * Log message as a warning with the fields where_key = where, "detail" = detail and
  * "suppressed_warnings" (the count held back since the last one), unless one was logged less
- * than a minute ago: then only count it. Not thread-safe: one exporter's thread calls it.
+ * than a minute ago: then only count it. Whether it was logged. Not thread-safe: one
+ * exporter's thread calls it.
  */
-void exporter_warn(exporter_warnings *w, const char *message, const char *where_key,
+bool exporter_warn(exporter_warnings *w, const char *message, const char *where_key,
                    const char *where, const char *detail);
 
 #endif

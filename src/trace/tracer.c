@@ -88,6 +88,7 @@ struct tracer {
     span_log *local;
 
     _Atomic uint64_t dropped, exported;
+    _Atomic uint64_t unqueued; /* of the dropped, those the queue never took (it was full) */
 
     /* The configured exporters, in export order (set before the thread starts). */
     exporter *exporters[MAX_EXPORTERS];
@@ -95,8 +96,10 @@ struct tracer {
     const exporter *otlp, *xray; /* which is which, for tracer_log_setup() */
 
     /* Export-thread state (touched by that thread only, or before it starts / after join). */
-    span *batch;        /* BATCH_MAX moved-out spans */
-    bool *batch_failed; /* per span of the batch: some exporter did not take it */
+    span *batch;                         /* BATCH_MAX moved-out spans */
+    bool *batch_failed;                  /* per span of the batch: some exporter did not take it */
+    uint64_t unqueued_told;              /* unqueued as of the last warning about it */
+    exporter_warnings unqueued_warnings; /* that warning's rate limit */
 };
 
 /* ---- small helpers ---- */
@@ -136,6 +139,24 @@ static void export_batch(tracer *t, const span *spans, size_t n)
     atomic_fetch_add(&t->exported, (uint64_t)n - lost);
 }
 
+/*
+ * Spans dropped because the export queue was full (counted on the callers' threads, which must
+ * not log for each) since the last warning about them: one rate-limited warning saying how many.
+ */
+static void warn_unqueued(tracer *t)
+{
+    uint64_t n = atomic_load(&t->unqueued);
+    if (n == t->unqueued_told)
+        return;
+    char detail[96];
+    snprintf(detail, sizeof detail, "%" PRIu64 " spans not exported since the last warning",
+             n - t->unqueued_told);
+    if (exporter_warn(&t->unqueued_warnings,
+                      "spans dropped: the export queue was full (exporters too slow)", "queue",
+                      "export", detail))
+        t->unqueued_told = n;
+}
+
 static void *export_main(void *arg)
 {
     tracer *t = arg;
@@ -170,6 +191,7 @@ static void *export_main(void *arg)
         export_batch(t, t->batch, n);
         for (size_t i = 0; i < n; i++)
             span_clear(&t->batch[i]);
+        warn_unqueued(t);
 
         pthread_mutex_lock(&t->qmu);
         t->exporting = false;
@@ -338,6 +360,13 @@ void tracer_log_setup(const tracer *t)
 
 /* ---- the caller's side ---- */
 
+/* Count a span dropped before the export queue took it. */
+static void drop_unqueued(tracer *t)
+{
+    atomic_fetch_add(&t->dropped, 1);
+    atomic_fetch_add(&t->unqueued, 1);
+}
+
 /* Queue a span (owned) for export, or drop and count it. */
 static void enqueue(tracer *t, span *s)
 {
@@ -355,7 +384,7 @@ static void enqueue(tracer *t, span *s)
     if (wake)
         pthread_cond_signal(&t->qcond);
     if (!queued)
-        atomic_fetch_add(&t->dropped, 1);
+        drop_unqueued(t);
 }
 
 void tracer_take(tracer *t, span *s)
@@ -365,7 +394,7 @@ void tracer_take(tracer *t, span *s)
     bool keep = t->local && s->task_id[0];
     bool export = t->qcap && (s->flags & 0x01); /* an exporter, and sampled */
     if (export && atomic_load_explicit(&t->qfull, memory_order_relaxed)) { /* spare the copy */
-        atomic_fetch_add(&t->dropped, 1);
+        drop_unqueued(t);
         export = false;
     }
     if (export) {
@@ -376,7 +405,7 @@ void tracer_take(tracer *t, span *s)
             enqueue(t, &copy);
             span_clear(&copy); /* empty unless it was dropped */
         } else {
-            atomic_fetch_add(&t->dropped, 1);
+            drop_unqueued(t);
         }
     }
     if (keep) {

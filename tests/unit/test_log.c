@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/stderr_capture.h"
 #include "util/log.h"
 
 #include <jansson.h>
@@ -20,25 +21,12 @@
 /* Run fn with stderr sent to a temporary file; return what it wrote (malloc'ed). */
 static char *capture(void (*fn)(void))
 {
-    FILE *tmp = tmpfile();
-    assert_non_null(tmp);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    assert_true(saved >= 0);
-    assert_true(dup2(fileno(tmp), STDERR_FILENO) >= 0);
+    test_stderr c;
+    test_stderr_begin(&c);
     fn();
-    assert_true(dup2(saved, STDERR_FILENO) >= 0);
-    close(saved);
-    long n = ftell(tmp);
-    assert_true(n >= 0);
-    char *out = calloc(1, (size_t)n + 1);
-    rewind(tmp);
-    assert_int_equal(fread(out, 1, (size_t)n, tmp), (size_t)n);
-    fclose(tmp);
-    return out;
+    return test_stderr_end(&c);
 }
 
-/* The n-th line (0-based) as a JSON object. */
 static json_t *line(const char *text, int n)
 {
     const char *p = text;

@@ -20,6 +20,7 @@
 #include "trace/tracer.h"
 #include "util/log.h"
 #include "support/http_stub.h"
+#include "support/stderr_capture.h"
 #include "support/trace_env.h"
 
 #include <arpa/inet.h>
@@ -874,6 +875,9 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     http_stub *r = receiver_start(NULL); /* accepts, never answers */
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300", 1);
+    test_stderr log;
+    test_stderr_begin(&log);
+    log_setup(LOG_WARN, "test_tracer");
     tracer *t = start(8, 16);
     emit(t, TASK_A, 0);
     sleep_ms(1200); /* the timer fires: the first span's export is stuck on the collector */
@@ -881,6 +885,7 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     for (int i = 1; i <= 100; i++)
         emit(t, TASK_A, i);
     assert_true(tracer_dropped(t) >= 100 - 8);
+    sleep_ms(600); /* the stuck export times out: the export thread tells of the drops */
     assert_int_equal(tracer_exported(t), 0);
     span *got;
     assert_int_equal(tracer_task_spans(t, TASK_A, &got), 16); /* the local store still fills */
@@ -892,6 +897,15 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     int64_t took = now_ms() - t0;
     print_message("shutdown took %lld ms\n", (long long)took);
     assert_true(took < 1500); /* 300 ms timeout, plus the progress callback's granularity */
+    log_setup(LOG_ERROR, "test_tracer");
+    char *logged = test_stderr_end(&log);
+    /* the request threads' drops are told once, by the export thread, with their number */
+    const char *warned = strstr(logged, "spans dropped: the export queue was full");
+    if (!warned)
+        fail_msg("no warning of the drops in: %s", logged);
+    assert_non_null(strstr(warned, " spans not exported since the last warning"));
+    assert_null(strstr(warned + 1, "spans dropped: the export queue was full"));
+    free(logged);
     http_stub_stop(r);
 }
 
