@@ -37,14 +37,27 @@ typedef struct task1 {
     bool aborted;
 } task1;
 
-static double env_number(const char *name, double fallback, double min, double max)
+/*
+ * *out = the number in the environment variable name, fallback when it is unset or empty; false
+ * with err set when it is something else than a number from min to max.
+ */
+static bool env_number(const char *name, double fallback, double min, double max, double *out,
+                       char *err, size_t errlen)
 {
     const char *s = getenv(name);
+    *out = fallback;
     if (!s || !*s)
-        return fallback;
+        return true;
     char *end;
+    errno = 0;
     double v = strtod(s, &end);
-    return *end || !isfinite(v) || v < min || v > max ? fallback : v;
+    if (*end || errno || !isfinite(v) || v < min || v > max) {
+        snprintf(err, errlen, "%s must be a number from %g to %g (it is \"%.32s\")", name, min, max,
+                 s);
+        return false;
+    }
+    *out = v;
+    return true;
 }
 
 static double uniform01(void)
@@ -123,8 +136,12 @@ static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    cfg->seconds = env_number("TASK1_SECONDS", 10, 0, 86400);
-    cfg->failure_rate = env_number("TASK1_FAILURE_RATE", 0.25, 0, 1);
+    if (!env_number("TASK1_SECONDS", 10, 0, 86400, &cfg->seconds, err, errlen) ||
+        !env_number("TASK1_FAILURE_RATE", 0.25, 0, 1, &cfg->failure_rate, err, errlen)) {
+        free(h);
+        free(cfg);
+        return NULL;
+    }
     if (hc && cfg->seconds >= hc->timeout) {
         /* every run would be cut short: say so now, not in a FAILED task per message */
         char seconds[32], timeout[16];

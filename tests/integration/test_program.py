@@ -146,6 +146,18 @@ class Program(ServersTestCase):
         self.assertEqual(s.stop(), 0)
         self.assertNotIn("TASK1_SECONDS", s.stderr_text())
 
+    def test_bad_task1_settings_refuse_the_start(self):
+        # a typo must not quietly run the demo with its defaults
+        for name, value in (("TASK1_SECONDS", "1s"), ("TASK1_SECONDS", "-5"), ("TASK1_SECONDS", "nan"),
+                            ("TASK1_FAILURE_RATE", "2"), ("TASK1_FAILURE_RATE", "abc")):
+            with self.subTest(name=name, value=value):
+                db = self.path("task1.db")
+                err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db],
+                                                  env={name: value})
+                self.assertIn("%s must be a number" % name, err[0])
+                self.assertIn('"%s"' % value, err[0])
+                self.assertFalse(os.path.exists(db), "a refused start left %s behind" % db)
+
     def test_sigterm_exits_zero(self):
         s = self.start()
         self.assertEqual(s.get("/health").status, 200)
