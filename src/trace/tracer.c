@@ -25,9 +25,16 @@
  * took it, else as dropped.
  *
  * Flush (a Lambda function, frozen between invocations, must not hold spans): tracer_flush
- * makes the thread and the exporters hurry exactly as a shutdown does, up to the caller's
- * deadline, and waits on a second condition variable until the queue is empty and no batch
- * is in hand.
+ * makes the thread and the exporters hurry exactly as a shutdown does, and waits on a second
+ * condition variable until the queue is empty and no batch is in hand, or the caller's deadline
+ * passes. The exporters are told a deadline FLUSH_SLACK_NS earlier, so that a batch whose request
+ * they cut there is back, and counted, by the time the flush gives up. Then what is still
+ * queued is dropped and counted, as when the queue is full: the caller is about to be frozen,
+ * and spans kept in a frozen process reach no one. A batch still in hand then (one whose request
+ * began before the flush, which an exporter cuts short only at its next progress check) keeps
+ * the exporters hurried until the export thread is done with it, so that its request ends
+ * there, dropped, rather than after the export timeout, across a freeze and into the next
+ * invocation's flush.
  *
  * Shutdown: tracer_free sets a deadline (now + the export timeout), hurries the exporters
  * and wakes the thread. From then on no batch is retried: the batch in hand and every one
@@ -64,7 +71,8 @@
 #define LOCAL_MIN_BYTES        (256 * 1024) /* so that a span of 64 KiB still fits */
 #define BATCH_MAX              512
 #define FLUSH_INTERVAL_NS      1000000000LL
-#define MAX_EXPORTERS          2 /* X-Ray, OTLP */
+#define FLUSH_SLACK_NS         20000000LL /* exporters give up this long before a flush does */
+#define MAX_EXPORTERS          2          /* X-Ray, OTLP */
 
 struct tracer {
     otel_config cfg;
@@ -79,6 +87,7 @@ struct tracer {
     atomic_bool stopping; /* written under qmu, read anywhere */
     atomic_bool flushing; /* a tracer_flush() waits: hurry, as when stopping */
     bool exporting;       /* the export thread has a batch in hand (under qmu) */
+    bool hurry_held;      /* a flush ended with a batch in hand: its end ends the hurry (qmu) */
     pthread_cond_t idle;  /* the queue emptied and no batch is in hand */
     bool has_thread;
     pthread_t thread;
@@ -195,6 +204,10 @@ static void *export_main(void *arg)
 
         pthread_mutex_lock(&t->qmu);
         t->exporting = false;
+        if (t->hurry_held && !atomic_load(&t->flushing) && !atomic_load(&t->stopping)) {
+            hurry_exporters(t, false, 0); /* the batch a flush left in hand is done */
+            t->hurry_held = false;
+        }
     }
     pthread_mutex_unlock(&t->qmu);
     return NULL;
@@ -470,17 +483,27 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
     if (!t || !t->has_thread)
         return true;
     int64_t left_ms = deadline_ms - clock_unix_ms();
-    int64_t until = clock_mono_ns() + (left_ms > 0 ? left_ms : 0) * 1000000;
+    int64_t now = clock_mono_ns();
+    int64_t until = now + (left_ms > 0 ? left_ms : 0) * 1000000;
+    int64_t exporters_until = until - FLUSH_SLACK_NS > now ? until - FLUSH_SLACK_NS : now;
     struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&t->qmu);
-    hurry_exporters(t, true, until);
+    hurry_exporters(t, true, exporters_until);
     atomic_store(&t->flushing, true);
     pthread_cond_broadcast(&t->qcond);
     while ((t->qlen || t->exporting) && clock_mono_ns() < until)
         pthread_cond_timedwait(&t->idle, &t->qmu, &ts);
     bool empty = !t->qlen && !t->exporting;
+    /* past the deadline: what is queued is dropped (see above) */
+    uint64_t cut = t->qlen;
+    for (; t->qlen; t->qlen--, t->qhead = (t->qhead + 1) % t->qcap)
+        span_clear(&t->queue[t->qhead]);
+    atomic_store_explicit(&t->qfull, false, memory_order_relaxed);
+    atomic_fetch_add(&t->dropped, cut);
     atomic_store(&t->flushing, false);
-    hurry_exporters(t, false, 0);
+    t->hurry_held = t->exporting; /* the export thread ends the hurry when the batch is back */
+    if (!t->hurry_held)
+        hurry_exporters(t, false, 0);
     pthread_cond_broadcast(&t->qcond);
     pthread_mutex_unlock(&t->qmu);
     return empty;

@@ -75,17 +75,21 @@ void tracer_take(tracer *t, span *s);
  */
 size_t tracer_task_spans(tracer *t, const char *task_id, span **out);
 /*
- * Spans dropped because the export queue was full or export failed for good
- * (any configured exporter: OTLP rejected or gave up, X-Ray send failed).
+ * Spans dropped because the export queue was full, export failed for good
+ * (any configured exporter: OTLP rejected or gave up, X-Ray send failed), or
+ * a tracer_flush() ran out of time before they were sent.
  */
 uint64_t tracer_dropped(const tracer *t);
 /* Spans every configured exporter took. */
 uint64_t tracer_exported(const tracer *t);
 /*
  * Export everything queued now, without retries, and wait until it is sent
- * or deadline_ms (epoch milliseconds) passes: a process about to be frozen
- * (a Lambda function between invocations) then holds no spans. True when
- * nothing is left. NULL, or no exporter, is fine (true at once).
+ * or deadline_ms (epoch milliseconds) passes; then drop (and count in
+ * tracer_dropped) what is still queued: a process about to be frozen (a
+ * Lambda function between invocations) then holds no spans. A batch whose
+ * request is still under way is cut short and counted when it ends. True
+ * when nothing was left at the deadline (spans an exporter gave up on count
+ * as dropped all the same). NULL, or no exporter, is fine (true at once).
  */
 bool tracer_flush(tracer *t, int64_t deadline_ms);
 /* Flush what is queued (bounded by the export timeout) and stop. NULL is fine. */

@@ -707,6 +707,49 @@ static void test_flush_sends_now(void **state)
     assert_true(tracer_flush(NULL, 0)); /* NULL tracer: nothing to do */
 }
 
+/*
+ * A flush that runs out of time leaves nothing behind: what is still queued is dropped and
+ * counted at once, and a request that began before the flush (the 1 s timer's, with the whole
+ * export timeout) is cut short soon after, not left running for its 10 s into the next flush,
+ * which then has the export thread to itself.
+ */
+static void test_flush_out_of_time_drops_the_rest(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start(NULL); /* accepts, never answers */
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    tracer *t = start(64, 0); /* the default export timeout: 10 s */
+    emit(t, TASK_A, 1);
+    sleep_ms(1200); /* the timer fires: span 1's request waits on the collector */
+    assert_int_equal(http_stub_count(r), 1);
+    for (int i = 2; i <= 6; i++)
+        emit(t, TASK_A, i);
+    int64_t t0 = now_ms();
+    assert_false(tracer_flush(t, epoch_ms() + 300));
+    int64_t took = now_ms() - t0;
+    assert_true(took >= 250 && took < 600);
+    assert_int_equal(tracer_dropped(t), 5); /* the queued ones, at once */
+    assert_int_equal(tracer_exported(t), 0);
+    /* span 1's request ends at the next progress check (about a second), not after 10 s */
+    assert_true(wait_count(tracer_dropped, t, 6, 2500));
+    print_message("the earlier request ended %lld ms after the flush began\n",
+                  (long long)(now_ms() - t0));
+    /* the next flush: its own batch gets the whole budget, and is cut within it */
+    emit(t, TASK_A, 7);
+    t0 = now_ms();
+    assert_true(tracer_flush(t, epoch_ms() + 300)); /* back (dropped) before the deadline */
+    took = now_ms() - t0;
+    assert_true(took >= 250 && took < 600);
+    assert_int_equal(http_stub_count(r), 2);
+    assert_int_equal(tracer_dropped(t), 7);
+    assert_int_equal(tracer_exported(t), 0);
+    t0 = now_ms();
+    tracer_free(t); /* nothing left to wait for */
+    assert_true(now_ms() - t0 < 500);
+    http_stub_stop(r);
+}
+
 static void test_retry_after_header(void **state)
 {
     (void)state;
@@ -1066,6 +1109,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
+        cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
         cmocka_unit_test(test_gives_up_after_five_attempts),
         cmocka_unit_test(test_drop_on_400),
         cmocka_unit_test(test_partial_success),
