@@ -10,10 +10,11 @@
  * Then the loop: take the next invocation; its deadline becomes the
  * thread's deadline for every AWS call; its request id joins every log line;
  * the role answers; the response (or the function error) is posted; then
- * what the invocation changed in the metrics is written to stdout as
- * CloudWatch Embedded Metric Format lines, and queued spans are flushed
- * within the deadline, before /next lets Lambda freeze the process.
- * Connections live across invocations.
+ * queued spans are flushed, for FLUSH_BUDGET_MS at most and never past the
+ * deadline, what is not sent by then dropped and counted; what the
+ * invocation changed in the metrics (the dropped spans among them) is
+ * written to stdout as CloudWatch Embedded Metric Format lines; and /next
+ * lets Lambda freeze the process. Connections live across invocations.
  *
  * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker),
  * TABLE_NAME (api, worker), TOPIC_ARN (publish), QUEUE_NAME (worker: the
@@ -31,12 +32,14 @@
 #include "lambda_runtime.h"
 #include "publish_role.h"
 #include "role.h"
+#include "trace/exporter.h"
 #include "trace/trace.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "worker_role.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,8 @@ typedef struct runtime_graph {
     aws_client *sns; /* publish */
     role *role;
     const char *metrics_namespace, *function_name; /* for each invocation's metrics */
+    uint64_t spans_dropped;           /* tracer_dropped() when the last metrics were written */
+    exporter_warnings flush_warnings; /* spans a flush could not send: one warning a minute */
 } runtime_graph;
 
 static void graph_free(runtime_graph *g)
@@ -149,6 +154,10 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
         return false;
     }
     trace_declare_metrics(g->tel.metrics);
+    /* the tracer's count, as its increase in each invocation (taskd's /metrics reads the
+     * tracer directly) */
+    metrics_declare(g->tel.metrics, "taskd_spans_dropped_total",
+                    "Spans dropped: export queue full or export failed.", METRIC_COUNTER, NULL, 0);
     metrics_keep_observations(g->tel.metrics);
     const char *ns = getenv("TASKD_METRICS_NAMESPACE");
     const char *function = getenv("AWS_LAMBDA_FUNCTION_NAME");
@@ -189,7 +198,6 @@ static void trace_root(const char *header, char *out, size_t outlen)
  * leaves each call its default budget.
  */
 #define RESPONSE_RESERVE_MS 500
-#define FLUSH_DEFAULT_MS    1000
 static int64_t call_deadline(int64_t deadline_ms)
 {
     if (deadline_ms <= 0)
@@ -197,6 +205,49 @@ static int64_t call_deadline(int64_t deadline_ms)
     int64_t reserve = (deadline_ms - clock_unix_ms()) / 10;
     reserve = reserve < 0 ? 0 : reserve > RESPONSE_RESERVE_MS ? RESPONSE_RESERVE_MS : reserve;
     return deadline_ms - reserve;
+}
+
+/*
+ * How long the spans of an invocation may take to leave once its response is posted. Lambda
+ * counts the time until /next as the invocation's (a flush that reaches the deadline is a
+ * timeout), and the next invocation waits for it. A collector that is up takes a batch in a few
+ * milliseconds when it runs beside the function (the OpenTelemetry Lambda extension, a sidecar)
+ * and in tens of milliseconds across a region; 300 ms leaves room on top for a new TLS
+ * connection after a freeze (a few round trips). A collector that is down or stalled then costs
+ * each invocation at most that, not the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by
+ * default) or the rest of the deadline; what it did not take is dropped and counted. The same
+ * budget applies when Lambda gave no deadline.
+ */
+#define FLUSH_BUDGET_MS 300
+static int64_t flush_deadline(int64_t deadline_ms)
+{
+    int64_t budget = clock_unix_ms() + FLUSH_BUDGET_MS;
+    int64_t limit = call_deadline(deadline_ms);
+    return limit && limit < budget ? limit : budget;
+}
+
+/*
+ * Send the invocation's spans (see FLUSH_BUDGET_MS) and count the spans dropped since the last
+ * invocation's metrics: those the flush had to leave, those an exporter gave up on or the full
+ * queue refused. An exporter warns of its own failures; spans the flush left, which no exporter
+ * tried, are warned about here, at most once a minute (a collector that is down would otherwise
+ * add a line to every invocation).
+ */
+static void flush_spans(runtime_graph *g, const lambda_invocation *inv)
+{
+    bool sent = tracer_flush(g->tel.tracer, flush_deadline(inv->deadline_ms));
+    uint64_t dropped = tracer_dropped(g->tel.tracer);
+    uint64_t lost = dropped - g->spans_dropped;
+    g->spans_dropped = dropped;
+    if (lost)
+        metrics_add(g->tel.metrics, "taskd_spans_dropped_total", NULL, lost);
+    if (!sent) {
+        char n[24];
+        snprintf(n, sizeof n, "%" PRIu64, lost);
+        exporter_warn(&g->flush_warnings, "spans dropped: not sent before the next invocation",
+                      "dropped_spans", n,
+                      "the exporters did not take them within the flush's budget");
+    }
 }
 
 /*
@@ -252,11 +303,9 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
             log_error("invocation failed", "error_type", res.error_type, "error", res.error_message,
                       NULL);
         role_result_clear(&res);
+        /* spans must not wait in a frozen process: send them before the next /next */
+        flush_spans(g, &inv);
         write_metrics(g, &inv);
-        /* spans must not wait in a frozen process: send them before the next /next
-         * (within the invocation's deadline; a second when Lambda gave none) */
-        tracer_flush(g->tel.tracer,
-                     inv.deadline_ms > 0 ? inv.deadline_ms : clock_unix_ms() + FLUSH_DEFAULT_MS);
         aws_set_deadline(0);
         log_context_clear();
         lambda_invocation_clear(&inv);

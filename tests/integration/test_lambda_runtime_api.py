@@ -1,0 +1,344 @@
+"""bootstrap against a Runtime API of this file's own, which notes when each request arrives and
+answers the posts with a chosen status, and against OTLP collectors of its own (one that answers,
+one that accepts connections and never answers):
+
+- a collector that never answers costs each invocation at most the flush's short budget before
+  the next /next, with or without a deadline; the spans it did not take are dropped and counted
+  (taskd_spans_dropped_total in the invocation's metrics line, and a warning);
+- a collector that answers has every span before the next /next, also without a deadline.
+
+Role api with an event that needs no DynamoDB (a route with no task id: 404), so the only
+network bootstrap talks to is this file's. Needs the bootstrap build, nothing else.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from queue import Empty, Queue
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import bootstrap_bin, require_bootstrap, wait_until  # noqa: E402
+
+PREFIX = "/2018-06-01/runtime"
+# the flush's budget after the response is 300 ms (src/aws/bootstrap.c); what a test allows the
+# gap from the response to the next /next, with room for a sanitizer build on a busy machine
+PROMPT = 0.75
+INHERITED = ("PATH", "HOME", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
+
+
+def event(path="/tasks/not-a-task-id"):
+    """An API Gateway REST (1.0) event the api role answers without DynamoDB (404)."""
+    return json.dumps({
+        "resource": "/{proxy+}", "path": path, "httpMethod": "GET", "headers": None,
+        "multiValueHeaders": None, "queryStringParameters": None,
+        "multiValueQueryStringParameters": None, "pathParameters": {"proxy": path[1:]},
+        "stageVariables": None, "body": None, "isBase64Encoded": False,
+        "requestContext": {"stage": "dev", "requestId": str(uuid.uuid4()), "httpMethod": "GET",
+                           "path": "/dev" + path}}).encode()
+
+
+def trace_id():
+    return "Root=1-%08x-%s;Parent=%s;Sampled=1" % (int(time.time()), uuid.uuid4().hex[:24],
+                                                  uuid.uuid4().hex[:16])
+
+
+class RuntimeApi:
+    """The Runtime API of one bootstrap: /next hands out what invoke() queued (and drops the
+    connection once close() queues None); each request's arrival is noted (monotonic time), and
+    the posts are answered post_status."""
+
+    def __init__(self):
+        self.events = Queue()
+        self.posts = Queue()
+        self.nexts = []  # arrival times of GET /next
+        self.deadline = None  # the last invocation's Lambda-Runtime-Deadline-Ms, in monotonic time
+        self.post_status = 202
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out in separate writes
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=b""):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                api.nexts.append(time.monotonic())
+                item = api.events.get()
+                if item is None:
+                    self.close_connection = True
+                    return
+                body, headers = item
+                self.send_response(200)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                at = time.monotonic()
+                status = api.post_status
+                if status == 202:
+                    self.reply(202, b'{"status":"OK"}')
+                else:
+                    self.reply(status, json.dumps({"errorType": "Test.Status%d" % status,
+                                                   "errorMessage": "answered %d" % status}).encode())
+                api.posts.put((self.path.rsplit("/", 1)[-1], body, at))
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = "127.0.0.1:%d" % self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def invoke(self, body, deadline_s=None, timeout=10.0):
+        """Queue an invocation and wait for its post: (kind, body, arrival time)."""
+        headers = {"Lambda-Runtime-Aws-Request-Id": str(uuid.uuid4()),
+                   "Lambda-Runtime-Invoked-Function-Arn":
+                       "arn:aws:lambda:eu-west-1:000000000000:function:taskd-test-api",
+                   "Lambda-Runtime-Trace-Id": trace_id()}
+        self.deadline = None
+        if deadline_s is not None:
+            ms = int((time.time() + deadline_s) * 1000)
+            self.deadline = time.monotonic() + (ms / 1000.0 - time.time())
+            headers["Lambda-Runtime-Deadline-Ms"] = str(ms)
+        self.events.put((body, headers))
+        try:
+            return self.posts.get(timeout=timeout)
+        except Empty:
+            raise AssertionError("no /response or /error within %.0f s" % timeout)
+
+    def next_after(self, at, timeout):
+        """The arrival of the first /next after `at`, waited for up to timeout; None if none."""
+        try:
+            return wait_until(lambda: [t for t in self.nexts if t > at], timeout, interval=0.005,
+                              what="a /next")[0]
+        except AssertionError:
+            return None
+
+    def close(self):
+        for _ in range(4):
+            self.events.put(None)
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Collector:
+    """An OTLP/HTTP collector: 'answer' takes every POST (200, counting them and when they came);
+    'silent' accepts connections and reads nothing, answers nothing."""
+
+    def __init__(self, mode):
+        self.posts = []
+        self.conns = []
+        if mode == "silent":
+            self.sock = socket.socket()
+            self.sock.bind(("127.0.0.1", 0))
+            self.sock.listen(64)
+            self.port = self.sock.getsockname()[1]
+            threading.Thread(target=self._accept, daemon=True).start()
+            self.server = None
+            return
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                collector.posts.append(time.monotonic())
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    @property
+    def endpoint(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def close(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+        else:
+            self.sock.close()
+            for c in self.conns:
+                c.close()
+
+
+class Bootstrap:
+    """One bootstrap process (role api) on a RuntimeApi; stdout and stderr are collected."""
+
+    def __init__(self, api, env=None):
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        nothing = "http://127.0.0.1:%d" % closed.getsockname()[1]
+        closed.close()
+        full = {k: os.environ[k] for k in INHERITED if k in os.environ}
+        full.update({"AWS_LAMBDA_RUNTIME_API": api.address, "_HANDLER": "api",
+                     "TABLE_NAME": "tasks", "AWS_REGION": "eu-west-1",
+                     "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+                     "AWS_SESSION_TOKEN": "token", "AWS_ENDPOINT_URL": nothing,
+                     "AWS_LAMBDA_FUNCTION_NAME": "taskd-test-api", "LOG_LEVEL": "info"})
+        full.update(env or {})
+        self.out, self.err = [], []
+        self.proc = subprocess.Popen([bootstrap_bin()], env=full, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.readers = [threading.Thread(target=self._drain, args=(s, lines), daemon=True)
+                        for s, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for r in self.readers:
+            r.start()
+
+    @staticmethod
+    def _drain(stream, lines):
+        for raw in stream:
+            lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def objects(self, lines):
+        out = []
+        for line in list(lines):
+            try:
+                o = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(o, dict):
+                out.append(o)
+        return out
+
+    def logs(self, message=None):
+        return [o for o in self.objects(self.err) if message is None or o.get("message") == message]
+
+    def metric_total(self, name):
+        """The sum of a metric over the EMF lines on stdout."""
+        return sum(o.get(name, 0) for o in self.objects(self.out))
+
+    def text(self):
+        return "\n".join(self.err[-60:])
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        for r in self.readers:
+            r.join(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+class RuntimeApiTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        require_bootstrap()
+
+    def start(self, env=None):
+        api = RuntimeApi()
+        self.addCleanup(api.close)
+        boot = Bootstrap(api, env)
+        self.addCleanup(boot.stop)
+        return api, boot
+
+    def collector(self, mode):
+        c = Collector(mode)
+        self.addCleanup(c.close)
+        return c
+
+
+class SpansFlush(RuntimeApiTestCase):
+    def silent_collector_runs(self, deadline_s):
+        """Three invocations with a silent collector: the gap from each response to the next
+        /next, and the spans dropped."""
+        c = self.collector("silent")
+        api, boot = self.start({"OTEL_EXPORTER_OTLP_ENDPOINT": c.endpoint})
+        gaps = []
+        for i in range(3):
+            kind, body, at = api.invoke(event(), deadline_s=deadline_s)
+            self.assertEqual(kind, "response", body)
+            self.assertEqual(json.loads(body)["statusCode"], 404, body)
+            nxt = api.next_after(at, 15.0)
+            self.assertIsNotNone(nxt, "no /next after invocation %d:\n%s" % (i, boot.text()))
+            gaps.append(nxt - at)
+            if api.deadline is not None:  # before the deadline, not at it: that is a timeout
+                self.assertLess(nxt, api.deadline - 0.005, "the next /next came %.1f ms before the "
+                                "deadline, not 5 or more" % ((api.deadline - nxt) * 1000))
+        print("%s: response -> next /next: %s" % (self.id().rsplit(".", 1)[-1],
+              ", ".join("%.0f ms" % (g * 1000) for g in gaps)), file=sys.stderr)
+        for g in gaps:
+            self.assertLess(g, PROMPT, "the next invocation waited on the collector: %r\n%s"
+                            % (gaps, boot.text()))
+        self.assertGreater(len(c.conns), 0, "the collector was never reached")
+        # Each invocation's request span was dropped and is counted in the metrics line of the
+        # invocation during which it was: its own, or (a batch cut short after the flush gave
+        # up) the next one's. One more invocation writes that line for the third.
+        self.assertEqual(api.invoke(event(), deadline_s=deadline_s)[0], "response")
+        dropped = wait_until(lambda: boot.metric_total("taskd_spans_dropped_total") >= 3 and
+                             boot.metric_total("taskd_spans_dropped_total"), 5,
+                             what="3 dropped spans in the metrics lines")
+        self.assertLessEqual(dropped, 4, boot.out)
+        wait_until(lambda: [o for o in boot.logs() if o.get("level") == "WARN" and
+                            "spans dropped" in o.get("message", "")], 5,
+                   what="a warning of dropped spans")
+
+    def test_silent_collector_with_a_deadline(self):
+        """Lambda gives a deadline far off: the flush is still over in a few hundred ms, not at
+        the export timeout (10 s) nor at the deadline."""
+        self.silent_collector_runs(20.0)
+
+    def test_silent_collector_with_a_near_deadline(self):
+        """A deadline nearer than the flush's budget: the flush ends before it, so Lambda sees
+        no timeout."""
+        self.silent_collector_runs(0.25)
+
+    def test_silent_collector_without_a_deadline(self):
+        self.silent_collector_runs(None)
+
+    def test_spans_reach_a_collector_before_the_next_invocation(self):
+        """Without a deadline as with one, the invocation's spans are sent before /next."""
+        c = self.collector("answer")
+        api, boot = self.start({"OTEL_EXPORTER_OTLP_ENDPOINT": c.endpoint})
+        for deadline_s in (None, 20.0):
+            before = len(c.posts)
+            kind, body, at = api.invoke(event(), deadline_s=deadline_s)
+            self.assertEqual(kind, "response", body)
+            nxt = api.next_after(at, 5.0)
+            self.assertIsNotNone(nxt, boot.text())
+            self.assertEqual(len([t for t in c.posts if t < nxt]), before + 1,
+                             "spans still queued at the next /next\n%s" % boot.text())
+        self.assertEqual(boot.metric_total("taskd_spans_dropped_total"), 0, boot.out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
