@@ -14,7 +14,9 @@
  * deadline, what is not sent by then dropped and counted; what the
  * invocation changed in the metrics (the dropped spans among them) is
  * written to stdout as CloudWatch Embedded Metric Format lines; and /next
- * lets Lambda freeze the process. Connections live across invocations.
+ * lets Lambda freeze the process. A 5xx answer to the post means the
+ * Runtime API has failed: the process exits (non-zero) instead of asking
+ * for the next invocation. Connections live across invocations.
  *
  * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker),
  * TABLE_NAME (api, worker), TOPIC_ARN (publish), QUEUE_NAME (worker: the
@@ -297,6 +299,12 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
             res.response
                 ? lambda_runtime_respond(rt, &inv, res.response, res.response_len, err, sizeof err)
                 : lambda_runtime_fail(rt, &inv, res.error_type, res.error_message, err, sizeof err);
+        /*
+         * The API documents 500 for both posts as a failure of its own after which the runtime
+         * must exit; another 5xx is taken the same way. A 4xx (400, 403; 413 for a response too
+         * large) refuses this post only, and a post that got no answer leaves /next to tell.
+         */
+        bool api_failed = !posted && lambda_runtime_last_status(rt) >= 500;
         if (!posted)
             log_error("cannot post the invocation's outcome", "error", err, NULL);
         else if (!res.response)
@@ -306,9 +314,16 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
         /* spans must not wait in a frozen process: send them before the next /next */
         flush_spans(g, &inv);
         write_metrics(g, &inv);
+        if (api_failed) {
+            char status[24];
+            snprintf(status, sizeof status, "%ld", lambda_runtime_last_status(rt));
+            log_error("the runtime API failed: exiting", "status", status, NULL);
+        }
         aws_set_deadline(0);
         log_context_clear();
         lambda_invocation_clear(&inv);
+        if (api_failed)
+            return 1; /* Lambda starts a fresh environment */
     }
 }
 

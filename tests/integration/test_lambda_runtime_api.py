@@ -5,7 +5,9 @@ one that accepts connections and never answers):
 - a collector that never answers costs each invocation at most the flush's short budget before
   the next /next, with or without a deadline; the spans it did not take are dropped and counted
   (taskd_spans_dropped_total in the invocation's metrics line, and a warning);
-- a collector that answers has every span before the next /next, also without a deadline.
+- a collector that answers has every span before the next /next, also without a deadline;
+- a Runtime API that answers 500 to a /response or an /error makes bootstrap exit non-zero
+  without asking for another invocation; a 400 does not.
 
 Role api with an event that needs no DynamoDB (a route with no task id: 404), so the only
 network bootstrap talks to is this file's. Needs the bootstrap build, nothing else.
@@ -30,6 +32,7 @@ PREFIX = "/2018-06-01/runtime"
 # the flush's budget after the response is 300 ms (src/aws/bootstrap.c); what a test allows the
 # gap from the response to the next /next, with room for a sanitizer build on a busy machine
 PROMPT = 0.75
+EXIT_TIMEOUT = 5.0
 INHERITED = ("PATH", "HOME", "LANG", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS")
 
 
@@ -338,6 +341,46 @@ class SpansFlush(RuntimeApiTestCase):
             self.assertEqual(len([t for t in c.posts if t < nxt]), before + 1,
                              "spans still queued at the next /next\n%s" % boot.text())
         self.assertEqual(boot.metric_total("taskd_spans_dropped_total"), 0, boot.out)
+
+
+class PostFailures(RuntimeApiTestCase):
+    def test_500_to_a_response_exits(self):
+        api, boot = self.start()
+        api.post_status = 500
+        kind, _, at = api.invoke(event())
+        self.assertEqual(kind, "response")
+        try:
+            rc = boot.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail("bootstrap still runs %.0f s after a 500:\n%s" % (EXIT_TIMEOUT, boot.text()))
+        self.assertEqual(rc, 1, boot.text())  # its own exit, not a signal or a sanitizer's
+        self.assertIsNone(api.next_after(at, 0.1), "asked for another invocation after a 500")
+        self.assertTrue(boot.logs("the runtime API failed: exiting"), boot.text())
+
+    def test_500_to_an_error_exits(self):
+        api, boot = self.start()
+        api.post_status = 500
+        kind, _, at = api.invoke(b"not an API Gateway event")
+        self.assertEqual(kind, "error")
+        try:
+            rc = boot.proc.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.fail("bootstrap still runs %.0f s after a 500:\n%s" % (EXIT_TIMEOUT, boot.text()))
+        self.assertEqual(rc, 1, boot.text())  # its own exit, not a signal or a sanitizer's
+        self.assertIsNone(api.next_after(at, 0.1), "asked for another invocation after a 500")
+
+    def test_400_goes_on(self):
+        """A 4xx refuses this post only: the failure is logged and the next invocation served."""
+        api, boot = self.start()
+        api.post_status = 400
+        kind, _, at = api.invoke(event())
+        self.assertEqual(kind, "response")
+        self.assertIsNotNone(api.next_after(at, 5.0), boot.text())
+        api.post_status = 202
+        kind, body, _ = api.invoke(event())
+        self.assertEqual((kind, json.loads(body)["statusCode"]), ("response", 404))
+        self.assertIsNone(boot.proc.poll(), boot.text())
+        self.assertTrue(boot.logs("cannot post the invocation's outcome"), boot.text())
 
 
 if __name__ == "__main__":
