@@ -19,6 +19,7 @@
 #include "core/validate.h"
 #include "dashboard.h"
 #include "openapi.h"
+#include "trace/span_encode.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -600,10 +601,14 @@ static void put_span_json(sbuf *b, const span *s)
                 (long long)s->end_ns);
     sbuf_printf(b, ",\"duration_ms\":%.3f,\"attributes\":{",
                 (double)(s->end_ns - s->start_ns) / 1e6);
-    for (int i = 0; i < s->n_attrs; i++) {
+    bool first = true;
+    for (int i = 0; i < span_encode_attr_count(s); i++) {
+        if (span_encode_attr_shadowed(s, i))
+            continue; /* a key once, with its last value, as every exporter sends it */
         const span_attr *at = &s->attrs[i];
-        if (i)
+        if (!first)
             sbuf_putc(b, ',');
+        first = false;
         sbuf_json_str(b, at->key);
         sbuf_putc(b, ':');
         switch (at->type) {
@@ -614,7 +619,7 @@ static void put_span_json(sbuf *b, const span *s)
             sbuf_int(b, at->v.i);
             break;
         case SPAN_ATTR_DOUBLE:
-            sbuf_printf(b, "%.17g", at->v.d);
+            span_encode_json_double(b, at->v.d);
             break;
         case SPAN_ATTR_BOOL:
             sbuf_puts(b, at->v.b ? "true" : "false");

@@ -239,8 +239,19 @@ bool publisher_route(const config *c, publication *p, const queue_config **out, 
 {
     if (!topic_route(c, &p->message, out, max, n))
         return false;
-    for (size_t i = 0; i < *n; i++)
-        span_set_static(&p->publish, "taskd.queue", out[i]->name);
+    if (*n == 1) {
+        span_set_static(&p->publish, "taskd.queue", out[0]->name);
+    } else if (*n > 1) { /* fanned out: every queue, in one attribute */
+        sbuf queues = {0};
+        for (size_t i = 0; i < *n; i++) {
+            if (i)
+                sbuf_putc(&queues, ',');
+            sbuf_puts(&queues, out[i]->name);
+        }
+        if (!sbuf_failed(&queues))
+            span_set_str(&p->publish, "taskd.queue", queues.data);
+        sbuf_free(&queues);
+    }
     return true;
 }
 

@@ -28,7 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ServersTestCase, Taskd, UDPListener, db_query, metrics, parse_metrics,  # noqa: E402
-                     wait_until)
+                     wait_until, write_config)
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -678,6 +678,32 @@ class TracingCase(ServersTestCase):
         others = [(sp["name"], sp["trace_id"]) for sp in spans if sp["trace_id"] != trace_id]
         self.assertEqual(others, [], "GET /tasks/%s/trace holds spans of other traces than the task's %s"
                          % (tid, trace_id))
+        self.stop_clean(s)
+
+    def test_fanned_out_publish_names_its_queues_once(self):
+        """A task published to two queues: one taskd.queue attribute naming both, no key twice."""
+        cfg = write_config(self.tmp, {
+            "queues": [{"name": "work"}, {"name": "audit"}], "handlers": [],
+            "subscriptions": [{"queue": "work", "filter_policy": {"TaskType": ["TASK2"]}},
+                              {"queue": "audit", "filter_policy": {"TaskType": ["TASK2"]}}]})
+        s = Taskd(tmpdir=self.tmp, db=os.path.join(self.tmp, "fan.db"), config=cfg)
+        self.servers.append(s)
+        tid = s.create("TASK2", data={})
+
+        def publish_span():
+            r = s.get("/tasks/%s/trace" % tid)
+            self.assertEqual(r.status, 200, r)
+            pairs = []
+
+            def keep(items):
+                pairs.append([k for k, _ in items])
+                return dict(items)
+            body = json.loads(r.body.decode("utf-8"), object_pairs_hook=keep)
+            for keys in pairs:
+                self.assertEqual(len(keys), len(set(keys)), "a key twice in one object: %r" % keys)
+            return [sp for sp in body["spans"] if sp["name"].startswith("publish ")]
+        spans = wait_until(publish_span, 5.0, what="the publish span of %s" % tid)
+        self.assertEqual(spans[0]["attributes"].get("taskd.queue"), "work,audit", spans[0])
         self.stop_clean(s)
 
     def test_new_trace_is_xray_compatible(self):
