@@ -106,9 +106,10 @@ static bool parse_sync(const char *s, store_sync *out)
     return true;
 }
 
+/* Refuse to start: the reason as a log line (JSON, as every other), and exit status 2. */
 static int fail(const char *msg)
 {
-    fprintf(stderr, "taskd: %s\n", msg);
+    log_error(msg, NULL);
     return 2;
 }
 
@@ -269,7 +270,7 @@ int main(int argc, char **argv)
     log_level level = LOG_INFO;
     const char *env_level = getenv("LOG_LEVEL");
     if (env_level && !log_level_parse(env_level, &level))
-        return fail("LOG_LEVEL must be DEBUG, INFO, WARN or ERROR");
+        return fail("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR");
     log_setup(level, "taskd");
     tracer_global_init(); /* libcurl, before any thread starts */
 

@@ -15,7 +15,8 @@
 static log_level threshold = LOG_INFO;
 static const char *service_name = "taskd";
 
-static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+/* Python's names, as Lambda Powertools writes them */
+static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
 /* The calling thread's context fields, rendered once: ',"name":"value"...'. */
 static _Thread_local char context[480];
@@ -68,7 +69,7 @@ bool log_level_parse(const char *s, log_level *out)
             return true;
         }
     }
-    if (strcasecmp(s, "WARNING") == 0) {
+    if (strcasecmp(s, "WARN") == 0) {
         *out = LOG_WARN;
         return true;
     }

@@ -311,7 +311,7 @@ class SpansFlush(RuntimeApiTestCase):
                              boot.metric_total("taskd_spans_dropped_total"), 5,
                              what="3 dropped spans in the metrics lines")
         self.assertLessEqual(dropped, 4, boot.out)
-        wait_until(lambda: [o for o in boot.logs() if o.get("level") == "WARN" and
+        wait_until(lambda: [o for o in boot.logs() if o.get("level") == "WARNING" and
                             "spans dropped" in o.get("message", "")], 5,
                    what="a warning of dropped spans")
 

@@ -5,7 +5,7 @@ nothing happens at all.
    headers, 431 headers too large, 414, 505, 400 for a malformed request line, header
    line, Content-Length or chunk, 413 for a Content-Length past 2^64 - 1 — are counted in
    taskd_http_requests_total under route="unmatched", exactly once each, and logged
-   at DEBUG as the "request" line every routed request gets; none is a WARN line.
+   at DEBUG as the "request" line every routed request gets; none is a WARNING line.
    Each bad request goes over a raw socket; /metrics and the log are read before and
    after it.
 2. An idle taskd writes nothing: no store transaction (taskd_store_commit_writes_count
@@ -123,7 +123,7 @@ class EarlyAnswers(ServersTestCase):
                 self.assertEqual(line.get("method"), method, line)
                 self.assertTrue(line.get("detail"), "the line says why: %r" % line)
         self.assertEqual(s.get("/health").status, 200)
-        warns = [o for o in s.log_json() if o.get("level") in ("WARN", "ERROR")]
+        warns = [o for o in s.log_json() if o.get("level") in ("WARNING", "ERROR")]
         self.assertEqual(warns, [], "a client's bad request is no warning")
         self.assertEqual(s.stop(), 0)
 
@@ -137,7 +137,7 @@ class EarlyAnswers(ServersTestCase):
         m = metrics(s)
         self.assertEqual(series(m, "taskd_http_requests_total", route="unmatched"), 2)
         self.assertEqual(s.stop(), 0)
-        noisy = [o for o in s.log_json() if o.get("level") in ("DEBUG", "WARN", "ERROR")
+        noisy = [o for o in s.log_json() if o.get("level") in ("DEBUG", "WARNING", "ERROR")
                  or o.get("message") == "request" or "Error processing" in o.get("message", "")]
         self.assertEqual(noisy, [], "lines at INFO for bad requests")
 

@@ -32,6 +32,9 @@ class Program(ServersTestCase):
         self.assertTrue(err, "taskd %r failed without an error on stderr" % (args,))
         if one_line:
             self.assertEqual(len(err), 1, "expected a one-line error, got %r" % err)
+        # the reason is a log line as any other: JSON, at ERROR
+        reason = json.loads(err[-1])
+        self.assertEqual(reason["level"], "ERROR", err)
         return err
 
     # -- informational flags ------------------------------------------------------------
@@ -140,7 +143,7 @@ class Program(ServersTestCase):
                   if o["message"].startswith("TASK1_SECONDS is not below the handler's timeout")]
         self.assertEqual(len(warned), 1, s.stderr_text())
         self.assertEqual((warned[0]["level"], warned[0]["queue"], warned[0]["timeout"]),
-                         ("WARN", "task1", "30"))
+                         ("WARNING", "task1", "30"))
         # below the timeout: nothing to say
         s = self.start(env={"TASK1_SECONDS": "2"})
         self.assertEqual(s.stop(), 0)
@@ -154,8 +157,9 @@ class Program(ServersTestCase):
                 db = self.path("task1.db")
                 err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db],
                                                   env={name: value})
-                self.assertIn("%s must be a number" % name, err[0])
-                self.assertIn('"%s"' % value, err[0])
+                message = json.loads(err[0])["message"]
+                self.assertIn("%s must be a number" % name, message)
+                self.assertIn('"%s"' % value, message)
                 self.assertFalse(os.path.exists(db), "a refused start left %s behind" % db)
 
     def test_sigterm_exits_zero(self):
