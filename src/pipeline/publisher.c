@@ -178,6 +178,7 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     str_join(name, sizeof name, "process ", cc->name, NULL);
     trace_begin(&p->process, known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);
     span_set_static(&p->process, "messaging.system", "taskd");
+    span_set_static(&p->process, "messaging.operation.name", "process");
     span_set_static(&p->process, "messaging.operation.type", "process");
     span_set_static(&p->process, "messaging.destination.name", "changes");
     span_set_static(&p->process, "messaging.consumer.group.name", cc->name);
@@ -186,6 +187,7 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     str_join(name, sizeof name, "publish ", c->topic, NULL);
     trace_begin(&p->publish, &ctx, name, SPAN_KIND_PRODUCER);
     span_set_static(&p->publish, "messaging.system", "taskd");
+    span_set_static(&p->publish, "messaging.operation.name", "publish");
     span_set_static(&p->publish, "messaging.operation.type", "send");
     span_set_static(&p->publish, "messaging.destination.name", c->topic);
     span *both[2] = {&p->process, &p->publish};

@@ -67,6 +67,7 @@ static void begin_delivery(const work_env *e, work_item *it, const work_item *it
     it->receive.end_ns = received_ns;
     memcpy(it->receive.task_id, it->id, sizeof it->id);
     span_set_static(&it->receive, "messaging.system", system);
+    span_set_static(&it->receive, "messaging.operation.name", "receive");
     span_set_static(&it->receive, "messaging.operation.type", "receive");
     span_set_static(&it->receive, "messaging.destination.name", it->queue);
     if (it->message_id)
@@ -86,6 +87,7 @@ static void begin_delivery(const work_env *e, work_item *it, const work_item *it
     snprintf(name, sizeof name, "process %s", it->queue);
     child_span(&it->process, &it->receive, name, SPAN_KIND_CONSUMER, it->id);
     span_set_static(&it->process, "messaging.system", system);
+    span_set_static(&it->process, "messaging.operation.name", "process");
     span_set_static(&it->process, "messaging.operation.type", "process");
     span_set_static(&it->process, "messaging.destination.name", it->queue);
     span_set_str(&it->process, "task.id", it->id);

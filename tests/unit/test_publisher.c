@@ -642,6 +642,7 @@ static void test_begin_opens_spans(void **state)
     assert_int_equal(proc->status, SPAN_STATUS_UNSET);
     assert_string_equal(proc->task_id, ID1);
     expect_str_attr(proc, "messaging.system", "taskd");
+    expect_str_attr(proc, "messaging.operation.name", "process");
     expect_str_attr(proc, "messaging.operation.type", "process");
     expect_str_attr(proc, "messaging.destination.name", "changes");
     expect_str_attr(proc, "messaging.consumer.group.name", "publisher");
@@ -663,6 +664,7 @@ static void test_begin_opens_spans(void **state)
     assert_int_equal(pub->end_ns, 0);
     assert_string_equal(pub->task_id, ID1);
     expect_str_attr(pub, "messaging.system", "taskd");
+    expect_str_attr(pub, "messaging.operation.name", "publish");
     expect_str_attr(pub, "messaging.operation.type", "send");
     expect_str_attr(pub, "messaging.destination.name", "tasks");
     expect_str_attr(pub, "task.id", ID1);

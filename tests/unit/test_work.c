@@ -632,6 +632,7 @@ static void test_spans_of_a_run(void **state)
     assert_true(receive->start_ns <= sent_ms * 1000000 + 999999);
     assert_true(receive->end_ns >= receive->start_ns);
     assert_string_equal(attr_str(receive, "messaging.destination.name"), "jobs");
+    assert_string_equal(attr_str(receive, "messaging.operation.name"), "receive");
     assert_string_equal(attr_str(receive, "messaging.operation.type"), "receive");
     assert_string_equal(attr_str(receive, "task.id"), id);
     assert_int_equal(attr(receive, "messaging.message.id")->v.i, 7);
@@ -641,6 +642,7 @@ static void test_spans_of_a_run(void **state)
 
     assert_child(process, receive);
     assert_int_equal(process->kind, SPAN_KIND_CONSUMER);
+    assert_string_equal(attr_str(process, "messaging.operation.name"), "process");
     assert_string_equal(attr_str(process, "messaging.operation.type"), "process");
 
     assert_child(claim_span, process);
