@@ -4,9 +4,9 @@
  *
  * main() reads flags and environment, loads the configuration, wires the
  * store, the pipeline, the API and the HTTP server together, then waits for
- * SIGTERM or SIGINT and takes everything down in reverse order. Signals are blocked in
- * every thread and taken synchronously here with sigwait(), so no handler
- * runs in signal context.
+ * SIGTERM, SIGINT or SIGHUP and takes everything down in reverse order.
+ * Signals are blocked in every thread and taken synchronously here with
+ * sigwait(), so no handler runs in signal context.
  */
 #include "api/api.h"
 #include "core/auth.h"
@@ -303,6 +303,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP); /* a closed terminal: stop as cleanly as asked to */
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -360,7 +361,11 @@ int main(int argc, char **argv)
 
     int sig = 0;
     sigwait(&stop, &sig);
-    log_info("stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    log_info("stopping", "signal",
+             sig == SIGTERM  ? "SIGTERM"
+             : sig == SIGINT ? "SIGINT"
+                             : "SIGHUP",
+             NULL);
     status = 0;
     *err = '\0';
     pipeline_end_live(pipe); /* parked waits answer, event streams end */

@@ -167,6 +167,14 @@ class Program(ServersTestCase):
         self.assertEqual(s.get("/health").status, 200)
         self.assertEqual(s.stop(signal.SIGTERM), 0)
 
+    def test_sighup_stops_cleanly(self):
+        # a closed terminal stops taskd as SIGTERM does: drained, logged, exit 0
+        s = self.start()
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertEqual(s.stop(signal.SIGHUP), 0)
+        stopping = [o for o in map(json.loads, nonempty_lines(s.stderr_text())) if o["message"] == "stopping"]
+        self.assertEqual([o.get("signal") for o in stopping], ["SIGHUP"], s.stderr_text())
+
     def test_sigterm_with_stalled_client_exits_promptly(self):
         s = self.start()
         stalled = socket.create_connection(("127.0.0.1", s.port), timeout=5)
