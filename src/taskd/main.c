@@ -106,6 +106,9 @@ static bool parse_sync(const char *s, store_sync *out)
     return true;
 }
 
+/* Past the grace, with handlers still running: how long the spans queued get to leave. */
+#define ABANDON_FLUSH_MS 2000
+
 /* Refuse to start: the reason as a log line (JSON, as every other), and exit status 2. */
 static int fail(const char *msg)
 {
@@ -377,6 +380,7 @@ no_api:
         /* Handlers overran the grace period: their messages come back after the
          * visibility timeout. The store is consistent at every commit, so the
          * process may end here with those threads still running. */
+        tracer_flush(tel.tracer, clock_unix_ms() + ABANDON_FLUSH_MS); /* the threads go on */
         log_info("stopped", "handlers", "abandoned", NULL);
         auth_free(&access);
         return status ? fail(err) : status;
