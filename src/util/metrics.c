@@ -7,6 +7,8 @@
  */
 #include "metrics.h"
 
+#include "log.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,7 +48,8 @@ struct metrics {
     series series[METRICS_MAX_SERIES];
     int n_series;
     uint64_t overflow;
-    bool keep; /* histogram observations are kept for EMF */
+    bool overflow_told; /* its warning was logged */
+    bool keep;          /* histogram observations are kept for EMF */
 };
 
 metrics *metrics_new(void)
@@ -98,6 +101,12 @@ static series *find(metrics *m, const char *name, const char *labels)
             return &m->series[i];
     if (m->n_series >= METRICS_MAX_SERIES || strlen(labels) > LABELS_MAX) {
         m->overflow++;
+        if (!m->overflow_told) { /* once: the counter tells how many since */
+            m->overflow_told = true;
+            log_warn("metrics: a series was dropped (too many series, or labels too long); "
+                     "taskd_metrics_overflow_total counts the updates lost",
+                     "metric", name, NULL);
+        }
         return NULL;
     }
     series *s = &m->series[m->n_series++];

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support/stderr_capture.h"
 #include "util/metrics.h"
 
 #include <jansson.h>
@@ -404,11 +405,20 @@ static void test_series_limit(void **state)
     assert_int_equal(overflow_of(s), 0);
     free(s);
 
-    /* the registry is full: new label sets, in any family, are dropped and counted */
+    /* the registry is full: new label sets, in any family, are dropped and counted, and the
+     * first drop is told once in a warning */
+    test_stderr log;
+    test_stderr_begin(&log);
     metrics_add(m, "s_total", "i=\"new1\"", 1);
     metrics_add(m, "s_total", "i=\"new2\"", 1);
     metrics_add(m, "s_total", "i=\"new1\"", 1);
     metrics_set(m, "g", NULL, 3);
+    char *logged = test_stderr_end(&log);
+    const char *warned = strstr(logged, "metrics: a series was dropped");
+    assert_non_null(warned);
+    assert_non_null(strstr(warned, "\"metric\":\"s_total\""));
+    assert_null(strstr(warned + 1, "metrics: a series was dropped"));
+    free(logged);
     /* existing series still update, without counting */
     metrics_add(m, "s_total", "i=\"0\"", 41);
     metrics_add(m, "s_total", "i=\"511\"", 1);
