@@ -233,6 +233,39 @@ static void keep_header(next_headers *h, char *field, size_t size, const char *n
     field[n] = '\0';
 }
 
+/*
+ * Keep an X-Ray trace header (Root=...;Parent=...;Sampled=...;Lineage=...) in field. One too
+ * long for it keeps its Root, Parent and Sampled fields, which are all a trace needs: the
+ * others (Lineage, and whatever X-Ray adds) may grow, and must not end the environment.
+ */
+static void keep_trace_header(next_headers *h, char *field, size_t size, const char *v, size_t n)
+{
+    if (n < size) {
+        keep_header(h, field, size, "Lambda-Runtime-Trace-Id", v, n);
+        return;
+    }
+    static const char *const kept[] = {"Root=", "Parent=", "Sampled="};
+    size_t used = 0;
+    for (const char *p = v, *end = v + n; p < end;) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *stop = semi ? semi : end;
+        while (p < stop && is_blank(*p))
+            p++;
+        size_t len = (size_t)(stop - p);
+        for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
+            size_t klen = strlen(kept[k]);
+            if (len >= klen && strncasecmp(p, kept[k], klen) == 0 && used + len + 1 < size) {
+                if (used)
+                    field[used++] = ';';
+                memcpy(field + used, p, len);
+                used += len;
+            }
+        }
+        p = stop + (semi != NULL);
+    }
+    field[used] = '\0';
+}
+
 static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
 {
     lambda_runtime *rt = userdata;
@@ -269,7 +302,7 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
         keep_header(h, h->function_arn, sizeof h->function_arn,
                     "Lambda-Runtime-Invoked-Function-Arn", v, vlen);
     } else if (HEADER_IS("Lambda-Runtime-Trace-Id")) {
-        keep_header(h, h->trace_id, sizeof h->trace_id, "Lambda-Runtime-Trace-Id", v, vlen);
+        keep_trace_header(h, h->trace_id, sizeof h->trace_id, v, vlen);
     }
 #undef HEADER_IS
     return n;

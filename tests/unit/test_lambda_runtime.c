@@ -217,6 +217,27 @@ static void test_trace_env_set_and_unset(void **state)
     server_stop(s);
 }
 
+/* A trace header too long to keep whole (a long Lineage) keeps what a trace needs, and the
+ * invocation is served: it must not end the environment. */
+static void test_long_trace_header_keeps_root_parent_sampled(void **state)
+{
+    (void)state;
+    char header[700];
+    snprintf(header, sizeof header,
+             ID_HEADER "Lambda-Runtime-Trace-Id: Lineage=%0300d:0; " TRACE ";Self=x\r\n", 7);
+    const http_stub_reply script[] = {{.status = 200, .headers = header, .body = "{}"}};
+    http_stub *s = server_start(script, 1);
+    lambda_runtime *rt = runtime_for_test();
+    lambda_invocation inv;
+    char err[256] = "";
+    assert_true(lambda_runtime_next(rt, &inv, err, sizeof err));
+    assert_string_equal(inv.trace_id, TRACE);
+    assert_string_equal(getenv("_X_AMZN_TRACE_ID"), TRACE);
+    lambda_invocation_clear(&inv);
+    lambda_runtime_free(rt);
+    server_stop(s);
+}
+
 static void test_missing_request_id(void **state)
 {
     (void)state;
@@ -619,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_missing_request_id),
         cmocka_unit_test(test_unsafe_request_id_is_rejected),
         cmocka_unit_test(test_header_too_long),
+        cmocka_unit_test(test_long_trace_header_keeps_root_parent_sampled),
         cmocka_unit_test(test_deadline_missing_or_bad_is_zero),
         cmocka_unit_test(test_next_http_500),
         cmocka_unit_test(test_unreachable_api),
