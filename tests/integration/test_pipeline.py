@@ -518,12 +518,12 @@ class BadPipelineConfig(PipelineCase):
         err = p.stderr.decode("utf-8", "replace")
         self.assertNotEqual(p.returncode, 0, "config accepted: %r\nstderr: %s" % (cfg, err))
         self.assertNotIn('"listening"', err)
-        # JSON log lines may precede it; the error itself is one plain line.
-        plain = [l for l in nonempty_lines(err) if not l.startswith("{")]
-        self.assertEqual(len(plain), 1, "expected one error line, got: %r" % (err,))
+        # other log lines may precede it; the reason is the one ERROR line
+        errors = [o["message"] for o in map(json.loads, nonempty_lines(err)) if o["level"] == "ERROR"]
+        self.assertEqual(len(errors), 1, "expected one error line, got: %r" % (err,))
         for n in needles:
-            self.assertIn(n, plain[0], "error line does not name %r: %r" % (n, plain[0]))
-        return plain[0]
+            self.assertIn(n, errors[0], "error line does not name %r: %r" % (n, errors[0]))
+        return errors[0]
 
     def test_base_config_is_valid(self):
         path = write_config(self.tmp, self.BASE, "good.json")
