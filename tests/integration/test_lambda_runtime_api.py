@@ -344,30 +344,26 @@ class SpansFlush(RuntimeApiTestCase):
 
 
 class PostFailures(RuntimeApiTestCase):
-    def test_500_to_a_response_exits(self):
+    def exits_after_a_500(self, body, kind):
+        """The Runtime API answers the post of body's outcome (kind) with a 500: bootstrap exits 1."""
         api, boot = self.start()
         api.post_status = 500
-        kind, _, at = api.invoke(event())
-        self.assertEqual(kind, "response")
+        got, _, at = api.invoke(body)
+        self.assertEqual(got, kind)
         try:
             rc = boot.proc.wait(EXIT_TIMEOUT)
         except subprocess.TimeoutExpired:
             self.fail("bootstrap still runs %.0f s after a 500:\n%s" % (EXIT_TIMEOUT, boot.text()))
         self.assertEqual(rc, 1, boot.text())  # its own exit, not a signal or a sanitizer's
         self.assertIsNone(api.next_after(at, 0.1), "asked for another invocation after a 500")
+        return boot
+
+    def test_500_to_a_response_exits(self):
+        boot = self.exits_after_a_500(event(), "response")
         self.assertTrue(boot.logs("the runtime API failed: exiting"), boot.text())
 
     def test_500_to_an_error_exits(self):
-        api, boot = self.start()
-        api.post_status = 500
-        kind, _, at = api.invoke(b"not an API Gateway event")
-        self.assertEqual(kind, "error")
-        try:
-            rc = boot.proc.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.fail("bootstrap still runs %.0f s after a 500:\n%s" % (EXIT_TIMEOUT, boot.text()))
-        self.assertEqual(rc, 1, boot.text())  # its own exit, not a signal or a sanitizer's
-        self.assertIsNone(api.next_after(at, 0.1), "asked for another invocation after a 500")
+        self.exits_after_a_500(b"not an API Gateway event", "error")
 
     def test_400_goes_on(self):
         """A 4xx refuses this post only: the failure is logged and the next invocation served."""

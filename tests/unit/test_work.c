@@ -326,17 +326,23 @@ static void test_claimed_task_completes(void **state)
     task_clear(&t);
 }
 
+/* Create a task of data, claim it and work it: the task as it ended (id gets its id). */
+static task run_one(fixture *f, const char *data, char id[37])
+{
+    create_task(f, data, id);
+    work_item it;
+    fill_item(&it, id, data, NULL);
+    claim(f, &it);
+    assert_true(work_one(f, &it));
+    return load(f, id);
+}
+
 static void test_failing_task_fails(void **state)
 {
     fixture *f = *state;
     char id[37];
-    create_task(f, "{\"mode\":\"fail\"}", id);
-    work_item it;
-    fill_item(&it, id, "{\"mode\":\"fail\"}", NULL);
-    claim(f, &it);
-    assert_true(work_one(f, &it));
+    task t = run_one(f, "{\"mode\":\"fail\"}", id);
     assert_int_equal(atomic_load(&f->th.calls), 1);
-    task t = load(f, id);
     assert_int_equal(t.status, TASK_FAILED);
     assert_string_equal(t.status_msg, "it broke");
     assert_null(t.result);
@@ -358,24 +364,14 @@ static void test_unstorable_result_fails(void **state)
     const char *datas[] = {"{\"mode\":\"deep\"}", "{\"mode\":\"deep\",\"x\":\"broken\"}"};
     for (size_t i = 0; i < 2; i++) {
         char id[37];
-        create_task(f, datas[i], id);
-        work_item it;
-        fill_item(&it, id, datas[i], NULL);
-        claim(f, &it);
-        assert_true(work_one(f, &it));
-        task t = load(f, id);
+        task t = run_one(f, datas[i], id);
         assert_int_equal(t.status, TASK_FAILED);
         assert_non_null(strstr(t.status_msg, "not JSON nesting at most 31 levels"));
         assert_null(t.result);
         task_clear(&t);
     }
     char id[37];
-    create_task(f, "{\"mode\":\"huge\"}", id);
-    work_item it;
-    fill_item(&it, id, "{\"mode\":\"huge\"}", NULL);
-    claim(f, &it);
-    assert_true(work_one(f, &it));
-    task t = load(f, id);
+    task t = run_one(f, "{\"mode\":\"huge\"}", id);
     assert_int_equal(t.status, TASK_FAILED);
     assert_string_equal(t.status_msg,
                         "the handler's result cannot be stored (numbers must be 0 or "
@@ -393,14 +389,9 @@ static void test_result_the_store_refuses_fails_the_task(void **state)
     refusing_init(&r, f->store);
     f->env.store = &r.base;
     char id[37];
-    create_task(f, "{\"mode\":\"big\"}", id);
-    work_item it;
-    fill_item(&it, id, "{\"mode\":\"big\"}", NULL);
-    claim(f, &it);
-    assert_true(work_one(f, &it));
+    task t = run_one(f, "{\"mode\":\"big\"}", id);
     assert_int_equal(r.refused, 1);
     assert_int_equal(atomic_load(&f->th.calls), 1);
-    task t = load(f, id);
     assert_int_equal(t.status, TASK_FAILED);
     assert_non_null(strstr(t.status_msg, "larger than the store can keep"));
     assert_null(t.result);
