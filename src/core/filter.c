@@ -753,23 +753,33 @@ static double node_combinations(const filter_node *n, double depth, bool body)
     return total;
 }
 
-/* Keys in the largest conjunction: this node's keys plus the largest "$or" alternative. */
-static size_t node_keys(const filter_node *n)
+/*
+ * Keys in the largest conjunction: this node's keys plus the largest "$or" alternative. With
+ * leaves, a nested object counts its leaf keys: of the two ways AWS's documents count a body
+ * policy's keys (top-level keys, or leaf keys), the one that refuses more, so that a policy
+ * taskd takes is one SNS takes.
+ */
+static size_t node_keys(const filter_node *n, bool leaves)
 {
     size_t most = 0;
     for (size_t i = 0; i < n->nbranches; i++) {
-        size_t k = node_keys(n->branches[i]);
+        size_t k = node_keys(n->branches[i], leaves);
         if (k > most)
             most = k;
     }
-    return n->nfields + most;
+    size_t own = 0;
+    for (size_t i = 0; i < n->nfields; i++)
+        own += leaves && n->fields[i].child ? node_keys(n->fields[i].child, true) : 1;
+    return own + most;
 }
 
 static bool check_sns_limits(compile_ctx *c, const filter_node *root)
 {
-    if (c->dialect == DIALECT_SNS_ATTRS && node_keys(root) > SNS_MAX_KEYS)
-        return fail(c, "too many keys: %zu in one alternative (a policy allows at most %d)",
-                    node_keys(root), SNS_MAX_KEYS);
+    bool body = c->dialect == DIALECT_SNS_BODY;
+    size_t keys = node_keys(root, body);
+    if (keys > SNS_MAX_KEYS)
+        return fail(c, "too many keys: %zu%s in one alternative (a policy allows at most %d)", keys,
+                    body ? " leaf keys" : "", SNS_MAX_KEYS);
     double combos = node_combinations(root, 1, c->dialect == DIALECT_SNS_BODY);
     if (combos > SNS_MAX_COMBINATIONS)
         return fail(c, "policy too complex: %.0f value combinations (at most %.0f)", combos,
@@ -916,6 +926,17 @@ filter_policy *filter_policy_compile_json(const json_t *policy, filter_scope sco
     compile_ctx c;
     compile_init(&c, scope == FILTER_SCOPE_BODY ? DIALECT_SNS_BODY : DIALECT_SNS_ATTRS, err,
                  errlen);
+    char *text = json_dumps(policy, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len = text ? strlen(text) : 0;
+    free(text);
+    if (!text) {
+        fail(&c, "out of memory measuring the policy");
+        return NULL;
+    }
+    if (len > SNS_MAX_POLICY_BYTES) {
+        fail(&c, "policy too large: %zu bytes (at most %d)", len, SNS_MAX_POLICY_BYTES);
+        return NULL;
+    }
     filter_node *root = compile_root(&c, policy);
     if (!root)
         return NULL;

@@ -867,6 +867,11 @@ static const error_case error_cases[] = {
     {ATTRS, "{\"$or\":[{\"a\":{\"b\":[\"x\"]}},{\"c\":[\"y\"]}]}", "must be flat"},
     /* SNS: 5 keys, 150 combinations */
     {ATTRS, "{\"a\":[1],\"b\":[1],\"c\":[1],\"d\":[1],\"e\":[1],\"f\":[1]}", "too many keys: 6"},
+    /* a body policy counts its leaf keys, nested ones too */
+    {BODY, "{\"a\":[1],\"b\":[1],\"c\":[1],\"d\":[1],\"e\":[1],\"f\":[1]}",
+     "too many keys: 6 leaf keys"},
+    {BODY, "{\"a\":{\"b\":[1],\"c\":[1],\"d\":[1]},\"e\":{\"f\":[1],\"g\":[1],\"h\":[1]}}",
+     "too many keys: 6 leaf keys"},
     {ATTRS, "{\"a\":[1],\"$or\":[{\"b\":[1]},{\"c\":[1],\"d\":[1],\"e\":[1],\"f\":[1],\"g\":[1]}]}",
      "too many keys: 6 in one alternative"},
     {ATTRS, "{\"a\":[1,2,3,4,5,6,7,8,9,10,11],\"b\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14]}",
@@ -946,6 +951,24 @@ static void test_sns_limits_accept(void **state)
         err, sizeof err);
     assert_non_null(pat);
     filter_pattern_free(pat);
+
+    /* five leaf keys in a body policy, nested */
+    p = filter_policy_compile("{\"a\":{\"b\":[1],\"c\":[1]},\"d\":{\"e\":[1],\"f\":[1]},\"g\":[1]}",
+                              FILTER_SCOPE_BODY, err, sizeof err);
+    assert_non_null(p);
+    filter_policy_free(p);
+
+    /* the 256 KB limit, for a policy given as JSON (the configuration's) as for text */
+    char *long_value = malloc(262144);
+    assert_non_null(long_value);
+    memset(long_value, 'x', 262143);
+    long_value[262143] = '\0';
+    json_t *policy = json_pack("{s:[s]}", "a", long_value);
+    assert_non_null(policy);
+    assert_null(filter_policy_compile_json(policy, FILTER_SCOPE_ATTRIBUTES, err, sizeof err));
+    assert_non_null(strstr(err, "policy too large"));
+    json_decref(policy);
+    free(long_value);
 
     /* the 256 KB text limit */
     size_t big = 262144 + 16;
