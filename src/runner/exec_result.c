@@ -6,8 +6,8 @@
  * - Standard output that parses as JSON (checked with jansson) is returned as its own text
  *   with the whitespace between tokens removed, not re-serialised: jansson would print 0.1 as
  *   0.10000000000000001. Text that is not JSON becomes a JSON string.
- * - Invalid UTF-8 is replaced with U+FFFD byte by byte, in the result text and in status
- *   messages, so both are always valid JSON/UTF-8. A status message also replaces NUL bytes.
+ * - Invalid UTF-8 and NUL bytes are replaced with U+FFFD byte by byte, in the result text and
+ *   in status messages, so both are always valid JSON/UTF-8 that a store keeps.
  * - The stderr tail may begin in the middle of a UTF-8 sequence or a line; the message skips
  *   to the next character, and quotes whole lines when the tail is longer than it may quote.
  */
@@ -25,46 +25,16 @@
 
 /* ---- text ---- */
 
-/* Length of the well-formed UTF-8 sequence at s[0..n), 0 if it is not one. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+/*
+ * Append s[0..n) as UTF-8, each invalid byte and each NUL replaced with U+FFFD: a store keeps
+ * text NUL-terminated, and a "\u0000" in a result would be refused as a client's is.
+ */
+static void append_utf8(sbuf *b, const char *s, size_t n)
 {
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0; /* overlong */
-        else if (c == 0xED)
-            hi = 0x9F; /* surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xF4)
-            hi = 0x8F; /* above U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
-/* Append s[0..n) as UTF-8, each invalid byte (and NUL unless keep_nul) replaced with U+FFFD. */
-static void append_utf8(sbuf *b, const char *s, size_t n, bool keep_nul)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, run = 0; /* u[run..i) is valid and not yet appended */
+    size_t i = 0, run = 0; /* s[run..i) is valid and not yet appended */
     while (i < n) {
-        size_t len = utf8_seq_len(u + i, n - i);
-        if (len && (u[i] != 0 || keep_nul)) {
+        size_t len = s[i] ? utf8_char_len(s + i, n - i) : 0;
+        if (len) {
             i += len;
             continue;
         }
@@ -112,7 +82,10 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
     json_t *v = json_parse(s, n, JSON_DECODE_ANY, &jerr, &nomem);
     if (nomem)
         return ENOMEM; /* JSON or not is unknown: not text to quote */
-    if (v) {
+    /* nested past the parser's depth: JSON too deep for any store, kept as such, so the task
+     * fails for its nesting (work.c) instead of completing with the text as a string */
+    bool too_deep = !v && json_error_code(&jerr) == json_error_stack_overflow;
+    if (v || too_deep) {
         json_decref(v);
         append_json_compact(&b, s, n);
     } else {
@@ -121,7 +94,7 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
         if (n == 0)
             return 0;
         sbuf text = {0};
-        append_utf8(&text, s, n, true);
+        append_utf8(&text, s, n);
         if (sbuf_failed(&text)) {
             sbuf_free(&text);
             return ENOMEM;
@@ -165,7 +138,7 @@ static void append_stderr_summary(sbuf *b, const char *s, size_t n, bool cut)
     if (start == n)
         return;
     sbuf_puts(b, ": ");
-    append_utf8(b, s + start, n - start, false);
+    append_utf8(b, s + start, n - start);
 }
 
 static const char *signal_name(int sig)

@@ -15,8 +15,9 @@
 
 /*
  * The result for standard output s[0..n), malloc'ed into *result: the JSON text itself,
- * with the whitespace between tokens removed, when it parses as JSON; else a JSON string
- * of it with trailing newlines trimmed; NULL when that leaves nothing. 0, or ENOMEM.
+ * with the whitespace between tokens removed, when it parses as JSON (or is nested too deep
+ * to parse); else a JSON string of it with trailing newlines trimmed, NUL bytes and invalid
+ * UTF-8 as U+FFFD; NULL when that leaves nothing. 0, or ENOMEM.
  */
 int exec_result_from_stdout(const char *s, size_t n, char **result);
 

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "runner/exec_handler.h"
+#include "runner/exec_result.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -288,6 +289,32 @@ static void test_invalid_utf8_is_replaced(void **state)
     assert_string_equal(r.status_msg, "exit status 2: bad \xEF\xBF\xBD byte");
     handler_result_clear(&r);
     h->free(h);
+}
+
+/* A NUL byte in the output is no part of a result a store keeps; nesting past the parser's
+ * depth stays JSON (too deep, which the work step fails the task for), not a string. */
+static void test_result_of_nul_and_of_deep_output(void **state)
+{
+    (void)state;
+    static const char with_nul[] = "{\"a\":1}\0tail";
+    char *out = NULL;
+    assert_int_equal(exec_result_from_stdout(with_nul, sizeof with_nul - 1, &out), 0);
+    json_t *v = json_loads(out, JSON_DECODE_ANY, NULL); /* no "\u0000" in it */
+    assert_non_null(v);
+    assert_string_equal(json_string_value(v), "{\"a\":1}\xEF\xBF\xBDtail");
+    json_decref(v);
+    free(out);
+
+    enum { DEPTH = 3000 };
+    char *deep = malloc(2 * DEPTH + 1);
+    assert_non_null(deep);
+    memset(deep, '[', DEPTH);
+    memset(deep + DEPTH, ']', DEPTH);
+    deep[2 * DEPTH] = '\0';
+    assert_int_equal(exec_result_from_stdout(deep, 2 * DEPTH, &out), 0);
+    assert_string_equal(out, deep);
+    free(out);
+    free(deep);
 }
 
 /* ---- failures ---- */
@@ -990,6 +1017,7 @@ int main(void)
         cmocka_unit_test(test_stdout_over_1_mib_fails),
         cmocka_unit_test(test_endless_output_fails_at_once),
         cmocka_unit_test(test_invalid_utf8_is_replaced),
+        cmocka_unit_test(test_result_of_nul_and_of_deep_output),
         cmocka_unit_test(test_failure_reports_status_and_stderr),
         cmocka_unit_test(test_large_stderr_keeps_the_tail),
         cmocka_unit_test(test_killed_by_signal),
