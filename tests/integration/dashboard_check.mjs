@@ -206,6 +206,32 @@ await step("a task's detail: linkable hash, trace waterfall with queue wait and 
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['created']);
 
+await step('the form keeps large integers as typed; a row opens from the keyboard; a CREATED task has no update time', async () => {
+  await page.selectOption('#create-type', 'manual'); // no subscriber: it stays CREATED
+  await page.fill('#create-data', '{"account": 9007199254740993}');
+  await page.fill('#create-ttl', '');
+  await page.click('#create-submit');
+  const link = await page.waitForSelector('#create-result a[title]', {timeout: WAIT});
+  const id = await link.getAttribute('title');
+  const raw = await (await fetch(BASE + '/tasks/' + id)).text();
+  check(raw.includes('"account":9007199254740993'), 'stored as ' + raw);
+  const cell = `#tasks tr[data-id="${id}"] td.c-id a`;
+  await page.waitForSelector(cell, {timeout: WAIT});
+  await page.focus(cell);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  await page.waitForFunction(() => document.activeElement && document.activeElement.id === 'detail-close',
+      null, {timeout: WAIT}).catch(async () => {
+    throw new Error('focus is on ' + await page.evaluate(() => document.activeElement.outerHTML.slice(0, 80)));
+  });
+  await page.waitForFunction((id) => document.querySelector('#detail-id').textContent === id &&
+      /Created/.test(document.querySelector('#detail-facts').textContent), id, {timeout: WAIT});
+  const facts = await page.textContent('#detail-facts');
+  check(/Updated—/.test(facts) && !/1970/.test(facts), 'facts: ' + facts);
+  await page.click('#detail-close');
+  await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+}, ['loaded']);
+
 await step('redrive through the confirmation dialog moves the dead letter back', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
@@ -341,6 +367,14 @@ if (args.token_base) {
     const asked = await p3.textContent('#banner');
     check(/401/.test(asked) && /bearer token/.test(asked), 'banner: ' + asked);
     check(await p3.$(`#tasks tr[data-id="${args.token_task}"]`) === null, 'tasks shown without a token');
+
+    // a token no Authorization header can carry is refused on the page, the form kept
+    await p3.fill('#token-input', 'tok\u2019en');
+    await p3.click('#token-form button[type="submit"]');
+    await p3.waitForFunction(() => /printable ASCII/.test(document.querySelector('#banner').textContent),
+                             null, {timeout: WAIT})
+        .catch(async () => { throw new Error('after a non-ASCII token, banner: ' + await p3.textContent('#banner')); });
+    check(!(await p3.isHidden('#token-form')), 'the form went away after a token no header can carry');
 
     await p3.fill('#token-input', 'not-the-token');
     await p3.click('#token-form button[type="submit"]');

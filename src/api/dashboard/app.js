@@ -65,6 +65,7 @@ function ms(v) {
 }
 
 function when(unixSeconds) {
+  if (typeof unixSeconds !== 'number') return ''; // null: not yet (a CREATED task's update)
   const d = new Date(unixSeconds * 1000);
   return isNaN(d) ? '' : d.toLocaleString();
 }
@@ -173,6 +174,13 @@ function useToken(e) {
   const input = $('#token-input');
   const token = input.value.trim();
   if (!token) return;
+  if (!/^[\x21-\x7e]{1,4096}$/.test(token)) { // what an Authorization header can carry
+    input.value = '';
+    health.fail('auth', 'A token is 1 to 4096 printable ASCII characters, without blanks; ' +
+                        'that one is not. Enter it again below.');
+    auth.ask();
+    return;
+  }
   auth.token = token;
   input.value = '';
   $('#token-form').hidden = true;
@@ -245,7 +253,7 @@ function renderRow(t, tr) {
               t.status === 'IN_PROGRESS' ? '…' : '';
   tr.replaceChildren(
       el('td', {class: 'c-status'}, chip(t.status)),
-      el('td', {class: 'c-id'}, idNode(t.id)),
+      el('td', {class: 'c-id'}, el('a', {href: '#/tasks/' + t.id}, idNode(t.id))),
       el('td', {class: 'c-type', text: t.task_type}),
       el('td', {class: 'c-msg', title: t.status_msg || '', text: t.status_msg || ''}),
       el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
@@ -348,20 +356,43 @@ function applyEvent(ev) {
     $('#tasks tbody').prepend(tr);
     flash(tr);
     const body = $('#tasks tbody');
+    let trimmed = false;
     while (body.children.length > PAGE_SIZE) {
       const lastRow = body.lastElementChild;
       state.rows.delete(lastRow.dataset.id);
       lastRow.remove();
+      trimmed = true;
     }
+    // the next page's token was for the rows of the load: ask for one that follows these
+    if (trimmed) reloadSoon();
     updatePager();
   }
   if (ev.id === state.detail) refreshDetailSoon();
 }
 
+// Rows whose highlight restarts: one frame takes the class off the rows queued, the next puts
+// it back, so a burst of events costs a style pass a frame (a forced layout for each event
+// froze the page for seconds under a burst).
+const flashQueue = new Set();
+let flashScheduled = false;
+
 function flash(tr) {
-  tr.classList.remove('flash');
-  void tr.offsetWidth; // restart the animation
-  tr.classList.add('flash');
+  flashQueue.add(tr);
+  if (!flashScheduled) {
+    flashScheduled = true;
+    requestAnimationFrame(flashStep);
+  }
+}
+
+function flashStep() {
+  const rows = [...flashQueue];
+  flashQueue.clear();
+  for (const r of rows) r.classList.remove('flash');
+  requestAnimationFrame(() => {
+    for (const r of rows) r.classList.add('flash');
+    flashScheduled = flashQueue.size > 0;
+    if (flashScheduled) requestAnimationFrame(flashStep);
+  });
 }
 
 // Ages move on by themselves; this only rewrites text already on the page.
@@ -716,15 +747,16 @@ async function submitCreate(e) {
     fieldError('data', 'Fix the JSON first.');
     return;
   }
-  const body = {task_type: $('#create-type').value};
+  // the body is written from the text as typed: JSON.parse would round integers past 2^53
+  const members = ['"task_type":' + JSON.stringify($('#create-type').value)];
   const dataText = $('#create-data').value.trim();
-  if (dataText) body.data = JSON.parse(dataText);
+  if (dataText) members.push('"data":' + dataText);
   const ttl = $('#create-ttl').value.trim();
-  if (ttl) body.ttl = /^-?\d+$/.test(ttl) ? Number(ttl) : ttl; // let the server judge the rest
+  if (ttl) members.push('"ttl":' + (/^-?\d+$/.test(ttl) ? ttl : JSON.stringify(ttl))); // the server judges
   const button = $('#create-submit');
   button.disabled = true;
   try {
-    const res = await api('/tasks', {method: 'POST', body: JSON.stringify(body)});
+    const res = await api('/tasks', {method: 'POST', body: '{' + members.join(',') + '}'});
     const id = res.data.id;
     result.append('Created ', el('a', {href: '#/tasks/' + id, text: id.slice(-12), title: id}));
   } catch (err) {
@@ -756,7 +788,9 @@ function route() {
   const id = m ? m[1].toLowerCase() : null;
   state.detail = id;
   for (const {tr} of state.rows.values()) tr.classList.toggle('selected', tr.dataset.id === id);
+  const opening = id && $('#detail').hidden;
   $('#detail').hidden = !id;
+  if (opening) $('#detail-close').focus(); // keyboard users land in the drawer
   if (id) loadDetail(id);
 }
 
@@ -792,7 +826,7 @@ async function loadDetail(id) {
   const t = task.value.data;
   $('#detail-title').replaceChildren(el('span', {text: t.task_type}), chip(t.status));
   const facts = [['Message', t.status_msg || '—'], ['Created', when(t.created_time)],
-                 ['Updated', when(t.updated_time)],
+                 ['Updated', when(t.updated_time) || '—'],
                  ['Took', FINAL.has(t.status) ? ago(t.updated_time - t.created_time) : '—'],
                  ['TTL', t.ttl === null || t.ttl === undefined ? '—' : t.ttl + ' (' + when(t.ttl) + ')']];
   $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {text: k}), el('dd', {text: v})]));
