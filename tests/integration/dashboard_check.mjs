@@ -228,6 +228,8 @@ await step('the form keeps large integers as typed; a row opens from the keyboar
       /Created/.test(document.querySelector('#detail-facts').textContent), id, {timeout: WAIT});
   const facts = await page.textContent('#detail-facts');
   check(/Updated—/.test(facts) && !/1970/.test(facts), 'facts: ' + facts);
+  const shown = await page.textContent('#detail-data');
+  check(/9007199254740993/.test(shown), 'data shown as ' + shown);
   await page.click('#detail-close');
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['loaded']);

@@ -70,6 +70,18 @@ function when(unixSeconds) {
   return isNaN(d) ? '' : d.toLocaleString();
 }
 
+// JSON.parse for display only, except that an integer past 2^53 keeps its digits (shown as
+// sent, not rounded), where the browser gives a reviver the source text and has JSON.rawJSON
+// (Chromium 114+, Firefox 135+); elsewhere it is rounded as JSON.parse rounds it. Not for
+// values the page computes with: such an integer becomes an object.
+const exactInts = typeof JSON.rawJSON === 'function';
+function parseExact(text) {
+  if (!exactInts) return JSON.parse(text);
+  return JSON.parse(text, (key, value, context) =>
+    typeof value === 'number' && !Number.isSafeInteger(value) && context &&
+        /^-?\d+$/.test(context.source) ? JSON.rawJSON(context.source) : value);
+}
+
 // Pretty JSON as text nodes in spans, coloured by token.
 function jsonInto(pre, value) {
   pre.replaceChildren();
@@ -830,8 +842,9 @@ async function loadDetail(id) {
                  ['Took', FINAL.has(t.status) ? ago(t.updated_time - t.created_time) : '—'],
                  ['TTL', t.ttl === null || t.ttl === undefined ? '—' : t.ttl + ' (' + when(t.ttl) + ')']];
   $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {text: k}), el('dd', {text: v})]));
-  jsonInto($('#detail-data'), t.data === null ? undefined : t.data);
-  jsonInto($('#detail-result'), t.result === null ? undefined : t.result);
+  const exact = parseExact(task.value.text); // data and result as sent, large integers and all
+  jsonInto($('#detail-data'), exact.data === null ? undefined : exact.data);
+  jsonInto($('#detail-result'), exact.result === null ? undefined : exact.result);
   renderHistory(history);
   renderTrace(trace);
 }
