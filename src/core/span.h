@@ -5,8 +5,8 @@
  *
  * A span owns its strings (status message, string attribute values), each
  * valid UTF-8 as OTLP's protobuf demands (a byte that starts no UTF-8
- * character is copied in as U+FFFD); span_clear() frees them. Sizes are bounded so a span is one allocation
- * that can be copied into a ring buffer.
+ * character is copied in as U+FFFD); span_clear() frees them. Sizes are bounded so a span is one
+ * allocation that can be copied into a ring buffer.
  */
 #ifndef TASKD_SPAN_H
 #define TASKD_SPAN_H
