@@ -42,10 +42,11 @@
 
 /* A queue with nothing due is looked at again (a read) at least this often. */
 #define IDLE_RECHECK_MS 10000
-/* What a run may take past its handler's timeout: the kill's grace (2 s, child.c), then a
- * second for the reap and the report's commit. Its message stays hidden that long, lest it be
- * delivered again meanwhile (and no longer: a crash's redelivery waits for it). */
-#define RUN_MARGIN_S 3
+/* What a run may take past its handler's timeout: the kill's grace (2 s) and the forced stop's
+ * wait (0.5 s, child.c), then the reap and the report's commit, which a loaded machine may
+ * take seconds over. Its message stays hidden that long, lest it be delivered again meanwhile
+ * (and no longer: a crash's redelivery waits for it). */
+#define RUN_MARGIN_S 5
 
 struct runner {
     broker *broker;
