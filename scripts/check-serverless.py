@@ -28,8 +28,8 @@ What must hold:
   workers        per handler binding and per dead-letter queue one `worker` function
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
                  BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
-                 Timeout at least the binding's timeout + WORKER_MARGIN s and at most the
-                 queue's VisibilityTimeout
+                 Timeout at least the binding's batch_size x its timeout + WORKER_MARGIN s
+                 and at most the queue's VisibilityTimeout
   functions      Runtime provided.al2023, Handler api|publish|worker, x86_64, TracingConfig
                  Active, a log group with a retention, a role of its own whose statements
                  grant only what that handler needs (no wildcard action, no `*` resource
@@ -723,6 +723,12 @@ class Checker:
         if binding and timeout < binding["timeout"] + WORKER_MARGIN:
             self.fail("%s: Timeout %s, below the binding's timeout %d + %d s: its tasks would never start",
                       label, timeout, binding["timeout"], WORKER_MARGIN)
+        elif binding and timeout < binding["batch_size"] * binding["timeout"] + WORKER_MARGIN:
+            # a worker runs a batch's tasks one after another, each given the whole timeout
+            self.fail("%s: Timeout %s, below batch_size %d x the binding's timeout %d + %d s: the last "
+                      "tasks of a batch could go back unrun, each return counting a receive toward "
+                      "the dead-letter queue", label, timeout, binding["batch_size"], binding["timeout"],
+                      WORKER_MARGIN)
         logical = self.queue_of.get(qn)
         if logical:
             vt = as_int(self.props(logical).get("VisibilityTimeout", SQS_DEFAULTS["VisibilityTimeout"]))

@@ -329,6 +329,16 @@ class Checker(unittest.TestCase):
             r["WorkerTask1LambdaFunction"]["Properties"]["Timeout"] = 31
         self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): Timeout 31")
 
+    def test_worker_timeout_holds_a_batch(self):
+        """A batch of 2 tasks of 30 s each does not fit a 40 s function: its tail could go back unrun."""
+        def spoil(r, t):
+            r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]["BatchSize"] = 2
+
+        def config(c):
+            c["handlers"][0]["batch_size"] = 2
+        self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): Timeout 40, below batch_size 2",
+                      config=config)
+
     def test_worker_queue_name(self):
         def spoil(r, t):
             r["WorkerTask1LambdaFunction"]["Properties"]["Environment"]["Variables"]["QUEUE_NAME"] = "task2"
