@@ -169,6 +169,11 @@ const auth = {
   },
 };
 
+// taskd asked for a token and the page waits for one (the token form is shown).
+function waitingForToken() {
+  return !$('#token-form').hidden;
+}
+
 function refusal(status, detail) {
   if (status === 401) {
     auth.ask();
@@ -469,7 +474,8 @@ function connect() {
       setConn('offline', 'offline');
       streamGap = true;
       checkEvents(url);
-      retryTimer = setTimeout(connect, 5000);
+      // while the page waits for a token, useToken() connects again
+      retryTimer = setTimeout(() => waitingForToken() || connect(), 5000);
     },
   });
   source = s;
@@ -1040,6 +1046,7 @@ function start() {
   route();
   setInterval(tickAges, 1000);
   setInterval(() => {
+    if (waitingForToken()) return; // a 401 each time: useToken() reads them again
     sampleMetrics();
     loadQueues(); // delays and visibility timeouts move counts without a task changing
   }, METRICS_EVERY_MS);
