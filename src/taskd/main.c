@@ -66,7 +66,7 @@ static void usage(FILE *out)
         "                       [::1]: NAME or NAME:PORT; * for any env TASKD_ALLOWED_HOSTS\n"
         "  --help               show this help\n"
         "  --version            show the version\n\n"
-        "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARN|ERROR sets the level.\n");
+        "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARNING|ERROR sets the level.\n");
 }
 
 /* Split HOST:PORT (HOST may be [v6]); false if malformed. */
@@ -306,7 +306,11 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP); /* a closed terminal: stop as cleanly as asked to */
+    /* a closed terminal: stop as cleanly as when asked to; but not under nohup (or any parent
+     * that set SIGHUP ignored), which a blocked signal would no longer honour */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 

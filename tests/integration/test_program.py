@@ -6,6 +6,7 @@ import re
 import signal
 import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -174,6 +175,19 @@ class Program(ServersTestCase):
         self.assertEqual(s.stop(signal.SIGHUP), 0)
         stopping = [o for o in map(json.loads, nonempty_lines(s.stderr_text())) if o["message"] == "stopping"]
         self.assertEqual([o.get("signal") for o in stopping], ["SIGHUP"], s.stderr_text())
+
+    def test_sighup_ignored_by_the_parent_stays_ignored(self):
+        # under nohup (or a supervisor that ignores SIGHUP for it), a hangup does not stop taskd
+        before = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited through exec
+        try:
+            s = self.start()
+        finally:
+            signal.signal(signal.SIGHUP, before)
+        s.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.assertIsNone(s.proc.poll(), "taskd stopped on an ignored SIGHUP")
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertEqual(s.stop(signal.SIGTERM), 0)
 
     def test_sigterm_with_stalled_client_exits_promptly(self):
         s = self.start()
