@@ -221,10 +221,14 @@ static int64_t call_deadline(int64_t deadline_ms)
  * budget applies when Lambda gave no deadline.
  */
 #define FLUSH_BUDGET_MS 300
+/* Kept free before the deadline after a flush: the metrics lines and the request for /next. */
+#define FLUSH_RESERVE_MS 50
 static int64_t flush_deadline(int64_t deadline_ms)
 {
     int64_t budget = clock_unix_ms() + FLUSH_BUDGET_MS;
     int64_t limit = call_deadline(deadline_ms);
+    if (limit && limit > deadline_ms - FLUSH_RESERVE_MS) /* a tenth of little time is too little */
+        limit = deadline_ms - FLUSH_RESERVE_MS;
     return limit && limit < budget ? limit : budget;
 }
 
