@@ -927,12 +927,12 @@ filter_policy *filter_policy_compile_json(const json_t *policy, filter_scope sco
     compile_init(&c, scope == FILTER_SCOPE_BODY ? DIALECT_SNS_BODY : DIALECT_SNS_ATTRS, err,
                  errlen);
     char *text = json_dumps(policy, JSON_COMPACT | JSON_ENCODE_ANY);
-    size_t len = text ? strlen(text) : 0;
-    free(text);
     if (!text) {
         fail(&c, "out of memory measuring the policy");
         return NULL;
     }
+    size_t len = strlen(text);
+    free(text);
     if (len > SNS_MAX_POLICY_BYTES) {
         fail(&c, "policy too large: %zu bytes (at most %d)", len, SNS_MAX_POLICY_BYTES);
         return NULL;

@@ -418,7 +418,7 @@ void tracer_take(tracer *t, span *s)
             enqueue(t, &copy);
             span_clear(&copy); /* empty unless it was dropped */
         } else {
-            drop_unqueued(t);
+            atomic_fetch_add(&t->dropped, 1); /* out of memory, not a full queue */
         }
     }
     if (keep) {

@@ -48,8 +48,9 @@ struct metrics {
     series series[METRICS_MAX_SERIES];
     int n_series;
     uint64_t overflow;
-    bool overflow_told; /* its warning was logged */
-    bool keep;          /* histogram observations are kept for EMF */
+    bool overflow_told;    /* its warning was logged (or is about to be) */
+    bool overflow_to_tell; /* find() dropped the first: its caller warns once unlocked */
+    bool keep;             /* histogram observations are kept for EMF */
 };
 
 metrics *metrics_new(void)
@@ -101,12 +102,8 @@ static series *find(metrics *m, const char *name, const char *labels)
             return &m->series[i];
     if (m->n_series >= METRICS_MAX_SERIES || strlen(labels) > LABELS_MAX) {
         m->overflow++;
-        if (!m->overflow_told) { /* once: the counter tells how many since */
-            m->overflow_told = true;
-            log_warn("metrics: a series was dropped (too many series, or labels too long); "
-                     "taskd_metrics_overflow_total counts the updates lost",
-                     "metric", name, NULL);
-        }
+        if (!m->overflow_told) /* once: the counter tells how many since */
+            m->overflow_told = m->overflow_to_tell = true;
         return NULL;
     }
     series *s = &m->series[m->n_series++];
@@ -114,6 +111,19 @@ static series *find(metrics *m, const char *name, const char *labels)
     s->family = fi;
     memcpy(s->labels, labels, strlen(labels) + 1);
     return s;
+}
+
+/* Release the lock taken around find(); then warn of the first series dropped, if find() just
+ * dropped it (not under the lock: a write to a stalled stderr would hold every update up). */
+static void unlock_after_find(metrics *m, const char *name)
+{
+    bool tell = m->overflow_to_tell;
+    m->overflow_to_tell = false;
+    pthread_mutex_unlock(&m->mu);
+    if (tell)
+        log_warn("metrics: a series was dropped (too many series, or labels too long); "
+                 "taskd_metrics_overflow_total counts the updates lost",
+                 "metric", name, NULL);
 }
 
 void metrics_add(metrics *m, const char *name, const char *labels, uint64_t n)
@@ -124,7 +134,7 @@ void metrics_add(metrics *m, const char *name, const char *labels, uint64_t n)
     series *s = find(m, name, labels);
     if (s)
         s->value += (double)n;
-    pthread_mutex_unlock(&m->mu);
+    unlock_after_find(m, name);
 }
 
 void metrics_set(metrics *m, const char *name, const char *labels, double value)
@@ -137,7 +147,7 @@ void metrics_set(metrics *m, const char *name, const char *labels, double value)
         s->value = value;
         s->set = true;
     }
-    pthread_mutex_unlock(&m->mu);
+    unlock_after_find(m, name);
 }
 
 /* Keep one observation for EMF; call with the lock held. */
@@ -176,7 +186,7 @@ void metrics_observe(metrics *m, const char *name, const char *labels, double va
         if (m->keep && isfinite(value))
             keep(m, s, value);
     }
-    pthread_mutex_unlock(&m->mu);
+    unlock_after_find(m, name);
 }
 
 /* `name{labels,extra}` with the braces only when there is something inside. */
