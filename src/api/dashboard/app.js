@@ -770,7 +770,8 @@ async function submitCreate(e) {
   const dataText = $('#create-data').value.trim();
   if (dataText) members.push('"data":' + dataText);
   const ttl = $('#create-ttl').value.trim();
-  if (ttl) members.push('"ttl":' + (/^-?\d+$/.test(ttl) ? ttl : JSON.stringify(ttl))); // the server judges
+  // a JSON integer as it is; anything else (007, 1.5, soon) as a string, for the server to judge
+  if (ttl) members.push('"ttl":' + (/^-?(0|[1-9]\d*)$/.test(ttl) ? ttl : JSON.stringify(ttl)));
   const button = $('#create-submit');
   button.disabled = true;
   try {
