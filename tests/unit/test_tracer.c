@@ -729,7 +729,11 @@ static void test_flush_out_of_time_drops_the_rest(void **state)
     assert_false(tracer_flush(t, epoch_ms() + 300));
     int64_t took = now_ms() - t0;
     assert_true(took >= 250 && took < 600);
-    assert_int_equal(tracer_dropped(t), 5); /* the queued ones, at once */
+    /* the queued ones, at once: 5. Unless span 1's request ended (at a progress check) in the
+     * last 20 ms, and the export thread took the 5 as its next batch: then that one, and the 5
+     * when their batch is cut, below */
+    uint64_t at_once = tracer_dropped(t);
+    assert_true(at_once == 5 || at_once == 1);
     assert_int_equal(tracer_exported(t), 0);
     /* span 1's request ends at the next progress check (about a second), not after 10 s */
     assert_true(wait_count(tracer_dropped, t, 6, 2500));
@@ -738,11 +742,11 @@ static void test_flush_out_of_time_drops_the_rest(void **state)
     /* the next flush: its own batch gets the whole budget, and is cut within it */
     emit(t, TASK_A, 7);
     t0 = now_ms();
-    assert_true(tracer_flush(t, epoch_ms() + 300)); /* back (dropped) before the deadline */
+    tracer_flush(t, epoch_ms() + 300); /* true when its batch was back 20 ms before: timing */
     took = now_ms() - t0;
     assert_true(took >= 250 && took < 600);
+    assert_true(wait_count(tracer_dropped, t, 7, 1000)); /* cut within the budget, not 10 s */
     assert_int_equal(http_stub_count(r), 2);
-    assert_int_equal(tracer_dropped(t), 7);
     assert_int_equal(tracer_exported(t), 0);
     t0 = now_ms();
     tracer_free(t); /* nothing left to wait for */
@@ -928,7 +932,8 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     for (int i = 1; i <= 100; i++)
         emit(t, TASK_A, i);
     assert_true(tracer_dropped(t) >= 100 - 8);
-    sleep_ms(600); /* the stuck export times out: the export thread tells of the drops */
+    /* the stuck batch is retried until tracer_free() gives it up: then the export thread
+     * tells of the drops, below */
     assert_int_equal(tracer_exported(t), 0);
     span *got;
     assert_int_equal(tracer_task_spans(t, TASK_A, &got), 16); /* the local store still fills */

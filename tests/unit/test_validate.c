@@ -1115,7 +1115,6 @@ static void test_update_result_too_deep(void **state)
     free(res);
 }
 
-/* Integers beyond 64 bits where a field is checked for something else, or not at all. */
 /* Data and results DynamoDB could not keep are refused in both modes, saying why. */
 static void test_values_every_store_keeps(void **state)
 {
@@ -1162,6 +1161,7 @@ static void test_values_every_store_keeps(void **state)
     }
 }
 
+/* Integers beyond 64 bits where a field is checked for something else, or not at all. */
 static void test_huge_integers_elsewhere(void **state)
 {
     (void)state;
