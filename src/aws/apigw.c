@@ -469,7 +469,9 @@ static bool set_method(parse *p, struct apigw_data *d, const char *method, const
  * 1.0: the public prefix is what requestContext.path (the path the client
  * asked for: "/dev/tasks/" on the execute-api host, "/tasks/" or
  * "/<base path>/tasks/" on a custom domain) holds before the API's path.
- * None when requestContext.path is absent or does not end with that path.
+ * None when requestContext.path is absent or does not end with that path (one
+ * that is percent-encoded where path is decoded, say): a Location then goes
+ * without a prefix, never with a wrong one.
  */
 static bool v1_prefix(parse *p, const json_t *rc, struct apigw_data *d)
 {

@@ -998,7 +998,10 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         if (new_id(s, id))
             rc = create_plain(s, w, id, data_image);
     } else {
-        /* "try again" (STORE_NOT_FOUND) until a try settles it, each with a new id */
+        /* "try again" (STORE_NOT_FOUND) until a try settles it, each with a new id. Throttling
+         * and conflicts have budgets of their own (aws_retry_pause()'s attempts, CREATE_TRIES),
+         * so a create meeting both may take up to their sum of transactions, all within the
+         * one deadline. */
         int64_t deadline = aws_deadline();
         if (deadline <= 0)
             deadline = clock_unix_ms() + AWS_DEFAULT_CALL_MS;

@@ -83,7 +83,9 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
     if (nomem)
         return ENOMEM; /* JSON or not is unknown: not text to quote */
     /* nested past the parser's depth: JSON too deep for any store, kept as such, so the task
-     * fails for its nesting (work.c) instead of completing with the text as a string */
+     * fails for its nesting (work.c) instead of completing with the text as a string. The
+     * parser stopped before it checked the rest, so this text is kept only because the work
+     * step's check refuses it before any store sees it. */
     bool too_deep = !v && json_error_code(&jerr) == json_error_stack_overflow;
     if (v || too_deep) {
         json_decref(v);

@@ -1239,7 +1239,9 @@ static void *writer_main(void *arg)
         run_batch(s, batch);
         /* the idle runners this commit gave messages first: their handlers then start while
          * the clients get their answers, and a client that reads its task next finds the
-         * report already under way (a read waits for it) instead of the task still running */
+         * report already under way (a read waits for it) instead of the task still running.
+         * The commit's task-cache holds are released below, with the answers: a woken runner
+         * that reads such a task meanwhile reads the database, never the cache's old copy. */
         wake_standing(s);
         /* then the writers: on two cores, the other threads a commit wakes would stand
          * between a client and its reply */

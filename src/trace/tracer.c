@@ -87,8 +87,11 @@ struct tracer {
     atomic_bool stopping; /* written under qmu, read anywhere */
     atomic_bool flushing; /* a tracer_flush() waits: hurry, as when stopping */
     bool exporting;       /* the export thread has a batch in hand (under qmu) */
-    bool hurry_held;      /* a flush ended with a batch in hand: its end ends the hurry (qmu) */
-    pthread_cond_t idle;  /* the queue emptied and no batch is in hand */
+    /* a flush ended with a batch in hand: its end ends the hurry (qmu). A flush or a stop that
+     * begins meanwhile hurries the exporters itself, and the export thread then leaves the
+     * hurry to it (it ends the hurry only when neither is under way). */
+    bool hurry_held;
+    pthread_cond_t idle; /* the queue emptied and no batch is in hand */
     bool has_thread;
     pthread_t thread;
 

@@ -389,7 +389,8 @@ function applyEvent(ev) {
 
 // Rows whose highlight restarts: one frame takes the class off the rows queued, the next puts
 // it back, so a burst of events costs a style pass a frame (a forced layout for each event
-// froze the page for seconds under a burst).
+// froze the page for seconds under a burst). A background tab runs no frames: the queue then
+// holds its rows, removed ones too, until the tab is shown.
 const flashQueue = new Set();
 let flashScheduled = false;
 
