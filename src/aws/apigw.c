@@ -76,6 +76,17 @@ static void nul_escape(char *out, const char *s, size_t len)
     *out = '\0';
 }
 
+/* A malloc'ed nul_escape() of the JSON string s; NULL when out of memory. */
+static char *nul_escaped_dup(const json_t *s)
+{
+    const char *text = json_string_value(s);
+    size_t len = json_string_length(s);
+    char *out = malloc(nul_escaped_len(text, len) + 1);
+    if (out)
+        nul_escape(out, text, len);
+    return out;
+}
+
 /* Append a copy of name (nlen bytes) and value (vlen bytes, or NULL); false when out of memory. */
 static bool table_add(table *t, const char *name, size_t nlen, const char *value, size_t vlen)
 {
@@ -363,17 +374,17 @@ static bool add_cookies(parse *p, table *t, const json_t *ev)
 
 /*
  * path without a leading "/<stage>" segment (see apigw.h); stage may be NULL.
- * *cut is the length of what was removed (0: nothing).
+ * *cut (cut may be NULL) is the length of what was removed (0: nothing).
  */
 static const char *strip_stage(const char *path, const char *stage, size_t *cut)
 {
     size_t n = stage ? strlen(stage) : 0;
-    *cut = 0;
-    if (n == 0 || path[0] != '/' || strncmp(path + 1, stage, n) != 0)
+    bool strip = n > 0 && path[0] == '/' && strncmp(path + 1, stage, n) == 0 &&
+                 (path[n + 1] == '\0' || path[n + 1] == '/');
+    if (cut)
+        *cut = strip ? n + 1 : 0;
+    if (!strip)
         return path;
-    if (path[n + 1] != '\0' && path[n + 1] != '/')
-        return path;
-    *cut = n + 1;
     return path[n + 1] == '\0' ? "/" : path + n + 1;
 }
 
@@ -482,10 +493,9 @@ static bool v1_prefix(parse *p, const json_t *rc, struct apigw_data *d)
         errbuf_set(p->err, p->errlen, "requestContext.path must be a string");
         return false;
     }
-    char *escaped = malloc(nul_escaped_len(json_string_value(full), json_string_length(full)) + 1);
+    char *escaped = nul_escaped_dup(full);
     if (!escaped)
         return oom(p);
-    nul_escape(escaped, json_string_value(full), json_string_length(full));
     size_t len = strlen(escaped), tail = strlen(d->path);
     bool root = strcmp(d->path, "/") == 0; /* "/dev" as well as "/dev/" */
     size_t head = 0;
@@ -511,12 +521,10 @@ static bool parse_v1(parse *p, const json_t *ev, const json_t *rc, struct apigw_
         errbuf_set(p->err, p->errlen, "path must be a string that starts with '/'");
         return false;
     }
-    char *escaped = malloc(nul_escaped_len(json_string_value(path), json_string_length(path)) + 1);
+    char *escaped = nul_escaped_dup(path);
     if (!escaped)
         return oom(p);
-    nul_escape(escaped, json_string_value(path), json_string_length(path));
-    size_t cut;
-    d->path = strdup(strip_stage(escaped, stage, &cut));
+    d->path = strdup(strip_stage(escaped, stage, NULL)); /* 1.0: requestContext.path has it */
     free(escaped);
     if (!d->path)
         return oom(p);
