@@ -915,8 +915,7 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
     if (rc == AWS_ERR_CLIENT && error_is(&r, "TransactionCanceledException")) {
         json_t *root = answer_json(&r);
         json_t *reasons = json_object_get(root, "CancellationReasons");
-        const char *task_code = reason_code(reasons, 0), *key_code = reason_code(reasons, 1);
-        if (strcmp(key_code, "ConditionalCheckFailed") == 0 ||
+        if (strcmp(reason_code(reasons, 1), "ConditionalCheckFailed") == 0 ||
             (!json_is_array(reasons) && r.error_message &&
              strstr(r.error_message, "ConditionalCheckFailed"))) {
             /* the key is taken: the reason carries its item, else read it */
@@ -933,8 +932,7 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
                    cancelled_for(reasons, &r, "ProvisionedThroughputExceeded")) {
             *throttled = true; /* nothing was written: try again after a backoff */
             out = STORE_NOT_FOUND;
-        } else if (strcmp(task_code, "TransactionConflict") == 0 ||
-                   strcmp(key_code, "TransactionConflict") == 0) {
+        } else if (cancelled_for(reasons, &r, "TransactionConflict")) {
             out = STORE_NOT_FOUND; /* another writer of the key at this moment: try again */
         } else {
             log_error("DynamoDB cancelled a create", "table", s->table, "task_id", id, "error",
