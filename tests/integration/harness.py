@@ -18,6 +18,7 @@ with one table per database path. The request helpers, ``stop``, ``stderr_text``
 """
 
 import http.client
+import http.server
 import json
 import os
 import re
@@ -958,6 +959,33 @@ SCRIPTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts")
 def script_path(name):
     """Absolute path of a helper script in tests/integration/scripts/."""
     return os.path.join(SCRIPTS, name)
+
+
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A stand-in server's handler: HTTP/1.1, no access log, and reply() for a whole answer."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def read_body(self):
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def reply(self, status, body=b"", content_type="application/json"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve_stand_in(handler):
+    """A server of handler (a QuietHandler class) on a free loopback port, serving from a daemon
+    thread; stop it with shutdown() and server_close()."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def wait_until(fn, timeout, interval=0.05, what="condition"):

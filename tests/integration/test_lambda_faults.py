@@ -16,16 +16,15 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from unittest import mock
 
 os.environ["TASKD_TARGET"] = "lambda"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import LAMBDA_CONCURRENCY, Taskd, bootstrap_bin, wait_until  # noqa: E402
+from harness import (LAMBDA_CONCURRENCY, QuietHandler, Taskd, bootstrap_bin,  # noqa: E402
+                     serve_stand_in, wait_until)
 
 FUNCTION_TIMEOUT = 10.0  # the harness's Lambda function timeout
 
@@ -40,14 +39,9 @@ class FakeDynamoDB:
         self.targets = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.read_body()
                 fake.calls += 1
                 fake.targets.append(self.headers.get("X-Amz-Target", ""))
                 if fake.mode == "hang":
@@ -59,17 +53,10 @@ class FakeDynamoDB:
                 else:
                     status, body = 500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
                                          "message": "Internal server error"}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.reply(status, json.dumps(body).encode(), "application/x-amz-json-1.0")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_stand_in(Handler)
         self.endpoint = "http://127.0.0.1:%d" % self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()

@@ -22,11 +22,11 @@ import threading
 import time
 import unittest
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from queue import Empty, Queue
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import bootstrap_bin, require_bootstrap, wait_until  # noqa: E402
+from harness import (QuietHandler, bootstrap_bin, require_bootstrap, serve_stand_in,  # noqa: E402
+                     wait_until)
 
 PREFIX = "/2018-06-01/runtime"
 # the flush's budget after the response is 300 ms (src/aws/bootstrap.c); what a test allows the
@@ -65,19 +65,8 @@ class RuntimeApi:
         self.post_status = 202
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        class Handler(QuietHandler):
             disable_nagle_algorithm = True  # headers and body go out in separate writes
-
-            def log_message(self, *args):
-                pass
-
-            def reply(self, status, body=b""):
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
 
             def do_GET(self):
                 api.nexts.append(time.monotonic())
@@ -94,7 +83,7 @@ class RuntimeApi:
                 self.wfile.write(body)
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 at = time.monotonic()
                 status = api.post_status
                 if status == 202:
@@ -104,10 +93,8 @@ class RuntimeApi:
                                                    "errorMessage": "answered %d" % status}).encode())
                 api.posts.put((self.path.rsplit("/", 1)[-1], body, at))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_stand_in(Handler)
         self.address = "127.0.0.1:%d" % self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def invoke(self, body, deadline_s=None, timeout=10.0):
         """Queue an invocation and wait for its post: (kind, body, arrival time)."""
@@ -158,24 +145,14 @@ class Collector:
             return
         collector = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.read_body()
                 collector.posts.append(time.monotonic())
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(200, content_type="application/x-protobuf")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve_stand_in(Handler)
         self.port = self.server.server_port
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def _accept(self):
         while True:
