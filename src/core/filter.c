@@ -184,6 +184,7 @@ typedef struct compile_ctx {
     size_t errlen;
     char path[PATH_MAX_LEN]; /* dotted key path of the value being compiled */
     size_t pathlen;
+    bool clean; /* inside an "$or" operator: no operator word is a field name below */
 } compile_ctx;
 
 /* Write "at <path>: <message>" (or just the message at the top) into err; returns false. */
@@ -648,15 +649,19 @@ static bool uses_reserved_word(const json_t *obj)
     return false;
 }
 
-/* The reference's rule: "$or" is an operator only with an array of >= 2 objects, none of which
- * uses an operator word as a field name; otherwise it is an ordinary key. */
-static bool is_or_operator(const char *key, const json_t *v)
+/*
+ * The reference's rule: "$or" is an operator only with an array of >= 2 objects, none of which
+ * uses an operator word as a field name; otherwise it is an ordinary key. Below an operator
+ * "$or" that look has been taken already, over everything compile_node() reaches there: it is
+ * not taken again, which made nested alternatives cost their depth times their size.
+ */
+static bool is_or_operator(const compile_ctx *c, const char *key, const json_t *v)
 {
     if (strcmp(key, "$or") != 0 || !json_is_array(v) || json_array_size(v) < 2)
         return false;
     for (size_t i = 0; i < json_array_size(v); i++) {
         const json_t *e = json_array_get(v, i);
-        if (!json_is_object(e) || uses_reserved_word(e))
+        if (!json_is_object(e) || (!c->clean && uses_reserved_word(e)))
             return false;
     }
     return true;
@@ -670,19 +675,23 @@ static bool compile_or(compile_ctx *c, filter_node *node, const json_t *arr)
     node->branches = alloc_zero(c, n, sizeof *node->branches);
     if (!node->branches)
         return false;
-    for (size_t i = 0; i < n; i++) {
+    bool was_clean = c->clean;
+    c->clean = true; /* is_or_operator() looked at all of arr */
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
         filter_node *b = alloc_zero(c, 1, sizeof *b);
-        if (!b)
-            return false;
+        if (!b) {
+            ok = false;
+            break;
+        }
         node->branches[i] = b;
         node->nbranches = i + 1;
         size_t old = path_push(c, "$or[%zu]", i);
-        bool ok = compile_node(c, b, json_array_get(arr, i));
+        ok = compile_node(c, b, json_array_get(arr, i));
         path_pop(c, old);
-        if (!ok)
-            return false;
     }
-    return true;
+    c->clean = was_clean;
+    return ok;
 }
 
 static bool compile_field(compile_ctx *c, filter_field *f, const char *key, const json_t *v)
@@ -715,7 +724,7 @@ static bool compile_node(compile_ctx *c, filter_node *node, const json_t *obj)
     json_t *v;
     json_object_foreach((json_t *)obj, key, v)
     {
-        if (is_or_operator(key, v)) {
+        if (is_or_operator(c, key, v)) {
             if (!compile_or(c, node, v))
                 return false;
             continue;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/filter.h"
+#include "core/sbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -982,14 +983,60 @@ static void test_sns_limits_accept(void **state)
     free(text);
 }
 
+static bool matches(const filter_pattern *p, const char *record)
+{
+    json_t *rec = json_loads(record, 0, NULL);
+    assert_non_null(rec);
+    bool m = filter_pattern_match(p, rec);
+    json_decref(rec);
+    return m;
+}
+
+/* "$or" nested in "$or" is an operator at every level, or an ordinary key at every level
+ * above an operator word used as a field name. */
+static void test_nested_or(void **state)
+{
+    (void)state;
+    char err[256];
+    /* a deep chain: each level's second alternative holds the next */
+    sbuf deep = {0};
+    const int levels = 100;
+    for (int i = 0; i < levels; i++)
+        sbuf_printf(&deep, "{\"$or\":[{\"a%d\":[\"x\"]},", i);
+    sbuf_puts(&deep, "{\"last\":[\"y\"]}");
+    for (int i = 0; i < levels; i++)
+        sbuf_puts(&deep, "]}");
+    assert_false(sbuf_failed(&deep));
+    filter_pattern *p = filter_pattern_compile(deep.data, err, sizeof err);
+    assert_non_null(p);
+    assert_true(matches(p, "{\"last\":\"y\"}"));
+    assert_true(matches(p, "{\"a99\":\"x\"}"));
+    assert_false(matches(p, "{\"last\":\"x\"}"));
+    filter_pattern_free(p);
+    sbuf_free(&deep);
+
+    /* an operator word as a field name three levels down: "$or" is a plain key at the top */
+    const char *plain = "{\"$or\":[{\"a\":[\"x\"]},{\"$or\":[{\"b\":[\"y\"]},"
+                        "{\"$or\":[{\"c\":[\"z\"]},{\"prefix\":\"w\"}]}]}]}";
+    filter_policy *pol = filter_policy_compile(plain, FILTER_SCOPE_ATTRIBUTES, err, sizeof err);
+    assert_null(pol);
+    assert_non_null(strstr(err, "unknown operator \"a\""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pattern_dynamodb_examples), cmocka_unit_test(test_pattern_operators),
-        cmocka_unit_test(test_pattern_sqs_examples),      cmocka_unit_test(test_set_or_and_empty),
-        cmocka_unit_test(test_set_may_match_field),       cmocka_unit_test(test_pattern_api_edges),
-        cmocka_unit_test(test_policy_attributes),         cmocka_unit_test(test_policy_body),
-        cmocka_unit_test(test_policy_api_edges),          cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_pattern_dynamodb_examples),
+        cmocka_unit_test(test_pattern_operators),
+        cmocka_unit_test(test_pattern_sqs_examples),
+        cmocka_unit_test(test_set_or_and_empty),
+        cmocka_unit_test(test_set_may_match_field),
+        cmocka_unit_test(test_pattern_api_edges),
+        cmocka_unit_test(test_nested_or),
+        cmocka_unit_test(test_policy_attributes),
+        cmocka_unit_test(test_policy_body),
+        cmocka_unit_test(test_policy_api_edges),
+        cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_sns_limits_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
