@@ -55,6 +55,7 @@
 #define SNS_MAX_COMBINATIONS 150.0  /* product of value-array lengths */
 #define SNS_MAX_KEYS         5      /* keys per attribute policy (per $or alternative) */
 #define SNS_MAX_POLICY_BYTES 262144 /* 256 KB of policy text */
+#define LAMBDA_MAX_PATTERN   4096   /* characters of a Lambda filter's Pattern */
 #define PATH_MAX_LEN         256    /* key path kept for error messages */
 
 typedef enum filter_dialect {
@@ -822,6 +823,43 @@ static json_t *parse_text(compile_ctx *c, const char *text)
     return j;
 }
 
+/* Characters as AWS counts a string's length: UTF-16 code units of the UTF-8 text. */
+static size_t utf16_units(const char *s, size_t bytes)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < bytes; i++) {
+        unsigned char b = (unsigned char)s[i];
+        n += (b & 0xC0) != 0x80; /* a character's first byte */
+        n += b >= 0xF0;          /* past U+FFFF: a surrogate pair */
+    }
+    return n;
+}
+
+/* The text's size within its dialect's limit (Lambda's Pattern, SNS's FilterPolicy)? */
+static bool size_within(compile_ctx *c, const char *text, size_t bytes)
+{
+    if (c->dialect == DIALECT_LAMBDA) {
+        size_t chars = utf16_units(text, bytes);
+        if (chars > LAMBDA_MAX_PATTERN)
+            return fail(c, "pattern too large: %zu characters (at most %d)", chars,
+                        LAMBDA_MAX_PATTERN);
+    } else if (bytes > SNS_MAX_POLICY_BYTES) {
+        return fail(c, "policy too large: %zu bytes (at most %d)", bytes, SNS_MAX_POLICY_BYTES);
+    }
+    return true;
+}
+
+/* A pattern or policy given as JSON is measured as its compact text, the form AWS is sent. */
+static bool json_size_within(compile_ctx *c, const json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!text)
+        return fail(c, "out of memory measuring %s", dialect_what(c));
+    bool ok = size_within(c, text, strlen(text));
+    free(text);
+    return ok;
+}
+
 /* Compile a whole pattern or policy object into a root node. */
 static filter_node *compile_root(compile_ctx *c, const json_t *obj)
 {
@@ -833,6 +871,8 @@ static filter_node *compile_root(compile_ctx *c, const json_t *obj)
         fail(c, "%s must be a JSON object, not %s", dialect_what(c), type_name(obj));
         return NULL;
     }
+    if (!json_size_within(c, obj))
+        return NULL;
     filter_node *root = alloc_zero(c, 1, sizeof *root);
     if (!root)
         return NULL;
@@ -869,6 +909,8 @@ filter_pattern *filter_pattern_compile(const char *json_text, char *err, size_t 
 {
     compile_ctx c;
     compile_init(&c, DIALECT_LAMBDA, err, errlen);
+    if (json_text && !size_within(&c, json_text, strlen(json_text)))
+        return NULL;
     json_t *j = parse_text(&c, json_text);
     if (!j)
         return NULL;
@@ -935,17 +977,6 @@ filter_policy *filter_policy_compile_json(const json_t *policy, filter_scope sco
     compile_ctx c;
     compile_init(&c, scope == FILTER_SCOPE_BODY ? DIALECT_SNS_BODY : DIALECT_SNS_ATTRS, err,
                  errlen);
-    char *text = json_dumps(policy, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!text) {
-        fail(&c, "out of memory measuring the policy");
-        return NULL;
-    }
-    size_t len = strlen(text);
-    free(text);
-    if (len > SNS_MAX_POLICY_BYTES) {
-        fail(&c, "policy too large: %zu bytes (at most %d)", len, SNS_MAX_POLICY_BYTES);
-        return NULL;
-    }
     filter_node *root = compile_root(&c, policy);
     if (!root)
         return NULL;
@@ -965,11 +996,8 @@ filter_policy *filter_policy_compile(const char *json_text, filter_scope scope, 
     compile_ctx c;
     compile_init(&c, scope == FILTER_SCOPE_BODY ? DIALECT_SNS_BODY : DIALECT_SNS_ATTRS, err,
                  errlen);
-    if (json_text && strlen(json_text) > SNS_MAX_POLICY_BYTES) {
-        fail(&c, "policy too large: %zu bytes (at most %d)", strlen(json_text),
-             SNS_MAX_POLICY_BYTES);
+    if (json_text && !size_within(&c, json_text, strlen(json_text)))
         return NULL;
-    }
     json_t *j = parse_text(&c, json_text);
     if (!j)
         return NULL;

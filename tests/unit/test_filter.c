@@ -940,7 +940,8 @@ static void test_sns_limits_accept(void **state)
         assert_non_null(p);
         filter_policy_free(p);
     }
-    /* the reference's body example: 3×4×2×3 = 72 combinations; Lambda has no such limits */
+    /* the reference's body example: 3×4×2×3 = 72 combinations; Lambda has no such limits
+     * (only its pattern's length, test_pattern_length) */
     filter_policy *p =
         filter_policy_compile("{\"a\":{\"b\":{\"c\":[1,2,3,4]}},\"d\":{\"e\":[1,2,3]}}",
                               FILTER_SCOPE_BODY, err, sizeof err);
@@ -983,6 +984,57 @@ static void test_sns_limits_accept(void **state)
     free(text);
 }
 
+/* A pattern of exactly n characters: {"a":["xxx..."]} with what filling the string. */
+static char *pattern_of(size_t n, const char *what)
+{
+    size_t wlen = strlen(what), units = strstr(what, "\xf0") ? 2 : 1; /* per copy of what */
+    size_t fill = (n - strlen("{\"a\":[\"\"]}")) / units;
+    char *s = malloc(fill * wlen + 16);
+    assert_non_null(s);
+    char *p = s + sprintf(s, "{\"a\":[\"");
+    for (size_t i = 0; i < fill; i++, p += wlen)
+        memcpy(p, what, wlen);
+    strcpy(p, "\"]}");
+    return s;
+}
+
+/* Lambda's Pattern holds at most 4096 characters, counted as AWS counts them (UTF-16). */
+static void test_pattern_length(void **state)
+{
+    (void)state;
+    char err[256];
+    char *at = pattern_of(4096, "x"), *over = pattern_of(4097, "x");
+    filter_pattern *p = filter_pattern_compile(at, err, sizeof err);
+    assert_non_null(p);
+    filter_pattern_free(p);
+    assert_null(filter_pattern_compile(over, err, sizeof err));
+    assert_string_equal(err, "pattern too large: 4097 characters (at most 4096)");
+    /* as JSON (the configuration's): its compact text */
+    json_t *j = json_loads(over, 0, NULL);
+    assert_non_null(j);
+    assert_null(filter_pattern_compile_json(j, err, sizeof err));
+    assert_string_equal(err, "pattern too large: 4097 characters (at most 4096)");
+    json_decref(j);
+    const char *const set[] = {"{\"b\":[1]}", over};
+    assert_null(filter_set_compile(set, 2, err, sizeof err));
+    assert_non_null(strstr(err, "filter 1: pattern too large"));
+    free(at);
+    free(over);
+
+    /* "é" is two bytes and one character: 4096 characters in 8,000-odd bytes */
+    at = pattern_of(4096, "\xc3\xa9");
+    assert_true(strlen(at) > 8000);
+    p = filter_pattern_compile(at, err, sizeof err);
+    assert_non_null(p);
+    filter_pattern_free(p);
+    free(at);
+    /* past U+FFFF a character is two: 2,045 of them and the pattern's 10 make 4100 */
+    over = pattern_of(4100, "\xf0\x9f\x98\x80");
+    assert_null(filter_pattern_compile(over, err, sizeof err));
+    assert_string_equal(err, "pattern too large: 4100 characters (at most 4096)");
+    free(over);
+}
+
 static bool matches(const filter_pattern *p, const char *record)
 {
     json_t *rec = json_loads(record, 0, NULL);
@@ -1000,7 +1052,7 @@ static void test_nested_or(void **state)
     char err[256];
     /* a deep chain: each level's second alternative holds the next */
     sbuf deep = {0};
-    const int levels = 100;
+    const int levels = 100; /* 2,400 characters: within Lambda's 4096 */
     for (int i = 0; i < levels; i++)
         sbuf_printf(&deep, "{\"$or\":[{\"a%d\":[\"x\"]},", i);
     sbuf_puts(&deep, "{\"last\":[\"y\"]}");
@@ -1032,6 +1084,7 @@ int main(void)
         cmocka_unit_test(test_set_or_and_empty),
         cmocka_unit_test(test_set_may_match_field),
         cmocka_unit_test(test_pattern_api_edges),
+        cmocka_unit_test(test_pattern_length),
         cmocka_unit_test(test_nested_or),
         cmocka_unit_test(test_policy_attributes),
         cmocka_unit_test(test_policy_body),
