@@ -297,7 +297,8 @@ static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len
         if (final) {
             int64_t left = (atomic_load(&o->deadline) - clock_mono_ns()) / 1000000;
             if (left <= 0) {
-                snprintf(detail, sizeof detail, "%zu spans: shutdown deadline passed%s%s", n,
+                snprintf(detail, sizeof detail,
+                         "%zu spans: the deadline of a flush or a stop passed%s%s", n,
                          *why ? "; last error: " : "", why);
                 warn(o, "OTLP export failed, spans dropped", detail);
                 return n;
@@ -314,7 +315,7 @@ static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len
         if (r == POST_FAIL || final || attempt >= MAX_ATTEMPTS) {
             snprintf(detail, sizeof detail, "%zu spans, attempt %d%s: %s", n, attempt,
                      r == POST_FAIL ? ""
-                     : final        ? " (shutting down)"
+                     : final        ? " (flushing or stopping: no retry)"
                                     : " (the last)",
                      why);
             warn(o, "OTLP export failed, spans dropped", detail);
