@@ -8,6 +8,7 @@ const METRICS_EVERY_MS = 5000;
 const CHART_WINDOW_MS = 5 * 60 * 1000;
 const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
 const FINAL = new Set(['COMPLETED', 'FAILED']);
+const REMOVED_KEEP = 1000; // removed task ids remembered
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -251,6 +252,8 @@ const state = {
   rows: new Map(),  // id -> {task, tr}
   newCount: 0,      // inserts seen while not on the first page
   detail: null,     // the open task's id
+  shown: null,      // the id of the task the drawer's facts, trace and data are of
+  removed: new Map(), // id -> removal time (Unix seconds, NaN if unknown) of tasks seen removed
   types: [],        // the configured task types
   loadFailed: false, // the last listing failed
 };
@@ -276,7 +279,34 @@ function renderRow(t, tr) {
       el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
       el('td', {class: 'c-dur num', text: dur}));
   tr.classList.toggle('selected', t.id === state.detail);
+  delete tr.dataset.removed;
+  tr.removeAttribute('title');
+  if (state.removed.has(t.id)) markRemoved(tr, state.removed.get(t.id));
   return tr;
+}
+
+// The only deletion taskd makes: the sweep's, of a finished task past its ttl (and retention_grace).
+function removalText(seconds) {
+  return 'removed (ttl expired)' + (isFinite(seconds) ? ' at ' + when(seconds) : '');
+}
+
+// A removed task's row stays where it is until the list is read again (as other changes
+// update rows in place, and the page's next_token still follows the rows shown), marked.
+function markRemoved(tr, seconds) {
+  tr.dataset.removed = '';
+  tr.title = 'This task was ' + removalText(seconds) + '.';
+  const gone = chip('REMOVED');
+  gone.title = 'was ' + tr.dataset.status.replace('_', ' ').toLowerCase();
+  tr.querySelector('.c-status').replaceChildren(gone);
+}
+
+// A task the page knows to be removed: its REMOVE event came, or a task it had shown answers 404.
+function noteRemoved(id, seconds) {
+  state.removed.delete(id);
+  state.removed.set(id, seconds);
+  if (state.removed.size > REMOVED_KEEP) state.removed.delete(state.removed.keys().next().value);
+  const row = state.rows.get(id);
+  if (row) markRemoved(row.tr, seconds);
 }
 
 function listQuery() {
@@ -343,9 +373,12 @@ function applyEvent(ev) {
   const row = state.rows.get(ev.id);
   const seconds = Date.parse(ev.time) / 1000;
   if (ev.event === 'REMOVE') {
-    if (row) {
-      row.tr.querySelector('.chip').classList.add('gone');
-      row.tr.title = 'deleted';
+    noteRemoved(ev.id, isFinite(seconds) ? Math.floor(seconds) : NaN);
+    if (row) flash(row.tr);
+    if (ev.id === state.detail) {
+      clearTimeout(detailTimer);
+      detailSeq++; // a load under way may have read the task before it went
+      showRemoved(ev.id);
     }
     return;
   }
@@ -444,6 +477,7 @@ function connect() {
     open() {
       // after a gap (or a failed first load) the page is read again
       if (opened || state.loadFailed || streamGap) loadTasks();
+      if (opened || streamGap) refreshDetailSoon(); // it may have changed, or gone, meanwhile
       streamGap = false;
       if (!state.types.length) loadTypes();
       opened = true;
@@ -453,6 +487,7 @@ function connect() {
     event(type, data) {
       if (type === 'reset') {
         loadTasks();
+        refreshDetailSoon();
         queuesSoon();
         return;
       }
@@ -825,6 +860,10 @@ async function loadDetail(id) {
   const seq = ++detailSeq;
   const enc = encodeURIComponent(id);
   $('#detail-id').textContent = id;
+  if (state.removed.has(id)) {
+    showRemoved(id);
+    return;
+  }
   const [task, history, trace] = await Promise.allSettled([
     api('/tasks/' + enc),
     api('/tasks/' + enc + '/history'),
@@ -832,17 +871,22 @@ async function loadDetail(id) {
   ]);
   if (seq !== detailSeq) return;
   const err = $('#detail-error');
+  if (task.status === 'rejected' && task.reason.status === 404) {
+    // gone while the page was not following (or never there): a task it had seen was removed
+    if (state.shown === id || state.rows.has(id)) noteRemoved(id, NaN);
+    showRemoved(id);
+    return;
+  }
+  $('#detail-removed').textContent = '';
+  delete $('#detail').dataset.removed;
   if (task.status === 'rejected') {
     err.hidden = false;
-    err.textContent = task.reason.status === 404 ? 'No task with this id.' : 'Cannot load the task: ' + task.reason.message;
-    $('#detail-facts').replaceChildren();
-    $('#waterfall').replaceChildren();
-    $('#history').replaceChildren();
-    $('#detail-data').replaceChildren();
-    $('#detail-result').replaceChildren();
+    err.textContent = 'Cannot load the task: ' + task.reason.message;
+    clearDetail();
     return;
   }
   err.hidden = true;
+  state.shown = id;
   const t = task.value.data;
   $('#detail-title').replaceChildren(el('span', {text: t.task_type}), chip(t.status));
   const facts = [['Message', t.status_msg || '—'], ['Created', when(t.created_time)],
@@ -855,6 +899,33 @@ async function loadDetail(id) {
   jsonInto($('#detail-result'), exact.result === null ? undefined : exact.result);
   renderHistory(history);
   renderTrace(trace);
+}
+
+function clearDetail() {
+  state.shown = null;
+  $('#detail-facts').replaceChildren();
+  $('#waterfall').replaceChildren();
+  $('#history').replaceChildren();
+  $('#detail-data').replaceChildren();
+  $('#detail-result').replaceChildren();
+}
+
+// The drawer of a task that is no more: a notice (a live region) says so. What the drawer showed
+// of it stays, dimmed, as last seen; there is nothing left to act on.
+function showRemoved(id) {
+  const seconds = state.removed.get(id);
+  const kept = state.shown === id;
+  $('#detail-error').hidden = true;
+  $('#detail').dataset.removed = '';
+  const title = $('#detail-title');
+  const type = kept && title.firstElementChild ? title.firstElementChild.textContent : 'Task';
+  title.replaceChildren(el('span', {text: type}), chip('REMOVED'));
+  if (!kept) clearDetail();
+  $('#detail-removed').textContent = seconds !== undefined ?
+      'This task was ' + removalText(seconds) + ': taskd deleted it and its history.' +
+          (kept ? ' Shown below as last seen.' : '') :
+      // a 404 with nothing known of the task before: removed, or a mistyped id
+      'This task was removed (ttl expired), or never existed: taskd has no task with this id.';
 }
 
 function renderHistory(res) {
@@ -990,6 +1061,7 @@ async function searchTask(e) {
     const res = await api('/tasks/' + encodeURIComponent(id));
     openTask(res.data.id);
   } catch (ex) {
+    if (ex.status === 404 && state.removed.has(id)) return openTask(id); // its drawer says so
     err.hidden = false;
     err.textContent = ex.status === 404 ? 'No task with id ' + id + '.' : 'Cannot look up the task: ' + ex.message;
   }
