@@ -234,6 +234,60 @@ await step('the form keeps large integers as typed; a row opens from the keyboar
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['loaded']);
 
+await step('a task removed by its ttl while its detail is open: the drawer and its row say so, and so does a later load', async () => {
+  // taskd sweeps every second with retention_grace 0: a finished task goes once its ttl has passed
+  await page.selectOption('#create-type', 'noop');
+  await page.fill('#create-data', '{"short": "lived"}');
+  await page.fill('#create-ttl', String(Math.floor(Date.now() / 1000) + 2));
+  await page.click('#create-submit');
+  const link = await page.waitForSelector('#create-result a[title]', {timeout: WAIT});
+  const id = await link.getAttribute('title');
+  await link.click();
+  await page.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  await page.waitForFunction((id) => document.querySelector('#detail-id').textContent === id &&
+      document.querySelector('#detail-data').textContent.includes('lived') &&
+      document.querySelector('#detail-title .chip').dataset.status === 'COMPLETED', id, {timeout: WAIT});
+  const row = `#tasks tr[data-id="${id}"]`;
+  await page.waitForSelector(row, {timeout: WAIT});
+  const notice = (p) => p.evaluate(() => (document.querySelector('#detail-removed') || {}).textContent);
+  check(!(await notice(page)), 'a removal notice before the removal: ' + await notice(page));
+  const rowsBefore = (await page.$$('#tasks tbody tr[data-id]')).length;
+  await page.waitForFunction(() => (document.querySelector('#detail-removed') || {}).textContent, null, {timeout: WAIT})
+      .catch(async () => {
+        throw new Error('no removal notice; the drawer says ' + JSON.stringify(await page.textContent('#detail-title')) +
+                        ', the row ' + JSON.stringify(await page.$eval(row, (r) => r.outerHTML)));
+      });
+  check((await (await fetch(BASE + '/tasks/' + id)).status) === 404, 'the task is still there');
+  const said = await notice(page);
+  check(/^This task was removed \(ttl expired\) at .+ Shown below as last seen\.$/.test(said), 'notice: ' + said);
+  check((await page.getAttribute('#detail-removed', 'role')) === 'status', 'the notice is not a status region');
+  check(await page.isHidden('#detail-error'), 'an error shown beside the notice');
+  check((await page.$eval('#detail-title .chip', (c) => c.dataset.status)) === 'REMOVED', 'the title does not say removed');
+  check((await page.textContent('#detail-data')).includes('lived'), 'the task as last seen is gone from the drawer');
+  check(await page.$eval('#detail', (d) => d.hasAttribute('data-removed')), 'the drawer is not marked removed');
+  // its row stays in place, marked, as rows change in place: the page keeps its rows and paging
+  await page.waitForSelector(row + '[data-removed] .chip[data-status="REMOVED"]', {timeout: WAIT})
+      .catch(async () => { throw new Error('the row is not marked removed: ' + await page.$eval(row, (r) => r.outerHTML)); });
+  check(/ttl expired/.test(await page.getAttribute(row, 'title')), 'row title: ' + await page.getAttribute(row, 'title'));
+  check((await page.$$('#tasks tbody tr[data-id]')).length === rowsBefore, 'rows went from ' + rowsBefore);
+  await shot(page, 'removed');
+  // a page that was not there when it went: the detail's 404 shows the same notice
+  const fresh = await context.newPage();
+  await fresh.goto(BASE + '/#/tasks/' + id);
+  await fresh.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await fresh.waitForFunction(() => /^This task was removed \(ttl expired\)/.test(
+      (document.querySelector('#detail-removed') || {}).textContent), null, {timeout: WAIT})
+      .catch(async () => {
+        throw new Error('after a load: notice ' + JSON.stringify(await notice(fresh)) +
+                        ', error ' + JSON.stringify(await fresh.textContent('#detail-error')));
+      });
+  check(await fresh.isHidden('#detail-error'), 'a generic error beside the notice: ' + await fresh.textContent('#detail-error'));
+  check(await fresh.$(row) === null, 'the removed task is listed after a load');
+  await fresh.close();
+  await page.click('#detail-close');
+  await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+}, ['loaded', 'live']);
+
 await step('redrive through the confirmation dialog moves the dead letter back', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;

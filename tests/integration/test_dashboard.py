@@ -11,9 +11,11 @@ task gets markup in its data and status_msg.
 
 The browser then creates a task from the form and sees it reach COMPLETED through /events; sends
 bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
-waterfall with the queue wait and the handler run, history); redrives the dead letter through the
-confirmation dialog and sees the count drop; filters and searches; on a second taskd with a bearer
-token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
+waterfall with the queue wait and the handler run, history); watches a task with a short ttl, its
+detail open, be removed by the sweep (taskd sweeps every second, with no retention grace): the
+drawer and the row say so, and so does a fresh load of the detail (a 404); redrives the dead letter
+through the confirmation dialog and sees the count drop; filters and searches; on a second taskd
+with a bearer token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
 the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested
 from another origin, that the console stays free of errors, the dark theme, and the banners of a
@@ -43,9 +45,10 @@ BROWSER_TIMEOUT = 300
 TOKEN = "dashboard-test-token-4f9c2a"
 
 
-def config(flaky_handler):
+def config(flaky_handler, sweep=None):
+    """sweep: the sweeper's settings, if not the default of no sweep during the test."""
     types = ["noop", "fail", "flaky", "work", "manual"]
-    return {
+    return dict({
         "task_types": types,
         "shutdown_grace": 1,
         "sweep_interval": 86400,
@@ -67,7 +70,7 @@ def config(flaky_handler):
             {"queue": "work", "handler": "exec", "timeout": 10,
              "command": ["/bin/sh", "-c", "sleep 0.3; echo '{\"thumbnails\": 3, \"bytes\": 48213}'"]},
         ],
-    }
+    }, **(sweep or {}))
 
 
 def tools_dir():
@@ -117,7 +120,9 @@ class Dashboard(unittest.TestCase):
 
     def test_dashboard_in_chromium(self):
         flaky = self.make_dead_letter()
-        s = self.start(config({"handler": "noop"}), "second.json")
+        # it sweeps every second, without a grace: a task's ttl removes it as soon as it passes
+        s = self.start(config({"handler": "noop"}, sweep={"sweep_interval": 1, "retention_grace": 0}),
+                       "second.json")
         wait_until(lambda: queue_table(s)["flaky"]["dead_letter_count"] == 1, 30,
                    what="the flaky task's message to reach flaky-dlq")
         self.assertEqual(s.task(flaky)["status"], "FAILED")
