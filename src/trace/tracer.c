@@ -91,6 +91,9 @@ struct tracer {
      * begins meanwhile hurries the exporters itself, and the export thread then leaves the
      * hurry to it (it ends the hurry only when neither is under way). */
     bool hurry_held;
+    /* the log context of the thread that flushes (qmu): on Lambda the invocation's request id,
+     * which the exporters' warnings about the batches of that flush then carry */
+    char flush_context[LOG_CONTEXT_SIZE];
     pthread_cond_t idle; /* the queue emptied and no batch is in hand */
     bool has_thread;
     pthread_t thread;
@@ -198,6 +201,10 @@ static void *export_main(void *arg)
         if (t->qlen == 0)
             next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
         t->exporting = true;
+        if (atomic_load(&t->flushing))
+            log_context_load(t->flush_context);
+        else
+            log_context_clear();
         pthread_mutex_unlock(&t->qmu);
 
         export_batch(t, t->batch, n);
@@ -491,6 +498,7 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
     int64_t exporters_until = until - FLUSH_SLACK_NS > now ? until - FLUSH_SLACK_NS : now;
     struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&t->qmu);
+    log_context_save(t->flush_context);
     hurry_exporters(t, true, exporters_until);
     atomic_store(&t->flushing, true);
     pthread_cond_broadcast(&t->qcond);

@@ -19,11 +19,22 @@ static const char *service_name = "taskd";
 static const char *const level_names[] = {"DEBUG", "INFO", "WARNING", "ERROR"};
 
 /* The calling thread's context fields, rendered once: ',"name":"value"...'. */
-static _Thread_local char context[480];
+static _Thread_local char context[LOG_CONTEXT_SIZE];
 
 void log_context_clear(void)
 {
     context[0] = '\0';
+}
+
+void log_context_save(char out[LOG_CONTEXT_SIZE])
+{
+    memcpy(out, context, sizeof context);
+}
+
+void log_context_load(const char saved[LOG_CONTEXT_SIZE])
+{
+    memcpy(context, saved, sizeof context);
+    context[sizeof context - 1] = '\0';
 }
 
 void log_context(const char *name, ...)

@@ -28,11 +28,17 @@ bool log_level_parse(const char *s, log_level *out);
 bool log_enabled(log_level level);
 /*
  * Set the calling thread's context fields (NULL-terminated name/value pairs,
- * copied; at most 480 bytes of JSON, the rest left out), replacing any.
+ * copied; less than LOG_CONTEXT_SIZE bytes of JSON, the rest left out),
+ * replacing any.
  */
 void log_context(const char *name, ...) __attribute__((sentinel));
 /* Clear the calling thread's context fields. */
 void log_context_clear(void);
+/* The calling thread's context fields as written (for another thread to take on). */
+#define LOG_CONTEXT_SIZE 480
+void log_context_save(char out[LOG_CONTEXT_SIZE]);
+/* Take on context fields saved by log_context_save(), in any thread. */
+void log_context_load(const char saved[LOG_CONTEXT_SIZE]);
 /* Write one line: message plus NULL-terminated name/value string pairs. */
 void log_write(log_level level, const char *message, ...) __attribute__((sentinel));
 

@@ -808,6 +808,37 @@ static void test_drop_on_400(void **state)
     http_stub_stop(r);
 }
 
+/* A flush's exporter warnings carry the flushing thread's log context: on Lambda, the
+ * invocation's request id. */
+static void test_flush_warnings_carry_the_flushers_context(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start((const int[]){400, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    tracer *t = start(0, 0);
+    log_context("function_request_id", "req-42", NULL);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    log_setup(LOG_WARN, "test_tracer");
+    for (int i = 0; i < 3; i++)
+        emit(t, TASK_A, i);
+    assert_true(tracer_flush(t, epoch_ms() + 3000));
+    log_setup(LOG_ERROR, "test_tracer");
+    char *err = test_stderr_end(&cap);
+    log_context_clear();
+    const char *line = strstr(err, "OTLP export failed");
+    assert_non_null(line);
+    const char *end = strchr(line, '\n');
+    const char *id = strstr(line, "\"function_request_id\":\"req-42\"");
+    assert_non_null(id);
+    assert_true(!end || id < end);
+    free(err);
+    assert_int_equal(tracer_dropped(t), 3);
+    tracer_free(t);
+    http_stub_stop(r);
+}
+
 static void test_partial_success(void **state)
 {
     (void)state;
@@ -1117,6 +1148,7 @@ int main(void)
         cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
         cmocka_unit_test(test_gives_up_after_five_attempts),
         cmocka_unit_test(test_drop_on_400),
+        cmocka_unit_test(test_flush_warnings_carry_the_flushers_context),
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_partial_success_protobuf),
         cmocka_unit_test(test_unreadable_partial_success_rejects_none),
