@@ -9,7 +9,12 @@
  * with a new id until it goes through, STORE_BUSY when still throttled at the
  * deadline —, for a ValidationError (STORE_INVALID, not retried), for a
  * TransactionConflict (retried) and for a reason it does not know (an error,
- * not retried).
+ * not retried). A keyed create whose key is taken (a ConditionalCheckFailed
+ * reason carrying the key item): the duplicate when its task is there, or when
+ * reading it fails; when the task is gone, the key item is deleted under the
+ * condition that it still names that task and the create tried again (also
+ * when the condition fails: another create took the key meanwhile), and a
+ * DeleteItem that fails is the create's answer.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,6 +63,33 @@ static const char INVALID[] =
 static const char CONFLICT[] =
     CANCELLED("None, TransactionConflict", NONE ",{\"Code\":\"TransactionConflict\",\"Message\":"
                                                 "\"Transaction is ongoing for the item\"}");
+/* The key's item as the cancellation reason of its Put carries it
+ * (ReturnValuesOnConditionCheckFailure ALL_OLD), naming task id, its window still open. */
+#define KEY_TAKEN_BY(id)                                                                           \
+    CANCELLED("None, ConditionalCheckFailed",                                                      \
+              NONE ",{\"Code\":\"ConditionalCheckFailed\",\"Message\":\"The conditional request "  \
+                   "failed\",\"Item\":{\"id\":{\"S\":\"idem#order-42\"},\"task_id\":{\"S\":\"" id  \
+                   "\"},\"created_time\":{\"N\":\"1700000000\"},\"ttl\":{\"N\":\"9999999999\"}}}")
+#define OLD_TASK   "0190a6b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b"
+#define OTHER_TASK "0190a6b2-7c3d-7e4f-8a5b-1c2d3e4f5a6c"
+static const char KEY_TAKEN[] = KEY_TAKEN_BY(OLD_TASK);
+static const char KEY_TAKEN_BY_OTHER[] = KEY_TAKEN_BY(OTHER_TASK);
+/* GetItem of a task that is there */
+#define TASK_ITEM(id)                                                                              \
+    "{\"Item\":{\"id\":{\"S\":\"" id "\"},\"task_type\":{\"S\":\"TASK1\"},\"status\":{\"S\":"      \
+    "\"CREATED\"},\"created_time\":{\"N\":\"1700000000\"},\"data\":{\"M\":{}}}}"
+static const char OLD_TASK_ITEM[] = TASK_ITEM(OLD_TASK);
+static const char OTHER_TASK_ITEM[] = TASK_ITEM(OTHER_TASK);
+static const char ACCESS_DENIED[] =
+    "{\"__type\":\"com.amazon.coral.service#AccessDeniedException\","
+    "\"Message\":\"not authorized\"}";
+static const char CONDITION_FAILED[] =
+    "{\"__type\":\"" DDB_TYPE "ConditionalCheckFailedException\",\"message\":\"The conditional "
+    "request failed\"}";
+static const char THROTTLED_CALL[] =
+    "{\"__type\":\"" DDB_TYPE "ThrottlingException\",\"message\":\"Rate of requests exceeds the "
+    "allowed throughput.\"}";
+
 static const char UNKNOWN_REASON[] =
     CANCELLED("ItemCollectionSizeLimitExceeded, None",
               "{\"Code\":\"ItemCollectionSizeLimitExceeded\",\"Message\":\"too big\"}," NONE);
@@ -128,6 +160,52 @@ static void transaction_at(fixture *f, size_t i, char token[37])
     assert_non_null(t);
     assert_int_equal(strlen(t), TASK_ID_LEN);
     memcpy(token, t, TASK_ID_LEN + 1);
+    json_decref(body);
+}
+
+/* The text of JSON string v, failing the test when it is not one. */
+static const char *text_of(const json_t *v)
+{
+    assert_true(json_is_string(v));
+    return json_string_value(v);
+}
+
+/* Request i must be operation op (e.g. "GetItem"); its body, parsed (decref it). */
+static json_t *request_of(fixture *f, size_t i, const char *op)
+{
+    const http_stub_request *rq = http_stub_request_at(f->server, i);
+    char target[96], want[96];
+    assert_non_null(http_stub_header(rq, "X-Amz-Target", target, sizeof target));
+    snprintf(want, sizeof want, "DynamoDB_20120810.%s", op);
+    assert_string_equal(target, want);
+    json_t *body = json_loadb(rq->body, rq->body_len, 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(text_of(json_object_get(body, "TableName")), "tasks");
+    return body;
+}
+
+/* Request i must be a consistent GetItem of task id. */
+static void task_read_at(fixture *f, size_t i, const char *id)
+{
+    json_t *body = request_of(f, i, "GetItem");
+    json_t *key = json_object_get(body, "Key");
+    assert_int_equal(json_object_size(key), 1);
+    assert_string_equal(text_of(json_object_get(json_object_get(key, "id"), "S")), id);
+    assert_true(json_is_true(json_object_get(body, "ConsistentRead")));
+    json_decref(body);
+}
+
+/* Request i must be the DeleteItem of key "order-42"'s item, on condition that it names task id. */
+static void key_delete_at(fixture *f, size_t i, const char *id)
+{
+    json_t *body = request_of(f, i, "DeleteItem");
+    json_t *key = json_object_get(body, "Key");
+    assert_int_equal(json_object_size(key), 1);
+    assert_string_equal(text_of(json_object_get(json_object_get(key, "id"), "S")), "idem#order-42");
+    assert_string_equal(text_of(json_object_get(body, "ConditionExpression")), "task_id = :t");
+    json_t *values = json_object_get(body, "ExpressionAttributeValues");
+    assert_int_equal(json_object_size(values), 1);
+    assert_string_equal(text_of(json_object_get(json_object_get(values, ":t"), "S")), id);
     json_decref(body);
 }
 
@@ -215,6 +293,122 @@ static void test_unknown_reason_is_an_error(void **state)
     stop(&f);
 }
 
+static void test_key_of_live_task_is_duplicate(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN},
+                                      {.status = 200, .body = OLD_TASK_ITEM}};
+    fixture f;
+    start(&f, script, 2);
+    char id[37], token[37];
+    assert_int_equal(create_keyed(&f, id), STORE_DUPLICATE);
+    assert_string_equal(id, OLD_TASK);
+    assert_int_equal(http_stub_count(f.server), 2); /* nothing deleted, nothing tried again */
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, OLD_TASK);
+    stop(&f);
+}
+
+static void test_key_of_task_not_read_is_duplicate(void **state)
+{
+    (void)state;
+    /* whether the task is there is not known: the key is not freed on a guess */
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN},
+                                      {.status = 400, .body = ACCESS_DENIED}};
+    fixture f;
+    start(&f, script, 2);
+    char id[37], token[37];
+    assert_int_equal(create_keyed(&f, id), STORE_DUPLICATE);
+    assert_string_equal(id, OLD_TASK);
+    assert_int_equal(http_stub_count(f.server), 2);
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, OLD_TASK);
+    stop(&f);
+}
+
+static void test_key_of_gone_task_is_freed_and_taken(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN},
+                                      {.status = 200, .body = "{}"}, /* no such task */
+                                      {.status = 200, .body = "{}"}, /* the key item deleted */
+                                      {.status = 200, .body = "{}"}};
+    fixture f;
+    start(&f, script, 4);
+    char id[37], first[37], second[37];
+    assert_int_equal(create_keyed(&f, id), STORE_OK);
+    assert_int_equal(http_stub_count(f.server), 4);
+    transaction_at(&f, 0, first);
+    task_read_at(&f, 1, OLD_TASK);
+    key_delete_at(&f, 2, OLD_TASK);
+    transaction_at(&f, 3, second);
+    assert_string_not_equal(first, second);
+    assert_string_equal(id, second);
+    stop(&f);
+}
+
+static void test_key_taken_anew_while_freed_is_duplicate(void **state)
+{
+    (void)state;
+    /* the key item no longer names the gone task when it is deleted: another create took the
+     * key meanwhile, and the create tried again is that one's duplicate */
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN},
+                                      {.status = 200, .body = "{}"},
+                                      {.status = 400, .body = CONDITION_FAILED},
+                                      {.status = 400, .body = KEY_TAKEN_BY_OTHER},
+                                      {.status = 200, .body = OTHER_TASK_ITEM}};
+    fixture f;
+    start(&f, script, 5);
+    char id[37], first[37], second[37];
+    assert_int_equal(create_keyed(&f, id), STORE_DUPLICATE);
+    assert_string_equal(id, OTHER_TASK);
+    assert_int_equal(http_stub_count(f.server), 5);
+    transaction_at(&f, 0, first);
+    task_read_at(&f, 1, OLD_TASK);
+    key_delete_at(&f, 2, OLD_TASK);
+    transaction_at(&f, 3, second);
+    assert_string_not_equal(first, second);
+    task_read_at(&f, 4, OTHER_TASK);
+    stop(&f);
+}
+
+static void test_key_not_freed_is_the_answer(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN},
+                                      {.status = 200, .body = "{}"},
+                                      {.status = 400, .body = ACCESS_DENIED}};
+    fixture f;
+    start(&f, script, 3);
+    char id[37], token[37];
+    assert_int_equal(create_keyed(&f, id), STORE_ERROR);
+    assert_int_equal(http_stub_count(f.server), 3); /* not tried again */
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, OLD_TASK);
+    key_delete_at(&f, 2, OLD_TASK);
+    stop(&f);
+}
+
+static void test_key_delete_throttled_is_busy(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN},
+                                      {.status = 200, .body = "{}"},
+                                      {.status = 400, .body = THROTTLED_CALL}};
+    fixture f;
+    start(&f, script, 3);
+    aws_set_deadline(clock_unix_ms() + 700);
+    char id[37], token[37];
+    assert_int_equal(create_keyed(&f, id), STORE_BUSY);
+    size_t n = http_stub_count(f.server);
+    assert_true(n >= 4); /* the DeleteItem was retried as a throttled call is */
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, OLD_TASK);
+    for (size_t i = 2; i < n; i++)
+        key_delete_at(&f, i, OLD_TASK);
+    stop(&f);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
@@ -225,6 +419,12 @@ int main(void)
         cmocka_unit_test(test_validation_reason_is_invalid),
         cmocka_unit_test(test_conflict_is_retried),
         cmocka_unit_test(test_unknown_reason_is_an_error),
+        cmocka_unit_test(test_key_of_live_task_is_duplicate),
+        cmocka_unit_test(test_key_of_task_not_read_is_duplicate),
+        cmocka_unit_test(test_key_of_gone_task_is_freed_and_taken),
+        cmocka_unit_test(test_key_taken_anew_while_freed_is_duplicate),
+        cmocka_unit_test(test_key_not_freed_is_the_answer),
+        cmocka_unit_test(test_key_delete_throttled_is_busy),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
