@@ -1,14 +1,17 @@
 """The local listener's bounds and deadlines, over raw sockets: garbage, bad versions and oversized
 heads answered in JSON at once, a chunked body over the limit refused while it is still being
 sent, slow heads and bodies cut off, answers a client does not read dropped, connections bounded
-in all and per client, running out of descriptors before those bounds, and admission control (503
-with Retry-After) past the requests in flight."""
+in all and per client (a refusal whose answer cannot be sent closed at once), running out of
+descriptors before those bounds, and admission control (503 with Retry-After) past the requests in
+flight."""
 
 import json
 import os
 import resource
 import select
+import signal
 import socket
+import struct
 import sys
 import time
 import unittest
@@ -435,6 +438,41 @@ class Limits(ServersTestCase):
         finally:
             for h in held:
                 h.close()
+
+    def test_refusal_that_cannot_be_sent_is_closed(self):
+        # clients that reset their connection while it waits to be accepted (taskd stopped
+        # meanwhile): each is refused at accept, its answer's send fails, and its socket must be
+        # closed then and there, not kept nor left open; the server goes on serving
+        srv = self.start(max_connections_per_client=1)
+        held = connect(srv.port)
+
+        def fds():
+            return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
+        try:
+            time.sleep(0.2)
+            before = fds()
+            os.kill(srv.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(100):
+                    s = connect(srv.port)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    s.close()  # a reset
+            finally:
+                os.kill(srv.proc.pid, signal.SIGCONT)
+            other = connect(srv.port, source="127.0.0.2")
+            try:
+                other.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                parsed, raw, _ = read_answer(other)
+                self.assertIsNotNone(parsed, raw[:200])
+                self.assertEqual(parsed[0], 200, raw[:200])
+            finally:
+                other.close()
+            wait_until(lambda: fds() <= before, timeout=5, what="the refused sockets closed")
+        finally:
+            held.close()
+        wait_until(lambda: srv.get("/health").status == 200, timeout=5, what="the client let in")
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total",
+                                reason="client_connections"), 100.0)
 
     def test_connection_the_loop_cannot_watch_gets_503(self):
         # past fs.epoll.max_user_watches a new connection cannot join its loop's epoll set: it
