@@ -1,5 +1,5 @@
 /*
- * tracectx — W3C traceparent and X-Ray trace header parsing and formatting;
+ * tracectx — W3C traceparent and tracestate, and X-Ray trace header parsing and formatting;
  * see tracectx.h for the rules taken from tracing.md §1, §2, §6 and §7.
  *
  * Parsers work on a trimmed view of the input and decode into a local
@@ -202,6 +202,123 @@ size_t tracectx_format_xray(const trace_ctx *c, char *out, size_t outlen)
     }
     memcpy(out, buf, n + 1);
     return n;
+}
+
+/* ---- W3C tracestate ---- */
+
+#define TS_KEY_MAX    256 /* a key's first character and up to 255 more */
+#define TS_VALUE_MAX  256
+#define TS_LONG_ENTRY 128 /* entries longer than this are the first to go when truncating */
+
+typedef struct ts_member {
+    const char *s; /* key=value, len characters */
+    size_t len, key_len;
+} ts_member;
+
+static bool ts_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '*' ||
+           c == '/' || c == '@';
+}
+
+/* Check one trimmed, non-empty member [s, s + len) and note where its key ends. */
+static bool ts_member_ok(const char *s, size_t len, size_t *key_len)
+{
+    const char *eq = memchr(s, '=', len);
+    if (!eq)
+        return false;
+    size_t klen = (size_t)(eq - s), vlen = len - klen - 1;
+    if (klen == 0 || klen > TS_KEY_MAX ||
+        !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    for (size_t i = 1; i < klen; i++)
+        if (!ts_key_char(s[i]))
+            return false;
+    const char *v = eq + 1;
+    if (vlen == 0 || vlen > TS_VALUE_MAX || v[vlen - 1] == ' ')
+        return false;
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c > 0x7e || c == ',' || c == '=')
+            return false;
+    }
+    *key_len = klen;
+    return true;
+}
+
+/* Add the members of one header value to m (*n so far); false when the list is invalid. */
+static bool ts_split(const char *value, ts_member *m, size_t *n)
+{
+    const char *p = value;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *s = p;
+        trim(&s, &len);
+        if (len) {
+            size_t key_len;
+            if (*n == TRACECTX_TRACESTATE_MEMBERS || !ts_member_ok(s, len, &key_len))
+                return false;
+            for (size_t i = 0; i < *n; i++)
+                if (m[i].key_len == key_len && memcmp(m[i].s, s, key_len) == 0)
+                    return false; /* a key twice */
+            m[(*n)++] = (ts_member){s, len, key_len};
+        }
+        if (!comma)
+            return true;
+        p = comma + 1;
+    }
+}
+
+/* The length of the members joined by ','. */
+static size_t ts_joined_len(const ts_member *m, size_t n)
+{
+    size_t total = n ? n - 1 : 0;
+    for (size_t i = 0; i < n; i++)
+        total += m[i].len;
+    return total;
+}
+
+/* Drop the right-most member longer than min (0: any); false when there is none. */
+static bool ts_drop_right(ts_member *m, size_t *n, size_t min)
+{
+    for (size_t i = *n; i-- > 0;) {
+        if (m[i].len > min) {
+            memmove(m + i, m + i + 1, (*n - i - 1) * sizeof *m);
+            (*n)--;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool tracectx_parse_tracestate(const char *const *values, size_t n,
+                               char out[TRACECTX_TRACESTATE_MAX + 1])
+{
+    if (!out)
+        return false;
+    out[0] = '\0';
+    if (!values)
+        return false;
+    ts_member m[TRACECTX_TRACESTATE_MEMBERS];
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (values[i] && !ts_split(values[i], m, &count))
+            return false;
+    while (ts_joined_len(m, count) > TRACECTX_TRACESTATE_MAX &&
+           ts_drop_right(m, &count, TS_LONG_ENTRY))
+        ;
+    while (ts_joined_len(m, count) > TRACECTX_TRACESTATE_MAX)
+        ts_drop_right(m, &count, 0);
+    size_t len = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i)
+            out[len++] = ',';
+        memcpy(out + len, m[i].s, m[i].len);
+        len += m[i].len;
+    }
+    out[len] = '\0';
+    return count > 0;
 }
 
 /* ---- ids and precedence ---- */

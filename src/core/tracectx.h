@@ -17,6 +17,10 @@
  * New trace ids are made X-Ray style (4 bytes of Unix seconds, 12 random)
  * so that they are valid in both worlds.
  *
+ * W3C `tracestate` (a vendor list that rides beside traceparent) is read
+ * strictly too, and dropped whole when it breaks a rule; see
+ * tracectx_parse_tracestate().
+ *
  * Only the flag bits that are defined (0x01 sampled, 0x02 random trace id,
  * W3C Level 2) are kept when parsing and emitted when formatting; other
  * bits must be zero when sending.
@@ -32,9 +36,11 @@
 #define TRACECTX_FLAG_RANDOM  0x02 /* W3C Level 2: the trace id's right-most 7 bytes are random */
 #define TRACECTX_FLAGS_KNOWN  0x03
 
-#define TRACECTX_TRACEPARENT_LEN 55 /* "00-" 32 "-" 16 "-" 2 */
-#define TRACECTX_XRAY_ID_LEN     35 /* "1-" 8 "-" 24 */
-#define TRACECTX_XRAY_MAX        75 /* longest tracectx_format_xray text plus NUL */
+#define TRACECTX_TRACEPARENT_LEN    55  /* "00-" 32 "-" 16 "-" 2 */
+#define TRACECTX_XRAY_ID_LEN        35  /* "1-" 8 "-" 24 */
+#define TRACECTX_XRAY_MAX           75  /* longest tracectx_format_xray text plus NUL */
+#define TRACECTX_TRACESTATE_MAX     512 /* longest tracestate kept (W3C: propagate at least 512) */
+#define TRACECTX_TRACESTATE_MEMBERS 32  /* most list members a tracestate may have */
 
 typedef struct trace_ctx {
     uint8_t trace_id[16];
@@ -76,5 +82,24 @@ void tracectx_new_trace_id(uint8_t out[16], uint32_t unix_seconds, const uint8_t
  * written only on success.
  */
 bool tracectx_from_headers(const char *traceparent, const char *xray, trace_ctx *out);
+/*
+ * Parse a W3C tracestate given as n header values (several header lines make
+ * one list, in order; NULL entries are skipped) into its normal form: the
+ * list members joined by ',' with no whitespace, at most
+ * TRACECTX_TRACESTATE_MAX characters, in out. Rules (tracing.md §6):
+ *  - members are separated by ',' with optional spaces or tabs around it;
+ *    empty members are allowed and dropped;
+ *  - a member is key=value with nothing around the '=': the key a lowercase
+ *    letter or digit, then at most 255 of a-z 0-9 _ - * / @ (which takes the
+ *    tenant@system keys too); the value 1 to 256 printable ASCII characters
+ *    (0x20-0x7E) but ',' and '=', the last not a space;
+ *  - at most TRACECTX_TRACESTATE_MEMBERS members, and no key twice.
+ * A list that breaks any rule is dropped whole. One longer than
+ * TRACECTX_TRACESTATE_MAX loses whole members: those over 128 characters
+ * first, from the right, then others from the right, until it fits.
+ * True when out holds at least one member; else false and out is "".
+ */
+bool tracectx_parse_tracestate(const char *const *values, size_t n,
+                               char out[TRACECTX_TRACESTATE_MAX + 1]);
 
 #endif

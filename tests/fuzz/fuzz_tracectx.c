@@ -1,6 +1,6 @@
 /*
  * fuzz_tracectx — the trace context headers every request may carry
- * (core/tracectx.h): W3C traceparent and AWS X-Amzn-Trace-Id.
+ * (core/tracectx.h): W3C traceparent and tracestate, and AWS X-Amzn-Trace-Id.
  *
  * Input: "<traceparent>\n<X-Amzn-Trace-Id>" (split at the first newline; no
  * newline: the whole input is tried as both). Each is parsed alone and the
@@ -11,7 +11,10 @@
  * context (55 characters); X-Ray: format -> parse gives the same ids and
  * sampled bit, and so does a traceparent's context written as X-Ray;
  * from_headers picks traceparent when valid, else X-Ray, else nothing, and
- * leaves *out alone on failure.
+ * leaves *out alone on failure. tracestate (the whole input as one value,
+ * and its lines as several): at most 512 characters and 32 members, no
+ * whitespace around commas, no empty member, "" when dropped, and its normal
+ * form parses back to itself.
  *
  * Run: scripts/fuzz.sh tracectx   (corpus: tests/fuzz/corpus/tracectx/)
  */
@@ -90,9 +93,53 @@ static bool check_xray(const char *h, trace_ctx *out)
     return true;
 }
 
+static void check_tracestate(const char *const *values, size_t n)
+{
+    char out[TRACECTX_TRACESTATE_MAX + 1];
+    memset(out, 'x', sizeof out);
+    if (!tracectx_parse_tracestate(values, n, out)) {
+        FUZZ_CHECK(out[0] == '\0', "dropped tracestate left %.40s", out);
+        return;
+    }
+    size_t len = strlen(out);
+    FUZZ_CHECK(len > 0 && len <= TRACECTX_TRACESTATE_MAX, "tracestate of %zu", len);
+    FUZZ_CHECK(out[0] != ',' && out[len - 1] != ',' && !strstr(out, ",,"), "empty member: %s", out);
+    FUZZ_CHECK(!strstr(out, " ,"), "space before a comma: %s", out);
+    FUZZ_CHECK(!strchr(out, '\t') && !strstr(out, ", "), "whitespace kept: %s", out);
+    size_t members = 1;
+    for (const char *p = out; *p; p++)
+        members += *p == ',';
+    FUZZ_CHECK(members <= TRACECTX_TRACESTATE_MEMBERS, "%zu members", members);
+    char again[TRACECTX_TRACESTATE_MAX + 1];
+    const char *one[] = {out};
+    FUZZ_CHECK(tracectx_parse_tracestate(one, 1, again) && strcmp(again, out) == 0,
+               "normal form %s did not parse back to itself", out);
+}
+
+/* text as one tracestate value, then split at its newlines as several */
+static void check_tracestates(const char *text)
+{
+    const char *one[] = {text};
+    check_tracestate(one, 1);
+    char *copy = strdup(text);
+    if (!copy)
+        return;
+    const char *lines[8];
+    size_t n = 0;
+    for (char *p = copy; p && n < sizeof lines / sizeof lines[0];) {
+        lines[n++] = p;
+        p = strchr(p, '\n');
+        if (p)
+            *p++ = '\0';
+    }
+    check_tracestate(lines, n);
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *text = fuzz_strdup(data, size);
+    check_tracestates(text);
     char *nl = strchr(text, '\n');
     const char *tp = text, *xr = text;
     if (nl) {

@@ -3,7 +3,9 @@
  * rule, higher versions, flag bits, surrounding whitespace), the X-Ray
  * header (spaces, missing Parent, Sampled values, Lineage and unknown keys,
  * bad Root / Parent), formatting both, converting ids between the two forms,
- * new X-Ray-style trace ids, and the precedence in tracectx_from_headers.
+ * new X-Ray-style trace ids, the precedence in tracectx_from_headers, and
+ * W3C tracestate (normal form, every rejection rule, several header lines,
+ * truncation, hostile inputs).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -438,6 +440,245 @@ static void test_from_headers(void **state)
     assert_false(tracectx_from_headers(tp, xr, NULL));
 }
 
+/* ---- tracestate ---- */
+
+/* Parse one header value; the normal form, or NULL when dropped (then out must be ""). */
+static const char *ts1(const char *h)
+{
+    static char out[TRACECTX_TRACESTATE_MAX + 1];
+    memset(out, 'x', sizeof out);
+    const char *v[] = {h};
+    if (tracectx_parse_tracestate(v, 1, out))
+        return out;
+    assert_string_equal(out, "");
+    return NULL;
+}
+
+static void assert_ts(const char *h, const char *want)
+{
+    const char *got = ts1(h);
+    if (!got || strcmp(got, want) != 0)
+        fail_msg("\"%s\" gave \"%s\", not \"%s\"", h, got ? got : "(dropped)", want);
+}
+
+static void assert_ts_dropped(const char *h)
+{
+    const char *got = ts1(h);
+    if (got)
+        fail_msg("\"%s\" gave \"%s\", not dropped", h, got);
+}
+
+static void test_ts_valid(void **state)
+{
+    (void)state;
+    assert_ts("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    assert_ts("a=1", "a=1");
+    /* optional whitespace around commas, and around the whole, goes */
+    assert_ts(" \trojo=1 ,\tcongo=2\t, x=3 ", "rojo=1,congo=2,x=3");
+    /* empty members are dropped */
+    assert_ts(",a=1,,  ,\t,b=2,", "a=1,b=2");
+    /* key characters; a digit first; tenant@system keys */
+    assert_ts("0a_-*/@z=v", "0a_-*/@z=v");
+    assert_ts("fw529a3039@dt=ok,tenant@system=x", "fw529a3039@dt=ok,tenant@system=x");
+    /* value: any printable ASCII but ',' and '=', inner and leading spaces kept */
+    assert_ts("k= a b!~\"#;:", "k= a b!~\"#;:");
+    /* a key of 256 characters, a value of 256 */
+    char key[300], val[300], h[700];
+    memset(key, 'k', 256);
+    key[256] = '\0';
+    memset(val, 'v', 256);
+    val[256] = '\0';
+    snprintf(h, sizeof h, "%s=%s", key, "1");
+    assert_ts(h, h);
+    snprintf(h, sizeof h, "a=%s", val);
+    assert_ts(h, h);
+    /* 32 members */
+    char list[32 * 8] = "";
+    for (int i = 0; i < 32; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%sk%d=v", i ? "," : "", i);
+    assert_ts(list, list);
+}
+
+static void test_ts_rejects(void **state)
+{
+    (void)state;
+    char out[TRACECTX_TRACESTATE_MAX + 1] = "junk";
+    assert_false(tracectx_parse_tracestate(NULL, 1, out));
+    assert_string_equal(out, "");
+    const char *none[] = {NULL};
+    assert_false(tracectx_parse_tracestate(none, 1, out));
+    assert_false(tracectx_parse_tracestate(none, 0, NULL));
+    /* nothing there */
+    assert_ts_dropped("");
+    assert_ts_dropped(" , ,\t");
+    /* not key=value */
+    assert_ts_dropped("a");
+    assert_ts_dropped("a=1,b");
+    assert_ts_dropped("=1");
+    assert_ts_dropped("a=");
+    assert_ts_dropped("a=1=2");
+    /* whitespace is allowed around commas only */
+    assert_ts_dropped("a =1");
+    assert_ts_dropped("a\t=1");
+    assert_ts_dropped("a=\t1");
+    assert_ts_dropped("a=1\tb");
+    /* key grammar: lowercase letter or digit first, then a-z 0-9 _ - * / @ */
+    assert_ts_dropped("A=1");
+    assert_ts_dropped("aB=1");
+    assert_ts_dropped("_a=1");
+    assert_ts_dropped("@a=1");
+    assert_ts_dropped("a.b=1");
+    assert_ts_dropped("a b=1");
+    char key[300], val[300], h[700];
+    memset(key, 'k', 257);
+    key[257] = '\0';
+    snprintf(h, sizeof h, "%s=1", key);
+    assert_ts_dropped(h);
+    /* value grammar: 1..256 of 0x20-0x7E but ',' and '=' */
+    memset(val, 'v', 257);
+    val[257] = '\0';
+    snprintf(h, sizeof h, "a=%s", val);
+    assert_ts_dropped(h);
+    assert_ts_dropped("a=\x7f");
+    assert_ts_dropped("a=\x01");
+    assert_ts_dropped("a=caf\xc3\xa9");
+    assert_ts_dropped("a=1\r\nb=2");
+    /* a key twice, even far apart */
+    assert_ts_dropped("a=1,b=2,a=3");
+    assert_ts_dropped("a=1,a=1");
+    /* one bad member drops the whole list, good members and all */
+    assert_ts_dropped("good=1,BAD=2,fine=3");
+    /* 33 members */
+    char list[33 * 8] = "";
+    for (int i = 0; i < 33; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%sk%d=v", i ? "," : "", i);
+    assert_ts_dropped(list);
+}
+
+static void test_ts_several_lines(void **state)
+{
+    (void)state;
+    char out[TRACECTX_TRACESTATE_MAX + 1];
+    const char *two[] = {"rojo=1 ", " congo=2,x=3"};
+    assert_true(tracectx_parse_tracestate(two, 2, out));
+    assert_string_equal(out, "rojo=1,congo=2,x=3");
+    /* a line of its own is one list with the others: empty lines add nothing... */
+    const char *gaps[] = {"", NULL, "a=1", ",", "b=2"};
+    assert_true(tracectx_parse_tracestate(gaps, 5, out));
+    assert_string_equal(out, "a=1,b=2");
+    /* ...a key on two lines is a key twice, and the count spans the lines */
+    const char *dup[] = {"a=1", "a=2"};
+    assert_false(tracectx_parse_tracestate(dup, 2, out));
+    assert_string_equal(out, "");
+    char first[20 * 8] = "", second[13 * 8] = "";
+    for (int i = 0; i < 20; i++)
+        snprintf(first + strlen(first), sizeof first - strlen(first), "%sa%d=v", i ? "," : "", i);
+    for (int i = 0; i < 13; i++)
+        snprintf(second + strlen(second), sizeof second - strlen(second), "%sb%d=v", i ? "," : "",
+                 i);
+    const char *many[] = {first, second};
+    assert_false(tracectx_parse_tracestate(many, 2, out));
+    /* and a bad line drops the good ones */
+    const char *bad[] = {"a=1", "B=2"};
+    assert_false(tracectx_parse_tracestate(bad, 2, out));
+}
+
+/* A member "<key>=<value>" of exactly len characters. */
+static void member(char *out, const char *key, size_t len)
+{
+    size_t k = strlen(key);
+    memcpy(out, key, k);
+    out[k] = '=';
+    memset(out + k + 1, 'v', len - k - 1);
+    out[len] = '\0';
+}
+
+static void test_ts_truncation(void **state)
+{
+    (void)state;
+    char a[300], b[300], c[300], d[300], big[300], h[2048], want[2048];
+    /* exactly 512 is kept whole: 4 x 127 + 3 commas + ... */
+    member(a, "a", 127);
+    member(b, "b", 127);
+    member(c, "c", 127);
+    member(d, "d", 128);
+    snprintf(h, sizeof h, "%s,%s,%s,%s", a, b, c, d);
+    assert_int_equal(strlen(h), 512);
+    assert_ts(h, h);
+    /* one more character, none over 128: members go from the right until it fits */
+    char e[300];
+    member(a, "a", 128);
+    member(b, "b", 128);
+    member(c, "c", 128);
+    member(d, "d", 128);
+    member(e, "e", 128);
+    snprintf(h, sizeof h, "%s,%s,%s,%s,%s", a, b, c, d, e);
+    snprintf(want, sizeof want, "%s,%s,%s", a, b, c);
+    assert_ts(h, want);
+    member(a, "a", 127);
+    member(b, "b", 127);
+    /* members over 128 characters go first, right-most first, and only as many as needed */
+    member(d, "d", 100);
+    member(big, "big", 200);
+    char big2[300];
+    member(big2, "big2", 200);
+    snprintf(h, sizeof h, "%s,%s,%s,%s,%s", big, a, big2, b, d);
+    assert_true(strlen(h) > 512);
+    /* without big2: 200 + 127 + 127 + 100 + 3 = 557, still too long: big goes too */
+    snprintf(want, sizeof want, "%s,%s,%s", a, b, d);
+    assert_ts(h, want);
+    member(d, "d", 50);
+    snprintf(h, sizeof h, "%s,%s,%s,%s,%s", big, a, big2, b, d);
+    /* without big2: 200 + 127 + 127 + 50 + 3 = 507: big stays */
+    snprintf(want, sizeof want, "%s,%s,%s,%s", big, a, b, d);
+    assert_ts(h, want);
+    /* 32 members of 252 + 1 + 256 characters, all over 128: dropped from the right until the
+     * left-most is alone */
+    char huge[32 * 520] = "", m[520], first[520] = "";
+    for (int i = 0; i < 32; i++) {
+        memset(m, 'a' + (i % 26), 250);
+        snprintf(m + 250, sizeof m - 250, "%02d=", i);
+        memset(m + 253, 'v', 256);
+        m[253 + 256] = '\0';
+        if (i == 0)
+            memcpy(first, m, sizeof first);
+        snprintf(huge + strlen(huge), sizeof huge - strlen(huge), "%s%s", i ? "," : "", m);
+    }
+    assert_int_equal(strlen(first), 509);
+    assert_ts(huge, first);
+    /* the result always fits, whatever came in */
+    char mix[4096] = "";
+    for (int i = 0; i < 32; i++)
+        snprintf(mix + strlen(mix), sizeof mix - strlen(mix), "%sk%02d=%0*d", i ? "," : "", i,
+                 10 + i * 4, 0);
+    const char *got = ts1(mix);
+    assert_non_null(got);
+    assert_true(strlen(got) <= TRACECTX_TRACESTATE_MAX);
+    assert_int_equal(strncmp(got, "k00=", 4), 0);
+}
+
+static void test_ts_hostile(void **state)
+{
+    (void)state;
+    /* long runs of separators and whitespace, a huge single member, control bytes */
+    static char h[1 << 16];
+    memset(h, ',', sizeof h - 1);
+    h[sizeof h - 1] = '\0';
+    assert_ts_dropped(h);
+    memset(h, ' ', sizeof h - 1);
+    assert_ts_dropped(h);
+    memset(h, 'a', sizeof h - 1);
+    assert_ts_dropped(h);
+    h[1] = '=';
+    assert_ts_dropped(h);
+    for (size_t i = 0; i + 4 < sizeof h - 1; i += 4)
+        memcpy(h + i, "a=1,", 4);
+    assert_ts_dropped(h); /* the same key, over and over */
+    assert_ts_dropped("a=1,\xff=2");
+    assert_ts_dropped("a=1\x00b=2" + 4); /* a NUL ends the header */
+    assert_ts("a=1\x00,B=2", "a=1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -458,6 +699,11 @@ int main(void)
         cmocka_unit_test(test_convert_xray_to_w3c),
         cmocka_unit_test(test_convert_w3c_to_xray),
         cmocka_unit_test(test_from_headers),
+        cmocka_unit_test(test_ts_valid),
+        cmocka_unit_test(test_ts_rejects),
+        cmocka_unit_test(test_ts_several_lines),
+        cmocka_unit_test(test_ts_truncation),
+        cmocka_unit_test(test_ts_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
