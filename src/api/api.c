@@ -202,7 +202,8 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
                    .data_image = ex->create.data_image,
                    .ttl = ex->create.ttl,
                    .idempotency_key = ex->idempotency_key,
-                   .trace = ex->traceparent},
+                   .trace = ex->traceparent,
+                   .tracestate = ex->tracestate[0] ? ex->tracestate : NULL},
         .done = write_done,
     };
     store_submit(a->store, &ex->write);
@@ -923,6 +924,28 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     return fn(a, req, r->param == PARAM_NONE ? NULL : param, ex);
 }
 
+/* Lines of one header read as one list at most; a request with more has its tracestate dropped */
+#define TRACESTATE_LINES_MAX 64
+
+/*
+ * The request's tracestate in its normal form into out, "" when it has none or it breaks a rule
+ * (tracectx_parse_tracestate()): every tracestate field, in order, when the transport gives
+ * them all (header_at), else the one value header() gives.
+ */
+static void read_tracestate(const api_request *req, char out[TRACECTX_TRACESTATE_MAX + 1])
+{
+    const char *lines[TRACESTATE_LINES_MAX + 1];
+    size_t n = 0;
+    if (req->header_at) {
+        while (n <= TRACESTATE_LINES_MAX && (lines[n] = req->header_at(req->ctx, "tracestate", n)))
+            n++;
+    } else if (req->header && (lines[0] = req->header(req->ctx, "tracestate"))) {
+        n = 1;
+    }
+    if (n > TRACESTATE_LINES_MAX || !tracectx_parse_tracestate(lines, n, out))
+        out[0] = '\0';
+}
+
 api_status api_begin(api *a, const api_request *req, api_exchange *ex)
 {
     void (*ready)(api_exchange *) = ex->ready;
@@ -936,6 +959,9 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     const char *tp = req->header ? req->header(req->ctx, "traceparent") : NULL;
     const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
     bool continued = tracectx_from_headers(tp, xr, &incoming);
+    /* tracestate goes with a traceparent that is taken, never with an X-Ray header */
+    if (continued && tracectx_parse_traceparent(tp, &(trace_ctx){0}))
+        read_tracestate(req, ex->tracestate);
     trace_begin(&ex->server, continued ? &incoming : NULL, ex->method, SPAN_KIND_SERVER);
     if (strcmp(ex->method, "other") != 0) /* a known method: its static name, no copy */
         span_set_static(&ex->server, "http.request.method", ex->method);

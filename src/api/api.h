@@ -27,7 +27,10 @@ typedef struct api_request {
     /* Look up a query parameter / header (case-insensitive name); NULL if absent. */
     const char *(*query)(void *ctx, const char *name);
     const char *(*header)(void *ctx, const char *name);
-    void *ctx; /* passed to query() and header() */
+    /* Optional (NULL: header() alone): the value of the i-th field named name (from 0, in the
+     * order they came), NULL past the last; for a header that may come on several lines. */
+    const char *(*header_at)(void *ctx, const char *name, size_t i);
+    void *ctx; /* passed to query(), header() and header_at() */
     const char *body;
     size_t body_len;
 } api_request;
@@ -115,9 +118,11 @@ struct api_exchange {
     char *idempotency_key;
     char task_id[37];
     char traceparent[56]; /* the request's span, stored with a new task */
-    span server;          /* the request's span */
-    span store_span;      /* the write's span, while one is in flight */
-    const char *route;    /* route pattern, for metrics */
+    /* the request's tracestate (normal form), when its traceparent was taken; else "" */
+    char tracestate[TRACECTX_TRACESTATE_MAX + 1];
+    span server;       /* the request's span */
+    span store_span;   /* the write's span, while one is in flight */
+    const char *route; /* route pattern, for metrics */
     /* builds the response of a pending exchange other than a create or an update
      * (a redrive, a parked ?wait=) */
     void (*finish)(struct api *a, struct api_exchange *ex);

@@ -67,6 +67,7 @@ static void api_invoke(role *r, const lambda_invocation *inv, role_result *out)
     traced_request t = {.event = &ev.req, .trace_id = inv->trace_id[0] ? inv->trace_id : NULL};
     api_request req = ev.req;
     req.header = traced_header;
+    req.header_at = NULL; /* the event's headers: one value each (2.0 joins repeated ones) */
     req.query = traced_query;
     req.ctx = &t;
     api_response resp = {0};

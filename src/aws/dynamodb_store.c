@@ -365,7 +365,7 @@ static bool attr_json_text(const json_t *item, const char *name, char **out)
 }
 
 /*
- * Fill t from an item (full: with data, result and trace). STORE_NOT_FOUND
+ * Fill t from an item (full: with data, result, trace and tracestate). STORE_NOT_FOUND
  * when the item is not a task (no task_type: a key or meta item), STORE_ERROR
  * when it is malformed or memory runs out.
  */
@@ -387,9 +387,10 @@ static store_rc task_from_item(const json_t *item, task *t, bool full)
               attr_time(item, "updated_time", &t->updated_time) &&
               attr_time(item, "task_ttl", &t->ttl) && (t->status_msg = strdup(msg ? msg : ""));
     if (ok && full) {
-        const char *trace = attr_s(item, "trace");
+        const char *trace = attr_s(item, "trace"), *tracestate = attr_s(item, "tracestate");
         ok = attr_json_text(item, "data", &t->data) && attr_json_text(item, "result", &t->result) &&
-             (!trace || (t->trace = strdup(trace)));
+             (!trace || (t->trace = strdup(trace))) &&
+             (!tracestate || (t->tracestate = strdup(tracestate)));
         if (ok && !t->data)
             ok = (t->data = strdup("{}")) != NULL;
     }
@@ -787,6 +788,8 @@ static void put_task_item(sbuf *b, const char *id, const store_new_task *c, cons
     sbuf_puts(b, data_image);
     if (c->trace)
         put_s(b, true, "trace", c->trace);
+    if (c->tracestate) /* only when there is one: the attribute is absent otherwise */
+        put_s(b, true, "tracestate", c->tracestate);
     put_s(b, true, "list_all", LIST_ALL_KEY);
     put_s(b, true, "type_status", type_status);
     sbuf_puts(b, ",\"history\":{\"L\":[");

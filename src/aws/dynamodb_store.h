@@ -11,13 +11,14 @@
  *
  * Items: a task is id, task_type, status, status_msg, created_time,
  * updated_time (once changed), task_ttl (the client's ttl), data (a map),
- * result, trace, and the index keys list_all ("tasks") and type_status
- * ("<task_type>#<status>"). The table's TTL attribute, ttl, is written only
- * when a task with a task_ttl finishes: max(task_ttl, finish + grace), so an
- * unfinished task never expires and a finished one stays readable for the
- * grace. Other items share the table under ids that are not UUIDs and never
- * read as tasks: "idem#<key>" (Idempotency-Key, expired by ttl after 24 h)
- * and "meta#secret" (the page-token key).
+ * result, trace, tracestate (when the request had one), and the index keys
+ * list_all ("tasks") and type_status ("<task_type>#<status>"). The table's
+ * TTL attribute, ttl, is written only when a task with a task_ttl finishes:
+ * max(task_ttl, finish + grace), so an unfinished task never expires and a
+ * finished one stays readable for the grace. Other items share the table
+ * under ids that are not UUIDs and never read as tasks: "idem#<key>"
+ * (Idempotency-Key, expired by ttl after 24 h) and "meta#secret" (the
+ * page-token key).
  *
  * Opening makes no network call (a Lambda's init must not wait on the
  * network); a missing table shows up as STORE_ERROR, logged, on first use.

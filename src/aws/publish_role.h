@@ -7,7 +7,8 @@
  * consumer whose action is `publish` — the very step the local stream
  * consumer runs: its filter patterns (applied again here; the event source
  * mapping's filter may be the same or absent), the message (the task's data
- * as the body; TaskId, TaskType, traceparent attributes) and the `process
+ * as the body; TaskId, TaskType, traceparent and, when the task has one,
+ * tracestate attributes) and the `process
  * <consumer>` / `publish <topic>` spans in the task's trace. Records that
  * make no message (a MODIFY or REMOVE, the store's own key and meta items,
  * which have no task_type) are skipped. The messages go to the topic with

@@ -208,6 +208,8 @@ bool attrval_task_image(sbuf *b, const task *t, const char *data_image)
         ok = put_json(b, "result", t->result) && ok;
     if (t->trace)
         put_s(b, "trace", t->trace);
+    if (t->tracestate)
+        put_s(b, "tracestate", t->tracestate);
     sbuf_putc(b, '}');
     return ok;
 }

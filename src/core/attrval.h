@@ -30,7 +30,7 @@ char *attrval_from_text(const char *json_text);
 
 /*
  * Append the item image of a task: id, task_type, status, status_msg and
- * created_time always; updated_time, ttl, data, result and trace when set
+ * created_time always; updated_time, ttl, data, result, trace and tracestate when set
  * (absent attributes are left out, as DynamoDB does). data_image is the
  * AttributeValue of the data when the caller has it (else it is derived from
  * t->data). False if the stored data or result text is not JSON.

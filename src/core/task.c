@@ -96,6 +96,7 @@ void task_clear(task *t)
     free(t->data);
     free(t->result);
     free(t->trace);
+    free(t->tracestate);
     memset(t, 0, sizeof *t);
 }
 

@@ -35,6 +35,7 @@ typedef struct task {
     char *data;           /* owned compact JSON object text, or NULL when not loaded */
     char *result;         /* owned JSON text, or NULL for null */
     char *trace;          /* owned trace context (traceparent form), or NULL */
+    char *tracestate;     /* owned W3C tracestate that came with trace (normal form), or NULL */
 } task;
 
 #define TASK_N_STATUSES 4

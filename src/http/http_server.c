@@ -607,6 +607,15 @@ static const char *lookup_header(void *ctx, const char *name)
     return http_head_field(c->req, name);
 }
 
+static const char *lookup_header_at(void *ctx, const char *name, size_t i)
+{
+    conn *c = ctx;
+    for (size_t k = 0; k < c->req->n_fields; k++)
+        if (strcasecmp(c->req->fields[k].name, name) == 0 && i-- == 0)
+            return c->req->fields[k].value;
+    return NULL;
+}
+
 /* Two Content-Length fields that disagree. */
 static bool lengths_conflict(const http_request_head *r)
 {
@@ -678,6 +687,7 @@ static void dispatch(conn *c)
         .path = r->path,
         .query = lookup_query,
         .header = lookup_header,
+        .header_at = lookup_header_at,
         .ctx = c,
         .body = c->chunked ? (c->body.data ? c->body.data : "") : c->in + r->len,
         .body_len = c->chunked ? c->body.len : c->body_len,

@@ -37,6 +37,8 @@ bool publish_message_attributes(publish_message *m)
     put_attr(&a, false, "TaskType", m->task_type);
     if (m->trace)
         put_attr(&a, false, "traceparent", m->trace);
+    if (m->tracestate)
+        put_attr(&a, false, "tracestate", m->tracestate);
     sbuf_putc(&a, '}');
     free(m->attributes);
     m->attributes = sbuf_failed(&a) ? NULL : sbuf_take(&a, NULL);
@@ -57,7 +59,10 @@ static publish_outcome message_of(const publish_source *src, publish_message *ou
     str_join(out->task_type, sizeof out->task_type, src->task_type, NULL);
     out->body = strdup(src->data);
     out->trace = src->trace ? strdup(src->trace) : NULL;
-    if (out->body && (!src->trace || out->trace))
+    /* a tracestate goes only with the traceparent it came with */
+    out->tracestate = src->trace && src->tracestate ? strdup(src->tracestate) : NULL;
+    if (out->body && (!src->trace || out->trace) &&
+        (!src->trace || !src->tracestate || out->tracestate))
         return PUBLISH_READY;
     publish_message_free(out);
     return PUBLISH_NO_MEMORY;
@@ -86,7 +91,7 @@ static publish_outcome make_message(const json_t *record, publish_message *out)
     if (!text)
         return PUBLISH_NO_MEMORY;
     publish_source src = {image_string(image, "id"), image_string(image, "task_type"), text,
-                          image_string(image, "trace")};
+                          image_string(image, "trace"), image_string(image, "tracestate")};
     publish_outcome r = message_of(&src, out);
     free(text);
     return r;
@@ -117,7 +122,8 @@ void publish_message_free(publish_message *m)
     free(m->body);
     free(m->attributes);
     free(m->trace);
-    m->body = m->attributes = m->trace = NULL;
+    free(m->tracestate);
+    m->body = m->attributes = m->trace = m->tracestate = NULL;
 }
 
 /* Whether m matches sub's policy in *match; false when out of memory. */
@@ -134,10 +140,13 @@ static bool subscription_matches(const subscription_config *sub, const publish_m
         json_decref(body);
         return !nomem;
     }
-    filter_attr attrs[3] = {{"TaskId", "String", m->task_id}, {"TaskType", "String", m->task_type}};
+    /* the attributes SNS matches the policy against: those the message carries */
+    filter_attr attrs[4] = {{"TaskId", "String", m->task_id}, {"TaskType", "String", m->task_type}};
     size_t n = 2;
     if (m->trace)
         attrs[n++] = (filter_attr){"traceparent", "String", m->trace};
+    if (m->tracestate)
+        attrs[n++] = (filter_attr){"tracestate", "String", m->tracestate};
     *match = filter_policy_match_attrs(sub->policy, attrs, n);
     return true;
 }
@@ -174,6 +183,10 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     trace_ctx task_ctx, ctx;
     const char *stored = p->message.trace;
     bool known = stored && tracectx_parse_traceparent(stored, &task_ctx);
+    if (!known) { /* a new trace: the stored tracestate was not its */
+        free(p->message.tracestate);
+        p->message.tracestate = NULL;
+    }
     char name[SPAN_NAME_MAX + 1];
     str_join(name, sizeof name, "process ", cc->name, NULL);
     trace_begin(&p->process, known ? &task_ctx : NULL, name, SPAN_KIND_CONSUMER);

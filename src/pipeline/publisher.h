@@ -43,7 +43,8 @@ typedef struct publish_message {
     /* owned JSON {"TaskId": {"Type": "String", "Value": "..."}, ...}, for a transport that takes
      * them so (SNS): NULL until publish_message_attributes() builds it */
     char *attributes;
-    char *trace; /* owned traceparent, or NULL */
+    char *trace;      /* owned traceparent, or NULL */
+    char *tracestate; /* owned W3C tracestate that goes with trace (the task's), or NULL */
 } publish_message;
 
 /* One record on its way to the topic: its message and the spans that cover it. */
@@ -74,8 +75,9 @@ publish_outcome publisher_begin(const config *c, const consumer_config *cc, cons
 typedef struct publish_source {
     const char *task_id;
     const char *task_type;
-    const char *data;  /* the task's data, JSON text */
-    const char *trace; /* the creating request's traceparent, or NULL */
+    const char *data;       /* the task's data, JSON text */
+    const char *trace;      /* the creating request's traceparent, or NULL */
+    const char *tracestate; /* the tracestate that came with it, or NULL */
 } publish_source;
 /*
  * Whether cc's filter patterns look at nothing but eventName, so that an
@@ -118,9 +120,9 @@ void publish_message_free(publish_message *m);
  * built; false when out of memory. */
 bool publish_message_set_trace(publish_message *m, const char *traceparent);
 /*
- * Build m->attributes from the message's task id, type and trace: TaskId, TaskType and
- * traceparent as String attributes. The local broker keeps the fields themselves; SNS takes
- * the attributes. False when out of memory.
+ * Build m->attributes from the message's task id, type and trace: TaskId, TaskType,
+ * traceparent and (when there is one) tracestate as String attributes, four of SNS's ten. The local
+ * broker keeps the fields themselves; SNS takes the attributes. False when out of memory.
  */
 bool publish_message_attributes(publish_message *m);
 

@@ -69,8 +69,8 @@ static bool route(stream_consumer *sc, publication *p, broker_message *m, size_t
     if (!publisher_route(sc->config, p, routes, max, n))
         return false;
     for (size_t r = 0; r < *n; r++)
-        m[r] = (broker_message){routes[r], p->message.task_id, p->message.task_type,
-                                p->message.trace, p->message.body};
+        m[r] = (broker_message){routes[r],        p->message.task_id, p->message.task_type,
+                                p->message.trace, p->message.body,    p->message.tracestate};
     if (*n == 0)
         log_debug("no subscription matches", "task_id", p->message.task_id, "task_type",
                   p->message.task_type, NULL);
@@ -92,7 +92,8 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
         publication *p = &o->pub[o->n_pub];
         publish_outcome r = PUBLISH_SKIPPED;
         if (ins->task_id) {
-            publish_source src = {ins->task_id, ins->task_type, ins->data, ins->trace};
+            publish_source src = {ins->task_id, ins->task_type, ins->data, ins->trace,
+                                  ins->tracestate};
             r = publisher_begin_insert(sc->config, sc->cc, &src, n, p);
         } else if (recs[i].json) {
             json_t *rec = json_loads(recs[i].json, 0, NULL);
@@ -191,7 +192,7 @@ static bool feed_take(void *ctx, const change_insert *t, const broker_message **
     fed_task *f = calloc(1, sizeof *f + max * sizeof f->m[0]);
     if (!f)
         return false;
-    publish_source src = {t->task_id, t->task_type, t->data, t->trace};
+    publish_source src = {t->task_id, t->task_type, t->data, t->trace, t->tracestate};
     publish_outcome r = publisher_begin_insert(sc->config, sc->cc, &src, 1, &f->p);
     if (r == PUBLISH_NO_MEMORY) {
         free(f);

@@ -35,8 +35,9 @@ broker *broker_of(store *s);
 typedef struct change_insert {
     char *task_id; /* NULL when the record is not an INSERT read by fields */
     char *task_type;
-    char *data;  /* the task's data, JSON text */
-    char *trace; /* the creating request's traceparent, or NULL */
+    char *data;       /* the task's data, JSON text */
+    char *trace;      /* the creating request's traceparent, or NULL */
+    char *tracestate; /* the tracestate that came with it, or NULL */
 } change_insert;
 
 typedef struct change_record {
@@ -101,6 +102,7 @@ typedef struct broker_message {
     const char *task_type;
     const char *trace; /* the producer's traceparent, or NULL */
     const char *body;
+    const char *tracestate; /* the W3C tracestate that goes with trace, or NULL */
 } broker_message;
 
 /*
@@ -151,8 +153,9 @@ typedef struct queue_message {
     int64_t sent_ms;
     char *task_id;
     char *body;
-    char task_type[TASK_TYPE_MAX + 1];        /* "" when the message has none */
-    char trace[TRACECTX_TRACEPARENT_LEN + 1]; /* the producer's traceparent, or "" */
+    char task_type[TASK_TYPE_MAX + 1];            /* "" when the message has none */
+    char trace[TRACECTX_TRACEPARENT_LEN + 1];     /* the producer's traceparent, or "" */
+    char tracestate[TRACECTX_TRACESTATE_MAX + 1]; /* the tracestate that goes with it, or "" */
     /* broker_receive_and_claim() only: the claim's outcome, and the task's status before it */
     store_rc claim;
     task_status status_before;

@@ -70,7 +70,8 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "c.task_type, c.new_status, c.new_msg, c.new_time, c.new_result, c.old_status, c.old_msg, "    \
     "c.old_time, c.old_result"
 #define CHANGE_TASK_COLUMNS                                                                        \
-    "t.task_type, " TASK_DATA_OF("t") ", t.trace, t.data_image, t.created_time, t.ttl"
+    "t.task_type, " TASK_DATA_OF("t") ", t.trace, t.data_image, t.created_time, t.ttl, "           \
+                                      "t.tracestate"
 
 /* The last seq given: the log's greatest, or the one kept when a trim emptied the log. */
 #define LAST_SEQ                                                                                   \
@@ -94,6 +95,7 @@ enum change_col {
     CT_DATA_IMAGE,
     CT_CREATED,
     CT_TTL,
+    CT_TRACESTATE,
 };
 
 /* The broker's statements: the slots of an sq_stmt_cache. */
@@ -146,13 +148,14 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_LAST_SEQ] = "SELECT " LAST_SEQ,
     /* set by every trim, for when it empties the log */
     [BST_LAST_SEQ_PUT] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('changes_seq', ?1)",
-    [BST_PUBLISH] = "INSERT INTO messages (queue, task_id, task_type, trace, body, sent_ms, "
-                    "visible_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [BST_PUBLISH] =
+        "INSERT INTO messages (queue, task_id, task_type, trace, body, sent_ms, "
+        "visible_ms, expires_ms, tracestate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
     [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
     [BST_RECEIVE] =
         "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace, "
-        "receive_count - released FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
+        "receive_count - released, tracestate FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
@@ -246,7 +249,8 @@ static int64_t checkpoint_of(sqlite3_stmt *st, const char *consumer, store_rc *r
 }
 
 /* One row of the change log (seq, event_name, task_id, new_image, old_image, created_time, slim,
- * and with the task: its task_type, data, trace and data_image, NULL when the task row is gone),
+ * and with the task: its task_type, data, trace, data_image and tracestate, NULL when the task
+ * row is gone),
  * borrowed for the call; false when it could not be kept (out of memory). */
 typedef bool (*change_visit)(sqlite3_stmt *row, void *ctx);
 
@@ -302,7 +306,7 @@ typedef struct task_rest {
     bool known;
     bool failed; /* it could not be read (an error, or no memory): the record fails */
     int64_t created_time, ttl;
-    const char *data, *data_image, *trace;
+    const char *data, *data_image, *trace, *tracestate;
     json_t *removed;        /* the REMOVE record's image, parsed */
     char *removed_data_img; /* its data, as data_image */
 } task_rest;
@@ -337,6 +341,8 @@ static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
     rest->ttl = image_number(rest->removed, "ttl");
     rest->data_image = rest->removed_data_img;
     rest->trace = json_string_value(json_object_get(json_object_get(rest->removed, "trace"), "S"));
+    rest->tracestate =
+        json_string_value(json_object_get(json_object_get(rest->removed, "tracestate"), "S"));
     return rest->created_time != TASK_NULL_TIME;
 }
 
@@ -358,13 +364,14 @@ static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
         /* data_image is there for rows written since schema 3 through the API; else derived */
         rest->data_image = (const char *)sqlite3_column_text(st, CT_DATA_IMAGE);
         rest->trace = (const char *)sqlite3_column_text(st, CT_TRACE);
+        rest->tracestate = (const char *)sqlite3_column_text(st, CT_TRACESTATE);
         return;
     }
     rest->known = rest_from_removal(r, (const char *)sqlite3_column_text(st, CC_TASK_ID), rest);
     if (!rest->known) { /* neither: the database was edited by hand */
         rest->created_time = sqlite3_column_int64(st, CC_TIME);
         rest->ttl = TASK_NULL_TIME;
-        rest->data = rest->data_image = rest->trace = NULL;
+        rest->data = rest->data_image = rest->trace = rest->tracestate = NULL;
     }
 }
 
@@ -383,7 +390,8 @@ static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *
                 .updated_time = TASK_NULL_TIME,
                 .ttl = rest->ttl,
                 .data = (char *)rest->data,
-                .trace = (char *)rest->trace};
+                .trace = (char *)rest->trace,
+                .tracestate = (char *)rest->tracestate};
     sq_copy_col(st, CC_TASK_ID, t->id, sizeof t->id);
     sq_copy_col(st, CC_TYPE, t->task_type, sizeof t->task_type);
     if (insert) /* a creation's new side */
@@ -436,6 +444,7 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         r->insert.task_type = column_dup(st, CT_TYPE, &failed);
         r->insert.data = column_dup(st, CT_DATA, &failed);
         r->insert.trace = column_dup(st, CT_TRACE, &failed);
+        r->insert.tracestate = column_dup(st, CT_TRACESTATE, &failed);
         return !failed && r->insert.task_id && r->insert.task_type;
     }
     task_rest rest;
@@ -490,6 +499,7 @@ void change_records_free(change_record *r, size_t n)
         free(r[i].insert.task_type);
         free(r[i].insert.data);
         free(r[i].insert.trace);
+        free(r[i].insert.tracestate);
     }
     free(r);
 }
@@ -607,6 +617,7 @@ static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int
         sqlite3_bind_int64(ins, 6, now);
         sqlite3_bind_int64(ins, 7, now + (int64_t)q->delay * 1000);
         sqlite3_bind_int64(ins, 8, now + (int64_t)q->retention * 1000);
+        sq_bind_text(ins, 9, m[i].tracestate);
         rc = sq_step_done(ins);
         if (rc == SQLITE_OK)
             depth_log_enter(&s->depth_log, s->depths, q->name, now + (int64_t)q->delay * 1000,
@@ -673,7 +684,7 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
             f->cap_takes = cap;
         }
         change_insert t = {(char *)created->id, (char *)created->task_type, created->data,
-                           created->trace};
+                           created->trace, created->tracestate};
         const broker_message *m = NULL;
         size_t n = 0;
         void *token = NULL;
@@ -729,7 +740,8 @@ static store_rc feed_catch_up(sqlite_store *s)
             break;
         }
         task t = {.data = (char *)sqlite3_column_text(st, CT_DATA),
-                  .trace = (char *)sqlite3_column_text(st, CT_TRACE)};
+                  .trace = (char *)sqlite3_column_text(st, CT_TRACE),
+                  .tracestate = (char *)sqlite3_column_text(st, CT_TRACESTATE)};
         sq_copy_col(st, CC_TASK_ID, t.id, sizeof t.id);
         sq_copy_col(st, CT_TYPE, t.task_type, sizeof t.task_type);
         rc = sq_feed_record(s, sqlite3_column_int64(st, CC_SEQ), event ? event : "",
@@ -881,6 +893,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         c[nc].body = sq_dup_col(sel, 4);
         copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type);
         copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace);
+        copy_whole_col(sel, 9, c[nc].tracestate, sizeof c[nc].tracestate);
         nc++;
     }
     stmt_done(sel);

@@ -25,7 +25,7 @@
 #define TASK_DATA_OF(t)                                                                            \
     "CASE WHEN " t ".data_apart THEN (SELECT d.data FROM task_data d WHERE d.id = " t              \
     ".id) ELSE " t ".data END"
-#define TASK_COLUMNS_FULL TASK_COLUMNS ", " TASK_DATA_OF("tasks") ", result, trace"
+#define TASK_COLUMNS_FULL TASK_COLUMNS ", " TASK_DATA_OF("tasks") ", result, trace, tracestate"
 
 /*
  * The broker's statements (sqlite_broker.c) on one connection: each is

@@ -49,6 +49,7 @@ typedef struct store_new_task {
     int64_t ttl;                 /* Unix seconds or TASK_NULL_TIME */
     const char *idempotency_key; /* NULL for none */
     const char *trace;           /* trace context to keep with the task, or NULL */
+    const char *tracestate;      /* the W3C tracestate that came with it (normal form), or NULL */
 } store_new_task;
 
 /* A status change (PATCH). */

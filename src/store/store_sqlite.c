@@ -231,6 +231,10 @@ static const char *const migrations[] = {
     /* 10: receives a runner gave back unstarted (a stop past its grace): they do not count
      * toward max_receive_count, lest a task go to the dead-letter queue never having run */
     "ALTER TABLE messages ADD COLUMN released INTEGER NOT NULL DEFAULT 0;",
+    /* 11: the W3C tracestate that came with a task's traceparent, kept with the task and with
+     * its messages beside their trace (NULL: none, as for every task and message before) */
+    "ALTER TABLE tasks ADD COLUMN tracestate TEXT;"
+    "ALTER TABLE messages ADD COLUMN tracestate TEXT;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -303,7 +307,7 @@ void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
 
 /*
  * Read the columns id, task_type, status, status_msg, created_time,
- * updated_time, ttl [, data, result, trace] of the current row into t.
+ * updated_time, ttl [, data, result, trace, tracestate] of the current row into t.
  */
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
@@ -322,6 +326,7 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
         t->data = sq_dup_col(st, 7);
         t->result = sq_dup_col(st, 8);
         t->trace = sq_dup_col(st, 9);
+        t->tracestate = sq_dup_col(st, 10);
         ok = ok && t->data;
     }
     if (!ok)
@@ -1405,7 +1410,8 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
               .updated_time = TASK_NULL_TIME,
               .ttl = nt->ttl,
               .data = (char *)nt->data,
-              .trace = (char *)nt->trace};
+              .trace = (char *)nt->trace,
+              .tracestate = (char *)nt->tracestate};
     if (s->entropy_used == 0 || s->entropy_used + 10 > sizeof s->entropy) {
         if (getrandom(s->entropy, sizeof s->entropy, 0) != (ssize_t)sizeof s->entropy)
             return STORE_ERROR;
@@ -1428,6 +1434,7 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
     sq_bind_text(st, 6, t.trace);
     sq_bind_text(st, 7, apart ? NULL : nt->data_image);
     sqlite3_bind_int(st, 8, apart);
+    sq_bind_text(st, 9, t.tracestate);
     int rc = sq_step_done(st);
     if (rc == SQLITE_OK && apart) {
         st = s->w_data_put;
@@ -1465,7 +1472,7 @@ static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
     store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
     if (rc == SQLITE_ROW && !sq_read_task_row(st, &out->t, true))
         result = STORE_ERROR;
-    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 10) : 0;
+    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 11) : 0;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
@@ -1643,8 +1650,8 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", hist_n FROM tasks WHERE id = ?1"},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
-         "data, trace, data_image, data_apart) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, ?5, ?6, ?7, "
-         "?8)"},
+         "data, trace, data_image, data_apart, tracestate) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, "
+         "?5, ?6, ?7, ?8, ?9)"},
         {&s->w_data_put, "INSERT INTO task_data (id, data) VALUES (?1, ?2)"},
         {&s->w_update,
          "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "

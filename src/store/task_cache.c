@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-/* A task whose strings (message, data, result, trace) take more is not kept. */
+/* A task whose strings (message, data, result, trace, tracestate) take more is not kept. */
 #define KEEP_MAX 2048
 
 /*
@@ -97,8 +97,10 @@ static bool copy_task(task *dst, const task *src)
     dst->data = src->data ? strdup(src->data) : NULL;
     dst->result = src->result ? strdup(src->result) : NULL;
     dst->trace = src->trace ? strdup(src->trace) : NULL;
+    dst->tracestate = src->tracestate ? strdup(src->tracestate) : NULL;
     if ((src->status_msg && !dst->status_msg) || (src->data && !dst->data) ||
-        (src->result && !dst->result) || (src->trace && !dst->trace)) {
+        (src->result && !dst->result) || (src->trace && !dst->trace) ||
+        (src->tracestate && !dst->tracestate)) {
         task_clear(dst);
         return false;
     }
@@ -107,7 +109,7 @@ static bool copy_task(task *dst, const task *src)
 
 static size_t weight(const task *t)
 {
-    const char *s[] = {t->status_msg, t->data, t->result, t->trace};
+    const char *s[] = {t->status_msg, t->data, t->result, t->trace, t->tracestate};
     size_t n = 0;
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         n += s[i] ? strlen(s[i]) : 0;

@@ -92,7 +92,7 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 10)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 11)
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
@@ -140,10 +140,22 @@ class UpgradeFromV3(ServersTestCase):
         # and new tasks are as ever
         tid = s.create("TASK2")
         self.assertEqual([st for st, _, _ in self.history(s, tid)[0]], ["CREATED"])
+        # schema 11: a tracestate column beside trace, in tasks and in messages; the older
+        # tasks have none, a new one keeps the tracestate of its traceparent
+        for table in ("tasks", "messages"):
+            columns = [r[1] for r in db_query(self.db, "PRAGMA table_info(%s)" % table)]
+            self.assertIn("tracestate", columns, table)
+        self.assertEqual(db_query(self.db, "SELECT tracestate FROM tasks WHERE id = ?", (FAILED,)),
+                         [(None,)])
+        traced = s.create("TASK2", headers={
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "tracestate": "rojo=1 , congo=2"})
+        self.assertEqual(db_query(self.db, "SELECT tracestate FROM tasks WHERE id = ?", (traced,)),
+                         [("rojo=1,congo=2",)])
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 10)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 11)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
         self.assertEqual(s.stop(), 0)
 
@@ -169,7 +181,7 @@ class UpgradeFromV3(ServersTestCase):
         conn.close()
         s = Taskd(db=self.db, tmpdir=self.tmp, env={"TASK1_SECONDS": "0"})
         self.servers.append(s)
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 10)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 11)
         columns = [r[1] for r in db_query(self.db, "PRAGMA table_info(messages)")]
         self.assertNotIn("attributes", columns)
         # the runner finds the task's type in its message, and its spans continue the

@@ -530,6 +530,102 @@ static api_response call_h(fixture *f, const char *method, const char *path, con
     return resp;
 }
 
+/* ---- trace context: traceparent and tracestate ---------------------------- */
+
+#define TS_TID "4bf92f3577b34da6a3ce929d0e0e4736"
+#define TS_TP  "00-" TS_TID "-00f067aa0ba902b7-01"
+
+/* header_at() over name, value, ... pairs, NULL-terminated: the i-th field of the name. */
+static const char *lookup_header_at(void *ctx, const char *name, size_t i)
+{
+    const char *const *p = ctx;
+    for (; p && p[0]; p += 2)
+        if (strcasecmp(p[0], name) == 0 && i-- == 0)
+            return p[1];
+    return NULL;
+}
+
+/* POST a task with these headers (header_at too when all_lines); the stored task in *t. */
+static void post_traced(fixture *f, const char *const *hdrs, bool all_lines, task *t)
+{
+    api_request req = {.method = "POST",
+                       .path = "/tasks",
+                       .query = no_query,
+                       .header = lookup_headers,
+                       .header_at = all_lines ? lookup_header_at : NULL,
+                       .ctx = (void *)hdrs,
+                       .body = "{\"task_type\":\"TASK1\"}",
+                       .body_len = strlen("{\"task_type\":\"TASK1\"}")};
+    api_response r;
+    api_handle(&f->api, &req, &r);
+    if (r.status != 201) /* a tracestate never fails a POST */
+        fail_msg("status %d: %.*s", r.status, (int)r.body_len, r.body ? r.body : "");
+    const char *location = header_value(&r, "Location");
+    assert_non_null(location);
+    assert_int_equal(store_get_task(f->store, location + strlen("/tasks/"), t), STORE_OK);
+    api_response_free(&r);
+}
+
+/* The request's tracestate is stored in its normal form with the task, only beside a
+ * traceparent that was taken; a bad one is dropped whole and the trace still continues. */
+static void test_tracestate_with_traceparent(void **state)
+{
+    fixture *f = *state;
+    task t;
+
+    const char *const good[] = {"traceparent", TS_TP, "tracestate",
+                                " rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE\t", NULL};
+    post_traced(f, good, false, &t);
+    assert_int_equal(strncmp(t.trace, "00-" TS_TID "-", 36), 0);
+    assert_non_null(t.tracestate);
+    assert_string_equal(t.tracestate, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    task_clear(&t);
+
+    /* several tracestate lines are one list, in order, where the transport gives them all */
+    const char *const lines[] = {"traceparent", TS_TP,          "tracestate", "rojo=1",
+                                 "tracestate",  "congo=2, x=3", NULL};
+    post_traced(f, lines, true, &t);
+    assert_string_equal(t.tracestate, "rojo=1,congo=2,x=3");
+    task_clear(&t);
+    /* where it gives one value, that one */
+    post_traced(f, lines, false, &t);
+    assert_string_equal(t.tracestate, "rojo=1");
+    task_clear(&t);
+    /* a key twice across the lines: dropped */
+    const char *const twice[] = {"traceparent", TS_TP, "tracestate", "a=1",
+                                 "tracestate",  "a=2", NULL};
+    post_traced(f, twice, true, &t);
+    assert_null(t.tracestate);
+    task_clear(&t);
+
+    /* a bad tracestate is dropped whole; the trace still continues the traceparent */
+    const char *const bad[] = {"traceparent", TS_TP, "tracestate", "ok=1,BAD=2", NULL};
+    post_traced(f, bad, false, &t);
+    assert_null(t.tracestate);
+    assert_int_equal(strncmp(t.trace, "00-" TS_TID "-", 36), 0);
+    task_clear(&t);
+
+    /* no traceparent, one that does not parse, or an X-Ray header: the tracestate is ignored */
+    const char *const alone[] = {"tracestate", "rojo=1", NULL};
+    post_traced(f, alone, true, &t);
+    assert_null(t.tracestate);
+    assert_non_null(t.trace);
+    task_clear(&t);
+    const char *const broken[] = {"traceparent", "00-" TS_TID "-0000000000000000-01", "tracestate",
+                                  "rojo=1", NULL};
+    post_traced(f, broken, true, &t);
+    assert_null(t.tracestate);
+    assert_int_not_equal(strncmp(t.trace, "00-" TS_TID "-", 36), 0);
+    task_clear(&t);
+    const char *const xray[] = {"X-Amzn-Trace-Id",
+                                "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1", "tracestate",
+                                "rojo=1", NULL};
+    post_traced(f, xray, true, &t);
+    assert_null(t.tracestate);
+    assert_int_equal(strncmp(t.trace, "00-5759e988bd862e3fe1be46a994272793-", 36), 0);
+    task_clear(&t);
+}
+
 /* api_init() leaves the access policy off, as the Lambda API role needs: API Gateway checks. */
 static void test_access_off_by_default(void **state)
 {
@@ -1141,6 +1237,16 @@ static void test_contract_create_get(void **state)
     assert_json_same(t.data, "{\"k\":\"v\"}");
     assert_null(t.result);
     assert_string_equal(t.trace, nt.trace);
+    assert_null(t.tracestate);
+    task_clear(&t);
+
+    /* a tracestate is kept beside the trace */
+    nt.tracestate = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    assert_int_equal(store_create_task(f->store, &nt, NOW, id), STORE_OK);
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_string_equal(t.trace, nt.trace);
+    assert_non_null(t.tracestate);
+    assert_string_equal(t.tracestate, nt.tracestate);
     task_clear(&t);
 
     /* absent, and not an id at all */
@@ -2104,6 +2210,7 @@ int main(void)
         CASE(test_no_pipeline_routes),
         CASE(test_no_pipeline_live_routes),
         CASE(test_wait_over_the_waiters_answers),
+        CASE(test_tracestate_with_traceparent),
         CASE(test_access_off_by_default),
         CASE(test_access_policy),
         CASE(test_patch_status_codes),

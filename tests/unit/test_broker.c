@@ -366,6 +366,28 @@ static void test_message_fields_that_do_not_fit_read_empty(void **state)
     queue_messages_free(got, 2);
 }
 
+/* A message keeps the tracestate that goes with its trace; one without has "". */
+static void test_message_tracestate(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 1, 0, NULL, 0);
+    const char *ts = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    broker_message m[2] = {
+        {.queue = &q,
+         .task_type = "TASK1",
+         .trace = PRODUCER_TRACE,
+         .body = "{}",
+         .tracestate = ts},
+        {.queue = &q, .task_type = "TASK1", .trace = PRODUCER_TRACE, .body = "{}"}};
+    assert_int_equal(broker_publish(f->b, "test", 1, m, 2), STORE_OK);
+    queue_message *got = NULL;
+    assert_int_equal(receive(f->b, &q, 2, &got, NULL), 2);
+    assert_string_equal(got[0].trace, PRODUCER_TRACE);
+    assert_string_equal(got[0].tracestate, ts);
+    assert_string_equal(got[1].tracestate, "");
+    queue_messages_free(got, 2);
+}
+
 static void test_visibility_timeout(void **state)
 {
     fx *f = *state;
@@ -1849,7 +1871,8 @@ static void test_change_read_modes(void **state)
     char a[37], b[37];
     store_new_task t = {.task_type = "TASK2",
                         .data = "{\"k\":[1,2.5,\"v\"]}",
-                        .trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"};
+                        .trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                        .tracestate = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"};
     assert_int_equal(store_create_task(f->s, &t, (int64_t)time(NULL), a), STORE_OK);
     set_status(f->s, a, TASK_IN_PROGRESS, "started", wall_ms());
     create_task(f->s, TASK_NULL_TIME, b);
@@ -1878,6 +1901,9 @@ static void test_change_read_modes(void **state)
         assert_string_equal(json_string_value(json_object_get(json_array_get(k, 1), "N")), "2.5");
         assert_string_equal(json_string_value(json_object_get(json_object_get(img, "trace"), "S")),
                             t.trace);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(img, "tracestate"), "S")),
+            t.tracestate);
     }
     json_decref(mod);
     change_records_free(r, n);
@@ -1899,10 +1925,13 @@ static void test_change_read_modes(void **state)
     assert_string_equal(r[0].insert.task_type, "TASK2");
     assert_string_equal(r[0].insert.data, "{\"k\":[1,2.5,\"v\"]}");
     assert_string_equal(r[0].insert.trace, t.trace);
+    assert_non_null(r[0].insert.tracestate);
+    assert_string_equal(r[0].insert.tracestate, t.tracestate);
     assert_null(r[1].json);
     assert_null(r[1].insert.task_id);
     assert_string_equal(r[2].insert.task_id, b);
     assert_null(r[2].insert.trace);
+    assert_null(r[2].insert.tracestate);
     int64_t newest = r[2].seq;
     change_records_free(r, n);
 
@@ -2263,7 +2292,7 @@ static bool fake_feed_take(void *ctx, const change_insert *t, const broker_messa
     assert_non_null(k);
     snprintf(k->id, sizeof k->id, "%s", t->task_id);
     snprintf(k->body, sizeof k->body, "%s", t->data);
-    k->m = (broker_message){ff->q, k->id, "TASK1", NULL, ff->bad_body ? NULL : k->body};
+    k->m = (broker_message){ff->q, k->id, "TASK1", NULL, ff->bad_body ? NULL : k->body, NULL};
     ff->takes++;
     *out = &k->m;
     *n = 1;
@@ -3090,6 +3119,7 @@ int main(void)
     log_setup(LOG_ERROR, "test_broker"); /* keep the migration and "task failed" lines out */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_visibility_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_tracestate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_fields_that_do_not_fit_read_empty, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_delete_and_stale_receipt, setup, teardown),

@@ -1679,7 +1679,7 @@ static bool publishing(void *arg)
     /* the fields of an INSERT, for a consumer that looks at eventName only */
     if (!publisher_takes_fields(pub) || publisher_takes_fields(deep))
         fail_msg("publisher_takes_fields");
-    publish_source src = {TASK_A, "TASK1", "{\"s\":\"x\",\"n\":1}", TRACEPARENT};
+    publish_source src = {TASK_A, "TASK1", "{\"s\":\"x\",\"n\":1}", TRACEPARENT, NULL};
     r = publisher_begin_insert(&pc->cfg, pub, &src, 1, &p);
     if (r == PUBLISH_READY) {
         check_message(&p, src.data);

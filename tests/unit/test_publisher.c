@@ -135,6 +135,47 @@ static void test_insert_makes_message(void **state)
     json_decref(rec);
 }
 
+/* A record's tracestate goes into the message beside its traceparent: a String attribute of
+ * its own (four of SNS's ten), and only with the traceparent it came with. */
+static void test_insert_with_tracestate(void **state)
+{
+    (void)state;
+    const char *ts = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    json_t *rec = record("INSERT", ID1, "TASK2", "{\"M\":{}}", TRACE);
+    json_object_set_new(json_object_get(json_object_get(rec, "dynamodb"), "NewImage"), "tracestate",
+                        json_pack("{s:s}", "S", ts));
+    publish_message m;
+    assert_true(publisher_message(rec, &m));
+    assert_non_null(m.tracestate);
+    assert_string_equal(m.tracestate, ts);
+    json_t *attrs = json_loads(m.attributes, 0, NULL);
+    assert_non_null(attrs);
+    assert_int_equal(json_object_size(attrs), 4);
+    assert_string_equal(attr_value(attrs, "traceparent"), TRACE);
+    assert_string_equal(attr_value(attrs, "tracestate"), ts);
+    json_decref(attrs);
+    /* a new traceparent (the publish span's) keeps the trace's tracestate */
+    assert_true(publish_message_set_trace(&m, TRACE2));
+    attrs = json_loads(m.attributes, 0, NULL);
+    assert_string_equal(attr_value(attrs, "tracestate"), ts);
+    json_decref(attrs);
+    publish_message_free(&m);
+    assert_null(m.tracestate);
+    json_decref(rec);
+
+    /* without a traceparent, a tracestate is not sent */
+    rec = record("INSERT", ID1, "TASK2", "{\"M\":{}}", NULL);
+    json_object_set_new(json_object_get(json_object_get(rec, "dynamodb"), "NewImage"), "tracestate",
+                        json_pack("{s:s}", "S", ts));
+    assert_true(publisher_message(rec, &m));
+    assert_null(m.tracestate);
+    attrs = json_loads(m.attributes, 0, NULL);
+    assert_int_equal(json_object_size(attrs), 2);
+    json_decref(attrs);
+    publish_message_free(&m);
+    json_decref(rec);
+}
+
 static void test_insert_with_trace(void **state)
 {
     (void)state;
@@ -577,7 +618,7 @@ static void test_begin_insert_by_fields(void **state)
         json_t *rec = record("INSERT", ID1, "TASK2", DATA_M, traces[k]);
         assert_int_equal(publisher_begin(&c, dflt, rec, 3, whole), PUBLISH_READY);
         json_decref(rec);
-        publish_source src = {ID1, "TASK2", DATA_PLAIN, traces[k]};
+        publish_source src = {ID1, "TASK2", DATA_PLAIN, traces[k], NULL};
         assert_int_equal(publisher_begin_insert(&c, dflt, &src, 3, fields), PUBLISH_READY);
         assert_string_equal(fields->message.task_id, whole->message.task_id);
         assert_string_equal(fields->message.task_type, "TASK2");
@@ -605,14 +646,14 @@ static void test_begin_insert_by_fields(void **state)
     /* incomplete fields, and a consumer whose patterns refuse INSERTs, make nothing */
     publication *p = calloc(1, sizeof *p);
     assert_non_null(p);
-    publish_source no_data = {ID1, "TASK2", NULL, NULL};
+    publish_source no_data = {ID1, "TASK2", NULL, NULL, NULL};
     assert_int_equal(publisher_begin_insert(&c, dflt, &no_data, 1, p), PUBLISH_SKIPPED);
-    publish_source short_id = {"0190f3c2", "TASK2", DATA_PLAIN, NULL};
+    publish_source short_id = {"0190f3c2", "TASK2", DATA_PLAIN, NULL, NULL};
     assert_int_equal(publisher_begin_insert(&c, dflt, &short_id, 1, p), PUBLISH_SKIPPED);
     const char *modify[] = {"{\"eventName\":[\"MODIFY\"]}"};
     consumer_config mod = consumer("modify", modify, 1);
     assert_true(publisher_takes_fields(&mod));
-    publish_source ok = {ID1, "TASK2", DATA_PLAIN, NULL};
+    publish_source ok = {ID1, "TASK2", DATA_PLAIN, NULL, NULL};
     assert_int_equal(publisher_begin_insert(&c, &mod, &ok, 1, p), PUBLISH_SKIPPED);
     assert_true(publication_empty(p));
     filter_set_free(mod.filter);
@@ -924,6 +965,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_makes_message),
         cmocka_unit_test(test_insert_with_trace),
+        cmocka_unit_test(test_insert_with_tracestate),
         cmocka_unit_test(test_special_characters_survive),
         cmocka_unit_test(test_non_insert_makes_nothing),
         cmocka_unit_test(test_incomplete_insert_makes_nothing),
