@@ -63,8 +63,10 @@ typedef struct record {
     const char *task_type;         /* the TaskType attribute, or NULL */
     const char *data;              /* the body when it is a JSON object, else NULL */
     const char *traceparent;       /* the traceparent attribute, or NULL */
-    const char *xray;              /* attributes.AWSTraceHeader, or NULL */
-    const char *source_arn;        /* attributes.DeadLetterQueueSourceArn, or NULL */
+    /* the tracestate attribute in its normal form ("" when absent or it breaks a rule) */
+    char tracestate[TRACECTX_TRACESTATE_MAX + 1];
+    const char *xray;       /* attributes.AWSTraceHeader, or NULL */
+    const char *source_arn; /* attributes.DeadLetterQueueSourceArn, or NULL */
     int64_t sent_ms;
     int receive_count;
     json_t *body_doc; /* the parsed body (owned), or NULL */
@@ -131,6 +133,9 @@ static void task_attributes(record *rec, const json_t *attrs, const char *key)
         log_warn("message names no valid task id; dropped", "message_id", rec->message_id, NULL);
     rec->task_type = message_attribute(attrs, "TaskType", key);
     rec->traceparent = message_attribute(attrs, "traceparent", key);
+    const char *tracestate[] = {message_attribute(attrs, "tracestate", key)};
+    if (!tracectx_parse_tracestate(tracestate, 1, rec->tracestate))
+        rec->tracestate[0] = '\0';
 }
 
 /* A record read only in part for want of memory: kept, so that SQS delivers it again. */
@@ -209,9 +214,10 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     it->message_id = rec->message_id;
     it->sent_ms = rec->sent_ms;
     it->receive_count = rec->receive_count;
-    it->traced =
-        (rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &it->producer)) ||
-        (rec->xray && tracectx_parse_xray(rec->xray, &it->producer));
+    bool w3c = rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &it->producer);
+    it->traced = w3c || (rec->xray && tracectx_parse_xray(rec->xray, &it->producer));
+    /* a tracestate goes with the traceparent it came with, not with an X-Ray header */
+    it->tracestate = w3c && rec->tracestate[0] ? rec->tracestate : NULL;
     it->body = "{}";
     if (!rec->task_id[0])
         return; /* not a task message: work_begin drops it */

@@ -33,11 +33,13 @@
  * queue rather than being lost).
  *
  * What a record is, and what becomes of it:
- *   - messageAttributes TaskId (stringValue) names the task; TaskType and
- *     traceparent come along (the task's stored type wins when the claim
- *     finds the task). A record without TaskId is not a task message and is
- *     spent. A queue subscribed without raw message delivery gets the SNS
- *     envelope as body; it is read too (Message, MessageAttributes.*.Value).
+ *   - messageAttributes TaskId (stringValue) names the task; TaskType,
+ *     traceparent and tracestate come along (the task's stored type wins
+ *     when the claim finds the task; a tracestate goes to the handler only
+ *     with the traceparent it came with, and not when it breaks a rule). A
+ *     record without TaskId is not a task message and is spent. A queue
+ *     subscribed without raw message delivery gets the SNS envelope as body;
+ *     it is read too (Message, MessageAttributes.*.Value).
  *   - body is the task's data when it is a JSON object; otherwise the
  *     stored task's data is used.
  *   - A claim that finds the task IN_PROGRESS is a redelivery. When that

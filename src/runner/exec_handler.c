@@ -9,7 +9,8 @@
  *   afterwards (but for the list of runs in progress, under its mutex), so any number of
  *   threads may run it at once.
  * - run() turns the task into a child process (child.h): the task as one line of JSON on its
- *   standard input, the snapshot plus TASK_ID, TASK_TYPE and TRACEPARENT as its environment.
+ *   standard input, the snapshot plus TASK_ID, TASK_TYPE, TRACEPARENT and TRACESTATE as its
+ *   environment.
  *   How the child ended becomes the handler_result; exec_result.h makes the result text and
  *   the failure message, this file the messages for a run that could not go as planned.
  * - Every run is contained and limited by child.h: its whole process tree is killed on
@@ -123,7 +124,7 @@ static bool is_passed_through(const char *kv)
 /* True for the variables run() sets for each task. */
 static bool is_task_var(const char *kv)
 {
-    static const char *const names[] = {"TASK_ID=", "TASK_TYPE=", "TRACEPARENT="};
+    static const char *const names[] = {"TASK_ID=", "TASK_TYPE=", "TRACEPARENT=", "TRACESTATE="};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (same_env_name(kv, names[i]))
             return true;
@@ -396,15 +397,19 @@ static char *build_input(const handler_task *t, size_t *len)
 /* The base environment plus this task's variables; the last *nowned entries are to be freed. */
 static char **build_env(const exec_handler *x, const handler_task *t, size_t *nowned)
 {
-    char **env = calloc(x->env_count + 4, sizeof *env);
+    const char *names[] = {"TASK_ID=", "TASK_TYPE=", "TRACEPARENT=", "TRACESTATE="};
+    /* a tracestate only beside the traceparent it goes with, and never empty */
+    const char *values[] = {t->id ? t->id : "", t->task_type ? t->task_type : "", t->traceparent,
+                            t->traceparent && t->tracestate && t->tracestate[0] ? t->tracestate
+                                                                                : NULL};
+    size_t count = sizeof names / sizeof names[0];
+    char **env = calloc(x->env_count + count + 1, sizeof *env);
     if (!env)
         return NULL;
     memcpy(env, x->env, x->env_count * sizeof *env);
-    const char *names[] = {"TASK_ID=", "TASK_TYPE=", "TRACEPARENT="};
-    const char *values[] = {t->id ? t->id : "", t->task_type ? t->task_type : "", t->traceparent};
     size_t n = x->env_count;
     *nowned = 0;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < count; i++) {
         if (!values[i])
             continue;
         sbuf b = {0};

@@ -14,8 +14,10 @@
  *     followed by a newline, to its standard input;
  *   - passes only an allow-list of the environment snapshotted at creation (PATH,
  *     HOME, LANG, LC_*, TZ, TMPDIR; PATH defaults to /usr/local/bin:/usr/bin:/bin),
- *     then env_extra, then TASK_ID, TASK_TYPE and TRACEPARENT (the last only when
- *     the task has one): no AWS_*, TASKD_* or other secrets reach the program;
+ *     then env_extra, then TASK_ID, TASK_TYPE, TRACEPARENT and TRACESTATE (the last
+ *     two only when the task has them: TRACESTATE is the W3C tracestate that came
+ *     with the task's traceparent, in its normal form): no AWS_*, TASKD_* or other
+ *     secrets reach the program;
  *   - captures standard output (at most 1 MiB) and the last 4 KiB of standard error.
  * Exit status 0 completes the task ("Task completed") with standard output as
  * the result: the JSON text itself (compacted) when it parses as JSON, else a

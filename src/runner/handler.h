@@ -16,6 +16,10 @@ typedef struct handler_task {
     const char *task_type;
     const char *data;        /* the task's data: compact JSON object text */
     const char *traceparent; /* W3C trace context, or NULL */
+    /* The W3C tracestate that came with the task's trace context (members joined by ',', at
+     * most 512 characters), or NULL: a handler that calls on in the same trace sends it
+     * unchanged beside its own traceparent (or with its own entry added at the left). */
+    const char *tracestate;
 } handler_task;
 /* What a handler reports; strings are malloc'ed and owned by the caller after run(). */
 typedef struct handler_result {

@@ -207,7 +207,11 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     span_hex(it->run_span.trace_id, 16, trace_id);
     log_debug("handler started", "task_id", it->id, "trace_id", trace_id, "handler", h->name, NULL);
 
-    handler_task t = {.id = it->id, .task_type = it->type, .data = it->body, .traceparent = tp};
+    handler_task t = {.id = it->id,
+                      .task_type = it->type,
+                      .data = it->body,
+                      .traceparent = tp,
+                      .tracestate = it->traced ? it->tracestate : NULL};
     h->run(h, &t, e->binding->timeout, &it->result);
     if (e->aborting && atomic_load(e->aborting)) {
         /* cut short by shutdown: the outcome is not the task's; run it again later */

@@ -82,6 +82,7 @@ typedef struct work_item {
     const char *queue;            /* the queue's name; spans keep it uncopied: a configured name */
     bool traced;                  /* producer holds the message's trace context (its traceparent) */
     trace_ctx producer;           /* the context of the span that sent the message */
+    const char *tracestate;       /* the trace's W3C tracestate when traced, or NULL; borrowed */
     int64_t sent_ms;              /* when the message was sent, Unix milliseconds */
     int receive_count;            /* deliveries of the message, this one included */
     int64_t message_number;       /* the message's id, when it is a number (the local queue's) */

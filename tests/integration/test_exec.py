@@ -8,6 +8,7 @@ the scripts write: nothing a run started may outlive it, even after a SIGKILL
 of taskd.
 """
 
+import json
 import os
 import signal
 import shutil
@@ -50,6 +51,7 @@ class ExecHandler(ServerTestCase):
             "FAILS": [sh, script_path("fail_exit3.sh")],
             "SLOW": [sh, script_path("sleep_forever.sh")],
             "ECHO": [sh, script_path("echo_task.sh")],
+            "TRACED": [sh, script_path("print_trace.sh")],
             "ARGS": [sh, script_path("print_args.sh")] + cls.args,
             "ESCAPE": [sh, script_path("escape_session.sh"), "exit"],
             "ENVDUMP": [sh, script_path("env_dump.sh")],
@@ -171,6 +173,77 @@ class ExecHandler(ServerTestCase):
         self.assertRegex(tp, r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", "TRACEPARENT %r" % tp)
         self.assertNotEqual(tp.split("-")[1], "0" * 32)
 
+    # -- tracestate: handed on with the traceparent it came with ----------------
+    TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+    TRACEPARENT = "00-%s-00f067aa0ba902b7-01" % TRACE_ID
+
+    def traced_env(self, tid):
+        """The handler's TRACESTATE and TRACEPARENT ("(unset)" when not set)."""
+        t = self.wait_final(tid)
+        self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, self.logs()))
+        lines = dict(line.split("=", 1) for line in t["result"].splitlines())
+        return lines["tracestate"], lines["traceparent"]
+
+    def post_lines(self, fields):
+        """POST a TRACED task with these header fields, repeated names and all; its id."""
+        body = json.dumps({"task_type": "TRACED"}).encode()
+        c = self.server.connection()
+        try:
+            c.putrequest("POST", "/tasks")
+            for name, value in fields + [("Content-Type", "application/json"),
+                                         ("Content-Length", str(len(body)))]:
+                c.putheader(name, value)
+            c.endheaders(body)
+            r = c.getresponse()
+            data = r.read()
+        finally:
+            c.close()
+        self.assertEqual(r.status, 201, data)
+        return json.loads(data)["id"]
+
+    def test_tracestate_from_the_request(self):
+        """The POST's tracestate reaches the handler as TRACESTATE in its normal form, beside
+        a TRACEPARENT that continues the request's trace."""
+        tid = self.server.create("TRACED", headers={
+            "traceparent": self.TRACEPARENT,
+            "tracestate": " rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE\t"})
+        ts, tp = self.traced_env(tid)
+        self.assertEqual(ts, "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        self.assertRegex(tp, r"^00-%s-[0-9a-f]{16}-01$" % self.TRACE_ID)
+
+    def test_tracestate_on_several_lines(self):
+        """Several tracestate header lines are one list, in order."""
+        tid = self.post_lines([("traceparent", self.TRACEPARENT), ("tracestate", "rojo=1"),
+                               ("tracestate", "congo=2, x=3")])
+        self.assertEqual(self.traced_env(tid)[0], "rojo=1,congo=2,x=3")
+
+    def test_bad_tracestate_is_dropped(self):
+        """A tracestate that breaks a rule is dropped whole, the POST still succeeds, and
+        the trace still continues the traceparent."""
+        for bad in ["rojo=1,BAD=2", "a=1,a=2", ",".join("k%d=v" % i for i in range(33)),
+                    "a=caf\u00e9"]:
+            with self.subTest(tracestate=bad):
+                tid = self.server.create("TRACED", headers={"traceparent": self.TRACEPARENT,
+                                                            "tracestate": bad})
+                ts, tp = self.traced_env(tid)
+                self.assertEqual(ts, "(unset)")
+                self.assertRegex(tp, r"^00-%s-" % self.TRACE_ID)
+
+    def test_tracestate_without_traceparent_is_ignored(self):
+        """Without a traceparent (or with one that does not parse, or an X-Ray header
+        instead) the tracestate is not the task's: the handler sees none."""
+        for headers in [{"tracestate": "rojo=1"},
+                        {"traceparent": "00-%s-0000000000000000-01" % self.TRACE_ID,
+                         "tracestate": "rojo=1"},
+                        {"X-Amzn-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+                         "tracestate": "rojo=1"}]:
+            with self.subTest(headers=headers):
+                tid = self.server.create("TRACED", headers=headers)
+                ts, tp = self.traced_env(tid)
+                self.assertEqual(ts, "(unset)")
+                self.assertNotEqual(tp, "(unset)")
+                self.assertNotRegex(tp, r"^00-%s-" % self.TRACE_ID)
+
     def test_argv_is_passed_literally(self):
         tid = self.server.create("ARGS")
         t = self.wait_final(tid)
@@ -256,7 +329,7 @@ class ExecHandler(ServerTestCase):
             self.assertNotIn(name, env)
             self.assertNotIn(value, t["result"])
         allowed = {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "TASK_ID", "TASK_TYPE", "TRACEPARENT",
-                   "PWD"}  # PWD: sh sets it itself
+                   "TRACESTATE", "PWD"}  # PWD: sh sets it itself
         extra = sorted(n for n in env if n not in allowed and not n.startswith("LC_"))
         self.assertEqual(extra, [], "variables beyond the allow-list: %r" % extra)
         self.assertEqual((env["LANG"], env["TZ"], env["LC_TIME"]), ("C.UTF-8", "UTC", "C"))

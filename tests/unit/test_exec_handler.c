@@ -81,16 +81,27 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Run one task with the given data; returns the elapsed milliseconds. */
-static int64_t run_task(handler *h, const char *id, const char *data, const char *trace,
-                        unsigned timeout_s, handler_result *res)
+/* Run one task with the given data and trace context; returns the elapsed milliseconds. */
+static int64_t run_traced(handler *h, const char *id, const char *data, const char *trace,
+                          const char *tracestate, unsigned timeout_s, handler_result *res)
 {
-    handler_task t = {.id = id, .task_type = "TASK1", .data = data, .traceparent = trace};
+    handler_task t = {.id = id,
+                      .task_type = "TASK1",
+                      .data = data,
+                      .traceparent = trace,
+                      .tracestate = tracestate};
     int64_t start = now_ms();
     h->run(h, &t, timeout_s, res);
     int64_t elapsed = now_ms() - start;
     assert_non_null(res->status_msg);
     return elapsed;
+}
+
+/* Run one task with the given data; returns the elapsed milliseconds. */
+static int64_t run_task(handler *h, const char *id, const char *data, const char *trace,
+                        unsigned timeout_s, handler_result *res)
+{
+    return run_traced(h, id, data, trace, NULL, timeout_s, res);
 }
 
 /* A private temporary file name (the file is created empty). */
@@ -453,10 +464,12 @@ static void test_task_on_stdin_and_in_environment(void **state)
     (void)state;
     /* Inherited values of the task variables must not leak through. */
     setenv("TRACEPARENT", "stale-from-parent", 1);
+    setenv("TRACESTATE", "stale=from-parent", 1);
     setenv("TASK_ID", "stale-from-parent", 1);
     const char *extra[] = {"EXEC_TEST_EXTRA=first", "EXEC_TEST_EXTRA=yes", NULL};
     handler *h = script_handler("echo_task.sh", NULL, NULL, extra);
     unsetenv("TRACEPARENT");
+    unsetenv("TRACESTATE");
     unsetenv("TASK_ID");
 
     const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -477,9 +490,33 @@ static void test_task_on_stdin_and_in_environment(void **state)
     assert_string_equal(json_string_value(json_object_get(v, "id")), "0190-abc");
     assert_string_equal(json_string_value(json_object_get(v, "type")), "TASK1");
     assert_string_equal(json_string_value(json_object_get(v, "trace")), trace);
+    /* no tracestate with the task: none at all, not an inherited or configured one */
+    assert_string_equal(json_string_value(json_object_get(v, "tracestate")), "unset");
     assert_string_equal(json_string_value(json_object_get(v, "extra")), "yes");
     json_decref(v);
     handler_result_clear(&r);
+
+    /* a tracestate beside the traceparent: TRACESTATE, as given */
+    const char *ts = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    run_traced(h, "id3", "{}", trace, ts, 10, &r);
+    assert_true(r.ok);
+    v = json_loads(r.result, 0, &jerr);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "trace")), trace);
+    assert_string_equal(json_string_value(json_object_get(v, "tracestate")), ts);
+    json_decref(v);
+    handler_result_clear(&r);
+    /* never without the traceparent it goes with, and never empty */
+    const char *without[][2] = {{NULL, ts}, {trace, ""}};
+    for (size_t i = 0; i < 2; i++) {
+        run_traced(h, "id4", "{}", without[i][0], without[i][1], 10, &r);
+        assert_true(r.ok);
+        v = json_loads(r.result, 0, &jerr);
+        assert_non_null(v);
+        assert_string_equal(json_string_value(json_object_get(v, "tracestate")), "unset");
+        json_decref(v);
+        handler_result_clear(&r);
+    }
 
     run_task(h, "id2", "{}", NULL, 10, &r); /* no trace context: no TRACEPARENT at all */
     assert_true(r.ok);
@@ -583,6 +620,8 @@ static void test_creation_errors(void **state)
     check_creation_fails(ok, 1, no_name, "=x");
     const char *task_var[] = {"TASK_ID=x", NULL};
     check_creation_fails(ok, 1, task_var, "TASK_ID");
+    const char *trace_var[] = {"TRACESTATE=a=1", NULL};
+    check_creation_fails(ok, 1, trace_var, "TRACESTATE");
 }
 
 static void test_program_removed_after_creation(void **state)
@@ -692,7 +731,7 @@ static void test_environment_is_scrubbed(void **state)
 
     const char *trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     handler_result r = {0};
-    run_task(h, "id-1", "{}", trace, 10, &r);
+    run_traced(h, "id-1", "{}", trace, "a=1", 10, &r);
     assert_true(r.ok);
     json_error_t jerr;
     json_t *v = json_loads(r.result, JSON_DECODE_ANY, &jerr);
@@ -701,8 +740,8 @@ static void test_environment_is_scrubbed(void **state)
     assert_non_null(text);
     /* Every line is an allowed name, and each allowed one we set is there. */
     static const char *const allowed[] = {
-        "PATH=",    "HOME=",      "LANG=",       "TZ=", "TMPDIR=", "EXEC_TEST_EXTRA=",
-        "TASK_ID=", "TASK_TYPE=", "TRACEPARENT="};
+        "PATH=",    "HOME=",      "LANG=",        "TZ=",        "TMPDIR=", "EXEC_TEST_EXTRA=",
+        "TASK_ID=", "TASK_TYPE=", "TRACEPARENT=", "TRACESTATE="};
     int seen = 0;
     for (const char *line = text; *line;) {
         const char *eol = strchr(line, '\n');
@@ -726,6 +765,7 @@ static void test_environment_is_scrubbed(void **state)
     assert_non_null(strstr(text, "TASK_ID=id-1\n"));
     assert_non_null(strstr(text, "TASK_TYPE=TASK1\n"));
     assert_non_null(strstr(text, trace));
+    assert_non_null(strstr(text, "TRACESTATE=a=1"));
     assert_true(seen >= 10);
     json_decref(v);
     handler_result_clear(&r);

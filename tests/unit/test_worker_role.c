@@ -1,7 +1,7 @@
 /*
  * Unit tests for the `worker` Lambda role: SQS events, shaped as Lambda
  * sends them (Records[] with messageId, body, attributes, raw-delivered
- * message attributes TaskId / TaskType / traceparent, eventSourceARN), go
+ * message attributes TaskId / TaskType / traceparent / tracestate, eventSourceARN), go
  * through the role's invoke over a real store, and the partial batch
  * response and the stored tasks are checked.
  *
@@ -14,8 +14,9 @@
  * The configuration binds the built-in handlers: task1 runs noop; jobs runs
  * a tiny exec command that echoes the task it is given (its result, then)
  * and appends a line to a file in the fixture's directory (so runs can be
- * counted); broken runs one that fails. task1-dlq is task1's dead-letter queue, without a binding;
- * orphan is neither bound nor a dead-letter queue.
+ * counted); broken runs one that fails; traced one whose result is its TRACESTATE ("unset"
+ * without). task1-dlq is task1's dead-letter queue, without a binding; orphan is neither bound
+ * nor a dead-letter queue.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,15 +113,18 @@ static const factory factories[] = {
 /* The test configuration (see the module comment), as JSON text to free. */
 static char *config_text(const fixture *f)
 {
-    json_t *c = json_pack("{s:[{s:s, s:i, s:i, s:s}, {s:s}, {s:s}, {s:s}, {s:s}],"
-                          " s:[{s:s, s:s}, {s:s, s:s, s:[s,s,s,s]}, {s:s, s:s, s:[s,s,s,s]}]}",
+    json_t *c = json_pack("{s:[{s:s, s:i, s:i, s:s}, {s:s}, {s:s}, {s:s}, {s:s}, {s:s}],"
+                          " s:[{s:s, s:s}, {s:s, s:s, s:[s,s,s,s]}, {s:s, s:s, s:[s,s,s,s]},"
+                          " {s:s, s:s, s:[s,s,s]}]}",
                           "queues", "name", "task1", "visibility_timeout", 60, "max_receive_count",
                           3, "dead_letter_queue", "task1-dlq", "name", "task1-dlq", "name", "jobs",
-                          "name", "broken", "name", "orphan", "handlers", "queue", "task1",
-                          "handler", "noop", "queue", "jobs", "handler", "exec", "command", "sh",
-                          "-c", "cat; echo run >> \"$0\"", f->runs, "queue", "broken", "handler",
-                          "exec", "command", "sh", "-c",
-                          "cat >/dev/null; echo run >> \"$0\"; echo boom >&2; exit 3", f->runs);
+                          "name", "broken", "name", "orphan", "name", "traced", "handlers", "queue",
+                          "task1", "handler", "noop", "queue", "jobs", "handler", "exec", "command",
+                          "sh", "-c", "cat; echo run >> \"$0\"", f->runs, "queue", "broken",
+                          "handler", "exec", "command", "sh", "-c",
+                          "cat >/dev/null; echo run >> \"$0\"; echo boom >&2; exit 3", f->runs,
+                          "queue", "traced", "handler", "exec", "command", "sh", "-c",
+                          "cat >/dev/null; printf '%s' \"${TRACESTATE-unset}\"");
     char *text = json_dumps(c, JSON_COMPACT);
     json_decref(c);
     return text;
@@ -241,6 +245,8 @@ typedef struct msg {
     const char *body;        /* NULL: "{}" */
     const char *traceparent; /* NULL: none */
     int receive_count;       /* 0: 1 */
+    const char *tracestate;  /* NULL: none */
+    const char *xray;        /* attributes.AWSTraceHeader; NULL: none */
 } msg;
 
 /* An SQS event of the messages, as Lambda sends it (lambda-events.md (c), raw delivery). */
@@ -265,6 +271,10 @@ static char *sqs_event(const msg *m, size_t n)
             json_object_set_new(
                 attrs, "traceparent",
                 json_pack("{ss ss}", "stringValue", m[i].traceparent, "dataType", "String"));
+        if (m[i].tracestate)
+            json_object_set_new(
+                attrs, "tracestate",
+                json_pack("{ss ss}", "stringValue", m[i].tracestate, "dataType", "String"));
         json_array_append_new(
             records,
             json_pack("{ss ss ss s{ss ss ss ss} so ss ss ss ss}", "messageId", m[i].message_id,
@@ -274,6 +284,9 @@ static char *sqs_event(const msg *m, size_t n)
                       "ApproximateFirstReceiveTimestamp", sent, "messageAttributes", attrs,
                       "md5OfBody", "e4e68fb7bd0e697a0ae8f1bb342846b3", "eventSource", "aws:sqs",
                       "eventSourceARN", arn, "awsRegion", "us-east-1"));
+        if (m[i].xray)
+            json_object_set_new(json_object_get(json_array_get(records, i), "attributes"),
+                                "AWSTraceHeader", json_string(m[i].xray));
     }
     json_t *event = json_pack("{so}", "Records", records);
     char *text = json_dumps(event, JSON_COMPACT);
@@ -750,6 +763,54 @@ static void test_spans_in_the_message_trace(void **state)
     spans_free(&sp);
 }
 
+/* The result of the traced handler for one message on its queue: the TRACESTATE it saw. */
+static char *traced_run(fixture *f, msg m)
+{
+    char id[37];
+    create_task(f, "{}", PRODUCER, id);
+    m.message_id = "5d0c3a8e-traced";
+    m.queue = "traced";
+    m.task_id = id;
+    role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+    assert_failures(&res, "");
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    assert_non_null(t.result);
+    json_t *r = json_loads(t.result, JSON_DECODE_ANY, NULL);
+    assert_true(json_is_string(r));
+    char *seen = strdup(json_string_value(r));
+    json_decref(r);
+    task_clear(&t);
+    return seen;
+}
+
+/* The tracestate attribute reaches the handler with the traceparent it came with (in its normal
+ * form); never a bad one, nor one beside an X-Ray header alone. */
+static void test_tracestate_to_the_handler(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "traced");
+    struct {
+        msg m;
+        const char *want;
+    } cases[] = {
+        {{.traceparent = PRODUCER, .tracestate = "rojo=1 , congo=2"}, "rojo=1,congo=2"},
+        {{.traceparent = PRODUCER}, "unset"},
+        {{.traceparent = PRODUCER, .tracestate = "rojo=1,BAD=2"}, "unset"},
+        {{.tracestate = "rojo=1"}, "unset"},
+        {{.xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+          .tracestate = "rojo=1"},
+         "unset"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *seen = traced_run(f, cases[i].m);
+        if (strcmp(seen, cases[i].want) != 0)
+            fail_msg("case %zu: the handler saw %s, not %s", i, seen, cases[i].want);
+        free(seen);
+    }
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test");
@@ -777,6 +838,7 @@ int main(void)
         CASE(test_named_queue_ignores_arn),
         CASE(test_constructor_errors),
         CASE(test_spans_in_the_message_trace),
+        CASE(test_tracestate_to_the_handler),
     };
 #undef CASE
     tracer_global_init();
