@@ -238,7 +238,7 @@ await step('a task removed by its ttl while its detail is open: the drawer and i
   // taskd sweeps every second with retention_grace 0: a finished task goes once its ttl has passed
   await page.selectOption('#create-type', 'noop');
   await page.fill('#create-data', '{"short": "lived"}');
-  await page.fill('#create-ttl', String(Math.floor(Date.now() / 1000) + 2));
+  await page.fill('#create-ttl', String(Math.floor(Date.now() / 1000) + 4));
   await page.click('#create-submit');
   const link = await page.waitForSelector('#create-result a[title]', {timeout: WAIT});
   const id = await link.getAttribute('title');
