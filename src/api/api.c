@@ -960,8 +960,10 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
     bool continued = tracectx_from_headers(tp, xr, &incoming);
     /* tracestate goes with a traceparent that is taken, never with an X-Ray header */
-    if (continued && tracectx_parse_traceparent(tp, &(trace_ctx){0}))
+    if (continued && tracectx_parse_traceparent(tp, &(trace_ctx){0})) {
         read_tracestate(req, ex->tracestate);
+        incoming.tracestate = ex->tracestate[0] ? ex->tracestate : NULL;
+    }
     trace_begin(&ex->server, continued ? &incoming : NULL, ex->method, SPAN_KIND_SERVER);
     if (strcmp(ex->method, "other") != 0) /* a known method: its static name, no copy */
         span_set_static(&ex->server, "http.request.method", ex->method);

@@ -217,7 +217,8 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     bool w3c = rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &it->producer);
     it->traced = w3c || (rec->xray && tracectx_parse_xray(rec->xray, &it->producer));
     /* a tracestate goes with the traceparent it came with, not with an X-Ray header */
-    it->tracestate = w3c && rec->tracestate[0] ? rec->tracestate : NULL;
+    if (w3c && rec->tracestate[0])
+        it->producer.tracestate = rec->tracestate;
     it->body = "{}";
     if (!rec->task_id[0])
         return; /* not a task message: work_begin drops it */
@@ -356,8 +357,10 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
         snprintf(why, sizeof why, "moved to dead-letter queue %s", l->queue->name);
 
     trace_ctx producer, ctx;
-    bool traced = (rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &producer)) ||
-                  (rec->xray && tracectx_parse_xray(rec->xray, &producer));
+    bool w3c = rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &producer);
+    bool traced = w3c || (rec->xray && tracectx_parse_xray(rec->xray, &producer));
+    if (w3c && rec->tracestate[0])
+        producer.tracestate = rec->tracestate;
     span process, update;
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "process %s", l->queue->name);

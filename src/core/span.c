@@ -111,6 +111,8 @@ bool span_copy(span *dst, const span *src)
     bool ok = true;
     if (src->status_msg && !(dst->status_msg = strdup(src->status_msg)))
         ok = false;
+    if (src->trace_state && !(dst->trace_state = strdup(src->trace_state)))
+        ok = false;
     for (int i = 0; i < src->n_attrs; i++) {
         if (src->attrs[i].type != SPAN_ATTR_STRING || src->attrs[i].borrowed)
             continue;
@@ -130,6 +132,7 @@ bool span_copy(span *dst, const span *src)
 void span_clear(span *s)
 {
     free(s->status_msg);
+    free(s->trace_state);
     for (int i = 0; i < s->n_attrs; i++)
         if (s->attrs[i].type == SPAN_ATTR_STRING && !s->attrs[i].borrowed)
             free(s->attrs[i].v.s);

@@ -67,8 +67,9 @@ typedef struct span {
     span_kind kind;
     int64_t start_ns, end_ns; /* Unix nanoseconds */
     span_status status;
-    char *status_msg; /* owned; the error text when status is ERROR */
-    char task_id[37]; /* the task this span belongs to, "" if none (for the local view) */
+    char *status_msg;  /* owned; the error text when status is ERROR */
+    char *trace_state; /* owned; the trace's W3C tracestate (OTLP traceState), or NULL */
+    char task_id[37];  /* the task this span belongs to, "" if none (for the local view) */
     int n_attrs;
     int n_links;
     /* The arrays come last: only their first n_attrs and n_links entries mean anything, and

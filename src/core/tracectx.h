@@ -46,6 +46,9 @@ typedef struct trace_ctx {
     uint8_t trace_id[16];
     uint8_t span_id[8]; /* the caller's span; all zero for an X-Ray header without Parent */
     uint8_t flags;      /* bit0 sampled, bit1 random trace id */
+    /* the W3C tracestate that goes with it, in its normal form, or NULL; borrowed. The parsers
+     * leave it NULL: a tracestate is read on its own (tracectx_parse_tracestate()) */
+    const char *tracestate;
 } trace_ctx;
 
 /*

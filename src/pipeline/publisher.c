@@ -186,6 +186,8 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     if (!known) { /* a new trace: the stored tracestate was not its */
         free(p->message.tracestate);
         p->message.tracestate = NULL;
+    } else {
+        task_ctx.tracestate = p->message.tracestate;
     }
     char name[SPAN_NAME_MAX + 1];
     str_join(name, sizeof name, "process ", cc->name, NULL);

@@ -65,7 +65,8 @@ struct runner {
 static void work_item_of(const runner *r, const queue_message *m, work_item *it)
 {
     it->traced = m->trace[0] && tracectx_parse_traceparent(m->trace, &it->producer);
-    it->tracestate = it->traced && m->tracestate[0] ? m->tracestate : NULL;
+    if (it->traced && m->tracestate[0])
+        it->producer.tracestate = m->tracestate;
     if (m->task_id && m->task_type[0]) { /* else the id stays "": not a task message, dropped */
         snprintf(it->type, sizeof it->type, "%s", m->task_type);
         snprintf(it->id, sizeof it->id, "%s", m->task_id);

@@ -211,7 +211,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
                       .task_type = it->type,
                       .data = it->body,
                       .traceparent = tp,
-                      .tracestate = it->traced ? it->tracestate : NULL};
+                      .tracestate = it->run_span.trace_state};
     h->run(h, &t, e->binding->timeout, &it->result);
     if (e->aborting && atomic_load(e->aborting)) {
         /* cut short by shutdown: the outcome is not the task's; run it again later */

@@ -81,12 +81,11 @@ typedef struct work_item {
     const char *body;             /* the task's data, JSON object text; borrowed */
     const char *queue;            /* the queue's name; spans keep it uncopied: a configured name */
     bool traced;                  /* producer holds the message's trace context (its traceparent) */
-    trace_ctx producer;           /* the context of the span that sent the message */
-    const char *tracestate;       /* the trace's W3C tracestate when traced, or NULL; borrowed */
-    int64_t sent_ms;              /* when the message was sent, Unix milliseconds */
-    int receive_count;            /* deliveries of the message, this one included */
-    int64_t message_number;       /* the message's id, when it is a number (the local queue's) */
-    const char *message_id;       /* the message's id as text (SQS), or NULL: message_number is */
+    trace_ctx producer;     /* the context of the span that sent the message, its tracestate too */
+    int64_t sent_ms;        /* when the message was sent, Unix milliseconds */
+    int receive_count;      /* deliveries of the message, this one included */
+    int64_t message_number; /* the message's id, when it is a number (the local queue's) */
+    const char *message_id; /* the message's id as text (SQS), or NULL: message_number is */
     /* in: the claim, as the caller made it */
     store_rc claim;            /* the claim's outcome */
     task_status status_before; /* the task's status before the claim (when found) */

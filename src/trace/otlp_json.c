@@ -96,6 +96,10 @@ static void put_span(sbuf *b, const span *s)
     put_hex_id(b, "traceId", s->trace_id, 16);
     sbuf_putc(b, ',');
     put_hex_id(b, "spanId", s->span_id, 8);
+    if (s->trace_state) {
+        sbuf_puts(b, ",\"traceState\":");
+        sbuf_json_str(b, s->trace_state);
+    }
     if (span_has_parent(s)) {
         sbuf_putc(b, ',');
         put_hex_id(b, "parentSpanId", s->parent_id, 8);

@@ -104,6 +104,8 @@ static void build_span(span_frame *f, const span *s)
     *p = span_init;
     p->trace_id = bytes(s->trace_id, 16);
     p->span_id = bytes(s->span_id, 8);
+    if (s->trace_state)
+        p->trace_state = s->trace_state;
     if (span_has_parent(s))
         p->parent_span_id = bytes(s->parent_id, 8);
     p->flags = s->flags;

@@ -66,6 +66,8 @@ void trace_begin(span *s, const trace_ctx *parent, const char *name, span_kind k
         memcpy(s->trace_id, parent->trace_id, 16);
         memcpy(s->parent_id, parent->span_id, 8); /* zero when the parent is only a trace */
         s->flags = parent->flags;
+        /* a copy that fails leaves the span without it: the trace goes on */
+        s->trace_state = parent->tracestate ? strdup(parent->tracestate) : NULL;
     } else {
         uint8_t rnd[12];
         random_bytes(rnd, sizeof rnd);
@@ -87,6 +89,7 @@ void trace_ctx_of(const span *s, trace_ctx *out)
     memcpy(out->trace_id, s->trace_id, 16);
     memcpy(out->span_id, s->span_id, 8);
     out->flags = s->flags;
+    out->tracestate = s->trace_state;
 }
 
 void trace_traceparent_of(const span *s, char out[56])

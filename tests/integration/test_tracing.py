@@ -266,7 +266,8 @@ class TracingCase(ServersTestCase):
             "OTEL_SERVICE_NAME": "tasks-test",
         })
         trace_id, parent_id = random_hex(16), random_hex(8)
-        tid = self.run_one_task(s, {"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
+        tid = self.run_one_task(s, {"traceparent": "00-%s-%s-01" % (trace_id, parent_id),
+                                    "tracestate": "rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE"})
         # the last UPDATE span ends after the status is visible: let the local store see it
         self.wait_local_spans(s, tid, {"UPDATE tasks": 2, HANDLER_SPAN: 1})
         self.stop_clean(s)  # SIGTERM flushes the exporter
@@ -302,6 +303,9 @@ class TracingCase(ServersTestCase):
             self.assertRegex(sp.get("traceId", ""), r"^[0-9a-f]{32}$")
         spans = [sp for _, sp in pairs if sp.get("traceId") == trace_id]
 
+        # the request's tracestate, normalised, on every span of its trace
+        for sp in spans:
+            self.assertEqual(sp.get("traceState"), "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", sp["name"])
         fields = {"name": "name", "trace": "traceId", "id": "spanId", "parent": "parentSpanId", "kind": "kind"}
         self.check_tree(spans, trace_id, parent_id, lambda sp, f: sp.get(fields[f], ""))
 

@@ -300,7 +300,13 @@ static void test_otlp_json(void **state)
     unsampled.flags = 0;
     tracer_emit(t, &unsampled);
     span_clear(&unsampled);
-    assert_true(wait_count(tracer_exported, t, 3, 5000));
+    span with_state; /* a trace that came with a tracestate */
+    make_span(&with_state, TASK_A, 4, 5);
+    with_state.trace_state = strdup("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    assert_non_null(with_state.trace_state);
+    tracer_emit(t, &with_state);
+    span_clear(&with_state);
+    assert_true(wait_count(tracer_exported, t, 4, 5000));
     assert_int_equal(tracer_dropped(t), 0);
     tracer_free(t);
 
@@ -322,6 +328,12 @@ static void test_otlp_json(void **state)
     char hex[17];
     span_id_hex(99, hex);
     assert_null(strstr(q->body, hex)); /* not sampled: not exported */
+    /* traceState on that span only */
+    const char *state_at =
+        strstr(q->body, "\"traceState\":\"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE\"");
+    assert_non_null(state_at);
+    assert_null(strstr(state_at + 1, "\"traceState\""));
+    assert_ptr_equal(strstr(q->body, "\"traceState\""), state_at);
     assert_non_null(strstr(q->body, "\"tasks-api\""));
     assert_null(strstr(q->body, "loses"));
     assert_non_null(strstr(q->body, "\"deployment.environment\""));
@@ -451,12 +463,23 @@ static void test_otlp_protobuf(void **state)
     tracer *t = start(0, 0);
     for (int i = 1; i <= 2; i++)
         emit(t, TASK_A, i);
+    span with_state;
+    make_span(&with_state, TASK_A, 3, 5);
+    with_state.trace_state = strdup("congo=t61rcWkgMzE");
+    assert_non_null(with_state.trace_state);
+    tracer_emit(t, &with_state);
+    span_clear(&with_state);
     tracer_free(t); /* flushes */
 
     assert_int_equal(http_stub_count(r), 1);
     const http_stub_request *q = http_stub_request_at(r, 0);
     char v[128];
     assert_string_equal(q->line, "POST /custom/traces HTTP/1.1");
+    /* Span.trace_state, field 3, length-delimited: tag 0x1a, length 17 */
+    assert_non_null(memmem(q->body, q->body_len,
+                           "\x1a\x11"
+                           "congo=t61rcWkgMzE",
+                           19));
     assert_string_equal(http_stub_header(q, "Content-Type", v, sizeof v), "application/x-protobuf");
     for (int i = 1; i <= 2; i++) {
         span s;
