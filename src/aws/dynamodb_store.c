@@ -297,8 +297,8 @@ static store_rc failure(const ddb_store *s, const char *op, aws_rc rc, const aws
         return STORE_ERROR;
     }
     if (error_is(r, "ValidationException") && strcmp(op, "Query") != 0 &&
-        strcmp(op, "GetItem") != 0) {
-        /* a write DynamoDB can never take: the item's size, depth or numbers */
+        strcmp(op, "GetItem") != 0 && strcmp(op, "DeleteItem") != 0) {
+        /* a write of an item DynamoDB can never take: its size, depth or numbers */
         log_warn("DynamoDB cannot keep this item", "table", s->table, "operation", op, "error", msg,
                  NULL);
         return STORE_INVALID;
