@@ -73,6 +73,14 @@ static const char CONFLICT[] =
 #define OLD_TASK   "0190a6b2-7c3d-7e4f-8a5b-1c2d3e4f5a6b"
 #define OTHER_TASK "0190a6b2-7c3d-7e4f-8a5b-1c2d3e4f5a6c"
 static const char KEY_TAKEN[] = KEY_TAKEN_BY(OLD_TASK);
+/* the same without the key's item (a DynamoDB that does not return it): the store reads it */
+static const char KEY_TAKEN_NO_ITEM[] =
+    CANCELLED("None, ConditionalCheckFailed",
+              NONE ",{\"Code\":\"ConditionalCheckFailed\",\"Message\":\"The conditional request "
+                   "failed\"}");
+static const char KEY_ITEM[] =
+    "{\"Item\":{\"id\":{\"S\":\"idem#order-42\"},\"task_id\":{\"S\":\"" OLD_TASK "\"},"
+    "\"created_time\":{\"N\":\"1700000000\"},\"ttl\":{\"N\":\"9999999999\"}}}";
 static const char KEY_TAKEN_BY_OTHER[] = KEY_TAKEN_BY(OTHER_TASK);
 /* GetItem of a task that is there */
 #define TASK_ITEM(id)                                                                              \
@@ -312,6 +320,39 @@ static void test_key_of_live_task_is_duplicate(void **state)
     stop(&f);
 }
 
+/* A cancellation that names the key's Put but carries no item: the key is read (consistently) for
+ * its task, which decides as the item would have; a key gone meanwhile is taken anew. */
+static void test_key_taken_without_its_item_is_read(void **state)
+{
+    (void)state;
+    const http_stub_reply taken[] = {{.status = 400, .body = KEY_TAKEN_NO_ITEM},
+                                     {.status = 200, .body = KEY_ITEM},
+                                     {.status = 200, .body = OLD_TASK_ITEM}};
+    fixture f;
+    start(&f, taken, 3);
+    char id[37], token[37], again[37];
+    assert_int_equal(create_keyed(&f, id), STORE_DUPLICATE);
+    assert_string_equal(id, OLD_TASK);
+    assert_int_equal(http_stub_count(f.server), 3);
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, "idem#order-42"); /* the key's item, read as a task is */
+    task_read_at(&f, 2, OLD_TASK);
+    stop(&f);
+
+    const http_stub_reply gone[] = {{.status = 400, .body = KEY_TAKEN_NO_ITEM},
+                                    {.status = 200, .body = "{}"},
+                                    {.status = 200, .body = "{}"}};
+    start(&f, gone, 3);
+    assert_int_equal(create_keyed(&f, id), STORE_OK);
+    assert_int_equal(http_stub_count(f.server), 3);
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, "idem#order-42");
+    transaction_at(&f, 2, again);
+    assert_string_not_equal(token, again); /* a new id for the new try */
+    assert_string_equal(id, again);
+    stop(&f);
+}
+
 static void test_key_of_task_not_read_is_duplicate(void **state)
 {
     (void)state;
@@ -428,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_conflict_is_retried),
         cmocka_unit_test(test_unknown_reason_is_an_error),
         cmocka_unit_test(test_key_of_live_task_is_duplicate),
+        cmocka_unit_test(test_key_taken_without_its_item_is_read),
         cmocka_unit_test(test_key_of_task_not_read_is_duplicate),
         cmocka_unit_test(test_key_of_gone_task_is_freed_and_taken),
         cmocka_unit_test(test_key_taken_anew_while_freed_is_duplicate),
