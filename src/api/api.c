@@ -958,9 +958,9 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     trace_ctx incoming;
     const char *tp = req->header ? req->header(req->ctx, "traceparent") : NULL;
     const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
-    bool continued = tracectx_from_headers(tp, xr, &incoming);
-    /* tracestate goes with a traceparent that is taken, never with an X-Ray header */
-    if (continued && tracectx_parse_traceparent(tp, &(trace_ctx){0})) {
+    trace_source from = tracectx_from_headers(tp, xr, &incoming);
+    bool continued = from != TRACECTX_NONE;
+    if (from == TRACECTX_W3C) { /* a tracestate goes with a traceparent, never with X-Ray's */
         read_tracestate(req, ex->tracestate);
         incoming.tracestate = ex->tracestate[0] ? ex->tracestate : NULL;
     }

@@ -205,6 +205,16 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
 
 /* ---- handler lanes -------------------------------------------------------- */
 
+/* The context of the span that sent rec (traceparent, else AWSTraceHeader), with the message's
+ * tracestate when it came with a traceparent; false when the message has none. */
+static bool producer_of(const record *rec, trace_ctx *out)
+{
+    trace_source from = tracectx_from_headers(rec->traceparent, rec->xray, out);
+    if (from == TRACECTX_W3C && rec->tracestate[0])
+        out->tracestate = rec->tracestate;
+    return from != TRACECTX_NONE;
+}
+
 /* The work item of a record whose claim (c) is done. */
 static void fill_item(const lane *l, const record *rec, const store_write *c, int64_t now,
                       int64_t deadline_ms, work_item *it)
@@ -214,11 +224,7 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     it->message_id = rec->message_id;
     it->sent_ms = rec->sent_ms;
     it->receive_count = rec->receive_count;
-    bool w3c = rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &it->producer);
-    it->traced = w3c || (rec->xray && tracectx_parse_xray(rec->xray, &it->producer));
-    /* a tracestate goes with the traceparent it came with, not with an X-Ray header */
-    if (w3c && rec->tracestate[0])
-        it->producer.tracestate = rec->tracestate;
+    it->traced = producer_of(rec, &it->producer);
     it->body = "{}";
     if (!rec->task_id[0])
         return; /* not a task message: work_begin drops it */
@@ -357,10 +363,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
         snprintf(why, sizeof why, "moved to dead-letter queue %s", l->queue->name);
 
     trace_ctx producer, ctx;
-    bool w3c = rec->traceparent && tracectx_parse_traceparent(rec->traceparent, &producer);
-    bool traced = w3c || (rec->xray && tracectx_parse_xray(rec->xray, &producer));
-    if (w3c && rec->tracestate[0])
-        producer.tracestate = rec->tracestate;
+    bool traced = producer_of(rec, &producer);
     span process, update;
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "process %s", l->queue->name);

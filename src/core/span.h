@@ -3,7 +3,7 @@
  * kind, times, attributes, links, status. Encoders (OTLP JSON / protobuf,
  * X-Ray segment documents) and the exporter all read this one struct.
  *
- * A span owns its strings (status message, string attribute values), each
+ * A span owns its strings (status message, tracestate, string attribute values), each
  * valid UTF-8 as OTLP's protobuf demands (a byte that starts no UTF-8
  * character is copied in as U+FFFD); span_clear() frees them. Sizes are bounded so a span is one
  * allocation that can be copied into a ring buffer.

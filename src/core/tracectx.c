@@ -332,9 +332,11 @@ void tracectx_new_trace_id(uint8_t out[16], uint32_t unix_seconds, const uint8_t
     memcpy(out + 4, rnd, 12);
 }
 
-bool tracectx_from_headers(const char *traceparent, const char *xray, trace_ctx *out)
+trace_source tracectx_from_headers(const char *traceparent, const char *xray, trace_ctx *out)
 {
     if (!out)
-        return false;
-    return tracectx_parse_traceparent(traceparent, out) || tracectx_parse_xray(xray, out);
+        return TRACECTX_NONE;
+    if (tracectx_parse_traceparent(traceparent, out))
+        return TRACECTX_W3C;
+    return tracectx_parse_xray(xray, out) ? TRACECTX_XRAY : TRACECTX_NONE;
 }

@@ -79,12 +79,14 @@ size_t tracectx_format_xray(const trace_ctx *c, char *out, size_t outlen);
 void tracectx_xray_trace_id(const uint8_t trace_id[16], char out[36]);
 /* A new X-Ray-compatible trace id: 4 bytes big-endian unix seconds + 12 random bytes from rnd. */
 void tracectx_new_trace_id(uint8_t out[16], uint32_t unix_seconds, const uint8_t rnd[12]);
+/* Which header an incoming context came from (TRACECTX_NONE: neither, false as a bool). */
+typedef enum trace_source { TRACECTX_NONE, TRACECTX_W3C, TRACECTX_XRAY } trace_source;
 /*
  * The context of an incoming request: traceparent wins if valid, else
- * X-Amzn-Trace-Id if valid, else false (either may be NULL). *out is
- * written only on success.
+ * X-Amzn-Trace-Id if valid (either may be NULL). *out is written only when
+ * one is taken. A tracestate goes only with TRACECTX_W3C.
  */
-bool tracectx_from_headers(const char *traceparent, const char *xray, trace_ctx *out);
+trace_source tracectx_from_headers(const char *traceparent, const char *xray, trace_ctx *out);
 /*
  * Parse a W3C tracestate given as n header values (several header lines make
  * one list, in order; NULL entries are skipped) into its normal form: the

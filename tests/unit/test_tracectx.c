@@ -413,31 +413,31 @@ static void test_from_headers(void **state)
     const char *xr = "Root=" XROOT ";Parent=" XPARENT ";Sampled=1";
     trace_ctx c;
 
-    assert_true(tracectx_from_headers(tp, xr, &c)); /* both valid: traceparent wins */
+    assert_int_equal(tracectx_from_headers(tp, xr, &c), TRACECTX_W3C); /* both valid */
     assert_memory_equal(c.trace_id, tid_bytes, 16);
     assert_memory_equal(c.span_id, sid_bytes, 8);
     assert_int_equal(c.flags, 0);
 
-    assert_true(tracectx_from_headers(TP("ff", "01"), xr, &c)); /* bad traceparent: X-Ray */
+    assert_int_equal(tracectx_from_headers(TP("ff", "01"), xr, &c), TRACECTX_XRAY); /* bad tp */
     assert_memory_equal(c.trace_id, xroot_bytes, 16);
     assert_int_equal(c.flags, TRACECTX_FLAG_SAMPLED);
 
-    assert_true(tracectx_from_headers(NULL, xr, &c));
+    assert_int_equal(tracectx_from_headers(NULL, xr, &c), TRACECTX_XRAY);
     assert_memory_equal(c.span_id, xparent_bytes, 8);
 
-    assert_true(tracectx_from_headers(tp, NULL, &c));
+    assert_int_equal(tracectx_from_headers(tp, NULL, &c), TRACECTX_W3C);
     assert_memory_equal(c.trace_id, tid_bytes, 16);
 
-    assert_true(tracectx_from_headers(tp, "garbage", &c));
+    assert_int_equal(tracectx_from_headers(tp, "garbage", &c), TRACECTX_W3C);
     assert_memory_equal(c.trace_id, tid_bytes, 16);
 
     trace_ctx d;
     memset(&d, 0x5a, sizeof d);
-    assert_false(tracectx_from_headers(NULL, NULL, &d));
-    assert_false(tracectx_from_headers("", "", &d));
-    assert_false(tracectx_from_headers(TP("00", "0g"), "Root=1-x", &d));
+    assert_int_equal(TRACECTX_NONE, tracectx_from_headers(NULL, NULL, &d));
+    assert_int_equal(TRACECTX_NONE, tracectx_from_headers("", "", &d));
+    assert_int_equal(TRACECTX_NONE, tracectx_from_headers(TP("00", "0g"), "Root=1-x", &d));
     assert_int_equal(d.flags, 0x5a);
-    assert_false(tracectx_from_headers(tp, xr, NULL));
+    assert_int_equal(TRACECTX_NONE, tracectx_from_headers(tp, xr, NULL));
 }
 
 /* ---- tracestate ---- */
