@@ -215,10 +215,15 @@ typedef struct ts_member {
     size_t len, key_len;
 } ts_member;
 
+/* A key's first character: a lowercase letter or a digit. */
+static bool ts_key_first(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
 static bool ts_key_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '*' ||
-           c == '/' || c == '@';
+    return ts_key_first(c) || c == '_' || c == '-' || c == '*' || c == '/' || c == '@';
 }
 
 /* Check one trimmed, non-empty member [s, s + len) and note where its key ends. */
@@ -228,8 +233,7 @@ static bool ts_member_ok(const char *s, size_t len, size_t *key_len)
     if (!eq)
         return false;
     size_t klen = (size_t)(eq - s), vlen = len - klen - 1;
-    if (klen == 0 || klen > TS_KEY_MAX ||
-        !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9')))
+    if (klen == 0 || klen > TS_KEY_MAX || !ts_key_first(s[0]))
         return false;
     for (size_t i = 1; i < klen; i++)
         if (!ts_key_char(s[i]))
