@@ -550,15 +550,17 @@ def parse_response(data):
     return parsed and (parsed[0], dict(parsed[1]), parsed[2])
 
 
-def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=False):
-    """Send payload bytes on a fresh connection and read one response.
+def raw_exchange(port, payload, timeout=10.0, host="127.0.0.1", send_in_thread=False, source=None):
+    """Send payload bytes on a fresh connection (from the address source, if given) and read one
+    response.
 
     Returns (status, headers, body), or None when the server closed the
     connection without a complete response. With send_in_thread the payload
     is written by a helper thread while this one reads, so a server that
     answers early (e.g. 413) and stops reading cannot deadlock the test.
     """
-    s = socket.create_connection((host, port), timeout=timeout)
+    s = socket.create_connection((host, port), timeout=timeout,
+                                 source_address=(source, 0) if source else None)
     received = b""
     try:
         s.settimeout(timeout)

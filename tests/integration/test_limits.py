@@ -18,7 +18,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda, taskd_bin,  # noqa: E402
-                     parse_metrics, parse_response_headers, wait_until, write_config)
+                     parse_metrics, parse_response_headers, raw_exchange, wait_until,
+                     write_config)
 
 BODY_LIMIT = 1048576
 
@@ -449,7 +450,10 @@ class Limits(ServersTestCase):
         def fds():
             return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
         try:
-            time.sleep(0.2)
+            # held is accepted (an answer on it) before the descriptors are counted
+            held.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            parsed, raw, _ = read_answer(held)
+            self.assertEqual(parsed and parsed[0], 200, raw[:200])
             before = fds()
             os.kill(srv.proc.pid, signal.SIGSTOP)
             try:
@@ -470,20 +474,10 @@ class Limits(ServersTestCase):
             wait_until(lambda: fds() <= before, timeout=5, what="the refused sockets closed")
             # read from another client address: 127.0.0.1's one connection may still be
             # counted for a moment after a close, and each refusal would count too
-            m = connect(srv.port, source="127.0.0.3")
-            try:
-                m.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-                m.settimeout(5)
-                raw = b""
-                while True:
-                    chunk = m.recv(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
-            finally:
-                m.close()
-            head, _, body = raw.partition(b"\r\n\r\n")
-            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head[:200])
+            status, _, body = raw_exchange(
+                srv.port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                source="127.0.0.3")
+            self.assertEqual(status, 200)
             self.assertEqual(metric(parse_metrics(body.decode()), "taskd_http_refused_total",
                                     reason="client_connections"), 100.0)
         finally:
