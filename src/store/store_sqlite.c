@@ -1072,9 +1072,15 @@ static void run_batch(sqlite_store *s, store_write *batch)
         sq_apply_write(s, w); /* a broker job: a savepoint of its own */
         w = w->next;
     }
-    sq_standing_receive(s); /* after every write: they may have made its messages visible */
+    /* SQLite may have rolled the transaction back under the last write (an I/O error, a full
+     * disk): then nothing more runs, or it would commit on its own, in autocommit; the batch
+     * fails and is rewound below */
+    bool gone = sqlite3_get_autocommit(s->wdb);
+    if (!gone)
+        sq_standing_receive(s); /* after every write: they may have made its messages visible */
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
-    store_rc saved = sq_feed_save(s); /* the fed consumer's checkpoint, with its messages */
+    /* the fed consumer's checkpoint, with its messages */
+    store_rc saved = gone ? STORE_ERROR : sq_feed_save(s);
     hold_written(s, true);
     rc = saved == STORE_OK ? sq_step_done(s->w_commit) : SQLITE_ERROR;
     if (rc != SQLITE_OK) {

@@ -2376,6 +2376,76 @@ static void test_feed_in_a_failed_commit(void **state)
     assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
 }
 
+/* The standing runner of the test below, sat down while its batch is held. */
+static broker *rolled_back_broker;
+static broker_standing *rolled_back_standing;
+
+static void stand_and_fail_next_wal_write(void)
+{
+    broker_stand(rolled_back_broker, rolled_back_standing);
+    fail_next_wal_write();
+}
+
+/*
+ * A batch that SQLite rolls back itself (the disk full while a big write spills to the WAL,
+ * once), with the feed on and a runner standing on the fed queue: nothing runs after the
+ * rollback, where it would commit on its own. The runner's receive claims nothing (the held
+ * write's message stays visible); the fed consumer's checkpoint is not saved past the log's end,
+ * so a record written after a restart is read; and the seqs given next follow the log's, so the
+ * writes after it commit.
+ */
+static void test_feed_and_standing_in_a_transaction_sqlite_rolled_back(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37], b[37], c[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+
+    broker_standing st = {.queue = &q, .max = 10};
+    rolled_back_broker = f->b;
+    rolled_back_standing = &st;
+    char *big = json_of_size(4 << 20);
+    store_write w[2] = {
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = big, .ttl = TASK_NULL_TIME}},
+    };
+    submit_as_one_batch(f, &g, w, 2, stand_and_fail_next_wal_write);
+    free(big);
+    assert_false(atomic_load(&wal_full_once)); /* the spill met it */
+    assert_int_not_equal(w[0].rc, STORE_OK);
+    assert_int_not_equal(w[1].rc, STORE_OK);
+    queue_message *got = NULL;
+    size_t n = sit(f->b, &st, &got);
+    queue_messages_free(got, n);
+    assert_int_equal(n, 0);
+    expect_stats(f->b, "work", 1, 0, 0);
+    int64_t last = broker_last_seq(f->b);
+    count_row("SELECT max(seq) FROM changes WHERE ?1 IS NOT NULL", "", last);
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
+
+    create_task(f->s, TASK_NULL_TIME, b); /* fed, and committed */
+    assert_int_equal(broker_last_seq(f->b), last + 1);
+    expect_stats(f->b, "work", 2, 0, 0);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    reopen(f, NULL); /* a restart: the consumer reads from its checkpoint */
+    create_task(f->s, TASK_NULL_TIME, c);
+    int64_t cp = -1;
+    assert_int_equal(unread(f->b, "pub", &cp), 1);
+    assert_int_equal(cp, last + 1);
+}
+
 static void test_feed(void **state)
 {
     fx *f = *state;
@@ -3172,6 +3242,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_transaction_sqlite_rolled_back_fails_its_batch,
+                                        setup_faulty, teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_feed_and_standing_in_a_transaction_sqlite_rolled_back,
                                         setup_faulty, teardown_faulty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
