@@ -204,6 +204,12 @@ void sbuf_json_strn(sbuf *b, const char *s, size_t len)
         case '\t':
             sbuf_append(b, "\\t", 2);
             break;
+        case '\b':
+            sbuf_append(b, "\\b", 2);
+            break;
+        case '\f':
+            sbuf_append(b, "\\f", 2);
+            break;
         default: {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             sbuf_append(b, u, 6);

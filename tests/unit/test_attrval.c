@@ -771,7 +771,7 @@ static void test_compact_strings(void **state)
     assert_non_null(v);
     char *s = compact(v);
     assert_string_equal(
-        s, "\"q\\\"b\\\\s/\\n\\r\\t\\u0008\\u000c\\u0001\\u001f\x7f\\u0000z\xc3\xa9\"");
+        s, "\"q\\\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\x7f\\u0000z\xc3\xa9\"");
     json_t *back = parse(s);
     assert_true(json_equal(back, v));
     json_decref(back);

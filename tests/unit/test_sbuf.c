@@ -462,18 +462,18 @@ static void test_json_named_controls(void **state)
     check_json_str("\t", "\"\\t\"");
     check_json_str("\r", "\"\\r\"");
     check_json_str("a\r\nb\tc", "\"a\\r\\nb\\tc\"");
+    check_json_str("\b", "\"\\b\""); /* two bytes, as JSON names them, not six */
+    check_json_str("\f", "\"\\f\"");
 }
 
 static void test_json_other_controls(void **state)
 {
     (void)state;
     check_json_str("\x01", "\"\\u0001\"");
-    check_json_str("\x08", "\"\\u0008\"");
-    check_json_str("\x0c", "\"\\u000c\"");
     check_json_str("\x1f", "\"\\u001f\"");
     check_json_str("x\x1by", "\"x\\u001by\"");
 
-    /* every byte 0x01..0x1f: named escape for \n \r \t, \u00XX otherwise */
+    /* every byte 0x01..0x1f: named escape for \n \r \t \b \f, \u00XX otherwise */
     for (int c = 1; c < 0x20; c++) {
         char in[2] = {(char)c, '\0'};
         char want[16];
@@ -483,6 +483,10 @@ static void test_json_other_controls(void **state)
             snprintf(want, sizeof want, "\"\\r\"");
         else if (c == '\t')
             snprintf(want, sizeof want, "\"\\t\"");
+        else if (c == '\b')
+            snprintf(want, sizeof want, "\"\\b\"");
+        else if (c == '\f')
+            snprintf(want, sizeof want, "\"\\f\"");
         else
             snprintf(want, sizeof want, "\"\\u%04x\"", (unsigned)c);
         check_json_str(in, want);
