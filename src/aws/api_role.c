@@ -19,8 +19,9 @@
 
 /*
  * On AWS a task's data travels as an SNS message, which holds at most 256 KiB
- * with its attributes: a larger body could be stored but never published, and
- * would hold up the stream. So the API refuses it (413) at the door.
+ * with its attributes: a larger task could be stored but never published, and
+ * would hold up the stream. So the API refuses it (413) at the door: a body
+ * over the limit, and data whose JSON text, as the message carries it, is.
  */
 #define SNS_BODY_LIMIT (256 * 1024 - 2048) /* room left for the message attributes */
 
@@ -93,6 +94,7 @@ role *api_role_new(store *s, const config *c, const telemetry *tel, char *err, s
         ar->cfg = *c; /* a view: the pointers stay the caller's */
         if (ar->cfg.body_limit > SNS_BODY_LIMIT)
             ar->cfg.body_limit = SNS_BODY_LIMIT;
+        ar->cfg.data_limit = SNS_BODY_LIMIT;
     }
     if (!ar || !api_init(&ar->api, s, &ar->cfg, NULL, tel, clock_unix_s)) {
         free(ar);

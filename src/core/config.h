@@ -67,6 +67,7 @@ typedef struct config {
     char *task_types[CONFIG_MAX_TASK_TYPES]; /* owned names */
     size_t n_task_types;
     size_t body_limit;          /* largest accepted request body, bytes */
+    size_t data_limit;          /* largest task data as JSON text, bytes; 0: none (AWS: SNS's) */
     int64_t retention_grace;    /* seconds a finished task is kept past its ttl */
     unsigned sweep_interval;    /* seconds between retention sweeps */
     unsigned shutdown_grace;    /* seconds running handlers get to finish on SIGTERM */

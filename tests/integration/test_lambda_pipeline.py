@@ -481,6 +481,29 @@ class Walkthrough(StackTestCase):
         self.assertTrue(batches, s.text()[-3000:])
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
 
+    def test_data_that_one_sns_message_cannot_carry_is_refused(self):
+        """A task's data travels as one SNS message (256 KiB with its attributes): a body over
+        that, or data whose JSON text as the message carries it is (1e9 is 1000000000.0), gets
+        413; a task that could be stored but never published would stay CREATED."""
+        s = self.stack
+        limit = 256 * 1024 - 2048
+        r = s.request("POST", "/tasks", b'{"task_type":"TASK2","data":{"s":"' + b"x" * limit + b'"}}')
+        self.assertEqual((r.status, r.json()), (413, {"detail": "Request body too large (limit %d bytes)" % limit}))
+        numbers = ",".join("1e9" for _ in range(30000))  # 120 KB sent, 390 KB as text
+        r = s.request("POST", "/tasks", ('{"task_type":"TASK2","data":{"n":[%s]}}' % numbers).encode())
+        self.assertEqual(r.status, 413, r)
+        self.assertEqual(r.json(), {"detail": "Task data too large for a queue message: %d bytes as JSON "
+                                              "(limit %d bytes)" % (len('{"n":[]}') + 30000 * 13 - 1, limit)})
+        # a body at the limit: taken and published (no subscriber: it stays CREATED)
+        head, tail = b'{"task_type":"TASK2","data":{"s":"', b'"}}'
+        r = s.request("POST", "/tasks", head + b"x" * (limit - len(head) - len(tail)) + tail)
+        self.assertEqual(r.status, 201, r)
+        task = r.json()["id"]
+        wait_until(lambda: [d for _, d in s.documents(task_id=task) if d.get("name") == "publish tasks"],
+                   10, 0.05, "the big task's publish span")
+        self.assertEqual(s.logs("cannot publish the task"), [])
+        self.assertEqual(s.task(task)["status"], "CREATED")
+
     def test_metrics_as_embedded_metric_format(self):
         """Each invocation's metrics leave as CloudWatch EMF lines on the function's stdout."""
         s = self.stack

@@ -502,7 +502,39 @@ static void test_body_limit(void **state)
     api_response_free(&r);
 }
 
-/* Without a pipeline, its routes are neither served nor documented. */
+/*
+ * A data limit (the AWS API role's: what one SNS message holds) counts the data as a queue
+ * message carries it, its JSON text, which can be longer than the body that sent it: a task that
+ * could be stored but never published is refused, not left behind.
+ */
+static void test_data_limit(void **state)
+{
+    fixture *f = *state;
+    f->cfg.data_limit = 40;
+    /* 25 bytes of data as sent, 52 as text: {"n":1000000000.0,...} */
+    api_response r =
+        call(f, "POST", "/tasks",
+             "{\"task_type\":\"TASK2\",\"data\":{\"n\":1e9,\"m\":1e9,\"o\":1e9}}", NULL);
+    assert_int_equal(r.status, 413);
+    json_t *j = body_json(&r);
+    assert_string_equal(
+        json_string_value(json_object_get(j, "detail")),
+        "Task data too large for a queue message: 52 bytes as JSON (limit 40 bytes)");
+    json_decref(j);
+    api_response_free(&r);
+    r = call(f, "GET", "/tasks", NULL, NULL);
+    j = body_json(&r);
+    assert_int_equal(json_array_size(json_object_get(j, "tasks")), 0);
+    json_decref(j);
+    api_response_free(&r);
+    /* at the limit it is taken */
+    r = call(f, "POST", "/tasks",
+             "{\"task_type\":\"TASK2\",\"data\":{\"s\":\"01234567890123456789012345678901\"}}",
+             NULL);
+    assert_int_equal(r.status, 201);
+    api_response_free(&r);
+}
+
 /* ---- access (core/auth, docs/auth.md) ---------------------------------- */
 
 /* Several headers: name, value, ..., NULL. */
@@ -715,6 +747,7 @@ static void test_access_policy(void **state)
     auth_free(&p);
 }
 
+/* Without a pipeline, its routes are neither served nor documented. */
 static void test_no_pipeline_routes(void **state)
 {
     fixture *f = *state;
@@ -2207,6 +2240,7 @@ int main(void)
         CASE(test_idempotency_key_of_a_gone_task),
         CASE(test_routing_errors),
         CASE(test_body_limit),
+        CASE(test_data_limit),
         CASE(test_no_pipeline_routes),
         CASE(test_no_pipeline_live_routes),
         CASE(test_wait_over_the_waiters_answers),
