@@ -496,11 +496,14 @@ static void answer_unrouted(conn *c, int status, const char *detail, const char 
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-/* Move the split head's pointers from buffer from to buffer to, which holds the same bytes. */
+/* Move the split head's pointers (every one of http_request_head's) from buffer from to buffer
+ * to, which holds the same bytes. */
 static void rebase(http_request_head *r, size_t n_args, const char *from, char *to)
 {
     r->method = to + (r->method - from);
     r->path = to + (r->path - from);
+    if (r->authority)
+        r->authority = to + (r->authority - from);
     if (r->query)
         r->query = to + (r->query - from);
     for (size_t i = 0; i < r->n_fields + n_args; i++) {

@@ -252,6 +252,19 @@ class AuthTestCase(unittest.TestCase):
                 self.assertEqual(res[0], status, res)
                 if status == 200:
                     self.assertEqual(res[2], b'{"status":"ok"}')
+        # with a body larger than the first read's buffer, which then moves: the authority
+        # moves with it (it was read where the buffer had been: a 403, or a crash)
+        body = b'{"task_type":"TASK2","data":{"pad":"%s"}}' % (b"x" * 5000)
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                           for part in (body[:3000], body[3000:])) + b"0\r\n\r\n"
+        for framing, content in ((b"Content-Length: %d" % len(body), body),
+                                 (b"Transfer-Encoding: chunked", chunked)):
+            with self.subTest(framing=framing):
+                res = harness.raw_exchange(s.port, b"POST http://localhost/tasks HTTP/1.1\r\nHost: x\r\n"
+                                           b"Content-Type: application/json\r\n%s\r\n"
+                                           b"Connection: close\r\n\r\n%s" % (framing, content))
+                self.assertIsNotNone(res, "no answer")
+                self.assertEqual(res[0], 201, res)
 
     def test_allowed_hosts(self):
         for how in ({"args": ["--allowed-hosts", "taskd.internal, api.example:8443"]},
