@@ -459,7 +459,9 @@ static api_status get_events(api *a, const api_request *req, const char *id, api
         validation_free(&v);
         return API_DONE;
     }
-    if (strcmp(req->method, "HEAD") != 0) {
+    if (strcmp(req->method, "HEAD") == 0) {
+        resp->streamed = true;
+    } else {
         store_rc rc =
             a->pipeline->subscribe(a->pipeline->ctx, after, task_type, status, &resp->stream);
         if (rc == STORE_BUSY) {

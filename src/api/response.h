@@ -6,6 +6,7 @@
 #ifndef TASKD_API_RESPONSE_H
 #define TASKD_API_RESPONSE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define API_MAX_HEADERS 8 /* the dashboard's security and caching headers */
@@ -56,6 +57,7 @@ typedef struct api_response {
     api_header headers[API_MAX_HEADERS];
     int n_headers;
     api_stream *stream; /* owned; set instead of a body by GET /events */
+    bool streamed;      /* HEAD of GET /events: a GET would stream, so no length is told */
 } api_response;
 
 /*

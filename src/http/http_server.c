@@ -458,7 +458,10 @@ static void respond(conn *c)
         len = strlen(body);
     }
     bool no_body = resp->status == 204 || resp->status == 304;
-    put_head(c, resp, no_body ? NULL : resp->content_type, no_body ? (size_t)-1 : len, false);
+    if (resp->streamed) /* HEAD of a stream: its head as a GET's, with no length */
+        put_head(c, resp, resp->content_type, (size_t)-1, c->split && c->req->http11);
+    else
+        put_head(c, resp, no_body ? NULL : resp->content_type, no_body ? (size_t)-1 : len, false);
     if (sbuf_failed(&c->out)) {
         conn_close(c); /* no head to send */
         return;

@@ -314,6 +314,20 @@ class Events(LiveCase):
         r = self.server.request("HEAD", "/events")
         self.assertEqual(r.status, 200)
         self.assertTrue(r.header("Content-Type").startswith("text/event-stream"))
+        # the head a GET would get, which streams: no length (RFC 9110 §8.6), chunked in 1.1
+        self.assertIsNone(r.header("Content-Length"))
+        self.assertEqual(r.header("Transfer-Encoding"), "chunked")
+        # and the connection goes on: a HEAD answer has no body, whatever its head says
+        with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+            s.sendall(b"HEAD /events HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                      b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            got = b""
+            while chunk := s.recv(65536):
+                got += chunk
+        head, rest = got.split(b"\r\n\r\n", 1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), got)
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200 "), got)
+        self.assertTrue(rest.endswith(b'{"status":"ok"}'), got)
         before = metric(self.server, "taskd_event_clients")
         with harness.EventStream(self.server):
             harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == before + 1, 10,
