@@ -436,6 +436,13 @@ static void free_env(char **env, size_t count, size_t nowned)
     free(env);
 }
 
+/* A failure to start that says taskd is short of something (descriptors, processes, memory),
+ * not that the program cannot run: the task is tried again later (handler_result.retry). */
+static bool short_of_resources(int code)
+{
+    return code == EMFILE || code == ENFILE || code == EAGAIN || code == ENOMEM;
+}
+
 /* Fill *out for a child that could not be started, watched or reaped. */
 static void report_failure(handler_result *out, const exec_handler *x, const child *c)
 {
@@ -443,6 +450,7 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
     int code;
     child_step step = child_failure(c, &code);
     const char *why = errstr(code, ebuf, sizeof ebuf);
+    out->retry = (step == CHILD_PIPES || step == CHILD_SPAWN) && short_of_resources(code);
     switch (step) {
     case CHILD_PIPES:
         set_status(out, "exec: cannot create pipes: %s", why);
@@ -549,9 +557,10 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
                                                .data_bytes = x->limits.memory_bytes,
                                                .nofile = x->limits.open_files,
                                                .no_core = true}});
-    if (!c)
+    if (!c) {
         set_status(out, "exec: out of memory");
-    else if (child_start(c) != 0)
+        out->retry = true;
+    } else if (child_start(c) != 0)
         report_failure(out, x, c);
     else
         supervise_child(x, c, timeout_s, cpu_s, out);

@@ -4,7 +4,9 @@
  * A handler is a small object with a name, a run() function and a free()
  * function. The runner hands it one task at a time (from several threads at
  * once) and stores what it reports: ok = COMPLETED, otherwise FAILED, with a
- * status message and an optional JSON result. Built-in handlers (the TASK1
+ * status message and an optional JSON result; or that the task could not be
+ * started for want of something of taskd's own (retry), when nothing is
+ * stored and the task is tried again later. Built-in handlers (the TASK1
  * demo, exec) and handlers written in C all implement this interface.
  */
 #ifndef TASKD_HANDLER_H
@@ -23,7 +25,11 @@ typedef struct handler_task {
 } handler_task;
 /* What a handler reports; strings are malloc'ed and owned by the caller after run(). */
 typedef struct handler_result {
-    bool ok;          /* true: COMPLETED, false: FAILED */
+    bool ok; /* true: COMPLETED, false: FAILED */
+    /* Not started, for want of descriptors, processes or memory of taskd's own: not the task's
+     * outcome. Nothing is stored; its message comes back after its visibility timeout (the
+     * receive counts toward the queue's max_receive_count). status_msg says why. */
+    bool retry;
     char *status_msg; /* e.g. "Task completed", or the error text; never NULL after run() */
     char *result;     /* JSON text of the result, or NULL for none */
 } handler_result;

@@ -169,8 +169,9 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                 continue;
             }
         }
-        if (!work_run(&r->work, &items[i], &group))
+        if (!work_run(&r->work, &items[i], &group) && items[i].fate == WORK_KEEP)
             cut[n_cut++] = msgs[i]; /* aborted: given back for redelivery */
+        /* WORK_LATER (not started): left hidden, it comes back after the visibility timeout */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)

@@ -220,6 +220,16 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         it->fate = WORK_KEEP;
         return false;
     }
+    if (it->result.retry) {
+        /* not started for want of something of taskd's own: not the task's outcome */
+        const char *why = it->result.status_msg ? it->result.status_msg : "not started";
+        span_set_error(&it->run_span, why);
+        trace_end(&e->telemetry, &it->run_span);
+        log_warn("cannot start a task; its message comes back after the visibility timeout",
+                 "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
+        it->fate = WORK_LATER;
+        return false;
+    }
     keep_storable(&it->result);
     if (!it->result.status_msg)
         it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");

@@ -67,6 +67,7 @@ typedef enum work_fate {
     WORK_RUN,  /* run the handler and report */
     WORK_DROP, /* nothing to do: no task, or it is gone or finished; the message is spent */
     WORK_KEEP, /* not now: the message must come back */
+    WORK_LATER /* not now, nor at once: the message comes back after its visibility timeout */
 } work_fate;
 
 /*
@@ -115,7 +116,9 @@ void work_begin(const work_env *e, work_item *items, size_t n);
  * Run an item whose fate is WORK_RUN and submit its report into group. False
  * when it was not run to an outcome — too near its deadline for the
  * binding's timeout (the handler is not called), or aborted — and its fate
- * is then WORK_KEEP: the caller may hand the message back at once.
+ * is then WORK_KEEP: the caller may hand the message back at once; or when
+ * the handler could not start it (handler_result.retry), WORK_LATER: the
+ * message is left hidden, to come back after its visibility timeout.
  */
 bool work_run(const work_env *e, work_item *it, store_batch *group);
 /*

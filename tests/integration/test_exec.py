@@ -8,8 +8,10 @@ the scripts write: nothing a run started may outlive it, even after a SIGKILL
 of taskd.
 """
 
+import http.client
 import json
 import os
+import resource
 import signal
 import shutil
 import sys
@@ -290,6 +292,43 @@ class ExecHandler(ServerTestCase):
             self.assertEqual(alive, [], "processes %r outlived their task" % alive)
         finally:
             kill_fixture_processes(pids, started_by)
+
+    def test_run_taskd_cannot_start_comes_back(self):
+        """taskd out of descriptors cannot start a program (its pipes): that is not the task's
+        outcome. The task stays IN_PROGRESS, its message comes back after the visibility
+        timeout, and it runs once taskd can start it."""
+        tmp = tempfile.mkdtemp(prefix="nofile-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 2, "max_receive_count": 10}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("json_result.sh")],
+                                         timeout=1)]}
+        s = Taskd(config=write_config(tmp, cfg, "nofile.json"))
+        pid = s.proc.pid
+        _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        try:
+            # the connection first: no descriptor is left to accept one
+            c = http.client.HTTPConnection(s.host, s.port, timeout=10)
+            c.connect()
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir("/proc/%d/fd" % pid)), hard))
+            c.request("POST", "/tasks", body=json.dumps({"task_type": "TASK2"}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 201)
+            tid = json.loads(r.read())["id"]
+            c.close()
+            wait_until(lambda: "cannot start a task" in s.stderr_text(), 10,
+                       what="the run that cannot start")
+            time.sleep(0.5)  # not tried again meanwhile: the message stays hidden
+            self.assertEqual(s.stderr_text().count("cannot start a task"), 1, s.stderr_text()[-3000:])
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
+            self.assertEqual(s.task(tid)["status"], "IN_PROGRESS")
+            t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s.task(tid)),
+                           10, what="the task to run")
+            self.assertEqual((t["status"], t["result"]["answer"]), ("COMPLETED", 42), t)
+            self.assertEqual([h["status_msg"] for h in s.history(tid)["history"]],
+                             ["", "Task started", "Task started again (receive 2)", "Task completed"])
+        finally:
+            s.close()
 
     def test_sigkill_of_taskd_leaves_no_process(self):
         """SIGKILL taskd while an exec program runs, having started a daemon in a session

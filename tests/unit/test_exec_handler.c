@@ -642,7 +642,33 @@ static void test_program_removed_after_creation(void **state)
     handler_result r = {0};
     run_task(h, "t1", "{}", NULL, 10, &r);
     assert_false(r.ok);
+    assert_false(r.retry); /* the program's fault: the task's outcome */
     assert_true(strlen(r.status_msg) > 0);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* This process out of descriptors: the program is not started, and that is not the task's
+ * outcome but taskd's want (retry); with descriptors again it runs. */
+static void test_out_of_descriptors_is_retried(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    struct rlimit was;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    struct rlimit low = {.rlim_cur = (rlim_t)count_fds(), .rlim_max = was.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    handler_result r = {0};
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    assert_false(r.ok);
+    assert_true(r.retry);
+    assert_string_equal(r.status_msg, "exec: cannot create pipes: Too many open files");
+    handler_result_clear(&r);
+    memset(&r, 0, sizeof r);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_false(r.retry);
     handler_result_clear(&r);
     h->free(h);
 }
@@ -1070,6 +1096,7 @@ int main(void)
         cmocka_unit_test(test_argv_passed_literally),
         cmocka_unit_test(test_creation_errors),
         cmocka_unit_test(test_program_removed_after_creation),
+        cmocka_unit_test(test_out_of_descriptors_is_retried),
         cmocka_unit_test(test_child_gets_default_signal_state),
         cmocka_unit_test(test_run_without_task),
         cmocka_unit_test(test_environment_is_scrubbed),

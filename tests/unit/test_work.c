@@ -28,7 +28,8 @@
 #define PRODUCER_A "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 #define PRODUCER_B "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
-/* The in-test handler: data {"mode": "fail"} fails, {"mode": "slow"} takes 50 ms, else ok. */
+/* The in-test handler: data {"mode": "fail"} fails, {"mode": "slow"} takes 50 ms,
+ * {"mode": "retry"} cannot be started, else ok. */
 typedef struct test_handler {
     atomic_int calls;
     unsigned timeout_s;   /* as passed to the last run */
@@ -43,6 +44,12 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     snprintf(th->traceparent, sizeof th->traceparent, "%s", t->traceparent ? t->traceparent : "");
     if (strstr(t->data, "\"slow\""))
         usleep(50000);
+    if (strstr(t->data, "\"retry\"")) {
+        out->ok = false;
+        out->retry = true;
+        out->status_msg = strdup("cannot create pipes: Too many open files");
+        return;
+    }
     if (strstr(t->data, "\"fail\"")) {
         out->ok = false;
         out->status_msg = strdup("it broke");
@@ -572,6 +579,35 @@ static void test_aborted_run_kept(void **state)
     spans_free(&sp);
 }
 
+/* A task the handler could not start (short of descriptors, say) is not reported: it stays
+ * IN_PROGRESS and its message is left to come back after the visibility timeout. */
+static void test_run_the_handler_cannot_start_comes_back_later(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create_task(f, "{\"mode\":\"retry\"}", id);
+    work_item it;
+    fill_item(&it, id, "{\"mode\":\"retry\"}", NULL);
+    claim(f, &it);
+    work_begin(&f->env, &it, 1);
+    store_batch group;
+    store_batch_init(&group);
+    assert_false(work_run(&f->env, &it, &group));
+    store_batch_wait(&group);
+    assert_int_equal(it.fate, WORK_LATER);
+    assert_false(work_finish(&f->env, &it));
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    assert_status(f, id, TASK_IN_PROGRESS, "Task started"); /* not reported */
+
+    spans sp = spans_of(f, id);
+    const span *run = find(&sp, "test", NULL);
+    assert_non_null(run);
+    assert_int_equal(run->status, SPAN_STATUS_ERROR);
+    assert_string_equal(run->status_msg, "cannot create pipes: Too many open files");
+    assert_null(find(&sp, "UPDATE tasks", "FAILED"));
+    spans_free(&sp);
+}
+
 static void test_unstarted_item_kept(void **state)
 {
     fixture *f = *state;
@@ -726,6 +762,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_trouble_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_too_near_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_run_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_the_handler_cannot_start_comes_back_later, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unstarted_item_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spans_of_a_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_links_and_metric, setup, teardown),
