@@ -1396,8 +1396,9 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
     return fd;
 }
 
-/* The default bound on connections: what the open-file limit leaves after HTTP_FD_RESERVE. */
-static unsigned default_max_connections(void)
+/* The default bound on connections: what the open-file limit leaves after HTTP_FD_RESERVE and
+ * the reserve asked for. */
+static unsigned default_max_connections(unsigned reserve)
 {
     struct rlimit rl;
     rlim_t n = 1024;
@@ -1405,7 +1406,8 @@ static unsigned default_max_connections(void)
         n = rl.rlim_cur;
     else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         n = 1000000;
-    return n > HTTP_FD_RESERVE + 16 ? (unsigned)(n - HTTP_FD_RESERVE) : 16;
+    rlim_t kept = (rlim_t)HTTP_FD_RESERVE + reserve;
+    return n > kept + 16 ? (unsigned)(n - kept) : 16;
 }
 
 /* Stop the loops that run, close their connections, and free them. */
@@ -1503,7 +1505,8 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     h->idle_timeout_ns = (int64_t)idle_timeout_s * 1000000000LL;
     h->header_timeout_ns = (int64_t)header_timeout_s * 1000000000LL;
     h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
-    unsigned max_conns = o->max_connections ? o->max_connections : default_max_connections();
+    unsigned max_conns =
+        o->max_connections ? o->max_connections : default_max_connections(o->fd_reserve);
     unsigned per_client = o->max_per_client ? o->max_per_client : max_conns / 4;
     if (!o->max_per_client && per_client > 1024)
         per_client = 1024;

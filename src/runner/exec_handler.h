@@ -51,6 +51,8 @@
 #define EXEC_MEMORY_MAX ((uint64_t)1 << 30)
 /* Default RLIMIT_NOFILE of a run. */
 #define EXEC_OPEN_FILES_MAX 1024u
+/* Descriptors a run holds in taskd at most: its five pipes while it starts. */
+#define EXEC_RUN_FDS 10u
 
 /* Resource limits of each run; a 0 field takes its default. */
 typedef struct exec_limits {

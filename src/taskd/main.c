@@ -14,17 +14,20 @@
 #include "core/config.h"
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
+#include "runner/exec_handler.h"
 #include "store/store_sqlite.h"
 #include "trace/trace.h"
 #include "util/log.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -268,6 +271,29 @@ static int setup_access(const options *o, auth_policy *p)
     return 0;
 }
 
+/*
+ * The descriptors exec runs may hold at once, kept out of the HTTP listener's default bound;
+ * a warning when the open-file limit leaves too few for them beside the listener's reserve (a
+ * run that cannot get its pipes then is tried again later, README "Handlers in any language").
+ */
+static unsigned run_fds(const config *c)
+{
+    unsigned long n = 0;
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (strcmp(c->handlers[i].handler, "exec") == 0)
+            n += (unsigned long)c->handlers[i].concurrency * EXEC_RUN_FDS;
+    struct rlimit rl;
+    if (n && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < n + HTTP_FD_RESERVE + 16) {
+        char limit[24], need[24];
+        snprintf(limit, sizeof limit, "%llu", (unsigned long long)rl.rlim_cur);
+        snprintf(need, sizeof need, "%lu", n + HTTP_FD_RESERVE + 16);
+        log_warn("the open-file limit is low for the exec runs configured; raise it (ulimit -n)",
+                 "limit", limit, "wanted", need, NULL);
+    }
+    return n < UINT_MAX ? (unsigned)n : UINT_MAX;
+}
+
 int main(int argc, char **argv)
 {
     log_level level = LOG_INFO;
@@ -356,7 +382,8 @@ int main(int argc, char **argv)
                        .max_per_client = cfg.max_connections_per_client,
                        .max_in_flight = cfg.max_in_flight,
                        .header_timeout_s = cfg.header_timeout,
-                       .body_timeout_s = cfg.body_timeout};
+                       .body_timeout_s = cfg.body_timeout,
+                       .fd_reserve = run_fds(&cfg)};
     http_server *http = http_server_start(&ho, &a, err, sizeof err);
     if (!http)
         goto no_http;

@@ -22,6 +22,7 @@ import http.server
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -215,7 +216,7 @@ class Taskd:
     """One running taskd process."""
 
     def __init__(self, db=None, config=None, args=(), env=None, tmpdir=None, listen="127.0.0.1:0",
-                 use_flags=True, sync=None):
+                 use_flags=True, sync=None, nofile=None):
         self.target = target()
         if self.target == "lambda":
             if args:
@@ -240,7 +241,7 @@ class Taskd:
         self.table = self.dynamodb_endpoint = None
         self.proc = None
         try:
-            self._start(config, args, env, listen, use_flags, sync)
+            self._start(config, args, env, listen, use_flags, sync, nofile)
         except BaseException:
             # whatever stopped the start (the binary gone between the check and the exec, a
             # timeout, an interrupt): nothing of it left running, its directory and table removed
@@ -250,7 +251,7 @@ class Taskd:
             self._cleanup_tmp()
             raise
 
-    def _start(self, config, args, env, listen, use_flags, sync):
+    def _start(self, config, args, env, listen, use_flags, sync, nofile):
         if self.target == "lambda":
             self.dynamodb_endpoint, self.table = lambda_table(self.db)
             fn_env = {"TABLE_NAME": self.table, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
@@ -278,8 +279,12 @@ class Taskd:
             proc_env = clean_env(env)
             start_timeout = START_TIMEOUT
         self.argv = argv
+        def limit_files():  # nofile: taskd's open-file limit (soft) from its start
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
         self.proc = subprocess.Popen(argv, env=proc_env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=limit_files if nofile else None)
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + start_timeout

@@ -515,6 +515,41 @@ class Limits(ServersTestCase):
         self.assertEqual(srv.get("/health").status, 200)
         self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="connections"), 3.0)
 
+    def test_exec_runs_descriptors_come_out_of_the_default_bound(self):
+        """An exec run holds up to 10 descriptors (its pipes): the default max_connections
+        leaves them out too. An open-file limit of 310, less the 256 kept, less 2 runs at once:
+        34 connections, the 35th refused. With too low a limit for the runs, a warning."""
+        def config(runs):
+            return write_config(self.tmp, {
+                "queues": [{"name": "q"}], "subscriptions": [{"queue": "q"}],
+                "handlers": [{"queue": "q", "handler": "exec", "command": ["/bin/true"],
+                              "concurrency": runs}],
+                "max_connections_per_client": 1000}, "runs%d.json" % runs)
+        low = "the open-file limit is low for the exec runs configured"
+        srv = Taskd(db=os.path.join(self.tmp, "runs4.db"), config=config(4), tmpdir=self.tmp,
+                    nofile=310)
+        self.servers.append(srv)
+        self.assertIn(low, srv.stderr_text())  # 310 < 256 + 4 x 10 + 16
+        srv = Taskd(db=self.db, config=config(2), tmpdir=self.tmp, nofile=310)
+        self.servers.append(srv)
+        self.assertNotIn(low, srv.stderr_text())
+        held = []
+        try:
+            for _ in range(34):
+                s = connect(srv.port)
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                parsed, raw, _ = read_answer(s, timeout=5)
+                held.append(s)
+                self.assertIsNotNone(parsed, raw)
+                self.assertEqual(parsed[0], 200, raw)
+            extra = connect(srv.port)
+            parsed, raw, _ = read_answer(extra, timeout=3)
+            extra.close()
+            self.assertJSONAnswer(parsed, 503, "Too many connections")
+        finally:
+            for s in held:
+                s.close()
+
     def test_per_client_bound_leaves_other_clients_served(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
