@@ -406,8 +406,26 @@ static bool read_handler(reader *r, json_t *o, handler_config *h)
     } while (0)
 
 /* Check the references between sections. */
-static bool check_pipeline(const config *c, const char *file, char *err, size_t errlen)
+/* Which of the sections that have defaults the file gave. */
+typedef struct given_sections {
+    bool subscriptions, handlers;
+} given_sections;
+
+/* How an error names entry i of a section: "handlers[0]", or, when the file did not give the
+ * section, the default entry it kept (which the file does not show). */
+static const char *entry_name(char *buf, size_t size, const char *section, size_t i, bool given)
 {
+    if (given)
+        snprintf(buf, size, "%s[%zu]", section, i);
+    else
+        snprintf(buf, size, "the default %s[%zu] (no \"%s\" given)", section, i, section);
+    return buf;
+}
+
+static bool check_pipeline(const config *c, const given_sections *given, const char *file,
+                           char *err, size_t errlen)
+{
+    char entry[96];
     for (size_t i = 0; i < c->n_queues; i++) {
         const queue_config *q = &c->queues[i];
         for (size_t j = 0; j < i; j++)
@@ -450,7 +468,8 @@ static bool check_pipeline(const config *c, const char *file, char *err, size_t 
     }
     for (size_t i = 0; i < c->n_subscriptions; i++)
         if (!config_queue(c, c->subscriptions[i].queue)) {
-            snprintf(err, errlen, "%s: subscriptions[%zu]: no queue \"%s\"", file, i,
+            snprintf(err, errlen, "%s: %s: no queue \"%s\"", file,
+                     entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
                      c->subscriptions[i].queue);
             return false;
         }
@@ -465,16 +484,18 @@ static bool check_pipeline(const config *c, const char *file, char *err, size_t 
         const handler_config *h = &c->handlers[i];
         const queue_config *q = config_queue(c, h->queue);
         if (!q) {
-            snprintf(err, errlen, "%s: handlers[%zu]: no queue \"%s\"", file, i, h->queue);
+            snprintf(err, errlen, "%s: %s: no queue \"%s\"", file,
+                     entry_name(entry, sizeof entry, "handlers", i, given->handlers), h->queue);
             return false;
         }
         /* the runner extends a batch's visibility as it goes, but one task must fit */
         if (h->timeout > q->visibility_timeout) {
             snprintf(err, errlen,
-                     "%s: handlers[%zu]: timeout (%u s) exceeds the "
+                     "%s: %s: timeout (%u s) exceeds the "
                      "visibility_timeout of queue \"%s\" (%u s); messages would be redelivered "
                      "while still running",
-                     file, i, h->timeout, q->name, q->visibility_timeout);
+                     file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
+                     h->timeout, q->name, q->visibility_timeout);
             return false;
         }
     }
@@ -487,6 +508,7 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
         snprintf(err, errlen, "%s: the configuration must be a JSON object", name);
         return false;
     }
+    given_sections given = {0};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v)
@@ -560,6 +582,7 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
         } else if (strcmp(key, "queues") == 0) {
             READ_SECTION(c, v, name, err, errlen, "queues", c->queues, c->n_queues, read_queue);
         } else if (strcmp(key, "subscriptions") == 0) {
+            given.subscriptions = true;
             clear_subscriptions(c);
             READ_SECTION(c, v, name, err, errlen, "subscriptions", c->subscriptions,
                          c->n_subscriptions, read_subscription);
@@ -568,6 +591,7 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             READ_SECTION(c, v, name, err, errlen, "stream_consumers", c->consumers, c->n_consumers,
                          read_consumer);
         } else if (strcmp(key, "handlers") == 0) {
+            given.handlers = true;
             clear_handlers(c);
             READ_SECTION(c, v, name, err, errlen, "handlers", c->handlers, c->n_handlers,
                          read_handler);
@@ -576,7 +600,7 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             return false;
         }
     }
-    if (!check_pipeline(c, name, err, errlen))
+    if (!check_pipeline(c, &given, name, err, errlen))
         return false;
     note_dead_letter_retention(c);
     return true;

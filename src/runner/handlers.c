@@ -209,8 +209,13 @@ static const struct {
 handler *handler_create(const handler_config *hc, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
-        if (strcmp(builtin[i].name, hc->handler) == 0)
-            return builtin[i].create(hc, err, errlen);
+        if (strcmp(builtin[i].name, hc->handler) == 0) {
+            char why[256] = "";
+            handler *h = builtin[i].create(hc, why, sizeof why);
+            if (!h) /* which of the bindings: the queue names it */
+                snprintf(err, errlen, "the handler of queue %s: %s", hc->queue, why);
+            return h;
+        }
     snprintf(err, errlen, "unknown handler \"%s\" for queue %s (known: TASK1, noop, exec)",
              hc->handler, hc->queue);
     return NULL;

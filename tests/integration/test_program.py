@@ -339,6 +339,7 @@ class Program(ServersTestCase):
                 err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db,
                                                    "--config", cfg], one_line=False)
                 self.assertTrue(any(re.search(r"nope|no-such-program", l) for l in err), err)
+                self.assertTrue(any("queue jobs" in l for l in err), err)  # which binding
                 left = [f for f in os.listdir(self.tmp) if f.startswith(name + ".db")]
                 self.assertEqual(left, [], "a rejected start left %r behind" % left)
 

@@ -592,9 +592,11 @@ static void test_error_queues(void **state)
     load_fails("{\"queues\":[5]}", "queues[0]", "must be an object");
     load_fails("{\"queues\":{}}", "queues must be an array of at most 32 objects", NULL);
     /* replacing the queues leaves the default subscription and handler without theirs */
-    load_fails("{\"queues\":[{\"name\":\"other\"}]}", "subscriptions[0]: no queue \"task1\"", NULL);
+    load_fails("{\"queues\":[{\"name\":\"other\"}]}",
+               "the default subscriptions[0] (no \"subscriptions\" given): no queue \"task1\"",
+               NULL);
     load_fails("{\"queues\":[{\"name\":\"other\"}],\"subscriptions\":[]}",
-               "handlers[0]: no queue \"task1\"", NULL);
+               "the default handlers[0] (no \"handlers\" given): no queue \"task1\"", NULL);
 
     char big[33 * 24 + 64];
     size_t p = (size_t)snprintf(big, sizeof big, "{\"queues\":[{\"name\":\"task1\"}");
@@ -675,12 +677,13 @@ static void test_error_handlers(void **state)
                "handlers[0]", "\"command\" must be a non-empty array of strings");
     load_fails(
         "{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"timeout\":61}]}",
-        "handlers[0]: timeout (61 s) exceeds the visibility_timeout of queue \"task1\" (60 s)",
+        "cfg: handlers[0]: timeout (61 s) exceeds the visibility_timeout of queue \"task1\" (60 s)",
         NULL);
-    load_fails(
-        "{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":10}]}",
-        "handlers[0]: timeout (30 s) exceeds the visibility_timeout of queue \"task1\" (10 s)",
-        NULL);
+    /* a default the file did not give is named as such: the file does not show it */
+    load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":10}]}",
+               "cfg: the default handlers[0] (no \"handlers\" given): timeout (30 s) exceeds the "
+               "visibility_timeout of queue \"task1\" (10 s)",
+               NULL);
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\"},"
                "{\"queue\":\"nope\",\"handler\":\"noop\"}]}",
                "handlers[1]: no queue \"nope\"", NULL);
