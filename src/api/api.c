@@ -185,8 +185,8 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
     }
     /* the data as a message carries it, which can be longer than as sent ("1e9" is
      * 1000000000.0): a task that could be stored but never published would be left behind */
-    size_t data_len = strlen(ex->create.data);
-    if (a->config->data_limit && data_len > a->config->data_limit) {
+    size_t data_len = a->config->data_limit ? strlen(ex->create.data) : 0;
+    if (data_len > a->config->data_limit) {
         char detail[128];
         snprintf(detail, sizeof detail,
                  "Task data too large for a queue message: %zu bytes as JSON (limit %zu bytes)",
