@@ -90,6 +90,8 @@ void str_join(char *out, size_t size, ...)
     size_t len = 0;
     for (const char *part; (part = va_arg(ap, const char *)) != NULL;) {
         size_t n = strnlen(part, size - 1 - len);
+        while (n > 0 && ((unsigned char)part[n] & 0xc0) == 0x80)
+            n--; /* cut short: not inside a UTF-8 character */
         memcpy(out + len, part, n);
         len += n;
     }
@@ -131,6 +133,26 @@ size_t utf8_char_len(const char *s, size_t n)
         (u[0] == 0xf4 && u[1] > 0x8f))   /* past U+10FFFF */
         return 0;
     return len;
+}
+
+size_t utf8_copy_within(char *out, size_t size, const char *s)
+{
+    size_t len = strlen(s), o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : utf8_char_len(s + i, len - i);
+        if (o + (k ? k : 1) > size - 1)
+            break;
+        if (k) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            out[o++] = '?';
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return o;
 }
 
 char *utf8_dup(const char *s)

@@ -35,8 +35,8 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void sbuf_int(sbuf *b, int64_t v);
 /*
  * Join the strings (a NULL ends the list) into out, cut to fit its size (at
- * least 1): span names, labels and fixed-size copies without a format string
- * to parse on the hot paths.
+ * least 1) and never inside a UTF-8 character: span names, labels and
+ * fixed-size copies without a format string to parse on the hot paths.
  */
 void str_join(char *out, size_t size, ...) __attribute__((sentinel));
 /*
@@ -58,6 +58,13 @@ size_t utf8_char_len(const char *s, size_t n);
  * when out of memory.
  */
 char *utf8_dup(const char *s);
+
+/*
+ * Copy s into out (size bytes with the NUL, size >= 1) as well-formed UTF-8: whole characters
+ * only, up to the first that does not fit, and '?' for each byte that starts none (so the copy
+ * is never longer than s). Its length.
+ */
+size_t utf8_copy_within(char *out, size_t size, const char *s);
 
 /*
  * Append s as a quoted, escaped JSON string (s may be NULL: appends null).

@@ -2,6 +2,7 @@
  * trace — span lifecycle helpers; see trace.h.
  */
 #include "trace.h"
+#include "core/sbuf.h"
 #include "util/clock.h"
 
 #include <stdio.h>
@@ -75,11 +76,7 @@ void trace_begin(span *s, const trace_ctx *parent, const char *name, span_kind k
         s->flags = 0x01; /* sampled: parent-based, always on */
     }
     random_bytes(s->span_id, 8);
-    size_t n = strlen(name);
-    if (n > SPAN_NAME_MAX)
-        n = SPAN_NAME_MAX;
-    memcpy(s->name, name, n);
-    s->name[n] = '\0';
+    utf8_copy_within(s->name, sizeof s->name, name); /* a protobuf string is UTF-8 */
     s->kind = kind;
     s->start_ns = trace_now_ns();
 }

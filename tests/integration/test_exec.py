@@ -306,9 +306,10 @@ class ExecHandler(ServerTestCase):
         pid = s.proc.pid
         _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
         try:
-            # the connection first: no descriptor is left to accept one
+            # the connection first, accepted (answered): no descriptor is left to accept one
             c = http.client.HTTPConnection(s.host, s.port, timeout=10)
-            c.connect()
+            c.request("GET", "/health")
+            self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (len(os.listdir("/proc/%d/fd" % pid)), hard))
             c.request("POST", "/tasks", body=json.dumps({"task_type": "TASK2"}),
                       headers={"Content-Type": "application/json"})

@@ -60,6 +60,11 @@ static void test_str_join_cuts_to_fit(void **state)
     str_join(out, 1, "abc", (const char *)NULL);
     assert_string_equal(out, "");
     assert_int_equal(out[1], 'x'); /* nothing written past size */
+    /* never inside a UTF-8 character: 6 bytes, then "é" whole or not at all */
+    str_join(out, sizeof out, "exec ", "\xc3\xa9\xc3\xa9", (const char *)NULL);
+    assert_string_equal(out, "exec \xc3\xa9");
+    str_join(out, sizeof out, "exec  ", "\xe2\x82\xac", (const char *)NULL);
+    assert_string_equal(out, "exec  ");
 }
 
 static void test_take_empty_returns_empty_string(void **state)
@@ -526,6 +531,30 @@ static void test_utf8_dup_replaces_what_is_not_utf8(void **state)
     check_utf8_dup("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong */
 }
 
+static void check_utf8_copy_within(const char *in, size_t size, const char *want)
+{
+    char out[16];
+    assert_true(size <= sizeof out);
+    assert_int_equal(utf8_copy_within(out, size, in), strlen(want));
+    assert_string_equal(out, want);
+}
+
+static void test_utf8_copy_within_keeps_whole_characters(void **state)
+{
+    (void)state;
+    check_utf8_copy_within("receive jobs", 16, "receive jobs");
+    check_utf8_copy_within("caf\xc3\xa9", 16, "caf\xc3\xa9");
+    check_utf8_copy_within("caf\xc3\xa9", 5, "caf");    /* 4 bytes of room: not half of it */
+    check_utf8_copy_within("\xf0\x9f\x98\x80!", 4, ""); /* 3 of room, a 4-byte emoji */
+    check_utf8_copy_within("\xf0\x9f\x98\x80!", 5, "\xf0\x9f\x98\x80");
+    check_utf8_copy_within("\xf0\x9f\x98\x80!", 6, "\xf0\x9f\x98\x80!");
+    check_utf8_copy_within("a\xff"
+                           "b\xc3",
+                           16, "a?b?");                /* not UTF-8, a character cut short */
+    check_utf8_copy_within("\xed\xa0\x80", 16, "???"); /* a surrogate */
+    check_utf8_copy_within("abc", 1, "");
+}
+
 static void test_json_strn_embedded_nul(void **state)
 {
     (void)state;
@@ -665,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_json_other_controls),
         cmocka_unit_test(test_json_utf8_passes_through),
         cmocka_unit_test(test_utf8_dup_replaces_what_is_not_utf8),
+        cmocka_unit_test(test_utf8_copy_within_keeps_whole_characters),
         cmocka_unit_test(test_json_strn_embedded_nul),
         cmocka_unit_test(test_json_appends_after_content),
         cmocka_unit_test(test_json_roundtrip_with_jansson),

@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/sbuf.h"
 #include "core/span.h"
+#include "trace/trace.h"
 #include "trace/tracer.h"
 #include "util/log.h"
 #include "support/http_stub.h"
@@ -277,6 +279,28 @@ static void test_attribute_keys(void **state)
     assert_string_equal(s.attrs[1].v.s, "value");
     assert_string_equal(s.attrs[2].key, "");
     assert_int_equal(s.attrs[2].v.i, 7);
+    span_clear(&s);
+}
+
+/* A span's name is UTF-8, as a protobuf string must be: a long one is cut between characters,
+ * and a byte that starts none (a file name's, say) is a '?'. */
+static void test_span_names_are_utf8(void **state)
+{
+    (void)state;
+    char name[200] = "exec w";
+    for (int i = 0; i < 60; i++)
+        strcat(name, "\xc3\xa9"); /* 6 + 120 bytes: the cut falls inside one */
+    span s;
+    memset(&s, 0, sizeof s);
+    trace_begin(&s, NULL, name, SPAN_KIND_INTERNAL);
+    assert_int_equal(strlen(s.name), SPAN_NAME_MAX - 1); /* 6 + 44 x 2: whole characters */
+    assert_memory_equal(s.name, name, strlen(s.name));
+    char *clean = utf8_dup(s.name);
+    assert_string_equal(clean, s.name);
+    free(clean);
+    span_clear(&s);
+    trace_begin(&s, NULL, "exec a\xff.sh", SPAN_KIND_INTERNAL);
+    assert_string_equal(s.name, "exec a?.sh");
     span_clear(&s);
 }
 
@@ -1157,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_local_store_off),
         cmocka_unit_test(test_null_and_defaults),
         cmocka_unit_test(test_attribute_keys),
+        cmocka_unit_test(test_span_names_are_utf8),
         cmocka_unit_test(test_otlp_json),
         cmocka_unit_test(test_span_move_and_copy_take_the_counted_entries),
         cmocka_unit_test(test_take_moves),
