@@ -643,6 +643,15 @@ class Live(OpenAPITestCase):
                     for h in held:
                         h.close()
                     bounded.close(remove_tmp=False)
+            # streaming turned off: 404
+            with tempfile.TemporaryDirectory(prefix="taskd-openapi-") as tmp:
+                off = harness.Taskd(config=harness.write_config(tmp, {"max_event_clients": 0}),
+                                    tmpdir=tmp)
+                try:
+                    if self.stream("events turned off", server=off) != 404:
+                        d.problems.append("events turned off: not 404")
+                finally:
+                    off.close(remove_tmp=False)
 
         # --- the whole document was driven
         documented = {(t, m) for t, item in self.doc["paths"].items() for m in item if m in METHODS}
