@@ -159,7 +159,7 @@ static const char *const bst_sql[BST_COUNT] = {
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
-                 "released = 0, expires_ms = ?4 WHERE id = ?1",
+                 "released = 0, expires_ms = ?4, failed_task = ?5 WHERE id = ?1",
     /* messages_by_visibility (queue, visible_ms): one index probe */
     [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
     [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
@@ -173,8 +173,9 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_DEPTHS] = "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 END, "
                    "receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3",
     /* messages_by_visibility: a step reads its batch, the next one the batch after it */
-    [BST_REDRIVE_BATCH] = "SELECT id, visible_ms, receive_count, task_id FROM messages "
-                          "WHERE queue = ?1 LIMIT ?2",
+    [BST_REDRIVE_BATCH] =
+        "SELECT id, visible_ms, receive_count, task_id, failed_task FROM messages "
+        "WHERE queue = ?1 LIMIT ?2",
     /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order */
     [BST_SWEEP_TASKS] = "SELECT " TASK_COLUMNS_FULL " FROM tasks "
                         "WHERE finished_time IS NOT NULL AND ttl IS NOT NULL AND ttl < ?2 "
@@ -838,8 +839,9 @@ typedef struct receive_args {
 } receive_args;
 
 /* Writer: fail a task whose message left for the DLQ or expired, unless it finished. */
-static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char *why)
+static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char *why, bool *failed)
 {
+    *failed = false;
     if (!task_id)
         return STORE_OK;
     task t = {0};
@@ -857,6 +859,7 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     stmt_done(st);
     if (rc == STORE_OK && !finished) {
         rc = sq_force_status(s, task_id, TASK_FAILED, why, clock_unix_s());
+        *failed = rc == STORE_OK;
         if (rc == STORE_OK)
             log_warn("task failed", "task_id", task_id, "reason", why, NULL);
     }
@@ -909,22 +912,24 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         queue_message *m = &c[i];
         bool exhausted = q->max_receive_count && cand[i].counted >= (int)q->max_receive_count;
         if (exhausted && *q->dead_letter_queue) {
+            char why[200];
+            snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
+                     q->dead_letter_queue, cand[i].counted);
+            bool failed; /* the move failed the task: a redrive makes it CREATED again */
+            rc = fail_unfinished(s, m->task_id, why, &failed);
             sqlite3_bind_int64(move, 1, m->id);
             sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
             sqlite3_bind_int64(move, 3, now);
             /* as SQS: the dead-letter queue's retention, from the message's first send */
             sqlite3_bind_int64(move, 4, m->sent_ms + (int64_t)q->dead_letter_retention * 1000);
-            rc = sq_rc_of(sq_step_done(move));
+            sqlite3_bind_int(move, 5, failed);
+            if (rc == STORE_OK)
+                rc = sq_rc_of(sq_step_done(move));
             if (rc == STORE_OK) {
                 depth_log_leave(&s->depth_log, s->depths, q->name, cand[i].was_visible,
                                 m->receive_count > 0);
                 depth_log_enter(&s->depth_log, s->depths, q->dead_letter_queue, now, false, now);
             }
-            char why[200];
-            snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
-                     q->dead_letter_queue, cand[i].counted);
-            if (rc == STORE_OK)
-                rc = fail_unfinished(s, m->task_id, why);
             s->batch_sent_messages = true; /* visible at once in the DLQ: wake its runners */
             m->id = 0;                     /* not delivered */
             continue;
@@ -1356,10 +1361,12 @@ typedef struct redrive_args {
 typedef struct redriven {
     int64_t id, visible_ms;
     bool received;
+    bool failed_task;              /* its move to the DLQ failed its task */
     char task_id[TASK_ID_LEN + 1]; /* "": none */
 } redriven;
 
-/* A redriven message's task: FAILED (it went to the DLQ) becomes CREATED again. */
+/* A redriven message's task, which its move to the DLQ failed: CREATED again, unless it was
+ * finished since (it cannot be: FAILED is final) or is gone. */
 static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, int64_t now_ms)
 {
     sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
@@ -1398,6 +1405,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         m->visible_ms = sqlite3_column_int64(sel, 1);
         m->received = sqlite3_column_int(sel, 2) > 0;
         sq_copy_col(sel, 3, m->task_id, sizeof m->task_id);
+        m->failed_task = sqlite3_column_int(sel, 4) != 0;
     }
     stmt_done(sel);
     store_rc rc = step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
@@ -1407,7 +1415,8 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     if (rc == STORE_OK && !mv)
         rc = STORE_ERROR;
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-        if (batch[i].task_id[0])
+        /* a task failed otherwise (cancelled, reported) stays final: its message is dropped */
+        if (batch[i].task_id[0] && batch[i].failed_task)
             rc = redrive_task(s, batch[i].task_id, msg, now);
         if (rc != STORE_OK)
             break;
@@ -1415,6 +1424,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         sqlite3_bind_text(mv, 2, a->target, -1, SQLITE_STATIC);
         sqlite3_bind_int64(mv, 3, now);
         sqlite3_bind_int64(mv, 4, now + (int64_t)a->retention * 1000);
+        sqlite3_bind_int(mv, 5, 0);
         rc = sq_rc_of(sq_step_done(mv));
         if (rc == STORE_OK) {
             depth_log_leave(&s->depth_log, s->depths, a->dlq, batch[i].visible_ms,
@@ -1568,7 +1578,8 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
         char why[200];
         snprintf(why, sizeof why, "message expired in queue %s before the task finished",
                  (const char *)sqlite3_column_text(sel, 1));
-        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why);
+        bool failed;
+        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why, &failed);
         sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
         if (rc == STORE_OK)
             rc = sq_rc_of(sq_step_done(del));

@@ -235,6 +235,12 @@ static const char *const migrations[] = {
      * its messages beside their trace (NULL: none, as for every task and message before) */
     "ALTER TABLE tasks ADD COLUMN tracestate TEXT;"
     "ALTER TABLE messages ADD COLUMN tracestate TEXT;",
+    /* 12: whether a dead letter's move failed its task, which a redrive alone makes CREATED
+     * again (a task failed otherwise — cancelled, reported — stays final); the dead letters
+     * before it moved so if their task says so */
+    "ALTER TABLE messages ADD COLUMN failed_task INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE messages SET failed_task = 1 WHERE task_id IN (SELECT id FROM tasks "
+    "  WHERE status = 'FAILED' AND status_msg LIKE 'moved to dead-letter queue %');",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])

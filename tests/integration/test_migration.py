@@ -92,7 +92,7 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 11)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
@@ -155,8 +155,31 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 11)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
+        self.assertEqual(s.stop(), 0)
+
+    def test_dead_letters_know_which_tasks_their_move_failed(self):
+        # schema 12: a redrive makes CREATED again only the tasks a move to the DLQ failed; the
+        # dead letters from before say so when their task does
+        make_v3_database(self.db)
+        dead = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e56"
+        now_ms = int(time.time() * 1000)
+        conn = sqlite3.connect(self.db)
+        conn.execute("INSERT INTO tasks (id, task_type, status, status_msg, created_time, "
+                     "updated_time, finished_time, data) VALUES (?, 'TASK1', 'FAILED', "
+                     "'moved to dead-letter queue task1-dlq after 3 receives', ?, ?, ?, '{}')",
+                     (dead, T0, T0 + 9, T0 + 9))
+        conn.executemany("INSERT INTO messages (queue, task_id, body, attributes, sent_ms, "
+                         "visible_ms, expires_ms) VALUES ('task1-dlq', ?, '{}', '{}', ?, ?, ?)",
+                         [(dead, now_ms, now_ms, now_ms + 86400_000),
+                          (FAILED, now_ms, now_ms, now_ms + 86400_000)])  # FAILED: "cancelled"
+        conn.commit()
+        conn.close()
+        s = self.start()
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
+        self.assertEqual(db_query(self.db, "SELECT task_id, failed_task FROM messages ORDER BY task_id"),
+                         [(FAILED, 0), (dead, 1)])
         self.assertEqual(s.stop(), 0)
 
     def test_queued_messages_keep_their_task_and_trace(self):
@@ -181,7 +204,7 @@ class UpgradeFromV3(ServersTestCase):
         conn.close()
         s = Taskd(db=self.db, tmpdir=self.tmp, env={"TASK1_SECONDS": "0"})
         self.servers.append(s)
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 11)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
         columns = [r[1] for r in db_query(self.db, "PRAGMA table_info(messages)")]
         self.assertNotIn("attributes", columns)
         # the runner finds the task's type in its message, and its spans continue the

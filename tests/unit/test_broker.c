@@ -671,45 +671,56 @@ static void test_dlq_move_in_mixed_batch(void **state)
     expect_status(f->s, fresh, TASK_CREATED, NULL);
 }
 
+/*
+ * A redrive moves the dead letters back with a fresh receive count, and makes CREATED again the
+ * tasks their move failed, and only those: a task finished otherwise before its message died
+ * (completed, or cancelled by a client) stays as it is, final.
+ */
 static void test_redrive(void **state)
 {
     fx *f = *state;
-    char a[37], b[37], done[37];
+    char a[37], b[37], done[37], cancelled[37];
     create_task(f->s, TASK_NULL_TIME, a);
     create_task(f->s, TASK_NULL_TIME, b);
     create_task(f->s, TASK_NULL_TIME, done);
+    create_task(f->s, TASK_NULL_TIME, cancelled);
     complete_task(f->s, done, (int64_t)time(NULL));
+    set_status(f->s, cancelled, TASK_FAILED, "cancelled by client", (int64_t)time(NULL));
     queue_config q = make_queue("work", 600, 1, "dlq", 0);
     publish_bodies(f->b, &q, 0, 1, a);
     publish_bodies(f->b, &q, 1, 1, b);
     publish_bodies(f->b, &q, 2, 1, done);
     publish_bodies(f->b, &q, 3, 1, NULL); /* a message without a task */
+    publish_bodies(f->b, &q, 4, 1, cancelled);
 
-    /* receive, release, receive: all four move to the DLQ */
+    /* receive, release, receive: all five move to the DLQ */
     queue_message *m = NULL;
-    exhaust(f->b, &q, 4);
-    expect_stats(f->b, "dlq", 4, 0, 0);
+    exhaust(f->b, &q, 5);
+    expect_stats(f->b, "dlq", 5, 0, 0);
     expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receives");
     expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receives");
+    expect_status(f->s, cancelled, TASK_FAILED, "cancelled by client");
 
     int64_t moved = -1;
     assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
-    assert_int_equal(moved, 4);
+    assert_int_equal(moved, 5);
     expect_stats(f->b, "dlq", 0, 0, 0);
-    expect_stats(f->b, "work", 4, 0, 0);
+    expect_stats(f->b, "work", 5, 0, 0);
     expect_status(f->s, a, TASK_CREATED, "Redriven from dlq");
     expect_status(f->s, b, TASK_CREATED, "Redriven from dlq");
     expect_status(f->s, done, TASK_COMPLETED, "done");
+    expect_status(f->s, cancelled, TASK_FAILED, "cancelled by client");
 
     /* back in the queue with a fresh receive count */
-    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 4);
-    for (size_t i = 0; i < 4; i++)
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 5);
+    for (size_t i = 0; i < 5; i++)
         assert_int_equal(m[i].receive_count, 1);
     assert_string_equal(m[0].task_id, a);
     assert_string_equal(m[1].task_id, b);
     assert_string_equal(m[2].task_id, done);
     assert_null(m[3].task_id);
-    queue_messages_free(m, 4);
+    assert_string_equal(m[4].task_id, cancelled);
+    queue_messages_free(m, 5);
 
     /* an empty DLQ moves nothing */
     moved = -1;
@@ -819,6 +830,9 @@ static void test_redrive_in_steps(void **state)
                (int64_t)time(NULL));
     queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
     publish_bodies(f->b, &dlq, 0, 1, id);
+    /* as its move to the DLQ would have marked it: it failed the task */
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET failed_task = 1 WHERE task_id = ?1", id), 1);
     for (int i = 1; i < N; i += 8)
         publish_bodies(f->b, &dlq, i, N - i < 8 ? N - i : 8, NULL);
     expect_stats(f->b, "dlq", N, 0, 0);
