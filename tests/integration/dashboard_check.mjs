@@ -48,6 +48,13 @@ async function step(name, fn, needs = []) {
 function check(cond, message) {
   if (!cond) throw new Error(message);
 }
+// What has the keyboard focus, for a message.
+function focusText(p) {
+  return p.evaluate(() => { // the element's start tag
+    const a = document.activeElement;
+    return a ? a.outerHTML.slice(0, a.outerHTML.indexOf('>') + 1) : 'nothing';
+  });
+}
 async function shot(page, name) {
   await page.screenshot({path: path.join(args.artifacts, 'dashboard-' + name + '.png')});
 }
@@ -288,6 +295,20 @@ await step('a task removed by its ttl while its detail is open: the drawer and i
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['loaded', 'live']);
 
+await step("a queue refresh keeps the focus on the Redrive button it had", async () => {
+  const button = `#queues tr[data-queue="${args.redrive_queue}"] button.redrive`;
+  if (await page.isVisible('#detail')) await page.click('#detail-close');
+  await page.waitForSelector(button + ':not([disabled])', {timeout: WAIT});
+  await page.focus(button);
+  await page.evaluate((sel) => { window.__before = document.querySelector(sel); }, button);
+  // the table is read every 5 s and drawn anew
+  await page.waitForFunction((sel) => document.querySelector(sel) !== window.__before, button, {timeout: WAIT})
+      .catch(() => { throw new Error('the queues were not read again'); });
+  check(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), button),
+        'after a refresh, focus is on ' + await focusText(page));
+  await page.evaluate(() => { delete window.__before; });
+}, ['loaded']);
+
 await step('redrive through the confirmation dialog moves the dead letter back', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
@@ -361,6 +382,26 @@ await step('status and type filters, search by id', async () => {
   await page.waitForTimeout(200); // the console message of that answer
   expect404 = false;
 }, ['loaded']);
+
+// Last of the steps on this taskd's list: it fills the first page with tasks that stay CREATED.
+await step('a new task on a full first page reloads the list, and the focused task link keeps the focus', async () => {
+  const post = (data) => fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                 body: JSON.stringify({task_type: 'manual', data})});
+  for (let i = 0; i < 50; i++) check((await post({fill: i})).status === 201, 'POST /tasks failed');
+  await page.goto(BASE + '/');
+  await page.waitForFunction(() => document.querySelectorAll('#tasks tbody tr[data-id]').length === 50, null, {timeout: WAIT});
+  await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  const id = await page.$eval('#tasks tbody tr[data-id]:nth-child(5)', (tr) => tr.dataset.id);
+  const link = `#tasks tr[data-id="${id}"] td.c-id a`;
+  await page.focus(link);
+  await page.evaluate((sel) => { window.__before = document.querySelector(sel); }, link);
+  check((await post({one: 'more'})).status === 201, 'POST /tasks failed');
+  // the row is drawn anew when the list is read again (for the page's next_token)
+  await page.waitForFunction((sel) => document.querySelector(sel) && document.querySelector(sel) !== window.__before,
+      link, {timeout: WAIT}).catch(() => { throw new Error('the list was not read again'); });
+  check(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), link),
+        'after the reload, focus is on ' + await focusText(page));
+}, ['loaded', 'live']);
 
 await step('no console errors', async () => {
   check(consoleErrors.length === 0, consoleErrors.join('\n'));

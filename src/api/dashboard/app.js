@@ -106,6 +106,28 @@ function jsonInto(pre, value) {
   pre.append(text.slice(last));
 }
 
+// Live updates draw rows anew, which would take the keyboard focus with them: the control that
+// had it, a task's link (data-id) or a queue's Redrive button (data-queue), is found again among
+// the new ones and given it back; if it is gone or disabled, fallback (a heading) takes it.
+function keepFocus(box, fallback, redraw) {
+  const had = document.activeElement;
+  const sel = box.contains(had) ? focusKey(had) : null;
+  redraw();
+  if (!sel || box.contains(document.activeElement)) return;
+  focusOn(box.querySelector(sel), fallback);
+}
+
+function focusKey(node) {
+  if (node.matches('a[data-id]')) return 'a[data-id="' + CSS.escape(node.dataset.id) + '"]';
+  if (node.matches('button[data-queue]')) return 'button[data-queue="' + CSS.escape(node.dataset.queue) + '"]';
+  return null;
+}
+
+function focusOn(node, fallback) {
+  const to = node && !node.disabled ? node : fallback;
+  if (to) to.focus();
+}
+
 function toast(message, bad) {
   const t = el('div', {class: 'toast' + (bad ? ' bad' : ''), role: 'status', text: message});
   $('#toasts').append(t);
@@ -271,13 +293,13 @@ function renderRow(t, tr) {
   const now = Date.now() / 1000;
   const dur = FINAL.has(t.status) && t.updated_time ? ago(t.updated_time - t.created_time) :
               t.status === 'IN_PROGRESS' ? '…' : '';
-  tr.replaceChildren(
+  keepFocus(tr, null, () => tr.replaceChildren(
       el('td', {class: 'c-status'}, chip(t.status)),
-      el('td', {class: 'c-id'}, el('a', {href: '#/tasks/' + t.id}, idNode(t.id))),
+      el('td', {class: 'c-id'}, el('a', {href: '#/tasks/' + t.id, dataset: {id: t.id}}, idNode(t.id))),
       el('td', {class: 'c-type', text: t.task_type}),
       el('td', {class: 'c-msg', title: t.status_msg || '', text: t.status_msg || ''}),
       el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
-      el('td', {class: 'c-dur num', text: dur}));
+      el('td', {class: 'c-dur num', text: dur})));
   tr.classList.toggle('selected', t.id === state.detail);
   delete tr.dataset.removed;
   tr.removeAttribute('title');
@@ -340,7 +362,7 @@ async function loadTasks() {
     state.rows.set(t.id, {task: t, tr});
     return tr;
   });
-  body.replaceChildren(...trs);
+  keepFocus(body, $('#tasks-title'), () => body.replaceChildren(...trs));
   state.next = res.data.next_token;
   state.newCount = 0;
   updatePager();
@@ -632,14 +654,14 @@ async function loadQueues() {
   }
   const body = $('#queues tbody');
   const dlqs = new Set(res.data.queues.map((q) => q.dead_letter_queue).filter(Boolean));
-  body.replaceChildren(...res.data.queues.map((q) => {
+  keepFocus(body, $('#queues-title'), () => body.replaceChildren(...res.data.queues.map((q) => {
     const dead = q.dead_letter_queue ? q.dead_letter_count : null;
     const name = el('td', {class: 'q-name', text: q.name});
     if (q.dead_letter_queue) {
       name.append(el('small', {}, el('span', {text: 'dead letters → ' + q.dead_letter_queue}),
                      el('button', {type: 'button', class: 'btn small redrive', disabled: dead === 0,
                                    title: 'Move the dead letters of ' + q.dead_letter_queue + ' back to ' + q.name,
-                                   onclick: () => confirmRedrive(q)}, 'Redrive')));
+                                   dataset: {queue: q.name}, onclick: () => confirmRedrive(q)}, 'Redrive')));
     } else if (dlqs.has(q.name)) {
       name.append(el('small', {text: 'dead-letter queue'}));
     }
@@ -648,7 +670,7 @@ async function loadQueues() {
               el('td', {class: 'num', dataset: {col: 'in_flight'}, text: q.in_flight}),
               el('td', {class: 'num', dataset: {col: 'delayed'}, text: q.delayed}),
               el('td', {class: 'num dead' + (dead ? ' has' : ''), dataset: {col: 'dead'}, text: dead === null ? '—' : dead}));
-  }));
+  })));
 }
 
 function confirmRedrive(q) {
