@@ -213,7 +213,7 @@ await step("a task's detail: linkable hash, trace waterfall with queue wait and 
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['created']);
 
-await step('the form keeps large integers as typed; a row opens from the keyboard; a CREATED task has no update time', async () => {
+await step('the form keeps large integers as typed; a row opens from the keyboard, and its link has the focus again when the drawer closes; a CREATED task has no update time', async () => {
   await page.selectOption('#create-type', 'manual'); // no subscriber: it stays CREATED
   await page.fill('#create-data', '{"account": 9007199254740993}');
   await page.fill('#create-ttl', '');
@@ -237,8 +237,17 @@ await step('the form keeps large integers as typed; a row opens from the keyboar
   check(/Updated—/.test(facts) && !/1970/.test(facts), 'facts: ' + facts);
   const shown = await page.textContent('#detail-data');
   check(/9007199254740993/.test(shown), 'data shown as ' + shown);
+  // closed by its button, then by Esc: the focus goes back to the row's link
+  const onLink = () => page.waitForFunction((cell) => document.activeElement === document.querySelector(cell),
+      cell, {timeout: 2000}).catch(async () => { throw new Error('focus is on ' + await focusText(page)); });
   await page.click('#detail-close');
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+  await onLink();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+  await onLink();
 }, ['loaded']);
 
 await step('a task removed by its ttl while its detail is open: the drawer and its row say so, and so does a later load', async () => {
@@ -337,6 +346,9 @@ await step('redrive through the confirmation dialog moves the dead letter back',
       .catch(async () => { throw new Error('dead letters still ' + await page.textContent(dead)); });
   const toast = await page.textContent('#toasts');
   check(/Moved 1 message/.test(toast), 'no result shown: ' + JSON.stringify(toast));
+  // its button is disabled now: the focus stays in the queues, on their heading
+  await page.waitForFunction(() => document.activeElement.id === 'queues-title', null, {timeout: 2000})
+      .catch(async () => { throw new Error('after the redrive, focus is on ' + await focusText(page)); });
 }, ['loaded']);
 
 await step('markup in task data and status_msg renders as text', async () => {

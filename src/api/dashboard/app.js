@@ -685,6 +685,8 @@ function confirmRedrive(q) {
     dialog.close();
   };
   cancel.onclick = done;
+  // however it closes, the focus goes back to the queue's button (drawn anew meanwhile, maybe)
+  dialog.onclose = () => focusOn($('#queues button[data-queue="' + CSS.escape(q.name) + '"]'), $('#queues-title'));
   ok.onclick = async () => {
     ok.disabled = true;
     try {
@@ -860,15 +862,34 @@ function openTask(id) {
   location.hash = '#/tasks/' + id;
 }
 
+let drawerOpener = null; // what had the focus when the drawer opened
+
 function route() {
   const m = /^#\/tasks\/([0-9A-Za-z-]{1,64})$/.exec(location.hash);
   const id = m ? m[1].toLowerCase() : null;
+  const closed = state.detail;
   state.detail = id;
   for (const {tr} of state.rows.values()) tr.classList.toggle('selected', tr.dataset.id === id);
-  const opening = id && $('#detail').hidden;
-  $('#detail').hidden = !id;
+  const drawer = $('#detail');
+  const opening = id && drawer.hidden;
+  // the focus leaves a closing drawer only if it is there (not if a link elsewhere closed it)
+  const focusBack = !id && !drawer.hidden &&
+      (drawer.contains(document.activeElement) || document.activeElement === document.body);
+  if (opening) drawerOpener = document.activeElement;
+  drawer.hidden = !id;
   if (opening) $('#detail-close').focus(); // keyboard users land in the drawer
+  if (focusBack) focusAfterDrawer(closed);
   if (id) loadDetail(id);
+}
+
+// Back where the drawer was opened from: the task's row link (drawn anew since, maybe), or the
+// control outside the list that opened it (search, the form's link) while it is there; else the list.
+function focusAfterDrawer(id) {
+  const opener = drawerOpener;
+  drawerOpener = null;
+  const elsewhere = opener && opener !== document.body && opener.isConnected && !$('#tasks tbody').contains(opener);
+  const link = id && $('#tasks tbody a[data-id="' + CSS.escape(id) + '"]');
+  focusOn(elsewhere ? opener : link, $('#tasks-title'));
 }
 
 let detailTimer = null;
