@@ -462,6 +462,23 @@ await step('401 and an unreachable API show a banner, the stream says so, and al
   await p2.close();
 });
 
+await step('tasks/s is counted over the time between the /metrics samples (the second comes at 2 s, not 5 s)', async () => {
+  const p4 = await context.newPage();
+  const hits = []; // when each /metrics request came: 10 more tasks completed each time
+  await p4.route((url) => url.pathname === '/metrics', (route) => {
+    hits.push(Date.now());
+    route.fulfill({status: 200, contentType: 'text/plain; version=0.0.4',
+                   body: 'taskd_task_transitions_total{task_type="noop",status="COMPLETED"} ' + 10 * (hits.length - 1) + '\n'});
+  });
+  await p4.goto(BASE + '/');
+  await p4.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT});
+  const shown = Number(await p4.textContent('#stat-rate'));
+  check(hits.length === 2, hits.length + ' samples taken before the first rate');
+  const want = 10 / ((hits[1] - hits[0]) / 1000);
+  check(Math.abs(shown - want) <= 0.1 * want + 0.1, 'tasks/s shows ' + shown + ', want about ' + want.toFixed(2));
+  await p4.close();
+});
+
 if (args.token_base) {
   await step('with tokens configured: the page loads, asks for the token, refuses a wrong one, and works with the right one (the stream too)', async () => {
     const ctx = await browser.newContext({viewport: {width: 1280, height: 800}});

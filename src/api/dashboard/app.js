@@ -749,11 +749,12 @@ function drawChart() {
     // a restarted taskd starts its counters again: count from zero then
     const dd = b.done >= a.done ? b.done - a.done : b.done;
     const df = b.failed >= a.failed ? b.failed - a.failed : b.failed;
-    pts.push({t: b.t, rate: (dd + df) / dt, failRate: df / dt, n: dd + df, f: df});
+    pts.push({from: a.t, t: b.t, rate: (dd + df) / dt, failRate: df / dt, n: dd + df, f: df});
   }
   const last = pts.slice(-6); // the last half minute
-  const secs = last.length * METRICS_EVERY_MS / 1000;
-  const rate = last.reduce((s, p) => s + p.n, 0) / secs;
+  // the time the samples span: not always 5 s apart (the first at 2 s, more after a token)
+  const secs = (last[last.length - 1].t - last[0].from) / 1000;
+  const rate = secs > 0 ? last.reduce((s, p) => s + p.n, 0) / secs : 0;
   const tot = pts.reduce((s, p) => s + p.n, 0), fail = pts.reduce((s, p) => s + p.f, 0);
   $('#stat-rate').textContent = rate < 10 ? rate.toFixed(1) : String(Math.round(rate));
   const failPct = tot ? (100 * fail / tot) : 0;
