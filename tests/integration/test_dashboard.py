@@ -13,9 +13,12 @@ The browser then creates a task from the form and sees it reach COMPLETED throug
 bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
 waterfall with the queue wait and the handler run, history); watches a task with a short ttl, its
 detail open, be removed by the sweep (taskd sweeps every second, with no retention grace): the
-drawer and the row say so, and so does a fresh load of the detail (a 404); redrives the dead letter
-through the confirmation dialog and sees the count drop; filters and searches; on a second taskd
-with a bearer token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
+drawer and the row say so, and so does a fresh load of the detail (a 404); sees the focus go back
+to a row's link when its drawer closes, and stay on a Redrive button across a queue refresh;
+redrives the dead letter through the confirmation dialog and sees the count drop; filters and
+searches; fills the first page and sees a focused task link keep the focus when a new task reloads
+the list; reads tasks/s over the real time between two /metrics samples (answered by the test);
+on a second taskd with a bearer token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
 the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested
 from another origin, that the console stays free of errors, the dark theme, and the banners of a
