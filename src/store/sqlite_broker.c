@@ -1307,6 +1307,20 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
     return STORE_OK;
 }
 
+int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->wdb, "UPDATE messages SET visible_ms = ?1 WHERE visible_ms > ?2", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    int64_t now = clock_unix_ms();
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, now + max_hide_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? sqlite3_changes64(s->wdb) : -1;
+}
+
 store_rc sq_depths_load(sqlite_store *s)
 {
     queue_depths_clear(s->depths);

@@ -234,6 +234,9 @@ void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
 bool sq_last_seq_load(sqlite_store *s);
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
 store_rc sq_depths_load(sqlite_store *s);
+/* At open, before the counting: make visible the messages hidden more than max_hide_ms ahead of
+ * now (the clock went back); the count made visible, or -1 when it cannot be written. */
+int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms);
 /* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */
 store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
                          int64_t now);

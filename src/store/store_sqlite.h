@@ -25,6 +25,10 @@ typedef struct store_sqlite_options {
     store_sync sync;
     int busy_timeout_ms;            /* how long a write waits for a lock before STORE_BUSY */
     const store_listener *listener; /* told of commits (copied); may be NULL */
+    /* The longest any message is hidden ahead of now (visibility, a run's extension, a delay),
+     * in ms; 0: not known. At open a message hidden further ahead is made visible: the wall
+     * clock went back since it was hidden, which would strand its task that long. */
+    int64_t max_hide_ms;
 } store_sqlite_options;
 
 /*

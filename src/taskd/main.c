@@ -294,6 +294,26 @@ static unsigned run_fds(const config *c)
     return n < UINT_MAX ? (unsigned)n : UINT_MAX;
 }
 
+/*
+ * The longest this configuration ever hides a message ahead of now — a queue's visibility
+ * timeout or delay, a run's extension (its timeout and the runner's margin) — with a minute to
+ * spare: one hidden further at start was hidden before the wall clock went back.
+ */
+static int64_t max_hide_ms(const config *c)
+{
+    unsigned s = 0;
+    for (size_t i = 0; i < c->n_queues; i++) {
+        if (c->queues[i].visibility_timeout > s)
+            s = c->queues[i].visibility_timeout;
+        if (c->queues[i].delay > s)
+            s = c->queues[i].delay;
+    }
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (c->handlers[i].timeout > s)
+            s = c->handlers[i].timeout;
+    return ((int64_t)s + 60) * 1000;
+}
+
 int main(int argc, char **argv)
 {
     log_level level = LOG_INFO;
@@ -359,8 +379,11 @@ int main(int argc, char **argv)
     if (!tel.tracer)
         goto no_store;
     store_listener counted = trace_store_listener(tel.metrics);
-    store_sqlite_options so = {
-        .path = o.db, .sync = o.sync, .busy_timeout_ms = 5000, .listener = &counted};
+    store_sqlite_options so = {.path = o.db,
+                               .sync = o.sync,
+                               .busy_timeout_ms = 5000,
+                               .listener = &counted,
+                               .max_hide_ms = max_hide_ms(&cfg)};
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;

@@ -6,6 +6,7 @@ its handler ends in the dead-letter queue and can be redriven.
 import http.client
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -230,6 +231,34 @@ class DeadLetter(CrashCase):
 
 
 class GracefulStop(CrashCase):
+
+    def test_clock_gone_back_strands_no_task_after_a_crash(self):
+        """A task left IN_PROGRESS by a SIGKILL comes back after its visibility timeout, as its
+        message's visible time says. When the wall clock went back meanwhile (here: the message
+        made to say an hour later, as a clock put back an hour would), the restart makes visible
+        what is hidden past any timeout the configuration gives, rather than strand the task
+        for that hour."""
+        env = {"TASK1_SECONDS": "30", "TASK1_FAILURE_RATE": "0"}
+        cfg = {"queues": [{"name": "task1", "visibility_timeout": 40, "max_receive_count": 5}],
+               "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 35}]}
+        s = self.start(cfg, env=env)
+        tid = s.create("TASK1")
+        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        s.kill()
+        hidden = db_query(self.db, "SELECT visible_ms FROM messages WHERE task_id = ?", (tid,))[0][0]
+        self.assertGreater(hidden, time.time() * 1000 + 30_000)  # hidden for its visibility timeout
+        hour_on = hidden + 3600_000
+        conn = sqlite3.connect(self.db)
+        conn.execute("UPDATE messages SET visible_ms = ? WHERE task_id = ?", (hour_on, tid))
+        conn.commit()
+        conn.close()
+        env["TASK1_SECONDS"] = "0"
+        s2 = self.start(cfg, env=env)
+        self.assertIn("messages hidden past any timeout made visible", s2.stderr_text())
+        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 10,
+                       what="the task to run again")
+        self.assertEqual(t["status"], "COMPLETED", t)
+        self.stop_clean(s2)
 
     def test_sigterm_with_running_task1(self):
         env = {"TASK1_SECONDS": "2", "TASK1_FAILURE_RATE": "0"}
