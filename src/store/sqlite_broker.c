@@ -1379,8 +1379,8 @@ typedef struct redriven {
     char task_id[TASK_ID_LEN + 1]; /* "": none */
 } redriven;
 
-/* A redriven message's task, which its move to the DLQ failed: CREATED again, unless it was
- * finished since (it cannot be: FAILED is final) or is gone. */
+/* The task of a redriven message whose move to the DLQ failed it: CREATED again, when it is
+ * still there and FAILED. */
 static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, int64_t now_ms)
 {
     sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
