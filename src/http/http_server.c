@@ -432,11 +432,11 @@ static void respond(conn *c)
     http_server *h = c->loop->h;
     settle(h, c);
     api_response *resp = &c->ex->resp;
+    bool http11 = c->split && c->req->http11;
     if (resp->stream) {
         c->stream = resp->stream;
         resp->stream = NULL;
         atomic_fetch_add(&h->streams, 1);
-        bool http11 = c->split && c->req->http11;
         if (!http11)
             c->keep_alive = false; /* the body ends with the connection */
         put_head(c, resp, resp->content_type, (size_t)-1, http11);
@@ -459,7 +459,7 @@ static void respond(conn *c)
     }
     bool no_body = resp->status == 204 || resp->status == 304;
     if (resp->streamed) /* HEAD of a stream: its head as a GET's, with no length */
-        put_head(c, resp, resp->content_type, (size_t)-1, c->split && c->req->http11);
+        put_head(c, resp, resp->content_type, (size_t)-1, http11);
     else
         put_head(c, resp, no_body ? NULL : resp->content_type, no_body ? (size_t)-1 : len, false);
     if (sbuf_failed(&c->out)) {

@@ -841,7 +841,8 @@ typedef struct receive_args {
 /* Writer: fail a task whose message left for the DLQ or expired, unless it finished. */
 static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char *why, bool *failed)
 {
-    *failed = false;
+    if (failed) /* whether this changed the task (NULL: not asked) */
+        *failed = false;
     if (!task_id)
         return STORE_OK;
     task t = {0};
@@ -859,7 +860,8 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     stmt_done(st);
     if (rc == STORE_OK && !finished) {
         rc = sq_force_status(s, task_id, TASK_FAILED, why, clock_unix_s());
-        *failed = rc == STORE_OK;
+        if (failed)
+            *failed = rc == STORE_OK;
         if (rc == STORE_OK)
             log_warn("task failed", "task_id", task_id, "reason", why, NULL);
     }
@@ -1592,8 +1594,7 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
         char why[200];
         snprintf(why, sizeof why, "message expired in queue %s before the task finished",
                  (const char *)sqlite3_column_text(sel, 1));
-        bool failed;
-        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why, &failed);
+        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why, NULL);
         sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
         if (rc == STORE_OK)
             rc = sq_rc_of(sq_step_done(del));

@@ -1826,15 +1826,16 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (o->max_hide_ms > 0) {
         int64_t n = sq_unhide_past(s, o->max_hide_ms);
-        char count[24];
-        snprintf(count, sizeof count, "%lld", (long long)n);
-        if (n < 0)
+        if (n < 0) {
             log_warn("cannot check the queues for messages hidden past any timeout", "error",
                      sqlite3_errmsg(s->wdb), NULL);
-        else if (n > 0) /* their tasks would wait as long as the clock went back */
+        } else if (n > 0) { /* their tasks would wait as long as the clock went back */
+            char count[24];
+            snprintf(count, sizeof count, "%lld", (long long)n);
             log_warn("messages hidden past any timeout made visible: the clock went back since "
                      "they were hidden",
                      "messages", count, NULL);
+        }
     }
     if (!(s->depths = queue_depths_new()) || sq_depths_load(s) != STORE_OK) {
         set_err(err, errlen, "cannot count the queues of", s->path, sqlite3_errmsg(s->wdb));
