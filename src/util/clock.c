@@ -1,5 +1,5 @@
 /*
- * clock — wall and monotonic time; see clock.h.
+ * clock — wall, steady wall and monotonic time; see clock.h.
  */
 #include "clock.h"
 
@@ -27,6 +27,26 @@ int64_t clock_unix_ms(void)
 int64_t clock_unix_ns(void)
 {
     return ns_of(CLOCK_REALTIME);
+}
+
+static int64_t steady_base_ns; /* the wall clock less the monotonic one, at the first look */
+static pthread_once_t steady_once = PTHREAD_ONCE_INIT;
+
+static void steady_begin(void)
+{
+    steady_base_ns = ns_of(CLOCK_REALTIME) - ns_of(CLOCK_MONOTONIC);
+}
+
+int64_t clock_steady_ms(void)
+{
+    pthread_once(&steady_once, steady_begin);
+    return (ns_of(CLOCK_MONOTONIC) + steady_base_ns) / 1000000;
+}
+
+int64_t clock_steady_skew_ms(void)
+{
+    pthread_once(&steady_once, steady_begin);
+    return (ns_of(CLOCK_REALTIME) - ns_of(CLOCK_MONOTONIC) - steady_base_ns) / 1000000;
 }
 
 int64_t clock_mono_ms(void)

@@ -5,6 +5,9 @@
  * message timestamps, span times, Lambda deadlines (epoch milliseconds).
  * Monotonic clock (CLOCK_MONOTONIC) for intervals and timeouts, which must
  * not jump when the wall clock is set.
+ * Steady wall clock for deadlines that are stored, and so must be wall time
+ * across restarts, yet must not jump while the process runs: when a queue
+ * message is visible again, when it expires.
  */
 #ifndef TASKD_CLOCK_H
 #define TASKD_CLOCK_H
@@ -17,6 +20,16 @@
 int64_t clock_unix_s(void);
 int64_t clock_unix_ms(void);
 int64_t clock_unix_ns(void);
+/*
+ * Steady wall clock: Unix milliseconds that advance with the monotonic clock
+ * from the wall clock's reading the first time any thread asks. A step of the
+ * wall clock while the process runs (date -s, an NTP step) does not move it;
+ * NTP's slewing moves both clocks alike. A new process starts from the wall
+ * clock again.
+ */
+int64_t clock_steady_ms(void);
+/* How far the wall clock has been stepped away from the steady clock (ms; 0 without a step). */
+int64_t clock_steady_skew_ms(void);
 /* Monotonic clock: milliseconds, nanoseconds, seconds. */
 int64_t clock_mono_ms(void);
 int64_t clock_mono_ns(void);

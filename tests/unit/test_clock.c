@@ -1,7 +1,8 @@
 /*
  * Unit tests for util/clock: the monotonic nanoseconds-to-timespec
  * conversion condition-variable deadlines use, conditions on the monotonic
- * clock, and the clocks' units.
+ * clock, the clocks' units, and the steady wall clock (a step of the wall
+ * clock itself is driven in integration/test_clock_step.py).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +80,24 @@ static void test_units_agree(void **state)
     assert_true(us >= uns / 1000000000 && us - uns / 1000000000 < 2);
 }
 
+static void test_steady_clock_starts_at_the_wall_clock(void **state)
+{
+    (void)state;
+    int64_t wall = clock_unix_ms(), steady = clock_steady_ms();
+    assert_true(steady - wall >= -50 && steady - wall <= 50);
+    int64_t skew = clock_steady_skew_ms();
+    assert_true(skew >= -50 && skew <= 50); /* no step in a test run */
+    int64_t last = clock_steady_ms();
+    for (int i = 0; i < 100000; i++) { /* never goes back */
+        int64_t now = clock_steady_ms();
+        assert_true(now >= last);
+        last = now;
+    }
+    struct timespec pause = {.tv_nsec = 20000000};
+    nanosleep(&pause, NULL);
+    assert_true(clock_steady_ms() - steady >= 20); /* and moves with time */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -86,6 +105,7 @@ int main(void)
         cmocka_unit_test(test_timespec_is_a_monotonic_deadline),
         cmocka_unit_test(test_cond_waits_on_the_monotonic_clock),
         cmocka_unit_test(test_units_agree),
+        cmocka_unit_test(test_steady_clock_starts_at_the_wall_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
