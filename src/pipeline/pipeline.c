@@ -18,6 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+/* How far the wall clock must move against the steady one to be called a step. */
+#define CLOCK_STEP_MS 1000
+
 struct pipeline {
     store *store;
     broker *broker;
@@ -59,6 +62,23 @@ static bool stopping(pipeline *p)
 }
 
 /*
+ * Say when the wall clock was stepped (by a second or more) since the last look: task times
+ * follow it, while queue deadlines keep to the steady clock (broker.h) until taskd restarts.
+ */
+static void note_clock_step(int64_t *skew_ms)
+{
+    int64_t skew = clock_steady_skew_ms(), step = skew - *skew_ms;
+    if (step > -CLOCK_STEP_MS && step < CLOCK_STEP_MS)
+        return;
+    *skew_ms = skew;
+    char by[24];
+    snprintf(by, sizeof by, "%lld", (long long)step);
+    log_warn("the wall clock was stepped; task times follow it, queue deadlines keep to the "
+             "clock taskd started with",
+             "step_ms", by, NULL);
+}
+
+/*
  * The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. A
  * sweep is a write transaction; reads tell first whether there is anything to sweep, so an idle
  * taskd writes nothing. A sweep is made of bounded steps, each a write of its own, so other
@@ -67,7 +87,9 @@ static bool stopping(pipeline *p)
 static void *sweeper_main(void *arg)
 {
     pipeline *p = arg;
+    int64_t skew_ms = clock_steady_skew_ms();
     while (sweeper_sleep(p)) {
+        note_clock_step(&skew_ms);
         bool due = true;
         if (broker_sweep_due(p->broker, p->config, &due) == STORE_OK && !due)
             continue;

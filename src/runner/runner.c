@@ -138,7 +138,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
 
     size_t n_done = 0, n_unstarted = 0, n_cut = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
-    int64_t hidden_until = clock_unix_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+    int64_t hidden_until = clock_steady_ms() + (int64_t)r->queue->visibility_timeout * 1000;
     /* a run lasts at most this long: a message is hidden for it, the visibility timeout at
      * least (which may be as long as the timeout: the runner gives the run its margin) */
     unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
@@ -156,10 +156,10 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }
-        if (clock_unix_ms() + (int64_t)run_s * 1000 > hidden_until) {
+        if (clock_steady_ms() + (int64_t)run_s * 1000 > hidden_until) {
             /* the rest of the batch would reappear while this task runs: keep it hidden */
             if (broker_extend(r->broker, msgs + i, n - i, hide_s) == STORE_OK) {
-                hidden_until = clock_unix_ms() + (int64_t)hide_s * 1000;
+                hidden_until = clock_steady_ms() + (int64_t)hide_s * 1000;
             } else { /* run now, its message could be delivered again meanwhile: given back */
                 log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
                          "given back",
@@ -189,10 +189,10 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                  r->queue->name, NULL);
 }
 
-/* Milliseconds from now until due_ms (Unix clock; INT64_MAX: never), within 1 .. cap_ms. */
+/* Milliseconds from now until due_ms (the steady clock; INT64_MAX: never), within 1 .. cap_ms. */
 static int wait_until_ms(int64_t due_ms, int cap_ms)
 {
-    int64_t wait = due_ms == INT64_MAX ? cap_ms : due_ms - clock_unix_ms();
+    int64_t wait = due_ms == INT64_MAX ? cap_ms : due_ms - clock_steady_ms();
     return wait < 1 ? 1 : wait > cap_ms ? cap_ms : (int)wait;
 }
 
@@ -231,7 +231,7 @@ static void *runner_main(void *arg)
             break;
         int64_t due_ms;
         store_rc look = broker_next_visible(r->broker, r->queue->name, &due_ms);
-        if (look == STORE_OK && due_ms > clock_unix_ms()) {
+        if (look == STORE_OK && due_ms > clock_steady_ms()) {
             /* nothing to receive yet: no write transaction; the writer receives for this
              * thread in the commit that brings the queue a message */
             wait_standing(r, &room, &gen, wait_until_ms(due_ms, IDLE_RECHECK_MS));

@@ -150,7 +150,7 @@ bool broker_feed_on(broker *b, const char *consumer);
 typedef struct queue_message {
     int64_t id;
     int receive_count; /* with this receive; also the receipt */
-    int64_t sent_ms;
+    int64_t sent_ms;   /* Unix milliseconds by the wall clock */
     char *task_id;
     char *body;
     char task_type[TASK_TYPE_MAX + 1];            /* "" when the message has none */
@@ -167,6 +167,10 @@ typedef struct queue_message {
  * moves to the dead-letter queue instead, and its task (unless finished)
  * becomes FAILED saying so. *next_ms gets when the next message becomes
  * visible (INT64_MAX if none) when nothing was received.
+ *
+ * A queue's deadlines (when a message is visible, when it expires; *next_ms) are kept by the
+ * steady clock (clock_steady_ms()), so that a step of the wall clock neither shows a message
+ * that a handler is still running nor hides one for the step's length.
  */
 store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
                         size_t *n, int64_t *next_ms);
@@ -202,7 +206,7 @@ typedef struct broker_standing {
     bool wake;          /* the last commit concerns it: woken once the writers are answered */
     bool wake_if_left;  /* so it does if its queue still holds visible messages then */
     bool woken;         /* (under the broker's lock) */
-    int64_t until_ms;   /* when its broker_stand_wait() ends by itself (Unix ms) */
+    int64_t until_ms;   /* when its broker_stand_wait() ends by itself (steady ms) */
     queue_message *got; /* what was received for it, committed */
     size_t n_got;
     pthread_cond_t cv;
@@ -226,7 +230,7 @@ void broker_sit(broker *b, broker_standing *s, queue_message **out, size_t *n);
 /*
  * When queue's next message can be received, from a read (no write transaction): *visible_ms
  * gets the earliest visible_ms of its messages — now or earlier when one is ready — or
- * INT64_MAX when it holds none. Milliseconds of the Unix clock, as the queue keeps them.
+ * INT64_MAX when it holds none. Milliseconds of the steady clock, as the queue keeps them.
  */
 store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms);
 

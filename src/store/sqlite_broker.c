@@ -604,8 +604,10 @@ typedef struct publish_args {
 } publish_args;
 
 /* Writer: insert messages, noting them in the batch's queue depths; an SQLite code. */
-static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int64_t now)
+/* Send n messages: sent now by the wall clock, visible and expiring by the steady one. */
+static int send_messages(sqlite_store *s, const broker_message *m, size_t n)
 {
+    int64_t sent_ms = clock_unix_ms(), now = clock_steady_ms();
     sqlite3_stmt *ins = wstmt(s, BST_PUBLISH);
     int rc = ins ? SQLITE_OK : SQLITE_ERROR;
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
@@ -615,7 +617,7 @@ static int send_messages(sqlite_store *s, const broker_message *m, size_t n, int
         sq_bind_text(ins, 3, m[i].task_type);
         sq_bind_text(ins, 4, m[i].trace);
         sqlite3_bind_text(ins, 5, m[i].body, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 6, now);
+        sqlite3_bind_int64(ins, 6, sent_ms);
         sqlite3_bind_int64(ins, 7, now + (int64_t)q->delay * 1000);
         sqlite3_bind_int64(ins, 8, now + (int64_t)q->retention * 1000);
         sq_bind_text(ins, 9, m[i].tracestate);
@@ -647,7 +649,7 @@ static store_rc feed_catch_up(sqlite_store *s);
 static store_rc apply_publish(sqlite_store *s, void *arg)
 {
     publish_args *a = arg;
-    int rc = send_messages(s, a->m, a->n, clock_unix_ms());
+    int rc = send_messages(s, a->m, a->n);
     if (rc == SQLITE_OK)
         rc = set_checkpoint(s, a->consumer, a->seq);
     sq_feed *f = &s->feed;
@@ -695,7 +697,7 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
         }
         /* finished whatever happens next */
         f->takes[f->n_takes++] = (struct sq_take){f->f.finish, f->f.ctx, token};
-        int rc = send_messages(s, m, n, clock_unix_ms());
+        int rc = send_messages(s, m, n);
         if (rc != SQLITE_OK)
             return sq_rc_of(rc); /* the write fails, and is undone with its messages */
     }
@@ -872,7 +874,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
 {
     receive_args *a = arg;
     const queue_config *q = a->q;
-    int64_t now = clock_unix_ms();
+    int64_t now = clock_steady_ms();
     a->next_ms = INT64_MAX;
     sqlite3_stmt *sel = wstmt(s, BST_RECEIVE);
     if (!sel)
@@ -950,7 +952,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         }
         if (rc == STORE_OK && a->claim && m->task_id) {
             store_write claim = {.kind = STORE_WRITE_UPDATE,
-                                 .now = now / 1000,
+                                 .now = clock_unix_s(),
                                  .update = {.id = m->task_id,
                                             .status = TASK_IN_PROGRESS,
                                             .status_msg = "Task started"}};
@@ -963,7 +965,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
                  * delivery, someone else claimed it: work.c drops the message) */
                 char again[64];
                 snprintf(again, sizeof again, "Task started again (receive %d)", m->receive_count);
-                store_rc again_rc = sq_claim_again(s, m->task_id, again, now / 1000);
+                store_rc again_rc = sq_claim_again(s, m->task_id, again, clock_unix_s());
                 if (again_rc == STORE_ERROR || again_rc == STORE_BUSY)
                     rc = again_rc; /* the whole receive is rolled back and retried */
             }
@@ -1080,7 +1082,7 @@ void broker_stand_wait(broker *b, broker_standing *st, uint64_t *gen, int timeou
     /* st stood before the look above: a commit or broker_wake_all() after it finds st listed */
     struct timespec until = clock_mono_after_ms(timeout_ms);
     pthread_mutex_lock(&s->standing_mu);
-    st->until_ms = clock_unix_ms() + timeout_ms;
+    st->until_ms = clock_steady_ms() + timeout_ms;
     while (!st->woken)
         if (pthread_cond_timedwait(&st->cv, &s->standing_mu, &until) == ETIMEDOUT)
             break;
@@ -1147,7 +1149,7 @@ static void standing_concerned(sqlite_store *s, broker_standing *st)
 
 void sq_standing_wake(sqlite_store *s)
 {
-    int64_t now_ms = clock_unix_ms();
+    int64_t now_ms = clock_steady_ms();
     pthread_mutex_lock(&s->standing_mu);
     for (broker_standing *st = s->standing; st; st = st->next) {
         bool wake = st->wake;
@@ -1258,7 +1260,7 @@ static store_rc apply_receipts(sqlite_store *s, void *arg)
     sqlite3_stmt *extend =
         a->delete ? NULL : wstmt(s, a->release ? BST_RECEIPT_RELEASE : BST_RECEIPT_EXTEND);
     int rc = find && (a->delete || extend) ? SQLITE_OK : SQLITE_ERROR;
-    int64_t now = clock_unix_ms();
+    int64_t now = clock_steady_ms();
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
         char queue[256];
         int64_t was;
@@ -1305,7 +1307,7 @@ store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned sec
 
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
 {
-    queue_depths_get(sq(b)->depths, queue, clock_unix_ms(), out);
+    queue_depths_get(sq(b)->depths, queue, clock_steady_ms(), out);
     return STORE_OK;
 }
 
@@ -1315,7 +1317,7 @@ int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms)
     if (sqlite3_prepare_v2(s->wdb, "UPDATE messages SET visible_ms = ?1 WHERE visible_ms > ?2", -1,
                            &st, NULL) != SQLITE_OK)
         return -1;
-    int64_t now = clock_unix_ms();
+    int64_t now = clock_steady_ms();
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, now + max_hide_ms);
     int rc = sqlite3_step(st);
@@ -1329,7 +1331,7 @@ store_rc sq_depths_load(sqlite_store *s)
     sqlite3_stmt *st = wstmt(s, BST_DEPTHS);
     if (!st)
         return STORE_ERROR;
-    sqlite3_bind_int64(st, 1, clock_unix_ms());
+    sqlite3_bind_int64(st, 1, clock_steady_ms());
     int step;
     bool ok = true;
     while (ok && (step = sqlite3_step(st)) == SQLITE_ROW)
@@ -1383,7 +1385,7 @@ typedef struct redriven {
 
 /* The task of a redriven message whose move to the DLQ failed it: CREATED again, when it is
  * still there and FAILED. */
-static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, int64_t now_ms)
+static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg)
 {
     sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
     if (!get)
@@ -1394,7 +1396,7 @@ static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, i
                   task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
                   st == TASK_FAILED;
     stmt_done(get);
-    return failed ? sq_force_status(s, id, TASK_CREATED, msg, now_ms / 1000) : STORE_OK;
+    return failed ? sq_force_status(s, id, TASK_CREATED, msg, clock_unix_s()) : STORE_OK;
 }
 
 /* One redrive step: up to REDRIVE_BATCH messages of the DLQ back to the target, visible now,
@@ -1404,7 +1406,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     redrive_args *a = arg;
     a->moved = 0;
     a->more = false;
-    int64_t now = clock_unix_ms();
+    int64_t now = clock_steady_ms();
     sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
     redriven *batch = sel ? malloc(REDRIVE_BATCH * sizeof *batch) : NULL;
     if (!batch) {
@@ -1433,7 +1435,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
         /* a task failed otherwise (cancelled, reported) stays final: its message is dropped */
         if (batch[i].task_id[0] && batch[i].failed_task)
-            rc = redrive_task(s, batch[i].task_id, msg, now);
+            rc = redrive_task(s, batch[i].task_id, msg);
         if (rc != STORE_OK)
             break;
         sqlite3_bind_int64(mv, 1, batch[i].id);
@@ -1657,7 +1659,7 @@ static store_rc apply_sweep(sqlite_store *s, void *arg)
     a->more = false; /* a write may be applied again (a retried batch): each time from scratch */
     store_rc rc = sweep_tasks(s, a, now);
     if (rc == STORE_OK)
-        rc = sweep_messages(s, a, clock_unix_ms());
+        rc = sweep_messages(s, a, clock_steady_ms());
     if (rc == STORE_OK)
         rc = trim_changes(s, a, now);
     return rc;
@@ -1684,7 +1686,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     int64_t changes[2];
     store_rc rc = trim_bounds(c, rstmt(r, BST_CHECKPOINT), now, changes);
     int64_t tasks[] = {now - c->retention_grace, now};
-    int64_t messages[] = {clock_unix_ms()};
+    int64_t messages[] = {clock_steady_ms()};
     if (rc == STORE_OK)
         rc = any_row(rstmt(r, BST_DUE_TASKS), tasks, 2, due);
     if (rc == STORE_OK && !*due)

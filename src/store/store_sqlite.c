@@ -1109,7 +1109,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         sq_standing_settle(s, true);
         sq_feed_finish(s, 0, true);
         after_commit(s);
-        queue_depths_apply(s->depths, &s->depth_log, clock_unix_ms());
+        queue_depths_apply(s->depths, &s->depth_log, clock_steady_ms());
         if (s->depth_log.lost) {
             log_warn("queue depths lost track (out of memory); counting the queues again", NULL);
             s->depth_log.lost = sq_depths_load(s) != STORE_OK;

@@ -1,0 +1,101 @@
+"""The wall clock stepped while taskd runs (date -s, an NTP step), through a shim preloaded into
+taskd that moves its CLOCK_REALTIME and leaves its monotonic clock alone.
+
+A queue's deadlines keep to the clock taskd started with: a step forward does not show a message
+whose handler is still running (the task would run a second time beside the first), a step back
+does not hide a delayed message for the step's length. Task times follow the wall clock, and
+the step is logged.
+"""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import ServersTestCase, Taskd, taskd_bin, wait_until, write_config  # noqa: E402
+
+HOUR = 3600
+
+
+def shim_path(case):
+    shim = os.environ.get("CLOCK_SHIFT_SHIM")
+    if not shim:
+        shim = os.path.join(os.path.dirname(os.path.abspath(taskd_bin())), "libclock_shift.so")
+        if not os.path.exists(shim):
+            case.skipTest("no clock_shift shim beside taskd (built with the tests)")
+    case.assertTrue(os.path.exists(shim), "CLOCK_SHIFT_SHIM %s missing" % shim)
+    return shim
+
+
+class ClockStep(ServersTestCase):
+    tmp_prefix = "taskd-clock-"
+
+    def start(self, cfg, env):
+        self.shift = os.path.join(self.tmp, "clock-shift")
+        self.step(0)
+        # the shim comes first in the library list, ahead of a sanitizer's runtime
+        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
+        env = dict(env, LD_PRELOAD=shim_path(self), CLOCK_SHIFT_FILE=self.shift, ASAN_OPTIONS=asan)
+        s = Taskd(db=self.db, config=write_config(self.tmp, cfg), tmpdir=self.tmp, env=env)
+        self.servers.append(s)
+        return s
+
+    def step(self, seconds):
+        with open(self.shift + ".new", "w") as f:
+            f.write("%d\n" % seconds)
+        os.replace(self.shift + ".new", self.shift)
+
+    def logged_step(self, s):
+        """The step_ms of the last "the wall clock was stepped" warning, or None."""
+        steps = [o for o in s.log_json() if o.get("message", "").startswith("the wall clock was stepped")]
+        return int(steps[-1]["step_ms"]) if steps else None
+
+    def starts(self, s, tid):
+        return [h for h in s.history(tid)["history"] if h["status"] == "IN_PROGRESS"]
+
+    def test_step_forward_runs_no_task_twice(self):
+        # a second runner stands by while the first runs the task; before queue deadlines kept
+        # to the steady clock, it looked again within 10 s of the step, found the message
+        # visible an hour early and ran the task a second time ("Task started again")
+        cfg = {"sweep_interval": 1,
+               "queues": [{"name": "task1", "visibility_timeout": 20}],
+               "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 15,
+                             "concurrency": 2}]}
+        s = self.start(cfg, {"TASK1_SECONDS": "12", "TASK1_FAILURE_RATE": "0"})
+        tid = s.create("TASK1")
+        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        before = time.time()
+        self.step(HOUR)
+        wait_until(lambda: "the wall clock was stepped" in s.stderr_text(), 5,
+                   what="the step logged")
+        t = wait_until(lambda: (lambda t: t if t["status"] != "IN_PROGRESS" else None)(s.task(tid)),
+                       20, what="the task to finish")
+        self.assertEqual(t["status"], "COMPLETED", t)
+        starts = self.starts(s, tid)
+        self.assertEqual(len(starts), 1, "the task ran more than once: %r\n%s"
+                         % (s.history(tid), s.stderr_text()[-2000:]))
+        # the task's own times follow the wall clock, an hour on
+        self.assertGreater(t["updated_time"], before + HOUR - 60, t)
+        self.assertAlmostEqual(self.logged_step(s), HOUR * 1000, delta=1000)
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+
+    def test_step_back_hides_no_delayed_message(self):
+        # a message delayed 2 s: before, its visible time was wall time, and a step back of an
+        # hour kept it hidden for that hour
+        cfg = {"sweep_interval": 1,
+               "queues": [{"name": "task1", "delay": 2}],
+               "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 5}]}
+        s = self.start(cfg, {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"})
+        tid = s.create("TASK1")
+        self.step(-HOUR)
+        t = wait_until(lambda: (lambda t: t if t["status"] == "COMPLETED" else None)(s.task(tid)),
+                       10, what="the delayed task to run")
+        self.assertEqual(len(self.starts(s, tid)), 1, s.history(tid))
+        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        self.assertAlmostEqual(self.logged_step(s), -HOUR * 1000, delta=1000)
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
