@@ -459,21 +459,21 @@ static api_status get_events(api *a, const api_request *req, const char *id, api
         validation_free(&v);
         return API_DONE;
     }
-    if (strcmp(req->method, "HEAD") == 0) {
+    store_rc rc = a->pipeline->subscribe(a->pipeline->ctx, after, task_type, status, &resp->stream);
+    if (rc == STORE_BUSY) {
+        api_error(resp, 503, "Too many event clients; retry shortly");
+        api_add_header(resp, "Retry-After", "1");
+        return API_DONE;
+    }
+    if (rc != STORE_OK) {
+        api_error(resp, 503, "The event stream is not available; retry shortly");
+        api_add_header(resp, "Retry-After", "1");
+        return API_DONE;
+    }
+    if (strcmp(req->method, "HEAD") == 0) { /* a GET's answer, bounds included, with no stream */
+        resp->stream->ops->close(resp->stream);
+        resp->stream = NULL;
         resp->streamed = true;
-    } else {
-        store_rc rc =
-            a->pipeline->subscribe(a->pipeline->ctx, after, task_type, status, &resp->stream);
-        if (rc == STORE_BUSY) {
-            api_error(resp, 503, "Too many event clients; retry shortly");
-            api_add_header(resp, "Retry-After", "1");
-            return API_DONE;
-        }
-        if (rc != STORE_OK) {
-            api_error(resp, 503, "The event stream is not available; retry shortly");
-            api_add_header(resp, "Retry-After", "1");
-            return API_DONE;
-        }
     }
     resp->status = 200;
     resp->content_type = "text/event-stream";

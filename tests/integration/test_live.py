@@ -7,8 +7,9 @@ max_waiters); SIGTERM answers every parked request promptly.
 
 Events: a task's CREATED -> IN_PROGRESS -> COMPLETED arrive in order with increasing ids;
 Last-Event-ID (or last_event_id) resumes with exactly the missed events; filters; a position
-trimmed from the change log gives a reset event first; the number of clients is bounded (503); a
-client that never reads is dropped while another keeps streaming; SIGTERM ends every stream.
+trimmed from the change log gives a reset event first; the number of clients is bounded (503, to a
+HEAD too); a client that never reads is dropped while another keeps streaming; SIGTERM ends every
+stream.
 """
 
 import os
@@ -392,11 +393,16 @@ class ClientBound(LiveCase):
     server_config = {"max_event_clients": 2}
 
     def test_past_max_event_clients_is_503(self):
+        for _ in range(3):  # a HEAD is answered as a GET would be, and keeps no slot
+            self.assertEqual(self.server.request("HEAD", "/events").status, 200)
         a, b = harness.EventStream(self.server), harness.EventStream(self.server)
         try:
+            self.assertEqual((a.status, b.status), (200, 200))
             r = self.server.get("/events")
             self.assertIn("event clients", self.assertError(r, 503))
             self.assertEqual(r.header("Retry-After"), "1")
+            r = self.server.request("HEAD", "/events")
+            self.assertEqual((r.status, r.header("Retry-After")), (503, "1"))
             a.close()
             # a closed client is noticed when the next event is written to it
             self.server.create("TASK2")
