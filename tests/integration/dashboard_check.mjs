@@ -55,6 +55,21 @@ function focusText(p) {
     return a ? a.outerHTML.slice(0, a.outerHTML.indexOf('>') + 1) : 'nothing';
   });
 }
+// WCAG 2's contrast ratio of two opaque computed colours ('rgb(r, g, b)'); null for another form.
+function contrast(fg, bg) {
+  const lum = (c) => {
+    const m = /^rgb\((\d+), (\d+), (\d+)\)$/.exec(c);
+    if (!m) return null;
+    const [r, g, b] = m.slice(1).map((v) => {
+      const s = Number(v) / 255;
+      return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const [a, b] = [lum(fg), lum(bg)];
+  if (a === null || b === null) return null;
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
 async function shot(page, name) {
   await page.screenshot({path: path.join(args.artifacts, 'dashboard-' + name + '.png')});
 }
@@ -211,6 +226,56 @@ await step("a task's detail: linkable hash, trace waterfall with queue wait and 
   await fresh.close();
   await page.click('#detail-close');
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+}, ['created']);
+
+// Every kind of span, each bar wide enough to hold its duration: a trace the test answers for
+// a real task, drawn by the page as any other.
+await step("the durations written inside the waterfall's bars reach 4.5:1 against their bars, every kind, light and dark", async () => {
+  const id = made.created;
+  const t0 = 1700000000000000000, ms = 1e6;
+  const span = (i, kind, name, attributes, error) => ({
+    name, kind, trace_id: '0af7651916cd43dd8448eb211c80319c', span_id: 'b7ad6b71692033' + String(i).padStart(2, '0'),
+    parent_span_id: null, start_time_unix_nano: t0 + i * ms, end_time_unix_nano: t0 + (60 + i) * ms,
+    attributes: attributes || {}, links: 0, status: {code: error ? 'ERROR' : 'UNSET', message: ''}});
+  const spans = [span(0, 'SERVER', 'POST /tasks'), span(1, 'CLIENT', 'INSERT tasks'),
+                 span(2, 'PRODUCER', 'publish tasks'), span(3, 'CONSUMER', 'receive noop'),
+                 span(4, 'CONSUMER', 'process noop'), span(5, 'INTERNAL', 'noop', {'taskd.handler': 'noop'}),
+                 span(6, 'INTERNAL', 'exec sh', {'taskd.handler': 'exec'}, true)];
+  const kinds = ['api', 'store', 'publish', 'wait', 'other', 'handler', 'error'];
+  const p5 = await context.newPage();
+  await p5.route(BASE + '/tasks/' + id + '/trace', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({task_id: id, spans})}));
+  await p5.goto(BASE + '/#/tasks/' + id);
+  await p5.waitForFunction((n) => document.querySelectorAll('#waterfall .bar-label.inside').length === n,
+      kinds.length, {timeout: WAIT}).catch(async () => {
+    throw new Error('not every label inside its bar; waterfall: ' + await p5.innerHTML('#waterfall'));
+  });
+  const bad = [];
+  for (const scheme of ['light', 'dark']) {
+    await p5.emulateMedia({colorScheme: scheme});
+    const bg = await p5.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    check(bg === (scheme === 'dark' ? 'rgb(13, 17, 23)' : 'rgb(246, 248, 250)'), scheme + ' background is ' + bg);
+    // the label's colour against its own background where it has one (the queue wait's), else its bar's
+    const labels = await p5.$$eval('#waterfall .bar-label.inside', (ls) => ls.map((l) => {
+      const bar = l.parentElement.querySelector('.bar');
+      const own = getComputedStyle(l).backgroundColor;
+      const lr = l.getBoundingClientRect(), br = bar.getBoundingClientRect();
+      return {kind: l.closest('.span-row').dataset.kind, color: getComputedStyle(l).color,
+              back: own !== 'rgba(0, 0, 0, 0)' ? own : getComputedStyle(bar).backgroundColor,
+              within: lr.left >= br.left - 0.5 && lr.right <= br.right + 0.5};
+    }));
+    check(labels.map((l) => l.kind).join() === kinds.join(), scheme + ': labels of ' + labels.map((l) => l.kind).join());
+    for (const l of labels) {
+      const ratio = contrast(l.color, l.back);
+      if (ratio === null || ratio < 4.5 || !l.within) {
+        bad.push(scheme + ' ' + l.kind + ': ' + l.color + ' on ' + l.back + ' ' +
+                 (ratio === null ? '(not opaque)' : ratio.toFixed(2) + ':1') + (l.within ? '' : ', not within its bar'));
+      }
+    }
+    await shot(p5, 'waterfall-' + scheme);
+  }
+  await p5.close();
+  check(bad.length === 0, 'under 4.5:1: ' + bad.join('; '));
 }, ['created']);
 
 await step('the form keeps large integers as typed; a row opens from the keyboard, and its link has the focus again when the drawer closes; a CREATED task has no update time', async () => {

@@ -11,7 +11,9 @@ task gets markup in its data and status_msg.
 
 The browser then creates a task from the form and sees it reach COMPLETED through /events; sends
 bad input and sees the 422's items beside their fields; opens the task's detail (URL hash, trace
-waterfall with the queue wait and the handler run, history); watches a task with a short ttl, its
+waterfall with the queue wait and the handler run, history); measures, in both themes, the
+contrast of the durations written inside the waterfall's bars against each kind of bar (a trace
+answered by the test), 4.5:1 or more; watches a task with a short ttl, its
 detail open, be removed by the sweep (taskd sweeps every second, with no retention grace): the
 drawer and the row say so, and so does a fresh load of the detail (a 404); sees the focus go back
 to a row's link when its drawer closes, and stay on a Redrive button across a queue refresh;
