@@ -465,6 +465,7 @@ await step('a new task on a full first page reloads the list, and the focused ta
   const post = (data) => fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
                                                  body: JSON.stringify({task_type: 'manual', data})});
   for (let i = 0; i < 50; i++) check((await post({fill: i})).status === 201, 'POST /tasks failed');
+  made.full = true;
   await page.goto(BASE + '/');
   await page.waitForFunction(() => document.querySelectorAll('#tasks tbody tr[data-id]').length === 50, null, {timeout: WAIT});
   await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
@@ -479,6 +480,40 @@ await step('a new task on a full first page reloads the list, and the focused ta
   check(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), link),
         'after the reload, focus is on ' + await focusText(page));
 }, ['loaded', 'live']);
+
+await step('a new task that pushes the focused task off a full first page leaves the focus on the link of the row now last', async () => {
+  const post = (data) => fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                 body: JSON.stringify({task_type: 'manual', data})});
+  await page.waitForFunction(() => document.querySelectorAll('#tasks tbody tr[data-id]').length === 50, null, {timeout: WAIT});
+  await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  const [id, next] = await page.$$eval('#tasks tbody tr[data-id]', (trs) => trs.slice(-2).reverse().map((tr) => tr.dataset.id));
+  const link = `#tasks tr[data-id="${id}"] td.c-id a`;
+  await page.focus(link);
+  check(await page.evaluate((sel) => document.activeElement === document.querySelector(sel), link),
+        'the last row\'s link did not take the focus: ' + await focusText(page));
+  // where the focus is: on the link of the page's last row, which should be the task before the one pushed off
+  const where = () => page.evaluate(() => {
+    const a = document.activeElement;
+    const last = document.querySelector('#tasks tbody tr[data-id]:last-child');
+    return {inList: a !== document.body && document.querySelector('#tasks').contains(a),
+            onLast: !!last && a.matches('a[data-id]') && last.contains(a), last: last && last.dataset.id};
+  });
+  const expectLast = async (when) => {
+    const w = await where();
+    check(w.inList && w.onLast, when + ', focus is on ' + await focusText(page));
+    check(w.last === next, when + ', the last row is ' + w.last + ', want ' + next);
+  };
+  check((await post({pushes: 'the last row off'})).status === 201, 'POST /tasks failed');
+  // the insert takes the last row off at once; the list is read again half a second later
+  await page.waitForFunction((sel) => !document.querySelector(sel), link, {timeout: WAIT})
+      .catch(() => { throw new Error('the last row was not pushed off'); });
+  await expectLast('after the insert');
+  await page.evaluate(() => { window.__before = document.querySelector('#tasks tbody tr[data-id]:last-child'); });
+  await page.waitForFunction(() => document.querySelector('#tasks tbody tr[data-id]:last-child') !== window.__before,
+      null, {timeout: WAIT}).catch(() => { throw new Error('the list was not read again'); });
+  await expectLast('after the reload');
+  await page.evaluate(() => { delete window.__before; });
+}, ['loaded', 'live', 'full']);
 
 await step('no console errors', async () => {
   check(consoleErrors.length === 0, consoleErrors.join('\n'));

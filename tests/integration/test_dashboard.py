@@ -19,7 +19,8 @@ drawer and the row say so, and so does a fresh load of the detail (a 404); sees 
 to a row's link when its drawer closes, and stay on a Redrive button across a queue refresh;
 redrives the dead letter through the confirmation dialog and sees the count drop; filters and
 searches; fills the first page and sees a focused task link keep the focus when a new task reloads
-the list; reads tasks/s over the real time between two /metrics samples (answered by the test);
+the list, and, when a new task pushes the focused last row off the page, the focus go to the link
+of the row now last; reads tasks/s over the real time between two /metrics samples (answered by the test);
 on a second taskd with a bearer token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
 the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested

@@ -431,9 +431,13 @@ function applyEvent(ev) {
     let trimmed = false;
     while (body.children.length > PAGE_SIZE) {
       const lastRow = body.lastElementChild;
+      const hadFocus = lastRow.contains(document.activeElement);
       state.rows.delete(lastRow.dataset.id);
       lastRow.remove();
       trimmed = true;
+      // a row pushed off the page would take the focus with it: the link of the row now in its
+      // place, the page's last, takes it (the reload below keeps it there), else the heading
+      if (hadFocus) focusOn(body.lastElementChild && body.lastElementChild.querySelector('a[data-id]'), $('#tasks-title'));
     }
     // the next page's token was for the rows of the load: ask for one that follows these
     if (trimmed) reloadSoon();
