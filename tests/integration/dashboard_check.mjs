@@ -383,24 +383,34 @@ await step("a queue refresh keeps the focus on the Redrive button it had", async
   await page.evaluate(() => { delete window.__before; });
 }, ['loaded']);
 
-await step('redrive through the confirmation dialog moves the dead letter back', async () => {
+await step('redrive through the confirmation dialog moves the dead letter back; after Cancel its Redrive button has the focus again', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
+  const button = `#queues tr[data-queue="${q}"] button.redrive`;
   if (await page.isVisible('#detail')) await page.click('#detail-close'); // it covers the queues
   await page.waitForFunction((sel) => document.querySelector(sel) && document.querySelector(sel).textContent === '1',
       dead, {timeout: WAIT}).catch(async () => {
     throw new Error('queue ' + q + ' does not show 1 dead letter: ' + await page.textContent('#queues'));
   });
-  await page.click(`#queues tr[data-queue="${q}"] button.redrive`);
+  await page.click(button);
   await page.waitForSelector('#confirm[open]', {timeout: WAIT});
   check(await page.$eval('#confirm', (d) => d.matches(':modal')), 'the dialog is not modal');
   check(/Move 1 dead letter/.test(await page.textContent('#confirm-text')), 'dialog text: ' + await page.textContent('#confirm-text'));
   await shot(page, 'redrive-dialog');
-  // Cancel first: nothing moves
+  // Cancel first: nothing moves, and the focus goes back to the queue's Redrive button. Cancel
+  // comes after a refresh has drawn the button anew behind the dialog: the browser by itself
+  // gives the focus back to the element that had it, gone by then.
+  await page.evaluate((sel) => { window.__before = document.querySelector(sel); }, button);
+  await page.waitForFunction((sel) => document.querySelector(sel) !== window.__before, button, {timeout: WAIT})
+      .catch(() => { throw new Error('the queues were not read again'); });
+  await page.evaluate(() => { delete window.__before; });
+  check(await page.$eval('#confirm', (d) => d.open), 'the dialog closed by itself');
   await page.click('#confirm-cancel');
   await page.waitForSelector('#confirm', {state: 'hidden', timeout: WAIT});
   check((await page.textContent(dead)) === '1', 'cancel moved something');
-  await page.click(`#queues tr[data-queue="${q}"] button.redrive`);
+  await page.waitForFunction((sel) => document.activeElement === document.querySelector(sel), button, {timeout: 2000})
+      .catch(async () => { throw new Error('after Cancel, focus is on ' + await focusText(page)); });
+  await page.click(button);
   await page.waitForSelector('#confirm[open]', {timeout: WAIT});
   const [resp] = await Promise.all([
     page.waitForResponse((r) => r.url() === BASE + '/queues/' + q + '/redrive'),

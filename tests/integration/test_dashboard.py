@@ -17,7 +17,9 @@ answered by the test), 4.5:1 or more; watches a task with a short ttl, its
 detail open, be removed by the sweep (taskd sweeps every second, with no retention grace): the
 drawer and the row say so, and so does a fresh load of the detail (a 404); sees the focus go back
 to a row's link when its drawer closes, and stay on a Redrive button across a queue refresh;
-redrives the dead letter through the confirmation dialog and sees the count drop; filters and
+cancels the confirmation dialog after a queue refresh has drawn its Redrive button anew, and sees
+the focus go back to the new button; redrives the dead letter through the dialog and sees the
+count drop; filters and
 searches; fills the first page and sees a focused task link keep the focus when a new task reloads
 the list, and, when a new task pushes the focused last row off the page, the focus go to the link
 of the row now last; reads tasks/s over the real time between two /metrics samples (answered by the test);
