@@ -603,8 +603,8 @@ typedef struct publish_args {
     size_t n;
 } publish_args;
 
-/* Writer: insert messages, noting them in the batch's queue depths; an SQLite code. */
-/* Send n messages: sent now by the wall clock, visible and expiring by the steady one. */
+/* Writer: insert messages, noting them in the batch's queue depths; an SQLite code. They are
+ * sent now by the wall clock, and visible and expiring by the steady one (broker.h). */
 static int send_messages(sqlite_store *s, const broker_message *m, size_t n)
 {
     int64_t sent_ms = clock_unix_ms(), now = clock_steady_ms();
