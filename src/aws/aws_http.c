@@ -51,6 +51,9 @@
  * <Message> inside <Error>, found and entity-decoded by xml.h). Without a type there, the
  * x-amzn-query-error header (before ';') and then x-amzn-errortype (before
  * ':') are used. When no answer came, error_message carries libcurl's reason.
+ * Every answer's request id (the header DynamoDB, SNS and SQS send as
+ * x-amzn-RequestId; the other spellings AWS uses are taken too) is kept for
+ * the caller's spans.
  */
 #include "aws_http.h"
 #include "util/clock.h"
@@ -488,6 +491,7 @@ typedef struct answer {
     bool nomem;            /* the body could not be stored */
     char query_error[128]; /* x-amzn-query-error */
     char error_type[128];  /* x-amzn-errortype */
+    char request_id[64];   /* x-amzn-RequestId, x-amzn-request-id or x-amz-request-id */
 } answer;
 
 static void answer_reset(answer *a)
@@ -545,6 +549,9 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
     size_t n = size * nmemb;
     header_value(data, n, "x-amzn-query-error", a->query_error, sizeof a->query_error);
     header_value(data, n, "x-amzn-errortype", a->error_type, sizeof a->error_type);
+    header_value(data, n, "x-amzn-RequestId", a->request_id, sizeof a->request_id);
+    header_value(data, n, "x-amzn-request-id", a->request_id, sizeof a->request_id);
+    header_value(data, n, "x-amz-request-id", a->request_id, sizeof a->request_id);
     return n;
 }
 
@@ -696,6 +703,7 @@ static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int
         return transient(cc) ? OUT_RETRY : OUT_DONE;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
+    snprintf(out->request_id, sizeof out->request_id, "%s", a->request_id);
     if (a->len > 0) {
         out->body = a->body;
         out->body_len = a->len;

@@ -60,6 +60,9 @@ typedef struct aws_response {
     char *error_message;  /* owned: "message" / "Message" / <Message>, or libcurl's reason
                              when no answer came; NULL when none */
     int attempts;         /* requests sent */
+    /* the service's id of the request, from the last answer's x-amzn-RequestId (or
+     * x-amzn-request-id, x-amz-request-id) header; "" when no answer came or it named none */
+    char request_id[64];
 } aws_response;
 
 typedef struct aws_client aws_client;

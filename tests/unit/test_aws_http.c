@@ -17,7 +17,8 @@
  * a server that never answers, a refused connection, throttled or 5xx
  * until the deadline), endpoint and region configuration (an endpoint path
  * that would be signed wrong is refused), connection
- * reuse and the handle pool under concurrency, and the backoff bounds.
+ * reuse and the handle pool under concurrency, the backoff bounds, and the
+ * answer's request id (every header name AWS uses for it, on errors too).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1023,6 +1024,60 @@ static void test_empty_success_body(void **state)
     http_stub_stop(s);
 }
 
+/* The answer's request id, under each name AWS gives it, kept on errors too; none without one. */
+static void test_request_id(void **state)
+{
+    (void)state;
+    http_stub_reply script[] = {
+        {.status = 200,
+         .headers = "X-Amzn-Requestid: LDM6CJP8RMQ1FHKSC1RBVJFPNVV4KQNSO5AEMF66Q9ASUAAJG\r\n"},
+        {.status = 200, .headers = "x-amz-request-id: C9ER4AJX75574TDJ\r\n"},
+        {.status = 200, .headers = "x-amzn-request-id: 79b9da39-b7ae-508a-a6bc-864b2829c622\r\n"},
+        {.status = 400,
+         .headers = "x-amzn-RequestId: 0e8c1a3b-5d2f-4b6e-9a7c-3f1d2e4b5a6c\r\n",
+         .body = "{\"__type\":\"com.amazon.coral.validate#ValidationException\"}"},
+        {.status = 200, .body = "{}"},
+    };
+    http_stub_options o = {.script = script, .script_len = 5};
+    http_stub *s = http_stub_start(&o);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    static const struct {
+        aws_rc rc;
+        const char *id;
+    } want[] = {{AWS_OK, "LDM6CJP8RMQ1FHKSC1RBVJFPNVV4KQNSO5AEMF66Q9ASUAAJG"},
+                {AWS_OK, "C9ER4AJX75574TDJ"},
+                {AWS_OK, "79b9da39-b7ae-508a-a6bc-864b2829c622"},
+                {AWS_ERR_CLIENT, "0e8c1a3b-5d2f-4b6e-9a7c-3f1d2e4b5a6c"},
+                {AWS_OK, ""}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        aws_response r;
+        assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(2000), &r),
+                         want[i].rc);
+        assert_string_equal(r.request_id, want[i].id);
+        aws_response_free(&r);
+        assert_string_equal(r.request_id, "");
+    }
+    aws_client_free(c);
+    http_stub_stop(s);
+
+    /* no answer: no request id */
+    int fd;
+    int port = http_stub_refusing_port(&fd);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
+    setenv("AWS_ENDPOINT_URL", url, 1);
+    char err[256];
+    c = aws_client_new(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(c);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(100), &r),
+                     AWS_ERR_UNAVAILABLE);
+    assert_string_equal(r.request_id, "");
+    aws_response_free(&r);
+    aws_client_free(c);
+    close(fd);
+}
+
 static void test_no_answer_times_out_at_deadline(void **state)
 {
     (void)state;
@@ -1224,6 +1279,7 @@ int main(void)
         cmocka_unit_test(test_5xx_until_deadline_is_unavailable),
         cmocka_unit_test(test_dropped_connection_is_retried),
         cmocka_unit_test(test_empty_success_body),
+        cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_no_answer_times_out_at_deadline),
         cmocka_unit_test(test_thread_deadline_applies),
         cmocka_unit_test(test_past_deadline_sends_nothing),
