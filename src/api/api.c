@@ -766,6 +766,7 @@ static void conclude(api *a, api_exchange *ex)
         if (!(ex->write.rc == STORE_OK || ex->write.rc == STORE_DUPLICATE ||
               ex->write.rc == STORE_REPEAT))
             span_set_error(&ex->store_span, store_rc_name(ex->write.rc));
+        store_trace_write(a->store, &ex->write, &ex->store_span);
         trace_end(&a->telemetry, &ex->store_span);
     }
     span_set_int(sv, "http.response.status_code", status);

@@ -69,6 +69,12 @@
  * are STORE_ERROR, logged with the table and DynamoDB's message; a write
  * DynamoDB can never take (a ValidationException, or a ValidationError reason
  * of a transaction) is STORE_INVALID.
+ *
+ * Spans. A write notes the call that decided it (note_call()): a create's
+ * PutItem or its last TransactWriteItems, an update's or a reclaim's last
+ * UpdateItem, or the GetItem that settled an update without one; the write's
+ * span gets it from store_trace_write() as OpenTelemetry's AWS SDK
+ * conventions name it (rpc.*, the table, the region, the request id).
  */
 #include "dynamodb_store.h"
 #include "util/clock.h"
@@ -265,6 +271,13 @@ static aws_rc ddb_call(ddb_store *s, const char *op, sbuf *b, aws_response *r)
     return rc;
 }
 
+/* Note on w the call that decides it, for its span (ddb_trace_write()); a later one replaces it. */
+static void note_call(store_write *w, const char *op, const aws_response *r)
+{
+    w->call = op;
+    snprintf(w->call_request_id, sizeof w->call_request_id, "%s", r->request_id);
+}
+
 static bool error_is(const aws_response *r, const char *type)
 {
     return strcmp(r->error_type, type) == 0;
@@ -452,9 +465,11 @@ static void facts_learn(ddb_store *s, const task *t)
 
 /*
  * GetItem by id; *item_out the Item (new reference), NULL when there is none.
- * consistent: a strongly consistent read.
+ * consistent: a strongly consistent read. decides: the write this read decides (it notes the
+ * call), or NULL.
  */
-static store_rc get_item(ddb_store *s, const char *id, bool consistent, json_t **item_out)
+static store_rc get_item(ddb_store *s, const char *id, bool consistent, store_write *decides,
+                         json_t **item_out)
 {
     *item_out = NULL;
     sbuf b = {0};
@@ -465,6 +480,8 @@ static store_rc get_item(ddb_store *s, const char *id, bool consistent, json_t *
     sbuf_putc(&b, '}');
     aws_response r;
     aws_rc rc = ddb_call(s, "GetItem", &b, &r);
+    if (decides)
+        note_call(decides, "GetItem", &r);
     store_rc out = failure(s, "GetItem", rc, &r);
     if (out == STORE_OK) {
         json_t *root = answer_json(&r);
@@ -490,7 +507,7 @@ static store_rc get_task_item(ddb_store *s, const char *id, json_t **item)
     *item = NULL;
     if (!is_task_id(id))
         return STORE_NOT_FOUND;
-    store_rc rc = get_item(s, id, true, item);
+    store_rc rc = get_item(s, id, true, NULL, item);
     if (rc == STORE_OK && !*item)
         return STORE_NOT_FOUND;
     return rc;
@@ -673,7 +690,7 @@ static store_rc ddb_ping(store *base)
 {
     ddb_store *s = (ddb_store *)base;
     json_t *item;
-    store_rc rc = get_item(s, PING_ID, false, &item);
+    store_rc rc = get_item(s, PING_ID, false, NULL, &item);
     json_decref(item);
     return rc;
 }
@@ -695,7 +712,7 @@ static bool hex_to_bytes(const char *hex, uint8_t *out, size_t n)
 static store_rc read_secret(ddb_store *s)
 {
     json_t *item;
-    store_rc rc = get_item(s, SECRET_ID, true, &item);
+    store_rc rc = get_item(s, SECRET_ID, true, NULL, &item);
     if (rc != STORE_OK)
         return rc;
     if (!item)
@@ -808,6 +825,7 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
                   "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     aws_response r;
     aws_rc rc = ddb_call(s, "PutItem", &b, &r);
+    note_call(w, "PutItem", &r);
     store_rc out;
     if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
         /* a fresh UUIDv7 is taken only by this call's own earlier attempt */
@@ -914,6 +932,7 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
     sbuf_puts(&b, "},\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}}]}");
     aws_response r;
     aws_rc rc = ddb_call(s, "TransactWriteItems", &b, &r);
+    note_call(w, "TransactWriteItems", &r);
     store_rc out;
     if (rc == AWS_ERR_CLIENT && error_is(&r, "TransactionCanceledException")) {
         json_t *root = answer_json(&r);
@@ -1177,7 +1196,7 @@ static store_rc decide(ddb_store *s, store_write *w, task *cur, fact *f)
 static store_rc read_and_decide(ddb_store *s, store_write *w, fact *f)
 {
     json_t *item;
-    store_rc rc = get_item(s, w->update.id, true, &item);
+    store_rc rc = get_item(s, w->update.id, true, w, &item);
     if (rc != STORE_OK)
         return rc;
     if (!item) {
@@ -1232,6 +1251,7 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
     put_update(&b, s, w, allowed, f, result_image);
     aws_response r;
     aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
+    note_call(w, "UpdateItem", &r);
     store_rc out;
     json_t *root = NULL;
     if (rc == AWS_OK) {
@@ -1332,6 +1352,7 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
                   "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     aws_response r;
     aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
+    note_call(w, "UpdateItem", &r);
     store_rc out;
     json_t *root = NULL;
     if (rc == AWS_OK) {
@@ -1365,6 +1386,8 @@ static void ddb_submit(store *base, store_write *w)
     ddb_store *s = (ddb_store *)base;
     int64_t started = clock_mono_ms();
     memset(&w->current, 0, sizeof w->current);
+    w->call = NULL;
+    w->call_request_id[0] = '\0';
     if (w->kind == STORE_WRITE_CREATE)
         w->rc = apply_create(s, w);
     else if (w->kind == STORE_WRITE_UPDATE)
@@ -1383,6 +1406,25 @@ static void ddb_submit(store *base, store_write *w)
                                   true);
     }
     w->done(w);
+}
+
+/*
+ * The span of a write: the call that decided it, named as OpenTelemetry's AWS SDK conventions
+ * name one (aws.dynamodb.table_names is a list there; a span's attributes are single values,
+ * and every call names the one table). Nothing when no call was made.
+ */
+static void ddb_trace_write(store *base, const store_write *w, span *sp)
+{
+    const ddb_store *s = (const ddb_store *)base;
+    if (!w->call)
+        return;
+    span_set_static(sp, "rpc.system", "aws-api");
+    span_set_static(sp, "rpc.service", "DynamoDB");
+    span_set_static(sp, "rpc.method", w->call);
+    span_set_str(sp, "aws.dynamodb.table_names", s->table);
+    span_set_str(sp, "cloud.region", aws_client_region(s->client));
+    if (w->call_request_id[0])
+        span_set_str(sp, "aws.request_id", w->call_request_id);
 }
 
 /* ---- open / close ------------------------------------------------------ */
@@ -1434,5 +1476,6 @@ static const store_ops dynamodb_ops = {
     .get_history = ddb_get_history,
     .ping = ddb_ping,
     .secret = ddb_secret,
+    .trace_write = ddb_trace_write,
     .close = ddb_close,
 };

@@ -40,8 +40,9 @@ typedef struct dynamodb_store_options {
 } dynamodb_store_options;
 
 /*
- * The store over the table, system name "dynamodb". No network call; NULL
- * with a one-line reason in err for bad options or out of memory.
+ * The store over the table, system name "dynamodb"; the span of each write
+ * names the DynamoDB call that decided it (store_trace_write()). No network
+ * call; NULL with a one-line reason in err for bad options or out of memory.
  */
 store *dynamodb_store_open(const dynamodb_store_options *o, char *err, size_t errlen);
 

@@ -230,6 +230,7 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
         return; /* not a task message: work_begin drops it */
     memcpy(it->id, rec->task_id, sizeof it->id);
     it->claim = c->rc;
+    it->claim_write = c;
     it->status_before = c->current.status;
     bool found = c->current.id[0] != '\0';
     const char *type = found && c->current.task_type[0] ? c->current.task_type : rec->task_type;
@@ -385,10 +386,16 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     span_set_static(&update, "task.status", "FAILED");
     span_set_str(&update, "task.id", rec->task_id);
 
-    store_update u = {.id = rec->task_id, .status = TASK_FAILED, .status_msg = why};
-    store_rc rc = store_update_task(w->store, &u, (int64_t)time(NULL), NULL);
+    store_write fail = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = (int64_t)time(NULL),
+        .update = {.id = rec->task_id, .status = TASK_FAILED, .status_msg = why},
+    };
+    store_rc rc = store_write_wait(w->store, &fail);
+    task_clear(&fail.current);
     if (rc != STORE_OK && rc != STORE_REPEAT)
         span_set_error(&update, store_rc_name(rc));
+    store_trace_write(w->store, &fail, &update);
     trace_end(&w->tel, &update);
     trace_end(&w->tel, &process);
 

@@ -104,10 +104,13 @@ static void begin_update_span(const work_env *e, span *s, const work_item *it, c
     span_set_str(s, "task.id", it->id);
 }
 
-static void end_update_span(const work_env *e, span *s, store_rc rc)
+/* End a status-update span with its outcome and, when w made it, the store's account of w. */
+static void end_update_span(const work_env *e, span *s, store_rc rc, const store_write *w)
 {
     if (rc != STORE_OK && rc != STORE_REPEAT)
         span_set_error(s, store_rc_name(rc));
+    if (w)
+        store_trace_write(e->store, w, s);
     trace_end(&e->telemetry, s);
 }
 
@@ -135,7 +138,7 @@ void work_begin(const work_env *e, work_item *items, size_t n)
             span_set_bool(&it->claim_span, "taskd.with_receive", true);
         it->fate = claim_fate(it);
         bool rerun = it->fate == WORK_RUN && it->claim == STORE_CONFLICT;
-        end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim);
+        end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim, it->claim_write);
         if (rerun)
             log_info("task redelivered; running it again", "task_id", it->id, "queue", it->queue,
                      NULL);
@@ -263,18 +266,22 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
 /*
  * The store refused the report for its result (DynamoDB keeps at most 400 KB an item): the task
  * fails saying so, without the result, rather than run again at each delivery until its message
- * is dead-lettered. The outcome of that second report.
+ * is dead-lettered. The outcome of that second report, which takes the first one's place.
  */
 static store_rc report_without_result(const work_env *e, work_item *it)
 {
     log_warn("the store cannot keep the handler's result; the task fails without it", "task_id",
              it->id, NULL);
-    store_update u = {
-        .id = it->id,
-        .status = TASK_FAILED,
-        .status_msg = "the handler's result is larger than the store can keep; it was not kept",
+    task_clear(&it->report.current);
+    it->report = (store_write){
+        .kind = STORE_WRITE_UPDATE,
+        .now = clock_unix_s(),
+        .update = {.id = it->id,
+                   .status = TASK_FAILED,
+                   .status_msg =
+                       "the handler's result is larger than the store can keep; it was not kept"},
     };
-    return store_update_task(e->store, &u, clock_unix_s(), NULL);
+    return store_write_wait(e->store, &it->report);
 }
 
 bool work_finish(const work_env *e, work_item *it)
@@ -285,11 +292,11 @@ bool work_finish(const work_env *e, work_item *it)
     if (it->reported) {
         store_rc rc = it->report.rc;
         if (rc == STORE_INVALID && it->report.update.result) {
-            end_update_span(e, &it->report_span, rc);
+            end_update_span(e, &it->report_span, rc, &it->report);
             begin_update_span(e, &it->report_span, it, task_status_name(TASK_FAILED));
             rc = report_without_result(e, it);
         }
-        end_update_span(e, &it->report_span, rc);
+        end_update_span(e, &it->report_span, rc, &it->report);
         /* reported, or already final: the message is spent */
         spent =
             rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT || rc == STORE_NOT_FOUND;

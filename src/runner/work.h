@@ -29,7 +29,9 @@
  * Spans, in the task's trace: "receive <queue>" (from when the message was
  * sent to the receive, linking the other traces of the batch), under it
  * "process <queue>", and under that the claim and the report ("UPDATE
- * tasks") and the handler run ("<handler> <task type>").
+ * tasks") and the handler run ("<handler> <task type>"). The claim's and the
+ * report's spans also carry what the store tells of the write
+ * (store_trace_write(): the call to a store behind a service).
  *
  * The step knows the store port, the handler interface and telemetry; no
  * queue, no database. Items are independent: one thread per item is fine,
@@ -92,6 +94,9 @@ typedef struct work_item {
     task_status status_before; /* the task's status before the claim (when found) */
     bool claimed_with_receive; /* the claim rode in the receive's own transaction */
     int64_t deadline_ms;       /* Unix ms by which a run must end; 0: the binding's timeout only */
+    /* the claim's write, when the caller made it through the store port (its span then shows
+     * the call, store_trace_write()); NULL otherwise; borrowed until work_begin() returns */
+    const store_write *claim_write;
     /* out */
     work_fate fate;
     /* the step's own, from work_begin() to work_finish() */

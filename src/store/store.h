@@ -11,8 +11,10 @@
  * write is durable), so one thread can have many in flight and an adapter
  * can commit many callers' writes together; store_write_wait() and the
  * store_*_task() helpers wait for one. Reads answer without waiting for
- * writes. Each adapter names itself (store_ops.system) and reports commits
- * to a store_listener, so nothing above the port knows which one it is.
+ * writes. Each adapter names itself (store_ops.system), reports commits
+ * to a store_listener and labels the spans of its writes (store_trace_write():
+ * a store behind a service names the call that decided each), so nothing
+ * above the port knows which one it is.
  *
  * All operations are safe to call from many threads at once. Strings passed
  * in are borrowed until the write is done; tasks handed out are owned by
@@ -21,6 +23,7 @@
 #ifndef TASKD_STORE_H
 #define TASKD_STORE_H
 
+#include "core/span.h"
 #include "core/task.h"
 
 #include <pthread.h>
@@ -104,6 +107,11 @@ typedef struct store_write {
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
     task current; /* out, for UPDATE and RECLAIM: the task before, when found; caller clears */
     store_rc rc;  /* out */
+    /* out, for the write's span (store_trace_write()): the remote call that decided it — its
+     * operation, a static name (NULL when none was made, as a local store never makes one),
+     * and the service's id of the request ("" when unknown) */
+    const char *call;
+    char call_request_id[64];
     void (*done)(struct store_write *w);
     void *user; /* the caller's, e.g. for done() to find its context */
     /* the adapter's while it holds the write: a queue link, and a slot for its own kinds of work */
@@ -140,6 +148,10 @@ typedef struct store_ops {
     /* 16 bytes of secret that are stable for the life of the data (page tokens); cheap
      * after the first call (an adapter may fetch it then, not when it opens). */
     store_rc (*secret)(store *s, uint8_t key[16]);
+    /* Add to sp, the span of the done write w, what the adapter knows of how it was made: for a
+     * store that is a remote service, the call that decided it, with OpenTelemetry's names.
+     * Optional: NULL when there is nothing to add. */
+    void (*trace_write)(store *s, const store_write *w, span *sp);
     void (*close)(store *s);
 } store_ops;
 
@@ -216,6 +228,12 @@ static inline store_rc store_write_health(store *s, char *why, size_t len)
 static inline store_rc store_secret(store *s, uint8_t key[16])
 {
     return s->ops->secret(s, key);
+}
+/* Label sp, the span of the done write w, with what the store knows of it (trace_write). */
+static inline void store_trace_write(store *s, const store_write *w, span *sp)
+{
+    if (s->ops->trace_write)
+        s->ops->trace_write(s, w, sp);
 }
 /* Flush pending writes and release everything. */
 static inline void store_close(store *s)

@@ -14,7 +14,8 @@
  * reading it fails; when the task is gone, the key item is deleted under the
  * condition that it still names that task and the create tried again (also
  * when the condition fails: another create took the key meanwhile), and a
- * DeleteItem that fails is the create's answer.
+ * DeleteItem that fails is the create's answer. The span of a write: the
+ * call that decided it, with its request id, table and region.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -458,6 +459,99 @@ static void test_key_delete_throttled_is_busy(void **state)
     stop(&f);
 }
 
+/* ---- the spans of writes ---- */
+
+/* The value of string attribute key of s, or NULL. */
+static const char *span_str(const span *s, const char *key)
+{
+    for (int i = 0; i < s->n_attrs; i++)
+        if (strcmp(s->attrs[i].key, key) == 0 && s->attrs[i].type == SPAN_ATTR_STRING)
+            return s->attrs[i].v.s;
+    return NULL;
+}
+
+/* w's span as the store labels it: the call, its request id, the table and the region. */
+static void expect_call(fixture *f, const store_write *w, const char *op, const char *request_id)
+{
+    assert_non_null(w->call);
+    assert_string_equal(w->call, op);
+    assert_string_equal(w->call_request_id, request_id);
+    span sp;
+    memset(&sp, 0, sizeof sp);
+    store_trace_write(f->store, w, &sp);
+    assert_int_equal(sp.n_attrs, 6);
+    assert_string_equal(span_str(&sp, "rpc.system"), "aws-api");
+    assert_string_equal(span_str(&sp, "rpc.service"), "DynamoDB");
+    assert_string_equal(span_str(&sp, "rpc.method"), op);
+    assert_string_equal(span_str(&sp, "aws.dynamodb.table_names"), "tasks");
+    assert_string_equal(span_str(&sp, "cloud.region"), "eu-west-1");
+    assert_string_equal(span_str(&sp, "aws.request_id"), request_id);
+    span_clear(&sp);
+}
+
+/* A write notes the call that decided it, and its span says so (store_trace_write()): a create's
+ * PutItem; an update's UpdateItem after the GetItem that taught it the task's facts; the
+ * GetItem that settled an update without one; nothing for a write refused before any call. */
+static void test_write_span_names_its_call(void **state)
+{
+    (void)state;
+#define REQUEST_ID(id) "x-amzn-RequestId: " id "\r\n"
+    const http_stub_reply script[] = {
+        {.status = 200, .headers = REQUEST_ID("PUT-1"), .body = "{}"},
+        {.status = 200, .headers = REQUEST_ID("GET-1"), .body = OLD_TASK_ITEM},
+        {.status = 200,
+         .headers = REQUEST_ID("UPDATE-1"),
+         .body = "{\"Attributes\":{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":"
+                 "\"TASK1\"},\"status\":{\"S\":\"CREATED\"},\"created_time\":{\"N\":"
+                 "\"1700000000\"},\"data\":{\"M\":{}}}}"},
+        {.status = 200, .headers = REQUEST_ID("GET-2"), .body = OTHER_TASK_ITEM},
+    };
+#undef REQUEST_ID
+    fixture f;
+    start(&f, script, 4);
+    int64_t now = clock_unix_ms() / 1000;
+
+    store_write create = {.kind = STORE_WRITE_CREATE,
+                          .now = now,
+                          .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}};
+    assert_int_equal(store_write_wait(f.store, &create), STORE_OK);
+    expect_call(&f, &create, "PutItem", "PUT-1");
+
+    store_write start_it = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = now,
+        .update = {.id = OLD_TASK, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
+    assert_int_equal(store_write_wait(f.store, &start_it), STORE_OK);
+    task_clear(&start_it.current);
+    task_read_at(&f, 1, OLD_TASK);
+    json_decref(request_of(&f, 2, "UpdateItem"));
+    expect_call(&f, &start_it, "UpdateItem", "UPDATE-1");
+
+    store_write finish = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = now,
+        .update = {.id = OTHER_TASK, .status = TASK_COMPLETED, .status_msg = "Task completed"}};
+    assert_int_equal(store_write_wait(f.store, &finish), STORE_CONFLICT); /* it is CREATED */
+    task_clear(&finish.current);
+    task_read_at(&f, 3, OTHER_TASK);
+    expect_call(&f, &finish, "GetItem", "GET-2");
+    assert_int_equal(http_stub_count(f.server), 4);
+
+    store_write refused = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = now,
+        .update = {.id = "not-a-task", .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
+    assert_int_equal(store_write_wait(f.store, &refused), STORE_NOT_FOUND);
+    assert_null(refused.call);
+    assert_string_equal(refused.call_request_id, "");
+    span sp;
+    memset(&sp, 0, sizeof sp);
+    store_trace_write(f.store, &refused, &sp);
+    assert_int_equal(sp.n_attrs, 0);
+    assert_int_equal(http_stub_count(f.server), 4);
+    stop(&f);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
@@ -475,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_key_taken_anew_while_freed_is_duplicate),
         cmocka_unit_test(test_key_not_freed_is_the_answer),
         cmocka_unit_test(test_key_delete_throttled_is_busy),
+        cmocka_unit_test(test_write_span_names_its_call),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

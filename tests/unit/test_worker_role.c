@@ -374,6 +374,30 @@ static void spans_free(spans *sp)
     free(sp->s);
 }
 
+/* A status-update span as the store labels it (store_trace_write()): over DynamoDB, the
+ * UpdateItem that made the change, with its table, region and request id; over SQLite, no call. */
+static void assert_store_call(const fixture *f, const span *s)
+{
+    assert_non_null(s);
+    if (strcmp(current->name, "dynamodb") != 0) {
+        assert_null(attr_str(s, "rpc.system"));
+        assert_null(attr_str(s, "rpc.method"));
+        return;
+    }
+    const char *const want[][2] = {
+        {"rpc.system", "aws-api"},    {"rpc.service", "DynamoDB"},
+        {"rpc.method", "UpdateItem"}, {"aws.dynamodb.table_names", f->table},
+        {"cloud.region", NULL},       {"aws.request_id", NULL},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *v = attr_str(s, want[i][0]);
+        if (!v || !*v)
+            fail_msg("%s: no attribute %s", s->name, want[i][0]);
+        if (want[i][1])
+            assert_string_equal(v, want[i][1]);
+    }
+}
+
 static void assert_child(const span *child, const span *parent)
 {
     assert_non_null(child);
@@ -608,6 +632,7 @@ static void test_dead_letters_fail_tasks(void **state)
     const span *update = find(&sp, "UPDATE tasks", "FAILED");
     assert_child(update, process);
     assert_int_not_equal(update->status, SPAN_STATUS_ERROR);
+    assert_store_call(f, update);
     spans_free(&sp);
 }
 
@@ -760,6 +785,8 @@ static void test_spans_in_the_message_trace(void **state)
     assert_child(run, process);
     assert_int_not_equal(run->status, SPAN_STATUS_ERROR);
     assert_child(report, process);
+    assert_store_call(f, claim);
+    assert_store_call(f, report);
     spans_free(&sp);
 }
 
