@@ -66,12 +66,12 @@ typedef struct runtime_graph {
 
 static void graph_free(runtime_graph *g)
 {
+    tracer_free(g->tel.tracer); /* first: spans it still holds may borrow the role's names */
     if (g->role)
         g->role->free(g->role);
     store_close(g->store);
     aws_client_free(g->dynamodb);
     aws_client_free(g->sns);
-    tracer_free(g->tel.tracer);
     metrics_free(g->tel.metrics);
     if (g->cfg_loaded)
         config_free(&g->cfg);

@@ -30,8 +30,8 @@
 
 typedef struct publish_role {
     role base;
-    const config *cfg;
-    const consumer_config *cc; /* the first consumer with action publish */
+    config cfg;                /* a view of the caller's (the pointers stay the caller's) */
+    const consumer_config *cc; /* the first consumer with action publish, in cfg */
     aws_client *sns;
     char *topic_arn;
     telemetry tel;
@@ -93,7 +93,7 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
     size_t n = json_array_size(records);
     for (size_t i = 0; i < n; i++) {
         publication *p = &o->pub[o->n];
-        publish_outcome r = publisher_begin(pr->cfg, pr->cc, json_array_get(records, i), n, p);
+        publish_outcome r = publisher_begin(&pr->cfg, pr->cc, json_array_get(records, i), n, p);
         if (r == PUBLISH_SKIPPED)
             continue;
         if (r == PUBLISH_NO_MEMORY)
@@ -235,12 +235,13 @@ role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
         snprintf(err, errlen, "cannot create the publish role: out of memory");
         return NULL;
     }
-    *pr = (publish_role){
-        .base = {.name = "publish", .invoke = publish_invoke, .free = publish_role_free},
-        .cfg = c,
-        .cc = cc,
-        .sns = sns,
-        .topic_arn = arn,
-        .tel = tel ? *tel : (telemetry){0}};
+    pr->base = (role){.name = "publish", .invoke = publish_invoke, .free = publish_role_free};
+    pr->cfg = *c;
+    pr->cfg.topic_system = "aws.sns"; /* the topic is SNS: the publish spans say so */
+    pr->cc = &pr->cfg.consumers[cc - c->consumers];
+    pr->sns = sns;
+    pr->topic_arn = arn;
+    if (tel)
+        pr->tel = *tel;
     return &pr->base;
 }

@@ -9,7 +9,8 @@
  * mapping's filter may be the same or absent), the message (the task's data
  * as the body; TaskId, TaskType, traceparent and, when the task has one,
  * tracestate attributes) and the `process
- * <consumer>` / `publish <topic>` spans in the task's trace. Records that
+ * <consumer>` / `publish <topic>` spans in the task's trace (the publish
+ * span's messaging.system is SNS's, aws.sns). Records that
  * make no message (a MODIFY or REMOVE, the store's own key and meta items,
  * which have no task_type) are skipped. The messages go to the topic with
  * PublishBatch, in record order (sns.h).
@@ -44,7 +45,8 @@
 
 /*
  * The role over configuration c, the SNS client sns and the topic's ARN
- * (all borrowed; topic_arn is copied); spans go to tel. NULL with a reason
+ * (all borrowed: the role keeps a copy of c, whose pointers stay the
+ * caller's, and of topic_arn); spans go to tel. NULL with a reason
  * in err when c has no stream consumer with action publish, the ARN is
  * empty, or out of memory.
  */

@@ -83,6 +83,10 @@ typedef struct config {
     unsigned idle_timeout; /* seconds a kept-alive connection may stay silent between requests */
 
     char topic[CONFIG_NAME_MAX + 1];
+    /* What the topic is, as the publish span's messaging.system names it; not read from the
+     * file: NULL is taskd's own topic ("taskd"), and the Lambda publish role sets SNS's
+     * ("aws.sns") on its view of the configuration. */
+    const char *topic_system;
     queue_config queues[CONFIG_MAX_ITEMS];
     size_t n_queues;
     subscription_config subscriptions[CONFIG_MAX_ITEMS];

@@ -201,7 +201,7 @@ static bool open_spans(const config *c, const consumer_config *cc, size_t batch_
     trace_ctx_of(&p->process, &ctx);
     str_join(name, sizeof name, "publish ", c->topic, NULL);
     trace_begin(&p->publish, &ctx, name, SPAN_KIND_PRODUCER);
-    span_set_static(&p->publish, "messaging.system", "taskd");
+    span_set_static(&p->publish, "messaging.system", c->topic_system ? c->topic_system : "taskd");
     span_set_static(&p->publish, "messaging.operation.name", "publish");
     span_set_static(&p->publish, "messaging.operation.type", "send");
     span_set_static(&p->publish, "messaging.destination.name", c->topic);

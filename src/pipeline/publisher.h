@@ -16,11 +16,12 @@
  *
  * Tracing: publisher_begin() opens two spans in the task's trace — `process
  * <consumer>` (CONSUMER, child of the context stored with the task, a new
- * trace when there is none) and `publish <topic>` (PRODUCER, its child) — and
- * puts the producer's context in the message, where the queue's consumer
- * finds its parent. Both stay open while the caller sends, and
- * publisher_finish() ends them (ERROR when the send failed), so their times
- * cover the send.
+ * trace when there is none) and `publish <topic>` (PRODUCER, its child, whose
+ * messaging.system is the configuration's topic_system: "taskd" locally,
+ * "aws.sns" on AWS) — and puts the producer's context in the message, where
+ * the queue's consumer finds its parent. Both stay open while the caller
+ * sends, and publisher_finish() ends them (ERROR when the send failed), so
+ * their times cover the send.
  *
  * A publication owns its message and its spans from publisher_begin() to
  * publisher_finish(); it is used by one thread at a time.

@@ -509,6 +509,9 @@ static void test_spans_in_the_task_trace(void **state)
     const span_attr *mid = attr_of(&s[1], "messaging.message.id");
     assert_non_null(mid);
     assert_string_equal(mid->v.s, "msg-0");
+    /* the topic is SNS, and the publish span says so; process reads the table's changes */
+    assert_string_equal(attr_of(&s[1], "messaging.system")->v.s, "aws.sns");
+    assert_string_equal(attr_of(&s[0], "messaging.system")->v.s, "taskd");
     free_spans(s, n);
 
     /* the failed one: both spans ERROR with SNS's code and message */

@@ -6,8 +6,9 @@
  *
  * And the entry point both publishing consumers call: publisher_begin over the consumer's filter
  * patterns (passing, failing, INSERT against MODIFY and REMOVE); the spans it opens (names,
- * kinds, messaging attributes, parent = the record's stored traceparent or a new trace, the
- * message's traceparent = the publish span); publisher_route (queues by filter policy, named on
+ * kinds, messaging attributes — the publish span's messaging.system the configured topic's —,
+ * parent = the record's stored traceparent or a new trace, the message's traceparent = the
+ * publish span); publisher_route (queues by filter policy, named on
  * the publish span); publisher_finish handing both spans to a tracer with a local store, with
  * and without an error.
  */
@@ -751,6 +752,35 @@ static void test_begin_opens_spans(void **state)
     config_free(&c);
 }
 
+/* The publish span names the configured topic's system (SNS's on AWS); the process span, a
+ * consumer of the change stream, stays taskd's. */
+static void test_publish_span_names_the_topic_system(void **state)
+{
+    (void)state;
+    config c;
+    assert_true(config_defaults(&c));
+    c.topic_system = "aws.sns";
+    publication *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    json_t *rec = record("INSERT", ID1, "TASK1", DATA_M, TRACE);
+    assert_int_equal(publisher_begin(&c, &c.consumers[0], rec, 1, p), PUBLISH_READY);
+    expect_str_attr(&p->publish, "messaging.system", "aws.sns");
+    expect_str_attr(&p->process, "messaging.system", "taskd");
+    int n;
+    span_attr_of(&p->publish, "messaging.system", &n);
+    assert_int_equal(n, 1);
+    publisher_finish(NULL, p, NULL);
+    json_decref(rec);
+
+    /* from the fields too */
+    publish_source src = {ID1, "TASK1", "{\"foo\":\"bar\"}", TRACE, NULL};
+    assert_int_equal(publisher_begin_insert(&c, &c.consumers[0], &src, 1, p), PUBLISH_READY);
+    expect_str_attr(&p->publish, "messaging.system", "aws.sns");
+    publisher_finish(NULL, p, NULL);
+    free(p);
+    config_free(&c);
+}
+
 static void test_begin_without_stored_trace(void **state)
 {
     (void)state;
@@ -976,6 +1006,7 @@ int main(void)
         cmocka_unit_test(test_begin_filter_patterns),
         cmocka_unit_test(test_begin_insert_not_modify),
         cmocka_unit_test(test_begin_opens_spans),
+        cmocka_unit_test(test_publish_span_names_the_topic_system),
         cmocka_unit_test(test_begin_without_stored_trace),
         cmocka_unit_test(test_finish_emits_spans),
         cmocka_unit_test(test_finish_marks_error),
