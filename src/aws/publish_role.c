@@ -11,6 +11,8 @@
  * each publication is finished with its outcome — published, or failed with
  * SNS's code and message (its spans then say ERROR) — except those never
  * sent, whose spans are dropped: they are sent, and traced, on the retry.
+ * The publish span of a message that went out names the PublishBatch call
+ * that carried it (label_call()).
  *
  * The first failed record is the lowest record index among the failed
  * messages (and the record where beginning stopped); since the records were
@@ -109,6 +111,23 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
     return n;
 }
 
+/*
+ * The publish span of a message that went out: the PublishBatch call that carried it, named as
+ * OpenTelemetry's AWS SDK conventions name one.
+ */
+static void label_call(const publish_role *pr, span *s, const sns_status *st)
+{
+    if (!st->sent)
+        return;
+    span_set_static(s, "rpc.system", "aws-api");
+    span_set_static(s, "rpc.service", "SNS");
+    span_set_static(s, "rpc.method", "PublishBatch");
+    span_set_str(s, "aws.sns.topic.arn", pr->topic_arn);
+    span_set_str(s, "cloud.region", aws_client_region(pr->sns));
+    if (st->request_id[0])
+        span_set_str(s, "aws.request_id", st->request_id);
+}
+
 /* Finish every publication with its outcome; the record index of the first failure (or stop). */
 static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, size_t stop, char *why,
                          size_t whylen)
@@ -119,6 +138,7 @@ static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, siz
     for (size_t j = 0; j < o->n; j++) {
         publication *p = &o->pub[j];
         const sns_status *st = &o->st[j];
+        label_call(pr, &p->publish, st);
         if (st->ok) {
             if (st->message_id[0])
                 span_set_str(&p->publish, "messaging.message.id", st->message_id);

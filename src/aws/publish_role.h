@@ -10,7 +10,8 @@
  * as the body; TaskId, TaskType, traceparent and, when the task has one,
  * tracestate attributes) and the `process
  * <consumer>` / `publish <topic>` spans in the task's trace (the publish
- * span's messaging.system is SNS's, aws.sns). Records that
+ * span's messaging.system is SNS's, aws.sns, and it names the PublishBatch
+ * call that carried its message). Records that
  * make no message (a MODIFY or REMOVE, the store's own key and meta items,
  * which have no task_type) are skipped. The messages go to the topic with
  * PublishBatch, in record order (sns.h).

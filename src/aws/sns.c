@@ -290,6 +290,18 @@ static void fail_call(aws_rc rc, const aws_response *r, size_t first, size_t k, 
         }
 }
 
+/* Mark the messages a call carried as sent, with its request id, once a request went out. */
+static void mark_sent(const aws_response *r, size_t first, size_t k, const bool *sent,
+                      sns_status *st)
+{
+    for (size_t j = 0; j < k && r->attempts > 0; j++)
+        if (sent[j]) {
+            st[first + j].sent = true;
+            snprintf(st[first + j].request_id, sizeof st[first + j].request_id, "%s",
+                     r->request_id);
+        }
+}
+
 /* One PublishBatch call for m[first, first + k); true when all k were published. */
 static bool publish_call(aws_client *c, const char *topic_arn, const sns_message *m, size_t first,
                          size_t k, int64_t deadline_ms, sns_status *st)
@@ -322,6 +334,7 @@ static bool publish_call(aws_client *c, const char *topic_arn, const sns_message
     sbuf_free(&form);
     if (rc != AWS_OK) {
         fail_call(rc, &r, first, k, sent, st);
+        mark_sent(&r, first, k, sent, st);
         aws_response_free(&r);
         return false;
     }
@@ -334,6 +347,7 @@ static bool publish_call(aws_client *c, const char *topic_arn, const sns_message
                                : "the PublishBatch reply is empty");
         all = all && st[first + j].ok;
     }
+    mark_sent(&r, first, k, sent, st);
     aws_response_free(&r);
     return all;
 }

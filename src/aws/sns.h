@@ -26,7 +26,8 @@
  * message the reply does not mention failed too. A message taskd can tell is
  * unpublishable — an empty body, a body that is not UTF-8, attributes that
  * are not in the shape above — fails without being sent and does not stop
- * the others of its call.
+ * the others of its call. A message that went out, published or not, says
+ * so, with its call's request id (for its span).
  */
 #ifndef TASKD_SNS_H
 #define TASKD_SNS_H
@@ -62,6 +63,8 @@ typedef struct sns_status {
     char message_id[96]; /* when ok: SNS's MessageId ("" when the reply gave none) */
     char code[64];       /* when failed: SNS's error code, or one of the SNS_* codes above */
     char message[256];   /* when failed: what went wrong, for logs and spans */
+    bool sent;           /* it went out in a PublishBatch request, whatever became of it */
+    char request_id[64]; /* when sent: that call's request id ("" when no answer named one) */
 } sns_status;
 
 /*

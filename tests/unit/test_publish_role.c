@@ -17,7 +17,8 @@
  * reported); a failure on a record without a SequenceNumber (the
  * invocation fails); events that are not stream events; an empty batch;
  * the spans (process and publish, in the trace stored with the task, the
- * message's traceparent = the publish span, ERROR on the failed record);
+ * message's traceparent = the publish span, ERROR on the failed record, the
+ * publish span's messaging.system aws.sns and its PublishBatch call);
  * the constructor's refusals.
  *
  * With FAUXQS_ENDPOINT set (a running fauxqs), one more test sends through
@@ -226,13 +227,18 @@ static void answer(void *arg, const http_stub_request *rq, size_t index, http_st
     free(action);
 }
 
+/* The request id the fake SNS answers every call with. */
+#define REQUEST_ID        "f8cf9d2c-6b1a-5c3e-9d4f-0a1b2c3d4e5f"
+#define REQUEST_ID_HEADER "x-amzn-RequestId: " REQUEST_ID "\r\n"
+
 static fake_sns *fake_sns_start(void)
 {
     fake_sns *s = calloc(1, sizeof *s);
     assert_non_null(s);
     s->status = 200;
-    http_stub_options o = {
-        .headers = "Content-Type: text/xml\r\n", .handler = answer, .handler_arg = s};
+    http_stub_options o = {.headers = "Content-Type: text/xml\r\n" REQUEST_ID_HEADER,
+                           .handler = answer,
+                           .handler_arg = s};
     s->http = http_stub_start(&o);
     return s;
 }
@@ -436,6 +442,22 @@ static const span_attr *attr_of(const span *s, const char *key)
     return NULL;
 }
 
+/* A publish span that names the PublishBatch call that carried its message. */
+static void expect_publish_call(const span *s)
+{
+    static const char *const want[][2] = {
+        {"rpc.system", "aws-api"},    {"rpc.service", "SNS"},        {"rpc.method", "PublishBatch"},
+        {"aws.sns.topic.arn", TOPIC}, {"cloud.region", "eu-west-1"}, {"aws.request_id", REQUEST_ID},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const span_attr *a = attr_of(s, want[i][0]);
+        if (!a)
+            fail_msg("%s: no attribute %s", s->name, want[i][0]);
+        assert_int_equal(a->type, SPAN_ATTR_STRING);
+        assert_string_equal(a->v.s, want[i][1]);
+    }
+}
+
 /* ---- tests ---- */
 
 static void test_insert_published(void **state)
@@ -512,6 +534,8 @@ static void test_spans_in_the_task_trace(void **state)
     /* the topic is SNS, and the publish span says so; process reads the table's changes */
     assert_string_equal(attr_of(&s[1], "messaging.system")->v.s, "aws.sns");
     assert_string_equal(attr_of(&s[0], "messaging.system")->v.s, "taskd");
+    expect_publish_call(&s[1]);
+    assert_null(attr_of(&s[0], "rpc.system"));
     free_spans(s, n);
 
     /* the failed one: both spans ERROR with SNS's code and message */
@@ -522,6 +546,7 @@ static void test_spans_in_the_task_trace(void **state)
         assert_string_equal(s[i].status_msg, "KMSThrottling: key busy");
     }
     assert_null(attr_of(&s[1], "messaging.message.id"));
+    expect_publish_call(&s[1]); /* it went out, and SNS refused it */
     free_spans(s, n);
     fixture_stop(&f);
 }

@@ -14,7 +14,7 @@
  * not mention, an empty reply), throttling then success (aws_http's
  * retries), a 404 NotFound failing every message without a retry, the stop
  * after the first failed call, messages refused before sending, a deadline
- * already past.
+ * already past; which messages went out, with their call's request id.
  *
  * With FAUXQS_ENDPOINT set (e.g. http://127.0.0.1:4566 of a running
  * fauxqs), one more test goes through a real stand-in: topic, queue, raw
@@ -181,11 +181,17 @@ static void echo(void *arg, const http_stub_request *rq, size_t index, http_stub
     }
 }
 
+/* The request id the server answers every call with. */
+#define REQUEST_ID "b5e7d2a1-0c3f-5e4d-8a9b-7c6d5e4f3a2b"
+
 /* A server answering from steps, the last one repeating (none: an echo), as text/xml. */
 static http_stub *server_start(const http_stub_reply *steps, size_t n)
 {
-    http_stub_options o = {
-        .script = steps, .script_len = n, .headers = "Content-Type: text/xml\r\n", .handler = echo};
+    http_stub_options o = {.script = steps,
+                           .script_len = n,
+                           .headers = "Content-Type: text/xml\r\n"
+                                      "x-amzn-RequestId: " REQUEST_ID "\r\n",
+                           .handler = echo};
     return http_stub_start(&o);
 }
 
@@ -394,6 +400,10 @@ static void test_reply_per_entry_outcomes(void **state)
     assert_string_equal(st[2].code, SNS_NO_OUTCOME);
     assert_true(st[3].ok);
     assert_string_equal(st[3].message_id, "m3");
+    for (int i = 0; i < 4; i++) { /* each went out, in the one call */
+        assert_true(st[i].sent);
+        assert_string_equal(st[i].request_id, REQUEST_ID);
+    }
     assert_int_equal(http_stub_count(s), 1);
     aws_client_free(c);
     http_stub_stop(s);
@@ -482,8 +492,15 @@ static void test_not_found_fails_all(void **state)
         assert_non_null(strstr(st[i].message, "Topic does not exist"));
         assert_non_null(strstr(st[i].message, "HTTP 404"));
     }
-    for (int i = 10; i < 12; i++) /* the second call is never made */
+    for (int i = 0; i < 10; i++) { /* sent, and refused with the call */
+        assert_true(st[i].sent);
+        assert_string_equal(st[i].request_id, REQUEST_ID);
+    }
+    for (int i = 10; i < 12; i++) { /* the second call is never made */
         assert_string_equal(st[i].code, SNS_NOT_SENT);
+        assert_false(st[i].sent);
+        assert_string_equal(st[i].request_id, "");
+    }
     assert_int_equal(http_stub_count(s), 1); /* no retry of a 4xx */
     aws_client_free(c);
     http_stub_stop(s);
@@ -556,7 +573,10 @@ static void test_unpublishable_messages(void **state)
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, SNS_INVALID_LOCAL);
         assert_true(st[i].sender_fault);
+        assert_false(st[i].sent);
+        assert_string_equal(st[i].request_id, "");
     }
+    assert_true(st[0].sent && st[5].sent);
     assert_non_null(strstr(st[1].message, "UTF-8"));
     assert_non_null(strstr(st[4].message, "TaskId"));
     assert_true(st[5].ok);
@@ -594,6 +614,7 @@ static void test_past_deadline_sends_nothing(void **state)
     for (int i = 0; i < 2; i++) {
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, "Timeout");
+        assert_false(st[i].sent); /* no request went out */
     }
     assert_int_equal(http_stub_count(s), 0);
     /* no topic: refused */
