@@ -3,7 +3,8 @@
  * span -> document mapping.
  *
  * A document is written in one pass into the caller's sbuf, field by field:
- * the shape part (segment or subsegment), then the parts both share (http,
+ * the shape part (segment, or subsegment with its namespace and, for an AWS
+ * call, its aws object), then the parts both share (http,
  * error flags, cause, annotations, metadata); a document that comes out too
  * big for a datagram is rewound and written again without the metadata,
  * the only part not bounded by field caps. Times are formatted from the
@@ -85,7 +86,45 @@ static void put_str_max(sbuf *b, const char *s, size_t max)
     sbuf_json_strn(b, s, len);
 }
 
+/* The value of string attribute key, or NULL when s has none (or an empty one). */
+static const char *str_attr(const span *s, const char *key)
+{
+    const span_attr *a = find_attr(s, key);
+    return a && a->type == SPAN_ATTR_STRING && a->v.s && *a->v.s ? a->v.s : NULL;
+}
+
+/* A call to an AWS API: a CLIENT or PRODUCER span with OpenTelemetry's rpc.system "aws-api". */
+static bool is_aws_call(const span *s)
+{
+    const char *system = str_attr(s, "rpc.system");
+    return (s->kind == SPAN_KIND_CLIENT || s->kind == SPAN_KIND_PRODUCER) && system &&
+           strcmp(system, "aws-api") == 0;
+}
+
 /* ---- the parts ---- */
+
+/* The aws object of an AWS call: each field the span has an attribute for. */
+static void put_aws(sbuf *b, const span *s)
+{
+    static const char *const fields[][2] = {
+        {"operation", "rpc.method"},        {"table_name", "aws.dynamodb.table_names"},
+        {"queue_url", "aws.sqs.queue.url"}, {"region", "cloud.region"},
+        {"request_id", "aws.request_id"},
+    };
+    bool first = true;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const char *v = str_attr(s, fields[i][1]);
+        if (!v)
+            continue;
+        sbuf_puts(b, first ? ",\"aws\":{" : ",");
+        first = false;
+        sbuf_json_str(b, fields[i][0]);
+        sbuf_putc(b, ':');
+        put_str_max(b, v, XRAY_STRING_MAX);
+    }
+    if (!first)
+        sbuf_putc(b, '}');
+}
 
 static void put_http(sbuf *b, const span *s, int status)
 {
@@ -225,12 +264,14 @@ static void put_document(sbuf *b, const span *s, const char *service_name, xray_
 {
     bool has_parent = span_has_parent(s);
     bool segment = !has_parent || (s->kind == SPAN_KIND_SERVER && mode == XRAY_SEGMENTS);
+    bool aws_call = !segment && is_aws_call(s);
+    const char *aws_service = aws_call ? str_attr(s, "rpc.service") : NULL;
 
     sbuf_puts(b, "{\"name\":");
     if (segment)
         put_name(b, service_name, "unknown_service");
     else
-        put_name(b, s->name, "unknown");
+        put_name(b, aws_service ? aws_service : s->name, "unknown");
     put_hex(b, "id", s->span_id, 8);
     char trace_id[TRACECTX_XRAY_ID_LEN + 1];
     tracectx_xray_trace_id(s->trace_id, trace_id);
@@ -244,8 +285,12 @@ static void put_document(sbuf *b, const span *s, const char *service_name, xray_
         put_hex(b, "parent_id", s->parent_id, 8);
     if (!segment) {
         sbuf_puts(b, ",\"type\":\"subsegment\"");
-        if (s->kind == SPAN_KIND_CLIENT || s->kind == SPAN_KIND_PRODUCER)
+        if (aws_call) {
+            sbuf_puts(b, ",\"namespace\":\"aws\"");
+            put_aws(b, s);
+        } else if (s->kind == SPAN_KIND_CLIENT || s->kind == SPAN_KIND_PRODUCER) {
             sbuf_puts(b, ",\"namespace\":\"remote\"");
+        }
     }
 
     const span_attr *code = find_attr(s, "http.response.status_code");

@@ -12,7 +12,14 @@
  *    there is one.
  *  - otherwise an independent subsegment: type "subsegment", trace_id,
  *    parent_id = the parent span's id (a segment or another subsegment),
- *    name = the span name, namespace "remote" for CLIENT and PRODUCER spans.
+ *    name = the span name. A CLIENT or PRODUCER span is a downstream call:
+ *    namespace "aws" when it is a call to an AWS API (OpenTelemetry's
+ *    rpc.system "aws-api"), which is then named for the service called
+ *    (rpc.service: "DynamoDB", "SNS"; the span name without one) and gets
+ *    an aws object of what the span tells: operation (rpc.method),
+ *    table_name (aws.dynamodb.table_names), queue_url (aws.sqs.queue.url),
+ *    region (cloud.region) and request_id (aws.request_id); namespace
+ *    "remote" for any other call.
  * Both carry: id (span id, 16 hex), trace_id ("1-8hex-24hex"), start_time
  * and end_time (epoch seconds with microseconds; in_progress when end is 0),
  * an http block from http.request.method, url.path and
@@ -46,7 +53,7 @@
 #define XRAY_DEFAULT_HOST        "127.0.0.1"
 #define XRAY_DEFAULT_PORT        2000
 #define XRAY_NAME_MAX            200   /* characters in a segment or subsegment name */
-#define XRAY_STRING_MAX          250   /* bytes kept of annotation, http and cause strings */
+#define XRAY_STRING_MAX          250   /* bytes kept of annotation, http, aws and cause strings */
 #define XRAY_METADATA_STRING_MAX 2048  /* bytes kept of a string attribute in metadata */
 #define XRAY_DOC_MAX             60000 /* bigger documents lose their metadata (limit 64 kB) */
 

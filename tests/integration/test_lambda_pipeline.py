@@ -12,8 +12,9 @@ listener of its own here. BOOTSTRAP_BIN names the bootstrap (else beside TASKD_B
 build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB.
 
     Walkthrough          the original walkthrough through the front (TASK1 runs, TASK2 stays
-                         CREATED), one X-Ray trace per task across api, publish and worker, and a
-                         duplicate message that does not run the task again
+                         CREATED), one X-Ray trace per task across api, publish and worker (the
+                         calls to DynamoDB and SNS in X-Ray's aws namespace), and a duplicate
+                         message that does not run the task again
     HandlerFailure       TASK1 failing: FAILED "Task failed somehow"
     PoisonMessage        a handler that kills its runtime: dead-lettered after 3 receives, FAILED
     EventSourceMappings  the emulator's mappings with a scripted runtime: partial batch
@@ -467,7 +468,7 @@ class Walkthrough(StackTestCase):
         self.assertIsInstance(t["updated_time"], int)
         self.assertGreaterEqual(t["updated_time"], t["created_time"])
         # TASK2 was published too (its publish span came), no subscription took it: CREATED it stays.
-        wait_until(lambda: [d for _, d in s.documents(task_id=task2) if d.get("name") == "publish tasks"],
+        wait_until(lambda: [d for _, d in s.documents(task_id=task2) if d.get("name") == "SNS"],
                    10, 0.05, "TASK2's publish span")
         self.wait_queues_empty()
         time.sleep(0.5)
@@ -499,7 +500,7 @@ class Walkthrough(StackTestCase):
         r = s.request("POST", "/tasks", head + b"x" * (limit - len(head) - len(tail)) + tail)
         self.assertEqual(r.status, 201, r)
         task = r.json()["id"]
-        wait_until(lambda: [d for _, d in s.documents(task_id=task) if d.get("name") == "publish tasks"],
+        wait_until(lambda: [d for _, d in s.documents(task_id=task) if d.get("name") == "SNS"],
                    10, 0.05, "the big task's publish span")
         self.assertEqual(s.logs("cannot publish the task"), [])
         self.assertEqual(s.task(task)["status"], "CREATED")
@@ -566,15 +567,18 @@ class Walkthrough(StackTestCase):
         api_calls = [o for o in s.logs("invocation", function="api") if xray_root(o.get("trace_id")) == trace]
         self.assertEqual(len(api_calls), 1, api_calls)
         function_segment = xray_parent(api_calls[0]["trace_id"])
-        expected = {"api": {"POST /tasks", "INSERT tasks"}, "publish": {"process publisher", "publish tasks"},
-                    "workerTask1": {"receive task1", "process task1", "UPDATE tasks", "TASK1"}}
+        # The calls to AWS are named for their service: the store's INSERT, the worker's claim and
+        # report (two UPDATEs), the publish.
+        expected = {"api": {"POST /tasks": 1, "DynamoDB": 1}, "publish": {"process publisher": 1, "SNS": 1},
+                    "workerTask1": {"receive task1": 1, "process task1": 1, "DynamoDB": 2, "TASK1": 1}}
 
         def complete():
             docs = s.documents(trace_id=trace)
             names = {}
             for key, d in docs:
-                names.setdefault(key, set()).add(d.get("name"))
-            return docs if all(want <= names.get(key, set()) for key, want in expected.items()) else None
+                names.setdefault(key, []).append(d.get("name"))
+            return docs if all(names.get(key, []).count(name) >= n
+                               for key, want in expected.items() for name, n in want.items()) else None
         docs = wait_until(complete, 10, 0.05, "the task's X-Ray documents from api, publish and worker")
         ids = {d["id"] for _, d in docs}
         self.assertEqual(len(ids), len(docs), "an id sent twice: %r" % docs)
@@ -604,8 +608,30 @@ class Walkthrough(StackTestCase):
             self.assertEqual(node, function_segment, "%s %r does not lead to the api's segment" % (key, d["name"]))
         # The hops are joined as the README says.
         self.assertEqual(by_name["process publisher"][0]["parent_id"], post[0]["id"])
-        self.assertEqual(by_name["publish tasks"][0]["parent_id"], by_name["process publisher"][0]["id"])
-        self.assertEqual(by_name["receive task1"][0]["parent_id"], by_name["publish tasks"][0]["id"])
+        self.assertEqual(by_name["SNS"][0]["parent_id"], by_name["process publisher"][0]["id"])
+        self.assertEqual(by_name["receive task1"][0]["parent_id"], by_name["SNS"][0]["id"])
+        # The calls to AWS in the aws namespace, with what X-Ray's aws object holds (tracing.md §3);
+        # no other downstream call is made on AWS, so nothing is remote.
+        for key, d in subsegments:
+            self.assertNotEqual(d.get("namespace"), "remote", (key, d))
+            self.assertEqual(d.get("namespace") == "aws", d["name"] in ("DynamoDB", "SNS"), (key, d))
+        calls = {}
+        for key, d in subsegments:
+            if d.get("namespace") == "aws":
+                calls.setdefault((key, d["name"]), []).append(d["aws"])
+        insert = calls[("api", "DynamoDB")]
+        self.assertEqual([a["operation"] for a in insert], ["PutItem"], insert)
+        self.assertEqual((insert[0]["table_name"], insert[0]["region"]), (s.table, REGION), insert)
+        self.assertRegex(insert[0].get("request_id", ""), r"^\S+$", insert)
+        updates = calls[("workerTask1", "DynamoDB")]  # the claim and the report
+        self.assertEqual([a["operation"] for a in updates], ["UpdateItem", "UpdateItem"], updates)
+        for a in updates:
+            self.assertEqual((a["table_name"], a["region"]), (s.table, REGION), updates)
+            self.assertRegex(a.get("request_id", ""), r"^\S+$", updates)
+        publish = calls[("publish", "SNS")]
+        self.assertEqual([(a["operation"], a["region"]) for a in publish], [("PublishBatch", REGION)], publish)
+        self.assertNotIn("table_name", publish[0])
+        self.assertEqual(by_name["SNS"][0]["annotations"]["messaging_system"], "aws.sns")
         self.assertEqual(by_name["process task1"][0]["parent_id"], by_name["receive task1"][0]["id"])
         # Every document about the task is in this one trace, but those of the GETs that polled it
         # (each request is a trace of its own).

@@ -4,8 +4,9 @@
  * with the protobuf-c code generated from proto/trace.proto, and walked by a
  * small independent wire reader that pins the official field numbers and
  * wire types), and trace/xray (segment vs subsegment shape, times, trace id
- * form, http/error fields, annotation key sanitising, metadata, datagram
- * header, daemon address parsing).
+ * form, http/error fields, the aws namespace and object of AWS calls against
+ * remote for other downstream calls, annotation key sanitising, metadata,
+ * datagram header, daemon address parsing).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -870,6 +871,173 @@ static void test_xray_subsegment(void **state)
     }
 }
 
+/* A store write on AWS: the CLIENT span of the DynamoDB call that made it, as the DynamoDB
+ * store labels it (with parent; no HTTP). */
+static void make_dynamodb_call(span *s)
+{
+    memset(s, 0, sizeof *s);
+    memcpy(s->trace_id, TID, 16);
+    memcpy(s->span_id, SID, 8);
+    memcpy(s->parent_id, PID, 8);
+    s->flags = 1;
+    snprintf(s->name, sizeof s->name, "INSERT tasks");
+    snprintf(s->task_id, sizeof s->task_id, "%s", TASK_ID);
+    s->kind = SPAN_KIND_CLIENT;
+    s->start_ns = INT64_C(1461096053377690000);
+    s->end_ns = INT64_C(1461096053403790000);
+    span_set_str(s, "db.system", "dynamodb");
+    span_set_str(s, "db.operation.name", "INSERT");
+    span_set_str(s, "db.collection.name", "tasks");
+    span_set_str(s, "rpc.system", "aws-api");
+    span_set_str(s, "rpc.service", "DynamoDB");
+    span_set_str(s, "rpc.method", "PutItem");
+    span_set_str(s, "aws.dynamodb.table_names", "taskd-tasks");
+    span_set_str(s, "cloud.region", "eu-west-1");
+    span_set_str(s, "aws.request_id", "LDM6CJP8RMQ1FHKSC1RBVJFPNVV4KQNSO5AEMF66Q9ASUAAJG");
+}
+
+/* The aws object of doc, and that it holds exactly n fields. */
+static json_t *aws_object(json_t *doc, size_t n)
+{
+    json_t *aws = json_object_get(doc, "aws");
+    assert_true(json_is_object(aws));
+    assert_int_equal(json_object_size(aws), n);
+    return aws;
+}
+
+/* A call to an AWS API (rpc.system aws-api) is a subsegment in the aws namespace, named for the
+ * service, with an aws object of what the span tells (tracing.md §3); other downstream calls are
+ * remote. */
+static void test_xray_aws_calls(void **state)
+{
+    (void)state;
+    span s;
+    make_dynamodb_call(&s);
+    sbuf text;
+    json_t *doc = encode_xray(&s, "tasks-api", &text);
+    assert_json_str(doc, "type", "subsegment");
+    assert_json_str(doc, "name", "DynamoDB");
+    assert_json_str(doc, "namespace", "aws");
+    assert_json_str(doc, "parent_id", PID_HEX);
+    json_t *aws = aws_object(doc, 4);
+    assert_json_str(aws, "operation", "PutItem");
+    assert_json_str(aws, "table_name", "taskd-tasks");
+    assert_json_str(aws, "region", "eu-west-1");
+    assert_json_str(aws, "request_id", "LDM6CJP8RMQ1FHKSC1RBVJFPNVV4KQNSO5AEMF66Q9ASUAAJG");
+    assert_non_null(
+        strstr(text.data, ",\"namespace\":\"aws\",\"aws\":{\"operation\":\"PutItem\","));
+    assert_null(json_object_get(doc, "http"));
+    assert_null(json_object_get(doc, "fault"));
+    /* the attributes are still annotations and metadata */
+    json_t *ann = json_object_get(doc, "annotations");
+    assert_json_str(ann, "task_id", TASK_ID);
+    assert_json_str(ann, "rpc_method", "PutItem");
+    assert_json_str(ann, "db_system", "dynamodb");
+    json_decref(doc);
+    sbuf_free(&text);
+
+    /* failed: a fault, still an AWS call; under Lambda as well */
+    span_set_error(&s, "STORE_BUSY");
+    sbuf b = {0};
+    assert_true(xray_segment_encode(&b, &s, "tasks-api", XRAY_SUBSEGMENTS));
+    doc = json_loads(b.data, 0, NULL);
+    assert_non_null(doc);
+    assert_json_str(doc, "namespace", "aws");
+    assert_json_str(aws_object(doc, 4), "operation", "PutItem");
+    assert_true(json_is_true(json_object_get(doc, "fault")));
+    json_decref(doc);
+    sbuf_free(&b);
+    span_clear(&s);
+
+    /* SNS's PublishBatch from the publish span (PRODUCER): no table; a queue URL when there is one
+     */
+    make_root(&s);
+    memcpy(s.parent_id, PID, 8);
+    span_set_str(&s, "rpc.system", "aws-api");
+    span_set_str(&s, "rpc.service", "SNS");
+    span_set_str(&s, "rpc.method", "PublishBatch");
+    span_set_str(&s, "aws.sns.topic.arn", "arn:aws:sns:eu-west-1:123456789012:tasks");
+    span_set_str(&s, "cloud.region", "eu-west-1");
+    span_set_str(&s, "aws.request_id", "f8cf9d2c-6b1a-5c3e-9d4f-0a1b2c3d4e5f");
+    span_set_str(&s, "aws.sqs.queue.url", "https://sqs.eu-west-1.amazonaws.com/123456789012/task1");
+    doc = encode_xray(&s, "svc", NULL);
+    assert_json_str(doc, "name", "SNS");
+    assert_json_str(doc, "namespace", "aws");
+    aws = aws_object(doc, 4);
+    assert_json_str(aws, "operation", "PublishBatch");
+    assert_json_str(aws, "queue_url", "https://sqs.eu-west-1.amazonaws.com/123456789012/task1");
+    assert_json_str(aws, "region", "eu-west-1");
+    assert_json_str(aws, "request_id", "f8cf9d2c-6b1a-5c3e-9d4f-0a1b2c3d4e5f");
+    json_decref(doc);
+    span_clear(&s);
+
+    /* without rpc.service the span's name stays; only the fields there are; long ones are cut */
+    make_dynamodb_call(&s);
+    char long_id[400];
+    memset(long_id, 'r', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    span_set_str(&s, "aws.request_id", long_id);
+    span_set_str(&s, "rpc.service", "");
+    span_set_str(&s, "cloud.region", "");
+    doc = encode_xray(&s, "svc", NULL);
+    assert_json_str(doc, "name", "INSERT tasks");
+    assert_json_str(doc, "namespace", "aws");
+    aws = aws_object(doc, 3);
+    assert_null(json_object_get(aws, "region"));
+    assert_int_equal(strlen(json_string_value(json_object_get(aws, "request_id"))),
+                     XRAY_STRING_MAX);
+    json_decref(doc);
+    span_clear(&s);
+
+    /* not downstream calls: an AWS call's attributes on a CONSUMER or INTERNAL span, or on a span
+     * that is a segment, make no namespace and no aws object */
+    const span_kind others[] = {SPAN_KIND_CONSUMER, SPAN_KIND_INTERNAL};
+    for (size_t i = 0; i < 2; i++) {
+        make_dynamodb_call(&s);
+        s.kind = others[i];
+        doc = encode_xray(&s, "svc", NULL);
+        assert_json_str(doc, "name", "INSERT tasks");
+        assert_null(json_object_get(doc, "namespace"));
+        assert_null(json_object_get(doc, "aws"));
+        json_decref(doc);
+        span_clear(&s);
+    }
+    make_dynamodb_call(&s);
+    memset(s.parent_id, 0, 8);
+    doc = encode_xray(&s, "svc", NULL);
+    assert_null(json_object_get(doc, "type"));
+    assert_json_str(doc, "name", "svc");
+    assert_null(json_object_get(doc, "namespace"));
+    assert_null(json_object_get(doc, "aws"));
+    json_decref(doc);
+    span_clear(&s);
+
+    /* other downstream calls stay remote: the local store, another RPC system */
+    const char *const systems[] = {NULL, "grpc"};
+    for (size_t i = 0; i < 2; i++) {
+        memset(&s, 0, sizeof s);
+        memcpy(s.trace_id, TID, 16);
+        memcpy(s.span_id, SID, 8);
+        memcpy(s.parent_id, PID, 8);
+        snprintf(s.name, sizeof s.name, "INSERT tasks");
+        s.kind = SPAN_KIND_CLIENT;
+        s.start_ns = START_NS;
+        s.end_ns = END_NS;
+        span_set_str(&s, "db.system", "sqlite");
+        if (systems[i]) {
+            span_set_str(&s, "rpc.system", systems[i]);
+            span_set_str(&s, "rpc.service", "Tasks");
+            span_set_str(&s, "rpc.method", "Insert");
+        }
+        doc = encode_xray(&s, "svc", NULL);
+        assert_json_str(doc, "name", "INSERT tasks");
+        assert_json_str(doc, "namespace", "remote");
+        assert_null(json_object_get(doc, "aws"));
+        json_decref(doc);
+        span_clear(&s);
+    }
+}
+
 static void test_xray_names(void **state)
 {
     (void)state;
@@ -1131,6 +1299,7 @@ int main(void)
         cmocka_unit_test(test_xray_root_and_in_progress),
         cmocka_unit_test(test_xray_subsegment),
         cmocka_unit_test(test_xray_lambda_mode),
+        cmocka_unit_test(test_xray_aws_calls),
         cmocka_unit_test(test_xray_names),
         cmocka_unit_test(test_xray_annotation_keys),
         cmocka_unit_test(test_xray_size_limits),
