@@ -62,7 +62,7 @@ for t in "${targets[@]}"; do
         done
         failed+=("$t")
     else
-        grep -E '^#[0-9]+ *DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
+        grep -E '^#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec' \
             "$work/$t/log" | tr '\n' ' ' >&2
         echo >&2
     fi
