@@ -8,8 +8,8 @@
  *
  * Invariants:
  *  - nothing is read past the bytes given, nothing leaks (ASan);
- *  - a refused event leaves a one-line reason and an empty request; a
- *    base64 body the parse calls invalid is invalid;
+ *  - a refused event leaves a one-line reason (no control characters) and
+ *    an empty request; a base64 body the parse calls invalid is invalid;
  *  - a parsed event has version 1 or 2, a non-empty method and a path
  *    that starts with '/', both the event's as apigw.h says (the stage
  *    removed, 2.0's rawPath percent-decoded with "%00" left encoded, a NUL
@@ -517,8 +517,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         apigw_request move = r; /* the request may be moved */
         apigw_request_free(&move);
     } else {
-        FUZZ_CHECK(memchr(err, '\0', sizeof err) && err[0] && !strchr(err, '\n'),
-                   "no one-line reason");
+        FUZZ_CHECK(memchr(err, '\0', sizeof err) && err[0], "no reason");
+        for (const char *c = err; *c; c++)
+            FUZZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f, "reason \"%s\" is not one line",
+                       err);
         FUZZ_CHECK(!r.data && !r.req.method && !r.req.path && !r.req.body && r.version == 0,
                    "a refused event left a request behind");
         if (strcmp(err, "body is not valid base64") == 0) {

@@ -434,6 +434,9 @@ static void test_malformed_events(void **state)
         {"", "not valid JSON"},
         {"not json", "not valid JSON"},
         {"{\"httpMethod\":\"GET\",", "not valid JSON"},
+        /* jansson's message quotes the text near the error, line breaks and all */
+        {"\"v\\\n", "not valid JSON"},
+        {"{\"httpMethod\":\"GE\r\n\tT\"}", "not valid JSON"},
         {"[]", "not a JSON object"},
         {"42", "not a JSON object"},
         {"null", "not a JSON object"},
@@ -461,6 +464,8 @@ static void test_malformed_events(void **state)
          "headers.Accept must be a string"},
         {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"headers\":{\"Accept\":null}}",
          "headers.Accept must be a string"},
+        {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"headers\":{\"A\\r\\n\\tB\\u007f\":1}}",
+         "must be a string"}, /* a name quoted in the reason, its line break too */
         {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"headers\":{\"A\\u0000B\":\"x\"}}",
          "NUL byte in object key"}, /* jansson refuses those itself */
         {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"multiValueHeaders\":{\"Accept\":\"x\"}}",
@@ -524,6 +529,9 @@ static void test_malformed_events(void **state)
             fail_msg("accepted: %s", bad[i].event);
         if (!strstr(err, bad[i].reason))
             fail_msg("event %s\n  error \"%s\"\n  want  \"%s\"", bad[i].event, err, bad[i].reason);
+        for (const char *c = err; *c; c++) /* one line, no control characters */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                fail_msg("event %s\n  error \"%s\" holds byte 0x%02x", bad[i].event, err, *c);
         assert_null(r.data); /* emptied: freeing is harmless */
         apigw_request_free(&r);
         /* err may be NULL */
