@@ -4,9 +4,10 @@
  * The role holds one lane per queue it serves: a handler lane (the queue's
  * binding, its handler built once, and the work_env the step needs) or a
  * dead-letter lane (the queues whose dead-letter queue it is). An
- * invocation first reads every record (a record the answer could not name
- * fails the invocation before anything is written), then works each lane's
- * records as one batch, then answers with the messages to keep.
+ * invocation first reads every record (sqs_event.h) and finds its lane (a
+ * record the answer could not name fails the invocation before anything is
+ * written), then works each lane's records as one batch, then answers with
+ * the messages to keep.
  *
  * A handler lane's batch goes through work.h in its phases: the claims are
  * submitted together (one store_batch: they share a commit where the store
@@ -24,13 +25,12 @@
 #include "util/clock.h"
 
 #include "aws_http.h"
-#include "core/json_util.h"
+#include "sqs_event.h"
 #include "core/sbuf.h"
 #include "runner/handlers.h"
 #include "runner/work.h"
 #include "util/log.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,65 +55,14 @@ typedef struct worker_role {
     size_t n_lanes;
 } worker_role;
 
-/* One record of the event as read; strings are borrowed (see the module comment). */
+/* One record of the event: the message as read, and what becomes of it here. */
 typedef struct record {
-    const char *message_id;
-    lane *lane;                    /* NULL: the record names no queue served here */
-    char task_id[TASK_ID_LEN + 1]; /* "": not a task message */
-    const char *task_type;         /* the TaskType attribute, or NULL */
-    const char *data;              /* the body when it is a JSON object, else NULL */
-    const char *traceparent;       /* the traceparent attribute, or NULL */
-    /* the tracestate attribute in its normal form ("" when absent or it breaks a rule) */
-    char tracestate[TRACECTX_TRACESTATE_MAX + 1];
-    const char *xray;       /* attributes.AWSTraceHeader, or NULL */
-    const char *source_arn; /* attributes.DeadLetterQueueSourceArn, or NULL */
-    int64_t sent_ms;
-    int receive_count;
-    json_t *body_doc; /* the parsed body (owned), or NULL */
-    bool kept;        /* the message must come back */
+    sqs_record m; /* strings borrowed (see the module comment) */
+    lane *lane;   /* NULL: the record names no queue served here */
+    bool kept;    /* the message must come back */
 } record;
 
 /* ---- reading the event --------------------------------------------------- */
-
-/* A message attribute's value: attrs.name.key as a string, or NULL. */
-static const char *message_attribute(const json_t *attrs, const char *name, const char *key)
-{
-    return json_string_value(json_object_get(json_object_get(attrs, name), key));
-}
-
-/* attrs.name as a non-negative integer (SQS sends digits in a string), or fallback. */
-static int64_t number_attribute(const json_t *attrs, const char *name, int64_t fallback)
-{
-    const json_t *v = json_object_get(attrs, name);
-    if (json_is_integer(v))
-        return json_integer_value(v) >= 0 ? json_integer_value(v) : fallback;
-    const char *s = json_string_value(v);
-    if (!s || *s < '0' || *s > '9')
-        return fallback;
-    char *end;
-    errno = 0;
-    long long n = strtoll(s, &end, 10);
-    return *end || errno ? fallback : (int64_t)n;
-}
-
-/* Whether text is a JSON object, in *object; false when out of memory (it is not known). */
-static bool is_json_object(const char *text, bool *object)
-{
-    bool nomem = false;
-    json_t *doc = text ? json_parse(text, strlen(text), 0, NULL, &nomem) : NULL;
-    *object = json_is_object(doc);
-    json_decref(doc);
-    return !nomem;
-}
-
-/* The queue name of a queue ARN: its last ':' segment. */
-static const char *queue_of_arn(const char *arn)
-{
-    if (!arn)
-        return NULL;
-    const char *colon = strrchr(arn, ':');
-    return colon ? colon + 1 : arn;
-}
 
 static lane *lane_named(worker_role *w, const char *name)
 {
@@ -123,81 +72,25 @@ static lane *lane_named(worker_role *w, const char *name)
     return NULL;
 }
 
-/* Take the task's id, type and trace context from a set of attributes (key: the value's name). */
-static void task_attributes(record *rec, const json_t *attrs, const char *key)
-{
-    const char *id = message_attribute(attrs, "TaskId", key);
-    if (id && *id && strlen(id) <= TASK_ID_LEN)
-        memcpy(rec->task_id, id, strlen(id) + 1);
-    else if (id)
-        log_warn("message names no valid task id; dropped", "message_id", rec->message_id, NULL);
-    rec->task_type = message_attribute(attrs, "TaskType", key);
-    rec->traceparent = message_attribute(attrs, "traceparent", key);
-    const char *tracestate[] = {message_attribute(attrs, "tracestate", key)};
-    if (!tracectx_parse_tracestate(tracestate, 1, rec->tracestate))
-        rec->tracestate[0] = '\0';
-}
-
-/* A record read only in part for want of memory: kept, so that SQS delivers it again. */
-static bool keep_unread(record *rec)
-{
-    log_warn("out of memory reading a message; it will come back", "message_id", rec->message_id,
-             NULL);
-    rec->kept = true;
-    return true;
-}
-
 /*
- * Read Records[i] into rec. False (with err) when the record cannot be
- * answered for on its own: not an object, or no messageId.
+ * Read Records[i] into rec (sqs_event.h) and find its lane. False (with err)
+ * when the record cannot be answered for on its own: not an object, or no
+ * messageId.
  */
 static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, char *err,
                         size_t errlen)
 {
-    if (!json_is_object(r)) {
-        snprintf(err, errlen, "Records[%zu] is not an object", i);
+    if (!sqs_record_read(r, i, &rec->m, err, errlen))
         return false;
+    if (rec->m.unread) { /* read only in part for want of memory: SQS delivers it again */
+        rec->kept = true;
+        return true;
     }
-    rec->message_id = json_string_value(json_object_get(r, "messageId"));
-    if (!rec->message_id || !*rec->message_id) {
-        snprintf(err, errlen, "Records[%zu] has no messageId", i);
-        return false;
-    }
-    const json_t *attrs = json_object_get(r, "attributes");
-    int64_t count = number_attribute(attrs, "ApproximateReceiveCount", 1);
-    rec->receive_count = count < 1 ? 1 : count > 1000000 ? 1000000 : (int)count;
-    rec->sent_ms = number_attribute(attrs, "SentTimestamp", clock_unix_ms());
-    rec->xray = json_string_value(json_object_get(attrs, "AWSTraceHeader"));
-    rec->source_arn = json_string_value(json_object_get(attrs, "DeadLetterQueueSourceArn"));
-
-    const char *body = json_string_value(json_object_get(r, "body"));
-    bool nomem = false;
-    rec->body_doc = body ? json_parse(body, strlen(body), 0, NULL, &nomem) : NULL;
-    if (nomem)
-        return keep_unread(rec); /* whether it names a task (an SNS envelope) is not known */
-    if (json_is_object(rec->body_doc))
-        rec->data = body;
-    task_attributes(rec, json_object_get(r, "messageAttributes"), "stringValue");
-    const json_t *env = rec->body_doc;
-    const char *type = json_string_value(json_object_get(env, "Type"));
-    const char *message = json_string_value(json_object_get(env, "Message"));
-    if (!rec->task_id[0] && type && strcmp(type, "Notification") == 0 && message) {
-        /* an SNS envelope (raw message delivery off): the message and its attributes inside */
-        task_attributes(rec, json_object_get(env, "MessageAttributes"), "Value");
-        bool object;
-        if (!is_json_object(message, &object))
-            return keep_unread(rec); /* its data is not known */
-        rec->data = object ? message : NULL;
-    }
-
-    rec->lane =
-        w->fixed
-            ? &w->lanes[0]
-            : lane_named(w, queue_of_arn(json_string_value(json_object_get(r, "eventSourceARN"))));
+    rec->lane = w->fixed ? &w->lanes[0] : lane_named(w, sqs_queue_of_arn(rec->m.event_source_arn));
     if (!rec->lane) {
-        const char *arn = json_string_value(json_object_get(r, "eventSourceARN"));
+        const char *arn = rec->m.event_source_arn;
         log_error("message from a queue this worker does not serve; it will come back",
-                  "message_id", rec->message_id, "event_source_arn", arn ? arn : "", NULL);
+                  "message_id", rec->m.message_id, "event_source_arn", arn ? arn : "", NULL);
         rec->kept = true;
     }
     return true;
@@ -209,9 +102,9 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
  * tracestate when it came with a traceparent; false when the message has none. */
 static bool producer_of(const record *rec, trace_ctx *out)
 {
-    trace_source from = tracectx_from_headers(rec->traceparent, rec->xray, out);
-    if (from == TRACECTX_W3C && rec->tracestate[0])
-        out->tracestate = rec->tracestate;
+    trace_source from = tracectx_from_headers(rec->m.traceparent, rec->m.xray, out);
+    if (from == TRACECTX_W3C && rec->m.tracestate[0])
+        out->tracestate = rec->m.tracestate;
     return from != TRACECTX_NONE;
 }
 
@@ -221,23 +114,23 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
 {
     memset(it, 0, sizeof *it);
     it->queue = l->queue->name;
-    it->message_id = rec->message_id;
-    it->sent_ms = rec->sent_ms;
-    it->receive_count = rec->receive_count;
+    it->message_id = rec->m.message_id;
+    it->sent_ms = rec->m.sent_ms;
+    it->receive_count = rec->m.receive_count;
     it->traced = producer_of(rec, &it->producer);
     it->body = "{}";
-    if (!rec->task_id[0])
+    if (!rec->m.task_id[0])
         return; /* not a task message: work_begin drops it */
-    memcpy(it->id, rec->task_id, sizeof it->id);
+    memcpy(it->id, rec->m.task_id, sizeof it->id);
     it->claim = c->rc;
     it->claim_write = c;
     it->status_before = c->current.status;
     bool found = c->current.id[0] != '\0';
-    const char *type = found && c->current.task_type[0] ? c->current.task_type : rec->task_type;
+    const char *type = found && c->current.task_type[0] ? c->current.task_type : rec->m.task_type;
     if (type && strlen(type) <= TASK_TYPE_MAX)
         memcpy(it->type, type, strlen(type) + 1);
-    if (rec->data)
-        it->body = rec->data;
+    if (rec->m.data)
+        it->body = rec->m.data;
     else if (found && c->current.data)
         it->body = c->current.data;
     it->deadline_ms = deadline_ms > 0 ? deadline_ms - WORKER_REPORT_MARGIN_MS : 0;
@@ -284,7 +177,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     store_batch group;
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++) {
-        if (!mine[k]->task_id[0])
+        if (!mine[k]->m.task_id[0])
             continue;
         start_by += run_ms;
         if (deadline_ms > 0 && start_by > deadline_ms - WORKER_REPORT_MARGIN_MS) {
@@ -294,7 +187,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
         claims[k] = (store_write){
             .kind = STORE_WRITE_UPDATE,
             .now = now,
-            .update = {.id = mine[k]->task_id,
+            .update = {.id = mine[k]->m.task_id,
                        .status = TASK_IN_PROGRESS,
                        .status_msg = "Task started"},
         };
@@ -311,11 +204,11 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
             /* run again after an earlier delivery: its claim goes into the task's history
              * (a history entry lost to a failure here costs nothing else) */
             snprintf(reclaims[k].msg, sizeof reclaims[k].msg, "Task started again (receive %d)",
-                     mine[k]->receive_count);
+                     mine[k]->m.receive_count);
             reclaims[k].w = (store_write){
                 .kind = STORE_WRITE_RECLAIM,
                 .now = now,
-                .update = {.id = mine[k]->task_id,
+                .update = {.id = mine[k]->m.task_id,
                            .status = TASK_IN_PROGRESS,
                            .status_msg = reclaims[k].msg},
             };
@@ -345,7 +238,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
 /* The queue a dead letter came from: the one its source ARN names, else the first configured. */
 static const queue_config *source_of(const lane *l, const char *source_arn)
 {
-    const char *name = queue_of_arn(source_arn);
+    const char *name = sqs_queue_of_arn(source_arn);
     for (size_t i = 0; name && i < l->n_sources; i++)
         if (strcmp(l->sources[i]->name, name) == 0)
             return l->sources[i];
@@ -355,7 +248,7 @@ static const queue_config *source_of(const lane *l, const char *source_arn)
 /* Fail one dead letter's task; false when the message must come back. */
 static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
 {
-    const queue_config *src = source_of(l, rec->source_arn);
+    const queue_config *src = source_of(l, rec->m.source_arn);
     char why[CONFIG_NAME_MAX + 64];
     if (src->max_receive_count)
         snprintf(why, sizeof why, "moved to dead-letter queue %s after %u receives", l->queue->name,
@@ -369,27 +262,27 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "process %s", l->queue->name);
     trace_begin(&process, traced ? &producer : NULL, name, SPAN_KIND_CONSUMER);
-    memcpy(process.task_id, rec->task_id, sizeof process.task_id);
+    memcpy(process.task_id, rec->m.task_id, sizeof process.task_id);
     span_set_static(&process, "messaging.system", "aws_sqs");
     span_set_static(&process, "messaging.operation.type", "process");
     span_set_static(&process, "messaging.destination.name", l->queue->name);
-    span_set_str(&process, "messaging.message.id", rec->message_id);
-    span_set_int(&process, "taskd.receive_count", rec->receive_count);
+    span_set_str(&process, "messaging.message.id", rec->m.message_id);
+    span_set_int(&process, "taskd.receive_count", rec->m.receive_count);
     span_set_static(&process, "taskd.dead_letter_source", src->name);
-    span_set_str(&process, "task.id", rec->task_id);
+    span_set_str(&process, "task.id", rec->m.task_id);
     trace_ctx_of(&process, &ctx);
     trace_begin(&update, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
-    memcpy(update.task_id, rec->task_id, sizeof update.task_id);
+    memcpy(update.task_id, rec->m.task_id, sizeof update.task_id);
     span_set_static(&update, "db.system", w->store->ops->system);
     span_set_static(&update, "db.operation.name", "UPDATE");
     span_set_static(&update, "db.collection.name", "tasks");
     span_set_static(&update, "task.status", "FAILED");
-    span_set_str(&update, "task.id", rec->task_id);
+    span_set_str(&update, "task.id", rec->m.task_id);
 
     store_write fail = {
         .kind = STORE_WRITE_UPDATE,
         .now = (int64_t)time(NULL),
-        .update = {.id = rec->task_id, .status = TASK_FAILED, .status_msg = why},
+        .update = {.id = rec->m.task_id, .status = TASK_FAILED, .status_msg = why},
     };
     store_rc rc = store_write_wait(w->store, &fail);
     task_clear(&fail.current);
@@ -401,7 +294,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
 
     switch (rc) {
     case STORE_OK:
-        log_warn("task failed", "task_id", rec->task_id, "reason", why, NULL);
+        log_warn("task failed", "task_id", rec->m.task_id, "reason", why, NULL);
         return true;
     case STORE_REPEAT:    /* failed already, by an earlier delivery of this message */
     case STORE_CONFLICT:  /* final already: nothing to do */
@@ -409,7 +302,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
         return true;
     default:
         log_warn("cannot fail a dead-lettered task; its message will come back", "task_id",
-                 rec->task_id, "queue", l->queue->name, "error", store_rc_name(rc), NULL);
+                 rec->m.task_id, "queue", l->queue->name, "error", store_rc_name(rc), NULL);
         return false;
     }
 }
@@ -417,7 +310,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
 static void work_dead_letter_lane(worker_role *w, const lane *l, record *recs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (recs[i].lane == l && recs[i].task_id[0] && !fail_dead_letter(w, l, &recs[i]))
+        if (recs[i].lane == l && recs[i].m.task_id[0] && !fail_dead_letter(w, l, &recs[i]))
             recs[i].kept = true;
 }
 
@@ -433,7 +326,7 @@ static char *batch_response(const record *recs, size_t n, size_t *len)
         if (!recs[i].kept)
             continue;
         sbuf_puts(&b, first ? "{\"itemIdentifier\":" : ",{\"itemIdentifier\":");
-        sbuf_json_str(&b, recs[i].message_id);
+        sbuf_json_str(&b, recs[i].m.message_id);
         sbuf_putc(&b, '}');
         first = false;
     }
@@ -490,7 +383,7 @@ static void worker_invoke(role *r, const lambda_invocation *inv, role_result *ou
             role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
     }
     for (size_t i = 0; i < n; i++)
-        json_decref(recs[i].body_doc);
+        json_decref(recs[i].m.body_doc);
     free(recs);
     json_decref(event);
 }
