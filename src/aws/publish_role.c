@@ -3,7 +3,8 @@
  * publish_role.h.
  *
  * One invocation in three steps. Begin: every record goes through
- * publisher_begin() in order, and the READY ones are kept with their
+ * stream_record_begin() (stream_event.h: publisher_begin() and the
+ * message's attributes) in order, and the READY ones are kept with their
  * record's index (a record the publisher cannot begin for lack of memory
  * ends this step: it and what follows are left for the retry). Send: the
  * kept messages go to sns_publish_batch() in one array; it cuts them into
@@ -23,6 +24,7 @@
 
 #include "pipeline/publisher.h"
 #include "sns.h"
+#include "stream_event.h"
 #include "util/log.h"
 
 #include <jansson.h>
@@ -95,15 +97,11 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
     size_t n = json_array_size(records);
     for (size_t i = 0; i < n; i++) {
         publication *p = &o->pub[o->n];
-        publish_outcome r = publisher_begin(&pr->cfg, pr->cc, json_array_get(records, i), n, p);
+        publish_outcome r = stream_record_begin(&pr->cfg, pr->cc, json_array_get(records, i), n, p);
         if (r == PUBLISH_SKIPPED)
             continue;
         if (r == PUBLISH_NO_MEMORY)
             return i;
-        if (!publish_message_attributes(&p->message)) {
-            publisher_finish(NULL, p, NULL); /* never sent: no spans */
-            return i;
-        }
         o->msg[o->n] = (sns_message){p->message.body, p->message.attributes};
         o->record[o->n] = i;
         o->n++;
@@ -166,15 +164,11 @@ static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, siz
 static void publish_invoke(role *r, const lambda_invocation *inv, role_result *out)
 {
     publish_role *pr = (publish_role *)r;
-    json_error_t jerr;
-    json_t *event = json_loadb(inv->event, inv->event_len, 0, &jerr);
-    const json_t *records = json_object_get(event, "Records");
-    if (!json_is_array(records)) {
-        char reason[200];
-        snprintf(reason, sizeof reason, "%s",
-                 !event                  ? jerr.text
-                 : json_is_object(event) ? "no Records array"
-                                         : "the event is not a JSON object");
+    json_t *event;
+    char reason[200];
+    const json_t *records =
+        stream_event_records(inv->event, inv->event_len, &event, reason, sizeof reason);
+    if (!records) {
         log_warn("not a DynamoDB stream event", "error", reason, NULL);
         role_fail(out, "Runtime.InvalidEvent", "not a DynamoDB stream event: %s", reason);
         json_decref(event);

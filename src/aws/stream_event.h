@@ -1,0 +1,35 @@
+/*
+ * stream_event — a DynamoDB stream event as the publish role reads it
+ * (publish_role.h): its Records, and for each record the publication the
+ * publisher begins (publisher.h: the consumer's filter patterns, the message
+ * of a complete INSERT, its spans), with the message's attributes built as
+ * SNS takes them. Pure: no SNS, no store.
+ */
+#ifndef TASKD_STREAM_EVENT_H
+#define TASKD_STREAM_EVENT_H
+
+#include "core/config.h"
+#include "pipeline/publisher.h"
+
+#include <jansson.h>
+#include <stddef.h>
+
+/*
+ * The Records array of an event (len bytes), with the parsed event in *doc
+ * (json_decref it; NULL when the event is not JSON). NULL when the event is
+ * not a DynamoDB stream event, with why in reason: jansson's message, "the
+ * event is not a JSON object" or "no Records array".
+ */
+const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,
+                                   size_t reasonlen);
+
+/*
+ * Begin publishing record (one of the batch_size records of an event) for
+ * consumer cc of c: publisher_begin(), then the message's attributes.
+ * PUBLISH_READY with *p open (publisher_finish() it), PUBLISH_SKIPPED, or
+ * PUBLISH_NO_MEMORY with nothing to finish.
+ */
+publish_outcome stream_record_begin(const config *c, const consumer_config *cc,
+                                    const json_t *record, size_t batch_size, publication *p);
+
+#endif
