@@ -181,6 +181,21 @@ def nonempty_lines(data):
     return [line for line in data.splitlines() if line.strip()]
 
 
+def preload_env(case, variable, library, **env):
+    """The environment for a taskd with a test shim preloaded: the shim's path from the
+    environment variable (set by CTest), else library beside taskd; the test is skipped when
+    neither is there. The shim comes first in the library list, ahead of a sanitizer's runtime,
+    which is told not to mind."""
+    shim = os.environ.get(variable)
+    if not shim:
+        shim = os.path.join(os.path.dirname(os.path.abspath(taskd_bin())), library)
+        if not os.path.exists(shim):
+            case.skipTest("no %s beside taskd (built with the tests)" % library)
+    case.assertTrue(os.path.exists(shim), "%s %s missing" % (variable, shim))
+    asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
+    return dict(env, LD_PRELOAD=shim, ASAN_OPTIONS=asan)
+
+
 def write_config(directory, obj, name="config.json"):
     path = os.path.join(directory, name)
     with open(path, "w", encoding="utf-8") as f:

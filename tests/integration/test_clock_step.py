@@ -13,19 +13,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, taskd_bin, wait_until, write_config  # noqa: E402
+from harness import ServersTestCase, Taskd, preload_env, wait_until, write_config  # noqa: E402
 
 HOUR = 3600
-
-
-def shim_path(case):
-    shim = os.environ.get("CLOCK_SHIFT_SHIM")
-    if not shim:
-        shim = os.path.join(os.path.dirname(os.path.abspath(taskd_bin())), "libclock_shift.so")
-        if not os.path.exists(shim):
-            case.skipTest("no clock_shift shim beside taskd (built with the tests)")
-    case.assertTrue(os.path.exists(shim), "CLOCK_SHIFT_SHIM %s missing" % shim)
-    return shim
 
 
 class ClockStep(ServersTestCase):
@@ -34,9 +24,7 @@ class ClockStep(ServersTestCase):
     def start(self, cfg, env):
         self.shift = os.path.join(self.tmp, "clock-shift")
         self.step(0)
-        # the shim comes first in the library list, ahead of a sanitizer's runtime
-        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
-        env = dict(env, LD_PRELOAD=shim_path(self), CLOCK_SHIFT_FILE=self.shift, ASAN_OPTIONS=asan)
+        env = preload_env(self, "CLOCK_SHIFT_SHIM", "libclock_shift.so", CLOCK_SHIFT_FILE=self.shift, **env)
         s = Taskd(db=self.db, config=write_config(self.tmp, cfg), tmpdir=self.tmp, env=env)
         self.servers.append(s)
         return s

@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda, taskd_bin,  # noqa: E402
+from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda, preload_env,  # noqa: E402
                      parse_metrics, parse_response_headers, raw_exchange, wait_until,
                      write_config)
 
@@ -487,17 +487,9 @@ class Limits(ServersTestCase):
     def test_connection_the_loop_cannot_watch_gets_503(self):
         # past fs.epoll.max_user_watches a new connection cannot join its loop's epoll set: it
         # is refused as a bound's refusal is, in JSON, and the server goes on once it can
-        shim = os.environ.get("EPOLL_FAIL_SHIM")
-        if not shim:
-            shim = os.path.join(os.path.dirname(os.path.abspath(taskd_bin())), "libepoll_fail.so")
-            if not os.path.exists(shim):
-                self.skipTest("no epoll_fail shim beside taskd (built with the tests)")
-        self.assertTrue(os.path.exists(shim), "EPOLL_FAIL_SHIM %s missing" % shim)
         flag = os.path.join(self.tmp, "epoll-fail")
-        # the shim comes first in the library list, ahead of a sanitizer's runtime
-        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
-        srv = Taskd(db=self.db, tmpdir=self.tmp,
-                    env={"LD_PRELOAD": shim, "EPOLL_FAIL_FILE": flag, "ASAN_OPTIONS": asan})
+        env = preload_env(self, "EPOLL_FAIL_SHIM", "libepoll_fail.so", EPOLL_FAIL_FILE=flag)
+        srv = Taskd(db=self.db, tmpdir=self.tmp, env=env)
         self.servers.append(srv)
         self.assertEqual(srv.get("/health").status, 200)
         open(flag, "w").close()
