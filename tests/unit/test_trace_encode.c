@@ -670,19 +670,27 @@ static json_t *encode_xray(const span *s, const char *service, sbuf *text)
     return doc;
 }
 
-/* An HTTP SERVER span continuing a remote caller's trace. */
-static void make_server(span *s, int64_t status)
+/* A sampled span of task TASK_ID, a child of PID, named, of kind and times given. */
+static void make_task_span(span *s, const char *name, span_kind kind, int64_t start_ns,
+                           int64_t end_ns)
 {
     memset(s, 0, sizeof *s);
     memcpy(s->trace_id, TID, 16);
     memcpy(s->span_id, SID, 8);
     memcpy(s->parent_id, PID, 8);
     s->flags = 1;
-    snprintf(s->name, sizeof s->name, "GET /tasks/{id}");
+    snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->task_id, sizeof s->task_id, "%s", TASK_ID);
-    s->kind = SPAN_KIND_SERVER;
-    s->start_ns = INT64_C(1480615200010000000);
-    s->end_ns = INT64_C(1480615200123456789);
+    s->kind = kind;
+    s->start_ns = start_ns;
+    s->end_ns = end_ns;
+}
+
+/* An HTTP SERVER span continuing a remote caller's trace. */
+static void make_server(span *s, int64_t status)
+{
+    make_task_span(s, "GET /tasks/{id}", SPAN_KIND_SERVER, INT64_C(1480615200010000000),
+                   INT64_C(1480615200123456789));
     span_set_str(s, "http.request.method", "GET");
     span_set_str(s, "url.path", "/tasks/" TASK_ID);
     span_set_int(s, "http.response.status_code", status);
@@ -875,16 +883,8 @@ static void test_xray_subsegment(void **state)
  * store labels it (with parent; no HTTP). */
 static void make_dynamodb_call(span *s)
 {
-    memset(s, 0, sizeof *s);
-    memcpy(s->trace_id, TID, 16);
-    memcpy(s->span_id, SID, 8);
-    memcpy(s->parent_id, PID, 8);
-    s->flags = 1;
-    snprintf(s->name, sizeof s->name, "INSERT tasks");
-    snprintf(s->task_id, sizeof s->task_id, "%s", TASK_ID);
-    s->kind = SPAN_KIND_CLIENT;
-    s->start_ns = INT64_C(1461096053377690000);
-    s->end_ns = INT64_C(1461096053403790000);
+    make_task_span(s, "INSERT tasks", SPAN_KIND_CLIENT, INT64_C(1461096053377690000),
+                   INT64_C(1461096053403790000));
     span_set_str(s, "db.system", "dynamodb");
     span_set_str(s, "db.operation.name", "INSERT");
     span_set_str(s, "db.collection.name", "tasks");
