@@ -949,8 +949,7 @@ static void test_xray_aws_calls(void **state)
     sbuf_free(&b);
     span_clear(&s);
 
-    /* SNS's PublishBatch from the publish span (PRODUCER): no table; a queue URL when there is one
-     */
+    /* SNS's PublishBatch from the publish span (PRODUCER): no table; a queue URL if there is one */
     make_root(&s);
     memcpy(s.parent_id, PID, 8);
     span_set_str(&s, "rpc.system", "aws-api");
