@@ -600,18 +600,6 @@ static bool parse_event(parse *p, const json_t *ev, struct apigw_data *d, int *v
     return true;
 }
 
-/*
- * Keep the reason in err on one line: jansson's message quotes the text near
- * the error, and member names are quoted as decoded, line breaks and other
- * control characters included; each becomes a space.
- */
-static void one_line(char *err, size_t errlen)
-{
-    for (size_t i = 0; err && i < errlen && err[i]; i++)
-        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
-            err[i] = ' ';
-}
-
 bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char *err,
                          size_t errlen)
 {
@@ -626,7 +614,7 @@ bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char
     if (!root) {
         errbuf_set(err, errlen, "event is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);
-        one_line(err, errlen);
+        errbuf_one_line(err, errlen); /* jansson quotes the text near the error */
         return false;
     }
     struct apigw_data *d = NULL;
@@ -642,7 +630,7 @@ bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char
     }
     json_decref(root);
     if (!ok) {
-        one_line(err, errlen);
+        errbuf_one_line(err, errlen); /* member names are quoted as decoded */
         data_free(d);
         return false;
     }

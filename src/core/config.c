@@ -7,6 +7,7 @@
  * everything is read.
  */
 #include "config.h"
+#include "util/errbuf.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -606,15 +607,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
     return true;
 }
 
-/*
- * Keep an error message on one line, as config.h promises: a key or value it
- * quotes may hold control characters (a newline in a JSON key), shown as '?'.
- */
+/* Keep an error message on one line, as config.h promises (a newline in a JSON key); false. */
 static bool one_line(char *err, size_t errlen)
 {
-    for (size_t i = 0; i < errlen && err[i]; i++)
-        if ((unsigned char)err[i] < 0x20 || err[i] == 0x7f)
-            err[i] = '?';
+    errbuf_one_line(err, errlen);
     return false;
 }
 
