@@ -457,6 +457,17 @@ const char *aws_client_region(const aws_client *c)
     return c->region;
 }
 
+void aws_span_call(span *sp, const aws_client *c, const char *service, const char *method,
+                   const char *request_id)
+{
+    span_set_static(sp, "rpc.system", "aws-api");
+    span_set_static(sp, "rpc.service", service);
+    span_set_static(sp, "rpc.method", method);
+    span_set_str(sp, "cloud.region", c->region);
+    if (request_id[0])
+        span_set_str(sp, "aws.request_id", request_id);
+}
+
 static CURL *handle_take(aws_client *c)
 {
     CURL *h = NULL;

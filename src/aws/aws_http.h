@@ -27,6 +27,8 @@
 #ifndef TASKD_AWS_HTTP_H
 #define TASKD_AWS_HTTP_H
 
+#include "core/span.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,6 +80,13 @@ void aws_client_free(aws_client *c);
 const char *aws_client_endpoint(const aws_client *c);
 /* The region the client signs for. */
 const char *aws_client_region(const aws_client *c);
+/*
+ * Label sp as a call to service's method through c, as OpenTelemetry's AWS SDK conventions name
+ * one: rpc.system "aws-api", rpc.service, rpc.method (both static strings), cloud.region, and
+ * aws.request_id when request_id is not "".
+ */
+void aws_span_call(span *sp, const aws_client *c, const char *service, const char *method,
+                   const char *request_id);
 
 /* Set (epoch ms, CLOCK_REALTIME) or clear (0) the calling thread's deadline. */
 void aws_set_deadline(int64_t deadline_ms);

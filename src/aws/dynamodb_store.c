@@ -1418,13 +1418,8 @@ static void ddb_trace_write(store *base, const store_write *w, span *sp)
     const ddb_store *s = (const ddb_store *)base;
     if (!w->call)
         return;
-    span_set_static(sp, "rpc.system", "aws-api");
-    span_set_static(sp, "rpc.service", "DynamoDB");
-    span_set_static(sp, "rpc.method", w->call);
+    aws_span_call(sp, s->client, "DynamoDB", w->call, w->call_request_id);
     span_set_str(sp, "aws.dynamodb.table_names", s->table);
-    span_set_str(sp, "cloud.region", aws_client_region(s->client));
-    if (w->call_request_id[0])
-        span_set_str(sp, "aws.request_id", w->call_request_id);
 }
 
 /* ---- open / close ------------------------------------------------------ */

@@ -117,13 +117,8 @@ static void label_call(const publish_role *pr, span *s, const sns_status *st)
 {
     if (!st->sent)
         return;
-    span_set_static(s, "rpc.system", "aws-api");
-    span_set_static(s, "rpc.service", "SNS");
-    span_set_static(s, "rpc.method", "PublishBatch");
+    aws_span_call(s, pr->sns, "SNS", "PublishBatch", st->request_id);
     span_set_str(s, "aws.sns.topic.arn", pr->topic_arn);
-    span_set_str(s, "cloud.region", aws_client_region(pr->sns));
-    if (st->request_id[0])
-        span_set_str(s, "aws.request_id", st->request_id);
 }
 
 /* Finish every publication with its outcome; the record index of the first failure (or stop). */
