@@ -441,12 +441,9 @@ class Limits(ServersTestCase):
         # that fails before the answer is read); and the refused sockets are let go
         srv = self.start(max_connections_per_client=2)
         held = [connect(srv.port) for _ in range(2)]
-
-        def fds():
-            return len(os.listdir("/proc/%d/fd" % srv.proc.pid))
         try:
             time.sleep(0.2)
-            before = fds()
+            before = descriptors(srv.proc.pid)
             # refused connections their client holds open, more than the server keeps: the
             # newest refusals must still be answered whole
             stale = [connect(srv.port) for _ in range(80)]
@@ -466,7 +463,7 @@ class Limits(ServersTestCase):
                 self.assertJSONAnswer(parsed, 429, "Too many connections from this client")
             for st in stale:
                 st.close()
-            wait_until(lambda: fds() <= before, timeout=5, what="the refused sockets closed")
+            wait_sockets_let_go(srv.proc.pid, before)
         finally:
             for h in held:
                 h.close()
