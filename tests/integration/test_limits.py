@@ -442,7 +442,11 @@ class Limits(ServersTestCase):
         srv = self.start(max_connections_per_client=2)
         held = [connect(srv.port) for _ in range(2)]
         try:
-            time.sleep(0.2)
+            # the held ones are accepted (an answer on each) before the sockets are listed
+            for h in held:
+                h.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                parsed, raw, _ = read_answer(h)
+                self.assertEqual(parsed and parsed[0], 200, raw[:200])
             before = descriptors(srv.proc.pid)
             # refused connections their client holds open, more than the server keeps: the
             # newest refusals must still be answered whole
