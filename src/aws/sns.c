@@ -9,18 +9,13 @@
  * the caller's array (decimal), so the reply's Ids lead straight back to
  * st[] and an Id that is not one of the call's is ignored.
  *
- * The reply is read with xml.h's small scanner, not an XML library: SNS's
- * answer is flat and known — <Successful> and <Failed> lists of <member>
- * elements whose children are text (Id, MessageId, Code, Message,
- * SenderFault) — so finding an element's content between <tag ...> and
- * </tag> (or nothing for <tag/>) and decoding the five named entities and
- * numeric character references is all it takes. Text copied into a status
- * has its surrounding white space dropped and is cut at a UTF-8 character
- * boundary, since it ends up in JSON logs and spans.
+ * The reply is read by sns_reply_read() (sns_reply.h), a pure function of
+ * its bytes. Text copied into a status is cut at a UTF-8 character boundary
+ * (sns_text_cut()), since it ends up in JSON logs and spans.
  */
 #include "sns.h"
 
-#include "xml.h"
+#include "sns_reply.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -54,18 +49,6 @@ static void form_str(sbuf *b, const char *s)
 
 /* ---- statuses ---- */
 
-/* Copy s[0..n) into out (outlen > 0), cut at a UTF-8 character boundary when it does not fit. */
-static void copy_cut(char *out, size_t outlen, const char *s, size_t n)
-{
-    if (n >= outlen) {
-        n = outlen - 1;
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--; /* s[n] would be a continuation byte: cut before its lead byte */
-    }
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
-
 static void status_fail(sns_status *st, const char *code, bool sender_fault, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -73,13 +56,13 @@ static void status_fail(sns_status *st, const char *code, bool sender_fault, con
 {
     memset(st, 0, sizeof *st);
     st->sender_fault = sender_fault;
-    copy_cut(st->code, sizeof st->code, code, strlen(code));
+    sns_text_cut(st->code, sizeof st->code, code, strlen(code));
     char text[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    copy_cut(st->message, sizeof st->message, text, strlen(text));
+    sns_text_cut(st->message, sizeof st->message, text, strlen(text));
 }
 
 /* ---- local checks ---- */
@@ -175,93 +158,6 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
     return good;
 }
 
-/* ---- reading the reply ---- */
-
-/* The text s[0..n), entities decoded and surrounding white space dropped, into out. */
-static void xml_text(const char *s, size_t n, char *out, size_t outlen)
-{
-    const char *end = s + n;
-    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
-        s++;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-        end--;
-    char buf[1024]; /* more than any field: copy_cut sees past its cut and keeps whole characters */
-    size_t len = xml_decode(buf, sizeof buf, s, (size_t)(end - s));
-    copy_cut(out, outlen, buf, len);
-}
-
-/* The text of child tag of [s, end) into out; false (out "") when there is none. */
-static bool xml_child(const char *s, const char *end, const char *tag, char *out, size_t outlen)
-{
-    size_t n;
-    const char *after;
-    const char *v = xml_find(s, end, tag, &n, &after);
-    out[0] = '\0';
-    if (!v)
-        return false;
-    xml_text(v, n, out, outlen);
-    return true;
-}
-
-/* The message index an Id names, if it is one of the call's messages [first, first + k). */
-static bool entry_index(const char *id, size_t first, size_t k, size_t *out)
-{
-    if (!*id || strspn(id, "0123456789") != strlen(id) || strlen(id) > 9)
-        return false;
-    size_t i = (size_t)strtoul(id, NULL, 10);
-    if (i < first || i >= first + k)
-        return false;
-    *out = i;
-    return true;
-}
-
-/*
- * Read a PublishBatch reply for messages [first, first + k) of st, of which
- * those with sent[i - first] went out: set the outcome of each it mentions;
- * done[] marks them.
- */
-static void read_reply(const char *body, size_t len, size_t first, size_t k, const bool *sent,
-                       bool *done, sns_status *st)
-{
-    const char *s = body, *end = body + len, *after;
-    size_t n;
-    const char *result = xml_find(s, end, "PublishBatchResult", &n, &after);
-    if (result) {
-        s = result;
-        end = result + n;
-    }
-    static const char *const lists[2] = {"Successful", "Failed"};
-    for (int l = 0; l < 2; l++) {
-        const char *list = xml_find(s, end, lists[l], &n, &after);
-        if (!list)
-            continue;
-        const char *ls = list, *lend = list + n, *member;
-        size_t mn;
-        while ((member = xml_find(ls, lend, "member", &mn, &after))) {
-            ls = after;
-            const char *mend = member + mn;
-            char id[32], code[64], message[256], fault[16];
-            size_t i;
-            if (!xml_child(member, mend, "Id", id, sizeof id) || !entry_index(id, first, k, &i) ||
-                !sent[i - first] || done[i - first])
-                continue;
-            done[i - first] = true;
-            if (l == 0) {
-                memset(&st[i], 0, sizeof st[i]);
-                st[i].ok = true;
-                xml_child(member, mend, "MessageId", st[i].message_id, sizeof st[i].message_id);
-                continue;
-            }
-            if (!xml_child(member, mend, "Code", code, sizeof code) || !code[0])
-                snprintf(code, sizeof code, "%s", "Failed");
-            if (!xml_child(member, mend, "Message", message, sizeof message) || !message[0])
-                snprintf(message, sizeof message, "%s", "SNS did not publish the message");
-            xml_child(member, mend, "SenderFault", fault, sizeof fault);
-            status_fail(&st[i], code, strcmp(fault, "true") == 0, "%s", message);
-        }
-    }
-}
-
 /* ---- the calls ---- */
 
 /* Fail every sent message of a call that failed as a whole. */
@@ -276,7 +172,7 @@ static void fail_call(aws_rc rc, const aws_response *r, size_t first, size_t k, 
                                                    : "ClientError";
     char why[200];
     if (r->error_message)
-        copy_cut(why, sizeof why, r->error_message, strlen(r->error_message));
+        sns_text_cut(why, sizeof why, r->error_message, strlen(r->error_message));
     else
         snprintf(why, sizeof why, "%s", aws_rc_name(rc));
     for (size_t j = 0; j < k; j++)
@@ -339,7 +235,7 @@ static bool publish_call(aws_client *c, const char *topic_arn, const sns_message
         return false;
     }
     if (r.body)
-        read_reply(r.body, r.body_len, first, k, sent, done, st);
+        sns_reply_read(r.body, r.body_len, first, k, sent, done, st);
     for (size_t j = 0; j < k; j++) {
         if (sent[j] && !done[j])
             status_fail(&st[first + j], r.body ? SNS_NO_OUTCOME : SNS_UNREADABLE, false, "%s",

@@ -1,0 +1,112 @@
+/*
+ * sns_reply — reading a PublishBatch reply; see sns_reply.h.
+ *
+ * The reply is read with xml.h's small scanner, not an XML library: SNS's
+ * answer is flat and known — <Successful> and <Failed> lists of <member>
+ * elements whose children are text (Id, MessageId, Code, Message,
+ * SenderFault) — so finding an element's content between <tag ...> and
+ * </tag> (or nothing for <tag/>) and decoding the five named entities and
+ * numeric character references is all it takes. Text copied into a status
+ * has its surrounding white space dropped and is cut at a UTF-8 character
+ * boundary, since it ends up in JSON logs and spans.
+ */
+#include "sns_reply.h"
+
+#include "xml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sns_text_cut(char *out, size_t outlen, const char *s, size_t n)
+{
+    if (n >= outlen) {
+        n = outlen - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--; /* s[n] would be a continuation byte: cut before its lead byte */
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+/* The text s[0..n), entities decoded and surrounding white space dropped, into out. */
+static void xml_text(const char *s, size_t n, char *out, size_t outlen)
+{
+    const char *end = s + n;
+    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
+        s++;
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    char buf[1024]; /* more than any field: the cut sees past itself and keeps whole characters */
+    size_t len = xml_decode(buf, sizeof buf, s, (size_t)(end - s));
+    sns_text_cut(out, outlen, buf, len);
+}
+
+/* The text of child tag of [s, end) into out; false (out "") when there is none. */
+static bool xml_child(const char *s, const char *end, const char *tag, char *out, size_t outlen)
+{
+    size_t n;
+    const char *after;
+    const char *v = xml_find(s, end, tag, &n, &after);
+    out[0] = '\0';
+    if (!v)
+        return false;
+    xml_text(v, n, out, outlen);
+    return true;
+}
+
+/* The message index an Id names, if it is one of the call's messages [first, first + k). */
+static bool entry_index(const char *id, size_t first, size_t k, size_t *out)
+{
+    if (!*id || strspn(id, "0123456789") != strlen(id) || strlen(id) > 9)
+        return false;
+    size_t i = (size_t)strtoul(id, NULL, 10);
+    if (i < first || i >= first + k)
+        return false;
+    *out = i;
+    return true;
+}
+
+void sns_reply_read(const char *body, size_t len, size_t first, size_t k, const bool *sent,
+                    bool *done, sns_status *st)
+{
+    const char *s = body, *end = body + len, *after;
+    size_t n;
+    const char *result = xml_find(s, end, "PublishBatchResult", &n, &after);
+    if (result) {
+        s = result;
+        end = result + n;
+    }
+    static const char *const lists[2] = {"Successful", "Failed"};
+    for (int l = 0; l < 2; l++) {
+        const char *list = xml_find(s, end, lists[l], &n, &after);
+        if (!list)
+            continue;
+        const char *ls = list, *lend = list + n, *member;
+        size_t mn;
+        while ((member = xml_find(ls, lend, "member", &mn, &after))) {
+            ls = after;
+            const char *mend = member + mn;
+            char id[32], fault[16];
+            size_t i;
+            if (!xml_child(member, mend, "Id", id, sizeof id) || !entry_index(id, first, k, &i) ||
+                !sent[i - first] || done[i - first])
+                continue;
+            done[i - first] = true;
+            memset(&st[i], 0, sizeof st[i]);
+            if (l == 0) {
+                st[i].ok = true;
+                xml_child(member, mend, "MessageId", st[i].message_id, sizeof st[i].message_id);
+                continue;
+            }
+            if (!xml_child(member, mend, "Code", st[i].code, sizeof st[i].code) || !st[i].code[0])
+                snprintf(st[i].code, sizeof st[i].code, "%s", "Failed");
+            if (!xml_child(member, mend, "Message", st[i].message, sizeof st[i].message) ||
+                !st[i].message[0])
+                snprintf(st[i].message, sizeof st[i].message, "%s",
+                         "SNS did not publish the message");
+            xml_child(member, mend, "SenderFault", fault, sizeof fault);
+            st[i].sender_fault = strcmp(fault, "true") == 0;
+        }
+    }
+}
