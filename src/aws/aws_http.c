@@ -48,9 +48,11 @@
  * Errors. The body of a non-2xx answer is read as JSON when it starts with
  * '{' (__type or code, cut at the first ':' and taken after the last '#';
  * message or Message) and as XML when it starts with '<' (<Code> and
- * <Message> inside <Error>, found and entity-decoded by xml.h). Without a type there, the
- * x-amzn-query-error header (before ';') and then x-amzn-errortype (before
- * ':') are used. When no answer came, error_message carries libcurl's reason.
+ * <Message> inside <Error>, read by aws_error_read_xml(), a pure function
+ * of the body: aws_error.h). Without a type there, the x-amzn-query-error
+ * header (before ';') and then x-amzn-errortype (before ':') are used, all
+ * through aws_error_type(). When no answer came, error_message carries
+ * libcurl's reason.
  * Every answer's request id (the header DynamoDB, SNS and SQS send as
  * x-amzn-RequestId; the other spellings AWS uses are taken too) is kept for
  * the caller's spans.
@@ -60,7 +62,7 @@
 
 #include "util/ca_bundle.h"
 #include "util/errbuf.h"
-#include "xml.h"
+#include "aws_error.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -568,30 +570,6 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 
 /* ---- error bodies ---- */
 
-/* Store an error type: the part before the first stop char, after the last '#'. */
-static void set_type(aws_response *r, const char *s, size_t n, char stop)
-{
-    const char *cut = memchr(s, stop, n);
-    if (cut)
-        n = (size_t)(cut - s);
-    for (size_t i = n; i > 0; i--)
-        if (s[i - 1] == '#') {
-            s += i;
-            n -= i;
-            break;
-        }
-    while (n > 0 && (*s == ' ' || *s == '\t')) {
-        s++;
-        n--;
-    }
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-        n--;
-    if (n >= sizeof r->error_type)
-        n = sizeof r->error_type - 1;
-    memcpy(r->error_type, s, n);
-    r->error_type[n] = '\0';
-}
-
 static void parse_json_error(aws_response *r)
 {
     json_t *root = json_loadb(r->body, r->body_len, 0, NULL);
@@ -603,44 +581,13 @@ static void parse_json_error(aws_response *r)
     if (!type)
         type = json_string_value(json_object_get(root, "code"));
     if (type)
-        set_type(r, type, strlen(type), ':');
+        aws_error_type(r->error_type, sizeof r->error_type, type, strlen(type), ':');
     const char *msg = json_string_value(json_object_get(root, "message"));
     if (!msg)
         msg = json_string_value(json_object_get(root, "Message"));
     if (msg)
         r->error_message = strdup(msg);
     json_decref(root);
-}
-
-/* A malloc'd copy of XML text s[0..n) with the entities decoded; NULL on no memory. */
-static char *xml_text(const char *s, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (out)
-        xml_decode(out, n + 1, s, n);
-    return out;
-}
-
-static void parse_xml_error(aws_response *r)
-{
-    const char *s = r->body, *end = r->body + r->body_len;
-    size_t n;
-    const char *error = xml_find(s, end, "Error", &n, NULL);
-    if (error) {
-        s = error;
-        end = error + n;
-    }
-    const char *code = xml_find(s, end, "Code", &n, NULL);
-    if (code) {
-        char *t = xml_text(code, n);
-        if (t) {
-            set_type(r, t, strlen(t), '\0');
-            free(t);
-        }
-    }
-    const char *msg = xml_find(s, end, "Message", &n, NULL);
-    if (msg)
-        r->error_message = xml_text(msg, n);
 }
 
 static void parse_error(aws_response *r, const answer *a)
@@ -652,12 +599,15 @@ static void parse_error(aws_response *r, const answer *a)
         if (*p == '{')
             parse_json_error(r);
         else if (*p == '<')
-            parse_xml_error(r);
+            aws_error_read_xml(r->body, r->body_len, r->error_type, sizeof r->error_type,
+                               &r->error_message);
     }
     if (!r->error_type[0] && a->query_error[0])
-        set_type(r, a->query_error, strlen(a->query_error), ';');
+        aws_error_type(r->error_type, sizeof r->error_type, a->query_error, strlen(a->query_error),
+                       ';');
     if (!r->error_type[0] && a->error_type[0])
-        set_type(r, a->error_type, strlen(a->error_type), ':');
+        aws_error_type(r->error_type, sizeof r->error_type, a->error_type, strlen(a->error_type),
+                       ':');
 }
 
 /* ---- the call ---- */
