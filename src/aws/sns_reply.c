@@ -29,8 +29,12 @@ void sns_text_cut(char *out, size_t outlen, const char *s, size_t n)
     out[n] = '\0';
 }
 
-/* The text s[0..n), entities decoded and surrounding white space dropped, into out. */
-static void xml_text(const char *s, size_t n, char *out, size_t outlen)
+/*
+ * The text s[0..n), entities decoded and surrounding white space dropped, into out; the length
+ * of the decoded text (up to sizeof buf - 1), more than strlen(out) when it was cut or holds a
+ * NUL byte.
+ */
+static size_t xml_text(const char *s, size_t n, char *out, size_t outlen)
 {
     const char *end = s + n;
     while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
@@ -40,10 +44,16 @@ static void xml_text(const char *s, size_t n, char *out, size_t outlen)
     char buf[1024]; /* more than any field: the cut sees past itself and keeps whole characters */
     size_t len = xml_decode(buf, sizeof buf, s, (size_t)(end - s));
     sns_text_cut(out, outlen, buf, len);
+    return len;
 }
 
-/* The text of child tag of [s, end) into out; false (out "") when there is none. */
-static bool xml_child(const char *s, const char *end, const char *tag, char *out, size_t outlen)
+/*
+ * The text of child tag of [s, end) into out; false (out "") when there is none. With whole, also
+ * false (out "") when the text does not all fit or holds a NUL byte: a short word looked for (an
+ * Id, "true") is that word only when the whole text is, whatever its first bytes say.
+ */
+static bool xml_child(const char *s, const char *end, const char *tag, bool whole, char *out,
+                      size_t outlen)
 {
     size_t n;
     const char *after;
@@ -51,7 +61,10 @@ static bool xml_child(const char *s, const char *end, const char *tag, char *out
     out[0] = '\0';
     if (!v)
         return false;
-    xml_text(v, n, out, outlen);
+    if (xml_text(v, n, out, outlen) != strlen(out) && whole) {
+        out[0] = '\0';
+        return false;
+    }
     return true;
 }
 
@@ -89,23 +102,25 @@ void sns_reply_read(const char *body, size_t len, size_t first, size_t k, const 
             const char *mend = member + mn;
             char id[32], fault[16];
             size_t i;
-            if (!xml_child(member, mend, "Id", id, sizeof id) || !entry_index(id, first, k, &i) ||
-                !sent[i - first] || done[i - first])
+            if (!xml_child(member, mend, "Id", true, id, sizeof id) ||
+                !entry_index(id, first, k, &i) || !sent[i - first] || done[i - first])
                 continue;
             done[i - first] = true;
             memset(&st[i], 0, sizeof st[i]);
             if (l == 0) {
                 st[i].ok = true;
-                xml_child(member, mend, "MessageId", st[i].message_id, sizeof st[i].message_id);
+                xml_child(member, mend, "MessageId", false, st[i].message_id,
+                          sizeof st[i].message_id);
                 continue;
             }
-            if (!xml_child(member, mend, "Code", st[i].code, sizeof st[i].code) || !st[i].code[0])
+            if (!xml_child(member, mend, "Code", false, st[i].code, sizeof st[i].code) ||
+                !st[i].code[0])
                 snprintf(st[i].code, sizeof st[i].code, "%s", "Failed");
-            if (!xml_child(member, mend, "Message", st[i].message, sizeof st[i].message) ||
+            if (!xml_child(member, mend, "Message", false, st[i].message, sizeof st[i].message) ||
                 !st[i].message[0])
                 snprintf(st[i].message, sizeof st[i].message, "%s",
                          "SNS did not publish the message");
-            xml_child(member, mend, "SenderFault", fault, sizeof fault);
+            xml_child(member, mend, "SenderFault", true, fault, sizeof fault);
             st[i].sender_fault = strcmp(fault, "true") == 0;
         }
     }

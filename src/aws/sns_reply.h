@@ -40,11 +40,13 @@ void sns_text_cut(char *out, size_t outlen, const char *s, size_t n);
  * Where: the content of the first <PublishBatchResult> (the whole body when
  * there is none), in it the first <Successful> and then the first <Failed>
  * list, in each its <member> elements one after the other. A member names
- * message i when the text of its first <Id> — surrounding white space (space,
- * tab, CR, LF, as written) dropped, entities decoded — is 1 to 9 decimal
- * digits of a number i in [first, first + k). A member that names no
- * message of the call, or one whose message did not go out (!sent[j]) or
- * is done already (done[j]: an earlier member named it), is passed over.
+ * message i when the whole text of its first <Id> — surrounding white space
+ * (space, tab, CR, LF, as written) dropped, entities decoded — is 1 to 9
+ * decimal digits of a number i in [first, first + k), not when they are
+ * only its first bytes (a NUL byte or more text after them). A member that
+ * names no message of the call, or one whose message did not go out
+ * (!sent[j]) or is done already (done[j]: an earlier member named it), is
+ * passed over.
  *
  * Every message i = first + j a member names gets done[j] = true and its
  * status st[i] set anew (zeroed first: sent and request_id are the caller's
@@ -53,7 +55,8 @@ void sns_text_cut(char *out, size_t outlen, const char *s, size_t n);
  *   - Successful: ok, message_id the <MessageId> ("" without one);
  *   - Failed: not ok, code the <Code> ("Failed" when it is missing or
  *     empty), message the <Message> ("SNS did not publish the message" when
- *     missing or empty), sender_fault when <SenderFault> reads "true".
+ *     missing or empty), sender_fault when <SenderFault>'s whole text is
+ *     "true".
  * Nothing else is written: not done[j] or st[first + j] of a message no
  * member names, nor any status outside the call's.
  */

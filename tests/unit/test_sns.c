@@ -10,8 +10,9 @@
  * Version, TopicArn, entries with their attributes, contiguous member and
  * attribute numbers), batches cut at ten messages and at 256 KiB, reading
  * the XML reply (MessageIds, per-entry Code / Message / SenderFault,
- * entities, <Failed/>, Ids that are not the call's, an entry the reply does
- * not mention, an empty reply), throttling then success (aws_http's
+ * entities, <Failed/>, Ids that are not the call's, Ids and SenderFaults
+ * that only begin with the word, an entry the reply does not mention, an
+ * empty reply), throttling then success (aws_http's
  * retries), a 404 NotFound failing every message without a retry, the stop
  * after the first failed call, messages refused before sending, a deadline
  * already past; which messages went out, with their call's request id.
@@ -28,6 +29,7 @@
 #include <cmocka.h>
 
 #include "aws/sns.h"
+#include "aws/sns_reply.h"
 #include "util/clock.h"
 #include "core/sbuf.h"
 #include "support/http_stub.h"
@@ -429,6 +431,61 @@ static void test_reply_self_closing_failed(void **state)
     http_stub_stop(s);
 }
 
+/* Read a reply to messages 0 and 1, both sent, as the call would; st[] starts zeroed. */
+static void read_two(const char *body, size_t len, bool done[2], sns_status st[2])
+{
+    bool sent[2] = {true, true};
+    done[0] = done[1] = false;
+    memset(st, 0, 2 * sizeof *st);
+    sns_reply_read(body, len, 0, 2, sent, done, st);
+}
+
+static void test_reply_reads_whole_words(void **state)
+{
+    (void)state;
+    /* An Id is the message's only when all its text is the number: not "1" then a NUL byte, nor
+     * "1" then more than the Id's room, cut before a broken character; SenderFault the same. */
+#define REPLY(list, member)                                                                        \
+    "<PublishBatchResponse><PublishBatchResult><" list "><member>" member "</member></" list       \
+    "></PublishBatchResult></PublishBatchResponse>"
+    static const char nul_id[] = REPLY("Successful", "<Id>1\0</Id><MessageId>m1</MessageId>");
+    static const char well[] = REPLY("Successful", "<Id>1</Id><MessageId>m1</MessageId>");
+    bool done[2];
+    sns_status st[2];
+    read_two(nul_id, sizeof nul_id - 1, done, st);
+    assert_false(done[0]);
+    assert_false(done[1]);
+    read_two(well, sizeof well - 1, done, st);
+    assert_true(done[1]);
+    assert_true(st[1].ok);
+    assert_string_equal(st[1].message_id, "m1");
+
+    char long_id[256], long_fault[256];
+    char tail[41];
+    memset(tail, 0x80, 40);
+    tail[40] = '\0';
+    snprintf(long_id, sizeof long_id,
+             REPLY("Successful", "<Id>1\xc3%s</Id><MessageId>m</MessageId>"), tail);
+    read_two(long_id, strlen(long_id), done, st);
+    assert_false(done[1]);
+    assert_false(st[1].ok);
+
+    snprintf(long_fault, sizeof long_fault,
+             REPLY("Failed", "<Id>1</Id><Code>InternalError</Code><SenderFault>true\xc3%.20s"
+                             "</SenderFault>"),
+             tail);
+    read_two(long_fault, strlen(long_fault), done, st);
+    assert_true(done[1]);
+    assert_false(st[1].ok);
+    assert_string_equal(st[1].code, "InternalError");
+    assert_false(st[1].sender_fault);
+    static const char fault[] =
+        REPLY("Failed", "<Id>1</Id><Code>InternalError</Code><SenderFault> true </SenderFault>");
+    read_two(fault, sizeof fault - 1, done, st);
+    assert_true(st[1].sender_fault);
+#undef REPLY
+}
+
 static void test_empty_reply_fails(void **state)
 {
     (void)state;
@@ -724,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_attribute_types),
         cmocka_unit_test(test_reply_per_entry_outcomes),
         cmocka_unit_test(test_reply_self_closing_failed),
+        cmocka_unit_test(test_reply_reads_whole_words),
         cmocka_unit_test(test_empty_reply_fails),
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_not_found_fails_all),
