@@ -3,6 +3,8 @@
  */
 #include "stream_event.h"
 
+#include "util/errbuf.h"
+
 #include <stdio.h>
 
 const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,
@@ -17,6 +19,7 @@ const json_t *stream_event_records(const char *event, size_t len, json_t **doc, 
              !*doc                  ? jerr.text
              : json_is_object(*doc) ? "no Records array"
                                     : "the event is not a JSON object");
+    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error */
     return NULL;
 }
 

@@ -17,7 +17,8 @@
 /*
  * The Records array of an event (len bytes), with the parsed event in *doc
  * (json_decref it; NULL when the event is not JSON). NULL when the event is
- * not a DynamoDB stream event, with why in reason: jansson's message, "the
+ * not a DynamoDB stream event, with why in reason, on one line (each control
+ * character '?', as errbuf_one_line() makes it): jansson's message, "the
  * event is not a JSON object" or "no Records array".
  */
 const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,

@@ -12,7 +12,8 @@
  * Invariants:
  *  - nothing is read past the bytes given, nothing leaks (ASan);
  *  - Records are found exactly when the event is a JSON object with a
- *    Records array; else there is a reason;
+ *    Records array; else there is a reason, on one line (no control
+ *    character);
  *  - a record becomes a message exactly when the consumer's patterns match
  *    it and it is an INSERT whose new image holds a task id, a task type no
  *    longer than allowed and object data; no allocation fails here;
@@ -222,8 +223,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(!doc == !again, "the event %s JSON", doc ? "is not" : "is");
     FUZZ_CHECK(!records == !json_is_array(json_object_get(again, "Records")), "Records %s",
                records ? "found" : "not found");
-    if (!records)
+    if (!records) {
         FUZZ_CHECK(memchr(reason, '\0', sizeof reason) && reason[0], "no reason");
+        for (const char *c = reason; *c; c++)
+            FUZZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f,
+                       "reason \"%s\" not on one line (0x%02x)", reason, (unsigned char)*c);
+    }
     size_t n = json_array_size(records);
     for (size_t i = 0; i < n && i < MAX_RECORDS; i++)
         check_record(json_array_get(records, i), n);

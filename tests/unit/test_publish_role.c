@@ -718,13 +718,17 @@ static void test_not_a_stream_event(void **state)
     fixture f;
     fixture_start(&f);
     static const char *const bad[] = {
-        "not json", "[]", "{\"foo\":1}", "{\"Records\":{}}", "{\"Records\":null}", "\"Records\""};
+        "not json", "[]", "{\"foo\":1}", "{\"Records\":{}}", "{\"Records\":null}", "\"Records\"",
+        /* jansson's message quotes the control character it stopped at */
+        "{\"Records\": [\n\x01]}", "{\"Records\": [\x1b[2J]}"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         role_result res;
         invoke(&f, bad[i], &res);
         assert_null(res.response);
         assert_string_equal(res.error_type, "Runtime.InvalidEvent");
         assert_non_null(strstr(res.error_message, "not a DynamoDB stream event"));
+        for (const char *c = res.error_message; *c; c++) /* one line, for logs and Lambda */
+            assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
         role_result_clear(&res);
     }
     role_result res;

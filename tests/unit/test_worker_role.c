@@ -648,12 +648,17 @@ static void test_malformed_events_fail(void **state)
         "{\"Records\": {}}",
         "{\"Records\": [1]}",
         "{\"Records\": [{\"body\": \"{}\", \"eventSource\": \"aws:sqs\"}]}",
+        /* jansson's message quotes the control character it stopped at */
+        "{\"Records\": [\n\x01]}",
+        "{\"Records\": [\x1b[2J]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         role_result res = invoke_text(f, bad[i], now_ms() + MINUTE_MS);
         assert_null(res.response);
         assert_string_equal(res.error_type, "Runtime.InvalidEvent");
         assert_true(res.error_message[0] != '\0');
+        for (const char *c = res.error_message; *c; c++) /* one line, for logs and Lambda */
+            assert_true((unsigned char)*c >= 0x20 && *c != 0x7f);
         role_result_clear(&res);
     }
     /* nothing was done for the good record before the bad one */
