@@ -5,8 +5,14 @@
 
 #include "xml.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 void aws_error_type(char *type, size_t typelen, const char *s, size_t n, char stop)
 {
@@ -19,11 +25,11 @@ void aws_error_type(char *type, size_t typelen, const char *s, size_t n, char st
             n -= i;
             break;
         }
-    while (n > 0 && (*s == ' ' || *s == '\t')) {
+    while (n > 0 && is_space(*s)) {
         s++;
         n--;
     }
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+    while (n > 0 && is_space(s[n - 1]))
         n--;
     if (n >= typelen)
         n = typelen - 1;

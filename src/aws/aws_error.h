@@ -21,7 +21,8 @@
  * NUL-terminated: the part before the first stop byte in it (all of it when
  * there is none), after the last '#' in that part
  * ("com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"),
- * without surrounding spaces and tabs, cut to its first typelen - 1 bytes.
+ * without surrounding white space (space, tab, CR, LF: a <Code> may be
+ * written on a line of its own), cut to its first typelen - 1 bytes.
  * Used for a JSON body's __type (stop ':'), the x-amzn-query-error header
  * (';'), x-amzn-errortype (':') and an XML body's <Code>.
  */

@@ -43,9 +43,9 @@ static void model_type(char *want, size_t room, const char *s, size_t n, char st
     size_t start = end;
     while (start > 0 && s[start - 1] != '#')
         start--;
-    while (start < end && (s[start] == ' ' || s[start] == '\t'))
+    while (start < end && s[start] && strchr(" \t\r\n", s[start]))
         start++;
-    while (end > start && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+    while (end > start && s[end - 1] && strchr(" \t\r\n", s[end - 1]))
         end--;
     size_t len = end - start < room - 1 ? end - start : room - 1;
     memcpy(want, s + start, len);
