@@ -64,6 +64,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -88,6 +89,7 @@ struct child {
     pid_t pid;                        /* the supervisor: > 0 from a successful start until reaped */
     pid_t program;                    /* the program's pid, once started */
     int in_fd, out_fd, err_fd, st_fd; /* parent ends (stdin, stdout, stderr, reports); -1: closed */
+    int kill_fd;                      /* eventfd child_kill() signals (child_wait() returns); -1 */
     size_t in_off;                    /* bytes of the input written so far */
     char *out;                        /* standard output kept, NUL-terminated; NULL if none */
     size_t out_len, out_cap;          /* bytes kept, bytes allocated */
@@ -637,7 +639,7 @@ child *child_new(const child_spec *spec)
     if (!c)
         return NULL;
     c->spec = *spec;
-    c->in_fd = c->out_fd = c->err_fd = c->st_fd = -1;
+    c->in_fd = c->out_fd = c->err_fd = c->st_fd = c->kill_fd = -1;
     c->cpu_ms = -1;
     if (!(c->scratch = malloc(READ_CHUNK))) {
         free(c);
@@ -737,8 +739,13 @@ int child_start(child *c)
                 break;
         }
         close_fd(&pex[0]);
-        if (have == 0)
+        if (have == 0) {
+            /* Made now, when the run's spare pipe ends are closed (EXEC_RUN_FDS holds), and
+             * never inherited by its supervisor. Without one (no descriptor to spare) a kill
+             * ends child_wait() only once the supervisor has ended the program. */
+            c->kill_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
             return 0;
+        }
         rc = have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
     } else {
         close_fd(&pex[0]);
@@ -875,7 +882,7 @@ static bool pump_reports(child *c)
 }
 
 /* Move data until the program exits (and its output is drained), its output goes past the cap,
- * or the deadline passes. */
+ * the deadline passes, or child_kill() is called before the program's end is known. */
 static child_end supervise(child *c, int64_t deadline)
 {
     int64_t drain_until = c->exited ? clock_mono_ms() + c->spec.drain_ms : 0;
@@ -888,9 +895,9 @@ static child_end supervise(child *c, int64_t deadline)
         if (!c->exited && now >= deadline)
             return CHILD_TIMED_OUT;
 
-        struct pollfd p[4];
+        struct pollfd p[5];
         nfds_t n = 0;
-        int slot_in = -1, slot_out = -1, slot_err = -1, slot_st = -1;
+        int slot_in = -1, slot_out = -1, slot_err = -1, slot_st = -1, slot_kill = -1;
         if (c->in_fd >= 0) {
             slot_in = (int)n;
             p[n++] = (struct pollfd){.fd = c->in_fd, .events = POLLOUT};
@@ -907,6 +914,10 @@ static child_end supervise(child *c, int64_t deadline)
             slot_st = (int)n;
             p[n++] = (struct pollfd){.fd = c->st_fd, .events = POLLIN};
         }
+        if (!c->exited && c->kill_fd >= 0) { /* left readable: a later wait returns too */
+            slot_kill = (int)n;
+            p[n++] = (struct pollfd){.fd = c->kill_fd, .events = POLLIN};
+        }
         int64_t wait = c->exited ? drain_until - now : deadline == INT64_MAX ? -1 : deadline - now;
         if (wait > INT_MAX)
             wait = INT_MAX;
@@ -919,6 +930,8 @@ static child_end supervise(child *c, int64_t deadline)
         }
         if (ready == 0)
             continue;
+        if (slot_kill >= 0 && p[slot_kill].revents)
+            return CHILD_KILLED;
         if (slot_in >= 0 && p[slot_in].revents)
             pump_stdin(c);
         if (slot_out >= 0 && p[slot_out].revents)
@@ -957,8 +970,16 @@ child_end child_wait(child *c, int64_t deadline_ms)
 
 void child_kill(const child *c)
 {
-    if (c->pid > 0)
-        (void)kill(c->pid, SIGTERM); /* the supervisor kills its whole tree */
+    if (c->pid <= 0)
+        return;
+    (void)kill(c->pid, SIGTERM); /* the supervisor kills its whole tree */
+    /* and child_wait() returns now, whether or not it can: a stopped supervisor is then
+     * child_reap()'s to kill after its grace, not left until the deadline */
+    if (c->kill_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(c->kill_fd, &one, sizeof one);
+        (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
+    }
 }
 
 /*
@@ -1088,6 +1109,7 @@ void child_free(child *c)
     close_fd(&c->out_fd);
     close_fd(&c->err_fd);
     close_fd(&c->st_fd);
+    close_fd(&c->kill_fd);
     free(c->out);
     free(c->scratch);
     free(c);

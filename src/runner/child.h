@@ -65,6 +65,7 @@ typedef enum child_end {
     CHILD_EXITED,      /* the program exited and its output was drained */
     CHILD_TIMED_OUT,   /* the deadline passed while the program still ran */
     CHILD_STDOUT_OVER, /* standard output went past stdout_max bytes (the program may still run) */
+    CHILD_KILLED,      /* child_kill() came before the program's end was known (it may still run) */
     CHILD_FAILED,      /* the parent failed; see child_failure() */
 } child_end;
 
@@ -88,13 +89,15 @@ child *child_new(const child_spec *spec);
 int child_start(child *c);
 /*
  * Feed stdin and collect output until the program has exited and its output is drained, until
- * standard output goes past stdout_max, or until deadline_ms on the monotonic clock
- * (clock_mono_ms; INT64_MAX: none) passes first. SIGPIPE is blocked in the calling thread
- * meanwhile, and one that writing raised is consumed.
+ * standard output goes past stdout_max, until deadline_ms on the monotonic clock
+ * (clock_mono_ms; INT64_MAX: none) passes, or until child_kill() is called (from any thread,
+ * before or during the wait) while the program's end is not known, whichever comes first.
+ * SIGPIPE is blocked in the calling thread meanwhile, and one that writing raised is consumed.
  */
 child_end child_wait(child *c, int64_t deadline_ms);
-/* Kill the program and all its descendants (asynchronously: child_reap() waits for them);
- * does nothing unless the child has started and is unreaped. */
+/* Kill the program and all its descendants (asynchronously: child_reap() waits for them), and
+ * end a child_wait() under way (CHILD_KILLED); does nothing unless the child has started and is
+ * unreaped. */
 void child_kill(const child *c);
 /*
  * End the run: close the pipes, kill the program if it still runs and whatever it left running,

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -687,6 +688,69 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
 }
 
+typedef struct waiter {
+    child *c;
+    child_end end;
+} waiter;
+
+static void *wait_main(void *arg)
+{
+    waiter *w = arg;
+    w->end = child_wait(w->c, clock_mono_ms() + 10000);
+    return NULL;
+}
+
+/* child_kill() from another thread ends a child_wait() at once, even when the program stopped
+ * its supervisor (so that the kill cannot end the program): child_reap() then kills both past
+ * its grace, rather than the wait lasting until its deadline. A kill before the wait ends it
+ * too. */
+static void test_kill_ends_the_wait_of_a_stopped_supervisor(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    char *argv[] = {"sh",
+                    "-c",
+                    "kill -STOP $PPID; echo $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                    "exec sleep 30",
+                    "sh",
+                    pidfile,
+                    NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 64,
+                       .stderr_tail = 64,
+                       .drain_ms = 100,
+                       .kill_grace_ms = 300};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c), 0);
+    waiter w = {.c = c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, wait_main, &w), 0);
+    pid_t pids[2] = {0, 0}; /* the program, its supervisor */
+    unsigned long long written = 0;
+    assert_int_equal(read_pids(pidfile, pids, 2, &written), 2);
+    unlink(pidfile);
+    for (int i = 0; i < 500 && fixture_state(pids[1], written) != 'T'; i++)
+        usleep(10000);
+    assert_int_equal(fixture_state(pids[1], written), 'T');
+    int64_t start = clock_mono_ms();
+    child_kill(c);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(w.end, CHILD_KILLED);
+    assert_true(clock_mono_ms() - start < 1000);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_KILLED); /* killed before */
+    int status, code;
+    assert_int_equal(child_reap(c, &status), ECHILD);
+    assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
+    assert_true(clock_mono_ms() - start < 3000);
+    child_free(c);
+    assert_all_end(pids, 2, written, 5000);
+}
+
 /* ---- resource limits ---- */
 
 static void test_limits_are_applied(void **state)
@@ -792,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_only_stdio_is_inherited),
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
+        cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_limits_are_applied),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
         cmocka_unit_test(test_open_files_limit),

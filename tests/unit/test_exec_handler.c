@@ -823,6 +823,7 @@ static void test_environment_default_path(void **state)
 typedef struct abort_run {
     handler *h;
     const char *pidfile;
+    unsigned timeout_s; /* 0: 60 */
     handler_result r;
 } abort_run;
 
@@ -830,7 +831,7 @@ static void *abort_run_main(void *arg)
 {
     abort_run *a = arg;
     handler_task t = {.id = "t1", .task_type = "TASK1", .data = "{}"};
-    a->h->run(a->h, &t, 60, &a->r);
+    a->h->run(a->h, &t, a->timeout_s ? a->timeout_s : 60, &a->r);
     return NULL;
 }
 
@@ -863,6 +864,57 @@ static void test_abort_kills_escaped_descendants(void **state)
     pid_t pids[3] = {0, 0, 0};
     assert_int_equal(read_pids(pidfile, pids, 3), 3);
     for (int i = 0; i < 3; i++)
+        assert_true(process_gone(pids[i]));
+    handler_result_clear(&a.r);
+    h->free(h);
+    unlink(pidfile);
+}
+
+/* The state letter of process pid ('S', 'T', ...), 0 when there is none. */
+static char process_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* abort() ends a run whose program stopped its supervisor (it may: same user) once the kill's
+ * grace (2 s) is over, not at the run's timeout: the supervisor is killed, and the program with
+ * it. */
+static void test_abort_ends_a_run_whose_supervisor_is_stopped(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_path(pidfile, sizeof pidfile);
+    unlink(pidfile);
+    handler *h = sh_handler("kill -STOP $PPID; echo $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                            "exec sleep 60",
+                            pidfile, NULL);
+    abort_run a = {.h = h, .pidfile = pidfile, .timeout_s = 10};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, abort_run_main, &a), 0);
+    for (int i = 0; i < 1000 && access(pidfile, R_OK) != 0; i++)
+        usleep(10000);
+    pid_t pids[2] = {0, 0}; /* the program, its supervisor */
+    assert_int_equal(read_pids(pidfile, pids, 2), 2);
+    for (int i = 0; i < 500 && process_state(pids[1]) != 'T'; i++)
+        usleep(10000);
+    assert_int_equal(process_state(pids[1]), 'T');
+    int64_t start = now_ms();
+    h->abort(h);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    int64_t took = now_ms() - start;
+    assert_true(took >= 1500); /* the supervisor had its grace */
+    assert_true(took < 5000);  /* and the run did not wait for its timeout (10 s) */
+    assert_false(a.r.ok);
+    for (int i = 0; i < 2; i++)
         assert_true(process_gone(pids[i]));
     handler_result_clear(&a.r);
     h->free(h);
@@ -1102,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_environment_is_scrubbed),
         cmocka_unit_test(test_environment_default_path),
         cmocka_unit_test(test_abort_kills_escaped_descendants),
+        cmocka_unit_test(test_abort_ends_a_run_whose_supervisor_is_stopped),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_cpu_limit_fails_the_task),
         cmocka_unit_test(test_open_files_limit_fails_the_task),
