@@ -433,11 +433,13 @@ no_api:
     if (!pipeline_stop(pipe, cfg.shutdown_grace)) {
         /* Handlers overran the grace period: their messages come back after the
          * visibility timeout. The store is consistent at every commit, so the
-         * process may end here with those threads still running. */
+         * process may end here with those threads still running. They read the
+         * configuration, which lives in this frame: exit() from here, not a return,
+         * which would hand the frame to exit()'s own calls while they still read it. */
         tracer_flush(tel.tracer, clock_unix_ms() + ABANDON_FLUSH_MS); /* the threads go on */
         log_info("stopped", "handlers", "abandoned", NULL);
         auth_free(&access);
-        return status ? fail(err) : status;
+        exit(status ? fail(err) : status);
     }
     pipe = NULL;
     store_close(st); /* commits queued writes, checkpoints the WAL */
