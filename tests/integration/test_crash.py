@@ -4,7 +4,9 @@ its handler ends in the dead-letter queue and can be redriven.
 """
 
 import http.client
+import json
 import os
+import secrets
 import signal
 import sqlite3
 import sys
@@ -13,9 +15,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, change_transitions, db_query, kill_fixture_processes,  # noqa: E402
-                     post_tasks, process_gone, queue_table, script_path, status_counts,
-                     wait_queue_empty, wait_until, write_config, written_at)
+from harness import (QuietHandler, ServersTestCase, Taskd, change_transitions, db_query,  # noqa: E402
+                     kill_fixture_processes, post_tasks, process_gone, queue_table, script_path,
+                     serve_stand_in, status_counts, wait_queue_empty, wait_until, write_config,
+                     written_at)
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -389,6 +392,205 @@ class GracefulStop(CrashCase):
                 self.fail("%s: processes %r still run after taskd exited 0 on SIGTERM" % (e, alive))
         finally:
             kill_fixture_processes(pids, started_by)
+
+
+class Collector:
+    """An OTLP/HTTP (JSON) collector that answers the first export 503 with Retry-After: 60 and
+    every later one 200, and keeps each request with the status it answered."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.requests = []  # (status answered, path, body)
+        collector = self
+
+        class Handler(QuietHandler):
+            def do_POST(self):
+                body = self.read_body()
+                with collector.lock:
+                    status = 503 if not collector.requests else 200
+                    collector.requests.append((status, self.path, body))
+                if status == 200:
+                    self.reply(200, b"{}")
+                    return
+                self.send_response(503)
+                self.send_header("Retry-After", "60")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = serve_stand_in(Handler)
+        self.url = "http://127.0.0.1:%d" % self.server.server_port
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.requests)
+
+    def accepted_spans(self):
+        """The spans of the exports answered 200."""
+        spans = []
+        for status, _, body in self.snapshot():
+            if status != 200:
+                continue
+            for rs in json.loads(body.decode("utf-8")).get("resourceSpans", []):
+                for ss in rs.get("scopeSpans", []):
+                    spans.extend(ss.get("spans", []))
+        return spans
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def parent_pid(pid):
+    """The parent's pid of process pid (field 4 of /proc/<pid>/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rpartition(")")[2].split()[1])
+
+
+def proc_state(pid):
+    """The state letter of process pid, or None when there is no such process."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+class AbandonedStop(CrashCase):
+    """A SIGTERM that leaves a handler behind. Past shutdown_grace taskd aborts the handlers and
+    gives them 5 s more to return; one still running then is abandoned: taskd flushes its spans
+    (for 2 s at most), logs "stopped" with handlers=abandoned and exits 0 with that thread still
+    in its work.
+
+    An aborted exec run returns at once, or after the kill's grace (2 s) when its program stopped
+    its supervisor; what keeps a runner thread past the 5 s is the store. Here another connection
+    holds SQLite's write lock (as in test_store_busy), so the runner's release of the message it
+    cut short waits out the busy timeout (5 s); the program stops its supervisor, so that this
+    wait begins 2 s after the abort and ends well after taskd gave up on the thread (begun at the
+    abort, the two would end milliseconds apart).
+
+    The collector answers the first export 503 with Retry-After: 60: the export thread sleeps
+    through the whole stop, every later span queued behind it, and only the flush (which cuts
+    that sleep short) sends them."""
+
+    RUN = ('echo "$TASK_ID $$ $(date +%s%3N)" >> "$1/runs"; [ -e "$1/go" ] && exit 0; '
+           'kill -STOP $PPID; exec sleep 60')
+
+    def test_flush_and_exit_past_the_abort_then_the_task_runs_again(self):
+        runs_dir = os.path.join(self.tmp, "runs.d")
+        os.mkdir(runs_dir)
+        runs = os.path.join(runs_dir, "runs")
+        cfg = {"task_types": ["FAST", "SLOW"], "shutdown_grace": 1, "sweep_interval": 86400,
+               "queues": [{"name": "fast"}, {"name": "slow", "visibility_timeout": 11}],
+               "subscriptions": [{"queue": "fast", "filter_policy": {"TaskType": ["FAST"]}},
+                                 {"queue": "slow", "filter_policy": {"TaskType": ["SLOW"]}}],
+               "handlers": [{"queue": "fast", "handler": "noop"},
+                            {"queue": "slow", "handler": "exec", "timeout": 6,
+                             "command": ["/bin/sh", "-c", self.RUN, "sh", runs_dir]}]}
+        collector = Collector()
+        self.addCleanup(collector.close)
+        s = self.start(cfg, env={"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+                                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
+
+        def traced(task_type):
+            trace_id = secrets.token_hex(16)
+            tid = s.create(task_type, headers={"traceparent": "00-%s-%s-01"
+                                               % (trace_id, secrets.token_hex(8))})
+            return tid, trace_id
+
+        def local_spans(tid, complete):
+            r = s.get("/tasks/%s/trace" % tid)
+            self.assertEqual(r.status, 200, r)
+            spans = r.json()["spans"]
+            names = [sp["name"] for sp in spans]
+            return spans if all(names.count(n) >= c for n, c in complete.items()) else None
+
+        # Finished tasks: their spans, as taskd keeps them for its own trace view.
+        done = {}  # task id -> (trace id, span ids)
+        for _ in range(3):
+            tid, trace_id = traced("FAST")
+            wait_until(lambda: s.task(tid)["status"] == "COMPLETED", 10, what="FAST completed")
+            spans = wait_until(lambda: local_spans(tid, {"UPDATE tasks": 2, "process fast": 1}), 5,
+                               what="the spans of task %s" % tid)
+            self.assertEqual({sp["trace_id"] for sp in spans}, {trace_id}, spans)
+            done[tid] = (trace_id, {sp["span_id"] for sp in spans})
+        # The first export was refused: from here on, spans wait in the queue.
+        wait_until(lambda: collector.snapshot(), 10, what="a first export")
+
+        # A task that will not end: its program stops its supervisor.
+        stuck, stuck_trace = traced("SLOW")
+
+        def started():
+            if not os.path.exists(runs):
+                return None
+            with open(runs) as f:
+                return [line.split() for line in f if line.startswith(stuck + " ")]
+        program = int(wait_until(started, 10, what="the SLOW task's run")[0][1])
+        supervisor = parent_pid(program)
+        started_by = written_at(runs)
+        self.addCleanup(kill_fixture_processes, [program, supervisor], started_by)
+        wait_until(lambda: proc_state(supervisor) == "T", 5, what="the supervisor stopped")
+
+        holder = sqlite3.connect(self.db, isolation_level=None, timeout=10)
+        self.addCleanup(holder.close)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            t0 = time.monotonic()
+            s.send_signal(signal.SIGTERM)
+            bound = 1 + 5 + 2 + 4  # grace, the wait past the abort, the flush, a margin
+            try:
+                rc = s.proc.wait(bound)
+            except Exception:
+                self.fail("taskd did not exit within %d s of SIGTERM\n%s"
+                          % (bound, s.stderr_text()[-3000:]))
+            elapsed = time.monotonic() - t0
+        finally:
+            holder.rollback()
+        s.kill()  # reaped; stderr read to its end
+        log = s.stderr_text()
+        self.assertEqual(rc, 0, log[-3000:])
+        self.assertGreaterEqual(elapsed, 1 + 5 - 0.1, "the abort's 5 s were not waited out")
+        stops = [o.get("handlers") for o in s.log_json() if o.get("message") == "stopped"]
+        self.assertEqual(stops, ["abandoned"], log)
+        for message in ("handlers still running after the grace period; aborting them",
+                        "handlers did not return when aborted; leaving them"):
+            self.assertIn(message, [o.get("message") for o in s.log_json()], log)
+
+        # The flush sent them all: the finished tasks' spans, and the stuck run's own, ended by
+        # the abort during the stop.
+        spans = collector.accepted_spans()
+        got = {(sp["traceId"], sp["spanId"]) for sp in spans}
+        for tid, (trace_id, ids) in done.items():
+            missing = {i for i in ids if (trace_id, i) not in got}
+            self.assertFalse(missing, "spans of task %s not exported: %r; exports: %r"
+                             % (tid, missing, [(st, len(b)) for st, _, b in collector.snapshot()]))
+        runs_of_stuck = [sp for sp in spans if sp["traceId"] == stuck_trace and sp["name"] == "exec sh"]
+        self.assertEqual([sp.get("status") for sp in runs_of_stuck],
+                         [{"code": 2, "message": "aborted at shutdown"}], runs_of_stuck)
+
+        # Nothing of the run outlives taskd (design.md, "Processes: nothing outlives its run").
+        wait_until(lambda: all(process_gone(p, started_by) for p in (program, supervisor)), 5,
+                   what="the run's processes to end with taskd")
+
+        # The stuck task stays IN_PROGRESS, its message hidden (the runner could not give it
+        # back): it comes back after its visibility timeout, and the restarted taskd runs it again.
+        self.assertEqual(db_query(self.db, "SELECT status FROM tasks WHERE id = ?", (stuck,)),
+                         [("IN_PROGRESS",)])
+        (visible_ms,), = db_query(self.db, "SELECT visible_ms FROM messages WHERE task_id = ?",
+                                  (stuck,))
+        self.assertGreater(visible_ms, time.time() * 1000, "the message was given back")
+        open(os.path.join(runs_dir, "go"), "w").close()
+        s2 = self.start(cfg)
+        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(stuck)),
+                       (visible_ms / 1000 - time.time()) + 10, what="the stuck task to run again")
+        self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"), t)
+        again = started()
+        self.assertEqual(len(again), 2, again)
+        # (the program's wall clock against the one taskd keeps visibility in: 50 ms to spare)
+        self.assertGreaterEqual(int(again[1][2]), visible_ms - 50,
+                                "run again before its message came back")
+        for tid in done:
+            self.assertEqual(s2.task(tid)["status"], "COMPLETED")
+        self.stop_clean(s2)
 
 
 if __name__ == "__main__":
