@@ -26,6 +26,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include "support/stderr_capture.h"
 #include "support_local/sqlite_exec.h"
 
 #include <dirent.h>
@@ -1005,6 +1006,100 @@ static void test_depths_follow_every_move_and_reopen(void **state)
     expect_stats(f->b, "dlq", 0, 0, 0);
     expect_same(f->b, "work", 5);
     expect_stats(f->b, "nowhere", 0, 0, 0);
+}
+
+/* ---- at open: messages hidden past any timeout ---- */
+
+/* Close the test's database and open it again as taskd does, with max_hide_ms: the warnings
+ * the open logged go to *log (freed by the caller). */
+static void reopen_hiding(fx *f, int64_t max_hide_ms, char **log)
+{
+    store_close(f->s);
+    store_sqlite_options o = {.path = f->path,
+                              .sync = STORE_SYNC_NORMAL,
+                              .busy_timeout_ms = 5000,
+                              .max_hide_ms = max_hide_ms};
+    char err[256] = "";
+    test_stderr cap;
+    log_setup(LOG_WARN, NULL);
+    test_stderr_begin(&cap);
+    f->s = store_sqlite_open(&o, err, sizeof err);
+    *log = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, NULL);
+    if (!f->s)
+        print_error("store_sqlite_open(%s): %s\nlogged: %s\n", f->path, err, *log);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+}
+
+/*
+ * An open makes visible a message hidden further ahead than any timeout (the wall clock went
+ * back since it was hidden). When that UPDATE fails (here a trigger refuses to bring a message
+ * forward by more than an hour, which nothing but that UPDATE does), the open warns with
+ * SQLite's error and goes on: the store works, the message stays hidden. The next open, the
+ * trigger gone, makes it visible and says so.
+ */
+static void test_open_warns_when_it_cannot_unhide(void **state)
+{
+    fx *f = *state;
+    const int64_t max_hide_ms = 2 * 3600 * 1000;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 2, NULL);
+    char day_on[24];
+    snprintf(day_on, sizeof day_on, "%lld", (long long)(wall_ms() + 24 * 3600 * 1000));
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE messages SET visible_ms = CAST(?1 AS INTEGER) "
+                                      "WHERE body = '{\"i\":0}'",
+                                      day_on),
+                     1);
+    test_sqlite_exec(db_path,
+                     "CREATE TRIGGER no_unhide BEFORE UPDATE OF visible_ms ON messages "
+                     "WHEN OLD.visible_ms - NEW.visible_ms > 3600000 BEGIN "
+                     "SELECT RAISE(ABORT, 'refused to bring a message forward'); END",
+                     NULL);
+
+    char *log = NULL;
+    reopen_hiding(f, max_hide_ms, &log);
+    if (!strstr(log, "cannot check the queues for messages hidden past any timeout") ||
+        !strstr(log, "refused to bring a message forward") || strstr(log, "made visible"))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "cannot check the queues for messages hidden past any timeout"));
+    assert_non_null(strstr(log, "refused to bring a message forward"));
+    assert_null(strstr(log, "made visible"));
+    free(log);
+
+    /* the store works: the message stays hidden (delayed: never received), the other is
+     * received and deleted, a new one goes through, a task is created and updated */
+    expect_stats(f->b, "work", 1, 0, 1);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_string_equal(m[0].body, "{\"i\":1}");
+    assert_int_equal(broker_delete(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    publish_bodies(f->b, &q, 2, 1, NULL);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_string_equal(m[0].body, "{\"i\":2}");
+    assert_int_equal(broker_delete(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    char id[37];
+    create_task(f->s, 0, id);
+    complete_task(f->s, id, (int64_t)time(NULL));
+    expect_status(f->s, id, TASK_COMPLETED, "done");
+    expect_stats(f->b, "work", 0, 0, 1);
+
+    test_sqlite_exec(db_path, "DROP TRIGGER no_unhide", NULL);
+    reopen_hiding(f, max_hide_ms, &log);
+    if (!strstr(log, "messages hidden past any timeout made visible") ||
+        !strstr(log, "\"messages\":\"1\"") || strstr(log, "cannot check"))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "messages hidden past any timeout made visible"));
+    assert_non_null(strstr(log, "\"messages\":\"1\""));
+    assert_null(strstr(log, "cannot check"));
+    free(log);
+    expect_stats(f->b, "work", 1, 0, 0);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_string_equal(m[0].body, "{\"i\":0}");
+    queue_messages_free(m, 1);
 }
 
 static void test_retention_expires_messages(void **state)
@@ -3222,6 +3317,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
