@@ -38,7 +38,9 @@
  *   the program's (a process of that pid whose parent is the supervisor), and SIGKILLs the
  *   supervisor: a stopped or stuck supervisor cannot hang the parent.
  * - The parent's poll() loop writes stdin and reads stdout, stderr and the report pipe, so no
- *   full pipe can deadlock either side, and the program's exit is seen at once. Once it has
+ *   full pipe can deadlock either side, and the program's exit is seen at once. It also polls
+ *   an eventfd that child_kill() signals, so a kill ends the wait even when the supervisor
+ *   cannot answer it (stopped by the program). Once it has
  *   exited, output is drained for at most drain_ms: a background process may hold the pipes.
  * - Standard output is kept in a buffer that grows by doubling but never past stdout_max + 1
  *   bytes; a byte past stdout_max ends child_wait() with CHILD_STDOUT_OVER. Standard error
@@ -930,8 +932,6 @@ static child_end supervise(child *c, int64_t deadline)
         }
         if (ready == 0)
             continue;
-        if (slot_kill >= 0 && p[slot_kill].revents)
-            return CHILD_KILLED;
         if (slot_in >= 0 && p[slot_in].revents)
             pump_stdin(c);
         if (slot_out >= 0 && p[slot_out].revents)
@@ -948,6 +948,10 @@ static child_end supervise(child *c, int64_t deadline)
         }
         if (c->failed != CHILD_OK)
             return CHILD_FAILED;
+        /* last: a kill that came with the program's end (its report read above) waits for
+         * the output to be drained, as any end does */
+        if (slot_kill >= 0 && p[slot_kill].revents && !c->exited)
+            return CHILD_KILLED;
     }
 }
 

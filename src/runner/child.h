@@ -12,7 +12,7 @@
  *     stdout_max bytes of standard output and the last stderr_tail bytes of standard error,
  *     and returns when the program has exited and its output is drained (for at most
  *     drain_ms: a leftover background process may hold the pipes open), when standard
- *     output goes past stdout_max, or when the deadline passes;
+ *     output goes past stdout_max, when the deadline passes, or when child_kill() is called;
  *   - child_kill() kills the program and every descendant it left; child_reap() does too (if
  *     anything still runs) and collects the program's exit status once every one is gone.
  *
@@ -92,7 +92,10 @@ int child_start(child *c);
  * standard output goes past stdout_max, until deadline_ms on the monotonic clock
  * (clock_mono_ms; INT64_MAX: none) passes, or until child_kill() is called (from any thread,
  * before or during the wait) while the program's end is not known, whichever comes first.
- * SIGPIPE is blocked in the calling thread meanwhile, and one that writing raised is consumed.
+ * After CHILD_KILLED the output kept and the stderr tail are what was read by then. (When no
+ * descriptor was left for the kill's eventfd at the start, a kill ends the wait only once the
+ * supervisor has ended the program, or at the deadline.) SIGPIPE is blocked in the calling thread
+ * meanwhile, and one that writing raised is consumed.
  */
 child_end child_wait(child *c, int64_t deadline_ms);
 /* Kill the program and all its descendants (asynchronously: child_reap() waits for them), and

@@ -523,6 +523,8 @@ static void supervise_child(exec_handler *x, child *c, unsigned timeout_s, unsig
         set_status(out, "output over %zu bytes; not kept", EXEC_STDOUT_MAX);
     else if (end == CHILD_FAILED || wait_err)
         report_failure(out, x, c);
+    else if (end == CHILD_KILLED && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        set_status(out, "aborted; its output was not read to the end"); /* never a result */
     else
         report_exit(out, status, c, cpu_limit_s);
 }

@@ -751,6 +751,32 @@ static void test_kill_ends_the_wait_of_a_stopped_supervisor(void **state)
     assert_all_end(pids, 2, written, 5000);
 }
 
+/* A kill that comes after the program's end, its report and output waiting unread, does not cut
+ * the wait short: the output is read to its end and the program's exit status kept. */
+static void test_kill_after_the_end_keeps_the_output(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "head -c 1000 /dev/zero | tr '\\0' x", NULL);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c), 0);
+    /* the supervisor (this process's one child) exits once it has reported the program's end;
+     * waited for here and left unreaped */
+    siginfo_t si = {0};
+    assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOWAIT), 0);
+    assert_int_equal(si.si_code, CLD_EXITED);
+    child_kill(c);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
+    size_t n;
+    child_stdout(c, &n);
+    assert_int_equal(n, 1000);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    child_free(c);
+}
+
 /* ---- resource limits ---- */
 
 static void test_limits_are_applied(void **state)
@@ -857,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
+        cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_limits_are_applied),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
         cmocka_unit_test(test_open_files_limit),
