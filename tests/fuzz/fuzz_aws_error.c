@@ -20,10 +20,10 @@
  *    message a new copy of the Message's decoded text, or the pointer left
  *    as it was without a Message;
  *  - aws_error_type() over the raw body, with each stop, against a plain
- *    model of its rule: before the first stop, after the last '#', spaces
- *    and tabs around it dropped, cut to the room; so the type is
- *    NUL-terminated in its room, a piece of the text given, and holds no
- *    '#' and no stop byte.
+ *    model of its rule: before the first stop, after the last '#', white
+ *    space (space, tab, CR, LF) around it dropped, cut to the room; so the
+ *    type is NUL-terminated in its room, a piece of the text given, and
+ *    holds no '#' and no stop byte.
  *
  * Run: scripts/fuzz.sh aws_error   (corpus: tests/fuzz/corpus/aws_error/)
  */

@@ -949,10 +949,9 @@ static void test_sns_throttled_until_deadline(void **state)
 {
     (void)state;
     http_stub_reply script[] = {
-        /* a 400 is throttling by its code alone, here written on a line of its own */
-        {.status = 400,
+        {.status = 429,
          .headers = "Content-Type: text/xml\r\n",
-         .body = "<ErrorResponse><Error><Type>Sender</Type><Code>\n  Throttled\r\n  </Code>"
+         .body = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttled</Code>"
                  "<Message>Rate exceeded</Message></Error></ErrorResponse>"},
     };
     http_stub *s = server_start(script, 1);
@@ -964,9 +963,31 @@ static void test_sns_throttled_until_deadline(void **state)
     assert_true(took <= 300 + SLACK_MS);
     assert_true(r.attempts >= 2 && r.attempts <= 10);
     assert_int_equal(r.attempts, http_stub_count(s));
-    assert_int_equal(r.status, 400);
+    assert_int_equal(r.status, 429);
     assert_string_equal(r.error_type, "Throttled");
     assert_string_equal(r.error_message, "Rate exceeded");
+    aws_response_free(&r);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
+/* A 400 is throttling by its code alone, here written on a line of its own. */
+static void test_sns_code_on_its_own_line(void **state)
+{
+    (void)state;
+    http_stub_reply script[] = {
+        {.status = 400,
+         .headers = "Content-Type: text/xml\r\n",
+         .body = "<ErrorResponse><Error><Type>Sender</Type><Code>\n  Throttled\r\n  </Code>"
+                 "<Message>Rate exceeded</Message></Error></ErrorResponse>"},
+    };
+    http_stub *s = server_start(script, 1);
+    aws_client *c = client_for(s, AWS_SNS, false);
+    aws_response r;
+    assert_int_equal(aws_query_call(c, "Action=Publish", 14, in_ms(200), &r), AWS_ERR_THROTTLED);
+    assert_true(r.attempts >= 2);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(r.error_type, "Throttled");
     aws_response_free(&r);
     aws_client_free(c);
     http_stub_stop(s);
@@ -1277,6 +1298,7 @@ int main(void)
         cmocka_unit_test(test_json_error_variants),
         cmocka_unit_test(test_sns_xml_error),
         cmocka_unit_test(test_sns_throttled_until_deadline),
+        cmocka_unit_test(test_sns_code_on_its_own_line),
         cmocka_unit_test(test_5xx_until_deadline_is_unavailable),
         cmocka_unit_test(test_dropped_connection_is_retried),
         cmocka_unit_test(test_empty_success_body),
