@@ -11,7 +11,7 @@
  *
  * The reply is read by sns_reply_read() (sns_reply.h), a pure function of
  * its bytes. Text copied into a status is cut at a UTF-8 character boundary
- * (sns_text_cut()), since it ends up in JSON logs and spans.
+ * (str_join(), core/sbuf.h), since it ends up in JSON logs and spans.
  */
 #include "sns.h"
 
@@ -56,13 +56,13 @@ static void status_fail(sns_status *st, const char *code, bool sender_fault, con
 {
     memset(st, 0, sizeof *st);
     st->sender_fault = sender_fault;
-    sns_text_cut(st->code, sizeof st->code, code, strlen(code));
+    str_join(st->code, sizeof st->code, code, NULL);
     char text[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    sns_text_cut(st->message, sizeof st->message, text, strlen(text));
+    str_join(st->message, sizeof st->message, text, NULL);
 }
 
 /* ---- local checks ---- */
@@ -172,7 +172,7 @@ static void fail_call(aws_rc rc, const aws_response *r, size_t first, size_t k, 
                                                    : "ClientError";
     char why[200];
     if (r->error_message)
-        sns_text_cut(why, sizeof why, r->error_message, strlen(r->error_message));
+        str_join(why, sizeof why, r->error_message, NULL);
     else
         snprintf(why, sizeof why, "%s", aws_rc_name(rc));
     for (size_t j = 0; j < k; j++)

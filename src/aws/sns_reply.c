@@ -12,22 +12,12 @@
  */
 #include "sns_reply.h"
 
+#include "core/sbuf.h"
 #include "xml.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void sns_text_cut(char *out, size_t outlen, const char *s, size_t n)
-{
-    if (n >= outlen) {
-        n = outlen - 1;
-        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--; /* s[n] would be a continuation byte: cut before its lead byte */
-    }
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
 
 /*
  * The text s[0..n), entities decoded and surrounding white space dropped, into out; the length
@@ -43,7 +33,7 @@ static size_t xml_text(const char *s, size_t n, char *out, size_t outlen)
         end--;
     char buf[1024]; /* more than any field: the cut sees past itself and keeps whole characters */
     size_t len = xml_decode(buf, sizeof buf, s, (size_t)(end - s));
-    sns_text_cut(out, outlen, buf, len);
+    str_join(out, outlen, buf, NULL); /* up to a NUL byte, which len then counts past */
     return len;
 }
 

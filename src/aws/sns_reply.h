@@ -25,14 +25,6 @@
 #include <stddef.h>
 
 /*
- * Copy s[0..n) into out (outlen > 0 bytes), NUL-terminated. When it does not
- * fit it is cut to at most outlen - 1 bytes, before the lead byte of the
- * UTF-8 character the cut would split: a copy of well-formed UTF-8 is
- * well-formed UTF-8.
- */
-void sns_text_cut(char *out, size_t outlen, const char *s, size_t n);
-
-/*
  * Read the reply body[0..len) (not necessarily NUL-terminated; nothing past
  * it is read) of a call that carried messages [first, first + k) of st, k at
  * most SNS_BATCH_MAX, of which message first + j went out when sent[j].
@@ -51,7 +43,7 @@ void sns_text_cut(char *out, size_t outlen, const char *s, size_t n);
  * Every message i = first + j a member names gets done[j] = true and its
  * status st[i] set anew (zeroed first: sent and request_id are the caller's
  * to fill); its text fields are the elements' text, surrounding white space
- * dropped, entities decoded, and cut as sns_text_cut() cuts to the field:
+ * dropped, entities decoded, and cut as str_join() (core/sbuf.h) cuts to the field:
  *   - Successful: ok, message_id the <MessageId> ("" without one);
  *   - Failed: not ok, code the <Code> ("Failed" when it is missing or
  *     empty), message the <Message> ("SNS did not publish the message" when

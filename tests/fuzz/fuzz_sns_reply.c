@@ -20,7 +20,7 @@
  *    when the whole text of a member's first <Id> (white space around it
  *    dropped, entities decoded) is 1 to 9 digits of an index of the call,
  *    the first member naming it winning; its fields the members' texts, cut
- *    as sns_text_cut() cuts (never more than its field, at a UTF-8
+ *    as str_join() cuts (never more than its field, at a UTF-8
  *    boundary), or the header's defaults; SenderFault when the text is
  *    "true";
  *  - so every message done is named by an Id in the reply, and no more are
