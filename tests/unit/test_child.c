@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "runner/child.h"
+#include "support/proc_stat.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -127,26 +128,9 @@ static int read_pids(const char *path, pid_t *pids, int max, unsigned long long 
  */
 static char fixture_state(pid_t pid, unsigned long long written)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ' || !p[2])
-        return 0;
-    char state = p[2];
-    unsigned long long start = 0;
-    p += 2;
-    for (int field = 3; field < 22 && p; field++) /* to field 22, starttime */
-        if ((p = strchr(p, ' ')))
-            p++;
-    if (!p || sscanf(p, "%llu", &start) != 1 || start > written)
-        return 0;
-    return state;
+    unsigned long long started = 0;
+    char state = test_proc_state(pid, NULL, &started);
+    return state && started <= written ? state : 0;
 }
 
 /* True when the fixture's process pid no longer runs (gone, or a zombie nobody reaped yet). */
@@ -622,16 +606,8 @@ static void test_foreign_sigterm_goes_to_the_program(void **state)
     assert_non_null(c);
     assert_int_equal(child_start(c), 0);
     /* The supervisor is the program's parent. */
-    char path[64], buf[256];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)child_pid(c));
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    assert_non_null(paren);
-    pid_t supervisor = (pid_t)atol(paren + 4);
+    pid_t supervisor = 0;
+    assert_true(test_proc_state(child_pid(c), &supervisor, NULL) != 0);
     assert_true(supervisor > 1 && supervisor != getpid());
     pid_t sender = fork(); /* not the parent: another process sends it, once the trap is set */
     assert_true(sender >= 0);
@@ -649,6 +625,7 @@ static void test_foreign_sigterm_goes_to_the_program(void **state)
     int status;
     assert_int_equal(child_reap(c, &status), 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    size_t n;
     assert_string_equal(child_stdout(c, &n), "ready\ngot TERM\n");
     child_free(c);
 }

@@ -18,6 +18,7 @@
 
 #include "runner/exec_handler.h"
 #include "runner/exec_result.h"
+#include "support/proc_stat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -119,17 +120,9 @@ static bool process_gone(pid_t pid)
     for (int i = 0; i < 150; i++) {
         if (kill(pid, 0) != 0 && errno == ESRCH)
             return true;
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            size_t n = fread(buf, 1, sizeof buf - 1, f);
-            fclose(f);
-            buf[n] = '\0';
-            const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
-            if (paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'))
-                return true;
-        }
+        char state = test_proc_state(pid, NULL, NULL);
+        if (state == 'Z' || state == 'X')
+            return true;
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -870,21 +863,6 @@ static void test_abort_kills_escaped_descendants(void **state)
     unlink(pidfile);
 }
 
-/* The state letter of process pid ('S', 'T', ...), 0 when there is none. */
-static char process_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')'); /* "pid (comm) S ..." */
-    return paren && paren[1] == ' ' ? paren[2] : 0;
-}
-
 /* abort() ends a run whose program stopped its supervisor (it may: same user) once the kill's
  * grace (2 s) is over, not at the run's timeout: the supervisor is killed, and the program with
  * it. */
@@ -904,9 +882,9 @@ static void test_abort_ends_a_run_whose_supervisor_is_stopped(void **state)
         usleep(10000);
     pid_t pids[2] = {0, 0}; /* the program, its supervisor */
     assert_int_equal(read_pids(pidfile, pids, 2), 2);
-    for (int i = 0; i < 500 && process_state(pids[1]) != 'T'; i++)
+    for (int i = 0; i < 500 && test_proc_state(pids[1], NULL, NULL) != 'T'; i++)
         usleep(10000);
-    assert_int_equal(process_state(pids[1]), 'T');
+    assert_int_equal(test_proc_state(pids[1], NULL, NULL), 'T');
     int64_t start = now_ms();
     h->abort(h);
     assert_int_equal(pthread_join(th, NULL), 0);
