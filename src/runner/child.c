@@ -611,6 +611,12 @@ static int make_pipe(int p[2])
     return 0;
 }
 
+static int make_eventfd(int *fd)
+{
+    *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return *fd < 0 ? errno : 0;
+}
+
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -658,6 +664,7 @@ static void reap_failed_start(child *c)
     close_fd(&c->out_fd);
     close_fd(&c->err_fd);
     close_fd(&c->st_fd);
+    close_fd(&c->kill_fd);
     while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
         ;
     c->pid = 0;
@@ -676,6 +683,8 @@ int child_start(child *c)
         rc = make_pipe(pst);
     if (!rc)
         rc = make_pipe(pex);
+    if (!rc) /* for child_kill(); the supervisor closes its copy with the rest */
+        rc = make_eventfd(&c->kill_fd);
     if (!rc)
         rc = set_nonblock(pin[1]);
     if (!rc)
@@ -723,6 +732,7 @@ int child_start(child *c)
     }
     if (rc) {
         close_fd(&pex[0]);
+        close_fd(&c->kill_fd);
         return rc;
     }
 
@@ -741,13 +751,8 @@ int child_start(child *c)
                 break;
         }
         close_fd(&pex[0]);
-        if (have == 0) {
-            /* Made now, when the run's spare pipe ends are closed (EXEC_RUN_FDS holds), and
-             * never inherited by its supervisor. Without one (no descriptor to spare) a kill
-             * ends child_wait() only once the supervisor has ended the program. */
-            c->kill_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (have == 0)
             return 0;
-        }
         rc = have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
     } else {
         close_fd(&pex[0]);
@@ -916,7 +921,7 @@ static child_end supervise(child *c, int64_t deadline)
             slot_st = (int)n;
             p[n++] = (struct pollfd){.fd = c->st_fd, .events = POLLIN};
         }
-        if (!c->exited && c->kill_fd >= 0) { /* left readable: a later wait returns too */
+        if (!c->exited) { /* the kill's eventfd, left readable: a later wait returns too */
             slot_kill = (int)n;
             p[n++] = (struct pollfd){.fd = c->kill_fd, .events = POLLIN};
         }
@@ -979,11 +984,9 @@ void child_kill(const child *c)
     (void)kill(c->pid, SIGTERM); /* the supervisor kills its whole tree */
     /* and child_wait() returns now, whether or not it can: a stopped supervisor is then
      * child_reap()'s to kill after its grace, not left until the deadline */
-    if (c->kill_fd >= 0) {
-        uint64_t one = 1;
-        ssize_t n = write(c->kill_fd, &one, sizeof one);
-        (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
-    }
+    uint64_t one = 1;
+    ssize_t n = write(c->kill_fd, &one, sizeof one);
+    (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
 }
 
 /*

@@ -72,7 +72,7 @@ typedef enum child_end {
 /* The step that failed, as child_failure() reports it. */
 typedef enum child_step {
     CHILD_OK,          /* nothing has failed */
-    CHILD_PIPES,       /* creating the pipes (child_start) */
+    CHILD_PIPES,       /* creating the pipes and the kill's eventfd (child_start) */
     CHILD_SPAWN,       /* starting the supervisor or the program (child_start) */
     CHILD_POLL,        /* waiting for the pipes (child_wait) */
     CHILD_READ_STDOUT, /* keeping standard output: out of memory (child_wait) */
@@ -92,10 +92,8 @@ int child_start(child *c);
  * standard output goes past stdout_max, until deadline_ms on the monotonic clock
  * (clock_mono_ms; INT64_MAX: none) passes, or until child_kill() is called (from any thread,
  * before or during the wait) while the program's end is not known, whichever comes first.
- * After CHILD_KILLED the output kept and the stderr tail are what was read by then. (When no
- * descriptor was left for the kill's eventfd at the start, a kill ends the wait only once the
- * supervisor has ended the program, or at the deadline.) SIGPIPE is blocked in the calling thread
- * meanwhile, and one that writing raised is consumed.
+ * After CHILD_KILLED the output kept and the stderr tail are what was read by then. SIGPIPE is
+ * blocked in the calling thread meanwhile, and one that writing raised is consumed.
  */
 child_end child_wait(child *c, int64_t deadline_ms);
 /* Kill the program and all its descendants (asynchronously: child_reap() waits for them), and

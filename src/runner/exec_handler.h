@@ -51,8 +51,9 @@
 #define EXEC_MEMORY_MAX ((uint64_t)1 << 30)
 /* Default RLIMIT_NOFILE of a run. */
 #define EXEC_OPEN_FILES_MAX 1024u
-/* Descriptors a run holds in taskd at most: its five pipes while it starts. */
-#define EXEC_RUN_FDS 10u
+/* Descriptors a run holds in taskd at most: its five pipes while it starts, and the eventfd
+ * that ends its wait when it is killed. */
+#define EXEC_RUN_FDS 11u
 
 /* Resource limits of each run; a 0 field takes its default. */
 typedef struct exec_limits {

@@ -537,9 +537,10 @@ class Limits(ServersTestCase):
         self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="connections"), 3.0)
 
     def test_exec_runs_descriptors_come_out_of_the_default_bound(self):
-        """An exec run holds up to 10 descriptors (its pipes): the default max_connections
-        leaves them out too. An open-file limit of 310, less the 256 kept, less 2 runs at once:
-        34 connections, the 35th refused. With too low a limit for the runs, a warning."""
+        """An exec run holds up to 11 descriptors (its pipes and an eventfd): the default
+        max_connections leaves them out too. An open-file limit of 310, less the 256 kept, less
+        2 runs at once: 32 connections, the 33rd refused. With too low a limit for the runs, a
+        warning."""
         def config(runs):
             return write_config(self.tmp, {
                 "queues": [{"name": "q"}], "subscriptions": [{"queue": "q"}],
@@ -550,13 +551,13 @@ class Limits(ServersTestCase):
         srv = Taskd(db=os.path.join(self.tmp, "runs4.db"), config=config(4), tmpdir=self.tmp,
                     nofile=310)
         self.servers.append(srv)
-        self.assertIn(low, srv.stderr_text())  # 310 < 256 + 4 x 10 + 16
+        self.assertIn(low, srv.stderr_text())  # 310 < 256 + 4 x 11 + 16
         srv = Taskd(db=self.db, config=config(2), tmpdir=self.tmp, nofile=310)
         self.servers.append(srv)
         self.assertNotIn(low, srv.stderr_text())
         held = []
         try:
-            for _ in range(34):
+            for _ in range(32):
                 s = connect(srv.port)
                 s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 parsed, raw, _ = read_answer(s, timeout=5)

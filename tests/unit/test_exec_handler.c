@@ -666,6 +666,45 @@ static void test_out_of_descriptors_is_retried(void **state)
     h->free(h);
 }
 
+/* Run h once under an open-file limit that leaves exactly `spare` descriptors free: the limit
+ * bounds a descriptor's number, and a new one takes the lowest free number. */
+static void run_with_spare_fds(handler *h, unsigned spare, handler_result *r)
+{
+    int limit = 0;
+    for (unsigned free_seen = 0; free_seen < spare; limit++)
+        if (fcntl(limit, F_GETFD) == -1)
+            free_seen++;
+    struct rlimit was;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    struct rlimit low = {.rlim_cur = (rlim_t)limit, .rlim_max = was.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    run_task(h, "t1", "{}", NULL, 10, r);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+}
+
+/* EXEC_RUN_FDS, which taskd keeps out of the HTTP listener's bound for each run, is what a run
+ * needs: one fewer and it is not started (retry), that many and it runs; none is left open. */
+static void test_a_run_needs_exactly_exec_run_fds(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    int open_before = count_fds();
+    handler_result r = {0};
+    run_with_spare_fds(h, EXEC_RUN_FDS - 1, &r);
+    assert_false(r.ok);
+    assert_true(r.retry);
+    assert_string_equal(r.status_msg, "exec: cannot create pipes: Too many open files");
+    handler_result_clear(&r);
+    assert_int_equal(count_fds(), open_before);
+    memset(&r, 0, sizeof r);
+    run_with_spare_fds(h, EXEC_RUN_FDS, &r);
+    assert_true(r.ok);
+    assert_false(r.retry);
+    handler_result_clear(&r);
+    assert_int_equal(count_fds(), open_before);
+    h->free(h);
+}
+
 static void test_child_gets_default_signal_state(void **state)
 {
     (void)state;
@@ -1127,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_creation_errors),
         cmocka_unit_test(test_program_removed_after_creation),
         cmocka_unit_test(test_out_of_descriptors_is_retried),
+        cmocka_unit_test(test_a_run_needs_exactly_exec_run_fds),
         cmocka_unit_test(test_child_gets_default_signal_state),
         cmocka_unit_test(test_run_without_task),
         cmocka_unit_test(test_environment_is_scrubbed),
