@@ -383,7 +383,7 @@ await step("a queue refresh keeps the focus on the Redrive button it had", async
   await page.evaluate(() => { delete window.__before; });
 }, ['loaded']);
 
-await step('redrive through the confirmation dialog moves the dead letter back; after Cancel its Redrive button has the focus again', async () => {
+await step('redrive through the confirmation dialog moves the dead letter back; after Cancel, and after Esc, its Redrive button has the focus again', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
   const button = `#queues tr[data-queue="${q}"] button.redrive`;
@@ -410,6 +410,18 @@ await step('redrive through the confirmation dialog moves the dead letter back; 
   check((await page.textContent(dead)) === '1', 'cancel moved something');
   await page.waitForFunction((sel) => document.activeElement === document.querySelector(sel), button, {timeout: 2000})
       .catch(async () => { throw new Error('after Cancel, focus is on ' + await focusText(page)); });
+  // Esc closes it as Cancel does, also after a refresh has drawn the button anew
+  await page.click(button);
+  await page.waitForSelector('#confirm[open]', {timeout: WAIT});
+  await page.evaluate((sel) => { window.__before = document.querySelector(sel); }, button);
+  await page.waitForFunction((sel) => document.querySelector(sel) !== window.__before, button, {timeout: WAIT})
+      .catch(() => { throw new Error('the queues were not read again'); });
+  await page.evaluate(() => { delete window.__before; });
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('#confirm', {state: 'hidden', timeout: WAIT});
+  check((await page.textContent(dead)) === '1', 'Esc moved something');
+  await page.waitForFunction((sel) => document.activeElement === document.querySelector(sel), button, {timeout: 2000})
+      .catch(async () => { throw new Error('after Esc, focus is on ' + await focusText(page)); });
   await page.click(button);
   await page.waitForSelector('#confirm[open]', {timeout: WAIT});
   const [resp] = await Promise.all([
