@@ -5,14 +5,8 @@
 
 #include "xml.h"
 
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
 
 void aws_error_type(char *type, size_t typelen, const char *s, size_t n, char stop)
 {
@@ -25,12 +19,7 @@ void aws_error_type(char *type, size_t typelen, const char *s, size_t n, char st
             n -= i;
             break;
         }
-    while (n > 0 && is_space(*s)) {
-        s++;
-        n--;
-    }
-    while (n > 0 && is_space(s[n - 1]))
-        n--;
+    xml_trim(&s, &n);
     if (n >= typelen)
         n = typelen - 1;
     memcpy(type, s, n);
@@ -38,7 +27,7 @@ void aws_error_type(char *type, size_t typelen, const char *s, size_t n, char st
 }
 
 /* A malloc'd copy of XML text s[0..n) with the entities decoded; NULL on no memory. */
-static char *xml_text(const char *s, size_t n)
+static char *decoded_copy(const char *s, size_t n)
 {
     char *out = malloc(n + 1);
     if (out)
@@ -57,7 +46,7 @@ void aws_error_read_xml(const char *body, size_t len, char *type, size_t typelen
     }
     const char *code = xml_find(s, end, "Code", &n, NULL);
     if (code) {
-        char *t = xml_text(code, n);
+        char *t = decoded_copy(code, n);
         if (t) {
             aws_error_type(type, typelen, t, strlen(t), '\0');
             free(t);
@@ -65,5 +54,5 @@ void aws_error_read_xml(const char *body, size_t len, char *type, size_t typelen
     }
     const char *msg = xml_find(s, end, "Message", &n, NULL);
     if (msg)
-        *message = xml_text(msg, n);
+        *message = decoded_copy(msg, n);
 }

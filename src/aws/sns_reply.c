@@ -24,15 +24,11 @@
  * of the decoded text (up to sizeof buf - 1), more than strlen(out) when it was cut or holds a
  * NUL byte.
  */
-static size_t xml_text(const char *s, size_t n, char *out, size_t outlen)
+static size_t trimmed_text(const char *s, size_t n, char *out, size_t outlen)
 {
-    const char *end = s + n;
-    while (s < end && (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n'))
-        s++;
-    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-        end--;
+    xml_trim(&s, &n);
     char buf[1024]; /* more than any field: the cut sees past itself and keeps whole characters */
-    size_t len = xml_decode(buf, sizeof buf, s, (size_t)(end - s));
+    size_t len = xml_decode(buf, sizeof buf, s, n);
     str_join(out, outlen, buf, NULL); /* up to a NUL byte, which len then counts past */
     return len;
 }
@@ -51,7 +47,7 @@ static bool xml_child(const char *s, const char *end, const char *tag, bool whol
     out[0] = '\0';
     if (!v)
         return false;
-    if (xml_text(v, n, out, outlen) != strlen(out) && whole) {
+    if (trimmed_text(v, n, out, outlen) != strlen(out) && whole) {
         out[0] = '\0';
         return false;
     }
