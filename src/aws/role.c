@@ -3,6 +3,8 @@
  */
 #include "role.h"
 
+#include "util/errbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@ void role_fail(role_result *out, const char *type, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(out->error_message, sizeof out->error_message, fmt, ap);
     va_end(ap);
+    /* one line, whatever a parser's message brought in: it is logged and sent to Lambda */
+    errbuf_one_line(out->error_message, sizeof out->error_message);
 }
 
 void role_result_clear(role_result *out)

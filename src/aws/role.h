@@ -31,7 +31,8 @@ struct role {
     void (*free)(role *r);
 };
 
-/* Fail the invocation with a type and a message (printf-style). */
+/* Fail the invocation with a type and a message (printf-style), kept on one line (each control
+ * character becomes '?', as errbuf_one_line() does). */
 void role_fail(role_result *out, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Release what a result owns. */

@@ -29,7 +29,6 @@
 #include "core/sbuf.h"
 #include "runner/handlers.h"
 #include "runner/work.h"
-#include "util/errbuf.h"
 #include "util/log.h"
 
 #include <jansson.h>
@@ -350,8 +349,6 @@ static void worker_invoke(role *r, const lambda_invocation *inv, role_result *ou
             role_fail(out, "Runtime.InvalidEvent", "the event has no Records array: not SQS");
         else
             role_fail(out, "Runtime.InvalidEvent", "the event is not JSON: %s", jerr.text);
-        /* jansson quotes the text near the error, control characters and all */
-        errbuf_one_line(out->error_message, sizeof out->error_message);
         log_warn("not an SQS event", "error", out->error_message, NULL);
         json_decref(event);
         return;
