@@ -89,9 +89,7 @@ void str_join(char *out, size_t size, ...)
     va_start(ap, size);
     size_t len = 0;
     for (const char *part; (part = va_arg(ap, const char *)) != NULL;) {
-        size_t n = strnlen(part, size - 1 - len);
-        while (n > 0 && ((unsigned char)part[n] & 0xc0) == 0x80)
-            n--; /* cut short: not inside a UTF-8 character */
+        size_t n = utf8_cut(part, strnlen(part, size - 1 - len));
         memcpy(out + len, part, n);
         len += n;
     }
@@ -109,6 +107,13 @@ void sbuf_double(sbuf *b, double d)
             break;
     }
     sbuf_puts(b, tmp);
+}
+
+size_t utf8_cut(const char *s, size_t n)
+{
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+        n--;
+    return n;
 }
 
 size_t utf8_char_len(const char *s, size_t n)

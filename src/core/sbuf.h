@@ -46,6 +46,11 @@ void str_join(char *out, size_t size, ...) __attribute__((sentinel));
  */
 void sbuf_double(sbuf *b, double d);
 /*
+ * Where to cut s before byte n without splitting a UTF-8 character: n, moved back past the
+ * continuation bytes that s[n] is one of. s[n] must be readable (a byte of s, or its NUL).
+ */
+size_t utf8_cut(const char *s, size_t n);
+/*
  * The length of the well-formed UTF-8 character at s[0..n) (1 to 4), or 0 when
  * the bytes there are not one (a stray continuation byte, an overlong form, a
  * surrogate, past U+10FFFF, or cut short).

@@ -2,6 +2,7 @@
  * task — statuses, the PATCH state machine and the client JSON form.
  */
 #include "task.h"
+#include "sbuf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,10 +106,7 @@ size_t task_history_msg_len(const char *msg)
     size_t n = strlen(msg);
     if (n <= TASK_HISTORY_MSG_MAX)
         return n;
-    n = TASK_HISTORY_MSG_MAX;
-    while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
-        n--; /* msg[n] continues a character: cut before the character */
-    return n;
+    return utf8_cut(msg, TASK_HISTORY_MSG_MAX);
 }
 
 bool task_history_add(task_history *h, task_status status, const char *msg, int64_t time)

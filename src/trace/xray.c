@@ -78,12 +78,7 @@ static void put_hex(sbuf *b, const char *key, const uint8_t *id, size_t n)
 static void put_str_max(sbuf *b, const char *s, size_t max)
 {
     size_t len = strlen(s);
-    if (len > max) {
-        len = max;
-        while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
-            len--;
-    }
-    sbuf_json_strn(b, s, len);
+    sbuf_json_strn(b, s, len > max ? utf8_cut(s, max) : len);
 }
 
 /* The value of string attribute key, or NULL when s has none (or an empty one). */

@@ -669,6 +669,25 @@ static void test_failed_is_sticky(void **state)
     assert_null(b.data);
 }
 
+static void test_utf8_cut_never_splits_a_character(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z */
+    assert_int_equal(utf8_cut(s, 0), 0);
+    assert_int_equal(utf8_cut(s, 1), 1); /* before é */
+    assert_int_equal(utf8_cut(s, 2), 1); /* inside é */
+    assert_int_equal(utf8_cut(s, 3), 3); /* before € */
+    assert_int_equal(utf8_cut(s, 4), 3); /* inside € */
+    assert_int_equal(utf8_cut(s, 5), 3);
+    assert_int_equal(utf8_cut(s, 6), 6);   /* before 😀 */
+    assert_int_equal(utf8_cut(s, 9), 6);   /* inside 😀, at its last byte */
+    assert_int_equal(utf8_cut(s, 10), 10); /* before z */
+    assert_int_equal(utf8_cut(s, 11), 11); /* at the NUL */
+    /* stray continuation bytes at the start: back to 0, never before it */
+    assert_int_equal(utf8_cut("\x80\x80x", 1), 0);
+    assert_int_equal(utf8_cut("\x80\x80x", 2), 2); /* before x */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_json_roundtrip_with_jansson),
         cmocka_unit_test(test_json_long_string),
         cmocka_unit_test(test_failed_is_sticky),
+        cmocka_unit_test(test_utf8_cut_never_splits_a_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
