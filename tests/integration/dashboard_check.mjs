@@ -417,6 +417,7 @@ await step('redrive through the confirmation dialog moves the dead letter back; 
   await page.waitForFunction((sel) => document.querySelector(sel) !== window.__before, button, {timeout: WAIT})
       .catch(() => { throw new Error('the queues were not read again'); });
   await page.evaluate(() => { delete window.__before; });
+  check(await page.$eval('#confirm', (d) => d.open), 'the dialog closed by itself');
   await page.keyboard.press('Escape');
   await page.waitForSelector('#confirm', {state: 'hidden', timeout: WAIT});
   check((await page.textContent(dead)) === '1', 'Esc moved something');

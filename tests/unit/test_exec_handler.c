@@ -29,10 +29,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+/* eventfd() as libc's, but failing with EMFILE while eventfd_fails is set: this definition
+ * stands in for libc's in the whole test program, child.c's call included. */
+static atomic_bool eventfd_fails;
+
+int eventfd(unsigned int initval, int flags)
+{
+    if (atomic_load(&eventfd_fails)) {
+        errno = EMFILE;
+        return -1;
+    }
+    return (int)syscall(SYS_eventfd2, initval, flags);
+}
 
 /* ---- helpers ---- */
 
@@ -705,6 +721,29 @@ static void test_a_run_needs_exactly_exec_run_fds(void **state)
     h->free(h);
 }
 
+/* A run that cannot have the eventfd through which an abort ends its wait is not started (it
+ * would outlive the abort when its program stops its supervisor): taskd's want, tried again. */
+static void test_a_run_without_its_kill_eventfd_is_not_started(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    int open_before = count_fds();
+    handler_result r = {0};
+    atomic_store(&eventfd_fails, true);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    atomic_store(&eventfd_fails, false);
+    assert_false(r.ok);
+    assert_true(r.retry);
+    assert_string_equal(r.status_msg, "exec: cannot create pipes: Too many open files");
+    handler_result_clear(&r);
+    assert_int_equal(count_fds(), open_before);
+    memset(&r, 0, sizeof r);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 static void test_child_gets_default_signal_state(void **state)
 {
     (void)state;
@@ -1167,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_program_removed_after_creation),
         cmocka_unit_test(test_out_of_descriptors_is_retried),
         cmocka_unit_test(test_a_run_needs_exactly_exec_run_fds),
+        cmocka_unit_test(test_a_run_without_its_kill_eventfd_is_not_started),
         cmocka_unit_test(test_child_gets_default_signal_state),
         cmocka_unit_test(test_run_without_task),
         cmocka_unit_test(test_environment_is_scrubbed),
