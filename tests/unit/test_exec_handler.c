@@ -698,6 +698,18 @@ static void run_with_spare_fds(handler *h, unsigned spare, handler_result *r)
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
 }
 
+/* r is a run refused for want of a descriptor: taskd's want (retry), with nothing left open;
+ * cleared for the next run. */
+static void assert_refused_short_of_fds(handler_result *r, int open_before)
+{
+    assert_false(r->ok);
+    assert_true(r->retry);
+    assert_string_equal(r->status_msg, "exec: cannot create pipes: Too many open files");
+    handler_result_clear(r);
+    memset(r, 0, sizeof *r);
+    assert_int_equal(count_fds(), open_before);
+}
+
 /* EXEC_RUN_FDS, which taskd keeps out of the HTTP listener's bound for each run, is what a run
  * needs: one fewer and it is not started (retry), that many and it runs; none is left open. */
 static void test_a_run_needs_exactly_exec_run_fds(void **state)
@@ -707,12 +719,7 @@ static void test_a_run_needs_exactly_exec_run_fds(void **state)
     int open_before = count_fds();
     handler_result r = {0};
     run_with_spare_fds(h, EXEC_RUN_FDS - 1, &r);
-    assert_false(r.ok);
-    assert_true(r.retry);
-    assert_string_equal(r.status_msg, "exec: cannot create pipes: Too many open files");
-    handler_result_clear(&r);
-    assert_int_equal(count_fds(), open_before);
-    memset(&r, 0, sizeof r);
+    assert_refused_short_of_fds(&r, open_before);
     run_with_spare_fds(h, EXEC_RUN_FDS, &r);
     assert_true(r.ok);
     assert_false(r.retry);
@@ -732,12 +739,7 @@ static void test_a_run_without_its_kill_eventfd_is_not_started(void **state)
     atomic_store(&eventfd_fails, true);
     run_task(h, "t1", "{}", NULL, 10, &r);
     atomic_store(&eventfd_fails, false);
-    assert_false(r.ok);
-    assert_true(r.retry);
-    assert_string_equal(r.status_msg, "exec: cannot create pipes: Too many open files");
-    handler_result_clear(&r);
-    assert_int_equal(count_fds(), open_before);
-    memset(&r, 0, sizeof r);
+    assert_refused_short_of_fds(&r, open_before);
     run_task(h, "t1", "{}", NULL, 10, &r);
     assert_true(r.ok);
     handler_result_clear(&r);
