@@ -657,31 +657,6 @@ static void test_program_removed_after_creation(void **state)
     h->free(h);
 }
 
-/* This process out of descriptors: the program is not started, and that is not the task's
- * outcome but taskd's want (retry); with descriptors again it runs. */
-static void test_out_of_descriptors_is_retried(void **state)
-{
-    (void)state;
-    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
-    struct rlimit was;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
-    struct rlimit low = {.rlim_cur = (rlim_t)count_fds(), .rlim_max = was.rlim_max};
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
-    handler_result r = {0};
-    run_task(h, "t1", "{}", NULL, 10, &r);
-    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
-    assert_false(r.ok);
-    assert_true(r.retry);
-    assert_string_equal(r.status_msg, "exec: cannot create pipes: Too many open files");
-    handler_result_clear(&r);
-    memset(&r, 0, sizeof r);
-    run_task(h, "t1", "{}", NULL, 10, &r);
-    assert_true(r.ok);
-    assert_false(r.retry);
-    handler_result_clear(&r);
-    h->free(h);
-}
-
 /* Run h once under an open-file limit that leaves exactly `spare` descriptors free: the limit
  * bounds a descriptor's number, and a new one takes the lowest free number. */
 static void run_with_spare_fds(handler *h, unsigned spare, handler_result *r)
@@ -708,6 +683,23 @@ static void assert_refused_short_of_fds(handler_result *r, int open_before)
     handler_result_clear(r);
     memset(r, 0, sizeof *r);
     assert_int_equal(count_fds(), open_before);
+}
+
+/* This process out of descriptors: the program is not started, and that is not the task's
+ * outcome but taskd's want (retry); with descriptors again it runs. */
+static void test_out_of_descriptors_is_retried(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    int open_before = count_fds();
+    handler_result r = {0};
+    run_with_spare_fds(h, 0, &r);
+    assert_refused_short_of_fds(&r, open_before);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_true(r.ok);
+    assert_false(r.retry);
+    handler_result_clear(&r);
+    h->free(h);
 }
 
 /* EXEC_RUN_FDS, which taskd keeps out of the HTTP listener's bound for each run, is what a run
