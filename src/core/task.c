@@ -2,6 +2,7 @@
  * task — statuses, the PATCH state machine and the client JSON form.
  */
 #include "task.h"
+
 #include "sbuf.h"
 
 #include <stdio.h>
