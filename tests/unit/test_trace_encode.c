@@ -986,6 +986,16 @@ static void test_xray_aws_calls(void **state)
     assert_int_equal(strlen(json_string_value(json_object_get(aws, "request_id"))),
                      XRAY_STRING_MAX);
     json_decref(doc);
+    /* a two-byte character across the bound is left out whole, never cut in half */
+    memset(long_id, 'r', XRAY_STRING_MAX - 1);
+    memcpy(long_id + XRAY_STRING_MAX - 1, "\xc3\xa9tail", sizeof "\xc3\xa9tail");
+    span_set_str(&s, "aws.request_id", long_id);
+    doc = encode_xray(&s, "svc", NULL);
+    aws = aws_object(doc, 3);
+    const char *cut = json_string_value(json_object_get(aws, "request_id"));
+    assert_int_equal(strlen(cut), XRAY_STRING_MAX - 1);
+    assert_memory_equal(cut, long_id, XRAY_STRING_MAX - 1);
+    json_decref(doc);
     span_clear(&s);
 
     /* not downstream calls: an AWS call's attributes on a CONSUMER or INTERNAL span, or on a span
