@@ -3,6 +3,7 @@
  */
 #include "aws_error.h"
 
+#include "core/sbuf.h"
 #include "xml.h"
 
 #include <stdlib.h>
@@ -19,7 +20,7 @@ void aws_error_type(char *type, size_t typelen, const char *s, size_t n, char st
             n -= i;
             break;
         }
-    xml_trim(&s, &n);
+    str_trim(&s, &n);
     if (n >= typelen)
         n = typelen - 1;
     memcpy(type, s, n);

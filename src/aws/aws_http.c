@@ -60,6 +60,7 @@
 #include "aws_http.h"
 #include "util/clock.h"
 
+#include "core/sbuf.h"
 #include "util/ca_bundle.h"
 #include "util/errbuf.h"
 #include "aws_error.h"
@@ -546,12 +547,10 @@ static void header_value(const char *line, size_t n, const char *name, char *out
     if (n <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0)
         return;
     const char *v = line + nl + 1;
-    const char *end = line + n;
-    while (v < end && (*v == ' ' || *v == '\t'))
-        v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-        end--;
-    size_t len = (size_t)(end - v) < outlen - 1 ? (size_t)(end - v) : outlen - 1;
+    size_t len = n - nl - 1;
+    str_trim(&v, &len);
+    if (len > outlen - 1)
+        len = outlen - 1;
     memcpy(out, v, len);
     out[len] = '\0';
 }
@@ -594,7 +593,7 @@ static void parse_error(aws_response *r, const answer *a)
 {
     if (r->body) {
         const char *p = r->body;
-        while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        while (str_is_ws(*p))
             p++;
         if (*p == '{')
             parse_json_error(r);

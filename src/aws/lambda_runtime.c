@@ -19,6 +19,7 @@
  */
 #include "lambda_runtime.h"
 
+#include "core/sbuf.h"
 #include "util/errbuf.h"
 
 #include <curl/curl.h>
@@ -215,11 +216,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return buf_append(b, data, n) ? n : 0;
 }
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 /* Copy a header value into field, or note that it did not fit. */
 static void keep_header(next_headers *h, char *field, size_t size, const char *name, const char *v,
                         size_t n)
@@ -249,7 +245,7 @@ static void keep_trace_header(next_headers *h, char *field, size_t size, const c
     for (const char *p = v, *end = v + n; p < end;) {
         const char *semi = memchr(p, ';', (size_t)(end - p));
         const char *stop = semi ? semi : end;
-        while (p < stop && is_blank(*p))
+        while (p < stop && str_is_ws(*p))
             p++;
         size_t len = (size_t)(stop - p);
         for (size_t k = 0; k < sizeof kept / sizeof kept[0]; k++) {
@@ -279,16 +275,11 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
     if (!colon)
         return n;
     size_t name_len = (size_t)(colon - data);
-    while (name_len > 0 && is_blank(data[name_len - 1]))
+    while (name_len > 0 && str_is_ws(data[name_len - 1]))
         name_len--;
     const char *v = colon + 1;
     size_t vlen = n - (size_t)(v - data);
-    while (vlen > 0 && is_blank(*v)) {
-        v++;
-        vlen--;
-    }
-    while (vlen > 0 && is_blank(v[vlen - 1]))
-        vlen--;
+    str_trim(&v, &vlen);
 
 #define HEADER_IS(literal)                                                                         \
     (name_len == sizeof(literal) - 1 && strncasecmp(data, literal, name_len) == 0)

@@ -26,8 +26,8 @@
  */
 static size_t trimmed_text(const char *s, size_t n, char *out, size_t outlen)
 {
-    xml_trim(&s, &n);
-    char buf[1024]; /* more than any field: the cut sees past itself and keeps whole characters */
+    str_trim(&s, &n); /* XML's white space is str_is_ws()'s */
+    char buf[1024];   /* more than any field: the cut sees past itself and keeps whole characters */
     size_t len = xml_decode(buf, sizeof buf, s, n);
     str_join(out, outlen, buf, NULL); /* up to a NUL byte, which len then counts past */
     return len;

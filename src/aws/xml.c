@@ -17,21 +17,6 @@
 /* Longest run of digits read in a character reference (enough for U+0010FFFF zero-padded). */
 #define REF_DIGITS_MAX 8
 
-static bool is_xml_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-void xml_trim(const char **s, size_t *n)
-{
-    while (*n > 0 && is_xml_space(**s)) {
-        (*s)++;
-        (*n)--;
-    }
-    while (*n > 0 && is_xml_space((*s)[*n - 1]))
-        (*n)--;
-}
-
 const char *xml_find(const char *s, const char *end, const char *tag, size_t *n, const char **after)
 {
     size_t tl = strlen(tag);

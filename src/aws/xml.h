@@ -25,9 +25,6 @@
 const char *xml_find(const char *s, const char *end, const char *tag, size_t *n,
                      const char **after);
 
-/* Drop XML's white space (space, tab, CR, LF) from both ends of s[0..*n): *s and *n move in. */
-void xml_trim(const char **s, size_t *n);
-
 /*
  * Decode the entities and character references of s[0..n) into out (cap > 0
  * bytes), NUL-terminated; the bytes written. Stops before the first byte or

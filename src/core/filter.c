@@ -44,6 +44,8 @@
  */
 #include "filter.h"
 
+#include "sbuf.h"
+
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -829,8 +831,8 @@ static size_t utf16_units(const char *s, size_t bytes)
     size_t n = 0;
     for (size_t i = 0; i < bytes; i++) {
         unsigned char b = (unsigned char)s[i];
-        n += (b & 0xC0) != 0x80; /* a character's first byte */
-        n += b >= 0xF0;          /* past U+FFFF: a surrogate pair */
+        n += !utf8_is_cont((char)b); /* a character's first byte */
+        n += b >= 0xF0;              /* past U+FFFF: a surrogate pair */
     }
     return n;
 }

@@ -111,9 +111,26 @@ void sbuf_double(sbuf *b, double d)
 
 size_t utf8_cut(const char *s, size_t n)
 {
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+    while (n > 0 && utf8_is_cont(s[n]))
         n--;
     return n;
+}
+
+size_t utf8_start(const char *s, size_t i, size_t n)
+{
+    while (i < n && utf8_is_cont(s[i]))
+        i++;
+    return i;
+}
+
+void str_trim(const char **s, size_t *n)
+{
+    while (*n > 0 && str_is_ws(**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && str_is_ws((*s)[*n - 1]))
+        (*n)--;
 }
 
 size_t utf8_char_len(const char *s, size_t n)
@@ -130,7 +147,7 @@ size_t utf8_char_len(const char *s, size_t n)
     if (len == 0 || len > n)
         return 0;
     for (size_t k = 1; k < len; k++)
-        if ((u[k] & 0xc0) != 0x80)
+        if (!utf8_is_cont(s[k]))
             return 0;
     if ((u[0] == 0xe0 && u[1] < 0xa0) || /* overlong */
         (u[0] == 0xed && u[1] > 0x9f) || /* a surrogate */

@@ -56,6 +56,23 @@ size_t utf8_cut(const char *s, size_t n);
  * surrogate, past U+10FFFF, or cut short).
  */
 size_t utf8_char_len(const char *s, size_t n);
+/* Whether byte c continues a UTF-8 character (10xxxxxx) rather than starts one. */
+static inline bool utf8_is_cont(char c)
+{
+    return ((unsigned char)c & 0xc0) == 0x80;
+}
+/*
+ * Where a character starts at or after byte i of s[0..n): i, moved on past the continuation
+ * bytes there, at most to n. utf8_cut() looks back; this looks ahead.
+ */
+size_t utf8_start(const char *s, size_t i, size_t n);
+/* Space, tab, CR or LF: the white space of JSON and of XML, and what ends a header line. */
+static inline bool str_is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+/* Drop str_is_ws() characters from both ends of s[0..*n): *s and *n move in. */
+void str_trim(const char **s, size_t *n);
 
 /*
  * A malloc'ed copy of the string s in which every byte that starts no

@@ -10,6 +10,7 @@
 
 #include "attrval.h"
 #include "json_util.h"
+#include "sbuf.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -533,7 +534,7 @@ static size_t code_points(const json_t *s)
     const unsigned char *p = (const unsigned char *)json_string_value(s);
     size_t n = 0, len = json_string_length(s);
     for (size_t i = 0; i < len; i++)
-        n += (p[i] & 0xC0) != 0x80; /* every byte but a continuation byte starts one */
+        n += !utf8_is_cont((char)p[i]);
     return n;
 }
 

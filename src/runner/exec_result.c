@@ -61,7 +61,7 @@ static void append_json_compact(sbuf *b, const char *s, size_t n)
                 in_string = false;
         } else if (c == '"') {
             in_string = true;
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+        } else if (str_is_ws(c)) {
             sbuf_append(b, s + run, i - run);
             run = i + 1;
         }
@@ -110,19 +110,13 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
 
 /* ---- the failure message ---- */
 
-static bool is_space(char c)
-{
-    return c == '\n' || c == '\r' || c == ' ' || c == '\t';
-}
-
 /* Append ": <the last line(s) of stderr, up to EXEC_STATUS_TAIL bytes>" when there are any. */
 static void append_stderr_summary(sbuf *b, const char *s, size_t n, bool cut)
 {
     size_t start = 0;
     if (cut) /* the tail may begin inside a UTF-8 sequence */
-        while (start < n && ((unsigned char)s[start] & 0xC0) == 0x80)
-            start++;
-    while (n > start && is_space(s[n - 1]))
+        start = utf8_start(s, start, n);
+    while (n > start && str_is_ws(s[n - 1]))
         n--;
     if (n - start > EXEC_STATUS_TAIL) {
         size_t from = n - EXEC_STATUS_TAIL;
@@ -130,12 +124,11 @@ static void append_stderr_summary(sbuf *b, const char *s, size_t n, bool cut)
         if (nl) {
             from = (size_t)(nl - s) + 1; /* whole lines only */
         } else {
-            while (from < n && ((unsigned char)s[from] & 0xC0) == 0x80)
-                from++;
+            from = utf8_start(s, from, n);
         }
         start = from;
     }
-    while (start < n && is_space(s[start]))
+    while (start < n && str_is_ws(s[start]))
         start++;
     if (start == n)
         return;

@@ -13,6 +13,7 @@
  */
 #include "xray.h"
 
+#include "core/sbuf.h"
 #include "core/tracectx.h"
 #include "trace/span_encode.h"
 
@@ -52,8 +53,8 @@ static void put_name(sbuf *b, const char *name, const char *fallback)
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)(name ? name : "");
          *p && n < XRAY_NAME_MAX; p++) {
-        if ((*p & 0xc0) == 0x80)
-            continue; /* a UTF-8 continuation byte: its lead byte already became '_' */
+        if (utf8_is_cont((char)*p))
+            continue; /* its lead byte already became '_' */
         out[n++] = name_char_ok(*p) ? (char)*p : '_';
     }
     out[n] = '\0';
@@ -177,8 +178,8 @@ static void annotation_key(const char *key, char *out)
     size_t n = 0;
     for (const unsigned char *p = (const unsigned char *)key; *p && n < SPAN_KEY_MAX; p++) {
         unsigned char c = *p;
-        if ((c & 0xc0) == 0x80)
-            continue; /* a UTF-8 continuation byte */
+        if (utf8_is_cont((char)c))
+            continue;
         bool ok =
             (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         out[n++] = ok ? (char)c : '_';
@@ -324,11 +325,6 @@ void xray_datagram(sbuf *b, const char *doc)
 
 /* ---- daemon address ---- */
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 /* Parse [s, s + len) as host:port or [v6]:port into host/port; false when malformed. */
 static bool parse_host_port(const char *s, size_t len, char *host, size_t hostlen, int *port)
 {
@@ -375,12 +371,12 @@ bool xray_daemon_address(const char *env, char *host, size_t hostlen, int *port)
     size_t udp_len = 0, plain_len = 0;
     bool any = false;
     for (const char *p = env ? env : ""; *p;) {
-        if (is_space(*p)) {
+        if (str_is_ws(*p)) {
             p++;
             continue;
         }
         const char *t = p;
-        while (*p && !is_space(*p))
+        while (*p && !str_is_ws(*p))
             p++;
         size_t tlen = (size_t)(p - t);
         any = true;

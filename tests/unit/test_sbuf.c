@@ -688,6 +688,48 @@ static void test_utf8_cut_never_splits_a_character(void **state)
     assert_int_equal(utf8_cut("\x80\x80x", 2), 2); /* before x */
 }
 
+/* Trim s[0..n) and compare what is left with want[0..want_n). */
+static void check_trim_n(const char *s, size_t n, const char *want, size_t want_n)
+{
+    const char *t = s;
+    size_t m = n;
+    str_trim(&t, &m);
+    assert_int_equal(m, want_n);
+    assert_memory_equal(t, want, m);
+    assert_true(t >= s && t + m <= s + n);
+}
+
+static void check_trim(const char *s, size_t n, const char *want)
+{
+    check_trim_n(s, n, want, strlen(want));
+}
+
+static void test_str_trim_drops_white_space_at_both_ends(void **state)
+{
+    (void)state;
+    check_trim(" \t\r\nThrottling\r\n \t", 18, "Throttling");
+    check_trim("a b", 3, "a b");         /* inside, kept */
+    check_trim("\v\fx\f", 4, "\v\fx\f"); /* not str_is_ws() */
+    check_trim(" \n\t\r", 4, "");
+    check_trim("", 0, "");
+    check_trim_n(" x \0 ", 5, "x \0", 3); /* a NUL is not white space */
+    check_trim(" ab  cd", 4, "ab");       /* nothing past n is looked at */
+}
+
+static void test_utf8_start_skips_to_a_character(void **state)
+{
+    (void)state;
+    const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z */
+    assert_int_equal(utf8_start(s, 0, 11), 0);
+    assert_int_equal(utf8_start(s, 1, 11), 1);  /* at é */
+    assert_int_equal(utf8_start(s, 2, 11), 3);  /* inside é: at € */
+    assert_int_equal(utf8_start(s, 4, 11), 6);  /* inside €: at 😀 */
+    assert_int_equal(utf8_start(s, 7, 11), 10); /* inside 😀: at z */
+    assert_int_equal(utf8_start(s, 11, 11), 11);
+    assert_int_equal(utf8_start(s, 7, 9), 9); /* never past n */
+    assert_int_equal(utf8_start("\x80\x80", 0, 2), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -720,6 +762,8 @@ int main(void)
         cmocka_unit_test(test_json_long_string),
         cmocka_unit_test(test_failed_is_sticky),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),
+        cmocka_unit_test(test_str_trim_drops_white_space_at_both_ends),
+        cmocka_unit_test(test_utf8_start_skips_to_a_character),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -188,34 +188,6 @@ static void test_decode_stops_at_capacity(void **state)
     assert_string_equal(out, "ab&");
 }
 
-/* Trim s[0..n) and compare what is left with want[0..want_n). */
-static void check_trim_n(const char *s, size_t n, const char *want, size_t want_n)
-{
-    const char *t = s;
-    size_t m = n;
-    xml_trim(&t, &m);
-    assert_int_equal(m, want_n);
-    assert_memory_equal(t, want, m);
-    assert_true(t >= s && t + m <= s + n);
-}
-
-static void check_trim(const char *s, size_t n, const char *want)
-{
-    check_trim_n(s, n, want, strlen(want));
-}
-
-static void test_trim_drops_xml_white_space_at_both_ends(void **state)
-{
-    (void)state;
-    check_trim(" \t\r\nThrottling\r\n \t", 18, "Throttling");
-    check_trim("a b", 3, "a b");         /* inside, kept */
-    check_trim("\v\fx\f", 4, "\v\fx\f"); /* not XML's white space */
-    check_trim(" \n\t\r", 4, "");
-    check_trim("", 0, "");
-    check_trim_n(" x \0 ", 5, "x \0", 3); /* a NUL is not white space */
-    check_trim(" ab  cd", 4, "ab");       /* nothing past n is looked at */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,7 +202,6 @@ int main(void)
         cmocka_unit_test(test_decode_leaves_the_rest_as_written),
         cmocka_unit_test(test_decode_embedded_nul_and_bounds),
         cmocka_unit_test(test_decode_stops_at_capacity),
-        cmocka_unit_test(test_trim_drops_xml_white_space_at_both_ends),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
