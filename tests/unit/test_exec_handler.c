@@ -3,8 +3,9 @@
  * signals, timeouts that kill the whole process group, grandchildren holding pipes open,
  * unread or large stdin, the task on stdin and in the environment, argv passed literally,
  * creation errors, output over 1 MiB failing the task, invalid UTF-8, the environment
- * allow-list, abort() killing a daemonized descendant, the resource limits (defaults, the
- * SIGXCPU message, EMFILE, MemoryError), and concurrent runs from 8 threads.
+ * allow-list, abort() killing a daemonized descendant, an abort between the program's end and
+ * its report (no result kept), the resource limits (defaults, the SIGXCPU message, EMFILE,
+ * MemoryError), and concurrent runs from 8 threads.
  *
  * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
  * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__), and
@@ -24,6 +25,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -48,6 +50,60 @@ int eventfd(unsigned int initval, int flags)
         return -1;
     }
     return (int)syscall(SYS_eventfd2, initval, flags);
+}
+
+/* Whether fd is an eventfd (the kill's, in a run's poll set). */
+static bool is_eventfd(int fd)
+{
+    char path[32], target[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n < 0)
+        return false;
+    target[n] = '\0';
+    return strcmp(target, "anon_inode:[eventfd]") == 0;
+}
+
+/*
+ * poll() as libc's, but a call made while poll_abort_first names a handler first waits until
+ * every descriptor it reads is ready (the run's program has ended: its output closed, its end
+ * reported), then aborts that handler and answers as though the kill's eventfd had come before
+ * the end: the other descriptors' readiness is held back. Like eventfd() above, it stands in
+ * for libc's in the whole test program; one call only, so the next sees the end.
+ */
+static _Atomic(handler *) poll_abort_first;
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
+    handler *h = atomic_exchange(&poll_abort_first, NULL);
+    if (!h)
+        return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+    for (int waited = 0; waited < 10000; waited += 10) {
+        struct timespec tick = {0, 10 * 1000000};
+        if (ppoll(fds, n, &tick, NULL) < 0)
+            return -1;
+        size_t reading = 0, ready = 0;
+        for (nfds_t i = 0; i < n; i++) {
+            if (fds[i].events == POLLIN && !is_eventfd(fds[i].fd)) {
+                reading++;
+                ready += fds[i].revents != 0;
+            }
+        }
+        if (ready == reading)
+            break;
+    }
+    h->abort(h);
+    struct timespec now = {0, 0};
+    if (ppoll(fds, n, &now, NULL) < 0)
+        return -1;
+    int kept = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        if (!is_eventfd(fds[i].fd))
+            fds[i].revents = 0;
+        kept += fds[i].revents != 0;
+    }
+    return kept;
 }
 
 /* ---- helpers ---- */
@@ -935,6 +991,24 @@ static void test_abort_kills_escaped_descendants(void **state)
     unlink(pidfile);
 }
 
+/* An abort that ends the wait after the program has ended with status 0, but before its end
+ * was read, fails the run: its output may not have been read to the end, so it is never taken
+ * as the task's result. */
+static void test_an_abort_before_the_end_is_read_keeps_no_result(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("echo '{\"done\":true}'", NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&poll_abort_first, h);
+    run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_null(atomic_load(&poll_abort_first)); /* the run's wait took the abort */
+    assert_false(r.ok);
+    assert_null(r.result);
+    assert_string_equal(r.status_msg, "aborted; its output was not read to the end");
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 /* abort() ends a run whose program stopped its supervisor (it may: same user) once the kill's
  * grace (2 s) is over, not at the run's timeout: the supervisor is killed, and the program with
  * it. */
@@ -1207,6 +1281,7 @@ int main(void)
         cmocka_unit_test(test_environment_default_path),
         cmocka_unit_test(test_abort_kills_escaped_descendants),
         cmocka_unit_test(test_abort_ends_a_run_whose_supervisor_is_stopped),
+        cmocka_unit_test(test_an_abort_before_the_end_is_read_keeps_no_result),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_cpu_limit_fails_the_task),
         cmocka_unit_test(test_open_files_limit_fails_the_task),
