@@ -106,6 +106,17 @@ class Input(Exception):
     pass
 
 
+# The one delete the API does: an idempotency key item (id "idem#<key>") whose task is gone.
+KEY_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idem#*"]}}
+
+
+def key_items_only(statement):
+    """Whether a statement's Condition limits it to the idempotency key items."""
+    cond = statement.get("Condition") or {}
+    keys = as_list((cond.get("ForAllValues:StringLike") or {}).get("dynamodb:LeadingKeys"))
+    return bool(keys) and all(isinstance(k, str) and k.startswith("idem#") for k in keys)
+
+
 def load_json(path, what):
     try:
         with open(path, encoding="utf-8") as f:
@@ -508,7 +519,8 @@ class Checker:
         table_arn = "%s.Arn" % t
         allow, need = {}, {}
         if kind == "api":
-            for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
+            for a in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                      "dynamodb:DeleteItem"):  # DeleteItem: key items only (KEY_ITEMS_ONLY)
                 allow[a] = need[a] = {table_arn}
             idx = {"%s/index/%s" % (table_arn, g["IndexName"])
                    for g in self.table_spec.get("GlobalSecondaryIndexes", [])}
@@ -558,6 +570,9 @@ class Checker:
                     if "*" in a:
                         self.fail("%s: wildcard action %s", label, a)
                         continue
+                    if a == "dynamodb:DeleteItem" and not key_items_only(st):
+                        self.fail("%s: grants dynamodb:DeleteItem beyond the idempotency key items "
+                                  "(needs Condition %s)", label, canon(KEY_ITEMS_ONLY))
                     only_base = a in LOGS_ACTIONS or a in XRAY_ACTIONS
                     for r in resources:
                         if r is None:

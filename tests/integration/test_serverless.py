@@ -289,12 +289,31 @@ class Checker(unittest.TestCase):
 
     def test_needless_permission(self):
         def spoil(r, t):
-            self.statements(r, "ApiRole").append({"Effect": "Allow", "Action": "dynamodb:DeleteItem",
-                                                  "Resource": {"Fn::GetAtt": ["TasksTable", "Arn"]}})
+            self.statements(r, "WorkerTask1Role").append({"Effect": "Allow", "Action": "dynamodb:DeleteItem",
+                                                          "Resource": {"Fn::GetAtt": ["TasksTable", "Arn"]}})
             self.statements(r, "WorkerTask1Role").append({"Effect": "Allow", "Action": "sqs:ReceiveMessage",
                                                           "Resource": {"Fn::GetAtt": ["Task1DlqQueue", "Arn"]}})
-        self.rejected(spoil, "role ApiRole", "grants dynamodb:DeleteItem",
-                      "role WorkerTask1Role", "grants sqs:ReceiveMessage on Task1DlqQueue.Arn")
+        self.rejected(spoil, "role WorkerTask1Role", "grants dynamodb:DeleteItem",
+                      "grants sqs:ReceiveMessage on Task1DlqQueue.Arn")
+
+    def test_key_deletes_only(self):
+        # the API role frees the key items of expired tasks, and may delete nothing else
+        deletes = [s for s in self.statements(Shared.template["Resources"], "ApiRole") if s["Action"] == "dynamodb:DeleteItem"]
+        self.assertEqual(len(deletes), 1)
+        self.assertEqual(deletes[0]["Condition"],
+                         {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idem#*"]}})
+
+        def spoil(r, t):
+            for s in self.statements(r, "ApiRole"):
+                if s["Action"] == "dynamodb:DeleteItem":
+                    del s["Condition"]
+        self.rejected(spoil, "role ApiRole", "grants dynamodb:DeleteItem beyond the idempotency key items")
+
+    def test_key_deletes_needed(self):
+        def spoil(r, t):
+            st = self.statements(r, "ApiRole")
+            st[:] = [s for s in st if s["Action"] != "dynamodb:DeleteItem"]
+        self.rejected(spoil, "role ApiRole", "lacks dynamodb:DeleteItem on TasksTable.Arn")
 
     def test_missing_permission(self):
         def spoil(r, t):
