@@ -38,7 +38,13 @@
  * IN_PROGRESS), so of concurrent claimers one wins. ReturnValues ALL_OLD
  * gives the task before the change (w->current); on a failed condition,
  * ReturnValuesOnConditionCheckFailure ALL_OLD gives the task as it is (none:
- * not found), and task_decide() on it tells REPEAT from CONFLICT.
+ * not found), and task_decide() on it tells REPEAT from CONFLICT. Each
+ * update also sets write_token, a fresh UUIDv7 of its own, kept through its
+ * attempts: a failed condition on an item carrying it is this very update,
+ * applied by an attempt whose answer was lost (aws_http tried again after a
+ * 5xx or a dropped connection). That is STORE_OK, with the status before it
+ * read from the history, where task_decide() would have taken a claim's
+ * second attempt for a conflict with the first.
  *   The update must also write type_status ("<task_type>#<status>") and, on
  * a final status, ttl = max(task_ttl, now + grace), and an UpdateExpression
  * can neither concatenate strings nor take a maximum. Both need the task's
@@ -1095,7 +1101,7 @@ static int allowed_from(task_status next, const char *msg)
 
 /* The UpdateItem request of a change under the given facts. */
 static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int allowed,
-                       const fact *f, const char *result_image)
+                       const fact *f, const char *result_image, const char *token)
 {
     const store_update *u = &w->update;
     int64_t grace_ttl = w->now + s->grace;
@@ -1106,7 +1112,7 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     begin_request(b, s);
     put_key(b, u->id);
     sbuf_puts(b, ",\"UpdateExpression\":\"SET #st = :st, #msg = :msg, #ut = :now, #ts = :ts, "
-                 "#hist = list_append(if_not_exists(#hist, :nohist), :hent)");
+                 "#wt = :wt, #hist = list_append(if_not_exists(#hist, :nohist), :hent)");
     if (result_image)
         sbuf_puts(b, ", #res = :res");
     if (tc == TTL_GRACE)
@@ -1135,7 +1141,7 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
         sbuf_puts(b, " AND #tt > :grace");
     sbuf_puts(b, "\",\"ExpressionAttributeNames\":{\"#st\":\"status\",\"#msg\":\"status_msg\","
                  "\"#ut\":\"updated_time\",\"#ts\":\"type_status\",\"#ty\":\"task_type\","
-                 "\"#hist\":\"history\"");
+                 "\"#hist\":\"history\",\"#wt\":\"write_token\"");
     if (result_image)
         sbuf_puts(b, ",\"#res\":\"result\"");
     if (tc != TTL_NONE)
@@ -1148,6 +1154,7 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     put_n(b, true, ":now", w->now);
     put_s(b, true, ":ts", type_status);
     put_s(b, true, ":ty", f->task_type);
+    put_s(b, true, ":wt", token);
     sbuf_puts(b, ",\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
     put_history_entry(b, u->status, u->status_msg, w->now);
     sbuf_puts(b, "]}");
@@ -1239,16 +1246,41 @@ static void trim_history(ddb_store *s, const char *id, size_t len)
 }
 
 /*
+ * The task before the update that wrote item (cur, read from it), as far as the history tells:
+ * the status and message of its entry before the last, which that update appended. The rest
+ * stays as the update left it (no caller of a written update reads more of the task before).
+ */
+static void before_last_update(const json_t *item, task *cur)
+{
+    const json_t *hist = json_object_get(json_object_get(item, "history"), "L");
+    size_t n = json_array_size(hist);
+    if (n < 2)
+        return;
+    const json_t *e = json_object_get(json_array_get(hist, n - 2), "M");
+    const char *status = attr_s(e, "s"), *msg = attr_s(e, "m");
+    task_status st;
+    char *copy;
+    if (!status || !task_status_parse(status, &st) || !(copy = strdup(msg ? msg : "")))
+        return; /* the task after the update, then */
+    cur->status = st;
+    free(cur->status_msg);
+    cur->status_msg = copy;
+}
+
+/*
  * One conditional UpdateItem: STORE_OK (w->current filled), STORE_REPEAT,
  * STORE_CONFLICT, STORE_NOT_FOUND or a failure; or *again set, with f
  * corrected, when the status allows the change but the facts were wrong.
+ * A failed condition on an item that carries this update's token is this
+ * very update, applied by an attempt whose answer was lost (aws_http tried
+ * again): STORE_OK, with the task as it was before it.
  */
 static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
-                            const char *result_image, bool *again)
+                            const char *result_image, const char *token, bool *again)
 {
     *again = false;
     sbuf b = {0};
-    put_update(&b, s, w, allowed, f, result_image);
+    put_update(&b, s, w, allowed, f, result_image, token);
     aws_response r;
     aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
     note_call(w, "UpdateItem", &r);
@@ -1279,7 +1311,16 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
         } else {
             task cur;
             out = task_from_item(item, &cur, true);
-            if (out == STORE_OK) {
+            const char *written_by = attr_s(item, "write_token");
+            if (out == STORE_OK && written_by && strcmp(written_by, token) == 0) {
+                facts_learn(s, &cur);
+                before_last_update(item, &cur);
+                w->current = cur;
+                size_t len =
+                    json_array_size(json_object_get(json_object_get(item, "history"), "L"));
+                if (len > TASK_HISTORY_MAX)
+                    trim_history(s, w->update.id, len);
+            } else if (out == STORE_OK) {
                 out = decide(s, w, &cur, f);
                 *again = out == STORE_OK; /* the status allows it: the facts were wrong */
             }
@@ -1312,12 +1353,15 @@ static store_rc apply_update(ddb_store *s, store_write *w)
             return STORE_ERROR;
         }
     }
+    char token[37]; /* this update's own mark on the item: fresh, as a new task id is */
+    if (!new_id(s, token))
+        return STORE_ERROR;
     char *result_image = NULL;
     if (u->result && !(result_image = attrval_from_text(u->result)))
         return STORE_ERROR;
     bool again = true;
     for (int attempt = 0; attempt < UPDATE_TRIES && again; attempt++)
-        rc = update_once(s, w, allowed, &f, result_image, &again);
+        rc = update_once(s, w, allowed, &f, result_image, token, &again);
     free(result_image);
     if (again) {
         rc = STORE_BUSY;

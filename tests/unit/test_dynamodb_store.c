@@ -14,8 +14,11 @@
  * reading it fails; when the task is gone, the key item is deleted under the
  * condition that it still names that task and the create tried again (also
  * when the condition fails: another create took the key meanwhile), and a
- * DeleteItem that fails is the create's answer. The span of a write: the
- * call that decided it, with its request id, table and region.
+ * DeleteItem that fails is the create's answer. A claim whose UpdateItem was
+ * applied but answered 500, so that its second attempt (the same token) fails
+ * its condition: the claimer's own (STORE_OK, CREATED before it), and a
+ * conflict when the item carries another update's token. The span of a
+ * write: the call that decided it, with its request id, table and region.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -113,13 +116,17 @@ typedef struct fixture {
     store *store;
 } fixture;
 
-/* Start the fake answering from script (its last answer repeating) and open the store over it. */
-static void start(fixture *f, const http_stub_reply *script, size_t n)
+/* Start the fake answering from script (its last answer repeating), each answer passed through
+ * handler when there is one, and open the store over it. */
+static void start_handled(fixture *f, const http_stub_reply *script, size_t n,
+                          http_stub_handler *handler, void *arg)
 {
     http_stub_options o = {.script = script,
                            .script_len = n,
                            .headers = "Content-Type: application/x-amz-json-1.0\r\n"
-                                      "x-amzn-RequestId: 66916324-67ca-54bb-a410-3f567a7a0571\r\n"};
+                                      "x-amzn-RequestId: 66916324-67ca-54bb-a410-3f567a7a0571\r\n",
+                           .handler = handler,
+                           .handler_arg = arg};
     f->server = http_stub_start(&o);
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
@@ -137,6 +144,11 @@ static void start(fixture *f, const http_stub_reply *script, size_t n)
     f->store = dynamodb_store_open(&so, err, sizeof err);
     if (!f->store)
         fail_msg("dynamodb_store_open: %s", err);
+}
+
+static void start(fixture *f, const http_stub_reply *script, size_t n)
+{
+    start_handled(f, script, n, NULL, NULL);
 }
 
 static void stop(fixture *f)
@@ -552,12 +564,114 @@ static void test_write_span_names_its_call(void **state)
     stop(&f);
 }
 
+/* ---- an update whose answer was lost ---- */
+
+/* The claim's item as a failed condition returns it: IN_PROGRESS, its history the creation and
+ * the claim, and the write_token the claim wrote. */
+#define CLAIMED_ITEM_FAILED(token)                                                                 \
+    "{\"__type\":\"" DDB_TYPE "ConditionalCheckFailedException\",\"message\":\"The conditional "   \
+    "request failed\",\"Item\":{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":\"TASK1\"},"  \
+    "\"status\":{\"S\":\"IN_PROGRESS\"},\"status_msg\":{\"S\":\"Task started\"},"                  \
+    "\"created_time\":{\"N\":\"1700000000\"},\"updated_time\":{\"N\":\"1700000005\"},"             \
+    "\"data\":{\"M\":{}},\"write_token\":{\"S\":\"" token "\"},\"history\":{\"L\":["               \
+    "{\"M\":{\"s\":{\"S\":\"CREATED\"},\"m\":{\"S\":\"\"},\"t\":{\"N\":\"1700000000\"}}},"         \
+    "{\"M\":{\"s\":{\"S\":\"IN_PROGRESS\"},\"m\":{\"S\":\"Task started\"},\"t\":{\"N\":"           \
+    "\"1700000005\"}}}]}}}"
+
+/* The write_token an UpdateItem request sets (its :wt value) into token; false when none. */
+static bool token_of(const char *body, size_t len, char token[64])
+{
+    json_t *root = json_loadb(body, len, 0, NULL);
+    const char *t = json_string_value(json_object_get(
+        json_object_get(json_object_get(root, "ExpressionAttributeValues"), ":wt"), "S"));
+    bool ok = t && strlen(t) < 64;
+    if (ok)
+        memcpy(token, t, strlen(t) + 1);
+    json_decref(root);
+    return ok;
+}
+
+typedef struct lost_claim {
+    bool same_token; /* the item carries the retried request's token, else another's */
+    char body[2048];
+} lost_claim;
+
+/* Request 2, the claim's second attempt, fails its condition on the item as the first attempt
+ * (request 1, answered 500 after it was applied) left it, or as another claim did. */
+static void answer_lost_claim(void *arg, const http_stub_request *rq, size_t index,
+                              http_stub_reply *reply)
+{
+    lost_claim *c = arg;
+    char token[64];
+    if (index != 2 || !token_of(rq->body, rq->body_len, token))
+        return;
+    const char *mark = c->same_token ? token : "0190a6b2-0000-7000-8000-000000000000";
+    snprintf(c->body, sizeof c->body, CLAIMED_ITEM_FAILED("%s"), mark);
+    reply->status = 400;
+    reply->body = c->body;
+    reply->body_len = strlen(c->body);
+}
+
+/* Claim OLD_TASK over a fake whose first UpdateItem is applied but answered 500. */
+static store_rc claim_after_lost_answer(bool same_token, task_status *before)
+{
+    const http_stub_reply script[] = {
+        {.status = 200, .body = OLD_TASK_ITEM}, /* the facts */
+        {.status = 500,
+         .body = "{\"__type\":\"" DDB_TYPE "InternalServerError\",\"message\":\"Internal "
+                 "server error\"}"},
+        {.status = 400, .body = CONDITION_FAILED}, /* replaced by answer_lost_claim */
+    };
+    lost_claim c = {.same_token = same_token};
+    fixture f;
+    start_handled(&f, script, 3, answer_lost_claim, &c);
+    store_write w = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = 1700000005,
+        .update = {.id = OLD_TASK, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
+    store_rc rc = store_write_wait(f.store, &w);
+    *before = w.current.status;
+    task_clear(&w.current);
+    assert_int_equal(http_stub_count(f.server), 3);
+    task_read_at(&f, 0, OLD_TASK);
+    char first[64], second[64];
+    const http_stub_request *a = http_stub_request_at(f.server, 1);
+    const http_stub_request *b = http_stub_request_at(f.server, 2);
+    assert_true(token_of(a->body, a->body_len, first));
+    assert_true(token_of(b->body, b->body_len, second));
+    assert_string_equal(first, second); /* the same update, tried again */
+    assert_int_equal(strlen(first), TASK_ID_LEN);
+    stop(&f);
+    return rc;
+}
+
+/* A claim applied by an attempt whose answer was lost is the claimer's, not a conflict with
+ * itself: the item carries its token. The task before it was CREATED. */
+static void test_claim_applied_by_a_lost_attempt_is_ours(void **state)
+{
+    (void)state;
+    task_status before = TASK_FAILED;
+    assert_int_equal(claim_after_lost_answer(true, &before), STORE_OK);
+    assert_int_equal(before, TASK_CREATED);
+}
+
+/* The same failed condition on an item another claim wrote is a conflict, as ever. */
+static void test_claim_taken_by_another_is_a_conflict(void **state)
+{
+    (void)state;
+    task_status before = TASK_FAILED;
+    assert_int_equal(claim_after_lost_answer(false, &before), STORE_CONFLICT);
+    assert_int_equal(before, TASK_IN_PROGRESS);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_throttled_transaction_is_retried),
+        cmocka_unit_test(test_claim_applied_by_a_lost_attempt_is_ours),
+        cmocka_unit_test(test_claim_taken_by_another_is_a_conflict),
         cmocka_unit_test(test_throttled_until_deadline_is_busy),
         cmocka_unit_test(test_validation_reason_is_invalid),
         cmocka_unit_test(test_conflict_is_retried),
