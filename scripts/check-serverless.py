@@ -23,8 +23,12 @@ What must hold:
                  letting anyone send unconditionally)
   stream         per stream consumer one event source mapping on the table's stream to a
                  `publish` function: FilterCriteria = the consumer's patterns each with the
-                 task-item condition added, BatchSize, MaximumRetryAttempts,
-                 BisectBatchOnFunctionError, FunctionResponseTypes ReportBatchItemFailures
+                 task-item condition added, BatchSize, MaximumRetryAttempts -1 (a record
+                 whose message SNS did not take is retried until it is published; the
+                 function skips by itself a record it cannot read), an SQS queue of the
+                 template as DestinationConfig OnFailure (what the stream drops unpublished
+                 after 24 h), BisectBatchOnFunctionError, FunctionResponseTypes
+                 ReportBatchItemFailures
   workers        per handler binding and per dead-letter queue one `worker` function
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
                  BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
@@ -533,6 +537,10 @@ class Checker:
             for a in STREAM_READ:
                 need[a] = {stream}
             allow["sns:Publish"] = need["sns:Publish"] = {"!%s" % self.topic}
+            failures = {"%s.Arn" % q for (_, p, src, f) in self.mappings()
+                        if f == fn and src and src[1] == "StreamArn" for q in [self.failure_queue(p)] if q}
+            if failures:
+                allow["sqs:SendMessage"] = need["sqs:SendMessage"] = failures
         elif kind == "worker":
             for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
                 allow[a] = need[a] = {table_arn}
@@ -631,6 +639,13 @@ class Checker:
                       m[0])
         self.summary.append("%d stream mappings" % len(stream_maps))
 
+    def failure_queue(self, props):
+        """The logical id of the SQS queue a stream mapping reports dropped records to, or None."""
+        dest = getatt(((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"))
+        if dest and dest[1] == "Arn" and (self.res.get(dest[0]) or {}).get("Type") == "AWS::SQS::Queue":
+            return dest[0]
+        return None
+
     def stream_problems(self, c, m):
         k, p, src, fn = m
         label = "stream mapping %s (consumer %s)" % (k, c.get("name"))
@@ -653,9 +668,14 @@ class Checker:
         if as_int(p.get("BatchSize", 100)) != c["batch_size"]:
             probs.append("%s: BatchSize %s, config batch_size is %d"
                          % (label, p.get("BatchSize"), c["batch_size"]))
-        if as_int(p.get("MaximumRetryAttempts", -1)) != c["maximum_retry_attempts"]:
-            probs.append("%s: MaximumRetryAttempts %s, config maximum_retry_attempts is %d"
-                         % (label, p.get("MaximumRetryAttempts"), c["maximum_retry_attempts"]))
+        if as_int(p.get("MaximumRetryAttempts", -1)) != -1:
+            probs.append("%s: MaximumRetryAttempts %s: a record whose message SNS did not take must "
+                         "be retried until it is published (-1), not dropped with its task left CREATED"
+                         % (label, p.get("MaximumRetryAttempts")))
+        if not self.failure_queue(p):
+            probs.append("%s: DestinationConfig OnFailure %s is not an SQS queue of the template: a "
+                         "record the stream drops unpublished would leave no trace"
+                         % (label, canon((p.get("DestinationConfig") or {}).get("OnFailure"))))
         if not truthy(p.get("BisectBatchOnFunctionError")):
             probs.append("%s: BisectBatchOnFunctionError %s, expected true"
                          % (label, p.get("BisectBatchOnFunctionError")))

@@ -222,7 +222,7 @@ class Stack:
         function("publish", "publish", 10, {"TOPIC_ARN": p["topic_arn"]}, events=[{"stream": {
             "endpoint": _db.endpoint, "table": self.table, "starting_position": "TRIM_HORIZON",
             "batch_size": consumer.get("batch_size", 100),
-            "maximum_retry_attempts": consumer.get("maximum_retry_attempts", 5),
+            "maximum_retry_attempts": -1,  # as serverless.yml: until published
             "function_response_type": "ReportBatchItemFailures", "filter_patterns": patterns}}])
         bound = set()
         for b in cfg["handlers"]:

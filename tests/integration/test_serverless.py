@@ -139,7 +139,7 @@ class Template(unittest.TestCase):
         fns = self.of_type("AWS::Lambda::Function")
         handlers = sorted((p["Handler"], p["Environment"]["Variables"].get("QUEUE_NAME", "")) for p in fns.values())
         self.assertEqual(handlers, [("api", ""), ("publish", ""), ("worker", "task1"), ("worker", "task1-dlq")])
-        queues = {p["Tags"][0]["Value"]: p for p in self.of_type("AWS::SQS::Queue").values()}
+        queues = {p["Tags"][0]["Value"]: p for p in self.of_type("AWS::SQS::Queue").values() if "Tags" in p}
         for p in fns.values():
             self.assertEqual(p["Runtime"], "provided.al2023")
             self.assertEqual(p["Architectures"], ["x86_64"])
@@ -163,6 +163,12 @@ class Template(unittest.TestCase):
         self.assertEqual([json.loads(f["Pattern"]) for f in m["FilterCriteria"]["Filters"]],
                          [{"eventName": ["INSERT"],
                            "dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}}])
+        # a record SNS did not take is retried until it is published; what the stream drops
+        # unpublished (24 h) is reported to a queue of its own, kept 14 days
+        self.assertEqual(m["MaximumRetryAttempts"], -1)
+        self.assertEqual(m["DestinationConfig"]["OnFailure"]["Destination"],
+                         {"Fn::GetAtt": ["PublishFailuresQueue", "Arn"]})
+        self.assertEqual(self.res["PublishFailuresQueue"]["Properties"]["MessageRetentionPeriod"], 1209600)
 
     def test_api_and_outputs(self):
         self.assertTrue(self.state["service"]["provider"]["tracing"]["apiGateway"])
@@ -331,9 +337,20 @@ class Checker(unittest.TestCase):
             p = r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]
             p["FilterCriteria"]["Filters"] = [{"Pattern": json.dumps({"eventName": ["INSERT"]})}]
             p["BisectBatchOnFunctionError"] = False
-            p["MaximumRetryAttempts"] = 2
+            p["MaximumRetryAttempts"] = 5
         self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable", "FilterCriteria",
-                      "BisectBatchOnFunctionError", "MaximumRetryAttempts 2")
+                      "BisectBatchOnFunctionError", "MaximumRetryAttempts 5: a record whose message SNS did not take")
+
+    def test_stream_failures_reported(self):
+        def spoil(r, t):
+            del r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]["DestinationConfig"]
+        self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable",
+                      "DestinationConfig OnFailure null is not an SQS queue of the template")
+
+        def spoil_role(r, t):
+            st = self.statements(r, "PublishRole")
+            st[:] = [s for s in st if s["Action"] != "sqs:SendMessage"]
+        self.rejected(spoil_role, "role PublishRole", "lacks sqs:SendMessage on PublishFailuresQueue.Arn")
 
     def test_sqs_mapping(self):
         def spoil(r, t):
