@@ -16,9 +16,13 @@
  * that carried it (label_call()).
  *
  * The first failed record is the lowest record index among the failed
- * messages (and the record where beginning stopped); since the records were
- * sent in order and sending stopped at the first failed call, every record
- * before it was published.
+ * messages and those never sent (and the record where beginning stopped);
+ * since the records were sent in order and sending stopped at the first
+ * failed call, every record before it was published, or passed over: a
+ * message refused as it is (SNS's SenderFault for its entry, or the checks
+ * before sending) can never go out, so it is logged as an error and not
+ * reported, lest the stream mapping, which retries a reported record until
+ * it is published, hold the shard on it for the stream's 24 h.
  */
 #include "publish_role.h"
 
@@ -140,11 +144,22 @@ static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, siz
         }
         if (strcmp(st->code, SNS_NOT_SENT) == 0) {
             publisher_finish(NULL, p, NULL); /* never sent: no spans; the retry traces it */
+            if (o->record[j] < first) {
+                first = o->record[j];
+                snprintf(why, whylen, "%s", st->message);
+            }
             continue;
         }
         char error[sizeof st->code + sizeof st->message + 4];
         snprintf(error, sizeof error, "%s: %s", st->code, st->message);
         const char *seq = sequence_number(json_array_get(records, o->record[j]));
+        if (st->refused) {
+            log_error("the task's message is refused; its record is passed over", "task_id",
+                      p->message.task_id, "task_type", p->message.task_type, "sequence_number",
+                      seq ? seq : "", "error", error, NULL);
+            publisher_finish(&pr->tel, p, error);
+            continue;
+        }
         log_warn("cannot publish the task", "task_id", p->message.task_id, "task_type",
                  p->message.task_type, "sequence_number", seq ? seq : "", "error", error, NULL);
         if (o->record[j] < first) {

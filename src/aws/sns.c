@@ -94,6 +94,20 @@ size_t sns_batch_fit(const sns_message *m, size_t n)
     return k;
 }
 
+/* Fail st as refused before sending: the message cannot be published as it is. */
+static void refuse(sns_status *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void refuse(sns_status *st, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    status_fail(st, SNS_INVALID_LOCAL, true, "%s", text);
+    st->refused = true;
+}
+
 /*
  * Append message m as entry number member, with Id id, to form; false (form
  * untouched) with st failed when it cannot be published as it is.
@@ -102,11 +116,11 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
 {
     size_t blen = m->body ? strlen(m->body) : 0;
     if (blen == 0) {
-        status_fail(st, SNS_INVALID_LOCAL, true, "the message body is empty");
+        refuse(st, "the message body is empty");
         return false;
     }
     if (!utf8_valid((const unsigned char *)m->body, blen)) {
-        status_fail(st, SNS_INVALID_LOCAL, true, "the message body is not valid UTF-8");
+        refuse(st, "the message body is not valid UTF-8");
         return false;
     }
     json_t *attrs = NULL;
@@ -115,8 +129,7 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
         attrs = json_loads(m->attributes_json, 0, &jerr);
         if (!json_is_object(attrs)) {
             json_decref(attrs);
-            status_fail(st, SNS_INVALID_LOCAL, true,
-                        "the message attributes are not a JSON object");
+            refuse(st, "the message attributes are not a JSON object");
             return false;
         }
     }
@@ -132,8 +145,7 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
         const char *type = json_string_value(json_object_get(a, "Type"));
         json_t *value = json_object_get(a, "Value");
         if (!*name || !type || !*type || !json_is_string(value)) {
-            status_fail(st, SNS_INVALID_LOCAL, true,
-                        "message attribute \"%.64s\" needs a Type and a string Value", name);
+            refuse(st, "message attribute \"%.64s\" needs a Type and a string Value", name);
             good = false;
             break;
         }

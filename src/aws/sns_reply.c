@@ -108,6 +108,7 @@ void sns_reply_read(const char *body, size_t len, size_t first, size_t k, const 
                          "SNS did not publish the message");
             xml_child(member, mend, "SenderFault", true, fault, sizeof fault);
             st[i].sender_fault = strcmp(fault, "true") == 0;
+            st[i].refused = st[i].sender_fault;
         }
     }
 }

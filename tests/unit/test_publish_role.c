@@ -72,8 +72,9 @@ typedef struct entry {
 /* The fake's state; its handler runs under the server's lock, one request at a time. */
 typedef struct fake_sns {
     http_stub *http;
-    const char *fail_task_ids; /* ",<id>,<id>," answered as Failed */
-    int status;                /* != 200: every call answers this with error_body */
+    const char *fail_task_ids;   /* ",<id>,<id>," answered as Failed */
+    const char *refuse_task_ids; /* the same, Failed with SenderFault true */
+    int status;                  /* != 200: every call answers this with error_body */
     const char *error_body;
     char topic[256];   /* TopicArn of the last call */
     int calls;         /* PublishBatch calls */
@@ -185,7 +186,13 @@ static char *answer_batch(fake_sns *s, const char *body)
         char needle[80];
         snprintf(needle, sizeof needle, ",%s,", e->task_id);
         e->failed = s->fail_task_ids && strstr(s->fail_task_ids, needle);
-        if (e->failed)
+        bool refused = s->refuse_task_ids && strstr(s->refuse_task_ids, needle);
+        if (refused)
+            sbuf_printf(&bad,
+                        "<member><Id>%s</Id><Code>InvalidParameter</Code><Message>Invalid "
+                        "parameter: Message</Message><SenderFault>true</SenderFault></member>",
+                        id);
+        else if (e->failed)
             sbuf_printf(&bad,
                         "<member><Id>%s</Id><Code>KMSThrottling</Code><Message>key busy"
                         "</Message><SenderFault>false</SenderFault></member>",
@@ -655,6 +662,36 @@ static void test_failure_stops_later_batches(void **state)
     fixture_stop(&f);
 }
 
+/* A message SNS refuses (SenderFault) can never go out: its record is passed over, logged, not
+ * reported, lest the mapping retry it until the stream drops it; the records never sent after
+ * its call are reported, from the first. */
+static void test_refused_message_is_passed_over(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    f.sns->refuse_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000003,";
+    char *ev = inserts(5);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}"); /* 4 and 5 went in the same call */
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->calls, 1);
+    span *s = NULL;
+    size_t n = task_spans(&f, 3, &s, 2);
+    assert_int_equal(s[1].status, SPAN_STATUS_ERROR);
+    free_spans(s, n);
+
+    f.sns->refuse_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000013,";
+    ev = inserts(25);
+    invoke(&f, ev, &res);
+    expect_failed_at(&res, 21); /* 21-25 never sent; 13 is not tried again */
+    role_result_clear(&res);
+    free(ev);
+    fixture_stop(&f);
+}
+
 static void test_topic_not_found(void **state)
 {
     (void)state;
@@ -890,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_skipped_records),
         cmocka_unit_test(test_failure_at_record_3_of_5),
         cmocka_unit_test(test_failure_stops_later_batches),
+        cmocka_unit_test(test_refused_message_is_passed_over),
         cmocka_unit_test(test_topic_not_found),
         cmocka_unit_test(test_failure_without_sequence_number),
         cmocka_unit_test(test_not_a_stream_event),

@@ -395,11 +395,13 @@ static void test_reply_per_entry_outcomes(void **state)
     assert_string_equal(st[0].message_id, "5d9f-aa");
     assert_false(st[1].ok);
     assert_true(st[1].sender_fault);
+    assert_true(st[1].refused); /* its own entry's SenderFault */
     assert_string_equal(st[1].code, "InvalidParameter");
     assert_string_equal(st[1].message,
                         "Invalid parameter: \"Message\" too <long> & caf\xc3\xa9 \xe2\x9c\x93");
     assert_false(st[2].ok); /* not mentioned */
     assert_string_equal(st[2].code, SNS_NO_OUTCOME);
+    assert_false(st[2].refused);
     assert_true(st[3].ok);
     assert_string_equal(st[3].message_id, "m3");
     for (int i = 0; i < 4; i++) { /* each went out, in the one call */
@@ -546,6 +548,7 @@ static void test_not_found_fails_all(void **state)
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, "NotFound");
         assert_true(st[i].sender_fault);
+        assert_false(st[i].refused); /* the whole call's fault: the topic may come back */
         assert_non_null(strstr(st[i].message, "Topic does not exist"));
         assert_non_null(strstr(st[i].message, "HTTP 404"));
     }
@@ -630,6 +633,7 @@ static void test_unpublishable_messages(void **state)
         assert_false(st[i].ok);
         assert_string_equal(st[i].code, SNS_INVALID_LOCAL);
         assert_true(st[i].sender_fault);
+        assert_true(st[i].refused);
         assert_false(st[i].sent);
         assert_string_equal(st[i].request_id, "");
     }
