@@ -457,6 +457,9 @@ class Live(OpenAPITestCase):
             r = call("dashboard app.js revalidated", "GET", "/dashboard/app.js",
                      headers={"If-None-Match": self.server.get("/dashboard/app.js").header("ETag")})
             self.expect_status(r, 304, "dashboard app.js revalidated")
+            r = call("dashboard page revalidated", "GET", "/",
+                     headers={"If-None-Match": self.server.get("/").header("ETag")})
+            self.expect_status(r, 304, "dashboard page revalidated")
             self.expect_status(call("dashboard no such file", "GET", "/dashboard/nope.js"), 404,
                                "dashboard no such file")
 
