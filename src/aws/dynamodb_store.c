@@ -1113,6 +1113,9 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     put_key(b, u->id);
     sbuf_puts(b, ",\"UpdateExpression\":\"SET #st = :st, #msg = :msg, #ut = :now, #ts = :ts, "
                  "#wt = :wt, #hist = list_append(if_not_exists(#hist, :nohist), :hent)");
+    bool claim = u->status == TASK_IN_PROGRESS;
+    if (claim)
+        sbuf_puts(b, ", #ct = :now"); /* when it was last claimed: see apply_reclaim() */
     if (result_image)
         sbuf_puts(b, ", #res = :res");
     if (tc == TTL_GRACE)
@@ -1142,6 +1145,8 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     sbuf_puts(b, "\",\"ExpressionAttributeNames\":{\"#st\":\"status\",\"#msg\":\"status_msg\","
                  "\"#ut\":\"updated_time\",\"#ts\":\"type_status\",\"#ty\":\"task_type\","
                  "\"#hist\":\"history\",\"#wt\":\"write_token\"");
+    if (claim)
+        sbuf_puts(b, ",\"#ct\":\"claimed_time\"");
     if (result_image)
         sbuf_puts(b, ",\"#res\":\"result\"");
     if (tc != TTL_NONE)
@@ -1373,7 +1378,11 @@ static store_rc apply_update(ddb_store *s, store_write *w)
 
 /*
  * A redelivery's claim: append IN_PROGRESS to the history of a task that is
- * IN_PROGRESS, in one conditional UpdateItem (trimmed as an update is).
+ * IN_PROGRESS, in one conditional UpdateItem (trimmed as an update is). It
+ * sets claimed_time, as a claim does; with claimed_before, it is conditioned
+ * on the last claim being no later (none known: an item claimed before
+ * claimed_time was kept), so that of two deliveries that would run the task
+ * again at once, one does.
  */
 static store_rc apply_reclaim(ddb_store *s, store_write *w)
 {
@@ -1386,12 +1395,18 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
     begin_request(&b, s);
     put_key(&b, u->id);
     sbuf_puts(&b, ",\"UpdateExpression\":\"SET #hist = list_append(if_not_exists(#hist, "
-                  ":nohist), :hent)\",\"ConditionExpression\":\"#st = :ip\","
-                  "\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\"},"
+                  ":nohist), :hent), #ct = :now\",\"ConditionExpression\":\"#st = :ip");
+    if (u->claimed_before)
+        sbuf_puts(&b, " AND (attribute_not_exists(#ct) OR #ct <= :before)");
+    sbuf_puts(&b, "\",\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\","
+                  "\"#ct\":\"claimed_time\"},"
                   "\"ExpressionAttributeValues\":{\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
     put_history_entry(&b, TASK_IN_PROGRESS, u->status_msg, w->now);
     sbuf_puts(&b, "]}");
     put_s(&b, true, ":ip", task_status_name(TASK_IN_PROGRESS));
+    put_n(&b, true, ":now", w->now);
+    if (u->claimed_before)
+        put_n(&b, true, ":before", u->claimed_before);
     sbuf_puts(&b, "},\"ReturnValues\":\"UPDATED_OLD\","
                   "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     aws_response r;

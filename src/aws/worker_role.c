@@ -210,11 +210,21 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
                 .now = now,
                 .update = {.id = mine[k]->m.task_id,
                            .status = TASK_IN_PROGRESS,
-                           .status_msg = reclaims[k].msg},
+                           .status_msg = reclaims[k].msg,
+                           .claimed_before = now - (int64_t)l->binding->timeout},
             };
             store_batch_submit(&group, w->store, &reclaims[k].w);
         }
     store_batch_wait(&group);
+    for (size_t k = 0; k < m; k++)
+        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT &&
+            reclaims[k].w.rc == STORE_CONFLICT) {
+            /* another delivery took it again since its claim was read (an SQS duplicate in
+             * the same batch, or beside it): that one runs it; this message comes back */
+            log_info("task taken again by another delivery; its message will come back", "task_id",
+                     items[k].id, "queue", items[k].queue, NULL);
+            items[k].fate = WORK_KEEP;
+        }
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN)

@@ -61,6 +61,10 @@ typedef struct store_update {
     task_status status;
     const char *status_msg; /* never NULL */
     const char *result;     /* JSON text, or NULL to leave it unset */
+    /* A reclaim (STORE_WRITE_RECLAIM) only: taken only while the task's last claim is at or
+     * before this time (unix s), else STORE_CONFLICT, so that of two deliveries that would
+     * run a task again at once one does; 0: whenever. */
+    int64_t claimed_before;
 } store_update;
 
 /* One page of GET /tasks, newest first. */

@@ -1540,10 +1540,35 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
 }
 
 /* Writer: record a claim of a loaded task that is IN_PROGRESS already (STORE_CONFLICT if not). */
-static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, int64_t now)
+/* When the task was last claimed: its last history entry's time (IN_PROGRESS's, for a task in
+ * progress), else its last update's. */
+static store_rc last_claim_time(sqlite_store *s, const loaded *l, int64_t *out)
+{
+    sqlite3_stmt *st = s->w_hist_time;
+    sqlite3_bind_text(st, 1, l->t.id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, l->hist_n);
+    int rc = sqlite3_step(st);
+    *out = rc == SQLITE_ROW                      ? sqlite3_column_int64(st, 0)
+           : l->t.updated_time != TASK_NULL_TIME ? l->t.updated_time
+                                                 : l->t.created_time;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : sq_rc_of(rc);
+}
+
+static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, int64_t now,
+                            int64_t claimed_before)
 {
     if (l->t.status != TASK_IN_PROGRESS)
         return STORE_CONFLICT;
+    if (claimed_before) {
+        int64_t last;
+        store_rc got = last_claim_time(s, l, &last);
+        if (got != STORE_OK)
+            return got;
+        if (last > claimed_before)
+            return STORE_CONFLICT; /* claimed again since: that delivery runs it */
+    }
     sqlite3_bind_text(s->w_hist_n, 1, l->t.id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->w_hist_n, 2, l->hist_n + 1);
     int rc = sq_step_done(s->w_hist_n);
@@ -1557,7 +1582,7 @@ store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_
     store_rc rc = load_task(s, id, &l);
     if (rc != STORE_OK)
         return rc;
-    rc = claim_again(s, &l, msg, now);
+    rc = claim_again(s, &l, msg, now, 0);
     task_clear(&l.t);
     return rc;
 }
@@ -1569,7 +1594,7 @@ static store_rc apply_reclaim(sqlite_store *s, store_write *w)
     store_rc rc = load_task(s, w->update.id, &l);
     if (rc != STORE_OK)
         return rc;
-    rc = claim_again(s, &l, w->update.status_msg, w->now);
+    rc = claim_again(s, &l, w->update.status_msg, w->now, w->update.claimed_before);
     w->current = l.t; /* the caller clears it */
     return rc;
 }
@@ -1682,6 +1707,7 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)"},
         {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
+        {&s->w_hist_time, "SELECT time FROM task_history WHERE task_id = ?1 AND n = ?2"},
         {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
     };
@@ -1697,7 +1723,7 @@ static void finalize_writer(sqlite_store *s)
                            s->w_release,     s->w_rollback_to, s->w_get,      s->w_insert,
                            s->w_data_put,    s->w_update,      s->w_change,   s->w_idem_get,
                            s->w_idem_put,    s->w_idem_purge,  s->w_hist_add, s->w_hist_trim,
-                           s->w_hist_delete, s->w_hist_n};
+                           s->w_hist_delete, s->w_hist_n,      s->w_hist_time};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_stmt_cache_clear(&s->w_broker);

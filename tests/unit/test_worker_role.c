@@ -504,6 +504,24 @@ static void test_stale_claim_runs_again(void **state)
     assert_status(f, id, TASK_COMPLETED, "Task completed");
 }
 
+/* Two deliveries that would each run a task again (a redelivery and an SQS duplicate of it, in
+ * one batch): the first takes it again and runs it; the second finds it taken since its claim
+ * was read, and its message comes back instead of running the task a second time. */
+static void test_duplicate_redeliveries_run_once(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000); /* that one died */
+    msg m[2] = {{.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2},
+                {.message_id = "m-1b", .queue = "jobs", .task_id = id, .receive_count = 3}};
+    role_result res = invoke(f, m, 2, now_ms() + 2 * MINUTE_MS);
+    assert_failures(&res, "m-1b");
+    assert_int_equal(runs(f), 1);
+    assert_status(f, id, TASK_COMPLETED, "Task completed");
+}
+
 static void test_deadline_too_near_kept(void **state)
 {
     fixture *f = *state;
@@ -859,6 +877,7 @@ int main(void)
         CASE(test_completed_task_spent_not_run),
         CASE(test_fresh_claim_kept),
         CASE(test_stale_claim_runs_again),
+        CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
         CASE(test_batch_mixed_outcomes),
         CASE(test_unknown_deadline_runs),
