@@ -1539,7 +1539,6 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
     return rc;
 }
 
-/* Writer: record a claim of a loaded task that is IN_PROGRESS already (STORE_CONFLICT if not). */
 /* When the task was last claimed: its last history entry's time (IN_PROGRESS's, for a task in
  * progress), else its last update's. */
 static store_rc last_claim_time(sqlite_store *s, const loaded *l, int64_t *out)
@@ -1556,6 +1555,10 @@ static store_rc last_claim_time(sqlite_store *s, const loaded *l, int64_t *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK : sq_rc_of(rc);
 }
 
+/*
+ * Writer: record a claim of a loaded task that is IN_PROGRESS already (STORE_CONFLICT if not),
+ * and, with claimed_before, whose last claim is no later than that.
+ */
 static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, int64_t now,
                             int64_t claimed_before)
 {
