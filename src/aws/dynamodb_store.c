@@ -1382,7 +1382,8 @@ static store_rc apply_update(ddb_store *s, store_write *w)
  * sets claimed_time, as a claim does; with claimed_before, it is conditioned
  * on the last claim being no later (none known: an item claimed before
  * claimed_time was kept), so that of two deliveries that would run the task
- * again at once, one does.
+ * again at once, one does. Its write_token tells its own attempt whose
+ * answer was lost from another delivery's, as an update's does.
  */
 static store_rc apply_reclaim(ddb_store *s, store_write *w)
 {
@@ -1391,20 +1392,24 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
         return STORE_NOT_FOUND;
     if (!u->status_msg)
         return STORE_ERROR;
+    char token[37];
+    if (!new_id(s, token))
+        return STORE_ERROR;
     sbuf b = {0};
     begin_request(&b, s);
     put_key(&b, u->id);
     sbuf_puts(&b, ",\"UpdateExpression\":\"SET #hist = list_append(if_not_exists(#hist, "
-                  ":nohist), :hent), #ct = :now\",\"ConditionExpression\":\"#st = :ip");
+                  ":nohist), :hent), #ct = :now, #wt = :wt\",\"ConditionExpression\":\"#st = :ip");
     if (u->claimed_before)
         sbuf_puts(&b, " AND (attribute_not_exists(#ct) OR #ct <= :before)");
     sbuf_puts(&b, "\",\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\","
-                  "\"#ct\":\"claimed_time\"},"
+                  "\"#ct\":\"claimed_time\",\"#wt\":\"write_token\"},"
                   "\"ExpressionAttributeValues\":{\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
     put_history_entry(&b, TASK_IN_PROGRESS, u->status_msg, w->now);
     sbuf_puts(&b, "]}");
     put_s(&b, true, ":ip", task_status_name(TASK_IN_PROGRESS));
     put_n(&b, true, ":now", w->now);
+    put_s(&b, true, ":wt", token);
     if (u->claimed_before)
         put_n(&b, true, ":before", u->claimed_before);
     sbuf_puts(&b, "},\"ReturnValues\":\"UPDATED_OLD\","
@@ -1427,8 +1432,9 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
         out = json_is_object(item) ? task_from_item(item, &w->current, true)
               : root               ? STORE_NOT_FOUND
                                    : STORE_ERROR; /* unreadable: not known */
-        if (out == STORE_OK)
-            out = STORE_CONFLICT;
+        const char *written_by = attr_s(item, "write_token");
+        if (out == STORE_OK && !(written_by && strcmp(written_by, token) == 0))
+            out = STORE_CONFLICT; /* else its own attempt whose answer was lost: done */
     } else {
         out = failure(s, "UpdateItem", rc, &r);
     }

@@ -592,18 +592,20 @@ static bool token_of(const char *body, size_t len, char token[64])
 }
 
 typedef struct lost_claim {
+    size_t retry_at; /* the request that is the second attempt */
     bool same_token; /* the item carries the retried request's token, else another's */
     char body[2048];
 } lost_claim;
 
-/* Request 2, the claim's second attempt, fails its condition on the item as the first attempt
- * (request 1, answered 500 after it was applied) left it, or as another claim did. */
+/* Request retry_at, the claim's second attempt, fails its condition on the item as the first
+ * attempt (the request before, answered 500 after it was applied) left it, or as another claim
+ * did. */
 static void answer_lost_claim(void *arg, const http_stub_request *rq, size_t index,
                               http_stub_reply *reply)
 {
     lost_claim *c = arg;
     char token[64];
-    if (index != 2 || !token_of(rq->body, rq->body_len, token))
+    if (index != c->retry_at || !token_of(rq->body, rq->body_len, token))
         return;
     const char *mark = c->same_token ? token : "0190a6b2-0000-7000-8000-000000000000";
     snprintf(c->body, sizeof c->body, CLAIMED_ITEM_FAILED("%s"), mark);
@@ -622,7 +624,7 @@ static store_rc claim_after_lost_answer(bool same_token, task_status *before)
                  "server error\"}"},
         {.status = 400, .body = CONDITION_FAILED}, /* replaced by answer_lost_claim */
     };
-    lost_claim c = {.same_token = same_token};
+    lost_claim c = {.retry_at = 2, .same_token = same_token};
     fixture f;
     start_handled(&f, script, 3, answer_lost_claim, &c);
     store_write w = {
@@ -664,6 +666,53 @@ static void test_claim_taken_by_another_is_a_conflict(void **state)
     assert_int_equal(before, TASK_IN_PROGRESS);
 }
 
+/* A redelivery's reclaim over a fake whose first UpdateItem is applied but answered 500: the
+ * second attempt (the same token) fails its condition, claimed_time being new. */
+static store_rc reclaim_after_lost_answer(bool same_token)
+{
+    const http_stub_reply script[] = {
+        {.status = 500,
+         .body = "{\"__type\":\"" DDB_TYPE "InternalServerError\",\"message\":\"Internal "
+                 "server error\"}"},
+        {.status = 400, .body = CONDITION_FAILED}, /* replaced by answer_lost_claim */
+    };
+    lost_claim c = {.retry_at = 1, .same_token = same_token};
+    fixture f;
+    start_handled(&f, script, 2, answer_lost_claim, &c);
+    store_write w = {.kind = STORE_WRITE_RECLAIM,
+                     .now = 1700000005,
+                     .update = {.id = OLD_TASK,
+                                .status = TASK_IN_PROGRESS,
+                                .status_msg = "Task started again (receive 2)",
+                                .claimed_before = 1700000005 - 30}};
+    store_rc rc = store_write_wait(f.store, &w);
+    task_clear(&w.current);
+    assert_int_equal(http_stub_count(f.server), 2);
+    char first[64], second[64];
+    const http_stub_request *a = http_stub_request_at(f.server, 0);
+    const http_stub_request *b = http_stub_request_at(f.server, 1);
+    assert_true(token_of(a->body, a->body_len, first));
+    assert_true(token_of(b->body, b->body_len, second));
+    assert_string_equal(first, second);
+    stop(&f);
+    return rc;
+}
+
+/* A reclaim applied by an attempt whose answer was lost is the delivery's own: it runs the task
+ * (before the token, its second attempt found claimed_time new and gave the message back). */
+static void test_reclaim_applied_by_a_lost_attempt_is_ours(void **state)
+{
+    (void)state;
+    assert_int_equal(reclaim_after_lost_answer(true), STORE_OK);
+}
+
+/* Another delivery's reclaim since: a conflict, and this one gives its message back. */
+static void test_reclaim_taken_by_another_is_a_conflict(void **state)
+{
+    (void)state;
+    assert_int_equal(reclaim_after_lost_answer(false), STORE_CONFLICT);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
@@ -672,6 +721,8 @@ int main(void)
         cmocka_unit_test(test_throttled_transaction_is_retried),
         cmocka_unit_test(test_claim_applied_by_a_lost_attempt_is_ours),
         cmocka_unit_test(test_claim_taken_by_another_is_a_conflict),
+        cmocka_unit_test(test_reclaim_applied_by_a_lost_attempt_is_ours),
+        cmocka_unit_test(test_reclaim_taken_by_another_is_a_conflict),
         cmocka_unit_test(test_throttled_until_deadline_is_busy),
         cmocka_unit_test(test_validation_reason_is_invalid),
         cmocka_unit_test(test_conflict_is_retried),
