@@ -110,15 +110,16 @@ class Input(Exception):
     pass
 
 
-# The one delete the API does: an idempotency key item (id "idem#<key>") whose task is gone.
-KEY_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idem#*"]}}
+# The one delete the API does: an idempotency key item (id "idem#<key>", or "idem~<hex>" for a
+# key that is not UTF-8) whose task is gone.
+KEY_ITEMS_ONLY = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idem#*", "idem~*"]}}
 
 
 def key_items_only(statement):
     """Whether a statement's Condition limits it to the idempotency key items."""
     cond = statement.get("Condition") or {}
     keys = as_list((cond.get("ForAllValues:StringLike") or {}).get("dynamodb:LeadingKeys"))
-    return bool(keys) and all(isinstance(k, str) and k.startswith("idem#") for k in keys)
+    return bool(keys) and all(isinstance(k, str) and k.startswith(("idem#", "idem~")) for k in keys)
 
 
 def load_json(path, what):

@@ -307,7 +307,7 @@ class Checker(unittest.TestCase):
         deletes = [s for s in self.statements(Shared.template["Resources"], "ApiRole") if s["Action"] == "dynamodb:DeleteItem"]
         self.assertEqual(len(deletes), 1)
         self.assertEqual(deletes[0]["Condition"],
-                         {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idem#*"]}})
+                         {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idem#*", "idem~*"]}})
 
         def spoil(r, t):
             for s in self.statements(r, "ApiRole"):
