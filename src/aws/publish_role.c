@@ -19,10 +19,11 @@
  * messages and those never sent (and the record where beginning stopped);
  * since the records were sent in order and sending stopped at the first
  * failed call, every record before it was published, or passed over: a
- * message refused as it is (SNS's SenderFault for its entry, or the checks
- * before sending) can never go out, so it is logged as an error and not
- * reported, lest the stream mapping, which retries a reported record until
- * it is published, hold the shard on it for the stream's 24 h.
+ * message refused as invalid (sns_status.refused: SNS's InvalidParameter or
+ * the like for its entry, or the checks before sending) can never go out, so
+ * it is logged as an error and not reported, lest the stream mapping, which
+ * retries a reported record until it is published, hold the shard on it for
+ * the stream's 24 h.
  */
 #include "publish_role.h"
 

@@ -60,9 +60,11 @@ typedef struct sns_message {
 typedef struct sns_status {
     bool ok;             /* SNS accepted it */
     bool sender_fault;   /* when failed: SNS said the request was at fault (retrying won't help) */
-    bool refused;        /* when failed: this very message was refused (SNS's SenderFault for its
-                          * entry, or the checks before sending): it can never go out as it is,
-                          * where a sender fault of the whole call may be mended (a permission) */
+    bool refused;        /* when failed: this very message is invalid (SNS's InvalidParameter,
+                          * InvalidParameterValue or ValidationException for its entry, with
+                          * SenderFault, or the checks before sending): it can never go out as
+                          * it is, where other sender faults (a permission, a KMS key, the whole
+                          * call's) may be mended */
     char message_id[96]; /* when ok: SNS's MessageId ("" when the reply gave none) */
     char code[64];       /* when failed: SNS's error code, or one of the SNS_* codes above */
     char message[256];   /* when failed: what went wrong, for logs and spans */

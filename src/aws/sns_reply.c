@@ -66,6 +66,17 @@ static bool entry_index(const char *id, size_t first, size_t k, size_t *out)
     return true;
 }
 
+/*
+ * Whether a failed entry's code says the message itself is invalid, so that no retry of it can
+ * succeed. Other sender faults of an entry (a KMS key disabled or not allowed, an authorisation)
+ * may be mended, and the message then goes out.
+ */
+static bool invalid_message(const char *code)
+{
+    return strcmp(code, "InvalidParameter") == 0 || strcmp(code, "InvalidParameterValue") == 0 ||
+           strcmp(code, "ValidationException") == 0;
+}
+
 void sns_reply_read(const char *body, size_t len, size_t first, size_t k, const bool *sent,
                     bool *done, sns_status *st)
 {
@@ -108,7 +119,7 @@ void sns_reply_read(const char *body, size_t len, size_t first, size_t k, const 
                          "SNS did not publish the message");
             xml_child(member, mend, "SenderFault", true, fault, sizeof fault);
             st[i].sender_fault = strcmp(fault, "true") == 0;
-            st[i].refused = st[i].sender_fault;
+            st[i].refused = st[i].sender_fault && invalid_message(st[i].code);
         }
     }
 }

@@ -485,6 +485,16 @@ static void test_reply_reads_whole_words(void **state)
         REPLY("Failed", "<Id>1</Id><Code>InternalError</Code><SenderFault> true </SenderFault>");
     read_two(fault, sizeof fault - 1, done, st);
     assert_true(st[1].sender_fault);
+    assert_false(st[1].refused); /* a sender fault, but not an invalid message: may be mended */
+    static const char kms[] =
+        REPLY("Failed", "<Id>1</Id><Code>KMSDisabled</Code><SenderFault>true</SenderFault>");
+    read_two(kms, sizeof kms - 1, done, st);
+    assert_true(st[1].sender_fault);
+    assert_false(st[1].refused);
+    static const char invalid[] = REPLY(
+        "Failed", "<Id>1</Id><Code>InvalidParameterValue</Code><SenderFault>true</SenderFault>");
+    read_two(invalid, sizeof invalid - 1, done, st);
+    assert_true(st[1].refused);
 #undef REPLY
 }
 
