@@ -60,11 +60,13 @@ class KillDuringExec(CrashCase):
     def test_sigkill_while_exec_handlers_run(self):
         cfg = {
             "sweep_interval": 86400,
-            "queues": [{"name": "work", "visibility_timeout": 3, "max_receive_count": 5,
+            # a run of 2 s under a 5 s timeout: the sanitizer build, on a machine busy with the
+            # browser of another test, once took more than 3 s to start and end one
+            "queues": [{"name": "work", "visibility_timeout": 5, "max_receive_count": 5,
                         "dead_letter_queue": "work-dlq"}, {"name": "work-dlq"}],
             "subscriptions": [{"queue": "work", "filter_policy": {"TaskType": ["TASK2"]}}],
             "handlers": [{"queue": "work", "handler": "exec", "batch_size": 1, "concurrency": 4,
-                          "timeout": 3, "command": ["/bin/sh", script_path("sleep_then_ok.sh"), "2"]}],
+                          "timeout": 5, "command": ["/bin/sh", script_path("sleep_then_ok.sh"), "2"]}],
         }
         s = self.start(cfg)
         ids = [s.create("TASK2", data={"i": i}) for i in range(10)]
@@ -77,7 +79,7 @@ class KillDuringExec(CrashCase):
         self.assertGreaterEqual(sum(v == "IN_PROGRESS" for v in before.values()), 4, before)
 
         s2 = self.start(cfg)
-        self.wait_all_final(s2, ids, timeout=25)
+        self.wait_all_final(s2, ids, timeout=40)
         for tid in ids:
             t = s2.task(tid)
             self.assertEqual(t["result"]["task_id"], tid, t)
