@@ -614,14 +614,32 @@ static void answer_lost_claim(void *arg, const http_stub_request *rq, size_t ind
     reply->body_len = strlen(c->body);
 }
 
+/* An UpdateItem DynamoDB applied, but whose answer was lost: aws_http tries it again. */
+#define LOST_ANSWER                                                                                \
+    {                                                                                              \
+        .status = 500, .body = "{\"__type\":\"" DDB_TYPE                                           \
+                               "InternalServerError\",\"message\":\"Internal "                     \
+                               "server error\"}"                                                   \
+    }
+
+/* Requests i and i + 1 carry one write_token, fresh as a task id: one write, tried again. */
+static void tried_again_with_its_token(fixture *f, size_t i)
+{
+    char first[64], second[64];
+    const http_stub_request *a = http_stub_request_at(f->server, i);
+    const http_stub_request *b = http_stub_request_at(f->server, i + 1);
+    assert_true(token_of(a->body, a->body_len, first));
+    assert_true(token_of(b->body, b->body_len, second));
+    assert_string_equal(first, second);
+    assert_int_equal(strlen(first), TASK_ID_LEN);
+}
+
 /* Claim OLD_TASK over a fake whose first UpdateItem is applied but answered 500. */
 static store_rc claim_after_lost_answer(bool same_token, task_status *before)
 {
     const http_stub_reply script[] = {
         {.status = 200, .body = OLD_TASK_ITEM}, /* the facts */
-        {.status = 500,
-         .body = "{\"__type\":\"" DDB_TYPE "InternalServerError\",\"message\":\"Internal "
-                 "server error\"}"},
+        LOST_ANSWER,
         {.status = 400, .body = CONDITION_FAILED}, /* replaced by answer_lost_claim */
     };
     lost_claim c = {.retry_at = 2, .same_token = same_token};
@@ -636,13 +654,7 @@ static store_rc claim_after_lost_answer(bool same_token, task_status *before)
     task_clear(&w.current);
     assert_int_equal(http_stub_count(f.server), 3);
     task_read_at(&f, 0, OLD_TASK);
-    char first[64], second[64];
-    const http_stub_request *a = http_stub_request_at(f.server, 1);
-    const http_stub_request *b = http_stub_request_at(f.server, 2);
-    assert_true(token_of(a->body, a->body_len, first));
-    assert_true(token_of(b->body, b->body_len, second));
-    assert_string_equal(first, second); /* the same update, tried again */
-    assert_int_equal(strlen(first), TASK_ID_LEN);
+    tried_again_with_its_token(&f, 1);
     stop(&f);
     return rc;
 }
@@ -671,10 +683,7 @@ static void test_claim_taken_by_another_is_a_conflict(void **state)
 static store_rc reclaim_after_lost_answer(bool same_token)
 {
     const http_stub_reply script[] = {
-        {.status = 500,
-         .body = "{\"__type\":\"" DDB_TYPE "InternalServerError\",\"message\":\"Internal "
-                 "server error\"}"},
-        {.status = 400, .body = CONDITION_FAILED}, /* replaced by answer_lost_claim */
+        LOST_ANSWER, {.status = 400, .body = CONDITION_FAILED}, /* replaced by answer_lost_claim */
     };
     lost_claim c = {.retry_at = 1, .same_token = same_token};
     fixture f;
@@ -688,12 +697,7 @@ static store_rc reclaim_after_lost_answer(bool same_token)
     store_rc rc = store_write_wait(f.store, &w);
     task_clear(&w.current);
     assert_int_equal(http_stub_count(f.server), 2);
-    char first[64], second[64];
-    const http_stub_request *a = http_stub_request_at(f.server, 0);
-    const http_stub_request *b = http_stub_request_at(f.server, 1);
-    assert_true(token_of(a->body, a->body_len, first));
-    assert_true(token_of(b->body, b->body_len, second));
-    assert_string_equal(first, second);
+    tried_again_with_its_token(&f, 0);
     stop(&f);
     return rc;
 }
