@@ -219,6 +219,15 @@ void sbuf_json_strn(sbuf *b, const char *s, size_t len)
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x80) {
             size_t k = utf8_char_len(s + i, len - i);
+            const unsigned char *u = (const unsigned char *)s + i;
+            if (k == 3 && u[0] == 0xef && u[1] == 0xbf && u[2] >= 0xbe) {
+                /* U+FFFE and U+FFFF, which XML (and so an SQS body) may not hold: escaped */
+                sbuf_append(b, s + run, i - run);
+                run = i + 3;
+                sbuf_append(b, u[2] == 0xbe ? "\\ufffe" : "\\uffff", 6);
+                i += 2;
+                continue;
+            }
             if (k) {
                 i += k - 1;
                 continue;

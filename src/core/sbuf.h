@@ -91,7 +91,9 @@ size_t utf8_copy_within(char *out, size_t size, const char *s);
 /*
  * Append s as a quoted, escaped JSON string (s may be NULL: appends null).
  * A byte that is not part of well-formed UTF-8 is written as U+FFFD, so the
- * result is always valid JSON, whatever s holds.
+ * result is always valid JSON, whatever s holds. Control characters and the
+ * noncharacters U+FFFE and U+FFFF are escaped, so the text holds only
+ * characters XML allows, as an SQS message body must.
  */
 void sbuf_json_str(sbuf *b, const char *s);
 /* Same for a string of known length that may contain NUL bytes. */

@@ -227,6 +227,44 @@ static void test_special_characters_survive(void **state)
     json_decref(rec);
 }
 
+/* True when every character of the UTF-8 text s is one XML 1.0 allows (SQS's rule for a body). */
+static bool xml_allowed(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u) {
+        uint32_t c;
+        size_t k = *u < 0x80 ? 1 : *u < 0xe0 ? 2 : *u < 0xf0 ? 3 : 4;
+        c = k == 1 ? *u : (uint32_t)(*u & (0x7f >> k));
+        for (size_t i = 1; i < k; i++)
+            c = c << 6 | (u[i] & 0x3f);
+        if (!(c == 0x9 || c == 0xa || c == 0xd || (c >= 0x20 && c <= 0xd7ff) ||
+              (c >= 0xe000 && c <= 0xfffd) || c >= 0x10000))
+            return false;
+        u += k;
+    }
+    return true;
+}
+
+/* Data holding characters an SQS body may not: the body escapes them and reads back the same. */
+static void test_body_holds_only_what_sqs_carries(void **state)
+{
+    (void)state;
+    /* U+FFFE, U+FFFF, a control character, U+FFFD (which SQS takes) */
+    json_t *rec =
+        record("INSERT", ID1, "TASK1",
+               "{\"M\":{\"q\":{\"S\":\"a\357\277\276b\357\277\277c\\u0001d\357\277\275\"}}}", NULL);
+    publish_message m;
+    assert_true(publisher_message(rec, &m));
+    assert_true(xml_allowed(m.body));
+    json_t *body = json_loads(m.body, 0, NULL);
+    assert_non_null(body);
+    assert_string_equal(json_string_value(json_object_get(body, "q")),
+                        "a\357\277\276b\357\277\277c\001d\357\277\275");
+    json_decref(body);
+    publish_message_free(&m);
+    json_decref(rec);
+}
+
 /* A record that makes no message: false, and nothing left to free. */
 static void expect_no_message(json_t *rec, const char *what)
 {
@@ -997,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_insert_with_trace),
         cmocka_unit_test(test_insert_with_tracestate),
         cmocka_unit_test(test_special_characters_survive),
+        cmocka_unit_test(test_body_holds_only_what_sqs_carries),
         cmocka_unit_test(test_non_insert_makes_nothing),
         cmocka_unit_test(test_incomplete_insert_makes_nothing),
         cmocka_unit_test(test_route_defaults),

@@ -566,6 +566,25 @@ static void test_json_strn_embedded_nul(void **state)
     check_json_strn("\"x\0\n", 4, "\"\\\"x\\u0000\\n\"");
 }
 
+/* U+FFFE and U+FFFF are escaped (an SQS body may not hold them); their neighbours are not. */
+static void test_json_strn_escapes_noncharacters(void **state)
+{
+    (void)state;
+    check_json_strn("a\357\277\276b", 5, "\"a\\ufffeb\"");
+    check_json_strn("\357\277\277", 3, "\"\\uffff\"");
+    check_json_strn("\357\277\275\357\277\274", 6,
+                    "\"\357\277\275\357\277\274\""); /* U+FFFD, U+FFFC */
+    check_json_strn("\357\277\276\357\277\277\360\220\200\200", 10,
+                    "\"\\ufffe\\uffff\360\220\200\200\"");
+    check_json_strn("\357\277", 2, "\"\\ufffd\\ufffd\""); /* cut short: not a character */
+
+    /* and jansson reads the escapes back as the characters */
+    json_t *v = json_loads("\"\\ufffe\\uffff\"", JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(v), "\xef\xbf\xbe\xef\xbf\xbf");
+    json_decref(v);
+}
+
 static void test_json_appends_after_content(void **state)
 {
     (void)state;
@@ -757,6 +776,7 @@ int main(void)
         cmocka_unit_test(test_utf8_dup_replaces_what_is_not_utf8),
         cmocka_unit_test(test_utf8_copy_within_keeps_whole_characters),
         cmocka_unit_test(test_json_strn_embedded_nul),
+        cmocka_unit_test(test_json_strn_escapes_noncharacters),
         cmocka_unit_test(test_json_appends_after_content),
         cmocka_unit_test(test_json_roundtrip_with_jansson),
         cmocka_unit_test(test_json_long_string),
