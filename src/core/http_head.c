@@ -243,6 +243,12 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
         sp--;
     if (sp <= target + 1) /* no target, or no version */
         return HTTP_HEAD_BAD;
+    size_t target_end = sp - 1;
+    while (target_end > target && buf[target_end - 1] == ' ')
+        target_end--;
+    for (size_t k = target; k < target_end; k++)
+        if (buf[k] == ' ' || buf[k] == '\t') /* the target holds no white space (RFC 9112, 3.2) */
+            return HTTP_HEAD_BAD;
     const char *v = buf + sp;
     size_t vlen = end - sp;
     if (vlen == 8 && (memcmp(v, "HTTP/1.1", 8) == 0 || memcmp(v, "HTTP/1.0", 8) == 0)) {

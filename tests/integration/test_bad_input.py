@@ -494,6 +494,10 @@ class BadInput(ServerTestCase):
             # no target between the method and the version; a CR alone before the request line
             (b"GET  HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "Malformed request line"),
             (b"\r\r\nGET /health HTTP/1.1\r\n\r\n", 400, "Malformed request line"),
+            # white space inside the target (a client that did not encode it)
+            (b"GET /tasks/a b HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "Malformed request line"),
+            (b"POST /tasks\t HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 21\r\n\r\n" + body,
+             400, "Malformed request line"),
             # a body to be read until the connection closes; 100 Continue for no body at all
             (head + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501,
              "Transfer-Encoding other than chunked"),

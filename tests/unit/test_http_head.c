@@ -66,6 +66,11 @@ static void test_request_line_refused(void **state)
     /* the target is what lies between the spaces after the method and the last space */
     check_prefixes("T  HTTP/1.1\n\n", HTTP_HEAD_BAD, 12);
     check_prefixes("GET   HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 16);
+    /* white space inside the target; around it is tolerated */
+    check_prefixes("GET /tasks/a b HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 25);
+    check_prefixes("GET /a\tb HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 19);
+    check_prefixes("GET /a\t HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 18);
+    assert_int_equal(judge("GET  /a  HTTP/1.1\r\n\r\n"), HTTP_HEAD_OK);
     assert_int_equal(judge("GET  / HTTP/1.1\r\n\r\n"), HTTP_HEAD_OK);
     /* only empty lines before the request line: a CR alone is not one */
     check_prefixes("\r\r\nGET / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 2);
