@@ -434,12 +434,14 @@ no_api:
         /* Handlers overran the grace period: their messages come back after the
          * visibility timeout. The store is consistent at every commit, so the
          * process may end here with those threads still running. They read the
-         * configuration, which lives in this frame: exit() from here, not a return,
-         * which would hand the frame to exit()'s own calls while they still read it. */
+         * configuration, which lives in this frame, and the libraries' state:
+         * _exit() from here, not a return or exit(), whose cleanups (the TLS
+         * library's, libcurl's) would free what those threads may be using. */
         tracer_flush(tel.tracer, clock_unix_ms() + ABANDON_FLUSH_MS); /* the threads go on */
         log_info("stopped", "handlers", "abandoned", NULL);
-        auth_free(&access);
-        exit(status ? fail(err) : status);
+        int code = status ? fail(err) : status;
+        fflush(NULL);
+        _exit(code);
     }
     pipe = NULL;
     store_close(st); /* commits queued writes, checkpoints the WAL */
