@@ -159,7 +159,7 @@ static const char *const bst_sql[BST_COUNT] = {
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
-                 "released = 0, expires_ms = ?4, failed_task = ?5 WHERE id = ?1",
+                 "released = 0, expires_ms = ?4, failed_task = ?5, sent_ms = ?6 WHERE id = ?1",
     /* messages_by_visibility (queue, visible_ms): one index probe */
     [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
     [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
@@ -840,8 +840,10 @@ typedef struct receive_args {
     int64_t next_ms;
 } receive_args;
 
-/* Writer: fail a task whose message left for the DLQ or expired, unless it finished. */
-static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char *why, bool *failed)
+/* Writer: fail a task whose message left for the DLQ or expired, unless it finished (or, with
+ * spare_claimed, unless it is not CREATED). */
+static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char *why,
+                                bool spare_claimed, bool *failed)
 {
     if (failed) /* whether this changed the task (NULL: not asked) */
         *failed = false;
@@ -856,7 +858,8 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     int r = sqlite3_step(st);
     bool finished = true;
     if (r == SQLITE_ROW && task_status_parse((const char *)sqlite3_column_text(st, 0), &t.status))
-        finished = task_status_is_final(t.status);
+        finished =
+            task_status_is_final(t.status) || (spare_claimed && t.status == TASK_IN_PROGRESS);
     else if (r != SQLITE_DONE)
         rc = sq_rc_of(r);
     stmt_done(st);
@@ -911,7 +914,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     }
     sqlite3_stmt *hide = wstmt(s, BST_HIDE);
     sqlite3_stmt *move = wstmt(s, BST_MOVE);
-    store_rc rc = hide && move ? STORE_OK : STORE_ERROR;
+    sqlite3_stmt *del = wstmt(s, BST_MESSAGE_DELETE);
+    store_rc rc = hide && move && del ? STORE_OK : STORE_ERROR;
     for (size_t i = 0; i < nc && rc == STORE_OK; i++) {
         queue_message *m = &c[i];
         bool exhausted = q->max_receive_count && cand[i].counted >= (int)q->max_receive_count;
@@ -920,13 +924,14 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
                      q->dead_letter_queue, cand[i].counted);
             bool failed; /* the move failed the task: a redrive makes it CREATED again */
-            rc = fail_unfinished(s, m->task_id, why, &failed);
+            rc = fail_unfinished(s, m->task_id, why, false, &failed);
             sqlite3_bind_int64(move, 1, m->id);
             sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
             sqlite3_bind_int64(move, 3, now);
             /* as SQS: the dead-letter queue's retention, from the message's first send */
             sqlite3_bind_int64(move, 4, m->sent_ms + (int64_t)q->dead_letter_retention * 1000);
             sqlite3_bind_int(move, 5, failed);
+            sqlite3_bind_int64(move, 6, m->sent_ms);
             if (rc == STORE_OK)
                 rc = sq_rc_of(sq_step_done(move));
             if (rc == STORE_OK) {
@@ -971,10 +976,24 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             }
             if (m->claim == STORE_ERROR || m->claim == STORE_BUSY)
                 rc = m->claim; /* the whole receive is rolled back and retried */
+            /* A message whose task is gone, final, or someone else's to run (a client's claim,
+             * another queue's copy): work.c drops it (claim_fate()). It goes with this receive,
+             * not after the batch: kept until then it could outlive its visibility timeout or a
+             * crash and come back as a redelivery, which would run someone else's task. */
+            bool drop = m->claim == STORE_NOT_FOUND ||
+                        (m->claim == STORE_CONFLICT &&
+                         !(m->status_before == TASK_IN_PROGRESS && received_before));
+            if (rc == STORE_OK && drop) {
+                sqlite3_bind_int64(del, 1, m->id);
+                rc = sq_rc_of(sq_step_done(del));
+                if (rc == STORE_OK)
+                    depth_log_leave(&s->depth_log, s->depths, q->name, hidden_until, true);
+            }
         }
     }
     stmt_done(hide);
     stmt_done(move);
+    stmt_done(del);
     free(cand);
     /* keep the delivered ones */
     a->n = 0;
@@ -1406,7 +1425,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     redrive_args *a = arg;
     a->moved = 0;
     a->more = false;
-    int64_t now = clock_steady_ms();
+    int64_t now = clock_steady_ms(), sent_ms = clock_unix_ms();
     sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
     redriven *batch = sel ? malloc(REDRIVE_BATCH * sizeof *batch) : NULL;
     if (!batch) {
@@ -1443,6 +1462,9 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         sqlite3_bind_int64(mv, 3, now);
         sqlite3_bind_int64(mv, 4, now + (int64_t)a->retention * 1000);
         sqlite3_bind_int(mv, 5, 0);
+        /* sent again: a later move to the dead-letter queue counts its retention from here, as
+         * the queue's own does; from the first send, it could arrive there already expired */
+        sqlite3_bind_int64(mv, 6, sent_ms);
         rc = sq_rc_of(sq_step_done(mv));
         if (rc == STORE_OK) {
             depth_log_leave(&s->depth_log, s->depths, a->dlq, batch[i].visible_ms,
@@ -1596,7 +1618,13 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
         char why[200];
         snprintf(why, sizeof why, "message expired in queue %s before the task finished",
                  (const char *)sqlite3_column_text(sel, 1));
-        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why, NULL);
+        /* A copy never received whose task is IN_PROGRESS: the claim is another's (a client's,
+         * or the runner of another queue the task fanned out to), whose outcome is the task's.
+         * A copy received before may hold the claim itself (its run died): then the task would
+         * never finish, and it fails. */
+        bool never_received = sqlite3_column_int(sel, 4) == 0;
+        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why, never_received,
+                             NULL);
         sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
         if (rc == STORE_OK)
             rc = sq_rc_of(sq_step_done(del));

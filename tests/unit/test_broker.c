@@ -771,12 +771,30 @@ static void test_message_lifetimes(void **state)
     message_life(id, &from_send, &from_now);
     assert_int_equal(from_send, 3600 * 1000);
 
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE messages SET sent_ms = sent_ms - 7200000 "
+                                      "WHERE task_id = ?1",
+                                      id),
+                     1);
     int64_t moved = -1;
     assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK); /* retention 3600 */
     assert_int_equal(moved, 1);
     message_life(id, &from_send, &from_now);
     if (from_now <= 3590 * 1000 || from_now > 3601 * 1000) /* clocks read apart */
         fail_msg("a redriven message expires in %lld ms", (long long)from_now);
+    /* sent again by the redrive: dead-lettered once more, it is kept for the dead-letter queue's
+     * retention from the redrive, not from its first send (2 h back here, past that retention) */
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_int_equal(give_back(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 0); /* moved to the DLQ again */
+    queue_messages_free(m, 0);
+    message_life(id, &from_send, &from_now);
+    assert_int_equal(from_send, 3600 * 1000);
+    if (from_now <= 3590 * 1000 || from_now > 3601 * 1000)
+        fail_msg("dead-lettered again, a redriven message expires in %lld ms", (long long)from_now);
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 1);
 
     /* received (the task claimed, as a runner does), then past its retention */
     size_t n = 0;
@@ -798,6 +816,85 @@ static void test_message_lifetimes(void **state)
     config_free(&c);
     expect_status(f->s, id, TASK_FAILED, "message expired in queue work before the task finished");
     expect_stats(f->b, "work", 0, 0, 0);
+}
+
+/* Receive and claim, as a runner does: the count received. */
+static size_t receive_claiming(broker *b, const queue_config *q, queue_message **m)
+{
+    size_t n = 0;
+    int64_t next_ms = 0;
+    assert_int_equal(broker_receive_and_claim(b, q, 10, m, &n, &next_ms), STORE_OK);
+    return n;
+}
+
+/*
+ * A message the runner will drop (its task claimed by someone else, or finished) leaves with the
+ * receive that finds it so: kept until the batch ends, it could come back after its visibility
+ * timeout or a crash as a redelivery, and run the other claimer's task. A redelivery of the
+ * message's own claim is kept.
+ */
+static void test_a_dropped_message_leaves_with_its_receive(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 1, 3, NULL, 0); /* visible again after 1 s */
+    char claimed[37], failed[37], own[37];
+    create_task(f->s, TASK_NULL_TIME, claimed);
+    create_task(f->s, TASK_NULL_TIME, failed);
+    create_task(f->s, TASK_NULL_TIME, own);
+    publish_bodies(f->b, &q, 0, 1, claimed);
+    publish_bodies(f->b, &q, 1, 1, failed);
+    set_status(f->s, claimed, TASK_IN_PROGRESS, "a client is on it", (int64_t)time(NULL));
+    set_status(f->s, failed, TASK_FAILED, "cancelled", (int64_t)time(NULL));
+
+    queue_message *m = NULL;
+    assert_int_equal(receive_claiming(f->b, &q, &m), 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(m[i].claim, STORE_CONFLICT);
+        assert_int_equal(m[i].receive_count, 1);
+    }
+    queue_messages_free(m, 2);
+    expect_stats(f->b, "work", 0, 0, 0); /* both gone, not in flight */
+    sleep(2);                            /* past the visibility timeout */
+    assert_int_equal(receive_claiming(f->b, &q, &m), 0);
+    queue_messages_free(m, 0);
+    expect_status(f->s, claimed, TASK_IN_PROGRESS, "a client is on it");
+
+    /* its own claim, given back: the redelivery keeps its message and claims again */
+    publish_bodies(f->b, &q, 2, 1, own);
+    assert_int_equal(receive_claiming(f->b, &q, &m), 1);
+    assert_int_equal(m[0].claim, STORE_OK);
+    assert_int_equal(give_back(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+    assert_int_equal(receive_claiming(f->b, &q, &m), 1);
+    assert_int_equal(m[0].claim, STORE_CONFLICT);
+    assert_int_equal(m[0].status_before, TASK_IN_PROGRESS);
+    queue_messages_free(m, 1);
+    expect_stats(f->b, "work", 0, 1, 0);
+    expect_status(f->s, own, TASK_IN_PROGRESS, "Task started"); /* and again, in its history */
+}
+
+/*
+ * A copy of a task's message that expires unreceived while the task is IN_PROGRESS leaves the
+ * task to its claimer (a client, or the runner of another queue it fanned out to): the copy goes,
+ * the task is not failed under the run that will finish it.
+ */
+static void test_an_expired_copy_spares_a_task_another_runs(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    queue_config q = make_queue("other", 600, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, id);
+    set_status(f->s, id, TASK_IN_PROGRESS, "another queue's runner", (int64_t)time(NULL));
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", id), 1);
+    config c;
+    assert_true(config_defaults(&c));
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    config_free(&c);
+    expect_stats(f->b, "other", 0, 0, 0);
+    expect_status(f->s, id, TASK_IN_PROGRESS, "another queue's runner");
 }
 
 typedef struct commit_count {
@@ -3308,6 +3405,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_lifetimes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_dropped_message_leaves_with_its_receive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_an_expired_copy_spares_a_task_another_runs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
