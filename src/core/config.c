@@ -489,6 +489,18 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
                      entry_name(entry, sizeof entry, "handlers", i, given->handlers), h->queue);
             return false;
         }
+        /* a dead letter's task is FAILED as it arrives: a handler could never claim it, and
+         * would drop (delete) every dead letter, leaving nothing to look at or redrive */
+        for (size_t k = 0; k < c->n_queues; k++)
+            if (strcmp(c->queues[k].dead_letter_queue, q->name) == 0) {
+                snprintf(err, errlen,
+                         "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "
+                         "tasks have FAILED, no handler can run them (redrive them instead: "
+                         "POST /queues/%s/redrive)",
+                         file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
+                         q->name, c->queues[k].name, c->queues[k].name);
+                return false;
+            }
         /* the runner extends a batch's visibility as it goes, but one task must fit */
         if (h->timeout > q->visibility_timeout) {
             snprintf(err, errlen,

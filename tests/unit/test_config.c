@@ -360,10 +360,11 @@ static void test_handlers_section_replaces(void **state)
 {
     (void)state;
     config c;
-    load_ok(&c, "{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\","
+    load_ok(&c, "{\"queues\":[{\"name\":\"task1\"},{\"name\":\"other\"}],"
+                "\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\","
                 "\"command\":[\"/bin/echo\",\"hello world\"],\"timeout\":60,\"concurrency\":256,"
                 "\"batch_size\":1000,\"cpu_limit\":90,\"memory_limit\":256,\"open_files\":64},"
-                "{\"queue\":\"task1-dlq\",\"handler\":\"noop\"}]}");
+                "{\"queue\":\"other\",\"handler\":\"noop\"}]}");
     assert_int_equal(c.n_handlers, 2);
     const handler_config *h = &c.handlers[0];
     assert_string_equal(h->queue, "task1");
@@ -509,6 +510,10 @@ static void test_error_unknown_keys(void **state)
     load_fails("{\"Body_limit\":1024}", "unknown key \"Body_limit\"", NULL);
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility\":5}]}", "queues[0]",
                "unknown key \"visibility\"");
+    /* a handler on a dead-letter queue would drop every dead letter: its task has FAILED */
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"TASK1\"},"
+               "{\"queue\":\"task1-dlq\",\"handler\":\"noop\"}]}",
+               "handlers[1]", "queue \"task1-dlq\" is the dead-letter queue of queue \"task1\"");
     load_fails("{\"queues\":[{\"name\":\"task1\"},{\"name\":\"q\",\"dlq\":\"task1\"}]}",
                "queues[1]", "unknown key \"dlq\"");
     load_fails("{\"subscriptions\":[{\"queue\":\"task1\",\"policy\":{}}]}", "subscriptions[0]",
