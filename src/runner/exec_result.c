@@ -82,12 +82,13 @@ int exec_result_from_stdout(const char *s, size_t n, char **result)
     json_t *v = json_parse(s, n, JSON_DECODE_ANY, &jerr, &nomem);
     if (nomem)
         return ENOMEM; /* JSON or not is unknown: not text to quote */
-    /* nested past the parser's depth: JSON too deep for any store, kept as such, so the task
-     * fails for its nesting (work.c) instead of completing with the text as a string. The
-     * parser stopped before it checked the rest, so this text is kept only because the work
-     * step's check refuses it before any store sees it. */
-    bool too_deep = !v && json_error_code(&jerr) == json_error_stack_overflow;
-    if (v || too_deep) {
+    /* nested past the parser's depth, or a number past its range: JSON no store can keep,
+     * kept as such, so the task fails for it (work.c) instead of completing with the text as a
+     * string. The parser stopped before it checked the rest, so this text is kept only because
+     * the work step's check refuses it before any store sees it. */
+    enum json_error_code code = v ? json_error_unknown : json_error_code(&jerr);
+    bool unstorable = code == json_error_stack_overflow || code == json_error_numeric_overflow;
+    if (v || unstorable) {
         json_decref(v);
         append_json_compact(&b, s, n);
     } else {

@@ -166,7 +166,8 @@ static void keep_storable(handler_result *r)
     if (!r->result)
         return;
     bool nomem; /* the result may be fine: it could not be checked */
-    json_t *v = json_parse(r->result, strlen(r->result), JSON_DECODE_ANY, NULL, &nomem);
+    json_error_t jerr;
+    json_t *v = json_parse(r->result, strlen(r->result), JSON_DECODE_ANY, &jerr, &nomem);
     const char *why = NULL;
     bool ok = v && json_depth_within(v, VALIDATE_MAX_DEPTH) && json_storable(v, &why);
     json_decref(v);
@@ -181,6 +182,11 @@ static void keep_storable(handler_result *r)
     else if (why)
         snprintf(msg, sizeof msg, "the handler's result cannot be stored (%s); it was not kept",
                  why);
+    else if (!v && json_error_code(&jerr) == json_error_numeric_overflow)
+        snprintf(msg, sizeof msg,
+                 "the handler's result cannot be stored (a number out of range: %.80s); it was "
+                 "not kept",
+                 jerr.text);
     else
         snprintf(msg, sizeof msg,
                  "the handler's result is not JSON nesting at most %d levels; it was not kept",

@@ -391,6 +391,15 @@ static void test_result_of_nul_and_of_deep_output(void **state)
     assert_string_equal(out, deep);
     free(out);
     free(deep);
+
+    /* numbers past the parser's range: JSON all the same, kept (compacted), not a string */
+    static const char *const big[] = {"{\"n\": 12345678901234567890, \"ok\": true}\n", "1e400"};
+    static const char *const kept[] = {"{\"n\":12345678901234567890,\"ok\":true}", "1e400"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(exec_result_from_stdout(big[i], strlen(big[i]), &out), 0);
+        assert_string_equal(out, kept[i]);
+        free(out);
+    }
 }
 
 /* ---- failures ---- */

@@ -70,7 +70,8 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
         return;
     }
     if (strstr(t->data, "\"huge\"")) { /* a number DynamoDB cannot keep */
-        out->result = strdup("{\"n\":1e200}");
+        out->result =
+            strdup(strstr(t->data, "\"int\"") ? "{\"n\":12345678901234567890}" : "{\"n\":1e200}");
         return;
     }
     if (strstr(t->data, "\"big\"")) { /* more than refusing_store keeps */
@@ -383,6 +384,14 @@ static void test_unstorable_result_fails(void **state)
     assert_string_equal(t.status_msg,
                         "the handler's result cannot be stored (numbers must be 0 or "
                         "of a magnitude from 1e-130 to below 1e126); it was not kept");
+    assert_null(t.result);
+    task_clear(&t);
+    /* past the parser's range: not JSON to it, but not text to quote either (exec_result.c) */
+    t = run_one(f, "{\"mode\":\"huge\",\"x\":\"int\"}", id);
+    assert_int_equal(t.status, TASK_FAILED);
+    assert_string_equal(t.status_msg, "the handler's result cannot be stored (a number out of "
+                                      "range: too big integer near '12345678901234567890'); it "
+                                      "was not kept");
     assert_null(t.result);
     task_clear(&t);
 }
