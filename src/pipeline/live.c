@@ -423,6 +423,23 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
 }
 
 /*
+ * Rows after the shared cursor were trimmed before the thread read them (under the lock): seqs
+ * are given one after another, so only a trim makes a hole. Every waiter is answered with its
+ * task as it is now (its finish may have been among them), and the live subscribers catch up
+ * from the log, which tells them to reload (catch_up()).
+ */
+static void rows_lost(live *l, waiter **fired)
+{
+    log_warn("change records were trimmed before the events thread read them; waiters are "
+             "answered and event streams told to reload",
+             NULL);
+    while (l->dhead)
+        waiter_fire(l, l->dhead, fired);
+    for (subscriber *s = l->subs; s; s = s->next)
+        s->behind = true;
+}
+
+/*
  * Give subscribers behind the shared cursor their next rows (under the lock),
  * a batch each while their buffer is at most half full; drop those whose
  * buffer stays full while they read nothing. True when some are still behind.
@@ -457,6 +474,10 @@ static bool catch_up(live *l, int64_t now)
         size_t n = 0;
         if (broker_changes_after(l->broker, s->cursor, LIVE_BATCH, &rows, &n) != STORE_OK)
             continue;
+        if (n ? rows[0].seq > s->cursor + 1 : s->cursor < l->shared) {
+            change_rows_free(rows, n); /* trimmed since the bounds were read: again next round */
+            continue;
+        }
         bool full = false;
         for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
             change_row r;
@@ -532,7 +553,10 @@ static void *live_main(void *arg)
             change_row_copy *rows = NULL;
             size_t n = 0;
             store_rc rc = STORE_OK;
+            int64_t committed = 0; /* committed before the read: those rows are there unless
+                                    * a trim took them */
             if (listening) {
+                committed = broker_last_seq(l->broker);
                 rc = broker_changes_after(l->broker, l->shared, LIVE_BATCH, &rows, &n);
             } else { /* nobody to tell: skip to the end */
                 int64_t last = broker_last_seq(l->broker);
@@ -550,6 +574,11 @@ static void *live_main(void *arg)
             }
             waiter *fired = NULL;
             pthread_mutex_lock(&l->mu);
+            if (n ? rows[0].seq > l->shared + 1 : committed > l->shared) {
+                rows_lost(l, &fired);
+                if (!n)
+                    l->shared = committed;
+            }
             handle_rows(l, rows, n, &fired);
             if (n)
                 l->shared = rows[n - 1].seq;

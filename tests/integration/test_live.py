@@ -14,8 +14,10 @@ stream.
 
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -386,6 +388,64 @@ class Trimmed(LiveCase):
             else:
                 self.assertEqual(ev["event"], "reset", ev)
                 self.assertGreater(ev["data"]["oldest_seq"], oldest + 1, ev)
+
+
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to hold the events thread")
+    def test_rows_trimmed_before_the_events_thread_read_them(self):
+        """A busy machine can leave the events thread behind the sweep, which trims every record
+        the publisher passed: the stream is told to reload and the waiter is answered, rather
+        than skipping those events in silence and answering at the deadline."""
+        with harness.EventStream(self.server) as st:
+            tid = self.server.create("TASK2")
+            self.assertEqual(st.next_event(10)["data"]["id"], tid)
+            t = Timed(lambda: self.wait(tid, 40))
+            time.sleep(0.3)
+            # gdb in non-stop mode holds only the thread that reads the log for waiters and
+            # streams (broker_changes_after is called by no other) at its next read
+            gdb = subprocess.Popen(["gdb", "-q", "-nx"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            said = []
+            reader = threading.Thread(target=lambda: said.extend(iter(gdb.stdout.readline, "")),
+                                      daemon=True)
+            reader.start()
+            try:
+                def cmd(c, pause=0.0):
+                    gdb.stdin.write(c + "\n")
+                    gdb.stdin.flush()
+                    time.sleep(pause)
+                for c in ["set pagination off", "set non-stop on", "set confirm off"]:
+                    cmd(c)
+                cmd("attach %d" % self.server.proc.pid, 3)
+                cmd("continue -a &", 1)
+                cmd("break broker_changes_after")
+                # gdb runs its commands in turn: once the breakpoint is set, all threads run
+                harness.wait_until(lambda: any("Breakpoint 1 at" in line for line in said), 60,
+                                   what="gdb attached, with its breakpoint set")
+                time.sleep(0.5)
+                self.server.set_status(tid, "FAILED", "cancelled")
+                last = [self.server.create("TASK2") for _ in range(3)][-1]
+                harness.wait_until(
+                    lambda: harness.db_query(self.server.db, "SELECT count(*) FROM changes")
+                    == [(0,)], 20, what="the change log trimmed")
+                released = time.monotonic()
+                cmd("delete")
+                cmd("continue -a &", 0.5)
+                cmd("detach")
+                cmd("quit")
+                gdb.wait(20)
+                reader.join(10)
+            finally:
+                if gdb.poll() is None:
+                    gdb.kill()
+                    gdb.wait(10)
+                gdb.stdin.close()
+            ev = st.next_event(10)
+            self.assertIsNotNone(ev, "no event: the trimmed records were skipped in silence")
+            self.assertEqual(ev["event"], "reset", ev)  # not the next task's event
+            body = self.assertJSON(t.join(60), 200)
+            self.assertEqual(body["status"], "FAILED", body)
+            self.assertLess(t.end - released, 10, "answered at the deadline, not at the change")
+            self.assertEqual(self.server.get("/tasks/" + last).status, 200)
 
 
 @harness.local_only("GET /events is taskd's")
