@@ -90,6 +90,7 @@ static void work_item_of(const runner *r, const queue_message *m, work_item *it)
 typedef struct batch_room {
     work_item *items;
     queue_message *done, *unstarted, *cut; /* cut: aborted while they ran */
+    queue_message *later;                  /* not started for want of taskd's own resources */
     size_t cap;
 } batch_room;
 
@@ -99,6 +100,7 @@ static void batch_room_free(batch_room *b)
     free(b->done);
     free(b->unstarted);
     free(b->cut);
+    free(b->later);
     *b = (batch_room){0};
 }
 
@@ -112,7 +114,8 @@ static bool batch_room_fit(batch_room *b, size_t n)
     b->done = malloc(n * sizeof *b->done);
     b->unstarted = malloc(n * sizeof *b->unstarted);
     b->cut = malloc(n * sizeof *b->cut);
-    if (!b->items || !b->done || !b->unstarted || !b->cut) {
+    b->later = malloc(n * sizeof *b->later);
+    if (!b->items || !b->done || !b->unstarted || !b->cut || !b->later) {
         batch_room_free(b);
         return false;
     }
@@ -130,13 +133,14 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     }
     work_item *items = room->items;
     queue_message *done = room->done, *unstarted = room->unstarted, *cut = room->cut;
+    queue_message *later = room->later;
     for (size_t i = 0; i < n; i++) {
         work_item_reset(&items[i]);
         work_item_of(r, &msgs[i], &items[i]);
     }
     work_begin(&r->work, items, n);
 
-    size_t n_done = 0, n_unstarted = 0, n_cut = 0;
+    size_t n_done = 0, n_unstarted = 0, n_cut = 0, n_later = 0;
     /* the batch was received just now: hidden until about then + the visibility timeout */
     int64_t hidden_until = clock_steady_ms() + (int64_t)r->queue->visibility_timeout * 1000;
     /* a run lasts at most this long: a message is hidden for it, the visibility timeout at
@@ -171,7 +175,8 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         }
         if (!work_run(&r->work, &items[i], &group) && items[i].fate == WORK_KEEP)
             cut[n_cut++] = msgs[i]; /* aborted: given back for redelivery */
-        /* WORK_LATER (not started): left hidden, it comes back after the visibility timeout */
+        else if (items[i].fate == WORK_LATER)
+            later[n_later++] = msgs[i]; /* not started (taskd short of descriptors, say) */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)
@@ -181,9 +186,11 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         log_warn("cannot delete finished messages; they will be redelivered and dropped", "queue",
                  r->queue->name, NULL);
     /* the ones never started are released, their receive not counted toward the queue's
-     * max_receive_count; the ones cut short count (a handler that never ends goes, in the end,
-     * to the dead-letter queue) and are visible again at once too */
+     * max_receive_count; those taskd could not start (its own want, not the task's) likewise,
+     * but visible only after the visibility timeout; the ones cut short count (a handler that
+     * never ends goes, in the end, to the dead-letter queue) and are visible again at once */
     if (broker_release(r->broker, unstarted, n_unstarted) != STORE_OK ||
+        broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout) != STORE_OK ||
         broker_extend(r->broker, cut, n_cut, 0) != STORE_OK)
         log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
                  r->queue->name, NULL);

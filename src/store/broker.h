@@ -236,8 +236,10 @@ store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms);
 
 /* Delete received messages (a stale receipt is ignored). */
 store_rc broker_delete(broker *b, const queue_message *m, size_t n);
-/* Make received messages visible again now, for another receive. */
+/* Give received messages back unstarted, their receive not counted toward max_receive_count:
+ * visible again now, for another receive, or (release_after) in that many seconds. */
 store_rc broker_release(broker *b, const queue_message *m, size_t n);
+store_rc broker_release_after(broker *b, const queue_message *m, size_t n, unsigned seconds);
 /* Keep received messages hidden for another seconds from now. */
 store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
 

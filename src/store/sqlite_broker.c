@@ -1310,10 +1310,15 @@ store_rc broker_delete(broker *b, const queue_message *m, size_t n)
     return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
 
+store_rc broker_release_after(broker *b, const queue_message *m, size_t n, unsigned seconds)
+{
+    receipt_args a = {.m = m, .n = n, .release = true, .visible_in_ms = (int64_t)seconds * 1000};
+    return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
+}
+
 store_rc broker_release(broker *b, const queue_message *m, size_t n)
 {
-    receipt_args a = {.m = m, .n = n, .release = true};
-    return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
+    return broker_release_after(b, m, n, 0);
 }
 
 store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)

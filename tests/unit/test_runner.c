@@ -27,10 +27,12 @@
 #include "util/clock.h"
 #include "support/tmpdir.h"
 
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -298,6 +300,68 @@ static void test_batch_not_kept_hidden_is_given_back(void **state)
     task_history_clear(&h);
 }
 
+/* Descriptors this process has open. */
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n - 3; /* ".", ".." and the directory's own */
+}
+
+/*
+ * A task taskd cannot start for want of its own descriptors (an exec run's pipes, EMFILE) comes
+ * back after the visibility timeout without its receive counted: with max_receive_count 1 it
+ * would otherwise go to the dead-letter queue, FAILED, never having run.
+ */
+static void test_a_task_taskd_cannot_start_is_not_dead_lettered(void **state)
+{
+    fixture *f = *state;
+    config_free(&f->cfg);
+    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1,"
+                       " \"max_receive_count\": 1, \"dead_letter_queue\": \"dead\"},"
+                       " {\"name\": \"dead\"}],"
+                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"exec\","
+                       " \"command\": [\"/bin/true\"], \"timeout\": 1}]}";
+    char err[256] = "";
+    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    char ids[1][37];
+    send_tasks(f, 1, ids);
+    task t = {0};
+    assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK); /* a reader, opened now */
+    task_clear(&t);
+    struct rlimit was;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    /* room for the runner's own, not for a run's pipes */
+    struct rlimit low = {.rlim_cur = (rlim_t)open_fds() + 4, .rlim_max = was.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    runner *r = start(f);
+    usleep(3500 * 1000); /* three or four receives, a second apart */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK);
+    bool dead = t.status == TASK_FAILED;
+    task_clear(&t);
+    for (int i = 0; i < 500 && !dead; i++) {
+        assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK);
+        bool done = t.status == TASK_COMPLETED || t.status == TASK_FAILED;
+        dead = t.status == TASK_FAILED;
+        task_clear(&t);
+        if (done)
+            break;
+        usleep(10000);
+    }
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the task");
+    assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK);
+    if (t.status != TASK_COMPLETED)
+        fail_msg("task %s \"%s\", not COMPLETED", task_status_name(t.status), t.status_msg);
+    task_clear(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +371,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_stop_after_own_claim_runs_the_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_not_kept_hidden_is_given_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_task_taskd_cannot_start_is_not_dead_lettered, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
