@@ -234,6 +234,10 @@ void broker_sit(broker *b, broker_standing *s, queue_message **out, size_t *n);
  */
 store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms);
 
+/* The name and message count of the i-th queue that has held messages since the store opened,
+ * declared or not, in no set order: false past the last. */
+bool broker_queue_nth(broker *b, size_t i, char *name, size_t len, int64_t *messages);
+
 /* Delete received messages (a stale receipt is ignored). */
 store_rc broker_delete(broker *b, const queue_message *m, size_t n);
 /* Give received messages back unstarted, their receive not counted toward max_receive_count:

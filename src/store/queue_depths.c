@@ -4,6 +4,7 @@
 #include "queue_depths.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,18 @@ static bool slot_add(queue_count *q, int64_t at, bool received, int64_t n)
     else
         q->hidden_fresh += n;
     return true;
+}
+
+bool queue_depths_nth(queue_depths *d, size_t i, char *name, size_t len, int64_t *total)
+{
+    pthread_mutex_lock(&d->mu);
+    bool found = i < d->n;
+    if (found) {
+        snprintf(name, len, "%s", d->queues[i].name);
+        *total = d->queues[i].total;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return found;
 }
 
 void queue_depths_get(queue_depths *d, const char *queue, int64_t now_ms, queue_stats *out)

@@ -39,6 +39,10 @@ void queue_depths_free(queue_depths *d);
 /* A queue's depths at now_ms (zeros for a queue never seen). */
 void queue_depths_get(queue_depths *d, const char *queue, int64_t now_ms, queue_stats *out);
 
+/* The name (copied into name, size len) and message count of the i-th queue seen, in no set
+ * order: false past the last. */
+bool queue_depths_nth(queue_depths *d, size_t i, char *name, size_t len, int64_t *total);
+
 /* Forget everything (before loading again). */
 void queue_depths_clear(queue_depths *d);
 /*

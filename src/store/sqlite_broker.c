@@ -1329,6 +1329,11 @@ store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned sec
 
 /* ---- visibility -------------------------------------------------------- */
 
+bool broker_queue_nth(broker *b, size_t i, char *name, size_t len, int64_t *messages)
+{
+    return queue_depths_nth(sq(b)->depths, i, name, len, messages);
+}
+
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
 {
     queue_depths_get(sq(b)->depths, queue, clock_steady_ms(), out);

@@ -15,6 +15,7 @@
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
 #include "runner/exec_handler.h"
+#include "store/broker.h"
 #include "store/store_sqlite.h"
 #include "trace/trace.h"
 #include "util/log.h"
@@ -299,6 +300,24 @@ static unsigned run_fds(const config *c)
  * timeout or delay, a run's extension (its timeout and the runner's margin) — with a minute to
  * spare: one hidden further at start was hidden before the wall clock went back.
  */
+/* Messages in a queue the configuration no longer declares (removed or renamed since): no
+ * runner reads them and /queues does not show them, so their tasks wait, unseen, until the
+ * queue is declared again or their retention ends. Said at start, once per queue. */
+static void warn_undeclared_queues(broker *b, const config *c)
+{
+    char name[256];
+    int64_t n;
+    for (size_t i = 0; broker_queue_nth(b, i, name, sizeof name, &n); i++) {
+        if (n <= 0 || config_queue(c, name))
+            continue;
+        char count[24];
+        snprintf(count, sizeof count, "%lld", (long long)n);
+        log_warn("a queue the configuration does not declare holds messages; their tasks wait "
+                 "until it is declared again, or fail when their retention ends",
+                 "queue", name, "messages", count, NULL);
+    }
+}
+
 static int64_t max_hide_ms(const config *c)
 {
     unsigned s = 0;
@@ -387,6 +406,7 @@ int main(int argc, char **argv)
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;
+    warn_undeclared_queues(broker_of(st), &cfg);
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;

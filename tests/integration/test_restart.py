@@ -11,7 +11,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, urlencode  # noqa: E402
+from harness import ServersTestCase, Taskd, urlencode, write_config  # noqa: E402
 
 
 class Restart(ServersTestCase):
@@ -25,6 +25,26 @@ class Restart(ServersTestCase):
     def stop_clean(self, s, sig=signal.SIGTERM):
         rc = s.stop(sig)
         self.assertEqual(rc, 0, "exit code %s after %s; stderr:\n%s" % (rc, sig, s.stderr_text()[-3000:]))
+
+    def test_a_queue_no_longer_declared_is_named_at_start(self):
+        """Messages left in a queue the configuration has dropped (or renamed) are nobody's to
+        run and show nowhere: the start says so, naming the queue and how many it holds."""
+        old = {"queues": [{"name": "old"}], "handlers": [],
+               "subscriptions": [{"queue": "old", "filter_policy": {"TaskType": ["TASK1"]}}]}
+        s = self.start(config=write_config(self.tmp, old, "old.json"))
+        s.create("TASK1")
+        s.create("TASK1")
+        self.stop_clean(s)
+        new = {"queues": [{"name": "new"}], "handlers": [],
+               "subscriptions": [{"queue": "new", "filter_policy": {"TaskType": ["TASK1"]}}]}
+        s2 = self.start(config=write_config(self.tmp, new, "new.json"))
+        warned = [o for o in s2.log_json() if o.get("queue") == "old"]
+        self.assertEqual(len(warned), 1, s2.stderr_text()[-2000:])
+        self.assertEqual(warned[0]["level"], "WARNING")
+        self.assertEqual(warned[0]["messages"], "2")
+        self.assertIn("does not declare", warned[0]["message"])
+        self.assertFalse([o for o in s2.log_json() if o.get("queue") == "new"
+                          and "does not declare" in o.get("message", "")])
 
     def test_clean_restart_keeps_everything(self):
         s = self.start()
