@@ -250,10 +250,13 @@ static int setup_access(const options *o, auth_policy *p)
         return fail(err);
     }
     const char *env = getenv("TASKD_TOKENS");
+    size_t had = p->n_tokens;
     if (env && !auth_parse_token_list(p, env, why, sizeof why)) {
         snprintf(err, sizeof err, "TASKD_TOKENS %s", why);
         return fail(err);
     }
+    if (env && *env && p->n_tokens == had) /* "," or blanks: meant tokens, gave none */
+        return fail("TASKD_TOKENS holds no token (unset it, or leave it empty, for none)");
     if (o->allowed_hosts && !auth_parse_hosts(p, o->allowed_hosts, why, sizeof why)) {
         snprintf(err, sizeof err, "--allowed-hosts: %s", why);
         return fail(err);

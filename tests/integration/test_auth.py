@@ -152,6 +152,10 @@ class AuthTestCase(unittest.TestCase):
                             os.path.join(self.tmp, "missing")], None, "cannot open")
         self.assertRefused(["--listen", "127.0.0.1:0", "--db", db], {"TASKD_TOKENS": "a b"},
                            "TASKD_TOKENS")
+        # set, but no token in it: not taken for "no authentication", as an empty file is not
+        for tokens in (",", " , "):
+            self.assertRefused(["--listen", "127.0.0.1:0", "--db", db], {"TASKD_TOKENS": tokens},
+                               "TASKD_TOKENS holds no token")
         self.assertFalse(os.path.exists(db), "refused before opening the database")
 
     # -- non-loopback listeners --------------------------------------------------------------------
