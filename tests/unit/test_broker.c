@@ -743,6 +743,29 @@ static void message_life(const char *id, int64_t *from_send, int64_t *from_now)
     own_done(st);
 }
 
+/* Receive and claim, as a runner does: the count received. */
+static size_t receive_claiming(broker *b, const queue_config *q, queue_message **m)
+{
+    size_t n = 0;
+    int64_t next_ms = 0;
+    assert_int_equal(broker_receive_and_claim(b, q, 10, m, &n, &next_ms), STORE_OK);
+    return n;
+}
+
+/* Put the messages of task id past their retention (when expire), then sweep with the defaults. */
+static void sweep_expiring(fx *f, const char *id, bool expire)
+{
+    if (expire)
+        assert_int_equal(
+            test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", id),
+            1);
+    config c;
+    assert_true(config_defaults(&c));
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    config_free(&c);
+}
+
 /*
  * A message's life: a dead letter is kept for its dead-letter queue's retention from its first
  * send (as SQS), a redriven one for its queue's retention from the redrive; and one past its
@@ -797,34 +820,16 @@ static void test_message_lifetimes(void **state)
     assert_int_equal(moved, 1);
 
     /* received (the task claimed, as a runner does), then past its retention */
-    size_t n = 0;
-    int64_t next_ms = 0;
-    assert_int_equal(broker_receive_and_claim(f->b, &q, 10, &m, &n, &next_ms), STORE_OK);
-    assert_int_equal(n, 1);
-    assert_int_equal(
-        test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", id), 1);
-    config c;
-    assert_true(config_defaults(&c));
-    int64_t removed = -1;
-    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    assert_int_equal(receive_claiming(f->b, &q, &m), 1);
+    sweep_expiring(f, id, true);
     expect_status(f->s, id, TASK_IN_PROGRESS, "Task started"); /* running: left alone */
     expect_stats(f->b, "work", 0, 1, 0);
     /* given back unfinished: visible again, it is expired, and its task failed */
     assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
     queue_messages_free(m, 1);
-    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
-    config_free(&c);
+    sweep_expiring(f, id, false);
     expect_status(f->s, id, TASK_FAILED, "message expired in queue work before the task finished");
     expect_stats(f->b, "work", 0, 0, 0);
-}
-
-/* Receive and claim, as a runner does: the count received. */
-static size_t receive_claiming(broker *b, const queue_config *q, queue_message **m)
-{
-    size_t n = 0;
-    int64_t next_ms = 0;
-    assert_int_equal(broker_receive_and_claim(b, q, 10, m, &n, &next_ms), STORE_OK);
-    return n;
 }
 
 /*
@@ -886,13 +891,7 @@ static void test_an_expired_copy_spares_a_task_another_runs(void **state)
     queue_config q = make_queue("other", 600, 0, NULL, 0);
     publish_bodies(f->b, &q, 0, 1, id);
     set_status(f->s, id, TASK_IN_PROGRESS, "another queue's runner", (int64_t)time(NULL));
-    assert_int_equal(
-        test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", id), 1);
-    config c;
-    assert_true(config_defaults(&c));
-    int64_t removed = -1;
-    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
-    config_free(&c);
+    sweep_expiring(f, id, true);
     expect_stats(f->b, "other", 0, 0, 0);
     expect_status(f->s, id, TASK_IN_PROGRESS, "another queue's runner");
 }
