@@ -1545,6 +1545,11 @@ const char *http_server_address(const http_server *h)
     return h->address;
 }
 
+int http_server_refusals_kept(http_server *h)
+{
+    return atomic_load(&h->lingering);
+}
+
 void http_server_stop(http_server *h)
 {
     if (!h)

@@ -45,6 +45,8 @@ typedef struct http_server http_server;
 http_server *http_server_start(const http_options *o, api *a, char *err, size_t errlen);
 /* The bound address as "HOST:PORT" (IPv6 in brackets). */
 const char *http_server_address(const http_server *h);
+/* Refused connections the loops keep reading until they close or linger out, in all. */
+int http_server_refusals_kept(http_server *h);
 /* Answer new requests with 503, finish the ones being served, stop and free the server. */
 void http_server_stop(http_server *h);
 
