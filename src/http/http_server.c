@@ -6,7 +6,7 @@
  * connection) and a connection once, edge-triggered for reading and writing, and an eventfd
  * through which other threads wake it. Every connection counts against its client's address
  * (admission.h) from accept until it closes; one past a bound is answered 429 or 503 at once,
- * then read from until its client closes (refused_keep()), outside the epoll set.
+ * then read from until its client closes (refused_take()), outside the epoll set.
  * A connection moves through:
  *
  *   HEAD     a request head is read and judged (http_head_judge()), then split in place
@@ -1093,8 +1093,10 @@ static void refused_drain(loop *l, refused *r, bool force)
     }
 }
 
-/* Keep refused connection fd (its answer sent) in a free slot, the oldest's when none is. */
-static void refused_keep(loop *l, int fd)
+/* A slot for a connection about to be refused: a free one, or this loop's oldest closed for it;
+ * NULL when the loops keep REFUSED_LINGER_ALL already (more loops than that). Taken before the
+ * answer goes out, so that refusals answered one after another are kept in that order. */
+static refused *refused_take(loop *l)
 {
     refused *slot = NULL;
     for (int i = 0; i < l->refused_cap; i++) {
@@ -1110,11 +1112,9 @@ static void refused_keep(loop *l, int fd)
         refused_drain(l, slot, true);
     if (atomic_fetch_add(&l->h->lingering, 1) >= REFUSED_LINGER_ALL) {
         atomic_fetch_sub(&l->h->lingering, 1);
-        close(fd); /* more loops than slots, and the others keep them all */
-        return;
+        return NULL;
     }
-    *slot = (refused){.fd = fd, .since_ns = l->now_ns};
-    refused_drain(l, slot, false); /* the request may be in already */
+    return slot;
 }
 
 /* Deadlines: silent, slow and stuck connections, and the refused ones' linger. */
@@ -1207,7 +1207,7 @@ static void set_accepting(loop *l, bool on)
 }
 
 /* Refuse a connection just accepted: a whole JSON answer straight to its socket, then the
- * linger of refused_keep(). */
+ * linger in a slot of refused_take(). */
 static void refuse_at_accept(loop *l, int fd, int status, const char *reason, const char *detail)
 {
     http_server *h = l->h;
@@ -1220,14 +1220,18 @@ static void refuse_at_accept(loop *l, int fd, int status, const char *reason, co
                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                      status, http_reason_phrase(status), loop_date(l),
                      status == 429 || status == 503 ? "Retry-After: 1\r\n" : "", blen, body);
+    refused *slot = refused_take(l);
     if (blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < sizeof msg) {
         ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent == n && shutdown(fd, SHUT_WR) == 0) {
-            refused_keep(l, fd);
+        if (sent == n && shutdown(fd, SHUT_WR) == 0 && slot) {
+            *slot = (refused){.fd = fd, .since_ns = l->now_ns};
+            refused_drain(l, slot, false); /* the request may be in already */
             return;
         }
     }
-    close(fd); /* a client gone already, or not reading */
+    if (slot)
+        atomic_fetch_sub(&h->lingering, 1);
+    close(fd); /* no slot kept for it, a client gone already, or one not reading */
 }
 
 /* Take a connection just accepted (and admitted) into l: its set, its list, its first read. */

@@ -2,16 +2,18 @@
  * Unit tests for http/http_server's refusals at accept, through its calls to the system wrapped
  * at link time (CMakeLists.txt: --wrap): epoll_ctl, epoll_wait and accept4, so that the
  * listening socket is in the set of the one loop the test names and that loop alone accepts the
- * next connection (another one still in its batch of accepts finds none); and send, so that a
- * refusal's answer can be cut short or fail as on a socket that cannot take it.
+ * next connection (another one still in its batch of accepts finds none); send, so that a
+ * refusal's answer can be cut short or fail as on a socket that cannot take it; and shutdown,
+ * so that a loop can be held just after its refusal's answer went out.
  *
  * The server runs without an API: only refusals at accept are asked of it (one client address,
  * its bound of one connection taken by a connection that sends nothing).
  *
  * Covered: with more loops than refused connections kept in all (REFUSED_LINGER_ALL, 64), a
  * refusal once 64 are kept is answered and closed at once, where the loops before it keep
- * theirs; a refusal whose answer goes out short, or not at all (EAGAIN), is closed at once, not
- * kept, and the loop goes on answering.
+ * theirs, the last of them too when its loop is held after its answer until the next loop's
+ * refusal is out (a slot is taken before the answer goes); a refusal whose answer goes out short,
+ * or not at all (EAGAIN), is closed at once, not kept, and the loop goes on answering.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -54,6 +56,8 @@ int __real_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 ssize_t __real_send(int fd, const void *buf, size_t len, int flags);
 ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags);
+int __real_shutdown(int fd, int how);
+int __wrap_shutdown(int fd, int how);
 
 static pthread_mutex_t sets_mu = PTHREAD_MUTEX_INITIALIZER;
 static int sets[MAX_LOOPS]; /* the loops' epoll sets, in the order the loops were started */
@@ -117,6 +121,20 @@ ssize_t __wrap_send(int fd, const void *buf, size_t len, int flags)
     if (cut >= 0 && (size_t)cut < len)
         len = (size_t)cut;
     return __real_send(fd, buf, len, flags);
+}
+
+/* The loop whose set is hold_set, once it has shut the sending side of a socket (a refusal's
+ * answer is out), waits there until the test sets let_go (2 s at most). Once. */
+static _Atomic int hold_set = -1;
+static atomic_bool let_go;
+
+int __wrap_shutdown(int fd, int how)
+{
+    int r = __real_shutdown(fd, how);
+    if (own_set >= 0 && atomic_compare_exchange_strong(&hold_set, &(int){own_set}, -1))
+        for (int waited = 0; !atomic_load(&let_go) && waited < 2000; waited++)
+            usleep(1000);
+    return r;
 }
 
 /* ---- test utilities ------------------------------------------------------------------------ */
@@ -256,9 +274,14 @@ static void test_refusal_past_the_kept_in_all_is_closed_at_once(void **state)
         int64_t t0 = clock_mono_ms();
         for (int i = 0; i < LOOPS; i++) {
             accept_in(i);
+            if (i == KEPT_ALL - 1) { /* the last kept is counted before its answer goes */
+                atomic_store(&let_go, false);
+                atomic_store(&hold_set, sets[i]);
+            }
             fds[i] = connect_to(port);
             read_refusal(fds[i]); /* the last one too is answered whole */
         }
+        atomic_store(&let_go, true);
         bool closed[LOOPS];
         probe(fds, LOOPS, closed);
         judged = clock_mono_ms() - t0 < LINGER_MS / 2;
