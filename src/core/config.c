@@ -9,10 +9,12 @@
 #include "config.h"
 #include "util/errbuf.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const default_types[] = {"TASK1", "TASK2", "TASK3"};
 
@@ -641,6 +643,14 @@ bool config_load_text(config *c, const char *text, const char *name, char *err, 
 
 bool config_load_file(config *c, const char *path, char *err, size_t errlen)
 {
+    struct stat st; /* said plainly, not as a parse error at line -1 or at the end */
+    const char *why = stat(path, &st) != 0  ? strerror(errno)
+                      : S_ISDIR(st.st_mode) ? "it is a directory"
+                                            : NULL;
+    if (why) {
+        snprintf(err, errlen, "%s: cannot read the configuration: %s", path, why);
+        return one_line(err, errlen);
+    }
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {

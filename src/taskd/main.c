@@ -137,8 +137,11 @@ static bool env_flag(const char *name, bool *out)
 static int parse_options(int argc, char **argv, options *o, bool *exit_now)
 {
     *exit_now = false;
-    const char *listen = getenv("TASKD_LISTEN");
-    const char *sync = getenv("TASKD_SYNC");
+    /* where each value came from, to name it in a refusal */
+    const char *listen = getenv("TASKD_LISTEN"), *listen_from = "TASKD_LISTEN";
+    const char *sync = getenv("TASKD_SYNC"), *sync_from = "TASKD_SYNC";
+    const char *db_from = getenv("TASKD_DB") ? "TASKD_DB" : "--db";
+    const char *config_from = "TASKD_CONFIG";
     o->db = getenv("TASKD_DB") ? getenv("TASKD_DB") : "tasks.db";
     o->config = getenv("TASKD_CONFIG");
     o->sync = STORE_SYNC_FULL;
@@ -171,15 +174,19 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         switch (ch) {
         case 'l':
             listen = optarg;
+            listen_from = "--listen";
             break;
         case 'd':
             o->db = optarg;
+            db_from = "--db";
             break;
         case 'c':
             o->config = optarg;
+            config_from = "--config";
             break;
         case 's':
             sync = optarg;
+            sync_from = "--sync";
             break;
         case 't': {
             char *end;
@@ -222,12 +229,24 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
         return fail(msg);
     }
-    if (!parse_listen(listen ? listen : "127.0.0.1:8080", o))
-        return fail("--listen must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
-    if (sync && !parse_sync(sync, &o->sync))
-        return fail("--sync must be full or normal");
-    if (!*o->db)
-        return fail("--db must name a file");
+    char msg[160];
+    if (!parse_listen(listen ? listen : "127.0.0.1:8080", o)) {
+        snprintf(msg, sizeof msg, "%s must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0",
+                 listen_from);
+        return fail(msg);
+    }
+    if (sync && !parse_sync(sync, &o->sync)) {
+        snprintf(msg, sizeof msg, "%s must be full or normal", sync_from);
+        return fail(msg);
+    }
+    if (!*o->db) {
+        snprintf(msg, sizeof msg, "%s must name a file", db_from);
+        return fail(msg);
+    }
+    if (o->config && !*o->config) {
+        snprintf(msg, sizeof msg, "%s must name a file", config_from);
+        return fail(msg);
+    }
     return 0;
 }
 

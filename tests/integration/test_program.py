@@ -344,8 +344,44 @@ class Program(ServersTestCase):
                 self.assertEqual(left, [], "a rejected start left %r behind" % left)
 
     def test_missing_config_file(self):
-        self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("m.db"),
-                                     "--config", self.path("no-such-config.json")], one_line=False)
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("m.db"),
+                                           "--config", self.path("no-such-config.json")], one_line=False)
+        self.assertIn("no-such-config.json: cannot read the configuration: No such file or directory",
+                      json.loads(err[-1])["message"])
+
+    def test_config_that_is_a_directory(self):
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("dir.db"),
+                                           "--config", self.tmp], one_line=False)
+        self.assertEqual(json.loads(err[-1])["message"],
+                         "%s: cannot read the configuration: it is a directory" % self.tmp)
+        self.assertFalse(os.path.exists(self.path("dir.db")), "a refused start left its database")
+
+    def test_a_refusal_names_where_its_value_came_from(self):
+        """A bad value is named as it was given: the flag, or the environment variable."""
+        env_cases = {
+            "TASKD_LISTEN": ("not-an-address", "TASKD_LISTEN must be HOST:PORT"),
+            "TASKD_SYNC": ("sometimes", "TASKD_SYNC must be full or normal"),
+            "TASKD_DB": ("", "TASKD_DB must name a file"),
+            "TASKD_CONFIG": ("", "TASKD_CONFIG must name a file"),
+        }
+        base = {"TASKD_LISTEN": "127.0.0.1:0", "TASKD_DB": self.path("e.db")}
+        for name, (value, says) in env_cases.items():
+            with self.subTest(env=name):
+                err = self.assertFailsWithOneLine([], env=dict(base, **{name: value}), one_line=False)
+                self.assertIn(says, json.loads(err[-1])["message"])
+        flag_cases = {
+            "--listen": ("not-an-address", "--listen must be HOST:PORT"),
+            "--sync": ("sometimes", "--sync must be full or normal"),
+            "--db": ("", "--db must name a file"),
+            "--config": ("", "--config must name a file"),
+        }
+        for flag, (value, says) in flag_cases.items():
+            with self.subTest(flag=flag):
+                # the environment's values are good: the flag's own is named
+                env = dict(base, TASKD_SYNC="full", TASKD_CONFIG=write_config(self.tmp, {}))
+                err = self.assertFailsWithOneLine([flag, value], env=env, one_line=False)
+                self.assertIn(says, json.loads(err[-1])["message"])
+        self.assertFalse(os.path.exists(self.path("e.db")), "a refused start left its database")
 
 
 if __name__ == "__main__":
