@@ -155,7 +155,8 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
     [BST_RECEIVE] =
         "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace, "
-        "receive_count - released, tracestate FROM messages WHERE queue = ?1 AND visible_ms <= ?2 "
+        "receive_count - released, tracestate, expires_ms FROM messages "
+        "WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
@@ -873,6 +874,28 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     return rc;
 }
 
+/* Drop message id of queue, past its retention, and fail its task unless it finished. A copy
+ * never received whose task is IN_PROGRESS spares it: the claim is another's (a client's, or the
+ * runner of another queue the task fanned out to), whose outcome is the task's. A copy received
+ * before may hold the claim itself (its run died): then the task would never finish. */
+static store_rc expire_message(sqlite_store *s, int64_t id, const char *queue, const char *task_id,
+                               int64_t visible_ms, int receive_count)
+{
+    char why[200];
+    snprintf(why, sizeof why, "message expired in queue %s before the task finished", queue);
+    store_rc rc = fail_unfinished(s, task_id, why, receive_count == 0, NULL);
+    sqlite3_stmt *del = rc == STORE_OK ? wstmt(s, BST_MESSAGE_DELETE) : NULL;
+    if (rc == STORE_OK && !del)
+        return STORE_ERROR;
+    if (rc == STORE_OK) {
+        sqlite3_bind_int64(del, 1, id);
+        rc = sq_rc_of(sq_step_done(del));
+    }
+    if (rc == STORE_OK)
+        depth_log_leave(&s->depth_log, s->depths, queue, visible_ms, receive_count > 0);
+    return rc;
+}
+
 static store_rc apply_receive(sqlite_store *s, void *arg)
 {
     receive_args *a = arg;
@@ -890,12 +913,14 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     struct candidate {
         int64_t was_visible; /* its visible_ms */
         int counted;         /* its receives but those given back unstarted */
+        int64_t expires_ms;
     } *cand = calloc(a->max, sizeof *cand);
     size_t nc = 0;
     int r = SQLITE_OK;
     while (c && cand && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
         cand[nc].was_visible = sqlite3_column_int64(sel, 5);
         cand[nc].counted = sqlite3_column_int(sel, 8);
+        cand[nc].expires_ms = sqlite3_column_int64(sel, 10);
         c[nc].id = sqlite3_column_int64(sel, 0);
         c[nc].receive_count = sqlite3_column_int(sel, 1);
         c[nc].sent_ms = sqlite3_column_int64(sel, 2);
@@ -918,6 +943,12 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     store_rc rc = hide && move && del ? STORE_OK : STORE_ERROR;
     for (size_t i = 0; i < nc && rc == STORE_OK; i++) {
         queue_message *m = &c[i];
+        if (cand[i].expires_ms < now) { /* as the sweep would have: never delivered */
+            rc = expire_message(s, m->id, q->name, m->task_id, cand[i].was_visible,
+                                m->receive_count);
+            m->id = 0;
+            continue;
+        }
         bool exhausted = q->max_receive_count && cand[i].counted >= (int)q->max_receive_count;
         if (exhausted && *q->dead_letter_queue) {
             char why[200];
@@ -1617,34 +1648,22 @@ static store_rc sweep_tasks(sqlite_store *s, sweep_args *a, int64_t now)
 static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
 {
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_MESSAGES);
-    sqlite3_stmt *del = wstmt(s, BST_MESSAGE_DELETE);
-    store_rc rc = sel && del ? STORE_OK : STORE_ERROR;
+    store_rc rc = sel ? STORE_OK : STORE_ERROR;
     if (rc == STORE_OK) {
         sqlite3_bind_int64(sel, 1, now_ms);
         sqlite3_bind_int(sel, 2, SWEEP_MESSAGES);
     }
-    int step, n = 0;
+    int step = SQLITE_DONE, n = 0;
     while (rc == STORE_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-        char why[200];
-        snprintf(why, sizeof why, "message expired in queue %s before the task finished",
-                 (const char *)sqlite3_column_text(sel, 1));
-        /* A copy never received whose task is IN_PROGRESS: the claim is another's (a client's,
-         * or the runner of another queue the task fanned out to), whose outcome is the task's.
-         * A copy received before may hold the claim itself (its run died): then the task would
-         * never finish, and it fails. */
-        bool never_received = sqlite3_column_int(sel, 4) == 0;
-        rc = fail_unfinished(s, (const char *)sqlite3_column_text(sel, 2), why, never_received,
-                             NULL);
-        sqlite3_bind_int64(del, 1, sqlite3_column_int64(sel, 0));
-        if (rc == STORE_OK)
-            rc = sq_rc_of(sq_step_done(del));
-        if (rc == STORE_OK)
-            depth_log_leave(&s->depth_log, s->depths, (const char *)sqlite3_column_text(sel, 1),
-                            sqlite3_column_int64(sel, 3), sqlite3_column_int(sel, 4) > 0);
+        rc = expire_message(s, sqlite3_column_int64(sel, 0),
+                            (const char *)sqlite3_column_text(sel, 1),
+                            (const char *)sqlite3_column_text(sel, 2), sqlite3_column_int64(sel, 3),
+                            sqlite3_column_int(sel, 4));
         n++;
     }
+    if (rc == STORE_OK && step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = sq_rc_of(step);
     stmt_done(sel);
-    stmt_done(del);
     a->more |= rc == STORE_OK && n == SWEEP_MESSAGES;
     return rc;
 }

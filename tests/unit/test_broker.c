@@ -162,7 +162,7 @@ static queue_config make_queue(const char *name, unsigned visibility, unsigned m
     q.max_receive_count = max_receive;
     snprintf(q.dead_letter_queue, sizeof q.dead_letter_queue, "%s", dlq ? dlq : "");
     q.delay = delay;
-    q.retention = 4 * 24 * 3600;
+    q.retention = q.dead_letter_retention = 4 * 24 * 3600;
     return q;
 }
 
@@ -894,6 +894,33 @@ static void test_an_expired_copy_spares_a_task_another_runs(void **state)
     sweep_expiring(f, id, true);
     expect_stats(f->b, "other", 0, 0, 0);
     expect_status(f->s, id, TASK_IN_PROGRESS, "another queue's runner");
+}
+
+/*
+ * A message past its retention is not delivered, though no sweep dropped it yet (they run a
+ * minute apart): the receive that meets it does what the sweep would have, drops it and fails
+ * its task, and delivers the next one.
+ */
+static void test_a_receive_drops_what_is_past_its_retention(void **state)
+{
+    fx *f = *state;
+    char stale[37], fresh[37];
+    create_task(f->s, TASK_NULL_TIME, stale);
+    create_task(f->s, TASK_NULL_TIME, fresh);
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, stale);
+    publish_bodies(f->b, &q, 1, 1, fresh);
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", stale),
+        1);
+    queue_message *m = NULL;
+    assert_int_equal(receive_claiming(f->b, &q, &m), 1);
+    assert_string_equal(m[0].task_id, fresh);
+    queue_messages_free(m, 1);
+    expect_status(f->s, stale, TASK_FAILED,
+                  "message expired in queue work before the task finished");
+    expect_status(f->s, fresh, TASK_IN_PROGRESS, "Task started");
+    expect_stats(f->b, "work", 0, 1, 0); /* the stale one gone, the fresh one in flight */
 }
 
 typedef struct commit_count {
@@ -3405,6 +3432,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_lifetimes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_dropped_message_leaves_with_its_receive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_receive_drops_what_is_past_its_retention, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_expired_copy_spares_a_task_another_runs, setup,
                                         teardown),
