@@ -1623,6 +1623,31 @@ static bool set_err(char *err, size_t errlen, const char *what, const char *path
     return false;
 }
 
+/* Refuse a database another program made, before anything is written to it (its journal mode
+ * either): one at schema version 0 (taskd's first migration sets 1 in the transaction that
+ * makes its tables) that holds a schema of its own. */
+static bool refuse_foreign(sqlite3 *db, const char *path, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    const char *sql = "SELECT (SELECT user_version FROM pragma_user_version), "
+                      "(SELECT group_concat(name, ', ') FROM (SELECT name FROM sqlite_master "
+                      "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT 4))";
+    if (sq_prepare(db, sql, &st) != SQLITE_OK)
+        return set_err(err, errlen, "cannot read the schema of", path, sqlite3_errmsg(db));
+    bool ok = false;
+    if (sqlite3_step(st) != SQLITE_ROW)
+        set_err(err, errlen, "cannot read the schema of", path, sqlite3_errmsg(db));
+    else if (sqlite3_column_int(st, 0) == 0 && sqlite3_column_type(st, 1) != SQLITE_NULL)
+        snprintf(err, errlen,
+                 "%s is not a taskd database: it holds another program's schema (%s); give "
+                 "taskd a file of its own",
+                 path, (const char *)sqlite3_column_text(st, 1));
+    else
+        ok = true;
+    sqlite3_finalize(st);
+    return ok;
+}
+
 /* Apply the migrations the database has not seen yet. */
 static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
@@ -1827,6 +1852,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         goto fail;
     }
     sqlite3_busy_timeout(s->wdb, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : 5000);
+    if (!refuse_foreign(s->wdb, s->path, err, errlen))
+        goto fail;
     char *msg = NULL;
     /* temp_store in memory: the savepoint of each write keeps its undo pages in a statement
      * journal, which otherwise spills past 64 KiB (a receive that claims 100 tasks) into a

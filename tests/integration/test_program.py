@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import unittest
@@ -82,6 +83,30 @@ class Program(ServersTestCase):
         self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", bad], one_line=False)
         with open(bad, "rb") as f:
             self.assertTrue(f.read().startswith(b"this is not"), "taskd overwrote a foreign file")
+
+    def test_another_programs_database_is_refused_untouched(self):
+        """An SQLite file taskd did not make is refused before a byte of it changes."""
+        other = self.path("app.db")
+        c = sqlite3.connect(other)
+        c.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
+                        "CREATE INDEX users_by_name ON users (name);"
+                        "INSERT INTO users (name) VALUES ('ada');")
+        c.close()
+        with open(other, "rb") as f:
+            before = f.read()
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", other], one_line=False)
+        self.assertEqual(json.loads(err[-1])["message"],
+                         "%s is not a taskd database: it holds another program's schema "
+                         "(users, users_by_name); give taskd a file of its own" % other)
+        with open(other, "rb") as f:
+            self.assertEqual(f.read(), before, "taskd changed a database it refused")
+        self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith("app.db")], ["app.db"])
+        # an SQLite file with no schema at all is a new database, as an empty file is
+        empty = self.path("empty.db")
+        sqlite3.connect(empty).execute("PRAGMA user_version = 0").connection.close()
+        s = self.start(db=empty)
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertEqual(s.stop(), 0)
 
     def test_bad_otel_environment_creates_no_database(self):
         db = self.path("otel.db")
