@@ -27,6 +27,7 @@
 #include "util/errbuf.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -146,6 +147,45 @@ static int check_executable(const char *path)
     if (access(path, X_OK) != 0)
         return errno;
     return 0;
+}
+
+/* Whether the kernel can run the executable file at path, as far as its first bytes tell: an ELF
+ * image, or a #! line whose interpreter is an executable file (a relative one is found from the
+ * working directory, which a run inherits). Anything else fails every run (execve: ENOEXEC, or
+ * ENOENT for the interpreter); said in err. A file it cannot read (mode 0111) passes. */
+static bool check_format(const char *path, char *err, size_t errlen)
+{
+    char head[256]; /* what Linux reads of a #! line (BINPRM_BUF_SIZE) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, head, sizeof head - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n < 0)
+        return true;
+    head[n] = '\0';
+    if (n >= 4 && memcmp(head,
+                         "\x7f"
+                         "ELF",
+                         4) == 0)
+        return true;
+    if (n < 2 || head[0] != '#' || head[1] != '!') {
+        errbuf_set(err, errlen, "exec: %s: not a program the system can run (no #! line, not ELF)",
+                   path);
+        return false;
+    }
+    char *interp = head + 2 + strspn(head + 2, " \t");
+    size_t len = strcspn(interp, " \t\n");
+    if (!interp[len] && (size_t)n == sizeof head - 1)
+        return true; /* a line longer than what was read: left to the kernel */
+    interp[len] = '\0';
+    char ebuf[128];
+    int e = *interp ? check_executable(interp) : ENOENT;
+    if (e) {
+        errbuf_set(err, errlen, "exec: %s: its #! line names \"%s\": %s", path, interp,
+                   errstr(e, ebuf, sizeof ebuf));
+        return false;
+    }
+    return true;
 }
 
 /* Find the file to execute for argv[0]; NULL with a message in err if there is none. */
@@ -291,7 +331,7 @@ handler *exec_handler_new_limited(const char *const *argv, size_t argc,
         x->limits.memory_bytes = EXEC_MEMORY_MAX;
     if (!x->limits.open_files)
         x->limits.open_files = EXEC_OPEN_FILES_MAX;
-    if (!(x->path = resolve_program(argv[0], err, errlen)))
+    if (!(x->path = resolve_program(argv[0], err, errlen)) || !check_format(x->path, err, errlen))
         goto fail;
     if (!(x->argv = calloc(argc + 1, sizeof *x->argv)))
         goto oom;

@@ -698,16 +698,67 @@ static void test_creation_errors(void **state)
     check_creation_fails(ok, 1, trace_var, "TRACESTATE");
 }
 
+/* An executable file at a new temporary path (path: 64 bytes) holding text. */
+static void temp_program(char *path, const char *text)
+{
+    temp_path(path, 64);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, 0755);
+}
+
+/*
+ * A program the kernel cannot run is refused at creation, not found out by every task: a script
+ * without a #! line (execve: ENOEXEC), an empty file, one whose interpreter is missing or names
+ * nothing. A #! line with white space before its interpreter, and arguments after, is fine.
+ */
+static void test_creation_refuses_what_cannot_run(void **state)
+{
+    (void)state;
+    struct {
+        const char *text, *want; /* want: NULL when it is fine */
+    } cases[] = {
+        {"echo hello\n", "no #! line, not ELF"},
+        {"", "no #! line, not ELF"},
+        {"#!/nonexistent/interpreter -x\necho\n",
+         "names \"/nonexistent/interpreter\": No such file"},
+        {"#!\necho\n", "names \"\": No such file"},
+        {"#! /bin/sh -e\nexit 0\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[64];
+        temp_program(path, cases[i].text);
+        const char *argv[] = {path};
+        if (cases[i].want) {
+            check_creation_fails(argv, 1, NULL, cases[i].want);
+        } else {
+            char err[256] = "";
+            handler *h = exec_handler_new(argv, 1, NULL, err, sizeof err);
+            if (!h)
+                fail_msg("case %zu refused: %s", i, err);
+            h->free(h);
+        }
+        unlink(path);
+    }
+    /* an interpreter that is a file, not a program */
+    char plain[64], script[64], line[80], want[96];
+    temp_path(plain, sizeof plain); /* mode 0600 */
+    snprintf(line, sizeof line, "#!%s\n", plain);
+    temp_program(script, line);
+    snprintf(want, sizeof want, "names \"%s\": Permission denied", plain);
+    const char *argv[] = {script};
+    check_creation_fails(argv, 1, NULL, want);
+    unlink(script);
+    unlink(plain);
+}
+
 static void test_program_removed_after_creation(void **state)
 {
     (void)state;
     char copy[64];
-    temp_path(copy, sizeof copy);
-    FILE *f = fopen(copy, "w");
-    assert_non_null(f);
-    fputs("#!/bin/sh\nexit 0\n", f);
-    fclose(f);
-    chmod(copy, 0755);
+    temp_program(copy, "#!/bin/sh\nexit 0\n");
     const char *argv[] = {copy};
     char err[256];
     handler *h = exec_handler_new(argv, 1, NULL, err, sizeof err);
@@ -1280,6 +1331,7 @@ int main(void)
         cmocka_unit_test(test_stdin_is_escaped_json),
         cmocka_unit_test(test_argv_passed_literally),
         cmocka_unit_test(test_creation_errors),
+        cmocka_unit_test(test_creation_refuses_what_cannot_run),
         cmocka_unit_test(test_program_removed_after_creation),
         cmocka_unit_test(test_out_of_descriptors_is_retried),
         cmocka_unit_test(test_a_run_needs_exactly_exec_run_fds),
