@@ -1415,6 +1415,20 @@ bool filter_set_decided_by_field(const filter_set *s, const char *name)
     return true;
 }
 
+bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value)
+{
+    if (!p || p->scope != FILTER_SCOPE_ATTRIBUTES || !value)
+        return true;
+    json_t *v = json_string(value);
+    if (!v)
+        return true;
+    /* the message carries other attributes too: "exists": false on one absent can hold */
+    match_ctx m = {.dialect = DIALECT_SNS_ATTRS, .nattrs = 1};
+    bool may = !node_excludes(p->root, name, v, &m);
+    json_decref(v);
+    return may;
+}
+
 bool filter_policy_match_body(const filter_policy *p, const json_t *body)
 {
     if (!p || (p->root->nfields == 0 && p->root->nbranches == 0))

@@ -83,6 +83,11 @@ filter_scope filter_policy_scope(const filter_policy *p);
 bool filter_policy_match_attrs(const filter_policy *p, const filter_attr *attrs, size_t n);
 /* Match a body (body-scope policy, else false); it must be a JSON object unless policy is {}. */
 bool filter_policy_match_body(const filter_policy *p, const json_t *body);
+/*
+ * False when an attribute-scope policy cannot match any message whose String attribute name holds
+ * value, whatever its other attributes; true for a body-scope policy (the body decides).
+ */
+bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value);
 /* Free a compiled policy (NULL is fine). */
 void filter_policy_free(filter_policy *p);
 

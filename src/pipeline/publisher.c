@@ -172,6 +172,17 @@ bool topic_route(const config *c, const publish_message *m, const queue_config *
     return true;
 }
 
+bool topic_may_route_type(const config *c, const char *task_type)
+{
+    for (size_t i = 0; i < c->n_subscriptions; i++) {
+        const subscription_config *sub = &c->subscriptions[i];
+        if (config_queue(c, sub->queue) &&
+            filter_policy_may_match_attr(sub->policy, "TaskType", task_type))
+            return true;
+    }
+    return false;
+}
+
 /*
  * Open the record's spans in the task's trace — process (a consumer of the
  * change stream) and publish (the producer of the topic message) — and put

@@ -134,5 +134,11 @@ bool publish_message_attributes(publish_message *m);
  */
 bool topic_route(const config *c, const publish_message *m, const queue_config **out, size_t max,
                  size_t *n);
+/*
+ * False when no subscription can route a task of this type to a queue: every one's filter
+ * policy refuses its TaskType whatever else the message carries (a policy on the message body
+ * may route it, as far as this can tell).
+ */
+bool topic_may_route_type(const config *c, const char *task_type);
 
 #endif

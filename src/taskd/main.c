@@ -12,8 +12,10 @@
 #include "core/auth.h"
 #include "util/clock.h"
 #include "core/config.h"
+#include "core/sbuf.h"
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/publisher.h"
 #include "runner/exec_handler.h"
 #include "store/broker.h"
 #include "store/store_sqlite.h"
@@ -317,11 +319,6 @@ static unsigned run_fds(const config *c)
     return n < UINT_MAX ? (unsigned)n : UINT_MAX;
 }
 
-/*
- * The longest this configuration ever hides a message ahead of now — a queue's visibility
- * timeout or delay, a run's extension (its timeout and the runner's margin) — with a minute to
- * spare: one hidden further at start was hidden before the wall clock went back.
- */
 /* Messages in a queue the configuration no longer declares (removed or renamed since): no
  * runner reads them and /queues does not show them, so their tasks wait, unseen, until the
  * queue is declared again or their retention ends. Said at start, once per queue. */
@@ -340,6 +337,31 @@ static void warn_undeclared_queues(broker *b, const config *c)
     }
 }
 
+/* Task types the API accepts that no subscription routes to a queue: their tasks stay CREATED
+ * unless a client claims them. Said at start, all in one line: as information, since the
+ * defaults route TASK1 alone (SPEC), but a type added without a route shows there. */
+static void warn_unrouted_types(const config *c)
+{
+    sbuf names = {0};
+    for (size_t i = 0; i < c->n_task_types; i++) {
+        if (topic_may_route_type(c, c->task_types[i]))
+            continue;
+        if (names.len)
+            sbuf_puts(&names, ", ");
+        sbuf_puts(&names, c->task_types[i]);
+    }
+    if (names.len && !names.failed)
+        log_info("task types that no subscription routes to a queue; their tasks stay CREATED "
+                 "unless a client claims them",
+                 "task_types", names.data, NULL);
+    sbuf_free(&names);
+}
+
+/*
+ * The longest this configuration ever hides a message ahead of now — a queue's visibility
+ * timeout or delay, a run's extension (its timeout and the runner's margin) — with a minute to
+ * spare: one hidden further at start was hidden before the wall clock went back.
+ */
 static int64_t max_hide_ms(const config *c)
 {
     unsigned s = 0;
@@ -429,6 +451,7 @@ int main(int argc, char **argv)
     if (!st)
         goto no_store;
     warn_undeclared_queues(broker_of(st), &cfg);
+    warn_unrouted_types(&cfg);
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;

@@ -331,6 +331,26 @@ class Program(ServersTestCase):
         self.assertEqual(s.post("/tasks", blob).status, 201)
         self.assertEqual(s.stop(), 0)
 
+    def test_task_types_no_subscription_routes_are_named_at_start(self):
+        """A type the API accepts but no filter policy lets through stays CREATED: said at start."""
+        unrouted = "task types that no subscription routes to a queue"
+        cfg = write_config(self.tmp, {"task_types": ["TASK1", "resize", "thumb"]}, "types.json")
+        s = self.start(config=cfg)
+        said = [o for o in s.log_json() if o.get("message", "").startswith(unrouted)]
+        self.assertEqual(len(said), 1, s.stderr_text()[-2000:])
+        self.assertEqual(said[0]["task_types"], "resize, thumb")  # TASK1 has the default route
+        self.assertEqual(said[0]["level"], "INFO")
+        self.assertEqual(s.stop(), 0)
+        routed = {"task_types": ["TASK1", "resize", "thumb"], "queues": [{"name": "img"}],
+                  "handlers": [],
+                  "subscriptions": [{"queue": "img",
+                                     "filter_policy": {"TaskType": [{"anything-but": ["TASK1"]}]}},
+                                    {"queue": "img", "filter_policy": {"TaskType": ["TASK1"]}}]}
+        s = self.start(config=write_config(self.tmp, routed, "routed.json"))
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertFalse([o for o in s.log_json() if o.get("message", "").startswith(unrouted)])
+        self.assertEqual(s.stop(), 0)
+
     def test_invalid_config(self):
         cases = {
             "not_json": "{task_types: [",

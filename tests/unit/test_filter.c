@@ -425,6 +425,59 @@ static void test_set_may_match_field(void **state)
     }
 }
 
+/* What filter_policy_may_match_attr() says of TaskType value under an attribute policy; and
+ * when it says no, a whole message as the topic publishes it is refused too. */
+static bool may_route(const char *policy, const char *value)
+{
+    char err[256];
+    filter_policy *p = filter_policy_compile(policy, FILTER_SCOPE_ATTRIBUTES, err, sizeof err);
+    if (!p)
+        fail_msg("%s: %s", policy, err);
+    bool may = filter_policy_may_match_attr(p, "TaskType", value);
+    const filter_attr published[] = {{"TaskId", "String", "0190d7a4-0000-7000-8000-000000000000"},
+                                     {"TaskType", "String", value},
+                                     {"traceparent", "String",
+                                      "00-0af7651916cd43dd8448eb211c80319c-"
+                                      "b7ad6b7169203331-01"}};
+    if (!may)
+        assert_false(filter_policy_match_attrs(p, published, 3));
+    filter_policy_free(p);
+    return may;
+}
+
+static void test_policy_may_match_attr(void **state)
+{
+    (void)state;
+    assert_true(may_route("{\"TaskType\":[\"TASK1\"]}", "TASK1"));
+    assert_false(may_route("{\"TaskType\":[\"TASK1\"]}", "TASK2"));
+    assert_true(may_route("{\"TaskType\":[{\"anything-but\":[\"TASK1\"]}]}", "resize"));
+    assert_false(may_route("{\"TaskType\":[{\"anything-but\":[\"TASK1\"]}]}", "TASK1"));
+    assert_true(may_route("{\"TaskType\":[{\"prefix\":\"image.\"}]}", "image.resize"));
+    assert_false(may_route("{\"TaskType\":[{\"prefix\":\"image.\"}]}", "resize"));
+    assert_false(may_route("{\"TaskType\":[{\"numeric\":[\">\",0]}]}", "TASK1"));
+    /* a message always carries TaskType: a policy that wants it absent takes none */
+    assert_false(may_route("{\"TaskType\":[{\"exists\":false}]}", "TASK1"));
+    assert_true(may_route("{\"TaskType\":[{\"exists\":true}]}", "TASK1"));
+    /* "$or": one branch open to it is enough */
+    const char *ors = "{\"$or\":[{\"TaskType\":[\"a\"]},{\"TaskType\":[\"b\"]}]}";
+    assert_true(may_route(ors, "b"));
+    assert_false(may_route(ors, "c"));
+    assert_true(
+        may_route("{\"$or\":[{\"TaskType\":[\"a\"]},{\"TaskId\":[{\"prefix\":\"0\"}]}]}", "c"));
+    /* keys ANDed: one on another attribute leaves the verdict to it */
+    assert_false(may_route("{\"TaskType\":[\"a\"],\"TaskId\":[{\"exists\":true}]}", "c"));
+    assert_true(may_route("{\"TaskId\":[{\"prefix\":\"0190\"}]}", "anything"));
+    assert_true(may_route("{}", "anything"));
+    /* no policy, or one on the body: the type does not decide */
+    assert_true(filter_policy_may_match_attr(NULL, "TaskType", "x"));
+    char err[256];
+    filter_policy *body =
+        filter_policy_compile("{\"kind\":[\"a\"]}", FILTER_SCOPE_BODY, err, sizeof err);
+    assert_non_null(body);
+    assert_true(filter_policy_may_match_attr(body, "TaskType", "x"));
+    filter_policy_free(body);
+}
+
 static void test_set_or_and_empty(void **state)
 {
     (void)state;
@@ -1081,6 +1134,7 @@ int main(void)
         cmocka_unit_test(test_policy_attributes),
         cmocka_unit_test(test_policy_body),
         cmocka_unit_test(test_policy_api_edges),
+        cmocka_unit_test(test_policy_may_match_attr),
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_sns_limits_accept),
     };
