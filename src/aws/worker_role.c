@@ -272,6 +272,8 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "process %s", l->queue->name);
     trace_begin(&process, traced ? &producer : NULL, name, SPAN_KIND_CONSUMER);
+    char trace_id[33]; /* for the log line; the span is gone by then */
+    span_hex(process.trace_id, sizeof process.trace_id, trace_id);
     memcpy(process.task_id, rec->m.task_id, sizeof process.task_id);
     span_set_static(&process, "messaging.system", "aws_sqs");
     span_set_static(&process, "messaging.operation.type", "process");
@@ -304,7 +306,8 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
 
     switch (rc) {
     case STORE_OK:
-        log_warn("task failed", "task_id", rec->m.task_id, "reason", why, NULL);
+        log_warn("task failed", "task_id", rec->m.task_id, "reason", why, "trace_id", trace_id,
+                 NULL);
         return true;
     case STORE_REPEAT:    /* failed already, by an earlier delivery of this message */
     case STORE_CONFLICT:  /* final already: nothing to do */

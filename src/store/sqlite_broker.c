@@ -26,6 +26,8 @@
 
 #include "core/attrval.h"
 #include "core/change_record.h"
+#include "core/span.h"
+#include "core/tracectx.h"
 #include "sqlite_internal.h"
 #include "util/log.h"
 
@@ -152,7 +154,7 @@ static const char *const bst_sql[BST_COUNT] = {
         "INSERT INTO messages (queue, task_id, task_type, trace, body, sent_ms, "
         "visible_ms, expires_ms, tracestate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
-    [BST_TASK_STATUS] = "SELECT status FROM tasks WHERE id = ?1",
+    [BST_TASK_STATUS] = "SELECT status, trace FROM tasks WHERE id = ?1",
     [BST_RECEIVE] =
         "SELECT id, receive_count, sent_ms, task_id, body, visible_ms, task_type, trace, "
         "receive_count - released, tracestate, expires_ms FROM messages "
@@ -858,18 +860,25 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     bool finished = true;
-    if (r == SQLITE_ROW && task_status_parse((const char *)sqlite3_column_text(st, 0), &t.status))
+    char trace_id[33] = ""; /* its trace's, for the log line, as a handler's failure has */
+    if (r == SQLITE_ROW && task_status_parse((const char *)sqlite3_column_text(st, 0), &t.status)) {
         finished =
             task_status_is_final(t.status) || (spare_claimed && t.status == TASK_IN_PROGRESS);
-    else if (r != SQLITE_DONE)
+        trace_ctx ctx;
+        const char *tp = (const char *)sqlite3_column_text(st, 1);
+        if (tp && tracectx_parse_traceparent(tp, &ctx))
+            span_hex(ctx.trace_id, sizeof ctx.trace_id, trace_id);
+    } else if (r != SQLITE_DONE) {
         rc = sq_rc_of(r);
+    }
     stmt_done(st);
     if (rc == STORE_OK && !finished) {
         rc = sq_force_status(s, task_id, TASK_FAILED, why, clock_unix_s());
         if (failed)
             *failed = rc == STORE_OK;
         if (rc == STORE_OK)
-            log_warn("task failed", "task_id", task_id, "reason", why, NULL);
+            log_warn("task failed", "task_id", task_id, "reason", why, /* trace_id when known */
+                     *trace_id ? "trace_id" : NULL, trace_id, NULL);
     }
     return rc;
 }

@@ -168,7 +168,9 @@ class DeadLetter(CrashCase):
                   "handlers": [{"queue": "doomed", "handler": "exec", "timeout": 1,
                                 "command": ["/bin/sh", script_path("kill_parent.sh")]}]}
         s = self.start(killer)
-        tid = s.create("TASK3", data={"x": 1})
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        tid = s.create("TASK3", data={"x": 1},
+                       headers={"traceparent": "00-%s-00f067aa0ba902b7-01" % trace_id})
         crashes = 0
         for attempt in range(4):  # the first start and up to 3 restarts
             deadline = time.monotonic() + 8
@@ -193,6 +195,10 @@ class DeadLetter(CrashCase):
         self.assertTrue(s.alive())
         self.assertEqual(t["status"], "FAILED", t)
         self.assertEqual(t["status_msg"], "moved to dead-letter queue doomed-dlq after 2 receives")
+        # logged as a handler's failure is: at the task's id and its trace's
+        said = [o for o in s.log_json() if o.get("message") == "task failed" and o.get("task_id") == tid]
+        self.assertEqual([(o["level"], o["reason"], o.get("trace_id")) for o in said],
+                         [("WARNING", t["status_msg"], trace_id)], said)
         q = queue_table(s)
         self.assertEqual(q["doomed"]["dead_letter_count"], 1, q)
         self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)
