@@ -35,6 +35,7 @@
 #define LIVE_BUCKETS     256 /* waiter hash chains */
 #define LIVE_IDLE_MS     60000
 #define LIVE_CATCHUP_MS  20   /* re-check of subscribers catching up */
+#define LIVE_REREAD_MS   200  /* the next try after a failed read of the change log */
 #define LIVE_STALL_MS    5000 /* a full buffer with no read for this long: the client is dropped */
 #define EVENT_FIELD_SIZE (TASK_EVENT_FIELD_MAX + 1)
 
@@ -526,6 +527,7 @@ static void *live_main(void *arg)
     uint64_t gen = 0;
     broker_wait(l->broker, true, &gen, 0); /* the current generation */
     bool behind = false;
+    bool failing = false; /* the last read of the change log failed: try again soon */
     for (;;) {
         int64_t now = clock_mono_ms();
         pthread_mutex_lock(&l->mu);
@@ -540,6 +542,8 @@ static void *live_main(void *arg)
             until = l->dhead->deadline_ms;
         if (behind && now + LIVE_CATCHUP_MS < until)
             until = now + LIVE_CATCHUP_MS;
+        if (failing && now + LIVE_REREAD_MS < until) /* not the next commit: none may come */
+            until = now + LIVE_REREAD_MS;
         l->thread_wakes_ms = until;
         pthread_mutex_unlock(&l->mu);
         if (until > now)
@@ -568,10 +572,15 @@ static void *live_main(void *arg)
                 break;
             }
             if (rc != STORE_OK) {
-                log_warn("cannot read the change log for events and waiters; retrying", "error",
-                         store_rc_name(rc), NULL);
+                if (!failing) /* once, not at every try */
+                    log_warn("cannot read the change log for events and waiters; retrying", "error",
+                             store_rc_name(rc), NULL);
+                failing = true;
                 break;
             }
+            if (failing)
+                log_info("the change log is read again for events and waiters", NULL);
+            failing = false;
             waiter *fired = NULL;
             pthread_mutex_lock(&l->mu);
             if (n ? rows[0].seq > l->shared + 1 : committed > l->shared) {

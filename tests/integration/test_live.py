@@ -67,6 +67,47 @@ class Timed:
         return self.end - self.start
 
 
+class Gdb:
+    """gdb attached to a running process in non-stop mode, so that a breakpoint holds only the
+    thread that reaches it; cmd() sends a command, and what gdb says collects in said."""
+
+    def __init__(self, pid):
+        self.proc = subprocess.Popen(["gdb", "-q", "-nx"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.said = []
+        self.reader = threading.Thread(target=lambda: self.said.extend(iter(self.proc.stdout.readline, "")),
+                                       daemon=True)
+        self.reader.start()
+        for c in ["set pagination off", "set non-stop on", "set confirm off"]:
+            self.cmd(c)
+        self.cmd("attach %d" % pid, 3)
+        self.cmd("continue -a &", 1)
+
+    def cmd(self, c, pause=0.0):
+        self.proc.stdin.write(c + "\n")
+        self.proc.stdin.flush()
+        time.sleep(pause)
+
+    def wait_said(self, text, what):
+        """gdb runs its commands in turn: once it says text, those before have run."""
+        harness.wait_until(lambda: any(text in line for line in self.said), 60, what=what)
+
+    def close(self):
+        """Let every thread go and leave the process running."""
+        try:
+            self.cmd("delete")
+            self.cmd("continue -a &", 0.5)
+            self.cmd("detach")
+            self.cmd("quit")
+            self.proc.wait(20)
+            self.reader.join(10)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+            self.proc.stdin.close()
+
+
 class LiveCase(harness.ServerTestCase):
     server_kwargs = {"env": {"TASK1_SECONDS": "1", "TASK1_FAILURE_RATE": "0"}}
 
@@ -400,27 +441,12 @@ class Trimmed(LiveCase):
             self.assertEqual(st.next_event(10)["data"]["id"], tid)
             t = Timed(lambda: self.wait(tid, 40))
             time.sleep(0.3)
-            # gdb in non-stop mode holds only the thread that reads the log for waiters and
-            # streams (broker_changes_after is called by no other) at its next read
-            gdb = subprocess.Popen(["gdb", "-q", "-nx"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            said = []
-            reader = threading.Thread(target=lambda: said.extend(iter(gdb.stdout.readline, "")),
-                                      daemon=True)
-            reader.start()
+            # gdb holds only the thread that reads the log for waiters and streams
+            # (broker_changes_after is called by no other) at its next read
+            gdb = Gdb(self.server.proc.pid)
             try:
-                def cmd(c, pause=0.0):
-                    gdb.stdin.write(c + "\n")
-                    gdb.stdin.flush()
-                    time.sleep(pause)
-                for c in ["set pagination off", "set non-stop on", "set confirm off"]:
-                    cmd(c)
-                cmd("attach %d" % self.server.proc.pid, 3)
-                cmd("continue -a &", 1)
-                cmd("break broker_changes_after")
-                # gdb runs its commands in turn: once the breakpoint is set, all threads run
-                harness.wait_until(lambda: any("Breakpoint 1 at" in line for line in said), 60,
-                                   what="gdb attached, with its breakpoint set")
+                gdb.cmd("break broker_changes_after")
+                gdb.wait_said("Breakpoint 1 at", "gdb attached, with its breakpoint set")
                 time.sleep(0.5)
                 self.server.set_status(tid, "FAILED", "cancelled")
                 last = [self.server.create("TASK2") for _ in range(3)][-1]
@@ -428,17 +454,8 @@ class Trimmed(LiveCase):
                     lambda: harness.db_query(self.server.db, "SELECT count(*) FROM changes")
                     == [(0,)], 20, what="the change log trimmed")
                 released = time.monotonic()
-                cmd("delete")
-                cmd("continue -a &", 0.5)
-                cmd("detach")
-                cmd("quit")
-                gdb.wait(20)
-                reader.join(10)
             finally:
-                if gdb.poll() is None:
-                    gdb.kill()
-                    gdb.wait(10)
-                gdb.stdin.close()
+                gdb.close()
             ev = st.next_event(10)
             self.assertIsNotNone(ev, "no event: the trimmed records were skipped in silence")
             self.assertEqual(ev["event"], "reset", ev)  # not the next task's event
@@ -446,6 +463,35 @@ class Trimmed(LiveCase):
             self.assertEqual(body["status"], "FAILED", body)
             self.assertLess(t.end - released, 10, "answered at the deadline, not at the change")
             self.assertEqual(self.server.get("/tasks/" + last).status, 200)
+
+
+@harness.local_only("the change log is taskd's")
+class ReadFailure(LiveCase):
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to fail a read of the change log")
+    def test_a_failed_read_of_the_log_is_tried_again_soon(self):
+        """A read of the change log that fails is tried again in a moment, not at the next commit
+        (none may come) or at a waiter's deadline; said once, and once again when it reads."""
+        tid = self.server.create("TASK2")
+        t = Timed(lambda: self.wait(tid, 30))
+        time.sleep(0.3)
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            # the events thread's next read returns STORE_BUSY without reading, once
+            gdb.cmd("tbreak broker_changes_after")
+            gdb.cmd("commands\nsilent\nreturn (store_rc)STORE_BUSY\ncontinue\nend")
+            gdb.cmd("echo commands-set\\n")
+            gdb.wait_said("commands-set", "gdb attached, with its breakpoint set")
+            time.sleep(0.5)
+            self.assertEqual(self.server.set_status(tid, "FAILED", "cancelled").status, 204)
+            changed = time.monotonic()
+            body = self.assertJSON(t.join(40), 200)
+        finally:
+            gdb.close()
+        self.assertEqual(body["status"], "FAILED", body)
+        self.assertLess(t.end - changed, 5, "answered at the deadline, not at the change")
+        said = [o["message"] for o in self.server.log_json() if "change log" in o.get("message", "")]
+        self.assertEqual(said, ["cannot read the change log for events and waiters; retrying",
+                                "the change log is read again for events and waiters"], said)
 
 
 @harness.local_only("GET /events is taskd's")
