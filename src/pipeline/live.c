@@ -511,14 +511,22 @@ static void expire(live *l, int64_t now, waiter **fired)
         waiter_fire(l, l->dhead, fired);
 }
 
+/*
+ * Every LIVE_HEARTBEAT_MS, a ping to each subscriber (under the lock), with its cursor as the
+ * event id: a block with an id and no data moves the client's Last-Event-ID without being an
+ * event. So one whose filter let nothing through for a while resumes from where it was, not from
+ * its last event, which the log may have been trimmed past since (a reset it did not need).
+ */
 static void heartbeat(live *l, int64_t now)
 {
-    static const char ping[] = ": ping\n\n";
     if (now < l->next_ping_ms)
         return;
     l->next_ping_ms = now + LIVE_HEARTBEAT_MS;
-    for (subscriber *s = l->subs; s; s = s->next)
-        deliver(l, s, ping, sizeof ping - 1);
+    for (subscriber *s = l->subs; s; s = s->next) {
+        char ping[48];
+        int n = snprintf(ping, sizeof ping, ": ping\nid: %lld\n\n", (long long)s->cursor);
+        deliver(l, s, ping, (size_t)n);
+    }
 }
 
 static void *live_main(void *arg)

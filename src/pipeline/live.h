@@ -24,7 +24,7 @@
 
 typedef struct live live;
 
-#define LIVE_HEARTBEAT_MS 15000 /* ": ping" to every event client when nothing else was sent */
+#define LIVE_HEARTBEAT_MS 15000 /* ": ping" (with its position as the id) to every event client */
 #define LIVE_RETRY_MS     2000  /* the reconnection delay advised to event clients */
 
 /* Start the thread (bounds from c: max_waiters, max_event_clients, event_buffer_bytes); metrics

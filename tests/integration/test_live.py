@@ -67,6 +67,13 @@ class Timed:
         return self.end - self.start
 
 
+def live_heartbeat_s():
+    """The ping interval, as src/pipeline/live.h sets it."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "pipeline",
+                           "live.h")) as f:
+        return int(re.search(r"#define LIVE_HEARTBEAT_MS (\d+)", f.read()).group(1)) / 1000.0
+
+
 class Gdb:
     """gdb attached to a running process in non-stop mode, so that a breakpoint holds only the
     thread that reaches it; cmd() sends a command, and what gdb says collects in said."""
@@ -430,6 +437,36 @@ class Trimmed(LiveCase):
                 self.assertEqual(ev["event"], "reset", ev)
                 self.assertGreater(ev["data"]["oldest_seq"], oldest + 1, ev)
 
+
+    def test_a_filtered_stream_resumes_from_its_last_ping(self):
+        """A ping carries the stream's position: a filtered client that got no event of its own
+        resumes from there once the log is trimmed past its start, with no reset to reload."""
+        with harness.EventStream(self.server, query="task_type=TASK3") as st:
+            self.server.create("TASK2")
+            self.server.create("TASK2")
+            # the last seq given, whether or not the sweep trimmed its record already
+            inserted = int(harness.db_query(
+                self.server.db, "SELECT max(coalesce((SELECT max(seq) FROM changes), 0), coalesce("
+                "(SELECT value FROM meta WHERE name = 'changes_seq'), 0))")[0][0])
+            deadline = time.monotonic() + live_heartbeat_s() + 5
+            ping = None
+            while ping is None and time.monotonic() < deadline:
+                b = st.next_block(max(0.0, deadline - time.monotonic()))
+                self.assertTrue(b is None or "event" not in b, "a TASK2 event passed the filter: %r" % b)
+                if b and "ping" in b["comments"]:
+                    ping = b
+            self.assertIsNotNone(ping, "no ping within the heartbeat")
+            self.assertNotIn("data", ping)  # not an event: no data
+            pos = int(ping["id"])
+            self.assertGreaterEqual(pos, inserted)
+        harness.wait_until(lambda: harness.db_query(self.server.db, "SELECT count(*) FROM changes "
+                                                                    "WHERE seq <= ?", (pos,)) == [(0,)],
+                           20, what="the change log trimmed past the ping's position")
+        with harness.EventStream(self.server, query="task_type=TASK3",
+                                 headers={"Last-Event-ID": str(pos)}) as st:
+            tid = self.server.create("TASK3")
+            ev = st.next_event(10)
+            self.assertEqual((ev["event"], ev["data"]["id"]), ("task", tid), ev)  # no reset first
 
     @unittest.skipUnless(shutil.which("gdb"), "needs gdb to hold the events thread")
     def test_rows_trimmed_before_the_events_thread_read_them(self):
