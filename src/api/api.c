@@ -517,9 +517,40 @@ static api_status patch_task(api *a, const api_request *req, const char *id, api
     return API_PENDING;
 }
 
+/*
+ * A PATCH that came with no trace context joins its task's trace (SPEC: one trace covers a
+ * task's life, its status updates too): its span becomes a child of the span that created the
+ * task, as a handler's run is of the chain that delivered it, and the write's span follows.
+ * Done once the write has read the task, before either span ends.
+ */
+static void join_task_trace(api_exchange *ex)
+{
+    trace_ctx task_ctx;
+    const task *t = &ex->write.current;
+    if (!ex->new_trace || !t->trace || !tracectx_parse_traceparent(t->trace, &task_ctx))
+        return;
+    task_ctx.tracestate = t->tracestate;
+    span *sv = &ex->server;
+    memcpy(sv->trace_id, task_ctx.trace_id, sizeof sv->trace_id);
+    memcpy(sv->parent_id, task_ctx.span_id, sizeof sv->parent_id);
+    sv->flags = task_ctx.flags;
+    free(sv->trace_state); /* a copy that fails leaves the span without it, as trace_begin() */
+    sv->trace_state = task_ctx.tracestate ? strdup(task_ctx.tracestate) : NULL;
+    if (ex->store_span.start_ns) {
+        trace_ctx parent;
+        trace_ctx_of(sv, &parent);
+        span *st = &ex->store_span;
+        memcpy(st->trace_id, parent.trace_id, sizeof st->trace_id);
+        st->flags = parent.flags;
+        free(st->trace_state);
+        st->trace_state = parent.tracestate ? strdup(parent.tracestate) : NULL;
+    }
+}
+
 static void finish_update(api_exchange *ex)
 {
     api_response *resp = &ex->resp;
+    join_task_trace(ex);
     if (ex->write.rc == STORE_CONFLICT) {
         char detail[160];
         snprintf(detail, sizeof detail, "Task is %s; cannot change it to %s",
@@ -979,6 +1010,7 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
         incoming.tracestate = ex->tracestate[0] ? ex->tracestate : NULL;
     }
     trace_begin(&ex->server, continued ? &incoming : NULL, ex->method, SPAN_KIND_SERVER);
+    ex->new_trace = !continued;
     if (strcmp(ex->method, "other") != 0) /* a known method: its static name, no copy */
         span_set_static(&ex->server, "http.request.method", ex->method);
     else

@@ -121,6 +121,7 @@ struct api_exchange {
     /* the request's tracestate (normal form), when its traceparent was taken; else "" */
     char tracestate[TRACECTX_TRACESTATE_MAX + 1];
     span server;       /* the request's span */
+    bool new_trace;    /* the request came with no trace context: its span began a trace */
     span store_span;   /* the write's span, while one is in flight */
     const char *route; /* route pattern, for metrics */
     /* builds the response of a pending exchange other than a create or an update

@@ -684,6 +684,32 @@ class TracingCase(ServersTestCase):
                          % (tid, trace_id))
         self.stop_clean(s)
 
+    def test_a_client_patch_joins_its_tasks_trace(self):
+        """A client that runs a task itself (TASK2 has no route) and PATCHes it with no trace
+        context: its requests join the task's trace, under the span that created the task. One
+        that sends its own traceparent keeps to its own trace."""
+        s = self.start({})
+        trace_id, parent_id = random_hex(16), random_hex(8)
+        tid = s.create("TASK2", headers={"traceparent": "00-%s-%s-01" % (trace_id, parent_id)})
+        self.assertEqual(s.set_status(tid, "IN_PROGRESS", "a worker of its own").status, 204)
+        own_trace = random_hex(16)
+        r = s.patch("/tasks/" + tid, {"status": "COMPLETED", "status_msg": "done"},
+                    headers={"traceparent": "00-%s-%s-01" % (own_trace, random_hex(8))})
+        self.assertEqual(r.status, 204, r)
+        spans = self.wait_local_spans(s, tid, {"POST /tasks": 1, "PATCH /tasks/{task_id}": 2,
+                                               "UPDATE tasks": 2})
+        post = [sp for sp in spans if sp["name"] == "POST /tasks"][0]
+        patches = sorted((sp for sp in spans if sp["name"] == "PATCH /tasks/{task_id}"),
+                         key=lambda sp: int(sp["start_time_unix_nano"]))
+        joined, own = patches
+        self.assertEqual((joined["trace_id"], joined["parent_span_id"]), (trace_id, post["span_id"]), joined)
+        self.assertEqual(own["trace_id"], own_trace, own)
+        updates = sorted((sp for sp in spans if sp["name"] == "UPDATE tasks"),
+                         key=lambda sp: int(sp["start_time_unix_nano"]))
+        self.assertEqual([(u["trace_id"], u["parent_span_id"]) for u in updates],
+                         [(trace_id, joined["span_id"]), (own_trace, own["span_id"])], updates)
+        self.stop_clean(s)
+
     def test_fanned_out_publish_names_its_queues_once(self):
         """A task published to two queues: one taskd.queue attribute naming both, no key twice."""
         cfg = write_config(self.tmp, {
