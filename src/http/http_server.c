@@ -1093,28 +1093,38 @@ static void refused_drain(loop *l, refused *r, bool force)
     }
 }
 
-/* A slot for a connection about to be refused: a free one, or this loop's oldest closed for it;
- * NULL when the loops keep REFUSED_LINGER_ALL already (more loops than that). Taken before the
- * answer goes out, so that refusals answered one after another are kept in that order. */
+/*
+ * A slot for a connection about to be refused, taken before its answer goes out so that refusals
+ * answered one after another are kept in that order: a free one, counted among the
+ * REFUSED_LINGER_ALL at once (NULL when the loops keep them all already: more loops than that),
+ * else this loop's oldest, whose connection gives way only once the new answer is out
+ * (refused_keep()), not for one whose client is gone already.
+ */
 static refused *refused_take(loop *l)
 {
-    refused *slot = NULL;
+    refused *oldest = NULL;
     for (int i = 0; i < l->refused_cap; i++) {
         refused *r = &l->refused[i];
         if (r->fd < 0) {
-            slot = r;
-            break;
+            if (atomic_fetch_add(&l->h->lingering, 1) < REFUSED_LINGER_ALL)
+                return r;
+            atomic_fetch_sub(&l->h->lingering, 1);
+            return NULL;
         }
-        if (!slot || r->since_ns < slot->since_ns)
-            slot = r;
+        if (!oldest || r->since_ns < oldest->since_ns)
+            oldest = r;
     }
+    return oldest;
+}
+
+/* Keep refused connection fd, its answer sent, in slot from refused_take(); the connection there
+ * before gives way, its place in the count passed on. */
+static void refused_keep(loop *l, refused *slot, int fd)
+{
     if (slot->fd >= 0)
-        refused_drain(l, slot, true);
-    if (atomic_fetch_add(&l->h->lingering, 1) >= REFUSED_LINGER_ALL) {
-        atomic_fetch_sub(&l->h->lingering, 1);
-        return NULL;
-    }
-    return slot;
+        close(slot->fd);
+    *slot = (refused){.fd = fd, .since_ns = l->now_ns};
+    refused_drain(l, slot, false); /* the request may be in already */
 }
 
 /* Deadlines: silent, slow and stuck connections, and the refused ones' linger. */
@@ -1224,12 +1234,11 @@ static void refuse_at_accept(loop *l, int fd, int status, const char *reason, co
     if (blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < sizeof msg) {
         ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent == n && shutdown(fd, SHUT_WR) == 0 && slot) {
-            *slot = (refused){.fd = fd, .since_ns = l->now_ns};
-            refused_drain(l, slot, false); /* the request may be in already */
+            refused_keep(l, slot, fd);
             return;
         }
     }
-    if (slot)
+    if (slot && slot->fd < 0) /* a free slot's count, given back */
         atomic_fetch_sub(&h->lingering, 1);
     close(fd); /* no slot kept for it, a client gone already, or one not reading */
 }
