@@ -1623,27 +1623,43 @@ static bool set_err(char *err, size_t errlen, const char *what, const char *path
     return false;
 }
 
-/* Refuse a database another program made, before anything is written to it (its journal mode
- * either): one at schema version 0 (taskd's first migration sets 1 in the transaction that
- * makes its tables) that holds a schema of its own. */
+/*
+ * Refuse a database taskd cannot take as its own, before anything is written to it (its journal
+ * mode either): one another program made, which holds a schema of its own at version 0 (taskd's
+ * first migration sets 1 in the transaction that makes its tables) or lacks taskd's tables at a
+ * version of its own; or one a newer taskd migrated past what this one knows.
+ */
 static bool refuse_foreign(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     const char *sql = "SELECT (SELECT user_version FROM pragma_user_version), "
                       "(SELECT group_concat(name, ', ') FROM (SELECT name FROM sqlite_master "
-                      "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT 4))";
+                      "WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name LIMIT 4)), "
+                      "(SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                      "AND name IN ('tasks', 'meta'))";
     if (sq_prepare(db, sql, &st) != SQLITE_OK)
         return set_err(err, errlen, "cannot read the schema of", path, sqlite3_errmsg(db));
     bool ok = false;
-    if (sqlite3_step(st) != SQLITE_ROW)
+    if (sqlite3_step(st) != SQLITE_ROW) {
         set_err(err, errlen, "cannot read the schema of", path, sqlite3_errmsg(db));
-    else if (sqlite3_column_int(st, 0) == 0 && sqlite3_column_type(st, 1) != SQLITE_NULL)
-        snprintf(err, errlen,
-                 "%s is not a taskd database: it holds another program's schema (%s); give "
-                 "taskd a file of its own",
-                 path, (const char *)sqlite3_column_text(st, 1));
-    else
-        ok = true;
+    } else {
+        int version = sqlite3_column_int(st, 0);
+        const char *names = (const char *)sqlite3_column_text(st, 1);
+        bool ours = sqlite3_column_int(st, 2) == 2;
+        if (names && (version == 0 || !ours))
+            snprintf(err, errlen,
+                     "%s is not a taskd database: it holds another program's schema (%s); give "
+                     "taskd a file of its own",
+                     path, names);
+        else if (version > 0 && !names)
+            snprintf(err, errlen, "%s is not a taskd database: schema version %d, and no tables",
+                     path, version);
+        else if (version > N_MIGRATIONS)
+            snprintf(err, errlen, "%s has schema version %d; this taskd knows up to %d", path,
+                     version, N_MIGRATIONS);
+        else
+            ok = true;
+    }
     sqlite3_finalize(st);
     return ok;
 }
@@ -1658,11 +1674,6 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     sqlite3_finalize(st);
     if (version < 0)
         return set_err(err, errlen, "cannot read the schema version of", path, sqlite3_errmsg(db));
-    if (version > N_MIGRATIONS) {
-        snprintf(err, errlen, "%s has schema version %d; this taskd knows up to %d", path, version,
-                 N_MIGRATIONS);
-        return false;
-    }
     for (int v = version; v < N_MIGRATIONS; v++) {
         char bump[48];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);

@@ -85,28 +85,44 @@ class Program(ServersTestCase):
             self.assertTrue(f.read().startswith(b"this is not"), "taskd overwrote a foreign file")
 
     def test_another_programs_database_is_refused_untouched(self):
-        """An SQLite file taskd did not make is refused before a byte of it changes."""
-        other = self.path("app.db")
-        c = sqlite3.connect(other)
-        c.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
-                        "CREATE INDEX users_by_name ON users (name);"
-                        "INSERT INTO users (name) VALUES ('ada');")
-        c.close()
-        with open(other, "rb") as f:
-            before = f.read()
-        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", other], one_line=False)
-        self.assertEqual(json.loads(err[-1])["message"],
-                         "%s is not a taskd database: it holds another program's schema "
-                         "(users, users_by_name); give taskd a file of its own" % other)
-        with open(other, "rb") as f:
-            self.assertEqual(f.read(), before, "taskd changed a database it refused")
-        self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith("app.db")], ["app.db"])
+        """An SQLite file taskd did not make is refused before a byte of it changes, whether or
+        not its program keeps a schema version of its own."""
+        for version in (0, 3):
+            other = self.path("app%d.db" % version)
+            c = sqlite3.connect(other)
+            c.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
+                            "CREATE INDEX users_by_name ON users (name);"
+                            "INSERT INTO users (name) VALUES ('ada');"
+                            "PRAGMA user_version = %d;" % version)
+            c.close()
+            with open(other, "rb") as f:
+                before = f.read()
+            err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", other], one_line=False)
+            self.assertEqual(json.loads(err[-1])["message"],
+                             "%s is not a taskd database: it holds another program's schema "
+                             "(users, users_by_name); give taskd a file of its own" % other)
+            with open(other, "rb") as f:
+                self.assertEqual(f.read(), before, "taskd changed a database it refused")
+            self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith("app%d.db" % version)],
+                             ["app%d.db" % version])
         # an SQLite file with no schema at all is a new database, as an empty file is
         empty = self.path("empty.db")
         sqlite3.connect(empty).execute("PRAGMA user_version = 0").connection.close()
         s = self.start(db=empty)
         self.assertEqual(s.get("/health").status, 200)
         self.assertEqual(s.stop(), 0)
+
+    def test_a_database_a_newer_taskd_migrated_is_refused(self):
+        db = self.path("newer.db")
+        s = self.start(db=db)
+        self.assertEqual(s.stop(), 0)
+        c = sqlite3.connect(db)
+        known = c.execute("PRAGMA user_version").fetchone()[0]
+        c.execute("PRAGMA user_version = %d" % (known + 1))
+        c.close()
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db], one_line=False)
+        self.assertEqual(json.loads(err[-1])["message"], "%s has schema version %d; this taskd knows up "
+                         "to %d" % (db, known + 1, known))
 
     def test_bad_otel_environment_creates_no_database(self):
         db = self.path("otel.db")
