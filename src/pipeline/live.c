@@ -570,7 +570,8 @@ static void *live_main(void *arg)
             if (listening) {
                 committed = broker_last_seq(l->broker);
                 rc = broker_changes_after(l->broker, l->shared, LIVE_BATCH, &rows, &n);
-            } else { /* nobody to tell: skip to the end */
+            } else {             /* nobody to tell: skip to the end */
+                failing = false; /* nothing to read again for */
                 int64_t last = broker_last_seq(l->broker);
                 pthread_mutex_lock(&l->mu);
                 /* still nobody: one who came since may need the rows up to last */
