@@ -26,6 +26,7 @@
 #include "util/clock.h"
 #include "util/errbuf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -43,6 +44,8 @@ extern char **environ;
 
 /* Searched when PATH is unset. */
 #define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+/* The kernel's handlers of other executable formats, where mounted. */
+#define BINFMT_MISC "/proc/sys/fs/binfmt_misc"
 
 /* The handler: the interface first, then the read-only configuration. */
 typedef struct exec_handler {
@@ -149,12 +152,29 @@ static int check_executable(const char *path)
     return 0;
 }
 
+/* Whether the kernel has binfmt_misc handlers, which may run a file that is neither ELF nor has a
+ * #! line (a .jar, a .exe): entries in BINFMT_MISC besides "register" and "status". */
+static bool binfmt_handlers(void)
+{
+    DIR *d = opendir(BINFMT_MISC);
+    if (!d)
+        return false; /* not mounted: none */
+    bool any = false;
+    for (struct dirent *e; !any && (e = readdir(d));)
+        any = e->d_name[0] != '.' && strcmp(e->d_name, "register") != 0 &&
+              strcmp(e->d_name, "status") != 0;
+    closedir(d);
+    return any;
+}
+
 /* Whether the kernel can run the executable file at path, as far as its first bytes tell: an ELF
  * image, or a #! line whose interpreter is an executable file (a relative one is found from the
- * working directory, which a run inherits). Anything else fails every run (execve: ENOEXEC, or
- * ENOENT for the interpreter); said in err. A file it cannot read (mode 0111) passes. */
+ * working directory, which a run inherits), or anything when binfmt_misc has handlers. Anything
+ * else fails every run (execve: ENOEXEC, or ENOENT for the interpreter); said in err. A file it
+ * cannot read (mode 0111) passes. */
 static bool check_format(const char *path, char *err, size_t errlen)
 {
+    static const char elf[4] = {0x7f, 'E', 'L', 'F'};
     char head[256]; /* what Linux reads of a #! line (BINPRM_BUF_SIZE) */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t n = fd >= 0 ? read(fd, head, sizeof head - 1) : -1;
@@ -163,12 +183,11 @@ static bool check_format(const char *path, char *err, size_t errlen)
     if (n < 0)
         return true;
     head[n] = '\0';
-    if (n >= 4 && memcmp(head,
-                         "\x7f"
-                         "ELF",
-                         4) == 0)
+    if (n >= 4 && memcmp(head, elf, sizeof elf) == 0)
         return true;
     if (n < 2 || head[0] != '#' || head[1] != '!') {
+        if (binfmt_handlers())
+            return true; /* one of them may take it */
         errbuf_set(err, errlen, "exec: %s: not a program the system can run (no #! line, not ELF)",
                    path);
         return false;

@@ -21,6 +21,7 @@
 #include "runner/exec_result.h"
 #include "support/proc_stat.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -709,19 +710,34 @@ static void temp_program(char *path, const char *text)
     chmod(path, 0755);
 }
 
+/* Whether this machine's kernel has binfmt_misc handlers (then a file with no #! line may run). */
+static bool binfmt_handlers_here(void)
+{
+    DIR *d = opendir("/proc/sys/fs/binfmt_misc");
+    bool any = false;
+    for (struct dirent *e; d && !any && (e = readdir(d));)
+        any = e->d_name[0] != '.' && strcmp(e->d_name, "register") != 0 &&
+              strcmp(e->d_name, "status") != 0;
+    if (d)
+        closedir(d);
+    return any;
+}
+
 /*
  * A program the kernel cannot run is refused at creation, not found out by every task: a script
- * without a #! line (execve: ENOEXEC), an empty file, one whose interpreter is missing or names
- * nothing. A #! line with white space before its interpreter, and arguments after, is fine.
+ * without a #! line (execve: ENOEXEC; unless binfmt_misc has handlers, one of which may take it),
+ * an empty file, one whose interpreter is missing or names nothing. A #! line with white space
+ * before its interpreter, and arguments after, is fine.
  */
 static void test_creation_refuses_what_cannot_run(void **state)
 {
     (void)state;
+    const char *no_format = binfmt_handlers_here() ? NULL : "no #! line, not ELF";
     struct {
         const char *text, *want; /* want: NULL when it is fine */
     } cases[] = {
-        {"echo hello\n", "no #! line, not ELF"},
-        {"", "no #! line, not ELF"},
+        {"echo hello\n", no_format},
+        {"", no_format},
         {"#!/nonexistent/interpreter -x\necho\n",
          "names \"/nonexistent/interpreter\": No such file"},
         {"#!\necho\n", "names \"\": No such file"},
