@@ -530,20 +530,11 @@ static void join_task_trace(api_exchange *ex)
     if (!ex->new_trace || !t->trace || !tracectx_parse_traceparent(t->trace, &task_ctx))
         return;
     task_ctx.tracestate = t->tracestate;
-    span *sv = &ex->server;
-    memcpy(sv->trace_id, task_ctx.trace_id, sizeof sv->trace_id);
-    memcpy(sv->parent_id, task_ctx.span_id, sizeof sv->parent_id);
-    sv->flags = task_ctx.flags;
-    free(sv->trace_state); /* a copy that fails leaves the span without it, as trace_begin() */
-    sv->trace_state = task_ctx.tracestate ? strdup(task_ctx.tracestate) : NULL;
+    trace_adopt(&ex->server, &task_ctx);
     if (ex->store_span.start_ns) {
-        trace_ctx parent;
-        trace_ctx_of(sv, &parent);
-        span *st = &ex->store_span;
-        memcpy(st->trace_id, parent.trace_id, sizeof st->trace_id);
-        st->flags = parent.flags;
-        free(st->trace_state);
-        st->trace_state = parent.tracestate ? strdup(parent.tracestate) : NULL;
+        trace_ctx server;
+        trace_ctx_of(&ex->server, &server);
+        trace_adopt(&ex->store_span, &server);
     }
 }
 

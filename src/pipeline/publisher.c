@@ -174,12 +174,9 @@ bool topic_route(const config *c, const publish_message *m, const queue_config *
 
 bool topic_may_route_type(const config *c, const char *task_type)
 {
-    for (size_t i = 0; i < c->n_subscriptions; i++) {
-        const subscription_config *sub = &c->subscriptions[i];
-        if (config_queue(c, sub->queue) &&
-            filter_policy_may_match_attr(sub->policy, "TaskType", task_type))
+    for (size_t i = 0; i < c->n_subscriptions; i++) /* each names a declared queue (config.c) */
+        if (filter_policy_may_match_attr(c->subscriptions[i].policy, "TaskType", task_type))
             return true;
-    }
     return false;
 }
 

@@ -1670,7 +1670,7 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
                             sqlite3_column_int(sel, 4));
         n++;
     }
-    if (rc == STORE_OK && step != SQLITE_DONE && step != SQLITE_ROW)
+    if (rc == STORE_OK && step != SQLITE_DONE) /* the select itself failed */
         rc = sq_rc_of(step);
     stmt_done(sel);
     a->more |= rc == STORE_OK && n == SWEEP_MESSAGES;

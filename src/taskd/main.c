@@ -122,6 +122,14 @@ static int fail(const char *msg)
     return 2;
 }
 
+/* A refusal of a value, named as it was given: the variable or the flag ("from"). */
+static int fail_value(const char *from, const char *must)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s %s", from, must);
+    return fail(msg);
+}
+
 /* A yes/no environment variable: unset is no; false if malformed. */
 static bool env_flag(const char *name, bool *out)
 {
@@ -231,24 +239,14 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
         return fail(msg);
     }
-    char msg[160];
-    if (!parse_listen(listen ? listen : "127.0.0.1:8080", o)) {
-        snprintf(msg, sizeof msg, "%s must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0",
-                 listen_from);
-        return fail(msg);
-    }
-    if (sync && !parse_sync(sync, &o->sync)) {
-        snprintf(msg, sizeof msg, "%s must be full or normal", sync_from);
-        return fail(msg);
-    }
-    if (!*o->db) {
-        snprintf(msg, sizeof msg, "%s must name a file", db_from);
-        return fail(msg);
-    }
-    if (o->config && !*o->config) {
-        snprintf(msg, sizeof msg, "%s must name a file", config_from);
-        return fail(msg);
-    }
+    if (!parse_listen(listen ? listen : "127.0.0.1:8080", o))
+        return fail_value(listen_from, "must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
+    if (sync && !parse_sync(sync, &o->sync))
+        return fail_value(sync_from, "must be full or normal");
+    if (!*o->db)
+        return fail_value(db_from, "must name a file");
+    if (o->config && !*o->config)
+        return fail_value(config_from, "must name a file");
     return 0;
 }
 
@@ -340,7 +338,7 @@ static void warn_undeclared_queues(broker *b, const config *c)
 /* Task types the API accepts that no subscription routes to a queue: their tasks stay CREATED
  * unless a client claims them. Said at start, all in one line: as information, since the
  * defaults route TASK1 alone (SPEC), but a type added without a route shows there. */
-static void warn_unrouted_types(const config *c)
+static void note_unrouted_types(const config *c)
 {
     sbuf names = {0};
     for (size_t i = 0; i < c->n_task_types; i++) {
@@ -451,7 +449,7 @@ int main(int argc, char **argv)
     if (!st)
         goto no_store;
     warn_undeclared_queues(broker_of(st), &cfg);
-    warn_unrouted_types(&cfg);
+    note_unrouted_types(&cfg);
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;

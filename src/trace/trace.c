@@ -6,6 +6,7 @@
 #include "util/clock.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -60,15 +61,21 @@ static void random_bytes(uint8_t *out, size_t n)
     } while (memcmp(out, zero, n) == 0); /* all-zero ids are invalid */
 }
 
+void trace_adopt(span *s, const trace_ctx *parent)
+{
+    memcpy(s->trace_id, parent->trace_id, 16);
+    memcpy(s->parent_id, parent->span_id, 8); /* zero when the parent is only a trace */
+    s->flags = parent->flags;
+    free(s->trace_state);
+    /* a copy that fails leaves the span without it: the trace goes on */
+    s->trace_state = parent->tracestate ? strdup(parent->tracestate) : NULL;
+}
+
 void trace_begin(span *s, const trace_ctx *parent, const char *name, span_kind kind)
 {
     span_reset(s);
     if (parent) {
-        memcpy(s->trace_id, parent->trace_id, 16);
-        memcpy(s->parent_id, parent->span_id, 8); /* zero when the parent is only a trace */
-        s->flags = parent->flags;
-        /* a copy that fails leaves the span without it: the trace goes on */
-        s->trace_state = parent->tracestate ? strdup(parent->tracestate) : NULL;
+        trace_adopt(s, parent);
     } else {
         uint8_t rnd[12];
         random_bytes(rnd, sizeof rnd);

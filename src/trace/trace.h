@@ -28,6 +28,8 @@ int64_t trace_now_ns(void);
  * parent, or a new sampled trace when parent is NULL.
  */
 void trace_begin(span *s, const trace_ctx *parent, const char *name, span_kind kind);
+/* Make an open span a child of parent (its trace, sampling and tracestate), its id kept. */
+void trace_adopt(span *s, const trace_ctx *parent);
 /* The span's own context (for children and for propagation). */
 void trace_ctx_of(const span *s, trace_ctx *out);
 /* The span's context as a traceparent header value. */
