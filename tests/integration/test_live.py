@@ -113,6 +113,7 @@ class Gdb:
                 self.proc.kill()
                 self.proc.wait(10)
             self.proc.stdin.close()
+            self.proc.stdout.close()
 
 
 class LiveCase(harness.ServerTestCase):

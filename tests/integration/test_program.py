@@ -105,6 +105,12 @@ class Program(ServersTestCase):
                 self.assertEqual(f.read(), before, "taskd changed a database it refused")
             self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith("app%d.db" % version)],
                              ["app%d.db" % version])
+        # a version of another program's, and no tables at all: not taskd's either
+        bare = self.path("bare.db")
+        sqlite3.connect(bare).execute("PRAGMA user_version = 5").connection.close()
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", bare], one_line=False)
+        self.assertEqual(json.loads(err[-1])["message"],
+                         "%s is not a taskd database: schema version 5, and no tables" % bare)
         # an SQLite file with no schema at all is a new database, as an empty file is
         empty = self.path("empty.db")
         sqlite3.connect(empty).execute("PRAGMA user_version = 0").connection.close()
