@@ -144,6 +144,30 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     }
 }
 
+/*
+ * The fate of an item that would run its task again, from its reclaim's outcome: the reclaim is
+ * what lets one of two such deliveries run it, so only one that took the task runs it.
+ */
+static work_fate reclaimed(const work_item *it, store_rc rc)
+{
+    switch (rc) {
+    case STORE_OK:
+        return WORK_RUN;
+    case STORE_CONFLICT:
+        /* another delivery took it again since its claim was read (an SQS duplicate in the
+         * same batch, or beside it), or it is final now: this message comes back */
+        log_info("task taken again by another delivery; its message will come back", "task_id",
+                 it->id, "queue", it->queue, NULL);
+        return WORK_KEEP;
+    case STORE_NOT_FOUND:
+        return WORK_DROP; /* gone since its claim was read */
+    default:
+        log_warn("cannot claim task again; its message will come back", "task_id", it->id, "queue",
+                 it->queue, "error", store_rc_name(rc), NULL);
+        return WORK_KEEP;
+    }
+}
+
 /* Claim, run and report the lane's records; false when out of memory (nothing was done). */
 static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, int64_t deadline_ms)
 {
@@ -201,8 +225,8 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT) {
-            /* run again after an earlier delivery: its claim goes into the task's history
-             * (a history entry lost to a failure here costs nothing else) */
+            /* run again after an earlier delivery: its claim goes into the task's history,
+             * on the condition that no other delivery took it since (see reclaimed()) */
             snprintf(reclaims[k].msg, sizeof reclaims[k].msg, "Task started again (receive %d)",
                      mine[k]->m.receive_count);
             reclaims[k].w = (store_write){
@@ -217,14 +241,8 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
         }
     store_batch_wait(&group);
     for (size_t k = 0; k < m; k++)
-        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT &&
-            reclaims[k].w.rc == STORE_CONFLICT) {
-            /* another delivery took it again since its claim was read (an SQS duplicate in
-             * the same batch, or beside it): that one runs it; this message comes back */
-            log_info("task taken again by another delivery; its message will come back", "task_id",
-                     items[k].id, "queue", items[k].queue, NULL);
-            items[k].fate = WORK_KEEP;
-        }
+        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT)
+            items[k].fate = reclaimed(&items[k], reclaims[k].w.rc);
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN)

@@ -522,6 +522,67 @@ static void test_duplicate_redeliveries_run_once(void **state)
     assert_status(f, id, TASK_COMPLETED, "Task completed");
 }
 
+/*
+ * A store in front of the fixture's that answers every reclaim with rc, untried; every other
+ * write, and the span of each, go to the fixture's store.
+ */
+typedef struct reclaim_failing_store {
+    store base;
+    store *inner;
+    store_rc rc;
+    int reclaims;
+} reclaim_failing_store;
+
+static void reclaim_failing_submit(store *s, store_write *w)
+{
+    reclaim_failing_store *r = (reclaim_failing_store *)s;
+    if (w->kind != STORE_WRITE_RECLAIM) {
+        store_submit(r->inner, w);
+        return;
+    }
+    r->reclaims++;
+    w->rc = r->rc;
+    w->done(w);
+}
+
+static void reclaim_failing_trace_write(store *s, const store_write *w, span *sp)
+{
+    store_trace_write(((reclaim_failing_store *)s)->inner, w, sp);
+}
+
+static const store_ops reclaim_failing_ops = {
+    .system = "reclaim-failing",
+    .submit = reclaim_failing_submit,
+    .trace_write = reclaim_failing_trace_write,
+};
+
+/* A delivery that would run a task again runs it only once its reclaim took the task: a reclaim
+ * that failed (the store busy, or in error) leaves the other delivery that may be running it
+ * alone, and its message comes back; one whose task is gone drops its message. */
+static void test_a_failed_reclaim_does_not_run_the_task(void **state)
+{
+    fixture *f = *state;
+    const store_rc fails[] = {STORE_BUSY, STORE_ERROR, STORE_NOT_FOUND};
+    for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+        reclaim_failing_store r = {
+            .base = {&reclaim_failing_ops}, .inner = f->store, .rc = fails[i]};
+        char err[512] = "";
+        f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
+        assert_non_null(f->role);
+        char id[37];
+        create_task(f, "{}", NULL, id);
+        set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000); /* long ago */
+        msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2};
+        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+        f->role->free(f->role);
+        f->role = NULL;
+        assert_int_equal(r.reclaims, 1);
+        assert_failures(&res, fails[i] == STORE_NOT_FOUND ? "" : "m-1");
+        assert_int_equal(runs(f), 0);
+        assert_status(f, id, TASK_IN_PROGRESS, "Task started");
+    }
+}
+
 static void test_deadline_too_near_kept(void **state)
 {
     fixture *f = *state;
@@ -877,6 +938,7 @@ int main(void)
         CASE(test_completed_task_spent_not_run),
         CASE(test_fresh_claim_kept),
         CASE(test_stale_claim_runs_again),
+        CASE(test_a_failed_reclaim_does_not_run_the_task),
         CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
         CASE(test_batch_mixed_outcomes),
