@@ -4,6 +4,12 @@
 # Print "<script>: message" to stderr and exit 1.
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
+# Sourced, this sees the script's own arguments: the benchmarks take none, their options are
+# environment variables (each script's header lists them), so an argument is refused rather
+# than ignored.
+(($# == 0)) || die "takes no arguments (got '$*'); its options are environment variables \
+listed in its header, set as NAME=value before the command"
+
 # Die unless each variable named holds a positive integer.
 require_positive() {
   local v
