@@ -357,15 +357,21 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
     }
     pthread_mutex_lock(&l->mu);
     rc = l->closing ? STORE_ERROR : l->n_subs >= l->max_clients ? STORE_BUSY : STORE_OK;
-    bool behind = false;
+    bool wake = false;
     if (rc == STORE_OK) {
+        if (!l->n_subs) /* the heartbeat starts with its first listener */
+            l->next_ping_ms = s->last_read_ms + LIVE_HEARTBEAT_MS;
         s->next = l->subs;
         if (s->next)
             s->next->prev = s;
         l->subs = s;
         l->n_subs++;
         set_gauges(l);
-        behind = s->cursor < l->shared;
+        /* records to catch up on, or a ping due before the thread looks again: with nobody
+         * listening, it sleeps up to LIVE_IDLE_MS */
+        wake = s->cursor < l->shared || l->next_ping_ms < l->thread_wakes_ms;
+        if (l->next_ping_ms < l->thread_wakes_ms)
+            l->thread_wakes_ms = l->next_ping_ms;
     }
     pthread_mutex_unlock(&l->mu);
     if (rc != STORE_OK) {
@@ -373,7 +379,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
         free(s);
         return rc;
     }
-    if (behind) /* records to catch up on: the thread may be sleeping long */
+    if (wake)
         broker_wake_all(l->broker);
     *out = &s->stream;
     return STORE_OK;

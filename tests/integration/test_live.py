@@ -281,6 +281,26 @@ class TurnedOff(LiveCase):
         self.assertIsNone(r.header("Retry-After"))
 
 
+@harness.local_only("GET /events is taskd's")
+class Heartbeat(harness.ServersTestCase):
+    def test_the_first_client_of_an_idle_server_is_pinged_within_the_heartbeat(self):
+        """With nobody listening the events thread sleeps long; the stream's first client must
+        still get its ping a heartbeat after it came (a proxy that closes idle connections after
+        30-60 s relies on it), and no sooner than that."""
+        s = harness.Taskd(env={"TASK1_SECONDS": "0"})
+        self.servers.append(s)
+        beat = live_heartbeat_s()
+        time.sleep(1)  # the thread has gone to sleep with nobody listening
+        with harness.EventStream(s) as st:
+            came = time.monotonic()
+            self.assertEqual(st.next_block(5).get("retry"), "2000")
+            b = st.next_block(beat + 5)
+            pinged = time.monotonic() - came
+        self.assertIsNotNone(b, "no ping %.0f s after the first client came" % (beat + 5))
+        self.assertIn("ping", b["comments"], b)
+        self.assertGreater(pinged, beat - 1, "the first ping came before a heartbeat passed")
+
+
 @harness.local_only("the waiters and the change log are taskd's")
 class Shutdown(harness.ServersTestCase):
     def test_sigterm_answers_waiters_and_ends_streams_promptly(self):
