@@ -139,9 +139,12 @@ void work_begin(const work_env *e, work_item *items, size_t n)
         it->fate = claim_fate(it);
         bool rerun = it->fate == WORK_RUN && it->claim == STORE_CONFLICT;
         end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim, it->claim_write);
-        if (rerun)
-            log_info("task redelivered; running it again", "task_id", it->id, "queue", it->queue,
-                     NULL);
+        if (rerun) {
+            char trace_id[33];
+            span_hex(it->process.trace_id, 16, trace_id);
+            log_info("task redelivered; running it again", "task_id", it->id, "trace_id", trace_id,
+                     "queue", it->queue, NULL);
+        }
     }
 }
 

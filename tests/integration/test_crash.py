@@ -199,6 +199,10 @@ class DeadLetter(CrashCase):
         said = [o for o in s.log_json() if o.get("message") == "task failed" and o.get("task_id") == tid]
         self.assertEqual([(o["level"], o["reason"], o.get("trace_id")) for o in said],
                          [("WARNING", t["status_msg"], trace_id)], said)
+        # and so is the run again after the first crash, by the run that started after it
+        again = [o for run in self.servers for o in run.log_json()
+                 if o.get("message") == "task redelivered; running it again"]
+        self.assertEqual([(o["task_id"], o.get("trace_id")) for o in again], [(tid, trace_id)], again)
         q = queue_table(s)
         self.assertEqual(q["doomed"]["dead_letter_count"], 1, q)
         self.assertEqual((q["doomed"]["depth"], q["doomed"]["in_flight"]), (0, 0), q)
