@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void role_fail(role_result *out, const char *type, const char *fmt, ...)
 {
@@ -28,4 +29,31 @@ void role_result_clear(role_result *out)
 {
     free(out->response);
     memset(out, 0, sizeof *out);
+}
+
+store_rc role_fail_task(store *s, const telemetry *tel, const span *parent, const char *id,
+                        const char *why)
+{
+    trace_ctx ctx;
+    span update;
+    trace_ctx_of(parent, &ctx);
+    trace_begin(&update, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
+    snprintf(update.task_id, sizeof update.task_id, "%s", id);
+    span_set_static(&update, "db.system", s->ops->system);
+    span_set_static(&update, "db.operation.name", "UPDATE");
+    span_set_static(&update, "db.collection.name", "tasks");
+    span_set_static(&update, "task.status", "FAILED");
+    span_set_str(&update, "task.id", id);
+    store_write fail = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = (int64_t)time(NULL),
+        .update = {.id = id, .status = TASK_FAILED, .status_msg = why},
+    };
+    store_rc rc = store_write_wait(s, &fail);
+    task_clear(&fail.current);
+    if (rc != STORE_OK && rc != STORE_REPEAT)
+        span_set_error(&update, store_rc_name(rc));
+    store_trace_write(s, &fail, &update);
+    trace_end(tel, &update);
+    return rc;
 }

@@ -11,6 +11,8 @@
 #define TASKD_ROLE_H
 
 #include "lambda_runtime.h"
+#include "store/store.h"
+#include "trace/trace.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,5 +39,13 @@ void role_fail(role_result *out, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Release what a result owns. */
 void role_result_clear(role_result *out);
+
+/*
+ * Fail the task id (status FAILED, status message why) in s, a write of its own, traced as an
+ * `UPDATE tasks` span, child of parent, to tel; the store's answer (STORE_CONFLICT: the task is
+ * final already, or the change is not allowed from its status).
+ */
+store_rc role_fail_task(store *s, const telemetry *tel, const span *parent, const char *id,
+                        const char *why);
 
 #endif

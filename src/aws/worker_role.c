@@ -284,9 +284,9 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     else
         snprintf(why, sizeof why, "moved to dead-letter queue %s", l->queue->name);
 
-    trace_ctx producer, ctx;
+    trace_ctx producer;
     bool traced = producer_of(rec, &producer);
-    span process, update;
+    span process;
     char name[SPAN_NAME_MAX + 1];
     snprintf(name, sizeof name, "process %s", l->queue->name);
     trace_begin(&process, traced ? &producer : NULL, name, SPAN_KIND_CONSUMER);
@@ -300,26 +300,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     span_set_int(&process, "taskd.receive_count", rec->m.receive_count);
     span_set_static(&process, "taskd.dead_letter_source", src->name);
     span_set_str(&process, "task.id", rec->m.task_id);
-    trace_ctx_of(&process, &ctx);
-    trace_begin(&update, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
-    memcpy(update.task_id, rec->m.task_id, sizeof update.task_id);
-    span_set_static(&update, "db.system", w->store->ops->system);
-    span_set_static(&update, "db.operation.name", "UPDATE");
-    span_set_static(&update, "db.collection.name", "tasks");
-    span_set_static(&update, "task.status", "FAILED");
-    span_set_str(&update, "task.id", rec->m.task_id);
-
-    store_write fail = {
-        .kind = STORE_WRITE_UPDATE,
-        .now = (int64_t)time(NULL),
-        .update = {.id = rec->m.task_id, .status = TASK_FAILED, .status_msg = why},
-    };
-    store_rc rc = store_write_wait(w->store, &fail);
-    task_clear(&fail.current);
-    if (rc != STORE_OK && rc != STORE_REPEAT)
-        span_set_error(&update, store_rc_name(rc));
-    store_trace_write(w->store, &fail, &update);
-    trace_end(&w->tel, &update);
+    store_rc rc = role_fail_task(w->store, &w->tel, &process, rec->m.task_id, why);
     trace_end(&w->tel, &process);
 
     switch (rc) {
