@@ -538,6 +538,9 @@ class Checker:
             for a in STREAM_READ:
                 need[a] = {stream}
             allow["sns:Publish"] = need["sns:Publish"] = {"!%s" % self.topic}
+            # a task whose message SNS refuses is failed (conditional UpdateItem, facts GetItem)
+            for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+                allow[a] = need[a] = {table_arn}
             failures = {"%s.Arn" % q for (_, p, src, f) in self.mappings()
                         if f == fn and src and src[1] == "StreamArn" for q in [self.failure_queue(p)] if q}
             if failures:
@@ -778,7 +781,7 @@ class Checker:
     def check_env(self):
         for fn, kind in sorted(self.kind.items()):
             e = self.env(fn)
-            if kind == "api" and self.table and ref(e.get("TABLE_NAME")) != self.table:
+            if kind in ("api", "publish") and self.table and ref(e.get("TABLE_NAME")) != self.table:
                 self.fail("function %s: TABLE_NAME %s, expected Ref %s", fn, canon(e.get("TABLE_NAME")),
                           self.table)
             if kind == "publish" and self.topic and ref(e.get("TOPIC_ARN")) != self.topic:

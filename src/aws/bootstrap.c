@@ -19,7 +19,7 @@
  * for the next invocation. Connections live across invocations.
  *
  * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker),
- * TABLE_NAME (api, worker), TOPIC_ARN (publish), QUEUE_NAME (worker: the
+ * TABLE_NAME (every role), TOPIC_ARN (publish), QUEUE_NAME (worker: the
  * configured queue the function serves; else each record's queue),
  * TASKD_CONFIG (else $LAMBDA_TASK_ROOT/taskd.json when it exists, else the
  * defaults), LOG_LEVEL, TASKD_METRICS_NAMESPACE (the metrics' CloudWatch
@@ -165,19 +165,20 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     const char *function = getenv("AWS_LAMBDA_FUNCTION_NAME");
     g->metrics_namespace = ns && *ns ? ns : "taskd";
     g->function_name = function ? function : "";
-    if (publish) {
-        const char *topic;
-        if (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||
-            !(g->sns = aws_client_new(AWS_SNS, err, errlen)))
-            return false;
-        snprintf(etype, etlen, "Runtime.InitError");
-        return (g->role = publish_role_new(&g->cfg, g->sns, topic, &g->tel, err, errlen)) != NULL;
-    }
-    if (!open_store(g, err, errlen))
+    const char *topic = NULL;
+    if (publish &&
+        (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||
+         !(g->sns = aws_client_new(AWS_SNS, err, errlen))))
+        return false;
+    if (!open_store(g, err, errlen)) /* publish: where a task whose message is refused fails */
         return false;
     snprintf(etype, etlen, "Runtime.InitError");
-    g->role = api ? api_role_new(g->store, &g->cfg, &g->tel, err, errlen)
-                  : worker_role_new(&g->cfg, g->store, getenv("QUEUE_NAME"), &g->tel, err, errlen);
+    if (publish)
+        g->role = publish_role_new(&g->cfg, g->sns, topic, g->store, &g->tel, err, errlen);
+    else if (api)
+        g->role = api_role_new(g->store, &g->cfg, &g->tel, err, errlen);
+    else
+        g->role = worker_role_new(&g->cfg, g->store, getenv("QUEUE_NAME"), &g->tel, err, errlen);
     return g->role != NULL;
 }
 

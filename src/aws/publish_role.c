@@ -21,9 +21,11 @@
  * failed call, every record before it was published, or passed over: a
  * message refused as invalid (sns_status.refused: SNS's InvalidParameter or
  * the like for its entry, or the checks before sending) can never go out, so
- * it is logged as an error and not reported, lest the stream mapping, which
+ * its task is failed with SNS's reason (role_fail_task()), which a client
+ * reads, and its record is not reported, lest the stream mapping, which
  * retries a reported record until it is published, hold the shard on it for
- * the stream's 24 h.
+ * the stream's 24 h. A task that cannot be failed (the store busy or in
+ * error) is reported as a failed record instead: its retry fails it then.
  */
 #include "publish_role.h"
 
@@ -43,6 +45,7 @@ typedef struct publish_role {
     const consumer_config *cc; /* the first consumer with action publish, in cfg */
     aws_client *sns;
     char *topic_arn;
+    store *tasks; /* where the task of a message SNS refuses is failed */
     telemetry tel;
 } publish_role;
 
@@ -126,6 +129,34 @@ static void label_call(const publish_role *pr, span *s, const sns_status *st)
     span_set_str(s, "aws.sns.topic.arn", pr->topic_arn);
 }
 
+/*
+ * Fail the task of p, whose message is refused with error (seq: its record's sequence number);
+ * false when its record must be tried again, for the task could not be failed.
+ */
+static bool fail_refused(publish_role *pr, const publication *p, const char *error, const char *seq)
+{
+    char why[400], trace_id[33];
+    snprintf(why, sizeof why, "cannot publish the task: its message is refused (%s)", error);
+    span_hex(p->publish.trace_id, sizeof p->publish.trace_id, trace_id);
+    store_rc rc = role_fail_task(pr->tasks, &pr->tel, &p->publish, p->message.task_id, why);
+    switch (rc) {
+    case STORE_OK:
+        log_warn("task failed", "task_id", p->message.task_id, "reason", why, "trace_id", trace_id,
+                 "sequence_number", seq ? seq : "", NULL);
+        return true;
+    case STORE_REPEAT:    /* failed already, by an earlier try of this record */
+    case STORE_CONFLICT:  /* claimed or final already: not this role's to fail */
+    case STORE_NOT_FOUND: /* gone */
+        log_error("the task's message is refused; its record is passed over", "task_id",
+                  p->message.task_id, "sequence_number", seq ? seq : "", "error", error, NULL);
+        return true;
+    default:
+        log_warn("cannot fail a task whose message is refused; its record is tried again",
+                 "task_id", p->message.task_id, "error", store_rc_name(rc), NULL);
+        return false;
+    }
+}
+
 /* Finish every publication with its outcome; the record index of the first failure (or stop). */
 static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, size_t stop, char *why,
                          size_t whylen)
@@ -154,10 +185,7 @@ static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, siz
         char error[sizeof st->code + sizeof st->message + 4];
         snprintf(error, sizeof error, "%s: %s", st->code, st->message);
         const char *seq = sequence_number(json_array_get(records, o->record[j]));
-        if (st->refused) {
-            log_error("the task's message is refused; its record is passed over", "task_id",
-                      p->message.task_id, "task_type", p->message.task_type, "sequence_number",
-                      seq ? seq : "", "error", error, NULL);
+        if (st->refused && fail_refused(pr, p, error, seq)) {
             publisher_finish(&pr->tel, p, error);
             continue;
         }
@@ -237,7 +265,7 @@ static void publish_role_free(role *r)
     free(pr);
 }
 
-role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
+role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn, store *tasks,
                        const telemetry *tel, char *err, size_t errlen)
 {
     const consumer_config *cc = NULL;
@@ -250,6 +278,10 @@ role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
     }
     if (!sns || !topic_arn || !*topic_arn) {
         snprintf(err, errlen, "no SNS client or no topic ARN (TOPIC_ARN) to publish to");
+        return NULL;
+    }
+    if (!tasks) {
+        snprintf(err, errlen, "no store to fail the tasks whose message SNS refuses in");
         return NULL;
     }
     publish_role *pr = calloc(1, sizeof *pr);
@@ -266,6 +298,7 @@ role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
     pr->cc = &pr->cfg.consumers[cc - c->consumers];
     pr->sns = sns;
     pr->topic_arn = arn;
+    pr->tasks = tasks;
     if (tel)
         pr->tel = *tel;
     return &pr->base;

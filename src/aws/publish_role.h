@@ -26,6 +26,12 @@
  * that failed has no SequenceNumber to report, the whole invocation fails,
  * and so the whole batch is retried.
  *
+ * A message SNS refuses as invalid (InvalidParameter and the like, for its
+ * entry) can never go out: its task is failed, with the reason, in the
+ * store, and its record is not reported (it would hold the shard until the
+ * stream drops it); a task the store cannot fail then is reported, as a
+ * message SNS did not take is.
+ *
  * Failures of the invocation: an event that is not a stream event (no
  * Records array) is Runtime.InvalidEvent; an unreportable failure is
  * Publish.Failed.
@@ -45,13 +51,14 @@
 #define PUBLISH_RESERVE_MS 500
 
 /*
- * The role over configuration c, the SNS client sns and the topic's ARN
- * (all borrowed: the role keeps a copy of c, whose pointers stay the
- * caller's, and of topic_arn); spans go to tel. NULL with a reason
- * in err when c has no stream consumer with action publish, the ARN is
- * empty, or out of memory.
+ * The role over configuration c, the SNS client sns, the topic's ARN and
+ * the store tasks, where the task of a message SNS refuses as invalid is
+ * failed with its reason (all borrowed: the role keeps a copy of c, whose
+ * pointers stay the caller's, and of topic_arn); spans go to tel. NULL
+ * with a reason in err when c has no stream consumer with action publish,
+ * the ARN is empty, there is no store, or out of memory.
  */
-role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn,
+role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn, store *tasks,
                        const telemetry *tel, char *err, size_t errlen);
 
 #endif

@@ -219,7 +219,8 @@ class Stack:
         function("api", "api", 10, {"TABLE_NAME": self.table}, concurrency=2, http={"listen": "127.0.0.1:0"})
         consumer = next(c for c in cfg["stream_consumers"] if c.get("action", "publish") == "publish")
         patterns = [merged(pat, TASK_ITEMS) for pat in consumer.get("filter_patterns") or []] or [TASK_ITEMS]
-        function("publish", "publish", 10, {"TOPIC_ARN": p["topic_arn"]}, events=[{"stream": {
+        function("publish", "publish", 10, {"TOPIC_ARN": p["topic_arn"], "TABLE_NAME": self.table},
+                 events=[{"stream": {
             "endpoint": _db.endpoint, "table": self.table, "starting_position": "TRIM_HORIZON",
             "batch_size": consumer.get("batch_size", 100),
             "maximum_retry_attempts": -1,  # as serverless.yml: until published

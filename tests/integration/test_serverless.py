@@ -352,6 +352,18 @@ class Checker(unittest.TestCase):
             st[:] = [s for s in st if s["Action"] != "sqs:SendMessage"]
         self.rejected(spoil_role, "role PublishRole", "lacks sqs:SendMessage on PublishFailuresQueue.Arn")
 
+    def test_publish_fails_the_task_of_a_refused_message(self):
+        """publish fails, in the table, the task of a message SNS refuses: it needs the table's
+        name and the grants a worker's report has."""
+        def spoil_role(r, t):
+            st = self.statements(r, "PublishRole")
+            st[:] = [s for s in st if "dynamodb:UpdateItem" not in s["Action"]]
+        self.rejected(spoil_role, "role PublishRole", "lacks dynamodb:UpdateItem on TasksTable.Arn")
+
+        def spoil_env(r, t):
+            del r["PublishLambdaFunction"]["Properties"]["Environment"]["Variables"]["TABLE_NAME"]
+        self.rejected(spoil_env, "function PublishLambdaFunction: TABLE_NAME null, expected Ref TasksTable")
+
     def test_sqs_mapping(self):
         def spoil(r, t):
             p = r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]

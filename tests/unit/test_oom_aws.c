@@ -549,11 +549,23 @@ static int failed_record(const char *response)
     return n;
 }
 
+/* The store of the publish role, where a task whose message SNS refuses would fail: SNS refuses
+ * none here, so no write comes; one that did would fail, as in a store out of memory. */
+static void no_write(store *s, store_write *w)
+{
+    (void)s;
+    w->rc = STORE_ERROR;
+    w->done(w);
+}
+
+static const store_ops no_write_ops = {.system = "none", .submit = no_write};
+static store no_writes = {&no_write_ops};
+
 /* The publish role of pc, to SNS_TOPIC; NULL (the reason said) when it could not be made. */
 static role *publish_role(const publish_case *pc)
 {
     char err[256] = "";
-    role *r = publish_role_new(pc->cfg, pc->sns, SNS_TOPIC, NULL, err, sizeof err);
+    role *r = publish_role_new(pc->cfg, pc->sns, SNS_TOPIC, &no_writes, NULL, err, sizeof err);
     if (!r)
         failed_saying(err, "publish_role_new");
     return r;

@@ -43,12 +43,15 @@
 #include "support/http_stub.h"
 #include "support/trace_env.h"
 #include "support_aws/standin_calls.h"
+#include "support/tmpdir.h"
+#include "store/store_sqlite.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOPIC      "arn:aws:sns:eu-west-1:123456789012:tasks"
@@ -262,6 +265,8 @@ static void fake_sns_stop(fake_sns *s)
 
 typedef struct fixture {
     fake_sns *sns;
+    char dir[256]; /* the store's database */
+    store *store;  /* where the task of a message SNS refuses fails */
     aws_client *client;
     config cfg;
     tracer *tracer;
@@ -292,7 +297,14 @@ static void fixture_start(fixture *f)
     if (!f->tracer)
         fail_msg("tracer_new: %s", err);
     f->tel = (telemetry){.tracer = f->tracer};
-    f->role = publish_role_new(&f->cfg, f->client, TOPIC, &f->tel, err, sizeof err);
+    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-publish-test"));
+    char db[320];
+    snprintf(db, sizeof db, "%s/t.db", f->dir);
+    store_sqlite_options so = {.path = db, .sync = STORE_SYNC_NORMAL};
+    f->store = store_sqlite_open(&so, err, sizeof err);
+    if (!f->store)
+        fail_msg("store_sqlite_open: %s", err);
+    f->role = publish_role_new(&f->cfg, f->client, TOPIC, f->store, &f->tel, err, sizeof err);
     if (!f->role)
         fail_msg("publish_role_new: %s", err);
     assert_string_equal(f->role->name, "publish");
@@ -301,6 +313,8 @@ static void fixture_start(fixture *f)
 static void fixture_stop(fixture *f)
 {
     f->role->free(f->role);
+    store_close(f->store);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
     tracer_free(f->tracer);
     config_free(&f->cfg);
     aws_client_free(f->client);
@@ -663,8 +677,9 @@ static void test_failure_stops_later_batches(void **state)
 }
 
 /* A message SNS refuses (SenderFault) can never go out: its record is passed over, logged, not
- * reported, lest the mapping retry it until the stream drops it; the records never sent after
- * its call are reported, from the first. */
+ * reported, lest the mapping retry it until the stream drops it (here its task is in no store,
+ * so that the role cannot fail it either); the records never sent after its call are reported,
+ * from the first. */
 static void test_refused_message_is_passed_over(void **state)
 {
     (void)state;
@@ -679,8 +694,14 @@ static void test_refused_message_is_passed_over(void **state)
     free(ev);
     assert_int_equal(f.sns->calls, 1);
     span *s = NULL;
-    size_t n = task_spans(&f, 3, &s, 2);
-    assert_int_equal(s[1].status, SPAN_STATUS_ERROR);
+    size_t n = task_spans(&f, 3, &s, 3); /* process, publish, and the UPDATE that would fail it */
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s[i].name, "UPDATE tasks") == 0) /* no such task in the store */
+            assert_string_equal(s[i].status_msg, "not found");
+        else if (strncmp(s[i].name, "publish", 7) == 0)
+            assert_int_equal(s[i].status, SPAN_STATUS_ERROR);
+        else
+            assert_int_equal(strncmp(s[i].name, "process", 7), 0);
     free_spans(s, n);
 
     f.sns->refuse_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000013,";
@@ -688,6 +709,109 @@ static void test_refused_message_is_passed_over(void **state)
     invoke(&f, ev, &res);
     expect_failed_at(&res, 21); /* 21-25 never sent; 13 is not tried again */
     role_result_clear(&res);
+    free(ev);
+    fixture_stop(&f);
+}
+
+/* The INSERT records of n new TASK1 tasks of f's store, records 1..n; their ids into ids. */
+static char *stored_inserts(fixture *f, int n, char ids[][37])
+{
+    json_t *records = json_array();
+    for (int i = 1; i <= n; i++) {
+        store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+        assert_int_equal(store_create_task(f->store, &t, time(NULL), ids[i - 1]), STORE_OK);
+        char seq[32];
+        seq_of(i, seq);
+        json_array_append_new(records, stream_record("INSERT", ids[i - 1], "TASK1", i, TRACE, seq));
+    }
+    return event_text(records);
+}
+
+static void expect_status(fixture *f, const char *id, task_status want, const char *msg_part)
+{
+    task t = {0};
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_int_equal(t.status, want);
+    if (!strstr(t.status_msg, msg_part))
+        fail_msg("task %s: status_msg \"%s\" does not say \"%s\"", id, t.status_msg, msg_part);
+    task_clear(&t);
+}
+
+/* The INSERTs of 3 new tasks (ids), the second of which SNS refuses (refuse: its list). */
+static char *second_refused(fixture *f, char ids[3][37], char refuse[48])
+{
+    char *ev = stored_inserts(f, 3, ids);
+    snprintf(refuse, 48, ",%s,", ids[1]);
+    f->sns->refuse_task_ids = refuse;
+    return ev;
+}
+
+/* A message SNS refuses can never go out: its task fails with SNS's reason, which a client reads
+ * (no longer CREATED for good), and its record is not reported; the others are published. */
+static void test_refused_message_fails_its_task(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char ids[3][37], refuse[48];
+    char *ev = second_refused(&f, ids, refuse);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    expect_status(&f, ids[0], TASK_CREATED, "");
+    expect_status(&f, ids[1], TASK_FAILED, "its message is refused (InvalidParameter: ");
+    expect_status(&f, ids[2], TASK_CREATED, "");
+    /* delivered again (the stream is at least once): the task is final, the record passed over */
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    expect_status(&f, ids[1], TASK_FAILED, "its message is refused");
+    free(ev);
+    fixture_stop(&f);
+}
+
+/* A store in front of f's that fails every write: a task whose message is refused cannot be failed
+ * then, so its record is reported, and its retry fails it. */
+typedef struct failing_store {
+    store base;
+    int writes;
+} failing_store;
+
+static void failing_submit(store *s, store_write *w)
+{
+    ((failing_store *)s)->writes++;
+    w->rc = STORE_ERROR;
+    w->done(w);
+}
+
+static const store_ops failing_ops = {.system = "failing", .submit = failing_submit};
+
+static void test_refused_message_whose_task_cannot_fail_is_retried(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char ids[3][37], refuse[48];
+    char *ev = second_refused(&f, ids, refuse);
+    failing_store down = {.base = {&failing_ops}};
+    char err[256] = "";
+    role *r = publish_role_new(&f.cfg, f.client, TOPIC, &down.base, &f.tel, err, sizeof err);
+    assert_non_null(r);
+    role *own = f.role;
+    f.role = r;
+    role_result res;
+    invoke(&f, ev, &res);
+    f.role = own;
+    r->free(r);
+    expect_failed_at(&res, 2);
+    role_result_clear(&res);
+    assert_int_equal(down.writes, 1);
+    expect_status(&f, ids[1], TASK_CREATED, "");
+    invoke(&f, ev, &res); /* the retry, from record 2, once the store can write */
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    expect_status(&f, ids[1], TASK_FAILED, "its message is refused");
     free(ev);
     fixture_stop(&f);
 }
@@ -804,15 +928,17 @@ static void test_constructor_refusals(void **state)
     config c;
     assert_true(config_defaults(&c));
     char err[256] = "";
-    assert_null(publish_role_new(&c, f.client, "", NULL, err, sizeof err));
+    assert_null(publish_role_new(&c, f.client, "", f.store, NULL, err, sizeof err));
     assert_non_null(strstr(err, "TOPIC_ARN"));
-    assert_null(publish_role_new(&c, NULL, TOPIC, NULL, err, sizeof err));
+    assert_null(publish_role_new(&c, NULL, TOPIC, f.store, NULL, err, sizeof err));
+    assert_null(publish_role_new(&c, f.client, TOPIC, NULL, NULL, err, sizeof err));
+    assert_non_null(strstr(err, "no store"));
     config_free(&c);
 
     assert_true(config_defaults(&c));
     assert_true(config_load_text(&c, "{\"stream_consumers\": []}", "test", err, sizeof err));
     err[0] = '\0';
-    assert_null(publish_role_new(&c, f.client, TOPIC, NULL, err, sizeof err));
+    assert_null(publish_role_new(&c, f.client, TOPIC, f.store, NULL, err, sizeof err));
     assert_non_null(strstr(err, "action publish"));
     config_free(&c);
     fixture_stop(&f);
@@ -870,7 +996,7 @@ static void test_fauxqs_end_to_end(void **state)
     standin_query_ok(sns, &fb, "SubscriptionArn", sub_arn, sizeof sub_arn);
 
     char err[256] = "";
-    role *r = publish_role_new(&f.cfg, sns, topic_arn, &f.tel, err, sizeof err);
+    role *r = publish_role_new(&f.cfg, sns, topic_arn, f.store, &f.tel, err, sizeof err);
     if (!r)
         fail_msg("publish_role_new: %s", err);
     char id1[37], id2[37];
@@ -928,6 +1054,8 @@ int main(void)
         cmocka_unit_test(test_failure_at_record_3_of_5),
         cmocka_unit_test(test_failure_stops_later_batches),
         cmocka_unit_test(test_refused_message_is_passed_over),
+        cmocka_unit_test(test_refused_message_fails_its_task),
+        cmocka_unit_test(test_refused_message_whose_task_cannot_fail_is_retried),
         cmocka_unit_test(test_topic_not_found),
         cmocka_unit_test(test_failure_without_sequence_number),
         cmocka_unit_test(test_not_a_stream_event),
