@@ -1187,7 +1187,7 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
 static store_rc decide(ddb_store *s, store_write *w, task *cur, fact *f)
 {
     facts_learn(s, cur);
-    switch (task_decide(cur->status, cur->status_msg, w->update.status, w->update.status_msg)) {
+    switch (store_update_decide(&w->update, cur->status, cur->status_msg)) {
     case TASK_REPEAT:
         w->current = *cur;
         return STORE_REPEAT;
@@ -1346,6 +1346,8 @@ static store_rc apply_update(ddb_store *s, store_write *w)
     if (!u->status_msg)
         return STORE_ERROR;
     int allowed = allowed_from(u->status, u->status_msg);
+    if (u->from_created)
+        allowed &= 1 << TASK_CREATED;
     fact f;
     store_rc rc = STORE_ERROR;
     if (!allowed || !facts_get(s, u->id, &f)) {

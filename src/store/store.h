@@ -65,7 +65,18 @@ typedef struct store_update {
      * before this time (unix s), else STORE_CONFLICT, so that of two deliveries that would
      * run a task again at once one does; 0: whenever. */
     int64_t claimed_before;
+    /* Only from CREATED, a task nobody has claimed: from any other status the change is
+     * STORE_CONFLICT (unless it is the very change already made: STORE_REPEAT). */
+    bool from_created;
 } store_update;
+
+/* task_decide() for u, of a task in status cur (message cur_msg), with u's from_created. */
+static inline task_verdict store_update_decide(const store_update *u, task_status cur,
+                                               const char *cur_msg)
+{
+    task_verdict v = task_decide(cur, cur_msg, u->status, u->status_msg);
+    return v == TASK_APPLY && u->from_created && cur != TASK_CREATED ? TASK_CONFLICT : v;
+}
 
 /* One page of GET /tasks, newest first. */
 typedef struct store_list_query {

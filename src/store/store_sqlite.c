@@ -1524,7 +1524,7 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
     store_rc rc = load_task(s, u->id, &l);
     if (rc != STORE_OK)
         return rc;
-    switch (task_decide(l.t.status, l.t.status_msg, u->status, u->status_msg)) {
+    switch (store_update_decide(u, l.t.status, l.t.status_msg)) {
     case TASK_REPEAT:
         rc = STORE_REPEAT;
         break;

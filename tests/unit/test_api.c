@@ -1597,6 +1597,34 @@ static void assert_entry(const task_history *h, size_t i, task_status status, co
     assert_int_equal(h->entries[i].time, time);
 }
 
+/* A change made only from CREATED (store_update.from_created, a task nobody claimed): it applies
+ * to a CREATED task, repeats as any change does, and conflicts with a task someone claimed, which
+ * stays as it was. */
+static void test_contract_from_created(void **state)
+{
+    fixture *f = *state;
+    char free_id[37], taken_id[37];
+    must_create(f, "TASK1", free_id);
+    must_create(f, "TASK1", taken_id);
+    must_update(f, taken_id, TASK_IN_PROGRESS, "Task started");
+    store_update u = {
+        .id = free_id, .status = TASK_FAILED, .status_msg = "refused", .from_created = true};
+    assert_int_equal(store_update_task(f->store, &u, NOW + 1, NULL), STORE_OK);
+    assert_int_equal(store_update_task(f->store, &u, NOW + 2, NULL), STORE_REPEAT);
+    u.id = taken_id;
+    task cur = {0};
+    assert_int_equal(store_update_task(f->store, &u, NOW + 3, &cur), STORE_CONFLICT);
+    assert_int_equal(cur.status, TASK_IN_PROGRESS);
+    task_clear(&cur);
+    assert_int_equal(store_get_task(f->store, taken_id, &cur), STORE_OK);
+    assert_int_equal(cur.status, TASK_IN_PROGRESS);
+    assert_string_equal(cur.status_msg, "Task started");
+    task_clear(&cur);
+    assert_int_equal(store_get_task(f->store, free_id, &cur), STORE_OK);
+    assert_int_equal(cur.status, TASK_FAILED);
+    task_clear(&cur);
+}
+
 /* Every accepted transition is recorded, oldest first; refused ones are not. */
 static void test_contract_history(void **state)
 {
@@ -2260,6 +2288,7 @@ int main(void)
         CASE(test_contract_list_filters),
         CASE(test_contract_transitions),
         CASE(test_contract_one_claimer_wins),
+        CASE(test_contract_from_created),
         CASE(test_contract_history),
         CASE(test_contract_history_bound),
         CASE(test_contract_idempotency),
