@@ -24,8 +24,10 @@
  * its task is failed with SNS's reason (role_fail_task()), which a client
  * reads, and its record is not reported, lest the stream mapping, which
  * retries a reported record until it is published, hold the shard on it for
- * the stream's 24 h. A task that cannot be failed (the store busy or in
- * error) is reported as a failed record instead: its retry fails it then.
+ * the stream's 24 h. Only a task nobody has claimed is failed: one a client
+ * took with PATCH is left to it. A task that cannot be failed then (the
+ * store busy or in error) is reported as a failed record instead: its retry
+ * fails it then.
  */
 #include "publish_role.h"
 
@@ -138,7 +140,8 @@ static bool fail_refused(publish_role *pr, const publication *p, const char *err
     char why[400], trace_id[33];
     snprintf(why, sizeof why, "cannot publish the task: its message is refused (%s)", error);
     span_hex(p->publish.trace_id, sizeof p->publish.trace_id, trace_id);
-    store_rc rc = role_fail_task(pr->tasks, &pr->tel, &p->publish, p->message.task_id, why);
+    /* only a task nobody has claimed: one a client took is the client's to finish */
+    store_rc rc = role_fail_task(pr->tasks, &pr->tel, &p->publish, p->message.task_id, why, true);
     switch (rc) {
     case STORE_OK:
         log_warn("task failed", "task_id", p->message.task_id, "reason", why, "trace_id", trace_id,
@@ -147,8 +150,10 @@ static bool fail_refused(publish_role *pr, const publication *p, const char *err
     case STORE_REPEAT:    /* failed already, by an earlier try of this record */
     case STORE_CONFLICT:  /* claimed or final already: not this role's to fail */
     case STORE_NOT_FOUND: /* gone */
+    case STORE_INVALID:   /* a change the store can never make (an item at its size limit) */
         log_error("the task's message is refused; its record is passed over", "task_id",
-                  p->message.task_id, "sequence_number", seq ? seq : "", "error", error, NULL);
+                  p->message.task_id, "sequence_number", seq ? seq : "", "error", error, "store",
+                  store_rc_name(rc), NULL);
         return true;
     default:
         log_warn("cannot fail a task whose message is refused; its record is tried again",

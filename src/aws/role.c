@@ -32,7 +32,7 @@ void role_result_clear(role_result *out)
 }
 
 store_rc role_fail_task(store *s, const telemetry *tel, const span *parent, const char *id,
-                        const char *why)
+                        const char *why, bool from_created)
 {
     trace_ctx ctx;
     span update;
@@ -47,7 +47,10 @@ store_rc role_fail_task(store *s, const telemetry *tel, const span *parent, cons
     store_write fail = {
         .kind = STORE_WRITE_UPDATE,
         .now = (int64_t)time(NULL),
-        .update = {.id = id, .status = TASK_FAILED, .status_msg = why},
+        .update = {.id = id,
+                   .status = TASK_FAILED,
+                   .status_msg = why,
+                   .from_created = from_created},
     };
     store_rc rc = store_write_wait(s, &fail);
     task_clear(&fail.current);

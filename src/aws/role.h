@@ -42,10 +42,11 @@ void role_result_clear(role_result *out);
 
 /*
  * Fail the task id (status FAILED, status message why) in s, a write of its own, traced as an
- * `UPDATE tasks` span, child of parent, to tel; the store's answer (STORE_CONFLICT: the task is
- * final already, or the change is not allowed from its status).
+ * `UPDATE tasks` span, child of parent, to tel; with from_created, only a task nobody has claimed
+ * (store_update.from_created). The store's answer (STORE_CONFLICT: the task is final already, or
+ * the change is not allowed from its status).
  */
 store_rc role_fail_task(store *s, const telemetry *tel, const span *parent, const char *id,
-                        const char *why);
+                        const char *why, bool from_created);
 
 #endif

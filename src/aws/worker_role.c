@@ -300,7 +300,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     span_set_int(&process, "taskd.receive_count", rec->m.receive_count);
     span_set_static(&process, "taskd.dead_letter_source", src->name);
     span_set_str(&process, "task.id", rec->m.task_id);
-    store_rc rc = role_fail_task(w->store, &w->tel, &process, rec->m.task_id, why);
+    store_rc rc = role_fail_task(w->store, &w->tel, &process, rec->m.task_id, why, false);
     trace_end(&w->tel, &process);
 
     switch (rc) {

@@ -771,6 +771,26 @@ static void test_refused_message_fails_its_task(void **state)
     fixture_stop(&f);
 }
 
+/* A task a client claimed (PATCH IN_PROGRESS) before its message was refused is the client's to
+ * finish: it is not failed under it, and the record is passed over. */
+static void test_refused_message_of_a_claimed_task_leaves_it(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char ids[3][37], refuse[48];
+    char *ev = second_refused(&f, ids, refuse);
+    store_update claim = {.id = ids[1], .status = TASK_IN_PROGRESS, .status_msg = "mine"};
+    assert_int_equal(store_update_task(f.store, &claim, time(NULL), NULL), STORE_OK);
+    role_result res;
+    invoke(&f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    expect_status(&f, ids[1], TASK_IN_PROGRESS, "mine");
+    free(ev);
+    fixture_stop(&f);
+}
+
 /* A store in front of f's that fails every write: a task whose message is refused cannot be failed
  * then, so its record is reported, and its retry fails it. */
 typedef struct failing_store {
@@ -1055,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_failure_stops_later_batches),
         cmocka_unit_test(test_refused_message_is_passed_over),
         cmocka_unit_test(test_refused_message_fails_its_task),
+        cmocka_unit_test(test_refused_message_of_a_claimed_task_leaves_it),
         cmocka_unit_test(test_refused_message_whose_task_cannot_fail_is_retried),
         cmocka_unit_test(test_topic_not_found),
         cmocka_unit_test(test_failure_without_sequence_number),
