@@ -15,6 +15,7 @@
  */
 #include "sns.h"
 
+#include "core/json_util.h"
 #include "sns_reply.h"
 
 #include <jansson.h>
@@ -126,7 +127,13 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
     json_t *attrs = NULL;
     if (m->attributes_json) {
         json_error_t jerr;
-        attrs = json_loads(m->attributes_json, 0, &jerr);
+        bool nomem;
+        attrs = json_parse(m->attributes_json, strlen(m->attributes_json), 0, &jerr, &nomem);
+        if (nomem) {
+            /* not the message's fault: a retry may publish it */
+            status_fail(st, "OutOfMemory", false, "out of memory reading the message attributes");
+            return false;
+        }
         if (!json_is_object(attrs)) {
             json_decref(attrs);
             refuse(st, "the message attributes are not a JSON object");
