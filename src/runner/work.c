@@ -139,12 +139,6 @@ void work_begin(const work_env *e, work_item *items, size_t n)
         it->fate = claim_fate(it);
         bool rerun = it->fate == WORK_RUN && it->claim == STORE_CONFLICT;
         end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim, it->claim_write);
-        if (rerun) {
-            char trace_id[33];
-            span_hex(it->process.trace_id, 16, trace_id);
-            log_info("task redelivered; running it again", "task_id", it->id, "trace_id", trace_id,
-                     "queue", it->queue, NULL);
-        }
     }
 }
 
@@ -217,6 +211,9 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     span_set_str(&it->run_span, "task.id", it->id);
     trace_traceparent_of(&it->run_span, tp);
     span_hex(it->run_span.trace_id, 16, trace_id);
+    if (it->claim == STORE_CONFLICT) /* an earlier delivery claimed it: this one runs it again */
+        log_info("task redelivered; running it again", "task_id", it->id, "trace_id", trace_id,
+                 "queue", it->queue, NULL);
     log_debug("handler started", "task_id", it->id, "trace_id", trace_id, "handler", h->name, NULL);
 
     handler_task t = {.id = it->id,
