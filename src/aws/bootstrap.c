@@ -109,7 +109,7 @@ static bool need_env(const char *name, const char **out, const char *what, char 
     return false;
 }
 
-/* The DynamoDB store of TABLE_NAME (roles api and worker). */
+/* The DynamoDB store of TABLE_NAME (every role). */
 static bool open_store(runtime_graph *g, char *err, size_t errlen)
 {
     const char *table;
