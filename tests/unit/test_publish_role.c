@@ -791,22 +791,41 @@ static void test_refused_message_of_a_claimed_task_leaves_it(void **state)
     fixture_stop(&f);
 }
 
-/* A store in front of f's that fails every write: a task whose message is refused cannot be failed
- * then, so its record is reported, and its retry fails it. */
+/* A store that fails every write with rc. */
 typedef struct failing_store {
     store base;
+    store_rc rc;
     int writes;
 } failing_store;
 
 static void failing_submit(store *s, store_write *w)
 {
-    ((failing_store *)s)->writes++;
-    w->rc = STORE_ERROR;
+    failing_store *fs = (failing_store *)s;
+    fs->writes++;
+    w->rc = fs->rc;
     w->done(w);
 }
 
 static const store_ops failing_ops = {.system = "failing", .submit = failing_submit};
 
+/* Invoke f's event ev with a publish role over a store that fails every write with rc. */
+static void invoke_failing(fixture *f, const char *ev, store_rc rc, role_result *res)
+{
+    failing_store down = {.base = {&failing_ops}, .rc = rc};
+    char err[256] = "";
+    role *r = publish_role_new(&f->cfg, f->client, TOPIC, &down.base, &f->tel, err, sizeof err);
+    assert_non_null(r);
+    role *own = f->role;
+    f->role = r;
+    invoke(f, ev, res);
+    f->role = own;
+    r->free(r);
+    assert_int_equal(down.writes, 1);
+}
+
+/* A task whose message is refused cannot be failed when the store is in error: its record is
+ * reported, and its retry fails it; one the store can never change (INVALID: an item at its size
+ * limit) is passed over rather than hold the shard. */
 static void test_refused_message_whose_task_cannot_fail_is_retried(void **state)
 {
     (void)state;
@@ -814,24 +833,22 @@ static void test_refused_message_whose_task_cannot_fail_is_retried(void **state)
     fixture_start(&f);
     char ids[3][37], refuse[48];
     char *ev = second_refused(&f, ids, refuse);
-    failing_store down = {.base = {&failing_ops}};
-    char err[256] = "";
-    role *r = publish_role_new(&f.cfg, f.client, TOPIC, &down.base, &f.tel, err, sizeof err);
-    assert_non_null(r);
-    role *own = f.role;
-    f.role = r;
     role_result res;
-    invoke(&f, ev, &res);
-    f.role = own;
-    r->free(r);
+    invoke_failing(&f, ev, STORE_ERROR, &res);
     expect_failed_at(&res, 2);
     role_result_clear(&res);
-    assert_int_equal(down.writes, 1);
     expect_status(&f, ids[1], TASK_CREATED, "");
     invoke(&f, ev, &res); /* the retry, from record 2, once the store can write */
     expect_response(&res, "{\"batchItemFailures\":[]}");
     role_result_clear(&res);
     expect_status(&f, ids[1], TASK_FAILED, "its message is refused");
+    free(ev);
+
+    char more[3][37];
+    ev = second_refused(&f, more, refuse);
+    invoke_failing(&f, ev, STORE_INVALID, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
     free(ev);
     fixture_stop(&f);
 }
