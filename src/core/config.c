@@ -425,10 +425,19 @@ static const char *entry_name(char *buf, size_t size, const char *section, size_
     return buf;
 }
 
+/* The queue whose dead-letter queue q is, or NULL. */
+static const queue_config *dead_letter_source(const config *c, const queue_config *q)
+{
+    for (size_t k = 0; k < c->n_queues; k++)
+        if (strcmp(c->queues[k].dead_letter_queue, q->name) == 0)
+            return &c->queues[k];
+    return NULL;
+}
+
 static bool check_pipeline(const config *c, const given_sections *given, const char *file,
                            char *err, size_t errlen)
 {
-    char entry[96];
+    char entry[96], other[96];
     for (size_t i = 0; i < c->n_queues; i++) {
         const queue_config *q = &c->queues[i];
         for (size_t j = 0; j < i; j++)
@@ -436,6 +445,13 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
                 snprintf(err, errlen, "%s: queue \"%s\" is declared twice", file, q->name);
                 return false;
             }
+        if (q->delay >= q->retention) {
+            snprintf(err, errlen,
+                     "%s: queue \"%s\": delay (%u s) must be shorter than retention (%u s); "
+                     "every message would expire before it could be received",
+                     file, q->name, q->delay, q->retention);
+            return false;
+        }
         if (*q->dead_letter_queue && (strcmp(q->dead_letter_queue, q->name) == 0 ||
                                       !config_queue(c, q->dead_letter_queue))) {
             snprintf(err, errlen,
@@ -469,13 +485,27 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
             }
         }
     }
-    for (size_t i = 0; i < c->n_subscriptions; i++)
-        if (!config_queue(c, c->subscriptions[i].queue)) {
+    for (size_t i = 0; i < c->n_subscriptions; i++) {
+        const queue_config *q = config_queue(c, c->subscriptions[i].queue);
+        if (!q) {
             snprintf(err, errlen, "%s: %s: no queue \"%s\"", file,
                      entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
                      c->subscriptions[i].queue);
             return false;
         }
+        /* what a dead-letter queue holds are its queue's dead letters: a message routed there
+         * would count as one, and a redrive would send it to a queue it was never routed to */
+        const queue_config *source = dead_letter_source(c, q);
+        if (source) {
+            snprintf(err, errlen,
+                     "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; subscribe "
+                     "a queue of its own",
+                     file,
+                     entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
+                     q->name, source->name);
+            return false;
+        }
+    }
     for (size_t i = 0; i < c->n_consumers; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->consumers[i].name, c->consumers[j].name) == 0) {
@@ -493,14 +523,25 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
         }
         /* a dead letter's task is FAILED as it arrives: a handler could never claim it, and
          * would drop (delete) every dead letter, leaving nothing to look at or redrive */
-        for (size_t k = 0; k < c->n_queues; k++)
-            if (strcmp(c->queues[k].dead_letter_queue, q->name) == 0) {
+        const queue_config *source = dead_letter_source(c, q);
+        if (source) {
+            snprintf(err, errlen,
+                     "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "
+                     "tasks have FAILED, no handler can run them (redrive them instead: "
+                     "POST /queues/%s/redrive)",
+                     file, entry_name(entry, sizeof entry, "handlers", i, given->handlers), q->name,
+                     source->name, source->name);
+            return false;
+        }
+        /* a queue's messages go to one handler, as an AWS worker function serves one queue: two
+         * would each take whichever task came first */
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->handlers[j].queue, h->queue) == 0) {
                 snprintf(err, errlen,
-                         "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "
-                         "tasks have FAILED, no handler can run them (redrive them instead: "
-                         "POST /queues/%s/redrive)",
+                         "%s: %s: queue \"%s\" has a handler already (%s); give it one "
+                         "binding, with the concurrency it needs",
                          file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
-                         q->name, c->queues[k].name, c->queues[k].name);
+                         h->queue, entry_name(other, sizeof other, "handlers", j, given->handlers));
                 return false;
             }
         /* the runner extends a batch's visibility as it goes, but one task must fit */

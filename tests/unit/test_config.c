@@ -254,7 +254,7 @@ static void test_queues_section_replaces(void **state)
     (void)state;
     config c;
     load_ok(&c, "{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":120,"
-                "\"max_receive_count\":0,\"delay\":900,\"retention\":60}]}");
+                "\"max_receive_count\":0,\"delay\":900,\"retention\":901}]}");
     assert_int_equal(c.n_queues, 1);
     const queue_config *q = config_queue(&c, "task1");
     assert_non_null(q);
@@ -262,7 +262,7 @@ static void test_queues_section_replaces(void **state)
     assert_int_equal(q->max_receive_count, 0);
     assert_string_equal(q->dead_letter_queue, ""); /* the default's DLQ went with it */
     assert_int_equal(q->delay, 900);
-    assert_int_equal(q->retention, 60);
+    assert_int_equal(q->retention, 901);
     assert_null(config_queue(&c, "task1-dlq"));
     /* the other sections are still the defaults */
     assert_int_equal(c.n_subscriptions, 1);
@@ -304,13 +304,13 @@ static void test_subscriptions_section_replaces(void **state)
     config_free(&c);
 
     load_ok(&c, "{\"subscriptions\":[{\"queue\":\"task1\"},"
-                "{\"queue\":\"task1-dlq\",\"filter_policy\":{\"TaskType\":[\"TASK2\",\"TASK3\"]}},"
+                "{\"queue\":\"task1\",\"filter_policy\":{\"TaskType\":[\"TASK2\",\"TASK3\"]}},"
                 "{\"queue\":\"task1\",\"filter_policy_scope\":\"MessageBody\","
                 "\"filter_policy\":{\"data\":{\"k\":[1]}}}]}");
     assert_int_equal(c.n_subscriptions, 3);
     assert_string_equal(c.subscriptions[0].queue, "task1");
     assert_null(c.subscriptions[0].policy);
-    assert_string_equal(c.subscriptions[1].queue, "task1-dlq");
+    assert_string_equal(c.subscriptions[1].queue, "task1");
     assert_non_null(c.subscriptions[1].policy);
     assert_int_equal(filter_policy_scope(c.subscriptions[1].policy), FILTER_SCOPE_ATTRIBUTES);
     assert_false(policy_matches_type(c.subscriptions[1].policy, "TASK1"));
@@ -572,6 +572,11 @@ static void test_error_queues(void **state)
     (void)state;
     load_fails("{\"queues\":[{\"name\":\"task1\"},{\"name\":\"task1-dlq\"},{\"name\":\"task1\"}]}",
                "queue \"task1\" is declared twice", NULL);
+    /* a message delayed past its retention expires before anyone may receive it */
+    load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":90,\"retention\":60}]}",
+               "queue \"task1\": delay (90 s) must be shorter than retention (60 s)", NULL);
+    load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":60,\"retention\":60}]}",
+               "delay (60 s) must be shorter than retention (60 s)", NULL);
     load_fails("{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":\"task1\"}]}",
                "queue \"task1\": dead_letter_queue \"task1\" must be another declared queue", NULL);
     load_fails("{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":\"gone\"}]}",
@@ -616,9 +621,13 @@ static void test_error_subscriptions(void **state)
     (void)state;
     load_fails("{\"subscriptions\":[{\"queue\":\"nope\"}]}", "subscriptions[0]: no queue \"nope\"",
                NULL);
-    load_fails("{\"subscriptions\":[{\"queue\":\"task1\"},{\"queue\":\"task1-dlq\"},"
+    load_fails("{\"subscriptions\":[{\"queue\":\"task1\"},{\"queue\":\"task1\"},"
                "{\"queue\":\"zzz\"}]}",
                "subscriptions[2]: no queue \"zzz\"", NULL);
+    /* a dead-letter queue holds its queue's dead letters, and nothing routed to it */
+    load_fails("{\"subscriptions\":[{\"queue\":\"task1\"},{\"queue\":\"task1-dlq\"}]}",
+               "subscriptions[1]: queue \"task1-dlq\" is the dead-letter queue of queue \"task1\"",
+               NULL);
     load_fails("{\"subscriptions\":[{\"filter_policy\":{}}]}", "subscriptions[0]",
                "\"queue\" is required");
     load_fails("{\"subscriptions\":[{\"queue\":\"task1\",\"filter_policy\":"
@@ -660,6 +669,10 @@ static void test_error_consumers(void **state)
 static void test_error_handlers(void **state)
 {
     (void)state;
+    /* one handler per queue, as one AWS worker function serves one queue */
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\"},"
+               "{\"queue\":\"task1\",\"handler\":\"TASK1\"}]}",
+               "handlers[1]: queue \"task1\" has a handler already (handlers[0])", NULL);
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\"}]}", "handlers[0]",
                "\"command\" (an argv array) is required for exec");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"command\":[\"x\"]}]}",

@@ -804,16 +804,6 @@ static void test_constructor_errors(void **state)
     assert_non_null(strstr(err, "no handler binding"));
     assert_non_null(strstr(err, "jobs (exec)"));
 
-    config two;
-    assert_true(config_defaults(&two));
-    assert_true(config_load_text(&two,
-                                 "{\"handlers\": [{\"queue\": \"task1\", \"handler\": \"noop\"},"
-                                 " {\"queue\": \"task1\", \"handler\": \"TASK1\"}]}",
-                                 "two", err, sizeof err));
-    assert_null(worker_role_new(&two, f->store, "task1", NULL, err, sizeof err));
-    assert_non_null(strstr(err, "2 handler bindings"));
-    config_free(&two);
-
     config none;
     assert_true(config_defaults(&none));
     assert_true(config_load_text(&none,
