@@ -172,6 +172,15 @@ bool topic_route(const config *c, const publish_message *m, const queue_config *
     return true;
 }
 
+bool publisher_may_publish_inserts(const config *c)
+{
+    for (size_t i = 0; i < c->n_consumers; i++)
+        if (strcmp(c->consumers[i].action, "publish") == 0 &&
+            filter_set_may_match_field(c->consumers[i].filter, "eventName", "INSERT"))
+            return true;
+    return false;
+}
+
 bool topic_may_route_type(const config *c, const char *task_type)
 {
     for (size_t i = 0; i < c->n_subscriptions; i++) /* each names a declared queue (config.c) */

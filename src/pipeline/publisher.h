@@ -140,5 +140,8 @@ bool topic_route(const config *c, const publish_message *m, const queue_config *
  * may route it, as far as this can tell).
  */
 bool topic_may_route_type(const config *c, const char *task_type);
+/* False when no stream consumer of c publishes new tasks (action publish, a filter that may let
+ * an INSERT through): then nothing reaches the topic. */
+bool publisher_may_publish_inserts(const config *c);
 
 #endif

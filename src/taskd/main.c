@@ -335,11 +335,18 @@ static void warn_undeclared_queues(broker *b, const config *c)
     }
 }
 
-/* Task types the API accepts that no subscription routes to a queue: their tasks stay CREATED
- * unless a client claims them. Said at start, all in one line: as information, since the
- * defaults route TASK1 alone (SPEC), but a type added without a route shows there. */
+/* Task types the API accepts that no subscription routes to a queue, or none when no consumer
+ * publishes at all: their tasks stay CREATED unless a client claims them. Said at start, in one
+ * line: as information, since the defaults route TASK1 alone (SPEC), but a type added without a
+ * route shows there. */
 static void note_unrouted_types(const config *c)
 {
+    if (!publisher_may_publish_inserts(c)) {
+        log_info("no stream consumer publishes new tasks: they stay CREATED unless a client "
+                 "claims them",
+                 NULL);
+        return;
+    }
     sbuf names = {0};
     for (size_t i = 0; i < c->n_task_types; i++) {
         if (topic_may_route_type(c, c->task_types[i]))

@@ -372,6 +372,13 @@ class Program(ServersTestCase):
         self.assertEqual(s.get("/health").status, 200)
         self.assertFalse([o for o in s.log_json() if o.get("message", "").startswith(unrouted)])
         self.assertEqual(s.stop(), 0)
+        # with nothing published at all, no type reaches a queue: said as such, TASK1 included
+        for consumers in ([], [{"name": "audit", "filter_patterns": [{"eventName": ["REMOVE"]}]}]):
+            s = self.start(config=write_config(self.tmp, {"stream_consumers": consumers}, "quiet.json"))
+            said = [o for o in s.log_json() if o.get("message", "").startswith("no stream consumer publishes")]
+            self.assertEqual([o["level"] for o in said], ["INFO"], s.stderr_text()[-2000:])
+            self.assertFalse([o for o in s.log_json() if o.get("message", "").startswith(unrouted)])
+            self.assertEqual(s.stop(), 0)
 
     def test_invalid_config(self):
         cases = {
