@@ -32,10 +32,12 @@
  * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
  * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
  *
- * Update. task_decide() is the rule: the UpdateItem's condition admits
- * exactly the statuses from which it allows the requested one (IN_PROGRESS:
- * status = CREATED; COMPLETED: IN_PROGRESS; FAILED: CREATED or
- * IN_PROGRESS), so of concurrent claimers one wins. ReturnValues ALL_OLD
+ * Update. store_update_decide() is the rule (task_decide(), and only from
+ * CREATED for an update with from_created): the UpdateItem's condition
+ * admits exactly the statuses from which it allows the requested one
+ * (IN_PROGRESS: status = CREATED; COMPLETED: IN_PROGRESS; FAILED: CREATED or
+ * IN_PROGRESS, or CREATED alone with from_created), so of concurrent
+ * claimers one wins. ReturnValues ALL_OLD
  * gives the task before the change (w->current); on a failed condition,
  * ReturnValuesOnConditionCheckFailure ALL_OLD gives the task as it is (none:
  * not found), and task_decide() on it tells REPEAT from CONFLICT. Each

@@ -27,10 +27,10 @@
  * and so the whole batch is retried.
  *
  * A message SNS refuses as invalid (InvalidParameter and the like, for its
- * entry) can never go out: its task is failed, with the reason, in the
- * store, and its record is not reported (it would hold the shard until the
- * stream drops it); a task the store cannot fail then is reported, as a
- * message SNS did not take is.
+ * entry) can never go out: its task, unless someone claimed it, is failed,
+ * with the reason, in the store, and its record is not reported (it would
+ * hold the shard until the stream drops it); a task the store cannot fail
+ * then (busy, in error) is reported, as a message SNS did not take is.
  *
  * Failures of the invocation: an event that is not a stream event (no
  * Records array) is Runtime.InvalidEvent; an unreportable failure is

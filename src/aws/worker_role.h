@@ -18,8 +18,8 @@
  *            <dlq> after <n> receives" (n: the source queue's
  *            max_receive_count).
  *
- * A queue with neither is refused when the role is made, as is a queue
- * with two bindings (which handler would run is not clear).
+ * A queue with neither is refused when the role is made (a queue has one
+ * binding at most: the configuration refuses two).
  *
  * Which queue a message belongs to. With a queue name (bootstrap passes
  * QUEUE_NAME), the function serves that configured queue alone and every
@@ -85,8 +85,8 @@
  * eventSourceARN, among every queue it can serve; see above) over a
  * configuration and a store (both borrowed, outliving the role); tel may be
  * NULL. NULL with a one-line reason in err: an unknown queue, a queue with
- * neither binding nor source queue, two bindings of one queue, a handler
- * that cannot be built, out of memory.
+ * neither binding nor source queue, a handler that cannot be built, out of
+ * memory.
  */
 role *worker_role_new(const config *c, store *s, const char *queue_name, const telemetry *tel,
                       char *err, size_t errlen);

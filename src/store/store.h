@@ -216,7 +216,7 @@ static inline store_rc store_list_tasks(store *s, const store_list_query *q, sto
     return s->ops->list_tasks(s, q, out);
 }
 /*
- * Apply a status change under the rules of task_decide() and wait. When the
+ * Apply a status change under the rules of store_update_decide() and wait. When the
  * task exists, *current (if not NULL) receives it as it was before the
  * change; the caller clears it.
  */
