@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "oom.h"
+#include "support/store_front.h"
 #include "support/trace_env.h"
 
 #include "aws/api_role.h"
@@ -552,21 +553,19 @@ static int failed_record(const char *response)
 /* The store of the publish role, where a task whose message SNS refuses would fail. SNS refuses
  * none here: a write means that a lack of memory was taken for a refusal, which would fail a task
  * for good. */
-static void no_write(store *s, store_write *w)
+static bool no_write(store_front *f, store_write *w)
 {
-    (void)s;
-    (void)w;
+    (void)f;
     wrong("the publish role failed task %s: \"%s\"", w->update.id, w->update.status_msg);
 }
-
-static const store_ops no_write_ops = {.system = "none", .submit = no_write};
-static store no_writes = {&no_write_ops};
 
 /* The publish role of pc, to SNS_TOPIC; NULL (the reason said) when it could not be made. */
 static role *publish_role(const publish_case *pc)
 {
+    static store_front no_writes;
+    store_front_init(&no_writes, NULL, no_write, STORE_ERROR);
     char err[256] = "";
-    role *r = publish_role_new(pc->cfg, pc->sns, SNS_TOPIC, &no_writes, NULL, err, sizeof err);
+    role *r = publish_role_new(pc->cfg, pc->sns, SNS_TOPIC, &no_writes.base, NULL, err, sizeof err);
     if (!r)
         failed_saying(err, "publish_role_new");
     return r;

@@ -41,6 +41,7 @@
 #include "trace/trace.h"
 #include "util/log.h"
 #include "support/http_stub.h"
+#include "support/store_front.h"
 #include "support/trace_env.h"
 #include "support_aws/standin_calls.h"
 #include "support/tmpdir.h"
@@ -738,6 +739,15 @@ static void expect_status(fixture *f, const char *id, task_status want, const ch
 }
 
 /* The INSERTs of 3 new tasks (ids), the second of which SNS refuses (refuse: its list). */
+/* Invoke f with event ev: no record may be reported failed. */
+static void expect_all_published(fixture *f, const char *ev)
+{
+    role_result res;
+    invoke(f, ev, &res);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+}
+
 static char *second_refused(fixture *f, char ids[3][37], char refuse[48])
 {
     char *ev = stored_inserts(f, 3, ids);
@@ -755,17 +765,12 @@ static void test_refused_message_fails_its_task(void **state)
     fixture_start(&f);
     char ids[3][37], refuse[48];
     char *ev = second_refused(&f, ids, refuse);
-    role_result res;
-    invoke(&f, ev, &res);
-    expect_response(&res, "{\"batchItemFailures\":[]}");
-    role_result_clear(&res);
+    expect_all_published(&f, ev);
     expect_status(&f, ids[0], TASK_CREATED, "");
     expect_status(&f, ids[1], TASK_FAILED, "its message is refused (InvalidParameter: ");
     expect_status(&f, ids[2], TASK_CREATED, "");
     /* delivered again (the stream is at least once): the task is final, the record passed over */
-    invoke(&f, ev, &res);
-    expect_response(&res, "{\"batchItemFailures\":[]}");
-    role_result_clear(&res);
+    expect_all_published(&f, ev);
     expect_status(&f, ids[1], TASK_FAILED, "its message is refused");
     free(ev);
     fixture_stop(&f);
@@ -782,36 +787,24 @@ static void test_refused_message_of_a_claimed_task_leaves_it(void **state)
     char *ev = second_refused(&f, ids, refuse);
     store_update claim = {.id = ids[1], .status = TASK_IN_PROGRESS, .status_msg = "mine"};
     assert_int_equal(store_update_task(f.store, &claim, time(NULL), NULL), STORE_OK);
-    role_result res;
-    invoke(&f, ev, &res);
-    expect_response(&res, "{\"batchItemFailures\":[]}");
-    role_result_clear(&res);
+    expect_all_published(&f, ev);
     expect_status(&f, ids[1], TASK_IN_PROGRESS, "mine");
     free(ev);
     fixture_stop(&f);
 }
 
-/* A store that fails every write with rc. */
-typedef struct failing_store {
-    store base;
-    store_rc rc;
-    int writes;
-} failing_store;
-
-static void failing_submit(store *s, store_write *w)
+/* For a store of nothing but a front: answer every write with the front's rc. */
+static bool answer_all(store_front *f, store_write *w)
 {
-    failing_store *fs = (failing_store *)s;
-    fs->writes++;
-    w->rc = fs->rc;
-    w->done(w);
+    w->rc = f->rc;
+    return true;
 }
-
-static const store_ops failing_ops = {.system = "failing", .submit = failing_submit};
 
 /* Invoke f's event ev with a publish role over a store that fails every write with rc. */
 static void invoke_failing(fixture *f, const char *ev, store_rc rc, role_result *res)
 {
-    failing_store down = {.base = {&failing_ops}, .rc = rc};
+    store_front down;
+    store_front_init(&down, NULL, answer_all, rc);
     char err[256] = "";
     role *r = publish_role_new(&f->cfg, f->client, TOPIC, &down.base, &f->tel, err, sizeof err);
     assert_non_null(r);
@@ -820,7 +813,7 @@ static void invoke_failing(fixture *f, const char *ev, store_rc rc, role_result 
     invoke(f, ev, res);
     f->role = own;
     r->free(r);
-    assert_int_equal(down.writes, 1);
+    assert_int_equal(down.answered, 1);
 }
 
 /* A task whose message is refused cannot be failed when the store is in error: its record is
@@ -838,9 +831,7 @@ static void test_refused_message_whose_task_cannot_fail_is_retried(void **state)
     expect_failed_at(&res, 2);
     role_result_clear(&res);
     expect_status(&f, ids[1], TASK_CREATED, "");
-    invoke(&f, ev, &res); /* the retry, from record 2, once the store can write */
-    expect_response(&res, "{\"batchItemFailures\":[]}");
-    role_result_clear(&res);
+    expect_all_published(&f, ev); /* the retry, from record 2, once the store can write */
     expect_status(&f, ids[1], TASK_FAILED, "its message is refused");
     free(ev);
 
@@ -903,9 +894,7 @@ static void test_failure_without_sequence_number(void **state)
     records = json_array();
     json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, NULL));
     ev = event_text(records);
-    invoke(&f, ev, &res);
-    expect_response(&res, "{\"batchItemFailures\":[]}");
-    role_result_clear(&res);
+    expect_all_published(&f, ev);
     free(ev);
     fixture_stop(&f);
 }

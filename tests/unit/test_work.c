@@ -15,6 +15,7 @@
 #include "runner/work.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/store_front.h"
 #include "support/tmpdir.h"
 #include "support/trace_env.h"
 
@@ -85,34 +86,14 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     out->result = strdup("{\"n\":1}");
 }
 
-/*
- * A store in front of the fixture's that refuses, as STORE_INVALID, a report whose result is
- * over 128 bytes (as DynamoDB refuses an item over 400 KB); every other write passes through.
- */
-typedef struct refusing_store {
-    store base;
-    store *inner;
-    store_ops ops;
-    int refused;
-} refusing_store;
-
-static void refusing_submit(store *s, store_write *w)
+/* For a store in front of the fixture's: refuse, as STORE_INVALID, a report whose result is over
+ * 128 bytes (as DynamoDB refuses an item over 400 KB); every other write passes through. */
+static bool refuse_big_result(store_front *f, store_write *w)
 {
-    refusing_store *r = (refusing_store *)s;
-    if (w->kind == STORE_WRITE_UPDATE && w->update.result && strlen(w->update.result) > 128) {
-        r->refused++;
-        w->rc = STORE_INVALID;
-        w->done(w);
-        return;
-    }
-    store_submit(r->inner, w);
-}
-
-static void refusing_init(refusing_store *r, store *inner)
-{
-    *r = (refusing_store){.inner = inner, .ops = *inner->ops};
-    r->ops.submit = refusing_submit;
-    r->base.ops = &r->ops;
+    if (w->kind != STORE_WRITE_UPDATE || !w->update.result || strlen(w->update.result) <= 128)
+        return false;
+    w->rc = f->rc;
+    return true;
 }
 
 static void fake_free(handler *h)
@@ -401,12 +382,12 @@ static void test_unstorable_result_fails(void **state)
 static void test_result_the_store_refuses_fails_the_task(void **state)
 {
     fixture *f = *state;
-    refusing_store r;
-    refusing_init(&r, f->store);
+    store_front r;
+    store_front_init(&r, f->store, refuse_big_result, STORE_INVALID);
     f->env.store = &r.base;
     char id[37];
     task t = run_one(f, "{\"mode\":\"big\"}", id);
-    assert_int_equal(r.refused, 1);
+    assert_int_equal(r.answered, 1);
     assert_int_equal(atomic_load(&f->th.calls), 1);
     assert_int_equal(t.status, TASK_FAILED);
     assert_non_null(strstr(t.status_msg, "larger than the store can keep"));

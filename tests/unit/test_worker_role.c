@@ -30,6 +30,7 @@
 #include "aws/worker_role.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/store_front.h"
 #include "support/tmpdir.h"
 #include "support/trace_env.h"
 
@@ -522,39 +523,14 @@ static void test_duplicate_redeliveries_run_once(void **state)
     assert_status(f, id, TASK_COMPLETED, "Task completed");
 }
 
-/*
- * A store in front of the fixture's that answers every reclaim with rc, untried; every other
- * write, and the span of each, go to the fixture's store.
- */
-typedef struct reclaim_failing_store {
-    store base;
-    store *inner;
-    store_rc rc;
-    int reclaims;
-} reclaim_failing_store;
-
-static void reclaim_failing_submit(store *s, store_write *w)
+/* For a store in front of the fixture's: answer every reclaim with the front's rc, untried. */
+static bool answer_reclaims(store_front *f, store_write *w)
 {
-    reclaim_failing_store *r = (reclaim_failing_store *)s;
-    if (w->kind != STORE_WRITE_RECLAIM) {
-        store_submit(r->inner, w);
-        return;
-    }
-    r->reclaims++;
-    w->rc = r->rc;
-    w->done(w);
+    if (w->kind != STORE_WRITE_RECLAIM)
+        return false;
+    w->rc = f->rc;
+    return true;
 }
-
-static void reclaim_failing_trace_write(store *s, const store_write *w, span *sp)
-{
-    store_trace_write(((reclaim_failing_store *)s)->inner, w, sp);
-}
-
-static const store_ops reclaim_failing_ops = {
-    .system = "reclaim-failing",
-    .submit = reclaim_failing_submit,
-    .trace_write = reclaim_failing_trace_write,
-};
 
 /* A delivery that would run a task again runs it only once its reclaim took the task: a reclaim
  * that failed (the store busy, or in error) leaves the other delivery that may be running it
@@ -564,8 +540,8 @@ static void test_a_failed_reclaim_does_not_run_the_task(void **state)
     fixture *f = *state;
     const store_rc fails[] = {STORE_BUSY, STORE_ERROR, STORE_NOT_FOUND};
     for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
-        reclaim_failing_store r = {
-            .base = {&reclaim_failing_ops}, .inner = f->store, .rc = fails[i]};
+        store_front r;
+        store_front_init(&r, f->store, answer_reclaims, fails[i]);
         char err[512] = "";
         f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
         assert_non_null(f->role);
@@ -576,7 +552,7 @@ static void test_a_failed_reclaim_does_not_run_the_task(void **state)
         role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
         f->role->free(f->role);
         f->role = NULL;
-        assert_int_equal(r.reclaims, 1);
+        assert_int_equal(r.answered, 1);
         assert_failures(&res, fails[i] == STORE_NOT_FOUND ? "" : "m-1");
         assert_int_equal(runs(f), 0);
         assert_status(f, id, TASK_IN_PROGRESS, "Task started");
