@@ -278,11 +278,7 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
 {
     const queue_config *src = source_of(l, rec->m.source_arn);
     char why[CONFIG_NAME_MAX + 64];
-    if (src->max_receive_count)
-        snprintf(why, sizeof why, "moved to dead-letter queue %s after %u receives", l->queue->name,
-                 src->max_receive_count);
-    else
-        snprintf(why, sizeof why, "moved to dead-letter queue %s", l->queue->name);
+    task_dead_letter_msg(why, sizeof why, l->queue->name, src->max_receive_count);
 
     trace_ctx producer;
     bool traced = producer_of(rec, &producer);

@@ -42,6 +42,15 @@ bool task_status_is_final(task_status s)
     return s == TASK_COMPLETED || s == TASK_FAILED;
 }
 
+void task_dead_letter_msg(char *out, size_t n, const char *dlq, unsigned receives)
+{
+    if (receives)
+        snprintf(out, n, "moved to dead-letter queue %s after %u receive%s", dlq, receives,
+                 receives == 1 ? "" : "s");
+    else
+        snprintf(out, n, "moved to dead-letter queue %s", dlq);
+}
+
 task_verdict task_decide(task_status cur, const char *cur_msg, task_status next,
                          const char *next_msg)
 {

@@ -48,6 +48,13 @@ bool task_status_parse(const char *s, task_status *out);
 /* True for COMPLETED and FAILED, which never change again. */
 bool task_status_is_final(task_status s);
 
+/*
+ * The status message of a task whose message went to a dead-letter queue:
+ * "moved to dead-letter queue <dlq> after <n> receive(s)", without the count when
+ * receives is 0 (not known). Cut to fit n bytes.
+ */
+void task_dead_letter_msg(char *out, size_t n, const char *dlq, unsigned receives);
+
 /* What a requested change does to a task in a given state. */
 typedef enum task_verdict {
     TASK_APPLY,    /* allowed: write it */

@@ -961,8 +961,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         bool exhausted = q->max_receive_count && cand[i].counted >= (int)q->max_receive_count;
         if (exhausted && *q->dead_letter_queue) {
             char why[200];
-            snprintf(why, sizeof why, "moved to dead-letter queue %s after %d receives",
-                     q->dead_letter_queue, cand[i].counted);
+            task_dead_letter_msg(why, sizeof why, q->dead_letter_queue, (unsigned)cand[i].counted);
             bool failed; /* the move failed the task: a redrive makes it CREATED again */
             rc = fail_unfinished(s, m->task_id, why, false, &failed);
             sqlite3_bind_int64(move, 1, m->id);

@@ -528,7 +528,7 @@ static void test_release(void **state)
     /* and one that counts (its visibility ran out) still moves it */
     exhaust(f->b, &once, 1);
     expect_stats(f->b, "once-dlq", 1, 0, 0);
-    expect_status(f->s, id, TASK_FAILED, "dead-letter queue once-dlq after 1 receives");
+    expect_status(f->s, id, TASK_FAILED, "dead-letter queue once-dlq after 1 receive");
 }
 
 static void test_delay(void **state)
@@ -668,7 +668,7 @@ static void test_dlq_move_in_mixed_batch(void **state)
     queue_messages_free(m, 2);
     expect_stats(f->b, "dlq", 1, 0, 0);
     expect_stats(f->b, "work", 0, 2, 0);
-    expect_status(f->s, old, TASK_FAILED, "dead-letter queue dlq after 1 receives");
+    expect_status(f->s, old, TASK_FAILED, "dead-letter queue dlq after 1 receive");
     expect_status(f->s, fresh, TASK_CREATED, NULL);
 }
 
@@ -698,8 +698,8 @@ static void test_redrive(void **state)
     queue_message *m = NULL;
     exhaust(f->b, &q, 5);
     expect_stats(f->b, "dlq", 5, 0, 0);
-    expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receives");
-    expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receives");
+    expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receive");
+    expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receive");
     expect_status(f->s, cancelled, TASK_FAILED, "cancelled by client");
 
     int64_t moved = -1;

@@ -195,6 +195,20 @@ static void test_decide_null_messages(void **state)
 #undef R
 #undef C
 
+static void test_dead_letter_msg(void **state)
+{
+    (void)state;
+    char buf[80];
+    task_dead_letter_msg(buf, sizeof buf, "q-dlq", 1);
+    assert_string_equal(buf, "moved to dead-letter queue q-dlq after 1 receive");
+    task_dead_letter_msg(buf, sizeof buf, "q-dlq", 3);
+    assert_string_equal(buf, "moved to dead-letter queue q-dlq after 3 receives");
+    task_dead_letter_msg(buf, sizeof buf, "q-dlq", 0); /* the count not known */
+    assert_string_equal(buf, "moved to dead-letter queue q-dlq");
+    task_dead_letter_msg(buf, 12, "q-dlq", 3); /* cut, still a string */
+    assert_string_equal(buf, "moved to de");
+}
+
 /* ---- task_to_json ---- */
 
 static void init_task(task *t)
@@ -654,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_decide_all_pairs_other_message),
         cmocka_unit_test(test_decide_spelled_out),
         cmocka_unit_test(test_decide_null_messages),
+        cmocka_unit_test(test_dead_letter_msg),
         cmocka_unit_test(test_json_list_form),
         cmocka_unit_test(test_json_list_form_exact_text),
         cmocka_unit_test(test_json_full_form),
