@@ -152,10 +152,23 @@ static void put_n(sbuf *b, const char *name, int64_t value)
     sbuf_puts(b, "\"}");
 }
 
+/* The JSON text parsed, or NULL: not JSON, or out of memory, which marks b failed as an append
+ * that runs out does. */
+static json_t *parse_for(sbuf *b, const char *text)
+{
+    if (!text)
+        return NULL;
+    bool nomem;
+    json_t *v = json_parse(text, strlen(text), JSON_DECODE_ANY, NULL, &nomem);
+    if (nomem)
+        b->failed = true;
+    return v;
+}
+
 /* Append ,"name":<AttributeValue of the JSON text>; false if text is not JSON. */
 static bool put_json(sbuf *b, const char *name, const char *text)
 {
-    json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+    json_t *v = parse_for(b, text);
     if (!v)
         return false;
     put_name(b, name);
@@ -164,15 +177,20 @@ static bool put_json(sbuf *b, const char *name, const char *text)
     return true;
 }
 
+bool attrval_append_text(sbuf *b, const char *json_text)
+{
+    json_t *v = parse_for(b, json_text);
+    if (!v)
+        return false;
+    attrval_write(b, v);
+    json_decref(v);
+    return true;
+}
+
 char *attrval_from_text(const char *json_text)
 {
-    json_t *v = json_loads(json_text, JSON_DECODE_ANY, NULL);
-    if (!v)
-        return NULL;
     sbuf b = {0};
-    attrval_write(&b, v);
-    json_decref(v);
-    if (sbuf_failed(&b)) {
+    if (!attrval_append_text(&b, json_text) || sbuf_failed(&b)) {
         sbuf_free(&b);
         return NULL;
     }

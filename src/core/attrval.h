@@ -27,13 +27,17 @@ json_t *attrval_to_json(const json_t *v);
 
 /* The AttributeValue text of JSON text (malloc'ed); NULL if not JSON or out of memory. */
 char *attrval_from_text(const char *json_text);
+/* Append the AttributeValue of JSON text; false if the text is not JSON (nothing appended). Out
+ * of memory marks b failed, as an append that runs out does. */
+bool attrval_append_text(sbuf *b, const char *json_text);
 
 /*
  * Append the item image of a task: id, task_type, status, status_msg and
  * created_time always; updated_time, ttl, data, result, trace and tracestate when set
  * (absent attributes are left out, as DynamoDB does). data_image is the
  * AttributeValue of the data when the caller has it (else it is derived from
- * t->data). False if the stored data or result text is not JSON.
+ * t->data). False if the stored data or result text is not JSON; out of memory, there as
+ * anywhere, marks b failed.
  */
 bool attrval_task_image(sbuf *b, const task *t, const char *data_image);
 /*

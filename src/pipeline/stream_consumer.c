@@ -10,6 +10,7 @@
  */
 #include "stream_consumer.h"
 
+#include "core/json_util.h"
 #include "publisher.h"
 #include "util/log.h"
 
@@ -96,9 +97,10 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
                                   ins->tracestate};
             r = publisher_begin_insert(sc->config, sc->cc, &src, n, p);
         } else if (recs[i].json) {
-            json_t *rec = json_loads(recs[i].json, 0, NULL);
-            if (!rec) {
-                *unreadable = true;
+            bool nomem;
+            json_t *rec = json_parse(recs[i].json, strlen(recs[i].json), 0, NULL, &nomem);
+            if (!rec) { /* out of memory is retried as any shortage is; only bad text skips */
+                *unreadable = !nomem;
                 return i;
             }
             r = publisher_begin(sc->config, sc->cc, rec, n, p);

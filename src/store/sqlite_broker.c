@@ -409,7 +409,8 @@ static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *
 }
 
 /* A record's image (NULL when it has none): put together from its parts and the task's rest,
- * or an old slim MODIFY's with data and trace put back. */
+ * or an old slim MODIFY's with data and trace put back. NULL with room failed when memory ran
+ * out: the record is not to be read without it. */
 static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const task_rest *rest,
                             sbuf *room)
 {
@@ -426,9 +427,15 @@ static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const 
         (const char *)sqlite3_column_text(st, new_side ? CC_NEW_IMAGE : CC_OLD_IMAGE);
     if (!image || slim != CHANGE_SLIM_MODIFY || !rest->known)
         return image;
-    char *derived = rest->data_image ? NULL : attrval_from_text(rest->data);
-    attrval_image_restore(room, image, rest->data_image ? rest->data_image : derived, rest->trace);
-    free(derived);
+    sbuf derived = {0};
+    if (!rest->data_image && rest->data)
+        attrval_append_text(&derived, rest->data);
+    if (sbuf_failed(&derived))
+        room->failed = true;
+    else
+        attrval_image_restore(room, image, rest->data_image ? rest->data_image : derived.data,
+                              rest->trace);
+    sbuf_free(&derived);
     return sbuf_failed(room) ? NULL : room->data;
 }
 

@@ -1,7 +1,8 @@
 /*
  * The application layer under failing allocations (tests/unit/oom): tracing (the local span
  * store, the tracer, the OTLP and X-Ray encoders and exporters, the OTEL_* configuration), the
- * API function over a SQLite store, the handlers and the work step, the publisher, and the HTTP
+ * API function over a SQLite store, the handlers and the work step, the publisher (and a stream
+ * consumer reading whole records with none to spare), and the HTTP
  * server's connection counts. Each scenario runs once whole, then once for every allocation it
  * makes with that one failing, and with that one and all after it failing. No run may crash, leave
  * a block behind, or answer as if it had succeeded when it did not; a run that fails must say so to
@@ -39,10 +40,12 @@
 #include "http/admission.h"
 #include "http/http_server.h"
 #include "pipeline/publisher.h"
+#include "pipeline/stream_consumer.h"
 #include "runner/exec_handler.h"
 #include "runner/exec_result.h"
 #include "runner/handlers.h"
 #include "runner/work.h"
+#include "store/broker.h"
 #include "store/store_sqlite.h"
 #include "trace/export_otlp.h"
 #include "trace/export_xray.h"
@@ -63,7 +66,9 @@
 #include <jansson.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1736,6 +1741,98 @@ static void test_publisher(void **state)
     free(pc);
 }
 
+/* ---- the stream consumer, short of memory while it reads a whole record ----------------- */
+
+/* So many of jansson's next allocations on the consumer thread "stream-deep" fail. */
+static atomic_int starve_left;
+
+static void *starved_malloc(size_t size)
+{
+    char name[16];
+    if (atomic_load(&starve_left) > 0 &&
+        pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
+        strcmp(name, "stream-deep") == 0 && atomic_fetch_sub(&starve_left, 1) > 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return malloc(size);
+}
+
+/* Wait up to 5 s for queue q to hold want messages; how many it holds. */
+static int64_t wait_messages(broker *b, int64_t want)
+{
+    queue_stats st = {0};
+    for (int i = 0; i < 100; i++) {
+        assert_int_equal(broker_queue_stats(b, "q", &st), STORE_OK);
+        if (st.visible >= want)
+            break;
+        usleep(50 * 1000);
+    }
+    return st.visible;
+}
+
+/*
+ * A consumer whose patterns look into the record reads it whole: its images put together (the
+ * data turned into AttributeValues, when the task keeps no image of it), then parsed. Out of
+ * memory in either is not a bad record: the read or the batch is retried, never given up on
+ * (maximum_retry_attempts is for records that cannot be read), nor read without its image,
+ * which no pattern on it would match. Either way the task would stay CREATED with no message.
+ */
+static void test_stream_consumer_short_of_memory(void **state)
+{
+    (void)state;
+    static const char cfg_text[] =
+        "{\"queues\":[{\"name\":\"q\"}],\"subscriptions\":[{\"queue\":\"q\"}],"
+        "\"stream_consumers\":[{\"name\":\"deep\",\"maximum_retry_attempts\":0,"
+        "\"filter_patterns\":[{\"dynamodb\":{\"NewImage\":{\"task_type\":{\"S\":[\"TASK1\"]}}}}]}],"
+        "\"handlers\":[]}";
+    config cfg;
+    char err[256] = "";
+    assert_true(config_defaults(&cfg));
+    if (!config_load_text(&cfg, cfg_text, "test", err, sizeof err))
+        fail_msg("config: %s", err);
+    char dir[64], db[96];
+    assert_true(test_tmpdir_make(dir, sizeof dir, "taskd-oom-consumer"));
+    snprintf(db, sizeof db, "%s/t.db", dir);
+    store_sqlite_options o = {.path = db, .sync = STORE_SYNC_NORMAL};
+    store *s = store_sqlite_open(&o, err, sizeof err);
+    if (!s)
+        fail_msg("store_sqlite_open: %s", err);
+    char id[TASK_ID_LEN + 1];
+    json_set_alloc_funcs(starved_malloc, free);
+
+    /* no image of its data kept: the first allocation is the image's, in the read */
+    store_new_task t = {.task_type = "TASK1", .data = "{\"a\":1}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    atomic_store(&starve_left, 1);
+    telemetry tel = {0};
+    stream_consumer *sc =
+        stream_consumer_start(broker_of(s), &cfg, &cfg.consumers[0], &tel, err, sizeof err);
+    if (!sc)
+        fail_msg("stream_consumer_start: %s", err);
+    int64_t first = wait_messages(broker_of(s), 1);
+
+    /* its image kept: the first allocation is the parse of the record */
+    t.data_image = "{\"M\":{\"a\":{\"N\":\"1\"}}}";
+    atomic_store(&starve_left, 1);
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    int64_t second = wait_messages(broker_of(s), 2);
+    int left = atomic_load(&starve_left);
+    stream_consumer_stop(sc);
+    json_set_alloc_funcs(malloc, free);
+    if (first != 1)
+        fail_msg("the record read short of memory went without its message (%lld in q)",
+                 (long long)first);
+    if (second != 2)
+        fail_msg("the record parsed short of memory went without its message (%lld in q)",
+                 (long long)second);
+    if (left > 0)
+        fail_msg("no allocation failed");
+    store_close(s);
+    config_free(&cfg);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 /* ---- the listener's connection counts ---------------------------------------------------- */
 
 /* Two clients under a bound of two connections in all: a new client that cannot be counted (no
@@ -1934,6 +2031,7 @@ int main(void)
         cmocka_unit_test_teardown(test_exec_handler, oom_teardown),
         cmocka_unit_test_teardown(test_work, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
+        cmocka_unit_test(test_stream_consumer_short_of_memory),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
         cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
     };
