@@ -308,17 +308,22 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
         if (p->runners[i])
             runner_stop_receiving(p->runners[i]);
     double deadline = clock_mono_s() + grace_s;
-    bool all = true;
-    for (size_t i = 0; i < c->n_handlers; i++) {
-        if (p->runners[i] && !runner_join(p->runners[i], deadline)) {
-            /* past the grace period: stop the handlers themselves (exec children are killed);
-             * their messages go back to the queue and the tasks run again after a restart */
+    bool late[CONFIG_MAX_ITEMS] = {false}, all = true;
+    for (size_t i = 0; i < c->n_handlers; i++)
+        late[i] = p->runners[i] && !runner_join(p->runners[i], deadline);
+    /* past the grace period: stop the handlers themselves (exec children are killed), every
+     * binding at once; their messages go back to the queue and the tasks run again after a
+     * restart */
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (late[i]) {
             log_warn("handlers still running after the grace period; aborting them", "queue",
                      c->handlers[i].queue, NULL);
             runner_abort(p->runners[i]);
-            all = runner_join(p->runners[i], clock_mono_s() + 5) && all;
         }
-    }
+    deadline = clock_mono_s() + 5;
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (late[i])
+            all = runner_join(p->runners[i], deadline) && all;
     if (!all) {
         log_warn("handlers did not return when aborted; leaving them", NULL);
         return false;

@@ -370,6 +370,53 @@ class GracefulStop(CrashCase):
         self.assertEqual(queue_table(s)["q-dlq"]["depth"], dead)
         s.kill()
 
+    def test_stop_past_grace_aborts_every_binding_at_once(self):
+        """Past the grace, every binding still running is aborted at once: one whose abort is
+        slow to return (its program stopped its supervisor, so the kill waits out its 2 s) must
+        not leave another running meanwhile, starting the next task of its batch only to have
+        it cut short, a receive spent for nothing."""
+        runs_dir = os.path.join(self.tmp, "runs.d")
+        os.mkdir(runs_dir)
+        stuck = 'echo "$$" >> "$1/stuck"; kill -STOP $PPID; exec sleep 60'
+        busy = 'echo "$TASK_ID" >> "$1/busy"; sleep 2'
+        cfg = {"task_types": ["STUCK", "BUSY"], "shutdown_grace": 1, "sweep_interval": 86400,
+               "queues": [{"name": "stuck", "visibility_timeout": 60},
+                          {"name": "busy", "visibility_timeout": 60}],
+               "subscriptions": [{"queue": "stuck", "filter_policy": {"TaskType": ["STUCK"]}},
+                                 {"queue": "busy", "filter_policy": {"TaskType": ["BUSY"]}}],
+               "handlers": [{"queue": "stuck", "handler": "exec", "timeout": 30,
+                             "command": ["/bin/sh", "-c", stuck, "sh", runs_dir]},
+                            {"queue": "busy", "handler": "exec", "timeout": 30, "batch_size": 2,
+                             "command": ["/bin/sh", "-c", busy, "sh", runs_dir]}]}
+        s = self.start(dict(cfg, handlers=[]), name="queued.json")  # both BUSY in one batch
+        s.create("STUCK")
+        s.create("BUSY")
+        s.create("BUSY")
+        self.stop_clean(s)
+
+        def lines(name):
+            path = os.path.join(runs_dir, name)
+            if not os.path.exists(path):
+                return None
+            with open(path) as f:
+                return f.read().split()
+        s = self.start(cfg)
+        program = int(wait_until(lambda: lines("stuck"), 10, what="the STUCK run")[0])
+        started_by = written_at(os.path.join(runs_dir, "stuck"))
+        self.addCleanup(kill_fixture_processes, [program, parent_pid(program)], started_by)
+        wait_until(lambda: lines("busy"), 10, what="the first BUSY run")
+        s.send_signal(signal.SIGTERM)
+        try:
+            rc = s.proc.wait(10)
+        except Exception:
+            self.fail("taskd did not exit within 10 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
+        s.kill()
+        self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        # aborted at the end of the grace (1 s), the first BUSY run (2 s) never ended, and the
+        # second never began; aborted after the STUCK binding's 2 s more, the second would have
+        self.assertEqual(len(lines("busy")), 1, "BUSY runs: %r\n%s"
+                         % (lines("busy"), s.stderr_text()[-3000:]))
+
     def test_sigterm_past_grace_kills_exec_children(self):
         """A handler still running when the grace period ends is abandoned; its program must
         not outlive taskd (it would keep running unsupervised, past its timeout, while the
