@@ -149,6 +149,13 @@ static store_rc publish_batch(stream_consumer *sc, const change_record *recs, si
     return rc;
 }
 
+/* Sleep ms before trying again, cut short by a stop (looked at every 50 ms). */
+static void back_off(stream_consumer *sc, unsigned ms)
+{
+    for (unsigned slept = 0; slept < ms && !atomic_load(&sc->stopping); slept += 50)
+        usleep(50 * 1000);
+}
+
 /*
  * After a failed attempt: back off and let the batch be read again. Only a
  * record that cannot be read is given up on — past maximum_retry_attempts it
@@ -173,7 +180,7 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
         log_warn(unreadable ? "a change record cannot be read; retrying"
                             : "publishing a batch failed; retrying",
                  "consumer", cc->name, "error", store_rc_name(rc), NULL);
-        usleep(100000u << (sc->failures < 5 ? sc->failures : 5));
+        back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
     }
 }
 
@@ -233,7 +240,7 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
     if (rc != STORE_OK) {
         log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
                  NULL);
-        usleep(200000);
+        back_off(sc, 200);
         return true;
     }
     if (n == 0)

@@ -64,6 +64,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1818,8 +1819,28 @@ static void test_stream_consumer_short_of_memory(void **state)
     assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
     int64_t second = wait_messages(broker_of(s), 2);
     int left = atomic_load(&starve_left);
+
+    /* no memory at all for a while: the attempts go on, backing off up to 3.2 s between them,
+     * and a stop cuts the wait short */
+    atomic_store(&starve_left, INT_MAX);
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    usleep(3300 * 1000); /* attempts at 0, 0.2, 0.6, 1.4 and 3.0 s: then a wait of 3.2 s */
+    double stop_began = clock_mono_s();
+    stream_consumer_stop(sc);
+    double stop_took = clock_mono_s() - stop_began;
+    /* and the record is still there for the next consumer */
+    atomic_store(&starve_left, 0);
+    sc = stream_consumer_start(broker_of(s), &cfg, &cfg.consumers[0], &tel, err, sizeof err);
+    if (!sc)
+        fail_msg("stream_consumer_start: %s", err);
+    int64_t third = wait_messages(broker_of(s), 3);
     stream_consumer_stop(sc);
     json_set_alloc_funcs(malloc, free);
+    if (stop_took > 1.0)
+        fail_msg("stopping a consumer that backs off took %.1f s", stop_took);
+    if (third != 3)
+        fail_msg("the record short of memory for 3 s went without its message (%lld in q)",
+                 (long long)third);
     if (first != 1)
         fail_msg("the record read short of memory went without its message (%lld in q)",
                  (long long)first);
