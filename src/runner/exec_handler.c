@@ -509,7 +509,9 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
     int code;
     child_step step = child_failure(c, &code);
     const char *why = errstr(code, ebuf, sizeof ebuf);
-    out->retry = (step == CHILD_PIPES || step == CHILD_SPAWN) && short_of_resources(code);
+    /* taskd's own shortage, not the task's outcome: to start it, or to keep what it printed */
+    out->retry = ((step == CHILD_PIPES || step == CHILD_SPAWN) && short_of_resources(code)) ||
+                 (step == CHILD_READ_STDOUT && code == ENOMEM);
     switch (step) {
     case CHILD_PIPES:
         set_status(out, "exec: cannot create pipes: %s", why);
@@ -543,6 +545,7 @@ static void report_exit(handler_result *out, int status, const child *c, unsigne
         const char *text = child_stdout(c, &n);
         if (exec_result_from_stdout(text, n, &out->result) != 0) {
             set_status(out, "exec: out of memory building the result");
+            out->retry = true; /* it completed: the outcome is not a failure of the task's */
             return;
         }
         out->ok = true;

@@ -26,9 +26,10 @@ typedef struct handler_task {
 /* What a handler reports; strings are malloc'ed and owned by the caller after run(). */
 typedef struct handler_result {
     bool ok; /* true: COMPLETED, false: FAILED */
-    /* Not started, for want of descriptors, processes or memory of taskd's own: not the task's
-     * outcome. Nothing is stored; its message comes back after its visibility timeout (the
-     * receive counts toward the queue's max_receive_count). status_msg says why. */
+    /* Not started, or its outcome not had (a result that could not be read or checked), for
+     * want of descriptors, processes or memory of taskd's own: not the task's outcome. Nothing
+     * is stored; its message comes back after its visibility timeout (the receive counts
+     * toward the queue's max_receive_count). status_msg says why. */
     bool retry;
     char *status_msg; /* e.g. "Task completed", or the error text; never NULL after run() */
     char *result;     /* JSON text of the result, or NULL for none */

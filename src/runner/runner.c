@@ -176,7 +176,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         if (!work_run(&r->work, &items[i], &group) && items[i].fate == WORK_KEEP)
             cut[n_cut++] = msgs[i]; /* aborted: given back for redelivery */
         else if (items[i].fate == WORK_LATER)
-            later[n_later++] = msgs[i]; /* not started (taskd short of descriptors, say) */
+            later[n_later++] = msgs[i]; /* taskd short of descriptors or memory */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)

@@ -156,7 +156,8 @@ static bool time_to_run(const work_env *e, const work_item *it)
  * nesting at most VALIDATE_MAX_DEPTH levels, and json_storable(), as the API
  * demands of a PATCH.
  * Anything else fails the task with the reason instead of a report the store
- * would refuse again at each delivery.
+ * would refuse again at each delivery. A result that cannot be checked for want
+ * of memory is taskd's shortage, not the task's outcome: a retry.
  */
 static void keep_storable(handler_result *r)
 {
@@ -174,9 +175,12 @@ static void keep_storable(handler_result *r)
     r->result = NULL;
     free(r->status_msg);
     char msg[192];
-    if (nomem)
-        snprintf(msg, sizeof msg, "out of memory checking the handler's result; it was not kept");
-    else if (why)
+    if (nomem) {
+        r->status_msg = strdup("out of memory checking the handler's result");
+        r->retry = true;
+        return;
+    }
+    if (why)
         snprintf(msg, sizeof msg, "the handler's result cannot be stored (%s); it was not kept",
                  why);
     else if (!v && json_error_code(&jerr) == json_error_numeric_overflow)
@@ -229,17 +233,19 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         it->fate = WORK_KEEP;
         return false;
     }
+    keep_storable(&it->result);
     if (it->result.retry) {
-        /* not started for want of something of taskd's own: not the task's outcome */
+        /* not started, or its outcome not had, for want of something of taskd's own: not the
+         * task's outcome */
         const char *why = it->result.status_msg ? it->result.status_msg : "not started";
         span_set_error(&it->run_span, why);
         trace_end(&e->telemetry, &it->run_span);
-        log_warn("cannot start a task; its message comes back after the visibility timeout",
+        log_warn("cannot start a task or keep its outcome; its message comes back after the "
+                 "visibility timeout",
                  "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
         it->fate = WORK_LATER;
         return false;
     }
-    keep_storable(&it->result);
     if (!it->result.status_msg)
         it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
     const char *msg = it->result.status_msg ? it->result.status_msg : "";

@@ -122,7 +122,8 @@ void work_begin(const work_env *e, work_item *items, size_t n);
  * when it was not run to an outcome — too near its deadline for the
  * binding's timeout (the handler is not called), or aborted — and its fate
  * is then WORK_KEEP: the caller may hand the message back at once; or when
- * the handler could not start it (handler_result.retry), WORK_LATER: the
+ * the task could not be started, or its outcome had, for want of taskd's own
+ * resources (handler_result.retry), WORK_LATER: the
  * message is left hidden, to come back after its visibility timeout.
  */
 bool work_run(const work_env *e, work_item *it, store_batch *group);
