@@ -141,8 +141,12 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     work_begin(&r->work, items, n);
 
     size_t n_done = 0, n_unstarted = 0, n_cut = 0, n_later = 0;
-    /* the batch was received just now: hidden until about then + the visibility timeout */
-    int64_t hidden_until = clock_steady_ms() + (int64_t)r->queue->visibility_timeout * 1000;
+    /* hidden until the receive's now + the visibility timeout (the receive may have been made
+     * a while before this thread took it: a standing one, in a commit under load) */
+    int64_t hidden_until = INT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].hidden_until_ms < hidden_until)
+            hidden_until = msgs[i].hidden_until_ms;
     /* a run lasts at most this long: a message is hidden for it, the visibility timeout at
      * least (which may be as long as the timeout: the runner gives the run its margin) */
     unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
@@ -162,8 +166,9 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         }
         if (clock_steady_ms() + (int64_t)run_s * 1000 > hidden_until) {
             /* the rest of the batch would reappear while this task runs: keep it hidden */
+            int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
             if (broker_extend(r->broker, msgs + i, n - i, hide_s) == STORE_OK) {
-                hidden_until = clock_steady_ms() + (int64_t)hide_s * 1000;
+                hidden_until = asked + (int64_t)hide_s * 1000;
             } else { /* run now, its message could be delivered again meanwhile: given back */
                 log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
                          "given back",

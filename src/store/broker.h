@@ -149,8 +149,9 @@ bool broker_feed_on(broker *b, const char *consumer);
 
 typedef struct queue_message {
     int64_t id;
-    int receive_count; /* with this receive; also the receipt */
-    int64_t sent_ms;   /* Unix milliseconds by the wall clock */
+    int receive_count;       /* with this receive; also the receipt */
+    int64_t sent_ms;         /* Unix milliseconds by the wall clock */
+    int64_t hidden_until_ms; /* by the steady clock: this receive hides it until then */
     char *task_id;
     char *body;
     char task_type[TASK_TYPE_MAX + 1];            /* "" when the message has none */

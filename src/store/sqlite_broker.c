@@ -992,6 +992,7 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         bool received_before = m->receive_count > 0;
         m->receive_count++;
         int64_t hidden_until = now + (int64_t)q->visibility_timeout * 1000;
+        m->hidden_until_ms = hidden_until;
         sqlite3_bind_int64(hide, 1, m->id);
         sqlite3_bind_int64(hide, 2, hidden_until);
         sqlite3_bind_int(hide, 3, m->receive_count);

@@ -397,7 +397,13 @@ static void test_visibility_timeout(void **state)
     expect_stats(f->b, "work", 3, 0, 0);
 
     queue_message *m1 = NULL;
+    int64_t asked = clock_steady_ms();
     assert_int_equal(receive(f->b, &q, 2, &m1, NULL), 2);
+    int64_t answered = clock_steady_ms();
+    /* each says until when the receive hides it: the receive's now + the visibility timeout */
+    for (int i = 0; i < 2; i++)
+        assert_true(m1[i].hidden_until_ms >= asked + 1000 &&
+                    m1[i].hidden_until_ms <= answered + 1000);
     assert_string_equal(m1[0].body, "{\"i\":0}");
     assert_string_equal(m1[1].body, "{\"i\":1}");
     assert_string_equal(m1[0].task_type, "TASK1");
