@@ -226,8 +226,8 @@ static void feed_finish(void *ctx, void *token, bool committed)
     free(f);
 }
 
-/* One pass: read a batch, publish it; false when there was nothing to read (*checkpoint: the
- * consumer's place). */
+/* One pass: read a batch, publish it; false when there was nothing to read (*at: the
+ * consumer's place, its checkpoint, before the batch). */
 static bool consume_batch(stream_consumer *sc, int64_t *at)
 {
     const consumer_config *cc = sc->cc;

@@ -890,7 +890,7 @@ static bool pump_reports(child *c)
 
 /* Move data until the program exits (and its output is drained), its output goes past the cap,
  * the deadline passes, or child_kill() is called before the program's end is known. */
-static child_end supervise(child *c, int64_t deadline)
+static child_end pump_until_end(child *c, int64_t deadline)
 {
     int64_t drain_until = c->exited ? clock_mono_ms() + c->spec.drain_ms : 0;
     for (;;) {
@@ -970,7 +970,7 @@ child_end child_wait(child *c, int64_t deadline_ms)
     sigaddset(&pipe_set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask);
     c->sigpipe_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
-    child_end end = supervise(c, deadline_ms);
+    child_end end = pump_until_end(c, deadline_ms);
     pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     return end;
 }

@@ -567,8 +567,8 @@ static void report_exit(handler_result *out, int status, const child *c, unsigne
 }
 
 /* Run a started child to its end within timeout_s (0: no limit) and fill *out. */
-static void supervise_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cpu_limit_s,
-                            handler_result *out)
+static void finish_run(exec_handler *x, child *c, unsigned timeout_s, unsigned cpu_limit_s,
+                       handler_result *out)
 {
     track_child(x, c);
     const int64_t deadline = timeout_s ? clock_mono_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
@@ -627,7 +627,7 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     } else if (child_start(c) != 0)
         report_failure(out, x, c);
     else
-        supervise_child(x, c, timeout_s, cpu_s, out);
+        finish_run(x, c, timeout_s, cpu_s, out);
     child_free(c);
     free(input);
     free_env(env, x->env_count, nowned);

@@ -89,8 +89,10 @@ static void work_item_of(const runner *r, const queue_message *m, work_item *it)
  */
 typedef struct batch_room {
     work_item *items;
-    queue_message *done, *unstarted, *cut; /* cut: aborted while they ran */
-    queue_message *later;                  /* not started for want of taskd's own resources */
+    queue_message *done;      /* reported, or nothing to run: deleted */
+    queue_message *unstarted; /* never started: released, the receive not counted */
+    queue_message *aborted;   /* cut short by an abort: visible again, the receive counted */
+    queue_message *later;     /* taskd short of its own resources: back after the timeout */
     size_t cap;
 } batch_room;
 
@@ -99,7 +101,7 @@ static void batch_room_free(batch_room *b)
     free(b->items);
     free(b->done);
     free(b->unstarted);
-    free(b->cut);
+    free(b->aborted);
     free(b->later);
     *b = (batch_room){0};
 }
@@ -113,9 +115,9 @@ static bool batch_room_fit(batch_room *b, size_t n)
     b->items = malloc(n * sizeof *b->items);
     b->done = malloc(n * sizeof *b->done);
     b->unstarted = malloc(n * sizeof *b->unstarted);
-    b->cut = malloc(n * sizeof *b->cut);
+    b->aborted = malloc(n * sizeof *b->aborted);
     b->later = malloc(n * sizeof *b->later);
-    if (!b->items || !b->done || !b->unstarted || !b->cut || !b->later) {
+    if (!b->items || !b->done || !b->unstarted || !b->aborted || !b->later) {
         batch_room_free(b);
         return false;
     }
@@ -132,7 +134,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         return;
     }
     work_item *items = room->items;
-    queue_message *done = room->done, *unstarted = room->unstarted, *cut = room->cut;
+    queue_message *done = room->done, *unstarted = room->unstarted, *aborted = room->aborted;
     queue_message *later = room->later;
     for (size_t i = 0; i < n; i++) {
         work_item_reset(&items[i]);
@@ -140,7 +142,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     }
     work_begin(&r->work, items, n);
 
-    size_t n_done = 0, n_unstarted = 0, n_cut = 0, n_later = 0;
+    size_t n_done = 0, n_unstarted = 0, n_aborted = 0, n_later = 0;
     /* hidden until the receive's now + the visibility timeout (the receive may have been made
      * a while before this thread took it: a standing one, in a commit under load) */
     int64_t hidden_until = INT64_MAX;
@@ -178,10 +180,11 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                 continue;
             }
         }
-        if (!work_run(&r->work, &items[i], &group) && items[i].fate == WORK_KEEP)
-            cut[n_cut++] = msgs[i]; /* aborted: given back for redelivery */
-        else if (items[i].fate == WORK_LATER)
-            later[n_later++] = msgs[i]; /* taskd short of descriptors or memory */
+        work_run(&r->work, &items[i], &group);
+        if (items[i].fate == WORK_KEEP) /* cut short by an abort (no deadline here) */
+            aborted[n_aborted++] = msgs[i];
+        else if (items[i].fate == WORK_LATER) /* taskd short of descriptors or memory */
+            later[n_later++] = msgs[i];
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)
@@ -196,7 +199,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
      * never ends goes, in the end, to the dead-letter queue) and are visible again at once */
     if (broker_release(r->broker, unstarted, n_unstarted) != STORE_OK ||
         broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout) != STORE_OK ||
-        broker_extend(r->broker, cut, n_cut, 0) != STORE_OK)
+        broker_extend(r->broker, aborted, n_aborted, 0) != STORE_OK)
         log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
                  r->queue->name, NULL);
 }

@@ -31,8 +31,10 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
 void runner_stop_receiving(runner *r);
 /*
  * Make running handlers return now (exec process groups are killed) and
- * start no more; those tasks are not reported, and their messages are
- * released for redelivery (after a restart, the tasks run again).
+ * start no more; those tasks are not reported. The messages of runs cut
+ * short are visible again at once, their receive counted toward the queue's
+ * max_receive_count; those of a batch never started are released, their
+ * receive not counted (after a restart, the tasks run again).
  */
 void runner_abort(runner *r);
 /* Wait for the threads until deadline (CLOCK_MONOTONIC seconds); true when all ended. */
