@@ -22,6 +22,8 @@
 #include "trace/trace.h"
 #include "util/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -382,8 +384,30 @@ static int64_t max_hide_ms(const config *c)
     return ((int64_t)s + 60) * 1000;
 }
 
+/*
+ * Descriptors 0, 1 and 2 open, on /dev/null where they were closed (a `2>&-`, a launcher that
+ * closes them): else the first file taskd opens (the database's lock) would take one, and the
+ * log lines written to standard error would go into it. False when one cannot be opened.
+ */
+static bool keep_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int got = open("/dev/null", O_RDWR); /* the lowest free descriptor: fd */
+        if (got != fd) {
+            if (got >= 0)
+                close(got);
+            return false;
+        }
+    }
+    return true;
+}
+
 int main(int argc, char **argv)
 {
+    if (!keep_standard_fds())
+        return 2; /* nowhere to say why: standard error is closed */
     log_level level = LOG_INFO;
     const char *env_level = getenv("LOG_LEVEL");
     if (env_level && !log_level_parse(env_level, &level))

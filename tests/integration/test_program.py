@@ -3,15 +3,18 @@
 import json
 import os
 import re
+import http.client
 import signal
 import socket
 import sqlite3
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, nonempty_lines, run_taskd, write_config  # noqa: E402
+from harness import (ServersTestCase, Taskd, clean_env, nonempty_lines, run_taskd,  # noqa: E402
+                     taskd_bin, wait_until, write_config)
 
 
 class Program(ServersTestCase):
@@ -161,6 +164,58 @@ class Program(ServersTestCase):
         r = first.post("/tasks", {"task_type": "TASK2"})
         self.assertEqual(r.status, 201, r)
         self.assertEqual(first.get("/tasks/" + r.json()["id"]).status, 200)
+
+    def test_closed_standard_descriptors_stay_taskds_own(self):
+        """Started with standard error closed (`2>&-`, a launcher that closes it), or all three
+        standard descriptors, taskd must not give them to files of its own: its log lines would
+        go there, and the first file it opens is the database's lock, the database."""
+        first = self.start(db=self.path("closed.db"))  # a database of tasks, then restarts
+        first.create("TASK2")
+        self.assertEqual(first.stop(), 0)
+        db = first.db
+        for n, closed in enumerate([(2,), (0, 1, 2)]):
+            with self.subTest(closed=closed):
+                self.run_with_closed(db, closed)
+                with open(db, "rb") as f:
+                    self.assertEqual(f.read(16), b"SQLite format 3\x00")
+                with sqlite3.connect(db) as conn:
+                    count = conn.execute("SELECT count(*) FROM tasks").fetchone()[0]
+                self.assertEqual(count, 2 + n)
+
+    def run_with_closed(self, db, closed):
+        """taskd on db with the descriptors closed: a POST answered 201, then SIGTERM, exit 0."""
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        sock.close()
+
+        def close_them():
+            for fd in closed:
+                os.close(fd)
+        proc = subprocess.Popen([taskd_bin(), "--listen", "127.0.0.1:%d" % port, "--db", db],
+                                env=clean_env(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=close_them)
+        try:
+            def post():
+                if proc.poll() is not None:
+                    self.fail("taskd exited %s" % proc.returncode)
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                    c.request("POST", "/tasks", body=json.dumps({"task_type": "TASK2"}),
+                              headers={"Content-Type": "application/json"})
+                    status = c.getresponse().status
+                    c.close()
+                    return status == 201
+                except OSError:
+                    return False
+            wait_until(post, 10, what="taskd to answer a POST")
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(10), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
 
     # -- running ---------------------------------------------------------------------------------
     def test_port_zero_picks_free_port_and_logs_json(self):
