@@ -425,8 +425,7 @@ static const char *entry_name(char *buf, size_t size, const char *section, size_
     return buf;
 }
 
-/* The queue whose dead-letter queue q is, or NULL. */
-static const queue_config *dead_letter_source(const config *c, const queue_config *q)
+const queue_config *config_dead_letter_source(const config *c, const queue_config *q)
 {
     for (size_t k = 0; k < c->n_queues; k++)
         if (strcmp(c->queues[k].dead_letter_queue, q->name) == 0)
@@ -495,7 +494,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
         }
         /* what a dead-letter queue holds are its queue's dead letters: a message routed there
          * would count as one, and a redrive would send it to a queue it was never routed to */
-        const queue_config *source = dead_letter_source(c, q);
+        const queue_config *source = config_dead_letter_source(c, q);
         if (source) {
             snprintf(err, errlen,
                      "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; subscribe "
@@ -523,7 +522,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
         }
         /* a dead letter's task is FAILED as it arrives: a handler could never claim it, and
          * would drop (delete) every dead letter, leaving nothing to look at or redrive */
-        const queue_config *source = dead_letter_source(c, q);
+        const queue_config *source = config_dead_letter_source(c, q);
         if (source) {
             snprintf(err, errlen,
                      "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "

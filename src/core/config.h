@@ -110,6 +110,8 @@ bool config_load_text(config *c, const char *text, const char *name, char *err, 
 bool config_has_task_type(const config *c, const char *name);
 /* The queue called name, or NULL. */
 const queue_config *config_queue(const config *c, const char *name);
+/* The queue whose dead-letter queue q is, or NULL. */
+const queue_config *config_dead_letter_source(const config *c, const queue_config *q);
 /* Release the owned strings. */
 void config_free(config *c);
 

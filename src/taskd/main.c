@@ -319,21 +319,39 @@ static unsigned run_fds(const config *c)
     return n < UINT_MAX ? (unsigned)n : UINT_MAX;
 }
 
-/* Messages in a queue the configuration no longer declares (removed or renamed since): no
- * runner reads them and /queues does not show them, so their tasks wait, unseen, until the
- * queue is declared again or their retention ends. Said at start, once per queue. */
-static void warn_undeclared_queues(broker *b, const config *c)
+/* Whether a handler binding takes from queue q. */
+static bool has_handler(const config *c, const queue_config *q)
+{
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (strcmp(c->handlers[i].queue, q->name) == 0)
+            return true;
+    return false;
+}
+
+/* Messages no runner will read: in a queue the configuration no longer declares (removed or
+ * renamed since), which /queues does not show either, or in a queue no handler takes from (its
+ * binding removed since, say; a dead-letter queue's are dead letters, whose tasks failed). Their
+ * tasks wait, CREATED or IN_PROGRESS, until a handler takes the queue again or their retention
+ * ends. Said at start, once per queue. */
+static void warn_stranded_queues(broker *b, const config *c)
 {
     char name[256];
     int64_t n;
     for (size_t i = 0; broker_queue_nth(b, i, name, sizeof name, &n); i++) {
-        if (n <= 0 || config_queue(c, name))
+        const queue_config *q = config_queue(c, name);
+        if (n <= 0 || (q && (has_handler(c, q) || config_dead_letter_source(c, q))))
             continue;
         char count[24];
         snprintf(count, sizeof count, "%lld", (long long)n);
-        log_warn("a queue the configuration does not declare holds messages; their tasks wait "
-                 "until it is declared again, or fail when their retention ends",
-                 "queue", name, "messages", count, NULL);
+        if (!q)
+            log_warn("a queue the configuration does not declare holds messages; their tasks "
+                     "(but dead letters', which failed) wait until it is declared again, or fail "
+                     "when their retention ends",
+                     "queue", name, "messages", count, NULL);
+        else
+            log_warn("a queue no handler takes from holds messages; their tasks wait until a "
+                     "handler is bound to it, or fail when their retention ends",
+                     "queue", name, "messages", count, NULL);
     }
 }
 
@@ -479,7 +497,7 @@ int main(int argc, char **argv)
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;
-    warn_undeclared_queues(broker_of(st), &cfg);
+    warn_stranded_queues(broker_of(st), &cfg);
     note_unrouted_types(&cfg);
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
