@@ -932,9 +932,17 @@ static void apply_one(sqlite_store *s, store_write *w)
     }
 }
 
+/* Whether the batch's transaction is still open: SQLite may roll it back itself (an I/O error,
+ * a full disk). A SAVEPOINT then would open a transaction of its own, which its RELEASE would
+ * commit: a write that must fail with its batch would be kept alone. */
+static bool in_transaction(const sqlite_store *s)
+{
+    return !sqlite3_get_autocommit(s->wdb);
+}
+
 void sq_apply_write(sqlite_store *s, store_write *w)
 {
-    if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
+    if (!in_transaction(s) || sq_step_done(s->w_savepoint) != SQLITE_OK) {
         w->rc = STORE_ERROR;
         return;
     }
@@ -961,7 +969,7 @@ void sq_apply_write(sqlite_store *s, store_write *w)
  */
 static store_write *apply_run(sqlite_store *s, store_write *first, store_write *end)
 {
-    if (sq_step_done(s->w_savepoint) != SQLITE_OK) {
+    if (!in_transaction(s) || sq_step_done(s->w_savepoint) != SQLITE_OK) {
         for (store_write *w = first; w != end; w = w->next)
             w->rc = STORE_ERROR;
         return end;
@@ -976,14 +984,14 @@ static store_write *apply_run(sqlite_store *s, store_write *first, store_write *
         if (w->rc == STORE_ERROR)
             note_fault(s, sqlite3_errcode(s->wdb));
         /* refused before it changed anything (a conflict, a task not found): nothing to undo */
-        if (sqlite3_total_changes64(s->wdb) != before || sqlite3_get_autocommit(s->wdb))
+        if (sqlite3_total_changes64(s->wdb) != before || !in_transaction(s))
             failed = w;
     }
     if (!failed) {
         sq_step_done(s->w_release);
         return end;
     }
-    if (sqlite3_get_autocommit(s->wdb)) { /* the transaction went with it: so does the run */
+    if (!in_transaction(s)) { /* the transaction went with it: so does the run */
         for (store_write *w = first; w != end; w = w->next)
             if (w != failed) /* which keeps its own error */
                 w->rc = STORE_ERROR;
@@ -1064,7 +1072,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
         return;
     }
     for (store_write *w = batch; w;) {
-        if (sqlite3_get_autocommit(s->wdb)) {
+        if (!in_transaction(s)) {
             /* SQLite rolled the transaction back itself (an I/O error, a full disk): what is
              * left would commit statement by statement; it fails with the batch instead */
             for (; w; w = w->next)
@@ -1081,9 +1089,11 @@ static void run_batch(sqlite_store *s, store_write *batch)
     /* SQLite may have rolled the transaction back under the last write (an I/O error, a full
      * disk): then nothing more runs, or it would commit on its own, in autocommit; the batch
      * fails and is rewound below */
-    bool gone = sqlite3_get_autocommit(s->wdb);
-    if (!gone)
-        sq_standing_receive(s); /* after every write: they may have made its messages visible */
+    bool gone = !in_transaction(s);
+    if (!gone) {
+        sq_standing_receive(s);    /* after every write: they may have made its messages visible */
+        gone = !in_transaction(s); /* and under its receives too */
+    }
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     /* the fed consumer's checkpoint, with its messages */
     store_rc saved = gone ? STORE_ERROR : sq_feed_save(s);
