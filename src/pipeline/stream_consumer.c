@@ -279,6 +279,25 @@ static void *consumer_main(void *arg)
     return NULL;
 }
 
+/*
+ * Stop the writer feeding sc. It waits for the writer: no take or finish after it. A batch that
+ * could not begin (a full disk) did not run it: tried again for up to 5 s. False when the feed
+ * could not be unset: sc must then be left to the writer (a leak, not a use after free).
+ */
+static bool unset_feed(stream_consumer *sc)
+{
+    store_rc rc = STORE_OK;
+    for (int tries = 0; tries < 50; tries++) {
+        rc = broker_unset_feed(sc->broker, sc->cc->name);
+        if (rc == STORE_OK)
+            return true;
+        usleep(100 * 1000);
+    }
+    log_error("cannot stop feeding a stream consumer; leaving it to the store", "consumer",
+              sc->cc->name, "error", store_rc_name(rc), NULL);
+    return false;
+}
+
 stream_consumer *stream_consumer_start(broker *b, const config *c, const consumer_config *cc,
                                        const telemetry *tel, char *err, size_t errlen)
 {
@@ -302,11 +321,21 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
     }
     if (sc->read_mode == CHANGE_READ_INSERT_FIELDS) {
         broker_feed f = {cc->name, feed_take, feed_finish, sc};
-        sc->fed = broker_set_feed(b, &f) == STORE_OK;
+        store_rc rc = broker_set_feed(b, &f);
+        sc->fed = rc == STORE_OK;
+        /* a feed set in a batch that then failed is set all the same: undone, or the writer
+         * would feed creations while the consumer also reads them from the log */
+        if (rc != STORE_OK && rc != STORE_CONFLICT && !unset_feed(sc)) {
+            snprintf(err, errlen, "cannot set up stream consumer %s: %s", cc->name,
+                     store_rc_name(rc));
+            return NULL;
+        }
     }
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
-        if (sc->fed)
-            broker_unset_feed(b, cc->name);
+        if (sc->fed && !unset_feed(sc)) {
+            snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
+            return NULL;
+        }
         snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
         outbox_free(&sc->box);
         free(sc);
@@ -325,8 +354,8 @@ void stream_consumer_stop(stream_consumer *sc)
     atomic_store(&sc->stopping, true);
     broker_wake_all(sc->broker);
     pthread_join(sc->thread, NULL);
-    if (sc->fed) /* waits for the writer: no take or finish after it */
-        broker_unset_feed(sc->broker, sc->cc->name);
+    if (sc->fed && !unset_feed(sc))
+        return;
     outbox_free(&sc->box);
     free(sc);
 }
