@@ -198,8 +198,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     /* Runs go one after another, each up to the binding's timeout: claim only what can
      * still be run before the deadline; the rest is kept, untouched, for another delivery. */
     int64_t run_ms = (int64_t)l->binding->timeout * 1000, start_by = clock_unix_ms();
-    store_batch group;
-    store_batch_init(&group);
+    size_t to_claim = 0;
     for (size_t k = 0; k < m; k++) {
         if (!mine[k]->m.task_id[0])
             continue;
@@ -215,9 +214,21 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
                        .status = TASK_IN_PROGRESS,
                        .status_msg = "Task started"},
         };
-        store_batch_submit(&group, w->store, &claims[k]);
+        to_claim++;
     }
+    /* The claims (a throttled store retries them) must leave every run claimed its time before
+     * the deadline: one that would not gives up (STORE_BUSY, its message comes back) rather
+     * than claim a task no run would then start. */
+    int64_t invocation_deadline = aws_deadline();
+    if (deadline_ms > 0)
+        aws_set_deadline(deadline_ms - WORKER_REPORT_MARGIN_MS - (int64_t)to_claim * run_ms);
+    store_batch group;
+    store_batch_init(&group);
+    for (size_t k = 0; k < m; k++)
+        if (claims[k].update.id) /* claimed above */
+            store_batch_submit(&group, w->store, &claims[k]);
     store_batch_wait(&group);
+    aws_set_deadline(invocation_deadline);
     for (size_t k = 0; k < m; k++)
         fill_item(l, mine[k], &claims[k], now, deadline_ms, &items[k]);
 

@@ -559,6 +559,41 @@ static void test_a_failed_reclaim_does_not_run_the_task(void **state)
     }
 }
 
+/* For a store in front of the fixture's: note the AWS deadline a claim is made under. */
+static int64_t claimed_under;
+
+static bool note_claim_deadline(store_front *f, store_write *w)
+{
+    (void)f;
+    if (w->kind == STORE_WRITE_UPDATE && w->update.status == TASK_IN_PROGRESS)
+        claimed_under = aws_deadline();
+    return false; /* made by the store behind */
+}
+
+/* A claim (which a throttled store retries) may take only what leaves its run the binding's
+ * timeout before the deadline, less the report's margin: one that took longer would claim a
+ * task the worker then could not start, IN_PROGRESS with nothing running it. */
+static void test_a_claim_leaves_its_run_its_time(void **state)
+{
+    fixture *f = *state;
+    store_front r;
+    store_front_init(&r, f->store, note_claim_deadline, STORE_OK);
+    char err[512] = "";
+    f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
+    assert_non_null(f->role);
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id};
+    int64_t before = aws_deadline(), deadline = now_ms() + MINUTE_MS;
+    claimed_under = 0;
+    role_result res = invoke(f, &m, 1, deadline);
+    assert_failures(&res, "");
+    assert_int_equal(runs(f), 1);
+    /* the binding's timeout is 30 s */
+    assert_int_equal(claimed_under, deadline - WORKER_REPORT_MARGIN_MS - 30 * 1000);
+    assert_int_equal(aws_deadline(), before); /* the invocation's again after the claims */
+}
+
 static void test_deadline_too_near_kept(void **state)
 {
     fixture *f = *state;
@@ -905,6 +940,7 @@ int main(void)
         CASE(test_fresh_claim_kept),
         CASE(test_stale_claim_runs_again),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
+        CASE(test_a_claim_leaves_its_run_its_time),
         CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
         CASE(test_batch_mixed_outcomes),
