@@ -225,6 +225,22 @@ static void finish_create(api_exchange *ex)
 {
     api_response *resp = &ex->resp;
     store_rc rc = ex->write.rc;
+    if (rc != STORE_OK && rc != STORE_DUPLICATE && ex->write.unknown) {
+        /* not "busy": a retry could make the task twice; say how to tell */
+        char detail[200];
+        if (ex->idempotency_key)
+            snprintf(detail, sizeof detail,
+                     "The task store did not confirm the write; the task may have been created: "
+                     "retry with the same Idempotency-Key");
+        else
+            snprintf(detail, sizeof detail,
+                     "The task store did not confirm the write; the task may have been created "
+                     "as %s: GET /tasks/%s tells before you create it again",
+                     ex->write.id, ex->write.id);
+        api_error(resp, 503, detail);
+        api_add_header(resp, "Retry-After", "1");
+        return;
+    }
     if (store_failed(resp, rc))
         return;
     sbuf b = {0};

@@ -849,6 +849,11 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
             log_error("new task id already taken", "table", s->table, "task_id", id, NULL);
     } else {
         out = failure(s, "PutItem", rc, &r);
+        /* no answer, or a 5xx: DynamoDB may have written the item all the same */
+        if (rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE) {
+            w->unknown = true;
+            memcpy(w->id, id, sizeof w->id);
+        }
     }
     aws_response_free(&r);
     return out;
@@ -972,6 +977,7 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
         json_decref(root);
     } else {
         out = failure(s, "TransactWriteItems", rc, &r);
+        w->unknown = rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE; /* as create_plain() */
     }
     aws_response_free(&r);
     return out;
@@ -1455,6 +1461,7 @@ static void ddb_submit(store *base, store_write *w)
     ddb_store *s = (ddb_store *)base;
     int64_t started = clock_mono_ms();
     memset(&w->current, 0, sizeof w->current);
+    w->unknown = false;
     w->call = NULL;
     w->call_request_id[0] = '\0';
     if (w->kind == STORE_WRITE_CREATE)

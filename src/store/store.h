@@ -122,6 +122,10 @@ typedef struct store_write {
     char id[37];           /* out, for CREATE: the new task's id (or the first one, on DUPLICATE) */
     task current; /* out, for UPDATE and RECLAIM: the task before, when found; caller clears */
     store_rc rc;  /* out */
+    /* out, with a failed rc: the write may have been made all the same (a remote store that did
+     * not answer in time, or failed after it may have taken the write); for CREATE, id then
+     * names the task it may have made. A local store's failures are never unknown. */
+    bool unknown;
     /* out, for the write's span (store_trace_write()): the remote call that decided it — its
      * operation, a static name (NULL when none was made, as a local store never makes one),
      * and the service's id of the request ("" when unknown) */

@@ -11,6 +11,7 @@ every invocation is answered, each lost metrics write logged, and no process exi
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -122,6 +123,13 @@ class Faults(unittest.TestCase):
         r, took = self.timed(server, "GET", "/tasks/%s" % uuid.uuid4())
         self.assert_unavailable(r, took)
         self.assertGreater(f.calls, 1, "5xx is retried")
+        # a create answered 5xx may have been made all the same: the answer says which task
+        r, took = self.timed(server, "POST", "/tasks", {"task_type": "TASK2"})
+        self.assert_unavailable(r, took)
+        m = re.match(r"The task store did not confirm the write; the task may have been created "
+                     r"as ([0-9a-f-]{36}): GET /tasks/\1 tells before you create it again$",
+                     r.json()["detail"])
+        self.assertIsNotNone(m, r)
 
     def test_endpoint_that_never_answers(self):
         f = self.fake("hang")

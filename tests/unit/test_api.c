@@ -32,6 +32,7 @@
 #include "core/pagetoken.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/store_front.h"
 #include "support/tmpdir.h"
 
 #include <jansson.h>
@@ -418,6 +419,48 @@ static void test_idempotency_key(void **state)
 }
 
 /* Delete task id behind the store's back, as a sweep or DynamoDB's ttl deletion does. */
+#define MAYBE_MADE "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f"
+
+/* For a store in front of the fixture's: a create the store did not confirm (a remote store that
+ * did not answer in time), which may have made task MAYBE_MADE. */
+static bool answer_create_unconfirmed(store_front *sf, store_write *w)
+{
+    (void)sf;
+    if (w->kind != STORE_WRITE_CREATE)
+        return false;
+    w->rc = STORE_BUSY;
+    w->unknown = true;
+    memcpy(w->id, MAYBE_MADE, sizeof w->id);
+    return true;
+}
+
+/* A create whose outcome is unknown is not "busy; retry": a retry could make the task twice.
+ * The answer names the task it may have made, or, with a key, says to retry with it. */
+static void test_create_not_confirmed(void **state)
+{
+    fixture *f = *state;
+    store_front sf;
+    store_front_init(&sf, f->store, answer_create_unconfirmed, STORE_OK);
+    api own = f->api;
+    assert_true(api_init(&f->api, &sf.base, &f->cfg, NULL, NULL, fixed_now));
+    api_response r = call(f, "POST", "/tasks", "{\"task_type\":\"TASK1\"}", NULL);
+    assert_error(
+        &r, 503,
+        "The task store did not confirm the write; the task may have been created as " MAYBE_MADE
+        ": GET /tasks/" MAYBE_MADE " tells before you create it again");
+    assert_string_equal(header_value(&r, "Retry-After"), "1");
+    api_response_free(&r);
+    headers key = {"Idempotency-Key", "order-7"};
+    r = call(f, "POST", "/tasks", "{\"task_type\":\"TASK1\"}", &key);
+    assert_error(&r, 503,
+                 "The task store did not confirm the write; the task may have been created: "
+                 "retry with the same Idempotency-Key");
+    api_response_free(&r);
+    api_free(&f->api);
+    f->api = own;
+    assert_int_equal(sf.answered, 2);
+}
+
 static void delete_task_row(fixture *f, const char *id)
 {
     if (on_dynamodb()) {
@@ -2265,6 +2308,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CASE(test_create_read_update),
         CASE(test_idempotency_key),
+        CASE(test_create_not_confirmed),
         CASE(test_idempotency_key_of_a_gone_task),
         CASE(test_routing_errors),
         CASE(test_body_limit),

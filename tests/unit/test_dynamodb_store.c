@@ -717,6 +717,53 @@ static void test_reclaim_taken_by_another_is_a_conflict(void **state)
     assert_int_equal(reclaim_after_lost_answer(false), STORE_CONFLICT);
 }
 
+static void no_done(store_write *w)
+{
+    (void)w;
+}
+
+/* A create without a key, made directly, under a deadline of 700 ms. */
+static store_write create_unkeyed(fixture *f)
+{
+    aws_set_deadline(clock_unix_ms() + 700);
+    store_write w = {.kind = STORE_WRITE_CREATE,
+                     .now = clock_unix_ms() / 1000,
+                     .create = {.task_type = "TASK1", .data = "{\"n\":1}", .ttl = TASK_NULL_TIME},
+                     .done = no_done};
+    store_submit(f->store, &w); /* answered before it returns */
+    return w;
+}
+
+/* A create whose PutItem DynamoDB answered 500 until the deadline may have been made all the
+ * same (a 5xx may follow the write): unknown, with the id it may have made; one that was
+ * throttled was refused, and is not. */
+static void test_unanswered_create_may_have_made_its_task(void **state)
+{
+    (void)state;
+    const http_stub_reply lost[] = {LOST_ANSWER};
+    fixture f;
+    start(&f, lost, 1);
+    store_write w = create_unkeyed(&f);
+    assert_int_equal(w.rc, STORE_ERROR);
+    assert_true(w.unknown);
+    json_t *body = request_of(&f, 0, "PutItem");
+    const json_t *item = json_object_get(body, "Item");
+    assert_string_equal(text_of(json_object_get(json_object_get(item, "id"), "S")), w.id);
+    json_decref(body);
+    stop(&f);
+
+    const http_stub_reply throttled[] = {
+        {.status = 400,
+         .body = "{\"__type\":\"" DDB_TYPE "ProvisionedThroughputExceededException\","
+                 "\"message\":\"The level of configured provisioned throughput for the table was "
+                 "exceeded.\"}"}};
+    start(&f, throttled, 1);
+    w = create_unkeyed(&f);
+    assert_int_equal(w.rc, STORE_BUSY);
+    assert_false(w.unknown);
+    stop(&f);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
@@ -739,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_key_not_freed_is_the_answer),
         cmocka_unit_test(test_key_delete_throttled_is_busy),
         cmocka_unit_test(test_write_span_names_its_call),
+        cmocka_unit_test(test_unanswered_create_may_have_made_its_task),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
