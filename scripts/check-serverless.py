@@ -14,7 +14,9 @@ What must hold:
                  TTL on the same attribute (`ttl`)
   topic          one AWS::SNS::Topic tagged taskd:topic = the configured topic
   queues         per configured queue one AWS::SQS::Queue tagged taskd:queue = its name, with
-                 the configured VisibilityTimeout, DelaySeconds, MessageRetentionPeriod and,
+                 the configured VisibilityTimeout (for a queue a worker reads, the larger of it
+                 and 6 x the worker's Timeout, as AWS advises), DelaySeconds,
+                 MessageRetentionPeriod and,
                  when it has a dead-letter queue, RedrivePolicy (deadLetterTargetArn = that
                  queue, maxReceiveCount); no other tagged queue
   subscriptions  per configured subscription one AWS::SNS::Subscription from the topic to its
@@ -33,7 +35,6 @@ What must hold:
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
                  BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
                  Timeout at least the binding's batch_size x its timeout + WORKER_MARGIN s
-                 and at most the queue's VisibilityTimeout
   functions      Runtime provided.al2023, Handler api|publish|worker, x86_64, TracingConfig
                  Active, a log group with a retention, a role of its own whose statements
                  grant only what that handler needs (no wildcard action, no `*` resource
@@ -61,6 +62,7 @@ STATE = "serverless-state.json"
 RUNTIME = "provided.al2023"
 HANDLERS = ("api", "publish", "worker")
 WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
+VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the worker's Timeout
 
 # Only task items pass the stream filter: the idempotency-key items ("idem#...") and the meta
 # items ("meta#secret") written into the same table have no task_type.
@@ -373,8 +375,12 @@ class Checker:
                 continue
             p = self.props(logical)
             label = "queue %s (%s)" % (logical, q["name"])
+            worked = any(h["queue"] == q["name"] for h in self.cfg["handlers"]) or any(
+                x["dead_letter_queue"] == q["name"] for x in self.cfg["queues"])
             for prop, key in (("VisibilityTimeout", "visibility_timeout"), ("DelaySeconds", "delay"),
                               ("MessageRetentionPeriod", "retention")):
+                if prop == "VisibilityTimeout" and worked:
+                    continue  # with its worker's Timeout (check_worker_timeout)
                 have = as_int(p.get(prop, SQS_DEFAULTS[prop]))
                 if have != q[key]:
                     self.fail("%s: %s %s, config %s.%s is %s", label, prop, have, q["name"], key, q[key])
@@ -769,11 +775,17 @@ class Checker:
                       "the dead-letter queue", label, timeout, binding["batch_size"], binding["timeout"],
                       WORKER_MARGIN)
         logical = self.queue_of.get(qn)
-        if logical:
+        if logical and q:
+            # AWS's advice for a queue a function reads: a VisibilityTimeout of at least six times
+            # the function's timeout, so that a batch whose invocation was throttled is retried
+            # before its messages come back (each return counts a receive toward the dead-letter
+            # queue); the configured visibility_timeout when it is longer
             vt = as_int(self.props(logical).get("VisibilityTimeout", SQS_DEFAULTS["VisibilityTimeout"]))
-            if timeout > vt:
-                self.fail("%s: Timeout %s above %s's VisibilityTimeout %s (AWS refuses the mapping)",
-                          label, timeout, logical, vt)
+            want = max(q["visibility_timeout"], VISIBILITY_PER_TIMEOUT * timeout)
+            if vt != want:
+                self.fail("%s: %s's VisibilityTimeout %s, expected %d (the larger of %d x the function's "
+                          "Timeout %s and config %s.visibility_timeout %d)", label, logical, vt, want,
+                          VISIBILITY_PER_TIMEOUT, timeout, qn, q["visibility_timeout"])
         if binding and q and binding["timeout"] > q["visibility_timeout"]:
             self.fail("deploy/taskd.json: binding of %s has timeout %d above the queue's visibility_timeout %d",
                       qn, binding["timeout"], q["visibility_timeout"])

@@ -149,11 +149,12 @@ class Template(unittest.TestCase):
             self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "")  # empty: taskd exports nothing
             if p["Handler"] == "worker":
                 # the task starts only if the binding's 30 s fit before the deadline minus 1 s;
-                # AWS wants the queue's visibility timeout at least the function's timeout
+                # AWS advises a queue's visibility timeout of 6 x the timeout of the function
+                # that reads it
                 q = env["QUEUE_NAME"]
                 if q == "task1":
                     self.assertGreaterEqual(p["Timeout"], 30 + 5)
-                self.assertLessEqual(p["Timeout"], queues[q]["VisibilityTimeout"])
+                self.assertEqual(queues[q]["VisibilityTimeout"], 6 * p["Timeout"])
         self.assertNotIn("IamRoleLambdaExecution", self.res)  # every function has its own role
 
     def test_stream_mapping(self):
@@ -270,11 +271,10 @@ class Checker(unittest.TestCase):
     def test_queue_attributes(self):
         def spoil(r, t):
             r["Task1Queue"]["Properties"]["MessageRetentionPeriod"] = 60
-            r["Task1DlqQueue"]["Properties"]["VisibilityTimeout"] = 20
-        err = self.rejected(spoil, "MessageRetentionPeriod 60", "task1.retention is 345600",
-                            "queue Task1DlqQueue (task1-dlq): VisibilityTimeout 20")
-        # the dead-letter worker's 30 s no longer fit in the queue's visibility timeout
-        self.assertIn("AWS refuses the mapping", err)
+            r["Task1DlqQueue"]["Properties"]["VisibilityTimeout"] = 60  # the configured value
+        self.rejected(spoil, "MessageRetentionPeriod 60", "task1.retention is 345600",
+                      "Task1DlqQueue's VisibilityTimeout 60, expected 180",
+                      "6 x the function's Timeout 30")
 
     def test_missing_queue(self):
         def spoil(r, t):
