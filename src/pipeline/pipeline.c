@@ -252,7 +252,7 @@ pipeline *pipeline_new(const config *c, char *err, size_t errlen)
     clock_mono_cond_init(&p->cond);
     for (size_t i = 0; i < c->n_handlers; i++) {
         if (!(p->handlers[i] = handler_create(&c->handlers[i], err, errlen))) {
-            pipeline_stop(p, 0);
+            pipeline_stop(p, 0, NULL);
             return NULL;
         }
     }
@@ -299,7 +299,7 @@ void pipeline_end_live(pipeline *p)
         live_close(p->live);
 }
 
-bool pipeline_stop(pipeline *p, unsigned grace_s)
+bool pipeline_stop(pipeline *p, unsigned grace_s, const atomic_bool *hurry)
 {
     if (!p)
         return true;
@@ -310,7 +310,7 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
     double deadline = clock_mono_s() + grace_s;
     bool late[CONFIG_MAX_ITEMS] = {false}, all = true;
     for (size_t i = 0; i < c->n_handlers; i++)
-        late[i] = p->runners[i] && !runner_join(p->runners[i], deadline);
+        late[i] = p->runners[i] && !runner_join(p->runners[i], deadline, hurry);
     /* past the grace period: stop the handlers themselves (exec children are killed), every
      * binding at once; their messages go back to the queue and the tasks run again after a
      * restart */
@@ -323,7 +323,7 @@ bool pipeline_stop(pipeline *p, unsigned grace_s)
     deadline = clock_mono_s() + 5;
     for (size_t i = 0; i < c->n_handlers; i++)
         if (late[i])
-            all = runner_join(p->runners[i], deadline) && all;
+            all = runner_join(p->runners[i], deadline, NULL) && all;
     if (!all) {
         log_warn("handlers did not return when aborted; leaving them", NULL);
         return false;

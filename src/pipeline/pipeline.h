@@ -12,6 +12,8 @@
 #include "store/store.h"
 #include "trace/trace.h"
 
+#include <stdatomic.h>
+
 typedef struct pipeline pipeline;
 
 /*
@@ -32,10 +34,11 @@ const api_pipeline *pipeline_api(pipeline *p);
 void pipeline_end_live(pipeline *p);
 /*
  * Stop: no new messages are taken; running handlers get grace_s seconds to
- * finish; consumers and the sweep stop. False if handlers were still running
- * at the deadline (their messages will be redelivered after a restart); the
- * pipeline is then left allocated, since threads still use it.
+ * finish, or until *hurry is set (NULL: never; a second stop signal), then are
+ * aborted; consumers and the sweep stop. False if handlers were still running
+ * 5 s after the abort (their messages will be redelivered after a restart);
+ * the pipeline is then left allocated, since threads still use it.
  */
-bool pipeline_stop(pipeline *p, unsigned grace_s);
+bool pipeline_stop(pipeline *p, unsigned grace_s, const atomic_bool *hurry);
 
 #endif

@@ -311,7 +311,7 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
             atomic_fetch_sub(&r->running, 1);
             snprintf(err, errlen, "cannot start runner threads for queue %s", hc->queue);
             runner_stop_receiving(r);
-            runner_join(r, 1e18);
+            runner_join(r, 1e18, NULL);
             runner_free(r);
             return NULL;
         }
@@ -337,9 +337,10 @@ void runner_stop_receiving(runner *r)
     broker_wake_all(r->broker);
 }
 
-bool runner_join(runner *r, double deadline)
+bool runner_join(runner *r, double deadline, const atomic_bool *cut_short)
 {
-    while (atomic_load(&r->running) > 0 && clock_mono_s() < deadline)
+    while (atomic_load(&r->running) > 0 && clock_mono_s() < deadline &&
+           !(cut_short && atomic_load(cut_short)))
         usleep(10000);
     if (atomic_load(&r->running) > 0)
         return false;

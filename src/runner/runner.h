@@ -19,6 +19,8 @@
 #include "store/store.h"
 #include "trace/trace.h"
 
+#include <stdatomic.h>
+
 typedef struct runner runner;
 
 /* Start the binding's threads; the runner takes the handler. NULL with err. */
@@ -37,8 +39,9 @@ void runner_stop_receiving(runner *r);
  * receive not counted (after a restart, the tasks run again).
  */
 void runner_abort(runner *r);
-/* Wait for the threads until deadline (CLOCK_MONOTONIC seconds); true when all ended. */
-bool runner_join(runner *r, double deadline);
+/* Wait for the threads until deadline (CLOCK_MONOTONIC seconds), or until *cut_short is set
+ * (NULL: never); true when all ended. */
+bool runner_join(runner *r, double deadline, const atomic_bool *cut_short);
 /* Free a runner whose threads ended. */
 void runner_free(runner *r);
 

@@ -26,7 +26,9 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,6 +424,20 @@ static bool keep_standard_fds(void)
     return true;
 }
 
+/* A second stop signal while the first's grace runs ends the grace: set from its own thread. */
+static atomic_bool hurry;
+
+static void *watch_second_signal(void *arg)
+{
+    const sigset_t *stop = arg;
+    int sig;
+    if (sigwait(stop, &sig) == 0) {
+        log_info("a second stop signal: the handlers still running are aborted now", NULL);
+        atomic_store(&hurry, true);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
     if (!keep_standard_fds())
@@ -535,6 +551,9 @@ int main(int argc, char **argv)
              : sig == SIGINT ? "SIGINT"
                              : "SIGHUP",
              NULL);
+    pthread_t watcher; /* ends with the process */
+    if (pthread_create(&watcher, NULL, watch_second_signal, &stop) == 0)
+        pthread_detach(watcher);
     status = 0;
     *err = '\0';
     pipeline_end_live(pipe); /* parked waits answer, event streams end */
@@ -542,7 +561,7 @@ int main(int argc, char **argv)
 no_http:
     api_free(&a);
 no_api:
-    if (!pipeline_stop(pipe, cfg.shutdown_grace)) {
+    if (!pipeline_stop(pipe, cfg.shutdown_grace, &hurry)) {
         /* Handlers overran the grace period: their messages come back after the
          * visibility timeout. The store is consistent at every commit, so the
          * process may end here with those threads still running. They read the
@@ -558,8 +577,8 @@ no_api:
     pipe = NULL;
     store_close(st); /* commits queued writes, checkpoints the WAL */
 no_store:
-    tracer_free(tel.tracer); /* flushes what is queued; made before the store, freed after */
-    pipeline_stop(pipe, 0);  /* when it was built and never started: its handlers */
+    tracer_free(tel.tracer);      /* flushes what is queued; made before the store, freed after */
+    pipeline_stop(pipe, 0, NULL); /* when it was built and never started: its handlers */
     metrics_free(tel.metrics);
     tracer_global_cleanup();
     config_free(&cfg);

@@ -417,6 +417,42 @@ class GracefulStop(CrashCase):
         self.assertEqual(len(lines("busy")), 1, "BUSY runs: %r\n%s"
                          % (lines("busy"), s.stderr_text()[-3000:]))
 
+    def test_a_second_signal_ends_the_grace(self):
+        """A second stop signal while the grace runs aborts the handlers at once, as the end of
+        the grace would: taskd exits 0 in seconds, not after its 30 s, and the task cut short
+        runs again after a restart."""
+        runs_dir = os.path.join(self.tmp, "runs.d")
+        os.mkdir(runs_dir)
+        slow = 'echo "$TASK_ID" >> "$1/runs"; [ -e "$1/go" ] && exit 0; exec sleep 60'
+        cfg = {"task_types": ["SLOW"], "shutdown_grace": 30, "sweep_interval": 86400,
+               "queues": [{"name": "slow", "visibility_timeout": 60}],
+               "subscriptions": [{"queue": "slow"}],
+               "handlers": [{"queue": "slow", "handler": "exec", "timeout": 50,
+                             "command": ["/bin/sh", "-c", slow, "sh", runs_dir]}]}
+        s = self.start(cfg)
+        tid = s.create("SLOW")
+        runs = os.path.join(runs_dir, "runs")
+        wait_until(lambda: os.path.exists(runs), 10, what="the run to start")
+        s.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping" in s.stderr_text(), 5, what="the stop to begin")
+        time.sleep(0.3)  # inside the grace
+        t0 = time.monotonic()
+        s.send_signal(signal.SIGINT)
+        try:
+            rc = s.proc.wait(10)
+        except Exception:
+            self.fail("taskd did not exit within 10 s of a second signal\n%s"
+                      % s.stderr_text()[-3000:])
+        self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        self.assertLess(time.monotonic() - t0, 8)
+        self.assertIn("a second stop signal", s.stderr_text())
+        open(os.path.join(runs_dir, "go"), "w").close()
+        s2 = self.start(cfg)
+        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 15,
+                       what="the task cut short to run again")
+        self.assertEqual(t["status"], "COMPLETED", t)
+        self.stop_clean(s2)
+
     def test_sigterm_past_grace_kills_exec_children(self):
         """A handler still running when the grace period ends is abandoned; its program must
         not outlive taskd (it would keep running unsupervised, past its timeout, while the

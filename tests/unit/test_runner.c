@@ -165,9 +165,9 @@ static runner *start(fixture *f)
 /* Join within seconds; on failure still end and free the runner before failing. */
 static void join_within(runner *r, double seconds, const char *what)
 {
-    bool ended = runner_join(r, clock_mono_s() + seconds);
+    bool ended = runner_join(r, clock_mono_s() + seconds, NULL);
     if (!ended)
-        runner_join(r, clock_mono_s() + 30);
+        runner_join(r, clock_mono_s() + 30, NULL);
     runner_free(r);
     if (!ended)
         fail_msg("%s: the runner did not end within %.0f s of its stop", what, seconds);
