@@ -61,6 +61,10 @@ typedef struct subscriber {
     int64_t last_read_ms; /* when it last read something (or subscribed) */
     bool ended;           /* shutting down: the rest of buf, then the end */
     bool dropped;
+    /* the events thread reads its rows outside the lock (catch_up()): a close meanwhile leaves
+     * it to that thread to free (closed) */
+    bool catching, closed;
+    unsigned round; /* the catch-up round that last looked at it */
     void (*wake)(void *user);
     void (*abort)(void *user);
     void *user;
@@ -82,6 +86,7 @@ struct live {
     unsigned n_subs;
     int64_t shared;       /* the thread's cursor: rows up to it have been handled */
     int64_t next_ping_ms; /* the next heartbeat */
+    unsigned round;       /* catch_up()'s rounds, counted */
 };
 
 static const api_stream_ops stream_ops;
@@ -305,6 +310,12 @@ static void stream_attach(api_stream *st, void (*wake)(void *user), void (*abort
     pthread_mutex_unlock(&s->owner->mu);
 }
 
+static void subscriber_free(subscriber *s)
+{
+    sbuf_free(&s->buf);
+    free(s);
+}
+
 static void stream_close(api_stream *st)
 {
     subscriber *s = (subscriber *)st;
@@ -318,9 +329,11 @@ static void stream_close(api_stream *st)
         s->next->prev = s->prev;
     l->n_subs--;
     set_gauges(l);
+    bool theirs = s->catching; /* the events thread frees it when its read is done */
+    s->closed = true;
     pthread_mutex_unlock(&l->mu);
-    sbuf_free(&s->buf);
-    free(s);
+    if (!theirs)
+        subscriber_free(s);
 }
 
 static const api_stream_ops stream_ops = {stream_attach, stream_read, stream_close};
@@ -446,66 +459,94 @@ static void rows_lost(live *l, waiter **fired)
         s->behind = true;
 }
 
+/* Give s, which asked for rows after cursor, the rows read for it (under the lock): a reset
+ * first when the log was trimmed past its cursor (reset: the oldest record now). */
+static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_copy *rows, size_t n)
+{
+    if (reset) {
+        sbuf frame = {0};
+        task_event_reset_sse(&frame, reset);
+        bool sent = !sbuf_failed(&frame) && deliver(l, s, frame.data, frame.len);
+        sbuf_free(&frame);
+        if (!sent)
+            return;
+        s->cursor = reset - 1;
+    }
+    if (n ? rows[0].seq > s->cursor + 1 : s->cursor < l->shared)
+        return; /* trimmed since the bounds were read: again next round */
+    bool full = false;
+    for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
+        change_row r;
+        row_of(&rows[i], &r);
+        task_event ev;
+        if (task_event_from_row(&r, &ev)) {
+            sbuf frame = {0};
+            task_event_sse(&frame, &ev);
+            full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len);
+            sbuf_free(&frame);
+            task_event_clear(&ev);
+            if (full)
+                break;
+        }
+        s->cursor = r.seq;
+    }
+    if (!full && n < LIVE_BATCH && s->cursor < l->shared)
+        s->cursor = l->shared; /* nothing else is left before it */
+    if (s->cursor >= l->shared)
+        s->behind = false;
+}
+
 /*
- * Give subscribers behind the shared cursor their next rows (under the lock),
- * a batch each while their buffer is at most half full; drop those whose
- * buffer stays full while they read nothing. True when some are still behind.
+ * Give subscribers behind the shared cursor their next rows, a batch each while their buffer
+ * is at most half full; drop those whose buffer stays full while they read nothing. True when
+ * some are still behind. Called under the lock, which it lets go while it reads a subscriber's
+ * rows (the HTTP loops take it to read and close streams); only this thread moves cursors and
+ * the shared cursor, and a subscriber closed meanwhile is left to it to free.
  */
 static bool catch_up(live *l, int64_t now)
 {
     bool any = false;
-    for (subscriber *s = l->subs; s; s = s->next) {
-        if (s->ended || (!s->behind && s->cursor >= l->shared))
+    unsigned round = ++l->round;
+    subscriber *s = l->subs;
+    while (s) {
+        if (s->round == round || s->ended || (!s->behind && s->cursor >= l->shared)) {
+            s->round = round;
+            s = s->next;
             continue;
+        }
+        s->round = round;
         if (s->buf.len - s->off > l->buffer_limit / 2) {
+            subscriber *next = s->next;
             if (now - s->last_read_ms > LIVE_STALL_MS)
                 drop(l, s);
             else
                 any = true; /* let it read first */
+            s = next;
             continue;
         }
         any = true;
-        int64_t oldest, last;
-        if (broker_change_bounds(l->broker, &oldest, &last) != STORE_OK)
-            continue;                 /* try again next round */
-        if (s->cursor + 1 < oldest) { /* trimmed while it was behind: it must reload */
-            sbuf reset = {0};
-            task_event_reset_sse(&reset, oldest);
-            bool sent = !sbuf_failed(&reset) && deliver(l, s, reset.data, reset.len);
-            sbuf_free(&reset);
-            if (!sent)
-                continue;
-            s->cursor = oldest - 1;
-        }
+        s->catching = true;
+        int64_t cursor = s->cursor, oldest = 0, last, reset = 0;
+        pthread_mutex_unlock(&l->mu);
         change_row_copy *rows = NULL;
         size_t n = 0;
-        if (broker_changes_after(l->broker, s->cursor, LIVE_BATCH, &rows, &n) != STORE_OK)
-            continue;
-        if (n ? rows[0].seq > s->cursor + 1 : s->cursor < l->shared) {
-            change_rows_free(rows, n); /* trimmed since the bounds were read: again next round */
+        store_rc rc = broker_change_bounds(l->broker, &oldest, &last);
+        if (rc == STORE_OK && cursor + 1 < oldest) /* trimmed while it was behind: a reload */
+            reset = oldest;
+        if (rc == STORE_OK)
+            rc = broker_changes_after(l->broker, reset ? reset - 1 : cursor, LIVE_BATCH, &rows, &n);
+        pthread_mutex_lock(&l->mu);
+        s->catching = false;
+        if (s->closed) { /* out of the list: start again, past those looked at this round */
+            subscriber_free(s);
+            change_rows_free(rows, n);
+            s = l->subs;
             continue;
         }
-        bool full = false;
-        for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
-            change_row r;
-            row_of(&rows[i], &r);
-            task_event ev;
-            if (task_event_from_row(&r, &ev)) {
-                sbuf frame = {0};
-                task_event_sse(&frame, &ev);
-                full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len);
-                sbuf_free(&frame);
-                task_event_clear(&ev);
-                if (full)
-                    break;
-            }
-            s->cursor = r.seq;
-        }
-        if (!full && n < LIVE_BATCH && s->cursor < l->shared)
-            s->cursor = l->shared; /* nothing else is left before it */
-        if (s->cursor >= l->shared)
-            s->behind = false;
+        if (rc == STORE_OK) /* else: again next round */
+            give_rows(l, s, reset, rows, n);
         change_rows_free(rows, n);
+        s = s->next;
     }
     return any;
 }

@@ -406,6 +406,38 @@ class Events(LiveCase):
                                what="the gauge counting the client")
 
 
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to hold the events thread")
+    def test_a_client_catching_up_holds_up_no_other(self):
+        """The events thread reads a behind client's rows without holding the lock the HTTP
+        loops take for every stream: while that read is held, another client subscribes and
+        gets its stream, and the behind client may leave (freed once its read is done)."""
+        for _ in range(5):
+            self.server.create("TASK2")
+        ((oldest,),) = harness.db_query(self.server.db, "SELECT min(seq) FROM changes")
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            # held at the read for a client resuming from the oldest record; the thread's own
+            # reads come after the last record it handled, 4 or more later
+            gdb.cmd("break broker_changes_after if after == %d" % oldest)
+            gdb.wait_said("Breakpoint 1 at", "gdb attached, with its breakpoint set")
+            behind = harness.EventStream(self.server, headers={"Last-Event-ID": str(oldest)})
+            try:
+                gdb.wait_said("hit Breakpoint 1", "the events thread at the behind client's read")
+                t0 = time.monotonic()
+                with harness.EventStream(self.server, timeout=5) as other:
+                    self.assertEqual(other.status, 200)
+                    took = time.monotonic() - t0
+            finally:
+                behind.close()
+            time.sleep(0.3)
+        finally:
+            gdb.close()
+        self.assertLess(took, 2, "a new stream waited for the behind client's read")
+        with harness.EventStream(self.server) as st:  # and all goes on
+            tid = self.server.create("TASK2")
+            self.assertEqual(st.next_event(10)["data"]["id"], tid)
+
+
 @harness.local_only("GET /events is taskd's")
 class Access(LiveCase):
     server_kwargs = {"env": {"TASKD_TOKENS": "live-test-token-0123456789"}}
