@@ -637,14 +637,29 @@ static bool transient(CURLcode cc)
     }
 }
 
-/* Fill out from this attempt and classify it. */
+/* Whether this attempt sent its whole request (body_len bytes of body): the service may then
+ * have acted on it, answered or not. */
+static bool request_sent(CURL *h, size_t body_len)
+{
+    long head = 0;
+    curl_off_t body = 0;
+    return curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &head) == CURLE_OK && head > 0 &&
+           curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &body) == CURLE_OK &&
+           body >= (curl_off_t)body_len;
+}
+
+/* Fill out from this attempt (which sent body_len bytes of body) and classify it. */
 static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int64_t deadline,
-                        aws_response *out, aws_rc *rc)
+                        size_t body_len, aws_response *out, aws_rc *rc)
 {
     if (cc == CURLE_OPERATION_TIMEDOUT && out->attempts > 0 &&
         clock_unix_ms() > deadline - AWS_MIN_ATTEMPT_MS) {
-        /* A retry cut short by the deadline tells nothing new: keep the
-         * previous attempt's answer (still throttled, still unavailable). */
+        /* A retry cut short by the deadline. When its request went out whole, the service may
+         * have acted on it: its outcome is not known (a timeout), whatever the attempt before
+         * was told. Else it tells nothing new: keep the previous attempt's answer (still
+         * throttled, still unavailable). */
+        if (request_sent(h, body_len))
+            *rc = AWS_ERR_TIMEOUT;
         return OUT_DONE;
     }
     aws_response_free(out);
@@ -774,7 +789,7 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
         errbuf[0] = '\0';
         int attempts = out->attempts + 1;
         CURLcode cc = curl_easy_perform(h);
-        outcome o = classify(h, cc, &a, errbuf, deadline, out, &rc);
+        outcome o = classify(h, cc, &a, errbuf, deadline, len, out, &rc);
         out->attempts = attempts;
         if (o == OUT_DONE || !aws_retry_pause(attempts, deadline))
             break;

@@ -1012,6 +1012,29 @@ static void test_5xx_until_deadline_is_unavailable(void **state)
     http_stub_stop(s);
 }
 
+/* A retry the deadline cut short after it went out whole may have been acted on: its outcome
+ * is not known (a timeout), though the attempt before it was throttled (a create answered
+ * "busy, retry" would be made twice). */
+static void test_retry_sent_and_cut_short_is_unknown(void **state)
+{
+    (void)state;
+    http_stub_reply script[] = {
+        {.status = 400,
+         .body = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
+                 "ProvisionedThroughputExceededException\",\"message\":\"slow down\"}"},
+        {.status = 200, .body = "{}", .delay_ms = 3000}};
+    http_stub *s = server_start(script, 2);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "DynamoDB_20120810.PutItem", "{\"a\":1}", 7, in_ms(800), &r),
+                     AWS_ERR_TIMEOUT);
+    assert_int_equal(r.attempts, 2);
+    assert_int_equal(http_stub_count(s), 2);
+    aws_response_free(&r);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
 static void test_dropped_connection_is_retried(void **state)
 {
     (void)state;
@@ -1300,6 +1323,7 @@ int main(void)
         cmocka_unit_test(test_sns_throttled_until_deadline),
         cmocka_unit_test(test_sns_code_on_its_own_line),
         cmocka_unit_test(test_5xx_until_deadline_is_unavailable),
+        cmocka_unit_test(test_retry_sent_and_cut_short_is_unknown),
         cmocka_unit_test(test_dropped_connection_is_retried),
         cmocka_unit_test(test_empty_success_body),
         cmocka_unit_test(test_request_id),
