@@ -282,12 +282,34 @@ static bool path_signable(const char *path)
 }
 
 /*
+ * url as an error message may show it (at most 200 bytes, into buf): no user info, query or
+ * fragment, which may hold a secret (a key and password, a presigned URL's token).
+ */
+static const char *url_shown(const char *url, char *buf, size_t size)
+{
+    const char *authority = strstr(url, "://");
+    authority = authority ? authority + 3 : url;
+    size_t end = strcspn(url, "?#"), auth_end = (size_t)(authority - url);
+    auth_end += strcspn(authority, "/?#");
+    const char *at = memchr(authority, '@', url + auth_end - authority);
+    if (at)
+        snprintf(buf, size, "%.*s<user info>%.*s", (int)(authority - url), url,
+                 (int)(url + (end < 200 ? end : 200) - at), at);
+    else
+        snprintf(buf, size, "%.*s", (int)(end < 200 ? end : 200), url);
+    if (url[end])
+        snprintf(buf + strlen(buf), size - strlen(buf), "%s", url[end] == '?' ? "?..." : "#...");
+    return buf;
+}
+
+/*
  * Validate url and store its normalized form in *out (malloc'd); false with
  * a reason in err. source names the variable it came from.
  */
 static bool endpoint_parse(const char *url, const char *source, char **out, char *err,
                            size_t errlen)
 {
+    char shown[240];
     *out = NULL;
     CURLU *u = curl_url();
     if (!u) {
@@ -301,29 +323,34 @@ static bool endpoint_parse(const char *url, const char *source, char **out, char
         curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-        errbuf_set(err, errlen, "%s: not an http:// or https:// URL: %.200s", source, url);
+        errbuf_set(err, errlen, "%s: not an http:// or https:// URL: %s", source,
+                   url_shown(url, shown, sizeof shown));
         goto done;
     }
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
-        errbuf_set(err, errlen, "%s: no host in %.200s", source, url);
+        errbuf_set(err, errlen, "%s: no host in %s", source, url_shown(url, shown, sizeof shown));
         goto done;
     }
-    if (curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ||
-        curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK) {
-        errbuf_set(err, errlen, "%s: user info, query or fragment not allowed: %.200s", source,
-                   url);
+    const char *refused = curl_url_get(u, CURLUPART_USER, &part, 0) == CURLUE_OK    ? "user info"
+                          : curl_url_get(u, CURLUPART_QUERY, &part, 0) == CURLUE_OK ? "a query"
+                          : curl_url_get(u, CURLUPART_FRAGMENT, &part, 0) == CURLUE_OK
+                              ? "a fragment"
+                              : NULL;
+    if (refused) { /* not shown: it may hold a secret */
+        errbuf_set(err, errlen, "%s: an endpoint URL may not have %s: %s", source, refused,
+                   url_shown(url, shown, sizeof shown));
         goto done;
     }
     if (curl_url_get(u, CURLUPART_PATH, &part, 0) == CURLUE_OK && !path_signable(part)) {
         errbuf_set(err, errlen,
                    "%s: the path of an endpoint may hold only letters, digits, '-', '.', '_', "
-                   "'~' and single '/' (requests to others would be signed wrong): %.200s",
-                   source, url);
+                   "'~' and single '/' (requests to others would be signed wrong): %s",
+                   source, url_shown(url, shown, sizeof shown));
         goto done;
     }
     if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK) {
-        errbuf_set(err, errlen, "%s: malformed URL: %.200s", source, url);
+        errbuf_set(err, errlen, "%s: malformed URL: %s", source,
+                   url_shown(url, shown, sizeof shown));
         goto done;
     }
     *out = strdup(full);

@@ -614,6 +614,25 @@ static void test_malformed_configuration(void **state)
         assert_null(client_from_env(AWS_SQS, err, sizeof err));
         assert_non_null(strstr(err, "AWS_ENDPOINT_URL_SQS"));
     }
+    /* a part that may hold a secret is named, never shown */
+    static const struct {
+        const char *url, *part, *shown;
+    } secret[] = {
+        {"https://AKIAEXAMPLE:wJalrSECRET@dynamodb.local/", "user info",
+         "https://<user info>@dynamodb.local/"},
+        {"https://dynamodb.local/?X-Amz-Security-Token=SECRET", "a query",
+         "https://dynamodb.local/?..."},
+        {"https://dynamodb.local/#SECRET", "a fragment", "https://dynamodb.local/#..."},
+        {"ftp://user:SECRET@h/?SECRET", "http://", "ftp://<user info>@h/?..."},
+    };
+    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
+        clear_env();
+        set_credentials(false);
+        setenv("AWS_ENDPOINT_URL_DYNAMODB", secret[i].url, 1);
+        assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
+        if (strstr(err, "SECRET") || !strstr(err, secret[i].part) || !strstr(err, secret[i].shown))
+            fail_msg("endpoint %s refused as: %s", secret[i].url, err);
+    }
     clear_env();
     set_credentials(false);
     setenv("AWS_REGION", "eu-west-1:evil", 1);
