@@ -308,6 +308,9 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
         q.task_type = from.task_type;
         q.before_id = from.last_id;
     }
+    /* read before the list: every change up to it is in the list (a later one may be too) */
+    int64_t seq =
+        a->pipeline && a->pipeline->last_seq ? a->pipeline->last_seq(a->pipeline->ctx) : -1;
     store_page page = {0};
     if (store_failed(resp, store_list_tasks(a->store, &q, &page)))
         return API_DONE;
@@ -334,6 +337,11 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     sbuf_putc(&b, '}');
     store_page_free(&page);
     set_body(resp, 200, &b);
+    if (seq >= 0) { /* GET /events with it as Last-Event-ID misses no change after the list */
+        char text[24];
+        snprintf(text, sizeof text, "%lld", (long long)seq);
+        api_add_header(resp, "X-Last-Event-ID", text);
+    }
     return API_DONE;
 }
 

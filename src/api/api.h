@@ -71,6 +71,9 @@ typedef struct api_pipeline {
      */
     store_rc (*subscribe)(void *ctx, int64_t after, const char *task_type, const char *status,
                           api_stream **out);
+    /* The change log's last seq now: every change up to it is in what a read made after this
+     * call sees (GET /tasks says it, so that GET /events can continue from it). */
+    int64_t (*last_seq)(void *ctx);
     void *ctx;
 } api_pipeline;
 

@@ -236,6 +236,11 @@ static store_rc subscribe(void *ctx, int64_t after, const char *task_type, const
     return live_subscribe(((pipeline *)ctx)->live, after, task_type, status, out);
 }
 
+static int64_t last_seq(void *ctx)
+{
+    return broker_last_seq(((pipeline *)ctx)->broker);
+}
+
 /* ---- start / stop ------------------------------------------------------- */
 
 pipeline *pipeline_new(const config *c, char *err, size_t errlen)
@@ -246,8 +251,14 @@ pipeline *pipeline_new(const config *c, char *err, size_t errlen)
         return NULL;
     }
     p->config = c;
-    p->view =
-        (api_pipeline){queues_json, redrive, metrics_text, wait_task, unwait_task, subscribe, p};
+    p->view = (api_pipeline){.queues_json = queues_json,
+                             .redrive = redrive,
+                             .metrics_text = metrics_text,
+                             .wait_task = wait_task,
+                             .unwait_task = unwait_task,
+                             .subscribe = subscribe,
+                             .last_seq = last_seq,
+                             .ctx = p};
     pthread_mutex_init(&p->mu, NULL);
     clock_mono_cond_init(&p->cond);
     for (size_t i = 0; i < c->n_handlers; i++) {

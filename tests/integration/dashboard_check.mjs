@@ -483,6 +483,38 @@ await step('status and type filters, search by id', async () => {
   expect404 = false;
 }, ['loaded']);
 
+await step('a list that comes late is brought up to date by the stream: no change in between is lost', async () => {
+  const json = {'Content-Type': 'application/json'};
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: json,
+                                          body: JSON.stringify({task_type: 'manual', data: {late: 1}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  const patch = (status, msg) => fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: json,
+                                                               body: JSON.stringify({status, status_msg: msg})});
+  const p6 = await context.newPage();
+  let lists = 0;
+  const patched = [];
+  // the first list as the server reads it, handed to the page only after the task changed twice
+  await p6.route((url) => url.pathname === '/tasks', async (route) => {
+    const response = await route.fetch();
+    if (lists++ === 0) {
+      patched.push((await patch('IN_PROGRESS', 'Task started')).status);
+      patched.push((await patch('COMPLETED', 'done while the list was late')).status);
+      await new Promise((done) => setTimeout(done, 1500));
+    }
+    await route.fulfill({response});
+  });
+  await p6.goto(BASE + '/');
+  const row = `#tasks tr[data-id="${id}"]`;
+  await p6.waitForSelector(row, {timeout: WAIT});
+  check(patched.join() === '204,204', 'the PATCHes answered ' + patched.join());
+  await p6.waitForFunction((sel) => document.querySelector(sel).dataset.status === 'COMPLETED', row, {timeout: 5000})
+      .catch(async () => {
+        throw new Error('the row says ' + await p6.$eval(row, (tr) => tr.dataset.status) + '; the task is COMPLETED');
+      });
+  await p6.close();
+}, ['loaded']);
+
 // Last of the steps on this taskd's list: it fills the first page with tasks that stay CREATED.
 await step('a new task on a full first page reloads the list, and the focused task link keeps the focus', async () => {
   const post = (data) => fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},

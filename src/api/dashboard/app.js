@@ -226,8 +226,8 @@ function useToken(e) {
   $('#token-form').hidden = true;
   health.ok('auth');
   loadTypes();
-  firstPage();
-  connect();
+  // the stream continues from the first list's position: nothing between the two is missed
+  firstPage().then(() => connect(state.listSeq));
   loadQueues();
   sampleMetrics();
 }
@@ -261,7 +261,7 @@ async function api(path, {method = 'GET', body} = {}) {
     throw new ApiError(r.status, detail, data);
   }
   health.ok('auth');
-  return {status: r.status, data, text};
+  return {status: r.status, data, text, headers: r.headers};
 }
 
 /* ---- state ------------------------------------------------------------ */
@@ -278,6 +278,8 @@ const state = {
   removed: new Map(), // id -> removal time (Unix seconds, NaN if unknown) of tasks seen removed
   types: [],        // the configured task types
   loadFailed: false, // the last listing failed
+  during: null,     // while a listing is read: the stream's task events meanwhile, {seq, ev}
+  listSeq: null,    // the change log's position the last listing reflects (X-Last-Event-ID)
 };
 
 /* ---- tasks table ------------------------------------------------------ */
@@ -342,13 +344,19 @@ function listQuery() {
   return '/tasks?' + q;
 }
 
+// The list and the event stream are read apart: the events that come while a list is read are
+// held, then those the list does not reflect (after its X-Last-Event-ID) are applied to it in
+// their order; the others would take its rows back to an older state.
 let loadSeq = 0;
 async function loadTasks() {
   const seq = ++loadSeq;
+  state.during = []; // a newer load's list reflects what an older one held
   let res;
   try {
     res = await api(listQuery());
   } catch (e) {
+    if (seq !== loadSeq) return;
+    replayDuring(null); // onto the rows as they are
     state.loadFailed = true; // the stream's next (re)connection loads again
     if (e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
     return;
@@ -366,6 +374,23 @@ async function loadTasks() {
   state.next = res.data.next_token;
   state.newCount = 0;
   updatePager();
+  const at = Number(res.headers.get('X-Last-Event-ID'));
+  state.listSeq = res.headers.has('X-Last-Event-ID') && isFinite(at) ? at : null;
+  replayDuring(state.listSeq);
+}
+
+// Apply the events held while a list was read: those after the position it reflects (after:
+// null when not known, then all of them).
+function replayDuring(after) {
+  const held = state.during || [];
+  state.during = null;
+  for (const {seq, ev} of held) if (after === null || !(seq <= after)) applyEvent(ev);
+}
+
+// One task event from the stream (seq: its id), applied now or held while a list is read.
+function takeEvent(seq, ev) {
+  if (state.during) state.during.push({seq, ev});
+  else applyEvent(ev);
 }
 
 let reloadTimer = null;
@@ -387,7 +412,7 @@ function updatePager() {
 
 function firstPage() {
   state.tokens = [''];
-  loadTasks();
+  return loadTasks();
 }
 
 // One change from the event stream: update the row, or add it on the first page.
@@ -491,12 +516,17 @@ function setConn(s, text) {
   $('#conn-text').textContent = text;
 }
 
-function connect() {
+function connect(after) {
   if (source) source.close();
   clearTimeout(retryTimer);
   // the type filter is the stream's; the status filter is applied here, so that a task
-  // leaving the filtered status is still seen to change
-  const url = '/events' + (state.type ? '?' + new URLSearchParams({task_type: state.type}) : '');
+  // leaving the filtered status is still seen to change; after: the change log's position to
+  // continue from (the first list's), once (a reconnection continues from its last event)
+  const q = new URLSearchParams();
+  if (state.type) q.set('task_type', state.type);
+  if (after !== undefined && after !== null) q.set('last_event_id', String(after));
+  const query = q.toString();
+  const url = '/events' + (query ? '?' + query : '');
   setConn('connecting', 'connecting');
   let opened = false;
   const s = (auth.token ? fetchStream : eventSource)(url, {
@@ -510,7 +540,7 @@ function connect() {
       setConn('live', 'live');
       health.ok('events');
     },
-    event(type, data) {
+    event(type, data, id) {
       if (type === 'reset') {
         loadTasks();
         refreshDetailSoon();
@@ -524,7 +554,7 @@ function connect() {
       } catch (e) {
         return;
       }
-      applyEvent(ev);
+      takeEvent(Number(id), ev);
       queuesSoon();
     },
     reconnecting() {
@@ -547,7 +577,8 @@ function connect() {
 function eventSource(url, on) {
   const es = new EventSource(url);
   es.onopen = () => on.open();
-  for (const type of ['task', 'reset']) es.addEventListener(type, (m) => on.event(type, m.data));
+  for (const type of ['task', 'reset'])
+    es.addEventListener(type, (m) => on.event(type, m.data, m.lastEventId));
   es.onerror = () => (es.readyState === EventSource.CONNECTING ? on.reconnecting() : on.closed());
   return {close: () => es.close()};
 }
@@ -593,7 +624,7 @@ function fetchStream(url, on) {
             const line = buf.slice(0, nl).replace(/\r$/, '');
             buf = buf.slice(nl + 1);
             if (line === '') { // the end of an event
-              if (data.length) on.event(type || 'message', data.join('\n'));
+              if (data.length) on.event(type || 'message', data.join('\n'), lastId);
               type = '';
               data = [];
               continue;
@@ -1090,8 +1121,7 @@ function setFilter(status, type) {
   for (const b of document.querySelectorAll('#filter-status button')) {
     b.setAttribute('aria-pressed', String(b.dataset.status === status));
   }
-  firstPage();
-  connect();
+  firstPage().then(() => connect(state.listSeq)); // as in useToken()
 }
 
 async function searchTask(e) {
@@ -1160,8 +1190,7 @@ function start() {
   checkData();
 
   loadTypes();
-  firstPage();
-  connect();
+  firstPage().then(() => connect(state.listSeq)); // as in useToken()
   loadQueues();
   sampleMetrics();
   setTimeout(sampleMetrics, 2000); // a first rate soon after loading
