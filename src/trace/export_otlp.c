@@ -29,6 +29,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -148,10 +149,13 @@ static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 /*
  * The rejected_spans of an ExportTraceServiceResponse (protobuf): field 1 partial_success
- * { 1: int64 rejected_spans, 2: string error_message }. 0 when absent, unparsable or negative.
+ * { 1: int64 rejected_spans, 2: string error_message }, the message into msg (cut to msglen).
+ * 0 when absent, unparsable or negative.
  */
-static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
+static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth, char *msg,
+                            size_t msglen)
 {
+    uint64_t n = 0;
     while (p < end) {
         uint64_t key, v;
         if (!pb_varint(&p, end, &key))
@@ -161,12 +165,14 @@ static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
             if (!pb_varint(&p, end, &v))
                 return 0;
             if (depth == 1 && field == 1)
-                return v > INT64_MAX ? 0 : v; /* an int64 below 0 is no count */
+                n = v > INT64_MAX ? 0 : v; /* an int64 below 0 is no count */
         } else if (wire == 2) {
             if (!pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
                 return 0;
             if (depth == 0 && field == 1)
-                return pb_rejected(p, p + v, 1);
+                return pb_rejected(p, p + v, 1, msg, msglen);
+            if (depth == 1 && field == 2)
+                snprintf(msg, msglen, "%.*s", v > INT_MAX ? INT_MAX : (int)v, (const char *)p);
             p += v;
         } else if (wire == 1 || wire == 5) {
             size_t skip = wire == 1 ? 8 : 4;
@@ -177,7 +183,7 @@ static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth)
             return 0;
         }
     }
-    return 0;
+    return n;
 }
 
 /* The JSON form of an int64 count: a string of decimal digits, or a number; anything else (a
@@ -205,7 +211,10 @@ static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
     bool json = ctype ? strstr(ctype, "json") != NULL : o->protocol == OTEL_PROTOCOL_HTTP_JSON;
     if (!json) {
         const uint8_t *p = (const uint8_t *)o->response.data;
-        return pb_rejected(p, p + o->response.len, 0);
+        uint64_t n = pb_rejected(p, p + o->response.len, 0, msg, msglen);
+        if (!n)
+            msg[0] = '\0'; /* a message from an answer that broke off says nothing */
+        return n;
     }
     json_t *root = json_loadb(o->response.data, o->response.len, 0, NULL);
     json_t *ps = json_object_get(root, "partialSuccess");

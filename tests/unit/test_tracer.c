@@ -911,21 +911,40 @@ static void test_partial_success(void **state)
 static void test_partial_success_protobuf(void **state)
 {
     (void)state;
-    test_trace_env_clear();
-    /* ExportTraceServiceResponse{partial_success{rejected_spans: 1, error_message: "x"}} */
-    static const http_stub_reply script[] = {
-        {.status = 200, .headers = PROTO_TYPE, .body = "\x0a\x05\x08\x01\x12\x01x", .body_len = 7}};
-    http_stub *r = receiver_script(script, 1);
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
-    tracer *t = start(0, 0);
-    for (int i = 0; i < 3; i++)
-        emit(t, TASK_A, i);
-    assert_true(wait_count(tracer_exported, t, 2, 5000));
-    assert_true(wait_count(tracer_dropped, t, 1, 1000));
-    assert_int_equal(tracer_exported(t), 2);
-    assert_int_equal(tracer_dropped(t), 1);
-    tracer_free(t);
-    http_stub_stop(r);
+    /* ExportTraceServiceResponse{partial_success{rejected_spans: 1, error_message: "x"}}, and
+     * the same with the message first: the warning says the collector's reason */
+    static const struct {
+        const char *body;
+        size_t len;
+        const char *said;
+    } cases[] = {{"\x0a\x05\x08\x01\x12\x01x", 7, "1 spans rejected: x\""},
+                 {"\x0a\x08\x12\x04late\x08\x01", 10, "1 spans rejected: late\""}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        test_trace_env_clear();
+        const http_stub_reply script[] = {{.status = 200,
+                                           .headers = PROTO_TYPE,
+                                           .body = cases[k].body,
+                                           .body_len = cases[k].len}};
+        http_stub *r = receiver_script(script, 1);
+        set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+        tracer *t = start(0, 0);
+        test_stderr cap;
+        test_stderr_begin(&cap);
+        log_setup(LOG_WARN, "test_tracer");
+        for (int i = 0; i < 3; i++)
+            emit(t, TASK_A, i);
+        assert_true(wait_count(tracer_exported, t, 2, 5000));
+        assert_true(wait_count(tracer_dropped, t, 1, 1000));
+        assert_int_equal(tracer_exported(t), 2);
+        assert_int_equal(tracer_dropped(t), 1);
+        tracer_free(t);
+        log_setup(LOG_ERROR, "test_tracer");
+        char *said = test_stderr_end(&cap);
+        if (!strstr(said, cases[k].said))
+            fail_msg("case %zu: the collector's reason is not in the warning: %s", k, said);
+        free(said);
+        http_stub_stop(r);
+    }
 }
 
 /*
