@@ -140,6 +140,12 @@ class FullDisk(ServersTestCase):
         self.assertEqual(len(told), 1, "the reason is logged %d times for %d refusals:\n%s"
                          % (len(told), len(refused), context))
         self.assertEqual(told[0]["error"], "database or disk is full", told)
+        # the pipeline's own warnings say why too, not a bare "error"
+        receives = [o for o in logs if o.get("message") == "cannot receive from queue"
+                    and o.get("error") == "error"]
+        self.assertTrue(receives, "no failed receive while the disk was full:\n" + context)
+        for o in receives:
+            self.assertEqual(o.get("reason"), "The task store cannot write: database or disk is full", o)
         self.assertEqual(recovered, [], "health flapped while the disk was full:\n" + context)
         self.assertEqual(skipped, [])
 
