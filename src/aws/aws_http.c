@@ -681,12 +681,10 @@ static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int
 {
     if (cc == CURLE_OPERATION_TIMEDOUT && out->attempts > 0 &&
         clock_unix_ms() > deadline - AWS_MIN_ATTEMPT_MS) {
-        /* A retry cut short by the deadline. When its request went out whole, the service may
-         * have acted on it: its outcome is not known (a timeout), whatever the attempt before
-         * was told. Else it tells nothing new: keep the previous attempt's answer (still
-         * throttled, still unavailable). */
-        if (request_sent(h, body_len))
-            *rc = AWS_ERR_TIMEOUT;
+        /* A retry cut short by the deadline tells nothing new: keep the previous attempt's
+         * answer (still throttled, still unavailable). But when its request went out whole,
+         * the service may have acted on it: unanswered says so. */
+        out->unanswered = request_sent(h, body_len);
         return OUT_DONE;
     }
     aws_response_free(out);

@@ -65,6 +65,9 @@ typedef struct aws_response {
     /* the service's id of the request, from the last answer's x-amzn-RequestId (or
      * x-amzn-request-id, x-amz-request-id) header; "" when no answer came or it named none */
     char request_id[64];
+    /* the deadline cut a retry short after its request had gone out whole: the service may
+     * have acted on it, whatever rc says of the attempt before (a create may have been made) */
+    bool unanswered;
 } aws_response;
 
 typedef struct aws_client aws_client;

@@ -850,7 +850,7 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
     } else {
         out = failure(s, "PutItem", rc, &r);
         /* no answer, or a 5xx: DynamoDB may have written the item all the same */
-        if (rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE) {
+        if (rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE || r.unanswered) {
             w->unknown = true;
             memcpy(w->id, id, sizeof w->id);
         }
@@ -977,7 +977,8 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
         json_decref(root);
     } else {
         out = failure(s, "TransactWriteItems", rc, &r);
-        w->unknown = rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE; /* as create_plain() */
+        /* as create_plain() */
+        w->unknown = rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE || r.unanswered;
     }
     aws_response_free(&r);
     return out;

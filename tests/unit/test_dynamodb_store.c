@@ -736,7 +736,7 @@ static store_write create_unkeyed(fixture *f)
 
 /* A create whose PutItem DynamoDB answered 500 until the deadline may have been made all the
  * same (a 5xx may follow the write): unknown, with the id it may have made; one that was
- * throttled was refused, and is not. */
+ * throttled was refused, and is not, unless a try of it went out and was cut short. */
 static void test_unanswered_create_may_have_made_its_task(void **state)
 {
     (void)state;
@@ -761,6 +761,15 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     w = create_unkeyed(&f);
     assert_int_equal(w.rc, STORE_BUSY);
     assert_false(w.unknown);
+    stop(&f);
+
+    /* throttled, then tried again and answered after the deadline: that try may have been made */
+    const http_stub_reply late[] = {throttled[0], {.status = 200, .body = "{}", .delay_ms = 3000}};
+    start(&f, late, 2);
+    w = create_unkeyed(&f);
+    assert_int_equal(w.rc, STORE_BUSY);
+    assert_true(w.unknown);
+    assert_int_equal(http_stub_count(f.server), 2);
     stop(&f);
 }
 
