@@ -264,11 +264,10 @@ static void *runner_main(void *arg)
             /* the store's trouble (busy, a full disk): back off from 0.2 s to 3.2 s (as the
              * stream consumer does), waking early for a commit or to stop */
             failures += failures < 5;
-            char why[160] = ""; /* a full disk, say: said when the store knows */
-            if (rc == STORE_ERROR)
-                store_write_health(r->work.store, why, sizeof why);
+            char why[160];
+            const char *reason = store_failure_reason(r->work.store, rc, why, sizeof why);
             log_warn("cannot receive from queue", "queue", r->queue->name, "error",
-                     store_rc_name(rc), why[0] ? "reason" : NULL, why, NULL);
+                     store_rc_name(rc), reason ? "reason" : NULL, reason, NULL);
             broker_wait(r->broker, false, &gen, 100 << failures);
             continue;
         }

@@ -314,11 +314,10 @@ bool work_finish(const work_env *e, work_item *it)
             rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT || rc == STORE_NOT_FOUND;
         if (!spent) {
             it->fate = WORK_KEEP;
-            char why[160] = ""; /* a full disk, say: said when the store knows */
-            if (rc == STORE_ERROR)
-                store_write_health(e->store, why, sizeof why);
+            char why[160];
+            const char *reason = store_failure_reason(e->store, rc, why, sizeof why);
             log_warn("cannot report a task; its message will be redelivered", "task_id", it->id,
-                     "error", store_rc_name(rc), why[0] ? "reason" : NULL, why, NULL);
+                     "error", store_rc_name(rc), reason ? "reason" : NULL, reason, NULL);
         }
     }
     trace_end(&e->telemetry, &it->process);
