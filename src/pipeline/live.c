@@ -364,8 +364,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
         s->cursor = after;
     }
     if (sbuf_failed(&s->buf)) {
-        sbuf_free(&s->buf);
-        free(s);
+        subscriber_free(s);
         return STORE_ERROR;
     }
     pthread_mutex_lock(&l->mu);
@@ -388,8 +387,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
     }
     pthread_mutex_unlock(&l->mu);
     if (rc != STORE_OK) {
-        sbuf_free(&s->buf);
-        free(s);
+        subscriber_free(s);
         return rc;
     }
     if (wake)

@@ -177,9 +177,12 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     } else {
         if (!unreadable)
             sc->failures += sc->failures < 5; /* only the backoff grows */
+        char why[160];
+        const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
         log_warn(unreadable ? "a change record cannot be read; retrying"
                             : "publishing a batch failed; retrying",
-                 "consumer", cc->name, "error", store_rc_name(rc), NULL);
+                 "consumer", cc->name, "error", store_rc_name(rc), reason ? "reason" : NULL, reason,
+                 NULL);
         back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
     }
 }
@@ -238,8 +241,10 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
                                       &checkpoint, &recs, &n);
     *at = checkpoint;
     if (rc != STORE_OK) {
+        char why[160];
+        const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
         log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
-                 NULL);
+                 reason ? "reason" : NULL, reason, NULL);
         back_off(sc, 200);
         return true;
     }
@@ -332,13 +337,11 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         }
     }
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
-        if (sc->fed && !unset_feed(sc)) {
-            snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
-            return NULL;
-        }
         snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
-        outbox_free(&sc->box);
-        free(sc);
+        if (!sc->fed || unset_feed(sc)) { /* else the writer keeps it: left to the store */
+            outbox_free(&sc->box);
+            free(sc);
+        }
         return NULL;
     }
     char name[16];

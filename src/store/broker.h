@@ -28,6 +28,8 @@ typedef struct broker broker;
 
 /* The broker over a store opened by store_sqlite_open(). */
 broker *broker_of(store *s);
+/* The store under b, for what concerns the whole database (why it cannot write). */
+store *broker_store(broker *b);
 
 /* ---- change stream ----------------------------------------------------- */
 

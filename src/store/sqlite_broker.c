@@ -56,6 +56,11 @@ static sqlite_store *sq(broker *b)
     return (sqlite_store *)b;
 }
 
+store *broker_store(broker *b)
+{
+    return &sq(b)->base;
+}
+
 /* Run fn in the writer's transaction and wait for the commit. */
 static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg), void *arg,
                           bool relaxed)

@@ -71,6 +71,9 @@ class FullDisk(ServersTestCase):
             "task_types": ["JOB"],
             "queues": [{"name": "jobs", "visibility_timeout": 5}],
             "subscriptions": [{"queue": "jobs"}],
+            # a pattern on the image: the consumer reads the change log and publishes itself
+            "stream_consumers": [{"name": "publisher", "action": "publish", "filter_patterns": [
+                {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"task_type": {"S": ["JOB"]}}}}]}],
             "handlers": [{"queue": "jobs", "handler": "noop", "timeout": 5, "concurrency": 1}],
         })
         s = Taskd(config=cfg, tmpdir=self.tmp, db=os.path.join(self.mnt, "tasks.db"))
@@ -144,7 +147,9 @@ class FullDisk(ServersTestCase):
         receives = [o for o in logs if o.get("message") == "cannot receive from queue"
                     and o.get("error") == "error"]
         self.assertTrue(receives, "no failed receive while the disk was full:\n" + context)
-        for o in receives:
+        consumer = [o for o in logs if o.get("consumer") and o.get("error") == "error"]
+        self.assertTrue(consumer, "no failed publish while the disk was full:\n" + context)
+        for o in receives + consumer:
             self.assertEqual(o.get("reason"), "The task store cannot write: database or disk is full", o)
         self.assertEqual(recovered, [], "health flapped while the disk was full:\n" + context)
         self.assertEqual(skipped, [])
