@@ -336,6 +336,8 @@ STEPS = [
     post("post.body.bom", b"\xef\xbb\xbf" + json.dumps(valid()).encode(), note="a UTF-8 BOM"),
     post("post.body.nan", '{"task_type": "TASK2", "data": {"x": NaN}, "ttl": 1}',
          note="NaN in data"),
+    post("post.body.nul", '{"task_type": "TASK2", "data": {"x": "a\\u0000b"}, "ttl": 1}',
+         note="an escaped NUL in a string of data"),
     post("post.body.duplicate-key", '{"task_type": "TASK9", "task_type": "TASK2", "data": {}, "ttl": 1}',
          note="a duplicate key (the last wins in Python)"),
 
