@@ -659,37 +659,10 @@ void apigw_request_free(apigw_request *r)
 
 /* ---- the response ---- */
 
-/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF) with no NUL byte. */
+/* Well-formed UTF-8 with no NUL byte. */
 static bool is_text(const unsigned char *s, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        if (c == 0)
-            return false;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        /* continuation bytes, and the smallest code point needing that many */
-        size_t n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : 1;
-        unsigned min = n == 3 ? 0x10000 : n == 2 ? 0x800 : 0x80;
-        unsigned cp = c & (0x3fu >> n);
-        if (c < 0xc2 || c > 0xf4)
-            return false; /* a continuation byte, an overlong lead, or past U+10FFFF */
-        if (len - i - 1 < n)
-            return false;
-        for (size_t k = 1; k <= n; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (cc & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
-    }
-    return true;
+    return !memchr(s, '\0', len) && utf8_valid((const char *)s, len);
 }
 
 /* Append len bytes as standard, padded base64. */

@@ -152,48 +152,12 @@ static bool is_task_id(const char *id)
     return id && strlen(id) == TASK_ID_LEN && uuid_parse(id, bytes);
 }
 
-/* True when s is well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF). */
-static bool utf8_valid(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
-            p++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += n + 1;
-    }
-    return true;
-}
-
 /* Append the id of a key's item: "idem#<key>", or "idem~<hex>" for a key that is not UTF-8. */
 static void put_idem_id(sbuf *b, const char *key)
 {
     static const char hex[] = "0123456789abcdef";
     sbuf id = {0};
-    if (utf8_valid(key)) {
+    if (utf8_valid(key, strlen(key))) {
         sbuf_puts(&id, "idem#");
         sbuf_puts(&id, key);
     } else {

@@ -453,39 +453,6 @@ static bool post(lambda_runtime *rt, const char *url, const char *what, const ch
 
 /* ---- error bodies ---- */
 
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), 0 when ill-formed. */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf; /* range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* no overlong forms */
-        if (c == 0xed)
-            hi = 0x9f; /* no surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        if (c == 0xf4)
-            hi = 0x8f; /* nothing past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return len;
-}
-
 /* s as a JSON string, each byte of an ill-formed UTF-8 sequence replaced by '?'. */
 static json_t *json_text(const char *s)
 {
@@ -496,17 +463,7 @@ static json_t *json_text(const char *s)
     char *copy = malloc(n + 1);
     if (!copy)
         return NULL;
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0; i < n;) {
-        size_t k = utf8_sequence(u + i, n - i);
-        if (k == 0) {
-            copy[i++] = '?';
-        } else {
-            memcpy(copy + i, s + i, k);
-            i += k;
-        }
-    }
-    copy[n] = '\0';
+    utf8_copy_within(copy, n + 1, s);
     j = json_string(copy);
     free(copy);
     return j;

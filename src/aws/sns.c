@@ -68,15 +68,6 @@ static void status_fail(sns_status *st, const char *code, bool sender_fault, con
 
 /* ---- local checks ---- */
 
-/* Is s[0..n) well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF)? */
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0, k; i < n; i += k)
-        if (!(k = utf8_char_len((const char *)s + i, n - i)))
-            return false;
-    return true;
-}
-
 static size_t message_bytes(const sns_message *m)
 {
     return (m->body ? strlen(m->body) : 0) + (m->attributes_json ? strlen(m->attributes_json) : 0);
@@ -120,7 +111,7 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
         refuse(st, "the message body is empty");
         return false;
     }
-    if (!utf8_valid((const unsigned char *)m->body, blen)) {
+    if (!utf8_valid(m->body, blen)) {
         refuse(st, "the message body is not valid UTF-8");
         return false;
     }

@@ -157,6 +157,14 @@ size_t utf8_char_len(const char *s, size_t n)
     return len;
 }
 
+bool utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_char_len(s + i, n - i)))
+            return false;
+    return true;
+}
+
 size_t utf8_copy_within(char *out, size_t size, const char *s)
 {
     size_t len = strlen(s), o = 0;

@@ -56,6 +56,9 @@ size_t utf8_cut(const char *s, size_t n);
  * surrogate, past U+10FFFF, or cut short).
  */
 size_t utf8_char_len(const char *s, size_t n);
+/* Whether s[0..n) is well-formed UTF-8: utf8_char_len() finds a character at each step (a NUL
+ * byte is one). */
+bool utf8_valid(const char *s, size_t n);
 /* Whether byte c continues a UTF-8 character (10xxxxxx) rather than starts one. */
 static inline bool utf8_is_cont(char c)
 {

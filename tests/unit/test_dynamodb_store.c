@@ -317,6 +317,47 @@ static void test_unknown_reason_is_an_error(void **state)
     stop(&f);
 }
 
+/* The key's item id in the transaction a create with Idempotency-Key key sends. */
+static void check_key_item(const char *key, const char *want)
+{
+    const http_stub_reply script[] = {{.status = 200, .body = "{}"}};
+    fixture f;
+    start(&f, script, 1);
+    store_new_task t = {
+        .task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME, .idempotency_key = key};
+    char id[37];
+    assert_int_equal(store_create_task(f.store, &t, clock_unix_ms() / 1000, id), STORE_OK);
+    char token[37];
+    transaction_at(&f, 0, token);
+    const http_stub_request *rq = http_stub_request_at(f.server, 0);
+    json_t *body = json_loadb(rq->body, rq->body_len, 0, NULL);
+    assert_non_null(body);
+    const char *found = NULL;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(body, "TransactItems"), i, item)
+    {
+        const char *name = json_string_value(json_object_get(
+            json_object_get(json_object_get(json_object_get(item, "Put"), "Item"), "id"), "S"));
+        if (name && strncmp(name, "idem", 4) == 0)
+            found = name;
+    }
+    assert_non_null(found);
+    assert_string_equal(found, want);
+    json_decref(body);
+    stop(&f);
+}
+
+/* A key that is UTF-8 is its item's id as it is; one that is not, in hex (DynamoDB keys are
+ * UTF-8 strings). */
+static void test_key_not_utf8_is_kept_in_hex(void **state)
+{
+    (void)state;
+    check_key_item("caf\xc3\xa9", "idem#caf\xc3\xa9");
+    check_key_item("\xff\xfe", "idem~fffe");
+    check_key_item("a\xed\xa0\x80", "idem~61eda080"); /* a surrogate */
+}
+
 static void test_key_of_live_task_is_duplicate(void **state)
 {
     (void)state;
@@ -787,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_validation_reason_is_invalid),
         cmocka_unit_test(test_conflict_is_retried),
         cmocka_unit_test(test_unknown_reason_is_an_error),
+        cmocka_unit_test(test_key_not_utf8_is_kept_in_hex),
         cmocka_unit_test(test_key_of_live_task_is_duplicate),
         cmocka_unit_test(test_key_taken_without_its_item_is_read),
         cmocka_unit_test(test_key_of_task_not_read_is_duplicate),

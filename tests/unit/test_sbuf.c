@@ -531,6 +531,25 @@ static void test_utf8_dup_replaces_what_is_not_utf8(void **state)
     check_utf8_dup("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");                 /* overlong */
 }
 
+static void test_utf8_valid_takes_only_well_formed_text(void **state)
+{
+    (void)state;
+    assert_true(utf8_valid("", 0));
+    assert_true(utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+    assert_true(utf8_valid("a\0b", 3));              /* a NUL is a character */
+    assert_true(utf8_valid("\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
+    assert_true(utf8_valid("\xed\x9f\xbf", 3));      /* U+D7FF, below the surrogates */
+    assert_false(utf8_valid("\xc3\xa9", 1));         /* cut short by n */
+    assert_false(utf8_valid("a\x80", 2));            /* a stray continuation */
+    assert_false(utf8_valid("\xc0\xaf", 2));         /* overlong */
+    assert_false(utf8_valid("\xe0\x9f\xbf", 3));     /* overlong */
+    assert_false(utf8_valid("\xf0\x8f\xbf\xbf", 4)); /* overlong */
+    assert_false(utf8_valid("\xed\xa0\x80", 3));     /* a surrogate */
+    assert_false(utf8_valid("\xf4\x90\x80\x80", 4)); /* past U+10FFFF */
+    assert_false(utf8_valid("\xff", 1));
+    assert_false(utf8_valid("ok\xe2\x82", 4)); /* cut short at the end */
+}
+
 static void check_utf8_copy_within(const char *in, size_t size, const char *want)
 {
     char out[16];
@@ -774,6 +793,7 @@ int main(void)
         cmocka_unit_test(test_json_other_controls),
         cmocka_unit_test(test_json_utf8_passes_through),
         cmocka_unit_test(test_utf8_dup_replaces_what_is_not_utf8),
+        cmocka_unit_test(test_utf8_valid_takes_only_well_formed_text),
         cmocka_unit_test(test_utf8_copy_within_keeps_whole_characters),
         cmocka_unit_test(test_json_strn_embedded_nul),
         cmocka_unit_test(test_json_strn_escapes_noncharacters),
