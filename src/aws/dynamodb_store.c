@@ -877,15 +877,16 @@ static bool cancelled_for(const json_t *reasons, const aws_response *r, const ch
     return false;
 }
 
-/*
- * One TransactWriteItems: the task and its key item. STORE_OK, STORE_DUPLICATE
- * (w->id set), STORE_NOT_FOUND meaning "try again" (conflict, or a key that
- * expired between the write and the read; *throttled set when the
- * transaction was cancelled for throttling, to be tried again after a
- * backoff), or a failure.
- */
-static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
-                                  const char *data_image, bool *throttled)
+/* What one try of a keyed create came to. */
+typedef enum key_try {
+    KEY_SETTLED,   /* *rc is the answer: STORE_OK, STORE_DUPLICATE (w->id set), or a failure */
+    KEY_AGAIN,     /* try again now: a conflict, or a key that freed between the write and read */
+    KEY_THROTTLED, /* cancelled for throttling, nothing written: try again after a backoff */
+} key_try;
+
+/* One TransactWriteItems: the task and its key item. */
+static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
+                                 const char *data_image, store_rc *rc_out)
 {
     const store_new_task *c = &w->create;
     sbuf b = {0};
@@ -910,7 +911,7 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
     aws_response r;
     aws_rc rc = ddb_call(s, "TransactWriteItems", &b, &r);
     note_call(w, "TransactWriteItems", &r);
-    store_rc out;
+    key_try out = KEY_SETTLED;
     if (rc == AWS_ERR_CLIENT && error_is(&r, "TransactionCanceledException")) {
         json_t *root = answer_json(&r);
         json_t *reasons = json_object_get(root, "CancellationReasons");
@@ -919,28 +920,29 @@ static store_rc create_keyed_once(ddb_store *s, store_write *w, const char *id,
              strstr(r.error_message, "ConditionalCheckFailed"))) {
             /* the key is taken: the reason carries its item, else read it */
             json_t *item = json_object_get(json_array_get(reasons, 1), "Item");
-            out = idem_task_id(item, w->now, w->id)
-                      ? STORE_DUPLICATE
-                      : read_idem(s, c->idempotency_key, w->now, w->id);
+            *rc_out = idem_task_id(item, w->now, w->id)
+                          ? STORE_DUPLICATE
+                          : read_idem(s, c->idempotency_key, w->now, w->id);
+            if (*rc_out == STORE_NOT_FOUND) /* the key expired in between */
+                out = KEY_AGAIN;
         } else if (cancelled_for(reasons, &r, "ValidationError")) {
             /* as a ValidationException of a single write: the item can never be kept */
             log_warn("DynamoDB cannot keep this item", "table", s->table, "operation",
                      "TransactWriteItems", "error", r.error_message ? r.error_message : "", NULL);
-            out = STORE_INVALID;
+            *rc_out = STORE_INVALID;
         } else if (cancelled_for(reasons, &r, "ThrottlingError") ||
                    cancelled_for(reasons, &r, "ProvisionedThroughputExceeded")) {
-            *throttled = true; /* nothing was written: try again after a backoff */
-            out = STORE_NOT_FOUND;
+            out = KEY_THROTTLED;
         } else if (cancelled_for(reasons, &r, "TransactionConflict")) {
-            out = STORE_NOT_FOUND; /* another writer of the key at this moment: try again */
+            out = KEY_AGAIN; /* another writer of the key at this moment */
         } else {
             log_error("DynamoDB cancelled a create", "table", s->table, "task_id", id, "error",
                       r.error_message ? r.error_message : "", NULL);
-            out = STORE_ERROR;
+            *rc_out = STORE_ERROR;
         }
         json_decref(root);
     } else {
-        out = failure(s, "TransactWriteItems", rc, &r);
+        *rc_out = failure(s, "TransactWriteItems", rc, &r);
         /* as create_plain() */
         w->unknown = rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE || r.unanswered;
     }
@@ -970,16 +972,17 @@ static store_rc free_key_of_gone_task(ddb_store *s, const char *key, const char 
     return out;
 }
 
-/* A duplicate whose task is gone becomes "try again", its key freed; others stay as they are. */
-static store_rc check_duplicate(ddb_store *s, store_write *w)
+/* A duplicate whose task is gone is tried again, its key freed (*rc: a failure to free it);
+ * others stay duplicates. */
+static key_try check_duplicate(ddb_store *s, store_write *w, store_rc *rc)
 {
     json_t *item = NULL;
     store_rc got = get_task_item(s, w->id, &item);
     json_decref(item);
     if (got != STORE_NOT_FOUND)
-        return STORE_DUPLICATE; /* there, or unknown for now: answered as the key says */
-    store_rc freed = free_key_of_gone_task(s, w->create.idempotency_key, w->id);
-    return freed == STORE_OK ? STORE_NOT_FOUND : freed;
+        return KEY_SETTLED; /* there, or unknown for now: answered as the key says */
+    *rc = free_key_of_gone_task(s, w->create.idempotency_key, w->id);
+    return *rc == STORE_OK ? KEY_AGAIN : KEY_SETTLED;
 }
 
 static store_rc apply_create(ddb_store *s, store_write *w)
@@ -997,10 +1000,9 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         if (new_id(s, id))
             rc = create_plain(s, w, id, data_image);
     } else {
-        /* "try again" (STORE_NOT_FOUND) until a try settles it, each with a new id. Throttling
-         * and conflicts have budgets of their own (aws_retry_pause()'s attempts, CREATE_TRIES),
-         * so a create meeting both may take up to their sum of transactions, all within the
-         * one deadline. */
+        /* tried until a try settles it, each with a new id. Throttling and conflicts have
+         * budgets of their own (aws_retry_pause()'s attempts, CREATE_TRIES), so a create
+         * meeting both may take up to their sum of transactions, all within the one deadline. */
         int64_t deadline = aws_deadline();
         if (deadline <= 0)
             deadline = clock_unix_ms() + AWS_DEFAULT_CALL_MS;
@@ -1010,13 +1012,12 @@ static store_rc apply_create(ddb_store *s, store_write *w)
                 rc = STORE_ERROR;
                 break;
             }
-            bool throttled = false;
-            rc = create_keyed_once(s, w, id, data_image, &throttled);
-            if (rc == STORE_DUPLICATE)
-                rc = check_duplicate(s, w);
-            if (rc != STORE_NOT_FOUND)
+            key_try t = create_keyed_once(s, w, id, data_image, &rc);
+            if (t == KEY_SETTLED && rc == STORE_DUPLICATE)
+                t = check_duplicate(s, w, &rc);
+            if (t == KEY_SETTLED)
                 break;
-            if (throttled) {
+            if (t == KEY_THROTTLED) {
                 /* retried as aws_http retries a throttled call, within the same deadline */
                 if (aws_retry_pause(++throttles, deadline))
                     continue;
