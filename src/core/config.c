@@ -668,10 +668,19 @@ static bool one_line(char *err, size_t errlen)
     return false;
 }
 
-bool config_load_text(config *c, const char *text, const char *name, char *err, size_t errlen)
+/* A configuration file past this is refused unread: far beyond any, and a bound on /dev/zero. */
+#define CONFIG_FILE_MAX (16u << 20)
+
+/* Parse text[0..len) (a UTF-8 byte order mark first is skipped, as an editor may write one). */
+static bool load_text(config *c, const char *text, size_t len, const char *name, char *err,
+                      size_t errlen)
 {
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        text += 3;
+        len -= 3;
+    }
     json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
         return one_line(err, errlen);
@@ -681,25 +690,63 @@ bool config_load_text(config *c, const char *text, const char *name, char *err, 
     return ok || one_line(err, errlen);
 }
 
+bool config_load_text(config *c, const char *text, const char *name, char *err, size_t errlen)
+{
+    return load_text(c, text, strlen(text), name, err, errlen);
+}
+
+/* The file's whole text into *out (free it); NULL, or why it cannot be read, said plainly. */
+static const char *read_whole(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return strerror(errno);
+    if (S_ISDIR(st.st_mode))
+        return "it is a directory";
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return strerror(errno);
+    const char *why = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (*len == cap) {
+            char *grown = cap < CONFIG_FILE_MAX ? realloc(*out, cap = cap ? cap * 2 : 4096) : NULL;
+            if (!grown) {
+                why = cap < CONFIG_FILE_MAX ? "out of memory" : "it is 16 MiB or larger";
+                break;
+            }
+            *out = grown;
+        }
+        size_t n = fread(*out + *len, 1, cap - *len, f);
+        *len += n;
+        if (n == 0) {
+            if (ferror(f))
+                why = strerror(errno);
+            break;
+        }
+    }
+    fclose(f);
+    if (why) {
+        free(*out);
+        *out = NULL;
+    }
+    return why;
+}
+
 bool config_load_file(config *c, const char *path, char *err, size_t errlen)
 {
-    struct stat st; /* said plainly, not as a parse error at line -1 or at the end */
-    const char *why = stat(path, &st) != 0  ? strerror(errno)
-                      : S_ISDIR(st.st_mode) ? "it is a directory"
-                                            : NULL;
+    char *text;
+    size_t len;
+    const char *why = read_whole(path, &text, &len);
     if (why) {
         snprintf(err, errlen, "%s: cannot read the configuration: %s", path, why);
         return one_line(err, errlen);
     }
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-        return one_line(err, errlen);
-    }
-    bool ok = load_root(c, root, path, err, errlen);
-    json_decref(root);
-    return ok || one_line(err, errlen);
+    bool ok = load_text(c, text ? text : "", len, path, err, errlen);
+    free(text);
+    return ok;
 }
 
 bool config_has_task_type(const config *c, const char *name)

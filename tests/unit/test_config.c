@@ -478,6 +478,37 @@ static void test_load_file(void **state)
     config_free(&c);
 }
 
+/* What cannot be read is said plainly, not as a parse error at line -1. */
+static void check_unreadable(const char *path, const char *why)
+{
+    config c;
+    char err[512] = "", want[256];
+    assert_true(config_defaults(&c));
+    assert_false(config_load_file(&c, path, err, sizeof err));
+    snprintf(want, sizeof want, "%s: cannot read the configuration: %s", path, why);
+    assert_string_equal(err, want);
+    config_free(&c);
+}
+
+static void test_load_file_unreadable(void **state)
+{
+    (void)state;
+    check_unreadable("/", "it is a directory");
+    check_unreadable("/proc/self/mem", "Input/output error"); /* opens, then fails to read */
+    check_unreadable("/dev/zero", "it is 16 MiB or larger");
+}
+
+/* A UTF-8 byte order mark before the text, as some editors write one, is skipped. */
+static void test_load_skips_byte_order_mark(void **state)
+{
+    (void)state;
+    config c;
+    load_ok(&c, "\xef\xbb\xbf{\"body_limit\": 4096}");
+    assert_int_equal(c.body_limit, 4096);
+    config_free(&c);
+    load_fails("\xef\xbb\xbf\xef\xbb\xbf{}", "cfg:1:", NULL); /* one, not any number */
+}
+
 /* ---- errors ---- */
 
 static void test_error_invalid_json(void **state)
@@ -824,6 +855,8 @@ int main(void)
         cmocka_unit_test(test_whole_pipeline),
         cmocka_unit_test(test_load_twice_replaces),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_load_file_unreadable),
+        cmocka_unit_test(test_load_skips_byte_order_mark),
         cmocka_unit_test(test_error_invalid_json),
         cmocka_unit_test(test_error_unknown_keys),
         cmocka_unit_test(test_error_task_types),
