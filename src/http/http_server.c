@@ -1392,7 +1392,7 @@ static void bound_address(http_server *h, int fd)
     }
 }
 
-/* A bound, listening, non-blocking socket; -1 on failure. */
+/* A bound, listening, non-blocking socket; -1 on failure, with errno saying why. */
 static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
 {
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1403,7 +1403,9 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     if (bind(fd, (const struct sockaddr *)ss, len) != 0 || listen(fd, SOMAXCONN) != 0) {
+        int e = errno;
         close(fd);
+        errno = e;
         return -1;
     }
     return fd;
@@ -1536,8 +1538,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     }
     h->listen_fd = listen_on(&ss, sslen);
     if (h->listen_fd < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)", o->host,
-                 o->port);
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
         admission_free(h->admission);
         free(h);
         return NULL;

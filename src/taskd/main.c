@@ -45,8 +45,9 @@ typedef struct options {
     const char *config;
     store_sync sync;
     int threads;
-    const char *token_file;    /* NULL: none */
-    const char *allowed_hosts; /* NULL: none beyond the loopback names */
+    const char *token_file;         /* NULL: none */
+    const char *allowed_hosts;      /* NULL: none beyond the loopback names */
+    const char *allowed_hosts_from; /* where it came from: the option or its variable */
     bool metrics_public;
     bool allow_unauthenticated;
 } options;
@@ -156,6 +157,7 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     const char *sync = getenv("TASKD_SYNC"), *sync_from = "TASKD_SYNC";
     const char *db_from = getenv("TASKD_DB") ? "TASKD_DB" : "--db";
     const char *config_from = "TASKD_CONFIG";
+    const char *token_from = "TASKD_TOKEN_FILE";
     o->db = getenv("TASKD_DB") ? getenv("TASKD_DB") : "tasks.db";
     o->config = getenv("TASKD_CONFIG");
     o->sync = STORE_SYNC_FULL;
@@ -163,10 +165,13 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     o->threads = ncpu > 0 ? (int)ncpu : 1; /* writes never block these threads */
     o->token_file = getenv("TASKD_TOKEN_FILE");
     o->allowed_hosts = getenv("TASKD_ALLOWED_HOSTS");
+    o->allowed_hosts_from = "TASKD_ALLOWED_HOSTS";
+    /* a malformed variable is said after the options, so that --help and --version still work */
+    const char *bad_env = NULL;
     if (!env_flag("TASKD_ALLOW_UNAUTHENTICATED", &o->allow_unauthenticated))
-        return fail("TASKD_ALLOW_UNAUTHENTICATED must be 1 or 0");
+        bad_env = "TASKD_ALLOW_UNAUTHENTICATED must be 1 or 0";
     if (!env_flag("TASKD_METRICS_PUBLIC", &o->metrics_public))
-        return fail("TASKD_METRICS_PUBLIC must be 1 or 0");
+        bad_env = "TASKD_METRICS_PUBLIC must be 1 or 0";
 
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -212,9 +217,11 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         }
         case 'T':
             o->token_file = optarg;
+            token_from = "--token-file";
             break;
         case 'H':
             o->allowed_hosts = optarg;
+            o->allowed_hosts_from = "--allowed-hosts";
             break;
         case 'U':
             o->allow_unauthenticated = true;
@@ -243,6 +250,8 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
         return fail(msg);
     }
+    if (bad_env)
+        return fail(bad_env);
     if (!parse_listen(listen ? listen : "127.0.0.1:8080", o))
         return fail_value(listen_from, "must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
     if (sync && !parse_sync(sync, &o->sync))
@@ -251,6 +260,9 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         return fail_value(db_from, "must name a file");
     if (o->config && !*o->config)
         return fail_value(config_from, "must name a file");
+    /* an empty path is no way to turn tokens off: an unset variable in a unit file, say */
+    if (o->token_file && !*o->token_file)
+        return fail_value(token_from, "must name a file");
     return 0;
 }
 
@@ -267,8 +279,7 @@ static int setup_access(const options *o, auth_policy *p)
     auth_init(p, key);
     memset(key, 0, sizeof key);
     char err[512], why[400];
-    if (o->token_file && *o->token_file &&
-        !auth_load_token_file(p, o->token_file, why, sizeof why)) {
+    if (o->token_file && !auth_load_token_file(p, o->token_file, why, sizeof why)) {
         snprintf(err, sizeof err, "%s", why);
         return fail(err);
     }
@@ -281,7 +292,7 @@ static int setup_access(const options *o, auth_policy *p)
     if (env && *env && p->n_tokens == had) /* "," or blanks: meant tokens, gave none */
         return fail("TASKD_TOKENS holds no token (unset it, or leave it empty, for none)");
     if (o->allowed_hosts && !auth_parse_hosts(p, o->allowed_hosts, why, sizeof why)) {
-        snprintf(err, sizeof err, "--allowed-hosts: %s", why);
+        snprintf(err, sizeof err, "%s: %s", o->allowed_hosts_from, why);
         return fail(err);
     }
     bool loopback = auth_is_loopback(o->host);
@@ -442,18 +453,17 @@ int main(int argc, char **argv)
 {
     if (!keep_standard_fds())
         return 2; /* nowhere to say why: standard error is closed */
+    options o = {0};
+    bool exit_now;
+    int rc = parse_options(argc, argv, &o, &exit_now);
+    if (rc || exit_now)
+        return rc;
     log_level level = LOG_INFO;
     const char *env_level = getenv("LOG_LEVEL");
     if (env_level && !log_level_parse(env_level, &level))
         return fail("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR");
     log_setup(level, "taskd");
     tracer_global_init(); /* libcurl, before any thread starts */
-
-    options o = {0};
-    bool exit_now;
-    int rc = parse_options(argc, argv, &o, &exit_now);
-    if (rc || exit_now)
-        return rc;
     auth_policy access;
     rc = setup_access(&o, &access);
     if (rc) {

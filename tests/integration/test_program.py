@@ -56,6 +56,21 @@ class Program(ServersTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertRegex(p.stdout.decode(), r"\d+\.\d+\.\d+")
 
+    def test_help_and_version_despite_a_malformed_variable(self):
+        """A bad variable is for the start to refuse; --help and --version still answer."""
+        for name, value in (("LOG_LEVEL", "bad"), ("TASKD_METRICS_PUBLIC", "bad"),
+                            ("TASKD_ALLOW_UNAUTHENTICATED", "bad")):
+            for flag in ("--help", "--version"):
+                with self.subTest(env=name, flag=flag):
+                    p = run_taskd([flag], env={name: value})
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertTrue(p.stdout.strip(), flag)
+            with self.subTest(env=name):
+                err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("h.db")],
+                                                  env={name: value})
+                self.assertIn(name, json.loads(err[-1])["message"])
+        self.assertFalse(os.path.exists(self.path("h.db")))
+
     # -- bad command lines --------------------------------------------------------------------
     def test_bad_flag(self):
         err = self.assertFailsWithOneLine(["--bogus-flag"])
@@ -148,8 +163,12 @@ class Program(ServersTestCase):
             port = sock.getsockname()[1]
             for attempt in range(3):  # a crash on this path can be timing-dependent
                 with self.subTest(attempt=attempt):
-                    self.assertFailsWithOneLine(["--listen", "127.0.0.1:%d" % port,
-                                                 "--db", self.path("p%d.db" % attempt)], one_line=False)
+                    err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:%d" % port,
+                                                       "--db", self.path("p%d.db" % attempt)],
+                                                      one_line=False)
+                    # the system's reason, not a guess among reasons
+                    self.assertIn("cannot listen on 127.0.0.1:%d: Address already in use" % port,
+                                  json.loads(err[-1])["message"])
         finally:
             sock.close()
 
@@ -492,6 +511,9 @@ class Program(ServersTestCase):
             "TASKD_SYNC": ("sometimes", "TASKD_SYNC must be full or normal"),
             "TASKD_DB": ("", "TASKD_DB must name a file"),
             "TASKD_CONFIG": ("", "TASKD_CONFIG must name a file"),
+            # an empty path is not "no tokens": an unset variable in a unit file, say
+            "TASKD_TOKEN_FILE": ("", "TASKD_TOKEN_FILE must name a file"),
+            "TASKD_ALLOWED_HOSTS": ("a b", "TASKD_ALLOWED_HOSTS: "),
         }
         base = {"TASKD_LISTEN": "127.0.0.1:0", "TASKD_DB": self.path("e.db")}
         for name, (value, says) in env_cases.items():
@@ -503,11 +525,14 @@ class Program(ServersTestCase):
             "--sync": ("sometimes", "--sync must be full or normal"),
             "--db": ("", "--db must name a file"),
             "--config": ("", "--config must name a file"),
+            "--token-file": ("", "--token-file must name a file"),
+            "--allowed-hosts": ("a b", "--allowed-hosts: "),
         }
         for flag, (value, says) in flag_cases.items():
             with self.subTest(flag=flag):
                 # the environment's values are good: the flag's own is named
-                env = dict(base, TASKD_SYNC="full", TASKD_CONFIG=write_config(self.tmp, {}))
+                env = dict(base, TASKD_SYNC="full", TASKD_CONFIG=write_config(self.tmp, {}),
+                           TASKD_ALLOWED_HOSTS="example.com")
                 err = self.assertFailsWithOneLine([flag, value], env=env, one_line=False)
                 self.assertIn(says, json.loads(err[-1])["message"])
         self.assertFalse(os.path.exists(self.path("e.db")), "a refused start left its database")
