@@ -1520,8 +1520,17 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     h->idle_timeout_ns = (int64_t)idle_timeout_s * 1000000000LL;
     h->header_timeout_ns = (int64_t)header_timeout_s * 1000000000LL;
     h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
-    unsigned max_conns =
-        o->max_connections ? o->max_connections : default_max_connections(o->fd_reserve);
+    unsigned room = default_max_connections(o->fd_reserve);
+    unsigned max_conns = o->max_connections ? o->max_connections : room;
+    if (max_conns > room) { /* the operator's to choose, but not silently */
+        char asked[16], left[16];
+        snprintf(asked, sizeof asked, "%u", max_conns);
+        snprintf(left, sizeof left, "%u", room);
+        log_warn("max_connections is more than the open-file limit leaves: past the limit, new "
+                 "connections wait unaccepted instead of getting 503; raise the limit (ulimit -n) "
+                 "or lower max_connections",
+                 "max_connections", asked, "room", left, NULL);
+    }
     unsigned per_client = o->max_per_client ? o->max_per_client : max_conns / 4;
     if (!o->max_per_client && per_client > 1024)
         per_client = 1024;

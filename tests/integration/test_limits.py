@@ -581,6 +581,7 @@ class Limits(ServersTestCase):
         finally:
             probe.close()
         srv = self.start(max_connections_per_client=4, max_connections=6)
+        self.assertNotIn("max_connections is more than", srv.stderr_text())  # 6 fits any limit
         held = [connect(srv.port) for _ in range(4)]
         try:
             time.sleep(0.2)
@@ -654,6 +655,12 @@ class Limits(ServersTestCase):
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         self.servers.append(srv)
+        # a bound the limit cannot hold is the operator's choice, but said at start
+        told = [o for o in srv.log_json()
+                if o.get("message", "").startswith("max_connections is more than the open-file")]
+        self.assertEqual(len(told), 1, srv.stderr_text()[-2000:])
+        self.assertEqual(told[0]["max_connections"], "1000")
+        self.assertLess(int(told[0]["room"]), 96)
         held = []
         try:
             for _ in range(150):  # the kernel's backlog takes what taskd cannot
