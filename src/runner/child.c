@@ -1058,6 +1058,13 @@ int child_reap(child *c, int *status)
     int e = w < 0 ? errno : 0;
     c->pid = 0; /* reaped, or gone already: either way not ours to signal any more */
     if (!c->exited) {
+        /* The supervisor died (a SIGKILL, the OOM killer) before the program's end: the program
+         * dies of its parent-death signal, but what it started in its process group would go
+         * on under init. The group's id is not reused while any of them lives; once none does,
+         * this finds nobody (another process would have to take that id as its group's in the
+         * meantime, after the pids wrapped around). */
+        if (c->program > 0)
+            (void)kill(-c->program, SIGKILL);
         note_failure(c, CHILD_SUPERVISOR, ECHILD);
         return ECHILD;
     }

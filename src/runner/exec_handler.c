@@ -511,7 +511,8 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
     const char *why = errstr(code, ebuf, sizeof ebuf);
     /* taskd's own shortage, not the task's outcome: to start it, or to keep what it printed */
     out->retry = ((step == CHILD_PIPES || step == CHILD_SPAWN) && short_of_resources(code)) ||
-                 (step == CHILD_READ_STDOUT && code == ENOMEM);
+                 (step == CHILD_READ_STDOUT && code == ENOMEM) ||
+                 step == CHILD_SUPERVISOR; /* killed under the run: its end is not known */
     switch (step) {
     case CHILD_PIPES:
         set_status(out, "exec: cannot create pipes: %s", why);
@@ -529,7 +530,8 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
         set_status(out, "exec: cannot get the exit status of %s: %s", x->path, why);
         break;
     case CHILD_SUPERVISOR:
-        set_status(out, "exec: the process supervising %s ended without its exit status", x->path);
+        set_status(out, "exec: the process supervising %s ended without its exit status; run again",
+                   x->path);
         break;
     case CHILD_OK: /* not reached: every failed call notes its step */
         set_status(out, "exec: %s did not run", x->path);

@@ -358,6 +358,42 @@ class ExecHandler(ServerTestCase):
             kill_fixture_processes(pids, started_by)
             s.close()
 
+    def test_sigkill_of_the_supervisor_ends_the_run_and_runs_it_again(self):
+        """SIGKILL the process supervising a run (an operator's kill, the OOM killer): the
+        program's process group goes with it, and the task, whose end nobody saw, runs again
+        rather than failing for taskd's loss."""
+        piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 3, "max_receive_count": 3}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")],
+                                         timeout=3, concurrency=1)]}
+        s = Taskd(config=write_config(piddir, cfg, "supervisor.json"))
+        pids, started_by = [], 0
+        try:
+            tid = s.create("TASK2", data={"dir": piddir})
+            pids, started_by = self.read_pids(piddir)
+            program, _, background = pids
+            with open("/proc/%d/stat" % program) as f:
+                supervisor = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open("/proc/%d/comm" % supervisor) as f:
+                self.assertEqual(f.read().strip(), "exec-supervisor")
+            os.remove(os.path.join(piddir, "pids"))
+            os.kill(supervisor, signal.SIGKILL)
+            try:
+                wait_until(lambda: all(process_gone(p, started_by) for p in (program, background)),
+                           5, what="the program and its background process to end")
+            except AssertionError:
+                self.fail("the program's group outlived its supervisor: %r alive"
+                          % [p for p in (program, background) if not process_gone(p, started_by)])
+            again = lambda: [h["status_msg"] for h in s.history(tid)["history"]]  # noqa: E731
+            wait_until(lambda: "Task started again (receive 2)" in again() or None, 10,
+                       what="the task to run again\n" + s.stderr_text()[-2000:])
+            self.assertEqual(s.task(tid)["status"], "IN_PROGRESS", again())
+            pids += self.read_pids(piddir)[0]  # the second run's, for the clean-up
+        finally:
+            kill_fixture_processes(pids, started_by)
+            s.close()
+
     def test_environment_is_scrubbed(self):
         """Only PATH, HOME, LANG, LC_*, TZ, TMPDIR and the task's variables reach the
         program: none of the secrets in taskd's environment."""
