@@ -5,7 +5,7 @@
  * - Three processes per run: the parent (any thread of this process), the supervisor and the
  *   program. child_start() forks the supervisor with every signal blocked; it never execs and
  *   makes only system calls (it is a copy of a multi-threaded process). It sets
- *   PR_SET_PDEATHSIG(SIGTERM) (and checks getppid() did not change before that), moves to a
+ *   PR_SET_PDEATHSIG(end_signal()) (and checks getppid() did not change before that), moves to a
  *   process group of its own (terminal signals are not the program's business), resets every
  *   signal disposition, becomes a child subreaper (PR_SET_CHILD_SUBREAPER) and closes every
  *   descriptor but the five it hands on. Then it forks the program (_Fork: no atfork handlers),
@@ -19,7 +19,7 @@
  *   and only they, are re-parented to it when their parent dies, so "the run" is exactly its
  *   process tree: no scanning for orphans that might belong to another run or to other code,
  *   no reaping of children others wait for. When this process dies, even by SIGKILL, the
- *   supervisor gets SIGTERM (its parent-death signal) and kills the whole tree, which a
+ *   supervisor gets the end signal (its parent-death signal) and kills the whole tree, which a
  *   process-wide subreaper could not do for grandchildren. The price is two forks of this
  *   process per run (supervisor, program) instead of a posix_spawn(): copying and tearing down
  *   page tables costs about 0.08 ms per MiB of this process's anonymous memory (taskd has
@@ -28,8 +28,10 @@
  * - The supervisor reports on a pipe in fixed 16-byte records (atomic writes): STARTED with
  *   the program's pid or SPAWN_FAILED with an errno value, then EXITED with the program's wait
  *   status and CPU time (wait4). It waits in sigwaitinfo() for SIGCHLD (reaps everything, and
- *   exits once no child is left after the program ended) or SIGTERM from the parent (sent by
- *   child_kill(), or as the parent-death signal): then it lists its descendants from /proc
+ *   exits once no child is left after the program ended) or the end signal from the parent
+ *   (sent by child_kill(), or as the parent-death signal): a real-time signal, which queues,
+ *   so that it cannot merge with a SIGTERM someone else sent and be lost. Then it lists its
+ *   descendants from /proc
  *   (PPid links, a few passes), SIGKILLs them all, reaps, and repeats until it has no child
  *   left. Without /proc it can only kill the program's process group. A SIGTERM from anyone
  *   else (a service manager stopping everything) is passed on to the program, whose call it is.
@@ -81,6 +83,12 @@
 #define TREE_MAX 1024
 /* Passes over /proc per round: each finds the children of the processes found so far. */
 #define TREE_PASSES 8
+/* The parent's "end the run" to the supervisor; see the design above. SIGRTMIN is glibc's
+ * first free one (it keeps two below for itself). */
+static int end_signal(void)
+{
+    return SIGRTMIN + 1;
+}
 /* Default time child_reap() gives the supervisor to clear the run before killing it. */
 #define KILL_GRACE_MS 2000
 /* Most milliseconds child_reap() waits for a supervisor it stops to be stopped. */
@@ -500,10 +508,11 @@ static void kill_tree(int st_fd, program_end *pe)
  * The supervisor: fds[] as the FD_* names say (FD_EXEC's write end goes to the program only,
  * FD_REPORT's is the supervisor's); parent is the process that forked it. Never returns.
  */
-static _Noreturn void supervisor_main(const child *c, const int fds[FD_COUNT], pid_t parent)
+static _Noreturn void supervisor_main(const child *c, const int fds[FD_COUNT], pid_t parent,
+                                      int end_sig)
 {
     const int st_fd = fds[FD_REPORT];
-    if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGTERM) != 0 || getppid() != parent)
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig) != 0 || getppid() != parent)
         _exit(1); /* the parent is gone already: nobody to run for */
     (void)prctl(PR_SET_NAME, (unsigned long)"exec-supervisor"); /* for ps and top */
     (void)setpgid(0, 0);
@@ -564,11 +573,12 @@ static _Noreturn void supervisor_main(const child *c, const int fds[FD_COUNT], p
     sigemptyset(&wanted);
     sigaddset(&wanted, SIGCHLD);
     sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, end_sig);
     for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof si);
         int sig = sigwaitinfo(&wanted, &si);
-        if (sig == SIGTERM && si.si_pid == parent)
+        if (sig == end_sig && si.si_pid == parent)
             break; /* child_kill() or child_reap(), or the parent died (its death signal) */
         if (sig == SIGTERM) { /* someone else's, e.g. a service manager's: the program's call */
             if (!pe.ended)
@@ -659,7 +669,7 @@ child *child_new(const child_spec *spec)
 /* Reap a supervisor that failed to start the program (it ends once it has reaped the program). */
 static void reap_failed_start(child *c)
 {
-    (void)kill(c->pid, SIGTERM);
+    (void)kill(c->pid, end_signal());
     close_fd(&c->in_fd);
     close_fd(&c->out_fd);
     close_fd(&c->err_fd);
@@ -701,6 +711,7 @@ int child_start(child *c)
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         pid_t parent = getpid();
+        int end_sig = end_signal();
         pid = fork();
         if (pid == 0) {
             const int fds[FD_COUNT] = {[FD_STDIN] = pin[0],
@@ -708,7 +719,7 @@ int child_start(child *c)
                                        [FD_STDERR] = perr[1],
                                        [FD_EXEC] = pex[1],
                                        [FD_REPORT] = pst[1]};
-            supervisor_main(c, fds, parent);
+            supervisor_main(c, fds, parent, end_sig);
         }
         rc = pid < 0 ? errno : 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -981,7 +992,7 @@ void child_kill(const child *c)
 {
     if (c->pid <= 0)
         return;
-    (void)kill(c->pid, SIGTERM); /* the supervisor kills its whole tree */
+    (void)kill(c->pid, end_signal()); /* the supervisor kills its whole tree */
     /* and child_wait() returns now, whether or not it can: a stopped supervisor is then
      * child_reap()'s to kill after its grace, not left until the deadline */
     uint64_t one = 1;
@@ -1029,7 +1040,7 @@ int child_reap(child *c, int *status)
     *status = 0;
     if (c->pid <= 0)
         return ECHILD;
-    (void)kill(c->pid, SIGTERM); /* the program, if it still runs, and whatever it left */
+    (void)kill(c->pid, end_signal()); /* the program, if it still runs, and what it left */
     /* Reports until EOF: the supervisor has killed and reaped them all, and exited. */
     const int grace = c->spec.kill_grace_ms > 0 ? c->spec.kill_grace_ms : KILL_GRACE_MS;
     const int64_t until = clock_mono_ms() + grace;

@@ -394,6 +394,55 @@ class ExecHandler(ServerTestCase):
             kill_fixture_processes(pids, started_by)
             s.close()
 
+    def test_taskds_end_of_a_run_is_not_lost_to_another_sigterm(self):
+        """A SIGTERM from elsewhere (a service manager, pkill) already pending at the supervisor
+        when taskd ends the run (here its timeout): taskd's request is a signal of its own, so
+        the two do not merge into one, and the run is cleared, daemon and all."""
+        piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 10}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")],
+                                         timeout=2, concurrency=1)]}
+        s = Taskd(config=write_config(piddir, cfg, "merge.json"))
+        pids, started_by = [], 0
+        try:
+            tid = s.create("TASK2", data={"dir": piddir})
+            pids, started_by = self.read_pids(piddir)
+            with open("/proc/%d/stat" % pids[0]) as f:
+                supervisor = int(f.read().rsplit(")", 1)[1].split()[1])
+            # held stopped, so the outside SIGTERM is still pending when taskd's request comes
+            os.kill(supervisor, signal.SIGSTOP)
+
+            def stopped():
+                with open("/proc/%d/stat" % supervisor) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "T" or None
+            wait_until(stopped, 5, what="the supervisor to stop")  # not to take the SIGTERM first
+            os.kill(supervisor, signal.SIGTERM)
+            # until taskd's request is pending too (its timeout): a real-time signal, queued
+            # beside the SIGTERM; at most until 3 s after the start, within the 2 s grace that
+            # follows the timeout
+            end_bit = 1 << (signal.SIGRTMIN + 1 - 1)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                with open("/proc/%d/status" % supervisor) as f:
+                    pending = int(f.read().split("ShdPnd:")[1].split()[0], 16)
+                if pending & end_bit:
+                    break
+                time.sleep(0.02)
+            os.kill(supervisor, signal.SIGCONT)
+            t = self.wait_final_on(s, tid)
+            self.assertEqual((t["status"], t["status_msg"]), ("FAILED", "timed out after 2 s"), t)
+            alive = [p for p in pids if not process_gone(p, started_by)]
+            self.assertEqual(alive, [], "processes %r (of program, daemon, background %r) outlived "
+                             "their run" % (alive, pids))
+        finally:
+            kill_fixture_processes(pids, started_by)
+            s.close()
+
+    def wait_final_on(self, s, tid, timeout=10.0):
+        return wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s.task(tid)),
+                          timeout, what="task %s to finish" % tid)
+
     def test_environment_is_scrubbed(self):
         """Only PATH, HOME, LANG, LC_*, TZ, TMPDIR and the task's variables reach the
         program: none of the secrets in taskd's environment."""
