@@ -89,6 +89,7 @@ bool config_defaults(config *c)
     c->max_waiters = 1000;
     c->max_event_clients = 64;
     c->event_buffer_bytes = 256 * 1024;
+    c->event_replay = 60;
     c->max_in_flight = 1024;
     c->header_timeout = 10;
     c->body_timeout = 60;
@@ -580,6 +581,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 0, INT32_MAX, &n, name, err, errlen))
                 return false;
             c->retention_grace = n;
+        } else if (strcmp(key, "event_replay") == 0) {
+            if (!load_positive(v, key, 0, 86400, &n, name, err, errlen))
+                return false;
+            c->event_replay = (unsigned)n;
         } else if (strcmp(key, "sweep_interval") == 0) {
             if (!load_positive(v, key, 1, 86400, &n, name, err, errlen))
                 return false;

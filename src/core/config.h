@@ -74,6 +74,7 @@ typedef struct config {
     unsigned max_waiters;       /* GET /tasks/{id}?wait= requests parked at once (then 503) */
     unsigned max_event_clients; /* GET /events streams open at once (then 503) */
     size_t event_buffer_bytes;  /* events buffered per client; past it the client is dropped */
+    unsigned event_replay; /* seconds a change record outlives its readers, for /events resumes */
     /* The local HTTP listener's bounds (0: derived from the open-file limit, see http_server.h) */
     unsigned max_connections;            /* open client connections, in all */
     unsigned max_connections_per_client; /* open connections from one client address */

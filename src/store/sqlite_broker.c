@@ -195,7 +195,7 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_MESSAGE_DELETE] = "DELETE FROM messages WHERE id = ?1",
     /* the log is trimmed from its start, TRIM_BATCH seqs at a time (a range of the rowid) */
     [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < (SELECT min(seq) FROM changes) + ?3 "
-                         "AND (seq <= ?1 OR created_time < ?2)",
+                         "AND ((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)",
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
     [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
                       "AND ttl < ?2 AND finished_time < ?1 LIMIT 1",
@@ -203,7 +203,7 @@ static const char *const bst_sql[BST_COUNT] = {
                          "LIMIT 1",
     /* the log's first record: trimming stops at the first one it must keep */
     [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq = (SELECT min(seq) FROM changes) "
-                        "AND (seq <= ?1 OR created_time < ?2)",
+                        "AND ((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)",
 };
 
 /*
@@ -1690,11 +1690,13 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
 }
 
 /*
- * What a trim may delete, as ?1 and ?2 of BST_TRIM_CHANGES and BST_DUE_CHANGES: the records up to
- * the seq every named consumer has passed (none when no consumer is named), and those older than
- * the stream's retention. cp: BST_CHECKPOINT on the connection that reads.
+ * What a trim may delete, as bounds[0], [1] and [3] of BST_TRIM_CHANGES (?1, ?2, ?4) and
+ * BST_DUE_CHANGES (?1, ?2, ?4; [2] is the trim's batch): the records up to the seq every named
+ * consumer has passed (none when no consumer is named) once event_replay seconds old, so that a
+ * GET /events client that reconnects within them resumes where it was; and those older than the
+ * stream's retention. cp: BST_CHECKPOINT on the connection that reads.
  */
-static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int64_t bounds[2])
+static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int64_t bounds[4])
 {
     int64_t floor = INT64_MAX;
     store_rc rc = STORE_OK;
@@ -1705,6 +1707,7 @@ static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int6
     }
     bounds[0] = c->n_consumers ? floor : 0;
     bounds[1] = now - STREAM_RETENTION_S;
+    bounds[3] = now - c->event_replay;
     return rc;
 }
 
@@ -1714,17 +1717,17 @@ static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int6
  */
 static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
 {
-    int64_t bounds[3] = {0, 0, TRIM_BATCH};
+    int64_t bounds[4] = {0, 0, TRIM_BATCH, 0};
     store_rc rc = trim_bounds(a->c, wstmt(s, BST_CHECKPOINT), now, bounds);
     if (rc != STORE_OK)
         return rc;
     bool found;
-    rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 3, &found); /* a DELETE: no row */
+    rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 4, &found); /* a DELETE: no row */
     if (rc == STORE_OK && sqlite3_changes(s->wdb) > 0) /* the last seq outlives its record */
         rc = any_row(wstmt(s, BST_LAST_SEQ_PUT), &s->batch_last_seq, 1, &found);
     if (rc != STORE_OK)
         return rc;
-    rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 2, &found); /* the new first one too? */
+    rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 4, &found); /* the new first one too? */
     a->more |= found;
     return rc;
 }
@@ -1761,7 +1764,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     if (!r)
         return STORE_BUSY;
     int64_t now = clock_unix_s();
-    int64_t changes[2];
+    int64_t changes[4] = {0, 0, TRIM_BATCH, 0};
     store_rc rc = trim_bounds(c, rstmt(r, BST_CHECKPOINT), now, changes);
     int64_t tasks[] = {now - c->retention_grace, now};
     int64_t messages[] = {clock_steady_ms()};
@@ -1770,7 +1773,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     if (rc == STORE_OK && !*due)
         rc = any_row(rstmt(r, BST_DUE_MESSAGES), messages, 1, due);
     if (rc == STORE_OK && !*due)
-        rc = any_row(rstmt(r, BST_DUE_CHANGES), changes, 2, due);
+        rc = any_row(rstmt(r, BST_DUE_CHANGES), changes, 4, due);
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK)
         *due = true; /* cannot tell: let the sweep look */

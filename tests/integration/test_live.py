@@ -460,7 +460,7 @@ class Access(LiveCase):
 @harness.local_only("the change log is taskd's")
 class Trimmed(LiveCase):
     # the publisher's checkpoint passes every record at once; the sweep then trims them
-    server_config = {"sweep_interval": 1}
+    server_config = {"sweep_interval": 1, "event_replay": 0}
 
     def test_a_trimmed_position_gives_a_reset_first(self):
         self.server.create("TASK2")
@@ -554,6 +554,25 @@ class Trimmed(LiveCase):
             self.assertEqual(body["status"], "FAILED", body)
             self.assertLess(t.end - released, 10, "answered at the deadline, not at the change")
             self.assertEqual(self.server.get("/tasks/" + last).status, 200)
+
+
+@harness.local_only("the change log is taskd's")
+class Replay(LiveCase):
+    # sweeps every second, with the default event_replay (60 s)
+    server_config = {"sweep_interval": 1}
+
+    def test_a_reconnect_after_sweeps_misses_nothing(self):
+        """Records every consumer has read outlive the sweep by event_replay, so a client that
+        reconnects a few sweeps later resumes where it was, not with a reset."""
+        before = int(self.server.get("/tasks?limit=1").header("X-Last-Event-ID"))
+        tid = self.server.create("TASK2")
+        self.server.set_status(tid, "FAILED", "cancelled")
+        time.sleep(2.5)  # two sweeps or more, each with nothing to trim yet
+        with harness.EventStream(self.server, headers={"Last-Event-ID": str(before)}) as st:
+            got = [st.next_event(10) for _ in range(2)]
+        self.assertEqual([(e["event"], e["data"]["id"], e["data"]["status"]) for e in got],
+                         [("task", tid, "CREATED"), ("task", tid, "FAILED")], got)
+        self.assertEqual(int(got[0]["id"]), before + 1)
 
 
 @harness.local_only("the change log is taskd's")

@@ -210,7 +210,7 @@ class IdleWritesNothing(ServersTestCase):
         self.assertEqual(s.stop(), 0)
 
     def test_delayed_message_waits_without_writing(self):
-        cfg = {"sweep_interval": 1,  # the sweeper looks every second: one sweep, then reads only
+        cfg = {"sweep_interval": 1, "event_replay": 0,  # one sweep a second, then reads only
                "queues": [{"name": "task1", "delay": 3, "visibility_timeout": 30,
                            "dead_letter_queue": "task1-dlq"}, {"name": "task1-dlq"}]}
         s = self.start(cfg)

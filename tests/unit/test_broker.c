@@ -767,6 +767,7 @@ static void sweep_expiring(fx *f, const char *id, bool expire)
             1);
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     int64_t removed = -1;
     assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     config_free(&c);
@@ -1245,6 +1246,7 @@ static void test_retention_expires_messages(void **state)
 
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     int64_t removed = -1;
     assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
     config_free(&c);
@@ -2317,6 +2319,7 @@ static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart
     /* the row is swept: the same records, from the REMOVE record */
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     c.retention_grace = 0;
     int64_t removed = 0;
     assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
@@ -2477,6 +2480,7 @@ static void test_seqs_go_on_after_an_emptied_log(void **state)
     assert_int_equal(last, 3);
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     snprintf(c.consumers[0].name, sizeof c.consumers[0].name, "c");
     assert_int_equal(broker_publish(f->b, "c", last, NULL, 0), STORE_OK);
     int64_t removed = 0;
@@ -2864,6 +2868,7 @@ static void test_sweep(void **state)
 
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     assert_int_equal(c.n_consumers, 1);
     snprintf(c.consumers[0].name, sizeof c.consumers[0].name, "sweep-consumer");
 
@@ -3024,11 +3029,57 @@ static bool sweep_due(broker *b, const config *c)
     return due;
 }
 
+/* Records every consumer has passed outlive them by event_replay seconds, so that a
+ * GET /events client that reconnects within them resumes where it was, not from a reset. */
+static void test_passed_records_are_kept_for_the_replay(void **state)
+{
+    fx *f = *state;
+    config c;
+    assert_true(config_defaults(&c));
+    assert_int_equal(c.event_replay, 60);
+    char id[37];
+    create_task(f->s, (int64_t)time(NULL) + 3600, id);
+    create_task(f->s, (int64_t)time(NULL) + 3600, id);
+    int64_t oldest = -1, newest = -1;
+    assert_int_equal(broker_change_bounds(f->b, &oldest, &newest), STORE_OK);
+    assert_int_equal(broker_publish(f->b, c.consumers[0].name, newest, NULL, 0), STORE_OK);
+
+    /* passed, but just written: nothing due, and a sweep keeps them */
+    assert_false(sweep_due(f->b, &c));
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    int64_t first = -1, last = -1;
+    assert_int_equal(broker_change_bounds(f->b, &first, &last), STORE_OK);
+    assert_int_equal(first, oldest);
+
+    /* the first one a replay old: it goes, the second stays */
+    sqlite3_stmt *age =
+        own_stmt(SQLITE_OPEN_READWRITE,
+                 "UPDATE changes SET created_time = created_time - 60 WHERE seq = ?1");
+    sqlite3_bind_int64(age, 1, oldest);
+    assert_int_equal(sqlite3_step(age), SQLITE_DONE);
+    own_done(age);
+    assert_true(sweep_due(f->b, &c));
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    assert_int_equal(broker_change_bounds(f->b, &first, &last), STORE_OK);
+    assert_int_equal(first, newest);
+    assert_false(sweep_due(f->b, &c));
+
+    /* no replay: passed records go at the next sweep */
+    c.event_replay = 0;
+    assert_true(sweep_due(f->b, &c));
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    assert_int_equal(broker_change_bounds(f->b, &first, &last), STORE_OK);
+    assert_int_equal(first, last + 1); /* none kept */
+    config_free(&c);
+}
+
 static void test_sweep_due(void **state)
 {
     fx *f = *state;
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     assert_int_equal(c.n_consumers, 1);
     c.retention_grace = 0;
     assert_false(sweep_due(f->b, &c)); /* a fresh database */
@@ -3147,6 +3198,7 @@ static void test_sweep_steps_are_bounded(void **state)
 
     config c;
     assert_true(config_defaults(&c));
+    c.event_replay = 0; /* records every consumer passed go at the next sweep */
     c.retention_grace = 0;
     int64_t last = broker_last_seq(f->b), oldest = -1, newest = -1;
     assert_int_equal(last, 3 * EXPIRED + MORE);
@@ -3481,6 +3533,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_commit_wakes_after_the_cache_forgot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_visible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_which_commits_wake_runners, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_passed_records_are_kept_for_the_replay, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_steps_are_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),

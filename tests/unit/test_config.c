@@ -120,6 +120,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_waiters, 1000);
     assert_int_equal(c.max_event_clients, 64);
     assert_int_equal(c.event_buffer_bytes, 256 * 1024);
+    assert_int_equal(c.event_replay, 60);
     assert_int_equal(c.max_connections, 0); /* derived from the open-file limit */
     assert_int_equal(c.max_connections_per_client, 0);
     assert_int_equal(c.max_in_flight, 1024);
@@ -183,7 +184,7 @@ static void test_scalar_overrides(void **state)
     load_ok(&c, "{\"task_types\":[\"X\",\"y.z\",\"a_b-c9\"],\"body_limit\":1024,"
                 "\"retention_grace\":0,\"sweep_interval\":5,\"shutdown_grace\":3600,"
                 "\"max_waiters\":0,\"max_event_clients\":3,\"event_buffer_bytes\":4096,"
-                "\"topic\":\"events-1\"}");
+                "\"event_replay\":0,\"topic\":\"events-1\"}");
     assert_int_equal(c.n_task_types, 3);
     assert_string_equal(c.task_types[0], "X");
     assert_string_equal(c.task_types[1], "y.z");
@@ -197,6 +198,7 @@ static void test_scalar_overrides(void **state)
     assert_int_equal(c.max_waiters, 0);
     assert_int_equal(c.max_event_clients, 3);
     assert_int_equal(c.event_buffer_bytes, 4096);
+    assert_int_equal(c.event_replay, 0);
     assert_string_equal(c.topic, "events-1");
     config_free(&c);
 
@@ -767,6 +769,7 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"max_event_clients\":10001}", "max_event_clients must be an integer", NULL);
     load_fails("{\"event_buffer_bytes\":1023}",
                "event_buffer_bytes must be an integer from 1024 to 67108864", NULL);
+    load_fails("{\"event_replay\":86401}", "event_replay must be an integer from 0 to 86400", NULL);
     load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
     load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
                NULL);
