@@ -368,6 +368,25 @@ static void warn_stranded_queues(broker *b, const config *c)
     }
 }
 
+/* A queue subscriptions route messages to that no handler takes from: its messages wait
+ * unread until their retention ends, and then fail their tasks (unless a client claimed them).
+ * Said at start, once per queue. */
+static void warn_unread_queues(const config *c)
+{
+    for (size_t i = 0; i < c->n_subscriptions; i++) {
+        const queue_config *q = config_queue(c, c->subscriptions[i].queue);
+        bool said = false; /* by an earlier subscription to the same queue */
+        for (size_t j = 0; j < i && !said; j++)
+            said = strcmp(c->subscriptions[j].queue, c->subscriptions[i].queue) == 0;
+        if (!q || has_handler(c, q) || said)
+            continue;
+        log_warn("a subscription routes messages to a queue no handler takes from: they wait "
+                 "unread, and fail their tasks when their retention ends (unless a client "
+                 "claimed them)",
+                 "queue", q->name, NULL);
+    }
+}
+
 /* Task types the API accepts that no subscription routes to a queue, or none when no consumer
  * publishes at all: their tasks stay CREATED unless a client claims them. Said at start, in one
  * line: as information, since the defaults route TASK1 alone (SPEC), but a type added without a
@@ -525,6 +544,7 @@ int main(int argc, char **argv)
         goto no_store;
     warn_stranded_queues(broker_of(st), &cfg);
     note_unrouted_types(&cfg);
+    warn_unread_queues(&cfg);
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;

@@ -427,6 +427,24 @@ class Program(ServersTestCase):
         self.assertEqual(s.post("/tasks", blob).status, 201)
         self.assertEqual(s.stop(), 0)
 
+    def test_a_subscribed_queue_no_handler_takes_from_is_named_at_start(self):
+        """Messages routed to a queue nobody reads wait out their retention: said at start."""
+        unread = "a subscription routes messages to a queue no handler takes from"
+        cfg = write_config(self.tmp, {
+            "task_types": ["A", "B"],
+            "queues": [{"name": "read"}, {"name": "unread"}],
+            "subscriptions": [{"queue": "read"}, {"queue": "unread", "filter_policy": {"TaskType": ["A"]}},
+                              {"queue": "unread", "filter_policy": {"TaskType": ["B"]}}],
+            "handlers": [{"queue": "read", "handler": "noop"}]}, "unread.json")
+        s = self.start(config=cfg)
+        said = [o for o in s.log_json() if o.get("message", "").startswith(unread)]
+        self.assertEqual([(o["queue"], o["level"]) for o in said], [("unread", "WARNING")],
+                         s.stderr_text()[-2000:])  # once, though two subscriptions route there
+        self.assertEqual(s.stop(), 0)
+        s = self.start(config=write_config(self.tmp, {}, "defaults.json"))  # every queue read
+        self.assertNotIn(unread, s.stderr_text())
+        self.assertEqual(s.stop(), 0)
+
     def test_task_types_no_subscription_routes_are_named_at_start(self):
         """A type the API accepts but no filter policy lets through stays CREATED: said at start."""
         unrouted = "task types that no subscription routes to a queue"
