@@ -196,7 +196,7 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
     }
     const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
     if (key && (strlen(key) == 0 || strlen(key) > 255)) {
-        api_error(resp, 400, "Idempotency-Key must be 1 to 255 characters");
+        api_error(resp, 400, "Idempotency-Key must be 1 to 255 bytes");
         return API_DONE;
     }
     if (key && !(ex->idempotency_key = strdup(key))) {

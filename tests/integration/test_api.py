@@ -206,6 +206,18 @@ class Api(ServerTestCase):
         b = self.server.create("TASK2")
         self.assertNotEqual(a, b)
 
+    def test_idempotency_key_bounds_are_bytes(self):
+        """1 to 255 bytes, as the answer and /openapi.json say: a character past ASCII takes 2."""
+        for key, status in (("k" * 255, 201), ("k" * 256, 400), ("\u00e9" * 127, 201),
+                            ("\u00e9" * 128, 400)):
+            with self.subTest(length=len(key.encode()), status=status):
+                r = self.server.post("/tasks", {"task_type": "TASK2"},
+                                     headers={"Idempotency-Key": key.encode().decode("latin-1")})
+                if status == 400:
+                    self.assertEqual(self.assertError(r, 400), "Idempotency-Key must be 1 to 255 bytes")
+                else:
+                    self.assertJSON(r, 201)
+
     # -- reading -------------------------------------------------------------------
     def test_get_unknown_and_malformed_id(self):
         for tid in [str(uuid.UUID(int=0x0190f3c27b1e7c3a9d2e5a1b2c3d4e5f)), "abc",
