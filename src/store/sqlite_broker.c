@@ -113,6 +113,7 @@ typedef enum bst {
     BST_REMOVED,
     BST_CHANGE_BOUNDS,
     BST_LAST_SEQ,
+    BST_LAST_MESSAGE_ID,
     BST_LAST_SEQ_PUT,
     BST_PUBLISH,
     BST_CHECKPOINT_PUT,
@@ -155,9 +156,12 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_LAST_SEQ] = "SELECT " LAST_SEQ,
     /* set by every trim, for when it empties the log */
     [BST_LAST_SEQ_PUT] = "INSERT OR REPLACE INTO meta (name, value) VALUES ('changes_seq', ?1)",
+    [BST_LAST_MESSAGE_ID] = "SELECT coalesce(max(id), 0) FROM messages",
+    /* the id is given by the writer, never twice (sqlite_store.last_message_id): SQLite's
+     * own would be the greatest + 1, again the id of a newest message deleted since */
     [BST_PUBLISH] =
         "INSERT INTO messages (queue, task_id, task_type, trace, body, sent_ms, "
-        "visible_ms, expires_ms, tracestate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "visible_ms, expires_ms, tracestate, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [BST_CHECKPOINT_PUT] = "INSERT OR REPLACE INTO checkpoints (consumer, seq) VALUES (?1, ?2)",
     [BST_TASK_STATUS] = "SELECT status, trace FROM tasks WHERE id = ?1",
     [BST_RECEIVE] =
@@ -636,6 +640,7 @@ static int send_messages(sqlite_store *s, const broker_message *m, size_t n)
         sqlite3_bind_int64(ins, 7, now + (int64_t)q->delay * 1000);
         sqlite3_bind_int64(ins, 8, now + (int64_t)q->retention * 1000);
         sq_bind_text(ins, 9, m[i].tracestate);
+        sqlite3_bind_int64(ins, 10, ++s->last_message_id); /* an undone batch leaves a gap */
         rc = sq_step_done(ins);
         if (rc == SQLITE_OK)
             depth_log_enter(&s->depth_log, s->depths, q->name, now + (int64_t)q->delay * 1000,
@@ -1440,13 +1445,23 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag)
     return rc;
 }
 
-bool sq_last_seq_load(sqlite_store *s)
+/* The one value of statement id into *out; false when it cannot be read. */
+static bool read_int(sqlite_store *s, bst id, int64_t *out)
 {
-    sqlite3_stmt *st = wstmt(s, BST_LAST_SEQ);
+    sqlite3_stmt *st = wstmt(s, id);
     int step = st ? sqlite3_step(st) : SQLITE_ERROR;
-    atomic_store(&s->last_seq, step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0);
+    *out = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     stmt_done(st);
     return step == SQLITE_ROW || step == SQLITE_DONE;
+}
+
+bool sq_last_ids_load(sqlite_store *s)
+{
+    int64_t seq;
+    bool ok =
+        read_int(s, BST_LAST_SEQ, &seq) && read_int(s, BST_LAST_MESSAGE_ID, &s->last_message_id);
+    atomic_store(&s->last_seq, seq);
+    return ok;
 }
 
 typedef struct redrive_args {

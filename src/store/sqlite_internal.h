@@ -127,6 +127,10 @@ struct sqlite_store {
     bool batch_wrote_changes;
     int64_t batch_last_seq; /* the seq of the batch's last change record kept so far */
     bool batch_sent_messages;
+    /* the greatest message id given (writer thread only): ids are never given twice while
+     * taskd runs, so that a receipt (id, receive_count) a runner holds names one message, not
+     * a later one that took the id of a message deleted meanwhile */
+    int64_t last_message_id;
 
     /* whether writes succeed: the SQLite code of the last write that failed for a reason
      * that does not pass by itself (SQLITE_FULL, SQLITE_IOERR, ...), 0 once one commits */
@@ -230,8 +234,8 @@ store_rc sq_feed_save(sqlite_store *s);
 void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
 
 /* The change log's last seq (the greatest, or meta's when a trim emptied the log) into s->last_seq,
- * at open; false when it cannot be read. */
-bool sq_last_seq_load(sqlite_store *s);
+ * and the greatest message id into s->last_message_id, at open; false when they cannot be read. */
+bool sq_last_ids_load(sqlite_store *s);
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
 store_rc sq_depths_load(sqlite_store *s);
 /* At open, before the counting: make visible the messages hidden more than max_hide_ms ahead of

@@ -1897,7 +1897,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot read the task types of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    if (!sq_last_seq_load(s)) {
+    if (!sq_last_ids_load(s)) {
         set_err(err, errlen, "cannot read the change log of", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }

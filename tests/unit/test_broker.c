@@ -845,6 +845,42 @@ static void test_message_lifetimes(void **state)
  * timeout or a crash as a redelivery, and run the other claimer's task. A redelivery of the
  * message's own claim is kept.
  */
+/*
+ * A message's id is never given again while taskd runs: a runner that still holds the receipt of
+ * a message deleted since (dropped at its receive, say, its task someone else's) must not delete
+ * the next message, which SQLite would have given the same id when the deleted one was the newest.
+ */
+static void test_a_stale_receipt_spares_a_message_that_came_after(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 60, 0, NULL, 0);
+    queue_message *first = NULL, *next = NULL;
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    assert_int_equal(receive(f->b, &q, 1, &first, NULL), 1);
+    assert_int_equal(broker_delete(f->b, first, 1), STORE_OK); /* gone: the newest message */
+    publish_bodies(f->b, &q, 1, 1, NULL);
+    assert_int_equal(receive(f->b, &q, 1, &next, NULL), 1);
+    assert_true(next[0].id > first[0].id);
+    assert_int_equal(next[0].receive_count, first[0].receive_count);
+    assert_int_equal(broker_delete(f->b, first, 1), STORE_OK); /* the stale receipt, again */
+    expect_stats(f->b, "work", 0, 1, 0);                       /* the next one is still there */
+    queue_messages_free(first, 1);
+    queue_messages_free(next, 1);
+
+    /* nor after a restart: ids go on from the greatest kept */
+    int64_t kept = 0;
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, "SELECT max(id) FROM messages");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    kept = sqlite3_column_int64(st, 0);
+    own_done(st);
+    reopen(f, NULL);
+    publish_bodies(f->b, &q, 2, 1, NULL);
+    st = own_stmt(SQLITE_OPEN_READONLY, "SELECT max(id) FROM messages");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(st, 0), kept + 1);
+    own_done(st);
+}
+
 static void test_a_dropped_message_leaves_with_its_receive(void **state)
 {
     fx *f = *state;
@@ -3489,6 +3525,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_lifetimes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_stale_receipt_spares_a_message_that_came_after,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_dropped_message_leaves_with_its_receive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_receive_drops_what_is_past_its_retention, setup,
