@@ -7,6 +7,7 @@
  * everything is read.
  */
 #include "config.h"
+#include "json_util.h"
 #include "util/errbuf.h"
 
 #include <errno.h>
@@ -340,7 +341,7 @@ static bool read_consumer(reader *r, json_t *o, consumer_config *cc)
     size_t n = json_array_size(pv);
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
-        texts[i] = json_dumps(json_array_get(pv, i), JSON_COMPACT | JSON_ENCODE_ANY);
+        texts[i] = json_to_text(json_array_get(pv, i)); /* numbers read back the same */
         ok = texts[i] != NULL;
     }
     char why[256] = "out of memory";

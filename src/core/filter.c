@@ -43,6 +43,7 @@
  * allocation hangs off the tree and is released by the matching *_free.
  */
 #include "filter.h"
+#include "json_util.h"
 
 #include "sbuf.h"
 
@@ -851,10 +852,11 @@ static bool size_within(compile_ctx *c, const char *text, size_t bytes)
     return true;
 }
 
-/* A pattern or policy given as JSON is measured as its compact text, the form AWS is sent. */
+/* A pattern or policy given as JSON is measured as its compact text, the form AWS is sent, with
+ * each number as short as it reads back (0.1, not json_dumps' 0.10000000000000001). */
 static bool json_size_within(compile_ctx *c, const json_t *obj)
 {
-    char *text = json_dumps(obj, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_to_text(obj);
     if (!text)
         return fail(c, "out of memory measuring %s", dialect_what(c));
     bool ok = size_within(c, text, strlen(text));

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/sbuf.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -417,6 +418,24 @@ static void test_whole_pipeline(void **state)
     assert_int_equal(c.handlers[0].timeout, 300);
     assert_string_equal(c.handlers[0].command[0], "true");
     config_free(&c);
+}
+
+/* A stream consumer's patterns are measured as written: 75 ranges of decimals (2,500-odd
+ * characters) are within Lambda's 4,096, though json_dumps writes each number at 17 digits. */
+static void test_patterns_with_decimals_within_the_size(void **state)
+{
+    (void)state;
+    sbuf t = {0};
+    sbuf_puts(&t, "{\"stream_consumers\":[{\"name\":\"pub\",\"filter_patterns\":[{\"n\":[");
+    for (int i = 0; i < 75; i++)
+        sbuf_printf(&t, "%s{\"numeric\":[\">\",%d.1,\"<=\",%d.2]}", i ? "," : "", i, i);
+    sbuf_puts(&t, "]}]}]}");
+    assert_false(t.failed);
+    config c;
+    load_ok(&c, t.data);
+    assert_non_null(c.consumers[0].filter);
+    config_free(&c);
+    sbuf_free(&t);
 }
 
 static void test_load_twice_replaces(void **state)
@@ -869,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_consumers_section_replaces),
         cmocka_unit_test(test_handlers_section_replaces),
         cmocka_unit_test(test_whole_pipeline),
+        cmocka_unit_test(test_patterns_with_decimals_within_the_size),
         cmocka_unit_test(test_load_twice_replaces),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_load_file_unreadable),

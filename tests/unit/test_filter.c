@@ -1088,6 +1088,28 @@ static void test_pattern_length(void **state)
     free(over);
 }
 
+/* A pattern given as JSON (the configuration's) is measured with each number as short as it
+ * reads back, as it was written: json_dumps' 0.10000000000000001 made 0.1 six times longer. */
+static void test_pattern_length_counts_numbers_as_written(void **state)
+{
+    (void)state;
+    char err[256];
+    sbuf text = {0};
+    sbuf_puts(&text, "{\"a\":[{\"anything-but\":[");
+    for (int i = 0; i < 900; i++)
+        sbuf_puts(&text, i ? ",0.1" : "0.1");
+    sbuf_puts(&text, "]}]}");
+    assert_true(text.len < 4096);
+    json_t *j = json_loads(text.data, 0, NULL);
+    assert_non_null(j);
+    filter_pattern *p = filter_pattern_compile_json(j, err, sizeof err);
+    if (!p)
+        fail_msg("a %zu-character pattern refused: %s", text.len, err);
+    filter_pattern_free(p);
+    json_decref(j);
+    sbuf_free(&text);
+}
+
 /* "$or" nested in "$or" is an operator at every level, or an ordinary key at every level
  * above an operator word used as a field name. */
 static void test_nested_or(void **state)
@@ -1130,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_set_may_match_field),
         cmocka_unit_test(test_pattern_api_edges),
         cmocka_unit_test(test_pattern_length),
+        cmocka_unit_test(test_pattern_length_counts_numbers_as_written),
         cmocka_unit_test(test_nested_or),
         cmocka_unit_test(test_policy_attributes),
         cmocka_unit_test(test_policy_body),
