@@ -363,6 +363,8 @@ STEPS = [
     post("post.data.large-350k", valid(data={"blob": "x" * 350_000}),
          note="a 350 KB body (over DynamoDB's item size once base64-encoded)"),
     post("post.data.huge-2m", valid(data={"blob": "x" * 2_000_000}), note="a 2 MB body"),
+    post("post.data.int-2-pow-64", valid(data={"n": 2 ** 64}),
+         note="an integer beyond 64 bits in data"),
     post("post.ttl.missing", {"task_type": "TASK2", "data": {}}),
     post("post.ttl.null", valid(ttl=None)),
     post("post.ttl.digits", valid(ttl="1662381756")),
