@@ -25,6 +25,7 @@
  *  - a value's blanks on both sides are not part of it ("chunked ", "5 ");
  *  - more than one Transfer-Encoding line is a coding beyond a lone chunked: 501;
  *  - more than one Host line, or a Host that is no host[:port]: 400;
+ *  - more than one Authorization line: 400 (a front end may check another one than taskd);
  *  - HTTP/1.2 to 1.9: 505.
  */
 #include "http_head.h"
@@ -136,7 +137,7 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
 {
     value length = {0}, encoding = {0}, expect = {0}, cookie = {0}, host = {0}; /* the first */
     bool length_seen = false;
-    unsigned encodings = 0, hosts = 0;
+    unsigned encodings = 0, hosts = 0, authorizations = 0;
     size_t records = args, copies = 0;
     while (p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -165,6 +166,8 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
         } else if (named(p, len, "host")) {
             if (!hosts++)
                 host = v;
+        } else if (named(p, len, "authorization")) {
+            authorizations++;
         } else if (named(p, len, "expect") && !expect.p) {
             expect = v;
         } else if (named(p, len, "cookie") && !cookie.p) {
@@ -180,6 +183,8 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
         return HTTP_HEAD_TOO_MANY;
     if (hosts > 1 || (hosts && !host_valid(host)))
         return HTTP_HEAD_BAD_HOST;
+    if (authorizations > 1)
+        return HTTP_HEAD_BAD_AUTH;
     bool bodiless = true;
     if (encodings) {
         if (encodings > 1 || !value_is(encoding, "chunked"))
@@ -428,6 +433,8 @@ http_refusal http_head_refusal(http_head_verdict v, const char *too_large)
         return (http_refusal){400, "malformed", "Malformed header line"};
     case HTTP_HEAD_BAD_HOST:
         return (http_refusal){400, "malformed", "Malformed or repeated Host header"};
+    case HTTP_HEAD_BAD_AUTH:
+        return (http_refusal){400, "malformed", "Repeated Authorization header"};
     case HTTP_HEAD_BAD_LENGTH:
         return (http_refusal){400, "malformed", "Malformed Content-Length"};
     case HTTP_HEAD_LENGTH_TOO_BIG:

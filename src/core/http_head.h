@@ -28,6 +28,7 @@ typedef enum http_head_verdict {
     HTTP_HEAD_BAD_ENCODING, /* a Transfer-Encoding other than chunked: 501 */
     HTTP_HEAD_BAD_EXPECT,   /* Expect: 100-continue on a request without a body: 417 */
     HTTP_HEAD_BAD_HOST,     /* more than one Host, or one that is no host[:port]: 400 */
+    HTTP_HEAD_BAD_AUTH,     /* more than one Authorization: 400 (which would be checked?) */
 } http_head_verdict;
 
 /*

@@ -483,6 +483,9 @@ class BadInput(ServerTestCase):
              "Malformed or repeated Host header"),
             (b"GET /health HTTP/1.1\r\nHost: local host\r\n\r\n", 400,
              "Malformed or repeated Host header"),
+            # one Authorization: a front end may check another one than taskd would
+            (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer a\r\n"
+             b"authorization: Bearer b\r\n\r\n", 400, "Repeated Authorization header"),
             (head + b"Content-Length: +21\r\n\r\n" + body, 400, "Malformed Content-Length"),
             (head + b"Content-Length:\r\n\r\n" + body, 400, "Malformed Content-Length"),
             (head + b"Content-Length: 21\r\n folded\r\n\r\n" + body, 400, "Malformed header line"),
