@@ -1786,6 +1786,21 @@ static void finalize_writer(sqlite_store *s)
  * the POSIX locks SQLite takes on the file, and this descriptor is closed only
  * after SQLite has closed the database.
  */
+/* Why taskd cannot create files in the directory of path (where SQLite keeps the database's -wal
+ * and -shm files), or NULL. */
+static const char *directory_unwritable(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0)
+        return NULL;
+    return errno == EACCES || errno == EROFS || errno == EPERM ? strerror(errno) : NULL;
+}
+
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -1794,6 +1809,15 @@ static bool lock_database(sqlite_store *s, char *err, size_t errlen)
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
         return set_err(err, errlen, "database in use:", s->path,
                        errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
+    /* said here, or SQLite says "attempt to write a readonly database" of a writable file */
+    const char *why = directory_unwritable(s->path);
+    if (why) {
+        snprintf(err, errlen,
+                 "cannot create files beside %s: %s (SQLite keeps the database's -wal and -shm "
+                 "files in its directory)",
+                 s->path, why);
+        return false;
+    }
     return true;
 }
 

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import http.client
+import shutil
 import signal
 import socket
 import sqlite3
@@ -93,6 +94,29 @@ class Program(ServersTestCase):
     def test_unopenable_db(self):
         err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", "/nonexistent-dir/x.db"])
         self.assertTrue(any("nonexistent-dir" in line or "error" in line.lower() for line in err), err)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
+                         "needs root, to run taskd as another user, and setpriv")
+    def test_a_directory_taskd_cannot_write_in_is_named(self):
+        """A writable database file in a directory taskd may not create files in: SQLite's -wal
+        and -shm cannot be made, which is said as such, not as a read-only database."""
+        d = self.path("ro")
+        os.mkdir(d, 0o755)  # root's: another user may not create files in it
+        db = os.path.join(d, "x.db")
+        self.start(db=db).stop()
+        os.chmod(db, 0o666)
+        for leftover in (db + "-wal", db + "-shm"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+        os.chmod(self.tmp, 0o755)
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            taskd_bin(), "--db", db, "--listen", "127.0.0.1:0"],
+                           env=clean_env(None), stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=15)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        said = json.loads(nonempty_lines(p.stderr)[-1])["message"]
+        self.assertEqual(said, "cannot create files beside %s: Permission denied (SQLite keeps the "
+                               "database's -wal and -shm files in its directory)" % db)
 
     def test_db_is_not_sqlite(self):
         bad = self.path("garbage.db")
