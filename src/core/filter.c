@@ -1417,16 +1417,49 @@ bool filter_set_decided_by_field(const filter_set *s, const char *name)
     return true;
 }
 
-bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value)
+/* Whether name is one of carried (NULL-terminated; NULL: any name may be carried). */
+static bool may_be_carried(const char *const *carried, const char *name)
+{
+    if (!carried)
+        return true;
+    for (size_t i = 0; carried[i]; i++)
+        if (strcmp(carried[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* node_excludes() for attributes: also true when a rule on an attribute no message carries
+ * refuses its absence. */
+static bool attrs_exclude(const filter_node *n, const char *name, const json_t *v,
+                          const char *const *carried, const match_ctx *m)
+{
+    if (node_excludes(n, name, v, m))
+        return true;
+    for (size_t i = 0; i < n->nfields; i++) {
+        const filter_field *f = &n->fields[i];
+        value_src absent = {0};
+        if (!may_be_carried(carried, f->name) && !leaf_matches(f, &absent, m))
+            return true;
+    }
+    if (n->nbranches == 0)
+        return false;
+    for (size_t i = 0; i < n->nbranches; i++)
+        if (!attrs_exclude(n->branches[i], name, v, carried, m))
+            return false;
+    return true;
+}
+
+bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value,
+                                  const char *const *carried)
 {
     if (!p || p->scope != FILTER_SCOPE_ATTRIBUTES || !value)
         return true;
     json_t *v = json_string(value);
     if (!v)
         return true;
-    /* the message carries other attributes too: "exists": false on one absent can hold */
+    /* the message carries name, at least: "exists": false on one absent can hold */
     match_ctx m = {.dialect = DIALECT_SNS_ATTRS, .nattrs = 1};
-    bool may = !node_excludes(p->root, name, v, &m);
+    bool may = !attrs_exclude(p->root, name, v, carried, &m);
     json_decref(v);
     return may;
 }

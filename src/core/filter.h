@@ -85,9 +85,12 @@ bool filter_policy_match_attrs(const filter_policy *p, const filter_attr *attrs,
 bool filter_policy_match_body(const filter_policy *p, const json_t *body);
 /*
  * False when an attribute-scope policy cannot match any message whose String attribute name holds
- * value, whatever its other attributes; true for a body-scope policy (the body decides).
+ * value, whatever its other attributes; true for a body-scope policy (the body decides). carried
+ * (NULL-terminated, or NULL: any) names every attribute such a message may carry: a rule on
+ * another one sees it absent.
  */
-bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value);
+bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value,
+                                  const char *const *carried);
 /* Free a compiled policy (NULL is fine). */
 void filter_policy_free(filter_policy *p);
 

@@ -29,6 +29,9 @@ static void put_attr(sbuf *b, bool first, const char *name, const char *value)
     sbuf_putc(b, '}');
 }
 
+const char *const publish_attribute_names[] = {"TaskId", "TaskType", "traceparent", "tracestate",
+                                               NULL};
+
 bool publish_message_attributes(publish_message *m)
 {
     sbuf a = {0};
@@ -184,7 +187,8 @@ bool publisher_may_publish_inserts(const config *c)
 bool topic_may_route_type(const config *c, const char *task_type)
 {
     for (size_t i = 0; i < c->n_subscriptions; i++) /* each names a declared queue (config.c) */
-        if (filter_policy_may_match_attr(c->subscriptions[i].policy, "TaskType", task_type))
+        if (filter_policy_may_match_attr(c->subscriptions[i].policy, "TaskType", task_type,
+                                         publish_attribute_names))
             return true;
     return false;
 }

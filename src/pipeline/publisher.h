@@ -126,6 +126,8 @@ bool publish_message_set_trace(publish_message *m, const char *traceparent);
  * broker keeps the fields themselves; SNS takes the attributes. False when out of memory.
  */
 bool publish_message_attributes(publish_message *m);
+/* Every attribute name a message may carry (NULL-terminated): the ones this builds. */
+extern const char *const publish_attribute_names[];
 
 /*
  * The queues whose subscriptions match m, in subscription order, at most

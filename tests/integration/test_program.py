@@ -488,6 +488,14 @@ class Program(ServersTestCase):
         self.assertEqual(s.get("/health").status, 200)
         self.assertFalse([o for o in s.log_json() if o.get("message", "").startswith(unrouted)])
         self.assertEqual(s.stop(), 0)
+        # a policy that also wants an attribute no message carries lets nothing through
+        other = {"subscriptions": [{"queue": "task1",
+                                    "filter_policy": {"TaskType": ["TASK1"], "Other": ["x"]}}]}
+        s = self.start(config=write_config(self.tmp, other, "other.json"))
+        said = [o for o in s.log_json() if o.get("message", "").startswith(unrouted)]
+        self.assertEqual([o["task_types"] for o in said], ["TASK1, TASK2, TASK3"],
+                         s.stderr_text()[-2000:])
+        self.assertEqual(s.stop(), 0)
         # with nothing published at all, no type reaches a queue: said as such, TASK1 included
         for consumers in ([], [{"name": "audit", "filter_patterns": [{"eventName": ["REMOVE"]}]}]):
             s = self.start(config=write_config(self.tmp, {"stream_consumers": consumers}, "quiet.json"))

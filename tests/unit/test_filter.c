@@ -425,15 +425,19 @@ static void test_set_may_match_field(void **state)
     }
 }
 
-/* What filter_policy_may_match_attr() says of TaskType value under an attribute policy; and
- * when it says no, a whole message as the topic publishes it is refused too. */
-static bool may_route(const char *policy, const char *value)
+/* The attributes a message of the topic carries (publisher.c's publish_attribute_names). */
+static const char *const carried[] = {"TaskId", "TaskType", "traceparent", "tracestate", NULL};
+
+/* What filter_policy_may_match_attr() says of TaskType value under an attribute policy, for
+ * messages that carry what the topic's do (all: any attribute); and when it says no, a whole
+ * message as the topic publishes it is refused too. */
+static bool may_route_of(const char *policy, const char *value, bool all)
 {
     char err[256];
     filter_policy *p = filter_policy_compile(policy, FILTER_SCOPE_ATTRIBUTES, err, sizeof err);
     if (!p)
         fail_msg("%s: %s", policy, err);
-    bool may = filter_policy_may_match_attr(p, "TaskType", value);
+    bool may = filter_policy_may_match_attr(p, "TaskType", value, all ? NULL : carried);
     const filter_attr published[] = {{"TaskId", "String", "0190d7a4-0000-7000-8000-000000000000"},
                                      {"TaskType", "String", value},
                                      {"traceparent", "String",
@@ -445,9 +449,24 @@ static bool may_route(const char *policy, const char *value)
     return may;
 }
 
+static bool may_route(const char *policy, const char *value)
+{
+    return may_route_of(policy, value, true);
+}
+
 static void test_policy_may_match_attr(void **state)
 {
     (void)state;
+    /* a key the topic's messages never carry is absent from every one */
+    assert_true(may_route("{\"TaskType\":[\"TASK1\"],\"Other\":[\"x\"]}", "TASK1"));
+    assert_false(may_route_of("{\"TaskType\":[\"TASK1\"],\"Other\":[\"x\"]}", "TASK1", false));
+    assert_false(may_route_of("{\"Nope\":[\"x\"]}", "TASK1", false));
+    assert_false(may_route_of("{\"Nope\":[{\"anything-but\":[\"x\"]}]}", "TASK1", false));
+    assert_true(may_route_of("{\"Nope\":[{\"exists\":false}]}", "TASK1", false));
+    assert_true(may_route_of("{\"traceparent\":[{\"exists\":true}]}", "TASK1", false));
+    const char *either = "{\"$or\":[{\"Nope\":[\"x\"]},{\"TaskType\":[\"TASK1\"]}]}";
+    assert_true(may_route_of(either, "TASK1", false));
+    assert_false(may_route_of(either, "TASK2", false));
     assert_true(may_route("{\"TaskType\":[\"TASK1\"]}", "TASK1"));
     assert_false(may_route("{\"TaskType\":[\"TASK1\"]}", "TASK2"));
     assert_true(may_route("{\"TaskType\":[{\"anything-but\":[\"TASK1\"]}]}", "resize"));
@@ -469,12 +488,12 @@ static void test_policy_may_match_attr(void **state)
     assert_true(may_route("{\"TaskId\":[{\"prefix\":\"0190\"}]}", "anything"));
     assert_true(may_route("{}", "anything"));
     /* no policy, or one on the body: the type does not decide */
-    assert_true(filter_policy_may_match_attr(NULL, "TaskType", "x"));
+    assert_true(filter_policy_may_match_attr(NULL, "TaskType", "x", NULL));
     char err[256];
     filter_policy *body =
         filter_policy_compile("{\"kind\":[\"a\"]}", FILTER_SCOPE_BODY, err, sizeof err);
     assert_non_null(body);
-    assert_true(filter_policy_may_match_attr(body, "TaskType", "x"));
+    assert_true(filter_policy_may_match_attr(body, "TaskType", "x", NULL));
     filter_policy_free(body);
 }
 
