@@ -83,8 +83,9 @@
 #define TREE_MAX 1024
 /* Passes over /proc per round: each finds the children of the processes found so far. */
 #define TREE_PASSES 8
-/* The parent's "end the run" to the supervisor; see the design above. SIGRTMIN is glibc's
- * first free one (it keeps two below for itself). */
+/* The parent's "end the run" to the supervisor; see the design above. SIGRTMIN is already
+ * past the two glibc keeps for itself; + 1 leaves SIGRTMIN to code that takes the first free
+ * one without asking (neither taskd nor its libraries use either). */
 static int end_signal(void)
 {
     return SIGRTMIN + 1;
@@ -578,8 +579,11 @@ static _Noreturn void supervisor_main(const child *c, const int fds[FD_COUNT], p
         siginfo_t si;
         memset(&si, 0, sizeof si);
         int sig = sigwaitinfo(&wanted, &si);
-        if (sig == end_sig && si.si_pid == parent)
-            break; /* child_kill() or child_reap(), or the parent died (its death signal) */
+        /* child_kill() or child_reap(), or the parent died (its death signal). Past the user's
+         * RLIMIT_SIGPENDING the kernel delivers a real-time signal without its sender (si_pid
+         * 0): taken as the parent's too, since anyone else's could only end the run early */
+        if (sig == end_sig && (si.si_pid == parent || si.si_pid == 0 || getppid() != parent))
+            break;
         if (sig == SIGTERM) { /* someone else's, e.g. a service manager's: the program's call */
             if (!pe.ended)
                 (void)kill(prog, SIGTERM);
@@ -1073,8 +1077,9 @@ int child_reap(child *c, int *status)
          * dies of its parent-death signal, but what it started in its process group would go
          * on under init. The group's id is not reused while any of them lives; once none does,
          * this finds nobody (another process would have to take that id as its group's in the
-         * meantime, after the pids wrapped around). */
-        if (c->program > 0)
+         * meantime, after the pids wrapped around). Not after force_end(), which did it
+         * while it could tell the group was still the program's. */
+        if (c->program > 0 && !forced)
             (void)kill(-c->program, SIGKILL);
         note_failure(c, CHILD_SUPERVISOR, ECHILD);
         return ECHILD;

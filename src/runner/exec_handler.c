@@ -511,8 +511,8 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
     const char *why = errstr(code, ebuf, sizeof ebuf);
     /* taskd's own shortage, not the task's outcome: to start it, or to keep what it printed */
     out->retry = ((step == CHILD_PIPES || step == CHILD_SPAWN) && short_of_resources(code)) ||
-                 (step == CHILD_READ_STDOUT && code == ENOMEM) ||
-                 step == CHILD_SUPERVISOR; /* killed under the run: its end is not known */
+                 (step == CHILD_READ_STDOUT && code == ENOMEM);
+    out->lost = step == CHILD_SUPERVISOR; /* killed under the run: its end is not known */
     switch (step) {
     case CHILD_PIPES:
         set_status(out, "exec: cannot create pipes: %s", why);

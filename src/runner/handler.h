@@ -28,9 +28,14 @@ typedef struct handler_result {
     bool ok; /* true: COMPLETED, false: FAILED */
     /* Not started, or its outcome not had (a result that could not be read or checked), for
      * want of descriptors, processes or memory of taskd's own: not the task's outcome. Nothing
-     * is stored; its message comes back after its visibility timeout (the receive counts
-     * toward the queue's max_receive_count). status_msg says why. */
+     * is stored; its message comes back after its visibility timeout (locally the receive does
+     * not count toward the queue's max_receive_count: taskd's want is not the task's).
+     * status_msg says why. */
     bool retry;
+    /* Run, but how it ended is unknown (the process supervising it was killed): nothing is
+     * stored; its message comes back after its visibility timeout and the receive counts, so
+     * that a run that always ends so goes, in the end, to the dead-letter queue. */
+    bool lost;
     char *status_msg; /* e.g. "Task completed", or the error text; never NULL after run() */
     char *result;     /* JSON text of the result, or NULL for none */
 } handler_result;

@@ -24,7 +24,7 @@ void handler_result_clear(handler_result *r)
     free(r->result);
     r->status_msg = NULL;
     r->result = NULL;
-    r->ok = false;
+    r->ok = r->retry = r->lost = false;
 }
 
 /* ---- TASK1: the original service's demo --------------------------------------------- */

@@ -185,6 +185,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
             aborted[n_aborted++] = msgs[i];
         else if (items[i].fate == WORK_LATER) /* taskd short of descriptors or memory */
             later[n_later++] = msgs[i];
+        /* WORK_LOST: left hidden as received, back after its visibility timeout, counted */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)

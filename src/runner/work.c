@@ -246,6 +246,15 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         it->fate = WORK_LATER;
         return false;
     }
+    if (it->result.lost) {
+        const char *why = it->result.status_msg ? it->result.status_msg : "its end is unknown";
+        span_set_error(&it->run_span, why);
+        trace_end(&e->telemetry, &it->run_span);
+        log_warn("a task's run ended unseen; its message comes back after the visibility timeout",
+                 "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
+        it->fate = WORK_LOST;
+        return false;
+    }
     if (!it->result.status_msg)
         it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
     const char *msg = it->result.status_msg ? it->result.status_msg : "";

@@ -66,10 +66,12 @@ typedef struct work_env {
 
 /* What happens to an item. */
 typedef enum work_fate {
-    WORK_RUN,  /* run the handler and report */
-    WORK_DROP, /* nothing to do: no task, or it is gone or finished; the message is spent */
-    WORK_KEEP, /* not now: the message must come back */
-    WORK_LATER /* not now, nor at once: the message comes back after its visibility timeout */
+    WORK_RUN,   /* run the handler and report */
+    WORK_DROP,  /* nothing to do: no task, or it is gone or finished; the message is spent */
+    WORK_KEEP,  /* not now: the message must come back */
+    WORK_LATER, /* not now, nor at once: the message comes back after its visibility timeout */
+    WORK_LOST   /* run, its end unknown: the message comes back after its visibility timeout,
+                 * the receive counted */
 } work_fate;
 
 /*
@@ -124,7 +126,8 @@ void work_begin(const work_env *e, work_item *items, size_t n);
  * is then WORK_KEEP: the caller may hand the message back at once; or when
  * the task could not be started, or its outcome had, for want of taskd's own
  * resources (handler_result.retry), WORK_LATER: the
- * message is left hidden, to come back after its visibility timeout.
+ * message is left hidden, to come back after its visibility timeout; or when
+ * its end is unknown (handler_result.lost), WORK_LOST: the same, the receive counted.
  */
 bool work_run(const work_env *e, work_item *it, store_batch *group);
 /*

@@ -394,6 +394,50 @@ class ExecHandler(ServerTestCase):
             kill_fixture_processes(pids, started_by)
             s.close()
 
+    def test_a_run_whose_supervisor_always_dies_goes_to_the_dead_letter_queue(self):
+        """A run whose end is never seen counts its receive: a program that kills its supervisor
+        every time is not run for ever, its task ends in the dead-letter queue."""
+        tmp = tempfile.mkdtemp(prefix="lost-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 1, "max_receive_count": 2,
+                           "dead_letter_queue": "q-dlq"}, {"name": "q-dlq"}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("kill_supervisor.sh")],
+                                         timeout=1, concurrency=1)]}
+        s = Taskd(config=write_config(tmp, cfg, "lost.json"))
+        try:
+            tid = s.create("TASK2")
+            t = self.wait_final_on(s, tid, 15)
+            self.assertEqual((t["status"], t["status_msg"]),
+                             ("FAILED", "moved to dead-letter queue q-dlq after 2 receives"), t)
+            lost = [o for o in s.log_json() if o.get("task_id") == tid
+                    and o.get("message", "").startswith("a task's run ended unseen")]
+            self.assertEqual(len(lost), 2, s.stderr_text()[-3000:])
+        finally:
+            s.close()
+
+    def test_a_run_is_cleared_past_the_pending_signal_limit(self):
+        """With no room for a queued signal's details (RLIMIT_SIGPENDING reached), taskd's end
+        of a run still comes (without its sender): daemon and background process are gone."""
+        piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 30}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh"), "exit"],
+                                         timeout=10, concurrency=1)]}
+        s = Taskd(config=write_config(piddir, cfg, "sigpending.json"))
+        pids, started_by = [], 0
+        try:
+            _, hard = resource.prlimit(s.proc.pid, resource.RLIMIT_SIGPENDING)
+            resource.prlimit(s.proc.pid, resource.RLIMIT_SIGPENDING, (0, hard))  # its runs' too
+            tid = s.create("TASK2", data={"dir": piddir})
+            t = self.wait_final_on(s, tid)
+            pids, started_by = self.read_pids(piddir)
+            self.assertEqual((t["status"], t["result"]), ("COMPLETED", {"left": 2}), t)
+            alive = [p for p in pids if not process_gone(p, started_by)]
+            self.assertEqual(alive, [], "processes %r outlived their run" % alive)
+        finally:
+            kill_fixture_processes(pids, started_by)
+            s.close()
+
     def test_taskds_end_of_a_run_is_not_lost_to_another_sigterm(self):
         """A SIGTERM from elsewhere (a service manager, pkill) already pending at the supervisor
         when taskd ends the run (here its timeout): taskd's request is a signal of its own, so
