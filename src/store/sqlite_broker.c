@@ -198,8 +198,13 @@ static const char *const bst_sql[BST_COUNT] = {
                            "FROM messages WHERE expires_ms < ?1 AND visible_ms <= ?1 LIMIT ?2",
     [BST_MESSAGE_DELETE] = "DELETE FROM messages WHERE id = ?1",
     /* the log is trimmed from its start, TRIM_BATCH seqs at a time (a range of the rowid) */
-    [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < (SELECT min(seq) FROM changes) + ?3 "
-                         "AND ((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)",
+    /* up to the first record it must keep, never past it: a record's time is its write's,
+     * taken before the writer gave its seq, so a later seq can be older by a second, and
+     * deleting it alone would leave a hole that a client resuming before it never learns of */
+    [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < coalesce((SELECT min(seq) FROM changes "
+                         "WHERE seq < (SELECT min(seq) FROM changes) + ?3 AND NOT "
+                         "((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)), "
+                         "(SELECT min(seq) FROM changes) + ?3)",
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
     [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
                       "AND ttl < ?2 AND finished_time < ?1 LIMIT 1",
