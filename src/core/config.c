@@ -486,29 +486,6 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
             }
         }
     }
-    for (size_t i = 0; i < c->n_queues; i++) {
-        const queue_config *q = &c->queues[i];
-        if (!*q->dead_letter_queue)
-            continue;
-        /* a dead-letter queue is never received from (no handler may take it), so its messages
-         * could never move on; nor can a queue that never moves any */
-        const queue_config *source = config_dead_letter_source(c, q);
-        if (source) {
-            snprintf(err, errlen,
-                     "%s: queue \"%s\" is the dead-letter queue of queue \"%s\"; nothing receives "
-                     "from it, so it takes no dead_letter_queue of its own",
-                     file, q->name, source->name);
-            return false;
-        }
-        if (q->max_receive_count == 0) {
-            snprintf(err, errlen,
-                     "%s: queue \"%s\": max_receive_count 0 never moves a message, so "
-                     "dead_letter_queue \"%s\" would stay empty; give a count, or no "
-                     "dead_letter_queue",
-                     file, q->name, q->dead_letter_queue);
-            return false;
-        }
-    }
     for (size_t i = 0; i < c->n_subscriptions; i++) {
         const queue_config *q = config_queue(c, c->subscriptions[i].queue);
         if (!q) {

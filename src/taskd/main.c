@@ -387,6 +387,25 @@ static void warn_unread_queues(const config *c)
     }
 }
 
+/* A dead-letter queue that can never hold a message: its queue is a dead-letter queue itself
+ * (nothing receives from one, so nothing moves on), or never moves one (max_receive_count 0).
+ * Said at start, not refused: its dead letters from before can still be redriven. */
+static void warn_idle_dead_letter_queues(const config *c)
+{
+    for (size_t i = 0; i < c->n_queues; i++) {
+        const queue_config *q = &c->queues[i];
+        if (!*q->dead_letter_queue)
+            continue;
+        if (config_dead_letter_source(c, q))
+            log_warn("a dead-letter queue has a dead-letter queue of its own: nothing receives "
+                     "from a dead-letter queue, so nothing moves on to it",
+                     "queue", q->name, "dead_letter_queue", q->dead_letter_queue, NULL);
+        else if (q->max_receive_count == 0)
+            log_warn("a queue with max_receive_count 0 moves no message to its dead-letter queue",
+                     "queue", q->name, "dead_letter_queue", q->dead_letter_queue, NULL);
+    }
+}
+
 /* Task types the API accepts that no subscription routes to a queue, or none when no consumer
  * publishes at all: their tasks stay CREATED unless a client claims them. Said at start, in one
  * line: as information, since the defaults route TASK1 alone (SPEC), but a type added without a
@@ -545,6 +564,7 @@ int main(int argc, char **argv)
     warn_stranded_queues(broker_of(st), &cfg);
     note_unrouted_types(&cfg);
     warn_unread_queues(&cfg);
+    warn_idle_dead_letter_queues(&cfg);
     tracer_log_setup(tel.tracer);
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;

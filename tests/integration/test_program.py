@@ -469,6 +469,23 @@ class Program(ServersTestCase):
         self.assertNotIn(unread, s.stderr_text())
         self.assertEqual(s.stop(), 0)
 
+    def test_a_dead_letter_queue_that_can_never_fill_is_named_at_start(self):
+        """Warned, not refused: dead letters kept from before can still be redriven."""
+        cfg = write_config(self.tmp, {
+            "queues": [{"name": "task1", "dead_letter_queue": "d1"},
+                       {"name": "d1", "dead_letter_queue": "d2"}, {"name": "d2"},
+                       {"name": "paused", "max_receive_count": 0, "dead_letter_queue": "d3"},
+                       {"name": "d3"}],
+            "subscriptions": [{"queue": "task1", "filter_policy": {"TaskType": ["TASK1"]}},
+                              {"queue": "paused", "filter_policy": {"TaskType": ["TASK2"]}}],
+            "handlers": [{"queue": "task1", "handler": "noop"},
+                         {"queue": "paused", "handler": "noop"}]}, "idle.json")
+        s = self.start(config=cfg)
+        said = [(o["queue"], o["dead_letter_queue"]) for o in s.log_json()
+                if o.get("level") == "WARNING" and "dead_letter_queue" in o]
+        self.assertEqual(said, [("d1", "d2"), ("paused", "d3")], s.stderr_text()[-2000:])
+        self.assertEqual(s.stop(), 0)
+
     def test_task_types_no_subscription_routes_are_named_at_start(self):
         """A type the API accepts but no filter policy lets through stays CREATED: said at start."""
         unrouted = "task types that no subscription routes to a queue"

@@ -647,19 +647,6 @@ static void test_error_queues(void **state)
                "{\"name\":\"b\",\"dead_letter_queue\":\"d\"},{\"name\":\"d\"}],"
                "\"subscriptions\":[],\"handlers\":[]}",
                "queues \"a\" and \"b\" share the dead_letter_queue \"d\"", NULL);
-    /* nothing receives from a dead-letter queue: its messages could never move on */
-    load_fails("{\"queues\":[{\"name\":\"a\",\"dead_letter_queue\":\"b\"},"
-               "{\"name\":\"b\",\"dead_letter_queue\":\"c\"},{\"name\":\"c\"}],"
-               "\"subscriptions\":[],\"handlers\":[]}",
-               "queue \"b\" is the dead-letter queue of queue \"a\"; nothing receives from it, so "
-               "it takes no dead_letter_queue of its own",
-               NULL);
-    /* a queue that never moves a message leaves its dead-letter queue empty */
-    load_fails("{\"queues\":[{\"name\":\"a\",\"max_receive_count\":0,\"dead_letter_queue\":"
-               "\"d\"},{\"name\":\"d\"}],\"subscriptions\":[],\"handlers\":[]}",
-               "queue \"a\": max_receive_count 0 never moves a message, so dead_letter_queue \"d\" "
-               "would stay empty",
-               NULL);
     load_fails("{\"queues\":[{\"visibility_timeout\":5}]}", "queues[0]", "\"name\" is required");
     load_fails("{\"queues\":[{\"name\":\"a b\"}]}", "queues[0]", "\"name\" must be");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":5}]}", "queues[0]",
