@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -711,7 +712,9 @@ static const char *read_whole(const char *path, char **out, size_t *len)
         return strerror(errno);
     if (S_ISDIR(st.st_mode))
         return "it is a directory";
-    FILE *f = fopen(path, "re");
+    if (S_ISREG(st.st_mode) && (uintmax_t)st.st_size >= CONFIG_FILE_MAX)
+        return "it is 16 MiB or larger";
+    FILE *f = fopen(path, "re"); /* a pipe or a device: read up to the bound */
     if (!f)
         return strerror(errno);
     const char *why = NULL;

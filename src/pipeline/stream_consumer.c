@@ -241,10 +241,8 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
                                       &checkpoint, &recs, &n);
     *at = checkpoint;
     if (rc != STORE_OK) {
-        char why[160];
-        const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
         log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
-                 reason ? "reason" : NULL, reason, NULL);
+                 NULL); /* a read: the store's reason to refuse writes is not its */
         back_off(sc, 200);
         return true;
     }

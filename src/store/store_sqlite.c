@@ -1922,7 +1922,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         goto fail;
     }
     if (!sq_last_ids_load(s)) {
-        set_err(err, errlen, "cannot read the change log of", s->path, sqlite3_errmsg(s->wdb));
+        set_err(err, errlen, "cannot read the change log and queues of", s->path,
+                sqlite3_errmsg(s->wdb));
         goto fail;
     }
     if (o->max_hide_ms > 0) {

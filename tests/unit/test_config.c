@@ -517,6 +517,14 @@ static void test_load_file_unreadable(void **state)
     check_unreadable("/", "it is a directory");
     check_unreadable("/proc/self/mem", "Input/output error"); /* opens, then fails to read */
     check_unreadable("/dev/zero", "it is 16 MiB or larger");
+    /* a regular file that large is refused by its size, unread */
+    char path[] = "/tmp/taskd-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 16 << 20), 0);
+    close(fd);
+    check_unreadable(path, "it is 16 MiB or larger");
+    unlink(path);
 }
 
 /* A UTF-8 byte order mark before the text, as some editors write one, is skipped. */
