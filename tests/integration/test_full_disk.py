@@ -147,7 +147,8 @@ class FullDisk(ServersTestCase):
         receives = [o for o in logs if o.get("message") == "cannot receive from queue"
                     and o.get("error") == "error"]
         self.assertTrue(receives, "no failed receive while the disk was full:\n" + context)
-        consumer = [o for o in logs if o.get("consumer") and o.get("error") == "error"]
+        consumer = [o for o in logs if o.get("message") == "publishing a batch failed; retrying"
+                    and o.get("error") == "error"]
         self.assertTrue(consumer, "no failed publish while the disk was full:\n" + context)
         for o in receives + consumer:
             self.assertEqual(o.get("reason"), "The task store cannot write: database or disk is full", o)
