@@ -358,23 +358,31 @@ class ExecHandler(ServerTestCase):
             kill_fixture_processes(pids, started_by)
             s.close()
 
+    def escape_server(self, piddir, name, queue, timeout, *args):
+        """A taskd of its own whose one queue (settings queue) runs escape_session.sh args."""
+        cfg = {"queues": [dict({"name": "q"}, **queue)], "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")]
+                                         + list(args), timeout=timeout, concurrency=1)]}
+        return Taskd(config=write_config(piddir, cfg, name))
+
+    @staticmethod
+    def parent_of(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
     def test_sigkill_of_the_supervisor_ends_the_run_and_runs_it_again(self):
         """SIGKILL the process supervising a run (an operator's kill, the OOM killer): the
         program's process group goes with it, and the task, whose end nobody saw, runs again
         rather than failing for taskd's loss."""
         piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
-        cfg = {"queues": [{"name": "q", "visibility_timeout": 3, "max_receive_count": 3}],
-               "subscriptions": [{"queue": "q"}],
-               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")],
-                                         timeout=3, concurrency=1)]}
-        s = Taskd(config=write_config(piddir, cfg, "supervisor.json"))
+        s = self.escape_server(piddir, "supervisor.json",
+                               {"visibility_timeout": 3, "max_receive_count": 3}, 3)
         pids, started_by = [], 0
         try:
             tid = s.create("TASK2", data={"dir": piddir})
             pids, started_by = self.read_pids(piddir)
             program, _, background = pids
-            with open("/proc/%d/stat" % program) as f:
-                supervisor = int(f.read().rsplit(")", 1)[1].split()[1])
+            supervisor = self.parent_of(program)
             with open("/proc/%d/comm" % supervisor) as f:
                 self.assertEqual(f.read().strip(), "exec-supervisor")
             os.remove(os.path.join(piddir, "pids"))
@@ -419,11 +427,7 @@ class ExecHandler(ServerTestCase):
         """With no room for a queued signal's details (RLIMIT_SIGPENDING reached), taskd's end
         of a run still comes (without its sender): daemon and background process are gone."""
         piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
-        cfg = {"queues": [{"name": "q", "visibility_timeout": 30}],
-               "subscriptions": [{"queue": "q"}],
-               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh"), "exit"],
-                                         timeout=10, concurrency=1)]}
-        s = Taskd(config=write_config(piddir, cfg, "sigpending.json"))
+        s = self.escape_server(piddir, "sigpending.json", {"visibility_timeout": 30}, 10, "exit")
         pids, started_by = [], 0
         try:
             _, hard = resource.prlimit(s.proc.pid, resource.RLIMIT_SIGPENDING)
@@ -443,17 +447,12 @@ class ExecHandler(ServerTestCase):
         when taskd ends the run (here its timeout): taskd's request is a signal of its own, so
         the two do not merge into one, and the run is cleared, daemon and all."""
         piddir = tempfile.mkdtemp(prefix="pids-", dir=self.tmp)
-        cfg = {"queues": [{"name": "q", "visibility_timeout": 10}],
-               "subscriptions": [{"queue": "q"}],
-               "handlers": [exec_binding("q", ["/bin/sh", script_path("escape_session.sh")],
-                                         timeout=2, concurrency=1)]}
-        s = Taskd(config=write_config(piddir, cfg, "merge.json"))
+        s = self.escape_server(piddir, "merge.json", {"visibility_timeout": 10}, 2)
         pids, started_by = [], 0
         try:
             tid = s.create("TASK2", data={"dir": piddir})
             pids, started_by = self.read_pids(piddir)
-            with open("/proc/%d/stat" % pids[0]) as f:
-                supervisor = int(f.read().rsplit(")", 1)[1].split()[1])
+            supervisor = self.parent_of(pids[0])
             # held stopped, so the outside SIGTERM is still pending when taskd's request comes
             os.kill(supervisor, signal.SIGSTOP)
 
