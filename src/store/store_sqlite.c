@@ -1405,6 +1405,17 @@ static bool load_types(sqlite_store *s)
     return ok && rc == SQLITE_DONE;
 }
 
+bool store_sqlite_task_type_nth(store *base, size_t i, char *out, size_t len)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    pthread_mutex_lock(&s->types_mu);
+    bool there = i < s->n_types;
+    if (there)
+        str_join(out, len, s->types[i], NULL);
+    pthread_mutex_unlock(&s->types_mu);
+    return there;
+}
+
 static store_rc apply_create(sqlite_store *s, store_write *w)
 {
     const store_new_task *nt = &w->create;

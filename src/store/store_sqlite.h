@@ -37,5 +37,8 @@ typedef struct store_sqlite_options {
  * reason in err on failure.
  */
 store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen);
+/* The i-th task type the database holds tasks of (held at open, or created since), into out;
+ * false past the last. s is a store store_sqlite_open() made. */
+bool store_sqlite_task_type_nth(store *s, size_t i, char *out, size_t len);
 
 #endif

@@ -368,6 +368,19 @@ static void warn_stranded_queues(broker *b, const config *c)
     }
 }
 
+/* Task types the database holds tasks of that the configuration no longer declares: their tasks
+ * list and their messages run, but POST and ?task_type= refuse the type. Said at start. */
+static void warn_undeclared_types(store *st, const config *c)
+{
+    char name[TASK_TYPE_MAX + 1];
+    for (size_t i = 0; store_sqlite_task_type_nth(st, i, name, sizeof name); i++)
+        if (!config_has_task_type(c, name))
+            log_warn("the database holds tasks of a type the configuration does not declare: "
+                     "they list and their messages run, but POST /tasks and ?task_type= refuse "
+                     "the type until it is declared again",
+                     "task_type", name, NULL);
+}
+
 /* A queue subscriptions route messages to that no handler takes from: its messages wait
  * unread until their retention ends, and then fail their tasks (unless a client claimed them).
  * Said at start, once per queue. */
@@ -562,6 +575,7 @@ int main(int argc, char **argv)
     if (!st)
         goto no_store;
     warn_stranded_queues(broker_of(st), &cfg);
+    warn_undeclared_types(st, &cfg);
     note_unrouted_types(&cfg);
     warn_unread_queues(&cfg);
     warn_idle_dead_letter_queues(&cfg);

@@ -26,6 +26,20 @@ class Restart(ServersTestCase):
         rc = s.stop(sig)
         self.assertEqual(rc, 0, "exit code %s after %s; stderr:\n%s" % (rc, sig, s.stderr_text()[-3000:]))
 
+    def test_a_task_type_no_longer_declared_is_named_at_start(self):
+        """Tasks of a type the configuration has dropped still list, but the type is refused by
+        POST and ?task_type=: the start names it (once), and not a type still declared."""
+        s = self.start(config=write_config(self.tmp, {"task_types": ["JOB", "OTHER"]}, "a.json"))
+        s.create("JOB")
+        s.create("JOB")
+        s.create("OTHER")
+        self.stop_clean(s)
+        s2 = self.start(config=write_config(self.tmp, {"task_types": ["OTHER"]}, "b.json"))
+        warned = [o for o in s2.log_json() if "task_type" in o and o.get("level") == "WARNING"]
+        self.assertEqual([o["task_type"] for o in warned], ["JOB"], s2.stderr_text()[-2000:])
+        self.assertIn("does not declare", warned[0]["message"])
+        self.assertEqual(len([t for t in s2.list_all() if t["task_type"] == "JOB"]), 2)
+
     def test_a_queue_no_longer_declared_is_named_at_start(self):
         """Messages left in a queue the configuration has dropped (or renamed) are nobody's to
         run and show nowhere: the start says so, naming the queue and how many it holds."""
