@@ -184,7 +184,7 @@ static bool utf8_valid_n(const char *s, size_t n)
     return true;
 }
 
-static bool utf8_valid(const char *s)
+static bool field_utf8(const char *s)
 {
     return utf8_valid_n(s, strlen(s));
 }
@@ -197,7 +197,7 @@ static void check_fields(const sns_status *got, size_t i, bool utf8)
                    TERMINATED(got->request_id),
                "message %zu: a field runs past its array", i);
     if (utf8)
-        FUZZ_CHECK(utf8_valid(got->message_id) && utf8_valid(got->code) && utf8_valid(got->message),
+        FUZZ_CHECK(field_utf8(got->message_id) && field_utf8(got->code) && field_utf8(got->message),
                    "message %zu: a field is not UTF-8, from a reply that is", i);
 }
 
