@@ -1358,24 +1358,40 @@ bool filter_set_match(const filter_set *s, const json_t *record)
     return false;
 }
 
+/* Whether name is one of carried (NULL-terminated; NULL: any name may be carried). */
+static bool may_be_carried(const char *const *carried, const char *name)
+{
+    if (!carried)
+        return true;
+    for (size_t i = 0; carried[i]; i++)
+        if (strcmp(carried[i], name) == 0)
+            return true;
+    return false;
+}
+
 /*
  * True when n cannot match an object whose field name is v: one of its leaf fields of that name
- * refuses v, or every one of its "$or" branches is excluded. A leaf's verdict depends on its
- * field's value alone, so the rest of the object does not matter.
+ * refuses v, one on a field no object carries (carried; NULL: any may be) refuses its absence, or
+ * every one of its "$or" branches is excluded. A leaf's verdict depends on its field's value
+ * alone, so the rest of the object does not matter.
  */
 static bool node_excludes(const filter_node *n, const char *name, const json_t *v,
-                          const match_ctx *m)
+                          const char *const *carried, const match_ctx *m)
 {
     for (size_t i = 0; i < n->nfields; i++) {
         const filter_field *f = &n->fields[i];
-        value_src src = {.json = v};
-        if (!f->child && strcmp(f->name, name) == 0 && !leaf_matches(f, &src, m))
+        if (f->child)
+            continue;
+        value_src src = {.json = v}, absent = {0};
+        if (strcmp(f->name, name) == 0
+                ? !leaf_matches(f, &src, m)
+                : !may_be_carried(carried, f->name) && !leaf_matches(f, &absent, m))
             return true;
     }
     if (n->nbranches == 0)
         return false;
     for (size_t i = 0; i < n->nbranches; i++)
-        if (!node_excludes(n->branches[i], name, v, m))
+        if (!node_excludes(n->branches[i], name, v, carried, m))
             return false;
     return true;
 }
@@ -1390,7 +1406,7 @@ bool filter_set_may_match_field(const filter_set *s, const char *name, const cha
     match_ctx m = {.dialect = DIALECT_LAMBDA};
     bool may = false;
     for (size_t i = 0; i < s->n && !may; i++)
-        may = !node_excludes(s->items[i]->root, name, v, &m);
+        may = !node_excludes(s->items[i]->root, name, v, NULL, &m);
     json_decref(v);
     return may;
 }
@@ -1417,38 +1433,6 @@ bool filter_set_decided_by_field(const filter_set *s, const char *name)
     return true;
 }
 
-/* Whether name is one of carried (NULL-terminated; NULL: any name may be carried). */
-static bool may_be_carried(const char *const *carried, const char *name)
-{
-    if (!carried)
-        return true;
-    for (size_t i = 0; carried[i]; i++)
-        if (strcmp(carried[i], name) == 0)
-            return true;
-    return false;
-}
-
-/* node_excludes() for attributes: also true when a rule on an attribute no message carries
- * refuses its absence. */
-static bool attrs_exclude(const filter_node *n, const char *name, const json_t *v,
-                          const char *const *carried, const match_ctx *m)
-{
-    if (node_excludes(n, name, v, m))
-        return true;
-    for (size_t i = 0; i < n->nfields; i++) {
-        const filter_field *f = &n->fields[i];
-        value_src absent = {0};
-        if (!may_be_carried(carried, f->name) && !leaf_matches(f, &absent, m))
-            return true;
-    }
-    if (n->nbranches == 0)
-        return false;
-    for (size_t i = 0; i < n->nbranches; i++)
-        if (!attrs_exclude(n->branches[i], name, v, carried, m))
-            return false;
-    return true;
-}
-
 bool filter_policy_may_match_attr(const filter_policy *p, const char *name, const char *value,
                                   const char *const *carried)
 {
@@ -1459,7 +1443,7 @@ bool filter_policy_may_match_attr(const filter_policy *p, const char *name, cons
         return true;
     /* the message carries name, at least: "exists": false on one absent can hold */
     match_ctx m = {.dialect = DIALECT_SNS_ATTRS, .nattrs = 1};
-    bool may = !attrs_exclude(p->root, name, v, carried, &m);
+    bool may = !node_excludes(p->root, name, v, carried, &m);
     json_decref(v);
     return may;
 }
