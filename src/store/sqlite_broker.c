@@ -85,6 +85,10 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "max(coalesce((SELECT max(seq) FROM changes), 0), "                                            \
     "coalesce((SELECT value FROM meta WHERE name = 'changes_seq'), 0))"
 
+/* A change record a trim may delete, with trim_bounds()'s ?1, ?2 and ?4: passed by every consumer
+ * and event_replay old, or past the stream's retention. */
+#define TRIMMABLE "((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)"
+
 enum change_col {
     CC_SEQ,
     CC_EVENT,
@@ -202,8 +206,7 @@ static const char *const bst_sql[BST_COUNT] = {
      * taken before the writer gave its seq, so a later seq can be older by a second, and
      * deleting it alone would leave a hole that a client resuming before it never learns of */
     [BST_TRIM_CHANGES] = "DELETE FROM changes WHERE seq < coalesce((SELECT min(seq) FROM changes "
-                         "WHERE seq < (SELECT min(seq) FROM changes) + ?3 AND NOT "
-                         "((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)), "
+                         "WHERE seq < (SELECT min(seq) FROM changes) + ?3 AND NOT " TRIMMABLE "), "
                          "(SELECT min(seq) FROM changes) + ?3)",
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
     [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
@@ -212,7 +215,7 @@ static const char *const bst_sql[BST_COUNT] = {
                          "LIMIT 1",
     /* the log's first record: trimming stops at the first one it must keep */
     [BST_DUE_CHANGES] = "SELECT 1 FROM changes WHERE seq = (SELECT min(seq) FROM changes) "
-                        "AND ((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)",
+                        "AND " TRIMMABLE,
 };
 
 /*
