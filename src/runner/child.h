@@ -22,8 +22,8 @@
  * child_kill() or child_reap(). The supervisor also does this when the thread that called
  * child_start() ends (its PR_SET_PDEATHSIG), so nothing outlives a SIGKILL of this process:
  * the thread that starts a child must therefore live until the child is reaped. A SIGKILL of
- * the supervisor itself kills the program (its PR_SET_PDEATHSIG) but may leave the program's
- * own descendants to init.
+ * the supervisor itself kills the program (its PR_SET_PDEATHSIG), and child_reap() then kills the
+ * program's process group; descendants that left that group (setsid()) go to init.
  *
  * A child is used by one thread, except child_kill(), which any thread may call between
  * child_start() and child_reap(). The calling thread's signal mask and the process's signal

@@ -234,25 +234,21 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         return false;
     }
     keep_storable(&it->result);
-    if (it->result.retry) {
-        /* not started, or its outcome not had, for want of something of taskd's own: not the
-         * task's outcome */
-        const char *why = it->result.status_msg ? it->result.status_msg : "not started";
+    if (it->result.retry || it->result.lost) {
+        /* retry: not started, or its outcome not had, for want of something of taskd's own;
+         * lost: run, but its end unseen. Neither is the task's outcome */
+        bool retry = it->result.retry;
+        const char *why = it->result.status_msg ? it->result.status_msg
+                          : retry               ? "not started"
+                                                : "its end is unknown";
         span_set_error(&it->run_span, why);
         trace_end(&e->telemetry, &it->run_span);
-        log_warn("cannot start a task or keep its outcome; its message comes back after the "
-                 "visibility timeout",
+        log_warn(retry ? "cannot start a task or keep its outcome; its message comes back after "
+                         "the visibility timeout"
+                       : "a task's run ended unseen; its message comes back after the visibility "
+                         "timeout",
                  "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
-        it->fate = WORK_LATER;
-        return false;
-    }
-    if (it->result.lost) {
-        const char *why = it->result.status_msg ? it->result.status_msg : "its end is unknown";
-        span_set_error(&it->run_span, why);
-        trace_end(&e->telemetry, &it->run_span);
-        log_warn("a task's run ended unseen; its message comes back after the visibility timeout",
-                 "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
-        it->fate = WORK_LOST;
+        it->fate = retry ? WORK_LATER : WORK_LOST;
         return false;
     }
     if (!it->result.status_msg)
