@@ -943,6 +943,13 @@ async function loadDetail(id) {
     showRemoved(id);
     return;
   }
+  if (state.shown !== id) { // nothing of the task shown before stays under this id while it loads
+    $('#detail-title').replaceChildren(el('span', {text: 'Task'}));
+    $('#detail-removed').textContent = '';
+    delete $('#detail').dataset.removed;
+    $('#detail-error').hidden = true;
+    clearDetail();
+  }
   const [task, history, trace] = await Promise.allSettled([
     api('/tasks/' + enc),
     api('/tasks/' + enc + '/history'),
