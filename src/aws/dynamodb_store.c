@@ -1354,12 +1354,12 @@ static store_rc apply_update(ddb_store *s, store_write *w)
 
 /*
  * A redelivery's claim: append IN_PROGRESS to the history of a task that is
- * IN_PROGRESS, in one conditional UpdateItem (trimmed as an update is). It
- * sets claimed_time, as a claim does; with claimed_before, it is conditioned
- * on the last claim being no later (none known: an item claimed before
- * claimed_time was kept), so that of two deliveries that would run the task
- * again at once, one does. Its write_token tells its own attempt whose
- * answer was lost from another delivery's, as an update's does.
+ * IN_PROGRESS and set its status_msg and updated_time, in one conditional
+ * UpdateItem (trimmed as an update is), so that the task and its stream
+ * record show the run again. It sets claimed_time, as a claim does; with claimed_before, it is
+ * conditioned on the last claim being no later (none known: an item claimed before claimed_time was
+ * kept), so that of two deliveries that would run the task again at once, one does. Its write_token
+ * tells its own attempt whose answer was lost from another delivery's, as an update's does.
  */
 static store_rc apply_reclaim(ddb_store *s, store_write *w)
 {
@@ -1375,15 +1375,18 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
     begin_request(&b, s);
     put_key(&b, u->id);
     sbuf_puts(&b, ",\"UpdateExpression\":\"SET #hist = list_append(if_not_exists(#hist, "
-                  ":nohist), :hent), #ct = :now, #wt = :wt\",\"ConditionExpression\":\"#st = :ip");
+                  ":nohist), :hent), #sm = :sm, #ut = :now, #ct = :now, #wt = "
+                  ":wt\",\"ConditionExpression\":\"#st = :ip");
     if (u->claimed_before)
         sbuf_puts(&b, " AND (attribute_not_exists(#ct) OR #ct <= :before)");
     sbuf_puts(&b, "\",\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\","
+                  "\"#sm\":\"status_msg\",\"#ut\":\"updated_time\","
                   "\"#ct\":\"claimed_time\",\"#wt\":\"write_token\"},"
                   "\"ExpressionAttributeValues\":{\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
     put_history_entry(&b, TASK_IN_PROGRESS, u->status_msg, w->now);
     sbuf_puts(&b, "]}");
     put_s(&b, true, ":ip", task_status_name(TASK_IN_PROGRESS));
+    put_s(&b, true, ":sm", u->status_msg);
     put_n(&b, true, ":now", w->now);
     put_s(&b, true, ":wt", token);
     if (u->claimed_before)

@@ -81,7 +81,7 @@ struct sqlite_store {
     sqlite3_stmt *w_begin, *w_commit, *w_rollback, *w_savepoint, *w_release, *w_rollback_to;
     sqlite3_stmt *w_get, *w_insert, *w_data_put, *w_update, *w_change, *w_idem_get, *w_idem_put,
         *w_idem_purge;
-    sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_n, *w_hist_time;
+    sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_time;
     sq_stmt_cache w_broker; /* the broker's writes */
     sbuf w_image;           /* sq_write_change's image of a removed task, reused */
     uuid7_gen ids;
@@ -118,7 +118,7 @@ struct sqlite_store {
         char id[TASK_ID_LEN + 1];
         char task_type[TASK_TYPE_MAX + 1];
         task_status status;
-        bool created, removed;
+        bool created, removed, same_status;
     } * batch_written;
     size_t n_batch_written, cap_batch_written;
     bool batch_written_lost; /* out of memory noting one: the commit forgets every task */

@@ -849,18 +849,20 @@ static void hold_written(sqlite_store *s, bool hold)
         (hold ? task_cache_hold : task_cache_release)(s->cache, s->batch_written[i].id);
 }
 
-/* After a batch's commit: the listener counts the status changes of the tasks it wrote. */
+/* After a batch's commit: the listener counts the status changes of the tasks it wrote (a
+ * claim again is a change, not one of status). */
 static void after_commit(sqlite_store *s)
 {
     for (size_t i = 0; i < s->n_batch_written; i++) {
         const struct written_task *w = &s->batch_written[i];
-        if (s->listener.changed && !w->removed)
+        if (s->listener.changed && !w->removed && !w->same_status)
             s->listener.changed(s->listener.ctx, w->task_type, w->status, w->created);
     }
 }
 
 /* Note a task the batch writes (a change record of it), for after_commit(). */
-static void note_written(sqlite_store *s, const task *t, bool created, bool removed)
+static void note_written(sqlite_store *s, const task *t, bool created, bool removed,
+                         bool same_status)
 {
     if (s->n_batch_written == s->cap_batch_written) {
         size_t cap = s->cap_batch_written ? s->cap_batch_written * 2 : 64;
@@ -878,6 +880,7 @@ static void note_written(sqlite_store *s, const task *t, bool created, bool remo
     w->status = t->status;
     w->created = created;
     w->removed = removed;
+    w->same_status = same_status;
 }
 
 /* What a batch has noted so far: a write undone takes the batch back to it. */
@@ -1359,7 +1362,8 @@ store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_ima
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
     s->batch_last_seq = seq;
-    note_written(s, any, old_image == NULL, new_image == NULL);
+    note_written(s, any, old_image == NULL, new_image == NULL,
+                 new_image && old_image && new_image->status == old_image->status);
     return sq_feed_record(s, s->batch_last_seq, event, old_image ? NULL : new_image);
 }
 
@@ -1578,7 +1582,9 @@ static store_rc last_claim_time(sqlite_store *s, const loaded *l, int64_t *out)
 
 /*
  * Writer: record a claim of a loaded task that is IN_PROGRESS already (STORE_CONFLICT if not),
- * and, with claimed_before, whose last claim is no later than that.
+ * and, with claimed_before, whose last claim is no later than that. It is written as a change
+ * (IN_PROGRESS again, msg, updated now): a change record, so the stream and /events show the
+ * run again, and a history entry.
  */
 static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, int64_t now,
                             int64_t claimed_before)
@@ -1593,11 +1599,7 @@ static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, i
         if (last > claimed_before)
             return STORE_CONFLICT; /* claimed again since: that delivery runs it */
     }
-    sqlite3_bind_text(s->w_hist_n, 1, l->t.id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->w_hist_n, 2, l->hist_n + 1);
-    int rc = sq_step_done(s->w_hist_n);
-    return rc != SQLITE_OK ? sq_rc_of(rc)
-                           : history_add(s, l->t.id, l->hist_n + 1, TASK_IN_PROGRESS, msg, now);
+    return update_row(s, l, TASK_IN_PROGRESS, msg, NULL, now);
 }
 
 store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now)
@@ -1766,7 +1768,6 @@ static bool prepare_writer(sqlite_store *s)
                            "WHERE created_time <= ?1 LIMIT ?2)"},
         {&s->w_hist_add, "INSERT INTO task_history (task_id, n, status, status_msg, time) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)"},
-        {&s->w_hist_n, "UPDATE tasks SET hist_n = ?2 WHERE id = ?1"},
         {&s->w_hist_time, "SELECT time FROM task_history WHERE task_id = ?1 AND n = ?2"},
         {&s->w_hist_trim, "DELETE FROM task_history WHERE task_id = ?1 AND n BETWEEN 2 AND ?2"},
         {&s->w_hist_delete, "DELETE FROM task_history WHERE task_id = ?1"},
@@ -1783,7 +1784,7 @@ static void finalize_writer(sqlite_store *s)
                            s->w_release,     s->w_rollback_to, s->w_get,      s->w_insert,
                            s->w_data_put,    s->w_update,      s->w_change,   s->w_idem_get,
                            s->w_idem_put,    s->w_idem_purge,  s->w_hist_add, s->w_hist_trim,
-                           s->w_hist_delete, s->w_hist_n,      s->w_hist_time};
+                           s->w_hist_delete, s->w_hist_time};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_stmt_cache_clear(&s->w_broker);

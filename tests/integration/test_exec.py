@@ -396,7 +396,9 @@ class ExecHandler(ServerTestCase):
             again = lambda: [h["status_msg"] for h in s.history(tid)["history"]]  # noqa: E731
             wait_until(lambda: "Task started again (receive 2)" in again() or None, 10,
                        what="the task to run again\n" + s.stderr_text()[-2000:])
-            self.assertEqual(s.task(tid)["status"], "IN_PROGRESS", again())
+            task = s.task(tid)  # the task says it runs again, as its history does
+            self.assertEqual((task["status"], task["status_msg"]),
+                             ("IN_PROGRESS", "Task started again (receive 2)"), again())
             pids += self.read_pids(piddir)[0]  # the second run's, for the clean-up
         finally:
             kill_fixture_processes(pids, started_by)

@@ -921,6 +921,82 @@ static void test_a_dropped_message_leaves_with_its_receive(void **state)
     expect_status(f->s, own, TASK_IN_PROGRESS, "Task started"); /* and again, in its history */
 }
 
+/* The status counts of a listener's changes (count_change()). */
+typedef struct changes_counted {
+    int by_status[4];
+} changes_counted;
+
+static void count_change(void *ctx, const char *task_type, task_status status, bool created)
+{
+    (void)task_type;
+    (void)created;
+    ((changes_counted *)ctx)->by_status[status]++;
+}
+
+/* A status field of a change record's image ("NewImage", "OldImage"). */
+static const char *image_s(json_t *rec, const char *image, const char *field)
+{
+    json_t *img = json_object_get(json_object_get(rec, "dynamodb"), image);
+    return json_string_value(json_object_get(json_object_get(img, field), "S"));
+}
+
+/*
+ * A redelivery that runs its task again is a change of the task, as on DynamoDB: its message
+ * and updated_time move, and a MODIFY record says so (the stream, /events and the dashboard show
+ * the run again), but it is not a status change for the metrics.
+ */
+static void test_a_claim_again_is_a_change_of_its_task(void **state)
+{
+    fx *f = *state;
+    changes_counted cc = {0};
+    store_listener l = {.changed = count_change, .ctx = &cc};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 1, 3, NULL, 0); /* visible again after 1 s */
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    publish_bodies(f->b, &q, 0, 1, id);
+    queue_message *m = NULL;
+    assert_int_equal(receive_claiming(f->b, &q, &m), 1);
+    assert_int_equal(m[0].claim, STORE_OK);
+    queue_messages_free(m, 1);
+    task before = {0};
+    assert_int_equal(store_get_task(f->s, id, &before), STORE_OK);
+    sleep_ms(2100); /* its run died: past the visibility timeout, and a second on */
+    assert_int_equal(receive_claiming(f->b, &q, &m), 1);
+    assert_int_equal(m[0].claim, STORE_CONFLICT);
+    assert_int_equal(m[0].status_before, TASK_IN_PROGRESS);
+    queue_messages_free(m, 1);
+
+    task after = {0};
+    assert_int_equal(store_get_task(f->s, id, &after), STORE_OK);
+    assert_int_equal(after.status, TASK_IN_PROGRESS);
+    assert_string_equal(after.status_msg, "Task started again (receive 2)");
+    assert_true(after.updated_time > before.updated_time);
+    task_clear(&before);
+    task_clear(&after);
+
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "observer", 10, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 3); /* the creation, the claim, the claim again */
+    json_t *rec = json_loads(r[2].json, 0, NULL);
+    assert_non_null(rec);
+    assert_string_equal(json_string_value(json_object_get(rec, "eventName")), "MODIFY");
+    assert_string_equal(image_s(rec, "OldImage", "status"), "IN_PROGRESS");
+    assert_string_equal(image_s(rec, "OldImage", "status_msg"), "Task started");
+    assert_string_equal(image_s(rec, "NewImage", "status"), "IN_PROGRESS");
+    assert_string_equal(image_s(rec, "NewImage", "status_msg"), "Task started again (receive 2)");
+    json_decref(rec);
+    change_records_free(r, n);
+
+    /* the creation and the one claim: status changes; the claim again is none */
+    assert_int_equal(cc.by_status[TASK_CREATED], 1);
+    assert_int_equal(cc.by_status[TASK_IN_PROGRESS], 1);
+    reopen(f, NULL);
+}
+
 /*
  * A copy of a task's message that expires unreceived while the task is IN_PROGRESS leaves the
  * task to its claimer (a client, or the runner of another queue it fanned out to): the copy goes,
@@ -3545,6 +3621,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_stale_receipt_spares_a_message_that_came_after,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_dropped_message_leaves_with_its_receive, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_claim_again_is_a_change_of_its_task, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_receive_drops_what_is_past_its_retention, setup,
                                         teardown),

@@ -505,6 +505,43 @@ static void test_stale_claim_runs_again(void **state)
     assert_status(f, id, TASK_COMPLETED, "Task completed");
 }
 
+/* What the task read when its report came (note_task_at_report()). */
+static task at_report;
+
+static bool note_task_at_report(store_front *f, store_write *w)
+{
+    if (w->kind == STORE_WRITE_UPDATE && task_status_is_final(w->update.status)) {
+        task_clear(&at_report);
+        assert_int_equal(store_get_task(f->inner, w->update.id, &at_report), STORE_OK);
+    }
+    return false; /* made by the store behind */
+}
+
+/* A task run again says so while it runs, in its status_msg and updated_time, as a claim does:
+ * readers of the task and of the stream see the run again, not only its history. */
+static void test_a_task_run_again_says_so(void **state)
+{
+    fixture *f = *state;
+    store_front r;
+    store_front_init(&r, f->store, note_task_at_report, STORE_OK);
+    char err[512] = "";
+    f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
+    assert_non_null(f->role);
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    int64_t long_ago = time(NULL) - 1000;
+    set_status(f, id, TASK_IN_PROGRESS, "Task started", long_ago); /* that delivery died */
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2};
+    role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+    assert_failures(&res, "");
+    assert_int_equal(runs(f), 1);
+    assert_string_equal(task_status_name(at_report.status), "IN_PROGRESS");
+    assert_string_equal(at_report.status_msg, "Task started again (receive 2)");
+    assert_true(at_report.updated_time > long_ago);
+    task_clear(&at_report);
+    assert_status(f, id, TASK_COMPLETED, "Task completed");
+}
+
 /* Two deliveries that would each run a task again (a redelivery and an SQS duplicate of it, in
  * one batch): the first takes it again and runs it; the second finds it taken since its claim
  * was read, and its message comes back instead of running the task a second time. */
@@ -939,6 +976,7 @@ int main(void)
         CASE(test_completed_task_spent_not_run),
         CASE(test_fresh_claim_kept),
         CASE(test_stale_claim_runs_again),
+        CASE(test_a_task_run_again_says_so),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
         CASE(test_a_claim_leaves_its_run_its_time),
         CASE(test_duplicate_redeliveries_run_once),
