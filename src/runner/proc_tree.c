@@ -1,0 +1,124 @@
+#include "runner/proc_tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+void proc_each_numbered(int dir, void (*each)(long number, void *arg), void *arg)
+{
+    _Alignas(8) char buf[4096];
+    ssize_t got;
+    while ((got = getdents64(dir, buf, sizeof buf)) > 0) {
+        for (ssize_t off = 0; off < got;) {
+            const struct dirent64 *d = (const struct dirent64 *)(const void *)(buf + off);
+            off += d->d_reclen;
+            long number = 0;
+            const char *p = d->d_name;
+            for (; *p >= '0' && *p <= '9'; p++)
+                number = number * 10 + (*p - '0');
+            if (!*p && p != d->d_name)
+                each(number, arg);
+        }
+    }
+}
+
+static bool in_tree(const proc_id *tree, size_t n, pid_t pid)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tree[i].pid == pid)
+            return true;
+    return false;
+}
+
+/* /proc/<pid>/stat is "pid (comm) S ppid ... starttime". */
+bool proc_read(pid_t pid, proc_id *out)
+{
+    char path[32] = "/proc/", digits[16];
+    size_t nd = 0;
+    for (unsigned long v = (unsigned long)pid; nd == 0 || v; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    size_t len = strlen(path);
+    while (nd)
+        path[len++] = digits[--nd];
+    memcpy(path + len, "/stat", sizeof "/stat");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[1024]; /* enough for 22 fields of at most 20 digits each and the name */
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0)
+        return false;
+    buf[got] = '\0';
+    const char *p = strrchr(buf, ')'); /* comm may hold ')' and spaces: the last one ends it */
+    if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
+        return false;
+    unsigned long long field[19] = {0}; /* fields 4 (ppid) to 22 (starttime) */
+    p += 4;
+    for (int f = 0; f < 19; f++) {
+        if (*p == '-')
+            p++; /* tty_nr, priority and nice may be negative; none of them is kept */
+        if (*p < '0' || *p > '9')
+            return false;
+        for (; *p >= '0' && *p <= '9'; p++)
+            field[f] = field[f] * 10 + (unsigned long long)(*p - '0');
+        if (f < 18 && *p++ != ' ')
+            return false;
+    }
+    *out = (proc_id){.pid = pid, .ppid = (pid_t)field[0], .start = field[18]};
+    return true;
+}
+
+/* proc_tree_scan() adding to tree[0..*n) the children of what is in it. */
+typedef struct tree_scan {
+    proc_id *tree;
+    size_t *n, max;
+    int added;
+} tree_scan;
+
+static void add_if_child(long number, void *arg)
+{
+    tree_scan *t = arg;
+    pid_t pid = (pid_t)number;
+    if (pid <= 0 || in_tree(t->tree, *t->n, pid) || *t->n == t->max)
+        return;
+    proc_id id;
+    if (proc_read(pid, &id) && id.ppid > 0 && in_tree(t->tree, *t->n, id.ppid)) {
+        t->tree[(*t->n)++] = id;
+        t->added++;
+    }
+}
+
+int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
+{
+    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -1;
+    tree_scan scan = {tree, n, max, 0};
+    proc_each_numbered(dir, add_if_child, &scan);
+    close(dir);
+    return scan.added;
+}
+
+/* How: through a pidfd (Linux 5.3+), opened first and then checked against the start time
+ * seen, so the check and the signal are about one process even if id's pid was reused in
+ * between (a pidfd cannot be opened for a thread id, and pins the process). Before 5.3: the
+ * same check, then kill(); the pid would have to be reused between the two calls. */
+void proc_kill_seen(const proc_id *id)
+{
+    proc_id now;
+    int pfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
+    if (pfd >= 0) {
+        if (proc_read(id->pid, &now) && now.start == id->start)
+            (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+        close(pfd);
+    } else if (errno == ENOSYS) {
+        if (proc_read(id->pid, &now) && now.start == id->start)
+            (void)kill(id->pid, SIGKILL);
+    }
+    /* else gone (ESRCH), or its pid is now a thread's (EINVAL): not ours */
+}

@@ -1,0 +1,40 @@
+/*
+ * proc_tree — processes as /proc shows them, for a supervisor to find and kill every process
+ * under it. Every function here makes system calls only (no allocation, no lock, no stdio), so
+ * code between fork() and exec, or in the fork of a multi-threaded process, may call them.
+ */
+#ifndef TASKD_PROC_TREE_H
+#define TASKD_PROC_TREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* A process as /proc shows it: its parent and its start time, which together with its pid tell
+ * it from a later process that reuses the pid. */
+typedef struct proc_id {
+    pid_t pid;
+    pid_t ppid;
+    unsigned long long start; /* clock ticks after boot (field 22 of /proc/<pid>/stat) */
+} proc_id;
+
+/*
+ * Call each(number, arg) for every entry of the directory dir whose name is a decimal number
+ * (/proc: processes, never the ids of their other threads; /proc/self/fd: descriptors). It
+ * reads with getdents64() into a stack buffer.
+ */
+void proc_each_numbered(int dir, void (*each)(long number, void *arg), void *arg);
+
+/* pid's parent and start time into *out; false when there is no such process. */
+bool proc_read(pid_t pid, proc_id *out);
+
+/* One pass over /proc adding to tree[0..*n) every process whose parent is in it, up to max in
+ * all. Returns how many were added, or -1 when /proc cannot be listed. A pass finds the
+ * children of what it holds when it starts, and some of theirs: pass again until none is added. */
+int proc_tree_scan(proc_id *tree, size_t *n, size_t max);
+
+/* SIGKILL the process seen as id, only if its pid still names that process (its start time is
+ * the one seen): a pid reused meanwhile, even by a thread of another process, is left alone. */
+void proc_kill_seen(const proc_id *id);
+
+#endif
