@@ -1,0 +1,217 @@
+/*
+ * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("),
+ * finding the processes under one pass by pass within a bound, killing a process only while its
+ * pid is still the one seen, and listing a directory's numbered entries.
+ */
+#include "runner/proc_tree.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/* A process that waits to be killed, dying with its parent; named name when not NULL. */
+static pid_t sleeper(const char *name)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL) != 0 || getppid() != parent)
+            _exit(1);
+        if (name)
+            (void)prctl(PR_SET_NAME, (unsigned long)name);
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+/* A chain of depth processes under this one, each the parent of the next (child, grandchild,
+ * ...): the first one's pid. */
+static pid_t chain(int depth)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        (void)prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL);
+        if (depth > 1 && fork() == 0) {
+            /* the next link: a chain of its own, one shorter */
+            (void)prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL);
+            if (depth > 2 && fork() == 0)
+                (void)prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL);
+        }
+        for (;;)
+            pause();
+    }
+    return pid;
+}
+
+static void reap(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* Scan from root until a pass adds nothing (or max is reached): how many were found under it. */
+static size_t scan_all(pid_t root, proc_id *tree, size_t max)
+{
+    size_t n = 1;
+    tree[0] = (proc_id){.pid = root};
+    while (n < max && proc_tree_scan(tree, &n, max) > 0)
+        ;
+    return n - 1;
+}
+
+static void test_read_this_process(void **state)
+{
+    (void)state;
+    proc_id me;
+    assert_true(proc_read(getpid(), &me));
+    assert_int_equal(me.pid, getpid());
+    assert_int_equal(me.ppid, getppid());
+    assert_true(me.start > 0);
+    proc_id again;
+    assert_true(proc_read(getpid(), &again));
+    assert_true(again.start == me.start);
+}
+
+/* The name ends at the last ')': one that holds ") (" and spaces does not shift the fields. */
+static void test_read_a_process_named_to_mislead(void **state)
+{
+    (void)state;
+    pid_t pid = sleeper(") 1 (2 ");
+    proc_id id = {0};
+    for (int i = 0; i < 200; i++) { /* until it has taken its name */
+        char comm[64] = "", path[64];
+        snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = '\0';
+            fclose(f);
+        }
+        if (comm[0] == ')')
+            break;
+        sleep_ms(5);
+    }
+    assert_true(proc_read(pid, &id));
+    assert_int_equal(id.pid, pid);
+    assert_int_equal(id.ppid, getpid());
+    proc_id me;
+    assert_true(proc_read(getpid(), &me));
+    assert_true(id.start >= me.start);
+    kill(pid, SIGKILL);
+    reap(pid);
+    /* reaped: no such process (unless its pid was taken again at once, which would not be a
+     * child of this one) */
+    if (proc_read(pid, &id))
+        assert_int_not_equal(id.ppid, getpid());
+}
+
+static void test_read_no_such_process(void **state)
+{
+    (void)state;
+    proc_id id;
+    assert_false(proc_read((pid_t)INT32_MAX, &id)); /* past any pid_max */
+}
+
+/* Each pass finds the children of what the tree held; within the bound, and no one twice. */
+static void test_scan_finds_the_tree_under_a_process(void **state)
+{
+    (void)state;
+    pid_t top = chain(3);
+    proc_id tree[8];
+    size_t found = 0;
+    for (int i = 0; i < 400 && found < 2; i++) { /* until the chain is whole */
+        found = scan_all(top, tree, 8);
+        if (found < 2)
+            sleep_ms(5);
+    }
+    assert_int_equal(found, 2);
+    assert_int_equal(tree[1].ppid, top);
+    assert_int_equal(tree[2].ppid, tree[1].pid);
+    /* a scan of a whole tree adds nothing more */
+    size_t n = 3;
+    assert_int_equal(proc_tree_scan(tree, &n, 8), 0);
+    assert_int_equal(n, 3);
+    /* bounded: a tree of room 2 holds the root and its child */
+    proc_id small[2];
+    assert_int_equal(scan_all(top, small, 2), 1);
+    assert_int_equal(small[1].pid, tree[1].pid);
+
+    for (size_t i = 2; i > 0; i--)
+        proc_kill_seen(&tree[i]);
+    kill(top, SIGKILL);
+    reap(top);
+}
+
+/* A process is killed only while its pid names the process seen: with another start time (its
+ * pid taken by a later process), it is left alone. */
+static void test_kill_only_the_process_seen(void **state)
+{
+    (void)state;
+    pid_t pid = sleeper(NULL);
+    proc_id seen;
+    assert_true(proc_read(pid, &seen));
+    proc_id other = seen;
+    other.start = seen.start + 1;
+    proc_kill_seen(&other);
+    sleep_ms(50);
+    int st;
+    assert_int_equal(waitpid(pid, &st, WNOHANG), 0); /* still there */
+    proc_kill_seen(&seen);
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+static void note_number(long number, void *arg)
+{
+    long *want = arg;
+    if (number == want[0])
+        want[1] = 1;
+}
+
+static void test_numbered_entries_of_a_directory(void **state)
+{
+    (void)state;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(dir >= 0);
+    long seen[2] = {fd, 0};
+    proc_each_numbered(dir, note_number, seen);
+    assert_int_equal(seen[1], 1);
+    close(dir);
+    close(fd);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_read_this_process),
+        cmocka_unit_test(test_read_a_process_named_to_mislead),
+        cmocka_unit_test(test_read_no_such_process),
+        cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
+        cmocka_unit_test(test_kill_only_the_process_seen),
+        cmocka_unit_test(test_numbered_entries_of_a_directory),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
