@@ -943,22 +943,20 @@ static bool refused(const auth_policy *p, const api_request *req, api_response *
     return true;
 }
 
-/* Route to the handler; API_DONE when the response is already in ex->resp. */
-static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
+/*
+ * What the request's head alone decides, for route r (NULL: none matched) and its parameter
+ * (a task id is put in its stored form): the handler to run, or NULL with the answer in resp
+ * (401 or 403, a redirect or 404, 405, a task id that is none).
+ */
+static handler_fn judge_head(const api *a, const api_request *req, const route *r, char *param,
+                             api_response *resp)
 {
-    api_response *resp = &ex->resp;
-    char param[128];
-    const route *r = match_route(a, req->path, param, sizeof param);
-    ex->route = r ? r->pattern : UNROUTED;
-    str_join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route,
-             (const char *)NULL);
-    span_set_static(&ex->server, "http.route", ex->route);
     if (a->access && refused(a->access, req, resp))
-        return API_DONE;
+        return NULL;
     if (!r) {
         if (!redirect_slash(a, req, resp))
             api_error(resp, 404, "Not Found");
-        return API_DONE;
+        return NULL;
     }
     handler_fn fn = NULL;
     if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
@@ -970,17 +968,33 @@ static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
     if (!fn) {
         api_error(resp, 405, "Method Not Allowed");
         api_add_header(resp, "Allow", r->allow);
-        return API_DONE;
+        return NULL;
     }
     if (r->param == PARAM_TASK_ID) {
         uint8_t raw[16];
         if (!uuid_parse(param, raw)) {
             api_error(resp, 404, "Task not found");
-            return API_DONE;
+            return NULL;
         }
         uuid_format(raw, param); /* ids are stored in lower case */
-        memcpy(ex->task_id, param, sizeof ex->task_id);
     }
+    return fn;
+}
+
+/* Route to the handler; API_DONE when the response is already in ex->resp. */
+static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
+{
+    char param[128];
+    const route *r = match_route(a, req->path, param, sizeof param);
+    ex->route = r ? r->pattern : UNROUTED;
+    str_join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route,
+             (const char *)NULL);
+    span_set_static(&ex->server, "http.route", ex->route);
+    handler_fn fn = judge_head(a, req, r, param, &ex->resp);
+    if (!fn)
+        return API_DONE;
+    if (r->param == PARAM_TASK_ID)
+        memcpy(ex->task_id, param, sizeof ex->task_id);
     return fn(a, req, r->param == PARAM_NONE ? NULL : param, ex);
 }
 

@@ -687,7 +687,6 @@ static void dispatch(conn *c)
                         "out of memory reading the body", false);
         return;
     }
-    url_unescape_in_place(r->path);
     api_request req = {
         .method = r->method,
         .path = r->path,
@@ -735,6 +734,7 @@ static void begin_request(conn *c)
     }
     http_request_head *r = c->req;
     http_head_split(c->in, c->in_len, r);
+    url_unescape_in_place(r->path);
     c->split = true;
     c->head_only = strcmp(r->method, "HEAD") == 0; /* for every answer, refusals too */
     c->start_ns = c->loop->now_ns;
