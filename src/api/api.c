@@ -981,6 +981,16 @@ static handler_fn judge_head(const api *a, const api_request *req, const route *
     return fn;
 }
 
+bool api_head_refused(const api *a, const api_request *req)
+{
+    char param[128];
+    api_response scratch = {0};
+    bool refused =
+        !judge_head(a, req, match_route(a, req->path, param, sizeof param), param, &scratch);
+    api_response_free(&scratch);
+    return refused;
+}
+
 /* Route to the handler; API_DONE when the response is already in ex->resp. */
 static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
 {

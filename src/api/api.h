@@ -142,6 +142,9 @@ struct api_exchange {
 
 /* Start answering a request; ex must outlive the pending write. */
 api_status api_begin(api *a, const api_request *req, api_exchange *ex);
+/* Whether req's head alone refuses it, whatever its body (401 or 403, 404, 405, a redirect):
+ * a server asked "Expect: 100-continue" then answers without reading the body. */
+bool api_head_refused(const api *a, const api_request *req);
 /* Build the response of a write once ready() has been called. */
 void api_finish(api *a, api_exchange *ex);
 /* Release what the exchange holds, the response body included. */

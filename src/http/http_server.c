@@ -776,6 +776,23 @@ static void begin_request(conn *c)
     const char *expect = http_head_field(r, "Expect");
     bool body_due = c->chunked || c->in_len < r->len + c->body_len;
     if (body_due && r->http11 && expect && strcasecmp(expect, "100-continue") == 0) {
+        api_request head = {.method = r->method,
+                            .path = r->path,
+                            .query = lookup_query,
+                            .header = lookup_header,
+                            .header_at = lookup_header_at,
+                            .ctx = c};
+        if (api_head_refused(h->api, &head)) {
+            /* answered at once, its body never asked for nor read: the connection ends after
+             * the answer, lingering so that a body sent anyway cannot reset it (RFC 9110
+             * §10.1.1) */
+            c->chunked = false;
+            c->body_len = 0;
+            c->keep_alive = false;
+            c->linger_ns = c->loop->now_ns;
+            dispatch(c);
+            return;
+        }
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n != (ssize_t)sizeof cont - 1) { /* an empty send buffer takes it whole */

@@ -15,8 +15,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (EventStream, ServerTestCase, local_only, parse_response_headers,  # noqa: E402
-                     recv_before)
+from harness import (EventStream, ServerTestCase, Taskd, local_only,  # noqa: E402
+                     parse_response_headers, recv_before)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -269,6 +269,40 @@ class Wire(ServerTestCase):
                 self.assertEqual(json.loads(refused.body), {"detail": TOO_LARGE})
                 self.assertEqual(refused.headers.get("connection"), "close")
                 self.assertClosedAfter(c, "a 413")
+
+    def test_expect_100_continue_refused_by_its_head_is_answered_without_100(self):
+        """A head the API refuses whatever its body (a route that is none, a method the route does
+        not take, a task id that is none, a path with a trailing slash, no token where one is
+        needed) is answered at once: no 100, the body never asked for, and the connection ends
+        after the answer."""
+        secured = Taskd(env={"TASKD_TOKENS": "wire-token-0123456789"})
+        self.addCleanup(secured.close)
+        cases = [
+            (self.server, b"POST /nope HTTP/1.1\r\n", 404, None, None),
+            (self.server, b"PATCH /tasks HTTP/1.1\r\n", 405, "allow", "GET, HEAD, POST"),
+            (self.server, b"PATCH /tasks/not-a-task HTTP/1.1\r\n", 404, None, None),
+            (self.server, b"POST /tasks/ HTTP/1.1\r\n", 307, "location", "/tasks"),
+            (secured, b"POST /tasks HTTP/1.1\r\n", 401, "www-authenticate", 'Bearer realm="taskd"'),
+        ]
+        for server, line, status, field, value in cases:
+            with self.subTest(request=line, status=status):
+                c = Client(server.port)
+                self.addCleanup(c.close)
+                c.send(line + HOST + b"Content-Type: application/json\r\n"
+                       b"Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+                ans = c.answer()  # a 100 here fails: it would be this answer
+                self.assertEqual(ans.status, status, ans.raw[:300])
+                if field:
+                    self.assertEqual(ans.headers.get(field), value, ans.raw[:300])
+                self.assertIsInstance(json.loads(ans.body or b"{}").get("detail", ""), str)
+                self.assertEqual(ans.headers.get("connection"), "close", ans.raw[:300])
+                self.assertClosedAfter(c, "an answer to a refused head")
+        # a head the API takes still gets its 100 (test_expect_100_continue_within_the_limit)
+        with socket.create_connection(("127.0.0.1", secured.port), timeout=5) as raw:
+            raw.sendall(b"POST /tasks HTTP/1.1\r\n" + HOST + b"Authorization: Bearer "
+                        b"wire-token-0123456789\r\nContent-Length: 2\r\n"
+                        b"Expect: 100-continue\r\n\r\n")
+            self.assertEqual(raw.recv(64), b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def test_http10_closes_unless_keep_alive(self):
         c = self.connect()
