@@ -337,7 +337,9 @@ class PostFailures(RuntimeApiTestCase):
 
     def test_500_to_a_response_exits(self):
         boot = self.exits_after_a_500(event(), "response")
-        self.assertTrue(boot.logs("the runtime API failed: exiting"), boot.text())
+        # standard error is read by a thread: the line may come a moment after the exit
+        wait_until(lambda: boot.logs("the runtime API failed: exiting"), 5,
+                   what="the exit's reason in the log\n" + boot.text())
 
     def test_500_to_an_error_exits(self):
         self.exits_after_a_500(b"not an API Gateway event", "error")
@@ -353,7 +355,8 @@ class PostFailures(RuntimeApiTestCase):
         kind, body, _ = api.invoke(event())
         self.assertEqual((kind, json.loads(body)["statusCode"]), ("response", 404))
         self.assertIsNone(boot.proc.poll(), boot.text())
-        self.assertTrue(boot.logs("cannot post the invocation's outcome"), boot.text())
+        wait_until(lambda: boot.logs("cannot post the invocation's outcome"), 5,
+                   what="the refused post in the log\n" + boot.text())
 
 
 if __name__ == "__main__":
