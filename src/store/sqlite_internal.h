@@ -206,9 +206,9 @@ enum {
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, int64_t now);
 /*
- * Writer thread only: record in its history that a task IN_PROGRESS is
- * claimed again (a redelivery runs it again); STORE_CONFLICT when it is not
- * IN_PROGRESS.
+ * Writer thread only: record that a task IN_PROGRESS is claimed again (a
+ * redelivery runs it again): its status_msg (msg) and updated_time, a history
+ * entry and a MODIFY change record; STORE_CONFLICT when it is not IN_PROGRESS.
  */
 store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now);
 /* Writer thread only: forget a deleted task's history. */

@@ -98,8 +98,10 @@ typedef enum store_write_kind {
     STORE_WRITE_CREATE, /* create a task (POST) */
     STORE_WRITE_UPDATE, /* change a task's status (PATCH) */
     /* A redelivery runs a task that is IN_PROGRESS again (an earlier delivery died or
-     * overran): record that claim in its history (IN_PROGRESS, update.status_msg), the task
-     * itself unchanged. STORE_CONFLICT when it is no longer IN_PROGRESS. */
+     * overran): record that claim as a change of the task, still IN_PROGRESS, whose
+     * status_msg (update.status_msg) and updated_time move, with its history entry and its
+     * change record (a MODIFY from IN_PROGRESS to IN_PROGRESS). STORE_CONFLICT when it is no
+     * longer IN_PROGRESS. */
     STORE_WRITE_RECLAIM,
 } store_write_kind;
 
