@@ -18,6 +18,26 @@ static bool has_handler(const config *c, const queue_config *q)
     return false;
 }
 
+/* Whether a subscription routes messages to queue q. */
+static bool subscribed(const config *c, const queue_config *q)
+{
+    for (size_t i = 0; i < c->n_subscriptions; i++)
+        if (strcmp(c->subscriptions[i].queue, q->name) == 0)
+            return true;
+    return false;
+}
+
+/* The messages queue name holds (0: none, or not known). */
+static int64_t messages_held(broker *b, const char *name)
+{
+    char each[256];
+    int64_t n;
+    for (size_t i = 0; broker_queue_nth(b, i, each, sizeof each, &n); i++)
+        if (strcmp(each, name) == 0)
+            return n;
+    return 0;
+}
+
 /* Messages no runner will read: in a queue the configuration no longer declares (removed or
  * renamed since), which /queues does not show either, or in a queue no handler takes from (its
  * binding removed since, say; a dead-letter queue's are dead letters, whose tasks failed). Their
@@ -37,6 +57,11 @@ static void warn_stranded_queues(broker *b, const config *c)
             log_warn("a queue the configuration does not declare holds messages; their tasks "
                      "(but dead letters', which failed) wait until it is declared again, or fail "
                      "when their retention ends",
+                     "queue", name, "messages", count, NULL);
+        else if (subscribed(c, q)) /* and warn_unread_queues() leaves it to this line */
+            log_warn("a queue no handler takes from holds messages, and a subscription routes "
+                     "more to it; their tasks wait until a handler is bound to it, or fail when "
+                     "their retention ends (unless a client claimed them)",
                      "queue", name, "messages", count, NULL);
         else
             log_warn("a queue no handler takes from holds messages; their tasks wait until a "
@@ -60,15 +85,16 @@ static void warn_undeclared_types(store *st, const config *c)
 
 /* A queue subscriptions route messages to that no handler takes from: its messages wait
  * unread until their retention ends, and then fail their tasks (unless a client claimed them).
- * Said at start, once per queue. */
-static void warn_unread_queues(const config *c)
+ * Said at start, once per queue, unless it holds messages already (warn_stranded_queues() says
+ * both). */
+static void warn_unread_queues(broker *b, const config *c)
 {
     for (size_t i = 0; i < c->n_subscriptions; i++) {
         const queue_config *q = config_queue(c, c->subscriptions[i].queue);
         bool said = false; /* by an earlier subscription to the same queue */
         for (size_t j = 0; j < i && !said; j++)
             said = strcmp(c->subscriptions[j].queue, c->subscriptions[i].queue) == 0;
-        if (!q || has_handler(c, q) || said)
+        if (!q || has_handler(c, q) || said || messages_held(b, q->name) > 0)
             continue;
         log_warn("a subscription routes messages to a queue no handler takes from: they wait "
                  "unread, and fail their tasks when their retention ends (unless a client "
@@ -128,6 +154,6 @@ void start_checks_log(store *st, const config *c)
     warn_stranded_queues(broker_of(st), c);
     warn_undeclared_types(st, c);
     note_unrouted_types(c);
-    warn_unread_queues(c);
+    warn_unread_queues(broker_of(st), c);
     warn_idle_dead_letter_queues(c);
 }

@@ -62,8 +62,9 @@ class Restart(ServersTestCase):
 
     def test_a_queue_no_handler_takes_from_is_named_at_start(self):
         """Messages left in a declared queue whose handler binding is gone wait for good: the
-        start says so, naming the queue and how many it holds; not for a dead-letter queue,
-        whose messages are dead letters (their tasks failed)."""
+        start says so, naming the queue and how many it holds, in one line that also says a
+        subscription routes more there; not for a dead-letter queue, whose messages are dead
+        letters (their tasks failed)."""
         both = {"queues": [{"name": "a"}, {"name": "b"}], "handlers": [],
                 "subscriptions": [{"queue": "a"}, {"queue": "b"}]}
         s = self.start(config=write_config(self.tmp, both, "both.json"))
@@ -73,10 +74,11 @@ class Restart(ServersTestCase):
                  "handlers": [], "subscriptions": [{"queue": "a"}]}
         s2 = self.start(config=write_config(self.tmp, later, "later.json"))
         warned = [o for o in s2.log_json() if o.get("queue") in ("a", "b")
-                  and o.get("level") == "WARNING" and "messages" in o]  # not the subscription's
-        self.assertEqual([(o["queue"], o["messages"]) for o in warned], [("a", "1")],
+                  and o.get("level") == "WARNING"]  # one line, not one more for the subscription
+        self.assertEqual([(o["queue"], o.get("messages")) for o in warned], [("a", "1")],
                          s2.stderr_text()[-2000:])
         self.assertIn("no handler takes from", warned[0]["message"])
+        self.assertIn("a subscription routes more to it", warned[0]["message"])
 
     def test_clean_restart_keeps_everything(self):
         s = self.start()
