@@ -176,14 +176,20 @@ static int64_t now_ms(void)
     return trace_now_ns() / 1000000;
 }
 
-/* Make the role for queue (NULL: by each record's eventSourceARN) into f->role. */
-static void make_role(fixture *f, const char *queue)
+/* Make the role for queue (NULL: by each record's eventSourceARN) over store st into f->role. */
+static void make_role_over(fixture *f, store *st, const char *queue)
 {
     char err[512] = "";
-    f->role = worker_role_new(&f->cfg, f->store, queue, &f->tel, err, sizeof err);
+    f->role = worker_role_new(&f->cfg, st, queue, &f->tel, err, sizeof err);
     if (!f->role)
         fprintf(stderr, "%s\n", err);
     assert_non_null(f->role);
+}
+
+/* make_role_over() the fixture's store. */
+static void make_role(fixture *f, const char *queue)
+{
+    make_role_over(f, f->store, queue);
 }
 
 /* Create a TASK1 task; its id into id. */
@@ -524,9 +530,7 @@ static void test_a_task_run_again_says_so(void **state)
     fixture *f = *state;
     store_front r;
     store_front_init(&r, f->store, note_task_at_report, STORE_OK);
-    char err[512] = "";
-    f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
-    assert_non_null(f->role);
+    make_role_over(f, &r.base, "jobs");
     char id[37];
     create_task(f, "{}", NULL, id);
     int64_t long_ago = time(NULL) - 1000;
@@ -579,9 +583,7 @@ static void test_a_failed_reclaim_does_not_run_the_task(void **state)
     for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
         store_front r;
         store_front_init(&r, f->store, answer_reclaims, fails[i]);
-        char err[512] = "";
-        f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
-        assert_non_null(f->role);
+        make_role_over(f, &r.base, "jobs");
         char id[37];
         create_task(f, "{}", NULL, id);
         set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000); /* long ago */
@@ -615,9 +617,7 @@ static void test_a_claim_leaves_its_run_its_time(void **state)
     fixture *f = *state;
     store_front r;
     store_front_init(&r, f->store, note_claim_deadline, STORE_OK);
-    char err[512] = "";
-    f->role = worker_role_new(&f->cfg, &r.base, "jobs", &f->tel, err, sizeof err);
-    assert_non_null(f->role);
+    make_role_over(f, &r.base, "jobs");
     char id[37];
     create_task(f, "{}", NULL, id);
     msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id};
