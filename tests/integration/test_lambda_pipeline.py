@@ -720,8 +720,10 @@ class PoisonMessage(StackTestCase):
         t, seen = s.wait_final(task_id, timeout=40)
         self.assertEqual((t["status"], t["status_msg"]),
                          ("FAILED", "moved to dead-letter queue task1-dlq after 3 receives"), seen)
-        # the dead-letter worker's log line names the task's trace, as a handler's failure does
-        said = s.logs("task failed", task_id=task_id)
+        # the dead-letter worker's log line names the task's trace, as a handler's failure does;
+        # it is written after the task's update, and read from the function's output later
+        said = wait_until(lambda: s.logs("task failed", task_id=task_id), 10, 0.05,
+                          "the dead-letter worker's log line")
         self.assertEqual([(o["level"], o["reason"]) for o in said], [("WARNING", t["status_msg"])], said)
         logged = said[0].get("trace_id") or ""
         posted = [f for f, d in s.documents(trace_id="1-%s-%s" % (logged[:8], logged[8:]), task_id=task_id)
