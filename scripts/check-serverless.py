@@ -35,13 +35,16 @@ What must hold:
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
                  BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
                  Timeout at least the binding's batch_size x its timeout + WORKER_MARGIN s
-  functions      Runtime provided.al2023, Handler api|publish|worker, x86_64, TracingConfig
+  functions      Runtime provided.al2023, Handler api|publish|worker|sweep, x86_64, TracingConfig
                  Active, a log group with a retention, a role of its own whose statements
                  grant only what that handler needs (no wildcard action, no `*` resource
                  except for logs and xray actions)
   api            ANY / and ANY /{proxy+} as AWS_PROXY to the api function, API Gateway
                  tracing on (serverless-state.json: osls applies it after the deploy), an
                  Output with the API URL
+  sweep          one `sweep` function (TABLE_NAME = the table) that an enabled AWS::Events::Rule
+                 runs at a rate of at most 5 minutes, with the permission to invoke it; its
+                 role may Query the claims_by_expiry index alone (the api role the others)
 
 Exit status: 0 all holds; 1 mismatches, one line each on stderr naming the resource and the
 configuration entry; 2 unreadable input (or a template shape the check cannot read).
@@ -60,7 +63,11 @@ TEMPLATE = "cloudformation-template-update-stack.json"
 STATE = "serverless-state.json"
 
 RUNTIME = "provided.al2023"
-HANDLERS = ("api", "publish", "worker")
+HANDLERS = ("api", "publish", "worker", "sweep")
+# The index of client claims with a lease: the sweep's alone (the API lists by the others)
+CLAIMS_INDEX = "claims_by_expiry"
+# A lease ends at most this long after it ran out (and the sweep's own run)
+SWEEP_RATE_MAX_S = 300
 WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
 VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the worker's Timeout
 
@@ -534,7 +541,8 @@ class Checker:
                       "dynamodb:DeleteItem"):  # DeleteItem: key items only (KEY_ITEMS_ONLY)
                 allow[a] = need[a] = {table_arn}
             idx = {"%s/index/%s" % (table_arn, g["IndexName"])
-                   for g in self.table_spec.get("GlobalSecondaryIndexes", [])}
+                   for g in self.table_spec.get("GlobalSecondaryIndexes", [])
+                   if g["IndexName"] != CLAIMS_INDEX}
             allow["dynamodb:Query"] = idx | {table_arn}
             need["dynamodb:Query"] = idx
         elif kind == "publish":
@@ -551,6 +559,10 @@ class Checker:
                         if f == fn and src and src[1] == "StreamArn" for q in [self.failure_queue(p)] if q}
             if failures:
                 allow["sqs:SendMessage"] = need["sqs:SendMessage"] = failures
+        elif kind == "sweep":
+            for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+                allow[a] = need[a] = {table_arn}
+            allow["dynamodb:Query"] = need["dynamodb:Query"] = {"%s/index/%s" % (table_arn, CLAIMS_INDEX)}
         elif kind == "worker":
             for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
                 allow[a] = need[a] = {table_arn}
@@ -801,6 +813,10 @@ class Checker:
         kinds = sorted(self.kind.values())
         if kinds.count("api") != 1:
             self.fail("functions: %d api functions, expected 1", kinds.count("api"))
+        for fn, kind in sorted(self.kind.items()):
+            if kind == "sweep" and self.table and ref(self.env(fn).get("TABLE_NAME")) != self.table:
+                self.fail("function %s: TABLE_NAME %s, expected Ref %s", fn, canon(self.env(fn).get("TABLE_NAME")),
+                          self.table)
 
     # ---- API Gateway --------------------------------------------------------------------------
 
@@ -843,6 +859,38 @@ class Checker:
             self.fail("outputs: none gives the API URL (https://<%s>.execute-api...)", rest)
         self.summary.append("api %s (outputs %s)" % (rest, ", ".join(sorted(outputs))))
 
+    # ---- the schedule ---------------------------------------------------------------------------
+
+    def check_sweep(self):
+        """One sweep function, run by an enabled schedule of at most SWEEP_RATE_MAX_S."""
+        sweeps = sorted(k for k, v in self.kind.items() if v == "sweep")
+        if len(sweeps) != 1:
+            self.fail("functions: %d sweep functions, expected 1 (claim_timeout needs one to end leases)", len(sweeps))
+            return
+        fn = sweeps[0]
+        rules = []
+        for k, v in sorted(self.of_type("AWS::Events::Rule").items()):
+            p = v.get("Properties") or {}
+            if any(getatt(t.get("Arn")) == (fn, "Arn") for t in as_list(p.get("Targets"))):
+                rules.append((k, p))
+        if not rules:
+            self.fail("function %s: no AWS::Events::Rule runs it", fn)
+            return
+        for k, p in rules:
+            m = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", p.get("ScheduleExpression") or "")
+            seconds = int(m.group(1)) * (60 if m.group(2).startswith("minute") else 3600) if m else None
+            if seconds is None or seconds > SWEEP_RATE_MAX_S:
+                self.fail("rule %s: ScheduleExpression %s; expected a rate of at most %d minutes", k,
+                          canon(p.get("ScheduleExpression")), SWEEP_RATE_MAX_S // 60)
+            if p.get("State", "ENABLED") != "ENABLED":
+                self.fail("rule %s: State %s, the sweep would never run", k, p.get("State"))
+        perms = [v for v in self.of_type("AWS::Lambda::Permission").values()
+                 if getatt((v.get("Properties") or {}).get("FunctionName")) == (fn, "Arn")
+                 and (v.get("Properties") or {}).get("Principal") == "events.amazonaws.com"]
+        if not perms:
+            self.fail("function %s: no AWS::Lambda::Permission lets events.amazonaws.com invoke it", fn)
+        self.summary.append("sweep %s every %s" % (fn, rules[0][1].get("ScheduleExpression")))
+
     def run(self):
         self.check_table()
         self.check_topic()
@@ -854,6 +902,7 @@ class Checker:
         self.check_stream()
         self.check_workers()
         self.check_api()
+        self.check_sweep()
         return self.problems
 
 

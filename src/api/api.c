@@ -173,6 +173,22 @@ static void begin_store_span(const api *a, api_exchange *ex, const char *operati
     span_set_static(&ex->store_span, "db.collection.name", "tasks");
 }
 
+/* The request's Idempotency-Key into ex (none: NULL); false with the answer set when it is
+ * refused. */
+static bool take_idempotency_key(const api_request *req, api_exchange *ex)
+{
+    const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
+    if (key && (strlen(key) == 0 || strlen(key) > 255)) {
+        api_error(&ex->resp, 400, "Idempotency-Key must be 1 to 255 bytes");
+        return false;
+    }
+    if (key && !(ex->idempotency_key = strdup(key))) {
+        api_error(&ex->resp, 503, "Out of memory");
+        return false;
+    }
+    return true;
+}
+
 static api_status post_task(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     (void)id;
@@ -194,15 +210,8 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
         api_error(resp, 413, detail);
         return API_DONE;
     }
-    const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
-    if (key && (strlen(key) == 0 || strlen(key) > 255)) {
-        api_error(resp, 400, "Idempotency-Key must be 1 to 255 bytes");
+    if (!take_idempotency_key(req, ex))
         return API_DONE;
-    }
-    if (key && !(ex->idempotency_key = strdup(key))) {
-        api_error(resp, 503, "Out of memory");
-        return API_DONE;
-    }
     trace_traceparent_of(&ex->server, ex->traceparent);
     begin_store_span(a, ex, "INSERT");
     ex->write = (store_write){
@@ -518,6 +527,12 @@ static api_status get_history(api *a, const api_request *req, const char *id, ap
     return API_DONE;
 }
 
+/*
+ * A PATCH that claims a task (IN_PROGRESS) holds it for claim_timeout seconds: a lease, after
+ * which the sweep fails the task, unless the claim is made again before (the same
+ * Idempotency-Key and message), which answers 204 again and starts the lease over. Without a
+ * key a repeat cannot be told from another claimer: 409. Other changes ignore the key.
+ */
 static api_status patch_task(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     validation v = {0};
@@ -526,15 +541,22 @@ static api_status patch_task(api *a, const api_request *req, const char *id, api
         validation_free(&v);
         return API_DONE;
     }
+    bool claim = ex->update.status == TASK_IN_PROGRESS;
+    if (claim && !take_idempotency_key(req, ex))
+        return API_DONE;
+    int64_t now = a->now();
     snprintf(ex->task_id, sizeof ex->task_id, "%s", id);
     begin_store_span(a, ex, "UPDATE");
     ex->write = (store_write){
         .kind = STORE_WRITE_UPDATE,
-        .now = a->now(),
+        .now = now,
         .update = {.id = ex->task_id,
                    .status = ex->update.status,
                    .status_msg = ex->update.status_msg,
-                   .result = ex->update.result},
+                   .result = ex->update.result,
+                   .claim_key = claim ? ex->idempotency_key : NULL,
+                   .claim_expires =
+                       claim && a->config->claim_timeout ? now + a->config->claim_timeout : 0},
         .done = write_done,
     };
     store_submit(a->store, &ex->write);

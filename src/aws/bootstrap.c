@@ -18,7 +18,7 @@
  * Runtime API has failed: the process exits (non-zero) instead of asking
  * for the next invocation. Connections live across invocations.
  *
- * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker),
+ * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker, sweep),
  * TABLE_NAME (every role), TOPIC_ARN (publish), QUEUE_NAME (worker: the
  * configured queue the function serves; else each record's queue),
  * TASKD_CONFIG (else $LAMBDA_TASK_ROOT/taskd.json when it exists, else the
@@ -34,6 +34,7 @@
 #include "lambda_runtime.h"
 #include "publish_role.h"
 #include "role.h"
+#include "sweep_role.h"
 #include "trace/exporter.h"
 #include "trace/trace.h"
 #include "util/clock.h"
@@ -48,14 +49,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char ROLES[] = "api, publish, worker";
+static const char ROLES[] = "api, publish, worker, sweep";
 
 /* Everything init builds; torn down in reverse. */
 typedef struct runtime_graph {
     config cfg;
     bool cfg_loaded;
     telemetry tel;
-    aws_client *dynamodb; /* api, worker */
+    aws_client *dynamodb; /* every role */
     store *store;
     aws_client *sns; /* publish */
     role *role;
@@ -134,7 +135,8 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     bool api = role_name && strcmp(role_name, "api") == 0;
     bool publish = role_name && strcmp(role_name, "publish") == 0;
     bool worker = role_name && strcmp(role_name, "worker") == 0;
-    if (!api && !publish && !worker) {
+    bool sweep = role_name && strcmp(role_name, "sweep") == 0;
+    if (!api && !publish && !worker && !sweep) {
         snprintf(etype, etlen,
                  role_name && *role_name ? "Runtime.UnknownRole" : "Runtime.NoHandler");
         snprintf(err, errlen, "_HANDLER \"%.64s\" names no role: the roles are %s",
@@ -177,6 +179,8 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
         g->role = publish_role_new(&g->cfg, g->sns, topic, g->store, &g->tel, err, errlen);
     else if (api)
         g->role = api_role_new(g->store, &g->cfg, &g->tel, err, errlen);
+    else if (sweep)
+        g->role = sweep_role_new(g->store, NULL, err, errlen);
     else
         g->role = worker_role_new(&g->cfg, g->store, getenv("QUEUE_NAME"), &g->tel, err, errlen);
     return g->role != NULL;

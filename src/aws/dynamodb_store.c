@@ -102,13 +102,16 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define FACT_SLOTS    1024    /* cached task_type/task_ttl of recent tasks */
-#define UPDATE_TRIES  4       /* condition retries when cached facts were wrong */
-#define CREATE_TRIES  5       /* transactions tried while they meet TransactionConflict */
-#define LIST_ALL_KEY  "tasks" /* the one partition of all_by_id */
-#define SECRET_ID     "meta#secret"
-#define PING_ID       "meta#ping"
-#define TARGET_PREFIX "DynamoDB_20120810."
+#define FACT_SLOTS   1024    /* cached task_type/task_ttl of recent tasks */
+#define UPDATE_TRIES 4       /* condition retries when cached facts were wrong */
+#define CREATE_TRIES 5       /* transactions tried while they meet TransactionConflict */
+#define LIST_ALL_KEY "tasks" /* the one partition of all_by_id */
+/* The one partition of claims_by_expiry, a sparse index: an item is in it while a client's claim
+ * with a lease holds it (claim_lease set with claim_expires) */
+#define CLAIM_LEASE_KEY "lease"
+#define SECRET_ID       "meta#secret"
+#define PING_ID         "meta#ping"
+#define TARGET_PREFIX   "DynamoDB_20120810."
 
 /* The immutable facts of a task an update needs. */
 typedef struct fact {
@@ -368,9 +371,13 @@ static store_rc task_from_item(const json_t *item, task *t, bool full)
     memcpy(t->id, id, strlen(id) + 1);
     memcpy(t->task_type, type, strlen(type) + 1);
     const char *msg = attr_s(item, "status_msg");
+    const char *claim_key = attr_s(item, "claim_key");
     bool ok = attr_n(item, "created_time", &t->created_time) &&
               attr_time(item, "updated_time", &t->updated_time) &&
-              attr_time(item, "task_ttl", &t->ttl) && (t->status_msg = strdup(msg ? msg : ""));
+              attr_time(item, "task_ttl", &t->ttl) && (t->status_msg = strdup(msg ? msg : "")) &&
+              (!json_object_get(item, "claim_expires") ||
+               attr_n(item, "claim_expires", &t->claim_expires)) &&
+              (!claim_key || (t->claim_key = strdup(claim_key)));
     if (ok && full) {
         const char *trace = attr_s(item, "trace"), *tracestate = attr_s(item, "tracestate");
         ok = attr_json_text(item, "data", &t->data) && attr_json_text(item, "result", &t->result) &&
@@ -655,6 +662,47 @@ static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_pag
         out->more = 1;
     }
     out->count = got;
+    return STORE_OK;
+}
+
+/* By claims_by_expiry: client claims whose lease ended before now, the earliest first. One
+ * Query of at most max keys (the index projects its keys only). */
+static store_rc ddb_expired_claims(store *base, int64_t now, store_claim *out, size_t max,
+                                   size_t *n)
+{
+    ddb_store *s = (ddb_store *)base;
+    *n = 0;
+    sbuf b = {0};
+    begin_request(&b, s);
+    sbuf_puts(&b, ",\"IndexName\":\"claims_by_expiry\",\"KeyConditionExpression\":\"#cl = :cl "
+                  "AND #ce < :now\",\"ExpressionAttributeNames\":{\"#cl\":\"claim_lease\","
+                  "\"#ce\":\"claim_expires\"},\"ExpressionAttributeValues\":{");
+    put_s(&b, false, ":cl", CLAIM_LEASE_KEY);
+    put_n(&b, true, ":now", now);
+    sbuf_printf(&b, "},\"ScanIndexForward\":true,\"Limit\":%zu}", max);
+    aws_response r;
+    aws_rc rc = ddb_call(s, "Query", &b, &r);
+    store_rc result = failure(s, "Query", rc, &r);
+    json_t *root = result == STORE_OK ? answer_json(&r) : NULL;
+    aws_response_free(&r);
+    if (result != STORE_OK)
+        return result;
+    json_t *items = json_object_get(root, "Items");
+    if (!json_is_array(items)) {
+        log_error("DynamoDB answer has no Items", "table", s->table, "operation", "Query", NULL);
+        json_decref(root);
+        return STORE_ERROR;
+    }
+    for (size_t i = 0; i < json_array_size(items) && *n < max; i++) {
+        const json_t *item = json_array_get(items, i);
+        const char *id = attr_s(item, "id");
+        int64_t expires;
+        if (!id || strlen(id) > TASK_ID_LEN || !attr_n(item, "claim_expires", &expires))
+            continue; /* not an item taskd wrote */
+        memcpy(out[*n].id, id, strlen(id) + 1);
+        out[(*n)++].claim_expires = expires;
+    }
+    json_decref(root);
     return STORE_OK;
 }
 
@@ -1088,14 +1136,21 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     sbuf_puts(b, ",\"UpdateExpression\":\"SET #st = :st, #msg = :msg, #ut = :now, #ts = :ts, "
                  "#wt = :wt, #hist = list_append(if_not_exists(#hist, :nohist), :hent)");
     bool claim = u->status == TASK_IN_PROGRESS;
+    bool keyed = claim && u->claim_key, leased = claim && u->claim_expires;
     if (claim)
         sbuf_puts(b, ", #ct = :now"); /* when it was last claimed: see apply_reclaim() */
+    if (keyed)
+        sbuf_puts(b, ", #ck = :ck");
+    if (leased)
+        sbuf_puts(b, ", #ce = :ce, #cl = :cl");
     if (result_image)
         sbuf_puts(b, ", #res = :res");
     if (tc == TTL_GRACE)
         sbuf_puts(b, ", #ttl = :grace");
     else if (tc == TTL_TASK_TTL)
         sbuf_puts(b, ", #ttl = #tt");
+    if (!claim) /* the claim the task was under, if any, ends with it */
+        sbuf_puts(b, " REMOVE #ck, #ce, #cl");
     sbuf_puts(b, "\",\"ConditionExpression\":\"");
     int n = 0;
     for (int st = TASK_CREATED; st <= TASK_FAILED; st++)
@@ -1116,11 +1171,19 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
         sbuf_puts(b, " AND #tt <= :grace");
     else if (tc == TTL_TASK_TTL)
         sbuf_puts(b, " AND #tt > :grace");
+    if (u->lease_ended)
+        sbuf_puts(b, " AND #ce = :le");
     sbuf_puts(b, "\",\"ExpressionAttributeNames\":{\"#st\":\"status\",\"#msg\":\"status_msg\","
                  "\"#ut\":\"updated_time\",\"#ts\":\"type_status\",\"#ty\":\"task_type\","
                  "\"#hist\":\"history\",\"#wt\":\"write_token\"");
     if (claim)
         sbuf_puts(b, ",\"#ct\":\"claimed_time\"");
+    if (keyed || !claim)
+        sbuf_puts(b, ",\"#ck\":\"claim_key\"");
+    if (leased || !claim || u->lease_ended)
+        sbuf_puts(b, ",\"#ce\":\"claim_expires\"");
+    if (leased || !claim)
+        sbuf_puts(b, ",\"#cl\":\"claim_lease\"");
     if (result_image)
         sbuf_puts(b, ",\"#res\":\"result\"");
     if (tc != TTL_NONE)
@@ -1143,6 +1206,14 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     }
     if (tc == TTL_GRACE || tc == TTL_TASK_TTL)
         put_n(b, true, ":grace", grace_ttl);
+    if (keyed)
+        put_s(b, true, ":ck", u->claim_key);
+    if (leased) {
+        put_n(b, true, ":ce", u->claim_expires);
+        put_s(b, true, ":cl", CLAIM_LEASE_KEY);
+    }
+    if (u->lease_ended)
+        put_n(b, true, ":le", u->lease_ended);
     for (int st = TASK_CREATED, i = 0; st <= TASK_FAILED; st++)
         if (allowed & (1 << st)) {
             char name[16];
@@ -1161,7 +1232,7 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
 static store_rc decide(ddb_store *s, store_write *w, task *cur, fact *f)
 {
     facts_learn(s, cur);
-    switch (store_update_decide(&w->update, cur->status, cur->status_msg)) {
+    switch (store_update_decide(&w->update, cur)) {
     case TASK_REPEAT:
         w->current = *cur;
         return STORE_REPEAT;
@@ -1312,6 +1383,37 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
     return out;
 }
 
+/*
+ * Move the end of the lease of the client's claim that holds the task (w's, made again) to
+ * w's: one conditional UpdateItem, taken only while the same claim holds it with an earlier
+ * end. Not a change of the task as its readers see it (its stream record shows only the lease).
+ * STORE_REPEAT, as the repeat it is, whether or not the condition held (finished or renewed
+ * since: nothing to move); a failure of the call else.
+ */
+static store_rc renew_lease(ddb_store *s, store_write *w)
+{
+    const store_update *u = &w->update;
+    sbuf b = {0};
+    begin_request(&b, s);
+    put_key(&b, u->id);
+    sbuf_puts(&b, ",\"UpdateExpression\":\"SET #ce = :ce\",\"ConditionExpression\":\"#st = :ip "
+                  "AND #ck = :ck AND #ce < :ce\",\"ExpressionAttributeNames\":{\"#st\":\"status\","
+                  "\"#ck\":\"claim_key\",\"#ce\":\"claim_expires\"},"
+                  "\"ExpressionAttributeValues\":{");
+    put_n(&b, false, ":ce", u->claim_expires);
+    put_s(&b, true, ":ip", task_status_name(TASK_IN_PROGRESS));
+    put_s(&b, true, ":ck", u->claim_key);
+    sbuf_puts(&b, "}}");
+    aws_response r;
+    aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
+    note_call(w, "UpdateItem", &r);
+    store_rc out = rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")
+                       ? STORE_REPEAT
+                       : failure(s, "UpdateItem", rc, &r);
+    aws_response_free(&r);
+    return out == STORE_OK ? STORE_REPEAT : out;
+}
+
 static store_rc apply_update(ddb_store *s, store_write *w)
 {
     const store_update *u = &w->update;
@@ -1322,6 +1424,8 @@ static store_rc apply_update(ddb_store *s, store_write *w)
     int allowed = allowed_from(u->status, u->status_msg);
     if (u->from_created)
         allowed &= 1 << TASK_CREATED;
+    if (u->lease_ended)
+        allowed &= 1 << TASK_IN_PROGRESS;
     fact f;
     store_rc rc = STORE_ERROR;
     if (!allowed || !facts_get(s, u->id, &f)) {
@@ -1349,6 +1453,8 @@ static store_rc apply_update(ddb_store *s, store_write *w)
         log_warn("task facts keep disagreeing with the item", "table", s->table, "task_id", u->id,
                  NULL);
     }
+    if (rc == STORE_REPEAT && store_update_renews(u, &w->current))
+        rc = renew_lease(s, w);
     return rc;
 }
 
@@ -1517,5 +1623,6 @@ static const store_ops dynamodb_ops = {
     .ping = ddb_ping,
     .secret = ddb_secret,
     .trace_write = ddb_trace_write,
+    .expired_claims = ddb_expired_claims,
     .close = ddb_close,
 };

@@ -2,8 +2,9 @@
  * role — what one Lambda function does with an invocation's event.
  *
  * bootstrap runs one role, chosen by _HANDLER: `api` (API Gateway events into
- * the API function); `publish` (DynamoDB stream records to the topic) and
- * `worker` (queue messages to handlers) follow the same interface. A role
+ * the API function); `publish` (DynamoDB stream records to the topic),
+ * `worker` (queue messages to handlers) and `sweep` (scheduled: client claims
+ * whose lease ran out) follow the same interface. A role
  * answers with the JSON its event source expects, or fails the invocation
  * with an error type and message (Lambda then reports a function error).
  */

@@ -88,6 +88,7 @@ bool config_defaults(config *c)
     c->retention_grace = 3600;
     c->sweep_interval = 60;
     c->shutdown_grace = 10;
+    c->claim_timeout = 3600;
     c->max_waiters = 1000;
     c->max_event_clients = 64;
     c->event_buffer_bytes = 256 * 1024;
@@ -591,6 +592,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 1, 86400, &n, name, err, errlen))
                 return false;
             c->sweep_interval = (unsigned)n;
+        } else if (strcmp(key, "claim_timeout") == 0) {
+            if (!load_positive(v, key, 0, 30 * 86400, &n, name, err, errlen))
+                return false;
+            c->claim_timeout = (unsigned)n;
         } else if (strcmp(key, "shutdown_grace") == 0) {
             if (!load_positive(v, key, 0, 3600, &n, name, err, errlen))
                 return false;

@@ -75,6 +75,9 @@ typedef struct config {
     unsigned max_event_clients; /* GET /events streams open at once (then 503) */
     size_t event_buffer_bytes;  /* events buffered per client; past it the client is dropped */
     unsigned event_replay; /* seconds a change record outlives its readers, for /events resumes */
+    /* seconds a client's claim (PATCH IN_PROGRESS) holds its task without an outcome, from the
+     * claim or its last repeat; then the task fails. 0: for good */
+    unsigned claim_timeout;
     /* The local HTTP listener's bounds (0: derived from the open-file limit, see http_server.h) */
     unsigned max_connections;            /* open client connections, in all */
     unsigned max_connections_per_client; /* open connections from one client address */

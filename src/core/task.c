@@ -108,6 +108,7 @@ void task_clear(task *t)
     free(t->result);
     free(t->trace);
     free(t->tracestate);
+    free(t->claim_key);
     memset(t, 0, sizeof *t);
 }
 

@@ -36,6 +36,11 @@ typedef struct task {
     char *result;         /* owned JSON text, or NULL for null */
     char *trace;          /* owned trace context (traceparent form), or NULL */
     char *tracestate;     /* owned W3C tracestate that came with trace (normal form), or NULL */
+    /* A client's claim (PATCH IN_PROGRESS) of a task IN_PROGRESS: the Idempotency-Key it came
+     * with (owned, or NULL) and when its lease ends (Unix seconds, or 0: none, as for a runner's
+     * claim). Loaded where a store decides a change, not part of the task's JSON. */
+    char *claim_key;
+    int64_t claim_expires;
 } task;
 
 #define TASK_N_STATUSES 4

@@ -20,6 +20,8 @@
 
 /* How far the wall clock must move against the steady one to be called a step. */
 #define CLOCK_STEP_MS 1000
+/* Expired claims ended per step of the sweep */
+#define CLAIMS_STEP 100
 
 struct pipeline {
     store *store;
@@ -78,6 +80,20 @@ static void note_clock_step(int64_t *skew_ms)
              "step_ms", by, NULL);
 }
 
+/* Fail the tasks whose client claims' leases ended (store_end_expired_claims()), in steps of
+ * CLAIMS_STEP, each task a write of its own. */
+static void end_expired_claims(pipeline *p)
+{
+    store_rc rc = STORE_OK;
+    for (bool more = true; more && rc == STORE_OK && !stopping(p);) {
+        size_t ended;
+        rc = store_end_expired_claims(p->store, clock_unix_s(), CLAIMS_STEP, &ended, &more);
+    }
+    if (rc != STORE_OK)
+        log_warn("ending expired claims failed; retrying next interval", "error", store_rc_name(rc),
+                 NULL);
+}
+
 /*
  * The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. A
  * sweep is a write transaction; reads tell first whether there is anything to sweep, so an idle
@@ -90,6 +106,7 @@ static void *sweeper_main(void *arg)
     int64_t skew_ms = clock_steady_skew_ms();
     while (sweeper_sleep(p)) {
         note_clock_step(&skew_ms);
+        end_expired_claims(p);
         bool due = true;
         if (broker_sweep_due(p->broker, p->config, &due) == STORE_OK && !due)
             continue;

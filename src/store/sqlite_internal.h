@@ -82,6 +82,7 @@ struct sqlite_store {
     sqlite3_stmt *w_get, *w_insert, *w_data_put, *w_update, *w_change, *w_idem_get, *w_idem_put,
         *w_idem_purge;
     sqlite3_stmt *w_hist_add, *w_hist_trim, *w_hist_delete, *w_hist_time;
+    sqlite3_stmt *w_lease;  /* a renewed claim's lease */
     sq_stmt_cache w_broker; /* the broker's writes */
     sbuf w_image;           /* sq_write_change's image of a removed task, reused */
     uuid7_gen ids;

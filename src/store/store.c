@@ -3,10 +3,15 @@
  */
 #include "store.h"
 
+#include "core/tracectx.h"
+#include "util/log.h"
+
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *store_rc_name(store_rc rc)
 {
@@ -129,4 +134,60 @@ void store_batch_wait(store_batch *b)
     pthread_mutex_unlock(&b->mu);
     pthread_cond_destroy(&b->cond);
     pthread_mutex_destroy(&b->mu);
+}
+
+/* The status message of a task whose claim's lease ended at expires (ISO 8601 UTC, as the
+ * task's history gives times). */
+static void claim_expired_msg(char *out, size_t n, int64_t expires)
+{
+    time_t t = (time_t)expires;
+    struct tm tm;
+    char iso[32] = "its lease's end";
+    if (gmtime_r(&t, &tm))
+        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(out, n, "claim expired: no outcome reported by %s", iso);
+}
+
+/* Log the end of was's claim, as the queues' failures of tasks are logged. */
+static void log_claim_expired(const task *was, const char *why)
+{
+    char trace_id[33] = "";
+    trace_ctx ctx;
+    if (was->trace && tracectx_parse_traceparent(was->trace, &ctx))
+        span_hex(ctx.trace_id, sizeof ctx.trace_id, trace_id);
+    log_warn("task failed", "task_id", was->id, "reason", why, /* trace_id when known */
+             *trace_id ? "trace_id" : NULL, trace_id, NULL);
+}
+
+store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more)
+{
+    *ended = 0;
+    *more = false;
+    if (!s->ops->expired_claims || max == 0)
+        return STORE_OK;
+    store_claim *claims = calloc(max, sizeof *claims);
+    if (!claims)
+        return STORE_ERROR;
+    size_t n = 0;
+    store_rc rc = s->ops->expired_claims(s, now, claims, max, &n);
+    for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+        char why[96];
+        claim_expired_msg(why, sizeof why, claims[i].claim_expires);
+        store_update u = {.id = claims[i].id,
+                          .status = TASK_FAILED,
+                          .status_msg = why,
+                          .lease_ended = claims[i].claim_expires};
+        task was = {0};
+        store_rc one = store_update_task(s, &u, now, &was);
+        if (one == STORE_OK) {
+            (*ended)++;
+            log_claim_expired(&was, why);
+        } else if (one != STORE_CONFLICT && one != STORE_NOT_FOUND && one != STORE_REPEAT) {
+            rc = one; /* renewed, finished or gone meanwhile: theirs; else a failure */
+        }
+        task_clear(&was);
+    }
+    *more = rc == STORE_OK && n == max;
+    free(claims);
+    return rc;
 }

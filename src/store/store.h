@@ -29,6 +29,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* How long an idempotency key is remembered, in seconds (README: 24 h). */
 #define STORE_IDEMPOTENCY_WINDOW (24 * 3600)
@@ -68,14 +69,42 @@ typedef struct store_update {
     /* Only from CREATED, a task nobody has claimed: from any other status the change is
      * STORE_CONFLICT (unless it is the very change already made: STORE_REPEAT). */
     bool from_created;
+    /* A client's claim (status IN_PROGRESS) only: the Idempotency-Key it came with, or NULL,
+     * and when its lease ends (Unix s; 0: never, as for a runner's claim). Kept with the task
+     * while it is IN_PROGRESS. The same claim again (the same key and message) is STORE_REPEAT,
+     * and moves the lease's end to this one when it is later. */
+    const char *claim_key;
+    int64_t claim_expires;
+    /* Only while the task is IN_PROGRESS under a claim whose lease ends at exactly this time
+     * (Unix s), else STORE_CONFLICT: the end of a lease that nobody renewed; 0: whenever. */
+    int64_t lease_ended;
 } store_update;
 
-/* task_decide() for u, of a task in status cur (message cur_msg), with u's from_created. */
-static inline task_verdict store_update_decide(const store_update *u, task_status cur,
-                                               const char *cur_msg)
+/* Whether u is the claim that holds cur: the same key and message, cur IN_PROGRESS. */
+static inline bool store_update_is_held_claim(const store_update *u, const task *cur)
 {
-    task_verdict v = task_decide(cur, cur_msg, u->status, u->status_msg);
-    return v == TASK_APPLY && u->from_created && cur != TASK_CREATED ? TASK_CONFLICT : v;
+    return u->status == TASK_IN_PROGRESS && cur->status == TASK_IN_PROGRESS && u->claim_key &&
+           cur->claim_key && strcmp(u->claim_key, cur->claim_key) == 0 &&
+           strcmp(u->status_msg, cur->status_msg ? cur->status_msg : "") == 0;
+}
+
+/* task_decide() for u, of the task cur, with u's from_created and lease_ended; the claim that
+ * holds the task, made again, is TASK_REPEAT. */
+static inline task_verdict store_update_decide(const store_update *u, const task *cur)
+{
+    if (store_update_is_held_claim(u, cur))
+        return TASK_REPEAT;
+    if (u->lease_ended && (cur->status != TASK_IN_PROGRESS || cur->claim_expires != u->lease_ended))
+        return TASK_CONFLICT;
+    task_verdict v = task_decide(cur->status, cur->status_msg, u->status, u->status_msg);
+    return v == TASK_APPLY && u->from_created && cur->status != TASK_CREATED ? TASK_CONFLICT : v;
+}
+
+/* Whether a repeat of u, the claim that holds cur, moves its lease's end (to u's, later). */
+static inline bool store_update_renews(const store_update *u, const task *cur)
+{
+    return store_update_is_held_claim(u, cur) && u->claim_expires > cur->claim_expires &&
+           cur->claim_expires != 0;
 }
 
 /* One page of GET /tasks, newest first. */
@@ -93,6 +122,12 @@ typedef struct store_page {
 } store_page;
 
 typedef struct store store;
+
+/* A client's claim whose lease has ended (store_ops.expired_claims). */
+typedef struct store_claim {
+    char id[37];
+    int64_t claim_expires; /* when its lease ended, Unix seconds */
+} store_claim;
 
 typedef enum store_write_kind {
     STORE_WRITE_CREATE, /* create a task (POST) */
@@ -173,6 +208,9 @@ typedef struct store_ops {
      * store that is a remote service, the call that decided it, with OpenTelemetry's names.
      * Optional: NULL when there is nothing to add. */
     void (*trace_write)(store *s, const store_write *w, span *sp);
+    /* Up to max tasks IN_PROGRESS under a client's claim whose lease ended before now, the
+     * earliest ends first, into out (*n of them). Optional: NULL for a store that keeps none. */
+    store_rc (*expired_claims)(store *s, int64_t now, store_claim *out, size_t max, size_t *n);
     void (*close)(store *s);
 } store_ops;
 
@@ -265,6 +303,15 @@ static inline void store_trace_write(store *s, const store_write *w, span *sp)
     if (s->ops->trace_write)
         s->ops->trace_write(s, w, sp);
 }
+/*
+ * End the leases of client claims that ended before now, at most max of them: each task still
+ * IN_PROGRESS under a claim that nobody renewed becomes FAILED, "claim expired: no outcome
+ * reported by <its lease's end>" (a write of its own, which a renewal or an outcome that came
+ * first wins: that task is left as it is), logged as a warning with its task and trace ids.
+ * *ended counts the tasks failed. STORE_OK, or the first failure; *more is set when max were
+ * found (there may be more).
+ */
+store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more);
 /* Flush pending writes and release everything. */
 static inline void store_close(store *s)
 {

@@ -241,6 +241,11 @@ static const char *const migrations[] = {
     "ALTER TABLE messages ADD COLUMN failed_task INTEGER NOT NULL DEFAULT 0;"
     "UPDATE messages SET failed_task = 1 WHERE task_id IN (SELECT id FROM tasks "
     "  WHERE status = 'FAILED' AND status_msg LIKE 'moved to dead-letter queue %');",
+    /* 13: a client's claim of a task IN_PROGRESS: the Idempotency-Key it came with and when its
+     * lease ends (NULL: no client claim, or no lease), indexed for the sweep that ends leases */
+    "ALTER TABLE tasks ADD COLUMN claim_key TEXT;"
+    "ALTER TABLE tasks ADD COLUMN claim_expires INTEGER;"
+    "CREATE INDEX tasks_by_claim_expiry ON tasks(claim_expires) WHERE claim_expires IS NOT NULL;",
 };
 
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
@@ -690,6 +695,32 @@ static store_rc sq_ping(store *base)
     int rc = sqlite3_exec(r->db, "SELECT count(*) FROM meta", NULL, NULL, NULL);
     sq_reader_put(s, r);
     return sq_rc_of(rc);
+}
+
+/* By tasks_by_claim_expiry: client claims whose lease ended before now, the earliest first. */
+static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, size_t max, size_t *n)
+{
+    sqlite_store *s = (sqlite_store *)base;
+    *n = 0;
+    reader *r = sq_reader_get(s);
+    if (!r)
+        return STORE_BUSY;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prepare(r->db,
+                        "SELECT id, claim_expires FROM tasks WHERE claim_expires < ?1 "
+                        "ORDER BY claim_expires LIMIT ?2",
+                        &st);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, now);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            sq_copy_col(st, 0, out[*n].id, sizeof out[*n].id);
+            out[(*n)++].claim_expires = sqlite3_column_int64(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    sq_reader_put(s, r);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW || rc == SQLITE_OK ? STORE_OK : sq_rc_of(rc);
 }
 
 static store_rc sq_secret(store *base, uint8_t key[16])
@@ -1510,15 +1541,24 @@ static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
     if (rc == SQLITE_ROW && !sq_read_task_row(st, &out->t, true))
         result = STORE_ERROR;
     out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 11) : 0;
+    if (result == STORE_OK) {
+        out->t.claim_expires = sqlite3_column_int64(st, 13); /* NULL reads as 0: none */
+        if (sqlite3_column_type(st, 12) != SQLITE_NULL &&
+            !(out->t.claim_key = sq_dup_col(st, 12))) {
+            task_clear(&out->t);
+            result = STORE_ERROR;
+        }
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return result;
 }
 
 /* Writer: set a loaded task's status, message and (if not NULL) result, with its change record
- * and its history entry. */
+ * and its history entry; with claim, a client's claim (to IN_PROGRESS), its key and lease too
+ * (any other change of status ends the claim the task was under). */
 static store_rc update_row(sqlite_store *s, const loaded *l, task_status status, const char *msg,
-                           const char *result, int64_t now)
+                           const char *result, int64_t now, const store_update *claim)
 {
     const task *cur = &l->t;
     task next = *cur; /* borrows cur's strings; never cleared */
@@ -1535,11 +1575,24 @@ static store_rc update_row(sqlite_store *s, const loaded *l, task_status status,
     sq_bind_time(st, 5, task_status_is_final(status) ? now : TASK_NULL_TIME);
     sqlite3_bind_text(st, 6, cur->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, l->hist_n + 1);
+    bool claimed = claim && status == TASK_IN_PROGRESS;
+    sq_bind_text(st, 8, claimed ? claim->claim_key : NULL);
+    sq_bind_time(st, 9, claimed && claim->claim_expires ? claim->claim_expires : TASK_NULL_TIME);
     int rc = sq_step_done(st);
     if (rc != SQLITE_OK)
         return sq_rc_of(rc);
     store_rc out = sq_write_change(s, "MODIFY", &next, cur, now);
     return out == STORE_OK ? history_add(s, cur->id, l->hist_n + 1, status, msg, now) : out;
+}
+
+/* Writer: move the end of the lease of the client's claim that holds task id. Not a change of
+ * the task as its readers see it: no change record, no history entry. */
+static store_rc renew_lease(sqlite_store *s, const char *id, int64_t expires)
+{
+    sqlite3_stmt *st = s->w_lease;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, expires);
+    return sq_rc_of(sq_step_done(st));
 }
 
 store_rc sq_apply_update(sqlite_store *s, store_write *w)
@@ -1549,15 +1602,16 @@ store_rc sq_apply_update(sqlite_store *s, store_write *w)
     store_rc rc = load_task(s, u->id, &l);
     if (rc != STORE_OK)
         return rc;
-    switch (store_update_decide(u, l.t.status, l.t.status_msg)) {
+    switch (store_update_decide(u, &l.t)) {
     case TASK_REPEAT:
-        rc = STORE_REPEAT;
+        rc = store_update_renews(u, &l.t) ? renew_lease(s, u->id, u->claim_expires) : STORE_OK;
+        rc = rc == STORE_OK ? STORE_REPEAT : rc;
         break;
     case TASK_CONFLICT:
         rc = STORE_CONFLICT;
         break;
     case TASK_APPLY:
-        rc = update_row(s, &l, u->status, u->status_msg, u->result, w->now);
+        rc = update_row(s, &l, u->status, u->status_msg, u->result, w->now, u);
         break;
     }
     w->current = l.t; /* the caller clears it */
@@ -1599,7 +1653,7 @@ static store_rc claim_again(sqlite_store *s, const loaded *l, const char *msg, i
         if (last > claimed_before)
             return STORE_CONFLICT; /* claimed again since: that delivery runs it */
     }
-    return update_row(s, l, TASK_IN_PROGRESS, msg, NULL, now);
+    return update_row(s, l, TASK_IN_PROGRESS, msg, NULL, now, NULL);
 }
 
 store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now)
@@ -1633,7 +1687,7 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
     if (rc != STORE_OK)
         return rc;
     if (l.t.status != status || strcmp(l.t.status_msg, msg) != 0)
-        rc = update_row(s, &l, status, msg, NULL, now);
+        rc = update_row(s, &l, status, msg, NULL, now, NULL);
     task_clear(&l.t);
     return rc;
 }
@@ -1746,7 +1800,8 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_savepoint, "SAVEPOINT op"},
         {&s->w_release, "RELEASE op"},
         {&s->w_rollback_to, "ROLLBACK TO op"},
-        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", hist_n FROM tasks WHERE id = ?1"},
+        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", hist_n, claim_key, claim_expires FROM tasks "
+                    "WHERE id = ?1"},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
          "data, trace, data_image, data_apart, tracestate) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, "
@@ -1754,7 +1809,9 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_data_put, "INSERT INTO task_data (id, data) VALUES (?1, ?2)"},
         {&s->w_update,
          "UPDATE tasks SET status = ?1, status_msg = ?2, updated_time = ?3, "
-         "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7 WHERE id = ?6"},
+         "result = coalesce(?4, result), finished_time = ?5, hist_n = ?7, claim_key = ?8, "
+         "claim_expires = ?9 WHERE id = ?6"},
+        {&s->w_lease, "UPDATE tasks SET claim_expires = ?2 WHERE id = ?1"},
         {&s->w_change,
          "INSERT INTO changes (seq, event_name, task_id, old_image, created_time, slim, "
          "task_type, new_status, new_msg, new_time, new_result, old_status, old_msg, old_time, "
@@ -1784,7 +1841,7 @@ static void finalize_writer(sqlite_store *s)
                            s->w_release,     s->w_rollback_to, s->w_get,      s->w_insert,
                            s->w_data_put,    s->w_update,      s->w_change,   s->w_idem_get,
                            s->w_idem_put,    s->w_idem_purge,  s->w_hist_add, s->w_hist_trim,
-                           s->w_hist_delete, s->w_hist_time};
+                           s->w_hist_delete, s->w_hist_time,   s->w_lease};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_stmt_cache_clear(&s->w_broker);
@@ -1983,6 +2040,7 @@ static const store_ops sqlite_ops = {
     .get_history = sq_get_history,
     .ping = sq_ping,
     .write_health = sq_write_health,
+    .expired_claims = sq_expired_claims,
     .secret = sq_secret,
     .close = sq_close,
 };

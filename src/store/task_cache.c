@@ -98,9 +98,10 @@ static bool copy_task(task *dst, const task *src)
     dst->result = src->result ? strdup(src->result) : NULL;
     dst->trace = src->trace ? strdup(src->trace) : NULL;
     dst->tracestate = src->tracestate ? strdup(src->tracestate) : NULL;
+    dst->claim_key = src->claim_key ? strdup(src->claim_key) : NULL;
     if ((src->status_msg && !dst->status_msg) || (src->data && !dst->data) ||
         (src->result && !dst->result) || (src->trace && !dst->trace) ||
-        (src->tracestate && !dst->tracestate)) {
+        (src->tracestate && !dst->tracestate) || (src->claim_key && !dst->claim_key)) {
         task_clear(dst);
         return false;
     }
@@ -109,7 +110,7 @@ static bool copy_task(task *dst, const task *src)
 
 static size_t weight(const task *t)
 {
-    const char *s[] = {t->status_msg, t->data, t->result, t->trace, t->tracestate};
+    const char *s[] = {t->status_msg, t->data, t->result, t->trace, t->tracestate, t->claim_key};
     size_t n = 0;
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         n += s[i] ? strlen(s[i]) : 0;

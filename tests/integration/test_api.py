@@ -895,6 +895,110 @@ class Bounds(ServerTestCase):
         self.assertTrue(all(t["status_msg"] == msg for t in first["tasks"] + rest["tasks"]))
 
 
+class ClaimKeys(ServerTestCase):
+    """A client's claim with an Idempotency-Key can be made again (its 204 was lost, say): the
+    same key and message answer 204 and change nothing; any other claim still loses (409)."""
+
+    def claim(self, tid, msg="mine", key=None):
+        headers = {"Idempotency-Key": key} if key is not None else None
+        return self.server.patch("/tasks/" + tid, json.dumps({"status": "IN_PROGRESS", "status_msg": msg}),
+                                 headers=headers)
+
+    def test_a_claim_made_again_with_its_key_answers_204(self):
+        srv = self.server
+        tid = srv.create("TASK2")
+        self.assertEqual(self.claim(tid, key="worker-7").status, 204)
+        before = srv.task(tid)
+        r = self.claim(tid, key="worker-7")
+        self.assertEqual(r.status, 204, r)
+        self.assertEqual(r.body, b"")
+        self.assertEqual(srv.task(tid), before, "a repeat changed the task")
+        entries = srv.history(tid)["history"]
+        self.assertEqual([e["status"] for e in entries], ["CREATED", "IN_PROGRESS"], entries)
+        # another claimer, a claim without the key, or another message: still a conflict
+        for key, msg in [("worker-8", "mine"), (None, "mine"), ("worker-7", "other")]:
+            with self.subTest(key=key, msg=msg):
+                self.assertIn("IN_PROGRESS", self.assertError(self.claim(tid, msg, key), 409))
+        self.assertEqual(srv.set_status(tid, "COMPLETED", "done").status, 204)
+        # once finished, the key claims nothing
+        self.assertIn("COMPLETED", self.assertError(self.claim(tid, key="worker-7"), 409))
+
+    def test_a_claim_without_a_key_is_not_repeatable(self):
+        tid = self.server.create("TASK2")
+        self.assertEqual(self.claim(tid).status, 204)
+        self.assertIn("IN_PROGRESS", self.assertError(self.claim(tid), 409))
+
+    def test_a_claims_key_is_checked_as_a_creations(self):
+        tid = self.server.create("TASK2")
+        for key in ["", "k" * 256]:
+            with self.subTest(length=len(key)):
+                self.assertIn("Idempotency-Key must be 1 to 255 bytes",
+                              self.assertError(self.claim(tid, key=key), 400))
+        self.assertEqual(self.server.task(tid)["status"], "CREATED")
+        # a final change takes no key: it is repeatable as it is
+        self.assertEqual(self.server.patch("/tasks/" + tid, json.dumps({"status": "FAILED"}),
+                                           headers={"Idempotency-Key": ""}).status, 204)
+
+
+@local_only("on AWS the scheduled sweep role ends leases (test_sweep_role)")
+class ClaimLease(ServerTestCase):
+    """A client's claim holds its task claim_timeout seconds from the claim or its last repeat;
+    a lease that runs out fails the task, saying so, and a late outcome is refused."""
+
+    server_config = {"claim_timeout": 2, "sweep_interval": 1}
+
+    def claim(self, tid, key=None):
+        headers = {"Idempotency-Key": key} if key else None
+        return self.server.patch("/tasks/" + tid, json.dumps({"status": "IN_PROGRESS"}), headers=headers)
+
+    def wait_status(self, tid, status, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            t = self.server.task(tid)
+            if t["status"] == status:
+                return t
+            time.sleep(0.1)  # polling interval: the sweep runs on its own schedule
+        self.fail("task %s not %s within %s s: %s" % (tid, status, seconds, self.server.task(tid)))
+
+    def test_a_lease_that_runs_out_fails_its_task(self):
+        srv = self.server
+        tid = srv.create("TASK2")
+        r = self.claim(tid)
+        self.assertEqual(r.status, 204, r)
+        claimed = int(time.time())
+        t = self.wait_status(tid, "FAILED", 8)
+        self.assertRegex(t["status_msg"], r"^claim expired: no outcome reported by \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        end = calendar.timegm(time.strptime(t["status_msg"][-20:], "%Y-%m-%dT%H:%M:%SZ"))
+        self.assertTrue(claimed + 1 <= end <= claimed + 3, (claimed, t))
+        self.assertGreaterEqual(t["updated_time"], end)
+        self.assertEqual(srv.history(tid)["history"][-1]["status_msg"], t["status_msg"])
+        self.assertIn("FAILED", self.assertError(srv.set_status(tid, "COMPLETED", "late"), 409))
+        logged = [o for o in srv.log_json() if o.get("task_id") == tid and o.get("message") == "task failed"]
+        self.assertEqual([o.get("reason") for o in logged], [t["status_msg"]], srv.stderr_text()[-2000:])
+        self.assertEqual(logged[0]["level"], "WARNING")
+
+    def test_a_claim_made_again_renews_its_lease(self):
+        srv = self.server
+        tid = srv.create("TASK2")
+        self.assertEqual(self.claim(tid, key="k").status, 204)
+        renew_until = time.monotonic() + 5  # past two leases of 2 s
+        while time.monotonic() < renew_until:
+            time.sleep(0.5)
+            r = self.claim(tid, key="k")
+            self.assertEqual(r.status, 204, (r, srv.task(tid)))
+        self.assertEqual(srv.task(tid)["status"], "IN_PROGRESS")
+        self.wait_status(tid, "FAILED", 8)  # renewals stopped: the lease runs out
+
+    def test_an_outcome_in_time_ends_the_lease(self):
+        srv = self.server
+        tid = srv.create("TASK2")
+        self.assertEqual(self.claim(tid, key="k").status, 204)
+        self.assertEqual(srv.set_status(tid, "COMPLETED", "Task completed", result=1).status, 204)
+        time.sleep(4)  # two leases and a sweep
+        t = srv.task(tid)
+        self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"))
+
+
 @local_only("DynamoDB's TTL deletes expired items within about 48 h, not at a sweep")
 class Retention(ServerTestCase):
     """Retention: finished tasks past their ttl (and the grace) are deleted; open tasks never."""

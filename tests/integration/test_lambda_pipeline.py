@@ -17,6 +17,8 @@ build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB.
                          message that does not run the task again
     HandlerFailure       TASK1 failing: FAILED "Task failed somehow"
     PoisonMessage        a handler that kills its runtime: dead-lettered after 3 receives, FAILED
+    ClaimLeases          a client's claim through the front: made again with its key, and its
+                         lease ended by the scheduled sweep function (claims_by_expiry)
     EventSourceMappings  the emulator's mappings with a scripted runtime: partial batch
                          responses, retries and skips, filters, redrive, the events' shapes, the
                          Invoke API
@@ -240,6 +242,8 @@ class Stack:
             function("worker" + camel(dlq), "worker", 10, {"TABLE_NAME": self.table, "QUEUE_NAME": dlq},
                      events=[{"sqs": {"endpoint": self.sns_sqs.endpoint, "queue_url": q["url"], "arn": q["arn"],
                                       "batch_size": 10, "function_response_type": "ReportBatchItemFailures"}}])
+        # serverless.yml's schedule (EventBridge) is the test's: it invokes sweep as the rule would
+        function("sweep", "sweep", 10, {"TABLE_NAME": self.table})
         return {"region": REGION, "bootstrap": bootstrap_bin(), "environment": common, "functions": functions}
 
     def adder(self, functions):
@@ -698,6 +702,51 @@ class HandlerFailure(StackTestCase):
         run = wait_until(lambda: [d for _, d in s.documents(task_id=task_id) if d.get("name") == "TASK1"],
                          10, 0.05, "the run's span")
         self.assertTrue(run[0].get("fault") or run[0].get("error"), run[0])
+
+
+# What EventBridge sends a function on a schedule (the sweep does not read it).
+SCHEDULED_EVENT = {"version": "0", "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", "detail-type": "Scheduled Event",
+                   "source": "aws.events", "account": "123456789012", "time": "2026-12-05T04:00:00Z",
+                   "region": REGION, "resources": ["arn:aws:events:eu-west-1:123456789012:rule/taskd-dev-sweep"],
+                   "detail": {}}
+
+
+class ClaimLeases(StackTestCase):
+    """A client's claim on AWS: the claim made again with its Idempotency-Key answers 204, and a
+    lease that ran out is ended by the sweep function, which a schedule invokes."""
+
+    config = dict(FAST, claim_timeout=1)
+
+    def claim(self, task_id, key):
+        body = {"status": "IN_PROGRESS", "status_msg": "mine"}
+        return self.stack.request("PATCH", "/tasks/" + task_id, body, {"Idempotency-Key": key})
+
+    def sweep(self):
+        r = self.stack.invoke("sweep", SCHEDULED_EVENT)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("X-Amz-Function-Error"), r)
+        return r.json()
+
+    def test_a_lease_that_ran_out_is_ended_by_the_sweep(self):
+        s = self.stack
+        lapsed, _ = s.create({"task_type": "TASK2"})
+        done, _ = s.create({"task_type": "TASK2"})
+        for tid in (lapsed, done):
+            self.assertEqual(self.claim(tid, "k-" + tid).status, 204)
+        self.assertEqual(self.claim(lapsed, "k-" + lapsed).status, 204)  # made again: its 204 was lost
+        self.assertEqual(self.claim(lapsed, "another").status, 409)
+        r = s.request("PATCH", "/tasks/" + done, {"status": "COMPLETED", "status_msg": "Task completed"})
+        self.assertEqual(r.status, 204, r)
+        time.sleep(2.2)  # the lease (1 s) runs out, to the second
+        self.assertEqual(self.sweep(), {"ended": 1, "more": False})
+        t = s.task(lapsed)
+        self.assertEqual(t["status"], "FAILED")
+        self.assertRegex(t["status_msg"], r"^claim expired: no outcome reported by \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        self.assertEqual(history(s, lapsed)[-1], ("FAILED", t["status_msg"]))
+        self.assertEqual(s.task(done)["status"], "COMPLETED")
+        self.assertEqual(self.sweep(), {"ended": 0, "more": False})  # nothing left in the index
+        said = wait_until(lambda: s.logs("task failed", task_id=lapsed), 5, 0.05, "the sweep's log line")
+        self.assertEqual(said[0].get("reason"), t["status_msg"])
 
 
 class PoisonMessage(StackTestCase):

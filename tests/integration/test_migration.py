@@ -92,11 +92,18 @@ class UpgradeFromV3(ServersTestCase):
     def test_tasks_from_before_histories(self):
         make_v3_database(self.db)
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
         # the sweep's index holds finished tasks with a ttl only
         indexes = {r[0] for r in db_query(self.db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
         self.assertIn("tasks_by_ttl", indexes)
         self.assertIn("idempotency_by_time", indexes)
+        # schema 13: a claim from before has no key and no lease: it is not made again, nor ended
+        self.assertIn("tasks_by_claim_expiry", indexes)
+        self.assertEqual(db_query(self.db, "SELECT claim_key, claim_expires FROM tasks WHERE id = ?",
+                                  (RUNNING,)), [(None, None)])
+        r = s.patch("/tasks/" + RUNNING, '{"status": "IN_PROGRESS", "status_msg": "Task started"}',
+                    headers={"Idempotency-Key": "k"})
+        self.assertEqual(r.status, 409, r)
         # a listing by type and status reads its page from its own index, not every task of
         # the type (the statement's shape as the store prepares it)
         plan = " ".join(r[-1] for r in db_query(
@@ -155,7 +162,7 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(s.stop(), 0)
         # a second start migrates nothing more
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
         self.assertEqual(s.stop(), 0)
 
@@ -177,7 +184,7 @@ class UpgradeFromV3(ServersTestCase):
         conn.commit()
         conn.close()
         s = self.start()
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
         self.assertEqual(db_query(self.db, "SELECT task_id, failed_task FROM messages ORDER BY task_id"),
                          [(FAILED, 0), (dead, 1)])
         self.assertEqual(s.stop(), 0)
@@ -204,7 +211,7 @@ class UpgradeFromV3(ServersTestCase):
         conn.close()
         s = Taskd(db=self.db, tmpdir=self.tmp, env={"TASK1_SECONDS": "0"})
         self.servers.append(s)
-        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 12)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
         columns = [r[1] for r in db_query(self.db, "PRAGMA table_info(messages)")]
         self.assertNotIn("attributes", columns)
         # the runner finds the task's type in its message, and its spans continue the

@@ -560,10 +560,14 @@ class Live(OpenAPITestCase):
         # --- changing
         path = "/tasks/" + t2
         done = {"status": "COMPLETED", "status_msg": "done", "result": [1, "x", None, {"a": True}]}
-        for what, body in [("claim", {"status": "IN_PROGRESS"}),
-                           ("complete with a result", dict(done, extra=1)),
-                           ("complete again, the same change", done)]:
-            self.expect_status(call(what, "PATCH", path, body), 204, what)
+        self.expect_status(call("claim with a key too long", "PATCH", path, {"status": "IN_PROGRESS"},
+                                headers={"Idempotency-Key": "k" * 256}), 400, "claim key 400")
+        for what, body, headers in [("claim", {"status": "IN_PROGRESS"}, {"Idempotency-Key": "openapi-claim"}),
+                                    ("claim again with its key", {"status": "IN_PROGRESS"},
+                                     {"Idempotency-Key": "openapi-claim"}),
+                                    ("complete with a result", dict(done, extra=1), None),
+                                    ("complete again, the same change", done, None)]:
+            self.expect_status(call(what, "PATCH", path, body, headers=headers), 204, what)
         self.expect_status(call("get with a result", "GET", path), 200, "get with a result")
         self.expect_status(call("change a finished task", "PATCH", path, {"status": "FAILED"}), 409,
                            "409")

@@ -51,6 +51,8 @@ class Walkthrough(unittest.TestCase):
             self.assertRegex(out, r'"status":"(COMPLETED|FAILED)"')
             self.assertRegex(out, r"(?m)^204$", "the PATCH answers 204")
             self.assertRegex(out, r"(?m)^ 200$|\} 200$", "the repeated Idempotency-Key answers 200")
+            self.assertRegex(out, r"(?m)^204\n204\n409\n204$",
+                             "a claim made again with its key answers 204, another claimer 409")
             kinds = re.findall(r"(?m)^(SERVER|CLIENT|CONSUMER|PRODUCER|INTERNAL)\t(.+)$", out)
             self.assertEqual([n for _, n in kinds], [
                 "POST /tasks", "INSERT tasks", "process publisher", "publish tasks",

@@ -7,6 +7,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import unittest
 import uuid
 
@@ -25,6 +26,25 @@ class Restart(ServersTestCase):
     def stop_clean(self, s, sig=signal.SIGTERM):
         rc = s.stop(sig)
         self.assertEqual(rc, 0, "exit code %s after %s; stderr:\n%s" % (rc, sig, s.stderr_text()[-3000:]))
+
+    def test_a_claims_lease_outlives_a_kill(self):
+        """A client's claim keeps its key and its lease across a kill -9: the claim made again
+        answers 204 after the restart, and a lease nobody renews still runs out."""
+        cfg = write_config(self.tmp, {"claim_timeout": 3, "sweep_interval": 1}, "lease.json")
+        s = self.start(config=cfg)
+        renewed, lapsed = s.create("TASK2"), s.create("TASK2")
+        body = json.dumps({"status": "IN_PROGRESS"})
+        for tid in (renewed, lapsed):
+            self.assertEqual(s.patch("/tasks/" + tid, body, headers={"Idempotency-Key": tid}).status, 204)
+        s.kill()
+        s2 = self.start(config=cfg)
+        self.assertEqual(s2.patch("/tasks/" + renewed, body, headers={"Idempotency-Key": renewed}).status, 204)
+        self.assertEqual(s2.patch("/tasks/" + lapsed, body).status, 409)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and s2.task(lapsed)["status"] != "FAILED":
+            time.sleep(0.1)  # polling interval: the sweep runs on its own schedule
+        self.assertEqual(s2.task(lapsed)["status"], "FAILED", s2.stderr_text()[-2000:])
+        self.assertTrue(s2.task(lapsed)["status_msg"].startswith("claim expired"))
 
     def test_a_task_type_no_longer_declared_is_named_at_start(self):
         """Tasks of a type the configuration has dropped still list, but the type is refused by

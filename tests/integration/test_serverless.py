@@ -138,7 +138,8 @@ class Template(unittest.TestCase):
     def test_functions(self):
         fns = self.of_type("AWS::Lambda::Function")
         handlers = sorted((p["Handler"], p["Environment"]["Variables"].get("QUEUE_NAME", "")) for p in fns.values())
-        self.assertEqual(handlers, [("api", ""), ("publish", ""), ("worker", "task1"), ("worker", "task1-dlq")])
+        self.assertEqual(handlers, [("api", ""), ("publish", ""), ("sweep", ""), ("worker", "task1"),
+                                    ("worker", "task1-dlq")])
         queues = {p["Tags"][0]["Value"]: p for p in self.of_type("AWS::SQS::Queue").values() if "Tags" in p}
         for p in fns.values():
             self.assertEqual(p["Runtime"], "provided.al2023")
@@ -413,9 +414,44 @@ class Checker(unittest.TestCase):
             p["GlobalSecondaryIndexes"][0]["Projection"]["NonKeyAttributes"].remove("task_ttl")
             p["TimeToLiveSpecification"]["AttributeName"] = "task_ttl"  # the original service's bug
             p["StreamSpecification"]["StreamViewType"] = "NEW_IMAGE"
-            p["GlobalSecondaryIndexes"].pop()
+            p["GlobalSecondaryIndexes"] = [g for g in p["GlobalSecondaryIndexes"]
+                                           if g["IndexName"] != "claims_by_expiry"]
         self.rejected(spoil, "GSI all_by_id NonKeyAttributes", "TimeToLiveSpecification",
-                      "StreamViewType NEW_IMAGE", "GSI type_status_by_id of deploy/table.json is missing")
+                      "StreamViewType NEW_IMAGE", "GSI claims_by_expiry of deploy/table.json is missing")
+
+    def test_sweep_schedule(self):
+        def rules(r):
+            return [v["Properties"] for v in r.values() if v["Type"] == "AWS::Events::Rule"]
+
+        def slow(r, t):
+            rules(r)[0]["ScheduleExpression"] = "rate(1 hour)"
+        self.rejected(slow, "ScheduleExpression \"rate(1 hour)\"; expected a rate of at most 5 minutes")
+
+        def off(r, t):
+            rules(r)[0]["State"] = "DISABLED"
+        self.rejected(off, "State DISABLED, the sweep would never run")
+
+        def unscheduled(r, t):
+            for k in [k for k, v in r.items() if v["Type"] in ("AWS::Events::Rule", "AWS::Lambda::Permission")
+                      and "Sweep" in json.dumps(v)]:
+                del r[k]
+        self.rejected(unscheduled, "function SweepLambdaFunction: no AWS::Events::Rule runs it")
+
+        def gone(r, t):
+            del r["SweepLambdaFunction"]
+        self.rejected(gone, "functions: 0 sweep functions, expected 1")
+
+    def test_claims_index_is_the_sweeps_alone(self):
+        def api_queries_it(r, t):
+            for st in self.statements(r, "ApiRole"):
+                if st["Action"] == "dynamodb:Query":
+                    st["Resource"].append({"Fn::Sub": "${TasksTable.Arn}/index/claims_by_expiry"})
+        self.rejected(api_queries_it, "role ApiRole", "grants dynamodb:Query on TasksTable.Arn/index/claims_by_expiry")
+
+        def sweep_cannot(r, t):
+            sts = self.statements(r, "SweepRole")
+            sts[:] = [st for st in sts if st["Action"] != "dynamodb:Query"]
+        self.rejected(sweep_cannot, "role SweepRole", "lacks dynamodb:Query on TasksTable.Arn/index/claims_by_expiry")
 
     def test_api_tracing(self):
         def spoil_state(st):
@@ -474,7 +510,7 @@ class NewRelic(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout.decode())
         t = read_json(os.path.join(out, TEMPLATE))
         fns = [v["Properties"] for v in t["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
-        self.assertEqual(len(fns), 4)
+        self.assertEqual(len(fns), 5)
         for f in fns:
             env = f["Environment"]["Variables"]
             self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "https://otlp.eu01.nr-data.net")

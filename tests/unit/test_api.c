@@ -1792,6 +1792,132 @@ static void test_contract_history_bound(void **state)
     task_history_clear(&h);
 }
 
+/* ---- contract: a client's claim, its key and its lease ---------------------- */
+
+/* A client's claim: key (or NULL) and the end of its lease (0: none). */
+static store_rc claim(fixture *f, const char *id, const char *msg, const char *key, int64_t expires,
+                      task *cur)
+{
+    store_update u = {.id = id,
+                      .status = TASK_IN_PROGRESS,
+                      .status_msg = msg,
+                      .claim_key = key,
+                      .claim_expires = expires};
+    return store_update_task(f->store, &u, NOW, cur);
+}
+
+/* The expired claims at now: how many, and the first one's id and end. */
+static size_t expired(fixture *f, int64_t now, store_claim *first)
+{
+    store_claim got[8];
+    size_t n = 99;
+    assert_int_equal(f->store->ops->expired_claims(f->store, now, got, 8, &n), STORE_OK);
+    assert_true(n <= 8);
+    if (n && first)
+        *first = got[0];
+    return n;
+}
+
+/* The claim made again with its key and message is a repeat that moves its lease's end later,
+ * never earlier; another key, no key or another message conflicts. */
+static void test_contract_claim_key_repeats(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    must_create(f, "TASK2", id);
+    task cur;
+    assert_int_equal(claim(f, id, "mine", "k1", NOW + 100, &cur), STORE_OK);
+    task_clear(&cur);
+    assert_int_equal(claim(f, id, "mine", "k1", NOW + 50, &cur), STORE_REPEAT);
+    assert_int_equal(cur.status, TASK_IN_PROGRESS);
+    assert_string_equal(cur.claim_key, "k1");
+    assert_int_equal(cur.claim_expires, NOW + 100);
+    task_clear(&cur);
+    store_claim c;
+    assert_int_equal(expired(f, NOW + 100, NULL), 0); /* ends at NOW + 100: not before it */
+    assert_int_equal(expired(f, NOW + 101, &c), 1);
+    assert_string_equal(c.id, id);
+    assert_int_equal(c.claim_expires, NOW + 100);
+    assert_int_equal(claim(f, id, "mine", "k1", NOW + 200, NULL), STORE_REPEAT);
+    assert_int_equal(expired(f, NOW + 150, NULL), 0);
+    assert_int_equal(expired(f, NOW + 201, &c), 1);
+    assert_int_equal(c.claim_expires, NOW + 200);
+    assert_int_equal(claim(f, id, "mine", "k2", NOW + 300, NULL), STORE_CONFLICT);
+    assert_int_equal(claim(f, id, "mine", NULL, NOW + 300, NULL), STORE_CONFLICT);
+    assert_int_equal(claim(f, id, "other", "k1", NOW + 300, NULL), STORE_CONFLICT);
+    assert_int_equal(expired(f, NOW + 201, &c), 1);
+    assert_int_equal(c.claim_expires, NOW + 200);
+    /* its outcome ends the claim: no lease left, and the key claims nothing any more */
+    assert_int_equal(update(f, id, TASK_COMPLETED, "done", NULL, NULL), STORE_OK);
+    assert_int_equal(expired(f, NOW + 10000, NULL), 0);
+    assert_int_equal(claim(f, id, "mine", "k1", NOW + 300, &cur), STORE_CONFLICT);
+    assert_int_equal(cur.status, TASK_COMPLETED);
+    assert_null(cur.claim_key);
+    task_clear(&cur);
+}
+
+/* A lease nobody renewed ends: its task fails, saying so in its message and history; a task
+ * finished, renewed, claimed by a runner (no lease) or claimed with no key is left alone or
+ * ended as its own lease says. */
+static void test_contract_claim_lease_ends(void **state)
+{
+    fixture *f = *state;
+    char lapsed[37], keyless[37], done[37], runner[37];
+    must_create(f, "TASK2", lapsed);
+    must_create(f, "TASK2", keyless);
+    must_create(f, "TASK2", done);
+    must_create(f, "TASK1", runner);
+    assert_int_equal(claim(f, lapsed, "working", "k", NOW + 10, NULL), STORE_OK);
+    assert_int_equal(claim(f, keyless, "working", NULL, NOW + 20, NULL), STORE_OK);
+    assert_int_equal(claim(f, done, "working", "k", NOW + 5, NULL), STORE_OK);
+    must_update(f, runner, TASK_IN_PROGRESS, "Task started");
+    assert_int_equal(update(f, done, TASK_COMPLETED, "Task completed", NULL, NULL), STORE_OK);
+
+    size_t ended = 99;
+    bool more = true;
+    assert_int_equal(store_end_expired_claims(f->store, NOW + 10, 8, &ended, &more), STORE_OK);
+    assert_int_equal(ended, 0);
+    assert_false(more);
+    /* a lease renewed after it was found: the end of the lease that was conflicts */
+    store_update late = {
+        .id = lapsed, .status = TASK_FAILED, .status_msg = "late", .lease_ended = NOW + 9};
+    assert_int_equal(store_update_task(f->store, &late, NOW + 11, NULL), STORE_CONFLICT);
+
+    assert_int_equal(store_end_expired_claims(f->store, NOW + 11, 1, &ended, &more), STORE_OK);
+    assert_int_equal(ended, 1);
+    assert_true(more); /* it stopped at its bound */
+    assert_int_equal(store_end_expired_claims(f->store, NOW + 21, 8, &ended, &more), STORE_OK);
+    assert_int_equal(ended, 1);
+    assert_false(more);
+
+    task t;
+    assert_int_equal(store_get_task(f->store, lapsed, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_FAILED);
+    assert_string_equal(t.status_msg, "claim expired: no outcome reported by 2023-11-14T22:13:30Z");
+    assert_int_equal(t.updated_time, NOW + 11);
+    task_clear(&t);
+    task_history h;
+    assert_int_equal(store_get_history(f->store, lapsed, &h), STORE_OK);
+    assert_int_equal(h.count, 3);
+    assert_entry(&h, 2, TASK_FAILED, "claim expired: no outcome reported by 2023-11-14T22:13:30Z",
+                 NOW + 11);
+    task_history_clear(&h);
+    assert_int_equal(store_get_task(f->store, keyless, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_FAILED);
+    assert_string_equal(t.status_msg, "claim expired: no outcome reported by 2023-11-14T22:13:40Z");
+    task_clear(&t);
+    assert_int_equal(store_get_task(f->store, done, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    task_clear(&t);
+    assert_int_equal(store_get_task(f->store, runner, &t), STORE_OK);
+    assert_int_equal(t.status, TASK_IN_PROGRESS);
+    task_clear(&t);
+    assert_int_equal(expired(f, NOW + 100000, NULL), 0);
+    /* the late outcome of a claim that ended is refused */
+    assert_int_equal(update(f, lapsed, TASK_COMPLETED, "Task completed", NULL, NULL),
+                     STORE_CONFLICT);
+}
+
 /* ---- contract: idempotency --------------------------------------------- */
 
 static void test_contract_idempotency(void **state)
@@ -2332,6 +2458,8 @@ int main(void)
         CASE(test_contract_list_filters),
         CASE(test_contract_transitions),
         CASE(test_contract_one_claimer_wins),
+        CASE(test_contract_claim_key_repeats),
+        CASE(test_contract_claim_lease_ends),
         CASE(test_contract_from_created),
         CASE(test_contract_history),
         CASE(test_contract_history_bound),

@@ -122,6 +122,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_event_clients, 64);
     assert_int_equal(c.event_buffer_bytes, 256 * 1024);
     assert_int_equal(c.event_replay, 60);
+    assert_int_equal(c.claim_timeout, 3600);
     assert_int_equal(c.max_connections, 0); /* derived from the open-file limit */
     assert_int_equal(c.max_connections_per_client, 0);
     assert_int_equal(c.max_in_flight, 1024);
@@ -185,7 +186,7 @@ static void test_scalar_overrides(void **state)
     load_ok(&c, "{\"task_types\":[\"X\",\"y.z\",\"a_b-c9\"],\"body_limit\":1024,"
                 "\"retention_grace\":0,\"sweep_interval\":5,\"shutdown_grace\":3600,"
                 "\"max_waiters\":0,\"max_event_clients\":3,\"event_buffer_bytes\":4096,"
-                "\"event_replay\":0,\"topic\":\"events-1\"}");
+                "\"event_replay\":0,\"claim_timeout\":0,\"topic\":\"events-1\"}");
     assert_int_equal(c.n_task_types, 3);
     assert_string_equal(c.task_types[0], "X");
     assert_string_equal(c.task_types[1], "y.z");
@@ -200,6 +201,7 @@ static void test_scalar_overrides(void **state)
     assert_int_equal(c.max_event_clients, 3);
     assert_int_equal(c.event_buffer_bytes, 4096);
     assert_int_equal(c.event_replay, 0);
+    assert_int_equal(c.claim_timeout, 0);
     assert_string_equal(c.topic, "events-1");
     config_free(&c);
 
@@ -797,6 +799,8 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"event_buffer_bytes\":1023}",
                "event_buffer_bytes must be an integer from 1024 to 67108864", NULL);
     load_fails("{\"event_replay\":86401}", "event_replay must be an integer from 0 to 86400", NULL);
+    load_fails("{\"claim_timeout\":2592001}", "claim_timeout must be an integer from 0 to 2592000",
+               NULL);
     load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
     load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
                NULL);
