@@ -1,0 +1,271 @@
+/*
+ * Unit tests for the `sweep` Lambda role: over a SQLite store, a scheduled
+ * event ends the leases of client claims that ran out (as the role's clock
+ * tells), step by step, and answers how many; it takes no step when the
+ * invocation's deadline is near; a store that fails fails the invocation,
+ * naming how. The DynamoDB side of the same store calls (the claims index,
+ * the conditional update) is test_api's store contract over DynamoDB Local,
+ * and the role behind the emulator is test_lambda_pipeline's ClaimLeases.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "aws/sweep_role.h"
+#include "store/store_sqlite.h"
+#include "support/store_front.h"
+#include "support/tmpdir.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOW 1700000000 /* the claims' clock */
+
+static const char SCHEDULED[] =
+    "{\"version\":\"0\",\"detail-type\":\"Scheduled Event\",\"source\":\"aws.events\","
+    "\"time\":\"2023-11-14T22:14:00Z\",\"detail\":{}}";
+
+static int64_t sweep_now; /* the role's clock */
+
+static int64_t role_clock(void)
+{
+    return sweep_now;
+}
+
+typedef struct fixture {
+    char dir[256];
+    store *store;
+    role *role;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-sweep-test"));
+    char db[320], err[256] = "";
+    snprintf(db, sizeof db, "%s/t.db", f->dir);
+    store_sqlite_options o = {.path = db, .sync = STORE_SYNC_NORMAL};
+    f->store = store_sqlite_open(&o, err, sizeof err);
+    if (!f->store)
+        fprintf(stderr, "sqlite store: %s\n", err);
+    assert_non_null(f->store);
+    sweep_now = NOW;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->role)
+        f->role->free(f->role);
+    store_close(f->store);
+    assert_int_equal(test_tmpdir_remove(f->dir), 0);
+    free(f);
+    return 0;
+}
+
+static void make_role(fixture *f, store *s)
+{
+    char err[256] = "";
+    f->role = sweep_role_new(s, role_clock, err, sizeof err);
+    assert_non_null(f->role);
+    assert_string_equal(f->role->name, "sweep");
+}
+
+/* Invoke with the scheduled event; deadline_ms 0: none known. */
+static void invoke(fixture *f, int64_t deadline_ms, role_result *out)
+{
+    lambda_invocation inv = {.deadline_ms = deadline_ms, .event = (char *)SCHEDULED};
+    inv.event_len = strlen(SCHEDULED);
+    memset(out, 0, sizeof *out);
+    f->role->invoke(f->role, &inv, out);
+}
+
+static void assert_answer(fixture *f, int64_t deadline_ms, const char *want)
+{
+    role_result res;
+    invoke(f, deadline_ms, &res);
+    if (!res.response)
+        fail_msg("the invocation failed: %s: %s", res.error_type, res.error_message);
+    assert_string_equal(res.response, want);
+    role_result_clear(&res);
+}
+
+/* A TASK2 task claimed by a client whose lease ends at expires (0: a claim with no lease). */
+static void claimed(fixture *f, int64_t expires, char id[37])
+{
+    store_new_task t = {.task_type = "TASK2", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(f->store, &t, NOW, id), STORE_OK);
+    store_update u = {.id = id,
+                      .status = TASK_IN_PROGRESS,
+                      .status_msg = "mine",
+                      .claim_key = "k",
+                      .claim_expires = expires};
+    assert_int_equal(store_update_task(f->store, &u, NOW, NULL), STORE_OK);
+}
+
+static void assert_task(fixture *f, const char *id, task_status status, const char *msg)
+{
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_string_equal(task_status_name(t.status), task_status_name(status));
+    assert_string_equal(t.status_msg, msg);
+    task_clear(&t);
+}
+
+/* The leases that ran out end, those still running and claims with no lease do not; a second
+ * run finds nothing more. */
+static void test_leases_that_ran_out_end(void **state)
+{
+    fixture *f = *state;
+    char early[37], later[37], running[37], forever[37];
+    claimed(f, NOW + 10, early);
+    claimed(f, NOW + 20, later);
+    claimed(f, NOW + 100, running);
+    claimed(f, 0, forever);
+    make_role(f, f->store);
+    sweep_now = NOW + 30;
+    assert_answer(f, 0, "{\"ended\":2,\"more\":false}");
+    assert_task(f, early, TASK_FAILED,
+                "claim expired: no outcome reported by 2023-11-14T22:13:30Z");
+    assert_task(f, later, TASK_FAILED,
+                "claim expired: no outcome reported by 2023-11-14T22:13:40Z");
+    assert_task(f, running, TASK_IN_PROGRESS, "mine");
+    assert_task(f, forever, TASK_IN_PROGRESS, "mine");
+    assert_answer(f, 0, "{\"ended\":0,\"more\":false}");
+}
+
+/* More leases than one step takes: the run goes on, step after step, until none is left. */
+static void test_many_leases_take_several_steps(void **state)
+{
+    fixture *f = *state;
+    enum { N = 230 };
+    char ids[N][37];
+    for (int i = 0; i < N; i++)
+        claimed(f, NOW + 1 + i % 7, ids[i]);
+    make_role(f, f->store);
+    sweep_now = NOW + 60;
+    char want[64];
+    snprintf(want, sizeof want, "{\"ended\":%d,\"more\":false}", N);
+    assert_answer(f, clock_unix_ms() + 60000, want);
+    for (int i = 0; i < N; i++) {
+        task t;
+        assert_int_equal(store_get_task(f->store, ids[i], &t), STORE_OK);
+        assert_int_equal(t.status, TASK_FAILED);
+        task_clear(&t);
+    }
+}
+
+/* With the deadline near, no step starts: nothing ended, and more said. */
+static void test_no_step_near_the_deadline(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    claimed(f, NOW + 1, id);
+    make_role(f, f->store);
+    sweep_now = NOW + 60;
+    assert_answer(f, clock_unix_ms() + 1000, "{\"ended\":0,\"more\":true}");
+    assert_task(f, id, TASK_IN_PROGRESS, "mine");
+}
+
+/* A front whose list of expired claims fails (rc) or is the inner store's. */
+static store_rc listing_rc;
+
+static store_rc front_expired_claims(store *s, int64_t now, store_claim *out, size_t max, size_t *n)
+{
+    *n = 0;
+    if (listing_rc != STORE_OK)
+        return listing_rc;
+    store *inner = store_front_inner(s);
+    return inner->ops->expired_claims(inner, now, out, max, n);
+}
+
+static bool answer_writes(store_front *fr, store_write *w)
+{
+    w->rc = fr->rc;
+    return fr->rc != STORE_OK; /* STORE_OK: the inner store's answer */
+}
+
+static void front_over(store_front *fr, store *inner, store_rc write_rc, store_ops *ops)
+{
+    store_front_init(fr, inner, answer_writes, write_rc);
+    *ops = *fr->base.ops;
+    ops->expired_claims = front_expired_claims;
+    fr->base.ops = ops;
+}
+
+static void assert_failed(fixture *f, const char *type, const char *message)
+{
+    role_result res;
+    invoke(f, 0, &res);
+    assert_null(res.response);
+    assert_string_equal(res.error_type, type);
+    assert_string_equal(res.error_message, message);
+    role_result_clear(&res);
+}
+
+/* A store that fails fails the invocation: its list (busy), or its writes (an error). */
+static void test_a_failing_store_fails_the_invocation(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    claimed(f, NOW + 1, id);
+    sweep_now = NOW + 60;
+    store_front fr;
+    store_ops ops;
+    front_over(&fr, f->store, STORE_OK, &ops);
+    make_role(f, &fr.base);
+    listing_rc = STORE_BUSY;
+    assert_failed(f, "Store.Busy", "ending expired claims failed (busy) after 0");
+    listing_rc = STORE_OK;
+    fr.rc = STORE_ERROR;
+    assert_failed(f, "Store.Error", "ending expired claims failed (error) after 0");
+    assert_task(f, id, TASK_IN_PROGRESS, "mine");
+    fr.rc = STORE_OK; /* the store mended: the next run ends it */
+    assert_answer(f, 0, "{\"ended\":1,\"more\":false}");
+}
+
+/* A lease renewed before it ran out is not ended, and a claim finished in time is not either. */
+static void test_a_renewed_lease_is_not_ended(void **state)
+{
+    fixture *f = *state;
+    char renewed[37], finished[37], lapsed[37];
+    claimed(f, NOW + 1, renewed);
+    claimed(f, NOW + 1, finished);
+    claimed(f, NOW + 2, lapsed);
+    store_update again = {.id = renewed,
+                          .status = TASK_IN_PROGRESS,
+                          .status_msg = "mine",
+                          .claim_key = "k",
+                          .claim_expires = NOW + 1000};
+    assert_int_equal(store_update_task(f->store, &again, NOW + 1, NULL), STORE_REPEAT);
+    store_update done = {.id = finished, .status = TASK_COMPLETED, .status_msg = "Task completed"};
+    assert_int_equal(store_update_task(f->store, &done, NOW + 1, NULL), STORE_OK);
+    make_role(f, f->store);
+    sweep_now = NOW + 60;
+    assert_answer(f, 0, "{\"ended\":1,\"more\":false}");
+    assert_task(f, renewed, TASK_IN_PROGRESS, "mine");
+    assert_task(f, finished, TASK_COMPLETED, "Task completed");
+    assert_task(f, lapsed, TASK_FAILED,
+                "claim expired: no outcome reported by 2023-11-14T22:13:22Z");
+}
+
+int main(void)
+{
+    log_setup(LOG_ERROR, "test");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_leases_that_ran_out_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_leases_take_several_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_step_near_the_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failing_store_fails_the_invocation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_renewed_lease_is_not_ended, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
