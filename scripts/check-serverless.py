@@ -43,7 +43,8 @@ What must hold:
                  tracing on (serverless-state.json: osls applies it after the deploy), an
                  Output with the API URL
   sweep          one `sweep` function (TABLE_NAME = the table) that an enabled AWS::Events::Rule
-                 runs at a rate of at most 5 minutes, with the permission to invoke it; its
+                 runs at a rate of at most 5 minutes, with the permission to invoke it, and a
+                 Timeout of at least 15 s (it starts no step in its last 5); its
                  role may Query the claims_by_expiry index alone (the api role the others)
 
 Exit status: 0 all holds; 1 mismatches, one line each on stderr naming the resource and the
@@ -68,6 +69,8 @@ HANDLERS = ("api", "publish", "worker", "sweep")
 CLAIMS_INDEX = "claims_by_expiry"
 # A lease ends at most this long after it ran out (and the sweep's own run)
 SWEEP_RATE_MAX_S = 300
+# The sweep takes no step in an invocation's last 5 s (sweep_role.c): room for a few steps more
+SWEEP_TIMEOUT_MIN_S = 15
 WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
 VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the worker's Timeout
 
@@ -877,7 +880,10 @@ class Checker:
             self.fail("function %s: no AWS::Events::Rule runs it", fn)
             return
         for k, p in rules:
-            m = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", p.get("ScheduleExpression") or "")
+            # AWS's form: rate(1 minute), rate(5 minutes): the unit singular for 1 alone
+            m = re.fullmatch(r"rate\(([1-9]\d*) (minute|minutes|hour|hours)\)", p.get("ScheduleExpression") or "")
+            if m and (m.group(1) == "1") != (m.group(2) in ("minute", "hour")):
+                m = None
             seconds = int(m.group(1)) * (60 if m.group(2).startswith("minute") else 3600) if m else None
             if seconds is None or seconds > SWEEP_RATE_MAX_S:
                 self.fail("rule %s: ScheduleExpression %s; expected a rate of at most %d minutes", k,
@@ -889,6 +895,10 @@ class Checker:
                  and (v.get("Properties") or {}).get("Principal") == "events.amazonaws.com"]
         if not perms:
             self.fail("function %s: no AWS::Lambda::Permission lets events.amazonaws.com invoke it", fn)
+        timeout = self.props(fn).get("Timeout", 6)
+        if not isinstance(timeout, int) or timeout < SWEEP_TIMEOUT_MIN_S:
+            self.fail("function %s: Timeout %s; the sweep takes no step in its last 5 s, so it needs at least %d",
+                      fn, timeout, SWEEP_TIMEOUT_MIN_S)
         self.summary.append("sweep %s every %s" % (fn, rules[0][1].get("ScheduleExpression")))
 
     def run(self):

@@ -155,27 +155,73 @@ static bool is_task_id(const char *id)
     return id && strlen(id) == TASK_ID_LEN && uuid_parse(id, bytes);
 }
 
+/* Append a client's key as an S value: text and the key when it is UTF-8, else hex and the hex
+ * of its bytes (JSON, and so an S attribute, holds UTF-8 only). */
+static void put_key_text(sbuf *b, const char *key, const char *text, const char *hex)
+{
+    static const char digits[] = "0123456789abcdef";
+    sbuf v = {0};
+    if (utf8_valid(key, strlen(key))) {
+        sbuf_puts(&v, text);
+        sbuf_puts(&v, key);
+    } else {
+        sbuf_puts(&v, hex);
+        for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+            sbuf_putc(&v, digits[*p >> 4]);
+            sbuf_putc(&v, digits[*p & 15]);
+        }
+    }
+    if (sbuf_failed(&v))
+        b->failed = true;
+    sbuf_puts(b, "{\"S\":");
+    sbuf_json_str(b, v.data ? v.data : "");
+    sbuf_putc(b, '}');
+    sbuf_free(&v);
+}
+
 /* Append the id of a key's item: "idem#<key>", or "idem~<hex>" for a key that is not UTF-8. */
 static void put_idem_id(sbuf *b, const char *key)
 {
-    static const char hex[] = "0123456789abcdef";
-    sbuf id = {0};
-    if (utf8_valid(key, strlen(key))) {
-        sbuf_puts(&id, "idem#");
-        sbuf_puts(&id, key);
-    } else {
-        sbuf_puts(&id, "idem~");
-        for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-            sbuf_putc(&id, hex[*p >> 4]);
-            sbuf_putc(&id, hex[*p & 15]);
-        }
+    put_key_text(b, key, "idem#", "idem~");
+}
+
+/* Append value name: a claim's key as its item keeps it, "k#<key>" or "k~<hex>". */
+static void put_claim_key(sbuf *b, const char *name, const char *key)
+{
+    sbuf_putc(b, ',');
+    sbuf_json_str(b, name);
+    sbuf_putc(b, ':');
+    put_key_text(b, key, "k#", "k~");
+}
+
+/* A claim's key from its attribute (put_claim_key()), malloc'ed; NULL with *ok false when out of
+ * memory, NULL with *ok true when the attribute is not one taskd writes. */
+static char *claim_key_of(const char *attr, bool *ok)
+{
+    *ok = true;
+    if (strncmp(attr, "k#", 2) == 0) {
+        char *key = strdup(attr + 2);
+        *ok = key != NULL;
+        return key;
     }
-    if (sbuf_failed(&id))
-        b->failed = true;
-    sbuf_puts(b, "{\"S\":");
-    sbuf_json_str(b, id.data ? id.data : "");
-    sbuf_putc(b, '}');
-    sbuf_free(&id);
+    size_t n = strlen(attr) - 2;
+    if (strncmp(attr, "k~", 2) != 0 || n % 2)
+        return NULL;
+    char *key = malloc(n / 2 + 1);
+    if (!key) {
+        *ok = false;
+        return NULL;
+    }
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(attr + 2 + 2 * i, "%2x", &v) != 1 || v == 0) {
+            free(key);
+            return NULL;
+        }
+        key[i] = (char)v;
+    }
+    key[n / 2] = '\0';
+    return key;
 }
 
 /* ---- request text ------------------------------------------------------ */
@@ -372,12 +418,13 @@ static store_rc task_from_item(const json_t *item, task *t, bool full)
     memcpy(t->task_type, type, strlen(type) + 1);
     const char *msg = attr_s(item, "status_msg");
     const char *claim_key = attr_s(item, "claim_key");
+    bool key_ok = true;
     bool ok = attr_n(item, "created_time", &t->created_time) &&
               attr_time(item, "updated_time", &t->updated_time) &&
               attr_time(item, "task_ttl", &t->ttl) && (t->status_msg = strdup(msg ? msg : "")) &&
               (!json_object_get(item, "claim_expires") ||
                attr_n(item, "claim_expires", &t->claim_expires)) &&
-              (!claim_key || (t->claim_key = strdup(claim_key)));
+              (!claim_key || (t->claim_key = claim_key_of(claim_key, &key_ok)) || key_ok);
     if (ok && full) {
         const char *trace = attr_s(item, "trace"), *tracestate = attr_s(item, "tracestate");
         ok = attr_json_text(item, "data", &t->data) && attr_json_text(item, "result", &t->result) &&
@@ -1207,7 +1254,7 @@ static void put_update(sbuf *b, const ddb_store *s, const store_write *w, int al
     if (tc == TTL_GRACE || tc == TTL_TASK_TTL)
         put_n(b, true, ":grace", grace_ttl);
     if (keyed)
-        put_s(b, true, ":ck", u->claim_key);
+        put_claim_key(b, ":ck", u->claim_key);
     if (leased) {
         put_n(b, true, ":ce", u->claim_expires);
         put_s(b, true, ":cl", CLAIM_LEASE_KEY);
@@ -1387,8 +1434,10 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
  * Move the end of the lease of the client's claim that holds the task (w's, made again) to
  * w's: one conditional UpdateItem, taken only while the same claim holds it with an earlier
  * end. Not a change of the task as its readers see it (its stream record shows only the lease).
- * STORE_REPEAT, as the repeat it is, whether or not the condition held (finished or renewed
- * since: nothing to move); a failure of the call else.
+ * STORE_REPEAT while the claim holds the task, moved or not (a later end is kept); when the task
+ * changed since the repeat was decided (the sweep ended the lease, an outcome came),
+ * STORE_CONFLICT with w->current the task as it is, as SQLite's writer, deciding and renewing
+ * in one step, would have answered; a failure of the call else.
  */
 static store_rc renew_lease(ddb_store *s, store_write *w)
 {
@@ -1397,21 +1446,40 @@ static store_rc renew_lease(ddb_store *s, store_write *w)
     begin_request(&b, s);
     put_key(&b, u->id);
     sbuf_puts(&b, ",\"UpdateExpression\":\"SET #ce = :ce\",\"ConditionExpression\":\"#st = :ip "
-                  "AND #ck = :ck AND #ce < :ce\",\"ExpressionAttributeNames\":{\"#st\":\"status\","
-                  "\"#ck\":\"claim_key\",\"#ce\":\"claim_expires\"},"
-                  "\"ExpressionAttributeValues\":{");
+                  "AND #ck = :ck AND #sm = :sm AND #ce < :ce\",\"ExpressionAttributeNames\":{"
+                  "\"#st\":\"status\",\"#ck\":\"claim_key\",\"#sm\":\"status_msg\","
+                  "\"#ce\":\"claim_expires\"},\"ExpressionAttributeValues\":{");
     put_n(&b, false, ":ce", u->claim_expires);
     put_s(&b, true, ":ip", task_status_name(TASK_IN_PROGRESS));
-    put_s(&b, true, ":ck", u->claim_key);
-    sbuf_puts(&b, "}}");
+    put_claim_key(&b, ":ck", u->claim_key);
+    put_s(&b, true, ":sm", u->status_msg);
+    sbuf_puts(&b, "},\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     aws_response r;
     aws_rc rc = ddb_call(s, "UpdateItem", &b, &r);
     note_call(w, "UpdateItem", &r);
-    store_rc out = rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")
-                       ? STORE_REPEAT
-                       : failure(s, "UpdateItem", rc, &r);
+    store_rc out;
+    if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
+        /* held by this claim still (a later end, or this renewal's own retry): the repeat it is;
+         * changed since it was decided (the sweep ended it, an outcome came): as a claim of the
+         * task as it is now would be */
+        json_t *root = answer_json(&r);
+        json_t *item = json_object_get(root, "Item");
+        task now;
+        out = !root                   ? STORE_ERROR /* unreadable: not known */
+              : !json_is_object(item) ? STORE_NOT_FOUND
+                                      : task_from_item(item, &now, true);
+        if (out == STORE_OK) {
+            out = store_update_is_held_claim(u, &now) ? STORE_REPEAT : STORE_CONFLICT;
+            task_clear(&w->current);
+            w->current = now;
+        }
+        json_decref(root);
+    } else {
+        out = failure(s, "UpdateItem", rc, &r);
+        out = out == STORE_OK ? STORE_REPEAT : out;
+    }
     aws_response_free(&r);
-    return out == STORE_OK ? STORE_REPEAT : out;
+    return out;
 }
 
 static store_rc apply_update(ddb_store *s, store_write *w)
@@ -1482,12 +1550,13 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
     put_key(&b, u->id);
     sbuf_puts(&b, ",\"UpdateExpression\":\"SET #hist = list_append(if_not_exists(#hist, "
                   ":nohist), :hent), #sm = :sm, #ut = :now, #ct = :now, #wt = "
-                  ":wt\",\"ConditionExpression\":\"#st = :ip");
+                  ":wt REMOVE #ck, #ce, #cl\",\"ConditionExpression\":\"#st = :ip");
     if (u->claimed_before)
         sbuf_puts(&b, " AND (attribute_not_exists(#ct) OR #ct <= :before)");
     sbuf_puts(&b, "\",\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\","
                   "\"#sm\":\"status_msg\",\"#ut\":\"updated_time\","
-                  "\"#ct\":\"claimed_time\",\"#wt\":\"write_token\"},"
+                  "\"#ct\":\"claimed_time\",\"#wt\":\"write_token\",\"#ck\":\"claim_key\","
+                  "\"#ce\":\"claim_expires\",\"#cl\":\"claim_lease\"},"
                   "\"ExpressionAttributeValues\":{\":nohist\":{\"L\":[]},\":hent\":{\"L\":[");
     put_history_entry(&b, TASK_IN_PROGRESS, u->status_msg, w->now);
     sbuf_puts(&b, "]}");

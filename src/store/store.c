@@ -187,7 +187,9 @@ store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *end
         }
         task_clear(&was);
     }
-    *more = rc == STORE_OK && n == max;
+    /* a full step that ended nothing found only tasks changed since (a store whose list lags
+     * behind its writes, as a DynamoDB index does, lists them again): the next run looks */
+    *more = rc == STORE_OK && n == max && *ended > 0;
     free(claims);
     return rc;
 }

@@ -309,7 +309,7 @@ static inline void store_trace_write(store *s, const store_write *w, span *sp)
  * reported by <its lease's end>" (a write of its own, which a renewal or an outcome that came
  * first wins: that task is left as it is), logged as a warning with its task and trace ids.
  * *ended counts the tasks failed. STORE_OK, or the first failure; *more is set when max were
- * found (there may be more).
+ * found and some ended (there may be more).
  */
 store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more);
 /* Flush pending writes and release everything. */

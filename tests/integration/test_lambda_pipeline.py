@@ -744,7 +744,7 @@ class ClaimLeases(StackTestCase):
         self.assertRegex(t["status_msg"], r"^claim expired: no outcome reported by \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertEqual(history(s, lapsed)[-1], ("FAILED", t["status_msg"]))
         self.assertEqual(s.task(done)["status"], "COMPLETED")
-        self.assertEqual(self.sweep(), {"ended": 0, "more": False})  # nothing left in the index
+        self.assertEqual(self.sweep(), {"ended": 0, "more": False})  # nothing more to end
         said = wait_until(lambda: s.logs("task failed", task_id=lapsed), 5, 0.05, "the sweep's log line")
         self.assertEqual(said[0].get("reason"), t["status_msg"])
 

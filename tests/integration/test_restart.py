@@ -36,8 +36,10 @@ class Restart(ServersTestCase):
         body = json.dumps({"status": "IN_PROGRESS"})
         for tid in (renewed, lapsed):
             self.assertEqual(s.patch("/tasks/" + tid, body, headers={"Idempotency-Key": tid}).status, 204)
+        claimed = time.monotonic()
         s.kill()
         s2 = self.start(config=cfg)
+        time.sleep(max(0.0, claimed + 2.0 - time.monotonic()))  # the renewal ends 2 s after the claim's lease
         self.assertEqual(s2.patch("/tasks/" + renewed, body, headers={"Idempotency-Key": renewed}).status, 204)
         self.assertEqual(s2.patch("/tasks/" + lapsed, body).status, 409)
         deadline = time.monotonic() + 10
@@ -45,6 +47,7 @@ class Restart(ServersTestCase):
             time.sleep(0.1)  # polling interval: the sweep runs on its own schedule
         self.assertEqual(s2.task(lapsed)["status"], "FAILED", s2.stderr_text()[-2000:])
         self.assertTrue(s2.task(lapsed)["status_msg"].startswith("claim expired"))
+        self.assertEqual(s2.task(renewed)["status"], "IN_PROGRESS", "the renewed lease ended with the first")
 
     def test_a_task_type_no_longer_declared_is_named_at_start(self):
         """Tasks of a type the configuration has dropped still list, but the type is refused by

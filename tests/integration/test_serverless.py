@@ -427,9 +427,17 @@ class Checker(unittest.TestCase):
             rules(r)[0]["ScheduleExpression"] = "rate(1 hour)"
         self.rejected(slow, "ScheduleExpression \"rate(1 hour)\"; expected a rate of at most 5 minutes")
 
+        def plural_one(r, t):
+            rules(r)[0]["ScheduleExpression"] = "rate(1 minutes)"  # AWS refuses it
+        self.rejected(plural_one, "ScheduleExpression \"rate(1 minutes)\"")
+
         def off(r, t):
             rules(r)[0]["State"] = "DISABLED"
         self.rejected(off, "State DISABLED, the sweep would never run")
+
+        def short(r, t):
+            r["SweepLambdaFunction"]["Properties"]["Timeout"] = 5
+        self.rejected(short, "function SweepLambdaFunction: Timeout 5; the sweep takes no step in its last 5 s")
 
         def unscheduled(r, t):
             for k in [k for k, v in r.items() if v["Type"] in ("AWS::Events::Rule", "AWS::Lambda::Permission")

@@ -1856,6 +1856,45 @@ static void test_contract_claim_key_repeats(void **state)
     task_clear(&cur);
 }
 
+/* A runner's claim again of a task a client claimed ends the client's claim: no lease left for
+ * the sweep, and the key claims nothing. */
+static void test_contract_claim_again_ends_a_clients_claim(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    must_create(f, "TASK1", id);
+    assert_int_equal(claim(f, id, "mine", "k", NOW + 10, NULL), STORE_OK);
+    assert_int_equal(reclaim(f, id, "Task started again (receive 2)", NOW + 5), STORE_OK);
+    assert_int_equal(expired(f, NOW + 11, NULL), 0);
+    assert_int_equal(claim(f, id, "mine", "k", NOW + 20, NULL), STORE_CONFLICT);
+    task t;
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    assert_string_equal(t.status_msg, "Task started again (receive 2)");
+    task_clear(&t);
+}
+
+/* A key is its bytes, UTF-8 or not: the same bytes repeat the claim, other bytes conflict. */
+static void test_contract_claim_key_of_any_bytes(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    must_create(f, "TASK2", id);
+    assert_int_equal(claim(f, id, "mine", "\xff\xfe k", NOW + 10, NULL), STORE_OK);
+    assert_int_equal(claim(f, id, "mine", "\xff\xfd k", NOW + 20, NULL), STORE_CONFLICT);
+    assert_int_equal(claim(f, id, "mine", "k#\xff\xfe k", NOW + 20, NULL), STORE_CONFLICT);
+    task cur;
+    assert_int_equal(claim(f, id, "mine", "\xff\xfe k", NOW + 20, &cur), STORE_REPEAT);
+    assert_string_equal(cur.claim_key, "\xff\xfe k");
+    task_clear(&cur);
+    store_claim c;
+    assert_int_equal(expired(f, NOW + 21, &c), 1);
+    assert_int_equal(c.claim_expires, NOW + 20);
+    must_create(f, "TASK2", id);
+    assert_int_equal(claim(f, id, "mine", "k~ff", NOW + 10, NULL), STORE_OK); /* no escape */
+    assert_int_equal(claim(f, id, "mine", "\xff", NOW + 10, NULL), STORE_CONFLICT);
+    assert_int_equal(claim(f, id, "mine", "k~ff", NOW + 10, NULL), STORE_REPEAT);
+}
+
 /* A lease nobody renewed ends: its task fails, saying so in its message and history; a task
  * finished, renewed, claimed by a runner (no lease) or claimed with no key is left alone or
  * ended as its own lease says. */
@@ -2460,6 +2499,8 @@ int main(void)
         CASE(test_contract_one_claimer_wins),
         CASE(test_contract_claim_key_repeats),
         CASE(test_contract_claim_lease_ends),
+        CASE(test_contract_claim_again_ends_a_clients_claim),
+        CASE(test_contract_claim_key_of_any_bytes),
         CASE(test_contract_from_created),
         CASE(test_contract_history),
         CASE(test_contract_history_bound),

@@ -175,14 +175,21 @@ static void test_no_step_near_the_deadline(void **state)
     assert_task(f, id, TASK_IN_PROGRESS, "mine");
 }
 
-/* A front whose list of expired claims fails (rc) or is the inner store's. */
+/* A front whose list of expired claims fails (rc), repeats one claim as often as asked (a list
+ * that lags behind the writes: stale_id set), or is the inner store's. */
 static store_rc listing_rc;
+static store_claim stale;
 
 static store_rc front_expired_claims(store *s, int64_t now, store_claim *out, size_t max, size_t *n)
 {
     *n = 0;
     if (listing_rc != STORE_OK)
         return listing_rc;
+    if (stale.id[0]) {
+        for (*n = 0; *n < max; (*n)++)
+            out[*n] = stale;
+        return STORE_OK;
+    }
     store *inner = store_front_inner(s);
     return inner->ops->expired_claims(inner, now, out, max, n);
 }
@@ -257,6 +264,27 @@ static void test_a_renewed_lease_is_not_ended(void **state)
                 "claim expired: no outcome reported by 2023-11-14T22:13:22Z");
 }
 
+/* A list that keeps giving claims ended since (an index behind its table) ends the run: a full
+ * step that ended nothing is no reason to take another. */
+static void test_a_stale_list_ends_the_run(void **state)
+{
+    fixture *f = *state;
+    claimed(f, NOW + 1, stale.id);
+    stale.claim_expires = NOW + 1;
+    store_update done = {.id = stale.id, .status = TASK_COMPLETED, .status_msg = "Task completed"};
+    assert_int_equal(store_update_task(f->store, &done, NOW + 1, NULL), STORE_OK);
+    store_front fr;
+    store_ops ops;
+    front_over(&fr, f->store, STORE_OK, &ops);
+    make_role(f, &fr.base);
+    sweep_now = NOW + 60;
+    listing_rc = STORE_OK;
+    /* the deadline bounds a run that would go on (it would answer more: true after 3 s) */
+    assert_answer(f, clock_unix_ms() + 8000, "{\"ended\":0,\"more\":false}");
+    assert_task(f, stale.id, TASK_COMPLETED, "Task completed");
+    memset(&stale, 0, sizeof stale);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test");
@@ -266,6 +294,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_step_near_the_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failing_store_fails_the_invocation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_renewed_lease_is_not_ended, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_stale_list_ends_the_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
