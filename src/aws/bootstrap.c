@@ -180,7 +180,7 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     else if (api)
         g->role = api_role_new(g->store, &g->cfg, &g->tel, err, errlen);
     else if (sweep)
-        g->role = sweep_role_new(g->store, NULL, err, errlen);
+        g->role = sweep_role_new(g->store, g->tel.metrics, NULL, err, errlen);
     else
         g->role = worker_role_new(&g->cfg, g->store, getenv("QUEUE_NAME"), &g->tel, err, errlen);
     return g->role != NULL;

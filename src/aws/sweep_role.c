@@ -18,6 +18,7 @@
 typedef struct sweep_role {
     role base;
     store *store;
+    metrics *metrics;
     int64_t (*now)(void);
 } sweep_role;
 
@@ -30,7 +31,7 @@ static void sweep_invoke(role *r, const lambda_invocation *inv, role_result *out
     while (more && rc == STORE_OK &&
            (!inv->deadline_ms || inv->deadline_ms - clock_unix_ms() > STEP_RESERVE_MS)) {
         size_t ended = 0;
-        rc = store_end_expired_claims(sr->store, sr->now(), SWEEP_STEP, &ended, &more);
+        rc = store_end_expired_claims(sr->store, sr->now(), SWEEP_STEP, &ended, &more, sr->metrics);
         total += ended;
     }
     char n[24];
@@ -60,7 +61,7 @@ static void sweep_role_free(role *r)
     free(r);
 }
 
-role *sweep_role_new(store *s, int64_t (*now)(void), char *err, size_t errlen)
+role *sweep_role_new(store *s, metrics *m, int64_t (*now)(void), char *err, size_t errlen)
 {
     sweep_role *sr = calloc(1, sizeof *sr);
     if (!sr) {
@@ -69,6 +70,7 @@ role *sweep_role_new(store *s, int64_t (*now)(void), char *err, size_t errlen)
     }
     *sr = (sweep_role){.base = {.name = "sweep", .invoke = sweep_invoke, .free = sweep_role_free},
                        .store = s,
+                       .metrics = m,
                        .now = now ? now : clock_unix_s};
     return &sr->base;
 }

@@ -14,11 +14,12 @@
 
 #include "role.h"
 #include "store/store.h"
+#include "util/metrics.h"
 
 #include <stdint.h>
 
-/* The role over a store (borrowed); now() gives Unix seconds (NULL: the wall clock). NULL with
- * err when out of memory. */
-role *sweep_role_new(store *s, int64_t (*now)(void), char *err, size_t errlen);
+/* The role over a store (borrowed), counting in metrics m (borrowed; NULL: none); now() gives
+ * Unix seconds (NULL: the wall clock). NULL with err when out of memory. */
+role *sweep_role_new(store *s, metrics *m, int64_t (*now)(void), char *err, size_t errlen);
 
 #endif

@@ -87,7 +87,8 @@ static void end_expired_claims(pipeline *p)
     store_rc rc = STORE_OK;
     for (bool more = true; more && rc == STORE_OK && !stopping(p);) {
         size_t ended;
-        rc = store_end_expired_claims(p->store, clock_unix_s(), CLAIMS_STEP, &ended, &more);
+        rc = store_end_expired_claims(p->store, clock_unix_s(), CLAIMS_STEP, &ended, &more,
+                                      p->telemetry.metrics);
     }
     if (rc != STORE_OK)
         log_warn("ending expired claims failed; retrying next interval", "error", store_rc_name(rc),

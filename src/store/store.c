@@ -159,7 +159,8 @@ static void log_claim_expired(const task *was, const char *why)
              *trace_id ? "trace_id" : NULL, trace_id, NULL);
 }
 
-store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more)
+store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more,
+                                  metrics *m)
 {
     *ended = 0;
     *more = false;
@@ -182,6 +183,11 @@ store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *end
         if (one == STORE_OK) {
             (*ended)++;
             log_claim_expired(&was, why);
+            if (m) {
+                char labels[96];
+                snprintf(labels, sizeof labels, "task_type=\"%s\"", was.task_type);
+                metrics_add(m, "taskd_claims_expired_total", labels, 1);
+            }
         } else if (one != STORE_CONFLICT && one != STORE_NOT_FOUND && one != STORE_REPEAT) {
             rc = one; /* renewed, finished or gone meanwhile: theirs; else a failure */
         }

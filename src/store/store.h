@@ -25,6 +25,7 @@
 
 #include "core/span.h"
 #include "core/task.h"
+#include "util/metrics.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -307,11 +308,13 @@ static inline void store_trace_write(store *s, const store_write *w, span *sp)
  * End the leases of client claims that ended before now, at most max of them: each task still
  * IN_PROGRESS under a claim that nobody renewed becomes FAILED, "claim expired: no outcome
  * reported by <its lease's end>" (a write of its own, which a renewal or an outcome that came
- * first wins: that task is left as it is), logged as a warning with its task and trace ids.
+ * first wins: that task is left as it is), logged as a warning with its task and trace ids and
+ * counted in m (when not NULL) as taskd_claims_expired_total{task_type}.
  * *ended counts the tasks failed. STORE_OK, or the first failure; *more is set when max were
  * found and some ended (there may be more).
  */
-store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more);
+store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *ended, bool *more,
+                                  metrics *m);
 /* Flush pending writes and release everything. */
 static inline void store_close(store *s)
 {

@@ -123,6 +123,9 @@ void trace_declare_metrics(metrics *m)
     metrics_declare(m, "taskd_task_transitions_total",
                     "Status changes committed, by task type and new status.", METRIC_COUNTER, NULL,
                     0);
+    metrics_declare(m, "taskd_claims_expired_total",
+                    "Client claims whose lease ran out, their tasks failed, by task type.",
+                    METRIC_COUNTER, NULL, 0);
     metrics_declare(m, "taskd_handler_duration_seconds", "Handler run time, by task type.",
                     METRIC_HISTOGRAM, handler_buckets,
                     (int)(sizeof handler_buckets / sizeof handler_buckets[0]));

@@ -976,6 +976,8 @@ class ClaimLease(ServerTestCase):
         logged = [o for o in srv.log_json() if o.get("task_id") == tid and o.get("message") == "task failed"]
         self.assertEqual([o.get("reason") for o in logged], [t["status_msg"]], srv.stderr_text()[-2000:])
         self.assertEqual(logged[0]["level"], "WARNING")
+        counted = re.search(r'(?m)^taskd_claims_expired_total\{task_type="TASK2"\} (\d+)$', srv.get("/metrics").body.decode())
+        self.assertTrue(counted and int(counted.group(1)) >= 1, "the ended lease is not counted")
 
     def test_a_claim_made_again_renews_its_lease(self):
         srv = self.server

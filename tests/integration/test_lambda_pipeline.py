@@ -747,6 +747,11 @@ class ClaimLeases(StackTestCase):
         self.assertEqual(self.sweep(), {"ended": 0, "more": False})  # nothing more to end
         said = wait_until(lambda: s.logs("task failed", task_id=lapsed), 5, 0.05, "the sweep's log line")
         self.assertEqual(said[0].get("reason"), t["status_msg"])
+        # counted in the invocation's Embedded Metric Format line, by task type
+        sweep_name = s.functions["sweep"]["function_name"]
+        counted = wait_until(lambda: [o for o in s.logs() if "_aws" in o and o.get("function_name") == sweep_name
+                                      and "taskd_claims_expired_total" in o], 5, 0.05, "the sweep's metrics")
+        self.assertEqual([(o["task_type"], o["taskd_claims_expired_total"]) for o in counted], [("TASK2", 1)])
 
 
 class PoisonMessage(StackTestCase):

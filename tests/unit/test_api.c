@@ -1914,7 +1914,8 @@ static void test_contract_claim_lease_ends(void **state)
 
     size_t ended = 99;
     bool more = true;
-    assert_int_equal(store_end_expired_claims(f->store, NOW + 10, 8, &ended, &more), STORE_OK);
+    assert_int_equal(store_end_expired_claims(f->store, NOW + 10, 8, &ended, &more, NULL),
+                     STORE_OK);
     assert_int_equal(ended, 0);
     assert_false(more);
     /* a lease renewed after it was found: the end of the lease that was conflicts */
@@ -1922,10 +1923,12 @@ static void test_contract_claim_lease_ends(void **state)
         .id = lapsed, .status = TASK_FAILED, .status_msg = "late", .lease_ended = NOW + 9};
     assert_int_equal(store_update_task(f->store, &late, NOW + 11, NULL), STORE_CONFLICT);
 
-    assert_int_equal(store_end_expired_claims(f->store, NOW + 11, 1, &ended, &more), STORE_OK);
+    assert_int_equal(store_end_expired_claims(f->store, NOW + 11, 1, &ended, &more, NULL),
+                     STORE_OK);
     assert_int_equal(ended, 1);
     assert_true(more); /* it stopped at its bound */
-    assert_int_equal(store_end_expired_claims(f->store, NOW + 21, 8, &ended, &more), STORE_OK);
+    assert_int_equal(store_end_expired_claims(f->store, NOW + 21, 8, &ended, &more, NULL),
+                     STORE_OK);
     assert_int_equal(ended, 1);
     assert_false(more);
 

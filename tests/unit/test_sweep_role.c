@@ -17,6 +17,7 @@
 #include "store/store_sqlite.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
+#include "trace/trace.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -40,6 +41,7 @@ static int64_t role_clock(void)
 typedef struct fixture {
     char dir[256];
     store *store;
+    metrics *metrics;
     role *role;
 } fixture;
 
@@ -55,6 +57,9 @@ static int setup(void **state)
     if (!f->store)
         fprintf(stderr, "sqlite store: %s\n", err);
     assert_non_null(f->store);
+    f->metrics = metrics_new();
+    assert_non_null(f->metrics);
+    trace_declare_metrics(f->metrics);
     sweep_now = NOW;
     *state = f;
     return 0;
@@ -66,6 +71,7 @@ static int teardown(void **state)
     if (f->role)
         f->role->free(f->role);
     store_close(f->store);
+    metrics_free(f->metrics);
     assert_int_equal(test_tmpdir_remove(f->dir), 0);
     free(f);
     return 0;
@@ -74,7 +80,7 @@ static int teardown(void **state)
 static void make_role(fixture *f, store *s)
 {
     char err[256] = "";
-    f->role = sweep_role_new(s, role_clock, err, sizeof err);
+    f->role = sweep_role_new(s, f->metrics, role_clock, err, sizeof err);
     assert_non_null(f->role);
     assert_string_equal(f->role->name, "sweep");
 }
@@ -111,6 +117,20 @@ static void claimed(fixture *f, int64_t expires, char id[37])
     assert_int_equal(store_update_task(f->store, &u, NOW, NULL), STORE_OK);
 }
 
+/* The count of ended leases of task_type the role's metrics hold (0: none yet). */
+static long expired_count(fixture *f, const char *task_type)
+{
+    sbuf b = {0};
+    metrics_write(f->metrics, &b);
+    assert_false(sbuf_failed(&b));
+    char line[128];
+    snprintf(line, sizeof line, "taskd_claims_expired_total{task_type=\"%s\"} ", task_type);
+    const char *at = b.data ? strstr(b.data, line) : NULL;
+    long n = at ? strtol(at + strlen(line), NULL, 10) : 0;
+    sbuf_free(&b);
+    return n;
+}
+
 static void assert_task(fixture *f, const char *id, task_status status, const char *msg)
 {
     task t;
@@ -139,7 +159,9 @@ static void test_leases_that_ran_out_end(void **state)
                 "claim expired: no outcome reported by 2023-11-14T22:13:40Z");
     assert_task(f, running, TASK_IN_PROGRESS, "mine");
     assert_task(f, forever, TASK_IN_PROGRESS, "mine");
+    assert_int_equal(expired_count(f, "TASK2"), 2);
     assert_answer(f, 0, "{\"ended\":0,\"more\":false}");
+    assert_int_equal(expired_count(f, "TASK2"), 2);
 }
 
 /* More leases than one step takes: the run goes on, step after step, until none is left. */
@@ -282,6 +304,7 @@ static void test_a_stale_list_ends_the_run(void **state)
     /* the deadline bounds a run that would go on (it would answer more: true after 3 s) */
     assert_answer(f, clock_unix_ms() + 8000, "{\"ended\":0,\"more\":false}");
     assert_task(f, stale.id, TASK_COMPLETED, "Task completed");
+    assert_int_equal(expired_count(f, "TASK2"), 0);
     memset(&stale, 0, sizeof stale);
 }
 
