@@ -5,7 +5,9 @@
  * struct of operations that each adapter (SQLite locally, store_sqlite.h;
  * DynamoDB on AWS, aws/dynamodb_store.h) fills in. Every write also records
  * a change record in the same atomic unit (the SQLite change log; DynamoDB
- * Streams), so the change stream sees exactly the committed writes.
+ * Streams), so the change stream sees exactly the committed writes; a
+ * client's claim made again, which moves only its lease, changes nothing a
+ * reader sees of the task and records none locally.
  *
  * Writes are asynchronous (store_submit: the adapter calls back when the
  * write is durable), so one thread can have many in flight and an adapter
