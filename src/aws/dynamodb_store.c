@@ -1499,6 +1499,8 @@ static store_rc apply_update(ddb_store *s, store_write *w)
     if (!allowed || !facts_get(s, u->id, &f)) {
         /* nothing leads there (decided on the read alone), or the facts are unknown */
         rc = read_and_decide(s, w, &f);
+        if (rc == STORE_REPEAT && store_update_renews(u, &w->current))
+            return renew_lease(s, w); /* a claim made again with facts unknown: its lease too */
         if (rc != STORE_OK)
             return rc;
         if (!allowed) {

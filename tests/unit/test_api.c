@@ -2408,6 +2408,31 @@ static void test_dynamodb_update_corrects_its_facts(void **state)
     json_decref(item);
 }
 
+/* A claim made again through another instance of the store (another API function, a cold start:
+ * it knows nothing of the task yet) is the repeat it is, and renews the lease there too. */
+static void test_dynamodb_claim_made_again_elsewhere_renews(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    char id[37];
+    must_create(f, "TASK2", id);
+    assert_int_equal(claim(f, id, "mine", "k", NOW + 10, NULL), STORE_OK);
+    store *other = ddb_open_table(f, f->table);
+    assert_non_null(other);
+    store_update again = {.id = id,
+                          .status = TASK_IN_PROGRESS,
+                          .status_msg = "mine",
+                          .claim_key = "k",
+                          .claim_expires = NOW + 100};
+    assert_int_equal(store_update_task(other, &again, NOW + 5, NULL), STORE_REPEAT);
+    store_close(other);
+    store_claim c;
+    assert_int_equal(expired(f, NOW + 50, NULL), 0);
+    assert_int_equal(expired(f, NOW + 101, &c), 1);
+    assert_int_equal(c.claim_expires, NOW + 100);
+}
+
 /* A table that does not exist is an error to report, never a crash. */
 /*
  * An item DynamoDB can never hold (over 400 KB) is the client's fault for
@@ -2518,6 +2543,7 @@ int main(void)
         CASE(test_dynamodb_items_not_tasks),
         CASE(test_dynamodb_history_of_older_items),
         CASE(test_dynamodb_update_corrects_its_facts),
+        CASE(test_dynamodb_claim_made_again_elsewhere_renews),
         CASE(test_dynamodb_refuses_for_good),
         CASE(test_dynamodb_missing_table),
     };
