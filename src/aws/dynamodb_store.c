@@ -1482,7 +1482,8 @@ static store_rc renew_lease(ddb_store *s, store_write *w)
     return out;
 }
 
-static store_rc apply_update(ddb_store *s, store_write *w)
+/* A status change, decided and written (the renewal of a claim made again aside). */
+static store_rc update_status(ddb_store *s, store_write *w)
 {
     const store_update *u = &w->update;
     if (!is_task_id(u->id))
@@ -1499,8 +1500,6 @@ static store_rc apply_update(ddb_store *s, store_write *w)
     if (!allowed || !facts_get(s, u->id, &f)) {
         /* nothing leads there (decided on the read alone), or the facts are unknown */
         rc = read_and_decide(s, w, &f);
-        if (rc == STORE_REPEAT && store_update_renews(u, &w->current))
-            return renew_lease(s, w); /* a claim made again with facts unknown: its lease too */
         if (rc != STORE_OK)
             return rc;
         if (!allowed) {
@@ -1523,9 +1522,17 @@ static store_rc apply_update(ddb_store *s, store_write *w)
         log_warn("task facts keep disagreeing with the item", "table", s->table, "task_id", u->id,
                  NULL);
     }
-    if (rc == STORE_REPEAT && store_update_renews(u, &w->current))
-        rc = renew_lease(s, w);
     return rc;
+}
+
+/* A PATCH: the change, and when it repeats the claim that holds the task, its lease moved,
+ * however the repeat was decided (on the read of a task the facts did not know, or on the
+ * item a failed condition returned). */
+static store_rc apply_update(ddb_store *s, store_write *w)
+{
+    store_rc rc = update_status(s, w);
+    return rc == STORE_REPEAT && store_update_renews(&w->update, &w->current) ? renew_lease(s, w)
+                                                                              : rc;
 }
 
 /*

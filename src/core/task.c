@@ -145,13 +145,18 @@ bool task_history_of_task(task_history *h, const task *t)
     return ok;
 }
 
-void task_time_iso(sbuf *b, int64_t t)
+void task_time_iso_text(char out[32], int64_t t)
 {
     time_t tt = (time_t)t;
     struct tm tm;
-    char text[64];
-    if (!gmtime_r(&tt, &tm) || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(text, sizeof text, "1970-01-01T00:00:00Z"); /* beyond any calendar */
+    if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "1970-01-01T00:00:00Z"); /* beyond any calendar */
+}
+
+void task_time_iso(sbuf *b, int64_t t)
+{
+    char text[32];
+    task_time_iso_text(text, t);
     sbuf_json_str(b, text);
 }
 

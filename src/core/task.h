@@ -117,7 +117,9 @@ bool task_history_add(task_history *h, task_status status, const char *msg, int6
  * current status; always truncated.
  */
 bool task_history_of_task(task_history *h, const task *t);
-/* Append a Unix time as ISO 8601 UTC text, e.g. "2022-03-25T17:26:43Z" (with the quotes). */
+/* A Unix time as ISO 8601 UTC text, e.g. "2022-03-25T17:26:43Z" (without quotes). */
+void task_time_iso_text(char out[32], int64_t t);
+/* Append task_time_iso_text() as a JSON string. */
 void task_time_iso(sbuf *b, int64_t t);
 /* Append {"id": ..., "history": [...], "truncated": ...}, as GET /tasks/{id}/history returns. */
 void task_history_to_json(sbuf *b, const char *id, const task_history *h);

@@ -26,8 +26,6 @@
 
 #include "core/attrval.h"
 #include "core/change_record.h"
-#include "core/span.h"
-#include "core/tracectx.h"
 #include "sqlite_internal.h"
 #include "util/log.h"
 
@@ -885,14 +883,11 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
     bool finished = true;
-    char trace_id[33] = ""; /* its trace's, for the log line, as a handler's failure has */
+    char trace[64] = ""; /* its trace context, for the log line */
     if (r == SQLITE_ROW && task_status_parse((const char *)sqlite3_column_text(st, 0), &t.status)) {
         finished =
             task_status_is_final(t.status) || (spare_claimed && t.status == TASK_IN_PROGRESS);
-        trace_ctx ctx;
-        const char *tp = (const char *)sqlite3_column_text(st, 1);
-        if (tp && tracectx_parse_traceparent(tp, &ctx))
-            span_hex(ctx.trace_id, sizeof ctx.trace_id, trace_id);
+        sq_copy_col(st, 1, trace, sizeof trace);
     } else if (r != SQLITE_DONE) {
         rc = sq_rc_of(r);
     }
@@ -902,8 +897,7 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
         if (failed)
             *failed = rc == STORE_OK;
         if (rc == STORE_OK)
-            log_warn("task failed", "task_id", task_id, "reason", why, /* trace_id when known */
-                     *trace_id ? "trace_id" : NULL, trace_id, NULL);
+            store_log_task_failed(task_id, trace, why);
     }
     return rc;
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const char *store_rc_name(store_rc rc)
 {
@@ -140,22 +139,18 @@ void store_batch_wait(store_batch *b)
  * task's history gives times). */
 static void claim_expired_msg(char *out, size_t n, int64_t expires)
 {
-    time_t t = (time_t)expires;
-    struct tm tm;
-    char iso[32] = "its lease's end";
-    if (gmtime_r(&t, &tm))
-        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char iso[32];
+    task_time_iso_text(iso, expires);
     snprintf(out, n, "claim expired: no outcome reported by %s", iso);
 }
 
-/* Log the end of was's claim, as the queues' failures of tasks are logged. */
-static void log_claim_expired(const task *was, const char *why)
+void store_log_task_failed(const char *task_id, const char *traceparent, const char *why)
 {
     char trace_id[33] = "";
     trace_ctx ctx;
-    if (was->trace && tracectx_parse_traceparent(was->trace, &ctx))
+    if (traceparent && tracectx_parse_traceparent(traceparent, &ctx))
         span_hex(ctx.trace_id, sizeof ctx.trace_id, trace_id);
-    log_warn("task failed", "task_id", was->id, "reason", why, /* trace_id when known */
+    log_warn("task failed", "task_id", task_id, "reason", why, /* trace_id when known */
              *trace_id ? "trace_id" : NULL, trace_id, NULL);
 }
 
@@ -182,7 +177,7 @@ store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *end
         store_rc one = store_update_task(s, &u, now, &was);
         if (one == STORE_OK) {
             (*ended)++;
-            log_claim_expired(&was, why);
+            store_log_task_failed(was.id, was.trace, why);
             if (m) {
                 char labels[96];
                 snprintf(labels, sizeof labels, "task_type=\"%s\"", was.task_type);

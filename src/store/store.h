@@ -306,6 +306,10 @@ static inline void store_trace_write(store *s, const store_write *w, span *sp)
     if (s->ops->trace_write)
         s->ops->trace_write(s, w, sp);
 }
+/* Log a task the store itself failed (a message that expired or went to a dead-letter queue, a
+ * claim's lease that ran out): a warning with its id, the reason and the id of its trace, from
+ * traceparent (the task's trace context, or NULL), as the runners log a handler's failure. */
+void store_log_task_failed(const char *task_id, const char *traceparent, const char *why);
 /*
  * End the leases of client claims that ended before now, at most max of them: each task still
  * IN_PROGRESS under a claim that nobody renewed becomes FAILED, "claim expired: no outcome

@@ -38,6 +38,11 @@ static int64_t role_clock(void)
     return sweep_now;
 }
 
+/* A front whose list of expired claims fails (rc), repeats one claim as often as asked (a list
+ * that lags behind the writes: stale.id set), or is the inner store's. */
+static store_rc listing_rc;
+static store_claim stale;
+
 typedef struct fixture {
     char dir[256];
     store *store;
@@ -61,6 +66,8 @@ static int setup(void **state)
     assert_non_null(f->metrics);
     trace_declare_metrics(f->metrics);
     sweep_now = NOW;
+    listing_rc = STORE_OK; /* the front's list: the inner store's, until a case says otherwise */
+    memset(&stale, 0, sizeof stale);
     *state = f;
     return 0;
 }
@@ -197,11 +204,6 @@ static void test_no_step_near_the_deadline(void **state)
     assert_task(f, id, TASK_IN_PROGRESS, "mine");
 }
 
-/* A front whose list of expired claims fails (rc), repeats one claim as often as asked (a list
- * that lags behind the writes: stale_id set), or is the inner store's. */
-static store_rc listing_rc;
-static store_claim stale;
-
 static store_rc front_expired_claims(store *s, int64_t now, store_claim *out, size_t max, size_t *n)
 {
     *n = 0;
@@ -253,7 +255,7 @@ static void test_a_failing_store_fails_the_invocation(void **state)
     make_role(f, &fr.base);
     listing_rc = STORE_BUSY;
     assert_failed(f, "Store.Busy", "ending expired claims failed (busy) after 0");
-    listing_rc = STORE_OK;
+    listing_rc = STORE_OK; /* the list mended; the writes fail */
     fr.rc = STORE_ERROR;
     assert_failed(f, "Store.Error", "ending expired claims failed (error) after 0");
     assert_task(f, id, TASK_IN_PROGRESS, "mine");
@@ -300,24 +302,21 @@ static void test_a_stale_list_ends_the_run(void **state)
     front_over(&fr, f->store, STORE_OK, &ops);
     make_role(f, &fr.base);
     sweep_now = NOW + 60;
-    listing_rc = STORE_OK;
     /* the deadline bounds a run that would go on (it would answer more: true after 3 s) */
     assert_answer(f, clock_unix_ms() + 8000, "{\"ended\":0,\"more\":false}");
     assert_task(f, stale.id, TASK_COMPLETED, "Task completed");
     assert_int_equal(expired_count(f, "TASK2"), 0);
-    memset(&stale, 0, sizeof stale);
 }
 
 int main(void)
 {
     log_setup(LOG_ERROR, "test");
+#define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_leases_that_ran_out_end, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_many_leases_take_several_steps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_step_near_the_deadline, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_failing_store_fails_the_invocation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_renewed_lease_is_not_ended, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_stale_list_ends_the_run, setup, teardown),
+        CASE(test_leases_that_ran_out_end),      CASE(test_many_leases_take_several_steps),
+        CASE(test_no_step_near_the_deadline),    CASE(test_a_failing_store_fails_the_invocation),
+        CASE(test_a_renewed_lease_is_not_ended), CASE(test_a_stale_list_ends_the_run),
     };
+#undef CASE
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
