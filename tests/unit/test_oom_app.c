@@ -26,6 +26,7 @@
 #include "oom.h"
 #include "support/http_stub.h"
 #include "support/tmpdir.h"
+#include "support_local/sqlite_store.h"
 #include "support/trace_env.h"
 
 #include "api/api.h"
@@ -46,7 +47,6 @@
 #include "runner/handlers.h"
 #include "runner/work.h"
 #include "store/broker.h"
-#include "store/store_sqlite.h"
 #include "trace/export_otlp.h"
 #include "trace/export_xray.h"
 #include "trace/otel_env.h"
@@ -871,7 +871,7 @@ typedef struct api_call {
 } api_call;
 
 typedef struct api_fixture {
-    char dir[256], db[320];
+    char dir[256];
     store *store;
     config cfg;
     tracer *tracer;
@@ -1087,13 +1087,8 @@ static void emit_task_spans(tracer *t, const char *task_id)
 static int api_setup(void **state)
 {
     api_fixture *f = calloc(1, sizeof *f);
-    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-oom-app"));
-    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
+    f->store = test_sqlite_store(f->dir, sizeof f->dir, "taskd-oom-app");
     char err[256] = "";
-    store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
-    f->store = store_sqlite_open(&o, err, sizeof err);
-    if (!f->store)
-        fail_msg("store_sqlite_open: %s", err);
     assert_true(config_defaults(&f->cfg));
     f->cfg.body_limit = 4096;
 
@@ -1800,13 +1795,8 @@ static void test_stream_consumer_short_of_memory(void **state)
     assert_true(config_defaults(&cfg));
     if (!config_load_text(&cfg, cfg_text, "test", err, sizeof err))
         fail_msg("config: %s", err);
-    char dir[64], db[96];
-    assert_true(test_tmpdir_make(dir, sizeof dir, "taskd-oom-consumer"));
-    snprintf(db, sizeof db, "%s/t.db", dir);
-    store_sqlite_options o = {.path = db, .sync = STORE_SYNC_NORMAL};
-    store *s = store_sqlite_open(&o, err, sizeof err);
-    if (!s)
-        fail_msg("store_sqlite_open: %s", err);
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-consumer");
     char id[TASK_ID_LEN + 1];
     json_set_alloc_funcs(starved_malloc, free);
 

@@ -45,7 +45,7 @@
 #include "support/trace_env.h"
 #include "support_aws/standin_calls.h"
 #include "support/tmpdir.h"
-#include "store/store_sqlite.h"
+#include "support_local/sqlite_store.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -298,13 +298,7 @@ static void fixture_start(fixture *f)
     if (!f->tracer)
         fail_msg("tracer_new: %s", err);
     f->tel = (telemetry){.tracer = f->tracer};
-    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-publish-test"));
-    char db[320];
-    snprintf(db, sizeof db, "%s/t.db", f->dir);
-    store_sqlite_options so = {.path = db, .sync = STORE_SYNC_NORMAL};
-    f->store = store_sqlite_open(&so, err, sizeof err);
-    if (!f->store)
-        fail_msg("store_sqlite_open: %s", err);
+    f->store = test_sqlite_store(f->dir, sizeof f->dir, "taskd-publish-test");
     f->role = publish_role_new(&f->cfg, f->client, TOPIC, f->store, &f->tel, err, sizeof err);
     if (!f->role)
         fail_msg("publish_role_new: %s", err);

@@ -23,9 +23,9 @@
 #include "runner/runner.h"
 #include "store/broker.h"
 #include "store/store.h"
-#include "store/store_sqlite.h"
 #include "util/clock.h"
 #include "support/tmpdir.h"
+#include "support_local/sqlite_store.h"
 
 #include <dirent.h>
 #include <stdatomic.h>
@@ -111,7 +111,6 @@ store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsig
 
 typedef struct fixture {
     char dir[256];
-    char db[320];
     store *store;
     config cfg;
 } fixture;
@@ -120,12 +119,8 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-runner-test"));
-    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
+    f->store = test_sqlite_store(f->dir, sizeof f->dir, "taskd-runner-test");
     char err[256] = "";
-    store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
-    f->store = store_sqlite_open(&o, err, sizeof err);
-    assert_non_null(f->store);
     const char *text = "{\"queues\": [{\"name\": \"jobs\"}],"
                        " \"subscriptions\": [{\"queue\": \"jobs\"}],"
                        " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","

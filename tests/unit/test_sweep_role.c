@@ -14,9 +14,9 @@
 #include <cmocka.h>
 
 #include "aws/sweep_role.h"
-#include "store/store_sqlite.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
+#include "support_local/sqlite_store.h"
 #include "trace/trace.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -54,14 +54,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-sweep-test"));
-    char db[320], err[256] = "";
-    snprintf(db, sizeof db, "%s/t.db", f->dir);
-    store_sqlite_options o = {.path = db, .sync = STORE_SYNC_NORMAL};
-    f->store = store_sqlite_open(&o, err, sizeof err);
-    if (!f->store)
-        fprintf(stderr, "sqlite store: %s\n", err);
-    assert_non_null(f->store);
+    f->store = test_sqlite_store(f->dir, sizeof f->dir, "taskd-sweep-test");
     f->metrics = metrics_new();
     assert_non_null(f->metrics);
     trace_declare_metrics(f->metrics);

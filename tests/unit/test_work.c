@@ -13,10 +13,10 @@
 #include <cmocka.h>
 
 #include "runner/work.h"
-#include "store/store_sqlite.h"
 #include "util/log.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
+#include "support_local/sqlite_store.h"
 #include "support/trace_env.h"
 
 #include <stdatomic.h>
@@ -103,7 +103,6 @@ static void fake_free(handler *h)
 
 typedef struct fixture {
     char dir[256];
-    char db[320];
     store *store;
     tracer *tracer;
     metrics *metrics;
@@ -117,12 +116,8 @@ typedef struct fixture {
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    assert_true(test_tmpdir_make(f->dir, sizeof f->dir, "taskd-work-test"));
-    snprintf(f->db, sizeof f->db, "%s/t.db", f->dir);
+    f->store = test_sqlite_store(f->dir, sizeof f->dir, "taskd-work-test");
     char err[256] = "";
-    store_sqlite_options o = {.path = f->db, .sync = STORE_SYNC_NORMAL};
-    f->store = store_sqlite_open(&o, err, sizeof err);
-    assert_non_null(f->store);
     test_trace_env_clear();
     tracer_options to = {.service_name = "taskd-test", .local_capacity = 1024};
     f->tracer = tracer_new(&to, err, sizeof err);
