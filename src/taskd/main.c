@@ -164,12 +164,16 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     o->token_file = getenv("TASKD_TOKEN_FILE");
     o->allowed_hosts = getenv("TASKD_ALLOWED_HOSTS");
     o->allowed_hosts_from = "TASKD_ALLOWED_HOSTS";
-    /* a malformed variable is said after the options, so that --help and --version still work */
-    const char *bad_env = NULL;
-    if (!env_flag("TASKD_ALLOW_UNAUTHENTICATED", &o->allow_unauthenticated))
-        bad_env = "TASKD_ALLOW_UNAUTHENTICATED must be 1 or 0";
-    if (!env_flag("TASKD_METRICS_PUBLIC", &o->metrics_public))
-        bad_env = "TASKD_METRICS_PUBLIC must be 1 or 0";
+    /* malformed yes/no variables are said after the options, so that --help and --version still
+     * work, and all in one refusal */
+    const char *flag_names[] = {"TASKD_ALLOW_UNAUTHENTICATED", "TASKD_METRICS_PUBLIC"};
+    bool *flag_values[] = {&o->allow_unauthenticated, &o->metrics_public};
+    char bad_env[128] = "";
+    int n_bad = 0;
+    for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
+        if (!env_flag(flag_names[i], flag_values[i]))
+            snprintf(bad_env + strlen(bad_env), sizeof bad_env - strlen(bad_env), "%s%s",
+                     n_bad++ ? " and " : "", flag_names[i]);
 
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -248,8 +252,8 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
         return fail(msg);
     }
-    if (bad_env)
-        return fail(bad_env);
+    if (n_bad)
+        return fail_value(bad_env, n_bad > 1 ? "must each be 1 or 0" : "must be 1 or 0");
     if (!parse_listen(listen ? listen : "127.0.0.1:8080", o))
         return fail_value(listen_from, "must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
     if (sync && !parse_sync(sync, &o->sync))

@@ -72,6 +72,15 @@ class Program(ServersTestCase):
                 self.assertIn(name, json.loads(err[-1])["message"])
         self.assertFalse(os.path.exists(self.path("h.db")))
 
+    def test_two_malformed_flag_variables_are_both_named(self):
+        """One start names every malformed yes/no variable, not only the last it read."""
+        err = self.assertFailsWithOneLine(
+            ["--listen", "127.0.0.1:0", "--db", self.path("two.db")],
+            env={"TASKD_ALLOW_UNAUTHENTICATED": "maybe", "TASKD_METRICS_PUBLIC": "perhaps"})
+        self.assertEqual(json.loads(err[-1])["message"],
+                         "TASKD_ALLOW_UNAUTHENTICATED and TASKD_METRICS_PUBLIC must each be 1 or 0")
+        self.assertFalse(os.path.exists(self.path("two.db")))
+
     # -- bad command lines --------------------------------------------------------------------
     def test_bad_flag(self):
         err = self.assertFailsWithOneLine(["--bogus-flag"])
