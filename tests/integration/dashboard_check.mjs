@@ -706,6 +706,52 @@ if (args.token_base) {
   });
 }
 
+// What a browser does when a tab goes out of sight or comes back: headless tabs are all visible.
+function setHidden(p, hidden) {
+  return p.evaluate((h) => {
+    Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => (h ? 'hidden' : 'visible')});
+    Object.defineProperty(document, 'hidden', {configurable: true, get: () => h});
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+// A browser opens at most six HTTP/1.1 connections to a host, and each tab's stream holds one.
+await step('tabs out of sight let their streams go: a seventh tab loads and goes live, a tab shown again catches up', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}}); // connections of its own
+  try {
+    const tabs = [];
+    for (let i = 0; i < 6; i++) {
+      const t = await ctx.newPage();
+      await t.goto(BASE + '/');
+      await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+      tabs.push(t);
+    }
+    // six streams: a seventh tab has no connection to load its page with until five go out of sight
+    const seventh = await ctx.newPage();
+    const loading = seventh.goto(BASE + '/', {timeout: 3 * WAIT});
+    for (const t of tabs.slice(0, 5)) await setHidden(t, true);
+    await loading;
+    await seventh.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    for (const t of tabs.slice(0, 5))
+      check((await t.getAttribute('#conn', 'data-state')) === 'paused', 'a hidden tab says ' + await t.textContent('#conn'));
+    check((await tabs[5].getAttribute('#conn', 'data-state')) === 'live', 'the tab in sight lost its stream');
+
+    // a task made while a tab is out of sight is on it once it is shown again, not before
+    const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                            body: JSON.stringify({task_type: 'noop', data: {made: 'out of sight'}})});
+    check(r.status === 201, 'POST /tasks: ' + r.status);
+    const id = (await r.json()).id;
+    const row = `#tasks tr[data-id="${id}"]`;
+    await seventh.waitForSelector(row, {timeout: WAIT}); // pushed to a tab in sight
+    check(await tabs[0].$(row) === null, 'a hidden tab was sent the task: its stream is still open');
+    await setHidden(tabs[0], false);
+    await tabs[0].waitForSelector(row, {timeout: WAIT});
+    await tabs[0].waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  } finally {
+    await ctx.close();
+  }
+});
+
 if (args.shots) {
   // The README's pictures: light, 1280x800.
   await step('README screenshots', async () => {

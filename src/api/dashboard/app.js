@@ -511,12 +511,42 @@ let source = null;
 let retryTimer = null;
 let streamGap = false; // a stream was closed for good: its successor starts with no Last-Event-ID
 
+// A browser opens at most six HTTP/1.1 connections to one host, and each stream holds one: a
+// tab hidden for STREAM_PARK_MS closes its stream, so that other tabs of the same taskd can
+// have theirs. Shown again, it reads its page of tasks again and continues from there, as after
+// a gap.
+const STREAM_PARK_MS = 10000;
+let parkTimer = null;
+let parked = false;
+
+function parkStream() {
+  if (source) source.close();
+  source = null;
+  clearTimeout(retryTimer);
+  parked = true;
+  setConn('paused', 'paused while hidden');
+}
+
+function onVisibility() {
+  clearTimeout(parkTimer);
+  if (document.visibilityState === 'hidden') {
+    parkTimer = setTimeout(parkStream, STREAM_PARK_MS);
+  } else if (parked) {
+    parked = false;
+    if (waitingForToken()) return; // useToken() connects
+    loadTasks().then(() => connect(state.listSeq));
+    refreshDetailSoon();
+    queuesSoon();
+  }
+}
+
 function setConn(s, text) {
   $('#conn').dataset.state = s;
   $('#conn-text').textContent = text;
 }
 
 function connect(after) {
+  if (parked) return; // shown again, the tab connects
   if (source) source.close();
   clearTimeout(retryTimer);
   // the type filter is the stream's; the status filter is applied here, so that a task
@@ -1198,6 +1228,8 @@ function start() {
 
   loadTypes();
   firstPage().then(() => connect(state.listSeq)); // as in useToken()
+  document.addEventListener('visibilitychange', onVisibility);
+  onVisibility(); // a tab opened out of sight
   loadQueues();
   sampleMetrics();
   setTimeout(sampleMetrics, 2000); // a first rate soon after loading
