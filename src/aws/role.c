@@ -25,6 +25,18 @@ void role_fail(role_result *out, const char *type, const char *fmt, ...)
     errbuf_one_line(out->error_message, sizeof out->error_message);
 }
 
+void role_respond(role_result *out, sbuf *b)
+{
+    if (sbuf_failed(b)) {
+        sbuf_free(b);
+        role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
+        return;
+    }
+    out->response = b->data;
+    out->response_len = b->len;
+    *b = (sbuf){0};
+}
+
 void role_result_clear(role_result *out)
 {
     free(out->response);

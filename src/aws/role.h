@@ -3,14 +3,16 @@
  *
  * bootstrap runs one role, chosen by _HANDLER: `api` (API Gateway events into
  * the API function); `publish` (DynamoDB stream records to the topic),
- * `worker` (queue messages to handlers) and `sweep` (scheduled: client claims
- * whose lease ran out) follow the same interface. A role
+ * `worker` (queue messages to handlers), `sweep` (scheduled: client claims
+ * whose lease ran out) and `recover` (new tasks whose records the stream
+ * dropped unpublished) follow the same interface. A role
  * answers with the JSON its event source expects, or fails the invocation
  * with an error type and message (Lambda then reports a function error).
  */
 #ifndef TASKD_ROLE_H
 #define TASKD_ROLE_H
 
+#include "core/sbuf.h"
 #include "lambda_runtime.h"
 #include "store/store.h"
 #include "trace/trace.h"
@@ -38,6 +40,9 @@ struct role {
  * character becomes '?', as errbuf_one_line() does). */
 void role_fail(role_result *out, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Answer with the JSON text b holds, which out takes (b is left empty); the invocation fails
+ * (Runtime.OutOfMemory) when b ran out of memory. */
+void role_respond(role_result *out, sbuf *b);
 /* Release what a result owns. */
 void role_result_clear(role_result *out);
 

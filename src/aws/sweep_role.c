@@ -47,13 +47,7 @@ static void sweep_invoke(role *r, const lambda_invocation *inv, role_result *out
         log_info("expired claims ended", "count", n, NULL);
     sbuf b = {0};
     sbuf_printf(&b, "{\"ended\":%zu,\"more\":%s}", total, more ? "true" : "false");
-    if (sbuf_failed(&b)) {
-        sbuf_free(&b);
-        role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
-        return;
-    }
-    out->response = b.data;
-    out->response_len = b.len;
+    role_respond(out, &b);
 }
 
 static void sweep_role_free(role *r)
