@@ -35,7 +35,7 @@ What must hold:
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
                  BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
                  Timeout at least the binding's batch_size x its timeout + WORKER_MARGIN s
-  functions      Runtime provided.al2023, Handler api|publish|worker|sweep, x86_64, TracingConfig
+  functions      Runtime provided.al2023, Handler api|publish|worker|sweep|recover, x86_64, TracingConfig
                  Active, a log group with a retention, a role of its own whose statements
                  grant only what that handler needs (no wildcard action, no `*` resource
                  except for logs and xray actions)
@@ -46,6 +46,10 @@ What must hold:
                  runs at a rate of at most 5 minutes, with the permission to invoke it, and a
                  Timeout of at least 15 s (it starts no step in its last 5); its
                  role may Query the claims_by_expiry index alone (the api role the others)
+  recover        one `recover` function (TABLE_NAME, TOPIC_ARN) whose one SQS mapping reads the
+                 queue the stream mapping reports dropped records to, with BatchSize 1 and
+                 ReportBatchItemFailures; that queue's VisibilityTimeout at least 6 x its Timeout;
+                 its role may Query the type_status_by_id index alone and Publish to the topic
 
 Exit status: 0 all holds; 1 mismatches, one line each on stderr naming the resource and the
 configuration entry; 2 unreadable input (or a template shape the check cannot read).
@@ -64,7 +68,9 @@ TEMPLATE = "cloudformation-template-update-stack.json"
 STATE = "serverless-state.json"
 
 RUNTIME = "provided.al2023"
-HANDLERS = ("api", "publish", "worker", "sweep")
+HANDLERS = ("api", "publish", "worker", "sweep", "recover")
+# The index recover lists a task type's CREATED tasks by
+RECOVER_INDEX = "type_status_by_id"
 # The index of client claims with a lease: the sweep's alone (the API lists by the others)
 CLAIMS_INDEX = "claims_by_expiry"
 # A lease ends at most this long after it ran out (and the sweep's own run)
@@ -566,6 +572,16 @@ class Checker:
             for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
                 allow[a] = need[a] = {table_arn}
             allow["dynamodb:Query"] = need["dynamodb:Query"] = {"%s/index/%s" % (table_arn, CLAIMS_INDEX)}
+        elif kind == "recover":
+            # each task read whole (GetItem); one whose message SNS refuses is failed (UpdateItem)
+            for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
+                allow[a] = need[a] = {table_arn}
+            allow["dynamodb:Query"] = need["dynamodb:Query"] = {"%s/index/%s" % (table_arn, RECOVER_INDEX)}
+            allow["sns:Publish"] = need["sns:Publish"] = {"!%s" % self.topic}
+            failures = {"%s.Arn" % q for (_, p, src, f) in self.mappings()
+                        if f == fn and src and src[1] == "Arn" for q in [src[0]]}
+            for a in SQS_POLL:
+                allow[a] = need[a] = failures
         elif kind == "worker":
             for a in ("dynamodb:GetItem", "dynamodb:UpdateItem"):
                 allow[a] = need[a] = {table_arn}
@@ -741,6 +757,8 @@ class Checker:
                           len(fns), qn, " (%s)" % ", ".join(fns) if fns else "")
         sqs_maps = {}
         for k, p, src, fn in self.mappings():
+            if self.kind.get(fn) == "recover":
+                continue  # check_recover
             if src and src[1] == "Arn" and (self.res.get(src[0]) or {}).get("Type") == "AWS::SQS::Queue":
                 sqs_maps.setdefault(fn, []).append((k, p, src[0]))
         for qn, fns in sorted(workers.items()):
@@ -817,7 +835,10 @@ class Checker:
         if kinds.count("api") != 1:
             self.fail("functions: %d api functions, expected 1", kinds.count("api"))
         for fn, kind in sorted(self.kind.items()):
-            if kind == "sweep" and self.table and ref(self.env(fn).get("TABLE_NAME")) != self.table:
+            if kind == "recover" and self.topic and ref(self.env(fn).get("TOPIC_ARN")) != self.topic:
+                self.fail("function %s: TOPIC_ARN %s, expected Ref %s", fn, canon(self.env(fn).get("TOPIC_ARN")),
+                          self.topic)
+            if kind in ("sweep", "recover") and self.table and ref(self.env(fn).get("TABLE_NAME")) != self.table:
                 self.fail("function %s: TABLE_NAME %s, expected Ref %s", fn, canon(self.env(fn).get("TABLE_NAME")),
                           self.table)
 
@@ -901,6 +922,43 @@ class Checker:
                       fn, timeout, SWEEP_TIMEOUT_MIN_S)
         self.summary.append("sweep %s every %s" % (fn, rules[0][1].get("ScheduleExpression")))
 
+    # ---- what the stream dropped unpublished ----------------------------------------------------
+
+    def check_recover(self):
+        """One recover function, reading the queue the stream mapping reports dropped records to."""
+        fns = sorted(k for k, v in self.kind.items() if v == "recover")
+        if len(fns) != 1:
+            self.fail("functions: %d recover functions, expected 1 (a record the stream drops unpublished "
+                      "would leave its task CREATED for good)", len(fns))
+            return
+        fn = fns[0]
+        failures = {self.failure_queue(p) for (_, p, src, f) in self.mappings()
+                    if src and src[1] == "StreamArn" and self.kind.get(f) == "publish"} - {None}
+        maps = [(k, p, src) for (k, p, src, f) in self.mappings() if f == fn]
+        if len(maps) != 1:
+            self.fail("function %s: %d event source mappings, expected 1 (the publish failures' queue)", fn, len(maps))
+            return
+        k, p, src = maps[0]
+        label = "sqs mapping %s (function %s)" % (k, fn)
+        if not src or src[1] != "Arn" or src[0] not in failures:
+            self.fail("%s: reads %s, not the queue the stream mapping reports dropped records to (%s)", label,
+                      canon(p.get("EventSourceArn")), ", ".join(sorted(failures)) or "none")
+            return
+        if as_int(p.get("BatchSize", 10)) != 1:
+            self.fail("%s: BatchSize %s, expected 1 (a window can take the whole invocation)", label,
+                      p.get("BatchSize", "absent (10)"))
+        if "ReportBatchItemFailures" not in as_list(p.get("FunctionResponseTypes")):
+            self.fail("%s: FunctionResponseTypes %s lacks ReportBatchItemFailures (recover answers "
+                      "batchItemFailures)", label, canon(p.get("FunctionResponseTypes")))
+        if p.get("Enabled") is False:
+            self.fail("%s: disabled", label)
+        timeout = as_int(self.props(fn).get("Timeout", 6))
+        vt = as_int(self.props(src[0]).get("VisibilityTimeout", SQS_DEFAULTS["VisibilityTimeout"]))
+        if vt is None or timeout is None or vt < VISIBILITY_PER_TIMEOUT * timeout:
+            self.fail("queue %s: VisibilityTimeout %s, below %d x function %s's Timeout %s", src[0], vt,
+                      VISIBILITY_PER_TIMEOUT, fn, timeout)
+        self.summary.append("recover %s from %s" % (fn, src[0]))
+
     def run(self):
         self.check_table()
         self.check_topic()
@@ -913,6 +971,7 @@ class Checker:
         self.check_workers()
         self.check_api()
         self.check_sweep()
+        self.check_recover()
         return self.problems
 
 

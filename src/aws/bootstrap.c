@@ -18,8 +18,8 @@
  * Runtime API has failed: the process exits (non-zero) instead of asking
  * for the next invocation. Connections live across invocations.
  *
- * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker, sweep),
- * TABLE_NAME (every role), TOPIC_ARN (publish), QUEUE_NAME (worker: the
+ * Environment: AWS_LAMBDA_RUNTIME_API, _HANDLER (api, publish, worker, sweep, recover),
+ * TABLE_NAME (every role), TOPIC_ARN (publish, recover), QUEUE_NAME (worker: the
  * configured queue the function serves; else each record's queue),
  * TASKD_CONFIG (else $LAMBDA_TASK_ROOT/taskd.json when it exists, else the
  * defaults), LOG_LEVEL, TASKD_METRICS_NAMESPACE (the metrics' CloudWatch
@@ -33,6 +33,7 @@
 #include "dynamodb_store.h"
 #include "lambda_runtime.h"
 #include "publish_role.h"
+#include "recover_role.h"
 #include "role.h"
 #include "sweep_role.h"
 #include "trace/exporter.h"
@@ -49,7 +50,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char ROLES[] = "api, publish, worker, sweep";
+static const char ROLES[] = "api, publish, worker, sweep, recover";
 
 /* Everything init builds; torn down in reverse. */
 typedef struct runtime_graph {
@@ -136,7 +137,8 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     bool publish = role_name && strcmp(role_name, "publish") == 0;
     bool worker = role_name && strcmp(role_name, "worker") == 0;
     bool sweep = role_name && strcmp(role_name, "sweep") == 0;
-    if (!api && !publish && !worker && !sweep) {
+    bool recover = role_name && strcmp(role_name, "recover") == 0;
+    if (!api && !publish && !worker && !sweep && !recover) {
         snprintf(etype, etlen,
                  role_name && *role_name ? "Runtime.UnknownRole" : "Runtime.NoHandler");
         snprintf(err, errlen, "_HANDLER \"%.64s\" names no role: the roles are %s",
@@ -168,7 +170,7 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     g->metrics_namespace = ns && *ns ? ns : "taskd";
     g->function_name = function ? function : "";
     const char *topic = NULL;
-    if (publish &&
+    if ((publish || recover) &&
         (!need_env("TOPIC_ARN", &topic, "name the SNS topic to publish to", err, errlen) ||
          !(g->sns = aws_client_new(AWS_SNS, err, errlen))))
         return false;
@@ -181,6 +183,8 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
         g->role = api_role_new(g->store, &g->cfg, &g->tel, err, errlen);
     else if (sweep)
         g->role = sweep_role_new(g->store, g->tel.metrics, NULL, err, errlen);
+    else if (recover)
+        g->role = recover_role_new(&g->cfg, g->sns, topic, g->store, &g->tel, err, errlen);
     else
         g->role = worker_role_new(&g->cfg, g->store, getenv("QUEUE_NAME"), &g->tel, err, errlen);
     return g->role != NULL;

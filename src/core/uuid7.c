@@ -42,6 +42,24 @@ bool uuid_parse(const char *s, uint8_t out[16])
     return true;
 }
 
+/* The 48 bits of ms into b[0..6), most significant first. */
+static void put_ms(uint8_t b[16], uint64_t ms)
+{
+    for (int i = 5; i >= 0; i--) {
+        b[i] = (uint8_t)(ms & 0xff);
+        ms >>= 8;
+    }
+}
+
+void uuid7_floor(uint64_t ms, char out[37])
+{
+    uint8_t b[16] = {0};
+    put_ms(b, ms);
+    b[6] = 0x70; /* version 7, counter 0 */
+    b[8] = 0x80; /* the variant, random bits 0 */
+    uuid_format(b, out);
+}
+
 void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[37])
 {
     if (now_ms > g->last_ms) {
@@ -52,11 +70,7 @@ void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[3
         g->counter = 0;
     }
     uint8_t b[16];
-    uint64_t ms = g->last_ms;
-    for (int i = 5; i >= 0; i--) {
-        b[i] = (uint8_t)(ms & 0xff);
-        ms >>= 8;
-    }
+    put_ms(b, g->last_ms);
     b[6] = (uint8_t)(0x70 | (g->counter >> 8));
     b[7] = (uint8_t)(g->counter & 0xff);
     b[8] = (uint8_t)(0x80 | (rnd[1] & 0x3f));

@@ -26,6 +26,12 @@ typedef struct uuid7_gen {
  */
 void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[37]);
 
+/*
+ * The lowest version-7 id of millisecond ms, as text (36 characters plus NUL): every id made in
+ * ms sorts at or above it, and every id made before ms below it.
+ */
+void uuid7_floor(uint64_t ms, char out[37]);
+
 /* Parse canonical UUID text (any version) into 16 bytes; false if malformed. */
 bool uuid_parse(const char *s, uint8_t out[16]);
 /* Format 16 bytes as canonical lower-case UUID text. */

@@ -244,6 +244,8 @@ class Stack:
                                       "batch_size": 10, "function_response_type": "ReportBatchItemFailures"}}])
         # serverless.yml's schedule (EventBridge) is the test's: it invokes sweep as the rule would
         function("sweep", "sweep", 10, {"TABLE_NAME": self.table})
+        # and so is the publish failures' queue: the test invokes recover with its messages
+        function("recover", "recover", 30, {"TOPIC_ARN": p["topic_arn"], "TABLE_NAME": self.table})
         return {"region": REGION, "bootstrap": bootstrap_bin(), "environment": common, "functions": functions}
 
     def adder(self, functions):
@@ -752,6 +754,70 @@ class ClaimLeases(StackTestCase):
         counted = wait_until(lambda: [o for o in s.logs() if "_aws" in o and o.get("function_name") == sweep_name
                                       and "taskd_claims_expired_total" in o], 5, 0.05, "the sweep's metrics")
         self.assertEqual([(o["task_type"], o["taskd_claims_expired_total"]) for o in counted], [("TASK2", 1)])
+
+
+class StrandedStack(Stack):
+    """The stack without the publish function's stream mapping: new tasks are never published,
+    as when the stream drops their records unpublished after 24 h of failures."""
+
+    def description(self):
+        d = super().description()
+        d["functions"]["publish"]["events"] = []
+        return d
+
+
+def iso_ms(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
+class StrandedTasks(StackTestCase):
+    """New tasks whose stream records were dropped unpublished: the recover function, given the
+    publish failures' report of their batch, publishes again those still CREATED, and they run."""
+
+    stack_class = StrandedStack
+    config = FAST
+    env = {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"}
+
+    def recover(self, first, last):
+        report = {"requestContext": {"condition": "RecordAgeExceeded", "approximateInvokeCount": 1440},
+                  "version": "1.0", "timestamp": iso_ms(time.time()),
+                  "DDBStreamBatchInfo": {"shardId": "shardId-00000001", "startSequenceNumber": "100",
+                                         "endSequenceNumber": "300", "batchSize": 3,
+                                         "approximateArrivalOfFirstRecord": iso_ms(first),
+                                         "approximateArrivalOfLastRecord": iso_ms(last),
+                                         "streamArn": self.stack.stream_arn()}}
+        event = {"Records": [{"messageId": "f-1", "receiptHandle": "r-1", "body": json.dumps(report),
+                              "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                              "eventSource": "aws:sqs",
+                              "eventSourceARN": "arn:aws:sqs:%s:000000000000:publish-failures" % REGION}]}
+        r = self.stack.invoke("recover", event)
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("X-Amz-Function-Error"), r)
+        return r.json()
+
+    def test_stranded_tasks_are_published_again_and_run(self):
+        s = self.stack
+        t0 = time.time()
+        stranded = [s.create(SEED_BODY)[0] for _ in range(3)]
+        claimed = stranded.pop()
+        r = s.request("PATCH", "/tasks/" + claimed, {"status": "IN_PROGRESS", "status_msg": "mine"})
+        self.assertEqual(r.status, 204, r)
+        t1 = time.time()
+        time.sleep(1.0)
+        self.assertEqual([s.task(t)["status"] for t in stranded], ["CREATED", "CREATED"])  # never published
+        # a window long before them publishes nothing
+        self.assertEqual(self.recover(t0 - 3600, t0 - 1800), {"batchItemFailures": []})
+        time.sleep(1.0)
+        self.assertEqual([s.task(t)["status"] for t in stranded], ["CREATED", "CREATED"])
+        self.assertEqual(self.recover(t0, t1), {"batchItemFailures": []})
+        for tid in stranded:
+            t, _ = s.wait_final(tid)
+            self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"))
+        self.assertEqual(s.task(claimed)["status"], "IN_PROGRESS")  # the client's, left to it
+        said = wait_until(lambda: [o for o in s.logs("stranded tasks published again") if o.get("count") == "2"],
+                          5, 0.05, "recover's log line")
+        self.assertEqual(said[0]["message_id"], "f-1")
+        self.wait_queues_empty()
 
 
 class PoisonMessage(StackTestCase):

@@ -138,8 +138,8 @@ class Template(unittest.TestCase):
     def test_functions(self):
         fns = self.of_type("AWS::Lambda::Function")
         handlers = sorted((p["Handler"], p["Environment"]["Variables"].get("QUEUE_NAME", "")) for p in fns.values())
-        self.assertEqual(handlers, [("api", ""), ("publish", ""), ("sweep", ""), ("worker", "task1"),
-                                    ("worker", "task1-dlq")])
+        self.assertEqual(handlers, [("api", ""), ("publish", ""), ("recover", ""), ("sweep", ""),
+                                    ("worker", "task1"), ("worker", "task1-dlq")])
         queues = {p["Tags"][0]["Value"]: p for p in self.of_type("AWS::SQS::Queue").values() if "Tags" in p}
         for p in fns.values():
             self.assertEqual(p["Runtime"], "provided.al2023")
@@ -449,6 +449,42 @@ class Checker(unittest.TestCase):
             del r["SweepLambdaFunction"]
         self.rejected(gone, "functions: 0 sweep functions, expected 1")
 
+    def test_recover_reads_the_publish_failures(self):
+        def maps(r):
+            return {k: v["Properties"] for k, v in r.items() if v["Type"] == "AWS::Lambda::EventSourceMapping"
+                    and "RecoverLambdaFunction" in json.dumps(v["Properties"]["FunctionName"])}
+
+        def elsewhere(r, t):
+            next(iter(maps(r).values()))["EventSourceArn"] = {"Fn::GetAtt": ["Task1DlqQueue", "Arn"]}
+        self.rejected(elsewhere, "reads", "not the queue the stream mapping reports dropped records to "
+                                          "(PublishFailuresQueue)")
+
+        def batched(r, t):
+            next(iter(maps(r).values()))["BatchSize"] = 10
+        self.rejected(batched, "BatchSize 10, expected 1")
+
+        def unreported(r, t):
+            del next(iter(maps(r).values()))["FunctionResponseTypes"]
+        self.rejected(unreported, "lacks ReportBatchItemFailures (recover answers batchItemFailures)")
+
+        def quick(r, t):
+            r["PublishFailuresQueue"]["Properties"]["VisibilityTimeout"] = 30
+        self.rejected(quick, "queue PublishFailuresQueue: VisibilityTimeout 30, below 6 x function "
+                             "RecoverLambdaFunction's Timeout 300")
+
+        def lists_all(r, t):
+            for st in self.statements(r, "RecoverRole"):
+                if st["Action"] == "dynamodb:Query":
+                    st["Resource"] = {"Fn::Sub": "${TasksTable.Arn}/index/all_by_id"}
+        self.rejected(lists_all, "role RecoverRole", "grants dynamodb:Query on TasksTable.Arn/index/all_by_id",
+                      "lacks dynamodb:Query on TasksTable.Arn/index/type_status_by_id")
+
+        def gone(r, t):
+            del r["RecoverLambdaFunction"]
+            for k in list(maps(r)):
+                del r[k]
+        self.rejected(gone, "functions: 0 recover functions, expected 1")
+
     def test_claims_index_is_the_sweeps_alone(self):
         def api_queries_it(r, t):
             for st in self.statements(r, "ApiRole"):
@@ -518,7 +554,7 @@ class NewRelic(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout.decode())
         t = read_json(os.path.join(out, TEMPLATE))
         fns = [v["Properties"] for v in t["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
-        self.assertEqual(len(fns), 5)
+        self.assertEqual(len(fns), 6)
         for f in fns:
             env = f["Environment"]["Variables"]
             self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "https://otlp.eu01.nr-data.net")

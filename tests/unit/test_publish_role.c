@@ -34,6 +34,7 @@
 #include <cmocka.h>
 
 #include "aws/publish_role.h"
+#include "aws/recover_role.h"
 #include "util/clock.h"
 #include "aws/sns.h"
 #include "core/config.h"
@@ -41,6 +42,7 @@
 #include "trace/trace.h"
 #include "util/log.h"
 #include "support/http_stub.h"
+#include "support/stderr_capture.h"
 #include "support/store_front.h"
 #include "support/trace_env.h"
 #include "support_aws/standin_calls.h"
@@ -71,7 +73,7 @@ typedef struct entry {
     bool failed; /* answered as Failed */
 } entry;
 
-#define MAX_ENTRIES 64
+#define MAX_ENTRIES 256
 
 /* The fake's state; its handler runs under the server's lock, one request at a time. */
 typedef struct fake_sns {
@@ -316,17 +318,24 @@ static void fixture_stop(fixture *f)
     fake_sns_stop(f->sns);
 }
 
-/* Invoke the role with event (JSON text); the result's response, or NULL with res failed. */
-static void invoke(fixture *f, const char *event, role_result *res)
+/* Invoke role r with event (JSON text) and deadline_ms (Unix ms); the result's response, or
+ * NULL with res failed. */
+static void invoke_role(role *r, const char *event, int64_t deadline_ms, role_result *res)
 {
     lambda_invocation inv = {0};
     snprintf(inv.request_id, sizeof inv.request_id, "req-1");
-    inv.deadline_ms = clock_unix_ms() + 5000;
+    inv.deadline_ms = deadline_ms;
     inv.event = strdup(event);
     inv.event_len = strlen(event);
     memset(res, 0, sizeof *res);
-    f->role->invoke(f->role, &inv, res);
+    r->invoke(r, &inv, res);
     lambda_invocation_clear(&inv);
+}
+
+/* Invoke the fixture's role with event, 5 s to go. */
+static void invoke(fixture *f, const char *event, role_result *res)
+{
+    invoke_role(f->role, event, clock_unix_ms() + 5000, res);
 }
 
 /* ---- stream events ---- */
@@ -1063,6 +1072,319 @@ static void test_fauxqs_end_to_end(void **state)
     fixture_stop(&f);
 }
 
+/* ---- recover: the new tasks of records the stream dropped, published again ---- */
+
+/* The ISO 8601 UTC text of Unix milliseconds, with them. */
+static void iso_of(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char s[24];
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03dZ", s, (int)(ms % 1000));
+}
+
+/* A publish-failures message's body, as Lambda writes it: a batch of a table's stream whose
+ * records arrived from first_ms to last_ms, dropped for its age. Owned text. */
+static char *batch_report(int64_t first_ms, int64_t last_ms)
+{
+    char first[32], last[32];
+    iso_of(first_ms, first);
+    iso_of(last_ms, last);
+    json_t *body = json_pack(
+        "{s:{s:s, s:s, s:s, s:i}, s:{s:i, s:s}, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:i, s:s}}",
+        "requestContext", "requestId", "c1a2b3c4-0000-4000-8000-000000000001", "functionArn",
+        "arn:aws:lambda:eu-west-1:123456789012:function:taskd-dev-publish", "condition",
+        "RecordAgeExceeded", "approximateInvokeCount", 1440, "responseContext", "statusCode", 200,
+        "executedVersion", "$LATEST", "version", "1.0", "timestamp", last, "DDBStreamBatchInfo",
+        "shardId", "shardId-00000001700000000000-12345678", "startSequenceNumber",
+        "11100000000000000000001", "endSequenceNumber", "11100000000000000000009",
+        "approximateArrivalOfFirstRecord", first, "approximateArrivalOfLastRecord", last,
+        "batchSize", 9, "streamArn",
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/tasks/stream/2026-12-01T00:00:00.000");
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    assert_non_null(text);
+    return text;
+}
+
+/* An SQS event of n publish-failures messages: message ids ids[i], bodies bodies[i]. */
+static char *failures_event(const char *const *ids, char *const *bodies, size_t n)
+{
+    json_t *records = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            records, json_pack("{s:s, s:s, s:{s:s}, s:s, s:s}", "messageId", ids[i], "body",
+                               bodies[i], "attributes", "ApproximateReceiveCount", "1",
+                               "eventSource", "aws:sqs", "eventSourceARN",
+                               "arn:aws:sqs:eu-west-1:123456789012:taskd-dev-publish-failures"));
+    return event_text(records);
+}
+
+static role *recover_role_over(fixture *f, store *s)
+{
+    char err[256] = "";
+    role *r = recover_role_new(&f->cfg, f->client, TOPIC, s, &f->tel, err, sizeof err);
+    if (!r)
+        fail_msg("recover_role_new: %s", err);
+    assert_string_equal(r->name, "recover");
+    return r;
+}
+
+/* Invoke r with one message per window (windows[2i], windows[2i+1]: Unix ms), ids m1, m2...;
+ * the response must be want. */
+static void recover_windows(role *r, const int64_t *windows, size_t n, const char *want)
+{
+    static const char *const ids[] = {"m1", "m2", "m3"};
+    char *bodies[3];
+    assert_true(n <= 3);
+    for (size_t i = 0; i < n; i++)
+        bodies[i] = batch_report(windows[2 * i], windows[2 * i + 1]);
+    char *ev = failures_event(ids, bodies, n);
+    role_result res;
+    invoke_role(r, ev, clock_unix_ms() + 5000, &res);
+    expect_response(&res, want);
+    role_result_clear(&res);
+    free(ev);
+    for (size_t i = 0; i < n; i++)
+        free(bodies[i]);
+}
+
+static void create(fixture *f, const char *type, const char *data, char id[37])
+{
+    store_new_task t = {.task_type = type, .data = data, .ttl = TASK_NULL_TIME, .trace = TRACE};
+    assert_int_equal(store_create_task(f->store, &t, time(NULL), id), STORE_OK);
+}
+
+static const entry *entry_of(const fixture *f, const char *id)
+{
+    for (int i = 0; i < f->sns->n_entries; i++)
+        if (strcmp(f->sns->entries[i].task_id, id) == 0)
+            return &f->sns->entries[i];
+    return NULL;
+}
+
+#define MINUTE 60000
+
+/* The tasks made in a message's window and still CREATED are published again, as the stream
+ * would have: their data, type and trace; a task claimed or finished since is not, and neither is
+ * one made outside the window. */
+static void test_recover_publishes_the_new_tasks_of_its_window(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    role *r = recover_role_over(&f, f.store);
+    int64_t t0 = clock_unix_ms();
+    char a[37], b[37], claimed[37], failed[37];
+    create(&f, "TASK1", "{\"n\":1}", a);
+    create(&f, "TASK2", "{\"n\":2}", b);
+    create(&f, "TASK1", "{}", claimed);
+    create(&f, "TASK3", "{}", failed);
+    store_update claim = {.id = claimed, .status = TASK_IN_PROGRESS, .status_msg = "mine"};
+    assert_int_equal(store_update_task(f.store, &claim, time(NULL), NULL), STORE_OK);
+    store_update reject = {.id = failed, .status = TASK_FAILED, .status_msg = "rejected"};
+    assert_int_equal(store_update_task(f.store, &reject, time(NULL), NULL), STORE_OK);
+    int64_t t1 = clock_unix_ms();
+
+    /* windows before and after, beyond the margin */
+    int64_t away[] = {t0 - 10 * MINUTE, t0 - 2 * MINUTE, t1 + 2 * MINUTE, t1 + 10 * MINUTE};
+    recover_windows(r, away, 2, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->calls, 0);
+
+    int64_t window[] = {t0, t1};
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->n_entries, 2);
+    const entry *ea = entry_of(&f, a), *eb = entry_of(&f, b);
+    assert_non_null(ea);
+    assert_non_null(eb);
+    assert_string_equal(ea->message, "{\"n\":1}");
+    assert_string_equal(ea->task_type, "TASK1");
+    assert_string_equal(eb->message, "{\"n\":2}");
+    assert_string_equal(eb->task_type, "TASK2");
+    /* the publish span's context, in the task's trace */
+    assert_int_equal(strncmp(ea->traceparent, "00-" TRACE_ID "-", 36), 0);
+    assert_string_not_equal(ea->traceparent, TRACE);
+    assert_string_equal(f.sns->topic, TOPIC);
+    assert_null(entry_of(&f, claimed));
+    assert_null(entry_of(&f, failed));
+
+    /* the window's edges are widened: a window that ends just before the tasks still has them */
+    int64_t before[] = {t0 - 2 * RECOVER_MARGIN_MS / 3, t0 - RECOVER_MARGIN_MS / 2};
+    recover_windows(r, before, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->n_entries, 4);
+    r->free(r);
+    fixture_stop(&f);
+}
+
+/* A window of more tasks than a page: every one published, in pages of RECOVER_BATCH. */
+static void test_recover_pages_through_a_window(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    role *r = recover_role_over(&f, f.store);
+    enum { N = 2 * RECOVER_BATCH + 30 };
+    assert_true(N <= MAX_ENTRIES);
+    static char ids[N][37];
+    int64_t t0 = clock_unix_ms();
+    for (int i = 0; i < N; i++)
+        create(&f, "TASK1", "{}", ids[i]);
+    int64_t window[] = {t0, clock_unix_ms()};
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->n_entries, N);
+    for (int i = 0; i < N; i++)
+        assert_non_null(entry_of(&f, ids[i]));
+    assert_int_equal(f.sns->calls, N / 10); /* 10 a PublishBatch call, 100 a page */
+    r->free(r);
+    fixture_stop(&f);
+}
+
+/* A message whose tasks were not all published is reported, and only that one: SQS gives it
+ * again. So is one the invocation's deadline or the store cut short. */
+static void test_recover_reports_what_it_did_not_publish(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    role *r = recover_role_over(&f, f.store);
+    int64_t t0 = clock_unix_ms();
+    char a[37], fail[48];
+    create(&f, "TASK1", "{}", a);
+    int64_t t1 = clock_unix_ms();
+    snprintf(fail, sizeof fail, ",%s,", a);
+    f.sns->fail_task_ids = fail;
+    int64_t windows[] = {t0 - 10 * MINUTE, t0 - 5 * MINUTE, t0, t1};
+    recover_windows(r, windows, 2, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m2\"}]}");
+    assert_int_equal(f.sns->calls, 1);
+    f.sns->fail_task_ids = NULL;
+    recover_windows(r, windows + 2, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->calls, 2);
+
+    /* no time left for a page */
+    char *body = batch_report(t0, t1);
+    static const char *const m1[] = {"m1"};
+    char *ev = failures_event(m1, &body, 1);
+    role_result res;
+    invoke_role(r, ev, clock_unix_ms() + 1000, &res);
+    expect_response(&res, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
+    role_result_clear(&res);
+    assert_int_equal(f.sns->calls, 2);
+    r->free(r);
+
+    /* a store that cannot list */
+    store_front down;
+    store_front_init(&down, NULL, answer_all, STORE_ERROR);
+    r = recover_role_over(&f, &down.base);
+    invoke_role(r, ev, clock_unix_ms() + 5000, &res);
+    expect_response(&res, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
+    role_result_clear(&res);
+    assert_int_equal(f.sns->calls, 2);
+    r->free(r);
+    free(ev);
+    free(body);
+    fixture_stop(&f);
+}
+
+/* What is not a report of a dropped batch is dropped, said in the log, never retried; an event
+ * that is not an SQS event, or a record without a messageId, fails the invocation. */
+static void test_recover_drops_what_it_cannot_read(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    role *r = recover_role_over(&f, f.store);
+    char a[37];
+    create(&f, "TASK1", "{}", a);
+    static const char *const bodies[] = {
+        "not json",
+        "{}",
+        "{\"DDBStreamBatchInfo\":[]}",
+        "{\"DDBStreamBatchInfo\":{\"approximateArrivalOfFirstRecord\":\"yesterday\","
+        "\"approximateArrivalOfLastRecord\":\"2026-12-05T06:00:00Z\"}}",
+        "{\"DDBStreamBatchInfo\":{\"approximateArrivalOfFirstRecord\":\"2026-12-05T06:00:01Z\","
+        "\"approximateArrivalOfLastRecord\":\"2026-12-05T06:00:00Z\"}}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        static const char *const m1[] = {"m1"};
+        char *body = (char *)bodies[i];
+        char *ev = failures_event(m1, &body, 1);
+        role_result res;
+        test_stderr cap;
+        test_stderr_begin(&cap);
+        invoke_role(r, ev, clock_unix_ms() + 5000, &res);
+        char *logged = test_stderr_end(&cap);
+        expect_response(&res, "{\"batchItemFailures\":[]}");
+        role_result_clear(&res);
+        free(ev);
+        if (!strstr(logged, "\"a publish-failures message that reports no stream batch; "
+                            "dropped\"") ||
+            !strstr(logged, "\"message_id\":\"m1\""))
+            fail_msg("body %zu: logged %s", i, logged);
+        free(logged);
+    }
+    static const char *const events[] = {
+        "not json",
+        "[]",
+        "{\"Records\":{}}",
+        "{\"Records\":[{\"body\":\"{}\"}]}", /* no messageId */
+        "{\"Records\":[{\"messageId\":\"\",\"body\":\"{}\"}]}",
+    };
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        role_result res;
+        invoke_role(r, events[i], clock_unix_ms() + 5000, &res);
+        assert_null(res.response);
+        assert_string_equal(res.error_type, "Runtime.InvalidEvent");
+        role_result_clear(&res);
+    }
+    assert_int_equal(f.sns->calls, 0);
+    r->free(r);
+    fixture_stop(&f);
+}
+
+static void test_recover_window_times(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *first, *last;
+        int64_t first_ms, last_ms; /* -1: unreadable */
+    } cases[] = {
+        {"2026-12-05T06:00:00Z", "2026-12-05T06:00:00Z", 1796450400000, 1796450400000},
+        {"2026-12-05T06:00:00.5Z", "2026-12-05T06:00:01.123456Z", 1796450400500, 1796450401123},
+        {"2026-12-05T06:00:00.835Z", "2026-12-06T00:00:00Z", 1796450400835, 1796515200000},
+        {"2026-12-05T06:00:00", "2026-12-05T06:00:00Z", -1, -1},       /* no zone */
+        {"2026-12-05T06:00:00+00:00", "2026-12-05T06:00:00Z", -1, -1}, /* an offset */
+        {"2026-12-05 06:00:00Z", "2026-12-05T06:00:00Z", -1, -1},
+        {"2026-13-05T06:00:00Z", "2026-12-05T06:00:00Z", -1, -1},
+        {"2026-12-05T06:00:00.Z", "2026-12-05T06:00:00Z", -1, -1},
+        {"+026-12-05T06:00:00Z", "2026-12-05T06:00:00Z", -1, -1},
+        {"1969-12-31T23:59:59Z", "2026-12-05T06:00:00Z", -1, -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *body =
+            json_pack("{s:{s:s, s:s}}", "DDBStreamBatchInfo", "approximateArrivalOfFirstRecord",
+                      cases[i].first, "approximateArrivalOfLastRecord", cases[i].last);
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        int64_t first = 0, last = 0;
+        char why[200] = "";
+        recover_read rd = recover_window(text, &first, &last, why, sizeof why);
+        free(text);
+        if (cases[i].first_ms < 0) {
+            assert_int_equal(rd, RECOVER_UNREADABLE);
+            assert_true(why[0] != '\0');
+        } else {
+            assert_int_equal(rd, RECOVER_READ);
+            assert_int_equal(first, cases[i].first_ms);
+            assert_int_equal(last, cases[i].last_ms);
+        }
+    }
+    int64_t first, last;
+    char why[200];
+    assert_int_equal(recover_window(NULL, &first, &last, why, sizeof why), RECOVER_UNREADABLE);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "taskd-test");
@@ -1083,6 +1405,11 @@ int main(void)
         cmocka_unit_test(test_deadline_already_past),
         cmocka_unit_test(test_constructor_refusals),
         cmocka_unit_test(test_fauxqs_end_to_end),
+        cmocka_unit_test(test_recover_publishes_the_new_tasks_of_its_window),
+        cmocka_unit_test(test_recover_pages_through_a_window),
+        cmocka_unit_test(test_recover_reports_what_it_did_not_publish),
+        cmocka_unit_test(test_recover_drops_what_it_cannot_read),
+        cmocka_unit_test(test_recover_window_times),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -428,15 +428,45 @@ static void test_parse_format_round_trip(void **state)
     }
 }
 
+/* The floor of a millisecond sorts at or below every id made in it, above every id made before it,
+ * and is itself a version-7 id of that millisecond. */
+static void test_floor(void **state)
+{
+    (void)state;
+    char floor[37], next_floor[37];
+    uuid7_floor(0x0190f3c27b1eULL, floor);
+    assert_string_equal(floor, "0190f3c2-7b1e-7000-8000-000000000000");
+    uuid7_floor(0x0190f3c27b1fULL, next_floor);
+    uint8_t low[10] = {0}, high[10];
+    memset(high, 0xff, sizeof high);
+    for (int i = 0; i < 2; i++) {
+        uuid7_gen g = {0};
+        char id[37];
+        uuid7_next(&g, 0x0190f3c27b1eULL, i ? high : low, id);
+        assert_true(strcmp(floor, id) <= 0);
+        assert_true(strcmp(id, next_floor) < 0);
+        for (int k = 0; k < 4000; k++) /* the counter's last values, in the same millisecond */
+            uuid7_next(&g, 0x0190f3c27b1eULL, high, id);
+        assert_true(strcmp(id, next_floor) < 0 || g.last_ms > 0x0190f3c27b1eULL);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_format_single),        cmocka_unit_test(test_format_many_random),
-        cmocka_unit_test(test_random_bits_from_rnd), cmocka_unit_test(test_order_same_ms),
-        cmocka_unit_test(test_order_rising_clock),   cmocka_unit_test(test_order_clock_backwards),
-        cmocka_unit_test(test_timestamp_is_now),     cmocka_unit_test(test_backwards_keeps_ms),
-        cmocka_unit_test(test_parse_valid),          cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_format_known),         cmocka_unit_test(test_parse_format_round_trip),
+        cmocka_unit_test(test_format_single),
+        cmocka_unit_test(test_format_many_random),
+        cmocka_unit_test(test_random_bits_from_rnd),
+        cmocka_unit_test(test_order_same_ms),
+        cmocka_unit_test(test_order_rising_clock),
+        cmocka_unit_test(test_order_clock_backwards),
+        cmocka_unit_test(test_timestamp_is_now),
+        cmocka_unit_test(test_backwards_keeps_ms),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_format_known),
+        cmocka_unit_test(test_parse_format_round_trip),
+        cmocka_unit_test(test_floor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,69 @@
+/*
+ * recover_role — the `recover` Lambda role: new tasks whose stream records were never published
+ * (the stream dropped them, 24 h after they failed to go out), published again.
+ *
+ * The publish function's stream mapping retries a record SNS did not take until it is published,
+ * for as long as the stream keeps it: 24 h. A record it drops unpublished is reported to the
+ * publish-failures queue, without the record itself: the shard, the sequence numbers and the
+ * approximate arrival times of the first and last records of the batch
+ * ({"DDBStreamBatchInfo": {"approximateArrivalOfFirstRecord": "2026-12-05T06:00:00Z",
+ * "approximateArrivalOfLastRecord": ...}}). Their tasks would stay CREATED for good. This role
+ * reads that queue: for each such message it lists the tasks still CREATED, of every configured
+ * type, made in that window (widened by RECOVER_MARGIN_MS on both sides, as arrival times are
+ * approximate and ids come from the API functions' clocks), and hands each, as the INSERT
+ * record the stream had (change_record.h, the task's image), to the publish role: the same
+ * filter, message, spans and failure handling. An operator can send such a message by hand to
+ * publish again the new tasks of any window.
+ *
+ * A task that is still CREATED because its message waits in a queue is published again as well:
+ * delivery is at least once, and the claim of the copy that comes second gets 409, so it is
+ * dropped. A window is listed newest first, one page per task type at a time.
+ *
+ * The event is an SQS event; the answer {"batchItemFailures": [...]} names each message whose
+ * window was not wholly published (the publish role reported a failure, the store failed, or the
+ * invocation's deadline came first): SQS gives it again, and its tasks still CREATED are published
+ * again then. A message whose body is not such a report is logged and dropped (no retry would
+ * read it). An event that is not an SQS event is Runtime.InvalidEvent.
+ */
+#ifndef TASKD_RECOVER_ROLE_H
+#define TASKD_RECOVER_ROLE_H
+
+#include "aws_http.h"
+#include "core/config.h"
+#include "role.h"
+#include "store/store.h"
+#include "trace/trace.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* How far a window is widened on each side, in milliseconds. */
+#define RECOVER_MARGIN_MS 60000
+/* Records handed to the publish role at a time (one SNS PublishBatch call per 10). */
+#define RECOVER_BATCH 100
+
+/*
+ * The role: the publish role over c, sns, topic_arn, tasks and tel (publish_role_new(), which
+ * says what each is), and the store tasks read to find what to publish. NULL with a reason in err
+ * as publish_role_new() fails, or out of memory.
+ */
+role *recover_role_new(const config *c, aws_client *sns, const char *topic_arn, store *tasks,
+                       const telemetry *tel, char *err, size_t errlen);
+
+/* What recover_window() made of a message's body. */
+typedef enum recover_read {
+    RECOVER_READ,       /* the window is in *first_ms and *last_ms */
+    RECOVER_UNREADABLE, /* not a stream batch's report: why says so; no retry would read it */
+    RECOVER_NO_MEMORY,  /* out of memory: read it again later */
+} recover_read;
+
+/*
+ * The window of a publish-failures message's body (JSON text; NULL reads as unreadable): the
+ * approximate arrival times of its batch's first and last records (ISO 8601 UTC,
+ * "2026-12-05T06:00:00Z", with or without a fraction of a second) into *first_ms and *last_ms,
+ * Unix milliseconds, with a one-line reason in why when it is not read.
+ */
+recover_read recover_window(const char *body, int64_t *first_ms, int64_t *last_ms, char *why,
+                            size_t whylen);
+
+#endif
