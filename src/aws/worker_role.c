@@ -135,9 +135,11 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
         it->body = c->current.data;
     it->deadline_ms = deadline_ms > 0 ? deadline_ms - WORKER_REPORT_MARGIN_MS : 0;
     if (c->rc == STORE_CONFLICT && c->current.status == TASK_IN_PROGRESS &&
-        c->current.updated_time != TASK_NULL_TIME &&
+        rec->m.receive_count > 1 && c->current.updated_time != TASK_NULL_TIME &&
         c->current.updated_time + (int64_t)l->binding->timeout > now) {
-        /* claimed less than a timeout ago: that delivery may still be running it */
+        /* a redelivery of a task claimed less than a timeout ago: the delivery before may still
+         * be running it. A first delivery finds someone else's claim (a client's PATCH, the
+         * runner of another queue the task fanned out to): theirs to run (claim_fate()). */
         log_info("task claimed by a delivery that may still run; its message will come back",
                  "task_id", it->id, "queue", it->queue, NULL);
         it->claim = STORE_BUSY;

@@ -496,6 +496,29 @@ static void test_fresh_claim_kept(void **state)
     assert_status(f, id, TASK_IN_PROGRESS, "Task started");
 }
 
+/* A first delivery that finds its task claimed, however fresh the claim, finds someone else's:
+ * a client's PATCH IN_PROGRESS, or the runner of another queue the task fanned out to. Its message
+ * is spent and the task left to them, as the local runner leaves it: kept, it would come back
+ * once the claim was older than the binding's timeout and take the task over. */
+static void test_first_delivery_leaves_a_claim_to_its_holder(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    store_update u = {.id = id,
+                      .status = TASK_IN_PROGRESS,
+                      .status_msg = "mine",
+                      .claim_key = "client-key",
+                      .claim_expires = time(NULL) + 3600};
+    assert_int_equal(store_update_task(f->store, &u, time(NULL), NULL), STORE_OK);
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 1};
+    role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+    assert_failures(&res, ""); /* spent */
+    assert_int_equal(runs(f), 0);
+    assert_status(f, id, TASK_IN_PROGRESS, "mine");
+}
+
 static void test_stale_claim_runs_again(void **state)
 {
     fixture *f = *state;
@@ -975,6 +998,7 @@ int main(void)
         CASE(test_missing_task_spent),
         CASE(test_completed_task_spent_not_run),
         CASE(test_fresh_claim_kept),
+        CASE(test_first_delivery_leaves_a_claim_to_its_holder),
         CASE(test_stale_claim_runs_again),
         CASE(test_a_task_run_again_says_so),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
