@@ -163,6 +163,10 @@ static work_fate reclaimed(const work_item *it, store_rc rc)
         return WORK_KEEP;
     case STORE_NOT_FOUND:
         return WORK_DROP; /* gone since its claim was read */
+    case STORE_INVALID:   /* a change the store can never make: no delivery could */
+        log_error("the store can never claim this task again; its message is dropped", "task_id",
+                  it->id, "queue", it->queue, NULL);
+        return WORK_DROP;
     default:
         log_warn("cannot claim task again; its message will come back", "task_id", it->id, "queue",
                  it->queue, "error", store_rc_name(rc), NULL);
@@ -320,6 +324,10 @@ static bool fail_dead_letter(worker_role *w, const lane *l, const record *rec)
     case STORE_REPEAT:    /* failed already, by an earlier delivery of this message */
     case STORE_CONFLICT:  /* final already: nothing to do */
     case STORE_NOT_FOUND: /* gone */
+        return true;
+    case STORE_INVALID: /* a change the store can never make: no delivery could */
+        log_error("the store can never fail this dead-lettered task; its message is dropped",
+                  "task_id", rec->m.task_id, "queue", l->queue->name, NULL);
         return true;
     default:
         log_warn("cannot fail a dead-lettered task; its message will come back", "task_id",

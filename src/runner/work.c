@@ -37,6 +37,11 @@ static work_fate claim_fate(const work_item *it)
          * PATCH, the runner of another queue the task fanned out to): theirs to run. */
         return it->status_before == TASK_IN_PROGRESS && it->receive_count > 1 ? WORK_RUN
                                                                               : WORK_DROP;
+    case STORE_INVALID:
+        /* a change the store can never make (an item at its size limit): no delivery could */
+        log_error("the store can never claim this task; its message is dropped", "task_id", it->id,
+                  "queue", it->queue, NULL);
+        return WORK_DROP;
     default:
         return WORK_KEEP; /* store trouble: let the message come back */
     }
@@ -314,9 +319,13 @@ bool work_finish(const work_env *e, work_item *it)
             rc = report_without_result(e, it);
         }
         end_update_span(e, &it->report_span, rc, &it->report);
-        /* reported, or already final: the message is spent */
-        spent =
-            rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT || rc == STORE_NOT_FOUND;
+        /* reported, or already final: the message is spent; and so it is when the store can
+         * never make the change (no delivery could: running the task again would not help) */
+        spent = rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT ||
+                rc == STORE_NOT_FOUND || rc == STORE_INVALID;
+        if (rc == STORE_INVALID)
+            log_error("the store can never keep this task's outcome; it stays IN_PROGRESS",
+                      "task_id", it->id, NULL);
         if (!spent) {
             it->fate = WORK_KEEP;
             char why[160];

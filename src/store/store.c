@@ -183,6 +183,11 @@ store_rc store_end_expired_claims(store *s, int64_t now, size_t max, size_t *end
                 snprintf(labels, sizeof labels, "task_type=\"%s\"", was.task_type);
                 metrics_add(m, "taskd_claims_expired_total", labels, 1);
             }
+        } else if (one == STORE_INVALID) {
+            /* a change the store can never make (a DynamoDB item at its size limit, which the
+             * failure would grow): said, and passed over, lest it hold up every lease after it */
+            log_error("a lease ran out that the store can never end; the task stays IN_PROGRESS",
+                      "task_id", claims[i].id, NULL);
         } else if (one != STORE_CONFLICT && one != STORE_NOT_FOUND && one != STORE_REPEAT) {
             rc = one; /* renewed, finished or gone meanwhile: theirs; else a failure */
         }

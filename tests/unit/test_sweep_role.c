@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "aws/sweep_role.h"
+#include "support/stderr_capture.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
 #include "support_local/sqlite_store.h"
@@ -256,6 +257,48 @@ static void test_a_failing_store_fails_the_invocation(void **state)
     assert_answer(f, 0, "{\"ended\":1,\"more\":false}");
 }
 
+static char refused[37]; /* the task whose changes refuse_one() refuses for good */
+
+static bool refuse_one(store_front *fr, store_write *w)
+{
+    (void)fr;
+    if (w->kind != STORE_WRITE_UPDATE || strcmp(w->update.id, refused) != 0)
+        return false;
+    w->rc = STORE_INVALID;
+    return true;
+}
+
+/* A lease the store can never end (a DynamoDB item at its size limit, which the failure would
+ * grow) is said and passed over: the leases after it end, in this run and the next, where it
+ * had held up every one of them, the earliest listed first. */
+static void test_a_lease_the_store_cannot_end_is_passed_over(void **state)
+{
+    fixture *f = *state;
+    char other[37];
+    claimed(f, NOW + 1, refused); /* the earliest: first in every list */
+    claimed(f, NOW + 2, other);
+    store_front fr;
+    store_ops ops;
+    front_over(&fr, f->store, STORE_OK, &ops);
+    fr.answer = refuse_one;
+    make_role(f, &fr.base);
+    sweep_now = NOW + 60;
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    assert_answer(f, 0, "{\"ended\":1,\"more\":false}");
+    char *logged = test_stderr_end(&cap);
+    if (!strstr(logged, "a lease ran out that the store can never end") || !strstr(logged, refused))
+        fail_msg("logged: %s", logged);
+    free(logged);
+    assert_task(f, refused, TASK_IN_PROGRESS, "mine");
+    assert_task(f, other, TASK_FAILED,
+                "claim expired: no outcome reported by 2023-11-14T22:13:22Z");
+    claimed(f, NOW + 3, other); /* a later lease: the next run ends it too */
+    assert_answer(f, 0, "{\"ended\":1,\"more\":false}");
+    assert_task(f, other, TASK_FAILED,
+                "claim expired: no outcome reported by 2023-11-14T22:13:23Z");
+}
+
 /* A lease renewed before it ran out is not ended, and a claim finished in time is not either. */
 static void test_a_renewed_lease_is_not_ended(void **state)
 {
@@ -306,9 +349,13 @@ int main(void)
     log_setup(LOG_ERROR, "test");
 #define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        CASE(test_leases_that_ran_out_end),      CASE(test_many_leases_take_several_steps),
-        CASE(test_no_step_near_the_deadline),    CASE(test_a_failing_store_fails_the_invocation),
-        CASE(test_a_renewed_lease_is_not_ended), CASE(test_a_stale_list_ends_the_run),
+        CASE(test_leases_that_ran_out_end),
+        CASE(test_many_leases_take_several_steps),
+        CASE(test_no_step_near_the_deadline),
+        CASE(test_a_failing_store_fails_the_invocation),
+        CASE(test_a_renewed_lease_is_not_ended),
+        CASE(test_a_stale_list_ends_the_run),
+        CASE(test_a_lease_the_store_cannot_end_is_passed_over),
     };
 #undef CASE
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -30,6 +30,7 @@
 #include "aws/worker_role.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "support/stderr_capture.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
 #include "support/trace_env.h"
@@ -602,7 +603,7 @@ static bool answer_reclaims(store_front *f, store_write *w)
 static void test_a_failed_reclaim_does_not_run_the_task(void **state)
 {
     fixture *f = *state;
-    const store_rc fails[] = {STORE_BUSY, STORE_ERROR, STORE_NOT_FOUND};
+    const store_rc fails[] = {STORE_BUSY, STORE_ERROR, STORE_NOT_FOUND, STORE_INVALID};
     for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
         store_front r;
         store_front_init(&r, f->store, answer_reclaims, fails[i]);
@@ -615,9 +616,67 @@ static void test_a_failed_reclaim_does_not_run_the_task(void **state)
         f->role->free(f->role);
         f->role = NULL;
         assert_int_equal(r.answered, 1);
-        assert_failures(&res, fails[i] == STORE_NOT_FOUND ? "" : "m-1");
+        /* gone, or a change the store can never make: no delivery could run it */
+        assert_failures(&res,
+                        fails[i] == STORE_NOT_FOUND || fails[i] == STORE_INVALID ? "" : "m-1");
         assert_int_equal(runs(f), 0);
         assert_status(f, id, TASK_IN_PROGRESS, "Task started");
+    }
+}
+
+/* The statuses (1 << status) whose updates answer_updates_to() answers with the front's rc. */
+static unsigned refused_statuses;
+
+static bool answer_updates_to(store_front *f, store_write *w)
+{
+    if (w->kind != STORE_WRITE_UPDATE || !(refused_statuses & 1u << w->update.status))
+        return false;
+    w->rc = f->rc;
+    return true;
+}
+
+/* A change the store can never make (a DynamoDB item at its size limit, which the change would
+ * grow) spends the message, said at ERROR: no delivery could make it, so the message is not kept
+ * to come back until its receives run out. The claim, the report and a dead letter's failure. */
+static void test_a_change_the_store_can_never_make_spends_the_message(void **state)
+{
+    fixture *f = *state;
+    static const struct {
+        unsigned refused;
+        const char *queue;
+        const char *logged;
+        task_status left;
+    } cases[] = {
+        {1u << TASK_IN_PROGRESS, "jobs", "the store can never claim this task", TASK_CREATED},
+        /* the outcome, and the failure without the result that follows it */
+        {1u << TASK_COMPLETED | 1u << TASK_FAILED, "jobs",
+         "the store can never keep this task's outcome", TASK_IN_PROGRESS},
+        {1u << TASK_FAILED, "task1-dlq", "the store can never fail this dead-lettered task",
+         TASK_CREATED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        store_front r;
+        store_front_init(&r, f->store, answer_updates_to, STORE_INVALID);
+        refused_statuses = cases[i].refused;
+        make_role_over(f, &r.base, cases[i].queue);
+        char id[37];
+        create_task(f, "{}", NULL, id);
+        msg m = {.message_id = "m-1", .queue = cases[i].queue, .task_id = id, .receive_count = 1};
+        test_stderr cap;
+        test_stderr_begin(&cap);
+        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+        char *logged = test_stderr_end(&cap);
+        f->role->free(f->role);
+        f->role = NULL;
+        assert_failures(&res, ""); /* spent */
+        assert_true(r.answered >= 1);
+        if (!strstr(logged, cases[i].logged) || !strstr(logged, id))
+            fail_msg("case %zu logged: %s", i, logged);
+        free(logged);
+        task t;
+        assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+        assert_string_equal(task_status_name(t.status), task_status_name(cases[i].left));
+        task_clear(&t);
     }
 }
 
@@ -999,6 +1058,7 @@ int main(void)
         CASE(test_completed_task_spent_not_run),
         CASE(test_fresh_claim_kept),
         CASE(test_first_delivery_leaves_a_claim_to_its_holder),
+        CASE(test_a_change_the_store_can_never_make_spends_the_message),
         CASE(test_stale_claim_runs_again),
         CASE(test_a_task_run_again_says_so),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
