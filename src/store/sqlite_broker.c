@@ -945,25 +945,29 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     } *cand = calloc(a->max, sizeof *cand);
     size_t nc = 0;
     int r = SQLITE_OK;
-    while (c && cand && nc < a->max && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+    bool short_of_memory = false; /* a column not copied: delivered without it, a task is lost */
+    while (c && cand && nc < a->max && !short_of_memory && (r = sqlite3_step(sel)) == SQLITE_ROW) {
         cand[nc].was_visible = sqlite3_column_int64(sel, 5);
         cand[nc].counted = sqlite3_column_int(sel, 8);
         cand[nc].expires_ms = sqlite3_column_int64(sel, 10);
         c[nc].id = sqlite3_column_int64(sel, 0);
         c[nc].receive_count = sqlite3_column_int(sel, 1);
         c[nc].sent_ms = sqlite3_column_int64(sel, 2);
+        bool has_task = sqlite3_column_type(sel, 3) != SQLITE_NULL;
+        bool has_body = sqlite3_column_type(sel, 4) != SQLITE_NULL;
         c[nc].task_id = sq_dup_col(sel, 3);
         c[nc].body = sq_dup_col(sel, 4);
+        short_of_memory = (has_task && !c[nc].task_id) || (has_body && !c[nc].body);
         copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type);
         copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace);
         copy_whole_col(sel, 9, c[nc].tracestate, sizeof c[nc].tracestate);
         nc++;
     }
     stmt_done(sel);
-    if (!c || !cand || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
+    if (!c || !cand || short_of_memory || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
         queue_messages_free(c, nc);
         free(cand);
-        return c && cand ? sq_rc_of(r) : STORE_ERROR;
+        return c && cand && !short_of_memory ? sq_rc_of(r) : STORE_ERROR;
     }
     sqlite3_stmt *hide = wstmt(s, BST_HIDE);
     sqlite3_stmt *move = wstmt(s, BST_MOVE);

@@ -1782,6 +1782,46 @@ static int64_t wait_messages(broker *b, int64_t want)
  * (maximum_retry_attempts is for records that cannot be read), nor read without its image,
  * which no pattern on it would match. Either way the task would stay CREATED with no message.
  */
+/* A receive that cannot copy a message's task id gives the message back untouched (the receive
+ * fails, its transaction rolled back): delivered without it, the message would be dropped as
+ * no task's, and its task left CREATED for good. The next receive delivers and claims it. */
+static void test_receive_short_of_memory_keeps_the_message(void **state)
+{
+    (void)state;
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-receive");
+    queue_config q = {.visibility_timeout = 30, .retention = 3600, .dead_letter_retention = 3600};
+    snprintf(q.name, sizeof q.name, "jobs");
+    char id[TASK_ID_LEN + 1];
+    store_new_task t = {.task_type = "TASK1", .data = "{\"a\":1}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    broker *b = broker_of(s);
+    broker_message m = {.queue = &q, .task_id = id, .task_type = "TASK1", .body = "{\"a\":1}"};
+    assert_int_equal(broker_publish(b, "test", 1, &m, 1), STORE_OK);
+
+    queue_message *got = NULL;
+    size_t n = 0;
+    int64_t next;
+    oom_thread_arm_copy("store-writer", id);
+    assert_int_equal(broker_receive_and_claim(b, &q, 10, &got, &n, &next), STORE_ERROR);
+    assert_true(oom_thread_failed());
+    assert_int_equal(n, 0);
+    task now;
+    assert_int_equal(store_get_task(s, id, &now), STORE_OK);
+    assert_int_equal(now.status, TASK_CREATED);
+    task_clear(&now);
+
+    assert_int_equal(broker_receive_and_claim(b, &q, 10, &got, &n, &next), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(got[0].task_id, id);
+    assert_string_equal(got[0].body, "{\"a\":1}");
+    assert_int_equal(got[0].receive_count, 1);
+    assert_int_equal(got[0].claim, STORE_OK);
+    queue_messages_free(got, n);
+    store_close(s);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 static void test_stream_consumer_short_of_memory(void **state)
 {
     (void)state;
@@ -2051,6 +2091,7 @@ int main(void)
         cmocka_unit_test_teardown(test_work, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test(test_stream_consumer_short_of_memory),
+        cmocka_unit_test(test_receive_short_of_memory_keeps_the_message),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
         cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
     };

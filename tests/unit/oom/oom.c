@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,22 @@ void oom_thread_arm(const char *thread_name, size_t min_size, unsigned nth)
     atomic_store(&other.countdown, nth);
 }
 
+/* The armed failure of a copy on another thread (oom_thread_arm_copy()). */
+static struct {
+    char name[16];
+    char text[128];
+    atomic_bool armed;
+} copy;
+
+void oom_thread_arm_copy(const char *thread_name, const char *text)
+{
+    atomic_store(&copy.armed, false);
+    snprintf(copy.name, sizeof copy.name, "%s", thread_name);
+    snprintf(copy.text, sizeof copy.text, "%s", text);
+    atomic_store(&other.failed, false);
+    atomic_store(&copy.armed, true);
+}
+
 bool oom_thread_failed(void)
 {
     return atomic_load(&other.failed);
@@ -95,6 +112,23 @@ bool oom_thread_failed(void)
 void oom_thread_disarm(void)
 {
     atomic_store(&other.countdown, 0);
+    atomic_store(&copy.armed, false);
+}
+
+/* Whether this copy of s (n bytes at most) is the one armed to fail on another thread. */
+static bool copy_fails(const char *s, size_t n)
+{
+    if (!atomic_load_explicit(&copy.armed, memory_order_acquire) ||
+        strnlen(s, n) != strlen(copy.text) || strncmp(s, copy.text, strlen(copy.text)) != 0)
+        return false;
+    char name[16];
+    if (pthread_getname_np(pthread_self(), name, sizeof name) != 0 || strcmp(name, copy.name) != 0)
+        return false;
+    if (!atomic_exchange(&copy.armed, false))
+        return false;
+    atomic_store(&other.failed, true);
+    errno = ENOMEM;
+    return true;
 }
 
 /* Whether this allocation of size bytes is the one armed to fail on another thread. */
@@ -154,12 +188,12 @@ void __wrap_free(void *p)
 
 char *__wrap_strdup(const char *s)
 {
-    return fails() ? NULL : made(__real_strdup(s));
+    return fails() || copy_fails(s, SIZE_MAX) ? NULL : made(__real_strdup(s));
 }
 
 char *__wrap_strndup(const char *s, size_t n)
 {
-    return fails() ? NULL : made(__real_strndup(s, n));
+    return fails() || copy_fails(s, n) ? NULL : made(__real_strndup(s, n));
 }
 
 int __wrap_vasprintf(char **out, const char *fmt, va_list ap)

@@ -53,6 +53,9 @@ void oom_resume(void);
 void oom_thread_arm(const char *thread_name, size_t min_size, unsigned nth);
 bool oom_thread_failed(void);
 void oom_thread_disarm(void);
+/* The same for a copy of a string: the next strdup or strndup of exactly text (at most 127
+ * bytes) by a thread named thread_name fails; oom_thread_failed() tells when it has. */
+void oom_thread_arm_copy(const char *thread_name, const char *text);
 
 /* A cmocka teardown: ends a run a failed check left armed. */
 int oom_teardown(void **state);
