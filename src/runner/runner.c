@@ -129,8 +129,12 @@ static bool batch_room_fit(batch_room *b, size_t n)
 static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t n)
 {
     if (!batch_room_fit(room, n)) {
+        /* given back unstarted, their receive not counted: taskd's own want must not walk the
+         * tasks to the dead-letter queue (they come back after the visibility timeout, as a
+         * batch a runner could not start does) */
+        store_rc rc = broker_release_after(r->broker, msgs, n, r->queue->visibility_timeout);
         log_error("out of memory working a batch; its messages will be redelivered", "queue",
-                  r->queue->name, NULL);
+                  r->queue->name, rc != STORE_OK ? "error" : NULL, store_rc_name(rc), NULL);
         return;
     }
     work_item *items = room->items;

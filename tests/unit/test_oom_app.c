@@ -45,6 +45,7 @@
 #include "runner/exec_handler.h"
 #include "runner/exec_result.h"
 #include "runner/handlers.h"
+#include "runner/runner.h"
 #include "runner/work.h"
 #include "store/broker.h"
 #include "trace/export_otlp.h"
@@ -1822,6 +1823,74 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* Poll the task until its status is want, for up to seconds; its status then. */
+static task_status wait_status(store *s, const char *id, task_status want, double seconds)
+{
+    task t = {0};
+    for (double waited = 0; waited < seconds; waited += 0.02) {
+        assert_int_equal(store_get_task(s, id, &t), STORE_OK);
+        task_status st = t.status;
+        task_clear(&t);
+        if (st == want)
+            return st;
+        usleep(20000);
+    }
+    assert_int_equal(store_get_task(s, id, &t), STORE_OK);
+    task_status st = t.status;
+    task_clear(&t);
+    return st;
+}
+
+/* A runner short of memory for a batch gives its messages back uncounted: taskd's own want does
+ * not walk a task to the dead-letter queue (max_receive_count 2 here, and two batches fail),
+ * and the task runs once memory is there. */
+static void test_runner_short_of_memory_for_a_batch(void **state)
+{
+    (void)state;
+    static const char cfg_text[] =
+        "{\"queues\":[{\"name\":\"jobs\",\"visibility_timeout\":1,\"max_receive_count\":2,"
+        "\"dead_letter_queue\":\"jobs-dlq\"},{\"name\":\"jobs-dlq\"}],"
+        "\"subscriptions\":[{\"queue\":\"jobs\"}],"
+        "\"handlers\":[{\"queue\":\"jobs\",\"handler\":\"noop\",\"concurrency\":1,"
+        "\"batch_size\":1,\"timeout\":1}]}";
+    config cfg;
+    char err[256] = "";
+    assert_true(config_defaults(&cfg));
+    if (!config_load_text(&cfg, cfg_text, "test", err, sizeof err))
+        fail_msg("config: %s", err);
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-runner");
+    char id[TASK_ID_LEN + 1];
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    broker_message m = {
+        .queue = config_queue(&cfg, "jobs"), .task_id = id, .task_type = "TASK1", .body = "{}"};
+    assert_int_equal(broker_publish(broker_of(s), "test", 1, &m, 1), STORE_OK);
+
+    /* the batch's room (an array of work items, several KiB) fails twice, a second apart */
+    oom_thread_arm("run-jobs", 4096, 1);
+    handler *h = handler_create(&cfg.handlers[0], err, sizeof err);
+    assert_non_null(h);
+    runner *r = runner_start(s, broker_of(s), &cfg, &cfg.handlers[0], h, NULL, err, sizeof err);
+    assert_non_null(r);
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 500 && !oom_thread_failed(); k++)
+            usleep(10000);
+        assert_true(oom_thread_failed());
+        if (i == 0)
+            oom_thread_arm("run-jobs", 4096, 1);
+    }
+    oom_thread_disarm();
+    task_status st = wait_status(s, id, TASK_COMPLETED, 15);
+    runner_stop_receiving(r);
+    assert_true(runner_join(r, clock_mono_s() + 10, NULL));
+    runner_free(r); /* and its handler */
+    assert_string_equal(task_status_name(st), "COMPLETED");
+    store_close(s);
+    config_free(&cfg);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 static void test_stream_consumer_short_of_memory(void **state)
 {
     (void)state;
@@ -2092,6 +2161,7 @@ int main(void)
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test(test_stream_consumer_short_of_memory),
         cmocka_unit_test(test_receive_short_of_memory_keeps_the_message),
+        cmocka_unit_test(test_runner_short_of_memory_for_a_batch),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
         cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
     };
