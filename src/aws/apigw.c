@@ -600,6 +600,54 @@ static bool parse_event(parse *p, const json_t *ev, struct apigw_data *d, int *v
     return true;
 }
 
+/*
+ * A copy of the JSON text event (len bytes) whose object member names spell each \u0000 as
+ * %00, into *out (malloc'ed, *outlen bytes); false when out of memory. API Gateway decodes a
+ * REST API's query string, so a parameter named %00 reaches the event as a name holding NUL,
+ * which jansson refuses in a member name even with JSON_ALLOW_NUL; locally that name stays %00
+ * and matches no parameter, and so it does here. Strings are scanned as JSON has them (a
+ * backslash escapes the next character); a string is a name when a colon follows it.
+ */
+static bool names_without_nul(const char *event, size_t len, char **out, size_t *outlen)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (event[i] != '"') {
+            copy[n++] = event[i++];
+            continue;
+        }
+        size_t end = i + 1; /* the closing quote */
+        while (end < len && event[end] != '"')
+            end += event[end] == '\\' ? 2 : 1;
+        size_t after = end + 1;
+        while (after < len && strchr(" \t\r\n", event[after]))
+            after++;
+        bool name = end < len && after < len && event[after] == ':';
+        for (size_t k = i; k <= end && k < len;) {
+            if (name && k + 6 <= end && event[k] == '\\' &&
+                (event[k + 1] == 'u' || event[k + 1] == 'U') &&
+                memcmp(event + k + 2, "0000", 4) == 0) {
+                memcpy(copy + n, "%00", 3);
+                n += 3;
+                k += 6;
+            } else if (event[k] == '\\' && k + 1 < len && k + 1 <= end) {
+                copy[n++] = event[k++];
+                copy[n++] = event[k++];
+            } else {
+                copy[n++] = event[k++];
+            }
+        }
+        i = end + 1;
+    }
+    copy[n] = '\0';
+    *out = copy;
+    *outlen = n;
+    return true;
+}
+
 bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char *err,
                          size_t errlen)
 {
@@ -611,6 +659,14 @@ bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char
     }
     json_error_t jerr;
     json_t *root = json_loadb(event, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+    if (!root && json_error_code(&jerr) == json_error_null_byte_in_key) {
+        char *spelled;
+        size_t spelled_len;
+        if (!names_without_nul(event, len, &spelled, &spelled_len))
+            return oom(&p);
+        root = json_loadb(spelled, spelled_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        free(spelled);
+    }
     if (!root) {
         errbuf_set(err, errlen, "event is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);

@@ -424,6 +424,41 @@ static void test_v1_nul_kept_encoded(void **state)
     apigw_request_free(&r);
 }
 
+/* API Gateway decodes a REST API's query string, so a parameter named %00 reaches the event as a
+ * member name holding NUL, which a JSON parser may refuse: the name is spelled %00 again, as the
+ * local server leaves it, and matches nothing; values and the body keep their own. Before, the
+ * invocation failed, and the client got API Gateway's 502 without a detail. */
+static void test_nul_in_a_name_kept_encoded(void **state)
+{
+    (void)state;
+    static const char *const events[] = {
+        "{\"httpMethod\":\"GET\",\"path\":\"/tasks\","
+        "\"queryStringParameters\":{\"\\u0000\":\"1\",\"limit\":\"5\"},"
+        "\"multiValueQueryStringParameters\" : {\"a\\u0000\\u0000b\" :[\"1\"],\"limit\":[\"5\"]},"
+        "\"headers\":{\"x-note\":\"a\\u0000\\\"\\\\u0000\",\"A\\u0000B\":\"x\"},"
+        "\"body\":\"{\\\"k\\\\u0000\\\":1}\"}",
+        "{\"version\":\"2.0\",\"rawPath\":\"/tasks\",\"rawQueryString\":\"%00=1&limit=5\","
+        "\"queryStringParameters\":{\"\\u0000\":\"1\",\"limit\":\"5\"},"
+        "\"headers\":{\"x-note\":\"a\\u0000\\\"\\\\u0000\"},"
+        "\"requestContext\":{\"http\":{\"method\":\"GET\"}},"
+        "\"body\":\"{\\\"k\\\\u0000\\\":1}\"}",
+    };
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        apigw_request r;
+        char err[160] = "";
+        if (!apigw_request_parse(events[i], strlen(events[i]), &r, err, sizeof err))
+            fail_msg("event %zu refused: %s", i, err);
+        assert_string_equal(q(&r, "limit"), "5");
+        assert_string_equal(q(&r, "%00"), "1");
+        assert_string_equal(h(&r, "x-note"), "a%00\"\\u0000"); /* a value keeps its NUL, spelled */
+        if (i == 0) /* a header's name, which HTTP would not carry: spelled too, and ignored */
+            assert_string_equal(h(&r, "a%00b"), "x");
+        assert_memory_equal(r.req.body, "{\"k\\u0000\":1}", r.req.body_len);
+        assert_int_equal(r.req.body_len, strlen("{\"k\\u0000\":1}"));
+        apigw_request_free(&r);
+    }
+}
+
 static void test_malformed_events(void **state)
 {
     (void)state;
@@ -466,8 +501,6 @@ static void test_malformed_events(void **state)
          "headers.Accept must be a string"},
         {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"headers\":{\"A\\r\\n\\tB\\u007f\":1}}",
          "must be a string"}, /* a name quoted in the reason, its line break too */
-        {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"headers\":{\"A\\u0000B\":\"x\"}}",
-         "NUL byte in object key"}, /* jansson refuses those itself */
         {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"multiValueHeaders\":{\"Accept\":\"x\"}}",
          "multiValueHeaders.Accept must be a list of strings"},
         {"{\"httpMethod\":\"GET\",\"path\":\"/\",\"multiValueHeaders\":{\"Accept\":[\"x\",2]}}",
@@ -1095,6 +1128,7 @@ int main(void)
         cmocka_unit_test(test_v2_percent_decoding),
         cmocka_unit_test(test_v2_cookies_and_query_fallback),
         cmocka_unit_test(test_v1_nul_kept_encoded),
+        cmocka_unit_test(test_nul_in_a_name_kept_encoded),
         cmocka_unit_test(test_malformed_events),
         cmocka_unit_test(test_mangled_events),
         cmocka_unit_test(test_response_201_location),
