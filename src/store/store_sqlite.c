@@ -1078,6 +1078,20 @@ static void choose_sync(sqlite_store *s, const store_write *batch)
         set_sync(s, durable);
 }
 
+/*
+ * A commit made messages visible: the messages generation moves before its standing receives
+ * settle. A runner that looked at its queue before the commit and stands after the settling
+ * then finds the generation moved when it goes to sleep (broker_stand_wait()), and looks again;
+ * moved only with the waiters' wake-up, after the answers (wake_waiters()), it could be missed,
+ * and the runner slept out IDLE_RECHECK_MS with the message there.
+ */
+static void note_messages(sqlite_store *s)
+{
+    pthread_mutex_lock(&s->notify_mu);
+    s->messages_gen++;
+    pthread_mutex_unlock(&s->notify_mu);
+}
+
 /* Run one batch: its writes in savepoints (apply_task_writes()), one commit for all. */
 static void run_batch(sqlite_store *s, store_write *batch)
 {
@@ -1150,6 +1164,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
     if (rc == SQLITE_OK) {
         s->feed.saved_cp = s->feed.cp;
         hold_written(s, false);
+        if (s->batch_sent_messages)
+            note_messages(s);
         sq_standing_settle(s, true);
         sq_feed_finish(s, 0, true);
         after_commit(s);
@@ -1188,9 +1204,7 @@ static void wake_waiters(sqlite_store *s)
         return;
     pthread_mutex_lock(&s->notify_mu);
     if (s->wake_changes)
-        s->changes_gen++;
-    if (s->wake_messages)
-        s->messages_gen++;
+        s->changes_gen++; /* the messages generation moved with the commit (note_messages()) */
     pthread_mutex_unlock(&s->notify_mu);
     /* after the unlock, so that the threads woken do not wait for the mutex at once: a waiter
      * looks at the generations under it, and one that has not slept yet sees them moved */

@@ -28,6 +28,7 @@
 #include "support_local/sqlite_store.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,59 @@ typedef struct fixture {
     store *store;
     config cfg;
 } fixture;
+
+/* ---- a commit between a runner's look and its standing ---- */
+
+/* When armed, broker_next_visible() lands, after the runner's real look found nothing, a commit
+ * that sends its queue a message, and returns once that commit has settled its standing receives
+ * but before the writer wakes its waiters: the runner then stands after the settling. */
+static atomic_bool look_race_armed;
+static fixture *look_race_fixture;
+static atomic_bool look_race_settled; /* the sending commit's first answer has begun */
+static char look_race_task[37];
+
+store_rc __real_broker_next_visible(broker *b, const char *queue, int64_t *visible_ms);
+store_rc __wrap_broker_next_visible(broker *b, const char *queue, int64_t *visible_ms);
+
+/* done() of a write that holds the writer: the first one before the sending batch (so that the
+ * publish and the second write share one), the second one inside that batch's answers. */
+static void hold_writer(store_write *w)
+{
+    if (w->user)
+        atomic_store(&look_race_settled, true);
+    usleep(w->user ? 300000 : 100000);
+}
+
+static void *send_while_held(void *arg)
+{
+    fixture *f = arg;
+    store_write first = {.kind = STORE_WRITE_CREATE,
+                         .now = time(NULL),
+                         .create = {.task_type = "TASK2", .data = "{}", .ttl = 0},
+                         .done = hold_writer};
+    store_write second = first;
+    second.user = &second;
+    store_submit(f->store, &first); /* its done() holds the writer: the next two share a batch */
+    usleep(20000);
+    store_submit(f->store, &second);
+    const queue_config *q = config_queue(&f->cfg, "jobs");
+    broker_message m = {.queue = q, .task_id = look_race_task, .task_type = "TASK1", .body = "{}"};
+    assert_int_equal(broker_publish(broker_of(f->store), "test", 1, &m, 1), STORE_OK);
+    return NULL;
+}
+
+store_rc __wrap_broker_next_visible(broker *b, const char *queue, int64_t *visible_ms)
+{
+    store_rc rc = __real_broker_next_visible(b, queue, visible_ms);
+    if (rc == STORE_OK && *visible_ms == INT64_MAX && atomic_exchange(&look_race_armed, false)) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, send_while_held, look_race_fixture), 0);
+        pthread_detach(t);
+        while (!atomic_load(&look_race_settled))
+            usleep(100);
+    }
+    return rc;
+}
 
 static int setup(void **state)
 {
@@ -357,6 +411,43 @@ static void test_a_task_taskd_cannot_start_is_not_dead_lettered(void **state)
     task_clear(&t);
 }
 
+/* A runner that looked at its queue just before the commit that sends it a message, and stands
+ * after that commit settled its standing receives (the writer still answering its writes), runs
+ * the task at once: it found the messages generation moved. It slept out its idle recheck, 10 s,
+ * before. */
+static void test_a_commit_between_look_and_standing_is_not_missed(void **state)
+{
+    fixture *f = *state;
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = 0};
+    assert_int_equal(store_create_task(f->store, &t, (int64_t)time(NULL), look_race_task),
+                     STORE_OK);
+    look_race_fixture = f;
+    runner *r = start(f);
+    usleep(100000); /* into its idle wait */
+    atomic_store(&look_race_armed, true);
+    double armed_at = clock_mono_s();
+    broker_wake_all(broker_of(f->store)); /* it looks again */
+    task got = {0};
+    for (int i = 0; i < 600; i++) {
+        assert_int_equal(store_get_task(f->store, look_race_task, &got), STORE_OK);
+        bool done = got.status == TASK_COMPLETED;
+        task_clear(&got);
+        if (done)
+            break;
+        usleep(10000);
+    }
+    double took = clock_mono_s() - armed_at;
+    assert_false(atomic_load(&look_race_armed)); /* the race was made */
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the task");
+    assert_int_equal(store_get_task(f->store, look_race_task, &got), STORE_OK);
+    task_status st = got.status;
+    task_clear(&got);
+    if (st != TASK_COMPLETED || took > 3)
+        fail_msg("task %s %.1f s after the commit, not COMPLETED within 3 s", task_status_name(st),
+                 took);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +459,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_not_kept_hidden_is_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_task_taskd_cannot_start_is_not_dead_lettered, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_commit_between_look_and_standing_is_not_missed,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
