@@ -1144,6 +1144,17 @@ static void refused_keep(loop *l, refused *slot, int fd)
     refused_drain(l, slot, false); /* the request may be in already */
 }
 
+/* Whether the connection holds the start of a request head: bytes other than the empty lines a
+ * server ignores before a request line (RFC 9112 section 2.2), such as a client's stray CRLF
+ * after a body. */
+static bool head_begun(const conn *c)
+{
+    for (size_t i = 0; i < c->in_len; i++)
+        if (c->in[i] != '\r' && c->in[i] != '\n')
+            return true;
+    return false;
+}
+
 /* Deadlines: silent, slow and stuck connections, and the refused ones' linger. */
 static void sweep(loop *l, int64_t now)
 {
@@ -1161,7 +1172,7 @@ static void sweep(loop *l, int64_t now)
              * timeout more after the answer before it, however the client trickles it */
             int64_t due = c->idle_ns + h->header_timeout_ns + (c->served ? h->idle_timeout_ns : 0);
             bool idle = c->served && now - c->io_ns > h->idle_timeout_ns;
-            if (c->in_len > 0 && (now > due || idle)) { /* a head begun and not finished */
+            if (head_begun(c) && (now > due || idle)) { /* a head begun and not finished */
                 count_refused(h, "header_timeout");
                 answer_unrouted(c, 408, "Request head not received in time",
                                 "request head not received in time", false);

@@ -509,9 +509,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     memset(err, 'x', sizeof err);
     if (apigw_request_parse(event, size, &r, err, sizeof err)) {
-        json_t *ev = json_loadb(event, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        FUZZ_CHECK(json_is_object(ev), "parsed an event that is not a JSON object");
-        check_request(ev, &r);
+        json_error_t jerr;
+        json_t *ev = json_loadb(event, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+        /* a member name holding NUL, which this model's parser refuses: apigw spells it %00
+         * (test_apigw checks how); the request is still answered below */
+        if (ev || json_error_code(&jerr) != json_error_null_byte_in_key) {
+            FUZZ_CHECK(json_is_object(ev), "parsed an event that is not a JSON object");
+            check_request(ev, &r);
+        }
         json_decref(ev);
         respond(&r, h);
         apigw_request move = r; /* the request may be moved */

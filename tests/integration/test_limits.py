@@ -378,6 +378,36 @@ class Limits(ServersTestCase):
                     s.close()
         self.assertEqual(srv.list_all(), [])
 
+    def test_stray_crlf_is_no_begun_head(self):
+        # A client's stray CRLF after a request (RFC 9112 section 2.2: a server ignores empty
+        # lines before a request line) is no head begun: the kept-alive connection closes in
+        # silence at its idle timeout (here 1 s), as a clean one does, with no 408 that a pooling
+        # client would read as the answer to the request it sends next.
+        srv = self.start(idle_timeout=1)
+        for tail in (b"\r\n", b"\r\n\r\n", b"\n"):
+            with self.subTest(tail=tail):
+                s = connect(srv.port)
+                try:
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + tail)
+                    parsed, _, closed = read_answer(s)
+                    self.assertEqual(parsed[0], 200)
+                    self.assertFalse(closed)
+                    s.settimeout(5.0)
+                    rest = b""
+                    try:
+                        while True:
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                break
+                            rest += chunk
+                    except socket.timeout:
+                        self.fail("still open 5 s after an idle timeout of 1 s")
+                    except OSError:
+                        pass
+                    self.assertEqual(rest, b"", "an answer to no request: %r" % rest[:80])
+                finally:
+                    s.close()
+
     def test_http10_chunked_request_closes_its_connection(self):
         # HTTP/1.0 knows no Transfer-Encoding: a front end may have framed the body otherwise,
         # so after the answer the connection closes, and what follows is not read as a request
