@@ -529,13 +529,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!r.data && !r.req.method && !r.req.path && !r.req.body && r.version == 0,
                    "a refused event left a request behind");
         if (strcmp(err, "body is not valid base64") == 0) {
-            json_t *ev = json_loadb(event, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+            json_error_t jerr;
+            json_t *ev = json_loadb(event, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
             const json_t *body = json_object_get(ev, "body");
             char *decoded;
             size_t n;
-            FUZZ_CHECK(json_is_string(body) && !b64_decode(json_string_value(body),
-                                                           json_string_length(body), &decoded, &n),
-                       "valid base64 refused");
+            if (ev || json_error_code(&jerr) != json_error_null_byte_in_key) /* as above */
+                FUZZ_CHECK(json_is_string(body) &&
+                               !b64_decode(json_string_value(body), json_string_length(body),
+                                           &decoded, &n),
+                           "valid base64 refused");
             json_decref(ev);
         }
         api_response resp = {0};
