@@ -165,9 +165,12 @@ static outcome add_record(recover_role *rr, sbuf *ev, const char *id, size_t n, 
     outcome o = OUT_DONE;
     if (t.status == TASK_CREATED) { /* not claimed meanwhile */
         sbuf image = {0};
-        if (!attrval_task_image(&image, &t, NULL) || sbuf_failed(&image)) {
-            log_warn("a stranded task's record cannot be made", "task_id", id, NULL);
-            o = OUT_FAILED;
+        bool json = attrval_task_image(&image, &t, NULL);
+        if (sbuf_failed(&image)) {
+            o = OUT_FAILED; /* out of memory: the message comes back */
+        } else if (!json) { /* stored data that is not JSON: no retry would make its record */
+            log_error("a stranded task's record cannot be made: its data is not JSON; passed over",
+                      "task_id", id, NULL);
         } else {
             if (n > 1)
                 sbuf_putc(ev, ',');

@@ -47,6 +47,7 @@
 #include "support/trace_env.h"
 #include "support_aws/standin_calls.h"
 #include "support/tmpdir.h"
+#include "support_local/sqlite_exec.h"
 #include "support_local/sqlite_store.h"
 
 #include <curl/curl.h>
@@ -1218,6 +1219,36 @@ static void test_recover_publishes_the_new_tasks_of_its_window(void **state)
     fixture_stop(&f);
 }
 
+/* A task whose stored data is not JSON (edited behind the store's back) has no record to make:
+ * it is said and passed over, and the others are published; the message is not failed for it,
+ * which no retry would mend. */
+static void test_recover_passes_over_a_task_without_a_record(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    role *r = recover_role_over(&f, f.store);
+    int64_t t0 = clock_unix_ms();
+    char bad[37], good[37], db[320];
+    create(&f, "TASK1", "{}", bad);
+    create(&f, "TASK1", "{}", good);
+    snprintf(db, sizeof db, "%s/t.db", f.dir);
+    assert_int_equal(test_sqlite_exec(db, "UPDATE tasks SET data = '{not json' WHERE id = ?1", bad),
+                     1);
+    int64_t window[] = {t0, clock_unix_ms()};
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    char *logged = test_stderr_end(&cap);
+    if (!strstr(logged, "a stranded task's record cannot be made") || !strstr(logged, bad))
+        fail_msg("logged: %s", logged);
+    free(logged);
+    assert_int_equal(f.sns->n_entries, 1);
+    assert_non_null(entry_of(&f, good));
+    r->free(r);
+    fixture_stop(&f);
+}
+
 /* A window of more tasks than a page: every one published, in pages of RECOVER_BATCH. */
 static void test_recover_pages_through_a_window(void **state)
 {
@@ -1407,6 +1438,7 @@ int main(void)
         cmocka_unit_test(test_fauxqs_end_to_end),
         cmocka_unit_test(test_recover_publishes_the_new_tasks_of_its_window),
         cmocka_unit_test(test_recover_pages_through_a_window),
+        cmocka_unit_test(test_recover_passes_over_a_task_without_a_record),
         cmocka_unit_test(test_recover_reports_what_it_did_not_publish),
         cmocka_unit_test(test_recover_drops_what_it_cannot_read),
         cmocka_unit_test(test_recover_window_times),
