@@ -94,6 +94,7 @@ bool config_defaults(config *c)
     c->event_buffer_bytes = 256 * 1024;
     c->event_replay = 60;
     c->max_in_flight = 1024;
+    c->max_body_memory = 256 * 1024 * 1024;
     c->header_timeout = 10;
     c->body_timeout = 60;
     c->idle_timeout = 30;
@@ -620,6 +621,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 0, 1000000, &n, name, err, errlen))
                 return false;
             c->max_connections_per_client = (unsigned)n;
+        } else if (strcmp(key, "max_body_memory") == 0) {
+            if (!load_positive(v, key, 64, (int64_t)64 * 1024 * 1024 * 1024, &n, name, err, errlen))
+                return false;
+            c->max_body_memory = (size_t)n;
         } else if (strcmp(key, "max_in_flight") == 0) {
             if (!load_positive(v, key, 1, 1000000, &n, name, err, errlen))
                 return false;

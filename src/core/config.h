@@ -82,9 +82,10 @@ typedef struct config {
     unsigned max_connections;            /* open client connections, in all */
     unsigned max_connections_per_client; /* open connections from one client address */
     unsigned max_in_flight;              /* requests being answered or waiting on a write */
-    unsigned header_timeout;             /* seconds from connecting to a complete request head */
-    unsigned body_timeout;               /* seconds from the request head to the end of its body */
-    unsigned idle_timeout; /* seconds a kept-alive connection may stay silent between requests */
+    size_t max_body_memory;  /* bytes of request bodies held at once, every connection together */
+    unsigned header_timeout; /* seconds from connecting to a complete request head */
+    unsigned body_timeout;   /* seconds from the request head to the end of its body */
+    unsigned idle_timeout;   /* seconds a kept-alive connection may stay silent between requests */
 
     char topic[CONFIG_NAME_MAX + 1];
     /* What the topic is, as the publish span's messaging.system names it; not read from the

@@ -107,7 +107,9 @@ struct http_server {
     loop *loops;
     int n_loops;
     size_t body_limit;
-    char too_large[96]; /* the detail of every 413 */
+    char too_large[96];      /* the detail of every 413 */
+    size_t body_memory;      /* max_body_memory */
+    atomic_size_t body_held; /* the bytes the requests being read and answered hold (hold_body()) */
     int64_t body_timeout_ns, idle_timeout_ns, header_timeout_ns;
     int max_in_flight;
     atomic_int active;    /* requests inside api_begin() .. response, parked ones included */
@@ -169,6 +171,7 @@ struct conn {
     size_t n_args;
     http_chunked dec;
     sbuf body;         /* a chunked body, decoded (its raw bytes leave in as they are read) */
+    size_t held;       /* of the server's body_held, this request's, until it is answered */
     int64_t start_ns;  /* the head complete */
     int64_t idle_ns;   /* the last answer ended (or the accept) */
     int64_t io_ns;     /* the last byte read or written */
@@ -185,6 +188,34 @@ struct conn {
      * end: a connection between requests, or still waiting for its first, holds none */
     api_exchange *ex;
 };
+
+/* ---- the memory request bodies hold -------------------------------------------------------- */
+
+/*
+ * Hold bytes more of the memory request bodies may take, every connection together, for c's
+ * request (the whole of a Content-Length body at its head, a chunked body as it is decoded);
+ * false when that would pass max_body_memory. What a request holds is let go when it is answered
+ * (consume_request()) or its connection freed.
+ */
+static bool hold_body(conn *c, size_t bytes)
+{
+    http_server *h = c->loop->h;
+    size_t held = atomic_load(&h->body_held);
+    do {
+        if (bytes > h->body_memory - held)
+            return false;
+    } while (!atomic_compare_exchange_weak(&h->body_held, &held, held + bytes));
+    c->held += bytes;
+    return true;
+}
+
+static void release_body(conn *c)
+{
+    if (c->held) {
+        atomic_fetch_sub(&c->loop->h->body_held, c->held);
+        c->held = 0;
+    }
+}
 
 /* ---- counting answers given before routing ------------------------------------------------ */
 
@@ -327,6 +358,7 @@ static bool conn_reap(conn *c)
         c->next->prev = c->prev;
     exchange_end(c);
     sbuf_free(&c->body);
+    release_body(c);
     sbuf_free(&c->out);
     free(c->req);
     free(c->in);
@@ -581,6 +613,7 @@ static void consume_request(conn *c)
     c->counted = false;
     c->head_only = false;
     sbuf_free(&c->body);
+    release_body(c);
     if (c->in_cap > IN_KEEP && c->in_len <= IN_FIRST) { /* a large body's room goes back */
         char *in = realloc(c->in, IN_FIRST);
         if (in) {
@@ -722,6 +755,15 @@ static void refuse_body(conn *c, int status, const char *reason, const char *det
     answer_unrouted(c, status, detail, why, false);
 }
 
+/* A request whose body the memory allowed for bodies cannot take now: 503, and the connection
+ * closes, its body unread. */
+static void refuse_body_memory(conn *c)
+{
+    refuse_body(c, 503, "body_memory",
+                "The server holds as many request bodies as it may; retry shortly",
+                "request bodies fill max_body_memory");
+}
+
 /* A head is complete and taken: split it and see how its body comes. */
 static void begin_request(conn *c)
 {
@@ -770,6 +812,11 @@ static void begin_request(conn *c)
     if (length > h->body_limit) {
         c->body_len = 0;
         refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
+        return;
+    }
+    if (length > 0 && !hold_body(c, (size_t)length)) {
+        c->body_len = 0;
+        refuse_body_memory(c);
         return;
     }
     c->body_len = (size_t)length;
@@ -829,6 +876,11 @@ static void read_body(conn *c)
             if (c->body.len > h->body_limit) {
                 sbuf_free(&c->body);
                 refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
+                return;
+            }
+            if (c->body.len > c->held && !hold_body(c, c->body.len - c->held)) {
+                sbuf_free(&c->body);
+                refuse_body_memory(c);
                 return;
             }
             if (rc == HTTP_CHUNKED_BAD) {
@@ -1548,6 +1600,9 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     h->idle_timeout_ns = (int64_t)idle_timeout_s * 1000000000LL;
     h->header_timeout_ns = (int64_t)header_timeout_s * 1000000000LL;
     h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
+    h->body_memory = o->max_body_memory ? o->max_body_memory : (size_t)256 * 1024 * 1024;
+    if (h->body_memory < h->body_limit)
+        h->body_memory = h->body_limit; /* one body of the largest size always fits */
     unsigned room = default_max_connections(o->fd_reserve);
     unsigned max_conns = o->max_connections ? o->max_connections : room;
     if (max_conns > room) { /* the operator's to choose, but not silently */

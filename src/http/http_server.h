@@ -28,9 +28,13 @@ typedef struct http_options {
     size_t body_limit;  /* largest request body accepted */
     unsigned timeout_s; /* idle connection timeout */
     /* Bounds; 0 picks the default */
-    unsigned max_connections;  /* default: the open-file limit less HTTP_FD_RESERVE, fd_reserve */
-    unsigned max_per_client;   /* default: max_connections / 4, at most 1024 */
-    unsigned max_in_flight;    /* past it, 503 with Retry-After (default 1024) */
+    unsigned max_connections; /* default: the open-file limit less HTTP_FD_RESERVE, fd_reserve */
+    unsigned max_per_client;  /* default: max_connections / 4, at most 1024 */
+    unsigned max_in_flight;   /* past it, 503 with Retry-After (default 1024) */
+    /* Request bodies held at once, every connection together, from their head to their answer;
+     * a request whose body would pass it gets 503 with Retry-After (default 256 MiB; never less
+     * than body_limit) */
+    size_t max_body_memory;
     unsigned header_timeout_s; /* connect to a complete first request head (default 10) */
     unsigned body_timeout_s;   /* request head to the end of its body (default 60) */
     unsigned fd_reserve;       /* descriptors kept for others besides HTTP_FD_RESERVE (runs') */

@@ -480,6 +480,7 @@ int main(int argc, char **argv)
                        .max_connections = cfg.max_connections,
                        .max_per_client = cfg.max_connections_per_client,
                        .max_in_flight = cfg.max_in_flight,
+                       .max_body_memory = cfg.max_body_memory,
                        .header_timeout_s = cfg.header_timeout,
                        .body_timeout_s = cfg.body_timeout,
                        .fd_reserve = run_fds(&cfg)};

@@ -378,6 +378,67 @@ class Limits(ServersTestCase):
                     s.close()
         self.assertEqual(srv.list_all(), [])
 
+    def test_request_bodies_share_a_memory_bound(self):
+        # Every connection's request body counts against max_body_memory from its head to its
+        # answer (here 2 x 64 KiB): bodies stalled by slow or idle clients, from any number of
+        # addresses, cannot take taskd's memory; past the bound a request gets 503 with
+        # Retry-After, and an answered one gives its share back.
+        limit = 65536
+        srv = self.start(body_limit=limit, max_body_memory=2 * limit)
+        body = json.dumps({"task_type": "TASK2", "data": {"pad": "p" * (limit - 64)}}).encode()
+        self.assertLessEqual(len(body), limit)
+
+        def head(n, chunked=False):
+            framing = b"Transfer-Encoding: chunked" if chunked else b"Content-Length: %d" % n
+            return (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    + framing + b"\r\n\r\n")
+
+        held = [connect(srv.port) for _ in range(2)]
+        try:
+            for c in held:  # two bodies begun and stalled: the bound is taken
+                c.sendall(head(len(body)) + body[:100])
+            time.sleep(0.3)
+            for chunked in (False, True):
+                with self.subTest(chunked=chunked):
+                    s = connect(srv.port)
+                    try:
+                        if chunked:  # refused once its decoded bytes would pass the bound
+                            s.sendall(head(0, True) + b"%x\r\n" % 5000 + b"x" * 5000 + b"\r\n")
+                        else:
+                            s.sendall(head(len(body)))
+                        parsed, _, _ = read_answer(s, timeout=5)
+                        headers = self.assertJSONAnswer(parsed, 503, "request bodies")
+                        self.assertEqual(headers.get("retry-after"), "1")
+                    finally:
+                        s.close()
+            held[0].sendall(body[100:])  # one answered: its share comes back
+            parsed, _, _ = read_answer(held[0], timeout=5)
+            self.assertEqual(parsed[0], 201, parsed)
+            s = connect(srv.port)
+            try:
+                s.sendall(head(len(body)) + body)
+                parsed, _, _ = read_answer(s, timeout=5)
+                self.assertEqual(parsed[0], 201, parsed)
+                s.sendall(head(len(body)) + body)  # and again on the same connection
+                parsed, _, _ = read_answer(s, timeout=5)
+                self.assertEqual(parsed[0], 201, parsed)
+            finally:
+                s.close()
+        finally:
+            for c in held:
+                c.close()
+        time.sleep(0.3)  # the closed connections give theirs back: the whole bound is free
+        both = [connect(srv.port) for _ in range(2)]
+        try:
+            for c in both:
+                c.sendall(head(len(body)) + body)
+            for c in both:
+                self.assertEqual(read_answer(c, timeout=5)[0][0], 201)
+        finally:
+            for c in both:
+                c.close()
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="body_memory"), 2.0)
+
     def test_stray_crlf_is_no_begun_head(self):
         # A client's stray CRLF after a request (RFC 9112 section 2.2: a server ignores empty
         # lines before a request line) is no head begun: the kept-alive connection closes in

@@ -126,6 +126,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_connections, 0); /* derived from the open-file limit */
     assert_int_equal(c.max_connections_per_client, 0);
     assert_int_equal(c.max_in_flight, 1024);
+    assert_int_equal(c.max_body_memory, 256 * 1024 * 1024);
     assert_int_equal(c.header_timeout, 10);
     assert_int_equal(c.body_timeout, 60);
     assert_int_equal(c.idle_timeout, 30);
@@ -218,8 +219,9 @@ static void test_scalar_overrides(void **state)
     /* the listener's bounds */
     load_ok(&c, "{\"max_connections\":5000,\"max_connections_per_client\":64,"
                 "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1,"
-                "\"idle_timeout\":7}");
+                "\"idle_timeout\":7,\"max_body_memory\":68719476736}");
     assert_int_equal(c.max_connections, 5000);
+    assert_true(c.max_body_memory == (size_t)64 * 1024 * 1024 * 1024);
     assert_int_equal(c.max_connections_per_client, 64);
     assert_int_equal(c.max_in_flight, 1);
     assert_int_equal(c.header_timeout, 3600);
@@ -802,6 +804,8 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"claim_timeout\":2592001}", "claim_timeout must be an integer from 0 to 2592000",
                NULL);
     load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
+    load_fails("{\"max_body_memory\":63}",
+               "max_body_memory must be an integer from 64 to 68719476736", NULL);
     load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
                NULL);
     load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600", NULL);
