@@ -125,6 +125,8 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     it->claim = c->rc;
     it->claim_write = c;
     it->status_before = c->current.status;
+    it->client_claimed = c->rc == STORE_CONFLICT && c->current.status == TASK_IN_PROGRESS &&
+                         c->current.claim_expires != 0;
     bool found = c->current.id[0] != '\0';
     const char *type = found && c->current.task_type[0] ? c->current.task_type : rec->m.task_type;
     if (type && strlen(type) <= TASK_TYPE_MAX)
@@ -135,7 +137,8 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
         it->body = c->current.data;
     it->deadline_ms = deadline_ms > 0 ? deadline_ms - WORKER_REPORT_MARGIN_MS : 0;
     if (c->rc == STORE_CONFLICT && c->current.status == TASK_IN_PROGRESS &&
-        rec->m.receive_count > 1 && c->current.updated_time != TASK_NULL_TIME &&
+        rec->m.receive_count > 1 && !it->client_claimed &&
+        c->current.updated_time != TASK_NULL_TIME &&
         c->current.updated_time + (int64_t)l->binding->timeout > now) {
         /* a redelivery of a task claimed less than a timeout ago: the delivery before may still
          * be running it. A first delivery finds someone else's claim (a client's PATCH, the

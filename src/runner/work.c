@@ -34,9 +34,12 @@ static work_fate claim_fate(const work_item *it)
     case STORE_CONFLICT:
         /* IN_PROGRESS after an earlier delivery of this message: that one died or overran, so
          * this one runs the task again. On a first delivery someone else claimed it (a client's
-         * PATCH, the runner of another queue the task fanned out to): theirs to run. */
-        return it->status_before == TASK_IN_PROGRESS && it->receive_count > 1 ? WORK_RUN
-                                                                              : WORK_DROP;
+         * PATCH, the runner of another queue the task fanned out to): theirs to run; and so is
+         * a task a client's claim holds, whatever delivery finds it (a delivery that failed
+         * before it claimed, the client's claim in between) */
+        return it->status_before == TASK_IN_PROGRESS && it->receive_count > 1 && !it->client_claimed
+                   ? WORK_RUN
+                   : WORK_DROP;
     case STORE_INVALID:
         /* a change the store can never make (an item at its size limit): no delivery could */
         log_error("the store can never claim this task; its message is dropped", "task_id", it->id,

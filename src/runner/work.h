@@ -94,6 +94,9 @@ typedef struct work_item {
     /* in: the claim, as the caller made it */
     store_rc claim;            /* the claim's outcome */
     task_status status_before; /* the task's status before the claim (when found) */
+    /* the claim found the task held by a client's claim (PATCH IN_PROGRESS, with a lease):
+     * theirs to finish, whatever delivery this is */
+    bool client_claimed;
     bool claimed_with_receive; /* the claim rode in the receive's own transaction */
     int64_t deadline_ms;       /* Unix ms by which a run must end; 0: the binding's timeout only */
     /* the claim's write, when the caller made it through the store port (its span then shows

@@ -520,6 +520,29 @@ static void test_first_delivery_leaves_a_claim_to_its_holder(void **state)
     assert_status(f, id, TASK_IN_PROGRESS, "mine");
 }
 
+/* A redelivery (its first delivery failed before it claimed) that finds a client's claim holds
+ * the task, however old, leaves it to the client: a runner's claim as old would be taken over
+ * and run again, a client's would be taken from it. */
+static void test_redelivery_leaves_a_clients_claim(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    int64_t long_ago = time(NULL) - 1000; /* older than the binding's timeout */
+    store_update u = {.id = id,
+                      .status = TASK_IN_PROGRESS,
+                      .status_msg = "mine",
+                      .claim_key = "client-key",
+                      .claim_expires = time(NULL) + 3600};
+    assert_int_equal(store_update_task(f->store, &u, long_ago, NULL), STORE_OK);
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2};
+    role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+    assert_failures(&res, ""); /* spent */
+    assert_int_equal(runs(f), 0);
+    assert_status(f, id, TASK_IN_PROGRESS, "mine");
+}
+
 static void test_stale_claim_runs_again(void **state)
 {
     fixture *f = *state;
@@ -1059,6 +1082,7 @@ int main(void)
         CASE(test_fresh_claim_kept),
         CASE(test_first_delivery_leaves_a_claim_to_its_holder),
         CASE(test_a_change_the_store_can_never_make_spends_the_message),
+        CASE(test_redelivery_leaves_a_clients_claim),
         CASE(test_stale_claim_runs_again),
         CASE(test_a_task_run_again_says_so),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
