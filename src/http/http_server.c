@@ -194,8 +194,8 @@ struct conn {
 /*
  * Hold bytes more of the memory request bodies may take, every connection together, for c's
  * request (the whole of a Content-Length body at its head, a chunked body as it is decoded);
- * false when that would pass max_body_memory. What a request holds is let go when it is answered
- * (consume_request()) or its connection freed.
+ * false when that would pass max_body_memory. What a request holds is let go as its answer is
+ * about to go out (respond()), and in any case when its connection is freed.
  */
 static bool hold_body(conn *c, size_t bytes)
 {
@@ -463,6 +463,9 @@ static void respond(conn *c)
 {
     http_server *h = c->loop->h;
     settle(h, c);
+    /* the body's share goes back before the answer goes out: a client that has its answer may
+     * send the next body at once, on another connection */
+    release_body(c);
     api_response *resp = &c->ex->resp;
     bool http11 = c->split && c->req->http11;
     if (resp->stream) {

@@ -427,7 +427,7 @@ class Limits(ServersTestCase):
         finally:
             for c in held:
                 c.close()
-        time.sleep(0.3)  # the closed connections give theirs back: the whole bound is free
+        time.sleep(0.5)  # the closed connections give theirs back: the whole bound is free
         both = [connect(srv.port) for _ in range(2)]
         try:
             for c in both:
