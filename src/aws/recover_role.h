@@ -38,7 +38,7 @@
 #include <stdint.h>
 
 /* How far a window is widened on each side, in milliseconds. */
-#define RECOVER_MARGIN_MS 60000
+#define RECOVER_MARGIN_MS 5000
 /* Records handed to the publish role at a time (one SNS PublishBatch call per 10). */
 #define RECOVER_BATCH 100
 

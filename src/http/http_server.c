@@ -193,9 +193,10 @@ struct conn {
 
 /*
  * Hold bytes more of the memory request bodies may take, every connection together, for c's
- * request (the whole of a Content-Length body at its head, a chunked body as it is decoded);
- * false when that would pass max_body_memory. What a request holds is let go as its answer is
- * about to go out (respond()), and in any case when its connection is freed.
+ * request: the bytes of its body come so far (a chunked body's decoded), so that a head alone,
+ * which costs its sender nothing, holds nothing; false when that would pass max_body_memory. What a
+ * request holds is let go as its answer is about to go out (respond()), and in any case when its
+ * connection is freed.
  */
 static bool hold_body(conn *c, size_t bytes)
 {
@@ -817,11 +818,6 @@ static void begin_request(conn *c)
         refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
         return;
     }
-    if (length > 0 && !hold_body(c, (size_t)length)) {
-        c->body_len = 0;
-        refuse_body_memory(c);
-        return;
-    }
     c->body_len = (size_t)length;
     const char *expect = http_head_field(r, "Expect");
     bool body_due = c->chunked || c->in_len < r->len + c->body_len;
@@ -865,6 +861,13 @@ static void read_body(conn *c)
             return;
         }
         if (!c->chunked) {
+            size_t have = c->in_len - r->len; /* the body's bytes come so far, and what follows */
+            if (have > c->body_len)
+                have = c->body_len;
+            if (have > c->held && !hold_body(c, have - c->held)) {
+                refuse_body_memory(c);
+                return;
+            }
             if (c->in_len >= r->len + c->body_len) {
                 dispatch(c);
                 return;
@@ -1227,7 +1230,9 @@ static void sweep(loop *l, int64_t now)
              * timeout more after the answer before it, however the client trickles it */
             int64_t due = c->idle_ns + h->header_timeout_ns + (c->served ? h->idle_timeout_ns : 0);
             bool idle = c->served && now - c->io_ns > h->idle_timeout_ns;
-            if (head_begun(c) && (now > due || idle)) { /* a head begun and not finished */
+            if (c->in_len > 0 && !head_begun(c) && (now > due || idle)) {
+                conn_close(c); /* empty lines alone (a stray CRLF): no request, no answer */
+            } else if (c->in_len > 0 && (now > due || idle)) { /* a head begun and not finished */
                 count_refused(h, "header_timeout");
                 answer_unrouted(c, 408, "Request head not received in time",
                                 "request head not received in time", false);

@@ -379,10 +379,11 @@ class Limits(ServersTestCase):
         self.assertEqual(srv.list_all(), [])
 
     def test_request_bodies_share_a_memory_bound(self):
-        # Every connection's request body counts against max_body_memory from its head to its
-        # answer (here 2 x 64 KiB): bodies stalled by slow or idle clients, from any number of
-        # addresses, cannot take taskd's memory; past the bound a request gets 503 with
-        # Retry-After, and an answered one gives its share back.
+        # Every connection's request body counts against max_body_memory, the bytes come so far,
+        # until its answer (here 2 x 64 KiB): bodies stalled by slow or idle clients, from any
+        # number of addresses, cannot take taskd's memory; past the bound a request gets 503
+        # with Retry-After, and an answered one gives its share back. A head alone holds
+        # nothing: it costs its sender nothing.
         limit = 65536
         srv = self.start(body_limit=limit, max_body_memory=2 * limit)
         body = json.dumps({"task_type": "TASK2", "data": {"pad": "p" * (limit - 64)}}).encode()
@@ -393,10 +394,24 @@ class Limits(ServersTestCase):
             return (b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     + framing + b"\r\n\r\n")
 
+        heads = [connect(srv.port) for _ in range(20)]
+        try:
+            for c in heads:  # heads alone, their bodies never sent
+                c.sendall(head(len(body)))
+            time.sleep(0.3)
+            s = connect(srv.port)
+            try:
+                s.sendall(head(len(body)) + body)
+                self.assertEqual(read_answer(s, timeout=5)[0][0], 201)
+            finally:
+                s.close()
+        finally:
+            for c in heads:
+                c.close()
         held = [connect(srv.port) for _ in range(2)]
         try:
-            for c in held:  # two bodies begun and stalled: the bound is taken
-                c.sendall(head(len(body)) + body[:100])
+            for c in held:  # two bodies all but sent, and stalled: the bound is taken
+                c.sendall(head(len(body)) + body[:-100])
             time.sleep(0.3)
             for chunked in (False, True):
                 with self.subTest(chunked=chunked):
@@ -404,14 +419,14 @@ class Limits(ServersTestCase):
                     try:
                         if chunked:  # refused once its decoded bytes would pass the bound
                             s.sendall(head(0, True) + b"%x\r\n" % 5000 + b"x" * 5000 + b"\r\n")
-                        else:
-                            s.sendall(head(len(body)))
+                        else:  # refused once its bytes would
+                            s.sendall(head(len(body)) + body[:5000])
                         parsed, _, _ = read_answer(s, timeout=5)
                         headers = self.assertJSONAnswer(parsed, 503, "request bodies")
                         self.assertEqual(headers.get("retry-after"), "1")
                     finally:
                         s.close()
-            held[0].sendall(body[100:])  # one answered: its share comes back
+            held[0].sendall(body[-100:])  # one answered: its share comes back
             parsed, _, _ = read_answer(held[0], timeout=5)
             self.assertEqual(parsed[0], 201, parsed)
             s = connect(srv.port)
@@ -468,6 +483,37 @@ class Limits(ServersTestCase):
                     self.assertEqual(rest, b"", "an answer to no request: %r" % rest[:80])
                 finally:
                     s.close()
+
+    def test_a_trickle_of_empty_lines_is_bounded(self):
+        # Empty lines trickled after an answer are no request, and no way to keep a connection:
+        # it closes in silence at the later head's deadline (idle_timeout + header_timeout, here
+        # 2 s after the answer), however often a CRLF comes.
+        srv = self.start(header_timeout=1, idle_timeout=1)
+        s = connect(srv.port)
+        try:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            self.assertEqual(read_answer(s)[0][0], 200)
+            answered = time.monotonic()
+            rest, closed = b"", False
+            while time.monotonic() - answered < 8 and not closed:
+                try:
+                    s.sendall(b"\r\n")
+                except OSError:
+                    closed = True
+                    break
+                ready, _, _ = select.select([s], [], [], 0.4)
+                if ready:
+                    try:
+                        chunk = s.recv(65536)
+                    except OSError:
+                        chunk = b""
+                    closed = not chunk
+                    rest += chunk
+            self.assertTrue(closed, "still open 8 s after the answer, with a CRLF every 0.4 s")
+            self.assertLess(time.monotonic() - answered, 4.0)
+            self.assertEqual(rest, b"", "an answer to no request: %r" % rest[:80])
+        finally:
+            s.close()
 
     def test_http10_chunked_request_closes_its_connection(self):
         # HTTP/1.0 knows no Transfer-Encoding: a front end may have framed the body otherwise,
