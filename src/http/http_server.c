@@ -1231,7 +1231,11 @@ static void sweep(loop *l, int64_t now)
             int64_t due = c->idle_ns + h->header_timeout_ns + (c->served ? h->idle_timeout_ns : 0);
             bool idle = c->served && now - c->io_ns > h->idle_timeout_ns;
             if (c->in_len > 0 && !head_begun(c) && (now > due || idle)) {
-                conn_close(c); /* empty lines alone (a stray CRLF): no request, no answer */
+                /* empty lines alone (a stray CRLF): no request, no answer; on a new connection
+                 * counted as one from which nothing came */
+                if (!c->served)
+                    count_refused(h, "header_timeout");
+                conn_close(c);
             } else if (c->in_len > 0 && (now > due || idle)) { /* a head begun and not finished */
                 count_refused(h, "header_timeout");
                 answer_unrouted(c, 408, "Request head not received in time",

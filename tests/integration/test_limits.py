@@ -204,7 +204,9 @@ class Limits(ServersTestCase):
         head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"s" * 64 + b"\r\n\r\n"
         s = connect(srv.port)
         silent = connect(srv.port)
+        blank = connect(srv.port)
         try:
+            blank.sendall(b"\r\n")  # an empty line alone: no head begun
             start = time.monotonic()
             answer = None
             for i in range(len(head) - 4):
@@ -221,16 +223,20 @@ class Limits(ServersTestCase):
             self.assertGreater(elapsed, 0.8)
             self.assertLess(elapsed, 4.0)
             self.assertJSONAnswer(answer[0], 408, "not received in time")
-            # a connection that sent nothing is closed silently at the same deadline
+            # a connection that sent nothing, or an empty line alone, is closed silently at the
+            # same deadline
             t = closed_within(silent, 4.0)
             self.assertIsNotNone(t, "a silent connection stayed open past the header deadline")
+            blank.settimeout(4.0)
+            self.assertEqual(blank.recv(65536), b"", "an answer to an empty line")
         finally:
             s.close()
             silent.close()
+            blank.close()
         # a prompt request on a new connection is served
         self.assertEqual(srv.get("/health").status, 200)
         m = metrics(srv)
-        self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 2.0)
+        self.assertEqual(metric(m, "taskd_http_refused_total", reason="header_timeout"), 3.0)
 
     def test_trickling_later_head_cut_off(self):
         # A kept-alive connection's second head is bounded too, though each byte resets its
