@@ -385,7 +385,10 @@ class ExecHandler(ServerTestCase):
             supervisor = self.parent_of(program)
             with open("/proc/%d/comm" % supervisor) as f:
                 self.assertEqual(f.read().strip(), "exec-supervisor")
+            # the second run writes both again: left, its script could read the first run's
+            # escaped pid while the second run's sleeper was writing it anew (empty)
             os.remove(os.path.join(piddir, "pids"))
+            os.remove(os.path.join(piddir, "escaped"))
             os.kill(supervisor, signal.SIGKILL)
             try:
                 wait_until(lambda: all(process_gone(p, started_by) for p in (program, background)),
