@@ -9,6 +9,7 @@
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "publish_role.h"
+#include "sqs_event.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -85,18 +86,12 @@ static bool iso_ms(const char *s, int64_t *out)
     return true;
 }
 
-recover_read recover_window(const char *body, int64_t *first_ms, int64_t *last_ms, char *why,
-                            size_t whylen)
+bool recover_window(const json_t *body, int64_t *first_ms, int64_t *last_ms, char *why,
+                    size_t whylen)
 {
-    json_error_t e;
-    json_t *doc = body ? json_loads(body, 0, &e) : NULL;
-    if (!doc && body && json_error_code(&e) == json_error_out_of_memory) {
-        snprintf(why, whylen, "out of memory");
-        return RECOVER_NO_MEMORY;
-    }
-    const json_t *info = json_object_get(doc, "DDBStreamBatchInfo");
-    recover_read rd = RECOVER_UNREADABLE;
-    if (!doc)
+    const json_t *info = json_object_get(body, "DDBStreamBatchInfo");
+    bool read = false;
+    if (!body)
         snprintf(why, whylen, "the body is not JSON");
     else if (!json_is_object(info))
         snprintf(why, whylen, "the body has no DDBStreamBatchInfo object");
@@ -110,9 +105,8 @@ recover_read recover_window(const char *body, int64_t *first_ms, int64_t *last_m
     else if (*last_ms < *first_ms)
         snprintf(why, whylen, "its last record arrived before its first");
     else
-        rd = RECOVER_READ;
-    json_decref(doc);
-    return rd;
+        read = true;
+    return read;
 }
 
 /* ---- publishing again ------------------------------------------------------ */
@@ -237,16 +231,16 @@ static outcome recover_type(recover_role *rr, const lambda_invocation *inv, cons
     return OUT_DONE;
 }
 
-/* One publish-failures message: the tasks of its window published again. */
-static outcome recover_message(recover_role *rr, const lambda_invocation *inv,
-                               const char *message_id, const char *body)
+/* One publish-failures message (its body parsed, sqs_event.h): the tasks of its window
+ * published again. */
+static outcome recover_message(recover_role *rr, const lambda_invocation *inv, const sqs_record *m)
 {
+    if (m->unread)
+        return OUT_FAILED; /* its body not parsed for want of memory: it comes back */
+    const char *message_id = m->message_id;
     int64_t first, last;
     char why[200];
-    recover_read rd = recover_window(body, &first, &last, why, sizeof why);
-    if (rd == RECOVER_NO_MEMORY)
-        return OUT_FAILED;
-    if (rd == RECOVER_UNREADABLE) {
+    if (!recover_window(m->body_doc, &first, &last, why, sizeof why)) {
         log_error("a publish-failures message that reports no stream batch; dropped", "message_id",
                   message_id, "error", why, NULL);
         return OUT_DONE;
@@ -288,21 +282,22 @@ static void recover_invoke(role *r, const lambda_invocation *inv, role_result *o
     sbuf_puts(&b, "{\"batchItemFailures\":[");
     size_t failed = 0;
     for (size_t i = 0; i < json_array_size(records); i++) {
-        const json_t *rec = json_array_get(records, i);
-        const char *id = json_string_value(json_object_get(rec, "messageId"));
-        if (!id || !*id) { /* it could not be reported alone: the whole batch comes back */
+        sqs_record m;
+        char err[160];
+        if (!sqs_record_read(json_array_get(records, i), i, &m, err, sizeof err)) {
+            /* it could not be reported alone: the whole batch comes back */
             sbuf_free(&b);
             json_decref(event);
-            role_fail(out, "Runtime.InvalidEvent", "record %zu has no messageId", i);
+            role_fail(out, "Runtime.InvalidEvent", "%s", err);
             return;
         }
-        const char *body = json_string_value(json_object_get(rec, "body"));
-        if (recover_message(rr, inv, id, body) != OUT_DONE) {
+        if (recover_message(rr, inv, &m) != OUT_DONE) {
             sbuf_puts(&b, failed++ ? "," : "");
             sbuf_puts(&b, "{\"itemIdentifier\":");
-            sbuf_json_str(&b, id);
+            sbuf_json_str(&b, m.message_id);
             sbuf_putc(&b, '}');
         }
+        json_decref(m.body_doc);
     }
     json_decref(event);
     sbuf_puts(&b, "]}");

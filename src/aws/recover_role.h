@@ -21,9 +21,10 @@
  *
  * The event is an SQS event; the answer {"batchItemFailures": [...]} names each message whose
  * window was not wholly published (the publish role reported a failure, the store failed, or the
- * invocation's deadline came first): SQS gives it again, and its tasks still CREATED are published
- * again then. A message whose body is not such a report is logged and dropped (no retry would
- * read it). An event that is not an SQS event is Runtime.InvalidEvent.
+ * invocation's deadline came first, or its body could not be parsed for want of memory): SQS
+ * gives it again, and its tasks still CREATED are published again then. A message whose body is
+ * not such a report is logged and dropped (no retry would read it). An event that is not an SQS
+ * event, or a record without a messageId (sqs_record_read()), is Runtime.InvalidEvent.
  */
 #ifndef TASKD_RECOVER_ROLE_H
 #define TASKD_RECOVER_ROLE_H
@@ -34,6 +35,8 @@
 #include "store/store.h"
 #include "trace/trace.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,20 +53,14 @@
 role *recover_role_new(const config *c, aws_client *sns, const char *topic_arn, store *tasks,
                        const telemetry *tel, char *err, size_t errlen);
 
-/* What recover_window() made of a message's body. */
-typedef enum recover_read {
-    RECOVER_READ,       /* the window is in *first_ms and *last_ms */
-    RECOVER_UNREADABLE, /* not a stream batch's report: why says so; no retry would read it */
-    RECOVER_NO_MEMORY,  /* out of memory: read it again later */
-} recover_read;
-
 /*
- * The window of a publish-failures message's body (JSON text; NULL reads as unreadable): the
+ * The window of a publish-failures message's body (parsed; NULL: the body is not JSON): the
  * approximate arrival times of its batch's first and last records (ISO 8601 UTC,
  * "2026-12-05T06:00:00Z", with or without a fraction of a second) into *first_ms and *last_ms,
- * Unix milliseconds, with a one-line reason in why when it is not read.
+ * Unix milliseconds. False, with a one-line reason in why, when it is not such a report: no
+ * retry would read it.
  */
-recover_read recover_window(const char *body, int64_t *first_ms, int64_t *last_ms, char *why,
-                            size_t whylen);
+bool recover_window(const json_t *body, int64_t *first_ms, int64_t *last_ms, char *why,
+                    size_t whylen);
 
 #endif
