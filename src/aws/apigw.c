@@ -623,13 +623,12 @@ static bool names_without_nul(const char *event, size_t len, char **out, size_t 
         while (end < len && event[end] != '"')
             end += event[end] == '\\' ? 2 : 1;
         size_t after = end + 1;
-        while (after < len && strchr(" \t\r\n", event[after]))
+        while (after < len && (event[after] == ' ' || event[after] == '\t' ||
+                               event[after] == '\r' || event[after] == '\n'))
             after++;
         bool name = end < len && after < len && event[after] == ':';
         for (size_t k = i; k <= end && k < len;) {
-            if (name && k + 6 <= end && event[k] == '\\' &&
-                (event[k + 1] == 'u' || event[k + 1] == 'U') &&
-                memcmp(event + k + 2, "0000", 4) == 0) {
+            if (name && k + 6 <= end && memcmp(event + k, "\\u0000", 6) == 0) {
                 memcpy(copy + n, "%00", 3);
                 n += 3;
                 k += 6;
