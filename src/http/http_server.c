@@ -617,7 +617,6 @@ static void consume_request(conn *c)
     c->counted = false;
     c->head_only = false;
     sbuf_free(&c->body);
-    release_body(c);
     if (c->in_cap > IN_KEEP && c->in_len <= IN_FIRST) { /* a large body's room goes back */
         char *in = realloc(c->in, IN_FIRST);
         if (in) {
@@ -1230,18 +1229,18 @@ static void sweep(loop *l, int64_t now)
              * timeout more after the answer before it, however the client trickles it */
             int64_t due = c->idle_ns + h->header_timeout_ns + (c->served ? h->idle_timeout_ns : 0);
             bool idle = c->served && now - c->io_ns > h->idle_timeout_ns;
-            if (c->in_len > 0 && !head_begun(c) && (now > due || idle)) {
-                /* empty lines alone (a stray CRLF): no request, no answer; on a new connection
-                 * counted as one from which nothing came */
-                if (!c->served)
+            if (c->in_len > 0 && (now > due || idle)) {
+                bool begun = head_begun(c); /* else empty lines alone (a stray CRLF) */
+                if (begun || !c->served)    /* nothing came of a new connection: counted */
                     count_refused(h, "header_timeout");
-                conn_close(c);
-            } else if (c->in_len > 0 && (now > due || idle)) { /* a head begun and not finished */
-                count_refused(h, "header_timeout");
-                answer_unrouted(c, 408, "Request head not received in time",
-                                "request head not received in time", false);
-                c->in_len = 0;
-                run(c);
+                if (begun) { /* a head begun and not finished */
+                    answer_unrouted(c, 408, "Request head not received in time",
+                                    "request head not received in time", false);
+                    c->in_len = 0;
+                    run(c);
+                } else { /* no request, no answer */
+                    conn_close(c);
+                }
             } else if (!c->served && now > due) {
                 count_refused(h, "header_timeout"); /* nothing came: no answer */
                 conn_close(c);
