@@ -1202,10 +1202,11 @@ static void wake_waiters(sqlite_store *s)
 {
     if (!s->wake_changes && !s->wake_messages)
         return;
-    pthread_mutex_lock(&s->notify_mu);
-    if (s->wake_changes)
-        s->changes_gen++; /* the messages generation moved with the commit (note_messages()) */
-    pthread_mutex_unlock(&s->notify_mu);
+    if (s->wake_changes) { /* the messages generation moved with the commit (note_messages()) */
+        pthread_mutex_lock(&s->notify_mu);
+        s->changes_gen++;
+        pthread_mutex_unlock(&s->notify_mu);
+    }
     /* after the unlock, so that the threads woken do not wait for the mutex at once: a waiter
      * looks at the generations under it, and one that has not slept yet sees them moved */
     if (s->wake_changes)
