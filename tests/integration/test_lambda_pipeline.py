@@ -369,6 +369,13 @@ class Stack:
         """Invoke a function through the emulator's Lambda Invoke API; the Response."""
         return self.request("POST", "/2015-03-31/functions/%s/invocations" % function, event, port=self.invoke_port)
 
+    def answer(self, test, function, event):
+        """Invoke a function that must answer (no function error); its answer's JSON."""
+        r = self.invoke(function, event)
+        test.assertEqual(r.status, 200, r)
+        test.assertIsNone(r.header("X-Amz-Function-Error"), r)
+        return r.json()
+
     def queue_counts(self, queue):
         return fauxqs.queue_counts(self.sns_sqs.endpoint, self.pipeline["queues"][queue]["url"], REGION)
 
@@ -724,10 +731,7 @@ class ClaimLeases(StackTestCase):
         return self.stack.request("PATCH", "/tasks/" + task_id, body, {"Idempotency-Key": key})
 
     def sweep(self):
-        r = self.stack.invoke("sweep", SCHEDULED_EVENT)
-        self.assertEqual(r.status, 200, r)
-        self.assertIsNone(r.header("X-Amz-Function-Error"), r)
-        return r.json()
+        return self.stack.answer(self, "sweep", SCHEDULED_EVENT)
 
     def test_a_lease_that_ran_out_is_ended_by_the_sweep(self):
         s = self.stack
@@ -790,10 +794,7 @@ class StrandedTasks(StackTestCase):
                               "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
                               "eventSource": "aws:sqs",
                               "eventSourceARN": "arn:aws:sqs:%s:000000000000:publish-failures" % REGION}]}
-        r = self.stack.invoke("recover", event)
-        self.assertEqual(r.status, 200, r)
-        self.assertIsNone(r.header("X-Amz-Function-Error"), r)
-        return r.json()
+        return self.stack.answer(self, "recover", event)
 
     def test_stranded_tasks_are_published_again_and_run(self):
         s = self.stack

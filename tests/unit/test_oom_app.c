@@ -1823,6 +1823,15 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* The defaults with text (a configuration file's JSON) over them; the test fails on a refusal. */
+static void load_config(config *cfg, const char *text)
+{
+    char err[256] = "";
+    assert_true(config_defaults(cfg));
+    if (!config_load_text(cfg, text, "test", err, sizeof err))
+        fail_msg("config: %s", err);
+}
+
 /* Poll the task until its status is want, for up to seconds; its status then. */
 static task_status wait_status(store *s, const char *id, task_status want, double seconds)
 {
@@ -1855,9 +1864,7 @@ static void test_runner_short_of_memory_for_a_batch(void **state)
         "\"batch_size\":1,\"timeout\":1}]}";
     config cfg;
     char err[256] = "";
-    assert_true(config_defaults(&cfg));
-    if (!config_load_text(&cfg, cfg_text, "test", err, sizeof err))
-        fail_msg("config: %s", err);
+    load_config(&cfg, cfg_text);
     char dir[64];
     store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-runner");
     char id[TASK_ID_LEN + 1];
@@ -1901,9 +1908,7 @@ static void test_stream_consumer_short_of_memory(void **state)
         "\"handlers\":[]}";
     config cfg;
     char err[256] = "";
-    assert_true(config_defaults(&cfg));
-    if (!config_load_text(&cfg, cfg_text, "test", err, sizeof err))
-        fail_msg("config: %s", err);
+    load_config(&cfg, cfg_text);
     char dir[64];
     store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-consumer");
     char id[TASK_ID_LEN + 1];

@@ -501,9 +501,10 @@ static void test_fresh_claim_kept(void **state)
  * a client's PATCH IN_PROGRESS, or the runner of another queue the task fanned out to. Its message
  * is spent and the task left to them, as the local runner leaves it: kept, it would come back
  * once the claim was older than the binding's timeout and take the task over. */
-static void test_first_delivery_leaves_a_claim_to_its_holder(void **state)
+/* A delivery (receive_count receives) of a task a client claimed at claimed_at, with a lease:
+ * its message is spent, and the task left to the client, not run. */
+static void delivery_leaves_a_clients_claim(fixture *f, int64_t claimed_at, int receive_count)
 {
-    fixture *f = *state;
     make_role(f, "jobs");
     char id[37];
     create_task(f, "{}", NULL, id);
@@ -512,12 +513,17 @@ static void test_first_delivery_leaves_a_claim_to_its_holder(void **state)
                       .status_msg = "mine",
                       .claim_key = "client-key",
                       .claim_expires = time(NULL) + 3600};
-    assert_int_equal(store_update_task(f->store, &u, time(NULL), NULL), STORE_OK);
-    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 1};
+    assert_int_equal(store_update_task(f->store, &u, claimed_at, NULL), STORE_OK);
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = receive_count};
     role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
     assert_failures(&res, ""); /* spent */
     assert_int_equal(runs(f), 0);
     assert_status(f, id, TASK_IN_PROGRESS, "mine");
+}
+
+static void test_first_delivery_leaves_a_claim_to_its_holder(void **state)
+{
+    delivery_leaves_a_clients_claim(*state, time(NULL), 1);
 }
 
 /* A redelivery (its first delivery failed before it claimed) that finds a client's claim holds
@@ -525,22 +531,7 @@ static void test_first_delivery_leaves_a_claim_to_its_holder(void **state)
  * and run again, a client's would be taken from it. */
 static void test_redelivery_leaves_a_clients_claim(void **state)
 {
-    fixture *f = *state;
-    make_role(f, "jobs");
-    char id[37];
-    create_task(f, "{}", NULL, id);
-    int64_t long_ago = time(NULL) - 1000; /* older than the binding's timeout */
-    store_update u = {.id = id,
-                      .status = TASK_IN_PROGRESS,
-                      .status_msg = "mine",
-                      .claim_key = "client-key",
-                      .claim_expires = time(NULL) + 3600};
-    assert_int_equal(store_update_task(f->store, &u, long_ago, NULL), STORE_OK);
-    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2};
-    role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
-    assert_failures(&res, ""); /* spent */
-    assert_int_equal(runs(f), 0);
-    assert_status(f, id, TASK_IN_PROGRESS, "mine");
+    delivery_leaves_a_clients_claim(*state, time(NULL) - 1000, 2); /* older than the timeout */
 }
 
 static void test_stale_claim_runs_again(void **state)
