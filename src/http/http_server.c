@@ -25,7 +25,8 @@
  *
  * Waiting for a write costs no epoll_ctl() and no thread: the connection stays in its set, and
  * a commit of many writes wakes each loop once. Pipelined requests are answered in order, one
- * at a time.
+ * at a time; a connection that has answered TURN_ANSWERS of them in one go yields its turn to
+ * the loop's other connections, and goes on once they had theirs (the loop's yielded list).
  *
  * Answers given before a request reaches the API (a head refused, a body over the limit or
  * late, conflicting lengths, shutting down, admission) are JSON like the API's own, and
@@ -88,6 +89,7 @@
 #define ACCEPT_PAUSE_NS (100 * 1000000LL)
 #define ACCEPT_BATCH    64 /* connections accepted per event, at most */
 #define EVENTS          64
+#define TURN_ANSWERS    16 /* pipelined requests a connection answers before it yields its turn */
 
 typedef struct loop loop;
 typedef struct conn conn;
@@ -127,8 +129,10 @@ struct loop {
     int epoll_fd, wake_fd;
     _Atomic(conn *) wakes; /* connections woken by other threads (a stack) */
     atomic_bool stop;
-    conn *conns;    /* every connection of this loop */
-    conn *dead;     /* closed, freed once nothing will touch them */
+    conn *conns;   /* every connection of this loop */
+    conn *dead;    /* closed, freed once nothing will touch them */
+    conn *yielded; /* connections with requests left that yielded their turn (yield_turn()) */
+    conn **yielded_end;
     int64_t now_ns; /* CLOCK_MONOTONIC when this turn began: the loop's clock */
     int64_t next_sweep_ns;
     bool accepting;           /* the listening socket is in this loop's set */
@@ -148,6 +152,8 @@ struct conn {
     atomic_bool queued; /* on the wake stack, or being pushed there */
     atomic_bool done;   /* the write (or wait) in flight has called ready() */
     conn *dead_next;    /* on the loop's list of closed connections */
+    conn *yield_next;   /* on the loop's yielded list */
+    bool yielded;       /* on it: it runs again next turn */
     int fd;             /* -1 once closed */
     struct sockaddr_storage addr;
     enum phase phase;
@@ -347,7 +353,7 @@ static void conn_close(conn *c)
  * event of this turn names it); true when freed. */
 static bool conn_reap(conn *c)
 {
-    if (!c->closing || c->phase == PENDING || atomic_load(&c->queued))
+    if (!c->closing || c->phase == PENDING || c->yielded || atomic_load(&c->queued))
         return false;
     loop *l = c->loop;
     settle(l->h, c);
@@ -1072,9 +1078,23 @@ static bool end_wait(conn *c)
     return true;
 }
 
-/* Run a connection as far as it can go without waiting. */
+/* Let the loop's other connections have their turn before c runs again (it has requests left). */
+static void yield_turn(conn *c)
+{
+    loop *l = c->loop;
+    if (c->yielded)
+        return;
+    c->yielded = true;
+    c->yield_next = NULL;
+    *l->yielded_end = c;
+    l->yielded_end = &c->yield_next;
+}
+
+/* Run a connection as far as it can go without waiting, or until it has answered TURN_ANSWERS
+ * requests: then it yields its turn. */
 static void run(conn *c)
 {
+    int answered = 0;
     while (!c->closing) {
         enum phase before = c->phase;
         switch (c->phase) {
@@ -1096,6 +1116,10 @@ static void run(conn *c)
             if (!flushed(c))
                 return; /* EPOLLOUT comes */
             response_sent(c);
+            if (++answered == TURN_ANSWERS && c->phase == HEAD) {
+                yield_turn(c);
+                return;
+            }
             break;
         case STREAM:
             if (c->peer_done) { /* an event stream's client closed its side: it has left */
@@ -1132,6 +1156,21 @@ static void woken(loop *l, conn *c)
         }
     } else if (c->phase == STREAM && !c->closing) {
         run(c);
+    }
+}
+
+/* Run the connections that yielded their turn, each once more. */
+static void run_yielded(loop *l)
+{
+    conn *c = l->yielded;
+    l->yielded = NULL;
+    l->yielded_end = &l->yielded;
+    while (c) {
+        conn *next = c->yield_next;
+        c->yielded = false;
+        if (!c->closing)
+            run(c);
+        c = next;
     }
 }
 
@@ -1404,7 +1443,7 @@ static void *loop_main(void *arg)
     loop *l = arg;
     struct epoll_event ev[EVENTS];
     while (!atomic_load(&l->stop)) {
-        int n = epoll_wait(l->epoll_fd, ev, EVENTS, (int)(SWEEP_NS / 1000000));
+        int n = epoll_wait(l->epoll_fd, ev, EVENTS, l->yielded ? 0 : (int)(SWEEP_NS / 1000000));
         l->now_ns = clock_mono_ns();
         for (int i = 0; i < n; i++) {
             conn *c = ev[i].data.ptr;
@@ -1427,6 +1466,7 @@ static void *loop_main(void *arg)
             else
                 run(c);
         }
+        run_yielded(l);
         if (l->now_ns >= l->next_sweep_ns) {
             l->next_sweep_ns = l->now_ns + SWEEP_NS;
             sweep(l, l->now_ns);
@@ -1564,6 +1604,7 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
     cap = cap < 1 ? 1 : cap > REFUSED_LINGER ? REFUSED_LINGER : cap;
     for (int i = 0; i < n; i++) {
         h->loops[i].epoll_fd = h->loops[i].wake_fd = -1;
+        h->loops[i].yielded_end = &h->loops[i].yielded;
         h->loops[i].refused_cap = cap;
         for (int j = 0; j < REFUSED_LINGER; j++)
             h->loops[i].refused[j].fd = -1;

@@ -11,12 +11,13 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (EventStream, ServerTestCase, Taskd, local_only,  # noqa: E402
-                     parse_response_headers, recv_before)
+from harness import (EventStream, ServerTestCase, Taskd, local_only, metric,  # noqa: E402
+                     parse_metrics, parse_response_headers, recv_before)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -448,6 +449,54 @@ class Wire(ServerTestCase):
                 self.assertClosedAfter(c, "a malformed chunked body")
                 self.assertEqual(self.ids() - before, set(), "a request after the bad body was run")
 
+
+    def test_a_pipelining_client_does_not_hold_its_loop(self):
+        """One event loop (--threads 1), and a client that pipelines 20,000 GET /health and reads
+        the answers as fast as they come: a neighbour's request sent just after the first 1,000
+        is answered after a few dozen of them, not once the flood's bytes run dry (the loop turns
+        to its other connections every few answers). The neighbour asks for /metrics, whose count
+        of /health answers says how many went before it."""
+        srv = Taskd(args=("--threads", "1"))
+        self.addCleanup(srv.close)
+        health = b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n"
+        neighbour = Client(srv.port)
+        self.addCleanup(neighbour.close)
+        neighbour.send(health)
+        self.assertHealth(neighbour.answer())
+
+        n, first = 20000, 1000
+        flood = Client(srv.port, timeout=30)
+        self.addCleanup(flood.close)
+        answered = {"count": 0, "error": None}
+
+        def read_all():
+            status, tail = b"HTTP/1.1 200 OK\r\n", b""
+            try:
+                deadline = time.monotonic() + 60
+                while answered["count"] < n:
+                    data = recv_before(flood.sock, deadline)
+                    if not data:
+                        raise AssertionError("the flood's answers stopped at %d" % answered["count"])
+                    seen = tail + data  # a status line may come in two pieces
+                    answered["count"] += seen.count(status)
+                    tail = seen[1 - len(status):]
+            except Exception as e:  # noqa: BLE001 (reported below)
+                answered["error"] = e
+
+        reader = threading.Thread(target=read_all)
+        reader.start()
+        # one thread, the neighbour's request between two sends: no wake-up in between
+        flood.send(health * first)
+        neighbour.send(b"GET /metrics HTTP/1.1\r\n" + HOST + b"\r\n")
+        flood.send(health * (n - first))
+        ans = neighbour.answer(timeout=30)
+        self.assertEqual(ans.status, 200, ans.raw[:300])
+        before = metric(parse_metrics(ans.body.decode()), "taskd_http_requests_total",
+                        route="/health", method="GET", code="200")
+        reader.join(60)
+        self.assertIsNone(answered["error"])
+        self.assertEqual(answered["count"], n, "the flood was not answered whole")
+        self.assertLess(before, 1000, "the neighbour waited behind %d answers" % before)
 
 if __name__ == "__main__":
     unittest.main()
