@@ -114,11 +114,12 @@ struct http_server {
     atomic_size_t body_held; /* the bytes the requests being read and answered hold (hold_body()) */
     int64_t body_timeout_ns, idle_timeout_ns, header_timeout_ns;
     int max_in_flight;
-    atomic_int active;    /* requests inside api_begin() .. response, parked ones included */
-    atomic_int in_flight; /* the active ones but long polls: what admission bounds */
-    atomic_int streams;   /* event streams not yet closed */
-    atomic_bool stopping; /* no new requests are answered */
-    atomic_int lingering; /* refused connections the loops keep, in all (REFUSED_LINGER_ALL) */
+    atomic_int active;         /* requests inside api_begin() .. response, parked ones included */
+    atomic_int in_flight;      /* the active ones but long polls: what admission bounds */
+    atomic_int streams;        /* event streams not yet closed */
+    atomic_bool stopping;      /* no new requests are answered */
+    atomic_int loops_stopping; /* the loops that have answered the requests still coming */
+    atomic_int lingering;      /* refused connections the loops keep, in all (REFUSED_LINGER_ALL) */
     char address[80];
 };
 
@@ -135,6 +136,7 @@ struct loop {
     conn **yielded_end;
     int64_t now_ns; /* CLOCK_MONOTONIC when this turn began: the loop's clock */
     int64_t next_sweep_ns;
+    bool stop_seen;           /* the server stops: requests still coming were answered */
     bool accepting;           /* the listening socket is in this loop's set */
     int64_t accept_resume_ns; /* when it goes back in, after running out of descriptors */
     time_t date_s;            /* the second date was written for */
@@ -238,6 +240,14 @@ static void count_refused(http_server *h, const char *reason)
 
 /* ---- waking a loop ------------------------------------------------------------------------ */
 
+/* Wake loop l from any thread: its epoll_wait() returns and it takes a turn. */
+static void loop_wake(loop *l)
+{
+    uint64_t one = 1;
+    ssize_t n = write(l->wake_fd, &one, sizeof one);
+    (void)n; /* a full counter wakes the loop all the same */
+}
+
 /* Put c on its loop's wake stack (any thread); the loop runs it on its next turn. */
 static void conn_wake(conn *c)
 {
@@ -248,11 +258,8 @@ static void conn_wake(conn *c)
     do
         c->wake_next = top;
     while (!atomic_compare_exchange_weak(&l->wakes, &top, c));
-    if (!top) { /* the stack was empty: the loop may be asleep */
-        uint64_t one = 1;
-        ssize_t n = write(l->wake_fd, &one, sizeof one);
-        (void)n; /* a full counter wakes the loop all the same */
-    }
+    if (!top) /* the stack was empty: the loop may be asleep */
+        loop_wake(l);
 }
 
 /* The store is done with a request's write, or a long poll's wait is over (another thread). */
@@ -1251,6 +1258,23 @@ static bool head_begun(const conn *c)
     return false;
 }
 
+/* The server stops: a request still coming in, its head begun or its body on the way, is
+ * answered 503 now rather than cut off when the loops stop. */
+static void answer_unfinished(loop *l)
+{
+    l->stop_seen = true;
+    for (conn *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->closing || !(c->phase == BODY || (c->phase == HEAD && head_begun(c))))
+            continue;
+        answer_unrouted(c, 503, "The server is shutting down", "shutting down", false);
+        if (!c->split)
+            c->in_len = 0; /* a head not whole: nothing of it is a request to keep */
+        run(c);
+    }
+    atomic_fetch_add(&l->h->loops_stopping, 1);
+}
+
 /* Deadlines: silent, slow and stuck connections, and the refused ones' linger. */
 static void sweep(loop *l, int64_t now)
 {
@@ -1467,6 +1491,8 @@ static void *loop_main(void *arg)
                 run(c);
         }
         run_yielded(l);
+        if (!l->stop_seen && atomic_load(&l->h->stopping))
+            answer_unfinished(l);
         if (l->now_ns >= l->next_sweep_ns) {
             l->next_sweep_ns = l->now_ns + SWEEP_NS;
             sweep(l, l->now_ns);
@@ -1563,9 +1589,7 @@ static void stop_loops(http_server *h)
         loop *l = &h->loops[i];
         if (l->started) {
             atomic_store(&l->stop, true);
-            uint64_t one = 1;
-            ssize_t n = write(l->wake_fd, &one, sizeof one);
-            (void)n;
+            loop_wake(l);
             pthread_join(l->thread, NULL);
         }
     }
@@ -1712,8 +1736,13 @@ void http_server_stop(http_server *h)
 {
     if (!h)
         return;
-    /* Answer new requests with 503, let parked writes come back and answer, then stop. */
+    /* Answer new requests with 503, and those still coming in (answer_unfinished()); let parked
+     * writes come back and answer, then stop. */
     atomic_store(&h->stopping, true);
+    for (int i = 0; i < h->n_loops; i++)
+        loop_wake(&h->loops[i]);
+    while (atomic_load(&h->loops_stopping) < h->n_loops)
+        usleep(1000);
     while (atomic_load(&h->active) > 0)
         usleep(1000); /* writes finish: the store is still running */
     /* Event streams were told to end (pipeline_end_live()): give their last bytes up to 2 s to

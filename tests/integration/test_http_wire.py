@@ -9,6 +9,7 @@ import collections
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -497,6 +498,39 @@ class Wire(ServerTestCase):
         self.assertIsNone(answered["error"])
         self.assertEqual(answered["count"], n, "the flood was not answered whole")
         self.assertLess(before, 1000, "the neighbour waited behind %d answers" % before)
+
+    def test_requests_still_coming_at_a_stop_are_answered_503(self):
+        """SIGTERM while a body is on its way and while a head is half sent: each gets 503 "The
+        server is shutting down" (and the connection closes), where they were cut off before. A
+        kept-alive connection between requests is closed without a word."""
+        srv = Taskd()
+        self.addCleanup(srv.close)
+        half_head = Client(srv.port)
+        self.addCleanup(half_head.close)
+        half_head.send(b"GET /health HTTP/1.1\r\nHo")
+        idle = Client(srv.port)
+        self.addCleanup(idle.close)
+        idle.send(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
+        self.assertHealth(idle.answer())
+        body = compact({"task_type": "TASK2", "data": {"pad": "p" * 5000}})
+        half_body = Client(srv.port)
+        self.addCleanup(half_body.close)
+        half_body.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
+        self.assertEqual(half_body.answer().status, 100)  # its head is read
+        half_body.send(body[:100])
+        time.sleep(0.2)  # the half head and the body's first bytes are read
+        srv.send_signal(signal.SIGTERM)
+        for name, c in (("a body on its way", half_body), ("a half head", half_head)):
+            with self.subTest(name):
+                ans = c.answer()
+                self.assertEqual(ans.status, 503, ans.raw[:300])
+                self.assertEqual(json.loads(ans.body), {"detail": "The server is shutting down"})
+                self.assertEqual(ans.headers.get("connection"), "close", ans.raw[:300])
+                self.assertEqual(ans.headers.get("retry-after"), "1", ans.raw[:300])
+                self.assertTrue(c.closed(), "the connection stayed open after the 503")
+        self.assertTrue(idle.closed(), "the idle connection stayed open")
+        self.assertEqual(idle.pending, b"", "an answer to no request")
+        self.assertEqual(srv.stop(), 0)
 
 if __name__ == "__main__":
     unittest.main()
