@@ -29,14 +29,30 @@ struct admission {
     client *clients[CLIENT_BUCKETS];
 };
 
+/*
+ * The client an address counts against: an IPv4 address (mapped into IPv6 by a dual-stack
+ * listener or not), or an IPv6 address's /64. A /64 is what a network hands one subscriber or
+ * link, and its host picks any of its 2^64 addresses at will (privacy addresses): counted by
+ * the whole address, one host could open max_per_client connections from each.
+ */
 static void client_key(const struct sockaddr *a, unsigned char key[17])
 {
     memset(key, 0, 17);
-    key[0] = (unsigned char)a->sa_family;
-    if (a->sa_family == AF_INET)
+    if (a->sa_family == AF_INET6) {
+        const struct in6_addr *in6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(in6)) {
+            key[0] = AF_INET;
+            memcpy(key + 1, in6->s6_addr + 12, 4);
+        } else {
+            key[0] = AF_INET6;
+            memcpy(key + 1, in6->s6_addr, 8);
+        }
+    } else if (a->sa_family == AF_INET) {
+        key[0] = AF_INET;
         memcpy(key + 1, &((const struct sockaddr_in *)a)->sin_addr, 4);
-    else if (a->sa_family == AF_INET6)
-        memcpy(key + 1, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+    } else {
+        key[0] = (unsigned char)a->sa_family;
+    }
 }
 
 static client **client_slot(admission *a, const unsigned char key[17])

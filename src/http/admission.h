@@ -1,7 +1,8 @@
 /*
  * admission — the listener's bounds on connections: in all, and per client address.
  *
- * Every connection counts against its client's address from accept until it closes. Past
+ * Every connection counts against its client's address from accept until it closes: an IPv4
+ * address, or an IPv6 address's /64 (an IPv4 address mapped into IPv6 counts as itself). Past
  * max_per_client a new one is refused for its client (the server answers 429); past
  * max_connections in all, for everyone (503). The counts are a hash table under a mutex, shared
  * by the server's event loops.

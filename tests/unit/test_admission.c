@@ -77,24 +77,36 @@ static void test_bound_in_all(void **state)
     admission_free(a);
 }
 
-/* IPv6 addresses are told apart by all their bytes, and from an IPv4 address. */
+/* An IPv6 client is its /64: the addresses of one /64 share a bound, another /64 has its own;
+ * an IPv4 address mapped into IPv6 is that IPv4 client. */
 static void test_addresses_told_apart(void **state)
 {
     (void)state;
-    admission *a = admission_new(100, 1);
-    struct sockaddr_in6 x = v6("2001:db8::1", 1), y = v6("2001:db8::2", 1);
+    admission *a = admission_new(100, 2);
+    struct sockaddr_in6 x = v6("2001:db8::1", 1), y = v6("2001:db8::ffff:2", 1);
+    struct sockaddr_in6 next64 = v6("2001:db8:0:1::1", 1), other = v6("2001:db9::1", 1);
     struct sockaddr_in6 mapped = v6("::ffff:127.0.0.1", 1);
-    struct sockaddr_in lo = v4("127.0.0.1", 1);
+    struct sockaddr_in lo = v4("127.0.0.1", 1), lo2 = v4("127.0.0.2", 1);
     assert_int_equal(admission_enter(a, SA(x)), ADMISSION_OK);
     assert_int_equal(admission_enter(a, SA(y)), ADMISSION_OK);
     assert_int_equal(admission_enter(a, SA(x)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(admission_enter(a, SA(y)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(admission_enter(a, SA(next64)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(next64)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(next64)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(admission_enter(a, SA(other)), ADMISSION_OK);
     assert_int_equal(admission_enter(a, SA(mapped)), ADMISSION_OK);
     assert_int_equal(admission_enter(a, SA(lo)), ADMISSION_OK);
-    /* a client's entry goes once its last connection closes, and comes back as new */
+    assert_int_equal(admission_enter(a, SA(lo)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(admission_enter(a, SA(lo2)), ADMISSION_OK);
+    /* a client's entry goes once its last connection closes, and comes back as new: a
+     * connection counted under one address of a /64 is given back under another */
     admission_leave(a, SA(x));
-    assert_int_equal(admission_enter(a, SA(x)), ADMISSION_OK);
+    admission_leave(a, SA(mapped));
+    assert_int_equal(admission_enter(a, SA(y)), ADMISSION_OK);
     assert_int_equal(admission_enter(a, SA(x)), ADMISSION_CLIENT_FULL);
-    assert_int_equal(admission_enter(a, SA(y)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(admission_enter(a, SA(lo)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(mapped)), ADMISSION_CLIENT_FULL);
     admission_free(a);
 }
 
