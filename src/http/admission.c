@@ -115,6 +115,14 @@ admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
     return v;
 }
 
+unsigned admission_open(admission *a)
+{
+    pthread_mutex_lock(&a->lock);
+    unsigned open = a->open;
+    pthread_mutex_unlock(&a->lock);
+    return open;
+}
+
 void admission_leave(admission *a, const struct sockaddr *addr)
 {
     unsigned char key[17];

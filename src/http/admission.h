@@ -31,6 +31,8 @@ void admission_free(admission *a);
 admission_verdict admission_enter(admission *a, const struct sockaddr *addr);
 /* A connection counted by admission_enter() has closed. */
 void admission_leave(admission *a, const struct sockaddr *addr);
+/* The connections counted and not yet closed, every client together. */
+unsigned admission_open(admission *a);
 
 /* The short metrics label of a refusal ("connections", "client_connections", "out_of_memory"). */
 const char *admission_reason(admission_verdict v);

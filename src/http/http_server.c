@@ -1275,10 +1275,19 @@ static void answer_unfinished(loop *l)
     atomic_fetch_add(&l->h->loops_stopping, 1);
 }
 
-/* Deadlines: silent, slow and stuck connections, and the refused ones' linger. */
+/* The gauges of the connections open and the request bodies held (every loop's sweep sets
+ * them: no lock on a request's way). */
+static void set_gauges(http_server *h)
+{
+    metrics_set(h->metrics, "taskd_http_connections", "", admission_open(h->admission));
+    metrics_set(h->metrics, "taskd_http_body_bytes", "", (double)atomic_load(&h->body_held));
+}
+
+/* Deadlines: silent, slow and stuck connections, and the refused ones' linger; the gauges. */
 static void sweep(loop *l, int64_t now)
 {
     http_server *h = l->h;
+    set_gauges(h);
     for (int i = 0; i < l->refused_cap; i++)
         if (l->refused[i].fd >= 0)
             refused_drain(l, &l->refused[i], false);
@@ -1698,12 +1707,19 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     metrics_declare(h->metrics, "taskd_http_refused_total",
                     "Connections and requests refused by a bound or a deadline, by reason.",
                     METRIC_COUNTER, NULL, 0);
+    metrics_declare(h->metrics, "taskd_http_connections", "HTTP connections open now.",
+                    METRIC_GAUGE, NULL, 0);
+    metrics_declare(h->metrics, "taskd_http_body_bytes",
+                    "Bytes of request bodies held now, every connection together "
+                    "(bounded by max_body_memory).",
+                    METRIC_GAUGE, NULL, 0);
     h->admission = admission_new(max_conns, per_client);
     if (!h->admission) {
         snprintf(err, errlen, "cannot set up the connection bounds: %s", strerror(errno));
         free(h);
         return NULL;
     }
+    set_gauges(h); /* both 0, shown from the start */
     h->listen_fd = listen_on(&ss, sslen);
     if (h->listen_fd < 0) {
         snprintf(err, errlen, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));

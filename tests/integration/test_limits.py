@@ -419,6 +419,11 @@ class Limits(ServersTestCase):
             for c in held:  # two bodies all but sent, and stalled: the bound is taken
                 c.sendall(head(len(body)) + body[:-100])
             time.sleep(0.3)
+            # the gauges (set by each loop's sweep, four times a second): the bytes held, and
+            # the connections (/metrics' own only if it came before the last sweep)
+            wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes")
+                       == 2 * (len(body) - 100), 3, what="the bodies' bytes in the gauge")
+            self.assertIn(metric(metrics(srv), "taskd_http_connections"), (2.0, 3.0))
             for chunked in (False, True):
                 with self.subTest(chunked=chunked):
                     s = connect(srv.port)
@@ -459,6 +464,10 @@ class Limits(ServersTestCase):
             for c in both:
                 c.close()
         self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="body_memory"), 2.0)
+        wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes") == 0, 3,
+                   what="the gauge of bodies held back to 0")
+        wait_until(lambda: metric(metrics(srv), "taskd_http_connections") <= 1, 3,
+                   what="the gauge of connections back to /metrics' own at most")
 
     def test_stray_crlf_is_no_begun_head(self):
         # A client's stray CRLF after a request (RFC 9112 section 2.2: a server ignores empty
