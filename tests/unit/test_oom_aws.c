@@ -28,6 +28,7 @@
 #include "aws/dynamodb_store.h"
 #include "aws/lambda_runtime.h"
 #include "aws/publish_role.h"
+#include "aws/recover_role.h"
 #include "aws/role.h"
 #include "aws/sns.h"
 #include "aws/worker_role.h"
@@ -1597,6 +1598,97 @@ static void test_publish_published(void **state)
     server_stop(h);
 }
 
+/* -- the recover role -- */
+
+/* The page of m's tasks that q asks for, newest first (every task here is a TASK1). */
+static store_rc mem_list_of(store *s, const store_list_query *q, store_page *out)
+{
+    mem_store *m = (mem_store *)s;
+    memset(out, 0, sizeof *out);
+    if (q->task_type && strcmp(q->task_type, "TASK1") != 0)
+        return STORE_OK;
+    if (!(out->tasks = calloc((size_t)q->limit, sizeof *out->tasks)))
+        return STORE_ERROR;
+    for (size_t i = m->n; i-- > 0;) {
+        const mem_task *t = &m->tasks[i];
+        if ((q->before_id && strcmp(t->id, q->before_id) >= 0) ||
+            (q->status && strcmp(q->status, task_status_name(t->status)) != 0))
+            continue;
+        if (out->count == (size_t)q->limit) {
+            out->more = 1;
+            break;
+        }
+        if (!mem_copy(t, &out->tasks[out->count])) {
+            store_page_free(out);
+            return STORE_ERROR;
+        }
+        out->count++;
+    }
+    return STORE_OK;
+}
+
+typedef struct recover_case {
+    const config *cfg;
+    aws_client *sns;
+    sns_seen *seen;
+    const char *event; /* one publish-failures message, "m1", whose window holds TASK_A..E */
+} recover_case;
+
+/* A report of tasks stranded CREATED: those still CREATED (A, C) are published again, or the
+ * message comes back; a message spent with one of them unpublished would strand it for good. */
+static bool recover_published(void *arg)
+{
+    recover_case *c = arg;
+    atomic_store(&c->seen->tasks, 0);
+    mem_store m;
+    worker_store_reset(&m); /* A and C CREATED, B COMPLETED, D and E IN_PROGRESS */
+    store_ops ops = mem_ops;
+    ops.list_tasks = mem_list_of;
+    m.base.ops = &ops;
+    char err[256] = "";
+    role *r = recover_role_new(c->cfg, c->sns, SNS_TOPIC, &m.base, NULL, err, sizeof err);
+    if (!r)
+        return failed_saying(err, "recover_role_new");
+    role_result res;
+    bool done = invoked(r, (lambda_invocation){.request_id = "req-3"}, c->event, &res);
+    r->free(r);
+    if (!done)
+        return false;
+    bool spent = strcmp(res.response, "{\"batchItemFailures\":[]}") == 0;
+    if (!spent && strcmp(res.response, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}"))
+        wrong("answered %s", res.response);
+    role_result_clear(&res);
+    unsigned seen = atomic_load(&c->seen->tasks);
+    if (seen & (1u << 1 | 1u << 3 | 1u << 4))
+        wrong("a task no longer CREATED published (seen %#x)", seen);
+    if (spent && seen != (1u << 0 | 1u << 2))
+        wrong("the report spent with a stranded task unpublished (seen %#x)", seen);
+    return spent;
+}
+
+static void test_recover_role(void **state)
+{
+    (void)state;
+    sns_seen seen;
+    atomic_init(&seen.tasks, 0);
+    server *h = server_start(sns_accept, &seen, "AWS_ENDPOINT_URL_SNS");
+    config cfg;
+    assert_true(config_defaults(&cfg));
+    aws_client *c = new_client(AWS_SNS);
+    unsetenv("AWS_ENDPOINT_URL_SNS");
+    /* TASK_A..E's ids carry 2024-07-27T10:35:27.390Z: the window is that second, widened */
+    static const char event[] = "{\"Records\":[{\"messageId\":\"m1\",\"eventSource\":\"aws:sqs\","
+                                "\"body\":\"{\\\"DDBStreamBatchInfo"
+                                "\\\":{\\\"approximateArrivalOfFirstRecord\\\":\\\"2024-07-27T10:"
+                                "35:27Z\\\",\\\"approximateAr"
+                                "rivalOfLastRecord\\\":\\\"2024-07-27T10:35:27Z\\\"}}\"}]}";
+    recover_case rc = {&cfg, c, &seen, event};
+    assert_true(oom_sweep("recover role", recover_published, &rc) > 20);
+    aws_client_free(c);
+    config_free(&cfg);
+    server_stop(h);
+}
+
 /* -- DynamoDB -- */
 
 #define DDB_TYPE "com.amazonaws.dynamodb.v20120810#"
@@ -1917,6 +2009,7 @@ int main(void)
         cmocka_unit_test_teardown(test_dynamodb_expired, oom_teardown),
         cmocka_unit_test_teardown(test_sns_replies, oom_teardown),
         cmocka_unit_test_teardown(test_publish_published, oom_teardown),
+        cmocka_unit_test_teardown(test_recover_role, oom_teardown),
         cmocka_unit_test_teardown(test_dynamodb_answers, oom_teardown),
         cmocka_unit_test_teardown(test_lambda_runtime, oom_teardown),
     };
