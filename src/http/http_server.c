@@ -1614,8 +1614,10 @@ static void stop_loops(http_server *h)
         for (int j = 0; j < l->refused_cap; j++)
             if (l->refused[j].fd >= 0)
                 refused_drain(l, &l->refused[j], true);
-        for (conn *c = l->dead; c; c = c->dead_next)
+        for (conn *c = l->dead; c; c = c->dead_next) {
             c->phase = HEAD;
+            c->yielded = false; /* the loop runs no more turns */
+        }
         reap(l);
         if (l->epoll_fd >= 0)
             close(l->epoll_fd);

@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (EventStream, ServerTestCase, Taskd, local_only, metric,  # noqa: E402
-                     parse_metrics, parse_response_headers, recv_before)
+                     parse_metrics, parse_response_headers, recv_before, wait_until)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -531,6 +531,42 @@ class Wire(ServerTestCase):
         self.assertTrue(idle.closed(), "the idle connection stayed open")
         self.assertEqual(idle.pending, b"", "an answer to no request")
         self.assertEqual(srv.stop(), 0)
+
+    def test_a_stop_in_the_middle_of_a_pipelined_flood(self):
+        """SIGTERM while one client pipelines GET /health as fast as it can (its connection
+        yields its turn every 16 answers, and holds a head begun at the stop more often than
+        not, then answered 503): taskd exits 0, having freed it (the sanitizer pass checks for
+        leaks at exit), and the client sees its connection end."""
+        srv = Taskd(args=("--threads", "1"))
+        self.addCleanup(srv.close)
+        flood = Client(srv.port, timeout=30)
+        self.addCleanup(flood.close)
+        health = b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n"
+        got = {"bytes": 0}
+
+        def read_all():
+            deadline = time.monotonic() + 60
+            while True:
+                data = recv_before(flood.sock, deadline)
+                if not data:
+                    return
+                got["bytes"] += len(data)
+
+        def send_all():
+            try:
+                flood.send(health * 200000)
+            except OSError:
+                pass  # cut off by the stop
+
+        reader = threading.Thread(target=read_all)
+        sender = threading.Thread(target=send_all)
+        reader.start()
+        sender.start()
+        wait_until(lambda: got["bytes"] > 100000, 30, what="the flood being answered")
+        self.assertEqual(srv.stop(), 0)
+        reader.join(60)
+        sender.join(60)
+        self.assertFalse(reader.is_alive() or sender.is_alive(), "the flood's connection stayed")
 
 if __name__ == "__main__":
     unittest.main()
