@@ -7,7 +7,8 @@
 #   FUZZ_SECONDS=3600 scripts/fuzz.sh config   one target for an hour
 #   scripts/fuzz.sh --list                 the targets
 # Reproduce a finding: build-fuzz/fuzz_<target> <crash file>
-# Extra libFuzzer flags: FUZZ_ARGS="-jobs=2 -workers=2" (passed as they are).
+# Extra libFuzzer flags: FUZZ_ARGS="-jobs=2 -workers=2" (passed as they are). Targets run
+# FUZZ_PARALLEL at a time (default: one per CPU).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build-fuzz"
@@ -41,23 +42,38 @@ cmake --build "$build" --target "${targets[@]/#/fuzz_}" -j "$(nproc)"
 work=$(mktemp -d "${TMPDIR:-/tmp}/taskd-fuzz.XXXXXX")
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-failed=()
-for t in "${targets[@]}"; do
-    corpus="$work/$t/corpus"
-    artifacts="$work/$t/artifacts"
+# One target over its corpus copy; its log, and a "failed" mark when it found something.
+run_target() {
+    local t=$1 corpus="$work/$1/corpus" artifacts="$work/$1/artifacts" dict=()
     mkdir -p "$corpus" "$artifacts"
     if [ -d "$root/tests/fuzz/corpus/$t" ]; then
         cp -r "$root/tests/fuzz/corpus/$t/." "$corpus/"
     fi
-    dict=()
     [ -f "$root/tests/fuzz/$t.dict" ] && dict=("-dict=$root/tests/fuzz/$t.dict")
-    echo "== fuzz_$t: ${seconds}s" >&2
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
     if ! "$build/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} \
         "$corpus" >"$work/$t/log" 2>&1; then
+        touch "$work/$t/failed"
+    fi
+}
+
+# As many targets at once as there are CPUs (FUZZ_PARALLEL), each on a core of its own.
+parallel=${FUZZ_PARALLEL:-$(nproc)}
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do
+        wait -n || true
+    done
+    run_target "$t" &
+done
+wait
+
+failed=()
+for t in "${targets[@]}"; do
+    echo "== fuzz_$t: ${seconds}s" >&2
+    if [ -e "$work/$t/failed" ]; then
         tail -n 60 "$work/$t/log" >&2
-        for a in "$artifacts"/*; do
+        for a in "$work/$t/artifacts"/*; do
             [ -e "$a" ] && echo "fuzz_$t: reproducer $a (run: $build/fuzz_$t $a)" >&2
         done
         failed+=("$t")
