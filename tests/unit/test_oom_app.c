@@ -48,6 +48,7 @@
 #include "runner/runner.h"
 #include "runner/work.h"
 #include "store/broker.h"
+#include "store/store_sqlite.h"
 #include "trace/export_otlp.h"
 #include "trace/export_xray.h"
 #include "trace/otel_env.h"
@@ -1823,6 +1824,46 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* A task read that cannot copy its result fails: a copy that came back NULL would pass for a
+ * task without one, and stay in the task cache for the reads after it. The store is opened
+ * again so that the read goes to the database (a copy out of the cache that fails is a miss). */
+static void test_task_read_short_of_memory_for_its_result(void **state)
+{
+    (void)state;
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-read");
+    char id[TASK_ID_LEN + 1];
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    store_update started = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"};
+    assert_int_equal(store_update_task(s, &started, NOW, NULL), STORE_OK);
+    const char *result = "{\"answer\":42}";
+    store_update done = {
+        .id = id, .status = TASK_COMPLETED, .status_msg = "Task completed", .result = result};
+    assert_int_equal(store_update_task(s, &done, NOW, NULL), STORE_OK);
+    store_close(s);
+    char path[128];
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    char err[256] = "";
+    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_NORMAL};
+    assert_non_null(s = store_sqlite_open(&o, err, sizeof err));
+
+    pthread_setname_np(pthread_self(), "oom-reader");
+    oom_thread_arm_copy("oom-reader", result);
+    task got;
+    assert_int_equal(store_get_task(s, id, &got), STORE_ERROR);
+    assert_true(oom_thread_failed());
+    oom_thread_disarm();
+    for (int read = 0; read < 2; read++) { /* from the database, then from the cache */
+        assert_int_equal(store_get_task(s, id, &got), STORE_OK);
+        assert_non_null(got.result);
+        assert_string_equal(got.result, result);
+        task_clear(&got);
+    }
+    store_close(s);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 /* The defaults with text (a configuration file's JSON) over them; the test fails on a refusal. */
 static void load_config(config *cfg, const char *text)
 {
@@ -2166,6 +2207,7 @@ int main(void)
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test(test_stream_consumer_short_of_memory),
         cmocka_unit_test(test_receive_short_of_memory_keeps_the_message),
+        cmocka_unit_test(test_task_read_short_of_memory_for_its_result),
         cmocka_unit_test(test_runner_short_of_memory_for_a_batch),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
         cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
