@@ -1494,10 +1494,13 @@ static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg)
         return STORE_ERROR;
     sqlite3_bind_text(get, 1, id, -1, SQLITE_STATIC);
     task_status st = TASK_CREATED;
-    bool failed = sqlite3_step(get) == SQLITE_ROW &&
+    int step = sqlite3_step(get);
+    bool failed = step == SQLITE_ROW &&
                   task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
                   st == TASK_FAILED;
     stmt_done(get);
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        return sq_rc_of(step); /* unread: the step is undone, its message not moved */
     return failed ? sq_force_status(s, id, TASK_CREATED, msg, clock_unix_s()) : STORE_OK;
 }
 

@@ -43,6 +43,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* sqlite3_step, wrapped for this test (CMakeLists.txt): the next step of the statement whose
+ * SQL is fail_sql fails with SQLITE_IOERR (the writer's thread reads it). */
+static _Atomic(const char *) fail_sql;
+int __real_sqlite3_step(sqlite3_stmt *st);
+int __wrap_sqlite3_step(sqlite3_stmt *st);
+int __wrap_sqlite3_step(sqlite3_stmt *st)
+{
+    const char *sql = atomic_load(&fail_sql);
+    if (sql && strcmp(sqlite3_sql(st), sql) == 0 &&
+        atomic_compare_exchange_strong(&fail_sql, &sql, NULL))
+        return SQLITE_IOERR;
+    return __real_sqlite3_step(st);
+}
+
 /* ---- fixture ---- */
 
 static const char *db_path; /* the current test's database, for counting its rows directly */
@@ -733,6 +747,32 @@ static void test_redrive(void **state)
     moved = -1;
     assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 0);
+}
+
+/* A redrive that cannot read a dead letter's task undoes its step and says so: moved without
+ * its task made CREATED again, the message would meet a FAILED task and be dropped. */
+static void test_redrive_that_cannot_read_a_task(void **state)
+{
+    fx *f = *state;
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    publish_bodies(f->b, &q, 0, 1, a);
+    exhaust(f->b, &q, 1);
+    expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receive");
+
+    int64_t moved = -1;
+    atomic_store(&fail_sql, "SELECT status, trace FROM tasks WHERE id = ?1");
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_ERROR);
+    assert_null(atomic_load(&fail_sql)); /* the read that failed was the redrive's */
+    expect_stats(f->b, "dlq", 1, 0, 0);
+    expect_stats(f->b, "work", 0, 0, 0);
+    expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receive");
+
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 1);
+    expect_stats(f->b, "work", 1, 0, 0);
+    expect_status(f->s, a, TASK_CREATED, "Redriven from dlq");
 }
 
 /* The message of task id: its expires_ms - sent_ms, and its expires_ms - now (ms). */
@@ -3630,6 +3670,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redrive_that_cannot_read_a_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test(test_sync_full_waits_for_the_disk),
