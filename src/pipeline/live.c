@@ -12,8 +12,10 @@
  * whose buffer had no room for an event (a burst), catches up from the log:
  * a batch at a time while its buffer is at most half full (read under the
  * lock: bounded), so a burst or its own backlog never drops it. A client
- * whose buffer is full and that has read nothing for LIVE_STALL_MS is
- * dropped: it reads too slowly (or not at all).
+ * whose buffer is full and that has owed a read for LIVE_STALL_MS (read
+ * nothing since bytes came to its empty buffer, or since its last read) is
+ * dropped: it reads too slowly (or not at all). A client that had nothing to
+ * read owes nothing, however long it was quiet.
  *
  * A waiter's ready() runs outside the lock: the transport keeps a parked
  * exchange until ready() comes, or until it takes the waiter back
@@ -36,7 +38,7 @@
 #define LIVE_IDLE_MS     60000
 #define LIVE_CATCHUP_MS  20   /* re-check of subscribers catching up */
 #define LIVE_REREAD_MS   200  /* the next try after a failed read of the change log */
-#define LIVE_STALL_MS    5000 /* a full buffer with no read for this long: the client is dropped */
+#define LIVE_STALL_MS    5000 /* a full buffer owing a read this long: the client is dropped */
 #define EVENT_FIELD_SIZE (TASK_EVENT_FIELD_MAX + 1)
 
 typedef struct waiter {
@@ -56,10 +58,11 @@ typedef struct subscriber {
     char status[16];
     sbuf buf; /* bytes not yet read: data[off, len) */
     size_t off;
-    bool armed;           /* read() found nothing: wake it when there is more */
-    bool behind;          /* its buffer had no room: it catches up from the log */
-    int64_t last_read_ms; /* when it last read something (or subscribed) */
-    bool ended;           /* shutting down: the rest of buf, then the end */
+    bool armed;            /* read() found nothing: wake it when there is more */
+    bool behind;           /* its buffer had no room: it catches up from the log */
+    int64_t owes_since_ms; /* since when it has had bytes to read: its last read, or when bytes
+                            * came to its empty buffer (or its subscribe) */
+    bool ended;            /* shutting down: the rest of buf, then the end */
     bool dropped;
     /* the events thread reads its rows outside the lock (catch_up()): a close meanwhile leaves
      * it to that thread to free (closed) */
@@ -247,6 +250,8 @@ static bool deliver(live *l, subscriber *s, const char *frame, size_t len)
     size_t pending = s->buf.len - s->off;
     if (pending && pending + len > l->buffer_limit)
         return false;
+    if (!pending) /* a quiet client's stall starts now, not at its last read */
+        s->owes_since_ms = clock_mono_ms();
     if (s->off && s->off == s->buf.len)
         s->buf.len = s->off = 0;
     sbuf_append(&s->buf, frame, len);
@@ -285,7 +290,7 @@ static long stream_read(api_stream *st, char *buf, size_t max)
             k = max;
         memcpy(buf, s->buf.data + s->off, k);
         s->off += k;
-        s->last_read_ms = clock_mono_ms();
+        s->owes_since_ms = clock_mono_ms();
         if (s->off == s->buf.len)
             s->buf.len = s->off = 0;
         n = (long)k;
@@ -351,7 +356,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
         return STORE_ERROR;
     s->stream.ops = &stream_ops;
     s->owner = l;
-    s->last_read_ms = clock_mono_ms();
+    s->owes_since_ms = clock_mono_ms();
     snprintf(s->task_type, sizeof s->task_type, "%s", task_type ? task_type : "");
     snprintf(s->status, sizeof s->status, "%s", status ? status : "");
     sbuf_printf(&s->buf, "retry: %d\n\n", LIVE_RETRY_MS);
@@ -372,7 +377,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
     bool wake = false;
     if (rc == STORE_OK) {
         if (!l->n_subs) /* the heartbeat starts with its first listener */
-            l->next_ping_ms = s->last_read_ms + LIVE_HEARTBEAT_MS;
+            l->next_ping_ms = s->owes_since_ms + LIVE_HEARTBEAT_MS;
         s->next = l->subs;
         if (s->next)
             s->next->prev = s;
@@ -515,7 +520,7 @@ static bool catch_up(live *l, int64_t now)
         s->round = round;
         if (s->buf.len - s->off > l->buffer_limit / 2) {
             subscriber *next = s->next;
-            if (now - s->last_read_ms > LIVE_STALL_MS)
+            if (now - s->owes_since_ms > LIVE_STALL_MS)
                 drop(l, s);
             else
                 any = true; /* let it read first */

@@ -700,5 +700,31 @@ class SlowClient(LiveCase):
         good.close()
 
 
+@harness.local_only("the events thread's buffers are taskd's")
+class QuietClient(LiveCase):
+    # a buffer of 1 KiB, and finished tasks deleted 8 s after they end: one sweep step of 60
+    # deletions is a burst several times the buffer
+    server_config = {"event_buffer_bytes": 1024, "retention_grace": 8, "sweep_interval": 1}
+
+    def test_a_client_quiet_for_a_while_is_not_dropped_by_a_burst(self):
+        """A client that has read all it was sent is owed nothing, however long it was quiet:
+        a burst past its buffer after 7 s of quiet makes it catch up from the log, and every
+        event comes (it was dropped before, as if it had stopped reading 7 s ago)."""
+        ids = [self.server.create("TASK2", ttl=1) for _ in range(60)]
+        for tid in ids:
+            self.assertEqual(self.server.set_status(tid, "FAILED", "over").status, 204)
+        with harness.EventStream(self.server) as st:
+            removed = set()
+            deadline = time.monotonic() + 40
+            while len(removed) < len(ids):
+                e = st.next_event(max(0.0, deadline - time.monotonic()))
+                self.assertIsNotNone(e, "%d of %d deletions came; dropped: %s" % (
+                    len(removed), len(ids), metric(self.server, "taskd_event_clients_dropped_total")))
+                if e["event"] == "task" and e["data"].get("event") == "REMOVE":
+                    removed.add(e["data"]["id"])
+            self.assertEqual(removed, set(ids))
+        self.assertEqual(metric(self.server, "taskd_event_clients_dropped_total"), 0)
+
+
 if __name__ == "__main__":
     unittest.main()
