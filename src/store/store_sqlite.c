@@ -924,8 +924,9 @@ static void note_written(sqlite_store *s, const task *t, bool created, bool remo
 typedef struct batch_mark {
     size_t written;   /* s->n_batch_written: an undone write changed nothing */
     int64_t last_seq; /* s->batch_last_seq: its change records' seqs are given again */
-    bool fed;         /* the feed as it was: on, where, and the takes it had */
-    int64_t fed_cp;
+    bool fed;         /* the feed as it was: on, where, what its checkpoint row says, and the
+                       * takes it had */
+    int64_t fed_cp, fed_saved_cp;
     size_t takes;
     size_t moved; /* the depth log's entries */
 } batch_mark;
@@ -936,6 +937,7 @@ static batch_mark batch_mark_take(sqlite_store *s)
                         .last_seq = s->batch_last_seq,
                         .fed = atomic_load(&s->feed.on),
                         .fed_cp = s->feed.cp,
+                        .fed_saved_cp = s->feed.saved_cp,
                         .takes = s->feed.n_takes,
                         .moved = depth_log_mark(&s->depth_log)};
 }
@@ -948,6 +950,7 @@ static void batch_rewind(sqlite_store *s, const batch_mark *m)
     sq_feed_finish(s, m->takes, false);
     atomic_store(&s->feed.on, m->fed);
     s->feed.cp = m->fed_cp;
+    s->feed.saved_cp = m->fed_saved_cp; /* a publish undone wrote its checkpoint row */
     depth_log_rewind(&s->depth_log, m->moved);
 }
 
@@ -980,6 +983,15 @@ static bool in_transaction(const sqlite_store *s)
     return !sqlite3_get_autocommit(s->wdb);
 }
 
+/* Undo what the writes since the savepoint did. When that fails, the whole transaction goes
+ * (the batch then fails as after SQLite's own rollback): the RELEASE that follows would keep
+ * the half of a write that failed. */
+static void rollback_to_savepoint(sqlite_store *s)
+{
+    if (sq_step_done(s->w_rollback_to) != SQLITE_OK)
+        sq_step_done(s->w_rollback);
+}
+
 void sq_apply_write(sqlite_store *s, store_write *w)
 {
     if (!in_transaction(s) || sq_step_done(s->w_savepoint) != SQLITE_OK) {
@@ -991,10 +1003,11 @@ void sq_apply_write(sqlite_store *s, store_write *w)
     if (!succeeded(w->rc)) {
         if (w->rc == STORE_ERROR)
             note_fault(s, sqlite3_errcode(s->wdb)); /* before the rollback resets it */
-        sq_step_done(s->w_rollback_to);
+        rollback_to_savepoint(s);
         batch_rewind(s, &m);
     }
-    sq_step_done(s->w_release);
+    if (in_transaction(s))
+        sq_step_done(s->w_release);
 }
 
 /*
@@ -1037,8 +1050,9 @@ static store_write *apply_run(sqlite_store *s, store_write *first, store_write *
                 w->rc = STORE_ERROR;
         return end;
     }
-    sq_step_done(s->w_rollback_to);
-    sq_step_done(s->w_release);
+    rollback_to_savepoint(s);
+    if (in_transaction(s))
+        sq_step_done(s->w_release);
     batch_rewind(s, &m);
     for (store_write *w = first; w != failed; w = w->next) {
         task_clear(&w->current); /* what the first pass read (zero when it read nothing) */

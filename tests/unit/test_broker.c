@@ -43,17 +43,20 @@
 #include <time.h>
 #include <unistd.h>
 
-/* sqlite3_step, wrapped for this test (CMakeLists.txt): the next step of the statement whose
- * SQL is fail_sql fails with SQLITE_IOERR (the writer's thread reads it). */
-static _Atomic(const char *) fail_sql;
+/* sqlite3_step, wrapped for this test (CMakeLists.txt): the next step of a statement whose SQL
+ * begins with fail_sql[i] fails with SQLITE_IOERR, once for each (the writer's thread reads
+ * them). */
+static _Atomic(const char *) fail_sql[2];
 int __real_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st)
 {
-    const char *sql = atomic_load(&fail_sql);
-    if (sql && strcmp(sqlite3_sql(st), sql) == 0 &&
-        atomic_compare_exchange_strong(&fail_sql, &sql, NULL))
-        return SQLITE_IOERR;
+    for (size_t i = 0; i < sizeof fail_sql / sizeof fail_sql[0]; i++) {
+        const char *sql = atomic_load(&fail_sql[i]);
+        if (sql && strncmp(sqlite3_sql(st), sql, strlen(sql)) == 0 &&
+            atomic_compare_exchange_strong(&fail_sql[i], &sql, NULL))
+            return SQLITE_IOERR;
+    }
     return __real_sqlite3_step(st);
 }
 
@@ -762,9 +765,9 @@ static void test_redrive_that_cannot_read_a_task(void **state)
     expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receive");
 
     int64_t moved = -1;
-    atomic_store(&fail_sql, "SELECT status, trace FROM tasks WHERE id = ?1");
+    atomic_store(&fail_sql[0], "SELECT status, trace FROM tasks WHERE id = ?1");
     assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_ERROR);
-    assert_null(atomic_load(&fail_sql)); /* the read that failed was the redrive's */
+    assert_null(atomic_load(&fail_sql[0])); /* the read that failed was the redrive's */
     expect_stats(f->b, "dlq", 1, 0, 0);
     expect_stats(f->b, "work", 0, 0, 0);
     expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receive");
@@ -773,6 +776,27 @@ static void test_redrive_that_cannot_read_a_task(void **state)
     assert_int_equal(moved, 1);
     expect_stats(f->b, "work", 1, 0, 0);
     expect_status(f->s, a, TASK_CREATED, "Redriven from dlq");
+}
+
+/* A write that fails half done is undone; when undoing it fails too, its whole batch goes: a
+ * task row kept without its change record would never be published. */
+static void test_a_write_that_cannot_be_undone_fails_its_batch(void **state)
+{
+    fx *f = *state;
+    atomic_store(&fail_sql[0], "INSERT INTO changes "); /* after the task's row */
+    atomic_store(&fail_sql[1], "ROLLBACK TO op");
+    store_new_task nt = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    char id[37];
+    assert_int_equal(store_create_task(f->s, &nt, (int64_t)time(NULL), id), STORE_ERROR);
+    assert_null(atomic_load(&fail_sql[0]));
+    assert_null(atomic_load(&fail_sql[1]));
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, "SELECT count(*) FROM tasks");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 0);
+    own_done(st);
+    /* and the store goes on */
+    create_task(f->s, TASK_NULL_TIME, id);
+    expect_status(f->s, id, TASK_CREATED, "");
 }
 
 /* The message of task id: its expires_ms - sent_ms, and its expires_ms - now (ms). */
@@ -3671,6 +3695,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_that_cannot_read_a_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_write_that_cannot_be_undone_fails_its_batch, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test(test_sync_full_waits_for_the_disk),
