@@ -827,8 +827,12 @@ static void conclude(api *a, api_exchange *ex)
     int status = ex->resp.status;
     span *sv = &ex->server;
     bool wrote = ex->store_span.start_ns != 0;
+    /* the task's own view keeps the requests that changed it: not those that read it, nor
+     * writes refused or repeated, which any client may send without end */
+    bool changed = wrote && ex->write.rc == STORE_OK;
     if (wrote) {
-        snprintf(ex->store_span.task_id, sizeof ex->store_span.task_id, "%s", ex->task_id);
+        if (changed)
+            snprintf(ex->store_span.task_id, sizeof ex->store_span.task_id, "%s", ex->task_id);
         if (*ex->task_id)
             span_set_str(&ex->store_span, "task.id", ex->task_id);
         if (!(ex->write.rc == STORE_OK || ex->write.rc == STORE_DUPLICATE ||
@@ -840,8 +844,7 @@ static void conclude(api *a, api_exchange *ex)
     span_set_int(sv, "http.response.status_code", status);
     if (*ex->task_id) {
         span_set_str(sv, "task.id", ex->task_id);
-        /* the task's own view keeps the requests that changed it, not those that read it */
-        if (wrote)
+        if (changed)
             snprintf(sv->task_id, sizeof sv->task_id, "%s", ex->task_id);
     }
     if (status >= 500)

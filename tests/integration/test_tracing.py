@@ -710,6 +710,29 @@ class TracingCase(ServersTestCase):
                          [(trace_id, joined["span_id"]), (own_trace, own["span_id"])], updates)
         self.stop_clean(s)
 
+    def test_refused_and_repeated_writes_stay_out_of_the_tasks_trace(self):
+        """The task's own view keeps the requests that changed it: refused PATCHes (409), a
+        repeated one (204, nothing changed) and POSTs answered from their Idempotency-Key add
+        nothing, so that no client can flood a task's trace (and push other tasks' spans out
+        of the log)."""
+        s = self.start({})
+        tid = s.create("TASK2", headers={"Idempotency-Key": "trace-flood-1"})
+        self.assertEqual(s.set_status(tid, "IN_PROGRESS", "mine").status, 204)
+        self.assertEqual(s.set_status(tid, "COMPLETED", "done").status, 204)
+        names = {"POST /tasks": 1, "PATCH /tasks/{task_id}": 2, "UPDATE tasks": 2}
+        before = self.wait_local_spans(s, tid, names)
+        for _ in range(20):
+            self.assertEqual(s.set_status(tid, "FAILED", "late").status, 409)
+            self.assertEqual(s.set_status(tid, "COMPLETED", "done").status, 204)
+            r = s.post("/tasks", {"task_type": "TASK2"}, headers={"Idempotency-Key": "trace-flood-1"})
+            self.assertEqual((r.status, r.json()["id"]), (200, tid))
+        time.sleep(0.3)  # a span is in the view once its request has ended
+        after = self.local_trace(s, tid)
+        self.assertEqual(sorted(sp["span_id"] for sp in after),
+                         sorted(sp["span_id"] for sp in before),
+                         [sp["name"] for sp in after])
+        self.stop_clean(s)
+
     def test_fanned_out_publish_names_its_queues_once(self):
         """A task published to two queues: one taskd.queue attribute naming both, no key twice."""
         cfg = write_config(self.tmp, {
