@@ -286,6 +286,23 @@ bool auth_is_loopback(const char *host)
     return false;
 }
 
+/* Whether name (len bytes, brackets kept) is an IPv4 address or a bracketed IPv6 one. */
+static bool ip_literal(const char *name, size_t len)
+{
+    char text[64];
+    bool v6 = len > 2 && name[0] == '[' && name[len - 1] == ']';
+    if (v6) {
+        name++;
+        len -= 2;
+    }
+    if (len >= sizeof text)
+        return false;
+    memcpy(text, name, len);
+    text[len] = '\0';
+    unsigned char addr[16];
+    return inet_pton(v6 ? AF_INET6 : AF_INET, text, addr) == 1;
+}
+
 bool auth_host_allowed(const auth_policy *p, const char *host)
 {
     if (!p->check_host || p->any_host || !host)
@@ -299,13 +316,17 @@ bool auth_host_allowed(const auth_policy *p, const char *host)
     for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++)
         if (same_name(name, name_len, loopback[i], strlen(loopback[i])))
             return true;
+    if (p->ip_hosts && ip_literal(name, name_len))
+        return true;
     for (size_t i = 0; i < p->n_hosts; i++) {
         const char *allowed;
         size_t allowed_len;
         unsigned allowed_port;
         if (split_host(p->hosts[i], strlen(p->hosts[i]), &allowed, &allowed_len, &allowed_port) &&
             same_name(name, name_len, allowed, allowed_len) &&
-            (allowed_port == 0 || allowed_port == port))
+            (allowed_port == 0 || allowed_port == port ||
+             /* a browser leaves out the scheme's own port */
+             (port == 0 && (allowed_port == 80 || allowed_port == 443))))
             return true;
     }
     return false;

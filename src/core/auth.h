@@ -31,6 +31,7 @@ typedef struct auth_policy {
     size_t n_tokens;
     bool metrics_public; /* GET /metrics and /health need no token */
     bool check_host;     /* refuse Host headers outside the loopback names and hosts[] */
+    bool ip_hosts;       /* and allow any IP address (a name is what a rebinding page has) */
     bool any_host;       /* "*" among the allowed hosts: no Host check */
     char **hosts;        /* extra allowed Host values ("name" any port, or "name:port") */
     size_t n_hosts;

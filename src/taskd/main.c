@@ -298,7 +298,12 @@ static int setup_access(const options *o, auth_policy *p)
         return fail(err);
     }
     bool loopback = auth_is_loopback(o->host);
-    p->check_host = loopback || p->n_hosts > 0;
+    /* Host names are checked on a loopback listener, where a page that rebinds its name to
+     * 127.0.0.1 would reach taskd, and on any listener without tokens, which the operator's
+     * own browser reaches too (0.0.0.0 holds 127.0.0.1): there, with no --allowed-hosts, an
+     * IP address is answered and a name is not. With tokens, a rebinding page has none. */
+    p->check_host = loopback || p->n_hosts > 0 || p->n_tokens == 0;
+    p->ip_hosts = !loopback && p->n_hosts == 0 && p->n_tokens == 0;
     p->metrics_public = o->metrics_public;
     if (!loopback && p->n_tokens == 0 && !o->allow_unauthenticated) {
         snprintf(err, sizeof err,

@@ -169,12 +169,26 @@ class AuthTestCase(unittest.TestCase):
                            {"TASKD_ALLOW_UNAUTHENTICATED": "maybe"}, "TASKD_ALLOW_UNAUTHENTICATED")
         s = self.start(listen="0.0.0.0:0", args=["--allow-unauthenticated"])
         self.assertEqual(s.get("/health").status, 200)
-        self.assertEqual(s.get("/health", headers={"Host": "taskd.example:80"}).status, 200)
+        # no token to stop a page that rebinds its name to this listener (0.0.0.0 holds
+        # 127.0.0.1, which the operator's own browser reaches): a name is refused, an IP
+        # address answered, and --allowed-hosts names the names
+        r = s.get("/health", headers={"Host": "rebind.attacker.example:80"})
+        self.assertEqual(r.status, 403, r)
+        self.assertIn("--allowed-hosts", r.json()["detail"])
+        for host in ("10.1.2.3:%d" % s.port, "[fd00::5]", "localhost:%d" % s.port):
+            self.assertEqual(s.get("/health", headers={"Host": host}).status, 200, host)
+        s = self.start(listen="0.0.0.0:0", args=["--allow-unauthenticated",
+                                                 "--allowed-hosts", "taskd.example:443"])
+        self.assertEqual(s.get("/health", headers={"Host": "taskd.example"}).status, 200)
+        self.assertEqual(s.get("/health", headers={"Host": "10.1.2.3"}).status, 403)
         s = self.start(listen="0.0.0.0:0", env={"TASKD_ALLOW_UNAUTHENTICATED": "1"})
         self.assertEqual(s.create("TASK2") is not None, True)
         s = self.start(listen="0.0.0.0:0", env={"TASKD_TOKENS": TOKENS[0]})
         self.assertUnauthorized(s.get("/health"), invalid_token=False)
         self.assertEqual(s.get("/health", headers=bearer(TOKENS[0])).status, 200)
+        # with tokens a rebinding page has none: any Host is answered
+        self.assertEqual(s.get("/health", headers=dict(bearer(TOKENS[0]),
+                                                       Host="taskd.example:80")).status, 200)
 
     def test_loopback_without_tokens_is_open(self):
         s = self.start()

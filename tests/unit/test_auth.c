@@ -272,8 +272,42 @@ static void test_hosts(void **state)
     assert_false(auth_parse_hosts(&p, "ok,bad host", err, sizeof err));
     assert_false(auth_parse_hosts(&p, "x:0", err, sizeof err));
     assert_false(auth_parse_hosts(&p, "http://x", err, sizeof err));
+    /* a browser leaves the scheme's own port out: an entry with port 80 or 443 takes it */
+    assert_true(auth_parse_hosts(&p, "tasks.example:443,plain.example:80", err, sizeof err));
+    assert_true(auth_host_allowed(&p, "tasks.example"));
+    assert_true(auth_host_allowed(&p, "tasks.example:443"));
+    assert_false(auth_host_allowed(&p, "tasks.example:80"));
+    assert_true(auth_host_allowed(&p, "plain.example"));
+    assert_false(auth_host_allowed(&p, "plain.example:443"));
     assert_true(auth_parse_hosts(&p, "*", err, sizeof err));
     assert_true(auth_host_allowed(&p, "evil.example"));
+    auth_free(&p);
+}
+
+/* A listener without tokens that is not loopback, and no --allowed-hosts: IP addresses are
+ * answered, names are not (a rebinding page has only a name). */
+static void test_ip_hosts(void **state)
+{
+    (void)state;
+    auth_policy p;
+    auth_init(&p, key);
+    p.check_host = p.ip_hosts = true;
+    static const char *const yes[] = {"10.0.0.5",  "10.0.0.5:8080",  "192.168.1.20:80", "[fd00::1]",
+                                      "[::]:8080", "localhost:8080", "0.0.0.0"};
+    static const char *const no[] = {"rebind.attacker.example:8080",
+                                     "tasks.example",
+                                     "10.0.0",
+                                     "[10.0.0.5]",
+                                     "[fd00::1",
+                                     "fd00::1",
+                                     "1.2.3.4.example",
+                                     "[fe80::1%eth0]"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        if (!auth_host_allowed(&p, yes[i]))
+            fail_msg("Host %s is allowed", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (auth_host_allowed(&p, no[i]))
+            fail_msg("Host %s is refused", no[i]);
     auth_free(&p);
 }
 
@@ -432,13 +466,13 @@ static void test_status_and_detail(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_token_lines),       cmocka_unit_test(test_token_lines_bad),
-        cmocka_unit_test(test_token_list),        cmocka_unit_test(test_digest_compare),
-        cmocka_unit_test(test_tokens_are_keyed),  cmocka_unit_test(test_token_file),
-        cmocka_unit_test(test_loopback),          cmocka_unit_test(test_hosts),
-        cmocka_unit_test(test_same_origin),       cmocka_unit_test(test_check_no_tokens),
-        cmocka_unit_test(test_check_host),        cmocka_unit_test(test_check_tokens),
-        cmocka_unit_test(test_status_and_detail),
+        cmocka_unit_test(test_token_lines),      cmocka_unit_test(test_token_lines_bad),
+        cmocka_unit_test(test_token_list),       cmocka_unit_test(test_digest_compare),
+        cmocka_unit_test(test_tokens_are_keyed), cmocka_unit_test(test_token_file),
+        cmocka_unit_test(test_loopback),         cmocka_unit_test(test_hosts),
+        cmocka_unit_test(test_ip_hosts),         cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_check_no_tokens),  cmocka_unit_test(test_check_host),
+        cmocka_unit_test(test_check_tokens),     cmocka_unit_test(test_status_and_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
