@@ -44,7 +44,7 @@
 #define TASKD_VERSION "dev"
 #endif
 
-#define PAYLOAD_MAX       (1024 * 1024)
+#define PAYLOAD_MAX       999999 /* under New Relic's 10^6 bytes (1 MiB elsewhere) */
 #define MAX_ATTEMPTS      5
 #define BACKOFF_BASE_MS   500
 #define BACKOFF_MAX_MS    30000
