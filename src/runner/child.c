@@ -42,8 +42,10 @@
  * - The parent's poll() loop writes stdin and reads stdout, stderr and the report pipe, so no
  *   full pipe can deadlock either side, and the program's exit is seen at once. It also polls
  *   an eventfd that child_kill() signals, so a kill ends the wait even when the supervisor
- *   cannot answer it (stopped by the program). Once it has
- *   exited, output is drained for at most drain_ms: a background process may hold the pipes.
+ *   cannot answer it (stopped by the program). Once it has exited, everything it wrote is in
+ *   the pipes (as much as a pipe holds, which the program may enlarge: F_SETPIPE_SZ) and is
+ *   read to the end whenever this thread gets to it; drain_ms bounds only the wait for more,
+ *   which a background process holding the pipes may still write.
  * - Standard output is kept in a buffer that grows by doubling but never past stdout_max + 1
  *   bytes; a byte past stdout_max ends child_wait() with CHILD_STDOUT_OVER. Standard error
  *   keeps only its last stderr_tail bytes, in a fixed array that slides.
@@ -73,6 +75,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -396,23 +399,47 @@ static void keep_stderr(child *c, const char *s, size_t n)
     c->tail_len += n;
 }
 
-/* Read once from stdout or stderr; close it at EOF or on an error. */
-static void pump_output(child *c, int *fd, bool is_stdout)
+/* Read once from stdout or stderr; close it at EOF or on an error. The bytes read: 0 when it
+ * was closed, -1 when it had nothing (EAGAIN). */
+static ssize_t pump_output(child *c, int *fd, bool is_stdout)
 {
     ssize_t n;
     do {
         n = read(*fd, c->scratch, READ_CHUNK);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
+        return -1;
     if (n <= 0) {
         close_fd(fd);
-        return;
+        return 0;
     }
     if (!is_stdout)
         keep_stderr(c, c->scratch, (size_t)n);
     else if (!keep_stdout(c, c->scratch, (size_t)n))
         note_failure(c, CHILD_READ_STDOUT, ENOMEM);
+    return n;
+}
+
+/*
+ * Read, without waiting, the bytes stdout or stderr holds now. Once the program's end is
+ * reported everything it wrote is in the pipe (its writes came before its exit), however long
+ * this thread was held up before reading it; what a background process writes after this look
+ * is not waited for. False on a failure (noted).
+ */
+static bool pump_rest(child *c, int *fd, bool is_stdout)
+{
+    int left = 0;
+    if (*fd >= 0 && ioctl(*fd, FIONREAD, &left) != 0) {
+        note_failure(c, CHILD_POLL, errno);
+        return false;
+    }
+    while (left > 0 && *fd >= 0 && !c->out_over && c->failed == CHILD_OK) {
+        ssize_t n = pump_output(c, fd, is_stdout);
+        if (n <= 0)
+            break;
+        left -= n > left ? left : (int)n;
+    }
+    return c->failed == CHILD_OK;
 }
 
 /* Take a report from the supervisor; false when it ended without reporting the program's end. */
@@ -443,8 +470,13 @@ static child_end pump_until_end(child *c, int64_t deadline)
         if (c->out_over)
             return CHILD_STDOUT_OVER;
         int64_t now = clock_mono_ms();
-        if (c->exited && ((c->out_fd < 0 && c->err_fd < 0) || now >= drain_until))
+        if (c->exited && c->out_fd < 0 && c->err_fd < 0)
             return CHILD_EXITED;
+        if (c->exited && now >= drain_until) { /* what the program left is read all the same */
+            if (!pump_rest(c, &c->out_fd, true) || !pump_rest(c, &c->err_fd, false))
+                return CHILD_FAILED;
+            return c->out_over ? CHILD_STDOUT_OVER : CHILD_EXITED;
+        }
         if (!c->exited && now >= deadline)
             return CHILD_TIMED_OUT;
 

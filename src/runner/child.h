@@ -10,9 +10,10 @@
  *     asked for, and PR_SET_PDEATHSIG so that it is killed when the supervisor ends;
  *   - child_wait() writes the input to its standard input (then closes it), keeps the first
  *     stdout_max bytes of standard output and the last stderr_tail bytes of standard error,
- *     and returns when the program has exited and its output is drained (for at most
- *     drain_ms: a leftover background process may hold the pipes open), when standard
- *     output goes past stdout_max, when the deadline passes, or when child_kill() is called;
+ *     and returns when the program has exited and its output is drained (all it wrote, and
+ *     for at most drain_ms more: a leftover background process may hold the pipes open), when
+ *     standard output goes past stdout_max, when the deadline passes, or when child_kill() is
+ *     called;
  *   - child_kill() kills the program and every descendant it left; child_reap() does too (if
  *     anything still runs) and collects the program's exit status once every one is gone.
  *
@@ -55,7 +56,7 @@ typedef struct child_spec {
     size_t input_len;    /* bytes of input */
     size_t stdout_max;   /* most bytes of standard output kept; more ends child_wait() */
     size_t stderr_tail;  /* bytes of standard error kept: the last ones written */
-    int drain_ms;        /* how long output is still read after the program exits */
+    int drain_ms;        /* how long output is still waited for after the program exits */
     int kill_grace_ms;   /* how long child_reap() lets the supervisor clear the run (0: 2000) */
     child_limits limits; /* resource limits of the program */
 } child_spec;

@@ -1,11 +1,11 @@
 /*
  * Unit tests for runner/child: input on stdin, the environment given and no other, the cap on
  * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
- * deadline, a background process holding stdout after the child exits, unread input, spawn
- * failures, child_free() on a child still running; containment (a descendant in a session of its
- * own is gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running
- * the child), only stdio inherited, a foreign SIGTERM passed on; and the resource limits (values,
- * SIGXCPU, EMFILE).
+ * deadline, a background process holding stdout after the child exits, output left in an
+ * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
+ * still running; containment (a descendant in a session of its own is gone after a normal end, a
+ * timeout, a growing tree, and a SIGKILL of the process running the child), only stdio
+ * inherited, a foreign SIGTERM passed on; and the resource limits (values, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -754,6 +754,64 @@ static void test_kill_after_the_end_keeps_the_output(void **state)
     child_free(c);
 }
 
+/* Output still in the pipe when the program's end is read is kept whole, however late the wait
+ * gets to it: here the program's stdout pipe is enlarged (F_SETPIPE_SZ, as a program may do
+ * itself; done through /proc), the program leaves several reads' worth in it and ends before
+ * the wait starts, and with drain_ms 0 the time to wait for more is up once the end is read. */
+static void test_output_left_in_the_pipe_at_the_end_is_kept(void **state)
+{
+    (void)state;
+    char go[64];
+    temp_name(go, sizeof go);
+    char *argv[] = {
+        "sh",
+        "-c",
+        "while [ ! -e \"$1\" ]; do sleep 0.01; done; head -c 300000 /dev/zero | tr '\\0' x",
+        "sh",
+        go,
+        NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 1 << 20,
+                       .stderr_tail = 256,
+                       .drain_ms = 0};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c), 0);
+    char fd_path[64];
+    snprintf(fd_path, sizeof fd_path, "/proc/%d/fd/1", (int)child_pid(c));
+    int fd = open(fd_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(fd >= 0);
+    int size = fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+    close(fd);
+    if (size < (1 << 20)) { /* no room for it all: the program would wait for each read */
+        int status;
+        child_kill(c);
+        assert_int_equal(child_reap(c, &status), 0);
+        child_free(c);
+        skip();
+    }
+    int go_fd = open(go, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    assert_true(go_fd >= 0);
+    close(go_fd);
+    /* the supervisor (this process's one child) exits once it has reported the program's end;
+     * waited for here and left unreaped: all the output is in the pipe, none of it read */
+    siginfo_t si = {0};
+    assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOWAIT), 0);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
+    size_t n;
+    const char *out = child_stdout(c, &n);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    unlink(go);
+    assert_int_equal(n, 300000);
+    assert_int_equal(strspn(out, "x"), 300000);
+    child_free(c);
+}
+
 /* ---- resource limits ---- */
 
 static void test_limits_are_applied(void **state)
@@ -861,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
+        cmocka_unit_test(test_output_left_in_the_pipe_at_the_end_is_kept),
         cmocka_unit_test(test_limits_are_applied),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
         cmocka_unit_test(test_open_files_limit),
