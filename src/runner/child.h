@@ -39,7 +39,7 @@
 #include <sys/types.h>
 
 /* Resource limits of the program (setrlimit before exec); 0 / false leaves one as inherited.
- * A limit is never raised above the hard limit the program would inherit. */
+ * A limit is never raised above the one the program would inherit, soft or hard. */
 typedef struct child_limits {
     unsigned cpu_s;      /* RLIMIT_CPU: SIGXCPU after this many CPU seconds, SIGKILL 1 s later */
     uint64_t data_bytes; /* RLIMIT_DATA: most bytes of heap and private writable mappings */

@@ -18,7 +18,8 @@
 
 /* ---- the program (runs in the supervisor's fork: system calls only) ---- */
 
-/* Lower one limit to at most want_soft / want_hard (never above the inherited hard limit). */
+/* Lower one limit to at most want_soft / want_hard, never above the inherited one: the soft
+ * value no higher than the inherited soft limit, the hard no higher than the hard limit. */
 static int lower_limit(int resource, rlim_t want_soft, rlim_t want_hard)
 {
     struct rlimit cur;
@@ -27,6 +28,8 @@ static int lower_limit(int resource, rlim_t want_soft, rlim_t want_hard)
     struct rlimit r = {.rlim_cur = want_soft, .rlim_max = want_hard};
     if (r.rlim_max > cur.rlim_max)
         r.rlim_max = cur.rlim_max;
+    if (r.rlim_cur > cur.rlim_cur) /* RLIM_INFINITY is the largest value: no bound */
+        r.rlim_cur = cur.rlim_cur;
     if (r.rlim_cur > r.rlim_max)
         r.rlim_cur = r.rlim_max;
     return setrlimit(resource, &r) == 0 ? 0 : errno;

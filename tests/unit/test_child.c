@@ -5,7 +5,8 @@
  * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
  * still running; containment (a descendant in a session of its own is gone after a normal end, a
  * timeout, a growing tree, and a SIGKILL of the process running the child), only stdio
- * inherited, a foreign SIGTERM passed on; and the resource limits (values, SIGXCPU, EMFILE).
+ * inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
+ * below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -845,6 +846,22 @@ static void test_limits_are_applied(void **state)
     else
         snprintf(want, sizeof want, "%llu\n", (unsigned long long)cpu.rlim_cur);
     assert_string_equal(child_stdout(c, &n), want);
+    child_free(c);
+
+    /* A soft limit of ours below the one asked for holds; the hard one is lowered as asked. */
+    struct rlimit files;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &files), 0);
+    if (files.rlim_cur < 50 || files.rlim_max < 100)
+        return;
+    struct rlimit lower = {.rlim_cur = 50, .rlim_max = files.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lower), 0);
+    spec = script_spec(argv, "echo $(ulimit -Sn) $(ulimit -Hn)", NULL);
+    spec.limits.nofile = 100;
+    c = child_new(&spec);
+    assert_non_null(c);
+    run(c, 10000, &status);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &files), 0);
+    assert_string_equal(child_stdout(c, &n), "50 100\n");
     child_free(c);
 }
 
