@@ -3,6 +3,9 @@
  * see exec_result.h for the contract.
  *
  * Design:
+ * - A UTF-8 byte order mark that begins standard output (some runtimes write one) is left out
+ *   before the output is parsed, as the configuration loader leaves out one of a file: JSON
+ *   after it is JSON.
  * - Standard output that parses as JSON (checked with jansson) is returned as its own text
  *   with the whitespace between tokens removed, not re-serialised: jansson would print 0.1 as
  *   0.10000000000000001. Text that is not JSON becomes a JSON string.
@@ -74,6 +77,10 @@ static void append_json_compact(sbuf *b, const char *s, size_t n)
 int exec_result_from_stdout(const char *s, size_t n, char **result)
 {
     *result = NULL;
+    if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) { /* a UTF-8 byte order mark first */
+        s += 3;
+        n -= 3;
+    }
     if (n == 0)
         return 0;
     sbuf b = {0};

@@ -14,10 +14,11 @@
 #include <stdint.h>
 
 /*
- * The result for standard output s[0..n), malloc'ed into *result: the JSON text itself,
- * with the whitespace between tokens removed, when it parses as JSON (or is nested too deep
- * to parse); else a JSON string of it with trailing newlines trimmed, NUL bytes and invalid
- * UTF-8 as U+FFFD; NULL when that leaves nothing. 0, or ENOMEM.
+ * The result for standard output s[0..n), a UTF-8 byte order mark first left out, malloc'ed
+ * into *result: the JSON text itself, with the whitespace between tokens removed, when it
+ * parses as JSON (or is nested too deep to parse); else a JSON string of it with trailing
+ * newlines trimmed, NUL bytes and invalid UTF-8 as U+FFFD; NULL when that leaves nothing. 0,
+ * or ENOMEM.
  */
 int exec_result_from_stdout(const char *s, size_t n, char **result);
 

@@ -2,10 +2,10 @@
  * Unit tests for runner/exec_handler: results from stdout, failures with the stderr tail,
  * signals, timeouts that kill the whole process group, grandchildren holding pipes open,
  * unread or large stdin, the task on stdin and in the environment, argv passed literally,
- * creation errors, output over 1 MiB failing the task, invalid UTF-8, the environment
- * allow-list, abort() killing a daemonized descendant, an abort between the program's end and
- * its report (no result kept), the resource limits (defaults, the SIGXCPU message, EMFILE,
- * MemoryError), and concurrent runs from 8 threads.
+ * creation errors, output over 1 MiB failing the task, invalid UTF-8, a byte order mark before
+ * the output, the environment allow-list, abort() killing a daemonized descendant, an abort
+ * between the program's end and its report (no result kept), the resource limits (defaults, the
+ * SIGXCPU message, EMFILE, MemoryError), and concurrent runs from 8 threads.
  *
  * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
  * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__), and
@@ -401,6 +401,26 @@ static void test_result_of_nul_and_of_deep_output(void **state)
         assert_string_equal(out, kept[i]);
         free(out);
     }
+}
+
+/* A UTF-8 byte order mark before the output is left out: JSON after one is JSON, and text is
+ * a string without it; only the first is taken for one. */
+static void test_result_after_a_byte_order_mark(void **state)
+{
+    (void)state;
+    static const char *const in[] = {"\xEF\xBB\xBF{\"a\": 1}\n", "\xEF\xBB\xBFok\n",
+                                     "\xEF\xBB\xBF\xEF\xBB\xBF[1]", "[\"\xEF\xBB\xBF\"]"};
+    static const char *const out[] = {"{\"a\":1}", "\"ok\"", "\"\xEF\xBB\xBF[1]\"",
+                                      "[\"\xEF\xBB\xBF\"]"};
+    for (size_t i = 0; i < 4; i++) {
+        char *r = NULL;
+        assert_int_equal(exec_result_from_stdout(in[i], strlen(in[i]), &r), 0);
+        assert_string_equal(r, out[i]);
+        free(r);
+    }
+    char *r = NULL;
+    assert_int_equal(exec_result_from_stdout("\xEF\xBB\xBF\n", 4, &r), 0);
+    assert_null(r); /* nothing but the mark: no result */
 }
 
 /* ---- failures ---- */
@@ -1336,6 +1356,7 @@ int main(void)
         cmocka_unit_test(test_endless_output_fails_at_once),
         cmocka_unit_test(test_invalid_utf8_is_replaced),
         cmocka_unit_test(test_result_of_nul_and_of_deep_output),
+        cmocka_unit_test(test_result_after_a_byte_order_mark),
         cmocka_unit_test(test_failure_reports_status_and_stderr),
         cmocka_unit_test(test_large_stderr_keeps_the_tail),
         cmocka_unit_test(test_killed_by_signal),
