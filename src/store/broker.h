@@ -269,7 +269,7 @@ store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, u
 /*
  * One step of housekeeping, as one write: delete finished tasks past ttl + grace (REMOVE
  * records), drop messages past retention (failing their tasks), trim change records every
- * named consumer has passed or older than 24 h, each up to a bound, so that a step holds the
+ * named consumer has passed (once event_replay old), each up to a bound, so that a step holds the
  * writer for milliseconds however much is due. *removed gets the number of tasks deleted;
  * *more is true when a part stopped at its bound: step again (other writes go between).
  * removed and more may be NULL.

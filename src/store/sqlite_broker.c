@@ -84,8 +84,9 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "coalesce((SELECT value FROM meta WHERE name = 'changes_seq'), 0))"
 
 /* A change record a trim may delete, with trim_bounds()'s ?1, ?2 and ?4: passed by every consumer
- * and event_replay old, or past the stream's retention. */
-#define TRIMMABLE "((seq <= ?1 AND created_time <= ?4) OR created_time < ?2)"
+ * and event_replay old (or past the stream's retention, when event_replay is longer). One that
+ * a consumer has not read stays, however old: its task is still to be published. */
+#define TRIMMABLE "(seq <= ?1 AND (created_time <= ?4 OR created_time < ?2))"
 
 enum change_col {
     CC_SEQ,
@@ -1716,9 +1717,9 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
 /*
  * What a trim may delete, as bounds[0], [1] and [3] of BST_TRIM_CHANGES (?1, ?2, ?4) and
  * BST_DUE_CHANGES (?1, ?2, ?4; [2] is the trim's batch): the records up to the seq every named
- * consumer has passed (none when no consumer is named) once event_replay seconds old, so that a
- * GET /events client that reconnects within them resumes where it was; and those older than the
- * stream's retention. cp: BST_CHECKPOINT on the connection that reads.
+ * consumer has passed (all when no consumer is named) once event_replay seconds old, so that a
+ * GET /events client that reconnects within them resumes where it was, or the stream's
+ * retention when that is shorter. cp: BST_CHECKPOINT on the connection that reads.
  */
 static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int64_t bounds[4])
 {
@@ -1729,15 +1730,15 @@ static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int6
         if (seq < floor)
             floor = seq;
     }
-    bounds[0] = c->n_consumers ? floor : 0;
+    bounds[0] = c->n_consumers ? floor : INT64_MAX;
     bounds[1] = now - STREAM_RETENTION_S;
     bounds[3] = now - c->event_replay;
     return rc;
 }
 
 /*
- * Trim change records every consumer has passed, and any older than 24 h, from the log's
- * start: up to TRIM_BATCH seqs per step. The trim stops at the first record it must keep.
+ * Trim change records every consumer has passed (trim_bounds()) from the log's start: up to
+ * TRIM_BATCH seqs per step. The trim stops at the first record it must keep.
  */
 static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
 {

@@ -3031,6 +3031,41 @@ static void test_stream_lag(void **state)
 
 /* ---- sweep ---- */
 
+/* A change record a consumer has not read stays, however old (a taskd stopped for days with its
+ * publisher behind: its tasks are still to be published); one every consumer has read goes. */
+static void test_unread_records_outlive_a_day(void **state)
+{
+    fx *f = *state;
+    char a[37], b[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    create_task(f->s, TASK_NULL_TIME, b);
+    config c;
+    assert_true(config_defaults(&c));
+    c.event_replay = 0;
+    snprintf(c.consumers[0].name, sizeof c.consumers[0].name, "day-consumer");
+    int64_t cp = -1;
+    change_record *r = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 2);
+    int64_t read_seq = r[0].seq, unread_seq = r[1].seq;
+    change_records_free(r, n);
+    assert_int_equal(broker_publish(f->b, "day-consumer", read_seq, NULL, 0), STORE_OK);
+    sqlite3_stmt *age = own_stmt(SQLITE_OPEN_READWRITE,
+                                 "UPDATE changes SET created_time = created_time - 3 * 86400");
+    assert_int_equal(sqlite3_step(age), SQLITE_DONE);
+    own_done(age);
+
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    assert_int_equal(broker_read_changes(f->b, "observer", 100, CHANGE_READ_WHOLE, &cp, &r, &n),
+                     STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].seq, unread_seq);
+    change_records_free(r, n);
+}
+
 static void test_sweep(void **state)
 {
     fx *f = *state;
@@ -3695,6 +3730,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_that_cannot_read_a_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unread_records_outlive_a_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_write_that_cannot_be_undone_fails_its_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
