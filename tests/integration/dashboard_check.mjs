@@ -462,6 +462,31 @@ await step('markup in task data and status_msg renders as text', async () => {
   check(await page.evaluate(() => window.__xss === undefined), 'the onerror handler ran');
 }, ['loaded']);
 
+await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
+  const p12 = await context.newPage();
+  try {
+    const detail = 'This token may not read the event stream';
+    await p12.route((url) => url.pathname === '/events', (route) => route.fulfill({
+      status: 403, contentType: 'application/json', body: JSON.stringify({detail})}));
+    // every text the banner takes: the next answer that works takes it away again
+    await p12.addInitScript(() => {
+      window.__banners = [];
+      document.addEventListener('DOMContentLoaded', () => {
+        const banner = document.querySelector('#banner');
+        new MutationObserver(() => window.__banners.push(banner.textContent))
+            .observe(banner, {childList: true, characterData: true, subtree: true});
+      });
+    });
+    await p12.goto(BASE + '/');
+    await p12.waitForFunction((d) => window.__banners.some((b) => b.includes('(403: ' + d + ')')),
+        detail, {timeout: WAIT}).catch(async () => {
+      throw new Error('the banner said ' + JSON.stringify(await p12.evaluate(() => [...new Set(window.__banners)])));
+    });
+  } finally {
+    await p12.close(); // a page left open holds one of the six connections
+  }
+}, ['loaded']);
+
 await step('status and type filters, search by id', async () => {
   await page.goto(BASE + '/');
   await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});

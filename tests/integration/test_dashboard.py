@@ -27,7 +27,8 @@ on a second taskd with a bearer token, is asked for the token, refused a wrong o
 the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested
 from another origin, that the console stays free of errors, the dark theme, and the banners of a
-401 and of an unreachable taskd (answered by the test), and the recovery after them. Screenshots: <build>/test-artifacts/dashboard-*.png.
+401 and of an unreachable taskd (answered by the test), and the recovery after them. A stream refused
+with a 403 shows the answer's detail in the banner. Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.

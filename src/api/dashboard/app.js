@@ -688,12 +688,22 @@ function fetchStream(url, on) {
 // Say why the stream was refused, when it was (401/403, or no /events at all).
 async function checkEvents(url) {
   try {
-    // the headers say it; the body (a stream, when it works) is not read
+    // the headers say it, and an error answer's body its detail; the body of a stream (when it
+    // works) is not read
     const ctl = new AbortController();
     const r = await fetch(url, {cache: 'no-store', signal: ctl.signal, headers: auth.headers()});
+    let detail = r.statusText;
+    if (!r.ok) {
+      try {
+        const data = JSON.parse(await r.text());
+        if (data && typeof data.detail === 'string') detail = data.detail;
+      } catch (e) {
+        // no JSON detail: the status text says it
+      }
+    }
     ctl.abort();
     if (r.status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
-    else if (r.status === 401 || r.status === 403) health.fail('auth', refusal(r.status, r.statusText));
+    else if (r.status === 401 || r.status === 403) health.fail('auth', refusal(r.status, detail));
   } catch (e) {
     health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
   }
