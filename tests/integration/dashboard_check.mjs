@@ -462,6 +462,96 @@ await step('markup in task data and status_msg renders as text', async () => {
   check(await page.evaluate(() => window.__xss === undefined), 'the onerror handler ran');
 }, ['loaded']);
 
+// A page with taskd's drawer open on task id, once it shows the task's facts; routes: [url, body]
+// pairs answered instead of taskd.
+async function drawerPage(id, routes = []) {
+  const p = await context.newPage();
+  for (const [url, body] of routes)
+    await p.route(url, (route) => route.fulfill({status: 200, contentType: 'application/json', body}));
+  try {
+    await p.goto(BASE + '/#/tasks/' + id);
+    await p.waitForFunction((id) => document.querySelector('#detail-id').textContent === id &&
+        /Created/.test(document.querySelector('#detail-facts').textContent), id, {timeout: WAIT});
+  } catch (e) {
+    await p.close(); // a page left open holds one of the six connections
+    throw e;
+  }
+  return p;
+}
+const jsonHeaders = {'Content-Type': 'application/json'};
+
+await step('data of a megabyte shows as plain text, exact and indented; a small result is still coloured', async () => {
+  const id = made.created;
+  // 37,000 members, a third of them integers past 2^53: the answer is the real task's with this data
+  const members = [];
+  for (let i = 0; i < 37000; i++) members.push(['k' + String(i).padStart(5, '0'), i % 3 ? '"vvvvvvvvvv"' : '12345678901234567']);
+  members.push(['big', '9007199254740993'], ['none', '{}']);
+  const data = '{' + members.map(([k, v]) => '"' + k + '":' + v).join(',') + '}';
+  const task = await (await fetch(BASE + '/tasks/' + id)).json();
+  const body = JSON.stringify(Object.assign(task, {data: 0, result: 0}))
+      .replace('"data":0', '"data":' + data).replace('"result":0', '"result":{"n":9007199254740993}');
+  check(body.length > 800000, 'the answer is ' + body.length + ' bytes');
+  const p7 = await drawerPage(id, [[BASE + '/tasks/' + id, body]]);
+  try {
+    await p7.waitForFunction(() => document.querySelector('#detail-data').textContent.length > 100000, null, {timeout: WAIT});
+    const shown = await p7.$eval('#detail-data', (pre) => ({elements: pre.getElementsByTagName('*').length,
+                                                            plain: pre.hasAttribute('data-plain'), text: pre.textContent}));
+    check(shown.elements === 0, 'the data is drawn as ' + shown.elements + ' elements, not one text');
+    check(shown.plain, 'the data is not marked as shown without colours');
+    const want = '{\n' + members.map(([k, v]) => '  "' + k + '": ' + v).join(',\n') + '\n}';
+    check(shown.text === want, 'the data is not shown as sent, indented; it begins ' + JSON.stringify(shown.text.slice(0, 120)));
+    const result = await p7.$$eval('#detail-result span.n', (ns) => ns.map((n) => n.textContent));
+    check(result.join() === '9007199254740993', 'the result\'s numbers, coloured: ' + result.join());
+  } finally {
+    await p7.close(); // a page left open holds one of the six connections
+  }
+}, ['created']);
+
+await step('a trace of 12,008 spans draws the 500 earliest, and says how many more there are', async () => {
+  const id = made.created;
+  const t0 = 1700000000000000000;
+  const spans = [];
+  for (let i = 0; i < 12008; i++) {
+    spans.push({name: 'INSERT tasks', kind: 'CLIENT', trace_id: '0af7651916cd43dd8448eb211c80319c',
+                span_id: 'b7ad6b7169' + String(i).padStart(6, '0'), parent_span_id: null,
+                start_time_unix_nano: t0 + i * 1000000, end_time_unix_nano: t0 + i * 1000000 + 500000,
+                attributes: {}, links: 0, status: {code: 'UNSET', message: ''}});
+  }
+  spans.reverse(); // the earliest are the last given
+  const p8 = await drawerPage(id, [[BASE + '/tasks/' + id + '/trace', JSON.stringify({task_id: id, spans})]]);
+  try {
+    await p8.waitForFunction(() => /12008 spans/.test((document.querySelector('#waterfall .summary') || {}).textContent),
+        null, {timeout: WAIT}).catch(async () => {
+      throw new Error('no summary of 12008 spans: ' + (await p8.textContent('#waterfall')).slice(0, 300));
+    });
+    const drawn = await p8.$$eval('#waterfall .span-row', (rows) => rows.map((r) => r.dataset.span));
+    check(drawn.length === 500, drawn.length + ' rows drawn');
+    const earliest = new Set(spans.slice(-500).map((s) => s.span_id));
+    check(drawn.every((s) => earliest.has(s)), 'rows drawn of spans that are not the earliest: ' +
+          drawn.filter((s) => !earliest.has(s)).slice(0, 3).join());
+    const more = await p8.$eval('#waterfall .spans-more', (n) => n.textContent).catch(() => null);
+    check(more && /^11508 more spans not drawn/.test(more), 'the note of the spans not drawn: ' + JSON.stringify(more));
+  } finally {
+    await p8.close(); // a page left open holds one of the six connections
+  }
+}, ['created']);
+
+await step('a ttl past what a date can hold shows exact, its date as —', async () => {
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: jsonHeaders,
+                                          body: '{"task_type":"manual","data":{},"ttl":9223372036854775807}'});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  check((await (await fetch(BASE + '/tasks/' + id)).text()).includes('"ttl":9223372036854775807'), 'stored otherwise');
+  const p10 = await drawerPage(id);
+  try {
+    const facts = await p10.$$eval('#detail-facts > *', (ns) => ns.map((n) => n.textContent));
+    const ttl = facts[facts.indexOf('TTL') + 1];
+    check(ttl === '9223372036854775807 (—)', 'TTL shows ' + JSON.stringify(ttl));
+  } finally {
+    await p10.close(); // a page left open holds one of the six connections
+  }
+}, ['loaded']);
+
 await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
   const p12 = await context.newPage();
   try {

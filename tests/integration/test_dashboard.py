@@ -28,7 +28,9 @@ the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested
 from another origin, that the console stays free of errors, the dark theme, and the banners of a
 401 and of an unreachable taskd (answered by the test), and the recovery after them. A stream refused
-with a 403 shows the answer's detail in the banner. Screenshots: <build>/test-artifacts/dashboard-*.png.
+with a 403 shows the answer's detail in the banner. A task's data of a megabyte shows as one
+text, exact and indented; a trace of 12,008 spans draws 500 rows and says how many more; a ttl
+of 2^63-1 shows exact, its date as —. Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.

@@ -74,13 +74,132 @@ function when(unixSeconds) {
 // JSON.parse for display only, except that an integer past 2^53 keeps its digits (shown as
 // sent, not rounded), where the browser gives a reviver the source text and has JSON.rawJSON
 // (Chromium 114+, Firefox 135+); elsewhere it is rounded as JSON.parse rounds it. Not for
-// values the page computes with: such an integer becomes an object.
+// values the page computes with: such an integer becomes an object. Text without a run of 16
+// digits has no such integer, and is parsed without the reviver.
 const exactInts = typeof JSON.rawJSON === 'function';
 function parseExact(text) {
-  if (!exactInts) return JSON.parse(text);
+  if (!exactInts || !/\d{16}/.test(text)) return JSON.parse(text);
   return JSON.parse(text, (key, value, context) =>
     typeof value === 'number' && !Number.isSafeInteger(value) && context &&
         /^-?\d+$/.test(context.source) ? JSON.rawJSON(context.source) : value);
+}
+
+// The members of the JSON object in text, each as the text of its value: name -> text. For
+// the server's answers, which are valid JSON; a value's text is as the server wrote it.
+function membersOf(text) {
+  const members = new Map();
+  let i = skipSpace(text, 0);
+  if (text[i] !== '{') return members;
+  i = skipSpace(text, i + 1);
+  while (text[i] === '"') {
+    const nameEnd = stringEnd(text, i);
+    const name = JSON.parse(text.slice(i, nameEnd));
+    const start = skipSpace(text, skipSpace(text, nameEnd) + 1); // after the colon
+    const end = valueEnd(text, start);
+    members.set(name, text.slice(start, end));
+    i = skipSpace(text, end);
+    if (text[i] !== ',') break;
+    i = skipSpace(text, i + 1);
+  }
+  return members;
+}
+
+function skipSpace(text, i) {
+  while (i < text.length && ' \t\r\n'.includes(text[i])) i++;
+  return i;
+}
+
+// The index after the string whose opening quote is at i.
+function stringEnd(text, i) {
+  for (i++; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 92) i++; // a backslash: the character after it is escaped
+    else if (c === 34) return i + 1;
+  }
+  return i;
+}
+
+// The index after the value that starts at i.
+function valueEnd(text, i) {
+  let depth = 0;
+  for (; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      i = stringEnd(text, i) - 1;
+      if (!depth) return i + 1;
+    } else if (c === '{' || c === '[') {
+      depth++;
+    } else if (c === '}' || c === ']') {
+      if (!depth) return i;
+      if (!--depth) return i + 1;
+    } else if (!depth && ', \t\r\n'.includes(c)) {
+      return i;
+    }
+  }
+  return i;
+}
+
+// JSON text indented by two spaces a level, as JSON.stringify(value, null, 2) writes it, in one
+// pass over the text: its strings and numbers stay as they are.
+function indentJson(text) {
+  const out = [];
+  let depth = 0;
+  let from = 0; // the start of the text not yet copied
+  const newline = () => '\n' + '  '.repeat(depth);
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    let put = null;
+    if (c === '"') {
+      i = stringEnd(text, i) - 1;
+      continue;
+    } else if (c === '{' || c === '[') {
+      const next = skipSpace(text, i + 1);
+      if (text[next] === (c === '{' ? '}' : ']')) { // empty: {} or []
+        out.push(text.slice(from, i), c + text[next]);
+        i = next;
+        from = i + 1;
+        continue;
+      }
+      depth++;
+      put = c + newline();
+    } else if (c === '}' || c === ']') {
+      depth--;
+      put = newline() + c;
+    } else if (c === ',') {
+      put = ',' + newline();
+    } else if (c === ':') {
+      put = ': ';
+    } else if (' \t\r\n'.includes(c)) {
+      put = '';
+    }
+    if (put !== null) {
+      out.push(text.slice(from, i), put);
+      from = i + 1;
+    }
+  }
+  out.push(text.slice(from));
+  return out.join('');
+}
+
+// Data and result: up to this much JSON text is coloured by token; more is put in as one text,
+// indented (a megabyte made hundreds of thousands of nodes and held the drawer for seconds).
+const COLOUR_MAX_CHARS = 64 * 1024;
+const jsonShown = new Map(); // pre -> the JSON text it shows
+
+// A value of the server's answer, given as its text (undefined or 'null': none), into pre.
+function showJson(pre, text) {
+  if (text === 'null') text = undefined;
+  if (jsonShown.has(pre) && jsonShown.get(pre) === text) return; // as it is shown
+  jsonShown.set(pre, text);
+  if (text !== undefined && text.length > COLOUR_MAX_CHARS) {
+    pre.dataset.plain = '';
+    pre.title = Math.round(text.length / 1024) + ' KiB of JSON: shown without colours';
+    pre.textContent = indentJson(text);
+    return;
+  }
+  delete pre.dataset.plain;
+  pre.removeAttribute('title');
+  jsonInto(pre, text === undefined ? undefined : parseExact(text));
 }
 
 // Pretty JSON as text nodes in spans, coloured by token.
@@ -1015,14 +1134,15 @@ async function loadDetail(id) {
   state.shown = id;
   const t = task.value.data;
   $('#detail-title').replaceChildren(el('span', {text: t.task_type}), chip(t.status));
+  const src = membersOf(task.value.text); // data, result and ttl as sent, large integers and all
+  const ttl = src.has('ttl') && src.get('ttl') !== 'null' ? src.get('ttl') : null;
   const facts = [['Message', t.status_msg || '—'], ['Created', when(t.created_time)],
                  ['Updated', when(t.updated_time) || '—'],
                  ['Took', FINAL.has(t.status) ? ago(t.updated_time - t.created_time) : '—'],
-                 ['TTL', t.ttl === null || t.ttl === undefined ? '—' : t.ttl + ' (' + when(t.ttl) + ')']];
+                 ['TTL', ttl === null ? '—' : ttl + ' (' + (when(Number(ttl)) || '—') + ')']];
   $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {text: k}), el('dd', {text: v})]));
-  const exact = parseExact(task.value.text); // data and result as sent, large integers and all
-  jsonInto($('#detail-data'), exact.data === null ? undefined : exact.data);
-  jsonInto($('#detail-result'), exact.result === null ? undefined : exact.result);
+  showJson($('#detail-data'), src.get('data'));
+  showJson($('#detail-result'), src.get('result'));
   renderHistory(history);
   renderTrace(trace);
 }
@@ -1034,6 +1154,7 @@ function clearDetail() {
   $('#history').replaceChildren();
   $('#detail-data').replaceChildren();
   $('#detail-result').replaceChildren();
+  jsonShown.clear();
 }
 
 // The drawer of a task that is no more: a notice (a live region) says so. What the drawer showed
@@ -1080,6 +1201,9 @@ function spanClass(s) {
   return 'other';
 }
 
+// Rows drawn at most: a trace of 12,000 spans took seconds to draw.
+const SPAN_ROWS_MAX = 500;
+
 function renderTrace(res) {
   const box = $('#waterfall');
   if (res.status === 'rejected') {
@@ -1092,23 +1216,11 @@ function renderTrace(res) {
     box.replaceChildren(el('div', {class: 'summary', text: 'No spans kept for this task.'}));
     return;
   }
-  const t0 = Math.min(...spans.map((s) => s.start_time_unix_nano));
-  const t1 = Math.max(...spans.map((s) => s.end_time_unix_nano));
-  const total = Math.max(t1 - t0, 1);
-  const pct = (v) => (v / total * 100) + '%';
-  // depth from the parent links, in the order given (parents come first in time order)
-  const depth = new Map();
-  for (const s of spans) depth.set(s.span_id, s.parent_span_id && depth.has(s.parent_span_id) ? depth.get(s.parent_span_id) + 1 : 0);
-
-  const ticks = el('div', {class: 'ticks'});
-  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
-    const tick = el('span', {text: ms(total / 1e6 * f)});
-    tick.style.left = (f * 100) + '%';
-    ticks.append(tick);
-  }
-  const rows = [el('div', {class: 'axis'}, el('div'), ticks)];
+  let t0 = Infinity, t1 = -Infinity;
   let waitMs = 0, runMs = 0, waits = 0, runs = 0;
   for (const s of spans) {
+    t0 = Math.min(t0, s.start_time_unix_nano);
+    t1 = Math.max(t1, s.end_time_unix_nano);
     const cls = spanClass(s);
     const dur = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6;
     if (cls === 'wait') {
@@ -1119,6 +1231,29 @@ function renderTrace(res) {
       runMs += dur;
       runs++;
     }
+  }
+  const total = Math.max(t1 - t0, 1);
+  const pct = (v) => (v / total * 100) + '%';
+  // depth from the parent links, in the order given (parents come first in time order)
+  const depth = new Map();
+  for (const s of spans) depth.set(s.span_id, s.parent_span_id && depth.has(s.parent_span_id) ? depth.get(s.parent_span_id) + 1 : 0);
+  // rows for the SPAN_ROWS_MAX earliest spans by start time, in the order given
+  let drawn = spans;
+  if (spans.length > SPAN_ROWS_MAX) {
+    const earliest = new Set([...spans].sort((a, b) => a.start_time_unix_nano - b.start_time_unix_nano).slice(0, SPAN_ROWS_MAX));
+    drawn = spans.filter((s) => earliest.has(s));
+  }
+
+  const ticks = el('div', {class: 'ticks'});
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    const tick = el('span', {text: ms(total / 1e6 * f)});
+    tick.style.left = (f * 100) + '%';
+    ticks.append(tick);
+  }
+  const rows = [el('div', {class: 'axis'}, el('div'), ticks)];
+  for (const s of drawn) {
+    const cls = spanClass(s);
+    const dur = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6;
     const name = el('div', {class: 'span-name', title: s.name + (s.status && s.status.message ? ' — ' + s.status.message : '')},
                     el('span', {class: 'kind', text: s.kind.toLowerCase()}), s.name);
     name.style.paddingLeft = (8 + 12 * depth.get(s.span_id)) + 'px';
@@ -1134,6 +1269,11 @@ function renderTrace(res) {
     else if (endsLate) label.classList.add('before');
     rows.push(el('div', {class: 'span-row', dataset: {kind: cls, span: s.span_id}}, name,
                  el('div', {class: 'span-track'}, bar, label)));
+  }
+  if (drawn.length < spans.length) {
+    const more = spans.length - drawn.length;
+    rows.push(el('div', {class: 'spans-more', text: more + ' more span' + (more === 1 ? '' : 's') + ' not drawn: ' +
+                         'the rows are the first ' + drawn.length + ' by start time.'}));
   }
   const summary = el('div', {class: 'summary'}, 'Total ', el('b', {text: ms(total / 1e6)}));
   if (waits) summary.append(' · queue wait ', el('b', {text: ms(waitMs)}));
