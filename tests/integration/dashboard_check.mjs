@@ -462,6 +462,28 @@ await step('markup in task data and status_msg renders as text', async () => {
   check(await page.evaluate(() => window.__xss === undefined), 'the onerror handler ran');
 }, ['loaded']);
 
+// The order in which the characters of node's text are seen, line by line, left to right: what
+// the reader reads, bidirectional controls applied.
+function visualText(p, selector) {
+  return p.$eval(selector, (node) => {
+    const range = document.createRange();
+    const seen = [];
+    const walk = (n) => {
+      if (n.nodeType === Node.TEXT_NODE) {
+        for (let i = 0; i < n.length; i++) {
+          range.setStart(n, i);
+          range.setEnd(n, i + 1);
+          const r = range.getBoundingClientRect();
+          if (r.width) seen.push([Math.round(r.top), r.left, n.data[i]]);
+        }
+      } else {
+        n.childNodes.forEach(walk);
+      }
+    };
+    walk(node);
+    return seen.sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((c) => c[2]).join('');
+  });
+}
 // A page with taskd's drawer open on task id, once it shows the task's facts; routes: [url, body]
 // pairs answered instead of taskd.
 async function drawerPage(id, routes = []) {
@@ -536,6 +558,32 @@ await step('a trace of 12,008 spans draws the 500 earliest, and says how many mo
   }
 }, ['created']);
 
+await step('a status message of 4096 characters without a space wraps inside the drawer', async () => {
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: jsonHeaders,
+                                          body: JSON.stringify({task_type: 'manual', data: {}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  const long = 'W'.repeat(4096);
+  const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: jsonHeaders,
+                                                       body: JSON.stringify({status: 'FAILED', status_msg: long})});
+  check(patched.status === 204, 'PATCH: ' + patched.status);
+  const p9 = await drawerPage(id);
+  try {
+    await p9.waitForSelector('#history .msg', {timeout: WAIT});
+    const sizes = await p9.evaluate(() => {
+      const body = document.querySelector('.drawer-body');
+      const right = body.getBoundingClientRect().right;
+      const past = (sel) => [...document.querySelectorAll(sel)].map((n) => Math.round(n.getBoundingClientRect().right - right));
+      return {scroll: body.scrollWidth, client: body.clientWidth, history: past('#history .msg'), facts: past('#detail-facts dd')};
+    });
+    check(sizes.scroll <= sizes.client, 'the drawer scrolls sideways: ' + sizes.scroll + ' px of ' + sizes.client);
+    check([...sizes.history, ...sizes.facts].every((d) => d <= 0),
+          'past the drawer\'s right edge (px): history ' + sizes.history.join() + ', facts ' + sizes.facts.join());
+  } finally {
+    await p9.close(); // a page left open holds one of the six connections
+  }
+}, ['loaded']);
+
 await step('a ttl past what a date can hold shows exact, its date as —', async () => {
   const r = await fetch(BASE + '/tasks', {method: 'POST', headers: jsonHeaders,
                                           body: '{"task_type":"manual","data":{},"ttl":9223372036854775807}'});
@@ -549,6 +597,37 @@ await step('a ttl past what a date can hold shows exact, its date as —', async
     check(ttl === '9223372036854775807 (—)', 'TTL shows ' + JSON.stringify(ttl));
   } finally {
     await p10.close(); // a page left open holds one of the six connections
+  }
+}, ['loaded']);
+
+await step('a right-to-left override in a status message and in data is shown, not applied; client text is isolated', async () => {
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: jsonHeaders,
+                                          body: JSON.stringify({task_type: 'manual', data: {file: 'report\u202Egnp.exe'}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: jsonHeaders,
+                                                       body: JSON.stringify({status: 'FAILED', status_msg: 'report\u202Egnp.exe'})});
+  check(patched.status === 204, 'PATCH: ' + patched.status);
+  const p11 = await drawerPage(id);
+  try {
+    await p11.waitForSelector('#history .msg', {timeout: WAIT});
+    await p11.waitForSelector(`#tasks tr[data-id="${id}"][data-status="FAILED"]`, {timeout: WAIT});
+    const seen = {
+      row: await visualText(p11, `#tasks tr[data-id="${id}"] td.c-msg`),
+      facts: await visualText(p11, '#detail-facts dd'),
+      history: await visualText(p11, '#history .msg'),
+      data: await visualText(p11, '#detail-data'),
+    };
+    const bad = Object.entries(seen).filter(([k, v]) => !v.includes('gnp.exe') || v.includes('exe.png'));
+    check(bad.length === 0, 'read as: ' + bad.map(([k, v]) => k + ' ' + JSON.stringify(v.slice(0, 120))).join('; '));
+    check(seen.data.includes('"file": "report\\u202egnp.exe"'), 'data read as ' + JSON.stringify(seen.data));
+    const bidi = await p11.evaluate((id) => [`#tasks tr[data-id="${id}"] td.c-msg`, '#detail-facts dd', '#history .msg',
+                                             '#detail-data', '#detail-data span.s', '#queues td']
+        .map((sel) => [sel, getComputedStyle(document.querySelector(sel)).unicodeBidi]), id);
+    const open = bidi.filter(([, v]) => v !== 'isolate');
+    check(open.length === 0, 'not isolated: ' + open.map(([s, v]) => s + ' (' + v + ')').join(', '));
+  } finally {
+    await p11.close(); // a page left open holds one of the six connections
   }
 }, ['loaded']);
 

@@ -181,6 +181,31 @@ function indentJson(text) {
   return out.join('');
 }
 
+// The bidirectional controls (embeddings, overrides, isolates): in client text they could show
+// "gnp.exe" as "exe.png", so the page shows them instead of applying them.
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+const hex4 = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
+
+// JSON text with those controls written as \u escapes: the same JSON, its strings shown in
+// their order. (In JSON text they can only be inside strings.)
+function escapeControls(text) {
+  return text.replace(BIDI_CONTROLS, (c) => '\\u' + hex4(c));
+}
+
+// Client text as nodes for el(): the text, with each of those controls a mark (U+202E).
+function clientText(s) {
+  const nodes = [];
+  let last = 0;
+  for (const m of s.matchAll(BIDI_CONTROLS)) {
+    const code = 'U+' + hex4(m[0]).toUpperCase();
+    nodes.push(s.slice(last, m.index),
+               el('span', {class: 'ctl', title: 'a bidirectional control (' + code + '), shown, not applied', text: code}));
+    last = m.index + 1;
+  }
+  nodes.push(s.slice(last));
+  return nodes;
+}
+
 // Data and result: up to this much JSON text is coloured by token; more is put in as one text,
 // indented (a megabyte made hundreds of thousands of nodes and held the drawer for seconds).
 const COLOUR_MAX_CHARS = 64 * 1024;
@@ -194,7 +219,7 @@ function showJson(pre, text) {
   if (text !== undefined && text.length > COLOUR_MAX_CHARS) {
     pre.dataset.plain = '';
     pre.title = Math.round(text.length / 1024) + ' KiB of JSON: shown without colours';
-    pre.textContent = indentJson(text);
+    pre.textContent = escapeControls(indentJson(text));
     return;
   }
   delete pre.dataset.plain;
@@ -209,7 +234,7 @@ function jsonInto(pre, value) {
     pre.append(el('span', {class: 'note', text: 'none'}));
     return;
   }
-  const text = JSON.stringify(value, null, 2);
+  const text = escapeControls(JSON.stringify(value, null, 2));
   const re = /("(?:\\.|[^"\\])*")(\s*:)?|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|\b(true|false|null)\b/g;
   let last = 0;
   for (let m; (m = re.exec(text));) {
@@ -418,7 +443,7 @@ function renderRow(t, tr) {
       el('td', {class: 'c-status'}, chip(t.status)),
       el('td', {class: 'c-id'}, el('a', {href: '#/tasks/' + t.id, dataset: {id: t.id}}, idNode(t.id))),
       el('td', {class: 'c-type', text: t.task_type}),
-      el('td', {class: 'c-msg', title: t.status_msg || '', text: t.status_msg || ''}),
+      el('td', {class: 'c-msg', title: t.status_msg || ''}, ...clientText(t.status_msg || '')),
       el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
       el('td', {class: 'c-dur num', text: dur})));
   tr.classList.toggle('selected', t.id === state.detail);
@@ -1136,11 +1161,11 @@ async function loadDetail(id) {
   $('#detail-title').replaceChildren(el('span', {text: t.task_type}), chip(t.status));
   const src = membersOf(task.value.text); // data, result and ttl as sent, large integers and all
   const ttl = src.has('ttl') && src.get('ttl') !== 'null' ? src.get('ttl') : null;
-  const facts = [['Message', t.status_msg || '—'], ['Created', when(t.created_time)],
+  const facts = [['Message', t.status_msg ? clientText(t.status_msg) : '—'], ['Created', when(t.created_time)],
                  ['Updated', when(t.updated_time) || '—'],
                  ['Took', FINAL.has(t.status) ? ago(t.updated_time - t.created_time) : '—'],
                  ['TTL', ttl === null ? '—' : ttl + ' (' + (when(Number(ttl)) || '—') + ')']];
-  $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {text: k}), el('dd', {text: v})]));
+  $('#detail-facts').replaceChildren(...facts.flatMap(([k, v]) => [el('dt', {text: k}), el('dd', {}, ...[].concat(v))]));
   showJson($('#detail-data'), src.get('data'));
   showJson($('#detail-result'), src.get('result'));
   renderHistory(history);
@@ -1185,7 +1210,7 @@ function renderHistory(res) {
   const items = res.value.data.history || [];
   ol.replaceChildren(...items.map((h) => el('li', {dataset: {status: h.status}}, chip(h.status),
                                            el('span', {class: 'when', text: typeof h.time === 'number' ? when(h.time) : new Date(h.time).toLocaleString()}),
-                                           h.status_msg ? el('span', {class: 'msg', text: h.status_msg}) : null)));
+                                           h.status_msg ? el('span', {class: 'msg'}, ...clientText(h.status_msg)) : null)));
   if (res.value.data.truncated) ol.append(el('li', {class: 'note', text: 'Older changes were not kept.'}));
   if (!items.length) ol.append(el('li', {class: 'note', text: 'No changes recorded.'}));
 }
