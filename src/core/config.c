@@ -98,6 +98,7 @@ bool config_defaults(config *c)
     c->header_timeout = 10;
     c->body_timeout = 60;
     c->idle_timeout = 30;
+    c->client_ipv6_prefix = 64;
     if (!default_pipeline(c)) {
         clear_pipeline(c);
         return false;
@@ -621,6 +622,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 0, 1000000, &n, name, err, errlen))
                 return false;
             c->max_connections_per_client = (unsigned)n;
+        } else if (strcmp(key, "client_ipv6_prefix") == 0) {
+            if (!load_positive(v, key, 32, 128, &n, name, err, errlen))
+                return false;
+            c->client_ipv6_prefix = (unsigned)n;
         } else if (strcmp(key, "max_body_memory") == 0) {
             if (!load_positive(v, key, 64, (int64_t)64 * 1024 * 1024 * 1024, &n, name, err, errlen))
                 return false;

@@ -81,6 +81,7 @@ typedef struct config {
     /* The local HTTP listener's bounds (0: derived from the open-file limit, see http_server.h) */
     unsigned max_connections;            /* open client connections, in all */
     unsigned max_connections_per_client; /* open connections from one client address */
+    unsigned client_ipv6_prefix;         /* the bits of an IPv6 address that name its client */
     unsigned max_in_flight;              /* requests being answered or waiting on a write */
     size_t max_body_memory;  /* bytes of request bodies held at once, every connection together */
     unsigned header_timeout; /* seconds from connecting to a complete request head */

@@ -23,6 +23,7 @@ typedef struct client {
 
 struct admission {
     unsigned max_connections, max_per_client;
+    unsigned ipv6_prefix; /* the bits of an IPv6 address that name its client */
     uint8_t hash_key[16]; /* random: a client cannot choose addresses that share a bucket */
     pthread_mutex_t lock; /* guards the fields below */
     unsigned open;        /* every connection counted and not yet closed */
@@ -31,11 +32,13 @@ struct admission {
 
 /*
  * The client an address counts against: an IPv4 address (mapped into IPv6 by a dual-stack
- * listener or not), or an IPv6 address's /64. A /64 is what a network hands one subscriber or
- * link, and its host picks any of its 2^64 addresses at will (privacy addresses): counted by
- * the whole address, one host could open max_per_client connections from each.
+ * listener or not), or an IPv6 address's first prefix bits. A /64, the default, is what a
+ * network hands one subscriber or link, and its host picks any of its 2^64 addresses at will
+ * (privacy addresses): counted by the whole address, one host could open max_per_client
+ * connections from each. Where one /64 holds many clients (the pods of a node), a longer
+ * prefix tells them apart.
  */
-static void client_key(const struct sockaddr *a, unsigned char key[17])
+static void client_key(const struct sockaddr *a, unsigned prefix, unsigned char key[17])
 {
     memset(key, 0, 17);
     if (a->sa_family == AF_INET6) {
@@ -45,7 +48,10 @@ static void client_key(const struct sockaddr *a, unsigned char key[17])
             memcpy(key + 1, in6->s6_addr + 12, 4);
         } else {
             key[0] = AF_INET6;
-            memcpy(key + 1, in6->s6_addr, 8);
+            memcpy(key + 1, in6->s6_addr, prefix / 8);
+            if (prefix % 8)
+                key[1 + prefix / 8] =
+                    in6->s6_addr[prefix / 8] & (unsigned char)(0xff00 >> prefix % 8);
         }
     } else if (a->sa_family == AF_INET) {
         key[0] = AF_INET;
@@ -63,7 +69,7 @@ static client **client_slot(admission *a, const unsigned char key[17])
     return p;
 }
 
-admission *admission_new(unsigned max_connections, unsigned max_per_client)
+admission *admission_new(unsigned max_connections, unsigned max_per_client, unsigned ipv6_prefix)
 {
     admission *a = calloc(1, sizeof *a);
     if (!a)
@@ -74,6 +80,7 @@ admission *admission_new(unsigned max_connections, unsigned max_per_client)
     }
     a->max_connections = max_connections ? max_connections : 1;
     a->max_per_client = max_per_client ? max_per_client : 1;
+    a->ipv6_prefix = ipv6_prefix < 1 ? 1 : ipv6_prefix > 128 ? 128 : ipv6_prefix;
     pthread_mutex_init(&a->lock, NULL);
     return a;
 }
@@ -96,7 +103,7 @@ void admission_free(admission *a)
 admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
 {
     unsigned char key[17];
-    client_key(addr, key);
+    client_key(addr, a->ipv6_prefix, key);
     admission_verdict v = ADMISSION_OK;
     pthread_mutex_lock(&a->lock);
     client **slot = client_slot(a, key);
@@ -126,7 +133,7 @@ unsigned admission_open(admission *a)
 void admission_leave(admission *a, const struct sockaddr *addr)
 {
     unsigned char key[17];
-    client_key(addr, key);
+    client_key(addr, a->ipv6_prefix, key);
     pthread_mutex_lock(&a->lock);
     client **slot = client_slot(a, key);
     if (*slot) {

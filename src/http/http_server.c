@@ -1715,7 +1715,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
                     "Bytes of request bodies held now, every connection together "
                     "(bounded by max_body_memory).",
                     METRIC_GAUGE, NULL, 0);
-    h->admission = admission_new(max_conns, per_client);
+    h->admission = admission_new(max_conns, per_client, o->ipv6_prefix ? o->ipv6_prefix : 64);
     if (!h->admission) {
         snprintf(err, errlen, "cannot set up the connection bounds: %s", strerror(errno));
         free(h);

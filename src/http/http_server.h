@@ -30,6 +30,7 @@ typedef struct http_options {
     /* Bounds; 0 picks the default */
     unsigned max_connections; /* default: the open-file limit less HTTP_FD_RESERVE, fd_reserve */
     unsigned max_per_client;  /* default: max_connections / 4, at most 1024 */
+    unsigned ipv6_prefix;     /* an IPv6 client is its address's first bits (default 64) */
     unsigned max_in_flight;   /* past it, 503 with Retry-After (default 1024) */
     /* Request body bytes held at once, every connection together, as they come until the answer;
      * a request whose body would pass it gets 503 with Retry-After (default 256 MiB; never less

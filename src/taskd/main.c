@@ -484,6 +484,7 @@ int main(int argc, char **argv)
                        .timeout_s = cfg.idle_timeout,
                        .max_connections = cfg.max_connections,
                        .max_per_client = cfg.max_connections_per_client,
+                       .ipv6_prefix = cfg.client_ipv6_prefix,
                        .max_in_flight = cfg.max_in_flight,
                        .max_body_memory = cfg.max_body_memory,
                        .header_timeout_s = cfg.header_timeout,

@@ -35,7 +35,7 @@ static struct sockaddr_in6 v6(const char *ip, uint16_t port)
 static void test_per_client_bound(void **state)
 {
     (void)state;
-    admission *a = admission_new(100, 2);
+    admission *a = admission_new(100, 2, 64);
     assert_non_null(a);
     struct sockaddr_in c1 = v4("127.0.0.1", 1000), c1b = v4("127.0.0.1", 2000);
     struct sockaddr_in c2 = v4("127.0.0.2", 1000);
@@ -55,7 +55,7 @@ static void test_per_client_bound(void **state)
 static void test_bound_in_all(void **state)
 {
     (void)state;
-    admission *a = admission_new(3, 2);
+    admission *a = admission_new(3, 2, 64);
     struct sockaddr_in c1 = v4("10.0.0.1", 1), c2 = v4("10.0.0.2", 1), c3 = v4("10.0.0.3", 1);
     assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
     assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
@@ -82,7 +82,7 @@ static void test_bound_in_all(void **state)
 static void test_addresses_told_apart(void **state)
 {
     (void)state;
-    admission *a = admission_new(100, 2);
+    admission *a = admission_new(100, 2, 64);
     struct sockaddr_in6 x = v6("2001:db8::1", 1), y = v6("2001:db8::ffff:2", 1);
     struct sockaddr_in6 next64 = v6("2001:db8:0:1::1", 1), other = v6("2001:db9::1", 1);
     struct sockaddr_in6 mapped = v6("::ffff:127.0.0.1", 1);
@@ -110,11 +110,32 @@ static void test_addresses_told_apart(void **state)
     admission_free(a);
 }
 
+/* A longer prefix tells apart the clients of one /64 (a node's pods): all 128 bits, or 60 (a
+ * prefix that ends inside a byte). */
+static void test_ipv6_prefix(void **state)
+{
+    (void)state;
+    admission *a = admission_new(100, 1, 128);
+    struct sockaddr_in6 x = v6("2001:db8::1", 1), y = v6("2001:db8::2", 1);
+    assert_int_equal(admission_enter(a, SA(x)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(y)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(x)), ADMISSION_CLIENT_FULL);
+    admission_free(a);
+
+    a = admission_new(100, 1, 60);
+    struct sockaddr_in6 p10 = v6("2001:db8:0:10::1", 1), p1f = v6("2001:db8:0:1f::9", 1);
+    struct sockaddr_in6 p20 = v6("2001:db8:0:20::1", 1);
+    assert_int_equal(admission_enter(a, SA(p10)), ADMISSION_OK);
+    assert_int_equal(admission_enter(a, SA(p1f)), ADMISSION_CLIENT_FULL); /* the same /60 */
+    assert_int_equal(admission_enter(a, SA(p20)), ADMISSION_OK);
+    admission_free(a);
+}
+
 /* Many clients, so that buckets hold chains: each keeps its own count. */
 static void test_many_clients(void **state)
 {
     (void)state;
-    admission *a = admission_new(100000, 3);
+    admission *a = admission_new(100000, 3, 64);
     for (int round = 0; round < 3; round++)
         for (uint32_t i = 0; i < 20000; i++) {
             struct sockaddr_in c = {.sin_family = AF_INET,
@@ -134,9 +155,8 @@ static void test_many_clients(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_per_client_bound),
-        cmocka_unit_test(test_bound_in_all),
-        cmocka_unit_test(test_addresses_told_apart),
+        cmocka_unit_test(test_per_client_bound),     cmocka_unit_test(test_bound_in_all),
+        cmocka_unit_test(test_addresses_told_apart), cmocka_unit_test(test_ipv6_prefix),
         cmocka_unit_test(test_many_clients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

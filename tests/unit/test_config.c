@@ -217,12 +217,16 @@ static void test_scalar_overrides(void **state)
     config_free(&c);
 
     /* the listener's bounds */
+    load_ok(&c, "{\"client_ipv6_prefix\":96}");
+    assert_int_equal(c.client_ipv6_prefix, 96);
+    config_free(&c);
     load_ok(&c, "{\"max_connections\":5000,\"max_connections_per_client\":64,"
                 "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1,"
                 "\"idle_timeout\":7,\"max_body_memory\":68719476736}");
     assert_int_equal(c.max_connections, 5000);
     assert_true(c.max_body_memory == (size_t)64 * 1024 * 1024 * 1024);
     assert_int_equal(c.max_connections_per_client, 64);
+    assert_int_equal(c.client_ipv6_prefix, 64); /* the default */
     assert_int_equal(c.max_in_flight, 1);
     assert_int_equal(c.header_timeout, 3600);
     assert_int_equal(c.body_timeout, 1);
@@ -808,6 +812,10 @@ static void test_error_numbers_out_of_range(void **state)
                "max_body_memory must be an integer from 64 to 68719476736", NULL);
     load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
                NULL);
+    load_fails("{\"client_ipv6_prefix\":31}",
+               "client_ipv6_prefix must be an integer from 32 to 128", NULL);
+    load_fails("{\"client_ipv6_prefix\":129}",
+               "client_ipv6_prefix must be an integer from 32 to 128", NULL);
     load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600", NULL);
     load_fails("{\"idle_timeout\":3601}", "idle_timeout must be an integer from 1 to 3600", NULL);
     load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600", NULL);

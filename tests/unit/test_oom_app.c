@@ -2014,7 +2014,7 @@ static void test_stream_consumer_short_of_memory(void **state)
 static bool admission_counts(void *arg)
 {
     (void)arg;
-    admission *a = admission_new(2, 2);
+    admission *a = admission_new(2, 2, 64);
     if (!a)
         return false;
     struct sockaddr_in c1 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x0a000001)};
