@@ -300,10 +300,10 @@ static int setup_access(const options *o, auth_policy *p)
     bool loopback = auth_is_loopback(o->host);
     /* Host names are checked on a loopback listener, where a page that rebinds its name to
      * 127.0.0.1 would reach taskd, and on any listener without tokens, which the operator's
-     * own browser reaches too (0.0.0.0 holds 127.0.0.1): there, with no --allowed-hosts, an
-     * IP address is answered and a name is not. With tokens, a rebinding page has none. */
+     * own browser reaches too (0.0.0.0 holds 127.0.0.1): there an IP address is answered, and
+     * a name only if --allowed-hosts gives it. With tokens, a rebinding page has none. */
     p->check_host = loopback || p->n_hosts > 0 || p->n_tokens == 0;
-    p->ip_hosts = !loopback && p->n_hosts == 0 && p->n_tokens == 0;
+    p->ip_hosts = !loopback && p->n_tokens == 0;
     p->metrics_public = o->metrics_public;
     if (!loopback && p->n_tokens == 0 && !o->allow_unauthenticated) {
         snprintf(err, sizeof err,
@@ -498,6 +498,11 @@ int main(int argc, char **argv)
     log_info("listening", "address", http_server_address(http), "database", o.db, "sync",
              o.sync == STORE_SYNC_FULL ? "full" : "normal", "threads", threads, "auth",
              access.n_tokens ? "bearer" : "none", "version", TASKD_VERSION, NULL);
+    if (access.ip_hosts && !access.any_host)
+        log_warn("without tokens, requests naming this server by a name get 403 (DNS "
+                 "rebinding); IP addresses and localhost are answered, --allowed-hosts "
+                 "(TASKD_ALLOWED_HOSTS) adds names",
+                 "allowed_hosts", access.n_hosts ? "given" : "none", NULL);
 
     int sig = 0;
     sigwait(&stop, &sig);

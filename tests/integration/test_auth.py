@@ -177,10 +177,13 @@ class AuthTestCase(unittest.TestCase):
         self.assertIn("--allowed-hosts", r.json()["detail"])
         for host in ("10.1.2.3:%d" % s.port, "[fd00::5]", "localhost:%d" % s.port):
             self.assertEqual(s.get("/health", headers={"Host": host}).status, 200, host)
+        self.assertTrue(any(o.get("level") == "WARNING" and "--allowed-hosts" in o.get("message", "")
+                            for o in s.log_json()), s.stderr_text())
         s = self.start(listen="0.0.0.0:0", args=["--allow-unauthenticated",
                                                  "--allowed-hosts", "taskd.example:443"])
         self.assertEqual(s.get("/health", headers={"Host": "taskd.example"}).status, 200)
-        self.assertEqual(s.get("/health", headers={"Host": "10.1.2.3"}).status, 403)
+        self.assertEqual(s.get("/health", headers={"Host": "10.1.2.3"}).status, 200)
+        self.assertEqual(s.get("/health", headers={"Host": "other.example"}).status, 403)
         s = self.start(listen="0.0.0.0:0", env={"TASKD_ALLOW_UNAUTHENTICATED": "1"})
         self.assertEqual(s.create("TASK2") is not None, True)
         s = self.start(listen="0.0.0.0:0", env={"TASKD_TOKENS": TOKENS[0]})
