@@ -202,17 +202,14 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
      * max_receive_count; those taskd could not start (its own want, not the task's) likewise,
      * but visible only after the visibility timeout; the ones cut short count (a handler that
      * never ends goes, in the end, to the dead-letter queue) and are visible again at once */
-    store_rc given[] = {
-        broker_release(r->broker, unstarted, n_unstarted),
-        broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout),
-        broker_extend(r->broker, aborted, n_aborted, 0),
-    }; /* each tried whatever became of the one before */
-    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
-        if (given[i] != STORE_OK) {
-            log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
-                     r->queue->name, NULL);
-            break;
-        }
+    /* each tried whatever became of the one before */
+    bool given = broker_release(r->broker, unstarted, n_unstarted) == STORE_OK;
+    given &=
+        broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout) == STORE_OK;
+    given &= broker_extend(r->broker, aborted, n_aborted, 0) == STORE_OK;
+    if (!given)
+        log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
+                 r->queue->name, NULL);
 }
 
 /* Milliseconds from now until due_ms (the steady clock; INT64_MAX: never), within 1 .. cap_ms. */

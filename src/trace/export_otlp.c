@@ -411,7 +411,7 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
     if (!ok || len > PAYLOAD_MAX) {
         char detail[160];
         snprintf(detail, sizeof detail, "span %.95s: %s", spans[0].name,
-                 ok ? "encoded body over 1 MiB" : "encoder failed");
+                 ok ? "encoded body over 999,999 bytes" : "encoder failed");
         warn(o, "OTLP export failed, span dropped", detail);
         free(body);
         failed[0] = true;
