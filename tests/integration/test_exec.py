@@ -536,20 +536,21 @@ class ExecHandler(ServerTestCase):
         """A soft limit of taskd's own lower than a run's limit (ulimit -S, LimitNOFILE= of a
         service) holds for the run: a limit is only ever lowered, soft as well as hard."""
         tmp = tempfile.mkdtemp(prefix="soft-", dir=self.tmp)
-        cfg = {"queues": [{"name": "q", "visibility_timeout": 90}],
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 900}],
                "subscriptions": [{"queue": "q"}],
                "handlers": [exec_binding("q", ["/bin/sh", script_path("print_limits.sh")],
-                                         timeout=60, concurrency=1)]}
+                                         timeout=600, concurrency=1)]}
         s = Taskd(config=write_config(tmp, cfg, "soft.json"), nofile=512)  # soft; the hard stays
         try:
+            # taskd's own soft CPU limit, far above what it spends in a test (SIGXCPU at it)
             _, hard = resource.prlimit(s.proc.pid, resource.RLIMIT_CPU)
-            resource.prlimit(s.proc.pid, resource.RLIMIT_CPU, (30, hard))
+            resource.prlimit(s.proc.pid, resource.RLIMIT_CPU, (300, hard))
             t = self.wait_final_on(s, s.create("TASK2"))
             self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, s.stderr_text()[-3000:]))
-            # the defaults 1024 files and 61 s of CPU (SIGKILL at 62) are above taskd's soft
-            # limits of 512 and 30; the hard limits, above those defaults, leave them as asked
+            # the defaults 1024 files and 601 s of CPU (SIGKILL at 602) are above taskd's soft
+            # limits of 512 and 300; the hard limits, above those defaults, leave them as asked
             self.assertEqual((t["result"]["open_files"], t["result"]["cpu"], t["result"]["cpu_hard"]),
-                             ("512", "30", "62"), t)
+                             ("512", "300", "602"), t)
         finally:
             s.close()
 

@@ -815,6 +815,17 @@ static void test_output_left_in_the_pipe_at_the_end_is_kept(void **state)
 
 /* ---- resource limits ---- */
 
+/* The open-file limit test_limits_are_applied() lowers for a while; its teardown gives it back. */
+static struct rlimit saved_nofile;
+
+static int restore_nofile(void **state)
+{
+    (void)state;
+    if (saved_nofile.rlim_cur)
+        setrlimit(RLIMIT_NOFILE, &saved_nofile);
+    return 0;
+}
+
 static void test_limits_are_applied(void **state)
 {
     (void)state;
@@ -853,6 +864,7 @@ static void test_limits_are_applied(void **state)
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &files), 0);
     if (files.rlim_cur < 50 || files.rlim_max < 100)
         return;
+    saved_nofile = files; /* given back by the teardown, should a check fail meanwhile */
     struct rlimit lower = {.rlim_cur = 50, .rlim_max = files.rlim_max};
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &lower), 0);
     spec = script_spec(argv, "echo $(ulimit -Sn) $(ulimit -Hn)", NULL);
@@ -937,7 +949,7 @@ int main(void)
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_output_left_in_the_pipe_at_the_end_is_kept),
-        cmocka_unit_test(test_limits_are_applied),
+        cmocka_unit_test_teardown(test_limits_are_applied, restore_nofile),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
         cmocka_unit_test(test_open_files_limit),
     };
