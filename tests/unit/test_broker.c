@@ -3064,6 +3064,7 @@ static void test_unread_records_outlive_a_day(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(r[0].seq, unread_seq);
     change_records_free(r, n);
+    config_free(&c);
 }
 
 static void test_sweep(void **state)
