@@ -839,6 +839,24 @@ static void test_gives_up_after_five_attempts(void **state)
     http_stub_stop(r);
 }
 
+/* A URL curl cannot use fails the same way every time: its spans are dropped at once, not after
+ * five attempts and seconds of backoff. */
+static void test_drop_on_a_url_that_cannot_be_used(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://bad host:4318/v1/traces", 1);
+    tracer *t = start(0, 0);
+    int64_t t0 = now_ms();
+    emit(t, TASK_A, 1);
+    assert_true(wait_count(tracer_dropped, t, 1, 5000));
+    int64_t took = now_ms() - t0;
+    print_message("dropped after %lld ms\n", (long long)took);
+    assert_true(took < 4000); /* the batch goes after 1 s; four retries would wait 7.5 s more */
+    assert_int_equal(tracer_exported(t), 0);
+    tracer_free(t);
+}
+
 static void test_drop_on_400(void **state)
 {
     (void)state;
@@ -1216,6 +1234,7 @@ int main(void)
         cmocka_unit_test(test_flush_sends_now),
         cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
         cmocka_unit_test(test_gives_up_after_five_attempts),
+        cmocka_unit_test(test_drop_on_a_url_that_cannot_be_used),
         cmocka_unit_test(test_drop_on_400),
         cmocka_unit_test(test_flush_warnings_carry_the_flushers_context),
         cmocka_unit_test(test_partial_success),
