@@ -63,6 +63,7 @@
 #include "core/sbuf.h"
 #include "util/ca_bundle.h"
 #include "util/errbuf.h"
+#include "util/curl_retry.h"
 #include "aws_error.h"
 
 #include <curl/curl.h>
@@ -643,27 +644,6 @@ typedef enum outcome {
     OUT_RETRY, /* retryable: rc is what it becomes if no retry follows */
 } outcome;
 
-static bool transient(CURLcode cc)
-{
-    switch (cc) {
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_WEIRD_SERVER_REPLY:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Whether this attempt sent its whole request (body_len bytes of body): the service may then
  * have acted on it, answered or not. */
 static bool request_sent(CURL *h, size_t body_len)
@@ -700,7 +680,7 @@ static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int
             return OUT_DONE;
         }
         *rc = AWS_ERR_UNAVAILABLE;
-        return transient(cc) ? OUT_RETRY : OUT_DONE;
+        return curl_transient(cc) ? OUT_RETRY : OUT_DONE;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
     snprintf(out->request_id, sizeof out->request_id, "%s", a->request_id);

@@ -26,6 +26,7 @@
 #include "util/ca_bundle.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/curl_retry.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -226,32 +227,6 @@ static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
     return n;
 }
 
-/* Whether a failed transfer may go through when tried again: the network or the collector
- * (unreachable, slow, a connection cut) or taskd's own want of memory. Not a URL curl cannot
- * use, a certificate it does not trust, nor an abort (taskd stops): those fail the same way
- * every time, and retrying them held each batch for seconds of backoff. */
-static bool transient(CURLcode rc)
-{
-    switch (rc) {
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_AGAIN:
-    case CURLE_OUT_OF_MEMORY:
-        return true;
-    default:
-        return false;
-    }
-}
-
 typedef enum post_result { POST_OK, POST_RETRY, POST_FAIL } post_result;
 
 /*
@@ -272,7 +247,7 @@ static post_result post_once(otlp_exporter *o, const void *body, size_t len, lon
     CURLcode rc = curl_easy_perform(o->curl);
     if (rc != CURLE_OK) {
         snprintf(why, whylen, "%s", o->curl_err[0] ? o->curl_err : curl_easy_strerror(rc));
-        return transient(rc) ? POST_RETRY : POST_FAIL;
+        return curl_transient(rc) ? POST_RETRY : POST_FAIL;
     }
     long status = 0;
     curl_easy_getinfo(o->curl, CURLINFO_RESPONSE_CODE, &status);
