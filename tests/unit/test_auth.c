@@ -227,6 +227,18 @@ static void test_loopback(void **state)
     assert_false(auth_is_loopback(NULL));
 }
 
+/* Each Host of yes[] is allowed by p, and each of no[] refused. */
+static void expect_hosts(const auth_policy *p, const char *const *yes, size_t n_yes,
+                         const char *const *no, size_t n_no)
+{
+    for (size_t i = 0; i < n_yes; i++)
+        if (!auth_host_allowed(p, yes[i]))
+            fail_msg("Host %s is allowed", yes[i]);
+    for (size_t i = 0; i < n_no; i++)
+        if (auth_host_allowed(p, no[i]))
+            fail_msg("Host %s is refused", no[i]);
+}
+
 static void test_hosts(void **state)
 {
     (void)state;
@@ -249,12 +261,7 @@ static void test_hosts(void **state)
                                      "::1",
                                      "127.0.0.1:8080:1",
                                      "user@localhost"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-        if (!auth_host_allowed(&p, yes[i]))
-            fail_msg("Host %s is allowed", yes[i]);
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-        if (auth_host_allowed(&p, no[i]))
-            fail_msg("Host %s is refused", no[i]);
+    expect_hosts(&p, yes, sizeof yes / sizeof yes[0], no, sizeof no / sizeof no[0]);
     assert_true(auth_host_allowed(&p, NULL)); /* no Host: no browser */
 
     char err[256];
@@ -302,12 +309,7 @@ static void test_ip_hosts(void **state)
                                      "fd00::1",
                                      "1.2.3.4.example",
                                      "[fe80::1%eth0]"};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-        if (!auth_host_allowed(&p, yes[i]))
-            fail_msg("Host %s is allowed", yes[i]);
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-        if (auth_host_allowed(&p, no[i]))
-            fail_msg("Host %s is refused", no[i]);
+    expect_hosts(&p, yes, sizeof yes / sizeof yes[0], no, sizeof no / sizeof no[0]);
     auth_free(&p);
 }
 

@@ -1578,24 +1578,41 @@ static bool publish_published(void *arg)
     return at == -1;
 }
 
+/* A fake SNS that takes every message (sns_accept()), a client of it, and the defaults. */
+typedef struct sns_stage {
+    sns_seen seen;
+    server *h;
+    config cfg;
+    aws_client *client;
+} sns_stage;
+
+static void sns_stage_start(sns_stage *st)
+{
+    atomic_init(&st->seen.tasks, 0);
+    st->h = server_start(sns_accept, &st->seen, "AWS_ENDPOINT_URL_SNS");
+    assert_true(config_defaults(&st->cfg));
+    st->client = new_client(AWS_SNS);
+    unsetenv("AWS_ENDPOINT_URL_SNS");
+}
+
+static void sns_stage_stop(sns_stage *st)
+{
+    aws_client_free(st->client);
+    config_free(&st->cfg);
+    server_stop(st->h);
+}
+
 static void test_publish_published(void **state)
 {
     (void)state;
-    sns_seen seen;
-    atomic_init(&seen.tasks, 0);
-    server *h = server_start(sns_accept, &seen, "AWS_ENDPOINT_URL_SNS");
-    config cfg;
-    assert_true(config_defaults(&cfg));
-    aws_client *c = new_client(AWS_SNS);
-    unsetenv("AWS_ENDPOINT_URL_SNS");
+    sns_stage st;
+    sns_stage_start(&st);
     char *event = stream_event();
     assert_non_null(event);
-    published_case pc = {{.cfg = &cfg, .sns = c, .event = event}, &seen};
+    published_case pc = {{.cfg = &st.cfg, .sns = st.client, .event = event}, &st.seen};
     assert_true(oom_sweep("publish role, published", publish_published, &pc) > 50);
     free(event);
-    aws_client_free(c);
-    config_free(&cfg);
-    server_stop(h);
+    sns_stage_stop(&st);
 }
 
 /* -- the recover role -- */
@@ -1669,24 +1686,17 @@ static bool recover_published(void *arg)
 static void test_recover_role(void **state)
 {
     (void)state;
-    sns_seen seen;
-    atomic_init(&seen.tasks, 0);
-    server *h = server_start(sns_accept, &seen, "AWS_ENDPOINT_URL_SNS");
-    config cfg;
-    assert_true(config_defaults(&cfg));
-    aws_client *c = new_client(AWS_SNS);
-    unsetenv("AWS_ENDPOINT_URL_SNS");
+    sns_stage st;
+    sns_stage_start(&st);
     /* TASK_A..E's ids carry 2024-07-27T10:35:27.390Z: the window is that second, widened */
-    static const char event[] = "{\"Records\":[{\"messageId\":\"m1\",\"eventSource\":\"aws:sqs\","
-                                "\"body\":\"{\\\"DDBStreamBatchInfo"
-                                "\\\":{\\\"approximateArrivalOfFirstRecord\\\":\\\"2024-07-27T10:"
-                                "35:27Z\\\",\\\"approximateAr"
-                                "rivalOfLastRecord\\\":\\\"2024-07-27T10:35:27Z\\\"}}\"}]}";
-    recover_case rc = {&cfg, c, &seen, event};
+    static const char event[] =
+        "{\"Records\":[{\"messageId\":\"m1\",\"eventSource\":\"aws:sqs\",\"body\":"
+        "\"{\\\"DDBStreamBatchInfo\\\":{"
+        "\\\"approximateArrivalOfFirstRecord\\\":\\\"2024-07-27T10:35:27Z\\\","
+        "\\\"approximateArrivalOfLastRecord\\\":\\\"2024-07-27T10:35:27Z\\\"}}\"}]}";
+    recover_case rc = {&st.cfg, st.client, &st.seen, event};
     assert_true(oom_sweep("recover role", recover_published, &rc) > 20);
-    aws_client_free(c);
-    config_free(&cfg);
-    server_stop(h);
+    sns_stage_stop(&st);
 }
 
 /* -- DynamoDB -- */
