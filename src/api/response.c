@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 
 static const char JSON_TYPE[] = "application/json";
 
@@ -18,6 +19,19 @@ void api_add_header(api_response *resp, const char *name, const char *value)
     h->name = name;
     snprintf(h->value, sizeof h->value, "%s", value);
 }
+
+bool api_has_header(const api_response *resp, const char *name)
+{
+    for (int i = 0; i < resp->n_headers && i < API_MAX_HEADERS; i++)
+        if (resp->headers[i].name && strcasecmp(resp->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+const api_header API_DEFAULT_HEADER[API_DEFAULT_HEADERS] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+};
 
 const char *api_bodiless_text(const api_response *resp)
 {

@@ -78,6 +78,16 @@ void api_body_too_large(api_response *resp, size_t limit);
 const char *api_body_too_large_detail(char *buf, size_t size, size_t limit);
 /* Add a response header (ignored past API_MAX_HEADERS). */
 void api_add_header(api_response *resp, const char *name, const char *value);
+/* Whether resp carries a header of that name (any case). */
+bool api_has_header(const api_response *resp, const char *name);
+
+/*
+ * The headers every transport adds to an answer that has none of that name: a browser never
+ * guesses another type than the one told, and an answer opened as a page runs nothing, loads
+ * nothing and cannot be framed. The dashboard's answers carry their own policy.
+ */
+#define API_DEFAULT_HEADERS 2
+extern const api_header API_DEFAULT_HEADER[API_DEFAULT_HEADERS];
 /* Release the body. */
 void api_response_free(api_response *resp);
 

@@ -800,6 +800,9 @@ char *apigw_response_json(const apigw_request *r, const api_response *resp, size
         names[count] = h->name;
         put_header(&b, &count, h->name, below ? r->data->prefix : NULL, h->value);
     }
+    for (int i = 0; i < API_DEFAULT_HEADERS; i++)
+        if (!api_has_header(resp, API_DEFAULT_HEADER[i].name))
+            put_header(&b, &count, API_DEFAULT_HEADER[i].name, NULL, API_DEFAULT_HEADER[i].value);
     sbuf_puts(&b, "},\"body\":");
     const char *text = resp->body ? resp->body : api_bodiless_text(resp);
     const unsigned char *body = (const unsigned char *)text;

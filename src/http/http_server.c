@@ -457,6 +457,15 @@ static void put_head(conn *c, const api_response *resp, const char *type, size_t
         sbuf_puts(o, ": ");
         sbuf_puts(o, resp->headers[i].value);
     }
+    for (int i = 0; i < API_DEFAULT_HEADERS; i++) {
+        const api_header *d = &API_DEFAULT_HEADER[i];
+        if (api_has_header(resp, d->name))
+            continue;
+        sbuf_puts(o, "\r\n");
+        sbuf_puts(o, d->name);
+        sbuf_puts(o, ": ");
+        sbuf_puts(o, d->value);
+    }
     if (chunked) {
         sbuf_puts(o, "\r\nTransfer-Encoding: chunked");
     } else if (length != (size_t)-1) {

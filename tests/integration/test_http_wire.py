@@ -355,6 +355,32 @@ class Wire(ServerTestCase):
         self.assertHealth(c.answer(), "close")
         self.assertClosedAfter(c, "an answer with Connection: close")
 
+    def test_every_answer_says_nosniff_and_carries_one_policy(self):
+        """The API's answers and the server's own refusals say nosniff and carry a policy under
+        which a JSON answer opened as a page runs and loads nothing and cannot be framed; the
+        dashboard's pages keep their own policy, sent once."""
+        tid = self.server.create("TASK2").encode()
+        c = self.connect()
+        c.send(b"GET /tasks/" + tid + b" HTTP/1.1\r\n" + HOST + b"\r\n"
+               + create_request(compact({"task_type": "TASK2"}))
+               + create_request(b"{bad")
+               + b"GET /no-such-route HTTP/1.1\r\n" + HOST + b"\r\n"
+               + b"HEAD /events HTTP/1.1\r\n" + HOST + b"\r\n"
+               + b"GET / HTTP/1.1\r\n" + HOST + b"\r\n"
+               + b"POST /tasks HTTP/1.1\r\n" + HOST + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n")
+        answers = [c.answer(), c.answer(), c.answer(), c.answer(), c.answer("HEAD"), c.answer(),
+                   c.answer()]
+        self.assertEqual([a.status for a in answers], [200, 201, 422, 404, 200, 200, 400])
+        for ans in answers:
+            with self.subTest(status=ans.status, type=ans.headers.get("content-type")):
+                self.assertEqual(ans.headers.get("x-content-type-options"), "nosniff", ans.raw[:400])
+                policies = [v for k, v in ans.fields if k == "content-security-policy"]
+                self.assertEqual(len(policies), 1, ans.raw[:600])
+                if ans is answers[5]:  # the dashboard's page
+                    self.assertIn("script-src 'self'", policies[0])
+                else:
+                    self.assertEqual(policies[0], "default-src 'none'; frame-ancestors 'none'")
+
     def test_event_stream_is_chunked_on_http11(self):
         with EventStream(self.server) as st:
             self.assertEqual(st.status, 200)

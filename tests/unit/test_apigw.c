@@ -672,7 +672,11 @@ static void test_response_201_location(void **state)
     /* below the stage, as the client sees the API */
     assert_string_equal(header_of(v, "Location"),
                         "/prod/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f");
-    assert_int_equal(json_object_size(json_object_get(v, "headers")), 2);
+    /* and what every answer carries */
+    assert_string_equal(header_of(v, "X-Content-Type-Options"), "nosniff");
+    assert_string_equal(header_of(v, "Content-Security-Policy"),
+                        "default-src 'none'; frame-ancestors 'none'");
+    assert_int_equal(json_object_size(json_object_get(v, "headers")), 4);
     assert_string_equal(json_string_value(json_object_get(v, "body")), body);
     assert_false(json_is_true(json_object_get(v, "isBase64Encoded")));
     json_decref(v);
@@ -688,7 +692,7 @@ static void test_response_204_no_body(void **state)
     api_response resp = {.status = 204};
     json_t *v = respond(&r, &resp);
     assert_int_equal(json_integer_value(json_object_get(v, "statusCode")), 204);
-    assert_int_equal(json_object_size(json_object_get(v, "headers")), 0);
+    assert_int_equal(json_object_size(json_object_get(v, "headers")), API_DEFAULT_HEADERS);
     assert_string_equal(json_string_value(json_object_get(v, "body")), "");
     assert_false(json_is_true(json_object_get(v, "isBase64Encoded")));
     json_decref(v);
@@ -849,12 +853,27 @@ static void test_response_headers_unique(void **state)
     assert_null(strstr(text, "POST"));
     free(text);
     json_t *v = respond(NULL, &resp);
-    assert_int_equal(json_object_size(json_object_get(v, "headers")), 3);
+    assert_int_equal(json_object_size(json_object_get(v, "headers")), 3 + API_DEFAULT_HEADERS);
     assert_string_equal(header_of(v, "Content-Type"), "application/json");
     assert_string_equal(header_of(v, "Retry-After"), "1");
     assert_null(header_of(v, "allow"));
     json_decref(v);
     api_response_free(&resp);
+}
+
+/* An answer with a policy of its own (the dashboard's) keeps it, and still gets nosniff. */
+static void test_response_own_policy_kept(void **state)
+{
+    (void)state;
+    api_response resp = {.status = 200, .content_type = "text/html"};
+    api_add_header(&resp, "content-security-policy", "default-src 'self'");
+    json_t *v = respond(NULL, &resp);
+    json_t *headers = json_object_get(v, "headers");
+    assert_int_equal(json_object_size(headers), 3);
+    assert_string_equal(header_of(v, "content-security-policy"), "default-src 'self'");
+    assert_null(header_of(v, "Content-Security-Policy"));
+    assert_string_equal(header_of(v, "X-Content-Type-Options"), "nosniff");
+    json_decref(v);
 }
 
 /*
@@ -1142,6 +1161,7 @@ int main(void)
         cmocka_unit_test(test_location_v1_stage),
         cmocka_unit_test(test_location_v2_stage),
         cmocka_unit_test(test_end_to_end),
+        cmocka_unit_test(test_response_own_policy_kept),
         cmocka_unit_test(test_many_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,6 +139,11 @@ static const char APIGW_V1[] =
     "\"body\":\"{\\\"task_type\\\":\\\"TASK1\\\",\\\"data\\\":{\\\"k\\\":\\\"v\\\"}}\","
     "\"isBase64Encoded\":false}";
 
+/* The headers every answer carries (response.h), as the response JSON writes them. */
+#define DEFAULT_HEADERS                                                                            \
+    "\"X-Content-Type-Options\":\"nosniff\",\"Content-Security-Policy\":\"default-src "            \
+    "'none'; frame-ancestors 'none'\""
+
 static bool apigw_v1(void *arg)
 {
     (void)arg;
@@ -171,8 +176,8 @@ static bool apigw_v1(void *arg)
         return false;
     static const char want[] =
         "{\"statusCode\":201,\"headers\":{\"Content-Type\":\"application/json\","
-        "\"Location\":\"/prod/tasks/"
-        "1\"},\"body\":\"{\\\"id\\\":\\\"1\\\",\\\"s\\\":\\\"\xc3\xa9\\\\n\\\"}\","
+        "\"Location\":\"/prod/tasks/1\"," DEFAULT_HEADERS
+        "},\"body\":\"{\\\"id\\\":\\\"1\\\",\\\"s\\\":\\\"\xc3\xa9\\\\n\\\"}\","
         "\"isBase64Encoded\":false}";
     if (len != strlen(json) || strcmp(json, want) != 0)
         wrong("response %s, not %s", json, want);
@@ -220,12 +225,13 @@ static bool apigw_v2(void *arg)
     char *none = apigw_response_json(NULL, &resp, NULL);
     ok = bin && nothing && none;
     if (ok) {
-        if (strcmp(bin,
-                   "{\"statusCode\":200,\"headers\":{\"Content-Type\":\"application/"
-                   "octet-stream\"},\"body\":\"AAECAwQF/w==\",\"isBase64Encoded\":true}") != 0 ||
+        if (strcmp(bin, "{\"statusCode\":200,\"headers\":{\"Content-Type\":\"application/"
+                        "octet-stream\"," DEFAULT_HEADERS "},\"body\":\"AAECAwQF/w==\","
+                        "\"isBase64Encoded\":true}") != 0 ||
             strcmp(nothing, "{\"statusCode\":200,\"headers\":{\"Content-Type\":\"application/"
-                            "octet-stream\"},\"body\":\"\",\"isBase64Encoded\":false}") != 0 ||
-            strcmp(none, "{\"statusCode\":204,\"headers\":{},\"body\":\"\","
+                            "octet-stream\"," DEFAULT_HEADERS "},\"body\":\"\","
+                            "\"isBase64Encoded\":false}") != 0 ||
+            strcmp(none, "{\"statusCode\":204,\"headers\":{" DEFAULT_HEADERS "},\"body\":\"\","
                          "\"isBase64Encoded\":false}") != 0)
             wrong("responses %s / %s / %s", bin, nothing, none);
     }
