@@ -1284,8 +1284,8 @@ static void answer_unfinished(loop *l)
     atomic_fetch_add(&l->h->loops_stopping, 1);
 }
 
-/* The gauges of the connections open and the request bodies held (every loop's sweep sets
- * them: no lock on a request's way). */
+/* The gauges of the connections open and the request bodies held, server-wide (the first
+ * loop's sweep sets them: no lock on a request's way). */
 static void set_gauges(http_server *h)
 {
     metrics_set(h->metrics, "taskd_http_connections", "", admission_open(h->admission));
@@ -1296,7 +1296,8 @@ static void set_gauges(http_server *h)
 static void sweep(loop *l, int64_t now)
 {
     http_server *h = l->h;
-    set_gauges(h);
+    if (l == h->loops)
+        set_gauges(h);
     for (int i = 0; i < l->refused_cap; i++)
         if (l->refused[i].fd >= 0)
             refused_drain(l, &l->refused[i], false);

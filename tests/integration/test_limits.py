@@ -419,7 +419,7 @@ class Limits(ServersTestCase):
             for c in held:  # two bodies all but sent, and stalled: the bound is taken
                 c.sendall(head(len(body)) + body[:-100])
             time.sleep(0.3)
-            # the gauges (set by each loop's sweep, four times a second): the bytes held, and
+            # the gauges (set by the first loop's sweep, four times a second): the bytes held, and
             # the connections (/metrics' own only if it came before the last sweep)
             wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes")
                        == 2 * (len(body) - 100), 3, what="the bodies' bytes in the gauge")
