@@ -13,10 +13,18 @@
  * mutex with a condition variable lets hurry() wake a backoff sleep.
  *
  * A batch goes out as: encode (splitting in halves while the body is over
- * PAYLOAD_MAX), gzip it when so configured -> post_with_retries -> post_once
+ * body_max), gzip it when so configured -> post_with_retries -> post_once
  * per attempt. Losses are marked in the caller's failed[] and warned about
- * once per POST. PAYLOAD_MAX bounds the encoded body before compression: a
- * collector's size limit is usually on what it must decompress.
+ * once per POST. body_max bounds the encoded body before compression (a
+ * collector's size limit is usually on what it must decompress): PAYLOAD_MAX
+ * at first, then one byte under the smallest body a collector answered 413
+ * Payload Too Large, so the batches that follow are split before they go
+ * rather than each refused first, and a span alone over it is dropped unsent.
+ * A refused batch is split in halves and each sent (down to one span, which
+ * is then dropped); it is never retried as it was. The learned bound lasts
+ * LEARNED_MAX_NS from its last fall, then PAYLOAD_MAX holds again: a
+ * collector whose limit was raised gets whole batches back, one that kept it
+ * costs a few 413s again.
  */
 #include "export_otlp.h"
 
@@ -50,7 +58,8 @@
 #define BACKOFF_BASE_MS   500
 #define BACKOFF_MAX_MS    30000
 #define RETRY_AFTER_MAX_S 60
-#define RESPONSE_KEEP     (64 * 1024) /* response bytes kept for partial-success parsing */
+#define RESPONSE_KEEP     (64 * 1024)          /* response bytes kept for partial-success parsing */
+#define LEARNED_MAX_NS    (600 * 1000000000LL) /* how long a bound learned from a 413 holds */
 
 typedef struct otlp_exporter {
     exporter base; /* first: the tracer's handle */
@@ -62,8 +71,10 @@ typedef struct otlp_exporter {
     CURL *curl;
     struct curl_slist *headers;
     char curl_err[CURL_ERROR_SIZE];
-    sbuf response;        /* the first RESPONSE_KEEP bytes of the last response body */
-    size_t response_size; /* the whole body's */
+    sbuf response;          /* the first RESPONSE_KEEP bytes of the last response body */
+    size_t response_size;   /* the whole body's */
+    size_t body_max;        /* encoded bodies over this are split; see the top of the file */
+    int64_t body_max_until; /* monotonic ns when a learned body_max ends */
     exporter_warnings warnings;
     uint64_t rng;
 
@@ -227,11 +238,12 @@ static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
     return n;
 }
 
-typedef enum post_result { POST_OK, POST_RETRY, POST_FAIL } post_result;
+typedef enum post_result { POST_OK, POST_RETRY, POST_FAIL, POST_TOO_LARGE } post_result;
 
 /*
  * One POST of body. On POST_OK *rejected is the partial-success count; on POST_RETRY
  * *retry_after_s is the server's Retry-After (0 when none); otherwise why, in why.
+ * POST_TOO_LARGE: the collector answered 413.
  */
 static post_result post_once(otlp_exporter *o, const void *body, size_t len, long timeout_ms,
                              uint64_t *rejected, long *retry_after_s, char *why, size_t whylen)
@@ -278,7 +290,7 @@ static post_result post_once(otlp_exporter *o, const void *body, size_t len, lon
             *retry_after_s = ra > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)ra;
         return POST_RETRY;
     }
-    return POST_FAIL;
+    return status == 413 ? POST_TOO_LARGE : POST_FAIL;
 }
 
 /* ---- retries ---- */
@@ -296,10 +308,14 @@ static int64_t backoff_ms(otlp_exporter *o, int attempt)
 
 /*
  * POST body with retries; the number of its n spans lost (all, none, or the rejected ones).
- * Retries are logged at debug level; a loss is one (rate-limited) warning.
+ * Retries are logged at debug level; a loss is one (rate-limited) warning. A 413 is neither
+ * retried nor warned about here: *too_large is set and all n count as lost, for the caller to
+ * split the batch or warn of the span.
  */
-static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len, size_t n)
+static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len, size_t n,
+                                  bool *too_large)
 {
+    *too_large = false;
     char why[300] = "", detail[400];
     for (int attempt = 1;; attempt++) {
         long timeout_ms = o->timeout_ms;
@@ -322,6 +338,10 @@ static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len
             post_once(o, body, len, timeout_ms, &rejected, &retry_after_s, why, sizeof why);
         if (r == POST_OK)
             return rejected < n ? rejected : n;
+        if (r == POST_TOO_LARGE) {
+            *too_large = true;
+            return n;
+        }
         if (r == POST_FAIL || final || attempt >= MAX_ATTEMPTS) {
             snprintf(detail, sizeof detail, "%zu spans, attempt %d%s: %s", n, attempt,
                      r == POST_FAIL ? ""
@@ -395,14 +415,47 @@ static bool gzip_body(const uint8_t *in, size_t len, uint8_t **out, size_t *outl
     return true;
 }
 
+/* Warn of span s dropped as too large for the collector: its encoded body of len bytes was
+ * answered 413 (refused) or is over one that was (not sent). */
+static void warn_too_large(otlp_exporter *o, const span *s, size_t len, bool refused)
+{
+    char detail[300];
+    snprintf(detail, sizeof detail, "span %.95s: a body of %zu bytes%s %s", s->name, len,
+             o->compression == OTEL_COMPRESSION_GZIP ? " before gzip" : "",
+             refused ? "was answered 413"
+                     : "was not sent: the collector answered 413 to one no larger");
+    warn(o, "OTLP export: the collector refused a span as too large, span dropped", detail);
+}
+
+/* After a 413 to an encoded body of len bytes: the bound falls under it (and its time restarts). */
+static void learn_body_max(otlp_exporter *o, size_t len)
+{
+    if (len - 1 >= o->body_max) /* len >= 1: no span encodes to nothing */
+        return;
+    /* the first time at info level: the collector's limit is below taskd's own */
+    bool first = o->body_max == PAYLOAD_MAX;
+    o->body_max = len - 1;
+    o->body_max_until = clock_mono_ns() + LEARNED_MAX_NS;
+    if (first || log_enabled(LOG_DEBUG)) {
+        char max_s[24];
+        snprintf(max_s, sizeof max_s, "%zu", o->body_max);
+        log_write(first ? LOG_INFO : LOG_DEBUG,
+                  "OTLP export: the collector answered 413 Payload Too Large; batches are split "
+                  "to bodies of at most body_max bytes for the next 10 minutes",
+                  "endpoint", o->endpoint, "body_max", max_s, NULL);
+    }
+}
+
 /* Export spans[0..n), marking the ones lost in failed[]. */
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
 {
     otlp_exporter *o = (otlp_exporter *)e;
+    if (o->body_max < PAYLOAD_MAX && clock_mono_ns() >= o->body_max_until)
+        o->body_max = PAYLOAD_MAX;
     uint8_t *body;
     size_t len;
     bool ok = encode(o, spans, n, &body, &len);
-    if ((!ok || len > PAYLOAD_MAX) && n > 1) {
+    if ((!ok || len > o->body_max) && n > 1) {
         free(body);
         size_t half = n / 2;
         otlp_export(e, spans, half, failed);
@@ -418,6 +471,14 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         failed[0] = true;
         return;
     }
+    if (len > o->body_max) {
+        /* over a body the collector refused: it would be refused too */
+        warn_too_large(o, &spans[0], len, false);
+        free(body);
+        failed[0] = true;
+        return;
+    }
+    size_t encoded_len = len;
     if (o->compression == OTEL_COMPRESSION_GZIP) {
         uint8_t *gz;
         size_t gzlen;
@@ -434,8 +495,21 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         body = gz;
         len = gzlen;
     }
-    uint64_t lost = post_with_retries(o, body, len, n);
+    bool too_large;
+    uint64_t lost = post_with_retries(o, body, len, n, &too_large);
     free(body);
+    if (too_large) {
+        learn_body_max(o, encoded_len);
+        if (n > 1) {
+            size_t half = n / 2;
+            otlp_export(e, spans, half, failed);
+            otlp_export(e, spans + half, n - half, failed + half);
+            return;
+        }
+        warn_too_large(o, &spans[0], encoded_len, true);
+        failed[0] = true;
+        return;
+    }
     for (uint64_t i = 0; i < lost; i++)
         failed[i] = true;
 }
@@ -525,6 +599,7 @@ exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r)
     o->protocol = cfg->protocol;
     o->compression = cfg->compression;
     o->timeout_ms = cfg->timeout_ms;
+    o->body_max = PAYLOAD_MAX;
     o->resource = r;
     o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;
     if (!(o->endpoint = strdup(cfg->endpoint)) || !(o->headers = request_headers(cfg)) ||

@@ -3,9 +3,14 @@
  * traces endpoint as http/protobuf (trace/otlp_proto.h) or http/json
  * (trace/otlp_json.h), as the configuration (trace/otel_env.h) says.
  *
- * A body over 1 MiB (before compression) is split in halves until it fits;
- * with compression gzip it then goes gzip-compressed with Content-Encoding:
- * gzip (the OTLP/HTTP spec's only compression). 2xx is success; a
+ * A body over 999,999 bytes (before compression) is split in halves until it
+ * fits; with compression gzip it then goes gzip-compressed with
+ * Content-Encoding: gzip (the OTLP/HTTP spec's only compression). A collector
+ * that answers 413 Payload Too Large gets the batch again in halves, each
+ * half split again on its own 413, down to one span, which is dropped; for
+ * the next 10 minutes the bound is one byte under the smallest body refused,
+ * so later batches are split before they go and a span alone over it is
+ * dropped unsent. 2xx is success; a
  * partialSuccess's rejectedSpans are marked failed (the first that many of
  * the batch: the response does not say which). 429/502/503/504 and transport
  * errors are retried, up to 5 attempts, after the server's Retry-After (at

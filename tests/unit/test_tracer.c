@@ -5,7 +5,8 @@
  * statuses (or never answers), and a UDP socket standing in for the X-Ray daemon.
  * Covered: OTLP JSON and protobuf bodies with their Content-Type and configured headers, gzip
  * bodies (Content-Encoding, decompressing to the spans; the traces variable over the generic), only
- * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, retry
+ * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, a batch
+ * a collector answers 413 split until it fits (a span too large alone dropped), retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams, disabled
  * export, bad configuration, and tracer_emit staying fast with an unreachable collector.
@@ -697,6 +698,138 @@ static void test_large_batch_is_split(void **state)
     http_stub_stop(r);
 }
 
+/* A collector that answers 413 to every body over *(size_t *)arg bytes, as one with a lower
+ * limit than taskd's does. */
+static void refuse_over(void *arg, const http_stub_request *rq, size_t index,
+                        http_stub_reply *reply)
+{
+    (void)index;
+    if (rq->body_len > *(const size_t *)arg) {
+        reply->status = 413;
+        reply->headers = "Content-Type: text/plain\r\n";
+        reply->body = "request body too large";
+    }
+}
+
+static http_stub *receiver_refusing_over(size_t *limit)
+{
+    static const http_stub_reply ok = {.status = 200, .headers = JSON_TYPE, .body = "{}"};
+    http_stub_options o = {
+        .script = &ok, .script_len = 1, .handler = refuse_over, .handler_arg = limit};
+    return http_stub_start(&o);
+}
+
+/* Span n (from 10 to 99, so that every one encodes to the same length) with a string of size
+ * bytes, emitted. */
+static void emit_sized(tracer *t, int n, size_t size)
+{
+    char *v = malloc(size + 1);
+    assert_non_null(v);
+    memset(v, 'x', size);
+    v[size] = '\0';
+    span s;
+    make_span(&s, TASK_A, n, n);
+    span_set_str(&s, "big", v);
+    tracer_emit(t, &s);
+    span_clear(&s);
+    free(v);
+}
+
+/* How many of r's requests, among those answered 200 (at most limit bytes) or refused, hold the
+ * span numbered n. */
+static int span_sent(http_stub *r, int n, size_t limit, bool accepted)
+{
+    char hex[17];
+    span_id_hex(n, hex);
+    int found = 0;
+    for (size_t q = 0; q < http_stub_count(r); q++) {
+        const http_stub_request *rq = http_stub_request_at(r, q);
+        if ((rq->body_len <= limit) == accepted && strstr(rq->body, hex))
+            found++;
+    }
+    return found;
+}
+
+/* A collector whose limit is below PAYLOAD_MAX answers 413: the batch goes again in halves
+ * until each part fits, and every span arrives; the limit, once learned, splits the batches
+ * that follow before they go. */
+static void test_413_splits_the_batch(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    size_t limit = 250000;
+    http_stub *r = receiver_refusing_over(&limit);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(0, 0);
+    /* 20 spans of 100,500 bytes: halves of 10 (past 999,999 bytes), then of 5, 502,500
+     * bytes; refused, the first five go as 2 (201,000: taken) and 3 (301,500: refused, then
+     * 1 + 2). The other three fives are split at once, 2 + 3, then the 3 as 1 + 2. */
+    for (int i = 10; i < 30; i++)
+        emit_sized(t, i, 100500);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(tracer_exported(t), 20);
+    assert_int_equal(tracer_dropped(t), 0);
+    tracer_free(t);
+    for (int i = 10; i < 30; i++)
+        assert_int_equal(span_sent(r, i, limit, true), 1);
+    size_t refused = 0;
+    for (size_t q = 0; q < http_stub_count(r); q++)
+        refused += http_stub_request_at(r, q)->body_len > limit;
+    print_message("%zu requests, %zu answered 413\n", http_stub_count(r), refused);
+    /* only the first five met the limit: 5 spans, then 3 */
+    assert_int_equal(refused, 2);
+    assert_int_equal(http_stub_count(r), 5 + 3 * 3);
+    http_stub_stop(r);
+}
+
+/* A span that alone is over the collector's limit is dropped, counted and warned about; the
+ * spans sent with it arrive. One as large later is dropped without being sent. */
+static void test_413_drops_a_span_too_large_alone(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    size_t limit = 50000;
+    http_stub *r = receiver_refusing_over(&limit);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(0, 0);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    log_setup(LOG_WARN, "test_tracer");
+    emit_sized(t, 10, 100);
+    emit_sized(t, 11, 100500);
+    emit_sized(t, 12, 100);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    char *err = test_stderr_end(&cap);
+    assert_int_equal(tracer_exported(t), 2);
+    assert_int_equal(tracer_dropped(t), 1);
+    const char *line = strstr(err, "refused a span as too large");
+    if (!line)
+        fail_msg("no warning of the span refused: %s", err);
+    assert_non_null(strstr(line, "span 11"));
+    free(err);
+    assert_int_equal(span_sent(r, 10, limit, true), 1);
+    assert_int_equal(span_sent(r, 12, limit, true), 1);
+    assert_int_equal(span_sent(r, 11, limit, true), 0);
+    /* the batch of three, then 11 + 12, then 11 alone: each refused once, none again */
+    assert_int_equal(span_sent(r, 11, limit, false), 3);
+    size_t before = http_stub_count(r);
+
+    /* Another span as large is not sent at all: the collector refused one of its size alone. */
+    emit_sized(t, 13, 100500);
+    emit_sized(t, 14, 100);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    log_setup(LOG_ERROR, "test_tracer");
+    assert_int_equal(tracer_exported(t), 3);
+    assert_int_equal(tracer_dropped(t), 2);
+    tracer_free(t);
+    assert_int_equal(http_stub_count(r), before + 1);
+    assert_int_equal(span_sent(r, 14, limit, true), 1);
+    assert_int_equal(span_sent(r, 13, limit, true) + span_sent(r, 13, limit, false), 0);
+    http_stub_stop(r);
+}
+
 static void test_retry_after_503(void **state)
 {
     (void)state;
@@ -1229,6 +1362,8 @@ int main(void)
         cmocka_unit_test(test_otlp_gzip_protobuf_and_precedence),
         cmocka_unit_test(test_batch_of_512_goes_early),
         cmocka_unit_test(test_large_batch_is_split),
+        cmocka_unit_test(test_413_splits_the_batch),
+        cmocka_unit_test(test_413_drops_a_span_too_large_alone),
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
