@@ -8,7 +8,8 @@
  * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, a batch
  * a collector answers 413 split until it fits (a span too large alone dropped), retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
- * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams, disabled
+ * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams (a client's W3C
+ * trace id kept whatever its first 4 bytes), disabled
  * export, bad configuration, and tracer_emit staying fast with an unreachable collector.
  */
 #include <stdarg.h>
@@ -1287,6 +1288,60 @@ static void test_xray_datagrams(void **state)
     close(u);
 }
 
+/*
+ * A trace a client began with a W3C traceparent goes to X-Ray under its own id, split 8 + 24,
+ * whatever time its first 4 bytes would say (1970, 2106 or now): X-Ray takes W3C trace ids and
+ * does not check that part (docs/design.md, "Tracing"), so the trace stays one id across X-Ray,
+ * OTLP and the logs.
+ */
+static void test_xray_keeps_a_w3c_trace_id(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    assert_int_equal(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(u, (struct sockaddr *)&a, &alen), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+    setenv("AWS_XRAY_DAEMON_ADDRESS", addr, 1);
+    char now_hex[9];
+    snprintf(now_hex, sizeof now_hex, "%08x", (unsigned)time(NULL));
+    char ids[3][33];
+    snprintf(ids[0], sizeof ids[0], "%s", "000000014bf92f3577b34da6a3ce929d"); /* 1970 */
+    snprintf(ids[1], sizeof ids[1], "%s", "ffffffff4bf92f3577b34da6a3ce929d"); /* 2106 */
+    snprintf(ids[2], sizeof ids[2], "%s4bf92f3577b34da6a3ce929d", now_hex);
+    tracer *t = start(0, 0);
+    telemetry tel = {.tracer = t};
+    for (int i = 0; i < 3; i++) {
+        char header[64];
+        snprintf(header, sizeof header, "00-%.32s-00f067aa0ba902b7-01", ids[i]);
+        trace_ctx client;
+        assert_true(tracectx_parse_traceparent(header, &client));
+        span s;
+        trace_begin(&s, &client, "GET /tasks", SPAN_KIND_SERVER);
+        trace_end(&tel, &s);
+    }
+    assert_true(wait_count(tracer_exported, t, 3, 5000));
+    tracer_free(t);
+
+    char buf[65536];
+    for (int i = 0; i < 3; i++) {
+        struct pollfd p = {.fd = u, .events = POLLIN};
+        assert_int_equal(poll(&p, 1, 2000), 1);
+        ssize_t n = recv(u, buf, sizeof buf - 1, 0);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        char want[80];
+        snprintf(want, sizeof want, "\"trace_id\":\"1-%.8s-%s\"", ids[i], ids[i] + 8);
+        if (!strstr(buf, want))
+            fail_msg("span %d: no %s in %s", i, want, buf);
+        assert_non_null(strstr(buf, "\"parent_id\":\"00f067aa0ba902b7\""));
+    }
+    close(u);
+}
+
 static void test_xray_send_failure_counts(void **state)
 {
     (void)state;
@@ -1378,6 +1433,7 @@ int main(void)
         cmocka_unit_test(test_full_queue_drops_and_shutdown_is_bounded),
         cmocka_unit_test(test_emit_stays_fast_when_unreachable),
         cmocka_unit_test(test_xray_datagrams),
+        cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
         cmocka_unit_test(test_bad_configuration),
