@@ -20,7 +20,8 @@
  *            fills
  *   STREAM   an event stream (GET /events) goes out as the stream fills; the stream's wake()
  *            uses the same wake list
- *   LINGER   answered while a body was still coming: the rest is read and dropped for a
+ *   LINGER   answered while a body was still coming, or closing with the client's bytes
+ *            unread or the answer not yet acknowledged: what comes is read and dropped for a
  *            moment, so the close does not reset the connection under the answer
  *
  * Waiting for a write costs no epoll_ctl() and no thread: the connection stays in its set, and
@@ -52,6 +53,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -63,6 +65,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -622,12 +625,18 @@ static bool fill(conn *c, size_t want)
     return true;
 }
 
+/* The bytes of in that are the current request's (its head and a Content-Length body; a chunked
+ * body's raw bytes left in as they were decoded). */
+static size_t request_bytes(const conn *c)
+{
+    size_t used = c->split ? c->req->len + (c->chunked ? 0 : c->body_len) : 0;
+    return used < c->in_len ? used : c->in_len;
+}
+
 /* The request (its head and any body) is answered: drop its bytes, keep what follows. */
 static void consume_request(conn *c)
 {
-    size_t used = c->split ? c->req->len + (c->chunked ? 0 : c->body_len) : 0;
-    if (used > c->in_len)
-        used = c->in_len;
+    size_t used = request_bytes(c);
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
     c->split = false;
@@ -1005,6 +1014,21 @@ static void linger(conn *c)
         conn_close(c);
 }
 
+/*
+ * Whether closing c at once could reset its answer away: a socket closed with input unread, or
+ * one that input reaches after the close, answers with a reset, which drops the answer's bytes
+ * still queued or in flight. So when the client sent more than the request (bytes held, or the
+ * socket readable), or has not yet acknowledged the whole answer (a large one, a slow reader),
+ * the connection lingers instead.
+ */
+static bool close_may_reset(const conn *c)
+{
+    if (c->readable || c->in_len > request_bytes(c))
+        return true;
+    int unacked = 0;
+    return ioctl(c->fd, SIOCOUTQ, &unacked) != 0 || unacked > 0;
+}
+
 /* The response went out: the next request, the linger, or the close. */
 static void response_sent(conn *c)
 {
@@ -1013,6 +1037,8 @@ static void response_sent(conn *c)
     c->body_out_len = c->body_off = 0;
     sbuf_truncate(&c->out, 0);
     c->out_off = 0;
+    if (!c->keep_alive && !c->linger_ns && close_may_reset(c))
+        c->linger_ns = c->loop->now_ns; /* as a refusal's: the answer is not reset away */
     if (c->linger_ns) {
         shutdown(c->fd, SHUT_WR);
         c->phase = LINGER;

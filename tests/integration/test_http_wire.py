@@ -1,7 +1,8 @@
 """The local HTTP/1.1 server's wire behaviour, over raw sockets: a large Content-Length body that
 arrives in pieces, a chunked body (extensions, trailers) with a request pipelined after it, and
 with a Content-Length too, Expect: 100-continue within and over the body limit, keep-alive and
-close on HTTP/1.0 and 1.1, HEAD answers without their bodies, the event stream's framing on
+close on HTTP/1.0 and 1.1, a closing answer to a slow reader not reset by its later bytes, HEAD
+answers without their bodies, the event stream's framing on
 HTTP/1.1 and 1.0, query arguments' decoding, and a malformed chunked body on a kept-alive
 connection."""
 
@@ -80,8 +81,14 @@ def split_answer(data, method=None):
 class Client:
     """One raw connection: bytes sent as given, answers read one at a time, in order."""
 
-    def __init__(self, port, timeout=5.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=5.0, rcvbuf=None):
+        if rcvbuf:  # a small receive window, set before the connect: a slow reader
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pending = b""  # received, not yet read as an answer
         self.eof = False
@@ -331,6 +338,28 @@ class Wire(ServerTestCase):
         self.assertEqual([k for k, _ in ans.fields].count("connection"), 1, ans.raw)
         self.assertClosedAfter(c, "an answer with Connection: close")
         self.assertEqual(self.ids() - before, set(), "the request after Connection: close was run")
+
+    def test_an_answer_that_closes_is_not_reset_by_bytes_sent_after_its_request(self):
+        """A 900 KB answer that ends its connection (Connection: close, HTTP/1.0), to a client
+        that reads slowly and sends a stray CRLF once the answer has begun: the whole answer
+        comes, then the close. Closed at once, the socket answered the CRLF with a reset, which
+        dropped what the answer still had queued (4 KB of it came)."""
+        tid = self.server.create(data={"pad": "p" * 900000})
+        get = b"GET /tasks/" + tid.encode()
+        for name, request in (("Connection: close",
+                               get + b" HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"),
+                              ("HTTP/1.0", get + b" HTTP/1.0\r\n\r\n")):
+            with self.subTest(name):
+                c = Client(self.server.port, rcvbuf=4096)
+                self.addCleanup(c.close)
+                c.send(request)
+                c.read_until(b"\r\n")  # the head was read: the answer has begun
+                c.send(b"\r\n")
+                ans = c.answer(timeout=10)
+                self.assertEqual(ans.status, 200, ans.raw[:300])
+                self.assertEqual(ans.headers.get("connection"), "close", ans.raw[:300])
+                self.assertEqual(json.loads(ans.body)["data"], {"pad": "p" * 900000})
+                self.assertClosedAfter(c, "an answer that closes")
 
     def test_head_answers_have_the_length_and_no_body(self):
         tid = self.server.create("TASK2", data={"head": "h" * 3000})
