@@ -631,6 +631,37 @@ await step('a right-to-left override in a status message and in data is shown, n
   }
 }, ['loaded']);
 
+// The bidirectional controls the page shows rather than applies, as a character class.
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
+// Text for a message, those controls in it written as \u escapes.
+const quote = (s) => JSON.stringify(s).replace(new RegExp(BIDI.source, 'g'),
+                                               (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+// A task of type manual with the status status and the status message msg; its id.
+async function taskWithMessage(status, msg) {
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: jsonHeaders,
+                                          body: JSON.stringify({task_type: 'manual', data: {}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: jsonHeaders,
+                                                       body: JSON.stringify({status, status_msg: msg})});
+  check(patched.status === 204, 'PATCH: ' + patched.status);
+  return id;
+}
+
+await step("a row's tooltip gives the override in its status message as a mark, not applied", async () => {
+  const id = await taskWithMessage('FAILED', 'report\u202Egnp.exe');
+  const p13 = await context.newPage();
+  try {
+    await p13.goto(BASE + '/');
+    const cell = `#tasks tr[data-id="${id}"][data-status="FAILED"] td.c-msg`;
+    await p13.waitForSelector(cell, {timeout: WAIT});
+    const title = await p13.getAttribute(cell, 'title');
+    check(title === 'report[U+202E]gnp.exe', 'the tooltip is ' + quote(title));
+  } finally {
+    await p13.close(); // a page left open holds one of the six connections
+  }
+}, ['loaded']);
+
 await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
   const p12 = await context.newPage();
   try {

@@ -194,6 +194,7 @@ function escapeControls(text) {
 
 // Client text as nodes for el(): the text, with each of those controls a mark (U+202E).
 function clientText(s) {
+  s = String(s);
   const nodes = [];
   let last = 0;
   for (const m of s.matchAll(BIDI_CONTROLS)) {
@@ -204,6 +205,12 @@ function clientText(s) {
   }
   nodes.push(s.slice(last));
   return nodes;
+}
+
+// The same for where only text goes, an attribute (a tooltip) or an <option>: each control
+// written as its mark in brackets ([U+202E]).
+function clientPlain(s) {
+  return clientText(s).map((n) => (typeof n === 'string' ? n : '[' + n.textContent + ']')).join('');
 }
 
 // Data and result: up to this much JSON text is coloured by token; more is put in as one text,
@@ -443,7 +450,7 @@ function renderRow(t, tr) {
       el('td', {class: 'c-status'}, chip(t.status)),
       el('td', {class: 'c-id'}, el('a', {href: '#/tasks/' + t.id, dataset: {id: t.id}}, idNode(t.id))),
       el('td', {class: 'c-type', text: t.task_type}),
-      el('td', {class: 'c-msg', title: t.status_msg || ''}, ...clientText(t.status_msg || '')),
+      el('td', {class: 'c-msg', title: clientPlain(t.status_msg || '')}, ...clientText(t.status_msg || '')),
       el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
       el('td', {class: 'c-dur num', text: dur})));
   tr.classList.toggle('selected', t.id === state.detail);
