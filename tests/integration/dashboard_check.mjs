@@ -662,6 +662,105 @@ await step("a row's tooltip gives the override in its status message as a mark, 
   }
 }, ['loaded']);
 
+// A page that records, from its start, every text node and tooltip (title) put into it that
+// holds one of those controls as a character: window.__raw, [the id of the nearest element that
+// has one, the text]; and every text the elements with an id in ids took: window.__said[id].
+async function watchedPage(ids) {
+  const p = await context.newPage();
+  await p.addInitScript(([source, ids]) => {
+    const re = new RegExp(source);
+    window.__raw = [];
+    window.__said = Object.fromEntries(ids.map((id) => [id, []]));
+    const home = (n) => {
+      const e = n.nodeType === Node.ELEMENT_NODE ? n : n.parentElement;
+      const a = e && e.closest('[id]');
+      return a ? a.id : '?';
+    };
+    const look = (n) => {
+      if (n.nodeType === Node.TEXT_NODE) {
+        if (re.test(n.data)) window.__raw.push([home(n), n.data]);
+      } else if (n.nodeType === Node.ELEMENT_NODE) {
+        const title = n.getAttribute('title');
+        if (title && re.test(title)) window.__raw.push([home(n) + ' (a title)', title]);
+        n.childNodes.forEach(look);
+      }
+    };
+    new MutationObserver((records) => {
+      for (const m of records) {
+        if (m.type === 'childList') m.addedNodes.forEach(look);
+        else if (m.type === 'characterData') look(m.target);
+        else if (m.type === 'attributes') {
+          const title = m.target.getAttribute('title');
+          if (title && re.test(title)) window.__raw.push([home(m.target) + ' (a title)', title]);
+        }
+        for (const id of ids) {
+          const e = document.getElementById(id);
+          if (e && e.contains(m.target)) window.__said[id].push(e.textContent);
+        }
+      }
+    }).observe(document, {childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['title']});
+  }, [BIDI.source, ids]);
+  return p;
+}
+// The controls a watched page put into its text, where.
+async function rawShown(p) {
+  const raw = await p.evaluate(() => window.__raw);
+  return raw.map(([where, text]) => where + ': ' + quote(text.slice(0, 100))).join('; ');
+}
+
+await step('queue names in the table, the redrive dialog and its answer, and span names in the waterfall, show an override as a mark', async () => {
+  const id = made.created;
+  const q = 'in\u202Egnp.exe', dlq = 'dead\u202Egnp.exe';
+  const queue = (name, more) => Object.assign({name, depth: 0, in_flight: 0, delayed: 0, dead_letter_queue: null,
+                                               dead_letter_count: 0, visibility_timeout: 30, max_receive_count: 0}, more);
+  const t0 = 1700000000000000000, ms = 1e6;
+  const spans = [{name: 'POST /tasks/\u202Egnp.exe', kind: 'SERVER', trace_id: '0af7651916cd43dd8448eb211c80319c',
+                  span_id: 'b7ad6b7169203301', parent_span_id: null, start_time_unix_nano: t0, end_time_unix_nano: t0 + 5 * ms,
+                  attributes: {}, links: 0, status: {code: 'ERROR', message: 'no\u202Egnp.exe'}}];
+  const p14 = await watchedPage(['toasts']);
+  try {
+    await p14.route((url) => url.pathname === '/queues', (route) => route.fulfill({status: 200, contentType: 'application/json',
+        body: JSON.stringify({queues: [queue(q, {dead_letter_queue: dlq, dead_letter_count: 1}), queue(dlq, {depth: 1})]})}));
+    await p14.route((url) => url.pathname === '/queues/' + encodeURIComponent(q) + '/redrive', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', body: JSON.stringify({queue: q, moved: 1})}));
+    await p14.route(BASE + '/tasks/' + id + '/trace', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', body: JSON.stringify({task_id: id, spans})}));
+    await p14.goto(BASE + '/');
+    const row = `#queues tr[data-queue="${q}"]`;
+    await p14.waitForSelector(row + ' button.redrive:not([disabled])', {timeout: WAIT});
+    const seen = {
+      table: await p14.textContent(row + ' td.q-name'),
+      button: await p14.getAttribute(row + ' button.redrive', 'title'),
+    };
+    await p14.click(row + ' button.redrive');
+    await p14.waitForSelector('#confirm[open]', {timeout: WAIT});
+    seen.dialog = await p14.textContent('#confirm-text');
+    await p14.click('#confirm-ok');
+    await p14.waitForFunction(() => window.__said.toasts.some((t) => /Moved 1 message/.test(t)), null, {timeout: WAIT});
+    seen.toast = (await p14.evaluate(() => window.__said.toasts)).find((t) => /Moved 1 message/.test(t));
+    await p14.goto(BASE + '/#/tasks/' + id);
+    await p14.waitForSelector('#waterfall .span-row', {timeout: WAIT});
+    seen.span = await p14.textContent('#waterfall .span-name');
+    seen.spanTitle = await p14.getAttribute('#waterfall .span-name', 'title');
+    seen.barTitle = await p14.getAttribute('#waterfall .bar', 'title');
+    const want = {
+      table: 'inU+202Egnp.exedead letters → deadU+202Egnp.exeRedrive', // a mark's text, without its box
+      button: 'Move the dead letters of dead[U+202E]gnp.exe back to in[U+202E]gnp.exe',
+      dialog: 'Move 1 dead letter from deadU+202Egnp.exe back to inU+202Egnp.exe? Their tasks go back to CREATED and run again.',
+      toast: 'Moved 1 message from deadU+202Egnp.exe back to inU+202Egnp.exe.',
+      span: 'serverPOST /tasks/U+202Egnp.exe',
+      spanTitle: 'POST /tasks/[U+202E]gnp.exe — no[U+202E]gnp.exe',
+      barTitle: 'POST /tasks/[U+202E]gnp.exe: 5.0 ms',
+    };
+    const wrong = Object.keys(want).filter((k) => seen[k] !== want[k]);
+    check(wrong.length === 0, wrong.map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k])).join('; '));
+    const raw = await rawShown(p14);
+    check(!raw, 'controls put into the page as they are: ' + raw);
+  } finally {
+    await p14.close(); // a page left open holds one of the six connections
+  }
+}, ['created']);
+
 await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
   const p12 = await context.newPage();
   try {

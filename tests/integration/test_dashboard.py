@@ -31,7 +31,9 @@ from another origin, that the console stays free of errors, the dark theme, and 
 with a 403 shows the answer's detail in the banner. A task's data of a megabyte shows as one
 text, exact and indented; a trace of 12,008 spans draws 500 rows and says how many more; a ttl
 of 2^63-1 shows exact, its date as —. A status message of 4096 characters without a space wraps
-inside the drawer; a right-to-left override in a status message and in data is shown, not applied, in a row's tooltip too (as [U+202E]). Screenshots: <build>/test-artifacts/dashboard-*.png.
+inside the drawer; a right-to-left override in a status message and in data is shown, not applied, in a row's tooltip too (as [U+202E]). The same
+override in a queue's name (in the table, the redrive dialog and its toast) and a span's name (the
+waterfall and its tooltips) is shown as a mark, the queues and the trace answered by the test. Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.

@@ -279,8 +279,9 @@ function focusOn(node, fallback) {
   if (to) to.focus();
 }
 
+// message: the page's words around the server's (a queue's name, an error's detail)
 function toast(message, bad) {
-  const t = el('div', {class: 'toast' + (bad ? ' bad' : ''), role: 'status', text: message});
+  const t = el('div', {class: 'toast' + (bad ? ' bad' : ''), role: 'status'}, ...clientText(message));
   $('#toasts').append(t);
   setTimeout(() => t.remove(), 6000);
 }
@@ -882,11 +883,11 @@ async function loadQueues() {
   const dlqs = new Set(res.data.queues.map((q) => q.dead_letter_queue).filter(Boolean));
   keepFocus(body, $('#queues-title'), () => body.replaceChildren(...res.data.queues.map((q) => {
     const dead = q.dead_letter_queue ? q.dead_letter_count : null;
-    const name = el('td', {class: 'q-name', text: q.name});
+    const name = el('td', {class: 'q-name'}, ...clientText(q.name));
     if (q.dead_letter_queue) {
-      name.append(el('small', {}, el('span', {text: 'dead letters → ' + q.dead_letter_queue}),
+      name.append(el('small', {}, el('span', {}, 'dead letters → ', ...clientText(q.dead_letter_queue)),
                      el('button', {type: 'button', class: 'btn small redrive', disabled: dead === 0,
-                                   title: 'Move the dead letters of ' + q.dead_letter_queue + ' back to ' + q.name,
+                                   title: clientPlain('Move the dead letters of ' + q.dead_letter_queue + ' back to ' + q.name),
                                    dataset: {queue: q.name}, onclick: () => confirmRedrive(q)}, 'Redrive')));
     } else if (dlqs.has(q.name)) {
       name.append(el('small', {text: 'dead-letter queue'}));
@@ -902,8 +903,8 @@ async function loadQueues() {
 function confirmRedrive(q) {
   const dialog = $('#confirm');
   const n = q.dead_letter_count;
-  $('#confirm-text').textContent = 'Move ' + n + ' dead letter' + (n === 1 ? '' : 's') + ' from ' +
-      q.dead_letter_queue + ' back to ' + q.name + '? Their tasks go back to CREATED and run again.';
+  $('#confirm-text').replaceChildren(...clientText('Move ' + n + ' dead letter' + (n === 1 ? '' : 's') + ' from ' +
+      q.dead_letter_queue + ' back to ' + q.name + '? Their tasks go back to CREATED and run again.'));
   const ok = $('#confirm-ok');
   const cancel = $('#confirm-cancel');
   const done = () => {
@@ -1286,10 +1287,11 @@ function renderTrace(res) {
   for (const s of drawn) {
     const cls = spanClass(s);
     const dur = (s.end_time_unix_nano - s.start_time_unix_nano) / 1e6;
-    const name = el('div', {class: 'span-name', title: s.name + (s.status && s.status.message ? ' — ' + s.status.message : '')},
-                    el('span', {class: 'kind', text: s.kind.toLowerCase()}), s.name);
+    // a span's name can hold a client's text (a route, a task type), and its status message too
+    const name = el('div', {class: 'span-name', title: clientPlain(s.name + (s.status && s.status.message ? ' — ' + s.status.message : ''))},
+                    el('span', {class: 'kind', text: s.kind.toLowerCase()}), ...clientText(s.name));
     name.style.paddingLeft = (8 + 12 * depth.get(s.span_id)) + 'px';
-    const bar = el('div', {class: 'bar ' + cls, title: s.name + ': ' + ms(dur)});
+    const bar = el('div', {class: 'bar ' + cls, title: clientPlain(s.name) + ': ' + ms(dur)});
     bar.style.left = pct(s.start_time_unix_nano - t0);
     bar.style.width = pct(s.end_time_unix_nano - s.start_time_unix_nano);
     // the duration: inside a wide bar, else after it, or before it when the bar ends far right
