@@ -761,6 +761,98 @@ await step('queue names in the table, the redrive dialog and its answer, and spa
   }
 }, ['created']);
 
+await step("an override in the server's other text shows as a mark: task types (row, drawer, filters, form), error details (banner, drawer, history, trace, list, search, form), the form's JSON error", async () => {
+  // taskd's answers, as another taskd could give them: a type with the override in its name, and
+  // errors whose detail holds one
+  const fake = '0190f3c2-7b1e-7c3a-9d2e-00000000000a', broken = '0190f3c2-7b1e-7c3a-9d2e-00000000000b';
+  const type = 'ty\u202Epe';
+  const task = Object.assign(await (await fetch(BASE + '/tasks/' + made.created)).json(),
+                             {id: fake, task_type: type, status: 'FAILED', status_msg: 'failed', ttl: null});
+  const json = (status, body) => ({status, contentType: 'application/json', body: JSON.stringify(body)});
+  const problem = (status, detail) => json(status, {detail});
+  let listing = 'works', gone = false;
+  const answers = {
+    '/openapi.json': async (route) => {
+      const doc = await (await route.fetch()).json();
+      doc.components.schemas.TaskType.enum.push(type);
+      return json(200, doc);
+    },
+    '/tasks': () => listing === 'works' ? json(200, {tasks: [task], next_token: null}) : problem(500, 'list\u202Efailed'),
+    ['/tasks/' + fake]: () => gone ? problem(404, 'Task not found') : json(200, task),
+    ['/tasks/' + fake + '/history']: () => problem(500, 'his\u202Etory'),
+    ['/tasks/' + fake + '/trace']: () => problem(500, 'tra\u202Ece'),
+    ['/tasks/' + broken]: () => problem(500, 'load\u202Efailed'),
+    '/events': () => problem(403, 'no\u202Estream'),
+  };
+  const p15 = await watchedPage(['banner', 'toasts']);
+  try {
+    await p15.route((url) => Object.hasOwn(answers, url.pathname), async (route) => {
+      const url = new URL(route.request().url());
+      if (url.pathname === '/tasks' && route.request().method() === 'POST') {
+        return route.fulfill(json(422, {detail: [{loc: ['body', 'data'], msg: 'da\u202Eta', type: 'x'},
+                                                 {loc: ['body', 'data'], msg: 'and\u202Emore', type: 'x'},
+                                                 {loc: ['body'], msg: 'bo\u202Edy', type: 'x'}]}));
+      }
+      return route.fulfill(await answers[url.pathname](route));
+    });
+    await p15.goto(BASE + '/#/tasks/' + fake);
+    const row = `#tasks tr[data-id="${fake}"]`;
+    await p15.waitForSelector(row, {timeout: WAIT});
+    await p15.waitForSelector(`#filter-type option[value="${type}"]`, {state: 'attached', timeout: WAIT});
+    await p15.waitForFunction(() => /Cannot load the trace/.test(document.querySelector('#waterfall').textContent) &&
+        /Cannot load the history/.test(document.querySelector('#history').textContent), null, {timeout: WAIT});
+    await p15.waitForFunction(() => window.__said.banner.some((t) => /403/.test(t)), null, {timeout: WAIT});
+    const seen = {
+      row: await p15.textContent(row + ' td.c-type'),
+      filter: await p15.textContent(`#filter-type option[value="${type}"]`),
+      form: await p15.textContent(`#create-type option[value="${type}"]`),
+      drawer: await p15.textContent('#detail-title span'),
+      history: await p15.textContent('#history'),
+      trace: await p15.textContent('#waterfall'),
+      banner: (await p15.evaluate(() => window.__said.banner)).find((t) => /403/.test(t)),
+    };
+    // the drawer of a task that went keeps its type as it showed it
+    gone = true;
+    await p15.evaluate((id) => loadDetail(id), fake);
+    await p15.waitForSelector('#detail-title .chip[data-status="REMOVED"]', {timeout: WAIT});
+    seen.removed = await p15.$eval('#detail-title span', (s) => s.textContent + (s.querySelector('.ctl') ? ' (a mark)' : ''));
+    await p15.goto(BASE + '/#/tasks/' + broken);
+    await p15.waitForSelector('#detail-error:not([hidden])', {timeout: WAIT});
+    seen.detail = await p15.textContent('#detail-error');
+    await p15.click('#detail-close');
+    listing = 'fails';
+    await p15.click('#filter-status button[data-status="COMPLETED"]');
+    await p15.waitForFunction(() => window.__said.toasts.some((t) => /Cannot list tasks/.test(t)), null, {timeout: WAIT});
+    seen.toast = (await p15.evaluate(() => window.__said.toasts)).find((t) => /Cannot list tasks/.test(t));
+    await p15.fill('#search', broken);
+    await p15.press('#search', 'Enter');
+    await p15.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
+    seen.search = await p15.textContent('#search-error');
+    await p15.fill('#create-data', '{"a": \u202E}');
+    seen.hint = await p15.textContent('#create-data-state');
+    await p15.fill('#create-data', '{}');
+    await p15.click('#create-submit');
+    await p15.waitForFunction(() => document.querySelector('.field-error[data-field="body"]').textContent, null, {timeout: WAIT});
+    seen.fieldData = await p15.textContent('.field-error[data-field="data"]');
+    seen.fieldBody = await p15.textContent('.field-error[data-field="body"]');
+    const want = {
+      row: 'tyU+202Epe', filter: 'ty[U+202E]pe', form: 'ty[U+202E]pe', drawer: 'tyU+202Epe',
+      history: 'Cannot load the history: hisU+202Etory', trace: 'Cannot load the trace: traU+202Ece',
+      banner: 'taskd refused the request (403: noU+202Estream).', removed: 'tyU+202Epe (a mark)',
+      detail: 'Cannot load the task: loadU+202Efailed', toast: 'Cannot list tasks: listU+202Efailed',
+      search: 'Cannot look up the task: loadU+202Efailed', fieldData: 'daU+202Eta andU+202Emore', fieldBody: 'boU+202Edy',
+    };
+    const wrong = Object.keys(want).filter((k) => seen[k] !== want[k])
+        .map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k]));
+    if (!/^not JSON: .*U\+202E/.test(seen.hint) || BIDI.test(seen.hint)) wrong.push('the JSON error reads ' + quote(seen.hint));
+    check(wrong.length === 0, wrong.join('; '));
+    const raw = await rawShown(p15);
+    check(!raw, 'controls put into the page as they are: ' + raw);
+  } finally {
+    await p15.close(); // a page left open holds one of the six connections
+  }
+}, ['created']);
+
 await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
   const p12 = await context.newPage();
   try {

@@ -33,7 +33,10 @@ text, exact and indented; a trace of 12,008 spans draws 500 rows and says how ma
 of 2^63-1 shows exact, its date as —. A status message of 4096 characters without a space wraps
 inside the drawer; a right-to-left override in a status message and in data is shown, not applied, in a row's tooltip too (as [U+202E]). The same
 override in a queue's name (in the table, the redrive dialog and its toast) and a span's name (the
-waterfall and its tooltips) is shown as a mark, the queues and the trace answered by the test. Screenshots: <build>/test-artifacts/dashboard-*.png.
+waterfall and its tooltips) is shown as a mark, the queues and the trace answered by the test. So
+is one in a task type (the row, the drawer, the filter and the form) and in an error's detail
+(the banner, the drawer, the history, the trace, a failed list, the search, the form's fields and
+its JSON error), taskd's answers given by the test. Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.

@@ -1,6 +1,8 @@
 // taskd dashboard. Plain script, no framework, nothing from another origin.
 // Every string that comes from a task goes into the page through textContent or an
-// attribute set by script, never through HTML parsing.
+// attribute set by script, never through HTML parsing; every text of the server's or a client's
+// (a task's, a queue's or a span's name, a message, an error's detail) through clientText() or,
+// where only text goes, clientPlain(), which show its bidirectional controls instead of applying them.
 'use strict';
 
 const PAGE_SIZE = 50;
@@ -312,7 +314,7 @@ const health = {
     const b = $('#banner');
     const first = this.failing.values().next();
     b.hidden = first.done;
-    b.textContent = first.done ? '' : first.value;
+    b.replaceChildren(...clientText(first.done ? '' : first.value)); // a refusal gives the server's detail
   },
 };
 
@@ -450,7 +452,7 @@ function renderRow(t, tr) {
   keepFocus(tr, null, () => tr.replaceChildren(
       el('td', {class: 'c-status'}, chip(t.status)),
       el('td', {class: 'c-id'}, el('a', {href: '#/tasks/' + t.id, dataset: {id: t.id}}, idNode(t.id))),
-      el('td', {class: 'c-type', text: t.task_type}),
+      el('td', {class: 'c-type'}, ...clientText(t.task_type)),
       el('td', {class: 'c-msg', title: clientPlain(t.status_msg || '')}, ...clientText(t.status_msg || '')),
       el('td', {class: 'c-age num', dataset: {created: t.created_time}, text: ago(now - t.created_time)}),
       el('td', {class: 'c-dur num', text: dur})));
@@ -1010,7 +1012,7 @@ function drawChart() {
 
 function fieldError(field, message) {
   const span = document.querySelector('#create-form .field-error[data-field="' + field + '"]');
-  if (span) span.textContent = message;
+  if (span) span.replaceChildren(...clientText(message));
   const input = {task_type: '#create-type', data: '#create-data', ttl: '#create-ttl'}[field];
   if (input) $(input).classList.toggle('invalid', !!message);
 }
@@ -1037,7 +1039,7 @@ function checkData() {
     $('#create-data').classList.toggle('invalid', !!kind);
     return true;
   } catch (e) {
-    hint.textContent = 'not JSON: ' + e.message;
+    hint.replaceChildren(...clientText('not JSON: ' + e.message)); // it quotes the text typed
     hint.classList.add('bad');
     $('#create-data').classList.add('invalid');
     return false;
@@ -1068,14 +1070,14 @@ async function submitCreate(e) {
     result.append('Created ', el('a', {href: '#/tasks/' + id, text: id.slice(-12), title: id}));
   } catch (err) {
     if (err.status === 422 && Array.isArray(err.detail)) {
+      const said = new Map(); // field -> the messages of its items
       for (const item of err.detail) {
         const loc = Array.isArray(item.loc) ? item.loc : [];
         const field = loc[0] === 'body' && typeof loc[1] === 'string' && ['task_type', 'data', 'ttl'].includes(loc[1]) ? loc[1] :
                       'body';
-        const span = document.querySelector('#create-form .field-error[data-field="' + field + '"]');
-        const prev = span ? span.textContent : '';
-        fieldError(field, (prev ? prev + ' ' : '') + item.msg);
+        said.set(field, (said.get(field) || []).concat(String(item.msg)));
       }
+      for (const [field, msgs] of said) fieldError(field, msgs.join(' '));
     } else {
       fieldError('body', err.message);
     }
@@ -1159,14 +1161,14 @@ async function loadDetail(id) {
   delete $('#detail').dataset.removed;
   if (task.status === 'rejected') {
     err.hidden = false;
-    err.textContent = 'Cannot load the task: ' + task.reason.message;
+    err.replaceChildren(...clientText('Cannot load the task: ' + task.reason.message));
     clearDetail();
     return;
   }
   err.hidden = true;
   state.shown = id;
   const t = task.value.data;
-  $('#detail-title').replaceChildren(el('span', {text: t.task_type}), chip(t.status));
+  $('#detail-title').replaceChildren(el('span', {}, ...clientText(t.task_type)), chip(t.status));
   const src = membersOf(task.value.text); // data, result and ttl as sent, large integers and all
   const ttl = src.has('ttl') && src.get('ttl') !== 'null' ? src.get('ttl') : null;
   const facts = [['Message', t.status_msg ? clientText(t.status_msg) : '—'], ['Created', when(t.created_time)],
@@ -1198,8 +1200,8 @@ function showRemoved(id) {
   $('#detail-error').hidden = true;
   $('#detail').dataset.removed = '';
   const title = $('#detail-title');
-  const type = kept && title.firstElementChild ? title.firstElementChild.textContent : 'Task';
-  title.replaceChildren(el('span', {text: type}), chip('REMOVED'));
+  const type = kept && title.firstElementChild ? title.firstElementChild.cloneNode(true) : el('span', {text: 'Task'});
+  title.replaceChildren(type, chip('REMOVED'));
   if (!kept) clearDetail();
   $('#detail-removed').textContent = seconds !== undefined ?
       'This task was ' + removalText(seconds) + ': taskd deleted it and its history.' +
@@ -1211,8 +1213,8 @@ function showRemoved(id) {
 function renderHistory(res) {
   const ol = $('#history');
   if (res.status === 'rejected') {
-    ol.replaceChildren(el('li', {class: 'note', text: res.reason.status === 404 ? 'No history kept for this task.' :
-                                 'Cannot load the history: ' + res.reason.message}));
+    ol.replaceChildren(el('li', {class: 'note'}, ...clientText(res.reason.status === 404 ? 'No history kept for this task.' :
+                                                               'Cannot load the history: ' + res.reason.message)));
     return;
   }
   const items = res.value.data.history || [];
@@ -1240,8 +1242,8 @@ const SPAN_ROWS_MAX = 500;
 function renderTrace(res) {
   const box = $('#waterfall');
   if (res.status === 'rejected') {
-    box.replaceChildren(el('div', {class: 'summary', text: res.reason.status === 404 ? 'No trace kept for this task.' :
-                                   'Cannot load the trace: ' + res.reason.message}));
+    box.replaceChildren(el('div', {class: 'summary'}, ...clientText(res.reason.status === 404 ? 'No trace kept for this task.' :
+                                                                    'Cannot load the trace: ' + res.reason.message)));
     return;
   }
   const spans = res.value.data.spans || [];
@@ -1330,9 +1332,10 @@ async function loadTypes() {
     state.types = [];
   }
   const create = $('#create-type');
-  create.replaceChildren(...state.types.map((t) => el('option', {value: t, text: t})));
+  // an <option> holds text only: a control in a type's name is written as its mark in brackets
+  create.replaceChildren(...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
   const filter = $('#filter-type');
-  filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: t})));
+  filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
   filter.value = state.type;
 }
 
@@ -1362,7 +1365,7 @@ async function searchTask(e) {
   } catch (ex) {
     if (ex.status === 404 && state.removed.has(id)) return openTask(id); // its drawer says so
     err.hidden = false;
-    err.textContent = ex.status === 404 ? 'No task with id ' + id + '.' : 'Cannot look up the task: ' + ex.message;
+    err.replaceChildren(...clientText(ex.status === 404 ? 'No task with id ' + id + '.' : 'Cannot look up the task: ' + ex.message));
   }
 }
 
