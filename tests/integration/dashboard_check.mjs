@@ -632,7 +632,7 @@ await step('a right-to-left override in a status message and in data is shown, n
 }, ['loaded']);
 
 // The bidirectional controls the page shows rather than applies, as a character class.
-const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 // Text for a message, those controls in it written as \u escapes.
 const quote = (s) => JSON.stringify(s).replace(new RegExp(BIDI.source, 'g'),
                                                (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
@@ -852,6 +852,26 @@ await step("an override in the server's other text shows as a mark: task types (
     await p15.close(); // a page left open holds one of the six connections
   }
 }, ['created']);
+
+await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message are shown, not applied', async () => {
+  // a right-to-left mark makes the number range after it read 200-100; an Arabic letter mark, 400-300
+  const id = await taskWithMessage('FAILED', 'pay \u200F100-200 \u061C300-400 \u200Edone');
+  const p16 = await context.newPage();
+  try {
+    await p16.goto(BASE + '/');
+    const cell = `#tasks tr[data-id="${id}"][data-status="FAILED"] td.c-msg`;
+    await p16.waitForSelector(cell, {timeout: WAIT});
+    // on screen, left to right (the marks' smaller text aside), and as the row's text
+    const seen = {screen: (await visualText(p16, cell)).replace(/U\+[0-9A-F]{4}/g, ''),
+                  row: await p16.textContent(cell), tooltip: await p16.getAttribute(cell, 'title')};
+    const want = {screen: 'pay 100-200 300-400 done', row: 'pay U+200F100-200 U+061C300-400 U+200Edone',
+                  tooltip: 'pay [U+200F]100-200 [U+061C]300-400 [U+200E]done'};
+    const wrong = Object.keys(want).filter((k) => seen[k] !== want[k]);
+    check(wrong.length === 0, wrong.map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k])).join('; '));
+  } finally {
+    await p16.close(); // a page left open holds one of the six connections
+  }
+}, ['loaded']);
 
 await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
   const p12 = await context.newPage();

@@ -36,7 +36,9 @@ override in a queue's name (in the table, the redrive dialog and its toast) and 
 waterfall and its tooltips) is shown as a mark, the queues and the trace answered by the test. So
 is one in a task type (the row, the drawer, the filter and the form) and in an error's detail
 (the banner, the drawer, the history, the trace, a failed list, the search, the form's fields and
-its JSON error), taskd's answers given by the test. Screenshots: <build>/test-artifacts/dashboard-*.png.
+its JSON error), taskd's answers given by the test. The
+marks U+200E, U+200F and U+061C in a status message are shown as marks too: 100-200 reads as it
+is written. Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.

@@ -183,9 +183,10 @@ function indentJson(text) {
   return out.join('');
 }
 
-// The bidirectional controls (embeddings, overrides, isolates): in client text they could show
-// "gnp.exe" as "exe.png", so the page shows them instead of applying them.
-const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+// The bidirectional controls (embeddings, overrides, isolates) and marks (left-to-right,
+// right-to-left, Arabic letter): in client text they could show "gnp.exe" as "exe.png", or
+// "100-200" as "200-100", so the page shows them instead of applying them.
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const hex4 = (c) => c.charCodeAt(0).toString(16).padStart(4, '0');
 
 // JSON text with those controls written as \u escapes: the same JSON, its strings shown in
