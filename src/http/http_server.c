@@ -869,9 +869,14 @@ static void begin_request(conn *c)
             dispatch(c);
             return;
         }
+        /* The send buffer holds the answers before this one at most: it takes the 100 whole,
+         * or, full, none of it. Then the client is not told to go on, and sends its body when
+         * its own wait for the 100 ends (RFC 9110 §10.1.1). Part of it sent, or a socket that
+         * failed: the connection cannot go on. */
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n != (ssize_t)sizeof cont - 1) { /* an empty send buffer takes it whole */
+        bool full = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        if (n != (ssize_t)sizeof cont - 1 && !full) {
             conn_close(c);
             return;
         }

@@ -10,16 +10,18 @@ import collections
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (EventStream, ServerTestCase, Taskd, local_only, metric,  # noqa: E402
-                     parse_metrics, parse_response_headers, recv_before, wait_until)
+                     parse_metrics, parse_response_headers, preload_env, recv_before, wait_until)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -262,6 +264,35 @@ class Wire(ServerTestCase):
                 created = c.answer()
                 self.assertEqual(created.status, 201, created.raw[:300])
                 self.assertTaskData(json.loads(created.body)["id"], data)
+
+    def test_expect_100_continue_with_a_full_send_buffer_goes_on_without_the_100(self):
+        """A 100 that finds the socket's send buffer full (here: send() fails with EAGAIN, as it
+        does then) is left out, not the request: the client sends its body when its wait for
+        the 100 ends, and gets its answer, where the connection was closed unanswered."""
+        tmp = tempfile.mkdtemp(prefix="taskd-wire-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        flag = os.path.join(tmp, "send-fail")
+        srv = Taskd(env=preload_env(self, "SEND_FAIL_SHIM", "libsend_fail.so",
+                                    SEND_FAIL_FILE=flag))
+        self.addCleanup(srv.close)
+        with open(flag, "wb") as f:
+            f.write(b"HTTP/1.1 100 Continue")
+        c = Client(srv.port)
+        self.addCleanup(c.close)
+        body = compact({"task_type": "TASK2", "data": {"pad": "p" * 5000}})
+        c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
+        self.assertFalse(c.closed(timeout=0.5), "the connection was closed, its request unanswered")
+        self.assertEqual(c.pending, b"", "an answer before the body")
+        c.send(body)
+        created = c.answer()
+        self.assertEqual(created.status, 201, created.raw[:300])
+        tid = json.loads(created.body)["id"]
+        self.assertEqual(srv.get("/tasks/" + tid).json()["data"], {"pad": "p" * 5000})
+        os.remove(flag)  # and the next one is told to go on again
+        c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
+        self.assertEqual(c.answer().raw, b"HTTP/1.1 100 Continue\r\n\r\n")
+        c.send(body)
+        self.assertEqual(c.answer().status, 201)
 
     def test_expect_100_continue_over_the_limit_is_413_without_100(self):
         for later in (False, True):
