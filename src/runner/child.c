@@ -27,14 +27,16 @@
  *   writes while a run lasts are copied once (copy-on-write).
  * - The supervisor reports on a pipe in fixed 16-byte records (atomic writes): STARTED with
  *   the program's pid or SPAWN_FAILED with an errno value, then EXITED with the program's wait
- *   status and CPU time (wait4). It waits in sigwaitinfo() for SIGCHLD (reaps everything, and
- *   exits once no child is left after the program ended) or the end signal from the parent
- *   (sent by child_kill(), or as the parent-death signal): a real-time signal, which queues,
- *   so that it cannot merge with a SIGTERM someone else sent and be lost. Then it lists its
- *   descendants from /proc
- *   (PPid links, a few passes), SIGKILLs them all, reaps, and repeats until it has no child
- *   left. Without /proc it can only kill the program's process group. A SIGTERM from anyone
- *   else (a service manager stopping everything) is passed on to the program, whose call it is.
+ *   status and CPU time (wait4), or KILLED with them when the program was reaped only once the
+ *   supervisor had begun to kill the run (so the parent can tell a program that ended by
+ *   itself, whose outcome stands, from one its end signal killed). It waits in sigwaitinfo() for
+ * SIGCHLD (reaps everything, and exits once no child is left after the program ended) or the end
+ * signal from the parent (sent by child_kill(), or as the parent-death signal): a real-time signal,
+ * which queues, so that it cannot merge with a SIGTERM someone else sent and be lost. Then it lists
+ * its descendants from /proc (PPid links, a few passes), SIGKILLs them all, reaps, and repeats
+ * until it has no child left. Without /proc it can only kill the program's process group. A SIGTERM
+ * from anyone else (a service manager stopping everything) is passed on to the program, whose call
+ * it is.
  * - child_reap() gives the supervisor kill_grace_ms to clear the run, then stops it (SIGSTOP, so
  *   it reaps nothing more), SIGKILLs the program's process group if the program's pid is still
  *   the program's (a process of that pid whose parent is the supervisor), and SIGKILLs the
@@ -110,6 +112,7 @@ struct child {
     bool exited;                      /* the supervisor reported the program's end */
     int status;                       /* then its wait status */
     int64_t cpu_ms;                   /* and its CPU time */
+    bool ended_alone;                 /* and it came before the supervisor killed anything */
     child_step failed;                /* the first step that failed, CHILD_OK if none */
     int failed_code;                  /* its errno value */
     size_t tail_len;                  /* bytes in tail */
@@ -448,8 +451,9 @@ static bool pump_reports(child *c)
     supervisor_report r;
     int got = read_report(c->st_fd, &r);
     if (got == 1) {
-        if (r.kind == REPORT_EXITED) {
+        if (r.kind == REPORT_EXITED || r.kind == REPORT_KILLED) {
             c->exited = true;
+            c->ended_alone = r.kind == REPORT_EXITED;
             c->status = r.value;
             c->cpu_ms = r.cpu_ms;
         }
@@ -664,6 +668,11 @@ child_step child_failure(const child *c, int *code)
 pid_t child_pid(const child *c)
 {
     return c->program;
+}
+
+bool child_ended_alone(const child *c)
+{
+    return c->exited && c->ended_alone;
 }
 
 int64_t child_cpu_ms(const child *c)

@@ -113,6 +113,13 @@ int child_reap(child *c, int *status);
 child_step child_failure(const child *c, int *code);
 /* The program's pid once started (0 before; it may have ended since), for logs and tests. */
 pid_t child_pid(const child *c);
+/*
+ * True once the program is known to have ended by itself: its end came before its supervisor
+ * began to kill the run (child_kill(), child_reap(), this process's death), whether it exited
+ * or a signal from elsewhere (its CPU limit, say) killed it. False while its end is not known,
+ * and when it died in the clearing of the run.
+ */
+bool child_ended_alone(const child *c);
 /* CPU time (user + system) the program used, in milliseconds; -1 until it is known to have
  * ended (after child_wait() returned CHILD_EXITED, or after child_reap()). */
 int64_t child_cpu_ms(const child *c);

@@ -29,6 +29,9 @@
  * once the timeout passes and the program has been killed. When the program exits,
  * whatever it left running is killed after at most ~100 ms spent draining output a
  * leftover background process may still hold open: no process outlives its task.
+ * A program that ended by itself before an abort() asked for its run's end (while its
+ * output was drained or its run cleared) has its outcome marked handler_result.own_end:
+ * it is the task's; one the abort killed is not.
  */
 #ifndef TASKD_EXEC_HANDLER_H
 #define TASKD_EXEC_HANDLER_H

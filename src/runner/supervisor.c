@@ -165,6 +165,8 @@ static void close_others(const int *keep, size_t n)
 typedef struct program_end {
     pid_t pid;
     bool ended, reported;
+    bool killing; /* kill_tree() has sent its first kill */
+    bool killed;  /* the program was reaped once killing was under way */
     int status;
     int64_t cpu_ms;
 } program_end;
@@ -179,6 +181,7 @@ static bool reap_children(program_end *pe)
         if (w > 0) {
             if (w == pe->pid) {
                 pe->ended = true;
+                pe->killed = pe->killing;
                 pe->status = st;
                 pe->cpu_ms = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
                              (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
@@ -195,7 +198,7 @@ static bool reap_children(program_end *pe)
 static void report_end(int st_fd, program_end *pe)
 {
     if (pe->ended && !pe->reported) {
-        send_report(st_fd, REPORT_EXITED, pe->status, pe->cpu_ms);
+        send_report(st_fd, pe->killed ? REPORT_KILLED : REPORT_EXITED, pe->status, pe->cpu_ms);
         pe->reported = true;
     }
 }
@@ -211,7 +214,8 @@ static void await_sigchld(int ms)
 }
 
 /* Kill every descendant, round after round, until no child is left; the program's end is
- * reported as soon as it is reaped (child_reap() kills its group only while it is not). */
+ * reported as soon as it is reaped (child_reap() kills its group only while it is not): as
+ * its own (EXITED) when the first reap, before any kill, finds it ended, else as KILLED. */
 static void kill_tree(int st_fd, program_end *pe)
 {
     int pause_ms = 1;
@@ -227,6 +231,7 @@ static void kill_tree(int st_fd, program_end *pe)
         for (int pass = 0; pass < TREE_PASSES; pass++)
             if ((added = proc_tree_scan(tree, &n, TREE_MAX)) <= 0)
                 break;
+        pe->killing = true; /* an end reaped from here on may be this round's doing */
         if (added < 0 && n == 1) {
             /* No /proc: the program's group is all that can be found. */
             if (!pe->ended) {

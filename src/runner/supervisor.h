@@ -14,11 +14,14 @@
 /* A report from the supervisor, one atomic write of 16 bytes. */
 typedef struct supervisor_report {
     int32_t kind;   /* REPORT_* */
-    int32_t value;  /* STARTED: the program's pid; SPAWN_FAILED: errno; EXITED: wait status */
-    int64_t cpu_ms; /* EXITED: the program's user + system CPU time */
+    int32_t value;  /* STARTED: the program's pid; SPAWN_FAILED: errno; else its wait status */
+    int64_t cpu_ms; /* EXITED, KILLED: the program's user + system CPU time */
 } supervisor_report;
 
-enum { REPORT_STARTED = 1, REPORT_SPAWN_FAILED, REPORT_EXITED };
+/* The program's end is EXITED when it came before the supervisor killed anything (the program
+ * exited, or a signal from elsewhere or its CPU limit killed it), KILLED when it came once the
+ * supervisor had begun to clear the run (the parent's end signal, or its death). */
+enum { REPORT_STARTED = 1, REPORT_SPAWN_FAILED, REPORT_EXITED, REPORT_KILLED };
 
 /* The descriptors the supervisor hands on, in its fds[] (all above 2, O_CLOEXEC). */
 enum { FD_STDIN, FD_STDOUT, FD_STDERR, FD_EXEC, FD_REPORT, FD_COUNT };

@@ -234,8 +234,9 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
                       .traceparent = tp,
                       .tracestate = it->run_span.trace_state};
     h->run(h, &t, e->binding->timeout, &it->result);
-    if (e->aborting && atomic_load(e->aborting)) {
-        /* cut short by shutdown: the outcome is not the task's; run it again later */
+    if (e->aborting && atomic_load(e->aborting) && !it->result.own_end) {
+        /* cut short by shutdown: the outcome is not the task's; run it again later. A run
+         * that had ended on its own before the abort is reported as any other */
         span_set_error(&it->run_span, "aborted at shutdown");
         trace_end(&e->telemetry, &it->run_span);
         it->fate = WORK_KEEP;

@@ -21,7 +21,8 @@
  * IN_PROGRESS (an earlier delivery died or overran), run again; found
  * finished, drop; store trouble, keep. A task that cannot finish before the
  * item's deadline is not started, and a run cut short by the caller's abort
- * flag is not reported: both are kept. A message is spent (the caller
+ * flag is not reported: both are kept (a run that had ended on its own
+ * before the abort is reported). A message is spent (the caller
  * deletes it) when its task was dropped, or reported, or found already
  * final by the report; otherwise it must come back (the caller releases it
  * or lets its visibility timeout pass).
@@ -60,7 +61,8 @@ typedef struct work_env {
     const char *messaging_system;  /* the queues' messaging.system ("aws_sqs"); NULL: "taskd" */
     /* The caller's shutdown flag, or NULL. When it is set as a run returns,
      * the outcome is not the task's (the handler was told to give up): the
-     * task is not reported and the item is kept. */
+     * task is not reported and the item is kept; unless the handler says
+     * the run had come to its own end first (handler_result.own_end). */
     const atomic_bool *aborting;
 } work_env;
 

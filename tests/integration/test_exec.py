@@ -487,6 +487,68 @@ class ExecHandler(ServerTestCase):
             kill_fixture_processes(pids, started_by)
             s.close()
 
+    @staticmethod
+    def state_of(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+
+    def test_a_run_that_ended_by_itself_before_the_abort_is_reported(self):
+        """taskd stopped (SIGTERM, no grace: the abort at once) while it still works a run whose
+        program has exited by itself: the program's outcome is the task's, reported as any
+        other, not given back to run again after a restart.
+
+        taskd is held (SIGSTOP) while the program exits and its supervisor reports it, then the
+        supervisor is held (so taskd, let go, is still clearing the run, 2 s before it forces
+        the end) and taskd gets its SIGTERM as it goes on: the program's end is in the pipe
+        before the abort, whichever of taskd's threads runs first."""
+        tmp = tempfile.mkdtemp(prefix="ended-", dir=self.tmp)
+        cfg = {"shutdown_grace": 0,
+               "queues": [{"name": "q", "visibility_timeout": 30}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("exit_on_go.sh")],
+                                         timeout=10, concurrency=1)]}
+        s = Taskd(config=write_config(tmp, cfg, "ended.json"), tmpdir=tmp)
+        pids, started_by = [], 0
+        try:
+            tid = s.create("TASK2", data={"dir": tmp})
+            wait_until(lambda: os.path.exists(os.path.join(tmp, "started")), 10,
+                       what="the program to start")
+            s.send_signal(signal.SIGSTOP)
+            wait_until(lambda: self.state_of(s.proc.pid) == "T" or None, 5,
+                       what="taskd to stop")
+            open(os.path.join(tmp, "go"), "w").close()
+            pidfile = os.path.join(tmp, "pids")
+            wait_until(lambda: os.path.exists(pidfile), 10, what="the program to end")
+            with open(pidfile) as f:
+                pids = [int(p) for p in f.read().split()]
+            started_by = written_at(pidfile)
+            program, supervisor, _ = pids
+            # reaped by its supervisor, which then reported it and sleeps again (the sleeper)
+            wait_until(lambda: not os.path.exists("/proc/%d" % program) or None, 10,
+                       what="the supervisor to reap the program")
+            wait_until(lambda: self.state_of(supervisor) == "S" or None, 10,
+                       what="the supervisor to report the program's end")
+            os.kill(supervisor, signal.SIGSTOP)
+            wait_until(lambda: self.state_of(supervisor) == "T" or None, 5,
+                       what="the supervisor to stop")
+            s.send_signal(signal.SIGTERM)
+            s.send_signal(signal.SIGCONT)
+            self.assertEqual(s.proc.wait(20), 0)
+            self.assertIn("handlers still running after the grace period; aborting them",
+                          s.stderr_text())
+        finally:
+            s.close(remove_tmp=False)
+            kill_fixture_processes(pids[1:], started_by)  # the supervisor, had taskd left it
+        # a taskd without handlers shows the task as the first one left it
+        cfg["handlers"] = []
+        s = Taskd(db=s.db, config=write_config(tmp, cfg, "after.json"), tmpdir=tmp)
+        try:
+            t = s.task(tid)
+            self.assertEqual((t["status"], t["status_msg"], t["result"]),
+                             ("COMPLETED", "Task completed", {"ran": True}), t)
+        finally:
+            s.close(remove_tmp=False)
+
     def wait_final_on(self, s, tid, timeout=10.0):
         return wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s.task(tid)),
                           timeout, what="task %s to finish" % tid)

@@ -755,6 +755,44 @@ static void test_kill_after_the_end_keeps_the_output(void **state)
     child_free(c);
 }
 
+/* The program's end is its own when it came before the end of the run was asked, even if the
+ * supervisor still had a process of the run to clear then; an end the clearing brought is not
+ * (its wait status, SIGKILL, is the supervisor's doing). */
+static void test_an_end_of_its_own_is_told_from_a_kill(void **state)
+{
+    (void)state;
+    char *argv[4];
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = script_spec(argv, "sleep 30 </dev/null >/dev/null 2>&1 & exit 3", env);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c), 0);
+    assert_false(child_ended_alone(c));
+    pid_t program = child_pid(c);
+    /* reaped by the supervisor, which lives on for the background sleep */
+    for (int i = 0; i < 1000 && !(kill(program, 0) != 0 && errno == ESRCH); i++)
+        usleep(10000);
+    assert_int_equal(kill(program, 0), -1);
+    child_kill(c); /* now the supervisor clears the run: the sleep */
+    child_wait(c, clock_mono_ms() + 10000);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+    assert_true(child_ended_alone(c));
+    child_free(c);
+
+    spec = script_spec(argv, "exec sleep 30", env);
+    c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c), 0);
+    child_kill(c);
+    child_wait(c, clock_mono_ms() + 10000);
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_false(child_ended_alone(c));
+    child_free(c);
+}
+
 /* Output still in the pipe when the program's end is read is kept whole, however late the wait
  * gets to it: here the program's stdout pipe is enlarged (F_SETPIPE_SZ, as a program may do
  * itself; done through /proc), the program leaves several reads' worth in it and ends before
@@ -948,6 +986,7 @@ int main(void)
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
+        cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
         cmocka_unit_test(test_output_left_in_the_pipe_at_the_end_is_kept),
         cmocka_unit_test_teardown(test_limits_are_applied, restore_nofile),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),

@@ -73,13 +73,29 @@ static bool is_eventfd(int fd)
  * for libc's in the whole test program; one call only, so the next sees the end.
  */
 static _Atomic(handler *) poll_abort_first;
+/*
+ * And two more of its kind. A call made while poll_abort_drained names a handler, and that
+ * polls no eventfd (the program's end was read: the wait only drains its output), first aborts
+ * that handler. A call made while poll_abort_running names one, and that polls the kill's
+ * eventfd (the program's end not read yet), aborts that handler first, then waits until
+ * every descriptor it reads is ready too (the program killed, its end reported) and answers
+ * with all of them: the kill and the end are seen at once.
+ */
+static _Atomic(handler *) poll_abort_drained;
+static _Atomic(handler *) poll_abort_running;
 
-int poll(struct pollfd *fds, nfds_t n, int timeout)
+/* True when one of fds[0..n) is an eventfd. */
+static bool polls_eventfd(const struct pollfd *fds, nfds_t n)
 {
-    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
-    handler *h = atomic_exchange(&poll_abort_first, NULL);
-    if (!h)
-        return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+    for (nfds_t i = 0; i < n; i++)
+        if (is_eventfd(fds[i].fd))
+            return true;
+    return false;
+}
+
+/* Wait until every descriptor fds[0..n) reads (but an eventfd) is ready, for at most 10 s. */
+static int await_reading(struct pollfd *fds, nfds_t n)
+{
     for (int waited = 0; waited < 10000; waited += 10) {
         struct timespec tick = {0, 10 * 1000000};
         if (ppoll(fds, n, &tick, NULL) < 0)
@@ -94,6 +110,30 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         if (ready == reading)
             break;
     }
+    return 0;
+}
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
+    handler *d = atomic_load(&poll_abort_drained);
+    if (d && !polls_eventfd(fds, n) &&
+        atomic_compare_exchange_strong(&poll_abort_drained, &d, NULL))
+        d->abort(d);
+    handler *r = atomic_load(&poll_abort_running);
+    if (r && polls_eventfd(fds, n) &&
+        atomic_compare_exchange_strong(&poll_abort_running, &r, NULL)) {
+        r->abort(r);
+        if (await_reading(fds, n) < 0)
+            return -1;
+        struct timespec now = {0, 0};
+        return ppoll(fds, n, &now, NULL);
+    }
+    handler *h = atomic_exchange(&poll_abort_first, NULL);
+    if (!h)
+        return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+    if (await_reading(fds, n) < 0)
+        return -1;
     h->abort(h);
     struct timespec now = {0, 0};
     if (ppoll(fds, n, &now, NULL) < 0)
@@ -1078,6 +1118,7 @@ static void test_abort_kills_escaped_descendants(void **state)
     assert_true(now_ms() - start < 3000);
     assert_false(a.r.ok);
     assert_string_equal(a.r.status_msg, "killed by signal 9 (SIGKILL)");
+    assert_false(a.r.own_end); /* the abort's doing */
     pid_t pids[3] = {0, 0, 0};
     assert_int_equal(read_pids(pidfile, pids, 3), 3);
     for (int i = 0; i < 3; i++)
@@ -1101,6 +1142,46 @@ static void test_an_abort_before_the_end_is_read_keeps_no_result(void **state)
     assert_false(r.ok);
     assert_null(r.result);
     assert_string_equal(r.status_msg, "aborted; its output was not read to the end");
+    assert_false(r.own_end);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* An abort while the output of a program that exited by itself is drained (a background
+ * process it left holds its standard output): the program's outcome is the task's, said so
+ * (own_end), and what it left is killed with the run. */
+static void test_an_abort_after_the_end_keeps_the_outcome(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("echo '{\"done\":true}'; sleep 60 & exit 0", NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&poll_abort_drained, h);
+    int64_t took = run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_null(atomic_load(&poll_abort_drained)); /* the drain took the abort */
+    assert_true(took < 3000);                      /* the background sleep was killed */
+    assert_true(r.ok);
+    assert_true(r.own_end);
+    assert_false(r.retry || r.lost);
+    assert_string_equal(r.status_msg, "Task completed");
+    assert_string_equal(r.result, "{\"done\":true}");
+    handler_result_clear(&r);
+    h->free(h);
+}
+
+/* An abort that kills the program, its end read in the same wait as the kill: the end the
+ * supervisor reports is its own doing, not the program's, and the outcome not the task's. */
+static void test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("exec sleep 60", NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&poll_abort_running, h);
+    int64_t took = run_task(h, "t1", "{}", NULL, 10, &r);
+    assert_null(atomic_load(&poll_abort_running)); /* the run's wait took the abort */
+    assert_true(took < 3000);
+    assert_false(r.ok);
+    assert_false(r.own_end);
+    assert_string_equal(r.status_msg, "killed by signal 9 (SIGKILL)");
     handler_result_clear(&r);
     h->free(h);
 }
@@ -1380,6 +1461,8 @@ int main(void)
         cmocka_unit_test(test_abort_kills_escaped_descendants),
         cmocka_unit_test(test_abort_ends_a_run_whose_supervisor_is_stopped),
         cmocka_unit_test(test_an_abort_before_the_end_is_read_keeps_no_result),
+        cmocka_unit_test(test_an_abort_after_the_end_keeps_the_outcome),
+        cmocka_unit_test(test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_cpu_limit_fails_the_task),
         cmocka_unit_test(test_open_files_limit_fails_the_task),

@@ -30,7 +30,8 @@
 #define PRODUCER_B "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 /* The in-test handler: data {"mode": "fail"} fails, {"mode": "slow"} takes 50 ms,
- * {"mode": "retry"} cannot be started, else ok. */
+ * {"mode": "retry"} cannot be started, {"mode": "own"} completes and says its run came to its
+ * own end (handler_result.own_end), else ok. */
 typedef struct test_handler {
     atomic_int calls;
     unsigned timeout_s;   /* as passed to the last run */
@@ -59,6 +60,7 @@ static void fake_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     }
     out->ok = true;
     out->status_msg = strdup("all done");
+    out->own_end = strstr(t->data, "\"own\"") != NULL;
     if (strstr(t->data, "\"deep\"")) { /* a result deeper than any store keeps */
         char deep[80];
         memset(deep, '[', 40);
@@ -578,6 +580,28 @@ static void test_aborted_run_kept(void **state)
     expect_not_reported(*state, "{\"mode\":\"slow\"}", true, WORK_KEEP, "aborted at shutdown");
 }
 
+/* Shutdown while the handler returns from a run that had come to its own end (an exec program
+ * that exited just before the abort): its outcome is the task's, reported as any other. */
+static void test_run_ended_on_its_own_before_the_abort_reported(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    atomic_store(&f->aborting, true);
+    task t = run_one(f, "{\"mode\":\"own\"}", id);
+    assert_int_equal(atomic_load(&f->th.calls), 1);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    assert_string_equal(t.status_msg, "all done");
+    assert_string_equal(t.result, "{\"n\":1}");
+    task_clear(&t);
+
+    spans sp = spans_of(f, id);
+    const span *run = find(&sp, "test", NULL);
+    assert_non_null(run);
+    assert_int_not_equal(run->status, SPAN_STATUS_ERROR);
+    assert_non_null(find(&sp, "UPDATE tasks", "COMPLETED"));
+    spans_free(&sp);
+}
+
 /* A task the handler could not start (short of descriptors, say) is not reported either: its
  * message is left to come back after the visibility timeout. */
 static void test_run_the_handler_cannot_start_comes_back_later(void **state)
@@ -740,6 +764,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_trouble_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_too_near_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_run_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_run_ended_on_its_own_before_the_abort_reported, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_run_the_handler_cannot_start_comes_back_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unstarted_item_kept, setup, teardown),
