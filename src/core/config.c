@@ -247,15 +247,18 @@ static bool read_name(reader *r, json_t *obj, const char *key, bool required, ch
     return true;
 }
 
+/* An integer from min to max, in unit ("seconds", "MiB"; NULL: a plain count), which the
+ * message of a value out of range names after the bounds. */
 static bool read_uint(reader *r, json_t *obj, const char *key, unsigned min, unsigned max,
-                      unsigned *out)
+                      const char *unit, unsigned *out)
 {
     json_t *v = json_object_get(obj, key);
     if (!v)
         return true;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        char fmt[96];
-        snprintf(fmt, sizeof fmt, "\"%%s\" must be an integer from %u to %u", min, max);
+        char fmt[128];
+        snprintf(fmt, sizeof fmt, "\"%%s\" must be an integer from %u to %u%s%s", min, max,
+                 unit ? " " : "", unit ? unit : "");
         return fault(r, fmt, key);
     }
     *out = (unsigned)json_integer_value(v);
@@ -291,12 +294,12 @@ static bool read_queue(reader *r, json_t *o, queue_config *q)
                                        NULL};
     default_queue(q, "");
     return only_keys(r, o, keys) && read_name(r, o, "name", true, q->name, sizeof q->name) &&
-           read_uint(r, o, "visibility_timeout", 1, 12 * 3600, &q->visibility_timeout) &&
-           read_uint(r, o, "max_receive_count", 0, 1000, &q->max_receive_count) &&
+           read_uint(r, o, "visibility_timeout", 1, 12 * 3600, "seconds", &q->visibility_timeout) &&
+           read_uint(r, o, "max_receive_count", 0, 1000, NULL, &q->max_receive_count) &&
            read_name(r, o, "dead_letter_queue", false, q->dead_letter_queue,
                      sizeof q->dead_letter_queue) &&
-           read_uint(r, o, "delay", 0, 900, &q->delay) &&
-           read_uint(r, o, "retention", 60, 14 * 24 * 3600, &q->retention);
+           read_uint(r, o, "delay", 0, 900, "seconds", &q->delay) &&
+           read_uint(r, o, "retention", 60, 14 * 24 * 3600, "seconds", &q->retention);
 }
 
 static bool read_subscription(reader *r, json_t *o, subscription_config *sub)
@@ -331,8 +334,8 @@ static bool read_consumer(reader *r, json_t *o, consumer_config *cc)
     snprintf(cc->action, sizeof cc->action, "publish");
     if (!only_keys(r, o, keys) || !read_name(r, o, "name", true, cc->name, sizeof cc->name) ||
         !read_name(r, o, "action", false, cc->action, sizeof cc->action) ||
-        !read_uint(r, o, "batch_size", 1, 10000, &cc->batch_size) ||
-        !read_uint(r, o, "maximum_retry_attempts", 0, 10000, &cc->maximum_retry_attempts))
+        !read_uint(r, o, "batch_size", 1, 10000, NULL, &cc->batch_size) ||
+        !read_uint(r, o, "maximum_retry_attempts", 0, 10000, NULL, &cc->maximum_retry_attempts))
         return false;
     if (strcmp(cc->action, "publish") != 0)
         return fault(r, "unknown action \"%s\" (known: publish)", cc->action);
@@ -367,12 +370,12 @@ static bool read_handler(reader *r, json_t *o, handler_config *h)
     h->timeout = 30;
     if (!only_keys(r, o, keys) || !read_name(r, o, "queue", true, h->queue, sizeof h->queue) ||
         !read_name(r, o, "handler", true, h->handler, sizeof h->handler) ||
-        !read_uint(r, o, "batch_size", 1, 1000, &h->batch_size) ||
-        !read_uint(r, o, "concurrency", 1, 256, &h->concurrency) ||
-        !read_uint(r, o, "timeout", 1, 12 * 3600, &h->timeout) ||
-        !read_uint(r, o, "cpu_limit", 1, 12 * 3600, &h->cpu_limit) ||
-        !read_uint(r, o, "memory_limit", 16, 1u << 20, &h->memory_limit) ||
-        !read_uint(r, o, "open_files", 16, 1u << 20, &h->open_files))
+        !read_uint(r, o, "batch_size", 1, 1000, NULL, &h->batch_size) ||
+        !read_uint(r, o, "concurrency", 1, 256, NULL, &h->concurrency) ||
+        !read_uint(r, o, "timeout", 1, 12 * 3600, "seconds", &h->timeout) ||
+        !read_uint(r, o, "cpu_limit", 1, 12 * 3600, "CPU seconds", &h->cpu_limit) ||
+        !read_uint(r, o, "memory_limit", 16, 1u << 20, "MiB", &h->memory_limit) ||
+        !read_uint(r, o, "open_files", 16, 1u << 20, "open files", &h->open_files))
         return false;
     bool is_exec = strcmp(h->handler, "exec") == 0;
     for (size_t i = 0; !is_exec && i < sizeof exec_only / sizeof exec_only[0]; i++)

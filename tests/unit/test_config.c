@@ -749,10 +749,16 @@ static void test_error_handlers(void **state)
                "handlers[0]", "\"open_files\" is only for the exec handler");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
                "\"memory_limit\":8}]}",
-               "handlers[0]", "\"memory_limit\" must be an integer from 16 to 1048576");
+               "handlers[0]", "\"memory_limit\" must be an integer from 16 to 1048576 MiB");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
                "\"cpu_limit\":0}]}",
-               "handlers[0]", "\"cpu_limit\" must be an integer from 1 to 43200");
+               "handlers[0]", "\"cpu_limit\" must be an integer from 1 to 43200 CPU seconds");
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+               "\"open_files\":1048577}]}",
+               "handlers[0]", "\"open_files\" must be an integer from 16 to 1048576 open files");
+    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+               "\"timeout\":43201}]}",
+               "handlers[0]", "\"timeout\" must be an integer from 1 to 43200 seconds");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[]}]}",
                "handlers[0]", "\"command\" must be a non-empty array of strings");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":\"ls\"}]}",
@@ -821,17 +827,17 @@ static void test_error_numbers_out_of_range(void **state)
     load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600", NULL);
 
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
-               "\"visibility_timeout\" must be an integer from 1 to 43200");
+               "\"visibility_timeout\" must be an integer from 1 to 43200 seconds");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":43201}]}", "queues[0]",
-               "\"visibility_timeout\" must be an integer from 1 to 43200");
+               "\"visibility_timeout\" must be an integer from 1 to 43200 seconds");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"max_receive_count\":1001}]}", "queues[0]",
                "\"max_receive_count\" must be an integer from 0 to 1000");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":901}]}", "queues[0]",
-               "\"delay\" must be an integer from 0 to 900");
+               "\"delay\" must be an integer from 0 to 900 seconds");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"retention\":59}]}", "queues[0]",
-               "\"retention\" must be an integer from 60 to 1209600");
+               "\"retention\" must be an integer from 60 to 1209600 seconds");
     load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":-1}]}", "queues[0]",
-               "\"delay\" must be an integer from 0 to 900");
+               "\"delay\" must be an integer from 0 to 900 seconds");
     /* a value that would wrap to a valid unsigned is still refused */
     load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":4294967296}]}", "queues[0]",
                "\"delay\" must be an integer");
