@@ -139,7 +139,7 @@ struct loop {
     conn **yielded_end;
     int64_t now_ns; /* CLOCK_MONOTONIC when this turn began: the loop's clock */
     int64_t next_sweep_ns;
-    bool stop_seen;           /* the server stops: requests still coming were answered */
+    bool stop_seen;           /* the server stops: the requests coming then were answered */
     bool accepting;           /* the listening socket is in this loop's set */
     int64_t accept_resume_ns; /* when it goes back in, after running out of descriptors */
     time_t date_s;            /* the second date was written for */
@@ -1299,9 +1299,11 @@ static bool head_begun(const conn *c)
 }
 
 /* The server stops: a request still coming in, its head begun or its body on the way, is
- * answered 503 now rather than cut off when the loops stop. */
+ * answered 503 now rather than cut off when the loops stop. Run at every turn until then, for
+ * the heads begun meanwhile (the stop waits for the writes in flight and the streams' ends). */
 static void answer_unfinished(loop *l)
 {
+    bool first = !l->stop_seen;
     l->stop_seen = true;
     for (conn *c = l->conns, *next; c; c = next) {
         next = c->next;
@@ -1312,7 +1314,8 @@ static void answer_unfinished(loop *l)
             c->in_len = 0; /* a head not whole: nothing of it is a request to keep */
         run(c);
     }
-    atomic_fetch_add(&l->h->loops_stopping, 1);
+    if (first)
+        atomic_fetch_add(&l->h->loops_stopping, 1);
 }
 
 /* The gauges of the connections open and the request bodies held, server-wide (the first
@@ -1541,7 +1544,7 @@ static void *loop_main(void *arg)
                 run(c);
         }
         run_yielded(l);
-        if (!l->stop_seen && atomic_load(&l->h->stopping))
+        if (atomic_load(&l->h->stopping))
             answer_unfinished(l);
         if (l->now_ns >= l->next_sweep_ns) {
             l->next_sweep_ns = l->now_ns + SWEEP_NS;

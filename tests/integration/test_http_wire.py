@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -617,6 +618,35 @@ class Wire(ServerTestCase):
         self.assertTrue(idle.closed(), "the idle connection stayed open")
         self.assertEqual(idle.pending, b"", "an answer to no request")
         self.assertEqual(srv.stop(), 0)
+
+    def test_a_head_begun_while_the_stop_waits_is_answered_503(self):
+        """A stop waits for the writes in flight, here one held by a write lock taken elsewhere.
+        A head begun meanwhile, on a connection opened then, is answered 503 at once, where it
+        was cut off when the loops stopped."""
+        tmp = tempfile.mkdtemp(prefix="taskd-wire-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        db = os.path.join(tmp, "tasks.db")
+        srv = Taskd(db=db, tmpdir=tmp)
+        self.addCleanup(srv.close)
+        holder = sqlite3.connect(db, isolation_level=None, timeout=10)
+        self.addCleanup(holder.close)
+        holder.execute("BEGIN IMMEDIATE")
+        writer = Client(srv.port, timeout=15)
+        self.addCleanup(writer.close)
+        writer.send(create_request(compact({"task_type": "TASK2"})))
+        time.sleep(0.3)  # the write is read, and waits for the lock
+        srv.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # the loops answered what was coming then
+        late = Client(srv.port)
+        self.addCleanup(late.close)
+        late.send(b"GET /health HTTP/1.1\r\nHo")
+        ans = late.answer(timeout=3)  # while the lock is still held
+        self.assertEqual(ans.status, 503, ans.raw[:300])
+        self.assertEqual(json.loads(ans.body), {"detail": "The server is shutting down"})
+        self.assertClosedAfter(late, "the 503 of a stop")
+        holder.rollback()
+        self.assertIn(writer.answer(timeout=10).status, (201, 503))
+        self.assertEqual(srv.stop(), 0, srv.stderr_text()[-3000:])
 
     def test_a_stop_in_the_middle_of_a_pipelined_flood(self):
         """SIGTERM while one client pipelines GET /health as fast as it can (its connection
