@@ -954,11 +954,9 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         c[nc].id = sqlite3_column_int64(sel, 0);
         c[nc].receive_count = sqlite3_column_int(sel, 1);
         c[nc].sent_ms = sqlite3_column_int64(sel, 2);
-        bool has_task = sqlite3_column_type(sel, 3) != SQLITE_NULL;
-        bool has_body = sqlite3_column_type(sel, 4) != SQLITE_NULL;
-        c[nc].task_id = sq_dup_col(sel, 3);
-        c[nc].body = sq_dup_col(sel, 4);
-        short_of_memory = (has_task && !c[nc].task_id) || (has_body && !c[nc].body);
+        bool task_copied = sq_dup_nullable_col(sel, 3, &c[nc].task_id);
+        bool body_copied = sq_dup_nullable_col(sel, 4, &c[nc].body);
+        short_of_memory = !task_copied || !body_copied;
         copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type);
         copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace);
         copy_whole_col(sel, 9, c[nc].tracestate, sizeof c[nc].tracestate);

@@ -178,6 +178,9 @@ typedef struct sq_job {
 store_rc sq_rc_of(int sqlite_rc);
 /* Copy of a text column, or NULL for SQL NULL. */
 char *sq_dup_col(sqlite3_stmt *st, int col);
+/* A copy of column col, which may be NULL, into *out (NULL for SQL NULL); false when the column
+ * holds a value and there is no memory for its copy (which must not pass for NULL). */
+bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out);
 /* A text column into dst[size], cut to fit; "" for SQL NULL. */
 void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size);
 /* An integer column, or TASK_NULL_TIME for SQL NULL. */

@@ -316,9 +316,7 @@ void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
     dst[n] = '\0';
 }
 
-/* A copy of column col, which may be NULL, into *out (NULL for SQL NULL); false when the column
- * holds a value and there is no memory for its copy (which must not pass for NULL). */
-static bool dup_nullable_col(sqlite3_stmt *st, int col, char **out)
+bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
 {
     *out = sq_dup_col(st, col);
     return *out || sqlite3_column_type(st, col) == SQLITE_NULL;
@@ -343,8 +341,8 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
     bool ok = t->status_msg != NULL;
     if (full) {
         t->data = sq_dup_col(st, 7);
-        ok = ok && t->data && dup_nullable_col(st, 8, &t->result) &&
-             dup_nullable_col(st, 9, &t->trace) && dup_nullable_col(st, 10, &t->tracestate);
+        ok = ok && t->data && sq_dup_nullable_col(st, 8, &t->result) &&
+             sq_dup_nullable_col(st, 9, &t->trace) && sq_dup_nullable_col(st, 10, &t->tracestate);
     }
     if (!ok)
         task_clear(t);
@@ -1578,7 +1576,7 @@ static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
     out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, 11) : 0;
     if (result == STORE_OK) {
         out->t.claim_expires = sqlite3_column_int64(st, 13); /* NULL reads as 0: none */
-        if (!dup_nullable_col(st, 12, &out->t.claim_key)) {
+        if (!sq_dup_nullable_col(st, 12, &out->t.claim_key)) {
             task_clear(&out->t);
             result = STORE_ERROR;
         }
