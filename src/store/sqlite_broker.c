@@ -35,7 +35,6 @@
 #include <string.h>
 #include <time.h>
 
-#define STREAM_RETENTION_S (24 * 3600) /* as DynamoDB Streams */
 /* What one sweep step does at most, so that it holds the writer for milliseconds, not seconds:
  * expired tasks deleted, expired messages dropped, change records trimmed. */
 #define SWEEP_BATCH    500
@@ -83,10 +82,10 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "max(coalesce((SELECT max(seq) FROM changes), 0), "                                            \
     "coalesce((SELECT value FROM meta WHERE name = 'changes_seq'), 0))"
 
-/* A change record a trim may delete, with trim_bounds()'s ?1, ?2 and ?4: passed by every consumer
- * and event_replay old (or past the stream's retention, when event_replay is longer). One that
- * a consumer has not read stays, however old: its task is still to be published. */
-#define TRIMMABLE "(seq <= ?1 AND (created_time <= ?4 OR created_time < ?2))"
+/* A change record a trim may delete, with trim_bounds()'s ?1 and ?2: passed by every consumer
+ * and event_replay old. One that a consumer has not read stays, however old: its task is still
+ * to be published. */
+#define TRIMMABLE "(seq <= ?1 AND created_time <= ?2)"
 
 enum change_col {
     CC_SEQ,
@@ -1713,13 +1712,12 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
 }
 
 /*
- * What a trim may delete, as bounds[0], [1] and [3] of BST_TRIM_CHANGES (?1, ?2, ?4) and
- * BST_DUE_CHANGES (?1, ?2, ?4; [2] is the trim's batch): the records up to the seq every named
- * consumer has passed (all when no consumer is named) once event_replay seconds old, so that a
- * GET /events client that reconnects within them resumes where it was, or the stream's
- * retention when that is shorter. cp: BST_CHECKPOINT on the connection that reads.
+ * What a trim may delete, as bounds[0] and [1] of BST_TRIM_CHANGES and BST_DUE_CHANGES (?1, ?2;
+ * the trim's ?3 is its batch): the records up to the seq every named consumer has passed (all
+ * when no consumer is named) once event_replay seconds old, so that a GET /events client that
+ * reconnects within them resumes where it was. cp: BST_CHECKPOINT on the connection that reads.
  */
-static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int64_t bounds[4])
+static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int64_t bounds[2])
 {
     int64_t floor = INT64_MAX;
     store_rc rc = STORE_OK;
@@ -1729,8 +1727,7 @@ static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int6
             floor = seq;
     }
     bounds[0] = c->n_consumers ? floor : INT64_MAX;
-    bounds[1] = now - STREAM_RETENTION_S;
-    bounds[3] = now - c->event_replay;
+    bounds[1] = now - c->event_replay;
     return rc;
 }
 
@@ -1740,17 +1737,17 @@ static store_rc trim_bounds(const config *c, sqlite3_stmt *cp, int64_t now, int6
  */
 static store_rc trim_changes(sqlite_store *s, sweep_args *a, int64_t now)
 {
-    int64_t bounds[4] = {0, 0, TRIM_BATCH, 0};
+    int64_t bounds[3] = {0, 0, TRIM_BATCH};
     store_rc rc = trim_bounds(a->c, wstmt(s, BST_CHECKPOINT), now, bounds);
     if (rc != STORE_OK)
         return rc;
     bool found;
-    rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 4, &found); /* a DELETE: no row */
+    rc = any_row(wstmt(s, BST_TRIM_CHANGES), bounds, 3, &found); /* a DELETE: no row */
     if (rc == STORE_OK && sqlite3_changes(s->wdb) > 0) /* the last seq outlives its record */
         rc = any_row(wstmt(s, BST_LAST_SEQ_PUT), &s->batch_last_seq, 1, &found);
     if (rc != STORE_OK)
         return rc;
-    rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 4, &found); /* the new first one too? */
+    rc = any_row(wstmt(s, BST_DUE_CHANGES), bounds, 2, &found); /* the new first one too? */
     a->more |= found;
     return rc;
 }
@@ -1787,7 +1784,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     if (!r)
         return STORE_BUSY;
     int64_t now = clock_unix_s();
-    int64_t changes[4] = {0, 0, TRIM_BATCH, 0};
+    int64_t changes[2];
     store_rc rc = trim_bounds(c, rstmt(r, BST_CHECKPOINT), now, changes);
     int64_t tasks[] = {now - c->retention_grace, now};
     int64_t messages[] = {clock_steady_ms()};
@@ -1796,7 +1793,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     if (rc == STORE_OK && !*due)
         rc = any_row(rstmt(r, BST_DUE_MESSAGES), messages, 1, due);
     if (rc == STORE_OK && !*due)
-        rc = any_row(rstmt(r, BST_DUE_CHANGES), changes, 4, due);
+        rc = any_row(rstmt(r, BST_DUE_CHANGES), changes, 2, due);
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK)
         *due = true; /* cannot tell: let the sweep look */

@@ -3041,7 +3041,7 @@ static void test_unread_records_outlive_a_day(void **state)
     create_task(f->s, TASK_NULL_TIME, b);
     config c;
     assert_true(config_defaults(&c));
-    c.event_replay = 0;
+    c.event_replay = 86400; /* the longest the configuration takes: a read record 3 days old goes */
     snprintf(c.consumers[0].name, sizeof c.consumers[0].name, "day-consumer");
     int64_t cp = -1;
     change_record *r = NULL;
