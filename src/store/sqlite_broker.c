@@ -672,15 +672,32 @@ static int set_checkpoint(sqlite_store *s, const char *consumer, int64_t seq)
 
 static store_rc feed_catch_up(sqlite_store *s);
 
+/*
+ * The fed consumer's checkpoint never moves back. The consumer reads the log once it finds the
+ * feed off, and the feed turns off inside a batch (a take refused, out of memory), after it may
+ * have fed that batch's first creations: read before the commit, the checkpoint is the one the
+ * batch moves on from, and nothing is past it yet. Published there, as the log's end, it would
+ * take the checkpoint back, and the catch-up would send the fed creations' messages again.
+ */
 static store_rc apply_publish(sqlite_store *s, void *arg)
 {
     publish_args *a = arg;
+    sq_feed *f = &s->feed;
+    bool fed = f->set && strcmp(a->consumer, f->consumer) == 0;
+    int64_t seq = a->seq;
+    if (fed) {
+        store_rc rc = STORE_OK;
+        int64_t saved = checkpoint_of(wstmt(s, BST_CHECKPOINT), a->consumer, &rc);
+        if (rc != STORE_OK)
+            return rc;
+        if (saved > seq)
+            seq = saved;
+    }
     int rc = send_messages(s, a->m, a->n);
     if (rc == SQLITE_OK)
-        rc = set_checkpoint(s, a->consumer, a->seq);
-    sq_feed *f = &s->feed;
-    if (rc == SQLITE_OK && f->set && strcmp(a->consumer, f->consumer) == 0) {
-        f->saved_cp = f->cp = a->seq;
+        rc = set_checkpoint(s, a->consumer, seq);
+    if (rc == SQLITE_OK && fed) {
+        f->saved_cp = f->cp = seq;
         return feed_catch_up(s);
     }
     return sq_rc_of(rc);

@@ -2690,9 +2690,18 @@ static void test_seqs_go_on_after_an_emptied_log(void **state)
 typedef struct fake_feed {
     const queue_config *q;
     int takes, committed, undone;
-    bool refuse;   /* take() fails */
-    bool bad_body; /* take() returns a message the queue cannot store */
+    bool refuse;    /* take() fails */
+    bool bad_body;  /* take() returns a message the queue cannot store */
+    int calls;      /* take()'s, refused or not */
+    int refuse_nth; /* the call of this number (from 1) fails */
+    /* when set, a call that fails reads the consumer's place and what it would read from there
+     * into *read_at and *read_n, as the consumer does once it finds the feed off */
+    broker *b;
+    int64_t *read_at;
+    size_t *read_n;
 } fake_feed;
+
+static size_t unread(broker *b, const char *consumer, int64_t *cp);
 
 typedef struct fake_take {
     broker_message m;
@@ -2704,8 +2713,11 @@ static bool fake_feed_take(void *ctx, const change_insert *t, const broker_messa
                            void **token)
 {
     fake_feed *ff = ctx;
-    if (ff->refuse)
+    if (ff->refuse || ++ff->calls == ff->refuse_nth) {
+        if (ff->read_at)
+            *ff->read_n = unread(ff->b, "pub", ff->read_at);
         return false;
+    }
     fake_take *k = calloc(1, sizeof *k);
     assert_non_null(k);
     snprintf(k->id, sizeof k->id, "%s", t->task_id);
@@ -2792,6 +2804,63 @@ static void test_feed_in_a_failed_commit(void **state)
     assert_int_equal(cp, broker_last_seq(f->b));
     expect_stats(f->b, "work", 1, 0, 0);
     assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+}
+
+/*
+ * A feed that turns off part-way through a batch (a take refused, as when it is out of memory)
+ * after it fed the batch's first creation. The consumer, finding the feed off before the batch
+ * commits, reads the log from the checkpoint the last commit left, finds nothing past it, and
+ * publishes there, at what it takes for the log's end. That publish does not take the
+ * checkpoint back behind the fed creation: the writer's catch-up feeds only the record the feed
+ * could not take, and every task has one message.
+ */
+static void test_feed_off_part_way_through_a_batch(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    int64_t at = -1;
+    size_t behind = 99;
+    fake_feed ff = {.q = &q, .b = f->b, .read_at = &at, .read_n = &behind};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+
+    ff.refuse_nth = 3; /* the held write's creation is fed (1), then the batch's first (2) */
+    store_write w[2] = {
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+    };
+    submit_as_one_batch(f, &g, w, 2, NULL);
+    assert_int_equal(g.writes, 2); /* one batch */
+    assert_int_equal(w[0].rc, STORE_OK);
+    assert_int_equal(w[1].rc, STORE_OK);
+    assert_false(broker_feed_on(f->b, "pub"));
+    int64_t last = broker_last_seq(f->b);
+    assert_int_equal(behind, 0); /* the batch not committed: nothing past the held write's */
+    assert_int_equal(at, last - 2);
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last - 1);
+
+    /* the consumer's publish at what it read: on again, from where the feed left off */
+    assert_int_equal(broker_publish(f->b, "pub", at, NULL, 0), STORE_OK);
+    assert_true(broker_feed_on(f->b, "pub"));
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
+    assert_int_equal(ff.takes, 3); /* the held write's, and each of the batch's once */
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[0].id, 1);
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[1].id, 1);
+    expect_stats(f->b, "work", 3, 0, 0);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    task_clear(&w[0].current);
+    task_clear(&w[1].current);
 }
 
 /* The standing runner of the test below, sat down while its batch is held. */
@@ -3761,6 +3830,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_in_a_failed_commit, setup_faulty,
                                         teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
