@@ -1489,7 +1489,11 @@ typedef struct redrive_args {
     const char *dlq, *target;
     unsigned retention; /* the target's: a redriven message's life begins anew */
     int64_t moved;      /* by the step */
-    bool more;          /* the step moved a whole batch: step again */
+    bool more;          /* the step read a whole batch: step again */
+    /* the dead letters left where they are, their task unreadable for good, in id order: the
+     * steps after the one that left them pass over them */
+    int64_t *left;
+    size_t n_left, cap_left;
 } redrive_args;
 
 /* One message a redrive step moves, read before any is moved. */
@@ -1500,10 +1504,27 @@ typedef struct redriven {
     char task_id[TASK_ID_LEN + 1]; /* "": none */
 } redriven;
 
-/* The task of a redriven message whose move to the DLQ failed it: CREATED again, when it is
- * still there and FAILED. */
-static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg)
+/*
+ * Whether a read that failed with rc will fail the same way every time: the pages that hold the
+ * row are damaged (SQLITE_CORRUPT) or the file is not a database (SQLITE_NOTADB). Every other
+ * failure may pass (busy, locked, out of memory, an I/O error, a full disk, an interrupt) or is
+ * the connection's, not the row's (misuse, a schema change).
+ */
+static bool read_fails_for_good(int rc)
 {
+    int primary = rc & 0xff; /* extended codes, e.g. SQLITE_CORRUPT_INDEX, by their primary */
+    return primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB;
+}
+
+/*
+ * The task of a redriven message whose move to the DLQ failed it: CREATED again, when it is
+ * still there and FAILED. A task that can never be read (read_fails_for_good()) gets STORE_OK
+ * and its SQLite code in *unreadable (else 0): its message is to stay where it is, or every
+ * redrive would stop at it; any other failed read fails the step.
+ */
+static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, int *unreadable)
+{
+    *unreadable = 0;
     sqlite3_stmt *get = wstmt(s, BST_TASK_STATUS);
     if (!get)
         return STORE_ERROR;
@@ -1514,18 +1535,53 @@ static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg)
                   task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
                   st == TASK_FAILED;
     stmt_done(get);
-    if (step != SQLITE_ROW && step != SQLITE_DONE)
+    if (step != SQLITE_ROW && step != SQLITE_DONE) {
+        /* the step goes on only while its transaction does */
+        if (read_fails_for_good(step) && !sqlite3_get_autocommit(s->wdb)) {
+            *unreadable = step;
+            return STORE_OK;
+        }
         return sq_rc_of(step); /* unread: the step is undone, its message not moved */
+    }
     return failed ? sq_force_status(s, id, TASK_CREATED, msg, clock_unix_s()) : STORE_OK;
 }
 
+static int compare_ids(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether an earlier step of the redrive left message id where it is. */
+static bool left_before(const redrive_args *a, int64_t id)
+{
+    return a->n_left && bsearch(&id, a->left, a->n_left, sizeof *a->left, compare_ids);
+}
+
+/* Note message id as left where it is; false when out of memory. */
+static bool note_left(redrive_args *a, int64_t id)
+{
+    if (a->n_left == a->cap_left) {
+        size_t cap = a->cap_left ? 2 * a->cap_left : 16;
+        int64_t *grown = realloc(a->left, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        a->left = grown;
+        a->cap_left = cap;
+    }
+    a->left[a->n_left++] = id;
+    return true;
+}
+
 /* One redrive step: up to REDRIVE_BATCH messages of the DLQ back to the target, visible now,
- * with a fresh receive count. */
+ * with a fresh receive count; those whose task can never be read stay (said at ERROR), and
+ * the steps after pass over them. */
 static store_rc apply_redrive(sqlite_store *s, void *arg)
 {
     redrive_args *a = arg;
     a->moved = 0;
     a->more = false;
+    size_t left_before_step = a->n_left;
     int64_t now = clock_steady_ms(), sent_ms = clock_unix_ms();
     sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
     redriven *batch = sel ? malloc(REDRIVE_BATCH * sizeof *batch) : NULL;
@@ -1534,12 +1590,16 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         return STORE_ERROR;
     }
     sqlite3_bind_text(sel, 1, a->dlq, -1, SQLITE_STATIC);
-    sqlite3_bind_int(sel, 2, REDRIVE_BATCH);
+    /* as many more as there are messages left behind, which may come first */
+    sqlite3_bind_int64(sel, 2, REDRIVE_BATCH + (int64_t)a->n_left);
     size_t n = 0;
     int step = SQLITE_DONE;
     while (n < REDRIVE_BATCH && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(sel, 0);
+        if (left_before(a, id))
+            continue;
         redriven *m = &batch[n++];
-        m->id = sqlite3_column_int64(sel, 0);
+        m->id = id;
         m->visible_ms = sqlite3_column_int64(sel, 1);
         m->received = sqlite3_column_int(sel, 2) > 0;
         sq_copy_col(sel, 3, m->task_id, sizeof m->task_id);
@@ -1552,10 +1612,25 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     sqlite3_stmt *mv = rc == STORE_OK ? wstmt(s, BST_MOVE) : NULL;
     if (rc == STORE_OK && !mv)
         rc = STORE_ERROR;
+    int64_t moved = 0;
     for (size_t i = 0; i < n && rc == STORE_OK; i++) {
         /* a task failed otherwise (cancelled, reported) stays final: its message is dropped */
+        int unreadable = 0;
         if (batch[i].task_id[0] && batch[i].failed_task)
-            rc = redrive_task(s, batch[i].task_id, msg);
+            rc = redrive_task(s, batch[i].task_id, msg, &unreadable);
+        if (rc == STORE_OK && unreadable) {
+            if (!note_left(a, batch[i].id)) {
+                rc = STORE_ERROR;
+                break;
+            }
+            char id[24];
+            snprintf(id, sizeof id, "%lld", (long long)batch[i].id);
+            log_error("a dead letter's task cannot be read; the message stays in the dead-letter "
+                      "queue",
+                      "queue", a->dlq, "message_id", id, "task_id", batch[i].task_id, "error",
+                      sqlite3_errstr(unreadable), NULL);
+            continue;
+        }
         if (rc != STORE_OK)
             break;
         sqlite3_bind_int64(mv, 1, batch[i].id);
@@ -1571,14 +1646,17 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
             depth_log_leave(&s->depth_log, s->depths, a->dlq, batch[i].visible_ms,
                             batch[i].received);
             depth_log_enter(&s->depth_log, s->depths, a->target, now, false, now);
+            moved++;
         }
     }
     stmt_done(mv);
     free(batch);
+    if (a->n_left > left_before_step)
+        qsort(a->left, a->n_left, sizeof *a->left, compare_ids);
     if (rc == STORE_OK && n) {
-        a->moved = (int64_t)n;
+        a->moved = moved;
         a->more = n == REDRIVE_BATCH;
-        s->batch_sent_messages = true;
+        s->batch_sent_messages |= moved > 0;
     }
     return rc;
 }
@@ -1594,7 +1672,7 @@ typedef struct redrive_job {
 } redrive_job;
 
 /*
- * Writer: a step is done. While steps move whole batches, the same write is submitted again for
+ * Writer: a step is done. While steps read whole batches, the same write is submitted again for
  * the next, so that other writes go between. Then report the count, release the job and hand
  * the write back to its caller. A step that fails ends the redrive with its code; the batches
  * moved before it stay moved, and a redrive again moves the rest.
@@ -1610,15 +1688,20 @@ static void redrive_done(store_write *w)
         }
     }
     *j->moved = w->rc == STORE_OK ? j->total : 0;
-    char n[24];
+    char n[24], left[24];
     snprintf(n, sizeof n, "%lld", (long long)j->total);
-    if (w->rc == STORE_OK)
+    snprintf(left, sizeof left, "%zu", j->args.n_left);
+    if (w->rc == STORE_OK && j->args.n_left)
+        log_warn("dead-letter queue redriven but for messages whose task cannot be read", "queue",
+                 j->args.target, "moved", n, "left", left, NULL);
+    else if (w->rc == STORE_OK)
         log_info("dead-letter queue redriven", "queue", j->args.target, "moved", n, NULL);
     else if (j->total)
         log_warn("dead-letter queue redrive stopped part way; redrive again to move the rest",
                  "queue", j->args.target, "moved", n, "error", store_rc_name(w->rc), NULL);
     w->done = j->done;
     w->adapter_data = NULL;
+    free(j->args.left);
     free(j);
     w->done(w);
 }

@@ -47,6 +47,10 @@
  * begins with fail_sql[i] fails with SQLITE_IOERR, once for each (the writer's thread reads
  * them). */
 static _Atomic(const char *) fail_sql[2];
+/* While corrupt_task is set, every read of that task's status fails with SQLITE_CORRUPT, as when
+ * the page of its row is damaged; corrupt_reads counts them. */
+static _Atomic(const char *) corrupt_task;
+static atomic_int corrupt_reads;
 int __real_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st)
@@ -56,6 +60,16 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
         if (sql && strncmp(sqlite3_sql(st), sql, strlen(sql)) == 0 &&
             atomic_compare_exchange_strong(&fail_sql[i], &sql, NULL))
             return SQLITE_IOERR;
+    }
+    const char *corrupt = atomic_load(&corrupt_task);
+    if (corrupt && strcmp(sqlite3_sql(st), "SELECT status, trace FROM tasks WHERE id = ?1") == 0) {
+        char *sql = sqlite3_expanded_sql(st);
+        bool hit = sql && strstr(sql, corrupt);
+        sqlite3_free(sql);
+        if (hit) {
+            atomic_fetch_add(&corrupt_reads, 1);
+            return SQLITE_CORRUPT;
+        }
     }
     return __real_sqlite3_step(st);
 }
@@ -799,6 +813,70 @@ static void test_a_write_that_cannot_be_undone_fails_its_batch(void **state)
     expect_status(f->s, id, TASK_CREATED, "");
 }
 
+static void count_row(const char *sql, const char *id, int64_t want);
+
+/* The id of task_id's message. */
+static int64_t message_of(const char *task_id)
+{
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, "SELECT id FROM messages WHERE task_id = ?1");
+    sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t id = sqlite3_column_int64(st, 0);
+    own_done(st);
+    return id;
+}
+
+/*
+ * A dead letter whose task can never be read (SQLITE_CORRUPT) stays in the dead-letter queue,
+ * said at ERROR with its message and task; the redrive moves the others and counts only them.
+ * Once the task reads again, a redrive moves it too.
+ */
+static void test_redrive_over_a_task_that_cannot_be_read(void **state)
+{
+    fx *f = *state;
+    char a[37], b[37], c[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    create_task(f->s, TASK_NULL_TIME, b);
+    create_task(f->s, TASK_NULL_TIME, c);
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    publish_bodies(f->b, &q, 0, 1, a);
+    publish_bodies(f->b, &q, 1, 1, b);
+    publish_bodies(f->b, &q, 2, 1, c);
+    exhaust(f->b, &q, 3);
+    expect_stats(f->b, "dlq", 3, 0, 0);
+
+    atomic_store(&corrupt_reads, 0);
+    atomic_store(&corrupt_task, b);
+    int64_t moved = -1;
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    store_rc rc = redrive(f->b, "dlq", "work", &moved);
+    char *log = test_stderr_end(&cap);
+    atomic_store(&corrupt_task, NULL);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(moved, 2);
+    assert_int_equal(atomic_load(&corrupt_reads), 1);
+    expect_stats(f->b, "dlq", 1, 0, 0);
+    expect_stats(f->b, "work", 2, 0, 0);
+    expect_status(f->s, a, TASK_CREATED, "Redriven from dlq");
+    expect_status(f->s, b, TASK_FAILED, "dead-letter queue dlq after 1 receive");
+    expect_status(f->s, c, TASK_CREATED, "Redriven from dlq");
+    count_row("SELECT count(*) FROM messages WHERE queue = 'dlq' AND task_id = ?1", b, 1);
+    char said[96];
+    snprintf(said, sizeof said, "\"message_id\":\"%lld\",\"task_id\":\"%s\"",
+             (long long)message_of(b), b);
+    if (!strstr(log, "\"level\":\"ERROR\"") || !strstr(log, said))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "\"level\":\"ERROR\""));
+    assert_non_null(strstr(log, said));
+    free(log);
+
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 1);
+    expect_stats(f->b, "dlq", 0, 0, 0);
+    expect_status(f->s, b, TASK_CREATED, "Redriven from dlq");
+}
+
 /* The message of task id: its expires_ms - sent_ms, and its expires_ms - now (ms). */
 static void message_life(const char *id, int64_t *from_send, int64_t *from_now)
 {
@@ -1159,6 +1237,45 @@ static void test_redrive_in_steps(void **state)
     assert_int_equal(redrive(f->b, "work", "dlq", &moved), STORE_OK);
     assert_int_equal(moved, 0);
     expect_stats(f->b, "dlq", N, 0, 0);
+}
+
+/* A dead letter left by a redrive step, its task unreadable, is passed over by the steps after
+ * it: read once, the rest moved, the whole batch after it taken in the next step. */
+static void test_redrive_in_steps_over_a_task_that_cannot_be_read(void **state)
+{
+    fx *f = *state;
+    commit_count cc = {0};
+    store_listener l = {.committed = count_commit, .ctx = &cc};
+    reopen(f, &l);
+
+    enum { N = 2001 };
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    set_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 3 receives",
+               (int64_t)time(NULL));
+    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
+    publish_bodies(f->b, &dlq, 0, 1, id); /* the first a step reads */
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET failed_task = 1 WHERE task_id = ?1", id), 1);
+    for (int i = 1; i < N; i += 8)
+        publish_bodies(f->b, &dlq, i, N - i < 8 ? N - i : 8, NULL);
+
+    atomic_store(&corrupt_reads, 0);
+    atomic_store(&corrupt_task, id);
+    atomic_store(&cc.commits, 0);
+    int64_t moved = -1;
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    store_rc rc = redrive(f->b, "dlq", "work", &moved);
+    free(test_stderr_end(&cap));
+    atomic_store(&corrupt_task, NULL);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(moved, N - 1);
+    assert_int_equal(atomic_load(&corrupt_reads), 1);
+    assert_int_equal(atomic_load(&cc.commits), 3); /* 999 and 1 left, 1,000, 1 */
+    expect_stats(f->b, "dlq", 1, 0, 0);
+    expect_stats(f->b, "work", N - 1, 0, 0);
+    expect_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 3 receives");
 }
 
 /* Rows of the idempotency table, read on a connection of our own. */
@@ -3800,6 +3917,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_that_cannot_read_a_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redrive_over_a_task_that_cannot_be_read, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_redrive_in_steps_over_a_task_that_cannot_be_read,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_records_outlive_a_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_write_that_cannot_be_undone_fails_its_batch, setup,
                                         teardown),
