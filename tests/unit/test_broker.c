@@ -2980,6 +2980,107 @@ static void test_feed_off_part_way_through_a_batch(void **state)
     task_clear(&w[1].current);
 }
 
+/* The writer's catch-up read of the change log (BST_CHANGES_AFTER_TASK), for fail_sql. */
+#define CATCH_UP_SQL                                                                               \
+    "SELECT c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim, "    \
+    "c.task_type, c.new_status, c.new_msg, c.new_time, c.new_result, c.old_status, c.old_msg, "    \
+    "c.old_time, c.old_result, t.task_type"
+
+/* A publish the test makes from a thread of its own while the writer is held, told queued once
+ * the store has it: the store's submit is looked at through ops of the test's own meanwhile. */
+static struct queued_publish {
+    store *s;
+    const store_ops *real;
+    store_ops spy;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool queued;
+    pthread_t th;
+    int64_t seq;
+    store_rc rc;
+} qp = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void spy_submit(store *s, store_write *w)
+{
+    qp.real->submit(s, w);
+    pthread_mutex_lock(&qp.mu);
+    qp.queued = true;
+    pthread_cond_broadcast(&qp.cv);
+    pthread_mutex_unlock(&qp.mu);
+}
+
+static void *publisher_main(void *arg)
+{
+    (void)arg;
+    qp.rc = broker_publish(broker_of(qp.s), "pub", qp.seq, NULL, 0);
+    return NULL;
+}
+
+/* while_held: the publish, two records past the log's end, queued first in the next batch */
+static void queue_publish_past_the_end(void)
+{
+    qp.seq = broker_last_seq(broker_of(qp.s)) + 2;
+    qp.queued = false;
+    qp.real = qp.s->ops;
+    qp.spy = *qp.real;
+    qp.spy.submit = spy_submit;
+    qp.s->ops = &qp.spy;
+    assert_int_equal(pthread_create(&qp.th, NULL, publisher_main, NULL), 0);
+    pthread_mutex_lock(&qp.mu);
+    while (!qp.queued)
+        pthread_cond_wait(&qp.cv, &qp.mu);
+    pthread_mutex_unlock(&qp.mu);
+    qp.s->ops = qp.real;
+}
+
+/*
+ * A publish of the fed consumer undone after it wrote its checkpoint (its catch-up cannot read
+ * the log), with the feed on, then creations fed in the same batch up to the seq that publish
+ * named: the checkpoint is saved with them. The undone publish gives the feed back the
+ * checkpoint its row has; kept at the publish's seq, the feed would have taken the row for
+ * saved there already, and left it behind the records fed (read again after a restart).
+ */
+static void test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+
+    qp.s = f->s;
+    atomic_store(&fail_sql[0], CATCH_UP_SQL);
+    store_write w[2] = {
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+    };
+    submit_as_one_batch(f, &g, w, 2, queue_publish_past_the_end);
+    assert_int_equal(pthread_join(qp.th, NULL), 0);
+    assert_null(atomic_load(&fail_sql[0])); /* the catch-up's read failed */
+    assert_int_equal(g.writes, 3);          /* one batch, the publish first */
+    assert_int_not_equal(qp.rc, STORE_OK);
+    assert_int_equal(w[0].rc, STORE_OK);
+    assert_int_equal(w[1].rc, STORE_OK);
+    int64_t last = broker_last_seq(f->b);
+    assert_int_equal(last, qp.seq);
+    assert_true(broker_feed_on(f->b, "pub"));
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    task_clear(&w[0].current);
+    task_clear(&w[1].current);
+}
+
 /* The standing runner of the test below, sat down while its batch is held. */
 static broker *rolled_back_broker;
 static broker_standing *rolled_back_standing;
@@ -3952,6 +4053,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_feed_in_a_failed_commit, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
