@@ -1432,11 +1432,14 @@ static void refuse_at_accept(loop *l, int fd, int status, const char *reason, co
     count_refused(h, reason);
     char body[128], msg[512];
     int blen = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", detail); /* no escaping needed */
+    const api_header *d = API_DEFAULT_HEADER;
+    _Static_assert(API_DEFAULT_HEADERS == 2, "every default header written below");
     int n = snprintf(msg, sizeof msg,
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n%s"
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nConnection: close\r\n%s%s: %s\r\n%s: %s\r\n"
                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
                      status, http_reason_phrase(status), loop_date(l),
-                     status == 429 || status == 503 ? "Retry-After: 1\r\n" : "", blen, body);
+                     status == 429 || status == 503 ? "Retry-After: 1\r\n" : "", d[0].name,
+                     d[0].value, d[1].name, d[1].value, blen, body);
     refused *slot = refused_take(l);
     if (blen > 0 && (size_t)blen < sizeof body && n > 0 && (size_t)n < sizeof msg) {
         ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);

@@ -120,6 +120,10 @@ class Limits(ServersTestCase):
         got, headers, body = parsed
         self.assertEqual(got, status, body)
         self.assertEqual(dict(headers).get("content-type"), "application/json", headers)
+        # what every answer carries, refusals made before any request is read included
+        self.assertEqual(dict(headers).get("x-content-type-options"), "nosniff", headers)
+        self.assertEqual(dict(headers).get("content-security-policy"),
+                         "default-src 'none'; frame-ancestors 'none'", headers)
         self.assertIn(detail_part, json.loads(body)["detail"])
         return dict(headers)
 
