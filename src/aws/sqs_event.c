@@ -91,7 +91,10 @@ bool sqs_record_read(const json_t *r, size_t i, sqs_record *rec, char *err, size
     const json_t *attrs = json_object_get(r, "attributes");
     int64_t count = number_attribute(attrs, "ApproximateReceiveCount", 1);
     rec->receive_count = count < 1 ? 1 : count > 1000000 ? 1000000 : (int)count;
-    rec->sent_ms = number_attribute(attrs, "SentTimestamp", clock_unix_ms());
+    /* a time in milliseconds whose nanoseconds (the spans' unit) fit in 64 bits; else now */
+    rec->sent_ms = number_attribute(attrs, "SentTimestamp", -1);
+    if (rec->sent_ms < 0 || rec->sent_ms > SQS_SENT_MS_MAX)
+        rec->sent_ms = clock_unix_ms();
     rec->xray = json_string_value(json_object_get(attrs, "AWSTraceHeader"));
     rec->source_arn = json_string_value(json_object_get(attrs, "DeadLetterQueueSourceArn"));
 

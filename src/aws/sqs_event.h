@@ -14,8 +14,8 @@
  *   - body (or the envelope's Message): the task's data when it is a JSON
  *     object;
  *   - attributes ApproximateReceiveCount (1 when absent or not a count, at
- *     most 1000000), SentTimestamp (now when absent), AWSTraceHeader and
- *     DeadLetterQueueSourceArn;
+ *     most 1000000), SentTimestamp (now when absent or past SQS_SENT_MS_MAX),
+ *     AWSTraceHeader and DeadLetterQueueSourceArn;
  *   - eventSourceARN: the queue, its last ':' segment.
  */
 #ifndef TASKD_SQS_EVENT_H
@@ -28,6 +28,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The latest SentTimestamp taken as given (epoch ms, year 2262): its nanoseconds, which start the
+ * receive span, fit in an int64_t with the millisecond's last nanosecond added. */
+#define SQS_SENT_MS_MAX ((INT64_MAX - 999999) / 1000000)
 
 /* One record as read. Strings are borrowed from the event's JSON or from body_doc. */
 typedef struct sqs_record {

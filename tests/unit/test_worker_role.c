@@ -255,6 +255,7 @@ typedef struct msg {
     int receive_count;       /* 0: 1 */
     const char *tracestate;  /* NULL: none */
     const char *xray;        /* attributes.AWSTraceHeader; NULL: none */
+    const char *sent;        /* attributes.SentTimestamp; NULL: 20 ms ago */
 } msg;
 
 /* An SQS event of the messages, as Lambda sends it (lambda-events.md (c), raw delivery). */
@@ -264,7 +265,10 @@ static char *sqs_event(const msg *m, size_t n)
     for (size_t i = 0; i < n; i++) {
         char count[16], sent[24], arn[160];
         snprintf(count, sizeof count, "%d", m[i].receive_count ? m[i].receive_count : 1);
-        snprintf(sent, sizeof sent, "%lld", (long long)(now_ms() - 20));
+        if (m[i].sent)
+            snprintf(sent, sizeof sent, "%s", m[i].sent);
+        else
+            snprintf(sent, sizeof sent, "%lld", (long long)(now_ms() - 20));
         snprintf(arn, sizeof arn, "arn:aws:sqs:us-east-1:123456789012:%s", m[i].queue);
         json_t *attrs = json_object();
         if (m[i].task_id) {
@@ -1008,6 +1012,30 @@ static void test_spans_in_the_message_trace(void **state)
     spans_free(&sp);
 }
 
+/* A SentTimestamp that is no time (past year 2262 in nanoseconds) is taken as absent: the receive
+ * span starts at the receive, not at a time wrapped around from it. */
+static void test_a_sent_time_out_of_range_is_now(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "task1");
+    const char *sent[] = {"99999999999999999", "9223372036854776"};
+    for (size_t i = 0; i < sizeof sent / sizeof sent[0]; i++) {
+        char id[37];
+        create_task(f, "{}", NULL, id);
+        msg m = {.message_id = "m-1", .queue = "task1", .task_id = id, .sent = sent[i]};
+        int64_t before_ns = now_ms() * 1000000;
+        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+        assert_failures(&res, "");
+        assert_status(f, id, TASK_COMPLETED, "Task completed");
+        spans sp = {0};
+        sp.n = tracer_task_spans(f->tracer, id, &sp.s);
+        const span *receive = find(&sp, "receive task1", NULL);
+        assert_non_null(receive);
+        assert_in_range(receive->start_ns, before_ns - 1000000000, receive->end_ns);
+        spans_free(&sp);
+    }
+}
+
 /* The result of the traced handler for one message on its queue: the TRACESTATE it saw. */
 static char *traced_run(fixture *f, msg m)
 {
@@ -1090,6 +1118,7 @@ int main(void)
         CASE(test_named_queue_ignores_arn),
         CASE(test_constructor_errors),
         CASE(test_spans_in_the_message_trace),
+        CASE(test_a_sent_time_out_of_range_is_now),
         CASE(test_tracestate_to_the_handler),
     };
 #undef CASE
