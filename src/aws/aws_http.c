@@ -40,6 +40,9 @@
  * UNAVAILABLE are retried after aws_backoff_ms(attempt, 25, 2000, random)
  * unless that sleep plus AWS_MIN_ATTEMPT_MS would pass the deadline or
  * AWS_MAX_ATTEMPTS were made; then the last classification is the result.
+ * When an attempt went out whole and got a 5xx or no answer, and the call
+ * still ends throttled, unavailable or timed out, unanswered says the
+ * service may have acted on it: no later answer told.
  * aws_retry_pause() is that rule, for callers that retry a request
  * themselves.
  * Random numbers come from a per-thread xorshift64* seeded from the clock
@@ -780,6 +783,8 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
     aws_rc rc = AWS_ERR_TIMEOUT;
+    /* an attempt went out whole and was answered 5xx or not at all: the service may have acted */
+    bool maybe_acted = false;
     for (;;) {
         int64_t left = deadline - clock_unix_ms();
         if (left <= 0) {
@@ -796,9 +801,15 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
         CURLcode cc = curl_easy_perform(h);
         outcome o = classify(h, cc, &a, errbuf, deadline, len, out, &rc);
         out->attempts = attempts;
+        if (out->status >= 500 || (cc != CURLE_OK && request_sent(h, len)))
+            maybe_acted = true;
         if (o == OUT_DONE || !aws_retry_pause(attempts, deadline))
             break;
     }
+    /* a later attempt throttled, failed or cut short tells nothing of what that one did */
+    if (maybe_acted &&
+        (rc == AWS_ERR_THROTTLED || rc == AWS_ERR_UNAVAILABLE || rc == AWS_ERR_TIMEOUT))
+        out->unanswered = true;
     answer_reset(&a);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);

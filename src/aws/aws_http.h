@@ -65,8 +65,10 @@ typedef struct aws_response {
     /* the service's id of the request, from the last answer's x-amzn-RequestId (or
      * x-amzn-request-id, x-amz-request-id) header; "" when no answer came or it named none */
     char request_id[64];
-    /* the deadline cut a retry short after its request had gone out whole: the service may
-     * have acted on it, whatever rc says of the attempt before (a create may have been made) */
+    /* the service may have acted on a request whose outcome no answer told, whatever rc says
+     * of the last attempt (a create may have been made): an attempt went out whole and was
+     * answered 5xx or not at all (the deadline cut a retry short, a connection was lost), and
+     * the call still ended throttled, unavailable or timed out */
     bool unanswered;
 } aws_response;
 

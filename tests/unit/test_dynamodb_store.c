@@ -777,7 +777,8 @@ static store_write create_unkeyed(fixture *f)
 
 /* A create whose PutItem DynamoDB answered 500 until the deadline may have been made all the
  * same (a 5xx may follow the write): unknown, with the id it may have made; one that was
- * throttled was refused, and is not, unless a try of it went out and was cut short. */
+ * throttled was refused, and is not, unless a try of it went out and was cut short or was
+ * answered 500 before the throttling. */
 static void test_unanswered_create_may_have_made_its_task(void **state)
 {
     (void)state;
@@ -811,6 +812,20 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     assert_int_equal(w.rc, STORE_BUSY);
     assert_true(w.unknown);
     assert_int_equal(http_stub_count(f.server), 2);
+    stop(&f);
+
+    /* answered 500, then throttled until the deadline: the throttled tries say nothing of the
+     * first, which may have been made */
+    const http_stub_reply lost_then_throttled[] = {LOST_ANSWER, throttled[0]};
+    start(&f, lost_then_throttled, 2);
+    w = create_unkeyed(&f);
+    assert_int_equal(w.rc, STORE_BUSY);
+    assert_true(w.unknown);
+    assert_true(http_stub_count(f.server) >= 2);
+    body = request_of(&f, 0, "PutItem");
+    item = json_object_get(body, "Item");
+    assert_string_equal(text_of(json_object_get(json_object_get(item, "id"), "S")), w.id);
+    json_decref(body);
     stop(&f);
 }
 
