@@ -81,6 +81,20 @@ def split_answer(data, method=None):
     return Answer(status, headers, fields, data[end + 4:at], data[:at]), data[at:]
 
 
+def tcp_queues(local_port, remote_port):
+    """(bytes sent and not yet acknowledged, bytes received and not yet read) of the IPv4 socket
+    from local_port to remote_port (/proc/net/tcp), or None when there is none."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if (int(local.split(":")[1], 16) == local_port
+                    and int(remote.split(":")[1], 16) == remote_port):
+                tx, rx = queues.split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
+
+
 class Client:
     """One raw connection: bytes sent as given, answers read one at a time, in order."""
 
@@ -622,21 +636,31 @@ class Wire(ServerTestCase):
     def test_a_head_begun_while_the_stop_waits_is_answered_503(self):
         """A stop waits for the writes in flight, here one held by a write lock taken elsewhere.
         A head begun meanwhile, on a connection opened then, is answered 503 at once, where it
-        was cut off when the loops stopped."""
+        was cut off when the loops stopped.
+
+        One loop (--threads 1), so that the 503 of a head begun before the SIGTERM says the loop
+        has taken its first turn of the stop; the late head comes after that turn."""
         tmp = tempfile.mkdtemp(prefix="taskd-wire-")
         self.addCleanup(shutil.rmtree, tmp, True)
         db = os.path.join(tmp, "tasks.db")
-        srv = Taskd(db=db, tmpdir=tmp)
+        srv = Taskd(db=db, tmpdir=tmp, args=("--threads", "1"))
         self.addCleanup(srv.close)
         holder = sqlite3.connect(db, isolation_level=None, timeout=10)
         self.addCleanup(holder.close)
         holder.execute("BEGIN IMMEDIATE")
+        early = Client(srv.port)
+        self.addCleanup(early.close)
+        early.send(b"GET /health HTTP/1.1\r\nHo")
         writer = Client(srv.port, timeout=15)
         self.addCleanup(writer.close)
         writer.send(create_request(compact({"task_type": "TASK2"})))
-        time.sleep(0.3)  # the write is read, and waits for the lock
+        # the write is read (and so handed on, in the same turn), and waits for the lock
+        wait_until(lambda: tcp_queues(writer.sock.getsockname()[1], srv.port) == (0, 0)
+                   and tcp_queues(srv.port, writer.sock.getsockname()[1]) == (0, 0), 10,
+                   what="the write to be read")
         srv.send_signal(signal.SIGTERM)
-        time.sleep(0.3)  # the loops answered what was coming then
+        ans = early.answer(timeout=10)  # the loop's first turn of the stop
+        self.assertEqual(ans.status, 503, ans.raw[:300])
         late = Client(srv.port)
         self.addCleanup(late.close)
         late.send(b"GET /health HTTP/1.1\r\nHo")
@@ -645,6 +669,7 @@ class Wire(ServerTestCase):
         self.assertEqual(json.loads(ans.body), {"detail": "The server is shutting down"})
         self.assertClosedAfter(late, "the 503 of a stop")
         holder.rollback()
+        # 201, or 503 had the lock outlasted the store's busy timeout (5 s) on a loaded machine
         self.assertIn(writer.answer(timeout=10).status, (201, 503))
         self.assertEqual(srv.stop(), 0, srv.stderr_text()[-3000:])
 
