@@ -350,9 +350,11 @@ static void conn_close(conn *c)
     if (c->fd >= 0) {
         /* out of the set first: a process forked meanwhile may hold the socket open */
         epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+        /* its place given back before the close: a client that sees the close and connects
+         * again at once may be accepted by another loop, and must not find it still taken */
+        admission_leave(h->admission, (struct sockaddr *)&c->addr);
         close(c->fd);
         c->fd = -1;
-        admission_leave(h->admission, (struct sockaddr *)&c->addr);
     }
     if (c->phase == PENDING && c->ex->long_lived && h->api->pipeline &&
         h->api->pipeline->unwait_task(h->api->pipeline->ctx, c->ex))
