@@ -117,10 +117,11 @@ struct http_server {
     atomic_size_t body_held; /* the bytes the requests being read and answered hold (hold_body()) */
     int64_t body_timeout_ns, idle_timeout_ns, header_timeout_ns;
     int max_in_flight;
-    atomic_int active;         /* requests inside api_begin() .. response, parked ones included */
-    atomic_int in_flight;      /* the active ones but long polls: what admission bounds */
-    atomic_int streams;        /* event streams not yet closed */
-    atomic_bool stopping;      /* no new requests are answered */
+    atomic_int active;    /* requests inside api_begin() .. response, parked ones included */
+    atomic_int in_flight; /* the active ones but long polls: what admission bounds */
+    atomic_int streams;   /* event streams not yet closed */
+    atomic_int writing;   /* answers begun and not yet sent whole (respond() .. response_sent()) */
+    atomic_bool stopping; /* no new requests are answered */
     atomic_int loops_stopping; /* the loops that have answered the requests still coming */
     atomic_int lingering;      /* refused connections the loops keep, in all (REFUSED_LINGER_ALL) */
     char address[80];
@@ -172,6 +173,7 @@ struct conn {
     bool split;     /* req holds the current request's head */
     bool oom;       /* no memory for the request's bytes: answered 503, then closed */
     bool active, in_flight;
+    bool writing; /* its answer counts in h->writing */
     /* input: in[0..in_len), the request being read starting at 0 */
     char *in;
     size_t in_len, in_cap;
@@ -338,9 +340,19 @@ static void close_stream(conn *c)
 }
 
 /* Close the socket at once; the connection is freed once nothing is in flight or queued. */
+/* The answer went out whole, or never will: it is no longer waited for at a stop. */
+static void writing_done(conn *c)
+{
+    if (c->writing) {
+        c->writing = false;
+        atomic_fetch_sub(&c->loop->h->writing, 1);
+    }
+}
+
 static void conn_close(conn *c)
 {
     http_server *h = c->loop->h;
+    writing_done(c);
     if (!c->closing) {
         c->closing = true;
         c->dead_next = c->loop->dead;
@@ -490,6 +502,12 @@ static void run(conn *c);
 static void respond(conn *c)
 {
     http_server *h = c->loop->h;
+    /* counted before the request stops being active: a stop that sees no request active sees
+     * its answer still being written, and waits for it */
+    if (!c->ex->resp.stream && !c->writing) {
+        c->writing = true;
+        atomic_fetch_add(&h->writing, 1);
+    }
     settle(h, c);
     /* the body's share goes back before the answer goes out: a client that has its answer may
      * send the next body at once, on another connection */
@@ -1039,6 +1057,7 @@ static bool close_may_reset(const conn *c)
 /* The response went out: the next request, the linger, or the close. */
 static void response_sent(conn *c)
 {
+    writing_done(c);
     exchange_end(c);
     c->body_out = NULL;
     c->body_out_len = c->body_off = 0;
@@ -1812,9 +1831,11 @@ void http_server_stop(http_server *h)
         usleep(1000);
     while (atomic_load(&h->active) > 0)
         usleep(1000); /* writes finish: the store is still running */
-    /* Event streams were told to end (pipeline_end_live()): give their last bytes up to 2 s to
-     * go out, so a client sees the stream end rather than cut (one that does not read is cut). */
-    for (int ms = 0; ms < 2000 && atomic_load(&h->streams) > 0; ms++)
+    /* Event streams were told to end (pipeline_end_live()): give their last bytes, and the
+     * answers still being written, up to 2 s to go out, so a client sees the stream end and its
+     * answer whole rather than cut (one that does not read is cut). */
+    for (int ms = 0; ms < 2000 && (atomic_load(&h->streams) > 0 || atomic_load(&h->writing) > 0);
+         ms++)
         usleep(1000);
     stop_loops(h); /* and every connection with them */
     close(h->listen_fd);

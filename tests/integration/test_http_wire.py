@@ -22,7 +22,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (EventStream, ServerTestCase, Taskd, local_only, metric,  # noqa: E402
-                     parse_metrics, parse_response_headers, preload_env, recv_before, wait_until)
+                     parse_metrics, parse_response_headers, preload_env, recv_before, wait_until,
+                     write_config)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -671,6 +672,43 @@ class Wire(ServerTestCase):
         holder.rollback()
         # 201, or 503 had the lock outlasted the store's busy timeout (5 s) on a loaded machine
         self.assertIn(writer.answer(timeout=10).status, (201, 503))
+        self.assertEqual(srv.stop(), 0, srv.stderr_text()[-3000:])
+
+    def test_an_answer_still_being_written_at_a_stop_goes_out_whole(self):
+        """A stop waits (up to 2 s) for the answers still being written, as for the event
+        streams' ends: an answer larger than the kernel's buffers, to a client that reads it only
+        after the SIGTERM, arrives whole (the request pipelined after it answered 503), where
+        the loops stopped under it and cut it."""
+        tmp = tempfile.mkdtemp(prefix="taskd-wire-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        srv = Taskd(config=write_config(tmp, {"body_limit": 16 << 20}), tmpdir=tmp)
+        self.addCleanup(srv.close)
+        # an answer of 9 MB: more than the kernel's buffers on both sides hold (4 MB at most)
+        tid = srv.create("TASK2", data={"pad": "p" * 9000000}).encode()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", srv.port))
+        self.addCleanup(sock.close)
+        sock.sendall((b"GET /tasks/" + tid + b" HTTP/1.1\r\n" + HOST + b"\r\n") * 2)
+        got = sock.recv(4096)  # the answers have begun, and wait for the client to read on
+        self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:200])
+        srv.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # time enough for a stop that does not wait to cut the answers
+        while True:
+            more = sock.recv(1 << 20)
+            if not more:
+                break
+            got += more
+        statuses = []
+        while got:
+            ans = split_answer(got)
+            self.assertIsNotNone(ans, "an answer cut at the stop, after %s" % statuses)
+            statuses.append(ans[0].status)
+            got = ans[1]
+        self.assertGreater(len(statuses), 1)
+        self.assertEqual(set(statuses[:-1]), {200}, statuses)
+        self.assertIn(statuses[-1], (200, 503), statuses)
         self.assertEqual(srv.stop(), 0, srv.stderr_text()[-3000:])
 
     def test_a_stop_in_the_middle_of_a_pipelined_flood(self):
