@@ -1,12 +1,13 @@
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core.
 // Run by tests/integration/test_dashboard.py, which starts taskd and prepares its tasks:
 //
-//   node dashboard_check.mjs '{"base": "http://127.0.0.1:PORT", "artifacts": DIR,
+//   node dashboard_check.mjs '{"base": "http://127.0.0.1:PORT", "insecure_host": NAME, "artifacts": DIR,
 //                              "xss_id": ID, "redrive_queue": NAME, "showcase_id": ID,
 //                              "shots": DIR or null, "token_base": URL or null,
 //                              "token": TOKEN, "token_task": ID}'
 //
-// token_base is a second taskd, with the bearer token TOKEN configured, that holds the task
+// insecure_host is a name taskd allows for itself, which the browser resolves to 127.0.0.1 and
+// does not count as a secure context. token_base is a second taskd, with the bearer token TOKEN configured, that holds the task
 // token_task.
 //
 // Each check is one step with its own message; a failed step does not stop the others unless
@@ -22,6 +23,14 @@ const {chromium} = require('playwright-core');
 
 const BASE = args.base;
 const ORIGIN = new URL(BASE).origin;
+// The same taskd under a name the browser does not count as secure (as it counts 127.0.0.1):
+// there the page has no Web Locks or BroadcastChannel, and each tab reads its own stream.
+const INSECURE_HOST = args.insecure_host;
+const INSECURE = (() => {
+  const u = new URL(BASE);
+  u.hostname = INSECURE_HOST;
+  return u.origin;
+})();
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 const WAIT = 20000; // a loaded machine: generous, each wait still ends
@@ -70,6 +79,14 @@ function contrast(fg, bg) {
   if (a === null || b === null) return null;
   return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 }
+// A page in a browser context of its own. The tabs of one context share one event stream, read
+// by one of them: alone, this one reads it itself, so what its routes answer for /events reaches it.
+async function lonePage() {
+  const ctx = await browser.newContext({viewport: {width: 1280, height: 800}, colorScheme: 'light'});
+  const p = await ctx.newPage();
+  p.on('close', () => ctx.close());
+  return p;
+}
 async function shot(page, name) {
   await page.screenshot({path: path.join(args.artifacts, 'dashboard-' + name + '.png')});
 }
@@ -77,7 +94,7 @@ async function shot(page, name) {
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--host-resolver-rules=MAP ' + INSECURE_HOST + ' 127.0.0.1'],
 });
 const context = await browser.newContext({viewport: {width: 1280, height: 800}, colorScheme: 'light'});
 const foreign = []; // requests to anything but taskd's origin, refused
@@ -666,7 +683,7 @@ await step("a row's tooltip gives the override in its status message as a mark, 
 // holds one of those controls as a character: window.__raw, [the id of the nearest element that
 // has one, the text]; and every text the elements with an id in ids took: window.__said[id].
 async function watchedPage(ids) {
-  const p = await context.newPage();
+  const p = await lonePage();
   await p.addInitScript(([source, ids]) => {
     const re = new RegExp(source);
     window.__raw = [];
@@ -873,14 +890,14 @@ await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message
   }
 }, ['loaded']);
 
-await step("a stream refused with a 403 shows the server's detail in the banner", async () => {
-  const p12 = await context.newPage();
+await step("a stream refused with a 403 shows the server's detail in the banner, on a tab that shares the stream too", async () => {
+  const p12 = await lonePage();
   try {
     const detail = 'This token may not read the event stream';
     await p12.route((url) => url.pathname === '/events', (route) => route.fulfill({
       status: 403, contentType: 'application/json', body: JSON.stringify({detail})}));
     // every text the banner takes: the next answer that works takes it away again
-    await p12.addInitScript(() => {
+    const watch = (p) => p.addInitScript(() => {
       window.__banners = [];
       document.addEventListener('DOMContentLoaded', () => {
         const banner = document.querySelector('#banner');
@@ -888,11 +905,19 @@ await step("a stream refused with a 403 shows the server's detail in the banner"
             .observe(banner, {childList: true, characterData: true, subtree: true});
       });
     });
-    await p12.goto(BASE + '/');
-    await p12.waitForFunction((d) => window.__banners.some((b) => b.includes('(403: ' + d + ')')),
+    const refused = (p) => p.waitForFunction((d) => window.__banners.some((b) => b.includes('(403: ' + d + ')')),
         detail, {timeout: WAIT}).catch(async () => {
-      throw new Error('the banner said ' + JSON.stringify(await p12.evaluate(() => [...new Set(window.__banners)])));
+      throw new Error('the banner said ' + JSON.stringify(await p.evaluate(() => [...new Set(window.__banners)])));
     });
+    await watch(p12);
+    await p12.goto(BASE + '/');
+    await refused(p12);
+    // a second tab is told by the tab that reads the stream (it tries again every 5 s)
+    const other = await p12.context().newPage();
+    await watch(other);
+    await other.goto(BASE + '/');
+    await other.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
+    await refused(other);
   } finally {
     await p12.close(); // a page left open holds one of the six connections
   }
@@ -1038,7 +1063,7 @@ await step('dark mode renders', async () => {
 });
 
 await step('401 and an unreachable API show a banner, the stream says so, and all recovers when taskd is back', async () => {
-  const p2 = await context.newPage();
+  const p2 = await lonePage();
   const api = /\/(tasks|queues|metrics|events|openapi\.json)(\?|\/|$)/;
   let mode = '401';
   await p2.route((url) => api.test(url.pathname), (route) => mode === '401' ?
@@ -1142,6 +1167,52 @@ if (args.token_base) {
   });
 }
 
+if (args.token_base) {
+  await step('tabs share a stream only with tabs of the same token: a tab without it is passed nothing, and joins once given it', async () => {
+    const ctx = await browser.newContext({viewport: {width: 1280, height: 800}});
+    try {
+      const errors = [];
+      const keyed = await ctx.newPage();
+      const bare = await ctx.newPage();
+      for (const p of [keyed, bare]) p.on('pageerror', (e) => errors.push(e.message));
+      const giveToken = async (p) => {
+        await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+        await p.fill('#token-input', args.token);
+        await p.click('#token-form button[type="submit"]');
+      };
+      const post = async (data) => {
+        const r = await fetch(args.token_base + '/tasks', {
+          method: 'POST',
+          headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + args.token},
+          body: JSON.stringify({task_type: 'noop', data}),
+        });
+        check(r.status === 201, 'POST /tasks with the token: ' + r.status);
+        return (await r.json()).id;
+      };
+      const completed = (id) => `#tasks tr[data-id="${id}"] .chip[data-status="COMPLETED"]`;
+      await keyed.goto(args.token_base + '/');
+      await giveToken(keyed);
+      await keyed.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+      // the tab without a token is asked for it, and reads (tries to) a stream of its own
+      await bare.goto(args.token_base + '/');
+      await bare.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      await bare.waitForSelector('#conn[data-role="leader"]', {state: 'attached', timeout: WAIT});
+      const first = await post({for: 'the tab with the token'});
+      await keyed.waitForSelector(completed(first), {timeout: WAIT});
+      check(await bare.$(`#tasks tr[data-id="${first}"]`) === null, 'a tab without the token was passed a task read with it');
+      // given the token, it shares the stream of the tab that has it
+      await giveToken(bare);
+      await bare.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+      const second = await post({for: 'both tabs'});
+      await Promise.all([keyed, bare].map((p) => p.waitForSelector(completed(second), {timeout: WAIT})));
+      check(await keyed.getAttribute('#conn', 'data-role') === 'leader', 'the first tab no longer reads the stream');
+      check(errors.length === 0, 'page errors: ' + errors.join('; '));
+    } finally {
+      await ctx.close();
+    }
+  });
+}
+
 // What a browser does when a tab goes out of sight or comes back: headless tabs are all visible.
 function setHidden(p, hidden) {
   return p.evaluate((h) => {
@@ -1151,20 +1222,22 @@ function setHidden(p, hidden) {
   }, hidden);
 }
 
-// A browser opens at most six HTTP/1.1 connections to a host, and each tab's stream holds one.
-await step('tabs out of sight let their streams go: a seventh tab loads and goes live, a tab shown again catches up', async () => {
+// A browser opens at most six HTTP/1.1 connections to a host, and each tab's stream holds one
+// where the tabs cannot share one (not a secure context).
+await step('tabs that cannot share a stream each read their own; out of sight they let it go: a seventh tab loads and goes live, a tab shown again catches up', async () => {
   const ctx = await browser.newContext({viewport: {width: 800, height: 600}}); // connections of its own
   try {
     const tabs = [];
     for (let i = 0; i < 6; i++) {
       const t = await ctx.newPage();
-      await t.goto(BASE + '/');
+      await t.goto(INSECURE + '/');
+      if (i === 0) check(!(await t.evaluate(() => window.isSecureContext)), INSECURE + ' counts as a secure context');
       await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
       tabs.push(t);
     }
     // six streams: a seventh tab has no connection to load its page with until five go out of sight
     const seventh = await ctx.newPage();
-    const loading = seventh.goto(BASE + '/', {timeout: 3 * WAIT});
+    const loading = seventh.goto(INSECURE + '/', {timeout: 3 * WAIT});
     for (const t of tabs.slice(0, 5)) await setHidden(t, true);
     await loading;
     await seventh.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
@@ -1183,6 +1256,111 @@ await step('tabs out of sight let their streams go: a seventh tab loads and goes
     await setHidden(tabs[0], false);
     await tabs[0].waitForSelector(row, {timeout: WAIT});
     await tabs[0].waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  } finally {
+    await ctx.close();
+  }
+});
+
+// The streams taskd has open now (its gauge taskd_event_clients).
+async function eventClients() {
+  const text = await (await fetch(BASE + '/metrics')).text();
+  const m = /^taskd_event_clients(?:\{\})? (\d+)/m.exec(text);
+  check(m, 'no taskd_event_clients in /metrics');
+  return Number(m[1]);
+}
+
+async function postTask(data) {
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                          body: JSON.stringify({task_type: 'noop', data})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  return (await r.json()).id;
+}
+
+// Every tab shows the task COMPLETED, pushed by the stream (no tab is reloaded).
+async function shownOnAll(tabs, id, what) {
+  await Promise.all(tabs.map((t, i) =>
+    t.waitForSelector(`#tasks tr[data-id="${id}"] .chip[data-status="COMPLETED"]`, {timeout: WAIT})
+        .catch(() => { throw new Error(what + ': tab ' + (i + 1) + ' of ' + tabs.length + ' did not show task ' + id + ' COMPLETED'); })));
+}
+
+// Where they can (a secure context: 127.0.0.1 is one), the tabs of one taskd share one stream,
+// read by the tab that holds a Web Lock and passed to the others over a BroadcastChannel.
+await step('eight tabs share one stream: all load and go live, each shows a change, and when the reading tab closes another reads on from where it was', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}}); // connections of its own
+  try {
+    const before = await eventClients();
+    const streams = []; // the tabs' GET /events requests: {tab, url}
+    const errors = [];
+    const tabs = [];
+    for (let i = 0; i < 8; i++) {
+      const t = await ctx.newPage();
+      t.on('pageerror', (e) => errors.push(e.message));
+      t.on('request', (r) => {
+        if (new URL(r.url()).pathname === '/events') streams.push({tab: t, url: r.url()});
+      });
+      try {
+        await t.goto(BASE + '/', {timeout: WAIT});
+        await t.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+        await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+      } catch (e) {
+        throw new Error('tab ' + (i + 1) + ' did not load and go live (' + streams.length + ' streams opened before it): ' +
+                        e.message.split('\n')[0]);
+      }
+      tabs.push(t);
+    }
+    check(streams.length === 1, streams.length + ' GET /events requests from 8 tabs, want 1');
+    const during = await eventClients();
+    check(during - before <= 1, 'taskd counts ' + during + ' streams with the 8 tabs open, ' + before + ' before');
+    const leader = streams[0].tab;
+    for (const t of tabs) {
+      const role = await t.getAttribute('#conn', 'data-role');
+      check(role === (t === leader ? 'leader' : 'follower'), 'a tab says it is the ' + role + ' of the stream');
+    }
+
+    // a change made elsewhere reaches every tab
+    const first = await postTask({made: 'for eight tabs'});
+    await shownOnAll(tabs, first, 'a change with one stream for eight tabs');
+
+    // The reading tab closes. Its successor's request is held while a task is made and finished:
+    // the new stream must continue from the last event passed on, or the change is lost.
+    let held;
+    const heldRoute = new Promise((resolve) => (held = resolve));
+    const isStream = (url) => url.pathname === '/events';
+    await ctx.route(isStream, (route) => held(route));
+    await leader.close();
+    const rest = tabs.filter((t) => t !== leader);
+    const route = await Promise.race([heldRoute, new Promise((resolve, reject) =>
+      setTimeout(() => reject(new Error('no tab opened a stream after the reading tab closed')), WAIT))]);
+    const meanwhile = await postTask({made: 'while no tab read the stream'});
+    for (const end = Date.now() + WAIT; ;) {
+      const r = await fetch(BASE + '/tasks/' + meanwhile);
+      if ((await r.json()).status === 'COMPLETED') break;
+      check(Date.now() < end, 'task ' + meanwhile + ' did not complete');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const resumed = new URL(route.request().url());
+    await route.continue();
+    await ctx.unroute(isStream);
+    check(streams.length === 2, streams.length + ' GET /events requests in all, want 2');
+    const next = streams[1].tab;
+    await next.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+    await shownOnAll(rest, meanwhile, 'a change made while the reading tab changed');
+    check(/^\d+$/.test(resumed.searchParams.get('last_event_id') || ''),
+          'the new stream does not continue from an event id: ' + resumed.pathname + resumed.search);
+    const later = await postTask({made: 'after the reading tab changed'});
+    await shownOnAll(rest, later, 'a change after the reading tab changed');
+    check(await eventClients() - before <= 1, 'taskd counts ' + await eventClients() + ' streams after the hand-over, ' + before + ' before');
+
+    // out of sight all, the tabs let their one stream go; one shown again, it is read again
+    for (const t of rest) await setHidden(t, true);
+    await Promise.all(rest.map((t) => t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT})));
+    const unseen = await postTask({made: 'while all tabs were out of sight'});
+    const shown = rest.find((t) => t !== next);
+    await setHidden(shown, false);
+    await shown.waitForSelector(`#tasks tr[data-id="${unseen}"]`, {timeout: WAIT});
+    await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    check(streams.length === 3, streams.length + ' GET /events requests in all, want 3');
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
   } finally {
     await ctx.close();
   }

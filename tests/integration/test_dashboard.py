@@ -38,7 +38,14 @@ is one in a task type (the row, the drawer, the filter and the form) and in an e
 (the banner, the drawer, the history, the trace, a failed list, the search, the form's fields and
 its JSON error), taskd's answers given by the test. The
 marks U+200E, U+200F and U+061C in a status message are shown as marks too: 100-200 reads as it
-is written. Screenshots: <build>/test-artifacts/dashboard-*.png.
+is written. Eight tabs in one browser share one event stream (a Web Lock's
+holder reads it, a BroadcastChannel passes it on): all load, all see a change, and when the tab
+that reads it closes another reads on from the last event passed on (its request is held while a
+task is made and finished, which every tab must then show); out of sight all, they let the stream
+go, and one shown again catches up. Tabs share only with tabs of the same token. Under a name the
+browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and
+allowed by taskd) each tab reads its own stream and lets it go out of sight, as before.
+Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.
 Set DASHBOARD_SHOTS=<dir> to also write the README's screenshots there.
@@ -62,6 +69,7 @@ NODE_TOOLS = os.path.join(harness.REPO, "scripts", "node-tools.sh")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 BROWSER_TIMEOUT = 300
 TOKEN = "dashboard-test-token-4f9c2a"
+INSECURE_HOST = "taskd.test"
 
 
 def config(flaky_handler, sweep=None):
@@ -121,8 +129,8 @@ class Dashboard(unittest.TestCase):
             s.close(remove_tmp=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def start(self, cfg, name):
-        s = Taskd(db=self.db, config=write_config(self.tmp, cfg, name), tmpdir=self.tmp)
+    def start(self, cfg, name, env=None):
+        s = Taskd(db=self.db, config=write_config(self.tmp, cfg, name), env=env, tmpdir=self.tmp)
         self.servers.append(s)
         return s
 
@@ -140,8 +148,10 @@ class Dashboard(unittest.TestCase):
     def test_dashboard_in_chromium(self):
         flaky = self.make_dead_letter()
         # it sweeps every second, without a grace: a task's ttl removes it as soon as it passes
+        # the browser also reaches it as INSECURE_HOST (dashboard_check.mjs), a name it does not
+        # count as a secure context
         s = self.start(config({"handler": "noop"}, sweep={"sweep_interval": 1, "retention_grace": 0}),
-                       "second.json")
+                       "second.json", env={"TASKD_ALLOWED_HOSTS": INSECURE_HOST})
         wait_until(lambda: queue_table(s)["flaky"]["dead_letter_count"] == 1, 30,
                    what="the flaky task's message to reach flaky-dlq")
         self.assertEqual(s.task(flaky)["status"], "FAILED")
@@ -164,7 +174,8 @@ class Dashboard(unittest.TestCase):
         token_task = secured.create("noop", data={"secured": True}, headers={"Authorization": "Bearer " + TOKEN})
 
         artifacts = os.path.join(os.path.dirname(os.path.abspath(harness.taskd_bin())), "test-artifacts")
-        args = {"base": "http://127.0.0.1:%d" % s.port, "artifacts": artifacts, "xss_id": xss,
+        args = {"base": "http://127.0.0.1:%d" % s.port, "insecure_host": INSECURE_HOST,
+                "artifacts": artifacts, "xss_id": xss,
                 "redrive_queue": "flaky", "showcase_id": done[-1],
                 "shots": os.environ.get("DASHBOARD_SHOTS") or None,
                 "token_base": "http://127.0.0.1:%d" % secured.port, "token": TOKEN, "token_task": token_task}

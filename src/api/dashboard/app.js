@@ -381,8 +381,9 @@ function useToken(e) {
   $('#token-form').hidden = true;
   health.ok('auth');
   loadTypes();
-  // the stream continues from the first list's position: nothing between the two is missed
-  firstPage().then(() => connect(state.listSeq));
+  // the tabs that share a stream share a token: this tab joins those of the new one
+  leaveGroup();
+  beginEvents();
   loadQueues();
   sampleMetrics();
 }
@@ -542,8 +543,12 @@ function replayDuring(after) {
   for (const {seq, ev} of held) if (after === null || !(seq <= after)) applyEvent(ev);
 }
 
-// One task event from the stream (seq: its id), applied now or held while a list is read.
+// One task event from the stream (seq: its id), applied now or held while a list is read. A
+// stream shared by the tabs (see share) reads every type from its own position: a tab leaves
+// out the events of other types than its filter's, and those its list already reflects.
 function takeEvent(seq, ev) {
+  if (share.name && state.type && ev.task_type !== state.type) return;
+  if (share.name && !state.during && state.listSeq !== null && seq <= state.listSeq) return;
   if (state.during) state.during.push({seq, ev});
   else applyEvent(ev);
 }
@@ -669,7 +674,8 @@ let streamGap = false; // a stream was closed for good: its successor starts wit
 // A browser opens at most six HTTP/1.1 connections to one host, and each stream holds one: a
 // tab hidden for STREAM_PARK_MS closes its stream, so that other tabs of the same taskd can
 // have theirs. Shown again, it reads its page of tasks again and continues from there, as after
-// a gap.
+// a gap. Tabs that share a stream (see share) park it together: when none of them has been in
+// sight for STREAM_PARK_MS.
 const STREAM_PARK_MS = 10000;
 let parkTimer = null;
 let parked = false;
@@ -684,31 +690,253 @@ function parkStream() {
 
 function onVisibility() {
   clearTimeout(parkTimer);
-  if (document.visibilityState === 'hidden') {
+  const hidden = document.visibilityState === 'hidden';
+  if (share.name) {
+    holdShown(!hidden);
+    if (!share.leader) share.post({kind: hidden ? 'hidden' : 'shown'});
+    else if (hidden) parkTimer = setTimeout(parkIfUnseen, STREAM_PARK_MS);
+    else if (parked) unpark();
+    return;
+  }
+  if (hidden) {
     parkTimer = setTimeout(parkStream, STREAM_PARK_MS);
   } else if (parked) {
-    parked = false;
-    if (waitingForToken()) return; // useToken() connects
-    loadTasks().then(() => connect(state.listSeq));
-    refreshDetailSoon();
-    queuesSoon();
+    unpark();
   }
+}
+
+function unpark() {
+  parked = false;
+  if (waitingForToken()) return; // useToken() connects
+  loadTasks().then(() => connect(state.listSeq));
+  refreshDetailSoon();
+  queuesSoon();
 }
 
 function setConn(s, text) {
   $('#conn').dataset.state = s;
   $('#conn-text').textContent = text;
+  if (share.leader) share.post({kind: 'conn', state: s, text});
+}
+
+/* ---- one stream for the tabs of a taskd ------------------------------- */
+
+// Each tab's own stream held one of the browser's six connections to a host, so a seventh tab
+// in sight could not load. The tabs of one origin that use the same token share one stream
+// instead: the tab that holds a Web Lock (the leader; it holds it while it lives) reads /events
+// and passes each event on over a BroadcastChannel; when it closes, the next tab waiting for
+// the lock takes over and reads on from the last event id the group was passed, so nothing is
+// lost in between. The lock's and the channel's name come from the token's SHA-256: a tab
+// hears only the tabs of its own token. Without Web Locks, BroadcastChannel or (with a token)
+// SubtleCrypto, as outside a secure context, each tab reads its own stream as before.
+// The shared stream reads every task type; each tab leaves out what its filter does not show.
+const share = {
+  name: null,     // the group's lock and channel name; null: this tab reads its own stream
+  channel: null,
+  leader: false,  // this tab holds the lock and reads the stream
+  end: null,      // gives the lock back (or withdraws its request)
+  seen: null,     // the id of the last event this tab read or was passed
+  at: null,       // the position the leader last said the stream was at
+  listed: false,  // this tab's first list (since it joined) is read
+  shown: null,    // gives back the shared lock held while this tab is in sight
+  post(message) {
+    if (this.channel) this.channel.postMessage(message);
+  },
+  // where the group's stream has been read to: a new leader reads on from there
+  position() {
+    const known = [this.seen, this.at].filter((v) => v !== null && isFinite(v));
+    return known.length ? Math.max(...known) : null;
+  },
+  see(id) {
+    if (id !== null && id !== undefined && id !== '' && isFinite(Number(id))) this.seen = Number(id);
+  },
+};
+let eventsGen = 0; // beginEvents() calls: a later one (a new token) supersedes an earlier
+
+async function groupName(token) {
+  if (!window.isSecureContext || !navigator.locks || typeof BroadcastChannel !== 'function') return null;
+  if (!token) return 'taskd-events';
+  if (!window.crypto || !crypto.subtle) return null;
+  try {
+    const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token));
+    return 'taskd-events-' + [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  } catch (e) {
+    return null;
+  }
+}
+
+// Joins the tabs of this tab's token (or none: this tab reads its own stream), then reads the
+// first list and follows the events from its position. The channel is heard before the list is
+// read, so that an event passed on meanwhile is held like one of its own stream.
+async function beginEvents() {
+  const gen = ++eventsGen;
+  const name = await groupName(auth.token);
+  if (gen !== eventsGen) return;
+  if (name) joinGroup(name);
+  onVisibility(); // a tab opened out of sight
+  await firstPage();
+  if (gen !== eventsGen) return;
+  if (!share.name) return connect(state.listSeq);
+  share.listed = true;
+  if (share.leader) lead();
+}
+
+function joinGroup(name) {
+  share.name = name;
+  share.channel = new BroadcastChannel(name);
+  share.channel.onmessage = (m) => fromGroup(m.data);
+  const quit = new AbortController();
+  let release = null;
+  share.end = () => (release ? release() : quit.abort());
+  navigator.locks.request(name, {signal: quit.signal}, () => {
+    if (share.name !== name) return; // left meanwhile
+    share.leader = true;
+    $('#conn').dataset.role = 'leader';
+    $('#conn').title = 'The live event stream (GET /events), read by this tab for the other tabs of this taskd';
+    if (share.listed) lead();
+    return new Promise((resolve) => (release = resolve)); // held while the tab lives
+  }).catch(() => {}); // withdrawn: the tab left the group
+  $('#conn').dataset.role = 'follower';
+  $('#conn').title = 'The live event stream (GET /events), read by another tab of this taskd';
+  setConn('connecting', 'connecting');
+  share.post({kind: 'hello'}); // the leader answers with the group's position and state
+}
+
+// Out of the group (its token changed): the next tab takes over.
+function leaveGroup() {
+  if (source) source.close();
+  source = null;
+  clearTimeout(retryTimer);
+  if (!share.name) return;
+  clearTimeout(parkTimer);
+  parked = false;
+  holdShown(false);
+  share.end();
+  share.channel.close();
+  Object.assign(share, {name: null, channel: null, leader: false, end: null, seen: null, at: null, listed: false});
+  delete $('#conn').dataset.role;
+  $('#conn').title = 'The live event stream (GET /events)';
+}
+
+// The leader, once its first list is read: it reads on from the group's position, or, new to
+// a group that has none, from its list's. Out of sight, with no tab of the group in sight, it
+// starts parked.
+async function lead() {
+  if (source || parked) return;
+  if (document.visibilityState === 'hidden' && !(await anyShown())) {
+    if (!share.leader || source) return;
+    parkStream();
+    return;
+  }
+  const at = share.position();
+  connect(at !== null ? at : state.listSeq);
+}
+
+// While in sight a tab holds a shared lock of its group's: the leader asks for them before it
+// parks the stream.
+function holdShown(on) {
+  if (!on || !share.name) {
+    if (share.shown) share.shown();
+    share.shown = null;
+    return;
+  }
+  if (share.shown) return;
+  let release = null;
+  const quit = new AbortController();
+  share.shown = () => (release ? release() : quit.abort());
+  navigator.locks.request(share.name + '-shown', {mode: 'shared', signal: quit.signal},
+                          () => new Promise((resolve) => (release = resolve))).catch(() => {});
+}
+
+async function anyShown() {
+  const name = share.name + '-shown';
+  try {
+    const {held, pending} = await navigator.locks.query();
+    return held.concat(pending).some((l) => l.name === name);
+  } catch (e) {
+    return true; // not known: kept open
+  }
+}
+
+async function parkIfUnseen() {
+  if (!share.leader || parked || document.visibilityState !== 'hidden') return;
+  if (!(await anyShown()) && share.leader && document.visibilityState === 'hidden') parkStream();
+}
+
+// What the leader hears from the others, and they from it.
+function fromGroup(m) {
+  if (!m || typeof m !== 'object') return;
+  if (share.leader) {
+    if (m.kind === 'hello') share.post({kind: 'at', seq: share.position(), state: $('#conn').dataset.state, text: $('#conn-text').textContent});
+    else if (m.kind === 'shown') {
+      clearTimeout(parkTimer);
+      if (parked) unpark();
+    } else if (m.kind === 'hidden' && document.visibilityState === 'hidden') {
+      clearTimeout(parkTimer);
+      parkTimer = setTimeout(parkIfUnseen, STREAM_PARK_MS);
+    }
+    return;
+  }
+  const pos = (v) => (typeof v === 'number' && isFinite(v) ? v : null);
+  if (m.kind === 'event') {
+    share.see(m.id);
+    streamEvent(m.type, m.data, m.id);
+  } else if (m.kind === 'open') {
+    // a tab that has not been passed everything up to where the stream starts (its list is
+    // older, as after the stream was parked) reads its list again
+    const from = pos(m.from);
+    const mine = [state.listSeq, share.seen].filter((v) => v !== null);
+    const behind = from !== null && mine.length > 0 && Math.max(...mine) < from;
+    if (from !== null) share.at = from;
+    streamOpened(m.reread || behind);
+  } else if (m.kind === 'conn') {
+    setConn(m.state, m.text);
+  } else if (m.kind === 'refused') {
+    eventsRefused(m.status, m.detail);
+  } else if (m.kind === 'at') {
+    if (pos(m.seq) !== null) share.at = pos(m.seq);
+    setConn(m.state, m.text);
+  }
+}
+
+// A stream opened (reread: after a gap, or a failed first load, the page is read again).
+function streamOpened(reread) {
+  if (reread || state.loadFailed) loadTasks();
+  if (reread) refreshDetailSoon(); // it may have changed, or gone, meanwhile
+  if (!state.types.length) loadTypes();
+  setConn('live', 'live');
+  health.ok('events');
+}
+
+// One event of the stream, its own or passed on by the leader.
+function streamEvent(type, data, id) {
+  if (type === 'reset') {
+    loadTasks();
+    refreshDetailSoon();
+    queuesSoon();
+    return;
+  }
+  if (type !== 'task') return;
+  let ev;
+  try {
+    ev = JSON.parse(data);
+  } catch (e) {
+    return;
+  }
+  takeEvent(Number(id), ev);
+  queuesSoon();
 }
 
 function connect(after) {
   if (parked) return; // shown again, the tab connects
   if (source) source.close();
   clearTimeout(retryTimer);
-  // the type filter is the stream's; the status filter is applied here, so that a task
-  // leaving the filtered status is still seen to change; after: the change log's position to
-  // continue from (the first list's), once (a reconnection continues from its last event)
+  // the type filter is the stream's (a shared stream has none); the status filter is applied
+  // here, so that a task leaving the filtered status is still seen to change; after: the
+  // change log's position to continue from (the first list's, or the group's), once (a
+  // reconnection continues from its last event)
   const q = new URLSearchParams();
-  if (state.type) q.set('task_type', state.type);
+  if (state.type && !share.name) q.set('task_type', state.type);
   if (after !== undefined && after !== null) q.set('last_event_id', String(after));
   const query = q.toString();
   const url = '/events' + (query ? '?' + query : '');
@@ -716,31 +944,18 @@ function connect(after) {
   let opened = false;
   const s = (auth.token ? fetchStream : eventSource)(url, {
     open() {
-      // after a gap (or a failed first load) the page is read again
-      if (opened || state.loadFailed || streamGap) loadTasks();
-      if (opened || streamGap) refreshDetailSoon(); // it may have changed, or gone, meanwhile
+      const reread = opened || streamGap;
+      const from = opened || after === undefined ? null : after;
       streamGap = false;
-      if (!state.types.length) loadTypes();
       opened = true;
-      setConn('live', 'live');
-      health.ok('events');
+      if (from !== null) share.at = from;
+      streamOpened(reread);
+      share.post({kind: 'open', reread, from});
     },
     event(type, data, id) {
-      if (type === 'reset') {
-        loadTasks();
-        refreshDetailSoon();
-        queuesSoon();
-        return;
-      }
-      if (type !== 'task') return;
-      let ev;
-      try {
-        ev = JSON.parse(data);
-      } catch (e) {
-        return;
-      }
-      takeEvent(Number(id), ev);
-      queuesSoon();
+      share.see(id);
+      share.post({kind: 'event', type, data, id});
+      streamEvent(type, data, id);
     },
     reconnecting() {
       if (s === source) setConn('connecting', 'reconnecting');
@@ -840,14 +1055,17 @@ function fetchStream(url, on) {
   };
 }
 
-// Say why the stream was refused, when it was (401/403, or no /events at all).
+// Say why the stream was refused, when it was (401/403, or no /events at all); a leader says
+// it to the tabs it reads for too.
 async function checkEvents(url) {
+  let status = 0; // 0: taskd not reached
+  let detail = '';
   try {
     // the headers say it, and an error answer's body its detail; the body of a stream (when it
     // works) is not read
     const ctl = new AbortController();
     const r = await fetch(url, {cache: 'no-store', signal: ctl.signal, headers: auth.headers()});
-    let detail = r.statusText;
+    detail = r.statusText;
     if (!r.ok) {
       try {
         const data = JSON.parse(await r.text());
@@ -857,11 +1075,18 @@ async function checkEvents(url) {
       }
     }
     ctl.abort();
-    if (r.status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
-    else if (r.status === 401 || r.status === 403) health.fail('auth', refusal(r.status, detail));
+    status = r.status;
   } catch (e) {
-    health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
+    status = 0;
   }
+  eventsRefused(status, detail);
+  if (share.leader) share.post({kind: 'refused', status, detail});
+}
+
+function eventsRefused(status, detail) {
+  if (status === 0) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
+  else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
+  else if (status === 401 || status === 403) health.fail('auth', refusal(status, String(detail)));
 }
 
 /* ---- queues ----------------------------------------------------------- */
@@ -1346,7 +1571,9 @@ function setFilter(status, type) {
   for (const b of document.querySelectorAll('#filter-status button')) {
     b.setAttribute('aria-pressed', String(b.dataset.status === status));
   }
-  firstPage().then(() => connect(state.listSeq)); // as in useToken()
+  // as in beginEvents(); a shared stream reads every type, and stays
+  if (share.name) firstPage();
+  else firstPage().then(() => connect(state.listSeq));
 }
 
 async function searchTask(e) {
@@ -1415,9 +1642,10 @@ function start() {
   checkData();
 
   loadTypes();
-  firstPage().then(() => connect(state.listSeq)); // as in useToken()
   document.addEventListener('visibilitychange', onVisibility);
-  onVisibility(); // a tab opened out of sight
+  // a tab closed in sight: the leader looks again whether any tab is
+  window.addEventListener('pagehide', () => share.leader || share.post({kind: 'hidden'}));
+  beginEvents();
   loadQueues();
   sampleMetrics();
   setTimeout(sampleMetrics, 2000); // a first rate soon after loading
