@@ -77,3 +77,18 @@ void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[3
     memcpy(b + 9, rnd + 2, 7);
     uuid_format(b, out);
 }
+
+void uuid7_resume(uuid7_gen *g, const char *last_id)
+{
+    uint8_t b[16];
+    if (!uuid_parse(last_id, b) || b[6] >> 4 != 7)
+        return;
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = ms << 8 | b[i];
+    uint16_t counter = (uint16_t)((b[6] & 0x0f) << 8 | b[7]);
+    if (ms > g->last_ms || (ms == g->last_ms && counter > g->counter)) {
+        g->last_ms = ms;
+        g->counter = counter;
+    }
+}

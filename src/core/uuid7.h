@@ -27,6 +27,13 @@ typedef struct uuid7_gen {
 void uuid7_next(uuid7_gen *g, uint64_t now_ms, const uint8_t rnd[10], char out[37]);
 
 /*
+ * Go on after last_id, the greatest id made before (by an earlier run, say): every id g makes
+ * next sorts above it, whatever the clock then says. An id that is not a version-7 UUID, or
+ * one below what g has made, changes nothing.
+ */
+void uuid7_resume(uuid7_gen *g, const char *last_id);
+
+/*
  * The lowest version-7 id of millisecond ms, as text (36 characters plus NUL): every id made in
  * ms sorts at or above it, and every id made before ms below it.
  */

@@ -1473,6 +1473,23 @@ static bool load_types(sqlite_store *s)
     return ok && rc == SQLITE_DONE;
 }
 
+/*
+ * Task ids go on after the greatest one kept: a clock behind the one it was made by (set back,
+ * or ahead before a restart) would otherwise make ids that sort below older tasks, and a new
+ * task would be listed after them rather than first.
+ */
+static bool load_last_task_id(sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    if (sq_prepare(s->wdb, "SELECT max(id) FROM tasks", &st) != SQLITE_OK)
+        return false;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+        uuid7_resume(&s->ids, (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW;
+}
+
 bool store_sqlite_task_type_nth(store *base, size_t i, char *out, size_t len)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -2018,8 +2035,9 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     }
     if (!migrate(s->wdb, s->path, err, errlen) || !load_secret(s, err, errlen))
         goto fail;
-    if (!load_types(s)) {
-        set_err(err, errlen, "cannot read the task types of", s->path, sqlite3_errmsg(s->wdb));
+    if (!load_types(s) || !load_last_task_id(s)) {
+        set_err(err, errlen, "cannot read the task types and ids of", s->path,
+                sqlite3_errmsg(s->wdb));
         goto fail;
     }
     if (!sq_last_ids_load(s)) {

@@ -4,7 +4,8 @@ taskd that moves its CLOCK_REALTIME and leaves its monotonic clock alone.
 A queue's deadlines keep to the clock taskd started with: a step forward does not show a message
 whose handler is still running (the task would run a second time beside the first), a step back
 does not hide a delayed message for the step's length. Task times follow the wall clock, and
-the step is logged.
+the step is logged. Task ids go on after the greatest kept, so a clock set back across a restart
+still lists a new task first.
 """
 
 import os
@@ -82,6 +83,22 @@ class ClockStep(ServersTestCase):
         self.assertEqual(len(self.starts(s, tid)), 1, s.history(tid))
         wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
         self.assertAlmostEqual(self.logged_step(s), -HOUR * 1000, delta=1000)
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+
+    def test_restart_with_the_clock_back_lists_a_new_task_first(self):
+        # taskd stopped with its clock an hour ahead and started again with it right: ids took
+        # the clock alone, so the new task's id sorted below the older one's and GET /tasks,
+        # newest first, listed it after every task of that hour
+        s = self.start({}, {})
+        self.step(HOUR)
+        older = s.create("TASK2")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.step(0)
+        s = self.start({}, {})
+        newer = s.create("TASK2")
+        self.assertGreater(newer, older)
+        page = s.get("/tasks?limit=1").json()
+        self.assertEqual([t["id"] for t in page["tasks"]], [newer], page)
         self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
 
 

@@ -299,6 +299,38 @@ static void test_backwards_keeps_ms(void **state)
     assert_true(id_ms(c) == T0 + 1000);
 }
 
+/* A generator resumed after an earlier run's greatest id makes ids above it, whatever its clock
+ * says; a lower id, or one of another version, changes nothing. */
+static void test_resume_after_last_id(void **state)
+{
+    (void)state;
+    uint8_t rnd[10];
+    char before[37], next[37], later[37];
+    uuid7_gen earlier = {0};
+    rng_fill(rnd, sizeof rnd);
+    uuid7_next(&earlier, T0 + 3600000, rnd, before); /* made by a clock an hour ahead */
+
+    uuid7_gen g = {0};
+    uuid7_resume(&g, before);
+    uuid7_resume(&g, "01000000-0000-7fff-bfff-ffffffffffff"); /* lower: ignored */
+    uuid7_resume(&g, "ffffffff-ffff-4fff-bfff-ffffffffffff"); /* version 4: ignored */
+    uuid7_resume(&g, "not an id");
+    rng_fill(rnd, sizeof rnd);
+    uuid7_next(&g, T0, rnd, next);
+    check_format(next);
+    if (strcmp(before, next) >= 0)
+        fail_msg("resumed after %s, made %s", before, next);
+    assert_true(id_ms(next) == T0 + 3600000);
+
+    /* the greatest counter of its millisecond: the next id borrows the millisecond after */
+    uuid7_gen full = {0};
+    uuid7_resume(&full, "01a24684-1284-7fff-8554-f245738cce79");
+    memset(rnd, 0, sizeof rnd);
+    uuid7_next(&full, T0, rnd, later);
+    if (strcmp("01a24684-1284-7fff-8554-f245738cce79", later) >= 0)
+        fail_msg("made %s after a full millisecond", later);
+}
+
 static const char sample[] = "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f";
 static const uint8_t sample_bytes[16] = {0x01, 0x90, 0xf3, 0xc2, 0x7b, 0x1e, 0x7c, 0x3a,
                                          0x9d, 0x2e, 0x5a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f};
@@ -462,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_order_clock_backwards),
         cmocka_unit_test(test_timestamp_is_now),
         cmocka_unit_test(test_backwards_keeps_ms),
+        cmocka_unit_test(test_resume_after_last_id),
         cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_parse_rejects),
         cmocka_unit_test(test_format_known),
