@@ -818,6 +818,31 @@ static void refuse_body_memory(conn *c)
                 "request bodies fill max_body_memory");
 }
 
+/*
+ * A head the API refuses whatever its body (api_head_refused(): no access, no route, a method
+ * the route does not take, a task id that is none, a trailing slash) is answered at once, its
+ * body never asked for nor read: the connection ends after the answer, lingering so that a body
+ * sent anyway cannot reset it (RFC 9110 §10.1.1). False when the API would take the head.
+ */
+static bool answer_refused_head(conn *c)
+{
+    http_request_head *r = c->req;
+    api_request head = {.method = r->method,
+                        .path = r->path,
+                        .query = lookup_query,
+                        .header = lookup_header,
+                        .header_at = lookup_header_at,
+                        .ctx = c};
+    if (!api_head_refused(c->loop->h->api, &head))
+        return false;
+    c->chunked = false;
+    c->body_len = 0;
+    c->keep_alive = false;
+    c->linger_ns = c->loop->now_ns;
+    dispatch(c);
+    return true;
+}
+
 /* A head is complete and taken: split it and see how its body comes. */
 static void begin_request(conn *c)
 {
@@ -864,6 +889,9 @@ static void begin_request(conn *c)
         length = strtoull(cl, NULL, 10);
     }
     if (length > h->body_limit) {
+        /* a head refused whatever its body gets that answer (a 401, a 404) rather than 413 */
+        if (answer_refused_head(c))
+            return;
         c->body_len = 0;
         refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
         return;
@@ -872,23 +900,8 @@ static void begin_request(conn *c)
     const char *expect = http_head_field(r, "Expect");
     bool body_due = c->chunked || c->in_len < r->len + c->body_len;
     if (body_due && r->http11 && expect && strcasecmp(expect, "100-continue") == 0) {
-        api_request head = {.method = r->method,
-                            .path = r->path,
-                            .query = lookup_query,
-                            .header = lookup_header,
-                            .header_at = lookup_header_at,
-                            .ctx = c};
-        if (api_head_refused(h->api, &head)) {
-            /* answered at once, its body never asked for nor read: the connection ends after
-             * the answer, lingering so that a body sent anyway cannot reset it (RFC 9110
-             * §10.1.1) */
-            c->chunked = false;
-            c->body_len = 0;
-            c->keep_alive = false;
-            c->linger_ns = c->loop->now_ns;
-            dispatch(c);
+        if (answer_refused_head(c))
             return;
-        }
         /* The send buffer holds the answers before this one at most: it takes the 100 whole,
          * or, full, none of it. Then the client is not told to go on, and sends its body when
          * its own wait for the 100 ends (RFC 9110 §10.1.1). Part of it sent, or a socket that

@@ -7,6 +7,7 @@ HTTP/1.1 and 1.0, query arguments' decoding, and a malformed chunked body on a k
 connection."""
 
 import collections
+import itertools
 import json
 import os
 import re
@@ -329,8 +330,8 @@ class Wire(ServerTestCase):
     def test_expect_100_continue_refused_by_its_head_is_answered_without_100(self):
         """A head the API refuses whatever its body (a route that is none, a method the route does
         not take, a task id that is none, a path with a trailing slash, no token where one is
-        needed) is answered at once: no 100, the body never asked for, and the connection ends
-        after the answer."""
+        needed) is answered at once: no 100, no 413 for a body over the limit, the body never
+        asked for, and the connection ends after the answer."""
         secured = Taskd(env={"TASKD_TOKENS": "wire-token-0123456789"})
         self.addCleanup(secured.close)
         cases = [
@@ -340,12 +341,15 @@ class Wire(ServerTestCase):
             (self.server, b"POST /tasks/ HTTP/1.1\r\n", 307, "location", "/tasks"),
             (secured, b"POST /tasks HTTP/1.1\r\n", 401, "www-authenticate", 'Bearer realm="taskd"'),
         ]
-        for server, line, status, field, value in cases:
-            with self.subTest(request=line, status=status):
+        # with Expect: 100-continue, and with a body over the limit (1 MiB): the head's answer,
+        # not a 100 nor a 413
+        framings = [b"Content-Length: 5000\r\nExpect: 100-continue\r\n",
+                    b"Content-Length: 2000000\r\n"]
+        for (server, line, status, field, value), framing in itertools.product(cases, framings):
+            with self.subTest(request=line, status=status, framing=framing):
                 c = Client(server.port)
                 self.addCleanup(c.close)
-                c.send(line + HOST + b"Content-Type: application/json\r\n"
-                       b"Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+                c.send(line + HOST + b"Content-Type: application/json\r\n" + framing + b"\r\n")
                 ans = c.answer()  # a 100 here fails: it would be this answer
                 self.assertEqual(ans.status, status, ans.raw[:300])
                 if field:
