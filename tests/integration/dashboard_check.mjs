@@ -1366,6 +1366,44 @@ await step('eight tabs share one stream: all load and go live, each shows a chan
   }
 });
 
+// A browser keeps a page left for another in its back/forward cache, frozen, to show it again at
+// once (Playwright turns that cache off; a browser of its own has it, as Chrome does).
+await step('a reading tab left for another page, kept in the back/forward cache, lets another tab read the stream, and rejoins when shown again', async () => {
+  const cached = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    ignoreDefaultArgs: ['--disable-back-forward-cache'],
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+  });
+  try {
+    const ctx = await cached.newContext({viewport: {width: 800, height: 600}});
+    await ctx.addInitScript(() => addEventListener('pageshow', (e) => (window.__restored = e.persisted)));
+    const errors = [];
+    const [reader, other] = [await ctx.newPage(), await ctx.newPage()];
+    for (const t of [reader, other]) t.on('pageerror', (e) => errors.push(e.message));
+    await reader.goto(BASE + '/');
+    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+    await other.goto(BASE + '/');
+    await other.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    await reader.goto(BASE + '/openapi.json');
+    await other.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT}).catch(() => {
+      throw new Error('the other tab did not take the stream over while the reading tab was in the back/forward cache');
+    });
+    const away = await postTask({made: 'while the reading tab was cached'});
+    await shownOnAll([other], away, 'a change while the reading tab was cached');
+    await reader.goBack({waitUntil: 'commit'});
+    await reader.waitForFunction(() => window.__restored !== undefined, null, {timeout: WAIT});
+    check(await reader.evaluate(() => window.__restored), 'the page was loaded again, not shown from the back/forward cache: this step checks nothing');
+    await reader.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    await shownOnAll([reader], away, 'the cached tab shown again');
+    const back = await postTask({made: 'after the cached tab came back'});
+    await shownOnAll([reader, other], back, 'a change after the cached tab came back');
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await cached.close();
+  }
+});
+
 if (args.shots) {
   // The README's pictures: light, 1280x800.
   await step('README screenshots', async () => {

@@ -752,6 +752,7 @@ const share = {
   },
 };
 let eventsGen = 0; // beginEvents() calls: a later one (a new token) supersedes an earlier
+let cachedAway = false; // the page left its group for the back/forward cache
 
 async function groupName(token) {
   if (!window.isSecureContext || !navigator.locks || typeof BroadcastChannel !== 'function') return null;
@@ -1644,7 +1645,20 @@ function start() {
   loadTypes();
   document.addEventListener('visibilitychange', onVisibility);
   // a tab closed in sight: the leader looks again whether any tab is
-  window.addEventListener('pagehide', () => share.leader || share.post({kind: 'hidden'}));
+  window.addEventListener('pagehide', (e) => {
+    if (!share.leader) share.post({kind: 'hidden'});
+    // kept in the back/forward cache, the page is frozen but lives on: it would keep the lock
+    // (and its request for it), and no tab would read the stream; it joins again when shown
+    if (e.persisted && share.name) {
+      leaveGroup();
+      cachedAway = true;
+    }
+  });
+  window.addEventListener('pageshow', (e) => {
+    if (!e.persisted || !cachedAway) return;
+    cachedAway = false;
+    beginEvents();
+  });
   beginEvents();
   loadQueues();
   sampleMetrics();
