@@ -1366,6 +1366,53 @@ await step('eight tabs share one stream: all load and go live, each shows a chan
   }
 });
 
+// The reading tab asks the lock manager which tabs are in sight before it lets the stream go; a
+// tab shown while the answer is on its way says so on the channel, and the answer is older.
+await step('a tab shown while the reading tab asks which tabs are in sight keeps the stream', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    // the lock manager answers a query when the step says so, with the locks as they were asked
+    await ctx.addInitScript(() => {
+      const query = navigator.locks.query.bind(navigator.locks);
+      window.__queries = 0;
+      navigator.locks.query = async () => {
+        const held = await query();
+        window.__queries++;
+        await new Promise((resolve) => (window.__answer = () => {
+          resolve();
+          return new Promise((done) => setTimeout(done, 0)); // once the asker has read it
+        }));
+        return held;
+      };
+    });
+    const errors = [];
+    const [reader, other] = [await ctx.newPage(), await ctx.newPage()];
+    for (const t of [reader, other]) t.on('pageerror', (e) => errors.push(e.message));
+    await reader.goto(BASE + '/');
+    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+    await other.goto(BASE + '/');
+    await other.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    await setHidden(reader, true);
+    await setHidden(other, true);
+    await reader.waitForFunction(() => window.__queries > 0, null, {timeout: WAIT}); // 10 s on
+    await reader.evaluate(() => {
+      const c = new BroadcastChannel('taskd-events');
+      window.__heard = new Promise((resolve) => (c.onmessage = (m) => m.data && m.data.kind === 'shown' && resolve()));
+    });
+    await setHidden(other, false);
+    await reader.evaluate(() => window.__heard); // the reading tab was told
+    await reader.evaluate(() => window.__answer());
+    const id = await postTask({made: 'while a tab in sight was told paused'});
+    await shownOnAll([other], id, 'a change after the tab was shown').catch(async (e) => {
+      throw new Error(e.message + '; it says ' + JSON.stringify(await other.textContent('#conn-text')));
+    });
+    check(await other.getAttribute('#conn', 'data-state') === 'live', 'the tab in sight says ' + await other.textContent('#conn-text'));
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+});
+
 // A browser keeps a page left for another in its back/forward cache, frozen, to show it again at
 // once (Playwright turns that cache off; a browser of its own has it, as Chrome does).
 await step('a reading tab left for another page, kept in the back/forward cache, lets another tab read the stream, and rejoins when shown again', async () => {

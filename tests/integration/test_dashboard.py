@@ -42,9 +42,10 @@ is written. Eight tabs in one browser share one event stream (a Web Lock's
 holder reads it, a BroadcastChannel passes it on): all load, all see a change, and when the tab
 that reads it closes another reads on from the last event passed on (its request is held while a
 task is made and finished, which every tab must then show); out of sight all, they let the stream
-go, and one shown again catches up. A reading tab left for another page and kept in the
-back/forward cache (a browser of its own, with that cache on) lets another tab read on, and
-joins again when shown. Tabs share only with tabs of the same token. Under a name the
+go, and one shown again catches up; a tab shown while the reading tab's question which tabs are
+in sight is answered (the test holds the answer) keeps the stream. A reading tab left for
+another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
+another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the
 browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and
 allowed by taskd) each tab reads its own stream and lets it go out of sight, as before.
 Screenshots: <build>/test-artifacts/dashboard-*.png.

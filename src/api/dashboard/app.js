@@ -824,8 +824,9 @@ function leaveGroup() {
 // starts parked.
 async function lead() {
   if (source || parked) return;
-  if (document.visibilityState === 'hidden' && !(await anyShown())) {
-    if (!share.leader || source) return;
+  const unseen = document.visibilityState === 'hidden' && !(await anyShown());
+  if (!share.leader || source || parked) return;
+  if (unseen) {
     parkStream();
     return;
   }
@@ -849,11 +850,16 @@ function holdShown(on) {
                           () => new Promise((resolve) => (release = resolve))).catch(() => {});
 }
 
+// The lock manager's answer is as of the question: a tab shown while it came (it says so on the
+// channel), or this one, is in sight too.
+let shownHeard = 0; // the times the leader was told a tab was shown
 async function anyShown() {
   const name = share.name + '-shown';
+  const heard = shownHeard;
   try {
     const {held, pending} = await navigator.locks.query();
-    return held.concat(pending).some((l) => l.name === name);
+    return shownHeard !== heard || document.visibilityState !== 'hidden' ||
+           held.concat(pending).some((l) => l.name === name);
   } catch (e) {
     return true; // not known: kept open
   }
@@ -870,6 +876,7 @@ function fromGroup(m) {
   if (share.leader) {
     if (m.kind === 'hello') share.post({kind: 'at', seq: share.position(), state: $('#conn').dataset.state, text: $('#conn-text').textContent});
     else if (m.kind === 'shown') {
+      shownHeard++;
       clearTimeout(parkTimer);
       if (parked) unpark();
     } else if (m.kind === 'hidden' && document.visibilityState === 'hidden') {
