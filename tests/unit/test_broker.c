@@ -1196,6 +1196,22 @@ static void count_commit(void *ctx, size_t writes, double seconds, bool durable)
     atomic_fetch_add(&((commit_count *)ctx)->commits, 1);
 }
 
+/* A dead-letter queue "dlq" of n messages: first one of a task (*id) that its move there failed,
+ * then n - 1 without a task. */
+static void fill_dlq(fx *f, int n, char id[37])
+{
+    create_task(f->s, TASK_NULL_TIME, id);
+    set_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 3 receives",
+               (int64_t)time(NULL));
+    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
+    publish_bodies(f->b, &dlq, 0, 1, id); /* the first a step reads */
+    /* as its move to the DLQ would have marked it: it failed the task */
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET failed_task = 1 WHERE task_id = ?1", id), 1);
+    for (int i = 1; i < n; i += 8)
+        publish_bodies(f->b, &dlq, i, n - i < 8 ? n - i : 8, NULL);
+}
+
 /*
  * A redrive moves a dead-letter queue 1,000 messages per write, each step submitted again from
  * the last one's done(), so that a large DLQ does not hold the writer in one transaction; the
@@ -1210,16 +1226,7 @@ static void test_redrive_in_steps(void **state)
 
     enum { N = 2500 };
     char id[37];
-    create_task(f->s, TASK_NULL_TIME, id);
-    set_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 3 receives",
-               (int64_t)time(NULL));
-    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
-    publish_bodies(f->b, &dlq, 0, 1, id);
-    /* as its move to the DLQ would have marked it: it failed the task */
-    assert_int_equal(
-        test_sqlite_exec(db_path, "UPDATE messages SET failed_task = 1 WHERE task_id = ?1", id), 1);
-    for (int i = 1; i < N; i += 8)
-        publish_bodies(f->b, &dlq, i, N - i < 8 ? N - i : 8, NULL);
+    fill_dlq(f, N, id);
     expect_stats(f->b, "dlq", N, 0, 0);
 
     atomic_store(&cc.commits, 0);
@@ -1250,15 +1257,7 @@ static void test_redrive_in_steps_over_a_task_that_cannot_be_read(void **state)
 
     enum { N = 2001 };
     char id[37];
-    create_task(f->s, TASK_NULL_TIME, id);
-    set_status(f->s, id, TASK_FAILED, "dead-letter queue dlq after 3 receives",
-               (int64_t)time(NULL));
-    queue_config dlq = make_queue("dlq", 30, 0, NULL, 0);
-    publish_bodies(f->b, &dlq, 0, 1, id); /* the first a step reads */
-    assert_int_equal(
-        test_sqlite_exec(db_path, "UPDATE messages SET failed_task = 1 WHERE task_id = ?1", id), 1);
-    for (int i = 1; i < N; i += 8)
-        publish_bodies(f->b, &dlq, i, N - i < 8 ? N - i : 8, NULL);
+    fill_dlq(f, N, id);
 
     atomic_store(&corrupt_reads, 0);
     atomic_store(&corrupt_task, id);

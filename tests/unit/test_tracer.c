@@ -1246,9 +1246,10 @@ static void test_emit_stays_fast_when_unreachable(void **state)
 
 /* ---- X-Ray ---- */
 
-static void test_xray_datagrams(void **state)
+/* A UDP socket on loopback that the tracer is told is the X-Ray daemon (the environment cleared
+ * of every other tracing setting first). */
+static int xray_daemon(void)
 {
-    (void)state;
     test_trace_env_clear();
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -1258,6 +1259,13 @@ static void test_xray_datagrams(void **state)
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
     setenv("AWS_XRAY_DAEMON_ADDRESS", addr, 1);
+    return u;
+}
+
+static void test_xray_datagrams(void **state)
+{
+    (void)state;
+    int u = xray_daemon();
     tracer *t = start(0, 10);
     for (int i = 1; i <= 3; i++)
         emit(t, TASK_A, i);
@@ -1297,15 +1305,7 @@ static void test_xray_datagrams(void **state)
 static void test_xray_keeps_a_w3c_trace_id(void **state)
 {
     (void)state;
-    test_trace_env_clear();
-    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    assert_int_equal(bind(u, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(u, (struct sockaddr *)&a, &alen), 0);
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
-    setenv("AWS_XRAY_DAEMON_ADDRESS", addr, 1);
+    int u = xray_daemon();
     char now_hex[9];
     snprintf(now_hex, sizeof now_hex, "%08x", (unsigned)time(NULL));
     char ids[3][33];
