@@ -1186,6 +1186,9 @@ function parseTransitions(text) {
 }
 
 async function sampleMetrics() {
+  // the sample's time is when it was asked for: the counters are the server's then, and a page
+  // busy when the answer comes (at load) would otherwise stretch or shrink the interval
+  const now = Date.now();
   let text;
   try {
     const r = await fetch('/metrics', {cache: 'no-store', headers: auth.headers()});
@@ -1194,8 +1197,10 @@ async function sampleMetrics() {
   } catch (e) {
     return;
   }
-  const now = Date.now();
-  samples.push(Object.assign({t: now}, parseTransitions(text)));
+  // in the order asked for, though two answers may come the other way round
+  let at = samples.length;
+  while (at > 0 && samples[at - 1].t > now) at--;
+  samples.splice(at, 0, Object.assign({t: now}, parseTransitions(text)));
   while (samples.length > 2 && samples[0].t < now - CHART_WINDOW_MS - METRICS_EVERY_MS) samples.shift();
   drawChart();
 }
