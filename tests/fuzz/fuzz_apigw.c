@@ -434,6 +434,15 @@ static void check_response(const apigw_request *r, const api_response *resp)
                        h->value);
         }
     }
+    /* and the ones every answer carries, unless it has its own of that name */
+    for (int i = 0; i < API_DEFAULT_HEADERS; i++) {
+        const api_header *d = &API_DEFAULT_HEADER[i];
+        if (api_has_header(resp, d->name))
+            continue;
+        const char *got = string_at(headers, d->name);
+        FUZZ_CHECK(got && strcmp(got, d->value) == 0, "header %s: %s", d->name, out);
+        count++;
+    }
     FUZZ_CHECK(json_object_size(headers) == count, "%zu headers, want %zu: %s",
                json_object_size(headers), count, out);
 
