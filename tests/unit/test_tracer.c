@@ -751,18 +751,25 @@ static int span_sent(http_stub *r, int n, size_t limit, bool accepted)
     return found;
 }
 
+/* A tracer exporting OTLP/JSON to a collector that answers 413 to bodies over *limit (*r). */
+static tracer *start_refusing_over(size_t *limit, http_stub **r)
+{
+    test_trace_env_clear();
+    *r = receiver_refusing_over(limit);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(*r), "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    return start(0, 0);
+}
+
 /* A collector whose limit is below PAYLOAD_MAX answers 413: the batch goes again in halves
  * until each part fits, and every span arrives; the limit, once learned, splits the batches
  * that follow before they go. */
 static void test_413_splits_the_batch(void **state)
 {
     (void)state;
-    test_trace_env_clear();
     size_t limit = 250000;
-    http_stub *r = receiver_refusing_over(&limit);
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
-    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
-    tracer *t = start(0, 0);
+    http_stub *r;
+    tracer *t = start_refusing_over(&limit, &r);
     /* 20 spans of 100,500 bytes: halves of 10 (past 999,999 bytes), then of 5, 502,500
      * bytes; refused, the first five go as 2 (201,000: taken) and 3 (301,500: refused, then
      * 1 + 2). The other three fives are split at once, 2 + 3, then the 3 as 1 + 2. */
@@ -789,12 +796,9 @@ static void test_413_splits_the_batch(void **state)
 static void test_413_drops_a_span_too_large_alone(void **state)
 {
     (void)state;
-    test_trace_env_clear();
     size_t limit = 50000;
-    http_stub *r = receiver_refusing_over(&limit);
-    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
-    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
-    tracer *t = start(0, 0);
+    http_stub *r;
+    tracer *t = start_refusing_over(&limit, &r);
     test_stderr cap;
     test_stderr_begin(&cap);
     log_setup(LOG_WARN, "test_tracer");
