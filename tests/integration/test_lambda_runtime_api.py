@@ -74,7 +74,13 @@ class RuntimeApi:
                 if item is None:
                     self.close_connection = True
                     return
-                body, headers = item
+                body, headers, deadline_s = item
+                if deadline_s is not None:
+                    # Lambda's clock starts when it hands the event over, not when it is queued
+                    # here: a bootstrap slow to start has not lost any of it
+                    ms = int((time.time() + deadline_s) * 1000)
+                    api.deadline = time.monotonic() + (ms / 1000.0 - time.time())
+                    headers = dict(headers, **{"Lambda-Runtime-Deadline-Ms": str(ms)})
                 self.send_response(200)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -103,11 +109,7 @@ class RuntimeApi:
                        "arn:aws:lambda:eu-west-1:000000000000:function:taskd-test-api",
                    "Lambda-Runtime-Trace-Id": trace_id()}
         self.deadline = None
-        if deadline_s is not None:
-            ms = int((time.time() + deadline_s) * 1000)
-            self.deadline = time.monotonic() + (ms / 1000.0 - time.time())
-            headers["Lambda-Runtime-Deadline-Ms"] = str(ms)
-        self.events.put((body, headers))
+        self.events.put((body, headers, deadline_s))
         try:
             return self.posts.get(timeout=timeout)
         except Empty:
