@@ -35,7 +35,6 @@
 #endif
 
 #define API_ENV            "AWS_LAMBDA_RUNTIME_API"
-#define TRACE_ENV          "_X_AMZN_TRACE_ID"
 #define API_PREFIX         "/2018-06-01/runtime/"
 #define USER_AGENT         "taskd/" TASKD_VERSION
 #define DEFAULT_ERROR_TYPE "Runtime.UnknownReason"
@@ -593,12 +592,7 @@ bool lambda_runtime_next(lambda_runtime *rt, lambda_invocation *inv, char *err, 
         errbuf_set(err, errlen, "%s: out of memory", what);
         ok = false;
     }
-    if (ok && (h->trace_id[0] ? setenv(TRACE_ENV, h->trace_id, 1) : unsetenv(TRACE_ENV)) != 0) {
-        errbuf_set(err, errlen, "%s: cannot set " TRACE_ENV, what);
-        ok = false;
-    }
     if (!ok) {
-        unsetenv(TRACE_ENV); /* no stale trace for whatever runs next */
         buf_free(&rt->body);
         return false;
     }

@@ -21,10 +21,14 @@
  *     known" (aws_set_deadline(0) falls back to the default budget).
  *   - A header value too long for its field is a protocol error; nothing is
  *     silently truncated.
- *   - Each successful /next exports the trace header as _X_AMZN_TRACE_ID
- *     (unset when the header is absent), as OS-only runtimes must. setenv is
- *     not thread-safe: call lambda_runtime_next on the main loop thread
- *     before any handler thread reads the environment.
+ *   - The trace header stays in the invocation (trace_id), for the caller to
+ *     pass to what needs it; it is not exported as _X_AMZN_TRACE_ID. Nothing
+ *     in the process reads that variable (exec programs get an allow-listed
+ *     environment and the task's own trace in TRACEPARENT), and setenv or
+ *     unsetenv while other threads call getenv (libcurl reads the proxy
+ *     variables on every transfer, in the span exporter's thread too; the
+ *     AWS clients read their credentials) may hand a reader a freed array:
+ *     the process environment is never changed here.
  *
  * A runtime is used by one thread at a time. Errors are returned with a
  * one-line reason in the caller's err buffer (err may be NULL).
@@ -67,7 +71,7 @@ long lambda_runtime_last_status(const lambda_runtime *rt);
 /*
  * Block (without timeout) for the next invocation and fill inv, which need
  * not be initialised: its previous contents are overwritten, not freed.
- * Sets or unsets _X_AMZN_TRACE_ID. false with err on a transport error, a
+ * Leaves the process environment alone. false with err on a transport error, a
  * non-2xx answer, a missing or unsafe request id, a header value too long,
  * or out of memory; inv is then empty (clearing it is harmless).
  */

@@ -7,13 +7,14 @@
  * thread, so a client that opened a second connection would be served, and
  * counted, rather than hang.
  * Covered: configuration from AWS_LAMBDA_RUNTIME_API; /next parsing (header
- * names in any case, deadline, ARN, trace id, body) and _X_AMZN_TRACE_ID set
- * and unset; the /response, /error and /init/error posts (paths, exact bodies,
- * JSON escaping, the error type header, no header injection); a missing,
- * unsafe or oversized request id and other header values too long; a
- * missing or bad deadline read as 0; one connection for next + respond +
- * next; HTTP 500 on /next and 413 on /response; a 1 MB event both ways; the
- * post timeout; and an unreachable API.
+ * names in any case, deadline, ARN, trace id, body), the process environment
+ * left as it was (no _X_AMZN_TRACE_ID set or unset); the /response, /error
+ * and /init/error posts (paths, exact bodies, JSON escaping, the error type
+ * header, no header injection); a missing, unsafe or oversized request id
+ * and other header values too long; a missing or bad deadline read as 0; one
+ * connection for next + respond + next; HTTP 500 on /next and 413 on
+ * /response; a 1 MB event both ways; the post timeout; and an unreachable
+ * API.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,8 @@
 #define TRACE      "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
 #define ARN        "arn:aws:lambda:us-east-2:123456789012:function:fn"
 #define API_PATH   "/2018-06-01/runtime/"
+
+extern char **environ;
 
 /* ---- the Runtime API stand-in (support/http_stub) ---- */
 
@@ -146,7 +150,6 @@ static void test_next_parses_the_invocation(void **state)
     };
     http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
-    unsetenv("_X_AMZN_TRACE_ID");
 
     lambda_invocation inv;
     char err[256] = "";
@@ -157,8 +160,6 @@ static void test_next_parses_the_invocation(void **state)
     assert_string_equal(inv.trace_id, TRACE);
     assert_int_equal(inv.event_len, strlen("{\"hello\":\"world\"}"));
     assert_string_equal(inv.event, "{\"hello\":\"world\"}");
-    assert_non_null(getenv("_X_AMZN_TRACE_ID"));
-    assert_string_equal(getenv("_X_AMZN_TRACE_ID"), TRACE);
     assert_int_equal(lambda_runtime_last_status(rt), 200);
 
     const http_stub_request *q = http_stub_request_at(s, 0);
@@ -192,25 +193,62 @@ static void test_next_empty_event_is_empty_string(void **state)
     server_stop(s);
 }
 
-static void test_trace_env_set_and_unset(void **state)
+/* The environment as a /next found it: the array, and the entry of _X_AMZN_TRACE_ID (if any). */
+typedef struct env_seen {
+    char **array;
+    const char *trace;
+} env_seen;
+
+static env_seen env_now(void)
+{
+    return (env_seen){.array = environ, .trace = getenv("_X_AMZN_TRACE_ID")};
+}
+
+/* Whether the environment is the one seen before: nothing set, unset or moved. */
+static bool env_untouched(env_seen before, const char *trace)
+{
+    env_seen now = env_now();
+    return now.array == before.array && now.trace == before.trace &&
+           (trace ? now.trace && strcmp(now.trace, trace) == 0 : !now.trace);
+}
+
+/* The trace header stays in the invocation: /next never touches the process environment, which
+ * other threads read meanwhile (a setenv or unsetenv may free the array a getenv walks).
+ * Whether the variable was there or not, with a header, without one, and on a failure. */
+static void test_next_leaves_the_environment_alone(void **state)
 {
     (void)state;
     static const http_stub_reply script[] = {
         NEXT_OK("Lambda-Runtime-Trace-Id: " TRACE "\r\n", "{}"),
         NEXT_OK("", "{}"),
+        {.status = 200, .headers = "Lambda-Runtime-Trace-Id: " TRACE "\r\n", .body = "{}"},
+        NEXT_OK("Lambda-Runtime-Trace-Id: " TRACE "\r\n", "{}"),
     };
-    http_stub *s = server_start(script, 2);
+    http_stub *s = server_start(script, 4);
     lambda_runtime *rt = runtime_for_test();
-    setenv("_X_AMZN_TRACE_ID", "Root=stale", 1);
-
     lambda_invocation inv;
+
+    setenv("_X_AMZN_TRACE_ID", "Root=the-process-own", 1);
+    env_seen before = env_now();
     assert_true(lambda_runtime_next(rt, &inv, NULL, 0));
-    assert_string_equal(getenv("_X_AMZN_TRACE_ID"), TRACE);
+    assert_string_equal(inv.trace_id, TRACE);
+    assert_true(env_untouched(before, "Root=the-process-own"));
     lambda_invocation_clear(&inv);
 
-    assert_true(lambda_runtime_next(rt, &inv, NULL, 0));
+    assert_true(lambda_runtime_next(rt, &inv, NULL, 0)); /* no header */
     assert_string_equal(inv.trace_id, "");
-    assert_null(getenv("_X_AMZN_TRACE_ID"));
+    assert_true(env_untouched(before, "Root=the-process-own"));
+    lambda_invocation_clear(&inv);
+
+    assert_false(lambda_runtime_next(rt, &inv, NULL, 0)); /* no request id */
+    assert_true(env_untouched(before, "Root=the-process-own"));
+    lambda_invocation_clear(&inv);
+
+    unsetenv("_X_AMZN_TRACE_ID");
+    before = env_now();
+    assert_true(lambda_runtime_next(rt, &inv, NULL, 0));
+    assert_string_equal(inv.trace_id, TRACE);
+    assert_true(env_untouched(before, NULL));
     lambda_invocation_clear(&inv);
 
     lambda_runtime_free(rt);
@@ -232,7 +270,6 @@ static void test_long_trace_header_keeps_root_parent_sampled(void **state)
     char err[256] = "";
     assert_true(lambda_runtime_next(rt, &inv, err, sizeof err));
     assert_string_equal(inv.trace_id, TRACE);
-    assert_string_equal(getenv("_X_AMZN_TRACE_ID"), TRACE);
     lambda_invocation_clear(&inv);
     lambda_runtime_free(rt);
     server_stop(s);
@@ -246,13 +283,11 @@ static void test_missing_request_id(void **state)
     };
     http_stub *s = server_start(script, 1);
     lambda_runtime *rt = runtime_for_test();
-    setenv("_X_AMZN_TRACE_ID", "Root=stale", 1);
     lambda_invocation inv;
     char err[256] = "";
     assert_false(lambda_runtime_next(rt, &inv, err, sizeof err));
     assert_non_null(strstr(err, "Lambda-Runtime-Aws-Request-Id"));
     assert_null(inv.event);
-    assert_null(getenv("_X_AMZN_TRACE_ID"));
     lambda_invocation_clear(&inv);
     lambda_runtime_free(rt);
     server_stop(s);
@@ -636,7 +671,7 @@ int main(void)
         cmocka_unit_test(test_new_reads_the_environment),
         cmocka_unit_test(test_next_parses_the_invocation),
         cmocka_unit_test(test_next_empty_event_is_empty_string),
-        cmocka_unit_test(test_trace_env_set_and_unset),
+        cmocka_unit_test(test_next_leaves_the_environment_alone),
         cmocka_unit_test(test_missing_request_id),
         cmocka_unit_test(test_unsafe_request_id_is_rejected),
         cmocka_unit_test(test_header_too_long),

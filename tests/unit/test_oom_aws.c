@@ -1957,7 +1957,7 @@ static bool lambda_runtime_calls(void *arg)
             inv.deadline_ms != 1700000000000 || strcmp(inv.event, NEXT_EVENT) != 0 ||
             inv.event_len != strlen(NEXT_EVENT) || !strstr(inv.function_arn, "function:taskd") ||
             strncmp(inv.trace_id, "Root=1-5bef4de7", 15) != 0 ||
-            !eq(getenv("_X_AMZN_TRACE_ID"), inv.trace_id))
+            getenv("_X_AMZN_TRACE_ID")) /* the header stays in inv, not the environment */
             wrong("an invocation read wrong");
     } else {
         if (!said(err) || inv.event)
@@ -2005,7 +2005,6 @@ static void test_lambda_runtime(void **state)
     server *h = server_start(runtime_answer, NULL, "AWS_LAMBDA_RUNTIME_API");
     assert_true(oom_sweep("lambda runtime", lambda_runtime_calls, h) > 10);
     unsetenv("AWS_LAMBDA_RUNTIME_API");
-    unsetenv("_X_AMZN_TRACE_ID");
     server_stop(h);
 }
 
