@@ -7,7 +7,11 @@ one that accepts connections and never answers):
   (taskd_spans_dropped_total in the invocation's metrics line, and a warning);
 - a collector that answers has every span before the next /next, also without a deadline;
 - a Runtime API that answers 500 to a /response or an /error makes bootstrap exit non-zero
-  without asking for another invocation; a 400 does not.
+  without asking for another invocation; a 400 does not;
+- the invocation's Lambda-Runtime-Trace-Id reaches its request span and log lines (trace_id,
+  xray_trace_id) through the invocation, and bootstrap never changes its own environment to carry it (no _X_AMZN_TRACE_ID
+  set or unset while other threads read the environment): a shim preloaded into it notes every
+  setenv, unsetenv, putenv and clearenv.
 
 Role api with an event that needs no DynamoDB (a route with no task id: 404), so the only
 network bootstrap talks to is this file's. Needs the bootstrap build, nothing else.
@@ -18,6 +22,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -25,8 +30,8 @@ import uuid
 from queue import Empty, Queue
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (QuietHandler, bootstrap_bin, require_bootstrap, serve_stand_in,  # noqa: E402
-                     wait_until)
+from harness import (QuietHandler, bootstrap_bin, preload_env, require_bootstrap,  # noqa: E402
+                     serve_stand_in, wait_until)
 
 PREFIX = "/2018-06-01/runtime"
 # the flush's budget after the response is 300 ms (src/aws/bootstrap.c); what a test allows the
@@ -102,12 +107,15 @@ class RuntimeApi:
         self.server = serve_stand_in(Handler)
         self.address = "127.0.0.1:%d" % self.server.server_port
 
-    def invoke(self, body, deadline_s=None, timeout=10.0):
-        """Queue an invocation and wait for its post: (kind, body, arrival time)."""
+    def invoke(self, body, deadline_s=None, timeout=10.0, trace=None):
+        """Queue an invocation and wait for its post: (kind, body, arrival time). trace is its
+        Lambda-Runtime-Trace-Id ("" for none), a new one by default."""
         headers = {"Lambda-Runtime-Aws-Request-Id": str(uuid.uuid4()),
                    "Lambda-Runtime-Invoked-Function-Arn":
-                       "arn:aws:lambda:eu-west-1:000000000000:function:taskd-test-api",
-                   "Lambda-Runtime-Trace-Id": trace_id()}
+                       "arn:aws:lambda:eu-west-1:000000000000:function:taskd-test-api"}
+        trace = trace_id() if trace is None else trace
+        if trace:
+            headers["Lambda-Runtime-Trace-Id"] = trace
         self.deadline = None
         self.events.put((body, headers, deadline_s))
         try:
@@ -359,6 +367,35 @@ class PostFailures(RuntimeApiTestCase):
         self.assertIsNone(boot.proc.poll(), boot.text())
         wait_until(lambda: boot.logs("cannot post the invocation's outcome"), 5,
                    what="the refused post in the log\n" + boot.text())
+
+
+class TraceHeader(RuntimeApiTestCase):
+    def test_the_trace_header_goes_with_the_invocation_not_the_environment(self):
+        """Each invocation's request span and log lines take its own trace header (a trace of
+        their own without one), and bootstrap's environment is never changed to carry it: a
+        setenv while the span exporter's thread and the AWS clients call getenv may free the
+        array they read."""
+        scratch = tempfile.TemporaryDirectory()
+        self.addCleanup(scratch.cleanup)
+        watched = os.path.join(scratch.name, "env_changes")
+        api, boot = self.start(preload_env(self, "ENV_WATCH_SHIM", "libenv_watch.so",
+                                           ENV_WATCH_FILE=watched, LOG_LEVEL="debug"))
+        traces = [trace_id(), "", trace_id()]
+        for trace in traces:
+            kind, body, _ = api.invoke(event(), trace=trace)
+            self.assertEqual((kind, json.loads(body)["statusCode"]), ("response", 404), body)
+        lines = wait_until(lambda: len(boot.logs("request")) == len(traces) and
+                           boot.logs("request"), 5, what="a request line per invocation\n" +
+                           boot.text())
+        for trace, line in zip(traces, lines):
+            root = trace.split(";")[0][len("Root="):]
+            self.assertEqual(line.get("xray_trace_id"), root, line)
+            if trace:
+                self.assertEqual(line.get("trace_id"), root[2:].replace("-", ""), line)
+        self.assertNotIn(lines[1]["trace_id"], (lines[0]["trace_id"], lines[2]["trace_id"]))
+        with open(watched) as f:
+            changes = f.read().splitlines()
+        self.assertEqual(changes, ["watching"], "bootstrap changed its environment")
 
 
 if __name__ == "__main__":
