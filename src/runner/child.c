@@ -25,18 +25,18 @@
  *   page tables costs about 0.08 ms per MiB of this process's anonymous memory (taskd has
  *   ~8 MiB: a run costs what it did before, ~1.5 ms for /bin/true); the pages this process
  *   writes while a run lasts are copied once (copy-on-write).
- * - The supervisor reports on a pipe in fixed 16-byte records (atomic writes): STARTED with
- *   the program's pid or SPAWN_FAILED with an errno value, then EXITED with the program's wait
+ * - The supervisor reports on a pipe in fixed 16-byte records (atomic writes): STARTED with the
+ *   program's pid or SPAWN_FAILED with an errno value, then EXITED with the program's wait
  *   status and CPU time (wait4), or KILLED with them when the program was reaped only once the
- *   supervisor had begun to kill the run (so the parent can tell a program that ended by
- *   itself, whose outcome stands, from one its end signal killed). It waits in sigwaitinfo() for
- * SIGCHLD (reaps everything, and exits once no child is left after the program ended) or the end
- * signal from the parent (sent by child_kill(), or as the parent-death signal): a real-time signal,
- * which queues, so that it cannot merge with a SIGTERM someone else sent and be lost. Then it lists
- * its descendants from /proc (PPid links, a few passes), SIGKILLs them all, reaps, and repeats
- * until it has no child left. Without /proc it can only kill the program's process group. A SIGTERM
- * from anyone else (a service manager stopping everything) is passed on to the program, whose call
- * it is.
+ *   supervisor had begun to kill the run (so the parent can tell a program that ended by itself,
+ *   whose outcome stands, from one its end signal killed). It waits in sigwaitinfo() for SIGCHLD
+ *   (reaps everything, and exits once no child is left after the program ended) or the end
+ *   signal from the parent (sent by child_kill(), or as the parent-death signal): a real-time
+ *   signal, which queues, so that it cannot merge with a SIGTERM someone else sent and be lost.
+ *   Then it lists its descendants from /proc (PPid links, a few passes), SIGKILLs them all,
+ *   reaps, and repeats until it has no child left. Without /proc it can only kill the program's
+ *   process group. A SIGTERM from anyone else (a service manager stopping everything) is passed
+ *   on to the program, whose call it is.
  * - child_reap() gives the supervisor kill_grace_ms to clear the run, then stops it (SIGSTOP, so
  *   it reaps nothing more), SIGKILLs the program's process group if the program's pid is still
  *   the program's (a process of that pid whose parent is the supervisor), and SIGKILLs the
