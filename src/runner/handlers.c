@@ -24,7 +24,7 @@ void handler_result_clear(handler_result *r)
     free(r->result);
     r->status_msg = NULL;
     r->result = NULL;
-    r->ok = r->retry = r->lost = false;
+    r->ok = r->retry = r->lost = r->own_end = false;
 }
 
 /* ---- TASK1: the original service's demo --------------------------------------------- */
@@ -35,6 +35,7 @@ typedef struct task1 {
     pthread_mutex_t mu; /* the wait, so abort() can cut it short */
     pthread_cond_t cond;
     bool aborted;
+    int64_t aborted_ns; /* when abort() came (clock_mono_ns()) */
 } task1;
 
 /*
@@ -68,24 +69,32 @@ static double uniform01(void)
     return (double)(r >> 11) / 9007199254740992.0; /* 53 bits */
 }
 
-/* Wait s seconds; false when aborted first. */
+/*
+ * Wait s seconds; true when the wait ran out by itself, false when abort() cut it short (or
+ * came before it began). An abort that came once the time was up, before this thread saw it,
+ * did not cut it: the wait had run out.
+ */
 static bool task1_wait(task1 *cfg, double s)
 {
-    struct timespec until = clock_mono_after_ms((int64_t)(s * 1000));
+    const int64_t until_ns = clock_mono_ns() + (int64_t)(s * 1000) * 1000000;
+    const struct timespec until = clock_mono_timespec(until_ns);
     pthread_mutex_lock(&cfg->mu);
     int rc = 0;
     while (!cfg->aborted && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&cfg->cond, &cfg->mu, &until);
-    bool finished = !cfg->aborted;
+    bool ran_out = !cfg->aborted || cfg->aborted_ns >= until_ns;
     pthread_mutex_unlock(&cfg->mu);
-    return finished;
+    return ran_out;
 }
 
 static void task1_abort(handler *h)
 {
     task1 *cfg = h->ctx;
     pthread_mutex_lock(&cfg->mu);
-    cfg->aborted = true;
+    if (!cfg->aborted) {
+        cfg->aborted = true;
+        cfg->aborted_ns = clock_mono_ns();
+    }
     pthread_cond_broadcast(&cfg->cond);
     pthread_mutex_unlock(&cfg->mu);
 }
@@ -94,15 +103,18 @@ static void task1_run(handler *h, const handler_task *t, unsigned timeout_s, han
 {
     (void)t;
     task1 *cfg = h->ctx;
+    /* a wait that ran out is the run's own end, and so is its outcome: the task's, though an
+     * abort came as it returned; one the abort cut short is not (work_run() gives it back) */
     if (cfg->seconds > timeout_s) {
         char msg[64];
-        snprintf(msg, sizeof msg, task1_wait(cfg, timeout_s) ? "timed out after %u s" : "aborted",
-                 timeout_s);
+        out->own_end = task1_wait(cfg, timeout_s);
+        snprintf(msg, sizeof msg, out->own_end ? "timed out after %u s" : "aborted", timeout_s);
         out->ok = false;
         out->status_msg = strdup(msg);
         return;
     }
-    if (!task1_wait(cfg, cfg->seconds)) {
+    out->own_end = task1_wait(cfg, cfg->seconds);
+    if (!out->own_end) {
         out->ok = false;
         out->status_msg = strdup("aborted");
         return;
@@ -166,6 +178,7 @@ static void noop_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     (void)t;
     (void)timeout_s;
     out->ok = true;
+    out->own_end = true; /* nothing cuts it short */
     out->status_msg = strdup("Task completed");
 }
 

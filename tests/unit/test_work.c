@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "runner/handlers.h"
 #include "runner/work.h"
 #include "util/log.h"
 #include "support/store_front.h"
@@ -542,7 +543,8 @@ static void test_deadline_too_near_kept(void **state)
 /*
  * Run a claimed task with data whose run ends without an outcome (when aborting, shutdown comes
  * while it runs): work_run() says so with fate, the task is not reported (IN_PROGRESS "Task
- * started", no report span), and its run span is an error saying run_msg.
+ * started", no report span), and its run span is an error saying run_msg. The env's handler
+ * runs it: the in-test one (called once), or a built-in one.
  */
 static void expect_not_reported(fixture *f, const char *data, bool aborting, work_fate fate,
                                 const char *run_msg)
@@ -560,11 +562,12 @@ static void expect_not_reported(fixture *f, const char *data, bool aborting, wor
     store_batch_wait(&group);
     assert_int_equal(it.fate, fate);
     assert_false(work_finish(&f->env, &it));
-    assert_int_equal(atomic_load(&f->th.calls), 1);
+    if (f->env.handler == &f->handler)
+        assert_int_equal(atomic_load(&f->th.calls), 1);
     assert_status(f, id, TASK_IN_PROGRESS, "Task started");
 
     spans sp = spans_of(f, id);
-    const span *run = find(&sp, "test", NULL);
+    const span *run = find(&sp, f->env.handler->name, NULL);
     assert_non_null(run);
     assert_int_equal(run->status, SPAN_STATUS_ERROR);
     assert_string_equal(run->status_msg, run_msg);
@@ -600,6 +603,69 @@ static void test_run_ended_on_its_own_before_the_abort_reported(void **state)
     assert_int_not_equal(run->status, SPAN_STATUS_ERROR);
     assert_non_null(find(&sp, "UPDATE tasks", "COMPLETED"));
     spans_free(&sp);
+}
+
+/* A built-in handler as the fixture's binding names it; for TASK1, its wait and failure rate. */
+static handler *builtin(fixture *f, const char *name, const char *seconds, const char *failure_rate)
+{
+    setenv("TASK1_SECONDS", seconds, 1);
+    setenv("TASK1_FAILURE_RATE", failure_rate, 1);
+    handler_config hc = f->binding;
+    snprintf(hc.handler, sizeof hc.handler, "%s", name);
+    char err[256] = "";
+    handler *h = handler_create(&hc, err, sizeof err);
+    if (!h)
+        fail_msg("handler_create %s: %s", name, err);
+    unsetenv("TASK1_SECONDS");
+    unsetenv("TASK1_FAILURE_RATE");
+    return h;
+}
+
+/* Shutdown as a built-in handler's run ends by itself (the abort flag is set, as runner_abort()
+ * sets it before it aborts the handler): noop's run, and a TASK1 wait that ran out, completed or
+ * failed at the failure rate's word, are the task's outcome, reported; not run again. */
+static void test_builtin_runs_that_ended_by_themselves_reported_at_an_abort(void **state)
+{
+    fixture *f = *state;
+    const struct {
+        const char *handler, *failure_rate;
+        task_status status;
+        const char *msg;
+    } cases[] = {
+        {"noop", "0", TASK_COMPLETED, "Task completed"},
+        {"TASK1", "0", TASK_COMPLETED, "Task completed"},
+        {"TASK1", "1", TASK_FAILED, "Task failed somehow"},
+    };
+    atomic_store(&f->aborting, true);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        handler *h = builtin(f, cases[i].handler, "0", cases[i].failure_rate);
+        f->env.handler = h;
+        char id[37];
+        task t = run_one(f, "{}", id); /* reported: its message spent */
+        assert_string_equal(task_status_name(t.status), task_status_name(cases[i].status));
+        assert_string_equal(t.status_msg, cases[i].msg);
+        task_clear(&t);
+        f->env.handler = &f->handler;
+        handler_free(h);
+    }
+}
+
+/* Shutdown that cuts a TASK1 wait short (its own, or its timeout's): the task is given back to
+ * run again, neither FAILED "aborted" nor COMPLETED. */
+static void test_task1_run_the_abort_cut_given_back(void **state)
+{
+    fixture *f = *state;
+    const unsigned timeouts[] = {7200, 5}; /* past TASK1_SECONDS, then short of it */
+    atomic_store(&f->aborting, true);
+    for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
+        f->binding.timeout = timeouts[i];
+        handler *h = builtin(f, "TASK1", "3600", "0");
+        f->env.handler = h;
+        h->abort(h); /* its wait is cut as it begins */
+        expect_not_reported(f, "{}", true, WORK_KEEP, "aborted at shutdown");
+        f->env.handler = &f->handler;
+        handler_free(h);
+    }
 }
 
 /* A task the handler could not start (short of descriptors, say) is not reported either: its
@@ -766,6 +832,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aborted_run_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_ended_on_its_own_before_the_abort_reported, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_builtin_runs_that_ended_by_themselves_reported_at_an_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_task1_run_the_abort_cut_given_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run_the_handler_cannot_start_comes_back_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unstarted_item_kept, setup, teardown),
