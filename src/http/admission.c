@@ -7,6 +7,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,14 +18,20 @@
 /* One client address and its open connections. */
 typedef struct client {
     unsigned char key[17]; /* family, then the address bytes */
-    unsigned count;
+    unsigned count;        /* its connections, the lingering ones among them */
+    admission_lingerer *lingering, *lingering_last; /* those lingering, oldest first */
     struct client *next;
 } client;
+
+/* An admission_lingerer's state. */
+enum { NOT_LINGERING, LINGERING, GAVE_WAY };
 
 struct admission {
     unsigned max_connections, max_per_client;
     unsigned ipv6_prefix; /* the bits of an IPv6 address that name its client */
     uint8_t hash_key[16]; /* random: a client cannot choose addresses that share a bucket */
+    admission_give_way_fn *give_way; /* NULL: no connection gives way */
+    void *give_way_ctx;
     pthread_mutex_t lock; /* guards the fields below */
     unsigned open;        /* every connection counted and not yet closed */
     client *clients[CLIENT_BUCKETS];
@@ -100,6 +107,27 @@ void admission_free(admission *a)
     free(a);
 }
 
+void admission_set_give_way(admission *a, admission_give_way_fn *give_way, void *ctx)
+{
+    pthread_mutex_lock(&a->lock);
+    a->give_way = give_way;
+    a->give_way_ctx = ctx;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void unlist(client *cl, admission_lingerer *l)
+{
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        cl->lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    else
+        cl->lingering_last = l->prev;
+    l->prev = l->next = NULL;
+}
+
 admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
 {
     unsigned char key[17];
@@ -107,9 +135,16 @@ admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
     admission_verdict v = ADMISSION_OK;
     pthread_mutex_lock(&a->lock);
     client **slot = client_slot(a, key);
-    if (a->open >= a->max_connections) {
+    bool client_full = *slot && (*slot)->count >= a->max_per_client;
+    if (client_full && (*slot)->lingering && a->give_way) {
+        /* its oldest lingering connection's place passes to this one: the counts stay */
+        admission_lingerer *l = (*slot)->lingering;
+        unlist(*slot, l);
+        l->state = GAVE_WAY;
+        a->give_way(l, a->give_way_ctx);
+    } else if (a->open >= a->max_connections) {
         v = ADMISSION_FULL;
-    } else if (*slot && (*slot)->count >= a->max_per_client) {
+    } else if (client_full) {
         v = ADMISSION_CLIENT_FULL;
     } else if (!*slot && !(*slot = calloc(1, sizeof **slot))) {
         v = ADMISSION_OUT_OF_MEMORY;
@@ -130,13 +165,41 @@ unsigned admission_open(admission *a)
     return open;
 }
 
+void admission_linger(admission *a, const struct sockaddr *addr, admission_lingerer *l)
+{
+    unsigned char key[17];
+    client_key(addr, a->ipv6_prefix, key);
+    pthread_mutex_lock(&a->lock);
+    client *cl = *client_slot(a, key);
+    if (cl && l->state == NOT_LINGERING) {
+        l->prev = cl->lingering_last;
+        l->next = NULL;
+        if (cl->lingering_last)
+            cl->lingering_last->next = l;
+        else
+            cl->lingering = l;
+        cl->lingering_last = l;
+        l->state = LINGERING;
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
 void admission_leave(admission *a, const struct sockaddr *addr)
+{
+    admission_leave_lingerer(a, addr, NULL);
+}
+
+void admission_leave_lingerer(admission *a, const struct sockaddr *addr, admission_lingerer *l)
 {
     unsigned char key[17];
     client_key(addr, a->ipv6_prefix, key);
     pthread_mutex_lock(&a->lock);
     client **slot = client_slot(a, key);
-    if (*slot) {
+    if (l && l->state == GAVE_WAY) {
+        /* its place went to another connection, which gives it back when it closes */
+    } else if (*slot) {
+        if (l && l->state == LINGERING)
+            unlist(*slot, l);
         if (--(*slot)->count == 0) {
             client *gone = *slot;
             *slot = gone->next;

@@ -6,7 +6,8 @@
  * connection) and a connection once, edge-triggered for reading and writing, and an eventfd
  * through which other threads wake it. Every connection counts against its client's address
  * (admission.h) from accept until it closes; one past a bound is answered 429 or 503 at once,
- * then read from until its client closes (refused_take()), outside the epoll set.
+ * then read from until its client closes (refused_take()), outside the epoll set. A lingering
+ * connection gives way to its client's next one at the client's bound (conn_give_way()).
  * A connection moves through:
  *
  *   HEAD     a request head is read and judged (http_head_judge()), then split in place
@@ -22,7 +23,8 @@
  *            uses the same wake list
  *   LINGER   answered while a body was still coming, or closing with the client's bytes
  *            unread or the answer not yet acknowledged: what comes is read and dropped for a
- *            moment, so the close does not reset the connection under the answer
+ *            moment, so the close does not reset the connection under the answer; closed
+ *            sooner when a new connection of its client needs its place
  *
  * Waiting for a write costs no epoll_ctl() and no thread: the connection stays in its set, and
  * a commit of many writes wakes each loop once. Pipelined requests are answered in order, one
@@ -59,6 +61,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +193,8 @@ struct conn {
     int64_t io_ns;     /* the last byte read or written */
     int64_t linger_ns; /* when lingering began */
     size_t dropped;    /* bytes dropped while lingering */
+    admission_lingerer place; /* among its client's lingering connections (admission_linger()) */
+    atomic_bool give_way;     /* its place went to a new connection: it closes at its wake */
     /* output */
     sbuf out; /* the response head, or a stream's chunk */
     size_t out_off;
@@ -364,13 +369,32 @@ static void conn_close(conn *c)
         epoll_ctl(c->loop->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
         /* its place given back before the close: a client that sees the close and connects
          * again at once may be accepted by another loop, and must not find it still taken */
-        admission_leave(h->admission, (struct sockaddr *)&c->addr);
+        admission_leave_lingerer(h->admission, (struct sockaddr *)&c->addr, &c->place);
         close(c->fd);
         c->fd = -1;
     }
     if (c->phase == PENDING && c->ex->long_lived && h->api->pipeline &&
         h->api->pipeline->unwait_task(h->api->pipeline->ctx, c->ex))
         c->phase = HEAD; /* a long poll taken back: no ready() comes */
+}
+
+/*
+ * A new connection of c's client, at the client's bound, takes the place of c, which lingers
+ * (admission_give_way_fn; the accepting loop's thread, under admission's lock): c's loop closes
+ * it at its next turn. c's answer went out whole and its end with it, and its client came back
+ * on another connection: held, the place refused that one 429 until the client's close reached
+ * c's loop (after the client had read the end, and often after its next connection came), or
+ * for the whole linger of a client that keeps its socket. Should the client not have read all
+ * of c's answer yet, the close may reset it: the client's own, for its next connection. The
+ * wake is pushed under the lock, so c, seen closing by its loop after this, is not freed before
+ * the wake is taken off the stack.
+ */
+static void conn_give_way(admission_lingerer *place, void *ctx)
+{
+    (void)ctx;
+    conn *c = (conn *)((char *)place - offsetof(conn, place));
+    atomic_store(&c->give_way, true);
+    conn_wake(c);
 }
 
 /* Free a closed connection when nothing will touch it any more (the loop's turn is over: no
@@ -1079,6 +1103,10 @@ static void response_sent(conn *c)
     if (!c->keep_alive && !c->linger_ns && close_may_reset(c))
         c->linger_ns = c->loop->now_ns; /* as a refusal's: the answer is not reset away */
     if (c->linger_ns) {
+        /* the answer is out whole: from now the place may go to the client's next connection,
+         * listed before the shutdown, as the close gives it back before the close, since the
+         * client may come back as soon as it reads the end */
+        admission_linger(c->loop->h->admission, (struct sockaddr *)&c->addr, &c->place);
         shutdown(c->fd, SHUT_WR);
         c->phase = LINGER;
         c->readable = true;
@@ -1237,6 +1265,8 @@ static void woken(loop *l, conn *c)
         }
     } else if (c->phase == STREAM && !c->closing) {
         run(c);
+    } else if (c->phase == LINGER && !c->closing && atomic_load(&c->give_way)) {
+        conn_close(c); /* its place went to a new connection of its client */
     }
 }
 
@@ -1802,6 +1832,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
         free(h);
         return NULL;
     }
+    admission_set_give_way(h->admission, conn_give_way, NULL);
     set_gauges(h); /* both 0, shown from the start */
     h->listen_fd = listen_on(&ss, sslen);
     if (h->listen_fd < 0) {

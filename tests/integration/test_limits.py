@@ -108,6 +108,28 @@ def closed_within(s, timeout):
         return time.monotonic() - start
 
 
+def ask_over_new_connections(port, n, request, late_ack=False):
+    """Send request n times, each over a new connection, reading as a client does: the answer
+    (read_answer()), then the server's close (closed_within()), then closing its own side. With
+    late_ack the client acknowledges late (TCP_QUICKACK off), as over a network rather than
+    loopback: the answer is not yet acknowledged as it goes out, and its connection lingers. The
+    statuses in order (None: no answer, or no close after it)."""
+    statuses = []
+    for _ in range(n):
+        s = connect(port)
+        try:
+            if late_ack:
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)
+            s.sendall(request)
+            parsed, _, closed = read_answer(s)
+            if not closed and closed_within(s, 5.0) is None:
+                parsed = None
+        finally:
+            s.close()
+        statuses.append(parsed[0] if parsed else None)
+    return statuses
+
+
 @unittest.skipIf(on_lambda(), "the local listener's own bounds: on AWS, API Gateway's")
 class Limits(ServersTestCase):
     def start(self, **cfg):
@@ -763,6 +785,61 @@ class Limits(ServersTestCase):
         self.assertEqual(len(statuses), 3000)
         refused = [x for x in statuses if x != b"200"]
         self.assertEqual(refused, [], "%d of 3000 not 200" % len(refused))
+
+    def test_serial_requests_that_close_are_served_at_the_bound(self):
+        # one client at a bound of 1, asking over a new connection for each request
+        # (Connection: close) and acknowledging late, as over a network: each answer goes out
+        # unacknowledged, so the connection lingers, and its client, having read the answer and
+        # its end, closes and connects again at once; the lingering connection held its place
+        # until the loop saw the client's close, and the new one, accepted by the other loop
+        # first, was refused 429 (a third of them)
+        srv = Taskd(db=self.db, config=write_config(self.tmp, {"max_connections_per_client": 1}),
+                    args=("--threads", "2"), tmpdir=self.tmp)
+        self.servers.append(srv)
+        request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        statuses = ask_over_new_connections(srv.port, 300, request, late_ack=True)
+        refused = [x for x in statuses if x != 200]
+        self.assertEqual(refused, [], "%d of 300 not 200" % len(refused))
+
+    def test_a_lingering_connection_gives_way_to_its_clients_next(self):
+        # an answer that closes its connection lingers when its client sent more than its
+        # request (a stray CRLF here); the client has the answer and its end, keeps its socket,
+        # and connects again at its bound of 1: the new connection takes the lingering one's
+        # place (it was refused 429 until the linger's 1 s was over), the lingering socket is
+        # closed, and the bound still holds for a third connection
+        srv = self.start(max_connections_per_client=1)
+        request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        before = descriptors(srv.proc.pid)
+        first = connect(srv.port)
+        try:
+            first.sendall(request + b"\r\n")
+            parsed, raw, _ = read_answer(first)
+            self.assertEqual(parsed and parsed[0], 200, raw[:200])
+            self.assertIsNotNone(closed_within(first, 5.0), "no end after the answer")
+            lingering = {fd: what for fd, what in descriptors(srv.proc.pid).items()
+                         if what.startswith("socket:") and what not in before.values()}
+            self.assertEqual(len(lingering), 1, "the first connection does not linger")
+            second = connect(srv.port)
+            try:
+                second.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                parsed, raw, _ = read_answer(second)
+                self.assertEqual(parsed and parsed[0], 200, raw[:200])
+                third = connect(srv.port)
+                try:
+                    third.sendall(request)
+                    parsed, raw, _ = read_answer(third)
+                    self.assertEqual(parsed and parsed[0], 429, raw[:200])
+                finally:
+                    third.close()
+                # well within the linger's 1 s, which began with the first answer
+                deadline = time.monotonic() + 0.5
+                while set(lingering.values()) & set(descriptors(srv.proc.pid).values()):
+                    self.assertLess(time.monotonic(), deadline, "the lingering socket stays")
+                    time.sleep(0.01)
+            finally:
+                second.close()
+        finally:
+            first.close()
 
     def test_per_client_bound_leaves_other_clients_served(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

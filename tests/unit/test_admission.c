@@ -152,12 +152,76 @@ static void test_many_clients(void **state)
     admission_free(a);
 }
 
+/* The lingering connections told to give way, in order (give_way's ctx). */
+typedef struct gave_way {
+    admission_lingerer *l[4];
+    int n;
+} gave_way;
+
+static void record_give_way(admission_lingerer *l, void *ctx)
+{
+    gave_way *g = ctx;
+    assert_true(g->n < 4);
+    g->l[g->n++] = l;
+}
+
+/* At its bound, a client's next connection takes the place of its oldest lingering one, which is
+ * told to close and gives nothing back; connections that do not linger never give way, a
+ * lingering one that closes by itself gives its place back, and the counts stay within both
+ * bounds. */
+static void test_lingering_connection_gives_way(void **state)
+{
+    (void)state;
+    admission *a = admission_new(3, 2, 64);
+    gave_way g = {0};
+    struct sockaddr_in c1 = v4("10.0.0.1", 1), c2 = v4("10.0.0.2", 1);
+    admission_lingerer l1 = {0}, l2 = {0}, l3 = {0}, l4 = {0};
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l1 */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l2 */
+    admission_linger(a, SA(c1), &l1);
+    /* without a give_way callback a client at its bound is refused, lingering or not */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_CLIENT_FULL);
+    admission_set_give_way(a, record_give_way, &g);
+    admission_linger(a, SA(c1), &l2);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l3, in l1's place */
+    assert_int_equal(g.n, 1);
+    assert_ptr_equal(g.l[0], &l1);
+    assert_int_equal(admission_open(a), 2);
+    admission_leave_lingerer(a, SA(c1), &l1); /* it closes: its place is l3's now */
+    assert_int_equal(admission_open(a), 2);
+    /* l2 closes by itself before anyone needs its place: given back, and no longer listed */
+    admission_leave_lingerer(a, SA(c1), &l2);
+    assert_int_equal(admission_open(a), 1);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l4 */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(g.n, 1);
+    /* the bound in all is full: a client at its bound still takes its own lingering place,
+     * another client is refused, and nothing of another client's gives way to it */
+    assert_int_equal(admission_enter(a, SA(c2)), ADMISSION_OK);
+    admission_linger(a, SA(c1), &l3);
+    assert_int_equal(admission_enter(a, SA(c2)), ADMISSION_FULL);
+    assert_int_equal(g.n, 1);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(g.n, 2);
+    assert_ptr_equal(g.l[1], &l3);
+    assert_int_equal(admission_open(a), 3);
+    admission_leave_lingerer(a, SA(c1), &l3);
+    admission_leave_lingerer(a, SA(c1), &l4); /* one that never lingered */
+    admission_leave(a, SA(c1));
+    admission_leave(a, SA(c2));
+    assert_int_equal(admission_open(a), 0);
+    admission_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_per_client_bound),     cmocka_unit_test(test_bound_in_all),
-        cmocka_unit_test(test_addresses_told_apart), cmocka_unit_test(test_ipv6_prefix),
+        cmocka_unit_test(test_per_client_bound),
+        cmocka_unit_test(test_bound_in_all),
+        cmocka_unit_test(test_addresses_told_apart),
+        cmocka_unit_test(test_ipv6_prefix),
         cmocka_unit_test(test_many_clients),
+        cmocka_unit_test(test_lingering_connection_gives_way),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
