@@ -753,37 +753,23 @@ class Limits(ServersTestCase):
 
     def test_a_connection_closed_by_the_server_is_not_counted_after_its_close(self):
         # clients as many as the per-client bound, each asking over a new connection for every
-        # request and reading its answer to the end (HTTP/1.0): a closed connection's place is
-        # free by the time its client sees the close, whichever loop accepts the next one; it
+        # request and reading its answer, then the close (HTTP/1.0): a closed connection's place
+        # is free by the time its client sees the close, whichever loop accepts the next one; it
         # was given back after the close, and the next connection, accepted by the other loop
         # meanwhile, was refused 429 (some in every few thousand)
         srv = Taskd(db=self.db, config=write_config(self.tmp, {"max_connections_per_client": 2}),
                     args=("--threads", "2"), tmpdir=self.tmp)
         self.servers.append(srv)
         statuses = []
-
-        def ask(n):
-            for _ in range(n):
-                s = connect(srv.port)
-                try:
-                    s.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                    data = b""
-                    while True:
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                finally:
-                    s.close()
-                statuses.append(data[9:12])
-
-        clients = [threading.Thread(target=ask, args=(1500,)) for _ in range(2)]
+        request = b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        clients = [threading.Thread(target=lambda: statuses.extend(
+            ask_over_new_connections(srv.port, 1500, request))) for _ in range(2)]
         for c in clients:
             c.start()
         for c in clients:
             c.join(120)
         self.assertEqual(len(statuses), 3000)
-        refused = [x for x in statuses if x != b"200"]
+        refused = [x for x in statuses if x != 200]
         self.assertEqual(refused, [], "%d of 3000 not 200" % len(refused))
 
     def test_serial_requests_that_close_are_served_at_the_bound(self):
