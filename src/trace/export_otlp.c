@@ -71,10 +71,11 @@ typedef struct otlp_exporter {
     CURL *curl;
     struct curl_slist *headers;
     char curl_err[CURL_ERROR_SIZE];
-    sbuf response;          /* the first RESPONSE_KEEP bytes of the last response body */
-    size_t response_size;   /* the whole body's */
-    size_t body_max;        /* encoded bodies over this are split; see the top of the file */
-    int64_t body_max_until; /* monotonic ns when a learned body_max ends */
+    sbuf response;           /* the first RESPONSE_KEEP bytes of the last response body */
+    size_t response_size;    /* the whole body's */
+    size_t body_max;         /* encoded bodies over this are split; see the top of the file */
+    int64_t body_max_until;  /* now_ns() when a learned body_max ends */
+    int64_t (*now_ns)(void); /* the monotonic clock body_max_until is on */
     exporter_warnings warnings;
     uint64_t rng;
 
@@ -435,7 +436,7 @@ static void learn_body_max(otlp_exporter *o, size_t len)
     /* the first time at info level: the collector's limit is below taskd's own */
     bool first = o->body_max == PAYLOAD_MAX;
     o->body_max = len - 1;
-    o->body_max_until = clock_mono_ns() + LEARNED_MAX_NS;
+    o->body_max_until = o->now_ns() + LEARNED_MAX_NS;
     if (first || log_enabled(LOG_DEBUG)) {
         char max_s[24];
         snprintf(max_s, sizeof max_s, "%zu", o->body_max);
@@ -450,7 +451,7 @@ static void learn_body_max(otlp_exporter *o, size_t len)
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
 {
     otlp_exporter *o = (otlp_exporter *)e;
-    if (o->body_max < PAYLOAD_MAX && clock_mono_ns() >= o->body_max_until)
+    if (o->body_max < PAYLOAD_MAX && o->now_ns() >= o->body_max_until)
         o->body_max = PAYLOAD_MAX;
     uint8_t *body;
     size_t len;
@@ -584,7 +585,7 @@ static struct curl_slist *request_headers(const otel_config *cfg)
     return h;
 }
 
-exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r)
+exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_t (*now_ns)(void))
 {
     otlp_exporter *o = calloc(1, sizeof *o);
     if (!o)
@@ -600,6 +601,7 @@ exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r)
     o->compression = cfg->compression;
     o->timeout_ms = cfg->timeout_ms;
     o->body_max = PAYLOAD_MAX;
+    o->now_ns = now_ns ? now_ns : clock_mono_ns;
     o->resource = r;
     o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;
     if (!(o->endpoint = strdup(cfg->endpoint)) || !(o->headers = request_headers(cfg)) ||

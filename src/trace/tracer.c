@@ -344,7 +344,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
                 t->exporters[t->n_exporters++] = xray;
         }
         if (t->cfg.endpoint) {
-            if (!(otlp = export_otlp_new(&t->cfg, &t->resource)))
+            if (!(otlp = export_otlp_new(&t->cfg, &t->resource, o->otlp_clock_ns)))
                 goto nomem;
             t->exporters[t->n_exporters++] = otlp;
         }

@@ -47,6 +47,9 @@ typedef struct tracer_options {
     size_t local_capacity; /* spans kept for the local view (default 65536), in 512 bytes
                             * each (at least 256 KiB in all); 0 disables */
     bool xray_subsegments; /* inside a Lambda function: X-Ray gets only subsegments (xray.h) */
+    /* The monotonic clock, in ns, that the OTLP exporter's body bound learned from a 413
+     * expires by (NULL: clock_mono_ns); a test moves it to see the bound end. */
+    int64_t (*otlp_clock_ns)(void);
 } tracer_options;
 
 /* Process-wide set-up and tear-down of the HTTP client library (libcurl). */

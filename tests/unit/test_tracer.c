@@ -6,7 +6,8 @@
  * Covered: OTLP JSON and protobuf bodies with their Content-Type and configured headers, gzip
  * bodies (Content-Encoding, decompressing to the spans; the traces variable over the generic), only
  * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, a batch
- * a collector answers 413 split until it fits (a span too large alone dropped), retry
+ * a collector answers 413 split until it fits (a span too large alone dropped; the bound learned
+ * held 10 minutes, on a clock the test moves), retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams (a client's W3C
  * trace id kept whatever its first 4 bytes), disabled
@@ -30,6 +31,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,18 +105,23 @@ static void emit(tracer *t, const char *task_id, int n)
     span_clear(&s);
 }
 
+static tracer *start_with(const tracer_options *o)
+{
+    char err[256] = "";
+    tracer *t = tracer_new(o, err, sizeof err);
+    if (!t)
+        print_message("tracer_new: %s\n", err);
+    assert_non_null(t);
+    return t;
+}
+
 static tracer *start(size_t queue, size_t local)
 {
     tracer_options o = {.service_name = "taskd-test",
                         .service_version = "9.9.9",
                         .queue_capacity = queue,
                         .local_capacity = local};
-    char err[256] = "";
-    tracer *t = tracer_new(&o, err, sizeof err);
-    if (!t)
-        print_message("tracer_new: %s\n", err);
-    assert_non_null(t);
-    return t;
+    return start_with(&o);
 }
 
 /* Wait up to ms for the counter to reach want; true when it did. */
@@ -751,14 +758,33 @@ static int span_sent(http_stub *r, int n, size_t limit, bool accepted)
     return found;
 }
 
-/* A tracer exporting OTLP/JSON to a collector that answers 413 to bodies over *limit (*r). */
+/* The clock the OTLP exporter's learned bound expires by: still unless a test moves it. */
+static _Atomic int64_t learned_clock_at = 1000000000000LL;
+
+static int64_t learned_clock(void)
+{
+    return atomic_load(&learned_clock_at);
+}
+
+/* A tracer exporting OTLP/JSON to a collector that answers 413 to bodies over *limit (*r), its
+ * learned bound on learned_clock(). */
 static tracer *start_refusing_over(size_t *limit, http_stub **r)
 {
     test_trace_env_clear();
     *r = receiver_refusing_over(limit);
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(*r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
-    return start(0, 0);
+    tracer_options o = {.service_name = "taskd-test", .otlp_clock_ns = learned_clock};
+    return start_with(&o);
+}
+
+/* How many of r's requests from the first on were refused (over limit). */
+static size_t refused_from(http_stub *r, size_t first, size_t limit)
+{
+    size_t refused = 0;
+    for (size_t q = first; q < http_stub_count(r); q++)
+        refused += http_stub_request_at(r, q)->body_len > limit;
+    return refused;
 }
 
 /* A collector whose limit is below PAYLOAD_MAX answers 413: the batch goes again in halves
@@ -781,9 +807,7 @@ static void test_413_splits_the_batch(void **state)
     tracer_free(t);
     for (int i = 10; i < 30; i++)
         assert_int_equal(span_sent(r, i, limit, true), 1);
-    size_t refused = 0;
-    for (size_t q = 0; q < http_stub_count(r); q++)
-        refused += http_stub_request_at(r, q)->body_len > limit;
+    size_t refused = refused_from(r, 0, limit);
     print_message("%zu requests, %zu answered 413\n", http_stub_count(r), refused);
     /* only the first five met the limit: 5 spans, then 3 */
     assert_int_equal(refused, 2);
@@ -832,6 +856,54 @@ static void test_413_drops_a_span_too_large_alone(void **state)
     assert_int_equal(http_stub_count(r), before + 1);
     assert_int_equal(span_sent(r, 14, limit, true), 1);
     assert_int_equal(span_sent(r, 13, limit, true) + span_sent(r, 13, limit, false), 0);
+    http_stub_stop(r);
+}
+
+/* Five spans of 100,500 bytes, numbered from first, emitted and flushed: all five taken. */
+static void export_five(tracer *t, int first)
+{
+    uint64_t exported = tracer_exported(t);
+    for (int i = first; i < first + 5; i++)
+        emit_sized(t, i, 100500);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(tracer_exported(t), exported + 5);
+}
+
+/* The bound learned from a 413 holds for 10 minutes from its last fall: a batch within them is
+ * split before it goes, and the collector refuses nothing; one after goes whole again, is
+ * refused, and is split as the first was. */
+static void test_413_bound_lasts_10_minutes(void **state)
+{
+    (void)state;
+    size_t limit = 250000;
+    http_stub *r;
+    tracer *t = start_refusing_over(&limit, &r);
+    /* 5 spans, 502,500 bytes: refused; 2 taken, 3 (301,500) refused, then 1 + 2 */
+    export_five(t, 10);
+    assert_int_equal(refused_from(r, 0, limit), 2);
+    size_t before = http_stub_count(r);
+
+    atomic_fetch_add(&learned_clock_at, 599 * 1000000000LL);
+    export_five(t, 20);
+    /* split under 301,500 bytes before they went: 2, then 1 + 2 */
+    assert_int_equal(refused_from(r, before, limit), 0);
+    assert_int_equal(http_stub_count(r), before + 3);
+    before = http_stub_count(r);
+
+    atomic_fetch_add(&learned_clock_at, 1000000000LL);
+    export_five(t, 30);
+    tracer_free(t);
+    /* the bound forgotten: the five went whole once, refused, then as the first five did */
+    assert_int_equal(refused_from(r, before, limit), 2);
+    assert_int_equal(http_stub_count(r), before + 5);
+    const http_stub_request *whole = http_stub_request_at(r, before);
+    assert_true(whole->body_len > limit);
+    for (int i = 30; i < 35; i++) {
+        char hex[17];
+        span_id_hex(i, hex);
+        assert_non_null(strstr(whole->body, hex));
+        assert_int_equal(span_sent(r, i, limit, true), 1);
+    }
     http_stub_stop(r);
 }
 
@@ -1423,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_large_batch_is_split),
         cmocka_unit_test(test_413_splits_the_batch),
         cmocka_unit_test(test_413_drops_a_span_too_large_alone),
+        cmocka_unit_test(test_413_bound_lasts_10_minutes),
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
