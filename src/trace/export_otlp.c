@@ -13,18 +13,20 @@
  * mutex with a condition variable lets hurry() wake a backoff sleep.
  *
  * A batch goes out as: encode (splitting in halves while the body is over
- * body_max), gzip it when so configured -> post_with_retries -> post_once
- * per attempt. Losses are marked in the caller's failed[] and warned about
- * once per POST. body_max bounds the encoded body before compression (a
- * collector's size limit is usually on what it must decompress): PAYLOAD_MAX
- * at first, then one byte under the smallest body a collector answered 413
- * Payload Too Large, so the batches that follow are split before they go
- * rather than each refused first, and a span alone over it is dropped unsent.
- * A refused batch is split in halves and each sent (down to one span, which
- * is then dropped); it is never retried as it was. The learned bound lasts
- * LEARNED_MAX_NS from its last fall, then PAYLOAD_MAX holds again: a
- * collector whose limit was raised gets whole batches back, one that kept it
- * costs a few 413s again.
+ * PAYLOAD_MAX), gzip it when so configured (splitting in halves while what
+ * would be sent is over body_max) -> post_with_retries -> post_once per
+ * attempt. Losses are marked in the caller's failed[] and warned about once
+ * per POST. PAYLOAD_MAX bounds the encoded body before compression, taskd's
+ * own limit. body_max is learned: none at first, then one byte under the
+ * smallest body a collector answered 413 Payload Too Large, so the batches
+ * that follow are split before they go rather than each refused first, and a
+ * span alone over it is dropped unsent. It bounds the body as sent, gzipped
+ * when so configured: the 413 answered a request of that length, which is
+ * what a proxy in front of the collector counts. A refused batch is split in
+ * halves and each sent (down to one span, which is then dropped); it is never
+ * retried as it was. The learned bound lasts LEARNED_MAX_NS from its last
+ * fall, then none holds again: a collector whose limit was raised gets whole
+ * batches back, one that kept it costs a few 413s again.
  */
 #include "export_otlp.h"
 
@@ -73,7 +75,7 @@ typedef struct otlp_exporter {
     char curl_err[CURL_ERROR_SIZE];
     sbuf response;           /* the first RESPONSE_KEEP bytes of the last response body */
     size_t response_size;    /* the whole body's */
-    size_t body_max;         /* encoded bodies over this are split; see the top of the file */
+    size_t body_max;         /* bodies as sent over this are split (SIZE_MAX: none learned) */
     int64_t body_max_until;  /* now_ns() when a learned body_max ends */
     int64_t (*now_ns)(void); /* the monotonic clock body_max_until is on */
     exporter_warnings warnings;
@@ -416,25 +418,25 @@ static bool gzip_body(const uint8_t *in, size_t len, uint8_t **out, size_t *outl
     return true;
 }
 
-/* Warn of span s dropped as too large for the collector: its encoded body of len bytes was
+/* Warn of span s dropped as too large for the collector: its body of len bytes as sent was
  * answered 413 (refused) or is over one that was (not sent). */
 static void warn_too_large(otlp_exporter *o, const span *s, size_t len, bool refused)
 {
     char detail[300];
     snprintf(detail, sizeof detail, "span %.95s: a body of %zu bytes%s %s", s->name, len,
-             o->compression == OTEL_COMPRESSION_GZIP ? " before gzip" : "",
+             o->compression == OTEL_COMPRESSION_GZIP ? " gzipped" : "",
              refused ? "was answered 413"
                      : "was not sent: the collector answered 413 to one no larger");
     warn(o, "OTLP export: the collector refused a span as too large, span dropped", detail);
 }
 
-/* After a 413 to an encoded body of len bytes: the bound falls under it (and its time restarts). */
+/* After a 413 to a body of len bytes as sent: the bound falls under it (and its time restarts). */
 static void learn_body_max(otlp_exporter *o, size_t len)
 {
-    if (len - 1 >= o->body_max) /* len >= 1: no span encodes to nothing */
+    if (len - 1 >= o->body_max) /* len >= 1: no span encodes or compresses to nothing */
         return;
-    /* the first time at info level: the collector's limit is below taskd's own */
-    bool first = o->body_max == PAYLOAD_MAX;
+    /* the first fall at info level, the others at debug */
+    bool first = o->body_max == SIZE_MAX;
     o->body_max = len - 1;
     o->body_max_until = o->now_ns() + LEARNED_MAX_NS;
     if (first || log_enabled(LOG_DEBUG)) {
@@ -442,25 +444,46 @@ static void learn_body_max(otlp_exporter *o, size_t len)
         snprintf(max_s, sizeof max_s, "%zu", o->body_max);
         log_write(first ? LOG_INFO : LOG_DEBUG,
                   "OTLP export: the collector answered 413 Payload Too Large; batches are split "
-                  "to bodies of at most body_max bytes for the next 10 minutes",
+                  "to bodies of at most body_max bytes as sent for the next 10 minutes",
                   "endpoint", o->endpoint, "body_max", max_s, NULL);
     }
+}
+
+static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed);
+
+/* Export spans[0..n) (n > 1) in two halves, each on its own. */
+static void export_halves(exporter *e, const span *spans, size_t n, bool *failed)
+{
+    size_t half = n / 2;
+    otlp_export(e, spans, half, failed);
+    otlp_export(e, spans + half, n - half, failed + half);
+}
+
+/* spans[0..n), len bytes as sent, too large for the collector (refused: answered 413; else over
+ * a body that was): exported again in halves, or, one span, dropped with a warning. */
+static void too_large_for_collector(otlp_exporter *o, const span *spans, size_t n, bool *failed,
+                                    size_t len, bool refused)
+{
+    if (n > 1) {
+        export_halves(&o->base, spans, n, failed);
+        return;
+    }
+    warn_too_large(o, &spans[0], len, refused);
+    failed[0] = true;
 }
 
 /* Export spans[0..n), marking the ones lost in failed[]. */
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
 {
     otlp_exporter *o = (otlp_exporter *)e;
-    if (o->body_max < PAYLOAD_MAX && o->now_ns() >= o->body_max_until)
-        o->body_max = PAYLOAD_MAX;
+    if (o->body_max != SIZE_MAX && o->now_ns() >= o->body_max_until)
+        o->body_max = SIZE_MAX;
     uint8_t *body;
     size_t len;
     bool ok = encode(o, spans, n, &body, &len);
-    if ((!ok || len > o->body_max) && n > 1) {
+    if ((!ok || len > PAYLOAD_MAX) && n > 1) {
         free(body);
-        size_t half = n / 2;
-        otlp_export(e, spans, half, failed);
-        otlp_export(e, spans + half, n - half, failed + half);
+        export_halves(e, spans, n, failed);
         return;
     }
     if (!ok || len > PAYLOAD_MAX) {
@@ -472,14 +495,6 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         failed[0] = true;
         return;
     }
-    if (len > o->body_max) {
-        /* over a body the collector refused: it would be refused too */
-        warn_too_large(o, &spans[0], len, false);
-        free(body);
-        failed[0] = true;
-        return;
-    }
-    size_t encoded_len = len;
     if (o->compression == OTEL_COMPRESSION_GZIP) {
         uint8_t *gz;
         size_t gzlen;
@@ -496,19 +511,18 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         body = gz;
         len = gzlen;
     }
+    if (len > o->body_max) {
+        /* over a body the collector refused: it would be refused too */
+        free(body);
+        too_large_for_collector(o, spans, n, failed, len, false);
+        return;
+    }
     bool too_large;
     uint64_t lost = post_with_retries(o, body, len, n, &too_large);
     free(body);
     if (too_large) {
-        learn_body_max(o, encoded_len);
-        if (n > 1) {
-            size_t half = n / 2;
-            otlp_export(e, spans, half, failed);
-            otlp_export(e, spans + half, n - half, failed + half);
-            return;
-        }
-        warn_too_large(o, &spans[0], encoded_len, true);
-        failed[0] = true;
+        learn_body_max(o, len);
+        too_large_for_collector(o, spans, n, failed, len, true);
         return;
     }
     for (uint64_t i = 0; i < lost; i++)
@@ -600,7 +614,7 @@ exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_
     o->protocol = cfg->protocol;
     o->compression = cfg->compression;
     o->timeout_ms = cfg->timeout_ms;
-    o->body_max = PAYLOAD_MAX;
+    o->body_max = SIZE_MAX;
     o->now_ns = now_ns ? now_ns : clock_mono_ns;
     o->resource = r;
     o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;

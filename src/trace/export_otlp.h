@@ -8,9 +8,9 @@
  * Content-Encoding: gzip (the OTLP/HTTP spec's only compression). A collector
  * that answers 413 Payload Too Large gets the batch again in halves, each
  * half split again on its own 413, down to one span, which is dropped; for
- * the next 10 minutes the bound is one byte under the smallest body refused,
- * so later batches are split before they go and a span alone over it is
- * dropped unsent. 2xx is success; a
+ * the next 10 minutes bodies as sent (gzipped, with gzip) are bounded one
+ * byte under the smallest one refused, so later batches are split before
+ * they go and a span alone over it is dropped unsent. 2xx is success; a
  * partialSuccess's rejectedSpans are marked failed (the first that many of
  * the batch: the response does not say which). 429/502/503/504 and transport
  * errors are retried, up to 5 attempts, after the server's Retry-After (at

@@ -7,7 +7,7 @@
  * bodies (Content-Encoding, decompressing to the spans; the traces variable over the generic), only
  * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, a batch
  * a collector answers 413 split until it fits (a span too large alone dropped; the bound learned
- * held 10 minutes, on a clock the test moves), retry
+ * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped), retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams (a client's W3C
  * trace id kept whatever its first 4 bytes), disabled
@@ -728,12 +728,17 @@ static http_stub *receiver_refusing_over(size_t *limit)
 }
 
 /* Span n (from 10 to 99, so that every one encodes to the same length) with a string of size
- * bytes, emitted. */
-static void emit_sized(tracer *t, int n, size_t size)
+ * bytes, emitted: noise of them random hex digits (which gzip to about half), the rest 'x'. */
+static void emit_noisy(tracer *t, int n, size_t size, size_t noise)
 {
     char *v = malloc(size + 1);
     assert_non_null(v);
     memset(v, 'x', size);
+    uint64_t x = 0x9e3779b97f4a7c15ULL * (uint64_t)n;
+    for (size_t i = 0; i < noise; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        v[i] = "0123456789abcdef"[x >> 60];
+    }
     v[size] = '\0';
     span s;
     make_span(&s, TASK_A, n, n);
@@ -741,6 +746,12 @@ static void emit_sized(tracer *t, int n, size_t size)
     tracer_emit(t, &s);
     span_clear(&s);
     free(v);
+}
+
+/* Span n with a string of size bytes, emitted (see emit_noisy). */
+static void emit_sized(tracer *t, int n, size_t size)
+{
+    emit_noisy(t, n, size, 0);
 }
 
 /* How many of r's requests, among those answered 200 (at most limit bytes) or refused, hold the
@@ -766,14 +777,16 @@ static int64_t learned_clock(void)
     return atomic_load(&learned_clock_at);
 }
 
-/* A tracer exporting OTLP/JSON to a collector that answers 413 to bodies over *limit (*r), its
- * learned bound on learned_clock(). */
-static tracer *start_refusing_over(size_t *limit, http_stub **r)
+/* A tracer exporting OTLP/JSON, gzipped or not, to a collector that answers 413 to bodies over
+ * *limit (*r), its learned bound on learned_clock(). */
+static tracer *start_refusing_over(size_t *limit, http_stub **r, bool gzip)
 {
     test_trace_env_clear();
     *r = receiver_refusing_over(limit);
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(*r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    if (gzip)
+        setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1);
     tracer_options o = {.service_name = "taskd-test", .otlp_clock_ns = learned_clock};
     return start_with(&o);
 }
@@ -795,7 +808,7 @@ static void test_413_splits_the_batch(void **state)
     (void)state;
     size_t limit = 250000;
     http_stub *r;
-    tracer *t = start_refusing_over(&limit, &r);
+    tracer *t = start_refusing_over(&limit, &r, false);
     /* 20 spans of 100,500 bytes: halves of 10 (past 999,999 bytes), then of 5, 502,500
      * bytes; refused, the first five go as 2 (201,000: taken) and 3 (301,500: refused, then
      * 1 + 2). The other three fives are split at once, 2 + 3, then the 3 as 1 + 2. */
@@ -822,7 +835,7 @@ static void test_413_drops_a_span_too_large_alone(void **state)
     (void)state;
     size_t limit = 50000;
     http_stub *r;
-    tracer *t = start_refusing_over(&limit, &r);
+    tracer *t = start_refusing_over(&limit, &r, false);
     test_stderr cap;
     test_stderr_begin(&cap);
     log_setup(LOG_WARN, "test_tracer");
@@ -877,7 +890,7 @@ static void test_413_bound_lasts_10_minutes(void **state)
     (void)state;
     size_t limit = 250000;
     http_stub *r;
-    tracer *t = start_refusing_over(&limit, &r);
+    tracer *t = start_refusing_over(&limit, &r, false);
     /* 5 spans, 502,500 bytes: refused; 2 taken, 3 (301,500) refused, then 1 + 2 */
     export_five(t, 10);
     assert_int_equal(refused_from(r, 0, limit), 2);
@@ -904,6 +917,39 @@ static void test_413_bound_lasts_10_minutes(void **state)
         assert_non_null(strstr(whole->body, hex));
         assert_int_equal(span_sent(r, i, limit, true), 1);
     }
+    http_stub_stop(r);
+}
+
+/* With gzip the bound learned is on the body as sent, the length the collector refused: a later
+ * batch that compresses worse than the refused one, under the refused size before gzip but over
+ * it gzipped, is split before it goes. */
+static void test_413_bound_is_on_the_gzipped_body(void **state)
+{
+    (void)state;
+    size_t limit = 130000;
+    http_stub *r;
+    tracer *t = start_refusing_over(&limit, &r, true);
+    /* 3 spans of 200,000 bytes, half noise: about 600,000 bytes, 175,000 gzipped: refused,
+     * then 1 + 2 taken */
+    for (int i = 10; i < 13; i++)
+        emit_noisy(t, i, 200000, 100000);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(tracer_exported(t), 3);
+    assert_int_equal(refused_from(r, 0, limit), 1);
+    size_t refused_len = http_stub_request_at(r, 0)->body_len;
+    size_t before = http_stub_count(r);
+
+    /* 4 spans of 100,000 bytes of noise: about 400,000 bytes, 230,000 gzipped, split 2 + 2 */
+    for (int i = 20; i < 24; i++)
+        emit_noisy(t, i, 100000, 100000);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(tracer_exported(t), 7);
+    tracer_free(t);
+    print_message("refused %zu bytes gzipped; then %zu requests, the first of %zu bytes\n",
+                  refused_len, http_stub_count(r) - before,
+                  http_stub_request_at(r, before)->body_len);
+    assert_int_equal(refused_from(r, before, limit), 0);
+    assert_int_equal(http_stub_count(r), before + 2);
     http_stub_stop(r);
 }
 
@@ -1496,6 +1542,7 @@ int main(void)
         cmocka_unit_test(test_413_splits_the_batch),
         cmocka_unit_test(test_413_drops_a_span_too_large_alone),
         cmocka_unit_test(test_413_bound_lasts_10_minutes),
+        cmocka_unit_test(test_413_bound_is_on_the_gzipped_body),
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
