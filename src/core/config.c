@@ -170,12 +170,23 @@ static bool load_task_types(config *c, json_t *v, const char *name, char *err, s
     return true;
 }
 
-static bool load_positive(json_t *v, const char *key, int64_t min, int64_t max, int64_t *out,
-                          const char *name, char *err, size_t errlen)
+/* "must be an integer from min to max" in buf, naming unit ("seconds", "MiB"; NULL: a plain
+ * count) after the bounds: what a value out of range is told. */
+static const char *out_of_range(char *buf, size_t len, int64_t min, int64_t max, const char *unit)
+{
+    snprintf(buf, len, "must be an integer from %lld to %lld%s%s", (long long)min, (long long)max,
+             unit ? " " : "", unit ? unit : "");
+    return buf;
+}
+
+/* A top-level integer from min to max, in unit (as out_of_range() has it). */
+static bool load_positive(json_t *v, const char *key, int64_t min, int64_t max, const char *unit,
+                          int64_t *out, const char *name, char *err, size_t errlen)
 {
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        snprintf(err, errlen, "%s: %s must be an integer from %lld to %lld", name, key,
-                 (long long)min, (long long)max);
+        char must[96];
+        snprintf(err, errlen, "%s: %s %s", name, key,
+                 out_of_range(must, sizeof must, min, max, unit));
         return false;
     }
     *out = json_integer_value(v);
@@ -247,8 +258,7 @@ static bool read_name(reader *r, json_t *obj, const char *key, bool required, ch
     return true;
 }
 
-/* An integer from min to max, in unit ("seconds", "MiB"; NULL: a plain count), which the
- * message of a value out of range names after the bounds. */
+/* An integer from min to max, in unit (as out_of_range() has it). */
 static bool read_uint(reader *r, json_t *obj, const char *key, unsigned min, unsigned max,
                       const char *unit, unsigned *out)
 {
@@ -256,9 +266,8 @@ static bool read_uint(reader *r, json_t *obj, const char *key, unsigned min, uns
     if (!v)
         return true;
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-        char fmt[128];
-        snprintf(fmt, sizeof fmt, "\"%%s\" must be an integer from %u to %u%s%s", min, max,
-                 unit ? " " : "", unit ? unit : "");
+        char must[96], fmt[128];
+        snprintf(fmt, sizeof fmt, "\"%%s\" %s", out_of_range(must, sizeof must, min, max, unit));
         return fault(r, fmt, key);
     }
     *out = (unsigned)json_integer_value(v);
@@ -582,71 +591,72 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_task_types(c, v, name, err, errlen))
                 return false;
         } else if (strcmp(key, "body_limit") == 0) {
-            if (!load_positive(v, key, 64, 64 * 1024 * 1024, &n, name, err, errlen))
+            if (!load_positive(v, key, 64, 64 * 1024 * 1024, "bytes", &n, name, err, errlen))
                 return false;
             c->body_limit = (size_t)n;
         } else if (strcmp(key, "retention_grace") == 0) {
-            if (!load_positive(v, key, 0, INT32_MAX, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, INT32_MAX, "seconds", &n, name, err, errlen))
                 return false;
             c->retention_grace = n;
         } else if (strcmp(key, "event_replay") == 0) {
-            if (!load_positive(v, key, 0, 86400, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 86400, "seconds", &n, name, err, errlen))
                 return false;
             c->event_replay = (unsigned)n;
         } else if (strcmp(key, "sweep_interval") == 0) {
-            if (!load_positive(v, key, 1, 86400, &n, name, err, errlen))
+            if (!load_positive(v, key, 1, 86400, "seconds", &n, name, err, errlen))
                 return false;
             c->sweep_interval = (unsigned)n;
         } else if (strcmp(key, "claim_timeout") == 0) {
-            if (!load_positive(v, key, 0, 30 * 86400, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 30 * 86400, "seconds", &n, name, err, errlen))
                 return false;
             c->claim_timeout = (unsigned)n;
         } else if (strcmp(key, "shutdown_grace") == 0) {
-            if (!load_positive(v, key, 0, 3600, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 3600, "seconds", &n, name, err, errlen))
                 return false;
             c->shutdown_grace = (unsigned)n;
         } else if (strcmp(key, "max_waiters") == 0) {
-            if (!load_positive(v, key, 0, 100000, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 100000, NULL, &n, name, err, errlen))
                 return false;
             c->max_waiters = (unsigned)n;
         } else if (strcmp(key, "max_event_clients") == 0) {
-            if (!load_positive(v, key, 0, 10000, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 10000, NULL, &n, name, err, errlen))
                 return false;
             c->max_event_clients = (unsigned)n;
         } else if (strcmp(key, "event_buffer_bytes") == 0) {
-            if (!load_positive(v, key, 1024, 64 * 1024 * 1024, &n, name, err, errlen))
+            if (!load_positive(v, key, 1024, 64 * 1024 * 1024, "bytes", &n, name, err, errlen))
                 return false;
             c->event_buffer_bytes = (size_t)n;
         } else if (strcmp(key, "max_connections") == 0) {
-            if (!load_positive(v, key, 0, 1000000, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 1000000, NULL, &n, name, err, errlen))
                 return false;
             c->max_connections = (unsigned)n;
         } else if (strcmp(key, "max_connections_per_client") == 0) {
-            if (!load_positive(v, key, 0, 1000000, &n, name, err, errlen))
+            if (!load_positive(v, key, 0, 1000000, NULL, &n, name, err, errlen))
                 return false;
             c->max_connections_per_client = (unsigned)n;
         } else if (strcmp(key, "client_ipv6_prefix") == 0) {
-            if (!load_positive(v, key, 32, 128, &n, name, err, errlen))
+            if (!load_positive(v, key, 32, 128, "bits", &n, name, err, errlen))
                 return false;
             c->client_ipv6_prefix = (unsigned)n;
         } else if (strcmp(key, "max_body_memory") == 0) {
-            if (!load_positive(v, key, 64, (int64_t)64 * 1024 * 1024 * 1024, &n, name, err, errlen))
+            if (!load_positive(v, key, 64, (int64_t)64 * 1024 * 1024 * 1024, "bytes", &n, name, err,
+                               errlen))
                 return false;
             c->max_body_memory = (size_t)n;
         } else if (strcmp(key, "max_in_flight") == 0) {
-            if (!load_positive(v, key, 1, 1000000, &n, name, err, errlen))
+            if (!load_positive(v, key, 1, 1000000, NULL, &n, name, err, errlen))
                 return false;
             c->max_in_flight = (unsigned)n;
         } else if (strcmp(key, "header_timeout") == 0) {
-            if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
+            if (!load_positive(v, key, 1, 3600, "seconds", &n, name, err, errlen))
                 return false;
             c->header_timeout = (unsigned)n;
         } else if (strcmp(key, "body_timeout") == 0) {
-            if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
+            if (!load_positive(v, key, 1, 3600, "seconds", &n, name, err, errlen))
                 return false;
             c->body_timeout = (unsigned)n;
         } else if (strcmp(key, "idle_timeout") == 0) {
-            if (!load_positive(v, key, 1, 3600, &n, name, err, errlen))
+            if (!load_positive(v, key, 1, 3600, "seconds", &n, name, err, errlen))
                 return false;
             c->idle_timeout = (unsigned)n;
         } else if (strcmp(key, "topic") == 0) {

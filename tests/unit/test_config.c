@@ -792,39 +792,47 @@ static void test_error_handlers(void **state)
 static void test_error_numbers_out_of_range(void **state)
 {
     (void)state;
-    load_fails("{\"body_limit\":63}", "body_limit must be an integer from 64 to 67108864", NULL);
-    load_fails("{\"body_limit\":67108865}", "body_limit must be an integer from 64 to 67108864",
+    load_fails("{\"body_limit\":63}", "body_limit must be an integer from 64 to 67108864 bytes",
                NULL);
+    load_fails("{\"body_limit\":67108865}",
+               "body_limit must be an integer from 64 to 67108864 bytes", NULL);
     load_fails("{\"body_limit\":\"1024\"}", "body_limit must be an integer", NULL);
     load_fails("{\"body_limit\":1024.0}", "body_limit must be an integer", NULL);
     load_fails("{\"retention_grace\":-1}",
-               "retention_grace must be an integer from 0 to 2147483647", NULL);
+               "retention_grace must be an integer from 0 to 2147483647 seconds", NULL);
     load_fails("{\"retention_grace\":2147483648}", "retention_grace must be an integer", NULL);
-    load_fails("{\"sweep_interval\":0}", "sweep_interval must be an integer from 1 to 86400", NULL);
-    load_fails("{\"sweep_interval\":86401}", "sweep_interval must be an integer from 1 to 86400",
-               NULL);
-    load_fails("{\"shutdown_grace\":3601}", "shutdown_grace must be an integer from 0 to 3600",
-               NULL);
+    load_fails("{\"sweep_interval\":0}",
+               "sweep_interval must be an integer from 1 to 86400 seconds", NULL);
+    load_fails("{\"sweep_interval\":86401}",
+               "sweep_interval must be an integer from 1 to 86400 seconds", NULL);
+    load_fails("{\"shutdown_grace\":3601}",
+               "shutdown_grace must be an integer from 0 to 3600 seconds", NULL);
     load_fails("{\"shutdown_grace\":null}", "shutdown_grace must be an integer", NULL);
     load_fails("{\"max_waiters\":-1}", "max_waiters must be an integer from 0 to 100000", NULL);
     load_fails("{\"max_event_clients\":10001}", "max_event_clients must be an integer", NULL);
     load_fails("{\"event_buffer_bytes\":1023}",
-               "event_buffer_bytes must be an integer from 1024 to 67108864", NULL);
-    load_fails("{\"event_replay\":86401}", "event_replay must be an integer from 0 to 86400", NULL);
-    load_fails("{\"claim_timeout\":2592001}", "claim_timeout must be an integer from 0 to 2592000",
-               NULL);
+               "event_buffer_bytes must be an integer from 1024 to 67108864 bytes", NULL);
+    load_fails("{\"event_replay\":86401}",
+               "event_replay must be an integer from 0 to 86400 seconds", NULL);
+    load_fails("{\"claim_timeout\":2592001}",
+               "claim_timeout must be an integer from 0 to 2592000 seconds", NULL);
     load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
     load_fails("{\"max_body_memory\":63}",
-               "max_body_memory must be an integer from 64 to 68719476736", NULL);
+               "max_body_memory must be an integer from 64 to 68719476736 bytes", NULL);
     load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
                NULL);
+    load_fails("{\"max_connections_per_client\":1000001}",
+               "max_connections_per_client must be an integer from 0 to 1000000", NULL);
     load_fails("{\"client_ipv6_prefix\":31}",
-               "client_ipv6_prefix must be an integer from 32 to 128", NULL);
+               "client_ipv6_prefix must be an integer from 32 to 128 bits", NULL);
     load_fails("{\"client_ipv6_prefix\":129}",
-               "client_ipv6_prefix must be an integer from 32 to 128", NULL);
-    load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600", NULL);
-    load_fails("{\"idle_timeout\":3601}", "idle_timeout must be an integer from 1 to 3600", NULL);
-    load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600", NULL);
+               "client_ipv6_prefix must be an integer from 32 to 128 bits", NULL);
+    load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600 seconds",
+               NULL);
+    load_fails("{\"idle_timeout\":3601}", "idle_timeout must be an integer from 1 to 3600 seconds",
+               NULL);
+    load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600 seconds",
+               NULL);
 
     load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
                "\"visibility_timeout\" must be an integer from 1 to 43200 seconds");
