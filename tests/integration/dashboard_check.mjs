@@ -1451,6 +1451,117 @@ await step('a reading tab left for another page, kept in the back/forward cache,
   }
 });
 
+// The tab that takes a shared stream over reads on from the last event id it was passed. An
+// event the closing reader passed on just before may not have reached it yet (the lock can come
+// first): its stream starts before that event, and passes it on again to tabs that had it.
+await step('an event the reading tab passed on as it closed, read again by the next reading tab, counts once on every tab', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    const errors = [];
+    const [reader, next, other] = [await ctx.newPage(), await ctx.newPage(), await ctx.newPage()];
+    for (const t of [reader, next, other]) t.on('pageerror', (e) => errors.push(e.message));
+    // the next reader's channel holds back the events passed on while window.__hold is set
+    await next.addInitScript(() => {
+      const Channel = BroadcastChannel;
+      window.__held = [];
+      window.__release = () => {
+        window.__hold = false;
+        for (const [fn, m] of window.__held.splice(0)) fn(m);
+      };
+      window.BroadcastChannel = class extends Channel {
+        set onmessage(fn) {
+          super.onmessage = (m) => (window.__hold && m.data && m.data.kind === 'event' ? window.__held.push([fn, m]) : fn(m));
+        }
+      };
+    });
+    const streams = [];
+    next.on('request', (r) => new URL(r.url()).pathname === '/events' && streams.push(new URL(r.url())));
+    await reader.goto(BASE + '/');
+    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+    // in this order: the lock goes to the tab that asked first; both on the second page, where
+    // a new task is counted ("N new"), not shown
+    for (const t of [next, other]) {
+      await t.goto(BASE + '/');
+      await t.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+      await t.click('#page-older');
+      await t.waitForFunction(() => /^Page 2 /.test(document.querySelector('#page-info').textContent), null, {timeout: WAIT});
+    }
+    // the other tab's record of what it was passed: its own channel, made after the page's,
+    // hears each message after the page has taken it
+    await other.evaluate(() => {
+      window.__passed = [];
+      new BroadcastChannel('taskd-events').onmessage = (m) => {
+        if (m.data && m.data.kind === 'event') window.__passed.push({id: m.data.id, task: JSON.parse(m.data.data).id});
+      };
+    });
+    const passed = (id) => other.waitForFunction((id) => window.__passed.some((e) => e.task === id), id, {timeout: WAIT})
+        .then(() => other.evaluate((id) => window.__passed.filter((e) => e.task === id).map((e) => e.id), id));
+    const newCount = (t) => t.evaluate(() => (document.querySelector('#new-tasks').hidden ? '' : document.querySelector('#new-tasks-btn').textContent));
+    const manual = async (data) => {
+      const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                              body: JSON.stringify({task_type: 'manual', data})});
+      check(r.status === 201, 'POST /tasks: ' + r.status);
+      return (await r.json()).id; // a manual task has no queue: one INSERT, no other change
+    };
+
+    await next.evaluate(() => (window.__hold = true));
+    const first = await manual({made: 'as the reading tab closes'});
+    const [firstId] = await passed(first);
+    check(await newCount(other) === '1 new — show', 'the other tab says ' + quote(await newCount(other)) + ' for one new task');
+    check(await newCount(next) === '', 'the tab holding back its channel was passed the task: ' + quote(await newCount(next)));
+    await reader.close();
+    await next.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT}).catch(() => {
+      throw new Error('the next tab did not take the stream over');
+    });
+    const from = streams.length ? streams[streams.length - 1].searchParams.get('last_event_id') : null;
+    check(from !== null && BigInt(from) < BigInt(firstId),
+          'the new stream starts at ' + from + ', not before the event held back (' + firstId + '): this step checks nothing');
+    const second = await manual({made: 'after the reading tab changed'});
+    await passed(second); // every event before it was taken too
+    const counts = {next: await newCount(next), other: await newCount(other)};
+    check(counts.other === '2 new — show', 'the other tab says ' + quote(counts.other) + ' for two new tasks (it was passed ' +
+          (await passed(first)).length + ' INSERTs of the first)');
+    check(counts.next === '2 new — show', 'the new reading tab says ' + quote(counts.next) + ' for two new tasks');
+    await next.evaluate(() => window.__release()); // the event held back comes, late
+    check(await newCount(next) === '2 new — show', 'the new reading tab says ' + quote(await newCount(next)) +
+          ' once passed the event held back');
+
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+}, ['full']);
+
+// Event ids are change log positions, up to 18 digits: past 2^53 a Number no longer tells two
+// apart, and as text "18…" comes before "812".
+await step('event ids past 2^53 are told apart, and compared as numbers: each event applied once', async () => {
+  const p17 = await lonePage();
+  try {
+    const base = 2n ** 54n; // 2^54 + 1 and 2^54 + 2 are one Number
+    const task = (n, ev, status, id) => 'id: ' + (base + BigInt(n)) + '\nevent: task\ndata: ' + JSON.stringify({
+      seq: Number(base + BigInt(n)), id, task_type: 'manual', status, status_msg: '', time: '2026-12-01T09:30:00Z', event: ev}) + '\n\n';
+    const [a, b] = ['0190f3c2-0000-7000-8000-00000000000a', '0190f3c2-0000-7000-8000-00000000000b'];
+    await p17.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '812'},
+      body: JSON.stringify({tasks: [], next_token: null})}));
+    await p17.route((url) => url.pathname === '/events', (route) => route.fulfill({
+      status: 200, contentType: 'text/event-stream',
+      body: 'retry: 600000\n\n' + task(1, 'INSERT', 'CREATED', a) + task(2, 'INSERT', 'CREATED', b) +
+            task(2, 'MODIFY', 'COMPLETED', b) + // an id the tab has had: not applied again
+            task(3, 'MODIFY', 'COMPLETED', a)}));
+    await p17.goto(BASE + '/');
+    const row = (id) => `#tasks tr[data-id="${id}"]`;
+    await p17.waitForSelector(row(a) + '[data-status="COMPLETED"]', {timeout: WAIT}).catch(async () => {
+      throw new Error('task a, the last event, not shown COMPLETED; rows: ' + quote(await p17.textContent('#tasks tbody')));
+    });
+    const status = (id) => p17.$eval(row(id), (tr) => tr.dataset.status).catch(() => 'absent');
+    check(await status(b) === 'CREATED', "task b's row is " + await status(b) + ', want CREATED (its INSERT at 2^54 + 2, ' +
+          'the repeated id after it left out)');
+  } finally {
+    await p17.close();
+  }
+}, ['loaded']);
+
 if (args.shots) {
   // The README's pictures: light, 1280x800.
   await step('README screenshots', async () => {

@@ -43,7 +43,10 @@ holder reads it, a BroadcastChannel passes it on): all load, all see a change, a
 that reads it closes another reads on from the last event passed on (its request is held while a
 task is made and finished, which every tab must then show); out of sight all, they let the stream
 go, and one shown again catches up; a tab shown while the reading tab's question which tabs are
-in sight is answered (the test holds the answer) keeps the stream. A reading tab left for
+in sight is answered (the test holds the answer) keeps the stream. An event the reading tab passed
+on as it closed, which its successor had not been passed yet (the test holds it back), so that the
+new stream reads it again, counts once on every tab ("N new" on the second page). Event ids past 2^53 (a stream answered by the
+test) are told apart, and one repeated is applied once. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the
 browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and

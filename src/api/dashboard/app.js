@@ -436,7 +436,34 @@ const state = {
   loadFailed: false, // the last listing failed
   during: null,     // while a listing is read: the stream's task events meanwhile, {seq, ev}
   listSeq: null,    // the change log's position the last listing reflects (X-Last-Event-ID)
+  taken: null,      // the id of the last task event taken, or the listing's position if later
 };
+
+// An event id of the change stream (a change log position: decimal digits, up to 18, more
+// than a Number holds exactly) as a BigInt, so that ids compare as numbers, exactly; null for
+// none or anything else.
+function eventId(v) {
+  if (typeof v === 'bigint') return v >= 0n ? v : null;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? BigInt(v) : null;
+  return typeof v === 'string' && /^\d{1,18}$/.test(v) ? BigInt(v) : null;
+}
+
+// The latest of some ids (null ones left out), or null.
+function latestId(...ids) {
+  return ids.reduce((a, b) => (b === null || (a !== null && a >= b) ? a : b), null);
+}
+
+// An id as last_event_id, or null.
+function idText(id) {
+  return id === null || id === undefined ? null : String(id);
+}
+
+// An id for the other tabs: a Number where one holds it exactly, as a tab still running an
+// older page reads it, else its digits; null for none.
+function idMessage(id) {
+  if (id === null || id === undefined) return null;
+  return id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : String(id);
+}
 
 /* ---- tasks table ------------------------------------------------------ */
 
@@ -530,27 +557,40 @@ async function loadTasks() {
   state.next = res.data.next_token;
   state.newCount = 0;
   updatePager();
-  const at = Number(res.headers.get('X-Last-Event-ID'));
-  state.listSeq = res.headers.has('X-Last-Event-ID') && isFinite(at) ? at : null;
+  state.listSeq = eventId(res.headers.get('X-Last-Event-ID'));
   replayDuring(state.listSeq);
 }
 
 // Apply the events held while a list was read: those after the position it reflects (after:
-// null when not known, then all of them).
+// null when not known, then all of them), once each.
 function replayDuring(after) {
   const held = state.during || [];
   state.during = null;
-  for (const {seq, ev} of held) if (after === null || !(seq <= after)) applyEvent(ev);
+  // the list is what the page has now: an event at or before its position is in it (the
+  // position only goes back when taskd's change log was replaced)
+  if (after !== null) state.taken = after;
+  for (const {seq, ev} of held) applyOnce(seq, ev);
 }
 
-// One task event from the stream (seq: its id), applied now or held while a list is read. A
-// stream shared by the tabs (see share) reads every type from its own position: a tab leaves
-// out the events of other types than its filter's, and those its list already reflects.
+// One task event from the stream (seq: its id, a BigInt, or null), applied now or held while a
+// list is read.
 function takeEvent(seq, ev) {
-  if (share.name && state.type && ev.task_type !== state.type) return;
-  if (share.name && !state.during && state.listSeq !== null && seq <= state.listSeq) return;
   if (state.during) state.during.push({seq, ev});
-  else applyEvent(ev);
+  else applyOnce(seq, ev);
+}
+
+// Ids only grow along the change log, and a tab applies each event once: one it has (its id at
+// most the last taken, or its list's position) comes again when a stream starts from an older
+// id than this tab has seen, as a new reader of a shared stream (see share) may, or a shared
+// stream from the group's position, older than this tab's list. A stream shared by the tabs
+// reads every type: a tab leaves out the events of other types than its filter's.
+function applyOnce(seq, ev) {
+  if (seq !== null) {
+    if (state.taken !== null && seq <= state.taken) return;
+    state.taken = seq;
+  }
+  if (share.name && state.type && ev.task_type !== state.type) return;
+  applyEvent(ev);
 }
 
 let reloadTimer = null;
@@ -726,7 +766,7 @@ function setConn(s, text) {
 // instead: the tab that holds a Web Lock (the leader; it holds it while it lives) reads /events
 // and passes each event on over a BroadcastChannel; when it closes, the next tab waiting for
 // the lock takes over and reads on from the last event id the group was passed, so nothing is
-// lost in between. The lock's and the channel's name come from the token's SHA-256: a tab
+// lost in between (and what it reads again, each tab leaves out: see applyOnce). The lock's and the channel's name come from the token's SHA-256: a tab
 // hears only the tabs of its own token. Without Web Locks, BroadcastChannel or (with a token)
 // SubtleCrypto, as outside a secure context, each tab reads its own stream as before.
 // The shared stream reads every task type; each tab leaves out what its filter does not show.
@@ -735,8 +775,8 @@ const share = {
   channel: null,
   leader: false,  // this tab holds the lock and reads the stream
   end: null,      // gives the lock back (or withdraws its request)
-  seen: null,     // the id of the last event this tab read or was passed
-  at: null,       // the position the leader last said the stream was at
+  seen: null,     // the id of the latest event this tab read or was passed (a BigInt)
+  at: null,       // the position the leader last said the stream was at (a BigInt)
   listed: false,  // this tab's first list (since it joined) is read
   shown: null,    // gives back the shared lock held while this tab is in sight
   post(message) {
@@ -744,11 +784,10 @@ const share = {
   },
   // where the group's stream has been read to: a new leader reads on from there
   position() {
-    const known = [this.seen, this.at].filter((v) => v !== null && isFinite(v));
-    return known.length ? Math.max(...known) : null;
+    return latestId(this.seen, this.at);
   },
   see(id) {
-    if (id !== null && id !== undefined && id !== '' && isFinite(Number(id))) this.seen = Number(id);
+    this.seen = latestId(this.seen, eventId(id));
   },
 };
 let eventsGen = 0; // beginEvents() calls: a later one (a new token) supersedes an earlier
@@ -874,7 +913,7 @@ async function parkIfUnseen() {
 function fromGroup(m) {
   if (!m || typeof m !== 'object') return;
   if (share.leader) {
-    if (m.kind === 'hello') share.post({kind: 'at', seq: share.position(), state: $('#conn').dataset.state, text: $('#conn-text').textContent});
+    if (m.kind === 'hello') share.post({kind: 'at', seq: idMessage(share.position()), state: $('#conn').dataset.state, text: $('#conn-text').textContent});
     else if (m.kind === 'shown') {
       shownHeard++;
       clearTimeout(parkTimer);
@@ -885,16 +924,15 @@ function fromGroup(m) {
     }
     return;
   }
-  const pos = (v) => (typeof v === 'number' && isFinite(v) ? v : null);
   if (m.kind === 'event') {
     share.see(m.id);
     streamEvent(m.type, m.data, m.id);
   } else if (m.kind === 'open') {
     // a tab that has not been passed everything up to where the stream starts (its list is
     // older, as after the stream was parked) reads its list again
-    const from = pos(m.from);
-    const mine = [state.listSeq, share.seen].filter((v) => v !== null);
-    const behind = from !== null && mine.length > 0 && Math.max(...mine) < from;
+    const from = eventId(m.from);
+    const mine = latestId(state.listSeq, share.seen);
+    const behind = from !== null && mine !== null && mine < from;
     if (from !== null) share.at = from;
     streamOpened(m.reread || behind);
   } else if (m.kind === 'conn') {
@@ -902,7 +940,7 @@ function fromGroup(m) {
   } else if (m.kind === 'refused') {
     eventsRefused(m.status, m.detail);
   } else if (m.kind === 'at') {
-    if (pos(m.seq) !== null) share.at = pos(m.seq);
+    if (eventId(m.seq) !== null) share.at = eventId(m.seq);
     setConn(m.state, m.text);
   }
 }
@@ -931,7 +969,7 @@ function streamEvent(type, data, id) {
   } catch (e) {
     return;
   }
-  takeEvent(Number(id), ev);
+  takeEvent(eventId(id), ev);
   queuesSoon();
 }
 
@@ -945,7 +983,7 @@ function connect(after) {
   // reconnection continues from its last event)
   const q = new URLSearchParams();
   if (state.type && !share.name) q.set('task_type', state.type);
-  if (after !== undefined && after !== null) q.set('last_event_id', String(after));
+  if (after !== undefined && after !== null) q.set('last_event_id', idText(after));
   const query = q.toString();
   const url = '/events' + (query ? '?' + query : '');
   setConn('connecting', 'connecting');
@@ -958,7 +996,7 @@ function connect(after) {
       opened = true;
       if (from !== null) share.at = from;
       streamOpened(reread);
-      share.post({kind: 'open', reread, from});
+      share.post({kind: 'open', reread, from: idMessage(from)});
     },
     event(type, data, id) {
       share.see(id);
