@@ -1454,7 +1454,7 @@ await step('a reading tab left for another page, kept in the back/forward cache,
 // The tab that takes a shared stream over reads on from the last event id it was passed. An
 // event the closing reader passed on just before may not have reached it yet (the lock can come
 // first): its stream starts before that event, and passes it on again to tabs that had it.
-await step('an event the reading tab passed on as it closed, read again by the next reading tab, counts once on every tab', async () => {
+await step('an event the reading tab passed on as it closed, read again by the next reading tab, counts once on every tab; what the reading tab says of the stream shows an override as a mark', async () => {
   const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
   try {
     const errors = [];
@@ -1526,6 +1526,13 @@ await step('an event the reading tab passed on as it closed, read again by the n
     check(await newCount(next) === '2 new — show', 'the new reading tab says ' + quote(await newCount(next)) +
           ' once passed the event held back');
 
+    // the state and words of the stream come from the reading tab: client text to the others
+    await next.evaluate(() => new BroadcastChannel('taskd-events').postMessage(
+        {kind: 'conn', state: 'live', text: 'live \u202Eevil.exe'}));
+    await other.waitForFunction(() => document.querySelector('#conn-text').textContent.includes('evil'), null, {timeout: WAIT});
+    const said = await other.evaluate(() => ({text: document.querySelector('#conn-text').textContent,
+                                              mark: document.querySelector('#conn-text .ctl')?.textContent}));
+    check(said.mark === 'U+202E', 'the connection text reads ' + quote(said.text) + ', its override not shown as a mark');
     check(errors.length === 0, 'page errors: ' + errors.join('; '));
   } finally {
     await ctx.close();

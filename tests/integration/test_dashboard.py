@@ -45,7 +45,8 @@ task is made and finished, which every tab must then show); out of sight all, th
 go, and one shown again catches up; a tab shown while the reading tab's question which tabs are
 in sight is answered (the test holds the answer) keeps the stream. An event the reading tab passed
 on as it closed, which its successor had not been passed yet (the test holds it back), so that the
-new stream reads it again, counts once on every tab ("N new" on the second page). Event ids past 2^53 (a stream answered by the
+new stream reads it again, counts once on every tab ("N new" on the second page); what the reading
+tab says of the stream shows an override as a mark. Event ids past 2^53 (a stream answered by the
 test) are told apart, and one repeated is applied once. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the

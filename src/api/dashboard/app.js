@@ -753,9 +753,14 @@ function unpark() {
   queuesSoon();
 }
 
+// What the page says of its stream; a leader says it to the tabs it reads for, whose words
+// are client text to them.
+const conn = {state: 'connecting', text: 'connecting'};
 function setConn(s, text) {
-  $('#conn').dataset.state = s;
-  $('#conn-text').textContent = text;
+  conn.state = s;
+  conn.text = text;
+  $('#conn').dataset.state = clientPlain(s);
+  $('#conn-text').replaceChildren(...clientText(text));
   if (share.leader) share.post({kind: 'conn', state: s, text});
 }
 
@@ -913,7 +918,7 @@ async function parkIfUnseen() {
 function fromGroup(m) {
   if (!m || typeof m !== 'object') return;
   if (share.leader) {
-    if (m.kind === 'hello') share.post({kind: 'at', seq: idMessage(share.position()), state: $('#conn').dataset.state, text: $('#conn-text').textContent});
+    if (m.kind === 'hello') share.post({kind: 'at', seq: idMessage(share.position()), state: conn.state, text: conn.text});
     else if (m.kind === 'shown') {
       shownHeard++;
       clearTimeout(parkTimer);
@@ -924,6 +929,7 @@ function fromGroup(m) {
     }
     return;
   }
+  const says = typeof m.state === 'string' && typeof m.text === 'string';
   if (m.kind === 'event') {
     share.see(m.id);
     streamEvent(m.type, m.data, m.id);
@@ -936,12 +942,12 @@ function fromGroup(m) {
     if (from !== null) share.at = from;
     streamOpened(m.reread || behind);
   } else if (m.kind === 'conn') {
-    setConn(m.state, m.text);
+    if (says) setConn(m.state, m.text);
   } else if (m.kind === 'refused') {
     eventsRefused(m.status, m.detail);
   } else if (m.kind === 'at') {
     if (eventId(m.seq) !== null) share.at = eventId(m.seq);
-    setConn(m.state, m.text);
+    if (says) setConn(m.state, m.text);
   }
 }
 
