@@ -1539,6 +1539,37 @@ await step('an event the reading tab passed on as it closed, read again by the n
   }
 }, ['full']);
 
+// Every tab of a shared stream hears every change; the queues table is read again after one
+// only where it is seen.
+await step('a tab out of sight does not read the queues again after a change, and does once shown', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    const [reader, away] = [await ctx.newPage(), await ctx.newPage()];
+    await away.addInitScript(() => (window.setInterval = () => 0)); // no 5 s poll: only what a change asks for
+    await reader.goto(BASE + '/');
+    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+    await away.goto(BASE + '/');
+    await away.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    await away.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT}); // its first read
+    await setHidden(away, true);
+    const asked = [];
+    away.on('request', (r) => new URL(r.url()).pathname === '/queues' && asked.push(r.url()));
+    const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                            body: JSON.stringify({task_type: 'manual', data: {made: 'out of sight'}})});
+    check(r.status === 201, 'POST /tasks: ' + r.status);
+    const id = (await r.json()).id;
+    await away.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT});
+    // past the time the page waits after a change before it reads the queues (0.7 s), by its clock
+    await away.evaluate(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+    check(asked.length === 0, 'the tab out of sight read the queues ' + asked.length + ' time(s) after a change');
+    const shown = away.waitForRequest((q) => new URL(q.url()).pathname === '/queues', {timeout: WAIT});
+    await setHidden(away, false);
+    await shown.catch(() => { throw new Error('the tab shown again did not read the queues changed meanwhile'); });
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
 // Event ids are change log positions, up to 18 digits: past 2^53 a Number no longer tells two
 // apart, and as text "18…" comes before "812".
 await step('event ids past 2^53 are told apart, and compared as numbers: each event applied once', async () => {

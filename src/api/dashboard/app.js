@@ -731,6 +731,7 @@ function parkStream() {
 function onVisibility() {
   clearTimeout(parkTimer);
   const hidden = document.visibilityState === 'hidden';
+  if (!hidden && queuesStale) queuesSoon();
   if (share.name) {
     holdShown(!hidden);
     if (!share.leader) share.post({kind: hidden ? 'hidden' : 'shown'});
@@ -1143,8 +1144,16 @@ function eventsRefused(status, detail) {
 
 /* ---- queues ----------------------------------------------------------- */
 
+// The queues again soon after a change (a burst of them: once). Only a tab in sight asks: the
+// tabs of a shared stream all hear every change, and one out of sight would ask for a table
+// no one sees; it asks when shown again (and the 5 s poll goes on meanwhile).
 let queuesTimer = null;
+let queuesStale = false;
 function queuesSoon() {
+  if (document.visibilityState === 'hidden') {
+    queuesStale = true;
+    return;
+  }
   if (queuesTimer) return;
   queuesTimer = setTimeout(() => {
     queuesTimer = null;
@@ -1153,6 +1162,7 @@ function queuesSoon() {
 }
 
 async function loadQueues() {
+  queuesStale = false;
   let res;
   try {
     res = await api('/queues');
