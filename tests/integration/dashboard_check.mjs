@@ -1276,6 +1276,18 @@ async function postTask(data) {
   return (await r.json()).id;
 }
 
+// What promise gives, or an error with message if it has given nothing within ms.
+async function within(promise, ms, message) {
+  let timer;
+  try {
+    return await Promise.race([promise, new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // Every tab shows the task COMPLETED, pushed by the stream (no tab is reloaded).
 async function shownOnAll(tabs, id, what) {
   await Promise.all(tabs.map((t, i) =>
@@ -1329,8 +1341,7 @@ await step('eight tabs share one stream: all load and go live, each shows a chan
     await ctx.route(isStream, (route) => held(route));
     await leader.close();
     const rest = tabs.filter((t) => t !== leader);
-    const route = await Promise.race([heldRoute, new Promise((resolve, reject) =>
-      setTimeout(() => reject(new Error('no tab opened a stream after the reading tab closed')), WAIT))]);
+    const route = await within(heldRoute, WAIT, 'no tab opened a stream after the reading tab closed');
     const meanwhile = await postTask({made: 'while no tab read the stream'});
     for (const end = Date.now() + WAIT; ;) {
       const r = await fetch(BASE + '/tasks/' + meanwhile);
