@@ -1005,8 +1005,14 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             sqlite3_bind_int64(move, 1, m->id);
             sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
             sqlite3_bind_int64(move, 3, now);
-            /* as SQS: the dead-letter queue's retention, from the message's first send */
-            sqlite3_bind_int64(move, 4, m->sent_ms + (int64_t)q->dead_letter_retention * 1000);
+            /* as SQS: the dead-letter queue's retention, from the message's first send. The
+             * send is by the wall clock and the queue's deadlines by the steady one: the
+             * message's age by the wall clock, taken from now by the steady one, so that a
+             * step of the wall clock since taskd started neither shortens a dead letter's life
+             * (a step back longer than the retention dropped it on arrival) nor lengthens it */
+            int64_t age = clock_unix_ms() - m->sent_ms;
+            sqlite3_bind_int64(
+                move, 4, now - (age > 0 ? age : 0) + (int64_t)q->dead_letter_retention * 1000);
             sqlite3_bind_int(move, 5, failed);
             sqlite3_bind_int64(move, 6, m->sent_ms);
             if (rc == STORE_OK)

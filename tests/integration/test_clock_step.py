@@ -14,7 +14,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, preload_env, wait_until, write_config  # noqa: E402
+from harness import (ServersTestCase, Taskd, preload_env, queue_table, script_path,  # noqa: E402
+                     wait_until, write_config)
 
 HOUR = 3600
 
@@ -84,6 +85,35 @@ class ClockStep(ServersTestCase):
         wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
         self.assertAlmostEqual(self.logged_step(s), -HOUR * 1000, delta=1000)
         self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+
+    def test_step_back_keeps_a_dead_letter_its_retention(self):
+        # the clock stepped back an hour, then a message moves to the dead-letter queue, kept
+        # 60 s. A dead letter's end was its send by the wall clock plus that retention, read
+        # against the clock taskd started with: an hour behind it, the letter arrived expired
+        # and the next sweep dropped it, with nothing left to redrive
+        cfg = {"sweep_interval": 1, "retention_grace": 0,
+               "queues": [{"name": "q", "visibility_timeout": 1, "max_receive_count": 1,
+                           "dead_letter_queue": "q-dlq"}, {"name": "q-dlq", "retention": 60}],
+               "subscriptions": [{"queue": "q", "filter_policy": {"TaskType": ["TASK3"]}}],
+               "handlers": [{"queue": "q", "handler": "exec", "timeout": 1,
+                             "command": ["/bin/sh", script_path("kill_supervisor.sh")]}]}
+        s = self.start(cfg, {})
+        self.step(-HOUR)
+        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        tid = s.create("TASK3")
+        t = wait_until(lambda: (lambda t: t if t["status"] == "FAILED" else None)(s.task(tid)),
+                       20, what="the task's message to go to the dead-letter queue")
+        self.assertEqual(t["status_msg"], "moved to dead-letter queue q-dlq after 1 receive", t)
+        # a sweep after the move: it deletes a task finished past its ttl, as it drops the
+        # messages past their retention, in the same step
+        marker = s.create("TASK2", ttl=1)
+        self.assertEqual(s.patch("/tasks/" + marker, {"status": "FAILED"}).status, 204)
+        wait_until(lambda: s.get("/tasks/" + marker).status == 404, 10,
+                   what="a sweep to delete the finished task")
+        self.assertEqual(queue_table(s)["q"]["dead_letter_count"], 1, s.stderr_text()[-2000:])
+        r = s.post("/queues/q/redrive")
+        self.assertEqual(r.json(), {"queue": "q", "moved": 1})
+        s.close()
 
     def test_restart_with_the_clock_back_lists_a_new_task_first(self):
         # taskd stopped with its clock an hour ahead and started again with it right: ids took
