@@ -1113,7 +1113,7 @@ static void note_messages(sqlite_store *s)
 /* Run one batch: its writes in savepoints (apply_task_writes()), one commit for all. */
 static void run_batch(sqlite_store *s, store_write *batch)
 {
-    int64_t started = clock_unix_ms();
+    int64_t started = clock_mono_ms(); /* a step of the wall clock is not the commit's time */
     size_t writes = 0;
     for (const store_write *w = batch; w; w = w->next)
         writes++;
@@ -1201,7 +1201,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     s->wake_messages = rc == SQLITE_OK && s->batch_sent_messages;
     settle_health(s, rc == SQLITE_OK && wrote);
     if (s->listener.committed)
-        s->listener.committed(s->listener.ctx, writes, (double)(clock_unix_ms() - started) / 1e3,
+        s->listener.committed(s->listener.ctx, writes, (double)(clock_mono_ms() - started) / 1e3,
                               s->syncing);
 }
 

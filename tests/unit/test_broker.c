@@ -51,10 +51,25 @@ static _Atomic(const char *) fail_sql[2];
  * the page of its row is damaged; corrupt_reads counts them. */
 static _Atomic(const char *) corrupt_task;
 static atomic_int corrupt_reads;
+/* clock_unix_ms, wrapped too: the wall clock as taskd reads it, wall_step_ms ahead (behind when
+ * negative), as if set with date -s; with step_at_commit, the next COMMIT steps it back an hour
+ * while it runs. */
+static _Atomic int64_t wall_step_ms;
+static atomic_bool step_at_commit;
+int64_t __real_clock_unix_ms(void);
+int64_t __wrap_clock_unix_ms(void);
+int64_t __wrap_clock_unix_ms(void)
+{
+    return __real_clock_unix_ms() + atomic_load(&wall_step_ms);
+}
 int __real_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st)
 {
+    bool step = true;
+    if (strcmp(sqlite3_sql(st), "COMMIT") == 0 &&
+        atomic_compare_exchange_strong(&step_at_commit, &step, false))
+        atomic_fetch_sub(&wall_step_ms, 3600 * 1000);
     for (size_t i = 0; i < sizeof fail_sql / sizeof fail_sql[0]; i++) {
         const char *sql = atomic_load(&fail_sql[i]);
         if (sql && strncmp(sqlite3_sql(st), sql, strlen(sql)) == 0 &&
@@ -1198,6 +1213,46 @@ static void count_commit(void *ctx, size_t writes, double seconds, bool durable)
     (void)seconds;
     (void)durable;
     atomic_fetch_add(&((commit_count *)ctx)->commits, 1);
+}
+
+/* The duration of the last commit a listener was told of (note_commit_time()). */
+typedef struct commit_time {
+    double seconds;
+    int commits;
+} commit_time;
+
+static void note_commit_time(void *ctx, size_t writes, double seconds, bool durable)
+{
+    (void)writes;
+    (void)durable;
+    commit_time *t = ctx; /* the writer's; read once the write that committed is done */
+    t->seconds = seconds;
+    t->commits++;
+}
+
+/*
+ * A commit is timed by the monotonic clock: the wall clock stepped back an hour while it ran
+ * (date -s, an NTP step) made it last -3600 s in taskd_store_commit_seconds, whose sum a rate
+ * then read as negative.
+ */
+static void test_a_commit_is_timed_by_the_monotonic_clock(void **state)
+{
+    fx *f = *state;
+    commit_time t = {0};
+    store_listener l = {.committed = note_commit_time, .ctx = &t};
+    reopen(f, &l);
+    atomic_store(&step_at_commit, true);
+    char id[37];
+    store_new_task nt = {.task_type = "TASK2", .data = "{}", .ttl = TASK_NULL_TIME};
+    store_rc rc = store_create_task(f->s, &nt, clock_unix_s(), id);
+    bool stepped = !atomic_load(&step_at_commit);
+    atomic_store(&step_at_commit, false);
+    atomic_store(&wall_step_ms, 0);
+    assert_int_equal(rc, STORE_OK);
+    assert_true(stepped);
+    assert_int_equal(t.commits, 1);
+    if (!(t.seconds >= 0 && t.seconds < 60))
+        fail_msg("the commit took %.3f s", t.seconds);
 }
 
 /* A dead-letter queue "dlq" of n messages: first one of a task (*id) that its move there failed,
@@ -4020,6 +4075,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_commit_is_timed_by_the_monotonic_clock, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_redrive_that_cannot_read_a_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_over_a_task_that_cannot_be_read, setup,
                                         teardown),
