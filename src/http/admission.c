@@ -136,13 +136,15 @@ admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
     pthread_mutex_lock(&a->lock);
     client **slot = client_slot(a, key);
     bool client_full = *slot && (*slot)->count >= a->max_per_client;
-    if (client_full && (*slot)->lingering && a->give_way) {
-        /* its oldest lingering connection's place passes to this one: the counts stay */
+    bool full = a->open >= a->max_connections;
+    if ((client_full || full) && *slot && (*slot)->lingering && a->give_way) {
+        /* at its own bound or the one in all, its oldest lingering connection's place passes
+         * to this one: the counts stay */
         admission_lingerer *l = (*slot)->lingering;
         unlist(*slot, l);
         l->state = GAVE_WAY;
         a->give_way(l, a->give_way_ctx);
-    } else if (a->open >= a->max_connections) {
+    } else if (full) {
         v = ADMISSION_FULL;
     } else if (client_full) {
         v = ADMISSION_CLIENT_FULL;

@@ -10,10 +10,10 @@
  *
  * A connection that lingers (its answer given whole, its sending side shut, only reading and
  * dropping what its client still sends: admission_linger()) still counts, but gives way to its
- * client's next connection: one that comes at its client's bound takes the place of that
- * client's oldest lingering connection, which the give_way callback is told to close. A client
- * never holds more than max_per_client sockets, and is not refused for connections that, for
- * it, are over.
+ * client's next connection: one that comes at its client's bound, or at the bound in all,
+ * takes the place of that client's oldest lingering connection, which the give_way callback is
+ * told to close. A client never holds more than max_per_client sockets, and is not refused for
+ * connections that, for it, are over; another client's are never closed for it.
  */
 #ifndef TASKD_ADMISSION_H
 #define TASKD_ADMISSION_H
@@ -50,7 +50,8 @@ admission *admission_new(unsigned max_connections, unsigned max_per_client, unsi
 void admission_free(admission *a);
 
 /* Count a new connection from addr unless that passes a bound; ADMISSION_OK when counted (at
- * its client's bound, in the place of a lingering connection of that client that gives way). */
+ * its client's bound or the one in all, in the place of a lingering connection of that client
+ * that gives way). */
 admission_verdict admission_enter(admission *a, const struct sockaddr *addr);
 /* A connection counted by admission_enter() has closed. */
 void admission_leave(admission *a, const struct sockaddr *addr);

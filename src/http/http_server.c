@@ -7,7 +7,7 @@
  * through which other threads wake it. Every connection counts against its client's address
  * (admission.h) from accept until it closes; one past a bound is answered 429 or 503 at once,
  * then read from until its client closes (refused_take()), outside the epoll set. A lingering
- * connection gives way to its client's next one at the client's bound (conn_give_way()).
+ * connection gives way to its client's next one at a bound (conn_give_way()).
  * A connection moves through:
  *
  *   HEAD     a request head is read and judged (http_head_judge()), then split in place
@@ -379,15 +379,15 @@ static void conn_close(conn *c)
 }
 
 /*
- * A new connection of c's client, at the client's bound, takes the place of c, which lingers
- * (admission_give_way_fn; the accepting loop's thread, under admission's lock): c's loop closes
- * it at its next turn. c's answer went out whole and its end with it, and its client came back
- * on another connection: held, the place refused that one 429 until the client's close reached
- * c's loop (after the client had read the end, and often after its next connection came), or
- * for the whole linger of a client that keeps its socket. Should the client not have read all
- * of c's answer yet, the close may reset it: the client's own, for its next connection. The
- * wake is pushed under the lock, so c, seen closing by its loop after this, is not freed before
- * the wake is taken off the stack.
+ * A new connection of c's client, at a bound (its own or the one in all), takes the place of c,
+ * which lingers (admission_give_way_fn; the accepting loop's thread, under admission's lock): c's
+ * loop closes it at its next turn. c's answer went out whole and its end with it, and its client
+ * came back on another connection: held, the place refused that one (429, or 503 at the bound in
+ * all) until the client's close reached c's loop (after the client had read the end, and often
+ * after its next connection came), or for the whole linger of a client that keeps its socket.
+ * Should the client not have read all of c's answer yet, the close may reset it: the client's own,
+ * for its next connection. The wake is pushed under the lock, so c, seen closing by its loop after
+ * this, is not freed before the wake is taken off the stack.
  */
 static void conn_give_way(admission_lingerer *place, void *ctx)
 {

@@ -213,6 +213,35 @@ static void test_lingering_connection_gives_way(void **state)
     admission_free(a);
 }
 
+/* At the bound in all, a client under its own bound whose lingering connection still holds a
+ * place takes that place too: the connection is over for it, and the counts stay; another
+ * client is refused still, nothing of the first's giving way to it. */
+static void test_lingering_connection_gives_way_at_the_bound_in_all(void **state)
+{
+    (void)state;
+    admission *a = admission_new(2, 4, 64);
+    gave_way g = {0};
+    admission_set_give_way(a, record_give_way, &g);
+    struct sockaddr_in c1 = v4("10.0.0.1", 1), c2 = v4("10.0.0.2", 1);
+    admission_lingerer l1 = {0}, l2 = {0};
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l1 */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l2 */
+    admission_linger(a, SA(c1), &l2);
+    assert_int_equal(admission_enter(a, SA(c2)), ADMISSION_FULL);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* in l2's place */
+    assert_int_equal(g.n, 1);
+    assert_ptr_equal(g.l[0], &l2);
+    assert_int_equal(admission_open(a), 2);
+    admission_leave_lingerer(a, SA(c1), &l2); /* it closes: nothing given back */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_FULL); /* none lingers now */
+    assert_int_equal(admission_open(a), 2);
+    admission_leave_lingerer(a, SA(c1), &l1);
+    admission_leave(a, SA(c1));
+    assert_int_equal(admission_open(a), 0);
+    admission_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_ipv6_prefix),
         cmocka_unit_test(test_many_clients),
         cmocka_unit_test(test_lingering_connection_gives_way),
+        cmocka_unit_test(test_lingering_connection_gives_way_at_the_bound_in_all),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
