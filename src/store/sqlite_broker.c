@@ -1008,8 +1008,9 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
             /* as SQS: the dead-letter queue's retention, from the message's first send. The
              * send is by the wall clock and the queue's deadlines by the steady one: the
              * message's age by the wall clock, taken from now by the steady one, so that a
-             * step of the wall clock since taskd started neither shortens a dead letter's life
-             * (a step back longer than the retention dropped it on arrival) nor lengthens it */
+             * step of the wall clock before the send neither shortens a dead letter's life (a
+             * step back longer than the retention dropped it on arrival) nor lengthens it; one
+             * during the message's life still does, by the step */
             int64_t age = clock_unix_ms() - m->sent_ms;
             sqlite3_bind_int64(
                 move, 4, now - (age > 0 ? age : 0) + (int64_t)q->dead_letter_retention * 1000);

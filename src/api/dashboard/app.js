@@ -436,7 +436,7 @@ const state = {
   loadFailed: false, // the last listing failed
   during: null,     // while a listing is read: the stream's task events meanwhile, {seq, ev}
   listSeq: null,    // the change log's position the last listing reflects (X-Last-Event-ID)
-  taken: null,      // the id of the last task event taken, or the listing's position if later
+  taken: null,      // the id of the last task event taken, or the last listing's position
 };
 
 // An event id of the change stream (a change log position: decimal digits, up to 18, more
