@@ -137,13 +137,16 @@ admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
     client **slot = client_slot(a, key);
     bool client_full = *slot && (*slot)->count >= a->max_per_client;
     bool full = a->open >= a->max_connections;
-    if ((client_full || full) && *slot && (*slot)->lingering && a->give_way) {
-        /* at its own bound or the one in all, its oldest lingering connection's place passes
-         * to this one: the counts stay */
-        admission_lingerer *l = (*slot)->lingering;
+    admission_lingerer *l = NULL;
+    if ((client_full || full) && *slot && a->give_way) {
+        /* at its own bound or the one in all, the place of its oldest lingering connection
+         * that can give way passes to this one: the counts stay */
+        for (l = (*slot)->lingering; l && !a->give_way(l, a->give_way_ctx); l = l->next)
+            ;
+    }
+    if (l) {
         unlist(*slot, l);
         l->state = GAVE_WAY;
-        a->give_way(l, a->give_way_ctx);
     } else if (full) {
         v = ADMISSION_FULL;
     } else if (client_full) {

@@ -11,12 +11,15 @@
  * A connection that lingers (its answer given whole, its sending side shut, only reading and
  * dropping what its client still sends: admission_linger()) still counts, but gives way to its
  * client's next connection: one that comes at its client's bound, or at the bound in all,
- * takes the place of that client's oldest lingering connection, which the give_way callback is
- * told to close. A client never holds more than max_per_client sockets, and is not refused for
- * connections that, for it, are over; another client's are never closed for it.
+ * takes the place of that client's oldest lingering connection that the give_way callback lets
+ * go (the server's: one whose answer the client has acknowledged whole), which is then closed.
+ * A client never holds more than max_per_client sockets, and is not refused for connections
+ * that, for it, are over; another client's are never closed for it.
  */
 #ifndef TASKD_ADMISSION_H
 #define TASKD_ADMISSION_H
+
+#include <stdbool.h>
 
 #include <sys/socket.h>
 
@@ -37,11 +40,12 @@ typedef struct admission_lingerer {
     int state;                              /* 0, or listed, or its place taken (admission.c) */
 } admission_lingerer;
 
-/* A lingering connection l gives its place to a new connection of its client: it must close
- * (its admission_leave_lingerer() gives nothing back). Called under admission's lock, on the
- * thread of that admission_enter(), while l's connection is still open: it must not call
+/* Whether lingering connection l gives its place to a new connection of its client: if so
+ * (true) it must close, and its admission_leave_lingerer() gives nothing back; false leaves it
+ * as it is (the client's next lingering connection is asked). Called under admission's lock, on
+ * the thread of that admission_enter(), while l's connection is still open: it must not call
  * admission back, only have l's owner close it. */
-typedef void admission_give_way_fn(admission_lingerer *l, void *ctx);
+typedef bool admission_give_way_fn(admission_lingerer *l, void *ctx);
 
 /* Bounds of max_connections in all and max_per_client per address (each at least 1), an IPv6
  * client being its address's first ipv6_prefix bits (1 to 128); NULL when out of memory, or

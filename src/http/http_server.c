@@ -379,22 +379,43 @@ static void conn_close(conn *c)
 }
 
 /*
+ * Whether the client has acknowledged every byte of the answer sent on fd: nothing left in the
+ * send queue, or only the end once it is sent (its sequence number counts in the queue, and a
+ * client that has read everything may acknowledge it late, waiting to send its own). The state
+ * is read first: an end sent after it is counted in the queue read after, and taken as a byte.
+ */
+static bool answer_acknowledged(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    int ended = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+                ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT;
+    int unacked = 0;
+    return ioctl(fd, SIOCOUTQ, &unacked) == 0 && unacked <= ended;
+}
+
+/*
  * A new connection of c's client, at a bound (its own or the one in all), takes the place of c,
  * which lingers (admission_give_way_fn; the accepting loop's thread, under admission's lock): c's
  * loop closes it at its next turn. c's answer went out whole and its end with it, and its client
  * came back on another connection: held, the place refused that one (429, or 503 at the bound in
  * all) until the client's close reached c's loop (after the client had read the end, and often
  * after its next connection came), or for the whole linger of a client that keeps its socket.
- * Should the client not have read all of c's answer yet, the close may reset it: the client's own,
- * for its next connection. The wake is pushed under the lock, so c, seen closing by its loop after
- * this, is not freed before the wake is taken off the stack.
+ * Only a connection whose answer the client has acknowledged whole gives way (false otherwise:
+ * the next one is asked): a reset would drop the bytes still queued or in flight, and the client
+ * of a 201 it never read may make its task again. c's socket stays open while the lock is held
+ * (its close gives its place back under the lock first). The wake is pushed under the lock too,
+ * so c, seen closing by its loop after this, is not freed before the wake is taken off the stack.
  */
-static void conn_give_way(admission_lingerer *place, void *ctx)
+static bool conn_give_way(admission_lingerer *place, void *ctx)
 {
     (void)ctx;
     conn *c = (conn *)((char *)place - offsetof(conn, place));
+    if (!answer_acknowledged(c->fd))
+        return false;
     atomic_store(&c->give_way, true);
     conn_wake(c);
+    return true;
 }
 
 /* Free a closed connection when nothing will touch it any more (the loop's turn is over: no
@@ -1085,10 +1106,7 @@ static void linger(conn *c)
  */
 static bool close_may_reset(const conn *c)
 {
-    if (c->readable || c->in_len > request_bytes(c))
-        return true;
-    int unacked = 0;
-    return ioctl(c->fd, SIOCOUTQ, &unacked) != 0 || unacked > 0;
+    return c->readable || c->in_len > request_bytes(c) || !answer_acknowledged(c->fd);
 }
 
 /* The response went out: the next request, the linger, or the close. */
@@ -1266,7 +1284,10 @@ static void woken(loop *l, conn *c)
     } else if (c->phase == STREAM && !c->closing) {
         run(c);
     } else if (c->phase == LINGER && !c->closing && atomic_load(&c->give_way)) {
-        conn_close(c); /* its place went to a new connection of its client */
+        /* its place went to a new connection of its client; what came meanwhile is dropped
+         * first, so that the close sends an end, not a reset */
+        drop_input(c->fd, &c->dropped);
+        conn_close(c);
     }
 }
 

@@ -827,6 +827,58 @@ class Limits(ServersTestCase):
         finally:
             first.close()
 
+    def test_a_lingering_connection_whose_answer_is_unread_holds_its_place(self):
+        # a slow reader's 900 KB answer that closes its connection is in the kernel's send
+        # buffer, not yet acknowledged, and the connection lingers (its client sent a stray CRLF
+        # too). Its client's next connection at its bound of 1 is refused 429 rather than take
+        # the place: closed then, the socket would answer the client's later bytes with a
+        # reset and drop the answer still queued. Once read whole, the answer comes with its
+        # end, and the place serves the client again.
+        srv = self.start(max_connections_per_client=1)
+        pad = "p" * 900000
+        before = descriptors(srv.proc.pid)
+        tid = srv.create(data={"pad": pad})
+        wait_sockets_let_go(srv.proc.pid, before)
+        first = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            first.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow reader
+            first.settimeout(10)
+            first.connect(("127.0.0.1", srv.port))
+            first.sendall(b"GET /tasks/" + tid.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Connection: close\r\n\r\n\r\n")
+            # the answer is handed over whole when the server's side of the socket sends its end
+            # (FIN_WAIT1, state 04 in /proc/net/tcp)
+            mine = first.getsockname()[1]
+
+            def server_side_state():
+                with open("/proc/net/tcp") as f:
+                    for line in f.readlines()[1:]:
+                        fields = line.split()
+                        if (int(fields[1].split(":")[1], 16) == srv.port
+                                and int(fields[2].split(":")[1], 16) == mine):
+                            return fields[3]
+                return None
+            wait_until(lambda: server_side_state() == "04", 10,
+                       what="the answer handed over whole, the end sent after it")
+            second = connect(srv.port)
+            try:
+                second.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                parsed, raw, _ = read_answer(second)
+                self.assertEqual(parsed and parsed[0], 429, raw[:200])
+            finally:
+                second.close()
+            first.sendall(b"\r\n")  # a later stray byte: a reset, were the socket closed
+            parsed, raw, closed = read_answer(first, timeout=10)
+            self.assertEqual(parsed and parsed[0], 200, raw[:200])
+            self.assertEqual(json.loads(raw.split(b"\r\n\r\n", 1)[1])["data"], {"pad": pad})
+            self.assertTrue(closed or closed_within(first, 5.0) is not None,
+                            "no end after the answer")
+            self.assertEqual(ask_over_new_connections(
+                srv.port, 1, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Connection: close\r\n\r\n"), [200])
+        finally:
+            first.close()
+
     def test_per_client_bound_leaves_other_clients_served(self):
         probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:

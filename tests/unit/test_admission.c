@@ -152,17 +152,25 @@ static void test_many_clients(void **state)
     admission_free(a);
 }
 
-/* The lingering connections told to give way, in order (give_way's ctx). */
+/* The lingering connections told to give way, in order (give_way's ctx); one that holds (its
+ * answer not yet acknowledged) is asked and declines. */
 typedef struct gave_way {
     admission_lingerer *l[4];
     int n;
+    admission_lingerer *holds[2];
+    int asked_holding;
 } gave_way;
 
-static void record_give_way(admission_lingerer *l, void *ctx)
+static bool record_give_way(admission_lingerer *l, void *ctx)
 {
     gave_way *g = ctx;
+    if (l == g->holds[0] || l == g->holds[1]) {
+        g->asked_holding++;
+        return false;
+    }
     assert_true(g->n < 4);
     g->l[g->n++] = l;
+    return true;
 }
 
 /* At its bound, a client's next connection takes the place of its oldest lingering one, which is
@@ -242,6 +250,46 @@ static void test_lingering_connection_gives_way_at_the_bound_in_all(void **state
     admission_free(a);
 }
 
+/* A lingering connection that declines (its answer not yet acknowledged whole) keeps its place
+ * and stays listed: the client's next lingering one is asked, and with none that gives way the
+ * new connection is refused; once it no longer holds, it gives way. */
+static void test_lingering_connection_that_holds_keeps_its_place(void **state)
+{
+    (void)state;
+    admission *a = admission_new(8, 3, 64);
+    gave_way g = {0};
+    admission_set_give_way(a, record_give_way, &g);
+    struct sockaddr_in c1 = v4("10.0.0.1", 1);
+    admission_lingerer l1 = {0}, l2 = {0}, l3 = {0};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK); /* l1, l2, l3 */
+    admission_linger(a, SA(c1), &l1);
+    admission_linger(a, SA(c1), &l2);
+    g.holds[0] = &l1; /* the oldest holds: the next is taken */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(g.asked_holding, 1);
+    assert_int_equal(g.n, 1);
+    assert_ptr_equal(g.l[0], &l2);
+    admission_leave_lingerer(a, SA(c1), &l2);
+    g.holds[1] = &l3; /* every lingering one holds: refused, both still listed */
+    admission_linger(a, SA(c1), &l3);
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(g.asked_holding, 3);
+    assert_int_equal(g.n, 1);
+    g.holds[0] = g.holds[1] = NULL; /* acknowledged since: the oldest gives way */
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+    assert_int_equal(g.n, 2);
+    assert_ptr_equal(g.l[1], &l1);
+    admission_leave_lingerer(a, SA(c1), &l1);
+    assert_int_equal(admission_open(a), 3);
+    admission_leave_lingerer(a, SA(c1), &l3); /* listed still: given back when it closes */
+    assert_int_equal(admission_open(a), 2);
+    admission_leave(a, SA(c1));
+    admission_leave(a, SA(c1));
+    assert_int_equal(admission_open(a), 0);
+    admission_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +300,7 @@ int main(void)
         cmocka_unit_test(test_many_clients),
         cmocka_unit_test(test_lingering_connection_gives_way),
         cmocka_unit_test(test_lingering_connection_gives_way_at_the_bound_in_all),
+        cmocka_unit_test(test_lingering_connection_that_holds_keeps_its_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
