@@ -92,6 +92,10 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
         const change_insert *ins = &recs[i].insert;
         publication *p = &o->pub[o->n_pub];
         publish_outcome r = PUBLISH_SKIPPED;
+        if (recs[i].unreadable) { /* its row never makes a record */
+            *unreadable = true;
+            return i;
+        }
         if (ins->task_id) {
             publish_source src = {ins->task_id, ins->task_type, ins->data, ins->trace,
                                   ins->tracestate};
@@ -167,22 +171,26 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
                          bool unreadable)
 {
     const consumer_config *cc = sc->cc;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
+    /* a record read from its row has no text to show: the row never made one */
+    const char *error = first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
     if (unreadable && ++sc->failures > cc->maximum_retry_attempts) {
-        char seq[24];
-        snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
         log_error("change record skipped after failed attempts", "consumer", cc->name,
-                  "sequence_number", seq, "record", first->json, "error", store_rc_name(rc), NULL);
+                  "sequence_number", seq, "error", error, first->json ? "record" : NULL,
+                  first->json, NULL);
         if (broker_publish(sc->broker, cc->name, first->seq, NULL, 0) == STORE_OK)
             sc->failures = 0;
+    } else if (unreadable) {
+        log_warn("a change record cannot be read; retrying", "consumer", cc->name,
+                 "sequence_number", seq, "error", error, NULL);
+        back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
     } else {
-        if (!unreadable)
-            sc->failures += sc->failures < 5; /* only the backoff grows */
+        sc->failures += sc->failures < 5; /* only the backoff grows */
         char why[160];
         const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
-        log_warn(unreadable ? "a change record cannot be read; retrying"
-                            : "publishing a batch failed; retrying",
-                 "consumer", cc->name, "error", store_rc_name(rc), reason ? "reason" : NULL, reason,
-                 NULL);
+        log_warn("publishing a batch failed; retrying", "consumer", cc->name, "error",
+                 store_rc_name(rc), reason ? "reason" : NULL, reason, NULL);
         back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
     }
 }

@@ -44,6 +44,9 @@ typedef struct change_insert {
 
 typedef struct change_record {
     int64_t seq;
+    /* Its row can never be made the record mode asks for (a damaged or hand-edited database: a
+     * removed task's REMOVE record without its data, say): neither json nor insert is set. */
+    bool unreadable;
     char *json;           /* the whole record, shaped like a DynamoDB Streams record, or NULL */
     change_insert insert; /* an INSERT read by fields (CHANGE_READ_INSERT_FIELDS) */
 } change_record;
@@ -62,6 +65,10 @@ typedef enum change_read {
  * a created task's fields from its row costs a fraction of building and
  * parsing the record. *checkpoint gets the checkpoint (0 before the first
  * commit). Free with change_records_free.
+ *
+ * A record whose row can never be built comes back unreadable, and the read goes on: it is the
+ * consumer's to retry and skip (maximum_retry_attempts). What a retry may pass (the database
+ * busy, an I/O error, no memory) fails the read.
  */
 store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change_read mode,
                              int64_t *checkpoint, change_record **out, size_t *n);

@@ -26,6 +26,7 @@
 
 #include "core/attrval.h"
 #include "core/change_record.h"
+#include "core/json_util.h"
 #include "sqlite_internal.h"
 #include "util/log.h"
 
@@ -305,11 +306,14 @@ typedef struct record_sink {
     change_read mode;
 } record_sink;
 
+/* Column i's text, copied; NULL for a NULL, or with *failed set when memory ran out. */
 static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
 {
     const char *t = (const char *)sqlite3_column_text(st, i);
-    if (!t)
+    if (!t) {
+        *failed |= sqlite3_column_type(st, i) != SQLITE_NULL; /* SQLite's own copy failed */
         return NULL;
+    }
     char *copy = strdup(t);
     if (!copy)
         *failed = true;
@@ -323,7 +327,8 @@ static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
  */
 typedef struct task_rest {
     bool known;
-    bool failed; /* it could not be read (an error, or no memory): the record fails */
+    bool failed; /* it could not be read (an error, or no memory): the read fails */
+    bool broken; /* it never will be (a REMOVE record without the data): the record is unreadable */
     int64_t created_time, ttl;
     const char *data, *data_image, *trace, *tracestate;
     json_t *removed;        /* the REMOVE record's image, parsed */
@@ -336,24 +341,30 @@ static int64_t image_number(const json_t *image, const char *name)
     return n ? strtoll(n, NULL, 10) : TASK_NULL_TIME;
 }
 
-/* The rest of a removed task from its REMOVE record; false when there is none (or it cannot be
- * read: rest->failed). */
+/* The rest of a removed task from its REMOVE record; false when there is none, or it cannot be
+ * read (rest->failed: an error or no memory, which a retry may pass) or never will be
+ * (rest->broken: its image is not JSON, or holds no data). */
 static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
 {
     sqlite3_stmt *st = r ? rstmt(r, BST_REMOVED) : NULL;
-    rest->failed = !st || !task_id;
-    if (rest->failed)
+    rest->failed = !st;
+    rest->broken = !task_id;
+    if (rest->failed || rest->broken)
         return false;
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     const char *text = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-    rest->removed = text ? json_loads(text, 0, NULL) : NULL;
+    bool nomem = step == SQLITE_ROW && !text && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (text)
+        rest->removed = json_parse(text, strlen(text), 0, NULL, &nomem);
     stmt_done(st);
     const json_t *data = json_object_get(rest->removed, "data");
     rest->removed_data_img = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    /* none (DONE) is a database edited by hand; a REMOVE image that did not come back whole
-     * is an error or no memory, which a retry may pass */
-    rest->failed = step != SQLITE_DONE && !rest->removed_data_img;
+    /* none (DONE) is a database edited by hand, read without it; an error or no memory fails
+     * the read, and a REMOVE image that is not there whole never reads */
+    rest->failed =
+        (step != SQLITE_DONE && step != SQLITE_ROW) || nomem || (data && !rest->removed_data_img);
+    rest->broken = !rest->failed && step == SQLITE_ROW && !data;
     if (!rest->removed_data_img)
         return false;
     rest->created_time = image_number(rest->removed, "created_time");
@@ -386,7 +397,12 @@ static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
         rest->tracestate = (const char *)sqlite3_column_text(st, CT_TRACESTATE);
         return;
     }
-    rest->known = rest_from_removal(r, (const char *)sqlite3_column_text(st, CC_TASK_ID), rest);
+    const char *id = (const char *)sqlite3_column_text(st, CC_TASK_ID);
+    if (!id && sqlite3_column_type(st, CC_TASK_ID) != SQLITE_NULL) {
+        rest->failed = true; /* SQLite's copy of the text failed */
+        return;
+    }
+    rest->known = rest_from_removal(r, id, rest);
     if (!rest->known) { /* neither: the database was edited by hand */
         rest->created_time = sqlite3_column_int64(st, CC_TIME);
         rest->ttl = TASK_NULL_TIME;
@@ -454,6 +470,16 @@ static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const 
     return sbuf_failed(room) ? NULL : room->data;
 }
 
+static void change_insert_clear(change_insert *c)
+{
+    free(c->task_id);
+    free(c->task_type);
+    free(c->data);
+    free(c->trace);
+    free(c->tracestate);
+    memset(c, 0, sizeof *c);
+}
+
 /* A row as the sink's mode builds it: whole (change_record_write()), by fields, or by seq. */
 static bool add_record(sqlite3_stmt *st, void *ctx)
 {
@@ -471,13 +497,20 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         r->insert.data = column_dup(st, CT_DATA, &failed);
         r->insert.trace = column_dup(st, CT_TRACE, &failed);
         r->insert.tracestate = column_dup(st, CT_TRACESTATE, &failed);
-        return !failed && r->insert.task_id && r->insert.task_type;
+        if (failed)
+            return false;
+        if (!r->insert.task_id || !r->insert.task_type) { /* a row without them never reads */
+            change_insert_clear(&r->insert);
+            r->unreadable = true;
+        }
+        return true;
     }
     task_rest rest;
     task_rest_of(k->r, st, &rest);
-    if (rest.failed) {
+    if (rest.failed || rest.broken) {
         task_rest_clear(&rest);
-        return false;
+        r->unreadable = rest.broken;
+        return !rest.failed;
     }
     sbuf j = {0}, ni = {0}, oi = {0};
     const char *new_image = image_of(st, insert, true, &rest, &ni);
@@ -521,11 +554,7 @@ void change_records_free(change_record *r, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(r[i].json);
-        free(r[i].insert.task_id);
-        free(r[i].insert.task_type);
-        free(r[i].insert.data);
-        free(r[i].insert.trace);
-        free(r[i].insert.tracestate);
+        change_insert_clear(&r[i].insert);
     }
     free(r);
 }

@@ -490,6 +490,42 @@ class UnreadableRecord(PipelineCase):
         self.assertIn('"sequence_number":"%d"' % bad_seq, skipped[0])
         self.stop_clean(s)
 
+    def test_a_record_that_never_builds_is_retried_then_skipped(self):
+        """A change record whose row can never be made a record (here a removed task's INSERT
+        whose REMOVE record lost the task's data, as in a damaged or hand-edited database) is
+        retried maximum_retry_attempts times and skipped, as a record that does not parse is:
+        the records before it are published first, and the stream goes on after it. It used to
+        fail the whole read, retried without end, and nothing after it was ever published."""
+        off = {"stream_consumers": [], "handlers": []}
+        on = {"stream_consumers": [{"name": "publisher", "filter_patterns": [{"eventName": ["INSERT"]}],
+                                    "maximum_retry_attempts": 2}],
+              "handlers": [{"queue": "task1", "handler": "noop"}]}
+        s = self.start(off, name="c.json")
+        a, x, b = s.create("TASK1"), s.create("TASK1"), s.create("TASK1")
+        self.stop_clean(s)
+        conn = sqlite3.connect(s.db)
+        bad_seq = conn.execute("SELECT seq FROM changes WHERE task_id = ? AND event_name = 'INSERT'",
+                               (x,)).fetchone()[0]
+        conn.execute("DELETE FROM tasks WHERE id = ?", (x,))
+        conn.execute("INSERT INTO changes (event_name, task_id, old_image, created_time) "
+                     "VALUES ('REMOVE', ?, ?, 1)", (x, json.dumps({"id": {"S": x}})))
+        conn.commit()
+        conn.close()
+        write_config(self.tmp, on, "c.json")
+        s = self.start(on, name="c.json")
+        for tid in (a, b, s.create("TASK1")):
+            t = self.wait_status(s, tid, FINAL, timeout=15)
+            self.assertEqual(t["status"], "COMPLETED", "%r\n%s" % (t, s.stderr_text()[-2000:]))
+        skipped = wait_until(lambda: [o for o in s.log_json()
+                                      if o["message"].startswith("change record skipped")], 10,
+                             what="the record skipped")
+        self.assertEqual([(o["level"], o["sequence_number"]) for o in skipped], [("ERROR", str(bad_seq))])
+        retried = [o for o in s.log_json() if o["message"].startswith("a change record cannot be read")]
+        self.assertEqual([o["sequence_number"] for o in retried], [str(bad_seq)] * 2, retried)
+        self.stop_clean(s)
+        checkpoint = db_query(s.db, "SELECT seq FROM checkpoints WHERE consumer = 'publisher'")[0][0]
+        self.assertGreaterEqual(checkpoint, bad_seq)
+
 
 # ---------------------------------------------------------------------------
 class BadPipelineConfig(PipelineCase):

@@ -2697,18 +2697,39 @@ static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart
     assert_null(r[0].insert.task_id);
     assert_string_equal(r[0].json, want[0]);
     change_records_free(r, n);
-    /* a REMOVE record that does not read back fails the read (a consumer retries it), rather
-     * than giving images without what it held */
-    sqlite3_stmt *spoil = own_stmt(SQLITE_OPEN_READWRITE,
-                                   "UPDATE changes SET old_image = 'not json' WHERE task_id = ?1 "
-                                   "AND event_name = 'REMOVE'");
-    sqlite3_bind_text(spoil, 1, id, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(spoil), SQLITE_DONE);
-    assert_int_equal(sqlite3_changes(sqlite3_db_handle(spoil)), 1);
-    own_done(spoil);
-    assert_int_equal(broker_read_changes(f->b, "reader", 1, CHANGE_READ_WHOLE, &cp, &r, &n),
-                     STORE_ERROR);
-    assert_int_equal(n, 0);
+    /* a REMOVE record that does not read back, not JSON or without the task's data, never
+     * will: the records that need it come back unreadable, rather than fail the read for good
+     * (a consumer retried it forever, and read nothing after it) or give images without what
+     * it held; the read goes on past them */
+    const char *spoilt[] = {"not json", "{\"id\":{\"S\":\"x\"},\"created_time\":{\"N\":\"1\"}}",
+                            NULL};
+    for (int k = 0; k < 3; k++) {
+        sqlite3_stmt *spoil =
+            own_stmt(SQLITE_OPEN_READWRITE, "UPDATE changes SET old_image = ?2 WHERE task_id = ?1 "
+                                            "AND event_name = 'REMOVE'");
+        sqlite3_bind_text(spoil, 1, id, -1, SQLITE_STATIC);
+        if (spoilt[k])
+            sqlite3_bind_text(spoil, 2, spoilt[k], -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(spoil), SQLITE_DONE);
+        assert_int_equal(sqlite3_changes(sqlite3_db_handle(spoil)), 1);
+        own_done(spoil);
+        r = read_whole(f, 4);
+        for (int i = 0; i < 3; i++) {
+            assert_true(r[i].unreadable);
+            assert_null(r[i].json);
+        }
+        assert_false(r[3].unreadable); /* the REMOVE itself, whole as it is kept */
+        assert_non_null(r[3].json);
+        change_records_free(r, 4);
+        assert_int_equal(
+            broker_read_changes(f->b, "reader", 1, CHANGE_READ_INSERT_FIELDS, &cp, &r, &n),
+            STORE_OK);
+        assert_int_equal(n, 1);
+        assert_true(r[0].unreadable);
+        assert_null(r[0].json);
+        assert_null(r[0].insert.task_id);
+        change_records_free(r, n);
+    }
     for (int i = 0; i < 3; i++) {
         free(want[i]);
         task_clear(&states[i]);

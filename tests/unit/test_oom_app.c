@@ -1824,6 +1824,72 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* What a read of a removed task's records wants back. */
+typedef struct removed_read {
+    broker *b;
+    const char *want; /* the INSERT, whole */
+} removed_read;
+
+static bool read_removed_task(void *arg)
+{
+    removed_read *rr = arg;
+    change_record *r = NULL;
+    size_t n = 0;
+    int64_t cp;
+    store_rc rc = broker_read_changes(rr->b, "oom", 1, CHANGE_READ_WHOLE, &cp, &r, &n);
+    if (rc != STORE_OK) {
+        assert_int_equal(n, 0);
+        return false;
+    }
+    oom_pause();
+    bool right = n == 1 && !r[0].unreadable && r[0].json && strcmp(r[0].json, rr->want) == 0;
+    oom_resume();
+    if (!right)
+        fail_msg("the INSERT of a removed task came back %s: %s",
+                 n == 1 && r[0].unreadable ? "unreadable" : "wrong",
+                 n == 1 && r[0].json ? r[0].json : "(no text)");
+    change_records_free(r, n);
+    return true;
+}
+
+/* A removed task's records take its data from its REMOVE record. Out of memory there, in the
+ * parse or the copy of its data, fails the read, to be retried: it is not a record that never
+ * reads, which a consumer skips after maximum_retry_attempts. */
+static void test_removed_task_read_short_of_memory(void **state)
+{
+    (void)state;
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-removed");
+    int64_t now = (int64_t)time(NULL);
+    char id[TASK_ID_LEN + 1];
+    store_new_task t = {.task_type = "TASK1", .data = "{\"a\":[1,\"b\"]}", .ttl = now - 10};
+    assert_int_equal(store_create_task(s, &t, now - 5, id), STORE_OK);
+    store_update started = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"};
+    assert_int_equal(store_update_task(s, &started, now - 4, NULL), STORE_OK);
+    store_update done = {.id = id, .status = TASK_COMPLETED, .status_msg = "Task completed"};
+    assert_int_equal(store_update_task(s, &done, now - 4, NULL), STORE_OK);
+    broker *b = broker_of(s);
+    change_record *r = NULL;
+    size_t n = 0;
+    int64_t cp;
+    assert_int_equal(broker_read_changes(b, "oom", 1, CHANGE_READ_WHOLE, &cp, &r, &n), STORE_OK);
+    assert_int_equal(n, 1);
+    removed_read rr = {b, r[0].json};
+    config c;
+    assert_true(config_defaults(&c));
+    c.event_replay = 0;
+    c.retention_grace = 0;
+    int64_t removed = 0;
+    assert_int_equal(broker_sweep(b, &c, &removed, NULL), STORE_OK);
+    config_free(&c);
+    assert_int_equal(removed, 1);
+    assert_true(read_removed_task(&rr)); /* from the REMOVE record now: the same */
+    assert_true(oom_sweep("a removed task's INSERT, read whole", read_removed_task, &rr) > 2);
+    change_records_free(r, n);
+    store_close(s);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 /* A task read that cannot copy its result fails: a copy that came back NULL would pass for a
  * task without one, and stay in the task cache for the reads after it. The store is opened
  * again so that the read goes to the database (a copy out of the cache that fails is a miss). */
@@ -2208,6 +2274,7 @@ int main(void)
         cmocka_unit_test(test_stream_consumer_short_of_memory),
         cmocka_unit_test(test_receive_short_of_memory_keeps_the_message),
         cmocka_unit_test(test_task_read_short_of_memory_for_its_result),
+        cmocka_unit_test_teardown(test_removed_task_read_short_of_memory, oom_teardown),
         cmocka_unit_test(test_runner_short_of_memory_for_a_batch),
         cmocka_unit_test_teardown(test_admission, oom_teardown),
         cmocka_unit_test_setup_teardown(test_http_server, api_setup, api_teardown),
