@@ -1454,6 +1454,59 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
     return STORE_OK;
 }
 
+int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
+{
+    *back_ms = 0;
+    if (!c)
+        return 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "SELECT queue, max(expires_ms), max(sent_ms) FROM messages GROUP BY 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    /* Where the queue clock was at the newest send, by each of its two records: its expiry less
+     * its queue's retention (the steady clock), and its send (the wall clock, which the steady
+     * one starts from). Each alone may be ahead of now without the clock having gone back while
+     * taskd was down: the expiry when the retention was shortened since, the send when the wall
+     * clock was stepped forward while taskd ran (the steady clock kept behind it). Taken when
+     * both say so, and by the nearer. */
+    int64_t last = INT64_MIN;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const queue_config *q = config_queue(c, (const char *)sqlite3_column_text(st, 0));
+        if (!q)
+            continue; /* a queue no longer configured: its retention is not known */
+        int64_t by_expiry = sqlite3_column_int64(st, 1) - (int64_t)q->retention * 1000;
+        int64_t by_send = sqlite3_column_int64(st, 2);
+        int64_t at = by_expiry < by_send ? by_expiry : by_send;
+        if (at > last)
+            last = at;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    /* less than a second is the two clocks read apart, or slewing */
+    int64_t now = clock_steady_ms();
+    if (last == INT64_MIN || last - now < 1000)
+        return 0;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "UPDATE messages SET sent_ms = sent_ms - ?1, visible_ms = visible_ms - "
+                           "?1, expires_ms = expires_ms - ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, last - now);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return -1;
+    *back_ms = last - now;
+    return sqlite3_changes64(s->wdb);
+}
+
 int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms)
 {
     sqlite3_stmt *st = NULL;

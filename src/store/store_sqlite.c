@@ -2045,6 +2045,18 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
                 sqlite3_errmsg(s->wdb));
         goto fail;
     }
+    int64_t back_ms, moved = sq_messages_follow_clock_back(s, o->config, &back_ms);
+    if (moved < 0) {
+        log_warn("cannot check the queues for a clock gone back", "error", sqlite3_errmsg(s->wdb),
+                 NULL);
+    } else if (moved > 0) { /* they would live, and some stay hidden, as long as it went back */
+        char count[24], step[24];
+        snprintf(count, sizeof count, "%lld", (long long)moved);
+        snprintf(step, sizeof step, "%lld", (long long)-back_ms);
+        log_warn("the wall clock went back since the newest message was sent: the queues' "
+                 "deadlines moved back with it",
+                 "step_ms", step, "messages", count, NULL);
+    }
     if (o->max_hide_ms > 0) {
         int64_t n = sq_unhide_past(s, o->max_hide_ms);
         if (n < 0) {

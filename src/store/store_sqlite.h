@@ -10,6 +10,7 @@
 #ifndef TASKD_STORE_SQLITE_H
 #define TASKD_STORE_SQLITE_H
 
+#include "core/config.h"
 #include "store.h"
 
 #include <stdbool.h>
@@ -29,6 +30,9 @@ typedef struct store_sqlite_options {
      * in ms; 0: not known. At open a message hidden further ahead is made visible: the wall
      * clock went back since it was hidden, which would strand its task that long. */
     int64_t max_hide_ms;
+    /* The queues (their retention), to tell at open that the clock went back while taskd was
+     * down, and move the messages' times back with it; NULL: not known. */
+    const config *config;
 } store_sqlite_options;
 
 /*

@@ -463,7 +463,8 @@ int main(int argc, char **argv)
                                .sync = o.sync,
                                .busy_timeout_ms = 5000,
                                .listener = &counted,
-                               .max_hide_ms = max_hide_ms(&cfg)};
+                               .max_hide_ms = max_hide_ms(&cfg),
+                               .config = &cfg};
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)
         goto no_store;

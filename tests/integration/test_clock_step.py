@@ -14,8 +14,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, preload_env, queue_table, script_path,  # noqa: E402
-                     wait_until, write_config)
+from harness import (ServersTestCase, Taskd, db_query, preload_env, queue_table,  # noqa: E402
+                     script_path, wait_until, write_config)
 
 HOUR = 3600
 
@@ -23,9 +23,10 @@ HOUR = 3600
 class ClockStep(ServersTestCase):
     tmp_prefix = "taskd-clock-"
 
-    def start(self, cfg, env):
+    def start(self, cfg, env, shift=0):
+        """taskd with its wall clock shift seconds off (0: right)."""
         self.shift = os.path.join(self.tmp, "clock-shift")
-        self.step(0)
+        self.step(shift)
         env = preload_env(self, "CLOCK_SHIFT_SHIM", "libclock_shift.so", CLOCK_SHIFT_FILE=self.shift, **env)
         s = Taskd(db=self.db, config=write_config(self.tmp, cfg), tmpdir=self.tmp, env=env)
         self.servers.append(s)
@@ -131,6 +132,58 @@ class ClockStep(ServersTestCase):
         self.assertEqual([t["id"] for t in page["tasks"]], [newer], page)
         self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
 
+    QUEUE = {"queues": [{"name": "q", "delay": 30, "retention": 600}],
+             "subscriptions": [{"queue": "q", "filter_policy": {"TaskType": ["TASK2"]}}],
+             "handlers": []}
+
+    def message_times(self):
+        (times,) = db_query(self.db, "SELECT sent_ms, visible_ms, expires_ms FROM messages")
+        return times
+
+    def test_restart_with_the_clock_back_keeps_messages_their_lengths(self):
+        # taskd ran with its clock an hour ahead and started again with it right. The restart
+        # made visible what was hidden past any timeout, but left every expiry an hour late: a
+        # message lived its retention and the hour. Now its send, visibility and expiry move
+        # back with the clock, and keep their lengths: still delayed, kept its retention
+        s = self.start(self.QUEUE, {}, shift=HOUR)
+        s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        sent, visible, expires = self.message_times()
+        self.assertGreater(sent, time.time() * 1000 + HOUR * 1000 - 60_000)  # by the clock an hour on
+        s = self.start(self.QUEUE, {})
+        restarted = time.time() * 1000
+        delayed = queue_table(s)["q"]["delayed"]
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        sent2, visible2, expires2 = self.message_times()
+        self.assertLess(expires2, restarted + 600_000 + 1000, "the message kept an hour late")
+        # all three back by the same step, the one the clock went back by (less the time taskd
+        # was down, which it cannot know): no later than the restart's clock, as it was sent
+        self.assertLessEqual(sent2, restarted + 1000)
+        self.assertGreater(sent2, restarted - 30_000)
+        self.assertEqual((visible2 - sent2, expires2 - sent2), (visible - sent, expires - sent))
+        self.assertEqual(delayed, 1, "the message no longer delayed")
+        moved = [o for o in s.log_json() if o.get("message", "").startswith("the wall clock went back")]
+        self.assertEqual(len(moved), 1, s.stderr_text()[-2000:])
+        self.assertEqual(int(moved[0]["step_ms"]), sent2 - sent)
+
+    def test_restart_after_a_step_forward_moves_no_message(self):
+        # the clock stepped an hour forward while taskd ran, and back while it was down: the
+        # queue's deadlines kept to the clock taskd started with, which the restart reads
+        # again, and are right. The send, by the wall clock, is an hour ahead of it, but its
+        # expiry is not: nothing moves (moved by the send alone, the message expired at once)
+        s = self.start(dict(self.QUEUE, sweep_interval=1), {})
+        self.step(HOUR)
+        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        before = self.message_times()
+        s = self.start(self.QUEUE, {})
+        self.assertEqual(queue_table(s)["q"]["delayed"], 1, "the message no longer delayed")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.assertEqual(self.message_times(), before)
+        self.assertNotIn("the wall clock went back", s.stderr_text())
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
