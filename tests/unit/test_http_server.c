@@ -97,14 +97,27 @@ int __wrap_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int t
     return __real_epoll_wait(epfd, events, maxevents, timeout);
 }
 
-/* Only the loop the test named accepts. */
+/* Only the loop the test named accepts. Its look at the named loop and its accept are one step
+ * under sets_mu, which accept_in() holds to name another: otherwise a loop descheduled between
+ * the two could accept the connection made for the loop named next, keep that refusal in its one
+ * slot and close its own for it. accepted_set: the loop that accepted the last connection. */
+static _Atomic int accepted_set = -1;
+
 int __wrap_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    if (fd == listen_fd && own_set != atomic_load(&accepting_set)) {
-        errno = EAGAIN;
-        return -1;
+    if (fd != listen_fd)
+        return __real_accept4(fd, addr, len, flags);
+    pthread_mutex_lock(&sets_mu);
+    int r = -1, e = EAGAIN;
+    if (own_set == atomic_load(&accepting_set)) {
+        r = __real_accept4(fd, addr, len, flags);
+        e = errno;
+        if (r >= 0)
+            atomic_store(&accepted_set, own_set);
     }
-    return __real_accept4(fd, addr, len, flags);
+    pthread_mutex_unlock(&sets_mu);
+    errno = e;
+    return r;
 }
 
 /* What the next send() does: the whole of it (-1), that many bytes at most, or fail with
@@ -279,8 +292,11 @@ static void test_refusal_past_the_kept_in_all_is_closed_at_once(void **state)
                 atomic_store(&let_go, false);
                 atomic_store(&hold_set, sets[i]);
             }
+            atomic_store(&accepted_set, -1);
             fds[i] = connect_to(port);
             read_refusal(fds[i]); /* the last one too is answered whole */
+            if (atomic_load(&accepted_set) != sets[i])
+                fail_msg("the connection meant for loop %d was accepted by another", i);
         }
         atomic_store(&let_go, true);
         bool closed[LOOPS];
