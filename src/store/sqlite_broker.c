@@ -343,7 +343,7 @@ static int64_t image_number(const json_t *image, const char *name)
 
 /* The rest of a removed task from its REMOVE record; false when there is none, or it cannot be
  * read (rest->failed: an error or no memory, which a retry may pass) or never will be
- * (rest->broken: its image is not JSON, or holds no data). */
+ * (rest->broken: its image is not JSON, or holds no data image). */
 static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
 {
     sqlite3_stmt *st = r ? rstmt(r, BST_REMOVED) : NULL;
@@ -358,7 +358,11 @@ static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
     if (text)
         rest->removed = json_parse(text, strlen(text), 0, NULL, &nomem);
     stmt_done(st);
+    /* the data's image is an object ({"M": ...}, {"S": ...}): anything else there is none, and
+     * json_dumps() refuses it as it refuses no memory */
     const json_t *data = json_object_get(rest->removed, "data");
+    if (!json_is_object(data))
+        data = NULL;
     rest->removed_data_img = data ? json_dumps(data, JSON_COMPACT) : NULL;
     /* none (DONE) is a database edited by hand, read without it; an error or no memory fails
      * the read, and a REMOVE image that is not there whole never reads */

@@ -2700,10 +2700,15 @@ static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart
     /* a REMOVE record that does not read back, not JSON or without the task's data, never
      * will: the records that need it come back unreadable, rather than fail the read for good
      * (a consumer retried it forever, and read nothing after it) or give images without what
-     * it held; the read goes on past them */
-    const char *spoilt[] = {"not json", "{\"id\":{\"S\":\"x\"},\"created_time\":{\"N\":\"1\"}}",
+     * it held; the read goes on past them. Data that is there but not an image (null, a
+     * string, a number) is no more the task's data than none */
+    const char *spoilt[] = {"not json",
+                            "{\"id\":{\"S\":\"x\"},\"created_time\":{\"N\":\"1\"}}",
+                            "{\"data\":null,\"created_time\":{\"N\":\"1\"}}",
+                            "{\"data\":\"x\",\"created_time\":{\"N\":\"1\"}}",
+                            "{\"data\":7,\"created_time\":{\"N\":\"1\"}}",
                             NULL};
-    for (int k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof spoilt / sizeof *spoilt; k++) {
         sqlite3_stmt *spoil =
             own_stmt(SQLITE_OPEN_READWRITE, "UPDATE changes SET old_image = ?2 WHERE task_id = ?1 "
                                             "AND event_name = 'REMOVE'");
