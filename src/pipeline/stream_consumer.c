@@ -176,11 +176,24 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     /* a record read from its row has no text to show: the row never made one */
     const char *error = first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
     if (unreadable && ++sc->failures > cc->maximum_retry_attempts) {
-        log_error("change record skipped after failed attempts", "consumer", cc->name,
-                  "sequence_number", seq, "error", error, first->json ? "record" : NULL,
-                  first->json, NULL);
-        if (broker_publish(sc->broker, cc->name, first->seq, NULL, 0) == STORE_OK)
+        /* said once, when it is decided; a skip that cannot be written (a busy or full disk) is
+         * the store's trouble, and backs off as a batch's failed write does rather than try
+         * again at once, and say so again, for as long as the disk stays full */
+        if (sc->failures == cc->maximum_retry_attempts + 1)
+            log_error("change record skipped after failed attempts", "consumer", cc->name,
+                      "sequence_number", seq, "error", error, first->json ? "record" : NULL,
+                      first->json, NULL);
+        rc = broker_publish(sc->broker, cc->name, first->seq, NULL, 0);
+        if (rc == STORE_OK) {
             sc->failures = 0;
+            return;
+        }
+        char why[160];
+        const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
+        log_warn("skipping a change record failed; retrying", "consumer", cc->name,
+                 "sequence_number", seq, "error", store_rc_name(rc), reason ? "reason" : NULL,
+                 reason, NULL);
+        back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
     } else if (unreadable) {
         log_warn("a change record cannot be read; retrying", "consumer", cc->name,
                  "sequence_number", seq, "error", error, NULL);

@@ -19,6 +19,7 @@
 #include "core/change_record.h"
 #include "core/config.h"
 #include "core/task.h"
+#include "pipeline/stream_consumer.h"
 #include "store/broker.h"
 #include "store/store.h"
 #include "store/store_sqlite.h"
@@ -2966,6 +2967,74 @@ static void publish_next(broker *b, const char *consumer, char id[37])
     change_records_free(r, n);
 }
 
+/* How many of the lines in text hold needle. */
+static int lines_with(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/*
+ * A consumer's record that never builds, past its attempts while the database cannot be
+ * written: the skip is tried again after a back-off, as a batch whose write fails is, and said
+ * once, not tried (and logged at ERROR) again at once for as long as the disk stays full; once
+ * the database can be written, the record is skipped.
+ */
+static void test_a_skip_that_cannot_be_written_backs_off(void **state)
+{
+    fx *f = *state;
+    config cfg;
+    char err[256] = "";
+    assert_true(config_defaults(&cfg));
+    if (!config_load_text(&cfg,
+                          "{\"queues\":[{\"name\":\"q\"}],\"subscriptions\":[{\"queue\":\"q\"}],"
+                          "\"stream_consumers\":[{\"name\":\"pub\",\"maximum_retry_attempts\":0,"
+                          "\"filter_patterns\":[{\"eventName\":[\"INSERT\"]}]}],\"handlers\":[]}",
+                          "test", err, sizeof err))
+        fail_msg("config: %s", err);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    /* the task row gone, and its REMOVE record without the task's data: its INSERT never
+     * builds */
+    const char *edits[] = {"DELETE FROM tasks WHERE id = ?1",
+                           "INSERT INTO changes (event_name, task_id, old_image, created_time) "
+                           "VALUES ('REMOVE', ?1, '{}', 1)"};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READWRITE, edits[i]);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        own_done(st);
+    }
+    reopen(f, NULL);
+    int64_t cp = -1;
+    assert_int_equal(unread(f->b, "pub", &cp), 2);
+
+    atomic_store(&wal_full, true);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    stream_consumer *sc =
+        stream_consumer_start(f->b, &cfg, &cfg.consumers[0], NULL, err, sizeof err);
+    if (!sc) {
+        free(test_stderr_end(&cap));
+        fail_msg("stream_consumer_start: %s", err);
+    }
+    usleep(1000 * 1000);
+    atomic_store(&wal_full, false);
+    for (int i = 0; i < 500 && unread(f->b, "pub", &cp) == 2; i++)
+        usleep(20 * 1000);
+    stream_consumer_stop(sc);
+    char *said = test_stderr_end(&cap);
+    int skipped = lines_with(said, "change record skipped after failed attempts");
+    size_t left = unread(f->b, "pub", &cp);
+    free(said);
+    config_free(&cfg);
+    if (skipped != 1)
+        fail_msg("the skip was said %d times in the second the disk was full", skipped);
+    assert_int_equal(left, 0);
+}
+
 /*
  * A fed creation whose commit fails: the feed's take is finished as undone, the consumer's place
  * stays where the last commit left it, the feed stays on, and the next creation is fed as before
@@ -4137,6 +4206,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_in_a_failed_commit, setup_faulty,
+                                        teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_a_skip_that_cannot_be_written_backs_off, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(
