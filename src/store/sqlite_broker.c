@@ -1495,14 +1495,21 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
     int64_t now = clock_steady_ms();
     if (last == INT64_MIN || last - now < 1000)
         return 0;
+    /* A send moves only when it is ahead of the wall clock now, which a send by it never is:
+     * one made after the wall clock was put right while taskd ran was by the right clock, though
+     * its deadlines were kept to the old one, and moved it made the message older by the step (a
+     * dead-letter queue of a shorter retention dropped it on arrival). A send by the clock ahead
+     * that is no longer ahead stays: the message counts younger, never older */
     if (sqlite3_prepare_v2(s->wdb,
-                           "UPDATE messages SET sent_ms = sent_ms - ?1, visible_ms = visible_ms - "
-                           "?1, expires_ms = expires_ms - ?1",
+                           "UPDATE messages SET sent_ms = CASE WHEN sent_ms > ?2 THEN sent_ms - ?1 "
+                           "ELSE sent_ms END, visible_ms = visible_ms - ?1, "
+                           "expires_ms = expires_ms - ?1",
                            -1, &st, NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
         return -1;
     }
     sqlite3_bind_int64(st, 1, last - now);
+    sqlite3_bind_int64(st, 2, clock_unix_ms());
     rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)

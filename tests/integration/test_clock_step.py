@@ -185,5 +185,33 @@ class ClockStep(ServersTestCase):
         self.assertEqual(self.message_times(), before)
         self.assertNotIn("the wall clock went back", s.stderr_text())
 
+    def test_restart_keeps_the_send_of_a_message_sent_after_a_step_back(self):
+        # taskd started an hour ahead and its clock was put right while it ran: the message sent
+        # before that was sent by the clock an hour on, the one sent after by the right one. The
+        # restart moves the queues' times back by the first's send; the second's send was right,
+        # and moved with them it said the message was an hour older than it was (a later move to
+        # a dead-letter queue of a shorter retention dropped it on arrival). A send no later
+        # than the restart's clock stays where it is
+        s = self.start(dict(self.QUEUE, sweep_interval=1), {}, shift=HOUR)
+        ahead = s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the first message sent")
+        self.step(0)
+        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        right = s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 2, 5, what="the second message sent")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        query = "SELECT task_id, sent_ms FROM messages"
+        before = dict(db_query(self.db, query))
+        self.assertGreater(before[ahead], time.time() * 1000 + HOUR * 1000 - 60_000)
+        self.assertLess(before[right], time.time() * 1000 + 1000)
+        s = self.start(self.QUEUE, {})
+        restarted = time.time() * 1000
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        after = dict(db_query(self.db, query))
+        self.assertIn("the wall clock went back", s.stderr_text())
+        self.assertLess(after[ahead], restarted + 1000, "the send an hour on was not moved back")
+        self.assertEqual(after[right], before[right], "the right send moved %d ms"
+                         % (before[right] - after[right]))
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
