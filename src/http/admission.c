@@ -23,6 +23,9 @@ typedef struct client {
     struct client *next;
 } client;
 
+/* The lingering connections of a client asked to give way to its next one, at most. */
+#define GIVE_WAY_ASKS 4
+
 /* An admission_lingerer's state. */
 enum { NOT_LINGERING, LINGERING, GAVE_WAY };
 
@@ -128,6 +131,20 @@ static void unlist(client *cl, admission_lingerer *l)
     l->prev = l->next = NULL;
 }
 
+/* The oldest of cl's lingering connections that gives way when asked (NULL: none). A few are
+ * asked, oldest first: asking may cost the server calls to the system, under the lock that
+ * every accept and close takes. */
+static admission_lingerer *giving_way(admission *a, client *cl)
+{
+    if (!a->give_way)
+        return NULL;
+    admission_lingerer *l = cl->lingering;
+    for (int asked = 0; l && asked < GIVE_WAY_ASKS; l = l->next, asked++)
+        if (a->give_way(l, a->give_way_ctx))
+            return l;
+    return NULL;
+}
+
 admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
 {
     unsigned char key[17];
@@ -137,13 +154,9 @@ admission_verdict admission_enter(admission *a, const struct sockaddr *addr)
     client **slot = client_slot(a, key);
     bool client_full = *slot && (*slot)->count >= a->max_per_client;
     bool full = a->open >= a->max_connections;
-    admission_lingerer *l = NULL;
-    if ((client_full || full) && *slot && a->give_way) {
-        /* at its own bound or the one in all, the place of its oldest lingering connection
-         * that can give way passes to this one: the counts stay */
-        for (l = (*slot)->lingering; l && !a->give_way(l, a->give_way_ctx); l = l->next)
-            ;
-    }
+    /* at its own bound or the one in all, the place of a lingering connection that gives way
+     * passes to this one: the counts stay */
+    admission_lingerer *l = (client_full || full) && *slot ? giving_way(a, *slot) : NULL;
     if (l) {
         unlist(*slot, l);
         l->state = GAVE_WAY;

@@ -158,13 +158,14 @@ typedef struct gave_way {
     admission_lingerer *l[4];
     int n;
     admission_lingerer *holds[2];
+    bool all_hold;
     int asked_holding;
 } gave_way;
 
 static bool record_give_way(admission_lingerer *l, void *ctx)
 {
     gave_way *g = ctx;
-    if (l == g->holds[0] || l == g->holds[1]) {
+    if (g->all_hold || l == g->holds[0] || l == g->holds[1]) {
         g->asked_holding++;
         return false;
     }
@@ -290,6 +291,31 @@ static void test_lingering_connection_that_holds_keeps_its_place(void **state)
     admission_free(a);
 }
 
+/* Of a client's many lingering connections, a few of the oldest are asked (each asking may cost
+ * the server calls to the system, under the lock): when they all hold, the new connection is
+ * refused, whatever the younger ones would say. */
+static void test_a_few_lingering_connections_asked(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    admission *a = admission_new(64, N, 64);
+    gave_way g = {.all_hold = true};
+    admission_set_give_way(a, record_give_way, &g);
+    struct sockaddr_in c1 = v4("10.0.0.1", 1);
+    admission_lingerer l[N] = {{0}};
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_OK);
+        admission_linger(a, SA(c1), &l[i]);
+    }
+    assert_int_equal(admission_enter(a, SA(c1)), ADMISSION_CLIENT_FULL);
+    assert_int_equal(g.asked_holding, 4);
+    assert_int_equal(g.n, 0);
+    for (int i = 0; i < N; i++)
+        admission_leave_lingerer(a, SA(c1), &l[i]);
+    assert_int_equal(admission_open(a), 0);
+    admission_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -301,6 +327,7 @@ int main(void)
         cmocka_unit_test(test_lingering_connection_gives_way),
         cmocka_unit_test(test_lingering_connection_gives_way_at_the_bound_in_all),
         cmocka_unit_test(test_lingering_connection_that_holds_keeps_its_place),
+        cmocka_unit_test(test_a_few_lingering_connections_asked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
