@@ -378,6 +378,13 @@ static void conn_close(conn *c)
         c->phase = HEAD; /* a long poll taken back: no ready() comes */
 }
 
+/* The bytes sent on fd not yet acknowledged (its end counting one once shut); -1 when unknown. */
+static int unacked_bytes(int fd)
+{
+    int n = 0;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
 /*
  * Whether the client has acknowledged every byte of the answer sent on fd: nothing left in the
  * send queue, or only the end once it is sent (its sequence number counts in the queue, and a
@@ -390,8 +397,8 @@ static bool answer_acknowledged(int fd)
     socklen_t len = sizeof ti;
     int ended = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
                 ti.tcpi_state != TCP_ESTABLISHED && ti.tcpi_state != TCP_CLOSE_WAIT;
-    int unacked = 0;
-    return ioctl(fd, SIOCOUTQ, &unacked) == 0 && unacked <= ended;
+    int unacked = unacked_bytes(fd);
+    return unacked >= 0 && unacked <= ended;
 }
 
 /*
@@ -1106,7 +1113,8 @@ static void linger(conn *c)
  */
 static bool close_may_reset(const conn *c)
 {
-    return c->readable || c->in_len > request_bytes(c) || !answer_acknowledged(c->fd);
+    /* before the shutdown: any byte in the queue is the answer's */
+    return c->readable || c->in_len > request_bytes(c) || unacked_bytes(c->fd) != 0;
 }
 
 /* The response went out: the next request, the linger, or the close. */
