@@ -160,6 +160,16 @@ static void back_off(stream_consumer *sc, unsigned ms)
         usleep(50 * 1000);
 }
 
+/* The store's failure rc at the record seq (a batch's first), said as a warning with the
+ * store's reason. */
+static void warn_store_failed(stream_consumer *sc, const char *what, const char *seq, store_rc rc)
+{
+    char why[160];
+    const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
+    log_warn(what, "consumer", sc->cc->name, "sequence_number", seq, "error", store_rc_name(rc),
+             reason ? "reason" : NULL, reason, NULL);
+}
+
 /*
  * After a failed attempt: back off and let the batch be read again. Only a
  * record that cannot be read is given up on — past maximum_retry_attempts it
@@ -173,39 +183,33 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     const consumer_config *cc = sc->cc;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
-    /* a record read from its row has no text to show: the row never made one */
-    const char *error = first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
-    if (unreadable && ++sc->failures > cc->maximum_retry_attempts) {
-        /* said once, when it is decided; a skip that cannot be written (a busy or full disk) is
-         * the store's trouble, and backs off as a batch's failed write does rather than try
-         * again at once, and say so again, for as long as the disk stays full */
-        if (sc->failures == cc->maximum_retry_attempts + 1)
-            log_error("change record skipped after failed attempts", "consumer", cc->name,
-                      "sequence_number", seq, "error", error, first->json ? "record" : NULL,
-                      first->json, NULL);
-        rc = broker_publish(sc->broker, cc->name, first->seq, NULL, 0);
-        if (rc == STORE_OK) {
-            sc->failures = 0;
-            return;
-        }
-        char why[160];
-        const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
-        log_warn("skipping a change record failed; retrying", "consumer", cc->name,
-                 "sequence_number", seq, "error", store_rc_name(rc), reason ? "reason" : NULL,
-                 reason, NULL);
-        back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
-    } else if (unreadable) {
-        log_warn("a change record cannot be read; retrying", "consumer", cc->name,
-                 "sequence_number", seq, "error", error, NULL);
-        back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
-    } else {
+    if (!unreadable) {
         sc->failures += sc->failures < 5; /* only the backoff grows */
-        char why[160];
-        const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
-        log_warn("publishing a batch failed; retrying", "consumer", cc->name, "error",
-                 store_rc_name(rc), reason ? "reason" : NULL, reason, NULL);
-        back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
+        warn_store_failed(sc, "publishing a batch failed; retrying", seq, rc);
+    } else {
+        /* a record read from its row has no text to show: the row never made one */
+        const char *error =
+            first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
+        if (++sc->failures <= cc->maximum_retry_attempts) {
+            log_warn("a change record cannot be read; retrying", "consumer", cc->name,
+                     "sequence_number", seq, "error", error, NULL);
+        } else {
+            /* said once, when it is decided; a skip that cannot be written (a busy or full
+             * disk) is the store's trouble, and backs off as a batch's failed write does
+             * rather than try again at once, and say so again, for as long as it lasts */
+            if (sc->failures == cc->maximum_retry_attempts + 1)
+                log_error("change record skipped after failed attempts", "consumer", cc->name,
+                          "sequence_number", seq, "error", error, first->json ? "record" : NULL,
+                          first->json, NULL);
+            rc = broker_publish(sc->broker, cc->name, first->seq, NULL, 0);
+            if (rc == STORE_OK) {
+                sc->failures = 0;
+                return;
+            }
+            warn_store_failed(sc, "skipping a change record failed; retrying", seq, rc);
+        }
     }
+    back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
 }
 
 /* ---- the writer's feed ---- */
