@@ -225,9 +225,10 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
         };
         to_claim++;
     }
-    /* The claims (a throttled store retries them) must leave every run claimed its time before
-     * the deadline: one that would not gives up (STORE_BUSY, its message comes back) rather
-     * than claim a task no run would then start. */
+    /* The claims (a throttled store retries them), and the reclaims of the tasks to run again
+     * after them, must leave every run claimed its time before the deadline: one that would
+     * not gives up (STORE_BUSY, its message comes back) rather than claim a task no run would
+     * then start. */
     int64_t invocation_deadline = aws_deadline();
     if (deadline_ms > 0)
         aws_set_deadline(deadline_ms - WORKER_REPORT_MARGIN_MS - (int64_t)to_claim * run_ms);
@@ -237,7 +238,6 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
         if (claims[k].update.id) /* claimed above */
             store_batch_submit(&group, w->store, &claims[k]);
     store_batch_wait(&group);
-    aws_set_deadline(invocation_deadline);
     for (size_t k = 0; k < m; k++)
         fill_item(l, mine[k], &claims[k], now, deadline_ms, &items[k]);
 
@@ -260,6 +260,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
             store_batch_submit(&group, w->store, &reclaims[k].w);
         }
     store_batch_wait(&group);
+    aws_set_deadline(invocation_deadline); /* the reclaims too are claims: see above */
     for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT)
             items[k].fate = reclaimed(&items[k], reclaims[k].w.rc);

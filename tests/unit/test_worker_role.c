@@ -731,6 +731,42 @@ static void test_a_claim_leaves_its_run_its_time(void **state)
     assert_int_equal(aws_deadline(), before); /* the invocation's again after the claims */
 }
 
+/* For a store in front of the fixture's: note the AWS deadline a reclaim is made under. */
+static int64_t reclaimed_under;
+
+static bool note_reclaim_deadline(store_front *f, store_write *w)
+{
+    (void)f;
+    if (w->kind == STORE_WRITE_RECLAIM)
+        reclaimed_under = aws_deadline();
+    return false; /* made by the store behind */
+}
+
+/* A delivery that runs a task again claims it a second time, by its reclaim: that reclaim (which
+ * a throttled store retries too) may take no more than the claim before it, or it would take the
+ * task again from the delivery that died and then find it too near the deadline to start,
+ * IN_PROGRESS "Task started again" with nothing running it and its message spent a receive. */
+static void test_a_reclaim_leaves_its_run_its_time(void **state)
+{
+    fixture *f = *state;
+    store_front r;
+    store_front_init(&r, f->store, note_reclaim_deadline, STORE_OK);
+    make_role_over(f, &r.base, "jobs");
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000); /* that one died */
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2};
+    int64_t before = aws_deadline(), deadline = now_ms() + MINUTE_MS;
+    reclaimed_under = 0;
+    role_result res = invoke(f, &m, 1, deadline);
+    assert_failures(&res, "");
+    assert_int_equal(runs(f), 1);
+    assert_status(f, id, TASK_COMPLETED, "Task completed");
+    /* the binding's timeout is 30 s */
+    assert_int_equal(reclaimed_under, deadline - WORKER_REPORT_MARGIN_MS - 30 * 1000);
+    assert_int_equal(aws_deadline(), before); /* the invocation's again after the reclaims */
+}
+
 static void test_deadline_too_near_kept(void **state)
 {
     fixture *f = *state;
@@ -1106,6 +1142,7 @@ int main(void)
         CASE(test_a_task_run_again_says_so),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
         CASE(test_a_claim_leaves_its_run_its_time),
+        CASE(test_a_reclaim_leaves_its_run_its_time),
         CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
         CASE(test_batch_mixed_outcomes),
