@@ -31,6 +31,8 @@
  */
 #include "publish_role.h"
 
+#include "core/filter.h"
+#include "core/uuid7.h"
 #include "pipeline/publisher.h"
 #include "sns.h"
 #include "stream_event.h"
@@ -101,15 +103,40 @@ static void respond(role_result *out, const char *seq)
     out->response_len = strlen(text);
 }
 
+/*
+ * Say so when a record the publisher passed over is the INSERT of a task that the consumer's
+ * patterns take: its image could not be made a message (no new image, data that is not a map, a
+ * type out of shape), no retry would read it better, and its task stays CREATED. The store's own
+ * items (an idempotency key, meta#...), whose key is no task id, and the records the patterns
+ * leave out are passed over without a word.
+ */
+static void say_unreadable(const publish_role *pr, const json_t *record)
+{
+    const char *event = json_string_value(json_object_get(record, "eventName"));
+    const json_t *keys = json_object_get(json_object_get(record, "dynamodb"), "Keys");
+    const char *id = json_string_value(json_object_get(json_object_get(keys, "id"), "S"));
+    uint8_t raw[16];
+    if (!event || strcmp(event, "INSERT") != 0 || !uuid_parse(id, raw) ||
+        !filter_set_match(pr->cc->filter, record))
+        return;
+    const char *seq = sequence_number(record);
+    log_error("a new task's stream record cannot be made a message; it is passed over and the "
+              "task stays CREATED",
+              "task_id", id, "sequence_number", seq ? seq : "", NULL);
+}
+
 /* Begin a publication for each record that makes a message; the index where it had to stop. */
 static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
 {
     size_t n = json_array_size(records);
     for (size_t i = 0; i < n; i++) {
         publication *p = &o->pub[o->n];
-        publish_outcome r = stream_record_begin(&pr->cfg, pr->cc, json_array_get(records, i), n, p);
-        if (r == PUBLISH_SKIPPED)
+        const json_t *record = json_array_get(records, i);
+        publish_outcome r = stream_record_begin(&pr->cfg, pr->cc, record, n, p);
+        if (r == PUBLISH_SKIPPED) {
+            say_unreadable(pr, record);
             continue;
+        }
         if (r == PUBLISH_NO_MEMORY)
             return i;
         o->msg[o->n] = (sns_message){p->message.body, p->message.attributes};

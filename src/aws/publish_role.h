@@ -13,8 +13,11 @@
  * span's messaging.system is SNS's, aws.sns, and it names the PublishBatch
  * call that carried its message). Records that
  * make no message (a MODIFY or REMOVE, the store's own key and meta items,
- * which have no task_type) are skipped. The messages go to the topic with
- * PublishBatch, in record order (sns.h).
+ * which have no task_type) are skipped. So is the INSERT of a task whose
+ * image cannot be made a message (none, as a stream of keys only carries,
+ * or its data not a map): no retry would read it better; it is logged at
+ * ERROR with its task id and sequence number, for its task stays CREATED.
+ * The messages go to the topic with PublishBatch, in record order (sns.h).
  *
  * The answer is {"batchItemFailures": [...]}: empty when every message was
  * published, else the SequenceNumber of the first record whose message was

@@ -620,6 +620,50 @@ static void test_skipped_records(void **state)
     fixture_stop(&f);
 }
 
+/* An INSERT of a task whose image cannot be made a message (here its data is gone; a stream that
+ * carries keys only has no image at all) is passed over, as no retry would read it better, and
+ * said at ERROR with its task and sequence number: its task stays CREATED. What makes no message
+ * by design (a MODIFY, the store's own items) is passed over without a word. */
+static void test_unreadable_insert_is_said(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    char id1[37], id2[37], id3[37];
+    task_id(1, id1);
+    task_id(2, id2);
+    task_id(3, id3);
+    json_t *records = json_array();
+    json_array_append_new(records, stream_record("MODIFY", id1, "TASK1", 1, TRACE, "201"));
+    json_array_append_new(records, stream_record("INSERT", "idem#order-42", NULL, 0, NULL, "202"));
+    json_t *no_data = stream_record("INSERT", id2, "TASK1", 2, NULL, "203");
+    json_object_del(json_object_get(json_object_get(no_data, "dynamodb"), "NewImage"), "data");
+    json_array_append_new(records, no_data);
+    json_t *keys_only = stream_record("INSERT", id3, "TASK1", 3, NULL, "204");
+    json_object_del(json_object_get(keys_only, "dynamodb"), "NewImage");
+    json_array_append_new(records, keys_only);
+    json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, "205"));
+    char *ev = event_text(records);
+    role_result res;
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    invoke(&f, ev, &res);
+    char *logged = test_stderr_end(&cap);
+    expect_response(&res, "{\"batchItemFailures\":[]}");
+    role_result_clear(&res);
+    free(ev);
+    assert_int_equal(f.sns->n_entries, 1);
+    assert_string_equal(f.sns->entries[0].task_id, id1);
+    const char *said = "a new task's stream record cannot be made a message";
+    const char *first = strstr(logged, said), *second = first ? strstr(first + 1, said) : NULL;
+    if (!first || !second || strstr(second + 1, said) || !strstr(logged, id2) ||
+        !strstr(logged, "\"203\"") || !strstr(logged, id3) || !strstr(logged, "\"204\"") ||
+        strstr(logged, "idem#") || strstr(logged, "\"201\""))
+        fail_msg("logged: %s", logged);
+    free(logged);
+    fixture_stop(&f);
+}
+
 static void test_failure_at_record_3_of_5(void **state)
 {
     (void)state;
@@ -1423,6 +1467,7 @@ int main(void)
         cmocka_unit_test(test_insert_published),
         cmocka_unit_test(test_spans_in_the_task_trace),
         cmocka_unit_test(test_skipped_records),
+        cmocka_unit_test(test_unreadable_insert_is_said),
         cmocka_unit_test(test_failure_at_record_3_of_5),
         cmocka_unit_test(test_failure_stops_later_batches),
         cmocka_unit_test(test_refused_message_is_passed_over),
