@@ -335,15 +335,22 @@ typedef struct task_rest {
     char *removed_data_img; /* its data, as data_image */
 } task_rest;
 
+/* An image's number attribute name; TASK_NULL_TIME when it has none, or one that is not a
+ * number. */
 static int64_t image_number(const json_t *image, const char *name)
 {
     const char *n = json_string_value(json_object_get(json_object_get(image, name), "N"));
-    return n ? strtoll(n, NULL, 10) : TASK_NULL_TIME;
+    if (!n)
+        return TASK_NULL_TIME;
+    char *end;
+    errno = 0;
+    long long v = strtoll(n, &end, 10);
+    return end != n && *end == '\0' && errno == 0 ? v : TASK_NULL_TIME;
 }
 
 /* The rest of a removed task from its REMOVE record; false when there is none, or it cannot be
  * read (rest->failed: an error or no memory, which a retry may pass) or never will be
- * (rest->broken: its image is not JSON, or holds no data image). */
+ * (rest->broken: its image is not JSON, or holds no data image or no creation time). */
 static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
 {
     sqlite3_stmt *st = r ? rstmt(r, BST_REMOVED) : NULL;
@@ -377,7 +384,10 @@ static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
     rest->trace = json_string_value(json_object_get(json_object_get(rest->removed, "trace"), "S"));
     rest->tracestate =
         json_string_value(json_object_get(json_object_get(rest->removed, "tracestate"), "S"));
-    return rest->created_time != TASK_NULL_TIME;
+    /* every task has its creation time: an image without it is missing a piece as one
+     * without the data is, and the records never read either */
+    rest->broken = rest->created_time == TASK_NULL_TIME;
+    return !rest->broken;
 }
 
 /* The rest of the task of the record st is at (a BST_CHANGES_AFTER_TASK row), for the records

@@ -2702,12 +2702,16 @@ static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart
      * will: the records that need it come back unreadable, rather than fail the read for good
      * (a consumer retried it forever, and read nothing after it) or give images without what
      * it held; the read goes on past them. Data that is there but not an image (null, a
-     * string, a number) is no more the task's data than none */
+     * string, a number) is no more the task's data than none; nor is an image with the data
+     * but without its task's creation time, or with one that is not a number, a whole one */
     const char *spoilt[] = {"not json",
                             "{\"id\":{\"S\":\"x\"},\"created_time\":{\"N\":\"1\"}}",
                             "{\"data\":null,\"created_time\":{\"N\":\"1\"}}",
                             "{\"data\":\"x\",\"created_time\":{\"N\":\"1\"}}",
                             "{\"data\":7,\"created_time\":{\"N\":\"1\"}}",
+                            "{\"data\":{\"S\":\"x\"}}",
+                            "{\"data\":{\"S\":\"x\"},\"created_time\":{\"S\":\"1\"}}",
+                            "{\"data\":{\"S\":\"x\"},\"created_time\":{\"N\":\"1x\"}}",
                             NULL};
     for (size_t k = 0; k < sizeof spoilt / sizeof *spoilt; k++) {
         sqlite3_stmt *spoil =
