@@ -306,14 +306,37 @@ typedef struct record_sink {
     change_read mode;
 } record_sink;
 
+/*
+ * Column i's text, borrowed; NULL for a NULL, or with *failed set when SQLite's own copy of it
+ * failed (no memory). The type is read first, before the text converts the value: SQLite leaves
+ * it undefined after a conversion (a number whose conversion failed reads NULL, as a NULL).
+ */
+static const char *column_text(sqlite3_stmt *st, int i, bool *failed)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    if (!t)
+        *failed = true;
+    return t;
+}
+
+/* Column i's text into dst[size], cut to fit; "" for a NULL, or with *failed set as
+ * column_text() sets it. */
+static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t size, bool *failed)
+{
+    const char *t = column_text(st, i, failed);
+    size_t n = t ? strnlen(t, size - 1) : 0;
+    memcpy(dst, t ? t : "", n);
+    dst[n] = '\0';
+}
+
 /* Column i's text, copied; NULL for a NULL, or with *failed set when memory ran out. */
 static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
 {
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    if (!t) {
-        *failed |= sqlite3_column_type(st, i) != SQLITE_NULL; /* SQLite's own copy failed */
+    const char *t = column_text(st, i, failed);
+    if (!t)
         return NULL;
-    }
     char *copy = strdup(t);
     if (!copy)
         *failed = true;
@@ -360,8 +383,8 @@ static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
         return false;
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
-    const char *text = step == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-    bool nomem = step == SQLITE_ROW && !text && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    bool nomem = false;
+    const char *text = step == SQLITE_ROW ? column_text(st, 0, &nomem) : NULL;
     if (text)
         rest->removed = json_parse(text, strlen(text), 0, NULL, &nomem);
     stmt_done(st);
@@ -404,18 +427,16 @@ static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
         rest->ttl = sqlite3_column_type(st, CT_TTL) == SQLITE_NULL
                         ? TASK_NULL_TIME
                         : sqlite3_column_int64(st, CT_TTL);
-        rest->data = (const char *)sqlite3_column_text(st, CT_DATA);
+        rest->data = column_text(st, CT_DATA, &rest->failed);
         /* data_image is there for rows written since schema 3 through the API; else derived */
-        rest->data_image = (const char *)sqlite3_column_text(st, CT_DATA_IMAGE);
-        rest->trace = (const char *)sqlite3_column_text(st, CT_TRACE);
-        rest->tracestate = (const char *)sqlite3_column_text(st, CT_TRACESTATE);
+        rest->data_image = column_text(st, CT_DATA_IMAGE, &rest->failed);
+        rest->trace = column_text(st, CT_TRACE, &rest->failed);
+        rest->tracestate = column_text(st, CT_TRACESTATE, &rest->failed);
         return;
     }
-    const char *id = (const char *)sqlite3_column_text(st, CC_TASK_ID);
-    if (!id && sqlite3_column_type(st, CC_TASK_ID) != SQLITE_NULL) {
-        rest->failed = true; /* SQLite's copy of the text failed */
+    const char *id = column_text(st, CC_TASK_ID, &rest->failed);
+    if (rest->failed)
         return;
-    }
     rest->known = rest_from_removal(r, id, rest);
     if (!rest->known) { /* neither: the database was edited by hand */
         rest->created_time = sqlite3_column_int64(st, CC_TIME);
@@ -430,8 +451,10 @@ static void task_rest_clear(task_rest *rest)
     free(rest->removed_data_img);
 }
 
-/* One side of a record kept as parts, as the task it shows (strings borrowed). */
-static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *rest, task *t)
+/* One side of a record kept as parts, as the task it shows (strings borrowed); *failed set
+ * when a column's text could not be had. */
+static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *rest, task *t,
+                      bool *failed)
 {
     *t = (task){.status = TASK_CREATED,
                 .status_msg = "",
@@ -441,16 +464,16 @@ static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *
                 .data = (char *)rest->data,
                 .trace = (char *)rest->trace,
                 .tracestate = (char *)rest->tracestate};
-    sq_copy_col(st, CC_TASK_ID, t->id, sizeof t->id);
-    sq_copy_col(st, CC_TYPE, t->task_type, sizeof t->task_type);
+    column_copy(st, CC_TASK_ID, t->id, sizeof t->id, failed);
+    column_copy(st, CC_TYPE, t->task_type, sizeof t->task_type, failed);
     if (insert) /* a creation's new side */
         return;
-    task_status_parse((const char *)sqlite3_column_text(st, side), &t->status);
-    const char *msg = (const char *)sqlite3_column_text(st, side + 1);
+    task_status_parse(column_text(st, side, failed), &t->status);
+    const char *msg = column_text(st, side + 1, failed);
     t->status_msg = (char *)(msg ? msg : "");
     if (sqlite3_column_type(st, side + 2) != SQLITE_NULL)
         t->updated_time = sqlite3_column_int64(st, side + 2);
-    t->result = (char *)sqlite3_column_text(st, side + 3);
+    t->result = (char *)column_text(st, side + 3, failed);
 }
 
 /* A record's image (NULL when it has none): put together from its parts and the task's rest,
@@ -464,12 +487,19 @@ static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const 
         if (!new_side && insert)
             return NULL;
         task t;
-        side_task(st, new_side && insert, new_side ? CC_NEW_SIDE : CC_OLD_SIDE, rest, &t);
+        bool failed = false;
+        side_task(st, new_side && insert, new_side ? CC_NEW_SIDE : CC_OLD_SIDE, rest, &t, &failed);
+        if (failed) {
+            room->failed = true;
+            return NULL;
+        }
         bool ok = attrval_task_image(room, &t, rest->data_image);
         return ok && !sbuf_failed(room) ? room->data : NULL;
     }
-    const char *image =
-        (const char *)sqlite3_column_text(st, new_side ? CC_NEW_IMAGE : CC_OLD_IMAGE);
+    bool failed = false;
+    const char *image = column_text(st, new_side ? CC_NEW_IMAGE : CC_OLD_IMAGE, &failed);
+    if (failed)
+        room->failed = true;
     if (!image || slim != CHANGE_SLIM_MODIFY || !rest->known)
         return image;
     sbuf derived = {0};
@@ -500,12 +530,14 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     record_sink *k = ctx;
     change_record *r = &k->recs[k->n++]; /* counted first: a half-built record is freed too */
     r->seq = sqlite3_column_int64(st, CC_SEQ);
-    const char *event = (const char *)sqlite3_column_text(st, CC_EVENT);
+    bool failed = false;
+    const char *event = column_text(st, CC_EVENT, &failed);
+    if (failed)
+        return false; /* not to be taken for a record of another event, and passed over */
     bool insert = event && strcmp(event, "INSERT") == 0;
     if (k->mode != CHANGE_READ_WHOLE && !insert)
         return true;
     if (k->mode == CHANGE_READ_INSERT_FIELDS && sqlite3_column_type(st, CT_DATA) != SQLITE_NULL) {
-        bool failed = false;
         r->insert.task_id = column_dup(st, CC_TASK_ID, &failed);
         r->insert.task_type = column_dup(st, CT_TYPE, &failed);
         r->insert.data = column_dup(st, CT_DATA, &failed);
@@ -529,10 +561,11 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     sbuf j = {0}, ni = {0}, oi = {0};
     const char *new_image = image_of(st, insert, true, &rest, &ni);
     const char *old_image = image_of(st, insert, false, &rest, &oi);
-    bool ok = !sbuf_failed(&ni) && !sbuf_failed(&oi);
+    const char *id = column_text(st, CC_TASK_ID, &failed);
+    bool ok = !failed && !sbuf_failed(&ni) && !sbuf_failed(&oi);
     if (ok)
-        change_record_write(&j, r->seq, event, (const char *)sqlite3_column_text(st, CC_TASK_ID),
-                            new_image, old_image, sqlite3_column_int64(st, CC_TIME));
+        change_record_write(&j, r->seq, event, id, new_image, old_image,
+                            sqlite3_column_int64(st, CC_TIME));
     sbuf_free(&ni);
     sbuf_free(&oi);
     task_rest_clear(&rest);

@@ -44,6 +44,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The read of the change log with its tasks (BST_CHANGES_AFTER_TASK): a consumer's, on a read
+ * connection, and the writer's catch-up. Its columns: 1 event_name, 2 task_id, 7 the record's
+ * task_type, 16 the task row's, 17 its data. */
+#define CATCH_UP_SQL                                                                               \
+    "SELECT c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim, "    \
+    "c.task_type, c.new_status, c.new_msg, c.new_time, c.new_result, c.old_status, c.old_msg, "    \
+    "c.old_time, c.old_result, t.task_type"
+
 /* sqlite3_step, wrapped for this test (CMakeLists.txt): the next step of a statement whose SQL
  * begins with fail_sql[i] fails with SQLITE_IOERR, once for each (the writer's thread reads
  * them). */
@@ -88,6 +96,37 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
         }
     }
     return __real_sqlite3_step(st);
+}
+
+/* SQLite's own allocations go through these (main(), lookaside off): while sqlite_mem_fails is
+ * set on a thread, each one SQLite makes there fails, as when memory runs out. */
+static sqlite3_mem_methods sqlite_mem;
+static _Thread_local bool sqlite_mem_fails;
+static void *failing_malloc(int n)
+{
+    return sqlite_mem_fails ? NULL : sqlite_mem.xMalloc(n);
+}
+static void *failing_realloc(void *p, int n)
+{
+    return sqlite_mem_fails ? NULL : sqlite_mem.xRealloc(p, n);
+}
+/* sqlite3_column_text, wrapped too: when fail_text_of is a column, a consumer's next read of
+ * that column's text from a change-log row (CATCH_UP_SQL on a read connection) is made with
+ * SQLite short of memory, and fail_text_of is cleared (-1). */
+static atomic_int fail_text_of = -1;
+const unsigned char *__real_sqlite3_column_text(sqlite3_stmt *st, int i);
+const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i);
+const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i)
+{
+    int armed = i;
+    if (atomic_load(&fail_text_of) != i || !sqlite3_db_readonly(sqlite3_db_handle(st), "main") ||
+        strncmp(sqlite3_sql(st), CATCH_UP_SQL, strlen(CATCH_UP_SQL)) != 0 ||
+        !atomic_compare_exchange_strong(&fail_text_of, &armed, -1))
+        return __real_sqlite3_column_text(st, i);
+    sqlite_mem_fails = true;
+    const unsigned char *t = __real_sqlite3_column_text(st, i);
+    sqlite_mem_fails = false;
+    return t;
 }
 
 /* ---- fixture ---- */
@@ -2746,6 +2785,79 @@ static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart
     }
 }
 
+/*
+ * A column's text that SQLite cannot copy for lack of memory fails the read, which a consumer
+ * retries, whatever its column. Only column_dup() looked, and by the column's type after the
+ * copy, which SQLite leaves undefined (a number whose conversion failed reads NULL); the other
+ * reads took a NULL text for a NULL column: an event name not read made a creation another
+ * event's record, passed over, and a whole record was built with eventName null, or an image
+ * without its task's id or type. The next step of the read fails (SQLite keeps the error), but
+ * a batch's last record has none after it: each read here is a batch of one. In a database of
+ * UTF-16 text, every text a reader asks for is a copy SQLite makes, here with its allocations
+ * failing.
+ */
+static void test_a_column_sqlite_cannot_copy_fails_the_read(void **state)
+{
+    fx *f = *state;
+    store_close(f->s);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", f->path, suffix[i]);
+        unlink(p);
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA encoding = 'UTF-16le'; CREATE TABLE x (a); "
+                                  "DROP TABLE x",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = open_db(f->path, NULL);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+
+    /* the columns of CATCH_UP_SQL a creation's read takes text from */
+    const struct {
+        change_read mode;
+        int col;
+    } cases[] = {
+        {CHANGE_READ_INSERT_FIELDS, 1},  {CHANGE_READ_INSERT_FIELDS, 2},
+        {CHANGE_READ_INSERT_FIELDS, 16}, {CHANGE_READ_INSERT_FIELDS, 17},
+        {CHANGE_READ_INSERTS_WHOLE, 1},  {CHANGE_READ_WHOLE, 1},
+        {CHANGE_READ_WHOLE, 2},          {CHANGE_READ_WHOLE, 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int64_t cp = -1;
+        change_record *r = NULL;
+        size_t n = 0;
+        atomic_store(&fail_text_of, cases[i].col);
+        store_rc rc = broker_read_changes(f->b, "reader", 1, cases[i].mode, &cp, &r, &n);
+        if (atomic_load(&fail_text_of) != -1)
+            fail_msg("case %zu: column %d's text was not read", i, cases[i].col);
+        if (rc == STORE_OK)
+            fail_msg("case %zu: column %d's text failing, the read gave %zu record(s)%s%s", i,
+                     cases[i].col, n, n && r[0].unreadable ? ", unreadable" : "",
+                     n && !r[0].insert.data && !r[0].json ? ", without data" : "");
+        assert_int_equal(n, 0);
+        /* and read again, it reads whole */
+        assert_int_equal(broker_read_changes(f->b, "reader", 10, cases[i].mode, &cp, &r, &n),
+                         STORE_OK);
+        assert_int_equal(n, 1);
+        assert_false(r[0].unreadable);
+        if (cases[i].mode == CHANGE_READ_INSERT_FIELDS) {
+            assert_string_equal(r[0].insert.task_id, id);
+            assert_string_equal(r[0].insert.data, "{}");
+        } else {
+            check_insert_record(&r[0], id);
+        }
+        change_records_free(r, n);
+    }
+}
+
 static void test_records_kept_as_parts_read_whole(void **state)
 {
     records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
@@ -3136,12 +3248,6 @@ static void test_feed_off_part_way_through_a_batch(void **state)
     task_clear(&w[0].current);
     task_clear(&w[1].current);
 }
-
-/* The writer's catch-up read of the change log (BST_CHANGES_AFTER_TASK), for fail_sql. */
-#define CATCH_UP_SQL                                                                               \
-    "SELECT c.seq, c.event_name, c.task_id, c.new_image, c.old_image, c.created_time, c.slim, "    \
-    "c.task_type, c.new_status, c.new_msg, c.new_time, c.new_result, c.old_status, c.old_msg, "    \
-    "c.old_time, c.old_result, t.task_type"
 
 /* A publish the test makes from a thread of its own while the writer is held, told queued once
  * the store has it: the store's submit is looked at through ops of the test's own meanwhile. */
@@ -4150,6 +4256,16 @@ static void test_broker_wait(void **state)
 int main(void)
 {
     log_setup(LOG_ERROR, "test_broker"); /* keep the migration and "task failed" lines out */
+    /* SQLite's allocations through failing_malloc() and failing_realloc(), none from a
+     * connection's lookaside, which those never see */
+    if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &sqlite_mem) != SQLITE_OK)
+        return 1;
+    sqlite3_mem_methods m = sqlite_mem;
+    m.xMalloc = failing_malloc;
+    m.xRealloc = failing_realloc;
+    if (sqlite3_config(SQLITE_CONFIG_MALLOC, &m) != SQLITE_OK ||
+        sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0) != SQLITE_OK)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_visibility_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_tracestate, setup, teardown),
@@ -4205,6 +4321,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_kept_as_parts_read_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_column_sqlite_cannot_copy_fails_the_read, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
