@@ -579,14 +579,21 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
 {
     *out = NULL;
     *n = 0;
+    *checkpoint = 0;
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    store_rc rc;
-    *checkpoint = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc); /* busy stays busy */
     record_sink k = {r, calloc(max ? max : 1, sizeof *k.recs), 0, mode};
-    if (rc == STORE_OK)
-        rc = k.recs ? visit_changes(r, *checkpoint, max, true, add_record, &k) : STORE_ERROR;
+    /* the checkpoint and the records after it from one snapshot: a commit between the two
+     * reads may have published records past the checkpoint read (a fed batch whose feed turned
+     * off part-way), and their messages would be sent again */
+    store_rc rc = k.recs ? sq_read_begin(r) : STORE_ERROR;
+    if (rc == STORE_OK) {
+        *checkpoint = checkpoint_of(rstmt(r, BST_CHECKPOINT), consumer, &rc); /* busy stays busy */
+        if (rc == STORE_OK)
+            rc = visit_changes(r, *checkpoint, max, true, add_record, &k);
+        sq_read_end(r);
+    }
     sq_reader_put(sq(b), r);
     if (rc != STORE_OK || k.n == 0) {
         change_records_free(k.recs, k.n);

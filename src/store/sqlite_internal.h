@@ -199,6 +199,10 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);
 void sq_reader_put(sqlite_store *s, reader *r);
+/* One read transaction on r, so that several statements read one snapshot; a store code. Every
+ * begin that succeeded ends with sq_read_end(), its statements reset first. */
+store_rc sq_read_begin(reader *r);
+void sq_read_end(reader *r);
 /* How a change record keeps its images (changes.slim). */
 enum {
     CHANGE_WHOLE = 0, /* new_image and old_image whole (a REMOVE; any record before schema 5) */

@@ -536,15 +536,14 @@ static store_rc read_history(reader *r, const task *t, task_history *out)
     return result;
 }
 
-/* One read transaction on r, so that several statements read one snapshot. */
-static store_rc read_begin(reader *r)
+store_rc sq_read_begin(reader *r)
 {
     int rc = sqlite3_step(r->begin);
     sqlite3_reset(r->begin);
     return rc == SQLITE_DONE ? STORE_OK : sq_rc_of(rc);
 }
 
-static void read_end(reader *r)
+void sq_read_end(reader *r)
 {
     sqlite3_step(r->end); /* a read transaction: nothing to fail but "none is active" */
     sqlite3_reset(r->end);
@@ -558,7 +557,7 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
     if (!r)
         return STORE_BUSY;
     /* one read transaction, so the task and its history agree */
-    store_rc result = read_begin(r);
+    store_rc result = sq_read_begin(r);
     task t = {0};
     if (result == STORE_OK) {
         sqlite3_bind_text(r->get, 1, id, -1, SQLITE_STATIC);
@@ -572,7 +571,7 @@ static store_rc sq_get_history(store *base, const char *id, task_history *out)
     }
     if (result == STORE_OK)
         result = read_history(r, &t, out);
-    read_end(r);
+    sq_read_end(r);
     task_clear(&t);
     sq_reader_put(s, r);
     if (result != STORE_OK)
@@ -640,7 +639,7 @@ static store_rc read_legs(sqlite_store *s, reader *r, const store_list_query *q,
     *rows = cap ? calloc(cap, sizeof **rows) : NULL;
     store_rc result = cap && !*rows ? STORE_ERROR : STORE_OK;
     if (result == STORE_OK && legs)
-        result = read_begin(r);
+        result = sq_read_begin(r);
     sqlite3_stmt *st = r->list[LIST_LEG + (q->before_id ? 1 : 0)];
     for (size_t i = 0; i < legs && result == STORE_OK; i++) {
         bind_list(st, q->status ? q->status : task_status_name((task_status)i),
@@ -648,7 +647,7 @@ static store_rc read_legs(sqlite_store *s, reader *r, const store_list_query *q,
         result = read_rows(st, *rows, cap, n);
     }
     if (legs)
-        read_end(r);
+        sq_read_end(r);
     free(types);
     if (result == STORE_OK)
         qsort(*rows, *n, sizeof **rows, newest_first);

@@ -71,10 +71,33 @@ int64_t __wrap_clock_unix_ms(void)
 {
     return __real_clock_unix_ms() + atomic_load(&wall_step_ms);
 }
+/* While read_hold.armed, a consumer's read of the change log (CATCH_UP_SQL on a read connection)
+ * stops before its first step, says so (at), and goes on once the test lets it (go). */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_bool armed;
+    bool at, go;
+} read_hold = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static void hold_a_read(sqlite3_stmt *st)
+{
+    bool armed = true;
+    if (!atomic_load(&read_hold.armed) || !sqlite3_db_readonly(sqlite3_db_handle(st), "main") ||
+        strncmp(sqlite3_sql(st), CATCH_UP_SQL, strlen(CATCH_UP_SQL)) != 0 ||
+        !atomic_compare_exchange_strong(&read_hold.armed, &armed, false))
+        return;
+    pthread_mutex_lock(&read_hold.mu);
+    read_hold.at = true;
+    pthread_cond_broadcast(&read_hold.cv);
+    while (!read_hold.go)
+        pthread_cond_wait(&read_hold.cv, &read_hold.mu);
+    pthread_mutex_unlock(&read_hold.mu);
+}
 int __real_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st)
 {
+    hold_a_read(st);
     bool step = true;
     if (strcmp(sqlite3_sql(st), "COMMIT") == 0 &&
         atomic_compare_exchange_strong(&step_at_commit, &step, false))
@@ -3017,6 +3040,7 @@ typedef struct fake_feed {
     broker *b;
     int64_t *read_at;
     size_t *read_n;
+    void (*refused)(void); /* when set, called by a call that fails */
 } fake_feed;
 
 static size_t unread(broker *b, const char *consumer, int64_t *cp);
@@ -3034,6 +3058,8 @@ static bool fake_feed_take(void *ctx, const change_insert *t, const broker_messa
     if (ff->refuse || ++ff->calls == ff->refuse_nth) {
         if (ff->read_at)
             *ff->read_n = unread(ff->b, "pub", ff->read_at);
+        if (ff->refused)
+            ff->refused();
         return false;
     }
     fake_take *k = calloc(1, sizeof *k);
@@ -3243,6 +3269,109 @@ static void test_feed_off_part_way_through_a_batch(void **state)
     assert_int_equal(ff.takes, 3); /* the held write's, and each of the batch's once */
     count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[0].id, 1);
     count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[1].id, 1);
+    expect_stats(f->b, "work", 3, 0, 0);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    task_clear(&w[0].current);
+    task_clear(&w[1].current);
+}
+
+/* A consumer's read from a thread of its own, as the stream consumer makes it once it finds
+ * the feed off: its place and the creations it would publish. */
+static struct consumer_read {
+    broker *b;
+    pthread_t th;
+    int64_t at;
+    change_record *r;
+    size_t n;
+    store_rc rc;
+} cread;
+
+static void *consumer_read_main(void *arg)
+{
+    (void)arg;
+    cread.rc = broker_read_changes(cread.b, "pub", 100, CHANGE_READ_INSERT_FIELDS, &cread.at,
+                                   &cread.r, &cread.n);
+    return NULL;
+}
+
+/* The feed refused (on the writer's thread, its batch not committed): the consumer starts its
+ * read, which reads its checkpoint and is held before its records. */
+static void start_a_held_read(void)
+{
+    pthread_mutex_lock(&read_hold.mu);
+    read_hold.at = read_hold.go = false;
+    pthread_mutex_unlock(&read_hold.mu);
+    atomic_store(&read_hold.armed, true);
+    assert_int_equal(pthread_create(&cread.th, NULL, consumer_read_main, NULL), 0);
+    pthread_mutex_lock(&read_hold.mu);
+    while (!read_hold.at)
+        pthread_cond_wait(&read_hold.cv, &read_hold.mu);
+    pthread_mutex_unlock(&read_hold.mu);
+}
+
+/*
+ * The feed turns off part-way through a batch, as in test_feed_off_part_way_through_a_batch, and
+ * the consumer that finds it off reads its checkpoint before the batch commits, and the records
+ * after it once it has: the batch moved the checkpoint past the creation it fed and sent its
+ * message. The checkpoint and the records are of one snapshot, so the consumer reads nothing
+ * past its checkpoint and publishes there; read apart, it read the fed creation after the
+ * checkpoint that came before it, and published its message a second time.
+ */
+static void test_a_read_across_a_commit_is_one_snapshot(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q, .refused = start_a_held_read};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    cread = (struct consumer_read){.b = f->b};
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+
+    ff.refuse_nth = 3; /* the held write's creation is fed (1), then the batch's first (2) */
+    store_write w[2] = {
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
+    };
+    submit_as_one_batch(f, &g, w, 2, NULL);
+    assert_int_equal(g.writes, 2); /* one batch */
+    assert_int_equal(w[0].rc, STORE_OK);
+    assert_int_equal(w[1].rc, STORE_OK);
+    assert_false(broker_feed_on(f->b, "pub"));
+    int64_t last = broker_last_seq(f->b);
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last - 1);
+    /* committed: the read goes on to its records */
+    pthread_mutex_lock(&read_hold.mu);
+    read_hold.go = true;
+    pthread_cond_broadcast(&read_hold.cv);
+    pthread_mutex_unlock(&read_hold.mu);
+    assert_int_equal(pthread_join(cread.th, NULL), 0);
+    assert_int_equal(cread.rc, STORE_OK);
+    assert_int_equal(cread.at, last - 2);
+
+    /* the consumer publishes what it read, a message for each creation, and its place */
+    broker_message m[2];
+    for (size_t i = 0; i < cread.n && i < 2; i++)
+        m[i] = (broker_message){&q, cread.r[i].insert.task_id, "TASK1", NULL, "{}", NULL};
+    assert_true(cread.n <= 2);
+    assert_int_equal(
+        broker_publish(f->b, "pub", cread.n ? cread.r[cread.n - 1].seq : cread.at, m, cread.n),
+        STORE_OK);
+    change_records_free(cread.r, cread.n);
+    assert_true(broker_feed_on(f->b, "pub"));
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[0].id, 1);
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[1].id, 1);
+    assert_int_equal(cread.n, 0);
     expect_stats(f->b, "work", 3, 0, 0);
     assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
     task_clear(&w[0].current);
@@ -4332,6 +4461,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_skip_that_cannot_be_written_backs_off, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
