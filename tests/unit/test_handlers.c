@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "runner/handlers.h"
+#include "support/builtin_handler.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -57,17 +58,8 @@ int __wrap_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
  * failure rate. */
 static handler *make(const char *name, const char *seconds, const char *failure_rate)
 {
-    setenv("TASK1_SECONDS", seconds, 1);
-    setenv("TASK1_FAILURE_RATE", failure_rate, 1);
-    handler_config hc = {.queue = "jobs", .timeout = 7200};
-    snprintf(hc.handler, sizeof hc.handler, "%s", name);
-    char err[256] = "";
-    handler *h = handler_create(&hc, err, sizeof err);
-    if (!h)
-        fail_msg("handler_create %s: %s", name, err);
-    unsetenv("TASK1_SECONDS");
-    unsetenv("TASK1_FAILURE_RATE");
-    return h;
+    const handler_config binding = {.queue = "jobs", .timeout = 7200};
+    return test_builtin_handler(&binding, name, seconds, failure_rate);
 }
 
 /* One run of h within timeout_s. */

@@ -15,6 +15,7 @@
 #include "runner/handlers.h"
 #include "runner/work.h"
 #include "util/log.h"
+#include "support/builtin_handler.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
 #include "support_local/sqlite_store.h"
@@ -605,22 +606,6 @@ static void test_run_ended_on_its_own_before_the_abort_reported(void **state)
     spans_free(&sp);
 }
 
-/* A built-in handler as the fixture's binding names it; for TASK1, its wait and failure rate. */
-static handler *builtin(fixture *f, const char *name, const char *seconds, const char *failure_rate)
-{
-    setenv("TASK1_SECONDS", seconds, 1);
-    setenv("TASK1_FAILURE_RATE", failure_rate, 1);
-    handler_config hc = f->binding;
-    snprintf(hc.handler, sizeof hc.handler, "%s", name);
-    char err[256] = "";
-    handler *h = handler_create(&hc, err, sizeof err);
-    if (!h)
-        fail_msg("handler_create %s: %s", name, err);
-    unsetenv("TASK1_SECONDS");
-    unsetenv("TASK1_FAILURE_RATE");
-    return h;
-}
-
 /* Shutdown as a built-in handler's run ends by itself (the abort flag is set, as runner_abort()
  * sets it before it aborts the handler): noop's run, and a TASK1 wait that ran out, completed or
  * failed at the failure rate's word, are the task's outcome, reported; not run again. */
@@ -638,7 +623,8 @@ static void test_builtin_runs_that_ended_by_themselves_reported_at_an_abort(void
     };
     atomic_store(&f->aborting, true);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        handler *h = builtin(f, cases[i].handler, "0", cases[i].failure_rate);
+        handler *h =
+            test_builtin_handler(&f->binding, cases[i].handler, "0", cases[i].failure_rate);
         f->env.handler = h;
         char id[37];
         task t = run_one(f, "{}", id); /* reported: its message spent */
@@ -659,7 +645,7 @@ static void test_task1_run_the_abort_cut_given_back(void **state)
     atomic_store(&f->aborting, true);
     for (size_t i = 0; i < sizeof timeouts / sizeof timeouts[0]; i++) {
         f->binding.timeout = timeouts[i];
-        handler *h = builtin(f, "TASK1", "3600", "0");
+        handler *h = test_builtin_handler(&f->binding, "TASK1", "3600", "0");
         f->env.handler = h;
         h->abort(h); /* its wait is cut as it begins */
         expect_not_reported(f, "{}", true, WORK_KEEP, "aborted at shutdown");
