@@ -47,6 +47,20 @@ static void load_fails(const char *text, const char *want1, const char *want2)
     config_free(&c);
 }
 
+/* Load text over fresh defaults; must fail with "cfg: " and want, the whole message: one that
+ * says more or less than want (a unit after a count's bounds, or none after a size's) fails. */
+static void load_refused(const char *text, const char *want)
+{
+    config c;
+    char err[512] = "";
+    assert_true(config_defaults(&c));
+    if (config_load_text(&c, text, "cfg", err, sizeof err))
+        fail_msg("accepted %s", text);
+    if (strncmp(err, "cfg: ", 5) != 0 || strcmp(err + 5, want) != 0)
+        fail_msg("message \"%s\", want \"cfg: %s\"", err, want);
+    config_free(&c);
+}
+
 static bool policy_matches_type(const filter_policy *p, const char *type)
 {
     filter_attr a = {"TaskType", "String", type};
@@ -747,18 +761,18 @@ static void test_error_handlers(void **state)
                "handlers[0]", "\"command\" is only for the exec handler");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"open_files\":64}]}",
                "handlers[0]", "\"open_files\" is only for the exec handler");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
-               "\"memory_limit\":8}]}",
-               "handlers[0]", "\"memory_limit\" must be an integer from 16 to 1048576 MiB");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
-               "\"cpu_limit\":0}]}",
-               "handlers[0]", "\"cpu_limit\" must be an integer from 1 to 43200 CPU seconds");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
-               "\"open_files\":1048577}]}",
-               "handlers[0]", "\"open_files\" must be an integer from 16 to 1048576 open files");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
-               "\"timeout\":43201}]}",
-               "handlers[0]", "\"timeout\" must be an integer from 1 to 43200 seconds");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+                 "\"memory_limit\":8}]}",
+                 "handlers[0]: \"memory_limit\" must be an integer from 16 to 1048576 MiB");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+                 "\"cpu_limit\":0}]}",
+                 "handlers[0]: \"cpu_limit\" must be an integer from 1 to 43200 CPU seconds");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+                 "\"open_files\":1048577}]}",
+                 "handlers[0]: \"open_files\" must be an integer from 16 to 1048576 open files");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[\"x\"],"
+                 "\"timeout\":43201}]}",
+                 "handlers[0]: \"timeout\" must be an integer from 1 to 43200 seconds");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":[]}]}",
                "handlers[0]", "\"command\" must be a non-empty array of strings");
     load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"exec\",\"command\":\"ls\"}]}",
@@ -792,76 +806,80 @@ static void test_error_handlers(void **state)
 static void test_error_numbers_out_of_range(void **state)
 {
     (void)state;
-    load_fails("{\"body_limit\":63}", "body_limit must be an integer from 64 to 67108864 bytes",
-               NULL);
-    load_fails("{\"body_limit\":67108865}",
-               "body_limit must be an integer from 64 to 67108864 bytes", NULL);
-    load_fails("{\"body_limit\":\"1024\"}", "body_limit must be an integer", NULL);
-    load_fails("{\"body_limit\":1024.0}", "body_limit must be an integer", NULL);
-    load_fails("{\"retention_grace\":-1}",
-               "retention_grace must be an integer from 0 to 2147483647 seconds", NULL);
-    load_fails("{\"retention_grace\":2147483648}", "retention_grace must be an integer", NULL);
-    load_fails("{\"sweep_interval\":0}",
-               "sweep_interval must be an integer from 1 to 86400 seconds", NULL);
-    load_fails("{\"sweep_interval\":86401}",
-               "sweep_interval must be an integer from 1 to 86400 seconds", NULL);
-    load_fails("{\"shutdown_grace\":3601}",
-               "shutdown_grace must be an integer from 0 to 3600 seconds", NULL);
-    load_fails("{\"shutdown_grace\":null}", "shutdown_grace must be an integer", NULL);
-    load_fails("{\"max_waiters\":-1}", "max_waiters must be an integer from 0 to 100000", NULL);
-    load_fails("{\"max_event_clients\":10001}", "max_event_clients must be an integer", NULL);
-    load_fails("{\"event_buffer_bytes\":1023}",
-               "event_buffer_bytes must be an integer from 1024 to 67108864 bytes", NULL);
-    load_fails("{\"event_replay\":86401}",
-               "event_replay must be an integer from 0 to 86400 seconds", NULL);
-    load_fails("{\"claim_timeout\":2592001}",
-               "claim_timeout must be an integer from 0 to 2592000 seconds", NULL);
-    load_fails("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000", NULL);
-    load_fails("{\"max_body_memory\":63}",
-               "max_body_memory must be an integer from 64 to 68719476736 bytes", NULL);
-    load_fails("{\"max_connections\":-1}", "max_connections must be an integer from 0 to 1000000",
-               NULL);
-    load_fails("{\"max_connections_per_client\":1000001}",
-               "max_connections_per_client must be an integer from 0 to 1000000", NULL);
-    load_fails("{\"client_ipv6_prefix\":31}",
-               "client_ipv6_prefix must be an integer from 32 to 128 bits", NULL);
-    load_fails("{\"client_ipv6_prefix\":129}",
-               "client_ipv6_prefix must be an integer from 32 to 128 bits", NULL);
-    load_fails("{\"header_timeout\":0}", "header_timeout must be an integer from 1 to 3600 seconds",
-               NULL);
-    load_fails("{\"idle_timeout\":3601}", "idle_timeout must be an integer from 1 to 3600 seconds",
-               NULL);
-    load_fails("{\"body_timeout\":3601}", "body_timeout must be an integer from 1 to 3600 seconds",
-               NULL);
+    load_refused("{\"body_limit\":63}", "body_limit must be an integer from 64 to 67108864 bytes");
+    load_refused("{\"body_limit\":67108865}",
+                 "body_limit must be an integer from 64 to 67108864 bytes");
+    load_refused("{\"body_limit\":\"1024\"}",
+                 "body_limit must be an integer from 64 to 67108864 bytes");
+    load_refused("{\"body_limit\":1024.0}",
+                 "body_limit must be an integer from 64 to 67108864 bytes");
+    load_refused("{\"retention_grace\":-1}",
+                 "retention_grace must be an integer from 0 to 2147483647 seconds");
+    load_refused("{\"retention_grace\":2147483648}",
+                 "retention_grace must be an integer from 0 to 2147483647 seconds");
+    load_refused("{\"sweep_interval\":0}",
+                 "sweep_interval must be an integer from 1 to 86400 seconds");
+    load_refused("{\"sweep_interval\":86401}",
+                 "sweep_interval must be an integer from 1 to 86400 seconds");
+    load_refused("{\"shutdown_grace\":3601}",
+                 "shutdown_grace must be an integer from 0 to 3600 seconds");
+    load_refused("{\"shutdown_grace\":null}",
+                 "shutdown_grace must be an integer from 0 to 3600 seconds");
+    load_refused("{\"max_waiters\":-1}", "max_waiters must be an integer from 0 to 100000");
+    load_refused("{\"max_event_clients\":10001}",
+                 "max_event_clients must be an integer from 0 to 10000");
+    load_refused("{\"event_buffer_bytes\":1023}",
+                 "event_buffer_bytes must be an integer from 1024 to 67108864 bytes");
+    load_refused("{\"event_replay\":86401}",
+                 "event_replay must be an integer from 0 to 86400 seconds");
+    load_refused("{\"claim_timeout\":2592001}",
+                 "claim_timeout must be an integer from 0 to 2592000 seconds");
+    load_refused("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000");
+    load_refused("{\"max_body_memory\":63}",
+                 "max_body_memory must be an integer from 64 to 68719476736 bytes");
+    load_refused("{\"max_connections\":-1}",
+                 "max_connections must be an integer from 0 to 1000000");
+    load_refused("{\"max_connections_per_client\":1000001}",
+                 "max_connections_per_client must be an integer from 0 to 1000000");
+    load_refused("{\"client_ipv6_prefix\":31}",
+                 "client_ipv6_prefix must be an integer from 32 to 128 bits");
+    load_refused("{\"client_ipv6_prefix\":129}",
+                 "client_ipv6_prefix must be an integer from 32 to 128 bits");
+    load_refused("{\"header_timeout\":0}",
+                 "header_timeout must be an integer from 1 to 3600 seconds");
+    load_refused("{\"idle_timeout\":3601}",
+                 "idle_timeout must be an integer from 1 to 3600 seconds");
+    load_refused("{\"body_timeout\":3601}",
+                 "body_timeout must be an integer from 1 to 3600 seconds");
 
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}", "queues[0]",
-               "\"visibility_timeout\" must be an integer from 1 to 43200 seconds");
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":43201}]}", "queues[0]",
-               "\"visibility_timeout\" must be an integer from 1 to 43200 seconds");
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"max_receive_count\":1001}]}", "queues[0]",
-               "\"max_receive_count\" must be an integer from 0 to 1000");
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":901}]}", "queues[0]",
-               "\"delay\" must be an integer from 0 to 900 seconds");
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"retention\":59}]}", "queues[0]",
-               "\"retention\" must be an integer from 60 to 1209600 seconds");
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":-1}]}", "queues[0]",
-               "\"delay\" must be an integer from 0 to 900 seconds");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":0}]}",
+                 "queues[0]: \"visibility_timeout\" must be an integer from 1 to 43200 seconds");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"visibility_timeout\":43201}]}",
+                 "queues[0]: \"visibility_timeout\" must be an integer from 1 to 43200 seconds");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"max_receive_count\":1001}]}",
+                 "queues[0]: \"max_receive_count\" must be an integer from 0 to 1000");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"delay\":901}]}",
+                 "queues[0]: \"delay\" must be an integer from 0 to 900 seconds");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"retention\":59}]}",
+                 "queues[0]: \"retention\" must be an integer from 60 to 1209600 seconds");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"delay\":-1}]}",
+                 "queues[0]: \"delay\" must be an integer from 0 to 900 seconds");
     /* a value that would wrap to a valid unsigned is still refused */
-    load_fails("{\"queues\":[{\"name\":\"task1\",\"delay\":4294967296}]}", "queues[0]",
-               "\"delay\" must be an integer");
-    load_fails("{\"stream_consumers\":[{\"name\":\"p\",\"batch_size\":0}]}", "stream_consumers[0]",
-               "\"batch_size\" must be an integer from 1 to 10000");
-    load_fails("{\"stream_consumers\":[{\"name\":\"p\",\"maximum_retry_attempts\":10001}]}",
-               "stream_consumers[0]",
-               "\"maximum_retry_attempts\" must be an integer from 0 to 10000");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"concurrency\":257}]}",
-               "handlers[0]", "\"concurrency\" must be an integer from 1 to 256");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"batch_size\":0}]}",
-               "handlers[0]", "\"batch_size\" must be an integer from 1 to 1000");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"timeout\":0}]}",
-               "handlers[0]", "\"timeout\" must be an integer from 1 to 43200");
-    load_fails("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"timeout\":\"5\"}]}",
-               "handlers[0]", "\"timeout\" must be an integer");
+    load_refused("{\"queues\":[{\"name\":\"task1\",\"delay\":4294967296}]}",
+                 "queues[0]: \"delay\" must be an integer from 0 to 900 seconds");
+    load_refused("{\"stream_consumers\":[{\"name\":\"p\",\"batch_size\":0}]}",
+                 "stream_consumers[0]: \"batch_size\" must be an integer from 1 to 10000");
+    load_refused(
+        "{\"stream_consumers\":[{\"name\":\"p\",\"maximum_retry_attempts\":10001}]}",
+        "stream_consumers[0]: \"maximum_retry_attempts\" must be an integer from 0 to 10000");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"concurrency\":257}]}",
+                 "handlers[0]: \"concurrency\" must be an integer from 1 to 256");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"batch_size\":0}]}",
+                 "handlers[0]: \"batch_size\" must be an integer from 1 to 1000");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"timeout\":0}]}",
+                 "handlers[0]: \"timeout\" must be an integer from 1 to 43200 seconds");
+    load_refused("{\"handlers\":[{\"queue\":\"task1\",\"handler\":\"noop\",\"timeout\":\"5\"}]}",
+                 "handlers[0]: \"timeout\" must be an integer from 1 to 43200 seconds");
 }
 
 static void test_error_message_truncates_safely(void **state)
