@@ -2,8 +2,10 @@
 """A stand-in Lambda custom runtime for the emulator's own tests (standard library only).
 
 It speaks the Runtime API at $AWS_LAMBDA_RUNTIME_API like a real ``bootstrap``: GET /next, then
-POST /response or /error, forever. What it does with an invocation is its mode: FAKE_MODE in the
-environment, or, per request, a path starting with /_fake/<mode> (payload 1.0 and 2.0 alike).
+POST /response or /error, forever; like it, it leaves its environment alone (an invocation's trace
+is its Lambda-Runtime-Trace-Id header, never _X_AMZN_TRACE_ID). What it does with an invocation
+is its mode: FAKE_MODE in the environment, or, per request, a path starting with /_fake/<mode>
+(payload 1.0 and 2.0 alike).
 
     echo      (default) 200 with a JSON body describing what it received: the method, the path,
               the query, the body (base64 when it came so), the whole event, the Runtime API
@@ -121,7 +123,6 @@ def handle(rt, rid, headers, event, default_mode):
             "body": base64.b64encode(raw).decode("ascii") if b64 else raw.decode("utf-8", "replace"),
             "isBase64Encoded": b64, "event": event, "runtime": runtime_headers,
             "env": dict(os.environ), "pid": os.getpid(), "cwd": os.getcwd(),
-            "trace_env": os.environ.get("_X_AMZN_TRACE_ID"),
         }
         resp = {"statusCode": 200,
                 "headers": {"Content-Type": "application/json", "X-Fake": "yes"},
@@ -156,7 +157,6 @@ def main():
             log("fake bad next", status=status)
             return 1
         rid = headers.get("lambda-runtime-aws-request-id")
-        os.environ["_X_AMZN_TRACE_ID"] = headers.get("lambda-runtime-trace-id", "")
         handle(rt, rid, headers, json.loads(body), mode)
 
 
