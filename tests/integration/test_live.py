@@ -76,34 +76,77 @@ def live_heartbeat_s():
 
 class Gdb:
     """gdb attached to a running process in non-stop mode, so that a breakpoint holds only the
-    thread that reaches it; cmd() sends a command, and what gdb says collects in said."""
+    thread that reaches it; cmd() sends a command, and what gdb says collects in said.
+
+    gdb runs its commands in turn, so an echo it says shows that those before it have run: the
+    helper waits on gdb's word, not on time. Attaching is gdb's own start-up (reading the
+    symbols of taskd and its libraries), which a loaded machine can make slow: it alone has the
+    longer bound."""
+
+    ATTACH_TIMEOUT = 180  # seconds
+    TIMEOUT = 60  # seconds, for anything else gdb is asked
+    THREAD_ROW = re.compile(r"^[* ] +\d+ +Thread ")
 
     def __init__(self, pid):
         self.proc = subprocess.Popen(["gdb", "-q", "-nx"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.said = []
+        self.marks = 0
         self.reader = threading.Thread(target=lambda: self.said.extend(iter(self.proc.stdout.readline, "")),
                                        daemon=True)
         self.reader.start()
         for c in ["set pagination off", "set non-stop on", "set confirm off"]:
             self.cmd(c)
-        self.cmd("attach %d" % pid, 3)
-        self.cmd("continue -a &", 1)
+        try:
+            self.ran("gdb attached", ["attach %d" % pid], self.ATTACH_TIMEOUT)
+            # In non-stop mode the attach stops every thread, each on its own: until gdb has
+            # taken a thread's stop it lists it as running, and `continue -a` would leave it
+            # stopped for good (an HTTP loop, say: no request answered again). So the threads
+            # are continued once gdb lists none running.
+            harness.wait_until(self.none_running, self.ATTACH_TIMEOUT,
+                               what="gdb to have every thread of the attach stopped")
+            self.ran("every thread continued", ["continue -a &"])
+        except BaseException:
+            self.close()
+            raise
 
-    def cmd(self, c, pause=0.0):
+    def cmd(self, c):
         self.proc.stdin.write(c + "\n")
         self.proc.stdin.flush()
-        time.sleep(pause)
+
+    def ran(self, what, commands=(), timeout=TIMEOUT):
+        """Send commands, then wait until gdb has run every command sent so far; return what it
+        said from the first of them on."""
+        self.marks += 1
+        mark = "<mark %d>" % self.marks
+        start = len(self.said)
+        for c in commands:
+            self.cmd(c)
+        self.cmd("echo %s\\n" % mark)
+        harness.wait_until(lambda: any(mark in line for line in self.said[start:]), timeout,
+                           what=what)
+        lines = self.said[start:]
+        return lines[:next(i for i, line in enumerate(lines) if mark in line)]
+
+    def none_running(self):
+        """Whether gdb lists every thread stopped; none listed is an attach that failed."""
+        listed = self.ran("gdb to list the threads", ["info threads"])
+        rows = [line for line in listed if self.THREAD_ROW.match(line)]
+        if not rows:
+            raise AssertionError("gdb lists no thread of the process: %s" % "".join(self.said))
+        return not any("(running)" in line for line in rows)
 
     def wait_said(self, text, what):
         """gdb runs its commands in turn: once it says text, those before have run."""
-        harness.wait_until(lambda: any(text in line for line in self.said), 60, what=what)
+        harness.wait_until(lambda: any(text in line for line in self.said), self.TIMEOUT, what=what)
 
     def close(self):
-        """Let every thread go and leave the process running."""
+        """Let every thread go and leave the process running (once: again, it does nothing)."""
+        if self.proc.stdin.closed:
+            return
         try:
             self.cmd("delete")
-            self.cmd("continue -a &", 0.5)
+            self.ran("every thread let go", ["continue -a &"])
             self.cmd("detach")
             self.cmd("quit")
             self.proc.wait(20)
@@ -419,7 +462,7 @@ class Events(LiveCase):
             # held at the read for a client resuming from the oldest record; the thread's own
             # reads come after the last record it handled, 4 or more later
             gdb.cmd("break broker_changes_after if after == %d" % oldest)
-            gdb.wait_said("Breakpoint 1 at", "gdb attached, with its breakpoint set")
+            gdb.wait_said("Breakpoint 1 at", "gdb's breakpoint set")
             behind = harness.EventStream(self.server, headers={"Last-Event-ID": str(oldest)})
             try:
                 gdb.wait_said("hit Breakpoint 1", "the events thread at the behind client's read")
@@ -536,17 +579,19 @@ class Trimmed(LiveCase):
         """A busy machine can leave the events thread behind the sweep, which trims every record
         the publisher passed: the stream is told to reload and the waiter is answered, rather
         than skipping those events in silence and answering at the deadline."""
-        with harness.EventStream(self.server) as st:
-            tid = self.server.create("TASK2")
-            self.assertEqual(st.next_event(10)["data"]["id"], tid)
-            t = Timed(lambda: self.wait(tid, 40))
-            time.sleep(0.3)
-            # gdb holds only the thread that reads the log for waiters and streams
-            # (broker_changes_after is called by no other) at its next read
-            gdb = Gdb(self.server.proc.pid)
-            try:
+        # attached first, so that however long gdb takes to start, the wait's 40 s are the test's
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            with harness.EventStream(self.server) as st:
+                tid = self.server.create("TASK2")
+                self.assertEqual(st.next_event(10)["data"]["id"], tid)
+                t = Timed(lambda: self.wait(tid, 40))
+                harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 1, 10,
+                                   what="the waiter parked")
+                # gdb holds only the thread that reads the log for waiters and streams
+                # (broker_changes_after is called by no other) at its next read
                 gdb.cmd("break broker_changes_after")
-                gdb.wait_said("Breakpoint 1 at", "gdb attached, with its breakpoint set")
+                gdb.wait_said("Breakpoint 1 at", "gdb's breakpoint set")
                 time.sleep(0.5)
                 self.server.set_status(tid, "FAILED", "cancelled")
                 last = [self.server.create("TASK2") for _ in range(3)][-1]
@@ -554,15 +599,16 @@ class Trimmed(LiveCase):
                     lambda: harness.db_query(self.server.db, "SELECT count(*) FROM changes")
                     == [(0,)], 20, what="the change log trimmed")
                 released = time.monotonic()
-            finally:
                 gdb.close()
-            ev = st.next_event(10)
-            self.assertIsNotNone(ev, "no event: the trimmed records were skipped in silence")
-            self.assertEqual(ev["event"], "reset", ev)  # not the next task's event
-            body = self.assertJSON(t.join(60), 200)
-            self.assertEqual(body["status"], "FAILED", body)
-            self.assertLess(t.end - released, 10, "answered at the deadline, not at the change")
-            self.assertEqual(self.server.get("/tasks/" + last).status, 200)
+                ev = st.next_event(10)
+                self.assertIsNotNone(ev, "no event: the trimmed records were skipped in silence")
+                self.assertEqual(ev["event"], "reset", ev)  # not the next task's event
+        finally:
+            gdb.close()
+        body = self.assertJSON(t.join(60), 200)
+        self.assertEqual(body["status"], "FAILED", body)
+        self.assertLess(t.end - released, 10, "answered at the deadline, not at the change")
+        self.assertEqual(self.server.get("/tasks/" + last).status, 200)
 
 
 @harness.local_only("the change log is taskd's")
@@ -590,16 +636,16 @@ class ReadFailure(LiveCase):
     def test_a_failed_read_of_the_log_is_tried_again_soon(self):
         """A read of the change log that fails is tried again in a moment, not at the next commit
         (none may come) or at a waiter's deadline; said once, and once again when it reads."""
-        tid = self.server.create("TASK2")
-        t = Timed(lambda: self.wait(tid, 30))
-        time.sleep(0.3)
+        # attached first, so that however long gdb takes to start, the wait's 30 s are the test's
         gdb = Gdb(self.server.proc.pid)
         try:
+            tid = self.server.create("TASK2")
+            t = Timed(lambda: self.wait(tid, 30))
+            harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 1, 10,
+                               what="the waiter parked")
             # the events thread's next read returns STORE_BUSY without reading, once
-            gdb.cmd("tbreak broker_changes_after")
-            gdb.cmd("commands\nsilent\nreturn (store_rc)STORE_BUSY\ncontinue\nend")
-            gdb.cmd("echo commands-set\\n")
-            gdb.wait_said("commands-set", "gdb attached, with its breakpoint set")
+            gdb.ran("gdb's breakpoint set", ["tbreak broker_changes_after",
+                                               "commands\nsilent\nreturn (store_rc)STORE_BUSY\ncontinue\nend"])
             time.sleep(0.5)
             self.assertEqual(self.server.set_status(tid, "FAILED", "cancelled").status, 204)
             changed = time.monotonic()
