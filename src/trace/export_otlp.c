@@ -13,20 +13,24 @@
  * mutex with a condition variable lets hurry() wake a backoff sleep.
  *
  * A batch goes out as: encode (splitting in halves while the body is over
- * PAYLOAD_MAX), gzip it when so configured (splitting in halves while what
- * would be sent is over body_max) -> post_with_retries -> post_once per
- * attempt. Losses are marked in the caller's failed[] and warned about once
- * per POST. PAYLOAD_MAX bounds the encoded body before compression, taskd's
- * own limit. body_max is learned: none at first, then one byte under the
- * smallest body a collector answered 413 Payload Too Large, so the batches
- * that follow are split before they go rather than each refused first, and a
- * span alone over it is dropped unsent. It bounds the body as sent, gzipped
- * when so configured: the 413 answered a request of that length, which is
- * what a proxy in front of the collector counts. A refused batch is split in
- * halves and each sent (down to one span, which is then dropped); it is never
- * retried as it was. The learned bound lasts LEARNED_MAX_NS from its last
- * fall, then none holds again: a collector whose limit was raised gets whole
- * batches back, one that kept it costs a few 413s again.
+ * PAYLOAD_MAX), gzip it when so configured (splitting it while what would be
+ * sent is over body_max) -> post_with_retries -> post_once per attempt.
+ * Losses are marked in the caller's failed[] and warned about once per POST.
+ * PAYLOAD_MAX bounds the encoded body before compression, taskd's own limit.
+ * body_max is learned: none at first, then one byte under the smallest body a
+ * collector answered 413 Payload Too Large, so the batches that follow are
+ * split before they go rather than each refused first, and a span alone over
+ * it is dropped unsent. It bounds the body as sent, gzipped when so
+ * configured: the 413 answered a request of that length, which is what a
+ * proxy in front of the collector counts. A refused batch is split in halves
+ * and each sent (down to one span, which is then dropped); it is never
+ * retried as it was. A batch over a bound learned before is split at once
+ * into as many parts as its body needs, each part's share of the body taken
+ * to be its share of the spans, rather than halved step by step with each
+ * half encoded and gzipped again; a part still over is split again. The
+ * learned bound lasts LEARNED_MAX_NS from its last fall, then none holds
+ * again: a collector whose limit was raised gets whole batches back, one that
+ * kept it costs a few 413s again.
  */
 #include "export_otlp.h"
 
@@ -451,21 +455,39 @@ static void learn_body_max(otlp_exporter *o, size_t len)
 
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed);
 
+/* Export spans[0..n) in parts (2 to n) of as near one count as may be, each on its own. */
+static void export_parts(exporter *e, const span *spans, size_t n, bool *failed, size_t parts)
+{
+    size_t from = 0;
+    for (size_t i = 1; i <= parts; i++) {
+        size_t to = n * i / parts;
+        otlp_export(e, spans + from, to - from, failed + from);
+        from = to;
+    }
+}
+
 /* Export spans[0..n) (n > 1) in two halves, each on its own. */
 static void export_halves(exporter *e, const span *spans, size_t n, bool *failed)
 {
-    size_t half = n / 2;
-    otlp_export(e, spans, half, failed);
-    otlp_export(e, spans + half, n - half, failed + half);
+    export_parts(e, spans, n, failed, 2);
 }
 
-/* spans[0..n), len bytes as sent, too large for the collector (refused: answered 413; else over
- * a body that was): exported again in halves, or, one span, dropped with a warning. */
+/*
+ * spans[0..n), len bytes as sent, too large for the collector (refused: answered 413; else over
+ * a body that was): exported again in parts, or, one span, dropped with a warning. The parts are
+ * as many as len needs if each part's share of it is its share of the spans, aimed at 7/8 of
+ * body_max (a part compresses a little worse than its batch, and spans differ in size): two after
+ * a refusal, body_max then len - 1; more for a batch far over a bound learned before, so that it
+ * is split at once, not halved step by step with each half encoded and gzipped again. A part
+ * still over is split again as its batch was.
+ */
 static void too_large_for_collector(otlp_exporter *o, const span *spans, size_t n, bool *failed,
                                     size_t len, bool refused)
 {
     if (n > 1) {
-        export_halves(&o->base, spans, n, failed);
+        size_t aim = o->body_max - o->body_max / 8;
+        size_t parts = aim ? len / aim + 1 : n;
+        export_parts(&o->base, spans, n, failed, parts < n ? parts : n);
         return;
     }
     warn_too_large(o, &spans[0], len, refused);

@@ -10,13 +10,14 @@
  * half split again on its own 413, down to one span, which is dropped; for
  * the next 10 minutes bodies as sent (gzipped, with gzip) are bounded one
  * byte under the smallest one refused, so later batches are split before
- * they go and a span alone over it is dropped unsent. 2xx is success; a
- * partialSuccess's rejectedSpans are marked failed (the first that many of
- * the batch: the response does not say which). 429/502/503/504 and transport
- * errors are retried, up to 5 attempts, after the server's Retry-After (at
- * most 60 s) or an exponential backoff with jitter; anything else fails the
- * batch. Each attempt is bounded by the configured timeout. Warnings are
- * rate-limited (exporter.h) and carry the endpoint.
+ * they go (at once into as many parts as they need) and a span alone over
+ * it is dropped unsent. 2xx is success; a partialSuccess's rejectedSpans
+ * are marked failed (the first that many of the batch: the response does not
+ * say which). 429/502/503/504 and transport errors are retried, up to 5
+ * attempts, after the server's Retry-After (at most 60 s) or an exponential
+ * backoff with jitter; anything else fails the batch. Each attempt is bounded
+ * by the configured timeout. Warnings are rate-limited (exporter.h) and carry
+ * the endpoint.
  *
  * While hurried (a flush or shutdown, exporter.h) a batch gets one attempt
  * whose timeout ends at the deadline: a backoff sleep is cut short, a

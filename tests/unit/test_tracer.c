@@ -7,7 +7,8 @@
  * bodies (Content-Encoding, decompressing to the spans; the traces variable over the generic), only
  * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, a batch
  * a collector answers 413 split until it fits (a span too large alone dropped; the bound learned
- * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped), retry
+ * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped; a batch far over
+ * it split at once, each part gzipped once), retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams (a client's W3C
  * trace id kept whatever its first 4 bytes), disabled
@@ -66,6 +67,19 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
+}
+
+/* What the OTLP exporter has given zlib to gzip, in calls and bytes (CMakeLists.txt links this
+ * test with --wrap=deflate). */
+static atomic_size_t deflate_calls, deflate_bytes;
+
+int __real_deflate(z_streamp z, int flush);
+int __wrap_deflate(z_streamp z, int flush);
+int __wrap_deflate(z_streamp z, int flush)
+{
+    atomic_fetch_add(&deflate_calls, 1);
+    atomic_fetch_add(&deflate_bytes, z->avail_in);
+    return __real_deflate(z, flush);
 }
 
 /* A finished, sampled span numbered n of a task, starting at start_ns. */
@@ -727,8 +741,9 @@ static http_stub *receiver_refusing_over(size_t *limit)
     return http_stub_start(&o);
 }
 
-/* Span n (from 10 to 99, so that every one encodes to the same length) with a string of size
- * bytes, emitted: noise of them random hex digits (which gzip to about half), the rest 'x'. */
+/* Span n with a string of size bytes, emitted: noise of them random hex digits (which gzip to
+ * about half), the rest 'x'. Spans numbered with as many digits (10 to 99, 1000 to 9999) encode
+ * to one length. */
 static void emit_noisy(tracer *t, int n, size_t size, size_t noise)
 {
     char *v = malloc(size + 1);
@@ -950,6 +965,59 @@ static void test_413_bound_is_on_the_gzipped_body(void **state)
                   http_stub_request_at(r, before)->body_len);
     assert_int_equal(refused_from(r, before, limit), 0);
     assert_int_equal(http_stub_count(r), before + 2);
+    http_stub_stop(r);
+}
+
+/* A batch far over the bound learned from a 413 is split at once into as many parts as it
+ * needs, not halved again and again: gzipped whole once, then each part once, rather than each
+ * half of each half too, down to parts that fit. */
+static void test_413_bound_splits_a_batch_far_over_it_at_once(void **state)
+{
+    (void)state;
+    size_t limit = SIZE_MAX;
+    http_stub *r;
+    tracer *t = start_refusing_over(&limit, &r, true);
+    /* 48 spans of 1,000 bytes of noise, taken whole: their body gzipped; the collector's limit
+     * then falls to 19/20 of it, and 48 more are refused, then taken as 24 + 24 */
+    for (int i = 0; i < 48; i++)
+        emit_noisy(t, 1000 + i, 1000, 1000);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(http_stub_count(r), 1);
+    size_t whole48 = http_stub_request_at(r, 0)->body_len;
+    limit = whole48 * 19 / 20;
+    for (int i = 48; i < 96; i++)
+        emit_noisy(t, 1000 + i, 1000, 1000);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(refused_from(r, 1, limit), 1);
+    assert_int_equal(http_stub_count(r), 1 + 3);
+    size_t before = http_stub_count(r);
+
+    /* 512 such spans, over 10 times the bound gzipped: a dozen parts of 42 or 43 spans, each
+     * under 7/8 of it; halved, they were gzipped whole, then in 2, 4, 8 and 16 parts */
+    atomic_store(&deflate_calls, 0);
+    atomic_store(&deflate_bytes, 0);
+    for (int i = 96; i < 96 + 512; i++)
+        emit_noisy(t, 1000 + i, 1000, 1000);
+    assert_true(tracer_flush(t, epoch_ms() + 10000));
+    assert_int_equal(tracer_exported(t), 96 + 512);
+    tracer_free(t);
+    size_t requests = http_stub_count(r) - before, sent = 0;
+    for (size_t q = before; q < http_stub_count(r); q++) {
+        const http_stub_request *rq = http_stub_request_at(r, q);
+        size_t len;
+        char *body = gunzip(rq->body, rq->body_len, &len);
+        assert_non_null(body);
+        sent += len;
+        free(body);
+    }
+    size_t calls = atomic_load(&deflate_calls), gzipped = atomic_load(&deflate_bytes);
+    print_message("limit %zu; 512 spans: %zu requests, %zu bytes before gzip; %zu gzipped in "
+                  "%zu calls\n",
+                  limit, requests, sent, gzipped, calls);
+    assert_int_equal(refused_from(r, before, limit), 0);
+    /* the whole batch once (less than its parts, which each carry the resource), then each part
+     * once: less than twice what was sent */
+    assert_true(gzipped < 2 * sent);
     http_stub_stop(r);
 }
 
@@ -1543,6 +1611,7 @@ int main(void)
         cmocka_unit_test(test_413_drops_a_span_too_large_alone),
         cmocka_unit_test(test_413_bound_lasts_10_minutes),
         cmocka_unit_test(test_413_bound_is_on_the_gzipped_body),
+        cmocka_unit_test(test_413_bound_splits_a_batch_far_over_it_at_once),
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
