@@ -148,8 +148,8 @@ typedef struct broker_feed {
 /* Feed f->consumer (f copied) from the writer's next write on; STORE_CONFLICT when another
  * consumer is fed already. */
 store_rc broker_set_feed(broker *b, const broker_feed *f);
-/* Stop feeding the consumer, if it is the one fed; once it returns, take() and finish() are
- * not called again. */
+/* Stop feeding the consumer, if it is the one fed, its checkpoint saved past what it was fed;
+ * once it returns, take() and finish() are not called again. */
 store_rc broker_unset_feed(broker *b, const char *consumer);
 /* Whether the writer feeds the consumer now, so that its own reading can rest. */
 bool broker_feed_on(broker *b, const char *consumer);

@@ -916,6 +916,15 @@ static store_rc apply_set_feed(sqlite_store *s, void *arg)
         return STORE_OK; /* not the one fed */
     if (a->set && f->set && !same)
         return STORE_CONFLICT; /* one consumer is fed at a time */
+    /* what this batch fed it so far is saved now, as sq_feed_save() does at the batch's end for
+     * a consumer still fed: its messages commit with the batch, and a checkpoint left behind
+     * them would have them published again after a restart */
+    if (f->set) {
+        store_rc rc = sq_feed_save(s);
+        if (rc != STORE_OK)
+            return rc;
+        f->saved_cp = f->cp;
+    }
     /* on at the consumer's next publish at the log's end */
     atomic_store(&f->on, false);
     f->set = a->set != NULL;

@@ -3473,6 +3473,88 @@ static void test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint(void
     task_clear(&w[1].current);
 }
 
+/* The creations and the stop of the test below, queued while the writer is held: the two
+ * creations first, then the stop of the feed from a thread of its own (broker_unset_feed() waits
+ * for its batch), told queued as qp's publish is. */
+static store_batch stop_batch;
+static store_write stop_creations[2];
+static pthread_t stop_thread;
+static store_rc stop_rc;
+
+static void *unset_main(void *arg)
+{
+    (void)arg;
+    stop_rc = broker_unset_feed(broker_of(qp.s), "pub");
+    return NULL;
+}
+
+static void queue_creations_then_the_stop(void)
+{
+    store_batch_init(&stop_batch);
+    for (size_t i = 0; i < 2; i++) {
+        stop_creations[i] =
+            (store_write){.kind = STORE_WRITE_CREATE,
+                          .now = time(NULL),
+                          .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}};
+        store_batch_submit(&stop_batch, qp.s, &stop_creations[i]);
+    }
+    qp.queued = false;
+    qp.real = qp.s->ops;
+    qp.spy = *qp.real;
+    qp.spy.submit = spy_submit;
+    qp.s->ops = &qp.spy;
+    assert_int_equal(pthread_create(&stop_thread, NULL, unset_main, NULL), 0);
+    pthread_mutex_lock(&qp.mu);
+    while (!qp.queued)
+        pthread_cond_wait(&qp.cv, &qp.mu);
+    pthread_mutex_unlock(&qp.mu);
+    qp.s->ops = qp.real;
+}
+
+/*
+ * The fed consumer stopped (broker_unset_feed()) in the batch that fed it creations: their
+ * messages commit, and so does the checkpoint past them. Left where the last commit had it, a
+ * restart would have the consumer read those creations again and publish them a second time.
+ */
+static void test_a_stop_in_a_fed_batch_saves_the_checkpoint(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+
+    qp.s = f->s;
+    submit_as_one_batch(f, &g, NULL, 0, queue_creations_then_the_stop);
+    store_batch_wait(&stop_batch);
+    assert_int_equal(pthread_join(stop_thread, NULL), 0);
+    assert_int_equal(g.writes, 3); /* one batch: the two creations, then the stop */
+    assert_int_equal(stop_rc, STORE_OK);
+    assert_int_equal(stop_creations[0].rc, STORE_OK);
+    assert_int_equal(stop_creations[1].rc, STORE_OK);
+    assert_false(broker_feed_on(f->b, "pub"));
+    assert_int_equal(ff.takes, 3); /* the held write's creation, and the batch's two */
+    assert_int_equal(ff.committed, 3);
+    for (size_t i = 0; i < 2; i++)
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1", stop_creations[i].id, 1);
+    int64_t last = broker_last_seq(f->b);
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
+
+    reopen(f, NULL); /* a restart: the consumer reads from its checkpoint, and nothing is left */
+    int64_t cp = -1;
+    assert_int_equal(unread(f->b, "pub", &cp), 0);
+    assert_int_equal(cp, last);
+    task_clear(&stop_creations[0].current);
+    task_clear(&stop_creations[1].current);
+}
+
 /* The standing runner of the test below, sat down while its batch is held. */
 static broker *rolled_back_broker;
 static broker_standing *rolled_back_standing;
@@ -4465,6 +4547,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_stop_in_a_fed_batch_saves_the_checkpoint, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
