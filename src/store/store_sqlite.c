@@ -1981,6 +1981,29 @@ static void sq_close(store *base)
     free(s);
 }
 
+/*
+ * The longest the configuration ever hides a message ahead of now — a queue's visibility timeout
+ * or delay, a run's extension (its handler's timeout and the runner's margin) — with a minute to
+ * spare: one hidden further at open was hidden before the wall clock went back. 0 without a
+ * configuration: not known.
+ */
+static int64_t max_hide_ms(const config *c)
+{
+    if (!c)
+        return 0;
+    unsigned s = 0;
+    for (size_t i = 0; i < c->n_queues; i++) {
+        if (c->queues[i].visibility_timeout > s)
+            s = c->queues[i].visibility_timeout;
+        if (c->queues[i].delay > s)
+            s = c->queues[i].delay;
+    }
+    for (size_t i = 0; i < c->n_handlers; i++)
+        if (c->handlers[i].timeout > s)
+            s = c->handlers[i].timeout;
+    return ((int64_t)s + 60) * 1000;
+}
+
 store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen)
 {
     sqlite_store *s = calloc(1, sizeof *s);
@@ -2056,8 +2079,9 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
                  "deadlines moved back with it",
                  "step_ms", step, "messages", count, NULL);
     }
-    if (o->max_hide_ms > 0) {
-        int64_t n = sq_unhide_past(s, o->max_hide_ms);
+    int64_t max_hide = max_hide_ms(o->config);
+    if (max_hide > 0) {
+        int64_t n = sq_unhide_past(s, max_hide);
         if (n < 0) {
             log_warn("cannot check the queues for messages hidden past any timeout", "error",
                      sqlite3_errmsg(s->wdb), NULL);

@@ -340,26 +340,6 @@ static unsigned run_fds(const config *c)
 }
 
 /*
- * The longest this configuration ever hides a message ahead of now — a queue's visibility
- * timeout or delay, a run's extension (its timeout and the runner's margin) — with a minute to
- * spare: one hidden further at start was hidden before the wall clock went back.
- */
-static int64_t max_hide_ms(const config *c)
-{
-    unsigned s = 0;
-    for (size_t i = 0; i < c->n_queues; i++) {
-        if (c->queues[i].visibility_timeout > s)
-            s = c->queues[i].visibility_timeout;
-        if (c->queues[i].delay > s)
-            s = c->queues[i].delay;
-    }
-    for (size_t i = 0; i < c->n_handlers; i++)
-        if (c->handlers[i].timeout > s)
-            s = c->handlers[i].timeout;
-    return ((int64_t)s + 60) * 1000;
-}
-
-/*
  * Descriptors 0, 1 and 2 open, on /dev/null where they were closed (a `2>&-`, a launcher that
  * closes them): else the first file taskd opens (the database's lock) would take one, and the
  * log lines written to standard error would go into it. False when one cannot be opened.
@@ -463,7 +443,6 @@ int main(int argc, char **argv)
                                .sync = o.sync,
                                .busy_timeout_ms = 5000,
                                .listener = &counted,
-                               .max_hide_ms = max_hide_ms(&cfg),
                                .config = &cfg};
     st = store_sqlite_open(&so, err, sizeof err);
     if (!st)

@@ -1554,15 +1554,13 @@ static void test_depths_follow_every_move_and_reopen(void **state)
 
 /* ---- at open: messages hidden past any timeout ---- */
 
-/* Close the test's database and open it again as taskd does, with max_hide_ms: the warnings
+/* Close the test's database and open it again as taskd does, with configuration c: the warnings
  * the open logged go to *log (freed by the caller). */
-static void reopen_hiding(fx *f, int64_t max_hide_ms, char **log)
+static void reopen_configured(fx *f, const config *c, char **log)
 {
     store_close(f->s);
-    store_sqlite_options o = {.path = f->path,
-                              .sync = STORE_SYNC_NORMAL,
-                              .busy_timeout_ms = 5000,
-                              .max_hide_ms = max_hide_ms};
+    store_sqlite_options o = {
+        .path = f->path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000, .config = c};
     char err[256] = "";
     test_stderr cap;
     log_setup(LOG_WARN, NULL);
@@ -1576,6 +1574,17 @@ static void reopen_hiding(fx *f, int64_t max_hide_ms, char **log)
     f->b = broker_of(f->s);
 }
 
+/* A configuration of one queue, q, and one handler on it of the given timeout (config_free()). */
+static void config_of_queue(config *c, const queue_config *q, unsigned handler_timeout)
+{
+    assert_true(config_defaults(c));
+    c->queues[0] = *q;
+    c->n_queues = 1;
+    snprintf(c->handlers[0].queue, sizeof c->handlers[0].queue, "%s", q->name);
+    c->handlers[0].timeout = handler_timeout;
+    c->n_handlers = 1;
+}
+
 /*
  * An open makes visible a message hidden further ahead than any timeout (the wall clock went
  * back since it was hidden). When that UPDATE fails (here a trigger refuses to bring a message
@@ -1586,8 +1595,9 @@ static void reopen_hiding(fx *f, int64_t max_hide_ms, char **log)
 static void test_open_warns_when_it_cannot_unhide(void **state)
 {
     fx *f = *state;
-    const int64_t max_hide_ms = 2 * 3600 * 1000;
     queue_config q = make_queue("work", 30, 0, NULL, 0);
+    config c;
+    config_of_queue(&c, &q, 30); /* nothing hidden more than 90 s ahead */
     publish_bodies(f->b, &q, 0, 2, NULL);
     char day_on[24];
     snprintf(day_on, sizeof day_on, "%lld", (long long)(wall_ms() + 24 * 3600 * 1000));
@@ -1603,7 +1613,7 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
                      NULL);
 
     char *log = NULL;
-    reopen_hiding(f, max_hide_ms, &log);
+    reopen_configured(f, &c, &log);
     if (!strstr(log, "cannot check the queues for messages hidden past any timeout") ||
         !strstr(log, "refused to bring a message forward") || strstr(log, "made visible"))
         print_error("logged: %s\n", log);
@@ -1632,7 +1642,7 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
     expect_stats(f->b, "work", 0, 0, 1);
 
     test_sqlite_exec(db_path, "DROP TRIGGER no_unhide", NULL);
-    reopen_hiding(f, max_hide_ms, &log);
+    reopen_configured(f, &c, &log);
     if (!strstr(log, "messages hidden past any timeout made visible") ||
         !strstr(log, "\"messages\":\"1\"") || strstr(log, "cannot check"))
         print_error("logged: %s\n", log);
@@ -1644,6 +1654,85 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
     assert_string_equal(m[0].body, "{\"i\":0}");
     queue_messages_free(m, 1);
+    config_free(&c);
+}
+
+/* That log says n messages hidden past any timeout were made visible (none: it says nothing of
+ * them); log freed. */
+static void expect_unhidden(char *log, int n)
+{
+    if (n == 0) {
+        if (strstr(log, "made visible"))
+            print_error("logged: %s\n", log);
+        assert_null(strstr(log, "made visible"));
+        free(log);
+        return;
+    }
+    char count[32];
+    snprintf(count, sizeof count, "\"messages\":\"%d\"", n);
+    const char *said = strstr(log, "messages hidden past any timeout made visible");
+    if (!said || !strstr(said, count))
+        print_error("logged: %s\n", log);
+    assert_non_null(said);
+    assert_non_null(strstr(said, count));
+    free(log);
+}
+
+/* Set the visibility of the message of body {"i":i} to ahead_s seconds from now. */
+static void hide_for(int i, int64_t ahead_s)
+{
+    char at[24], sql[128];
+    snprintf(at, sizeof at, "%lld", (long long)(wall_ms() + ahead_s * 1000));
+    snprintf(sql, sizeof sql,
+             "UPDATE messages SET visible_ms = CAST(?1 AS INTEGER) WHERE body = '{\"i\":%d}'", i);
+    assert_int_equal(test_sqlite_exec(db_path, sql, at), 1);
+}
+
+/*
+ * How far ahead a message may be hidden at open is read from the configuration: the longest of
+ * its queues' visibility timeouts and delays and its handlers' timeouts, and a minute. A
+ * message hidden within that stays hidden; one hidden further is made visible. Each of the
+ * three counts.
+ */
+static void test_open_unhides_past_the_configured_timeouts(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 2, NULL);
+    hide_for(0, 630);
+    hide_for(1, 700);
+    config c;
+    char *log = NULL;
+    config_of_queue(&c, &q, 600); /* a run's 600 s: nothing hidden more than 660 s ahead */
+    reopen_configured(f, &c, &log);
+    config_free(&c);
+    expect_unhidden(log, 1);
+    expect_stats(f->b, "work", 1, 0, 1);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_string_equal(m[0].body, "{\"i\":1}");
+    queue_messages_free(m, 1);
+
+    /* a queue's delay of 600 s, or its visibility timeout: the first stays hidden */
+    q.delay = 600;
+    config_of_queue(&c, &q, 30);
+    reopen_configured(f, &c, &log);
+    config_free(&c);
+    expect_unhidden(log, 0);
+    q.delay = 0;
+    q.visibility_timeout = 600;
+    config_of_queue(&c, &q, 30);
+    reopen_configured(f, &c, &log);
+    config_free(&c);
+    expect_unhidden(log, 0);
+    expect_stats(f->b, "work", 0, 1, 1);
+    /* none so long: it is made visible */
+    q.visibility_timeout = 30;
+    config_of_queue(&c, &q, 30);
+    reopen_configured(f, &c, &log);
+    config_free(&c);
+    expect_unhidden(log, 1);
+    expect_stats(f->b, "work", 1, 1, 0);
 }
 
 static void test_retention_expires_messages(void **state)
@@ -4519,6 +4608,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
