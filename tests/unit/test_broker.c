@@ -1735,6 +1735,113 @@ static void test_open_unhides_past_the_configured_timeouts(void **state)
     expect_stats(f->b, "work", 1, 1, 0);
 }
 
+/* The send, visibility and expiry of the only message, from the database. */
+static void message_times(int64_t t[3])
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT sent_ms, visible_ms, expires_ms FROM messages",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    for (int i = 0; i < 3; i++)
+        t[i] = sqlite3_column_int64(st, i);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* That log warns that the open could not check the queues for a clock gone back, and says
+ * nothing of one found; log freed. */
+static void expect_clock_unchecked(char *log, const char *error)
+{
+    const char *said = strstr(log, "cannot check the queues for a clock gone back");
+    if (!said || (error && !strstr(said, error)) || strstr(log, "the wall clock went back"))
+        print_error("logged: %s\n", log);
+    assert_non_null(said);
+    if (error)
+        assert_non_null(strstr(said, error));
+    assert_null(strstr(log, "the wall clock went back"));
+    free(log);
+}
+
+/*
+ * The open checks the queues for a wall clock gone back while taskd was down (the send and the
+ * expiry of the newest message both ahead of the clock) and moves the messages' times back
+ * with it. When that check cannot be made, its read or its UPDATE failing, the open warns and
+ * goes on: the store works, the times stay as they were, and what is hidden past any timeout is
+ * still made visible after it. The next open that can, moves them.
+ */
+static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    config c;
+    config_of_queue(&c, &q, 30);
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    /* sent by a clock an hour ahead of this one */
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE messages SET sent_ms = sent_ms + 3600000, "
+                                      "visible_ms = visible_ms + 3600000, "
+                                      "expires_ms = expires_ms + 3600000",
+                                      NULL),
+                     1);
+    int64_t ahead[3], t[3];
+    message_times(ahead);
+
+    /* its read fails (an I/O error) */
+    char *log = NULL;
+    atomic_store(&fail_sql[0], "SELECT queue, max(expires_ms)");
+    reopen_configured(f, &c, &log);
+    assert_null(atomic_load(&fail_sql[0])); /* the check's read was made, and failed */
+    if (!strstr(log, "messages hidden past any timeout made visible"))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "messages hidden past any timeout made visible"));
+    expect_clock_unchecked(log, NULL);
+    message_times(t);
+    assert_int_equal(t[0], ahead[0]);
+    assert_int_equal(t[2], ahead[2]);
+    assert_true(t[1] <= wall_ms()); /* made visible all the same */
+    expect_stats(f->b, "work", 1, 0, 0);
+    char id[37];
+    create_task(f->s, 0, id);
+    complete_task(f->s, id, (int64_t)time(NULL));
+    expect_status(f->s, id, TASK_COMPLETED, "done");
+
+    /* its UPDATE fails (a trigger refuses to move an expiry, which nothing but it does) */
+    test_sqlite_exec(db_path,
+                     "CREATE TRIGGER no_move BEFORE UPDATE OF expires_ms ON messages BEGIN "
+                     "SELECT RAISE(ABORT, 'refused to move a message back'); END",
+                     NULL);
+    reopen_configured(f, &c, &log);
+    expect_clock_unchecked(log, "refused to move a message back");
+    int64_t visible = t[1];
+    message_times(t);
+    assert_int_equal(t[0], ahead[0]);
+    assert_int_equal(t[1], visible);
+    assert_int_equal(t[2], ahead[2]);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
+    assert_string_equal(m[0].body, "{\"i\":0}");
+    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    queue_messages_free(m, 1);
+
+    /* the trigger gone, the next open moves the three back by the hour */
+    test_sqlite_exec(db_path, "DROP TRIGGER no_move", NULL);
+    reopen_configured(f, &c, &log);
+    if (!strstr(log, "the wall clock went back") || strstr(log, "cannot check"))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "the wall clock went back"));
+    assert_null(strstr(log, "cannot check"));
+    free(log);
+    config_free(&c);
+    message_times(t);
+    assert_true(t[0] <= wall_ms());
+    assert_true(ahead[0] - t[0] > 3590 * 1000);
+    assert_int_equal(ahead[2] - t[2], ahead[0] - t[0]);
+}
+
 static void test_retention_expires_messages(void **state)
 {
     fx *f = *state;
@@ -4610,6 +4717,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
