@@ -1517,17 +1517,52 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
     return STORE_OK;
 }
 
-int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
+void sq_note_queue_clock(sqlite_store *s)
 {
-    *back_ms = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "INSERT OR REPLACE INTO meta (name, value) "
+                           "VALUES ('queue_clock_at_stop', ?1)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, clock_steady_ms());
+        sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+}
+
+/* Where the queue clock was when the last taskd stopped, into *at (left as it is when none was
+ * noted: it did not stop cleanly), taken from the database so that it is read once; -1 when it
+ * cannot be read, else 0. */
+static int take_queue_clock_at_stop(sqlite_store *s, int64_t *at)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->wdb,
+                           "DELETE FROM meta WHERE name = 'queue_clock_at_stop' RETURNING value",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (sqlite3_column_type(st, 0) == SQLITE_INTEGER)
+            *at = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Where the queue clock was at the newest send by the messages themselves, into *last
+ * (INT64_MIN: nothing tells); false when they cannot be read. */
+static bool queue_clock_at_newest_send(sqlite_store *s, const config *c, int64_t *last)
+{
+    *last = INT64_MIN;
     if (!c)
-        return 0;
+        return true;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->wdb,
                            "SELECT queue, max(expires_ms), max(sent_ms) FROM messages GROUP BY 1",
                            -1, &st, NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
-        return -1;
+        return false;
     }
     /* Where the queue clock was at the newest send, by each of its two records: its expiry less
      * its queue's retention (the steady clock), and its send (the wall clock, which the steady
@@ -1535,7 +1570,6 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
      * taskd was down: the expiry when the retention was shortened since, the send when the wall
      * clock was stepped forward while taskd ran (the steady clock kept behind it). Taken when
      * both say so, and by the nearer. */
-    int64_t last = INT64_MIN;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const queue_config *q = config_queue(c, (const char *)sqlite3_column_text(st, 0));
@@ -1544,12 +1578,26 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
         int64_t by_expiry = sqlite3_column_int64(st, 1) - (int64_t)q->retention * 1000;
         int64_t by_send = sqlite3_column_int64(st, 2);
         int64_t at = by_expiry < by_send ? by_expiry : by_send;
-        if (at > last)
-            last = at;
+        if (at > *last)
+            *last = at;
     }
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
+    return rc == SQLITE_DONE;
+}
+
+int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
+{
+    *back_ms = 0;
+    /* Where the queue clock was when the last taskd stopped, as it noted then: a wall clock
+     * stepped back while that taskd ran left its deadlines on the clock it started with and
+     * its sends on the clock stepped back, and nothing in the messages tells. Without it (a
+     * crash), the newest send tells a clock gone back while taskd was down; read always, since
+     * a move that failed at the last open is still to be made. Taken by the further */
+    int64_t at_stop = INT64_MIN, last = INT64_MIN;
+    if (take_queue_clock_at_stop(s, &at_stop) < 0 || !queue_clock_at_newest_send(s, c, &last))
         return -1;
+    if (at_stop > last)
+        last = at_stop;
     /* less than a second is the two clocks read apart, or slewing */
     int64_t now = clock_steady_ms();
     if (last == INT64_MIN || last - now < 1000)
@@ -1559,6 +1607,7 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
      * its deadlines were kept to the old one, and moved it made the message older by the step (a
      * dead-letter queue of a shorter retention dropped it on arrival). A send by the clock ahead
      * that is no longer ahead stays: the message counts younger, never older */
+    sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->wdb,
                            "UPDATE messages SET sent_ms = CASE WHEN sent_ms > ?2 THEN sent_ms - ?1 "
                            "ELSE sent_ms END, visible_ms = visible_ms - ?1, "
@@ -1569,7 +1618,7 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
     }
     sqlite3_bind_int64(st, 1, last - now);
     sqlite3_bind_int64(st, 2, clock_unix_ms());
-    rc = sqlite3_step(st);
+    int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
         return -1;

@@ -246,12 +246,17 @@ void sq_feed_finish(sqlite_store *s, size_t first, bool committed);
 bool sq_last_ids_load(sqlite_store *s);
 /* Count the messages of every queue into s->depths (at open, and if the counters were lost). */
 store_rc sq_depths_load(sqlite_store *s);
-/* At open, before the counting: when the queue clock was a second or more ahead of now at the
- * newest send, by both the send's wall-clock time and its expiry less its queue's retention in
- * c, the clock went back since, by that much at least; every message's visibility and expiry,
- * and its send when ahead of the wall clock now, move back as far (*back_ms), so that the
- * queues' deadlines keep their lengths on the clock taskd reads now. The count moved, or -1 when it
- * cannot be done; c NULL: nothing. */
+/* At close, after the writer's last commit: note where the queue clock is (the steady clock's
+ * now) in meta, for sq_messages_follow_clock_back() at the next open. Nothing when it cannot be
+ * written: the next open reads the messages instead. */
+void sq_note_queue_clock(sqlite_store *s);
+/* At open, before the counting: when the queue clock was a second or more ahead of now where the
+ * last taskd stopped (noted by sq_note_queue_clock(), taken from meta), or at the newest send,
+ * by both the send's wall-clock time and its expiry less its queue's retention in c (c NULL:
+ * the messages do not tell), the clock went back since, by the further at least; every message's
+ * visibility and expiry, and its send when ahead of the wall clock now, move back as far
+ * (*back_ms), so that the queues' deadlines keep their lengths on the clock taskd reads now. The
+ * count moved, or -1 when it cannot be done. */
 int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms);
 /* At open, before the counting: make visible the messages hidden more than max_hide_ms ahead of
  * now (the clock went back); the count made visible, or -1 when it cannot be written. */

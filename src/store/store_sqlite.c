@@ -1953,6 +1953,8 @@ static void sq_close(store *base)
         reader_free(r);
     }
     finalize_writer(s);
+    if (s->wdb && s->writer) /* opened whole: where the queue clock is, for the next open */
+        sq_note_queue_clock(s);
     if (s->wdb) {
         /* fold the WAL back into the database so a clean stop leaves one file */
         sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);

@@ -26,13 +26,13 @@ typedef struct store_sqlite_options {
     store_sync sync;
     int busy_timeout_ms;            /* how long a write waits for a lock before STORE_BUSY */
     const store_listener *listener; /* told of commits (copied); may be NULL */
-    /* The configuration, read at open for what the wall clock going back while taskd was down
-     * left in the queues; NULL: not known, and nothing is mended. Its queues' retention tells
-     * that the clock went back, and the messages' times move back with it. The longest any
-     * message is hidden ahead of now (a queue's visibility timeout or delay, a handler's
-     * timeout, with a minute to spare) bounds what is still hidden: a message hidden further
-     * ahead is made visible, since the clock went back after it was hidden, which would strand
-     * its task that long. */
+    /* The configuration, read at open for what the wall clock going back left in the queues;
+     * NULL: not known, and only where the last stop noted the queue clock tells (nothing is
+     * unhidden). Its queues' retention tells that the clock went back after a crash, and the
+     * messages' times move back with it. The longest any message is hidden ahead of now (a
+     * queue's visibility timeout or delay, a handler's timeout, with a minute to spare) bounds
+     * what is still hidden: a message hidden further ahead is made visible, since the clock went
+     * back after it was hidden, which would strand its task that long. */
     const config *config;
 } store_sqlite_options;
 

@@ -213,5 +213,35 @@ class ClockStep(ServersTestCase):
         self.assertEqual(after[right], before[right], "the right send moved %d ms"
                          % (before[right] - after[right]))
 
+    def test_restart_after_a_step_back_while_running_keeps_messages_their_lengths(self):
+        # the clock put back an hour while taskd ran, and taskd restarted with it still back.
+        # The queue's deadlines kept to the clock taskd started with, an hour ahead of the new
+        # one; the send followed the wall clock, so it was not ahead, and nothing in the
+        # messages told: the message outlived its retention by the hour, and its delay ended
+        # at once (made visible past any timeout). The stop now notes where the queue clock
+        # was, and the restart moves the deadlines back by as far as it is ahead
+        s = self.start(dict(self.QUEUE, sweep_interval=1), {})
+        self.step(-HOUR)
+        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        sent, visible, expires = self.message_times()
+        self.assertLess(sent, (time.time() - HOUR) * 1000 + 1000)  # by the clock put back
+        self.assertGreater(expires - sent, 600_000 + HOUR * 1000 - 60_000)  # by the one before
+        s = self.start(self.QUEUE, {}, shift=-HOUR)
+        delayed = queue_table(s)["q"]["delayed"]
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        sent2, visible2, expires2 = self.message_times()
+        self.assertEqual(delayed, 1, "the message no longer delayed\n" + s.stderr_text()[-2000:])
+        self.assertEqual(sent2, sent)  # right by the clock taskd reads now
+        self.assertAlmostEqual(visible2 - sent2, 30_000, delta=2000)
+        self.assertAlmostEqual(expires2 - sent2, 600_000, delta=2000,
+                               msg="the message kept its retention and %d ms"
+                               % (expires2 - sent2 - 600_000))
+        moved = [o for o in s.log_json() if o.get("message", "").startswith("the wall clock went back")]
+        self.assertEqual(len(moved), 1, s.stderr_text()[-2000:])
+        self.assertEqual(int(moved[0]["step_ms"]), expires2 - expires)
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

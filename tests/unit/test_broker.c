@@ -1769,7 +1769,8 @@ static void expect_clock_unchecked(char *log, const char *error)
 /*
  * The open checks the queues for a wall clock gone back while taskd was down (the send and the
  * expiry of the newest message both ahead of the clock) and moves the messages' times back
- * with it. When that check cannot be made, its read or its UPDATE failing, the open warns and
+ * with it. When that check cannot be made, its read, the read of where the last taskd stopped
+ * its queue clock, or its UPDATE failing, the open warns and
  * goes on: the store works, the times stay as they were, and what is hidden past any timeout is
  * still made visible after it. The next open that can, moves them.
  */
@@ -1809,6 +1810,17 @@ static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **st
     complete_task(f->s, id, (int64_t)time(NULL));
     expect_status(f->s, id, TASK_COMPLETED, "done");
 
+    /* the read of where the last taskd stopped its queue clock fails */
+    atomic_store(&fail_sql[0], "DELETE FROM meta WHERE name = 'queue_clock_at_stop'");
+    reopen_configured(f, &c, &log);
+    assert_null(atomic_load(&fail_sql[0]));
+    expect_clock_unchecked(log, NULL);
+    int64_t visible = t[1];
+    message_times(t);
+    assert_int_equal(t[0], ahead[0]);
+    assert_int_equal(t[1], visible);
+    assert_int_equal(t[2], ahead[2]);
+
     /* its UPDATE fails (a trigger refuses to move an expiry, which nothing but it does) */
     test_sqlite_exec(db_path,
                      "CREATE TRIGGER no_move BEFORE UPDATE OF expires_ms ON messages BEGIN "
@@ -1816,7 +1828,6 @@ static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **st
                      NULL);
     reopen_configured(f, &c, &log);
     expect_clock_unchecked(log, "refused to move a message back");
-    int64_t visible = t[1];
     message_times(t);
     assert_int_equal(t[0], ahead[0]);
     assert_int_equal(t[1], visible);
