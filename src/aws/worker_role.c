@@ -122,6 +122,10 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     if (!rec->m.task_id[0])
         return; /* not a task message: work_begin drops it */
     memcpy(it->id, rec->m.task_id, sizeof it->id);
+    if (!c->update.id) { /* left unclaimed for want of time (work_handler_lane() says so) */
+        it->unclaimed = "not claimed: too little time left before the invocation's deadline";
+        return;
+    }
     it->claim = c->rc;
     it->claim_write = c;
     it->status_before = c->current.status;
@@ -207,13 +211,19 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     /* Runs go one after another, each up to the binding's timeout: claim only what can
      * still be run before the deadline; the rest is kept, untouched, for another delivery. */
     int64_t run_ms = (int64_t)l->binding->timeout * 1000, start_by = clock_unix_ms();
-    size_t to_claim = 0;
+    int64_t left_ms = deadline_ms - start_by;
+    size_t to_claim = 0, unclaimed = 0;
+    char unclaimed_ids[10 * (TASK_ID_LEN + 1)] = ""; /* the first ten */
     for (size_t k = 0; k < m; k++) {
         if (!mine[k]->m.task_id[0])
             continue;
         start_by += run_ms;
         if (deadline_ms > 0 && start_by > deadline_ms - WORKER_REPORT_MARGIN_MS) {
-            claims[k].rc = STORE_BUSY; /* not claimed: the message comes back */
+            /* not claimed (fill_item() tells it by its empty claim): the message comes back */
+            size_t len = strlen(unclaimed_ids);
+            if (unclaimed++ < 10)
+                str_join(unclaimed_ids + len, sizeof unclaimed_ids - len, len ? "," : "",
+                         mine[k]->m.task_id, NULL);
             continue;
         }
         claims[k] = (store_write){
@@ -224,6 +234,19 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
                        .status_msg = "Task started"},
         };
         to_claim++;
+    }
+    if (unclaimed) {
+        /* a function whose timeout leaves too little for one run keeps every message until its
+         * receives run out: say so, once for the batch */
+        char count[24], left[24], need[24];
+        snprintf(count, sizeof count, "%zu", unclaimed);
+        snprintf(left, sizeof left, "%lld", (long long)left_ms);
+        snprintf(need, sizeof need, "%lld", (long long)(run_ms + WORKER_REPORT_MARGIN_MS));
+        log_warn("too little time left in the invocation to run its tasks; their messages will "
+                 "come back (a run needs the binding's timeout and the report margin: a function "
+                 "timeout shorter than that keeps every message until it is dead-lettered)",
+                 "queue", l->queue->name, "tasks_not_claimed", count, "task_ids", unclaimed_ids,
+                 "time_left_ms", left, "run_needs_ms", need, NULL);
     }
     /* The claims (a throttled store retries them), and the reclaims of the tasks to run again
      * after them, must leave every run claimed its time before the deadline: one that would

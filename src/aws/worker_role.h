@@ -49,7 +49,7 @@
  *     the message is kept and comes back later.
  *   - A task is not started unless it can finish (the binding's timeout)
  *     before the invocation's deadline minus WORKER_REPORT_MARGIN_MS; it is
- *     kept.
+ *     kept, not even claimed, and said at WARNING (once for the batch).
  *   - Spent (deleted by Lambda): done, gone, already final, not a task.
  *     Kept (listed in batchItemFailures): store trouble, a claim that may
  *     still be running, no time left, a report that could not be written.

@@ -140,6 +140,11 @@ void work_begin(const work_env *e, work_item *items, size_t n)
             continue;
         }
         begin_delivery(e, it, items, n, received_ns);
+        if (it->unclaimed) { /* no claim to show: the delivery says why */
+            span_set_error(&it->process, it->unclaimed);
+            it->fate = WORK_KEEP;
+            continue;
+        }
         begin_update_span(e, &it->claim_span, it, "IN_PROGRESS");
         it->claim_span.start_ns = it->claim_span.end_ns = it->process.start_ns;
         if (it->claimed_with_receive)

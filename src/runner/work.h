@@ -19,13 +19,13 @@
  *
  * The fate follows the claim: claimed, run; the task gone, drop; found
  * IN_PROGRESS (an earlier delivery died or overran), run again; found
- * finished, drop; store trouble, keep. A task that cannot finish before the
- * item's deadline is not started, and a run cut short by the caller's abort
- * flag is not reported: both are kept (a run that had ended on its own
- * before the abort is reported). A message is spent (the caller
- * deletes it) when its task was dropped, or reported, or found already
- * final by the report; otherwise it must come back (the caller releases it
- * or lets its visibility timeout pass).
+ * finished, drop; store trouble, keep; not made (unclaimed), keep. A task
+ * that cannot finish before the item's deadline is not started, and a run
+ * cut short by the caller's abort flag is not reported: both are kept (a
+ * run that had ended on its own before the abort is reported). A message
+ * is spent (the caller deletes it) when its task was dropped, or reported,
+ * or found already final by the report; otherwise it must come back (the
+ * caller releases it or lets its visibility timeout pass).
  *
  * Spans, in the task's trace: "receive <queue>" (from when the message was
  * sent to the receive, linking the other traces of the batch), under it
@@ -94,6 +94,10 @@ typedef struct work_item {
     int64_t message_number; /* the message's id, when it is a number (the local queue's) */
     const char *message_id; /* the message's id as text (SQS), or NULL: message_number is */
     /* in: the claim, as the caller made it */
+    /* no claim was made, and why (borrowed until work_begin() returns): the item is kept, and
+     * no claim span shows a claim never made: the delivery's ("process <queue>") ends in error
+     * with this; NULL when the claim below was made */
+    const char *unclaimed;
     store_rc claim;            /* the claim's outcome */
     task_status status_before; /* the task's status before the claim (when found) */
     /* the claim found the task held by a client's claim (PATCH IN_PROGRESS, with a lease):

@@ -781,6 +781,87 @@ static void test_deadline_too_near_kept(void **state)
     assert_status(f, id, TASK_CREATED, ""); /* not even claimed: nothing to take over later */
 }
 
+/* The threshold main() set, to go back to after a case that logs at WARNING. */
+static log_level test_log_level = LOG_ERROR;
+
+/* The log lines (JSON, one a line) of logged whose message begins with prefix, into out (at most
+ * max, the caller decrefs them); how many there were. */
+static size_t log_lines(const char *logged, const char *prefix, json_t **out, size_t max)
+{
+    size_t n = 0;
+    for (const char *line = logged; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        json_t *doc = json_loadb(line, len, 0, NULL);
+        const char *message = json_string_value(json_object_get(doc, "message"));
+        if (message && strncmp(message, prefix, strlen(prefix)) == 0 && n++ < max)
+            out[n - 1] = json_incref(doc);
+        json_decref(doc);
+        line += len + (end != NULL);
+    }
+    return n;
+}
+
+/* Tasks left unclaimed for want of time (a function whose timeout is too short for its handler
+ * would keep every message until it is dead-lettered) are said at WARNING, once for the batch,
+ * with what an operator needs to see why: the tasks, the time left and the time a run needs.
+ * Their spans show no claim never made, and say why the delivery did nothing. */
+static void test_unclaimed_tasks_are_said(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    char ids[3][37];
+    for (int i = 0; i < 3; i++)
+        create_task(f, "{}", NULL, ids[i]);
+    msg m[3] = {
+        {.message_id = "m-1", .queue = "jobs", .task_id = ids[0]},
+        {.message_id = "m-2", .queue = "jobs", .task_id = ids[1]},
+        {.message_id = "m-3", .queue = "jobs", .task_id = ids[2]},
+    };
+    /* 45 s left: one run of the binding's 30 s fits with the report's margin, not two */
+    test_stderr cap;
+    log_setup(LOG_WARN, "test");
+    test_stderr_begin(&cap);
+    int64_t before = now_ms();
+    role_result res = invoke(f, m, 3, before + 45000);
+    char *logged = test_stderr_end(&cap);
+    log_setup(test_log_level, "test");
+    assert_failures(&res, "m-2,m-3");
+    assert_int_equal(runs(f), 1);
+    assert_status(f, ids[0], TASK_COMPLETED, "Task completed");
+    assert_status(f, ids[1], TASK_CREATED, "");
+    assert_status(f, ids[2], TASK_CREATED, "");
+
+    json_t *said[2] = {0};
+    size_t n = log_lines(logged, "too little time left", said, 2);
+    if (n != 1)
+        fail_msg("%zu lines say so; logged: %s", n, logged);
+    json_t *line = said[0];
+    assert_string_equal(json_string_value(json_object_get(line, "level")), "WARNING");
+    assert_string_equal(json_string_value(json_object_get(line, "queue")), "jobs");
+    assert_string_equal(json_string_value(json_object_get(line, "tasks_not_claimed")), "2");
+    char want_ids[80];
+    snprintf(want_ids, sizeof want_ids, "%s,%s", ids[1], ids[2]);
+    assert_string_equal(json_string_value(json_object_get(line, "task_ids")), want_ids);
+    assert_string_equal(json_string_value(json_object_get(line, "run_needs_ms")), "31000");
+    const char *left = json_string_value(json_object_get(line, "time_left_ms"));
+    assert_non_null(left);
+    assert_in_range(strtoll(left, NULL, 10), 44000, 45000);
+    json_decref(line);
+    free(logged);
+
+    spans sp = {0};
+    sp.n = tracer_task_spans(f->tracer, ids[1], &sp.s);
+    const span *process = find(&sp, "process jobs", NULL);
+    assert_non_null(find(&sp, "receive jobs", NULL));
+    assert_non_null(process);
+    assert_null(find(&sp, "UPDATE tasks", NULL)); /* no claim was made */
+    assert_int_equal(process->status, SPAN_STATUS_ERROR);
+    assert_string_equal(process->status_msg,
+                        "not claimed: too little time left before the invocation's deadline");
+    spans_free(&sp);
+}
+
 static void test_batch_mixed_outcomes(void **state)
 {
     fixture *f = *state;
@@ -1125,8 +1206,10 @@ int main(void)
     log_setup(LOG_ERROR, "test");
     log_level level;
     const char *env = getenv("LOG_LEVEL");
-    if (env && log_level_parse(env, &level))
+    if (env && log_level_parse(env, &level)) {
         log_setup(level, "test");
+        test_log_level = level;
+    }
 #define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         CASE(test_noop_completes),
@@ -1145,6 +1228,7 @@ int main(void)
         CASE(test_a_reclaim_leaves_its_run_its_time),
         CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
+        CASE(test_unclaimed_tasks_are_said),
         CASE(test_batch_mixed_outcomes),
         CASE(test_unknown_deadline_runs),
         CASE(test_body_not_an_object_uses_stored_data),
