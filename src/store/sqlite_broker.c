@@ -306,26 +306,11 @@ typedef struct record_sink {
     change_read mode;
 } record_sink;
 
-/*
- * Column i's text, borrowed; NULL for a NULL, or with *failed set when SQLite's own copy of it
- * failed (no memory). The type is read first, before the text converts the value: SQLite leaves
- * it undefined after a conversion (a number whose conversion failed reads NULL, as a NULL).
- */
-static const char *column_text(sqlite3_stmt *st, int i, bool *failed)
-{
-    if (sqlite3_column_type(st, i) == SQLITE_NULL)
-        return NULL;
-    const char *t = (const char *)sqlite3_column_text(st, i);
-    if (!t)
-        *failed = true;
-    return t;
-}
-
 /* Column i's text into dst[size], cut to fit; "" for a NULL, or with *failed set as
- * column_text() sets it. */
+ * sq_column_text() sets it. */
 static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t size, bool *failed)
 {
-    const char *t = column_text(st, i, failed);
+    const char *t = sq_column_text(st, i, failed);
     size_t n = t ? strnlen(t, size - 1) : 0;
     memcpy(dst, t ? t : "", n);
     dst[n] = '\0';
@@ -334,11 +319,8 @@ static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t size, bool *f
 /* Column i's text, copied; NULL for a NULL, or with *failed set when memory ran out. */
 static char *column_dup(sqlite3_stmt *st, int i, bool *failed)
 {
-    const char *t = column_text(st, i, failed);
-    if (!t)
-        return NULL;
-    char *copy = strdup(t);
-    if (!copy)
+    char *copy;
+    if (!sq_dup_nullable_col(st, i, &copy))
         *failed = true;
     return copy;
 }
@@ -384,7 +366,7 @@ static bool rest_from_removal(reader *r, const char *task_id, task_rest *rest)
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     bool nomem = false;
-    const char *text = step == SQLITE_ROW ? column_text(st, 0, &nomem) : NULL;
+    const char *text = step == SQLITE_ROW ? sq_column_text(st, 0, &nomem) : NULL;
     if (text)
         rest->removed = json_parse(text, strlen(text), 0, NULL, &nomem);
     stmt_done(st);
@@ -427,14 +409,14 @@ static void task_rest_of(reader *r, sqlite3_stmt *st, task_rest *rest)
         rest->ttl = sqlite3_column_type(st, CT_TTL) == SQLITE_NULL
                         ? TASK_NULL_TIME
                         : sqlite3_column_int64(st, CT_TTL);
-        rest->data = column_text(st, CT_DATA, &rest->failed);
+        rest->data = sq_column_text(st, CT_DATA, &rest->failed);
         /* data_image is there for rows written since schema 3 through the API; else derived */
-        rest->data_image = column_text(st, CT_DATA_IMAGE, &rest->failed);
-        rest->trace = column_text(st, CT_TRACE, &rest->failed);
-        rest->tracestate = column_text(st, CT_TRACESTATE, &rest->failed);
+        rest->data_image = sq_column_text(st, CT_DATA_IMAGE, &rest->failed);
+        rest->trace = sq_column_text(st, CT_TRACE, &rest->failed);
+        rest->tracestate = sq_column_text(st, CT_TRACESTATE, &rest->failed);
         return;
     }
-    const char *id = column_text(st, CC_TASK_ID, &rest->failed);
+    const char *id = sq_column_text(st, CC_TASK_ID, &rest->failed);
     if (rest->failed)
         return;
     rest->known = rest_from_removal(r, id, rest);
@@ -468,12 +450,12 @@ static void side_task(sqlite3_stmt *st, bool insert, int side, const task_rest *
     column_copy(st, CC_TYPE, t->task_type, sizeof t->task_type, failed);
     if (insert) /* a creation's new side */
         return;
-    task_status_parse(column_text(st, side, failed), &t->status);
-    const char *msg = column_text(st, side + 1, failed);
+    task_status_parse(sq_column_text(st, side, failed), &t->status);
+    const char *msg = sq_column_text(st, side + 1, failed);
     t->status_msg = (char *)(msg ? msg : "");
     if (sqlite3_column_type(st, side + 2) != SQLITE_NULL)
         t->updated_time = sqlite3_column_int64(st, side + 2);
-    t->result = (char *)column_text(st, side + 3, failed);
+    t->result = (char *)sq_column_text(st, side + 3, failed);
 }
 
 /* A record's image (NULL when it has none): put together from its parts and the task's rest,
@@ -497,7 +479,7 @@ static const char *image_of(sqlite3_stmt *st, bool insert, bool new_side, const 
         return ok && !sbuf_failed(room) ? room->data : NULL;
     }
     bool failed = false;
-    const char *image = column_text(st, new_side ? CC_NEW_IMAGE : CC_OLD_IMAGE, &failed);
+    const char *image = sq_column_text(st, new_side ? CC_NEW_IMAGE : CC_OLD_IMAGE, &failed);
     if (failed)
         room->failed = true;
     if (!image || slim != CHANGE_SLIM_MODIFY || !rest->known)
@@ -531,7 +513,7 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     change_record *r = &k->recs[k->n++]; /* counted first: a half-built record is freed too */
     r->seq = sqlite3_column_int64(st, CC_SEQ);
     bool failed = false;
-    const char *event = column_text(st, CC_EVENT, &failed);
+    const char *event = sq_column_text(st, CC_EVENT, &failed);
     if (failed)
         return false; /* not to be taken for a record of another event, and passed over */
     bool insert = event && strcmp(event, "INSERT") == 0;
@@ -561,7 +543,7 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     sbuf j = {0}, ni = {0}, oi = {0};
     const char *new_image = image_of(st, insert, true, &rest, &ni);
     const char *old_image = image_of(st, insert, false, &rest, &oi);
-    const char *id = column_text(st, CC_TASK_ID, &failed);
+    const char *id = sq_column_text(st, CC_TASK_ID, &failed);
     bool ok = !failed && !sbuf_failed(&ni) && !sbuf_failed(&oi);
     if (ok)
         change_record_write(&j, r->seq, event, id, new_image, old_image,

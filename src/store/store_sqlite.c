@@ -271,6 +271,18 @@ store_rc sq_rc_of(int sqlite_rc)
     }
 }
 
+const char *sq_column_text(sqlite3_stmt *st, int col, bool *failed)
+{
+    /* the type first: SQLite leaves it undefined once the text converted the value (a number
+     * whose conversion failed then reads NULL, as a NULL) */
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return NULL;
+    const char *t = (const char *)sqlite3_column_text(st, col);
+    if (!t)
+        *failed = true; /* SQLite's own copy of it failed: no memory */
+    return t;
+}
+
 char *sq_dup_col(sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
@@ -318,8 +330,10 @@ void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
 
 bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
 {
-    *out = sq_dup_col(st, col);
-    return *out || sqlite3_column_type(st, col) == SQLITE_NULL;
+    bool failed = false;
+    const char *t = sq_column_text(st, col, &failed);
+    *out = t ? strdup(t) : NULL;
+    return !failed && (*out || !t);
 }
 
 /*

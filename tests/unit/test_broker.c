@@ -135,15 +135,22 @@ static void *failing_realloc(void *p, int n)
 }
 /* sqlite3_column_text, wrapped too: when fail_text_of is a column, a consumer's next read of
  * that column's text from a change-log row (CATCH_UP_SQL on a read connection) is made with
- * SQLite short of memory, and fail_text_of is cleared (-1). */
+ * SQLite short of memory, and fail_text_of is cleared (-1). With fail_text_sql set, the read
+ * is instead the writer's, of a statement whose SQL begins with it. */
 static atomic_int fail_text_of = -1;
+static _Atomic(const char *) fail_text_sql;
 const unsigned char *__real_sqlite3_column_text(sqlite3_stmt *st, int i);
 const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i);
 const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i)
 {
     int armed = i;
-    if (atomic_load(&fail_text_of) != i || !sqlite3_db_readonly(sqlite3_db_handle(st), "main") ||
-        strncmp(sqlite3_sql(st), CATCH_UP_SQL, strlen(CATCH_UP_SQL)) != 0 ||
+    const char *sql = atomic_load(&fail_text_sql);
+    bool on_writer = sql != NULL;
+    if (!sql)
+        sql = CATCH_UP_SQL;
+    if (atomic_load(&fail_text_of) != i ||
+        !sqlite3_db_readonly(sqlite3_db_handle(st), "main") == !on_writer ||
+        strncmp(sqlite3_sql(st), sql, strlen(sql)) != 0 ||
         !atomic_compare_exchange_strong(&fail_text_of, &armed, -1))
         return __real_sqlite3_column_text(st, i);
     sqlite_mem_fails = true;
@@ -3016,19 +3023,43 @@ static void records_kept_as_parts_read_whole(fx *f, const char *data, bool apart
 }
 
 /*
- * A column's text that SQLite cannot copy for lack of memory fails the read, which a consumer
- * retries, whatever its column. Only column_dup() looked, and by the column's type after the
- * copy, which SQLite leaves undefined (a number whose conversion failed reads NULL); the other
- * reads took a NULL text for a NULL column: an event name not read made a creation another
- * event's record, passed over, and a whole record was built with eventName null, or an image
- * without its task's id or type. The next step of the read fails (SQLite keeps the error), but
- * a batch's last record has none after it: each read here is a batch of one. In a database of
- * UTF-16 text, every text a reader asks for is a copy SQLite makes, here with its allocations
- * failing.
+ * A message body SQLite cannot copy for lack of memory fails the receive, which is tried again,
+ * and is not delivered without it. The copy's check asked the column's type after its text,
+ * which SQLite leaves undefined after a conversion: a body made a blob (a hand-edited row) whose
+ * copy failed read as NULL, and the message went out with no body.
  */
-static void test_a_column_sqlite_cannot_copy_fails_the_read(void **state)
+static void test_a_body_sqlite_cannot_copy_fails_the_receive(void **state)
 {
     fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    broker_message m = {.queue = &q, .task_type = "TASK1", .body = "{\"n\":7}"};
+    assert_int_equal(broker_publish(f->b, "test", 1, &m, 1), STORE_OK);
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE messages SET body = CAST(body AS BLOB) WHERE queue = ?1",
+                         "work"),
+        1);
+    queue_message *got = NULL;
+    size_t n = 99;
+    int64_t next = -1;
+    atomic_store(&fail_text_sql, "SELECT id, receive_count, sent_ms, task_id, body,");
+    atomic_store(&fail_text_of, 4);
+    store_rc rc = broker_receive(f->b, &q, 1, &got, &n, &next);
+    atomic_store(&fail_text_sql, NULL);
+    if (atomic_load(&fail_text_of) != -1)
+        fail_msg("the receive did not read the body's text");
+    if (rc == STORE_OK)
+        fail_msg("the body not copied, the receive gave %zu message(s)%s", n,
+                 n && !got[0].body ? ", without its body" : "");
+    assert_int_equal(n, 0);
+    /* and received again, it comes whole */
+    assert_int_equal(receive(f->b, &q, 1, &got, NULL), 1);
+    assert_string_equal(got[0].body, "{\"n\":7}");
+    queue_messages_free(got, 1);
+}
+
+/* The test's database made again empty, of UTF-16 text, and opened. */
+static void reopen_utf16(fx *f)
+{
     store_close(f->s);
     const char *suffix[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < 3; i++) {
@@ -3047,6 +3078,23 @@ static void test_a_column_sqlite_cannot_copy_fails_the_read(void **state)
     f->s = open_db(f->path, NULL);
     assert_non_null(f->s);
     f->b = broker_of(f->s);
+}
+
+/*
+ * A column's text that SQLite cannot copy for lack of memory fails the read, which a consumer
+ * retries, whatever its column. Only column_dup() looked, and by the column's type after the
+ * copy, which SQLite leaves undefined (a number whose conversion failed reads NULL); the other
+ * reads took a NULL text for a NULL column: an event name not read made a creation another
+ * event's record, passed over, and a whole record was built with eventName null, or an image
+ * without its task's id or type. The next step of the read fails (SQLite keeps the error), but
+ * a batch's last record has none after it: each read here is a batch of one. In a database of
+ * UTF-16 text, every text a reader asks for is a copy SQLite makes, here with its allocations
+ * failing.
+ */
+static void test_a_column_sqlite_cannot_copy_fails_the_read(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
     char id[37];
     create_task(f->s, TASK_NULL_TIME, id);
 
@@ -3248,6 +3296,7 @@ typedef struct fake_feed {
     int64_t *read_at;
     size_t *read_n;
     void (*refused)(void); /* when set, called by a call that fails */
+    int partial;           /* takes of a creation without its data, id or type */
 } fake_feed;
 
 static size_t unread(broker *b, const char *consumer, int64_t *cp);
@@ -4743,6 +4792,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_kept_as_parts_read_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_body_sqlite_cannot_copy_fails_the_receive, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_column_sqlite_cannot_copy_fails_the_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
