@@ -821,7 +821,8 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
  * past that, inside this transaction, and turn the feed on; a consumer that publishes what it
  * read while more came in would otherwise never reach the end under load. Leaves the feed off
  * when the rest is longer than FEED_CATCH_UP_MAX or holds a creation whose task row is gone
- * (the consumer reads those itself).
+ * (the consumer reads those itself). A column SQLite cannot copy for lack of memory fails the
+ * write, which the consumer makes again.
  */
 static store_rc feed_catch_up(sqlite_store *s)
 {
@@ -844,17 +845,28 @@ static store_rc feed_catch_up(sqlite_store *s)
     store_rc rc = STORE_OK;
     int step = SQLITE_DONE;
     while (rc == STORE_OK && atomic_load(&f->on) && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *event = (const char *)sqlite3_column_text(st, CC_EVENT);
+        bool failed = false;
+        const char *event = sq_column_text(st, CC_EVENT, &failed);
         bool insert = event && strcmp(event, "INSERT") == 0;
         if (insert && sqlite3_column_type(st, CT_DATA) == SQLITE_NULL) {
             atomic_store(&f->on, false); /* gone: the consumer reads the rest of it itself */
             break;
         }
-        task t = {.data = (char *)sqlite3_column_text(st, CT_DATA),
-                  .trace = (char *)sqlite3_column_text(st, CT_TRACE),
-                  .tracestate = (char *)sqlite3_column_text(st, CT_TRACESTATE)};
-        sq_copy_col(st, CC_TASK_ID, t.id, sizeof t.id);
-        sq_copy_col(st, CT_TYPE, t.task_type, sizeof t.task_type);
+        task t = {0};
+        if (insert) {
+            t.data = (char *)sq_column_text(st, CT_DATA, &failed);
+            t.trace = (char *)sq_column_text(st, CT_TRACE, &failed);
+            t.tracestate = (char *)sq_column_text(st, CT_TRACESTATE, &failed);
+            column_copy(st, CC_TASK_ID, t.id, sizeof t.id, &failed);
+            column_copy(st, CT_TYPE, t.task_type, sizeof t.task_type, &failed);
+        }
+        if (failed) {
+            /* SQLite could not copy a column (no memory): the write fails, rather than feed a
+             * creation without it or take it for another event's record. SQLite rolls the
+             * transaction back itself when the statement is reset after the failed copy */
+            rc = STORE_ERROR;
+            break;
+        }
         rc = sq_feed_record(s, sqlite3_column_int64(st, CC_SEQ), event ? event : "",
                             insert ? &t : NULL);
     }

@@ -3318,10 +3318,11 @@ static bool fake_feed_take(void *ctx, const change_insert *t, const broker_messa
             ff->refused();
         return false;
     }
+    ff->partial += !t->data || !*t->task_id || !*t->task_type;
     fake_take *k = calloc(1, sizeof *k);
     assert_non_null(k);
     snprintf(k->id, sizeof k->id, "%s", t->task_id);
-    snprintf(k->body, sizeof k->body, "%s", t->data);
+    snprintf(k->body, sizeof k->body, "%s", t->data ? t->data : "");
     k->m = (broker_message){ff->q, k->id, "TASK1", NULL, ff->bad_body ? NULL : k->body, NULL};
     ff->takes++;
     *out = &k->m;
@@ -3529,6 +3530,54 @@ static void test_feed_off_part_way_through_a_batch(void **state)
     assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
     task_clear(&w[0].current);
     task_clear(&w[1].current);
+}
+
+/*
+ * The writer's catch-up, at the fed consumer's publish behind the log's end, reads the creations
+ * past it on the writer's connection. A column's text that SQLite cannot copy there for lack of
+ * memory fails the publish (SQLite rolls the transaction back), and the publish made again feeds
+ * the creation whole. Unchecked, an event name not copied made the creation another event's
+ * record, passed over with the checkpoint moved past it (its task never sent), and a data, id
+ * or type not copied was fed as missing. In a database of UTF-16 text every text read is a copy
+ * SQLite makes.
+ */
+static void test_a_column_the_catch_up_cannot_copy_fails_the_publish(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    const int cols[] = {1, 2, 16, 17}; /* event_name, task_id, the task's type and data */
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) {
+        assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK); /* off until a publish */
+        char id[37];
+        create_task(f->s, TASK_NULL_TIME, id);
+        int64_t last = broker_last_seq(f->b);
+        ff.takes = ff.partial = ff.committed = 0;
+        atomic_store(&fail_text_sql, CATCH_UP_SQL);
+        atomic_store(&fail_text_of, cols[i]);
+        store_rc rc = broker_publish(f->b, "pub", last - 1, NULL, 0);
+        atomic_store(&fail_text_sql, NULL);
+        if (atomic_load(&fail_text_of) != -1)
+            fail_msg("column %d: the catch-up did not read its text", cols[i]);
+        if (rc == STORE_OK || ff.takes || ff.partial)
+            fail_msg("column %d not copied: the publish %s, %d creation(s) fed (%d committed), "
+                     "%d without data, id or type",
+                     cols[i], rc == STORE_OK ? "committed" : "failed", ff.takes, ff.committed,
+                     ff.partial);
+        count_row("SELECT coalesce(max(seq), 0) FROM checkpoints WHERE consumer = ?1", "pub",
+                  last - 1);
+        /* made again, it feeds the creation whole */
+        assert_int_equal(broker_publish(f->b, "pub", last - 1, NULL, 0), STORE_OK);
+        assert_true(broker_feed_on(f->b, "pub"));
+        assert_int_equal(ff.takes, 1);
+        assert_int_equal(ff.committed, 1);
+        assert_int_equal(ff.partial, 0);
+        count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id, 1);
+        assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    }
 }
 
 /* A consumer's read from a thread of its own, as the stream consumer makes it once it finds
@@ -4792,6 +4841,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_kept_as_parts_read_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_column_the_catch_up_cannot_copy_fails_the_publish,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_body_sqlite_cannot_copy_fails_the_receive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_column_sqlite_cannot_copy_fails_the_read, setup,
