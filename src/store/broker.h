@@ -76,7 +76,8 @@ void change_records_free(change_record *r, size_t n);
 
 /* A change-log row as stored (the record's parts, not its JSON); strings owned, images may be
  * NULL. A row kept as parts has no images, but the task's type and its new status and
- * message (change_row). */
+ * message (change_row), each NULL when a damaged or hand-edited row lost it: a reader passes
+ * over what it cannot tell. */
 typedef struct change_row_copy {
     int64_t seq;
     char *event_name;

@@ -600,7 +600,9 @@ typedef struct row_sink {
     size_t n;
 } row_sink;
 
-/* A row's columns, copied. */
+/* A row's columns, copied; false when memory ran out. A column NULL in a damaged or hand-edited
+ * database stays NULL: the row is the reader's to pass over (task_event_from_row()), not a read
+ * that fails on every retry and holds back every reader behind it. */
 static bool copy_row(sqlite3_stmt *st, void *ctx)
 {
     row_sink *k = ctx;
@@ -615,9 +617,14 @@ static bool copy_row(sqlite3_stmt *st, void *ctx)
     if (sqlite3_column_int(st, CC_SLIM) == CHANGE_PARTS) {
         bool insert = c->event_name && strcmp(c->event_name, "INSERT") == 0;
         c->task_type = column_dup(st, CC_TYPE, &failed);
-        c->status = insert ? strdup("CREATED") : column_dup(st, CC_NEW_SIDE, &failed);
-        c->status_msg = insert ? strdup("") : column_dup(st, CC_NEW_SIDE + 1, &failed);
-        failed |= !c->status || !c->status_msg;
+        if (insert) {
+            c->status = strdup("CREATED");
+            c->status_msg = strdup("");
+            failed |= !c->status || !c->status_msg;
+        } else {
+            c->status = column_dup(st, CC_NEW_SIDE, &failed);
+            c->status_msg = column_dup(st, CC_NEW_SIDE + 1, &failed);
+        }
     }
     return !failed;
 }

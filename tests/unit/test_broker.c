@@ -18,6 +18,7 @@
 #include "core/attrval.h"
 #include "core/change_record.h"
 #include "core/config.h"
+#include "core/task_event.h"
 #include "core/task.h"
 #include "pipeline/stream_consumer.h"
 #include "store/broker.h"
@@ -3057,6 +3058,58 @@ static void test_a_body_sqlite_cannot_copy_fails_the_receive(void **state)
     queue_messages_free(got, 1);
 }
 
+/*
+ * A change row kept as parts that lost its new status or message (a damaged or hand-edited
+ * database) reads for GET /events and the waiters of ?wait= as it is, and the read goes on.
+ * Taken for a failed read, it failed again at every retry, and every reader of the log stood
+ * behind it for good. The events' reader passes over a row without a status (it has no event),
+ * and tells one without a message with an empty one.
+ */
+static void test_a_row_without_its_status_or_message_reads_for_events(void **state)
+{
+    fx *f = *state;
+    char id[37], next[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    int64_t now = (int64_t)time(NULL);
+    set_status(f->s, id, TASK_IN_PROGRESS, "started", now);
+    set_status(f->s, id, TASK_COMPLETED, "done", now);
+    create_task(f->s, TASK_NULL_TIME, next);
+    int64_t last = broker_last_seq(f->b);
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)(last - 2));
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE changes SET new_status = NULL WHERE seq = ?1", seq), 1);
+    snprintf(seq, sizeof seq, "%lld", (long long)(last - 1));
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE changes SET new_msg = NULL WHERE seq = ?1", seq), 1);
+
+    change_row_copy *rows = NULL;
+    size_t n = 0;
+    assert_int_equal(broker_changes_after(f->b, last - 4, 10, &rows, &n), STORE_OK);
+    assert_int_equal(n, 4);
+    const char *want[4][3] = {
+        {"INSERT", "CREATED", ""}, {NULL}, {"MODIFY", "COMPLETED", ""}, {"INSERT", "CREATED", ""}};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(rows[i].seq, last - 3 + (int64_t)i);
+        change_row r = {rows[i].seq,       rows[i].event_name, rows[i].task_id,
+                        rows[i].new_image, rows[i].old_image,  rows[i].time,
+                        rows[i].task_type, rows[i].status,     rows[i].status_msg};
+        task_event ev;
+        bool told = task_event_from_row(&r, &ev);
+        if (!want[i][0]) {
+            assert_false(told);
+            continue;
+        }
+        assert_true(told);
+        assert_string_equal(ev.event, want[i][0]);
+        assert_string_equal(ev.id, i == 3 ? next : id);
+        assert_string_equal(ev.status, want[i][1]);
+        assert_string_equal(ev.status_msg, want[i][2]);
+        task_event_clear(&ev);
+    }
+    change_rows_free(rows, n);
+}
+
 /* The test's database made again empty, of UTF-16 text, and opened. */
 static void reopen_utf16(fx *f)
 {
@@ -4845,6 +4898,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_body_sqlite_cannot_copy_fails_the_receive, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_row_without_its_status_or_message_reads_for_events,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_column_sqlite_cannot_copy_fails_the_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
