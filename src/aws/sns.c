@@ -196,6 +196,14 @@ static void fail_call(aws_rc rc, const aws_response *r, size_t first, size_t k, 
         }
 }
 
+/* Whether SNS refused a whole call for the size of its messages together (BatchRequestTooLong;
+ * the SDKs name the shape BatchRequestTooLongException). */
+static bool batch_too_long(const char *code)
+{
+    return strcmp(code, "BatchRequestTooLong") == 0 ||
+           strcmp(code, "BatchRequestTooLongException") == 0;
+}
+
 /* Mark the messages a call carried as sent, with its request id, once a request went out. */
 static void mark_sent(const aws_response *r, size_t first, size_t k, const bool *sent,
                       sns_status *st)
@@ -240,6 +248,11 @@ static bool publish_call(aws_client *c, const char *topic_arn, const sns_message
     sbuf_free(&form);
     if (rc != AWS_OK) {
         fail_call(rc, &r, first, k, sent, st);
+        /* the messages of a call add up to more than the topic takes: one alone can never go */
+        if (members == 1 && rc == AWS_ERR_CLIENT && batch_too_long(r.error_type))
+            for (size_t j = 0; j < k; j++)
+                if (sent[j])
+                    st[first + j].refused = true;
         mark_sent(&r, first, k, sent, st);
         aws_response_free(&r);
         return false;

@@ -23,7 +23,10 @@
  * its messages with SNS's error code and message (e.g. NotFound, "Topic does
  * not exist") or with the transport's reason; SNS's per-message failures
  * (<Failed> members: Id, Code, Message, SenderFault) fail just theirs; a
- * message the reply does not mention failed too. A message taskd can tell is
+ * message the reply does not mention failed too. A call that carried one
+ * message and is refused as too long (BatchRequestTooLong: the message alone
+ * is over the topic's size limit) refuses that message, as an entry's
+ * InvalidParameter does. A message taskd can tell is
  * unpublishable — an empty body, a body that is not UTF-8, attributes that
  * are not in the shape above — fails without being sent and does not stop
  * the others of its call. A message that went out, published or not, says
@@ -62,9 +65,10 @@ typedef struct sns_status {
     bool sender_fault;   /* when failed: SNS said the request was at fault (retrying won't help) */
     bool refused;        /* when failed: this very message is invalid (SNS's InvalidParameter,
                           * InvalidParameterValue or ValidationException for its entry, with
-                          * SenderFault, or the checks before sending): it can never go out as
-                          * it is, where other sender faults (a permission, a KMS key, the whole
-                          * call's) may be mended */
+                          * SenderFault; BatchRequestTooLong for a call that carried it alone,
+                          * too large by itself; or the checks before sending): it can never go
+                          * out as it is, where other sender faults (a permission, a KMS key, the
+                          * whole call's) may be mended */
     char message_id[96]; /* when ok: SNS's MessageId ("" when the reply gave none) */
     char code[64];       /* when failed: SNS's error code, or one of the SNS_* codes above */
     char message[256];   /* when failed: what went wrong, for logs and spans */
@@ -76,7 +80,8 @@ typedef struct sns_status {
  * How many of the first n messages go into one PublishBatch call: at most
  * SNS_BATCH_MAX whose bodies and attributes add up to at most
  * SNS_BATCH_BYTES; always at least one when n > 0 (a message too large
- * by itself goes alone, and SNS answers for it).
+ * by itself goes alone, and SNS answers for it: BatchRequestTooLong, which
+ * refuses it).
  */
 size_t sns_batch_fit(const sns_message *m, size_t n);
 

@@ -576,6 +576,52 @@ static void test_not_found_fails_all(void **state)
     http_stub_stop(s);
 }
 
+/* A message over SNS's size limit by itself goes in a call of its own, which SNS refuses whole as
+ * too long: that message can never go out, so it is refused; two messages over the limit together
+ * are not (each may go alone). */
+static void test_message_too_long_alone_is_refused(void **state)
+{
+    (void)state;
+    static const char too_long[] =
+        "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>Sender"
+        "</Type><Code>BatchRequestTooLong</Code><Message>The length of all the messages put "
+        "together is more than the limit.</Message></Error><RequestId>r</RequestId>"
+        "</ErrorResponse>";
+    http_stub_reply steps[] = {{.status = 400, .body = too_long}};
+    http_stub *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    size_t big = 300 * 1024;
+    char *huge = malloc(big + 1);
+    assert_non_null(huge);
+    memset(huge, 'h', big);
+    huge[big] = '\0';
+    sns_message m[3] = {{huge, NULL}, {"a", NULL}, {"b", NULL}};
+    sns_status st[3];
+    assert_false(sns_publish_batch(c, TOPIC, m, 3, in_ms(3000), st));
+    assert_false(st[0].ok);
+    assert_string_equal(st[0].code, "BatchRequestTooLong");
+    assert_true(st[0].sender_fault);
+    assert_true(st[0].refused);
+    assert_true(st[0].sent);
+    for (int i = 1; i < 3; i++) { /* the next call is not made: their turn comes on the retry */
+        assert_string_equal(st[i].code, SNS_NOT_SENT);
+        assert_false(st[i].refused);
+    }
+    assert_int_equal(http_stub_count(s), 1);
+
+    /* the same answer to a call of two: neither is over the limit alone */
+    m[0] = (sns_message){"x", NULL};
+    m[1] = (sns_message){"y", NULL};
+    assert_false(sns_publish_batch(c, TOPIC, m, 2, in_ms(3000), st));
+    for (int i = 0; i < 2; i++) {
+        assert_string_equal(st[i].code, "BatchRequestTooLong");
+        assert_false(st[i].refused);
+    }
+    free(huge);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
 static void test_batches_stop_after_failed_call(void **state)
 {
     (void)state;
@@ -800,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_not_found_fails_all),
         cmocka_unit_test(test_batches_stop_after_failed_call),
+        cmocka_unit_test(test_message_too_long_alone_is_refused),
         cmocka_unit_test(test_unpublishable_messages),
         cmocka_unit_test(test_past_deadline_sends_nothing),
         cmocka_unit_test(test_fauxqs_publish_batch),
