@@ -908,8 +908,9 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
             log_error("new task id already taken", "table", s->table, "task_id", id, NULL);
     } else {
         out = failure(s, "PutItem", rc, &r);
-        /* no answer, or a 5xx: DynamoDB may have written the item all the same */
-        if (rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE || r.unanswered) {
+        /* a try that went out whole unanswered, or answered 5xx: DynamoDB may have written the
+         * item all the same; one never sent (a connection refused) made nothing */
+        if (r.unanswered) {
             w->unknown = true;
             memcpy(w->id, id, sizeof w->id);
         }
@@ -1038,8 +1039,7 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
         json_decref(root);
     } else {
         *rc_out = failure(s, "TransactWriteItems", rc, &r);
-        /* as create_plain() */
-        w->unknown = rc == AWS_ERR_TIMEOUT || rc == AWS_ERR_UNAVAILABLE || r.unanswered;
+        w->unknown = r.unanswered; /* as create_plain() */
     }
     aws_response_free(&r);
     return out;

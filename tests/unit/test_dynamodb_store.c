@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* How far past its deadline a call may be seen to return (a loaded machine, sanitizers). */
 #define SLACK_MS 250
@@ -829,6 +830,47 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     stop(&f);
 }
 
+/* A create whose every try was refused its connection never went out: it made nothing, and is
+ * not unknown (its client may create it again), with a key or without. */
+static void test_create_never_sent_made_nothing(void **state)
+{
+    (void)state;
+    int fd;
+    int port = http_stub_refusing_port(&fd); /* bound, not listening: connections are refused */
+    const http_stub_reply none[] = {{.status = 200, .body = "{}"}};
+    fixture f;
+    start(&f, none, 1);
+    store_close(f.store);
+    aws_client_free(f.client);
+    char url[64], err[256] = "";
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", url, 1);
+    f.client = aws_client_new(AWS_DYNAMODB, err, sizeof err);
+    assert_non_null(f.client);
+    dynamodb_store_options so = {.table = "tasks", .client = f.client, .retention_grace = 3600};
+    f.store = dynamodb_store_open(&so, err, sizeof err);
+    assert_non_null(f.store);
+
+    store_write w = create_unkeyed(&f);
+    assert_int_not_equal(w.rc, STORE_OK);
+    assert_false(w.unknown);
+
+    aws_set_deadline(clock_unix_ms() + 700);
+    store_write k = {.kind = STORE_WRITE_CREATE,
+                     .now = clock_unix_ms() / 1000,
+                     .create = {.task_type = "TASK1",
+                                .data = "{\"n\":1}",
+                                .ttl = TASK_NULL_TIME,
+                                .idempotency_key = "order-42"},
+                     .done = no_done};
+    store_submit(f.store, &k);
+    assert_int_not_equal(k.rc, STORE_OK);
+    assert_false(k.unknown);
+    assert_int_equal(http_stub_count(f.server), 0);
+    stop(&f);
+    close(fd);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
@@ -853,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_key_delete_throttled_is_busy),
         cmocka_unit_test(test_write_span_names_its_call),
         cmocka_unit_test(test_unanswered_create_may_have_made_its_task),
+        cmocka_unit_test(test_create_never_sent_made_nothing),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
