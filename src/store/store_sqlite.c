@@ -2091,8 +2091,8 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         char count[24], step[24];
         snprintf(count, sizeof count, "%lld", (long long)moved);
         snprintf(step, sizeof step, "%lld", (long long)-back_ms);
-        log_warn("the wall clock went back since the newest message was sent: the queues' "
-                 "deadlines moved back with it",
+        log_warn("the wall clock went back since the queues' deadlines were set (by the last "
+                 "stop's note of their clock, or the newest send): they moved back with it",
                  "step_ms", step, "messages", count, NULL);
     }
     int64_t max_hide = max_hide_ms(o->config);
