@@ -1999,9 +1999,9 @@ static void sq_close(store *base)
 
 /*
  * The longest the configuration ever hides a message ahead of now — a queue's visibility timeout
- * or delay, a run's extension (its handler's timeout and the runner's margin) — with a minute to
- * spare: one hidden further at open was hidden before the wall clock went back. 0 without a
- * configuration: not known.
+ * or delay, a run's extension (its handler's timeout) — with a minute to spare, which covers the
+ * runner's margin past it (5 s, runner.c): one hidden further at open was hidden before the wall
+ * clock went back. 0 without a configuration: not known.
  */
 static int64_t max_hide_ms(const config *c)
 {
