@@ -286,23 +286,32 @@ static bool path_signable(const char *path)
 }
 
 /*
- * url as an error message may show it (at most 200 bytes, into buf): no user info, query or
- * fragment, which may hold a secret (a key and password, a presigned URL's token).
+ * url as an error message may show it (into buf: at most 200 bytes before the user info and 200
+ * from its end): no user info, query or fragment, which may hold a secret (a key and password, a
+ * presigned URL's token), however long. The user info ends at the authority's last '@', and a
+ * "://" after a '?' or '#' starts no authority.
  */
 static const char *url_shown(const char *url, char *buf, size_t size)
 {
-    const char *authority = strstr(url, "://");
-    authority = authority ? authority + 3 : url;
-    size_t end = strcspn(url, "?#"), auth_end = (size_t)(authority - url);
-    auth_end += strcspn(authority, "/?#");
-    const char *at = memchr(authority, '@', url + auth_end - authority);
+    size_t end = strcspn(url, "?#");
+    const char *sep = strstr(url, "://");
+    size_t head = sep && (size_t)(sep - url) < end ? (size_t)(sep - url) + 3 : 0;
+    const char *authority = url + head;
+    const char *at = NULL;
+    for (const char *p = authority; p < url + end && *p != '/'; p++)
+        if (*p == '@')
+            at = p;
+    const char *rest = at ? at : url;
+    size_t rest_len = end - (size_t)(rest - url);
+    buf[0] = '\0';
     if (at)
-        snprintf(buf, size, "%.*s<user info>%.*s", (int)(authority - url), url,
-                 (int)(url + (end < 200 ? end : 200) - at), at);
-    else
-        snprintf(buf, size, "%.*s", (int)(end < 200 ? end : 200), url);
-    if (url[end])
-        snprintf(buf + strlen(buf), size - strlen(buf), "%s", url[end] == '?' ? "?..." : "#...");
+        snprintf(buf, size, "%.*s<user info>", (int)(head < 200 ? head : 200), url);
+    size_t used = strlen(buf);
+    snprintf(buf + used, size - used, "%.*s", (int)(rest_len < 200 ? rest_len : 200), rest);
+    if (url[end]) {
+        used = strlen(buf);
+        snprintf(buf + used, size - used, "%s", url[end] == '?' ? "?..." : "#...");
+    }
     return buf;
 }
 

@@ -624,11 +624,26 @@ static void test_malformed_configuration(void **state)
          "https://dynamodb.local/?..."},
         {"https://dynamodb.local/#SECRET", "a fragment", "https://dynamodb.local/#..."},
         {"ftp://user:SECRET@h/?SECRET", "http://", "ftp://<user info>@h/?..."},
+        /* a password holding '@' (libcurl takes no such URL): the user info ends at the last */
+        {"https://AKIAEXAMPLE:wJalr@SECRET@dynamodb.local/", "not an http:// or https:// URL",
+         "https://<user info>@dynamodb.local/"},
+        /* a "://" in the query starts no authority */
+        {"http?SECRET://user@dynamodb.local/", "not an http:// or https:// URL", ": http?..."},
+        {"https://AKIAEXAMPLE:LONG@dynamodb.local/?X-Amz-Security-Token=SECRET", "user info",
+         "https://<user info>@dynamodb.local/?..."},
     };
     for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) {
         clear_env();
         set_credentials(false);
-        setenv("AWS_ENDPOINT_URL_DYNAMODB", secret[i].url, 1);
+        /* LONG: a password of 300 bytes, past what the message shows of a URL */
+        char url[512];
+        const char *longpw = strstr(secret[i].url, "LONG");
+        if (longpw)
+            snprintf(url, sizeof url, "%.*s%0300d%s", (int)(longpw - secret[i].url), secret[i].url,
+                     0, longpw + 4);
+        else
+            snprintf(url, sizeof url, "%s", secret[i].url);
+        setenv("AWS_ENDPOINT_URL_DYNAMODB", url, 1);
         assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
         if (strstr(err, "SECRET") || !strstr(err, secret[i].part) || !strstr(err, secret[i].shown))
             fail_msg("endpoint %s refused as: %s", secret[i].url, err);
