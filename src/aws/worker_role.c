@@ -149,7 +149,8 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
          * runner of another queue the task fanned out to): theirs to run (claim_fate()). */
         log_info("task claimed by a delivery that may still run; its message will come back",
                  "task_id", it->id, "queue", it->queue, NULL);
-        it->claim = STORE_BUSY;
+        it->held = "conflict: claimed less than the handler's timeout ago, by a delivery that may "
+                   "still be running it";
     }
 }
 

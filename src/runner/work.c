@@ -112,11 +112,13 @@ static void begin_update_span(const work_env *e, span *s, const work_item *it, c
     span_set_str(s, "task.id", it->id);
 }
 
-/* End a status-update span with its outcome and, when w made it, the store's account of w. */
-static void end_update_span(const work_env *e, span *s, store_rc rc, const store_write *w)
+/* End a status-update span with its outcome (in error with why, when given, else the outcome's
+ * name) and, when w made it, the store's account of w. */
+static void end_update_span(const work_env *e, span *s, store_rc rc, const store_write *w,
+                            const char *why)
 {
     if (rc != STORE_OK && rc != STORE_REPEAT)
-        span_set_error(s, store_rc_name(rc));
+        span_set_error(s, why ? why : store_rc_name(rc));
     if (w)
         store_trace_write(e->store, w, s);
     trace_end(&e->telemetry, s);
@@ -149,9 +151,10 @@ void work_begin(const work_env *e, work_item *items, size_t n)
         it->claim_span.start_ns = it->claim_span.end_ns = it->process.start_ns;
         if (it->claimed_with_receive)
             span_set_bool(&it->claim_span, "taskd.with_receive", true);
-        it->fate = claim_fate(it);
+        it->fate = it->held ? WORK_KEEP : claim_fate(it);
         bool rerun = it->fate == WORK_RUN && it->claim == STORE_CONFLICT;
-        end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim, it->claim_write);
+        end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim, it->claim_write,
+                        it->held);
     }
 }
 
@@ -323,11 +326,11 @@ bool work_finish(const work_env *e, work_item *it)
     if (it->reported) {
         store_rc rc = it->report.rc;
         if (rc == STORE_INVALID && it->report.update.result) {
-            end_update_span(e, &it->report_span, rc, &it->report);
+            end_update_span(e, &it->report_span, rc, &it->report, NULL);
             begin_update_span(e, &it->report_span, it, task_status_name(TASK_FAILED));
             rc = report_without_result(e, it);
         }
-        end_update_span(e, &it->report_span, rc, &it->report);
+        end_update_span(e, &it->report_span, rc, &it->report, NULL);
         /* reported, or already final: the message is spent; and so it is when the store can
          * never make the change (no delivery could: running the task again would not help) */
         spent = rc == STORE_OK || rc == STORE_REPEAT || rc == STORE_CONFLICT ||

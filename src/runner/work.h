@@ -19,7 +19,8 @@
  *
  * The fate follows the claim: claimed, run; the task gone, drop; found
  * IN_PROGRESS (an earlier delivery died or overran), run again; found
- * finished, drop; store trouble, keep; not made (unclaimed), keep. A task
+ * finished, drop; store trouble, keep; not made (unclaimed), keep; held by
+ * a run that may still be going (held), keep. A task
  * that cannot finish before the item's deadline is not started, and a run
  * cut short by the caller's abort flag is not reported: both are kept (a
  * run that had ended on its own before the abort is reported). A message
@@ -98,7 +99,11 @@ typedef struct work_item {
      * no claim span shows a claim never made: the delivery's ("process <queue>") ends in error
      * with this; NULL when the claim below was made */
     const char *unclaimed;
-    store_rc claim;            /* the claim's outcome */
+    store_rc claim; /* the claim's outcome */
+    /* the claim came back conflict on a task a run that may still be going holds, and why
+     * (borrowed until work_begin() returns): the item is kept, and the claim span ends in error
+     * with this; NULL otherwise */
+    const char *held;
     task_status status_before; /* the task's status before the claim (when found) */
     /* the claim found the task held by a client's claim (PATCH IN_PROGRESS, with a lease):
      * theirs to finish, whatever delivery this is */

@@ -499,6 +499,16 @@ static void test_fresh_claim_kept(void **state)
     assert_failures(&res, "m-1"); /* comes back later */
     assert_int_equal(runs(f), 0);
     assert_status(f, id, TASK_IN_PROGRESS, "Task started");
+
+    /* the claim span tells the conflict it met, not a busy store */
+    spans sp = {0};
+    sp.n = tracer_task_spans(f->tracer, id, &sp.s);
+    const span *claim = find(&sp, "UPDATE tasks", "IN_PROGRESS");
+    assert_non_null(claim);
+    assert_int_equal(claim->status, SPAN_STATUS_ERROR);
+    assert_string_equal(claim->status_msg, "conflict: claimed less than the handler's timeout ago, "
+                                           "by a delivery that may still be running it");
+    spans_free(&sp);
 }
 
 /* A first delivery that finds its task claimed, however fresh the claim, finds someone else's:
