@@ -643,6 +643,7 @@ static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_pag
         return STORE_ERROR;
     store_rc result = STORE_OK;
     json_t *start = NULL; /* LastEvaluatedKey of a page the 1 MB limit cut short */
+    json_t *sent = NULL;  /* the key the page asked for starts after */
     size_t got = 0;
     do {
         sbuf b = {0};
@@ -668,7 +669,8 @@ static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_pag
             else
                 b.failed = true;
             free(text);
-            json_decref(start);
+            json_decref(sent);
+            sent = start;
             start = NULL;
         }
         sbuf_putc(&b, '}');
@@ -695,10 +697,19 @@ static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_pag
                 result = STORE_ERROR;
         }
         json_t *last = json_object_get(root, "LastEvaluatedKey");
-        if (result == STORE_OK && got < want && json_is_object(last))
-            start = json_incref(last);
+        if (result == STORE_OK && got < want && json_is_object(last)) {
+            if (sent && json_equal(last, sent)) {
+                /* the page ends where it began: asking again would go round until the deadline */
+                log_error("DynamoDB answered a page with the key it was asked to start after",
+                          "table", s->table, "operation", "Query", "index", index, NULL);
+                result = STORE_ERROR;
+            } else {
+                start = json_incref(last);
+            }
+        }
         json_decref(root);
     } while (start);
+    json_decref(sent);
     if (result != STORE_OK) {
         out->count = got;
         store_page_free(out);

@@ -871,6 +871,40 @@ static void test_create_never_sent_made_nothing(void **state)
     close(fd);
 }
 
+/* A listing follows each page's LastEvaluatedKey, and stops with an error when the service gives
+ * back the key it was sent: asking again would get the same page until the deadline. */
+static void test_list_stops_on_a_key_given_back(void **state)
+{
+    (void)state;
+#define PAGE_KEY(id) "\"LastEvaluatedKey\":{\"id\":{\"S\":\"" id "\"},\"list_all\":{\"S\":\"all\"}}"
+    const http_stub_reply script[] = {
+        {.status = 200, .body = "{\"Items\":[]," PAGE_KEY("k1") "}"},
+        {.status = 200, .body = "{\"Items\":[]," PAGE_KEY("k2") "}"},
+        {.status = 200, .body = "{\"Items\":[]," PAGE_KEY("k2") "}"}, /* repeats */
+    };
+#undef PAGE_KEY
+    fixture f;
+    start(&f, script, 3);
+    aws_set_deadline(clock_unix_ms() + 2000); /* bounds the loop the guard would not end */
+    store_list_query q = {.limit = 10};
+    store_page page;
+    assert_int_equal(store_list_tasks(f.store, &q, &page), STORE_ERROR);
+    assert_int_equal(page.count, 0);
+    assert_int_equal(http_stub_count(f.server), 3);
+    const char *starts[] = {NULL, "k1", "k2"};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *body = request_of(&f, i, "Query");
+        json_t *key = json_object_get(body, "ExclusiveStartKey");
+        if (starts[i])
+            assert_string_equal(text_of(json_object_get(json_object_get(key, "id"), "S")),
+                                starts[i]);
+        else
+            assert_null(key);
+        json_decref(body);
+    }
+    stop(&f);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, "test_dynamodb_store"); /* the warnings of busy tables are expected */
@@ -896,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_write_span_names_its_call),
         cmocka_unit_test(test_unanswered_create_may_have_made_its_task),
         cmocka_unit_test(test_create_never_sent_made_nothing),
+        cmocka_unit_test(test_list_stops_on_a_key_given_back),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
