@@ -289,8 +289,10 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userdata)
     } else if (HEADER_IS("Lambda-Runtime-Deadline-Ms")) {
         h->deadline_ms = parse_deadline(v, vlen);
     } else if (HEADER_IS("Lambda-Runtime-Invoked-Function-Arn")) {
-        keep_header(h, h->function_arn, sizeof h->function_arn,
-                    "Lambda-Runtime-Invoked-Function-Arn", v, vlen);
+        /* nothing needs it: one too long for its field is left out, as if absent */
+        if (vlen < sizeof h->function_arn)
+            keep_header(h, h->function_arn, sizeof h->function_arn,
+                        "Lambda-Runtime-Invoked-Function-Arn", v, vlen);
     } else if (HEADER_IS("Lambda-Runtime-Trace-Id")) {
         keep_trace_header(h, h->trace_id, sizeof h->trace_id, v, vlen);
     }

@@ -19,8 +19,11 @@
  *     that could still be served, and Lambda itself always sends the header,
  *     so this only matters with emulators. Callers treat 0 as "no deadline
  *     known" (aws_set_deadline(0) falls back to the default budget).
- *   - A header value too long for its field is a protocol error; nothing is
- *     silently truncated.
+ *   - Nothing is silently truncated. A request id too long for its field
+ *     is a protocol error. A trace header too long for its field keeps its
+ *     whole Root, Parent and Sampled fields, and a function ARN too long for
+ *     its field is left out ("", as when absent): neither must end the
+ *     runtime, and nothing reads the ARN.
  *   - The trace header stays in the invocation (trace_id), for the caller to
  *     pass to what needs it; it is not exported as _X_AMZN_TRACE_ID. Nothing
  *     in the process reads that variable (exec programs get an allow-listed
@@ -72,8 +75,8 @@ long lambda_runtime_last_status(const lambda_runtime *rt);
  * Block (without timeout) for the next invocation and fill inv, which need
  * not be initialised: its previous contents are overwritten, not freed.
  * Leaves the process environment alone. false with err on a transport error, a
- * non-2xx answer, a missing or unsafe request id, a header value too long,
- * or out of memory; inv is then empty (clearing it is harmless).
+ * non-2xx answer, a missing, unsafe or too long request id, or out of memory;
+ * inv is then empty (clearing it is harmless).
  */
 bool lambda_runtime_next(lambda_runtime *rt, lambda_invocation *inv, char *err, size_t errlen);
 /* Free the event and zero inv (NULL is fine). */
