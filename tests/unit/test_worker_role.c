@@ -708,15 +708,38 @@ static void test_a_change_the_store_can_never_make_spends_the_message(void **sta
     }
 }
 
-/* For a store in front of the fixture's: note the AWS deadline a claim is made under. */
-static int64_t claimed_under;
+/* For a store in front of the fixture's: note the AWS deadline a claim, and a reclaim, is made
+ * under. */
+static int64_t claimed_under, reclaimed_under;
 
-static bool note_claim_deadline(store_front *f, store_write *w)
+static bool note_claim_deadlines(store_front *f, store_write *w)
 {
     (void)f;
     if (w->kind == STORE_WRITE_UPDATE && w->update.status == TASK_IN_PROGRESS)
         claimed_under = aws_deadline();
+    else if (w->kind == STORE_WRITE_RECLAIM)
+        reclaimed_under = aws_deadline();
     return false; /* made by the store behind */
+}
+
+/* Invoke the role for queue "jobs" over a store noting the deadlines its claims are made under,
+ * with a minute left, for m's task; it must run once and leave the invocation's deadline as it
+ * was. The deadline the claims should have been made under: the binding's timeout (30 s) and
+ * the report's margin before the invocation's. */
+static int64_t invoke_noting_claim_deadlines(fixture *f, const msg *m)
+{
+    store_front r;
+    store_front_init(&r, f->store, note_claim_deadlines, STORE_OK);
+    make_role_over(f, &r.base, "jobs");
+    int64_t before = aws_deadline(), deadline = now_ms() + MINUTE_MS;
+    claimed_under = reclaimed_under = 0;
+    role_result res = invoke(f, m, 1, deadline);
+    assert_failures(&res, "");
+    assert_int_equal(runs(f), 1);
+    assert_int_equal(aws_deadline(), before); /* the invocation's again after the claims */
+    f->role->free(f->role);                   /* before r, in front of the store, goes */
+    f->role = NULL;
+    return deadline - WORKER_REPORT_MARGIN_MS - 30 * 1000;
 }
 
 /* A claim (which a throttled store retries) may take only what leaves its run the binding's
@@ -725,31 +748,11 @@ static bool note_claim_deadline(store_front *f, store_write *w)
 static void test_a_claim_leaves_its_run_its_time(void **state)
 {
     fixture *f = *state;
-    store_front r;
-    store_front_init(&r, f->store, note_claim_deadline, STORE_OK);
-    make_role_over(f, &r.base, "jobs");
     char id[37];
     create_task(f, "{}", NULL, id);
     msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id};
-    int64_t before = aws_deadline(), deadline = now_ms() + MINUTE_MS;
-    claimed_under = 0;
-    role_result res = invoke(f, &m, 1, deadline);
-    assert_failures(&res, "");
-    assert_int_equal(runs(f), 1);
-    /* the binding's timeout is 30 s */
-    assert_int_equal(claimed_under, deadline - WORKER_REPORT_MARGIN_MS - 30 * 1000);
-    assert_int_equal(aws_deadline(), before); /* the invocation's again after the claims */
-}
-
-/* For a store in front of the fixture's: note the AWS deadline a reclaim is made under. */
-static int64_t reclaimed_under;
-
-static bool note_reclaim_deadline(store_front *f, store_write *w)
-{
-    (void)f;
-    if (w->kind == STORE_WRITE_RECLAIM)
-        reclaimed_under = aws_deadline();
-    return false; /* made by the store behind */
+    int64_t want = invoke_noting_claim_deadlines(f, &m);
+    assert_int_equal(claimed_under, want);
 }
 
 /* A delivery that runs a task again claims it a second time, by its reclaim: that reclaim (which
@@ -759,22 +762,14 @@ static bool note_reclaim_deadline(store_front *f, store_write *w)
 static void test_a_reclaim_leaves_its_run_its_time(void **state)
 {
     fixture *f = *state;
-    store_front r;
-    store_front_init(&r, f->store, note_reclaim_deadline, STORE_OK);
-    make_role_over(f, &r.base, "jobs");
     char id[37];
     create_task(f, "{}", NULL, id);
     set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000); /* that one died */
     msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 2};
-    int64_t before = aws_deadline(), deadline = now_ms() + MINUTE_MS;
-    reclaimed_under = 0;
-    role_result res = invoke(f, &m, 1, deadline);
-    assert_failures(&res, "");
-    assert_int_equal(runs(f), 1);
+    int64_t want = invoke_noting_claim_deadlines(f, &m);
     assert_status(f, id, TASK_COMPLETED, "Task completed");
-    /* the binding's timeout is 30 s */
-    assert_int_equal(reclaimed_under, deadline - WORKER_REPORT_MARGIN_MS - 30 * 1000);
-    assert_int_equal(aws_deadline(), before); /* the invocation's again after the reclaims */
+    assert_int_equal(claimed_under, want);
+    assert_int_equal(reclaimed_under, want);
 }
 
 static void test_deadline_too_near_kept(void **state)
