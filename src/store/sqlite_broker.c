@@ -954,13 +954,14 @@ bool broker_feed_on(broker *b, const char *consumer)
 
 /* ---- queues ------------------------------------------------------------ */
 
-/* A text column into dst[size] if it fits whole, else "" (a cut value would be another). */
-static void copy_whole_col(sqlite3_stmt *st, int col, char *dst, size_t size)
+/* A text column into dst[size] if it fits whole, else "" (a cut value would be another); *failed
+ * set when SQLite could not copy it. */
+static void copy_whole_col(sqlite3_stmt *st, int col, char *dst, size_t size, bool *failed)
 {
-    if ((size_t)sqlite3_column_bytes(st, col) < size)
-        sq_copy_col(st, col, dst, size);
-    else
-        dst[0] = '\0';
+    const char *t = sq_column_text(st, col, failed);
+    size_t n = t ? strlen(t) : 0;
+    memcpy(dst, t ? t : "", n < size ? n : 0);
+    dst[n < size ? n : 0] = '\0';
 }
 
 static void queue_messages_free_one(queue_message *m);
@@ -990,15 +991,19 @@ static store_rc fail_unfinished(sqlite_store *s, const char *task_id, const char
         return STORE_ERROR;
     sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
-    bool finished = true;
+    bool finished = true, nomem = false;
     char trace[64] = ""; /* its trace context, for the log line */
-    if (r == SQLITE_ROW && task_status_parse((const char *)sqlite3_column_text(st, 0), &t.status)) {
+    if (r == SQLITE_ROW && task_status_parse(sq_column_text(st, 0, &nomem), &t.status)) {
         finished =
             task_status_is_final(t.status) || (spare_claimed && t.status == TASK_IN_PROGRESS);
-        sq_copy_col(st, 1, trace, sizeof trace);
+        column_copy(st, 1, trace, sizeof trace, &nomem);
     } else if (r != SQLITE_DONE) {
         rc = sq_rc_of(r);
     }
+    /* a status SQLite could not copy is not a task finished; and the reset after such a copy
+     * rolls the batch back, so that nothing more may run in it (it would commit alone) */
+    if (nomem)
+        rc = STORE_ERROR;
     stmt_done(st);
     if (rc == STORE_OK && !finished) {
         rc = sq_force_status(s, task_id, TASK_FAILED, why, clock_unix_s());
@@ -1064,9 +1069,9 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         bool task_copied = sq_dup_nullable_col(sel, 3, &c[nc].task_id);
         bool body_copied = sq_dup_nullable_col(sel, 4, &c[nc].body);
         short_of_memory = !task_copied || !body_copied;
-        copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type);
-        copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace);
-        copy_whole_col(sel, 9, c[nc].tracestate, sizeof c[nc].tracestate);
+        copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type, &short_of_memory);
+        copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace, &short_of_memory);
+        copy_whole_col(sel, 9, c[nc].tracestate, sizeof c[nc].tracestate, &short_of_memory);
         nc++;
     }
     stmt_done(sel);
@@ -1437,12 +1442,14 @@ static bool receipt_message(sqlite3_stmt *st, const queue_message *m, char *queu
     sqlite3_bind_int64(st, 1, m->id);
     sqlite3_bind_int(st, 2, m->receive_count);
     int step = sqlite3_step(st);
-    bool found = step == SQLITE_ROW;
+    bool found = step == SQLITE_ROW, nomem = false;
     if (found) {
-        sq_copy_col(st, 0, queue, len);
+        column_copy(st, 0, queue, len, &nomem);
         *visible_ms = sqlite3_column_int64(st, 1);
     }
-    *rc = step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
+    /* a queue not copied: the reset below rolls the batch back, and a receipt applied after it
+     * would commit alone */
+    *rc = nomem ? SQLITE_NOMEM : step == SQLITE_ROW || step == SQLITE_DONE ? SQLITE_OK : step;
     sqlite3_reset(st);
     return found && *rc == SQLITE_OK;
 }
@@ -1738,10 +1745,12 @@ static store_rc redrive_task(sqlite_store *s, const char *id, const char *msg, i
     sqlite3_bind_text(get, 1, id, -1, SQLITE_STATIC);
     task_status st = TASK_CREATED;
     int step = sqlite3_step(get);
-    bool failed = step == SQLITE_ROW &&
-                  task_status_parse((const char *)sqlite3_column_text(get, 0), &st) &&
+    bool nomem = false;
+    bool failed = step == SQLITE_ROW && task_status_parse(sq_column_text(get, 0, &nomem), &st) &&
                   st == TASK_FAILED;
     stmt_done(get);
+    if (nomem) /* not read: and the reset has rolled the step back */
+        return STORE_ERROR;
     if (step != SQLITE_ROW && step != SQLITE_DONE) {
         /* the step goes on only while its transaction does */
         if (read_fails_for_good(step) && !sqlite3_get_autocommit(s->wdb)) {
@@ -1801,7 +1810,8 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     sqlite3_bind_int64(sel, 2, REDRIVE_BATCH + (int64_t)a->n_left);
     size_t n = 0;
     int step = SQLITE_DONE;
-    while (n < REDRIVE_BATCH && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+    bool nomem = false;
+    while (n < REDRIVE_BATCH && !nomem && (step = sqlite3_step(sel)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(sel, 0);
         if (left_before(a, id))
             continue;
@@ -1809,11 +1819,14 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         m->id = id;
         m->visible_ms = sqlite3_column_int64(sel, 1);
         m->received = sqlite3_column_int(sel, 2) > 0;
-        sq_copy_col(sel, 3, m->task_id, sizeof m->task_id);
+        column_copy(sel, 3, m->task_id, sizeof m->task_id, &nomem);
         m->failed_task = sqlite3_column_int(sel, 4) != 0;
     }
     stmt_done(sel);
-    store_rc rc = step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
+    /* a task id not copied: its message would go back without its task made CREATED */
+    store_rc rc = nomem                                       ? STORE_ERROR
+                  : step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK
+                                                              : sq_rc_of(step);
     char msg[200];
     snprintf(msg, sizeof msg, "Redriven from %s", a->dlq);
     sqlite3_stmt *mv = rc == STORE_OK ? wstmt(s, BST_MOVE) : NULL;
@@ -2005,10 +2018,13 @@ static store_rc sweep_messages(sqlite_store *s, sweep_args *a, int64_t now_ms)
     }
     int step = SQLITE_DONE, n = 0;
     while (rc == STORE_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-        rc = expire_message(s, sqlite3_column_int64(sel, 0),
-                            (const char *)sqlite3_column_text(sel, 1),
-                            (const char *)sqlite3_column_text(sel, 2), sqlite3_column_int64(sel, 3),
-                            sqlite3_column_int(sel, 4));
+        bool nomem = false;
+        const char *queue = sq_column_text(sel, 1, &nomem);
+        const char *task_id = sq_column_text(sel, 2, &nomem);
+        rc = nomem || !queue
+                 ? STORE_ERROR
+                 : expire_message(s, sqlite3_column_int64(sel, 0), queue, task_id,
+                                  sqlite3_column_int64(sel, 3), sqlite3_column_int(sel, 4));
         n++;
     }
     if (rc == STORE_OK && step != SQLITE_DONE) /* the select itself failed */

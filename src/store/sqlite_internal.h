@@ -179,8 +179,6 @@ store_rc sq_rc_of(int sqlite_rc);
 /* Column col's text, borrowed; NULL for SQL NULL, or with *failed set when SQLite's own copy
  * of it failed (no memory), which must not pass for NULL. */
 const char *sq_column_text(sqlite3_stmt *st, int col, bool *failed);
-/* Copy of a text column, or NULL for SQL NULL. */
-char *sq_dup_col(sqlite3_stmt *st, int col);
 /* A copy of column col, which may be NULL, into *out (NULL for SQL NULL); false when the column
  * holds a value and there is no memory for its copy (which must not pass for NULL). */
 bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out);

@@ -283,12 +283,6 @@ const char *sq_column_text(sqlite3_stmt *st, int col, bool *failed)
     return t;
 }
 
-char *sq_dup_col(sqlite3_stmt *st, int col)
-{
-    const unsigned char *t = sqlite3_column_text(st, col);
-    return t ? strdup((const char *)t) : NULL;
-}
-
 int64_t sq_time_col(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_NULL ? TASK_NULL_TIME
@@ -343,20 +337,27 @@ bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
-    sq_copy_col(st, 0, t->id, sizeof t->id);
-    sq_copy_col(st, 1, t->task_type, sizeof t->task_type);
-    const char *status = (const char *)sqlite3_column_text(st, 2);
+    /* each text through sq_column_text(): one SQLite could not copy fails the read, where it
+     * was an empty id or type, a task FAILED, or (the columns are NOT NULL) a NULL */
+    bool failed = false;
+    const char *id = sq_column_text(st, 0, &failed);
+    const char *type = sq_column_text(st, 1, &failed);
+    if (id && type) {
+        snprintf(t->id, sizeof t->id, "%s", id);
+        snprintf(t->task_type, sizeof t->task_type, "%s", type);
+    }
+    const char *status = sq_column_text(st, 2, &failed);
     if (!task_status_parse(status, &t->status))
-        t->status = TASK_FAILED; /* unreachable: the column only holds valid names */
-    t->status_msg = sq_dup_col(st, 3);
+        t->status = TASK_FAILED; /* unreachable when copied: the column only holds valid names */
+    bool ok = !failed && id && type && status && sq_dup_nullable_col(st, 3, &t->status_msg) &&
+              t->status_msg;
     t->created_time = sqlite3_column_int64(st, 4);
     t->updated_time = sq_time_col(st, 5);
     t->ttl = sq_time_col(st, 6);
-    bool ok = t->status_msg != NULL;
     if (full) {
-        t->data = sq_dup_col(st, 7);
-        ok = ok && t->data && sq_dup_nullable_col(st, 8, &t->result) &&
-             sq_dup_nullable_col(st, 9, &t->trace) && sq_dup_nullable_col(st, 10, &t->tracestate);
+        ok = ok && sq_dup_nullable_col(st, 7, &t->data) && t->data &&
+             sq_dup_nullable_col(st, 8, &t->result) && sq_dup_nullable_col(st, 9, &t->trace) &&
+             sq_dup_nullable_col(st, 10, &t->tracestate);
     }
     if (!ok)
         task_clear(t);

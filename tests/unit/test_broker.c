@@ -134,30 +134,72 @@ static void *failing_realloc(void *p, int n)
 {
     return sqlite_mem_fails ? NULL : sqlite_mem.xRealloc(p, n);
 }
-/* sqlite3_column_text, wrapped too: when fail_text_of is a column, a consumer's next read of
- * that column's text from a change-log row (CATCH_UP_SQL on a read connection) is made with
- * SQLite short of memory, and fail_text_of is cleared (-1). With fail_text_sql set, the read
- * is instead the writer's, of a statement whose SQL begins with it. */
+/* sqlite3_column_text and sqlite3_column_bytes, wrapped too: when fail_text_of is a column, a
+ * consumer's next read of that column's text or size from a change-log row (CATCH_UP_SQL on a
+ * read connection) is made with SQLite short of memory, and fail_text_of is cleared (-1). With
+ * fail_text_sql set, the read is instead the writer's (a reader's with fail_text_on_reader), of
+ * a statement whose SQL begins with it, and fail_text_skip such reads go by first. */
 static atomic_int fail_text_of = -1;
 static _Atomic(const char *) fail_text_sql;
-const unsigned char *__real_sqlite3_column_text(sqlite3_stmt *st, int i);
-const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i);
-const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i)
+static atomic_bool fail_text_on_reader;
+static atomic_int fail_text_skip;
+static bool fail_this_text(sqlite3_stmt *st, int i)
 {
     int armed = i;
     const char *sql = atomic_load(&fail_text_sql);
-    bool on_writer = sql != NULL;
+    bool on_writer = sql != NULL && !atomic_load(&fail_text_on_reader);
     if (!sql)
         sql = CATCH_UP_SQL;
     if (atomic_load(&fail_text_of) != i ||
         !sqlite3_db_readonly(sqlite3_db_handle(st), "main") == !on_writer ||
-        strncmp(sqlite3_sql(st), sql, strlen(sql)) != 0 ||
-        !atomic_compare_exchange_strong(&fail_text_of, &armed, -1))
+        strncmp(sqlite3_sql(st), sql, strlen(sql)) != 0)
+        return false;
+    if (atomic_fetch_sub(&fail_text_skip, 1) > 0)
+        return false;
+    atomic_store(&fail_text_skip, 0);
+    return atomic_compare_exchange_strong(&fail_text_of, &armed, -1);
+}
+const unsigned char *__real_sqlite3_column_text(sqlite3_stmt *st, int i);
+const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i);
+const unsigned char *__wrap_sqlite3_column_text(sqlite3_stmt *st, int i)
+{
+    if (!fail_this_text(st, i))
         return __real_sqlite3_column_text(st, i);
     sqlite_mem_fails = true;
     const unsigned char *t = __real_sqlite3_column_text(st, i);
     sqlite_mem_fails = false;
     return t;
+}
+int __real_sqlite3_column_bytes(sqlite3_stmt *st, int i);
+int __wrap_sqlite3_column_bytes(sqlite3_stmt *st, int i);
+int __wrap_sqlite3_column_bytes(sqlite3_stmt *st, int i)
+{
+    if (!fail_this_text(st, i))
+        return __real_sqlite3_column_bytes(st, i);
+    sqlite_mem_fails = true;
+    int n = __real_sqlite3_column_bytes(st, i);
+    sqlite_mem_fails = false;
+    return n;
+}
+
+/* Arm the next read of column col's text by a statement whose SQL begins with sql, on the
+ * writer's connection (on_reader: a reader's), after skip such reads. */
+static void fail_a_text(const char *sql, int col, bool on_reader, int skip)
+{
+    atomic_store(&fail_text_skip, skip);
+    atomic_store(&fail_text_on_reader, on_reader);
+    atomic_store(&fail_text_sql, sql);
+    atomic_store(&fail_text_of, col);
+}
+
+/* Disarm what fail_a_text() armed; the test fails when the read was not made. */
+static void expect_a_text_failed(const char *what)
+{
+    atomic_store(&fail_text_sql, NULL);
+    atomic_store(&fail_text_on_reader, false);
+    atomic_store(&fail_text_skip, 0);
+    if (atomic_exchange(&fail_text_of, -1) != -1)
+        fail_msg("%s: its text was not read", what);
 }
 
 /* ---- fixture ---- */
@@ -3189,6 +3231,273 @@ static void test_a_column_sqlite_cannot_copy_fails_the_read(void **state)
     }
 }
 
+/* The task's status read, as fail_unfinished() and the redrive make it on the writer. */
+#define TASK_STATUS_SQL "SELECT status, trace FROM tasks WHERE id = ?1"
+
+/* One step of housekeeping, records every consumer passed trimmed at once. */
+static store_rc sweep_once(broker *b)
+{
+    config c;
+    assert_true(config_defaults(&c));
+    c.event_replay = 0;
+    int64_t removed = -1;
+    store_rc rc = broker_sweep(b, &c, &removed, NULL);
+    config_free(&c);
+    return rc;
+}
+
+/*
+ * Task id's message in queue "short", past its retention: a sweep whose read of column col of
+ * sql cannot be copied fails, leaving the message and its task CREATED, and the next sweep drops
+ * the message and fails the task.
+ */
+static void sweep_fails_then_expires(fx *f, const char *id, const char *sql, int col)
+{
+    fail_a_text(sql, col, false, 0);
+    store_rc rc = sweep_once(f->b);
+    expect_a_text_failed("the sweep's read");
+    if (rc == STORE_OK)
+        fail_msg("column %d not copied: the sweep went on", col);
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id, 1);
+    expect_status(f->s, id, TASK_CREATED, NULL);
+    expect_stats(f->b, "short", 1, 0, 0);
+    assert_int_equal(sweep_once(f->b), STORE_OK);
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id, 0);
+    expect_status(f->s, id, TASK_FAILED, "message expired in queue short");
+    expect_stats(f->b, "short", 0, 0, 0);
+}
+
+/*
+ * A task's status or trace that SQLite cannot copy, as a message past its retention or its
+ * max_receive_count goes, fails the write, and the message stays until a write that reads them
+ * fails its task. The status not copied read as a task finished, and the reset after the copy
+ * rolled the batch back before the message went, which then went alone in autocommit: the
+ * message was dropped or moved to the dead-letter queue, its task left CREATED for good. In a
+ * database of UTF-16 text every text read is a copy SQLite makes.
+ */
+static void test_a_status_sqlite_cannot_copy_leaves_the_message_to_fail_its_task(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config expiring = make_queue("short", 30, 0, NULL, 0);
+    expiring.retention = 0; /* expires as soon as it is sent */
+    queue_config q = make_queue("work", 30, 1, "dlq", 0);
+    /* tasks with a trace, which the log line of their failure takes */
+    store_new_task traced = {.task_type = "TASK1", .data = "{}", .trace = PRODUCER_TRACE};
+    for (int col = 0; col < 2; col++) { /* status, trace */
+        char id[37];
+        assert_int_equal(store_create_task(f->s, &traced, (int64_t)time(NULL), id), STORE_OK);
+        publish_bodies(f->b, &expiring, 0, 1, id);
+        sleep_ms(20); /* past its expiry, by the steady clock's ms */
+        sweep_fails_then_expires(f, id, TASK_STATUS_SQL, col);
+
+        assert_int_equal(store_create_task(f->s, &traced, (int64_t)time(NULL), id), STORE_OK);
+        publish_bodies(f->b, &q, 0, 1, id);
+        queue_message *m = NULL;
+        assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+        assert_int_equal(give_back(f->b, m, 1), STORE_OK);
+        queue_messages_free(m, 1);
+        fail_a_text(TASK_STATUS_SQL, col, false, 0);
+        size_t n = 99;
+        int64_t next = -1;
+        store_rc rc = broker_receive(f->b, &q, 1, &m, &n, &next);
+        expect_a_text_failed("the move's read of its task");
+        if (rc == STORE_OK)
+            queue_messages_free(m, n);
+        if (rc == STORE_OK)
+            fail_msg("column %d not copied: the receive went on", col);
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1 AND queue = 'work'", id, 1);
+        expect_status(f->s, id, TASK_CREATED, NULL);
+        expect_stats(f->b, "work", 1, 0, 0);
+        /* the next receive moves it, failing the task */
+        assert_int_equal(receive(f->b, &q, 1, &m, NULL), 0);
+        queue_messages_free(m, 0);
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1 AND queue = 'dlq'", id, 1);
+        expect_status(f->s, id, TASK_FAILED, "dead-letter queue dlq");
+        expect_stats(f->b, "work", 0, 0, 0);
+        assert_int_equal(test_sqlite_exec(db_path, "DELETE FROM messages WHERE task_id = ?1", id),
+                         1);
+        reopen(f, NULL); /* the depths counted again without it */
+    }
+}
+
+/*
+ * The queue or task id of a message past its retention that SQLite cannot copy fails the
+ * sweep, and the next one drops it. The queue not copied went to the depths' log as NULL, and
+ * the sweep crashed on it; a task id not copied is harmless (the sweep's next step fails, SQLite
+ * keeping the error, and rolls back the message's deletion).
+ */
+static void test_a_queue_the_sweep_cannot_copy_fails_the_sweep(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config expiring = make_queue("short", 30, 0, NULL, 0);
+    expiring.retention = 0;
+    for (int col = 1; col < 3; col++) { /* queue, task_id */
+        char id[37];
+        create_task(f->s, TASK_NULL_TIME, id);
+        publish_bodies(f->b, &expiring, 0, 1, id);
+        sleep_ms(20);
+        sweep_fails_then_expires(
+            f, id, "SELECT id, queue, task_id, visible_ms, receive_count FROM messages", col);
+    }
+}
+
+/*
+ * A redrive that cannot copy the status or id of a dead letter's task fails its step, and the
+ * step made again moves the message and makes the task CREATED again. The status not copied
+ * read as a task not failed, and the id (the step's last row, REDRIVE_BATCH of them) as no
+ * task; the reset after the copy rolled the step back, and the messages went back to their
+ * queue alone, in autocommit, the task left FAILED with its message to be run.
+ */
+static void test_a_task_the_redrive_cannot_copy_fails_the_step(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config q = make_queue("work", 30, 1, "dlq", 0);
+    const struct {
+        const char *sql;
+        int col, skip, others;
+    } cases[] = {
+        {TASK_STATUS_SQL, 0, 0, 0},
+        /* REDRIVE_BATCH less one dead letters without a task before it: its id is the step's last
+         * row, read without a step after it */
+        {"SELECT id, visible_ms, receive_count, task_id, failed_task FROM messages", 3, 999, 999},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char id[37];
+        create_task(f->s, TASK_NULL_TIME, id);
+        publish_bodies(f->b, &q, 0, 1, id);
+        exhaust(f->b, &q, 1);
+        expect_status(f->s, id, TASK_FAILED, "dead-letter queue dlq");
+        if (cases[i].others) {
+            char n[16];
+            snprintf(n, sizeof n, "%d", cases[i].others);
+            assert_int_equal(
+                test_sqlite_exec(
+                    db_path,
+                    "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k "
+                    "WHERE i < CAST(?1 AS INTEGER)) INSERT INTO messages (queue, body, sent_ms, "
+                    "visible_ms, expires_ms) SELECT 'dlq', '{}', 0, 0, 1e15 FROM k",
+                    n),
+                cases[i].others);
+            reopen(f, NULL); /* the depths counted again with them */
+        }
+        fail_a_text(cases[i].sql, cases[i].col, false, cases[i].skip);
+        int64_t moved = -1;
+        store_rc rc = redrive(f->b, "dlq", "work", &moved);
+        expect_a_text_failed("the redrive's read of the task");
+        if (rc == STORE_OK)
+            fail_msg("case %zu: the redrive moved %lld", i, (long long)moved);
+        count_row("SELECT count(*) FROM messages WHERE queue = 'dlq' AND task_id = ?1", id, 1);
+        count_row("SELECT count(*) FROM messages WHERE queue = ?1", "work", 0);
+        expect_status(f->s, id, TASK_FAILED, NULL);
+        expect_stats(f->b, "dlq", 1 + cases[i].others, 0, 0);
+        /* made again, it moves them all and makes the task CREATED */
+        assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
+        assert_int_equal(moved, 1 + cases[i].others);
+        expect_status(f->s, id, TASK_CREATED, "Redriven from dlq");
+        expect_stats(f->b, "dlq", 0, 0, 0);
+        expect_stats(f->b, "work", 1 + cases[i].others, 0, 0);
+        assert_int_equal(test_sqlite_exec(db_path, "DELETE FROM messages", NULL),
+                         1 + cases[i].others);
+        reopen(f, NULL);
+    }
+}
+
+/*
+ * A receipt whose message's queue SQLite cannot copy fails, and changes nothing. The reset
+ * after the copy rolled the batch back, and the release went on alone in autocommit: the
+ * message was made visible by a release that failed, and the runner's release made again
+ * counted it given back twice.
+ */
+static void test_a_queue_a_receipt_cannot_copy_fails_it(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    queue_message *m = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+    fail_a_text("SELECT queue, visible_ms FROM messages", 0, false, 0);
+    store_rc rc = broker_release(f->b, m, 1);
+    expect_a_text_failed("the receipt's read of its message");
+    assert_int_not_equal(rc, STORE_OK);
+    count_row("SELECT count(*) FROM messages WHERE released = 0 AND receive_count = 1 AND "
+              "queue = ?1",
+              "work", 1);
+    expect_stats(f->b, "work", 0, 1, 0);
+    assert_int_equal(broker_release(f->b, m, 1), STORE_OK);
+    count_row("SELECT released FROM messages WHERE queue = ?1", "work", 1);
+    expect_stats(f->b, "work", 1, 0, 0);
+    queue_messages_free(m, 1);
+}
+
+/*
+ * A received message's type or trace that SQLite cannot copy fails the receive, and the
+ * message is delivered whole by the next. The type's size was read first, which is where the
+ * copy is made: one that failed read 0, and the reset after it rolled the batch back, the
+ * message then hidden alone in autocommit, its receive counted and never delivered.
+ */
+static void test_a_type_the_receive_cannot_copy_fails_it(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    for (int col = 6; col < 8; col++) { /* task_type, trace */
+        publish_bodies(f->b, &q, 0, 1, NULL);
+        queue_message *m = NULL;
+        size_t n = 99;
+        int64_t next = -1;
+        fail_a_text("SELECT id, receive_count, sent_ms, task_id, body,", col, false, 0);
+        store_rc rc = broker_receive(f->b, &q, 1, &m, &n, &next);
+        expect_a_text_failed("the receive's read of the message");
+        if (rc == STORE_OK)
+            queue_messages_free(m, n);
+        if (rc == STORE_OK)
+            fail_msg("column %d not copied: the receive delivered %zu", col, n);
+        expect_stats(f->b, "work", 1, 0, 0);
+        assert_int_equal(receive(f->b, &q, 1, &m, NULL), 1);
+        assert_int_equal(m[0].receive_count, 1);
+        assert_string_equal(m[0].task_type, "TASK1");
+        assert_string_equal(m[0].trace, PRODUCER_TRACE);
+        assert_int_equal(broker_delete(f->b, m, 1), STORE_OK);
+        queue_messages_free(m, 1);
+    }
+}
+
+/*
+ * A task's id, type or status that SQLite cannot copy fails its read (GET /tasks/{id} answers
+ * 503) rather than answer another task: the id and type read "", and the status, not parsed,
+ * FAILED.
+ */
+static void test_a_task_column_sqlite_cannot_copy_fails_the_get(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    const int cols[] = {0, 1, 2, 3, 7}; /* id, task_type, status, status_msg, data */
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) {
+        reopen(f, NULL); /* the task cache empty: the get reads the row */
+        task t;
+        memset(&t, 0, sizeof t);
+        fail_a_text("SELECT id, task_type, status, status_msg", cols[i], true, 0);
+        store_rc rc = store_get_task(f->s, id, &t);
+        expect_a_text_failed("the get's read of the task");
+        if (rc == STORE_OK)
+            fail_msg("column %d not copied: the task read as %s \"%s\" of type \"%s\"", cols[i],
+                     task_status_name(t.status), t.id, t.task_type);
+        task_clear(&t);
+        assert_int_equal(store_get_task(f->s, id, &t), STORE_OK);
+        assert_string_equal(t.id, id);
+        assert_string_equal(t.task_type, "TASK1");
+        assert_int_equal(t.status, TASK_CREATED);
+        assert_string_equal(t.data, "{}");
+        task_clear(&t);
+    }
+}
+
 static void test_records_kept_as_parts_read_whole(void **state)
 {
     records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
@@ -4901,6 +5210,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_row_without_its_status_or_message_reads_for_events,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_column_sqlite_cannot_copy_fails_the_read, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_status_sqlite_cannot_copy_leaves_the_message_to_fail_its_task, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_queue_the_sweep_cannot_copy_fails_the_sweep, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_task_the_redrive_cannot_copy_fails_the_step, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_queue_a_receipt_cannot_copy_fails_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_type_the_receive_cannot_copy_fails_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_task_column_sqlite_cannot_copy_fails_the_get, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
