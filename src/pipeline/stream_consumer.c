@@ -351,8 +351,8 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         broker_feed f = {cc->name, feed_take, feed_finish, sc};
         store_rc rc = broker_set_feed(b, &f);
         sc->fed = rc == STORE_OK;
-        /* a feed set in a batch that then failed is set all the same: undone, or the writer
-         * would feed creations while the consumer also reads them from the log */
+        /* a feed set in a batch that then failed is taken back with it; unset all the same,
+         * as the writer must not feed creations the consumer also reads from the log */
         if (rc != STORE_OK && rc != STORE_CONFLICT && !unset_feed(sc)) {
             snprintf(err, errlen, "cannot set up stream consumer %s: %s", cc->name,
                      store_rc_name(rc));

@@ -937,21 +937,28 @@ typedef struct batch_mark {
     size_t written;   /* s->n_batch_written: an undone write changed nothing */
     int64_t last_seq; /* s->batch_last_seq: its change records' seqs are given again */
     bool fed;         /* the feed as it was: on, where, what its checkpoint row says, and the
-                       * takes it had */
+                       * takes it had; and whom it fed, which a set or stop undone gives back */
     int64_t fed_cp, fed_saved_cp;
+    bool feed_set;
+    broker_feed feed;
+    char feed_consumer[CONFIG_NAME_MAX + 1];
     size_t takes;
     size_t moved; /* the depth log's entries */
 } batch_mark;
 
 static batch_mark batch_mark_take(sqlite_store *s)
 {
-    return (batch_mark){.written = s->n_batch_written,
-                        .last_seq = s->batch_last_seq,
-                        .fed = atomic_load(&s->feed.on),
-                        .fed_cp = s->feed.cp,
-                        .fed_saved_cp = s->feed.saved_cp,
-                        .takes = s->feed.n_takes,
-                        .moved = depth_log_mark(&s->depth_log)};
+    batch_mark m = {.written = s->n_batch_written,
+                    .last_seq = s->batch_last_seq,
+                    .fed = atomic_load(&s->feed.on),
+                    .fed_cp = s->feed.cp,
+                    .fed_saved_cp = s->feed.saved_cp,
+                    .feed_set = s->feed.set,
+                    .feed = s->feed.f,
+                    .takes = s->feed.n_takes,
+                    .moved = depth_log_mark(&s->depth_log)};
+    memcpy(m.feed_consumer, s->feed.consumer, sizeof m.feed_consumer);
+    return m;
 }
 
 /* After a ROLLBACK TO: forget what the writes since m noted. */
@@ -960,6 +967,12 @@ static void batch_rewind(sqlite_store *s, const batch_mark *m)
     s->n_batch_written = m->written;
     s->batch_last_seq = m->last_seq;
     sq_feed_finish(s, m->takes, false);
+    /* a stop undone leaves the consumer fed (told so, it stops again), and a set undone leaves
+     * none: kept, a stop undone left the feed on with no consumer set, which a stop made again
+     * took for another's and left on, to feed the consumer after it went */
+    s->feed.set = m->feed_set;
+    s->feed.f = m->feed;
+    memcpy(s->feed.consumer, m->feed_consumer, sizeof s->feed.consumer);
     atomic_store(&s->feed.on, m->fed);
     s->feed.cp = m->fed_cp;
     s->feed.saved_cp = m->fed_saved_cp; /* a publish undone wrote its checkpoint row */

@@ -4222,6 +4222,64 @@ static void test_a_stop_in_a_fed_batch_saves_the_checkpoint(void **state)
     task_clear(&stop_creations[1].current);
 }
 
+static void queue_creations_then_the_stop_and_fail_the_commit(void)
+{
+    queue_creations_then_the_stop();
+    atomic_store(&fail_sql[0], "COMMIT"); /* the held batch's is done: the next batch's */
+}
+
+/*
+ * A stop of the fed consumer in a batch whose commit fails is undone with it: the consumer is
+ * still fed, and the stop made again stops the feed. The rollback gave the feed back its place
+ * and turned it on again but left it without a consumer, so that the stop made again found none
+ * fed and changed nothing: the writer went on feeding the consumer that had stopped (in taskd,
+ * freed), whose checkpoint it no longer saved, and a restart published those creations again.
+ */
+static void test_a_stop_in_a_failed_commit_leaves_the_consumer_fed(void **state)
+{
+    fx *f = *state;
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    fake_feed ff = {.q = &q};
+    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+    int64_t last = broker_last_seq(f->b);
+
+    qp.s = f->s;
+    submit_as_one_batch(f, &g, NULL, 0, queue_creations_then_the_stop_and_fail_the_commit);
+    store_batch_wait(&stop_batch);
+    assert_int_equal(pthread_join(stop_thread, NULL), 0);
+    assert_null(atomic_load(&fail_sql[0])); /* the commit failed */
+    assert_int_equal(g.writes, 3);          /* one batch: the two creations, then the stop */
+    assert_int_not_equal(stop_rc, STORE_OK);
+    assert_int_not_equal(stop_creations[0].rc, STORE_OK);
+    assert_int_not_equal(stop_creations[1].rc, STORE_OK);
+    assert_int_equal(ff.takes, 3); /* the held write's creation, and the batch's two, undone */
+    assert_int_equal(ff.undone, 2);
+    assert_true(broker_feed_on(f->b, "pub"));
+    assert_int_equal(broker_last_seq(f->b), last + 1);
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last + 1);
+
+    /* the stop made again stops it: a creation after it is the consumer's to read */
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    assert_false(broker_feed_on(f->b, "pub"));
+    char b[37];
+    create_task(f->s, TASK_NULL_TIME, b);
+    assert_int_equal(ff.takes, 3);
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", b, 0);
+    int64_t cp = -1;
+    assert_int_equal(unread(f->b, "pub", &cp), 1);
+    assert_int_equal(cp, last + 1);
+    task_clear(&stop_creations[0].current);
+    task_clear(&stop_creations[1].current);
+}
+
 /* The standing runner of the test below, sat down while its batch is held. */
 static broker *rolled_back_broker;
 static broker_standing *rolled_back_standing;
@@ -5238,6 +5296,8 @@ int main(void)
             test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_stop_in_a_fed_batch_saves_the_checkpoint, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_stop_in_a_failed_commit_leaves_the_consumer_fed,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
