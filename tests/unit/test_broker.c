@@ -3728,6 +3728,59 @@ static void publish_next(broker *b, const char *consumer, char id[37])
     change_records_free(r, n);
 }
 
+/*
+ * The set-up of the feed tests whose writes make one batch: the writer held after a commit on
+ * demand (g, the store's commit listener since reopen()), queue "work" with the given visibility
+ * timeout, and consumer "pub" fed by ff, caught up past a creation, the feed on. The fields of ff
+ * a refused take uses are the test's to set after.
+ */
+typedef struct held_feed {
+    gate g;
+    store_listener l;
+    queue_config q;
+    fake_feed ff;
+    broker_feed feed;
+} held_feed;
+
+static void start_held_feed(fx *f, held_feed *h, unsigned visibility)
+{
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->g.mu, NULL);
+    pthread_cond_init(&h->g.cv, NULL);
+    h->l = (store_listener){.committed = hold_after_commit, .ctx = &h->g};
+    reopen(f, &h->l);
+    h->q = make_queue("work", visibility, 0, NULL, 0);
+    h->ff.q = &h->q;
+    h->feed = (broker_feed){"pub", fake_feed_take, fake_feed_finish, &h->ff};
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    assert_int_equal(broker_set_feed(f->b, &h->feed), STORE_OK);
+    publish_next(f->b, "pub", NULL);
+    assert_true(broker_feed_on(f->b, "pub"));
+}
+
+/* n creations of a TASK1 task with data {}, as writes to submit. */
+static void make_creations(store_write *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        w[i] = (store_write){.kind = STORE_WRITE_CREATE,
+                             .now = time(NULL),
+                             .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}};
+}
+
+/* Two creations made one batch after the held write, the feed refusing the batch's second (the
+ * held write's creation is fed (1), then the batch's first (2)): both commit, the feed off. */
+static void creations_in_one_batch_the_second_refused(fx *f, held_feed *h, store_write w[2])
+{
+    h->ff.refuse_nth = 3;
+    make_creations(w, 2);
+    submit_as_one_batch(f, &h->g, w, 2, NULL);
+    assert_int_equal(h->g.writes, 2); /* one batch */
+    assert_int_equal(w[0].rc, STORE_OK);
+    assert_int_equal(w[1].rc, STORE_OK);
+    assert_false(broker_feed_on(f->b, "pub"));
+}
+
 /* How many of the lines in text hold needle. */
 static int lines_with(const char *text, const char *needle)
 {
@@ -3848,34 +3901,16 @@ static void test_feed_in_a_failed_commit(void **state)
 static void test_feed_off_part_way_through_a_batch(void **state)
 {
     fx *f = *state;
-    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    store_listener l = {.committed = hold_after_commit, .ctx = &g};
-    reopen(f, &l);
-    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    held_feed h;
+    start_held_feed(f, &h, 30);
     int64_t at = -1;
     size_t behind = 99;
-    fake_feed ff = {.q = &q, .b = f->b, .read_at = &at, .read_n = &behind};
-    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
-    char a[37];
-    create_task(f->s, TASK_NULL_TIME, a);
-    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    publish_next(f->b, "pub", NULL);
-    assert_true(broker_feed_on(f->b, "pub"));
+    h.ff.b = f->b;
+    h.ff.read_at = &at;
+    h.ff.read_n = &behind;
 
-    ff.refuse_nth = 3; /* the held write's creation is fed (1), then the batch's first (2) */
-    store_write w[2] = {
-        {.kind = STORE_WRITE_CREATE,
-         .now = time(NULL),
-         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
-        {.kind = STORE_WRITE_CREATE,
-         .now = time(NULL),
-         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
-    };
-    submit_as_one_batch(f, &g, w, 2, NULL);
-    assert_int_equal(g.writes, 2); /* one batch */
-    assert_int_equal(w[0].rc, STORE_OK);
-    assert_int_equal(w[1].rc, STORE_OK);
-    assert_false(broker_feed_on(f->b, "pub"));
+    store_write w[2];
+    creations_in_one_batch_the_second_refused(f, &h, w);
     int64_t last = broker_last_seq(f->b);
     assert_int_equal(behind, 0); /* the batch not committed: nothing past the held write's */
     assert_int_equal(at, last - 2);
@@ -3885,7 +3920,7 @@ static void test_feed_off_part_way_through_a_batch(void **state)
     assert_int_equal(broker_publish(f->b, "pub", at, NULL, 0), STORE_OK);
     assert_true(broker_feed_on(f->b, "pub"));
     count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last);
-    assert_int_equal(ff.takes, 3); /* the held write's, and each of the batch's once */
+    assert_int_equal(h.ff.takes, 3); /* the held write's, and each of the batch's once */
     count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[0].id, 1);
     count_row("SELECT count(*) FROM messages WHERE task_id = ?1", w[1].id, 1);
     expect_stats(f->b, "work", 3, 0, 0);
@@ -3987,33 +4022,13 @@ static void start_a_held_read(void)
 static void test_a_read_across_a_commit_is_one_snapshot(void **state)
 {
     fx *f = *state;
-    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    store_listener l = {.committed = hold_after_commit, .ctx = &g};
-    reopen(f, &l);
-    queue_config q = make_queue("work", 30, 0, NULL, 0);
-    fake_feed ff = {.q = &q, .refused = start_a_held_read};
-    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
+    held_feed h;
+    start_held_feed(f, &h, 30);
+    h.ff.refused = start_a_held_read;
     cread = (struct consumer_read){.b = f->b};
-    char a[37];
-    create_task(f->s, TASK_NULL_TIME, a);
-    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    publish_next(f->b, "pub", NULL);
-    assert_true(broker_feed_on(f->b, "pub"));
 
-    ff.refuse_nth = 3; /* the held write's creation is fed (1), then the batch's first (2) */
-    store_write w[2] = {
-        {.kind = STORE_WRITE_CREATE,
-         .now = time(NULL),
-         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
-        {.kind = STORE_WRITE_CREATE,
-         .now = time(NULL),
-         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
-    };
-    submit_as_one_batch(f, &g, w, 2, NULL);
-    assert_int_equal(g.writes, 2); /* one batch */
-    assert_int_equal(w[0].rc, STORE_OK);
-    assert_int_equal(w[1].rc, STORE_OK);
-    assert_false(broker_feed_on(f->b, "pub"));
+    store_write w[2];
+    creations_in_one_batch_the_second_refused(f, &h, w);
     int64_t last = broker_last_seq(f->b);
     count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last - 1);
     /* committed: the read goes on to its records */
@@ -4028,7 +4043,7 @@ static void test_a_read_across_a_commit_is_one_snapshot(void **state)
     /* the consumer publishes what it read, a message for each creation, and its place */
     broker_message m[2];
     for (size_t i = 0; i < cread.n && i < 2; i++)
-        m[i] = (broker_message){&q, cread.r[i].insert.task_id, "TASK1", NULL, "{}", NULL};
+        m[i] = (broker_message){&h.q, cread.r[i].insert.task_id, "TASK1", NULL, "{}", NULL};
     assert_true(cread.n <= 2);
     assert_int_equal(
         broker_publish(f->b, "pub", cread.n ? cread.r[cread.n - 1].seq : cread.at, m, cread.n),
@@ -4075,21 +4090,28 @@ static void *publisher_main(void *arg)
     return NULL;
 }
 
-/* while_held: the publish, two records past the log's end, queued first in the next batch */
-static void queue_publish_past_the_end(void)
+/* Start run on a thread of its own (*th), and return once the write it makes is queued in qp.s,
+ * whose submit is looked at through ops of the test's own meanwhile. */
+static void start_queued(pthread_t *th, void *(*run)(void *))
 {
-    qp.seq = broker_last_seq(broker_of(qp.s)) + 2;
     qp.queued = false;
     qp.real = qp.s->ops;
     qp.spy = *qp.real;
     qp.spy.submit = spy_submit;
     qp.s->ops = &qp.spy;
-    assert_int_equal(pthread_create(&qp.th, NULL, publisher_main, NULL), 0);
+    assert_int_equal(pthread_create(th, NULL, run, NULL), 0);
     pthread_mutex_lock(&qp.mu);
     while (!qp.queued)
         pthread_cond_wait(&qp.cv, &qp.mu);
     pthread_mutex_unlock(&qp.mu);
     qp.s->ops = qp.real;
+}
+
+/* while_held: the publish, two records past the log's end, queued first in the next batch */
+static void queue_publish_past_the_end(void)
+{
+    qp.seq = broker_last_seq(broker_of(qp.s)) + 2;
+    start_queued(&qp.th, publisher_main);
 }
 
 /*
@@ -4102,32 +4124,17 @@ static void queue_publish_past_the_end(void)
 static void test_an_undone_publish_gives_the_feed_back_its_saved_checkpoint(void **state)
 {
     fx *f = *state;
-    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    store_listener l = {.committed = hold_after_commit, .ctx = &g};
-    reopen(f, &l);
-    queue_config q = make_queue("work", 30, 0, NULL, 0);
-    fake_feed ff = {.q = &q};
-    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
-    char a[37];
-    create_task(f->s, TASK_NULL_TIME, a);
-    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    publish_next(f->b, "pub", NULL);
-    assert_true(broker_feed_on(f->b, "pub"));
+    held_feed h;
+    start_held_feed(f, &h, 30);
 
     qp.s = f->s;
     atomic_store(&fail_sql[0], CATCH_UP_SQL);
-    store_write w[2] = {
-        {.kind = STORE_WRITE_CREATE,
-         .now = time(NULL),
-         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
-        {.kind = STORE_WRITE_CREATE,
-         .now = time(NULL),
-         .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}},
-    };
-    submit_as_one_batch(f, &g, w, 2, queue_publish_past_the_end);
+    store_write w[2];
+    make_creations(w, 2);
+    submit_as_one_batch(f, &h.g, w, 2, queue_publish_past_the_end);
     assert_int_equal(pthread_join(qp.th, NULL), 0);
     assert_null(atomic_load(&fail_sql[0])); /* the catch-up's read failed */
-    assert_int_equal(g.writes, 3);          /* one batch, the publish first */
+    assert_int_equal(h.g.writes, 3);        /* one batch, the publish first */
     assert_int_not_equal(qp.rc, STORE_OK);
     assert_int_equal(w[0].rc, STORE_OK);
     assert_int_equal(w[1].rc, STORE_OK);
@@ -4158,24 +4165,20 @@ static void *unset_main(void *arg)
 static void queue_creations_then_the_stop(void)
 {
     store_batch_init(&stop_batch);
-    for (size_t i = 0; i < 2; i++) {
-        stop_creations[i] =
-            (store_write){.kind = STORE_WRITE_CREATE,
-                          .now = time(NULL),
-                          .create = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME}};
+    make_creations(stop_creations, 2);
+    for (size_t i = 0; i < 2; i++)
         store_batch_submit(&stop_batch, qp.s, &stop_creations[i]);
-    }
-    qp.queued = false;
-    qp.real = qp.s->ops;
-    qp.spy = *qp.real;
-    qp.spy.submit = spy_submit;
-    qp.s->ops = &qp.spy;
-    assert_int_equal(pthread_create(&stop_thread, NULL, unset_main, NULL), 0);
-    pthread_mutex_lock(&qp.mu);
-    while (!qp.queued)
-        pthread_cond_wait(&qp.cv, &qp.mu);
-    pthread_mutex_unlock(&qp.mu);
-    qp.s->ops = qp.real;
+    start_queued(&stop_thread, unset_main);
+}
+
+/* The creations and the stop made one batch, while_held queuing them: waits for them all. */
+static void creations_and_the_stop_in_one_batch(fx *f, gate *g, void (*while_held)(void))
+{
+    qp.s = f->s;
+    submit_as_one_batch(f, g, NULL, 0, while_held);
+    store_batch_wait(&stop_batch);
+    assert_int_equal(pthread_join(stop_thread, NULL), 0);
+    assert_int_equal(g->writes, 3); /* one batch: the two creations, then the stop */
 }
 
 /*
@@ -4186,29 +4189,16 @@ static void queue_creations_then_the_stop(void)
 static void test_a_stop_in_a_fed_batch_saves_the_checkpoint(void **state)
 {
     fx *f = *state;
-    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    store_listener l = {.committed = hold_after_commit, .ctx = &g};
-    reopen(f, &l);
-    queue_config q = make_queue("work", 30, 0, NULL, 0);
-    fake_feed ff = {.q = &q};
-    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
-    char a[37];
-    create_task(f->s, TASK_NULL_TIME, a);
-    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    publish_next(f->b, "pub", NULL);
-    assert_true(broker_feed_on(f->b, "pub"));
+    held_feed h;
+    start_held_feed(f, &h, 30);
 
-    qp.s = f->s;
-    submit_as_one_batch(f, &g, NULL, 0, queue_creations_then_the_stop);
-    store_batch_wait(&stop_batch);
-    assert_int_equal(pthread_join(stop_thread, NULL), 0);
-    assert_int_equal(g.writes, 3); /* one batch: the two creations, then the stop */
+    creations_and_the_stop_in_one_batch(f, &h.g, queue_creations_then_the_stop);
     assert_int_equal(stop_rc, STORE_OK);
     assert_int_equal(stop_creations[0].rc, STORE_OK);
     assert_int_equal(stop_creations[1].rc, STORE_OK);
     assert_false(broker_feed_on(f->b, "pub"));
-    assert_int_equal(ff.takes, 3); /* the held write's creation, and the batch's two */
-    assert_int_equal(ff.committed, 3);
+    assert_int_equal(h.ff.takes, 3); /* the held write's creation, and the batch's two */
+    assert_int_equal(h.ff.committed, 3);
     for (size_t i = 0; i < 2; i++)
         count_row("SELECT count(*) FROM messages WHERE task_id = ?1", stop_creations[i].id, 1);
     int64_t last = broker_last_seq(f->b);
@@ -4238,30 +4228,17 @@ static void queue_creations_then_the_stop_and_fail_the_commit(void)
 static void test_a_stop_in_a_failed_commit_leaves_the_consumer_fed(void **state)
 {
     fx *f = *state;
-    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    store_listener l = {.committed = hold_after_commit, .ctx = &g};
-    reopen(f, &l);
-    queue_config q = make_queue("work", 30, 0, NULL, 0);
-    fake_feed ff = {.q = &q};
-    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
-    char a[37];
-    create_task(f->s, TASK_NULL_TIME, a);
-    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    publish_next(f->b, "pub", NULL);
-    assert_true(broker_feed_on(f->b, "pub"));
+    held_feed h;
+    start_held_feed(f, &h, 30);
     int64_t last = broker_last_seq(f->b);
 
-    qp.s = f->s;
-    submit_as_one_batch(f, &g, NULL, 0, queue_creations_then_the_stop_and_fail_the_commit);
-    store_batch_wait(&stop_batch);
-    assert_int_equal(pthread_join(stop_thread, NULL), 0);
+    creations_and_the_stop_in_one_batch(f, &h.g, queue_creations_then_the_stop_and_fail_the_commit);
     assert_null(atomic_load(&fail_sql[0])); /* the commit failed */
-    assert_int_equal(g.writes, 3);          /* one batch: the two creations, then the stop */
     assert_int_not_equal(stop_rc, STORE_OK);
     assert_int_not_equal(stop_creations[0].rc, STORE_OK);
     assert_int_not_equal(stop_creations[1].rc, STORE_OK);
-    assert_int_equal(ff.takes, 3); /* the held write's creation, and the batch's two, undone */
-    assert_int_equal(ff.undone, 2);
+    assert_int_equal(h.ff.takes, 3); /* the held write's creation, and the batch's two, undone */
+    assert_int_equal(h.ff.undone, 2);
     assert_true(broker_feed_on(f->b, "pub"));
     assert_int_equal(broker_last_seq(f->b), last + 1);
     count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", last + 1);
@@ -4271,7 +4248,7 @@ static void test_a_stop_in_a_failed_commit_leaves_the_consumer_fed(void **state)
     assert_false(broker_feed_on(f->b, "pub"));
     char b[37];
     create_task(f->s, TASK_NULL_TIME, b);
-    assert_int_equal(ff.takes, 3);
+    assert_int_equal(h.ff.takes, 3);
     count_row("SELECT count(*) FROM messages WHERE task_id = ?1", b, 0);
     int64_t cp = -1;
     assert_int_equal(unread(f->b, "pub", &cp), 1);
@@ -4301,19 +4278,11 @@ static void stand_and_fail_next_wal_write(void)
 static void test_feed_and_standing_in_a_transaction_sqlite_rolled_back(void **state)
 {
     fx *f = *state;
-    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    store_listener l = {.committed = hold_after_commit, .ctx = &g};
-    reopen(f, &l);
-    queue_config q = make_queue("work", 600, 0, NULL, 0);
-    fake_feed ff = {.q = &q};
-    broker_feed feed = {"pub", fake_feed_take, fake_feed_finish, &ff};
-    char a[37], b[37], c[37];
-    create_task(f->s, TASK_NULL_TIME, a);
-    assert_int_equal(broker_set_feed(f->b, &feed), STORE_OK);
-    publish_next(f->b, "pub", NULL);
-    assert_true(broker_feed_on(f->b, "pub"));
+    held_feed h;
+    start_held_feed(f, &h, 600);
+    char b[37], c[37];
 
-    broker_standing st = {.queue = &q, .max = 10};
+    broker_standing st = {.queue = &h.q, .max = 10};
     rolled_back_broker = f->b;
     rolled_back_standing = &st;
     char *big = json_of_size(4 << 20);
@@ -4325,7 +4294,7 @@ static void test_feed_and_standing_in_a_transaction_sqlite_rolled_back(void **st
          .now = time(NULL),
          .create = {.task_type = "TASK1", .data = big, .ttl = TASK_NULL_TIME}},
     };
-    submit_as_one_batch(f, &g, w, 2, stand_and_fail_next_wal_write);
+    submit_as_one_batch(f, &h.g, w, 2, stand_and_fail_next_wal_write);
     free(big);
     assert_false(atomic_load(&wal_full_once)); /* the spill met it */
     assert_int_not_equal(w[0].rc, STORE_OK);
