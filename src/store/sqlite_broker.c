@@ -1578,7 +1578,13 @@ static bool queue_clock_at_newest_send(sqlite_store *s, const config *c, int64_t
      * both say so, and by the nearer. */
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const queue_config *q = config_queue(c, (const char *)sqlite3_column_text(st, 0));
+        bool nomem = false;
+        const char *name = sq_column_text(st, 0, &nomem);
+        if (nomem) { /* the queue not read: the check fails, as when the read does */
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        const queue_config *q = name ? config_queue(c, name) : NULL;
         if (!q)
             continue; /* a queue no longer configured: its retention is not known */
         int64_t by_expiry = sqlite3_column_int64(st, 1) - (int64_t)q->retention * 1000;
@@ -1655,10 +1661,13 @@ store_rc sq_depths_load(sqlite_store *s)
     sqlite3_bind_int64(st, 1, clock_steady_ms());
     int step;
     bool ok = true;
-    while (ok && (step = sqlite3_step(st)) == SQLITE_ROW)
-        ok = queue_depths_load(s->depths, (const char *)sqlite3_column_text(st, 0),
-                               sqlite3_column_int64(st, 1), sqlite3_column_int(st, 2) != 0,
-                               sqlite3_column_int64(st, 3));
+    while (ok && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        bool nomem = false;
+        const char *queue = sq_column_text(st, 0, &nomem); /* not read: the count fails */
+        ok = !nomem && queue &&
+             queue_depths_load(s->depths, queue, sqlite3_column_int64(st, 1),
+                               sqlite3_column_int(st, 2) != 0, sqlite3_column_int64(st, 3));
+    }
     stmt_done(st);
     return !ok ? STORE_ERROR : step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
 }

@@ -3498,6 +3498,38 @@ static void test_a_task_column_sqlite_cannot_copy_fails_the_get(void **state)
     }
 }
 
+/*
+ * A queue's name SQLite cannot copy at open: the count of the queues' depths fails the open, and
+ * the check for a clock gone back is said not made, as when their reads fail; the next open
+ * counts the queue. Both took the name not copied for NULL, and crashed on it.
+ */
+static void test_a_queue_the_open_cannot_copy_fails_its_read(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    config c;
+    config_of_queue(&c, &q, 30);
+    char *log = NULL;
+    fail_a_text("SELECT queue, max(expires_ms), max(sent_ms) FROM messages", 0, false, 0);
+    reopen_configured(f, &c, &log);
+    expect_a_text_failed("the check's read of a queue");
+    expect_clock_unchecked(log, NULL);
+    config_free(&c);
+    expect_stats(f->b, "work", 1, 0, 0);
+
+    store_close(f->s);
+    fail_a_text("SELECT queue, CASE WHEN visible_ms", 0, false, 0);
+    f->s = open_db(f->path, NULL);
+    expect_a_text_failed("the count's read of a queue");
+    assert_null(f->s);
+    f->s = open_db(f->path, NULL);
+    assert_non_null(f->s);
+    f->b = broker_of(f->s);
+    expect_stats(f->b, "work", 1, 0, 0);
+}
+
 static void test_records_kept_as_parts_read_whole(void **state)
 {
     records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
@@ -5249,6 +5281,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_type_the_receive_cannot_copy_fails_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_task_column_sqlite_cannot_copy_fails_the_get, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_queue_the_open_cannot_copy_fails_its_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
