@@ -91,6 +91,13 @@ async function shot(page, name) {
   await page.screenshot({path: path.join(args.artifacts, 'dashboard-' + name + '.png')});
 }
 
+// A promise that fails with nothing waiting for it fails the run, as node would, but with its
+// stack, which names the call that failed (node prints a Playwright error's fields alone)
+process.on('unhandledRejection', (e) => {
+  console.log('FAIL unhandled rejection: ' + (e && e.stack ? e.stack : String(e)));
+  process.exit(1);
+});
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
