@@ -1738,6 +1738,18 @@ static void hide_for(int i, int64_t ahead_s)
     assert_int_equal(test_sqlite_exec(db_path, sql, at), 1);
 }
 
+/* Reopen the store configured with q alone, bound to a handler of timeout_s, and expect the open
+ * to have made n messages visible. */
+static void reopen_with_queue(fx *f, const queue_config *q, int timeout_s, int n)
+{
+    config c;
+    char *log = NULL;
+    config_of_queue(&c, q, timeout_s);
+    reopen_configured(f, &c, &log);
+    config_free(&c);
+    expect_unhidden(log, n);
+}
+
 /*
  * How far ahead a message may be hidden at open is read from the configuration: the longest of
  * its queues' visibility timeouts and delays and its handlers' timeouts, and a minute. A
@@ -1751,12 +1763,7 @@ static void test_open_unhides_past_the_configured_timeouts(void **state)
     publish_bodies(f->b, &q, 0, 2, NULL);
     hide_for(0, 630);
     hide_for(1, 700);
-    config c;
-    char *log = NULL;
-    config_of_queue(&c, &q, 600); /* a run's 600 s: nothing hidden more than 660 s ahead */
-    reopen_configured(f, &c, &log);
-    config_free(&c);
-    expect_unhidden(log, 1);
+    reopen_with_queue(f, &q, 600, 1); /* a run's 600 s: nothing hidden more than 660 s ahead */
     expect_stats(f->b, "work", 1, 0, 1);
     queue_message *m = NULL;
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
@@ -1765,23 +1772,14 @@ static void test_open_unhides_past_the_configured_timeouts(void **state)
 
     /* a queue's delay of 600 s, or its visibility timeout: the first stays hidden */
     q.delay = 600;
-    config_of_queue(&c, &q, 30);
-    reopen_configured(f, &c, &log);
-    config_free(&c);
-    expect_unhidden(log, 0);
+    reopen_with_queue(f, &q, 30, 0);
     q.delay = 0;
     q.visibility_timeout = 600;
-    config_of_queue(&c, &q, 30);
-    reopen_configured(f, &c, &log);
-    config_free(&c);
-    expect_unhidden(log, 0);
+    reopen_with_queue(f, &q, 30, 0);
     expect_stats(f->b, "work", 0, 1, 1);
     /* none so long: it is made visible */
     q.visibility_timeout = 30;
-    config_of_queue(&c, &q, 30);
-    reopen_configured(f, &c, &log);
-    config_free(&c);
-    expect_unhidden(log, 1);
+    reopen_with_queue(f, &q, 30, 1);
     expect_stats(f->b, "work", 1, 1, 0);
 }
 
