@@ -466,12 +466,6 @@ static void export_parts(exporter *e, const span *spans, size_t n, bool *failed,
     }
 }
 
-/* Export spans[0..n) (n > 1) in two halves, each on its own. */
-static void export_halves(exporter *e, const span *spans, size_t n, bool *failed)
-{
-    export_parts(e, spans, n, failed, 2);
-}
-
 /*
  * spans[0..n), len bytes as sent, too large for the collector (refused: answered 413; else over
  * a body that was): exported again in parts, or, one span, dropped with a warning. The parts are
@@ -505,7 +499,7 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
     bool ok = encode(o, spans, n, &body, &len);
     if ((!ok || len > PAYLOAD_MAX) && n > 1) {
         free(body);
-        export_halves(e, spans, n, failed);
+        export_parts(e, spans, n, failed, 2); /* in halves */
         return;
     }
     if (!ok || len > PAYLOAD_MAX) {
