@@ -81,10 +81,13 @@ function contrast(fg, bg) {
 }
 // A page in a browser context of its own. The tabs of one context share one event stream, read
 // by one of them: alone, this one reads it itself, so what its routes answer for /events reaches it.
+// Its context closes with it; the browser closes after every such close has ended (one still under
+// way when the browser goes fails, with nothing waiting for it).
+const closing = [];
 async function lonePage() {
   const ctx = await browser.newContext({viewport: {width: 1280, height: 800}, colorScheme: 'light'});
   const p = await ctx.newPage();
-  p.on('close', () => ctx.close());
+  p.on('close', () => closing.push(ctx.close()));
   return p;
 }
 async function shot(page, name) {
@@ -1642,6 +1645,7 @@ if (args.shots) {
   }, ['created']);
 }
 
+await Promise.all(closing);
 await browser.close();
 const failed = results.filter((r) => !r[1]);
 console.log(`${results.length - failed.length} passed, ${failed.length} failed`);
