@@ -1144,6 +1144,11 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
                                             .status_msg = "Task started"}};
             m->claim = sq_apply_update(s, &claim);
             m->status_before = claim.current.status;
+            /* a message without its task's type (a row edited by hand, or damaged) runs with
+             * the task's: the runner drops a message without one, which would leave the task
+             * claimed here IN_PROGRESS for good */
+            if (!m->task_type[0] && claim.current.task_type[0])
+                memcpy(m->task_type, claim.current.task_type, sizeof m->task_type);
             task_clear(&claim.current);
             if (m->claim == STORE_CONFLICT && m->status_before == TASK_IN_PROGRESS &&
                 received_before) {

@@ -448,6 +448,40 @@ static void test_a_commit_between_look_and_standing_is_not_missed(void **state)
                  took);
 }
 
+/*
+ * A task's message that names no task type (a row edited by hand, or damaged) is still its
+ * task's: the receive claims the task, so the run takes the type from the task. The runner took
+ * such a message for one that names no task and dropped it, with the task claimed: IN_PROGRESS
+ * for good, its message gone.
+ */
+static void test_a_message_without_its_type_runs_its_task(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    store_new_task nt = {.task_type = "TASK1", .data = "{}", .ttl = 0};
+    assert_int_equal(store_create_task(f->store, &nt, (int64_t)time(NULL), id), STORE_OK);
+    broker_message m = {.queue = config_queue(&f->cfg, "jobs"), .task_id = id, .body = "{}"};
+    assert_int_equal(broker_publish(broker_of(f->store), "test", 1, &m, 1), STORE_OK);
+    runner *r = start(f);
+    /* the message leaves the queue once its task is reported (or, dropped, at once) */
+    queue_stats st = {0};
+    for (int i = 0; i < 500; i++) {
+        assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
+        if (st.visible + st.in_flight + st.delayed == 0)
+            break;
+        usleep(10000);
+    }
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the task");
+    assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
+    task t = {0};
+    assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+    task_status got = t.status;
+    task_clear(&t);
+    if (got != TASK_COMPLETED)
+        fail_msg("task %s with its message gone, not COMPLETED", task_status_name(got));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +495,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_commit_between_look_and_standing_is_not_missed,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_message_without_its_type_runs_its_task, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
