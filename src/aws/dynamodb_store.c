@@ -1376,6 +1376,26 @@ static void before_last_update(const json_t *item, task *cur)
 }
 
 /*
+ * The task before an update that was applied but whose old image could not be read (out of
+ * memory, a malformed item), as far as the update itself tells: its id, the facts its condition
+ * checked, and the status it was changed from when the condition admitted one only (a claim's
+ * CREATED, a completion's IN_PROGRESS). Its data, trace and message are not known: no caller of a
+ * written update needs them (a worker's claim has the task's data and type from its message).
+ */
+static void known_before(store_write *w, int allowed, const fact *f)
+{
+    task *cur = &w->current;
+    task_clear(cur);
+    memcpy(cur->id, w->update.id, sizeof cur->id);
+    memcpy(cur->task_type, f->task_type, sizeof cur->task_type);
+    cur->ttl = f->ttl;
+    cur->updated_time = TASK_NULL_TIME;
+    for (int st = TASK_CREATED; st <= TASK_FAILED; st++)
+        if (allowed == 1 << st)
+            cur->status = (task_status)st;
+}
+
+/*
  * One conditional UpdateItem: STORE_OK (w->current filled), STORE_REPEAT,
  * STORE_CONFLICT, STORE_NOT_FOUND or a failure; or *again set, with f
  * corrected, when the status allows the change but the facts were wrong.
@@ -1395,15 +1415,19 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
     store_rc out;
     json_t *root = NULL;
     if (rc == AWS_OK) {
+        /* applied: the task is as the caller asked, whether or not the old image can be read */
         root = answer_json(&r);
         const json_t *old = json_object_get(root, "Attributes");
-        out = task_from_item(old, &w->current, true);
-        if (out == STORE_OK)
+        if (task_from_item(old, &w->current, true) == STORE_OK) {
             facts_learn(s, &w->current);
-        else
-            out = STORE_ERROR; /* written, but the old image is unreadable */
+        } else {
+            log_warn("task updated; its image before the update is unreadable", "table", s->table,
+                     "task_id", w->update.id, NULL);
+            known_before(w, allowed, f);
+        }
+        out = STORE_OK;
         size_t len = json_array_size(json_object_get(json_object_get(old, "history"), "L")) + 1;
-        if (out == STORE_OK && len > TASK_HISTORY_MAX)
+        if (len > TASK_HISTORY_MAX)
             trim_history(s, w->update.id, len);
     } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
         root = answer_json(&r);

@@ -17,8 +17,10 @@
  * DeleteItem that fails is the create's answer. A claim whose UpdateItem was
  * applied but answered 500, so that its second attempt (the same token) fails
  * its condition: the claimer's own (STORE_OK, CREATED before it), and a
- * conflict when the item carries another update's token. The span of a
- * write: the call that decided it, with its request id, table and region.
+ * conflict when the item carries another update's token. A claim applied whose
+ * answer's old image cannot be read: done, with the task before as the update
+ * knows it. The span of a write: the call that decided it, with its request id,
+ * table and region.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -759,6 +761,53 @@ static void test_reclaim_taken_by_another_is_a_conflict(void **state)
     assert_int_equal(reclaim_after_lost_answer(false), STORE_CONFLICT);
 }
 
+/* Claim OLD_TASK (CREATED) over a fake that applies the UpdateItem and answers it with body. */
+static store_rc claim_answered(const char *body, task *before)
+{
+    const http_stub_reply script[] = {
+        {.status = 200, .body = OLD_TASK_ITEM}, /* the facts */
+        {.status = 200, .body = body},
+    };
+    fixture f;
+    start(&f, script, 2);
+    store_write w = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = 1700000005,
+        .update = {.id = OLD_TASK, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
+    store_rc rc = store_write_wait(f.store, &w);
+    *before = w.current;
+    assert_int_equal(http_stub_count(f.server), 2);
+    task_read_at(&f, 0, OLD_TASK);
+    json_t *req = request_of(&f, 1, "UpdateItem");
+    json_decref(req);
+    stop(&f);
+    return rc;
+}
+
+/* An update DynamoDB applied is done, though the old image it answered with cannot be read (a
+ * malformed item, an answer not JSON): its client's claim holds the task, and a retry of it would
+ * meet its own claim. The task before is what the update knows: its id, type and status. */
+static void test_applied_update_with_unreadable_old_image_is_done(void **state)
+{
+    (void)state;
+    const char *const answers[] = {
+        "{\"Attributes\":{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":\"TASK1\"},"
+        "\"status\":{\"S\":\"STARTED\"},\"created_time\":{\"N\":\"1700000000\"}}}",
+        "{\"Attributes\":{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":\"TASK1\"},"
+        "\"status\":{\"S\":\"CREATED\"},\"created_time\":{\"N\":\"1.5e9\"}}}",
+        "{\"Attributes\":",
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        task before;
+        assert_int_equal(claim_answered(answers[i], &before), STORE_OK);
+        assert_string_equal(before.id, OLD_TASK);
+        assert_string_equal(before.task_type, "TASK1");
+        assert_int_equal(before.status, TASK_CREATED);
+        assert_null(before.data);
+        task_clear(&before);
+    }
+}
+
 static void no_done(store_write *w)
 {
     (void)w;
@@ -915,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_claim_taken_by_another_is_a_conflict),
         cmocka_unit_test(test_reclaim_applied_by_a_lost_attempt_is_ours),
         cmocka_unit_test(test_reclaim_taken_by_another_is_a_conflict),
+        cmocka_unit_test(test_applied_update_with_unreadable_old_image_is_done),
         cmocka_unit_test(test_throttled_until_deadline_is_busy),
         cmocka_unit_test(test_validation_reason_is_invalid),
         cmocka_unit_test(test_conflict_is_retried),
