@@ -1050,7 +1050,9 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
         json_decref(root);
     } else {
         *rc_out = failure(s, "TransactWriteItems", rc, &r);
-        w->unknown = r.unanswered; /* as create_plain() */
+        w->unknown = r.unanswered; /* as create_plain(), with the id it may have made */
+        if (w->unknown)
+            memcpy(w->id, id, sizeof w->id);
     }
     aws_response_free(&r);
     return out;

@@ -19,7 +19,8 @@
  * its condition: the claimer's own (STORE_OK, CREATED before it), and a
  * conflict when the item carries another update's token. A claim applied whose
  * answer's old image cannot be read: done, with the task before as the update
- * knows it. The span of a write: the call that decided it, with its request id,
+ * knows it. A create unanswered, with a key or without: unknown, naming the
+ * task it may have made. The span of a write: the call that decided it, with its request id,
  * table and region.
  */
 #include <stdarg.h>
@@ -879,6 +880,57 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     stop(&f);
 }
 
+/* A keyed create, made directly, under a deadline of 700 ms. */
+static store_write create_keyed_write(fixture *f)
+{
+    aws_set_deadline(clock_unix_ms() + 700);
+    store_write w = {.kind = STORE_WRITE_CREATE,
+                     .now = clock_unix_ms() / 1000,
+                     .create = {.task_type = "TASK1",
+                                .data = "{\"n\":1}",
+                                .ttl = TASK_NULL_TIME,
+                                .idempotency_key = "order-42"},
+                     .done = no_done};
+    store_submit(f->store, &w);
+    return w;
+}
+
+/* A keyed create whose transaction DynamoDB answered 500 until the deadline is unknown too, with
+ * the id it may have made (its ClientRequestToken): the one of its last try, not a task an
+ * earlier try found the key naming. */
+static void test_unanswered_keyed_create_names_its_task(void **state)
+{
+    (void)state;
+    const http_stub_reply lost[] = {LOST_ANSWER};
+    fixture f;
+    start(&f, lost, 1);
+    store_write w = create_keyed_write(&f);
+    assert_int_equal(w.rc, STORE_ERROR);
+    assert_true(w.unknown);
+    char token[37];
+    transaction_at(&f, 0, token);
+    assert_string_equal(w.id, token);
+    stop(&f);
+
+    /* the key named a task that is gone: freed, and the create tried again, unanswered */
+    const http_stub_reply gone[] = {{.status = 400, .body = KEY_TAKEN},
+                                    {.status = 200, .body = "{}"}, /* no such task */
+                                    {.status = 200, .body = "{}"}, /* the key item deleted */
+                                    LOST_ANSWER};
+    start(&f, gone, 4);
+    w = create_keyed_write(&f);
+    assert_int_equal(w.rc, STORE_ERROR);
+    assert_true(w.unknown);
+    char first[37], second[37];
+    transaction_at(&f, 0, first);
+    task_read_at(&f, 1, OLD_TASK);
+    key_delete_at(&f, 2, OLD_TASK);
+    transaction_at(&f, 3, second);
+    assert_string_not_equal(first, second);
+    assert_string_equal(w.id, second);
+    stop(&f);
+}
+
 /* A create whose every try was refused its connection never went out: it made nothing, and is
  * not unknown (its client may create it again), with a key or without. */
 static void test_create_never_sent_made_nothing(void **state)
@@ -979,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_key_delete_throttled_is_busy),
         cmocka_unit_test(test_write_span_names_its_call),
         cmocka_unit_test(test_unanswered_create_may_have_made_its_task),
+        cmocka_unit_test(test_unanswered_keyed_create_names_its_task),
         cmocka_unit_test(test_create_never_sent_made_nothing),
         cmocka_unit_test(test_list_stops_on_a_key_given_back),
     };
