@@ -66,6 +66,12 @@ static void status_fail(sns_status *st, const char *code, bool sender_fault, con
     str_join(st->message, sizeof st->message, text, NULL);
 }
 
+/* Fail st as never sent, after an earlier call failed (sns.h: Order). */
+static void not_sent(sns_status *st)
+{
+    status_fail(st, SNS_NOT_SENT, false, "not sent: an earlier message of the batch failed");
+}
+
 /* ---- local checks ---- */
 
 static size_t message_bytes(const sns_message *m)
@@ -246,10 +252,21 @@ static bool publish_call(aws_client *c, const char *topic_arn, const sns_message
     aws_response r;
     aws_rc rc = aws_query_call(c, form.data, form.len, deadline_ms, &r);
     sbuf_free(&form);
+    if (members > 1 && rc == AWS_ERR_CLIENT && batch_too_long(r.error_type)) {
+        /* over the topic's size limit together (a MaximumMessageSize below SNS's 256 KB): the
+         * halves go as calls of their own, in order, down to single messages */
+        aws_response_free(&r);
+        size_t h = k / 2;
+        if (publish_call(c, topic_arn, m, first, h, deadline_ms, st))
+            return publish_call(c, topic_arn, m, first + h, k - h, deadline_ms, st);
+        for (size_t j = h; j < k; j++)
+            not_sent(&st[first + j]);
+        return false;
+    }
     if (rc != AWS_OK) {
         fail_call(rc, &r, first, k, sent, st);
-        /* the messages of a call add up to more than the topic takes: one alone can never go */
-        if (members == 1 && rc == AWS_ERR_CLIENT && batch_too_long(r.error_type))
+        /* one message alone is more than the topic takes: it can never go */
+        if (rc == AWS_ERR_CLIENT && batch_too_long(r.error_type))
             for (size_t j = 0; j < k; j++)
                 if (sent[j])
                     st[first + j].refused = true;
@@ -287,7 +304,6 @@ bool sns_publish_batch(aws_client *c, const char *topic_arn, const sns_message *
         i += k;
     }
     for (; i < n; i++)
-        status_fail(&st[i], SNS_NOT_SENT, false,
-                    "not sent: an earlier message of the batch failed");
+        not_sent(&st[i]);
     return all;
 }

@@ -14,7 +14,8 @@
  * Order. sns_publish_batch() sends its messages in order, in as many calls
  * as they need, one call after the other; the first call in which any
  * message failed is the last one: the messages after it are not sent
- * (SNS_NOT_SENT). A caller that must keep order — a stream consumer
+ * (SNS_NOT_SENT). The halves of a call split for its length (below) are
+ * calls of their own. A caller that must keep order — a stream consumer
  * reporting its first failed record — gets a clean cut; a message after a
  * failed one in the same call may still have been published.
  *
@@ -23,10 +24,13 @@
  * its messages with SNS's error code and message (e.g. NotFound, "Topic does
  * not exist") or with the transport's reason; SNS's per-message failures
  * (<Failed> members: Id, Code, Message, SenderFault) fail just theirs; a
- * message the reply does not mention failed too. A call that carried one
- * message and is refused as too long (BatchRequestTooLong: the message alone
- * is over the topic's size limit) refuses that message, as an entry's
- * InvalidParameter does. A message taskd can tell is
+ * message the reply does not mention failed too. A call of several messages
+ * refused as too long (BatchRequestTooLong: together over the topic's size
+ * limit, which a topic's MaximumMessageSize may set below SNS_BATCH_BYTES) is
+ * made again as its two halves, one after the other, and so on down to
+ * single messages; a call that carried one message and is refused as too
+ * long (the message alone is over the limit) refuses that message, as an
+ * entry's InvalidParameter does. A message taskd can tell is
  * unpublishable — an empty body, a body that is not UTF-8, attributes that
  * are not in the shape above — fails without being sent and does not stop
  * the others of its call. A message that went out, published or not, says

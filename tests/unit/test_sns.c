@@ -14,7 +14,8 @@
  * that only begin with the word, an entry the reply does not mention, an
  * empty reply), throttling then success (aws_http's
  * retries), a 404 NotFound failing every message without a retry, the stop
- * after the first failed call, messages refused before sending, a deadline
+ * after the first failed call, a call too long for the topic split in halves
+ * down to single messages, messages refused before sending, a deadline
  * already past; which messages went out, with their call's request id.
  *
  * With FAUXQS_ENDPOINT set (e.g. http://127.0.0.1:4566 of a running
@@ -609,15 +610,114 @@ static void test_message_too_long_alone_is_refused(void **state)
     }
     assert_int_equal(http_stub_count(s), 1);
 
-    /* the same answer to a call of two: neither is over the limit alone */
+    /* the same answer to a call of two: neither need be over the limit alone, so each goes in a
+     * call of its own; the first, refused alone too, is refused, and the second waits its turn */
     m[0] = (sns_message){"x", NULL};
     m[1] = (sns_message){"y", NULL};
     assert_false(sns_publish_batch(c, TOPIC, m, 2, in_ms(3000), st));
-    for (int i = 0; i < 2; i++) {
-        assert_string_equal(st[i].code, "BatchRequestTooLong");
-        assert_false(st[i].refused);
-    }
+    assert_string_equal(st[0].code, "BatchRequestTooLong");
+    assert_true(st[0].refused);
+    assert_string_equal(st[1].code, SNS_NOT_SENT);
+    assert_false(st[1].refused);
+    assert_int_equal(http_stub_count(s), 1 + 2);
     free(huge);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
+/* The number of entries in a PublishBatch form, and the bytes of their messages. */
+static size_t entries_of(const http_stub_request *rq, size_t *bytes)
+{
+    form f;
+    form_parse(rq->body, rq->body_len, &f);
+    size_t n = 0;
+    *bytes = 0;
+    for (const char *msg; (msg = form_getf(&f, M "%zu.Message", n + 1)); n++)
+        *bytes += strlen(msg);
+    form_free(&f);
+    return n;
+}
+
+/* A topic whose MaximumMessageSize is *arg bytes: a call whose messages add up to more is
+ * refused whole, BatchRequestTooLong; others are echoed. */
+static void refuse_over(void *arg, const http_stub_request *rq, size_t index,
+                        http_stub_reply *reply)
+{
+    (void)index;
+    size_t bytes;
+    entries_of(rq, &bytes);
+    if (bytes <= *(const size_t *)arg) {
+        reply->body = echo_reply(rq, NULL);
+        reply->free_body = true;
+        return;
+    }
+    reply->status = 400;
+    reply->body =
+        "<ErrorResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\"><Error><Type>Sender"
+        "</Type><Code>BatchRequestTooLong</Code><Message>The length of all the messages put "
+        "together is more than the limit.</Message></Error><RequestId>r</RequestId>"
+        "</ErrorResponse>";
+}
+
+/* A topic whose size limit is below SNS's 256 KB refuses a call that sns_batch_fit() made whole:
+ * the call is split in halves, each a call of its own, down to single messages, in the same
+ * sns_publish_batch(). Each message then goes out, alone where it must, and one over the limit by
+ * itself is refused; a message after it waits for the retry, as after any failed call. */
+static void test_call_too_long_for_the_topic_is_split(void **state)
+{
+    (void)state;
+    size_t limit = 64;
+    http_stub_reply steps[] = {{.status = 200}};
+    http_stub_options o = {.script = steps,
+                           .script_len = 1,
+                           .headers = "Content-Type: text/xml\r\n"
+                                      "x-amzn-RequestId: " REQUEST_ID "\r\n",
+                           .handler = refuse_over,
+                           .handler_arg = &limit};
+    http_stub *s = http_stub_start(&o);
+    aws_client *c = client_for(s);
+    char small[3][41], big[101];
+    for (int i = 0; i < 3; i++) {
+        memset(small[i], 'a' + i, 40);
+        small[i][40] = '\0';
+    }
+    memset(big, 'z', 100);
+    big[100] = '\0';
+    sns_message m[4] = {{small[0], NULL}, {small[1], NULL}, {small[2], NULL}, {big, NULL}};
+    sns_status st[4];
+    assert_false(sns_publish_batch(c, TOPIC, m, 4, in_ms(3000), st));
+    for (int i = 0; i < 3; i++) {
+        assert_true(st[i].ok);
+        assert_true(st[i].sent);
+    }
+    assert_false(st[3].ok);
+    assert_true(st[3].sent);
+    assert_true(st[3].refused);
+    assert_string_equal(st[3].code, "BatchRequestTooLong");
+    /* all four, refused; the halves 0-1, refused; 0; 1; the halves 2-3, refused; 2; 3, refused */
+    const size_t calls[][2] = {{4, 220}, {2, 80}, {1, 40}, {1, 40}, {2, 140}, {1, 40}, {1, 100}};
+    size_t n = sizeof calls / sizeof calls[0];
+    assert_int_equal(http_stub_count(s), n);
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes;
+        assert_int_equal(entries_of(http_stub_request_at(s, i), &bytes), calls[i][0]);
+        assert_int_equal(bytes, calls[i][1]);
+    }
+    http_stub_stop(s);
+
+    /* the one over the limit in the middle: the message after it is not sent */
+    s = http_stub_start(&o);
+    aws_client_free(c);
+    c = client_for(s);
+    m[1] = (sns_message){big, NULL};
+    assert_false(sns_publish_batch(c, TOPIC, m, 3, in_ms(3000), st));
+    assert_true(st[0].ok);
+    assert_true(st[1].refused);
+    assert_string_equal(st[1].code, "BatchRequestTooLong");
+    assert_string_equal(st[2].code, SNS_NOT_SENT);
+    assert_false(st[2].sent);
+    assert_false(st[2].refused);
+    assert_int_equal(http_stub_count(s), 4); /* all three; 0; 1-2; 1 */
     aws_client_free(c);
     http_stub_stop(s);
 }
@@ -847,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_not_found_fails_all),
         cmocka_unit_test(test_batches_stop_after_failed_call),
         cmocka_unit_test(test_message_too_long_alone_is_refused),
+        cmocka_unit_test(test_call_too_long_for_the_topic_is_split),
         cmocka_unit_test(test_unpublishable_messages),
         cmocka_unit_test(test_past_deadline_sends_nothing),
         cmocka_unit_test(test_fauxqs_publish_batch),
