@@ -1538,14 +1538,16 @@ static store_rc apply_create(sqlite_store *s, store_write *w)
         sqlite3_bind_text(s->w_idem_get, 1, nt->idempotency_key, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->w_idem_get, 2, now - STORE_IDEMPOTENCY_WINDOW);
         int rc = sqlite3_step(s->w_idem_get);
-        bool seen = rc == SQLITE_ROW;
-        if (seen)
-            snprintf(w->id, sizeof w->id, "%s",
-                     (const char *)sqlite3_column_text(s->w_idem_get, 0));
+        bool seen = rc == SQLITE_ROW, nomem = false;
+        const char *first = seen ? sq_column_text(s->w_idem_get, 0, &nomem) : NULL;
+        if (first)
+            snprintf(w->id, sizeof w->id, "%s", first);
         sqlite3_reset(s->w_idem_get);
         sqlite3_clear_bindings(s->w_idem_get);
+        /* the key's task id not copied: the reset rolled the batch back, and the create fails
+         * rather than pass for a duplicate */
         if (seen)
-            return STORE_DUPLICATE;
+            return first ? STORE_DUPLICATE : STORE_ERROR;
         if (rc != SQLITE_DONE)
             return sq_rc_of(rc);
     }

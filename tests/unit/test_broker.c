@@ -3528,6 +3528,43 @@ static void test_a_queue_the_open_cannot_copy_fails_its_read(void **state)
     expect_stats(f->b, "work", 1, 0, 0);
 }
 
+/*
+ * A create whose Idempotency-Key names a task the writer cannot copy the id of fails, and so
+ * does the create after it in its batch, which leaves nothing; made again, the first answers its
+ * key's task. The id not copied was taken for a duplicate of "(null)", a create that succeeded,
+ * though the reset after the copy had rolled the batch back: the next create was written alone
+ * in autocommit, and its task stayed while the batch's failed commit answered it failed.
+ */
+static void test_a_key_whose_task_the_create_cannot_copy_fails_it(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    gate g = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    store_listener l = {.committed = hold_after_commit, .ctx = &g};
+    reopen(f, &l);
+    store_new_task keyed = {
+        .task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME, .idempotency_key = "k"};
+    char first[37], again[37];
+    assert_int_equal(store_create_task(f->s, &keyed, (int64_t)time(NULL), first), STORE_OK);
+    store_write w[2] = {
+        {.kind = STORE_WRITE_CREATE, .now = time(NULL), .create = keyed},
+        {.kind = STORE_WRITE_CREATE,
+         .now = time(NULL),
+         .create = {.task_type = "TASK2", .data = "{}", .ttl = TASK_NULL_TIME}},
+    };
+    fail_a_text("SELECT i.task_id FROM idempotency", 0, false, 0);
+    submit_as_one_batch(f, &g, w, 2, NULL);
+    expect_a_text_failed("the create's read of its key's task");
+    assert_int_equal(g.writes, 2); /* one batch */
+    if (w[0].rc != STORE_ERROR)
+        fail_msg("the key's task not copied: the create answered %s \"%s\"", store_rc_name(w[0].rc),
+                 w[0].id);
+    assert_int_equal(w[1].rc, STORE_ERROR);
+    count_row("SELECT count(*) FROM tasks WHERE task_type = ?1", "TASK2", 0);
+    assert_int_equal(store_create_task(f->s, &keyed, (int64_t)time(NULL), again), STORE_DUPLICATE);
+    assert_string_equal(again, first);
+}
+
 static void test_records_kept_as_parts_read_whole(void **state)
 {
     records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
@@ -5282,6 +5319,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_queue_the_open_cannot_copy_fails_its_read, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_key_whose_task_the_create_cannot_copy_fails_it,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
