@@ -1494,8 +1494,11 @@ static bool load_types(sqlite_store *s)
         return false;
     bool ok = true;
     int rc;
-    while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        ok = note_type(s, (const char *)sqlite3_column_text(st, 0));
+    while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        bool nomem = false;
+        const char *type = sq_column_text(st, 0, &nomem); /* not copied: the open fails */
+        ok = type && note_type(s, type);
+    }
     sqlite3_finalize(st);
     return ok && rc == SQLITE_DONE;
 }
