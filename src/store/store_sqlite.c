@@ -1514,10 +1514,14 @@ static bool load_last_task_id(sqlite_store *s)
     if (sq_prepare(s->wdb, "SELECT max(id) FROM tasks", &st) != SQLITE_OK)
         return false;
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
-        uuid7_resume(&s->ids, (const char *)sqlite3_column_text(st, 0));
+    bool nomem = false; /* the id not copied fails the open: ids would go on from the clock */
+    const char *last = rc == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT
+                           ? sq_column_text(st, 0, &nomem)
+                           : NULL;
+    if (last)
+        uuid7_resume(&s->ids, last);
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW;
+    return rc == SQLITE_ROW && !nomem;
 }
 
 bool store_sqlite_task_type_nth(store *base, size_t i, char *out, size_t len)

@@ -3594,6 +3594,34 @@ static void test_a_type_the_open_cannot_copy_fails_it(void **state)
     assert_false(store_sqlite_task_type_nth(f->s, 2, type, sizeof type));
 }
 
+/*
+ * The newest task id SQLite cannot copy at open fails the open; the next open goes on after that
+ * id, and a task made with the clock an hour behind is still listed first. The id not copied was
+ * passed over as NULL, and the ids went on from the clock: below the older task's.
+ */
+static void test_a_newest_id_the_open_cannot_copy_fails_it(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    char older[37], newer[37] = "";
+    create_task(f->s, TASK_NULL_TIME, older);
+    store_close(f->s);
+    atomic_store(&wall_step_ms, -3600 * 1000);
+    fail_a_text("SELECT max(id) FROM tasks", 0, false, 0);
+    f->s = open_db(f->path, NULL);
+    expect_a_text_failed("the open's read of the newest id");
+    bool opened = f->s != NULL;
+    if (!opened)
+        f->s = open_db(f->path, NULL);
+    if (f->s)
+        create_task(f->s, TASK_NULL_TIME, newer);
+    atomic_store(&wall_step_ms, 0);
+    assert_non_null(f->s);
+    if (opened || strcmp(newer, older) <= 0)
+        fail_msg("the open %s: %s, made after %s, sorts %s it", opened ? "did not fail" : "failed",
+                 newer, older, strcmp(newer, older) <= 0 ? "below" : "above");
+}
+
 static void test_records_kept_as_parts_read_whole(void **state)
 {
     records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
@@ -5351,6 +5379,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_key_whose_task_the_create_cannot_copy_fails_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_type_the_open_cannot_copy_fails_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_newest_id_the_open_cannot_copy_fails_it, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seqs_go_on_after_an_emptied_log, setup, teardown),
