@@ -1806,9 +1806,12 @@ static bool refuse_foreign(sqlite3 *db, const char *path, char *err, size_t errl
         set_err(err, errlen, "cannot read the schema of", path, sqlite3_errmsg(db));
     } else {
         int version = sqlite3_column_int(st, 0);
-        const char *names = (const char *)sqlite3_column_text(st, 1);
+        bool nomem = false; /* the names not copied are not none: the open cannot tell */
+        const char *names = sq_column_text(st, 1, &nomem);
         bool ours = sqlite3_column_int(st, 2) == 2;
-        if (names && (version == 0 || !ours))
+        if (nomem)
+            set_err(err, errlen, "cannot read the schema of", path, sqlite3_errstr(SQLITE_NOMEM));
+        else if (names && (version == 0 || !ours))
             snprintf(err, errlen,
                      "%s is not a taskd database: it holds another program's schema (%s); give "
                      "taskd a file of its own",

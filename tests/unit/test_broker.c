@@ -3150,10 +3150,11 @@ static void test_a_row_without_its_status_or_message_reads_for_events(void **sta
     change_rows_free(rows, n);
 }
 
-/* The test's database made again empty, of UTF-16 text, and opened. */
-static void reopen_utf16(fx *f)
+/* Close the test's database and make it again, empty, in UTF-16, by sql. */
+static void make_utf16(fx *f, const char *sql)
 {
     store_close(f->s);
+    f->s = NULL;
     const char *suffix[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < 3; i++) {
         char p[160];
@@ -3162,12 +3163,15 @@ static void reopen_utf16(fx *f)
     }
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db,
-                                  "PRAGMA encoding = 'UTF-16le'; CREATE TABLE x (a); "
-                                  "DROP TABLE x",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA encoding = 'UTF-16le'", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
+}
+
+/* The test's database made again empty, of UTF-16 text, and opened. */
+static void reopen_utf16(fx *f)
+{
+    make_utf16(f, "CREATE TABLE x (a); DROP TABLE x");
     f->s = open_db(f->path, NULL);
     assert_non_null(f->s);
     f->b = broker_of(f->s);
@@ -3620,6 +3624,26 @@ static void test_a_newest_id_the_open_cannot_copy_fails_it(void **state)
     if (opened || strcmp(newer, older) <= 0)
         fail_msg("the open %s: %s, made after %s, sorts %s it", opened ? "did not fail" : "failed",
                  newer, older, strcmp(newer, older) <= 0 ? "below" : "above");
+}
+
+/*
+ * The names of a database's tables SQLite cannot copy at open fail the open, which changes
+ * nothing; read, another program's database is refused. The names not copied read as none, and
+ * another program's database at schema version 0 passed for a new one: taskd made its tables in
+ * it.
+ */
+static void test_a_schema_the_open_cannot_copy_fails_it(void **state)
+{
+    fx *f = *state;
+    make_utf16(f, "CREATE TABLE other (a)");
+    fail_a_text("SELECT (SELECT user_version FROM pragma_user_version)", 1, false, 0);
+    f->s = open_db(f->path, NULL);
+    expect_a_text_failed("the open's read of the schema");
+    if (f->s)
+        fail_msg("another program's database, its tables not read, was opened as taskd's");
+    count_row("SELECT count(*) FROM sqlite_master WHERE name <> ?1", "other", 0);
+    f->s = open_db(f->path, NULL);
+    assert_null(f->s);
 }
 
 static void test_records_kept_as_parts_read_whole(void **state)
@@ -5380,6 +5404,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_type_the_open_cannot_copy_fails_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_newest_id_the_open_cannot_copy_fails_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_schema_the_open_cannot_copy_fails_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
