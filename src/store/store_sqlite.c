@@ -732,7 +732,13 @@ static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, si
         sqlite3_bind_int64(st, 1, now);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
         while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            sq_copy_col(st, 0, out[*n].id, sizeof out[*n].id);
+            bool nomem = false;
+            const char *id = sq_column_text(st, 0, &nomem);
+            if (!id) { /* not copied: the read fails, rather than end the lease of no task */
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            snprintf(out[*n].id, sizeof out[*n].id, "%s", id);
             out[(*n)++].claim_expires = sqlite3_column_int64(st, 1);
         }
     }

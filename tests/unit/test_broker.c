@@ -3646,6 +3646,39 @@ static void test_a_schema_the_open_cannot_copy_fails_it(void **state)
     assert_null(f->s);
 }
 
+/*
+ * A lapsed claim whose task id SQLite cannot copy fails the read of the leases to end, and the
+ * next one ends it. The id not copied, the last row of a full step (no step after it to fail),
+ * read as "", no task: the step ended nothing and answered OK, its lease left running until the
+ * next interval with nothing said.
+ */
+static void test_a_lapsed_claim_the_read_cannot_copy_fails_it(void **state)
+{
+    fx *f = *state;
+    reopen_utf16(f);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    int64_t now = time(NULL);
+    store_update u = {.id = id,
+                      .status = TASK_IN_PROGRESS,
+                      .status_msg = "working",
+                      .claim_key = "k",
+                      .claim_expires = now + 10};
+    assert_int_equal(store_update_task(f->s, &u, now, NULL), STORE_OK);
+    size_t ended = 99;
+    bool more = true;
+    fail_a_text("SELECT id, claim_expires FROM tasks", 0, true, 0);
+    store_rc rc = store_end_expired_claims(f->s, now + 11, 1, &ended, &more, NULL);
+    expect_a_text_failed("the read of the lapsed claims");
+    if (rc != STORE_ERROR)
+        fail_msg("a lapsed claim not copied: the step answered %s, %zu ended", store_rc_name(rc),
+                 ended);
+    expect_status(f->s, id, TASK_IN_PROGRESS, "working");
+    assert_int_equal(store_end_expired_claims(f->s, now + 11, 1, &ended, &more, NULL), STORE_OK);
+    assert_int_equal(ended, 1);
+    expect_status(f->s, id, TASK_FAILED, "claim expired");
+}
+
 static void test_records_kept_as_parts_read_whole(void **state)
 {
     records_kept_as_parts_read_whole(*state, "{\"k\":[1,2.5,\"v\"],\"s\":\"\\u00e9 \\\"q\\\"\"}",
@@ -5406,6 +5439,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_newest_id_the_open_cannot_copy_fails_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_schema_the_open_cannot_copy_fails_it, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_lapsed_claim_the_read_cannot_copy_fails_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_records_with_data_apart_read_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_with_images_read_as_before, setup, teardown),
