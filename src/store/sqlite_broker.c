@@ -306,12 +306,14 @@ typedef struct record_sink {
     change_read mode;
 } record_sink;
 
-/* Column i's text into dst[size] as sq_copy_col() copies it, with *failed set as
+/* Column i's text into dst[size], cut to fit; "" for a NULL, or with *failed set as
  * sq_column_text() sets it. */
 static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t size, bool *failed)
 {
-    sq_column_text(st, i, failed); /* its type read before the copy converts it */
-    sq_copy_col(st, i, dst, size);
+    const char *t = sq_column_text(st, i, failed);
+    size_t n = t ? strnlen(t, size - 1) : 0;
+    memcpy(dst, t ? t : "", n);
+    dst[n] = '\0';
 }
 
 /* Column i's text, copied; NULL for a NULL, or with *failed set when memory ran out. */

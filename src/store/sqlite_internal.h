@@ -182,8 +182,6 @@ const char *sq_column_text(sqlite3_stmt *st, int col, bool *failed);
 /* A copy of column col, which may be NULL, into *out (NULL for SQL NULL); false when the column
  * holds a value and there is no memory for its copy (which must not pass for NULL). */
 bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out);
-/* A text column into dst[size], cut to fit; "" for SQL NULL. */
-void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size);
 /* An integer column, or TASK_NULL_TIME for SQL NULL. */
 int64_t sq_time_col(sqlite3_stmt *st, int col);
 /* Bind a time (TASK_NULL_TIME binds NULL) / a string (NULL binds NULL). */

@@ -314,14 +314,6 @@ int sq_step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-void sq_copy_col(sqlite3_stmt *st, int col, char *dst, size_t size)
-{
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    size_t n = t ? strnlen(t, size - 1) : 0;
-    memcpy(dst, t ? t : "", n);
-    dst[n] = '\0';
-}
-
 bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
 {
     bool failed = false;
