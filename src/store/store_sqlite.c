@@ -520,9 +520,12 @@ static store_rc read_history(reader *r, const task *t, task_history *out)
     int64_t last_n = 1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* a status or message not copied fails the read, as a damaged row does */
         task_status status;
-        const char *msg = (const char *)sqlite3_column_text(st, 2);
-        if (!task_status_parse((const char *)sqlite3_column_text(st, 1), &status) || !msg ||
+        bool nomem = false;
+        const char *msg = sq_column_text(st, 2, &nomem);
+        const char *name = sq_column_text(st, 1, &nomem);
+        if (nomem || !msg || !task_status_parse(name, &status) ||
             !task_history_add(out, status, msg, sqlite3_column_int64(st, 3))) {
             result = STORE_ERROR;
             break;
