@@ -492,6 +492,16 @@ static void too_large_for_collector(otlp_exporter *o, const span *spans, size_t 
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
 {
     otlp_exporter *o = (otlp_exporter *)e;
+    if (atomic_load(&o->hurried) && clock_mono_ns() >= atomic_load(&o->deadline)) {
+        /* past the deadline of a flush or a stop: nothing more goes out, so nothing is encoded
+         * (a stop behind a full queue would encode and gzip every batch only to drop it) */
+        char detail[96];
+        snprintf(detail, sizeof detail, "%zu spans: the deadline of a flush or a stop passed", n);
+        warn(o, "OTLP export failed, spans dropped", detail);
+        for (size_t i = 0; i < n; i++)
+            failed[i] = true;
+        return;
+    }
     if (o->body_max != SIZE_MAX && o->now_ns() >= o->body_max_until)
         o->body_max = SIZE_MAX;
     uint8_t *body;

@@ -40,7 +40,8 @@
  * and wakes the thread. From then on no batch is retried: the batch in hand and every one
  * still queued get a single attempt whose timeout ends at the deadline (a backoff sleep is
  * cut short, an in-flight request is aborted at the deadline); what cannot be sent in time is
- * dropped and counted. The thread then exits and is joined.
+ * dropped and counted, a batch taken past the deadline without being encoded. The thread then
+ * exits and is joined.
  *
  * Locks: qmu, then an exporter's own lock (hurry() is called under qmu); exporters never
  * take qmu or lmu.

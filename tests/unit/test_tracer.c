@@ -10,7 +10,8 @@
  * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped; a batch far over
  * it split at once, each part gzipped once), retry
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
- * full queue behind a stalled collector with a bounded shutdown, X-Ray datagrams (a client's W3C
+ * full queue behind a stalled collector with a bounded shutdown (the batches left past its
+ * deadline not gzipped), X-Ray datagrams (a client's W3C
  * trace id kept whatever its first 4 bytes), disabled
  * export, bad configuration, and tracer_emit staying fast with an unreachable collector.
  */
@@ -1398,6 +1399,45 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     http_stub_stop(r);
 }
 
+/*
+ * A stop whose deadline has passed drops the batches still queued without encoding or gzipping
+ * them: nothing more is sent, and each of them cost an encode and a gzip before it was found too
+ * late, so that a full queue behind a collector that never answers kept the stop going well past
+ * its bound.
+ */
+static void test_stop_past_its_deadline_gzips_nothing(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start(NULL); /* accepts, never answers */
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300", 1);
+    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1);
+    test_stderr log;
+    test_stderr_begin(&log); /* the warnings of the drops */
+    tracer *t = start(4096, 0);
+    for (int i = 0; i < 512; i++) /* a whole batch: it goes at once, and hangs */
+        emit_noisy(t, 1000 + i, 2000, 1000);
+    int64_t until = now_ms() + 5000;
+    while (http_stub_count(r) < 1 && now_ms() < until)
+        sleep_ms(5);
+    assert_int_equal(http_stub_count(r), 1);
+    for (int i = 512; i < 512 + 4096; i++) /* 8 more batches, queued behind it */
+        emit_noisy(t, 1000 + i, 2000, 1000);
+    size_t calls = atomic_load(&deflate_calls);
+    int64_t t0 = now_ms();
+    tracer_free(t);
+    int64_t took = now_ms() - t0;
+    free(test_stderr_end(&log));
+    size_t gzipped = atomic_load(&deflate_calls) - calls;
+    print_message("stop took %lld ms, %zu batches gzipped in it\n", (long long)took, gzipped);
+    /* the batch in hand goes once more, as it was gzipped; the queued ones are past the deadline
+     * (one may begin just before it, when the hung request's timeout came a little early) */
+    assert_true(gzipped <= 1);
+    assert_true(took < 1500); /* 300 ms timeout, plus the progress callback's granularity */
+    http_stub_stop(r);
+}
+
 static void test_emit_stays_fast_when_unreachable(void **state)
 {
     (void)state;
@@ -1624,6 +1664,7 @@ int main(void)
         cmocka_unit_test(test_partial_success_protobuf),
         cmocka_unit_test(test_unreadable_partial_success_rejects_none),
         cmocka_unit_test(test_full_queue_drops_and_shutdown_is_bounded),
+        cmocka_unit_test(test_stop_past_its_deadline_gzips_nothing),
         cmocka_unit_test(test_emit_stays_fast_when_unreachable),
         cmocka_unit_test(test_xray_datagrams),
         cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
