@@ -612,12 +612,15 @@ static struct curl_slist *request_headers(const otel_config *cfg)
         h = next;
     }
     for (size_t i = 0; h && i < cfg->n_headers; i++) {
-        const char *v = cfg->header_values[i];
-        if (*v)
-            snprintf(line, sizeof line, "%s: %s", cfg->header_keys[i], v);
-        else
-            snprintf(line, sizeof line, "%s;", cfg->header_keys[i]); /* curl: empty value */
-        struct curl_slist *next = curl_slist_append(h, line);
+        const char *k = cfg->header_keys[i], *v = cfg->header_values[i];
+        size_t size = strlen(k) + strlen(v) + 3; /* a token may be longer than line */
+        char *field = malloc(size);
+        if (field && *v)
+            snprintf(field, size, "%s: %s", k, v);
+        else if (field)
+            snprintf(field, size, "%s;", k); /* curl: empty value */
+        struct curl_slist *next = field ? curl_slist_append(h, field) : NULL;
+        free(field);
         if (!next)
             curl_slist_free_all(h);
         h = next;

@@ -390,6 +390,38 @@ static void test_otlp_json(void **state)
     http_stub_stop(r);
 }
 
+/* A configured header goes out whole, however long its value: a bearer token of 2 kB (an
+ * identity provider's JWT) was cut to the first 1,023 bytes of its line, and refused. */
+static void test_long_header_sent_whole(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    char token[2049];
+    for (size_t i = 0; i < sizeof token - 1; i++)
+        token[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[i % 36];
+    token[sizeof token - 1] = '\0';
+    char headers[2200];
+    snprintf(headers, sizeof headers, "x-team=core,Authorization=Bearer%%20%s,x-last=1", token);
+    setenv("OTEL_EXPORTER_OTLP_HEADERS", headers, 1);
+    tracer *t = start(64, 0);
+    emit(t, TASK_A, 1);
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    tracer_free(t);
+    assert_int_equal(http_stub_count(r), 1);
+    const http_stub_request *q = http_stub_request_at(r, 0);
+    const char *v;
+    size_t len;
+    assert_true(http_stub_header_find(q, "Authorization", &v, &len));
+    assert_int_equal(len, strlen("Bearer ") + strlen(token));
+    assert_memory_equal(v, "Bearer ", 7);
+    assert_memory_equal(v + 7, token, strlen(token));
+    char one[8];
+    assert_string_equal(http_stub_header(q, "x-last", one, sizeof one), "1");
+    http_stub_stop(r);
+}
+
 /* True when every byte of s is zero: it holds nothing. */
 /* Empty as span_reset() leaves a span: every field before the arrays zero, no entry counted. */
 static bool span_empty(const span *s)
@@ -1640,6 +1672,7 @@ int main(void)
         cmocka_unit_test(test_attribute_keys),
         cmocka_unit_test(test_span_names_are_utf8),
         cmocka_unit_test(test_otlp_json),
+        cmocka_unit_test(test_long_header_sent_whole),
         cmocka_unit_test(test_span_move_and_copy_take_the_counted_entries),
         cmocka_unit_test(test_take_moves),
         cmocka_unit_test(test_otlp_protobuf),
