@@ -1066,6 +1066,8 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
 
     trace_ctx incoming;
     const char *tp = req->header ? req->header(req->ctx, "traceparent") : NULL;
+    if (tp && req->header_at && req->header_at(req->ctx, "traceparent", 1))
+        tp = NULL; /* two: neither is the caller's (W3C: a new trace), as their join would say */
     const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
     trace_source from = tracectx_from_headers(tp, xr, &incoming);
     bool continued = from != TRACECTX_NONE;

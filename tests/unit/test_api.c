@@ -832,6 +832,26 @@ static void test_tracestate_with_traceparent(void **state)
     assert_null(t.tracestate);
     assert_int_equal(strncmp(t.trace, "00-5759e988bd862e3fe1be46a994272793-", 36), 0);
     task_clear(&t);
+
+    /* two traceparent fields: neither is taken (a new trace, no tracestate), as API Gateway's
+     * join of the two does not parse either; an X-Ray header then counts */
+    const char *const two[] = {
+        "traceparent", TS_TP,    "traceparent", "00-" TS_TID "-1111111111111111-01",
+        "tracestate",  "rojo=1", NULL};
+    post_traced(f, two, true, &t);
+    assert_null(t.tracestate);
+    assert_int_not_equal(strncmp(t.trace, "00-" TS_TID "-", 36), 0);
+    task_clear(&t);
+    const char *const two_and_xray[] = {"traceparent",
+                                        TS_TP,
+                                        "traceparent",
+                                        TS_TP,
+                                        "X-Amzn-Trace-Id",
+                                        "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+                                        NULL};
+    post_traced(f, two_and_xray, true, &t);
+    assert_int_equal(strncmp(t.trace, "00-5759e988bd862e3fe1be46a994272793-", 36), 0);
+    task_clear(&t);
 }
 
 /* api_init() leaves the access policy off, as the Lambda API role needs: API Gateway checks. */
