@@ -138,7 +138,9 @@ bool auth_parse_token_list(auth_policy *p, const char *list, char *err, size_t e
 
 bool auth_load_token_file(auth_policy *p, const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a named pipe is refused below, not waited on for a writer (a regular file's
+     * reads ignore it) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         snprintf(err, errlen, "cannot open token file %s: %s", path, strerror(errno));
         return false;

@@ -203,6 +203,16 @@ static void test_token_file(void **state)
     assert_non_null(strstr(err, "cannot open"));
     assert_false(auth_load_token_file(&p, dir, err, sizeof err));
     assert_non_null(strstr(err, "not a regular file"));
+    /* a named pipe no one writes to is refused at once: its open must not wait for a writer
+     * (the alarm ends the test if it does) */
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(10);
+    assert_false(auth_load_token_file(&p, fifo, err, sizeof err));
+    alarm(0);
+    assert_non_null(strstr(err, "not a regular file"));
+    unlink(fifo);
     auth_free(&p);
 
     unlink(path);
