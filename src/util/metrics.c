@@ -209,6 +209,18 @@ static void put_name(sbuf *b, const char *name, const char *suffix, const char *
     sbuf_putc(b, '}');
 }
 
+/* A sample's value, " v\n": NaN and the infinities as the text format spells them, where printf
+ * would write "nan", "-nan" (the sign bit of x86's 0.0/0.0) or "inf". */
+static void put_value(sbuf *b, double v)
+{
+    if (isnan(v))
+        sbuf_puts(b, " NaN\n");
+    else if (isinf(v))
+        sbuf_puts(b, v > 0 ? " +Inf\n" : " -Inf\n");
+    else
+        sbuf_printf(b, " %.17g\n", v);
+}
+
 void metrics_write(metrics *m, sbuf *out)
 {
     static const char *const types[] = {"counter", "gauge", "histogram"};
@@ -224,7 +236,7 @@ void metrics_write(metrics *m, sbuf *out)
                 continue;
             if (f->type != METRIC_HISTOGRAM) {
                 put_name(out, f->name, "", s->labels, NULL);
-                sbuf_printf(out, " %.17g\n", s->value);
+                put_value(out, s->value);
                 continue;
             }
             uint64_t cumulative = 0;
@@ -238,7 +250,7 @@ void metrics_write(metrics *m, sbuf *out)
             put_name(out, f->name, "_bucket", s->labels, "le=\"+Inf\"");
             sbuf_printf(out, " %llu\n", (unsigned long long)s->count);
             put_name(out, f->name, "_sum", s->labels, NULL);
-            sbuf_printf(out, " %.17g\n", s->value);
+            put_value(out, s->value);
             put_name(out, f->name, "_count", s->labels, NULL);
             sbuf_printf(out, " %llu\n", (unsigned long long)s->count);
         }

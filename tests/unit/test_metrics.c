@@ -165,6 +165,34 @@ static void test_counter_with_labels(void **state)
     metrics_free(m);
 }
 
+/* A value that is no number is written as the text format spells it (NaN, +Inf, -Inf), never
+ * as printf does ("nan", "-nan", "inf"): a NaN with its sign bit set, as x86 computes 0.0/0.0,
+ * came out "-nan", which Prometheus's parser refuses, failing the whole scrape. */
+static void test_non_finite_values(void **state)
+{
+    (void)state;
+    metrics *m = metrics_new();
+    static const double bounds[] = {1};
+    metrics_declare(m, "g", "A gauge.", METRIC_GAUGE, NULL, 0);
+    metrics_declare(m, "h_seconds", "A histogram.", METRIC_HISTOGRAM, bounds, 1);
+    metrics_set(m, "g", "k=\"nan\"", -NAN);
+    metrics_set(m, "g", "k=\"pos\"", INFINITY);
+    metrics_set(m, "g", "k=\"neg\"", -INFINITY);
+    metrics_observe(m, "h_seconds", "k=\"inf\"", INFINITY);
+    metrics_observe(m, "h_seconds", "k=\"nan\"", 0.5);
+    metrics_observe(m, "h_seconds", "k=\"nan\"", -NAN);
+    char *s = render(m);
+    check_format(s);
+    expect_line(s, "g{k=\"nan\"} NaN");
+    expect_line(s, "g{k=\"pos\"} +Inf");
+    expect_line(s, "g{k=\"neg\"} -Inf");
+    expect_line(s, "h_seconds_sum{k=\"inf\"} +Inf");
+    expect_line(s, "h_seconds_sum{k=\"nan\"} NaN");
+    expect_line(s, "h_seconds_count{k=\"nan\"} 2");
+    free(s);
+    metrics_free(m);
+}
+
 static void test_counter_large_values(void **state)
 {
     (void)state;
@@ -868,6 +896,7 @@ int main(void)
         cmocka_unit_test(test_counter_without_labels),
         cmocka_unit_test(test_counter_with_labels),
         cmocka_unit_test(test_counter_large_values),
+        cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_gauge_set),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_histogram_with_labels),
