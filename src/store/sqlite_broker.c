@@ -1530,22 +1530,33 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
     return STORE_OK;
 }
 
-void sq_note_queue_clock(sqlite_store *s)
+/* Note where the queue clock is (the steady clock's now) in meta, unless a note further ahead is
+ * there: one an open could not move the messages by, still to be used. SQLite's result. */
+static int note_queue_clock(sqlite3 *db)
 {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->wdb,
-                           "INSERT OR REPLACE INTO meta (name, value) "
-                           "VALUES ('queue_clock_at_stop', ?1)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    int rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO meta (name, value) VALUES ('queue_clock_at_stop', ?1) "
+                                "ON CONFLICT (name) DO UPDATE SET value = CASE WHEN "
+                                "typeof(value) = 'integer' AND value > excluded.value THEN value "
+                                "ELSE excluded.value END",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, clock_steady_ms());
-        sqlite3_step(st);
+        rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+void sq_note_queue_clock(sqlite_store *s)
+{
+    note_queue_clock(s->wdb);
 }
 
 /* Where the queue clock was when the last taskd stopped, into *at (left as it is when none was
- * noted: it did not stop cleanly), taken from the database so that it is read once; -1 when it
- * cannot be read, else 0. */
+ * noted: it did not stop cleanly), taken from the database, in the move's transaction, so that it
+ * counts for one move; -1 when it cannot be read, else 0. */
 static int take_queue_clock_at_stop(sqlite_store *s, int64_t *at)
 {
     sqlite3_stmt *st = NULL;
@@ -1604,9 +1615,9 @@ static bool queue_clock_at_newest_send(sqlite_store *s, const config *c, int64_t
     return rc == SQLITE_DONE;
 }
 
-int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
+/* sq_messages_follow_clock_back()'s work, in the transaction it opened. */
+static int64_t follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
 {
-    *back_ms = 0;
     /* Where the queue clock was when the last taskd stopped, as it noted then: a wall clock
      * stepped back while that taskd ran left its deadlines on the clock it started with and
      * its sends on the clock stepped back, and nothing in the messages tells. Without it (a
@@ -1643,6 +1654,27 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
         return -1;
     *back_ms = last - now;
     return sqlite3_changes64(s->wdb);
+}
+
+int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms, char *err,
+                                      size_t errlen)
+{
+    *back_ms = 0;
+    /* One transaction, so that the note is taken only with the move made: taken alone, a move
+     * that then failed lost it, and the next open no longer told the step */
+    int64_t moved = -1;
+    if (sqlite3_exec(s->wdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+        moved = follow_clock_back(s, c, back_ms);
+        if (moved >= 0 && sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+            moved = -1;
+    }
+    if (moved < 0) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(s->wdb));
+        if (!sqlite3_get_autocommit(s->wdb)) /* SQLite may have rolled it back itself */
+            sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
+        *back_ms = 0;
+    }
+    return moved;
 }
 
 int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms)

@@ -2110,10 +2110,10 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
                 sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    int64_t back_ms, moved = sq_messages_follow_clock_back(s, o->config, &back_ms);
+    char why[256];
+    int64_t back_ms, moved = sq_messages_follow_clock_back(s, o->config, &back_ms, why, sizeof why);
     if (moved < 0) {
-        log_warn("cannot check the queues for a clock gone back", "error", sqlite3_errmsg(s->wdb),
-                 NULL);
+        log_warn("cannot check the queues for a clock gone back", "error", why, NULL);
     } else if (moved > 0) { /* they would live, and some stay hidden, as long as it went back */
         char count[24], step[24];
         snprintf(count, sizeof count, "%lld", (long long)moved);

@@ -1604,11 +1604,10 @@ static void test_depths_follow_every_move_and_reopen(void **state)
 
 /* ---- at open: messages hidden past any timeout ---- */
 
-/* Close the test's database and open it again as taskd does, with configuration c: the warnings
- * the open logged go to *log (freed by the caller). */
-static void reopen_configured(fx *f, const config *c, char **log)
+/* Open the test's database (closed) as taskd does, with configuration c: the warnings the open
+ * logged go to *log (freed by the caller). */
+static void open_configured(fx *f, const config *c, char **log)
 {
-    store_close(f->s);
     store_sqlite_options o = {
         .path = f->path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000, .config = c};
     char err[256] = "";
@@ -1622,6 +1621,13 @@ static void reopen_configured(fx *f, const config *c, char **log)
         print_error("store_sqlite_open(%s): %s\nlogged: %s\n", f->path, err, *log);
     assert_non_null(f->s);
     f->b = broker_of(f->s);
+}
+
+/* Close the test's database and open it again, as open_configured(). */
+static void reopen_configured(fx *f, const config *c, char **log)
+{
+    store_close(f->s);
+    open_configured(f, c, log);
 }
 
 /* A configuration of one queue, q, and one handler on it of the given timeout (config_free()). */
@@ -1899,6 +1905,78 @@ static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **st
     assert_true(t[0] <= wall_ms());
     assert_true(ahead[0] - t[0] > 3590 * 1000);
     assert_int_equal(ahead[2] - t[2], ahead[0] - t[0]);
+}
+
+/* Where the note of the queue clock in meta says it was, or INT64_MIN when there is none. */
+static int64_t noted_queue_clock(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT value FROM meta WHERE name = 'queue_clock_at_stop'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    int64_t at = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MIN;
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return at;
+}
+
+/*
+ * The last stop's note of its queue clock, an hour ahead (the wall clock went back while it ran),
+ * is taken with the move it tells, in one transaction: an open whose move is refused warns and
+ * keeps it, the stop after that keeps it over its own nearer note, and the next open moves the
+ * messages back by it. Taken in a statement of its own before the move, it was lost with the
+ * failed move, and the next open found nothing ahead.
+ */
+static void test_a_move_that_fails_keeps_the_note_of_the_queue_clock(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    config c;
+    config_of_queue(&c, &q, 30);
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    int64_t before[3], t[3];
+    message_times(before);
+    store_close(f->s);
+    int64_t ahead = clock_steady_ms() + 3600 * 1000;
+    char note[24];
+    snprintf(note, sizeof note, "%lld", (long long)ahead);
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "INSERT OR REPLACE INTO meta (name, value) "
+                                      "VALUES ('queue_clock_at_stop', CAST(?1 AS INTEGER))",
+                                      note),
+                     1);
+    test_sqlite_exec(db_path,
+                     "CREATE TRIGGER no_move BEFORE UPDATE OF expires_ms ON messages BEGIN "
+                     "SELECT RAISE(ABORT, 'refused to move a message back'); END",
+                     NULL);
+
+    /* the move refused: the times stay, and so does the note */
+    char *log = NULL;
+    open_configured(f, &c, &log);
+    expect_clock_unchecked(log, "refused to move a message back");
+    message_times(t);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(t[i], before[i]);
+    assert_int_equal(noted_queue_clock(), ahead);
+
+    /* the trigger gone, the next open (after a stop) moves the deadlines back by the note */
+    test_sqlite_exec(db_path, "DROP TRIGGER no_move", NULL);
+    reopen_configured(f, &c, &log);
+    if (!strstr(log, "the wall clock went back") || strstr(log, "cannot check"))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "the wall clock went back"));
+    assert_null(strstr(log, "cannot check"));
+    free(log);
+    config_free(&c);
+    message_times(t);
+    assert_int_equal(t[0], before[0]); /* a send not ahead of the wall clock stays */
+    int64_t back = before[2] - t[2];
+    assert_true(back > 3590 * 1000 && back <= 3600 * 1000);
+    assert_int_equal(before[1] - t[1], back);
+    assert_int_equal(noted_queue_clock(), INT64_MIN); /* taken with the move */
 }
 
 static void test_retention_expires_messages(void **state)
@@ -5397,6 +5475,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
