@@ -80,6 +80,26 @@ static void note_clock_step(int64_t *skew_ms)
              "step_ms", by, NULL);
 }
 
+/*
+ * While the wall clock is behind the steady one by a second or more (stepped back since taskd
+ * started), have the store note where the queue clock is, at every sweep: the sends made since
+ * follow the wall clock, and after a crash nothing else would tell the next open that the
+ * queues' deadlines are ahead (a clean stop notes it itself). A note a sweep old moves them back
+ * by the step less up to a sweep interval, never further. A failure is logged once, until a note is
+ * made again (*failing).
+ */
+static void note_queue_clock(pipeline *p, bool *failing)
+{
+    if (clock_steady_skew_ms() > -CLOCK_STEP_MS)
+        return;
+    store_rc rc = broker_note_queue_clock(p->broker);
+    if (rc != STORE_OK && !*failing)
+        log_warn("cannot note the queue clock ahead of the wall clock; after a crash the restart "
+                 "may keep the queues' deadlines ahead by the step",
+                 "error", store_rc_name(rc), NULL);
+    *failing = rc != STORE_OK;
+}
+
 /* Fail the tasks whose client claims' leases ended (store_end_expired_claims()), in steps of
  * CLAIMS_STEP, each task a write of its own. */
 static void end_expired_claims(pipeline *p)
@@ -98,15 +118,18 @@ static void end_expired_claims(pipeline *p)
 /*
  * The first sweep waits an interval: start-up belongs to recovering work, not to cleanup. A
  * sweep is a write transaction; reads tell first whether there is anything to sweep, so an idle
- * taskd writes nothing. A sweep is made of bounded steps, each a write of its own, so other
- * writes go between them however much is due.
+ * taskd writes nothing (but the queue clock's note while the wall clock is behind it). A sweep is
+ * made of bounded steps, each a write of its own, so other writes go between them however much is
+ * due.
  */
 static void *sweeper_main(void *arg)
 {
     pipeline *p = arg;
     int64_t skew_ms = clock_steady_skew_ms();
+    bool note_failing = false;
     while (sweeper_sleep(p)) {
         note_clock_step(&skew_ms);
+        note_queue_clock(p, &note_failing);
         end_expired_claims(p);
         bool due = true;
         if (broker_sweep_due(p->broker, p->config, &due) == STORE_OK && !due)

@@ -290,6 +290,13 @@ store_rc broker_sweep(broker *b, const config *c, int64_t *removed, bool *more);
  * no task is past its ttl, no message past its retention and no change record trimmable.
  */
 store_rc broker_sweep_due(broker *b, const config *c, bool *due);
+/*
+ * Note where the queue clock (the steady clock) is now, as one write, for the next open after a
+ * crash: while the wall clock is behind it, the messages sent tell nothing of it (their sends
+ * follow the wall clock), and a crash leaves no note of a stop. A note further ahead already kept
+ * (one an open could not move the messages by) stays.
+ */
+store_rc broker_note_queue_clock(broker *b);
 
 /*
  * Sleep until a commit appends change records (changes) or makes messages

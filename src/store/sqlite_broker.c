@@ -1554,9 +1554,21 @@ void sq_note_queue_clock(sqlite_store *s)
     note_queue_clock(s->wdb);
 }
 
-/* Where the queue clock was when the last taskd stopped, into *at (left as it is when none was
- * noted: it did not stop cleanly), taken from the database, in the move's transaction, so that it
- * counts for one move; -1 when it cannot be read, else 0. */
+static store_rc apply_note_queue_clock(sqlite_store *s, void *arg)
+{
+    (void)arg;
+    return sq_rc_of(note_queue_clock(s->wdb));
+}
+
+store_rc broker_note_queue_clock(broker *b)
+{
+    /* durable: it is for a crash, a machine's too */
+    return run_write(b, apply_note_queue_clock, NULL, false);
+}
+
+/* Where the queue clock was when the last taskd stopped (or last noted it, before a crash), into
+ * *at (left as it is when none was noted), taken from the database, in the move's transaction, so
+ * that it counts for one move; -1 when it cannot be read, else 0. */
 static int take_queue_clock_at_stop(sqlite_store *s, int64_t *at)
 {
     sqlite3_stmt *st = NULL;
@@ -1618,11 +1630,14 @@ static bool queue_clock_at_newest_send(sqlite_store *s, const config *c, int64_t
 /* sq_messages_follow_clock_back()'s work, in the transaction it opened. */
 static int64_t follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
 {
-    /* Where the queue clock was when the last taskd stopped, as it noted then: a wall clock
-     * stepped back while that taskd ran left its deadlines on the clock it started with and
-     * its sends on the clock stepped back, and nothing in the messages tells. Without it (a
-     * crash), the newest send tells a clock gone back while taskd was down; read always, since
-     * a move that failed at the last open is still to be made. Taken by the further */
+    /* Where the queue clock was when the last taskd stopped, as it noted then, or, after a
+     * crash, at its last sweep while its wall clock was behind it: a wall clock stepped back
+     * while that taskd ran left its deadlines on the clock it started with and its sends on the
+     * clock stepped back, and nothing in the messages tells. A note from a sweep is older than
+     * the crash: it moves the messages back less far than their clock went, never further. Without
+     * one (a crash with the wall clock not behind), the newest send tells a clock gone back while
+     * taskd was down; read always, since a move that failed at the last open is still to be
+     * made. Taken by the further */
     int64_t at_stop = INT64_MIN, last = INT64_MIN;
     if (take_queue_clock_at_stop(s, &at_stop) < 0 || !queue_clock_at_newest_send(s, c, &last))
         return -1;

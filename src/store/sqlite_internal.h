@@ -251,13 +251,13 @@ store_rc sq_depths_load(sqlite_store *s);
  * the next open reads the messages instead. */
 void sq_note_queue_clock(sqlite_store *s);
 /* At open, before the counting: when the queue clock was a second or more ahead of now where the
- * last taskd stopped (noted by sq_note_queue_clock(), taken from meta with the move, in one
- * transaction), or at the newest send, by both the send's wall-clock time and its expiry less
- * its queue's retention in c (c NULL: the messages do not tell), the clock went back since, by
- * the further at least; every message's visibility and expiry, and its send when ahead of the
- * wall clock now, move back as far (*back_ms), so that the queues' deadlines keep their lengths
- * on the clock taskd reads now. The count moved, or -1 when it cannot be done (SQLite's reason
- * in err; the note is kept). */
+ * last taskd stopped (noted by sq_note_queue_clock(), or before a crash by
+ * broker_note_queue_clock(); taken from meta with the move, in one transaction), or at the newest
+ * send, by both the send's wall-clock time and its expiry less its queue's retention in c (c NULL:
+ * the messages do not tell), the clock went back since, by the further at least; every message's
+ * visibility and expiry, and its send when ahead of the wall clock now, move back as far
+ * (*back_ms), so that the queues' deadlines keep their lengths on the clock taskd reads now. The
+ * count moved, or -1 when it cannot be done (SQLite's reason in err; the note is kept). */
 int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms, char *err,
                                       size_t errlen);
 /* At open, before the counting: make visible the messages hidden more than max_hide_ms ahead of

@@ -9,6 +9,8 @@ still lists a new task first.
 """
 
 import os
+import signal
+import sqlite3
 import sys
 import time
 import unittest
@@ -244,6 +246,80 @@ class ClockStep(ServersTestCase):
         self.assertEqual(int(moved[0]["step_ms"]), expires2 - expires)
         # the stop's note told it: the clock went back before the newest send, not since
         self.assertNotIn("newest message was sent", moved[0]["message"])
+
+    def noted_queue_clock(self):
+        """The note of where taskd's queue clock was (meta's queue_clock_at_stop), or None."""
+        rows = db_query(self.db, "SELECT value FROM meta WHERE name = 'queue_clock_at_stop'")
+        return rows[0][0] if rows else None
+
+    def swept(self, s):
+        """Returns once a sweep has run that began after this call: a task finished with a ttl of
+        1 s is deleted by a sweep at least a second later."""
+        marker = s.create("TASK1", ttl=1)  # no queue takes it: no message
+        self.assertEqual(s.patch("/tasks/" + marker, {"status": "FAILED"}).status, 204)
+        wait_until(lambda: s.get("/tasks/" + marker).status == 404, 10,
+                   what="a sweep to delete the finished task")
+
+    def test_crash_after_a_step_back_while_running_keeps_messages_their_lengths(self):
+        # as the test before, but taskd killed with SIGKILL where it stopped: no stop noted where
+        # the queue clock was, nothing in the messages told, and the restart kept the message
+        # its retention and the hour and ended its delay at once. While the wall clock is behind
+        # the queue clock, every sweep now notes it, and the restart moves by that note: a sweep
+        # old at most, the message keeps at most that and the time taskd was down more
+        s = self.start(dict(self.QUEUE, sweep_interval=1, retention_grace=0), {})
+        self.step(-HOUR)
+        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
+        self.swept(s)  # after the send
+        self.assertEqual(s.kill(), -signal.SIGKILL)
+        sent, visible, expires = self.message_times()
+        self.assertLess(sent, (time.time() - HOUR) * 1000 + 1000)  # by the clock put back
+        self.assertGreater(expires - sent, 600_000 + HOUR * 1000 - 60_000)  # by the one before
+        s = self.start(self.QUEUE, {}, shift=-HOUR)
+        delayed = queue_table(s)["q"]["delayed"]
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        sent2, visible2, expires2 = self.message_times()
+        self.assertEqual(delayed, 1, "the message no longer delayed\n" + s.stderr_text()[-2000:])
+        self.assertEqual(sent2, sent)
+        self.assertAlmostEqual(visible2 - sent2, 30_000, delta=3000)
+        self.assertAlmostEqual(expires2 - sent2, 600_000, delta=3000,
+                               msg="the message kept its retention and %d ms"
+                               % (expires2 - sent2 - 600_000))
+        moved = [o for o in s.log_json() if o.get("message", "").startswith("the wall clock went back")]
+        self.assertEqual(len(moved), 1, s.stderr_text()[-2000:])
+        self.assertEqual(int(moved[0]["step_ms"]), expires2 - expires)
+
+    def test_a_note_of_the_queue_clock_that_fails_is_logged_once(self):
+        # the sweeps' notes of the queue clock refused (triggers on meta): the first failure is
+        # logged, and the sweeps after it, failing alike, log nothing more until a note is made
+        # again; then the next failure is logged once more
+        s = self.start(dict(self.QUEUE, sweep_interval=1, retention_grace=0), {})
+        conn = sqlite3.connect(self.db, isolation_level=None, timeout=10)
+        self.addCleanup(conn.close)
+        refuse = ("CREATE TRIGGER no_note_{0} BEFORE {0} ON meta "
+                  "WHEN NEW.name = 'queue_clock_at_stop' BEGIN "
+                  "SELECT RAISE(ABORT, 'refused to note the queue clock'); END")
+
+        def failures():
+            return [o for o in s.log_json()
+                    if o.get("message", "").startswith("cannot note the queue clock")]
+
+        for event in ("INSERT", "UPDATE"):
+            conn.execute(refuse.format(event))
+        self.step(-HOUR)
+        wait_until(lambda: failures(), 5, what="the note's failure logged")
+        self.swept(s)
+        self.swept(s)
+        self.assertEqual(len(failures()), 1, s.stderr_text()[-2000:])
+        self.assertIsNone(self.noted_queue_clock())
+        for event in ("INSERT", "UPDATE"):
+            conn.execute("DROP TRIGGER no_note_" + event)
+        wait_until(lambda: self.noted_queue_clock() is not None, 5, what="the queue clock noted")
+        conn.execute(refuse.format("UPDATE"))
+        wait_until(lambda: len(failures()) == 2, 5, what="the note's next failure logged")
+        conn.execute("DROP TRIGGER no_note_UPDATE")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

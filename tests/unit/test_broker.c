@@ -1979,6 +1979,28 @@ static void test_a_move_that_fails_keeps_the_note_of_the_queue_clock(void **stat
     assert_int_equal(noted_queue_clock(), INT64_MIN); /* taken with the move */
 }
 
+/* While taskd runs, broker_note_queue_clock() writes the note of where the queue clock is (the
+ * steady clock's now), through the writer; a note further ahead, kept by an open that could not
+ * move the messages by it, stays. */
+static void test_note_of_the_queue_clock_while_running(void **state)
+{
+    fx *f = *state;
+    int64_t before = clock_steady_ms();
+    assert_int_equal(broker_note_queue_clock(f->b), STORE_OK);
+    int64_t at = noted_queue_clock();
+    assert_true(at >= before && at <= clock_steady_ms());
+
+    char ahead[24];
+    snprintf(ahead, sizeof ahead, "%lld", (long long)(clock_steady_ms() + 3600 * 1000));
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE meta SET value = CAST(?1 AS INTEGER) "
+                                      "WHERE name = 'queue_clock_at_stop'",
+                                      ahead),
+                     1);
+    assert_int_equal(broker_note_queue_clock(f->b), STORE_OK);
+    assert_int_equal(noted_queue_clock(), strtoll(ahead, NULL, 10));
+}
+
 static void test_retention_expires_messages(void **state)
 {
     fx *f = *state;
@@ -5478,6 +5500,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_note_of_the_queue_clock_while_running, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_retention_expires_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_receivers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive, setup, teardown),
