@@ -5,6 +5,9 @@
 
 #include "core/sbuf.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -92,6 +95,33 @@ bool log_enabled(log_level level)
     return level >= threshold;
 }
 
+/* Held while a line is written: a pipe takes a write over PIPE_BUF in parts, and another
+ * thread's line could come between them. */
+static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* Write a whole line to stderr, what a short write left over too: a line cut short would run
+ * into the next. A stderr that takes nothing for a second (a full non-blocking pipe) loses the
+ * rest of the line. */
+static void write_line(const char *p, size_t n)
+{
+    pthread_mutex_lock(&write_mu);
+    while (n > 0) {
+        ssize_t w = write(STDERR_FILENO, p, n);
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        struct pollfd out = {.fd = STDERR_FILENO, .events = POLLOUT};
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && poll(&out, 1, 1000) > 0)
+            continue;
+        break;
+    }
+    pthread_mutex_unlock(&write_mu);
+}
+
 void log_write(log_level level, const char *message, ...)
 {
     if (level < threshold)
@@ -126,9 +156,7 @@ void log_write(log_level level, const char *message, ...)
     va_end(ap);
     sbuf_puts(&b, context);
     sbuf_puts(&b, "}\n");
-    if (!sbuf_failed(&b)) {
-        ssize_t ignored = write(STDERR_FILENO, b.data, b.len);
-        (void)ignored;
-    }
+    if (!sbuf_failed(&b))
+        write_line(b.data, b.len);
     sbuf_free(&b);
 }

@@ -7,11 +7,11 @@
  *
  *     log_info("listening", "address", "127.0.0.1:8080", NULL);
  *
- * A line is written with a single write(2), so lines from several threads
- * never interleave. The level threshold and service name are set once at
- * start-up; besides them each thread may carry context fields that every
- * line it writes repeats (the Lambda runtime sets the invocation's request
- * id this way).
+ * A line is written whole, under a lock, so lines from several threads
+ * never interleave, however long. The level threshold and service name are
+ * set once at start-up; besides them each thread may carry context fields
+ * that every line it writes repeats (the Lambda runtime sets the
+ * invocation's request id this way).
  */
 #ifndef TASKD_LOG_H
 #define TASKD_LOG_H

@@ -117,11 +117,86 @@ static void test_context_is_bounded(void **state)
     free(out);
 }
 
+/* ---- whole lines through a pipe ---- */
+
+enum { WRITERS = 4, LINES_EACH = 12, LONG_VALUE = 100000 };
+
+static void *long_lines(void *arg)
+{
+    char *value = malloc(LONG_VALUE + 1);
+    memset(value, 'a' + (int)(intptr_t)arg, LONG_VALUE);
+    value[LONG_VALUE] = '\0';
+    for (int i = 0; i < LINES_EACH; i++)
+        log_info("long", "value", value, NULL);
+    free(value);
+    return NULL;
+}
+
+/* stderr a pipe read in small bites, as a slow collector reads: lines over PIPE_BUF from
+ * several threads each come whole, one after the other, none cut into another */
+static void test_long_lines_from_threads_stay_whole(void **state)
+{
+    (void)state;
+    log_setup(LOG_INFO, "svc");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    close(fds[1]);
+    pthread_t th[WRITERS];
+    for (int i = 0; i < WRITERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, long_lines, (void *)(intptr_t)i), 0);
+
+    size_t cap = (size_t)WRITERS * LINES_EACH * (LONG_VALUE + 256), len = 0;
+    char *all = malloc(cap);
+    assert_non_null(all);
+    bool joined = false;
+    for (;;) {
+        char bite[4096];
+        ssize_t n = read(fds[0], bite, sizeof bite);
+        if (n <= 0)
+            break;
+        assert_true(len + (size_t)n <= cap);
+        memcpy(all + len, bite, (size_t)n);
+        len += (size_t)n;
+        if (!joined && len >= (size_t)WRITERS * LINES_EACH * LONG_VALUE) {
+            for (int i = 0; i < WRITERS; i++)
+                pthread_join(th[i], NULL);
+            joined = true;
+            dup2(saved, STDERR_FILENO); /* the pipe's last writer gone: read to its end */
+            close(saved);
+        }
+    }
+    close(fds[0]);
+    assert_true(joined);
+
+    int lines = 0;
+    for (char *p = all, *end; p < all + len; p = end + 1) {
+        end = memchr(p, '\n', (size_t)(all + len - p));
+        assert_non_null(end);
+        json_error_t e;
+        json_t *j = json_loadb(p, (size_t)(end - p), 0, &e);
+        if (!j)
+            fail_msg("line %d is not one JSON object (%s): lines were cut into each other", lines,
+                     e.text);
+        const char *v = json_string_value(json_object_get(j, "value"));
+        assert_non_null(v);
+        assert_int_equal(strlen(v), LONG_VALUE);
+        assert_int_equal(strspn(v, (char[]){v[0], '\0'}), LONG_VALUE);
+        json_decref(j);
+        lines++;
+    }
+    assert_int_equal(lines, WRITERS * LINES_EACH);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields_and_context),
         cmocka_unit_test(test_context_is_bounded),
+        cmocka_unit_test(test_long_lines_from_threads_stay_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
