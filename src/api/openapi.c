@@ -854,7 +854,9 @@ static const char document[] =
 
 /* Served only by a process with the local pipeline and trace store (taskd). */
 static const char *const local_paths[] = {
-    "/", "/tasks/{task_id}/trace", "/queues", "/queues/{name}/redrive", "/metrics", "/events"};
+    "/",       "/dashboard/{name}",      "/tasks/{task_id}/trace",
+    "/queues", "/queues/{name}/redrive", "/metrics",
+    "/events"};
 static const char *const local_schemas[] = {"TaskTrace", "Span", "QueueList", "Queue", "Redrive"};
 
 /* j[a][b] */

@@ -943,7 +943,8 @@ static void test_access_policy(void **state)
     auth_free(&p);
 }
 
-/* Without a pipeline, its routes are neither served nor documented. */
+/* Without a pipeline, its routes are neither served nor documented, and what is documented is
+ * served. */
 static void test_no_pipeline_routes(void **state)
 {
     fixture *f = *state;
@@ -957,6 +958,38 @@ static void test_no_pipeline_routes(void **state)
     assert_non_null(json_object_get(paths, "/tasks"));
     assert_null(json_object_get(paths, "/queues"));
     assert_null(json_object_get(paths, "/metrics"));
+    /* every operation documented is served: none is a route's 405 or no route's 404 */
+    const char *path;
+    json_t *item;
+    json_object_foreach(paths, path, item)
+    {
+        char url[128];
+        size_t n = 0;
+        for (const char *p = path; *p && n < sizeof url - 40; p++) {
+            if (*p != '{') {
+                url[n++] = *p;
+                continue;
+            }
+            /* a task that does not exist; a name that is not a file's or a queue's */
+            bool is_task = strncmp(p, "{task_id}", 9) == 0;
+            n += (size_t)snprintf(url + n, sizeof url - n, "%s",
+                                  is_task ? "0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f" : "x");
+            p = strchr(p, '}');
+        }
+        url[n] = '\0';
+        static const char *const methods[][2] = {
+            {"get", "GET"}, {"post", "POST"}, {"patch", "PATCH"}};
+        for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+            if (!json_object_get(item, methods[i][0]))
+                continue;
+            api_response op = call(f, methods[i][1], url, NULL, NULL);
+            if (op.status == 405 ||
+                (op.status == 404 && op.body && strstr(op.body, "\"Not Found\"")))
+                fail_msg("%s %s (documented as %s): %d %.*s", methods[i][1], url, path, op.status,
+                         (int)op.body_len, op.body ? op.body : "");
+            api_response_free(&op);
+        }
+    }
     json_decref(doc);
     api_response_free(&r);
 }
