@@ -4,11 +4,12 @@
  * Everything is read through the caller's getenv callback and every problem short of an
  * unusable endpoint becomes a warning string in the result, so the whole module is a pure
  * function of its inputs. Lists ("k=v,k=v") are parsed by one splitter shared by the headers
- * and the resource attributes; they differ only in what an error costs (one entry vs the
- * whole variable).
+ * and the resource attributes; they differ in what an error costs (one entry vs the whole
+ * variable), and in that the resource's strings, which go into protobuf strings, are made UTF-8.
  */
 #include "otel_env.h"
 
+#include "core/sbuf.h"
 #include "core/urlcode.h"
 #include "util/errbuf.h"
 
@@ -108,6 +109,17 @@ char *otel_percent_decode(const char *s, size_t len)
     return out;
 }
 
+/* Replace *s by its copy as well-formed UTF-8 (utf8_dup); false when out of memory. */
+static bool to_utf8(char **s)
+{
+    char *clean = utf8_dup(*s);
+    if (!clean)
+        return false;
+    free(*s);
+    *s = clean;
+    return true;
+}
+
 /* ---- key/value lists ---- */
 
 typedef struct kv_list {
@@ -183,9 +195,11 @@ typedef const char *(*entry_check_fn)(const char *key, const char *value);
 /*
  * Parse "k=v,k=v" into l. Each bad entry is reported through warn with the variable's name;
  * with strict set the first bad entry ends the parse with ENTRY_BAD (the caller discards l).
+ * With utf8 set, each decoded key and value is made well-formed UTF-8 before it is put (so keys
+ * that differ only in such bytes are one key).
  */
 static entry_status parse_list(otel_config *c, const char *var, const char *text, bool strict,
-                               entry_check_fn check, kv_list *l)
+                               bool utf8, entry_check_fn check, kv_list *l)
 {
     const char *p = text;
     for (int index = 1;; index++) {
@@ -210,8 +224,11 @@ static entry_status parse_list(otel_config *c, const char *var, const char *text
                     decode_status ds = decode(ks, klen, &k);
                     if (ds == DECODE_OK)
                         ds = decode(vs, vlen, &v);
+                    if (ds == DECODE_OK && utf8 && (!to_utf8(&k) || !to_utf8(&v)))
+                        ds = DECODE_NOMEM;
                     if (ds == DECODE_NOMEM) {
                         free(k);
+                        free(v);
                         return ENTRY_NOMEM;
                     }
                     if (ds == DECODE_BAD) {
@@ -377,12 +394,12 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
     }
     if ((v = env2(get, ctx, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS",
                   &which))) {
-        if (parse_list(c, which, v, false, check_header, &headers) == ENTRY_NOMEM)
+        if (parse_list(c, which, v, false, false, check_header, &headers) == ENTRY_NOMEM)
             goto nomem;
     }
 
     if ((v = env(get, ctx, "OTEL_RESOURCE_ATTRIBUTES"))) {
-        entry_status st = parse_list(c, "OTEL_RESOURCE_ATTRIBUTES", v, true, NULL, &attrs);
+        entry_status st = parse_list(c, "OTEL_RESOURCE_ATTRIBUTES", v, true, true, NULL, &attrs);
         if (st == ENTRY_NOMEM)
             goto nomem;
         if (st == ENTRY_BAD)
@@ -392,7 +409,7 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
     c->service_version = kv_take(&attrs, "service.version");
     if ((v = env(get, ctx, "OTEL_SERVICE_NAME"))) {
         free(attr_service);
-        c->service_name = strdup(v);
+        c->service_name = utf8_dup(v);
     } else if (attr_service) {
         c->service_name = attr_service;
     } else {

@@ -24,10 +24,14 @@
  *   "gzip" (bodies gzip-compressed, sent with Content-Encoding: gzip) or "none" (default);
  *   anything else is warned about and bodies go uncompressed.
  * - OTEL_RESOURCE_ATTRIBUTES: "k=v,k=v", trimmed and percent-decoded; on any error the whole
- *   variable is discarded with a warning. A repeated key keeps its last value.
- * - service.name: OTEL_SERVICE_NAME, else service.name from OTEL_RESOURCE_ATTRIBUTES, else the
- *   caller's default. service.version from OTEL_RESOURCE_ATTRIBUTES beats the caller's version.
- *   Both are taken out of the attribute list (the encoders write them from their own fields).
+ *   variable is discarded with a warning. A repeated key keeps its last value. A decoded key or
+ *   value that is not UTF-8 (team=%E9quipe) has each byte that starts no UTF-8 character made
+ *   U+FFFD, as span strings are: a protobuf string must be UTF-8, and a collector refuses the
+ *   whole request for one that is not.
+ * - service.name: OTEL_SERVICE_NAME (made UTF-8 the same way), else service.name from
+ *   OTEL_RESOURCE_ATTRIBUTES, else the caller's default. service.version from
+ *   OTEL_RESOURCE_ATTRIBUTES beats the caller's version. Both are taken out of the attribute
+ *   list (the encoders write them from their own fields).
  *
  * Warnings are collected in the result, not logged, so the function stays pure; the tracer
  * logs them.

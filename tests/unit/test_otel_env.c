@@ -4,7 +4,8 @@
  * empty path made "/", signal-specific over generic, bad schemes refused), headers (trimmed,
  * percent-decoded, bad entries skipped with a warning), protocol (grpc and unknown values fall
  * back to http/protobuf with a warning), timeout, compression, OTEL_RESOURCE_ATTRIBUTES
- * (decoded, discarded whole on any error), service.name precedence, service.version, and
+ * (decoded, discarded whole on any error, made UTF-8 as a protobuf string must be),
+ * service.name precedence (OTEL_SERVICE_NAME made UTF-8 too), service.version, and
  * OTEL_SDK_DISABLED; then the percent decoder on its own.
  */
 #include <stdarg.h>
@@ -212,6 +213,21 @@ static const env_case cases[] = {
     {.what = "repeated attribute keeps the last value",
      .env = {"OTEL_RESOURCE_ATTRIBUTES=a=1,a=2"},
      .attrs = "a=2"},
+    /* A protobuf string must be UTF-8: a byte that starts no UTF-8 character is U+FFFD. */
+    {.what = "resource attributes made UTF-8",
+     .env = {"OTEL_RESOURCE_ATTRIBUTES=team=%E9quipe,caf%C3%A9=ok,k%FF=%C3,s=%80x%C3%A9"},
+     .attrs = "team=\xef\xbf\xbdquipe;caf\xc3\xa9=ok;k\xef\xbf\xbd=\xef\xbf\xbd;"
+              "s=\xef\xbf\xbdx\xc3\xa9"},
+    {.what = "keys that differ only in bytes that are not UTF-8 are one key",
+     .env = {"OTEL_RESOURCE_ATTRIBUTES=a%E9=1,a%E8=2"},
+     .attrs = "a\xef\xbf\xbd=2"},
+    {.what = "service.name and service.version from the attributes made UTF-8",
+     .env = {"OTEL_RESOURCE_ATTRIBUTES=service.name=t%E2%82st,service.version=1.%FF"},
+     .service = "t\xef\xbf\xbd\xef\xbf\xbdst",
+     .version = "1.\xef\xbf\xbd"},
+    {.what = "OTEL_SERVICE_NAME made UTF-8",
+     .env = {"OTEL_SERVICE_NAME=caf\xe9-\xc3\xa9"},
+     .service = "caf\xef\xbf\xbd-\xc3\xa9"},
 
     /* disabled */
     {.what = "disabled", .env = {"OTEL_SDK_DISABLED=true"}, .disabled = true},

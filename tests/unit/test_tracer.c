@@ -3,7 +3,8 @@
  * overwrite, off when capacity is 0) and the exporters against receivers run inside the test —
  * an HTTP server (support/http_stub) that records each request and answers from a script of
  * statuses (or never answers), and a UDP socket standing in for the X-Ray daemon.
- * Covered: OTLP JSON and protobuf bodies with their Content-Type and configured headers, gzip
+ * Covered: OTLP JSON and protobuf bodies with their Content-Type and configured headers (a
+ * resource from the environment that is not UTF-8 made so in the protobuf body), gzip
  * bodies (Content-Encoding, decompressing to the spans; the traces variable over the generic), only
  * sampled spans exported, a batch flushed early at 512 spans, bodies of 10^6 bytes split, a batch
  * a collector answers 413 split until it fits (a span too large alone dropped; the bound learned
@@ -29,6 +30,8 @@
 #include "support/http_stub.h"
 #include "support/stderr_capture.h"
 #include "support/trace_env.h"
+
+#include "trace.pb-c.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -568,6 +571,82 @@ static void test_otlp_protobuf(void **state)
         span_clear(&s);
     }
     http_stub_stop(r);
+}
+
+typedef Opentelemetry__Proto__Trace__V1__KeyValue pb_kv;
+
+/* Fail unless s (a string field of the request named what) is well-formed UTF-8. */
+static void assert_utf8(const char *what, const char *s)
+{
+    if (s && !utf8_valid(s, strlen(s)))
+        fail_msg("%s is not UTF-8: \"%s\"", what, s);
+}
+
+/* Check the keys and string values of n attributes, and return the string value of key. */
+static const char *check_kvs(pb_kv **kvs, size_t n, const char *key)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        assert_utf8("an attribute key", kvs[i]->key);
+        const char *v =
+            kvs[i]->value && kvs[i]->value->value_case ==
+                                 OPENTELEMETRY__PROTO__TRACE__V1__ANY_VALUE__VALUE_STRING_VALUE
+                ? kvs[i]->value->string_value
+                : NULL;
+        assert_utf8(kvs[i]->key, v);
+        if (key && strcmp(kvs[i]->key, key) == 0)
+            found = v;
+    }
+    return found;
+}
+
+/* The resource's strings come from the environment, where nothing makes them UTF-8: a byte
+ * OTEL_RESOURCE_ATTRIBUTES decodes to alone (%E9), or one in OTEL_SERVICE_NAME, is U+FFFD in
+ * the request as in a span's strings, since a collector refuses a request with a protobuf
+ * string that is not UTF-8, and with it every span. */
+static void test_otlp_protobuf_resource_is_utf8(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_SERVICE_NAME", "caf\xe9", 1);
+    setenv("OTEL_RESOURCE_ATTRIBUTES", "team=%E9quipe,r%E9gion=eu,service.version=%FFv1", 1);
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    tracer_free(t); /* flushes */
+
+    assert_int_equal(http_stub_count(r), 1);
+    const http_stub_request *q = http_stub_request_at(r, 0);
+    Opentelemetry__Proto__Trace__V1__ExportTraceServiceRequest *req =
+        opentelemetry__proto__trace__v1__export_trace_service_request__unpack(
+            NULL, q->body_len, (const uint8_t *)q->body);
+    assert_non_null(req);
+    assert_int_equal(req->n_resource_spans, 1);
+    Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[0];
+    pb_kv **kvs = rs->resource->attributes;
+    size_t n = rs->resource->n_attributes;
+    assert_int_equal(n, 4);
+    assert_string_equal(check_kvs(kvs, n, "service.name"), "caf\xef\xbf\xbd");
+    assert_string_equal(check_kvs(kvs, n, "service.version"), "\xef\xbf\xbdv1");
+    assert_string_equal(check_kvs(kvs, n, "team"), "\xef\xbf\xbdquipe");
+    assert_string_equal(check_kvs(kvs, n, "r\xef\xbf\xbdgion"), "eu");
+    /* and every other string of the request */
+    for (size_t i = 0; i < rs->n_scope_spans; i++) {
+        Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[i];
+        assert_utf8("the scope's name", ss->scope->name);
+        assert_utf8("the scope's version", ss->scope->version);
+        for (size_t j = 0; j < ss->n_spans; j++) {
+            Opentelemetry__Proto__Trace__V1__Span *sp = ss->spans[j];
+            assert_utf8("a span's name", sp->name);
+            assert_utf8("a span's trace_state", sp->trace_state);
+            assert_utf8("a span's status message", sp->status ? sp->status->message : NULL);
+            check_kvs(sp->attributes, sp->n_attributes, NULL);
+        }
+    }
+    opentelemetry__proto__trace__v1__export_trace_service_request__free_unpacked(req, NULL);
+    http_stub_stop(r);
+    test_trace_env_clear();
 }
 
 /* The gunzipped body (NUL-terminated, *len bytes), or NULL when it is not one gzip member. */
@@ -1676,6 +1755,7 @@ int main(void)
         cmocka_unit_test(test_span_move_and_copy_take_the_counted_entries),
         cmocka_unit_test(test_take_moves),
         cmocka_unit_test(test_otlp_protobuf),
+        cmocka_unit_test(test_otlp_protobuf_resource_is_utf8),
         cmocka_unit_test(test_otlp_gzip_json),
         cmocka_unit_test(test_otlp_gzip_protobuf_and_precedence),
         cmocka_unit_test(test_batch_of_512_goes_early),
