@@ -41,7 +41,9 @@ What must hold:
                  except for logs and xray actions)
   api            ANY / and ANY /{proxy+} as AWS_PROXY to the api function, API Gateway
                  tracing on (serverless-state.json: osls applies it after the deploy), an
-                 Output with the API URL
+                 Output with the API URL; the api function's Timeout at most 25 s, so that
+                 its answer at the deadline (503 when DynamoDB does not answer) comes before
+                 API Gateway's own 29 s, which a cold start's init counts toward
   sweep          one `sweep` function (TABLE_NAME = the table) that an enabled AWS::Events::Rule
                  runs at a rate of at most 5 minutes, with the permission to invoke it, and a
                  Timeout of at least 15 s (it starts no step in its last 5); its
@@ -77,6 +79,11 @@ CLAIMS_INDEX = "claims_by_expiry"
 SWEEP_RATE_MAX_S = 300
 # The sweep takes no step in an invocation's last 5 s (sweep_role.c): room for a few steps more
 SWEEP_TIMEOUT_MIN_S = 15
+# API Gateway's REST integration gives up after 29 s, counted from its call, so a cold start's
+# init counts too; the api function answers 503 at its deadline (less at most 0.5 s, bootstrap.c),
+# which reaches the client only if that deadline comes well before API Gateway's
+API_GATEWAY_TIMEOUT_S = 29
+API_TIMEOUT_MAX_S = 25
 WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
 VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the worker's Timeout
 
@@ -870,6 +877,12 @@ class Checker:
             self.fail("api %s: no ANY / method proxied (AWS_PROXY) to the api function", rest)
         if not proxy:
             self.fail("api %s: no ANY /{proxy+} method proxied (AWS_PROXY) to the api function", rest)
+        for fn in sorted(api_fns):
+            timeout = as_int(self.props(fn).get("Timeout", 6))
+            if not isinstance(timeout, int) or timeout > API_TIMEOUT_MAX_S:
+                self.fail("function %s: Timeout %s; API Gateway gives up after %d s, cold start included, "
+                          "so the api function's 503 at its deadline would reach the client as API "
+                          "Gateway's 504: at most %d", fn, timeout, API_GATEWAY_TIMEOUT_S, API_TIMEOUT_MAX_S)
         tracing = ((self.state.get("service") or {}).get("provider") or {}).get("tracing") or {}
         if tracing.get("apiGateway") is not True:
             self.fail("api %s: API Gateway tracing is off (serverless-state.json provider.tracing.apiGateway %s)",

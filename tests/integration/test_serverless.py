@@ -174,6 +174,8 @@ class Template(unittest.TestCase):
 
     def test_api_and_outputs(self):
         self.assertTrue(self.state["service"]["provider"]["tracing"]["apiGateway"])
+        # its 503 at the deadline comes well before API Gateway's 29 s
+        self.assertLessEqual(self.res["ApiLambdaFunction"]["Properties"]["Timeout"], 25)
         self.assertIn("ServiceEndpoint", self.t["Outputs"])
         self.assertIn("execute-api", json.dumps(self.t["Outputs"]["ApiUrl"]))
 
@@ -501,6 +503,13 @@ class Checker(unittest.TestCase):
         def spoil_state(st):
             st["service"]["provider"]["tracing"]["apiGateway"] = False
         self.rejected(None, "API Gateway tracing is off", spoil_state=spoil_state)
+
+    def test_api_timeout(self):
+        """API Gateway gives up after 29 s from its call, a cold start included: the api function's
+        answer at its deadline must come before that, or the client reads API Gateway's 504."""
+        def spoil(r, t):
+            r["ApiLambdaFunction"]["Properties"]["Timeout"] = 29
+        self.rejected(spoil, "function ApiLambdaFunction: Timeout 29; API Gateway gives up after 29 s")
 
     def test_api_url_output(self):
         def spoil(r, t):
