@@ -30,7 +30,8 @@ What must hold:
                  function skips by itself a record it cannot read), an SQS queue of the
                  template as DestinationConfig OnFailure (what the stream drops unpublished
                  after 24 h), BisectBatchOnFunctionError, FunctionResponseTypes
-                 ReportBatchItemFailures
+                 ReportBatchItemFailures, StartingPosition TRIM_HORIZON (LATEST would skip
+                 the tasks written before the mapping was made)
   workers        per handler binding and per dead-letter queue one `worker` function
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
                  BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
@@ -730,8 +731,11 @@ class Checker:
         if "ReportBatchItemFailures" not in as_list(p.get("FunctionResponseTypes")):
             probs.append("%s: FunctionResponseTypes %s lacks ReportBatchItemFailures (publish answers "
                          "batchItemFailures)" % (label, canon(p.get("FunctionResponseTypes"))))
-        if p.get("StartingPosition") not in ("TRIM_HORIZON", "LATEST"):
-            probs.append("%s: StartingPosition %s" % (label, p.get("StartingPosition")))
+        if p.get("StartingPosition") != "TRIM_HORIZON":
+            # LATEST skips what the stream holds when the mapping is made (or made again): those
+            # tasks would stay CREATED, unpublished, with nothing to report them
+            probs.append("%s: StartingPosition %s, expected TRIM_HORIZON (LATEST leaves the tasks written "
+                         "before the mapping unpublished)" % (label, p.get("StartingPosition")))
         if p.get("Enabled") is False:
             probs.append("%s: disabled" % label)
         return probs

@@ -344,6 +344,13 @@ class Checker(unittest.TestCase):
         self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable", "FilterCriteria",
                       "BisectBatchOnFunctionError", "MaximumRetryAttempts 5: a record whose message SNS did not take")
 
+    def test_stream_starting_position(self):
+        """LATEST would skip the tasks written before the mapping was made, or made again."""
+        def spoil(r, t):
+            r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]["StartingPosition"] = "LATEST"
+        self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable",
+                      "StartingPosition LATEST, expected TRIM_HORIZON")
+
     def test_stream_failures_reported(self):
         def spoil(r, t):
             del r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]["DestinationConfig"]
