@@ -39,7 +39,8 @@ What must hold:
   functions      Runtime provided.al2023, Handler api|publish|worker|sweep|recover, x86_64, TracingConfig
                  Active, a log group with a retention, a role of its own whose statements
                  grant only what that handler needs (no wildcard action, no `*` resource
-                 except for logs and xray actions)
+                 except for xray actions; logs actions on the function's own log group,
+                 and writing to it granted)
   api            ANY / and ANY /{proxy+} as AWS_PROXY to the api function, API Gateway
                  tracing on (serverless-state.json: osls applies it after the deploy), an
                  Output with the API URL; the api function's Timeout at most 25 s, so that
@@ -506,6 +507,7 @@ class Checker:
         self.functions = fns
         self.kind = {}
         roles_used = {}
+        self.log_group_of = {}  # function -> logical id of its log group
         log_groups = {(v.get("Properties") or {}).get("LogGroupName"): k
                       for k, v in self.of_type("AWS::Logs::LogGroup").items()}
         for k, v in sorted(fns.items()):
@@ -526,6 +528,8 @@ class Checker:
                 self.fail("%s: no log group /aws/lambda/%s", label, p.get("FunctionName"))
             elif not self.props(lg).get("RetentionInDays"):
                 self.fail("%s: log group %s keeps logs forever (no RetentionInDays)", label, lg)
+            if lg:
+                self.log_group_of[k] = lg
             g = getatt(p.get("Role"))
             if not g or g[1] != "Arn" or (self.res.get(g[0]) or {}).get("Type") != "AWS::IAM::Role":
                 self.fail("%s: Role %s is not an AWS::IAM::Role of this template", label, canon(p.get("Role")))
@@ -613,6 +617,8 @@ class Checker:
             self.fail("%s: ManagedPolicyArns %s cannot be checked for least privilege; use inline statements",
                       label, canon(p.get("ManagedPolicyArns")))
         allow, need = self.allowed(fn, kind)
+        # logs: the function's own log group (its Arn ends in :*, which takes in its streams)
+        own_logs = "%s.Arn" % self.log_group_of[fn] if fn in self.log_group_of else None
         granted = {}
         for pol in as_list(p.get("Policies")):
             for st in as_list((pol.get("PolicyDocument") or {}).get("Statement")):
@@ -636,6 +642,8 @@ class Checker:
                             self.fail("%s: %s on a resource this check cannot read", label, a)
                             continue
                         granted.setdefault(a, set()).add(r)
+                        if a in LOGS_ACTIONS and own_logs and r != own_logs:
+                            self.fail("%s: %s on %s, not the function's own log group %s", label, a, r, own_logs)
                         if only_base:
                             continue
                         if "*" in r:
@@ -647,6 +655,9 @@ class Checker:
                                       ", ".join(sorted(allow[a])))
         for a in sorted(BASE_REQUIRED - set(granted)):
             self.fail("%s: lacks %s (logs and X-Ray tracing need it)", label, a)
+        for a in sorted(BASE_REQUIRED & LOGS_ACTIONS & set(granted)):
+            if own_logs and own_logs not in granted[a]:
+                self.fail("%s: lacks %s on %s: the function could not write its logs", label, a, own_logs)
         for a, rs in sorted(need.items()):
             for r in sorted(rs - granted.get(a, set())):
                 self.fail("%s: lacks %s on %s", label, a, r)

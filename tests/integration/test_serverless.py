@@ -296,6 +296,16 @@ class Checker(unittest.TestCase):
                 {"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"})
         self.rejected(spoil, "role PublishRole", "sns:Publish on resource *")
 
+    def test_logs_of_its_own(self):
+        """A role may write the logs of its own function, and no other function's."""
+        def spoil(r, t):
+            for st in self.statements(r, "WorkerTask1Role"):
+                if "logs:PutLogEvents" in st["Action"]:
+                    st["Resource"] = {"Fn::GetAtt": ["ApiLogGroup", "Arn"]}
+        self.rejected(spoil, "role WorkerTask1Role", "logs:PutLogEvents on ApiLogGroup.Arn, not the function's own "
+                                                    "log group WorkerTask1LogGroup.Arn",
+                      "lacks logs:PutLogEvents on WorkerTask1LogGroup.Arn")
+
     def test_needless_permission(self):
         def spoil(r, t):
             self.statements(r, "WorkerTask1Role").append({"Effect": "Allow", "Action": "dynamodb:DeleteItem",
