@@ -34,7 +34,9 @@ What must hold:
                  the tasks written before the mapping was made)
   workers        per handler binding and per dead-letter queue one `worker` function
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
-                 BatchSize (and concurrency as MaximumConcurrency), ReportBatchItemFailures;
+                 BatchSize (and concurrency as MaximumConcurrency; over 10, a
+                 MaximumBatchingWindowInSeconds of at least 1, as Lambda requires),
+                 ReportBatchItemFailures;
                  Timeout at least the binding's batch_size x its timeout + WORKER_MARGIN s
   functions      Runtime provided.al2023, Handler api|publish|worker|sweep|recover, x86_64, TracingConfig
                  Active, a log group with a retention, a role of its own whose statements
@@ -805,6 +807,12 @@ class Checker:
                     if as_int(p.get("BatchSize", 10)) != b["batch_size"]:
                         self.fail("%s: BatchSize %s, config batch_size of the binding is %d", label,
                                   p.get("BatchSize", "absent (10)"), b["batch_size"])
+                    window = as_int(p.get("MaximumBatchingWindowInSeconds", 0))
+                    if as_int(p.get("BatchSize", 10)) > 10 and not (isinstance(window, int) and window >= 1):
+                        # Lambda refuses such a mapping: the deploy would fail
+                        self.fail("%s: BatchSize %s with MaximumBatchingWindowInSeconds %s: a batch of more "
+                                  "than 10 needs a window of at least 1 s", label, p.get("BatchSize"),
+                                  p.get("MaximumBatchingWindowInSeconds", "absent (0)"))
                     mc = (p.get("ScalingConfig") or {}).get("MaximumConcurrency")
                     if b["concurrency"] >= 2 and as_int(mc) != b["concurrency"]:
                         self.fail("%s: ScalingConfig.MaximumConcurrency %s, config concurrency is %d", label,

@@ -407,6 +407,19 @@ class Checker(unittest.TestCase):
         self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): Timeout 40, below batch_size 2",
                       config=config)
 
+    def test_worker_batch_over_ten_needs_a_window(self):
+        """Lambda refuses an SQS mapping of more than 10 messages a batch without a batching window."""
+        def spoil(r, t):
+            r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]["BatchSize"] = 11
+            r["WorkerTask1LambdaFunction"]["Properties"]["Timeout"] = 11 * 30 + 10
+            r["Task1Queue"]["Properties"]["VisibilityTimeout"] = 6 * (11 * 30 + 10)
+
+        def config(c):
+            c["handlers"][0]["batch_size"] = 11
+        err = self.rejected(spoil, "sqs mapping WorkerTask1EventSourceMappingSQSTask1Queue (queue task1): BatchSize 11 "
+                                   "with MaximumBatchingWindowInSeconds absent (0)", config=config)
+        self.assertEqual(err.count("check-serverless: "), 2, err)  # that fault and the count
+
     def test_worker_queue_name(self):
         def spoil(r, t):
             r["WorkerTask1LambdaFunction"]["Properties"]["Environment"]["Variables"]["QUEUE_NAME"] = "task2"
