@@ -27,9 +27,10 @@ What must hold:
                  `publish` function: FilterCriteria = the consumer's patterns each with the
                  task-item condition added, BatchSize, MaximumRetryAttempts -1 (a record
                  whose message SNS did not take is retried until it is published; the
-                 function skips by itself a record it cannot read), an SQS queue of the
-                 template as DestinationConfig OnFailure (what the stream drops unpublished
-                 after 24 h), BisectBatchOnFunctionError, FunctionResponseTypes
+                 function skips by itself a record it cannot read), MaximumRecordAgeInSeconds
+                 under 24 h (the mapping drops such a record before the stream trims it, and
+                 reports it), an SQS queue of the template as DestinationConfig OnFailure
+                 (where the records dropped unpublished are reported), BisectBatchOnFunctionError, FunctionResponseTypes
                  ReportBatchItemFailures, StartingPosition TRIM_HORIZON (LATEST would skip
                  the tasks written before the mapping was made)
   workers        per handler binding and per dead-letter queue one `worker` function
@@ -734,6 +735,11 @@ class Checker:
             probs.append("%s: MaximumRetryAttempts %s: a record whose message SNS did not take must "
                          "be retried until it is published (-1), not dropped with its task left CREATED"
                          % (label, p.get("MaximumRetryAttempts")))
+        age = as_int(p.get("MaximumRecordAgeInSeconds", -1))
+        if not 60 <= age < 86400:
+            probs.append("%s: MaximumRecordAgeInSeconds %s: a record still unpublished must be dropped "
+                         "by the mapping, which reports it to its OnFailure queue, before the stream "
+                         "trims it at 24 h (from 60 to 86399)" % (label, p.get("MaximumRecordAgeInSeconds")))
         if not self.failure_queue(p):
             probs.append("%s: DestinationConfig OnFailure %s is not an SQS queue of the template: a "
                          "record the stream drops unpublished would leave no trace"

@@ -168,6 +168,7 @@ class Template(unittest.TestCase):
         # a record SNS did not take is retried until it is published; what the stream drops
         # unpublished (24 h) is reported to a queue of its own, kept 14 days
         self.assertEqual(m["MaximumRetryAttempts"], -1)
+        self.assertEqual(m["MaximumRecordAgeInSeconds"], 82800)  # under the stream's 24 h
         self.assertEqual(m["DestinationConfig"]["OnFailure"]["Destination"],
                          {"Fn::GetAtt": ["PublishFailuresQueue", "Arn"]})
         self.assertEqual(self.res["PublishFailuresQueue"]["Properties"]["MessageRetentionPeriod"], 1209600)
@@ -360,6 +361,19 @@ class Checker(unittest.TestCase):
             r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]["StartingPosition"] = "LATEST"
         self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable",
                       "StartingPosition LATEST, expected TRIM_HORIZON")
+
+    def test_stream_record_age(self):
+        """Without a maximum age under the stream's 24 h the mapping retries a record until the
+        stream trims it, and nothing says it reports such a record to its OnFailure queue."""
+        for age in (None, -1, 86400):
+            def spoil(r, t, age=age):
+                p = r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]
+                if age is None:
+                    del p["MaximumRecordAgeInSeconds"]
+                else:
+                    p["MaximumRecordAgeInSeconds"] = age
+            self.rejected(spoil, "stream mapping PublishEventSourceMappingDynamodbTasksTable",
+                          "MaximumRecordAgeInSeconds %s: a record still unpublished" % age)
 
     def test_stream_failures_reported(self):
         def spoil(r, t):
