@@ -7,7 +7,10 @@
  * Every line ends in CR LF: a bare LF, a control byte in an extension or a trailer, or a
  * trailer line without a field name and its colon is refused, as RFC 9112 §7.1 frames a chunk
  * (a front end that framed such a body otherwise would take part of it for a request). The size
- * is hex, at most 15 digits (under 2^60: a body is bounded far below that by the server).
+ * is hex, at most 15 digits (under 2^60: a body is bounded far below that by the server). The
+ * framing is bounded too, as Go's net/http bounds it: each chunk may take 16 bytes of it and
+ * twice its data, and what goes past that, summed over the body, may not pass
+ * HTTP_CHUNKED_EXCESS_MAX; so the bytes read stay within about 19 times the body's.
  */
 #include "http_chunked.h"
 
@@ -42,10 +45,16 @@ void http_chunked_init(http_chunked *c)
     *c = (http_chunked){.state = SIZE_START};
 }
 
-/* The size line has ended: data follows, or the trailers after the last chunk. */
+/* The size line has ended (its LF just read): data follows, or the trailers after the last
+ * chunk; FAILED once the framing passes its allowance by more than HTTP_CHUNKED_EXCESS_MAX. */
 static int size_line_ended(http_chunked *c)
 {
+    uint64_t allowed = 16 + 2 * c->left; /* the size is under 2^60 */
+    c->excess += c->line + 1 + 2;        /* the line, its LF, and the CR LF after the data */
+    c->excess = c->excess > allowed ? c->excess - allowed : 0;
     c->line = 0;
+    if (c->excess > HTTP_CHUNKED_EXCESS_MAX)
+        return FAILED;
     return c->left ? DATA : TRAILER;
 }
 

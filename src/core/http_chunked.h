@@ -14,17 +14,22 @@
 /* The longest chunk-size line (extensions included), and the most trailer bytes. */
 #define HTTP_CHUNKED_LINE_MAX    4096
 #define HTTP_CHUNKED_TRAILER_MAX (16 * 1024)
+/* The most framing (size lines, extensions included, and the CR LF after each chunk's data) a
+ * body may carry beyond 16 bytes a chunk and twice its data: a chunk of one byte ("1\r\nx\r\n")
+ * takes five, but extensions could otherwise make a body of a few bytes cost gigabytes to read. */
+#define HTTP_CHUNKED_EXCESS_MAX (16 * 1024)
 
 typedef enum http_chunked_rc {
     HTTP_CHUNKED_MORE, /* every byte taken; the body goes on */
     HTTP_CHUNKED_DONE, /* the body ended (its last chunk and trailers are in) */
-    HTTP_CHUNKED_BAD,  /* not chunked framing, or a line or trailers past their bound */
+    HTTP_CHUNKED_BAD,  /* not chunked framing, or a line, trailers or framing past their bound */
 } http_chunked_rc;
 
 typedef struct http_chunked {
     int state;
-    uint64_t left; /* bytes of the current chunk still to come, or its size being read */
-    size_t line;   /* bytes of the current size line or of the trailers so far */
+    uint64_t left;   /* bytes of the current chunk still to come, or its size being read */
+    size_t line;     /* bytes of the current size line or of the trailers so far */
+    uint64_t excess; /* framing beyond its allowance so far (HTTP_CHUNKED_EXCESS_MAX) */
 } http_chunked;
 
 /* A decoder at the start of a body. */

@@ -10,7 +10,10 @@
  *    does not change, and the bytes read stop there;
  *  - the outcome, the body and the bytes read are the same whatever the cut: the whole input
  *    fed at once decides the same;
- *  - the body is never larger than the bytes read.
+ *  - the body is never larger than the bytes read;
+ *  - unless refused, the bytes read are at most 19 times the body's and the bounds of the
+ *    framing's excess, of a size line and of the trailers (HTTP_CHUNKED_EXCESS_MAX: 16 bytes a
+ *    chunk and twice its data are free, and a chunk has a byte at least).
  *
  * Run: scripts/fuzz.sh http_chunked   (corpus: tests/fuzz/corpus/http_chunked/)
  */
@@ -58,6 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(cut.len == whole.len && (!cut.len || memcmp(cut.data, whole.data, cut.len) == 0),
                "bodies differ: %zu bytes in pieces, %zu whole", cut.len, whole.len);
     FUZZ_CHECK(whole.len <= used_whole, "body of %zu from %zu bytes", whole.len, used_whole);
+    FUZZ_CHECK(rc_whole == HTTP_CHUNKED_BAD ||
+                   used_whole <= 19 * whole.len + HTTP_CHUNKED_EXCESS_MAX + HTTP_CHUNKED_LINE_MAX +
+                                     HTTP_CHUNKED_TRAILER_MAX + 64,
+               "%zu bytes read for a body of %zu", used_whole, whole.len);
     sbuf_free(&cut);
     sbuf_free(&whole);
     return 0;

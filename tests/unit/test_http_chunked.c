@@ -1,7 +1,7 @@
 /*
  * Unit tests for core/http_chunked: a chunked body decoded whatever way its bytes are cut,
  * extensions and trailers dropped, the bytes after it left for the next request, and framing
- * that is not chunked, or lines past their bounds, refused.
+ * that is not chunked, or lines or framing past their bounds, refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 
 #include "core/http_chunked.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,12 +142,67 @@ static void test_bounds(void **state)
     free(s);
 }
 
+/* n chunks of one byte, each size line followed by ext (and its CR LF), then the last chunk. */
+static char *one_byte_chunks(size_t n, const char *ext, size_t *len)
+{
+    size_t line = 1 + strlen(ext) + 2 + 1 + 2;
+    char *s = malloc(n * line + 6);
+    assert_non_null(s);
+    char *p = s;
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "1%s\r\nx\r\n", ext);
+    p += sprintf(p, "0\r\n\r\n");
+    *len = (size_t)(p - s);
+    return s;
+}
+
+/* Framing is bounded against the data it carries: one-byte chunks, or short extensions, pass
+ * (16 bytes a chunk and twice its data are free); long extensions on small chunks, which could
+ * make a body of a few bytes cost gigabytes to read, are refused once their excess passes
+ * HTTP_CHUNKED_EXCESS_MAX, whatever way the bytes are cut. */
+static void test_framing_bound(void **state)
+{
+    (void)state;
+    size_t len, used;
+    sbuf body = {0};
+    char *s = one_byte_chunks(100000, "", &len); /* 5 bytes of framing a byte */
+    assert_int_equal(decode(s, len, len, &body, &used), HTTP_CHUNKED_DONE);
+    assert_int_equal(body.len, 100000);
+    sbuf_free(&body);
+    free(s);
+    s = one_byte_chunks(100000, ";n=v;a=b", &len); /* 13: still within the allowance */
+    assert_int_equal(decode(s, len, 4096, &body, &used), HTTP_CHUNKED_DONE);
+    assert_int_equal(body.len, 100000);
+    sbuf_free(&body);
+    free(s);
+    char ext[1001] = ";";
+    memset(ext + 1, 'e', sizeof ext - 2);
+    ext[sizeof ext - 1] = '\0';
+    s = one_byte_chunks(1000, ext, &len); /* about 1 MB of framing for 1,000 bytes */
+    for (size_t step = 1; step <= len; step = step * 7 + 1) {
+        assert_int_equal(decode(s, len, step, &body, &used), HTTP_CHUNKED_BAD);
+        /* refused at the line that passes the bound */
+        assert_true(used <= HTTP_CHUNKED_EXCESS_MAX + 2 * 1010);
+        assert_true(body.len <= 17);
+        sbuf_free(&body);
+    }
+    free(s);
+    /* a single long size line is no excess beyond the bound: the line's own bound holds it */
+    memset(ext + 1, 'e', sizeof ext - 2);
+    s = one_byte_chunks(15, ext, &len);
+    assert_int_equal(decode(s, len, len, &body, &used), HTTP_CHUNKED_DONE);
+    assert_int_equal(body.len, 15);
+    sbuf_free(&body);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bodies),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_framing_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
