@@ -549,6 +549,39 @@ static void put_head(conn *c, const api_response *resp, const char *type, size_t
 }
 
 static void run(conn *c);
+static void rebase(http_request_head *r, size_t n_args, const char *from, char *to);
+static size_t request_bytes(const conn *c);
+
+/*
+ * The request's body is read and answered: its memory goes with its share of max_body_memory,
+ * not when the connection next reads a head, for an event stream keeps the connection for as
+ * long as it runs, and a slow reader's answer for up to the idle timeout at every byte. The bytes
+ * after a Content-Length body move up to the head, and a buffer grown for the body shrinks to
+ * what is left; a chunked body's decoded bytes go.
+ */
+static void drop_body(conn *c)
+{
+    sbuf_free(&c->body);
+    if (!c->split || c->chunked || !c->body_len)
+        return;
+    size_t at = c->req->len, end = request_bytes(c);
+    memmove(c->in + at, c->in + end, c->in_len - end);
+    c->in_len -= end - at;
+    c->body_len = 0;
+    size_t cap = IN_FIRST;
+    while (cap < c->in_len)
+        cap *= 2;
+    if (c->in_cap > IN_KEEP && cap < c->in_cap) {
+        char *in = malloc(cap);
+        if (!in)
+            return; /* kept until the connection reads its next head */
+        memcpy(in, c->in, c->in_len);
+        rebase(c->req, c->n_args, c->in, in);
+        free(c->in);
+        c->in = in;
+        c->in_cap = cap;
+    }
+}
 
 /* Send the exchange's response (ex.resp): a body, or the start of a stream. */
 static void respond(conn *c)
@@ -564,6 +597,7 @@ static void respond(conn *c)
     /* the body's share goes back before the answer goes out: a client that has its answer may
      * send the next body at once, on another connection */
     release_body(c);
+    drop_body(c);
     api_response *resp = &c->ex->resp;
     bool http11 = c->split && c->req->http11;
     if (resp->stream) {
