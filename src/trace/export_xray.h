@@ -3,11 +3,14 @@
  * (trace/xray.h) in one UDP datagram to the X-Ray daemon.
  *
  * The daemon's address (AWS_XRAY_DAEMON_ADDRESS, trace/xray.h for its forms)
- * is resolved once, at start; the socket is non-blocking, so a batch never
- * waits and the exporter needs no hurry hook. A span whose document cannot
- * be encoded, or whose datagram does not go out whole, is marked failed and
- * warned about (rate-limited, with the daemon's host:port). Inside a Lambda
- * function (XRAY_SUBSEGMENTS) parented spans are sent as subsegments only.
+ * is resolved once, at start; a name that does not resolve then is looked up
+ * again on the export thread, at the first export and then at most every
+ * 5 s, until it does, never while hurried (the hook's only use). The socket
+ * is non-blocking, so a batch never waits on the daemon. A span whose
+ * document cannot be encoded, whose datagram does not go out whole, or that
+ * comes while the name has not resolved, is marked failed and warned about
+ * (rate-limited, with the daemon's host:port). Inside a Lambda function
+ * (XRAY_SUBSEGMENTS) parented spans are sent as subsegments only.
  */
 #ifndef TASKD_EXPORT_XRAY_H
 #define TASKD_EXPORT_XRAY_H
@@ -17,15 +20,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /*
  * Open the exporter for the daemon at address (AWS_XRAY_DAEMON_ADDRESS's value) into *out.
- * service_name names segments and is borrowed: it must outlive the exporter. True with *out
- * NULL when X-Ray export is off because the address does not resolve or no socket can be had
- * (logged as a warning); false with a reason in err when the address is malformed or out of
- * memory.
+ * service_name names segments and is borrowed: it must outlive the exporter. clock_ns is the
+ * monotonic clock (ns) the wait between lookups of a name is counted on (NULL: clock_mono_ns).
+ * An address that does not resolve is warned about and the exporter kept, to look it up again
+ * (above). True with *out NULL when X-Ray export is off because the address resolved but no
+ * socket can be had (logged as a warning); false with a reason in err when the address is
+ * malformed or out of memory.
  */
 bool export_xray_new(exporter **out, const char *address, const char *service_name, xray_mode mode,
-                     char *err, size_t errlen);
+                     int64_t (*clock_ns)(void), char *err, size_t errlen);
 
 #endif

@@ -14,7 +14,8 @@
  * A request thread holds either lock for a copy of memory and never waits on the network.
  *
  * Exporters sit behind one interface (exporter.h), each with its own state: X-Ray
- * (export_xray.h: one UDP datagram per span, never waits) and OTLP/HTTP (export_otlp.h:
+ * (export_xray.h: one UDP datagram per span, never waits on the daemon; a daemon name that did
+ * not resolve at start is looked up again here, at most every 5 s) and OTLP/HTTP (export_otlp.h:
  * encoding, retries with backoff and Retry-After, partial success). tracer_new builds the
  * list from the environment (otel_env.h, AWS_XRAY_DAEMON_ADDRESS), X-Ray first.
  *
@@ -337,7 +338,8 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
         const char *address = getenv("AWS_XRAY_DAEMON_ADDRESS");
         if (address && *address) {
             xray_mode mode = o->xray_subsegments ? XRAY_SUBSEGMENTS : XRAY_SEGMENTS;
-            if (!export_xray_new(&xray, address, t->resource.service_name, mode, err, errlen)) {
+            if (!export_xray_new(&xray, address, t->resource.service_name, mode, o->xray_clock_ns,
+                                 err, errlen)) {
                 release(t);
                 return NULL;
             }

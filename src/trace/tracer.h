@@ -50,6 +50,9 @@ typedef struct tracer_options {
     /* The monotonic clock, in ns, that the OTLP exporter's body bound learned from a 413
      * expires by (NULL: clock_mono_ns); a test moves it to see the bound end. */
     int64_t (*otlp_clock_ns)(void);
+    /* The monotonic clock, in ns, that the X-Ray exporter counts the wait between lookups of a
+     * daemon name that did not resolve on (NULL: clock_mono_ns); a test moves it. */
+    int64_t (*xray_clock_ns)(void);
 } tracer_options;
 
 /* Process-wide set-up and tear-down of the HTTP client library (libcurl). */
@@ -79,7 +82,8 @@ void tracer_take(tracer *t, span *s);
 size_t tracer_task_spans(tracer *t, const char *task_id, span **out);
 /*
  * Spans dropped because the export queue was full, export failed for good
- * (any configured exporter: OTLP rejected or gave up, X-Ray send failed), or
+ * (any configured exporter: OTLP rejected or gave up, X-Ray send failed or
+ * its daemon's name has not resolved yet), or
  * a tracer_flush() ran out of time before they were sent.
  */
 uint64_t tracer_dropped(const tracer *t);

@@ -720,7 +720,7 @@ static bool exporters(void *arg)
     /* X-Ray: made in the run, one datagram per span */
     char err[200] = "";
     exporter *x = NULL;
-    if (!export_xray_new(&x, xc->daemon, "tasks-api", XRAY_SEGMENTS, err, sizeof err))
+    if (!export_xray_new(&x, xc->daemon, "tasks-api", XRAY_SEGMENTS, NULL, err, sizeof err))
         return out_of_memory(err, "export_xray_new");
     if (!x)
         fail_msg("export_xray_new: no exporter for %s", xc->daemon);

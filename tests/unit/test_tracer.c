@@ -13,8 +13,9 @@
  * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown (the batches left past its
  * deadline not gzipped), X-Ray datagrams (a client's W3C
- * trace id kept whatever its first 4 bytes), disabled
- * export, bad configuration, and tracer_emit staying fast with an unreachable collector.
+ * trace id kept whatever its first 4 bytes; a daemon name that resolves only after start looked
+ * up again, at most every 5 s on a clock the test moves; a numeric address looked up once),
+ * disabled export, bad configuration, and tracer_emit staying fast with an unreachable collector.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@
 #include "trace.pb-c.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -84,6 +86,40 @@ int __wrap_deflate(z_streamp z, int flush)
     atomic_fetch_add(&deflate_calls, 1);
     atomic_fetch_add(&deflate_bytes, z->avail_in);
     return __real_deflate(z, flush);
+}
+
+/* The X-Ray daemon's name as the tests give it: getaddrinfo() (CMakeLists.txt links this test
+ * with --wrap=getaddrinfo) fails it until daemon_resolves is set, then answers 127.0.0.1. Every
+ * lookup of it, and of 127.0.0.1, is counted. */
+#define DAEMON_NAME "xray-daemon.invalid"
+static atomic_bool daemon_resolves;
+static atomic_int daemon_lookups, loopback_lookups;
+
+int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res);
+int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res);
+int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                       struct addrinfo **res)
+{
+    if (node && strcmp(node, "127.0.0.1") == 0)
+        atomic_fetch_add(&loopback_lookups, 1);
+    if (!node || strcmp(node, DAEMON_NAME) != 0)
+        return __real_getaddrinfo(node, service, hints, res);
+    atomic_fetch_add(&daemon_lookups, 1);
+    if (!atomic_load(&daemon_resolves))
+        return EAI_NONAME;
+    return __real_getaddrinfo("127.0.0.1", service, hints, res);
+}
+
+/* The monotonic clock the X-Ray exporter waits between lookups on, moved by xray_clock_ahead. */
+static _Atomic int64_t xray_clock_ahead;
+
+static int64_t xray_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + atomic_load(&xray_clock_ahead);
 }
 
 /* A finished, sampled span numbered n of a task, starting at start_ns. */
@@ -1587,9 +1623,9 @@ static void test_emit_stays_fast_when_unreachable(void **state)
 
 /* ---- X-Ray ---- */
 
-/* A UDP socket on loopback that the tracer is told is the X-Ray daemon (the environment cleared
- * of every other tracing setting first). */
-static int xray_daemon(void)
+/* A UDP socket on loopback that the tracer is told is the X-Ray daemon at host (the environment
+ * cleared of every other tracing setting first). */
+static int xray_daemon_at(const char *host)
 {
     test_trace_env_clear();
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -1598,15 +1634,44 @@ static int xray_daemon(void)
     assert_int_equal(bind(u, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(u, (struct sockaddr *)&a, &alen), 0);
     char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(addr, sizeof addr, "%s:%d", host, ntohs(a.sin_port));
     setenv("AWS_XRAY_DAEMON_ADDRESS", addr, 1);
     return u;
+}
+
+static int xray_daemon(void)
+{
+    return xray_daemon_at("127.0.0.1");
+}
+
+/* Read the datagrams u holds (until none comes for 200 ms): the span numbers they carry, of
+ * 1..max, in got[] (true for each). How many there were. */
+static int xray_received(int u, bool *got, int max)
+{
+    int count = 0;
+    char buf[65536];
+    for (;;) {
+        struct pollfd p = {.fd = u, .events = POLLIN};
+        if (poll(&p, 1, 200) <= 0)
+            return count;
+        ssize_t n = recv(u, buf, sizeof buf - 1, 0);
+        assert_true(n > 0);
+        buf[n] = '\0';
+        count++;
+        for (int i = 1; i <= max; i++) {
+            char hex[17];
+            span_id_hex(i, hex);
+            if (strstr(buf, hex))
+                got[i] = true;
+        }
+    }
 }
 
 static void test_xray_datagrams(void **state)
 {
     (void)state;
     int u = xray_daemon();
+    atomic_store(&loopback_lookups, 0);
     tracer *t = start(0, 10);
     for (int i = 1; i <= 3; i++)
         emit(t, TASK_A, i);
@@ -1634,6 +1699,54 @@ static void test_xray_datagrams(void **state)
         got++;
     }
     assert_int_equal(got, 3);
+    assert_int_equal(atomic_load(&loopback_lookups), 1); /* at start, and never again */
+    close(u);
+}
+
+/*
+ * A daemon name that does not resolve at start (a sidecar that comes up after taskd) keeps the
+ * exporter: the spans are dropped and counted until the name resolves, looked up again on the
+ * export thread at its first export and then at most every 5 s (on a clock the test moves), not
+ * during a flush; once it resolves the spans reach the daemon and the name is not looked up again.
+ */
+static void test_xray_daemon_name_resolving_late(void **state)
+{
+    (void)state;
+    int u = xray_daemon_at(DAEMON_NAME);
+    atomic_store(&daemon_resolves, false);
+    atomic_store(&daemon_lookups, 0);
+    atomic_store(&xray_clock_ahead, 0);
+    tracer_options o = {.service_name = "taskd-test", .xray_clock_ns = xray_clock_ns};
+    tracer *t = start_with(&o);
+    assert_int_equal(atomic_load(&daemon_lookups), 1); /* at start */
+
+    emit(t, TASK_A, 1); /* a flush hurries the exporters: no lookup then */
+    assert_true(tracer_flush(t, epoch_ms() + 2000));
+    assert_int_equal(tracer_dropped(t), 1);
+    assert_int_equal(atomic_load(&daemon_lookups), 1);
+
+    emit(t, TASK_A, 2); /* the first export of the export thread's own looks it up */
+    assert_true(wait_count(tracer_dropped, t, 2, 5000));
+    assert_int_equal(atomic_load(&daemon_lookups), 2);
+
+    atomic_store(&daemon_resolves, true);
+    emit(t, TASK_A, 3); /* it would resolve now, but the last try was under 5 s ago */
+    assert_true(wait_count(tracer_dropped, t, 3, 5000));
+    assert_int_equal(atomic_load(&daemon_lookups), 2);
+
+    atomic_fetch_add(&xray_clock_ahead, 5000000000LL);
+    emit(t, TASK_A, 4);
+    assert_true(wait_count(tracer_exported, t, 1, 5000));
+    assert_int_equal(atomic_load(&daemon_lookups), 3);
+    emit(t, TASK_A, 5);
+    assert_true(wait_count(tracer_exported, t, 2, 5000));
+    assert_int_equal(atomic_load(&daemon_lookups), 3); /* resolved: kept */
+    assert_int_equal(tracer_dropped(t), 3);
+    tracer_free(t);
+
+    bool got[6] = {false};
+    assert_int_equal(xray_received(u, got, 5), 2);
+    assert_true(got[4] && got[5]);
     close(u);
 }
 
@@ -1781,6 +1894,7 @@ int main(void)
         cmocka_unit_test(test_emit_stays_fast_when_unreachable),
         cmocka_unit_test(test_xray_datagrams),
         cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
+        cmocka_unit_test(test_xray_daemon_name_resolving_late),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
         cmocka_unit_test(test_bad_configuration),
