@@ -736,7 +736,7 @@ class Checker:
                          "be retried until it is published (-1), not dropped with its task left CREATED"
                          % (label, p.get("MaximumRetryAttempts")))
         age = as_int(p.get("MaximumRecordAgeInSeconds", -1))
-        if not 60 <= age < 86400:
+        if not (isinstance(age, int) and 60 <= age < 86400):
             probs.append("%s: MaximumRecordAgeInSeconds %s: a record still unpublished must be dropped "
                          "by the mapping, which reports it to its OnFailure queue, before the stream "
                          "trims it at 24 h (from 60 to 86399)" % (label, p.get("MaximumRecordAgeInSeconds")))
@@ -814,7 +814,8 @@ class Checker:
                         self.fail("%s: BatchSize %s, config batch_size of the binding is %d", label,
                                   p.get("BatchSize", "absent (10)"), b["batch_size"])
                     window = as_int(p.get("MaximumBatchingWindowInSeconds", 0))
-                    if as_int(p.get("BatchSize", 10)) > 10 and not (isinstance(window, int) and window >= 1):
+                    size = as_int(p.get("BatchSize", 10))  # not a number: the mismatch above
+                    if isinstance(size, int) and size > 10 and not (isinstance(window, int) and window >= 1):
                         # Lambda refuses such a mapping: the deploy would fail
                         self.fail("%s: BatchSize %s with MaximumBatchingWindowInSeconds %s: a batch of more "
                                   "than 10 needs a window of at least 1 s", label, p.get("BatchSize"),

@@ -365,7 +365,7 @@ class Checker(unittest.TestCase):
     def test_stream_record_age(self):
         """Without a maximum age under the stream's 24 h the mapping retries a record until the
         stream trims it, and nothing says it reports such a record to its OnFailure queue."""
-        for age in (None, -1, 86400):
+        for age in (None, -1, 86400, "a day"):
             def spoil(r, t, age=age):
                 p = r["PublishEventSourceMappingDynamodbTasksTable"]["Properties"]
                 if age is None:
@@ -433,6 +433,13 @@ class Checker(unittest.TestCase):
         err = self.rejected(spoil, "sqs mapping WorkerTask1EventSourceMappingSQSTask1Queue (queue task1): BatchSize 11 "
                                    "with MaximumBatchingWindowInSeconds absent (0)", config=config)
         self.assertEqual(err.count("check-serverless: "), 2, err)  # that fault and the count
+
+    def test_worker_batch_size_not_a_number(self):
+        """A BatchSize that is no integer is named as a mismatch, not a crash of the check."""
+        def spoil(r, t):
+            r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]["BatchSize"] = "ten"
+        self.rejected(spoil, "sqs mapping WorkerTask1EventSourceMappingSQSTask1Queue (queue task1): BatchSize ten, "
+                             "config batch_size of the binding is 1")
 
     def test_worker_queue_name(self):
         def spoil(r, t):
