@@ -99,23 +99,30 @@ bool log_enabled(log_level level)
  * thread's line could come between them. */
 static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* How long a line begun on a full non-blocking stderr may wait for the rest to be taken. */
+#define LINE_FINISH_MS 100
+
 /* Write a whole line to stderr, what a short write left over too: a line cut short would run
- * into the next. A stderr that takes nothing for a second (a full non-blocking pipe) loses the
- * rest of the line. */
+ * into the next. A non-blocking stderr that is full drops a line it has taken nothing of at once,
+ * as a single write did, and waits up to LINE_FINISH_MS to take the rest of one it has begun;
+ * a line still unfinished then loses its rest. */
 static void write_line(const char *p, size_t n)
 {
     pthread_mutex_lock(&write_mu);
+    bool begun = false;
     while (n > 0) {
         ssize_t w = write(STDERR_FILENO, p, n);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
+            begun = true;
             continue;
         }
         if (w < 0 && errno == EINTR)
             continue;
         struct pollfd out = {.fd = STDERR_FILENO, .events = POLLOUT};
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && poll(&out, 1, 1000) > 0)
+        if (begun && w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+            poll(&out, 1, LINE_FINISH_MS) > 0)
             continue;
         break;
     }

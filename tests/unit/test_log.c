@@ -11,11 +11,13 @@
 #include "support/stderr_capture.h"
 #include "util/log.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Run fn with stderr sent to a temporary file; return what it wrote (malloc'ed). */
@@ -191,12 +193,57 @@ static void test_long_lines_from_threads_stay_whole(void **state)
     free(all);
 }
 
+/* A full non-blocking stderr (its reader stopped) does not hold the threads that log: a line it
+ * takes nothing of is dropped at once, as a single write dropped it, and the next line, once there
+ * is room, comes whole. */
+static void test_full_nonblocking_stderr_drops_a_line_at_once(void **state)
+{
+    (void)state;
+    log_setup(LOG_INFO, "svc");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+    char fill[4096];
+    memset(fill, 'f', sizeof fill);
+    size_t filled = 0;
+    for (ssize_t w; (w = write(fds[1], fill, sizeof fill)) > 0;)
+        filled += (size_t)w;
+    int saved = dup(STDERR_FILENO);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    log_info("dropped", NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (took > 0.05)
+        fail_msg("a line on a full stderr took %.3f s", took);
+
+    for (size_t got = 0; got < filled;) { /* the reader catches up */
+        ssize_t r = read(fds[0], fill, sizeof fill);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    log_info("kept", NULL);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    char out[512];
+    ssize_t r = read(fds[0], out, sizeof out - 1);
+    close(fds[0]);
+    assert_true(r > 0);
+    out[r] = '\0';
+    json_t *j = line(out, 0); /* the dropped line left nothing before it */
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "kept");
+    json_decref(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields_and_context),
         cmocka_unit_test(test_context_is_bounded),
         cmocka_unit_test(test_long_lines_from_threads_stay_whole),
+        cmocka_unit_test(test_full_nonblocking_stderr_drops_a_line_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
