@@ -180,9 +180,16 @@ class Wait(LiveCase):
     def test_a_patch_to_a_final_status_wakes_it_and_a_claim_does_not(self):
         tid = self.server.create("TASK2")  # no handler: stays CREATED
         t = Timed(lambda: self.wait(tid, 30))
-        time.sleep(0.3)
-        self.assertEqual(self.server.set_status(tid, "IN_PROGRESS").status, 204)
-        time.sleep(0.7)
+        harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 1, 10,
+                           what="the waiter parked")
+        with harness.EventStream(self.server) as st:
+            self.assertEqual(self.server.set_status(tid, "IN_PROGRESS").status, 204)
+            # the thread that wakes waiters has handled the claim once the stream has its event,
+            # and a waiter it woke is no longer counted
+            ev = st.next_event(10)
+            self.assertEqual((ev["data"]["id"], ev["data"]["status"]), (tid, "IN_PROGRESS"), ev)
+            self.assertEqual(metric(self.server, "taskd_task_waiters"), 1,
+                             "answered on IN_PROGRESS: %r" % (t.result,))
         self.assertTrue(t.thread.is_alive(), "answered on IN_PROGRESS: %r" % (t.result,))
         self.assertEqual(self.server.set_status(tid, "FAILED", "no").status, 204)
         body = self.assertJSON(t.join(20), 200)
