@@ -995,8 +995,10 @@ class ClaimLease(ServerTestCase):
         srv = self.server
         tid = srv.create("TASK2")
         self.assertEqual(self.claim(tid, key="k").status, 204)
+        other = srv.create("TASK2")  # claimed after it and left: its lease ends no sooner
+        self.assertEqual(self.claim(other).status, 204)
         self.assertEqual(srv.set_status(tid, "COMPLETED", "Task completed", result=1).status, 204)
-        time.sleep(4)  # two leases and a sweep
+        self.wait_status(other, "FAILED", 8)  # a sweep past the end of both leases has run
         t = srv.task(tid)
         self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"))
 
