@@ -749,7 +749,10 @@ static store_rc feed_catch_up(sqlite_store *s);
  * feed off, and the feed turns off inside a batch (a take refused, out of memory), after it may
  * have fed that batch's first creations: read before the commit, the checkpoint is the one the
  * batch moves on from, and nothing is past it yet. Published there, as the log's end, it would
- * take the checkpoint back, and the catch-up would send the fed creations' messages again.
+ * take the checkpoint back, and the catch-up would send the fed creations' messages again. A
+ * rollback can turn the feed on again after the consumer found it off (the commit of a batch
+ * whose take was refused fails): its publish may then come after creations the writer fed in
+ * the publish's own batch, whose place the feed alone has until that batch's end.
  */
 static store_rc apply_publish(sqlite_store *s, void *arg)
 {
@@ -762,6 +765,9 @@ static store_rc apply_publish(sqlite_store *s, void *arg)
         int64_t saved = checkpoint_of(wstmt(s, BST_CHECKPOINT), a->consumer, &rc);
         if (rc != STORE_OK)
             return rc;
+        /* nor behind what this batch fed it before this publish, saved only at the batch's end */
+        if (f->cp != f->saved_cp && f->cp > saved)
+            saved = f->cp;
         if (saved > seq)
             seq = saved;
     }

@@ -4538,6 +4538,79 @@ static void test_a_stop_in_a_failed_commit_leaves_the_consumer_fed(void **state)
     task_clear(&stop_creations[1].current);
 }
 
+/* The creations and the publish of the test below, queued while the writer is held: the two
+ * creations first, then the consumer's publish at qp.seq from a thread of its own. */
+static store_batch fed_batch;
+static store_write fed_creations[2];
+
+static void queue_creations_then_the_publish(void)
+{
+    store_batch_init(&fed_batch);
+    make_creations(fed_creations, 2);
+    for (size_t i = 0; i < 2; i++)
+        store_batch_submit(&fed_batch, qp.s, &fed_creations[i]);
+    start_queued(&qp.th, publisher_main);
+}
+
+/* A refused take's: the commit of its batch fails (set after the consumer's read, whose
+ * transaction ends with a COMMIT of its own). */
+static void fail_the_next_commit(void)
+{
+    atomic_store(&fail_sql[0], "COMMIT");
+}
+
+/*
+ * The feed turns off in a batch whose commit then fails (a take refused, then the disk), and the
+ * rollback turns it on again: the consumer, which found it off meanwhile, read nothing past its
+ * place and publishes there, and that publish lands after creations the writer fed in its own
+ * batch. It does not take the checkpoint back behind them: the row still had the place the last
+ * commit saved, and a publish that kept only that one had the catch-up feed the batch's
+ * creations again, each task's message sent twice.
+ */
+static void test_a_publish_after_creations_fed_in_its_batch_keeps_their_place(void **state)
+{
+    fx *f = *state;
+    held_feed h;
+    start_held_feed(f, &h, 30);
+    int64_t at = -1;
+    size_t behind = 99;
+    h.ff.b = f->b;
+    h.ff.read_at = &at;
+    h.ff.read_n = &behind;
+    h.ff.refuse = true;
+    h.ff.refused = fail_the_next_commit;
+    store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
+    char a[37];
+    assert_int_not_equal(store_create_task(f->s, &t, (int64_t)time(NULL), a), STORE_OK);
+    assert_null(atomic_load(&fail_sql[0])); /* the commit failed */
+    h.ff.refuse = false;
+    h.ff.read_at = NULL;
+    h.ff.refused = NULL;
+    int64_t last = broker_last_seq(f->b);
+    assert_int_equal(behind, 0);
+    assert_int_equal(at, last);
+    assert_true(broker_feed_on(f->b, "pub")); /* on again with the rollback */
+
+    qp.s = f->s;
+    qp.seq = at;
+    submit_as_one_batch(f, &h.g, NULL, 0, queue_creations_then_the_publish);
+    store_batch_wait(&fed_batch);
+    assert_int_equal(pthread_join(qp.th, NULL), 0);
+    assert_int_equal(h.g.writes, 3); /* one batch: the two creations, then the publish */
+    assert_int_equal(qp.rc, STORE_OK);
+    assert_int_equal(fed_creations[0].rc, STORE_OK);
+    assert_int_equal(fed_creations[1].rc, STORE_OK);
+    assert_true(broker_feed_on(f->b, "pub"));
+    for (size_t i = 0; i < 2; i++)
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1", fed_creations[i].id, 1);
+    assert_int_equal(h.ff.takes, 3); /* the held write's creation, and the batch's two once */
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", broker_last_seq(f->b));
+    expect_stats(f->b, "work", 3, 0, 0);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    task_clear(&fed_creations[0].current);
+    task_clear(&fed_creations[1].current);
+}
+
 /* The standing runner of the test below, sat down while its batch is held. */
 static broker *rolled_back_broker;
 static broker_standing *rolled_back_standing;
@@ -5563,6 +5636,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_stop_in_a_failed_commit_leaves_the_consumer_fed,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_publish_after_creations_fed_in_its_batch_keeps_their_place, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
