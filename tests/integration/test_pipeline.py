@@ -411,7 +411,10 @@ class FinalTaskMessages(PipelineCase):
         t = self.wait_status(s, tid, FINAL, timeout=10)
         self.assertEqual(t["status"], "FAILED", t)
         self.assertIn("timed out", t["status_msg"])
-        time.sleep(2.5)  # past where a second delivery would have come
+        # the message leaves the queue only with its last delivery's run over and reported (a
+        # delete with an older receipt misses it): once it is gone, every delivery it had has
+        # written its line to runs, and none can come after
+        wait_queue_empty(s, "slow")
         history = s.history(tid)["history"]
         self.assertEqual([h["status"] for h in history], ["CREATED", "IN_PROGRESS", "FAILED"], history)
         with open(os.path.join(runs_dir, "runs")) as f:
