@@ -16,9 +16,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (QuietHandler, ServersTestCase, Taskd, change_transitions, db_query,  # noqa: E402
-                     kill_fixture_processes, post_tasks, process_gone, queue_table, script_path,
-                     serve_stand_in, status_counts, wait_queue_empty, wait_until, write_config,
-                     written_at)
+                     kill_fixture_processes, metric, metrics, post_tasks, process_gone, queue_table,
+                     script_path, serve_stand_in, status_counts, wait_queue_empty, wait_until,
+                     write_config, written_at)
 
 FINAL = ("COMPLETED", "FAILED")
 
@@ -296,12 +296,26 @@ class GracefulStop(CrashCase):
         self.assertEqual(status, ("COMPLETED", "Task completed"),
                          "after a graceful stop with grace 10 s > TASK1_SECONDS the task should be "
                          "finished; stderr:\n%s" % s.stderr_text()[-3000:])
-        s2 = self.start(cfg, env=env)
+        # Nothing is left to deliver again: the message went with the run's report, before the exit.
+        left = db_query(self.db, "SELECT count(*) FROM messages WHERE task_id = ?", (tid,))[0][0]
+        self.assertEqual(left, 0, "the finished task's message outlived the stop")
+        s2 = self.start(cfg, env=dict(env, TASK1_SECONDS="0.05"))
         t = s2.task(tid)
         self.assertEqual(t["status"], "COMPLETED", t)
-        # Nothing is redelivered and run again after the restart.
-        time.sleep(0.5)
+        history = s2.history(tid)["history"]
+        # Nor is anything redelivered and run again after the restart: a task sent after it to
+        # the same queue is published behind anything the restart sent again, and received no
+        # sooner than anything it left visible; once it has run and the queue is empty, all that
+        # came before it has been received.
+        control = s2.create("TASK1")
+        c = wait_until(lambda: (lambda c: c if c["status"] in FINAL else None)(s2.task(control)), 10,
+                       what="the task sent after the restart to run")
+        self.assertEqual(c["status"], "COMPLETED", c)
+        wait_queue_empty(s2, "task1")
         self.assertEqual(s2.task(tid), t)
+        self.assertEqual(s2.history(tid)["history"], history)
+        runs = metric(metrics(s2), "taskd_handler_duration_seconds_count", task_type="TASK1")
+        self.assertEqual(runs, 1, "TASK1 ran %s times since the restart, the task sent after it once" % runs)
         self.stop_clean(s2)
 
     def test_sigterm_with_short_grace_leaves_no_task_stuck(self):
