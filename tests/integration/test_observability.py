@@ -211,25 +211,31 @@ class IdleWritesNothing(ServersTestCase):
 
     def test_delayed_message_waits_without_writing(self):
         cfg = {"sweep_interval": 1, "event_replay": 0,  # one sweep a second, then reads only
-               "queues": [{"name": "task1", "delay": 3, "visibility_timeout": 30,
+               "queues": [{"name": "task1", "delay": 5, "visibility_timeout": 30,
                            "dead_letter_queue": "task1-dlq"}, {"name": "task1-dlq"}]}
         s = self.start(cfg)
         self.settle(s)
-        t0 = time.monotonic()
         tid = s.create("TASK1")
-        wait_until(lambda: db_query(s.db, "SELECT count(*) FROM messages")[0][0] == 1, 1.0,
-                   what="the message to be sent")
+        def sent():
+            rows = db_query(s.db, "SELECT visible_ms FROM messages")
+            return rows[0][0] if rows else None
+        visible_ms = wait_until(sent, 2.0, what="the message to be sent")
         # the sweeper trims the published INSERT record within its interval, then has nothing
-        wait_until(lambda: db_query(s.db, "SELECT count(*) FROM changes")[0][0] == 0, 1.5,
+        wait_until(lambda: db_query(s.db, "SELECT count(*) FROM changes")[0][0] == 0, 2.5,
                    interval=0.02, what="the sweep of the published change record")
         time.sleep(0.1)
-        self.assert_idle(s, 2.7 - (time.monotonic() - t0), "while the message is delayed")
+        # idle until 0.3 s before the delay ends, by the message's own deadline: a window too
+        # short to show anything fails rather than passes
+        window = visible_ms / 1000.0 - time.time() - 0.3
+        self.assertGreater(window, 1.5, "only %.1f s of the delay left to watch" % window)
+        self.assert_idle(s, window, "while the message is delayed")
         self.assertEqual(s.task(tid)["status"], "CREATED")
-        t = self.wait_final(s, tid, 5.0)
-        took = time.monotonic() - t0
+        t = self.wait_final(s, tid, 8.0)
+        late = time.time() - visible_ms / 1000.0
         self.assertEqual(t["status"], "COMPLETED", t)
-        self.assertGreaterEqual(took, 2.8, "delivered before its delay: %.3f s" % took)
-        self.assertLess(took, 4.5, "a 3 s delay took %.3f s" % took)
+        self.assertGreaterEqual(late, -0.2, "delivered %.3f s before its delay ended" % -late)
+        # woken at the deadline, not left to the runner's periodic look (10 s)
+        self.assertLess(late, 2.5, "delivered %.3f s after its delay ended" % late)
         self.assertEqual(s.stop(), 0)
 
     def test_in_flight_after_crash_waits_for_visibility(self):
@@ -256,8 +262,9 @@ class IdleWritesNothing(ServersTestCase):
         # turns the writer's feed on) may come after the server answers: let them pass
         self.settle(s, timeout=1.5, quiet_s=0.3)
         left = visible_ms / 1000.0 - time.time()
-        if left > 1.5:
-            self.assert_idle(s, left - 1.0, "while the message is in flight")
+        # a restart that took the whole timeout would leave nothing to watch: a failure, not a pass
+        self.assertGreater(left, 1.5, "only %.1f s of the visibility left to watch" % left)
+        self.assert_idle(s, left - 1.0, "while the message is in flight")
         self.assertEqual(db_query(s.db, "SELECT receive_count FROM messages")[0][0], 1)
         t = self.wait_final(s, tid, left + 3.0)
         late = time.time() - visible_ms / 1000.0
