@@ -835,6 +835,9 @@ class Checker:
         timeout = as_int(self.props(fn).get("Timeout", 6))
         q = next((x for x in self.cfg["queues"] if x["name"] == qn), None)
         label = "function %s (queue %s)" % (fn, qn)
+        if not isinstance(timeout, int):
+            self.fail("%s: Timeout %s is no number of seconds", label, timeout)
+            return
         if binding and timeout < binding["timeout"] + WORKER_MARGIN:
             self.fail("%s: Timeout %s, below the binding's timeout %d + %d s: its tasks would never start",
                       label, timeout, binding["timeout"], WORKER_MARGIN)

@@ -441,6 +441,12 @@ class Checker(unittest.TestCase):
         self.rejected(spoil, "sqs mapping WorkerTask1EventSourceMappingSQSTask1Queue (queue task1): BatchSize ten, "
                              "config batch_size of the binding is 1")
 
+    def test_worker_timeout_not_a_number(self):
+        """A Timeout that is no integer is named, not a crash of the check."""
+        def spoil(r, t):
+            r["WorkerTask1LambdaFunction"]["Properties"]["Timeout"] = "a minute"
+        self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): Timeout a minute is no number")
+
     def test_worker_queue_name(self):
         def spoil(r, t):
             r["WorkerTask1LambdaFunction"]["Properties"]["Environment"]["Variables"]["QUEUE_NAME"] = "task2"
