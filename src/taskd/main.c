@@ -240,9 +240,13 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
             *exit_now = true;
             return 0;
         default: {
-            char msg[160];
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (see --help)",
-                     argv[optind - 1]);
+            /* a long option unknown (optopt 0) or without its value is the argument before
+             * optind; a short one (taskd has none) may be inside a cluster (-xy) that getopt has
+             * not moved past yet, so it is named alone */
+            char msg[160], opt[3] = {'-', (char)optopt, '\0'};
+            const char *what =
+                optopt && strncmp(argv[optind - 1], "--", 2) != 0 ? opt : argv[optind - 1];
+            snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (see --help)", what);
             return fail(msg);
         }
         }

@@ -87,7 +87,15 @@ class Program(ServersTestCase):
         self.assertIn("bogus", err[0])
 
     def test_missing_flag_value(self):
-        self.assertFailsWithOneLine(["--db", self.path("a.db"), "--listen"])
+        err = self.assertFailsWithOneLine(["--db", self.path("a.db"), "--listen"])
+        self.assertIn("'--listen'", json.loads(err[0])["message"])
+
+    def test_unknown_short_options_are_named(self):
+        """taskd has no short options: each is named as given, alone or in a cluster."""
+        for args, named in ((["-x"], "'-x'"), (["--db", self.path("a.db"), "-xy"], "'-x'"),
+                            (["-l"], "'-l'")):
+            err = self.assertFailsWithOneLine(args)
+            self.assertIn(named, json.loads(err[0])["message"], args)
 
     def test_stray_argument(self):
         self.assertFailsWithOneLine(["--db", self.path("a.db"), "--listen", "127.0.0.1:0", "extra"])
