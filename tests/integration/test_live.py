@@ -129,16 +129,32 @@ class Gdb:
         return lines[:next(i for i, line in enumerate(lines) if mark in line)]
 
     def none_running(self):
-        """Whether gdb lists every thread stopped; none listed is an attach that failed."""
-        listed = self.ran("gdb to list the threads", ["info threads"])
-        rows = [line for line in listed if self.THREAD_ROW.match(line)]
-        if not rows:
-            raise AssertionError("gdb lists no thread of the process: %s" % "".join(self.said))
-        return not any("(running)" in line for line in rows)
+        """Whether gdb lists every thread stopped."""
+        return not any("(running)" in line for line in self.threads())
 
     def wait_said(self, text, what):
         """gdb runs its commands in turn: once it says text, those before have run."""
         harness.wait_until(lambda: any(text in line for line in self.said), self.TIMEOUT, what=what)
+
+    def set_break(self, what, commands, function):
+        """Set a breakpoint on function (commands), and return once gdb has inserted it and lists
+        every thread running, but any it holds in function.
+
+        gdb says "Breakpoint N at" before it inserts the breakpoint; while threads run, it
+        inserts it as the command ends, so the echo after the commands shows it inserted. And
+        the threads are asked of gdb, not left a moment to run again."""
+        self.ran(what, commands)
+        frame = " %s (" % function
+        harness.wait_until(lambda: all("(running)" in row or frame in row for row in self.threads()),
+                           self.TIMEOUT, what="gdb to list every thread running, the breakpoint set")
+
+    def threads(self):
+        """The rows of gdb's `info threads`; none listed is an attach that failed."""
+        rows = [line for line in self.ran("gdb to list the threads", ["info threads"])
+                if self.THREAD_ROW.match(line)]
+        if not rows:
+            raise AssertionError("gdb lists no thread of the process: %s" % "".join(self.said))
+        return rows
 
     def close(self):
         """Let every thread go and leave the process running (once: again, it does nothing)."""
@@ -597,9 +613,8 @@ class Trimmed(LiveCase):
                                    what="the waiter parked")
                 # gdb holds only the thread that reads the log for waiters and streams
                 # (broker_changes_after is called by no other) at its next read
-                gdb.cmd("break broker_changes_after")
-                gdb.wait_said("Breakpoint 1 at", "gdb's breakpoint set")
-                time.sleep(0.5)
+                gdb.set_break("gdb's breakpoint set", ["break broker_changes_after"],
+                              "broker_changes_after")
                 self.server.set_status(tid, "FAILED", "cancelled")
                 last = [self.server.create("TASK2") for _ in range(3)][-1]
                 harness.wait_until(
@@ -620,8 +635,17 @@ class Trimmed(LiveCase):
 
 @harness.local_only("the change log is taskd's")
 class Replay(LiveCase):
-    # sweeps every second, with the default event_replay (60 s)
-    server_config = {"sweep_interval": 1}
+    # sweeps every second, with the default event_replay (60 s); finished tasks past their ttl
+    # are deleted at once
+    server_config = {"sweep_interval": 1, "retention_grace": 0}
+
+    def swept(self):
+        """Return once a sweep has trimmed the change log after now: a finished task past its
+        ttl, made now, is deleted by the same write that trims the log."""
+        past = self.server.create("TASK2", ttl=1662381756)
+        self.assertEqual(self.server.set_status(past, "FAILED", "expired").status, 204)
+        harness.wait_until(lambda: self.server.get("/tasks/" + past).status == 404, 20,
+                           what="a sweep to delete the task past its ttl")
 
     def test_a_reconnect_after_sweeps_misses_nothing(self):
         """Records every consumer has read outlive the sweep by event_replay, so a client that
@@ -629,7 +653,8 @@ class Replay(LiveCase):
         before = int(self.server.get("/tasks?limit=1").header("X-Last-Event-ID"))
         tid = self.server.create("TASK2")
         self.server.set_status(tid, "FAILED", "cancelled")
-        time.sleep(2.5)  # two sweeps or more, each with nothing to trim yet
+        for _ in range(2):  # two sweeps, each with nothing to trim yet
+            self.swept()
         with harness.EventStream(self.server, headers={"Last-Event-ID": str(before)}) as st:
             got = [st.next_event(10) for _ in range(2)]
         self.assertEqual([(e["event"], e["data"]["id"], e["data"]["status"]) for e in got],
@@ -651,9 +676,9 @@ class ReadFailure(LiveCase):
             harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 1, 10,
                                what="the waiter parked")
             # the events thread's next read returns STORE_BUSY without reading, once
-            gdb.ran("gdb's breakpoint set", ["tbreak broker_changes_after",
-                                               "commands\nsilent\nreturn (store_rc)STORE_BUSY\ncontinue\nend"])
-            time.sleep(0.5)
+            gdb.set_break("gdb's breakpoint set", ["tbreak broker_changes_after",
+                                                     "commands\nsilent\nreturn (store_rc)STORE_BUSY\ncontinue\nend"],
+                          "broker_changes_after")
             self.assertEqual(self.server.set_status(tid, "FAILED", "cancelled").status, 204)
             changed = time.monotonic()
             body = self.assertJSON(t.join(40), 200)
