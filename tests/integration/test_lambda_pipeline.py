@@ -482,10 +482,14 @@ class Walkthrough(StackTestCase):
         self.assertIsInstance(t["updated_time"], int)
         self.assertGreaterEqual(t["updated_time"], t["created_time"])
         # TASK2 was published too (its publish span came), no subscription took it: CREATED it stays.
+        # A TASK1 created after that span is published after TASK2 was: once it has run and every
+        # queue is empty (messages in flight count), a message of TASK2's that a subscription took
+        # has reached its queue before the TASK1's and been handled.
         wait_until(lambda: [d for _, d in s.documents(task_id=task2) if d.get("name") == "SNS"],
                    10, 0.05, "TASK2's publish span")
+        control, _ = s.create(SEED_BODY)
+        self.assertEqual(s.wait_final(control)[0]["status"], "COMPLETED")
         self.wait_queues_empty()
-        time.sleep(0.5)
         t2 = s.task(task2)
         self.assertEqual((t2["status"], t2["status_msg"], t2["updated_time"]), ("CREATED", "", None))
         wait_until(lambda: task2 in [t["id"] for t in s.request("GET", "/tasks?status=CREATED&task_type=TASK2")
@@ -796,6 +800,18 @@ class StrandedTasks(StackTestCase):
                               "eventSourceARN": "arn:aws:sqs:%s:000000000000:publish-failures" % REGION}]}
         return self.stack.answer(self, "recover", event)
 
+    def run_control(self):
+        """A task created now, its INSERT handed to the publish function as a stream mapping
+        would, run to its end, and every queue empty after it (messages in flight count): what
+        went to the topic before it has reached its queue and been handled."""
+        s = self.stack
+        control, _ = s.create(SEED_BODY)
+        inserts = wait_until(lambda: [r for r in s.stream_records(control) if r["eventName"] == "INSERT"],
+                             5, 0.05, "the control task's stream record")
+        self.assertEqual(s.answer(self, "publish", {"Records": inserts}), {"batchItemFailures": []})
+        self.assertEqual(s.wait_final(control)[0]["status"], "COMPLETED")
+        self.wait_queues_empty()
+
     def test_stranded_tasks_are_published_again_and_run(self):
         s = self.stack
         t0 = time.time()
@@ -804,11 +820,11 @@ class StrandedTasks(StackTestCase):
         r = s.request("PATCH", "/tasks/" + claimed, {"status": "IN_PROGRESS", "status_msg": "mine"})
         self.assertEqual(r.status, 204, r)
         t1 = time.time()
-        time.sleep(1.0)
+        self.run_control()  # published after them, and run
         self.assertEqual([s.task(t)["status"] for t in stranded], ["CREATED", "CREATED"])  # never published
-        # a window long before them publishes nothing
+        # a window long before them publishes nothing (a control published after its answer has run)
         self.assertEqual(self.recover(t0 - 3600, t0 - 1800), {"batchItemFailures": []})
-        time.sleep(1.0)
+        self.run_control()
         self.assertEqual([s.task(t)["status"] for t in stranded], ["CREATED", "CREATED"])
         self.assertEqual(self.recover(t0, t1), {"batchItemFailures": []})
         for tid in stranded:
