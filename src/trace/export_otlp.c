@@ -488,6 +488,16 @@ static void too_large_for_collector(otlp_exporter *o, const span *spans, size_t 
     failed[0] = true;
 }
 
+/* Drop all n spans of a batch, marked in failed[], with a warning saying why. */
+static void drop_all(otlp_exporter *o, size_t n, bool *failed, const char *why)
+{
+    char detail[128];
+    snprintf(detail, sizeof detail, "%zu spans: %s", n, why);
+    warn(o, "OTLP export failed, spans dropped", detail);
+    for (size_t i = 0; i < n; i++)
+        failed[i] = true;
+}
+
 /* Export spans[0..n), marking the ones lost in failed[]. */
 static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
 {
@@ -495,11 +505,7 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
     if (atomic_load(&o->hurried) && clock_mono_ns() >= atomic_load(&o->deadline)) {
         /* past the deadline of a flush or a stop: nothing more goes out, so nothing is encoded
          * (a stop behind a full queue would encode and gzip every batch only to drop it) */
-        char detail[96];
-        snprintf(detail, sizeof detail, "%zu spans: the deadline of a flush or a stop passed", n);
-        warn(o, "OTLP export failed, spans dropped", detail);
-        for (size_t i = 0; i < n; i++)
-            failed[i] = true;
+        drop_all(o, n, failed, "the deadline of a flush or a stop passed");
         return;
     }
     if (o->body_max != SIZE_MAX && o->now_ns() >= o->body_max_until)
@@ -527,11 +533,7 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         bool zipped = gzip_body(body, len, &gz, &gzlen);
         free(body);
         if (!zipped) {
-            char detail[80];
-            snprintf(detail, sizeof detail, "%zu spans: gzip compression failed", n);
-            warn(o, "OTLP export failed, spans dropped", detail);
-            for (size_t i = 0; i < n; i++)
-                failed[i] = true;
+            drop_all(o, n, failed, "gzip compression failed");
             return;
         }
         body = gz;
