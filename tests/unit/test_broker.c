@@ -4040,6 +4040,18 @@ static void start_held_feed(fx *f, held_feed *h, unsigned visibility)
     assert_true(broker_feed_on(f->b, "pub"));
 }
 
+/* start_held_feed() with a visibility of 30 s, the consumer's reads in a batch noted: where it
+ * read (*at, -1 before any) and how many records it found past that (*behind, 99 before any). */
+static void start_held_feed_reading(fx *f, held_feed *h, int64_t *at, size_t *behind)
+{
+    start_held_feed(f, h, 30);
+    *at = -1;
+    *behind = 99;
+    h->ff.b = f->b;
+    h->ff.read_at = at;
+    h->ff.read_n = behind;
+}
+
 /* n creations of a TASK1 task with data {}, as writes to submit. */
 static void make_creations(store_write *w, size_t n)
 {
@@ -4183,12 +4195,9 @@ static void test_feed_off_part_way_through_a_batch(void **state)
 {
     fx *f = *state;
     held_feed h;
-    start_held_feed(f, &h, 30);
-    int64_t at = -1;
-    size_t behind = 99;
-    h.ff.b = f->b;
-    h.ff.read_at = &at;
-    h.ff.read_n = &behind;
+    int64_t at;
+    size_t behind;
+    start_held_feed_reading(f, &h, &at, &behind);
 
     store_write w[2];
     creations_in_one_batch_the_second_refused(f, &h, w);
@@ -4571,12 +4580,9 @@ static void test_a_publish_after_creations_fed_in_its_batch_keeps_their_place(vo
 {
     fx *f = *state;
     held_feed h;
-    start_held_feed(f, &h, 30);
-    int64_t at = -1;
-    size_t behind = 99;
-    h.ff.b = f->b;
-    h.ff.read_at = &at;
-    h.ff.read_n = &behind;
+    int64_t at;
+    size_t behind;
+    start_held_feed_reading(f, &h, &at, &behind);
     h.ff.refuse = true;
     h.ff.refused = fail_the_next_commit;
     store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
