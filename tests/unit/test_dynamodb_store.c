@@ -814,13 +814,16 @@ static void no_done(store_write *w)
     (void)w;
 }
 
-/* A create without a key, made directly, under a deadline of 700 ms. */
-static store_write create_unkeyed(fixture *f)
+/* A create with Idempotency-Key key (NULL: none), made directly, under a deadline of 700 ms. */
+static store_write create_direct(fixture *f, const char *key)
 {
     aws_set_deadline(clock_unix_ms() + 700);
     store_write w = {.kind = STORE_WRITE_CREATE,
                      .now = clock_unix_ms() / 1000,
-                     .create = {.task_type = "TASK1", .data = "{\"n\":1}", .ttl = TASK_NULL_TIME},
+                     .create = {.task_type = "TASK1",
+                                .data = "{\"n\":1}",
+                                .ttl = TASK_NULL_TIME,
+                                .idempotency_key = key},
                      .done = no_done};
     store_submit(f->store, &w); /* answered before it returns */
     return w;
@@ -836,7 +839,7 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     const http_stub_reply lost[] = {LOST_ANSWER};
     fixture f;
     start(&f, lost, 1);
-    store_write w = create_unkeyed(&f);
+    store_write w = create_direct(&f, NULL);
     assert_int_equal(w.rc, STORE_ERROR);
     assert_true(w.unknown);
     json_t *body = request_of(&f, 0, "PutItem");
@@ -851,7 +854,7 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
                  "\"message\":\"The level of configured provisioned throughput for the table was "
                  "exceeded.\"}"}};
     start(&f, throttled, 1);
-    w = create_unkeyed(&f);
+    w = create_direct(&f, NULL);
     assert_int_equal(w.rc, STORE_BUSY);
     assert_false(w.unknown);
     stop(&f);
@@ -859,7 +862,7 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     /* throttled, then tried again and answered after the deadline: that try may have been made */
     const http_stub_reply late[] = {throttled[0], {.status = 200, .body = "{}", .delay_ms = 3000}};
     start(&f, late, 2);
-    w = create_unkeyed(&f);
+    w = create_direct(&f, NULL);
     assert_int_equal(w.rc, STORE_BUSY);
     assert_true(w.unknown);
     assert_int_equal(http_stub_count(f.server), 2);
@@ -869,7 +872,7 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
      * first, which may have been made */
     const http_stub_reply lost_then_throttled[] = {LOST_ANSWER, throttled[0]};
     start(&f, lost_then_throttled, 2);
-    w = create_unkeyed(&f);
+    w = create_direct(&f, NULL);
     assert_int_equal(w.rc, STORE_BUSY);
     assert_true(w.unknown);
     assert_true(http_stub_count(f.server) >= 2);
@@ -878,21 +881,6 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     assert_string_equal(text_of(json_object_get(json_object_get(item, "id"), "S")), w.id);
     json_decref(body);
     stop(&f);
-}
-
-/* A keyed create, made directly, under a deadline of 700 ms. */
-static store_write create_keyed_write(fixture *f)
-{
-    aws_set_deadline(clock_unix_ms() + 700);
-    store_write w = {.kind = STORE_WRITE_CREATE,
-                     .now = clock_unix_ms() / 1000,
-                     .create = {.task_type = "TASK1",
-                                .data = "{\"n\":1}",
-                                .ttl = TASK_NULL_TIME,
-                                .idempotency_key = "order-42"},
-                     .done = no_done};
-    store_submit(f->store, &w);
-    return w;
 }
 
 /* A keyed create whose transaction DynamoDB answered 500 until the deadline is unknown too, with
@@ -904,7 +892,7 @@ static void test_unanswered_keyed_create_names_its_task(void **state)
     const http_stub_reply lost[] = {LOST_ANSWER};
     fixture f;
     start(&f, lost, 1);
-    store_write w = create_keyed_write(&f);
+    store_write w = create_direct(&f, "order-42");
     assert_int_equal(w.rc, STORE_ERROR);
     assert_true(w.unknown);
     char token[37];
@@ -918,7 +906,7 @@ static void test_unanswered_keyed_create_names_its_task(void **state)
                                     {.status = 200, .body = "{}"}, /* the key item deleted */
                                     LOST_ANSWER};
     start(&f, gone, 4);
-    w = create_keyed_write(&f);
+    w = create_direct(&f, "order-42");
     assert_int_equal(w.rc, STORE_ERROR);
     assert_true(w.unknown);
     char first[37], second[37];
@@ -952,7 +940,7 @@ static void test_create_never_sent_made_nothing(void **state)
     f.store = dynamodb_store_open(&so, err, sizeof err);
     assert_non_null(f.store);
 
-    store_write w = create_unkeyed(&f);
+    store_write w = create_direct(&f, NULL);
     assert_int_not_equal(w.rc, STORE_OK);
     assert_false(w.unknown);
 
