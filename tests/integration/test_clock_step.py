@@ -223,11 +223,23 @@ class ClockStep(ServersTestCase):
         # at once (made visible past any timeout). The stop now notes where the queue clock
         # was, and the restart moves the deadlines back by as far as it is ahead
         s = self.start(dict(self.QUEUE, sweep_interval=1), {})
+        self.send_after_a_step_back(s)
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        moved = self.restart_keeps_the_lengths(delta=2000)
+        # the stop's note told it: the clock went back before the newest send, not since
+        self.assertNotIn("newest message was sent", moved["message"])
+
+    def send_after_a_step_back(self, s):
+        """The wall clock put back an hour while s runs, then a delayed message sent."""
         self.step(-HOUR)
         wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
         s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+
+    def restart_keeps_the_lengths(self, delta):
+        """With taskd ended after send_after_a_step_back(), a restart with the clock still back
+        keeps the message its delay and retention from its send (within delta ms); returns the
+        restart's log line of the move."""
         sent, visible, expires = self.message_times()
         self.assertLess(sent, (time.time() - HOUR) * 1000 + 1000)  # by the clock put back
         self.assertGreater(expires - sent, 600_000 + HOUR * 1000 - 60_000)  # by the one before
@@ -237,15 +249,14 @@ class ClockStep(ServersTestCase):
         sent2, visible2, expires2 = self.message_times()
         self.assertEqual(delayed, 1, "the message no longer delayed\n" + s.stderr_text()[-2000:])
         self.assertEqual(sent2, sent)  # right by the clock taskd reads now
-        self.assertAlmostEqual(visible2 - sent2, 30_000, delta=2000)
-        self.assertAlmostEqual(expires2 - sent2, 600_000, delta=2000,
+        self.assertAlmostEqual(visible2 - sent2, 30_000, delta=delta)
+        self.assertAlmostEqual(expires2 - sent2, 600_000, delta=delta,
                                msg="the message kept its retention and %d ms"
                                % (expires2 - sent2 - 600_000))
         moved = [o for o in s.log_json() if o.get("message", "").startswith("the wall clock went back")]
         self.assertEqual(len(moved), 1, s.stderr_text()[-2000:])
         self.assertEqual(int(moved[0]["step_ms"]), expires2 - expires)
-        # the stop's note told it: the clock went back before the newest send, not since
-        self.assertNotIn("newest message was sent", moved[0]["message"])
+        return moved[0]
 
     def noted_queue_clock(self):
         """The note of where taskd's queue clock was (meta's queue_clock_at_stop), or None."""
@@ -267,28 +278,10 @@ class ClockStep(ServersTestCase):
         # the queue clock, every sweep now notes it, and the restart moves by that note: a sweep
         # old at most, the message keeps at most that and the time taskd was down more
         s = self.start(dict(self.QUEUE, sweep_interval=1, retention_grace=0), {})
-        self.step(-HOUR)
-        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
-        s.create("TASK2")
-        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
+        self.send_after_a_step_back(s)
         self.swept(s)  # after the send
         self.assertEqual(s.kill(), -signal.SIGKILL)
-        sent, visible, expires = self.message_times()
-        self.assertLess(sent, (time.time() - HOUR) * 1000 + 1000)  # by the clock put back
-        self.assertGreater(expires - sent, 600_000 + HOUR * 1000 - 60_000)  # by the one before
-        s = self.start(self.QUEUE, {}, shift=-HOUR)
-        delayed = queue_table(s)["q"]["delayed"]
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
-        sent2, visible2, expires2 = self.message_times()
-        self.assertEqual(delayed, 1, "the message no longer delayed\n" + s.stderr_text()[-2000:])
-        self.assertEqual(sent2, sent)
-        self.assertAlmostEqual(visible2 - sent2, 30_000, delta=3000)
-        self.assertAlmostEqual(expires2 - sent2, 600_000, delta=3000,
-                               msg="the message kept its retention and %d ms"
-                               % (expires2 - sent2 - 600_000))
-        moved = [o for o in s.log_json() if o.get("message", "").startswith("the wall clock went back")]
-        self.assertEqual(len(moved), 1, s.stderr_text()[-2000:])
-        self.assertEqual(int(moved[0]["step_ms"]), expires2 - expires)
+        self.restart_keeps_the_lengths(delta=3000)
 
     def test_a_note_of_the_queue_clock_that_fails_is_logged_once(self):
         # the sweeps' notes of the queue clock refused (triggers on meta): the first failure is
