@@ -1630,6 +1630,19 @@ static void reopen_configured(fx *f, const config *c, char **log)
     open_configured(f, c, log);
 }
 
+/* Close and open again with c, the open saying it moved the messages back for a wall clock gone
+ * back, and nothing of a check it could not make. */
+static void reopen_moving_back(fx *f, const config *c)
+{
+    char *log = NULL;
+    reopen_configured(f, c, &log);
+    if (!strstr(log, "the wall clock went back") || strstr(log, "cannot check"))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, "the wall clock went back"));
+    assert_null(strstr(log, "cannot check"));
+    free(log);
+}
+
 /* A configuration of one queue, q, and one handler on it of the given timeout (config_free()). */
 static void config_of_queue(config *c, const queue_config *q, unsigned handler_timeout)
 {
@@ -1894,12 +1907,7 @@ static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **st
 
     /* the trigger gone, the next open moves the three back by the hour */
     test_sqlite_exec(db_path, "DROP TRIGGER no_move", NULL);
-    reopen_configured(f, &c, &log);
-    if (!strstr(log, "the wall clock went back") || strstr(log, "cannot check"))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, "the wall clock went back"));
-    assert_null(strstr(log, "cannot check"));
-    free(log);
+    reopen_moving_back(f, &c);
     config_free(&c);
     message_times(t);
     assert_true(t[0] <= wall_ms());
@@ -1964,12 +1972,7 @@ static void test_a_move_that_fails_keeps_the_note_of_the_queue_clock(void **stat
 
     /* the trigger gone, the next open (after a stop) moves the deadlines back by the note */
     test_sqlite_exec(db_path, "DROP TRIGGER no_move", NULL);
-    reopen_configured(f, &c, &log);
-    if (!strstr(log, "the wall clock went back") || strstr(log, "cannot check"))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, "the wall clock went back"));
-    assert_null(strstr(log, "cannot check"));
-    free(log);
+    reopen_moving_back(f, &c);
     config_free(&c);
     message_times(t);
     assert_int_equal(t[0], before[0]); /* a send not ahead of the wall clock stays */
