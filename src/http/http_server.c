@@ -549,7 +549,7 @@ static void put_head(conn *c, const api_response *resp, const char *type, size_t
 }
 
 static void run(conn *c);
-static void rebase(http_request_head *r, size_t n_args, const char *from, char *to);
+static bool move_input(conn *c, size_t cap);
 static size_t request_bytes(const conn *c);
 
 /*
@@ -571,16 +571,8 @@ static void drop_body(conn *c)
     size_t cap = IN_FIRST;
     while (cap < c->in_len)
         cap *= 2;
-    if (c->in_cap > IN_KEEP && cap < c->in_cap) {
-        char *in = malloc(cap);
-        if (!in)
-            return; /* kept until the connection reads its next head */
-        memcpy(in, c->in, c->in_len);
-        rebase(c->req, c->n_args, c->in, in);
-        free(c->in);
-        c->in = in;
-        c->in_cap = cap;
-    }
+    if (c->in_cap > IN_KEEP && cap < c->in_cap)
+        move_input(c, cap); /* out of memory: kept until the connection reads its next head */
 }
 
 /* Send the exchange's response (ex.resp): a body, or the start of a stream. */
@@ -683,6 +675,23 @@ static void rebase(http_request_head *r, size_t n_args, const char *from, char *
     }
 }
 
+/* Move the input buffer to one of cap bytes (at least in_len), the split head's pointers with it
+ * (they point into the buffer); false when out of memory, the buffer kept as it was. */
+static bool move_input(conn *c, size_t cap)
+{
+    char *in = malloc(cap);
+    if (!in)
+        return false;
+    if (c->in_len)
+        memcpy(in, c->in, c->in_len);
+    if (c->split)
+        rebase(c->req, c->n_args, c->in, in);
+    free(c->in);
+    c->in = in;
+    c->in_cap = cap;
+    return true;
+}
+
 /* Read what the socket holds into in, up to want bytes in all; false on EOF, a failure, or
  * out of memory (c->oom). */
 static bool fill(conn *c, size_t want)
@@ -693,18 +702,10 @@ static bool fill(conn *c, size_t want)
         size_t cap = c->in_cap ? c->in_cap : IN_FIRST;
         while (cap < want)
             cap *= 2;
-        char *in = malloc(cap);
-        if (!in) {
+        if (!move_input(c, cap)) {
             c->oom = true;
             return false;
         }
-        if (c->in_len)
-            memcpy(in, c->in, c->in_len);
-        if (c->split) /* the split head points into the buffer */
-            rebase(c->req, c->n_args, c->in, in);
-        free(c->in);
-        c->in = in;
-        c->in_cap = cap;
     }
     while (c->in_len < want) {
         size_t room = c->in_cap - c->in_len;
@@ -754,13 +755,8 @@ static void consume_request(conn *c)
     c->counted = false;
     c->head_only = false;
     sbuf_free(&c->body);
-    if (c->in_cap > IN_KEEP && c->in_len <= IN_FIRST) { /* a large body's room goes back */
-        char *in = realloc(c->in, IN_FIRST);
-        if (in) {
-            c->in = in;
-            c->in_cap = IN_FIRST;
-        }
-    }
+    if (c->in_cap > IN_KEEP && c->in_len <= IN_FIRST) /* a large body's room goes back */
+        move_input(c, IN_FIRST);                      /* out of memory: kept */
 }
 
 static const char *lookup_query(void *ctx, const char *name)
