@@ -18,7 +18,9 @@ import tempfile
 import threading
 import time
 
-START_TIMEOUT = 30.0
+# A JVM's first answer takes seconds on an idle machine and tens of seconds on a loaded one;
+# a stand-in that never starts still fails, later.
+START_TIMEOUT = 90.0
 
 
 def free_port():
