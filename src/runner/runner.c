@@ -4,8 +4,9 @@
  * Each thread receives a batch with its tasks claimed in the same
  * transaction, turns the messages into work items, and hands them to the
  * step of work.h (claim outcome, run, report). What belongs to the queue
- * stays here: keeping the rest of a batch hidden while its tasks run,
- * releasing what an abort left unstarted, and deleting what is done.
+ * stays here: keeping the rest of a batch hidden while its tasks run (and,
+ * through the runner's keeper thread, a run's own message for as long as it
+ * goes on), releasing what an abort left unstarted, and deleting what is done.
  *
  * A stop ends the receiving, never a batch: what a thread has claimed when
  * a graceful stop arrives is run to its end, within shutdown_grace. Only
@@ -43,10 +44,27 @@
 /* A queue with nothing due is looked at again (a read) at least this often. */
 #define IDLE_RECHECK_MS 10000
 /* What a run may take past its handler's timeout: the kill's grace (2 s) and the forced stop's
- * wait (0.5 s, child.c), then the reap and the report's commit, which a loaded machine may
- * take seconds over. Its message stays hidden that long, lest it be delivered again meanwhile
- * (and no longer: a crash's redelivery waits for it). */
+ * wait (0.5 s, child.c), then the reap and the report's commit. Its message is hidden that long
+ * at its start (and no longer: a crash's redelivery waits for it); a run that takes longer (a
+ * loaded machine, a handler that overruns its timeout) has its keeper extend it as it goes. */
 #define RUN_MARGIN_S 5
+/* A run still going this close to the time its message would be visible again has the keeper
+ * hide the message, and the rest of its batch, for as long again: the extension's commit has
+ * this long to land. */
+#define KEEP_AHEAD_MS (RUN_MARGIN_S * 1000 / 2)
+/* A failed extension is tried again this soon. */
+#define KEEP_RETRY_MS 200
+
+/* A run in progress, as the runner's keeper sees it: its message and the rest of its batch, and
+ * when they would be visible again. Lives on the running thread's stack while it is watched. */
+typedef struct kept_run {
+    const queue_message *msgs; /* the running one first */
+    size_t n;
+    unsigned hide_s;      /* how long an extension hides them */
+    int64_t hidden_until; /* steady ms; the keeper moves it on */
+    int64_t try_at;       /* when the keeper extends them next (steady ms) */
+    struct kept_run *next;
+} kept_run;
 
 struct runner {
     broker *broker;
@@ -58,7 +76,83 @@ struct runner {
     atomic_int running;   /* threads still in their loop */
     pthread_t *threads;
     unsigned n_threads;
+    /* the keeper: a thread that keeps the messages of runs in progress hidden until they end */
+    pthread_mutex_t keep_mu;
+    pthread_cond_t keep_cv; /* a run watched, or the keeper's stop */
+    kept_run *kept;         /* the runs watched (under keep_mu) */
+    bool keeper_stop;       /* (under keep_mu) */
+    bool keeper_started;
+    pthread_t keeper;
 };
+
+/*
+ * The keeper's loop. A run normally ends within its timeout and margin, before its message would
+ * be visible again, and costs the keeper nothing but its watch. One that does not (its kill or
+ * report held up on a loaded machine, a handler past its timeout) would let its message be
+ * delivered again while it runs, and run beside itself: the keeper hides the message (and the
+ * rest of the batch, waiting behind it) for another hide_s, KEEP_AHEAD_MS before that time,
+ * and again as long as the run goes on, as an SQS consumer extends a message's visibility. The
+ * extension is made holding keep_mu, so a run that ends meanwhile waits for it before its
+ * message is deleted or given back: no extension lands after those.
+ */
+static void *keeper_main(void *arg)
+{
+    runner *r = arg;
+    pthread_mutex_lock(&r->keep_mu);
+    while (!r->keeper_stop) {
+        int64_t now = clock_steady_ms(), due = INT64_MAX;
+        for (kept_run *k = r->kept; k; k = k->next) {
+            if (k->try_at > now) {
+                due = k->try_at < due ? k->try_at : due;
+                continue;
+            }
+            int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
+            if (broker_extend(r->broker, k->msgs, k->n, k->hide_s) == STORE_OK) {
+                k->hidden_until = asked + (int64_t)k->hide_s * 1000;
+                k->try_at = k->hidden_until - KEEP_AHEAD_MS;
+            } else {
+                log_warn("cannot keep the message of a run in progress hidden; trying again",
+                         "queue", r->queue->name, NULL);
+                k->try_at = clock_steady_ms() + KEEP_RETRY_MS;
+            }
+            due = 0; /* look again: the clock moved while the writer answered */
+        }
+        if (due == INT64_MAX) {
+            pthread_cond_wait(&r->keep_cv, &r->keep_mu);
+        } else if (due > now) {
+            struct timespec until = clock_mono_after_ms(due - now);
+            pthread_cond_timedwait(&r->keep_cv, &r->keep_mu, &until);
+        }
+    }
+    pthread_mutex_unlock(&r->keep_mu);
+    return NULL;
+}
+
+/* Have the keeper watch k (filled but for try_at and next) while its run goes on. */
+static void keep_watch(runner *r, kept_run *k)
+{
+    k->try_at = k->hidden_until - KEEP_AHEAD_MS;
+    pthread_mutex_lock(&r->keep_mu);
+    k->next = r->kept;
+    r->kept = k;
+    pthread_cond_signal(&r->keep_cv);
+    pthread_mutex_unlock(&r->keep_mu);
+}
+
+/* The run of k ended: the keeper no longer extends it (waiting for an extension under way).
+ * When its messages are visible again, as the last extension left them. */
+static int64_t keep_unwatch(runner *r, kept_run *k)
+{
+    pthread_mutex_lock(&r->keep_mu);
+    for (kept_run **p = &r->kept; *p; p = &(*p)->next)
+        if (*p == k) {
+            *p = k->next;
+            break;
+        }
+    int64_t hidden_until = k->hidden_until;
+    pthread_mutex_unlock(&r->keep_mu);
+    return hidden_until;
+}
 
 /* A received message as a work item: its task and trace from the message, its claim as
  * received. */
@@ -184,7 +278,11 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                 continue;
             }
         }
+        kept_run keep = {
+            .msgs = msgs + i, .n = n - i, .hide_s = hide_s, .hidden_until = hidden_until};
+        keep_watch(r, &keep);
         work_run(&r->work, &items[i], &group);
+        hidden_until = keep_unwatch(r, &keep);
         if (items[i].fate == WORK_KEEP) /* cut short by an abort (no deadline here) */
             aborted[n_aborted++] = msgs[i];
         else if (items[i].fate == WORK_LATER) /* taskd short of descriptors or memory */
@@ -315,6 +413,17 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
     r->work.aborting = &r->aborting;
     if (tel)
         r->work.telemetry = *tel;
+    pthread_mutex_init(&r->keep_mu, NULL);
+    clock_mono_cond_init(&r->keep_cv);
+    if (pthread_create(&r->keeper, NULL, keeper_main, r) != 0) {
+        snprintf(err, errlen, "cannot start the keeper thread for queue %s", hc->queue);
+        runner_free(r);
+        return NULL;
+    }
+    r->keeper_started = true;
+    char name[16];
+    snprintf(name, sizeof name, "keep-%.10s", hc->queue);
+    pthread_setname_np(r->keeper, name);
     for (unsigned i = 0; i < hc->concurrency; i++) {
         atomic_fetch_add(&r->running, 1);
         if (pthread_create(&r->threads[i], NULL, runner_main, r) != 0) {
@@ -326,7 +435,6 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
             return NULL;
         }
         r->n_threads++;
-        char name[16];
         snprintf(name, sizeof name, "run-%.11s", hc->queue);
         pthread_setname_np(r->threads[i], name);
     }
@@ -357,6 +465,14 @@ bool runner_join(runner *r, double deadline, const atomic_bool *cut_short)
     for (unsigned i = 0; i < r->n_threads; i++)
         pthread_join(r->threads[i], NULL);
     r->n_threads = 0;
+    if (r->keeper_started) { /* no run is left to keep hidden */
+        pthread_mutex_lock(&r->keep_mu);
+        r->keeper_stop = true;
+        pthread_cond_signal(&r->keep_cv);
+        pthread_mutex_unlock(&r->keep_mu);
+        pthread_join(r->keeper, NULL);
+        r->keeper_started = false;
+    }
     return true;
 }
 
@@ -364,6 +480,8 @@ void runner_free(runner *r)
 {
     if (!r)
         return;
+    pthread_mutex_destroy(&r->keep_mu);
+    pthread_cond_destroy(&r->keep_cv);
     handler_free(r->work.handler);
     free(r->threads);
     free(r);

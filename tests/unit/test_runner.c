@@ -482,6 +482,96 @@ static void test_a_message_without_its_type_runs_its_task(void **state)
         fail_msg("task %s with its message gone, not COMPLETED", task_status_name(got));
 }
 
+/* A handler that ignores its timeout: each run waits until the test lets it end. */
+static pthread_mutex_t overrun_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t overrun_cv; /* a run began, or the runs may end */
+static int overrun_runs;
+static bool overrun_released;
+
+static void overrun_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
+{
+    (void)h, (void)t, (void)timeout_s;
+    pthread_mutex_lock(&overrun_mu);
+    overrun_runs++;
+    pthread_cond_broadcast(&overrun_cv);
+    while (!overrun_released)
+        pthread_cond_wait(&overrun_cv, &overrun_mu);
+    pthread_mutex_unlock(&overrun_mu);
+    *out = (handler_result){.ok = true, .status_msg = strdup("Task completed")};
+}
+
+static void overrun_free(handler *h)
+{
+    (void)h;
+}
+
+/*
+ * A run that outlives its timeout and the runner's margin (a handler that overruns, or a kill and
+ * a report held up on a loaded machine) keeps its message hidden as long as it goes on: the
+ * runner beside it does not receive the message and run the task a second time meanwhile. The
+ * message was hidden for the timeout and 5 s, then came back while the first run still went.
+ */
+static void test_a_run_past_its_margin_is_not_delivered_again(void **state)
+{
+    fixture *f = *state;
+    config_free(&f->cfg);
+    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
+                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                       " \"timeout\": 1, \"concurrency\": 2}]}";
+    char err[256] = "";
+    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
+    overrun_runs = 0;
+    overrun_released = false;
+    char ids[1][37];
+    send_tasks(f, 1, ids);
+    handler h = {.name = "overrun", .run = overrun_run, .free = overrun_free};
+    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], &h, NULL,
+                             err, sizeof err);
+    assert_non_null(r);
+    pthread_mutex_lock(&overrun_mu);
+    struct timespec until = clock_mono_after_ms(10000);
+    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
+        ;
+    int first = overrun_runs;
+    /* the run began about when its message was hidden for 1 + 5 s: wait 2 s past that for a
+     * second run (the other thread stands, due to receive the message once it is visible) */
+    until = clock_mono_after_ms((1 + 5 + 2) * 1000);
+    while (overrun_runs == 1 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
+        ;
+    int runs = overrun_runs;
+    pthread_mutex_unlock(&overrun_mu);
+    queue_stats st = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
+    pthread_mutex_lock(&overrun_mu);
+    overrun_released = true;
+    pthread_cond_broadcast(&overrun_cv);
+    pthread_mutex_unlock(&overrun_mu);
+    task t = {0};
+    for (int i = 0; i < 500; i++) {
+        task_clear(&t);
+        assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK);
+        if (t.status == TASK_COMPLETED)
+            break;
+        usleep(10000);
+    }
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the run");
+    pthread_cond_destroy(&overrun_cv);
+    assert_int_equal(first, 1);
+    if (runs != 1)
+        fail_msg("the task ran %d times while its first run went on", runs);
+    assert_int_equal(st.in_flight, 1);
+    assert_int_equal(st.visible, 0);
+    assert_int_equal(t.status, TASK_COMPLETED);
+    task_clear(&t);
+    task_history hist = {0};
+    assert_int_equal(store_get_history(f->store, ids[0], &hist), STORE_OK);
+    assert_int_equal(hist.count, 3); /* created, started once, completed */
+    task_history_clear(&hist);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +586,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_commit_between_look_and_standing_is_not_missed,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_message_without_its_type_runs_its_task, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_run_past_its_margin_is_not_delivered_again, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
