@@ -15,9 +15,10 @@
  *   the failure message, this file the messages for a run that could not go as planned.
  * - Every run is contained and limited by child.h: its whole process tree is killed on
  *   timeout, when standard output passes EXEC_STDOUT_MAX, and after every exit; abort() kills
- *   the trees of the runs in progress (tracked between start and reap) and of any started
- *   afterwards. The CPU limit is the run's timeout + 1 s: the timeout ends a single-threaded
- *   program first; the limit stops one whose threads burn CPU time faster than the clock.
+ *   the trees of the runs in progress (tracked between start and reap, in a list that needs no
+ *   memory) and of any started afterwards. The CPU limit is the run's timeout + 1 s: the timeout
+ * ends a single-threaded program first; the limit stops one whose threads burn CPU time faster than
+ * the clock.
  */
 #include "runner/exec_handler.h"
 #include "core/sbuf.h"
@@ -47,6 +48,13 @@ extern char **environ;
 /* The kernel's handlers of other executable formats, where mounted. */
 #define BINFMT_MISC "/proc/sys/fs/binfmt_misc"
 
+/* A run between its start and its reap, on the stack of the thread that runs it: the list of
+ * them that abort() walks needs no memory, so no run started escapes an abort. */
+typedef struct tracked_run {
+    child *c;
+    struct tracked_run *prev, *next;
+} tracked_run;
+
 /* The handler: the interface first, then the read-only configuration. */
 typedef struct exec_handler {
     handler base;
@@ -58,8 +66,7 @@ typedef struct exec_handler {
     exec_limits limits;
     /* children running now (started, not yet reaped), for abort() */
     pthread_mutex_t mu;
-    child **running;
-    size_t n_running, cap_running;
+    tracked_run *running;
     bool aborted;
 } exec_handler;
 
@@ -382,7 +389,6 @@ static void exec_free(handler *h)
     free(x->label);
     free_strv(x->argv);
     free_strv(x->env);
-    free(x->running);
     pthread_mutex_destroy(&x->mu);
     free(x);
 }
@@ -390,40 +396,33 @@ static void exec_free(handler *h)
 /* ---- runs in progress, for abort() ---- */
 
 /*
- * Note a running child so abort() can kill it; if the handler was aborted
- * already, kill it at once. (If the list cannot grow, the child just runs to
- * its timeout.)
+ * Note a running child (t->c) so abort() can kill it; if the handler was aborted already, kill
+ * it at once. It cannot fail: t is the caller's until untrack_child(). (It once grew an array,
+ * and a run whose growth failed went unnoted, to run on past an abort until its timeout.)
  */
-static void track_child(exec_handler *x, child *c)
+static void track_child(exec_handler *x, tracked_run *t)
 {
     pthread_mutex_lock(&x->mu);
-    if (x->aborted) {
-        child_kill(c);
-    } else {
-        if (x->n_running == x->cap_running) {
-            size_t cap = x->cap_running ? 2 * x->cap_running : 8;
-            child **p = realloc(x->running, cap * sizeof *p);
-            if (p) {
-                x->running = p;
-                x->cap_running = cap;
-            }
-        }
-        if (x->n_running < x->cap_running)
-            x->running[x->n_running++] = c;
-    }
+    if (x->aborted)
+        child_kill(t->c);
+    t->prev = NULL;
+    t->next = x->running;
+    if (x->running)
+        x->running->prev = t;
+    x->running = t;
     pthread_mutex_unlock(&x->mu);
 }
 
 /* Forget a child before it is reaped (its supervisor's pid stays valid until then). */
-static void untrack_child(exec_handler *x, const child *c)
+static void untrack_child(exec_handler *x, tracked_run *t)
 {
     pthread_mutex_lock(&x->mu);
-    for (size_t i = 0; i < x->n_running; i++) {
-        if (x->running[i] == c) {
-            x->running[i] = x->running[--x->n_running];
-            break;
-        }
-    }
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        x->running = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -432,8 +431,8 @@ static void exec_abort(handler *h)
     exec_handler *x = h->ctx;
     pthread_mutex_lock(&x->mu);
     x->aborted = true;
-    for (size_t i = 0; i < x->n_running; i++)
-        child_kill(x->running[i]);
+    for (tracked_run *t = x->running; t; t = t->next)
+        child_kill(t->c);
     pthread_mutex_unlock(&x->mu);
 }
 
@@ -572,12 +571,13 @@ static void report_exit(handler_result *out, int status, const child *c, unsigne
 static void finish_run(exec_handler *x, child *c, unsigned timeout_s, unsigned cpu_limit_s,
                        handler_result *out)
 {
-    track_child(x, c);
+    tracked_run tracked = {.c = c};
+    track_child(x, &tracked);
     const int64_t deadline = timeout_s ? clock_mono_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
     child_end end = child_wait(c, deadline);
     /* Kill whatever is left of the run while the unreaped supervisor still holds its pid. */
     child_kill(c);
-    untrack_child(x, c);
+    untrack_child(x, &tracked);
     int status;
     int wait_err = child_reap(c, &status);
 

@@ -1420,6 +1420,76 @@ static void test_exec_handler(void **state)
     free(ec);
 }
 
+/* A run on a thread of its own, named for oom_thread_arm(). */
+typedef struct exec_aborted_run {
+    handler *h;
+    handler_result r;
+    atomic_bool done;
+} exec_aborted_run;
+
+static void *exec_aborted_run_main(void *arg)
+{
+    exec_aborted_run *a = arg;
+    pthread_setname_np(pthread_self(), "exec-run");
+    a->h->run(a->h, &TASK, 5, &a->r);
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+/*
+ * Whichever allocation of an exec run fails, the run is either not started (taskd's want: tried
+ * again later) or ended by an abort: none is left running to its timeout. The handler noted a
+ * started run for abort() in an array it grew with realloc(), and a run whose growth failed went
+ * unnoted: an abort passed it by, and it ran on to its timeout (5 s here).
+ */
+static void test_exec_run_short_of_memory_is_aborted(void **state)
+{
+    (void)state;
+    char dir[64], started[96];
+    assert_true(test_tmpdir_make(dir, sizeof dir, "taskd-oom-exec-abort"));
+    snprintf(started, sizeof started, "%s/started", dir);
+    const char *const argv[] = {"sh", "-c", ": > \"$0\"; exec sleep 10", started};
+    unsigned nth = 1;
+    for (;; nth++) {
+        char err[200] = "";
+        handler *h =
+            exec_handler_new(argv, 4, NULL, err, sizeof err); /* a new one: its first run */
+        assert_non_null(h);
+        unlink(started);
+        exec_aborted_run a = {.h = h};
+        oom_thread_arm("exec-run", 1, nth);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, exec_aborted_run_main, &a), 0);
+        /* the program says it runs by making the file; a run not started returns */
+        for (int i = 0; i < 10000 && !atomic_load(&a.done) && access(started, F_OK) != 0; i++)
+            usleep(1000);
+        bool ran = access(started, F_OK) == 0;
+        int64_t asked = clock_mono_ms();
+        h->abort(h);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        int64_t took = clock_mono_ms() - asked;
+        bool failed = oom_thread_failed();
+        oom_thread_disarm();
+        if (ran && took > 3000)
+            fail_msg("with allocation %u of the run failing, it ran %lld ms past its abort: %s",
+                     nth, (long long)took, a.r.status_msg ? a.r.status_msg : "(no message)");
+        if (!ran && !a.r.retry)
+            fail_msg("with allocation %u of the run failing, not started and not to be tried "
+                     "again: %s",
+                     nth, a.r.status_msg ? a.r.status_msg : "(no message)");
+        assert_false(a.r.ok);
+        handler_result_clear(&a.r);
+        handler_free(h);
+        if (!failed) { /* past the run's last allocation: this one ran with memory to spare */
+            assert_true(ran);
+            break;
+        }
+    }
+    printf("oom: exec run aborted: %u allocations, each failing in turn\n", nth - 1);
+    assert_true(nth > 3);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 /* ---- the work step ----------------------------------------------------------------------- */
 
 /* A store that takes each report at once, on the caller's thread, and keeps what it said. */
@@ -2269,6 +2339,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_api_writes, api_setup, api_teardown),
         cmocka_unit_test_teardown(test_handlers, oom_teardown),
         cmocka_unit_test_teardown(test_exec_handler, oom_teardown),
+        cmocka_unit_test_teardown(test_exec_run_short_of_memory_is_aborted, oom_teardown),
         cmocka_unit_test_teardown(test_work, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test(test_stream_consumer_short_of_memory),
