@@ -481,8 +481,10 @@ static child_end pump_until_end(child *c, int64_t deadline)
                 return CHILD_FAILED;
             return c->out_over ? CHILD_STDOUT_OVER : CHILD_EXITED;
         }
-        if (!c->exited && now >= deadline)
-            return CHILD_TIMED_OUT;
+        /* Past the deadline, one more look without waiting before it times out: an end the
+         * supervisor reported (the program exited by the deadline, this thread held up before
+         * it read the report) is the run's outcome, not a time-out. */
+        bool last_look = !c->exited && now >= deadline;
 
         struct pollfd p[5];
         nfds_t n = 0;
@@ -507,7 +509,10 @@ static child_end pump_until_end(child *c, int64_t deadline)
             slot_kill = (int)n;
             p[n++] = (struct pollfd){.fd = c->kill_fd, .events = POLLIN};
         }
-        int64_t wait = c->exited ? drain_until - now : deadline == INT64_MAX ? -1 : deadline - now;
+        int64_t wait = c->exited               ? drain_until - now
+                       : last_look             ? 0
+                       : deadline == INT64_MAX ? -1
+                                               : deadline - now;
         if (wait > INT_MAX)
             wait = INT_MAX;
         int ready = poll(p, n, (int)wait);
@@ -517,8 +522,11 @@ static child_end pump_until_end(child *c, int64_t deadline)
             note_failure(c, CHILD_POLL, errno);
             return CHILD_FAILED;
         }
-        if (ready == 0)
+        if (ready == 0) {
+            if (last_look)
+                return CHILD_TIMED_OUT;
             continue;
+        }
         if (slot_in >= 0 && p[slot_in].revents)
             pump_stdin(c);
         if (slot_out >= 0 && p[slot_out].revents)
@@ -539,6 +547,8 @@ static child_end pump_until_end(child *c, int64_t deadline)
          * the output to be drained, as any end does */
         if (slot_kill >= 0 && p[slot_kill].revents && !c->exited)
             return CHILD_KILLED;
+        if (last_look && !c->exited)
+            return c->out_over ? CHILD_STDOUT_OVER : CHILD_TIMED_OUT;
     }
 }
 

@@ -92,7 +92,9 @@ int child_start(child *c);
  * Feed stdin and collect output until the program has exited and its output is drained, until
  * standard output goes past stdout_max, until deadline_ms on the monotonic clock
  * (clock_mono_ms; INT64_MAX: none) passes, or until child_kill() is called (from any thread,
- * before or during the wait) while the program's end is not known, whichever comes first.
+ * before or during the wait) while the program's end is not known, whichever comes first. An
+ * end the supervisor has reported when the deadline is found passed is taken, however late
+ * this thread looks: the program exited, it did not time out.
  * After CHILD_KILLED the output kept and the stderr tail are what was read by then. SIGPIPE is
  * blocked in the calling thread meanwhile, and one that writing raised is consumed.
  */

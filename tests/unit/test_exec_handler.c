@@ -83,6 +83,14 @@ static _Atomic(handler *) poll_abort_first;
  */
 static _Atomic(handler *) poll_abort_drained;
 static _Atomic(handler *) poll_abort_running;
+/*
+ * And one that holds the thread up: a call made while poll_held_up is set, and that polls the
+ * kill's eventfd (the program's end not read yet), waits until every descriptor it reads is
+ * ready (the program has ended and its supervisor reported it), then sleeps past the call's
+ * timeout (the run's deadline) and answers that nothing is ready, as a thread the scheduler
+ * held up before its wait began would find.
+ */
+static atomic_bool poll_held_up;
 
 /* True when one of fds[0..n) is an eventfd. */
 static bool polls_eventfd(const struct pollfd *fds, nfds_t n)
@@ -128,6 +136,14 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
             return -1;
         struct timespec now = {0, 0};
         return ppoll(fds, n, &now, NULL);
+    }
+    if (atomic_load(&poll_held_up) && polls_eventfd(fds, n) &&
+        atomic_exchange(&poll_held_up, false)) {
+        if (await_reading(fds, n) < 0)
+            return -1;
+        struct timespec past = {(timeout + 100) / 1000, (long)((timeout + 100) % 1000) * 1000000};
+        nanosleep(&past, NULL);
+        return 0;
     }
     handler *h = atomic_exchange(&poll_abort_first, NULL);
     if (!h)
@@ -1147,6 +1163,27 @@ static void test_an_abort_before_the_end_is_read_keeps_no_result(void **state)
     h->free(h);
 }
 
+/* A program that ends by its deadline is reported by its end, even when the thread that runs it
+ * is held up past the deadline before it reads that end: the end was reported, the run did not
+ * time out. It read the deadline first and said "timed out after 1 s". */
+static void test_an_end_reported_by_the_deadline_is_not_a_time_out(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("echo '{\"done\":true}'", NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&poll_held_up, true);
+    int64_t start = now_ms();
+    run_task(h, "t1", "{}", NULL, 1, &r);
+    assert_false(atomic_load(&poll_held_up)); /* the run's wait was held up */
+    assert_true(now_ms() - start >= 1000);    /* past the deadline */
+    assert_string_equal(r.status_msg, "Task completed");
+    assert_true(r.ok);
+    assert_string_equal(r.result, "{\"done\":true}");
+    assert_true(r.own_end);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 /* An abort while the output of a program that exited by itself is drained (a background
  * process it left holds its standard output): the program's outcome is the task's, said so
  * (own_end), and what it left is killed with the run. */
@@ -1461,6 +1498,7 @@ int main(void)
         cmocka_unit_test(test_abort_kills_escaped_descendants),
         cmocka_unit_test(test_abort_ends_a_run_whose_supervisor_is_stopped),
         cmocka_unit_test(test_an_abort_before_the_end_is_read_keeps_no_result),
+        cmocka_unit_test(test_an_end_reported_by_the_deadline_is_not_a_time_out),
         cmocka_unit_test(test_an_abort_after_the_end_keeps_the_outcome),
         cmocka_unit_test(test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks),
         cmocka_unit_test(test_default_limits),
