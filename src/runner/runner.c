@@ -80,6 +80,7 @@ struct runner {
     pthread_mutex_t keep_mu;
     pthread_cond_t keep_cv; /* a run watched, or the keeper's stop */
     kept_run *kept;         /* the runs watched (under keep_mu) */
+    int64_t keeper_due;     /* when the keeper wakes by itself (steady ms; INT64_MAX: never) */
     bool keeper_stop;       /* (under keep_mu) */
     bool keeper_started;
     pthread_t keeper;
@@ -117,25 +118,29 @@ static void *keeper_main(void *arg)
             }
             due = 0; /* look again: the clock moved while the writer answered */
         }
+        r->keeper_due = due;
         if (due == INT64_MAX) {
             pthread_cond_wait(&r->keep_cv, &r->keep_mu);
         } else if (due > now) {
             struct timespec until = clock_mono_after_ms(due - now);
             pthread_cond_timedwait(&r->keep_cv, &r->keep_mu, &until);
         }
+        r->keeper_due = 0; /* awake: it looks at every run before it sleeps again */
     }
     pthread_mutex_unlock(&r->keep_mu);
     return NULL;
 }
 
-/* Have the keeper watch k (filled but for try_at and next) while its run goes on. */
+/* Have the keeper watch k (filled but for try_at and next) while its run goes on. The keeper is
+ * woken only when it would otherwise sleep past k's time: not once a task. */
 static void keep_watch(runner *r, kept_run *k)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
     pthread_mutex_lock(&r->keep_mu);
     k->next = r->kept;
     r->kept = k;
-    pthread_cond_signal(&r->keep_cv);
+    if (k->try_at < r->keeper_due)
+        pthread_cond_signal(&r->keep_cv);
     pthread_mutex_unlock(&r->keep_mu);
 }
 
