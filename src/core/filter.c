@@ -16,8 +16,8 @@
  * rule the reference states:
  *
  *                        Lambda pattern               SNS policy
- *   exact number         same JSON form (int/real     numeric compare
- *                        kind and value)
+ *   exact number and     same JSON form (int/real     numeric compare
+ *   anything-but number  kind and value)
  *   exists: true         some scalar value (even      some value that is not null and not ""
  *                        null) is at the path
  *   exists: false        no scalar value at the path  no such value; attribute scope also needs
@@ -1119,11 +1119,11 @@ static bool num_exact_eq(const filter_num *a, const filter_num *b, filter_dialec
     return a->is_int ? a->i == b->i : a->d == b->d;
 }
 
-/* anything-but values: strings exactly, numbers numerically. */
-static bool lit_matches(const filter_lit *l, const fval *v)
+/* anything-but values: strings exactly, numbers as an exact-number rule compares them. */
+static bool lit_matches(const filter_lit *l, const fval *v, filter_dialect d)
 {
     if (l->is_num)
-        return v->kind == FV_NUM && v->num.d == l->num.d;
+        return v->kind == FV_NUM && num_exact_eq(&v->num, &l->num, d);
     return v->kind == FV_STR && bytes_eq(v->s, v->len, l->s, l->len);
 }
 
@@ -1178,7 +1178,7 @@ static bool rule_holds(const filter_rule *r, const fval *v, filter_dialect d)
         if (sns && v->kind == FV_NULL)
             return false;
         for (size_t i = 0; i < r->nlist; i++)
-            if (lit_matches(&r->list[i], v))
+            if (lit_matches(&r->list[i], v, d))
                 return false;
         return true;
     case RULE_ANYTHING_BUT_PREFIX:

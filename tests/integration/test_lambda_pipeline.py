@@ -1162,6 +1162,8 @@ class FilterPatterns(unittest.TestCase):
         self.check({"n": [{"numeric": [">", 0, "<=", 5]}]}, [False, True, True, False],
                    [{"n": 0}, {"n": 0.5}, {"n": 5}, {"n": 5.5}])
         self.check({"n": [300]}, [True, False, False], [{"n": 300}, {"n": 300.0}, {"n": "300"}])
+        self.check({"n": [{"anything-but": [300]}]}, [False, True, True, True],
+                   [{"n": 300}, {"n": 300.0}, {"n": "300"}, {"n": 301}])
         self.check({"s": ["a", "b"]}, [True, True, False, True],
                    [{"s": "a"}, {"s": ["x", "b"]}, {"s": "A"}, {"s": ["b"]}])
         self.check({"s": [{"anything-but": {"prefix": "order-"}}]}, [True, False, False],

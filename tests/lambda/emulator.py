@@ -1363,8 +1363,7 @@ def _rule_matches(rule, value):
         if isinstance(arg, dict):
             return isinstance(value, str) and not value.startswith(arg["prefix"])
         excluded = arg if isinstance(arg, list) else [arg]
-        return not any(_same_value(a, value) or (_is_number(a) and _is_number(value) and a == value)
-                       for a in excluded)
+        return not any(_same_value(a, value) for a in excluded)  # numbers by JSON text here too
     return False
 
 

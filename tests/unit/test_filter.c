@@ -135,7 +135,12 @@ static const pattern_case operator_cases[] = {
     {"{\"n\":[{\"anything-but\":5}]}", "{\"n\":5}", false},
     {"{\"n\":[{\"anything-but\":[100,500]}]}", "{\"n\":200}", true},
     {"{\"n\":[{\"anything-but\":[100,500]}]}", "{\"n\":500}", false},
-    {"{\"n\":[{\"anything-but\":[100,500]}]}", "{\"n\":500.0}", false},
+    /* its numbers by JSON form, as exact numbers: 500.0 is not 500, so it is not excluded */
+    {"{\"n\":[{\"anything-but\":[100,500]}]}", "{\"n\":500.0}", true},
+    {"{\"n\":[{\"anything-but\":[300]}]}", "{\"n\":300.0}", true},
+    {"{\"n\":[{\"anything-but\":[300]}]}", "{\"n\":300}", false},
+    {"{\"n\":[{\"anything-but\":[300.0]}]}", "{\"n\":300.0}", false},
+    {"{\"n\":[{\"anything-but\":[300.0]}]}", "{\"n\":300}", true},
     {"{\"n\":[{\"anything-but\":[100,500]}]}", "{\"n\":\"500\"}", true},
     /* anything-but prefix / suffix / equals-ignore-case */
     {"{\"k\":[{\"anything-but\":{\"prefix\":\"order-\"}}]}", "{\"k\":\"data-entry\"}", true},
@@ -763,6 +768,8 @@ static const body_case body_cases[] = {
     {"{\"k\":[{\"numeric\":[\">\",0,\"<=\",150]}]}", "{\"k\":150}", true},
     {"{\"k\":[{\"numeric\":[\">\",0,\"<=\",150]}]}", "{\"k\":0}", false},
     {"{\"k\":[300]}", "{\"k\":300.0}", true}, /* SNS compares numbers numerically */
+    {"{\"k\":[{\"anything-but\":[300]}]}", "{\"k\":300.0}", false}, /* in anything-but too */
+    {"{\"k\":[{\"anything-but\":[300]}]}", "{\"k\":301}", true},
     {"{\"k\":[300]}", "{\"k\":301}", false},
     {"{\"ip\":[{\"cidr\":\"192.168.0.0/16\"}]}", "{\"ip\":\"192.168.4.2\"}", true},
     {"{\"ip\":[{\"cidr\":\"192.168.0.0/16\"}]}", "{\"ip\":\"192.169.4.2\"}", false},
