@@ -36,6 +36,9 @@
  * depth (one matching element suffices); objects hold no leaf value. A child node over a record
  * array matches when one object element matches it as a whole; a path through a scalar, an
  * absent key or an array without objects is absent, so only "exists": false leaves hold there.
+ * "exists": false asks the whole array, though: AWS matches an array of objects as if its
+ * elements' fields were the parent's ("a.b" is there when any element of "a" has "b"), so a key
+ * one element lacks is absent only when no element (of the outermost array) holds it.
  * For Lambda's SQS format check, a top-level "body" holding JSON text is decoded when the pattern
  * nests under "body"; plain text there (or JSON text under a plain-string pattern) never matches.
  *
@@ -1036,9 +1039,19 @@ typedef struct fval {
     filter_num num;
 } fval;
 
+/* Whether some element of a record array holds a value at a leaf's path, as found so far. */
+typedef struct absence_memo {
+    const filter_field *field[4];
+    bool present[4];
+    size_t n;
+} absence_memo;
+
 typedef struct match_ctx {
     filter_dialect dialect;
-    size_t nattrs; /* attribute scope: attributes that take part in filtering */
+    size_t nattrs;                 /* attribute scope: attributes that take part in filtering */
+    const json_t *scope;           /* the outermost record array matched element by element */
+    const filter_node *scope_node; /* the node its elements are matched against */
+    absence_memo *memo;            /* the scope's answers for "exists": false */
 } match_ctx;
 
 /* Where a leaf's values come from: a JSON value (arrays are searched), one value, or nothing. */
@@ -1235,6 +1248,49 @@ static bool json_exists(const json_t *j, filter_dialect d)
     return fval_of_json(j, &v) && fval_exists(&v, d);
 }
 
+/* Does a value lie at target's path below n in j (searching arrays at any depth)? */
+static bool node_has_value(const filter_node *n, const json_t *j, const filter_field *target,
+                           filter_dialect d)
+{
+    if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++)
+            if (node_has_value(n, json_array_get(j, i), target, d))
+                return true;
+        return false;
+    }
+    if (!json_is_object(j))
+        return false;
+    for (size_t i = 0; i < n->nfields; i++) {
+        const filter_field *f = &n->fields[i];
+        const json_t *v = json_object_get(j, f->name);
+        if (f == target)
+            return v && json_exists(v, d);
+        if (f->child && v && node_has_value(f->child, v, target, d))
+            return true;
+    }
+    for (size_t i = 0; i < n->nbranches; i++)
+        if (node_has_value(n->branches[i], j, target, d))
+            return true;
+    return false;
+}
+
+/* A leaf absent from one element of a record array is absent only if no element holds it. */
+static bool absent_in_scope(const filter_field *f, const match_ctx *m)
+{
+    if (!m->scope)
+        return true;
+    absence_memo *memo = m->memo;
+    for (size_t i = 0; i < memo->n; i++)
+        if (memo->field[i] == f)
+            return !memo->present[i];
+    bool present = node_has_value(m->scope_node, m->scope, f, m->dialect);
+    if (memo->n < sizeof memo->field / sizeof memo->field[0]) {
+        memo->field[memo->n] = f;
+        memo->present[memo->n++] = present;
+    }
+    return !present;
+}
+
 static bool leaf_matches(const filter_field *f, const value_src *src, const match_ctx *m)
 {
     int exists = -1; /* computed on first use */
@@ -1247,7 +1303,8 @@ static bool leaf_matches(const filter_field *f, const value_src *src, const matc
                                      : 0;
             if (r->flag && exists)
                 return true;
-            if (!r->flag && !exists && (m->dialect != DIALECT_SNS_ATTRS || m->nattrs > 0))
+            if (!r->flag && !exists && (m->dialect != DIALECT_SNS_ATTRS || m->nattrs > 0) &&
+                absent_in_scope(f, m))
                 return true;
         } else if (src->one ? rule_holds(r, src->one, m->dialect)
                             : src->json && json_any_holds(r, src->json, m->dialect)) {
@@ -1292,10 +1349,17 @@ static bool child_matches(const filter_node *n, const json_t *v, const match_ctx
     if (json_is_object(v))
         return node_matches_json(n, v, m, false);
     if (json_is_array(v)) {
+        absence_memo memo = {0};
+        match_ctx in_array = *m;
+        if (!m->scope) { /* the outermost array: "exists": false asks all of it */
+            in_array.scope = v;
+            in_array.scope_node = n;
+            in_array.memo = &memo;
+        }
         bool saw_object = false;
-        if (array_has_match(n, v, m, &saw_object))
+        if (array_has_match(n, v, &in_array, &saw_object))
             return true;
-        return !saw_object && node_matches_json(n, NULL, m, false);
+        return !saw_object && node_matches_json(n, NULL, &in_array, false);
     }
     if (body && json_is_string(v)) {
         json_t *decoded = decode_body(v);

@@ -220,6 +220,25 @@ static const pattern_case operator_cases[] = {
      "{\"items\":[{\"k\":\"a\",\"v\":1},{\"k\":\"b\",\"v\":2}]}", false},
     {"{\"items\":{\"k\":[\"b\"],\"v\":[2]}}",
      "{\"items\":[{\"k\":\"a\",\"v\":1},{\"k\":\"b\",\"v\":2}]}", true},
+    /* "exists": false over an array of objects: absent only when no element holds the key, as
+     * AWS matches the elements' fields as the parent's */
+    {"{\"a\":{\"b\":[{\"exists\":false}]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", false},
+    {"{\"a\":{\"b\":[{\"exists\":false}]}}", "{\"a\":[{\"c\":1},{\"c\":2}]}", true},
+    {"{\"a\":{\"b\":[{\"exists\":false}],\"c\":[2]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", false},
+    {"{\"a\":{\"b\":[{\"exists\":false}],\"c\":[2]}}", "{\"a\":[{\"b\":[]},{\"c\":2}]}", true},
+    {"{\"a\":{\"b\":{\"c\":[{\"exists\":false}]}}}",
+     "{\"a\":[{\"b\":[{\"c\":1}]},{\"b\":[{\"d\":1}]}]}", false},
+    {"{\"a\":{\"b\":{\"c\":[{\"exists\":false}]}}}", "{\"a\":[{\"b\":{\"d\":1}},{\"x\":1}]}", true},
+    /* five such leaves under one array, each answered for the whole array */
+    {"{\"a\":{\"p\":[{\"exists\":false}],\"q\":[{\"exists\":false}],\"r\":[{\"exists\":false}],"
+     "\"s\":[{\"exists\":false}],\"t\":[{\"exists\":false}]}}",
+     "{\"a\":[{\"c\":1},{\"t\":1}]}", false},
+    {"{\"a\":{\"p\":[{\"exists\":false}],\"q\":[{\"exists\":false}],\"r\":[{\"exists\":false}],"
+     "\"s\":[{\"exists\":false}],\"t\":[{\"exists\":false}]}}",
+     "{\"a\":[{\"c\":1},{\"c\":2}]}", true},
+    /* another rule of the leaf still holds in one element; "exists": true stays per element */
+    {"{\"a\":{\"b\":[{\"exists\":false},1]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", true},
+    {"{\"a\":{\"b\":[{\"exists\":true}],\"c\":[2]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", false},
     /* nesting: a scalar where the pattern expects an object holds nothing */
     {"{\"a\":{\"b\":[\"x\"]}}", "{\"a\":\"x\"}", false},
     {"{\"a\":{\"b\":[\"x\"]}}", "{\"a\":{\"b\":\"x\"}}", true},
@@ -790,6 +809,9 @@ static const body_case body_cases[] = {
     {"{\"a\":{\"b\":{\"c\":[\"x\"]}}}", "{\"a\":{\"b\":{\"c\":\"x\"}}}", true},
     {"{\"a\":{\"b\":{\"c\":[\"x\"]}}}", "{\"a\":{\"b\":{\"c\":\"y\"}}}", false},
     {"{\"a\":{\"c\":[\"x\"]}}", "{\"a\":[{\"c\":\"y\"},{\"c\":\"x\"}]}", true},
+    /* "exists": false there: no element may hold the key (null does not count in SNS) */
+    {"{\"a\":{\"b\":[{\"exists\":false}]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", false},
+    {"{\"a\":{\"b\":[{\"exists\":false}]}}", "{\"a\":[{\"b\":null},{\"c\":2}]}", true},
     /* $or across keys in the body */
     {"{\"source\":[\"a\"],\"$or\":[{\"m\":[\"x\"]},{\"n\":[\"y\"]}]}",
      "{\"source\":\"a\",\"n\":\"y\"}", true},
