@@ -31,8 +31,9 @@ typedef struct family {
 typedef struct series {
     int family;
     char labels[LABELS_MAX + 1];
-    double value;                                /* counter total, gauge value, or histogram sum */
-    uint64_t count;                              /* histogram observations */
+    bool escape;    /* a label value holds a backslash, quote or newline: written escaped */
+    double value;   /* counter total, gauge value, or histogram sum */
+    uint64_t count; /* histogram observations */
     uint64_t bucket_counts[METRICS_MAX_BUCKETS]; /* non-cumulative */
     /* since the last EMF write: */
     double emitted; /* the counter's total then */
@@ -87,6 +88,58 @@ void metrics_declare(metrics *m, const char *name, const char *help, metric_type
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Whether p starts a label: a name ([a-zA-Z_][a-zA-Z0-9_]*) and =". */
+static bool label_start(const char *p)
+{
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_'))
+        return false;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '_')
+        p++;
+    return p[0] == '=' && p[1] == '"';
+}
+
+/* The '"' that ends the value starting at v: the first one followed by the end of the labels or
+ * by a comma and the next label. NULL when there is none. */
+static const char *value_end(const char *v)
+{
+    for (const char *q = strchr(v, '"'); q; q = strchr(q + 1, '"'))
+        if (q[1] == '\0' || (q[1] == ',' && label_start(q + 2)))
+            return q;
+    return NULL;
+}
+
+/*
+ * Call each(key, value) for the labels `k="v",k2="v2"`, each value as it was given. Stops at
+ * the first malformed label; returns whether every label was well formed.
+ */
+typedef void label_fn(void *ctx, const char *key, size_t key_len, const char *value,
+                      size_t value_len);
+static bool each_label(const char *labels, label_fn *each, void *ctx)
+{
+    for (const char *p = labels; *p;) {
+        if (!label_start(p))
+            return false;
+        const char *eq = strchr(p, '=');
+        const char *end = value_end(eq + 2);
+        if (!end)
+            return false;
+        each(ctx, p, (size_t)(eq - p), eq + 2, (size_t)(end - (eq + 2)));
+        p = end[1] == ',' ? end + 2 : end + 1;
+    }
+    return true;
+}
+
+static void note_escape(void *ctx, const char *key, size_t key_len, const char *value,
+                        size_t value_len)
+{
+    (void)key;
+    (void)key_len;
+    for (size_t i = 0; i < value_len; i++)
+        if (value[i] == '\\' || value[i] == '"' || value[i] == '\n')
+            *(bool *)ctx = true;
+}
+
 /* Find or create the series; call with the lock held. NULL when unknown or full. */
 static series *find(metrics *m, const char *name, const char *labels)
 {
@@ -110,6 +163,8 @@ static series *find(metrics *m, const char *name, const char *labels)
     memset(s, 0, sizeof *s);
     s->family = fi;
     memcpy(s->labels, labels, strlen(labels) + 1);
+    bool escape = false; /* looked for once: most series never need it */
+    s->escape = each_label(s->labels, note_escape, &escape) && escape;
     return s;
 }
 
@@ -189,18 +244,50 @@ void metrics_observe(metrics *m, const char *name, const char *labels, double va
     unlock_after_find(m, name);
 }
 
-/* `name{labels,extra}` with the braces only when there is something inside. */
-static void put_name(sbuf *b, const char *name, const char *suffix, const char *labels,
+/* Where put_escaped_label() writes, and whether a label was written already. */
+typedef struct label_out {
+    sbuf *b;
+    bool more;
+} label_out;
+
+/* One label, `k="v"`, its value escaped as the text format wants: \\ for a backslash, \" for a
+ * quote, \n for a newline. */
+static void put_escaped_label(void *ctx, const char *key, size_t key_len, const char *value,
+                              size_t value_len)
+{
+    label_out *o = ctx;
+    if (o->more)
+        sbuf_putc(o->b, ',');
+    o->more = true;
+    sbuf_append(o->b, key, key_len);
+    sbuf_puts(o->b, "=\"");
+    for (size_t i = 0; i < value_len; i++) {
+        char c = value[i];
+        if (c == '\\' || c == '"')
+            sbuf_putc(o->b, '\\');
+        if (c == '\n')
+            sbuf_puts(o->b, "\\n");
+        else
+            sbuf_putc(o->b, c);
+    }
+    sbuf_putc(o->b, '"');
+}
+
+/* `name{labels,extra}` with the braces only when there is something inside; the labels of a
+ * series that needs no escape (or are not of the form `k="v",...`) are copied as they are. */
+static void put_name(sbuf *b, const char *name, const char *suffix, const series *s,
                      const char *extra)
 {
     sbuf_puts(b, name);
     sbuf_puts(b, suffix);
-    bool has = labels && *labels;
+    bool has = *s->labels;
     if (!has && !extra)
         return;
     sbuf_putc(b, '{');
-    if (has)
-        sbuf_puts(b, labels);
+    if (has && s->escape)
+        each_label(s->labels, put_escaped_label, &(label_out){b, false});
+    else if (has)
+        sbuf_puts(b, s->labels);
     if (extra) {
         if (has)
             sbuf_putc(b, ',');
@@ -235,7 +322,7 @@ void metrics_write(metrics *m, sbuf *out)
             if (s->family != fi)
                 continue;
             if (f->type != METRIC_HISTOGRAM) {
-                put_name(out, f->name, "", s->labels, NULL);
+                put_name(out, f->name, "", s, NULL);
                 put_value(out, s->value);
                 continue;
             }
@@ -244,14 +331,14 @@ void metrics_write(metrics *m, sbuf *out)
                 char le[48];
                 cumulative += s->bucket_counts[bi];
                 snprintf(le, sizeof le, "le=\"%g\"", f->buckets[bi]);
-                put_name(out, f->name, "_bucket", s->labels, le);
+                put_name(out, f->name, "_bucket", s, le);
                 sbuf_printf(out, " %llu\n", (unsigned long long)cumulative);
             }
-            put_name(out, f->name, "_bucket", s->labels, "le=\"+Inf\"");
+            put_name(out, f->name, "_bucket", s, "le=\"+Inf\"");
             sbuf_printf(out, " %llu\n", (unsigned long long)s->count);
-            put_name(out, f->name, "_sum", s->labels, NULL);
+            put_name(out, f->name, "_sum", s, NULL);
             put_value(out, s->value);
-            put_name(out, f->name, "_count", s->labels, NULL);
+            put_name(out, f->name, "_count", s, NULL);
             sbuf_printf(out, " %llu\n", (unsigned long long)s->count);
         }
     }
@@ -293,35 +380,6 @@ static const char *emf_unit(const family *f)
     if (n > 8 && strcmp(f->name + n - 8, "_seconds") == 0)
         return "Seconds";
     return f->type == METRIC_GAUGE ? "None" : "Count";
-}
-
-/*
- * Call each(key, value) for the labels `k="v",k2="v2"`, with the escapes \\, \" and \n of the
- * Prometheus text format undone in value. Stops at the first malformed label.
- */
-typedef void label_fn(void *ctx, const char *key, size_t key_len, const char *value,
-                      size_t value_len);
-static void each_label(const char *labels, label_fn *each, void *ctx)
-{
-    char value[LABELS_MAX + 1];
-    for (const char *p = labels; *p;) {
-        const char *eq = strchr(p, '=');
-        if (!eq || eq == p || eq[1] != '"')
-            return;
-        size_t n = 0;
-        const char *v = eq + 2;
-        for (; *v && *v != '"'; v++) {
-            char c = *v;
-            if (c == '\\' && v[1])
-                c = *++v == 'n' ? '\n' : *v;
-            if (n < sizeof value)
-                value[n++] = c;
-        }
-        if (*v != '"')
-            return;
-        each(ctx, p, (size_t)(eq - p), value, n);
-        p = v[1] == ',' ? v + 2 : v + 1;
-    }
 }
 
 static void put_dimension_name(void *ctx, const char *key, size_t key_len, const char *value,
