@@ -40,7 +40,8 @@ typedef struct task1 {
 
 /*
  * *out = the number in the environment variable name, fallback when it is unset or empty; false
- * with err set when it is something else than a number from min to max.
+ * with err set when it is something else than a number from min to max, in digits with at most
+ * one decimal point (strtod would take a sign, blanks, an exponent, hex or "inf" as well).
  */
 static bool env_number(const char *name, double fallback, double min, double max, double *out,
                        char *err, size_t errlen)
@@ -52,7 +53,8 @@ static bool env_number(const char *name, double fallback, double min, double max
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (*end || errno || !isfinite(v) || v < min || v > max) {
+    bool plain = strspn(s, "0123456789.") == strlen(s) && strchr(s, '.') == strrchr(s, '.');
+    if (!plain || *end || errno || !isfinite(v) || v < min || v > max) {
         snprintf(err, errlen, "%s must be a number from %g to %g (it is \"%.32s\")", name, min, max,
                  s);
         return false;

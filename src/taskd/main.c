@@ -78,6 +78,24 @@ static void usage(FILE *out)
         "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARNING|ERROR sets the level.\n");
 }
 
+/* s as a number in plain digits (no sign, blank or other character) up to max; false if it is
+ * not one (strtol would take " +80" for 80, and "-0"). */
+static bool parse_digits(const char *s, long max, long *out)
+{
+    long v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        v = v * 10 + (*s - '0');
+        if (v > max)
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
 /* Split HOST:PORT (HOST may be [v6]); false if malformed. */
 static bool parse_listen(const char *s, options *o)
 {
@@ -94,9 +112,8 @@ static bool parse_listen(const char *s, options *o)
     }
     if (host_len >= sizeof o->host)
         return false;
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
+    long port;
+    if (!parse_digits(colon + 1, 65535, &port))
         return false;
     memcpy(o->host, host, host_len);
     o->host[host_len] = '\0';
@@ -210,9 +227,8 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
             sync_from = "--sync";
             break;
         case 't': {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 256)
+            long n;
+            if (!parse_digits(optarg, 256, &n) || n < 1)
                 return fail("--threads must be a number from 1 to 256");
             o->threads = (int)n;
             break;

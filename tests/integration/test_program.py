@@ -103,7 +103,10 @@ class Program(ServersTestCase):
     def test_bad_flag_values(self):
         for args in (["--sync", "sometimes"], ["--threads", "abc"],
                      ["--threads", "-3"], ["--listen", "not-an-address"], ["--listen", "127.0.0.1:99999"],
-                     ["--listen", "127.0.0.1:abc"]):
+                     ["--listen", "127.0.0.1:abc"],
+                     # a number in plain digits only: no sign or blank, as strtol would take
+                     ["--listen", "127.0.0.1:+80"], ["--listen", "127.0.0.1: 80"], ["--listen", "127.0.0.1:-0"],
+                     ["--listen", "127.0.0.1:"], ["--threads", "+2"], ["--threads", " 2"], ["--threads", "2 "]):
             with self.subTest(args=args):
                 full = ["--db", self.path("v.db"), "--listen", "127.0.0.1:0"] + args
                 self.assertFailsWithOneLine(full, one_line=False)
@@ -315,7 +318,11 @@ class Program(ServersTestCase):
     def test_bad_task1_settings_refuse_the_start(self):
         # a typo must not quietly run the demo with its defaults
         for name, value in (("TASK1_SECONDS", "1s"), ("TASK1_SECONDS", "-5"), ("TASK1_SECONDS", "nan"),
-                            ("TASK1_FAILURE_RATE", "2"), ("TASK1_FAILURE_RATE", "abc")):
+                            ("TASK1_FAILURE_RATE", "2"), ("TASK1_FAILURE_RATE", "abc"),
+                            # digits and a decimal point only, as strtod alone would take more
+                            ("TASK1_SECONDS", "+5"), ("TASK1_SECONDS", " 5"), ("TASK1_SECONDS", "-0"),
+                            ("TASK1_SECONDS", "1e1"), ("TASK1_SECONDS", "0x10"),
+                            ("TASK1_FAILURE_RATE", "+.5")):
             with self.subTest(name=name, value=value):
                 db = self.path("task1.db")
                 err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", db],
