@@ -16,9 +16,9 @@
  * - Every run is contained and limited by child.h: its whole process tree is killed on
  *   timeout, when standard output passes EXEC_STDOUT_MAX, and after every exit; abort() kills
  *   the trees of the runs in progress (tracked between start and reap, in a list that needs no
- *   memory) and of any started afterwards. The CPU limit is the run's timeout + 1 s: the timeout
- * ends a single-threaded program first; the limit stops one whose threads burn CPU time faster than
- * the clock.
+ *   memory) and of any started afterwards. The CPU limit is the run's timeout + 1 s: the
+ *   timeout ends a single-threaded program first; the limit stops one whose threads burn CPU
+ *   time faster than the clock.
  */
 #include "runner/exec_handler.h"
 #include "core/sbuf.h"
