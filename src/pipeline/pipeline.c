@@ -84,7 +84,8 @@ static void note_clock_step(int64_t *skew_ms)
  * While the wall clock is behind the steady one by a second or more (stepped back since taskd
  * started), have the store note where the queue clock is, at every sweep: the sends made since
  * follow the wall clock, and after a crash nothing else would tell the next open that the
- * queues' deadlines are ahead (a clean stop notes it itself). A note a sweep old moves them back
+ * queues' deadlines are ahead (a clean stop notes it itself, and the writer with its batches,
+ * but an idle taskd has none). A note a sweep old moves them back
  * by the step less up to a sweep interval, never further. A failure is logged once, until a note is
  * made again (*failing).
  */

@@ -1538,32 +1538,47 @@ store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out)
 
 /* Note where the queue clock is (the steady clock's now) in meta, unless a note further ahead is
  * there: one an open could not move the messages by, still to be used. SQLite's result. */
-static int note_queue_clock(sqlite3 *db)
+static int note_queue_clock(sqlite_store *s)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db,
+    int64_t now = clock_steady_ms();
+    int rc = sqlite3_prepare_v2(s->wdb,
                                 "INSERT INTO meta (name, value) VALUES ('queue_clock_at_stop', ?1) "
                                 "ON CONFLICT (name) DO UPDATE SET value = CASE WHEN "
                                 "typeof(value) = 'integer' AND value > excluded.value THEN value "
                                 "ELSE excluded.value END",
                                 -1, &st, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, clock_steady_ms());
+        sqlite3_bind_int64(st, 1, now);
         rc = sqlite3_step(st);
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (rc != SQLITE_DONE)
+        return rc;
+    s->queue_clock_noted = now;
+    return SQLITE_OK;
 }
 
 void sq_note_queue_clock(sqlite_store *s)
 {
-    note_queue_clock(s->wdb);
+    note_queue_clock(s);
+}
+
+void sq_note_queue_clock_behind(sqlite_store *s)
+{
+    /* a clock read apart or slewing is not behind; a note under a second old is as good as now
+     * (an open moves by no less than a second), so that under load it is one write a second */
+    if (clock_steady_skew_ms() > -1000 || clock_steady_ms() - s->queue_clock_noted < 1000)
+        return;
+    /* a failure is the sweeper's to log: it notes again at its next sweep, and this at the next
+     * batch; the batch goes on (a statement refused is undone alone) */
+    note_queue_clock(s);
 }
 
 static store_rc apply_note_queue_clock(sqlite_store *s, void *arg)
 {
     (void)arg;
-    return sq_rc_of(note_queue_clock(s->wdb));
+    return sq_rc_of(note_queue_clock(s));
 }
 
 store_rc broker_note_queue_clock(broker *b)
@@ -1637,13 +1652,13 @@ static bool queue_clock_at_newest_send(sqlite_store *s, const config *c, int64_t
 static int64_t follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms)
 {
     /* Where the queue clock was when the last taskd stopped, as it noted then, or, after a
-     * crash, at its last sweep while its wall clock was behind it: a wall clock stepped back
-     * while that taskd ran left its deadlines on the clock it started with and its sends on the
-     * clock stepped back, and nothing in the messages tells. A note from a sweep is older than
-     * the crash: it moves the messages back less far than their clock went, never further. Without
-     * one (a crash with the wall clock not behind), the newest send tells a clock gone back while
-     * taskd was down; read always, since a move that failed at the last open is still to be
-     * made. Taken by the further */
+     * crash, at its last batch or sweep that noted it while its wall clock was behind it: a wall
+     * clock stepped back while that taskd ran left its deadlines on the clock it started with and
+     * its sends on the clock stepped back, and nothing in the messages tells. A note from a batch
+     * or a sweep is older than the crash: it moves the messages back less far than their clock
+     * went, never further. Without one (a crash with the wall clock not behind), the newest send
+     * tells a clock gone back while taskd was down; read always, since a move that failed at the
+     * last open is still to be made. Taken by the further */
     int64_t at_stop = INT64_MIN, last = INT64_MIN;
     if (take_queue_clock_at_stop(s, &at_stop) < 0 || !queue_clock_at_newest_send(s, c, &last))
         return -1;

@@ -132,6 +132,9 @@ struct sqlite_store {
      * taskd runs, so that a receipt (id, receive_count) a runner holds names one message, not
      * a later one that took the id of a message deleted meanwhile */
     int64_t last_message_id;
+    /* where this process last noted the queue clock in meta (steady ms, 0: not yet; writer
+     * thread only), so that a batch while the wall clock is behind notes it when it is stale */
+    int64_t queue_clock_noted;
 
     /* whether writes succeed: the SQLite code of the last write that failed for a reason
      * that does not pass by itself (SQLITE_FULL, SQLITE_IOERR, ...), 0 once one commits */
@@ -250,12 +253,19 @@ store_rc sq_depths_load(sqlite_store *s);
  * is kept there (one an open could not move the messages by). Nothing when it cannot be written:
  * the next open reads the messages instead. */
 void sq_note_queue_clock(sqlite_store *s);
+/* Writer, in the batch's transaction, before its commit: while the wall clock is a second or more
+ * behind the queue clock (stepped back since taskd started), note where that clock is, as
+ * sq_note_queue_clock() does, unless this process noted it less than a second ago: the batch may
+ * have set deadlines by it, and a crash after its commit leaves no note of a stop. A comparison
+ * of the two clocks otherwise. */
+void sq_note_queue_clock_behind(sqlite_store *s);
 /* At open, before the counting: when the queue clock was a second or more ahead of now where the
  * last taskd stopped (noted by sq_note_queue_clock(), or before a crash by
- * broker_note_queue_clock(); taken from meta with the move, in one transaction), or at the newest
- * send, by both the send's wall-clock time and its expiry less its queue's retention in c (c NULL:
- * the messages do not tell), the clock went back since, by the further at least; every message's
- * visibility and expiry, and its send when ahead of the wall clock now, move back as far
+ * sq_note_queue_clock_behind() or broker_note_queue_clock(); taken from meta with the move, in one
+ * transaction), or at the newest send, by both the send's wall-clock time and its expiry less its
+ * queue's retention in c (c NULL: the messages do not tell), the clock went back since, by the
+ * further at least; every message's visibility and expiry, and its send when ahead of the wall
+ * clock now, move back as far
  * (*back_ms), so that the queues' deadlines keep their lengths on the clock taskd reads now. The
  * count moved, or -1 when it cannot be done (SQLite's reason in err; the note is kept). */
 int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms, char *err,

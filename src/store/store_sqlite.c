@@ -944,7 +944,8 @@ typedef struct batch_mark {
     broker_feed feed;
     char feed_consumer[CONFIG_NAME_MAX + 1];
     size_t takes;
-    size_t moved; /* the depth log's entries */
+    size_t moved;        /* the depth log's entries */
+    int64_t clock_noted; /* the queue clock's last note, which a rollback takes with it */
 } batch_mark;
 
 static batch_mark batch_mark_take(sqlite_store *s)
@@ -957,7 +958,8 @@ static batch_mark batch_mark_take(sqlite_store *s)
                     .feed_set = s->feed.set,
                     .feed = s->feed.f,
                     .takes = s->feed.n_takes,
-                    .moved = depth_log_mark(&s->depth_log)};
+                    .moved = depth_log_mark(&s->depth_log),
+                    .clock_noted = s->queue_clock_noted};
     memcpy(m.feed_consumer, s->feed.consumer, sizeof m.feed_consumer);
     return m;
 }
@@ -978,6 +980,7 @@ static void batch_rewind(sqlite_store *s, const batch_mark *m)
     s->feed.cp = m->fed_cp;
     s->feed.saved_cp = m->fed_saved_cp; /* a publish undone wrote its checkpoint row */
     depth_log_rewind(&s->depth_log, m->moved);
+    s->queue_clock_noted = m->clock_noted;
 }
 
 /* Apply one write (no savepoint of its own); w->rc is its outcome. */
@@ -1185,8 +1188,11 @@ static void run_batch(sqlite_store *s, store_write *batch)
      * fails and is rewound below */
     bool gone = !in_transaction(s);
     if (!gone) {
-        sq_standing_receive(s);    /* after every write: they may have made its messages visible */
-        gone = !in_transaction(s); /* and under its receives too */
+        sq_standing_receive(s); /* after every write: they may have made its messages visible */
+        /* after them too: a crash after the commit leaves a note as new as the batch's deadlines
+         * while the wall clock is behind, not one up to a sweep_interval old (or none) */
+        sq_note_queue_clock_behind(s);
+        gone = !in_transaction(s); /* and under its receives, or the note, too */
     }
     bool wrote = sqlite3_total_changes64(s->wdb) != changes_before;
     /* the fed consumer's checkpoint, with its messages */

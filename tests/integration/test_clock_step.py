@@ -283,6 +283,28 @@ class ClockStep(ServersTestCase):
         self.assertEqual(s.kill(), -signal.SIGKILL)
         self.restart_keeps_the_lengths(delta=3000)
 
+    def put_back(self, s):
+        """The wall clock put back an hour; returns once s reads it so: a task it creates then
+        (no queue takes it) is created by the clock put back."""
+        self.step(-HOUR)
+
+        def back():
+            tid = s.create("TASK1")
+            return s.task(tid)["created_time"] < time.time() - HOUR + 60
+        wait_until(back, 5, what="taskd to read its wall clock put back")
+
+    def test_crash_before_a_sweep_after_a_step_back_keeps_messages_their_lengths(self):
+        # as the test before, but taskd killed long before a sweep could note the queue clock
+        # (sweep_interval an hour): nothing told the restart, which kept the message its
+        # retention and the hour and ended its delay at once. A write that finds the wall clock
+        # behind now notes the queue clock in its own transaction, a second old at most
+        s = self.start(dict(self.QUEUE, sweep_interval=HOUR), {})
+        self.put_back(s)
+        s.create("TASK2")
+        wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
+        self.assertEqual(s.kill(), -signal.SIGKILL)
+        self.restart_keeps_the_lengths(delta=3000)
+
     def test_a_note_of_the_queue_clock_that_fails_is_logged_once(self):
         # the sweeps' notes of the queue clock refused (triggers on meta): the first failure is
         # logged, and the sweeps after it, failing alike, log nothing more until a note is made
