@@ -1,5 +1,6 @@
 """The README's walkthrough, pasted as a reader would: every shell block of the
 "Walkthrough" section runs, in order, in one bash session against a real taskd.
+And its table of routes, against the API's own description (/openapi.json).
 
 The only edits are the ones a reader makes by starting taskd elsewhere: the
 address (a free port instead of 127.0.0.1:8080), the wait for TASK1 (the
@@ -67,6 +68,54 @@ class Walkthrough(unittest.TestCase):
             self.assertRegex(events[0], r'"task_type":"TASK2","status":"CREATED".*"event":"INSERT"')
         finally:
             t.close()
+
+
+def routes_table():
+    """The rows of the README's "Routes" table: (routes [(METHOD, path)], the row's text)."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    m = re.search(r"^### Routes\n(.*?)^#", readme, re.S | re.M)
+    if not m:
+        raise AssertionError("README.md has no Routes section")
+    rows = []
+    for line in m.group(1).splitlines():
+        if not line.startswith("| `"):
+            continue
+        routes = re.findall(r"`(GET|POST|PATCH|PUT|DELETE) (/[^`?\s]*)", line.split(" | ")[0])
+        rows.append(([(meth, path.replace("{id}", "{task_id}")) for meth, path in routes], line))
+    return rows
+
+
+@local_only("the table describes the local taskd's routes")
+class RoutesTable(unittest.TestCase):
+    # answered on every route alike, and said once for all: 401 and 403 by the access rules
+    # ("Running taskd", docs/auth.md), 503 past max_in_flight ("Configuration")
+    EVERY_ROUTE = {"401", "403", "503"}
+
+    def test_every_route_has_its_row_with_every_status_it_answers(self):
+        t = Taskd()
+        try:
+            spec = t.get("/openapi.json").json()
+        finally:
+            t.close()
+        rows = routes_table()
+        self.assertGreaterEqual(len(rows), 10, "the routes table lost its rows")
+        listed, unsaid = set(), []
+        for routes, line in rows:
+            said = set(re.findall(r"`([1-5][0-9][0-9])\b", line))
+            for meth, path in routes:
+                listed.add((meth, path))
+                op = spec["paths"].get(path, {}).get(meth.lower())
+                self.assertIsNotNone(op, "%s %s: no such route in /openapi.json" % (meth, path))
+                # what the table must name: every status but the 2xx of a row that describes
+                # its answer in words, and those every route shares
+                answers = {c for c in op["responses"] if not c.startswith("2")} - self.EVERY_ROUTE
+                if answers - said:
+                    unsaid.append("%s %s: %s" % (meth, path, ", ".join(sorted(answers - said))))
+        self.assertEqual(unsaid, [], "statuses the routes answer and the README's table omits")
+        served = {(meth.upper(), path) for path, ops in spec["paths"].items()
+                  for meth in ops if meth in ("get", "post", "patch", "put", "delete")}
+        self.assertEqual(served - listed, set(), "routes the README's table leaves out")
 
 
 if __name__ == "__main__":
