@@ -1,6 +1,7 @@
 """The README's walkthrough, pasted as a reader would: every shell block of the
 "Walkthrough" section runs, in order, in one bash session against a real taskd.
-And its table of routes, against the API's own description (/openapi.json).
+And its table of routes, against the API's own description (/openapi.json); and
+the bounds its "Configuration" gives, against the ones taskd refuses a value by.
 
 The only edits are the ones a reader makes by starting taskd elsewhere: the
 address (a free port instead of 127.0.0.1:8080), the wait for TASK1 (the
@@ -13,10 +14,11 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import REPO, Taskd, local_only  # noqa: E402
+from harness import REPO, Taskd, local_only, run_taskd, write_config  # noqa: E402
 
 
 def walkthrough_blocks():
@@ -116,6 +118,60 @@ class RoutesTable(unittest.TestCase):
         served = {(meth.upper(), path) for path, ops in spec["paths"].items()
                   for meth in ops if meth in ("get", "post", "patch", "put", "delete")}
         self.assertEqual(served - listed, set(), "routes the README's table leaves out")
+
+
+def config_keys():
+    """The configuration's keys, as src/core/config.c reads them: (section, key), section None
+    for the top level."""
+    with open(os.path.join(REPO, "src", "core", "config.c"), encoding="utf-8") as f:
+        source = f.read()
+    keys = [(None, k) for k in re.findall(r'strcmp\(key, "([a-z_0-9]+)"\) == 0', source)]
+    for section, reader in (("queues", "read_queue"), ("stream_consumers", "read_consumer"),
+                            ("handlers", "read_handler")):
+        body = re.search(r"static bool %s\(.*?\n}\n" % reader, source, re.S)
+        if not body:
+            raise AssertionError("config.c has no %s()" % reader)
+        read = re.findall(r'read_uint\(r, o, "([a-z_0-9]+)"', body.group(0))
+        keys += [(section, k) for k in read]
+    return keys
+
+
+def with_value(section, key, value):
+    """A configuration that gives key (of an entry of section) value, and nothing else amiss."""
+    if section is None:
+        return {key: value}
+    if section == "queues":
+        return {"queues": [{"name": "q", key: value}]}
+    if section == "stream_consumers":
+        return {"stream_consumers": [{"name": "c", key: value}]}
+    return {"queues": [{"name": "q"}], "subscriptions": [],
+            "handlers": [{"queue": "q", "handler": "exec", "command": ["/bin/true"], key: value}]}
+
+
+class ConfigurationBounds(unittest.TestCase):
+    def test_the_readme_gives_every_integer_keys_bounds(self):
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        keys = config_keys()
+        self.assertGreaterEqual(len(keys), 25, "config.c's keys were not found")
+        unsaid, bounded = [], 0
+        with tempfile.TemporaryDirectory() as d:
+            for section, key in keys:
+                path = write_config(d, with_value(section, key, 10 ** 13))
+                p = run_taskd(["--config", path, "--db", os.path.join(d, "x.db"),
+                               "--listen", "127.0.0.1:0"])
+                m = re.search(r"must be an integer from (\d+) to (\d+)", p.stderr.decode())
+                if not m:
+                    continue  # not a number (a name, a section): no bounds to give
+                self.assertEqual(p.returncode, 2, p.stderr)
+                bounded += 1
+                bounds = "%s–%s" % m.groups()
+                # the key named, and its bounds within a few lines after
+                if not any(bounds in readme[at.start():at.start() + 400]
+                           for at in re.finditer(r"`%s`" % key, readme)):
+                    unsaid.append("%s%s: %s" % (section + " " if section else "", key, bounds))
+        self.assertGreaterEqual(bounded, 25)
+        self.assertEqual(unsaid, [], "bounds taskd holds a key to and the README does not give")
 
 
 if __name__ == "__main__":
