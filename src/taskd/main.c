@@ -64,7 +64,7 @@ static void usage(FILE *out)
         "                       normal: survives a crash of taskd     env TASKD_SYNC\n"
         "  --threads N          HTTP event-loop threads (default: one per CPU)\n"
         "  --token-file PATH    bearer tokens, one per line (# comments); others\n"
-        "                       may not read the file               env TASKD_TOKEN_FILE\n"
+        "                       may neither read nor write the file env TASKD_TOKEN_FILE\n"
         "                       more tokens, comma-separated        env TASKD_TOKENS\n"
         "  --allow-unauthenticated\n"
         "                       serve a non-loopback address without tokens\n"
@@ -75,7 +75,9 @@ static void usage(FILE *out)
         "                       [::1]: NAME or NAME:PORT; * for any env TASKD_ALLOWED_HOSTS\n"
         "  --help               show this help\n"
         "  --version            show the version\n\n"
-        "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARNING|ERROR sets the level.\n");
+        "Logs are JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARNING|ERROR sets the level.\n"
+        "The TASK1 demo handler waits TASK1_SECONDS (default 10, 0-86400), then fails with\n"
+        "probability TASK1_FAILURE_RATE (default 0.25, 0-1).\n");
 }
 
 /* s as a number in plain digits (no sign, blank or other character) up to max; false if it is

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, clean_env, nonempty_lines, run_taskd,  # noqa: E402
+from harness import (REPO, ServersTestCase, Taskd, clean_env, nonempty_lines, run_taskd,  # noqa: E402
                      taskd_bin, wait_until, write_config)
 
 
@@ -51,6 +51,13 @@ class Program(ServersTestCase):
         self.assertRegex(out.lower(), r"usage")
         for flag in ("--listen", "--db", "--config", "--sync", "--threads", "--help", "--version"):
             self.assertIn(flag, out)
+        # every flag of the README's usage, and every variable its table and access rules name
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            section = re.search(r"^## Running taskd\n(.*?)^Logs are", f.read(), re.S | re.M).group(1)
+        for name in set(re.findall(r"--[a-z][a-z-]*|\b(?:TASKD|TASK1)_[A-Z_]+|\bLOG_LEVEL\b", section)):
+            self.assertIn(name, out, "the README names %s; --help does not" % name)
+        # the token file's rule as taskd holds it: others may neither read nor write it
+        self.assertRegex(" ".join(out.split()), r"--token-file PATH .*neither read nor write")
 
     def test_version(self):
         p = run_taskd(["--version"])
