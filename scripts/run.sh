@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what is missing, build, and start taskd on 127.0.0.1:8080 with ./tasks.db.
+# Install what is missing, build build/ in Release, and start taskd on 127.0.0.1:8080 with
+# ./tasks.db (in the folder it is run from).
 # Extra arguments go to taskd (e.g. --token-file tokens --listen 0.0.0.0:8080: a
 # non-loopback address needs tokens, see docs/auth.md).
 set -euo pipefail

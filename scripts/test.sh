@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what is missing, build, and run every test through CTest.
+# Install what is missing, build into build/, and run every test through CTest (two at once).
 # SANITIZE=1 builds into build-asan with AddressSanitizer + UBSan (leaks fail the run).
+# Extra arguments go to ctest: scripts/test.sh -R integration_test_api runs that test alone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh" --test
