@@ -772,6 +772,22 @@ class Limits(ServersTestCase):
         refused = [x for x in statuses if x != 200]
         self.assertEqual(refused, [], "%d of 3000 not 200" % len(refused))
 
+    def test_connection_bounds_of_0_are_the_defaults(self):
+        # README: 0 is what no value gives, the open-file limit's bound in all and a quarter of
+        # it per client, not a bound that refuses every connection
+        srv = self.start(max_connections=0, max_connections_per_client=0)
+        held = [connect(srv.port) for _ in range(8)]  # one client, all open at once
+        try:
+            for s in held:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            for s in held:
+                parsed, raw, _ = read_answer(s)
+                self.assertIsNotNone(parsed, raw)
+                self.assertEqual(parsed[0], 200, raw)
+        finally:
+            for s in held:
+                s.close()
+
     def test_serial_requests_that_close_are_served_at_the_bound(self):
         # one client at a bound of 1, asking over a new connection for each request
         # (Connection: close) and acknowledging late, as over a network: each answer goes out
