@@ -1,7 +1,8 @@
 """The README's walkthrough, pasted as a reader would: every shell block of the
 "Walkthrough" section runs, in order, in one bash session against a real taskd.
-And its table of routes, against the API's own description (/openapi.json); and
-the bounds its "Configuration" gives, against the ones taskd refuses a value by.
+And its table of routes, against the API's own description (/openapi.json); the
+bounds its "Configuration" gives, against the ones taskd refuses a value by; and the
+OpenTelemetry variables it names, against the ones taskd reads.
 
 The only edits are the ones a reader makes by starting taskd elsewhere: the
 address (a free port instead of 127.0.0.1:8080), the wait for TASK1 (the
@@ -172,6 +173,20 @@ class ConfigurationBounds(unittest.TestCase):
                     unsaid.append("%s%s: %s" % (section + " " if section else "", key, bounds))
         self.assertGreaterEqual(bounded, 25)
         self.assertEqual(unsaid, [], "bounds taskd holds a key to and the README does not give")
+
+
+class TracingVariables(unittest.TestCase):
+    def test_the_readme_names_every_otel_variable_taskd_reads(self):
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        with open(os.path.join(REPO, "src", "trace", "otel_env.c"), encoding="utf-8") as f:
+            read = set(re.findall(r'"(OTEL_[A-Z_]+)"', f.read()))
+        self.assertGreaterEqual(len(read), 10, "otel_env.c's variables were not found")
+        self.assertEqual(sorted(v for v in read if not re.search(r"`%s[`=]" % v, readme)), [],
+                         "variables taskd reads that the README does not name")
+        # the timeout is in milliseconds, as the OpenTelemetry specification has it
+        at = readme.index("`OTEL_EXPORTER_OTLP_TIMEOUT`")
+        self.assertIn("milliseconds", readme[at:at + 200])
 
 
 if __name__ == "__main__":
