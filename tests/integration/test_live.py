@@ -13,6 +13,7 @@ stream.
 """
 
 import os
+import platform
 import re
 import shutil
 import signal
@@ -72,6 +73,30 @@ def live_heartbeat_s():
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "pipeline",
                            "live.h")) as f:
         return int(re.search(r"#define LIVE_HEARTBEAT_MS (\d+)", f.read()).group(1)) / 1000.0
+
+
+# The futex system call's number, for asleep_in_timed_wait()
+FUTEX_NR = {"x86_64": 202, "aarch64": 98, "riscv64": 98}.get(platform.machine())
+
+
+def asleep_in_timed_wait(pid, name):
+    """Whether the thread named name of process pid sleeps in a futex wait with a timeout (a
+    pthread_cond_timedwait, not a mutex's wait), as the kernel tells in /proc: its state S and
+    the system call it is blocked in (number, then its arguments; the fourth is the timeout)."""
+    task = "/proc/%d/task" % pid
+    for tid in os.listdir(task):
+        try:
+            with open(os.path.join(task, tid, "comm")) as f:
+                if f.read().strip() != name:
+                    continue
+            with open(os.path.join(task, tid, "stat")) as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(os.path.join(task, tid, "syscall")) as f:
+                call = f.read().split()
+        except FileNotFoundError:  # the thread has ended
+            continue
+        return state == "S" and len(call) > 4 and call[0] == str(FUTEX_NR) and int(call[4], 16) != 0
+    return False
 
 
 class Gdb:
@@ -349,6 +374,7 @@ class TurnedOff(LiveCase):
 
 @harness.local_only("GET /events is taskd's")
 class Heartbeat(harness.ServersTestCase):
+    @unittest.skipUnless(FUTEX_NR, "needs the futex system call's number on this machine")
     def test_the_first_client_of_an_idle_server_is_pinged_within_the_heartbeat(self):
         """With nobody listening the events thread sleeps long; the stream's first client must
         still get its ping a heartbeat after it came (a proxy that closes idle connections after
@@ -356,7 +382,9 @@ class Heartbeat(harness.ServersTestCase):
         s = harness.Taskd(env={"TASK1_SECONDS": "0"})
         self.servers.append(s)
         beat = live_heartbeat_s()
-        time.sleep(1)  # the thread has gone to sleep with nobody listening
+        # the thread has gone to sleep with nobody listening: with nobody, its one timed wait
+        harness.wait_until(lambda: asleep_in_timed_wait(s.proc.pid, "events"), 10,
+                           what="the events thread asleep")
         with harness.EventStream(s) as st:
             came = time.monotonic()
             self.assertEqual(st.next_block(5).get("retry"), "2000")
@@ -484,8 +512,8 @@ class Events(LiveCase):
         try:
             # held at the read for a client resuming from the oldest record; the thread's own
             # reads come after the last record it handled, 4 or more later
-            gdb.cmd("break broker_changes_after if after == %d" % oldest)
-            gdb.wait_said("Breakpoint 1 at", "gdb's breakpoint set")
+            gdb.set_break("gdb's breakpoint set", ["break broker_changes_after if after == %d" % oldest],
+                          "broker_changes_after")
             behind = harness.EventStream(self.server, headers={"Last-Event-ID": str(oldest)})
             try:
                 gdb.wait_said("hit Breakpoint 1", "the events thread at the behind client's read")
@@ -495,7 +523,9 @@ class Events(LiveCase):
                     took = time.monotonic() - t0
             finally:
                 behind.close()
-            time.sleep(0.3)
+            # the loop has taken the close while the read is held (the events thread frees it)
+            harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 0, 10,
+                               what="the behind client's close taken during its read")
         finally:
             gdb.close()
         self.assertLess(took, 2, "a new stream waited for the behind client's read")
