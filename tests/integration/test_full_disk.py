@@ -10,6 +10,7 @@ Mounting needs root (CAP_SYS_ADMIN): where it is not permitted the test is skipp
 CTest's SKIP_RETURN_CODE for it in CMakeLists.txt).
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -28,6 +29,12 @@ SKIPPED = 77
 def mount_tmpfs(path, size):
     return subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", path],
                           capture_output=True, text=True)
+
+
+def log_ms(o):
+    """A log line's timestamp, in ms since the epoch."""
+    t = datetime.datetime.strptime(o["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    return (t.replace(tzinfo=datetime.timezone.utc).timestamp()) * 1000
 
 
 def can_mount():
@@ -131,19 +138,32 @@ class FullDisk(ServersTestCase):
         self.assertTrue(h.header("Retry-After"), h)
 
         # Full for a few seconds more: the pipeline backs off (to 3.2 s) instead of spinning,
-        # and health stays unhealthy while its retries fail.
-        time.sleep(3)
-        before = len(s.log_objects())
-        time.sleep(3)
+        # and health stays unhealthy while its retries fail. The consumer's retries of its batch
+        # say when: their gaps are its backoff, 0.2 s doubling to 3.2 s (a pure sleep, which a
+        # loaded machine only makes longer), so its 6th failure comes more than 5 s (the health
+        # recovery's wait) after its first, and between its 5th and 6th lie 3.2 s of the
+        # process's log.
+        def failed(message):
+            return [o for o in s.log_json() if o.get("message") == message]
+
+        consumer = wait_until(lambda: (lambda f: f if len(f) >= 6 else None)(
+            failed("publishing a batch failed; retrying")), 60, what="6 failed publishes of the consumer")
         h = s.get("/health")
-        window = s.log_objects()[before:]
+        batch = consumer[0]["sequence_number"]
+        self.assertTrue(all(o["sequence_number"] == batch for o in consumer), consumer)
+        at = [log_ms(o) for o in consumer[:6]]
+        for i, gap in enumerate(b - a for a, b in zip(at, at[1:])):
+            self.assertGreaterEqual(gap, (200 << i) - 2, "the consumer's retries at %r" % at)
+        wait_until(lambda: failed("cannot receive from queue"), 30, what="a failed receive")
         logs = s.log_json()
+        window = [json.dumps(o) for o in logs if at[4] < log_ms(o) < at[5]]
         told = [o for o in logs if o.get("message", "").startswith("the database cannot be written")]
         recovered = [o for o in logs if o.get("message") == "the database can be written again"]
         skipped = [o for o in logs if "skipped" in o.get("message", "")]
         context = "\n".join(line for line in s.log_objects() if '"DEBUG"' not in line)[-6000:]
         self.assertEqual(h.status, 503, context)
-        self.assertLess(len(window), 10, "log lines in 3 s of a full disk:\n" + "\n".join(window))
+        self.assertLess(len(window), 10, "log lines in the consumer's 3.2 s backoff on a full disk:\n"
+                        + "\n".join(window))
         self.assertEqual(len(told), 1, "the reason is logged %d times for %d refusals:\n%s"
                          % (len(told), len(refused), context))
         self.assertEqual(told[0]["error"], "database or disk is full", told)
