@@ -603,6 +603,12 @@ class Trimmed(LiveCase):
             pos = None
             while (pos is None or pos < inserted) and time.monotonic() < deadline:
                 b = st.next_block(max(0.0, deadline - time.monotonic()))
+                if b and b.get("event") == "reset":
+                    # a busy machine left the events thread behind the sweep (1 s, no replay
+                    # window), which trimmed the TASK2 records before it read them: a reset from
+                    # to the first record after them, with pings after it as before
+                    self.assertLessEqual(b["data"]["oldest_seq"], inserted + 1, b)
+                    continue
                 self.assertTrue(b is None or "event" not in b, "a TASK2 event passed the filter: %r" % b)
                 if b and "ping" in b["comments"]:
                     self.assertNotIn("data", b)  # not an event: no data
