@@ -20,10 +20,10 @@
  * list from the environment (otel_env.h, AWS_XRAY_DAEMON_ADDRESS), X-Ray first.
  *
  * One export thread (started only when an exporter is configured) waits on a condition
- * variable until 512 spans are queued, 1 s has passed since the last flush, or the tracer is
- * stopping; it then moves up to 512 spans out of the ring and, without any lock, hands the
- * batch to every exporter in turn. A span counts as exported when every configured exporter
- * took it, else as dropped.
+ * variable until 512 spans are queued, 1 s has passed since the last flush, a span is queued
+ * while a tracer_flush() waits, or the tracer is stopping; it then moves up to 512 spans out of the
+ * ring and, without any lock, hands the batch to every exporter in turn. A span counts as exported
+ * when every configured exporter took it, else as dropped.
  *
  * Flush (a Lambda function, frozen between invocations, must not hold spans): tracer_flush
  * makes the thread and the exporters hurry exactly as a shutdown does, and waits on a second
@@ -404,7 +404,9 @@ static void enqueue(tracer *t, span *s)
         if (t->qlen == t->qcap)
             atomic_store_explicit(&t->qfull, true, memory_order_relaxed);
         queued = true;
-        wake = t->qlen == BATCH_MAX;
+        /* a flush waits for this span: the export thread, which sleeps for the batch timer once
+         * it finds the queue empty, takes it now */
+        wake = t->qlen == BATCH_MAX || atomic_load(&t->flushing);
     }
     pthread_mutex_unlock(&t->qmu);
     if (wake)

@@ -10,7 +10,8 @@
  * a collector answers 413 split until it fits (a span too large alone dropped; the bound learned
  * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped; a batch far over
  * it split at once, each part gzipped once), retry
- * after 503 (backoff and Retry-After), drop without retry on 400, partial success, drops on a
+ * after 503 (backoff and Retry-After), a span queued while a flush waits sent at once, drop
+ * without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown (the batches left past its
  * deadline not gzipped), X-Ray datagrams (a client's W3C
  * trace id kept whatever its first 4 bytes; a daemon name that resolves only after start looked
@@ -38,6 +39,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +112,38 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
     if (!atomic_load(&daemon_resolves))
         return EAI_NONAME;
     return __real_getaddrinfo("127.0.0.1", service, hints, res);
+}
+
+/* A hook run once by the next condition wait of the thread that armed it, once the wait is
+ * over, with the wait's mutex released meanwhile (CMakeLists.txt links this test with
+ * --wrap=pthread_cond_timedwait): in tracer_flush(), what it does comes after the export thread
+ * woke the flush and before the flush looks at the queue. */
+static void (*_Atomic wait_hook)(void);
+static pthread_t wait_hook_thread;
+
+int __real_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                                  const struct timespec *until);
+int __wrap_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                                  const struct timespec *until);
+int __wrap_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                                  const struct timespec *until)
+{
+    int rc = __real_pthread_cond_timedwait(cond, mu, until);
+    void (*hook)(void) = atomic_load(&wait_hook);
+    if (hook && pthread_equal(pthread_self(), wait_hook_thread)) {
+        atomic_store(&wait_hook, NULL);
+        pthread_mutex_unlock(mu);
+        hook();
+        pthread_mutex_lock(mu);
+    }
+    return rc;
+}
+
+/* Run hook in this thread's next condition wait, once it is over. */
+static void after_next_wait(void (*hook)(void))
+{
+    wait_hook_thread = pthread_self();
+    atomic_store(&wait_hook, hook);
 }
 
 /* The monotonic clock the X-Ray exporter waits between lookups on, moved by xray_clock_ahead. */
@@ -1228,6 +1262,49 @@ static void test_flush_sends_now(void **state)
     assert_true(tracer_flush(NULL, 0)); /* NULL tracer: nothing to do */
 }
 
+/* The tracer and the span the flush's wait queues, and when (test_span_queued_during_a_flush). */
+static tracer *queued_in_flush;
+static int64_t queued_in_flush_at;
+
+static void queue_span_2(void)
+{
+    queued_in_flush_at = now_ms();
+    emit(queued_in_flush, TASK_A, 2);
+}
+
+/*
+ * A span queued while a flush waits is exported at once, as the flush waits for it: queued just
+ * after the export thread found the queue empty, it woke the thread, which had gone to sleep for
+ * the 1 s batch timer (the flush then waited for that, or dropped the span at a shorter
+ * deadline).
+ */
+static void test_span_queued_during_a_flush(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(64, 0);
+    queued_in_flush = t;
+    emit(t, TASK_A, 1);
+    /* span 1 sent, the export thread tells the flush the queue is empty; span 2 comes then */
+    after_next_wait(queue_span_2);
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    assert_null(atomic_load(&wait_hook));
+    assert_int_equal(tracer_exported(t), 2);
+    assert_int_equal(http_stub_count(r), 2);
+    char hex[17];
+    span_id_hex(2, hex);
+    const http_stub_request *rq = http_stub_request_at(r, 1);
+    assert_non_null(strstr(rq->body, hex));
+    int64_t took = rq->at_ms - queued_in_flush_at;
+    print_message("span 2 reached the collector %lld ms after it was queued\n", (long long)took);
+    assert_true(took < 500); /* not the 1 s batch timer */
+    tracer_free(t);
+    http_stub_stop(r);
+}
+
 /*
  * A flush that runs out of time leaves nothing behind: what is still queued is dropped and
  * counted at once, and a request that began before the flush (the 1 s timer's, with the whole
@@ -1881,6 +1958,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
+        cmocka_unit_test(test_span_queued_during_a_flush),
         cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
         cmocka_unit_test(test_gives_up_after_five_attempts),
         cmocka_unit_test(test_drop_on_a_url_that_cannot_be_used),
