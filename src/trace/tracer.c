@@ -35,7 +35,10 @@
  * began before the flush, which an exporter cuts short only at its next progress check) keeps
  * the exporters hurried until the export thread is done with it, so that its request ends
  * there, dropped, rather than after the export timeout, across a freeze and into the next
- * invocation's flush.
+ * invocation's flush. A flush (or the stop) that begins while that batch is in hand leaves it
+ * the earlier flush's deadline, when that is the sooner, and gives the exporters its own once
+ * the batch is back: a later, longer deadline would let that request run on past the bound of
+ * the flush it belongs to, spending the later flush's time on it.
  *
  * Shutdown: tracer_free sets a deadline (now + the export timeout), hurries the exporters
  * and wakes the thread. From then on no batch is retried: the batch in hand and every one
@@ -90,9 +93,12 @@ struct tracer {
     atomic_bool flushing; /* a tracer_flush() waits: hurry, as when stopping */
     bool exporting;       /* the export thread has a batch in hand (under qmu) */
     /* a flush ended with a batch in hand: its end ends the hurry (qmu). A flush or a stop that
-     * begins meanwhile hurries the exporters itself, and the export thread then leaves the
-     * hurry to it (it ends the hurry only when neither is under way). */
+     * begins meanwhile hurries the exporters itself (hurry_begin), and the export thread then
+     * gives them its deadline (it ends the hurry only when neither is under way). */
     bool hurry_held;
+    /* the deadline the exporters are hurried to (0: none), and that of the flush or the stop
+     * under way (qmu) */
+    int64_t hurried_until, hurry_until;
     /* the log context of the thread that flushes (qmu): on Lambda the invocation's request id,
      * which the exporters' warnings about the batches of that flush then carry */
     char flush_context[LOG_CONTEXT_SIZE];
@@ -136,9 +142,20 @@ static bool is_stopping(tracer *t)
 /* Start (on, up to deadline_ns) or end hurrying every exporter that can; see exporter.h. */
 static void hurry_exporters(tracer *t, bool on, int64_t deadline_ns)
 {
+    t->hurried_until = on ? deadline_ns : 0;
     for (size_t i = 0; i < t->n_exporters; i++)
         if (t->exporters[i]->hurry)
             t->exporters[i]->hurry(t->exporters[i], on, deadline_ns);
+}
+
+/* A flush or the stop begins (qmu held): hurry the exporters up to deadline_ns. A batch an
+ * earlier flush left in hand keeps that flush's deadline when it is the sooner, so that its
+ * request still ends there: the export thread moves the exporters on once the batch is back. */
+static void hurry_begin(tracer *t, int64_t deadline_ns)
+{
+    t->hurry_until = deadline_ns;
+    if (!t->hurry_held || deadline_ns < t->hurried_until)
+        hurry_exporters(t, true, deadline_ns);
 }
 
 /* ---- the export thread ---- */
@@ -216,9 +233,12 @@ static void *export_main(void *arg)
 
         pthread_mutex_lock(&t->qmu);
         t->exporting = false;
-        if (t->hurry_held && !atomic_load(&t->flushing) && !atomic_load(&t->stopping)) {
-            hurry_exporters(t, false, 0); /* the batch a flush left in hand is done */
+        if (t->hurry_held) { /* the batch a flush left in hand is done */
             t->hurry_held = false;
+            if (atomic_load(&t->flushing) || atomic_load(&t->stopping))
+                hurry_exporters(t, true, t->hurry_until); /* the deadline of the one under way */
+            else
+                hurry_exporters(t, false, 0);
         }
     }
     pthread_mutex_unlock(&t->qmu);
@@ -504,7 +524,7 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
     struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&t->qmu);
     log_context_save(t->flush_context);
-    hurry_exporters(t, true, exporters_until);
+    hurry_begin(t, exporters_until);
     atomic_store(&t->flushing, true);
     pthread_cond_broadcast(&t->qcond);
     while ((t->qlen || t->exporting) && clock_mono_ns() < until)
@@ -531,7 +551,7 @@ void tracer_free(tracer *t)
         return;
     if (t->has_thread) {
         pthread_mutex_lock(&t->qmu);
-        hurry_exporters(t, true, clock_mono_ns() + (int64_t)t->cfg.timeout_ms * 1000000);
+        hurry_begin(t, clock_mono_ns() + (int64_t)t->cfg.timeout_ms * 1000000);
         atomic_store(&t->stopping, true);
         pthread_cond_broadcast(&t->qcond);
         pthread_mutex_unlock(&t->qmu);

@@ -10,7 +10,8 @@
  * a collector answers 413 split until it fits (a span too large alone dropped; the bound learned
  * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped; a batch far over
  * it split at once, each part gzipped once), retry
- * after 503 (backoff and Retry-After), a span queued while a flush waits sent at once, drop
+ * after 503 (backoff and Retry-After), a span queued while a flush waits sent at once, a request
+ * that outlived its flush cut at that flush's deadline though a later one has begun, drop
  * without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown (the batches left past its
  * deadline not gzipped), X-Ray datagrams (a client's W3C
@@ -1352,6 +1353,50 @@ static void test_flush_out_of_time_drops_the_rest(void **state)
     http_stub_stop(r);
 }
 
+/*
+ * A flush begun while an earlier flush's request is still under way leaves that request the
+ * earlier flush's deadline: it ends soon after that deadline, as when no flush follows, rather
+ * than running on into the later flush's longer one, and the later flush has its own batch sent
+ * meanwhile. Here the collector answers the earlier request only after 3 s.
+ */
+static void test_a_later_flush_keeps_the_earlier_deadline(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    static const http_stub_reply script[] = {
+        {.status = 200, .headers = JSON_TYPE, .body = "{}", .delay_ms = 3000},
+        {.status = 200, .headers = JSON_TYPE, .body = "{}"},
+    };
+    http_stub *r = receiver_script(script, 2);
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+    tracer *t = start(64, 0); /* the default export timeout: 10 s */
+    emit(t, TASK_A, 1);
+    /* the 1 s timer sends span 1, with the whole export timeout */
+    int64_t until = now_ms() + 3000;
+    while (http_stub_count(r) < 1 && now_ms() < until)
+        sleep_ms(5);
+    assert_int_equal(http_stub_count(r), 1);
+    int64_t first_deadline = now_ms() + 300;
+    assert_false(tracer_flush(t, epoch_ms() + 300)); /* span 1's request is still under way */
+    emit(t, TASK_A, 2);
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    /* span 1's request ended at a progress check after the first flush's deadline, dropped, and
+     * span 2 went then: not after span 1's answer, 3 s after its request */
+    assert_int_equal(tracer_exported(t), 1);
+    assert_int_equal(tracer_dropped(t), 1);
+    assert_int_equal(http_stub_count(r), 2);
+    const http_stub_request *rq = http_stub_request_at(r, 1);
+    char hex[17];
+    span_id_hex(2, hex);
+    assert_non_null(strstr(rq->body, hex));
+    int64_t late = rq->at_ms - first_deadline;
+    print_message("span 2 sent %lld ms after the first flush's deadline\n", (long long)late);
+    assert_true(late < 1500);
+    tracer_free(t);
+    http_stub_stop(r);
+}
+
 static void test_retry_after_header(void **state)
 {
     (void)state;
@@ -1960,6 +2005,7 @@ int main(void)
         cmocka_unit_test(test_flush_sends_now),
         cmocka_unit_test(test_span_queued_during_a_flush),
         cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
+        cmocka_unit_test(test_a_later_flush_keeps_the_earlier_deadline),
         cmocka_unit_test(test_gives_up_after_five_attempts),
         cmocka_unit_test(test_drop_on_a_url_that_cannot_be_used),
         cmocka_unit_test(test_drop_on_400),
