@@ -12,9 +12,11 @@
  * the retry loop and by libcurl's progress callback mid-transfer), and a
  * mutex with a condition variable lets hurry() wake a backoff sleep.
  *
- * A batch goes out as: encode (splitting in halves while the body is over
- * PAYLOAD_MAX), gzip it when so configured (splitting it while what would be
- * sent is over body_max) -> post_with_retries -> post_once per attempt.
+ * A batch goes out as: encode (a body over PAYLOAD_MAX split at once, the
+ * parts cut from the spans' sizes in it, the whole neither packed nor
+ * gzipped: export_fitting()), gzip it when so configured (splitting it while
+ * what would be sent is over body_max) -> post_with_retries -> post_once per
+ * attempt.
  * Losses are marked in the caller's failed[] and warned about once per POST.
  * PAYLOAD_MAX bounds the encoded body before compression, taskd's own limit.
  * body_max is learned: none at first, then one byte under the smallest body a
@@ -371,21 +373,27 @@ static uint64_t post_with_retries(otlp_exporter *o, const void *body, size_t len
 
 /* ---- a batch ---- */
 
-/* Encode spans[0..n) in the configured protocol; false on an encoder failure. */
-static bool encode(otlp_exporter *o, const span *spans, size_t n, uint8_t **body, size_t *len)
+/*
+ * Encode spans[0..n) in the configured protocol; false on an encoder failure. A body over
+ * PAYLOAD_MAX may come back as its length alone, *body NULL (protobuf: not packed), and then
+ * sizes[i] (room for n; NULL: not wanted) is the bytes of span i in it.
+ */
+static bool encode(otlp_exporter *o, const span *spans, size_t n, uint8_t **body, size_t *len,
+                   size_t *sizes)
 {
     *body = NULL;
     *len = 0;
     if (o->protocol == OTEL_PROTOCOL_HTTP_JSON) {
         sbuf b = {0};
-        if (!otlp_json_encode(&b, spans, n, o->resource) || sbuf_failed(&b) || !b.data) {
+        if (!otlp_json_encode_sized(&b, spans, n, o->resource, sizes) || sbuf_failed(&b) ||
+            !b.data) {
             sbuf_free(&b);
             return false;
         }
         *body = (uint8_t *)sbuf_take(&b, len);
         return *body != NULL;
     }
-    return otlp_proto_encode(spans, n, o->resource, body, len);
+    return otlp_proto_encode_within(spans, n, o->resource, PAYLOAD_MAX, sizes, body, len);
 }
 
 /*
@@ -467,6 +475,44 @@ static void export_parts(exporter *e, const span *spans, size_t n, bool *failed,
 }
 
 /*
+ * spans[0..n), encoded to len bytes, over PAYLOAD_MAX (n > 1): exported in as few parts as that
+ * needs, cut at once from the spans' sizes in that body (sizes[i]), rather than halved again and
+ * again with each half encoded anew. A part's body is at most the rest of the body (len less the
+ * sizes, what every part carries) and its spans' sizes, and a part is cut before a span that would
+ * take it past PAYLOAD_MAX, so that none is over but a span alone over it (dropped by
+ * otlp_export()); within that the parts are of about one size, each cut at the span whose middle
+ * is past its share of the sizes.
+ */
+static void export_fitting(otlp_exporter *o, const span *spans, size_t n, bool *failed,
+                           const size_t *sizes, size_t len)
+{
+    size_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += sizes[i];
+    if (!sum) { /* no span takes a byte: no encoding this exporter knows */
+        export_parts(&o->base, spans, n, failed, 2);
+        return;
+    }
+    size_t rest = len - sum;
+    size_t room = PAYLOAD_MAX > rest ? PAYLOAD_MAX - rest : 1;
+    size_t parts = (sum + room - 1) / room;
+    size_t from = 0, in_part = 0, before = 0, next = 1; /* next: the even cut sought, of parts */
+    for (size_t i = 0; i < n; i++) {
+        size_t middle = before + sizes[i] / 2;
+        if (i > from && (in_part + sizes[i] > room || middle * parts >= next * sum)) {
+            otlp_export(&o->base, spans + from, i - from, failed + from);
+            from = i;
+            in_part = 0;
+        }
+        while (middle * parts >= next * sum)
+            next++;
+        in_part += sizes[i];
+        before += sizes[i];
+    }
+    otlp_export(&o->base, spans + from, n - from, failed + from);
+}
+
+/*
  * spans[0..n), len bytes as sent, too large for the collector (refused: answered 413; else over
  * a body that was): exported again in parts, or, one span, dropped with a warning. The parts are
  * as many as len needs if each part's share of it is its share of the spans, aimed at 7/8 of
@@ -512,12 +558,18 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
         o->body_max = SIZE_MAX;
     uint8_t *body;
     size_t len;
-    bool ok = encode(o, spans, n, &body, &len);
+    size_t *sizes = n > 1 ? malloc(n * sizeof *sizes) : NULL;
+    bool ok = encode(o, spans, n, &body, &len, sizes);
     if ((!ok || len > PAYLOAD_MAX) && n > 1) {
         free(body);
-        export_parts(e, spans, n, failed, 2); /* in halves */
+        if (ok && sizes)
+            export_fitting(o, spans, n, failed, sizes, len);
+        else
+            export_parts(e, spans, n, failed, 2); /* in halves */
+        free(sizes);
         return;
     }
+    free(sizes);
     if (!ok || len > PAYLOAD_MAX) {
         char detail[160];
         snprintf(detail, sizeof detail, "span %.95s: %s", spans[0].name,

@@ -3,9 +3,10 @@
  * traces endpoint as http/protobuf (trace/otlp_proto.h) or http/json
  * (trace/otlp_json.h), as the configuration (trace/otel_env.h) says.
  *
- * A body over 999,999 bytes (before compression) is split in halves until it
- * fits; with compression gzip it then goes gzip-compressed with
- * Content-Encoding: gzip (the OTLP/HTTP spec's only compression). A collector
+ * A body over 999,999 bytes (before compression) is split at once into as
+ * few parts as fit, from its spans' sizes in it; with compression gzip it
+ * then goes gzip-compressed with Content-Encoding: gzip (the OTLP/HTTP spec's
+ * only compression). A collector
  * that answers 413 Payload Too Large gets the batch again in halves, each
  * half split again on its own 413, down to one span, which is dropped; for
  * the next 10 minutes bodies as sent (gzipped, with gzip) are bounded one

@@ -149,6 +149,12 @@ static void put_span(sbuf *b, const span *s)
 
 bool otlp_json_encode(sbuf *b, const span *spans, size_t n, const otlp_resource *r)
 {
+    return otlp_json_encode_sized(b, spans, n, r, NULL);
+}
+
+bool otlp_json_encode_sized(sbuf *b, const span *spans, size_t n, const otlp_resource *r,
+                            size_t *sizes)
+{
     if (!b || (!spans && n > 0))
         return false;
     if (n == 0) {
@@ -165,9 +171,12 @@ bool otlp_json_encode(sbuf *b, const span *spans, size_t n, const otlp_resource 
     }
     sbuf_puts(b, "},\"spans\":[");
     for (size_t i = 0; i < n && !sbuf_failed(b); i++) {
+        size_t from = b->len;
         if (i)
             sbuf_putc(b, ',');
         put_span(b, &spans[i]);
+        if (sizes)
+            sizes[i] = b->len - from;
     }
     sbuf_puts(b, "]}]}]}");
     return !sbuf_failed(b);

@@ -27,5 +27,12 @@
  * is marked failed) or when spans is NULL with n > 0.
  */
 bool otlp_json_encode(sbuf *b, const span *spans, size_t n, const otlp_resource *r);
+/*
+ * The same, with sizes[i] (room for n; NULL: not wanted) the bytes of span i in the text, the
+ * comma before it included: the request for some of the spans is then no longer than the text
+ * less the sizes of the others.
+ */
+bool otlp_json_encode_sized(sbuf *b, const span *spans, size_t n, const otlp_resource *r,
+                            size_t *sizes);
 
 #endif

@@ -190,6 +190,22 @@ static void free_resource(resource_frame *rf)
 bool otlp_proto_encode(const span *spans, size_t n, const otlp_resource *r, uint8_t **out,
                        size_t *len)
 {
+    return otlp_proto_encode_within(spans, n, r, SIZE_MAX, NULL, out, len);
+}
+
+/* The bytes a length-delimited field of size bytes takes: its tag (one byte for the fields
+ * here), the varint of its length, and the bytes. */
+static size_t field_size(size_t size)
+{
+    size_t n = 2;
+    for (size_t v = size; v >= 0x80; v >>= 7)
+        n++;
+    return n + size;
+}
+
+bool otlp_proto_encode_within(const span *spans, size_t n, const otlp_resource *r, size_t max,
+                              size_t *sizes, uint8_t **out, size_t *len)
+{
     if (!out || !len)
         return false;
     *out = NULL;
@@ -236,6 +252,14 @@ bool otlp_proto_encode(const span *spans, size_t n, const otlp_resource *r, uint
 
     size_t size =
         opentelemetry__proto__trace__v1__export_trace_service_request__get_packed_size(&req);
+    if (size > max) { /* too large to send: what it would take, and each span's share */
+        for (size_t i = 0; sizes && i < n; i++)
+            sizes[i] =
+                field_size(opentelemetry__proto__trace__v1__span__get_packed_size(span_ptrs[i]));
+        *len = size;
+        ok = true;
+        goto done;
+    }
     uint8_t *buf = malloc(size ? size : 1);
     if (!buf)
         goto done;

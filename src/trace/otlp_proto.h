@@ -29,5 +29,13 @@
  */
 bool otlp_proto_encode(const span *spans, size_t n, const otlp_resource *r, uint8_t **out,
                        size_t *len);
+/*
+ * The same, but a body that would be over max bytes is not packed: *out is then NULL and *len
+ * its size, and sizes[i] (room for n; NULL: not wanted) the bytes of span i in it, its field's
+ * tag and length included. The request for some of the spans is no longer than that body less
+ * the sizes of the others (the lengths of the messages around the spans take no more bytes).
+ */
+bool otlp_proto_encode_within(const span *spans, size_t n, const otlp_resource *r, size_t max,
+                              size_t *sizes, uint8_t **out, size_t *len);
 
 #endif

@@ -629,6 +629,65 @@ static void test_proto_edge_cases(void **state)
     free(buf);
 }
 
+/*
+ * The spans' sizes an encoding gives bound the request for any run of them: the body less the
+ * sizes of the spans left out, in protobuf (the lengths around the spans, 3 bytes each for a body
+ * over 16 KiB, take 2 for a part under it) and in JSON (the first span of a part has no comma).
+ * A protobuf body over the bound given is sized, not packed.
+ */
+static void test_span_sizes_bound_each_part(void **state)
+{
+    (void)state;
+    span s[3];
+    make_root(&s[0]);
+    make_child(&s[1]);
+    make_root(&s[2]);
+    char *big = malloc(20001);
+    assert_non_null(big);
+    memset(big, 'x', 20000);
+    big[20000] = '\0';
+    span_set_str(&s[0], "big.text", big);
+    free(big);
+
+    size_t sizes[3], len, sized[3], sized_len;
+    uint8_t *buf;
+    assert_true(otlp_proto_encode_within(s, 3, &RES, SIZE_MAX, NULL, &buf, &len));
+    assert_non_null(buf);
+    free(buf);
+    assert_true(otlp_proto_encode_within(s, 3, &RES, len - 1, sized, &buf, &sized_len));
+    assert_null(buf);
+    assert_int_equal(sized_len, len);
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t b = a + 1; b <= 3; b++) {
+            size_t left_out = 0, part_len;
+            for (size_t i = 0; i < 3; i++)
+                left_out += i < a || i >= b ? sized[i] : 0;
+            assert_true(otlp_proto_encode(s + a, b - a, &RES, &buf, &part_len));
+            free(buf);
+            assert_true(part_len <= len - left_out);
+            if (b - a == 3)
+                assert_int_equal(part_len, len);
+        }
+    }
+
+    sbuf whole = {0};
+    assert_true(otlp_json_encode_sized(&whole, s, 3, &RES, sizes));
+    for (size_t a = 0; a < 3; a++) {
+        for (size_t b = a + 1; b <= 3; b++) {
+            size_t left_out = 0;
+            for (size_t i = 0; i < 3; i++)
+                left_out += i < a || i >= b ? sizes[i] : 0;
+            sbuf part = {0};
+            assert_true(otlp_json_encode(&part, s + a, b - a, &RES));
+            assert_true(part.len <= whole.len - left_out);
+            sbuf_free(&part);
+        }
+    }
+    sbuf_free(&whole);
+    for (int i = 0; i < 3; i++)
+        span_clear(&s[i]);
+}
+
 /* A request's path and a handler's message need not be UTF-8; what a collector reads is. */
 static void test_proto_strings_are_utf8(void **state)
 {
@@ -1303,6 +1362,7 @@ int main(void)
         cmocka_unit_test(test_proto_wire_numbers),
         cmocka_unit_test(test_proto_edge_cases),
         cmocka_unit_test(test_proto_strings_are_utf8),
+        cmocka_unit_test(test_span_sizes_bound_each_part),
         cmocka_unit_test(test_xray_segment),
         cmocka_unit_test(test_xray_segment_errors),
         cmocka_unit_test(test_xray_root_and_in_progress),

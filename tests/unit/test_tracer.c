@@ -91,6 +91,33 @@ int __wrap_deflate(z_streamp z, int flush)
     return __real_deflate(z, flush);
 }
 
+/* What the OTLP exporter has sized (whole requests, and spans alone) and packed as protobuf
+ * bodies, in calls and bytes (CMakeLists.txt links this test with
+ * --wrap=protobuf_c_message_get_packed_size and --wrap=protobuf_c_message_pack: the exporter's
+ * calls come here, not the library's own for the messages inside the one it was given). */
+static atomic_size_t sized_calls, spans_sized, pack_calls, pack_bytes;
+
+size_t __real_protobuf_c_message_get_packed_size(const ProtobufCMessage *m);
+size_t __wrap_protobuf_c_message_get_packed_size(const ProtobufCMessage *m);
+size_t __wrap_protobuf_c_message_get_packed_size(const ProtobufCMessage *m)
+{
+    if (m->descriptor == &opentelemetry__proto__trace__v1__export_trace_service_request__descriptor)
+        atomic_fetch_add(&sized_calls, 1);
+    else
+        atomic_fetch_add(&spans_sized, 1);
+    return __real_protobuf_c_message_get_packed_size(m);
+}
+
+size_t __real_protobuf_c_message_pack(const ProtobufCMessage *m, uint8_t *out);
+size_t __wrap_protobuf_c_message_pack(const ProtobufCMessage *m, uint8_t *out);
+size_t __wrap_protobuf_c_message_pack(const ProtobufCMessage *m, uint8_t *out)
+{
+    size_t n = __real_protobuf_c_message_pack(m, out);
+    atomic_fetch_add(&pack_calls, 1);
+    atomic_fetch_add(&pack_bytes, n);
+    return n;
+}
+
 /* The X-Ray daemon's name as the tests give it: getaddrinfo() (CMakeLists.txt links this test
  * with --wrap=getaddrinfo) fails it until daemon_resolves is set, then answers 127.0.0.1. Every
  * lookup of it, and of 127.0.0.1, is counted. */
@@ -873,8 +900,8 @@ static void test_large_batch_is_split(void **state)
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
     setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
     tracer *t = start(0, 0);
-    /* 20 spans of 100,500 bytes, 2 MB: halves of 10, each a body past 10^6 bytes (and under
-     * 1 MiB), so halves of 5 */
+    /* 20 spans of 100,500 bytes, 2 MB: in 3 parts of 7, 6 and 7 (halved: halves of 10, each a
+     * body past 10^6 bytes and under 1 MiB, so 4 of 5) */
     char *big = malloc(100501);
     memset(big, 'x', 100500);
     big[100500] = '\0';
@@ -887,7 +914,7 @@ static void test_large_batch_is_split(void **state)
     }
     free(big);
     tracer_free(t);
-    assert_int_equal(http_stub_count(r), 4);
+    assert_int_equal(http_stub_count(r), 3);
     int seen = 0;
     for (size_t q = 0; q < http_stub_count(r); q++) {
         const http_stub_request *rq = http_stub_request_at(r, q);
@@ -998,6 +1025,64 @@ static size_t refused_from(http_stub *r, size_t first, size_t limit)
     return refused;
 }
 
+/*
+ * A batch over 999,999 bytes before gzip is split at once into as few parts as fit, cut from the
+ * spans' sizes in the body the whole batch would be, which is not packed (nor gzipped): each part
+ * is then packed and gzipped once. Halved, each level of halves was packed again on the way
+ * down. 4,096 spans of 4,000 bytes, half noise, in batches of 512 of about 2.1 MB each.
+ */
+static void test_a_batch_over_the_limit_is_split_in_one_step(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1);
+    tracer *t = start(0, 0);
+    atomic_store(&sized_calls, 0);
+    atomic_store(&spans_sized, 0);
+    atomic_store(&pack_calls, 0);
+    atomic_store(&pack_bytes, 0);
+    atomic_store(&deflate_calls, 0);
+    atomic_store(&deflate_bytes, 0);
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 4096; i++)
+        emit_noisy(t, 1000 + i, 4000, 2000);
+    assert_true(tracer_flush(t, epoch_ms() + 60000));
+    int64_t took = now_ms() - t0;
+    assert_int_equal(tracer_exported(t), 4096);
+    tracer_free(t);
+    size_t requests = http_stub_count(r), sent = 0, largest = 0;
+    for (size_t q = 0; q < requests; q++) {
+        const http_stub_request *rq = http_stub_request_at(r, q);
+        size_t len;
+        char *body = gunzip(rq->body, rq->body_len, &len);
+        assert_non_null(body);
+        free(body);
+        sent += len;
+        largest = len > largest ? len : largest;
+    }
+    size_t sized = atomic_load(&sized_calls), packed = atomic_load(&pack_calls);
+    size_t calls = atomic_load(&deflate_calls);
+    print_message("4,096 spans: %zu requests, %zu bytes before gzip (the largest %zu), %lld ms; "
+                  "%zu bodies sized (%zu spans alone), %zu packed (%zu bytes), %zu gzipped (%zu "
+                  "bytes)\n",
+                  requests, sent, largest, (long long)took, sized, atomic_load(&spans_sized),
+                  packed, atomic_load(&pack_bytes), calls, atomic_load(&deflate_bytes));
+    assert_true(largest <= 999999);
+    /* each request packed and gzipped once, nothing else; the batches sized only (a body, then
+     * each span once), each part sized again before it is packed */
+    assert_int_equal(packed, requests);
+    assert_int_equal(atomic_load(&pack_bytes), sent);
+    assert_int_equal(calls, requests);
+    assert_int_equal(atomic_load(&deflate_bytes), sent);
+    assert_true(sized <= requests + 4096 / 512 + 1);
+    assert_true(atomic_load(&spans_sized) <= 4096);
+    /* 3 parts of about 700 kB to a batch of 512, where halving made 4 */
+    assert_true(requests <= 3 * 4096 / 512 + 2);
+    http_stub_stop(r);
+}
+
 /* A collector whose limit is below PAYLOAD_MAX answers 413: the batch goes again in halves
  * until each part fits, and every span arrives; the limit, once learned, splits the batches
  * that follow before they go. */
@@ -1007,9 +1092,11 @@ static void test_413_splits_the_batch(void **state)
     size_t limit = 250000;
     http_stub *r;
     tracer *t = start_refusing_over(&limit, &r, false);
-    /* 20 spans of 100,500 bytes: halves of 10 (past 999,999 bytes), then of 5, 502,500
-     * bytes; refused, the first five go as 2 (201,000: taken) and 3 (301,500: refused, then
-     * 1 + 2). The other three fives are split at once, 2 + 3, then the 3 as 1 + 2. */
+    /* 20 spans of 100,500 bytes, past 999,999 bytes: parts of 7, 6 and 7. The first, 703,500
+     * bytes, refused, goes as 3 (301,500: refused, then 1 + 2) and 4 (over the bound then
+     * learned: 2 + 2, unsent whole). The 6 are split at once, 2 + 2 + 2, the last 7 as
+     * 2 + 2 + 3, the 3 then as 1 + 2 (halved, in 4 parts of 5: 14 requests, the same 2
+     * refused) */
     for (int i = 10; i < 30; i++)
         emit_sized(t, i, 100500);
     assert_true(tracer_flush(t, epoch_ms() + 10000));
@@ -1020,9 +1107,9 @@ static void test_413_splits_the_batch(void **state)
         assert_int_equal(span_sent(r, i, limit, true), 1);
     size_t refused = refused_from(r, 0, limit);
     print_message("%zu requests, %zu answered 413\n", http_stub_count(r), refused);
-    /* only the first five met the limit: 5 spans, then 3 */
+    /* only the first part met the limit: 7 spans, then 3 */
     assert_int_equal(refused, 2);
-    assert_int_equal(http_stub_count(r), 5 + 3 * 3);
+    assert_int_equal(http_stub_count(r), 6 + 3 + 4);
     http_stub_stop(r);
 }
 
@@ -1995,6 +2082,7 @@ int main(void)
         cmocka_unit_test(test_otlp_gzip_protobuf_and_precedence),
         cmocka_unit_test(test_batch_of_512_goes_early),
         cmocka_unit_test(test_large_batch_is_split),
+        cmocka_unit_test(test_a_batch_over_the_limit_is_split_in_one_step),
         cmocka_unit_test(test_413_splits_the_batch),
         cmocka_unit_test(test_413_drops_a_span_too_large_alone),
         cmocka_unit_test(test_413_bound_lasts_10_minutes),
