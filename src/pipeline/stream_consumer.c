@@ -42,8 +42,10 @@ struct stream_consumer {
     telemetry telemetry;
     pthread_t thread;
     atomic_bool stopping;
-    unsigned failures;     /* consecutive failed attempts of the current batch */
-    change_read read_mode; /* only INSERTs make messages: the others are read by seq alone */
+    unsigned failures;        /* consecutive failed attempts of the current batch: the back-off */
+    unsigned unread_attempts; /* of those, the last ones in a row that could not read its first
+                               * record: only these count towards maximum_retry_attempts */
+    change_read read_mode;    /* only INSERTs make messages: the others are read by seq alone */
     outbox box;
 };
 
@@ -175,7 +177,10 @@ static void warn_store_failed(stream_consumer *sc, const char *what, const char 
  * record that cannot be read is given up on — past maximum_retry_attempts it
  * is logged and the checkpoint moves past it, as Lambda's maximumRetryAttempts
  * does; a write that fails (a busy or full disk) is the store's trouble, not
- * the records': it is retried until it succeeds, and nothing is skipped.
+ * the records': it is retried until it succeeds, and nothing is skipped. The
+ * attempts counted are those in a row that could not read the record: the
+ * batch's failed writes before (its task removed since, in a damaged
+ * database) use none of them up.
  */
 static void batch_failed(stream_consumer *sc, const change_record *first, store_rc rc,
                          bool unreadable)
@@ -183,33 +188,34 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     const consumer_config *cc = sc->cc;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
+    sc->failures += sc->failures < 5; /* the back-off grows up to 3.2 s */
     if (!unreadable) {
-        sc->failures += sc->failures < 5; /* only the backoff grows */
+        sc->unread_attempts = 0; /* the record was read: the store's failures are not its own */
         warn_store_failed(sc, "publishing a batch failed; retrying", seq, rc);
     } else {
         /* a record read from its row has no text to show: the row never made one */
         const char *error =
             first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
-        if (++sc->failures <= cc->maximum_retry_attempts) {
+        if (++sc->unread_attempts <= cc->maximum_retry_attempts) {
             log_warn("a change record cannot be read; retrying", "consumer", cc->name,
                      "sequence_number", seq, "error", error, NULL);
         } else {
             /* said once, when it is decided; a skip that cannot be written (a busy or full
              * disk) is the store's trouble, and backs off as a batch's failed write does
              * rather than try again at once, and say so again, for as long as it lasts */
-            if (sc->failures == cc->maximum_retry_attempts + 1)
+            if (sc->unread_attempts == cc->maximum_retry_attempts + 1)
                 log_error("change record skipped after failed attempts", "consumer", cc->name,
                           "sequence_number", seq, "error", error, first->json ? "record" : NULL,
                           first->json, NULL);
             rc = broker_publish(sc->broker, cc->name, first->seq, NULL, 0);
             if (rc == STORE_OK) {
-                sc->failures = 0;
+                sc->failures = sc->unread_attempts = 0;
                 return;
             }
             warn_store_failed(sc, "skipping a change record failed; retrying", seq, rc);
         }
     }
-    back_off(sc, 100u << (sc->failures < 5 ? sc->failures : 5));
+    back_off(sc, 100u << sc->failures);
 }
 
 /* ---- the writer's feed ---- */
@@ -276,7 +282,7 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
     bool unreadable;
     rc = publish_batch(sc, recs, n, &unreadable);
     if (rc == STORE_OK)
-        sc->failures = 0;
+        sc->failures = sc->unread_attempts = 0;
     else
         batch_failed(sc, &recs[0], rc, unreadable);
     change_records_free(recs, n);

@@ -4086,6 +4086,36 @@ static int lines_with(const char *text, const char *needle)
     return n;
 }
 
+/* A config of queue q, its subscription, and consumer "pub", fed (it tests eventName alone),
+ * that tries a record it cannot read retries times before it skips it. */
+static void load_fed_consumer_config(config *cfg, int retries)
+{
+    char text[512], err[256] = "";
+    snprintf(text, sizeof text,
+             "{\"queues\":[{\"name\":\"q\"}],\"subscriptions\":[{\"queue\":\"q\"}],"
+             "\"stream_consumers\":[{\"name\":\"pub\",\"maximum_retry_attempts\":%d,"
+             "\"filter_patterns\":[{\"eventName\":[\"INSERT\"]}]}],\"handlers\":[]}",
+             retries);
+    assert_true(config_defaults(cfg));
+    if (!config_load_text(cfg, text, "test", err, sizeof err))
+        fail_msg("config: %s", err);
+}
+
+/* Remove task id behind the store's back, leaving its REMOVE record without the task's data:
+ * its INSERT never builds again. */
+static void remove_leaving_no_data(const char *id)
+{
+    const char *edits[] = {"DELETE FROM tasks WHERE id = ?1",
+                           "INSERT INTO changes (event_name, task_id, old_image, created_time) "
+                           "VALUES ('REMOVE', ?1, '{}', 1)"};
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READWRITE, edits[i]);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        own_done(st);
+    }
+}
+
 /*
  * A consumer's record that never builds, past its attempts while the database cannot be
  * written: the skip is tried again after a back-off, as a batch whose write fails is, and said
@@ -4097,26 +4127,10 @@ static void test_a_skip_that_cannot_be_written_backs_off(void **state)
     fx *f = *state;
     config cfg;
     char err[256] = "";
-    assert_true(config_defaults(&cfg));
-    if (!config_load_text(&cfg,
-                          "{\"queues\":[{\"name\":\"q\"}],\"subscriptions\":[{\"queue\":\"q\"}],"
-                          "\"stream_consumers\":[{\"name\":\"pub\",\"maximum_retry_attempts\":0,"
-                          "\"filter_patterns\":[{\"eventName\":[\"INSERT\"]}]}],\"handlers\":[]}",
-                          "test", err, sizeof err))
-        fail_msg("config: %s", err);
+    load_fed_consumer_config(&cfg, 0);
     char id[37];
     create_task(f->s, TASK_NULL_TIME, id);
-    /* the task row gone, and its REMOVE record without the task's data: its INSERT never
-     * builds */
-    const char *edits[] = {"DELETE FROM tasks WHERE id = ?1",
-                           "INSERT INTO changes (event_name, task_id, old_image, created_time) "
-                           "VALUES ('REMOVE', ?1, '{}', 1)"};
-    for (size_t i = 0; i < 2; i++) {
-        sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READWRITE, edits[i]);
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
-        own_done(st);
-    }
+    remove_leaving_no_data(id);
     reopen(f, NULL);
     int64_t cp = -1;
     assert_int_equal(unread(f->b, "pub", &cp), 2);
@@ -4143,6 +4157,70 @@ static void test_a_skip_that_cannot_be_written_backs_off(void **state)
     if (skipped != 1)
         fail_msg("the skip was said %d times in the second the disk was full", skipped);
     assert_int_equal(left, 0);
+}
+
+/*
+ * A creation the consumer read, whose publish the store failed, then removed in a damaged
+ * database (no data left in its REMOVE record) before the next attempt: from there it never
+ * builds, and it has its maximum_retry_attempts as any record that cannot be read. The failed
+ * write is the store's trouble and used none of them: counted with them, the record was
+ * skipped at its first attempt that could not read it, unretried.
+ */
+static void test_a_failed_write_uses_none_of_a_records_attempts(void **state)
+{
+    fx *f = *state;
+    config cfg;
+    char err[256] = "";
+    load_fed_consumer_config(&cfg, 1);
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    int64_t seq = broker_last_seq(f->b);
+
+    /* the consumer's first read is held with its snapshot taken: it reads the creation whole
+     * while the task is removed meanwhile, and its publish fails */
+    pthread_mutex_lock(&read_hold.mu);
+    read_hold.at = read_hold.go = false;
+    pthread_mutex_unlock(&read_hold.mu);
+    atomic_store(&read_hold.armed, true);
+    test_stderr cap;
+    log_setup(LOG_WARN, "test_broker");
+    test_stderr_begin(&cap);
+    stream_consumer *sc =
+        stream_consumer_start(f->b, &cfg, &cfg.consumers[0], NULL, err, sizeof err);
+    if (!sc) {
+        free(test_stderr_end(&cap));
+        log_setup(LOG_ERROR, "test_broker");
+        fail_msg("stream_consumer_start: %s", err);
+    }
+    pthread_mutex_lock(&read_hold.mu);
+    while (!read_hold.at)
+        pthread_cond_wait(&read_hold.cv, &read_hold.mu);
+    remove_leaving_no_data(id);
+    atomic_store(&fail_sql[0], "INSERT OR REPLACE INTO checkpoints");
+    read_hold.go = true;
+    pthread_cond_broadcast(&read_hold.cv);
+    pthread_mutex_unlock(&read_hold.mu);
+
+    int64_t cp = 0;
+    for (int i = 0; i < 500 && cp < seq; i++) {
+        unread(f->b, "pub", &cp);
+        if (cp < seq)
+            usleep(20 * 1000);
+    }
+    stream_consumer_stop(sc);
+    char *said = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "test_broker");
+    int failed = lines_with(said, "publishing a batch failed; retrying");
+    int retried = lines_with(said, "a change record cannot be read; retrying");
+    int skipped = lines_with(said, "change record skipped after failed attempts");
+    free(said);
+    config_free(&cfg);
+    assert_null(atomic_load(&fail_sql[0])); /* the publish failed */
+    if (failed != 1 || retried != 1 || skipped != 1)
+        fail_msg("after a failed publish, the record that no longer reads was retried %d "
+                 "time(s) of 1 and skipped %d time(s) (%d failed publish)",
+                 retried, skipped, failed);
+    assert_int_equal(cp, seq);
 }
 
 /*
@@ -5636,6 +5714,8 @@ int main(void)
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_a_skip_that_cannot_be_written_backs_off, setup_faulty,
                                         teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_a_failed_write_uses_none_of_a_records_attempts, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
                                         teardown),
