@@ -136,18 +136,26 @@ static void outbox_finish(stream_consumer *sc, outbox *o, store_rc rc)
     o->n_pub = o->n_m = 0;
 }
 
+/* Why an attempt at a batch failed. */
+typedef enum attempt_failure {
+    FAILED_WRITE,      /* the store's: its write failed */
+    FAILED_NO_MEMORY,  /* its first record could not be made a message for lack of memory */
+    FAILED_UNREADABLE, /* its first record cannot be read */
+} attempt_failure;
+
 /*
  * One attempt at a batch: its messages and the checkpoint past it, in one
- * transaction. When a record cannot be read, the records before it go
- * alone, so the next batch starts with it and only it can be skipped;
- * *unreadable says that the batch's first record is the one.
+ * transaction. When a record cannot be read, or memory runs out for it, the
+ * records before it go alone, so the next batch starts with it and only it
+ * can be skipped; *why says why an attempt failed.
  */
 static store_rc publish_batch(stream_consumer *sc, const change_record *recs, size_t n,
-                              bool *unreadable)
+                              attempt_failure *why)
 {
     outbox *o = &sc->box;
-    size_t taken = outbox_fill(sc, recs, n, o, unreadable);
-    *unreadable = *unreadable && taken == 0;
+    bool unreadable;
+    size_t taken = outbox_fill(sc, recs, n, o, &unreadable);
+    *why = taken ? FAILED_WRITE : unreadable ? FAILED_UNREADABLE : FAILED_NO_MEMORY;
     store_rc rc = taken
                       ? broker_publish(sc->broker, sc->cc->name, recs[taken - 1].seq, o->m, o->n_m)
                       : STORE_ERROR;
@@ -183,15 +191,19 @@ static void warn_store_failed(stream_consumer *sc, const char *what, const char 
  * database) use none of them up.
  */
 static void batch_failed(stream_consumer *sc, const change_record *first, store_rc rc,
-                         bool unreadable)
+                         attempt_failure why)
 {
     const consumer_config *cc = sc->cc;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
     sc->failures += sc->failures < 5; /* the back-off grows up to 3.2 s */
-    if (!unreadable) {
-        sc->unread_attempts = 0; /* the record was read: the store's failures are not its own */
-        warn_store_failed(sc, "publishing a batch failed; retrying", seq, rc);
+    if (why != FAILED_UNREADABLE) {
+        sc->unread_attempts = 0;     /* the record was read: the store's failures are not its own */
+        if (why == FAILED_NO_MEMORY) /* no write was made: the store has nothing to say */
+            log_warn("publishing a batch ran out of memory; retrying", "consumer", cc->name,
+                     "sequence_number", seq, "error", "out of memory", NULL);
+        else
+            warn_store_failed(sc, "publishing a batch failed; retrying", seq, rc);
     } else {
         /* a record read from its row has no text to show: the row never made one */
         const char *error =
@@ -279,12 +291,12 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
     }
     if (n == 0)
         return false;
-    bool unreadable;
-    rc = publish_batch(sc, recs, n, &unreadable);
+    attempt_failure why;
+    rc = publish_batch(sc, recs, n, &why);
     if (rc == STORE_OK)
         sc->failures = sc->unread_attempts = 0;
     else
-        batch_failed(sc, &recs[0], rc, unreadable);
+        batch_failed(sc, &recs[0], rc, why);
     change_records_free(recs, n);
     return true;
 }

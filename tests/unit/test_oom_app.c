@@ -25,6 +25,7 @@
 
 #include "oom.h"
 #include "support/http_stub.h"
+#include "support/stderr_capture.h"
 #include "support/tmpdir.h"
 #include "support_local/sqlite_store.h"
 #include "support/trace_env.h"
@@ -2102,12 +2103,21 @@ static void test_stream_consumer_short_of_memory(void **state)
         fail_msg("stream_consumer_start: %s", err);
     int64_t first = wait_messages(broker_of(s), 1);
 
-    /* its image kept: the first allocation is the parse of the record */
+    /* its image kept: the first allocation is the parse of the record, and the attempt says
+     * it ran out of memory, not that the store failed it */
     t.data_image = "{\"M\":{\"a\":{\"N\":\"1\"}}}";
+    test_stderr cap;
+    log_setup(LOG_WARN, "test_oom_app");
+    test_stderr_begin(&cap);
     atomic_store(&starve_left, 1);
     assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
     int64_t second = wait_messages(broker_of(s), 2);
     int left = atomic_load(&starve_left);
+    char *said = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "test_oom_app");
+    bool said_no_memory =
+        strstr(said, "\"message\":\"publishing a batch ran out of memory; retrying\"") &&
+        strstr(said, "\"error\":\"out of memory\"") && !strstr(said, "batch failed");
 
     /* no memory at all for a while: the attempts go on, backing off up to 3.2 s between them,
      * and a stop cuts the wait short */
@@ -2138,6 +2148,9 @@ static void test_stream_consumer_short_of_memory(void **state)
                  (long long)second);
     if (left > 0)
         fail_msg("no allocation failed");
+    if (!said_no_memory)
+        fail_msg("the parse short of memory was not said as such: %s", said);
+    free(said);
     store_close(s);
     config_free(&cfg);
     assert_int_equal(test_tmpdir_remove(dir), 0);
