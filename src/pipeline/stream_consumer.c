@@ -366,16 +366,10 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         return NULL;
     }
     if (sc->read_mode == CHANGE_READ_INSERT_FIELDS) {
+        /* a set that fails leaves no feed: one set in a batch that then failed is taken back
+         * with it, in memory too (the batch's rewind), so the consumer reads the log unfed */
         broker_feed f = {cc->name, feed_take, feed_finish, sc};
-        store_rc rc = broker_set_feed(b, &f);
-        sc->fed = rc == STORE_OK;
-        /* a feed set in a batch that then failed is taken back with it; unset all the same,
-         * as the writer must not feed creations the consumer also reads from the log */
-        if (rc != STORE_OK && rc != STORE_CONFLICT && !unset_feed(sc)) {
-            snprintf(err, errlen, "cannot set up stream consumer %s: %s", cc->name,
-                     store_rc_name(rc));
-            return NULL;
-        }
+        sc->fed = broker_set_feed(b, &f) == STORE_OK;
     }
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
         snprintf(err, errlen, "cannot start stream consumer %s", cc->name);

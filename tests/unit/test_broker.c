@@ -4223,6 +4223,75 @@ static void test_a_failed_write_uses_none_of_a_records_attempts(void **state)
     assert_int_equal(cp, seq);
 }
 
+/* The store's commit listener of the test below, told of each batch, one whose commit failed
+ * too: once armed, the write after the batch it is told of cannot begin. */
+static atomic_bool begin_fails_next;
+
+static void fail_the_next_begin(void *ctx, size_t writes, double seconds, bool durable)
+{
+    (void)ctx;
+    (void)writes;
+    (void)seconds;
+    (void)durable;
+    if (atomic_exchange(&begin_fails_next, false))
+        atomic_store(&fail_sql[1], "BEGIN IMMEDIATE");
+}
+
+/* The consumer's place once it is at the log's end, waited for up to 10 s. */
+static int64_t wait_consumed(broker *b)
+{
+    int64_t cp = 0;
+    for (int i = 0; i < 500; i++) {
+        unread(b, "pub", &cp);
+        if (cp == broker_last_seq(b))
+            break;
+        usleep(20 * 1000);
+    }
+    return cp;
+}
+
+/*
+ * A consumer whose feed cannot be set at its start (the commit of the set fails) reads the log
+ * unfed, and its start writes nothing more: the set is undone with its batch, in memory too, so
+ * no feed is left to take back. The start used to unset it all the same, trying again for up to
+ * 5 s while the store failed. Two creations after it each have one message: a feed left set
+ * would have turned on at the consumer's publish at the log's end, and the writer fed the
+ * second creation while the consumer read it from the log.
+ */
+static void test_a_feed_that_cannot_be_set_is_not_unset(void **state)
+{
+    fx *f = *state;
+    static const store_listener l = {.committed = fail_the_next_begin};
+    reopen(f, &l);
+    config cfg;
+    char err[256] = "";
+    load_fed_consumer_config(&cfg, 0);
+    atomic_store(&fail_sql[0], "COMMIT");
+    atomic_store(&begin_fails_next, true);
+    stream_consumer *sc =
+        stream_consumer_start(f->b, &cfg, &cfg.consumers[0], NULL, err, sizeof err);
+    const char *next_begin = atomic_exchange(&fail_sql[1], NULL);
+    if (!sc)
+        fail_msg("stream_consumer_start: %s", err);
+    bool set_failed = atomic_load(&fail_sql[0]) == NULL, fed = broker_feed_on(f->b, "pub");
+    char id[2][37];
+    int64_t cp[2];
+    for (int i = 0; i < 2; i++) {
+        create_task(f->s, TASK_NULL_TIME, id[i]);
+        cp[i] = wait_consumed(f->b);
+    }
+    stream_consumer_stop(sc);
+    config_free(&cfg);
+    assert_true(set_failed);
+    assert_false(fed);
+    if (!next_begin)
+        fail_msg("the start wrote again after the feed could not be set");
+    assert_int_equal(cp[0], broker_last_seq(f->b) - 1);
+    assert_int_equal(cp[1], broker_last_seq(f->b));
+    for (int i = 0; i < 2; i++)
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id[i], 1);
+}
+
 /*
  * A fed creation whose commit fails: the feed's take is finished as undone, the consumer's place
  * stays where the last commit left it, the feed stays on, and the next creation is fed as before
@@ -5715,6 +5784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_skip_that_cannot_be_written_backs_off, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_a_failed_write_uses_none_of_a_records_attempts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_feed_that_cannot_be_set_is_not_unset, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
