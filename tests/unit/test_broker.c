@@ -4721,45 +4721,79 @@ static void fail_the_next_commit(void)
 /*
  * The feed turns off in a batch whose commit then fails (a take refused, then the disk), and the
  * rollback turns it on again: the consumer, which found it off meanwhile, read nothing past its
- * place and publishes there, and that publish lands after creations the writer fed in its own
- * batch. It does not take the checkpoint back behind them: the row still had the place the last
- * commit saved, and a publish that kept only that one had the catch-up feed the batch's
- * creations again, each task's message sent twice.
+ * place. Then one batch after a held write's creation: two creations, the second's take refused
+ * when refuse_second, and the consumer's publish at that place.
  */
-static void test_a_publish_after_creations_fed_in_its_batch_keeps_their_place(void **state)
+static void publish_in_a_batch_of_creations(fx *f, held_feed *h, bool refuse_second)
 {
-    fx *f = *state;
-    held_feed h;
     int64_t at;
     size_t behind;
-    start_held_feed_reading(f, &h, &at, &behind);
-    h.ff.refuse = true;
-    h.ff.refused = fail_the_next_commit;
+    start_held_feed_reading(f, h, &at, &behind);
+    h->ff.refuse = true;
+    h->ff.refused = fail_the_next_commit;
     store_new_task t = {.task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME};
     char a[37];
     assert_int_not_equal(store_create_task(f->s, &t, (int64_t)time(NULL), a), STORE_OK);
     assert_null(atomic_load(&fail_sql[0])); /* the commit failed */
-    h.ff.refuse = false;
-    h.ff.read_at = NULL;
-    h.ff.refused = NULL;
+    h->ff.refuse = false;
+    h->ff.read_at = NULL;
+    h->ff.refused = NULL;
     int64_t last = broker_last_seq(f->b);
     assert_int_equal(behind, 0);
     assert_int_equal(at, last);
     assert_true(broker_feed_on(f->b, "pub")); /* on again with the rollback */
 
+    /* the held write's creation is the next take, then the batch's */
+    h->ff.refuse_nth = refuse_second ? h->ff.calls + 3 : 0;
     qp.s = f->s;
     qp.seq = at;
-    submit_as_one_batch(f, &h.g, NULL, 0, queue_creations_then_the_publish);
+    submit_as_one_batch(f, &h->g, NULL, 0, queue_creations_then_the_publish);
     store_batch_wait(&fed_batch);
     assert_int_equal(pthread_join(qp.th, NULL), 0);
-    assert_int_equal(h.g.writes, 3); /* one batch: the two creations, then the publish */
+    assert_int_equal(h->g.writes, 3); /* one batch: the two creations, then the publish */
     assert_int_equal(qp.rc, STORE_OK);
     assert_int_equal(fed_creations[0].rc, STORE_OK);
     assert_int_equal(fed_creations[1].rc, STORE_OK);
+}
+
+/*
+ * That publish lands after creations the writer fed in its own batch. It does not take the
+ * checkpoint back behind them: the row still had the place the last commit saved, and a publish
+ * that kept only that one had the catch-up feed the batch's creations again, each task's message
+ * sent twice.
+ */
+static void test_a_publish_after_creations_fed_in_its_batch_keeps_their_place(void **state)
+{
+    fx *f = *state;
+    held_feed h;
+    publish_in_a_batch_of_creations(f, &h, false);
     assert_true(broker_feed_on(f->b, "pub"));
     for (size_t i = 0; i < 2; i++)
         count_row("SELECT count(*) FROM messages WHERE task_id = ?1", fed_creations[i].id, 1);
     assert_int_equal(h.ff.takes, 3); /* the held write's creation, and the batch's two once */
+    count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", broker_last_seq(f->b));
+    expect_stats(f->b, "work", 3, 0, 0);
+    assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
+    task_clear(&fed_creations[0].current);
+    task_clear(&fed_creations[1].current);
+}
+
+/*
+ * As above, the feed turning off again in the publish's own batch, at its second creation, before
+ * the publish: the publish keeps the place of the first, which the feed took, and its catch-up
+ * feeds the second alone. Kept at the row's place, the catch-up fed the first again.
+ */
+static void test_a_publish_after_the_feed_turned_off_in_its_batch_keeps_the_place_fed(void **state)
+{
+    fx *f = *state;
+    held_feed h;
+    publish_in_a_batch_of_creations(f, &h, true);
+    assert_true(broker_feed_on(f->b, "pub")); /* on again at the publish */
+    for (size_t i = 0; i < 2; i++)
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1", fed_creations[i].id, 1);
+    /* the held write's creation, the batch's first, and its second by the catch-up */
+    assert_int_equal(h.ff.takes, 3);
+    assert_int_equal(h.ff.calls, 4); /* and the second's refused take */
     count_row("SELECT seq FROM checkpoints WHERE consumer = ?1", "pub", broker_last_seq(f->b));
     expect_stats(f->b, "work", 3, 0, 0);
     assert_int_equal(broker_unset_feed(f->b, "pub"), STORE_OK);
@@ -5798,6 +5832,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_publish_after_creations_fed_in_its_batch_keeps_their_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_publish_after_the_feed_turned_off_in_its_batch_keeps_the_place_fed, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(test_stream_lag, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_wait, setup, teardown),
