@@ -208,17 +208,19 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
         /* a record read from its row has no text to show: the row never made one */
         const char *error =
             first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
+        /* what else is known of it: its text, or its task's id when read by fields */
+        const char *id = first->insert.task_id, *text = first->json;
+        const char *known = id ? "task_id" : text ? "record" : NULL;
         if (++sc->unread_attempts <= cc->maximum_retry_attempts) {
             log_warn("a change record cannot be read; retrying", "consumer", cc->name,
-                     "sequence_number", seq, "error", error, NULL);
+                     "sequence_number", seq, "error", error, id ? "task_id" : NULL, id, NULL);
         } else {
             /* said once, when it is decided; a skip that cannot be written (a busy or full
              * disk) is the store's trouble, and backs off as a batch's failed write does
              * rather than try again at once, and say so again, for as long as it lasts */
             if (sc->unread_attempts == cc->maximum_retry_attempts + 1)
                 log_error("change record skipped after failed attempts", "consumer", cc->name,
-                          "sequence_number", seq, "error", error, first->json ? "record" : NULL,
-                          first->json, NULL);
+                          "sequence_number", seq, "error", error, known, id ? id : text, NULL);
             rc = broker_publish(sc->broker, cc->name, first->seq, NULL, 0);
             if (rc == STORE_OK) {
                 sc->failures = sc->unread_attempts = 0;

@@ -45,7 +45,8 @@ typedef struct change_insert {
 typedef struct change_record {
     int64_t seq;
     /* Its row can never be made the record mode asks for (a damaged or hand-edited database: a
-     * removed task's REMOVE record without its data, say): neither json nor insert is set. */
+     * removed task's REMOVE record without its data, say): neither json nor insert is set, but
+     * insert.task_id when an INSERT read by fields has it and lacks its type. */
     bool unreadable;
     char *json;           /* the whole record, shaped like a DynamoDB Streams record, or NULL */
     change_insert insert; /* an INSERT read by fields (CHANGE_READ_INSERT_FIELDS) */

@@ -528,7 +528,10 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         if (failed)
             return false;
         if (!r->insert.task_id || !r->insert.task_type) { /* a row without them never reads */
+            char *id = r->insert.task_id;                 /* kept, for the consumer to name */
+            r->insert.task_id = NULL;
             change_insert_clear(&r->insert);
+            r->insert.task_id = id;
             r->unreadable = true;
         }
         return true;
@@ -833,9 +836,9 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
  * Writer, after the fed consumer's checkpoint was set to feed.cp: feed it what the log holds
  * past that, inside this transaction, and turn the feed on; a consumer that publishes what it
  * read while more came in would otherwise never reach the end under load. Leaves the feed off
- * when the rest is longer than FEED_CATCH_UP_MAX or holds a creation whose task row is gone
- * (the consumer reads those itself). A column SQLite cannot copy for lack of memory fails the
- * write, which the consumer makes again.
+ * when the rest is longer than FEED_CATCH_UP_MAX or holds a creation whose task row is gone,
+ * or has no id or type (the consumer reads those itself). A column SQLite cannot copy for lack of
+ * memory fails the write, which the consumer makes again.
  */
 static store_rc feed_catch_up(sqlite_store *s)
 {
@@ -861,8 +864,12 @@ static store_rc feed_catch_up(sqlite_store *s)
         bool failed = false;
         const char *event = sq_column_text(st, CC_EVENT, &failed);
         bool insert = event && strcmp(event, "INSERT") == 0;
-        if (insert && sqlite3_column_type(st, CT_DATA) == SQLITE_NULL) {
-            atomic_store(&f->on, false); /* gone: the consumer reads the rest of it itself */
+        /* gone, or (a damaged database) without its id or type: the consumer reads the rest
+         * itself, and a creation it cannot read it retries, then logs at ERROR and skips */
+        if (insert && (sqlite3_column_type(st, CT_DATA) == SQLITE_NULL ||
+                       sqlite3_column_type(st, CC_TASK_ID) == SQLITE_NULL ||
+                       sqlite3_column_type(st, CT_TYPE) == SQLITE_NULL)) {
+            atomic_store(&f->on, false);
             break;
         }
         task t = {0};

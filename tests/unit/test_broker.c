@@ -4292,6 +4292,73 @@ static void test_a_feed_that_cannot_be_set_is_not_unset(void **state)
         count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id[i], 1);
 }
 
+/* Task id's row without its type, as in a damaged or hand-edited database: the NOT NULL of the
+ * tasks table taken out of its schema first. Reopens the store, on the schema so edited. */
+static void lose_the_type_of(fx *f, const char *id)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db,
+                                  "PRAGMA writable_schema = ON; UPDATE sqlite_schema SET sql = "
+                                  "replace(sql, 'task_type TEXT NOT NULL', 'task_type TEXT') "
+                                  "WHERE name = 'tasks'; PRAGMA writable_schema = OFF",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE tasks SET task_type = NULL WHERE id = ?1", id), 1);
+    reopen(f, NULL);
+}
+
+/*
+ * A creation whose task row lost its type is one the consumer cannot read: retried, then said at
+ * ERROR with its sequence number and task id, and skipped. So it is when the writer's catch-up,
+ * at the fed consumer's publish of the creation before it, meets it first: the feed turns off
+ * and the consumer reads it itself. The catch-up fed it as it was, with an empty type, and moved
+ * past it without a word.
+ */
+static void test_a_creation_without_its_type_is_said_after_a_catch_up(void **state)
+{
+    fx *f = *state;
+    char id[3][37];
+    create_task(f->s, TASK_NULL_TIME, id[0]);
+    create_task(f->s, TASK_NULL_TIME, id[1]);
+    lose_the_type_of(f, id[1]);
+    char seq[24];
+    snprintf(seq, sizeof seq, "\"sequence_number\":\"%lld\"", (long long)broker_last_seq(f->b));
+    config cfg;
+    char err[256] = "";
+    load_fed_consumer_config(&cfg, 0);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    stream_consumer *sc =
+        stream_consumer_start(f->b, &cfg, &cfg.consumers[0], NULL, err, sizeof err);
+    if (!sc) {
+        free(test_stderr_end(&cap));
+        fail_msg("stream_consumer_start: %s", err);
+    }
+    int64_t cp = wait_consumed(f->b);
+    create_task(f->s, TASK_NULL_TIME, id[2]); /* fed */
+    int64_t cp_after = wait_consumed(f->b);
+    stream_consumer_stop(sc);
+    char *said = test_stderr_end(&cap);
+    config_free(&cfg);
+    const char *line = strstr(said, "change record skipped after failed attempts");
+    char *first = line ? strndup(line, strcspn(line, "\n")) : NULL;
+    bool named = first && strstr(first, seq) && strstr(first, id[1]);
+    free(first);
+    int skipped = lines_with(said, "change record skipped after failed attempts");
+    if (skipped != 1 || !named)
+        fail_msg("the creation without its type was said %d time(s) at ERROR: %s", skipped, said);
+    free(said);
+    assert_int_equal(cp, broker_last_seq(f->b) - 1);
+    assert_int_equal(cp_after, broker_last_seq(f->b));
+    for (int i = 0; i < 3; i++)
+        count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id[i], i != 1);
+}
+
 /*
  * A fed creation whose commit fails: the feed's take is finished as undone, the consumer's place
  * stays where the last commit left it, the feed stays on, and the next creation is fed as before
@@ -5821,6 +5888,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_feed_that_cannot_be_set_is_not_unset, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_creation_without_its_type_is_said_after_a_catch_up,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
                                         teardown),
