@@ -826,6 +826,16 @@ static bool lists(const char *value, const char *token)
     return false;
 }
 
+/* Whether any line of the head's field name lists token: a list field's lines are one list
+ * (RFC 9110 §5.3). */
+static bool fields_list(const http_request_head *r, const char *name, const char *token)
+{
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (strcasecmp(r->fields[i].name, name) == 0 && lists(r->fields[i].value, token))
+            return true;
+    return false;
+}
+
 /* Hand the complete request to the API. */
 static void dispatch(conn *c)
 {
@@ -942,10 +952,17 @@ static void begin_request(conn *c)
     c->head_only = strcmp(r->method, "HEAD") == 0; /* for every answer, refusals too */
     c->start_ns = c->loop->now_ns;
     c->keep_alive = r->http11;
-    const char *connection = http_head_field(r, "Connection");
-    if (connection && lists(connection, "close"))
+    /* Connection is a list, and its lines one list (RFC 9110 §5.3, §7.6.1): "keep-alive" in one
+     * and "close" in another close too. One walk over the fields, as a look for the first did. */
+    bool closes = false, keeps = false;
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (strcasecmp(r->fields[i].name, "Connection") == 0) {
+            closes = closes || lists(r->fields[i].value, "close");
+            keeps = keeps || lists(r->fields[i].value, "keep-alive");
+        }
+    if (closes)
         c->keep_alive = false;
-    else if (connection && lists(connection, "keep-alive"))
+    else if (keeps)
         c->keep_alive = true;
     if (r->http11 && !http_head_field(r, "Host")) {
         c->body_len = 0;
@@ -979,9 +996,8 @@ static void begin_request(conn *c)
         return;
     }
     c->body_len = (size_t)length;
-    const char *expect = http_head_field(r, "Expect");
     bool body_due = c->chunked || c->in_len < r->len + c->body_len;
-    if (body_due && r->http11 && expect && strcasecmp(expect, "100-continue") == 0) {
+    if (body_due && r->http11 && fields_list(r, "Expect", "100-continue")) {
         if (answer_refused_head(c))
             return;
         /* The send buffer holds the answers before this one at most: it takes the 100 whole,

@@ -1,7 +1,7 @@
 """The local HTTP/1.1 server's wire behaviour, over raw sockets: a large Content-Length body that
 arrives in pieces, a chunked body (extensions, trailers) with a request pipelined after it, and
 with a Content-Length too, Expect: 100-continue within and over the body limit, keep-alive and
-close on HTTP/1.0 and 1.1, a closing answer to a slow reader not reset by its later bytes, HEAD
+close on HTTP/1.0 and 1.1 (Connection and Expect read in every line), a closing answer to a slow reader not reset by its later bytes, HEAD
 answers without their bodies, the event stream's framing on
 HTTP/1.1 and 1.0, query arguments' decoding, and a malformed chunked body on a kept-alive
 connection."""
@@ -389,6 +389,35 @@ class Wire(ServerTestCase):
         self.assertEqual([k for k, _ in ans.fields].count("connection"), 1, ans.raw)
         self.assertClosedAfter(c, "an answer with Connection: close")
         self.assertEqual(self.ids() - before, set(), "the request after Connection: close was run")
+
+    def test_connection_and_expect_are_read_in_every_line(self):
+        """Connection and Expect are lists, and a field's lines one list (RFC 9110 §5.3): a
+        close in a second Connection line closes after the answer, the request after it not
+        run, a keep-alive in a second line keeps an HTTP/1.0 connection, and a 100-continue in
+        a second Expect line gets its 100. Only the first line was read: the close was missed
+        and the next request run, the keep-alive missed and the connection closed, and the 100
+        never sent."""
+        before = self.ids()
+        c = self.connect()
+        c.send(b"GET /health HTTP/1.1\r\n" + HOST + b"Connection: keep-alive\r\n"
+               b"Connection: close\r\n\r\n"
+               + create_request(compact({"task_type": "TASK2", "data": {"after": "close"}})))
+        ans = c.answer()
+        self.assertHealth(ans, "close")
+        self.assertClosedAfter(c, "an answer with Connection: close in a second line")
+        self.assertEqual(self.ids() - before, set(), "the request after Connection: close was run")
+        c = self.connect()
+        for _ in range(2):
+            c.send(b"GET /health HTTP/1.0\r\nConnection: x-custom\r\n"
+                   b"Connection: keep-alive\r\n\r\n")
+            self.assertHealth(c.answer(), "keep-alive")
+        c = self.connect()
+        body = compact({"task_type": "TASK2", "data": {"expect": "second line"}})
+        request = create_request(body, b"Expect: x-custom\r\nExpect: 100-continue\r\n")
+        c.send(request[:-len(body)])
+        self.assertEqual(c.answer(timeout=2).raw, b"HTTP/1.1 100 Continue\r\n\r\n")
+        c.send(body)
+        self.assertEqual(c.answer().status, 201)
 
     def test_an_answer_that_closes_is_not_reset_by_bytes_sent_after_its_request(self):
         """A 900 KB answer that ends its connection (Connection: close, HTTP/1.0), to a client
