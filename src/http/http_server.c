@@ -1000,6 +1000,14 @@ static void begin_request(conn *c)
     if (body_due && r->http11 && fields_list(r, "Expect", "100-continue")) {
         if (answer_refused_head(c))
             return;
+        /* A body the memory for bodies has no room for now is refused before the client is told
+         * to send it, not once its first bytes come: a Content-Length body past what is left, a
+         * chunked one (its length unknown) when nothing is. */
+        size_t room = h->body_memory - atomic_load(&h->body_held);
+        if (c->chunked ? room == 0 : c->body_len > room) {
+            refuse_body_memory(c);
+            return;
+        }
         /* The send buffer holds the answers before this one at most: it takes the 100 whole,
          * or, full, none of it. Then the client is not told to go on, and sends its body when
          * its own wait for the 100 ends (RFC 9110 §10.1.1). Part of it sent, or a socket that

@@ -427,8 +427,9 @@ class Limits(ServersTestCase):
         # Every connection's request body counts against max_body_memory, the bytes come so far,
         # until its answer (here 2 x 64 KiB): bodies stalled by slow or idle clients, from any
         # number of addresses, cannot take taskd's memory; past the bound a request gets 503
-        # with Retry-After, and an answered one gives its share back. A head alone holds
-        # nothing: it costs its sender nothing.
+        # with Retry-After (one with Expect: 100-continue at its head, not after a 100), and an
+        # answered one gives its share back. A head alone holds nothing: it costs its sender
+        # nothing.
         limit = 65536
         srv = self.start(body_limit=limit, max_body_memory=2 * limit)
         body = json.dumps({"task_type": "TASK2", "data": {"pad": "p" * (limit - 64)}}).encode()
@@ -463,17 +464,23 @@ class Limits(ServersTestCase):
             wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes")
                        == 2 * (len(body) - 100), 3, what="the bodies' bytes in the gauge")
             self.assertIn(metric(metrics(srv), "taskd_http_connections"), (2.0, 3.0))
-            for chunked in (False, True):
-                with self.subTest(chunked=chunked):
+            for framing in ("length", "chunked", "expect"):
+                with self.subTest(framing=framing):
                     s = connect(srv.port)
                     try:
-                        if chunked:  # refused once its decoded bytes would pass the bound
+                        if framing == "chunked":  # refused once its decoded bytes would pass it
                             s.sendall(head(0, True) + b"%x\r\n" % 5000 + b"x" * 5000 + b"\r\n")
-                        else:  # refused once its bytes would
+                        elif framing == "length":  # refused once its bytes would
                             s.sendall(head(len(body)) + body[:5000])
-                        parsed, _, _ = read_answer(s, timeout=5)
+                        else:  # refused at its head, before a 100 tells the client to send it
+                            s.sendall(head(len(body))[:-2] + b"Expect: 100-continue\r\n\r\n")
+                        parsed, _, closed = read_answer(s, timeout=5)
                         headers = self.assertJSONAnswer(parsed, 503, "request bodies")
                         self.assertEqual(headers.get("retry-after"), "1")
+                        self.assertEqual(headers.get("connection"), "close")
+                        if framing == "expect":  # a 100 first fails above: it is parsed
+                            self.assertTrue(closed or closed_within(s, 3) is not None,
+                                            "the connection stayed open after the 503")
                     finally:
                         s.close()
             held[0].sendall(body[-100:])  # one answered: its share comes back
@@ -502,7 +509,7 @@ class Limits(ServersTestCase):
         finally:
             for c in both:
                 c.close()
-        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="body_memory"), 2.0)
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="body_memory"), 3.0)
         wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes") == 0, 3,
                    what="the gauge of bodies held back to 0")
         wait_until(lambda: metric(metrics(srv), "taskd_http_connections") <= 1, 3,
