@@ -556,22 +556,25 @@ static size_t request_bytes(const conn *c);
  * The request's body is read and answered: its memory goes with its share of max_body_memory,
  * not when the connection next reads a head, for an event stream keeps the connection for as
  * long as it runs, and a slow reader's answer for up to the idle timeout at every byte. The bytes
- * after a Content-Length body move up to the head, and a buffer grown for the body shrinks to
- * what is left; a chunked body's decoded bytes go.
+ * after a Content-Length body move up to the head, and a buffer grown past keep shrinks to what
+ * is left (IN_KEEP for an answer, after which the connection reads on; IN_FIRST for a stream,
+ * which reads nothing more while it runs); a chunked body's decoded bytes go.
  */
-static void drop_body(conn *c)
+static void drop_body(conn *c, size_t keep)
 {
     sbuf_free(&c->body);
-    if (!c->split || c->chunked || !c->body_len)
+    if (c->split && !c->chunked && c->body_len) {
+        size_t at = c->req->len, end = request_bytes(c);
+        memmove(c->in + at, c->in + end, c->in_len - end);
+        c->in_len -= end - at;
+        c->body_len = 0;
+    }
+    if (c->in_cap <= keep)
         return;
-    size_t at = c->req->len, end = request_bytes(c);
-    memmove(c->in + at, c->in + end, c->in_len - end);
-    c->in_len -= end - at;
-    c->body_len = 0;
     size_t cap = IN_FIRST;
     while (cap < c->in_len)
         cap *= 2;
-    if (c->in_cap > IN_KEEP && cap < c->in_cap)
+    if (cap < c->in_cap)
         move_input(c, cap); /* out of memory: kept until the connection reads its next head */
 }
 
@@ -589,8 +592,8 @@ static void respond(conn *c)
     /* the body's share goes back before the answer goes out: a client that has its answer may
      * send the next body at once, on another connection */
     release_body(c);
-    drop_body(c);
     api_response *resp = &c->ex->resp;
+    drop_body(c, resp->stream ? IN_FIRST : IN_KEEP);
     bool http11 = c->split && c->req->http11;
     if (resp->stream) {
         c->stream = resp->stream;

@@ -529,48 +529,83 @@ class Wire(ServerTestCase):
         self.assertEqual((ev["seq"], ev["id"], ev["status"], ev["event"]),
                          (int(m.group(1)), tid, "CREATED", "INSERT"))
 
+    def stream_server(self, **cfg):
+        """A taskd of its own, so that nothing else moves its memory, and under AddressSanitizer
+        without its quarantine, which keeps what is freed resident."""
+        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0") if o)
+        tmp = tempfile.mkdtemp(prefix="taskd-wire-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        srv = Taskd(env={"ASAN_OPTIONS": asan}, config=write_config(tmp, cfg) if cfg else None,
+                    tmpdir=tmp)
+        self.addCleanup(srv.close)
+        return srv
+
+    @staticmethod
+    def rss(srv):
+        with open("/proc/%d/status" % srv.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def open_stream(self, srv, body, chunked=False):
+        """A GET /events sent with body (by Content-Length, or in chunks of 64 KiB), once its
+        stream has begun."""
+        c = Client(srv.port)
+        self.addCleanup(c.close)
+        head = b"GET /events HTTP/1.1\r\n" + HOST
+        if chunked:
+            chunk = 64 * 1024
+            c.send(head + b"Transfer-Encoding: chunked\r\n\r\n"
+                   + b"".join(b"%x\r\n" % len(body[at:at + chunk]) + body[at:at + chunk] + b"\r\n"
+                              for at in range(0, len(body), chunk)) + b"0\r\n\r\n")
+        elif body:
+            c.send(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        else:
+            c.send(head + b"\r\n")
+        c.read_until(b"\r\n\r\n")
+        self.assertTrue(c.pending.startswith(b"HTTP/1.1 200 "), c.pending[:300])
+
     def test_an_event_stream_does_not_keep_its_requests_body(self):
         """A request's body is let go with its answer, its memory as well as its share of
         max_body_memory: a GET /events sent with a body of 1 MiB (read, and given no meaning),
         by Content-Length or chunked, kept it for as long as its stream ran, a megabyte each
-        that no bound counted. taskd of its own, so that nothing else moves its memory, and
-        under AddressSanitizer without its quarantine, which keeps what is freed resident."""
-        asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=0") if o)
-        srv = Taskd(env={"ASAN_OPTIONS": asan})
-        self.addCleanup(srv.close)
-
-        def rss():
-            with open("/proc/%d/status" % srv.proc.pid) as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) * 1024
-            raise AssertionError("no VmRSS")
-
-        def open_stream(i):
-            c = Client(srv.port)
-            self.addCleanup(c.close)
-            body = b"x" * BODY_LIMIT
-            head = b"GET /events HTTP/1.1\r\n" + HOST
-            if i % 2:
-                chunk = 64 * 1024
-                c.send(head + b"Transfer-Encoding: chunked\r\n\r\n"
-                       + b"".join(b"%x\r\n" % chunk + body[at:at + chunk] + b"\r\n"
-                                  for at in range(0, BODY_LIMIT, chunk)) + b"0\r\n\r\n")
-            else:
-                c.send(head + b"Content-Length: %d\r\n\r\n" % BODY_LIMIT + body)
-            c.read_until(b"\r\n\r\n")
-            self.assertTrue(c.pending.startswith(b"HTTP/1.1 200 "), c.pending[:300])
-
+        that no bound counted."""
+        srv = self.stream_server()
+        body = b"x" * BODY_LIMIT
         for i in range(2):  # what a first stream of either kind costs, before the count
-            open_stream(i)
-        before = rss()
+            self.open_stream(srv, body, chunked=i % 2)
+        before = self.rss(srv)
         n = 24
         for i in range(n):
-            open_stream(i)
-        grown = rss() - before
+            self.open_stream(srv, body, chunked=i % 2)
+        grown = self.rss(srv) - before
         self.assertLess(grown, n * BODY_LIMIT // 4,
                         "%d streams opened with a body of 1 MiB each took %.1f MiB"
                         % (n, grown / 1048576))
+
+    def test_an_event_stream_does_not_keep_the_buffer_of_a_small_body(self):
+        """A stream reads nothing more while it runs: the input buffer a Content-Length body
+        grew goes down to what the stream's request left in it, however small the body. A
+        buffer grown to 64 KiB or less was kept for the connection's next request, and so for
+        the stream's life: 30 streams sent with a body of 60,000 bytes grew taskd by 1.7 MiB
+        more than 30 without one."""
+        n = 30
+        srv = self.stream_server(max_event_clients=3 * n + 2)
+        body = b"x" * 60000  # with its head, a buffer of 64 KiB
+        # what the first streams of either kind cost, before the count: the allocator's first
+        # buffers of 64 KiB (AddressSanitizer's takes them in batches) and the first streams'
+        for sent in (b"", b"") + (body,) * n:
+            self.open_stream(srv, sent)
+        grown = []
+        for sent in (b"", body):
+            before = self.rss(srv)
+            for _ in range(n):
+                self.open_stream(srv, sent)
+            grown.append(self.rss(srv) - before)
+        self.assertLess(grown[1] - grown[0], n * 32 * 1024,
+                        "%d streams opened with a body of 60,000 bytes took %.0f KiB, %d without "
+                        "one %.0f KiB" % (n, grown[1] / 1024, n, grown[0] / 1024))
 
     def test_query_arguments(self):
         for _ in range(6):  # more than any limit below: every page has a next one
