@@ -98,6 +98,7 @@ bool config_defaults(config *c)
     c->header_timeout = 10;
     c->body_timeout = 60;
     c->idle_timeout = 30;
+    c->min_send_rate = 1024;
     c->client_ipv6_prefix = 64;
     if (!default_pipeline(c)) {
         clear_pipeline(c);
@@ -659,6 +660,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 1, 3600, "seconds", &n, name, err, errlen))
                 return false;
             c->idle_timeout = (unsigned)n;
+        } else if (strcmp(key, "min_send_rate") == 0) {
+            if (!load_positive(v, key, 1, 1073741824, "bytes", &n, name, err, errlen))
+                return false;
+            c->min_send_rate = (unsigned)n;
         } else if (strcmp(key, "topic") == 0) {
             const char *t = json_string_value(v);
             if (!t || !valid_type_name(t)) {

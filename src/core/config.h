@@ -87,6 +87,8 @@ typedef struct config {
     unsigned header_timeout; /* seconds from connecting to a complete request head */
     unsigned body_timeout;   /* seconds from the request head to the end of its body */
     unsigned idle_timeout;   /* seconds a kept-alive connection may stay silent between requests */
+    unsigned min_send_rate;  /* bytes a second an answer waiting past idle_timeout must reach its
+                                client at, on average */
 
     char topic[CONFIG_NAME_MAX + 1];
     /* What the topic is, as the publish span's messaging.system names it; not read from the

@@ -40,7 +40,8 @@
  * silently); a kept-alive connection silent for the idle timeout is closed; a later head not
  * complete within the idle timeout plus the header timeout after the previous answer gets 408;
  * a body not complete within the body timeout gets 408; a response the client does not read
- * for the idle timeout is dropped.
+ * for the idle timeout is dropped, and so is one still waiting on it once the idle timeout has
+ * passed that has not reached it at min_send_rate on average since (reads_too_slowly()).
  */
 #include "http_server.h"
 
@@ -119,6 +120,7 @@ struct http_server {
     size_t body_memory;      /* max_body_memory */
     atomic_size_t body_held; /* the bytes the requests being read and answered hold (hold_body()) */
     int64_t body_timeout_ns, idle_timeout_ns, header_timeout_ns;
+    int64_t min_send_rate; /* bytes a second (reads_too_slowly()) */
     int max_in_flight;
     atomic_int active;    /* requests inside api_begin() .. response, parked ones included */
     atomic_int in_flight; /* the active ones but long polls: what admission bounds */
@@ -191,6 +193,8 @@ struct conn {
     int64_t start_ns;  /* the head complete */
     int64_t idle_ns;   /* the last answer ended (or the accept) */
     int64_t io_ns;     /* the last byte read or written */
+    int64_t rate_ns;   /* when a sweep first found the answer waiting on its client (0: not yet) */
+    int64_t rate_from; /* the bytes of answers its client had acknowledged then, net */
     int64_t linger_ns; /* when lingering began */
     size_t dropped;    /* bytes dropped while lingering */
     admission_lingerer place; /* among its client's lingering connections (admission_linger()) */
@@ -1179,6 +1183,7 @@ static void response_sent(conn *c)
 {
     writing_done(c);
     exchange_end(c);
+    c->rate_ns = 0;
     c->body_out = NULL;
     c->body_out_len = c->body_off = 0;
     sbuf_truncate(&c->out, 0);
@@ -1476,6 +1481,43 @@ static void set_gauges(http_server *h)
     metrics_set(h->metrics, "taskd_http_body_bytes", "", (double)atomic_load(&h->body_held));
 }
 
+/*
+ * Whether c's client takes the answer waiting on it too slowly: less than min_send_rate bytes a
+ * second on average since a sweep first found it waiting (now, at the first look), once the idle
+ * timeout has passed since. A client that reads a segment now and then restarts the idle clock
+ * each time, and held a large answer, and its memory, for hours. The bytes counted are those its
+ * client acknowledged, not those handed to the kernel, whose buffers would credit it with as much
+ * as they hold: the answer's bytes sent less what the send queue holds (an earlier answer's bytes
+ * still queued count against it at both looks, and as progress once acknowledged).
+ */
+static bool reads_too_slowly(conn *c, int64_t now)
+{
+    int unacked = unacked_bytes(c->fd);
+    int64_t acked = (int64_t)(c->out_off + c->body_off) - (unacked > 0 ? unacked : 0);
+    if (!c->rate_ns) {
+        c->rate_ns = now;
+        c->rate_from = acked;
+        return false;
+    }
+    int64_t waited = now - c->rate_ns;
+    return waited > c->loop->h->idle_timeout_ns &&
+           acked - c->rate_from < c->loop->h->min_send_rate * waited / 1000000000LL;
+}
+
+/* Drop an answer its client does not take in time, counted (reason: the metrics label) and
+ * logged as the requests refused by a deadline are (why). */
+static void drop_answer(conn *c, const char *reason, const char *why)
+{
+    count_refused(c->loop->h, reason);
+    if (log_enabled(LOG_DEBUG)) {
+        char sent[24], length[24];
+        snprintf(sent, sizeof sent, "%zu", c->out_off + c->body_off);
+        snprintf(length, sizeof length, "%zu", c->out.len + c->body_out_len);
+        log_debug("answer dropped", "reason", why, "sent", sent, "length", length, NULL);
+    }
+    conn_close(c);
+}
+
 /* Deadlines: silent, slow and stuck connections, and the refused ones' linger; the gauges. */
 static void sweep(loop *l, int64_t now)
 {
@@ -1526,7 +1568,9 @@ static void sweep(loop *l, int64_t now)
             break;
         case WRITING:
             if (now - c->io_ns > h->idle_timeout_ns)
-                conn_close(c); /* the client does not read its answer */
+                drop_answer(c, "send_timeout", "its client does not read it");
+            else if (reads_too_slowly(c, now))
+                drop_answer(c, "send_rate", "its client reads it too slowly");
             break;
         case LINGER:
             if (now - c->linger_ns > LINGER_NS)
@@ -1883,6 +1927,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     unsigned header_timeout_s = o->header_timeout_s ? o->header_timeout_s : 10;
     h->idle_timeout_ns = (int64_t)idle_timeout_s * 1000000000LL;
     h->header_timeout_ns = (int64_t)header_timeout_s * 1000000000LL;
+    h->min_send_rate = o->min_send_rate ? o->min_send_rate : 1024;
     h->max_in_flight = (int)(o->max_in_flight ? o->max_in_flight : 1024);
     h->body_memory = o->max_body_memory ? o->max_body_memory : (size_t)256 * 1024 * 1024;
     if (h->body_memory < h->body_limit)

@@ -39,6 +39,9 @@ typedef struct http_options {
     unsigned header_timeout_s; /* connect to a complete first request head (default 10) */
     unsigned body_timeout_s;   /* request head to the end of its body (default 60) */
     unsigned fd_reserve;       /* descriptors kept for others besides HTTP_FD_RESERVE (runs') */
+    /* Bytes a second an answer still waiting on its client once the idle timeout has passed must
+     * reach it at, on average, else it is dropped (default 1024) */
+    unsigned min_send_rate;
 } http_options;
 
 /* File descriptors left for everything but client connections (database, queues, logs, runs). */

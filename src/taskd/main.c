@@ -491,6 +491,7 @@ int main(int argc, char **argv)
                        .max_body_memory = cfg.max_body_memory,
                        .header_timeout_s = cfg.header_timeout,
                        .body_timeout_s = cfg.body_timeout,
+                       .min_send_rate = cfg.min_send_rate,
                        .fd_reserve = run_fds(&cfg)};
     http_server *http = http_server_start(&ho, &a, err, sizeof err);
     if (!http)

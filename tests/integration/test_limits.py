@@ -1,9 +1,9 @@
 """The local listener's bounds and deadlines, over raw sockets: garbage, bad versions and oversized
 heads answered in JSON at once, a chunked body over the limit refused while it is still being
-sent, slow heads and bodies cut off, answers a client does not read dropped, connections bounded
-in all and per client (a refusal whose answer cannot be sent closed at once), running out of
-descriptors before those bounds, and admission control (503 with Retry-After) past the requests in
-flight."""
+sent, slow heads and bodies cut off, answers a client does not read (or reads too slowly) dropped,
+connections bounded in all and per client (a refusal whose answer cannot be sent closed at once),
+running out of descriptors before those bounds, and admission control (503 with Retry-After) past
+the requests in flight."""
 
 import json
 import os
@@ -632,6 +632,76 @@ class Limits(ServersTestCase):
         self.assertTrue(ended, "the connection stayed open")
         self.assertTrue(got.startswith(b"HTTP/1.1 200 "), got[:100])
         self.assertLess(got.count(b"HTTP/1.1 200 "), asks, "every answer went out: none was dropped")
+        self.assertEqual(metric(metrics(srv), "taskd_http_refused_total", reason="send_timeout"),
+                         1.0)
+
+    def test_answer_read_too_slowly_is_dropped(self):
+        # An answer still waiting on its client once the idle timeout has passed must reach it at
+        # min_send_rate on average, else it is dropped. The idle clock restarts whenever the
+        # answer's bytes go out, and they go out when the client has read a third of the
+        # socket's send buffer: a client that reads that much within every idle timeout, however
+        # slowly on average, held the answer, and its memory, for as long as it liked. Over
+        # loopback the send buffer is large, so that such a client reads 28 KB a second over an
+        # idle timeout of 3 s; the rate asked is 64 KiB a second here, so that it is under it, as
+        # one reading 10 KB every 29 s is under the default 1 KiB. A client reading 600 KB a
+        # second keeps its answer past the idle timeout. Both have small receive buffers and
+        # Ethernet's segment size, so that the answer waits in taskd, not in the kernel.
+        srv = self.start(idle_timeout=3, min_send_rate=65536, body_limit=16 << 20)
+        tid = srv.create("TASK2", data={"blob": "b" * (8 << 20)})
+
+        def dropped(reason):
+            return metric(metrics(srv), "taskd_http_refused_total", reason=reason) or 0.0
+
+        def read_paced(size, every, stop, rcvbuf, enough=None):
+            """Ask for the answer and read size bytes every every seconds until stop is set, the
+            connection ends or enough bytes came: the number of bytes read, in a list that grows
+            as they come, and the reading thread."""
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(s.close)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+            s.settimeout(5.0)
+            s.connect(("127.0.0.1", srv.port))
+            s.sendall(b"GET /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % tid.encode())
+            got = [0]
+
+            def read():
+                while not stop.is_set() and (enough is None or got[0] < enough):
+                    try:
+                        chunk = s.recv(size)
+                    except OSError:
+                        return
+                    if not chunk:
+                        return
+                    got[0] += len(chunk)
+                    stop.wait(every)  # the client's pace
+
+            t = threading.Thread(target=read, daemon=True)
+            t.start()
+            self.addCleanup(t.join, 5)
+            self.addCleanup(stop.set)
+            return got, t
+
+        stop = threading.Event()
+        start = time.monotonic()
+        got, _ = read_paced(4096, 0.1, stop, 4096)
+        wait_until(lambda: dropped("send_rate") == 1.0, 10,
+                   what="the answer of a client reading 28 KB a second dropped")
+        took = time.monotonic() - start
+        stop.set()
+        self.assertLess(took, 7.0, "dropped only after %.1f s" % took)
+        self.assertGreater(got[0] / took, 10000, "the client did not read on: %d bytes" % got[0])
+        self.assertEqual(dropped("send_timeout"), 0.0, "dropped for reading nothing")
+        start = time.monotonic()
+        got, reader = read_paced(32768, 0.05, threading.Event(), 65536, enough=3 << 20)
+        reader.join(15)
+        took = time.monotonic() - start
+        rate = got[0] / took
+        self.assertGreaterEqual(got[0], 3 << 20, "the answer ended after %d bytes" % got[0])
+        self.assertGreater(took, 4.0, "read in %.1f s: not past the idle timeout" % took)
+        self.assertGreater(rate, 4 * 65536, "the client read too slowly for the test")
+        self.assertEqual((dropped("send_rate"), dropped("send_timeout")), (1.0, 0.0),
+                         "a client reading %.0f KB a second had its answer dropped" % (rate / 1000))
 
     def test_refused_client_that_sent_its_request_reads_the_answer(self):
         # a client connects and sends its head, then its body, as http.client and requests do:

@@ -144,6 +144,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.header_timeout, 10);
     assert_int_equal(c.body_timeout, 60);
     assert_int_equal(c.idle_timeout, 30);
+    assert_int_equal(c.min_send_rate, 1024);
     check_default_pipeline(&c);
     assert_true(config_has_task_type(&c, "TASK1"));
     assert_true(config_has_task_type(&c, "TASK3"));
@@ -236,7 +237,8 @@ static void test_scalar_overrides(void **state)
     config_free(&c);
     load_ok(&c, "{\"max_connections\":5000,\"max_connections_per_client\":64,"
                 "\"max_in_flight\":1,\"header_timeout\":3600,\"body_timeout\":1,"
-                "\"idle_timeout\":7,\"max_body_memory\":68719476736}");
+                "\"idle_timeout\":7,\"max_body_memory\":68719476736,"
+                "\"min_send_rate\":1073741824}");
     assert_int_equal(c.max_connections, 5000);
     assert_true(c.max_body_memory == (size_t)64 * 1024 * 1024 * 1024);
     assert_int_equal(c.max_connections_per_client, 64);
@@ -245,6 +247,7 @@ static void test_scalar_overrides(void **state)
     assert_int_equal(c.header_timeout, 3600);
     assert_int_equal(c.body_timeout, 1);
     assert_int_equal(c.idle_timeout, 7);
+    assert_int_equal(c.min_send_rate, 1073741824);
     config_free(&c);
 }
 
@@ -849,6 +852,8 @@ static void test_error_numbers_out_of_range(void **state)
                  "header_timeout must be an integer from 1 to 3600 seconds");
     load_refused("{\"idle_timeout\":3601}",
                  "idle_timeout must be an integer from 1 to 3600 seconds");
+    load_refused("{\"min_send_rate\":0}",
+                 "min_send_rate must be an integer from 1 to 1073741824 bytes");
     load_refused("{\"body_timeout\":3601}",
                  "body_timeout must be an integer from 1 to 3600 seconds");
 
