@@ -184,6 +184,7 @@ static bool take_idempotency_key(const api_request *req, api_exchange *ex)
     }
     if (key && !(ex->idempotency_key = strdup(key))) {
         api_error(&ex->resp, 503, "Out of memory");
+        api_add_header(&ex->resp, "Retry-After", "1");
         return false;
     }
     return true;

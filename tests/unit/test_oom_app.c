@@ -956,7 +956,8 @@ static bool created_as_said(const api_response *r)
 /*
  * Whether resp is c's answer: the reference's status, body and headers. A 500 (with or without
  * a body: api_error() without memory for one), or a 503 where none was due, is a failure said
- * (false). Anything else fails the test.
+ * (false); a 503 says when to try again, as every 503 of the API does (Retry-After). Anything
+ * else fails the test.
  */
 static bool answered(const api_call *c, const api_response *resp)
 {
@@ -973,6 +974,9 @@ static bool answered(const api_call *c, const api_response *resp)
                               (resp->stream != NULL) == (ref->stream != NULL))
             return true;
     } else if (resp->status == 500 || (resp->status == 503 && c->want != 503)) {
+        if (resp->status == 503 && !header_of(resp, "Retry-After"))
+            fail_msg("%s %s: a 503 without Retry-After: %.*s", c->method, c->path,
+                     (int)resp->body_len, resp->body ? resp->body : "");
         return false;
     }
     fail_msg("%s %s: %d %.*s; want %d %.*s", c->method, c->path, resp->status, (int)resp->body_len,
