@@ -729,7 +729,9 @@ static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, si
         while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             bool nomem = false;
             const char *id = sq_column_text(st, 0, &nomem);
-            if (!id) { /* not copied: the read fails, rather than end the lease of no task */
+            /* a NULL id, or one not copied (no memory): the read fails, rather than end the
+             * lease of no task */
+            if (!id) {
                 rc = SQLITE_NOMEM;
                 break;
             }
