@@ -467,12 +467,6 @@ static api_status get_events(api *a, const api_request *req, const char *id, api
 {
     (void)id;
     api_response *resp = &ex->resp;
-    if (!a->pipeline || !a->pipeline->subscribe) {
-        api_error(resp, 404,
-                  "GET /events is served by taskd only: this deployment has no local change log "
-                  "(follow the DynamoDB stream instead)");
-        return API_DONE;
-    }
     if (a->config->max_event_clients == 0) { /* turned off: not a "busy, retry" */
         api_error(resp, 404, "GET /events is turned off here (max_event_clients is 0)");
         return API_DONE;
@@ -773,8 +767,7 @@ static const route routes[] = {
     {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
     {"/queues/{name}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
     {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},
-    /* not marked local: on Lambda it answers its own 404 saying why */
-    {"/events", PARAM_NONE, false, get_events, NULL, NULL, "GET, HEAD"},
+    {"/events", PARAM_NONE, true, get_events, NULL, NULL, "GET, HEAD"},
 };
 
 /* Match path against a pattern; the "{name}" segment is copied into param. */

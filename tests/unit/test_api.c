@@ -958,6 +958,7 @@ static void test_no_pipeline_routes(void **state)
     assert_non_null(json_object_get(paths, "/tasks"));
     assert_null(json_object_get(paths, "/queues"));
     assert_null(json_object_get(paths, "/metrics"));
+    assert_null(json_object_get(paths, "/events"));
     /* every operation documented is served: none is a route's 405 or no route's 404 */
     const char *path;
     json_t *item;
@@ -994,8 +995,8 @@ static void test_no_pipeline_routes(void **state)
     api_response_free(&r);
 }
 
-/* Without a pipeline (Lambda) wait is validated and answered at once; /events is a 404 that says
- * why. */
+/* Without a pipeline (Lambda) wait is validated and answered at once; /events is not a route
+ * there, as the dashboard is not: a 404 for every method, with no Allow. */
 static void test_no_pipeline_live_routes(void **state)
 {
     fixture *f = *state;
@@ -1016,12 +1017,18 @@ static void test_no_pipeline_live_routes(void **state)
     assert_int_equal(r.status, 422);
     assert_non_null(strstr(r.body, "\"loc\":[\"query\",\"wait\"]"));
     api_response_free(&r);
-    r = call(f, "GET", "/events", NULL, NULL);
-    assert_error(&r, 404,
-                 "GET /events is served by taskd only: this deployment has no local change "
-                 "log (follow the DynamoDB stream instead)");
-    assert_null(r.stream);
-    api_response_free(&r);
+    static const char *const methods[] = {"GET", "HEAD", "POST", "PATCH", "PUT"};
+    static const char *const paths[] = {"/events", "/events/", "/dashboard/app.js"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+            r = call(f, methods[i], paths[k], "{}", NULL);
+            if (r.status != 404 || api_has_header(&r, "Allow") || api_has_header(&r, "Location"))
+                fail_msg("%s %s: %d %.*s", methods[i], paths[k], r.status, (int)r.body_len,
+                         r.body ? r.body : "");
+            assert_error(&r, 404, "Not Found");
+            assert_null(r.stream);
+            api_response_free(&r);
+        }
 }
 
 /* A stand-in for the pipeline's waiters: wait_task() answers rc, and with cancel the task fails
