@@ -13,7 +13,8 @@
  * answer announces one (so a 6 MB event is one allocation), doubling
  * otherwise; on success the buffer is handed to the invocation as is. The
  * answers to posts are small: only their first REPLY_KEEP bytes are kept, to
- * quote the API's complaint in err. The /next headers are parsed as they
+ * quote the API's complaint in err, and a post whose answer cannot be kept
+ * (out of memory) is still the post the API took. The /next headers are parsed as they
  * arrive into fixed fields; a status line starts the set afresh, so an
  * interim answer leaves nothing behind.
  */
@@ -199,9 +200,11 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     buf *b = &rt->body;
     if (rt->body_keep) {
+        /* kept only to be quoted: out of memory, the rest goes unkept (b->oom), and the answer
+         * is read to its end as the post's outcome */
         size_t room = b->len < rt->body_keep ? rt->body_keep - b->len : 0;
-        if (room && !buf_append(b, data, n < room ? n : room))
-            return 0;
+        if (room)
+            (void)buf_append(b, data, n < room ? n : room);
         return n;
     }
     if (b->cap == 0) {
@@ -378,7 +381,7 @@ static bool perform(lambda_runtime *rt, const char *what, char *err, size_t errl
         status = 0;
     rt->last_status = status;
     if (rc != CURLE_OK) {
-        if (rt->body.oom)
+        if (rt->body.oom && !rt->body_keep)
             errbuf_set(err, errlen, "%s: out of memory", what);
         else
             errbuf_set(err, errlen, "%s: %s", what,

@@ -2008,6 +2008,40 @@ static void test_lambda_runtime(void **state)
     server_stop(h);
 }
 
+/* A post's answer is kept only to be quoted: a post the Runtime API took succeeds with no memory
+ * to keep its answer, and one it refused fails for its status, quoted or not. */
+static bool lambda_runtime_posts(void *arg)
+{
+    lambda_runtime *rt = arg;
+    char err[256] = "";
+    static const char answer[] = "{\"batchItemFailures\":[]}";
+    lambda_invocation inv = {.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd"};
+    if (!lambda_runtime_respond(rt, &inv, answer, strlen(answer), err, sizeof err))
+        wrong("a post the Runtime API took (202) failed: %s", err);
+    lambda_invocation big = {.request_id = "too-big"};
+    if (lambda_runtime_respond(rt, &big, answer, strlen(answer), err, sizeof err))
+        wrong("a 413 taken for an answer");
+    if (lambda_runtime_last_status(rt) != 413 || !strstr(err, "HTTP 413 (payload too large)"))
+        wrong("a 413 failed otherwise: %s", err);
+    return true;
+}
+
+static void test_lambda_runtime_posts(void **state)
+{
+    (void)state;
+    server *h = server_start(runtime_answer, NULL, "AWS_LAMBDA_RUNTIME_API");
+    char err[256] = "";
+    lambda_runtime *rt = lambda_runtime_new(err, sizeof err);
+    unsetenv("AWS_LAMBDA_RUNTIME_API");
+    if (!rt)
+        fail_msg("lambda_runtime_new: %s", err);
+    lambda_runtime_set_post_timeout(rt, 5000);
+    assert_true(oom_sweep("lambda runtime posts, their answers unkept", lambda_runtime_posts, rt) >=
+                2);
+    lambda_runtime_free(rt);
+    server_stop(h);
+}
+
 int main(void)
 {
     log_setup((log_level)(LOG_ERROR + 1), "test_oom_aws"); /* no log lines: thousands of runs */
@@ -2027,6 +2061,7 @@ int main(void)
         cmocka_unit_test_teardown(test_recover_role, oom_teardown),
         cmocka_unit_test_teardown(test_dynamodb_answers, oom_teardown),
         cmocka_unit_test_teardown(test_lambda_runtime, oom_teardown),
+        cmocka_unit_test_teardown(test_lambda_runtime_posts, oom_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
