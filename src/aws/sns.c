@@ -92,6 +92,12 @@ size_t sns_batch_fit(const sns_message *m, size_t n)
     return k;
 }
 
+/* Whether st was refused by the checks before sending (refuse()). */
+static bool refused_here(const sns_status *st)
+{
+    return st->refused && strcmp(st->code, SNS_INVALID_LOCAL) == 0;
+}
+
 /* Fail st as refused before sending: the message cannot be published as it is. */
 static void refuse(sns_status *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -254,13 +260,18 @@ static bool publish_call(aws_client *c, const char *topic_arn, const sns_message
     sbuf_free(&form);
     if (members > 1 && rc == AWS_ERR_CLIENT && batch_too_long(r.error_type)) {
         /* over the topic's size limit together (a MaximumMessageSize below SNS's 256 KB): the
-         * halves go as calls of their own, in order, down to single messages */
+         * halves go as calls of their own, in order, down to single messages; the messages
+         * refused before sending stop no more than they would have in this call */
         aws_response_free(&r);
         size_t h = k / 2;
-        if (publish_call(c, topic_arn, m, first, h, deadline_ms, st))
-            return publish_call(c, topic_arn, m, first + h, k - h, deadline_ms, st);
+        bool ok = publish_call(c, topic_arn, m, first, h, deadline_ms, st), on = true;
+        for (size_t j = 0; j < h; j++)
+            on = on && (st[first + j].ok || refused_here(&st[first + j]));
+        if (on)
+            return publish_call(c, topic_arn, m, first + h, k - h, deadline_ms, st) && ok;
         for (size_t j = h; j < k; j++)
-            not_sent(&st[first + j]);
+            if (sent[j]) /* the others keep what the checks before sending said */
+                not_sent(&st[first + j]);
         return false;
     }
     if (rc != AWS_OK) {

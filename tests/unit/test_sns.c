@@ -722,6 +722,74 @@ static void test_call_too_long_for_the_topic_is_split(void **state)
     http_stub_stop(s);
 }
 
+/* A message the checks before sending refuse stops no more of a split call than of the call it
+ * came from: in the first half, the second half still goes; in a second half held back by the
+ * first's failure, it is refused still, not left for the retry as one not sent. */
+static void test_split_call_keeps_the_refusals_before_sending(void **state)
+{
+    (void)state;
+    size_t limit = 64;
+    http_stub_reply steps[] = {{.status = 200}};
+    http_stub_options o = {.script = steps,
+                           .script_len = 1,
+                           .headers = "Content-Type: text/xml\r\n"
+                                      "x-amzn-RequestId: " REQUEST_ID "\r\n",
+                           .handler = refuse_over,
+                           .handler_arg = &limit};
+    http_stub *s = http_stub_start(&o);
+    aws_client *c = client_for(s);
+    char small[3][41], big[101];
+    for (int i = 0; i < 3; i++) {
+        memset(small[i], 'a' + i, 40);
+        small[i][40] = '\0';
+    }
+    memset(big, 'z', 100);
+    big[100] = '\0';
+    sns_message m[4] = {{"", NULL}, {small[0], NULL}, {small[1], NULL}, {small[2], NULL}};
+    sns_status st[4];
+    assert_false(sns_publish_batch(c, TOPIC, m, 4, in_ms(3000), st));
+    assert_string_equal(st[0].code, SNS_INVALID_LOCAL);
+    assert_true(st[0].refused);
+    assert_false(st[0].sent);
+    for (int i = 1; i < 4; i++)
+        if (!st[i].ok || !st[i].sent)
+            fail_msg("message %d: %s %s", i, st[i].code, st[i].message);
+    /* the three, refused; the half 0-1: 1; the half 2-3, refused; 2; 3 */
+    const size_t calls[][2] = {{3, 120}, {1, 40}, {2, 80}, {1, 40}, {1, 40}};
+    size_t n = sizeof calls / sizeof calls[0];
+    assert_int_equal(http_stub_count(s), n);
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes;
+        assert_int_equal(entries_of(http_stub_request_at(s, i), &bytes), calls[i][0]);
+        assert_int_equal(bytes, calls[i][1]);
+    }
+    http_stub_stop(s);
+
+    /* the first half fails (one over the limit by itself): the second is not sent, but for its
+     * message not UTF-8, which is refused */
+    s = http_stub_start(&o);
+    aws_client_free(c);
+    c = client_for(s);
+    m[0] = (sns_message){big, NULL};
+    m[1] = (sns_message){small[0], NULL};
+    m[2] = (sns_message){"bad \xc3\x28 utf-8", NULL};
+    m[3] = (sns_message){small[1], NULL};
+    assert_false(sns_publish_batch(c, TOPIC, m, 4, in_ms(3000), st));
+    assert_true(st[0].refused);
+    assert_string_equal(st[0].code, "BatchRequestTooLong");
+    assert_string_equal(st[1].code, SNS_NOT_SENT);
+    assert_string_equal(st[2].code, SNS_INVALID_LOCAL);
+    assert_true(st[2].refused);
+    assert_false(st[2].sent);
+    assert_non_null(strstr(st[2].message, "UTF-8"));
+    assert_string_equal(st[3].code, SNS_NOT_SENT);
+    assert_false(st[3].refused);
+    assert_false(st[3].sent);
+    assert_int_equal(http_stub_count(s), 3); /* the three; 0-1; 0 */
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
 static void test_batches_stop_after_failed_call(void **state)
 {
     (void)state;
@@ -948,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_batches_stop_after_failed_call),
         cmocka_unit_test(test_message_too_long_alone_is_refused),
         cmocka_unit_test(test_call_too_long_for_the_topic_is_split),
+        cmocka_unit_test(test_split_call_keeps_the_refusals_before_sending),
         cmocka_unit_test(test_unpublishable_messages),
         cmocka_unit_test(test_past_deadline_sends_nothing),
         cmocka_unit_test(test_fauxqs_publish_batch),
