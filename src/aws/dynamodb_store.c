@@ -1382,8 +1382,9 @@ static void before_last_update(const json_t *item, task *cur)
  * memory, a malformed item), as far as the update itself tells: its id, the facts its condition
  * checked, and the status it was changed from when the condition admitted one only (a claim's
  * CREATED, a completion's IN_PROGRESS; where it admitted several the status is left CREATED, the
- * first, not known). Its data, trace and message are not known: no caller of a written update
- * needs them (a worker's claim has the task's data and type from its message).
+ * first, not known). Its data, trace, message and times are not known (created_time is left 0,
+ * updated_time null): no caller of a written update needs them (a worker's claim has the task's
+ * data and type from its message), and none shows them (a PATCH answers 204, no task).
  */
 static void known_before(store_write *w, int allowed, const fact *f)
 {
