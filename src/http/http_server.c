@@ -1500,8 +1500,11 @@ static bool reads_too_slowly(conn *c, int64_t now)
         return false;
     }
     int64_t waited = now - c->rate_ns;
+    /* the bytes due in double: min_send_rate (up to 1 GiB) times the nanoseconds waited passes
+     * int64_t once the wait passes about 9 s */
     return waited > c->loop->h->idle_timeout_ns &&
-           acked - c->rate_from < c->loop->h->min_send_rate * waited / 1000000000LL;
+           (double)(acked - c->rate_from) <
+               (double)c->loop->h->min_send_rate * (double)waited / 1e9;
 }
 
 /* Drop an answer its client does not take in time, counted (reason: the metrics label) and

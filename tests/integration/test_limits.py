@@ -142,6 +142,11 @@ def ask_over_new_connections(port, n, request, late_ack=False):
     return statuses
 
 
+def refused(srv, reason):
+    """taskd_http_refused_total{reason} of srv, 0 before any."""
+    return metric(metrics(srv), "taskd_http_refused_total", reason=reason) or 0.0
+
+
 @unittest.skipIf(on_lambda(), "the local listener's own bounds: on AWS, API Gateway's")
 class Limits(ServersTestCase):
     def start(self, **cfg):
@@ -161,6 +166,37 @@ class Limits(ServersTestCase):
                          "default-src 'none'; frame-ancestors 'none'", headers)
         self.assertIn(detail_part, json.loads(body)["detail"])
         return dict(headers)
+
+    def read_paced(self, srv, tid, size, every, stop, rcvbuf, enough=None):
+        """Ask srv for task tid and read size bytes every every seconds until stop is set, the
+        connection ends or enough bytes came: the number of bytes read, in a list that grows as
+        they come, and the reading thread. A small receive buffer (rcvbuf) and Ethernet's segment
+        size, so that the answer waits in taskd, not in the kernel."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
+        s.settimeout(5.0)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % tid.encode())
+        got = [0]
+
+        def read():
+            while not stop.is_set() and (enough is None or got[0] < enough):
+                try:
+                    chunk = s.recv(size)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                got[0] += len(chunk)
+                stop.wait(every)  # the client's pace
+
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 5)
+        self.addCleanup(stop.set)
+        return got, t
 
     def test_garbage_and_bad_heads_answered_in_json_at_once(self):
         srv = self.start()
@@ -649,59 +685,46 @@ class Limits(ServersTestCase):
         srv = self.start(idle_timeout=3, min_send_rate=65536, body_limit=16 << 20)
         tid = srv.create("TASK2", data={"blob": "b" * (8 << 20)})
 
-        def dropped(reason):
-            return metric(metrics(srv), "taskd_http_refused_total", reason=reason) or 0.0
-
-        def read_paced(size, every, stop, rcvbuf, enough=None):
-            """Ask for the answer and read size bytes every every seconds until stop is set, the
-            connection ends or enough bytes came: the number of bytes read, in a list that grows
-            as they come, and the reading thread."""
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self.addCleanup(s.close)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 1460)
-            s.settimeout(5.0)
-            s.connect(("127.0.0.1", srv.port))
-            s.sendall(b"GET /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % tid.encode())
-            got = [0]
-
-            def read():
-                while not stop.is_set() and (enough is None or got[0] < enough):
-                    try:
-                        chunk = s.recv(size)
-                    except OSError:
-                        return
-                    if not chunk:
-                        return
-                    got[0] += len(chunk)
-                    stop.wait(every)  # the client's pace
-
-            t = threading.Thread(target=read, daemon=True)
-            t.start()
-            self.addCleanup(t.join, 5)
-            self.addCleanup(stop.set)
-            return got, t
-
         stop = threading.Event()
         start = time.monotonic()
-        got, _ = read_paced(4096, 0.1, stop, 4096)
-        wait_until(lambda: dropped("send_rate") == 1.0, 10,
+        got, _ = self.read_paced(srv, tid, 4096, 0.1, stop, 4096)
+        wait_until(lambda: refused(srv, "send_rate") == 1.0, 10,
                    what="the answer of a client reading 28 KB a second dropped")
         took = time.monotonic() - start
         stop.set()
         self.assertLess(took, 7.0, "dropped only after %.1f s" % took)
         self.assertGreater(got[0] / took, 10000, "the client did not read on: %d bytes" % got[0])
-        self.assertEqual(dropped("send_timeout"), 0.0, "dropped for reading nothing")
+        self.assertEqual(refused(srv, "send_timeout"), 0.0, "dropped for reading nothing")
         start = time.monotonic()
-        got, reader = read_paced(32768, 0.05, threading.Event(), 65536, enough=3 << 20)
+        got, reader = self.read_paced(srv, tid, 32768, 0.05, threading.Event(), 65536,
+                                      enough=3 << 20)
         reader.join(15)
         took = time.monotonic() - start
         rate = got[0] / took
         self.assertGreaterEqual(got[0], 3 << 20, "the answer ended after %d bytes" % got[0])
         self.assertGreater(took, 4.0, "read in %.1f s: not past the idle timeout" % took)
         self.assertGreater(rate, 4 * 65536, "the client read too slowly for the test")
-        self.assertEqual((dropped("send_rate"), dropped("send_timeout")), (1.0, 0.0),
+        self.assertEqual((refused(srv, "send_rate"), refused(srv, "send_timeout")), (1.0, 0.0),
                          "a client reading %.0f KB a second had its answer dropped" % (rate / 1000))
+
+    def test_a_high_min_send_rate_drops_a_slow_reader_at_the_idle_timeout(self):
+        # The bytes due at min_send_rate are the rate times the time waited: at the highest rate
+        # the setting takes, 1 GiB a second, the product in nanoseconds passes 64 bits once the
+        # wait passes about 9 s. It wrapped negative there, and a client reading 28 KB a second
+        # kept its answer until it wrapped back, 17.2 s after the first look.
+        srv = self.start(idle_timeout=9, min_send_rate=1 << 30, body_limit=4 << 20)
+        tid = srv.create("TASK2", data={"blob": "b" * (2 << 20)})
+        stop = threading.Event()
+        start = time.monotonic()
+        got, _ = self.read_paced(srv, tid, 4096, 0.1, stop, 4096)
+        wait_until(lambda: refused(srv, "send_rate") == 1.0, 14,
+                   what="the answer of a client reading under 1 GiB a second dropped")
+        took = time.monotonic() - start
+        stop.set()
+        self.assertGreater(took, 9.0, "dropped before the idle timeout: %.1f s" % took)
+        self.assertLess(took, 11.0, "dropped only after %.1f s" % took)
+        self.assertGreater(got[0] / took, 10000, "the client did not read on: %d bytes" % got[0])
+        self.assertEqual(refused(srv, "send_timeout"), 0.0, "dropped for reading nothing")
 
     def test_refused_client_that_sent_its_request_reads_the_answer(self):
         # a client connects and sends its head, then its body, as http.client and requests do:
