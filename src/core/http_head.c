@@ -12,7 +12,7 @@
  *    with none, the first Content-Length is all digits and below 2^64 - 1, its "until the
  *    connection closes";
  *  - "Expect: 100-continue" on an HTTP/1.1 request without a body answers 100 and then fails
- *    the request;
+ *    the request (here in any Expect line, as one list, as the server reads it for its 100);
  *  - every header field, query argument and cookie of the first Cookie field (one at each ';'
  *    or ',') takes a 64-byte record, and that value a copy, from a budget of RECORDS_BUDGET
  *    bytes: past it the head is refused (431), which also bounds what a head may ask of the
@@ -52,6 +52,25 @@ bool http_is_tchar(unsigned char ch)
 bool http_is_control(unsigned char ch)
 {
     return (ch < 0x20 && ch != '\t') || ch == 0x7f;
+}
+
+bool http_list_has(const char *p, const char *end, const char *token)
+{
+    size_t n = strlen(token);
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *e = p;
+        while (e < end && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == n && strncasecmp(p, token, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
 }
 
 static bool named(const char *name, size_t len, const char *lower)
@@ -135,8 +154,8 @@ static http_head_verdict judge_length(value v, bool *zero)
  */
 static http_head_verdict judge_fields(const char *p, const char *end, size_t args, bool http11)
 {
-    value length = {0}, encoding = {0}, expect = {0}, cookie = {0}, host = {0}; /* the first */
-    bool length_seen = false;
+    value length = {0}, encoding = {0}, cookie = {0}, host = {0}; /* the first */
+    bool length_seen = false, continues = false; /* 100-continue in any Expect line */
     unsigned encodings = 0, hosts = 0, authorizations = 0;
     size_t records = args, copies = 0;
     while (p < end) {
@@ -168,8 +187,8 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
                 host = v;
         } else if (named(p, len, "authorization")) {
             authorizations++;
-        } else if (named(p, len, "expect") && !expect.p) {
-            expect = v;
+        } else if (named(p, len, "expect")) {
+            continues = continues || http_list_has(v.p, v.end, "100-continue");
         } else if (named(p, len, "cookie") && !cookie.p) {
             cookie = v;
         }
@@ -197,7 +216,7 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
             return v;
         bodiless = zero;
     }
-    if (bodiless && http11 && value_is(expect, "100-continue"))
+    if (bodiless && http11 && continues)
         return HTTP_HEAD_BAD_EXPECT;
     return HTTP_HEAD_OK;
 }

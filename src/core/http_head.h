@@ -53,6 +53,9 @@ http_refusal http_head_refusal(http_head_verdict v, const char *too_large);
 bool http_is_tchar(unsigned char ch);
 /* A control byte, which no header value, chunk extension or trailer holds (a tab they may). */
 bool http_is_control(unsigned char ch);
+/* Whether the comma-separated list p to end (a field value) holds token, in any case; the blanks
+ * around an element are not part of it. */
+bool http_list_has(const char *p, const char *end, const char *token);
 
 /* The reason phrase of an HTTP status ("Unknown" for one not listed). */
 const char *http_reason_phrase(int status);

@@ -816,21 +816,7 @@ static bool lengths_conflict(const http_request_head *r)
 /* Whether a header's comma-separated value lists token (any case). */
 static bool lists(const char *value, const char *token)
 {
-    size_t n = strlen(token);
-    for (const char *p = value; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *end = p;
-        while (*end && *end != ',')
-            end++;
-        const char *t = end;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if ((size_t)(t - p) == n && strncasecmp(p, token, n) == 0)
-            return true;
-        p = end;
-    }
-    return false;
+    return value && http_list_has(value, value + strlen(value), token);
 }
 
 /* Whether any line of the head's field name lists token: a list field's lines are one list

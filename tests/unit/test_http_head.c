@@ -214,7 +214,7 @@ static void test_transfer_encoding(void **state)
                      HTTP_HEAD_BAD_ENCODING);
 }
 
-/* "Expect: 100-continue" asks to send a body: without one it is refused. */
+/* "Expect: 100-continue" asks to send a body: without one it is refused, in any Expect line. */
 static void test_expect_without_a_body(void **state)
 {
     (void)state;
@@ -228,6 +228,12 @@ static void test_expect_without_a_body(void **state)
         judge("POST / HTTP/1.1\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"),
         HTTP_HEAD_OK);
     assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: something\r\n\r\n"), HTTP_HEAD_OK);
+    /* Expect is a list, its lines one list, as the server reads it for its 100 */
+    assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: something\r\nExpect: 100-continue\r\n\r\n"),
+                     HTTP_HEAD_BAD_EXPECT);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: something, 100-Continue\r\n\r\n"),
+                     HTTP_HEAD_BAD_EXPECT);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nExpect: 100-continued\r\n\r\n"), HTTP_HEAD_OK);
     /* HTTP/1.0 knows no 100 Continue: served as it is */
     assert_int_equal(judge("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n"), HTTP_HEAD_OK);
 }
