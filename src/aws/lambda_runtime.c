@@ -14,9 +14,9 @@
  * otherwise; on success the buffer is handed to the invocation as is. The
  * answers to posts are small: only their first REPLY_KEEP bytes are kept, to
  * quote the API's complaint in err, and a post whose answer cannot be kept
- * (out of memory) is still the post the API took. The /next headers are parsed as they
- * arrive into fixed fields; a status line starts the set afresh, so an
- * interim answer leaves nothing behind.
+ * (out of memory) is still the post the API took. The /next headers are
+ * parsed as they arrive into fixed fields; a status line starts the set
+ * afresh, so an interim answer leaves nothing behind.
  */
 #include "lambda_runtime.h"
 

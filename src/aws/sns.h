@@ -16,9 +16,10 @@
  * message failed is the last one: the messages after it are not sent
  * (SNS_NOT_SENT). The halves of a call split for its length (below) are
  * calls of their own, but what the checks before sending refuse (below)
- * stops none of them, as it stops no other message of its call. A caller that must keep order — a stream consumer
- * reporting its first failed record — gets a clean cut; a message after a
- * failed one in the same call may still have been published.
+ * stops none of them, as it stops no other message of its call. A caller
+ * that must keep order — a stream consumer reporting its first failed
+ * record — gets a clean cut; a message after a failed one in the same call
+ * may still have been published.
  *
  * Failures. A call that fails as a whole (after aws_http's retries of
  * throttling, 5xx and lost connections, within the deadline) fails each of

@@ -1,9 +1,9 @@
 """The local HTTP/1.1 server's wire behaviour, over raw sockets: a large Content-Length body that
 arrives in pieces, a chunked body (extensions, trailers) with a request pipelined after it, and
 with a Content-Length too, Expect: 100-continue within and over the body limit, keep-alive and
-close on HTTP/1.0 and 1.1 (Connection and Expect read in every line), a closing answer to a slow reader not reset by its later bytes, HEAD
-answers without their bodies, the event stream's framing on
-HTTP/1.1 and 1.0, query arguments' decoding, and a malformed chunked body on a kept-alive
+close on HTTP/1.0 and 1.1 (Connection and Expect read in every line), a closing answer to a slow
+reader not reset by its later bytes, HEAD answers without their bodies, the event stream's framing
+on HTTP/1.1 and 1.0, query arguments' decoding, and a malformed chunked body on a kept-alive
 connection."""
 
 import collections
