@@ -659,14 +659,10 @@ static void refuse_over(void *arg, const http_stub_request *rq, size_t index,
         "</ErrorResponse>";
 }
 
-/* A topic whose size limit is below SNS's 256 KB refuses a call that sns_batch_fit() made whole:
- * the call is split in halves, each a call of its own, down to single messages, in the same
- * sns_publish_batch(). Each message then goes out, alone where it must, and one over the limit by
- * itself is refused; a message after it waits for the retry, as after any failed call. */
-static void test_call_too_long_for_the_topic_is_split(void **state)
+/* A stub of a topic whose MaximumMessageSize is 64 bytes (refuse_over()). */
+static http_stub *small_topic_start(void)
 {
-    (void)state;
-    size_t limit = 64;
+    static size_t limit = 64;
     http_stub_reply steps[] = {{.status = 200}};
     http_stub_options o = {.script = steps,
                            .script_len = 1,
@@ -674,15 +670,31 @@ static void test_call_too_long_for_the_topic_is_split(void **state)
                                       "x-amzn-RequestId: " REQUEST_ID "\r\n",
                            .handler = refuse_over,
                            .handler_arg = &limit};
-    http_stub *s = http_stub_start(&o);
-    aws_client *c = client_for(s);
-    char small[3][41], big[101];
+    return http_stub_start(&o);
+}
+
+/* Bodies for it: three of 40 bytes ('a', 'b', 'c'), and big, one of 100 ('z'). */
+static void sized_bodies(char small[3][41], char big[101])
+{
     for (int i = 0; i < 3; i++) {
         memset(small[i], 'a' + i, 40);
         small[i][40] = '\0';
     }
     memset(big, 'z', 100);
     big[100] = '\0';
+}
+
+/* A topic whose size limit is below SNS's 256 KB refuses a call that sns_batch_fit() made whole:
+ * the call is split in halves, each a call of its own, down to single messages, in the same
+ * sns_publish_batch(). Each message then goes out, alone where it must, and one over the limit by
+ * itself is refused; a message after it waits for the retry, as after any failed call. */
+static void test_call_too_long_for_the_topic_is_split(void **state)
+{
+    (void)state;
+    http_stub *s = small_topic_start();
+    aws_client *c = client_for(s);
+    char small[3][41], big[101];
+    sized_bodies(small, big);
     sns_message m[4] = {{small[0], NULL}, {small[1], NULL}, {small[2], NULL}, {big, NULL}};
     sns_status st[4];
     assert_false(sns_publish_batch(c, TOPIC, m, 4, in_ms(3000), st));
@@ -706,7 +718,7 @@ static void test_call_too_long_for_the_topic_is_split(void **state)
     http_stub_stop(s);
 
     /* the one over the limit in the middle: the message after it is not sent */
-    s = http_stub_start(&o);
+    s = small_topic_start();
     aws_client_free(c);
     c = client_for(s);
     m[1] = (sns_message){big, NULL};
@@ -728,23 +740,10 @@ static void test_call_too_long_for_the_topic_is_split(void **state)
 static void test_split_call_keeps_the_refusals_before_sending(void **state)
 {
     (void)state;
-    size_t limit = 64;
-    http_stub_reply steps[] = {{.status = 200}};
-    http_stub_options o = {.script = steps,
-                           .script_len = 1,
-                           .headers = "Content-Type: text/xml\r\n"
-                                      "x-amzn-RequestId: " REQUEST_ID "\r\n",
-                           .handler = refuse_over,
-                           .handler_arg = &limit};
-    http_stub *s = http_stub_start(&o);
+    http_stub *s = small_topic_start();
     aws_client *c = client_for(s);
     char small[3][41], big[101];
-    for (int i = 0; i < 3; i++) {
-        memset(small[i], 'a' + i, 40);
-        small[i][40] = '\0';
-    }
-    memset(big, 'z', 100);
-    big[100] = '\0';
+    sized_bodies(small, big);
     sns_message m[4] = {{"", NULL}, {small[0], NULL}, {small[1], NULL}, {small[2], NULL}};
     sns_status st[4];
     assert_false(sns_publish_batch(c, TOPIC, m, 4, in_ms(3000), st));
@@ -767,7 +766,7 @@ static void test_split_call_keeps_the_refusals_before_sending(void **state)
 
     /* the first half fails (one over the limit by itself): the second is not sent, but for its
      * message not UTF-8, which is refused */
-    s = http_stub_start(&o);
+    s = small_topic_start();
     aws_client_free(c);
     c = client_for(s);
     m[0] = (sns_message){big, NULL};
