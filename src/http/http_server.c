@@ -242,7 +242,8 @@ static void release_body(conn *c)
 
 /* ---- counting answers given before routing ------------------------------------------------ */
 
-/* Count one connection or request refused by a bound or deadline (reason: a short label). */
+/* Count one connection or request refused, or one answer dropped, by a bound or deadline (reason:
+ * a short label). */
 static void count_refused(http_server *h, const char *reason)
 {
     if (h->metrics) {
@@ -1938,7 +1939,8 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     if (per_client == 0)
         per_client = 1;
     metrics_declare(h->metrics, "taskd_http_refused_total",
-                    "Connections and requests refused by a bound or a deadline, by reason.",
+                    "Connections and requests refused, and answers dropped, by a bound or a "
+                    "deadline, by reason.",
                     METRIC_COUNTER, NULL, 0);
     metrics_declare(h->metrics, "taskd_http_connections", "HTTP connections open now.",
                     METRIC_GAUGE, NULL, 0);
