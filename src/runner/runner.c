@@ -63,6 +63,7 @@ typedef struct kept_run {
     unsigned hide_s;      /* how long an extension hides them */
     int64_t hidden_until; /* steady ms; the keeper moves it on */
     int64_t try_at;       /* when the keeper extends them next (steady ms) */
+    bool extending;       /* the keeper's extension of them is under way (under keep_mu) */
     struct kept_run *next;
 } kept_run;
 
@@ -78,10 +79,11 @@ struct runner {
     unsigned n_threads;
     /* the keeper: a thread that keeps the messages of runs in progress hidden until they end */
     pthread_mutex_t keep_mu;
-    pthread_cond_t keep_cv; /* a run watched, or the keeper's stop */
-    kept_run *kept;         /* the runs watched (under keep_mu) */
-    int64_t keeper_due;     /* when the keeper wakes by itself (steady ms; INT64_MAX: never) */
-    bool keeper_stop;       /* (under keep_mu) */
+    pthread_cond_t keep_cv;     /* a run watched, or the keeper's stop */
+    pthread_cond_t extended_cv; /* an extension ended: its run may be unwatched */
+    kept_run *kept;             /* the runs watched (under keep_mu) */
+    int64_t keeper_due;         /* when the keeper wakes by itself (steady ms; INT64_MAX: never) */
+    bool keeper_stop;           /* (under keep_mu) */
     bool keeper_started;
     pthread_t keeper;
 };
@@ -92,9 +94,11 @@ struct runner {
  * report held up on a loaded machine, a handler past its timeout) would let its message be
  * delivered again while it runs, and run beside itself: the keeper hides the message (and the
  * rest of the batch, waiting behind it) for another hide_s, KEEP_AHEAD_MS before that time,
- * and again as long as the run goes on, as an SQS consumer extends a message's visibility. The
- * extension is made holding keep_mu, so a run that ends meanwhile waits for it before its
- * message is deleted or given back: no extension lands after those.
+ * and again as long as the run goes on, as an SQS consumer extends a message's visibility. A
+ * run that ends while its extension is under way waits for it (kept_run.extending) before its
+ * message is deleted or given back: no extension lands after those. The write is made without
+ * keep_mu, which every run takes at its start and end: the other runs go on meanwhile, however
+ * long the writer takes to commit it.
  */
 static void *keeper_main(void *arg)
 {
@@ -107,8 +111,17 @@ static void *keeper_main(void *arg)
                 due = k->try_at < due ? k->try_at : due;
                 continue;
             }
+            /* k stays in the list while it is extended (keep_unwatch() waits), and so does
+             * k->next, kept by whoever unlinks the run after it; runs watched meanwhile go
+             * to the front, seen by the next look */
+            k->extending = true;
+            pthread_mutex_unlock(&r->keep_mu);
             int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
-            if (broker_extend(r->broker, k->msgs, k->n, k->hide_s) == STORE_OK) {
+            store_rc rc = broker_extend(r->broker, k->msgs, k->n, k->hide_s);
+            pthread_mutex_lock(&r->keep_mu);
+            k->extending = false;
+            pthread_cond_broadcast(&r->extended_cv);
+            if (rc == STORE_OK) {
                 k->hidden_until = asked + (int64_t)k->hide_s * 1000;
                 k->try_at = k->hidden_until - KEEP_AHEAD_MS;
             } else {
@@ -131,11 +144,12 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-/* Have the keeper watch k (filled but for try_at and next) while its run goes on. The keeper is
- * woken only when it would otherwise sleep past k's time: not once a task. */
+/* Have the keeper watch k (filled but for try_at, extending and next) while its run goes on. The
+ * keeper is woken only when it would otherwise sleep past k's time: not once a task. */
 static void keep_watch(runner *r, kept_run *k)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
+    k->extending = false;
     pthread_mutex_lock(&r->keep_mu);
     k->next = r->kept;
     r->kept = k;
@@ -144,11 +158,13 @@ static void keep_watch(runner *r, kept_run *k)
     pthread_mutex_unlock(&r->keep_mu);
 }
 
-/* The run of k ended: the keeper no longer extends it (waiting for an extension under way).
- * When its messages are visible again, as the last extension left them. */
+/* The run of k ended: the keeper no longer extends it (waiting for an extension of it under
+ * way). When its messages are visible again, as the last extension left them. */
 static int64_t keep_unwatch(runner *r, kept_run *k)
 {
     pthread_mutex_lock(&r->keep_mu);
+    while (k->extending)
+        pthread_cond_wait(&r->extended_cv, &r->keep_mu);
     for (kept_run **p = &r->kept; *p; p = &(*p)->next)
         if (*p == k) {
             *p = k->next;
@@ -420,6 +436,7 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
         r->work.telemetry = *tel;
     pthread_mutex_init(&r->keep_mu, NULL);
     clock_mono_cond_init(&r->keep_cv);
+    pthread_cond_init(&r->extended_cv, NULL);
     if (pthread_create(&r->keeper, NULL, keeper_main, r) != 0) {
         snprintf(err, errlen, "cannot start the keeper thread for queue %s", hc->queue);
         runner_free(r);
@@ -487,6 +504,7 @@ void runner_free(runner *r)
         return;
     pthread_mutex_destroy(&r->keep_mu);
     pthread_cond_destroy(&r->keep_cv);
+    pthread_cond_destroy(&r->extended_cv);
     handler_free(r->work.handler);
     free(r->threads);
     free(r);

@@ -102,8 +102,31 @@ static atomic_int extends_to_fail;
 store_rc __real_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
 store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
 
+/* When armed, an extension the keeper makes (from its thread, keep-<queue>) waits until the test
+ * lets it go, as a writer slow to commit it would hold it. */
+static pthread_mutex_t keeper_extend_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t keeper_extend_cv; /* an extension held, or let go */
+static bool keeper_extend_armed, keeper_extend_held, keeper_extend_let_go;
+
+static void hold_a_keeper_extension(void)
+{
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    if (strncmp(name, "keep-", 5) != 0)
+        return;
+    pthread_mutex_lock(&keeper_extend_mu);
+    if (keeper_extend_armed) {
+        keeper_extend_held = true;
+        pthread_cond_broadcast(&keeper_extend_cv);
+        while (!keeper_extend_let_go)
+            pthread_cond_wait(&keeper_extend_cv, &keeper_extend_mu);
+    }
+    pthread_mutex_unlock(&keeper_extend_mu);
+}
+
 store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
 {
+    hold_a_keeper_extension();
     int left = atomic_load(&extends_to_fail);
     while (left > 0 && !atomic_compare_exchange_weak(&extends_to_fail, &left, left - 1))
         ;
@@ -572,6 +595,104 @@ static void test_a_run_past_its_margin_is_not_delivered_again(void **state)
     task_history_clear(&hist);
 }
 
+/* The task the overrun_one handler holds; the others it completes at once. */
+static char overrun_task[37];
+
+static void overrun_one_run(handler *h, const handler_task *t, unsigned timeout_s,
+                            handler_result *out)
+{
+    if (strcmp(t->id, overrun_task) == 0) {
+        overrun_run(h, t, timeout_s, out);
+        return;
+    }
+    *out = (handler_result){.ok = true, .status_msg = strdup("Task completed")};
+}
+
+/* Wait up to ms for the task to be COMPLETED; its status then. */
+static task_status wait_completed(fixture *f, const char *id, int ms)
+{
+    task t = {0};
+    task_status st = TASK_CREATED;
+    for (int i = 0; i < ms / 10; i++) {
+        task_clear(&t);
+        assert_int_equal(store_get_task(f->store, id, &t), STORE_OK);
+        st = t.status;
+        if (st == TASK_COMPLETED)
+            break;
+        usleep(10000);
+    }
+    task_clear(&t);
+    return st;
+}
+
+/*
+ * While the keeper's extension of one run's message waits for its commit (a writer slow to
+ * commit, as on a loaded machine), the runner's other threads start and end their runs: only the
+ * run whose message is being extended waits for it, before its message is deleted. The keeper
+ * made the extension holding the lock every run takes at its start and end, and a task sent
+ * meanwhile stayed IN_PROGRESS, its thread stopped at its run's start, until the commit came.
+ */
+static void test_a_keeper_extension_holds_up_no_other_run(void **state)
+{
+    fixture *f = *state;
+    config_free(&f->cfg);
+    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
+                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                       " \"timeout\": 1, \"concurrency\": 2}]}";
+    char err[256] = "";
+    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
+    assert_int_equal(clock_mono_cond_init(&keeper_extend_cv), 0);
+    overrun_runs = 0;
+    overrun_released = false;
+    keeper_extend_armed = true;
+    keeper_extend_held = keeper_extend_let_go = false;
+    char ids[2][37];
+    send_tasks(f, 1, ids);
+    memcpy(overrun_task, ids[0], sizeof overrun_task);
+    handler h = {.name = "overrun-one", .run = overrun_one_run, .free = overrun_free};
+    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], &h, NULL,
+                             err, sizeof err);
+    assert_non_null(r);
+    /* the first run goes on past its timeout and margin: 2.5 s before its message would be
+     * visible again (1 + 5 s after its start), the keeper extends it, and that write is held */
+    pthread_mutex_lock(&keeper_extend_mu);
+    struct timespec until = clock_mono_after_ms(15000);
+    while (!keeper_extend_held &&
+           pthread_cond_timedwait(&keeper_extend_cv, &keeper_extend_mu, &until) == 0)
+        ;
+    bool held = keeper_extend_held;
+    pthread_mutex_unlock(&keeper_extend_mu);
+    /* a task sent now is run by the other thread, the extension still held */
+    send_tasks(f, 1, ids + 1);
+    task_status second = wait_completed(f, ids[1], 3000);
+    pthread_mutex_lock(&keeper_extend_mu);
+    keeper_extend_armed = false;
+    keeper_extend_let_go = true;
+    pthread_cond_broadcast(&keeper_extend_cv);
+    pthread_mutex_unlock(&keeper_extend_mu);
+    pthread_mutex_lock(&overrun_mu);
+    overrun_released = true;
+    pthread_cond_broadcast(&overrun_cv);
+    pthread_mutex_unlock(&overrun_mu);
+    task_status first = wait_completed(f, ids[0], 5000);
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the runs");
+    pthread_cond_destroy(&overrun_cv);
+    pthread_cond_destroy(&keeper_extend_cv);
+    assert_true(held);
+    if (second != TASK_COMPLETED)
+        fail_msg("the second task %s 3 s after it was sent, while the keeper's extension of the "
+                 "first waited for its commit; not COMPLETED",
+                 task_status_name(second));
+    assert_int_equal(first, TASK_COMPLETED);
+    /* the first run's message was deleted after its end: the queue is empty */
+    queue_stats st = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
+    assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +709,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_message_without_its_type_runs_its_task, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_run_past_its_margin_is_not_delivered_again, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_keeper_extension_holds_up_no_other_run, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
