@@ -52,7 +52,7 @@
  * hide the message, and the rest of its batch, for as long again: the extension's commit has
  * this long to land. */
 #define KEEP_AHEAD_MS (RUN_MARGIN_S * 1000 / 2)
-/* A failed extension is tried again this soon. */
+/* A failed extension is tried again this soon (warned of once for the failures in a row). */
 #define KEEP_RETRY_MS 200
 
 /* A run in progress, as the runner's keeper sees it: its message and the rest of its batch, and
@@ -64,6 +64,7 @@ typedef struct kept_run {
     int64_t hidden_until; /* steady ms; the keeper moves it on */
     int64_t try_at;       /* when the keeper extends them next (steady ms) */
     bool extending;       /* the keeper's extension of them is under way (under keep_mu) */
+    bool failing;         /* its last extension failed, and the keeper warned of it */
     struct kept_run *next;
 } kept_run;
 
@@ -125,10 +126,12 @@ static void *keeper_main(void *arg)
                 k->hidden_until = asked + (int64_t)k->hide_s * 1000;
                 k->try_at = k->hidden_until - KEEP_AHEAD_MS;
             } else {
-                log_warn("cannot keep the message of a run in progress hidden; trying again",
-                         "queue", r->queue->name, NULL);
+                if (!k->failing) /* once while the store's trouble lasts, not every try */
+                    log_warn("cannot keep the message of a run in progress hidden; trying again",
+                             "queue", r->queue->name, "error", store_rc_name(rc), NULL);
                 k->try_at = clock_steady_ms() + KEEP_RETRY_MS;
             }
+            k->failing = rc != STORE_OK;
             due = 0; /* look again: the clock moved while the writer answered */
         }
         r->keeper_due = due;
@@ -144,12 +147,12 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-/* Have the keeper watch k (filled but for try_at, extending and next) while its run goes on. The
- * keeper is woken only when it would otherwise sleep past k's time: not once a task. */
+/* Have the keeper watch k (filled but for try_at, extending, failing and next) while its run goes
+ * on. The keeper is woken only when it would otherwise sleep past k's time: not once a task. */
 static void keep_watch(runner *r, kept_run *k)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
-    k->extending = false;
+    k->extending = k->failing = false;
     pthread_mutex_lock(&r->keep_mu);
     k->next = r->kept;
     r->kept = k;

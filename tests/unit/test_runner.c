@@ -24,6 +24,7 @@
 #include "store/broker.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "support/stderr_capture.h"
 #include "support/tmpdir.h"
 #include "support_local/sqlite_store.h"
 
@@ -124,13 +125,21 @@ static void hold_a_keeper_extension(void)
     pthread_mutex_unlock(&keeper_extend_mu);
 }
 
+/* Extensions made (not failed here), by any thread. */
+static atomic_int extends_made;
+
 store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
 {
     hold_a_keeper_extension();
     int left = atomic_load(&extends_to_fail);
     while (left > 0 && !atomic_compare_exchange_weak(&extends_to_fail, &left, left - 1))
         ;
-    return left > 0 ? STORE_BUSY : __real_broker_extend(b, m, n, seconds);
+    if (left > 0)
+        return STORE_BUSY;
+    store_rc rc = __real_broker_extend(b, m, n, seconds);
+    if (rc == STORE_OK)
+        atomic_fetch_add(&extends_made, 1);
+    return rc;
 }
 
 typedef struct fixture {
@@ -693,6 +702,79 @@ static void test_a_keeper_extension_holds_up_no_other_run(void **state)
     assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
 }
 
+/* How many times needle occurs in text. */
+static int occurrences(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/*
+ * A keeper whose extensions fail (a store busy or full) tries again every 0.2 s, and warns once
+ * for the streak, not at every try: it warned 5 times a second for each run it kept, as long as
+ * the store's trouble lasted.
+ */
+static void test_a_keeper_that_cannot_extend_warns_once(void **state)
+{
+    fixture *f = *state;
+    config_free(&f->cfg);
+    /* hidden 7 s at the receive: enough for the run's 1 + 5 s, so only the keeper extends */
+    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 7}],"
+                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                       " \"timeout\": 1}]}";
+    char err[256] = "";
+    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
+    overrun_runs = 0;
+    overrun_released = false;
+    char ids[1][37];
+    send_tasks(f, 1, ids);
+    memcpy(overrun_task, ids[0], sizeof overrun_task);
+    handler h = {.name = "overrun-one", .run = overrun_one_run, .free = overrun_free};
+    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], &h, NULL,
+                             err, sizeof err);
+    assert_non_null(r);
+    pthread_mutex_lock(&overrun_mu);
+    struct timespec until = clock_mono_after_ms(10000);
+    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
+        ;
+    int runs = overrun_runs;
+    pthread_mutex_unlock(&overrun_mu);
+    /* the keeper's first 5 extensions fail (4.5 s after the receive, then every 0.2 s), the
+     * sixth is made */
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    int made = atomic_load(&extends_made);
+    atomic_store(&extends_to_fail, 5);
+    for (int i = 0; i < 1000 && atomic_load(&extends_made) == made; i++)
+        usleep(10000);
+    bool extended = atomic_load(&extends_made) > made;
+    char *log = test_stderr_end(&cap);
+    int failed_left = atomic_load(&extends_to_fail);
+    atomic_store(&extends_to_fail, 0);
+    pthread_mutex_lock(&overrun_mu);
+    overrun_released = true;
+    pthread_cond_broadcast(&overrun_cv);
+    pthread_mutex_unlock(&overrun_mu);
+    task_status st = wait_completed(f, ids[0], 5000);
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the run");
+    pthread_cond_destroy(&overrun_cv);
+    int warned = occurrences(log, "cannot keep the message of a run in progress hidden");
+    if (warned != 1)
+        print_message("%s", log);
+    free(log);
+    if (warned != 1)
+        fail_msg("warned %d times for 5 failed extensions in a row", warned);
+    assert_int_equal(runs, 1);
+    assert_true(extended);
+    assert_int_equal(failed_left, 0);
+    assert_int_equal(st, TASK_COMPLETED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -711,6 +793,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_run_past_its_margin_is_not_delivered_again, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_keeper_extension_holds_up_no_other_run, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_keeper_that_cannot_extend_warns_once, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
