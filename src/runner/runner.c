@@ -271,8 +271,9 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     for (size_t i = 0; i < n; i++)
         if (msgs[i].hidden_until_ms < hidden_until)
             hidden_until = msgs[i].hidden_until_ms;
-    /* a run lasts at most this long: a message is hidden for it, the visibility timeout at
-     * least (which may be as long as the timeout: the runner gives the run its margin) */
+    /* a run is to last at most this long (one that goes on has the keeper hide its message
+     * further): a message is hidden for it, the visibility timeout at least (which may be as
+     * long as the timeout: the runner gives the run its margin) */
     unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
     unsigned hide_s = run_s > r->queue->visibility_timeout ? run_s : r->queue->visibility_timeout;
     bool kept_hidden = true; /* false once the rest cannot be kept hidden through a run */
