@@ -10,7 +10,8 @@
  * - just after a receive has committed its claims, before any handler starts — the runner's own
  *   receive, or the standing one the writer made for it in the sending commit. A runner that
  *   gave such a batch back would leave its tasks IN_PROGRESS with nothing running them.
- * broker_extend() is wrapped too, to fail on demand.
+ * broker_extend() is wrapped too, to fail on demand, to count the extensions made, and to hold
+ * one the runner's keeper makes as a writer slow to commit it would.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -537,74 +538,7 @@ static void overrun_free(handler *h)
     (void)h;
 }
 
-/*
- * A run that outlives its timeout and the runner's margin (a handler that overruns, or a kill and
- * a report held up on a loaded machine) keeps its message hidden as long as it goes on: the
- * runner beside it does not receive the message and run the task a second time meanwhile. The
- * message was hidden for the timeout and 5 s, then came back while the first run still went.
- */
-static void test_a_run_past_its_margin_is_not_delivered_again(void **state)
-{
-    fixture *f = *state;
-    config_free(&f->cfg);
-    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
-                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
-                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
-                       " \"timeout\": 1, \"concurrency\": 2}]}";
-    char err[256] = "";
-    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
-    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
-    overrun_runs = 0;
-    overrun_released = false;
-    char ids[1][37];
-    send_tasks(f, 1, ids);
-    handler h = {.name = "overrun", .run = overrun_run, .free = overrun_free};
-    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], &h, NULL,
-                             err, sizeof err);
-    assert_non_null(r);
-    pthread_mutex_lock(&overrun_mu);
-    struct timespec until = clock_mono_after_ms(10000);
-    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
-        ;
-    int first = overrun_runs;
-    /* the run began about when its message was hidden for 1 + 5 s: wait 2 s past that for a
-     * second run (the other thread stands, due to receive the message once it is visible) */
-    until = clock_mono_after_ms((1 + 5 + 2) * 1000);
-    while (overrun_runs == 1 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
-        ;
-    int runs = overrun_runs;
-    pthread_mutex_unlock(&overrun_mu);
-    queue_stats st = {0};
-    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
-    pthread_mutex_lock(&overrun_mu);
-    overrun_released = true;
-    pthread_cond_broadcast(&overrun_cv);
-    pthread_mutex_unlock(&overrun_mu);
-    task t = {0};
-    for (int i = 0; i < 500; i++) {
-        task_clear(&t);
-        assert_int_equal(store_get_task(f->store, ids[0], &t), STORE_OK);
-        if (t.status == TASK_COMPLETED)
-            break;
-        usleep(10000);
-    }
-    runner_stop_receiving(r);
-    join_within(r, 5, "after the run");
-    pthread_cond_destroy(&overrun_cv);
-    assert_int_equal(first, 1);
-    if (runs != 1)
-        fail_msg("the task ran %d times while its first run went on", runs);
-    assert_int_equal(st.in_flight, 1);
-    assert_int_equal(st.visible, 0);
-    assert_int_equal(t.status, TASK_COMPLETED);
-    task_clear(&t);
-    task_history hist = {0};
-    assert_int_equal(store_get_history(f->store, ids[0], &hist), STORE_OK);
-    assert_int_equal(hist.count, 3); /* created, started once, completed */
-    task_history_clear(&hist);
-}
-
-/* The task the overrun_one handler holds; the others it completes at once. */
+/* The task the overrun_one handler holds, each of its runs; the others it completes at once. */
 static char overrun_task[37];
 
 static void overrun_one_run(handler *h, const handler_task *t, unsigned timeout_s,
@@ -615,6 +549,54 @@ static void overrun_one_run(handler *h, const handler_task *t, unsigned timeout_
         return;
     }
     *out = (handler_result){.ok = true, .status_msg = strdup("Task completed")};
+}
+
+static handler overrun_one = {.name = "overrun-one", .run = overrun_one_run, .free = overrun_free};
+
+/*
+ * Load the configuration text (queue "jobs" and its binding), send one task (its id into id),
+ * and start a runner whose handler holds that task's runs until release_overrun(); returns once
+ * its first run has begun (or 10 s passed), with *runs the runs begun by then.
+ */
+static runner *start_overrun(fixture *f, const char *text, char id[37], int *runs)
+{
+    config_free(&f->cfg);
+    char err[256] = "";
+    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
+    overrun_runs = 0;
+    overrun_released = false;
+    char ids[1][37];
+    send_tasks(f, 1, ids);
+    memcpy(id, ids[0], sizeof ids[0]);
+    memcpy(overrun_task, ids[0], sizeof overrun_task);
+    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0],
+                             &overrun_one, NULL, err, sizeof err);
+    assert_non_null(r);
+    pthread_mutex_lock(&overrun_mu);
+    struct timespec until = clock_mono_after_ms(10000);
+    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
+        ;
+    *runs = overrun_runs;
+    pthread_mutex_unlock(&overrun_mu);
+    return r;
+}
+
+/* Let the runs start_overrun()'s handler holds end. */
+static void release_overrun(void)
+{
+    pthread_mutex_lock(&overrun_mu);
+    overrun_released = true;
+    pthread_cond_broadcast(&overrun_cv);
+    pthread_mutex_unlock(&overrun_mu);
+}
+
+/* Stop the runner start_overrun() started, its runs released. */
+static void stop_overrun(runner *r, const char *what)
+{
+    runner_stop_receiving(r);
+    join_within(r, 5, what);
+    pthread_cond_destroy(&overrun_cv);
 }
 
 /* Wait up to ms for the task to be COMPLETED; its status then. */
@@ -635,6 +617,48 @@ static task_status wait_completed(fixture *f, const char *id, int ms)
 }
 
 /*
+ * A run that outlives its timeout and the runner's margin (a handler that overruns, or a kill and
+ * a report held up on a loaded machine) keeps its message hidden as long as it goes on: the
+ * runner beside it does not receive the message and run the task a second time meanwhile. The
+ * message was hidden for the timeout and 5 s, then came back while the first run still went.
+ */
+static void test_a_run_past_its_margin_is_not_delivered_again(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    int first;
+    runner *r = start_overrun(f,
+                              "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
+                              " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                              " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                              " \"timeout\": 1, \"concurrency\": 2}]}",
+                              id, &first);
+    /* the run began about when its message was hidden for 1 + 5 s: wait 2 s past that for a
+     * second run (the other thread stands, due to receive the message once it is visible) */
+    pthread_mutex_lock(&overrun_mu);
+    struct timespec until = clock_mono_after_ms((1 + 5 + 2) * 1000);
+    while (overrun_runs == 1 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
+        ;
+    int runs = overrun_runs;
+    pthread_mutex_unlock(&overrun_mu);
+    queue_stats st = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
+    release_overrun();
+    task_status got = wait_completed(f, id, 5000);
+    stop_overrun(r, "after the run");
+    assert_int_equal(first, 1);
+    if (runs != 1)
+        fail_msg("the task ran %d times while its first run went on", runs);
+    assert_int_equal(st.in_flight, 1);
+    assert_int_equal(st.visible, 0);
+    assert_int_equal(got, TASK_COMPLETED);
+    task_history hist = {0};
+    assert_int_equal(store_get_history(f->store, id, &hist), STORE_OK);
+    assert_int_equal(hist.count, 3); /* created, started once, completed */
+    task_history_clear(&hist);
+}
+
+/*
  * While the keeper's extension of one run's message waits for its commit (a writer slow to
  * commit, as on a loaded machine), the runner's other threads start and end their runs: only the
  * run whose message is being extended waits for it, before its message is deleted. The keeper
@@ -644,26 +668,17 @@ static task_status wait_completed(fixture *f, const char *id, int ms)
 static void test_a_keeper_extension_holds_up_no_other_run(void **state)
 {
     fixture *f = *state;
-    config_free(&f->cfg);
-    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
-                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
-                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
-                       " \"timeout\": 1, \"concurrency\": 2}]}";
-    char err[256] = "";
-    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
-    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
     assert_int_equal(clock_mono_cond_init(&keeper_extend_cv), 0);
-    overrun_runs = 0;
-    overrun_released = false;
     keeper_extend_armed = true;
     keeper_extend_held = keeper_extend_let_go = false;
     char ids[2][37];
-    send_tasks(f, 1, ids);
-    memcpy(overrun_task, ids[0], sizeof overrun_task);
-    handler h = {.name = "overrun-one", .run = overrun_one_run, .free = overrun_free};
-    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], &h, NULL,
-                             err, sizeof err);
-    assert_non_null(r);
+    int runs; /* not looked at: the keeper's extension held says the run went on */
+    runner *r = start_overrun(f,
+                              "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
+                              " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                              " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                              " \"timeout\": 1, \"concurrency\": 2}]}",
+                              ids[0], &runs);
     /* the first run goes on past its timeout and margin: 2.5 s before its message would be
      * visible again (1 + 5 s after its start), the keeper extends it, and that write is held */
     pthread_mutex_lock(&keeper_extend_mu);
@@ -681,14 +696,9 @@ static void test_a_keeper_extension_holds_up_no_other_run(void **state)
     keeper_extend_let_go = true;
     pthread_cond_broadcast(&keeper_extend_cv);
     pthread_mutex_unlock(&keeper_extend_mu);
-    pthread_mutex_lock(&overrun_mu);
-    overrun_released = true;
-    pthread_cond_broadcast(&overrun_cv);
-    pthread_mutex_unlock(&overrun_mu);
+    release_overrun();
     task_status first = wait_completed(f, ids[0], 5000);
-    runner_stop_receiving(r);
-    join_within(r, 5, "after the runs");
-    pthread_cond_destroy(&overrun_cv);
+    stop_overrun(r, "after the runs");
     pthread_cond_destroy(&keeper_extend_cv);
     assert_true(held);
     if (second != TASK_COMPLETED)
@@ -719,30 +729,15 @@ static int occurrences(const char *text, const char *needle)
 static void test_a_keeper_that_cannot_extend_warns_once(void **state)
 {
     fixture *f = *state;
-    config_free(&f->cfg);
+    char id[37];
+    int runs;
     /* hidden 7 s at the receive: enough for the run's 1 + 5 s, so only the keeper extends */
-    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 7}],"
-                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
-                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
-                       " \"timeout\": 1}]}";
-    char err[256] = "";
-    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
-    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
-    overrun_runs = 0;
-    overrun_released = false;
-    char ids[1][37];
-    send_tasks(f, 1, ids);
-    memcpy(overrun_task, ids[0], sizeof overrun_task);
-    handler h = {.name = "overrun-one", .run = overrun_one_run, .free = overrun_free};
-    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], &h, NULL,
-                             err, sizeof err);
-    assert_non_null(r);
-    pthread_mutex_lock(&overrun_mu);
-    struct timespec until = clock_mono_after_ms(10000);
-    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
-        ;
-    int runs = overrun_runs;
-    pthread_mutex_unlock(&overrun_mu);
+    runner *r = start_overrun(
+        f,
+        "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 7}],"
+        " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+        " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\", \"timeout\": 1}]}",
+        id, &runs);
     /* the keeper's first 5 extensions fail (4.5 s after the receive, then every 0.2 s), the
      * sixth is made */
     test_stderr cap;
@@ -755,14 +750,9 @@ static void test_a_keeper_that_cannot_extend_warns_once(void **state)
     char *log = test_stderr_end(&cap);
     int failed_left = atomic_load(&extends_to_fail);
     atomic_store(&extends_to_fail, 0);
-    pthread_mutex_lock(&overrun_mu);
-    overrun_released = true;
-    pthread_cond_broadcast(&overrun_cv);
-    pthread_mutex_unlock(&overrun_mu);
-    task_status st = wait_completed(f, ids[0], 5000);
-    runner_stop_receiving(r);
-    join_within(r, 5, "after the run");
-    pthread_cond_destroy(&overrun_cv);
+    release_overrun();
+    task_status st = wait_completed(f, id, 5000);
+    stop_overrun(r, "after the run");
     int warned = occurrences(log, "cannot keep the message of a run in progress hidden");
     if (warned != 1)
         print_message("%s", log);
