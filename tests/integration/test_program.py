@@ -54,7 +54,10 @@ class Program(ServersTestCase):
         # every flag of the README's usage, and every variable its table and access rules name
         with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
             section = re.search(r"^## Running taskd\n(.*?)^Logs are", f.read(), re.S | re.M).group(1)
-        for name in set(re.findall(r"--[a-z][a-z-]*|\b(?:TASKD|TASK1)_[A-Z_]+|\bLOG_LEVEL\b", section)):
+        names = set(re.findall(r"--[a-z][a-z-]*|\b(?:TASKD|TASK1)_[A-Z_]+|\bLOG_LEVEL\b", section))
+        # the section as a whole: it names 11 flags and 12 variables
+        self.assertGreaterEqual(len(names), 20, "the README's 'Running taskd' names only %s" % names)
+        for name in names:
             self.assertIn(name, out, "the README names %s; --help does not" % name)
         # the token file's rule as taskd holds it: others may neither read nor write it
         self.assertRegex(" ".join(out.split()), r"--token-file PATH .*neither read nor write")
