@@ -933,6 +933,31 @@ await step("a stream refused with a 403 shows the server's detail in the banner,
   }
 }, ['loaded']);
 
+await step("a stream refused with a 503 (taskd's streams all taken) shows the server's detail in the banner, and it goes once the stream opens", async () => {
+  const p18 = await lonePage();
+  try {
+    const detail = 'Too many event clients; retry shortly';
+    const events = (url) => url.pathname === '/events';
+    await p18.route(events, (route) => route.fulfill({
+      status: 503, contentType: 'application/json', headers: {'Retry-After': '1'}, body: JSON.stringify({detail})}));
+    await p18.goto(BASE + '/');
+    await p18.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+    await p18.waitForFunction((d) => !document.querySelector('#banner').hidden &&
+        document.querySelector('#banner').textContent.includes('(503: ' + d + ')'), detail, {timeout: WAIT}).catch(async () => {
+      throw new Error('the stream was refused with a 503; the banner says ' + quote(await p18.textContent('#banner')) +
+                      (await p18.isHidden('#banner') ? ' (hidden)' : ''));
+    });
+    // a place is free again: the page's next try (5 s later) reads the stream, and the banner goes
+    await p18.unroute(events);
+    await p18.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await p18.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+      throw new Error('the stream is live; the banner still says ' + quote(await p18.textContent('#banner')));
+    });
+  } finally {
+    await p18.close();
+  }
+}, ['loaded']);
+
 await step('status and type filters, search by id', async () => {
   await page.goto(BASE + '/');
   await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});

@@ -1108,8 +1108,9 @@ function fetchStream(url, on) {
   };
 }
 
-// Say why the stream was refused, when it was (401/403, or no /events at all); a leader says
-// it to the tabs it reads for too.
+// Say why the stream was refused (401/403, no /events at all, or another refusal, such as a
+// 503 when taskd has as many streams open as it takes); a leader says it to the tabs it reads
+// for too.
 async function checkEvents(url) {
   let status = 0; // 0: taskd not reached
   let detail = '';
@@ -1140,6 +1141,8 @@ function eventsRefused(status, detail) {
   if (status === 0) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
   else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
   else if (status === 401 || status === 403) health.fail('auth', refusal(status, String(detail)));
+  else if (status >= 400) health.fail('events', 'taskd refused the event stream (' + status + ': ' + String(detail) + '): the task list ' +
+                                                'does not update by itself meanwhile. Retrying.');
 }
 
 /* ---- queues ----------------------------------------------------------- */
