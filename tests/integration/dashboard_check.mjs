@@ -958,6 +958,31 @@ await step("a stream refused with a 503 (taskd's streams all taken) shows the se
   }
 }, ['loaded']);
 
+await step("a read of the queues refused with a 503 says so, with the server's detail, above the table, whose counts are dimmed, until a read works", async () => {
+  const p21 = await lonePage();
+  try {
+    const detail = 'The task store is busy; retry shortly';
+    await p21.goto(BASE + '/');
+    await p21.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
+    const queues = (url) => url.pathname === '/queues';
+    await p21.route(queues, (route) => route.fulfill({
+      status: 503, contentType: 'application/json', headers: {'Retry-After': '1'}, body: JSON.stringify({detail})}));
+    // the page reads the queues every 5 s
+    await p21.waitForResponse((r) => queues(new URL(r.url())) && r.status() === 503, {timeout: WAIT});
+    await p21.waitForSelector('#queues-error:not([hidden])', {timeout: WAIT}).catch(() => {
+      throw new Error('the queues were refused with a 503: nothing says so, and the table shows the counts of before as they were');
+    });
+    const said = await p21.textContent('#queues-error');
+    check(said.includes('(503: ' + detail + ')'), 'above the queues: ' + quote(said));
+    check(await p21.$('#queues[data-stale] tbody tr[data-queue]') !== null, 'the counts of before are not dimmed');
+    await p21.unroute(queues);
+    await p21.waitForSelector('#queues-error', {state: 'hidden', timeout: WAIT});
+    check(await p21.$('#queues[data-stale]') === null, 'the counts read again are still dimmed');
+  } finally {
+    await p21.close();
+  }
+}, ['loaded']);
+
 await step('status and type filters, search by id', async () => {
   await page.goto(BASE + '/');
   await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});

@@ -1164,14 +1164,18 @@ function queuesSoon() {
   }, 700);
 }
 
+let queuesReadAt = null; // when the table was last read
 async function loadQueues() {
   queuesStale = false;
   let res;
   try {
     res = await api('/queues');
   } catch (e) {
+    queuesFailed(e);
     return;
   }
+  queuesFailed(null);
+  queuesReadAt = new Date();
   const body = $('#queues tbody');
   const dlqs = new Set(res.data.queues.map((q) => q.dead_letter_queue).filter(Boolean));
   keepFocus(body, $('#queues-title'), () => body.replaceChildren(...res.data.queues.map((q) => {
@@ -1191,6 +1195,19 @@ async function loadQueues() {
               el('td', {class: 'num', dataset: {col: 'delayed'}, text: q.delayed}),
               el('td', {class: 'num dead' + (dead ? ' has' : ''), dataset: {col: 'dead'}, text: dead === null ? '—' : dead}));
   })));
+}
+
+// A read of the queues that failed (null: one that worked). Taskd not reached, or a refusal
+// (401, 403), shows the banner; another answer (a 503, with its detail) shows above the table,
+// whose counts, dimmed, are the last read's, not the queues' now.
+function queuesFailed(e) {
+  const box = $('#queues-error');
+  const said = e && e.status && e.status !== 401 && e.status !== 403;
+  box.hidden = !said;
+  box.replaceChildren(...clientText(said ? 'Cannot read the queues (' + e.status + ': ' + e.message + ')' +
+      (queuesReadAt ? '; the counts below are as of ' + queuesReadAt.toLocaleTimeString() : '') + '. Retrying.' : ''));
+  if (said) $('#queues').dataset.stale = '';
+  else delete $('#queues').dataset.stale;
 }
 
 function confirmRedrive(q) {
