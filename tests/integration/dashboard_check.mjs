@@ -1015,6 +1015,45 @@ await step('status and type filters, search by id', async () => {
   expect404 = false;
 }, ['loaded']);
 
+await step("the task open in the drawer is followed while the list shows another type, where the tabs share the stream and where they cannot", async () => {
+  const json = {'Content-Type': 'application/json'};
+  const failed = [];
+  for (const origin of [BASE, INSECURE]) {
+    const p20 = await lonePage();
+    try {
+      await p20.goto(origin + '/');
+      await p20.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+      await p20.waitForSelector('#filter-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+      await Promise.all([
+        p20.waitForResponse((r) => new URL(r.url()).pathname === '/tasks' && r.url().includes('task_type=noop')),
+        p20.selectOption('#filter-type', 'noop'),
+      ]);
+      await p20.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+      const r = await fetch(BASE + '/tasks', {method: 'POST', headers: json,
+                                              body: JSON.stringify({task_type: 'manual', data: {followed: origin}})});
+      check(r.status === 201, 'POST /tasks: ' + r.status);
+      const id = (await r.json()).id;
+      await p20.evaluate((id) => { location.hash = '#/tasks/' + id; }, id);
+      await p20.waitForSelector('#detail-title .chip[data-status="CREATED"]', {timeout: WAIT});
+      const msg = 'picked up by hand';
+      const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: json,
+                                                          body: JSON.stringify({status: 'IN_PROGRESS', status_msg: msg})});
+      check(patched.status === 204, 'PATCH: ' + patched.status);
+      await p20.waitForSelector('#detail-title .chip[data-status="IN_PROGRESS"]', {timeout: WAIT}).catch(async () => {
+        throw new Error(origin + ': the drawer of a manual task, with the list filtered to noop, still says ' +
+                        quote(await p20.textContent('#detail-title')) + ' after the task went IN_PROGRESS');
+      });
+      const facts = await p20.textContent('#detail-facts');
+      check(facts.includes(msg), origin + ': the drawer says ' + quote(facts));
+    } catch (e) {
+      failed.push(e.message);
+    } finally {
+      await p20.close();
+    }
+  }
+  check(!failed.length, failed.join('\n'));
+}, ['loaded']);
+
 await step('a list that comes late is brought up to date by the stream: no change in between is lost', async () => {
   const json = {'Content-Type': 'application/json'};
   const r = await fetch(BASE + '/tasks', {method: 'POST', headers: json,

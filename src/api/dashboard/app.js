@@ -582,14 +582,18 @@ function takeEvent(seq, ev) {
 // Ids only grow along the change log, and a tab applies each event once: one it has (its id at
 // most the last taken, or its list's position) comes again when a stream starts from an older
 // id than this tab has seen, as a new reader of a shared stream (see share) may, or a shared
-// stream from the group's position, older than this tab's list. A stream shared by the tabs
-// reads every type: a tab leaves out the events of other types than its filter's.
+// stream from the group's position, older than this tab's list. The stream reads every type
+// (a shared one serves tabs of other filters): a tab leaves out the events of other types than
+// its filter's, but for the task its drawer shows, which may be of any type.
 function applyOnce(seq, ev) {
   if (seq !== null) {
     if (state.taken !== null && seq <= state.taken) return;
     state.taken = seq;
   }
-  if (share.name && state.type && ev.task_type !== state.type) return;
+  if (state.type && ev.task_type !== state.type) {
+    if (ev.id === state.detail) applyEvent(ev);
+    return;
+  }
   applyEvent(ev);
 }
 
@@ -984,12 +988,11 @@ function connect(after) {
   if (parked) return; // shown again, the tab connects
   if (source) source.close();
   clearTimeout(retryTimer);
-  // the type filter is the stream's (a shared stream has none); the status filter is applied
-  // here, so that a task leaving the filtered status is still seen to change; after: the
-  // change log's position to continue from (the first list's, or the group's), once (a
-  // reconnection continues from its last event)
+  // the filters are applied here (applyOnce, applyEvent), not by the stream: a task leaving
+  // the filtered status is still seen to change, and the task open in the drawer, of whatever
+  // type, too; after: the change log's position to continue from (the first list's, or the
+  // group's), once (a reconnection continues from its last event)
   const q = new URLSearchParams();
-  if (state.type && !share.name) q.set('task_type', state.type);
   if (after !== undefined && after !== null) q.set('last_event_id', idText(after));
   const query = q.toString();
   const url = '/events' + (query ? '?' + query : '');
@@ -1658,9 +1661,9 @@ function setFilter(status, type) {
   for (const b of document.querySelectorAll('#filter-status button')) {
     b.setAttribute('aria-pressed', String(b.dataset.status === status));
   }
-  // as in beginEvents(); a shared stream reads every type, and stays
-  if (share.name) firstPage();
-  else firstPage().then(() => connect(state.listSeq));
+  // the stream reads every type, and stays: the events that come while the list is read are
+  // held and applied after it, as in beginEvents()
+  firstPage();
 }
 
 async function searchTask(e) {
