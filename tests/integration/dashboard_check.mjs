@@ -1710,6 +1710,48 @@ await step('event ids past 2^53 are told apart, and compared as numbers: each ev
   }
 }, ['loaded']);
 
+// A tab out of sight runs no animation frames, while a tab of its group in sight keeps the stream
+// it hears every change on: a new task's row, pushed off the page by newer ones, must not be kept.
+await step('a tab that runs no frames (out of sight) keeps no rows pushed off its page by new tasks', async () => {
+  const p19 = await lonePage();
+  try {
+    await p19.addInitScript(() => (window.requestAnimationFrame = () => 0)); // as out of sight: no frames
+    const n = 400;
+    const id = (i) => '0190f3c2-0000-7000-8000-' + i.toString(16).padStart(12, '0');
+    const task = (i) => ({id: id(i), task_type: 'manual', status: 'CREATED', status_msg: '',
+                          created_time: 1796117400, updated_time: 1796117400});
+    // the first list is empty; a later one (the page reads it again when rows are pushed off) has
+    // the newest 50
+    let lists = 0;
+    await p19.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? String(n) : '0'},
+      body: JSON.stringify({tasks: lists > 1 ? Array.from({length: 50}, (_, k) => task(n - k)) : [], next_token: null})}));
+    let stream = 'retry: 600000\n\n';
+    for (let i = 1; i <= n; i++) {
+      stream += 'id: ' + i + '\nevent: task\ndata: ' + JSON.stringify({seq: i, id: id(i), task_type: 'manual', status: 'CREATED',
+                                                                        status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+    }
+    await p19.route((url) => url.pathname === '/events', (route) => route.fulfill({
+      status: 200, contentType: 'text/event-stream', body: stream}));
+    await p19.goto(BASE + '/');
+    await p19.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT});
+    await p19.waitForFunction(() => document.querySelectorAll('#tasks tbody tr').length === 50, null, {timeout: WAIT});
+    // the table rows alive after a garbage collection: the page's own, and what it keeps
+    const cdp = await p19.context().newCDPSession(p19);
+    await cdp.send('HeapProfiler.collectGarbage');
+    const {result: proto} = await cdp.send('Runtime.evaluate', {expression: 'HTMLTableRowElement.prototype'});
+    const {objects} = await cdp.send('Runtime.queryObjects', {prototypeObjectId: proto.objectId});
+    const {result: alive} = await cdp.send('Runtime.callFunctionOn', {
+      objectId: objects.objectId, functionDeclaration: 'function () { return this.length; }', returnByValue: true});
+    const shown = await p19.evaluate(() => document.querySelectorAll('tr').length);
+    // the rows shown and at most two pages (100) the flash queue holds: not one a task, 400
+    check(alive.value < n / 2, alive.value + ' table rows alive after ' + n + ' new tasks, ' + shown +
+          ' of them on the page: the rows pushed off it are kept');
+  } finally {
+    await p19.close();
+  }
+}, ['loaded']);
+
 if (args.shots) {
   // The README's pictures: light, 1280x800.
   await step('README screenshots', async () => {

@@ -678,12 +678,17 @@ function applyEvent(ev) {
 // Rows whose highlight restarts: one frame takes the class off the rows queued, the next puts
 // it back, so a burst of events costs a style pass a frame (a forced layout for each event
 // froze the page for seconds under a burst). A background tab runs no frames: the queue then
-// holds its rows, removed ones too, until the tab is shown.
+// holds its rows until the tab is shown, and lets go of those no longer on the page (pushed
+// off by newer ones, or drawn anew by a load) once it holds two pages of rows, so that a tab
+// left out of sight for hours beside one in sight, hearing every new task, keeps no more.
 const flashQueue = new Set();
 let flashScheduled = false;
 
 function flash(tr) {
   flashQueue.add(tr);
+  if (flashQueue.size > 2 * PAGE_SIZE) {
+    for (const r of flashQueue) if (!r.isConnected) flashQueue.delete(r);
+  }
   if (!flashScheduled) {
     flashScheduled = true;
     requestAnimationFrame(flashStep);
