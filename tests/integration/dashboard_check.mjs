@@ -182,6 +182,9 @@ await step('a task created from the form shows in the table', async () => {
   const id = await link.getAttribute('title');
   check(/^[0-9a-f-]{36}$/.test(id), 'no task id in the form result: ' + id);
   made.created = id;
+  // a screen reader is told (a live region), as it is of a failure to create (an alert)
+  check(await page.getAttribute('#create-result', 'role') === 'status', 'the form result is not announced (no role="status")');
+  check(await page.getAttribute('.field-error[data-field="body"]', 'role') === 'alert', 'a failure to create is not announced (no role="alert")');
 }, ['loaded']);
 
 await step('it reaches COMPLETED without a reload (pushed by /events)', async () => {
@@ -219,9 +222,15 @@ await step("the API's 422 detail shows beside the fields it names", async () => 
   check(/valid dictionary/.test(dataErr), 'beside data: ' + JSON.stringify(dataErr));
   check(/valid integer/.test(ttlErr), 'beside ttl: ' + JSON.stringify(ttlErr));
   check((await page.textContent('.field-error[data-field="task_type"]')) === '', 'an error beside task_type');
+  // for a screen reader too: the fields in error are marked invalid, and the first has the keyboard
+  const invalid = await page.$$eval('#create-form [aria-invalid="true"]', (els) => els.map((e) => e.id));
+  check(invalid.join() === 'create-data,create-ttl', 'fields marked aria-invalid: ' + (invalid.join() || 'none'));
+  check(await page.evaluate(() => document.activeElement.id) === 'create-data',
+        'after the 422, focus is on ' + await focusText(page) + ', not the first field in error');
   await shot(page, 'form-422');
   await page.fill('#create-data', '{}');
   await page.fill('#create-ttl', '');
+  check(await page.$('#create-form [aria-invalid]') === null, 'a field corrected is still marked aria-invalid');
 }, ['loaded']);
 
 await step("a task's detail: linkable hash, trace waterfall with queue wait and handler run, history", async () => {

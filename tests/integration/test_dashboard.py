@@ -33,7 +33,8 @@ taken) too, until the page's next try opens one; a read of the queues refused wi
 the table, its counts dimmed, until one works. The task open in the drawer follows its changes while
 the list is filtered to another type, on a tab that shares the stream and on one that reads its own. A
 tab that runs no animation frames (as out of sight) keeps no rows that 400 new tasks (a stream answered
-by the test) pushed off its page. A task's data of a megabyte shows as one
+by the test) pushed off its page. The 422's fields in error are marked aria-invalid and the first has
+the focus; the form's result is a live region, its failure an alert. A task's data of a megabyte shows as one
 text, exact and indented; a trace of 12,008 spans draws 500 rows and says how many more; a ttl
 of 2^63-1 shows exact, its date as —. A status message of 4096 characters without a space wraps
 inside the drawer; a right-to-left override in a status message and in data is shown, not applied, in a row's tooltip too (as [U+202E]). The same

@@ -1335,7 +1335,20 @@ function fieldError(field, message) {
   const span = document.querySelector('#create-form .field-error[data-field="' + field + '"]');
   if (span) span.replaceChildren(...clientText(message));
   const input = {task_type: '#create-type', data: '#create-data', ttl: '#create-ttl'}[field];
-  if (input) $(input).classList.toggle('invalid', !!message);
+  if (input) markInvalid($(input), !!message);
+}
+
+// A field in error is marked for the eye (its border) and for a screen reader (aria-invalid).
+function markInvalid(input, bad) {
+  input.classList.toggle('invalid', bad);
+  if (bad) input.setAttribute('aria-invalid', 'true');
+  else input.removeAttribute('aria-invalid');
+}
+
+// After a refused submit the keyboard goes to the first field in error, whose label says what.
+function focusFirstError() {
+  const first = ['#create-type', '#create-data', '#create-ttl'].map($).find((i) => i.classList.contains('invalid'));
+  if (first) first.focus();
 }
 
 function clearFieldErrors() {
@@ -1349,7 +1362,7 @@ function checkData() {
   if (!text) {
     hint.textContent = 'empty: no data';
     hint.classList.remove('bad');
-    $('#create-data').classList.remove('invalid');
+    markInvalid($('#create-data'), false);
     return true;
   }
   try {
@@ -1357,12 +1370,12 @@ function checkData() {
     const kind = v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'object' ? null : 'a ' + typeof v;
     hint.textContent = kind ? 'valid JSON, but ' + kind + ': data must be an object' : 'valid JSON';
     hint.classList.toggle('bad', !!kind);
-    $('#create-data').classList.toggle('invalid', !!kind);
+    markInvalid($('#create-data'), !!kind);
     return true;
   } catch (e) {
     hint.replaceChildren(...clientText('not JSON: ' + e.message)); // it quotes the text typed
     hint.classList.add('bad');
-    $('#create-data').classList.add('invalid');
+    markInvalid($('#create-data'), true);
     return false;
   }
 }
@@ -1374,6 +1387,7 @@ async function submitCreate(e) {
   result.replaceChildren();
   if (!checkData()) {
     fieldError('data', 'Fix the JSON first.');
+    $('#create-data').focus();
     return;
   }
   // the body is written from the text as typed: JSON.parse would round integers past 2^53
@@ -1399,6 +1413,7 @@ async function submitCreate(e) {
         said.set(field, (said.get(field) || []).concat(String(item.msg)));
       }
       for (const [field, msgs] of said) fieldError(field, msgs.join(' '));
+      focusFirstError();
     } else {
       fieldError('body', err.message);
     }
