@@ -108,6 +108,26 @@ static bool producer_of(const record *rec, trace_ctx *out)
     return from != TRACECTX_NONE;
 }
 
+/* Say that a claim the store failed (busy, in error) keeps its message: the store's own line
+ * names the call, not the task or the message. */
+static void say_claim_failed(const lane *l, const record *rec, const store_write *c)
+{
+    switch (c->rc) {
+    case STORE_OK:
+    case STORE_CONFLICT:
+    case STORE_NOT_FOUND:
+    case STORE_INVALID: /* each said, or not worth a word, where its fate is set (work.h) */
+        return;
+    default:
+        break;
+    }
+    char why[160];
+    const char *reason = store_failure_reason(l->env.store, c->rc, why, sizeof why);
+    log_warn("cannot claim task; its message will come back", "task_id", rec->m.task_id,
+             "message_id", rec->m.message_id, "queue", l->queue->name, "error",
+             store_rc_name(c->rc), reason ? "reason" : NULL, reason, NULL);
+}
+
 /* The work item of a record whose claim (c) is done. */
 static void fill_item(const lane *l, const record *rec, const store_write *c, int64_t now,
                       int64_t deadline_ms, work_item *it)
@@ -128,6 +148,7 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     }
     it->claim = c->rc;
     it->claim_write = c;
+    say_claim_failed(l, rec, c);
     it->status_before = c->current.status;
     it->client_claimed = c->rc == STORE_CONFLICT && c->current.status == TASK_IN_PROGRESS &&
                          c->current.claim_expires != 0;

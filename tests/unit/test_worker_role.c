@@ -867,6 +867,48 @@ static void test_unclaimed_tasks_are_said(void **state)
     spans_free(&sp);
 }
 
+/* A claim the store fails (busy, in error) keeps its message, and says so at WARNING with the
+ * task, the message and the store's answer: the store's own line names the call it made, not
+ * which message comes back for it. */
+static void test_a_failed_claim_is_said(void **state)
+{
+    fixture *f = *state;
+    const store_rc fails[] = {STORE_BUSY, STORE_ERROR};
+    for (size_t i = 0; i < sizeof fails / sizeof fails[0]; i++) {
+        store_front r;
+        store_front_init(&r, f->store, answer_updates_to, fails[i]);
+        refused_statuses = 1u << TASK_IN_PROGRESS;
+        make_role_over(f, &r.base, "jobs");
+        char id[37];
+        create_task(f, "{}", NULL, id);
+        msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 1};
+        test_stderr cap;
+        log_setup(LOG_WARN, "test");
+        test_stderr_begin(&cap);
+        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+        char *logged = test_stderr_end(&cap);
+        log_setup(test_log_level, "test");
+        f->role->free(f->role);
+        f->role = NULL;
+        assert_failures(&res, "m-1");
+        assert_int_equal(r.answered, 1);
+        assert_int_equal(runs(f), 0);
+        json_t *said[2] = {0};
+        size_t n = log_lines(logged, "cannot claim task", said, 2);
+        if (n != 1)
+            fail_msg("case %zu: %zu lines say so; logged: %s", i, n, logged);
+        assert_string_equal(json_string_value(json_object_get(said[0], "level")), "WARNING");
+        assert_string_equal(json_string_value(json_object_get(said[0], "task_id")), id);
+        assert_string_equal(json_string_value(json_object_get(said[0], "message_id")), "m-1");
+        assert_string_equal(json_string_value(json_object_get(said[0], "queue")), "jobs");
+        assert_string_equal(json_string_value(json_object_get(said[0], "error")),
+                            store_rc_name(fails[i]));
+        json_decref(said[0]);
+        free(logged);
+        assert_status(f, id, TASK_CREATED, "");
+    }
+}
+
 static void test_batch_mixed_outcomes(void **state)
 {
     fixture *f = *state;
@@ -1234,6 +1276,7 @@ int main(void)
         CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
         CASE(test_unclaimed_tasks_are_said),
+        CASE(test_a_failed_claim_is_said),
         CASE(test_batch_mixed_outcomes),
         CASE(test_unknown_deadline_runs),
         CASE(test_body_not_an_object_uses_stored_data),
