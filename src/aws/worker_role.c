@@ -203,6 +203,37 @@ static work_fate reclaimed(const work_item *it, store_rc rc)
     }
 }
 
+/*
+ * The span of an item's reclaim, a call to the store of its own: an "UPDATE tasks" under the
+ * item's processing, as its claim and its report are (work.h), so that a trace shows the
+ * reclaim that let the task run again, or the one that kept its message.
+ */
+static void begin_reclaim_span(const worker_role *w, const work_item *it, span *s)
+{
+    trace_ctx ctx;
+    trace_ctx_of(&it->process, &ctx);
+    trace_begin(s, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
+    memcpy(s->task_id, it->id, sizeof s->task_id);
+    span_set_static(s, "db.system", w->store->ops->system);
+    span_set_static(s, "db.operation.name", "UPDATE");
+    span_set_static(s, "db.collection.name", "tasks");
+    span_set_static(s, "task.status", "IN_PROGRESS");
+    span_set_str(s, "task.id", it->id);
+    span_set_int(s, "taskd.receive_count", it->receive_count);
+}
+
+/* End a reclaim's span with the store's answer to rw: in error unless it took the task. */
+static void end_reclaim_span(worker_role *w, const store_write *rw, span *s)
+{
+    if (rw->rc != STORE_OK)
+        span_set_error(s, rw->rc == STORE_CONFLICT
+                              ? "conflict: taken again by another delivery, or finished, since "
+                                "its claim was read"
+                              : store_rc_name(rw->rc));
+    store_trace_write(w->store, rw, s);
+    trace_end(&w->tel, s);
+}
+
 /* Claim, run and report the lane's records; false when out of memory (nothing was done). */
 static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, int64_t deadline_ms)
 {
@@ -217,6 +248,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
     struct reclaim {
         store_write w;
         char msg[48];
+        span span; /* its "UPDATE tasks", under the item's processing */
     } *reclaims = calloc(m, sizeof *reclaims);
     if (!mine || !items || !claims || !reclaims) {
         free(mine);
@@ -302,13 +334,16 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
                            .status_msg = reclaims[k].msg,
                            .claimed_before = now - (int64_t)l->binding->timeout},
             };
+            begin_reclaim_span(w, &items[k], &reclaims[k].span);
             store_batch_submit(&group, w->store, &reclaims[k].w);
         }
     store_batch_wait(&group);
     aws_set_deadline(invocation_deadline); /* the reclaims too are claims: see above */
     for (size_t k = 0; k < m; k++)
-        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT)
+        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT) {
+            end_reclaim_span(w, &reclaims[k].w, &reclaims[k].span);
             items[k].fate = reclaimed(&items[k], reclaims[k].w.rc);
+        }
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN)

@@ -64,7 +64,9 @@
  *
  * Spans, in each task's trace (its message's traceparent): those of
  * work.h, "receive <queue>", "process <queue>", the claim and report
- * ("UPDATE tasks") and the run ("<handler> <task type>"); in dead-letter
+ * ("UPDATE tasks"), the reclaim of a task run again (an "UPDATE tasks" of
+ * its own, in error when it did not take the task) and the run
+ * ("<handler> <task type>"); in dead-letter
  * mode "process <dlq>" with its "UPDATE tasks".
  */
 #ifndef TASKD_WORKER_ROLE_H

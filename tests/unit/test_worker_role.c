@@ -909,6 +909,67 @@ static void test_a_failed_claim_is_said(void **state)
     }
 }
 
+/* A delivery that runs a task again shows its reclaim, a store call of its own, in the task's
+ * trace: an "UPDATE tasks" span under its processing, beside the claim that found the task
+ * IN_PROGRESS; one that failed (the store busy, or the task taken again since) is in error, and
+ * tells why the message came back with no run. */
+static void test_a_reclaim_is_traced(void **state)
+{
+    fixture *f = *state;
+    const store_rc answers[] = {STORE_OK, STORE_BUSY, STORE_CONFLICT};
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        store_front r;
+        store_front_init(&r, f->store,
+                         answers[i] == STORE_OK ? note_claim_deadlines : answer_reclaims,
+                         answers[i]);
+        make_role_over(f, &r.base, "jobs");
+        char id[37];
+        create_task(f, "{}", PRODUCER, id);
+        set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000); /* that one died */
+        msg m = {.message_id = "m-1",
+                 .queue = "jobs",
+                 .task_id = id,
+                 .receive_count = 2,
+                 .traceparent = PRODUCER};
+        int ran = runs(f);
+        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+        f->role->free(f->role);
+        f->role = NULL;
+        assert_failures(&res, answers[i] == STORE_OK ? "" : "m-1");
+        assert_int_equal(runs(f) - ran, answers[i] == STORE_OK ? 1 : 0);
+
+        spans sp = {0};
+        sp.n = tracer_task_spans(f->tracer, id, &sp.s);
+        const span *process = find(&sp, "process jobs", NULL), *claim = NULL, *reclaim = NULL;
+        for (size_t k = 0; k < sp.n; k++) {
+            const span *s = &sp.s[k];
+            const char *st = attr_str(s, "task.status");
+            if (strcmp(s->name, "UPDATE tasks") != 0 || !st || strcmp(st, "IN_PROGRESS") != 0)
+                continue;
+            if (s->start_ns == process->start_ns && !claim)
+                claim = s; /* the claim's span has no time of its own (work.h) */
+            else
+                reclaim = s;
+        }
+        assert_child(claim, process);
+        assert_child(reclaim, process);
+        assert_string_equal(attr_str(reclaim, "db.system"), attr_str(claim, "db.system"));
+        assert_string_equal(attr_str(reclaim, "task.id"), id);
+        if (answers[i] == STORE_OK) {
+            assert_int_not_equal(reclaim->status, SPAN_STATUS_ERROR);
+            assert_store_call(f, reclaim);
+            assert_non_null(find(&sp, "UPDATE tasks", "COMPLETED"));
+        } else {
+            assert_int_equal(reclaim->status, SPAN_STATUS_ERROR);
+            if (answers[i] == STORE_BUSY)
+                assert_string_equal(reclaim->status_msg, store_rc_name(STORE_BUSY));
+            else
+                assert_non_null(strstr(reclaim->status_msg, "taken again by another delivery"));
+        }
+        spans_free(&sp);
+    }
+}
+
 static void test_batch_mixed_outcomes(void **state)
 {
     fixture *f = *state;
@@ -1277,6 +1338,7 @@ int main(void)
         CASE(test_deadline_too_near_kept),
         CASE(test_unclaimed_tasks_are_said),
         CASE(test_a_failed_claim_is_said),
+        CASE(test_a_reclaim_is_traced),
         CASE(test_batch_mixed_outcomes),
         CASE(test_unknown_deadline_runs),
         CASE(test_body_not_an_object_uses_stored_data),
