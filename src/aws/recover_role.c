@@ -177,58 +177,91 @@ static outcome add_record(recover_role *rr, sbuf *ev, const char *id, size_t n, 
     return o;
 }
 
+/* Where the listing of one task type in a window stands. */
+typedef struct cursor {
+    const char *task_type;
+    char before[TASK_ID_LEN + 1]; /* the next page's ids are below this one */
+    bool done;                    /* no page left: every task of the type in the window seen */
+} cursor;
+
 /*
- * Publish again the tasks of type task_type still CREATED whose ids are at least lo and below
- * below: a page at a time, newest first, each page one event for the publish role. *count
- * grows by the records handed over.
+ * Publish again the next page of c's type: its tasks still CREATED whose ids are at least lo
+ * and below c->before, newest first, as one event for the publish role. c moves past the page
+ * (done after the last); *count grows by the records handed over.
  */
-static outcome recover_type(recover_role *rr, const lambda_invocation *inv, const char *task_type,
-                            const char *lo, const char *below, size_t *count)
+static outcome recover_page(recover_role *rr, const lambda_invocation *inv, cursor *c,
+                            const char *lo, size_t *count)
 {
-    char before[TASK_ID_LEN + 1];
-    snprintf(before, sizeof before, "%s", below);
-    for (bool more = true; more;) {
-        if (!time_left(inv))
-            return OUT_FAILED;
-        store_list_query q = {.before_id = before,
-                              .status = "CREATED",
-                              .task_type = task_type,
-                              .limit = RECOVER_BATCH};
-        store_page page;
-        store_rc rc = store_list_tasks(rr->tasks, &q, &page);
-        if (rc != STORE_OK) {
-            log_warn("listing stranded tasks failed", "task_type", task_type, "error",
-                     store_rc_name(rc), NULL);
-            return OUT_FAILED;
-        }
-        sbuf ev = {0};
-        sbuf_puts(&ev, "{\"Records\":[");
-        size_t n = 0;
-        bool past = false; /* a task older than the window */
-        outcome o = OUT_DONE;
-        for (size_t i = 0; i < page.count && o == OUT_DONE; i++) {
-            if ((past = strcmp(page.tasks[i].id, lo) < 0))
-                break;
-            bool added = false;
-            o = add_record(rr, &ev, page.tasks[i].id, n + 1, &added);
-            n += added;
-        }
-        more = page.more && page.count > 0 && !past;
-        if (page.count > 0)
-            memcpy(before, page.tasks[page.count - 1].id, sizeof before);
-        store_page_free(&page);
-        sbuf_puts(&ev, "]}");
-        if (o == OUT_DONE && n > 0) {
-            if (sbuf_failed(&ev) || !publish_event(rr, inv, &ev))
+    store_list_query q = {.before_id = c->before,
+                          .status = "CREATED",
+                          .task_type = c->task_type,
+                          .limit = RECOVER_BATCH};
+    store_page page;
+    store_rc rc = store_list_tasks(rr->tasks, &q, &page);
+    if (rc != STORE_OK) {
+        log_warn("listing stranded tasks failed", "task_type", c->task_type, "error",
+                 store_rc_name(rc), NULL);
+        return OUT_FAILED;
+    }
+    sbuf ev = {0};
+    sbuf_puts(&ev, "{\"Records\":[");
+    size_t n = 0;
+    bool past = false; /* a task older than the window */
+    outcome o = OUT_DONE;
+    for (size_t i = 0; i < page.count && o == OUT_DONE; i++) {
+        if ((past = strcmp(page.tasks[i].id, lo) < 0))
+            break;
+        bool added = false;
+        o = add_record(rr, &ev, page.tasks[i].id, n + 1, &added);
+        n += added;
+    }
+    c->done = !page.more || page.count == 0 || past;
+    if (page.count > 0)
+        memcpy(c->before, page.tasks[page.count - 1].id, sizeof c->before);
+    store_page_free(&page);
+    sbuf_puts(&ev, "]}");
+    if (o == OUT_DONE && n > 0) {
+        if (sbuf_failed(&ev) || !publish_event(rr, inv, &ev))
+            o = OUT_FAILED;
+        else
+            *count += n;
+    }
+    sbuf_free(&ev);
+    return o;
+}
+
+/*
+ * Publish again the tasks of every configured type still CREATED whose ids are at least lo and
+ * below below: a page of each type in turn, so that a type with many such tasks (one no
+ * subscription takes stays CREATED, and is listed again at each delivery of the message) does
+ * not spend the invocation's time before the others have theirs.
+ */
+static outcome recover_types(recover_role *rr, const lambda_invocation *inv, const char *lo,
+                             const char *below, size_t *count)
+{
+    size_t n = rr->cfg->n_task_types;
+    cursor *cursors = calloc(n ? n : 1, sizeof *cursors);
+    if (!cursors)
+        return OUT_FAILED; /* out of memory: the message comes back */
+    for (size_t i = 0; i < n; i++) {
+        cursors[i].task_type = rr->cfg->task_types[i];
+        snprintf(cursors[i].before, sizeof cursors[i].before, "%s", below);
+    }
+    outcome o = OUT_DONE;
+    for (bool more = true; more && o == OUT_DONE;) {
+        more = false;
+        for (size_t i = 0; i < n && o == OUT_DONE; i++) {
+            if (cursors[i].done)
+                continue;
+            if (!time_left(inv))
                 o = OUT_FAILED;
             else
-                *count += n;
+                o = recover_page(rr, inv, &cursors[i], lo, count);
+            more = more || !cursors[i].done;
         }
-        sbuf_free(&ev);
-        if (o != OUT_DONE)
-            return o;
     }
-    return OUT_DONE;
+    free(cursors);
+    return o;
 }
 
 /* One publish-failures message (its body parsed, sqs_event.h): the tasks of its window
@@ -249,9 +282,7 @@ static outcome recover_message(recover_role *rr, const lambda_invocation *inv, c
     uuid7_floor((uint64_t)(first > RECOVER_MARGIN_MS ? first - RECOVER_MARGIN_MS : 0), lo);
     uuid7_floor((uint64_t)(last + RECOVER_MARGIN_MS + 1), below);
     size_t count = 0;
-    outcome o = OUT_DONE;
-    for (size_t i = 0; i < rr->cfg->n_task_types && o == OUT_DONE; i++)
-        o = recover_type(rr, inv, rr->cfg->task_types[i], lo, below, &count);
+    outcome o = recover_types(rr, inv, lo, below, &count);
     char n[24], from[32], to[32];
     snprintf(n, sizeof n, "%zu", count);
     task_time_iso_text(from, first / 1000);

@@ -17,7 +17,9 @@
  *
  * A task that is still CREATED because its message waits in a queue is published again as well:
  * delivery is at least once, and the claim of the copy that comes second gets 409, so it is
- * dropped. A window is listed newest first, one page per task type at a time.
+ * dropped. A window is listed newest first, a page of each task type in turn (a type with
+ * many tasks still CREATED, as one no subscription takes keeps them, does not hold the others
+ * back until the deadline).
  *
  * The event is an SQS event; the answer {"batchItemFailures": [...]} names each message whose
  * window was not wholly published (the publish role reported a failure, the store failed, or the

@@ -1317,6 +1317,40 @@ static void test_recover_pages_through_a_window(void **state)
     fixture_stop(&f);
 }
 
+/* The types of a window take their pages in turn: a type with more tasks still CREATED than a
+ * page (as one no subscription takes keeps them, listed again at each delivery of its message)
+ * has its first page, then the next type its own, before its second. Had it all its pages first,
+ * a type after it would wait for them, and an invocation's time could run out before its first
+ * page at every delivery of the message, its tasks never published again. */
+static void test_recover_takes_the_types_in_turn(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    role *r = recover_role_over(&f, f.store);
+    enum { N = RECOVER_BATCH + 5 };
+    assert_true(N + 1 <= MAX_ENTRIES);
+    static char ids[N][37];
+    char other[37];
+    int64_t t0 = clock_unix_ms();
+    for (int i = 0; i < N; i++)
+        create(&f, "TASK1", "{}", ids[i]);
+    create(&f, "TASK2", "{}", other);
+    int64_t window[] = {t0, clock_unix_ms()};
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->n_entries, N + 1);
+    int at = -1;
+    for (int i = 0; i < f.sns->n_entries; i++)
+        if (strcmp(f.sns->entries[i].task_id, other) == 0)
+            at = i;
+    /* after TASK1's first page, before its second */
+    assert_int_equal(at, RECOVER_BATCH);
+    for (int i = 0; i < N; i++)
+        assert_non_null(entry_of(&f, ids[i]));
+    r->free(r);
+    fixture_stop(&f);
+}
+
 /* A message whose tasks were not all published is reported, and only that one: SQS gives it
  * again. So is one the invocation's deadline or the store cut short. */
 static void test_recover_reports_what_it_did_not_publish(void **state)
@@ -1482,6 +1516,7 @@ int main(void)
         cmocka_unit_test(test_fauxqs_end_to_end),
         cmocka_unit_test(test_recover_publishes_the_new_tasks_of_its_window),
         cmocka_unit_test(test_recover_pages_through_a_window),
+        cmocka_unit_test(test_recover_takes_the_types_in_turn),
         cmocka_unit_test(test_recover_passes_over_a_task_without_a_record),
         cmocka_unit_test(test_recover_reports_what_it_did_not_publish),
         cmocka_unit_test(test_recover_drops_what_it_cannot_read),
