@@ -58,7 +58,7 @@ static void task_attributes(sqs_record *rec, const json_t *attrs, const char *ke
     if (id && *id && strlen(id) <= TASK_ID_LEN)
         memcpy(rec->task_id, id, strlen(id) + 1);
     else if (id)
-        log_warn("message names no valid task id; dropped", "message_id", rec->message_id, NULL);
+        rec->bad_task_id = true;
     rec->task_type = message_attribute(attrs, "TaskType", key);
     rec->traceparent = message_attribute(attrs, "traceparent", key);
     const char *tracestate[] = {message_attribute(attrs, "tracestate", key)};

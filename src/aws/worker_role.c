@@ -92,6 +92,11 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
         log_error("message from a queue this worker does not serve; it will come back",
                   "message_id", rec->m.message_id, "event_source_arn", arn ? arn : "", NULL);
         rec->kept = true;
+    } else if (!rec->m.task_id[0]) {
+        /* not a task message: spent (deleted), and said, or it would go without a trace */
+        log_warn("message names no task; it is dropped", "message_id", rec->m.message_id, "queue",
+                 rec->lane->queue->name, "reason",
+                 rec->m.bad_task_id ? "its TaskId is no task id" : "no TaskId attribute", NULL);
     }
     return true;
 }

@@ -37,9 +37,10 @@
  *     traceparent and tracestate come along (the task's stored type wins
  *     when the claim finds the task; a tracestate goes to the handler only
  *     with the traceparent it came with, and not when it breaks a rule). A
- *     record without TaskId is not a task message and is spent. A queue
- *     subscribed without raw message delivery gets the SNS envelope as body;
- *     it is read too (Message, MessageAttributes.*.Value).
+ *     record without TaskId, or with one that is no task id, is not a task
+ *     message: it is spent, and said at WARNING. A queue subscribed without
+ *     raw message delivery gets the SNS envelope as body; it is read too
+ *     (Message, MessageAttributes.*.Value).
  *   - body is the task's data when it is a JSON object; otherwise the
  *     stored task's data is used.
  *   - A claim that finds the task IN_PROGRESS is a redelivery. When that

@@ -990,6 +990,47 @@ static void test_batch_mixed_outcomes(void **state)
     assert_status(f, busy, TASK_IN_PROGRESS, "Task started");
 }
 
+/* A message that names no task (no TaskId attribute, or one that is no task id) is spent, and
+ * said at WARNING with its message id, queue and why, in both modes: deleted in silence, it
+ * left no trace of what came and went. */
+static void test_a_message_naming_no_task_is_said(void **state)
+{
+    fixture *f = *state;
+    static const char *const queues[] = {"jobs", "task1-dlq"};
+    for (size_t q = 0; q < sizeof queues / sizeof queues[0]; q++) {
+        make_role(f, queues[q]);
+        msg m[2] = {
+            {.message_id = "m-none", .queue = queues[q], .body = "{\"hello\":1}"},
+            {.message_id = "m-bad", .queue = queues[q], .task_id = ""},
+        };
+        test_stderr cap;
+        log_setup(LOG_WARN, "test");
+        test_stderr_begin(&cap);
+        role_result res = invoke(f, m, 2, now_ms() + MINUTE_MS);
+        char *logged = test_stderr_end(&cap);
+        log_setup(test_log_level, "test");
+        f->role->free(f->role);
+        f->role = NULL;
+        assert_failures(&res, "");
+        assert_int_equal(runs(f), 0);
+        json_t *said[3] = {0};
+        size_t n = log_lines(logged, "message names no task", said, 3);
+        if (n != 2)
+            fail_msg("%s: %zu lines say so; logged: %s", queues[q], n, logged);
+        static const char *const want[][2] = {{"m-none", "no TaskId attribute"},
+                                              {"m-bad", "its TaskId is no task id"}};
+        for (size_t i = 0; i < 2; i++) {
+            assert_string_equal(json_string_value(json_object_get(said[i], "level")), "WARNING");
+            assert_string_equal(json_string_value(json_object_get(said[i], "message_id")),
+                                want[i][0]);
+            assert_string_equal(json_string_value(json_object_get(said[i], "queue")), queues[q]);
+            assert_string_equal(json_string_value(json_object_get(said[i], "reason")), want[i][1]);
+            json_decref(said[i]);
+        }
+        free(logged);
+    }
+}
+
 static void test_unknown_deadline_runs(void **state)
 {
     fixture *f = *state;
@@ -1340,6 +1381,7 @@ int main(void)
         CASE(test_a_failed_claim_is_said),
         CASE(test_a_reclaim_is_traced),
         CASE(test_batch_mixed_outcomes),
+        CASE(test_a_message_naming_no_task_is_said),
         CASE(test_unknown_deadline_runs),
         CASE(test_body_not_an_object_uses_stored_data),
         CASE(test_sns_envelope),
