@@ -219,6 +219,8 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     if (!time_to_run(e, it)) {
         log_info("too near the deadline to start the task; its message will come back", "task_id",
                  it->id, "queue", it->queue, NULL);
+        /* claimed, and not run: the trace says why, as for a task never claimed */
+        span_set_error(&it->process, "not run: too near the deadline to start the task");
         it->fate = WORK_KEEP;
         return false;
     }

@@ -786,6 +786,47 @@ static void test_deadline_too_near_kept(void **state)
     assert_status(f, id, TASK_CREATED, ""); /* not even claimed: nothing to take over later */
 }
 
+/* For a store in front of the fixture's: make each claim in the store behind, then let 2.5 s
+ * pass before it is answered, as an earlier run of the batch that overran its timeout would
+ * take them after it. */
+static bool time_after_claims(store_front *f, store_write *w)
+{
+    if (w->kind != STORE_WRITE_UPDATE || w->update.status != TASK_IN_PROGRESS)
+        return false; /* made by the store behind */
+    store_write_wait(f->inner, w);
+    nanosleep(&(struct timespec){.tv_sec = 2, .tv_nsec = 500000000}, NULL);
+    return true; /* answered with the store behind's answer */
+}
+
+/* A task claimed and then too near the deadline to start (the time its run needed went after
+ * its claim) is not run, and its message comes back; its trace says why, as one never claimed does,
+ * where its delivery ended OK after a claim OK and nothing more. */
+static void test_a_claimed_task_too_near_the_deadline_says_so(void **state)
+{
+    fixture *f = *state;
+    store_front r;
+    store_front_init(&r, f->store, time_after_claims, STORE_OK);
+    make_role_over(f, &r.base, "jobs");
+    char id[37];
+    create_task(f, "{}", NULL, id);
+    msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id};
+    /* a run of the binding's 30 s and the report's margin fit, with 2 s to spare */
+    role_result res = invoke(f, &m, 1, now_ms() + 30000 + WORKER_REPORT_MARGIN_MS + 2000);
+    f->role->free(f->role);
+    f->role = NULL;
+    assert_failures(&res, "m-1");
+    assert_int_equal(runs(f), 0);
+    assert_status(f, id, TASK_IN_PROGRESS, "Task started"); /* claimed */
+    spans sp = {0};
+    sp.n = tracer_task_spans(f->tracer, id, &sp.s);
+    const span *process = find(&sp, "process jobs", NULL);
+    assert_non_null(process);
+    assert_non_null(find(&sp, "UPDATE tasks", "IN_PROGRESS"));
+    assert_int_equal(process->status, SPAN_STATUS_ERROR);
+    assert_string_equal(process->status_msg, "not run: too near the deadline to start the task");
+    spans_free(&sp);
+}
+
 /* The threshold main() set, to go back to after a case that logs at WARNING. */
 static log_level test_log_level = LOG_ERROR;
 
@@ -1377,6 +1418,7 @@ int main(void)
         CASE(test_a_reclaim_leaves_its_run_its_time),
         CASE(test_duplicate_redeliveries_run_once),
         CASE(test_deadline_too_near_kept),
+        CASE(test_a_claimed_task_too_near_the_deadline_says_so),
         CASE(test_unclaimed_tasks_are_said),
         CASE(test_a_failed_claim_is_said),
         CASE(test_a_reclaim_is_traced),
