@@ -638,6 +638,17 @@ static size_t entries_of(const http_stub_request *rq, size_t *bytes)
     return n;
 }
 
+/* The calls s took, in order: each call's entries and their messages' bytes. */
+static void assert_calls(http_stub *s, const size_t calls[][2], size_t n)
+{
+    assert_int_equal(http_stub_count(s), n);
+    for (size_t i = 0; i < n; i++) {
+        size_t bytes;
+        assert_int_equal(entries_of(http_stub_request_at(s, i), &bytes), calls[i][0]);
+        assert_int_equal(bytes, calls[i][1]);
+    }
+}
+
 /* A topic whose MaximumMessageSize is *arg bytes: a call whose messages add up to more is
  * refused whole, BatchRequestTooLong; others are echoed. */
 static void refuse_over(void *arg, const http_stub_request *rq, size_t index,
@@ -708,13 +719,7 @@ static void test_call_too_long_for_the_topic_is_split(void **state)
     assert_string_equal(st[3].code, "BatchRequestTooLong");
     /* all four, refused; the halves 0-1, refused; 0; 1; the halves 2-3, refused; 2; 3, refused */
     const size_t calls[][2] = {{4, 220}, {2, 80}, {1, 40}, {1, 40}, {2, 140}, {1, 40}, {1, 100}};
-    size_t n = sizeof calls / sizeof calls[0];
-    assert_int_equal(http_stub_count(s), n);
-    for (size_t i = 0; i < n; i++) {
-        size_t bytes;
-        assert_int_equal(entries_of(http_stub_request_at(s, i), &bytes), calls[i][0]);
-        assert_int_equal(bytes, calls[i][1]);
-    }
+    assert_calls(s, calls, sizeof calls / sizeof calls[0]);
     http_stub_stop(s);
 
     /* the one over the limit in the middle: the message after it is not sent */
@@ -755,13 +760,7 @@ static void test_split_call_keeps_the_refusals_before_sending(void **state)
             fail_msg("message %d: %s %s", i, st[i].code, st[i].message);
     /* the three, refused; the half 0-1: 1; the half 2-3, refused; 2; 3 */
     const size_t calls[][2] = {{3, 120}, {1, 40}, {2, 80}, {1, 40}, {1, 40}};
-    size_t n = sizeof calls / sizeof calls[0];
-    assert_int_equal(http_stub_count(s), n);
-    for (size_t i = 0; i < n; i++) {
-        size_t bytes;
-        assert_int_equal(entries_of(http_stub_request_at(s, i), &bytes), calls[i][0]);
-        assert_int_equal(bytes, calls[i][1]);
-    }
+    assert_calls(s, calls, sizeof calls / sizeof calls[0]);
     http_stub_stop(s);
 
     /* the first half fails (one over the limit by itself): the second is not sent, but for its
