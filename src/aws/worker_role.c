@@ -92,13 +92,24 @@ static bool read_record(worker_role *w, const json_t *r, size_t i, record *rec, 
         log_error("message from a queue this worker does not serve; it will come back",
                   "message_id", rec->m.message_id, "event_source_arn", arn ? arn : "", NULL);
         rec->kept = true;
-    } else if (!rec->m.task_id[0]) {
-        /* not a task message: spent (deleted), and said, or it would go without a trace */
-        log_warn("message names no task; it is dropped", "message_id", rec->m.message_id, "queue",
-                 rec->lane->queue->name, "reason",
-                 rec->m.bad_task_id ? "its TaskId is no task id" : "no TaskId attribute", NULL);
     }
     return true;
+}
+
+/*
+ * Say the records that name no task, spent (deleted by Lambda), or they would go without a
+ * trace: once the batch is answered, since a batch refused whole (a record unreadable, out of
+ * memory) comes back whole, those with it.
+ */
+static void say_no_task(const record *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const record *rec = &recs[i];
+        if (rec->lane && !rec->kept && !rec->m.task_id[0])
+            log_warn("message names no task; it is dropped", "message_id", rec->m.message_id,
+                     "queue", rec->lane->queue->name, "reason",
+                     rec->m.bad_task_id ? "its TaskId is no task id" : "no TaskId attribute", NULL);
+    }
 }
 
 /* ---- handler lanes -------------------------------------------------------- */
@@ -499,6 +510,8 @@ static void worker_invoke(role *r, const lambda_invocation *inv, role_result *ou
         out->response = batch_response(recs, n, &out->response_len);
         if (!out->response)
             role_fail(out, "Runtime.OutOfMemory", "cannot encode the response");
+        else
+            say_no_task(recs, n);
     }
     for (size_t i = 0; i < n; i++)
         json_decref(recs[i].m.body_doc);

@@ -1072,6 +1072,37 @@ static void test_a_message_naming_no_task_is_said(void **state)
     }
 }
 
+/* A batch refused whole (a record in it unreadable: Runtime.InvalidEvent) comes back whole, the
+ * message that names no task with it: it is not said to be dropped, at this delivery nor at the
+ * next ones, where it was at each. */
+static void test_a_message_naming_no_task_in_a_batch_that_comes_back_is_not_dropped(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    char *text = sqs_event(&(msg){.message_id = "m-none", .queue = "jobs", .body = "{}"}, 1);
+    json_t *doc = json_loads(text, 0, NULL);
+    free(text);
+    json_array_append_new(json_object_get(doc, "Records"), json_pack("{ss}", "body", "{}"));
+    char *event = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    test_stderr cap;
+    log_setup(LOG_WARN, "test");
+    test_stderr_begin(&cap);
+    role_result res = invoke_text(f, event, now_ms() + MINUTE_MS);
+    char *logged = test_stderr_end(&cap);
+    log_setup(test_log_level, "test");
+    free(event);
+    assert_null(res.response);
+    assert_string_equal(res.error_type, "Runtime.InvalidEvent");
+    role_result_clear(&res);
+    json_t *said[1] = {0};
+    size_t n = log_lines(logged, "message names no task", said, 1);
+    if (n != 0)
+        fail_msg("%zu lines say a message of a batch that comes back is dropped; logged: %s", n,
+                 logged);
+    free(logged);
+}
+
 static void test_unknown_deadline_runs(void **state)
 {
     fixture *f = *state;
@@ -1424,6 +1455,7 @@ int main(void)
         CASE(test_a_reclaim_is_traced),
         CASE(test_batch_mixed_outcomes),
         CASE(test_a_message_naming_no_task_is_said),
+        CASE(test_a_message_naming_no_task_in_a_batch_that_comes_back_is_not_dropped),
         CASE(test_unknown_deadline_runs),
         CASE(test_body_not_an_object_uses_stored_data),
         CASE(test_sns_envelope),
