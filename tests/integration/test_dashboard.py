@@ -31,7 +31,8 @@ from another origin, that the console stays free of errors, the dark theme, and 
 with a 403 shows the answer's detail in the banner, and one refused with a 503 (all of taskd's streams
 taken) too, until the page's next try opens one; a read of the queues refused with a 503 says so above
 the table, its counts dimmed, until one works. The task open in the drawer follows its changes while
-the list is filtered to another type, on a tab that shares the stream and on one that reads its own. A
+the list is filtered to another type, on a tab that shares the stream and on one that reads its own, and
+its entering the list's filtered status does not read the list again. A
 tab that runs no animation frames (as out of sight) keeps no rows that 400 new tasks (a stream answered
 by the test) pushed off its page. The 422's fields in error are marked aria-invalid and the first has
 the focus; the form's result is a live region, its failure an alert. A task's data of a megabyte shows as one

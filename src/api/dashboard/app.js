@@ -584,14 +584,18 @@ function takeEvent(seq, ev) {
 // id than this tab has seen, as a new reader of a shared stream (see share) may, or a shared
 // stream from the group's position, older than this tab's list. The stream reads every type
 // (a shared one serves tabs of other filters): a tab leaves out the events of other types than
-// its filter's, but for the task its drawer shows, which may be of any type.
+// its filter's, but for the task its drawer shows, which may be of any type: the drawer alone
+// follows it then (what applyEvent() does for the list, such as reading it again for a task
+// that enters the filtered status, is for tasks of the list's type).
 function applyOnce(seq, ev) {
   if (seq !== null) {
     if (state.taken !== null && seq <= state.taken) return;
     state.taken = seq;
   }
   if (state.type && ev.task_type !== state.type) {
-    if (ev.id === state.detail) applyEvent(ev);
+    if (ev.id !== state.detail) return;
+    if (ev.event === 'REMOVE') noteRemoved(ev.id, eventSeconds(ev));
+    followDetail(ev);
     return;
   }
   applyEvent(ev);
@@ -619,23 +623,37 @@ function firstPage() {
   return loadTasks();
 }
 
+// An event's time in Unix seconds, NaN when it has none.
+function eventSeconds(ev) {
+  const seconds = Date.parse(ev.time) / 1000;
+  return isFinite(seconds) ? Math.floor(seconds) : NaN;
+}
+
+// A change of the task open in the drawer (a removal noted by then): it is read again, or shown
+// removed.
+function followDetail(ev) {
+  if (ev.event !== 'REMOVE') {
+    refreshDetailSoon();
+    return;
+  }
+  clearTimeout(detailTimer);
+  detailSeq++; // a load under way may have read the task before it went
+  showRemoved(ev.id);
+}
+
 // One change from the event stream: update the row, or add it on the first page.
 function applyEvent(ev) {
   const row = state.rows.get(ev.id);
-  const seconds = Date.parse(ev.time) / 1000;
+  const seconds = eventSeconds(ev);
   if (ev.event === 'REMOVE') {
-    noteRemoved(ev.id, isFinite(seconds) ? Math.floor(seconds) : NaN);
+    noteRemoved(ev.id, seconds);
     if (row) flash(row.tr);
-    if (ev.id === state.detail) {
-      clearTimeout(detailTimer);
-      detailSeq++; // a load under way may have read the task before it went
-      showRemoved(ev.id);
-    }
+    if (ev.id === state.detail) followDetail(ev);
     return;
   }
   if (row) {
     const t = Object.assign({}, row.task, {status: ev.status, status_msg: ev.status_msg});
-    if (isFinite(seconds)) t.updated_time = Math.floor(seconds);
+    if (isFinite(seconds)) t.updated_time = seconds;
     row.task = t;
     renderRow(t, row.tr);
     flash(row.tr);
@@ -644,7 +662,7 @@ function applyEvent(ev) {
     if (state.tokens.length === 1) reloadSoon();
   } else if (ev.event === 'INSERT') {
     const t = {id: ev.id, task_type: ev.task_type, status: ev.status, status_msg: ev.status_msg || '',
-               created_time: isFinite(seconds) ? Math.floor(seconds) : Math.floor(Date.now() / 1000)};
+               created_time: isFinite(seconds) ? seconds : Math.floor(Date.now() / 1000)};
     t.updated_time = t.created_time;
     if (!taskMatches(t)) return;
     if (state.tokens.length > 1) {
