@@ -848,6 +848,30 @@ static size_t log_lines(const char *logged, const char *prefix, json_t **out, si
     return n;
 }
 
+/* invoke_text() with what the role logs at WARNING and above caught, into *logged (the caller
+ * frees it). */
+static role_result invoke_text_logged(fixture *f, const char *event, int64_t deadline_ms,
+                                      char **logged)
+{
+    test_stderr cap;
+    log_setup(LOG_WARN, "test");
+    test_stderr_begin(&cap);
+    role_result res = invoke_text(f, event, deadline_ms);
+    *logged = test_stderr_end(&cap);
+    log_setup(test_log_level, "test");
+    return res;
+}
+
+/* invoke(), the same way. */
+static role_result invoke_logged(fixture *f, const msg *m, size_t n, int64_t deadline_ms,
+                                 char **logged)
+{
+    char *event = sqs_event(m, n);
+    role_result res = invoke_text_logged(f, event, deadline_ms, logged);
+    free(event);
+    return res;
+}
+
 /* Tasks left unclaimed for want of time (a function whose timeout is too short for its handler
  * would keep every message until it is dead-lettered) are said at WARNING, once for the batch,
  * with what an operator needs to see why: the tasks, the time left and the time a run needs.
@@ -865,13 +889,9 @@ static void test_unclaimed_tasks_are_said(void **state)
         {.message_id = "m-3", .queue = "jobs", .task_id = ids[2]},
     };
     /* 45 s left: one run of the binding's 30 s fits with the report's margin, not two */
-    test_stderr cap;
-    log_setup(LOG_WARN, "test");
-    test_stderr_begin(&cap);
+    char *logged;
     int64_t before = now_ms();
-    role_result res = invoke(f, m, 3, before + 45000);
-    char *logged = test_stderr_end(&cap);
-    log_setup(test_log_level, "test");
+    role_result res = invoke_logged(f, m, 3, before + 45000, &logged);
     assert_failures(&res, "m-2,m-3");
     assert_int_equal(runs(f), 1);
     assert_status(f, ids[0], TASK_COMPLETED, "Task completed");
@@ -923,12 +943,8 @@ static void test_a_failed_claim_is_said(void **state)
         char id[37];
         create_task(f, "{}", NULL, id);
         msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .receive_count = 1};
-        test_stderr cap;
-        log_setup(LOG_WARN, "test");
-        test_stderr_begin(&cap);
-        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
-        char *logged = test_stderr_end(&cap);
-        log_setup(test_log_level, "test");
+        char *logged;
+        role_result res = invoke_logged(f, &m, 1, now_ms() + MINUTE_MS, &logged);
         f->role->free(f->role);
         f->role = NULL;
         assert_failures(&res, "m-1");
@@ -1044,12 +1060,8 @@ static void test_a_message_naming_no_task_is_said(void **state)
             {.message_id = "m-none", .queue = queues[q], .body = "{\"hello\":1}"},
             {.message_id = "m-bad", .queue = queues[q], .task_id = ""},
         };
-        test_stderr cap;
-        log_setup(LOG_WARN, "test");
-        test_stderr_begin(&cap);
-        role_result res = invoke(f, m, 2, now_ms() + MINUTE_MS);
-        char *logged = test_stderr_end(&cap);
-        log_setup(test_log_level, "test");
+        char *logged;
+        role_result res = invoke_logged(f, m, 2, now_ms() + MINUTE_MS, &logged);
         f->role->free(f->role);
         f->role = NULL;
         assert_failures(&res, "");
@@ -1085,12 +1097,8 @@ static void test_a_message_naming_no_task_in_a_batch_that_comes_back_is_not_drop
     json_array_append_new(json_object_get(doc, "Records"), json_pack("{ss}", "body", "{}"));
     char *event = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    test_stderr cap;
-    log_setup(LOG_WARN, "test");
-    test_stderr_begin(&cap);
-    role_result res = invoke_text(f, event, now_ms() + MINUTE_MS);
-    char *logged = test_stderr_end(&cap);
-    log_setup(test_log_level, "test");
+    char *logged;
+    role_result res = invoke_text_logged(f, event, now_ms() + MINUTE_MS, &logged);
     free(event);
     assert_null(res.response);
     assert_string_equal(res.error_type, "Runtime.InvalidEvent");
