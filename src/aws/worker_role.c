@@ -224,17 +224,9 @@ static work_fate reclaimed(const work_item *it, store_rc rc)
  * item's processing, as its claim and its report are (work.h), so that a trace shows the
  * reclaim that let the task run again, or the one that kept its message.
  */
-static void begin_reclaim_span(const worker_role *w, const work_item *it, span *s)
+static void begin_reclaim_span(const lane *l, const work_item *it, span *s)
 {
-    trace_ctx ctx;
-    trace_ctx_of(&it->process, &ctx);
-    trace_begin(s, &ctx, "UPDATE tasks", SPAN_KIND_CLIENT);
-    memcpy(s->task_id, it->id, sizeof s->task_id);
-    span_set_static(s, "db.system", w->store->ops->system);
-    span_set_static(s, "db.operation.name", "UPDATE");
-    span_set_static(s, "db.collection.name", "tasks");
-    span_set_static(s, "task.status", "IN_PROGRESS");
-    span_set_str(s, "task.id", it->id);
+    work_begin_update_span(&l->env, s, it, "IN_PROGRESS");
     span_set_int(s, "taskd.receive_count", it->receive_count);
 }
 
@@ -350,7 +342,7 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
                            .status_msg = reclaims[k].msg,
                            .claimed_before = now - (int64_t)l->binding->timeout},
             };
-            begin_reclaim_span(w, &items[k], &reclaims[k].span);
+            begin_reclaim_span(l, &items[k], &reclaims[k].span);
             store_batch_submit(&group, w->store, &reclaims[k].w);
         }
     store_batch_wait(&group);

@@ -101,8 +101,7 @@ static void begin_delivery(const work_env *e, work_item *it, const work_item *it
     span_set_str(&it->process, "task.id", it->id);
 }
 
-/* A status-update span under the item's processing. */
-static void begin_update_span(const work_env *e, span *s, const work_item *it, const char *status)
+void work_begin_update_span(const work_env *e, span *s, const work_item *it, const char *status)
 {
     child_span(s, &it->process, "UPDATE tasks", SPAN_KIND_CLIENT, it->id);
     span_set_static(s, "db.system", e->store->ops->system);
@@ -147,7 +146,7 @@ void work_begin(const work_env *e, work_item *items, size_t n)
             it->fate = WORK_KEEP;
             continue;
         }
-        begin_update_span(e, &it->claim_span, it, "IN_PROGRESS");
+        work_begin_update_span(e, &it->claim_span, it, "IN_PROGRESS");
         it->claim_span.start_ns = it->claim_span.end_ns = it->process.start_ns;
         if (it->claimed_with_receive)
             span_set_bool(&it->claim_span, "taskd.with_receive", true);
@@ -288,7 +287,7 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
     trace_end(&e->telemetry, &it->run_span);
 
     task_status status = it->result.ok ? TASK_COMPLETED : TASK_FAILED;
-    begin_update_span(e, &it->report_span, it, task_status_name(status));
+    work_begin_update_span(e, &it->report_span, it, task_status_name(status));
     it->report = (store_write){
         .kind = STORE_WRITE_UPDATE,
         .now = clock_unix_s(), /* the clock the API stamps creations with */
@@ -329,7 +328,7 @@ bool work_finish(const work_env *e, work_item *it)
         store_rc rc = it->report.rc;
         if (rc == STORE_INVALID && it->report.update.result) {
             end_update_span(e, &it->report_span, rc, &it->report, NULL);
-            begin_update_span(e, &it->report_span, it, task_status_name(TASK_FAILED));
+            work_begin_update_span(e, &it->report_span, it, task_status_name(TASK_FAILED));
             rc = report_without_result(e, it);
         }
         end_update_span(e, &it->report_span, rc, &it->report, NULL);

@@ -134,6 +134,12 @@ void work_item_reset(work_item *it);
  */
 void work_begin(const work_env *e, work_item *items, size_t n);
 /*
+ * Open a status-update span of the item (s; status: the one written): an "UPDATE tasks" under
+ * its processing, as its claim's and its report's are, for a call to the store of its own
+ * beside them (the AWS worker's reclaim). The caller ends it.
+ */
+void work_begin_update_span(const work_env *e, span *s, const work_item *it, const char *status);
+/*
  * Run an item whose fate is WORK_RUN and submit its report into group. False
  * when it was not run to an outcome — too near its deadline for the
  * binding's timeout (the handler is not called), or aborted — and its fate
