@@ -3,7 +3,7 @@
 # each for FUZZ_SECONDS (default 10) over a copy of its seed corpus (tests/fuzz/corpus/<target>) in
 # a temporary directory: nothing new is written into the repository. Non-zero on any crash, leak,
 # UB or failed invariant, with the reproducer's path.
-#   scripts/fuzz.sh                        every target, 10 s each (the CI pass)
+#   scripts/fuzz.sh                        every target, 10 s each (CI: 5 s each)
 #   FUZZ_SECONDS=3600 scripts/fuzz.sh config   one target for an hour
 #   scripts/fuzz.sh --list                 the targets
 # Reproduce a finding: build-fuzz/fuzz_<target> <crash file>
