@@ -4,9 +4,9 @@
  * Each thread receives a batch with its tasks claimed in the same
  * transaction, turns the messages into work items, and hands them to the
  * step of work.h (claim outcome, run, report). What belongs to the queue
- * stays here: keeping the rest of a batch hidden while its tasks run (and,
- * through the runner's keeper thread, a run's own message for as long as it
- * goes on), releasing what an abort left unstarted, and deleting what is done.
+ * stays here: keeping the rest of a batch hidden while its tasks run, for as
+ * long as each goes on (the runner's keeper), releasing what an abort left
+ * unstarted, and deleting what is done.
  *
  * A stop ends the receiving, never a batch: what a thread has claimed when
  * a graceful stop arrives is run to its end, within shutdown_grace. Only
@@ -61,7 +61,7 @@ typedef struct kept_run {
     const queue_message *msgs; /* the running one first */
     size_t n;
     unsigned hide_s;      /* how long an extension hides them */
-    int64_t hidden_until; /* steady ms; the keeper moves it on */
+    int64_t hidden_until; /* steady ms; keep_extend() moves it on */
     int64_t try_at;       /* when the keeper extends them next (steady ms) */
     bool extending;       /* the keeper's extension of them is under way (under keep_mu) */
     bool failing;         /* its last extension failed, and the keeper warned of it */
@@ -90,16 +90,32 @@ struct runner {
 };
 
 /*
+ * Hide k's messages for another k->hide_s, and move k's times on when they are. Made without
+ * keep_mu, which every run takes at its start and end, so that the other runs go on however long
+ * the writer takes to commit it: by the running thread before k is watched (keep_watch()), or by
+ * the keeper with k marked extending.
+ */
+static store_rc keep_extend(runner *r, kept_run *k)
+{
+    int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
+    store_rc rc = broker_extend(r->broker, k->msgs, k->n, k->hide_s);
+    if (rc == STORE_OK) {
+        k->hidden_until = asked + (int64_t)k->hide_s * 1000;
+        k->try_at = k->hidden_until - KEEP_AHEAD_MS;
+    }
+    return rc;
+}
+
+/*
  * The keeper's loop. A run normally ends within its timeout and margin, before its message would
- * be visible again, and costs the keeper nothing but its watch. One that does not (its kill or
- * report held up on a loaded machine, a handler past its timeout) would let its message be
- * delivered again while it runs, and run beside itself: the keeper hides the message (and the
- * rest of the batch, waiting behind it) for another hide_s, KEEP_AHEAD_MS before that time,
- * and again as long as the run goes on, as an SQS consumer extends a message's visibility. A
- * run that ends while its extension is under way waits for it (kept_run.extending) before its
- * message is deleted or given back: no extension lands after those. The write is made without
- * keep_mu, which every run takes at its start and end: the other runs go on meanwhile, however
- * long the writer takes to commit it.
+ * be visible again (keep_watch() hides it that long before the run starts), and costs the keeper
+ * nothing but its watch. One that does not (its kill or report held up on a loaded machine, a
+ * handler past its timeout) would let its message be delivered again while it runs, and run beside
+ * itself: the keeper hides the message (and the rest of the batch, waiting behind it) for another
+ * hide_s, KEEP_AHEAD_MS before that time, and again as long as the run goes on, as an SQS consumer
+ * extends a message's visibility. A run that ends while its extension is under way waits for it
+ * (kept_run.extending) before its message is deleted or given back: no extension lands after
+ * those.
  */
 static void *keeper_main(void *arg)
 {
@@ -117,15 +133,11 @@ static void *keeper_main(void *arg)
              * to the front, seen by the next look */
             k->extending = true;
             pthread_mutex_unlock(&r->keep_mu);
-            int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
-            store_rc rc = broker_extend(r->broker, k->msgs, k->n, k->hide_s);
+            store_rc rc = keep_extend(r, k);
             pthread_mutex_lock(&r->keep_mu);
             k->extending = false;
             pthread_cond_broadcast(&r->extended_cv);
-            if (rc == STORE_OK) {
-                k->hidden_until = asked + (int64_t)k->hide_s * 1000;
-                k->try_at = k->hidden_until - KEEP_AHEAD_MS;
-            } else {
+            if (rc != STORE_OK) {
                 if (!k->failing) /* once while the store's trouble lasts, not every try */
                     log_warn("cannot keep the message of a run in progress hidden; trying again",
                              "queue", r->queue->name, "error", store_rc_name(rc), NULL);
@@ -147,18 +159,27 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
-/* Have the keeper watch k (filled but for try_at, extending, failing and next) while its run goes
- * on. The keeper is woken only when it would otherwise sleep past k's time: not once a task. */
-static void keep_watch(runner *r, kept_run *k)
+/*
+ * Have the keeper watch k (filled but for try_at, extending, failing and next) while its run goes
+ * on; first, when its messages would be visible again within run_s (the run's timeout and
+ * margin), hide them as the keeper does: false when that fails, and the run is not to start (its
+ * message could be delivered again while it runs). The keeper is woken only when it would
+ * otherwise sleep past k's time: not once a task.
+ */
+static bool keep_watch(runner *r, kept_run *k, unsigned run_s)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
     k->extending = k->failing = false;
+    if (clock_steady_ms() + (int64_t)run_s * 1000 > k->hidden_until &&
+        keep_extend(r, k) != STORE_OK)
+        return false;
     pthread_mutex_lock(&r->keep_mu);
     k->next = r->kept;
     r->kept = k;
     if (k->try_at < r->keeper_due)
         pthread_cond_signal(&r->keep_cv);
     pthread_mutex_unlock(&r->keep_mu);
+    return true;
 }
 
 /* The run of k ended: the keeper no longer extends it (waiting for an extension of it under
@@ -289,23 +310,17 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }
-        if (clock_steady_ms() + (int64_t)run_s * 1000 > hidden_until) {
-            /* the rest of the batch would reappear while this task runs: keep it hidden */
-            int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
-            if (broker_extend(r->broker, msgs + i, n - i, hide_s) == STORE_OK) {
-                hidden_until = asked + (int64_t)hide_s * 1000;
-            } else { /* run now, its message could be delivered again meanwhile: given back */
-                log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
-                         "given back",
-                         "queue", r->queue->name, NULL);
-                kept_hidden = false;
-                unstarted[n_unstarted++] = msgs[i];
-                continue;
-            }
-        }
+        /* the rest of the batch, this task first, is kept hidden while it runs */
         kept_run keep = {
             .msgs = msgs + i, .n = n - i, .hide_s = hide_s, .hidden_until = hidden_until};
-        keep_watch(r, &keep);
+        if (!keep_watch(r, &keep, run_s)) {
+            log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
+                     "given back",
+                     "queue", r->queue->name, NULL);
+            kept_hidden = false;
+            unstarted[n_unstarted++] = msgs[i];
+            continue;
+        }
         work_run(&r->work, &items[i], &group);
         hidden_until = keep_unwatch(r, &keep);
         if (items[i].fate == WORK_KEEP) /* cut short by an abort (no deadline here) */

@@ -126,6 +126,23 @@ static void hold_a_keeper_extension(void)
     pthread_mutex_unlock(&keeper_extend_mu);
 }
 
+/* Have hold_a_keeper_extension() hold the keeper's next one, until let_keeper_extensions_go(). */
+static void arm_keeper_hold(void)
+{
+    assert_int_equal(clock_mono_cond_init(&keeper_extend_cv), 0);
+    keeper_extend_armed = true;
+    keeper_extend_held = keeper_extend_let_go = false;
+}
+
+static void let_keeper_extensions_go(void)
+{
+    pthread_mutex_lock(&keeper_extend_mu);
+    keeper_extend_armed = false;
+    keeper_extend_let_go = true;
+    pthread_cond_broadcast(&keeper_extend_cv);
+    pthread_mutex_unlock(&keeper_extend_mu);
+}
+
 /* Extensions made (not failed here), by any thread. */
 static atomic_int extends_made;
 
@@ -233,15 +250,32 @@ static int teardown(void **state)
     return 0;
 }
 
+/* Start a runner of the configuration's first binding with handler h. */
+static runner *start_with(fixture *f, handler *h)
+{
+    char err[256] = "";
+    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], h, NULL,
+                             err, sizeof err);
+    if (!r)
+        fail_msg("%s", err);
+    return r;
+}
+
 static runner *start(fixture *f)
 {
     char err[256] = "";
     handler *h = handler_create(&f->cfg.handlers[0], err, sizeof err);
     assert_non_null(h);
-    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0], h, NULL,
-                             err, sizeof err);
-    assert_non_null(r);
-    return r;
+    return start_with(f, h);
+}
+
+/* The configuration text in place of the fixture's. */
+static void use_config(fixture *f, const char *text)
+{
+    config_free(&f->cfg);
+    char err[256] = "";
+    if (!config_load_text(&f->cfg, text, "test", err, sizeof err))
+        fail_msg("%s", err);
 }
 
 /* Join within seconds; on failure still end and free the runner before failing. */
@@ -350,13 +384,10 @@ static void test_stop_after_own_claim_runs_the_batch(void **state)
 static void test_batch_not_kept_hidden_is_given_back(void **state)
 {
     fixture *f = *state;
-    config_free(&f->cfg);
-    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 2}],"
-                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
-                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
-                       " \"timeout\": 2, \"batch_size\": 3}]}";
-    char err[256] = "";
-    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    use_config(f, "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 2}],"
+                  " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                  " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                  " \"timeout\": 2, \"batch_size\": 3}]}");
     atomic_store(&extends_to_fail, 1);
     char ids[1][37];
     send_tasks(f, 1, ids);
@@ -402,15 +433,12 @@ static int open_fds(void)
 static void test_a_task_taskd_cannot_start_is_not_dead_lettered(void **state)
 {
     fixture *f = *state;
-    config_free(&f->cfg);
-    const char *text = "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1,"
-                       " \"max_receive_count\": 1, \"dead_letter_queue\": \"dead\"},"
-                       " {\"name\": \"dead\"}],"
-                       " \"subscriptions\": [{\"queue\": \"jobs\"}],"
-                       " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"exec\","
-                       " \"command\": [\"/bin/true\"], \"timeout\": 1}]}";
-    char err[256] = "";
-    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    use_config(f, "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1,"
+                  " \"max_receive_count\": 1, \"dead_letter_queue\": \"dead\"},"
+                  " {\"name\": \"dead\"}],"
+                  " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                  " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"exec\","
+                  " \"command\": [\"/bin/true\"], \"timeout\": 1}]}");
     char ids[1][37];
     send_tasks(f, 1, ids);
     task t = {0};
@@ -560,9 +588,7 @@ static handler overrun_one = {.name = "overrun-one", .run = overrun_one_run, .fr
  */
 static runner *start_overrun(fixture *f, const char *text, char id[37], int *runs)
 {
-    config_free(&f->cfg);
-    char err[256] = "";
-    assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
+    use_config(f, text);
     assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
     overrun_runs = 0;
     overrun_released = false;
@@ -570,9 +596,7 @@ static runner *start_overrun(fixture *f, const char *text, char id[37], int *run
     send_tasks(f, 1, ids);
     memcpy(id, ids[0], sizeof ids[0]);
     memcpy(overrun_task, ids[0], sizeof overrun_task);
-    runner *r = runner_start(f->store, broker_of(f->store), &f->cfg, &f->cfg.handlers[0],
-                             &overrun_one, NULL, err, sizeof err);
-    assert_non_null(r);
+    runner *r = start_with(f, &overrun_one);
     pthread_mutex_lock(&overrun_mu);
     struct timespec until = clock_mono_after_ms(10000);
     while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
@@ -668,9 +692,7 @@ static void test_a_run_past_its_margin_is_not_delivered_again(void **state)
 static void test_a_keeper_extension_holds_up_no_other_run(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(clock_mono_cond_init(&keeper_extend_cv), 0);
-    keeper_extend_armed = true;
-    keeper_extend_held = keeper_extend_let_go = false;
+    arm_keeper_hold();
     char ids[2][37];
     int runs; /* not looked at: the keeper's extension held says the run went on */
     runner *r = start_overrun(f,
@@ -691,11 +713,7 @@ static void test_a_keeper_extension_holds_up_no_other_run(void **state)
     /* a task sent now is run by the other thread, the extension still held */
     send_tasks(f, 1, ids + 1);
     task_status second = wait_completed(f, ids[1], 3000);
-    pthread_mutex_lock(&keeper_extend_mu);
-    keeper_extend_armed = false;
-    keeper_extend_let_go = true;
-    pthread_cond_broadcast(&keeper_extend_cv);
-    pthread_mutex_unlock(&keeper_extend_mu);
+    let_keeper_extensions_go();
     release_overrun();
     task_status first = wait_completed(f, ids[0], 5000);
     stop_overrun(r, "after the runs");
@@ -710,6 +728,73 @@ static void test_a_keeper_extension_holds_up_no_other_run(void **state)
     queue_stats st = {0};
     assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
     assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
+}
+
+/* A handler that notes, as each run starts, how long its queue's messages are still hidden; under
+ * keeper_extend_mu, so that a test waits for the runs or a keeper's extension held alike. */
+static broker *hidden_broker;
+static int hidden_runs;
+static int64_t hidden_for_ms[2]; /* at each run's start, until the queue's first is visible */
+
+static void hidden_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
+{
+    (void)h, (void)t, (void)timeout_s;
+    int64_t due = 0;
+    store_rc rc = broker_next_visible(hidden_broker, "jobs", &due);
+    pthread_mutex_lock(&keeper_extend_mu);
+    if (hidden_runs < 2)
+        hidden_for_ms[hidden_runs] = rc == STORE_OK ? due - clock_steady_ms() : -1;
+    hidden_runs++;
+    pthread_cond_broadcast(&keeper_extend_cv);
+    pthread_mutex_unlock(&keeper_extend_mu);
+    *out = (handler_result){.ok = true, .status_msg = strdup("Task completed")};
+}
+
+static handler hidden_check = {.name = "hidden-check", .run = hidden_run, .free = overrun_free};
+
+/*
+ * A batch whose visibility timeout (1 s) is shorter than a run may take (its timeout, 1 s, and
+ * the runner's 5 s margin) is hidden further before each of its runs starts, not once the run
+ * goes on: at the start of the first run and of the second, the batch's messages are hidden for
+ * seconds more (6 s). The keeper's own extensions are held meanwhile, so only one made before
+ * the run can have landed; a runner that left that extension to the keeper had it held before
+ * either run began, the batch due back within the receive's 1 s.
+ */
+static void test_a_batch_is_hidden_before_a_run_that_would_outlast_it(void **state)
+{
+    fixture *f = *state;
+    use_config(f, "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1}],"
+                  " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+                  " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+                  " \"timeout\": 1, \"batch_size\": 2}]}");
+    arm_keeper_hold();
+    hidden_broker = broker_of(f->store);
+    hidden_runs = 0;
+    char ids[2][37];
+    send_tasks(f, 2, ids); /* before the runner starts: one batch */
+    runner *r = start_with(f, &hidden_check);
+    /* both runs begin, or the keeper's extension is held (the run it keeps waits for it) */
+    pthread_mutex_lock(&keeper_extend_mu);
+    struct timespec until = clock_mono_after_ms(10000);
+    while (hidden_runs < 2 && !keeper_extend_held &&
+           pthread_cond_timedwait(&keeper_extend_cv, &keeper_extend_mu, &until) == 0)
+        ;
+    int runs = hidden_runs;
+    int64_t hidden[2] = {hidden_for_ms[0], hidden_for_ms[1]};
+    pthread_mutex_unlock(&keeper_extend_mu);
+    let_keeper_extensions_go();
+    task_status got[2] = {wait_completed(f, ids[0], 5000), wait_completed(f, ids[1], 5000)};
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the batch");
+    pthread_cond_destroy(&keeper_extend_cv);
+    if (runs < 2)
+        fail_msg("%d of the 2 runs began before the keeper extended the batch", runs);
+    for (int i = 0; i < 2; i++)
+        if (hidden[i] < 3000)
+            fail_msg("run %d began with the batch hidden %lld ms more, for a run of up to 6 s",
+                     i + 1, (long long)hidden[i]);
+    assert_int_equal(got[0], TASK_COMPLETED);
+    assert_int_equal(got[1], TASK_COMPLETED);
 }
 
 /* How many times needle occurs in text. */
@@ -786,6 +871,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_keeper_that_cannot_extend_warns_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_is_hidden_before_a_run_that_would_outlast_it,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
