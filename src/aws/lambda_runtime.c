@@ -21,6 +21,7 @@
 #include "lambda_runtime.h"
 
 #include "core/sbuf.h"
+#include "util/digits.h"
 #include "util/errbuf.h"
 
 #include <curl/curl.h>
@@ -150,15 +151,8 @@ static bool api_address_ok(const char *s)
     if (n == 0 || n > API_MAX)
         return false;
     const char *colon = strrchr(s, ':');
-    if (!colon || colon == s || colon[1] == '\0')
-        return false;
-    long port = 0;
-    for (const char *p = colon + 1; *p; p++) {
-        if (*p < '0' || *p > '9' || p - colon > 5)
-            return false;
-        port = port * 10 + (*p - '0');
-    }
-    if (port < 1 || port > 65535)
+    long port;
+    if (!colon || colon == s || !digits_parse(colon + 1, strlen(colon + 1), 1, 65535, &port))
         return false;
     if (s[0] == '[') {
         if (colon[-1] != ']' || colon - s < 3)

@@ -18,6 +18,7 @@
 #include "store/store_sqlite.h"
 #include "taskd/start_checks.h"
 #include "trace/trace.h"
+#include "util/digits.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -80,24 +81,6 @@ static void usage(FILE *out)
         "probability TASK1_FAILURE_RATE (default 0.25, 0-1).\n");
 }
 
-/* s as a number in plain digits (no sign, blank or other character) up to max; false if it is
- * not one (strtol would take " +80" for 80, and "-0"). */
-static bool parse_digits(const char *s, long max, long *out)
-{
-    long v = 0;
-    if (!*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        v = v * 10 + (*s - '0');
-        if (v > max)
-            return false;
-    }
-    *out = v;
-    return true;
-}
-
 /* Split HOST:PORT (HOST may be [v6]); false if malformed. */
 static bool parse_listen(const char *s, options *o)
 {
@@ -115,7 +98,7 @@ static bool parse_listen(const char *s, options *o)
     if (host_len >= sizeof o->host)
         return false;
     long port;
-    if (!parse_digits(colon + 1, 65535, &port))
+    if (!digits_parse(colon + 1, strlen(colon + 1), 0, 65535, &port))
         return false;
     memcpy(o->host, host, host_len);
     o->host[host_len] = '\0';
@@ -230,7 +213,7 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
             break;
         case 't': {
             long n;
-            if (!parse_digits(optarg, 256, &n) || n < 1)
+            if (!digits_parse(optarg, strlen(optarg), 1, 256, &n))
                 return fail("--threads must be a number from 1 to 256");
             o->threads = (int)n;
             break;

@@ -16,6 +16,7 @@
 #include "core/sbuf.h"
 #include "core/tracectx.h"
 #include "trace/span_encode.h"
+#include "util/digits.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -347,15 +348,8 @@ static bool parse_host_port(const char *s, size_t len, char *host, size_t hostle
     }
     const char *p = colon + 1;
     size_t plen = len - (size_t)(p - s);
-    if (hlen == 0 || hlen >= hostlen || plen == 0 || plen > 5)
-        return false;
-    long v = 0;
-    for (size_t i = 0; i < plen; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        v = v * 10 + (p[i] - '0');
-    }
-    if (v < 1 || v > 65535)
+    long v;
+    if (hlen == 0 || hlen >= hostlen || !digits_parse(p, plen, 1, 65535, &v))
         return false;
     memcpy(host, h, hlen);
     host[hlen] = '\0';

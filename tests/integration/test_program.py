@@ -116,7 +116,8 @@ class Program(ServersTestCase):
                      ["--listen", "127.0.0.1:abc"],
                      # a number in plain digits only: no sign or blank, as strtol would take
                      ["--listen", "127.0.0.1:+80"], ["--listen", "127.0.0.1: 80"], ["--listen", "127.0.0.1:-0"],
-                     ["--listen", "127.0.0.1:"], ["--threads", "+2"], ["--threads", " 2"], ["--threads", "2 "]):
+                     ["--listen", "127.0.0.1:"], ["--listen", "127.0.0.1:0x50"],
+                     ["--threads", "+2"], ["--threads", " 2"], ["--threads", "2 "], ["--threads", "0x2"]):
             with self.subTest(args=args):
                 full = ["--db", self.path("v.db"), "--listen", "127.0.0.1:0"] + args
                 self.assertFailsWithOneLine(full, one_line=False)

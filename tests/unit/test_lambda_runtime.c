@@ -110,6 +110,10 @@ static void test_new_reads_the_environment(void **state)
         "[::1:9001",
         "[]:9001",
         "host:90 01",
+        "127.0.0.1:+9001",
+        "127.0.0.1:-1",
+        "127.0.0.1:0x2329",
+        "127.0.0.1: 9001",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("AWS_LAMBDA_RUNTIME_API", bad[i], 1);
@@ -120,7 +124,8 @@ static void test_new_reads_the_environment(void **state)
         assert_true(err[0] != '\0');
     }
     /* Valid ones; nothing listens there, and creation must not try to connect. */
-    static const char *const good[] = {"127.0.0.1:9001", "localhost:1", "[::1]:65535"};
+    static const char *const good[] = {"127.0.0.1:9001", "localhost:1", "[::1]:65535",
+                                       "127.0.0.1:0000009001"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         setenv("AWS_LAMBDA_RUNTIME_API", good[i], 1);
         lambda_runtime *rt = lambda_runtime_new(NULL, 0);

@@ -1321,6 +1321,7 @@ static void test_xray_daemon_address(void **state)
     assert_addr("[::1]:2000", "::1", 2000);
     assert_addr("udp:[fe80::1]:65535 tcp:[fe80::1]:2000", "fe80::1", 65535);
     assert_addr("h:1", "h", 1);
+    assert_addr("h:0000002000", "h", 2000); /* plain digits, as taskd's --listen takes them */
 
     assert_addr_rejected("localhost");
     assert_addr_rejected("localhost:");
@@ -1330,6 +1331,8 @@ static void test_xray_daemon_address(void **state)
     assert_addr_rejected("localhost:123456");
     assert_addr_rejected("localhost:20a0");
     assert_addr_rejected("localhost:-1");
+    assert_addr_rejected("localhost:+2000");
+    assert_addr_rejected("localhost:0x7d0");
     assert_addr_rejected("::1:2000");
     assert_addr_rejected("[::1]2000");
     assert_addr_rejected("[::1:2000");
