@@ -220,10 +220,11 @@ static const struct {
     {"noop", noop_new},
     {"exec", exec_new},
 };
+static const size_t n_builtin = sizeof builtin / sizeof builtin[0];
 
 handler *handler_create(const handler_config *hc, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+    for (size_t i = 0; i < n_builtin; i++)
         if (strcmp(builtin[i].name, hc->handler) == 0) {
             char why[256] = "";
             handler *h = builtin[i].create(hc, why, sizeof why);
@@ -231,8 +232,12 @@ handler *handler_create(const handler_config *hc, char *err, size_t errlen)
                 snprintf(err, errlen, "the handler of queue %s: %s", hc->queue, why);
             return h;
         }
-    snprintf(err, errlen, "unknown handler \"%s\" for queue %s (known: TASK1, noop, exec)",
-             hc->handler, hc->queue);
+    /* the table's names, so that one added to it is named too */
+    size_t n = (size_t)snprintf(
+        err, errlen, "unknown handler \"%s\" for queue %s (known:", hc->handler, hc->queue);
+    for (size_t i = 0; i < n_builtin && n < errlen; i++)
+        n += (size_t)snprintf(err + n, errlen - n, " %s%s", builtin[i].name,
+                              i + 1 < n_builtin ? "," : ")");
     return NULL;
 }
 

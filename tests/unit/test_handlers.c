@@ -8,6 +8,7 @@
  * - as the wait begins, before it runs out (the abort wakes it);
  * - once the wait has run out, before the waiting thread has its lock back (the abort takes the
  *   lock first, and the thread finds the handler aborted when it looks).
+ * And a binding naming no handler: the refusal names every one the table has.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* The handler to abort as its next wait begins, and the one to abort once its wait ran out. */
@@ -155,6 +157,34 @@ static void test_task1_wait_that_ran_out_before_the_abort_is_its_own_end(void **
     abort_at(&abort_after_wait, "1", 0, false, "timed out after 0 s", true); /* the timeout's */
 }
 
+/* A binding naming no handler is refused with the names of the table's, each one a binding may
+ * name; a short buffer takes what fits. */
+static void test_an_unknown_handler_is_refused_with_the_known_ones(void **state)
+{
+    (void)state;
+    handler_config hc = {.queue = "jobs", .handler = "nope", .timeout = 30};
+    char err[256] = "";
+    assert_null(handler_create(&hc, err, sizeof err));
+    assert_string_equal(err, "unknown handler \"nope\" for queue jobs (known: TASK1, noop, exec)");
+
+    char names[256];
+    snprintf(names, sizeof names, "%s", strstr(err, "(known: ") + strlen("(known: "));
+    names[strcspn(names, ")")] = '\0';
+    for (char *save = NULL, *name = strtok_r(names, ", ", &save); name;
+         name = strtok_r(NULL, ", ", &save)) {
+        snprintf(hc.handler, sizeof hc.handler, "%s", name);
+        char why[256] = "";
+        handler_free(handler_create(&hc, why, sizeof why)); /* exec, with no command, is refused */
+        if (strstr(why, "unknown handler"))
+            fail_msg("the refusal names %s, which is no handler: %s", name, why);
+    }
+
+    char small[51];
+    snprintf(hc.handler, sizeof hc.handler, "nope");
+    assert_null(handler_create(&hc, small, sizeof small));
+    assert_string_equal(small, "unknown handler \"nope\" for queue jobs (known: TASK");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_task1_wait_that_runs_out_is_its_own_end),
         cmocka_unit_test(test_task1_wait_the_abort_cuts_is_not_its_own_end),
         cmocka_unit_test(test_task1_wait_that_ran_out_before_the_abort_is_its_own_end),
+        cmocka_unit_test(test_an_unknown_handler_is_refused_with_the_known_ones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
