@@ -135,7 +135,10 @@ static int fail_value(const char *from, const char *must)
     return fail(msg);
 }
 
-/* A yes/no environment variable: unset is no; false if malformed. */
+/* The words env_flag() takes (in any case), as a refusal names them. */
+#define FLAG_WORDS "1, true or yes, or 0, false or no"
+
+/* A yes/no environment variable: unset or empty is no; false if malformed. */
 static bool env_flag(const char *name, bool *out)
 {
     const char *v = getenv(name);
@@ -258,7 +261,7 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         return fail(msg);
     }
     if (n_bad)
-        return fail_value(bad_env, n_bad > 1 ? "must each be 1 or 0" : "must be 1 or 0");
+        return fail_value(bad_env, n_bad > 1 ? "must each be " FLAG_WORDS : "must be " FLAG_WORDS);
     if (!parse_listen(listen ? listen : "127.0.0.1:8080", o))
         return fail_value(listen_from, "must be HOST:PORT, e.g. 127.0.0.1:8080 or [::1]:0");
     if (sync && !parse_sync(sync, &o->sync))

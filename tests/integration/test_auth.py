@@ -201,7 +201,9 @@ class AuthTestCase(unittest.TestCase):
 
     # -- --metrics-public ---------------------------------------------------------------------------
     def test_metrics_public(self):
-        for how in ({"args": ["--metrics-public"]}, {"env": {"TASKD_METRICS_PUBLIC": "1"}}):
+        # the variable takes each word its refusal names: 1, true or yes, in any case
+        for how in ({"args": ["--metrics-public"]}, {"env": {"TASKD_METRICS_PUBLIC": "1"}},
+                    {"env": {"TASKD_METRICS_PUBLIC": "TRUE"}}, {"env": {"TASKD_METRICS_PUBLIC": "Yes"}}):
             with self.subTest(how=how):
                 env = dict(how.get("env", {}), TASKD_TOKENS=TOKENS[0])
                 s = self.start(args=how.get("args", []), env=env)

@@ -82,13 +82,21 @@ class Program(ServersTestCase):
                 self.assertIn(name, json.loads(err[-1])["message"])
         self.assertFalse(os.path.exists(self.path("h.db")))
 
+    def test_a_malformed_flag_variable_is_told_the_words_taken(self):
+        """A yes/no variable takes 1, true or yes and 0, false or no (test_auth starts with some)."""
+        err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", self.path("one.db")],
+                                          env={"TASKD_METRICS_PUBLIC": "on"})
+        self.assertEqual(json.loads(err[-1])["message"],
+                         "TASKD_METRICS_PUBLIC must be 1, true or yes, or 0, false or no")
+
     def test_two_malformed_flag_variables_are_both_named(self):
         """One start names every malformed yes/no variable, not only the last it read."""
         err = self.assertFailsWithOneLine(
             ["--listen", "127.0.0.1:0", "--db", self.path("two.db")],
             env={"TASKD_ALLOW_UNAUTHENTICATED": "maybe", "TASKD_METRICS_PUBLIC": "perhaps"})
         self.assertEqual(json.loads(err[-1])["message"],
-                         "TASKD_ALLOW_UNAUTHENTICATED and TASKD_METRICS_PUBLIC must each be 1 or 0")
+                         "TASKD_ALLOW_UNAUTHENTICATED and TASKD_METRICS_PUBLIC must each be "
+                         "1, true or yes, or 0, false or no")
         self.assertFalse(os.path.exists(self.path("two.db")))
 
     # -- bad command lines --------------------------------------------------------------------
