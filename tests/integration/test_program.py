@@ -59,6 +59,12 @@ class Program(ServersTestCase):
         self.assertGreaterEqual(len(names), 20, "the README's 'Running taskd' names only %s" % names)
         for name in names:
             self.assertIn(name, out, "the README names %s; --help does not" % name)
+        # three columns, each at one place: the option, what it does, its variable; 80 wide
+        for line in out.splitlines():
+            self.assertLessEqual(len(line), 80, line)
+        options = out.split("\n\n")[1].splitlines()
+        columns = {m.start(1) for line in options for m in re.finditer(r"(?:^ *|  +)(\S)", line)}
+        self.assertEqual(columns, {2, 23, 51}, "\n".join(options))
         # the token file's rule as taskd holds it: others may neither read nor write it
         self.assertRegex(" ".join(out.split()), r"--token-file PATH .*neither read nor write")
 
