@@ -2,7 +2,7 @@
 "Walkthrough" section runs, in order, in one bash session against a real taskd.
 And its table of routes, against the API's own description (/openapi.json); the
 bounds its "Configuration" gives, against the ones taskd refuses a value by; and the
-OpenTelemetry variables it names, against the ones taskd reads.
+environment variables it names, against the ones taskd and bootstrap read.
 
 The only edits are the ones a reader makes by starting taskd elsewhere: the
 address (a free port instead of 127.0.0.1:8080), the wait for TASK1 (the
@@ -175,15 +175,24 @@ class ConfigurationBounds(unittest.TestCase):
         self.assertEqual(unsaid, [], "bounds taskd holds a key to and the README does not give")
 
 
-class TracingVariables(unittest.TestCase):
-    def test_the_readme_names_every_otel_variable_taskd_reads(self):
+class Variables(unittest.TestCase):
+    def test_the_readme_names_every_variable_taskd_and_bootstrap_read(self):
         with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
             readme = f.read()
-        with open(os.path.join(REPO, "src", "trace", "otel_env.c"), encoding="utf-8") as f:
-            read = set(re.findall(r'"(OTEL_[A-Z_]+)"', f.read()))
-        self.assertGreaterEqual(len(read), 10, "otel_env.c's variables were not found")
+        # every string of src/ shaped as a variable (NAME_NAME) is one, but the task statuses
+        read = set()
+        for folder, _, files in os.walk(os.path.join(REPO, "src")):
+            for name in files:
+                if name.endswith(".c"):
+                    with open(os.path.join(folder, name), encoding="utf-8") as f:
+                        read |= set(re.findall(r'"([A-Z][A-Z0-9]*_[A-Z0-9_]+)"', f.read()))
+        with open(os.path.join(REPO, "src", "core", "task.c"), encoding="utf-8") as f:
+            read -= set(re.findall(r'"([A-Z_]+)"', f.read()))
+        for expected in ("TASKD_LISTEN", "OTEL_EXPORTER_OTLP_TIMEOUT", "AWS_DEFAULT_REGION",
+                         "SSL_CERT_FILE"):
+            self.assertIn(expected, read, "the variables of src/ were not found")
         self.assertEqual(sorted(v for v in read if not re.search(r"`%s[`=]" % v, readme)), [],
-                         "variables taskd reads that the README does not name")
+                         "variables taskd or bootstrap reads that the README does not name")
         # the timeout is in milliseconds, as the OpenTelemetry specification has it
         at = readme.index("`OTEL_EXPORTER_OTLP_TIMEOUT`")
         self.assertIn("milliseconds", readme[at:at + 200])
