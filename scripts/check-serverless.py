@@ -18,7 +18,9 @@ What must hold:
                  and 6 x the worker's Timeout, as AWS advises), DelaySeconds,
                  MessageRetentionPeriod and,
                  when it has a dead-letter queue, RedrivePolicy (deadLetterTargetArn = that
-                 queue, maxReceiveCount); no other tagged queue
+                 queue, maxReceiveCount) and a dead-letter queue that keeps messages longer
+                 than it does (SQS counts a dead letter's age from its first send); no other
+                 tagged queue
   subscriptions  per configured subscription one AWS::SNS::Subscription from the topic to its
                  queue, RawMessageDelivery true, the same FilterPolicy and FilterPolicyScope;
                  a queue policy letting the topic send to each subscribed queue (and none
@@ -103,7 +105,7 @@ DEFAULT_SECTIONS = {
     "queues": [
         {"name": "task1", "visibility_timeout": 60, "max_receive_count": 3,
          "dead_letter_queue": "task1-dlq", "delay": 0, "retention": 345600},
-        {"name": "task1-dlq"},
+        {"name": "task1-dlq", "retention": 1209600},
     ],
     "subscriptions": [
         {"queue": "task1", "filter_policy": {"TaskType": ["TASK1"]},
@@ -126,6 +128,7 @@ HANDLER_DEFAULTS = {"batch_size": 1, "concurrency": 1, "timeout": 30}
 
 # SQS's own defaults, for a property the template leaves out
 SQS_DEFAULTS = {"VisibilityTimeout": 30, "DelaySeconds": 0, "MessageRetentionPeriod": 345600}
+SQS_RETENTION_MAX = 1209600  # 14 days
 
 LOGS_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords",
@@ -427,9 +430,24 @@ class Checker:
                 if as_int(rp.get("maxReceiveCount")) != q["max_receive_count"]:
                     self.fail("%s: RedrivePolicy.maxReceiveCount %s, config %s.max_receive_count is %d",
                               label, rp.get("maxReceiveCount"), q["name"], q["max_receive_count"])
+                if want:
+                    self.check_dead_letter_retention(logical, q["name"], want, dlq)
             elif rp is not None:
                 self.fail("%s: has a RedrivePolicy, config gives it no dead-letter queue", label)
         self.summary.append("%d queues" % len(self.queue_of))
+
+    def check_dead_letter_retention(self, logical, name, dlq_logical, dlq):
+        """A dead letter keeps its first send's age (SQS, standard queues): a dead-letter queue that
+        keeps messages no longer than its source may drop one before its worker fails its task."""
+        def retention(k):
+            return as_int(self.props(k).get("MessageRetentionPeriod", SQS_DEFAULTS["MessageRetentionPeriod"]))
+        source, dead = retention(logical), retention(dlq_logical)
+        if isinstance(source, int) and isinstance(dead, int) and dead <= source:
+            self.fail("queue %s (%s): MessageRetentionPeriod %d, not longer than %s's %d, whose dead-letter "
+                      "queue it is: SQS counts a dead letter's age from its first send, so it could expire "
+                      "before the dead-letter worker fails its task (AWS advises a longer retention, at most "
+                      "%d; deploy/taskd.json: %s.retention)", dlq_logical, dlq, dead, name, source,
+                      SQS_RETENTION_MAX, dlq)
 
     def check_subscriptions(self):
         subs = self.of_type("AWS::SNS::Subscription")

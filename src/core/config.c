@@ -56,6 +56,9 @@ static bool default_pipeline(config *c)
     default_queue(&c->queues[0], "task1");
     snprintf(c->queues[0].dead_letter_queue, sizeof c->queues[0].dead_letter_queue, "task1-dlq");
     default_queue(&c->queues[1], "task1-dlq");
+    /* SQS's most: a dead letter's age counts from its first send, so a dead-letter queue kept no
+     * longer than its source could drop one on arrival (AWS advises a longer retention) */
+    c->queues[1].retention = 14 * 24 * 3600;
     c->n_queues = 2;
     note_dead_letter_retention(c);
     snprintf(c->subscriptions[0].queue, sizeof c->subscriptions[0].queue, "task1");

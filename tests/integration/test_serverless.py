@@ -280,6 +280,18 @@ class Checker(unittest.TestCase):
                       "Task1DlqQueue's VisibilityTimeout 60, expected 180",
                       "6 x the function's Timeout 30")
 
+    def test_dead_letter_queue_outlives_its_source(self):
+        """SQS counts a dead letter's age from its first send: a dead-letter queue that keeps
+        messages no longer than its source could drop one before its worker fails the task."""
+        def spoil(r, t):
+            r["Task1DlqQueue"]["Properties"]["MessageRetentionPeriod"] = 345600
+
+        def config(c):
+            c["queues"][1]["retention"] = 345600  # the template and the configuration agree
+        err = self.rejected(spoil, "queue Task1DlqQueue (task1-dlq): MessageRetentionPeriod 345600, not longer "
+                                   "than task1's 345600", config=config)
+        self.assertEqual(err.count("check-serverless: "), 2, err)  # that fault and the count
+
     def test_missing_queue(self):
         def spoil(r, t):
             r["Task1DlqQueue"]["Properties"]["Tags"] = []

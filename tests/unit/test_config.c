@@ -88,6 +88,7 @@ static void check_default_pipeline(const config *c)
     assert_int_equal(c->queues[0].retention, 4 * 24 * 3600);
     assert_string_equal(c->queues[1].name, "task1-dlq");
     assert_string_equal(c->queues[1].dead_letter_queue, "");
+    assert_int_equal(c->queues[1].retention, 14 * 24 * 3600);
 
     assert_int_equal(c->n_subscriptions, 1);
     assert_string_equal(c->subscriptions[0].queue, "task1");
@@ -318,7 +319,7 @@ static void test_queues_section_replaces(void **state)
     assert_int_equal(config_queue(&c, "dead")->dead_letter_retention, 0);
     config_free(&c);
     assert_true(config_defaults(&c));
-    assert_int_equal(config_queue(&c, "task1")->dead_letter_retention, 4 * 24 * 3600);
+    assert_int_equal(config_queue(&c, "task1")->dead_letter_retention, 14 * 24 * 3600);
     config_free(&c);
 }
 
