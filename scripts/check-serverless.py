@@ -37,8 +37,9 @@ What must hold:
                  the tasks written before the mapping was made)
   workers        per handler binding and per dead-letter queue one `worker` function
                  (QUEUE_NAME = the queue) with one SQS mapping from that queue: the binding's
-                 BatchSize (and concurrency as MaximumConcurrency; over 10, a
-                 MaximumBatchingWindowInSeconds of at least 1, as Lambda requires),
+                 BatchSize (and concurrency as MaximumConcurrency, which Lambda takes from 2,
+                 so a concurrency of 1 is refused, with no ReservedConcurrentExecutions below
+                 it; over 10, a MaximumBatchingWindowInSeconds of at least 1, as Lambda requires),
                  ReportBatchItemFailures;
                  Timeout at least the binding's batch_size x its timeout + WORKER_MARGIN s
   functions      Runtime provided.al2023, Handler api|publish|worker|sweep|recover, x86_64, TracingConfig
@@ -129,6 +130,8 @@ HANDLER_DEFAULTS = {"batch_size": 1, "concurrency": 1, "timeout": 30}
 # SQS's own defaults, for a property the template leaves out
 SQS_DEFAULTS = {"VisibilityTimeout": 30, "DelaySeconds": 0, "MessageRetentionPeriod": 345600}
 SQS_RETENTION_MAX = 1209600  # 14 days
+# Lambda's least ScalingConfig.MaximumConcurrency of an SQS mapping
+MAXIMUM_CONCURRENCY_MIN = 2
 
 LOGS_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "logs:CreateLogGroup"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords",
@@ -838,10 +841,22 @@ class Checker:
                         self.fail("%s: BatchSize %s with MaximumBatchingWindowInSeconds %s: a batch of more "
                                   "than 10 needs a window of at least 1 s", label, p.get("BatchSize"),
                                   p.get("MaximumBatchingWindowInSeconds", "absent (0)"))
-                    mc = (p.get("ScalingConfig") or {}).get("MaximumConcurrency")
-                    if b["concurrency"] >= 2 and as_int(mc) != b["concurrency"]:
+                    mc = as_int((p.get("ScalingConfig") or {}).get("MaximumConcurrency"))
+                    if b["concurrency"] < MAXIMUM_CONCURRENCY_MIN:
+                        self.fail("deploy/taskd.json: binding of %s has concurrency %d, which AWS cannot keep "
+                                  "to: an SQS mapping's MaximumConcurrency is at least %d, and a reserved "
+                                  "concurrency of %d has Lambda throttle the mapping, each throttled batch coming "
+                                  "back counting a receive toward the dead-letter queue; give it a concurrency of "
+                                  "%d or more", qn, b["concurrency"], MAXIMUM_CONCURRENCY_MIN, b["concurrency"],
+                                  MAXIMUM_CONCURRENCY_MIN)
+                    elif mc != b["concurrency"]:
                         self.fail("%s: ScalingConfig.MaximumConcurrency %s, config concurrency is %d", label,
                                   mc, b["concurrency"])
+                    reserved = as_int(self.props(fn).get("ReservedConcurrentExecutions", mc))
+                    if isinstance(mc, int) and not (isinstance(reserved, int) and reserved >= mc):
+                        self.fail("function %s (queue %s): ReservedConcurrentExecutions %s, below its mapping's "
+                                  "MaximumConcurrency %d: Lambda would throttle the mapping, each throttled batch "
+                                  "coming back counting a receive toward the dead-letter queue", fn, qn, reserved, mc)
                 self.check_worker_timeout(fn, qn, b)
         for fn, maps in sorted(sqs_maps.items()):
             for k, p, src in maps:

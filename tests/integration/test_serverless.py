@@ -459,6 +459,27 @@ class Checker(unittest.TestCase):
             r["WorkerTask1LambdaFunction"]["Properties"]["Timeout"] = "a minute"
         self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): Timeout a minute is no number")
 
+    def test_worker_concurrency_of_one(self):
+        """Lambda takes an SQS mapping's MaximumConcurrency from 2: a binding of concurrency 1 is
+        refused by name, whether the mapping keeps another bound or has none."""
+        def config(c):
+            c["handlers"][0]["concurrency"] = 1
+
+        def unbounded(r, t):
+            del r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]["ScalingConfig"]
+        for spoil in (None, unbounded):
+            err = self.rejected(spoil, "deploy/taskd.json: binding of task1 has concurrency 1, which AWS cannot "
+                                       "keep to: an SQS mapping's MaximumConcurrency is at least 2", config=config)
+            self.assertEqual(err.count("check-serverless: "), 2, err)
+
+    def test_worker_reserved_concurrency(self):
+        """A reserved concurrency below the mapping's maximum has Lambda throttle the mapping, and
+        each throttled batch comes back counting a receive toward the dead-letter queue."""
+        def spoil(r, t):
+            r["WorkerTask1LambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] = 2
+        self.rejected(spoil, "function WorkerTask1LambdaFunction (queue task1): ReservedConcurrentExecutions 2, "
+                             "below its mapping's MaximumConcurrency 8")
+
     def test_worker_queue_name(self):
         def spoil(r, t):
             r["WorkerTask1LambdaFunction"]["Properties"]["Environment"]["Variables"]["QUEUE_NAME"] = "task2"
