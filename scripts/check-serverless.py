@@ -11,7 +11,8 @@ cloudformation-template-update-stack.json and serverless-state.json, as written 
 What must hold:
   table          one AWS::DynamoDB::Table equal to deploy/table.json: keys, attribute
                  definitions, billing mode, GSIs with their projections, stream view type,
-                 TTL on the same attribute (`ttl`)
+                 TTL on the same attribute (`ttl`); DeletionPolicy and UpdateReplacePolicy
+                 Retain (the job store outlives the stack) and point-in-time recovery on
   topic          one AWS::SNS::Topic tagged taskd:topic = the configured topic
   queues         per configured queue one AWS::SQS::Queue tagged taskd:queue = its name, with
                  the configured VisibilityTimeout (for a queue a worker reads, the larger of it
@@ -360,6 +361,16 @@ class Checker:
             self.fail("%s: TimeToLiveSpecification %s, deploy/table.json has %s", name, canon(ht), canon(wt))
         if wt.get("AttributeName") != "ttl":
             self.fail("deploy/table.json: TTL attribute is %s, taskd writes ttl", wt.get("AttributeName"))
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            have = self.res[self.table].get(policy)
+            if have != "Retain":
+                self.fail("%s: %s %s, expected Retain: the tasks are the job store's, and a stack removed "
+                          "(or an update that replaces the table) would delete them all", name, policy,
+                          have or "absent (Delete)")
+        pitr = p.get("PointInTimeRecoverySpecification") or {}
+        if not truthy(pitr.get("PointInTimeRecoveryEnabled")):
+            self.fail("%s: PointInTimeRecoverySpecification %s: point-in-time recovery is off, so a bad "
+                      "write or a deleted table could not be restored", name, canon(pitr) if pitr else "absent")
         self.summary.append("table %s (%d GSIs)" % (self.table, len(have_gsi)))
 
     # ---- topic, queues, subscriptions ---------------------------------------------------------

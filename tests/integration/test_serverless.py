@@ -511,6 +511,16 @@ class Checker(unittest.TestCase):
         self.rejected(spoil, "GSI all_by_id NonKeyAttributes", "TimeToLiveSpecification",
                       "StreamViewType NEW_IMAGE", "GSI claims_by_expiry of deploy/table.json is missing")
 
+    def test_table_outlives_the_stack(self):
+        """The tasks are the job store's: a removed stack keeps them, and a bad write can be undone."""
+        def spoil(r, t):
+            del r["TasksTable"]["DeletionPolicy"]
+            r["TasksTable"]["UpdateReplacePolicy"] = "Delete"
+            del r["TasksTable"]["Properties"]["PointInTimeRecoverySpecification"]
+        self.rejected(spoil, "table TasksTable: DeletionPolicy absent (Delete), expected Retain",
+                      "table TasksTable: UpdateReplacePolicy Delete, expected Retain",
+                      "table TasksTable: PointInTimeRecoverySpecification absent: point-in-time recovery is off")
+
     def test_sweep_schedule(self):
         def rules(r):
             return [v["Properties"] for v in r.values() if v["Type"] == "AWS::Events::Rule"]
