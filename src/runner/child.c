@@ -15,6 +15,12 @@
  *   the parent directly on an O_CLOEXEC pipe that only the program holds by then (EOF: the exec
  *   succeeded; else the errno value), so a program that stops its supervisor at once (it may:
  *   same user) cannot make child_start() wait forever.
+ * - Nor can a start that hangs (an execve() on an unreachable NFS hard mount, a supervisor
+ *   stopped before it reports): child_start() waits for the report and the exec's outcome only
+ *   until the run's deadline or child_kill(), whose eventfd child_new() makes so that a kill
+ *   before the start is not lost. Past either it returns as though started, and the run ends as
+ *   one that started does: child_wait() finds the deadline passed or the kill at once, and
+ *   child_reap() clears it (a supervisor that does not answer is killed after its grace).
  * - Why a supervisor rather than this process as the subreaper: the supervisor's descendants,
  *   and only they, are re-parented to it when their parent dies, so "the run" is exactly its
  *   process tree: no scanning for orphans that might belong to another run or to other code,
@@ -99,10 +105,12 @@ static int end_signal(void)
 
 struct child {
     child_spec spec;
-    pid_t pid;                        /* the supervisor: > 0 from a successful start until reaped */
+    _Atomic pid_t pid;                /* the supervisor: > 0 from its fork until reaped; atomic:
+                                         child_kill() reads it in any thread from the start on */
     pid_t program;                    /* the program's pid, once started */
     int in_fd, out_fd, err_fd, st_fd; /* parent ends (stdin, stdout, stderr, reports); -1: closed */
-    int kill_fd;                      /* eventfd child_kill() signals (child_wait() returns); -1 */
+    int kill_fd;                      /* eventfd child_kill() signals (the start and child_wait()
+                                         return); -1 when it could not be made */
     size_t in_off;                    /* bytes of the input written so far */
     char *out;                        /* standard output kept, NUL-terminated; NULL if none */
     size_t out_len, out_cap;          /* bytes kept, bytes allocated */
@@ -204,25 +212,38 @@ child *child_new(const child_spec *spec)
         free(c);
         return NULL;
     }
+    /* for child_kill(), which may come before the start: the start fails without it */
+    int e = make_eventfd(&c->kill_fd);
+    if (e)
+        note_failure(c, CHILD_PIPES, e);
     return c;
 }
 
-/* Reap a supervisor that failed to start the program (it ends once it has reaped the program). */
-static void reap_failed_start(child *c)
+/*
+ * Wait until fd can be read (or is at its end): 1; 0 once deadline_ms has passed or child_kill()
+ * was called, whichever comes first; -errno when poll() fails. What fd holds by the deadline is
+ * taken however late this thread looks: one more look without waiting before it gives up.
+ */
+static int await_start(const child *c, int fd, int64_t deadline_ms)
 {
-    (void)kill(c->pid, end_signal());
-    close_fd(&c->in_fd);
-    close_fd(&c->out_fd);
-    close_fd(&c->err_fd);
-    close_fd(&c->st_fd);
-    close_fd(&c->kill_fd);
-    while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    c->pid = 0;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = c->kill_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+        int64_t now = clock_mono_ms();
+        int64_t wait = deadline_ms == INT64_MAX ? -1 : now >= deadline_ms ? 0 : deadline_ms - now;
+        int ready = poll(p, 2, wait > INT_MAX ? INT_MAX : (int)wait);
+        if (ready < 0 && errno != EINTR)
+            return -errno;
+        if (ready > 0)
+            return p[0].revents ? 0 : 1;
+        if (ready == 0 && wait == 0)
+            return 0;
+    }
 }
 
-int child_start(child *c)
+int child_start(child *c, int64_t deadline_ms)
 {
+    if (c->failed != CHILD_OK)
+        return c->failed_code; /* no kill's eventfd */
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pst[2] = {-1, -1};
     int pex[2] = {-1, -1};
     int rc = make_pipe(pin);
@@ -234,8 +255,6 @@ int child_start(child *c)
         rc = make_pipe(pst);
     if (!rc)
         rc = make_pipe(pex);
-    if (!rc) /* for child_kill(); the supervisor closes its copy with the rest */
-        rc = make_eventfd(&c->kill_fd);
     if (!rc)
         rc = set_nonblock(pin[1]);
     if (!rc)
@@ -284,36 +303,39 @@ int child_start(child *c)
     }
     if (rc) {
         close_fd(&pex[0]);
-        close_fd(&c->kill_fd);
         return rc;
     }
 
-    /* The program's pid, then the exec's outcome: EOF, or the errno value of what failed. */
+    /* The program's pid, then the exec's outcome: EOF, or the errno value of what failed; each
+     * until the deadline or a kill, past which the start is cut short: child_wait() ends the
+     * run as one that started (see child.h). */
     supervisor_report r;
-    int got = read_report(c->st_fd, &r);
+    int ready = await_start(c, c->st_fd, deadline_ms);
+    int got = ready > 0 ? read_report(c->st_fd, &r) : 0;
     if (got == 1 && r.kind == REPORT_STARTED) {
         c->program = r.value;
+        ready = await_start(c, pex[0], deadline_ms);
         int32_t exec_err = 0;
         size_t have = 0;
-        while (have < sizeof exec_err) {
+        while (ready > 0 && have < sizeof exec_err) {
             ssize_t n = read(pex[0], (char *)&exec_err + have, sizeof exec_err - have);
             if (n > 0)
                 have += (size_t)n;
             else if (n == 0 || errno != EINTR)
                 break;
         }
-        close_fd(&pex[0]);
-        if (have == 0)
-            return 0;
-        rc = have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
+        rc = have == 0 ? 0 : have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
     } else {
-        close_fd(&pex[0]);
         rc = got == 1 && r.kind == REPORT_SPAWN_FAILED && r.value > 0 ? r.value
              : got < 0                                                ? -got
                                                                       : ECHILD;
     }
+    close_fd(&pex[0]);
+    if (ready < 0)
+        rc = -ready;
+    if (ready == 0 || rc == 0)
+        return 0;
     note_failure(c, CHILD_SPAWN, rc);
-    reap_failed_start(c);
     return rc;
 }
 
@@ -571,13 +593,13 @@ child_end child_wait(child *c, int64_t deadline_ms)
 
 void child_kill(const child *c)
 {
-    if (c->pid <= 0)
-        return;
-    (void)kill(c->pid, end_signal()); /* the supervisor kills its whole tree */
-    /* and child_wait() returns now, whether or not it can: a stopped supervisor is then
-     * child_reap()'s to kill after its grace, not left until the deadline */
+    pid_t pid = c->pid;
+    if (pid > 0)
+        (void)kill(pid, end_signal()); /* the supervisor kills its whole tree */
+    /* and the start or child_wait() returns now, whether or not it can: a stopped supervisor is
+     * then child_reap()'s to kill after its grace, not left until the deadline */
     uint64_t one = 1;
-    ssize_t n = write(c->kill_fd, &one, sizeof one);
+    ssize_t n = c->kill_fd >= 0 ? write(c->kill_fd, &one, sizeof one) : 0;
     (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
 }
 

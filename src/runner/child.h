@@ -27,7 +27,7 @@
  * program's process group; descendants that left that group (setsid()) go to init.
  *
  * A child is used by one thread, except child_kill(), which any thread may call between
- * child_start() and child_reap(). The calling thread's signal mask and the process's signal
+ * child_new() and child_reap(). The calling thread's signal mask and the process's signal
  * dispositions are the same after each call as before it.
  */
 #ifndef TASKD_CHILD_H
@@ -73,7 +73,7 @@ typedef enum child_end {
 /* The step that failed, as child_failure() reports it. */
 typedef enum child_step {
     CHILD_OK,          /* nothing has failed */
-    CHILD_PIPES,       /* creating the pipes and the kill's eventfd (child_start) */
+    CHILD_PIPES,       /* creating the pipes (child_start) and the kill's eventfd (child_new) */
     CHILD_SPAWN,       /* starting the supervisor or the program (child_start) */
     CHILD_POLL,        /* waiting for the pipes (child_wait) */
     CHILD_READ_STDOUT, /* keeping standard output: out of memory (child_wait) */
@@ -85,9 +85,16 @@ typedef struct child child;
 
 /* A child for spec, not started yet; NULL when out of memory. */
 child *child_new(const child_spec *spec);
-/* Start the program; returns once it has been executed. 0, or an errno value (the step is
- * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist). */
-int child_start(child *c);
+/*
+ * Start the program; returns once it has been executed. 0, or an errno value (the step is
+ * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist); after one, what was
+ * started is reaped by child_reap() or child_free(). A start that has not ended when
+ * deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX: none) passes, or when
+ * child_kill() is called (before or during it), is cut short: 0 all the same, and the run ends as
+ * one that started does: child_wait() with that deadline returns CHILD_TIMED_OUT or CHILD_KILLED
+ * at once, and child_reap() kills and reaps whatever was started.
+ */
+int child_start(child *c, int64_t deadline_ms);
 /*
  * Feed stdin and collect output until the program has exited and its output is drained, until
  * standard output goes past stdout_max, until deadline_ms on the monotonic clock
@@ -100,8 +107,8 @@ int child_start(child *c);
  */
 child_end child_wait(child *c, int64_t deadline_ms);
 /* Kill the program and all its descendants (asynchronously: child_reap() waits for them), and
- * end a child_wait() under way (CHILD_KILLED); does nothing unless the child has started and is
- * unreaped. */
+ * end a child_start() or child_wait() under way or to come (CHILD_KILLED); kills nothing before
+ * the start or after the reap. */
 void child_kill(const child *c);
 /*
  * End the run: close the pipes, kill the program if it still runs and whatever it left running,

@@ -15,10 +15,11 @@
  *   the failure message, this file the messages for a run that could not go as planned.
  * - Every run is contained and limited by child.h: its whole process tree is killed on
  *   timeout, when standard output passes EXEC_STDOUT_MAX, and after every exit; abort() kills
- *   the trees of the runs in progress (tracked between start and reap, in a list that needs no
- *   memory) and of any started afterwards. The CPU limit is the run's timeout + 1 s: the
- *   timeout ends a single-threaded program first; the limit stops one whose threads burn CPU
- *   time faster than the clock.
+ *   the trees of the runs in progress (tracked from before their start to their reap, in a list
+ *   that needs no memory) and of any started afterwards. The timeout counts from before the
+ *   start: a start that hangs times out, or is aborted, as a run does. The CPU limit is the
+ *   run's timeout + 1 s: the timeout ends a single-threaded program first; the limit stops one
+ *   whose threads burn CPU time faster than the clock.
  */
 #include "runner/exec_handler.h"
 #include "core/sbuf.h"
@@ -396,9 +397,10 @@ static void exec_free(handler *h)
 /* ---- runs in progress, for abort() ---- */
 
 /*
- * Note a running child (t->c) so abort() can kill it; if the handler was aborted already, kill
- * it at once. It cannot fail: t is the caller's until untrack_child(). (It once grew an array,
- * and a run whose growth failed went unnoted, to run on past an abort until its timeout.)
+ * Note a child (t->c), from before its start, so abort() can kill it; if the handler was aborted
+ * already, kill it at once. It cannot fail: t is the caller's until untrack_child(). (It once
+ * grew an array, and a run whose growth failed went unnoted, to run on past an abort until its
+ * timeout.)
  */
 static void track_child(exec_handler *x, tracked_run *t)
 {
@@ -567,14 +569,15 @@ static void report_exit(handler_result *out, int status, const child *c, unsigne
     }
 }
 
-/* Run a started child to its end within timeout_s (0: no limit) and fill *out. */
-static void finish_run(exec_handler *x, child *c, unsigned timeout_s, unsigned cpu_limit_s,
-                       handler_result *out)
+/* Start a child and run it to its end within timeout_s (0: no limit), its start included, and
+ * fill *out. abort() reaches it from before its start: a start that hangs is a run too. */
+static void run_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cpu_limit_s,
+                      handler_result *out)
 {
     tracked_run tracked = {.c = c};
     track_child(x, &tracked);
     const int64_t deadline = timeout_s ? clock_mono_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
-    child_end end = child_wait(c, deadline);
+    child_end end = child_start(c, deadline) != 0 ? CHILD_FAILED : child_wait(c, deadline);
     /* Kill whatever is left of the run while the unreaped supervisor still holds its pid. */
     child_kill(c);
     untrack_child(x, &tracked);
@@ -629,10 +632,9 @@ static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, hand
     if (!c) {
         set_status(out, "exec: out of memory");
         out->retry = true;
-    } else if (child_start(c) != 0)
-        report_failure(out, x, c);
-    else
-        finish_run(x, c, timeout_s, cpu_s, out);
+    } else {
+        run_child(x, c, timeout_s, cpu_s, out);
+    }
     child_free(c);
     free(input);
     free_env(env, x->env_count, nowned);

@@ -3,10 +3,10 @@
  * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
  * deadline, a background process holding stdout after the child exits, output left in an
  * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
- * still running; containment (a descendant in a session of its own is gone after a normal end, a
- * timeout, a growing tree, and a SIGKILL of the process running the child), only stdio
- * inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
- * below them, SIGXCPU, EMFILE).
+ * still running, a kill before the start; containment (a descendant in a session of its own is gone
+ * after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the child),
+ * only stdio inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit
+ * of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -55,8 +55,9 @@ static child_spec script_spec(char **argv, const char *script, char **env)
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
 static child_end run(child *c, int64_t deadline_ms, int *status)
 {
-    assert_int_equal(child_start(c), 0);
-    child_end end = child_wait(c, clock_mono_ms() + deadline_ms);
+    const int64_t deadline = clock_mono_ms() + deadline_ms;
+    assert_int_equal(child_start(c, deadline), 0);
+    child_end end = child_wait(c, deadline);
     child_kill(c);
     assert_int_equal(child_reap(c, status), 0);
     return end;
@@ -433,12 +434,14 @@ static void test_spawn_failure(void **state)
     spec.path = "/nonexistent/program";
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), ENOENT);
+    assert_int_equal(child_start(c, INT64_MAX), ENOENT);
     int code;
     assert_int_equal(child_failure(c, &code), CHILD_SPAWN);
     assert_int_equal(code, ENOENT);
-    child_kill(c); /* not started: nothing to kill */
-    child_free(c);
+    child_kill(c); /* the exec failed: nothing of it runs */
+    child_free(c); /* reaps the supervisor */
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
 }
 
 static void test_free_kills_a_running_child(void **state)
@@ -448,13 +451,35 @@ static void test_free_kills_a_running_child(void **state)
     child_spec spec = script_spec(argv, "sleep 30", NULL);
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     int64_t start = clock_mono_ms();
     child_free(c); /* kills the group and reaps: returns at once, leaves no zombie */
     assert_true(clock_mono_ms() - start < 2000);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
     child_free(NULL);
+}
+
+/* A kill before the start is not lost: the start is cut short, and the run ends killed at once
+ * (before, a kill found no supervisor to signal, and the run went on to its deadline). */
+static void test_a_kill_before_the_start_ends_the_run(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "sleep 30", NULL);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    child_kill(c);
+    const int64_t deadline = clock_mono_ms() + 10000;
+    assert_int_equal(child_start(c, deadline), 0);
+    assert_int_equal(child_wait(c, deadline), CHILD_KILLED);
+    assert_true(clock_mono_ms() < deadline);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_false(child_ended_alone(c));
+    child_free(c);
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
 }
 
 /* ---- containment ---- */
@@ -537,7 +562,7 @@ static void test_parent_sigkill_kills_the_run(void **state)
                            .stderr_tail = 64,
                            .drain_ms = 100};
         child *c = child_new(&spec);
-        if (!c || child_start(c) != 0)
+        if (!c || child_start(c, INT64_MAX) != 0)
             _exit(2);
         (void)child_wait(c, clock_mono_ms() + 30000);
         _exit(3); /* not reached: killed first */
@@ -605,7 +630,7 @@ static void test_foreign_sigterm_goes_to_the_program(void **state)
                        .drain_ms = 100};
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     /* The supervisor is the program's parent. */
     pid_t supervisor = 0;
     assert_true(test_proc_state(child_pid(c), &supervisor, NULL) != 0);
@@ -651,7 +676,7 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     child *c = child_new(&spec);
     assert_non_null(c);
     int64_t start = clock_mono_ms();
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     pid_t pids[2] = {child_pid(c), 0};
     assert_int_equal(child_wait(c, clock_mono_ms() + 500), CHILD_TIMED_OUT);
     child_kill(c);
@@ -704,7 +729,7 @@ static void test_kill_ends_the_wait_of_a_stopped_supervisor(void **state)
                        .kill_grace_ms = 300};
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     waiter w = {.c = c};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, wait_main, &w), 0);
@@ -738,7 +763,7 @@ static void test_kill_after_the_end_keeps_the_output(void **state)
     child_spec spec = script_spec(argv, "head -c 1000 /dev/zero | tr '\\0' x", NULL);
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     /* the supervisor (this process's one child) exits once it has reported the program's end;
      * waited for here and left unreaped */
     siginfo_t si = {0};
@@ -766,7 +791,7 @@ static void test_an_end_of_its_own_is_told_from_a_kill(void **state)
     child_spec spec = script_spec(argv, "sleep 30 </dev/null >/dev/null 2>&1 & exit 3", env);
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     assert_false(child_ended_alone(c));
     pid_t program = child_pid(c);
     /* reaped by the supervisor, which lives on for the background sleep */
@@ -784,7 +809,7 @@ static void test_an_end_of_its_own_is_told_from_a_kill(void **state)
     spec = script_spec(argv, "exec sleep 30", env);
     c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     child_kill(c);
     child_wait(c, clock_mono_ms() + 10000);
     assert_int_equal(child_reap(c, &status), 0);
@@ -818,7 +843,7 @@ static void test_output_left_in_the_pipe_at_the_end_is_kept(void **state)
                        .drain_ms = 0};
     child *c = child_new(&spec);
     assert_non_null(c);
-    assert_int_equal(child_start(c), 0);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
     char fd_path[64];
     snprintf(fd_path, sizeof fd_path, "/proc/%d/fd/1", (int)child_pid(c));
     int fd = open(fd_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -977,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_unread_input),
         cmocka_unit_test(test_spawn_failure),
         cmocka_unit_test(test_free_kills_a_running_child),
+        cmocka_unit_test(test_a_kill_before_the_start_ends_the_run),
         cmocka_unit_test(test_normal_end_kills_escaped_descendants),
         cmocka_unit_test(test_timeout_kills_escaped_descendants),
         cmocka_unit_test(test_kill_while_the_tree_grows),

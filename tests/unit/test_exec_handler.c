@@ -4,8 +4,9 @@
  * unread or large stdin, the task on stdin and in the environment, argv passed literally,
  * creation errors, output over 1 MiB failing the task, invalid UTF-8, a byte order mark before
  * the output, the environment allow-list, abort() killing a daemonized descendant, an abort
- * between the program's end and its report (no result kept), the resource limits (defaults, the
- * SIGXCPU message, EMFILE, MemoryError), and concurrent runs from 8 threads.
+ * between the program's end and its report (no result kept), a start that hangs (timed out, or
+ * aborted), the resource limits (defaults, the SIGXCPU message, EMFILE, MemoryError), and
+ * concurrent runs from 8 threads.
  *
  * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
  * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__), and
@@ -37,6 +38,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -66,29 +68,48 @@ static bool is_eventfd(int fd)
 }
 
 /*
- * poll() as libc's, but a call made while poll_abort_first names a handler first waits until
- * every descriptor it reads is ready (the run's program has ended: its output closed, its end
- * reported), then aborts that handler and answers as though the kill's eventfd had come before
- * the end: the other descriptors' readiness is held back. Like eventfd() above, it stands in
- * for libc's in the whole test program; one call only, so the next sees the end.
+ * close_range() as libc's, but while supervisor_stops is a pipe's write end, the first call (a
+ * run's supervisor's, which alone calls it here, before it reports the program's start) writes
+ * its pid there, then stops itself (SIGSTOP): a start that hangs, for real.
+ */
+static atomic_int supervisor_stops = -1;
+
+int close_range(unsigned int first, unsigned int last, int flags)
+{
+    int fd = atomic_exchange(&supervisor_stops, -1);
+    if (fd >= 0) {
+        pid_t self = getpid();
+        (void)!write(fd, &self, sizeof self);
+        kill(self, SIGSTOP);
+    }
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+
+/*
+ * poll() as libc's, but a wait's call (see is_wait()) made while poll_abort_first names a
+ * handler first waits until every descriptor it reads is ready (the run's program has ended: its
+ * output closed, its end reported), then aborts that handler and answers as though the kill's
+ * eventfd had come before the end: the other descriptors' readiness is held back. Like eventfd()
+ * above, it stands in for libc's in the whole test program; one call only, so the next sees the
+ * end.
  */
 static _Atomic(handler *) poll_abort_first;
 /*
  * And two more of its kind. A call made while poll_abort_drained names a handler, and that
  * polls no eventfd (the program's end was read: the wait only drains its output), first aborts
- * that handler. A call made while poll_abort_running names one, and that polls the kill's
- * eventfd (the program's end not read yet), aborts that handler first, then waits until
- * every descriptor it reads is ready too (the program killed, its end reported) and answers
- * with all of them: the kill and the end are seen at once.
+ * that handler. A wait's call made while poll_abort_running names one (the program's end not
+ * read yet) aborts that handler first, then waits until every descriptor it reads is ready too
+ * (the program killed, its end reported) and answers with all of them: the kill and the end are
+ * seen at once.
  */
 static _Atomic(handler *) poll_abort_drained;
 static _Atomic(handler *) poll_abort_running;
 /*
- * And one that holds the thread up: a call made while poll_held_up is set, and that polls the
- * kill's eventfd (the program's end not read yet), waits until every descriptor it reads is
- * ready (the program has ended and its supervisor reported it), then sleeps past the call's
- * timeout (the run's deadline) and answers that nothing is ready, as a thread the scheduler
- * held up before its wait began would find.
+ * And one that holds the thread up: a wait's call made while poll_held_up is set (the program's
+ * end not read yet) waits until every descriptor it reads is ready (the program has ended and
+ * its supervisor reported it), then sleeps past the call's timeout (the run's deadline) and
+ * answers that nothing is ready, as a thread the scheduler held up before its wait began would
+ * find.
  */
 static atomic_bool poll_held_up;
 
@@ -99,6 +120,14 @@ static bool polls_eventfd(const struct pollfd *fds, nfds_t n)
         if (is_eventfd(fds[i].fd))
             return true;
     return false;
+}
+
+/* True when fds[0..n) is a call of a run's wait, whose program's end is not read yet: it polls
+ * the kill's eventfd beside the program's output and its supervisor's reports. The start polls
+ * the eventfd beside one pipe (the supervisor's first report, then the exec's outcome). */
+static bool is_wait(const struct pollfd *fds, nfds_t n)
+{
+    return n > 2 && polls_eventfd(fds, n);
 }
 
 /* Wait until every descriptor fds[0..n) reads (but an eventfd) is ready, for at most 10 s. */
@@ -129,24 +158,22 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         atomic_compare_exchange_strong(&poll_abort_drained, &d, NULL))
         d->abort(d);
     handler *r = atomic_load(&poll_abort_running);
-    if (r && polls_eventfd(fds, n) &&
-        atomic_compare_exchange_strong(&poll_abort_running, &r, NULL)) {
+    if (r && is_wait(fds, n) && atomic_compare_exchange_strong(&poll_abort_running, &r, NULL)) {
         r->abort(r);
         if (await_reading(fds, n) < 0)
             return -1;
         struct timespec now = {0, 0};
         return ppoll(fds, n, &now, NULL);
     }
-    if (atomic_load(&poll_held_up) && polls_eventfd(fds, n) &&
-        atomic_exchange(&poll_held_up, false)) {
+    if (atomic_load(&poll_held_up) && is_wait(fds, n) && atomic_exchange(&poll_held_up, false)) {
         if (await_reading(fds, n) < 0)
             return -1;
         struct timespec past = {(timeout + 100) / 1000, (long)((timeout + 100) % 1000) * 1000000};
         nanosleep(&past, NULL);
         return 0;
     }
-    handler *h = atomic_exchange(&poll_abort_first, NULL);
-    if (!h)
+    handler *h = atomic_load(&poll_abort_first);
+    if (!h || !is_wait(fds, n) || !atomic_compare_exchange_strong(&poll_abort_first, &h, NULL))
         return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
     if (await_reading(fds, n) < 0)
         return -1;
@@ -1259,6 +1286,85 @@ static void test_abort_ends_a_run_whose_supervisor_is_stopped(void **state)
     unlink(pidfile);
 }
 
+/* Run a's task in a thread, its start hung: the supervisor stops itself before it reports the
+ * program's start (close_range() above). Returns the supervisor's pid once it is stopped. */
+static pid_t start_hung(abort_run *a, pthread_t *th)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    atomic_store(&supervisor_stops, p[1]);
+    assert_int_equal(pthread_create(th, NULL, abort_run_main, a), 0);
+    pid_t supervisor = 0;
+    ssize_t got = read(p[0], &supervisor, sizeof supervisor);
+    atomic_store(&supervisor_stops, -1);
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(got, sizeof supervisor);
+    for (int i = 0; i < 500 && test_proc_state(supervisor, NULL, NULL) != 'T'; i++)
+        usleep(10000);
+    assert_int_equal(test_proc_state(supervisor, NULL, NULL), 'T');
+    return supervisor;
+}
+
+/* Join a run started by start_hung() and check that it left nothing: its supervisor reaped, no
+ * descriptor more than open_before. One still under way 10 s on waits for its start for good:
+ * its supervisor (not reaped: the run has not returned) is let go on, and the test fails. */
+static void join_hung(pthread_t th, pid_t supervisor, int open_before)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int e = pthread_timedjoin_np(th, NULL, &until);
+    if (e == ETIMEDOUT) {
+        kill(supervisor, SIGCONT);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        fail_msg("the run still waited for its start 10 s on");
+    }
+    assert_int_equal(e, 0);
+    assert_int_equal(waitpid(supervisor, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+    assert_int_equal(count_fds(), open_before);
+}
+
+/* A start that hangs (its supervisor stopped before it reports; for real, an execve() on an
+ * unreachable NFS hard mount) times out as a run does: the task fails "timed out after 1 s", the
+ * supervisor is killed once the kill's grace (2 s) is over, and reaped. The start waited for
+ * the report with no deadline: 10 s on, the run was still under way. */
+static void test_a_start_that_hangs_times_out(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    int open_before = count_fds();
+    abort_run a = {.h = h, .timeout_s = 1};
+    pthread_t th;
+    pid_t supervisor = start_hung(&a, &th);
+    join_hung(th, supervisor, open_before);
+    assert_false(a.r.ok);
+    assert_string_equal(a.r.status_msg, "timed out after 1 s");
+    assert_false(a.r.own_end || a.r.retry || a.r.lost);
+    handler_result_clear(&a.r);
+    h->free(h);
+}
+
+/* abort() reaches a run whose start hangs: its supervisor is killed once the kill's grace is
+ * over, and the run is not the task's own end (given back). The run was noted for an abort only
+ * once started: 10 s on, it was still under way (its timeout 60 s). */
+static void test_abort_ends_a_start_that_hangs(void **state)
+{
+    (void)state;
+    handler *h = script_handler("json_ok.sh", NULL, NULL, NULL);
+    int open_before = count_fds();
+    abort_run a = {.h = h};
+    pthread_t th;
+    pid_t supervisor = start_hung(&a, &th);
+    h->abort(h);
+    join_hung(th, supervisor, open_before);
+    assert_false(a.r.ok);
+    assert_false(a.r.own_end);
+    handler_result_clear(&a.r);
+    h->free(h);
+}
+
 /* ---- resource limits ---- */
 
 static void test_default_limits(void **state)
@@ -1497,6 +1603,8 @@ int main(void)
         cmocka_unit_test(test_environment_default_path),
         cmocka_unit_test(test_abort_kills_escaped_descendants),
         cmocka_unit_test(test_abort_ends_a_run_whose_supervisor_is_stopped),
+        cmocka_unit_test(test_a_start_that_hangs_times_out),
+        cmocka_unit_test(test_abort_ends_a_start_that_hangs),
         cmocka_unit_test(test_an_abort_before_the_end_is_read_keeps_no_result),
         cmocka_unit_test(test_an_end_reported_by_the_deadline_is_not_a_time_out),
         cmocka_unit_test(test_an_abort_after_the_end_keeps_the_outcome),
