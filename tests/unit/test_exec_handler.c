@@ -130,24 +130,37 @@ static bool is_wait(const struct pollfd *fds, nfds_t n)
     return n > 2 && polls_eventfd(fds, n);
 }
 
-/* Wait until every descriptor fds[0..n) reads (but an eventfd) is ready, for at most 10 s. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until every descriptor fds[0..n) reads (but an eventfd) is ready, for at most 10 s. Only
+ * those are polled: the program's input, ready to be written at once, would end each wait early
+ * and spend the 10 s in a few milliseconds, before the program had written anything. */
 static int await_reading(struct pollfd *fds, nfds_t n)
 {
-    for (int waited = 0; waited < 10000; waited += 10) {
+    struct pollfd reading[8];
+    nfds_t r = 0;
+    for (nfds_t i = 0; i < n && r < 8; i++)
+        if (fds[i].events == POLLIN && !is_eventfd(fds[i].fd))
+            reading[r++] = fds[i];
+    int64_t until = now_ms() + 10000;
+    for (;;) {
+        int64_t left = until - now_ms();
         struct timespec tick = {0, 10 * 1000000};
-        if (ppoll(fds, n, &tick, NULL) < 0)
+        if (left <= 0)
+            return 0;
+        if (ppoll(reading, r, &tick, NULL) < 0)
             return -1;
-        size_t reading = 0, ready = 0;
-        for (nfds_t i = 0; i < n; i++) {
-            if (fds[i].events == POLLIN && !is_eventfd(fds[i].fd)) {
-                reading++;
-                ready += fds[i].revents != 0;
-            }
-        }
-        if (ready == reading)
-            break;
+        nfds_t ready = 0;
+        for (nfds_t i = 0; i < r; i++)
+            ready += reading[i].revents != 0;
+        if (ready == r)
+            return 0;
     }
-    return 0;
 }
 
 int poll(struct pollfd *fds, nfds_t n, int timeout)
@@ -229,13 +242,6 @@ static handler *script_handler(const char *script, const char *a1, const char *a
         fail_msg("exec_handler_new(%s): %s", path, err);
     assert_string_equal(h->name, "exec");
     return h;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Run one task with the given data and trace context; returns the elapsed milliseconds. */
@@ -1177,7 +1183,7 @@ static void test_abort_kills_escaped_descendants(void **state)
 static void test_an_abort_before_the_end_is_read_keeps_no_result(void **state)
 {
     (void)state;
-    handler *h = sh_handler("echo '{\"done\":true}'", NULL, NULL);
+    handler *h = sh_handler("sleep 0.2; echo '{\"done\":true}'", NULL, NULL);
     handler_result r = {0};
     atomic_store(&poll_abort_first, h);
     run_task(h, "t1", "{}", NULL, 10, &r);
@@ -1196,7 +1202,7 @@ static void test_an_abort_before_the_end_is_read_keeps_no_result(void **state)
 static void test_an_end_reported_by_the_deadline_is_not_a_time_out(void **state)
 {
     (void)state;
-    handler *h = sh_handler("echo '{\"done\":true}'", NULL, NULL);
+    handler *h = sh_handler("sleep 0.2; echo '{\"done\":true}'", NULL, NULL);
     handler_result r = {0};
     atomic_store(&poll_held_up, true);
     int64_t start = now_ms();
