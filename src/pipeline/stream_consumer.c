@@ -206,8 +206,7 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
             warn_store_failed(sc, "publishing a batch failed; retrying", seq, rc);
     } else {
         /* a record read from its row has no text to show: the row never made one */
-        const char *error =
-            first->unreadable ? "its row cannot be made a record" : store_rc_name(rc);
+        const char *error = first->unreadable ? first->unreadable : store_rc_name(rc);
         /* what else is known of it: its text, or its task's id when read by fields */
         const char *id = first->insert.task_id, *text = first->json;
         const char *known = id ? "task_id" : text ? "record" : NULL;

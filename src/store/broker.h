@@ -44,10 +44,12 @@ typedef struct change_insert {
 
 typedef struct change_record {
     int64_t seq;
-    /* Its row can never be made the record mode asks for (a damaged or hand-edited database: a
-     * removed task's REMOVE record without its data, say): neither json nor insert is set, but
-     * insert.task_id when an INSERT read by fields has it and lacks its type. */
-    bool unreadable;
+    /* Why its row can never be made the record mode asks for, or NULL. A damaged or
+     * hand-edited database has such rows: a removed task's REMOVE record without its data, a
+     * creation whose task id or type is missing or does not fit a task (it is not cut to fit).
+     * Neither json nor insert is set for one, but insert.task_id when an INSERT read by fields
+     * has one. */
+    const char *unreadable;
     char *json;           /* the whole record, shaped like a DynamoDB Streams record, or NULL */
     change_insert insert; /* an INSERT read by fields (CHANGE_READ_INSERT_FIELDS) */
 } change_record;

@@ -306,6 +306,24 @@ typedef struct record_sink {
     change_read mode;
 } record_sink;
 
+/*
+ * Why a creation of this task id and type can never be published (a damaged or hand-edited
+ * database), or NULL. One that does not fit a task is not cut to fit: a cut id names another
+ * task, or none.
+ */
+static const char *unfit_creation(const char *task_id, const char *task_type)
+{
+    if (!task_id)
+        return "its task has no id";
+    if (!task_type)
+        return "its task has no type";
+    if (strlen(task_id) != TASK_ID_LEN)
+        return "its task id is not 36 characters long";
+    if (strlen(task_type) > TASK_TYPE_MAX)
+        return "its task type is longer than 64 characters";
+    return NULL;
+}
+
 /* Column i's text into dst[size], cut to fit; "" for a NULL, or with *failed set as
  * sq_column_text() sets it. */
 static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t size, bool *failed)
@@ -527,20 +545,27 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         r->insert.tracestate = column_dup(st, CT_TRACESTATE, &failed);
         if (failed)
             return false;
-        if (!r->insert.task_id || !r->insert.task_type) { /* a row without them never reads */
-            char *id = r->insert.task_id;                 /* kept, for the consumer to name */
+        r->unreadable = unfit_creation(r->insert.task_id, r->insert.task_type);
+        if (r->unreadable) {              /* it never reads */
+            char *id = r->insert.task_id; /* kept, for the consumer to name */
             r->insert.task_id = NULL;
             change_insert_clear(&r->insert);
             r->insert.task_id = id;
-            r->unreadable = true;
         }
         return true;
+    }
+    /* a creation's image is put together as its task's, whose id and type must fit a task */
+    if (insert && sqlite3_column_int(st, CC_SLIM) == CHANGE_PARTS) {
+        r->unreadable = unfit_creation(sq_column_text(st, CC_TASK_ID, &failed),
+                                       sq_column_text(st, CC_TYPE, &failed));
+        if (failed || r->unreadable)
+            return !failed;
     }
     task_rest rest;
     task_rest_of(k->r, st, &rest);
     if (rest.failed || rest.broken) {
         task_rest_clear(&rest);
-        r->unreadable = rest.broken;
+        r->unreadable = rest.broken ? "its row cannot be made a record" : NULL;
         return !rest.failed;
     }
     sbuf j = {0}, ni = {0}, oi = {0};
@@ -837,8 +862,9 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
  * past that, inside this transaction, and turn the feed on; a consumer that publishes what it
  * read while more came in would otherwise never reach the end under load. Leaves the feed off
  * when the rest is longer than FEED_CATCH_UP_MAX or holds a creation whose task row is gone,
- * or has no id or type (the consumer reads those itself). A column SQLite cannot copy for lack of
- * memory fails the write, which the consumer makes again.
+ * or has no id or type or one that does not fit a task (unfit_creation(): the consumer reads
+ * those itself). A column SQLite cannot copy for lack of memory fails the write, which the
+ * consumer makes again.
  */
 static store_rc feed_catch_up(sqlite_store *s)
 {
@@ -864,21 +890,14 @@ static store_rc feed_catch_up(sqlite_store *s)
         bool failed = false;
         const char *event = sq_column_text(st, CC_EVENT, &failed);
         bool insert = event && strcmp(event, "INSERT") == 0;
-        /* gone, or (a damaged database) without its id or type: the consumer reads the rest
-         * itself, and a creation it cannot read it retries, then logs at ERROR and skips */
-        if (insert && (sqlite3_column_type(st, CT_DATA) == SQLITE_NULL ||
-                       sqlite3_column_type(st, CC_TASK_ID) == SQLITE_NULL ||
-                       sqlite3_column_type(st, CT_TYPE) == SQLITE_NULL)) {
-            atomic_store(&f->on, false);
-            break;
-        }
         task t = {0};
+        const char *id = NULL, *type = NULL;
         if (insert) {
             t.data = (char *)sq_column_text(st, CT_DATA, &failed);
             t.trace = (char *)sq_column_text(st, CT_TRACE, &failed);
             t.tracestate = (char *)sq_column_text(st, CT_TRACESTATE, &failed);
-            column_copy(st, CC_TASK_ID, t.id, sizeof t.id, &failed);
-            column_copy(st, CT_TYPE, t.task_type, sizeof t.task_type, &failed);
+            id = sq_column_text(st, CC_TASK_ID, &failed);
+            type = sq_column_text(st, CT_TYPE, &failed);
         }
         if (failed) {
             /* SQLite could not copy a column (no memory): the write fails, rather than feed a
@@ -886,6 +905,17 @@ static store_rc feed_catch_up(sqlite_store *s)
              * transaction back itself when the statement is reset after the failed copy */
             rc = STORE_ERROR;
             break;
+        }
+        /* gone, or (a damaged database) without its id or type, or with one that does not fit:
+         * the consumer reads the rest itself, and a creation it cannot read it retries, then
+         * logs at ERROR and skips */
+        if (insert && (!t.data || unfit_creation(id, type))) {
+            atomic_store(&f->on, false);
+            break;
+        }
+        if (insert) { /* they fit */
+            memcpy(t.id, id, sizeof t.id);
+            memcpy(t.task_type, type, strlen(type) + 1);
         }
         rc = sq_feed_record(s, sqlite3_column_int64(st, CC_SEQ), event ? event : "",
                             insert ? &t : NULL);

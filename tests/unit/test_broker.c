@@ -4238,11 +4238,11 @@ static void fail_the_next_begin(void *ctx, size_t writes, double seconds, bool d
 }
 
 /* The consumer's place once it is at the log's end, waited for up to 10 s. */
-static int64_t wait_consumed(broker *b)
+static int64_t wait_consumed(broker *b, const char *consumer)
 {
     int64_t cp = 0;
     for (int i = 0; i < 500; i++) {
-        unread(b, "pub", &cp);
+        unread(b, consumer, &cp);
         if (cp == broker_last_seq(b))
             break;
         usleep(20 * 1000);
@@ -4278,7 +4278,7 @@ static void test_a_feed_that_cannot_be_set_is_not_unset(void **state)
     int64_t cp[2];
     for (int i = 0; i < 2; i++) {
         create_task(f->s, TASK_NULL_TIME, id[i]);
-        cp[i] = wait_consumed(f->b);
+        cp[i] = wait_consumed(f->b, "pub");
     }
     stream_consumer_stop(sc);
     config_free(&cfg);
@@ -4292,9 +4292,9 @@ static void test_a_feed_that_cannot_be_set_is_not_unset(void **state)
         count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id[i], 1);
 }
 
-/* Task id's row without its type, as in a damaged or hand-edited database: the NOT NULL of the
- * tasks table taken out of its schema first. Reopens the store, on the schema so edited. */
-static void lose_the_type_of(fx *f, const char *id)
+/* The NOT NULL of the tasks table's type taken out of its schema, as in a damaged or
+ * hand-edited database. Reopens the store, on the schema so edited. */
+static void let_tasks_lose_their_type(fx *f)
 {
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
@@ -4307,9 +4307,15 @@ static void lose_the_type_of(fx *f, const char *id)
                      SQLITE_OK);
     assert_int_equal(sqlite3_changes(db), 1);
     sqlite3_close(db);
+    reopen(f, NULL);
+}
+
+/* Task id's row without its type, as in a damaged or hand-edited database. */
+static void lose_the_type_of(fx *f, const char *id)
+{
+    let_tasks_lose_their_type(f);
     assert_int_equal(
         test_sqlite_exec(db_path, "UPDATE tasks SET task_type = NULL WHERE id = ?1", id), 1);
-    reopen(f, NULL);
 }
 
 /*
@@ -4339,9 +4345,9 @@ static void test_a_creation_without_its_type_is_said_after_a_catch_up(void **sta
         free(test_stderr_end(&cap));
         fail_msg("stream_consumer_start: %s", err);
     }
-    int64_t cp = wait_consumed(f->b);
+    int64_t cp = wait_consumed(f->b, "pub");
     create_task(f->s, TASK_NULL_TIME, id[2]); /* fed */
-    int64_t cp_after = wait_consumed(f->b);
+    int64_t cp_after = wait_consumed(f->b, "pub");
     stream_consumer_stop(sc);
     char *said = test_stderr_end(&cap);
     config_free(&cfg);
@@ -4357,6 +4363,107 @@ static void test_a_creation_without_its_type_is_said_after_a_catch_up(void **sta
     assert_int_equal(cp_after, broker_last_seq(f->b));
     for (int i = 0; i < 3; i++)
         count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id[i], i != 1);
+}
+
+/* Consumers "pub", fed (it tests eventName alone), and "all", which reads records whole (its
+ * pattern is on eventSource): a record a batch, one it cannot read skipped at once. */
+static void load_batch_of_one_configs(config *cfg)
+{
+    char err[256] = "";
+    assert_true(config_defaults(cfg));
+    if (!config_load_text(
+            cfg,
+            "{\"queues\":[{\"name\":\"q\"}],\"subscriptions\":[{\"queue\":\"q\"}],"
+            "\"stream_consumers\":[{\"name\":\"pub\",\"batch_size\":1,"
+            "\"maximum_retry_attempts\":0,\"filter_patterns\":[{\"eventName\":[\"INSERT\"]}]},"
+            "{\"name\":\"all\",\"batch_size\":1,\"maximum_retry_attempts\":0,"
+            "\"filter_patterns\":[{\"eventSource\":[\"taskd:store\"]}]}],\"handlers\":[]}",
+            "test", err, sizeof err))
+        fail_msg("config: %s", err);
+}
+
+/* A damage of a task's rows that leaves its task id or its type unfit for a task, in the task
+ * row and in its change record alike, and the reason a reader gives for it. */
+typedef struct unfit_damage {
+    const char *edits[2];
+    const char *reason;
+} unfit_damage;
+
+/*
+ * Consumer cc, from the log's end, meets creations A, B and C, the first and last damaged as d
+ * says: it skips them, each said once at ERROR with its sequence number and the reason, and
+ * publishes B alone. A fed consumer reads A itself, and the writer's catch-up at the publish of
+ * A's skip meets C, which it leaves to the consumer. The catch-up fed C cut to fit, its message
+ * named for no task (C's id before the damage) or of another type; the consumer's own read
+ * skipped A without a word, or, reading it whole, published it cut too.
+ */
+static void unfit_creations_are_skipped(fx *f, const config *cfg, const consumer_config *cc,
+                                        const unfit_damage *d)
+{
+    assert_int_equal(broker_publish(f->b, cc->name, broker_last_seq(f->b), NULL, 0), STORE_OK);
+    char id[3][37], seq[2][64], reason[128];
+    for (int i = 0; i < 3; i++)
+        create_task(f->s, TASK_NULL_TIME, id[i]);
+    for (int k = 0; k < 2; k++) {
+        int64_t at = broker_last_seq(f->b) - 2 + 2 * k;
+        snprintf(seq[k], sizeof seq[k], "\"sequence_number\":\"%lld\"", (long long)at);
+        for (int e = 0; e < 2; e++)
+            assert_int_equal(test_sqlite_exec(db_path, d->edits[e], id[2 * k]), 1);
+    }
+    snprintf(reason, sizeof reason, "\"error\":\"%s\"", d->reason);
+    char err[256] = "";
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    stream_consumer *sc = stream_consumer_start(f->b, cfg, cc, NULL, err, sizeof err);
+    if (!sc) {
+        free(test_stderr_end(&cap));
+        fail_msg("stream_consumer_start: %s", err);
+    }
+    int64_t cp = wait_consumed(f->b, cc->name);
+    stream_consumer_stop(sc);
+    char *said = test_stderr_end(&cap);
+    int skipped = lines_with(said, "change record skipped after failed attempts");
+    for (int k = 0; k < 2; k++) {
+        const char *line = strstr(said, seq[k]);
+        const char *end = line ? strchr(line, '\n') : NULL;
+        const char *why = line ? strstr(line, reason) : NULL;
+        if (skipped != 2 || !why || (end && why > end))
+            fail_msg("%s: %d skip(s) said, want 2, each with its sequence number and %s: %s",
+                     cc->name, skipped, reason, said);
+    }
+    free(said);
+    assert_int_equal(cp, broker_last_seq(f->b));
+    for (int i = 0; i < 3; i++)
+        count_row("SELECT count(*) FROM messages WHERE substr(task_id, 1, 36) = ?1", id[i], i == 1);
+}
+
+/*
+ * A creation whose task id or type does not fit a task, in a damaged database, is never
+ * published cut to fit, whoever meets it: a consumer reading it by its fields or whole, or the
+ * writer's catch-up; each skip is said once. Nor is one without its type published with an
+ * empty one by a consumer reading it whole.
+ */
+static void test_a_creation_that_does_not_fit_a_task_is_skipped_and_said(void **state)
+{
+    fx *f = *state;
+    let_tasks_lose_their_type(f);
+    static const unfit_damage damages[] = {
+        {{"UPDATE tasks SET task_type = NULL WHERE id = ?1",
+          "UPDATE changes SET task_type = NULL WHERE task_id = ?1"},
+         "its task has no type"},
+        {{"UPDATE tasks SET id = id || '-0' WHERE id = ?1",
+          "UPDATE changes SET task_id = task_id || '-0' WHERE task_id = ?1"},
+         "its task id is not 36 characters long"},
+        {{"UPDATE tasks SET task_type = task_type || hex(zeroblob(30)) WHERE id = ?1",
+          "UPDATE changes SET task_type = task_type || hex(zeroblob(30)) WHERE task_id = ?1"},
+         "its task type is longer than 64 characters"},
+    };
+    config cfg;
+    load_batch_of_one_configs(&cfg);
+    for (size_t c = 0; c < cfg.n_consumers; c++)
+        for (size_t d = 0; d < sizeof damages / sizeof *damages; d++)
+            unfit_creations_are_skipped(f, &cfg, &cfg.consumers[c], &damages[d]);
+    config_free(&cfg);
 }
 
 /*
@@ -5890,6 +5997,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_creation_without_its_type_is_said_after_a_catch_up,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_creation_that_does_not_fit_a_task_is_skipped_and_said, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
                                         teardown),
