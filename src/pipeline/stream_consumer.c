@@ -47,6 +47,7 @@ struct stream_consumer {
                                * record: only these count towards maximum_retry_attempts */
     change_read read_mode;    /* only INSERTs make messages: the others are read by seq alone */
     outbox box;
+    char unreadable[JSON_ERROR_TEXT_LENGTH]; /* why the last attempt could not read a record */
 };
 
 static bool outbox_init(outbox *o, size_t records, size_t subscriptions)
@@ -83,19 +84,19 @@ static bool route(stream_consumer *sc, publication *p, broker_message *m, size_t
 /*
  * Begin a publication for every record of the batch that makes a message
  * and queue its messages in o. Returns how many records were taken, from
- * the first: fewer than n when a record cannot be read (*unreadable) or
- * memory runs out; the publications begun so far stay in o, to be finished.
+ * the first: fewer than n when a record cannot be read (sc->unreadable says
+ * why) or memory runs out; the publications begun so far stay in o, to be
+ * finished.
  */
-static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t n, outbox *o,
-                          bool *unreadable)
+static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t n, outbox *o)
 {
-    *unreadable = false;
+    sc->unreadable[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         const change_insert *ins = &recs[i].insert;
         publication *p = &o->pub[o->n_pub];
         publish_outcome r = PUBLISH_SKIPPED;
         if (recs[i].unreadable) { /* its row never makes a record */
-            *unreadable = true;
+            snprintf(sc->unreadable, sizeof sc->unreadable, "%s", recs[i].unreadable);
             return i;
         }
         if (ins->task_id) {
@@ -104,9 +105,11 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
             r = publisher_begin_insert(sc->config, sc->cc, &src, n, p);
         } else if (recs[i].json) {
             bool nomem;
-            json_t *rec = json_parse(recs[i].json, strlen(recs[i].json), 0, NULL, &nomem);
+            json_error_t jerr;
+            json_t *rec = json_parse(recs[i].json, strlen(recs[i].json), 0, &jerr, &nomem);
             if (!rec) { /* out of memory is retried as any shortage is; only bad text skips */
-                *unreadable = !nomem;
+                if (!nomem)
+                    snprintf(sc->unreadable, sizeof sc->unreadable, "%s", jerr.text);
                 return i;
             }
             r = publisher_begin(sc->config, sc->cc, rec, n, p);
@@ -153,9 +156,8 @@ static store_rc publish_batch(stream_consumer *sc, const change_record *recs, si
                               attempt_failure *why)
 {
     outbox *o = &sc->box;
-    bool unreadable;
-    size_t taken = outbox_fill(sc, recs, n, o, &unreadable);
-    *why = taken ? FAILED_WRITE : unreadable ? FAILED_UNREADABLE : FAILED_NO_MEMORY;
+    size_t taken = outbox_fill(sc, recs, n, o);
+    *why = taken ? FAILED_WRITE : sc->unreadable[0] ? FAILED_UNREADABLE : FAILED_NO_MEMORY;
     store_rc rc = taken
                       ? broker_publish(sc->broker, sc->cc->name, recs[taken - 1].seq, o->m, o->n_m)
                       : STORE_ERROR;
@@ -205,8 +207,7 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
         else
             warn_store_failed(sc, "publishing a batch failed; retrying", seq, rc);
     } else {
-        /* a record read from its row has no text to show: the row never made one */
-        const char *error = first->unreadable ? first->unreadable : store_rc_name(rc);
+        const char *error = sc->unreadable;
         /* what else is known of it: its text, or its task's id when read by fields */
         const char *id = first->insert.task_id, *text = first->json;
         const char *known = id ? "task_id" : text ? "record" : NULL;

@@ -463,7 +463,8 @@ class UnreadableRecord(PipelineCase):
 
     def test_only_the_unreadable_record_is_skipped(self):
         """A change record that cannot be read costs only itself: the good records around it
-        in the same batch are published, and it alone is retried, then skipped."""
+        in the same batch are published, and it alone is retried, then skipped, said with the
+        parser's reason (it was said with "error", as a store's failure)."""
         off = {"stream_consumers": [], "handlers": []}
         on = {"stream_consumers": [{"name": "publisher", "filter_patterns": [{"eventName": ["INSERT"]}],
                                     "maximum_retry_attempts": 1}],
@@ -488,10 +489,11 @@ class UnreadableRecord(PipelineCase):
         for tid in (a, b):
             t = self.wait_status(s, tid, FINAL, timeout=15)
             self.assertEqual(t["status"], "COMPLETED", t)
-        skipped = wait_until(lambda: [o for o in s.log_objects() if "change record skipped" in o], 10,
+        skipped = wait_until(lambda: [o for o in s.log_json()
+                                      if o["message"].startswith("change record skipped")], 10,
                              what="the unreadable record skipped")
-        self.assertEqual(len(skipped), 1, skipped)
-        self.assertIn('"sequence_number":"%d"' % bad_seq, skipped[0])
+        self.assertEqual([o["sequence_number"] for o in skipped], [str(bad_seq)], skipped)
+        self.assertIn("expected near 'not'", skipped[0]["error"])  # jansson's, at the bad image
         self.stop_clean(s)
 
     def test_a_record_that_never_builds_is_retried_then_skipped(self):
