@@ -14,6 +14,7 @@
 #include "publisher.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -286,8 +287,9 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
                                       &checkpoint, &recs, &n);
     *at = checkpoint;
     if (rc != STORE_OK) {
-        log_warn("cannot read the change stream", "consumer", cc->name, "error", store_rc_name(rc),
-                 NULL); /* a read: the store's reason to refuse writes is not its */
+        /* a read: the store's reason to refuse writes is not its */
+        log_warn("cannot read the change stream", "consumer", cc->name, "error",
+                 errno == ENOMEM ? "out of memory" : store_rc_name(rc), NULL);
         back_off(sc, 200);
         return true;
     }

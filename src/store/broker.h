@@ -71,7 +71,8 @@ typedef enum change_read {
  *
  * A record whose row can never be built comes back unreadable, and the read goes on: it is the
  * consumer's to retry and skip (maximum_retry_attempts). What a retry may pass (the database
- * busy, an I/O error, no memory) fails the read.
+ * busy, an I/O error, no memory) fails the read; errno is ENOMEM after one that ran out of
+ * memory, which the rc alone does not tell from the store's failure.
  */
 store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change_read mode,
                              int64_t *checkpoint, change_record **out, size_t *n);

@@ -590,6 +590,7 @@ store_rc broker_read_changes(broker *b, const char *consumer, size_t max, change
     *out = NULL;
     *n = 0;
     *checkpoint = 0;
+    errno = 0; /* ENOMEM from here on is this read's: an allocation that failed fails it */
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;

@@ -2160,6 +2160,84 @@ static void test_stream_consumer_short_of_memory(void **state)
     assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
+/* Whether text has a line with a and, after it, b. */
+static bool line_with(const char *text, const char *a, const char *b)
+{
+    for (const char *p = text; (p = strstr(p, a)) != NULL; p += strlen(a)) {
+        const char *end = strchr(p, '\n'), *found = strstr(p, b);
+        if (found && (!end || found < end))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A read of the change log that runs out of memory says so in its warning, "cannot read the
+ * change stream", which said "error", as of a store that failed. Of two consumers that test
+ * eventName alone the first is fed, and the second, "pub", reads each creation itself: it is short
+ * of memory for its room for a batch's records, at the read's start, then for its copy of a task's
+ * data, once SQLite has read the row. Each read is tried again, and the task published.
+ */
+static void test_a_change_log_read_short_of_memory_says_so(void **state)
+{
+    (void)state;
+    static const char cfg_text[] =
+        "{\"queues\":[{\"name\":\"q\"}],\"subscriptions\":[{\"queue\":\"q\"}],"
+        "\"stream_consumers\":["
+        "{\"name\":\"fed\",\"filter_patterns\":[{\"eventName\":[\"INSERT\"]}]},"
+        "{\"name\":\"pub\",\"filter_patterns\":[{\"eventName\":[\"INSERT\"]}]}],\"handlers\":[]}";
+    config cfg;
+    char err[256] = "";
+    load_config(&cfg, cfg_text);
+    char dir[64];
+    store *s = test_sqlite_store(dir, sizeof dir, "taskd-oom-log-read");
+    char id[TASK_ID_LEN + 1];
+    store_new_task t = {.task_type = "TASK1", .data = "{\"a\":0}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+    telemetry tel = {0};
+    stream_consumer *sc[2];
+    for (int c = 0; c < 2; c++)
+        if (!(sc[c] = stream_consumer_start(broker_of(s), &cfg, &cfg.consumers[c], &tel, err,
+                                            sizeof err)))
+            fail_msg("stream_consumer_start: %s", err);
+    assert_int_equal(wait_messages(broker_of(s), 2), 2); /* their threads named */
+
+    const char *data[] = {"{\"a\":1}", "{\"a\":2}"};
+    bool failed[2], said[2];
+    int64_t published[2];
+    char *log[2];
+    for (int k = 0; k < 2; k++) {
+        test_stderr cap;
+        log_setup(LOG_WARN, "test_oom_app");
+        test_stderr_begin(&cap);
+        if (k == 0)
+            oom_thread_arm("stream-pub", cfg.consumers[1].batch_size * sizeof(change_record), 1);
+        else
+            oom_thread_arm_copy("stream-pub", data[k]);
+        t.data = data[k];
+        assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
+        for (int i = 0; i < 500 && !oom_thread_failed(); i++)
+            usleep(10 * 1000);
+        failed[k] = oom_thread_failed();
+        published[k] = wait_messages(broker_of(s), 2 * (k + 2));
+        oom_thread_disarm();
+        log[k] = test_stderr_end(&cap);
+        log_setup(LOG_ERROR, "test_oom_app");
+        said[k] = line_with(log[k], "cannot read the change stream", "\"error\":\"out of memory\"");
+    }
+    for (int c = 0; c < 2; c++)
+        stream_consumer_stop(sc[c]);
+    for (int k = 0; k < 2; k++) {
+        if (!failed[k] || published[k] != 2 * (k + 2) || !said[k])
+            fail_msg("read %d: failed %d, %lld messages; said: %s", k, failed[k],
+                     (long long)published[k], log[k]);
+        free(log[k]);
+    }
+    store_close(s);
+    config_free(&cfg);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+}
+
 /* ---- the listener's connection counts ---------------------------------------------------- */
 
 /* Two clients under a bound of two connections in all: a new client that cannot be counted (no
@@ -2360,6 +2438,7 @@ int main(void)
         cmocka_unit_test_teardown(test_work, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test(test_stream_consumer_short_of_memory),
+        cmocka_unit_test(test_a_change_log_read_short_of_memory_says_so),
         cmocka_unit_test(test_receive_short_of_memory_keeps_the_message),
         cmocka_unit_test(test_task_read_short_of_memory_for_its_result),
         cmocka_unit_test_teardown(test_removed_task_read_short_of_memory, oom_teardown),
