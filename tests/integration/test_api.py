@@ -973,7 +973,10 @@ class ClaimLease(ServerTestCase):
         self.assertGreaterEqual(t["updated_time"], end)
         self.assertEqual(srv.history(tid)["history"][-1]["status_msg"], t["status_msg"])
         self.assertIn("FAILED", self.assertError(srv.set_status(tid, "COMPLETED", "late"), 409))
-        logged = [o for o in srv.log_json() if o.get("task_id") == tid and o.get("message") == "task failed"]
+        # said once the change is committed: a loaded machine may show the task first
+        logged = wait_until(lambda: [o for o in srv.log_json()
+                                     if o.get("task_id") == tid and o.get("message") == "task failed"],
+                            10, what="the ended lease logged")
         self.assertEqual([o.get("reason") for o in logged], [t["status_msg"]], srv.stderr_text()[-2000:])
         self.assertEqual(logged[0]["level"], "WARNING")
         counted = re.search(r'(?m)^taskd_claims_expired_total\{task_type="TASK2"\} (\d+)$', srv.get("/metrics").body.decode())
