@@ -60,7 +60,7 @@ class ClockStep(ServersTestCase):
         wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
         before = time.time()
         self.step(HOUR)
-        wait_until(lambda: "the wall clock was stepped" in s.stderr_text(), 5,
+        wait_until(lambda: "the wall clock was stepped" in s.stderr_text(), 15,
                    what="the step logged")
         t = wait_until(lambda: (lambda t: t if t["status"] != "IN_PROGRESS" else None)(s.task(tid)),
                        20, what="the task to finish")
@@ -85,7 +85,7 @@ class ClockStep(ServersTestCase):
         t = wait_until(lambda: (lambda t: t if t["status"] == "COMPLETED" else None)(s.task(tid)),
                        10, what="the delayed task to run")
         self.assertEqual(len(self.starts(s, tid)), 1, s.history(tid))
-        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         self.assertAlmostEqual(self.logged_step(s), -HOUR * 1000, delta=1000)
         self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
 
@@ -102,7 +102,7 @@ class ClockStep(ServersTestCase):
                              "command": ["/bin/sh", script_path("kill_supervisor.sh")]}]}
         s = self.start(cfg, {})
         self.step(-HOUR)
-        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         tid = s.create("TASK3")
         t = wait_until(lambda: (lambda t: t if t["status"] == "FAILED" else None)(s.task(tid)),
                        20, what="the task's message to go to the dead-letter queue")
@@ -176,7 +176,7 @@ class ClockStep(ServersTestCase):
         # expiry is not: nothing moves (moved by the send alone, the message expired at once)
         s = self.start(dict(self.QUEUE, sweep_interval=1), {})
         self.step(HOUR)
-        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
         self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
@@ -198,7 +198,7 @@ class ClockStep(ServersTestCase):
         ahead = s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the first message sent")
         self.step(0)
-        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         right = s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 2, 5, what="the second message sent")
         self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
@@ -232,7 +232,7 @@ class ClockStep(ServersTestCase):
     def send_after_a_step_back(self, s):
         """The wall clock put back an hour while s runs, then a delayed message sent."""
         self.step(-HOUR)
-        wait_until(lambda: self.logged_step(s) is not None, 5, what="the step logged")
+        wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
 
