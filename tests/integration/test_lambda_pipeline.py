@@ -850,7 +850,9 @@ class PoisonMessage(StackTestCase):
         # the program's parent is its run's supervisor; the runtime is the supervisor's parent
         "handlers": [{"queue": "task1", "handler": "exec",
                       "command": ["sh", "-c", "kill -9 $(awk '/^PPid:/ {print $2}' /proc/$PPID/status)"],
-                      "batch_size": 1, "concurrency": 1, "timeout": 1}],
+                      # as long as the queue allows: the kill is at once, but a loaded machine
+                      # has taken over 1 s to start it (the run timed out, and was no crash)
+                      "batch_size": 1, "concurrency": 1, "timeout": 3}],
     }
 
     def test_poison_message_ends_in_the_dead_letter_queue(self):
