@@ -1764,6 +1764,68 @@ await step('event ids past 2^53 are told apart, and compared as numbers: each ev
   }
 }, ['loaded']);
 
+// taskd restarted on a new database begins its change log anew: asked for the events after an id
+// of the old one, which it never gave, it answers with what comes next, ids lower than those the
+// tabs have seen. The lists and streams of both databases are answered by the test.
+await step('after taskd restarts on a new database, the tab that takes the stream over shows its tasks and changes, on every tab, and the next one reads on from its ids', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    const id = (n) => '0190f3c2-0000-7000-8000-00000000020' + n;
+    const insert = (seq, n) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
+      seq, id: id(n), task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+    // the old database: an empty list at 500, then task 1 (501); the new one: task 2 in its list
+    // at 7, then task 3 (8). Each stream ends after its event (the tab would try again in 10 min).
+    let restarted = false;
+    const streams = []; // each GET /events: its last_event_id
+    const opened = [];  // resolved in turn as each comes
+    await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
+      body: JSON.stringify({tasks: restarted ? [{id: id(2), task_type: 'manual', status: 'CREATED', status_msg: '',
+                                                  created_time: 1796117400, updated_time: 1796117400}] : [],
+                            next_token: null})}));
+    await ctx.route((url) => url.pathname === '/events', (route) => {
+      streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
+      if (opened[streams.length - 1]) opened[streams.length - 1]();
+      return route.fulfill({status: 200, contentType: 'text/event-stream',
+                            body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
+    });
+    const nth = (n) => new Promise((resolve) => (opened[n] = resolve));
+    const errors = [];
+    const tabs = [];
+    for (const role of ['leader', 'follower', 'follower']) {
+      const t = await ctx.newPage();
+      t.on('pageerror', (e) => errors.push(e.message));
+      await t.goto(BASE + '/');
+      await t.waitForSelector(`#conn[data-role="${role}"]`, {state: 'attached', timeout: WAIT});
+      // the reading tab is passed task 1; the others, come later, read their (empty) list
+      await t.waitForSelector(role === 'leader' ? `#tasks tr[data-id="${id(1)}"]` : '#tasks-empty:not([hidden])', {timeout: WAIT});
+      tabs.push(t);
+    }
+    const [first, second, third] = tabs;
+    restarted = true;
+    const takenOver = nth(1);
+    await first.close();
+    await within(takenOver, WAIT, 'no tab opened a stream after the reading tab closed');
+    check(streams[1] === '501', 'the tab that took the stream over asked from ' + streams[1] + ', not the old id 501: ' +
+          'this step checks nothing');
+    for (const [t, which] of [[second, 'the new reading tab'], [third, 'the other tab']]) {
+      for (const [n, what] of [[2, 'in the new list'], [3, 'inserted at 8']]) {
+        await t.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT}).catch(async () => {
+          throw new Error(which + ' does not show task ' + n + ' (' + what + ') of the new database; it shows ' +
+                          quote(await t.textContent('#tasks tbody')));
+        });
+      }
+    }
+    const next = nth(2);
+    await second.close();
+    await within(next, WAIT, 'no tab opened a stream after the second reading tab closed');
+    check(streams[2] === '8', 'the third reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
 // A tab out of sight runs no animation frames, while a tab of its group in sight keeps the stream
 // it hears every change on: a new task's row, pushed off the page by newer ones, must not be kept.
 await step('a tab that runs no frames (out of sight) keeps no rows pushed off its page by new tasks', async () => {

@@ -54,7 +54,10 @@ in sight is answered (the test holds the answer) keeps the stream. An event the 
 on as it closed, which its successor had not been passed yet (the test holds it back), so that the
 new stream reads it again, counts once on every tab ("N new" on the second page); what the reading
 tab says of the stream shows an override as a mark. Event ids past 2^53 (a stream answered by the
-test) are told apart, and one repeated is applied once. A tab out of sight does not read the queues
+test) are told apart, and one repeated is applied once. After taskd restarts on a new database (its
+lists and streams answered by the test), the tab that takes the stream over, asking from an id the new
+one never gave, shows the new database's tasks and changes on every tab, and the next reading tab asks
+from the new ids. A tab out of sight does not read the queues
 again after a change, and does once shown. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the

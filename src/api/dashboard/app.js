@@ -822,6 +822,11 @@ const share = {
   see(id) {
     this.seen = latestId(this.seen, eventId(id));
   },
+  // a reset: the stream goes on from id, lower than those seen when its change log is a new one
+  restart(id) {
+    this.seen = eventId(id);
+    this.at = null;
+  },
 };
 let eventsGen = 0; // beginEvents() calls: a later one (a new token) supersedes an earlier
 let cachedAway = false; // the page left its group for the back/forward cache
@@ -991,6 +996,7 @@ function streamOpened(reread) {
 // One event of the stream, its own or passed on by the leader.
 function streamEvent(type, data, id) {
   if (type === 'reset') {
+    share.restart(id);
     loadTasks();
     refreshDetailSoon();
     queuesSoon();
@@ -1021,6 +1027,12 @@ function connect(after) {
   const url = '/events' + (query ? '?' + query : '');
   setConn('connecting', 'connecting');
   let opened = false;
+  let at = eventId(after); // the id this stream was asked to start after, then its last event's
+  const pass = (type, data, id) => {
+    share.see(id);
+    share.post({kind: 'event', type, data, id});
+    streamEvent(type, data, id);
+  };
   const s = (auth.token ? fetchStream : eventSource)(url, {
     open() {
       const reread = opened || streamGap;
@@ -1032,9 +1044,14 @@ function connect(after) {
       share.post({kind: 'open', reread, from: idMessage(from)});
     },
     event(type, data, id) {
-      share.see(id);
-      share.post({kind: 'event', type, data, id});
-      streamEvent(type, data, id);
+      // ids only grow along one change log: an id lower than where the stream was is of a new
+      // one (taskd restarted on a new database), which answered an id it never gave with what
+      // comes next. What the tabs show is read again, as after a reset, and the group's position
+      // starts again from there.
+      const seq = eventId(id);
+      if (seq !== null && at !== null && seq < at) pass('reset', '', id);
+      if (seq !== null) at = seq;
+      pass(type, data, id);
     },
     reconnecting() {
       if (s === source) setConn('connecting', 'reconnecting');
