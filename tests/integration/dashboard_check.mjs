@@ -1826,6 +1826,43 @@ await step('after taskd restarts on a new database, the tab that takes the strea
   }
 }, ['loaded']);
 
+// taskd restarted with other task types: the tab reads them again when its stream opens again.
+await step('the task types are read again when the stream opens again after a disconnect; the type chosen in the form stays', async () => {
+  const p23 = await lonePage();
+  try {
+    let restarted = false;
+    let firstStream;
+    const held = new Promise((resolve) => (firstStream = resolve));
+    let streams = 0;
+    await p23.route((url) => url.pathname === '/events', (route) => {
+      if (streams++ === 0) return firstStream(route);
+      restarted = true; // taskd is back, with a type more
+      return route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n'});
+    });
+    await p23.route((url) => url.pathname === '/openapi.json', async (route) => {
+      const doc = await (await route.fetch()).json();
+      if (restarted) doc.components.schemas.TaskType.enum.push('thumbnail');
+      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+    });
+    await p23.goto(BASE + '/');
+    await p23.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
+    await p23.selectOption('#create-type', 'work');
+    // the first stream opens and drops at once; the page opens another 100 ms later
+    (await within(held, WAIT, 'the page opened no stream')).fulfill({status: 200, contentType: 'text/event-stream',
+                                                                       body: 'retry: 100\n\n'});
+    for (const select of ['#create-type', '#filter-type']) {
+      await p23.waitForSelector(select + ' option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
+        throw new Error(select + ' offers ' + quote(await p23.$$eval(select + ' option', (os) => os.map((o) => o.value).join(' '))) +
+                        ' after the stream opened again (' + streams + ' streams): the new type thumbnail is missing');
+      });
+    }
+    check(await p23.inputValue('#create-type') === 'work', 'the form\'s type is ' + quote(await p23.inputValue('#create-type')) +
+          ' after the types were read again, want the one chosen, work');
+  } finally {
+    await p23.close();
+  }
+}, ['loaded']);
+
 // A tab out of sight runs no animation frames, while a tab of its group in sight keeps the stream
 // it hears every change on: a new task's row, pushed off the page by newer ones, must not be kept.
 await step('a tab that runs no frames (out of sight) keeps no rows pushed off its page by new tasks', async () => {

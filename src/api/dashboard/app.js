@@ -988,7 +988,7 @@ function fromGroup(m) {
 function streamOpened(reread) {
   if (reread || state.loadFailed) loadTasks();
   if (reread) refreshDetailSoon(); // it may have changed, or gone, meanwhile
-  if (!state.types.length) loadTypes();
+  if (reread || !state.types.length) loadTypes(); // taskd may have restarted with other types
   setConn('live', 'live');
   health.ok('events');
 }
@@ -1700,11 +1700,13 @@ async function loadTypes() {
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     state.types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
-    state.types = [];
+    return; // the types shown stay
   }
   const create = $('#create-type');
+  const chosen = create.value;
   // an <option> holds text only: a control in a type's name is written as its mark in brackets
   create.replaceChildren(...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
+  if (state.types.includes(chosen)) create.value = chosen;
   const filter = $('#filter-type');
   filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
   filter.value = state.type;
