@@ -1863,6 +1863,34 @@ await step('the task types are read again when the stream opens again after a di
   }
 }, ['loaded']);
 
+// A list read that fails as the stream opens again is tried again by itself, not at the next opening.
+await step('a list read that fails after the stream opens again is tried again until one works', async () => {
+  const p24 = await lonePage();
+  try {
+    const task = {id: '0190f3c2-0000-7000-8000-000000000301', task_type: 'manual', status: 'CREATED', status_msg: '',
+                  created_time: 1796117400, updated_time: 1796117400};
+    // the first list is empty; the second, as the stream opens again, answers 503; later ones the task
+    let lists = 0;
+    await p24.route((url) => url.pathname === '/tasks', (route) => (++lists === 2 ?
+        route.fulfill({status: 503, contentType: 'application/json', headers: {'Retry-After': '1'},
+                       body: JSON.stringify({detail: 'The task store is busy; retry shortly'})}) :
+        route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
+                       body: JSON.stringify({tasks: lists === 1 ? [] : [task], next_token: null})})));
+    // the first stream drops at once, the page opens another 100 ms later, which stays (it drops
+    // too, and the page would try again in 10 min)
+    let streams = 0;
+    await p24.route((url) => url.pathname === '/events', (route) => route.fulfill({
+      status: 200, contentType: 'text/event-stream', body: 'retry: ' + (streams++ ? 600000 : 100) + '\n\n'}));
+    await p24.goto(BASE + '/');
+    await p24.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT}).catch(() => {
+      throw new Error('the list was not read again after its read failed (' + lists + ' reads, ' + streams + ' streams)');
+    });
+    check(streams === 2, streams + ' streams opened, want 2: the list was read again at an opening');
+  } finally {
+    await p24.close();
+  }
+}, ['loaded']);
+
 // A tab out of sight runs no animation frames, while a tab of its group in sight keeps the stream
 // it hears every change on: a new task's row, pushed off the page by newer ones, must not be kept.
 await step('a tab that runs no frames (out of sight) keeps no rows pushed off its page by new tasks', async () => {

@@ -540,12 +540,16 @@ async function loadTasks() {
   } catch (e) {
     if (seq !== loadSeq) return;
     replayDuring(null); // onto the rows as they are
-    state.loadFailed = true; // the stream's next (re)connection loads again
-    if (e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
+    // said once; read again at the stream's next (re)connection, and after a while
+    if (!state.loadFailed && e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
+    state.loadFailed = true;
+    retryList();
     return;
   }
   if (seq !== loadSeq) return; // a newer load is under way
   state.loadFailed = false;
+  clearTimeout(listRetry.timer);
+  listRetry.ms = 0;
   const body = $('#tasks tbody');
   state.rows.clear();
   const trs = res.data.tasks.map((t) => {
@@ -559,6 +563,15 @@ async function loadTasks() {
   updatePager();
   state.listSeq = eventId(res.headers.get('X-Last-Event-ID'));
   replayDuring(state.listSeq);
+}
+
+// A list that could not be read is read again 1 s later, then after twice as long each time, up
+// to 30 s, until one is (while the page waits for a token, useToken() reads it).
+const listRetry = {timer: null, ms: 0};
+function retryList() {
+  clearTimeout(listRetry.timer);
+  listRetry.ms = Math.min(2 * listRetry.ms || 1000, 30000);
+  listRetry.timer = setTimeout(() => waitingForToken() || loadTasks(), listRetry.ms);
 }
 
 // Apply the events held while a list was read: those after the position it reflects (after:
