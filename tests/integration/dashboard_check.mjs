@@ -166,11 +166,12 @@ await step('page loads: tasks, queues, task types', async () => {
   made.loaded = true;
 });
 
-await step('the event stream (GET /events) is live', async () => {
+await step('the event stream (GET /events) is live, and what the page says of it is announced', async () => {
   await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
     throw new Error('#conn says ' + JSON.stringify(await page.textContent('#conn')) + '; banner: ' +
                     JSON.stringify(await page.textContent('#banner')));
   });
+  check(await page.getAttribute('#conn', 'role') === 'status', 'the state of the stream is not announced (no role="status")');
   made.live = true;
 }, ['loaded']);
 

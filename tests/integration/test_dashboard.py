@@ -58,7 +58,8 @@ test) are told apart, and one repeated is applied once. After taskd restarts on 
 lists and streams answered by the test), the tab that takes the stream over, asking from an id the new
 one never gave, shows the new database's tasks and changes on every tab, and the next reading tab asks
 from the new ids. The task types are read again when the stream opens again after a
-disconnect, and a list read that fails then is tried again until one works. A tab out of sight does not read the queues
+disconnect, and a list read that fails then is tried again until one works. The
+connection state is a status live region. A tab out of sight does not read the queues
 again after a change, and does once shown. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the
