@@ -65,6 +65,9 @@ another page and kept in the back/forward cache (a browser of its own, with that
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the
 browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and
 allowed by taskd) each tab reads its own stream and lets it go out of sight, as before.
+The steps that wait on the page's own timers (the queues read every 5 s, a refused stream
+tried again after 5 s, a stream let go after 10 s out of sight) give it shorter periods before it
+loads (window.taskdPeriods): it does the same, sooner.
 Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.

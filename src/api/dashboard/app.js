@@ -6,7 +6,11 @@
 'use strict';
 
 const PAGE_SIZE = 50;
-const METRICS_EVERY_MS = 5000;
+// The periods of the page's own timers (ms): the queues and /metrics read again, a refused stream
+// tried again, a stream let go out of sight. A test may set shorter ones as window.taskdPeriods
+// before the page loads (read once, here): the page does the same things, sooner.
+const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000}, window.taskdPeriods);
+const METRICS_EVERY_MS = PERIODS.poll;
 const CHART_WINDOW_MS = 5 * 60 * 1000;
 const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
 const FINAL = new Set(['COMPLETED', 'FAILED']);
@@ -756,7 +760,7 @@ let streamGap = false; // a stream was closed for good: its successor starts wit
 // have theirs. Shown again, it reads its page of tasks again and continues from there, as after
 // a gap. Tabs that share a stream (see share) park it together: when none of them has been in
 // sight for STREAM_PARK_MS.
-const STREAM_PARK_MS = 10000;
+const STREAM_PARK_MS = PERIODS.park;
 let parkTimer = null;
 let parked = false;
 
@@ -1076,7 +1080,7 @@ function connect(after) {
       streamGap = true;
       checkEvents(url);
       // while the page waits for a token, useToken() connects again
-      retryTimer = setTimeout(() => waitingForToken() || connect(), 5000);
+      retryTimer = setTimeout(() => waitingForToken() || connect(), PERIODS.retry);
     },
   });
   source = s;
