@@ -83,13 +83,16 @@ void task_event_sse(sbuf *b, const task_event *e)
     sbuf_puts(b, "}\n\n");
 }
 
-void task_event_reset_sse(sbuf *b, int64_t oldest_seq)
+void task_event_reset_sse(sbuf *b, int64_t oldest_seq, task_event_lost why)
 {
     /* its id is the seq before oldest_seq: a client that reconnects before the next event
-     * resumes there, instead of asking for the trimmed position (and its reset) again */
+     * resumes there, instead of asking for the lost position (and its reset) again */
     sbuf_printf(b,
-                "id: %lld\nevent: reset\ndata: {\"detail\":\"Events after the requested id were "
-                "trimmed from the change log; reload, then follow from oldest_seq\","
-                "\"oldest_seq\":%lld}\n\n",
-                (long long)(oldest_seq - 1), (long long)oldest_seq);
+                "id: %lld\nevent: reset\ndata: {\"detail\":\"%s; reload, then follow from "
+                "oldest_seq\",\"oldest_seq\":%lld}\n\n",
+                (long long)(oldest_seq - 1),
+                why == TASK_EVENT_TRIMMED
+                    ? "Events after the requested id were trimmed from the change log"
+                    : "The requested id is past the change log's newest event",
+                (long long)oldest_seq);
 }

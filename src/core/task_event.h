@@ -52,9 +52,13 @@ void task_event_clear(task_event *e);
 bool task_event_matches(const task_event *e, const char *task_type, const char *status);
 /* Append the event's SSE frame: id, event: task, data (one JSON line), blank line. */
 void task_event_sse(sbuf *b, const task_event *e);
-/* Append the SSE frame telling a client its position was trimmed: id (oldest_seq - 1, where a
+/* Why a client's position cannot be resumed: its records were trimmed from the change log, or it
+ * is past the log's newest record (a position of another database, or of this one before it was
+ * restored from an older copy). */
+typedef enum { TASK_EVENT_TRIMMED, TASK_EVENT_UNKNOWN } task_event_lost;
+/* Append the SSE frame telling a client its position is lost (why): id (oldest_seq - 1, where a
  * reconnect resumes), event: reset, data with detail and oldest_seq, the first seq it will get
  * next. */
-void task_event_reset_sse(sbuf *b, int64_t oldest_seq);
+void task_event_reset_sse(sbuf *b, int64_t oldest_seq, task_event_lost why);
 
 #endif

@@ -360,10 +360,13 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
     snprintf(s->task_type, sizeof s->task_type, "%s", task_type ? task_type : "");
     snprintf(s->status, sizeof s->status, "%s", status ? status : "");
     sbuf_printf(&s->buf, "retry: %d\n\n", LIVE_RETRY_MS);
-    if (after < 0 || after > last) {
-        s->cursor = last; /* only what comes next */
+    if (after < 0) {
+        s->cursor = last;      /* only what comes next */
+    } else if (after > last) { /* never this log's (its numbers are never reused): reload */
+        task_event_reset_sse(&s->buf, last + 1, TASK_EVENT_UNKNOWN);
+        s->cursor = last;
     } else if (after + 1 < oldest) {
-        task_event_reset_sse(&s->buf, oldest); /* missed records are gone: reload */
+        task_event_reset_sse(&s->buf, oldest, TASK_EVENT_TRIMMED); /* missed ones are gone */
         s->cursor = oldest - 1;
     } else {
         s->cursor = after;
@@ -468,7 +471,7 @@ static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_co
 {
     if (reset) {
         sbuf frame = {0};
-        task_event_reset_sse(&frame, reset);
+        task_event_reset_sse(&frame, reset, TASK_EVENT_TRIMMED);
         bool sent = !sbuf_failed(&frame) && deliver(l, s, frame.data, frame.len);
         sbuf_free(&frame);
         if (!sent)

@@ -587,6 +587,27 @@ class Trimmed(LiveCase):
                 self.assertGreater(ev["data"]["oldest_seq"], oldest + 1, ev)
 
 
+    def test_a_position_past_the_log_gives_a_reset_first(self):
+        # an id this log never gave (a client of another database, or of this one before it was
+        # restored from an older copy) was taken as "only what comes next", so the client went
+        # on showing what it had and missed every change until the ids passed its position
+        self.server.create("TASK2")
+        last = harness.wait_until(
+            lambda: harness.db_query(self.server.db, "SELECT max(coalesce((SELECT max(seq) FROM "
+                                     "changes), 0), coalesce((SELECT value FROM meta WHERE name = "
+                                     "'changes_seq'), 0))")[0][0],
+            20, what="the creation's record")
+        with harness.EventStream(self.server,
+                                 headers={"Last-Event-ID": str(last + 1000)}) as st:
+            reset = st.next_event(10)
+            self.assertEqual(reset["event"], "reset", reset)
+            self.assertEqual(reset["data"]["oldest_seq"], last + 1)
+            self.assertEqual(int(reset["id"]), last)  # where a reconnect resumes
+            self.assertIn("past the change log", reset["data"]["detail"])
+            tid = self.server.create("TASK2")
+            ev = st.next_event(20)
+            self.assertEqual((ev["data"]["id"], int(ev["id"])), (tid, last + 1))
+
     def test_a_filtered_stream_resumes_from_its_last_ping(self):
         """A ping carries the stream's position: a filtered client that got no event of its own
         resumes from there once the log is trimmed past its start, with no reset to reload."""

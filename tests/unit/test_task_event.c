@@ -201,7 +201,7 @@ static void test_reset_frame(void **state)
 {
     (void)state;
     sbuf b = {0};
-    task_event_reset_sse(&b, 1234);
+    task_event_reset_sse(&b, 1234, TASK_EVENT_TRIMMED);
     const char head[] = "id: 1233\nevent: reset\ndata: ";
     assert_int_equal(strncmp(b.data, head, sizeof head - 1), 0);
     assert_string_equal(b.data + b.len - 2, "\n\n");
