@@ -682,12 +682,14 @@ class Walkthrough(StackTestCase):
         again = s.task(task_id)
         self.assertEqual((again["status"], again["status_msg"], again["updated_time"], again["result"]),
                          (first["status"], first["status_msg"], first["updated_time"], first["result"]))
-        # Three deliveries, one run (spans are flushed right after each response: wait for them).
+        # Three deliveries, one run. Spans are flushed right after each response, and a delivery's
+        # "receive task1" goes last: it ends after its processing and the claim and run under it,
+        # and its function sends them in that order through one socket. Once three are in, every
+        # span of the three deliveries is.
         def names():
             return [d.get("name") for _, d in s.documents(task_id=task_id)]
-        wait_until(lambda: names().count("receive task1") >= 3, 10, 0.05, "three receive spans")
-        time.sleep(0.2)
-        names = names()
+        names = wait_until(lambda: (lambda n: n.count("receive task1") >= 3 and n)(names()), 10, 0.05,
+                           "three receive spans")
         self.assertEqual(names.count("receive task1"), 3, names)
         self.assertEqual(names.count("TASK1"), 1, names)
         self.assertEqual(s.logs("sqs batch", function="workerTask1Dlq"), [])
