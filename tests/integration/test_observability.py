@@ -197,14 +197,13 @@ class IdleWritesNothing(ServersTestCase):
         s = self.start()
         self.settle(s)
         self.assert_idle(s, 3.0, "after start")
-        t0 = time.monotonic()
         tid = s.create("TASK1", data={"x": 1})
+        # picked up by the commit that created it, never left to a periodic look: the writer's
+        # feed publishes it and the idle runner's standing receive claims it in that commit, so
+        # the first read after the 201 finds it taken (design.md, "Standing receives")
+        self.assertNotEqual(s.task(tid)["status"], "CREATED", "not claimed with its creation")
         t = self.wait_final(s, tid, 5.0)
-        took = time.monotonic() - t0
         self.assertEqual(t["status"], "COMPLETED", t)
-        # TASK1 sleeps 0.05 s; the rest is the pipeline, woken by each commit (sanitizer builds
-        # on a busy machine included), never left to a periodic look
-        self.assertLess(took, 1.0, "a task took %.3f s from POST to COMPLETED" % took)
         self.settle(s)
         self.assert_idle(s, 2.0, "after a task")
         self.assertEqual(s.stop(), 0)
