@@ -635,6 +635,42 @@ def recv_before(sock, deadline):
         return b""
 
 
+def tcp_socket(local_port, remote_port):
+    """The fields of /proc/net/tcp's line for the IPv4 socket from local_port to remote_port (3:
+    its state, 4: "tx_queue:rx_queue", 9: its inode, 0 until it is accepted), or None when there
+    is none."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (int(fields[1].split(":")[1], 16) == local_port
+                    and int(fields[2].split(":")[1], 16) == remote_port):
+                return fields
+    return None
+
+
+def tcp_queues(local_port, remote_port):
+    """(bytes sent and not yet acknowledged, bytes received and not yet read) of the IPv4 socket
+    from local_port to remote_port, or None when there is none."""
+    fields = tcp_socket(local_port, remote_port)
+    if fields is None:
+        return None
+    tx, rx = fields[4].split(":")
+    return int(tx, 16), int(rx, 16)
+
+
+def accepted(sock, port):
+    """Whether the server on port has accepted the connection sock made to it."""
+    fields = tcp_socket(port, sock.getsockname()[1])
+    return fields is not None and fields[9] != "0"
+
+
+def all_read(sock, port):
+    """Whether the server on port has read everything sock sent it, and sock everything the
+    server sent: nothing unread or in flight either way."""
+    ours = sock.getsockname()[1]
+    return tcp_queues(ours, port) == (0, 0) and tcp_queues(port, ours) == (0, 0)
+
+
 class EventStream:
     """GET /events over a raw socket: the response's status and headers, then its Server-Sent
     Events as they arrive (the chunked body decoded as it comes). ``rcvbuf`` shrinks the socket's

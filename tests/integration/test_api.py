@@ -12,8 +12,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (LIST_KEYS, STATUSES, UUID7_RE, EventStream, ServersTestCase,  # noqa: E402
-                     ServerTestCase, Taskd, db_query, local_only, on_lambda, urlencode, wait_until,
-                     write_config)
+                     ServerTestCase, Taskd, accepted, db_query, local_only, on_lambda, urlencode,
+                     wait_until, write_config)
 
 SEED_BODY = '{"task_type": "TASK1", "data": {"foo": "bar"}, "ttl": "1662381756"}'
 ISO_UTC_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
@@ -709,8 +709,8 @@ class Api(ServerTestCase):
         data = b""
         started = time.monotonic()
         try:
-            if corked:
-                time.sleep(0.2)  # taken and waiting for its first bytes: they come in one event
+            if corked:  # taken and waiting for its first bytes: they come in one event
+                wait_until(lambda: accepted(c, self.server.port), 10, what="the connection accepted")
                 c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
             c.sendall(payload)
             if half_close:

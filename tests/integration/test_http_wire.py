@@ -23,8 +23,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (EventStream, ServerTestCase, Taskd, local_only, metric,  # noqa: E402
-                     parse_metrics, parse_response_headers, preload_env, recv_before, wait_until,
-                     write_config)
+                     all_read, parse_metrics, parse_response_headers, preload_env, recv_before,
+                     wait_until, write_config)
 
 HOST = b"Host: 127.0.0.1\r\n"  # taskd answers only to its own names
 BODY_LIMIT = 1048576  # taskd's default body_limit
@@ -81,20 +81,6 @@ def split_answer(data, method=None):
     if len(data) < at:
         return None
     return Answer(status, headers, fields, data[end + 4:at], data[:at]), data[at:]
-
-
-def tcp_queues(local_port, remote_port):
-    """(bytes sent and not yet acknowledged, bytes received and not yet read) of the IPv4 socket
-    from local_port to remote_port (/proc/net/tcp), or None when there is none."""
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            local, remote, queues = fields[1], fields[2], fields[4]
-            if (int(local.split(":")[1], 16) == local_port
-                    and int(remote.split(":")[1], 16) == remote_port):
-                tx, rx = queues.split(":")
-                return int(tx, 16), int(rx, 16)
-    return None
 
 
 class Client:
@@ -731,7 +717,8 @@ class Wire(ServerTestCase):
         half_body.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
         self.assertEqual(half_body.answer().status, 100)  # its head is read
         half_body.send(body[:100])
-        time.sleep(0.2)  # the half head and the body's first bytes are read
+        wait_until(lambda: all(all_read(c.sock, srv.port) for c in (half_head, half_body)), 10,
+                   what="the half head and the body's first bytes to be read")
         srv.send_signal(signal.SIGTERM)
         for name, c in (("a body on its way", half_body), ("a half head", half_head)):
             with self.subTest(name):
@@ -767,9 +754,7 @@ class Wire(ServerTestCase):
         self.addCleanup(writer.close)
         writer.send(create_request(compact({"task_type": "TASK2"})))
         # the write is read (and so handed on, in the same turn), and waits for the lock
-        wait_until(lambda: tcp_queues(writer.sock.getsockname()[1], srv.port) == (0, 0)
-                   and tcp_queues(srv.port, writer.sock.getsockname()[1]) == (0, 0), 10,
-                   what="the write to be read")
+        wait_until(lambda: all_read(writer.sock, srv.port), 10, what="the write to be read")
         srv.send_signal(signal.SIGTERM)
         ans = early.answer(timeout=10)  # the loop's first turn of the stop
         self.assertEqual(ans.status, 503, ans.raw[:300])

@@ -18,9 +18,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, metric, metrics, on_lambda, preload_env,  # noqa: E402
-                     parse_metrics, parse_response_headers, raw_exchange, wait_until,
-                     write_config)
+from harness import (ServersTestCase, Taskd, accepted, all_read, metric, metrics, on_lambda,  # noqa: E402
+                     preload_env, parse_metrics, parse_response_headers, raw_exchange, tcp_socket,
+                     wait_until, write_config)
 
 BODY_LIMIT = 1048576
 
@@ -480,7 +480,7 @@ class Limits(ServersTestCase):
         try:
             for c in heads:  # heads alone, their bodies never sent
                 c.sendall(head(len(body)))
-            time.sleep(0.3)
+            wait_until(lambda: all(all_read(c, srv.port) for c in heads), 10, what="the heads read")
             s = connect(srv.port)
             try:
                 s.sendall(head(len(body)) + body)
@@ -494,7 +494,6 @@ class Limits(ServersTestCase):
         try:
             for c in held:  # two bodies all but sent, and stalled: the bound is taken
                 c.sendall(head(len(body)) + body[:-100])
-            time.sleep(0.3)
             # the gauges (set by the first loop's sweep, four times a second): the bytes held, and
             # the connections (/metrics' own only if it came before the last sweep)
             wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes")
@@ -535,7 +534,9 @@ class Limits(ServersTestCase):
         finally:
             for c in held:
                 c.close()
-        time.sleep(0.5)  # the closed connections give theirs back: the whole bound is free
+        # the closed connections give theirs back: the whole bound is free
+        wait_until(lambda: metric(metrics(srv), "taskd_http_body_bytes") == 0, 3,
+                   what="the closed connections' bodies let go")
         both = [connect(srv.port) for _ in range(2)]
         try:
             for c in both:
@@ -979,13 +980,8 @@ class Limits(ServersTestCase):
             mine = first.getsockname()[1]
 
             def server_side_state():
-                with open("/proc/net/tcp") as f:
-                    for line in f.readlines()[1:]:
-                        fields = line.split()
-                        if (int(fields[1].split(":")[1], 16) == srv.port
-                                and int(fields[2].split(":")[1], 16) == mine):
-                            return fields[3]
-                return None
+                fields = tcp_socket(srv.port, mine)
+                return fields and fields[3]
             wait_until(lambda: server_side_state() == "04", 10,
                        what="the answer handed over whole, the end sent after it")
             second = connect(srv.port)
@@ -1024,7 +1020,7 @@ class Limits(ServersTestCase):
         self.assertNotIn("max_connections is more than", srv.stderr_text())  # 6 fits any limit
         held = [connect(srv.port) for _ in range(4)]
         try:
-            time.sleep(0.2)
+            wait_until(lambda: all(accepted(c, srv.port) for c in held), 10, what="4 connections taken")
             # one more from the same client: refused at once, in JSON
             extra = connect(srv.port)
             parsed, raw, _ = read_answer(extra, timeout=3)
