@@ -3,7 +3,8 @@
 Lambda worker, with X-Ray.
 
 Each stack is DynamoDB Local (one per test process, a table per stack, from deploy/table.json),
-fauxqs (SNS + SQS: the topic, queues and subscriptions of the stack's configuration) and
+fauxqs (one per test process too: SNS + SQS, the topic, queues and subscriptions of the stack's
+configuration, deleted with the stack) and
 tests/lambda/emulator.py in stack mode running build/bootstrap as the functions of
 serverless.yml — api (with the API Gateway front), publish (with the table's stream mapping and
 the configured filter patterns, task items only), one worker per handler binding and one per
@@ -58,10 +59,11 @@ XRAY_HEADER = {"format": "json", "version": 1}
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ")
 
 _db = None  # DynamoDB Local of this module (or the DYNAMODB_ENDPOINT one)
+_sns_sqs = None  # fauxqs of this module
 
 
 def setUpModule():
-    global _db
+    global _db, _sns_sqs
     require_bootstrap()
     endpoint = os.environ.get("DYNAMODB_ENDPOINT")
     if endpoint:
@@ -70,6 +72,9 @@ def setUpModule():
         _db = dynamodb_local.DynamoDBLocal()
         unittest.addModuleCleanup(_db.stop)
         _db.start()
+    _sns_sqs = fauxqs.Fauxqs(region=REGION)
+    unittest.addModuleCleanup(_sns_sqs.stop)
+    _sns_sqs.start()
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -172,7 +177,8 @@ class Stack:
         self.env = env
         self.tmp = tempfile.mkdtemp(prefix="taskd-pipeline-")
         self.table = "taskd-pl-" + uuid.uuid4().hex[:12]
-        self.sns_sqs = None
+        self.sns_sqs = _sns_sqs
+        self.pipeline = None
         self.proc = None
         self.daemons = {}
         self.lines = []
@@ -185,7 +191,6 @@ class Stack:
     def start(self):
         dynamodb_local.create_table(_db.endpoint, self.table)
         self.table_created = True
-        self.sns_sqs = fauxqs.Fauxqs(region=REGION).start()
         self.pipeline = fauxqs.create_pipeline(self.sns_sqs.endpoint, self.config, REGION)
         self.config_path = os.path.join(self.tmp, "taskd.json")
         with open(self.config_path, "w", encoding="utf-8") as f:
@@ -289,8 +294,11 @@ class Stack:
                     problems.append("the emulator did not stop on SIGTERM")
             if self.proc.returncode not in (0, None):
                 problems.append("the emulator exited %s" % self.proc.returncode)
-        if self.sns_sqs is not None:
-            self.sns_sqs.stop()
+        if self.pipeline is not None:
+            try:
+                fauxqs.delete_pipeline(self.sns_sqs.endpoint, self.pipeline)
+            except (OSError, fauxqs.AwsError) as e:
+                problems.append("the stack's topic and queues were not deleted: %s" % e)
         for d in self.daemons.values():
             d.close()
         if self.table_created:
@@ -945,7 +953,6 @@ class ProbeStack(Stack):
     def start(self):
         dynamodb_local.create_table(_db.endpoint, self.table)
         self.table_created = True
-        self.sns_sqs = fauxqs.Fauxqs(region=REGION).start()
         self.pipeline = fauxqs.create_pipeline(self.sns_sqs.endpoint, self.config, REGION)
         os.mkdir(os.path.join(self.tmp, "probe"))
         self.runtime = os.path.join(self.tmp, "probe", "bootstrap")

@@ -8,6 +8,7 @@
     #  "queues": {"task1": {"url": ..., "arn": ...}, "task1-dlq": {...}},
     #  "subscriptions": [{"queue": "task1", "arn": ...}]}
     queue_counts(sns_sqs.endpoint, pipeline["queues"]["task1"]["url"])   # visible, in flight, delayed
+    delete_pipeline(sns_sqs.endpoint, pipeline)  # the names free for the next one
     sns_sqs.stop()
 
 ``create_pipeline`` builds, from a taskd JSON configuration (README "Configuration"; a section
@@ -44,7 +45,7 @@ REGION = "eu-west-1"
 QUEUE_DEFAULTS = {"visibility_timeout": 60, "max_receive_count": 3, "dead_letter_queue": "", "delay": 0,
                   "retention": 345600}
 
-__all__ = ["Fauxqs", "create_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
+__all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
 
 
 # -- the configuration ----------------------------------------------------------------------------
@@ -164,6 +165,15 @@ def create_pipeline(endpoint, config=None, region=REGION):
         subscriptions.append({"queue": s["queue"], "arn": arn})
     return {"topic": topic, "topic_arn": topic_arn, "queues": queues, "subscriptions": subscriptions,
             "region": region}
+
+
+def delete_pipeline(endpoint, pipeline):
+    """Delete what create_pipeline made: the topic with its subscriptions, and the queues with
+    their messages. The same names can then be made again, empty."""
+    region = pipeline["region"]
+    sns(endpoint, "DeleteTopic", {"TopicArn": pipeline["topic_arn"]}, region)
+    for q in pipeline["queues"].values():
+        sqs(endpoint, "DeleteQueue", {"QueueUrl": q["url"]}, region)
 
 
 # -- the process --------------------------------------------------------------------------------
