@@ -113,7 +113,7 @@ def cmd_spawn(a):
 def cmd_ddb(a):
     from dynamodb_local import DynamoDBLocal, create_table
     install_signals()
-    db = DynamoDBLocal()
+    db = DynamoDBLocal(java_options=())  # the JVM's defaults: its steady state is measured
     parent = os.getppid()
     try:
         t0 = time.monotonic()
