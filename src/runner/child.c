@@ -473,6 +473,8 @@ static bool pump_reports(child *c)
     supervisor_report r;
     int got = read_report(c->st_fd, &r);
     if (got == 1) {
+        if (r.kind == REPORT_STARTED && c->program <= 0) /* a start cut short did not read it */
+            c->program = r.value;
         if (r.kind == REPORT_EXITED || r.kind == REPORT_KILLED) {
             c->exited = true;
             c->ended_alone = r.kind == REPORT_EXITED;

@@ -691,6 +691,49 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
 }
 
+/* A start cut short (a kill before it) has not read the program's pid; its reap must still know
+ * it: a program that stopped its supervisor leaves its process group to the forced end, which
+ * kills that group only by the program's pid. It was lost (the report went unread), and the
+ * background process of the group went on under init. */
+static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    char *argv[] = {"sh",
+                    "-c",
+                    "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                    "kill -STOP $PPID; wait",
+                    "sh",
+                    pidfile,
+                    NULL};
+    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    child_spec spec = {.path = SH,
+                       .argv = argv,
+                       .env = env,
+                       .stdout_max = 64,
+                       .stderr_tail = 64,
+                       .drain_ms = 100,
+                       .kill_grace_ms = 300};
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    child_kill(c);
+    assert_int_equal(child_start(c, clock_mono_ms() + 10000), 0);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_KILLED);
+    pid_t pids[3];
+    unsigned long long written = 0;
+    assert_int_equal(read_pids(pidfile, pids, 3, &written), 3);
+    unlink(pidfile);
+    for (int i = 0; i < 500 && fixture_state(pids[2], written) != 'T'; i++)
+        usleep(10000); /* the supervisor stopped: only the forced end is left */
+    int status;
+    assert_int_equal(child_reap(c, &status), ECHILD);
+    pid_t known = child_pid(c);
+    child_free(c);
+    assert_all_end(pids, 2, written, 5000); /* the background sleep and the program */
+    assert_int_equal(known, pids[1]);
+}
+
 typedef struct waiter {
     child *c;
     child_end end;
@@ -1010,6 +1053,7 @@ int main(void)
         cmocka_unit_test(test_only_stdio_is_inherited),
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
+        cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
