@@ -88,6 +88,16 @@ void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size
 
 /* The same for a standing receive: stop as soon as the thread has taken back its claims. */
 static atomic_int stood_claims; /* batches a runner got from a standing receive */
+static atomic_int stands;       /* standing receives left with the writer */
+
+void __real_broker_stand(broker *b, broker_standing *s);
+void __wrap_broker_stand(broker *b, broker_standing *s);
+
+void __wrap_broker_stand(broker *b, broker_standing *s)
+{
+    __real_broker_stand(b, s);
+    atomic_fetch_add(&stands, 1);
+}
 
 void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n)
 {
@@ -234,6 +244,7 @@ static int setup(void **state)
     atomic_store(&stop_after_claim_armed, false);
     atomic_store(&stops_injected, 0);
     atomic_store(&stood_claims, 0);
+    atomic_store(&stands, 0);
     atomic_store(&stop_target, NULL);
     atomic_store(&extends_to_fail, 0);
     *state = f;
@@ -345,7 +356,9 @@ static void stop_after_claim(fixture *f, bool standing)
     runner *r = start(f);
     atomic_store(&stop_target, r);
     if (standing) {
-        usleep(100000); /* into its idle wait */
+        /* its receive left with the writer: the sending commit claims for it */
+        for (int i = 0; i < 500 && atomic_load(&stands) == 0; i++)
+            usleep(10000);
         send_tasks(f, 3, ids);
     }
     for (int i = 0; i < 300 && atomic_load(&stops_injected) == 0; i++)
