@@ -1845,6 +1845,54 @@ await step('after taskd restarts on a new database, the tab that takes the strea
   }
 }, ['loaded']);
 
+// For the steps below: a task of a list the test answers, and the reset with which taskd begins
+// a stream asked from an id past its log, 6 its newest.
+const listed = (id) => ({id, task_type: 'manual', status: 'CREATED', status_msg: '', created_time: 1796117400,
+                         updated_time: 1796117400});
+const RESET_AT_6 = 'id: 6\nevent: reset\ndata: {"detail":"not this log\'s","oldest_seq":7}\n\n';
+
+// A next_token is of the database that gave it (its key lives there): after taskd restarted on
+// a new database, a tab on its second page reads that page again at the reset, which the new
+// one answers 400. The lists and the stream of both databases are answered by the test.
+await step('a tab on its second page when taskd restarts on a new database shows the first page of the new one', async () => {
+  const p25 = await lonePage();
+  try {
+    const task = (n) => listed('0190f3c2-0000-7000-8000-00000000040' + n);
+    // the old database: task 1 on the first page, task 2 on the second; the new one: task 3 at 7
+    let restarted = false;
+    const oldPages = []; // each read of the old second page, with its answer
+    await p25.route((url) => url.pathname === '/tasks', (route) => {
+      const token = new URL(route.request().url()).searchParams.get('next_token');
+      if (token) oldPages.push(restarted ? 400 : 200);
+      if (token && restarted) {
+        return route.fulfill({status: 400, contentType: 'application/json', body: JSON.stringify({detail: 'Invalid next_token'})});
+      }
+      const [tasks, next] = restarted ? [[task(3)], null] : token ? [[task(2)], null] : [[task(1)], 'page-2-of-the-old-database'];
+      return route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
+                            body: JSON.stringify({tasks, next_token: next})});
+    });
+    let stream;
+    const held = new Promise((resolve) => (stream = resolve));
+    await p25.route((url) => url.pathname === '/events', (route) => stream(route));
+    await p25.goto(BASE + '/');
+    await p25.waitForSelector(`#tasks tr[data-id="${task(1).id}"]`, {timeout: WAIT});
+    await p25.click('#page-older');
+    await p25.waitForSelector(`#tasks tr[data-id="${task(2).id}"]`, {timeout: WAIT});
+    restarted = true;
+    // the new database's stream, asked from 500: its reset
+    (await within(held, WAIT, 'the page opened no stream')).fulfill({
+      status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + RESET_AT_6});
+    await p25.waitForSelector(`#tasks tr[data-id="${task(3).id}"]`, {timeout: WAIT}).catch(async () => {
+      throw new Error('the tab does not show task 3, in the first page of the new database, after its second page was ' +
+                      'answered ' + oldPages.join(', ') + '; it shows ' + quote(await p25.textContent('#tasks tbody')));
+    });
+    const info = await p25.textContent('#page-info');
+    check(/^Page 1 /.test(info), 'the pager says ' + quote(info) + ', want page 1');
+  } finally {
+    await p25.close();
+  }
+}, ['loaded']);
+
 // taskd restarted with other task types: the tab reads them again when its stream opens again.
 await step('the task types are read again when the stream opens again after a disconnect; the type chosen in the form stays', async () => {
   const p23 = await lonePage();

@@ -543,11 +543,15 @@ async function loadTasks() {
     res = await api(listQuery());
   } catch (e) {
     if (seq !== loadSeq) return;
+    // a page's next_token is of the database that gave it: after taskd restarted on another, the
+    // page is no more, and the first page is read instead
+    if (e.status === 400 && state.tokens.length > 1) return firstPage();
     replayDuring(null); // onto the rows as they are
-    // said once; read again at the stream's next (re)connection, and after a while
+    // said once; read again at the stream's next (re)connection, and after a while unless the
+    // answer would be the same (a 4xx but a timeout or too many requests; a 401 waits for a token)
     if (!state.loadFailed && e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
     state.loadFailed = true;
-    retryList();
+    if (!(e.status >= 400 && e.status < 500) || e.status === 408 || e.status === 429) retryList();
     return;
   }
   if (seq !== loadSeq) return; // a newer load is under way
