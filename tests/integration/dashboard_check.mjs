@@ -1893,6 +1893,31 @@ await step('a tab on its second page when taskd restarts on a new database shows
   }
 }, ['loaded']);
 
+// taskd answers a Last-Event-ID past its log (a new database's) with a reset, whose id, its
+// newest, is lower than the one asked for: the reset is taken once, not again as ids going down.
+await step("a stream that opens with taskd's reset at a lower id reads the list once for it", async () => {
+  const p26 = await lonePage();
+  try {
+    const task = listed('0190f3c2-0000-7000-8000-000000000501');
+    let lists = 0;
+    await p26.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? '6' : '500'},
+      body: JSON.stringify({tasks: [], next_token: null})}));
+    // asked from 500, the new database's stream: its reset at 6, then task 1 at 7
+    await p26.route((url) => url.pathname === '/events', (route) => route.fulfill({
+      status: 200, contentType: 'text/event-stream',
+      body: 'retry: 600000\n\n' + RESET_AT_6 + 'id: 7\nevent: task\ndata: ' + JSON.stringify({
+        seq: 7, id: task.id, task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z',
+        event: 'INSERT'}) + '\n\n'}));
+    await p26.goto(BASE + '/');
+    // task 1 is applied after the list read for the reset, which every read for it comes before
+    await p26.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT});
+    check(lists === 2, lists + ' list reads, want 2: the first, and one for the reset');
+  } finally {
+    await p26.close();
+  }
+}, ['loaded']);
+
 // taskd restarted with other task types: the tab reads them again when its stream opens again.
 await step('the task types are read again when the stream opens again after a disconnect; the type chosen in the form stays', async () => {
   const p23 = await lonePage();

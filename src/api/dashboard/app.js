@@ -1068,9 +1068,10 @@ function connect(after) {
       // ids only grow along one change log: an id lower than where the stream was is of a new
       // one (taskd restarted on a new database), which answered an id it never gave with what
       // comes next. What the tabs show is read again, as after a reset, and the group's position
-      // starts again from there.
+      // starts again from there. (taskd's own reset for such an id has its newest, lower: it is
+      // that reset.)
       const seq = eventId(id);
-      if (seq !== null && at !== null && seq < at) pass('reset', '', id);
+      if (seq !== null && at !== null && seq < at && type !== 'reset') pass('reset', '', id);
       if (seq !== null) at = seq;
       pass(type, data, id);
     },
