@@ -1722,6 +1722,37 @@ await step('an event the reading tab passed on as it closed, read again by the n
   }
 }, ['full']);
 
+// The connection state is a live region: a tab rewrites it only when it changes, not each time
+// the reading tab tells a joining one.
+await step('a tab joining the shared stream leaves the connection state of the others as it is', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    const tabs = [];
+    for (const role of ['leader', 'follower']) {
+      const t = await ctx.newPage();
+      await t.goto(BASE + '/');
+      await t.waitForSelector(`#conn[data-role="${role}"][data-state="live"]`, {timeout: WAIT});
+      tabs.push(t);
+    }
+    const [, follower] = tabs;
+    // the page's channel hears the leader's answer to a new tab before this one, made later
+    await follower.evaluate(() => {
+      window.__connChanges = 0;
+      new MutationObserver((records) => (window.__connChanges += records.length))
+          .observe(document.querySelector('#conn'), {subtree: true, childList: true, attributes: true, characterData: true});
+      new BroadcastChannel('taskd-events').onmessage = (m) => m.data.kind === 'at' && (window.__atHeard = true);
+    });
+    const joining = await ctx.newPage();
+    await joining.goto(BASE + '/');
+    await joining.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    await follower.waitForFunction(() => window.__atHeard, null, {timeout: WAIT});
+    const changes = await follower.evaluate(() => window.__connChanges);
+    check(changes === 0, 'the connection state of a tab was rewritten ' + changes + ' time(s) as another joined, still live');
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
 // Every tab of a shared stream hears every change; the queues table is read again after one
 // only where it is seen.
 await step('a tab out of sight does not read the queues again after a change, and does once shown', async () => {

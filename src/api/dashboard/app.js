@@ -803,13 +803,15 @@ function unpark() {
 }
 
 // What the page says of its stream; a leader says it to the tabs it reads for, whose words
-// are client text to them.
+// are client text to them. #conn is a live region: it is rewritten only when that changes.
 const conn = {state: 'connecting', text: 'connecting'};
 function setConn(s, text) {
-  conn.state = s;
-  conn.text = text;
-  $('#conn').dataset.state = clientPlain(s);
-  $('#conn-text').replaceChildren(...clientText(text));
+  if (s !== conn.state || text !== conn.text) {
+    conn.state = s;
+    conn.text = text;
+    $('#conn').dataset.state = clientPlain(s);
+    $('#conn-text').replaceChildren(...clientText(text));
+  }
   if (share.leader) share.post({kind: 'conn', state: s, text});
 }
 
