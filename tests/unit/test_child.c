@@ -52,6 +52,27 @@ static child_spec script_spec(char **argv, const char *script, char **env)
                         .drain_ms = 100};
 }
 
+/* A spec running `sh -c script sh pidfile` (the script writes its pids there) on the PATH, with
+ * small limits and a 300 ms kill grace: for the programs that stop their supervisor. argv has
+ * room for 6. */
+static child_spec stopper_spec(char **argv, const char *script, const char *pidfile)
+{
+    static char *path_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    argv[0] = "sh";
+    argv[1] = "-c";
+    argv[2] = (char *)script;
+    argv[3] = "sh";
+    argv[4] = (char *)pidfile;
+    argv[5] = NULL;
+    return (child_spec){.path = SH,
+                        .argv = argv,
+                        .env = path_env,
+                        .stdout_max = 64,
+                        .stderr_tail = 64,
+                        .drain_ms = 100,
+                        .kill_grace_ms = 300};
+}
+
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
 static child_end run(child *c, int64_t deadline_ms, int *status)
 {
@@ -663,16 +684,9 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     (void)state;
     char pidfile[64];
     temp_name(pidfile, sizeof pidfile);
-    char *argv[] = {"sh", "-c",    "sleep 30 & echo $! > \"$1\"; kill -STOP $PPID; wait",
-                    "sh", pidfile, NULL};
-    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-    child_spec spec = {.path = SH,
-                       .argv = argv,
-                       .env = env,
-                       .stdout_max = 64,
-                       .stderr_tail = 64,
-                       .drain_ms = 100,
-                       .kill_grace_ms = 300};
+    char *argv[6];
+    child_spec spec =
+        stopper_spec(argv, "sleep 30 & echo $! > \"$1\"; kill -STOP $PPID; wait", pidfile);
     child *c = child_new(&spec);
     assert_non_null(c);
     int64_t start = clock_mono_ms();
@@ -700,21 +714,12 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
     (void)state;
     char pidfile[64];
     temp_name(pidfile, sizeof pidfile);
-    char *argv[] = {"sh",
-                    "-c",
-                    "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
-                    "kill -STOP $PPID; wait",
-                    "sh",
-                    pidfile,
-                    NULL};
-    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-    child_spec spec = {.path = SH,
-                       .argv = argv,
-                       .env = env,
-                       .stdout_max = 64,
-                       .stderr_tail = 64,
-                       .drain_ms = 100,
-                       .kill_grace_ms = 300};
+    char *argv[6];
+    child_spec spec =
+        stopper_spec(argv,
+                     "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                     "kill -STOP $PPID; wait",
+                     pidfile);
     child *c = child_new(&spec);
     assert_non_null(c);
     child_kill(c);
@@ -755,21 +760,12 @@ static void test_kill_ends_the_wait_of_a_stopped_supervisor(void **state)
     (void)state;
     char pidfile[64];
     temp_name(pidfile, sizeof pidfile);
-    char *argv[] = {"sh",
-                    "-c",
-                    "kill -STOP $PPID; echo $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
-                    "exec sleep 30",
-                    "sh",
-                    pidfile,
-                    NULL};
-    char *env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-    child_spec spec = {.path = SH,
-                       .argv = argv,
-                       .env = env,
-                       .stdout_max = 64,
-                       .stderr_tail = 64,
-                       .drain_ms = 100,
-                       .kill_grace_ms = 300};
+    char *argv[6];
+    child_spec spec =
+        stopper_spec(argv,
+                     "kill -STOP $PPID; echo $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
+                     "exec sleep 30",
+                     pidfile);
     child *c = child_new(&spec);
     assert_non_null(c);
     assert_int_equal(child_start(c, INT64_MAX), 0);
