@@ -15,10 +15,10 @@
  */
 #include "apigw.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "core/http_head.h"
 #include "core/urlcode.h"
-#include "util/errbuf.h"
 
 #include <jansson.h>
 #include <stdint.h>

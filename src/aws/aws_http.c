@@ -63,9 +63,9 @@
 #include "aws_http.h"
 #include "util/clock.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "util/ca_bundle.h"
-#include "util/errbuf.h"
 #include "util/curl_retry.h"
 #include "aws_error.h"
 

@@ -20,9 +20,9 @@
  */
 #include "lambda_runtime.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "util/digits.h"
-#include "util/errbuf.h"
 
 #include <curl/curl.h>
 #include <jansson.h>

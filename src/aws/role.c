@@ -3,7 +3,7 @@
  */
 #include "role.h"
 
-#include "util/errbuf.h"
+#include "core/errbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  */
 #include "stream_event.h"
 
-#include "util/errbuf.h"
+#include "core/errbuf.h"
 
 #include <stdio.h>
 

@@ -8,7 +8,7 @@
  */
 #include "config.h"
 #include "json_util.h"
-#include "util/errbuf.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -22,11 +22,11 @@
  *   whose threads burn CPU time faster than the clock.
  */
 #include "runner/exec_handler.h"
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "runner/child.h"
 #include "runner/exec_result.h"
 #include "util/clock.h"
-#include "util/errbuf.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -9,9 +9,9 @@
  */
 #include "otel_env.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "core/urlcode.h"
-#include "util/errbuf.h"
 
 #include <errno.h>
 #include <stdarg.h>
