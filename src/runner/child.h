@@ -90,9 +90,10 @@ child *child_new(const child_spec *spec);
  * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist); after one, what was
  * started is reaped by child_reap() or child_free(). A start that has not ended when
  * deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX: none) passes, or when
- * child_kill() is called (before or during it), is cut short: 0 all the same, and the run ends as
- * one that started does: child_wait() with that deadline returns CHILD_TIMED_OUT or CHILD_KILLED
- * at once, and child_reap() kills and reaps whatever was started.
+ * child_kill() is called during it, is cut short: 0 all the same, and the run ends as one that
+ * started does: child_wait() with that deadline returns CHILD_TIMED_OUT or CHILD_KILLED at once,
+ * and child_reap() kills and reaps whatever was started. After a child_kill() before it, nothing
+ * is started: 0 all the same, child_wait() returns CHILD_KILLED, child_reap() ECHILD (no step).
  */
 int child_start(child *c, int64_t deadline_ms);
 /*
@@ -115,7 +116,8 @@ void child_kill(const child *c);
  * wait for all of it to be gone and reap the supervisor. A supervisor that has not finished
  * within kill_grace_ms (stopped, say) is killed with the program's process group, so this never
  * hangs on it. 0 with the program's wait status in *status, or an errno value (the step is
- * CHILD_REAP or CHILD_SUPERVISOR: the supervisor ended without reporting the program's end).
+ * CHILD_REAP or CHILD_SUPERVISOR: the supervisor ended without reporting the program's end;
+ * none, with ECHILD, when nothing was started).
  */
 int child_reap(child *c, int *status);
 /* The first failure (CHILD_OK: none), its errno value in *code. */

@@ -534,7 +534,7 @@ static void report_failure(handler_result *out, const exec_handler *x, const chi
         set_status(out, "exec: the process supervising %s ended without its exit status; run again",
                    x->path);
         break;
-    case CHILD_OK: /* not reached: every failed call notes its step */
+    case CHILD_OK: /* an abort before the start: nothing was started (no reap) */
         set_status(out, "exec: %s did not run", x->path);
         break;
     }

@@ -481,8 +481,10 @@ static void test_free_kills_a_running_child(void **state)
     child_free(NULL);
 }
 
-/* A kill before the start is not lost: the start is cut short, and the run ends killed at once
- * (before, a kill found no supervisor to signal, and the run went on to its deadline). */
+/* A kill before the start is not lost: the run ends killed at once (once, a kill found no
+ * supervisor to signal, and the run went on to its deadline), and nothing is started (the start
+ * forked the supervisor, which started the program, and the kill reached them only then: the
+ * reap found the program's pid and its end). */
 static void test_a_kill_before_the_start_ends_the_run(void **state)
 {
     (void)state;
@@ -495,8 +497,10 @@ static void test_a_kill_before_the_start_ends_the_run(void **state)
     assert_int_equal(child_start(c, deadline), 0);
     assert_int_equal(child_wait(c, deadline), CHILD_KILLED);
     assert_true(clock_mono_ms() < deadline);
-    int status;
-    assert_int_equal(child_reap(c, &status), 0);
+    int status, code;
+    assert_int_equal(child_reap(c, &status), ECHILD); /* no supervisor to reap */
+    assert_int_equal(child_failure(c, &code), CHILD_OK);
+    assert_int_equal(child_pid(c), 0); /* no program */
     assert_false(child_ended_alone(c));
     child_free(c);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
@@ -705,10 +709,10 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
 }
 
-/* A start cut short (a kill before it) has not read the program's pid; its reap must still know
- * it: a program that stopped its supervisor leaves its process group to the forced end, which
- * kills that group only by the program's pid. It was lost (the report went unread), and the
- * background process of the group went on under init. */
+/* A start cut short (its deadline passed as it began) has not read the program's pid; its reap
+ * must still know it: a program that stopped its supervisor leaves its process group to the
+ * forced end, which kills that group only by the program's pid. It was lost (the report went
+ * unread), and the background process of the group went on under init. */
 static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
 {
     (void)state;
@@ -722,9 +726,9 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
                      pidfile);
     child *c = child_new(&spec);
     assert_non_null(c);
-    child_kill(c);
-    assert_int_equal(child_start(c, clock_mono_ms() + 10000), 0);
-    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_KILLED);
+    const int64_t deadline = clock_mono_ms();
+    assert_int_equal(child_start(c, deadline), 0);
+    assert_int_equal(child_wait(c, deadline), CHILD_TIMED_OUT);
     pid_t pids[3];
     unsigned long long written = 0;
     assert_int_equal(read_pids(pidfile, pids, 3, &written), 3);
