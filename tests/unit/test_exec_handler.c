@@ -96,11 +96,11 @@ int close_range(unsigned int first, unsigned int last, int flags)
 static _Atomic(handler *) poll_abort_first;
 /*
  * And two more of its kind. A call made while poll_abort_drained names a handler, and that
- * polls no eventfd (the program's end was read: the wait only drains its output), first aborts
- * that handler. A wait's call made while poll_abort_running names one (the program's end not
- * read yet) aborts that handler first, then waits until every descriptor it reads is ready too
- * (the program killed, its end reported) and answers with all of them: the kill and the end are
- * seen at once.
+ * polls no eventfd (the program's end was read: the wait only drains its output; or the wait is
+ * over and the reap waits for the run to be cleared), first aborts that handler. A wait's call made
+ * while poll_abort_running names one (the program's end not read yet) aborts that handler first,
+ * then waits until every descriptor it reads is ready too (the program killed, its end reported)
+ * and answers with all of them: the kill and the end are seen at once.
  */
 static _Atomic(handler *) poll_abort_drained;
 static _Atomic(handler *) poll_abort_running;
@@ -1238,6 +1238,25 @@ static void test_an_abort_after_the_end_keeps_the_outcome(void **state)
     h->free(h);
 }
 
+/* An abort that comes once the deadline has passed, while the run is cleared: the run had timed
+ * out first, and that is the task's outcome, as without the abort (own_end). It was not marked
+ * so, and the task was given back to time out again after the restart. */
+static void test_an_abort_after_the_deadline_keeps_the_time_out(void **state)
+{
+    (void)state;
+    handler *h = sh_handler("exec sleep 60", NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&poll_abort_drained, h);
+    run_task(h, "t1", "{}", NULL, 1, &r);
+    assert_null(atomic_load(&poll_abort_drained)); /* the reap took the abort */
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, "timed out after 1 s");
+    assert_true(r.own_end);
+    assert_false(r.retry || r.lost);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 /* An abort that kills the program, its end read in the same wait as the kill: the end the
  * supervisor reports is its own doing, not the program's, and the outcome not the task's. */
 static void test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks(void **state)
@@ -1347,7 +1366,8 @@ static void test_a_start_that_hangs_times_out(void **state)
     join_hung(th, supervisor, open_before);
     assert_false(a.r.ok);
     assert_string_equal(a.r.status_msg, "timed out after 1 s");
-    assert_false(a.r.own_end || a.r.retry || a.r.lost);
+    assert_true(a.r.own_end); /* the task's: an abort after it would not give it back */
+    assert_false(a.r.retry || a.r.lost);
     handler_result_clear(&a.r);
     h->free(h);
 }
@@ -1614,6 +1634,7 @@ int main(void)
         cmocka_unit_test(test_an_abort_before_the_end_is_read_keeps_no_result),
         cmocka_unit_test(test_an_end_reported_by_the_deadline_is_not_a_time_out),
         cmocka_unit_test(test_an_abort_after_the_end_keeps_the_outcome),
+        cmocka_unit_test(test_an_abort_after_the_deadline_keeps_the_time_out),
         cmocka_unit_test(test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_cpu_limit_fails_the_task),
