@@ -138,10 +138,10 @@ static void say_claim_failed(const lane *l, const record *rec, const store_write
         break;
     }
     char why[160];
-    const char *reason = store_failure_reason(l->env.store, c->rc, why, sizeof why);
     log_warn("cannot claim task; its message will come back", "task_id", rec->m.task_id,
              "message_id", rec->m.message_id, "queue", l->queue->name, "error",
-             store_rc_name(c->rc), reason ? "reason" : NULL, reason, NULL);
+             store_rc_name(c->rc), store_reason_field(l->env.store, c->rc, why, sizeof why), why,
+             NULL);
 }
 
 /* The work item of a record whose claim (c) is done. */

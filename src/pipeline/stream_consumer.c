@@ -178,9 +178,8 @@ static void back_off(stream_consumer *sc, unsigned ms)
 static void warn_store_failed(stream_consumer *sc, const char *what, const char *seq, store_rc rc)
 {
     char why[160];
-    const char *reason = store_failure_reason(broker_store(sc->broker), rc, why, sizeof why);
     log_warn(what, "consumer", sc->cc->name, "sequence_number", seq, "error", store_rc_name(rc),
-             reason ? "reason" : NULL, reason, NULL);
+             store_reason_field(broker_store(sc->broker), rc, why, sizeof why), why, NULL);
 }
 
 /*

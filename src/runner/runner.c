@@ -411,9 +411,9 @@ static void *runner_main(void *arg)
              * stream consumer does), waking early for a commit or to stop */
             failures += failures < 5;
             char why[160];
-            const char *reason = store_failure_reason(r->work.store, rc, why, sizeof why);
             log_warn("cannot receive from queue", "queue", r->queue->name, "error",
-                     store_rc_name(rc), reason ? "reason" : NULL, reason, NULL);
+                     store_rc_name(rc), store_reason_field(r->work.store, rc, why, sizeof why), why,
+                     NULL);
             broker_wait(r->broker, false, &gen, 100 << failures);
             continue;
         }

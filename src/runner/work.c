@@ -342,9 +342,9 @@ bool work_finish(const work_env *e, work_item *it)
         if (!spent) {
             it->fate = WORK_KEEP;
             char why[160];
-            const char *reason = store_failure_reason(e->store, rc, why, sizeof why);
             log_warn("cannot report a task; its message will be redelivered", "task_id", it->id,
-                     "error", store_rc_name(rc), reason ? "reason" : NULL, reason, NULL);
+                     "error", store_rc_name(rc), store_reason_field(e->store, rc, why, sizeof why),
+                     why, NULL);
         }
     }
     trace_end(&e->telemetry, &it->process);

@@ -287,14 +287,16 @@ static inline store_rc store_write_health(store *s, char *why, size_t len)
 {
     return s->ops->write_health ? s->ops->write_health(s, why, len) : STORE_OK;
 }
-/* For a log line about a failed write: the reason the store cannot write, into why, when rc is
- * STORE_ERROR and the store knows one (a full disk, say); else NULL. */
-static inline const char *store_failure_reason(store *s, store_rc rc, char *why, size_t len)
+/* For a log line about a failed write, the name of its last field: "reason", with the reason the
+ * store cannot write put in why, when rc is STORE_ERROR and the store knows one (a full disk, say);
+ * else NULL, which ends the fields there. why is the field's value, passed after it:
+ *     log_warn(..., store_reason_field(s, rc, why, sizeof why), why, NULL); */
+static inline const char *store_reason_field(store *s, store_rc rc, char *why, size_t len)
 {
     why[0] = '\0';
     if (rc == STORE_ERROR)
         store_write_health(s, why, len);
-    return why[0] ? why : NULL;
+    return why[0] ? "reason" : NULL;
 }
 static inline store_rc store_secret(store *s, uint8_t key[16])
 {
