@@ -660,27 +660,29 @@ int child_reap(child *c, int *status)
     /* Reports until EOF: the supervisor has killed and reaped them all, and exited. */
     const int grace = c->spec.kill_grace_ms > 0 ? c->spec.kill_grace_ms : KILL_GRACE_MS;
     const int64_t until = clock_mono_ms() + grace;
-    bool forced = false, reaped = false;
+    /* POLITE while the grace runs; FORCED once past it (force_end(), or a poll that failed: then
+     * waited on as long as it takes); REAPED when force_end() found it ended and reaped it */
+    enum { POLITE, FORCED, REAPED } ending = POLITE;
     int sup_status;
     while (c->st_fd >= 0) {
-        int64_t left = forced ? -1 : until - clock_mono_ms();
-        if (!forced && left <= 0) {
+        int64_t left = ending == POLITE ? until - clock_mono_ms() : -1;
+        if (ending == POLITE && left <= 0) {
             /* Leftovers the supervisor had adopted go to init. */
-            reaped = force_end(c, &sup_status);
-            forced = true;
+            ending = force_end(c, &sup_status) ? REAPED : FORCED;
             continue;
         }
         struct pollfd p = {.fd = c->st_fd, .events = POLLIN};
         int ready = poll(&p, 1, (int)left);
         if (ready < 0 && errno != EINTR) {
-            forced = true; /* cannot wait politely: wait as long as it takes */
+            if (ending == POLITE)
+                ending = FORCED; /* cannot wait politely: wait as long as it takes */
             continue;
         }
         if (ready > 0)
             (void)pump_reports(c); /* closes st_fd at EOF */
     }
     pid_t w = c->pid;
-    while (!reaped && (w = waitpid(c->pid, &sup_status, 0)) < 0 && errno == EINTR)
+    while (ending != REAPED && (w = waitpid(c->pid, &sup_status, 0)) < 0 && errno == EINTR)
         ;
     int e = w < 0 ? errno : 0;
     c->pid = 0; /* reaped, or gone already: either way not ours to signal any more */
@@ -691,7 +693,7 @@ int child_reap(child *c, int *status)
          * this finds nobody (another process would have to take that id as its group's in the
          * meantime, after the pids wrapped around). Not after force_end(), which did it
          * while it could tell the group was still the program's. */
-        if (c->program > 0 && !forced)
+        if (c->program > 0 && ending == POLITE)
             (void)kill(-c->program, SIGKILL);
         note_failure(c, CHILD_SUPERVISOR, ECHILD);
         return ECHILD;
