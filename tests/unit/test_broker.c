@@ -1654,6 +1654,27 @@ static void config_of_queue(config *c, const queue_config *q, unsigned handler_t
     c->n_handlers = 1;
 }
 
+/* Set the visibility of the message of body {"i":i} to ahead_s seconds from now. */
+static void hide_for(int i, int64_t ahead_s)
+{
+    char at[24], sql[128];
+    snprintf(at, sizeof at, "%lld", (long long)(wall_ms() + ahead_s * 1000));
+    snprintf(sql, sizeof sql,
+             "UPDATE messages SET visible_ms = CAST(?1 AS INTEGER) WHERE body = '{\"i\":%d}'", i);
+    assert_int_equal(test_sqlite_exec(db_path, sql, at), 1);
+}
+
+/* That log holds said and also, and not never; log freed. */
+static void expect_logged(char *log, const char *said, const char *also, const char *never)
+{
+    if (!strstr(log, said) || !strstr(log, also) || strstr(log, never))
+        print_error("logged: %s\n", log);
+    assert_non_null(strstr(log, said));
+    assert_non_null(strstr(log, also));
+    assert_null(strstr(log, never));
+    free(log);
+}
+
 /*
  * An open makes visible a message hidden further ahead than any timeout (the wall clock went
  * back since it was hidden). When that UPDATE fails (here a trigger refuses to bring a message
@@ -1668,13 +1689,7 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
     config c;
     config_of_queue(&c, &q, 30); /* nothing hidden more than 90 s ahead */
     publish_bodies(f->b, &q, 0, 2, NULL);
-    char day_on[24];
-    snprintf(day_on, sizeof day_on, "%lld", (long long)(wall_ms() + 24 * 3600 * 1000));
-    assert_int_equal(test_sqlite_exec(db_path,
-                                      "UPDATE messages SET visible_ms = CAST(?1 AS INTEGER) "
-                                      "WHERE body = '{\"i\":0}'",
-                                      day_on),
-                     1);
+    hide_for(0, 24 * 3600);
     test_sqlite_exec(db_path,
                      "CREATE TRIGGER no_unhide BEFORE UPDATE OF visible_ms ON messages "
                      "WHEN OLD.visible_ms - NEW.visible_ms > 3600000 BEGIN "
@@ -1683,13 +1698,8 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
 
     char *log = NULL;
     reopen_configured(f, &c, &log);
-    if (!strstr(log, "cannot check the queues for messages hidden past any timeout") ||
-        !strstr(log, "refused to bring a message forward") || strstr(log, "made visible"))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, "cannot check the queues for messages hidden past any timeout"));
-    assert_non_null(strstr(log, "refused to bring a message forward"));
-    assert_null(strstr(log, "made visible"));
-    free(log);
+    expect_logged(log, "cannot check the queues for messages hidden past any timeout",
+                  "refused to bring a message forward", "made visible");
 
     /* the store works: the message stays hidden (delayed: never received), the other is
      * received and deleted, a new one goes through, a task is created and updated */
@@ -1712,13 +1722,8 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
 
     test_sqlite_exec(db_path, "DROP TRIGGER no_unhide", NULL);
     reopen_configured(f, &c, &log);
-    if (!strstr(log, "messages hidden past any timeout made visible") ||
-        !strstr(log, "\"messages\":\"1\"") || strstr(log, "cannot check"))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, "messages hidden past any timeout made visible"));
-    assert_non_null(strstr(log, "\"messages\":\"1\""));
-    assert_null(strstr(log, "cannot check"));
-    free(log);
+    expect_logged(log, "messages hidden past any timeout made visible", "\"messages\":\"1\"",
+                  "cannot check");
     expect_stats(f->b, "work", 1, 0, 0);
     assert_int_equal(receive(f->b, &q, 10, &m, NULL), 1);
     assert_string_equal(m[0].body, "{\"i\":0}");
@@ -1745,16 +1750,6 @@ static void expect_unhidden(char *log, int n)
     assert_non_null(said);
     assert_non_null(strstr(said, count));
     free(log);
-}
-
-/* Set the visibility of the message of body {"i":i} to ahead_s seconds from now. */
-static void hide_for(int i, int64_t ahead_s)
-{
-    char at[24], sql[128];
-    snprintf(at, sizeof at, "%lld", (long long)(wall_ms() + ahead_s * 1000));
-    snprintf(sql, sizeof sql,
-             "UPDATE messages SET visible_ms = CAST(?1 AS INTEGER) WHERE body = '{\"i\":%d}'", i);
-    assert_int_equal(test_sqlite_exec(db_path, sql, at), 1);
 }
 
 /* Reopen the store configured with q alone, bound to a handler of timeout_s, and expect the open
