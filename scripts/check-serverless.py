@@ -207,7 +207,11 @@ def effective_config(raw):
     c = {}
     for section, default in DEFAULT_SECTIONS.items():
         c[section] = copy.deepcopy(raw[section] if section in raw else default)
-    c["queues"] = [dict(QUEUE_DEFAULTS, **q) for q in c["queues"]]
+    # a dead-letter queue that gives no retention keeps its messages SQS's most (config.c)
+    dead_letter_queues = {q.get("dead_letter_queue") for q in c["queues"]}
+    c["queues"] = [{**QUEUE_DEFAULTS, **({"retention": SQS_RETENTION_MAX}
+                                        if q.get("name") in dead_letter_queues else {}), **q}
+                   for q in c["queues"]]
     c["subscriptions"] = [dict(SUBSCRIPTION_DEFAULTS, **s) for s in c["subscriptions"]]
     c["stream_consumers"] = [dict(CONSUMER_DEFAULTS, **s) for s in c["stream_consumers"]]
     c["handlers"] = [dict(HANDLER_DEFAULTS, **h) for h in c["handlers"]]

@@ -35,12 +35,22 @@ static void default_queue(queue_config *q, const char *name)
     snprintf(q->name, sizeof q->name, "%s", name);
     q->visibility_timeout = 60;
     q->max_receive_count = 3;
-    q->retention = 4 * 24 * 3600; /* SQS's default */
+    /* retention 0: not given, set by settle_retention() */
 }
 
-/* Each queue's dead_letter_retention, from its dead-letter queue (declared: checked before). */
-static void note_dead_letter_retention(config *c)
+/*
+ * Each queue's retention where none was given: SQS's default (4 days), but for a dead-letter
+ * queue SQS's most (14 days), since a dead letter's age counts from its first send and one kept
+ * no longer than in its source could be dropped on arrival (AWS advises a longer retention).
+ * Then each queue's dead_letter_retention, from its dead-letter queue.
+ */
+static void settle_retention(config *c)
 {
+    for (size_t i = 0; i < c->n_queues; i++) {
+        queue_config *q = &c->queues[i];
+        if (!q->retention)
+            q->retention = config_dead_letter_source(c, q) ? 14 * 24 * 3600 : 4 * 24 * 3600;
+    }
     for (size_t i = 0; i < c->n_queues; i++) {
         queue_config *q = &c->queues[i];
         const queue_config *dlq =
@@ -56,11 +66,8 @@ static bool default_pipeline(config *c)
     default_queue(&c->queues[0], "task1");
     snprintf(c->queues[0].dead_letter_queue, sizeof c->queues[0].dead_letter_queue, "task1-dlq");
     default_queue(&c->queues[1], "task1-dlq");
-    /* SQS's most: a dead letter's age counts from its first send, so a dead-letter queue kept no
-     * longer than its source could drop one on arrival (AWS advises a longer retention) */
-    c->queues[1].retention = 14 * 24 * 3600;
     c->n_queues = 2;
-    note_dead_letter_retention(c);
+    settle_retention(c);
     snprintf(c->subscriptions[0].queue, sizeof c->subscriptions[0].queue, "task1");
     char err[128];
     c->subscriptions[0].policy = filter_policy_compile("{\"TaskType\":[\"TASK1\"]}",
@@ -698,10 +705,8 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             return false;
         }
     }
-    if (!check_pipeline(c, &given, name, err, errlen))
-        return false;
-    note_dead_letter_retention(c);
-    return true;
+    settle_retention(c);
+    return check_pipeline(c, &given, name, err, errlen);
 }
 
 /* Keep an error message on one line, as config.h promises (a newline in a JSON key); false. */

@@ -195,7 +195,8 @@ class Checker(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def rejected(self, spoil=None, *needles, spoil_state=None, config=None):
+    def checked(self, spoil=None, spoil_state=None, config=None):
+        """The checker's run on a copy of the output, spoiled, and of deploy/taskd.json, changed."""
         Checker.n += 1
         d = os.path.join(self.tmp, "case%d" % self.n)
         os.makedirs(d)
@@ -213,7 +214,10 @@ class Checker(unittest.TestCase):
             cfg = read_json(os.path.join(REPO, "deploy", "taskd.json"))
             config(cfg)
             write_json(cfg_path, cfg)
-        p = run_checker(d, config=cfg_path)
+        return run_checker(d, config=cfg_path)
+
+    def rejected(self, spoil=None, *needles, spoil_state=None, config=None):
+        p = self.checked(spoil, spoil_state, config)
         self.assertEqual(p.returncode, 1, "the checker accepted it:\n%s%s" % (p.stdout, p.stderr))
         for n in needles:
             self.assertIn(n, p.stderr)
@@ -291,6 +295,17 @@ class Checker(unittest.TestCase):
         err = self.rejected(spoil, "queue Task1DlqQueue (task1-dlq): MessageRetentionPeriod 345600, not longer "
                                    "than task1's 345600", config=config)
         self.assertEqual(err.count("check-serverless: "), 2, err)  # that fault and the count
+
+    def test_dead_letter_queue_retention_defaults_to_the_most(self):
+        """A dead-letter queue that gives no retention keeps SQS's most, 14 days, as taskd does."""
+        def config(c):
+            del c["queues"][1]["retention"]
+        p = self.checked(config=config)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+        def spoil(r, t):
+            r["Task1DlqQueue"]["Properties"]["MessageRetentionPeriod"] = 864000
+        self.rejected(spoil, "MessageRetentionPeriod 864000, config task1-dlq.retention is 1209600", config=config)
 
     def test_missing_queue(self):
         def spoil(r, t):

@@ -44,6 +44,7 @@ DEFAULT_CONFIG = os.path.join(REPO, "deploy", "taskd.json")
 REGION = "eu-west-1"
 QUEUE_DEFAULTS = {"visibility_timeout": 60, "max_receive_count": 3, "dead_letter_queue": "", "delay": 0,
                   "retention": 345600}
+DEAD_LETTER_RETENTION = 1209600  # a dead-letter queue's that gives none: SQS's most
 
 __all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
 
@@ -56,7 +57,10 @@ def config_with_defaults(config=None):
     with open(DEFAULT_CONFIG, encoding="utf-8") as f:
         out = json.load(f)
     out.update(copy.deepcopy(config or {}))
-    out["queues"] = [dict(QUEUE_DEFAULTS, **q) for q in out.get("queues") or []]
+    queues = out.get("queues") or []
+    dead_letter_queues = {q.get("dead_letter_queue") for q in queues}
+    out["queues"] = [{**QUEUE_DEFAULTS, **({"retention": DEAD_LETTER_RETENTION}
+                                          if q["name"] in dead_letter_queues else {}), **q} for q in queues]
     return out
 
 

@@ -299,7 +299,8 @@ static void test_queues_section_replaces(void **state)
     assert_int_equal(c.n_handlers, 1);
     config_free(&c);
 
-    /* a queue given by name only gets the queue defaults */
+    /* a queue given by name only gets the queue defaults; a dead-letter queue keeps its messages
+     * SQS's most, 14 days, as a dead letter's age counts from its first send in its source */
     load_ok(&c, "{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":\"dead\"},"
                 "{\"name\":\"dead\"}]}");
     assert_int_equal(c.n_queues, 2);
@@ -308,14 +309,18 @@ static void test_queues_section_replaces(void **state)
     assert_int_equal(q->visibility_timeout, 60);
     assert_int_equal(q->max_receive_count, 3);
     assert_int_equal(q->delay, 0);
+    assert_int_equal(q->retention, 14 * 24 * 3600);
+    q = config_queue(&c, "task1");
+    assert_string_equal(q->dead_letter_queue, "dead");
     assert_int_equal(q->retention, 4 * 24 * 3600);
-    assert_string_equal(config_queue(&c, "task1")->dead_letter_queue, "dead");
+    assert_int_equal(q->dead_letter_retention, 14 * 24 * 3600);
     config_free(&c);
 
-    /* a queue knows its dead-letter queue's retention: a message moved there keeps that long */
+    /* a queue knows its dead-letter queue's retention (one given is kept): a message moved there
+     * keeps that long */
     load_ok(&c, "{\"queues\":[{\"name\":\"task1\",\"dead_letter_queue\":\"dead\",\"retention\":60},"
-                "{\"name\":\"dead\",\"retention\":1209600}]}");
-    assert_int_equal(config_queue(&c, "task1")->dead_letter_retention, 1209600);
+                "{\"name\":\"dead\",\"retention\":86400}]}");
+    assert_int_equal(config_queue(&c, "task1")->dead_letter_retention, 86400);
     assert_int_equal(config_queue(&c, "dead")->dead_letter_retention, 0);
     config_free(&c);
     assert_true(config_defaults(&c));
