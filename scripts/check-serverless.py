@@ -6,7 +6,8 @@ Usage: scripts/check-serverless.py [--config FILE] [--table FILE] [SERVERLESS_DI
 
 SERVERLESS_DIR (default .serverless beside serverless.yml) holds
 cloudformation-template-update-stack.json and serverless-state.json, as written by
-`SLS_TELEMETRY_DISABLED=1 npx osls package --stage dev --region eu-west-1`.
+`SLS_TELEMETRY_DISABLED=1 npx osls package --stage dev --region eu-west-1`. What the
+configuration leaves out is taskd's default, read from taskd-defaults.json beside this script.
 
 What must hold:
   table          one AWS::DynamoDB::Table equal to deploy/table.json: keys, attribute
@@ -100,33 +101,10 @@ VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the work
 # items ("meta#secret") written into the same table have no task_type.
 TASK_ITEM_PATTERN = {"dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}}
 
-# taskd's defaults (README "Configuration", src/core/config.c): a section given replaces the
-# default section whole; an item's missing keys take the item defaults.
-DEFAULT_SECTIONS = {
-    "topic": "tasks",
-    "queues": [
-        {"name": "task1", "visibility_timeout": 60, "max_receive_count": 3,
-         "dead_letter_queue": "task1-dlq", "delay": 0, "retention": 345600},
-        {"name": "task1-dlq", "retention": 1209600},
-    ],
-    "subscriptions": [
-        {"queue": "task1", "filter_policy": {"TaskType": ["TASK1"]},
-         "filter_policy_scope": "MessageAttributes"},
-    ],
-    "stream_consumers": [
-        {"name": "publisher", "action": "publish", "filter_patterns": [{"eventName": ["INSERT"]}],
-         "batch_size": 100, "maximum_retry_attempts": 5},
-    ],
-    "handlers": [
-        {"queue": "task1", "handler": "TASK1", "batch_size": 1, "concurrency": 8, "timeout": 30},
-    ],
-}
-QUEUE_DEFAULTS = {"visibility_timeout": 60, "max_receive_count": 3, "dead_letter_queue": "",
-                  "delay": 0, "retention": 345600}
-SUBSCRIPTION_DEFAULTS = {"filter_policy": None, "filter_policy_scope": "MessageAttributes"}
-CONSUMER_DEFAULTS = {"action": "publish", "filter_patterns": [], "batch_size": 100,
-                     "maximum_retry_attempts": 5}
-HANDLER_DEFAULTS = {"batch_size": 1, "concurrency": 1, "timeout": 30}
+# taskd's defaults (README "Configuration"): a section given replaces the default section whole;
+# an item's missing keys take the item defaults, and a dead-letter queue's retention
+# dead_letter_queue_retention. test_config holds them to src/core/config.c.
+DEFAULTS = os.path.join(HERE, "taskd-defaults.json")
 
 # SQS's own defaults, for a property the template leaves out
 SQS_DEFAULTS = {"VisibilityTimeout": 30, "DelaySeconds": 0, "MessageRetentionPeriod": 345600}
@@ -204,17 +182,17 @@ def as_int(v):
 
 def effective_config(raw):
     """taskd's configuration with its defaults applied (only what the AWS side uses)."""
+    d = load_json(DEFAULTS, "taskd's defaults")
     c = {}
-    for section, default in DEFAULT_SECTIONS.items():
+    for section, default in d["sections"].items():
         c[section] = copy.deepcopy(raw[section] if section in raw else default)
-    # a dead-letter queue that gives no retention keeps its messages SQS's most (config.c)
     dead_letter_queues = {q.get("dead_letter_queue") for q in c["queues"]}
-    c["queues"] = [{**QUEUE_DEFAULTS, **({"retention": SQS_RETENTION_MAX}
-                                        if q.get("name") in dead_letter_queues else {}), **q}
+    c["queues"] = [{**d["queue"], **({"retention": d["dead_letter_queue_retention"]}
+                                     if q.get("name") in dead_letter_queues else {}), **q}
                    for q in c["queues"]]
-    c["subscriptions"] = [dict(SUBSCRIPTION_DEFAULTS, **s) for s in c["subscriptions"]]
-    c["stream_consumers"] = [dict(CONSUMER_DEFAULTS, **s) for s in c["stream_consumers"]]
-    c["handlers"] = [dict(HANDLER_DEFAULTS, **h) for h in c["handlers"]]
+    c["subscriptions"] = [dict(d["subscription"], **s) for s in c["subscriptions"]]
+    c["stream_consumers"] = [dict(d["stream_consumer"], **s) for s in c["stream_consumers"]]
+    c["handlers"] = [dict(d["handler"], **h) for h in c["handlers"]]
     return c
 
 

@@ -9,7 +9,8 @@ Checker feeds the checker copies of that output (or of the configuration) each w
 and expects a rejection naming the fault. NewRelic packages again with the New Relic settings
 empty (the template must not change), with OTLP settings (they must reach every function) and
 with the layer plugin switched on (osls must go looking for the plugin). ShippedConfig checks
-deploy/taskd.json: it is the README's defaults, and taskd runs with it.
+deploy/taskd.json: it is the README's defaults (and the checker's, scripts/taskd-defaults.json), and
+taskd runs with it.
 """
 
 import copy
@@ -704,6 +705,10 @@ class ShippedConfig(unittest.TestCase):
         m = re.search(r"## Configuration\n.*?```json\n(.*?)```", readme, re.S)
         self.assertIsNotNone(m, "README.md has no Configuration JSON block")
         self.assertEqual(read_json(self.PATH), json.loads(m.group(1)))
+        # and the sections the checker takes for those a configuration leaves out (test_config
+        # holds them to taskd's)
+        sections = read_json(os.path.join(REPO, "scripts", "taskd-defaults.json"))["sections"]
+        self.assertEqual(sections, {k: v for k, v in read_json(self.PATH).items() if k in sections})
 
     def test_taskd_runs_with_it(self):
         t = harness.Taskd(config=self.PATH)

@@ -11,12 +11,13 @@
     delete_pipeline(sns_sqs.endpoint, pipeline)  # the names free for the next one
     sns_sqs.stop()
 
-``create_pipeline`` builds, from a taskd JSON configuration (README "Configuration"; a section
-left out is the default one, deploy/taskd.json), what serverless.yml declares on AWS: the topic
-(SNS CreateTopic), every queue (SQS CreateQueue with VisibilityTimeout, DelaySeconds,
-MessageRetentionPeriod, and a RedrivePolicy {deadLetterTargetArn, maxReceiveCount} for a queue
-with a dead-letter queue and a max_receive_count above 0; dead-letter queues first), and every
-subscription (protocol sqs, RawMessageDelivery true, FilterPolicy and FilterPolicyScope).
+``create_pipeline`` builds, from a taskd JSON configuration (README "Configuration"; what it
+leaves out is taskd's default, as scripts/check-serverless.py fills it in), what serverless.yml
+declares on AWS: the topic (SNS CreateTopic), every queue (SQS CreateQueue with VisibilityTimeout,
+DelaySeconds, MessageRetentionPeriod, and a RedrivePolicy {deadLetterTargetArn, maxReceiveCount}
+for a queue with a dead-letter queue and a max_receive_count above 0; dead-letter queues first),
+and every subscription (protocol sqs, RawMessageDelivery true, FilterPolicy and
+FilterPolicyScope).
 
 SNS speaks the Query protocol (form POST, XML answers), SQS JSON 1.0; both go to the endpoint
 given, never to the host a QueueUrl names. Requests are SigV4-signed for the region (fauxqs
@@ -26,8 +27,8 @@ The executable comes from ``scripts/aws-standins.sh fauxqs-bin`` (installed by
 ``scripts/aws-standins.sh install`` in the cache folder), or FAUXQS_BIN.
 """
 
-import copy
 import http.client
+import importlib.util
 import json
 import os
 import shutil
@@ -40,11 +41,8 @@ from standin import StandIn, environ_without  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STANDINS = os.path.join(REPO, "scripts", "aws-standins.sh")
-DEFAULT_CONFIG = os.path.join(REPO, "deploy", "taskd.json")
+CHECKER = os.path.join(REPO, "scripts", "check-serverless.py")
 REGION = "eu-west-1"
-QUEUE_DEFAULTS = {"visibility_timeout": 60, "max_receive_count": 3, "dead_letter_queue": "", "delay": 0,
-                  "retention": 345600}
-DEAD_LETTER_RETENTION = 1209600  # a dead-letter queue's that gives none: SQS's most
 
 __all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
 
@@ -52,16 +50,13 @@ __all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults
 # -- the configuration ----------------------------------------------------------------------------
 
 def config_with_defaults(config=None):
-    """The configuration as taskd reads it: every section left out is the default one (a section
-    given replaces the default whole), every queue with its defaults filled in."""
-    with open(DEFAULT_CONFIG, encoding="utf-8") as f:
-        out = json.load(f)
-    out.update(copy.deepcopy(config or {}))
-    queues = out.get("queues") or []
-    dead_letter_queues = {q.get("dead_letter_queue") for q in queues}
-    out["queues"] = [{**QUEUE_DEFAULTS, **({"retention": DEAD_LETTER_RETENTION}
-                                          if q["name"] in dead_letter_queues else {}), **q} for q in queues]
-    return out
+    """The pipeline of a configuration as taskd reads it: every section left out is the default one
+    (a section given replaces the default whole), every item with its defaults filled in; the
+    checker's view, which it holds serverless.yml to."""
+    spec = importlib.util.spec_from_file_location("check_serverless", CHECKER)
+    checker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checker)
+    return checker.effective_config(config or {})
 
 
 # -- the two APIs --------------------------------------------------------------------------------

@@ -194,6 +194,85 @@ static void test_empty_object_keeps_defaults(void **state)
     config_free(&c);
 }
 
+/* ---- the defaults scripts/check-serverless.py (and tests/lambda/fauxqs.py) fill in ---- */
+
+/* scripts/taskd-defaults.json of this source tree. */
+static json_t *tools_defaults(void)
+{
+    const char *here = __FILE__, *cut = strstr(here, "tests/unit/");
+    char path[4096];
+    snprintf(path, sizeof path, "%.*sscripts/taskd-defaults.json", cut ? (int)(cut - here) : 0,
+             here);
+    json_error_t e;
+    json_t *doc = json_load_file(path, 0, &e);
+    if (!doc)
+        fail_msg("%s: %s", path, e.text);
+    return doc;
+}
+
+/* That have (a reference, taken) is the document's entry key. */
+static void assert_as_documented(json_t *have, const json_t *doc, const char *key)
+{
+    const json_t *want = json_object_get(doc, key);
+    if (!json_equal(have, want)) {
+        char *h = json_dumps(have, JSON_ENCODE_ANY), *w = json_dumps(want, JSON_ENCODE_ANY);
+        fail_msg("%s: config.c gives %s, scripts/taskd-defaults.json %s", key, h, w);
+    }
+    json_decref(have);
+}
+
+static void test_tools_defaults_are_taskds(void **state)
+{
+    (void)state;
+    json_t *doc = tools_defaults();
+    config c;
+    /* its sections, over a configuration that has none of them, are the default ones */
+    load_ok(&c, "{\"topic\":\"other\",\"queues\":[],\"subscriptions\":[],"
+                "\"stream_consumers\":[],\"handlers\":[]}");
+    char *sections = json_dumps(json_object_get(doc, "sections"), 0), err[512] = "";
+    if (!config_load_text(&c, sections, "sections", err, sizeof err))
+        fail_msg("%s", err);
+    free(sections);
+    check_default_pipeline(&c);
+    config_free(&c);
+
+    /* an item that gives only what it must has the document's defaults */
+    load_ok(
+        &c,
+        "{\"queues\":[{\"name\":\"q\"},{\"name\":\"a\",\"dead_letter_queue\":\"dlq\"},"
+        "{\"name\":\"dlq\"}],"
+        "\"subscriptions\":[{\"queue\":\"q\"},{\"queue\":\"q\",\"filter_policy\":{\"a\":[\"b\"]}}],"
+        "\"stream_consumers\":[{\"name\":\"s\"}],"
+        "\"handlers\":[{\"queue\":\"q\",\"handler\":\"noop\"}]}");
+    const queue_config *q = config_queue(&c, "q"), *dlq = config_queue(&c, "dlq");
+    assert_as_documented(
+        json_pack("{s:i,s:i,s:s,s:i,s:i}", "visibility_timeout", (int)q->visibility_timeout,
+                  "max_receive_count", (int)q->max_receive_count, "dead_letter_queue",
+                  q->dead_letter_queue, "delay", (int)q->delay, "retention", (int)q->retention),
+        doc, "queue");
+    assert_as_documented(json_integer(dlq->retention), doc, "dead_letter_queue_retention");
+    /* no policy (null) lets every message through; a policy's scope */
+    const subscription_config *sub = c.subscriptions;
+    assert_null(sub[0].policy);
+    bool body = filter_policy_scope(sub[1].policy) == FILTER_SCOPE_BODY;
+    assert_as_documented(json_pack("{s:n,s:s}", "filter_policy", "filter_policy_scope",
+                                   body ? "MessageBody" : "MessageAttributes"),
+                         doc, "subscription");
+    /* no patterns ([]) pass every record */
+    const consumer_config *cc = c.consumers;
+    assert_null(cc->filter);
+    assert_as_documented(json_pack("{s:s,s:[],s:i,s:i}", "action", cc->action, "filter_patterns",
+                                   "batch_size", (int)cc->batch_size, "maximum_retry_attempts",
+                                   (int)cc->maximum_retry_attempts),
+                         doc, "stream_consumer");
+    const handler_config *h = c.handlers;
+    assert_as_documented(json_pack("{s:i,s:i,s:i}", "batch_size", (int)h->batch_size, "concurrency",
+                                   (int)h->concurrency, "timeout", (int)h->timeout),
+                         doc, "handler");
+    config_free(&c);
+    json_decref(doc);
+}
+
 /* ---- overrides ---- */
 
 static void test_scalar_overrides(void **state)
@@ -935,6 +1014,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_queue_lookup),
         cmocka_unit_test(test_empty_object_keeps_defaults),
+        cmocka_unit_test(test_tools_defaults_are_taskds),
         cmocka_unit_test(test_scalar_overrides),
         cmocka_unit_test(test_task_types_lengths),
         cmocka_unit_test(test_queues_section_replaces),
