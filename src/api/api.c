@@ -973,7 +973,14 @@ static handler_fn judge_head(const api *a, const api_request *req, const route *
     if (a->access && refused(a->access, req, resp))
         return NULL;
     if (!r) {
-        if (!redirect_slash(a, req, resp))
+        if (redirect_slash(a, req, resp))
+            return NULL;
+        /* the AWS deployment's API has no change log to follow from a request */
+        if (!a->pipeline && strcmp(req->path, "/events") == 0)
+            api_error(resp, 404,
+                      "GET /events is served by taskd only: the AWS deployment's task changes are "
+                      "in its DynamoDB table's stream");
+        else
             api_error(resp, 404, "Not Found");
         return NULL;
     }

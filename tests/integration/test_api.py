@@ -610,6 +610,12 @@ class Api(ServerTestCase):
                 self.assertEqual(self.assertError(self.server.get(path), 404), "Not Found")
         self.assertEqual(self.assertError(self.server.post("/nope", {}), 404), "Not Found")
 
+    @unittest.skipUnless(on_lambda(), "taskd serves the event stream (test_live.py)")
+    def test_events_404_says_where_the_changes_are(self):
+        detail = self.assertError(self.server.get("/events"), 404)
+        self.assertEqual(detail, "GET /events is served by taskd only: the AWS deployment's task changes "
+                                 "are in its DynamoDB table's stream")
+
     def test_wrong_method_405(self):
         tid = self.server.create("TASK2")
         cases = [("DELETE", "/tasks", {"GET", "POST"}),
