@@ -221,12 +221,16 @@ static http_head_verdict judge_fields(const char *p, const char *end, size_t arg
     return HTTP_HEAD_OK;
 }
 
-/* HTTP_HEAD_OK once the head is complete, its request line is HTTP/1.x and its header lines
- * pass judge_fields(). */
-http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
+/*
+ * The request line of the head in buf[0..n), looked at from where s says the last look stopped:
+ * HTTP_HEAD_OK once it is whole and HTTP/1.x (s->eol, s->args and s->http11 set, and the look
+ * for the head's end to begin at its LF), HTTP_HEAD_MORE while it may still pass, else the
+ * refusal.
+ */
+static http_head_verdict request_line(const char *buf, size_t n, size_t limit, http_head_scan *s)
 {
-    size_t i = 0;
-    for (;;) { /* empty lines: LF or CR LF */
+    size_t i = s->line;
+    for (;; s->line = i) { /* empty lines: LF or CR LF */
         if (i < n && buf[i] == '\n')
             i++;
         else if (i + 1 < n && buf[i] == '\r' && buf[i + 1] == '\n')
@@ -248,7 +252,7 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
     if (buf[i] != ' ' || i == method)
         return HTTP_HEAD_BAD;
     /* the rest of the request line: no control characters but its CR LF */
-    size_t eol = i;
+    size_t eol = s->at > i ? s->at : i;
     for (; eol < n && buf[eol] != '\n'; eol++) {
         unsigned char ch = (unsigned char)buf[eol];
         if ((ch < 0x20 && ch != '\r' && ch != '\t') || ch == 0x7f)
@@ -256,8 +260,10 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
         if (ch == '\r' && eol + 1 < n && buf[eol + 1] != '\n')
             return HTTP_HEAD_BAD;
     }
-    if (eol == n)
+    if (eol == n) {
+        s->at = n - 1; /* the last byte again: a CR, whose LF may follow */
         return n >= limit ? HTTP_HEAD_LINE_TOO_LONG : HTTP_HEAD_MORE;
+    }
     size_t end = eol > 0 && buf[eol - 1] == '\r' ? eol - 1 : eol;
     size_t target = i;
     while (target < end && buf[target] == ' ')
@@ -278,21 +284,44 @@ http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
     if (vlen == 8 && (memcmp(v, "HTTP/1.1", 8) == 0 || memcmp(v, "HTTP/1.0", 8) == 0)) {
         /* query arguments: one for each '&' after the first '?', and the first */
         const char *q = memchr(buf + target, '?', sp - 1 - target);
-        size_t args = q ? 1 + count_of(q, buf + sp - 1, '&') : 0;
-        /* the head ends at the first empty line */
-        for (size_t k = eol; k + 1 < n; k++) {
-            if (buf[k] != '\n')
-                continue;
-            if (buf[k + 1] == '\n' || (buf[k + 1] == '\r' && k + 2 < n && buf[k + 2] == '\n'))
-                return judge_fields(buf + eol + 1, buf + k + 1, args, v[7] == '1');
-        }
-        return n >= limit ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
+        s->args = q ? 1 + count_of(q, buf + sp - 1, '&') : 0;
+        s->http11 = v[7] == '1';
+        s->eol = s->at = eol;
+        return HTTP_HEAD_OK;
     }
     /* HTTP/d.d, another version: 505, as libmicrohttpd answers; anything else is no version */
     if (vlen == 8 && memcmp(v, "HTTP/", 5) == 0 && isdigit((unsigned char)v[5]) && v[6] == '.' &&
         isdigit((unsigned char)v[7]))
         return HTTP_HEAD_VERSION;
     return HTTP_HEAD_BAD;
+}
+
+/* HTTP_HEAD_OK once the head is complete, its request line is HTTP/1.x and its header lines
+ * pass judge_fields(). */
+http_head_verdict http_head_judge_from(const char *buf, size_t n, size_t limit, http_head_scan *s)
+{
+    if (!s->eol) {
+        http_head_verdict v = request_line(buf, n, limit, s);
+        if (v != HTTP_HEAD_OK)
+            return v;
+    }
+    /* the head ends at the first empty line */
+    size_t k = s->at;
+    for (; k + 1 < n; k++) {
+        if (buf[k] != '\n')
+            continue;
+        if (buf[k + 1] == '\n' || (buf[k + 1] == '\r' && k + 2 < n && buf[k + 2] == '\n'))
+            return judge_fields(buf + s->eol + 1, buf + k + 1, s->args, s->http11);
+    }
+    if (k > s->at)
+        s->at = k - 1; /* the last two bytes again: an LF and a CR, whose LF may follow */
+    return n >= limit ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_MORE;
+}
+
+http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit)
+{
+    http_head_scan from_the_start = {0};
+    return http_head_judge_from(buf, n, limit, &from_the_start);
 }
 
 /* The empty lines before a request line: their length. */

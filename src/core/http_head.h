@@ -39,6 +39,22 @@ typedef enum http_head_verdict {
  */
 http_head_verdict http_head_judge(const char *buf, size_t n, size_t limit);
 
+/* Where the judge left a head not complete yet (HTTP_HEAD_MORE): zeroed for each head. */
+typedef struct http_head_scan {
+    size_t line; /* the empty lines before the request line end here, so far */
+    size_t at;   /* the look for the request line's end, then for the head's, goes on here */
+    size_t eol;  /* the request line's LF, once it came and passed (0 before) */
+    size_t args; /* then, its target's query arguments */
+    bool http11; /* and its version */
+} http_head_scan;
+
+/*
+ * http_head_judge() of a head as its bytes come: buf[0..n) holds the bytes judged before with s,
+ * and more, and the judge goes on where the last look stopped. The same verdict, but a head that
+ * comes a byte at a time has each byte looked at a few times, not once for every byte after it.
+ */
+http_head_verdict http_head_judge_from(const char *buf, size_t n, size_t limit, http_head_scan *s);
+
 /* How a refused head is answered: status, a short metrics label and the JSON detail. */
 typedef struct http_refusal {
     int status;

@@ -10,8 +10,8 @@
  * connection gives way to its client's next one at a bound (conn_give_way()).
  * A connection moves through:
  *
- *   HEAD     a request head is read and judged (http_head_judge()), then split in place
- *            (http_head_split())
+ *   HEAD     a request head is read and judged as it comes (http_head_judge_from()), then
+ *            split in place (http_head_split())
  *   BODY     its body is read: a Content-Length body into the same buffer, just after the head,
  *            so the API reads head and body where they arrived; a chunked one decoded
  *            (http_chunked) into a buffer of its own
@@ -183,6 +183,7 @@ struct conn {
     /* input: in[0..in_len), the request being read starting at 0 */
     char *in;
     size_t in_len, in_cap;
+    http_head_scan scan;    /* how far its head was judged, while it comes */
     http_request_head *req; /* the split head, while the request is read and begun */
     size_t body_len;        /* a Content-Length body's bytes (after req->len) */
     bool chunked;
@@ -769,6 +770,7 @@ static void consume_request(conn *c)
     size_t used = request_bytes(c);
     memmove(c->in, c->in + used, c->in_len - used);
     c->in_len -= used;
+    c->scan = (http_head_scan){0};
     c->split = false;
     c->start_ns = 0;
     c->chunked = false;
@@ -1108,7 +1110,7 @@ static void read_head(conn *c)
     for (;;) {
         if (c->in_len > 0) {
             size_t n = c->in_len < HEAD_LIMIT ? c->in_len : HEAD_LIMIT;
-            http_head_verdict v = http_head_judge(c->in, n, HEAD_LIMIT);
+            http_head_verdict v = http_head_judge_from(c->in, n, HEAD_LIMIT, &c->scan);
             if (v == HTTP_HEAD_OK) {
                 begin_request(c);
                 return;
@@ -1135,7 +1137,7 @@ static void read_head(conn *c)
                 return;
             }
             size_t n = c->in_len < HEAD_LIMIT ? c->in_len : HEAD_LIMIT;
-            if (n == 0 || http_head_judge(c->in, n, HEAD_LIMIT) == HTTP_HEAD_MORE) {
+            if (n == 0 || http_head_judge_from(c->in, n, HEAD_LIMIT, &c->scan) == HTTP_HEAD_MORE) {
                 conn_close(c);
                 return;
             }

@@ -9,6 +9,8 @@
  *  - nothing is read past the bytes given (ASan);
  *  - a verdict other than HTTP_HEAD_MORE does not change with more bytes: every prefix is
  *    judged, and the first decided verdict is the one the whole input gets;
+ *  - judged as it comes (http_head_judge_from(), one scan from the first prefix on), each prefix
+ *    gets the verdict it gets judged from the start, up to the first decided one;
  *  - a head taken (HTTP_HEAD_OK) holds an empty line, and its request line ends in HTTP/1.0 or
  *    HTTP/1.1; HTTP_HEAD_MORE is only given short of the limit;
  *  - the size limits are only given at the limit;
@@ -75,8 +77,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     http_head_verdict decided = HTTP_HEAD_MORE;
     size_t decided_at = 0;
+    http_head_scan scan = {0};
     for (size_t k = 0; k <= n; k++) {
         http_head_verdict v = http_head_judge(buf, k, limit);
+        if (decided == HTTP_HEAD_MORE) {
+            http_head_verdict w = http_head_judge_from(buf, k, limit, &scan);
+            FUZZ_CHECK(w == v, "%zu bytes: verdict %d as they came, %d from the start", k, w, v);
+        }
         if (v == HTTP_HEAD_MORE) {
             FUZZ_CHECK(decided == HTTP_HEAD_MORE, "%zu bytes: more, after verdict %d at %zu", k,
                        decided, decided_at);

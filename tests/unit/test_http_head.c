@@ -1,8 +1,9 @@
 /*
  * Unit tests for core/http_head: a request head judged by the rules taskd's server reads heads
  * by, every verdict from the bytes that decide it; a head taken whole and its body left alone;
- * a verdict that more bytes do not change; a taken head split into its parts, and a query
- * into its arguments.
+ * a verdict that more bytes do not change; each the same judged as the head comes, a byte at a
+ * time, and a long head judged so at the cost of a few looks at it whole; a taken head split
+ * into its parts, and a query into its arguments.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,23 +15,36 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define LIMIT 256
 
+/* The verdict of s[0..n), judged whole; judged as it comes, a byte at a time, it is the same. */
+static http_head_verdict judge_n(const char *s, size_t n, size_t limit)
+{
+    http_head_verdict whole = http_head_judge(s, n, limit), v = HTTP_HEAD_MORE;
+    http_head_scan scan = {0};
+    for (size_t k = 1; k <= n && v == HTTP_HEAD_MORE; k++)
+        v = http_head_judge_from(s, k, limit, &scan);
+    if (v != whole)
+        fail_msg("%zu bytes of \"%s\": verdict %d, but %d as they came", n, s, whole, v);
+    return whole;
+}
+
 static http_head_verdict judge(const char *s)
 {
-    return http_head_judge(s, strlen(s), LIMIT);
+    return judge_n(s, strlen(s), LIMIT);
 }
 
 /* The verdict of every prefix of s: HTTP_HEAD_MORE until the byte that decides, want from it on
- * (decided: that many bytes; 0 = the whole of s). */
+ * (decided: that many bytes; 0 = the whole of s), judged whole and as it comes. */
 static void check_prefixes(const char *s, http_head_verdict want, size_t decided)
 {
     size_t n = strlen(s);
     if (!decided)
         decided = n;
     for (size_t k = 0; k <= n; k++) {
-        http_head_verdict v = http_head_judge(s, k, LIMIT);
+        http_head_verdict v = judge_n(s, k, LIMIT);
         if (k < decided && v != HTTP_HEAD_MORE)
             fail_msg("%zu bytes of \"%s\": verdict %d before byte %zu", k, s, v, decided);
         if (k >= decided && v != want)
@@ -79,8 +93,8 @@ static void test_request_line_refused(void **state)
     char lines[LIMIT];
     memset(lines, '\n', sizeof lines);
     lines[LIMIT - 1] = '\r';
-    assert_int_equal(http_head_judge(lines, LIMIT - 1, LIMIT), HTTP_HEAD_MORE);
-    assert_int_equal(http_head_judge(lines, LIMIT, LIMIT), HTTP_HEAD_LINE_TOO_LONG);
+    assert_int_equal(judge_n(lines, LIMIT - 1, LIMIT), HTTP_HEAD_MORE);
+    assert_int_equal(judge_n(lines, LIMIT, LIMIT), HTTP_HEAD_LINE_TOO_LONG);
     /* a method token longer than 32 characters is not one: its 33rd decides */
     check_prefixes("ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGH / HTTP/1.1\r\n\r\n", HTTP_HEAD_BAD, 33);
 }
@@ -105,10 +119,10 @@ static void test_header_lines_refused(void **state)
     assert_int_equal(judge("GET / HTTP/1.1\r\nX\x01Y: z\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nX(Y): z\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     static const char nul_name[] = "GET / HTTP/1.1\r\nX\0: y\r\n\r\n";
-    assert_int_equal(http_head_judge(nul_name, sizeof nul_name - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
+    assert_int_equal(judge_n(nul_name, sizeof nul_name - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
     /* a value holds no control byte but a tab: no NUL (which cut a token short), no lone CR */
     static const char nul_value[] = "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n";
-    assert_int_equal(http_head_judge(nul_value, sizeof nul_value - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
+    assert_int_equal(judge_n(nul_value, sizeof nul_value - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nX: a\x1b[0m\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
     assert_int_equal(judge("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n"), HTTP_HEAD_BAD_FIELD);
@@ -177,7 +191,7 @@ static void test_content_length(void **state)
                      HTTP_HEAD_BAD_LENGTH);
     /* a NUL in it is no digit, nor any value's byte */
     static const char nul[] = "POST / HTTP/1.1\r\nContent-Length: 2\0001\r\n\r\n";
-    assert_int_equal(http_head_judge(nul, sizeof nul - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
+    assert_int_equal(judge_n(nul, sizeof nul - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
     /* with Transfer-Encoding anywhere, the length is not read */
     assert_int_equal(
         judge("POST / HTTP/1.1\r\nContent-Length: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
@@ -201,7 +215,7 @@ static void test_transfer_encoding(void **state)
     };
     check_values("Transfer-Encoding", cases, sizeof cases / sizeof cases[0]);
     static const char nul[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\0x\r\n\r\n";
-    assert_int_equal(http_head_judge(nul, sizeof nul - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
+    assert_int_equal(judge_n(nul, sizeof nul - 1, LIMIT), HTTP_HEAD_BAD_FIELD);
     /* two lines are one list: "gzip, chunked", "chunked, identity", "chunked, chunked" */
     assert_int_equal(judge("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n"),
@@ -246,7 +260,7 @@ static http_head_verdict judge_cookie(char *head, size_t cap, char fill, size_t 
     memset(head + n, fill, count);
     n += count;
     memcpy(head + n, "\r\n\r\n", 4);
-    return http_head_judge(head, n + 4, cap);
+    return judge_n(head, n + 4, cap);
 }
 
 /* Header fields, query arguments and cookies each take a record of the head's budget: past it,
@@ -260,7 +274,7 @@ static void test_records(void **state)
         for (int i = 0; i < fields; i++)
             n += (size_t)snprintf(head + n, sizeof head - n, "a:\r\n");
         n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
-        assert_int_equal(http_head_judge(head, n, sizeof head),
+        assert_int_equal(judge_n(head, n, sizeof head),
                          fields == 180 ? HTTP_HEAD_OK : HTTP_HEAD_TOO_MANY);
     }
     for (int args = 180; args <= 200; args += 20) { /* a=1&...: one record each */
@@ -268,7 +282,7 @@ static void test_records(void **state)
         for (int i = 0; i < args; i++)
             n += (size_t)snprintf(head + n, sizeof head - n, "%s", i ? "&" : "a");
         n += (size_t)snprintf(head + n, sizeof head - n, " HTTP/1.1\r\n\r\n");
-        assert_int_equal(http_head_judge(head, n, sizeof head),
+        assert_int_equal(judge_n(head, n, sizeof head),
                          args == 180 ? HTTP_HEAD_OK : HTTP_HEAD_TOO_MANY);
     }
     /* a Cookie: a record for each of its pieces (at ';' or ','), and a copy of it */
@@ -285,7 +299,7 @@ static void test_records(void **state)
         n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
     }
     n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
-    assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_OK);
+    assert_int_equal(judge_n(head, n, sizeof head), HTTP_HEAD_OK);
 }
 
 static void test_limits(void **state)
@@ -293,14 +307,59 @@ static void test_limits(void **state)
     (void)state;
     char buf[LIMIT];
     memset(buf, 'a', sizeof buf);
-    assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_BAD); /* method too long */
+    assert_int_equal(judge_n(buf, sizeof buf, LIMIT), HTTP_HEAD_BAD); /* method too long */
     memcpy(buf, "GET /", 5);
-    assert_int_equal(http_head_judge(buf, sizeof buf - 1, LIMIT), HTTP_HEAD_MORE);
-    assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_LINE_TOO_LONG);
+    assert_int_equal(judge_n(buf, sizeof buf - 1, LIMIT), HTTP_HEAD_MORE);
+    assert_int_equal(judge_n(buf, sizeof buf, LIMIT), HTTP_HEAD_LINE_TOO_LONG);
     const char *line = "GET / HTTP/1.1\r\n";
     memcpy(buf, line, strlen(line));
-    assert_int_equal(http_head_judge(buf, sizeof buf - 1, LIMIT), HTTP_HEAD_MORE);
-    assert_int_equal(http_head_judge(buf, sizeof buf, LIMIT), HTTP_HEAD_TOO_LARGE);
+    assert_int_equal(judge_n(buf, sizeof buf - 1, LIMIT), HTTP_HEAD_MORE);
+    assert_int_equal(judge_n(buf, sizeof buf, LIMIT), HTTP_HEAD_TOO_LARGE);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * A head of nearly 16 KiB that comes a byte at a time, judged at each byte as the server judges
+ * it, costs the CPU of a few looks at it whole: its bytes are each looked at a few times, its
+ * request line long or its header lines many. Judged from its start at each byte, such a head
+ * cost about 3,000 to 5,000 looks at it whole (60-130 ms), for each client that trickled one.
+ */
+static void test_a_head_judged_as_it_comes(void **state)
+{
+    (void)state;
+    static char head[16384];
+    for (int long_line = 0; long_line < 2; long_line++) {
+        size_t n = (size_t)snprintf(head, sizeof head, "GET /?a=");
+        if (long_line) {
+            memset(head + n, 'a', 16000);
+            n += 16000;
+        }
+        n += (size_t)snprintf(head + n, sizeof head - n, " HTTP/1.1\r\nHost: a\r\n");
+        for (int i = 0; !long_line && n < 16000; i++)
+            n += (size_t)snprintf(head + n, sizeof head - n, "X-%03d: %0180d\r\n", i, 0);
+        n += (size_t)snprintf(head + n, sizeof head - n, "\r\n");
+        double start = cpu_seconds();
+        for (int i = 0; i < 128; i++)
+            assert_int_equal(http_head_judge(head, n, sizeof head), HTTP_HEAD_OK);
+        double whole = cpu_seconds() - start;
+        http_head_scan scan = {0};
+        http_head_verdict v = HTTP_HEAD_MORE;
+        start = cpu_seconds();
+        for (size_t k = 1; k <= n && v == HTTP_HEAD_MORE; k++)
+            v = http_head_judge_from(head, k, sizeof head, &scan);
+        double trickled = cpu_seconds() - start;
+        assert_int_equal(v, HTTP_HEAD_OK);
+        if (trickled > whole)
+            fail_msg("%zu bytes judged as they came a byte at a time: %.2f ms, where 128 looks "
+                     "at them whole took %.2f ms",
+                     n, trickled * 1e3, whole * 1e3);
+    }
 }
 
 static void test_split(void **state)
@@ -309,7 +368,7 @@ static void test_split(void **state)
     char buf[] = "\r\nPOST /a%20b?x=1&y HTTP/1.0\r\nX-Two: h\r\nX-Pad:  v w \t\r\n"
                  "Empty:\r\nx-two: second\r\n\r\nBODY";
     size_t n = strlen(buf);
-    assert_int_equal(http_head_judge(buf, n, sizeof buf), HTTP_HEAD_OK);
+    assert_int_equal(judge_n(buf, n, sizeof buf), HTTP_HEAD_OK);
     static http_request_head h;
     http_head_split(buf, n, &h);
     assert_string_equal(h.method, "POST");
@@ -353,7 +412,7 @@ static void test_absolute_form(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char buf[256];
         int n = snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", cases[i].target);
-        assert_int_equal(http_head_judge(buf, (size_t)n, sizeof buf), HTTP_HEAD_OK);
+        assert_int_equal(judge_n(buf, (size_t)n, sizeof buf), HTTP_HEAD_OK);
         static http_request_head h;
         http_head_split(buf, (size_t)n, &h);
         assert_string_equal(h.path, cases[i].path);
@@ -418,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_expect_without_a_body),
         cmocka_unit_test(test_records),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_a_head_judged_as_it_comes),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_absolute_form),
         cmocka_unit_test(test_query_split),
