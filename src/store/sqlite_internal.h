@@ -177,6 +177,8 @@ typedef struct sq_job {
     void *arg;
 } sq_job;
 
+/* ---- sqlite_db.c: statement helpers, connections, the read pool ---- */
+
 /* SQLite result code to store result code. */
 store_rc sq_rc_of(int sqlite_rc);
 /* Column col's text, borrowed; NULL for SQL NULL, or with *failed set when SQLite's own copy
@@ -192,6 +194,9 @@ void sq_bind_time(sqlite3_stmt *st, int idx, int64_t t);
 void sq_bind_text(sqlite3_stmt *st, int idx, const char *s);
 /* Step a statement that returns nothing useful, then reset it; an SQLite code. */
 int sq_step_done(sqlite3_stmt *st);
+/* Open a connection to path (flags as sqlite3_open_v2()'s, each connection used by one thread
+ * at a time), with taskd's settings; an SQLite code. */
+int sq_open_conn(const char *path, int flags, sqlite3 **out);
 /* Prepare a statement kept for the connection's life. */
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* Finalize a connection's cached statements (before it closes). */
@@ -201,6 +206,8 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);
 void sq_reader_put(sqlite_store *s, reader *r);
+/* Close a read connection with its statements (at close, every one of s->all_readers). */
+void sq_reader_free(reader *r);
 /* One read transaction on r, so that several statements read one snapshot; a store code. Every
  * begin that succeeded ends with sq_read_end(), its statements reset first. */
 store_rc sq_read_begin(reader *r);

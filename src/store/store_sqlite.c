@@ -53,7 +53,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_READERS 64
 /* Sets of tasks kept for reads by id (task_cache.h): 4 tasks of at most 2 KiB of strings each */
 #define TASK_CACHE_SETS 1024
 /* While writes fail and nothing else is written, a probe write every this many seconds */
@@ -254,230 +253,6 @@ static const char *const migrations[] = {
 
 static const store_ops sqlite_ops;
 
-/* ---- helpers ----------------------------------------------------------- */
-
-store_rc sq_rc_of(int sqlite_rc)
-{
-    switch (sqlite_rc) {
-    case SQLITE_OK:
-    case SQLITE_DONE:
-    case SQLITE_ROW:
-        return STORE_OK;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-        return STORE_BUSY;
-    default:
-        return STORE_ERROR;
-    }
-}
-
-const char *sq_column_text(sqlite3_stmt *st, int col, bool *failed)
-{
-    /* the type first: SQLite leaves it undefined once the text converted the value (a number
-     * whose conversion failed then reads NULL, as a NULL) */
-    if (sqlite3_column_type(st, col) == SQLITE_NULL)
-        return NULL;
-    const char *t = (const char *)sqlite3_column_text(st, col);
-    if (!t)
-        *failed = true; /* SQLite's own copy of it failed: no memory */
-    return t;
-}
-
-int64_t sq_time_col(sqlite3_stmt *st, int col)
-{
-    return sqlite3_column_type(st, col) == SQLITE_NULL ? TASK_NULL_TIME
-                                                       : sqlite3_column_int64(st, col);
-}
-
-void sq_bind_time(sqlite3_stmt *st, int idx, int64_t t)
-{
-    if (t == TASK_NULL_TIME)
-        sqlite3_bind_null(st, idx);
-    else
-        sqlite3_bind_int64(st, idx, t);
-}
-
-void sq_bind_text(sqlite3_stmt *st, int idx, const char *s)
-{
-    if (s)
-        sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, idx);
-}
-
-/* Run a statement that returns no rows, then reset it. */
-int sq_step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
-}
-
-bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
-{
-    bool failed = false;
-    const char *t = sq_column_text(st, col, &failed);
-    *out = t ? strdup(t) : NULL;
-    return !failed && (*out || !t);
-}
-
-/*
- * Read the columns id, task_type, status, status_msg, created_time,
- * updated_time, ttl [, data, result, trace, tracestate] of the current row into t.
- */
-bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
-{
-    memset(t, 0, sizeof *t);
-    /* each text through sq_column_text(): one SQLite could not copy fails the read, where it
-     * was an empty id or type, a task FAILED, or (the columns are NOT NULL) a NULL */
-    bool failed = false;
-    const char *id = sq_column_text(st, 0, &failed);
-    const char *type = sq_column_text(st, 1, &failed);
-    if (id && type) {
-        snprintf(t->id, sizeof t->id, "%s", id);
-        snprintf(t->task_type, sizeof t->task_type, "%s", type);
-    }
-    const char *status = sq_column_text(st, 2, &failed);
-    if (!task_status_parse(status, &t->status))
-        t->status = TASK_FAILED; /* unreachable when copied: the column only holds valid names */
-    bool ok = !failed && id && type && status && sq_dup_nullable_col(st, 3, &t->status_msg) &&
-              t->status_msg;
-    t->created_time = sqlite3_column_int64(st, 4);
-    t->updated_time = sq_time_col(st, 5);
-    t->ttl = sq_time_col(st, 6);
-    if (full) {
-        ok = ok && sq_dup_nullable_col(st, 7, &t->data) && t->data &&
-             sq_dup_nullable_col(st, 8, &t->result) && sq_dup_nullable_col(st, 9, &t->trace) &&
-             sq_dup_nullable_col(st, 10, &t->tracestate);
-    }
-    if (!ok)
-        task_clear(t);
-    return ok;
-}
-
-/* ---- connections ------------------------------------------------------- */
-
-/*
- * Process-wide SQLite settings, made once before SQLite initializes. Memory
- * statistics off: with them on, every allocation and free inside SQLite takes a
- * global mutex to count bytes that taskd never reads (sqlite3_memory_used()).
- */
-static void configure_sqlite(void)
-{
-    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized: kept */
-}
-
-static int open_conn(const char *path, int flags, sqlite3 **out)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, configure_sqlite);
-    int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK)
-        return rc;
-    sqlite3_extended_result_codes(*out, 0);
-    sqlite3_busy_timeout(*out, 5000);
-    return SQLITE_OK;
-}
-
-int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st)
-{
-    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-}
-
-void sq_stmt_cache_clear(sq_stmt_cache *c)
-{
-    for (int i = 0; i < SQ_BROKER_STMTS; i++) {
-        sqlite3_finalize(c->st[i]);
-        c->st[i] = NULL;
-    }
-}
-
-static void reader_free(reader *r)
-{
-    if (!r)
-        return;
-    sq_stmt_cache_clear(&r->broker);
-    sqlite3_finalize(r->get);
-    sqlite3_finalize(r->history);
-    for (int i = 0; i < LIST_STMTS; i++)
-        sqlite3_finalize(r->list[i]);
-    sqlite3_finalize(r->begin);
-    sqlite3_finalize(r->end);
-    sqlite3_close(r->db);
-    free(r);
-}
-
-static reader *reader_open(const char *path)
-{
-    reader *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    if (open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
-        sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
-            SQLITE_OK ||
-        sq_prepare(r->db,
-                   "SELECT n, status, status_msg, time FROM task_history WHERE task_id = ?1 "
-                   "ORDER BY n",
-                   &r->history) != SQLITE_OK) {
-        reader_free(r);
-        return NULL;
-    }
-    for (int v = 0; v < LIST_STMTS; v++) {
-        char sql[256];
-        snprintf(sql, sizeof sql,
-                 "SELECT " TASK_COLUMNS " FROM tasks WHERE 1%s%s ORDER BY id DESC LIMIT ?4",
-                 v & LIST_LEG ? " AND task_type = ?2 AND status = ?1" : "",
-                 v & 1 ? " AND id < ?3" : "");
-        if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK) {
-            reader_free(r);
-            return NULL;
-        }
-    }
-    if (sq_prepare(r->db, "BEGIN", &r->begin) != SQLITE_OK ||
-        sq_prepare(r->db, "COMMIT", &r->end) != SQLITE_OK) {
-        reader_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-/* Borrow a read connection, opening one if none is free (up to MAX_READERS). */
-reader *sq_reader_get(sqlite_store *s)
-{
-    pthread_mutex_lock(&s->mu);
-    while (!s->free_readers && s->n_readers >= MAX_READERS)
-        pthread_cond_wait(&s->reader_free, &s->mu);
-    reader *r = s->free_readers;
-    if (r) {
-        s->free_readers = r->next;
-        pthread_mutex_unlock(&s->mu);
-        return r;
-    }
-    s->n_readers++; /* reserve a place, then open outside the lock */
-    pthread_mutex_unlock(&s->mu);
-    r = reader_open(s->path);
-    pthread_mutex_lock(&s->mu);
-    if (r) {
-        r->all_next = s->all_readers;
-        s->all_readers = r;
-    } else {
-        s->n_readers--; /* give the place back; the caller answers "busy" */
-        pthread_cond_signal(&s->reader_free);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return r;
-}
-
-void sq_reader_put(sqlite_store *s, reader *r)
-{
-    pthread_mutex_lock(&s->mu);
-    r->next = s->free_readers;
-    s->free_readers = r;
-    pthread_cond_signal(&s->reader_free);
-    pthread_mutex_unlock(&s->mu);
-}
-
 /* ---- reads ------------------------------------------------------------- */
 
 static store_rc sq_get_task(store *base, const char *id, task *out)
@@ -544,19 +319,6 @@ static store_rc read_history(reader *r, const task *t, task_history *out)
             result = STORE_ERROR;
     }
     return result;
-}
-
-store_rc sq_read_begin(reader *r)
-{
-    int rc = sqlite3_step(r->begin);
-    sqlite3_reset(r->begin);
-    return rc == SQLITE_DONE ? STORE_OK : sq_rc_of(rc);
-}
-
-void sq_read_end(reader *r)
-{
-    sqlite3_step(r->end); /* a read transaction: nothing to fail but "none is active" */
-    sqlite3_reset(r->end);
 }
 
 static store_rc sq_get_history(store *base, const char *id, task_history *out)
@@ -1999,7 +1761,7 @@ static void sq_close(store *base)
     }
     for (reader *r = s->all_readers, *next; r; r = next) {
         next = r->all_next;
-        reader_free(r);
+        sq_reader_free(r);
     }
     finalize_writer(s);
     if (s->wdb && s->writer) /* opened whole: where the queue clock is, for the next open */
@@ -2081,7 +1843,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     if (!lock_database(s, err, errlen))
         goto fail;
-    int rc = open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);
+    int rc = sq_open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);
     if (rc != SQLITE_OK) {
         set_err(err, errlen, "cannot open database", s->path,
                 s->wdb ? sqlite3_errmsg(s->wdb) : sqlite3_errstr(rc));
