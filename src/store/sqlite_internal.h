@@ -52,8 +52,13 @@ typedef struct reader {
     struct reader *all_next;   /* every reader, for closing */
 } reader;
 
+typedef struct sqlite_store sqlite_store;
+
 /* The writer's feed of one stream consumer (broker_feed); writer thread only, but for `on`. */
 typedef struct sq_feed {
+    /* told of every change record the writer appends: sq_feed_record(), set at open. The task
+     * writes (sqlite_tasks.c) stand below the broker, whose feed sends a creation's messages */
+    store_rc (*record)(sqlite_store *s, int64_t seq, const char *event, const task *created);
     broker_feed f;
     char consumer[CONFIG_NAME_MAX + 1];
     bool set;
@@ -66,8 +71,6 @@ typedef struct sq_feed {
     } * takes; /* this batch's, finished after its commit with the callbacks they came from */
     size_t n_takes, cap_takes;
 } sq_feed;
-
-typedef struct sqlite_store sqlite_store;
 
 struct sqlite_store {
     store base;
@@ -212,6 +215,9 @@ void sq_reader_free(reader *r);
  * begin that succeeded ends with sq_read_end(), its statements reset first. */
 store_rc sq_read_begin(reader *r);
 void sq_read_end(reader *r);
+
+/* ---- sqlite_tasks.c: the writer's task writes, with their change records and history ---- */
+
 /* How a change record keeps its images (changes.slim). */
 enum {
     CHANGE_WHOLE = 0, /* new_image and old_image whole (a REMOVE; any record before schema 5) */
@@ -222,21 +228,32 @@ enum {
  * or a removal (new_image NULL). */
 store_rc sq_write_change(sqlite_store *s, const char *event, const task *new_image,
                          const task *old_image, int64_t now);
+/* Writer thread only: forget a deleted task's history. */
+store_rc sq_history_delete(sqlite_store *s, const char *id);
+/* Note that the database holds tasks of type t (sqlite_store.types); false when out of memory.
+ * The writer, or the opening thread before it starts. */
+bool sq_note_type(sqlite_store *s, const char *t);
+/* Writer thread only: apply a creation (STORE_WRITE_CREATE) inside the open transaction. */
+store_rc sq_apply_create(sqlite_store *s, store_write *w);
+/* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
+store_rc sq_apply_update(sqlite_store *s, store_write *w);
+/* Writer thread only: apply a redelivery's claim (STORE_WRITE_RECLAIM) inside the open
+ * transaction. */
+store_rc sq_apply_reclaim(sqlite_store *s, store_write *w);
 /*
  * Writer thread only: record that a task IN_PROGRESS is claimed again (a
  * redelivery runs it again): its status_msg (msg) and updated_time, a history
  * entry and a MODIFY change record; STORE_CONFLICT when it is not IN_PROGRESS.
  */
 store_rc sq_claim_again(sqlite_store *s, const char *id, const char *msg, int64_t now);
-/* Writer thread only: forget a deleted task's history. */
-store_rc sq_history_delete(sqlite_store *s, const char *id);
-/* Writer thread only: apply one write inside the open transaction, in its own savepoint: a
- * failed one (w->rc) is rolled back with all the batch noted of it (feed, depths, seqs). */
-void sq_apply_write(sqlite_store *s, store_write *w);
-/* Writer thread only: apply a status change (STORE_WRITE_UPDATE) inside the open transaction. */
-store_rc sq_apply_update(sqlite_store *s, store_write *w);
+/* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */
+store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
+                         int64_t now);
+
+/* ---- sqlite_broker.c: the feed, the standing receives, the queues at open and close ---- */
+
 /* Writer: a change record just written, for the feed: messages of a created task, the
- * consumer's place moved (sqlite_broker.c). */
+ * consumer's place moved. sq_write_change() calls it as sq_feed.record. */
 store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const task *created);
 /* Writer, before the commit: make the standing receives of the queues the batch made messages
  * visible in; after it (or the rollback): settle them. */
@@ -280,8 +297,11 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
 /* At open, before the counting: make visible the messages hidden more than max_hide_ms ahead of
  * now (the clock went back); the count made visible, or -1 when it cannot be written. */
 int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms);
-/* Writer thread only: change a task's status outside the PATCH rules (DLQ, redrive). */
-store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, const char *msg,
-                         int64_t now);
+
+/* ---- store_sqlite.c: the writer ---- */
+
+/* Writer thread only: apply one write inside the open transaction, in its own savepoint: a
+ * failed one (w->rc) is rolled back with all the batch noted of it (feed, depths, seqs). */
+void sq_apply_write(sqlite_store *s, store_write *w);
 
 #endif
