@@ -1351,7 +1351,7 @@ static bool queue_drained(const broker_standing *first, const broker_standing *s
     return false;
 }
 
-void sq_standing_receive(sqlite_store *s)
+void sq_standing_receive(sqlite_store *s, void (*apply)(sqlite_store *s, store_write *w))
 {
     if (!s->batch_sent_messages)
         return;                     /* nothing was made visible */
@@ -1372,7 +1372,7 @@ void sq_standing_receive(sqlite_store *s)
         receive_args a = {.q = st->queue, .max = st->max ? st->max : 1, .claim = true};
         sq_job job = {.apply = apply_receive, .arg = &a};
         store_write w = {.relaxed = true, .adapter_data = &job};
-        sq_apply_write(s, &w); /* a failed one is rolled back alone; its thread receives itself */
+        apply(s, &w); /* a failed one is rolled back alone; its thread receives itself */
         st->failed = w.rc != STORE_OK;
         if (!st->failed) {
             st->got = a.out;
@@ -1751,7 +1751,7 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
     return moved;
 }
 
-int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms)
+int64_t sq_unhide_past(sqlite_store *s, int64_t bound_ms)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->wdb, "UPDATE messages SET visible_ms = ?1 WHERE visible_ms > ?2", -1,
@@ -1759,7 +1759,7 @@ int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms)
         return -1;
     int64_t now = clock_steady_ms();
     sqlite3_bind_int64(st, 1, now);
-    sqlite3_bind_int64(st, 2, now + max_hide_ms);
+    sqlite3_bind_int64(st, 2, now + bound_ms);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? sqlite3_changes64(s->wdb) : -1;

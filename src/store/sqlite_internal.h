@@ -1,7 +1,11 @@
 /*
  * sqlite_internal — what the SQLite adapter's files share: the store's
- * state, the read-connection pool, the writer's entry points and small
- * statement helpers. Only files in src/store/ include this.
+ * state, and what each file gives the files above it, grouped by the file
+ * that defines it, from the ground up: sqlite_db.c (statement helpers,
+ * connections, the read pool), sqlite_tasks.c (the task writes),
+ * sqlite_broker.c (the change stream and queues). store_sqlite.c, on top,
+ * calls them all; what they call back is handed down to them (sq_feed.record,
+ * sq_standing_receive()'s apply). Only files in src/store/ include this.
  */
 #ifndef TASKD_SQLITE_INTERNAL_H
 #define TASKD_SQLITE_INTERNAL_H
@@ -256,8 +260,9 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
  * consumer's place moved. sq_write_change() calls it as sq_feed.record. */
 store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const task *created);
 /* Writer, before the commit: make the standing receives of the queues the batch made messages
- * visible in; after it (or the rollback): settle them. */
-void sq_standing_receive(sqlite_store *s);
+ * visible in, each applied by apply in a savepoint of its own (the writer's sq_apply_write());
+ * after it (or the rollback): settle them. */
+void sq_standing_receive(sqlite_store *s, void (*apply)(sqlite_store *s, store_write *w));
 void sq_standing_settle(sqlite_store *s, bool committed);
 /* Writer, once the committed batch's writers are answered: wake the standing threads it
  * concerns (broker_stand_wait()). */
@@ -294,14 +299,8 @@ void sq_note_queue_clock_behind(sqlite_store *s);
  * count moved, or -1 when it cannot be done (SQLite's reason in err; the note is kept). */
 int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t *back_ms, char *err,
                                       size_t errlen);
-/* At open, before the counting: make visible the messages hidden more than max_hide_ms ahead of
+/* At open, before the counting: make visible the messages hidden more than bound_ms ahead of
  * now (the clock went back); the count made visible, or -1 when it cannot be written. */
-int64_t sq_unhide_past(sqlite_store *s, int64_t max_hide_ms);
-
-/* ---- store_sqlite.c: the writer ---- */
-
-/* Writer thread only: apply one write inside the open transaction, in its own savepoint: a
- * failed one (w->rc) is rolled back with all the batch noted of it (feed, depths, seqs). */
-void sq_apply_write(sqlite_store *s, store_write *w);
+int64_t sq_unhide_past(sqlite_store *s, int64_t bound_ms);
 
 #endif

@@ -30,6 +30,11 @@
  * (so a failing write undoes only itself), commits once, and wakes the
  * callers with their results. While it commits, the next batch queues up, so
  * batches grow with load and one fsync is shared by all of them.
+ *
+ * This file holds the port's entry points, the writer and open/close; what
+ * it applies lies below it: the task writes (sqlite_tasks.c), the broker's
+ * jobs, feed and standing receives (sqlite_broker.c), the statement helpers
+ * and the read pool (sqlite_db.c).
  */
 #include "store_sqlite.h"
 #include "util/clock.h"
@@ -753,7 +758,9 @@ static void rollback_to_savepoint(sqlite_store *s)
         sq_step_done(s->w_rollback);
 }
 
-void sq_apply_write(sqlite_store *s, store_write *w)
+/* Apply one write inside the open transaction, in its own savepoint: a failed one (w->rc) is
+ * rolled back with all the batch noted of it (feed, depths, seqs). */
+static void sq_apply_write(sqlite_store *s, store_write *w)
 {
     if (!in_transaction(s) || sq_step_done(s->w_savepoint) != SQLITE_OK) {
         w->rc = STORE_ERROR;
@@ -920,7 +927,8 @@ static void run_batch(sqlite_store *s, store_write *batch)
      * fails and is rewound below */
     bool gone = !in_transaction(s);
     if (!gone) {
-        sq_standing_receive(s); /* after every write: they may have made its messages visible */
+        /* after every write: they may have made its messages visible */
+        sq_standing_receive(s, sq_apply_write);
         /* after them too: a crash after the commit leaves a note as new as the batch's deadlines
          * while the wall clock is behind, not one up to a sweep_interval old (or none) */
         sq_note_queue_clock_behind(s);
