@@ -750,24 +750,34 @@ typedef enum param_kind { PARAM_NONE, PARAM_TASK_ID, PARAM_NAME } param_kind;
 typedef struct route {
     const char *pattern; /* path, with at most one "{name}" standing for one segment */
     param_kind param;
-    bool local; /* served only by a process with the local pipeline and trace store (taskd) */
+    /* NULL: served everywhere. Else served only by a process with the local pipeline and trace
+     * store (taskd), and this says what the AWS deployment has instead ("": nothing) */
+    const char *on_aws;
     handler_fn get, post, patch;
     const char *allow;
 } route;
 
 static const route routes[] = {
-    {"/", PARAM_NONE, true, get_dashboard, NULL, NULL, "GET, HEAD"},
-    {"/dashboard/{name}", PARAM_NAME, true, get_dashboard_file, NULL, NULL, "GET, HEAD"},
-    {"/health", PARAM_NONE, false, get_health, NULL, NULL, "GET, HEAD"},
-    {"/openapi.json", PARAM_NONE, false, get_openapi, NULL, NULL, "GET, HEAD"},
-    {"/tasks", PARAM_NONE, false, list_tasks, post_task, NULL, "GET, HEAD, POST"},
-    {"/tasks/{task_id}", PARAM_TASK_ID, false, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
-    {"/tasks/{task_id}/trace", PARAM_TASK_ID, true, get_trace, NULL, NULL, "GET, HEAD"},
-    {"/tasks/{task_id}/history", PARAM_TASK_ID, false, get_history, NULL, NULL, "GET, HEAD"},
-    {"/queues", PARAM_NONE, true, get_queues, NULL, NULL, "GET, HEAD"},
-    {"/queues/{name}/redrive", PARAM_NAME, true, NULL, post_redrive, NULL, "POST"},
-    {"/metrics", PARAM_NONE, true, get_metrics, NULL, NULL, "GET, HEAD"},
-    {"/events", PARAM_NONE, true, get_events, NULL, NULL, "GET, HEAD"},
+    {"/", PARAM_NONE, "", get_dashboard, NULL, NULL, "GET, HEAD"},
+    {"/dashboard/{name}", PARAM_NAME, "", get_dashboard_file, NULL, NULL, "GET, HEAD"},
+    {"/health", PARAM_NONE, NULL, get_health, NULL, NULL, "GET, HEAD"},
+    {"/openapi.json", PARAM_NONE, NULL, get_openapi, NULL, NULL, "GET, HEAD"},
+    {"/tasks", PARAM_NONE, NULL, list_tasks, post_task, NULL, "GET, HEAD, POST"},
+    {"/tasks/{task_id}", PARAM_TASK_ID, NULL, get_task, NULL, patch_task, "GET, HEAD, PATCH"},
+    {"/tasks/{task_id}/trace", PARAM_TASK_ID, "the AWS deployment's traces are in X-Ray", get_trace,
+     NULL, NULL, "GET, HEAD"},
+    {"/tasks/{task_id}/history", PARAM_TASK_ID, NULL, get_history, NULL, NULL, "GET, HEAD"},
+    {"/queues", PARAM_NONE,
+     "the AWS deployment's queue counts are SQS's, in its console and CloudWatch metrics",
+     get_queues, NULL, NULL, "GET, HEAD"},
+    {"/queues/{name}/redrive", PARAM_NAME,
+     "on AWS a dead-letter queue's worker fails each dead letter's task and deletes the message, "
+     "so there is none to send back",
+     NULL, post_redrive, NULL, "POST"},
+    {"/metrics", PARAM_NONE, "the AWS deployment's functions send their metrics to CloudWatch",
+     get_metrics, NULL, NULL, "GET, HEAD"},
+    {"/events", PARAM_NONE, "the AWS deployment's task changes are in its DynamoDB table's stream",
+     get_events, NULL, NULL, "GET, HEAD"},
 };
 
 /* Match path against a pattern; the "{name}" segment is copied into param. */
@@ -791,11 +801,12 @@ static bool match_pattern(const char *pattern, const char *path, char *param, si
     return true;
 }
 
-static const route *match_route(const api *a, const char *path, char *param, size_t paramlen)
+/* The route that serves path in a process with the local pipeline or without it (AWS). */
+static const route *match_route(bool pipeline, const char *path, char *param, size_t paramlen)
 {
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const route *r = &routes[i];
-        if ((!r->local || a->pipeline) && match_pattern(r->pattern, path, param, paramlen))
+        if ((!r->on_aws || pipeline) && match_pattern(r->pattern, path, param, paramlen))
             return r;
     }
     return NULL;
@@ -915,7 +926,7 @@ static bool redirect_slash(const api *a, const api_request *req, api_response *r
         len--; /* every trailing slash, as Starlette strips them */
     memcpy(path, req->path, len);
     path[len] = '\0';
-    if (!match_route(a, path, param, sizeof param))
+    if (!match_route(a->pipeline != NULL, path, param, sizeof param))
         return false;
     sbuf loc = {0};
     url_escape(&loc, path, "/");
@@ -975,13 +986,18 @@ static handler_fn judge_head(const api *a, const api_request *req, const route *
     if (!r) {
         if (redirect_slash(a, req, resp))
             return NULL;
-        /* the AWS deployment's API has no change log to follow from a request */
-        if (!a->pipeline && strcmp(req->path, "/events") == 0)
-            api_error(resp, 404,
-                      "GET /events is served by taskd only: the AWS deployment's task changes are "
-                      "in its DynamoDB table's stream");
-        else
+        /* a route of taskd's own: say so, and what the AWS deployment has instead */
+        char seg[1]; /* the route alone is wanted */
+        const route *own = a->pipeline ? NULL : match_route(true, req->path, seg, sizeof seg);
+        if (own) {
+            char detail[256];
+            snprintf(detail, sizeof detail, "%.*s %s is served by taskd only%s%s",
+                     (int)strcspn(own->allow, ","), own->allow, own->pattern,
+                     *own->on_aws ? ": " : "", own->on_aws);
+            api_error(resp, 404, detail);
+        } else {
             api_error(resp, 404, "Not Found");
+        }
         return NULL;
     }
     handler_fn fn = NULL;
@@ -1011,8 +1027,8 @@ bool api_head_refused(const api *a, const api_request *req)
 {
     char param[128];
     api_response scratch = {0};
-    bool refused =
-        !judge_head(a, req, match_route(a, req->path, param, sizeof param), param, &scratch);
+    bool refused = !judge_head(
+        a, req, match_route(a->pipeline != NULL, req->path, param, sizeof param), param, &scratch);
     api_response_free(&scratch);
     return refused;
 }
@@ -1021,7 +1037,7 @@ bool api_head_refused(const api *a, const api_request *req)
 static api_status dispatch(api *a, const api_request *req, api_exchange *ex)
 {
     char param[128];
-    const route *r = match_route(a, req->path, param, sizeof param);
+    const route *r = match_route(a->pipeline != NULL, req->path, param, sizeof param);
     ex->route = r ? r->pattern : UNROUTED;
     str_join(ex->server.name, sizeof ex->server.name, ex->method, " ", ex->route,
              (const char *)NULL);

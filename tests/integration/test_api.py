@@ -610,11 +610,27 @@ class Api(ServerTestCase):
                 self.assertEqual(self.assertError(self.server.get(path), 404), "Not Found")
         self.assertEqual(self.assertError(self.server.post("/nope", {}), 404), "Not Found")
 
-    @unittest.skipUnless(on_lambda(), "taskd serves the event stream (test_live.py)")
-    def test_events_404_says_where_the_changes_are(self):
-        detail = self.assertError(self.server.get("/events"), 404)
-        self.assertEqual(detail, "GET /events is served by taskd only: the AWS deployment's task changes "
-                                 "are in its DynamoDB table's stream")
+    @unittest.skipUnless(on_lambda(), "taskd serves these routes (test_live.py, test_dashboard.py, ...)")
+    def test_taskd_only_routes_404_say_what_serves_them(self):
+        tid = self.server.create("TASK2")
+        taskd_only = "%s is served by taskd only"
+        for method, path, route, instead in [
+                ("GET", "/events", "GET /events",
+                 ": the AWS deployment's task changes are in its DynamoDB table's stream"),
+                ("GET", "/queues", "GET /queues",
+                 ": the AWS deployment's queue counts are SQS's, in its console and CloudWatch metrics"),
+                ("POST", "/queues/task1/redrive", "POST /queues/{name}/redrive",
+                 ": on AWS a dead-letter queue's worker fails each dead letter's task and deletes the "
+                 "message, so there is none to send back"),
+                ("GET", "/metrics", "GET /metrics",
+                 ": the AWS deployment's functions send their metrics to CloudWatch"),
+                ("GET", "/tasks/%s/trace" % tid, "GET /tasks/{task_id}/trace",
+                 ": the AWS deployment's traces are in X-Ray"),
+                ("GET", "/", "GET /", ""),
+                ("GET", "/dashboard/app.js", "GET /dashboard/{name}", "")]:
+            with self.subTest(method=method, path=path):
+                r = self.server.post(path, {}) if method == "POST" else self.server.get(path)
+                self.assertEqual(self.assertError(r, 404), taskd_only % route + instead)
 
     def test_wrong_method_405(self):
         tid = self.server.create("TASK2")

@@ -996,8 +996,9 @@ static void test_no_pipeline_routes(void **state)
 }
 
 /* Without a pipeline (Lambda) wait is validated and answered at once; /events is not a route
- * there, as the dashboard is not: a 404 for every method, with no Allow, whose detail says where
- * the changes are. */
+ * there, nor are the queues, redrive, metrics, trace view and dashboard: a 404 for every method,
+ * with no Allow, whose detail names the route as taskd's and what the AWS deployment has instead
+ * (a path that is none of them, /events/ among them, is "Not Found"). */
 static void test_no_pipeline_live_routes(void **state)
 {
     fixture *f = *state;
@@ -1019,18 +1020,30 @@ static void test_no_pipeline_live_routes(void **state)
     assert_non_null(strstr(r.body, "\"loc\":[\"query\",\"wait\"]"));
     api_response_free(&r);
     static const char *const methods[] = {"GET", "HEAD", "POST", "PATCH", "PUT"};
-    static const char *const paths[] = {"/events", "/events/", "/dashboard/app.js"};
+    static const char *const routes[][2] = {
+        {"/events", "GET /events is served by taskd only: the AWS deployment's task changes are "
+                    "in its DynamoDB table's stream"},
+        {"/events/", "Not Found"},
+        {"/queues", "GET /queues is served by taskd only: the AWS deployment's queue counts are "
+                    "SQS's, in its console and CloudWatch metrics"},
+        {"/queues/task1/redrive",
+         "POST /queues/{name}/redrive is served by taskd only: on AWS a dead-letter queue's "
+         "worker fails each dead letter's task and deletes the message, so there is none to "
+         "send back"},
+        {"/metrics", "GET /metrics is served by taskd only: the AWS deployment's functions send "
+                     "their metrics to CloudWatch"},
+        {"/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f/trace",
+         "GET /tasks/{task_id}/trace is served by taskd only: the AWS deployment's traces are in "
+         "X-Ray"},
+        {"/", "GET / is served by taskd only"},
+        {"/dashboard/app.js", "GET /dashboard/{name} is served by taskd only"}};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
-        for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
-            r = call(f, methods[i], paths[k], "{}", NULL);
+        for (size_t k = 0; k < sizeof routes / sizeof routes[0]; k++) {
+            r = call(f, methods[i], routes[k][0], "{}", NULL);
             if (r.status != 404 || api_has_header(&r, "Allow") || api_has_header(&r, "Location"))
-                fail_msg("%s %s: %d %.*s", methods[i], paths[k], r.status, (int)r.body_len,
+                fail_msg("%s %s: %d %.*s", methods[i], routes[k][0], r.status, (int)r.body_len,
                          r.body ? r.body : "");
-            assert_error(&r, 404,
-                         strcmp(paths[k], "/events") == 0
-                             ? "GET /events is served by taskd only: the AWS deployment's task "
-                               "changes are in its DynamoDB table's stream"
-                             : "Not Found");
+            assert_error(&r, 404, routes[k][1]);
             assert_null(r.stream);
             api_response_free(&r);
         }
