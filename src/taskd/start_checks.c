@@ -105,8 +105,11 @@ static void warn_unread_queues(broker *b, const config *c)
 
 /* A dead-letter queue that can never hold a message: its queue is a dead-letter queue itself
  * (nothing receives from one, so nothing moves on), or never moves one (max_receive_count 0).
- * Said at start, not refused: its dead letters from before can still be redriven. */
-static void warn_idle_dead_letter_queues(const config *c)
+ * Said at start, not refused: its dead letters from before can still be redriven. And one that
+ * keeps messages no longer than its queue: a dead letter keeps the age of its first send, as in
+ * SQS, so one that waited long in its queue is dropped on arrival, its task failed by the move
+ * with no dead letter left to redrive (the AWS deployment's checker refuses it). */
+static void warn_dead_letter_queues(const config *c)
 {
     for (size_t i = 0; i < c->n_queues; i++) {
         const queue_config *q = &c->queues[i];
@@ -119,6 +122,16 @@ static void warn_idle_dead_letter_queues(const config *c)
         else if (q->max_receive_count == 0)
             log_warn("a queue with max_receive_count 0 moves no message to its dead-letter queue",
                      "queue", q->name, "dead_letter_queue", q->dead_letter_queue, NULL);
+        else if (q->dead_letter_retention <= q->retention) {
+            char kept[16], dead_kept[16];
+            snprintf(kept, sizeof kept, "%u", q->retention);
+            snprintf(dead_kept, sizeof dead_kept, "%u", q->dead_letter_retention);
+            log_warn("a dead-letter queue keeps messages no longer than the queue it serves: a "
+                     "dead letter keeps the age of its first send, so one that waited long in "
+                     "the queue is dropped on arrival and cannot be redriven",
+                     "queue", q->name, "retention", kept, "dead_letter_queue", q->dead_letter_queue,
+                     "dead_letter_retention", dead_kept, NULL);
+        }
     }
 }
 
@@ -155,5 +168,5 @@ void start_checks_log(store *st, const config *c)
     warn_undeclared_types(st, c);
     note_unrouted_types(c);
     warn_unread_queues(broker_of(st), c);
-    warn_idle_dead_letter_queues(c);
+    warn_dead_letter_queues(c);
 }

@@ -2,8 +2,8 @@
  * What taskd says at start about its configuration against its database: messages no runner
  * will read, task types the database holds and the configuration no longer declares, task
  * types no subscription routes, queues routed to that nothing reads, dead-letter queues that
- * can never fill. Warnings and information only: each is something an operator may mean, and
- * taskd starts anyway.
+ * can never fill or keep messages no longer than their queue. Warnings and information only: each
+ * is something an operator may mean, and taskd starts anyway.
  */
 #ifndef TASKD_START_CHECKS_H
 #define TASKD_START_CHECKS_H

@@ -536,6 +536,28 @@ class Program(ServersTestCase):
         self.assertEqual(said, [("d1", "d2"), ("paused", "d3")], s.stderr_text()[-2000:])
         self.assertEqual(s.stop(), 0)
 
+    def test_a_dead_letter_queue_kept_no_longer_than_its_queue_is_named_at_start(self):
+        """A dead letter keeps the age of its first send: one that waited long in its queue is
+        dropped on arrival in a dead-letter queue that keeps messages no longer."""
+        short = "a dead-letter queue keeps messages no longer than the queue it serves"
+        cfg = write_config(self.tmp, {
+            "queues": [{"name": "task1", "retention": 7200, "dead_letter_queue": "d1"},
+                       {"name": "d1", "retention": 7200},
+                       {"name": "other", "retention": 7200, "dead_letter_queue": "d2"},
+                       {"name": "d2", "retention": 3600},
+                       {"name": "longer", "retention": 3600, "dead_letter_queue": "d3"},
+                       {"name": "d3", "retention": 3601}]}, "short.json")
+        s = self.start(config=cfg)
+        said = [(o["level"], o["queue"], o["retention"], o["dead_letter_queue"], o["dead_letter_retention"])
+                for o in s.log_json() if o.get("message", "").startswith(short)]
+        self.assertEqual(said, [("WARNING", "task1", "7200", "d1", "7200"),
+                                ("WARNING", "other", "7200", "d2", "3600")], s.stderr_text()[-2000:])
+        self.assertEqual(s.stop(), 0)
+        s = self.start(config=write_config(self.tmp, {}, "defaults.json"))  # task1 4 days, its DLQ 14
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertNotIn(short, s.stderr_text())
+        self.assertEqual(s.stop(), 0)
+
     def test_task_types_no_subscription_routes_are_named_at_start(self):
         """A type the API accepts but no filter policy lets through stays CREATED: said at start."""
         unrouted = "task types that no subscription routes to a queue"
