@@ -616,6 +616,12 @@ void child_kill(const child *c)
     (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
 }
 
+static void sleep_1ms(void)
+{
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+}
+
 /*
  * The supervisor did not clear the run in time (the program stopped it, or it is stuck): kill
  * it, and first the program's process group, but only while that group's id is still the
@@ -635,8 +641,7 @@ static bool force_end(child *c, int *sup_status)
         } while (w < 0 && errno == EINTR);
         if (w != 0)
             break;
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
+        sleep_1ms();
     }
     if (w < 0 || (w == c->pid && !WIFSTOPPED(*sup_status)))
         return true; /* it exited (reaped now, or elsewhere): nothing left to signal */
@@ -660,26 +665,28 @@ int child_reap(child *c, int *status)
     /* Reports until EOF: the supervisor has killed and reaped them all, and exited. */
     const int grace = c->spec.kill_grace_ms > 0 ? c->spec.kill_grace_ms : KILL_GRACE_MS;
     const int64_t until = clock_mono_ms() + grace;
-    /* POLITE while the grace runs; FORCED once past it (force_end(), or a poll that failed: then
-     * waited on as long as it takes); REAPED when force_end() found it ended and reaped it */
+    /* POLITE while the grace runs; FORCED once past it (force_end()); REAPED when force_end()
+     * found it ended and reaped it. A poll that fails does not end the grace: it is tried again
+     * a moment later. Past the grace the supervisor is killed or gone, its end closes the pipe,
+     * and the reports left are read as they come, with no poll to fail. */
     enum { POLITE, FORCED, REAPED } ending = POLITE;
     int sup_status;
     while (c->st_fd >= 0) {
-        int64_t left = ending == POLITE ? until - clock_mono_ms() : -1;
-        if (ending == POLITE && left <= 0) {
-            /* Leftovers the supervisor had adopted go to init. */
-            ending = force_end(c, &sup_status) ? REAPED : FORCED;
-            continue;
+        if (ending == POLITE) {
+            int64_t left = until - clock_mono_ms();
+            if (left <= 0) {
+                /* Leftovers the supervisor had adopted go to init. */
+                ending = force_end(c, &sup_status) ? REAPED : FORCED;
+                continue;
+            }
+            struct pollfd p = {.fd = c->st_fd, .events = POLLIN};
+            int ready = poll(&p, 1, (int)left);
+            if (ready < 0 && errno != EINTR)
+                sleep_1ms();
+            if (ready <= 0)
+                continue;
         }
-        struct pollfd p = {.fd = c->st_fd, .events = POLLIN};
-        int ready = poll(&p, 1, (int)left);
-        if (ready < 0 && errno != EINTR) {
-            if (ending == POLITE)
-                ending = FORCED; /* cannot wait politely: wait as long as it takes */
-            continue;
-        }
-        if (ready > 0)
-            (void)pump_reports(c); /* closes st_fd at EOF */
+        (void)pump_reports(c); /* closes st_fd at EOF */
     }
     pid_t w = c->pid;
     while (ending != REAPED && (w = waitpid(c->pid, &sup_status, 0)) < 0 && errno == EINTR)
@@ -691,9 +698,10 @@ int child_reap(child *c, int *status)
          * dies of its parent-death signal, but what it started in its process group would go
          * on under init. The group's id is not reused while any of them lives; once none does,
          * this finds nobody (another process would have to take that id as its group's in the
-         * meantime, after the pids wrapped around). Not after force_end(), which did it
-         * while it could tell the group was still the program's. */
-        if (c->program > 0 && ending == POLITE)
+         * meantime, after the pids wrapped around). Not after a force_end() that stopped the
+         * supervisor (FORCED), which did it while it could tell the group was still the
+         * program's; after one that found it ended (REAPED), as after its end seen here. */
+        if (c->program > 0 && ending != FORCED)
             (void)kill(-c->program, SIGKILL);
         note_failure(c, CHILD_SUPERVISOR, ECHILD);
         return ECHILD;

@@ -4,9 +4,9 @@
  * deadline, a background process holding stdout after the child exits, output left in an
  * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
  * still running, a kill before the start; containment (a descendant in a session of its own is gone
- * after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the child),
- * only stdio inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit
- * of ours below them, SIGXCPU, EMFILE).
+ * after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the child;
+ * the program's group after a reap whose poll() fails), only stdio inherited, a foreign SIGTERM
+ * passed on; and the resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,8 +54,8 @@ static child_spec script_spec(char **argv, const char *script, char **env)
 }
 
 /* A spec running `sh -c script sh pidfile` (the script writes its pids there) on the PATH, with
- * small limits and a 300 ms kill grace: for the programs that stop their supervisor. argv has
- * room for 6. */
+ * small limits and a 300 ms kill grace: for the programs whose supervisor stops or dies. argv
+ * has room for 6. */
 static child_spec stopper_spec(char **argv, const char *script, const char *pidfile)
 {
     static char *path_env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
@@ -71,6 +72,21 @@ static child_spec stopper_spec(char **argv, const char *script, const char *pidf
                         .stderr_tail = 64,
                         .drain_ms = 100,
                         .kill_grace_ms = 300};
+}
+
+/* While above 0, the number of poll() calls still to fail with ENOMEM (the kernel short of
+ * memory), counted down. poll() stands in for libc's in the whole test program. */
+static int polls_to_fail;
+
+int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (polls_to_fail > 0) {
+        polls_to_fail--;
+        errno = ENOMEM;
+        return -1;
+    }
+    struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
+    return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
 }
 
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
@@ -743,6 +759,41 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
     assert_int_equal(known, pids[1]);
 }
 
+/* A reap whose wait for the supervisor's reports fails (poll(): ENOMEM, each time) still ends the
+ * run as one whose wait works: here the supervisor died under the run (a SIGKILL, the OOM killer),
+ * and the background process the program left in its process group is killed with that group.
+ * And it waits between its tries. A failed poll was taken as the grace's end without a
+ * force_end(): the group was left to one, and ran on under init; and the reap polled again at
+ * once, without waiting, for as long as poll() failed. */
+static void test_a_reap_whose_poll_fails_still_ends_the_programs_group(void **state)
+{
+    (void)state;
+    char pidfile[64];
+    temp_name(pidfile, sizeof pidfile);
+    char *argv[6];
+    child_spec spec = stopper_spec(
+        argv, "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; wait", pidfile);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    pid_t pids[3]; /* the background sleep, the program, its supervisor */
+    unsigned long long written = 0;
+    assert_int_equal(read_pids(pidfile, pids, 3, &written), 3);
+    unlink(pidfile);
+    assert_int_equal(kill(pids[2], SIGKILL), 0); /* this process's child, not reaped yet */
+    const int fails = 10000;
+    polls_to_fail = fails;
+    int status, code;
+    assert_int_equal(child_reap(c, &status), ECHILD);
+    int failed = fails - polls_to_fail;
+    polls_to_fail = 0;
+    assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
+    child_free(c);
+    assert_all_end(pids, 2, written, 5000);
+    /* at most one a millisecond through the 300 ms grace, and none once it is over */
+    assert_in_range(failed, 1, 400);
+}
+
 typedef struct waiter {
     child *c;
     child_end end;
@@ -1054,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
+        cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
