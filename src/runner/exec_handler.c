@@ -594,11 +594,12 @@ static void run_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cp
         set_status(out, "aborted; its output was not read to the end"); /* never a result */
     else
         report_exit(out, status, c, cpu_limit_s);
-    /* the program ended by itself and all it wrote was read, or the run timed out before an
-     * abort's kill came (child_wait() looks for one past the deadline): its outcome is the
-     * task's, even when an abort came while the output was drained or the run cleared */
-    out->own_end =
-        end == CHILD_TIMED_OUT || (end == CHILD_EXITED && !wait_err && child_ended_alone(c));
+    /* the program ended by itself and all it wrote was read, or the run timed out or its
+     * output went over before an abort's kill came (child_wait() gives either only when it saw
+     * no kill first): its outcome is the task's, even when an abort came while the output was
+     * drained or the run cleared */
+    out->own_end = end == CHILD_TIMED_OUT || end == CHILD_STDOUT_OVER ||
+                   (end == CHILD_EXITED && !wait_err && child_ended_alone(c));
 }
 
 static void exec_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)

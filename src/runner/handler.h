@@ -37,11 +37,11 @@ typedef struct handler_result {
      * that a run that always ends so goes, in the end, to the dead-letter queue. */
     bool lost;
     /* The run came to its own end before an abort() could cut it short (exec: the program's
-     * exit was seen, or its timeout passed, before taskd asked for the run's end; TASK1: its
-     * wait ran out first; noop: always): its outcome is the task's even when abort() came
-     * meanwhile, while its output was still read or its run cleared, or as it returned. Left false,
-     * an outcome returned once abort() was called is taken as cut short by it: nothing is stored,
-     * and the task runs again. */
+     * exit was seen, its timeout passed or its output went over the cap, before taskd asked for
+     * the run's end; TASK1: its wait ran out first; noop: always): its outcome is the task's
+     * even when abort() came meanwhile, while its output was still read or its run cleared, or
+     * as it returned. Left false, an outcome returned once abort() was called is taken as cut
+     * short by it: nothing is stored, and the task runs again. */
     bool own_end;
     char *status_msg; /* e.g. "Task completed", or the error text; never NULL after run() */
     char *result;     /* JSON text of the result, or NULL for none */

@@ -1238,23 +1238,41 @@ static void test_an_abort_after_the_end_keeps_the_outcome(void **state)
     h->free(h);
 }
 
+/* Run script with a timeout of timeout_s, aborted by the reap's first poll, once the run has
+ * ended (the program still running): that end, said in msg, is the task's outcome, as without
+ * the abort (own_end). */
+static void expect_an_abort_in_the_reap_keeps(const char *script, unsigned timeout_s,
+                                              const char *msg)
+{
+    handler *h = sh_handler(script, NULL, NULL);
+    handler_result r = {0};
+    atomic_store(&poll_abort_drained, h);
+    run_task(h, "t1", "{}", NULL, timeout_s, &r);
+    assert_null(atomic_load(&poll_abort_drained)); /* the reap took the abort */
+    assert_false(r.ok);
+    assert_string_equal(r.status_msg, msg);
+    assert_true(r.own_end);
+    assert_false(r.retry || r.lost);
+    handler_result_clear(&r);
+    h->free(h);
+}
+
 /* An abort that comes once the deadline has passed, while the run is cleared: the run had timed
  * out first, and that is the task's outcome, as without the abort (own_end). It was not marked
  * so, and the task was given back to time out again after the restart. */
 static void test_an_abort_after_the_deadline_keeps_the_time_out(void **state)
 {
     (void)state;
-    handler *h = sh_handler("exec sleep 60", NULL, NULL);
-    handler_result r = {0};
-    atomic_store(&poll_abort_drained, h);
-    run_task(h, "t1", "{}", NULL, 1, &r);
-    assert_null(atomic_load(&poll_abort_drained)); /* the reap took the abort */
-    assert_false(r.ok);
-    assert_string_equal(r.status_msg, "timed out after 1 s");
-    assert_true(r.own_end);
-    assert_false(r.retry || r.lost);
-    handler_result_clear(&r);
-    h->free(h);
+    expect_an_abort_in_the_reap_keeps("exec sleep 60", 1, "timed out after 1 s");
+}
+
+/* Likewise for a run that ended on too much output: the abort comes while the run is cleared,
+ * after the output went past its cap, and the task fails on its output. It was given back, to
+ * run and go over again after the restart. */
+static void test_an_abort_after_the_output_went_over_keeps_it(void **state)
+{
+    (void)state;
+    expect_an_abort_in_the_reap_keeps("exec yes", 10, "output over 1048576 bytes; not kept");
 }
 
 /* An abort that kills the program, its end read in the same wait as the kill: the end the
@@ -1635,6 +1653,7 @@ int main(void)
         cmocka_unit_test(test_an_end_reported_by_the_deadline_is_not_a_time_out),
         cmocka_unit_test(test_an_abort_after_the_end_keeps_the_outcome),
         cmocka_unit_test(test_an_abort_after_the_deadline_keeps_the_time_out),
+        cmocka_unit_test(test_an_abort_after_the_output_went_over_keeps_it),
         cmocka_unit_test(test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_cpu_limit_fails_the_task),
