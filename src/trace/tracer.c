@@ -38,7 +38,11 @@
  * invocation's flush. A flush (or the stop) that begins while that batch is in hand leaves it
  * the earlier flush's deadline, when that is the sooner, and gives the exporters its own once
  * the batch is back: a later, longer deadline would let that request run on past the bound of
- * the flush it belongs to, spending the later flush's time on it.
+ * the flush it belongs to, spending the later flush's time on it. A flush called while another
+ * thread's runs only waits, on the same condition variable, for that one to end, and answers as
+ * it did: the running flush waits for the queue to empty, so it takes what the second caller
+ * queued before calling (two flushes side by side would share one flag and one hurry, which the
+ * first to end would turn off under the other).
  *
  * Shutdown: tracer_free sets a deadline (now + the export timeout), hurries the exporters
  * and wakes the thread. From then on no batch is retried: the batch in hand and every one
@@ -102,7 +106,11 @@ struct tracer {
     /* the log context of the thread that flushes (qmu): on Lambda the invocation's request id,
      * which the exporters' warnings about the batches of that flush then carry */
     char flush_context[LOG_CONTEXT_SIZE];
-    pthread_cond_t idle; /* the queue emptied and no batch is in hand */
+    /* the flushes ended, and whether the last left nothing (qmu), for a flush that waits on
+     * another */
+    uint64_t flushes;
+    bool flushed;
+    pthread_cond_t idle; /* the queue emptied and no batch is in hand, or a flush ended */
     bool has_thread;
     pthread_t thread;
 
@@ -523,6 +531,14 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
     int64_t exporters_until = until - FLUSH_SLACK_NS > now ? until - FLUSH_SLACK_NS : now;
     struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&t->qmu);
+    if (atomic_load(&t->flushing)) { /* another thread's: it takes what this caller queued */
+        uint64_t running = t->flushes;
+        while (t->flushes == running && clock_mono_ns() < until)
+            pthread_cond_timedwait(&t->idle, &t->qmu, &ts);
+        bool empty = t->flushes != running && t->flushed;
+        pthread_mutex_unlock(&t->qmu);
+        return empty;
+    }
     log_context_save(t->flush_context);
     hurry_begin(t, exporters_until);
     atomic_store(&t->flushing, true);
@@ -540,7 +556,10 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
     t->hurry_held = t->exporting; /* the export thread ends the hurry when the batch is back */
     if (!t->hurry_held)
         hurry_exporters(t, false, 0);
+    t->flushes++;
+    t->flushed = empty;
     pthread_cond_broadcast(&t->qcond);
+    pthread_cond_broadcast(&t->idle); /* a flush that waits on this one */
     pthread_mutex_unlock(&t->qmu);
     return empty;
 }

@@ -97,6 +97,10 @@ uint64_t tracer_exported(const tracer *t);
  * request is still under way is cut short and counted when it ends. True
  * when nothing was left at the deadline (spans an exporter gave up on count
  * as dropped all the same). NULL, or no exporter, is fine (true at once).
+ * Safe from any thread: called while another thread's flush runs, it waits
+ * for that one, which takes what this caller queued too, and returns what
+ * it returns (false when its own deadline comes first: the queue is then
+ * left to the flush that runs).
  */
 bool tracer_flush(tracer *t, int64_t deadline_ms);
 /* Flush what is queued (bounded by the export timeout) and stop. NULL is fine. */

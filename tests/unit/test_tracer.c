@@ -11,7 +11,8 @@
  * held 10 minutes, on a clock the test moves, and on the body as sent, gzipped; a batch far over
  * it split at once, each part gzipped once), retry
  * after 503 (backoff and Retry-After), a span queued while a flush waits sent at once, a batch
- * that outlived its flush held to that flush's deadline though a later one has begun, drop
+ * that outlived its flush held to that flush's deadline though a later one has begun, a flush
+ * called while another thread's runs answering as that one does, drop
  * without retry on 400, partial success, drops on a
  * full queue behind a stalled collector with a bounded shutdown (the batches left past its
  * deadline not gzipped), X-Ray datagrams (a client's W3C
@@ -159,6 +160,9 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
 static void (*_Atomic wait_hook)(void);
 static pthread_t wait_hook_thread;
 static bool wait_hook_replaces;
+/* The condition waits begun by the threads that set counts_waits. */
+static _Thread_local bool counts_waits;
+static atomic_int waits_counted;
 
 int __real_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
                                   const struct timespec *until);
@@ -167,6 +171,8 @@ int __wrap_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
 int __wrap_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
                                   const struct timespec *until)
 {
+    if (counts_waits)
+        atomic_fetch_add(&waits_counted, 1);
     void (*hook)(void) = atomic_load(&wait_hook);
     bool mine = hook && pthread_equal(pthread_self(), wait_hook_thread);
     int rc = mine && wait_hook_replaces ? 0 : __real_pthread_cond_timedwait(cond, mu, until);
@@ -1523,6 +1529,89 @@ static void test_a_later_flush_keeps_the_earlier_deadline(void **state)
     http_stub_stop(r);
 }
 
+/* The tracer test_flushes_from_two_threads flushes, the thread of its second flush and that
+ * flush's answer; the flushes from its threads that answered false. */
+static tracer *two_flushing;
+static pthread_t second_flusher;
+static bool second_answer;
+static atomic_int false_answers;
+
+static void *second_flush(void *arg)
+{
+    (void)arg;
+    counts_waits = true;
+    second_answer = tracer_flush(two_flushing, epoch_ms() + 10000);
+    return NULL;
+}
+
+/* In the first flush's wait: once the export thread holds span 1's batch at the gate, a second
+ * flush from another thread, until it waits. */
+static void begin_second_flush(void)
+{
+    assert_true(wait_pack_held(3000));
+    atomic_store(&waits_counted, 0);
+    assert_int_equal(pthread_create(&second_flusher, NULL, second_flush, NULL), 0);
+    int64_t until = now_ms() + 3000;
+    while (atomic_load(&waits_counted) == 0 && now_ms() < until)
+        sleep_ms(1);
+    assert_int_not_equal(atomic_load(&waits_counted), 0);
+}
+
+/* 25 times: emit 10 spans, numbered from (intptr_t)arg on, and flush them. */
+static void *emit_and_flush(void *arg)
+{
+    int n = (int)(intptr_t)arg;
+    for (int round = 0; round < 25; round++) {
+        for (int i = 0; i < 10; i++)
+            emit(two_flushing, TASK_A, n++);
+        if (!tracer_flush(two_flushing, epoch_ms() + 10000))
+            atomic_fetch_add(&false_answers, 1);
+    }
+    return NULL;
+}
+
+/*
+ * Two threads may flush at once: a flush called while another runs waits for that one and
+ * answers as it did. The first here (300 ms) ends with span 1's batch held at the pack gate:
+ * false, and so is the second's answer (10 s), though the batch, let go then, would have had
+ * time; it meets the first deadline, passed, and is dropped unsent. Then two threads each add
+ * spans and flush them, 25 times: every span is taken, every flush answers true.
+ */
+static void test_flushes_from_two_threads(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    http_stub *r = receiver_start((const int[]){200, 0});
+    set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+    tracer *t = start(0, 0);
+    two_flushing = t;
+    atomic_store(&pack_gate_shut, true);
+    emit(t, TASK_A, 1);
+    instead_of_next_wait(begin_second_flush);
+    assert_false(tracer_flush(t, epoch_ms() + 300));
+    assert_null(atomic_load(&wait_hook));
+    open_pack_gate();
+    assert_int_equal(pthread_join(second_flusher, NULL), 0);
+    assert_false(second_answer);
+    assert_true(wait_count(tracer_dropped, t, 1, 5000));
+    assert_int_equal(tracer_exported(t), 0);
+    assert_int_equal(http_stub_count(r), 0);
+
+    atomic_store(&false_answers, 0);
+    pthread_t flushers[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            pthread_create(&flushers[i], NULL, emit_and_flush, (void *)(intptr_t)(1000 + 1000 * i)),
+            0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(flushers[i], NULL), 0);
+    assert_int_equal(atomic_load(&false_answers), 0);
+    assert_int_equal(tracer_exported(t), 2 * 25 * 10);
+    assert_int_equal(tracer_dropped(t), 1);
+    tracer_free(t);
+    http_stub_stop(r);
+}
+
 static void test_retry_after_header(void **state)
 {
     (void)state;
@@ -2134,6 +2223,7 @@ int main(void)
         cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
         cmocka_unit_test_teardown(test_a_later_flush_keeps_the_earlier_deadline,
                                   teardown_open_pack_gate),
+        cmocka_unit_test_teardown(test_flushes_from_two_threads, teardown_open_pack_gate),
         cmocka_unit_test(test_gives_up_after_five_attempts),
         cmocka_unit_test(test_drop_on_a_url_that_cannot_be_used),
         cmocka_unit_test(test_drop_on_400),
