@@ -8,9 +8,10 @@ own; then scripts/check-serverless.py must accept the output, and a few facts ar
 Checker feeds the checker copies of that output (or of the configuration) each wrong in one way
 and expects a rejection naming the fault. NewRelic packages again with the New Relic settings
 empty (the template must not change), with OTLP settings (they must reach every function) and
-with the layer plugin switched on (osls must go looking for the plugin). ShippedConfig checks
-deploy/taskd.json: it is the README's defaults (and the checker's, scripts/taskd-defaults.json), and
-taskd runs with it.
+with the layer plugin switched on (osls must go looking for the plugin). The module's runs share
+the validator osls compiles from its configuration schema, which the first run makes.
+ShippedConfig checks deploy/taskd.json: it is the README's defaults (and the checker's,
+scripts/taskd-defaults.json), and taskd runs with it.
 """
 
 import copy
@@ -47,7 +48,10 @@ def osls_bin():
 
 
 def package(workdir, env=None):
-    """osls package in a fresh copy under workdir; (CompletedProcess, .serverless dir)."""
+    """osls package in a fresh copy under workdir; (CompletedProcess, .serverless dir).
+
+    The runs in one folder share osls's compiled configuration schema: osls keeps it under
+    SLS_SCHEMA_CACHE_BASE_DIR (HOME by default) and compiles it when absent, 5 s of CPU a run."""
     exe = osls_bin()
     if not os.access(exe, os.X_OK):
         raise RuntimeError("osls %s not found at %s: run scripts/aws-standins.sh install"
@@ -63,7 +67,7 @@ def package(workdir, env=None):
         "HOME": os.path.join(workdir, "home"),  # no ~/.aws, no ~/.serverlessrc of the user's
         "AWS_SHARED_CREDENTIALS_FILE": os.path.join(workdir, "no-credentials"),
         "AWS_CONFIG_FILE": os.path.join(workdir, "no-config"),
-        "SLS_TELEMETRY_DISABLED": "1",
+        "SLS_SCHEMA_CACHE_BASE_DIR": os.path.dirname(workdir),
     })
     run_env.update(env or {})
     p = subprocess.run([exe, "package", "--stage", "dev", "--region", "eu-west-1"], cwd=workdir,
@@ -654,12 +658,8 @@ class NewRelic(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.base = Shared.get().template
-        cls.tmp = tempfile.mkdtemp(prefix="taskd-serverless-nr-")
-
-    @classmethod
-    def tearDownClass(cls):
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        s = Shared.get()
+        cls.base, cls.tmp = s.template, s.tmp
 
     def package(self, name, env):
         p, out = package(os.path.join(self.tmp, name), env)
