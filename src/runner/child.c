@@ -628,8 +628,10 @@ static void sleep_1ms(void)
  * program's. The supervisor is stopped before looking, so it reaps nothing more; then a process
  * with the program's pid whose parent is the supervisor is the program, alive or a zombie (the
  * supervisor's other children are orphans of the run it adopted), and while it holds that pid
- * no process outside the run can lead a group of that id. True when the supervisor was reaped
- * here (it ended on its own meanwhile).
+ * no process outside the run can lead a group of that id. One not seen to stop within the wait
+ * is stopped all the same (traced, or its stop taken by a wait elsewhere) or held in the kernel
+ * (an uninterruptible sleep), which it leaves only to stop: it reaps nothing more either, and
+ * is looked at the same way. True when the supervisor was reaped here (it ended meanwhile).
  */
 static bool force_end(child *c, int *sup_status)
 {
@@ -646,8 +648,7 @@ static bool force_end(child *c, int *sup_status)
     if (w < 0 || (w == c->pid && !WIFSTOPPED(*sup_status)))
         return true; /* it exited (reaped now, or elsewhere): nothing left to signal */
     proc_id prog;
-    if (w == c->pid && !c->exited && c->program > 0 && proc_read(c->program, &prog) &&
-        prog.ppid == c->pid)
+    if (!c->exited && c->program > 0 && proc_read(c->program, &prog) && prog.ppid == c->pid)
         (void)kill(-c->program, SIGKILL);
     (void)kill(c->pid, SIGKILL); /* also ends the stop */
     return false;
@@ -698,7 +699,7 @@ int child_reap(child *c, int *status)
          * dies of its parent-death signal, but what it started in its process group would go
          * on under init. The group's id is not reused while any of them lives; once none does,
          * this finds nobody (another process would have to take that id as its group's in the
-         * meantime, after the pids wrapped around). Not after a force_end() that stopped the
+         * meantime, after the pids wrapped around). Not after a force_end() that killed the
          * supervisor (FORCED), which did it while it could tell the group was still the
          * program's; after one that found it ended (REAPED), as after its end seen here. */
         if (c->program > 0 && ending != FORCED)

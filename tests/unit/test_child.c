@@ -5,8 +5,9 @@
  * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
  * still running, a kill before the start; containment (a descendant in a session of its own is gone
  * after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the child;
- * the program's group after a reap whose poll() fails), only stdio inherited, a foreign SIGTERM
- * passed on; and the resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * the program's group after a reap whose poll() fails, and after a forced end that does not see
+ * its supervisor stop), only stdio inherited, a foreign SIGTERM passed on; and the resource
+ * limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -725,6 +726,36 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
 }
 
+/* A run of a program that leaves a background sleep in its process group: what its spec borrows
+ * (the script, argv and the pid file), then the pids the program writes there (the sleep, the
+ * program, its supervisor) once they all run, and when (see read_pids()). */
+typedef struct group_run {
+    char script[160];
+    char *argv[6];
+    char pidfile[64];
+    pid_t pids[3];
+    unsigned long long written;
+} group_run;
+
+/* A child under stopper_spec() whose program starts the sleep, writes the pids, then runs then. */
+static child *group_child(group_run *g, const char *then)
+{
+    snprintf(g->script, sizeof g->script,
+             "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; %s", then);
+    temp_name(g->pidfile, sizeof g->pidfile);
+    child_spec spec = stopper_spec(g->argv, g->script, g->pidfile);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    return c;
+}
+
+/* Read the pids the group run's program wrote (waiting for them), and remove its pid file. */
+static void group_pids(group_run *g)
+{
+    assert_int_equal(read_pids(g->pidfile, g->pids, 3, &g->written), 3);
+    unlink(g->pidfile);
+}
+
 /* A start cut short (its deadline passed as it began) has not read the program's pid; its reap
  * must still know it: a program that stopped its supervisor leaves its process group to the
  * forced end, which kills that group only by the program's pid. It was lost (the report went
@@ -732,31 +763,20 @@ static void test_stopped_supervisor_does_not_hang(void **state)
 static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
 {
     (void)state;
-    char pidfile[64];
-    temp_name(pidfile, sizeof pidfile);
-    char *argv[6];
-    child_spec spec =
-        stopper_spec(argv,
-                     "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; "
-                     "kill -STOP $PPID; wait",
-                     pidfile);
-    child *c = child_new(&spec);
-    assert_non_null(c);
+    group_run g;
+    child *c = group_child(&g, "kill -STOP $PPID; wait");
     const int64_t deadline = clock_mono_ms();
     assert_int_equal(child_start(c, deadline), 0);
     assert_int_equal(child_wait(c, deadline), CHILD_TIMED_OUT);
-    pid_t pids[3];
-    unsigned long long written = 0;
-    assert_int_equal(read_pids(pidfile, pids, 3, &written), 3);
-    unlink(pidfile);
-    for (int i = 0; i < 500 && fixture_state(pids[2], written) != 'T'; i++)
+    group_pids(&g);
+    for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
         usleep(10000); /* the supervisor stopped: only the forced end is left */
     int status;
     assert_int_equal(child_reap(c, &status), ECHILD);
     pid_t known = child_pid(c);
     child_free(c);
-    assert_all_end(pids, 2, written, 5000); /* the background sleep and the program */
-    assert_int_equal(known, pids[1]);
+    assert_all_end(g.pids, 2, g.written, 5000); /* the background sleep and the program */
+    assert_int_equal(known, g.pids[1]);
 }
 
 /* A reap whose wait for the supervisor's reports fails (poll(): ENOMEM, each time) still ends the
@@ -768,19 +788,11 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
 static void test_a_reap_whose_poll_fails_still_ends_the_programs_group(void **state)
 {
     (void)state;
-    char pidfile[64];
-    temp_name(pidfile, sizeof pidfile);
-    char *argv[6];
-    child_spec spec = stopper_spec(
-        argv, "sleep 30 & echo $! $$ $PPID > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; wait", pidfile);
-    child *c = child_new(&spec);
-    assert_non_null(c);
+    group_run g;
+    child *c = group_child(&g, "wait");
     assert_int_equal(child_start(c, INT64_MAX), 0);
-    pid_t pids[3]; /* the background sleep, the program, its supervisor */
-    unsigned long long written = 0;
-    assert_int_equal(read_pids(pidfile, pids, 3, &written), 3);
-    unlink(pidfile);
-    assert_int_equal(kill(pids[2], SIGKILL), 0); /* this process's child, not reaped yet */
+    group_pids(&g);
+    assert_int_equal(kill(g.pids[2], SIGKILL), 0); /* this process's child, not reaped yet */
     const int fails = 10000;
     polls_to_fail = fails;
     int status, code;
@@ -789,9 +801,31 @@ static void test_a_reap_whose_poll_fails_still_ends_the_programs_group(void **st
     polls_to_fail = 0;
     assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
     child_free(c);
-    assert_all_end(pids, 2, written, 5000);
+    assert_all_end(g.pids, 2, g.written, 5000);
     /* at most one a millisecond through the 300 ms grace, and none once it is over */
     assert_in_range(failed, 1, 400);
+}
+
+/* A forced end that cannot see its supervisor stop within its wait (its stop reported already:
+ * taken here; for real, a supervisor traced, or held in the kernel) still ends the program's
+ * process group with the supervisor, as it does once it sees the stop: the background process
+ * the program left in its group is killed. It killed the supervisor alone, and the background
+ * process went on under init. */
+static void test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group(void **state)
+{
+    (void)state;
+    group_run g;
+    child *c = group_child(&g, "kill -STOP $PPID; wait");
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    group_pids(&g);
+    int sup_status; /* its stop, taken here */
+    assert_int_equal(waitpid(g.pids[2], &sup_status, WUNTRACED), g.pids[2]);
+    assert_true(WIFSTOPPED(sup_status));
+    int status, code;
+    assert_int_equal(child_reap(c, &status), ECHILD);
+    assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
+    child_free(c);
+    assert_all_end(g.pids, 2, g.written, 5000);
 }
 
 typedef struct waiter {
@@ -1106,6 +1140,7 @@ int main(void)
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
         cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
+        cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
