@@ -16,10 +16,12 @@
  * - Every run is contained and limited by child.h: its whole process tree is killed on
  *   timeout, when standard output passes EXEC_STDOUT_MAX, and after every exit; abort() kills
  *   the trees of the runs in progress (tracked from before their start to their reap, in a list
- *   that needs no memory) and of any started afterwards. The timeout counts from before the
- *   start: a start that hangs times out, or is aborted, as a run does. The CPU limit is the
- *   run's timeout + 1 s: the timeout ends a single-threaded program first; the limit stops one
- *   whose threads burn CPU time faster than the clock.
+ *   that needs no memory) and of any started afterwards. It notes when it came: a run whose
+ *   deadline had passed by then timed out, though its thread saw the deadline and the kill at
+ *   once. The timeout counts from before the start: a start that hangs times out, or is
+ *   aborted, as a run does. The CPU limit is the run's timeout + 1 s: the timeout ends a
+ *   single-threaded program first; the limit stops one whose threads burn CPU time faster than
+ *   the clock.
  */
 #include "runner/exec_handler.h"
 #include "core/errbuf.h"
@@ -69,6 +71,7 @@ typedef struct exec_handler {
     pthread_mutex_t mu;
     tracked_run *running;
     bool aborted;
+    int64_t aborted_ms; /* when abort() came (clock_mono_ms()) */
 } exec_handler;
 
 /* ---- small helpers ---- */
@@ -432,10 +435,22 @@ static void exec_abort(handler *h)
 {
     exec_handler *x = h->ctx;
     pthread_mutex_lock(&x->mu);
-    x->aborted = true;
+    if (!x->aborted) {
+        x->aborted = true;
+        x->aborted_ms = clock_mono_ms();
+    }
     for (tracked_run *t = x->running; t; t = t->next)
         child_kill(t->c);
     pthread_mutex_unlock(&x->mu);
+}
+
+/* Whether abort() came at or after ms (clock_mono_ms()). */
+static bool aborted_since(exec_handler *x, int64_t ms)
+{
+    pthread_mutex_lock(&x->mu);
+    bool since = x->aborted && x->aborted_ms >= ms;
+    pthread_mutex_unlock(&x->mu);
+    return since;
 }
 
 /* ---- one run ---- */
@@ -578,6 +593,12 @@ static void run_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cp
     track_child(x, &tracked);
     const int64_t deadline = timeout_s ? clock_mono_ms() + (int64_t)timeout_s * 1000 : INT64_MAX;
     child_end end = child_start(c, deadline) != 0 ? CHILD_FAILED : child_wait(c, deadline);
+    /* A kill that ended the wait (an abort's, seen alone or with the end it caused) but came at
+     * or after the deadline, which this thread, held up waking from it, saw only with the kill:
+     * the run had timed out first, as a TASK1 wait had run out. */
+    bool killed = end == CHILD_KILLED || (end == CHILD_EXITED && !child_ended_alone(c));
+    if (killed && aborted_since(x, deadline))
+        end = CHILD_TIMED_OUT;
     /* Kill whatever is left of the run while the unreaped supervisor still holds its pid. */
     child_kill(c);
     untrack_child(x, &tracked);
@@ -596,8 +617,9 @@ static void run_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cp
         report_exit(out, status, c, cpu_limit_s);
     /* the program ended by itself and all it wrote was read, or the run timed out or its
      * output went over before an abort's kill came (child_wait() gives either only when it saw
-     * no kill first): its outcome is the task's, even when an abort came while the output was
-     * drained or the run cleared */
+     * no kill first; a kill seen with the deadline it came after is a time-out, above): its
+     * outcome is the task's, even when an abort came while the output was drained or the run
+     * cleared */
     out->own_end = end == CHILD_TIMED_OUT || end == CHILD_STDOUT_OVER ||
                    (end == CHILD_EXITED && !wait_err && child_ended_alone(c));
 }

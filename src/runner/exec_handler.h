@@ -31,8 +31,9 @@
  * leftover background process may still hold open: no process outlives its task.
  * A program that ended by itself before an abort() asked for its run's end (while its
  * output was drained or its run cleared) has its outcome marked handler_result.own_end:
- * it is the task's, as is a time-out or output over the cap that came before the abort; one
- * the abort killed is not.
+ * it is the task's, as is a time-out or output over the cap that came before the abort (a
+ * deadline passed by the time the abort came, however late the run saw either); one the abort
+ * killed is not.
  */
 #ifndef TASKD_EXEC_HANDLER_H
 #define TASKD_EXEC_HANDLER_H

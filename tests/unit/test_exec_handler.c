@@ -4,9 +4,9 @@
  * unread or large stdin, the task on stdin and in the environment, argv passed literally,
  * creation errors, output over 1 MiB failing the task, invalid UTF-8, a byte order mark before
  * the output, the environment allow-list, abort() killing a daemonized descendant, an abort
- * between the program's end and its report (no result kept), a start that hangs (timed out, or
- * aborted), the resource limits (defaults, the SIGXCPU message, EMFILE, MemoryError), and
- * concurrent runs from 8 threads.
+ * between the program's end and its report (no result kept), an abort seen with the deadline it
+ * came after (timed out), a start that hangs (timed out, or aborted), the resource limits
+ * (defaults, the SIGXCPU message, EMFILE, MemoryError), and concurrent runs from 8 threads.
  *
  * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
  * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__), and
@@ -112,6 +112,15 @@ static _Atomic(handler *) poll_abort_running;
  * find.
  */
 static atomic_bool poll_held_up;
+/*
+ * And one that holds the thread up past the deadline while an abort comes: a wait's call made
+ * while poll_abort_late names a handler (the program's end not read yet) sleeps past the call's
+ * timeout (the run's deadline), then aborts that handler and answers as poll_abort_first does,
+ * with the kill's eventfd alone, or with poll_late_end_seen as poll_abort_running does, with the
+ * kill and the end it caused: the deadline, then the abort, seen in one call.
+ */
+static _Atomic(handler *) poll_abort_late;
+static atomic_bool poll_late_end_seen;
 
 /* True when one of fds[0..n) is an eventfd. */
 static bool polls_eventfd(const struct pollfd *fds, nfds_t n)
@@ -163,6 +172,33 @@ static int await_reading(struct pollfd *fds, nfds_t n)
     }
 }
 
+/* Sleep 100 ms past a poll's timeout. */
+static void sleep_past(int timeout)
+{
+    struct timespec past = {(timeout + 100) / 1000, (long)((timeout + 100) % 1000) * 1000000};
+    nanosleep(&past, NULL);
+}
+
+/* Abort h and answer a wait's call fds[0..n): with the kill's eventfd alone (the others'
+ * readiness held back), or (end_seen) once every descriptor it reads is ready too, with all. */
+static int abort_and_answer(handler *h, struct pollfd *fds, nfds_t n, bool end_seen)
+{
+    h->abort(h);
+    if (end_seen && await_reading(fds, n) < 0)
+        return -1;
+    struct timespec now = {0, 0};
+    int ready = ppoll(fds, n, &now, NULL);
+    if (ready <= 0 || end_seen)
+        return ready;
+    int kept = 0;
+    for (nfds_t i = 0; i < n; i++) {
+        if (!is_eventfd(fds[i].fd))
+            fds[i].revents = 0;
+        kept += fds[i].revents != 0;
+    }
+    return kept;
+}
+
 int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
     struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
@@ -171,18 +207,17 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         atomic_compare_exchange_strong(&poll_abort_drained, &d, NULL))
         d->abort(d);
     handler *r = atomic_load(&poll_abort_running);
-    if (r && is_wait(fds, n) && atomic_compare_exchange_strong(&poll_abort_running, &r, NULL)) {
-        r->abort(r);
-        if (await_reading(fds, n) < 0)
-            return -1;
-        struct timespec now = {0, 0};
-        return ppoll(fds, n, &now, NULL);
+    if (r && is_wait(fds, n) && atomic_compare_exchange_strong(&poll_abort_running, &r, NULL))
+        return abort_and_answer(r, fds, n, true);
+    handler *late = atomic_load(&poll_abort_late);
+    if (late && is_wait(fds, n) && atomic_compare_exchange_strong(&poll_abort_late, &late, NULL)) {
+        sleep_past(timeout);
+        return abort_and_answer(late, fds, n, atomic_load(&poll_late_end_seen));
     }
     if (atomic_load(&poll_held_up) && is_wait(fds, n) && atomic_exchange(&poll_held_up, false)) {
         if (await_reading(fds, n) < 0)
             return -1;
-        struct timespec past = {(timeout + 100) / 1000, (long)((timeout + 100) % 1000) * 1000000};
-        nanosleep(&past, NULL);
+        sleep_past(timeout);
         return 0;
     }
     handler *h = atomic_load(&poll_abort_first);
@@ -190,17 +225,7 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
     if (await_reading(fds, n) < 0)
         return -1;
-    h->abort(h);
-    struct timespec now = {0, 0};
-    if (ppoll(fds, n, &now, NULL) < 0)
-        return -1;
-    int kept = 0;
-    for (nfds_t i = 0; i < n; i++) {
-        if (!is_eventfd(fds[i].fd))
-            fds[i].revents = 0;
-        kept += fds[i].revents != 0;
-    }
-    return kept;
+    return abort_and_answer(h, fds, n, false);
 }
 
 /* ---- helpers ---- */
@@ -1275,6 +1300,30 @@ static void test_an_abort_after_the_output_went_over_keeps_it(void **state)
     expect_an_abort_in_the_reap_keeps("exec yes", 10, "output over 1048576 bytes; not kept");
 }
 
+/* An abort that comes once the deadline has passed, seen in the same wait as the deadline (the
+ * thread held up waking from it): the run had timed out first, and that is the task's outcome
+ * (own_end), whether the wait sees the kill alone or with the end it caused. The kill won: the
+ * run said "killed by signal 9 (SIGKILL)" and was given back, to time out again after the
+ * restart. */
+static void test_an_abort_seen_with_the_deadline_keeps_the_time_out(void **state)
+{
+    (void)state;
+    for (int end_seen = 0; end_seen < 2; end_seen++) {
+        handler *h = sh_handler("exec sleep 60", NULL, NULL);
+        handler_result r = {0};
+        atomic_store(&poll_late_end_seen, end_seen);
+        atomic_store(&poll_abort_late, h);
+        run_task(h, "t1", "{}", NULL, 1, &r);
+        assert_null(atomic_load(&poll_abort_late)); /* the run's wait took the abort */
+        assert_false(r.ok);
+        assert_string_equal(r.status_msg, "timed out after 1 s");
+        assert_true(r.own_end);
+        assert_false(r.retry || r.lost);
+        handler_result_clear(&r);
+        h->free(h);
+    }
+}
+
 /* An abort that kills the program, its end read in the same wait as the kill: the end the
  * supervisor reports is its own doing, not the program's, and the outcome not the task's. */
 static void test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks(void **state)
@@ -1654,6 +1703,7 @@ int main(void)
         cmocka_unit_test(test_an_abort_after_the_end_keeps_the_outcome),
         cmocka_unit_test(test_an_abort_after_the_deadline_keeps_the_time_out),
         cmocka_unit_test(test_an_abort_after_the_output_went_over_keeps_it),
+        cmocka_unit_test(test_an_abort_seen_with_the_deadline_keeps_the_time_out),
         cmocka_unit_test(test_an_abort_seen_with_the_end_it_caused_is_not_the_tasks),
         cmocka_unit_test(test_default_limits),
         cmocka_unit_test(test_cpu_limit_fails_the_task),
