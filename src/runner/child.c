@@ -578,12 +578,14 @@ static child_end pump_until_end(child *c, int64_t deadline)
         }
         if (c->failed != CHILD_OK)
             return CHILD_FAILED;
+        if (c->out_over) /* written before any kill in this look could end the program */
+            return CHILD_STDOUT_OVER;
         /* last: a kill that came with the program's end (its report read above) waits for
          * the output to be drained, as any end does */
         if (slot_kill >= 0 && p[slot_kill].revents && !c->exited)
             return CHILD_KILLED;
         if (last_look && !c->exited)
-            return c->out_over ? CHILD_STDOUT_OVER : CHILD_TIMED_OUT;
+            return CHILD_TIMED_OUT;
     }
 }
 

@@ -616,10 +616,11 @@ static void run_child(exec_handler *x, child *c, unsigned timeout_s, unsigned cp
     else
         report_exit(out, status, c, cpu_limit_s);
     /* the program ended by itself and all it wrote was read, or the run timed out or its
-     * output went over before an abort's kill came (child_wait() gives either only when it saw
-     * no kill first; a kill seen with the deadline it came after is a time-out, above): its
-     * outcome is the task's, even when an abort came while the output was drained or the run
-     * cleared */
+     * output went over before an abort's kill came (child_wait() gives a time-out only when it
+     * saw no kill first, and output over whenever the bytes past the cap were read, which the
+     * program wrote before any kill ended it; a kill seen with the deadline it came after is a
+     * time-out, above): its outcome is the task's, even when an abort came while the output was
+     * drained or the run cleared */
     out->own_end = end == CHILD_TIMED_OUT || end == CHILD_STDOUT_OVER ||
                    (end == CHILD_EXITED && !wait_err && child_ended_alone(c));
 }

@@ -31,9 +31,9 @@
  * leftover background process may still hold open: no process outlives its task.
  * A program that ended by itself before an abort() asked for its run's end (while its
  * output was drained or its run cleared) has its outcome marked handler_result.own_end:
- * it is the task's, as is a time-out or output over the cap that came before the abort (a
- * deadline passed by the time the abort came, however late the run saw either); one the abort
- * killed is not.
+ * it is the task's, as is a time-out that came before the abort (a deadline passed by the
+ * time the abort came, however late the run saw either) and output over the cap (written
+ * before the kill ended the program); one the abort killed is not.
  */
 #ifndef TASKD_EXEC_HANDLER_H
 #define TASKD_EXEC_HANDLER_H

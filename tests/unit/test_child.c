@@ -301,6 +301,34 @@ static void test_stdout_over_the_cap(void **state)
     child_free(c);
 }
 
+/* Output past the cap read in the same wait as a kill: the program wrote it before the kill
+ * ended it, so the end is the output's (the kill won: CHILD_KILLED, and an exec run so ended
+ * was given back to go over again after a restart). */
+static void test_stdout_over_seen_with_a_kill_is_over(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_child.XXXXXX", ready[64], script[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(ready, sizeof ready, "%s/ready", dir);
+    snprintf(script, sizeof script, "printf 0123456789abcdefghij; : > %s; exec sleep 30", ready);
+    char *argv[4];
+    child_spec spec = script_spec(argv, script, NULL);
+    spec.stdout_max = 15;
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    for (int i = 0; i < 1000 && access(ready, F_OK) != 0; i++)
+        usleep(10000);
+    assert_int_equal(access(ready, F_OK), 0); /* the output is in the pipe */
+    child_kill(c);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_STDOUT_OVER);
+    int status;
+    child_reap(c, &status);
+    child_free(c);
+    unlink(ready);
+    rmdir(dir);
+}
+
 /* An endless writer is stopped as soon as it passes the cap, not at the deadline; the buffer
  * for a 1 MiB cap stays at 1 MiB + 1 (it used to double to 2 MiB). */
 static void test_stdout_over_stops_an_endless_writer(void **state)
@@ -1121,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_input_reaches_stdin),
         cmocka_unit_test(test_environment_is_exactly_the_one_given),
         cmocka_unit_test(test_stdout_over_the_cap),
+        cmocka_unit_test(test_stdout_over_seen_with_a_kill_is_over),
         cmocka_unit_test(test_stdout_over_stops_an_endless_writer),
         cmocka_unit_test(test_no_stdout_is_empty),
         cmocka_unit_test(test_stderr_keeps_the_tail),
