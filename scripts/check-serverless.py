@@ -6,7 +6,7 @@ Usage: scripts/check-serverless.py [--config FILE] [--table FILE] [SERVERLESS_DI
 
 SERVERLESS_DIR (default .serverless beside serverless.yml) holds
 cloudformation-template-update-stack.json and serverless-state.json, as written by
-`SLS_TELEMETRY_DISABLED=1 npx osls package --stage dev --region eu-west-1`. What the
+`npx osls package --stage dev --region eu-west-1`. What the
 configuration leaves out is taskd's default, read from taskd-defaults.json beside this script.
 
 What must hold:

@@ -633,7 +633,9 @@ static void sleep_1ms(void)
  * no process outside the run can lead a group of that id. One not seen to stop within the wait
  * is stopped all the same (traced, or its stop taken by a wait elsewhere) or held in the kernel
  * (an uninterruptible sleep), which it leaves only to stop: it reaps nothing more either, and
- * is looked at the same way. True when the supervisor was reaped here (it ended meanwhile).
+ * is looked at the same way; or it was continued (the program may send it SIGCONT as it sent
+ * SIGSTOP), and then the look is racy only against a pid reused within microseconds. True when the
+ * supervisor was reaped here (it ended meanwhile).
  */
 static bool force_end(child *c, int *sup_status)
 {
@@ -670,8 +672,9 @@ int child_reap(child *c, int *status)
     const int64_t until = clock_mono_ms() + grace;
     /* POLITE while the grace runs; FORCED once past it (force_end()); REAPED when force_end()
      * found it ended and reaped it. A poll that fails does not end the grace: it is tried again
-     * a moment later. Past the grace the supervisor is killed or gone, its end closes the pipe,
-     * and the reports left are read as they come, with no poll to fail. */
+     * a moment later. Past the grace the supervisor is killed or gone, and the reports left are
+     * read as they come, with no poll to fail, until the pipe closes (a program not yet past
+     * its exec holds it too, until the kill ends it). */
     enum { POLITE, FORCED, REAPED } ending = POLITE;
     int sup_status;
     while (c->st_fd >= 0) {

@@ -260,8 +260,8 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
  * consumer's place moved. sq_write_change() calls it as sq_feed.record. */
 store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const task *created);
 /* Writer, before the commit: make the standing receives of the queues the batch made messages
- * visible in, each applied by apply in a savepoint of its own (the writer's sq_apply_write());
- * after it (or the rollback): settle them. */
+ * visible in, each applied by apply in a savepoint of its own (its one target: the writer's
+ * apply_write()); after it (or the rollback): settle them. */
 void sq_standing_receive(sqlite_store *s, void (*apply)(sqlite_store *s, store_write *w));
 void sq_standing_settle(sqlite_store *s, bool committed);
 /* Writer, once the committed batch's writers are answered: wake the standing threads it

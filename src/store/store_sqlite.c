@@ -760,7 +760,7 @@ static void rollback_to_savepoint(sqlite_store *s)
 
 /* Apply one write inside the open transaction, in its own savepoint: a failed one (w->rc) is
  * rolled back with all the batch noted of it (feed, depths, seqs). */
-static void sq_apply_write(sqlite_store *s, store_write *w)
+static void apply_write(sqlite_store *s, store_write *w)
 {
     if (!in_transaction(s) || sq_step_done(s->w_savepoint) != SQLITE_OK) {
         w->rc = STORE_ERROR;
@@ -824,7 +824,7 @@ static store_write *apply_run(sqlite_store *s, store_write *first, store_write *
     batch_rewind(s, &m);
     for (store_write *w = first; w != failed; w = w->next) {
         task_clear(&w->current); /* what the first pass read (zero when it read nothing) */
-        sq_apply_write(s, w);
+        apply_write(s, w);
     }
     return failed->next;
 }
@@ -919,7 +919,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
             w = apply_task_writes(s, w);
             continue;
         }
-        sq_apply_write(s, w); /* a broker job: a savepoint of its own */
+        apply_write(s, w); /* a broker job: a savepoint of its own */
         w = w->next;
     }
     /* SQLite may have rolled the transaction back under the last write (an I/O error, a full
@@ -928,7 +928,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     bool gone = !in_transaction(s);
     if (!gone) {
         /* after every write: they may have made its messages visible */
-        sq_standing_receive(s, sq_apply_write);
+        sq_standing_receive(s, apply_write);
         /* after them too: a crash after the commit leaves a note as new as the batch's deadlines
          * while the wall clock is behind, not one up to a sweep_interval old (or none) */
         sq_note_queue_clock_behind(s);
