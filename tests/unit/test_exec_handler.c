@@ -1263,17 +1263,18 @@ static void test_an_abort_after_the_end_keeps_the_outcome(void **state)
     h->free(h);
 }
 
-/* Run script with a timeout of timeout_s, aborted by the reap's first poll, once the run has
- * ended (the program still running): that end, said in msg, is the task's outcome, as without
+/* Run script with a timeout of timeout_s, aborted by the poll hook named (poll_abort_drained:
+ * the reap's first poll, once the run has ended, the program still running; poll_abort_late:
+ * the wait's, past the deadline): the run's end, said in msg, is the task's outcome, as without
  * the abort (own_end). */
-static void expect_an_abort_in_the_reap_keeps(const char *script, unsigned timeout_s,
-                                              const char *msg)
+static void expect_an_abort_keeps(_Atomic(handler *) *hook, const char *script, unsigned timeout_s,
+                                  const char *msg)
 {
     handler *h = sh_handler(script, NULL, NULL);
     handler_result r = {0};
-    atomic_store(&poll_abort_drained, h);
+    atomic_store(hook, h);
     run_task(h, "t1", "{}", NULL, timeout_s, &r);
-    assert_null(atomic_load(&poll_abort_drained)); /* the reap took the abort */
+    assert_null(atomic_load(hook)); /* the run took the abort */
     assert_false(r.ok);
     assert_string_equal(r.status_msg, msg);
     assert_true(r.own_end);
@@ -1288,7 +1289,7 @@ static void expect_an_abort_in_the_reap_keeps(const char *script, unsigned timeo
 static void test_an_abort_after_the_deadline_keeps_the_time_out(void **state)
 {
     (void)state;
-    expect_an_abort_in_the_reap_keeps("exec sleep 60", 1, "timed out after 1 s");
+    expect_an_abort_keeps(&poll_abort_drained, "exec sleep 60", 1, "timed out after 1 s");
 }
 
 /* Likewise for a run that ended on too much output: the abort comes while the run is cleared,
@@ -1297,7 +1298,8 @@ static void test_an_abort_after_the_deadline_keeps_the_time_out(void **state)
 static void test_an_abort_after_the_output_went_over_keeps_it(void **state)
 {
     (void)state;
-    expect_an_abort_in_the_reap_keeps("exec yes", 10, "output over 1048576 bytes; not kept");
+    expect_an_abort_keeps(&poll_abort_drained, "exec yes", 10,
+                          "output over 1048576 bytes; not kept");
 }
 
 /* An abort that comes once the deadline has passed, seen in the same wait as the deadline (the
@@ -1309,18 +1311,8 @@ static void test_an_abort_seen_with_the_deadline_keeps_the_time_out(void **state
 {
     (void)state;
     for (int end_seen = 0; end_seen < 2; end_seen++) {
-        handler *h = sh_handler("exec sleep 60", NULL, NULL);
-        handler_result r = {0};
         atomic_store(&poll_late_end_seen, end_seen);
-        atomic_store(&poll_abort_late, h);
-        run_task(h, "t1", "{}", NULL, 1, &r);
-        assert_null(atomic_load(&poll_abort_late)); /* the run's wait took the abort */
-        assert_false(r.ok);
-        assert_string_equal(r.status_msg, "timed out after 1 s");
-        assert_true(r.own_end);
-        assert_false(r.retry || r.lost);
-        handler_result_clear(&r);
-        h->free(h);
+        expect_an_abort_keeps(&poll_abort_late, "exec sleep 60", 1, "timed out after 1 s");
     }
 }
 
