@@ -987,10 +987,10 @@ static handler_fn judge_head(const api *a, const api_request *req, const route *
         if (redirect_slash(a, req, resp))
             return NULL;
         /* a route of taskd's own: say so, and what the AWS deployment has instead */
-        char seg[1]; /* the route alone is wanted */
+        char seg[128]; /* the route is wanted, not its segment */
         const route *own = a->pipeline ? NULL : match_route(true, req->path, seg, sizeof seg);
         if (own) {
-            char detail[256];
+            char detail[256]; /* the route's first method, its pattern, what is on AWS */
             snprintf(detail, sizeof detail, "%.*s %s is served by taskd only%s%s",
                      (int)strcspn(own->allow, ","), own->allow, own->pattern,
                      *own->on_aws ? ": " : "", own->on_aws);
