@@ -124,15 +124,6 @@ int64_t aws_deadline(void)
     return thread_deadline;
 }
 
-static void sleep_ms(int64_t ms)
-{
-    if (ms <= 0)
-        return;
-    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static _Thread_local uint64_t rnd_state;
 
 static uint32_t random_u32(void)
@@ -177,7 +168,7 @@ bool aws_retry_pause(int attempts, int64_t deadline_ms)
     int64_t wait = aws_backoff_ms(attempts, AWS_BACKOFF_BASE, AWS_BACKOFF_CAP, random_u32());
     if (clock_unix_ms() + wait + AWS_MIN_ATTEMPT_MS > deadline_ms)
         return false;
-    sleep_ms(wait);
+    clock_sleep_ms(wait);
     return true;
 }
 

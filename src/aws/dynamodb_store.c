@@ -142,12 +142,6 @@ static const store_ops dynamodb_ops;
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* Only canonical UUID text names a task; anything else is never looked up. */
 static bool is_task_id(const char *id)
 {
@@ -1141,7 +1135,7 @@ static store_rc apply_create(ddb_store *s, store_write *w)
                 rc = STORE_BUSY;
                 break;
             }
-            sleep_ms(pause);
+            clock_sleep_ms(pause);
         }
     }
     free(derived);

@@ -618,12 +618,6 @@ void child_kill(const child *c)
     (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
 }
 
-static void sleep_1ms(void)
-{
-    struct timespec ms = {0, 1000000};
-    nanosleep(&ms, NULL);
-}
-
 /*
  * The supervisor did not clear the run in time (the program stopped it, or it is stuck): kill
  * it, and first the program's process group, but only while that group's id is still the
@@ -647,7 +641,7 @@ static bool force_end(child *c, int *sup_status)
         } while (w < 0 && errno == EINTR);
         if (w != 0)
             break;
-        sleep_1ms();
+        clock_sleep_ms(1);
     }
     if (w < 0 || (w == c->pid && !WIFSTOPPED(*sup_status)))
         return true; /* it exited (reaped now, or elsewhere): nothing left to signal */
@@ -688,7 +682,7 @@ int child_reap(child *c, int *status)
             struct pollfd p = {.fd = c->st_fd, .events = POLLIN};
             int ready = poll(&p, 1, (int)left);
             if (ready < 0 && errno != EINTR)
-                sleep_1ms();
+                clock_sleep_ms(1);
             if (ready <= 0)
                 continue;
         }

@@ -3,6 +3,7 @@
  */
 #include "clock.h"
 
+#include <errno.h>
 #include <time.h>
 
 static int64_t ns_of(clockid_t id)
@@ -62,6 +63,15 @@ int64_t clock_mono_ns(void)
 double clock_mono_s(void)
 {
     return (double)ns_of(CLOCK_MONOTONIC) / 1e9;
+}
+
+void clock_sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 struct timespec clock_mono_timespec(int64_t ns)

@@ -34,6 +34,8 @@ int64_t clock_steady_skew_ms(void);
 int64_t clock_mono_ms(void);
 int64_t clock_mono_ns(void);
 double clock_mono_s(void);
+/* Sleep ms milliseconds (none for ms <= 0), the rest again after a signal's interruption. */
+void clock_sleep_ms(int64_t ms);
 /*
  * A monotonic time in nanoseconds (as clock_mono_ns gives) as a timespec,
  * the deadline pthread_cond_timedwait wants on a CLOCK_MONOTONIC condition.

@@ -98,6 +98,19 @@ static void test_steady_clock_starts_at_the_wall_clock(void **state)
     assert_true(clock_steady_ms() - steady >= 20); /* and moves with time */
 }
 
+/* A sleep lasts at least its milliseconds, and none at all for 0 or less. */
+static void test_sleep_takes_at_least_its_time(void **state)
+{
+    (void)state;
+    int64_t t0 = clock_mono_ns();
+    clock_sleep_ms(20);
+    assert_true(clock_mono_ns() - t0 >= 20 * 1000000);
+    t0 = clock_mono_ns();
+    clock_sleep_ms(0);
+    clock_sleep_ms(-5);
+    assert_true(clock_mono_ns() - t0 < 1000 * 1000000LL); /* not a negative count taken as huge */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -106,6 +119,7 @@ int main(void)
         cmocka_unit_test(test_cond_waits_on_the_monotonic_clock),
         cmocka_unit_test(test_units_agree),
         cmocka_unit_test(test_steady_clock_starts_at_the_wall_clock),
+        cmocka_unit_test(test_sleep_takes_at_least_its_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
