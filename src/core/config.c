@@ -49,7 +49,7 @@ static void settle_retention(config *c)
     for (size_t i = 0; i < c->n_queues; i++) {
         queue_config *q = &c->queues[i];
         if (!q->retention)
-            q->retention = config_dead_letter_source(c, q) ? 14 * 24 * 3600 : 4 * 24 * 3600;
+            q->retention = config_dead_letter_source(c, q) ? CONFIG_RETENTION_MAX : 4 * 24 * 3600;
     }
     for (size_t i = 0; i < c->n_queues; i++) {
         queue_config *q = &c->queues[i];
@@ -319,7 +319,7 @@ static bool read_queue(reader *r, json_t *o, queue_config *q)
            read_name(r, o, "dead_letter_queue", false, q->dead_letter_queue,
                      sizeof q->dead_letter_queue) &&
            read_uint(r, o, "delay", 0, 900, "seconds", &q->delay) &&
-           read_uint(r, o, "retention", 60, 14 * 24 * 3600, "seconds", &q->retention);
+           read_uint(r, o, "retention", 60, CONFIG_RETENTION_MAX, "seconds", &q->retention);
 }
 
 static bool read_subscription(reader *r, json_t *o, subscription_config *sub)

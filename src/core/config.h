@@ -22,6 +22,7 @@
 #define CONFIG_MAX_TASK_TYPES 64
 #define CONFIG_MAX_ITEMS      32 /* queues, subscriptions, consumers, handlers each */
 #define CONFIG_NAME_MAX       80
+#define CONFIG_RETENTION_MAX  (14 * 24 * 3600) /* a queue's retention at most (SQS's) */
 
 /* A durable queue (SQS semantics). */
 typedef struct queue_config {

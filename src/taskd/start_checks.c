@@ -126,11 +126,15 @@ static void warn_dead_letter_queues(const config *c)
             char kept[16], dead_kept[16];
             snprintf(kept, sizeof kept, "%u", q->retention);
             snprintf(dead_kept, sizeof dead_kept, "%u", q->dead_letter_retention);
+            /* a queue kept the most leaves its dead-letter queue nothing longer to keep */
+            const char *fix = q->retention >= CONFIG_RETENTION_MAX
+                                  ? "give the queue a shorter retention"
+                                  : "give the dead-letter queue a longer retention";
             log_warn("a dead-letter queue keeps messages no longer than the queue it serves: a "
                      "dead letter keeps the age of its first send, so one that waited long in "
                      "the queue is dropped on arrival and cannot be redriven",
                      "queue", q->name, "retention", kept, "dead_letter_queue", q->dead_letter_queue,
-                     "dead_letter_retention", dead_kept, NULL);
+                     "dead_letter_retention", dead_kept, "fix", fix, NULL);
         }
     }
 }

@@ -546,12 +546,19 @@ class Program(ServersTestCase):
                        {"name": "other", "retention": 7200, "dead_letter_queue": "d2"},
                        {"name": "d2", "retention": 3600},
                        {"name": "longer", "retention": 3600, "dead_letter_queue": "d3"},
-                       {"name": "d3", "retention": 3601}]}, "short.json")
+                       {"name": "d3", "retention": 3601},
+                       {"name": "most", "retention": 1209600, "dead_letter_queue": "d4"},
+                       {"name": "d4"}]}, "short.json")  # d4 keeps the most too: 14 days
         s = self.start(config=cfg)
-        said = [(o["level"], o["queue"], o["retention"], o["dead_letter_queue"], o["dead_letter_retention"])
+        said = [(o["level"], o["queue"], o["retention"], o["dead_letter_queue"],
+                 o["dead_letter_retention"], o["fix"])
                 for o in s.log_json() if o.get("message", "").startswith(short)]
-        self.assertEqual(said, [("WARNING", "task1", "7200", "d1", "7200"),
-                                ("WARNING", "other", "7200", "d2", "3600")], s.stderr_text()[-2000:])
+        longer, shorter = ("give the dead-letter queue a longer retention",
+                           "give the queue a shorter retention")
+        self.assertEqual(said, [("WARNING", "task1", "7200", "d1", "7200", longer),
+                                ("WARNING", "other", "7200", "d2", "3600", longer),
+                                ("WARNING", "most", "1209600", "d4", "1209600", shorter)],
+                         s.stderr_text()[-2000:])
         self.assertEqual(s.stop(), 0)
         s = self.start(config=write_config(self.tmp, {}, "defaults.json"))  # task1 4 days, its DLQ 14
         self.assertEqual(s.get("/health").status, 200)
