@@ -21,8 +21,8 @@
  *   before the start is not lost. Past either it returns as though started, and the run ends as
  *   one that started does: child_wait() finds the deadline passed or the kill at once, and
  *   child_reap() clears it (a supervisor that does not answer is killed after its grace). A kill
- *   that came before the start is seen before the fork: nothing is started, not even for the
- *   moment its end signal would take to reach the supervisor.
+ *   that came before the start, or a deadline already passed, is seen before the fork: nothing
+ *   is started, not even for the moment its end signal would take to reach the supervisor.
  * - Why a supervisor rather than this process as the subreaper: the supervisor's descendants,
  *   and only they, are re-parented to it when their parent dies, so "the run" is exactly its
  *   process tree: no scanning for orphans that might belong to another run or to other code,
@@ -253,8 +253,8 @@ int child_start(child *c, int64_t deadline_ms)
 {
     if (c->failed != CHILD_OK)
         return c->failed_code; /* no kill's eventfd */
-    if (kill_came(c))
-        return 0; /* nothing is started: the run ends killed */
+    if (kill_came(c) || clock_mono_ms() >= deadline_ms)
+        return 0; /* nothing is started: the run ends killed, or timed out */
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pst[2] = {-1, -1};
     int pex[2] = {-1, -1};
     int rc = make_pipe(pin);
@@ -591,8 +591,8 @@ static child_end pump_until_end(child *c, int64_t deadline)
 
 child_end child_wait(child *c, int64_t deadline_ms)
 {
-    if (c->pid <= 0) /* not started: its start failed, or a kill came before it */
-        return c->failed == CHILD_OK && kill_came(c) ? CHILD_KILLED : CHILD_FAILED;
+    if (c->pid <= 0) /* not started: its start failed, or a kill or the deadline came before it */
+        return c->failed != CHILD_OK ? CHILD_FAILED : kill_came(c) ? CHILD_KILLED : CHILD_TIMED_OUT;
     /* Block SIGPIPE in this thread while writing stdin; see consume_sigpipe(). */
     sigset_t pipe_set, old_mask, pending;
     sigemptyset(&pipe_set);

@@ -92,8 +92,9 @@ child *child_new(const child_spec *spec);
  * deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX: none) passes, or when
  * child_kill() is called during it, is cut short: 0 all the same, and the run ends as one that
  * started does: child_wait() with that deadline returns CHILD_TIMED_OUT or CHILD_KILLED at once,
- * and child_reap() kills and reaps whatever was started. After a child_kill() before it, nothing
- * is started: 0 all the same, child_wait() returns CHILD_KILLED, child_reap() ECHILD (no step).
+ * and child_reap() kills and reaps whatever was started. After a child_kill() before it, or with
+ * deadline_ms passed as it begins, nothing is started: 0 all the same, child_wait() returns
+ * CHILD_KILLED or CHILD_TIMED_OUT, child_reap() ECHILD (no step).
  */
 int child_start(child *c, int64_t deadline_ms);
 /*

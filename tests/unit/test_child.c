@@ -3,11 +3,11 @@
  * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
  * deadline, a background process holding stdout after the child exits, output left in an
  * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
- * still running, a kill before the start; containment (a descendant in a session of its own is gone
- * after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the child;
- * the program's group after a reap whose poll() fails, and after a forced end that does not see
- * its supervisor stop), only stdio inherited, a foreign SIGTERM passed on; and the resource
- * limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * still running, a kill or a passed deadline before the start; containment (a descendant in a
+ * session of its own is gone after a normal end, a timeout, a growing tree, and a SIGKILL of the
+ * process running the child; the program's group after a reap whose poll() fails, and after a
+ * forced end that does not see its supervisor stop), only stdio inherited, a foreign SIGTERM passed
+ * on; and the resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -78,6 +78,9 @@ static child_spec stopper_spec(char **argv, const char *script, const char *pidf
 /* While above 0, the number of poll() calls still to fail with ENOMEM (the kernel short of
  * memory), counted down. poll() stands in for libc's in the whole test program. */
 static int polls_to_fail;
+/* While set, poll() sees nothing ready: it waits its timeout out and returns 0, as though the
+ * descriptors had nothing to give by then (a supervisor that does not report in time). */
+static bool polls_see_nothing;
 
 int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
@@ -85,6 +88,10 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
         polls_to_fail--;
         errno = ENOMEM;
         return -1;
+    }
+    if (polls_see_nothing) {
+        clock_sleep_ms(timeout);
+        return 0;
     }
     struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
     return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
@@ -526,22 +533,19 @@ static void test_free_kills_a_running_child(void **state)
     child_free(NULL);
 }
 
-/* A kill before the start is not lost: the run ends killed at once (once, a kill found no
- * supervisor to signal, and the run went on to its deadline), and nothing is started (the start
- * forked the supervisor, which started the program, and the kill reached them only then: the
- * reap found the program's pid and its end). */
-static void test_a_kill_before_the_start_ends_the_run(void **state)
+/* Start a `sleep 30` with deadline (ms on the monotonic clock) after before(c) (NULL: none), and
+ * expect nothing to be started: the wait ends as end, nothing is left to reap (no supervisor, no
+ * program) and this process has no child. */
+static void expect_nothing_started(void (*before)(const child *), int64_t deadline, child_end end)
 {
-    (void)state;
     char *argv[4];
     child_spec spec = script_spec(argv, "sleep 30", NULL);
     child *c = child_new(&spec);
     assert_non_null(c);
-    child_kill(c);
-    const int64_t deadline = clock_mono_ms() + 10000;
+    if (before)
+        before(c);
     assert_int_equal(child_start(c, deadline), 0);
-    assert_int_equal(child_wait(c, deadline), CHILD_KILLED);
-    assert_true(clock_mono_ms() < deadline);
+    assert_int_equal(child_wait(c, deadline), end);
     int status, code;
     assert_int_equal(child_reap(c, &status), ECHILD); /* no supervisor to reap */
     assert_int_equal(child_failure(c, &code), CHILD_OK);
@@ -550,6 +554,27 @@ static void test_a_kill_before_the_start_ends_the_run(void **state)
     child_free(c);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
+}
+
+/* A kill before the start is not lost: the run ends killed at once (once, a kill found no
+ * supervisor to signal, and the run went on to its deadline), and nothing is started (the start
+ * forked the supervisor, which started the program, and the kill reached them only then: the
+ * reap found the program's pid and its end). */
+static void test_a_kill_before_the_start_ends_the_run(void **state)
+{
+    (void)state;
+    const int64_t deadline = clock_mono_ms() + 10000;
+    expect_nothing_started(child_kill, deadline, CHILD_KILLED);
+    assert_true(clock_mono_ms() < deadline);
+}
+
+/* A deadline passed before the start starts nothing: the run ends timed out at once. The start
+ * forked the supervisor and the program all the same, and the run killed them then (a third of
+ * such programs ran their first command). */
+static void test_a_deadline_passed_before_the_start_starts_nothing(void **state)
+{
+    (void)state;
+    expect_nothing_started(NULL, clock_mono_ms(), CHILD_TIMED_OUT);
 }
 
 /* ---- containment ---- */
@@ -784,34 +809,31 @@ static void group_pids(group_run *g)
     unlink(g->pidfile);
 }
 
-/* A start cut short (its deadline passed as it began) has not read the program's pid; its reap
- * must still know it: a program that stopped its supervisor leaves its process group to the
- * forced end, which kills that group only by the program's pid. It was lost (the report went
- * unread), and the background process of the group went on under init. */
+/* A start cut short (its deadline passed before the supervisor's report was seen) has not read
+ * the program's pid; its reap must still know it: a program that stopped its supervisor leaves
+ * its process group to the forced end, which kills that group only by the program's pid. It was
+ * lost (the report went unread), and the background process of the group went on under init. */
 static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
 {
     (void)state;
-    bool cut_short = false;
-    for (int tries = 0; tries < 5 && !cut_short; tries++) {
-        group_run g;
-        child *c = group_child(&g, "kill -STOP $PPID; wait");
-        const int64_t deadline = clock_mono_ms();
-        assert_int_equal(child_start(c, deadline), 0);
-        /* a start held up until the report came is whole, not cut short: the run is still
-         * ended as below, and tried again */
-        cut_short = child_pid(c) == 0;
-        assert_int_equal(child_wait(c, deadline), CHILD_TIMED_OUT);
-        group_pids(&g);
-        for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
-            usleep(10000); /* the supervisor stopped: only the forced end is left */
-        int status;
-        assert_int_equal(child_reap(c, &status), ECHILD);
-        pid_t known = child_pid(c);
-        child_free(c);
-        assert_all_end(g.pids, 2, g.written, 5000); /* the background sleep and the program */
-        assert_int_equal(known, g.pids[1]);
-    }
-    assert_true(cut_short);
+    group_run g;
+    child *c = group_child(&g, "kill -STOP $PPID; wait");
+    /* ahead enough that the start begins before it: a deadline passed then starts nothing */
+    const int64_t deadline = clock_mono_ms() + 500;
+    polls_see_nothing = true;
+    assert_int_equal(child_start(c, deadline), 0);
+    polls_see_nothing = false;
+    assert_int_equal(child_pid(c), 0); /* cut short */
+    assert_int_equal(child_wait(c, deadline), CHILD_TIMED_OUT);
+    group_pids(&g);
+    for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
+        usleep(10000); /* the supervisor stopped: only the forced end is left */
+    int status;
+    assert_int_equal(child_reap(c, &status), ECHILD);
+    pid_t known = child_pid(c);
+    child_free(c);
+    assert_all_end(g.pids, 2, g.written, 5000); /* the background sleep and the program */
+    assert_int_equal(known, g.pids[1]);
 }
 
 /* A reap whose wait for the supervisor's reports fails (poll(): ENOMEM, each time) still ends the
@@ -1167,6 +1189,7 @@ int main(void)
         cmocka_unit_test(test_spawn_failure),
         cmocka_unit_test(test_free_kills_a_running_child),
         cmocka_unit_test(test_a_kill_before_the_start_ends_the_run),
+        cmocka_unit_test(test_a_deadline_passed_before_the_start_starts_nothing),
         cmocka_unit_test(test_normal_end_kills_escaped_descendants),
         cmocka_unit_test(test_timeout_kills_escaped_descendants),
         cmocka_unit_test(test_kill_while_the_tree_grows),
