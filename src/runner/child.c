@@ -46,9 +46,9 @@
  *   process group. A SIGTERM from anyone else (a service manager stopping everything) is passed
  *   on to the program, whose call it is.
  * - child_reap() gives the supervisor kill_grace_ms to clear the run, then stops it (SIGSTOP, so
- *   it reaps nothing more), SIGKILLs the program's process group if the program's pid is still
- *   the program's (a process of that pid whose parent is the supervisor), and SIGKILLs the
- *   supervisor: a stopped or stuck supervisor cannot hang the parent.
+ *   it reaps nothing more), SIGKILLs the program's process group if a child of the supervisor
+ *   (the run's) still has the program's pid or is in that group, so that its id is still the
+ *   run's, and SIGKILLs the supervisor: a stopped or stuck supervisor cannot hang the parent.
  * - The parent's poll() loop writes stdin and reads stdout, stderr and the report pipe, so no
  *   full pipe can deadlock either side, and the program's exit is seen at once. It also polls
  *   an eventfd that child_kill() signals, so a kill ends the wait even when the supervisor
@@ -619,17 +619,18 @@ void child_kill(const child *c)
 }
 
 /*
- * The supervisor did not clear the run in time (the program stopped it, or it is stuck): kill
- * it, and first the program's process group, but only while that group's id is still the
- * program's. The supervisor is stopped before looking, so it reaps nothing more; then a process
- * with the program's pid whose parent is the supervisor is the program, alive or a zombie (the
- * supervisor's other children are orphans of the run it adopted), and while it holds that pid
- * no process outside the run can lead a group of that id. One not seen to stop within the wait
- * is stopped all the same (traced, or its stop taken by a wait elsewhere) or held in the kernel
- * (an uninterruptible sleep), which it leaves only to stop: it reaps nothing more either, and
- * is looked at the same way; or it was continued (the program may send it SIGCONT as it sent
- * SIGSTOP), and then the look is racy only against a pid reused within microseconds. True when the
- * supervisor was reaped here (it ended meanwhile).
+ * The supervisor did not clear the run in time (the program, or what it left, stopped it, or it is
+ * stuck): kill it, and first the program's process group, but only while that group's id is still
+ * the run's. The supervisor is stopped before looking, so it reaps nothing more; then its children
+ * are the run's (the program, alive or a zombie, and the orphans of the run it adopted), and while
+ * one of them has the program's pid, or is in the group of that id (a background process the
+ * program left there, once it ended), no process outside the run can lead a group of that id
+ * (proc_child_holds()). One not seen to stop within the wait is stopped all the same (traced, or
+ * its stop taken by a wait elsewhere) or held in the kernel (an uninterruptible sleep), which it
+ * leaves only to stop: it reaps nothing more either, and is looked at the same way; or it was
+ * continued (the program may send it SIGCONT as it sent SIGSTOP), and then the look is racy only
+ * against a pid reused within microseconds. True when the supervisor was reaped here (it ended
+ * meanwhile).
  */
 static bool force_end(child *c, int *sup_status)
 {
@@ -645,8 +646,7 @@ static bool force_end(child *c, int *sup_status)
     }
     if (w < 0 || (w == c->pid && !WIFSTOPPED(*sup_status)))
         return true; /* it exited (reaped now, or elsewhere): nothing left to signal */
-    proc_id prog;
-    if (!c->exited && c->program > 0 && proc_read(c->program, &prog) && prog.ppid == c->pid)
+    if (c->program > 0 && proc_child_holds(c->pid, c->program))
         (void)kill(-c->program, SIGKILL);
     (void)kill(c->pid, SIGKILL); /* also ends the stop */
     return false;
@@ -700,7 +700,7 @@ int child_reap(child *c, int *status)
          * this finds nobody (another process would have to take that id as its group's in the
          * meantime, after the pids wrapped around). Not after a force_end() that killed the
          * supervisor (FORCED), which did it while it could tell the group was still the
-         * program's; after one that found it ended (REAPED), as after its end seen here. */
+         * run's; after one that found it ended (REAPED), as after its end seen here. */
         if (c->program > 0 && ending != FORCED)
             (void)kill(-c->program, SIGKILL);
         note_failure(c, CHILD_SUPERVISOR, ECHILD);

@@ -69,8 +69,40 @@ bool proc_read(pid_t pid, proc_id *out)
         if (f < 18 && *p++ != ' ')
             return false;
     }
-    *out = (proc_id){.pid = pid, .ppid = (pid_t)field[0], .start = field[18]};
+    *out =
+        (proc_id){.pid = pid, .ppid = (pid_t)field[0], .pgid = (pid_t)field[1], .start = field[18]};
     return true;
+}
+
+/* Call each(pid, arg) for every process in /proc; false when /proc cannot be listed. */
+static bool each_process(void (*each)(long number, void *arg), void *arg)
+{
+    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return false;
+    proc_each_numbered(dir, each, arg);
+    close(dir);
+    return true;
+}
+
+/* proc_child_holds()'s look for a child of parent with id as its pid or its group's. */
+typedef struct id_holder {
+    pid_t parent, id;
+    bool found;
+} id_holder;
+
+static void note_if_holder(long number, void *arg)
+{
+    id_holder *h = arg;
+    proc_id p;
+    if (!h->found && proc_read((pid_t)number, &p) && p.ppid == h->parent)
+        h->found = p.pid == h->id || p.pgid == h->id;
+}
+
+bool proc_child_holds(pid_t parent, pid_t id)
+{
+    id_holder h = {parent, id, false};
+    return each_process(note_if_holder, &h) && h.found;
 }
 
 /* proc_tree_scan() adding to tree[0..*n) the children of what is in it. */
@@ -95,13 +127,8 @@ static void add_if_child(long number, void *arg)
 
 int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
 {
-    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir < 0)
-        return -1;
     tree_scan scan = {tree, n, max, 0};
-    proc_each_numbered(dir, add_if_child, &scan);
-    close(dir);
-    return scan.added;
+    return each_process(add_if_child, &scan) ? scan.added : -1;
 }
 
 /* How: through a pidfd (Linux 5.3+), opened first and then checked against the start time

@@ -11,10 +11,11 @@
 #include <sys/types.h>
 
 /* A process as /proc shows it: its parent and its start time, which together with its pid tell
- * it from a later process that reuses the pid. */
+ * it from a later process that reuses the pid, and its process group. */
 typedef struct proc_id {
     pid_t pid;
     pid_t ppid;
+    pid_t pgid;
     unsigned long long start; /* clock ticks after boot (field 22 of /proc/<pid>/stat) */
 } proc_id;
 
@@ -25,8 +26,17 @@ typedef struct proc_id {
  */
 void proc_each_numbered(int dir, void (*each)(long number, void *arg), void *arg);
 
-/* pid's parent and start time into *out; false when there is no such process. */
+/* pid's parent, process group and start time into *out; false when there is no such process. */
 bool proc_read(pid_t pid, proc_id *out);
+
+/*
+ * Whether a child of parent (a zombie too) has id as its pid or as its process group's. While one
+ * has, no process made since can have that pid or lead a group of that id: the kernel gives a new
+ * process no pid that is still a process's or a process group's (POSIX's "Process ID Reuse"), and
+ * a group takes its id from the pid of the process that makes it. False too when /proc cannot be
+ * listed.
+ */
+bool proc_child_holds(pid_t parent, pid_t id);
 
 /* One pass over /proc adding to tree[0..*n) every process whose parent is in it, up to max in
  * all. Returns how many were added, or -1 when /proc cannot be listed. A pass finds the

@@ -5,9 +5,10 @@
  * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
  * still running, a kill or a passed deadline before the start; containment (a descendant in a
  * session of its own is gone after a normal end, a timeout, a growing tree, and a SIGKILL of the
- * process running the child; the program's group after a reap whose poll() fails, and after a
- * forced end that does not see its supervisor stop), only stdio inherited, a foreign SIGTERM passed
- * on; and the resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * process running the child; the program's group after a reap whose poll() fails, after a forced
+ * end that does not see its supervisor stop, and after one that comes once the program ended),
+ * only stdio inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit
+ * of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -783,7 +784,7 @@ static void test_stopped_supervisor_does_not_hang(void **state)
  * (the script, argv and the pid file), then the pids the program writes there (the sleep, the
  * program, its supervisor) once they all run, and when (see read_pids()). */
 typedef struct group_run {
-    char script[160];
+    char script[256];
     char *argv[6];
     char pidfile[64];
     pid_t pids[3];
@@ -883,6 +884,31 @@ static void test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group(voi
     assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
     child_free(c);
     assert_all_end(g.pids, 2, g.written, 5000);
+}
+
+/* A program that ended by itself and left a background process in its process group, which then
+ * stops the supervisor: the forced end still kills that group. It killed the group only while the
+ * program's end was not known (its pid, the group's id, could be another's once reaped), and the
+ * background sleep went on under init; a child of the stopped supervisor in the group holds the
+ * id as surely. */
+static void test_a_stop_after_the_programs_end_still_ends_its_group(void **state)
+{
+    (void)state;
+    group_run g;
+    child *c = group_child(&g, "(while kill -0 $$ 2>/dev/null; do sleep 0.01; done; "
+                               "kill -STOP $PPID) >/dev/null 2>&1 &");
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    group_pids(&g);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
+    for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
+        usleep(10000); /* the program reaped, its end reported, the supervisor stopped */
+    assert_int_equal(fixture_state(g.pids[2], g.written), 'T');
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(child_ended_alone(c));
+    child_free(c);
+    assert_all_end(g.pids, 1, g.written, 5000); /* the background sleep */
 }
 
 typedef struct waiter {
@@ -1200,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
         cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
         cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
+        cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),

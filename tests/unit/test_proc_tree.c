@@ -1,7 +1,8 @@
 /*
- * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("),
- * finding the processes under one pass by pass within a bound, killing a process only while its
- * pid is still the one seen, and listing a directory's numbered entries.
+ * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
+ * child holding its pid and its group's id, finding the processes under one pass by pass within
+ * a bound, killing a process only while its pid is still the one seen, and listing a directory's
+ * numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -87,6 +88,7 @@ static void test_read_this_process(void **state)
     assert_true(proc_read(getpid(), &me));
     assert_int_equal(me.pid, getpid());
     assert_int_equal(me.ppid, getppid());
+    assert_int_equal(me.pgid, getpgrp());
     assert_true(me.start > 0);
     proc_id again;
     assert_true(proc_read(getpid(), &again));
@@ -131,6 +133,24 @@ static void test_read_no_such_process(void **state)
     (void)state;
     proc_id id;
     assert_false(proc_read((pid_t)INT32_MAX, &id)); /* past any pid_max */
+}
+
+/* A child holds its pid and its group's id, a zombie too, until it is reaped; a process that is
+ * not a child holds nothing for the parent asked about. */
+static void test_a_child_holds_its_pid_and_its_group(void **state)
+{
+    (void)state;
+    pid_t pid = sleeper(NULL); /* in this process's group */
+    assert_true(proc_child_holds(getpid(), pid));
+    assert_true(proc_child_holds(getpid(), getpgrp()));
+    assert_false(proc_child_holds(pid, pid)); /* it has no child */
+    assert_false(proc_child_holds(getppid(), pid));
+    kill(pid, SIGKILL);
+    siginfo_t si;
+    assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* a zombie */
+    assert_true(proc_child_holds(getpid(), pid));
+    reap(pid);
+    assert_false(proc_child_holds(getpid(), pid));
 }
 
 /* Each pass finds the children of what the tree held; within the bound, and no one twice. */
@@ -209,6 +229,7 @@ int main(void)
         cmocka_unit_test(test_read_this_process),
         cmocka_unit_test(test_read_a_process_named_to_mislead),
         cmocka_unit_test(test_read_no_such_process),
+        cmocka_unit_test(test_a_child_holds_its_pid_and_its_group),
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_numbered_entries_of_a_directory),
