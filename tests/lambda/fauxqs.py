@@ -49,14 +49,16 @@ __all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults
 
 # -- the configuration ----------------------------------------------------------------------------
 
+_spec = importlib.util.spec_from_file_location("check_serverless", CHECKER)
+_checker = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_checker)
+
+
 def config_with_defaults(config=None):
     """The pipeline of a configuration as taskd reads it: every section left out is the default one
     (a section given replaces the default whole), every item with its defaults filled in; the
     checker's view, which it holds serverless.yml to."""
-    spec = importlib.util.spec_from_file_location("check_serverless", CHECKER)
-    checker = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(checker)
-    return checker.effective_config(config or {})
+    return _checker.effective_config(config or {})
 
 
 # -- the two APIs --------------------------------------------------------------------------------
