@@ -4,17 +4,22 @@ Template runs `osls package --stage dev --region eu-west-1` (osls 4.3.1, the ope
 Framework v3 line, from the cache folder where scripts/aws-standins.sh installs it) in a temporary
 copy of serverless.yml and deploy/, with a dummy dist/lambda.zip (package.artifact must name an
 existing file; the real zip is test_lambda_zip's business), no AWS credentials and a HOME of its
-own; then scripts/check-serverless.py must accept the output, and a few facts are read directly.
-Checker feeds the checker copies of that output (or of the configuration) each wrong in one way
-and expects a rejection naming the fault. NewRelic packages again with the New Relic settings
-empty (the template must not change), with OTLP settings (they must reach every function) and
-with the layer plugin switched on (osls must go looking for the plugin). The module's runs share
-the validator osls compiles from its configuration schema, which the first run makes.
+own; then scripts/check-serverless.py, run as a program, must accept the output, and a few facts
+are read directly. Checker feeds the checker copies of that output (or of the configuration) each
+wrong in one way and expects a rejection naming the fault; it calls the checker's main() in this
+process (the module loaded once), but for an unreadable folder, which the program must refuse with
+exit status 2. NewRelic packages again with the New Relic settings empty (the template must not
+change), with OTLP settings (they must reach every function) and with the layer plugin switched on
+(osls must go looking for the plugin). The module's runs share the validator osls compiles from its
+configuration schema, which the first run makes.
 ShippedConfig checks deploy/taskd.json: it is the README's defaults (and the checker's,
 scripts/taskd-defaults.json), and taskd runs with it.
 """
 
+import contextlib
 import copy
+import importlib.util
+import io
 import json
 import os
 import re
@@ -30,6 +35,9 @@ import harness  # noqa: E402
 
 REPO = harness.REPO
 CHECKER = os.path.join(REPO, "scripts", "check-serverless.py")
+_spec = importlib.util.spec_from_file_location("check_serverless", CHECKER)
+check_serverless = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(check_serverless)
 OSLS_VERSION = "4.3.1"
 OSLS_TIMEOUT = 120
 TEMPLATE = "cloudformation-template-update-stack.json"
@@ -86,14 +94,20 @@ def write_json(path, obj):
         json.dump(obj, f, indent=1)
 
 
-def run_checker(out_dir, config=None, table=None):
-    argv = [sys.executable, "-B", CHECKER]
-    if config:
-        argv += ["--config", config]
-    if table:
-        argv += ["--table", table]
-    return subprocess.run(argv + [out_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          timeout=60, universal_newlines=True)
+def run_checker(out_dir):
+    """The checker run as a program, as CI and a deploying shell run it."""
+    return subprocess.run([sys.executable, "-B", CHECKER, out_dir], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=60, universal_newlines=True)
+
+
+def check(out_dir, config=None):
+    """The checker's main() in this process, its output caught: what run_checker() returns, without
+    a Python started for each of the many cases."""
+    argv = (["--config", config] if config else []) + [out_dir]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        returncode = check_serverless.main(argv)
+    return subprocess.CompletedProcess(argv, returncode, out.getvalue(), err.getvalue())
 
 
 def normalized(template):
@@ -219,7 +233,7 @@ class Checker(unittest.TestCase):
             cfg = read_json(os.path.join(REPO, "deploy", "taskd.json"))
             config(cfg)
             write_json(cfg_path, cfg)
-        return run_checker(d, config=cfg_path)
+        return check(d, config=cfg_path)
 
     def rejected(self, spoil=None, *needles, spoil_state=None, config=None):
         p = self.checked(spoil, spoil_state, config)
@@ -238,7 +252,7 @@ class Checker(unittest.TestCase):
         os.makedirs(d)
         write_json(os.path.join(d, TEMPLATE), Shared.template)
         write_json(os.path.join(d, STATE), Shared.state)
-        p = run_checker(d)
+        p = check(d)
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_filter_policy(self):
@@ -684,7 +698,7 @@ class NewRelic(unittest.TestCase):
             env = f["Environment"]["Variables"]
             self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "https://otlp.eu01.nr-data.net")
             self.assertEqual(env["OTEL_EXPORTER_OTLP_HEADERS"], "api-key=0123456789abcdef")
-        c = run_checker(out)
+        c = check(out)
         self.assertEqual(c.returncode, 0, c.stderr)
 
     def test_layer_switch_loads_the_plugin(self):
