@@ -91,7 +91,7 @@ def read_json(path):
 
 def write_json(path, obj):
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+        f.write(json.dumps(obj))  # json.dumps() without indent encodes in C, json.dump() in Python
 
 
 def run_checker(out_dir):
@@ -219,8 +219,8 @@ class Checker(unittest.TestCase):
         Checker.n += 1
         d = os.path.join(self.tmp, "case%d" % self.n)
         os.makedirs(d)
-        t = copy.deepcopy(Shared.template)
-        st = copy.deepcopy(Shared.state)
+        t = copy.deepcopy(Shared.template) if spoil else Shared.template
+        st = copy.deepcopy(Shared.state) if spoil_state else Shared.state
         if spoil:
             spoil(t["Resources"], t)
         if spoil_state:
