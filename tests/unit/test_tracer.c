@@ -1530,11 +1530,10 @@ static void test_a_later_flush_keeps_the_earlier_deadline(void **state)
 }
 
 /* The tracer test_flushes_from_two_threads flushes, the thread of its second flush and that
- * flush's answer; the flushes from its threads that answered false. */
+ * flush's answer. */
 static tracer *two_flushing;
 static pthread_t second_flusher;
 static bool second_answer;
-static atomic_int false_answers;
 
 static void *second_flush(void *arg)
 {
@@ -1557,25 +1556,11 @@ static void begin_second_flush(void)
     assert_int_not_equal(atomic_load(&waits_counted), 0);
 }
 
-/* 25 times: emit 10 spans, numbered from (intptr_t)arg on, and flush them. */
-static void *emit_and_flush(void *arg)
-{
-    int n = (int)(intptr_t)arg;
-    for (int round = 0; round < 25; round++) {
-        for (int i = 0; i < 10; i++)
-            emit(two_flushing, TASK_A, n++);
-        if (!tracer_flush(two_flushing, epoch_ms() + 10000))
-            atomic_fetch_add(&false_answers, 1);
-    }
-    return NULL;
-}
-
 /*
  * Two threads may flush at once: a flush called while another runs waits for that one and
  * answers as it did. The first here (300 ms) ends with span 1's batch held at the pack gate:
  * false, and so is the second's answer (10 s), though the batch, let go then, would have had
- * time; it meets the first deadline, passed, and is dropped unsent. Then two threads each add
- * spans and flush them, 25 times: every span is taken, every flush answers true.
+ * time; it meets the first deadline, passed, and is dropped unsent.
  */
 static void test_flushes_from_two_threads(void **state)
 {
@@ -1596,18 +1581,6 @@ static void test_flushes_from_two_threads(void **state)
     assert_true(wait_count(tracer_dropped, t, 1, 5000));
     assert_int_equal(tracer_exported(t), 0);
     assert_int_equal(http_stub_count(r), 0);
-
-    atomic_store(&false_answers, 0);
-    pthread_t flushers[2];
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(
-            pthread_create(&flushers[i], NULL, emit_and_flush, (void *)(intptr_t)(1000 + 1000 * i)),
-            0);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(pthread_join(flushers[i], NULL), 0);
-    assert_int_equal(atomic_load(&false_answers), 0);
-    assert_int_equal(tracer_exported(t), 2 * 25 * 10);
-    assert_int_equal(tracer_dropped(t), 1);
     tracer_free(t);
     http_stub_stop(r);
 }
