@@ -199,10 +199,7 @@ static void test_empty_object_keeps_defaults(void **state)
 /* scripts/taskd-defaults.json of this source tree. */
 static json_t *tools_defaults(void)
 {
-    const char *here = __FILE__, *cut = strstr(here, "tests/unit/");
-    char path[4096];
-    snprintf(path, sizeof path, "%.*sscripts/taskd-defaults.json", cut ? (int)(cut - here) : 0,
-             here);
+    const char *path = TASKD_SOURCE_DIR "/scripts/taskd-defaults.json";
     json_error_t e;
     json_t *doc = json_load_file(path, 0, &e);
     if (!doc)

@@ -8,9 +8,8 @@
  * came after (timed out), a start that hangs (timed out, or aborted), the resource limits
  * (defaults, the SIGXCPU message, EMFILE, MemoryError), and concurrent runs from 8 threads.
  *
- * The child programs are the shell scripts in exec_fixtures/, found through $EXEC_FIXTURES,
- * else the EXEC_FIXTURES_DIR compile definition, else next to this file (via __FILE__), and
- * sh -c one-liners.
+ * The child programs are the shell scripts in exec_fixtures/, beside this file in the source tree
+ * (TASKD_SOURCE_DIR), and sh -c one-liners.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -233,24 +232,7 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
 /* Write the path of fixture name into buf. */
 static void fixture(char *buf, size_t len, const char *name)
 {
-    const char *dir = getenv("EXEC_FIXTURES");
-#ifndef EXEC_FIXTURES_DIR
-    char derived[PATH_MAX];
-#endif
-    if (!dir || !dir[0]) {
-#ifdef EXEC_FIXTURES_DIR
-        dir = EXEC_FIXTURES_DIR;
-#else
-        const char *file = __FILE__;
-        const char *slash = strrchr(file, '/');
-        if (slash)
-            snprintf(derived, sizeof derived, "%.*s/exec_fixtures", (int)(slash - file), file);
-        else
-            snprintf(derived, sizeof derived, "exec_fixtures");
-        dir = derived;
-#endif
-    }
-    int n = snprintf(buf, len, "%s/%s", dir, name);
+    int n = snprintf(buf, len, "%s/tests/unit/exec_fixtures/%s", TASKD_SOURCE_DIR, name);
     assert_true(n > 0 && (size_t)n < len);
 }
 

@@ -17,16 +17,7 @@ static char *table_json_path(void)
     const char *env = getenv("TASKD_TABLE_JSON");
     if (env && *env)
         return strdup(env);
-    const char *here = __FILE__, *cut = strstr(here, "tests/unit/");
-    if (cut) {
-        char *p;
-        if (asprintf(&p, "%.*sdeploy/table.json", (int)(cut - here), here) >= 0) {
-            if (access(p, R_OK) == 0)
-                return p;
-            free(p);
-        }
-    }
-    return strdup("../deploy/table.json");
+    return strdup(TASKD_SOURCE_DIR "/deploy/table.json");
 }
 
 bool ddb_test_setup(void)

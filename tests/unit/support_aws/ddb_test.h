@@ -5,8 +5,8 @@
  * one), ddb_test_setup() points the AWS environment at it — with test
  * credentials, never real ones — makes one client for the run and reads the
  * table definition the deployment uses (deploy/table.json: TASKD_TABLE_JSON,
- * else found beside the tests' sources). Each test then creates a table of
- * its own and deletes it after.
+ * else the source tree's). Each test then creates a table of its own and
+ * deletes it after.
  */
 #ifndef TASKD_DDB_TEST_H
 #define TASKD_DDB_TEST_H
