@@ -435,6 +435,20 @@ static void expect_same(broker *b, const char *queue, int64_t total)
 
 #define PRODUCER_TRACE "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
+/* That log holds said, and also after it, and not never (each NULL: not looked for); log freed. */
+static void expect_logged(char *log, const char *said, const char *also, const char *never)
+{
+    const char *at = said ? strstr(log, said) : log;
+    if (!at || (also && !strstr(at, also)) || (never && strstr(log, never)))
+        print_error("logged: %s\n", log);
+    assert_non_null(at);
+    if (also)
+        assert_non_null(strstr(at, also));
+    if (never)
+        assert_null(strstr(log, never));
+    free(log);
+}
+
 /* Publish n messages (bodies "{\"i\":<k>}" from first) to q for consumer "test" at seq; the
  * even ones of type TASK1 and with a trace, the odd ones with neither. */
 static void publish_bodies(broker *b, const queue_config *q, int first, int n, const char *task_id)
@@ -993,11 +1007,7 @@ static void test_redrive_over_a_task_that_cannot_be_read(void **state)
     char said[96];
     snprintf(said, sizeof said, "\"message_id\":\"%lld\",\"task_id\":\"%s\"",
              (long long)message_of(b), b);
-    if (!strstr(log, "\"level\":\"ERROR\"") || !strstr(log, said))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, "\"level\":\"ERROR\""));
-    assert_non_null(strstr(log, said));
-    free(log);
+    expect_logged(log, "\"level\":\"ERROR\"", said, NULL);
 
     assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
     assert_int_equal(moved, 1);
@@ -1636,11 +1646,7 @@ static void reopen_moving_back(fx *f, const config *c)
 {
     char *log = NULL;
     reopen_configured(f, c, &log);
-    if (!strstr(log, "the wall clock went back") || strstr(log, "cannot check"))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, "the wall clock went back"));
-    assert_null(strstr(log, "cannot check"));
-    free(log);
+    expect_logged(log, "the wall clock went back", NULL, "cannot check");
 }
 
 /* A configuration of one queue, q, and one handler on it of the given timeout (config_free()). */
@@ -1662,17 +1668,6 @@ static void hide_for(int i, int64_t ahead_s)
     snprintf(sql, sizeof sql,
              "UPDATE messages SET visible_ms = CAST(?1 AS INTEGER) WHERE body = '{\"i\":%d}'", i);
     assert_int_equal(test_sqlite_exec(db_path, sql, at), 1);
-}
-
-/* That log holds said and also, and not never; log freed. */
-static void expect_logged(char *log, const char *said, const char *also, const char *never)
-{
-    if (!strstr(log, said) || !strstr(log, also) || strstr(log, never))
-        print_error("logged: %s\n", log);
-    assert_non_null(strstr(log, said));
-    assert_non_null(strstr(log, also));
-    assert_null(strstr(log, never));
-    free(log);
 }
 
 /*
@@ -1735,21 +1730,12 @@ static void test_open_warns_when_it_cannot_unhide(void **state)
  * them); log freed. */
 static void expect_unhidden(char *log, int n)
 {
-    if (n == 0) {
-        if (strstr(log, "made visible"))
-            print_error("logged: %s\n", log);
-        assert_null(strstr(log, "made visible"));
-        free(log);
-        return;
-    }
     char count[32];
     snprintf(count, sizeof count, "\"messages\":\"%d\"", n);
-    const char *said = strstr(log, "messages hidden past any timeout made visible");
-    if (!said || !strstr(said, count))
-        print_error("logged: %s\n", log);
-    assert_non_null(said);
-    assert_non_null(strstr(said, count));
-    free(log);
+    if (n == 0)
+        expect_logged(log, NULL, NULL, "made visible");
+    else
+        expect_logged(log, "messages hidden past any timeout made visible", count, NULL);
 }
 
 /* Reopen the store configured with q alone, bound to a handler of timeout_s, and expect the open
@@ -1818,14 +1804,8 @@ static void message_times(int64_t t[3])
  * nothing of one found; log freed. */
 static void expect_clock_unchecked(char *log, const char *error)
 {
-    const char *said = strstr(log, "cannot check the queues for a clock gone back");
-    if (!said || (error && !strstr(said, error)) || strstr(log, "the wall clock went back"))
-        print_error("logged: %s\n", log);
-    assert_non_null(said);
-    if (error)
-        assert_non_null(strstr(said, error));
-    assert_null(strstr(log, "the wall clock went back"));
-    free(log);
+    expect_logged(log, "cannot check the queues for a clock gone back", error,
+                  "the wall clock went back");
 }
 
 /*
