@@ -91,12 +91,14 @@ class ClockStep(ServersTestCase):
 
     def test_step_back_keeps_a_dead_letter_its_retention(self):
         # the clock stepped back an hour, then a message moves to the dead-letter queue, kept
-        # 60 s. A dead letter's end was its send by the wall clock plus that retention, read
-        # against the clock taskd started with: an hour behind it, the letter arrived expired
-        # and the next sweep dropped it, with nothing left to redrive
+        # 120 s (longer than its queue's 60, or taskd warns at start). A dead letter's end was
+        # its send by the wall clock plus that retention, read against the clock taskd started
+        # with: an hour behind it, the letter arrived expired and the next sweep dropped it,
+        # with nothing left to redrive
         cfg = {"sweep_interval": 1, "retention_grace": 0,
-               "queues": [{"name": "q", "visibility_timeout": 1, "max_receive_count": 1,
-                           "dead_letter_queue": "q-dlq"}, {"name": "q-dlq", "retention": 60}],
+               "queues": [{"name": "q", "retention": 60, "visibility_timeout": 1,
+                           "max_receive_count": 1, "dead_letter_queue": "q-dlq"},
+                          {"name": "q-dlq", "retention": 120}],
                "subscriptions": [{"queue": "q", "filter_policy": {"TaskType": ["TASK3"]}}],
                "handlers": [{"queue": "q", "handler": "exec", "timeout": 1,
                              "command": ["/bin/sh", script_path("kill_supervisor.sh")]}]}
