@@ -11,7 +11,8 @@
  *   receive, or the standing one the writer made for it in the sending commit. A runner that
  *   gave such a batch back would leave its tasks IN_PROGRESS with nothing running them.
  * broker_extend() is wrapped too, to fail on demand, to count the extensions made, and to hold
- * one the runner's keeper makes as a writer slow to commit it would.
+ * one the runner's keeper makes as a writer slow to commit it would; and broker_release(), to
+ * fail on demand.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,8 +109,18 @@ void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size
         inject_stop();
 }
 
-/* broker_extend() calls still to fail (STORE_BUSY, as a store that is busy answers). */
-static atomic_int extends_to_fail;
+/* broker_extend() and broker_release() calls still to fail (STORE_BUSY, as a store that is busy
+ * answers). */
+static atomic_int extends_to_fail, releases_to_fail;
+
+/* Take one of the failures *left says are still to come: true when there was one. */
+static bool take_failure(atomic_int *left)
+{
+    int n = atomic_load(left);
+    while (n > 0 && !atomic_compare_exchange_weak(left, &n, n - 1))
+        ;
+    return n > 0;
+}
 
 store_rc __real_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
 store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
@@ -159,15 +170,20 @@ static atomic_int extends_made;
 store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
 {
     hold_a_keeper_extension();
-    int left = atomic_load(&extends_to_fail);
-    while (left > 0 && !atomic_compare_exchange_weak(&extends_to_fail, &left, left - 1))
-        ;
-    if (left > 0)
+    if (take_failure(&extends_to_fail))
         return STORE_BUSY;
     store_rc rc = __real_broker_extend(b, m, n, seconds);
     if (rc == STORE_OK)
         atomic_fetch_add(&extends_made, 1);
     return rc;
+}
+
+store_rc __real_broker_release(broker *b, const queue_message *m, size_t n);
+store_rc __wrap_broker_release(broker *b, const queue_message *m, size_t n);
+
+store_rc __wrap_broker_release(broker *b, const queue_message *m, size_t n)
+{
+    return take_failure(&releases_to_fail) ? STORE_BUSY : __real_broker_release(b, m, n);
 }
 
 typedef struct fixture {
@@ -247,6 +263,7 @@ static int setup(void **state)
     atomic_store(&stands, 0);
     atomic_store(&stop_target, NULL);
     atomic_store(&extends_to_fail, 0);
+    atomic_store(&releases_to_fail, 0);
     *state = f;
     return 0;
 }
@@ -593,6 +610,27 @@ static void overrun_one_run(handler *h, const handler_task *t, unsigned timeout_
 }
 
 static handler overrun_one = {.name = "overrun-one", .run = overrun_one_run, .free = overrun_free};
+static handler overrun_all = {.name = "overrun", .run = overrun_run, .free = overrun_free};
+
+/* No run of the overrun handlers begun, none let end. */
+static void overrun_reset(void)
+{
+    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
+    overrun_runs = 0;
+    overrun_released = false;
+}
+
+/* Wait until a run of the overrun handlers has begun (or 10 s passed); the runs begun by then. */
+static int overrun_begun(void)
+{
+    pthread_mutex_lock(&overrun_mu);
+    struct timespec until = clock_mono_after_ms(10000);
+    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
+        ;
+    int runs = overrun_runs;
+    pthread_mutex_unlock(&overrun_mu);
+    return runs;
+}
 
 /*
  * Load the configuration text (queue "jobs" and its binding), send one task (its id into id),
@@ -602,20 +640,13 @@ static handler overrun_one = {.name = "overrun-one", .run = overrun_one_run, .fr
 static runner *start_overrun(fixture *f, const char *text, char id[37], int *runs)
 {
     use_config(f, text);
-    assert_int_equal(clock_mono_cond_init(&overrun_cv), 0);
-    overrun_runs = 0;
-    overrun_released = false;
+    overrun_reset();
     char ids[1][37];
     send_tasks(f, 1, ids);
     memcpy(id, ids[0], sizeof ids[0]);
     memcpy(overrun_task, ids[0], sizeof overrun_task);
     runner *r = start_with(f, &overrun_one);
-    pthread_mutex_lock(&overrun_mu);
-    struct timespec until = clock_mono_after_ms(10000);
-    while (overrun_runs == 0 && pthread_cond_timedwait(&overrun_cv, &overrun_mu, &until) == 0)
-        ;
-    *runs = overrun_runs;
-    pthread_mutex_unlock(&overrun_mu);
+    *runs = overrun_begun();
     return r;
 }
 
@@ -741,6 +772,35 @@ static void test_a_keeper_extension_holds_up_no_other_run(void **state)
     queue_stats st = {0};
     assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
     assert_int_equal(st.visible + st.in_flight + st.delayed, 0);
+}
+
+/*
+ * An abort gives back each message of the batch it cuts short whatever became of the others: here
+ * the release of the task it left unstarted fails, and the run it cut short is visible again at
+ * once all the same (its task runs again at the next start, not after the visibility timeout).
+ * The give-backs were one chain of ||: a failed release skipped the rest, and that message
+ * stayed hidden.
+ */
+static void test_an_aborts_give_backs_are_each_made(void **state)
+{
+    fixture *f = *state;
+    overrun_reset();
+    char ids[2][37];
+    send_tasks(f, 2, ids); /* before the runner starts: one batch, its first run held */
+    runner *r = start_with(f, &overrun_all);
+    int runs = overrun_begun();
+    atomic_store(&releases_to_fail, 1);
+    runner_abort(r);
+    release_overrun();
+    stop_overrun(r, "after the abort");
+    assert_int_equal(runs, 1);
+    assert_int_equal(atomic_load(&releases_to_fail), 0); /* the release was made, and failed */
+    queue_stats st = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &st), STORE_OK);
+    if (st.visible != 1 || st.in_flight != 1)
+        fail_msg("visible %lld, in flight %lld after the abort: the run cut short is to be "
+                 "visible, the unstarted task (its release failed) hidden",
+                 (long long)st.visible, (long long)st.in_flight);
 }
 
 /* A handler that notes, as each run starts, how long its queue's messages are still hidden; under
@@ -886,6 +946,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_is_hidden_before_a_run_that_would_outlast_it,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_aborts_give_backs_are_each_made, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
