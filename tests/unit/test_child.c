@@ -2,13 +2,13 @@
  * Unit tests for runner/child: input on stdin, the environment given and no other, the cap on
  * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
  * deadline, a background process holding stdout after the child exits, output left in an
- * enlarged pipe at the end kept whole, unread input, spawn failures, child_free() on a child
- * still running, a kill or a passed deadline before the start; containment (a descendant in a
- * session of its own is gone after a normal end, a timeout, a growing tree, and a SIGKILL of the
- * process running the child; the program's group after a reap whose poll() fails, after a forced
- * end that does not see its supervisor stop, and after one that comes once the program ended),
- * only stdio inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit
- * of ours below them, SIGXCPU, EMFILE).
+ * enlarged pipe at the end kept whole (and a failed look at it failing the wait), unread input,
+ * spawn failures, child_free() on a child still running, a kill or a passed deadline before the
+ * start; containment (a descendant in a session of its own is gone after a normal end, a timeout,
+ * a growing tree, and a SIGKILL of the process running the child; the program's group after a
+ * reap whose poll() fails, after a forced end that does not see its supervisor stop, and after
+ * one that comes once the program ended), only stdio inherited, a foreign SIGTERM passed on; and
+ * the resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -96,6 +97,24 @@ int poll(struct pollfd *fds, nfds_t n, int timeout)
     }
     struct timespec ts = {timeout / 1000, (long)(timeout % 1000) * 1000000};
     return ppoll(fds, n, timeout < 0 ? NULL : &ts, NULL);
+}
+
+/* While above 0, the number of FIONREAD requests still to fail with EIO, counted down. ioctl()
+ * stands in for libc's in the whole test program. */
+static int fionreads_to_fail;
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    if (request == FIONREAD && fionreads_to_fail > 0) {
+        fionreads_to_fail--;
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_ioctl, fd, request, arg);
 }
 
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
@@ -1087,6 +1106,38 @@ static void test_output_left_in_the_pipe_at_the_end_is_kept(void **state)
     child_free(c);
 }
 
+/* The look at what a pipe holds once the program's end is read (ioctl(FIONREAD)) failing fails
+ * the wait, with its error: what was read by then is not taken for the whole output. Here the
+ * supervisor has reported the end before the wait begins, and drain_ms 0 leaves no time to wait
+ * for more. */
+static void test_a_failed_look_at_the_output_left_fails_the_wait(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "echo left", NULL);
+    spec.drain_ms = 0;
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    /* the supervisor (this process's one child) exits once it has reported the program's end;
+     * waited for here and left unreaped */
+    siginfo_t si = {0};
+    assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOWAIT), 0);
+    fionreads_to_fail = 1;
+    child_end end = child_wait(c, clock_mono_ms() + 10000);
+    int left = fionreads_to_fail;
+    fionreads_to_fail = 0;
+    int code = 0;
+    child_step step = child_failure(c, &code);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    child_free(c);
+    assert_int_equal(left, 0); /* the look was made, and failed */
+    assert_int_equal(end, CHILD_FAILED);
+    assert_int_equal(step, CHILD_POLL);
+    assert_int_equal(code, EIO);
+}
+
 /* ---- resource limits ---- */
 
 /* The open-file limit test_limits_are_applied() lowers for a while; its teardown gives it back. */
@@ -1231,6 +1282,7 @@ int main(void)
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
         cmocka_unit_test(test_output_left_in_the_pipe_at_the_end_is_kept),
+        cmocka_unit_test(test_a_failed_look_at_the_output_left_fails_the_wait),
         cmocka_unit_test_teardown(test_limits_are_applied, restore_nofile),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
         cmocka_unit_test(test_open_files_limit),
