@@ -1882,6 +1882,79 @@ const listed = (id) => ({id, task_type: 'manual', status: 'CREATED', status_msg:
                          updated_time: 1796117400});
 const RESET_AT_6 = 'id: 6\nevent: reset\ndata: {"detail":"not this log\'s","oldest_seq":7}\n\n';
 
+// Tabs out of sight let their stream go; once one is shown, the reading tab reads its list and
+// connects from there, and only the tabs whose lists are older than that read theirs. After taskd
+// restarted on a new database meanwhile, the list's position is before the ids every tab was
+// passed: no stream's ids go down. The lists and streams of both databases are answered by the test.
+await step('after taskd restarts on a new database while the tabs have let their stream go, every tab shows its tasks and changes once one is shown, and the next reading tab reads on from its ids', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    const id = (n) => '0190f3c2-0000-7000-8000-00000000060' + n;
+    const insert = (seq, n) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
+      seq, id: id(n), task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+    // the old database: an empty list at 500, then task 1 (501), passed to both tabs (the first
+    // stream is held until both are there); the new one: task 2 in its list at 7, then task 3 (8)
+    let restarted = false;
+    const streams = []; // each GET /events: its last_event_id
+    let first, third;
+    const held = new Promise((resolve) => (first = resolve));
+    const next = new Promise((resolve) => (third = resolve));
+    await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
+      body: JSON.stringify({tasks: restarted ? [listed(id(2))] : [], next_token: null})}));
+    await ctx.route((url) => url.pathname === '/events', (route) => {
+      streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
+      if (streams.length === 1) return first(route);
+      if (streams.length === 3) third();
+      return route.fulfill({status: 200, contentType: 'text/event-stream',
+                            body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
+    });
+    const errors = [];
+    const tabs = [];
+    for (const role of ['leader', 'follower']) {
+      const t = await ctx.newPage();
+      t.on('pageerror', (e) => errors.push(e.message));
+      await t.goto(BASE + '/');
+      await t.waitForSelector(`#conn[data-role="${role}"]`, {state: 'attached', timeout: WAIT});
+      await t.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
+      tabs.push(t);
+    }
+    const [reader, other] = tabs;
+    (await within(held, WAIT, 'the reading tab opened no stream')).fulfill({
+      status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + insert(501, 1)});
+    for (const t of tabs) await t.waitForSelector(`#tasks tr[data-id="${id(1)}"]`, {timeout: WAIT});
+    // the other tab first: the reading tab, out of sight last, lets the stream go a second later
+    await setHidden(other, true);
+    await setHidden(reader, true);
+    await Promise.all(tabs.map((t) => t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT})));
+    restarted = true;
+    await setHidden(other, false);
+    for (const [t, which] of [[reader, 'the reading tab'], [other, 'the tab shown']]) {
+      for (const [n, what] of [[2, 'in the new list'], [3, 'inserted at 8']]) {
+        await t.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT}).catch(async () => {
+          throw new Error(which + ' does not show task ' + n + ' (' + what + ') of the new database; it shows ' +
+                          quote(await t.textContent('#tasks tbody')) + ' (streams from ' + streams.join(', ') + ')');
+        });
+      }
+    }
+    check(streams[1] === '7', 'the stream read again asked from ' + streams[1] + ', not the new list\'s 7: this step checks nothing');
+    // a tab that joins now is told the group's position by the reading tab (with the stream's
+    // state: its stream has ended, and it would try again in 10 min), and takes over from there
+    const joined = await ctx.newPage();
+    joined.on('pageerror', (e) => errors.push(e.message));
+    await joined.goto(BASE + '/');
+    await joined.waitForFunction(() => document.querySelector('#conn-text').textContent === 'reconnecting', null, {timeout: WAIT});
+    await other.close();
+    await reader.close();
+    await within(next, WAIT, 'no tab opened a stream after the reading tab closed');
+    check(streams[2] === '8', 'the next reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
 // A next_token is of the database that gave it (its key lives there): after taskd restarted on
 // a new database, a tab on its second page reads that page again at the reset, which the new
 // one answers 400. The lists and the stream of both databases are answered by the test.

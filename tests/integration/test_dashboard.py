@@ -57,7 +57,8 @@ tab says of the stream shows an override as a mark. Event ids past 2^53 (a strea
 test) are told apart, and one repeated is applied once. After taskd restarts on a new database (its
 lists and streams answered by the test), the tab that takes the stream over, asking from an id the new
 one never gave, shows the new database's tasks and changes on every tab, and the next reading tab asks
-from the new ids. The task types are read again when the stream opens again after a
+from the new ids; tabs that let their stream go out of sight meanwhile show them too once one is
+shown, and a tab that joins then takes over from the new ids. The task types are read again when the stream opens again after a
 disconnect, and a list read that fails then is tried again until one works. The
 connection state is a status live region. A tab out of sight does not read the queues
 again after a change, and does once shown. A reading tab left for

@@ -797,7 +797,18 @@ function onVisibility() {
 function unpark() {
   parked = false;
   if (waitingForToken()) return; // useToken() connects
-  loadTasks().then(() => connect(state.listSeq));
+  const passed = share.position();
+  loadTasks().then(() => {
+    // nothing was passed on while the stream was let go: a list from before where it had come to
+    // is of a new change log (taskd restarted on a new database meanwhile), whose ids no stream
+    // shows going down. The group's position starts again from the list's, and a reading tab has
+    // the others read their page, as at a reset.
+    if (!state.loadFailed && passed !== null && state.listSeq !== null && state.listSeq < passed) {
+      share.restart(state.listSeq);
+      if (share.leader) share.post({kind: 'event', type: 'reset', data: '', id: idText(state.listSeq)});
+    }
+    connect(state.listSeq);
+  });
   refreshDetailSoon();
   queuesSoon();
 }
