@@ -2059,6 +2059,52 @@ await step('the task types are read again when the stream opens again after a di
   }
 }, ['loaded']);
 
+// taskd restarted without the type the list is filtered to refuses that list (422) at every read:
+// the page reads the types again and lets the filter go. Here the restart comes while the stream is
+// let go out of sight, and the tab, shown again, reads its list before the stream opens (no types
+// read there). The types and the lists of the type are answered by the test.
+await step('a list filtered to a type taskd restarted without shows every type, and says so', async () => {
+  const p27 = await lonePage();
+  try {
+    await quickTimers(p27);
+    let restarted = false;
+    await p27.route((url) => url.pathname === '/openapi.json', async (route) => {
+      const doc = await (await route.fetch()).json();
+      if (!restarted) doc.components.schemas.TaskType.enum.push('thumbnail');
+      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+    });
+    // before the restart, taskd's tasks of the type manual stand for those of thumbnail
+    await p27.route((url) => url.pathname === '/tasks' && url.searchParams.get('task_type') === 'thumbnail', (route) =>
+      restarted ? route.fulfill({status: 422, contentType: 'application/json', body: JSON.stringify({detail: [{
+                   type: 'literal_error', loc: ['query', 'task_type'], msg: 'Input should be ' + "'noop', 'fail', 'flaky', 'work' or 'manual'",
+                   input: 'thumbnail'}]})}) :
+                  route.fallback({url: route.request().url().replace('thumbnail', 'manual')}));
+    await p27.goto(BASE + '/');
+    await p27.waitForSelector('#filter-type option[value="thumbnail"]', {state: 'attached', timeout: WAIT});
+    await p27.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await p27.selectOption('#filter-type', 'thumbnail');
+    // the types of the tasks listed: manual alone (thumbnail's), then others too
+    await p27.waitForFunction(() => {
+      const shown = [...document.querySelectorAll('#tasks tbody td.c-type')];
+      return shown.length && shown.every((td) => td.textContent === 'manual');
+    }, null, {timeout: WAIT});
+    await setHidden(p27, true);
+    await p27.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+    restarted = true;
+    await setHidden(p27, false);
+    await p27.waitForFunction(() => [...document.querySelectorAll('#tasks tbody td.c-type')].some((td) => td.textContent !== 'manual'),
+                              null, {timeout: WAIT}).catch(async () => {
+      throw new Error('the list does not show every type after its type was refused: the filter is ' +
+                      quote(await p27.inputValue('#filter-type')) + ', the rows ' + quote(await p27.textContent('#tasks tbody')));
+    });
+    check(await p27.inputValue('#filter-type') === '', 'the type filter says ' + quote(await p27.inputValue('#filter-type')));
+    const said = await p27.textContent('#toasts');
+    check(said.includes('no task type thumbnail'), 'the page does not say the type is gone; it says ' + quote(said));
+  } finally {
+    await p27.close();
+  }
+}, ['loaded']);
+
 // A list read that fails as the stream opens again is tried again by itself, not at the next opening.
 await step('a list read that fails after the stream opens again is tried again until one works', async () => {
   const p24 = await lonePage();

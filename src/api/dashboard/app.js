@@ -546,6 +546,9 @@ async function loadTasks() {
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
     // page is no more, and the first page is read instead
     if (e.status === 400 && state.tokens.length > 1) return firstPage();
+    // the filter refused (422) names a type taskd no longer has (it restarted with others): the
+    // types read again let it go (loadTypes)
+    if (e.status === 422) loadTypes();
     replayDuring(null); // onto the rows as they are
     // said once; read again at the stream's next (re)connection, and after a while unless the
     // answer would be the same (a 4xx but a timeout or too many requests; a 401 waits for a token)
@@ -1744,6 +1747,11 @@ async function loadTypes() {
   if (state.types.includes(chosen)) create.value = chosen;
   const filter = $('#filter-type');
   filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
+  // taskd refuses to list a type it no longer has: the list shows every type instead
+  if (state.type && !state.types.includes(state.type)) {
+    toast('taskd has no task type ' + state.type + ' now: the list shows every type.');
+    setFilter(state.status, '');
+  }
   filter.value = state.type;
 }
 
