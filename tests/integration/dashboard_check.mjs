@@ -2059,6 +2059,59 @@ await step('the task types are read again when the stream opens again after a di
   }
 }, ['loaded']);
 
+// A task of a type the page was not given: taskd has others than when they were read (here while
+// the stream stays open; in life it restarted while the stream was let go out of sight, say). The
+// types are read again, once for each type: a type taskd no longer has keeps its tasks. The list,
+// the stream and the types are answered by the test.
+await step('a task of a type the page does not know reads the task types again, once for each such type', async () => {
+  const p28 = await lonePage();
+  try {
+    await p28.addInitScript(() => {
+      const get = window.fetch;
+      window.__typeReads = 0;
+      window.fetch = (url, ...rest) => {
+        if (url === '/openapi.json') window.__typeReads++;
+        return get(url, ...rest);
+      };
+    });
+    let added = false;
+    await p28.route((url) => url.pathname === '/openapi.json', async (route) => {
+      const doc = await (await route.fetch()).json();
+      if (added) doc.components.schemas.TaskType.enum.push('thumbnail');
+      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+    });
+    await p28.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
+      body: JSON.stringify({tasks: [], next_token: null})}));
+    let stream;
+    const held = new Promise((resolve) => (stream = resolve));
+    await p28.route((url) => url.pathname === '/events', (route) => stream(route));
+    await p28.goto(BASE + '/');
+    await p28.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
+    added = true;
+    // a task of thumbnail made, three changes of one of legacy (a type taskd does not have), then
+    // the thumbnail task's end, the last event
+    const [thumb, legacy] = ['0190f3c2-0000-7000-8000-000000000701', '0190f3c2-0000-7000-8000-000000000702'];
+    const change = (seq, id, type, ev, status) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
+      seq, id, task_type: type, status, status_msg: '', time: '2026-12-01T09:30:00Z', event: ev}) + '\n\n';
+    (await within(held, WAIT, 'the page opened no stream')).fulfill({status: 200, contentType: 'text/event-stream', body:
+        'retry: 600000\n\n' + change(1, thumb, 'thumbnail', 'INSERT', 'CREATED') + change(2, legacy, 'legacy', 'INSERT', 'CREATED') +
+        change(3, legacy, 'legacy', 'MODIFY', 'IN_PROGRESS') + change(4, legacy, 'legacy', 'MODIFY', 'COMPLETED') +
+        change(5, thumb, 'thumbnail', 'MODIFY', 'COMPLETED')});
+    await p28.waitForSelector(`#tasks tr[data-id="${thumb}"][data-status="COMPLETED"]`, {timeout: WAIT});
+    for (const select of ['#create-type', '#filter-type']) {
+      await p28.waitForSelector(select + ' option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
+        throw new Error(select + ' offers ' + quote(await p28.$$eval(select + ' option', (os) => os.map((o) => o.value).join(' '))) +
+                        ' after a task of the type thumbnail came: the new type is missing');
+      });
+    }
+    const reads = await p28.evaluate(() => window.__typeReads);
+    check(reads === 3, reads + ' reads of the types, want 3: the first, one for thumbnail and one for legacy');
+  } finally {
+    await p28.close();
+  }
+}, ['loaded']);
+
 // taskd restarted without the type the list is filtered to refuses that list (422) at every read:
 // the page reads the types again and lets the filter go. Here the restart comes while the stream is
 // let go out of sight, and the tab, shown again, reads its list before the stream opens (no types

@@ -564,6 +564,7 @@ async function loadTasks() {
   const body = $('#tasks tbody');
   state.rows.clear();
   const trs = res.data.tasks.map((t) => {
+    typeSeen(t.task_type);
     const tr = renderRow(t);
     state.rows.set(t.id, {task: t, tr});
     return tr;
@@ -1046,6 +1047,7 @@ function streamEvent(type, data, id) {
   } catch (e) {
     return;
   }
+  typeSeen(ev.task_type);
   takeEvent(eventId(id), ev);
   queuesSoon();
 }
@@ -1753,6 +1755,17 @@ async function loadTypes() {
     setFilter(state.status, '');
   }
   filter.value = state.type;
+}
+
+// A task of a type the page was not given: taskd has other types than when they were read (it
+// restarted while the stream was let go out of sight, whose taking up reads no types, or their
+// read as the stream opened again failed). They are read again, once for each such type: the
+// tasks of a type taskd no longer has stay, and each of their changes would read them again.
+const typesMissed = new Set();
+function typeSeen(type) {
+  if (!state.types.length || state.types.includes(type) || typesMissed.has(type)) return;
+  typesMissed.add(type);
+  loadTypes();
 }
 
 function setFilter(status, type) {
