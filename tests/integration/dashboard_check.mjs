@@ -183,6 +183,42 @@ await step('the event stream (GET /events) is live, and what the page says of it
   made.live = true;
 }, ['loaded']);
 
+// #conn, a status region, is read out whole as it changes: its word on show alone ("live") says
+// little, so what a screen reader is given is a sentence for each state.
+await step('the connection state says to a screen reader what each state means: connecting, live, paused, offline', async () => {
+  const p29 = await lonePage();
+  try {
+    await quickTimers(p29);
+    let held;
+    const first = new Promise((resolve) => (held = resolve));
+    let refuse = false;
+    await p29.route((url) => url.pathname === '/events', (route) => (refuse ?
+        route.fulfill({status: 503, contentType: 'application/json', body: JSON.stringify({detail: 'Too many event clients'})}) :
+        held(route)));
+    const conn = p29.getByRole('status', {name: 'Live updates', exact: true});
+    const says = async (state, sentence) => {
+      await p29.waitForSelector(`#conn[data-state="${state}"]`, {timeout: WAIT});
+      const tree = await conn.ariaSnapshot({timeout: WAIT}).catch(async () => {
+        throw new Error('no status region named "Live updates": #conn reads ' + JSON.stringify(await p29.locator('#conn').ariaSnapshot()));
+      });
+      // the sentence alone: the word on show is not read out as well
+      const want = '- status "Live updates": "' + sentence + '"';
+      check(tree === want, 'the state ' + state + ' is read out as ' + JSON.stringify(tree) + ', want ' + JSON.stringify(want));
+    };
+    await p29.goto(BASE + '/');
+    await says('connecting', 'Live updates: connecting to taskd.');
+    await (await within(first, WAIT, 'the page opened no stream')).continue();
+    await says('live', "Live updates: on. The task list follows taskd's changes.");
+    await setHidden(p29, true);
+    await says('paused', 'Live updates: paused while out of sight; on again once shown.');
+    refuse = true;
+    await setHidden(p29, false);
+    await says('offline', "Live updates: off. The task list does not follow taskd's changes; retrying.");
+  } finally {
+    await p29.close();
+  }
+}, ['loaded']);
+
 await step('a task created from the form shows in the table', async () => {
   await page.selectOption('#create-type', 'noop');
   await page.fill('#create-data', '{"order": 42, "note": "from the browser"}');

@@ -62,7 +62,8 @@ shown, and a tab that joins then takes over from the new ids. The task types are
 disconnect, and a list read that fails then is tried again until one works; a list filtered to
 a type taskd restarted without (422) shows every type instead, and says so; a task of a type the
 page was not given reads the types again, once for each such type. The
-connection state is a status live region. A tab out of sight does not read the queues
+connection state is a status live region, named Live updates, that a screen reader reads as a
+sentence for each state (connecting, live, paused, offline). A tab out of sight does not read the queues
 again after a change, and does once shown. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the

@@ -819,13 +819,22 @@ function unpark() {
 
 // What the page says of its stream; a leader says it to the tabs it reads for, whose words
 // are client text to them. #conn is a live region: it is rewritten only when that changes.
+// Its word on show, read out alone ("live"), says little: a screen reader reads the sentence
+// of its state instead, in the page's own words.
 const conn = {state: 'connecting', text: 'connecting'};
+const CONN_SAID = new Map([
+  ['connecting', 'Live updates: connecting to taskd.'],
+  ['live', "Live updates: on. The task list follows taskd's changes."],
+  ['offline', "Live updates: off. The task list does not follow taskd's changes; retrying."],
+  ['paused', 'Live updates: paused while out of sight; on again once shown.'],
+]);
 function setConn(s, text) {
   if (s !== conn.state || text !== conn.text) {
     conn.state = s;
     conn.text = text;
     $('#conn').dataset.state = clientPlain(s);
     $('#conn-text').replaceChildren(...clientText(text));
+    $('#conn-said').textContent = CONN_SAID.get(s) || 'Live updates: ' + clientPlain(text);
   }
   if (share.leader) share.post({kind: 'conn', state: s, text});
 }
