@@ -10,10 +10,10 @@
  * Then the loop: take the next invocation; its deadline becomes the
  * thread's deadline for every AWS call; its request id joins every log line;
  * the role answers; the response (or the function error) is posted; then
- * queued spans are flushed, for FLUSH_BUDGET_MS at most and never past the
- * deadline, what is not sent by then dropped and counted; what the
- * invocation changed in the metrics (the dropped spans among them) is
- * written to stdout as CloudWatch Embedded Metric Format lines; and /next
+ * queued spans are flushed, for 300 ms at most and never past the deadline
+ * (lambda_flush_deadline()), what is not sent by then dropped and counted;
+ * what the invocation changed in the metrics (the dropped spans among them)
+ * is written to stdout as CloudWatch Embedded Metric Format lines; and /next
  * lets Lambda freeze the process. A 5xx answer to the post means the
  * Runtime API has failed: the process exits (non-zero) instead of asking
  * for the next invocation. Connections live across invocations.
@@ -203,46 +203,7 @@ static void trace_root(const char *header, char *out, size_t outlen)
 }
 
 /*
- * The deadline for the invocation's AWS calls: a little before Lambda's, so
- * that an answer (a 503 when DynamoDB stays throttled) is still posted in
- * time: a tenth of the time left, at most RESPONSE_RESERVE_MS. 0 (unknown)
- * leaves each call its default budget.
- */
-#define RESPONSE_RESERVE_MS 500
-static int64_t call_deadline(int64_t deadline_ms)
-{
-    if (deadline_ms <= 0)
-        return 0;
-    int64_t reserve = (deadline_ms - clock_unix_ms()) / 10;
-    reserve = reserve < 0 ? 0 : reserve > RESPONSE_RESERVE_MS ? RESPONSE_RESERVE_MS : reserve;
-    return deadline_ms - reserve;
-}
-
-/*
- * How long the spans of an invocation may take to leave once its response is posted. Lambda
- * counts the time until /next as the invocation's (a flush that reaches the deadline is a
- * timeout), and the next invocation waits for it. A collector that is up takes a batch in a few
- * milliseconds when it runs beside the function (the OpenTelemetry Lambda extension, a sidecar)
- * and in tens of milliseconds across a region; 300 ms leaves room on top for a new TLS
- * connection after a freeze (a few round trips). A collector that is down or stalled then costs
- * each invocation at most that, not the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by
- * default) or the rest of the deadline; what it did not take is dropped and counted. The same
- * budget applies when Lambda gave no deadline.
- */
-#define FLUSH_BUDGET_MS 300
-/* Kept free before the deadline after a flush: the metrics lines and the request for /next. */
-#define FLUSH_RESERVE_MS 50
-static int64_t flush_deadline(int64_t deadline_ms)
-{
-    int64_t budget = clock_unix_ms() + FLUSH_BUDGET_MS;
-    int64_t limit = call_deadline(deadline_ms);
-    if (limit && limit > deadline_ms - FLUSH_RESERVE_MS) /* a tenth of little time is too little */
-        limit = deadline_ms - FLUSH_RESERVE_MS;
-    return limit && limit < budget ? limit : budget;
-}
-
-/*
- * Send the invocation's spans (see FLUSH_BUDGET_MS) and count the spans dropped since the last
+ * Send the invocation's spans (lambda_flush_deadline()) and count the spans dropped since the last
  * invocation's metrics: those the flush had to leave, those an exporter gave up on or the full
  * queue refused. An exporter warns of its own failures; spans the flush left, which no exporter
  * tried, are warned about here, at most once a minute (a collector that is down would otherwise
@@ -250,7 +211,8 @@ static int64_t flush_deadline(int64_t deadline_ms)
  */
 static void flush_spans(runtime_graph *g, const lambda_invocation *inv)
 {
-    bool sent = tracer_flush(g->tel.tracer, flush_deadline(inv->deadline_ms));
+    bool sent =
+        tracer_flush(g->tel.tracer, lambda_flush_deadline(inv->deadline_ms, clock_unix_ms()));
     uint64_t dropped = tracer_dropped(g->tel.tracer);
     uint64_t lost = dropped - g->spans_dropped;
     g->spans_dropped = dropped;
@@ -304,7 +266,7 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
         log_context("function_request_id", inv.request_id, "cold_start", cold ? "true" : "false",
                     "xray_trace_id", root, NULL);
         cold = false;
-        aws_set_deadline(call_deadline(inv.deadline_ms));
+        aws_set_deadline(lambda_call_deadline(inv.deadline_ms, clock_unix_ms()));
 
         role_result res = {0};
         r->invoke(r, &inv, &res);

@@ -648,3 +648,39 @@ bool lambda_runtime_init_error(lambda_runtime *rt, const char *error_type, const
     snprintf(url, sizeof url, "%sinit/error", rt->base);
     return post_error(rt, url, what, error_type, message, err, errlen);
 }
+
+/* The most of an invocation's time its AWS calls leave for the answer to be posted. */
+#define RESPONSE_RESERVE_MS 500
+
+int64_t lambda_call_deadline(int64_t deadline_ms, int64_t now_ms)
+{
+    if (deadline_ms <= 0)
+        return 0;
+    int64_t reserve = (deadline_ms - now_ms) / 10;
+    reserve = reserve < 0 ? 0 : reserve > RESPONSE_RESERVE_MS ? RESPONSE_RESERVE_MS : reserve;
+    return deadline_ms - reserve;
+}
+
+/*
+ * How long the spans of an invocation may take to leave once its response is posted. Lambda
+ * counts the time until /next as the invocation's (a flush that reaches the deadline is a
+ * timeout), and the next invocation waits for it. A collector that is up takes a batch in a few
+ * milliseconds when it runs beside the function (the OpenTelemetry Lambda extension, a sidecar)
+ * and in tens of milliseconds across a region; 300 ms leaves room on top for a new TLS
+ * connection after a freeze (a few round trips). A collector that is down or stalled then costs
+ * each invocation at most that, not the export timeout (OTEL_EXPORTER_OTLP_TIMEOUT, 10 s by
+ * default) or the rest of the deadline; what it did not take is dropped and counted. The same
+ * budget applies when Lambda gave no deadline.
+ */
+#define FLUSH_BUDGET_MS 300
+/* Kept free before the deadline after a flush: the metrics lines and the request for /next. */
+#define FLUSH_RESERVE_MS 50
+
+int64_t lambda_flush_deadline(int64_t deadline_ms, int64_t now_ms)
+{
+    int64_t budget = now_ms + FLUSH_BUDGET_MS;
+    int64_t limit = lambda_call_deadline(deadline_ms, now_ms);
+    if (limit && limit > deadline_ms - FLUSH_RESERVE_MS) /* a tenth of little time is too little */
+        limit = deadline_ms - FLUSH_RESERVE_MS;
+    return limit && limit < budget ? limit : budget;
+}

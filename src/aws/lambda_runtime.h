@@ -35,6 +35,9 @@
  *
  * A runtime is used by one thread at a time. Errors are returned with a
  * one-line reason in the caller's err buffer (err may be NULL).
+ *
+ * What an invocation's deadline leaves its AWS calls and the flush of its
+ * spans is decided here too, from the deadline and the time now alone.
  */
 #ifndef TASKD_LAMBDA_RUNTIME_H
 #define TASKD_LAMBDA_RUNTIME_H
@@ -103,5 +106,20 @@ bool lambda_runtime_fail(lambda_runtime *rt, const lambda_invocation *inv, const
  */
 bool lambda_runtime_init_error(lambda_runtime *rt, const char *error_type, const char *message,
                                char *err, size_t errlen);
+
+/*
+ * The deadline for an invocation's AWS calls (epoch ms) at now_ms: a little before Lambda's
+ * deadline_ms, so that an answer (a 503 when DynamoDB stays throttled) is still posted in time: a
+ * tenth of the time left, at most 500 ms (none once the deadline is past). 0 when deadline_ms is 0
+ * (unknown): each call keeps its default budget.
+ */
+int64_t lambda_call_deadline(int64_t deadline_ms, int64_t now_ms);
+/*
+ * The deadline (epoch ms) of the flush of an invocation's spans, which starts at now_ms once its
+ * response is posted: 300 ms later, or 50 ms before deadline_ms when that comes first (in the past
+ * when less than 50 ms are left), so that the metrics lines and /next still come in time. Without
+ * a deadline (0), the 300 ms.
+ */
+int64_t lambda_flush_deadline(int64_t deadline_ms, int64_t now_ms);
 
 #endif

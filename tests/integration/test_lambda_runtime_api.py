@@ -35,7 +35,7 @@ from harness import (QuietHandler, bootstrap_bin, preload_env, require_bootstrap
                      serve_stand_in, wait_until)
 
 PREFIX = "/2018-06-01/runtime"
-# the flush's budget after the response is 300 ms (src/aws/bootstrap.c); what a test allows the
+# the flush's budget after the response is 300 ms (src/aws/lambda_runtime.c); what a test allows the
 # gap from the response to the next /next: far from the export timeout (10 s) that a flush not cut
 # would wait, with room for a sanitizer build on a loaded machine (whose threads were seen 0.7 s
 # late)

@@ -14,7 +14,8 @@
  * and a function ARN too long (left out); a missing or bad deadline read as 0; one
  * connection for next + respond + next; HTTP 500 on /next and 413 on
  * /response; a 1 MB event both ways; the post timeout; and an unreachable
- * API.
+ * API. And the deadlines an invocation's deadline leaves its AWS calls and
+ * the flush of its spans.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -673,6 +674,41 @@ static void test_post_timeout(void **state)
     server_stop(s);
 }
 
+/* ---- deadlines ---- */
+
+#define NOW INT64_C(1800000000000) /* epoch ms */
+
+static void test_call_deadline_keeps_a_tenth_for_the_answer(void **state)
+{
+    (void)state;
+    assert_int_equal(lambda_call_deadline(0, NOW), 0); /* unknown: the calls' default budgets */
+    assert_int_equal(lambda_call_deadline(NOW + 1000, NOW), NOW + 900);
+    assert_int_equal(lambda_call_deadline(NOW + 4990, NOW), NOW + 4491);
+    assert_int_equal(lambda_call_deadline(NOW + 5000, NOW), NOW + 4500);
+    assert_int_equal(lambda_call_deadline(NOW + 5010, NOW), NOW + 4510); /* at most 500 ms */
+    assert_int_equal(lambda_call_deadline(NOW + 900000, NOW), NOW + 899500);
+    assert_int_equal(lambda_call_deadline(NOW + 9, NOW), NOW + 9); /* a tenth of 9 ms is 0 */
+    assert_int_equal(lambda_call_deadline(NOW, NOW), NOW);
+    assert_int_equal(lambda_call_deadline(NOW - 100, NOW), NOW - 100); /* past: nothing kept */
+}
+
+static void test_flush_deadline_is_the_budget_or_the_deadline_less_a_reserve(void **state)
+{
+    (void)state;
+    /* no deadline, or one far off: the 300 ms budget */
+    assert_int_equal(lambda_flush_deadline(0, NOW), NOW + 300);
+    assert_int_equal(lambda_flush_deadline(NOW + 900000, NOW), NOW + 300);
+    /* nearer than the budget and the 50 ms reserve: 50 ms before it, not a tenth of the time */
+    assert_int_equal(lambda_flush_deadline(NOW + 350, NOW), NOW + 300);
+    assert_int_equal(lambda_flush_deadline(NOW + 349, NOW), NOW + 299);
+    assert_int_equal(lambda_flush_deadline(NOW + 200, NOW), NOW + 150);
+    assert_int_equal(lambda_flush_deadline(NOW + 51, NOW), NOW + 1);
+    /* less than the reserve left, or none: a deadline already past, no time at all */
+    assert_int_equal(lambda_flush_deadline(NOW + 50, NOW), NOW);
+    assert_int_equal(lambda_flush_deadline(NOW + 30, NOW), NOW - 20);
+    assert_int_equal(lambda_flush_deadline(NOW - 100, NOW), NOW - 150);
+}
+
 int main(void)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -696,6 +732,8 @@ int main(void)
         cmocka_unit_test(test_connection_is_reused),
         cmocka_unit_test(test_large_event_round_trip),
         cmocka_unit_test(test_post_timeout),
+        cmocka_unit_test(test_call_deadline_keeps_a_tenth_for_the_answer),
+        cmocka_unit_test(test_flush_deadline_is_the_budget_or_the_deadline_less_a_reserve),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
