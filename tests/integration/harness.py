@@ -1020,8 +1020,26 @@ def script_path(name):
 
 
 class QuietHandler(http.server.BaseHTTPRequestHandler):
-    """A stand-in server's handler: HTTP/1.1, no access log, and reply() for a whole answer."""
+    """A stand-in server's handler: HTTP/1.1, no access log, and reply() for a whole answer.
+
+    A client that goes away between two requests on a connection kept alive closes it, or, when
+    it had not read all of the last answer (a bootstrap stopped as soon as its post was
+    answered), resets it: either ends the connection here, without a traceback. A reset within
+    a request is raised as any other error."""
     protocol_version = "HTTP/1.1"
+
+    def handle_one_request(self):
+        self.request_begun = False
+        try:
+            super().handle_one_request()
+        except ConnectionResetError:
+            if self.request_begun:
+                raise
+            self.close_connection = True
+
+    def parse_request(self):
+        self.request_begun = True  # its first line is read
+        return super().parse_request()
 
     def log_message(self, *args):
         pass

@@ -163,7 +163,10 @@ class Collector:
             def do_POST(self):
                 collector.bodies.append(self.read_body())
                 collector.posts.append(time.monotonic())
-                self.reply(200, content_type="application/x-protobuf")
+                try:
+                    self.reply(200, content_type="application/x-protobuf")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the flush cut the export before the answer
 
         self.server = serve_stand_in(Handler)
         self.port = self.server.server_port
