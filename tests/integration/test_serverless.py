@@ -7,7 +7,7 @@ existing file; the real zip is test_lambda_zip's business), no AWS credentials a
 own; then scripts/check-serverless.py, run as a program, must accept the output, and a few facts
 are read directly. Checker feeds the checker copies of that output (or of the configuration) each
 wrong in one way and expects a rejection naming the fault; it calls the checker's main() in this
-process (the module loaded once), but for an unreadable folder, which the program must refuse with
+process (the module loaded once), but for a folder that does not exist, which the program must refuse with
 exit status 2. NewRelic packages again with the New Relic settings empty (the template must not
 change), with OTLP settings (they must reach every function) and with the layer plugin switched on
 (osls must go looking for the plugin). The module's runs share the validator osls compiles from its
