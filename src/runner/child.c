@@ -592,7 +592,10 @@ static child_end pump_until_end(child *c, int64_t deadline)
 child_end child_wait(child *c, int64_t deadline_ms)
 {
     if (c->pid <= 0) /* not started: its start failed, or a kill or the deadline came before it */
-        return c->failed != CHILD_OK ? CHILD_FAILED : kill_came(c) ? CHILD_KILLED : CHILD_TIMED_OUT;
+        return c->failed != CHILD_OK            ? CHILD_FAILED
+               : kill_came(c)                   ? CHILD_KILLED
+               : clock_mono_ms() >= deadline_ms ? CHILD_TIMED_OUT
+                                                : CHILD_FAILED; /* or never started at all */
     /* Block SIGPIPE in this thread while writing stdin; see consume_sigpipe(). */
     sigset_t pipe_set, old_mask, pending;
     sigemptyset(&pipe_set);

@@ -64,7 +64,7 @@ typedef struct child_spec {
 /* How child_wait() returned. */
 typedef enum child_end {
     CHILD_EXITED,      /* the program exited and its output was drained */
-    CHILD_TIMED_OUT,   /* the deadline passed while the program still ran */
+    CHILD_TIMED_OUT,   /* the deadline passed while the program still ran (or before the start) */
     CHILD_STDOUT_OVER, /* standard output went past stdout_max bytes (the program may still run) */
     CHILD_KILLED,      /* child_kill() came before the program's end was known (it may still run) */
     CHILD_FAILED,      /* the parent failed; see child_failure() */
@@ -115,10 +115,10 @@ void child_kill(const child *c);
 /*
  * End the run: close the pipes, kill the program if it still runs and whatever it left running,
  * wait for all of it to be gone and reap the supervisor. A supervisor that has not finished
- * within kill_grace_ms (stopped, say) is killed with the program's process group, so this never
- * hangs on it. 0 with the program's wait status in *status, or an errno value (the step is
- * CHILD_REAP or CHILD_SUPERVISOR: the supervisor ended without reporting the program's end;
- * none, with ECHILD, when nothing was started).
+ * within kill_grace_ms (stopped, say) is killed, and with it the program's process group while
+ * that group's id is still the run's, so this never hangs on it. 0 with the program's wait status
+ * in *status, or an errno value (the step is CHILD_REAP or CHILD_SUPERVISOR: the supervisor ended
+ * without reporting the program's end; none, with ECHILD, when nothing was started).
  */
 int child_reap(child *c, int *status);
 /* The first failure (CHILD_OK: none), its errno value in *code. */

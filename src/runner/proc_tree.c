@@ -101,6 +101,9 @@ static void note_if_holder(long number, void *arg)
 
 bool proc_child_holds(pid_t parent, pid_t id)
 {
+    proc_id p;
+    if (proc_read(id, &p) && p.ppid == parent)
+        return true; /* the most common: the program itself, not yet reaped */
     id_holder h = {parent, id, false};
     return each_process(note_if_holder, &h) && h.found;
 }
