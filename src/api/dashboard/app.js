@@ -546,9 +546,12 @@ async function loadTasks() {
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
     // page is no more, and the first page is read instead
     if (e.status === 400 && state.tokens.length > 1) return firstPage();
-    // the filter refused (422) names a type taskd no longer has (it restarted with others): the
-    // types read again let it go (loadTypes)
-    if (e.status === 422) loadTypes();
+    if (e.status === 422) {
+      // the filter names a type taskd no longer has (it restarted with others): the types read
+      // again let it go, which the page says (not that the list failed)
+      await loadTypes();
+      if (seq !== loadSeq || dropGoneFilter()) return;
+    }
     replayDuring(null); // onto the rows as they are
     // said once; read again at the stream's next (re)connection, and after a while unless the
     // answer would be the same (a 4xx but a timeout or too many requests; a 401 waits for a token)
@@ -1758,12 +1761,17 @@ async function loadTypes() {
   if (state.types.includes(chosen)) create.value = chosen;
   const filter = $('#filter-type');
   filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
-  // taskd refuses to list a type it no longer has: the list shows every type instead
-  if (state.type && !state.types.includes(state.type)) {
-    toast('taskd has no task type ' + state.type + ' now: the list shows every type.');
-    setFilter(state.status, '');
-  }
   filter.value = state.type;
+}
+
+// taskd refuses to list a type it no longer has (422): once the types are read, a type filter
+// not among them gives way to every type, and the page says so. Whether it did.
+function dropGoneFilter() {
+  if (!state.type || state.types.includes(state.type)) return false;
+  toast('taskd has no task type ' + state.type + ' now: the list shows every type.');
+  $('#filter-type').value = '';
+  setFilter(state.status, '');
+  return true;
 }
 
 // A task of a type the page was not given: taskd has other types than when they were read (it
