@@ -2148,6 +2148,46 @@ await step('a task of a type the page does not know reads the task types again, 
   }
 }, ['loaded']);
 
+// A read of the types for a task of a type the page was not given can fail (taskd restarting, say):
+// the type is read for again at its next task, not taken as done. The lists and the types are
+// answered by the test, and from the list that brings the type, taskd is down: nothing answers.
+await step('a task of a type the page does not know, whose read of the types fails, reads them again at its next', async () => {
+  const p30 = await lonePage();
+  try {
+    const thumb = Object.assign(listed('0190f3c2-0000-7000-8000-000000000801'), {task_type: 'thumbnail'});
+    let lists = 0;
+    let down = false;
+    await p30.route((url) => url.pathname === '/openapi.json', async (route) => {
+      const doc = await (await route.fetch()).json();
+      if (lists > 1) doc.components.schemas.TaskType.enum.push('thumbnail');
+      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+    });
+    // the first list is empty, the later ones hold the thumbnail task
+    await p30.route((url) => url.pathname === '/tasks', (route) => {
+      if (++lists === 2) down = true;
+      return route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
+                            body: JSON.stringify({tasks: lists > 1 ? [thumb] : [], next_token: null})});
+    });
+    await p30.route(() => down, (route) => route.abort('connectionrefused'));
+    await p30.route((url) => url.pathname === '/events', () => {}); // held: no opening reads the types
+    await p30.goto(BASE + '/');
+    await p30.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
+    await p30.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
+    await p30.click('#filter-status button[data-status="CREATED"]');
+    await p30.waitForSelector(`#tasks tr[data-id="${thumb.id}"]`, {timeout: WAIT});
+    // the read of the types for it, refused: the banner says taskd is not reached
+    await p30.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+    down = false;
+    await p30.click('#filter-status button[data-status=""]');
+    await p30.waitForSelector('#filter-type option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
+      throw new Error('the filter offers ' + quote(await p30.$$eval('#filter-type option', (os) => os.map((o) => o.value).join(' '))) +
+                      ' after the thumbnail task came again (' + lists + ' lists): the types were not read again');
+    });
+  } finally {
+    await p30.close();
+  }
+}, ['loaded']);
+
 // taskd restarted without the type the list is filtered to refuses that list (422) at every read:
 // the page reads the types again and lets the filter go. Here the restart comes while the stream is
 // let go out of sight, and the tab, shown again, reads its list before the stream opens (no types

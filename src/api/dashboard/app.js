@@ -1745,14 +1745,15 @@ function renderTrace(res) {
 /* ---- task types and start-up ------------------------------------------ */
 
 // The configured task types: the OpenAPI document's TaskType enum is built from the
-// configuration (GET /queues names queues, not types, and a type may have no queue).
+// configuration (GET /queues names queues, not types, and a type may have no queue). Whether
+// they were read.
 async function loadTypes() {
   try {
     const res = await api('/openapi.json');
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     state.types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
-    return; // the types shown stay
+    return false; // the types shown stay
   }
   const create = $('#create-type');
   const chosen = create.value;
@@ -1762,6 +1763,7 @@ async function loadTypes() {
   const filter = $('#filter-type');
   filter.replaceChildren(el('option', {value: '', text: 'All types'}), ...state.types.map((t) => el('option', {value: t, text: clientPlain(t)})));
   filter.value = state.type;
+  return true;
 }
 
 // taskd refuses to list a type it no longer has (422): once the types are read, a type filter
@@ -1777,12 +1779,13 @@ function dropGoneFilter() {
 // A task of a type the page was not given: taskd has other types than when they were read (it
 // restarted while the stream was let go out of sight, whose taking up reads no types, or their
 // read as the stream opened again failed). They are read again, once for each such type: the
-// tasks of a type taskd no longer has stay, and each of their changes would read them again.
+// tasks of a type taskd no longer has stay, and each of their changes would read them again. A
+// type whose read failed (taskd restarting, say) is read for again at its next task.
 const typesMissed = new Set();
 function typeSeen(type) {
   if (!state.types.length || state.types.includes(type) || typesMissed.has(type)) return;
   typesMissed.add(type);
-  loadTypes();
+  loadTypes().then((read) => read || typesMissed.delete(type));
 }
 
 function setFilter(status, type) {
