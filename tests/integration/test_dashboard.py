@@ -61,7 +61,7 @@ from the new ids; tabs that let their stream go out of sight meanwhile show them
 shown, and a tab that joins then takes over from the new ids. The task types are read again when the stream opens again after a
 disconnect, and a list read that fails then is tried again until one works; a list filtered to
 a type taskd restarted without (422) shows every type instead, and says that alone; a task of a type the
-page was not given reads the types again, once for each such type, and again at its next
+page was not given reads the types again, once for each such type (one read at a time), and again at its next
 task when that read fails. The
 connection state is a status live region, named Live updates, that a screen reader reads as a
 sentence for each state (connecting, live, paused, offline). A tab out of sight does not read the queues

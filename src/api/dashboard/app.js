@@ -1780,12 +1780,19 @@ function dropGoneFilter() {
 // restarted while the stream was let go out of sight, whose taking up reads no types, or their
 // read as the stream opened again failed). They are read again, once for each such type: the
 // tasks of a type taskd no longer has stay, and each of their changes would read them again. A
-// type whose read failed (taskd restarting, say) is read for again at its next task.
+// type whose read failed (taskd restarting, say) is read for again at its next task. One read at
+// a time: the types seen while it is under way (a list may hold several) wait for its answer.
 const typesMissed = new Set();
+let typesAsked = null; // the types the read under way is for
 function typeSeen(type) {
   if (!state.types.length || state.types.includes(type) || typesMissed.has(type)) return;
   typesMissed.add(type);
-  loadTypes().then((read) => read || typesMissed.delete(type));
+  if (typesAsked) return typesAsked.push(type);
+  const asked = (typesAsked = [type]);
+  loadTypes().then((read) => {
+    typesAsked = null;
+    if (!read) for (const t of asked) typesMissed.delete(t);
+  });
 }
 
 function setFilter(status, type) {
