@@ -184,17 +184,32 @@ await step('the event stream (GET /events) is live, and what the page says of it
 }, ['loaded']);
 
 // #conn, a status region, is read out whole as it changes: its word on show alone ("live") says
-// little, so what a screen reader is given is a sentence for each state.
-await step('the connection state says to a screen reader what each state means: connecting, live, paused, offline', async () => {
+// little, so what a screen reader is given is a sentence for each state, written when it differs.
+await step('the connection state says to a screen reader what each state means: connecting, live, paused, offline (once while refused), offline for a token', async () => {
   const p29 = await lonePage();
   try {
     await quickTimers(p29);
     let held;
     const first = new Promise((resolve) => (held = resolve));
-    let refuse = false;
-    await p29.route((url) => url.pathname === '/events', (route) => (refuse ?
-        route.fulfill({status: 503, contentType: 'application/json', body: JSON.stringify({detail: 'Too many event clients'})}) :
-        held(route)));
+    let refuse = 0; // the status the stream is refused with, once it is
+    let tries = 0; // the page's tries of the stream refused (not its reads of it for why)
+    let tried = () => {};
+    const moreTries = (n) => {
+      const until = tries + n;
+      return new Promise((resolve) => (tried = () => tries >= until && resolve()));
+    };
+    // taskd asking for a token refuses everything
+    await p29.route((url) => refuse === 401 && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
+      route.fulfill({status: 401, contentType: 'application/json', body: JSON.stringify({detail: 'A bearer token is required'})}));
+    await p29.route((url) => url.pathname === '/events', (route) => {
+      if (!refuse) return held(route);
+      if (route.request().resourceType() === 'eventsource') {
+        tries++;
+        tried();
+      }
+      return route.fulfill({status: refuse, contentType: 'application/json',
+                            body: JSON.stringify({detail: refuse === 401 ? 'A bearer token is required' : 'Too many event clients'})});
+    });
     const conn = p29.getByRole('status', {name: 'Live updates', exact: true});
     const says = async (state, sentence) => {
       await p29.waitForSelector(`#conn[data-state="${state}"]`, {timeout: WAIT});
@@ -211,9 +226,23 @@ await step('the connection state says to a screen reader what each state means: 
     await says('live', "Live updates: on. The task list follows taskd's changes.");
     await setHidden(p29, true);
     await says('paused', 'Live updates: paused while out of sight; on again once shown.');
-    refuse = true;
+    refuse = 503;
     await setHidden(p29, false);
     await says('offline', "Live updates: off. The task list does not follow taskd's changes; retrying.");
+    // tried again and refused, every 0.5 s here: nothing new to say, the sentence is not written again
+    await p29.evaluate(() => {
+      window.__connSaid = [];
+      new MutationObserver((ms) => window.__connSaid.push(...ms.flatMap((m) => [...m.addedNodes].map((n) => n.textContent))))
+          .observe(document.querySelector('#conn-said'), {childList: true, characterData: true, subtree: true});
+    });
+    await within(moreTries(3), WAIT, 'the page did not try the stream again');
+    const written = await p29.evaluate(() => window.__connSaid);
+    check(written.length === 0, 'while the stream was refused and tried 3 times more, the status region was written ' + written.length +
+          ' times: ' + JSON.stringify(written.join(' | ')));
+    // a 401: the page waits for a token, and does not try again until one is entered
+    refuse = 401;
+    await p29.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await says('offline', "Live updates: off. The task list does not follow taskd's changes until a token is entered.");
   } finally {
     await p29.close();
   }

@@ -64,7 +64,8 @@ a type taskd restarted without (422) shows every type instead, and says that alo
 page was not given reads the types again, once for each such type (one read at a time), and again at its next
 task when that read fails. The
 connection state is a status live region, named Live updates, that a screen reader reads as a
-sentence for each state (connecting, live, paused, offline). A tab out of sight does not read the queues
+sentence for each state (connecting, live, paused, offline, offline for a token), written only when it
+differs: a stream refused again and again is not said anew at each try. A tab out of sight does not read the queues
 again after a change, and does once shown. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the

@@ -348,6 +348,7 @@ const auth = {
   },
   ask() {
     $('#token-form').hidden = false;
+    sayConn(); // the stream is not tried again until a token is entered
   },
 };
 
@@ -831,15 +832,27 @@ const CONN_SAID = new Map([
   ['offline', "Live updates: off. The task list does not follow taskd's changes; retrying."],
   ['paused', 'Live updates: paused while out of sight; on again once shown.'],
 ]);
+const CONN_SAID_TOKEN = "Live updates: off. The task list does not follow taskd's changes until a token is entered.";
 function setConn(s, text) {
   if (s !== conn.state || text !== conn.text) {
     conn.state = s;
     conn.text = text;
     $('#conn').dataset.state = clientPlain(s);
     $('#conn-text').replaceChildren(...clientText(text));
-    $('#conn-said').textContent = CONN_SAID.get(s) || 'Live updates: ' + clientPlain(text);
+    sayConn();
   }
   if (share.leader) share.post({kind: 'conn', state: s, text});
+}
+
+// The sentence of the state, written only when it differs: each writing is read out. A refused
+// stream tried again (connecting, then offline again, every few seconds while it is refused)
+// leaves the offline sentence, which says it retries; a page that waits for a token does not.
+function sayConn() {
+  const said = $('#conn-said');
+  if (conn.state === 'connecting' && said.textContent === CONN_SAID.get('offline')) return;
+  const sentence = conn.state === 'offline' && waitingForToken() ? CONN_SAID_TOKEN :
+                   CONN_SAID.get(conn.state) || 'Live updates: ' + clientPlain(conn.text);
+  if (said.textContent !== sentence) said.textContent = sentence;
 }
 
 /* ---- one stream for the tabs of a taskd ------------------------------- */
