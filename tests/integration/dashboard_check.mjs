@@ -1946,6 +1946,33 @@ await step('after taskd restarts on a new database, the tab that takes the strea
 const listed = (id) => ({id, task_type: 'manual', status: 'CREATED', status_msg: '', created_time: 1796117400,
                          updated_time: 1796117400});
 const RESET_AT_6 = 'id: 6\nevent: reset\ndata: {"detail":"not this log\'s","oldest_seq":7}\n\n';
+// A stream's event of the insert of a task of listed()'s at seq.
+const inserted = (seq, id) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
+  seq, id, task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+
+// Two tabs of ctx, the reading one and another, each with its list (empty), then passed event (of
+// the task taskId) by the first stream, held until both are there (firstStream gives its route),
+// then both out of sight, the stream let go. setUp(tab, role) is done to each before it loads.
+async function twoTabsLetGo(ctx, firstStream, event, taskId, setUp) {
+  const tabs = [];
+  for (const role of ['leader', 'follower']) {
+    const t = await ctx.newPage();
+    await setUp(t, role);
+    await t.goto(BASE + '/');
+    await t.waitForSelector(`#conn[data-role="${role}"]`, {state: 'attached', timeout: WAIT});
+    await t.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
+    tabs.push(t);
+  }
+  (await within(firstStream, WAIT, 'the reading tab opened no stream')).fulfill({
+    status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + event});
+  for (const t of tabs) await t.waitForSelector(`#tasks tr[data-id="${taskId}"]`, {timeout: WAIT});
+  // the other tab first: the reading tab, out of sight last, lets the stream go a second later
+  const [reader, other] = tabs;
+  await setHidden(other, true);
+  await setHidden(reader, true);
+  await Promise.all(tabs.map((t) => t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT})));
+  return tabs;
+}
 
 // Tabs out of sight let their stream go; once one is shown, the reading tab reads its list and
 // connects from there, and only the tabs whose lists are older than that read theirs. After taskd
@@ -1956,8 +1983,7 @@ await step('after taskd restarts on a new database while the tabs have let their
   try {
     await quickTimers(ctx);
     const id = (n) => '0190f3c2-0000-7000-8000-00000000060' + n;
-    const insert = (seq, n) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
-      seq, id: id(n), task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+    const insert = (seq, n) => inserted(seq, id(n));
     // the old database: an empty list at 500, then task 1 (501), passed to both tabs (the first
     // stream is held until both are there); the new one: task 2 in its list at 7, then task 3 (8)
     let restarted = false;
@@ -1976,23 +2002,7 @@ await step('after taskd restarts on a new database while the tabs have let their
                             body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
     });
     const errors = [];
-    const tabs = [];
-    for (const role of ['leader', 'follower']) {
-      const t = await ctx.newPage();
-      t.on('pageerror', (e) => errors.push(e.message));
-      await t.goto(BASE + '/');
-      await t.waitForSelector(`#conn[data-role="${role}"]`, {state: 'attached', timeout: WAIT});
-      await t.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
-      tabs.push(t);
-    }
-    const [reader, other] = tabs;
-    (await within(held, WAIT, 'the reading tab opened no stream')).fulfill({
-      status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + insert(501, 1)});
-    for (const t of tabs) await t.waitForSelector(`#tasks tr[data-id="${id(1)}"]`, {timeout: WAIT});
-    // the other tab first: the reading tab, out of sight last, lets the stream go a second later
-    await setHidden(other, true);
-    await setHidden(reader, true);
-    await Promise.all(tabs.map((t) => t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT})));
+    const [reader, other] = await twoTabsLetGo(ctx, held, insert(501, 1), id(1), (t) => t.on('pageerror', (e) => errors.push(e.message)));
     restarted = true;
     await setHidden(other, false);
     for (const [t, which] of [[reader, 'the reading tab'], [other, 'the tab shown']]) {
@@ -2015,6 +2025,60 @@ await step('after taskd restarts on a new database while the tabs have let their
     await within(next, WAIT, 'no tab opened a stream after the reading tab closed');
     check(streams[2] === '8', 'the next reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
     check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
+// The reading tab shown again reads its list, then connects from its position. A newer load (a
+// filter chosen at once) that overtakes that read leaves on show the list of before the stream was
+// let go, from before the ids the tabs were passed: that is no new database's, and no tab reads its
+// list again for it. The lists and the streams are answered by the test.
+await step('a filter chosen as the reading tab is shown again, before its list comes, has no tab read its list again', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    const id = (n) => '0190f3c2-0000-7000-8000-00000000090' + n;
+    const insert = (seq, n) => inserted(seq, id(n));
+    // a list at 500; the first stream (held until both tabs are there) passes task 1 at 501, the
+    // next task 2 at 502
+    let first;
+    const firstStream = new Promise((resolve) => (first = resolve));
+    let streams = 0;
+    await ctx.route((url) => url.pathname === '/events', (route) => (++streams === 1 ? first(route) :
+        route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + insert(502, 2)})));
+    const answer = (route) => route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '500'},
+                                             body: JSON.stringify({tasks: [], next_token: null})});
+    const reads = {leader: 0, follower: 0}; // each tab's list reads
+    let held = null; // while an array, the reading tab's list reads wait in it
+    let heldOne = () => {};
+    const waiting = (n) => new Promise((resolve) => {
+      heldOne = () => held.length >= n && resolve();
+      heldOne();
+    });
+    const [reader, other] = await twoTabsLetGo(ctx, firstStream, insert(501, 1), id(1), (t, role) =>
+      t.route((url) => url.pathname === '/tasks', (route) => {
+        reads[role]++;
+        if (!held || role !== 'leader') return answer(route);
+        held.push(route);
+        heldOne();
+      }));
+    held = [];
+    await setHidden(reader, false);
+    await within(waiting(1), WAIT, 'the reading tab, shown again, did not read its list');
+    await reader.click('#filter-status button[data-status="CREATED"]');
+    await within(waiting(2), WAIT, 'the filter chosen did not read the list');
+    const before = reads.follower;
+    // the list read as the tab was shown comes after the filter's read began; the stream then
+    // opened passes task 2 on to the other tab
+    await answer(held[0]);
+    await other.waitForSelector(`#tasks tr[data-id="${id(2)}"]`, {timeout: WAIT}).catch(async () => {
+      throw new Error('the other tab was not passed task 2 (streams: ' + streams + '); it shows ' + quote(await other.textContent('#tasks tbody')));
+    });
+    check(reads.follower === before, 'the other tab read its list ' + (reads.follower - before) + ' more times, want none: ' +
+          'the reading tab took the list of before for a new database\'s');
+    await answer(held[1]);
+    held = null;
   } finally {
     await ctx.close();
   }

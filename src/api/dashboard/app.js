@@ -534,7 +534,8 @@ function listQuery() {
 
 // The list and the event stream are read apart: the events that come while a list is read are
 // held, then those the list does not reflect (after its X-Last-Event-ID) are applied to it in
-// their order; the others would take its rows back to an older state.
+// their order; the others would take its rows back to an older state. Whether it showed its
+// list (not when it failed, or when a newer load was started before it was read).
 let loadSeq = 0;
 async function loadTasks() {
   const seq = ++loadSeq;
@@ -543,7 +544,7 @@ async function loadTasks() {
   try {
     res = await api(listQuery());
   } catch (e) {
-    if (seq !== loadSeq) return;
+    if (seq !== loadSeq) return false;
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
     // page is no more, and the first page is read instead
     if (e.status === 400 && state.tokens.length > 1) return firstPage();
@@ -551,7 +552,7 @@ async function loadTasks() {
       // the filter names a type taskd no longer has (it restarted with others): the types read
       // again let it go, which the page says (not that the list failed)
       await loadTypes();
-      if (seq !== loadSeq || dropGoneFilter()) return;
+      if (seq !== loadSeq || dropGoneFilter()) return false;
     }
     replayDuring(null); // onto the rows as they are
     // said once; read again at the stream's next (re)connection, and after a while unless the
@@ -559,9 +560,9 @@ async function loadTasks() {
     if (!state.loadFailed && e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
     state.loadFailed = true;
     if (!(e.status >= 400 && e.status < 500) || e.status === 408 || e.status === 429) retryList();
-    return;
+    return false;
   }
-  if (seq !== loadSeq) return; // a newer load is under way
+  if (seq !== loadSeq) return false; // a newer load is under way
   state.loadFailed = false;
   clearTimeout(listRetry.timer);
   listRetry.ms = 0;
@@ -579,6 +580,7 @@ async function loadTasks() {
   updatePager();
   state.listSeq = eventId(res.headers.get('X-Last-Event-ID'));
   replayDuring(state.listSeq);
+  return true;
 }
 
 // A list that could not be read is read again 1 s later, then after twice as long each time, up
@@ -806,12 +808,13 @@ function unpark() {
   parked = false;
   if (waitingForToken()) return; // useToken() connects
   const passed = share.position();
-  loadTasks().then(() => {
+  loadTasks().then((shown) => {
     // nothing was passed on while the stream was let go: a list from before where it had come to
     // is of a new change log (taskd restarted on a new database meanwhile), whose ids no stream
     // shows going down. The group's position starts again from the list's, and a reading tab has
-    // the others read their page, as at a reset.
-    if (!state.loadFailed && passed !== null && state.listSeq !== null && state.listSeq < passed) {
+    // the others read their page, as at a reset. Only a list this load showed says so: one that a
+    // newer load overtook (a filter chosen at once) leaves the list of before on show.
+    if (shown && passed !== null && state.listSeq !== null && state.listSeq < passed) {
       share.restart(state.listSeq);
       if (share.leader) share.post({kind: 'event', type: 'reset', data: '', id: idText(state.listSeq)});
     }
