@@ -673,7 +673,7 @@ int child_reap(child *c, int *status)
      * read as they come, with no poll to fail, until the pipe closes (a program not yet past
      * its exec holds it too, until the kill ends it). */
     enum { POLITE, FORCED, REAPED } ending = POLITE;
-    int sup_status;
+    int sup_status = 0; /* its exit status once reaped; 0 (a clean exit) when unknown */
     while (c->st_fd >= 0) {
         if (ending == POLITE) {
             int64_t left = until - clock_mono_ms();
@@ -696,16 +696,17 @@ int child_reap(child *c, int *status)
         ;
     int e = w < 0 ? errno : 0;
     c->pid = 0; /* reaped, or gone already: either way not ours to signal any more */
+    /* The supervisor died (a SIGKILL, the OOM killer) before it cleared the run: before the
+     * program's end, which its parent-death signal then brings, or after it. Either way what the
+     * program started in its process group would go on under init. The group's id is not reused
+     * while any of them lives; once none does, this finds nobody (another process would have to
+     * take that id as its group's in the meantime, after the pids wrapped around). Not after a
+     * force_end() that killed the supervisor (FORCED), which did it while it could tell the group
+     * was still the run's; after one that found it ended (REAPED), as after its end seen here. */
+    bool died = !c->exited || (!e && WIFSIGNALED(sup_status));
+    if (died && c->program > 0 && ending != FORCED)
+        (void)kill(-c->program, SIGKILL);
     if (!c->exited) {
-        /* The supervisor died (a SIGKILL, the OOM killer) before the program's end: the program
-         * dies of its parent-death signal, but what it started in its process group would go
-         * on under init. The group's id is not reused while any of them lives; once none does,
-         * this finds nobody (another process would have to take that id as its group's in the
-         * meantime, after the pids wrapped around). Not after a force_end() that killed the
-         * supervisor (FORCED), which did it while it could tell the group was still the
-         * run's; after one that found it ended (REAPED), as after its end seen here. */
-        if (c->program > 0 && ending != FORCED)
-            (void)kill(-c->program, SIGKILL);
         note_failure(c, CHILD_SUPERVISOR, ECHILD);
         return ECHILD;
     }

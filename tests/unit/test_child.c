@@ -6,9 +6,10 @@
  * spawn failures, child_free() on a child still running, a kill or a passed deadline before the
  * start; containment (a descendant in a session of its own is gone after a normal end, a timeout,
  * a growing tree, and a SIGKILL of the process running the child; the program's group after a
- * reap whose poll() fails, after a forced end that does not see its supervisor stop, and after
- * one that comes once the program ended), only stdio inherited, a foreign SIGTERM passed on; and
- * the resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * reap whose poll() fails, after a forced end that does not see its supervisor stop, after one
+ * that comes once the program ended, and after a supervisor killed once the program ended), only
+ * stdio inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of
+ * ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -829,6 +830,27 @@ static void group_pids(group_run *g)
     unlink(g->pidfile);
 }
 
+/* A group run started with no deadline, its pids read. */
+static child *group_started(group_run *g, const char *then)
+{
+    child *c = group_child(g, then);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    group_pids(g);
+    return c;
+}
+
+/* Reap a group run whose program exited 0 by itself: its end is the run's, and the background
+ * sleep it left in its group ends with the run. */
+static void reap_own_end(child *c, const group_run *g)
+{
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(child_ended_alone(c));
+    child_free(c);
+    assert_all_end(g->pids, 1, g->written, 5000); /* the background sleep */
+}
+
 /* A start cut short (its deadline passed before the supervisor's report was seen) has not read
  * the program's pid; its reap must still know it: a program that stopped its supervisor leaves
  * its process group to the forced end, which kills that group only by the program's pid. It was
@@ -867,9 +889,7 @@ static void test_a_reap_whose_poll_fails_still_ends_the_programs_group(void **st
 {
     (void)state;
     group_run g;
-    child *c = group_child(&g, "wait");
-    assert_int_equal(child_start(c, INT64_MAX), 0);
-    group_pids(&g);
+    child *c = group_started(&g, "wait");
     assert_int_equal(kill(g.pids[2], SIGKILL), 0); /* this process's child, not reaped yet */
     const int fails = 10000;
     polls_to_fail = fails;
@@ -893,9 +913,7 @@ static void test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group(voi
 {
     (void)state;
     group_run g;
-    child *c = group_child(&g, "kill -STOP $PPID; wait");
-    assert_int_equal(child_start(c, INT64_MAX), 0);
-    group_pids(&g);
+    child *c = group_started(&g, "kill -STOP $PPID; wait");
     int sup_status; /* its stop, taken here */
     assert_int_equal(waitpid(g.pids[2], &sup_status, WUNTRACED), g.pids[2]);
     assert_true(WIFSTOPPED(sup_status));
@@ -915,20 +933,28 @@ static void test_a_stop_after_the_programs_end_still_ends_its_group(void **state
 {
     (void)state;
     group_run g;
-    child *c = group_child(&g, "true");
-    assert_int_equal(child_start(c, INT64_MAX), 0);
-    group_pids(&g);
+    child *c = group_started(&g, "true");
     assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
     assert_int_equal(kill(g.pids[2], SIGSTOP), 0); /* after its report: only the reap is left */
     for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
         usleep(10000);
     assert_int_equal(fixture_state(g.pids[2], g.written), 'T');
-    int status;
-    assert_int_equal(child_reap(c, &status), 0);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_true(child_ended_alone(c));
-    child_free(c);
-    assert_all_end(g.pids, 1, g.written, 5000); /* the background sleep */
+    reap_own_end(c, &g);
+}
+
+/* A supervisor killed (a SIGKILL from elsewhere, the OOM killer) after the program ended by
+ * itself, leaving a background process in its process group: the reap still kills that group,
+ * as it does when the kill comes before the program's end, and the program's end stays the
+ * run's outcome. It killed the group only while the program's end was not known, and the
+ * background sleep went on under init. */
+static void test_a_supervisor_killed_after_the_programs_end_still_ends_its_group(void **state)
+{
+    (void)state;
+    group_run g;
+    child *c = group_started(&g, "exit 0");
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
+    assert_int_equal(kill(g.pids[2], SIGKILL), 0); /* this process's child, not reaped yet */
+    reap_own_end(c, &g);
 }
 
 typedef struct waiter {
@@ -1279,6 +1305,7 @@ int main(void)
         cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
         cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
         cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
+        cmocka_unit_test(test_a_supervisor_killed_after_the_programs_end_still_ends_its_group),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
