@@ -323,6 +323,10 @@ int child_start(child *c, int64_t deadline_ms)
     supervisor_report r;
     int ready = await_start(c, c->st_fd, deadline_ms);
     int got = ready > 0 ? read_report(c->st_fd, &r) : 0;
+    /* The supervisor died (a SIGKILL, the OOM killer) before it reported, or before the program
+     * took its death signal (its check says ESRCH): killed under the run, as child_wait() would
+     * find it, not a program that cannot be started. */
+    bool died = ready > 0 && got == 0;
     if (got == 1 && r.kind == REPORT_STARTED) {
         c->program = r.value;
         ready = await_start(c, pex[0], deadline_ms);
@@ -336,6 +340,7 @@ int child_start(child *c, int64_t deadline_ms)
                 break;
         }
         rc = have == 0 ? 0 : have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
+        died = rc == ESRCH;
     } else {
         rc = got == 1 && r.kind == REPORT_SPAWN_FAILED && r.value > 0 ? r.value
              : got < 0                                                ? -got
@@ -346,7 +351,7 @@ int child_start(child *c, int64_t deadline_ms)
         rc = -ready;
     if (ready == 0 || rc == 0)
         return 0;
-    note_failure(c, CHILD_SPAWN, rc);
+    note_failure(c, died ? CHILD_SUPERVISOR : CHILD_SPAWN, rc);
     return rc;
 }
 

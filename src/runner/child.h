@@ -87,14 +87,15 @@ typedef struct child child;
 child *child_new(const child_spec *spec);
 /*
  * Start the program; returns once it has been executed. 0, or an errno value (the step is
- * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist); after one, what was
- * started is reaped by child_reap() or child_free(). A start that has not ended when
- * deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX: none) passes, or when
- * child_kill() is called during it, is cut short: 0 all the same, and the run ends as one that
- * started does: child_wait() with that deadline returns CHILD_TIMED_OUT or CHILD_KILLED at once,
- * and child_reap() kills and reaps whatever was started. After a child_kill() before it, or with
- * deadline_ms passed as it begins, nothing is started: 0 all the same, child_wait() returns
- * CHILD_KILLED or CHILD_TIMED_OUT, child_reap() ECHILD (no step).
+ * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist; CHILD_SUPERVISOR when the
+ * supervisor died before the program's exec, killed: ECHILD before it reported the program's
+ * start, ESRCH after); after one, what was started is reaped by child_reap() or child_free().
+ * A start that has not ended when deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX:
+ * none) passes, or when child_kill() is called during it, is cut short: 0 all the same, and the
+ * run ends as one that started does: child_wait() with that deadline returns CHILD_TIMED_OUT or
+ * CHILD_KILLED at once, and child_reap() kills and reaps whatever was started. After a
+ * child_kill() before it, or with deadline_ms passed as it begins, nothing is started: 0 all the
+ * same, child_wait() returns CHILD_KILLED or CHILD_TIMED_OUT, child_reap() ECHILD (no step).
  */
 int child_start(child *c, int64_t deadline_ms);
 /*

@@ -3,13 +3,13 @@
  * stdout (and the buffer that never outgrows it), the sliding stderr tail, exit statuses, the
  * deadline, a background process holding stdout after the child exits, output left in an
  * enlarged pipe at the end kept whole (and a failed look at it failing the wait), unread input,
- * spawn failures, child_free() on a child still running, a kill or a passed deadline before the
- * start; containment (a descendant in a session of its own is gone after a normal end, a timeout,
- * a growing tree, and a SIGKILL of the process running the child; the program's group after a
- * reap whose poll() fails, after a forced end that does not see its supervisor stop, after one
- * that comes once the program ended, and after a supervisor killed once the program ended), only
- * stdio inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of
- * ours below them, SIGXCPU, EMFILE).
+ * spawn failures, a supervisor killed in the start, child_free() on a child still running, a kill
+ * or a passed deadline before the start; containment (a descendant in a session of its own is
+ * gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the
+ * child; the program's group after a reap whose poll() fails, after a forced end that does not
+ * see its supervisor stop, after one that comes once the program ended, and after a supervisor
+ * killed once the program ended), only stdio inherited, a foreign SIGTERM passed on; and the
+ * resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -116,6 +117,32 @@ int ioctl(int fd, unsigned long request, ...)
         return -1;
     }
     return (int)syscall(SYS_ioctl, fd, request, arg);
+}
+
+/* While not 0, the prctl() option at which the supervisor of a run being started is killed (a
+ * SIGKILL, as from elsewhere): PR_SET_CHILD_SUBREAPER, the supervisor's own, before it starts the
+ * program; PR_SET_PDEATHSIG with SIGKILL, the program's, after its start is reported and before
+ * the program takes its death signal. prctl() stands in for libc's in the whole test program;
+ * like libc's, it passes on four arguments whatever the option. */
+static int supervisor_killed_at;
+
+int prctl(int option, ...)
+{
+    va_list ap;
+    va_start(ap, option);
+    unsigned long arg[4];
+    for (int i = 0; i < 4; i++)
+        arg[i] = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (option == supervisor_killed_at && option == PR_SET_CHILD_SUBREAPER)
+        kill(getpid(), SIGKILL);
+    if (option == supervisor_killed_at && option == PR_SET_PDEATHSIG && arg[0] == SIGKILL) {
+        pid_t supervisor = getppid();
+        kill(supervisor, SIGKILL);
+        while (getppid() == supervisor) /* until it is gone */
+            clock_sleep_ms(1);
+    }
+    return (int)syscall(SYS_prctl, option, arg[0], arg[1], arg[2], arg[3]);
 }
 
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
@@ -552,6 +579,35 @@ static void test_free_kills_a_running_child(void **state)
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
     child_free(NULL);
+}
+
+/* A supervisor killed (a SIGKILL from elsewhere, the OOM killer) while the run starts, before it
+ * reports the program's start or after, before the program takes its death signal: the program
+ * never runs, and the start fails as a run whose supervisor died under it (CHILD_SUPERVISOR: the
+ * exec handler runs its task again), not as a program that cannot be started. It failed with
+ * CHILD_SPAWN (ECHILD, or ESRCH from the program's check), and the exec handler failed the task
+ * for good: "exec: cannot start /bin/sh: No such process". */
+static void test_a_supervisor_killed_in_the_start_is_killed_under_the_run(void **state)
+{
+    (void)state;
+    const int at[] = {PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        char *argv[4];
+        child_spec spec = script_spec(argv, "exit 0", NULL);
+        child *c = child_new(&spec);
+        assert_non_null(c);
+        supervisor_killed_at = at[i];
+        int rc = child_start(c, INT64_MAX);
+        supervisor_killed_at = 0;
+        int code, status;
+        child_step step = child_failure(c, &code);
+        int reaped = child_reap(c, &status);
+        child_free(c);
+        assert_int_equal(step, CHILD_SUPERVISOR);
+        assert_int_equal(rc, code);
+        assert_int_equal(code, i == 0 ? ECHILD : ESRCH);
+        assert_int_equal(reaped, ECHILD);
+    }
 }
 
 /* Start a `sleep 30` with deadline (ms on the monotonic clock) after before(c) (NULL: none), and
@@ -1291,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_background_process_holding_stdout),
         cmocka_unit_test(test_unread_input),
         cmocka_unit_test(test_spawn_failure),
+        cmocka_unit_test(test_a_supervisor_killed_in_the_start_is_killed_under_the_run),
         cmocka_unit_test(test_free_kills_a_running_child),
         cmocka_unit_test(test_a_kill_before_the_start_ends_the_run),
         cmocka_unit_test(test_a_deadline_passed_before_the_start_starts_nothing),
