@@ -183,6 +183,19 @@ await step('the event stream (GET /events) is live, and what the page says of it
   made.live = true;
 }, ['loaded']);
 
+// What the connection state (#conn) says to a screen reader while the page waits for a token.
+const SAID_TOKEN = "Live updates: off. The task list does not follow taskd's changes until a token is entered.";
+// taskd's answer to a request without a token where it asks for one.
+const ASKS_TOKEN = {status: 401, contentType: 'application/json', body: JSON.stringify({detail: 'A bearer token is required'})};
+// Each sentence written for a screen reader into #conn from now on, in window.__connSaid.
+function watchConnSaid(p) {
+  return p.evaluate(() => {
+    window.__connSaid = [];
+    new MutationObserver((ms) => window.__connSaid.push(...ms.flatMap((m) => [...m.addedNodes].map((n) => n.textContent))))
+        .observe(document.querySelector('#conn-said'), {childList: true, characterData: true, subtree: true});
+  });
+}
+
 // #conn, a status region, is read out whole as it changes: its word on show alone ("live") says
 // little, so what a screen reader is given is a sentence for each state, written when it differs.
 await step('the connection state says to a screen reader what each state means: connecting, live, paused, offline (once while refused), offline for a token', async () => {
@@ -200,7 +213,7 @@ await step('the connection state says to a screen reader what each state means: 
     };
     // taskd asking for a token refuses everything
     await p29.route((url) => refuse === 401 && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
-      route.fulfill({status: 401, contentType: 'application/json', body: JSON.stringify({detail: 'A bearer token is required'})}));
+      route.fulfill(ASKS_TOKEN));
     await p29.route((url) => url.pathname === '/events', (route) => {
       if (!refuse) return held(route);
       if (route.request().resourceType() === 'eventsource') {
@@ -230,11 +243,7 @@ await step('the connection state says to a screen reader what each state means: 
     await setHidden(p29, false);
     await says('offline', "Live updates: off. The task list does not follow taskd's changes; retrying.");
     // tried again and refused, every 0.5 s here: nothing new to say, the sentence is not written again
-    await p29.evaluate(() => {
-      window.__connSaid = [];
-      new MutationObserver((ms) => window.__connSaid.push(...ms.flatMap((m) => [...m.addedNodes].map((n) => n.textContent))))
-          .observe(document.querySelector('#conn-said'), {childList: true, characterData: true, subtree: true});
-    });
+    await watchConnSaid(p29);
     await within(moreTries(3), WAIT, 'the page did not try the stream again');
     const written = await p29.evaluate(() => window.__connSaid);
     check(written.length === 0, 'while the stream was refused and tried 3 times more, the status region was written ' + written.length +
@@ -242,9 +251,36 @@ await step('the connection state says to a screen reader what each state means: 
     // a 401: the page waits for a token, and does not try again until one is entered
     refuse = 401;
     await p29.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    await says('offline', "Live updates: off. The task list does not follow taskd's changes until a token is entered.");
+    await says('offline', SAID_TOKEN);
   } finally {
     await p29.close();
+  }
+}, ['loaded']);
+
+// A stream refused with a 401 while the list was read (a token accepted by one route and not
+// another, say): the page waits for a token, and does not try the stream again meanwhile.
+await step('a stream refused with a 401 is said to wait for a token, once, not first to be retried', async () => {
+  const p31 = await lonePage();
+  try {
+    let held;
+    const first = new Promise((resolve) => (held = resolve));
+    let refused = false;
+    await p31.route((url) => url.pathname === '/events', (route) => (refused ? route.fulfill(ASKS_TOKEN) : held(route)));
+    await p31.goto(BASE + '/');
+    await p31.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    const stream = await within(first, WAIT, 'the page opened no stream');
+    await watchConnSaid(p31);
+    refused = true; // the page's read of the stream for why, too
+    await stream.fulfill(ASKS_TOKEN);
+    await p31.waitForFunction((s) => document.querySelector('#conn-said').textContent === s, SAID_TOKEN, {timeout: WAIT})
+        .catch(async () => {
+          throw new Error('the status region reads ' + JSON.stringify(await p31.textContent('#conn-said')));
+        });
+    const written = await p31.evaluate(() => window.__connSaid);
+    check(written.length === 1, 'the stream refused with a 401, the status region was written ' + written.length + ' times: ' +
+          JSON.stringify(written.join(' | ')));
+  } finally {
+    await p31.close();
   }
 }, ['loaded']);
 

@@ -1126,12 +1126,15 @@ function connect(after) {
     },
     closed() {
       if (s !== source) return;
-      // closed for good (an HTTP error answer): try again ourselves, a little later
-      setConn('offline', 'offline');
+      // closed for good (an HTTP error answer): try again ourselves, a little later. Offline is
+      // said once the reason is known: after a 401 the page waits for a token, it does not retry
       streamGap = true;
-      checkEvents(url);
-      // while the page waits for a token, useToken() connects again
-      retryTimer = setTimeout(() => waitingForToken() || connect(), PERIODS.retry);
+      checkEvents(url).then(() => {
+        if (s !== source) return;
+        setConn('offline', 'offline');
+        // while the page waits for a token, useToken() connects again
+        retryTimer = setTimeout(() => waitingForToken() || connect(), PERIODS.retry);
+      });
     },
   });
   source = s;
