@@ -284,6 +284,32 @@ await step('a stream refused with a 401 is said to wait for a token, once, not f
   }
 }, ['loaded']);
 
+// The page waits for a token while its stream is refused with a 401, whatever other reads answer
+// meanwhile (through a proxy in front that asks for a token on some routes only, say): the token
+// field stays until one is entered, which reads the stream again.
+await step('a stream refused with a 401 keeps the token field and banner while other reads work; a token entered reads it', async () => {
+  const p32 = await lonePage();
+  try {
+    await p32.route((url) => url.pathname === '/events', (route) =>
+      (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+    await p32.goto(BASE + '/');
+    await p32.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    // a read that works: a task opened
+    await p32.click('#tasks tbody tr[data-id] a');
+    await p32.waitForSelector('#detail-title .chip', {timeout: WAIT});
+    check(!(await p32.isHidden('#token-form')), 'the token field went away as a task was read, the stream waiting for a token');
+    const banner = await p32.textContent('#banner');
+    check(!(await p32.isHidden('#banner')) && /bearer token/.test(banner), 'the banner says ' + JSON.stringify(banner) +
+          (await p32.isHidden('#banner') ? ' (hidden)' : '') + ', while the stream waits for a token');
+    await p32.fill('#token-input', 'a-token');
+    await p32.click('#token-form button[type="submit"]');
+    await p32.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await p32.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+  } finally {
+    await p32.close();
+  }
+}, ['loaded']);
+
 await step('a task created from the form shows in the table', async () => {
   await page.selectOption('#create-type', 'noop');
   await page.fill('#create-data', '{"order": 42, "note": "from the browser"}');

@@ -304,7 +304,10 @@ class ApiError extends Error {
   }
 }
 
-// Problems reaching taskd show one banner; the next success clears it.
+// Problems reaching taskd show one banner; the next success clears it, but for a token asked
+// for: a read that works meanwhile (of a route served without one, or that takes the token
+// another refused) says nothing of it. The banner and the token field stay, and the page waits
+// (the stream is not tried again), until a token is entered: useToken() clears them.
 const health = {
   failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
   fail(what, message) {
@@ -312,8 +315,8 @@ const health = {
     this.show();
   },
   ok(what) {
+    if (what === 'auth' && waitingForToken()) return;
     if (this.failing.delete(what)) this.show();
-    if (what === 'auth') $('#token-form').hidden = true;
   },
   show() {
     const b = $('#banner');
