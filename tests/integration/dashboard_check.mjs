@@ -1941,6 +1941,15 @@ await step('event ids past 2^53 are told apart, and compared as numbers: each ev
   }
 }, ['loaded']);
 
+// For the steps below: a task of a list the test answers, and the reset with which taskd begins
+// a stream asked from an id past its log, 6 its newest.
+const listed = (id) => ({id, task_type: 'manual', status: 'CREATED', status_msg: '', created_time: 1796117400,
+                         updated_time: 1796117400});
+const RESET_AT_6 = 'id: 6\nevent: reset\ndata: {"detail":"not this log\'s","oldest_seq":7}\n\n';
+// A stream's event of the insert of a task of listed()'s at seq.
+const inserted = (seq, id) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
+  seq, id, task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+
 // taskd restarted on a new database begins its change log anew: asked for the events after an id
 // of the old one, which it never gave, it answers with what comes next, ids lower than those the
 // tabs have seen. The lists and streams of both databases are answered by the test.
@@ -1948,8 +1957,7 @@ await step('after taskd restarts on a new database, the tab that takes the strea
   const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
   try {
     const id = (n) => '0190f3c2-0000-7000-8000-00000000020' + n;
-    const insert = (seq, n) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
-      seq, id: id(n), task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
+    const insert = (seq, n) => inserted(seq, id(n));
     // the old database: an empty list at 500, then task 1 (501); the new one: task 2 in its list
     // at 7, then task 3 (8). Each stream ends after its event (the tab would try again in 10 min).
     let restarted = false;
@@ -1957,9 +1965,7 @@ await step('after taskd restarts on a new database, the tab that takes the strea
     const opened = [];  // resolved in turn as each comes
     await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
       status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
-      body: JSON.stringify({tasks: restarted ? [{id: id(2), task_type: 'manual', status: 'CREATED', status_msg: '',
-                                                  created_time: 1796117400, updated_time: 1796117400}] : [],
-                            next_token: null})}));
+      body: JSON.stringify({tasks: restarted ? [listed(id(2))] : [], next_token: null})}));
     await ctx.route((url) => url.pathname === '/events', (route) => {
       streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
       if (opened[streams.length - 1]) opened[streams.length - 1]();
@@ -2002,15 +2008,6 @@ await step('after taskd restarts on a new database, the tab that takes the strea
     await ctx.close();
   }
 }, ['loaded']);
-
-// For the steps below: a task of a list the test answers, and the reset with which taskd begins
-// a stream asked from an id past its log, 6 its newest.
-const listed = (id) => ({id, task_type: 'manual', status: 'CREATED', status_msg: '', created_time: 1796117400,
-                         updated_time: 1796117400});
-const RESET_AT_6 = 'id: 6\nevent: reset\ndata: {"detail":"not this log\'s","oldest_seq":7}\n\n';
-// A stream's event of the insert of a task of listed()'s at seq.
-const inserted = (seq, id) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
-  seq, id, task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
 
 // Two tabs of ctx, the reading one and another, each with its list (empty), then passed event (of
 // the task taskId) by the first stream, held until both are there (firstStream gives its route),
@@ -2201,9 +2198,7 @@ await step("a stream that opens with taskd's reset at a lower id reads the list 
     // asked from 500, the new database's stream: its reset at 6, then task 1 at 7
     await p26.route((url) => url.pathname === '/events', (route) => route.fulfill({
       status: 200, contentType: 'text/event-stream',
-      body: 'retry: 600000\n\n' + RESET_AT_6 + 'id: 7\nevent: task\ndata: ' + JSON.stringify({
-        seq: 7, id: task.id, task_type: 'manual', status: 'CREATED', status_msg: '', time: '2026-12-01T09:30:00Z',
-        event: 'INSERT'}) + '\n\n'}));
+      body: 'retry: 600000\n\n' + RESET_AT_6 + inserted(7, task.id)}));
     await p26.goto(BASE + '/');
     // task 1 is applied after the list read for the reset, which every read for it comes before
     await p26.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT});
@@ -2404,8 +2399,7 @@ await step('a list filtered to a type taskd restarted without shows every type, 
 await step('a list read that fails after the stream opens again is tried again until one works', async () => {
   const p24 = await lonePage();
   try {
-    const task = {id: '0190f3c2-0000-7000-8000-000000000301', task_type: 'manual', status: 'CREATED', status_msg: '',
-                  created_time: 1796117400, updated_time: 1796117400};
+    const task = listed('0190f3c2-0000-7000-8000-000000000301');
     // the first list is empty; the second, as the stream opens again, answers 503; later ones the task
     let lists = 0;
     await p24.route((url) => url.pathname === '/tasks', (route) => (++lists === 2 ?
@@ -2436,19 +2430,14 @@ await step('a tab that runs no frames (out of sight) keeps no rows pushed off it
     await p19.addInitScript(() => (window.requestAnimationFrame = () => 0)); // as out of sight: no frames
     const n = 400;
     const id = (i) => '0190f3c2-0000-7000-8000-' + i.toString(16).padStart(12, '0');
-    const task = (i) => ({id: id(i), task_type: 'manual', status: 'CREATED', status_msg: '',
-                          created_time: 1796117400, updated_time: 1796117400});
     // the first list is empty; a later one (the page reads it again when rows are pushed off) has
     // the newest 50
     let lists = 0;
     await p19.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
       status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? String(n) : '0'},
-      body: JSON.stringify({tasks: lists > 1 ? Array.from({length: 50}, (_, k) => task(n - k)) : [], next_token: null})}));
+      body: JSON.stringify({tasks: lists > 1 ? Array.from({length: 50}, (_, k) => listed(id(n - k))) : [], next_token: null})}));
     let stream = 'retry: 600000\n\n';
-    for (let i = 1; i <= n; i++) {
-      stream += 'id: ' + i + '\nevent: task\ndata: ' + JSON.stringify({seq: i, id: id(i), task_type: 'manual', status: 'CREATED',
-                                                                        status_msg: '', time: '2026-12-01T09:30:00Z', event: 'INSERT'}) + '\n\n';
-    }
+    for (let i = 1; i <= n; i++) stream += inserted(i, id(i));
     await p19.route((url) => url.pathname === '/events', (route) => route.fulfill({
       status: 200, contentType: 'text/event-stream', body: stream}));
     await p19.goto(BASE + '/');
