@@ -6,7 +6,6 @@ lib/. Checker feeds the checker small packages built here with gcc, each wrong i
 to a control that is right, so that a rejection is known to be for the reason named.
 """
 
-import importlib.util
 import os
 import shutil
 import stat
@@ -16,13 +15,14 @@ import tempfile
 import unittest
 import zipfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+REPO = harness.REPO
 LAMBDA_SH = os.path.join(REPO, "scripts", "lambda.sh")
 CHECKER = os.path.join(REPO, "scripts", "check-lambda-zip.py")
 
-_spec = importlib.util.spec_from_file_location("check_lambda_zip", CHECKER)
-check_lambda_zip = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check_lambda_zip)
+check_lambda_zip = harness.load_script("check-lambda-zip.py")
 GLIBC_LIBS = check_lambda_zip.GLIBC_LIBS
 
 # gcc flags that give a test binary what a real bootstrap has, so that only the fault under test remains

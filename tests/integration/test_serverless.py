@@ -18,7 +18,6 @@ scripts/taskd-defaults.json), and taskd runs with it.
 
 import contextlib
 import copy
-import importlib.util
 import io
 import json
 import os
@@ -35,9 +34,7 @@ import harness  # noqa: E402
 
 REPO = harness.REPO
 CHECKER = os.path.join(REPO, "scripts", "check-serverless.py")
-_spec = importlib.util.spec_from_file_location("check_serverless", CHECKER)
-check_serverless = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(check_serverless)
+check_serverless = harness.load_script("check-serverless.py")
 OSLS_VERSION = "4.3.1"
 OSLS_TIMEOUT = 120
 TEMPLATE = "cloudformation-template-update-stack.json"

@@ -28,11 +28,11 @@ The executable comes from ``scripts/aws-standins.sh fauxqs-bin`` (installed by
 """
 
 import http.client
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode, urlsplit
 
@@ -40,8 +40,10 @@ from emulator import AwsError, aws_json, aws_post
 from standin import StandIn, environ_without  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+from harness import load_script  # noqa: E402
+
 STANDINS = os.path.join(REPO, "scripts", "aws-standins.sh")
-CHECKER = os.path.join(REPO, "scripts", "check-serverless.py")
 REGION = "eu-west-1"
 
 __all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
@@ -49,9 +51,7 @@ __all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults
 
 # -- the configuration ----------------------------------------------------------------------------
 
-_spec = importlib.util.spec_from_file_location("check_serverless", CHECKER)
-_checker = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_checker)
+_checker = load_script("check-serverless.py")
 
 
 def config_with_defaults(config=None):
