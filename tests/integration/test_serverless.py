@@ -245,11 +245,7 @@ class Checker(unittest.TestCase):
 
     def test_control(self):
         """The same round trip with nothing spoiled passes, so each rejection below is for its fault."""
-        d = os.path.join(self.tmp, "control")
-        os.makedirs(d)
-        write_json(os.path.join(d, TEMPLATE), Shared.template)
-        write_json(os.path.join(d, STATE), Shared.state)
-        p = check(d)
+        p = self.checked()
         self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_filter_policy(self):
