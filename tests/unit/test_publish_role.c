@@ -1043,31 +1043,8 @@ static void test_fauxqs_end_to_end(void **state)
     fixture_start(&f); /* for the environment, the configuration and the tracer */
     aws_client *sns = standin_client(endpoint, AWS_SNS);
     aws_client *sqs = standin_client(endpoint, AWS_SQS);
-    char suffix[48], topic_arn[256], queue_arn[256], sub_arn[256], qname[64];
-    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)clock_unix_ms());
-    sbuf fb = {0};
-    sbuf_printf(&fb, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
-    standin_query_ok(sns, &fb, "TopicArn", topic_arn, sizeof topic_arn);
-    snprintf(qname, sizeof qname, "task1-%s", suffix);
-    json_t *q = standin_sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
-    char queue_url[256];
-    snprintf(queue_url, sizeof queue_url, "%s", json_string_value(json_object_get(q, "QueueUrl")));
-    json_decref(q);
-    json_t *qa = standin_sqs_ok(
-        sqs, "GetQueueAttributes",
-        json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
-    snprintf(queue_arn, sizeof queue_arn, "%s",
-             json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
-    json_decref(qa);
-    const char *policy = "{\"TaskType\":[\"TASK1\"]}";
-    sbuf_puts(&fb, "Action=Subscribe&Version=2010-03-31&Protocol=sqs&TopicArn=");
-    sns_form_append(&fb, topic_arn, strlen(topic_arn));
-    sbuf_puts(&fb, "&Endpoint=");
-    sns_form_append(&fb, queue_arn, strlen(queue_arn));
-    sbuf_puts(&fb, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
-                   "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
-    sns_form_append(&fb, policy, strlen(policy));
-    standin_query_ok(sns, &fb, "SubscriptionArn", sub_arn, sizeof sub_arn);
+    char topic_arn[256], queue_url[256];
+    standin_task1_subscription(sns, sqs, topic_arn, queue_url);
 
     char err[256] = "";
     role *r = publish_role_new(&f.cfg, sns, topic_arn, f.store, &f.tel, err, sizeof err);

@@ -920,34 +920,8 @@ static void test_fauxqs_publish_batch(void **state)
     }
     aws_client *sqs = client_at(endpoint, AWS_SQS);
     aws_client *sns = client_at(endpoint, AWS_SNS);
-    char suffix[32], topic_arn[256], queue_arn[256], sub_arn[256];
-    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)clock_unix_ms());
-
-    sbuf f = {0};
-    sbuf_printf(&f, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
-    standin_query_ok(sns, &f, "TopicArn", topic_arn, sizeof topic_arn);
-    char qname[64];
-    snprintf(qname, sizeof qname, "task1-%s", suffix);
-    json_t *q = standin_sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
-    char queue_url[256];
-    snprintf(queue_url, sizeof queue_url, "%s", json_string_value(json_object_get(q, "QueueUrl")));
-    json_decref(q);
-    json_t *qa = standin_sqs_ok(
-        sqs, "GetQueueAttributes",
-        json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
-    snprintf(queue_arn, sizeof queue_arn, "%s",
-             json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
-    json_decref(qa);
-
-    const char *policy = "{\"TaskType\":[\"TASK1\"]}";
-    sbuf_puts(&f, "Action=Subscribe&Version=2010-03-31&Protocol=sqs&TopicArn=");
-    sns_form_append(&f, topic_arn, strlen(topic_arn));
-    sbuf_puts(&f, "&Endpoint=");
-    sns_form_append(&f, queue_arn, strlen(queue_arn));
-    sbuf_puts(&f, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
-                  "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
-    sns_form_append(&f, policy, strlen(policy));
-    standin_query_ok(sns, &f, "SubscriptionArn", sub_arn, sizeof sub_arn);
+    char topic_arn[256], queue_url[256];
+    standin_task1_subscription(sns, sqs, topic_arn, queue_url);
 
     const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     char attrs1[512];

@@ -9,11 +9,13 @@
 
 #include "standin_calls.h"
 
+#include "aws/sns.h"
 #include "util/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CALL_MS 5000
 
@@ -50,6 +52,35 @@ json_t *standin_sqs_ok(aws_client *c, const char *action, json_t *req)
     aws_response_free(&r);
     assert_non_null(out);
     return out;
+}
+
+void standin_task1_subscription(aws_client *sns, aws_client *sqs, char topic_arn[256],
+                                char queue_url[256])
+{
+    char suffix[48], qname[64], queue_arn[256], sub_arn[256];
+    snprintf(suffix, sizeof suffix, "%d-%lld", (int)getpid(), (long long)clock_unix_ms());
+    sbuf f = {0};
+    sbuf_printf(&f, "Action=CreateTopic&Version=2010-03-31&Name=tasks-%s", suffix);
+    standin_query_ok(sns, &f, "TopicArn", topic_arn, 256);
+    snprintf(qname, sizeof qname, "task1-%s", suffix);
+    json_t *q = standin_sqs_ok(sqs, "CreateQueue", json_pack("{s:s}", "QueueName", qname));
+    snprintf(queue_url, 256, "%s", json_string_value(json_object_get(q, "QueueUrl")));
+    json_decref(q);
+    json_t *qa = standin_sqs_ok(
+        sqs, "GetQueueAttributes",
+        json_pack("{s:s, s:[s]}", "QueueUrl", queue_url, "AttributeNames", "QueueArn"));
+    snprintf(queue_arn, sizeof queue_arn, "%s",
+             json_string_value(json_object_get(json_object_get(qa, "Attributes"), "QueueArn")));
+    json_decref(qa);
+    const char *policy = "{\"TaskType\":[\"TASK1\"]}";
+    sbuf_puts(&f, "Action=Subscribe&Version=2010-03-31&Protocol=sqs&TopicArn=");
+    sns_form_append(&f, topic_arn, strlen(topic_arn));
+    sbuf_puts(&f, "&Endpoint=");
+    sns_form_append(&f, queue_arn, strlen(queue_arn));
+    sbuf_puts(&f, "&Attributes.entry.1.key=RawMessageDelivery&Attributes.entry.1.value=true"
+                  "&Attributes.entry.2.key=FilterPolicy&Attributes.entry.2.value=");
+    sns_form_append(&f, policy, strlen(policy));
+    standin_query_ok(sns, &f, "SubscriptionArn", sub_arn, sizeof sub_arn);
 }
 
 const char *standin_message_attribute(json_t *msg, const char *name)

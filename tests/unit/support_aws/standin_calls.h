@@ -16,6 +16,11 @@
 void standin_query_ok(aws_client *c, sbuf *form, const char *tag, char *out, size_t outlen);
 /* An SQS JSON call of action with req (taken); its answer (new reference). */
 json_t *standin_sqs_ok(aws_client *c, const char *action, json_t *req);
+/* A topic tasks-<suffix> and a queue task1-<suffix> (suffix: the pid and the time, apart from any
+ * other run's) subscribed to it raw with the filter policy {"TaskType": ["TASK1"]}: the topic's
+ * ARN into topic_arn, the queue's URL into queue_url. */
+void standin_task1_subscription(aws_client *sns, aws_client *sqs, char topic_arn[256],
+                                char queue_url[256]);
 /* A String message attribute of an SQS message (asserted to be of type String). */
 const char *standin_message_attribute(json_t *msg, const char *name);
 
