@@ -847,6 +847,19 @@ class ServersTestCase(unittest.TestCase):
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def stop_clean(self, s, sig=signal.SIGTERM):
+        """Stop s with sig: it must exit 0."""
+        rc = s.stop(sig)
+        self.assertEqual(rc, 0, "taskd exited %s on %s; stderr:\n%s"
+                         % (rc, signal.Signals(sig).name, s.stderr_text()[-3000:]))
+
+    def wait_status(self, s, tid, statuses, timeout=10.0):
+        """Wait until the task tid of s has one of statuses; the task."""
+        def check():
+            t = s.task(tid)
+            return t if t["status"] in statuses else None
+        return wait_until(check, timeout, what="task %s to reach %s" % (tid, statuses))
+
 
 class ServerTestCase(unittest.TestCase):
     """A test case class with one taskd for the whole class (cls.server).

@@ -32,10 +32,6 @@ class CrashCase(ServersTestCase):
         self.servers.append(s)
         return s
 
-    def stop_clean(self, s):
-        rc = s.stop()
-        self.assertEqual(rc, 0, "taskd exited %s on SIGTERM; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
-
     def all_logs(self):
         return "\n----- next run -----\n".join(s.stderr_text()[-2500:] for s in self.servers)
 

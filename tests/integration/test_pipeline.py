@@ -30,16 +30,6 @@ class PipelineCase(ServersTestCase):
         self.servers.append(s)
         return s
 
-    def stop_clean(self, s):
-        rc = s.stop()
-        self.assertEqual(rc, 0, "taskd exited %s on SIGTERM; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
-
-    def wait_status(self, s, tid, statuses, timeout=10.0):
-        def check():
-            t = s.task(tid)
-            return t if t["status"] in statuses else None
-        return wait_until(check, timeout, what="task %s to reach %s" % (tid, statuses))
-
     def wait_drained(self, s, consumers=("publisher",), timeout=15.0):
         """Wait until every stream consumer has caught up (taskd_stream_lag 0)."""
         def check():

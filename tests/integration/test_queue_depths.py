@@ -36,9 +36,6 @@ class DepthCase(ServersTestCase):
         self.servers.append(s)
         return s
 
-    def stop_clean(self, s):
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
-
 
 def row_depths(db):
     """Every queue's depths as the rows say: {queue: (visible, in_flight, delayed)}."""

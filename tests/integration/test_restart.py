@@ -23,10 +23,6 @@ class Restart(ServersTestCase):
         self.servers.append(s)
         return s
 
-    def stop_clean(self, s, sig=signal.SIGTERM):
-        rc = s.stop(sig)
-        self.assertEqual(rc, 0, "exit code %s after %s; stderr:\n%s" % (rc, sig, s.stderr_text()[-3000:]))
-
     def test_a_claims_lease_outlives_a_kill(self):
         """A client's claim keeps its key and its lease across a kill -9: the claim made again
         answers 204 after the restart, and a lease nobody renews still runs out."""

@@ -18,7 +18,6 @@ import http.server
 import json
 import os
 import secrets
-import signal
 import socket
 import statistics
 import sys
@@ -173,16 +172,6 @@ class TracingCase(ServersTestCase):
         s = Taskd(tmpdir=self.tmp, db=os.path.join(self.tmp, name + ".db"), env=base)
         self.servers.append(s)
         return s
-
-    def stop_clean(self, s):
-        rc = s.stop(signal.SIGTERM)
-        self.assertEqual(rc, 0, "taskd exited %s on SIGTERM; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
-
-    def wait_status(self, s, tid, statuses, timeout=10.0):
-        def check():
-            t = s.task(tid)
-            return t if t["status"] in statuses else None
-        return wait_until(check, timeout, what="task %s to reach %s" % (tid, statuses))
 
     def wait_status_db(self, s, tid, statuses, timeout=10.0):
         """Like wait_status, but reads the database: no HTTP request (hence no span) names the task."""
