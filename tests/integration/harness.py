@@ -392,7 +392,8 @@ class Taskd:
                 self.proc.wait(5)
                 self.killed_by_timeout = True
                 raise AssertionError("taskd did not exit within %.0f s after signal %d, so the "
-                                     "harness SIGKILLed it" % (timeout, sig))
+                                     "harness SIGKILLed it; stderr tail:\n%s"
+                                     % (timeout, sig, self.stderr_text()[-3000:]))
         self._eof.wait(5)
         if self.proc.returncode not in (0, -signal.SIGKILL):
             # an unexpected exit status: leave its stderr in the test output
@@ -847,9 +848,9 @@ class ServersTestCase(unittest.TestCase):
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def stop_clean(self, s, sig=signal.SIGTERM):
-        """Stop s with sig: it must exit 0."""
-        rc = s.stop(sig)
+    def stop_clean(self, s, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Stop s with sig: it must exit 0, within timeout."""
+        rc = s.stop(sig, timeout)
         self.assertEqual(rc, 0, "taskd exited %s on %s; stderr:\n%s"
                          % (rc, signal.Signals(sig).name, s.stderr_text()[-3000:]))
 

@@ -277,16 +277,7 @@ class GracefulStop(CrashCase):
         s = self.start(cfg, env=env)
         tid = s.create("TASK1", data={"foo": "bar"})
         wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
-        t0 = time.monotonic()
-        s.send_signal(signal.SIGTERM)
-        try:
-            rc = s.proc.wait(5)
-        except Exception:
-            self.fail("taskd did not exit within 5 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
-        elapsed = time.monotonic() - t0
-        s.kill()  # reap and drain
-        self.assertEqual(rc, 0, "exit code %s; stderr:\n%s" % (rc, s.stderr_text()[-3000:]))
-        self.assertLess(elapsed, 5.0)
+        self.stop_clean(s, timeout=5)
         # The running task was allowed to finish within the grace period.
         status = db_query(self.db, "SELECT status, status_msg FROM tasks WHERE id = ?", (tid,))[0]
         self.assertEqual(status, ("COMPLETED", "Task completed"),
@@ -326,13 +317,7 @@ class GracefulStop(CrashCase):
         tid = s.create("TASK1")
         wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
         t0 = time.monotonic()
-        s.send_signal(signal.SIGTERM)
-        try:
-            rc = s.proc.wait(6)
-        except Exception:
-            self.fail("taskd did not exit within 6 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
-        s.kill()
-        self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        self.stop_clean(s, timeout=6)
         self.assertLess(time.monotonic() - t0, 4.0)
         s2 = self.start(cfg, env=env)
         t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 15,
@@ -364,8 +349,7 @@ class GracefulStop(CrashCase):
             s = self.start(cfg)
             wait_until(lambda: os.path.exists(runs) and len(started()) == round_ + 1, 10,
                        what="run %d to start" % (round_ + 1))
-            s.send_signal(signal.SIGTERM)
-            self.assertEqual(s.proc.wait(6), 0, s.stderr_text()[-3000:])
+            self.stop_clean(s, timeout=6)
         s = self.start(dict(cfg, handlers=[]), name="queued.json")  # looked at, nothing received
         dead = 0
         for tid in tids:  # dead-lettered only once cut short twice (at the receive after that)
@@ -415,13 +399,7 @@ class GracefulStop(CrashCase):
         started_by = written_at(os.path.join(runs_dir, "stuck"))
         self.addCleanup(kill_fixture_processes, [program, parent_pid(program)], started_by)
         wait_until(lambda: lines("busy"), 10, what="the first BUSY run")
-        s.send_signal(signal.SIGTERM)
-        try:
-            rc = s.proc.wait(10)
-        except Exception:
-            self.fail("taskd did not exit within 10 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
-        s.kill()
-        self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        self.stop_clean(s, timeout=10)
         # aborted at the end of the grace (1 s), the first BUSY run (2 s) never ended, and the
         # second never began; aborted after the STUCK binding's 2 s more, the second would have
         self.assertEqual(len(lines("busy")), 1, "BUSY runs: %r\n%s"
@@ -447,13 +425,7 @@ class GracefulStop(CrashCase):
         wait_until(lambda: "stopping" in s.stderr_text(), 5, what="the stop to begin")
         time.sleep(0.3)  # inside the grace
         t0 = time.monotonic()
-        s.send_signal(signal.SIGINT)
-        try:
-            rc = s.proc.wait(10)
-        except Exception:
-            self.fail("taskd did not exit within 10 s of a second signal\n%s"
-                      % s.stderr_text()[-3000:])
-        self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+        self.stop_clean(s, signal.SIGINT, timeout=10)
         self.assertLess(time.monotonic() - t0, 8)
         self.assertIn("a second stop signal", s.stderr_text())
         open(os.path.join(runs_dir, "go"), "w").close()
@@ -482,13 +454,7 @@ class GracefulStop(CrashCase):
             pids = [int(p) for p in f.read().split()]
         started_by = written_at(pidfile)
         try:
-            s.send_signal(signal.SIGTERM)
-            try:
-                rc = s.proc.wait(6)
-            except Exception:
-                self.fail("taskd did not exit within 6 s of SIGTERM\n%s" % s.stderr_text()[-3000:])
-            s.kill()
-            self.assertEqual(rc, 0, s.stderr_text()[-3000:])
+            self.stop_clean(s, timeout=6)
             try:
                 wait_until(lambda: all(process_gone(p, started_by) for p in pids), 3,
                            what="the handler's processes to end with taskd")
