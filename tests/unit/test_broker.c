@@ -1038,6 +1038,18 @@ static size_t receive_claiming(broker *b, const queue_config *q, queue_message *
     return n;
 }
 
+/* One step of housekeeping, records every consumer passed trimmed at once. */
+static store_rc sweep_once(broker *b)
+{
+    config c;
+    assert_true(config_defaults(&c));
+    c.event_replay = 0;
+    int64_t removed = -1;
+    store_rc rc = broker_sweep(b, &c, &removed, NULL);
+    config_free(&c);
+    return rc;
+}
+
 /* Put the messages of task id past their retention (when expire), then sweep with the defaults. */
 static void sweep_expiring(fx *f, const char *id, bool expire)
 {
@@ -1045,12 +1057,7 @@ static void sweep_expiring(fx *f, const char *id, bool expire)
         assert_int_equal(
             test_sqlite_exec(db_path, "UPDATE messages SET expires_ms = 1 WHERE task_id = ?1", id),
             1);
-    config c;
-    assert_true(config_defaults(&c));
-    c.event_replay = 0; /* records every consumer passed go at the next sweep */
-    int64_t removed = -1;
-    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
-    config_free(&c);
+    assert_int_equal(sweep_once(f->b), STORE_OK);
 }
 
 /*
@@ -3310,18 +3317,6 @@ static void test_a_column_sqlite_cannot_copy_fails_the_read(void **state)
 
 /* The task's status read, as fail_unfinished() and the redrive make it on the writer. */
 #define TASK_STATUS_SQL "SELECT status, trace FROM tasks WHERE id = ?1"
-
-/* One step of housekeeping, records every consumer passed trimmed at once. */
-static store_rc sweep_once(broker *b)
-{
-    config c;
-    assert_true(config_defaults(&c));
-    c.event_replay = 0;
-    int64_t removed = -1;
-    store_rc rc = broker_sweep(b, &c, &removed, NULL);
-    config_free(&c);
-    return rc;
-}
 
 /*
  * Task id's message in queue "short", past its retention: a sweep whose read of column col of
