@@ -41,6 +41,7 @@
 #include "core/sbuf.h"
 #include "trace/trace.h"
 #include "util/log.h"
+#include "support/form_decode.h"
 #include "support/http_stub.h"
 #include "support/stderr_capture.h"
 #include "support/store_front.h"
@@ -90,36 +91,6 @@ typedef struct fake_sns {
     int n_entries;
 } fake_sns;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decode s[0..n); NULL when it holds a byte that should have been encoded. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '.' || c == '_' || c == '~') {
-            *o++ = c;
-        } else {
-            free(out);
-            return NULL;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* The decoded value of key in a form body, or NULL (owned by the caller). */
 static char *form_value(const char *body, const char *key)
 {
@@ -129,11 +100,11 @@ static char *form_value(const char *body, const char *key)
         size_t fl = amp ? (size_t)(amp - p) : strlen(p);
         const char *eq = memchr(p, '=', fl);
         if (eq) {
-            char *k = pct_decode(p, (size_t)(eq - p));
+            char *k = form_decode(p, (size_t)(eq - p));
             bool hit = k && strlen(k) == kl && memcmp(k, key, kl) == 0;
             free(k);
             if (hit)
-                return pct_decode(eq + 1, fl - (size_t)(eq - p) - 1);
+                return form_decode(eq + 1, fl - (size_t)(eq - p) - 1);
         }
         p = amp ? amp + 1 : NULL;
     }

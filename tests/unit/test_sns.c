@@ -33,6 +33,7 @@
 #include "aws/sns_reply.h"
 #include "util/clock.h"
 #include "core/sbuf.h"
+#include "support/form_decode.h"
 #include "support/http_stub.h"
 #include "support_aws/standin_calls.h"
 
@@ -57,36 +58,6 @@ typedef struct form {
     char *val[MAX_FIELDS];
 } form;
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1; /* lower-case hex is not what SigV4 wants: refused */
-}
-
-/* Percent-decode s[0..n); NULL when it holds a byte RFC 3986 wants encoded. */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                   c == '-' || c == '.' || c == '_' || c == '~') {
-            *o++ = c;
-        } else {
-            free(out);
-            return NULL;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 /* Parse an application/x-www-form-urlencoded body; fails the test on a malformed one. */
 static void form_parse(const char *body, size_t len, form *f)
 {
@@ -98,8 +69,8 @@ static void form_parse(const char *body, size_t len, form *f)
         const char *eq = memchr(p, '=', (size_t)(fe - p));
         assert_non_null(eq);
         assert_true(f->n < MAX_FIELDS);
-        f->key[f->n] = pct_decode(p, (size_t)(eq - p));
-        f->val[f->n] = pct_decode(eq + 1, (size_t)(fe - eq - 1));
+        f->key[f->n] = form_decode(p, (size_t)(eq - p));
+        f->val[f->n] = form_decode(eq + 1, (size_t)(fe - eq - 1));
         if (!f->key[f->n] || !f->val[f->n])
             fail_msg("badly encoded form field: %.*s", (int)(fe - p), p);
         f->n++;
