@@ -138,17 +138,19 @@ int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
  * seen, so the check and the signal are about one process even if id's pid was reused in
  * between (a pidfd cannot be opened for a thread id, and pins the process). Before 5.3: the
  * same check, then kill(); the pid would have to be reused between the two calls. */
-void proc_kill_seen(const proc_id *id)
+bool proc_signal_seen(const proc_id *id, int sig)
 {
     proc_id now;
+    bool sent = false;
     int pfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
     if (pfd >= 0) {
         if (proc_read(id->pid, &now) && now.start == id->start)
-            (void)syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+            sent = syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) == 0;
         close(pfd);
     } else if (errno == ENOSYS) {
         if (proc_read(id->pid, &now) && now.start == id->start)
-            (void)kill(id->pid, SIGKILL);
+            sent = kill(id->pid, sig) == 0;
     }
     /* else gone (ESRCH), or its pid is now a thread's (EINVAL): not ours */
+    return sent;
 }

@@ -43,8 +43,9 @@ bool proc_child_holds(pid_t parent, pid_t id);
  * children of what it holds when it starts, and some of theirs: pass again until none is added. */
 int proc_tree_scan(proc_id *tree, size_t *n, size_t max);
 
-/* SIGKILL the process seen as id, only if its pid still names that process (its start time is
- * the one seen): a pid reused meanwhile, even by a thread of another process, is left alone. */
-void proc_kill_seen(const proc_id *id);
+/* Send sig to the process seen as id, only if its pid still names that process (its start time
+ * is the one seen): a pid reused meanwhile, even by a thread of another process, is left alone.
+ * True when the signal was sent. */
+bool proc_signal_seen(const proc_id *id, int sig);
 
 #endif

@@ -243,7 +243,7 @@ static void kill_tree(int st_fd, program_end *pe)
             }
         }
         for (size_t i = 1; i < n; i++)
-            proc_kill_seen(&tree[i]);
+            (void)proc_signal_seen(&tree[i], SIGKILL);
         await_sigchld(pause_ms);
         if (pause_ms < 100)
             pause_ms *= 2;

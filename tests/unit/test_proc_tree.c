@@ -178,7 +178,7 @@ static void test_scan_finds_the_tree_under_a_process(void **state)
     assert_int_equal(small[1].pid, tree[1].pid);
 
     for (size_t i = 2; i > 0; i--)
-        proc_kill_seen(&tree[i]);
+        proc_signal_seen(&tree[i], SIGKILL);
     kill(top, SIGKILL);
     reap(top);
 }
@@ -193,11 +193,11 @@ static void test_kill_only_the_process_seen(void **state)
     assert_true(proc_read(pid, &seen));
     proc_id other = seen;
     other.start = seen.start + 1;
-    proc_kill_seen(&other);
+    proc_signal_seen(&other, SIGKILL);
     sleep_ms(50);
     int st;
     assert_int_equal(waitpid(pid, &st, WNOHANG), 0); /* still there */
-    proc_kill_seen(&seen);
+    proc_signal_seen(&seen, SIGKILL);
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
