@@ -22,7 +22,9 @@
  * init), so killing "the run" means killing the supervisor's whole tree, which it does on
  * child_kill() or child_reap(). The supervisor also does this when the thread that called
  * child_start() ends (its PR_SET_PDEATHSIG), so nothing outlives a SIGKILL of this process:
- * the thread that starts a child must therefore live until the child is reaped. A SIGKILL of
+ * the thread that starts a child must therefore live until the child is reaped. A supervisor
+ * stopped then (by the program, say) takes that signal only once continued: by the kernel, or by
+ * child_continue_orphans(), called as this process starts again. A SIGKILL of
  * the supervisor itself kills the program (its PR_SET_PDEATHSIG), and child_reap() then kills the
  * program's process group; descendants that left that group (setsid()) go to init.
  *
@@ -144,5 +146,14 @@ size_t child_stdout_reserved(const child *c);
 const char *child_stderr_tail(const child *c, size_t *len, bool *cut);
 /* Release the child; one started and not yet reaped is killed and reaped first. */
 void child_free(child *c);
+/*
+ * Continue the supervisors whose parent died while they were stopped (a process that ran children
+ * killed while a program had stopped its supervisor) and that the kernel did not continue (their
+ * new parent is of that process's session): a stopped process takes no signal, its
+ * parent-death signal included, so their programs ran on. Continued, each takes that signal and
+ * clears its run as it does when its parent dies. A supervisor whose parent lives is left alone,
+ * stopped or not. How many were continued; -1 without /proc, when nothing is done.
+ */
+int child_continue_orphans(void);
 
 #endif

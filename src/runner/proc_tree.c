@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -34,17 +35,25 @@ static bool in_tree(const proc_id *tree, size_t n, pid_t pid)
     return false;
 }
 
+/* "/proc/<pid>/<file>" into path; file is a name of at most 8 characters. */
+static void proc_path(char path[32], pid_t pid, const char *file)
+{
+    char digits[16];
+    size_t nd = 0, len = sizeof "/proc/" - 1;
+    memcpy(path, "/proc/", len);
+    for (unsigned long v = (unsigned long)pid; nd == 0 || v; v /= 10)
+        digits[nd++] = (char)('0' + v % 10);
+    while (nd)
+        path[len++] = digits[--nd];
+    path[len++] = '/';
+    memcpy(path + len, file, strlen(file) + 1);
+}
+
 /* /proc/<pid>/stat is "pid (comm) S ppid ... starttime". */
 bool proc_read(pid_t pid, proc_id *out)
 {
-    char path[32] = "/proc/", digits[16];
-    size_t nd = 0;
-    for (unsigned long v = (unsigned long)pid; nd == 0 || v; v /= 10)
-        digits[nd++] = (char)('0' + v % 10);
-    size_t len = strlen(path);
-    while (nd)
-        path[len++] = digits[--nd];
-    memcpy(path + len, "/stat", sizeof "/stat");
+    char path[32];
+    proc_path(path, pid, "stat");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return false;
@@ -57,6 +66,7 @@ bool proc_read(pid_t pid, proc_id *out)
     const char *p = strrchr(buf, ')'); /* comm may hold ')' and spaces: the last one ends it */
     if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
         return false;
+    const char state = p[2];
     unsigned long long field[19] = {0}; /* fields 4 (ppid) to 22 (starttime) */
     p += 4;
     for (int f = 0; f < 19; f++) {
@@ -69,8 +79,11 @@ bool proc_read(pid_t pid, proc_id *out)
         if (f < 18 && *p++ != ' ')
             return false;
     }
-    *out =
-        (proc_id){.pid = pid, .ppid = (pid_t)field[0], .pgid = (pid_t)field[1], .start = field[18]};
+    *out = (proc_id){.pid = pid,
+                     .ppid = (pid_t)field[0],
+                     .pgid = (pid_t)field[1],
+                     .state = state,
+                     .start = field[18]};
     return true;
 }
 
@@ -153,4 +166,54 @@ bool proc_signal_seen(const proc_id *id, int sig)
     }
     /* else gone (ESRCH), or its pid is now a thread's (EINVAL): not ours */
     return sent;
+}
+
+/* Whether pid's name (/proc/<pid>/comm, which ends in a newline) is name. */
+static bool named(pid_t pid, const char *name)
+{
+    char path[32], comm[32];
+    proc_path(path, pid, "comm");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t got = read(fd, comm, sizeof comm);
+    close(fd);
+    size_t n = strlen(name);
+    return got == (ssize_t)n + 1 && memcmp(comm, name, n) == 0 && comm[n] == '\n';
+}
+
+/* The program file pid runs into *st; false when it cannot be read (another user's process,
+ * one not dumpable, one exiting). */
+static bool program_file(pid_t pid, struct stat *st)
+{
+    char path[32];
+    proc_path(path, pid, "exe");
+    return stat(path, st) == 0;
+}
+
+/* proc_continue_orphans()'s look at each process. */
+typedef struct orphans {
+    const char *name;
+    int continued;
+} orphans;
+
+static void continue_if_orphan(long number, void *arg)
+{
+    orphans *o = arg;
+    proc_id p;
+    struct stat own, parents;
+    if (!proc_read((pid_t)number, &p) || p.state != 'T' || !named(p.pid, o->name) ||
+        !program_file(p.pid, &own))
+        return;
+    if (program_file(p.ppid, &parents) && parents.st_dev == own.st_dev &&
+        parents.st_ino == own.st_ino)
+        return; /* its parent, alive */
+    if (proc_signal_seen(&p, SIGCONT))
+        o->continued++;
+}
+
+int proc_continue_orphans(const char *name)
+{
+    orphans o = {name, 0};
+    return each_process(continue_if_orphan, &o) ? o.continued : -1;
 }

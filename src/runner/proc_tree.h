@@ -11,11 +11,12 @@
 #include <sys/types.h>
 
 /* A process as /proc shows it: its parent and its start time, which together with its pid tell
- * it from a later process that reuses the pid, and its process group. */
+ * it from a later process that reuses the pid, its process group and its state. */
 typedef struct proc_id {
     pid_t pid;
     pid_t ppid;
     pid_t pgid;
+    char state;               /* field 3 of /proc/<pid>/stat: 'T' stopped, 't' traced, 'Z'... */
     unsigned long long start; /* clock ticks after boot (field 22 of /proc/<pid>/stat) */
 } proc_id;
 
@@ -26,7 +27,8 @@ typedef struct proc_id {
  */
 void proc_each_numbered(int dir, void (*each)(long number, void *arg), void *arg);
 
-/* pid's parent, process group and start time into *out; false when there is no such process. */
+/* pid's parent, process group, state and start time into *out; false when there is no such
+ * process. */
 bool proc_read(pid_t pid, proc_id *out);
 
 /*
@@ -47,5 +49,15 @@ int proc_tree_scan(proc_id *tree, size_t *n, size_t max);
  * is the one seen): a pid reused meanwhile, even by a thread of another process, is left alone.
  * True when the signal was sent. */
 bool proc_signal_seen(const proc_id *id, int sig);
+
+/*
+ * SIGCONT every process named name (its comm, as PR_SET_NAME set it) that is stopped (not traced)
+ * and whose parent does not run its program file (/proc/<pid>/exe, which must be readable for
+ * it, and need not be for the parent). For processes that are forks of their parent and never
+ * exec, those are the ones whose parent died: they were re-parented to init or a subreaper, which
+ * runs another file, where a parent alive runs theirs. Each is signalled as proc_signal_seen()
+ * does. How many were continued, or -1 when /proc cannot be listed.
+ */
+int proc_continue_orphans(const char *name);
 
 #endif

@@ -256,7 +256,7 @@ _Noreturn void supervisor_main(const child_spec *spec, const int fds[FD_COUNT], 
     const int st_fd = fds[FD_REPORT];
     if (prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig) != 0 || getppid() != parent)
         _exit(1); /* the parent is gone already: nobody to run for */
-    (void)prctl(PR_SET_NAME, (unsigned long)"exec-supervisor"); /* for ps and top */
+    (void)prctl(PR_SET_NAME, (unsigned long)SUPERVISOR_NAME);
     (void)setpgid(0, 0);
     reset_signals();
     if (prctl(PR_SET_CHILD_SUBREAPER, 1UL) != 0) {

@@ -23,6 +23,9 @@ typedef struct supervisor_report {
  * supervisor had begun to clear the run (the parent's end signal, or its death). */
 enum { REPORT_STARTED = 1, REPORT_SPAWN_FAILED, REPORT_EXITED, REPORT_KILLED };
 
+/* The supervisor's name (PR_SET_NAME): for ps and top, and for child_continue_orphans(). */
+#define SUPERVISOR_NAME "exec-supervisor"
+
 /* The descriptors the supervisor hands on, in its fds[] (all above 2, O_CLOEXEC). */
 enum { FD_STDIN, FD_STDOUT, FD_STDERR, FD_EXEC, FD_REPORT, FD_COUNT };
 

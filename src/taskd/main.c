@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "http/http_server.h"
 #include "pipeline/pipeline.h"
+#include "runner/child.h"
 #include "runner/exec_handler.h"
 #include "store/store_sqlite.h"
 #include "taskd/start_checks.h"
@@ -380,6 +381,22 @@ static bool keep_standard_fds(void)
     return true;
 }
 
+/* The runs of a taskd killed while their supervisors were stopped (by the program, say), which
+ * the kernel did not continue (a process of its session adopted them), go on, their
+ * parent-death signals pending: continued here, the supervisors clear them
+ * (child_continue_orphans(); without /proc, nothing is done). */
+static void end_orphaned_runs(void)
+{
+    int n = child_continue_orphans();
+    if (n > 0) {
+        char count[16];
+        snprintf(count, sizeof count, "%d", n);
+        log_warn("continued the stopped supervisors of runs whose taskd had died; they end "
+                 "those runs now",
+                 "supervisors", count, NULL);
+    }
+}
+
 /* A second stop signal while the first's grace runs ends the grace: set from its own thread. */
 static atomic_bool hurry;
 
@@ -470,6 +487,7 @@ int main(int argc, char **argv)
         goto no_store;
     start_checks_log(st, &cfg);
     tracer_log_setup(tel.tracer);
+    end_orphaned_runs();
     if (!pipeline_start(pipe, st, &tel, err, sizeof err))
         goto no_api;
     api a;

@@ -9,6 +9,7 @@ of taskd.
 """
 
 import calendar
+import ctypes
 import http.client
 import json
 import os
@@ -40,6 +41,13 @@ def log_time(line):
     """A log line's timestamp ("2024-01-02T03:04:05.678Z"), in seconds since the epoch."""
     stamp = line["timestamp"]
     return calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) + float(stamp[19:-1])
+
+
+def set_subreaper(on):
+    """Make this process a child subreaper (PR_SET_CHILD_SUBREAPER), or no longer one."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, int(on), 0, 0, 0) != 0:  # 36: PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 def exec_binding(queue, command, timeout=10, concurrency=2, **limits):
@@ -505,6 +513,90 @@ class ExecHandler(ServerTestCase):
     def state_of(pid):
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0]
+
+    def stopper_server(self, tmp, name, db=None):
+        """A taskd of its own whose one queue runs stop_supervisor.sh (timeout and visibility
+        timeout 5 s: a lost run's task runs again at most 5 s after its start)."""
+        cfg = {"queues": [{"name": "q", "visibility_timeout": 5, "max_receive_count": 3}],
+               "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("stop_supervisor.sh")],
+                                         timeout=5, concurrency=1)]}
+        return Taskd(db=db, config=write_config(tmp, cfg, name), tmpdir=tmp)
+
+    def stopped_run(self, tmp):
+        """The pids stop_supervisor.sh wrote (program, supervisor, sleeper) once its supervisor is
+        stopped, and when it wrote them."""
+        pidfile = os.path.join(tmp, "pids")
+        wait_until(lambda: os.path.exists(pidfile), 10, what="the program to stop its supervisor")
+        with open(pidfile) as f:
+            pids = [int(p) for p in f.read().split()]
+        wait_until(lambda: self.state_of(pids[1]) == "T" or None, 5,
+                   what="the supervisor to stop")
+        return pids, written_at(pidfile)
+
+    def test_a_run_whose_supervisor_was_stopped_when_taskd_died_ends_at_the_next_start(self):
+        """SIGKILL taskd while the program of a run has stopped its supervisor, leaving a sleep in
+        its process group. Re-parented to init, or to a subreaper of another session, the
+        supervisor would be continued by the kernel (its process group, orphaned, has a stopped
+        member: SIGHUP, SIGCONT); re-parented to a subreaper of taskd's session (a container's
+        init that starts taskd again; this process here), it stays stopped, its parent-death
+        signal pending, and the program and its sleep run on. The next taskd to start continues
+        it, and it ends the run; the task, whose end nobody saw, runs again."""
+        tmp = tempfile.mkdtemp(prefix="orphan-", dir=self.tmp)
+        s = self.stopper_server(tmp, "orphan.json")
+        pids, started_by = [], 0
+        try:
+            tid = s.create("TASK2", data={"dir": tmp})
+            pids, started_by = self.stopped_run(tmp)
+            program, supervisor, sleeper = pids
+            set_subreaper(True)
+            self.assertEqual(s.kill(), -signal.SIGKILL)
+            set_subreaper(False)
+            self.assertEqual(self.parent_of(supervisor), os.getpid())
+            self.assertEqual(self.state_of(supervisor), "T")
+            self.assertEqual([p for p in pids if process_gone(p, started_by)], [])
+            s.close(remove_tmp=False)
+            s = self.stopper_server(tmp, "again.json", db=s.db)
+            # it exits once it has killed and reaped the program and the sleep
+            try:
+                wait_until(lambda: os.waitpid(supervisor, os.WNOHANG)[0] == supervisor or None, 5,
+                           what="the supervisor to end its run")
+            except AssertionError:
+                self.fail("processes %r (of program, supervisor, sleeper %r) outlived the next "
+                          "start of taskd" % ([p for p in pids if not process_gone(p, started_by)],
+                                              pids))
+            self.assertEqual([p for p in (program, sleeper) if not process_gone(p, started_by)], [])
+            said = [o for o in s.log_json() if o["message"].startswith("continued the stopped")]
+            self.assertEqual(len(said), 1, s.stderr_text()[-3000:])
+            self.assertGreaterEqual(int(said[0]["supervisors"]), 1)  # another taskd's may be too
+            t = self.wait_final_on(s, tid, 15)
+            self.assertEqual((t["status"], t["result"]), ("COMPLETED", {"again": True}), t)
+            self.assertEqual([h["status_msg"] for h in s.history(tid)["history"]],
+                             ["", "Task started", "Task started again (receive 2)",
+                              "Task completed"])
+        finally:
+            set_subreaper(False)
+            kill_fixture_processes(pids, started_by)
+            s.close()
+
+    def test_a_stopped_supervisor_of_a_live_taskd_is_left_alone(self):
+        """A taskd that starts continues only the stopped supervisors whose taskd died: one whose
+        taskd lives (another taskd on this machine, its supervisor stopped by its program here,
+        by a debugger or a test elsewhere) stays stopped."""
+        tmp = tempfile.mkdtemp(prefix="live-", dir=self.tmp)
+        s = self.stopper_server(tmp, "live.json")
+        other = None
+        pids, started_by = [], 0
+        try:
+            s.create("TASK2", data={"dir": tmp})
+            pids, started_by = self.stopped_run(tmp)
+            other = Taskd()  # listening: past its look for stopped supervisors
+            self.assertEqual(self.state_of(pids[1]), "T")
+        finally:
+            if other:
+                other.close()
+            kill_fixture_processes(pids, started_by)  # the supervisor too: no grace to wait out
+            s.close()
 
     def test_a_run_that_ended_by_itself_before_the_abort_is_reported(self):
         """taskd stopped (SIGTERM, no grace: the abort at once) while it still works a run whose

@@ -1,8 +1,8 @@
 /*
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
  * child holding its pid and its group's id, finding the processes under one pass by pass within
- * a bound, killing a process only while its pid is still the one seen, and listing a directory's
- * numbered entries.
+ * a bound, killing a process only while its pid is still the one seen, continuing the stopped
+ * orphans of a name, and listing a directory's numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -202,6 +202,69 @@ static void test_kill_only_the_process_seen(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+/* A process named name that stops itself, and exits once continued: a child of this process, or
+ * with orphan an orphan (its parent, a child of this one, exits once it has forked it). As seen
+ * stopped. */
+static proc_id stopper(const char *name, bool orphan)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pid_t self = orphan ? fork() : 0;
+        if (self == 0) {
+            int null = open("/dev/null", O_RDWR); /* not the output of the test, should it fail */
+            for (int fd = 0; fd <= 2; fd++)
+                (void)dup2(null, fd);
+            (void)prctl(PR_SET_NAME, (unsigned long)name);
+            (void)raise(SIGSTOP);
+            _exit(0);
+        }
+        _exit(write(p[1], &self, sizeof self) == (ssize_t)sizeof self ? 0 : 1);
+    }
+    close(p[1]);
+    if (orphan) { /* its parent reaped: gone, and the orphan re-parented */
+        pid_t parent = pid;
+        assert_int_equal(read(p[0], &pid, sizeof pid), (ssize_t)sizeof pid);
+        reap(parent);
+    }
+    close(p[0]);
+    proc_id id = {0};
+    for (int i = 0; i < 400 && !(proc_read(pid, &id) && id.state == 'T'); i++)
+        sleep_ms(5);
+    assert_int_equal(id.state, 'T');
+    return id;
+}
+
+/* Whether the process seen as id is still stopped. */
+static bool still_stopped(const proc_id *id)
+{
+    proc_id now;
+    return proc_read(id->pid, &now) && now.start == id->start && now.state == 'T';
+}
+
+/* A stopped process of the name is continued only when its parent died (it was re-parented to
+ * one that runs another program file): one whose parent lives and runs its file (this process),
+ * and an orphan of another name, are left stopped. */
+static void test_continue_only_stopped_orphans_of_the_name(void **state)
+{
+    (void)state;
+    const proc_id orphan = stopper("orphan-test", true);
+    const proc_id child = stopper("orphan-test", false);
+    const proc_id other = stopper("orphan-other", true);
+    assert_int_not_equal(orphan.ppid, getpid());
+    assert_true(proc_continue_orphans("orphan-test") >= 1); /* another run's of this test too */
+    assert_true(still_stopped(&child));
+    assert_true(still_stopped(&other));
+    for (int i = 0; i < 400 && still_stopped(&orphan); i++)
+        sleep_ms(5);
+    assert_false(still_stopped(&orphan)); /* continued, it exits */
+    (void)proc_signal_seen(&other, SIGKILL);
+    kill(child.pid, SIGKILL);
+    reap(child.pid);
+}
+
 static void note_number(long number, void *arg)
 {
     long *want = arg;
@@ -232,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_a_child_holds_its_pid_and_its_group),
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
         cmocka_unit_test(test_kill_only_the_process_seen),
+        cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
         cmocka_unit_test(test_numbered_entries_of_a_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
