@@ -57,13 +57,12 @@ class ClockStep(ServersTestCase):
                              "concurrency": 2}]}
         s = self.start(cfg, {"TASK1_SECONDS": "12", "TASK1_FAILURE_RATE": "0"})
         tid = s.create("TASK1")
-        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        self.wait_status(s, tid, ("IN_PROGRESS",), 5)
         before = time.time()
         self.step(HOUR)
         wait_until(lambda: "the wall clock was stepped" in s.stderr_text(), 15,
                    what="the step logged")
-        t = wait_until(lambda: (lambda t: t if t["status"] != "IN_PROGRESS" else None)(s.task(tid)),
-                       20, what="the task to finish")
+        t = self.wait_status(s, tid, ("COMPLETED", "FAILED"), 20)
         self.assertEqual(t["status"], "COMPLETED", t)
         starts = self.starts(s, tid)
         self.assertEqual(len(starts), 1, "the task ran more than once: %r\n%s"
@@ -71,7 +70,7 @@ class ClockStep(ServersTestCase):
         # the task's own times follow the wall clock, an hour on
         self.assertGreater(t["updated_time"], before + HOUR - 60, t)
         self.assertAlmostEqual(self.logged_step(s), HOUR * 1000, delta=1000)
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
 
     def test_step_back_hides_no_delayed_message(self):
         # a message delayed 2 s: before, its visible time was wall time, and a step back of an
@@ -82,12 +81,11 @@ class ClockStep(ServersTestCase):
         s = self.start(cfg, {"TASK1_SECONDS": "0", "TASK1_FAILURE_RATE": "0"})
         tid = s.create("TASK1")
         self.step(-HOUR)
-        t = wait_until(lambda: (lambda t: t if t["status"] == "COMPLETED" else None)(s.task(tid)),
-                       10, what="the delayed task to run")
+        self.wait_status(s, tid, ("COMPLETED",))
         self.assertEqual(len(self.starts(s, tid)), 1, s.history(tid))
         wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         self.assertAlmostEqual(self.logged_step(s), -HOUR * 1000, delta=1000)
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
 
     def test_step_back_keeps_a_dead_letter_its_retention(self):
         # the clock stepped back an hour, then a message moves to the dead-letter queue, kept
@@ -106,8 +104,7 @@ class ClockStep(ServersTestCase):
         self.step(-HOUR)
         wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         tid = s.create("TASK3")
-        t = wait_until(lambda: (lambda t: t if t["status"] == "FAILED" else None)(s.task(tid)),
-                       20, what="the task's message to go to the dead-letter queue")
+        t = self.wait_status(s, tid, ("FAILED",), 20)
         self.assertEqual(t["status_msg"], "moved to dead-letter queue q-dlq after 1 receive", t)
         # a sweep after the move: it deletes a task finished past its ttl, as it drops the
         # messages past their retention, in the same step
@@ -127,14 +124,14 @@ class ClockStep(ServersTestCase):
         s = self.start({}, {})
         self.step(HOUR)
         older = s.create("TASK2")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         self.step(0)
         s = self.start({}, {})
         newer = s.create("TASK2")
         self.assertGreater(newer, older)
         page = s.get("/tasks?limit=1").json()
         self.assertEqual([t["id"] for t in page["tasks"]], [newer], page)
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
 
     QUEUE = {"queues": [{"name": "q", "delay": 30, "retention": 600}],
              "subscriptions": [{"queue": "q", "filter_policy": {"TaskType": ["TASK2"]}}],
@@ -152,13 +149,13 @@ class ClockStep(ServersTestCase):
         s = self.start(self.QUEUE, {}, shift=HOUR)
         s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         sent, visible, expires = self.message_times()
         self.assertGreater(sent, time.time() * 1000 + HOUR * 1000 - 60_000)  # by the clock an hour on
         s = self.start(self.QUEUE, {})
         restarted = time.time() * 1000
         delayed = queue_table(s)["q"]["delayed"]
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         sent2, visible2, expires2 = self.message_times()
         self.assertLess(expires2, restarted + 600_000 + 1000, "the message kept an hour late")
         # all three back by the same step, the one the clock went back by (less the time taskd
@@ -181,11 +178,11 @@ class ClockStep(ServersTestCase):
         wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 1, 5, what="the message sent")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         before = self.message_times()
         s = self.start(self.QUEUE, {})
         self.assertEqual(queue_table(s)["q"]["delayed"], 1, "the message no longer delayed")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         self.assertEqual(self.message_times(), before)
         self.assertNotIn("the wall clock went back", s.stderr_text())
 
@@ -203,14 +200,14 @@ class ClockStep(ServersTestCase):
         wait_until(lambda: self.logged_step(s) is not None, 15, what="the step logged")
         right = s.create("TASK2")
         wait_until(lambda: queue_table(s)["q"]["delayed"] == 2, 5, what="the second message sent")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         query = "SELECT task_id, sent_ms FROM messages"
         before = dict(db_query(self.db, query))
         self.assertGreater(before[ahead], time.time() * 1000 + HOUR * 1000 - 60_000)
         self.assertLess(before[right], time.time() * 1000 + 1000)
         s = self.start(self.QUEUE, {})
         restarted = time.time() * 1000
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         after = dict(db_query(self.db, query))
         self.assertIn("the wall clock went back", s.stderr_text())
         self.assertLess(after[ahead], restarted + 1000, "the send an hour on was not moved back")
@@ -226,7 +223,7 @@ class ClockStep(ServersTestCase):
         # was, and the restart moves the deadlines back by as far as it is ahead
         s = self.start(dict(self.QUEUE, sweep_interval=1), {})
         self.send_after_a_step_back(s)
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         moved = self.restart_keeps_the_lengths(delta=2000)
         # the stop's note told it: the clock went back before the newest send, not since
         self.assertNotIn("newest message was sent", moved["message"])
@@ -247,7 +244,7 @@ class ClockStep(ServersTestCase):
         self.assertGreater(expires - sent, 600_000 + HOUR * 1000 - 60_000)  # by the one before
         s = self.start(self.QUEUE, {}, shift=-HOUR)
         delayed = queue_table(s)["q"]["delayed"]
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
         sent2, visible2, expires2 = self.message_times()
         self.assertEqual(delayed, 1, "the message no longer delayed\n" + s.stderr_text()[-2000:])
         self.assertEqual(sent2, sent)  # right by the clock taskd reads now
@@ -336,7 +333,7 @@ class ClockStep(ServersTestCase):
         conn.execute(refuse.format("UPDATE"))
         wait_until(lambda: len(failures()) == 2, 5, what="the note's next failure logged")
         conn.execute("DROP TRIGGER no_note_UPDATE")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-2000:])
+        self.stop_clean(s)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
