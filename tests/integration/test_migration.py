@@ -159,12 +159,12 @@ class UpgradeFromV3(ServersTestCase):
             "tracestate": "rojo=1 , congo=2"})
         self.assertEqual(db_query(self.db, "SELECT tracestate FROM tasks WHERE id = ?", (traced,)),
                          [("rojo=1,congo=2",)])
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         # a second start migrates nothing more
         s = self.start()
         self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
         self.assertEqual(len(self.history(s, RUNNING)[0]), 3)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_dead_letters_know_which_tasks_their_move_failed(self):
         # schema 12: a redrive makes CREATED again only the tasks a move to the DLQ failed; the
@@ -187,7 +187,7 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
         self.assertEqual(db_query(self.db, "SELECT task_id, failed_task FROM messages ORDER BY task_id"),
                          [(FAILED, 0), (dead, 1)])
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_queued_messages_keep_their_task_and_trace(self):
         # messages queued by a taskd that kept their type and trace in a JSON of attributes
@@ -216,9 +216,7 @@ class UpgradeFromV3(ServersTestCase):
         self.assertNotIn("attributes", columns)
         # the runner finds the task's type in its message, and its spans continue the
         # producer's trace
-        done = wait_until(lambda: s.task(QUEUED)["status"] in ("COMPLETED", "FAILED") or None,
-                          10, what="the queued task to run")
-        self.assertTrue(done)
+        self.wait_status(s, QUEUED, ("COMPLETED", "FAILED"))
         # the receive span ends after the handler's status is written: wait for it, not just
         # for the status
         def receive_spans():
@@ -230,11 +228,10 @@ class UpgradeFromV3(ServersTestCase):
                          (trace_id, "b7ad6b7169203331"))
         # a task's message whose attributes were unreadable takes the type from its task; one
         # that names no task is not a task's message, and is dropped
-        wait_until(lambda: s.task(UNREADABLE)["status"] in ("COMPLETED", "FAILED") or None, 10,
-                   what="the task whose message lost its attributes to run")
+        self.wait_status(s, UNREADABLE, ("COMPLETED", "FAILED"))
         wait_until(lambda: db_query(self.db, "SELECT count(*) FROM messages")[0][0] == 0, 10,
                    what="the queue to empty")
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_task_without_history_rows(self):
         # rows lost or never written: the answer is what the task tells, never an error
@@ -242,7 +239,7 @@ class UpgradeFromV3(ServersTestCase):
         tid = s.create("TASK2")
         self.assertEqual(s.set_status(tid, "FAILED", "cancelled").status, 204)
         t = s.task(tid)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         conn = sqlite3.connect(self.db)
         conn.execute("DELETE FROM task_history WHERE task_id = ?", (tid,))
         conn.commit()
@@ -251,7 +248,7 @@ class UpgradeFromV3(ServersTestCase):
         self.assertEqual(self.history(s, tid),
                          ([("CREATED", "", iso(t["created_time"])),
                            ("FAILED", "cancelled", iso(t["updated_time"]))], True))
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ class StoreBusy(ServersTestCase):
         self.assertEqual(s.get("/health").status, 200)
         ids = {row[0] for row in db_query(self.db, "SELECT id FROM tasks")}
         self.assertEqual(ids, {first, second}, "the refused write must not have been kept")
-        self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
+        self.stop_clean(s)
 
 
 if __name__ == "__main__":
