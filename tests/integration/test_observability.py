@@ -125,7 +125,7 @@ class EarlyAnswers(ServersTestCase):
         self.assertEqual(s.get("/health").status, 200)
         warns = [o for o in s.log_json() if o.get("level") in ("WARNING", "ERROR")]
         self.assertEqual(warns, [], "a client's bad request is no warning")
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_not_logged_at_info(self):
         cfg = write_config(self.tmp, {"body_limit": BODY_LIMIT})
@@ -136,7 +136,7 @@ class EarlyAnswers(ServersTestCase):
             self.assertEqual(res and res[0], status)
         m = metrics(s)
         self.assertEqual(series(m, "taskd_http_requests_total", route="unmatched"), 2)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         noisy = [o for o in s.log_json() if o.get("level") in ("DEBUG", "WARNING", "ERROR")
                  or o.get("message") == "request" or "Error processing" in o.get("message", "")]
         self.assertEqual(noisy, [], "lines at INFO for bad requests")
@@ -206,7 +206,7 @@ class IdleWritesNothing(ServersTestCase):
         self.assertEqual(t["status"], "COMPLETED", t)
         self.settle(s)
         self.assert_idle(s, 2.0, "after a task")
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_delayed_message_waits_without_writing(self):
         cfg = {"sweep_interval": 1, "event_replay": 0,  # one sweep a second, then reads only
@@ -235,7 +235,7 @@ class IdleWritesNothing(ServersTestCase):
         self.assertGreaterEqual(late, -0.2, "delivered %.3f s before its delay ended" % -late)
         # woken at the deadline, not left to the runner's periodic look (10 s)
         self.assertLess(late, 2.5, "delivered %.3f s after its delay ended" % late)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_in_flight_after_crash_waits_for_visibility(self):
         """SIGKILL with a task running: after the restart nothing is written until the
@@ -246,7 +246,7 @@ class IdleWritesNothing(ServersTestCase):
         self.ENV = dict(self.ENV, TASK1_SECONDS="30")
         s = self.start(cfg)
         tid = s.create("TASK1")
-        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5.0, what="the task to start")
+        self.wait_status(s, tid, ("IN_PROGRESS",), 5.0)
         # the receive hides the message for the visibility timeout (5 s), then the runner, a
         # write later, keeps it hidden for the run's timeout and margin (4 + 5 s): read it after
         # that, or the redelivery seems 4 s late (it was so read once, under ASan)
@@ -269,7 +269,7 @@ class IdleWritesNothing(ServersTestCase):
         late = time.time() - visible_ms / 1000.0
         self.assertEqual(t["status"], "COMPLETED", t)
         self.assertLess(late, 1.5, "redelivered %.3f s after the visibility timeout" % late)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
 
 if __name__ == "__main__":
