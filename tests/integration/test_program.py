@@ -203,12 +203,12 @@ class Program(ServersTestCase):
         sqlite3.connect(empty).execute("PRAGMA user_version = 0").connection.close()
         s = self.start(db=empty)
         self.assertEqual(s.get("/health").status, 200)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_a_database_a_newer_taskd_migrated_is_refused(self):
         db = self.path("newer.db")
         s = self.start(db=db)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         c = sqlite3.connect(db)
         known = c.execute("PRAGMA user_version").fetchone()[0]
         c.execute("PRAGMA user_version = %d" % (known + 1))
@@ -259,7 +259,7 @@ class Program(ServersTestCase):
         go there, and the first file it opens is the database's lock, the database."""
         first = self.start(db=self.path("closed.db"))  # a database of tasks, then restarts
         first.create("TASK2")
-        self.assertEqual(first.stop(), 0)
+        self.stop_clean(first)
         db = first.db
         for n, closed in enumerate([(2,), (0, 1, 2)]):
             with self.subTest(closed=closed):
@@ -312,7 +312,7 @@ class Program(ServersTestCase):
         self.assertGreater(s.port, 0)
         self.assertEqual(s.get("/health").status, 200)
         s.create("TASK2")
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         lines = nonempty_lines(s.stderr_text())
         self.assertTrue(lines)
         for line in lines:
@@ -329,7 +329,7 @@ class Program(ServersTestCase):
     def test_task1_seconds_over_the_timeout_is_warned_at_start(self):
         # every TASK1 run would be cut short: the operator hears it once, at start
         s = self.start(env={"TASK1_SECONDS": "45"})
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         warned = [o for o in map(json.loads, nonempty_lines(s.stderr_text()))
                   if o["message"].startswith("TASK1_SECONDS is not below the handler's timeout")]
         self.assertEqual(len(warned), 1, s.stderr_text())
@@ -337,7 +337,7 @@ class Program(ServersTestCase):
                          ("WARNING", "task1", "30"))
         # below the timeout: nothing to say
         s = self.start(env={"TASK1_SECONDS": "2"})
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         self.assertNotIn("TASK1_SECONDS", s.stderr_text())
 
     def test_bad_task1_settings_refuse_the_start(self):
@@ -360,13 +360,13 @@ class Program(ServersTestCase):
     def test_sigterm_exits_zero(self):
         s = self.start()
         self.assertEqual(s.get("/health").status, 200)
-        self.assertEqual(s.stop(signal.SIGTERM), 0)
+        self.stop_clean(s, signal.SIGTERM)
 
     def test_sighup_stops_cleanly(self):
         # a closed terminal stops taskd as SIGTERM does: drained, logged, exit 0
         s = self.start()
         self.assertEqual(s.get("/health").status, 200)
-        self.assertEqual(s.stop(signal.SIGHUP), 0)
+        self.stop_clean(s, signal.SIGHUP)
         stopping = [o for o in map(json.loads, nonempty_lines(s.stderr_text())) if o["message"] == "stopping"]
         self.assertEqual([o.get("signal") for o in stopping], ["SIGHUP"], s.stderr_text())
 
@@ -380,7 +380,7 @@ class Program(ServersTestCase):
         s.proc.send_signal(signal.SIGHUP)
         self.assertEqual(s.get("/health").status, 200)
         # a SIGHUP taken would be pending before the SIGTERM, and the stop would name it
-        self.assertEqual(s.stop(signal.SIGTERM), 0)
+        self.stop_clean(s, signal.SIGTERM)
         stopping = [o for o in map(json.loads, nonempty_lines(s.stderr_text())) if o["message"] == "stopping"]
         self.assertEqual([o.get("signal") for o in stopping], ["SIGTERM"], s.stderr_text())
 
@@ -391,7 +391,7 @@ class Program(ServersTestCase):
         try:
             stalled.sendall(b"POST /tasks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n\r\n{")
             self.assertEqual(s.get("/health").status, 200)
-            self.assertEqual(s.stop(signal.SIGTERM, timeout=10), 0)
+            self.stop_clean(s, signal.SIGTERM, timeout=10)
         finally:
             stalled.close()
             idle.close()
@@ -399,29 +399,29 @@ class Program(ServersTestCase):
     def test_sigint_exits_zero(self):
         s = self.start()
         tid = s.create("TASK2")
-        self.assertEqual(s.stop(signal.SIGINT), 0)
+        self.stop_clean(s, signal.SIGINT)
         s2 = self.start(db=s.db)
         self.assertEqual(s2.task(tid)["id"], tid)
-        self.assertEqual(s2.stop(signal.SIGINT), 0)
+        self.stop_clean(s2, signal.SIGINT)
 
     def test_env_listen_and_db(self):
         db = self.path("env.db")
         s = self.start(use_flags=False, env={"TASKD_LISTEN": "127.0.0.1:0", "TASKD_DB": db})
         self.assertEqual(s.host, "127.0.0.1")
         tid = s.create("TASK2", data={"via": "env"})
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         self.assertTrue(os.path.exists(db), "TASKD_DB was not used")
         # The same database through the flags.
         s2 = self.start(db=db)
         self.assertEqual(s2.task(tid)["data"], {"via": "env"})
-        self.assertEqual(s2.stop(), 0)
+        self.stop_clean(s2)
 
     def test_flags_override_env(self):
         db = self.path("flag.db")
         s = self.start(db=db, env={"TASKD_DB": "/nonexistent-dir/env.db", "TASKD_LISTEN": "256.0.0.1:1"})
         self.assertEqual(s.get("/health").status, 200)
         s.create("TASK2")
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         self.assertTrue(os.path.exists(db))
 
     def test_env_config(self):
@@ -429,7 +429,7 @@ class Program(ServersTestCase):
         s = self.start(env={"TASKD_CONFIG": cfg})
         self.assertEqual(s.post("/tasks", {"task_type": "ENVTYPE"}).status, 201)
         self.assertEqual(s.post("/tasks", {"task_type": "TASK2"}).status, 422)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_second_instance_on_same_db_fails(self):
         s = self.start()
@@ -439,11 +439,11 @@ class Program(ServersTestCase):
         # The first one is unharmed.
         self.assertEqual(s.task(tid)["id"], tid)
         self.assertEqual(s.create("TASK2") > tid, True)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         # After the first stops, a new start on that db works.
         s2 = self.start(db=s.db)
         self.assertEqual(s2.task(tid)["id"], tid)
-        self.assertEqual(s2.stop(), 0)
+        self.stop_clean(s2)
 
     def test_second_instance_through_a_link_fails(self):
         # a symbolic or a hard link names the same file: the same database, refused
@@ -458,16 +458,16 @@ class Program(ServersTestCase):
                                                   one_line=False)
                 self.assertIn("another taskd is serving it", err[-1])
         self.assertEqual(s.get("/health").status, 200)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_threads_and_sync_flags(self):
         s = self.start(args=["--threads", "2"], sync="normal")
         ids = [s.create("TASK2") for _ in range(5)]
         self.assertEqual([t["id"] for t in s.list_all()], list(reversed(ids)))
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         s2 = self.start(db=s.db, sync="full", args=["--threads", "1"])
         self.assertEqual(len(s2.list_all()), 5)
-        self.assertEqual(s2.stop(), 0)
+        self.stop_clean(s2)
 
     # -- config file ---------------------------------------------------------------------------
     def test_config_task_types_and_body_limit(self):
@@ -490,7 +490,7 @@ class Program(ServersTestCase):
         self.assertIn("detail", r.json())
         small = json.dumps({"task_type": "ALPHA", "data": {"b": "x" * 900}})
         self.assertEqual(s.post("/tasks", small).status, 201)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_config_defaults_when_keys_absent(self):
         cfg = write_config(self.tmp, {})
@@ -499,7 +499,7 @@ class Program(ServersTestCase):
             self.assertEqual(s.post("/tasks", {"task_type": t}).status, 201, t)
         blob = json.dumps({"task_type": "TASK2", "data": {"b": "x" * 200000}})
         self.assertEqual(s.post("/tasks", blob).status, 201)
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_a_subscribed_queue_no_handler_takes_from_is_named_at_start(self):
         """Messages routed to a queue nobody reads wait out their retention: said at start."""
@@ -514,10 +514,10 @@ class Program(ServersTestCase):
         said = [o for o in s.log_json() if o.get("message", "").startswith(unread)]
         self.assertEqual([(o["queue"], o["level"]) for o in said], [("unread", "WARNING")],
                          s.stderr_text()[-2000:])  # once, though two subscriptions route there
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         s = self.start(config=write_config(self.tmp, {}, "defaults.json"))  # every queue read
         self.assertNotIn(unread, s.stderr_text())
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_a_dead_letter_queue_that_can_never_fill_is_named_at_start(self):
         """Warned, not refused: dead letters kept from before can still be redriven."""
@@ -534,7 +534,7 @@ class Program(ServersTestCase):
         said = [(o["queue"], o["dead_letter_queue"]) for o in s.log_json()
                 if o.get("level") == "WARNING" and "dead_letter_queue" in o]
         self.assertEqual(said, [("d1", "d2"), ("paused", "d3")], s.stderr_text()[-2000:])
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_a_dead_letter_queue_kept_no_longer_than_its_queue_is_named_at_start(self):
         """A dead letter keeps the age of its first send: one that waited long in its queue is
@@ -559,11 +559,11 @@ class Program(ServersTestCase):
                                 ("WARNING", "other", "7200", "d2", "3600", longer),
                                 ("WARNING", "most", "1209600", "d4", "1209600", shorter)],
                          s.stderr_text()[-2000:])
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         s = self.start(config=write_config(self.tmp, {}, "defaults.json"))  # task1 4 days, its DLQ 14
         self.assertEqual(s.get("/health").status, 200)
         self.assertNotIn(short, s.stderr_text())
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
 
     def test_task_types_no_subscription_routes_are_named_at_start(self):
         """A type the API accepts but no filter policy lets through stays CREATED: said at start."""
@@ -574,7 +574,7 @@ class Program(ServersTestCase):
         self.assertEqual(len(said), 1, s.stderr_text()[-2000:])
         self.assertEqual(said[0]["task_types"], "resize, thumb")  # TASK1 has the default route
         self.assertEqual(said[0]["level"], "INFO")
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         routed = {"task_types": ["TASK1", "resize", "thumb"], "queues": [{"name": "img"}],
                   "handlers": [],
                   "subscriptions": [{"queue": "img",
@@ -583,7 +583,7 @@ class Program(ServersTestCase):
         s = self.start(config=write_config(self.tmp, routed, "routed.json"))
         self.assertEqual(s.get("/health").status, 200)
         self.assertFalse([o for o in s.log_json() if o.get("message", "").startswith(unrouted)])
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         # a policy that also wants an attribute no message carries lets nothing through
         other = {"subscriptions": [{"queue": "task1",
                                     "filter_policy": {"TaskType": ["TASK1"], "Other": ["x"]}}]}
@@ -591,14 +591,14 @@ class Program(ServersTestCase):
         said = [o for o in s.log_json() if o.get("message", "").startswith(unrouted)]
         self.assertEqual([o["task_types"] for o in said], ["TASK1, TASK2, TASK3"],
                          s.stderr_text()[-2000:])
-        self.assertEqual(s.stop(), 0)
+        self.stop_clean(s)
         # with nothing published at all, no type reaches a queue: said as such, TASK1 included
         for consumers in ([], [{"name": "audit", "filter_patterns": [{"eventName": ["REMOVE"]}]}]):
             s = self.start(config=write_config(self.tmp, {"stream_consumers": consumers}, "quiet.json"))
             said = [o for o in s.log_json() if o.get("message", "").startswith("no stream consumer publishes")]
             self.assertEqual([o["level"] for o in said], ["INFO"], s.stderr_text()[-2000:])
             self.assertFalse([o for o in s.log_json() if o.get("message", "").startswith(unrouted)])
-            self.assertEqual(s.stop(), 0)
+            self.stop_clean(s)
 
     def test_invalid_config(self):
         cases = {
