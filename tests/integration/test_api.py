@@ -861,8 +861,7 @@ class PipelineHistory(ServersTestCase, HistoryAssertions):
         s = Taskd(db=self.db, config=write_config(self.tmp, cfg), tmpdir=self.tmp, env=env)
         self.servers.append(s)
         tid = s.create("TASK1", data={"x": 1})
-        wait_until(lambda: s.task(tid)["status"] in ("COMPLETED", "FAILED"), 20,
-                   what="TASK1 finished")
+        self.wait_status(s, tid, ("COMPLETED", "FAILED"), 20)
         return s, tid
 
     def test_noop_task(self):

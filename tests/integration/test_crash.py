@@ -213,8 +213,7 @@ class DeadLetter(CrashCase):
         r = s.post("/queues/doomed/redrive")
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json(), {"queue": "doomed", "moved": 1})
-        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s.task(tid)), 10,
-                       what="the redriven task to finish")
+        t = self.wait_status(s, tid, FINAL)
         self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"), t)
         # The redrive set it back to CREATED first, with a message naming the DLQ.
         trail = [(old, new, msg) for _, _, _, new, old, msg in change_transitions(
@@ -254,7 +253,7 @@ class GracefulStop(CrashCase):
                "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 35}]}
         s = self.start(cfg, env=env)
         tid = s.create("TASK1")
-        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        self.wait_status(s, tid, ("IN_PROGRESS",), 5)
         s.kill()
         hidden = db_query(self.db, "SELECT visible_ms FROM messages WHERE task_id = ?", (tid,))[0][0]
         self.assertGreater(hidden, time.time() * 1000 + 30_000)  # hidden for its visibility timeout
@@ -266,8 +265,7 @@ class GracefulStop(CrashCase):
         env["TASK1_SECONDS"] = "0"
         s2 = self.start(cfg, env=env)
         self.assertIn("messages hidden past any timeout made visible", s2.stderr_text())
-        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 10,
-                       what="the task to run again")
+        t = self.wait_status(s2, tid, FINAL)
         self.assertEqual(t["status"], "COMPLETED", t)
         self.stop_clean(s2)
 
@@ -276,7 +274,7 @@ class GracefulStop(CrashCase):
         cfg = {"shutdown_grace": 10}
         s = self.start(cfg, env=env)
         tid = s.create("TASK1", data={"foo": "bar"})
-        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        self.wait_status(s, tid, ("IN_PROGRESS",), 5)
         self.stop_clean(s, timeout=5)
         # The running task was allowed to finish within the grace period.
         status = db_query(self.db, "SELECT status, status_msg FROM tasks WHERE id = ?", (tid,))[0]
@@ -295,8 +293,7 @@ class GracefulStop(CrashCase):
         # sooner than anything it left visible; once it has run and the queue is empty, all that
         # came before it has been received.
         control = s2.create("TASK1")
-        c = wait_until(lambda: (lambda c: c if c["status"] in FINAL else None)(s2.task(control)), 10,
-                       what="the task sent after the restart to run")
+        c = self.wait_status(s2, control, FINAL)
         self.assertEqual(c["status"], "COMPLETED", c)
         wait_queue_empty(s2, "task1")
         self.assertEqual(s2.task(tid), t)
@@ -315,13 +312,12 @@ class GracefulStop(CrashCase):
                "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 4, "concurrency": 2}]}
         s = self.start(cfg, env=env)
         tid = s.create("TASK1")
-        wait_until(lambda: s.task(tid)["status"] == "IN_PROGRESS", 5, what="TASK1 IN_PROGRESS")
+        self.wait_status(s, tid, ("IN_PROGRESS",), 5)
         t0 = time.monotonic()
         self.stop_clean(s, timeout=6)
         self.assertLess(time.monotonic() - t0, 4.0)
         s2 = self.start(cfg, env=env)
-        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 15,
-                       what="the interrupted task to finish after restart")
+        t = self.wait_status(s2, tid, FINAL, 15)
         self.assertEqual(t["status"], "COMPLETED", t)
         self.stop_clean(s2)
 
@@ -430,8 +426,7 @@ class GracefulStop(CrashCase):
         self.assertIn("a second stop signal", s.stderr_text())
         open(os.path.join(runs_dir, "go"), "w").close()
         s2 = self.start(cfg)
-        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(tid)), 15,
-                       what="the task cut short to run again")
+        t = self.wait_status(s2, tid, FINAL, 15)
         self.assertEqual(t["status"], "COMPLETED", t)
         self.stop_clean(s2)
 
@@ -579,7 +574,7 @@ class AbandonedStop(CrashCase):
         done = {}  # task id -> (trace id, span ids)
         for _ in range(3):
             tid, trace_id = traced("FAST")
-            wait_until(lambda: s.task(tid)["status"] == "COMPLETED", 10, what="FAST completed")
+            self.wait_status(s, tid, ("COMPLETED",))
             spans = wait_until(lambda: local_spans(tid, {"UPDATE tasks": 2, "process fast": 1}), 5,
                                what="the spans of task %s" % tid)
             self.assertEqual({sp["trace_id"] for sp in spans}, {trace_id}, spans)
@@ -651,8 +646,7 @@ class AbandonedStop(CrashCase):
         self.assertGreater(visible_ms, time.time() * 1000, "the message was given back")
         open(os.path.join(runs_dir, "go"), "w").close()
         s2 = self.start(cfg)
-        t = wait_until(lambda: (lambda t: t if t["status"] in FINAL else None)(s2.task(stuck)),
-                       (visible_ms / 1000 - time.time()) + 10, what="the stuck task to run again")
+        t = self.wait_status(s2, stuck, FINAL, (visible_ms / 1000 - time.time()) + 10)
         self.assertEqual((t["status"], t["status_msg"]), ("COMPLETED", "Task completed"), t)
         again = started()
         self.assertEqual(len(again), 2, again)
