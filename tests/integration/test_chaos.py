@@ -294,9 +294,7 @@ class Chaos(ServersTestCase):
                       % (e, counts, queue_table(s), seed, s.stderr_text()[-3000:]))
         drained_at = time.monotonic()
         queues = queue_table(s)
-        rc = s.stop()
-        self.assertEqual(rc, 0, "taskd exited %s on SIGTERM; stderr tail:\n%s"
-                         % (rc, s.stderr_text()[-4000:]))
+        self.stop_clean(s)
 
         # ---- the database, read directly (taskd stopped) --------------------------------
         tasks = {tid: (ttype, status, msg, key) for tid, ttype, status, msg, key in db_query(
