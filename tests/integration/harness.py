@@ -855,11 +855,18 @@ class ServersTestCase(unittest.TestCase):
                          % (rc, signal.Signals(sig).name, s.stderr_text()[-3000:]))
 
     def wait_status(self, s, tid, statuses, timeout=10.0):
-        """Wait until the task tid of s has one of statuses; the task."""
+        """Wait until the task tid of s has one of statuses; the task. A time-out says the status
+        the task was left in."""
+        last = {}
+
         def check():
-            t = s.task(tid)
+            t = last["task"] = s.task(tid)
             return t if t["status"] in statuses else None
-        return wait_until(check, timeout, what="task %s to reach %s" % (tid, statuses))
+        try:
+            return wait_until(check, timeout, what="task %s to reach %s" % (tid, statuses))
+        except AssertionError as e:
+            left = last.get("task", {}).get("status")
+            raise AssertionError("%s; the task is %s" % (e, left)) from None
 
 
 class ServerTestCase(unittest.TestCase):
