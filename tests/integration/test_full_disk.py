@@ -6,6 +6,11 @@ request, and the pipeline backs off (a bounded number of log lines, nothing skip
 the filesystem grows, /health recovers and every task accepted with 201 completes. A little
 room back is not enough: small writes commit, but health waits for room for more.
 
+The load runs without the stream consumer, and taskd starts again with it on the full disk,
+every loaded task still to publish: a consumer that ran through the load could publish the
+last task before the disk was full (a message fits where a task's two copies of its data do
+not) and then have nothing left to retry.
+
 Mounting needs root (CAP_SYS_ADMIN): where it is not permitted the test is skipped (exit 77,
 CTest's SKIP_RETURN_CODE for it in CMakeLists.txt).
 """
@@ -74,24 +79,40 @@ class FullDisk(ServersTestCase):
         super().tearDown()
 
     def test_writes_fail_with_503_then_every_accepted_task_completes(self):
-        cfg = write_config(self.tmp, {
+        config = {
             "task_types": ["JOB"],
-            # delayed: the seeds below come up to be received while the disk is full
-            "queues": [{"name": "jobs", "visibility_timeout": 5, "delay": 4}],
+            "queues": [{"name": "jobs", "visibility_timeout": 5}],
             "subscriptions": [{"queue": "jobs"}],
             # a pattern on the image: the consumer reads the change log and publishes itself
             "stream_consumers": [{"name": "publisher", "action": "publish", "filter_patterns": [
                 {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"task_type": {"S": ["JOB"]}}}}]}],
             "handlers": [{"queue": "jobs", "handler": "noop", "timeout": 5, "concurrency": 1}],
-        })
-        s = Taskd(config=cfg, tmpdir=self.tmp, db=os.path.join(self.mnt, "tasks.db"))
-        self.servers.append(s)
-        self.assertEqual(s.get("/health").status, 200)
-        # two tasks in the queue before the load: their receives meet the full disk
-        seeds = [s.create("JOB", data={"seed": i}) for i in range(2)]
-        wait_until(lambda: queue_table(s)["jobs"]["delayed"] == 2, 5, what="the seeds published")
+        }
+        db = os.path.join(self.mnt, "tasks.db")
 
-        # Load until the disk is full: 201s are remembered, everything else examined.
+        def start(name, cfg):
+            s = Taskd(config=write_config(self.tmp, cfg, name), tmpdir=self.tmp, db=db)
+            self.servers.append(s)
+            return s
+
+        def told_once(s, failures):
+            """s logged the full disk once, not per failed write (failures: how many failed)."""
+            told = [o for o in s.log_json()
+                    if o.get("message", "").startswith("the database cannot be written")]
+            self.assertEqual(len(told), 1, "the reason is logged %d times for %s:\n%s"
+                             % (len(told), failures, s.stderr_text()[-6000:]))
+            self.assertEqual(told[0]["error"], "database or disk is full", told)
+
+        # Two tasks in the queue before the load, received by no handler until the disk is full.
+        s = start("seeds.json", dict(config, handlers=[]))
+        self.assertEqual(s.get("/health").status, 200)
+        seeds = [s.create("JOB", data={"seed": i}) for i in range(2)]
+        wait_until(lambda: queue_table(s)["jobs"]["depth"] == 2, 5, what="the seeds published")
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
+
+        # Load until the disk is full, nothing published: 201s are remembered, everything else
+        # examined.
+        s = start("load.json", dict(config, handlers=[], stream_consumers=[]))
         accepted, refused, bad = list(seeds), [], []
         lock = threading.Lock()
         full = threading.Event()
@@ -136,13 +157,17 @@ class FullDisk(ServersTestCase):
         self.assertEqual(body["status"], "unhealthy", body)
         self.assertIn("full", body["detail"], body)
         self.assertTrue(h.header("Retry-After"), h)
+        told_once(s, "%d refusals" % len(refused))
+        self.assertEqual(s.stop(), 0, s.stderr_text()[-3000:])
 
-        # Full for a few seconds more: the pipeline backs off (to 3.2 s) instead of spinning,
-        # and health stays unhealthy while its retries fail. The consumer's retries of its batch
-        # say when: their gaps are its backoff, 0.2 s doubling to 3.2 s (a pure sleep, which a
-        # loaded machine only makes longer), so its 6th failure comes more than 5 s (the health
-        # recovery's wait) after its first, and between its 5th and 6th lie 3.2 s of the
-        # process's log.
+        # The pipeline on the full disk: the publisher's batch of the loaded tasks cannot be
+        # written, and it backs off (to 3.2 s) instead of spinning; health stays unhealthy while
+        # its retries fail. The consumer's retries of its batch say when: their gaps are its
+        # backoff, 0.2 s doubling to 3.2 s (a pure sleep, which a loaded machine only makes
+        # longer), so its 6th failure comes more than 5 s (the health recovery's wait) after its
+        # first, and between its 5th and 6th lie 3.2 s of the process's log.
+        s = start("config.json", config)
+
         def failed(message):
             return [o for o in s.log_json() if o.get("message") == message]
 
@@ -157,16 +182,13 @@ class FullDisk(ServersTestCase):
         wait_until(lambda: failed("cannot receive from queue"), 30, what="a failed receive")
         logs = s.log_json()
         window = [json.dumps(o) for o in logs if at[4] < log_ms(o) < at[5]]
-        told = [o for o in logs if o.get("message", "").startswith("the database cannot be written")]
         recovered = [o for o in logs if o.get("message") == "the database can be written again"]
         skipped = [o for o in logs if "skipped" in o.get("message", "")]
         context = "\n".join(line for line in s.log_objects() if '"DEBUG"' not in line)[-6000:]
         self.assertEqual(h.status, 503, context)
         self.assertLess(len(window), 10, "log lines in the consumer's 3.2 s backoff on a full disk:\n"
                         + "\n".join(window))
-        self.assertEqual(len(told), 1, "the reason is logged %d times for %d refusals:\n%s"
-                         % (len(told), len(refused), context))
-        self.assertEqual(told[0]["error"], "database or disk is full", told)
+        told_once(s, "%d failed publishes" % len(consumer))
         # the pipeline's own warnings say why too, not a bare "error"
         receives = [o for o in logs if o.get("message") == "cannot receive from queue"
                     and o.get("error") == "error"]
