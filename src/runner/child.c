@@ -636,6 +636,25 @@ void child_kill(const child *c)
     (void)n; /* full (past 2^64 - 2 kills) is as readable as one */
 }
 
+/* The supervisor's next change of state, without waiting (waitpid(), WNOHANG | WUNTRACED): its pid
+ * with the status in *sup_status, 0 when there is none, -1 when it was reaped elsewhere (SIGCHLD
+ * ignored). */
+static pid_t supervisor_change(const child *c, int *sup_status)
+{
+    pid_t w;
+    do {
+        w = waitpid(c->pid, sup_status, WNOHANG | WUNTRACED);
+    } while (w < 0 && errno == EINTR);
+    return w;
+}
+
+/* Whether that change (w, sup_status) is its end: it exited or was killed, reaped now or
+ * elsewhere. */
+static bool supervisor_ended(pid_t w, int sup_status)
+{
+    return w < 0 || (w > 0 && !WIFSTOPPED(sup_status));
+}
+
 /*
  * The supervisor did not clear the run in time (the program, or what it left, stopped it, or it is
  * stuck): kill it, and first the program's process group, but only while that group's id is still
@@ -647,25 +666,27 @@ void child_kill(const child *c)
  * its stop taken by a wait elsewhere) or held in the kernel (an uninterruptible sleep), which it
  * leaves only to stop: it reaps nothing more either, and is looked at the same way; or it was
  * continued (the program may send it SIGCONT as it sent SIGSTOP), and then the look is racy only
- * against a pid reused within microseconds. True when the supervisor was reaped here (it ended
- * meanwhile).
+ * against a pid reused within microseconds. One that dies while it is looked at (a SIGKILL from
+ * elsewhere) hands its children to init and becomes a zombie in one step (under the kernel's
+ * tasklist lock, Linux 3.19 on): a look that missed a child for that is followed by one at its
+ * status, which finds it dead. True when the supervisor was reaped here (it ended meanwhile); the
+ * reap then kills the group as it does after any death of the supervisor.
  */
 static bool force_end(child *c, int *sup_status)
 {
     (void)kill(c->pid, SIGSTOP);
     pid_t w = 0;
     for (int waited = 0; waited < FORCE_STOP_WAIT_MS; waited++) {
-        do {
-            w = waitpid(c->pid, sup_status, WNOHANG | WUNTRACED);
-        } while (w < 0 && errno == EINTR);
-        if (w != 0)
+        if ((w = supervisor_change(c, sup_status)) != 0)
             break;
         clock_sleep_ms(1);
     }
-    if (w < 0 || (w == c->pid && !WIFSTOPPED(*sup_status)))
-        return true; /* it exited (reaped now, or elsewhere): nothing left to signal */
+    if (supervisor_ended(w, *sup_status))
+        return true; /* nothing left to signal */
     if (c->program > 0 && proc_child_holds(c->pid, c->program))
         (void)kill(-c->program, SIGKILL);
+    else if ((w = supervisor_change(c, sup_status)) != 0 && supervisor_ended(w, *sup_status))
+        return true;             /* it died as it was looked at: its children went to init first */
     (void)kill(c->pid, SIGKILL); /* also ends the stop */
     return false;
 }

@@ -7,9 +7,10 @@
  * or a passed deadline before the start; containment (a descendant in a session of its own is
  * gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the
  * child; the program's group after a reap whose poll() fails, after a forced end that does not
- * see its supervisor stop, after one that comes once the program ended, and after a supervisor
- * killed once the program ended), only stdio inherited, a foreign SIGTERM passed on; and the
- * resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * see its supervisor stop, after one that comes once the program ended, after a supervisor killed
+ * once the program ended, and after one killed as the forced end sees it stopped), only stdio
+ * inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
+ * below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -143,6 +144,24 @@ int prctl(int option, ...)
             clock_sleep_ms(1);
     }
     return (int)syscall(SYS_prctl, option, arg[0], arg[1], arg[2], arg[3]);
+}
+
+/* While set, a process whose stop waitpid() reports is killed (a SIGKILL from elsewhere) before the
+ * stop is returned, and is a zombie by then: a supervisor that dies as soon as its stop is seen.
+ * Cleared once done. waitpid() stands in for libc's in the whole test program. */
+static bool stopped_ones_die;
+
+pid_t waitpid(pid_t pid, int *status, int options)
+{
+    pid_t w = (pid_t)syscall(SYS_wait4, pid, status, options, NULL);
+    if (stopped_ones_die && w > 0 && WIFSTOPPED(*status)) {
+        stopped_ones_die = false;
+        kill(w, SIGKILL);
+        siginfo_t si;
+        while (waitid(P_PID, (id_t)w, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+            ;
+    }
+    return w;
 }
 
 /* Start c, wait until deadline_ms from now, kill the group and reap; returns how it ended. */
@@ -907,6 +926,19 @@ static void reap_own_end(child *c, const group_run *g)
     assert_all_end(g->pids, 1, g->written, 5000); /* the background sleep */
 }
 
+/* A group run whose program exits by itself, its supervisor then stopped (by the test, once the
+ * end is reported: only the reap is left). */
+static child *group_stopped_after_its_end(group_run *g)
+{
+    child *c = group_started(g, "true");
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
+    assert_int_equal(kill(g->pids[2], SIGSTOP), 0);
+    for (int i = 0; i < 500 && fixture_state(g->pids[2], g->written) != 'T'; i++)
+        usleep(10000);
+    assert_int_equal(fixture_state(g->pids[2], g->written), 'T');
+    return c;
+}
+
 /* A start cut short (its deadline passed before the supervisor's report was seen) has not read
  * the program's pid; its reap must still know it: a program that stopped its supervisor leaves
  * its process group to the forced end, which kills that group only by the program's pid. It was
@@ -989,12 +1021,7 @@ static void test_a_stop_after_the_programs_end_still_ends_its_group(void **state
 {
     (void)state;
     group_run g;
-    child *c = group_started(&g, "true");
-    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
-    assert_int_equal(kill(g.pids[2], SIGSTOP), 0); /* after its report: only the reap is left */
-    for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
-        usleep(10000);
-    assert_int_equal(fixture_state(g.pids[2], g.written), 'T');
+    child *c = group_stopped_after_its_end(&g);
     reap_own_end(c, &g);
 }
 
@@ -1011,6 +1038,22 @@ static void test_a_supervisor_killed_after_the_programs_end_still_ends_its_group
     assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
     assert_int_equal(kill(g.pids[2], SIGKILL), 0); /* this process's child, not reaped yet */
     reap_own_end(c, &g);
+}
+
+/* A stopped supervisor that dies (a SIGKILL from elsewhere) between the forced end's look at its
+ * status and its look for a child holding the program's group (here as soon as its stop is seen):
+ * its children went to init, none is found, and the background process the program left in its
+ * group is killed as after any death of the supervisor. The forced end took the group for no
+ * longer the run's and did not kill it, nor did the reap after a forced end: the background sleep
+ * went on under init. */
+static void test_a_stopped_supervisor_dying_as_it_is_looked_at_still_ends_the_group(void **state)
+{
+    (void)state;
+    group_run g;
+    child *c = group_stopped_after_its_end(&g);
+    stopped_ones_die = true;
+    reap_own_end(c, &g);
+    assert_false(stopped_ones_die); /* the stop was seen, and the supervisor killed then */
 }
 
 typedef struct waiter {
@@ -1363,6 +1406,7 @@ int main(void)
         cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
         cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
         cmocka_unit_test(test_a_supervisor_killed_after_the_programs_end_still_ends_its_group),
+        cmocka_unit_test(test_a_stopped_supervisor_dying_as_it_is_looked_at_still_ends_the_group),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),
