@@ -56,9 +56,10 @@
  *   process group. A SIGTERM from anyone else (a service manager stopping everything) is passed
  *   on to the program, whose call it is.
  * - child_reap() gives the supervisor kill_grace_ms to clear the run, then stops it (SIGSTOP, so
- *   it reaps nothing more), SIGKILLs the program's process group if a child of the supervisor
- *   (the run's) still has the program's pid or is in that group, so that its id is still the
- *   run's, and SIGKILLs the supervisor: a stopped or stuck supervisor cannot hang the parent.
+ *   it reaps nothing more), SIGKILLs the program's process group if a descendant of the
+ *   supervisor (the run's) still has the program's pid or is in that group, so that its id is
+ *   still the run's, and SIGKILLs the supervisor: a stopped or stuck supervisor cannot hang
+ *   the parent.
  * - The parent's poll() loop writes stdin and reads stdout, stderr and the report pipe, so no
  *   full pipe can deadlock either side, and the program's exit is seen at once. It also polls
  *   an eventfd that child_kill() signals, so a kill ends the wait even when the supervisor
@@ -658,17 +659,18 @@ static bool supervisor_ended(pid_t w, int sup_status)
 /*
  * The supervisor did not clear the run in time (the program, or what it left, stopped it, or it is
  * stuck): kill it, and first the program's process group, but only while that group's id is still
- * the run's. The supervisor is stopped before looking, so it reaps nothing more; then its children
- * are the run's (the program, alive or a zombie, and the orphans of the run it adopted), and while
- * one of them has the program's pid, or is in the group of that id (a background process the
- * program left there, once it ended), no process outside the run can lead a group of that id
- * (proc_child_holds()). One not seen to stop within the wait is stopped all the same (traced, or
- * its stop taken by a wait elsewhere) or held in the kernel (an uninterruptible sleep), which it
+ * the run's. The supervisor is stopped before looking, so it reaps nothing more; then its
+ * descendants are the run's (the program, alive or a zombie, the orphans of the run it adopted and
+ * theirs), and while one of them has the program's pid, or is in the group of that id (a
+ * background process the program left there, once it ended, or one started by a process that
+ * left the group since), no process outside the run can lead a group of that id
+ * (proc_descendant_holds()). One not seen to stop within the wait is stopped all the same (traced,
+ * or its stop taken by a wait elsewhere) or held in the kernel (an uninterruptible sleep), which it
  * leaves only to stop: it reaps nothing more either, and is looked at the same way; or it was
  * continued (the program may send it SIGCONT as it sent SIGSTOP), and then the look is racy only
  * against a pid reused within microseconds. One that dies while it is looked at (a SIGKILL from
  * elsewhere) hands its children to init and becomes a zombie in one step (under the kernel's
- * tasklist lock, Linux 3.19 on): a look that missed a child for that is followed by one at its
+ * tasklist lock, Linux 3.19 on): a look that missed a holder for that is followed by one at its
  * status, which finds it dead. True when the supervisor was reaped here (it ended meanwhile); the
  * reap then kills the group as it does after any death of the supervisor.
  */
@@ -683,7 +685,7 @@ static bool force_end(child *c, int *sup_status)
     }
     if (supervisor_ended(w, *sup_status))
         return true; /* nothing left to signal */
-    if (c->program > 0 && proc_child_holds(c->pid, c->program))
+    if (c->program > 0 && proc_descendant_holds(c->pid, c->program))
         (void)kill(-c->program, SIGKILL);
     else if ((w = supervisor_change(c, sup_status)) != 0 && supervisor_ended(w, *sup_status))
         return true;             /* it died as it was looked at: its children went to init first */

@@ -98,9 +98,21 @@ static bool each_process(void (*each)(long number, void *arg), void *arg)
     return true;
 }
 
-/* proc_child_holds()'s look for a child of parent with id as its pid or its group's. */
+/* Whether p descends from ancestor, its ancestors read one at a time: false at the top (init, or
+ * no parent), and at one already gone (ended and reaped between two reads, microseconds apart:
+ * what it left went to a subreaper above it, which this walk does not follow). */
+static bool descends(proc_id p, pid_t ancestor)
+{
+    while (p.ppid != ancestor)
+        if (p.ppid <= 1 || !proc_read(p.ppid, &p))
+            return false;
+    return true;
+}
+
+/* proc_descendant_holds()'s look for a descendant of ancestor with id as its pid or its
+ * group's. */
 typedef struct id_holder {
-    pid_t parent, id;
+    pid_t ancestor, id;
     bool found;
 } id_holder;
 
@@ -108,16 +120,16 @@ static void note_if_holder(long number, void *arg)
 {
     id_holder *h = arg;
     proc_id p;
-    if (!h->found && proc_read((pid_t)number, &p) && p.ppid == h->parent)
-        h->found = p.pid == h->id || p.pgid == h->id;
+    if (!h->found && proc_read((pid_t)number, &p) && (p.pid == h->id || p.pgid == h->id))
+        h->found = descends(p, h->ancestor);
 }
 
-bool proc_child_holds(pid_t parent, pid_t id)
+bool proc_descendant_holds(pid_t ancestor, pid_t id)
 {
     proc_id p;
-    if (proc_read(id, &p) && p.ppid == parent)
+    if (proc_read(id, &p) && descends(p, ancestor))
         return true; /* the most common: the program itself, not yet reaped */
-    id_holder h = {parent, id, false};
+    id_holder h = {ancestor, id, false};
     return each_process(note_if_holder, &h) && h.found;
 }
 

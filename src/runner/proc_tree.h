@@ -32,13 +32,14 @@ void proc_each_numbered(int dir, void (*each)(long number, void *arg), void *arg
 bool proc_read(pid_t pid, proc_id *out);
 
 /*
- * Whether a child of parent (a zombie too) has id as its pid or as its process group's. While one
- * has, no process made since can have that pid or lead a group of that id: the kernel gives a new
- * process no pid that is still a process's or a process group's (POSIX's "Process ID Reuse"), and
- * a group takes its id from the pid of the process that makes it. False too when /proc cannot be
- * listed.
+ * Whether a descendant of ancestor (a zombie too) has id as its pid or as its process group's.
+ * While one has, no process made since can have that pid or lead a group of that id: the kernel
+ * gives a new process no pid that is still a process's or a process group's (POSIX's "Process ID
+ * Reuse"), and a group takes its id from the pid of the process that makes it. A descendant, not
+ * only a child: a process stays in its group when its parent leaves it (setsid(), setpgid()), so
+ * a grandchild may be in the group while no child is. False too when /proc cannot be listed.
  */
-bool proc_child_holds(pid_t parent, pid_t id);
+bool proc_descendant_holds(pid_t ancestor, pid_t id);
 
 /* One pass over /proc adding to tree[0..*n) every process whose parent is in it, up to max in
  * all. Returns how many were added, or -1 when /proc cannot be listed. A pass finds the

@@ -8,9 +8,9 @@
  * gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the
  * child; the program's group after a reap whose poll() fails, after a forced end that does not
  * see its supervisor stop, after one that comes once the program ended, after a supervisor killed
- * once the program ended, and after one killed as the forced end sees it stopped), only stdio
- * inherited, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
- * below them, SIGXCPU, EMFILE).
+ * once the program ended, after one killed as the forced end sees it stopped, and held by a
+ * grandchild of the supervisor alone), only stdio inherited, a foreign SIGTERM passed on; and the
+ * resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -926,16 +926,22 @@ static void reap_own_end(child *c, const group_run *g)
     assert_all_end(g->pids, 1, g->written, 5000); /* the background sleep */
 }
 
+/* Stop the fixture's supervisor pid and wait until it is stopped. */
+static void stop_supervisor(pid_t pid, unsigned long long written)
+{
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    for (int i = 0; i < 500 && fixture_state(pid, written) != 'T'; i++)
+        usleep(10000);
+    assert_int_equal(fixture_state(pid, written), 'T');
+}
+
 /* A group run whose program exits by itself, its supervisor then stopped (by the test, once the
  * end is reported: only the reap is left). */
 static child *group_stopped_after_its_end(group_run *g)
 {
     child *c = group_started(g, "true");
     assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
-    assert_int_equal(kill(g->pids[2], SIGSTOP), 0);
-    for (int i = 0; i < 500 && fixture_state(g->pids[2], g->written) != 'T'; i++)
-        usleep(10000);
-    assert_int_equal(fixture_state(g->pids[2], g->written), 'T');
+    stop_supervisor(g->pids[2], g->written);
     return c;
 }
 
@@ -1054,6 +1060,46 @@ static void test_a_stopped_supervisor_dying_as_it_is_looked_at_still_ends_the_gr
     stopped_ones_die = true;
     reap_own_end(c, &g);
     assert_false(stopped_ones_die); /* the stop was seen, and the supervisor killed then */
+}
+
+/* A program that ended by itself, leaving a process in its group that is a grandchild of the
+ * supervisor, not a child: its parent, a child of the program's, started it and then left the
+ * group (setsid), and was adopted by the supervisor at the program's end. The supervisor is then
+ * stopped: the forced end still kills the group, the grandchild with it; its parent, in a session
+ * of its own, goes to init. The forced end looked for a child of the supervisor in the group,
+ * found none, and the grandchild went on under init. */
+static void test_a_stop_still_ends_a_group_held_by_a_grandchild_alone(void **state)
+{
+    (void)state;
+    if (!have_setsid())
+        skip();
+    char pidfile[64], *argv[6];
+    temp_name(pidfile, sizeof pidfile);
+    /* the subshell (the parent) starts the sleep (the grandchild), then leaves the group and
+     * writes "<sleep> <itself> <program> <supervisor>"; the program waits for that and exits */
+    const char *script = "f=$1; ( sleep 30 & exec setsid sh -c "
+                         "'echo $2 $$ $3 $4 > \"$1.tmp\"; mv \"$1.tmp\" \"$1\"; exec sleep 30' "
+                         "sh \"$f\" $! $$ $PPID ) & "
+                         "while [ ! -s \"$f\" ]; do sleep 0.01; done";
+    child_spec spec = stopper_spec(argv, script, pidfile);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    assert_int_equal(child_start(c, INT64_MAX), 0);
+    pid_t pids[4];
+    unsigned long long written = 0;
+    assert_int_equal(read_pids(pidfile, pids, 4, &written), 4);
+    assert_int_equal(child_wait(c, clock_mono_ms() + 10000), CHILD_EXITED);
+    unlink(pidfile); /* which the program waited for */
+    pid_t parent = 0;
+    assert_int_equal(test_proc_state(pids[0], &parent, NULL), 'S');
+    assert_int_equal(parent, pids[1]); /* the grandchild's parent still runs */
+    stop_supervisor(pids[3], written);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    child_free(c);
+    kill_fixture(pids[1], written); /* the parent, in a session of its own */
+    assert_all_end(pids, 1, written, 5000);
 }
 
 typedef struct waiter {
@@ -1407,6 +1453,7 @@ int main(void)
         cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
         cmocka_unit_test(test_a_supervisor_killed_after_the_programs_end_still_ends_its_group),
         cmocka_unit_test(test_a_stopped_supervisor_dying_as_it_is_looked_at_still_ends_the_group),
+        cmocka_unit_test(test_a_stop_still_ends_a_group_held_by_a_grandchild_alone),
         cmocka_unit_test(test_kill_ends_the_wait_of_a_stopped_supervisor),
         cmocka_unit_test(test_kill_after_the_end_keeps_the_output),
         cmocka_unit_test(test_an_end_of_its_own_is_told_from_a_kill),

@@ -1,8 +1,8 @@
 /*
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
- * child holding its pid and its group's id, finding the processes under one pass by pass within
- * a bound, killing a process only while its pid is still the one seen, continuing the stopped
- * orphans of a name, and listing a directory's numbered entries.
+ * descendant holding its pid and its group's id, finding the processes under one pass by pass
+ * within a bound, killing a process only while its pid is still the one seen, continuing the
+ * stopped orphans of a name, and listing a directory's numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -81,6 +81,15 @@ static size_t scan_all(pid_t root, proc_id *tree, size_t max)
     return n - 1;
 }
 
+/* scan_all() from the top of a chain(3) until the two below it run (for at most 2 s). */
+static size_t scan_chain(pid_t top, proc_id *tree, size_t max)
+{
+    size_t found = 0;
+    for (int i = 0; i < 400 && (found = scan_all(top, tree, max)) < 2; i++)
+        sleep_ms(5);
+    return found;
+}
+
 static void test_read_this_process(void **state)
 {
     (void)state;
@@ -135,22 +144,31 @@ static void test_read_no_such_process(void **state)
     assert_false(proc_read((pid_t)INT32_MAX, &id)); /* past any pid_max */
 }
 
-/* A child holds its pid and its group's id, a zombie too, until it is reaped; a process that is
- * not a child holds nothing for the parent asked about. */
-static void test_a_child_holds_its_pid_and_its_group(void **state)
+/* A descendant holds its pid and its group's id, a zombie too, until it is reaped: for its parent
+ * and for their ancestors; a process that is not one of its ancestors holds nothing for it. */
+static void test_a_descendant_holds_its_pid_and_its_group(void **state)
 {
     (void)state;
     pid_t pid = sleeper(NULL); /* in this process's group */
-    assert_true(proc_child_holds(getpid(), pid));
-    assert_true(proc_child_holds(getpid(), getpgrp()));
-    assert_false(proc_child_holds(pid, pid)); /* it has no child */
-    assert_false(proc_child_holds(getppid(), pid));
+    assert_true(proc_descendant_holds(getpid(), pid));
+    assert_true(proc_descendant_holds(getpid(), getpgrp()));
+    assert_true(proc_descendant_holds(getppid(), pid)); /* its grandparent */
+    assert_false(proc_descendant_holds(pid, pid));      /* it has no child */
+    pid_t top = chain(3);
+    proc_id tree[4];
+    assert_int_equal(scan_chain(top, tree, 4), 2);
+    assert_true(proc_descendant_holds(getpid(), tree[2].pid)); /* a great-grandchild */
+    assert_true(proc_descendant_holds(tree[1].pid, tree[2].pid));
+    assert_false(proc_descendant_holds(pid, tree[2].pid)); /* another branch */
+    assert_false(proc_descendant_holds(tree[2].pid, top)); /* below it, not above */
+    kill(top, SIGKILL);                                    /* and the others, their death signal */
+    reap(top);
     kill(pid, SIGKILL);
     siginfo_t si;
     assert_int_equal(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0); /* a zombie */
-    assert_true(proc_child_holds(getpid(), pid));
+    assert_true(proc_descendant_holds(getpid(), pid));
     reap(pid);
-    assert_false(proc_child_holds(getpid(), pid));
+    assert_false(proc_descendant_holds(getpid(), pid));
 }
 
 /* Each pass finds the children of what the tree held; within the bound, and no one twice. */
@@ -159,13 +177,7 @@ static void test_scan_finds_the_tree_under_a_process(void **state)
     (void)state;
     pid_t top = chain(3);
     proc_id tree[8];
-    size_t found = 0;
-    for (int i = 0; i < 400 && found < 2; i++) { /* until the chain is whole */
-        found = scan_all(top, tree, 8);
-        if (found < 2)
-            sleep_ms(5);
-    }
-    assert_int_equal(found, 2);
+    assert_int_equal(scan_chain(top, tree, 8), 2);
     assert_int_equal(tree[1].ppid, top);
     assert_int_equal(tree[2].ppid, tree[1].pid);
     /* a scan of a whole tree adds nothing more */
@@ -292,7 +304,7 @@ int main(void)
         cmocka_unit_test(test_read_this_process),
         cmocka_unit_test(test_read_a_process_named_to_mislead),
         cmocka_unit_test(test_read_no_such_process),
-        cmocka_unit_test(test_a_child_holds_its_pid_and_its_group),
+        cmocka_unit_test(test_a_descendant_holds_its_pid_and_its_group),
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
