@@ -253,10 +253,17 @@ static outcome recover_types(recover_role *rr, const lambda_invocation *inv, con
         for (size_t i = 0; i < n && o == OUT_DONE; i++) {
             if (cursors[i].done)
                 continue;
-            if (!time_left(inv))
-                o = OUT_FAILED;
-            else
+            if (time_left(inv)) {
                 o = recover_page(rr, inv, &cursors[i], lo, count);
+            } else {
+                char left[24];
+                snprintf(left, sizeof left, "%lld",
+                         (long long)(inv->deadline_ms - clock_unix_ms()));
+                log_warn("too little time left in the invocation for another page of stranded "
+                         "tasks; the message comes back",
+                         "task_type", cursors[i].task_type, "time_left_ms", left, NULL);
+                o = OUT_FAILED;
+            }
             more = more || !cursors[i].done;
         }
     }

@@ -1320,15 +1320,25 @@ static void test_recover_reports_what_it_did_not_publish(void **state)
     recover_windows(r, windows + 2, 1, "{\"batchItemFailures\":[]}");
     assert_int_equal(f.sns->calls, 2);
 
-    /* no time left for a page */
+    /* no time left for a page: said, with the type it stopped at and the time that was left */
     char *body = batch_report(t0, t1);
     static const char *const m1[] = {"m1"};
     char *ev = failures_event(m1, &body, 1);
     role_result res;
+    test_stderr cap;
+    log_setup(LOG_WARN, "taskd-test");
+    test_stderr_begin(&cap);
     invoke_role(r, ev, clock_unix_ms() + 1000, &res);
+    char *logged = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "taskd-test");
     expect_response(&res, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
     role_result_clear(&res);
     assert_int_equal(f.sns->calls, 2);
+    if (!strstr(logged, "\"too little time left in the invocation for another page of stranded "
+                        "tasks; the message comes back\"") ||
+        !strstr(logged, "\"task_type\":\"TASK1\"") || !strstr(logged, "\"time_left_ms\":\""))
+        fail_msg("logged: %s", logged);
+    free(logged);
     r->free(r);
 
     /* a store that cannot list */
