@@ -4,6 +4,7 @@
 #include "sqs_event.h"
 
 #include "core/json_util.h"
+#include "core/uuid7.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -55,8 +56,9 @@ const char *sqs_queue_of_arn(const char *arn)
 static void task_attributes(sqs_record *rec, const json_t *attrs, const char *key)
 {
     const char *id = message_attribute(attrs, "TaskId", key);
-    if (id && *id && strlen(id) <= TASK_ID_LEN)
-        memcpy(rec->task_id, id, strlen(id) + 1);
+    uint8_t raw[16];
+    if (uuid_parse(id, raw))
+        memcpy(rec->task_id, id, sizeof rec->task_id);
     else if (id)
         rec->bad_task_id = true;
     rec->task_type = message_attribute(attrs, "TaskType", key);

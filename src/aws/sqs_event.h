@@ -47,8 +47,9 @@ typedef struct sqs_record {
     const char *event_source_arn; /* the queue's ARN (sqs_queue_of_arn()), or NULL */
     int64_t sent_ms;
     int receive_count;
-    /* a TaskId attribute came that is no task id (empty, or too long); task_id is "" unless an
-     * SNS envelope inside named a good one (the flag is then not read) */
+    /* a TaskId attribute came that is no task id (not a UUID: empty, too long, or any other
+     * text); task_id is "" unless an SNS envelope inside named a good one (the flag is then not
+     * read) */
     bool bad_task_id;
     json_t *body_doc; /* the parsed body (owned: json_decref), or NULL */
     /* out of memory reading it: what it holds is not known (the fields after message_id may

@@ -32,6 +32,7 @@
 
 #include "aws/sqs_event.h"
 #include "core/json_util.h"
+#include "core/uuid7.h"
 #include "util/log.h"
 
 #include <stdlib.h>
@@ -62,7 +63,8 @@ static const char *attribute(const json_t *attrs, const char *name, const char *
 
 static bool task_id_ok(const char *id)
 {
-    return id && *id && strlen(id) <= TASK_ID_LEN;
+    uint8_t raw[16];
+    return uuid_parse(id, raw);
 }
 
 /* Whether text is a JSON object, by the worker's own JSON reader. */

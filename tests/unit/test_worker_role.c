@@ -1056,23 +1056,25 @@ static void test_a_message_naming_no_task_is_said(void **state)
     static const char *const queues[] = {"jobs", "task1-dlq"};
     for (size_t q = 0; q < sizeof queues / sizeof queues[0]; q++) {
         make_role(f, queues[q]);
-        msg m[2] = {
+        msg m[3] = {
             {.message_id = "m-none", .queue = queues[q], .body = "{\"hello\":1}"},
             {.message_id = "m-bad", .queue = queues[q], .task_id = ""},
+            {.message_id = "m-odd", .queue = queues[q], .task_id = "task-17"},
         };
         char *logged;
-        role_result res = invoke_logged(f, m, 2, now_ms() + MINUTE_MS, &logged);
+        role_result res = invoke_logged(f, m, 3, now_ms() + MINUTE_MS, &logged);
         f->role->free(f->role);
         f->role = NULL;
         assert_failures(&res, "");
         assert_int_equal(runs(f), 0);
-        json_t *said[3] = {0};
-        size_t n = log_lines(logged, "message names no task", said, 3);
-        if (n != 2)
+        json_t *said[4] = {0};
+        size_t n = log_lines(logged, "message names no task", said, 4);
+        if (n != 3)
             fail_msg("%s: %zu lines say so; logged: %s", queues[q], n, logged);
         static const char *const want[][2] = {{"m-none", "no TaskId attribute"},
-                                              {"m-bad", "its TaskId is no task id"}};
-        for (size_t i = 0; i < 2; i++) {
+                                              {"m-bad", "its TaskId is no task id"},
+                                              {"m-odd", "its TaskId is no task id"}};
+        for (size_t i = 0; i < 3; i++) {
             assert_string_equal(json_string_value(json_object_get(said[i], "level")), "WARNING");
             assert_string_equal(json_string_value(json_object_get(said[i], "message_id")),
                                 want[i][0]);
