@@ -286,7 +286,8 @@ static outcome recover_message(recover_role *rr, const lambda_invocation *inv, c
         return OUT_DONE;
     }
     char lo[TASK_ID_LEN + 1], below[TASK_ID_LEN + 1];
-    uuid7_floor((uint64_t)(first > RECOVER_MARGIN_MS ? first - RECOVER_MARGIN_MS : 0), lo);
+    const int64_t early = RECOVER_CREATE_MS + RECOVER_MARGIN_MS;
+    uuid7_floor((uint64_t)(first > early ? first - early : 0), lo);
     uuid7_floor((uint64_t)(last + RECOVER_MARGIN_MS + 1), below);
     size_t count = 0;
     outcome o = recover_types(rr, inv, lo, below, &count);

@@ -10,7 +10,8 @@
  * "approximateArrivalOfLastRecord": ...}}). Their tasks would stay CREATED for good. This role
  * reads that queue: for each such message it lists the tasks still CREATED, of every configured
  * type, made in that window (widened by RECOVER_MARGIN_MS on both sides, as arrival times are
- * approximate and ids come from the API functions' clocks), and hands each, as the INSERT
+ * approximate and ids come from the API functions' clocks, and by RECOVER_CREATE_MS more before
+ * it, as a write may land that long after its id was made), and hands each, as the INSERT
  * record the stream had (change_record.h, the task's image), to the publish role: the same
  * filter, message, spans and failure handling. An operator can send such a message by hand to
  * publish again the new tasks of any window.
@@ -42,8 +43,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* How far a window is widened on each side, in milliseconds. */
+/* How far a window is widened on each side, in milliseconds: arrival times are given to the
+ * second, and an id takes the time of its API function's clock. */
 #define RECOVER_MARGIN_MS 5000
+/* How much further its early side is widened: the longest from a create's id to its write. The
+ * store retries a create's write under the id it made first (throttled, or a 5xx answer) until
+ * the api function's deadline: its Timeout, at most 25 s (scripts/check-serverless.py). */
+#define RECOVER_CREATE_MS 25000
 /* Records handed to the publish role at a time (one SNS PublishBatch call per 10). */
 #define RECOVER_BATCH 100
 

@@ -1208,6 +1208,11 @@ static void test_recover_publishes_the_new_tasks_of_its_window(void **state)
     int64_t before[] = {t0 - 2 * RECOVER_MARGIN_MS / 3, t0 - RECOVER_MARGIN_MS / 2};
     recover_windows(r, before, 1, "{\"batchItemFailures\":[]}");
     assert_int_equal(f.sns->n_entries, 4);
+    /* and one that begins after them, by as long as a create's write may take after its id */
+    int64_t after[] = {t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS / 2,
+                       t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS};
+    recover_windows(r, after, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->n_entries, 6);
     r->free(r);
     fixture_stop(&f);
 }
