@@ -38,7 +38,8 @@
  *   another session: its process group, orphaned, has a stopped member (SIGHUP, blocked here,
  *   then SIGCONT). A new parent of this process's session (a subreaper, a PID namespace's init)
  *   leaves it stopped; so child_continue_orphans(), called as this process starts again, continues
- *   every stopped process named SUPERVISOR_NAME whose parent does not run its program file: a
+ *   every stopped process named SUPERVISOR_NAME, its end signal pending (a program merely named
+ *   so has none), whose parent does not run its program file: a
  *   supervisor is a fork of its parent and never execs, so while its parent lives the two run one
  *   file, and once that parent died its new one runs another. Another process's stopped
  *   supervisor, whose parent lives, is left alone; one stopped after that start, or traced, is not
@@ -816,5 +817,5 @@ void child_free(child *c)
 
 int child_continue_orphans(void)
 {
-    return proc_continue_orphans(SUPERVISOR_NAME);
+    return proc_continue_orphans(SUPERVISOR_NAME, end_signal());
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -203,9 +204,33 @@ static bool program_file(pid_t pid, struct stat *st)
     return stat(path, st) == 0;
 }
 
+/* Whether sig is pending for pid, for the process or its thread (the SigPnd and ShdPnd masks of
+ * /proc/<pid>/status, in hex, bit sig - 1). */
+static bool pending(pid_t pid, int sig)
+{
+    char path[32], buf[4096];
+    proc_path(path, pid, "status");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0)
+        return false;
+    buf[got] = '\0';
+    static const char *const masks[] = {"\nSigPnd:\t", "\nShdPnd:\t"};
+    for (size_t i = 0; i < sizeof masks / sizeof *masks; i++) {
+        const char *m = strstr(buf, masks[i]);
+        if (m && (strtoull(m + strlen(masks[i]), NULL, 16) >> (sig - 1) & 1))
+            return true;
+    }
+    return false;
+}
+
 /* proc_continue_orphans()'s look at each process. */
 typedef struct orphans {
     const char *name;
+    int sig;
     int continued;
 } orphans;
 
@@ -215,7 +240,7 @@ static void continue_if_orphan(long number, void *arg)
     proc_id p;
     struct stat own, parents;
     if (!proc_read((pid_t)number, &p) || p.state != 'T' || !named(p.pid, o->name) ||
-        !program_file(p.pid, &own))
+        !pending(p.pid, o->sig) || !program_file(p.pid, &own))
         return;
     if (program_file(p.ppid, &parents) && parents.st_dev == own.st_dev &&
         parents.st_ino == own.st_ino)
@@ -224,8 +249,8 @@ static void continue_if_orphan(long number, void *arg)
         o->continued++;
 }
 
-int proc_continue_orphans(const char *name)
+int proc_continue_orphans(const char *name, int sig)
 {
-    orphans o = {name, 0};
+    orphans o = {name, sig, 0};
     return each_process(continue_if_orphan, &o) ? o.continued : -1;
 }

@@ -52,13 +52,15 @@ int proc_tree_scan(proc_id *tree, size_t *n, size_t max);
 bool proc_signal_seen(const proc_id *id, int sig);
 
 /*
- * SIGCONT every process named name (its comm, as PR_SET_NAME set it) that is stopped (not traced)
- * and whose parent does not run its program file (/proc/<pid>/exe, which must be readable for
- * it, and need not be for the parent). For processes that are forks of their parent and never
- * exec, those are the ones whose parent died: they were re-parented to init or a subreaper, which
- * runs another file, where a parent alive runs theirs. Each is signalled as proc_signal_seen()
- * does. How many were continued, or -1 when /proc cannot be listed.
+ * SIGCONT every process named name (its comm, as PR_SET_NAME set it) that is stopped (not traced),
+ * has sig pending (its parent-death signal) and whose parent does not run its program file
+ * (/proc/<pid>/exe, which must be readable for it, and need not be for the parent). For processes
+ * that are forks of their parent and never exec, those are the ones whose parent died: they were
+ * re-parented to init or a subreaper, which runs another file, where a parent alive runs theirs.
+ * A process that only took the name (any program whose file name begins with it, cut to 15
+ * characters) has no such signal pending. Each is signalled as proc_signal_seen() does. How many
+ * were continued, or -1 when /proc cannot be listed.
  */
-int proc_continue_orphans(const char *name);
+int proc_continue_orphans(const char *name, int sig);
 
 #endif

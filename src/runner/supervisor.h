@@ -25,6 +25,7 @@ enum { REPORT_STARTED = 1, REPORT_SPAWN_FAILED, REPORT_EXITED, REPORT_KILLED };
 
 /* The supervisor's name (PR_SET_NAME): for ps and top, and for child_continue_orphans(). */
 #define SUPERVISOR_NAME "exec-supervisor"
+_Static_assert(sizeof SUPERVISOR_NAME <= 16, "PR_SET_NAME keeps 15 characters");
 
 /* The descriptors the supervisor hands on, in its fds[] (all above 2, O_CLOEXEC). */
 enum { FD_STDIN, FD_STDOUT, FD_STDERR, FD_EXEC, FD_REPORT, FD_COUNT };

@@ -215,9 +215,9 @@ static void test_kill_only_the_process_seen(void **state)
 }
 
 /* A process named name that stops itself, and exits once continued: a child of this process, or
- * with orphan an orphan (its parent, a child of this one, exits once it has forked it). As seen
- * stopped. */
-static proc_id stopper(const char *name, bool orphan)
+ * with orphan an orphan (its parent, a child of this one, exits once it has seen it stop), with
+ * end_sig (when not 0) its parent-death signal, pending from then on. As seen stopped. */
+static proc_id stopper(const char *name, bool orphan, int end_sig)
 {
     int p[2];
     assert_int_equal(pipe(p), 0);
@@ -230,9 +230,14 @@ static proc_id stopper(const char *name, bool orphan)
             for (int fd = 0; fd <= 2; fd++)
                 (void)dup2(null, fd);
             (void)prctl(PR_SET_NAME, (unsigned long)name);
+            if (end_sig)
+                (void)prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig);
             (void)raise(SIGSTOP);
             _exit(0);
         }
+        int st;
+        if (orphan && waitpid(self, &st, WUNTRACED) != self) /* its parent-death signal set */
+            _exit(1);
         _exit(write(p[1], &self, sizeof self) == (ssize_t)sizeof self ? 0 : 1);
     }
     close(p[1]);
@@ -257,22 +262,27 @@ static bool still_stopped(const proc_id *id)
 }
 
 /* A stopped process of the name is continued only when its parent died (it was re-parented to
- * one that runs another program file): one whose parent lives and runs its file (this process),
- * and an orphan of another name, are left stopped. */
+ * one that runs another program file) and its parent-death signal is pending: one whose parent
+ * lives and runs its file (this process), an orphan of another name, and an orphan of the name
+ * without that signal (a program that only took the name), are left stopped. */
 static void test_continue_only_stopped_orphans_of_the_name(void **state)
 {
     (void)state;
-    const proc_id orphan = stopper("orphan-test", true);
-    const proc_id child = stopper("orphan-test", false);
-    const proc_id other = stopper("orphan-other", true);
+    const int end_sig = SIGRTMIN + 1;
+    const proc_id orphan = stopper("orphan-test", true, end_sig);
+    const proc_id child = stopper("orphan-test", false, end_sig);
+    const proc_id other = stopper("orphan-other", true, end_sig);
+    const proc_id named = stopper("orphan-test", true, 0);
     assert_int_not_equal(orphan.ppid, getpid());
-    assert_true(proc_continue_orphans("orphan-test") >= 1); /* another run's of this test too */
+    assert_true(proc_continue_orphans("orphan-test", end_sig) >= 1); /* another run's too */
     assert_true(still_stopped(&child));
     assert_true(still_stopped(&other));
+    assert_true(still_stopped(&named));
     for (int i = 0; i < 400 && still_stopped(&orphan); i++)
         sleep_ms(5);
-    assert_false(still_stopped(&orphan)); /* continued, it exits */
+    assert_false(still_stopped(&orphan)); /* continued, it takes its end signal */
     (void)proc_signal_seen(&other, SIGKILL);
+    (void)proc_signal_seen(&named, SIGKILL);
     kill(child.pid, SIGKILL);
     reap(child.pid);
 }
