@@ -553,7 +553,8 @@ class ExecHandler(ServerTestCase):
             self.assertEqual(s.kill(), -signal.SIGKILL)
             set_subreaper(False)
             self.assertEqual(self.parent_of(supervisor), os.getpid())
-            self.assertEqual(self.state_of(supervisor), "T")
+            if self.state_of(supervisor) != "T":  # any taskd that starts here continues it
+                self.skipTest("a taskd started elsewhere on this machine continued the supervisor")
             self.assertEqual([p for p in pids if process_gone(p, started_by)], [])
             s.close(remove_tmp=False)
             s = self.stopper_server(tmp, "again.json", db=s.db)
@@ -566,14 +567,16 @@ class ExecHandler(ServerTestCase):
                           "start of taskd" % ([p for p in pids if not process_gone(p, started_by)],
                                               pids))
             self.assertEqual([p for p in (program, sleeper) if not process_gone(p, started_by)], [])
-            said = [o for o in s.log_json() if o["message"].startswith("continued the stopped")]
-            self.assertEqual(len(said), 1, s.stderr_text()[-3000:])
-            self.assertGreaterEqual(int(said[0]["supervisors"]), 1)  # another taskd's may be too
             t = self.wait_final_on(s, tid, 15)
             self.assertEqual((t["status"], t["result"]), ("COMPLETED", {"again": True}), t)
             self.assertEqual([h["status_msg"] for h in s.history(tid)["history"]],
                              ["", "Task started", "Task started again (receive 2)",
                               "Task completed"])
+            said = [o for o in s.log_json() if o["message"].startswith("continued the stopped")]
+            if not said:  # as above, between the look and this taskd's
+                self.skipTest("a taskd started elsewhere on this machine continued the supervisor")
+            self.assertEqual(len(said), 1, s.stderr_text()[-3000:])
+            self.assertGreaterEqual(int(said[0]["supervisors"]), 1)  # another taskd's may be too
         finally:
             set_subreaper(False)
             kill_fixture_processes(pids, started_by)
