@@ -58,7 +58,7 @@ static void task_attributes(sqs_record *rec, const json_t *attrs, const char *ke
     const char *id = message_attribute(attrs, "TaskId", key);
     uint8_t raw[16];
     if (uuid_parse(id, raw))
-        memcpy(rec->task_id, id, sizeof rec->task_id);
+        uuid_format(raw, rec->task_id); /* in lower case, as the store keeps ids */
     else if (id)
         rec->bad_task_id = true;
     rec->task_type = message_attribute(attrs, "TaskType", key);

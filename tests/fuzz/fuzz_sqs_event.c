@@ -35,7 +35,9 @@
 #include "core/uuid7.h"
 #include "util/log.h"
 
+#include <ctype.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_RECORDS 256
@@ -115,8 +117,11 @@ static void check_record(const json_t *r, size_t i, const sqs_record *rec)
     const char *key = enveloped ? "Value" : "stringValue";
     const char *id = attribute(attrs, "TaskId", key);
     const char *want_id = task_id_ok(raw_id) ? raw_id : enveloped && task_id_ok(id) ? id : "";
-    FUZZ_CHECK(strcmp(rec->task_id, want_id) == 0, "record %zu: task id \"%s\", want \"%s\"", i,
+    FUZZ_CHECK(strcasecmp(rec->task_id, want_id) == 0, "record %zu: task id \"%s\", want \"%s\"", i,
                rec->task_id, want_id);
+    for (const char *c = rec->task_id; *c; c++) /* as the store keeps ids */
+        FUZZ_CHECK(!isupper((unsigned char)*c), "record %zu: task id \"%s\" not in lower case", i,
+                   rec->task_id);
     FUZZ_CHECK(same(rec->task_type, attribute(attrs, "TaskType", key)), "record %zu: TaskType", i);
     FUZZ_CHECK(same(rec->traceparent, attribute(attrs, "traceparent", key)),
                "record %zu: traceparent", i);

@@ -35,6 +35,7 @@
 #include "support/tmpdir.h"
 #include "support/trace_env.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1086,6 +1087,23 @@ static void test_a_message_naming_no_task_is_said(void **state)
     }
 }
 
+/* A TaskId in upper case (sent by hand: ids are made and kept in lower case) names its task, as
+ * the API's routes take it. */
+static void test_a_task_id_in_upper_case_names_its_task(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    char id[37], upper[37];
+    create_task(f, "{}", NULL, id);
+    for (size_t i = 0; i < sizeof upper; i++)
+        upper[i] = (char)toupper((unsigned char)id[i]);
+    role_result res = invoke(f, &(msg){.message_id = "m-upper", .queue = "jobs", .task_id = upper},
+                             1, now_ms() + MINUTE_MS);
+    assert_failures(&res, "");
+    assert_int_equal(runs(f), 1);
+    assert_status(f, id, TASK_COMPLETED, "Task completed");
+}
+
 /* A batch refused whole (a record in it unreadable: Runtime.InvalidEvent) comes back whole, the
  * message that names no task with it: it is not said to be dropped, at this delivery nor at the
  * next ones, where it was at each. */
@@ -1465,6 +1483,7 @@ int main(void)
         CASE(test_a_reclaim_is_traced),
         CASE(test_batch_mixed_outcomes),
         CASE(test_a_message_naming_no_task_is_said),
+        CASE(test_a_task_id_in_upper_case_names_its_task),
         CASE(test_a_message_naming_no_task_in_a_batch_that_comes_back_is_not_dropped),
         CASE(test_unknown_deadline_runs),
         CASE(test_body_not_an_object_uses_stored_data),
