@@ -1132,7 +1132,7 @@ function connect(after) {
       // closed for good (an HTTP error answer): try again ourselves, a little later. Offline is
       // said once the reason is known: after a 401 the page waits for a token, it does not retry
       streamGap = true;
-      checkEvents(url).then(() => {
+      checkEvents(url).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
         // while the page waits for a token, useToken() connects again
@@ -1231,10 +1231,13 @@ function fetchStream(url, on) {
 async function checkEvents(url) {
   let status = 0; // 0: taskd not reached
   let detail = '';
+  // a look left unanswered (taskd stopped, a proxy holding it) is taskd not reached: the page
+  // goes offline and tries again, where it would say it connects for good
+  const ctl = new AbortController();
+  const bound = setTimeout(() => ctl.abort(), PERIODS.retry);
   try {
     // the headers say it, and an error answer's body its detail; the body of a stream (when it
     // works) is not read
-    const ctl = new AbortController();
     const r = await fetch(url, {cache: 'no-store', signal: ctl.signal, headers: auth.headers()});
     detail = r.statusText;
     if (!r.ok) {
@@ -1245,10 +1248,12 @@ async function checkEvents(url) {
         // no JSON detail: the status text says it
       }
     }
-    ctl.abort();
     status = r.status;
   } catch (e) {
     status = 0;
+  } finally {
+    clearTimeout(bound);
+    ctl.abort();
   }
   eventsRefused(status, detail);
   if (share.leader) share.post({kind: 'refused', status, detail});
