@@ -93,6 +93,7 @@ SWEEP_TIMEOUT_MIN_S = 15
 # init counts too; the api function answers 503 at its deadline (less at most 0.5 s, bootstrap.c),
 # which reaches the client only if that deadline comes well before API Gateway's
 API_GATEWAY_TIMEOUT_S = 29
+# recover's windows reach this far back for a create's write (RECOVER_CREATE_MS, recover_role.h)
 API_TIMEOUT_MAX_S = 25
 WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
 VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the worker's Timeout
