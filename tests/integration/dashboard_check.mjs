@@ -1105,6 +1105,31 @@ await step("a stream refused with a 503 (taskd's streams all taken) shows the se
   }
 }, ['loaded']);
 
+// The page reads why a stream was refused before it says so and tries again: a read left unanswered
+// (taskd stopped, a proxy holding it) ends after the retry period, taken as taskd not reached.
+await step('a stream refused, whose read of why goes unanswered, is said offline and tried again', async () => {
+  const p33 = await lonePage();
+  try {
+    await quickTimers(p33);
+    let tries = 0; // the page's tries of the stream, each refused with a 503
+    let tried;
+    const again = new Promise((resolve) => (tried = resolve));
+    await p33.route((url) => url.pathname === '/events', (route) => {
+      if (route.request().resourceType() !== 'eventsource') return; // its read of why: held, never answered
+      if (++tries === 2) tried();
+      return route.fulfill({status: 503, contentType: 'application/json', body: JSON.stringify({detail: 'Too many event clients'})});
+    });
+    await p33.goto(BASE + '/');
+    await p33.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(async () => {
+      throw new Error('the stream was refused (' + tries + ' tries) and its read of why held; the page is still ' +
+                      (await p33.getAttribute('#conn', 'data-state')));
+    });
+    await within(again, WAIT, 'the page did not try the stream again');
+  } finally {
+    await p33.close();
+  }
+}, ['loaded']);
+
 await step("a read of the queues refused with a 503 says so, with the server's detail, above the table, whose counts are dimmed, until a read works", async () => {
   const p21 = await lonePage();
   try {
