@@ -36,8 +36,9 @@
  * then (busy, in error) is reported, as a message SNS did not take is.
  *
  * Failures of the invocation: an event that is not a stream event (no
- * Records array) is Runtime.InvalidEvent; an unreportable failure is
- * Publish.Failed.
+ * Records array, or a record that is an SQS message: a queue's mapping
+ * pointed here, whose messages, passed over, would be deleted unread) is
+ * Runtime.InvalidEvent; an unreportable failure is Publish.Failed.
  *
  * Every SNS call is bounded by the invocation's deadline less
  * PUBLISH_RESERVE_MS, which is left for answering Lambda.

@@ -1115,6 +1115,31 @@ static char *failures_event(const char *const *ids, char *const *bodies, size_t 
     return event_text(records);
 }
 
+/* An SQS event (here the publish-failures queue's, mapped to this function by mistake) is refused,
+ * not passed over record by record: answered as done, its messages would be deleted unread. The
+ * error says what came. */
+static void test_an_sqs_event_is_refused(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    static const char *const m1[] = {"m1"};
+    char body[] = "{}", *bodies[] = {body};
+    char *ev = failures_event(m1, bodies, 1);
+    role_result res;
+    invoke(&f, ev, &res);
+    free(ev);
+    assert_null(res.response);
+    assert_string_equal(res.error_type, "Runtime.InvalidEvent");
+    assert_string_equal(
+        res.error_message,
+        "not a DynamoDB stream event: record 0 is an SQS message (eventSource "
+        "aws:sqs, from arn:aws:sqs:eu-west-1:123456789012:taskd-dev-publish-failures)");
+    role_result_clear(&res);
+    assert_int_equal(f.sns->calls, 0);
+    fixture_stop(&f);
+}
+
 static role *recover_role_over(fixture *f, store *s)
 {
     char err[256] = "";
@@ -1474,6 +1499,7 @@ int main(void)
         cmocka_unit_test(test_topic_not_found),
         cmocka_unit_test(test_failure_without_sequence_number),
         cmocka_unit_test(test_not_a_stream_event),
+        cmocka_unit_test(test_an_sqs_event_is_refused),
         cmocka_unit_test(test_deadline_already_past),
         cmocka_unit_test(test_constructor_refusals),
         cmocka_unit_test(test_fauxqs_end_to_end),
