@@ -299,7 +299,7 @@ static void publish_invoke(role *r, const lambda_invocation *inv, role_result *o
             char left[24];
             snprintf(left, sizeof left, "%zu", n - first);
             log_warn("batch stopped at a failed record; it and those after it are retried",
-                     "sequence_number", seq, "records_left", left, NULL);
+                     "sequence_number", seq, "records_left", left, "error", why, NULL);
             respond(out, seq);
         } else {
             role_fail(out, "Publish.Failed",

@@ -643,10 +643,20 @@ static void test_failure_at_record_3_of_5(void **state)
     f.sns->fail_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000003,";
     char *ev = inserts(5);
     role_result res;
+    test_stderr cap;
+    log_setup(LOG_WARN, "taskd-test");
+    test_stderr_begin(&cap);
     invoke(&f, ev, &res);
+    char *logged = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "taskd-test");
     expect_failed_at(&res, 3);
     role_result_clear(&res);
     free(ev);
+    /* the warning that the batch stopped there says why: SNS's error for record 3 */
+    if (!strstr(logged, "\"batch stopped at a failed record") ||
+        !strstr(logged, "\"records_left\":\"3\",\"error\":\"KMSThrottling: key busy\"}"))
+        fail_msg("logged: %s", logged);
+    free(logged);
     /*
      * One PublishBatch carried all five: records 1-2 are done; 4-5 went in the
      * same call (and go again with the retry from record 3).
