@@ -1403,9 +1403,17 @@ static void sq_close(store *base)
     if (s->wdb && s->writer) /* opened whole: where the queue clock is, for the next open */
         sq_note_queue_clock(s);
     if (s->wdb) {
-        /* fold the WAL back into the database so a clean stop leaves one file */
-        sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-        sqlite3_close(s->wdb);
+        /* fold the WAL back into the database so a clean stop leaves one file; where that fails
+         * (a full disk) the WAL stays beside it and the next open reads it: nothing is lost */
+        if (sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
+            SQLITE_OK)
+            log_warn("the last checkpoint failed: the write-ahead log is kept and read at the next "
+                     "start",
+                     "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
+        if (sqlite3_close(s->wdb) != SQLITE_OK)
+            log_warn("cannot close the database: the write-ahead log is kept and read at the next "
+                     "start",
+                     "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
     }
     if (s->lock_fd >= 0)
         close(s->lock_fd);

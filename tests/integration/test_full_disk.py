@@ -104,6 +104,11 @@ class FullDisk(ServersTestCase):
                              % (len(told), failures, s.stderr_text()[-6000:]))
             self.assertEqual(told[0]["error"], "database or disk is full", told)
 
+        def kept_wal(s):
+            """The errors of s's warnings that the stop's checkpoint failed."""
+            return [o.get("error") for o in s.log_json() if o.get("level") == "WARNING"
+                    and o.get("message", "").startswith("the last checkpoint failed")]
+
         # Two tasks in the queue before the load, received by no handler until the disk is full.
         s = start("seeds.json", dict(config, handlers=[]))
         self.assertEqual(s.get("/health").status, 200)
@@ -159,7 +164,10 @@ class FullDisk(ServersTestCase):
         self.assertIn("full", body["detail"], body)
         self.assertTrue(h.header("Retry-After"), h)
         told_once(s, "%d refusals" % len(refused))
+        # The stop's checkpoint cannot fold the WAL into the database on the full disk: it says
+        # so, and exits 0 all the same (the WAL is kept, and the next start reads it).
         self.stop_clean(s)
+        self.assertEqual(kept_wal(s), ["database or disk is full"], s.stderr_text()[-3000:])
 
         # The pipeline on the full disk: the publisher's batch of the loaded tasks cannot be
         # written, and it backs off (to 3.2 s) instead of spinning; health stays unhealthy while
@@ -222,6 +230,7 @@ class FullDisk(ServersTestCase):
         r = s.post("/tasks", {"task_type": "JOB"})
         self.assertEqual(r.status, 201, r)
         self.stop_clean(s)
+        self.assertEqual(kept_wal(s), [], "a checkpoint with room failed")
 
     def test_a_little_room_is_not_health(self):
         # No pipeline: once the disk is full, nothing writes but the store's own probe.
