@@ -815,7 +815,7 @@ void child_free(child *c)
     free(c);
 }
 
-int child_continue_orphans(void)
+int child_continue_orphans(int *unended)
 {
-    return proc_continue_orphans(SUPERVISOR_NAME, end_signal());
+    return proc_continue_orphans(SUPERVISOR_NAME, end_signal(), KILL_GRACE_MS, unended);
 }

@@ -151,9 +151,12 @@ void child_free(child *c);
  * killed while a program had stopped its supervisor) and that the kernel did not continue (their
  * new parent is of that process's session): a stopped process takes no signal, its
  * parent-death signal included, so their programs ran on. Continued, each takes that signal and
- * clears its run as it does when its parent dies. A supervisor whose parent lives is left alone,
- * stopped or not. How many were continued; -1 without /proc, when nothing is done.
+ * clears its run as it does when its parent dies, and is waited for: within the grace a run
+ * has to be cleared (2 s), so that their runs have ended before this process runs others (a
+ * task of theirs again); *unended: how many had not ended by then. A supervisor whose parent
+ * lives is left alone, stopped or not. How many were continued; -1 without /proc, when nothing
+ * is done.
  */
-int child_continue_orphans(void);
+int child_continue_orphans(int *unended);
 
 #endif

@@ -1,4 +1,5 @@
 #include "runner/proc_tree.h"
+#include "util/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -227,11 +228,17 @@ static bool pending(pid_t pid, int sig)
     return false;
 }
 
+/* Most supervisors proc_continue_orphans() notes to wait for; the rest are continued only. */
+#define ORPHANS_NOTED 64
+/* Milliseconds between proc_continue_orphans()'s looks at those it continued. */
+#define ORPHANS_LOOK_MS 10
+
 /* proc_continue_orphans()'s look at each process. */
 typedef struct orphans {
     const char *name;
     int sig;
     int continued;
+    proc_id noted[ORPHANS_NOTED]; /* the first continued */
 } orphans;
 
 static void continue_if_orphan(long number, void *arg)
@@ -245,12 +252,33 @@ static void continue_if_orphan(long number, void *arg)
     if (program_file(p.ppid, &parents) && parents.st_dev == own.st_dev &&
         parents.st_ino == own.st_ino)
         return; /* its parent, alive */
-    if (proc_signal_seen(&p, SIGCONT))
-        o->continued++;
+    if (!proc_signal_seen(&p, SIGCONT))
+        return;
+    if (o->continued < ORPHANS_NOTED)
+        o->noted[o->continued] = p;
+    o->continued++;
 }
 
-int proc_continue_orphans(const char *name, int sig)
+/* How many of ids[0..n) still run: not gone, not a zombie, their pids not reused. */
+static int running(const proc_id *ids, int n)
 {
-    orphans o = {name, sig, 0};
-    return each_process(continue_if_orphan, &o) ? o.continued : -1;
+    int left = 0;
+    proc_id now;
+    for (int i = 0; i < n; i++)
+        left += proc_read(ids[i].pid, &now) && now.start == ids[i].start && now.state != 'Z' &&
+                now.state != 'X';
+    return left;
+}
+
+int proc_continue_orphans(const char *name, int sig, int wait_ms, int *unended)
+{
+    orphans o = {.name = name, .sig = sig};
+    *unended = 0;
+    if (!each_process(continue_if_orphan, &o))
+        return -1;
+    const int noted = o.continued < ORPHANS_NOTED ? o.continued : ORPHANS_NOTED;
+    const int64_t until = clock_mono_ms() + wait_ms;
+    while ((*unended = running(o.noted, noted)) > 0 && clock_mono_ms() < until)
+        clock_sleep_ms(ORPHANS_LOOK_MS);
+    return o.continued;
 }

@@ -58,9 +58,11 @@ bool proc_signal_seen(const proc_id *id, int sig);
  * that are forks of their parent and never exec, those are the ones whose parent died: they were
  * re-parented to init or a subreaper, which runs another file, where a parent alive runs theirs.
  * A process that only took the name (any program whose file name begins with it, cut to 15
- * characters) has no such signal pending. Each is signalled as proc_signal_seen() does. How many
- * were continued, or -1 when /proc cannot be listed.
+ * characters) has no such signal pending. Each is signalled as proc_signal_seen() does. Then it
+ * waits, at most wait_ms, for those continued to end (gone or zombies: their new parent reaps
+ * them), the first 64 of them, and puts in *unended how many still run. How many were continued,
+ * or -1 when /proc cannot be listed.
  */
-int proc_continue_orphans(const char *name, int sig);
+int proc_continue_orphans(const char *name, int sig, int wait_ms, int *unended);
 
 #endif

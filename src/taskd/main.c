@@ -383,17 +383,20 @@ static bool keep_standard_fds(void)
 
 /* The runs of a taskd killed while their supervisors were stopped (by the program, say), which
  * the kernel did not continue (a process of its session adopted them), go on, their
- * parent-death signals pending: continued here, the supervisors clear them
- * (child_continue_orphans(); without /proc, nothing is done). */
+ * parent-death signals pending: continued here, the supervisors clear them, and are waited for
+ * before the pipeline starts (a task of theirs may be visible again, and run again while its
+ * last run's program still ends), up to the grace a run has (child_continue_orphans(); without
+ * /proc, nothing is done). */
 static void end_orphaned_runs(void)
 {
-    int n = child_continue_orphans();
+    int unended, n = child_continue_orphans(&unended);
     if (n > 0) {
-        char count[16];
+        char count[16], left[16];
         snprintf(count, sizeof count, "%d", n);
-        log_warn("continued the stopped supervisors of runs whose taskd had died; they end "
-                 "those runs now",
-                 "supervisors", count, NULL);
+        snprintf(left, sizeof left, "%d", unended);
+        log_warn("continued the stopped supervisors of runs whose taskd had died; they ended "
+                 "those runs (not_ended: still ending after their grace)",
+                 "supervisors", count, "not_ended", left, NULL);
     }
 }
 

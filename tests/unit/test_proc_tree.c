@@ -216,7 +216,8 @@ static void test_kill_only_the_process_seen(void **state)
 
 /* A process named name that stops itself, and exits once continued: a child of this process, or
  * with orphan an orphan (its parent, a child of this one, exits once it has seen it stop), with
- * end_sig (when not 0) its parent-death signal, pending from then on. As seen stopped. */
+ * end_sig (when not 0) its parent-death signal, pending from then on, which it blocks and takes
+ * 200 ms to act on, as a supervisor takes a moment to clear its run. As seen stopped. */
 static proc_id stopper(const char *name, bool orphan, int end_sig)
 {
     int p[2];
@@ -230,9 +231,16 @@ static proc_id stopper(const char *name, bool orphan, int end_sig)
             for (int fd = 0; fd <= 2; fd++)
                 (void)dup2(null, fd);
             (void)prctl(PR_SET_NAME, (unsigned long)name);
-            if (end_sig)
+            sigset_t end;
+            sigemptyset(&end);
+            if (end_sig) {
+                sigaddset(&end, end_sig);
+                (void)sigprocmask(SIG_BLOCK, &end, NULL);
                 (void)prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig);
+            }
             (void)raise(SIGSTOP);
+            if (end_sig && sigwaitinfo(&end, NULL) == end_sig)
+                sleep_ms(200);
             _exit(0);
         }
         int st;
@@ -264,7 +272,8 @@ static bool still_stopped(const proc_id *id)
 /* A stopped process of the name is continued only when its parent died (it was re-parented to
  * one that runs another program file) and its parent-death signal is pending: one whose parent
  * lives and runs its file (this process), an orphan of another name, and an orphan of the name
- * without that signal (a program that only took the name), are left stopped. */
+ * without that signal (a program that only took the name), are left stopped. The one continued
+ * has ended when the call returns (it waits for it). */
 static void test_continue_only_stopped_orphans_of_the_name(void **state)
 {
     (void)state;
@@ -274,13 +283,14 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     const proc_id other = stopper("orphan-other", true, end_sig);
     const proc_id named = stopper("orphan-test", true, 0);
     assert_int_not_equal(orphan.ppid, getpid());
-    assert_true(proc_continue_orphans("orphan-test", end_sig) >= 1); /* another run's too */
+    int unended = -1;
+    assert_true(proc_continue_orphans("orphan-test", end_sig, 2000, &unended) >= 1); /* others' */
+    assert_int_equal(unended, 0);
     assert_true(still_stopped(&child));
     assert_true(still_stopped(&other));
     assert_true(still_stopped(&named));
-    for (int i = 0; i < 400 && still_stopped(&orphan); i++)
-        sleep_ms(5);
-    assert_false(still_stopped(&orphan)); /* continued, it takes its end signal */
+    proc_id now; /* continued, it took its end signal and exited: gone, or a zombie of init's */
+    assert_false(proc_read(orphan.pid, &now) && now.start == orphan.start && now.state != 'Z');
     (void)proc_signal_seen(&other, SIGKILL);
     (void)proc_signal_seen(&named, SIGKILL);
     kill(child.pid, SIGKILL);
