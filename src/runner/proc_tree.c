@@ -51,20 +51,29 @@ static void proc_path(char path[32], pid_t pid, const char *file)
     memcpy(path + len, file, strlen(file) + 1);
 }
 
+/* The start of /proc/<pid>/<file> into buf (one read, of at most size - 1 bytes), ended by a
+ * '\0'; its length, or -1 when it cannot be read. */
+static ssize_t proc_file(pid_t pid, const char *file, char *buf, size_t size)
+{
+    char path[32];
+    proc_path(path, pid, file);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t got = read(fd, buf, size - 1);
+    close(fd);
+    if (got < 0)
+        return -1;
+    buf[got] = '\0';
+    return got;
+}
+
 /* /proc/<pid>/stat is "pid (comm) S ppid ... starttime". */
 bool proc_read(pid_t pid, proc_id *out)
 {
-    char path[32];
-    proc_path(path, pid, "stat");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
     char buf[1024]; /* enough for 22 fields of at most 20 digits each and the name */
-    ssize_t got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
+    if (proc_file(pid, "stat", buf, sizeof buf) <= 0)
         return false;
-    buf[got] = '\0';
     const char *p = strrchr(buf, ')'); /* comm may hold ')' and spaces: the last one ends it */
     if (!p || p[1] != ' ' || !p[2] || p[3] != ' ')
         return false;
@@ -185,13 +194,8 @@ bool proc_signal_seen(const proc_id *id, int sig)
 /* Whether pid's name (/proc/<pid>/comm, which ends in a newline) is name. */
 static bool named(pid_t pid, const char *name)
 {
-    char path[32], comm[32];
-    proc_path(path, pid, "comm");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t got = read(fd, comm, sizeof comm);
-    close(fd);
+    char comm[32];
+    ssize_t got = proc_file(pid, "comm", comm, sizeof comm);
     size_t n = strlen(name);
     return got == (ssize_t)n + 1 && memcmp(comm, name, n) == 0 && comm[n] == '\n';
 }
@@ -209,16 +213,9 @@ static bool program_file(pid_t pid, struct stat *st)
  * /proc/<pid>/status, in hex, bit sig - 1). */
 static bool pending(pid_t pid, int sig)
 {
-    char path[32], buf[4096];
-    proc_path(path, pid, "status");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[4096];
+    if (proc_file(pid, "status", buf, sizeof buf) <= 0)
         return false;
-    ssize_t got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
-        return false;
-    buf[got] = '\0';
     static const char *const masks[] = {"\nSigPnd:\t", "\nShdPnd:\t"};
     for (size_t i = 0; i < sizeof masks / sizeof *masks; i++) {
         const char *m = strstr(buf, masks[i]);
