@@ -111,9 +111,10 @@ bool recover_window(const json_t *body, int64_t *first_ms, int64_t *last_ms, cha
 
 /* ---- publishing again ------------------------------------------------------ */
 
-static bool time_left(const lambda_invocation *inv)
+/* Milliseconds left before the invocation's deadline; INT64_MAX when none is known. */
+static int64_t ms_left(const lambda_invocation *inv)
 {
-    return !inv->deadline_ms || inv->deadline_ms - clock_unix_ms() > PAGE_RESERVE_MS;
+    return inv->deadline_ms ? inv->deadline_ms - clock_unix_ms() : INT64_MAX;
 }
 
 /* Whether a publish role's answer reports no record failed. */
@@ -253,12 +254,12 @@ static outcome recover_types(recover_role *rr, const lambda_invocation *inv, con
         for (size_t i = 0; i < n && o == OUT_DONE; i++) {
             if (cursors[i].done)
                 continue;
-            if (time_left(inv)) {
+            const int64_t left_ms = ms_left(inv);
+            if (left_ms > PAGE_RESERVE_MS) {
                 o = recover_page(rr, inv, &cursors[i], lo, count);
             } else {
                 char left[24];
-                snprintf(left, sizeof left, "%lld",
-                         (long long)(inv->deadline_ms - clock_unix_ms()));
+                snprintf(left, sizeof left, "%lld", (long long)left_ms);
                 log_warn("too little time left in the invocation for another page of stranded "
                          "tasks; the message comes back",
                          "task_type", cursors[i].task_type, "time_left_ms", left, NULL);
