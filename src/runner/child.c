@@ -39,11 +39,11 @@
  *   then SIGCONT). A new parent of this process's session (a subreaper, a PID namespace's init)
  *   leaves it stopped; so child_continue_orphans(), called as this process starts again, continues
  *   every stopped process named SUPERVISOR_NAME, its end signal pending (a program merely named
- *   so has none), whose parent does not run its program file: a
- *   supervisor is a fork of its parent and never execs, so while its parent lives the two run one
- *   file, and once that parent died its new one runs another. Another process's stopped
- *   supervisor, whose parent lives, is left alone; one stopped after that start, or traced, is not
- *   continued.
+ *   so has none), whose parent does not run its program file: a supervisor is a fork of its
+ *   parent and never execs, so while its parent lives the two run one file, and once that parent
+ *   died its new one runs another. Another process's stopped supervisor, whose parent lives, is
+ *   left alone; one stopped after that start, or traced, is not continued. The start waits, up to
+ *   the kill grace, for those it continued to end their runs.
  * - The supervisor reports on a pipe in fixed 16-byte records (atomic writes): STARTED with the
  *   program's pid or SPAWN_FAILED with an errno value, then EXITED with the program's wait
  *   status and CPU time (wait4), or KILLED with them when the program was reaped only once the

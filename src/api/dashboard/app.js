@@ -1814,7 +1814,10 @@ let typesAsked = null; // the types the read under way is for
 function typeSeen(type) {
   if (!state.types.length || state.types.includes(type) || typesMissed.has(type)) return;
   typesMissed.add(type);
-  if (typesAsked) return typesAsked.push(type);
+  if (typesAsked) {
+    typesAsked.push(type); // answered by the read under way
+    return;
+  }
   const asked = (typesAsked = [type]);
   loadTypes().then((read) => {
     typesAsked = null;
