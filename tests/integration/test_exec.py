@@ -594,6 +594,9 @@ class ExecHandler(ServerTestCase):
         try:
             s.create("TASK2", data={"dir": tmp})
             pids, started_by = self.stopped_run(tmp)
+            # its end signal pending too, as after a kill of its run: only its live parent tells
+            # it from an orphan
+            os.kill(pids[1], signal.SIGRTMIN + 1)
             other = Taskd()  # listening: past its look for stopped supervisors
             self.assertEqual(self.state_of(pids[1]), "T")
         finally:

@@ -272,7 +272,8 @@ static bool still_stopped(const proc_id *id)
 /* A stopped process of the name is continued only when its parent died (it was re-parented to
  * one that runs another program file) and its parent-death signal is pending: one whose parent
  * lives and runs its file (this process), an orphan of another name, and an orphan of the name
- * without that signal (a program that only took the name), are left stopped. The one continued
+ * without that signal (a program that only took the name), are left stopped, the child even with
+ * its end signal pending (as a live taskd's supervisor is after child_kill()). The one continued
  * has ended when the call returns (it waits for it). */
 static void test_continue_only_stopped_orphans_of_the_name(void **state)
 {
@@ -283,6 +284,8 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     const proc_id other = stopper("orphan-other", true, end_sig);
     const proc_id named = stopper("orphan-test", true, 0);
     assert_int_not_equal(orphan.ppid, getpid());
+    /* the child's end signal pending too (blocked, it stays stopped): its parent alone keeps it */
+    assert_int_equal(kill(child.pid, end_sig), 0);
     int unended = -1;
     assert_true(proc_continue_orphans("orphan-test", end_sig, 2000, &unended) >= 1); /* others' */
     assert_int_equal(unended, 0);
