@@ -1248,6 +1248,11 @@ static void test_recover_publishes_the_new_tasks_of_its_window(void **state)
                        t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS};
     recover_windows(r, after, 1, "{\"batchItemFailures\":[]}");
     assert_int_equal(f.sns->n_entries, 6);
+    /* but not one that begins later than that (by more than its start's cut to the second) */
+    int64_t later[] = {t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS + 1001,
+                       t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS + 2000};
+    recover_windows(r, later, 1, "{\"batchItemFailures\":[]}");
+    assert_int_equal(f.sns->n_entries, 6);
     r->free(r);
     fixture_stop(&f);
 }
