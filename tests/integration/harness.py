@@ -864,9 +864,7 @@ class ServersTestCase(unittest.TestCase):
             return t if t["status"] in statuses else None
         try:
             return wait_until(check, timeout, what="task %s to reach %s" % (tid, statuses))
-        except AssertionError as e:
-            if not str(e).startswith("timed out"):
-                raise
+        except WaitTimeout as e:
             left = last.get("task", {}).get("status")
             raise AssertionError("%s; the task is %s" % (e, left)) from None
 
@@ -1097,6 +1095,10 @@ def serve_stand_in(handler):
     return server
 
 
+class WaitTimeout(AssertionError):
+    """wait_until()'s time-out: a test failure, told apart from one its check raised."""
+
+
 def wait_until(fn, timeout, interval=0.05, what="condition"):
     """Call fn() until it returns a truthy value; return that value.
 
@@ -1114,8 +1116,8 @@ def wait_until(fn, timeout, interval=0.05, what="condition"):
             if last:
                 return last
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1f s waiting for %s; last: %r"
-                                 % (timeout, what, last))
+            raise WaitTimeout("timed out after %.1f s waiting for %s; last: %r"
+                              % (timeout, what, last))
         time.sleep(interval)
 
 
