@@ -304,6 +304,18 @@ static void invoke_role(role *r, const char *event, int64_t deadline_ms, role_re
     lambda_invocation_clear(&inv);
 }
 
+/* invoke_role() with what it logs at WARNING and above, returned (free() it). */
+static char *invoke_role_logged(role *r, const char *event, int64_t deadline_ms, role_result *res)
+{
+    test_stderr cap;
+    log_setup(LOG_WARN, "taskd-test");
+    test_stderr_begin(&cap);
+    invoke_role(r, event, deadline_ms, res);
+    char *logged = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "taskd-test");
+    return logged;
+}
+
 /* Invoke the fixture's role with event, 5 s to go. */
 static void invoke(fixture *f, const char *event, role_result *res)
 {
@@ -643,12 +655,7 @@ static void test_failure_at_record_3_of_5(void **state)
     f.sns->fail_task_ids = ",0190f3c2-7b1e-7c3a-9d2e-000000000003,";
     char *ev = inserts(5);
     role_result res;
-    test_stderr cap;
-    log_setup(LOG_WARN, "taskd-test");
-    test_stderr_begin(&cap);
-    invoke(&f, ev, &res);
-    char *logged = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "taskd-test");
+    char *logged = invoke_role_logged(f.role, ev, clock_unix_ms() + 5000, &res);
     expect_failed_at(&res, 3);
     role_result_clear(&res);
     free(ev);
@@ -1370,12 +1377,7 @@ static void test_recover_reports_what_it_did_not_publish(void **state)
     static const char *const m1[] = {"m1"};
     char *ev = failures_event(m1, &body, 1);
     role_result res;
-    test_stderr cap;
-    log_setup(LOG_WARN, "taskd-test");
-    test_stderr_begin(&cap);
-    invoke_role(r, ev, clock_unix_ms() + 1000, &res);
-    char *logged = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "taskd-test");
+    char *logged = invoke_role_logged(r, ev, clock_unix_ms() + 1000, &res);
     expect_response(&res, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
     role_result_clear(&res);
     assert_int_equal(f.sns->calls, 2);
