@@ -926,13 +926,19 @@ static void reap_own_end(child *c, const group_run *g)
     assert_all_end(g->pids, 1, g->written, 5000); /* the background sleep */
 }
 
+/* Wait, up to 5 s, until the fixture's process pid is stopped. */
+static void await_stopped(pid_t pid, unsigned long long written)
+{
+    for (int i = 0; i < 500 && fixture_state(pid, written) != 'T'; i++)
+        usleep(10000);
+    assert_int_equal(fixture_state(pid, written), 'T');
+}
+
 /* Stop the fixture's supervisor pid and wait until it is stopped. */
 static void stop_supervisor(pid_t pid, unsigned long long written)
 {
     assert_int_equal(kill(pid, SIGSTOP), 0);
-    for (int i = 0; i < 500 && fixture_state(pid, written) != 'T'; i++)
-        usleep(10000);
-    assert_int_equal(fixture_state(pid, written), 'T');
+    await_stopped(pid, written);
 }
 
 /* A group run whose program exits by itself, its supervisor then stopped (by the test, once the
@@ -962,9 +968,7 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
     assert_int_equal(child_pid(c), 0); /* cut short */
     assert_int_equal(child_wait(c, deadline), CHILD_TIMED_OUT);
     group_pids(&g);
-    for (int i = 0; i < 500 && fixture_state(g.pids[2], g.written) != 'T'; i++)
-        usleep(10000); /* the supervisor stopped: only the forced end is left */
-    assert_int_equal(fixture_state(g.pids[2], g.written), 'T');
+    await_stopped(g.pids[2], g.written); /* the supervisor stopped: only the forced end is left */
     int status;
     assert_int_equal(child_reap(c, &status), ECHILD);
     pid_t known = child_pid(c);
@@ -1139,9 +1143,7 @@ static void test_kill_ends_the_wait_of_a_stopped_supervisor(void **state)
     unsigned long long written = 0;
     assert_int_equal(read_pids(pidfile, pids, 2, &written), 2);
     unlink(pidfile);
-    for (int i = 0; i < 500 && fixture_state(pids[1], written) != 'T'; i++)
-        usleep(10000);
-    assert_int_equal(fixture_state(pids[1], written), 'T');
+    await_stopped(pids[1], written);
     int64_t start = clock_mono_ms();
     child_kill(c);
     assert_int_equal(pthread_join(th, NULL), 0);
