@@ -31,7 +31,6 @@
  */
 #include "publish_role.h"
 
-#include "core/errbuf.h"
 #include "core/filter.h"
 #include "core/uuid7.h"
 #include "pipeline/publisher.h"
@@ -87,28 +86,6 @@ static const char *sequence_number(const json_t *record)
     const char *s =
         json_string_value(json_object_get(json_object_get(record, "dynamodb"), "SequenceNumber"));
     return s && *s ? s : NULL;
-}
-
-/*
- * Whether records hold an SQS message, with which and from what queue in reason: an event source
- * mapping on a queue that sends here by mistake. Its records would all be passed over, and SQS,
- * told they were done, would delete the messages unread.
- */
-static bool from_sqs(const json_t *records, char *reason, size_t reasonlen)
-{
-    for (size_t i = 0; i < json_array_size(records); i++) {
-        const json_t *record = json_array_get(records, i);
-        const char *source = json_string_value(json_object_get(record, "eventSource"));
-        if (source && strcmp(source, "aws:sqs") == 0) {
-            const char *queue = json_string_value(json_object_get(record, "eventSourceARN"));
-            snprintf(reason, reasonlen,
-                     "record %zu is an SQS message (eventSource aws:sqs, from %s)", i,
-                     queue ? queue : "no eventSourceARN");
-            errbuf_one_line(reason, reasonlen);
-            return true;
-        }
-    }
-    return false;
 }
 
 /* The answer for a batch whose first failed record is seq (NULL: none failed). */
@@ -262,7 +239,7 @@ static void publish_invoke(role *r, const lambda_invocation *inv, role_result *o
     char reason[200];
     const json_t *records =
         stream_event_records(inv->event, inv->event_len, &event, reason, sizeof reason);
-    if (!records || from_sqs(records, reason, sizeof reason)) {
+    if (!records) {
         log_warn("not a DynamoDB stream event", "error", reason, NULL);
         role_fail(out, "Runtime.InvalidEvent", "not a DynamoDB stream event: %s", reason);
         json_decref(event);

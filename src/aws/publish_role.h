@@ -36,9 +36,11 @@
  * then (busy, in error) is reported, as a message SNS did not take is.
  *
  * Failures of the invocation: an event that is not a stream event (no
- * Records array, or a record that is an SQS message: a queue's mapping
- * pointed here, whose messages, passed over, would be deleted unread) is
- * Runtime.InvalidEvent; an unreportable failure is Publish.Failed.
+ * Records array, or a record of another source than the stream's or the
+ * recover role's: a queue's mapping, an SNS subscription or another trigger
+ * pointed here, whose records, passed over, would be dropped unread, a
+ * queue's messages deleted) is Runtime.InvalidEvent, with what it is
+ * (stream_event.h); an unreportable failure is Publish.Failed.
  *
  * Every SNS call is bounded by the invocation's deadline less
  * PUBLISH_RESERVE_MS, which is left for answering Lambda.

@@ -6,6 +6,34 @@
 #include "core/errbuf.h"
 
 #include <stdio.h>
+#include <string.h>
+
+/*
+ * Whether record, at i in Records, is a stream record: one whose eventSource is a DynamoDB
+ * stream's, or the recover role's (change_record.h). Else what it is in reason: a record of
+ * another source, from a mapping or trigger pointed here by mistake, which the publisher would
+ * pass over and the answer of success drop unread (an SQS queue's messages deleted).
+ */
+static bool stream_record(const json_t *record, size_t i, char *reason, size_t reasonlen)
+{
+    const char *source = json_string_value(json_object_get(record, "eventSource"));
+    if (source && (strcmp(source, "aws:dynamodb") == 0 || strcmp(source, "taskd:store") == 0))
+        return true;
+    /* SNS writes its own names: EventSource, and the subscription that sent the record */
+    bool sns = !json_object_get(record, "eventSource") && json_object_get(record, "EventSource");
+    const char *key = sns ? "EventSource" : "eventSource";
+    const char *arn =
+        json_string_value(json_object_get(record, sns ? "EventSubscriptionArn" : "eventSourceARN"));
+    source = json_string_value(json_object_get(record, key));
+    if (!json_is_object(record))
+        snprintf(reason, reasonlen, "record %zu is not an object", i);
+    else if (!source)
+        snprintf(reason, reasonlen, "record %zu names no eventSource", i);
+    else
+        snprintf(reason, reasonlen, "record %zu has %s %s%s%s", i, key, source,
+                 arn ? ", from " : "", arn ? arn : "");
+    return false;
+}
 
 const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,
                                    size_t reasonlen)
@@ -13,13 +41,17 @@ const json_t *stream_event_records(const char *event, size_t len, json_t **doc, 
     json_error_t jerr;
     *doc = json_loadb(event, len, 0, &jerr);
     const json_t *records = json_object_get(*doc, "Records");
-    if (json_is_array(records))
+    bool stream = json_is_array(records);
+    if (!stream)
+        snprintf(reason, reasonlen, "%s",
+                 !*doc                  ? jerr.text
+                 : json_is_object(*doc) ? "no Records array"
+                                        : "the event is not a JSON object");
+    for (size_t i = 0; stream && i < json_array_size(records); i++)
+        stream = stream_record(json_array_get(records, i), i, reason, reasonlen);
+    if (stream)
         return records;
-    snprintf(reason, reasonlen, "%s",
-             !*doc                  ? jerr.text
-             : json_is_object(*doc) ? "no Records array"
-                                    : "the event is not a JSON object");
-    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error */
+    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error; a name */
     return NULL;
 }
 

@@ -12,8 +12,10 @@
  * Invariants:
  *  - nothing is read past the bytes given, nothing leaks (ASan);
  *  - Records are found exactly when the event is a JSON object with a
- *    Records array; else there is a reason, on one line (no control
- *    character);
+ *    Records array each of whose records has the eventSource aws:dynamodb
+ *    or taskd:store (the recover role's); else there is a reason, on one
+ *    line (no control character), which names the first record that has
+ *    neither when there is a Records array;
  *  - a record becomes a message exactly when the consumer's patterns match
  *    it and it is an INSERT whose new image holds a task id, a task type no
  *    longer than allowed and object data; no allocation fails here;
@@ -74,6 +76,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static const char *string_at(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(obj, key));
+}
+
+/* The index of the first record of records that has neither eventSource aws:dynamodb nor
+ * taskd:store (the size of records when none). */
+static size_t first_foreign(const json_t *records)
+{
+    size_t i = 0;
+    for (; i < json_array_size(records); i++) {
+        const char *source = string_at(json_array_get(records, i), "eventSource");
+        if (!source || (strcmp(source, "aws:dynamodb") != 0 && strcmp(source, "taskd:store") != 0))
+            break;
+    }
+    return i;
 }
 
 /* image.name.S */
@@ -221,13 +236,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const json_t *records = stream_event_records(event, size, &doc, reason, sizeof reason);
     json_t *again = json_loadb(event, size, 0, NULL);
     FUZZ_CHECK(!doc == !again, "the event %s JSON", doc ? "is not" : "is");
-    FUZZ_CHECK(!records == !json_is_array(json_object_get(again, "Records")), "Records %s",
+    const json_t *all = json_object_get(again, "Records");
+    size_t first = first_foreign(all);
+    FUZZ_CHECK(!records == !(json_is_array(all) && first == json_array_size(all)), "Records %s",
                records ? "found" : "not found");
     if (!records) {
         FUZZ_CHECK(memchr(reason, '\0', sizeof reason) && reason[0], "no reason");
         for (const char *c = reason; *c; c++)
             FUZZ_CHECK((unsigned char)*c >= 0x20 && *c != 0x7f,
                        "reason \"%s\" not on one line (0x%02x)", reason, (unsigned char)*c);
+        char named[32];
+        snprintf(named, sizeof named, "record %zu ", first);
+        FUZZ_CHECK(!json_is_array(all) || strncmp(reason, named, strlen(named)) == 0,
+                   "reason \"%s\" does not name record %zu", reason, first);
     }
     size_t n = json_array_size(records);
     for (size_t i = 0; i < n && i < MAX_RECORDS; i++)

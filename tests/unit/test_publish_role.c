@@ -15,7 +15,9 @@
  * a failure in the second PublishBatch call (records of later calls never
  * sent, no spans for them); a topic that does not exist (the first record
  * reported); a failure on a record without a SequenceNumber (the
- * invocation fails); events that are not stream events; an empty batch;
+ * invocation fails); events that are not stream events (records of SQS,
+ * SNS, Kinesis, S3, CloudFront or none, said with their source and ARN); an
+ * empty batch;
  * the spans (process and publish, in the trace stored with the task, the
  * message's traceparent = the publish span, ERROR on the failed record, the
  * publish span's messaging.system aws.sns and its PublishBatch call);
@@ -573,7 +575,6 @@ static void test_skipped_records(void **state)
     json_array_append_new(records, stream_record("REMOVE", id1, "TASK1", 1, TRACE, "102"));
     json_array_append_new(records, stream_record("INSERT", "idem#order-42", NULL, 0, NULL, "103"));
     json_array_append_new(records, stream_record("INSERT", "meta#secret", NULL, 0, NULL, "104"));
-    json_array_append_new(records, json_string("not a record"));
     json_array_append_new(records, stream_record("INSERT", id2, "TASK2", 2, NULL, "105"));
     char *ev = event_text(records);
     role_result res;
@@ -963,6 +964,94 @@ static void test_not_a_stream_event(void **state)
     fixture_stop(&f);
 }
 
+/* Invoke f with event, which must be refused as no stream event, for the reason why. */
+static void expect_refused(fixture *f, const char *event, const char *why)
+{
+    role_result res;
+    invoke(f, event, &res);
+    char want[300];
+    snprintf(want, sizeof want, "not a DynamoDB stream event: %s", why);
+    assert_null(res.response);
+    assert_string_equal(res.error_type, "Runtime.InvalidEvent");
+    assert_string_equal(res.error_message, want);
+    role_result_clear(&res);
+}
+
+/*
+ * Records that are not the stream's (an event source mapping or a trigger of another service
+ * pointed here by mistake) are refused, alone and after a new task's INSERT, which is then not
+ * published either: passed over and answered as done, they would be dropped unread (an SQS
+ * queue's messages deleted). Only the stream's records (eventSource aws:dynamodb) and the recover
+ * role's (taskd:store, its tests below) are read: every record of theirs names its source, so
+ * one that names none is neither's. Each is what follows "record <i> " in the error.
+ */
+static void test_records_of_another_source_are_refused(void **state)
+{
+    (void)state;
+    static const char *const foreign[][2] = {
+        {"{\"messageId\":\"m1\",\"receiptHandle\":\"r1\",\"body\":\"{}\",\"attributes\":{"
+         "\"ApproximateReceiveCount\":\"1\"},\"messageAttributes\":{},\"md5OfBody\":"
+         "\"99914b932bd37a50b983c5e7c90ae93b\",\"eventSource\":\"aws:sqs\",\"eventSourceARN\":"
+         "\"arn:aws:sqs:eu-west-1:123456789012:taskd-dev-publish-failures\",\"awsRegion\":"
+         "\"eu-west-1\"}",
+         "has eventSource aws:sqs, from "
+         "arn:aws:sqs:eu-west-1:123456789012:taskd-dev-publish-failures"},
+        /* SNS capitalises its names */
+        {"{\"EventSource\":\"aws:sns\",\"EventVersion\":\"1.0\",\"EventSubscriptionArn\":\"arn:aws:"
+         "sns:eu-west-1:123456789012:taskd-dev-tasks:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55\","
+         "\"Sns\":{\"Type\":\"Notification\",\"MessageId\":"
+         "\"95df01b4-ee98-5cb9-9903-4c221d41eb5e\",\"TopicArn\":"
+         "\"arn:aws:sns:eu-west-1:123456789012:taskd-dev-tasks\",\"Subject\":null,"
+         "\"Message\":\"{}\",\"Timestamp\":\"2026-12-05T06:00:00.000Z\",\"MessageAttributes\":{}}}",
+         "has EventSource aws:sns, from "
+         "arn:aws:sns:eu-west-1:123456789012:taskd-dev-tasks:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55"},
+        {"{\"kinesis\":{\"kinesisSchemaVersion\":\"1.0\",\"partitionKey\":\"1\",\"sequenceNumber\":"
+         "\"49590338271490256608559692538361571095921575989136588898\",\"data\":\"e30=\","
+         "\"approximateArrivalTimestamp\":1545084650.987},\"eventSource\":\"aws:kinesis\","
+         "\"eventVersion\":\"1.0\",\"eventID\":\"shardId-000000000006:4959033827149025660855969253"
+         "8361571095921575989136588898\",\"eventName\":\"aws:kinesis:record\",\"awsRegion\":"
+         "\"eu-west-1\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:123456789012:stream/"
+         "tasks\"}",
+         "has eventSource aws:kinesis, from arn:aws:kinesis:eu-west-1:123456789012:stream/tasks"},
+        /* no eventSourceARN (the bucket's ARN is in its s3 part): its source alone */
+        {"{\"eventVersion\":\"2.1\",\"eventSource\":\"aws:s3\",\"awsRegion\":\"eu-west-1\","
+         "\"eventTime\":\"2026-12-05T06:00:00.000Z\",\"eventName\":\"ObjectCreated:Put\",\"s3\":{"
+         "\"s3SchemaVersion\":\"1.0\",\"bucket\":{\"name\":\"taskd-uploads\",\"arn\":"
+         "\"arn:aws:s3:::taskd-uploads\"},\"object\":{\"key\":\"tasks.json\",\"size\":2}}}",
+         "has eventSource aws:s3"},
+        /* a stream record without its eventSource, and CloudFront's, which names none */
+        {"{\"eventID\":\"1\",\"eventName\":\"INSERT\",\"eventVersion\":\"1.1\",\"awsRegion\":"
+         "\"eu-west-1\",\"dynamodb\":{\"Keys\":{\"id\":{\"S\":\"0190f3c2-7b1e-7c3a-9d2e-"
+         "000000000009\"}},\"SequenceNumber\":\"109\"}}",
+         "names no eventSource"},
+        {"{\"cf\":{\"config\":{\"distributionId\":\"EDFDVBD6EXAMPLE\",\"eventType\":"
+         "\"viewer-request\"},\"request\":{\"method\":\"GET\",\"uri\":\"/\",\"headers\":{}}}}",
+         "names no eventSource"},
+        {"\"not a record\"", "is not an object"},
+    };
+    fixture f;
+    fixture_start(&f);
+    char id[37], seq[32];
+    task_id(1, id);
+    seq_of(1, seq);
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        for (int at = 0; at <= 1; at++) {
+            json_t *records = json_array();
+            if (at == 1)
+                json_array_append_new(records, stream_record("INSERT", id, "TASK1", 1, TRACE, seq));
+            json_t *record = json_loads(foreign[i][0], JSON_DECODE_ANY, NULL);
+            assert_non_null(record);
+            json_array_append_new(records, record);
+            char *ev = event_text(records), why[200];
+            snprintf(why, sizeof why, "record %d %s", at, foreign[i][1]);
+            expect_refused(&f, ev, why);
+            free(ev);
+        }
+    }
+    assert_int_equal(f.sns->calls, 0);
+    fixture_stop(&f);
+}
+
 static void test_deadline_already_past(void **state)
 {
     (void)state;
@@ -1130,31 +1219,6 @@ static char *failures_event(const char *const *ids, char *const *bodies, size_t 
                                "eventSource", "aws:sqs", "eventSourceARN",
                                "arn:aws:sqs:eu-west-1:123456789012:taskd-dev-publish-failures"));
     return event_text(records);
-}
-
-/* An SQS event (here the publish-failures queue's, mapped to this function by mistake) is refused,
- * not passed over record by record: answered as done, its messages would be deleted unread. The
- * error says what came. */
-static void test_an_sqs_event_is_refused(void **state)
-{
-    (void)state;
-    fixture f;
-    fixture_start(&f);
-    static const char *const m1[] = {"m1"};
-    char body[] = "{}", *bodies[] = {body};
-    char *ev = failures_event(m1, bodies, 1);
-    role_result res;
-    invoke(&f, ev, &res);
-    free(ev);
-    assert_null(res.response);
-    assert_string_equal(res.error_type, "Runtime.InvalidEvent");
-    assert_string_equal(
-        res.error_message,
-        "not a DynamoDB stream event: record 0 is an SQS message (eventSource "
-        "aws:sqs, from arn:aws:sqs:eu-west-1:123456789012:taskd-dev-publish-failures)");
-    role_result_clear(&res);
-    assert_int_equal(f.sns->calls, 0);
-    fixture_stop(&f);
 }
 
 static role *recover_role_over(fixture *f, store *s)
@@ -1516,7 +1580,7 @@ int main(void)
         cmocka_unit_test(test_topic_not_found),
         cmocka_unit_test(test_failure_without_sequence_number),
         cmocka_unit_test(test_not_a_stream_event),
-        cmocka_unit_test(test_an_sqs_event_is_refused),
+        cmocka_unit_test(test_records_of_another_source_are_refused),
         cmocka_unit_test(test_deadline_already_past),
         cmocka_unit_test(test_constructor_refusals),
         cmocka_unit_test(test_fauxqs_end_to_end),
