@@ -4,9 +4,36 @@
 #include "stream_event.h"
 
 #include "core/errbuf.h"
+#include "core/sbuf.h"
 
 #include <stdio.h>
 #include <string.h>
+
+/*
+ * Why doc (NULL: not JSON, jansson's reason in jerr) has no Records array, in reason. An object's
+ * keys say what came instead (an EventBridge event's source and detail-type, an API Gateway
+ * request's httpMethod), where its values might hold what no log should (an Authorization header).
+ */
+static void no_records(json_t *doc, const json_error_t *jerr, char *reason, size_t reasonlen)
+{
+    if (!json_is_object(doc)) {
+        snprintf(reason, reasonlen, "%s", doc ? "the event is not a JSON object" : jerr->text);
+        return;
+    }
+    if (json_object_get(doc, "Records")) {
+        snprintf(reason, reasonlen, "Records is not an array");
+        return;
+    }
+    snprintf(reason, reasonlen, "no Records array");
+    const char *key, *sep = "; its keys: ";
+    json_t *value;
+    json_object_foreach(doc, key, value)
+    {
+        size_t used = strlen(reason);
+        str_join(reason + used, reasonlen - used, sep, key, NULL);
+        sep = ", ";
+    }
+}
 
 /*
  * Whether record, at i in Records, is a stream record: one whose eventSource is a DynamoDB
@@ -43,15 +70,12 @@ const json_t *stream_event_records(const char *event, size_t len, json_t **doc, 
     const json_t *records = json_object_get(*doc, "Records");
     bool stream = json_is_array(records);
     if (!stream)
-        snprintf(reason, reasonlen, "%s",
-                 !*doc                  ? jerr.text
-                 : json_is_object(*doc) ? "no Records array"
-                                        : "the event is not a JSON object");
+        no_records(*doc, &jerr, reason, reasonlen);
     for (size_t i = 0; stream && i < json_array_size(records); i++)
         stream = stream_record(json_array_get(records, i), i, reason, reasonlen);
     if (stream)
         return records;
-    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error; a name */
+    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error; a key, a name */
     return NULL;
 }
 

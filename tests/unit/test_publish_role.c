@@ -15,9 +15,9 @@
  * a failure in the second PublishBatch call (records of later calls never
  * sent, no spans for them); a topic that does not exist (the first record
  * reported); a failure on a record without a SequenceNumber (the
- * invocation fails); events that are not stream events (records of SQS,
- * SNS, Kinesis, S3, CloudFront or none, said with their source and ARN); an
- * empty batch;
+ * invocation fails); events that are not stream events (no Records array,
+ * said with its keys; records of SQS, SNS, Kinesis, S3, CloudFront or none,
+ * said with their source and ARN); an empty batch;
  * the spans (process and publish, in the trace stored with the task, the
  * message's traceparent = the publish span, ERROR on the failed record, the
  * publish span's messaging.system aws.sns and its PublishBatch call);
@@ -977,6 +977,35 @@ static void expect_refused(fixture *f, const char *event, const char *why)
     role_result_clear(&res);
 }
 
+/* Events that have no Records array are refused with their keys, which say what came, and none of
+ * their values (a request's Authorization header has no place in a log): what follows "not a
+ * DynamoDB stream event: " in the error. */
+static void test_an_event_without_records_says_what_it_is(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"{\"version\":\"0\",\"id\":\"6a7e8feb-b491-4cf7-a9f1-bf3703467718\",\"detail-type\":"
+         "\"Scheduled Event\",\"source\":\"aws.events\",\"account\":\"123456789012\",\"time\":"
+         "\"2026-12-05T06:00:00Z\",\"region\":\"eu-west-1\",\"resources\":[\"arn:aws:events:eu-"
+         "west-1:123456789012:rule/taskd-dev-sweep\"],\"detail\":{}}",
+         "no Records array; its keys: version, id, detail-type, source, account, time, region, "
+         "resources, detail"},
+        {"{\"resource\":\"/tasks\",\"path\":\"/tasks\",\"httpMethod\":\"POST\",\"headers\":{"
+         "\"Authorization\":\"Bearer s3cret\"},\"requestContext\":{\"apiId\":\"abc123\"},\"body\":"
+         "\"{}\",\"isBase64Encoded\":false}",
+         "no Records array; its keys: resource, path, httpMethod, headers, requestContext, body, "
+         "isBase64Encoded"},
+        {"{\"Records\":{}}", "Records is not an array"},
+        {"{}", "no Records array"},
+    };
+    fixture f;
+    fixture_start(&f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        expect_refused(&f, cases[i][0], cases[i][1]);
+    assert_int_equal(f.sns->calls, 0);
+    fixture_stop(&f);
+}
+
 /*
  * Records that are not the stream's (an event source mapping or a trigger of another service
  * pointed here by mistake) are refused, alone and after a new task's INSERT, which is then not
@@ -1580,6 +1609,7 @@ int main(void)
         cmocka_unit_test(test_topic_not_found),
         cmocka_unit_test(test_failure_without_sequence_number),
         cmocka_unit_test(test_not_a_stream_event),
+        cmocka_unit_test(test_an_event_without_records_says_what_it_is),
         cmocka_unit_test(test_records_of_another_source_are_refused),
         cmocka_unit_test(test_deadline_already_past),
         cmocka_unit_test(test_constructor_refusals),
