@@ -639,11 +639,13 @@ static void test_unreadable_insert_is_said(void **state)
     assert_int_equal(f.sns->n_entries, 1);
     assert_string_equal(f.sns->entries[0].task_id, id1);
     const char *said = "a new task's stream record cannot be made a message";
-    const char *first = strstr(logged, said), *second = first ? strstr(first + 1, said) : NULL;
-    if (!first || !second || strstr(second + 1, said) || !strstr(logged, id2) ||
-        !strstr(logged, "\"203\"") || !strstr(logged, id3) || !strstr(logged, "\"204\"") ||
-        strstr(logged, "idem#") || strstr(logged, "\"201\""))
-        fail_msg("logged: %s", logged);
+    char record[2][96];
+    snprintf(record[0], sizeof record[0], "\"task_id\":\"%s\",\"sequence_number\":\"203\"", id2);
+    snprintf(record[1], sizeof record[1], "\"task_id\":\"%s\",\"sequence_number\":\"204\"", id3);
+    assert_int_equal(expect_logged(logged, said, record[0]), 2);
+    expect_logged(logged, said, record[1]);
+    expect_not_logged(logged, "idem#");
+    expect_not_logged(logged, "\"201\"");
     free(logged);
     fixture_stop(&f);
 }
@@ -661,9 +663,8 @@ static void test_failure_at_record_3_of_5(void **state)
     role_result_clear(&res);
     free(ev);
     /* the warning that the batch stopped there says why: SNS's error for record 3 */
-    if (!strstr(logged, "\"batch stopped at a failed record") ||
-        !strstr(logged, "\"records_left\":\"3\",\"error\":\"KMSThrottling: key busy\"}"))
-        fail_msg("logged: %s", logged);
+    expect_logged(logged, "\"batch stopped at a failed record",
+                  "\"records_left\":\"3\",\"error\":\"KMSThrottling: key busy\"}");
     free(logged);
     /*
      * One PublishBatch carried all five: records 1-2 are done; 4-5 went in the
@@ -1378,8 +1379,7 @@ static void test_recover_passes_over_a_task_without_a_record(void **state)
     test_stderr_begin(&cap);
     recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
     char *logged = test_stderr_end(&cap);
-    if (!strstr(logged, "a stranded task's record cannot be made") || !strstr(logged, bad))
-        fail_msg("logged: %s", logged);
+    expect_logged(logged, "a stranded task's record cannot be made", bad);
     free(logged);
     assert_int_equal(f.sns->n_entries, 1);
     assert_non_null(entry_of(&f, good));
@@ -1474,10 +1474,10 @@ static void test_recover_reports_what_it_did_not_publish(void **state)
     expect_response(&res, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
     role_result_clear(&res);
     assert_int_equal(f.sns->calls, 2);
-    if (!strstr(logged, "\"too little time left in the invocation for another page of stranded "
-                        "tasks; the message comes back\"") ||
-        !strstr(logged, "\"task_type\":\"TASK1\"") || !strstr(logged, "\"time_left_ms\":\""))
-        fail_msg("logged: %s", logged);
+    expect_logged(logged,
+                  "\"too little time left in the invocation for another page of stranded tasks; "
+                  "the message comes back\"",
+                  "\"task_type\":\"TASK1\",\"time_left_ms\":\"");
     free(logged);
     r->free(r);
 
@@ -1526,10 +1526,9 @@ static void test_recover_drops_what_it_cannot_read(void **state)
         expect_response(&res, "{\"batchItemFailures\":[]}");
         role_result_clear(&res);
         free(ev);
-        if (!strstr(logged, "\"a publish-failures message that reports no stream batch; "
-                            "dropped\"") ||
-            !strstr(logged, "\"message_id\":\"m1\""))
-            fail_msg("body %zu: logged %s", i, logged);
+        expect_logged(logged,
+                      "\"a publish-failures message that reports no stream batch; dropped\"",
+                      "\"message_id\":\"m1\"");
         free(logged);
     }
     static const char *const events[] = {

@@ -870,15 +870,6 @@ static void test_a_batch_is_hidden_before_a_run_that_would_outlast_it(void **sta
     assert_int_equal(got[1], TASK_COMPLETED);
 }
 
-/* How many times needle occurs in text. */
-static int occurrences(const char *text, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /*
  * A keeper whose extensions fail (a store busy or full) tries again every 0.2 s, and warns once
  * for the streak, not at every try: it warned 5 times a second for each run it kept, as long as
@@ -911,12 +902,12 @@ static void test_a_keeper_that_cannot_extend_warns_once(void **state)
     release_overrun();
     task_status st = wait_completed(f, id, 5000);
     stop_overrun(r, "after the run");
-    int warned = occurrences(log, "cannot keep the message of a run in progress hidden");
+    size_t warned = expect_logged(log, "cannot keep the message of a run in progress hidden", NULL);
     if (warned != 1)
         print_message("%s", log);
     free(log);
     if (warned != 1)
-        fail_msg("warned %d times for 5 failed extensions in a row", warned);
+        fail_msg("warned %zu times for 5 failed extensions in a row", warned);
     assert_int_equal(runs, 1);
     assert_true(extended);
     assert_int_equal(failed_left, 0);
