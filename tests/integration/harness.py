@@ -19,7 +19,6 @@ with one table per database path. The request helpers, ``stop``, ``stderr_text``
 
 import http.client
 import http.server
-import importlib.util
 import json
 import os
 import re
@@ -195,15 +194,6 @@ def preload_env(case, variable, library, **env):
     case.assertTrue(os.path.exists(shim), "%s %s missing" % (variable, shim))
     asan = ":".join(o for o in (os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0") if o)
     return dict(env, LD_PRELOAD=shim, ASAN_OPTIONS=asan)
-
-
-def load_script(name):
-    """scripts/<name>, a program whose file name is no module name, loaded as a module."""
-    spec = importlib.util.spec_from_file_location(name[:-3].replace("-", "_"),
-                                                  os.path.join(REPO, "scripts", name))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_config(directory, obj, name="config.json"):

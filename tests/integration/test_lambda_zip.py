@@ -18,11 +18,14 @@ import zipfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+sys.path.insert(0, harness.LAMBDA_DIR)
+from script_module import load_script  # noqa: E402
+
 REPO = harness.REPO
 LAMBDA_SH = os.path.join(REPO, "scripts", "lambda.sh")
 CHECKER = os.path.join(REPO, "scripts", "check-lambda-zip.py")
 
-check_lambda_zip = harness.load_script("check-lambda-zip.py")
+check_lambda_zip = load_script("check-lambda-zip.py")
 GLIBC_LIBS = check_lambda_zip.GLIBC_LIBS
 
 # gcc flags that give a test binary what a real bootstrap has, so that only the fault under test remains

@@ -32,9 +32,12 @@ import zipfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+sys.path.insert(0, harness.LAMBDA_DIR)
+from script_module import load_script  # noqa: E402
+
 REPO = harness.REPO
 CHECKER = os.path.join(REPO, "scripts", "check-serverless.py")
-check_serverless = harness.load_script("check-serverless.py")
+check_serverless = load_script("check-serverless.py")
 OSLS_VERSION = "4.3.1"
 OSLS_TIMEOUT = 120
 TEMPLATE = "cloudformation-template-update-stack.json"

@@ -32,17 +32,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode, urlsplit
 
 from emulator import AwsError, aws_json, aws_post
+from script_module import load_script
 from standin import StandIn, environ_without  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-from harness import load_script  # noqa: E402
-
 STANDINS = os.path.join(REPO, "scripts", "aws-standins.sh")
 REGION = "eu-west-1"
 
