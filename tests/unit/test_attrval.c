@@ -770,8 +770,7 @@ static void test_compact_strings(void **state)
     json_t *v = json_stringn(raw, sizeof raw - 1);
     assert_non_null(v);
     char *s = compact(v);
-    assert_string_equal(
-        s, "\"q\\\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\x7f\\u0000z\xc3\xa9\"");
+    assert_string_equal(s, "\"q\\\"b\\\\s/\\n\\r\\t\\b\\f\\u0001\\u001f\x7f\\u0000z\xc3\xa9\"");
     json_t *back = parse(s);
     assert_true(json_equal(back, v));
     json_decref(back);
