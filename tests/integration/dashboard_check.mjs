@@ -94,8 +94,21 @@ async function lonePage() {
 // again every second, not 5 s; a refused stream tried again after 0.5 s, not 5 s; a stream let go
 // after 1 s out of sight, not 10 s. For pages or contexts whose steps wait on one of them: the
 // page does the same things, sooner. (The tasks/s step times the 5 s poll's samples: not there.)
-function quickTimers(target) {
-  return target.addInitScript(() => (window.taskdPeriods = {poll: 1000, retry: 500, park: 1000}));
+// more: other periods of the page's (window.taskdPeriods), for a step that waits on them.
+function quickTimers(target, more = {}) {
+  return target.addInitScript((m) => (window.taskdPeriods = Object.assign({poll: 1000, retry: 500, park: 1000}, m)), more);
+}
+// Every text the banner of p takes from its load on, in window.__banners: one that shows for a
+// moment only (the next answer that works takes it away again) too.
+function watchBanner(p) {
+  return p.addInitScript(() => {
+    window.__banners = [];
+    document.addEventListener('DOMContentLoaded', () => {
+      const banner = document.querySelector('#banner');
+      new MutationObserver(() => window.__banners.push(banner.textContent))
+          .observe(banner, {childList: true, characterData: true, subtree: true});
+    });
+  });
 }
 async function shot(page, name) {
   await page.screenshot({path: path.join(args.artifacts, 'dashboard-' + name + '.png')});
@@ -1052,25 +1065,16 @@ await step("a stream refused with a 403 shows the server's detail in the banner,
     const detail = 'This token may not read the event stream';
     await p12.route((url) => url.pathname === '/events', (route) => route.fulfill({
       status: 403, contentType: 'application/json', body: JSON.stringify({detail})}));
-    // every text the banner takes: the next answer that works takes it away again
-    const watch = (p) => p.addInitScript(() => {
-      window.__banners = [];
-      document.addEventListener('DOMContentLoaded', () => {
-        const banner = document.querySelector('#banner');
-        new MutationObserver(() => window.__banners.push(banner.textContent))
-            .observe(banner, {childList: true, characterData: true, subtree: true});
-      });
-    });
     const refused = (p) => p.waitForFunction((d) => window.__banners.some((b) => b.includes('(403: ' + d + ')')),
         detail, {timeout: WAIT}).catch(async () => {
       throw new Error('the banner said ' + JSON.stringify(await p.evaluate(() => [...new Set(window.__banners)])));
     });
-    await watch(p12);
+    await watchBanner(p12);
     await p12.goto(BASE + '/');
     await refused(p12);
     // a second tab is told by the tab that reads the stream (it tries again every 0.5 s)
     const other = await p12.context().newPage();
-    await watch(other);
+    await watchBanner(other);
     await other.goto(BASE + '/');
     await other.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
     await refused(other);
@@ -1127,6 +1131,30 @@ await step('a stream refused, whose read of why goes unanswered, is said offline
     await within(again, WAIT, 'the page did not try the stream again');
   } finally {
     await p33.close();
+  }
+}, ['loaded']);
+
+// A read left unanswered (taskd stopped, a proxy holding it) is given up after the read period
+// (1 s here) and taken as taskd not reached: the banner says so, and the list is read again.
+await step('a list read left unanswered says taskd is not reached, and the list is read again', async () => {
+  const p34 = await lonePage();
+  try {
+    await quickTimers(p34, {read: 1000});
+    await watchBanner(p34);
+    let lists = 0; // the page's reads of the list, the first held, never answered
+    await p34.route((url) => url.pathname === '/tasks', (route) => (++lists === 1 ? undefined : route.fallback()));
+    await p34.goto(BASE + '/');
+    await p34.waitForFunction(() => window.__banners.some((b) => b.includes('Cannot reach taskd')), null, {timeout: WAIT})
+        .catch(async () => {
+          throw new Error('the list read held (' + lists + ' reads), the banner said ' +
+                          JSON.stringify(await p34.evaluate(() => [...new Set(window.__banners)])));
+        });
+    await p34.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    await p34.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+      throw new Error('the list read again, the banner still says ' + quote(await p34.textContent('#banner')));
+    });
+  } finally {
+    await p34.close();
   }
 }, ['loaded']);
 

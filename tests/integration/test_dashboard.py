@@ -30,7 +30,8 @@ from another origin, that the console stays free of errors, the dark theme, and 
 401 and of an unreachable taskd (answered by the test), and the recovery after them. A stream refused
 with a 403 shows the answer's detail in the banner, and one refused with a 503 (all of taskd's streams
 taken) too, until the page's next try opens one; one whose read of why goes unanswered is said
-offline, and tried again; a read of the queues refused with a 503 says so above
+offline, and tried again; a read of the list left unanswered is given up (after a read period
+of 1 s there), said as taskd not reached, and read again; a read of the queues refused with a 503 says so above
 the table, its counts dimmed, until one works. The task open in the drawer follows its changes while
 the list is filtered to another type, on a tab that shares the stream and on one that reads its own, and
 its entering the list's filtered status does not read the list again. A

@@ -7,9 +7,9 @@
 
 const PAGE_SIZE = 50;
 // The periods of the page's own timers (ms): the queues and /metrics read again, a refused stream
-// tried again, a stream let go out of sight. A test may set shorter ones as window.taskdPeriods
-// before the page loads (read once, here): the page does the same things, sooner.
-const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000}, window.taskdPeriods);
+// tried again, a stream let go out of sight, a read given up. A test may set shorter ones as
+// window.taskdPeriods before the page loads (read once, here): the page does the same things, sooner.
+const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000, read: 10000}, window.taskdPeriods);
 const METRICS_EVERY_MS = PERIODS.poll;
 const CHART_WINDOW_MS = 5 * 60 * 1000;
 const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
@@ -396,22 +396,41 @@ function useToken(e) {
   sampleMetrics();
 }
 
-// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner.
-async function api(path, {method = 'GET', body} = {}) {
-  let r;
+// read(signal), a fetch() and the reading of its answer, given up after ms (its signal aborted):
+// left unanswered (taskd stopped, a proxy holding the request), it fails as a read that does not
+// reach taskd. What it leaves unread (a stream's body) is let go once it ends.
+async function bounded(ms, read) {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), ms);
   try {
-    r = await fetch(path, {
+    return await read(ctl.signal);
+  } finally {
+    clearTimeout(timer);
+    ctl.abort();
+  }
+}
+
+// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner. A
+// read (GET) is bounded by PERIODS.read, a write is not: given up, it may have been done all the same.
+async function api(path, {method = 'GET', body} = {}) {
+  const send = async (signal) => {
+    const r = await fetch(path, {
       method,
       headers: auth.headers(body === undefined ? {} : {'Content-Type': 'application/json'}),
-      body: body === undefined ? undefined : body,
+      body,
       cache: 'no-store',
+      signal,
     });
+    return [r, await r.text()];
+  };
+  let r, text;
+  try {
+    [r, text] = await (method === 'GET' ? bounded(PERIODS.read, send) : send());
   } catch (e) {
     health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
     throw new ApiError(0, 'network error');
   }
   health.ok('network');
-  const text = await r.text();
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
@@ -1231,29 +1250,26 @@ function fetchStream(url, on) {
 async function checkEvents(url) {
   let status = 0; // 0: taskd not reached
   let detail = '';
-  // a look left unanswered (taskd stopped, a proxy holding it) is taskd not reached: the page
-  // goes offline and tries again, where it would say it connects for good
-  const ctl = new AbortController();
-  const bound = setTimeout(() => ctl.abort(), PERIODS.retry);
   try {
-    // the headers say it, and an error answer's body its detail; the body of a stream (when it
-    // works) is not read
-    const r = await fetch(url, {cache: 'no-store', signal: ctl.signal, headers: auth.headers()});
-    detail = r.statusText;
-    if (!r.ok) {
-      try {
-        const data = JSON.parse(await r.text());
-        if (data && typeof data.detail === 'string') detail = data.detail;
-      } catch (e) {
-        // no JSON detail: the status text says it
+    // a look left unanswered (taskd stopped, a proxy holding it) is taskd not reached: the page
+    // goes offline and tries again, where it would say it connects for good
+    await bounded(PERIODS.retry, async (signal) => {
+      // the headers say it, and an error answer's body its detail; the body of a stream (when it
+      // works) is not read
+      const r = await fetch(url, {cache: 'no-store', signal, headers: auth.headers()});
+      detail = r.statusText;
+      if (!r.ok) {
+        try {
+          const data = JSON.parse(await r.text());
+          if (data && typeof data.detail === 'string') detail = data.detail;
+        } catch (e) {
+          // no JSON detail: the status text says it
+        }
       }
-    }
-    status = r.status;
+      status = r.status;
+    });
   } catch (e) {
     status = 0;
-  } finally {
-    clearTimeout(bound);
-    ctl.abort();
   }
   eventsRefused(status, detail);
   if (share.leader) share.post({kind: 'refused', status, detail});
@@ -1387,9 +1403,11 @@ async function sampleMetrics() {
   const now = Date.now();
   let text;
   try {
-    const r = await fetch('/metrics', {cache: 'no-store', headers: auth.headers()});
-    if (!r.ok) throw new Error('HTTP ' + r.status);
-    text = await r.text();
+    text = await bounded(PERIODS.read, async (signal) => {
+      const r = await fetch('/metrics', {cache: 'no-store', headers: auth.headers(), signal});
+      if (!r.ok) throw new Error('HTTP ' + r.status);
+      return r.text();
+    });
   } catch (e) {
     return;
   }
