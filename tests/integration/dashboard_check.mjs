@@ -323,6 +323,56 @@ await step('a stream refused with a 401 keeps the token field and banner while o
   }
 }, ['loaded']);
 
+// A taskd restarted without tokens (or with them removed) asks for none: a page that waits for one
+// looks at the stream every retry period (0.5 s here), one look at a time and nothing else read
+// meanwhile, and goes back online by itself once a look is answered otherwise than 401.
+await step('a page that waits for a token looks at the stream alone, once a retry period, and goes live by itself once taskd asks for none', async () => {
+  const p35 = await lonePage();
+  try {
+    await quickTimers(p35);
+    let asks = true; // taskd asks for a token
+    await p35.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
+      route.fulfill(ASKS_TOKEN));
+    await p35.goto(BASE + '/');
+    await p35.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await p35.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
+    // what the page asks taskd for from here (its files aside: the icon may come late): its looks alone
+    const reads = [];
+    const open = new Set();
+    let most = 0; // the most reads under way at once
+    let looked;
+    const looks = new Promise((resolve) => (looked = resolve));
+    p35.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/dashboard/')) return;
+      reads.push({at: Date.now(), what: r.method() + ' ' + new URL(r.url()).pathname + ' (' + r.resourceType() + ')'});
+      open.add(r);
+      most = Math.max(most, open.size);
+    });
+    const ended = (r) => open.delete(r) && reads.length >= 4 && looked();
+    p35.on('requestfinished', ended);
+    p35.on('requestfailed', ended);
+    await within(looks, WAIT, 'no look').catch(() => {
+      throw new Error('the page that waits for a token read ' + reads.length + ' times in ' + WAIT / 1000 + ' s: ' +
+                      reads.map((r) => r.what).join(', '));
+    });
+    const others = reads.filter((r) => r.what !== 'GET /events (fetch)');
+    check(others.length === 0, 'while it waits for a token the page read ' + others.map((r) => r.what).join(', '));
+    check(most === 1, most + ' looks under way at once');
+    const took = reads[3].at - reads[0].at;
+    check(took >= 1000, '4 looks in ' + took + ' ms: not one a retry period (0.5 s)');
+    // taskd restarted without tokens: the next look finds it, and all is read again
+    asks = false;
+    await p35.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await p35.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    await p35.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+    await p35.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+      throw new Error('taskd asks for no token, the page is live; the banner still says ' + JSON.stringify(await p35.textContent('#banner')));
+    });
+  } finally {
+    await p35.close();
+  }
+}, ['loaded']);
+
 await step('a task created from the form shows in the table', async () => {
   await page.selectOption('#create-type', 'noop');
   await page.fill('#create-data', '{"order": 42, "note": "from the browser"}');

@@ -70,7 +70,9 @@ connection state is a status live region, named Live updates, that a screen read
 sentence for each state (connecting, live, paused, offline, offline for a token), written only when it
 differs: a stream refused again and again is not said anew at each try, and one refused with a 401 is
 said once, as waiting for a token, not first as retried; the token field and its banner stay while other
-reads work, until a token is entered, which reads the stream again. A tab out of sight does not read the queues
+reads work, until a token is entered, which reads the stream again. A page that waits for a token reads
+nothing but a look at the stream, one at a time, once a retry period, and goes live by itself once taskd
+(answered by the test) asks for none. A tab out of sight does not read the queues
 again after a change, and does once shown. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the

@@ -307,7 +307,8 @@ class ApiError extends Error {
 // Problems reaching taskd show one banner; the next success clears it, but for a token asked
 // for: a read that works meanwhile (of a route served without one, or that takes the token
 // another refused) says nothing of it. The banner and the token field stay, and the page waits
-// (the stream is not tried again), until a token is entered: useToken() clears them.
+// (the stream is not tried again), until a token is entered or a look at the stream finds that
+// taskd no longer asks for one (lookWhileWaiting()): readAgain() clears them.
 const health = {
   failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
   fail(what, message) {
@@ -352,6 +353,7 @@ const auth = {
   ask() {
     $('#token-form').hidden = false;
     sayConn(); // the stream is not tried again until a token is entered
+    lookWhileWaiting();
   },
 };
 
@@ -371,6 +373,23 @@ function refusal(status, detail) {
   return null;
 }
 
+// While the page waits for a token it looks at the stream again every retry period, one look
+// at a time and nothing else read meanwhile: taskd restarted without tokens, or with them
+// removed, answers it otherwise than 401, and the page reads everything again by itself. The
+// look is at the stream, whose refusal the page waits on: a route that works without a token
+// (a proxy in front asking on some only) says nothing of it.
+let tokenLook = null;
+function lookWhileWaiting() {
+  if (tokenLook) return;
+  tokenLook = setTimeout(async () => {
+    const {status} = await lookAtStream('/events');
+    tokenLook = null;
+    if (!waitingForToken()) return; // a token entered meanwhile, with which all was read again
+    if (status && status !== 401) readAgain();
+    else lookWhileWaiting();
+  }, PERIODS.retry);
+}
+
 // A token entered: everything is read again with it.
 function useToken(e) {
   e.preventDefault();
@@ -386,10 +405,16 @@ function useToken(e) {
   }
   auth.token = token;
   input.value = '';
+  readAgain();
+}
+
+// The page no longer waits for a token (one entered, or taskd asks for none now): the field and
+// its banner go, and everything is read again.
+function readAgain() {
   $('#token-form').hidden = true;
   health.ok('auth');
   loadTypes();
-  // the tabs that share a stream share a token: this tab joins those of the new one
+  // the tabs that share a stream share a token: this tab joins those of its own
   leaveGroup();
   beginEvents();
   loadQueues();
@@ -606,7 +631,7 @@ async function loadTasks() {
 }
 
 // A list that could not be read is read again 1 s later, then after twice as long each time, up
-// to 30 s, until one is (while the page waits for a token, useToken() reads it).
+// to 30 s, until one is (while the page waits for a token, readAgain() reads it).
 const listRetry = {timer: null, ms: 0};
 function retryList() {
   clearTimeout(listRetry.timer);
@@ -828,7 +853,7 @@ function onVisibility() {
 
 function unpark() {
   parked = false;
-  if (waitingForToken()) return; // useToken() connects
+  if (waitingForToken()) return; // readAgain() connects
   const passed = share.position();
   loadTasks().then((shown) => {
     // nothing was passed on while the stream was let go: a list from before where it had come to
@@ -1154,7 +1179,7 @@ function connect(after) {
       checkEvents(url).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
-        // while the page waits for a token, useToken() connects again
+        // while the page waits for a token, readAgain() connects
         retryTimer = setTimeout(() => waitingForToken() || connect(), PERIODS.retry);
       });
     },
@@ -1248,11 +1273,18 @@ function fetchStream(url, on) {
 // 503 when taskd has as many streams open as it takes); a leader says it to the tabs it reads
 // for too.
 async function checkEvents(url) {
+  const {status, detail} = await lookAtStream(url);
+  eventsRefused(status, detail);
+  if (share.leader) share.post({kind: 'refused', status, detail});
+}
+
+// How taskd answers a look at the stream: its status (0: taskd not reached) and detail.
+async function lookAtStream(url) {
   let status = 0; // 0: taskd not reached
   let detail = '';
   try {
     // a look left unanswered (taskd stopped, a proxy holding it) is taskd not reached: the page
-    // goes offline and tries again, where it would say it connects for good
+    // goes offline and tries again (or looks again), where it would say it connects for good
     await bounded(PERIODS.retry, async (signal) => {
       // the headers say it, and an error answer's body its detail; the body of a stream (when it
       // works) is not read
@@ -1271,8 +1303,7 @@ async function checkEvents(url) {
   } catch (e) {
     status = 0;
   }
-  eventsRefused(status, detail);
-  if (share.leader) share.post({kind: 'refused', status, detail});
+  return {status, detail};
 }
 
 function eventsRefused(status, detail) {
@@ -1939,11 +1970,11 @@ function start() {
   beginEvents();
   loadQueues();
   sampleMetrics();
-  setTimeout(sampleMetrics, 2000); // a first rate soon after loading
+  setTimeout(() => waitingForToken() || sampleMetrics(), 2000); // a first rate soon after loading
   route();
   setInterval(tickAges, 1000);
   setInterval(() => {
-    if (waitingForToken()) return; // a 401 each time: useToken() reads them again
+    if (waitingForToken()) return; // a 401 each time: readAgain() reads them
     sampleMetrics();
     loadQueues(); // delays and visibility timeouts move counts without a task changing
   }, METRICS_EVERY_MS);
