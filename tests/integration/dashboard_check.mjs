@@ -16,6 +16,7 @@
 import {createRequire} from 'node:module';
 import path from 'node:path';
 import fs from 'node:fs';
+import http from 'node:http';
 
 const args = JSON.parse(process.argv[2]);
 const require = createRequire(path.join(process.env.NODE_TOOLS_DIR, 'node_modules', 'x.js'));
@@ -98,6 +99,9 @@ async function lonePage() {
 function quickTimers(target, more = {}) {
   return target.addInitScript((m) => (window.taskdPeriods = Object.assign({poll: 1000, retry: 500, park: 1000}, m)), more);
 }
+// Whether request is one of the page's tries of its stream, which ask for an event stream (its
+// looks at the stream, to read why one was refused, ask for no type of answer).
+const streamTry = (request) => request.headers().accept === 'text/event-stream';
 // Every text the banner of p takes from its load on, in window.__banners: one that shows for a
 // moment only (the next answer that works takes it away again) too.
 function watchBanner(p) {
@@ -229,7 +233,7 @@ await step('the connection state says to a screen reader what each state means: 
       route.fulfill(ASKS_TOKEN));
     await p29.route((url) => url.pathname === '/events', (route) => {
       if (!refuse) return held(route);
-      if (route.request().resourceType() === 'eventsource') {
+      if (streamTry(route.request())) {
         tries++;
         tried();
       }
@@ -1169,7 +1173,7 @@ await step('a stream refused, whose read of why goes unanswered, is said offline
     let tried;
     const again = new Promise((resolve) => (tried = resolve));
     await p33.route((url) => url.pathname === '/events', (route) => {
-      if (route.request().resourceType() !== 'eventsource') return; // its read of why: held, never answered
+      if (!streamTry(route.request())) return; // its read of why: held, never answered
       if (++tries === 2) tried();
       return route.fulfill({status: 503, contentType: 'application/json', body: JSON.stringify({detail: 'Too many event clients'})});
     });
@@ -2522,6 +2526,84 @@ await step('a list read that fails after the stream opens again is tried again u
     check(streams === 2, streams + ' streams opened, want 2: the list was read again at an opening');
   } finally {
     await p24.close();
+  }
+}, ['loaded']);
+
+// A stream held open that hears nothing, not even taskd's ping every 15 s (taskd stopped, a host
+// gone from the network, a proxy or NAT that dropped the connection without a word), is lost: the
+// page says so once it has been silent for its silence period (1.5 s here), closes it and opens it
+// again from the last event id it has, every retry period of the stream's (0.2 s here), until one
+// answers; a stream that hears only pings stays live. The list is answered by the test, and the
+// streams by a server of its own, which holds them open: the first silent after its event, the
+// second unanswered, the third pinged every 100 ms.
+await step('a stream held open and silent is said lost, closed, and opened again from its last event id until one answers', async () => {
+  const id = (n) => '0190f3c2-0000-7000-8000-00000000100' + n;
+  const silence = 1500;
+  const pinged = 2 * silence / 100; // the pings of two silence periods
+  const streams = []; // each stream the server was asked for: {from (its Last-Event-ID), closed, pings}
+  const marks = new Map(); // what the step waits on, reached before or after it waits: name -> [promise, resolve]
+  const mark = (name) => {
+    if (!marks.has(name)) {
+      let resolve;
+      marks.set(name, [new Promise((r) => (resolve = r)), resolve]);
+    }
+    return marks.get(name);
+  };
+  const until = (name) => mark(name)[0];
+  const reached = (name) => mark(name)[1]();
+  const server = http.createServer((req, res) => {
+    const s = {from: req.headers['last-event-id'] || null, closed: false, pings: 0};
+    const n = streams.push(s);
+    let pinging = null;
+    res.on('close', () => {
+      s.closed = true;
+      clearInterval(pinging);
+      reached('closed ' + n);
+    });
+    reached('stream ' + n);
+    if (n === 2) return; // no answer
+    res.writeHead(200, {'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store'});
+    res.write('retry: 200\n\n' + inserted(500 + n, id(n)));
+    if (n === 1) return; // silent
+    pinging = setInterval(() => {
+      res.write(': ping\nid: ' + (500 + n) + '\n\n');
+      if (++s.pings === pinged) reached('pinged');
+    }, 100);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const p36 = await lonePage();
+  try {
+    await quickTimers(p36, {silence});
+    await p36.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '500'},
+      body: JSON.stringify({tasks: [], next_token: null})}));
+    const served = 'http://127.0.0.1:' + server.address().port;
+    await p36.route((url) => url.pathname === '/events', (route) =>
+      route.continue({url: served + '/events' + new URL(route.request().url()).search}));
+    const conn = async () => (await p36.getAttribute('#conn', 'data-state')) + ': ' + quote(await p36.textContent('#conn-text'));
+    await p36.goto(BASE + '/');
+    await p36.waitForSelector(`#tasks tr[data-id="${id(1)}"]`, {timeout: WAIT});
+    await p36.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await p36.waitForSelector('#conn[data-state="connecting"]', {timeout: WAIT}).catch(async () => {
+      throw new Error('the stream held open, silent for ' + WAIT / 1000 + ' s, the page says ' + await conn());
+    });
+    await within(until('closed 1'), WAIT, 'the page said the silent stream lost, and left it open');
+    await within(until('stream 3'), WAIT, 'the page did not open the stream again after its unanswered try (' + streams.length + ' streams)');
+    await p36.waitForSelector(`#tasks tr[data-id="${id(3)}"]`, {timeout: WAIT});
+    await p36.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
+      throw new Error('the stream answered again, the page says ' + await conn());
+    });
+    await within(until('closed 2'), WAIT, 'the unanswered try was left open');
+    const from = streams.map((s) => s.from);
+    check(from.join() === ',501,501', 'the streams were asked for after the ids ' + quote(from.join(', ')) + ', want none, 501, 501');
+    await within(Promise.race([until('pinged'), until('closed 3')]), WAIT, 'the third stream was not pinged');
+    check(streams.length === 3 && !streams[2].closed, 'a stream pinged every 100 ms was let go (' + streams.length +
+          ' streams): the page says ' + await conn());
+    check(await p36.getAttribute('#conn', 'data-state') === 'live', 'a stream pinged every 100 ms: the page says ' + await conn());
+  } finally {
+    await p36.close();
+    server.closeAllConnections();
+    server.close();
   }
 }, ['loaded']);
 

@@ -30,7 +30,10 @@ from another origin, that the console stays free of errors, the dark theme, and 
 401 and of an unreachable taskd (answered by the test), and the recovery after them. A stream refused
 with a 403 shows the answer's detail in the banner, and one refused with a 503 (all of taskd's streams
 taken) too, until the page's next try opens one; one whose read of why goes unanswered is said
-offline, and tried again; a read of the list left unanswered is given up (after a read period
+offline, and tried again; one held open and silent (a server of the test's answers it) is said lost
+after a silence period of 1.5 s there, closed, and opened again from its last event id until one
+answers (its next try, unanswered, given up alike), while one that hears only pings stays live;
+a read of the list left unanswered is given up (after a read period
 of 1 s there), said as taskd not reached, and read again; a read of the queues refused with a 503 says so above
 the table, its counts dimmed, until one works. The task open in the drawer follows its changes while
 the list is filtered to another type, on a tab that shares the stream and on one that reads its own, and
@@ -79,8 +82,8 @@ another tab read on, and joins again when shown. Tabs share only with tabs of th
 browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and
 allowed by taskd) each tab reads its own stream and lets it go out of sight, as before.
 The steps that wait on the page's own timers (the queues read every 5 s, a refused stream
-tried again after 5 s, a stream let go after 10 s out of sight) give it shorter periods before it
-loads (window.taskdPeriods): it does the same, sooner.
+tried again after 5 s, a stream let go after 10 s out of sight, a silent one given up after 35 s)
+give it shorter periods before it loads (window.taskdPeriods): it does the same, sooner.
 Screenshots: <build>/test-artifacts/dashboard-*.png.
 
 Needs chromium and the npm tools (scripts/install-deps.sh --test); fails naming what is missing.

@@ -7,9 +7,10 @@
 
 const PAGE_SIZE = 50;
 // The periods of the page's own timers (ms): the queues and /metrics read again, a refused stream
-// tried again, a stream let go out of sight, a read given up. A test may set shorter ones as
+// tried again, a stream let go out of sight, a read given up, a stream given up that has been
+// silent (taskd pings every 15 s: two pings and some). A test may set shorter ones as
 // window.taskdPeriods before the page loads (read once, here): the page does the same things, sooner.
-const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000, read: 10000}, window.taskdPeriods);
+const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000, read: 10000, silence: 35000}, window.taskdPeriods);
 const METRICS_EVERY_MS = PERIODS.poll;
 const CHART_WINDOW_MS = 5 * 60 * 1000;
 const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
@@ -1147,7 +1148,7 @@ function connect(after) {
     share.post({kind: 'event', type, data, id});
     streamEvent(type, data, id);
   };
-  const s = (auth.token ? fetchStream : eventSource)(url, {
+  const s = fetchStream(url, {
     open() {
       const reread = opened || streamGap;
       const from = opened || after === undefined ? null : after;
@@ -1187,27 +1188,27 @@ function connect(after) {
   source = s;
 }
 
-// The stream through EventSource, which reconnects by itself (with Last-Event-ID).
-function eventSource(url, on) {
-  const es = new EventSource(url);
-  es.onopen = () => on.open();
-  for (const type of ['task', 'reset'])
-    es.addEventListener(type, (m) => on.event(type, m.data, m.lastEventId));
-  es.onerror = () => (es.readyState === EventSource.CONNECTING ? on.reconnecting() : on.closed());
-  return {close: () => es.close()};
-}
-
-// The same through fetch(), which can send the token (EventSource cannot send a header): the
-// text/event-stream fields are parsed here, and a dropped stream is taken up again from the
-// last event id after the server's retry time.
+// The stream, read with fetch(), which can send the token and shows every byte that comes (an
+// EventSource sends no header, and shows neither a comment nor a block with an id alone, as
+// taskd's pings are): the text/event-stream fields are parsed here, and a dropped stream is taken
+// up again from the last event id after the server's retry time. So is one that has been silent
+// for PERIODS.silence, its pings too: taskd stopped, a host gone from the network, or a proxy or
+// NAT that let the connection go without a word held it open, and the page said live for good.
 function fetchStream(url, on) {
-  const ctl = new AbortController();
+  let ctl = null; // the connection's: each try has its own
+  let silence = null;
   let lastId = null;
   let retryMs = 2000;
   let stopped = false;
+  const heard = () => {
+    clearTimeout(silence);
+    silence = setTimeout(() => ctl.abort(), PERIODS.silence);
+  };
   const pause = () => new Promise((resolve) => setTimeout(resolve, retryMs));
   (async () => {
     while (!stopped) {
+      ctl = new AbortController();
+      heard(); // the answer's head too: a try left unanswered is given up
       let r;
       try {
         const headers = auth.headers({Accept: 'text/event-stream'});
@@ -1232,6 +1233,7 @@ function fetchStream(url, on) {
         for (;;) {
           const {value, done} = await reader.read();
           if (done) break;
+          heard();
           buf += value;
           let nl;
           while ((nl = buf.indexOf('\n')) >= 0) {
@@ -1254,7 +1256,7 @@ function fetchStream(url, on) {
           }
         }
       } catch (e) {
-        // dropped (or stopped)
+        // dropped, silent (or stopped)
       }
       if (stopped) return;
       on.reconnecting();
@@ -1264,6 +1266,7 @@ function fetchStream(url, on) {
   return {
     close() {
       stopped = true;
+      clearTimeout(silence);
       ctl.abort();
     },
   };
