@@ -348,7 +348,9 @@ await step('a page that waits for a token looks at the stream alone, once a retr
     const looks = new Promise((resolve) => (looked = resolve));
     p35.on('request', (r) => {
       if (new URL(r.url()).pathname.startsWith('/dashboard/')) return;
-      reads.push({at: Date.now(), what: r.method() + ' ' + new URL(r.url()).pathname + ' (' + r.resourceType() + ')'});
+      // a try of the stream, which the page must not make while it waits, is a fetch of /events too
+      reads.push({at: Date.now(), what: r.method() + ' ' + new URL(r.url()).pathname + ' (' +
+                                        (streamTry(r) ? 'a stream try' : r.resourceType()) + ')'});
       open.add(r);
       most = Math.max(most, open.size);
     });
@@ -374,6 +376,33 @@ await step('a page that waits for a token looks at the stream alone, once a retr
     });
   } finally {
     await p35.close();
+  }
+}, ['loaded']);
+
+// Behind a proxy that asks for a token on some routes only (the queues here), a stream that
+// works says nothing of them: the page waits for a token without looking at the stream, which
+// would answer, read everything again, be asked again, and so on every retry period (0.5 s here).
+await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it', async () => {
+  const p37 = await lonePage();
+  try {
+    await quickTimers(p37);
+    await p37.route((url) => url.pathname === '/queues', (route) =>
+      (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+    await p37.goto(BASE + '/');
+    await p37.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    const events = [];
+    p37.on('request', (r) => new URL(r.url()).pathname === '/events' && events.push(streamTry(r) ? 'a stream try' : 'a look'));
+    // four retry periods: a look (and the stream opened again after it) would come in the first
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
+    check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
+    await p37.fill('#token-input', 'a-token');
+    await p37.click('#token-form button[type="submit"]');
+    await p37.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+    await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  } finally {
+    await p37.close();
   }
 }, ['loaded']);
 

@@ -308,8 +308,9 @@ class ApiError extends Error {
 // Problems reaching taskd show one banner; the next success clears it, but for a token asked
 // for: a read that works meanwhile (of a route served without one, or that takes the token
 // another refused) says nothing of it. The banner and the token field stay, and the page waits
-// (the stream is not tried again), until a token is entered or a look at the stream finds that
-// taskd no longer asks for one (lookWhileWaiting()): readAgain() clears them.
+// (the stream is not tried again), until a token is entered or, where the stream itself was refused,
+// a look at it finds that taskd no longer asks for one (lookWhileWaiting()): readAgain() clears
+// them.
 const health = {
   failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
   fail(what, message) {
@@ -354,7 +355,6 @@ const auth = {
   ask() {
     $('#token-form').hidden = false;
     sayConn(); // the stream is not tried again until a token is entered
-    lookWhileWaiting();
   },
 };
 
@@ -374,15 +374,20 @@ function refusal(status, detail) {
   return null;
 }
 
-// While the page waits for a token it looks at the stream again every retry period, one look
-// at a time and nothing else read meanwhile: taskd restarted without tokens, or with them
-// removed, answers it otherwise than 401, and the page reads everything again by itself. The
-// look is at the stream, whose refusal the page waits on: a route that works without a token
-// (a proxy in front asking on some only) says nothing of it.
+// While the page waits for a token because its stream was refused with a 401, it looks at the
+// stream again every retry period, one look at a time and nothing else read meanwhile: taskd
+// restarted without tokens, or with them removed, answers it otherwise than 401, and the page
+// reads everything again by itself. Only the stream's own refusal starts the looks: behind a
+// proxy asking for a token on some routes only, a stream that works says nothing of a route that
+// asks, and reading everything again would only be asked again.
 let tokenLook = null;
 function lookWhileWaiting() {
   if (tokenLook) return;
   tokenLook = setTimeout(async () => {
+    if (!waitingForToken()) { // a token entered since: all was read again with it
+      tokenLook = null;
+      return;
+    }
     const {status} = await lookAtStream('/events');
     tokenLook = null;
     if (!waitingForToken()) return; // a token entered meanwhile, with which all was read again
@@ -1220,7 +1225,9 @@ function fetchStream(url, on) {
         await pause();
         continue;
       }
-      if (!r.ok || !r.body) {
+      if (!r.ok || !r.body || !/^text\/event-stream/i.test(r.headers.get('Content-Type') || '')) {
+        // refused, or answered with no event stream (a proxy's page of its own): read for why
+        clearTimeout(silence);
         if (!stopped) on.closed();
         return;
       }
@@ -1313,6 +1320,7 @@ function eventsRefused(status, detail) {
   if (status === 0) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
   else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
   else if (status === 401 || status === 403) health.fail('auth', refusal(status, String(detail)));
+  if (status === 401) lookWhileWaiting();
   else if (status >= 400) health.fail('events', 'taskd refused the event stream (' + status + ': ' + String(detail) + '): the task list ' +
                                                 'does not update by itself meanwhile. Retrying.');
 }
