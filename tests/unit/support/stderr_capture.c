@@ -51,6 +51,7 @@ static void fail_showing(const char *log)
 
 size_t expect_logged(const char *log, const char *said, const char *also)
 {
+    assert_true(*said); /* an empty said would be found at every line's end, for good */
     size_t lines = 0;
     bool with_also = !also;
     for (const char *at = strstr(log, said); at; at = strstr(at, said)) {
