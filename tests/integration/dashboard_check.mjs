@@ -406,6 +406,30 @@ await step('a token asked for by a route other than the stream is waited for, th
   }
 }, ['loaded']);
 
+// An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200
+// text/html) is a stream refused, as EventSource had it: the page says it is offline and tries
+// again later, where reading it as a stream said live and opened it again at every end.
+await step('a stream answered with a page that is no event stream is said offline, not live', async () => {
+  const p38 = await lonePage();
+  try {
+    await quickTimers(p38);
+    const states = [];
+    await p38.exposeFunction('connState', (state) => states.push(state));
+    await p38.addInitScript(() => addEventListener('DOMContentLoaded', () =>
+      new MutationObserver(() => window.connState(document.querySelector('#conn').dataset.state))
+        .observe(document.querySelector('#conn'), {attributes: true, attributeFilter: ['data-state']})));
+    await p38.route((url) => url.pathname === '/events', (route) =>
+      route.fulfill({status: 200, contentType: 'text/html', body: '<html><body>Sign in</body></html>'}));
+    await p38.goto(BASE + '/');
+    await p38.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(() => {
+      throw new Error('the stream answered with a page, the page went through ' + JSON.stringify(states.join(', ')));
+    });
+    check(!states.includes('live'), 'the stream answered with a page was said live: ' + states.join(', '));
+  } finally {
+    await p38.close();
+  }
+}, ['loaded']);
+
 await step('a task created from the form shows in the table', async () => {
   await page.selectOption('#create-type', 'noop');
   await page.fill('#create-data', '{"order": 42, "note": "from the browser"}');
