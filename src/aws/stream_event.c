@@ -43,18 +43,20 @@ static void no_records(json_t *doc, const json_error_t *jerr, char *reason, size
  */
 static bool stream_record(const json_t *record, size_t i, char *reason, size_t reasonlen)
 {
+    if (!json_is_object(record)) {
+        snprintf(reason, reasonlen, "record %zu is not an object", i);
+        return false;
+    }
     const char *source = json_string_value(json_object_get(record, "eventSource"));
     if (source && (strcmp(source, "aws:dynamodb") == 0 || strcmp(source, "taskd:store") == 0))
         return true;
     /* SNS writes its own names: EventSource, and the subscription that sent the record */
     bool sns = !json_object_get(record, "eventSource") && json_object_get(record, "EventSource");
     const char *key = sns ? "EventSource" : "eventSource";
+    source = json_string_value(json_object_get(record, key));
     const char *arn =
         json_string_value(json_object_get(record, sns ? "EventSubscriptionArn" : "eventSourceARN"));
-    source = json_string_value(json_object_get(record, key));
-    if (!json_is_object(record))
-        snprintf(reason, reasonlen, "record %zu is not an object", i);
-    else if (!source)
+    if (!source)
         snprintf(reason, reasonlen, "record %zu names no eventSource", i);
     else
         snprintf(reason, reasonlen, "record %zu has %s %s%s%s", i, key, source,
@@ -75,7 +77,8 @@ const json_t *stream_event_records(const char *event, size_t len, json_t **doc, 
         stream = stream_record(json_array_get(records, i), i, reason, reasonlen);
     if (stream)
         return records;
-    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error; a key, a name */
+    errbuf_one_line(reason, reasonlen); /* jansson quotes the text near the error; a key or a
+                                         * source may hold a line break */
     return NULL;
 }
 
