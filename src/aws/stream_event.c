@@ -4,9 +4,7 @@
 #include "stream_event.h"
 
 #include "core/errbuf.h"
-#include "core/sbuf.h"
 
-#include <stdio.h>
 #include <string.h>
 
 /*
@@ -17,20 +15,20 @@
 static void no_records(json_t *doc, const json_error_t *jerr, char *reason, size_t reasonlen)
 {
     if (!json_is_object(doc)) {
-        snprintf(reason, reasonlen, "%s", doc ? "the event is not a JSON object" : jerr->text);
+        errbuf_set(reason, reasonlen, "%s", doc ? "the event is not a JSON object" : jerr->text);
         return;
     }
     if (json_object_get(doc, "Records")) {
-        snprintf(reason, reasonlen, "Records is not an array");
+        errbuf_set(reason, reasonlen, "Records is not an array");
         return;
     }
-    snprintf(reason, reasonlen, "no Records array");
+    errbuf_set(reason, reasonlen, "no Records array");
     const char *key, *sep = "; its keys: ";
     json_t *value;
     json_object_foreach(doc, key, value)
     {
-        size_t used = strlen(reason);
-        str_join(reason + used, reasonlen - used, sep, key, NULL);
+        if (!errbuf_append(reason, reasonlen, "%s%s", sep, key))
+            return;
         sep = ", ";
     }
 }
@@ -44,7 +42,7 @@ static void no_records(json_t *doc, const json_error_t *jerr, char *reason, size
 static bool stream_record(const json_t *record, size_t i, char *reason, size_t reasonlen)
 {
     if (!json_is_object(record)) {
-        snprintf(reason, reasonlen, "record %zu is not an object", i);
+        errbuf_set(reason, reasonlen, "record %zu is not an object", i);
         return false;
     }
     const char *source = json_string_value(json_object_get(record, "eventSource"));
@@ -57,10 +55,10 @@ static bool stream_record(const json_t *record, size_t i, char *reason, size_t r
     const char *arn =
         json_string_value(json_object_get(record, sns ? "EventSubscriptionArn" : "eventSourceARN"));
     if (!source)
-        snprintf(reason, reasonlen, "record %zu names no eventSource", i);
+        errbuf_set(reason, reasonlen, "record %zu names no eventSource", i);
     else
-        snprintf(reason, reasonlen, "record %zu has %s %s%s%s", i, key, source,
-                 arn ? ", from " : "", arn ? arn : "");
+        errbuf_set(reason, reasonlen, "record %zu has %s %s%s%s", i, key, source,
+                   arn ? ", from " : "", arn ? arn : "");
     return false;
 }
 

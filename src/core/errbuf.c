@@ -3,8 +3,24 @@
  */
 #include "errbuf.h"
 
+#include "sbuf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+
+static const char CUT[] = "...";
+
+/* Format at err + used; text that does not fit is cut as errbuf_set() says. Whether it fit. */
+static bool put(char *err, size_t errlen, size_t used, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(err + used, errlen - used, fmt, ap);
+    if (n >= 0 && (size_t)n < errlen - used)
+        return true;
+    size_t keep = errlen > sizeof CUT ? utf8_cut(err, errlen - sizeof CUT) : 0;
+    snprintf(err + keep, errlen - keep, "%s", CUT);
+    return false;
+}
 
 void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -12,8 +28,19 @@ void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
+    put(err, errlen, 0, fmt, ap);
     va_end(ap);
+}
+
+bool errbuf_append(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return false;
+    va_list ap;
+    va_start(ap, fmt);
+    bool fit = put(err, errlen, strnlen(err, errlen - 1), fmt, ap);
+    va_end(ap);
+    return fit;
 }
 
 void errbuf_one_line(char *err, size_t errlen)

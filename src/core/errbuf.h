@@ -5,10 +5,16 @@
 #ifndef TASKD_ERRBUF_H
 #define TASKD_ERRBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Format into err (truncating to errlen); does nothing when err is NULL or errlen 0. */
+/* Format into err; does nothing when err is NULL or errlen 0. Text that does not fit is cut where
+ * a UTF-8 character ends and ends "...", so that a reader sees the cut and no half a character. */
 void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* errbuf_set() after the text err holds: whether all of it fit. Once it has not, err ends "...":
+ * add nothing more. */
+bool errbuf_append(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Keep err on one line: each control character in it (a newline that a quoted key or parser
  * message brought in) becomes '?'. Nothing for a NULL err. */

@@ -17,7 +17,8 @@
  * reported); a failure on a record without a SequenceNumber (the
  * invocation fails); events that are not stream events (no Records array,
  * said with its keys; records of SQS, SNS, Kinesis, S3, CloudFront or none,
- * said with their source and ARN); an empty batch;
+ * said with their source and ARN; a reason too long for its 200 bytes ending
+ * "..." where it is cut); an empty batch;
  * the spans (process and publish, in the trace stored with the task, the
  * message's traceparent = the publish span, ERROR on the failed record, the
  * publish span's messaging.system aws.sns and its PublishBatch call);
@@ -1007,6 +1008,41 @@ static void test_an_event_without_records_says_what_it_is(void **state)
     fixture_stop(&f);
 }
 
+/* A reason longer than the 200 bytes it has (an API Gateway request's keys, the ARN of a long
+ * topic's subscription) ends "..." where it is cut: a name cut short shows it. */
+static void test_a_long_reason_shows_its_cut(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    expect_refused(
+        &f,
+        "{\"resource\":\"/tasks/{id}\",\"path\":\"/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f\","
+        "\"httpMethod\":\"GET\",\"headers\":{\"Accept\":\"application/json\"},"
+        "\"multiValueHeaders\":{\"Accept\":[\"application/json\"]},\"queryStringParameters\":null,"
+        "\"multiValueQueryStringParameters\":null,\"pathParameters\":{\"id\":\"0190f3c2-7b1e-7c3a-"
+        "9d2e-5a1b2c3d4e5f\"},\"stageVariables\":null,\"requestContext\":{\"apiId\":\"abc123\"},"
+        "\"body\":null,\"isBase64Encoded\":false}",
+        "no Records array; its keys: resource, path, httpMethod, headers, multiValueHeaders, "
+        "queryStringParameters, multiValueQueryStringParameters, pathParameters, stageVariables, "
+        "requestContext, body, is...");
+    char topic[257], arn[360], reason[400], why[200];
+    for (size_t i = 0; i < sizeof topic - 1; i++) /* the longest name SNS takes */
+        topic[i] = "0123456789"[i % 10];
+    topic[sizeof topic - 1] = '\0';
+    snprintf(arn, sizeof arn,
+             "arn:aws:sns:eu-west-1:123456789012:%s:2bcfbf39-05c3-41de-beaa-fcfcc21c8f55", topic);
+    json_t *records = json_pack("[{s:s, s:s, s:s}]", "EventSource", "aws:sns", "EventVersion",
+                                "1.0", "EventSubscriptionArn", arn);
+    char *ev = event_text(records);
+    snprintf(reason, sizeof reason, "record 0 has EventSource aws:sns, from %s", arn);
+    snprintf(why, sizeof why, "%.196s...", reason);
+    expect_refused(&f, ev, why);
+    free(ev);
+    assert_int_equal(f.sns->calls, 0);
+    fixture_stop(&f);
+}
+
 /*
  * Records that are not the stream's (an event source mapping or a trigger of another service
  * pointed here by mistake) are refused, alone and after a new task's INSERT, which is then not
@@ -1609,6 +1645,7 @@ int main(void)
         cmocka_unit_test(test_failure_without_sequence_number),
         cmocka_unit_test(test_not_a_stream_event),
         cmocka_unit_test(test_an_event_without_records_says_what_it_is),
+        cmocka_unit_test(test_a_long_reason_shows_its_cut),
         cmocka_unit_test(test_records_of_another_source_are_refused),
         cmocka_unit_test(test_deadline_already_past),
         cmocka_unit_test(test_constructor_refusals),
