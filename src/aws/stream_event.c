@@ -8,9 +8,11 @@
 #include <string.h>
 
 /*
- * Why doc (NULL: not JSON, jansson's reason in jerr) has no Records array, in reason. An object's
- * keys say what came instead (an EventBridge event's source and detail-type, an API Gateway
- * request's httpMethod), where its values might hold what no log should (an Authorization header).
+ * Why doc (NULL: not JSON, jansson's reason in jerr) has no Records array, in reason. The events
+ * of sources that send no Records (Amazon MSK and other Kafka, Amazon MQ, DocumentDB) name their
+ * eventSource, and eventSourceArn, at the top; an object's keys say what came (an EventBridge
+ * event's source and detail-type, an API Gateway request's httpMethod), where its other values
+ * might hold what no log should (an Authorization header, a message's body).
  */
 static void no_records(json_t *doc, const json_error_t *jerr, char *reason, size_t reasonlen)
 {
@@ -23,6 +25,11 @@ static void no_records(json_t *doc, const json_error_t *jerr, char *reason, size
         return;
     }
     errbuf_set(reason, reasonlen, "no Records array");
+    const char *source = json_string_value(json_object_get(doc, "eventSource"));
+    const char *arn = json_string_value(json_object_get(doc, "eventSourceArn"));
+    if (source && !errbuf_append(reason, reasonlen, "; eventSource %s%s%s", source,
+                                 arn ? ", from " : "", arn ? arn : ""))
+        return;
     const char *key, *sep = "; its keys: ";
     json_t *value;
     json_object_foreach(doc, key, value)
@@ -54,6 +61,9 @@ static bool stream_record(const json_t *record, size_t i, char *reason, size_t r
     source = json_string_value(json_object_get(record, key));
     const char *arn =
         json_string_value(json_object_get(record, sns ? "EventSubscriptionArn" : "eventSourceARN"));
+    if (source && strcmp(source, "aws:s3") == 0) /* S3 names its bucket's ARN, in s3.bucket */
+        arn = json_string_value(
+            json_object_get(json_object_get(json_object_get(record, "s3"), "bucket"), "arn"));
     if (!source)
         errbuf_set(reason, reasonlen, "record %zu names no eventSource", i);
     else

@@ -20,15 +20,17 @@
  * not a DynamoDB stream event, with why in reason, on one line (each control
  * character '?', as errbuf_one_line() makes it) and ending "..." where it is
  * cut to fit (errbuf_set()): jansson's message, "the event is not a JSON
- * object", "Records is not an array", "no Records array; its keys: ..."
- * (the event's keys, never its values: they say what came), or the first
- * record that is not a stream record (whose eventSource is aws:dynamodb, or
- * taskd:store: the recover role's, change_record.h): "record 0 has
- * eventSource aws:sqs, from <its eventSourceARN>" (SNS's: EventSource, from
- * its EventSubscriptionArn), "record 0 names no eventSource", "record 0 is
- * not an object". An event of another source sent here by mistake is so
- * refused whole, never passed over record by record and answered as done,
- * which would drop it unread.
+ * object", "Records is not an array", "no Records array; eventSource
+ * aws:kafka, from <its eventSourceArn>; its keys: ..." (the source an event
+ * names at its top, with its ARN when it has one, and the event's keys,
+ * never its other values: they say what came), or the first record that is
+ * not a stream record (whose eventSource is aws:dynamodb, or taskd:store:
+ * the recover role's, change_record.h): "record 0 has eventSource aws:sqs,
+ * from <its eventSourceARN>" (SNS's: EventSource, from its
+ * EventSubscriptionArn; S3's: from its s3.bucket.arn), "record 0 names no
+ * eventSource", "record 0 is not an object". An event of another source
+ * sent here by mistake is so refused whole, never passed over record by
+ * record and answered as done, which would drop it unread.
  */
 const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,
                                    size_t reasonlen);

@@ -104,6 +104,9 @@ static void want_reason(json_t *doc, const json_error_t *jerr, sbuf *b)
         sbuf_puts(b, "Records is not an array");
     } else if (!records) {
         sbuf_puts(b, "no Records array");
+        const char *source = string_at(doc, "eventSource"), *arn = string_at(doc, "eventSourceArn");
+        if (source)
+            sbuf_printf(b, "; eventSource %s%s%s", source, arn ? ", from " : "", arn ? arn : "");
         const char *key, *sep = "; its keys: ";
         json_t *value;
         json_object_foreach(doc, key, value)
@@ -119,6 +122,8 @@ static void want_reason(json_t *doc, const json_error_t *jerr, sbuf *b)
         const char *key = sns ? "EventSource" : "eventSource";
         const char *source = string_at(record, key);
         const char *arn = string_at(record, sns ? "EventSubscriptionArn" : "eventSourceARN");
+        if (source && strcmp(source, "aws:s3") == 0)
+            arn = string_at(json_object_get(json_object_get(record, "s3"), "bucket"), "arn");
         sbuf_printf(b, "record %zu ", i);
         if (!json_is_object(record))
             sbuf_puts(b, "is not an object");

@@ -16,8 +16,9 @@
  * sent, no spans for them); a topic that does not exist (the first record
  * reported); a failure on a record without a SequenceNumber (the
  * invocation fails); events that are not stream events (no Records array,
- * said with its keys; records of SQS, SNS, Kinesis, S3, CloudFront or none,
- * said with their source and ARN; a reason too long for its 200 bytes ending
+ * said with its keys, and the source and ARN of Kafka's, Amazon MQ's or
+ * DocumentDB's; records of SQS, SNS, Kinesis, S3 (its bucket's ARN),
+ * CloudFront or none, said with their source and ARN; a reason too long for its 200 bytes ending
  * "..." where it is cut); an empty batch;
  * the spans (process and publish, in the trace stored with the task, the
  * message's traceparent = the publish span, ERROR on the failed record, the
@@ -980,8 +981,9 @@ static void expect_refused(fixture *f, const char *event, const char *why)
 }
 
 /* Events that have no Records array are refused with their keys, which say what came, and none of
- * their values (a request's Authorization header has no place in a log): what follows "not a
- * DynamoDB stream event: " in the error. */
+ * their values (a request's Authorization header, a message's body have no place in a log) but
+ * the source and ARN that Kafka's, Amazon MQ's and DocumentDB's name at their top: what follows
+ * "not a DynamoDB stream event: " in the error. */
 static void test_an_event_without_records_says_what_it_is(void **state)
 {
     (void)state;
@@ -997,6 +999,35 @@ static void test_an_event_without_records_says_what_it_is(void **state)
          "\"{}\",\"isBase64Encoded\":false}",
          "no Records array; its keys: resource, path, httpMethod, headers, requestContext, body, "
          "isBase64Encoded"},
+        /* Amazon MSK, whose keys come last and are cut at the reason's 200 bytes; a Kafka
+         * cluster of one's own, which has no ARN */
+        {"{\"eventSource\":\"aws:kafka\",\"eventSourceArn\":\"arn:aws:kafka:eu-west-1:123456789012:"
+         "cluster/tasks/751d2973-a626-431c-9d4e-d7975eb44dd7-2\",\"bootstrapServers\":\"b-1.tasks."
+         "abc123.c2.kafka.eu-west-1.amazonaws.com:9098\",\"records\":{\"tasks-0\":[{\"topic\":"
+         "\"tasks\",\"partition\":0,\"offset\":15,\"timestamp\":1796450400000,\"timestampType\":"
+         "\"CREATE_TIME\",\"key\":\"a2V5\",\"value\":\"czNjcmV0\",\"headers\":[]}]}}",
+         "no Records array; eventSource aws:kafka, from arn:aws:kafka:eu-west-1:123456789012:"
+         "cluster/tasks/751d2973-a626-431c-9d4e-d7975eb44dd7-2; its keys: eventSource, "
+         "eventSourceArn, bootstrapServers, re..."},
+        {"{\"eventSource\":\"SelfManagedKafka\",\"bootstrapServers\":\"kafka.example.com:9092\","
+         "\"records\":{\"tasks-0\":[{\"topic\":\"tasks\",\"partition\":0,\"offset\":15,"
+         "\"value\":\"czNjcmV0\"}]}}",
+         "no Records array; eventSource SelfManagedKafka; its keys: eventSource, "
+         "bootstrapServers, records"},
+        {"{\"eventSource\":\"aws:mq\",\"eventSourceArn\":\"arn:aws:mq:eu-west-1:123456789012:"
+         "broker:tasks:b-9bcfa592-423a-4942-879d-eb284b418fc8\",\"messages\":[{\"messageID\":"
+         "\"ID:b-9bcfa592-423a-4942-879d-eb284b418fc8-1.mq.eu-west-1.amazonaws.com-37557-"
+         "1234520418293-4:1:1:1:1\",\"messageType\":\"jms/text-message\",\"data\":\"czNjcmV0\","
+         "\"destination\":{\"physicalName\":\"tasks\"}}]}",
+         "no Records array; eventSource aws:mq, from arn:aws:mq:eu-west-1:123456789012:broker:"
+         "tasks:b-9bcfa592-423a-4942-879d-eb284b418fc8; its keys: eventSource, eventSourceArn, "
+         "messages"},
+        {"{\"eventSourceArn\":\"arn:aws:rds:eu-west-1:123456789012:cluster:tasks\",\"events\":[{"
+         "\"event\":{\"_id\":{\"_data\":\"0163eeb6e7000000090100000009000041e1\"},"
+         "\"operationType\":\"insert\",\"ns\":{\"db\":\"tasks\",\"coll\":\"tasks\"},"
+         "\"fullDocument\":{\"token\":\"s3cret\"}}}],\"eventSource\":\"aws:docdb\"}",
+         "no Records array; eventSource aws:docdb, from arn:aws:rds:eu-west-1:123456789012:"
+         "cluster:tasks; its keys: eventSourceArn, events, eventSource"},
         {"{\"Records\":{}}", "Records is not an array"},
         {"{}", "no Records array"},
     };
@@ -1079,12 +1110,12 @@ static void test_records_of_another_source_are_refused(void **state)
          "\"eu-west-1\",\"eventSourceARN\":\"arn:aws:kinesis:eu-west-1:123456789012:stream/"
          "tasks\"}",
          "has eventSource aws:kinesis, from arn:aws:kinesis:eu-west-1:123456789012:stream/tasks"},
-        /* no eventSourceARN (the bucket's ARN is in its s3 part): its source alone */
+        /* no eventSourceARN: the bucket's ARN, in its s3 part */
         {"{\"eventVersion\":\"2.1\",\"eventSource\":\"aws:s3\",\"awsRegion\":\"eu-west-1\","
          "\"eventTime\":\"2026-12-05T06:00:00.000Z\",\"eventName\":\"ObjectCreated:Put\",\"s3\":{"
          "\"s3SchemaVersion\":\"1.0\",\"bucket\":{\"name\":\"taskd-uploads\",\"arn\":"
          "\"arn:aws:s3:::taskd-uploads\"},\"object\":{\"key\":\"tasks.json\",\"size\":2}}}",
-         "has eventSource aws:s3"},
+         "has eventSource aws:s3, from arn:aws:s3:::taskd-uploads"},
         /* a stream record without its eventSource, and CloudFront's, which names none */
         {"{\"eventID\":\"1\",\"eventName\":\"INSERT\",\"eventVersion\":\"1.1\",\"awsRegion\":"
          "\"eu-west-1\",\"dynamodb\":{\"Keys\":{\"id\":{\"S\":\"0190f3c2-7b1e-7c3a-9d2e-"
