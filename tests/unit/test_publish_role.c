@@ -631,10 +631,7 @@ static void test_unreadable_insert_is_said(void **state)
     json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, "205"));
     char *ev = event_text(records);
     role_result res;
-    test_stderr cap;
-    test_stderr_begin(&cap);
-    invoke(&f, ev, &res);
-    char *logged = test_stderr_end(&cap);
+    char *logged = invoke_role_logged(f.role, ev, clock_unix_ms() + 5000, &res);
     expect_response(&res, "{\"batchItemFailures\":[]}");
     role_result_clear(&res);
     free(ev);
@@ -1329,9 +1326,11 @@ static role *recover_role_over(fixture *f, store *s)
 }
 
 /* Invoke r with one message per window (windows[2i], windows[2i+1]: Unix ms), ids m1, m2...;
- * the response must be want. The deadline is far: a new page needs PAGE_RESERVE_MS (3 s) left,
- * and a page of a loaded sanitizer build can take seconds (the time left has tests of its own). */
-static void recover_windows(role *r, const int64_t *windows, size_t n, const char *want)
+ * the response must be want. With logged, what r logs (invoke_role_logged()) is put there. The
+ * deadline is far: a new page needs PAGE_RESERVE_MS (3 s) left, and a page of a loaded sanitizer
+ * build can take seconds (the time left has tests of its own). */
+static void recover_windows(role *r, const int64_t *windows, size_t n, const char *want,
+                            char **logged)
 {
     static const char *const ids[] = {"m1", "m2", "m3"};
     char *bodies[3];
@@ -1340,7 +1339,11 @@ static void recover_windows(role *r, const int64_t *windows, size_t n, const cha
         bodies[i] = batch_report(windows[2 * i], windows[2 * i + 1]);
     char *ev = failures_event(ids, bodies, n);
     role_result res;
-    invoke_role(r, ev, clock_unix_ms() + 60000, &res);
+    int64_t deadline = clock_unix_ms() + 60000;
+    if (logged)
+        *logged = invoke_role_logged(r, ev, deadline, &res);
+    else
+        invoke_role(r, ev, deadline, &res);
     expect_response(&res, want);
     role_result_clear(&res);
     free(ev);
@@ -1387,11 +1390,11 @@ static void test_recover_publishes_the_new_tasks_of_its_window(void **state)
 
     /* windows before and after, beyond the margin */
     int64_t away[] = {t0 - 10 * MINUTE, t0 - 2 * MINUTE, t1 + 2 * MINUTE, t1 + 10 * MINUTE};
-    recover_windows(r, away, 2, "{\"batchItemFailures\":[]}");
+    recover_windows(r, away, 2, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->calls, 0);
 
     int64_t window[] = {t0, t1};
-    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->n_entries, 2);
     const entry *ea = entry_of(&f, a), *eb = entry_of(&f, b);
     assert_non_null(ea);
@@ -1409,17 +1412,17 @@ static void test_recover_publishes_the_new_tasks_of_its_window(void **state)
 
     /* the window's edges are widened: a window that ends just before the tasks still has them */
     int64_t before[] = {t0 - 2 * RECOVER_MARGIN_MS / 3, t0 - RECOVER_MARGIN_MS / 2};
-    recover_windows(r, before, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, before, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->n_entries, 4);
     /* and one that begins after them, by as long as a create's write may take after its id */
     int64_t after[] = {t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS / 2,
                        t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS};
-    recover_windows(r, after, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, after, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->n_entries, 6);
     /* but not one that begins later than that (by more than its start's cut to the second) */
     int64_t later[] = {t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS + 1001,
                        t1 + RECOVER_CREATE_MS + RECOVER_MARGIN_MS + 2000};
-    recover_windows(r, later, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, later, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->n_entries, 6);
     r->free(r);
     fixture_stop(&f);
@@ -1442,10 +1445,8 @@ static void test_recover_passes_over_a_task_without_a_record(void **state)
     assert_int_equal(test_sqlite_exec(db, "UPDATE tasks SET data = '{not json' WHERE id = ?1", bad),
                      1);
     int64_t window[] = {t0, clock_unix_ms()};
-    test_stderr cap;
-    test_stderr_begin(&cap);
-    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
-    char *logged = test_stderr_end(&cap);
+    char *logged;
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}", &logged);
     expect_logged(logged, "a stranded task's record cannot be made", bad);
     free(logged);
     assert_int_equal(f.sns->n_entries, 1);
@@ -1468,7 +1469,7 @@ static void test_recover_pages_through_a_window(void **state)
     for (int i = 0; i < N; i++)
         create(&f, "TASK1", "{}", ids[i]);
     int64_t window[] = {t0, clock_unix_ms()};
-    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->n_entries, N);
     for (int i = 0; i < N; i++)
         assert_non_null(entry_of(&f, ids[i]));
@@ -1497,7 +1498,7 @@ static void test_recover_takes_the_types_in_turn(void **state)
         create(&f, "TASK1", "{}", ids[i]);
     create(&f, "TASK2", "{}", other);
     int64_t window[] = {t0, clock_unix_ms()};
-    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, window, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->n_entries, N + 1);
     int at = -1;
     for (int i = 0; i < f.sns->n_entries; i++)
@@ -1526,10 +1527,10 @@ static void test_recover_reports_what_it_did_not_publish(void **state)
     snprintf(fail, sizeof fail, ",%s,", a);
     f.sns->fail_task_ids = fail;
     int64_t windows[] = {t0 - 10 * MINUTE, t0 - 5 * MINUTE, t0, t1};
-    recover_windows(r, windows, 2, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m2\"}]}");
+    recover_windows(r, windows, 2, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m2\"}]}", NULL);
     assert_int_equal(f.sns->calls, 1);
     f.sns->fail_task_ids = NULL;
-    recover_windows(r, windows + 2, 1, "{\"batchItemFailures\":[]}");
+    recover_windows(r, windows + 2, 1, "{\"batchItemFailures\":[]}", NULL);
     assert_int_equal(f.sns->calls, 2);
 
     /* no time left for a page: said, with the type it stopped at and the time that was left */
@@ -1586,10 +1587,7 @@ static void test_recover_drops_what_it_cannot_read(void **state)
         char *body = (char *)bodies[i];
         char *ev = failures_event(m1, &body, 1);
         role_result res;
-        test_stderr cap;
-        test_stderr_begin(&cap);
-        invoke_role(r, ev, clock_unix_ms() + 5000, &res);
-        char *logged = test_stderr_end(&cap);
+        char *logged = invoke_role_logged(r, ev, clock_unix_ms() + 5000, &res);
         expect_response(&res, "{\"batchItemFailures\":[]}");
         role_result_clear(&res);
         free(ev);
