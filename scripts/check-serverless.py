@@ -53,7 +53,9 @@ What must hold:
                  tracing on (serverless-state.json: osls applies it after the deploy), an
                  Output with the API URL; the api function's Timeout at most 25 s, so that
                  its answer at the deadline (503 when DynamoDB does not answer) comes before
-                 API Gateway's own 29 s, which a cold start's init counts toward
+                 API Gateway's own 29 s, which a cold start's init counts toward, and no
+                 later than recover's windows reach back for a create's write
+                 (RECOVER_CREATE_MS of src/aws/recover_role.h)
   sweep          one `sweep` function (TABLE_NAME = the table) that an enabled AWS::Events::Rule
                  runs at a rate of at most 5 minutes, with the permission to invoke it, and a
                  Timeout of at least 15 s (it starts no step in its last 5); its
@@ -93,8 +95,11 @@ SWEEP_TIMEOUT_MIN_S = 15
 # init counts too; the api function answers 503 at its deadline (less at most 0.5 s, bootstrap.c),
 # which reaches the client only if that deadline comes well before API Gateway's
 API_GATEWAY_TIMEOUT_S = 29
-# recover's windows reach this far back for a create's write (RECOVER_CREATE_MS, recover_role.h)
-API_TIMEOUT_MAX_S = 25
+# A create's write may land until the api function's deadline, and recover's windows reach back
+# RECOVER_CREATE_MS (recover_role.h) for it: the function's Timeout is held to that, read from the
+# header so that the two cannot part (25 s, well before API Gateway's 29)
+with open(os.path.join(ROOT, "src", "aws", "recover_role.h")) as _h:
+    API_TIMEOUT_MAX_S = int(re.search(r"^#define RECOVER_CREATE_MS (\d+)$", _h.read(), re.M)[1]) // 1000
 WORKER_MARGIN = 5  # s: a worker's Timeout over its binding's timeout (the runner keeps 1 s)
 VISIBILITY_PER_TIMEOUT = 6  # a worker's queue's VisibilityTimeout over the worker's Timeout
 
@@ -942,7 +947,9 @@ class Checker:
             if not isinstance(timeout, int) or timeout > API_TIMEOUT_MAX_S:
                 self.fail("function %s: Timeout %s; API Gateway gives up after %d s, cold start included, "
                           "so the api function's 503 at its deadline would reach the client as API "
-                          "Gateway's 504: at most %d", fn, timeout, API_GATEWAY_TIMEOUT_S, API_TIMEOUT_MAX_S)
+                          "Gateway's 504, and recover's windows reach back %d s for a create's write "
+                          "(RECOVER_CREATE_MS): at most %d", fn, timeout, API_GATEWAY_TIMEOUT_S,
+                          API_TIMEOUT_MAX_S, API_TIMEOUT_MAX_S)
         tracing = ((self.state.get("service") or {}).get("provider") or {}).get("tracing") or {}
         if tracing.get("apiGateway") is not True:
             self.fail("api %s: API Gateway tracing is off (serverless-state.json provider.tracing.apiGateway %s)",
