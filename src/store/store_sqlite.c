@@ -1385,9 +1385,17 @@ static bool lock_database(sqlite_store *s, char *err, size_t errlen)
     return true;
 }
 
-static void sq_close(store *base)
+/*
+ * Stop the store and free it. A store that ran folds the WAL back into the database first, so that
+ * a clean stop leaves one file; where that fails (a full disk) the WAL stays beside it and the next
+ * open reads it: nothing is lost. After a failed open (err: its error) nothing is folded here:
+ * SQLite's own close folds what the open wrote (the migrations) where it can, the next open reads
+ * what it cannot, and a warning of a failed checkpoint would read as if the store had run, ahead
+ * of the open's own error. A connection that cannot be closed (a statement left unfinalized) stays
+ * open, and is logged, or said in err after the open's error.
+ */
+static void close_store(sqlite_store *s, char *err, size_t errlen)
 {
-    sqlite_store *s = (sqlite_store *)base;
     if (s->writer) {
         pthread_mutex_lock(&s->mu);
         s->stopping = true;
@@ -1400,20 +1408,23 @@ static void sq_close(store *base)
         sq_reader_free(r);
     }
     finalize_writer(s);
-    if (s->wdb && s->writer) /* opened whole: where the queue clock is, for the next open */
-        sq_note_queue_clock(s);
-    if (s->wdb) {
-        /* fold the WAL back into the database so a clean stop leaves one file; where that fails
-         * (a full disk) the WAL stays beside it and the next open reads it: nothing is lost */
+    if (s->wdb && s->writer) {  /* opened whole */
+        sq_note_queue_clock(s); /* where the queue clock is, for the next open */
         if (sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) !=
             SQLITE_OK)
             log_warn("the last checkpoint failed: the write-ahead log is kept and read at the next "
                      "start",
                      "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
-        if (sqlite3_close(s->wdb) != SQLITE_OK)
+    }
+    if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK) {
+        if (err) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, "; nor can it be closed: %s", sqlite3_errmsg(s->wdb));
+        } else {
             log_warn("cannot close the database: the write-ahead log is kept and read at the next "
                      "start",
                      "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
+        }
     }
     if (s->lock_fd >= 0)
         close(s->lock_fd);
@@ -1436,6 +1447,11 @@ static void sq_close(store *base)
     queue_depths_free(s->depths);
     free(s->path);
     free(s);
+}
+
+static void sq_close(store *base)
+{
+    close_store((sqlite_store *)base, NULL, 0);
 }
 
 /*
@@ -1571,7 +1587,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_setname_np(s->writer, "store-writer");
     return &s->base;
 fail:
-    sq_close(&s->base);
+    close_store(s, err, errlen);
     return NULL;
 }
 

@@ -4,7 +4,9 @@
  * checkpoints across a reopen, the atomicity of publish + checkpoint, stream lag, the retention
  * sweep and the commit wake-ups of broker_wait; and the reads that let an idle pipeline skip its
  * writes: broker_next_visible (when a queue's next message is due) and broker_sweep_due; and a
- * standing receive in a commit that fails (WAL writes failed by a VFS over the default one).
+ * standing receive in a commit that fails (WAL writes failed by a VFS over the default one); the
+ * store's close after a start refused on a full disk (the database's writes failed too) and with a
+ * statement left on its connection.
  *
  * Every test opens a fresh database (sync NORMAL) in its own mkdtemp directory and removes it
  * afterwards. The waits are real: visibility timeouts and delays of 1 s, slept for ~1.1 s.
@@ -94,11 +96,33 @@ static void hold_a_read(sqlite3_stmt *st)
         pthread_cond_wait(&read_hold.cv, &read_hold.mu);
     pthread_mutex_unlock(&read_hold.mu);
 }
+/* While hold_sql is set, the next step of a statement whose SQL begins with it prepares another on
+ * that statement's connection and leaves it unfinalized in held, as a statement the store leaked
+ * would be, which keeps the connection from closing until release_held(). */
+static _Atomic(const char *) hold_sql;
+static sqlite3_stmt *held;
+static void hold_a_statement(sqlite3_stmt *st)
+{
+    const char *sql = atomic_load(&hold_sql);
+    if (sql && strncmp(sqlite3_sql(st), sql, strlen(sql)) == 0 &&
+        atomic_compare_exchange_strong(&hold_sql, &sql, NULL))
+        sqlite3_prepare_v2(sqlite3_db_handle(st), "SELECT 1", -1, &held, NULL);
+}
+/* Finalize what hold_a_statement() left, and close the connection it kept open. */
+static void release_held(void)
+{
+    assert_non_null(held);
+    sqlite3 *db = sqlite3_db_handle(held);
+    sqlite3_finalize(held);
+    held = NULL;
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
 int __real_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st)
 {
     hold_a_read(st);
+    hold_a_statement(st);
     bool step = true;
     if (strcmp(sqlite3_sql(st), "COMMIT") == 0 &&
         atomic_compare_exchange_strong(&step_at_commit, &step, false))
@@ -2145,11 +2169,12 @@ static sqlite3_vfs *real_vfs;
 static sqlite3_vfs faulty_vfs;
 static atomic_bool wal_full;      /* while set, every write to a WAL file answers SQLITE_FULL */
 static atomic_bool wal_full_once; /* while set, the next write to a WAL file does, and clears it */
+static atomic_bool db_full;       /* while set, every write to a database file does */
 
 typedef struct faulty_file {
     sqlite3_file base;
     sqlite3_file *real; /* the default VFS's file, in the bytes that follow */
-    bool wal;
+    bool wal, db;
 } faulty_file;
 
 static sqlite3_file *real_of(sqlite3_file *f)
@@ -2167,8 +2192,9 @@ static int f_read(sqlite3_file *f, void *buf, int n, sqlite3_int64 off)
 }
 static int f_write(sqlite3_file *f, const void *buf, int n, sqlite3_int64 off)
 {
-    if (((faulty_file *)f)->wal &&
-        (atomic_load(&wal_full) || atomic_exchange(&wal_full_once, false)))
+    faulty_file *ff = (faulty_file *)f;
+    if ((ff->wal && (atomic_load(&wal_full) || atomic_exchange(&wal_full_once, false))) ||
+        (ff->db && atomic_load(&db_full)))
         return SQLITE_FULL;
     return real_of(f)->pMethods->xWrite(real_of(f), buf, n, off);
 }
@@ -2265,6 +2291,7 @@ static int faulty_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *file, i
     faulty_file *ff = (faulty_file *)file;
     ff->real = (sqlite3_file *)(ff + 1);
     ff->wal = (flags & SQLITE_OPEN_WAL) != 0;
+    ff->db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
     int rc = real_vfs->xOpen(real_vfs, name, ff->real, flags, out_flags);
     ff->base.pMethods = ff->real->pMethods ? &faulty_io : NULL;
     return rc;
@@ -2287,6 +2314,7 @@ static void faulty_vfs_off(void)
 {
     atomic_store(&wal_full, false);
     atomic_store(&wal_full_once, false);
+    atomic_store(&db_full, false);
     sqlite3_vfs_register(real_vfs, 1);
     sqlite3_vfs_unregister(&faulty_vfs);
 }
@@ -2386,6 +2414,64 @@ static void test_standing_receive_in_a_failed_commit(void **state)
     assert_int_equal(broker_delete(f->b, got, 1), STORE_OK);
     queue_messages_free(got, 1);
     expect_stats(f->b, "work", 0, 0, 0);
+}
+
+/* Open the test's database (closed), with the read of the last task id failing as an I/O error
+ * would: the open fails, and its error goes to err, what it logged (at WARNING) to *log. */
+static void open_failing(fx *f, char *err, size_t errlen, char **log)
+{
+    store_sqlite_options o = {.path = f->path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000};
+    test_stderr cap;
+    log_setup(LOG_WARN, "test_broker");
+    atomic_store(&fail_sql[0], "SELECT max(id) FROM tasks");
+    test_stderr_begin(&cap);
+    store *s = store_sqlite_open(&o, err, errlen);
+    *log = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "test_broker");
+    assert_null(s);
+    assert_null(atomic_load(&fail_sql[0])); /* the read was made, and failed */
+    if (!strstr(err, "cannot read the task types and ids of"))
+        fail_msg("the open's error: %s", err);
+}
+
+/*
+ * A start refused on a full disk, where the last stop could not fold the WAL back into the
+ * database: the open says its own error, and logs no checkpoint, which would read as if the store
+ * had run, ahead of that error (it logged "the last checkpoint failed", database or disk is full).
+ * A connection it cannot close (a statement left on it) is said after its error, not logged
+ * before it. Nothing is lost: the next start reads the WAL.
+ */
+static void test_a_start_refused_on_a_full_disk(void **state)
+{
+    fx *f = *state;
+    char id[37], err[512] = "", *log = NULL;
+    create_task(f->s, TASK_NULL_TIME, id);
+    atomic_store(&db_full, true);
+    store_close(f->s); /* its checkpoint fails: the WAL is kept */
+    f->s = NULL;
+    char wal[160];
+    struct stat st;
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_true(st.st_size > 0);
+
+    open_failing(f, err, sizeof err, &log);
+    expect_not_logged(log, "checkpoint");
+    free(log);
+
+    atomic_store(&hold_sql, "SELECT max(id) FROM tasks");
+    open_failing(f, err, sizeof err, &log);
+    release_held();
+    expect_not_logged(log, "cannot close");
+    free(log);
+    const char *left = "; nor can it be closed: unable to close due to unfinalized statements";
+    if (!strstr(err, left))
+        fail_msg("the open's error says nothing of the connection left open: %s", err);
+
+    atomic_store(&db_full, false);
+    assert_non_null(f->s = open_db(f->path, NULL));
+    f->b = broker_of(f->s);
+    expect_status(f->s, id, TASK_CREATED, NULL);
 }
 
 /* A writer held after a commit (the listener runs on its thread) until the test lets it go, so
@@ -5900,6 +5986,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_standing_wakes_for_a_message_due_sooner, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_standing_receive_in_a_failed_commit, setup_faulty,
+                                        teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_a_start_refused_on_a_full_disk, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
