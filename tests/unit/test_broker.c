@@ -2474,6 +2474,34 @@ static void test_a_start_refused_on_a_full_disk(void **state)
     expect_status(f->s, id, TASK_CREATED, NULL);
 }
 
+/* A stop whose connection cannot be closed (a statement left on it) says so, and frees the rest:
+ * the next open, in the same process, reads what it wrote. */
+static void test_a_stop_that_cannot_close_the_database(void **state)
+{
+    fx *f = *state;
+    char id[37];
+    atomic_store(&hold_sql, "INSERT INTO tasks");
+    create_task(f->s, TASK_NULL_TIME, id);
+    assert_null(atomic_load(&hold_sql));
+    test_stderr cap;
+    log_setup(LOG_WARN, "test_broker");
+    test_stderr_begin(&cap);
+    store_close(f->s);
+    char *log = test_stderr_end(&cap);
+    log_setup(LOG_ERROR, "test_broker");
+    f->s = NULL;
+    release_held();
+    expect_logged(
+        log, "cannot close the database: the write-ahead log is kept and read at the next start",
+        "unable to close due to unfinalized statements");
+    expect_not_logged(log, "checkpoint");
+    free(log);
+
+    assert_non_null(f->s = open_db(f->path, NULL));
+    f->b = broker_of(f->s);
+    expect_status(f->s, id, TASK_CREATED, NULL);
+}
+
 /* A writer held after a commit (the listener runs on its thread) until the test lets it go, so
  * that what the test submits meanwhile makes one batch; writes counts the batch's writes. */
 typedef struct gate {
@@ -5989,6 +6017,8 @@ int main(void)
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_a_start_refused_on_a_full_disk, setup_faulty,
                                         teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_a_stop_that_cannot_close_the_database, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_read_modes, setup, teardown),
