@@ -41,6 +41,7 @@
 
 #include "sqlite_internal.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "util/log.h"
@@ -1418,8 +1419,7 @@ static void close_store(sqlite_store *s, char *err, size_t errlen)
     }
     if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK) {
         if (err) {
-            size_t n = strlen(err);
-            snprintf(err + n, errlen - n, "; nor can it be closed: %s", sqlite3_errmsg(s->wdb));
+            errbuf_append(err, errlen, "; nor can it be closed: %s", sqlite3_errmsg(s->wdb));
         } else {
             log_warn("cannot close the database: the write-ahead log is kept and read at the next "
                      "start",
