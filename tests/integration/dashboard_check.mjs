@@ -379,6 +379,88 @@ await step('a page that waits for a token looks at the stream alone, once a retr
   }
 }, ['loaded']);
 
+// Tabs that share a stream share its looks while they wait for a token: the tab that reads the
+// stream for them looks, once a retry period (0.5 s here), and the others learn what it found as
+// they learn its events. When it closes, the tab that takes the stream over looks on, without
+// trying the stream; once taskd asks for none, every tab goes live, the stream read by that tab.
+await step('tabs that share a stream and wait for a token make one look a retry period between them, and go live together, the stream staying with the tab that reads it, once taskd asks for none', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    let asks = true; // taskd asks for a token
+    let holding = true; // the first try of the stream, held until every tab has joined
+    let held;
+    const firstTry = new Promise((resolve) => (held = resolve));
+    await ctx.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) => {
+      if (!holding || !streamTry(route.request())) return route.fulfill(ASKS_TOKEN);
+      holding = false;
+      held(route);
+    });
+    const tabs = [];
+    const reads = []; // the tabs' requests of /events: {tab, what}
+    let counted = () => {};
+    const moreReads = (n) => {
+      const until = reads.length + n;
+      return new Promise((resolve) => (counted = () => reads.length >= until && resolve()));
+    };
+    const said = (list) => list.map((r) => 'tab ' + (tabs.indexOf(r.tab) + 1) + ': ' + r.what).join(', ');
+    for (let i = 0; i < 3; i++) {
+      const t = await ctx.newPage();
+      t.on('request', (r) => {
+        if (new URL(r.url()).pathname !== '/events') return;
+        reads.push({tab: t, what: streamTry(r) ? 'a stream try' : 'a look'});
+        counted();
+      });
+      await t.goto(BASE + '/');
+      await t.waitForSelector('#conn[data-role="' + (i ? 'follower' : 'leader') + '"]', {state: 'attached', timeout: WAIT});
+      await t.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      tabs.push(t);
+    }
+    (await within(firstTry, WAIT, 'no tab tried the stream')).fulfill(ASKS_TOKEN);
+    for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+    reads.length = 0;
+    await within(moreReads(4), WAIT, 'the tabs made no look');
+    const [reader, ...rest] = tabs;
+    check(reads.every((r) => r.tab === reader && r.what === 'a look'),
+          'the tabs that wait for a token read /events so (tab 1 reads the stream): ' + said(reads));
+
+    // the tab that reads the stream closes: the next looks on
+    await reader.close();
+    reads.length = 0;
+    await within(moreReads(4), WAIT, 'no look after the tab that read the stream closed');
+    const next = reads[0].tab;
+    check(reads.every((r) => r.tab === next && r.what === 'a look'),
+          'after the tab that read the stream closed, the tabs that wait for a token read /events so: ' + said(reads));
+    check(await next.getAttribute('#conn', 'data-role') === 'leader', 'the tab that looks does not read the stream');
+
+    // taskd asks for none: every tab goes live in its place, the stream opened once, by the tab
+    // that looked (a tab that left its group and joined it again says so in its #conn's role)
+    for (const t of rest) {
+      await t.evaluate(() => {
+        const conn = document.querySelector('#conn');
+        window.__roles = [conn.dataset.role];
+        new MutationObserver(() => window.__roles.push(conn.dataset.role)).observe(conn, {attributeFilter: ['data-role']});
+      });
+    }
+    reads.length = 0;
+    asks = false;
+    for (const t of rest) {
+      await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+      await t.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+      await t.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+    }
+    const tries = reads.filter((r) => r.what === 'a stream try');
+    check(tries.length === 1 && tries[0].tab === next, 'once taskd asked for no token, the tabs read /events so: ' + said(reads));
+    for (const t of rest) {
+      const roles = await t.evaluate(() => window.__roles);
+      check(roles.length === 1 && roles[0] === (t === next ? 'leader' : 'follower'), 'once taskd asked for no token, tab ' +
+            (tabs.indexOf(t) + 1) + ' was ' + roles.map(String).join(', then ') + ' of the stream');
+    }
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
 // Behind a proxy that asks for a token on some routes only (the queues here), a stream that
 // works says nothing of them: the page waits for a token without looking at the stream, which
 // would answer, read everything again, be asked again, and so on every retry period (0.5 s here).

@@ -309,7 +309,7 @@ class ApiError extends Error {
 // for: a read that works meanwhile (of a route served without one, or that takes the token
 // another refused) says nothing of it. The banner and the token field stay, and the page waits
 // (the stream is not tried again), until a token is entered or, where the stream itself was refused,
-// a look at it finds that taskd no longer asks for one (lookWhileWaiting()): readAgain() clears
+// a look at it finds that taskd no longer asks for one (lookWhileWaiting()): waitOver() clears
 // them.
 const health = {
   failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
@@ -377,23 +377,30 @@ function refusal(status, detail) {
 // While the page waits for a token because its stream was refused with a 401, it looks at the
 // stream again every retry period, one look at a time and nothing else read meanwhile: taskd
 // restarted without tokens, or with them removed, answers it otherwise than 401, and the page
-// reads everything again by itself. Only the stream's own refusal starts the looks: behind a
-// proxy asking for a token on some routes only, a stream that works says nothing of a route that
-// asks, and reading everything again would only be asked again.
-let tokenLook = null;
-function lookWhileWaiting() {
-  if (tokenLook) return;
+// reads everything again by itself (unasked()). Only the stream's own refusal starts the looks:
+// behind a proxy asking for a token on some routes only, a stream that works says nothing of a
+// route that asks, and reading everything again would only be asked again. Tabs that share a
+// stream (see share) share its looks: the tab that reads it for them looks, and tells them what
+// it found, as it passes its events on.
+let streamAsks = false; // the stream was refused with a 401, and the page waits for a token
+let tokenLook = null; // the next look's timer, from when it is set until the look is answered
+function lookWhileWaiting(ms = PERIODS.retry) {
+  if (tokenLook || !streamAsks || (share.name && !share.leader)) return;
   tokenLook = setTimeout(async () => {
-    if (!waitingForToken()) { // a token entered since: all was read again with it
+    if (!streamAsks) { // a token entered since: all was read again with it
       tokenLook = null;
       return;
     }
     const {status} = await lookAtStream('/events');
     tokenLook = null;
-    if (!waitingForToken()) return; // a token entered meanwhile, with which all was read again
-    if (status && status !== 401) readAgain();
-    else lookWhileWaiting();
-  }, PERIODS.retry);
+    if (!streamAsks) return; // a token entered meanwhile, with which all was read again
+    if (status && status !== 401) {
+      share.post({kind: 'unasked'});
+      unasked();
+    } else {
+      lookWhileWaiting();
+    }
+  }, ms);
 }
 
 // A token entered: everything is read again with it.
@@ -411,18 +418,29 @@ function useToken(e) {
   }
   auth.token = token;
   input.value = '';
-  readAgain();
-}
-
-// The page no longer waits for a token (one entered, or taskd asks for none now): the field and
-// its banner go, and everything is read again.
-function readAgain() {
-  $('#token-form').hidden = true;
-  health.ok('auth');
+  waitOver();
   loadTypes();
   // the tabs that share a stream share a token: this tab joins those of its own
   leaveGroup();
   beginEvents();
+}
+
+// taskd asks for no token now (a look at the stream found it, this tab's or its group's): the
+// tabs stay in their group, and the one that reads the stream opens it again, which has every
+// tab read its list and types again, as after any gap (streamOpened()).
+function unasked() {
+  waitOver();
+  if (share.name && !share.leader) return;
+  streamGap = true;
+  connect();
+}
+
+// The page no longer waits for a token: the field and its banner go, and the queues and /metrics
+// are read again.
+function waitOver() {
+  $('#token-form').hidden = true;
+  streamAsks = false;
+  health.ok('auth');
   loadQueues();
   sampleMetrics();
 }
@@ -637,7 +655,7 @@ async function loadTasks() {
 }
 
 // A list that could not be read is read again 1 s later, then after twice as long each time, up
-// to 30 s, until one is (while the page waits for a token, readAgain() reads it).
+// to 30 s, until one is (while the page waits for a token, the wait's end reads it).
 const listRetry = {timer: null, ms: 0};
 function retryList() {
   clearTimeout(listRetry.timer);
@@ -859,7 +877,7 @@ function onVisibility() {
 
 function unpark() {
   parked = false;
-  if (waitingForToken()) return; // readAgain() connects
+  if (waitingForToken()) return; // a token entered, or taskd asking for none, connects
   const passed = share.position();
   loadTasks().then((shown) => {
     // nothing was passed on while the stream was let go: a list from before where it had come to
@@ -1020,6 +1038,7 @@ function leaveGroup() {
 // starts parked.
 async function lead() {
   if (source || parked) return;
+  if (streamAsks) return lookWhileWaiting(); // as the last one did
   const unseen = document.visibilityState === 'hidden' && !(await anyShown());
   if (!share.leader || source || parked) return;
   if (unseen) {
@@ -1097,6 +1116,8 @@ function fromGroup(m) {
     if (says) setConn(m.state, m.text);
   } else if (m.kind === 'refused') {
     eventsRefused(m.status, m.detail);
+  } else if (m.kind === 'unasked') {
+    if (waitingForToken()) unasked();
   } else if (m.kind === 'at') {
     if (eventId(m.seq) !== null) share.at = eventId(m.seq);
     if (says) setConn(m.state, m.text);
@@ -1185,7 +1206,7 @@ function connect(after) {
       checkEvents(url).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
-        // while the page waits for a token, readAgain() connects
+        // while the page waits for a token, a token entered, or taskd asking for none, connects
         retryTimer = setTimeout(() => waitingForToken() || connect(), PERIODS.retry);
       });
     },
@@ -1320,9 +1341,13 @@ function eventsRefused(status, detail) {
   if (status === 0) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
   else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
   else if (status === 401 || status === 403) health.fail('auth', refusal(status, String(detail)));
-  if (status === 401) lookWhileWaiting();
-  else if (status >= 400) health.fail('events', 'taskd refused the event stream (' + status + ': ' + String(detail) + '): the task list ' +
-                                                'does not update by itself meanwhile. Retrying.');
+  if (status === 401) {
+    streamAsks = true;
+    lookWhileWaiting();
+  } else if (status >= 400) {
+    health.fail('events', 'taskd refused the event stream (' + status + ': ' + String(detail) + '): the task list ' +
+                          'does not update by itself meanwhile. Retrying.');
+  }
 }
 
 /* ---- queues ----------------------------------------------------------- */
@@ -1985,7 +2010,7 @@ function start() {
   route();
   setInterval(tickAges, 1000);
   setInterval(() => {
-    if (waitingForToken()) return; // a 401 each time: readAgain() reads them
+    if (waitingForToken()) return; // a 401 each time: waitOver() reads them
     sampleMetrics();
     loadQueues(); // delays and visibility timeouts move counts without a task changing
   }, METRICS_EVERY_MS);
