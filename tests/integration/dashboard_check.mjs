@@ -461,6 +461,64 @@ await step('tabs that share a stream and wait for a token make one look a retry 
   }
 }, ['loaded']);
 
+// Tabs that wait for a token make no look at the stream while none of them is in sight, where no
+// one would see what it finds: a tab alone (that reads its own stream, or the only tab of its
+// group) out of sight, or two of one group. One shown again has the tab that reads the stream
+// look at once, and says again that it waits, not that it is paused. The looks are told from the
+// page's fetch() calls, each with the visibility the page had as it made it.
+await step('tabs that wait for a token make no look at the stream while none is in sight; a tab shown has one made at once, and says it waits', async () => {
+  for (const [origin, n] of [[BASE, 1], [INSECURE, 1], [BASE, 2]]) {
+    const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+    const what = n + ' tab' + (n === 1 ? '' : 's') + ' at ' + origin;
+    try {
+      await quickTimers(ctx, {park: 2000});
+      await ctx.addInitScript(() => {
+        window.__looks = []; // the page's visibility at each look
+        const fetch = window.fetch;
+        window.fetch = function (url, init) {
+          if (String(url).startsWith('/events') && !(init && init.headers && init.headers.Accept))
+            window.__looks.push(document.visibilityState);
+          return fetch.apply(this, arguments);
+        };
+      });
+      let asks = true; // taskd asks for a token
+      await ctx.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
+        route.fulfill(ASKS_TOKEN));
+      const tabs = [];
+      for (let i = 0; i < n; i++) {
+        const t = await ctx.newPage();
+        await t.goto(origin + '/');
+        await t.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+        tabs.push(t);
+      }
+      const looker = tabs[0]; // the tab that reads the stream: its own, or its group's
+      const shown = tabs[n - 1];
+      // the look that read why the stream was refused, and one of those a retry period (0.5 s)
+      await looker.waitForFunction(() => window.__looks.length >= 2, null, {timeout: WAIT});
+      for (const t of [...tabs].reverse()) await setHidden(t, true);
+      // none in sight for four retry periods: the stream is let go (paused) after them
+      await looker.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+      const unseen = [];
+      for (const t of tabs) unseen.push(...(await t.evaluate(() => window.__looks)).filter((v) => v === 'hidden'));
+      check(unseen.length === 0, what + ': with none in sight for four retry periods, the stream was looked at ' + unseen.length + ' times');
+      const looks = await looker.evaluate(() => window.__looks.length);
+      await setHidden(shown, false);
+      await looker.waitForFunction((k) => window.__looks.length > k, looks, {timeout: WAIT}).catch(() => {
+        throw new Error(what + ': a tab shown again, the stream was not looked at');
+      });
+      await shown.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(async () => {
+        throw new Error(what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(await shown.textContent('#conn-said')));
+      });
+      const sentence = await shown.textContent('#conn-said');
+      check(sentence === SAID_TOKEN, what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(sentence));
+      asks = false;
+      await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    } finally {
+      await ctx.close();
+    }
+  }
+}, ['loaded']);
+
 // Behind a proxy that asks for a token on some routes only (the queues here), a stream that
 // works says nothing of them: the page waits for a token without looking at the stream, which
 // would answer, read everything again, be asked again, and so on every retry period (0.5 s here).

@@ -381,13 +381,15 @@ function refusal(status, detail) {
 // behind a proxy asking for a token on some routes only, a stream that works says nothing of a
 // route that asks, and reading everything again would only be asked again. Tabs that share a
 // stream (see share) share its looks: the tab that reads it for them looks, and tells them what
-// it found, as it passes its events on.
+// it found, as it passes its events on. With no tab of its group in sight (alone, out of sight)
+// a tab does not look; one shown has it look at once.
 let streamAsks = false; // the stream was refused with a 401, and the page waits for a token
 let tokenLook = null; // the next look's timer, from when it is set until the look is answered
 function lookWhileWaiting(ms = PERIODS.retry) {
   if (tokenLook || !streamAsks || (share.name && !share.leader)) return;
   tokenLook = setTimeout(async () => {
-    if (!streamAsks) { // a token entered since: all was read again with it
+    // none once a token was entered (all was read again with it), nor while no tab is in sight
+    if (!streamAsks || !(await anyShown())) {
       tokenLook = null;
       return;
     }
@@ -861,6 +863,7 @@ function onVisibility() {
   clearTimeout(parkTimer);
   const hidden = document.visibilityState === 'hidden';
   if (!hidden && queuesStale) queuesSoon();
+  if (!hidden) lookWhileWaiting(0); // one left out while no tab of its group was in sight
   if (share.name) {
     holdShown(!hidden);
     if (!share.leader) share.post({kind: hidden ? 'hidden' : 'shown'});
@@ -877,7 +880,9 @@ function onVisibility() {
 
 function unpark() {
   parked = false;
-  if (waitingForToken()) return; // a token entered, or taskd asking for none, connects
+  // a page that waits for a token says so again, not paused: a token entered, or taskd asking
+  // for none, connects
+  if (waitingForToken()) return setConn('offline', 'offline');
   const passed = share.position();
   loadTasks().then((shown) => {
     // nothing was passed on while the stream was let go: a list from before where it had come to
@@ -1066,9 +1071,10 @@ function holdShown(on) {
 }
 
 // The lock manager's answer is as of the question: a tab shown while it came (it says so on the
-// channel), or this one, is in sight too.
+// channel), or this one, is in sight too. A tab that reads its own stream asks itself.
 let shownHeard = 0; // the times the leader was told a tab was shown
 async function anyShown() {
+  if (!share.name) return document.visibilityState !== 'hidden';
   const name = share.name + '-shown';
   const heard = shownHeard;
   try {
@@ -1094,6 +1100,7 @@ function fromGroup(m) {
       shownHeard++;
       clearTimeout(parkTimer);
       if (parked) unpark();
+      lookWhileWaiting(0);
     } else if (m.kind === 'hidden' && document.visibilityState === 'hidden') {
       clearTimeout(parkTimer);
       parkTimer = setTimeout(parkIfUnseen, STREAM_PARK_MS);
