@@ -201,7 +201,8 @@ await step('the event stream (GET /events) is live, and what the page says of it
 }, ['loaded']);
 
 // What the connection state (#conn) says to a screen reader while the page waits for a token.
-const SAID_TOKEN = "Live updates: off. The task list does not follow taskd's changes until a token is entered.";
+const SAID_TOKEN = "Live updates: off. The task list does not follow taskd's changes until a token is entered, " +
+                   'or taskd stops asking for one.';
 // taskd's answer to a request without a token where it asks for one.
 const ASKS_TOKEN = {status: 401, contentType: 'application/json', body: JSON.stringify({detail: 'A bearer token is required'})};
 // Each sentence written for a screen reader into #conn from now on, in window.__connSaid.

@@ -354,7 +354,7 @@ const auth = {
   },
   ask() {
     $('#token-form').hidden = false;
-    sayConn(); // the stream is not tried again until a token is entered
+    sayConn(); // the stream is not tried again until a token is entered, or taskd asks for none
   },
 };
 
@@ -911,7 +911,8 @@ const CONN_SAID = new Map([
   ['offline', "Live updates: off. The task list does not follow taskd's changes; retrying."],
   ['paused', 'Live updates: paused while out of sight; on again once shown.'],
 ]);
-const CONN_SAID_TOKEN = "Live updates: off. The task list does not follow taskd's changes until a token is entered.";
+const CONN_SAID_TOKEN = "Live updates: off. The task list does not follow taskd's changes until a token is entered, " +
+                        'or taskd stops asking for one.';
 function setConn(s, text) {
   if (s !== conn.state || text !== conn.text) {
     conn.state = s;
