@@ -1083,41 +1083,52 @@ static store_rc expire_message(sqlite_store *s, int64_t id, const char *queue, c
     return rc;
 }
 
-static store_rc apply_receive(sqlite_store *s, void *arg)
+/* What a receive reads of a message besides what it delivers. */
+typedef struct candidate {
+    int64_t was_visible; /* its visible_ms */
+    int counted;         /* its receives but those given back unstarted */
+    int64_t expires_ms;
+} candidate;
+
+/* The BST_RECEIVE row of sel into m and c; false when a column was not copied (no memory). */
+static bool read_candidate(sqlite3_stmt *sel, queue_message *m, candidate *c)
 {
-    receive_args *a = arg;
-    const queue_config *q = a->q;
-    int64_t now = clock_steady_ms();
-    a->next_ms = INT64_MAX;
+    c->was_visible = sqlite3_column_int64(sel, 5);
+    c->counted = sqlite3_column_int(sel, 8);
+    c->expires_ms = sqlite3_column_int64(sel, 10);
+    m->id = sqlite3_column_int64(sel, 0);
+    m->receive_count = sqlite3_column_int(sel, 1);
+    m->sent_ms = sqlite3_column_int64(sel, 2);
+    bool task_copied = sq_dup_nullable_col(sel, 3, &m->task_id);
+    bool body_copied = sq_dup_nullable_col(sel, 4, &m->body);
+    bool short_of_memory = !task_copied || !body_copied;
+    copy_whole_col(sel, 6, m->task_type, sizeof m->task_type, &short_of_memory);
+    copy_whole_col(sel, 7, m->trace, sizeof m->trace, &short_of_memory);
+    copy_whole_col(sel, 9, m->tracestate, sizeof m->tracestate, &short_of_memory);
+    return !short_of_memory;
+}
+
+/*
+ * Read up to max messages of queue q visible at now into *msgs and *cands (*n of them, arrays
+ * of max), before any is moved: the updates after move them in the index being read. On
+ * failure nothing is left to free.
+ */
+static store_rc read_candidates(sqlite_store *s, const queue_config *q, size_t max, int64_t now,
+                                queue_message **msgs, candidate **cands, size_t *n)
+{
     sqlite3_stmt *sel = wstmt(s, BST_RECEIVE);
     if (!sel)
         return STORE_ERROR;
     sqlite3_bind_text(sel, 1, q->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(sel, 2, now);
-    sqlite3_bind_int64(sel, 3, (sqlite3_int64)a->max);
-    /* read the candidates first: the updates below move them in the index being read */
-    queue_message *c = calloc(a->max, sizeof *c);
-    struct candidate {
-        int64_t was_visible; /* its visible_ms */
-        int counted;         /* its receives but those given back unstarted */
-        int64_t expires_ms;
-    } *cand = calloc(a->max, sizeof *cand);
+    sqlite3_bind_int64(sel, 3, (sqlite3_int64)max);
+    queue_message *c = calloc(max, sizeof *c);
+    candidate *cand = calloc(max, sizeof *cand);
     size_t nc = 0;
     int r = SQLITE_OK;
     bool short_of_memory = false; /* a column not copied: delivered without it, a task is lost */
-    while (c && cand && nc < a->max && !short_of_memory && (r = sqlite3_step(sel)) == SQLITE_ROW) {
-        cand[nc].was_visible = sqlite3_column_int64(sel, 5);
-        cand[nc].counted = sqlite3_column_int(sel, 8);
-        cand[nc].expires_ms = sqlite3_column_int64(sel, 10);
-        c[nc].id = sqlite3_column_int64(sel, 0);
-        c[nc].receive_count = sqlite3_column_int(sel, 1);
-        c[nc].sent_ms = sqlite3_column_int64(sel, 2);
-        bool task_copied = sq_dup_nullable_col(sel, 3, &c[nc].task_id);
-        bool body_copied = sq_dup_nullable_col(sel, 4, &c[nc].body);
-        short_of_memory = !task_copied || !body_copied;
-        copy_whole_col(sel, 6, c[nc].task_type, sizeof c[nc].task_type, &short_of_memory);
-        copy_whole_col(sel, 7, c[nc].trace, sizeof c[nc].trace, &short_of_memory);
-        copy_whole_col(sel, 9, c[nc].tracestate, sizeof c[nc].tracestate, &short_of_memory);
+    while (c && cand && nc < max && !short_of_memory && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        short_of_memory = !read_candidate(sel, &c[nc], &cand[nc]);
         nc++;
     }
     stmt_done(sel);
@@ -1126,127 +1137,194 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
         free(cand);
         return c && cand && !short_of_memory ? sq_rc_of(r) : STORE_ERROR;
     }
+    *msgs = c;
+    *cands = cand;
+    *n = nc;
+    return STORE_OK;
+}
+
+/* Move message m of queue q (c: as read), received max_receive_count times, to q's dead-letter
+ * queue, and fail its task unless it finished. It is not delivered (its id becomes 0). */
+static store_rc dead_letter(sqlite_store *s, const queue_config *q, queue_message *m,
+                            const candidate *c, int64_t now, sqlite3_stmt *move)
+{
+    char why[200];
+    task_dead_letter_msg(why, sizeof why, q->dead_letter_queue, (unsigned)c->counted);
+    bool failed; /* the move failed the task: a redrive makes it CREATED again */
+    store_rc rc = fail_unfinished(s, m->task_id, why, false, &failed);
+    sqlite3_bind_int64(move, 1, m->id);
+    sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(move, 3, now);
+    /* as SQS: the dead-letter queue's retention, from the message's first send. The send is by
+     * the wall clock and the queue's deadlines by the steady one: the message's age by the wall
+     * clock, taken from now by the steady one, so that a step of the wall clock before the send
+     * neither shortens a dead letter's life (a step back longer than the retention dropped it
+     * on arrival) nor lengthens it; one during the message's life still does, by the step */
+    int64_t age = clock_unix_ms() - m->sent_ms;
+    sqlite3_bind_int64(move, 4,
+                       now - (age > 0 ? age : 0) + (int64_t)q->dead_letter_retention * 1000);
+    sqlite3_bind_int(move, 5, failed);
+    sqlite3_bind_int64(move, 6, m->sent_ms);
+    if (rc == STORE_OK)
+        rc = sq_rc_of(sq_step_done(move));
+    if (rc == STORE_OK) {
+        depth_log_leave(&s->depth_log, s->depths, q->name, c->was_visible, m->receive_count > 0);
+        depth_log_enter(&s->depth_log, s->depths, q->dead_letter_queue, now, false, now);
+    }
+    s->batch_sent_messages = true; /* visible at once in the DLQ: wake its runners */
+    m->id = 0;                     /* not delivered */
+    return rc;
+}
+
+/*
+ * Claim the task of message m of queue q, delivered by this receive (received_before: by one
+ * before it too). A message whose task is gone, final, or someone else's to run (a client's
+ * claim, another queue's copy): work.c drops it (claim_fate()). It goes with this receive, not
+ * after the batch: kept until then it could outlive its visibility timeout or a crash and come
+ * back as a redelivery, which would run someone else's task.
+ */
+static store_rc claim_task(sqlite_store *s, const queue_config *q, queue_message *m,
+                           bool received_before, sqlite3_stmt *del)
+{
+    store_rc rc = STORE_OK;
+    store_write claim = {
+        .kind = STORE_WRITE_UPDATE,
+        .now = clock_unix_s(),
+        .update = {.id = m->task_id, .status = TASK_IN_PROGRESS, .status_msg = "Task started"}};
+    m->claim = sq_apply_update(s, &claim);
+    m->status_before = claim.current.status;
+    /* a message without its task's type (a row edited by hand, or damaged) runs with the
+     * task's: the runner drops a message without one, which would leave the task claimed here
+     * IN_PROGRESS for good */
+    if (!m->task_type[0] && claim.current.task_type[0])
+        memcpy(m->task_type, claim.current.task_type, sizeof m->task_type);
+    task_clear(&claim.current);
+    bool again =
+        m->claim == STORE_CONFLICT && m->status_before == TASK_IN_PROGRESS && received_before;
+    if (again) {
+        /* an earlier delivery died or overran: this one runs the task again (on a first
+         * delivery, someone else claimed it: work.c drops the message) */
+        char msg[64];
+        snprintf(msg, sizeof msg, "Task started again (receive %d)", m->receive_count);
+        store_rc again_rc = sq_claim_again(s, m->task_id, msg, clock_unix_s());
+        if (again_rc == STORE_ERROR || again_rc == STORE_BUSY)
+            rc = again_rc; /* the whole receive is rolled back and retried */
+    }
+    if (m->claim == STORE_ERROR || m->claim == STORE_BUSY)
+        rc = m->claim; /* the whole receive is rolled back and retried */
+    bool drop = m->claim == STORE_NOT_FOUND || (m->claim == STORE_CONFLICT && !again);
+    if (rc == STORE_OK && drop) {
+        sqlite3_bind_int64(del, 1, m->id);
+        rc = sq_rc_of(sq_step_done(del));
+        if (rc == STORE_OK)
+            depth_log_leave(&s->depth_log, s->depths, q->name, m->hidden_until_ms, true);
+    }
+    return rc;
+}
+
+/* Deliver message m of queue q (c: as read): hide it for the queue's visibility timeout, a
+ * receive more, and with claim, claim its task. */
+static store_rc deliver(sqlite_store *s, const queue_config *q, queue_message *m,
+                        const candidate *c, bool claim, int64_t now, sqlite3_stmt *hide,
+                        sqlite3_stmt *del)
+{
+    bool received_before = m->receive_count > 0;
+    m->receive_count++;
+    int64_t hidden_until = now + (int64_t)q->visibility_timeout * 1000;
+    m->hidden_until_ms = hidden_until;
+    sqlite3_bind_int64(hide, 1, m->id);
+    sqlite3_bind_int64(hide, 2, hidden_until);
+    sqlite3_bind_int(hide, 3, m->receive_count);
+    store_rc rc = sq_rc_of(sq_step_done(hide));
+    if (rc == STORE_OK) {
+        depth_log_leave(&s->depth_log, s->depths, q->name, c->was_visible, received_before);
+        depth_log_enter(&s->depth_log, s->depths, q->name, hidden_until, true, now);
+    }
+    if (rc == STORE_OK && claim && m->task_id)
+        rc = claim_task(s, q, m, received_before, del);
+    return rc;
+}
+
+/*
+ * Route each message of queue q read (msgs[n], cands[n]), until one fails: one past its
+ * retention expires, and one received max_receive_count times moves to the dead-letter queue
+ * (neither is delivered: its id becomes 0); the others are delivered.
+ */
+static store_rc route_candidates(sqlite_store *s, const queue_config *q, bool claim, int64_t now,
+                                 queue_message *msgs, const candidate *cands, size_t n)
+{
     sqlite3_stmt *hide = wstmt(s, BST_HIDE);
     sqlite3_stmt *move = wstmt(s, BST_MOVE);
     sqlite3_stmt *del = wstmt(s, BST_MESSAGE_DELETE);
     store_rc rc = hide && move && del ? STORE_OK : STORE_ERROR;
-    for (size_t i = 0; i < nc && rc == STORE_OK; i++) {
-        queue_message *m = &c[i];
-        if (cand[i].expires_ms < now) { /* as the sweep would have: never delivered */
-            rc = expire_message(s, m->id, q->name, m->task_id, cand[i].was_visible,
-                                m->receive_count);
+    for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+        queue_message *m = &msgs[i];
+        const candidate *c = &cands[i];
+        bool exhausted = q->max_receive_count && c->counted >= (int)q->max_receive_count;
+        if (c->expires_ms < now) { /* as the sweep would have: never delivered */
+            rc = expire_message(s, m->id, q->name, m->task_id, c->was_visible, m->receive_count);
             m->id = 0;
-            continue;
-        }
-        bool exhausted = q->max_receive_count && cand[i].counted >= (int)q->max_receive_count;
-        if (exhausted && *q->dead_letter_queue) {
-            char why[200];
-            task_dead_letter_msg(why, sizeof why, q->dead_letter_queue, (unsigned)cand[i].counted);
-            bool failed; /* the move failed the task: a redrive makes it CREATED again */
-            rc = fail_unfinished(s, m->task_id, why, false, &failed);
-            sqlite3_bind_int64(move, 1, m->id);
-            sqlite3_bind_text(move, 2, q->dead_letter_queue, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(move, 3, now);
-            /* as SQS: the dead-letter queue's retention, from the message's first send. The
-             * send is by the wall clock and the queue's deadlines by the steady one: the
-             * message's age by the wall clock, taken from now by the steady one, so that a
-             * step of the wall clock before the send neither shortens a dead letter's life (a
-             * step back longer than the retention dropped it on arrival) nor lengthens it; one
-             * during the message's life still does, by the step */
-            int64_t age = clock_unix_ms() - m->sent_ms;
-            sqlite3_bind_int64(
-                move, 4, now - (age > 0 ? age : 0) + (int64_t)q->dead_letter_retention * 1000);
-            sqlite3_bind_int(move, 5, failed);
-            sqlite3_bind_int64(move, 6, m->sent_ms);
-            if (rc == STORE_OK)
-                rc = sq_rc_of(sq_step_done(move));
-            if (rc == STORE_OK) {
-                depth_log_leave(&s->depth_log, s->depths, q->name, cand[i].was_visible,
-                                m->receive_count > 0);
-                depth_log_enter(&s->depth_log, s->depths, q->dead_letter_queue, now, false, now);
-            }
-            s->batch_sent_messages = true; /* visible at once in the DLQ: wake its runners */
-            m->id = 0;                     /* not delivered */
-            continue;
-        }
-        bool received_before = m->receive_count > 0;
-        m->receive_count++;
-        int64_t hidden_until = now + (int64_t)q->visibility_timeout * 1000;
-        m->hidden_until_ms = hidden_until;
-        sqlite3_bind_int64(hide, 1, m->id);
-        sqlite3_bind_int64(hide, 2, hidden_until);
-        sqlite3_bind_int(hide, 3, m->receive_count);
-        rc = sq_rc_of(sq_step_done(hide));
-        if (rc == STORE_OK) {
-            depth_log_leave(&s->depth_log, s->depths, q->name, cand[i].was_visible,
-                            received_before);
-            depth_log_enter(&s->depth_log, s->depths, q->name, hidden_until, true, now);
-        }
-        if (rc == STORE_OK && a->claim && m->task_id) {
-            store_write claim = {.kind = STORE_WRITE_UPDATE,
-                                 .now = clock_unix_s(),
-                                 .update = {.id = m->task_id,
-                                            .status = TASK_IN_PROGRESS,
-                                            .status_msg = "Task started"}};
-            m->claim = sq_apply_update(s, &claim);
-            m->status_before = claim.current.status;
-            /* a message without its task's type (a row edited by hand, or damaged) runs with
-             * the task's: the runner drops a message without one, which would leave the task
-             * claimed here IN_PROGRESS for good */
-            if (!m->task_type[0] && claim.current.task_type[0])
-                memcpy(m->task_type, claim.current.task_type, sizeof m->task_type);
-            task_clear(&claim.current);
-            if (m->claim == STORE_CONFLICT && m->status_before == TASK_IN_PROGRESS &&
-                received_before) {
-                /* an earlier delivery died or overran: this one runs the task again (on a first
-                 * delivery, someone else claimed it: work.c drops the message) */
-                char again[64];
-                snprintf(again, sizeof again, "Task started again (receive %d)", m->receive_count);
-                store_rc again_rc = sq_claim_again(s, m->task_id, again, clock_unix_s());
-                if (again_rc == STORE_ERROR || again_rc == STORE_BUSY)
-                    rc = again_rc; /* the whole receive is rolled back and retried */
-            }
-            if (m->claim == STORE_ERROR || m->claim == STORE_BUSY)
-                rc = m->claim; /* the whole receive is rolled back and retried */
-            /* A message whose task is gone, final, or someone else's to run (a client's claim,
-             * another queue's copy): work.c drops it (claim_fate()). It goes with this receive,
-             * not after the batch: kept until then it could outlive its visibility timeout or a
-             * crash and come back as a redelivery, which would run someone else's task. */
-            bool drop = m->claim == STORE_NOT_FOUND ||
-                        (m->claim == STORE_CONFLICT &&
-                         !(m->status_before == TASK_IN_PROGRESS && received_before));
-            if (rc == STORE_OK && drop) {
-                sqlite3_bind_int64(del, 1, m->id);
-                rc = sq_rc_of(sq_step_done(del));
-                if (rc == STORE_OK)
-                    depth_log_leave(&s->depth_log, s->depths, q->name, hidden_until, true);
-            }
+        } else if (exhausted && *q->dead_letter_queue) {
+            rc = dead_letter(s, q, m, c, now, move);
+        } else {
+            rc = deliver(s, q, m, c, claim, now, hide, del);
         }
     }
     stmt_done(hide);
     stmt_done(move);
     stmt_done(del);
-    free(cand);
-    /* keep the delivered ones */
+    return rc;
+}
+
+/* Hand out in a the messages of msgs[n] delivered (id not 0), when the receive did not fail
+ * (rc), and free the rest. */
+static void keep_delivered(receive_args *a, queue_message *msgs, size_t n, store_rc rc)
+{
     a->n = 0;
-    for (size_t i = 0; i < nc; i++) {
-        if (c[i].id && rc == STORE_OK)
-            c[a->n++] = c[i];
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].id && rc == STORE_OK)
+            msgs[a->n++] = msgs[i];
         else
-            queue_messages_free_one(&c[i]);
+            queue_messages_free_one(&msgs[i]);
     }
-    a->out = a->n ? c : NULL;
+    a->out = a->n ? msgs : NULL;
     if (!a->n)
-        free(c);
-    if (rc == STORE_OK && a->n == 0) {
-        sqlite3_stmt *next = wstmt(s, BST_NEXT_VISIBLE);
-        if (next) {
-            sqlite3_bind_text(next, 1, q->name, -1, SQLITE_STATIC);
-            if (sqlite3_step(next) == SQLITE_ROW && sqlite3_column_type(next, 0) != SQLITE_NULL)
-                a->next_ms = sqlite3_column_int64(next, 0);
-            stmt_done(next);
-        }
+        free(msgs);
+}
+
+/* When the next message of queue becomes visible (steady clock); INT64_MAX when it has none, or
+ * the read fails. */
+static int64_t next_visible(sqlite_store *s, const char *queue)
+{
+    int64_t next_ms = INT64_MAX;
+    sqlite3_stmt *next = wstmt(s, BST_NEXT_VISIBLE);
+    if (next) {
+        sqlite3_bind_text(next, 1, queue, -1, SQLITE_STATIC);
+        if (sqlite3_step(next) == SQLITE_ROW && sqlite3_column_type(next, 0) != SQLITE_NULL)
+            next_ms = sqlite3_column_int64(next, 0);
+        stmt_done(next);
     }
+    return next_ms;
+}
+
+/* Writer: a receive (receive_args). The visible messages are read, each is routed, and the
+ * delivered ones are handed out; when none is, next_ms says when one will be visible. */
+static store_rc apply_receive(sqlite_store *s, void *arg)
+{
+    receive_args *a = arg;
+    int64_t now = clock_steady_ms();
+    a->next_ms = INT64_MAX;
+    queue_message *msgs = NULL;
+    candidate *cands = NULL;
+    size_t n = 0;
+    store_rc rc = read_candidates(s, a->q, a->max, now, &msgs, &cands, &n);
+    if (rc != STORE_OK)
+        return rc;
+    rc = route_candidates(s, a->q, a->claim, now, msgs, cands, n);
+    free(cands);
+    keep_delivered(a, msgs, n, rc);
+    if (rc == STORE_OK && a->n == 0)
+        a->next_ms = next_visible(s, a->q->name);
     return rc;
 }
 
