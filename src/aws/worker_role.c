@@ -158,7 +158,7 @@ static void fill_item(const lane *l, const record *rec, const store_write *c, in
     if (!rec->m.task_id[0])
         return; /* not a task message: work_begin drops it */
     memcpy(it->id, rec->m.task_id, sizeof it->id);
-    if (!c->update.id) { /* left unclaimed for want of time (work_handler_lane() says so) */
+    if (!c->update.id) { /* left unclaimed for want of time (plan_claims() says so) */
         it->unclaimed = "not claimed: too little time left before the invocation's deadline";
         return;
     }
@@ -242,37 +242,39 @@ static void end_reclaim_span(worker_role *w, const store_write *rw, span *s)
     trace_end(&w->tel, s);
 }
 
-/* Claim, run and report the lane's records; false when out of memory (nothing was done). */
-static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, int64_t deadline_ms)
-{
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        m += recs[i].lane == l;
-    if (!m)
-        return true;
-    record **mine = calloc(m, sizeof *mine);
-    work_item *items = calloc(m, sizeof *items);
-    store_write *claims = calloc(m, sizeof *claims);
-    struct reclaim {
-        store_write w;
-        char msg[48];
-        span span; /* its "UPDATE tasks", under the item's processing */
-    } *reclaims = calloc(m, sizeof *reclaims);
-    if (!mine || !items || !claims || !reclaims) {
-        free(mine);
-        free(items);
-        free(claims);
-        free(reclaims);
-        return false;
-    }
-    for (size_t i = 0, k = 0; i < n; i++)
-        if (recs[i].lane == l)
-            mine[k++] = &recs[i];
+/* A reclaim of an item's task, to run it again after an earlier delivery. */
+typedef struct reclaim {
+    store_write w;
+    char msg[48];
+    span span; /* its "UPDATE tasks", under the item's processing */
+} reclaim;
 
-    int64_t now = (int64_t)time(NULL);
-    /* Runs go one after another, each up to the binding's timeout: claim only what can
-     * still be run before the deadline; the rest is kept, untouched, for another delivery. */
-    int64_t run_ms = (int64_t)l->binding->timeout * 1000, start_by = clock_unix_ms();
+/* Say, once for the batch, that lane l left tasks unclaimed for want of time (how many, the
+ * first ten ids): a function whose timeout leaves too little for one run keeps every message
+ * until its receives run out. */
+static void say_unclaimed(const lane *l, size_t unclaimed, const char *ids, int64_t left_ms,
+                          int64_t run_ms)
+{
+    char count[24], left[24], need[24];
+    snprintf(count, sizeof count, "%zu", unclaimed);
+    snprintf(left, sizeof left, "%lld", (long long)left_ms);
+    snprintf(need, sizeof need, "%lld", (long long)(run_ms + WORKER_REPORT_MARGIN_MS));
+    log_warn("too little time left in the invocation to run its tasks; their messages will "
+             "come back (a run needs the binding's timeout and the report margin: a function "
+             "timeout shorter than that keeps every message until it is dead-lettered)",
+             "queue", l->queue->name, "tasks_not_claimed", count, "task_ids", ids, "time_left_ms",
+             left, "run_needs_ms", need, NULL);
+}
+
+/*
+ * Make claims[k] the claim of each task record mine[k] of lane l that can still run before the
+ * deadline: runs go one after another, each up to the binding's timeout (run_ms). The rest is
+ * kept, untouched, for another delivery. Returns how many claims were made.
+ */
+static size_t plan_claims(const lane *l, record **mine, size_t m, int64_t now, int64_t run_ms,
+                          int64_t deadline_ms, store_write *claims)
+{
+    int64_t start_by = clock_unix_ms();
     int64_t left_ms = deadline_ms - start_by;
     size_t to_claim = 0, unclaimed = 0;
     char unclaimed_ids[10 * (TASK_ID_LEN + 1)] = ""; /* the first ten */
@@ -297,41 +299,42 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
         };
         to_claim++;
     }
-    if (unclaimed) {
-        /* a function whose timeout leaves too little for one run keeps every message until its
-         * receives run out: say so, once for the batch */
-        char count[24], left[24], need[24];
-        snprintf(count, sizeof count, "%zu", unclaimed);
-        snprintf(left, sizeof left, "%lld", (long long)left_ms);
-        snprintf(need, sizeof need, "%lld", (long long)(run_ms + WORKER_REPORT_MARGIN_MS));
-        log_warn("too little time left in the invocation to run its tasks; their messages will "
-                 "come back (a run needs the binding's timeout and the report margin: a function "
-                 "timeout shorter than that keeps every message until it is dead-lettered)",
-                 "queue", l->queue->name, "tasks_not_claimed", count, "task_ids", unclaimed_ids,
-                 "time_left_ms", left, "run_needs_ms", need, NULL);
-    }
-    /* The claims (a throttled store retries them), and the reclaims of the tasks to run again
-     * after them, must leave every run claimed its time before the deadline: one that would
-     * not gives up (STORE_BUSY, its message comes back) rather than claim a task no run would
-     * then start. */
-    int64_t invocation_deadline = aws_deadline();
-    if (deadline_ms > 0)
-        aws_set_deadline(deadline_ms - WORKER_REPORT_MARGIN_MS - (int64_t)to_claim * run_ms);
+    if (unclaimed)
+        say_unclaimed(l, unclaimed, unclaimed_ids, left_ms, run_ms);
+    return to_claim;
+}
+
+/* Submit the claims made (those with a task id) together, and wait for them: they share a
+ * commit where the store groups writes. */
+static void submit_claims(store *st, store_write *claims, size_t m)
+{
     store_batch group;
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
-        if (claims[k].update.id) /* claimed above */
-            store_batch_submit(&group, w->store, &claims[k]);
+        if (claims[k].update.id) /* claimed by plan_claims() */
+            store_batch_submit(&group, st, &claims[k]);
     store_batch_wait(&group);
-    for (size_t k = 0; k < m; k++)
-        fill_item(l, mine[k], &claims[k], now, deadline_ms, &items[k]);
+}
 
-    work_begin(&l->env, items, m);
+/* Whether an item is to run its task again after an earlier delivery: then its task is
+ * reclaimed first. */
+static bool runs_again(const work_item *it)
+{
+    return it->fate == WORK_RUN && it->claim == STORE_CONFLICT;
+}
+
+/*
+ * Reclaim together, and wait for, the tasks of the items of lane l that run again: each claim
+ * goes into the task's history, on the condition that no other delivery took it since (see
+ * reclaimed()).
+ */
+static void submit_reclaims(worker_role *w, const lane *l, record **mine, const work_item *items,
+                            reclaim *reclaims, size_t m, int64_t now)
+{
+    store_batch group;
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
-        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT) {
-            /* run again after an earlier delivery: its claim goes into the task's history,
-             * on the condition that no other delivery took it since (see reclaimed()) */
+        if (runs_again(&items[k])) {
             snprintf(reclaims[k].msg, sizeof reclaims[k].msg, "Task started again (receive %d)",
                      mine[k]->m.receive_count);
             reclaims[k].w = (store_write){
@@ -346,28 +349,76 @@ static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, i
             store_batch_submit(&group, w->store, &reclaims[k].w);
         }
     store_batch_wait(&group);
-    aws_set_deadline(invocation_deadline); /* the reclaims too are claims: see above */
+}
+
+/* End the span of each reclaim made, and set its item's fate from its outcome. */
+static void end_reclaims(worker_role *w, work_item *items, reclaim *reclaims, size_t m)
+{
     for (size_t k = 0; k < m; k++)
-        if (items[k].fate == WORK_RUN && items[k].claim == STORE_CONFLICT) {
+        if (runs_again(&items[k])) {
             end_reclaim_span(w, &reclaims[k].w, &reclaims[k].span);
             items[k].fate = reclaimed(&items[k], reclaims[k].w.rc);
         }
+}
+
+/* Run the items to run, one after another, their reports going into one group; and wait for
+ * the reports. */
+static void run_items(const lane *l, work_item *items, size_t m)
+{
+    store_batch group;
     store_batch_init(&group);
     for (size_t k = 0; k < m; k++)
         if (items[k].fate == WORK_RUN)
             work_run(&l->env, &items[k], &group);
     store_batch_wait(&group);
-    for (size_t k = 0; k < m; k++) {
-        if (!work_finish(&l->env, &items[k]))
-            mine[k]->kept = true;
-        task_clear(&claims[k].current);
-        task_clear(&reclaims[k].w.current);
+}
+
+/* Claim, run and report the lane's records; false when out of memory (nothing was done). */
+static bool work_handler_lane(worker_role *w, lane *l, record *recs, size_t n, int64_t deadline_ms)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += recs[i].lane == l;
+    if (!m)
+        return true;
+    record **mine = calloc(m, sizeof *mine);
+    work_item *items = calloc(m, sizeof *items);
+    store_write *claims = calloc(m, sizeof *claims);
+    reclaim *reclaims = calloc(m, sizeof *reclaims);
+    bool ok = mine && items && claims && reclaims;
+    if (ok) {
+        for (size_t i = 0, k = 0; i < n; i++)
+            if (recs[i].lane == l)
+                mine[k++] = &recs[i];
+        int64_t now = (int64_t)time(NULL), run_ms = (int64_t)l->binding->timeout * 1000;
+        size_t to_claim = plan_claims(l, mine, m, now, run_ms, deadline_ms, claims);
+        /* The claims (a throttled store retries them), and the reclaims of the tasks to run
+         * again after them, must leave every run claimed its time before the deadline: one
+         * that would not gives up (STORE_BUSY, its message comes back) rather than claim a
+         * task no run would then start. */
+        int64_t invocation_deadline = aws_deadline();
+        if (deadline_ms > 0)
+            aws_set_deadline(deadline_ms - WORKER_REPORT_MARGIN_MS - (int64_t)to_claim * run_ms);
+        submit_claims(w->store, claims, m);
+        for (size_t k = 0; k < m; k++)
+            fill_item(l, mine[k], &claims[k], now, deadline_ms, &items[k]);
+        work_begin(&l->env, items, m);
+        submit_reclaims(w, l, mine, items, reclaims, m, now);
+        aws_set_deadline(invocation_deadline); /* the reclaims too are claims: see above */
+        end_reclaims(w, items, reclaims, m);
+        run_items(l, items, m);
+        for (size_t k = 0; k < m; k++) {
+            if (!work_finish(&l->env, &items[k]))
+                mine[k]->kept = true;
+            task_clear(&claims[k].current);
+            task_clear(&reclaims[k].w.current);
+        }
     }
     free(mine);
     free(items);
     free(claims);
     free(reclaims);
-    return true;
+    return ok;
 }
 
 /* ---- dead-letter lanes ---------------------------------------------------- */
