@@ -49,7 +49,7 @@
 /* How much further its early side is widened: the longest from a create's id to its write. The
  * store retries a create's write under the id it made first (throttled, or a 5xx answer) until
  * the api function's deadline: its Timeout, at most this (scripts/check-serverless.py reads it
- * here), which leaves a cold start room before API Gateway gives up, at 29 s. */
+ * here) and at most 25 s, which leaves a cold start room before API Gateway gives up, at 29 s. */
 #define RECOVER_CREATE_MS 25000
 /* Records handed to the publish role at a time (one SNS PublishBatch call per 10). */
 #define RECOVER_BATCH 100
