@@ -111,7 +111,9 @@ void sbuf_double(sbuf *b, double d)
 
 size_t utf8_cut(const char *s, size_t n)
 {
-    while (n > 0 && utf8_is_cont(s[n]))
+    /* a character has at most 3 continuation bytes: past them, text that is not UTF-8 is cut
+     * where it is asked to be, not back to the start of a run of stray bytes */
+    for (size_t back = 0; back < 3 && n > 0 && utf8_is_cont(s[n]); back++)
         n--;
     return n;
 }

@@ -47,7 +47,8 @@ void str_join(char *out, size_t size, ...) __attribute__((sentinel));
 void sbuf_double(sbuf *b, double d);
 /*
  * Where to cut s before byte n without splitting a UTF-8 character: n, moved back past the
- * continuation bytes that s[n] is one of. s[n] must be readable (a byte of s, or its NUL).
+ * continuation bytes that s[n] is one of, at most 3 (in text that is not UTF-8, a longer run of
+ * them is cut 3 bytes back). s[n] must be readable (a byte of s, or its NUL).
  */
 size_t utf8_cut(const char *s, size_t n);
 /*

@@ -1122,22 +1122,23 @@ static store_rc read_candidates(sqlite_store *s, const queue_config *q, size_t m
     sqlite3_bind_text(sel, 1, q->name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(sel, 2, now);
     sqlite3_bind_int64(sel, 3, (sqlite3_int64)max);
-    queue_message *c = calloc(max, sizeof *c);
+    queue_message *got = calloc(max, sizeof *got);
     candidate *cand = calloc(max, sizeof *cand);
     size_t nc = 0;
     int r = SQLITE_OK;
     bool short_of_memory = false; /* a column not copied: delivered without it, a task is lost */
-    while (c && cand && nc < max && !short_of_memory && (r = sqlite3_step(sel)) == SQLITE_ROW) {
-        short_of_memory = !read_candidate(sel, &c[nc], &cand[nc]);
+    while (got && cand && nc < max && !short_of_memory && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        short_of_memory = !read_candidate(sel, &got[nc], &cand[nc]);
         nc++;
     }
     stmt_done(sel);
-    if (!c || !cand || short_of_memory || (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
-        queue_messages_free(c, nc);
+    if (!got || !cand || short_of_memory ||
+        (r != SQLITE_DONE && r != SQLITE_ROW && r != SQLITE_OK)) {
+        queue_messages_free(got, nc);
         free(cand);
-        return c && cand && !short_of_memory ? sq_rc_of(r) : STORE_ERROR;
+        return got && cand && !short_of_memory ? sq_rc_of(r) : STORE_ERROR;
     }
-    *msgs = c;
+    *msgs = got;
     *cands = cand;
     *n = nc;
     return STORE_OK;

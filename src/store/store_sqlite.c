@@ -1418,7 +1418,7 @@ static void close_store(sqlite_store *s, char *err, size_t errlen)
                      "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
     }
     if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK) {
-        if (err) {
+        if (err && errlen) {
             errbuf_append(err, errlen, "; nor can it be closed: %s", sqlite3_errmsg(s->wdb));
         } else {
             log_warn("cannot close the database: the write-ahead log is kept and read at the next "

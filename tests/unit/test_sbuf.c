@@ -724,6 +724,10 @@ static void test_utf8_cut_never_splits_a_character(void **state)
     /* stray continuation bytes at the start: back to 0, never before it */
     assert_int_equal(utf8_cut("\x80\x80x", 1), 0);
     assert_int_equal(utf8_cut("\x80\x80x", 2), 2); /* before x */
+    /* a run of stray continuation bytes longer than a character's: at most 3 bytes back */
+    const char *stray = "exec: \xb5\xb5\xb5\xb5\xb5\xb5\xb5\xb5";
+    assert_int_equal(utf8_cut(stray, 12), 9);
+    assert_int_equal(utf8_cut(stray, 7), 5); /* within reach: the space taken for their lead */
 }
 
 /* Trim s[0..n) and compare what is left with want[0..want_n). */
