@@ -205,6 +205,45 @@ const SAID_TOKEN = "Live updates: off. The task list does not follow taskd's cha
                    'or taskd stops asking for one.';
 // taskd's answer to a request without a token where it asks for one.
 const ASKS_TOKEN = {status: 401, contentType: 'application/json', body: JSON.stringify({detail: 'A bearer token is required'})};
+// taskd asking for a token, for the pages of target (a page or a context) while asking() says so:
+// every read but of the page and its files is answered ASKS_TOKEN.
+function askToken(target, asking = () => true) {
+  return target.route((url) => asking() && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
+    route.fulfill(ASKS_TOKEN));
+}
+// The requests of /events of the tabs watched, in order, each {tab, what}: 'a stream try' or 'a
+// look'. more(n): a promise of n more; said(): them in words, each tab by its place in tabs.
+function eventsReads(tabs) {
+  const reads = [];
+  let counted = () => {};
+  return {
+    reads,
+    watch(t) {
+      t.on('request', (r) => {
+        if (new URL(r.url()).pathname !== '/events') return;
+        reads.push({tab: t, what: streamTry(r) ? 'a stream try' : 'a look'});
+        counted();
+      });
+    },
+    more(n) {
+      const until = reads.length + n;
+      return new Promise((resolve) => (counted = () => reads.length >= until && resolve()));
+    },
+    said() {
+      return reads.map((r) => 'tab ' + (tabs.indexOf(r.tab) + 1) + ': ' + r.what).join(', ');
+    },
+  };
+}
+// A new tab of ctx, its reads of /events watched by seen, once it has joined its group as role
+// ('leader': it reads the stream; 'follower') and waits for a token.
+async function tokenTab(ctx, seen, role) {
+  const t = await ctx.newPage();
+  seen.watch(t);
+  await t.goto(BASE + '/');
+  await t.waitForSelector('#conn[data-role="' + role + '"]', {state: 'attached', timeout: WAIT});
+  await t.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  return t;
+}
 // Each sentence written for a screen reader into #conn from now on, in window.__connSaid.
 function watchConnSaid(p) {
   return p.evaluate(() => {
@@ -336,8 +375,7 @@ await step('a page that waits for a token looks at the stream alone, once a retr
   try {
     await quickTimers(p35);
     let asks = true; // taskd asks for a token
-    await p35.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
-      route.fulfill(ASKS_TOKEN));
+    await askToken(p35, () => asks);
     await p35.goto(BASE + '/');
     await p35.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
     await p35.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
@@ -398,40 +436,24 @@ await step('tabs that share a stream and wait for a token make one look a retry 
       held(route);
     });
     const tabs = [];
-    const reads = []; // the tabs' requests of /events: {tab, what}
-    let counted = () => {};
-    const moreReads = (n) => {
-      const until = reads.length + n;
-      return new Promise((resolve) => (counted = () => reads.length >= until && resolve()));
-    };
-    const said = (list) => list.map((r) => 'tab ' + (tabs.indexOf(r.tab) + 1) + ': ' + r.what).join(', ');
-    for (let i = 0; i < 3; i++) {
-      const t = await ctx.newPage();
-      t.on('request', (r) => {
-        if (new URL(r.url()).pathname !== '/events') return;
-        reads.push({tab: t, what: streamTry(r) ? 'a stream try' : 'a look'});
-        counted();
-      });
-      await t.goto(BASE + '/');
-      await t.waitForSelector('#conn[data-role="' + (i ? 'follower' : 'leader') + '"]', {state: 'attached', timeout: WAIT});
-      await t.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-      tabs.push(t);
-    }
+    const seen = eventsReads(tabs);
+    const {reads} = seen;
+    for (let i = 0; i < 3; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
     (await within(firstTry, WAIT, 'no tab tried the stream')).fulfill(ASKS_TOKEN);
     for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
     reads.length = 0;
-    await within(moreReads(4), WAIT, 'the tabs made no look');
+    await within(seen.more(4), WAIT, 'the tabs made no look');
     const [reader, ...rest] = tabs;
     check(reads.every((r) => r.tab === reader && r.what === 'a look'),
-          'the tabs that wait for a token read /events so (tab 1 reads the stream): ' + said(reads));
+          'the tabs that wait for a token read /events so (tab 1 reads the stream): ' + seen.said());
 
     // the tab that reads the stream closes: the next looks on
     await reader.close();
     reads.length = 0;
-    await within(moreReads(4), WAIT, 'no look after the tab that read the stream closed');
+    await within(seen.more(4), WAIT, 'no look after the tab that read the stream closed');
     const next = reads[0].tab;
     check(reads.every((r) => r.tab === next && r.what === 'a look'),
-          'after the tab that read the stream closed, the tabs that wait for a token read /events so: ' + said(reads));
+          'after the tab that read the stream closed, the tabs that wait for a token read /events so: ' + seen.said());
     check(await next.getAttribute('#conn', 'data-role') === 'leader', 'the tab that looks does not read the stream');
 
     // taskd asks for none: every tab goes live in its place, the stream opened once, by the tab
@@ -451,7 +473,7 @@ await step('tabs that share a stream and wait for a token make one look a retry 
       await t.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
     }
     const tries = reads.filter((r) => r.what === 'a stream try');
-    check(tries.length === 1 && tries[0].tab === next, 'once taskd asked for no token, the tabs read /events so: ' + said(reads));
+    check(tries.length === 1 && tries[0].tab === next, 'once taskd asked for no token, the tabs read /events so: ' + seen.said());
     for (const t of rest) {
       const roles = await t.evaluate(() => window.__roles);
       check(roles.length === 1 && roles[0] === (t === next ? 'leader' : 'follower'), 'once taskd asked for no token, tab ' +
@@ -465,26 +487,30 @@ await step('tabs that share a stream and wait for a token make one look a retry 
 // Tabs that wait for a token make no look at the stream while none of them is in sight, where no
 // one would see what it finds: a tab alone (that reads its own stream, or the only tab of its
 // group) out of sight, or two of one group. One shown again has the tab that reads the stream
-// look at once, and says again that it waits, not that it is paused. The looks are told from the
-// page's fetch() calls, each with the visibility the page had as it made it.
+// look at once (within half a retry period, where the next look would have come a retry period
+// on), and says again that it waits, not that it is paused. The looks are told from the page's
+// fetch() calls, each with the visibility the page had as it made it and when (Date.now(): one
+// clock for every tab); the page notes when it was last hidden and shown.
 await step('tabs that wait for a token make no look at the stream while none is in sight; a tab shown has one made at once, and says it waits', async () => {
+  const retry = 500;
   for (const [origin, n] of [[BASE, 1], [INSECURE, 1], [BASE, 2]]) {
     const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
     const what = n + ' tab' + (n === 1 ? '' : 's') + ' at ' + origin;
     try {
-      await quickTimers(ctx, {park: 2000});
+      await quickTimers(ctx, {retry, park: 4 * retry});
       await ctx.addInitScript(() => {
-        window.__looks = []; // the page's visibility at each look
+        window.__looks = []; // each look: {seen: the page's visibility, at}
         const fetch = window.fetch;
         window.fetch = function (url, init) {
           if (String(url).startsWith('/events') && !(init && init.headers && init.headers.Accept))
-            window.__looks.push(document.visibilityState);
+            window.__looks.push({seen: document.visibilityState, at: Date.now()});
           return fetch.apply(this, arguments);
         };
+        window.__turned = {}; // visibility -> when the page last took it
+        document.addEventListener('visibilitychange', () => (window.__turned[document.visibilityState] = Date.now()));
       });
       let asks = true; // taskd asks for a token
-      await ctx.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
-        route.fulfill(ASKS_TOKEN));
+      await askToken(ctx, () => asks);
       const tabs = [];
       for (let i = 0; i < n; i++) {
         const t = await ctx.newPage();
@@ -497,16 +523,22 @@ await step('tabs that wait for a token make no look at the stream while none is 
       // the look that read why the stream was refused, and one of those a retry period (0.5 s)
       await looker.waitForFunction(() => window.__looks.length >= 2, null, {timeout: WAIT});
       for (const t of [...tabs].reverse()) await setHidden(t, true);
-      // none in sight for four retry periods: the stream is let go (paused) after them
+      // none in sight for four retry periods: the stream is let go (paused) after them. A look
+      // decided in sight may be made as the looker goes out of sight, the last of them (the lock
+      // manager's answer which tabs are in sight, awaited, is as of the question): from a retry
+      // period on, none may be.
       await looker.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+      const since = await looker.evaluate((ms) => window.__turned.hidden + ms, retry);
       const unseen = [];
-      for (const t of tabs) unseen.push(...(await t.evaluate(() => window.__looks)).filter((v) => v === 'hidden'));
-      check(unseen.length === 0, what + ': with none in sight for four retry periods, the stream was looked at ' + unseen.length + ' times');
+      for (const t of tabs) unseen.push(...(await t.evaluate(() => window.__looks)).filter((l) => l.seen === 'hidden' && l.at >= since));
+      check(unseen.length === 0, what + ': with none in sight for three retry periods, the stream was looked at ' + unseen.length + ' times');
       const looks = await looker.evaluate(() => window.__looks.length);
       await setHidden(shown, false);
       await looker.waitForFunction((k) => window.__looks.length > k, looks, {timeout: WAIT}).catch(() => {
         throw new Error(what + ': a tab shown again, the stream was not looked at');
       });
+      const late = (await looker.evaluate((k) => window.__looks[k].at, looks)) - (await shown.evaluate(() => window.__turned.visible));
+      check(late < retry / 2, what + ': a tab shown again, the stream was looked at ' + late + ' ms later, not at once');
       await shown.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(async () => {
         throw new Error(what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(await shown.textContent('#conn-said')));
       });
