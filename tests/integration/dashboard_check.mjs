@@ -241,7 +241,9 @@ async function tokenTab(ctx, seen, role) {
   seen.watch(t);
   await t.goto(BASE + '/');
   await t.waitForSelector('#conn[data-role="' + role + '"]', {state: 'attached', timeout: WAIT});
-  await t.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await t.waitForSelector('#token-form:not([hidden])', {timeout: WAIT}).catch(() => {
+    throw new Error('a tab opened, the ' + role + ' of its group, did not ask for a token');
+  });
   return t;
 }
 // Each sentence written for a screen reader into #conn from now on, in window.__connSaid.
@@ -478,6 +480,77 @@ await step('tabs that share a stream and wait for a token make one look a retry 
       const roles = await t.evaluate(() => window.__roles);
       check(roles.length === 1 && roles[0] === (t === next ? 'leader' : 'follower'), 'once taskd asked for no token, tab ' +
             (tabs.indexOf(t) + 1) + ' was ' + roles.map(String).join(', then ') + ' of the stream');
+    }
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
+// A tab that joins tabs whose stream was refused with a 401 learns it from the tab that reads the
+// stream, in its answer to the new tab's hello: it waits for a token too, and taking the stream
+// over, it looks on, once a retry period (0.5 s here), without trying the stream. Only the stream
+// asks for a token here (a proxy in front that asks on it alone, say): the new tab's own reads
+// say nothing of one.
+await step('a tab that joins tabs that wait for a token after their stream was refused waits for one too, and takes the stream over without trying it', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    await ctx.route((url) => url.pathname === '/events', (route) => route.fulfill(ASKS_TOKEN));
+    const tabs = [];
+    const seen = eventsReads(tabs);
+    tabs.push(await tokenTab(ctx, seen, 'leader'));
+    await tabs[0].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
+    tabs.push(await tokenTab(ctx, seen, 'follower'));
+    // the state of the stream, as the reading tab answers a new tab's hello
+    await tabs[1].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+    await tabs[0].close();
+    seen.reads.length = 0;
+    await within(seen.more(2), WAIT, 'no read of /events after the tab that read the stream closed');
+    check(seen.reads.every((r) => r.tab === tabs[1] && r.what === 'a look'),
+          'the tab that joined after the stream was refused, taking it over, read /events so: ' + seen.said());
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
+// What a browser does as it keeps a page left for another in its back/forward cache ('pagehide'),
+// and as it shows it from there again ('pageshow'): each event persisted, in one go. (Playwright
+// turns that cache off; a step below has a browser of its own with it on.)
+function pageTransitions(p, ...types) {
+  return p.evaluate((ts) => ts.forEach((t) => dispatchEvent(new PageTransitionEvent(t, {persisted: true}))), types);
+}
+
+// A tab kept in the back/forward cache leaves its group, and joins it again when shown. A tab
+// away while taskd stopped asking for a token learns it in the reading tab's answer to its hello,
+// and ends its wait: it missed the word the others had, and kept the token field and its banner,
+// its queues and /metrics unread, for good.
+await step('a tab that waits for a token and comes back from the back/forward cache ends its wait if taskd asked for none meanwhile', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    let asks = true; // taskd asks for a token
+    await askToken(ctx, () => asks);
+    const tabs = [];
+    const seen = eventsReads(tabs);
+    for (let i = 0; i < 2; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
+    const [first, second] = tabs;
+    for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // refused, and why read
+
+    // tab 2, away while taskd stops asking, comes back
+    await pageTransitions(second, 'pagehide');
+    asks = false;
+    await first.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await pageTransitions(second, 'pageshow');
+    await second.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    const back = 'taskd asked for no token while tab 2 was away; back, ';
+    await second.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT}).catch(async () => {
+      throw new Error(back + 'it still waits for one, the banner saying ' + JSON.stringify(await second.textContent('#banner')));
+    });
+    await second.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+    for (const [sel, what] of [['#queues tbody tr[data-queue]', 'the queues'], ['#create-type option[value="noop"]', 'the task types']]) {
+      await second.waitForSelector(sel, {state: 'attached', timeout: WAIT}).catch(() => {
+        throw new Error(back + 'it did not read ' + what);
+      });
     }
   } finally {
     await ctx.close();

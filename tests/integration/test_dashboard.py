@@ -77,10 +77,12 @@ reads work, until a token is entered, which reads the stream again. A page that 
 nothing but a look at the stream, one at a time, once a retry period, and goes live by itself once taskd
 (answered by the test) asks for none; tabs that share a stream make one look between them, by the tab that
 reads it (and, once it closes, by the tab that takes over, which does not try the stream), and go live
-together once taskd asks for none, the stream opened once and staying with that tab; no look is made while
-no tab is in sight (a tab alone, under both names, or both tabs of a group), and a tab shown has one made at
-once (within half a retry period) and says it waits for a token, not that it is paused. A tab out of
-sight does not read the queues again after a change, and does once shown. A reading tab left for
+together once taskd asks for none, the stream opened once and staying with that tab. A tab that joins after
+the refusal (only the stream asking) waits for a token too, and takes the stream over without trying it; one
+back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait. No
+look is made while no tab is in sight (a tab alone, under both names, or both tabs of a group), and a tab
+shown has one made at once (within half a retry period) and says it waits for a token, not that it is
+paused. A tab out of sight does not read the queues again after a change, and does once shown. A reading tab left for
 another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
 another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the
 browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and

@@ -1096,8 +1096,9 @@ async function parkIfUnseen() {
 function fromGroup(m) {
   if (!m || typeof m !== 'object') return;
   if (share.leader) {
-    if (m.kind === 'hello') share.post({kind: 'at', seq: idMessage(share.position()), state: conn.state, text: conn.text});
-    else if (m.kind === 'shown') {
+    if (m.kind === 'hello') {
+      share.post({kind: 'at', seq: idMessage(share.position()), state: conn.state, text: conn.text, asks: streamAsks});
+    } else if (m.kind === 'shown') {
       shownHeard++;
       clearTimeout(parkTimer);
       if (parked) unpark();
@@ -1129,6 +1130,16 @@ function fromGroup(m) {
   } else if (m.kind === 'at') {
     if (eventId(m.seq) !== null) share.at = eventId(m.seq);
     if (says) setConn(m.state, m.text);
+    // whether the stream asks for a token, for a tab that joins: one that joined after it was
+    // refused learns it (taking the stream over, it looks on), and one that was away meanwhile
+    // (in the back/forward cache) that taskd asks for none now
+    if (m.asks) {
+      streamAsks = true;
+      auth.ask();
+    } else if (m.asks === false && streamAsks) {
+      waitOver();
+      loadTypes();
+    }
   }
 }
 
