@@ -520,11 +520,12 @@ function pageTransitions(p, ...types) {
   return p.evaluate((ts) => ts.forEach((t) => dispatchEvent(new PageTransitionEvent(t, {persisted: true}))), types);
 }
 
-// A tab kept in the back/forward cache leaves its group, and joins it again when shown. A tab
-// away while taskd stopped asking for a token learns it in the reading tab's answer to its hello,
-// and ends its wait: it missed the word the others had, and kept the token field and its banner,
-// its queues and /metrics unread, for good.
-await step('a tab that waits for a token and comes back from the back/forward cache ends its wait if taskd asked for none meanwhile', async () => {
+// A tab kept in the back/forward cache leaves its group, and joins it again when shown. A reading
+// tab that waits for a token and comes back behind another, just after a look, makes no look of
+// its own beside that tab's: its next was due. A tab away while taskd stopped asking for a token
+// learns it in the reading tab's answer to its hello, and ends its wait: it missed the word the
+// others had, and kept the token field and its banner, its queues and /metrics unread, for good.
+await step('a tab that waits for a token and comes back from the back/forward cache makes no look beside the tab that reads the stream, and ends its wait if taskd asked for none meanwhile', async () => {
   const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
   try {
     await quickTimers(ctx);
@@ -535,20 +536,29 @@ await step('a tab that waits for a token and comes back from the back/forward ca
     for (let i = 0; i < 2; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
     const [first, second] = tabs;
     for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // refused, and why read
+    // tab 1 leaves and comes back just after one of its looks (with the next due a retry period later)
+    await first.waitForEvent('requestfinished', {predicate: (r) => new URL(r.url()).pathname === '/events', timeout: WAIT});
+    seen.reads.length = 0;
+    await pageTransitions(first, 'pagehide', 'pageshow');
+    await first.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
+    await within(seen.more(3), WAIT, 'no look after the tab that read the stream came back');
+    check(seen.reads.every((r) => r.tab === second && r.what === 'a look'),
+          'the tab that read the stream came back from the back/forward cache (tab 2 reads it now); the tabs read /events so: ' +
+          seen.said());
 
-    // tab 2, away while taskd stops asking, comes back
-    await pageTransitions(second, 'pagehide');
+    // tab 1, away again while taskd stops asking, comes back
+    await pageTransitions(first, 'pagehide');
     asks = false;
-    await first.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await pageTransitions(second, 'pageshow');
-    await second.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    const back = 'taskd asked for no token while tab 2 was away; back, ';
-    await second.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT}).catch(async () => {
-      throw new Error(back + 'it still waits for one, the banner saying ' + JSON.stringify(await second.textContent('#banner')));
+    await second.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await pageTransitions(first, 'pageshow');
+    await first.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    const back = 'taskd asked for no token while tab 1 was away; back, ';
+    await first.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT}).catch(async () => {
+      throw new Error(back + 'it still waits for one, the banner saying ' + JSON.stringify(await first.textContent('#banner')));
     });
-    await second.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+    await first.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
     for (const [sel, what] of [['#queues tbody tr[data-queue]', 'the queues'], ['#create-type option[value="noop"]', 'the task types']]) {
-      await second.waitForSelector(sel, {state: 'attached', timeout: WAIT}).catch(() => {
+      await first.waitForSelector(sel, {state: 'attached', timeout: WAIT}).catch(() => {
         throw new Error(back + 'it did not read ' + what);
       });
     }

@@ -79,14 +79,15 @@ nothing but a look at the stream, one at a time, once a retry period, and goes l
 reads it (and, once it closes, by the tab that takes over, which does not try the stream), and go live
 together once taskd asks for none, the stream opened once and staying with that tab. A tab that joins after
 the refusal (only the stream asking) waits for a token too, and takes the stream over without trying it; one
-back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait. No
+back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait, and
+the tab that read the stream, back from it behind another, makes no look beside that tab's. No
 look is made while no tab is in sight (a tab alone, under both names, or both tabs of a group), and a tab
 shown has one made at once (within half a retry period) and says it waits for a token, not that it is
-paused. A tab out of sight does not read the queues again after a change, and does once shown. A reading tab left for
-another page and kept in the back/forward cache (a browser of its own, with that cache on) lets
-another tab read on, and joins again when shown. Tabs share only with tabs of the same token. Under a name the
-browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by the browser and
-allowed by taskd) each tab reads its own stream and lets it go out of sight, as before.
+paused. A tab out of sight does not read the queues again after a change, and does once shown. A
+reading tab left for another page and kept in the back/forward cache (a browser of its own, with that
+cache on) lets another tab read on, and joins again when shown. Tabs share only with tabs of the same
+token. Under a name the browser does not count as a secure context (taskd.test, resolved to 127.0.0.1 by
+the browser and allowed by taskd) each tab reads its own stream and lets it go out of sight, as before.
 The steps that wait on the page's own timers (the queues read every 5 s, a refused stream
 tried again after 5 s, a stream let go after 10 s out of sight, a silent one given up after 35 s)
 give it shorter periods before it loads (window.taskdPeriods): it does the same, sooner.

@@ -386,10 +386,12 @@ function refusal(status, detail) {
 let streamAsks = false; // the stream was refused with a 401, and the page waits for a token
 let tokenLook = null; // the next look's timer, from when it is set until the look is answered
 function lookWhileWaiting(ms = PERIODS.retry) {
-  if (tokenLook || !streamAsks || (share.name && !share.leader)) return;
+  if (tokenLook || !looksHere()) return;
   tokenLook = setTimeout(async () => {
-    // none once a token was entered (all was read again with it), nor while no tab is in sight
-    if (!streamAsks || !(await anyShown())) {
+    // none once a token was entered (all was read again with it), nor by a tab that reads the
+    // stream no more (it left its group and joined it again, another tab reading it), nor while
+    // no tab is in sight
+    if (!looksHere() || !(await anyShown())) {
       tokenLook = null;
       return;
     }
@@ -403,6 +405,12 @@ function lookWhileWaiting(ms = PERIODS.retry) {
       lookWhileWaiting();
     }
   }, ms);
+}
+
+// This tab makes the looks: its stream asks for a token, and it reads the stream, its own or its
+// group's.
+function looksHere() {
+  return streamAsks && (!share.name || share.leader);
 }
 
 // A token entered: everything is read again with it.
