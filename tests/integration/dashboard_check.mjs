@@ -513,6 +513,37 @@ await step('a tab that joins tabs that wait for a token after their stream was r
   }
 }, ['loaded']);
 
+// Tabs that wait for a token, none of them in sight, let the stream go: the tab that reads it says
+// it is paused, to the others too. When it closes, the tab that takes the stream over looks on, and
+// says that they are offline until a token is entered, where they all kept saying "paused", and a
+// tab shown again said so for good (it had not let the stream go, and had nothing to take up again).
+await step('tabs that wait for a token, out of sight, whose reading tab closes, say again that they wait for a token, not that they are paused', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    await askToken(ctx);
+    const tabs = [];
+    const seen = eventsReads(tabs);
+    for (let i = 0; i < 3; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
+    for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+    for (const t of [...tabs].reverse()) await setHidden(t, true);
+    for (const t of tabs) await t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+    await tabs[0].close();
+    await tabs[1].waitForSelector('#conn[data-role="leader"]', {state: 'attached', timeout: WAIT});
+    // tab 3 shown: tab 2, which reads the stream now, looks at once
+    seen.reads.length = 0;
+    await setHidden(tabs[2], false);
+    await within(seen.more(1), WAIT, 'a tab shown again, the stream was not looked at');
+    for (const t of tabs.slice(1)) {
+      const sentence = await t.textContent('#conn-said');
+      check(sentence === SAID_TOKEN, 'tab ' + (tabs.indexOf(t) + 1) + ', after the reading tab closed (tab 3 shown again), says ' +
+            JSON.stringify(sentence));
+    }
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
 // What a browser does as it keeps a page left for another in its back/forward cache ('pagehide'),
 // and as it shows it from there again ('pageshow'): each event persisted, in one go. (Playwright
 // turns that cache off; a step below has a browser of its own with it on.)

@@ -76,7 +76,8 @@ said once, as waiting for a token, not first as retried; the token field and its
 reads work, until a token is entered, which reads the stream again. A page that waits for a token reads
 nothing but a look at the stream, one at a time, once a retry period, and goes live by itself once taskd
 (answered by the test) asks for none; tabs that share a stream make one look between them, by the tab that
-reads it (and, once it closes, by the tab that takes over, which does not try the stream), and go live
+reads it (and, once it closes, by the tab that takes over, which does not try the stream and says they
+wait for a token, where tabs out of sight kept saying the stream was paused, shown again too), and go live
 together once taskd asks for none, the stream opened once and staying with that tab. A tab that joins after
 the refusal (only the stream asking) waits for a token too, and takes the stream over without trying it; one
 back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait, and

@@ -1052,7 +1052,10 @@ function leaveGroup() {
 // starts parked.
 async function lead() {
   if (source || parked) return;
-  if (streamAsks) return lookWhileWaiting(); // as the last one did
+  if (streamAsks) { // it looks on, as the last one did, and says so: not the last one's "paused"
+    setConn('offline', 'offline');
+    return lookWhileWaiting();
+  }
   const unseen = document.visibilityState === 'hidden' && !(await anyShown());
   if (!share.leader || source || parked) return;
   if (unseen) {
