@@ -669,7 +669,9 @@ await step('tabs that wait for a token make no look at the stream while none is 
 // Behind a proxy that asks for a token on some routes only (the queues here), a stream that
 // works says nothing of them: the page waits for a token without looking at the stream, which
 // would answer, read everything again, be asked again, and so on every retry period (0.5 s here).
-await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it', async () => {
+// Out of sight, it lets the stream go as any page does, and shown again reads it on, where it
+// said for good that it was offline until a token was entered.
+await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it, and read on once shown again', async () => {
   const p37 = await lonePage();
   try {
     await quickTimers(p37);
@@ -684,6 +686,14 @@ await step('a token asked for by a route other than the stream is waited for, th
     await new Promise((resolve) => setTimeout(resolve, 2000));
     check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
     check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
+    await setHidden(p37, true);
+    await p37.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+    await setHidden(p37, false);
+    await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
+      throw new Error('shown again, waiting for a token the queues asked for, the page says ' +
+                      JSON.stringify(await p37.textContent('#conn-said')));
+    });
+    check(!(await p37.isHidden('#token-form')), 'the token field went away as the page was shown again, the queues still asking for a token');
     await p37.fill('#token-input', 'a-token');
     await p37.click('#token-form button[type="submit"]');
     await p37.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});

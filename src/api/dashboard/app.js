@@ -888,9 +888,10 @@ function onVisibility() {
 
 function unpark() {
   parked = false;
-  // a page that waits for a token says so again, not paused: a token entered, or taskd asking
-  // for none, connects
-  if (waitingForToken()) return setConn('offline', 'offline');
+  // a page whose stream asks for a token says so again, not paused: a token entered, or taskd
+  // asking for none, connects. One that waits for a token another route asked for reads on: its
+  // stream worked.
+  if (streamAsks) return setConn('offline', 'offline');
   const passed = share.position();
   loadTasks().then((shown) => {
     // nothing was passed on while the stream was let go: a list from before where it had come to
