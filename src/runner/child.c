@@ -815,7 +815,7 @@ void child_free(child *c)
     free(c);
 }
 
-int child_continue_orphans(int *unended)
+int child_continue_orphans(int *unended, int *unwatched)
 {
-    return proc_continue_orphans(SUPERVISOR_NAME, end_signal(), KILL_GRACE_MS, unended);
+    return proc_continue_orphans(SUPERVISOR_NAME, end_signal(), KILL_GRACE_MS, unended, unwatched);
 }

@@ -153,10 +153,10 @@ void child_free(child *c);
  * parent-death signal included, so their programs ran on. Continued, each takes that signal and
  * clears its run as it does when its parent dies, and is waited for: within the grace a run
  * has to be cleared (2 s), so that their runs have ended before this process runs others (a
- * task of theirs again); *unended: how many had not ended by then. A supervisor whose parent
- * lives is left alone, stopped or not. How many were continued; -1 without /proc, when nothing
- * is done.
+ * task of theirs again); *unended: how many had not ended by then; *unwatched: how many were
+ * not waited for (no memory to note them). A supervisor whose parent lives is left alone,
+ * stopped or not. How many were continued; -1 without /proc, when nothing is done.
  */
-int child_continue_orphans(int *unended);
+int child_continue_orphans(int *unended, int *unwatched);
 
 #endif

@@ -225,8 +225,6 @@ static bool pending(pid_t pid, int sig)
     return false;
 }
 
-/* Most supervisors proc_continue_orphans() notes to wait for; the rest are continued only. */
-#define ORPHANS_NOTED 64
 /* Milliseconds between proc_continue_orphans()'s looks at those it continued. */
 #define ORPHANS_LOOK_MS 10
 
@@ -235,7 +233,8 @@ typedef struct orphans {
     const char *name;
     int sig;
     int continued;
-    proc_id noted[ORPHANS_NOTED]; /* the first continued */
+    proc_id *noted; /* those continued, to wait for: noted[0..n), room for size */
+    int n, size;
 } orphans;
 
 static void continue_if_orphan(long number, void *arg)
@@ -251,9 +250,16 @@ static void continue_if_orphan(long number, void *arg)
         return; /* its parent, alive */
     if (!proc_signal_seen(&p, SIGCONT))
         return;
-    if (o->continued < ORPHANS_NOTED)
-        o->noted[o->continued] = p;
     o->continued++;
+    if (o->n == o->size) {
+        int size = o->size ? 2 * o->size : 64;
+        proc_id *more = realloc(o->noted, (size_t)size * sizeof *more);
+        if (!more)
+            return; /* continued, not waited for */
+        o->noted = more;
+        o->size = size;
+    }
+    o->noted[o->n++] = p;
 }
 
 /* How many of ids[0..n) still run: not gone, not a zombie, their pids not reused. */
@@ -267,15 +273,16 @@ static int running(const proc_id *ids, int n)
     return left;
 }
 
-int proc_continue_orphans(const char *name, int sig, int wait_ms, int *unended)
+int proc_continue_orphans(const char *name, int sig, int wait_ms, int *unended, int *unwatched)
 {
     orphans o = {.name = name, .sig = sig};
-    *unended = 0;
+    *unended = *unwatched = 0;
     if (!each_process(continue_if_orphan, &o))
         return -1;
-    const int noted = o.continued < ORPHANS_NOTED ? o.continued : ORPHANS_NOTED;
+    *unwatched = o.continued - o.n;
     const int64_t until = clock_mono_ms() + wait_ms;
-    while ((*unended = running(o.noted, noted)) > 0 && clock_mono_ms() < until)
+    while ((*unended = running(o.noted, o.n)) > 0 && clock_mono_ms() < until)
         clock_sleep_ms(ORPHANS_LOOK_MS);
+    free(o.noted);
     return o.continued;
 }

@@ -1,7 +1,8 @@
 /*
  * proc_tree — processes as /proc shows them, for a supervisor to find and kill every process
- * under it. Every function here makes system calls only (no allocation, no lock, no stdio), so
- * code between fork() and exec, or in the fork of a multi-threaded process, may call them.
+ * under it. Every function here but proc_continue_orphans() makes system calls only (no
+ * allocation, no lock, no stdio), so code between fork() and exec, or in the fork of a
+ * multi-threaded process, may call them.
  */
 #ifndef TASKD_PROC_TREE_H
 #define TASKD_PROC_TREE_H
@@ -60,9 +61,9 @@ bool proc_signal_seen(const proc_id *id, int sig);
  * A process that only took the name (any program whose file name begins with it, cut to 15
  * characters) has no such signal pending. Each is signalled as proc_signal_seen() does. Then it
  * waits, at most wait_ms, for those continued to end (gone or zombies: their new parent reaps
- * them), the first 64 of them, and puts in *unended how many still run. How many were continued,
- * or -1 when /proc cannot be listed.
+ * them), and puts in *unended how many still run, and in *unwatched how many were not waited
+ * for (no memory to note them). How many were continued, or -1 when /proc cannot be listed.
  */
-int proc_continue_orphans(const char *name, int sig, int wait_ms, int *unended);
+int proc_continue_orphans(const char *name, int sig, int wait_ms, int *unended, int *unwatched);
 
 #endif

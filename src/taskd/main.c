@@ -389,14 +389,16 @@ static bool keep_standard_fds(void)
  * /proc, nothing is done). */
 static void end_orphaned_runs(void)
 {
-    int unended, n = child_continue_orphans(&unended);
+    int unended, unwatched, n = child_continue_orphans(&unended, &unwatched);
     if (n > 0) {
-        char count[16], left[16];
+        char count[16], left[16], unseen[16];
         snprintf(count, sizeof count, "%d", n);
         snprintf(left, sizeof left, "%d", unended);
+        snprintf(unseen, sizeof unseen, "%d", unwatched);
         log_warn("continued the stopped supervisors of runs whose taskd had died; they ended "
-                 "those runs (not_ended: still ending after their grace)",
-                 "supervisors", count, "not_ended", left, NULL);
+                 "those runs (not_ended: still ending after their grace; not_waited_for: no "
+                 "memory to note them)",
+                 "supervisors", count, "not_ended", left, "not_waited_for", unseen, NULL);
     }
 }
 

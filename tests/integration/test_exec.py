@@ -577,7 +577,8 @@ class ExecHandler(ServerTestCase):
                 self.skipTest("a taskd started elsewhere on this machine continued the supervisor")
             self.assertEqual(len(said), 1, s.stderr_text()[-3000:])
             self.assertGreaterEqual(int(said[0]["supervisors"]), 1)  # another taskd's may be too
-            self.assertEqual(said[0]["not_ended"], "0")  # waited for before the task ran again
+            # waited for before the task ran again
+            self.assertEqual((said[0]["not_ended"], said[0]["not_waited_for"]), ("0", "0"))
         finally:
             set_subreaper(False)
             kill_fixture_processes(pids, started_by)

@@ -214,10 +214,38 @@ static void test_kill_only_the_process_seen(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+/* A stopper's life, with end_sig (when not 0) its parent-death signal, which it blocks and takes
+ * 200 ms to act on, as a supervisor takes a moment to clear its run; with held (a pipe) not NULL,
+ * it acts on it once the pipe's write end is closed. */
+static _Noreturn void stop_then_end(const char *name, int end_sig, const int *held)
+{
+    int null = open("/dev/null", O_RDWR); /* not the output of the test, should it fail */
+    for (int fd = 0; fd <= 2; fd++)
+        (void)dup2(null, fd);
+    (void)prctl(PR_SET_NAME, (unsigned long)name);
+    sigset_t end;
+    sigemptyset(&end);
+    if (end_sig) {
+        sigaddset(&end, end_sig);
+        (void)sigprocmask(SIG_BLOCK, &end, NULL);
+        (void)prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig);
+    }
+    if (held)
+        close(held[1]);
+    (void)raise(SIGSTOP);
+    if (end_sig && sigwaitinfo(&end, NULL) == end_sig) {
+        char byte;
+        if (!held)
+            sleep_ms(200);
+        while (held && read(held[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+    }
+    _exit(0);
+}
+
 /* A process named name that stops itself, and exits once continued: a child of this process, or
- * with orphan an orphan (its parent, a child of this one, exits once it has seen it stop), with
- * end_sig (when not 0) its parent-death signal, pending from then on, which it blocks and takes
- * 200 ms to act on, as a supervisor takes a moment to clear its run. As seen stopped. */
+ * with orphan an orphan (its parent, a child of this one, exits once it has seen it stop), its
+ * end signal pending from then on (stop_then_end()). As seen stopped. */
 static proc_id stopper(const char *name, bool orphan, int end_sig)
 {
     int p[2];
@@ -226,23 +254,8 @@ static proc_id stopper(const char *name, bool orphan, int end_sig)
     assert_true(pid >= 0);
     if (pid == 0) {
         pid_t self = orphan ? fork() : 0;
-        if (self == 0) {
-            int null = open("/dev/null", O_RDWR); /* not the output of the test, should it fail */
-            for (int fd = 0; fd <= 2; fd++)
-                (void)dup2(null, fd);
-            (void)prctl(PR_SET_NAME, (unsigned long)name);
-            sigset_t end;
-            sigemptyset(&end);
-            if (end_sig) {
-                sigaddset(&end, end_sig);
-                (void)sigprocmask(SIG_BLOCK, &end, NULL);
-                (void)prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig);
-            }
-            (void)raise(SIGSTOP);
-            if (end_sig && sigwaitinfo(&end, NULL) == end_sig)
-                sleep_ms(200);
-            _exit(0);
-        }
+        if (self == 0)
+            stop_then_end(name, end_sig, NULL);
         int st;
         if (orphan && waitpid(self, &st, WUNTRACED) != self) /* its parent-death signal set */
             _exit(1);
@@ -260,6 +273,31 @@ static proc_id stopper(const char *name, bool orphan, int end_sig)
         sleep_ms(5);
     assert_int_equal(id.state, 'T');
     return id;
+}
+
+/* n stopped orphans named name (stop_then_end() with end_sig and held), all of one parent, a
+ * child of this process, which exits once it has seen them all stop. */
+static void held_orphans(const char *name, int end_sig, const int held[2], int n)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (int i = 0; i < n; i++) {
+            pid_t orphan = fork();
+            if (orphan == 0)
+                stop_then_end(name, end_sig, held);
+            if (orphan < 0)
+                _exit(1);
+        }
+        int st;
+        for (int i = 0; i < n; i++)
+            if (waitpid(-1, &st, WUNTRACED) < 0 || !WIFSTOPPED(st))
+                _exit(1);
+        _exit(0);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
 /* Whether the process seen as id is still stopped. */
@@ -287,7 +325,10 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     /* the child's end signal pending too (blocked, it stays stopped): its parent alone keeps it */
     assert_int_equal(kill(child.pid, end_sig), 0);
     int unended = -1;
-    assert_true(proc_continue_orphans("orphan-test", end_sig, 2000, &unended) >= 1); /* others' */
+    int unwatched = -1;
+    assert_true(proc_continue_orphans("orphan-test", end_sig, 2000, &unended, &unwatched) >=
+                1); /* others' */
+    assert_int_equal(unwatched, 0);
     assert_int_equal(unended, 0);
     assert_true(still_stopped(&child));
     assert_true(still_stopped(&other));
@@ -298,6 +339,27 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     (void)proc_signal_seen(&named, SIGKILL);
     kill(child.pid, SIGKILL);
     reap(child.pid);
+}
+
+/* Every orphan continued is waited for, however many (65 here: past the room for 64 its notes
+ * start with): each still clearing its run when the wait runs out, all of them count as not
+ * ended. */
+static void test_wait_for_every_orphan_continued(void **state)
+{
+    (void)state;
+    enum { ORPHANS = 65 };
+    const int end_sig = SIGRTMIN + 1;
+    char name[16]; /* this process's own: no other test's look continues them */
+    snprintf(name, sizeof name, "orphans-%d", (int)getpid());
+    int held[2];
+    assert_int_equal(pipe(held), 0);
+    held_orphans(name, end_sig, held, ORPHANS);
+    close(held[0]);
+    int unended = -1, unwatched = -1;
+    assert_int_equal(proc_continue_orphans(name, end_sig, 50, &unended, &unwatched), ORPHANS);
+    assert_int_equal(unended, ORPHANS);
+    assert_int_equal(unwatched, 0);
+    close(held[1]); /* they end */
 }
 
 static void note_number(long number, void *arg)
@@ -331,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
+        cmocka_unit_test(test_wait_for_every_orphan_continued),
         cmocka_unit_test(test_numbered_entries_of_a_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
