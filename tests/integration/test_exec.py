@@ -16,8 +16,10 @@ import os
 import resource
 import signal
 import shutil
+import sqlite3
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -534,6 +536,21 @@ class ExecHandler(ServerTestCase):
                    what="the supervisor to stop")
         return pids, written_at(pidfile)
 
+    @staticmethod
+    def hold_once_continued(pid, seconds, held):
+        """Once the child pid is continued, stop it again at once and continue it seconds later,
+        as a supervisor slow to clear its run; held["held"]: whether it was stopped again before
+        it ended (it may clear its run first: a look at /proc and a kill)."""
+        if os.waitid(os.P_PID, pid, os.WCONTINUED | os.WEXITED | os.WNOWAIT).si_code != \
+                os.CLD_CONTINUED:
+            return
+        os.kill(pid, signal.SIGSTOP)
+        held["held"] = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT).si_code \
+            == os.CLD_STOPPED
+        if held["held"]:
+            time.sleep(seconds)
+            os.kill(pid, signal.SIGCONT)
+
     def test_a_run_whose_supervisor_was_stopped_when_taskd_died_ends_at_the_next_start(self):
         """SIGKILL taskd while the program of a run has stopped its supervisor, leaving a sleep in
         its process group. Re-parented to init, or to a subreaper of another session, the
@@ -541,10 +558,14 @@ class ExecHandler(ServerTestCase):
         member: SIGHUP, SIGCONT); re-parented to a subreaper of taskd's session (a container's
         init that starts taskd again; this process here), it stays stopped, its parent-death
         signal pending, and the program and its sleep run on. The next taskd to start continues
-        it, and it ends the run; the task, whose end nobody saw, runs again."""
+        it, and it ends the run; the task, whose end nobody saw, runs again, only once that run
+        has ended: the task made visible at once, and the supervisor held stopped for 0.5 s
+        once continued (as one slow to clear its run, within the 2 s grace), the next run finds
+        it ended."""
         tmp = tempfile.mkdtemp(prefix="orphan-", dir=self.tmp)
         s = self.stopper_server(tmp, "orphan.json")
         pids, started_by = [], 0
+        holder = None
         try:
             tid = s.create("TASK2", data={"dir": tmp})
             pids, started_by = self.stopped_run(tmp)
@@ -556,22 +577,27 @@ class ExecHandler(ServerTestCase):
             if self.state_of(supervisor) != "T":  # any taskd that starts here continues it
                 self.skipTest("a taskd started elsewhere on this machine continued the supervisor")
             self.assertEqual([p for p in pids if process_gone(p, started_by)], [])
+            conn = sqlite3.connect(s.db)  # visible again now, not at the end of its timeout
+            conn.execute("UPDATE messages SET visible_ms = 0 WHERE task_id = ?", (tid,))
+            conn.commit()
+            conn.close()
+            held = {}
+            holder = threading.Thread(target=self.hold_once_continued, args=(supervisor, 0.5, held),
+                                      daemon=True)
+            holder.start()
             s.close(remove_tmp=False)
             s = self.stopper_server(tmp, "again.json", db=s.db)
-            # it exits once it has killed and reaped the program and the sleep
+            # it ends once it has killed and reaped the program and the sleep (left a zombie
+            # until the task has run again: its pid is not taken meanwhile)
             try:
-                wait_until(lambda: os.waitpid(supervisor, os.WNOHANG)[0] == supervisor or None, 5,
-                           what="the supervisor to end its run")
+                wait_until(lambda: os.waitid(os.P_PID, supervisor, os.WEXITED | os.WNOHANG |
+                                             os.WNOWAIT), 5, what="the supervisor to end its run")
             except AssertionError:
                 self.fail("processes %r (of program, supervisor, sleeper %r) outlived the next "
                           "start of taskd" % ([p for p in pids if not process_gone(p, started_by)],
                                               pids))
             self.assertEqual([p for p in (program, sleeper) if not process_gone(p, started_by)], [])
             t = self.wait_final_on(s, tid, 15)
-            self.assertEqual((t["status"], t["result"]), ("COMPLETED", {"again": True}), t)
-            self.assertEqual([h["status_msg"] for h in s.history(tid)["history"]],
-                             ["", "Task started", "Task started again (receive 2)",
-                              "Task completed"])
             said = [o for o in s.log_json() if o["message"].startswith("continued the stopped")]
             if not said:  # as above, between the look and this taskd's
                 self.skipTest("a taskd started elsewhere on this machine continued the supervisor")
@@ -579,9 +605,20 @@ class ExecHandler(ServerTestCase):
             self.assertGreaterEqual(int(said[0]["supervisors"]), 1)  # another taskd's may be too
             # waited for before the task ran again
             self.assertEqual((said[0]["not_ended"], said[0]["not_waited_for"]), ("0", "0"))
+            self.assertEqual((t["status"], t["result"]),
+                             ("COMPLETED", {"again": True, "first_supervisor": "Z"}), t)
+            self.assertEqual([h["status_msg"] for h in s.history(tid)["history"]],
+                             ["", "Task started", "Task started again (receive 2)",
+                              "Task completed"])
+            holder.join(5)
+            if not held.get("held"):
+                self.skipTest("the supervisor ended its run before it could be held")
         finally:
             set_subreaper(False)
             kill_fixture_processes(pids, started_by)
+            if holder:  # done with the supervisor (killed, or ended), which is reaped only now
+                holder.join(5)
+                os.waitpid(pids[1], 0)
             s.close()
 
     def test_a_stopped_supervisor_of_a_live_taskd_is_left_alone(self):
