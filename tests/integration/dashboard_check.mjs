@@ -606,7 +606,7 @@ await step('a tab that waits for a token and comes back from the back/forward ca
 // fetch() calls, each with the visibility the page had as it made it and when (Date.now(): one
 // clock for every tab); the page notes when it was last hidden and shown.
 await step('tabs that wait for a token make no look at the stream while none is in sight; a tab shown has one made at once, and says it waits', async () => {
-  const retry = 500;
+  const retry = 1000; // the next look a retry period on, well past half of it, on a loaded machine too
   for (const [origin, n] of [[BASE, 1], [INSECURE, 1], [BASE, 2]]) {
     const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
     const what = n + ' tab' + (n === 1 ? '' : 's') + ' at ' + origin;

@@ -391,7 +391,7 @@ function lookWhileWaiting(ms = PERIODS.retry) {
     // none once a token was entered (all was read again with it), nor by a tab that reads the
     // stream no more (it left its group and joined it again, another tab reading it), nor while
     // no tab is in sight
-    if (!looksHere() || !(await anyShown())) {
+    if (!looksHere() || !(await anyShown()) || !looksHere()) { // again: the wait may have changed it
       tokenLook = null;
       return;
     }
@@ -1147,7 +1147,7 @@ function fromGroup(m) {
     // (in the back/forward cache) that taskd asks for none now
     if (m.asks) {
       streamAsks = true;
-      auth.ask();
+      health.fail('auth', refusal(401, 'Not authenticated: send Authorization: Bearer <token>'));
     } else if (m.asks === false && streamAsks) {
       waitOver();
       loadTypes();
@@ -1237,8 +1237,9 @@ function connect(after) {
       checkEvents(url).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
-        // while the page waits for a token, a token entered, or taskd asking for none, connects
-        retryTimer = setTimeout(() => waitingForToken() || connect(), PERIODS.retry);
+        // while the stream asks for a token, a token entered, or a look that finds taskd asks
+        // for none, connects (a token another route asked for leaves the stream's retries on)
+        retryTimer = setTimeout(() => streamAsks || connect(), PERIODS.retry);
       });
     },
   });
