@@ -77,13 +77,14 @@ static bool child(const char *s, const char *end, const char *tag, text *t)
     return true;
 }
 
-/* t as a field of cap bytes holds it: all of it, or cut before a continuation byte. */
+/* t as a field of cap bytes holds it: all of it, or cut before a character, moved back at most 3
+ * continuation bytes (a character's most: past them, text that is not UTF-8 is cut where it is). */
 static void cut(const text *t, char *out, size_t cap)
 {
     size_t n = t->len;
     if (n > cap - 1) {
         n = cap - 1;
-        while (n > 0 && ((unsigned char)t->s[n] & 0xc0) == 0x80)
+        for (int back = 0; back < 3 && n > 0 && ((unsigned char)t->s[n] & 0xc0) == 0x80; back++)
             n--;
     }
     memcpy(out, t->s, n);
