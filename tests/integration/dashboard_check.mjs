@@ -192,10 +192,7 @@ await step('page loads: tasks, queues, task types', async () => {
 });
 
 await step('the event stream (GET /events) is live, and what the page says of it is announced', async () => {
-  await page.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
-    throw new Error('#conn says ' + JSON.stringify(await page.textContent('#conn')) + '; banner: ' +
-                    JSON.stringify(await page.textContent('#banner')));
-  });
+  await waitConn(page, 'live', 'the page loaded');
   check(await page.getAttribute('#conn', 'role') === 'status', 'the state of the stream is not announced (no role="status")');
   made.live = true;
 }, ['loaded']);
@@ -245,6 +242,14 @@ async function tokenTab(ctx, seen, role) {
     throw new Error('a tab opened, the ' + role + ' of its group, did not ask for a token');
   });
   return t;
+}
+// Waits until p says its stream is in state (#conn); else fails with what, and what p says instead.
+async function waitConn(p, state, what) {
+  await p.waitForSelector(`#conn[data-state="${state}"]`, {timeout: WAIT}).catch(async () => {
+    const banner = (await p.isHidden('#banner')) ? '' : ', its banner ' + JSON.stringify(await p.textContent('#banner'));
+    throw new Error(what + ': the page says ' + JSON.stringify(await p.textContent('#conn-said')) + ' (' +
+                    JSON.stringify(await p.textContent('#conn-text')) + ')' + banner + ', not ' + state);
+  });
 }
 // Each sentence written for a screen reader into #conn from now on, in window.__connSaid.
 function watchConnSaid(p) {
@@ -653,9 +658,7 @@ await step('tabs that wait for a token make no look at the stream while none is 
       });
       const late = (await looker.evaluate((k) => window.__looks[k].at, looks)) - (await shown.evaluate(() => window.__turned.visible));
       check(late < retry / 2, what + ': a tab shown again, the stream was looked at ' + late + ' ms later, not at once');
-      await shown.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(async () => {
-        throw new Error(what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(await shown.textContent('#conn-said')));
-      });
+      await waitConn(shown, 'offline', what + ': shown again, waiting for a token');
       const sentence = await shown.textContent('#conn-said');
       check(sentence === SAID_TOKEN, what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(sentence));
       asks = false;
@@ -682,17 +685,15 @@ await step('a token asked for by a route other than the stream is waited for, th
     await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
     const events = [];
     p37.on('request', (r) => new URL(r.url()).pathname === '/events' && events.push(streamTry(r) ? 'a stream try' : 'a look'));
-    // four retry periods: a look (and the stream opened again after it) would come in the first
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    // what is checked is that nothing comes, so a sleep: four retry periods, by the page's clock (a
+    // look, and the stream opened again after it, would come in the first, its timer set before)
+    await p37.evaluate(() => new Promise((resolve) => setTimeout(resolve, 2000)));
     check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
     check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
     await setHidden(p37, true);
     await p37.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
     await setHidden(p37, false);
-    await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
-      throw new Error('shown again, waiting for a token the queues asked for, the page says ' +
-                      JSON.stringify(await p37.textContent('#conn-said')));
-    });
+    await waitConn(p37, 'live', 'shown again, waiting for a token the queues asked for');
     check(!(await p37.isHidden('#token-form')), 'the token field went away as the page was shown again, the queues still asking for a token');
     await p37.fill('#token-input', 'a-token');
     await p37.click('#token-form button[type="submit"]');
@@ -765,10 +766,10 @@ await step("the API's 422 detail shows beside the fields it names", async () => 
   expect422 = true;
   const [resp] = await Promise.all([
     page.waitForResponse((r) => r.url() === BASE + '/tasks' && r.request().method() === 'POST'),
+    page.waitForEvent('console', {predicate: (m) => /status of 422/.test(m.text()), timeout: WAIT}), // that answer's
     page.click('#create-submit'),
   ]);
   check(resp.status() === 422, 'POST /tasks answered ' + resp.status());
-  await page.waitForTimeout(200); // the console message of that answer
   expect422 = false;
   const dataErr = await page.textContent('.field-error[data-field="data"]');
   const ttlErr = await page.textContent('.field-error[data-field="ttl"]');
@@ -1613,10 +1614,11 @@ await step('status and type filters, search by id', async () => {
   await page.waitForFunction((id) => location.hash === '#/tasks/' + id, args.xss_id, {timeout: WAIT});
   await page.fill('#search', '0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f');
   expect404 = true;
+  const logged = page.waitForEvent('console', {predicate: (m) => /status of 404/.test(m.text()), timeout: WAIT});
   await page.press('#search', 'Enter');
   await page.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
   check(/No task with id/.test(await page.textContent('#search-error')), 'search error: ' + await page.textContent('#search-error'));
-  await page.waitForTimeout(200); // the console message of that answer
+  await logged; // the console message of that answer
   expect404 = false;
 }, ['loaded']);
 
@@ -2094,12 +2096,8 @@ await step('eight tabs share one stream: all load and go live, each shows a chan
     const rest = tabs.filter((t) => t !== leader);
     const route = await within(heldRoute, WAIT, 'no tab opened a stream after the reading tab closed');
     const meanwhile = await postTask({made: 'while no tab read the stream'});
-    for (const end = Date.now() + WAIT; ;) {
-      const r = await fetch(BASE + '/tasks/' + meanwhile);
-      if ((await r.json()).status === 'COMPLETED') break;
-      check(Date.now() < end, 'task ' + meanwhile + ' did not complete');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    const done = await (await fetch(BASE + '/tasks/' + meanwhile + '?wait=' + WAIT / 1000)).json(); // once it is
+    check(done.status === 'COMPLETED', 'task ' + meanwhile + ' is ' + done.status + ' after ' + WAIT / 1000 + ' s');
     const resumed = new URL(route.request().url());
     await route.continue();
     await ctx.unroute(isStream);
@@ -2934,15 +2932,11 @@ await step('a stream held open and silent is said lost, closed, and opened again
     await p36.goto(BASE + '/');
     await p36.waitForSelector(`#tasks tr[data-id="${id(1)}"]`, {timeout: WAIT});
     await p36.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await p36.waitForSelector('#conn[data-state="connecting"]', {timeout: WAIT}).catch(async () => {
-      throw new Error('the stream held open, silent for ' + WAIT / 1000 + ' s, the page says ' + await conn());
-    });
+    await waitConn(p36, 'connecting', 'the stream held open, silent for ' + WAIT / 1000 + ' s');
     await within(until('closed 1'), WAIT, 'the page said the silent stream lost, and left it open');
     await within(until('stream 3'), WAIT, 'the page did not open the stream again after its unanswered try (' + streams.length + ' streams)');
     await p36.waitForSelector(`#tasks tr[data-id="${id(3)}"]`, {timeout: WAIT});
-    await p36.waitForSelector('#conn[data-state="live"]', {timeout: WAIT}).catch(async () => {
-      throw new Error('the stream answered again, the page says ' + await conn());
-    });
+    await waitConn(p36, 'live', 'the stream answered again');
     await within(until('closed 2'), WAIT, 'the unanswered try was left open');
     const from = streams.map((s) => s.from);
     check(from.join() === ',501,501', 'the streams were asked for after the ids ' + quote(from.join(', ')) + ', want none, 501, 501');
@@ -3000,16 +2994,25 @@ if (args.shots) {
     fs.mkdirSync(args.shots, {recursive: true});
     await page.goto(BASE + '/');
     await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-    // some traffic for the chart (two metrics samples or more), some of it failing
+    // the chart's next n points drawn: one for each /metrics sample after the first (every second here)
+    const drawn = (n) => within(page.evaluate((n) => new Promise((resolve) => {
+      const chart = document.querySelector('#chart');
+      const points = () => (chart.querySelector('.line') ? chart.querySelector('.line').points.numberOfItems : 0);
+      const want = points() + n;
+      new MutationObserver((ms, seen) => points() >= want && (seen.disconnect(), resolve())).observe(chart, {childList: true});
+    }), n), WAIT, 'the chart drew no new point from /metrics');
+    // some traffic for the chart, a batch a sample, some of it failing; then a sample asked for once
+    // every task made has finished
+    const ids = [];
     for (let i = 0; i < 8; i++) {
-      await page.evaluate(async (i) => {
-        const post = (t, d) => fetch('/tasks', {method: 'POST', body: JSON.stringify({task_type: t, data: d})});
-        await Promise.all([post('noop', {i, batch: 'a'}), post('noop', {i, batch: 'b'}),
-                           ...(i % 3 ? [] : [post('fail', {i})])]);
-      }, i);
-      await page.waitForTimeout(1000);
+      ids.push(...await page.evaluate((i) => {
+        const post = async (t, d) => (await (await fetch('/tasks', {method: 'POST', body: JSON.stringify({task_type: t, data: d})})).json()).id;
+        return Promise.all([post('noop', {i, batch: 'a'}), post('noop', {i, batch: 'b'}), ...(i % 3 ? [] : [post('fail', {i})])]);
+      }, i));
+      await drawn(1);
     }
-    await page.waitForTimeout(3000);
+    for (const id of ids) await fetch(BASE + '/tasks/' + id + '?wait=' + WAIT / 1000);
+    await drawn(2); // the first may have been asked for before the last task finished
     await page.screenshot({path: path.join(args.shots, 'dashboard.png')});
     await page.goto(BASE + '/#/tasks/' + args.showcase_id);
     await page.waitForSelector('#waterfall .span-row[data-kind="handler"]', {timeout: WAIT});
