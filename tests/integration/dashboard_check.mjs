@@ -704,6 +704,34 @@ await step('a token asked for by a route other than the stream is waited for, th
   }
 }, ['loaded']);
 
+// A list read that fails for the network is read again 1 s later while the page waits for a token
+// another route asked for (the queues here), its stream working: only a stream that asks for one
+// holds the retries (its looks read nothing else), where the token field did, and the list was read
+// again only at the stream's next opening.
+await step('a list read that fails while a token asked for by another route is waited for is read again', async () => {
+  const p39 = await lonePage();
+  try {
+    await p39.route((url) => url.pathname === '/queues', (route) => route.fulfill(ASKS_TOKEN));
+    let failing = false;
+    await p39.route((url) => url.pathname === '/tasks', (route) => (failing ? route.abort('failed') : route.fallback()));
+    const lists = (r) => new URL(r.url()).pathname === '/tasks';
+    await p39.goto(BASE + '/');
+    await p39.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await waitConn(p39, 'live', 'waiting for a token the queues asked for');
+    failing = true;
+    const failed = p39.waitForEvent('requestfailed', {predicate: lists, timeout: WAIT});
+    await p39.click('#filter-status button[data-status="FAILED"]');
+    await failed;
+    failing = false;
+    await p39.waitForRequest(lists, {timeout: WAIT}).catch(() => {
+      throw new Error('a list read failed for the network, waiting for a token the queues asked for: not read again');
+    });
+    await p39.waitForSelector('#tasks tbody tr[data-status="FAILED"]', {timeout: WAIT});
+  } finally {
+    await p39.close();
+  }
+}, ['loaded']);
+
 // An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200
 // text/html) is a stream refused, as EventSource had it: the page says it is offline and tries
 // again later, where reading it as a stream said live and opened it again at every end.

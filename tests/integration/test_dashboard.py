@@ -65,7 +65,8 @@ one never gave, shows the new database's tasks and changes on every tab, and the
 from the new ids; tabs that let their stream go out of sight meanwhile show them too once one is
 shown, and a tab that joins then takes over from the new ids; a filter chosen as the reading tab is shown
 again, before its list comes, has no tab read its list again. The task types are read again when the stream opens again after a
-disconnect, and a list read that fails then is tried again until one works; a list filtered to
+disconnect, and a list read that fails then is tried again until one works, as is one that fails
+while a token asked for by another route is waited for; a list filtered to
 a type taskd restarted without (422) shows every type instead, and says that alone; a task of a type the
 page was not given reads the types again, once for each such type (one read at a time), and again at its next
 task when that read fails. The

@@ -665,12 +665,13 @@ async function loadTasks() {
 }
 
 // A list that could not be read is read again 1 s later, then after twice as long each time, up
-// to 30 s, until one is (while the page waits for a token, the wait's end reads it).
+// to 30 s, until one is (while the stream asks for a token, whose looks read nothing else, the
+// wait's end reads it; a token another route asked for leaves the retries on).
 const listRetry = {timer: null, ms: 0};
 function retryList() {
   clearTimeout(listRetry.timer);
   listRetry.ms = Math.min(2 * listRetry.ms || 1000, 30000);
-  listRetry.timer = setTimeout(() => waitingForToken() || loadTasks(), listRetry.ms);
+  listRetry.timer = setTimeout(() => streamAsks || loadTasks(), listRetry.ms);
 }
 
 // Apply the events held while a list was read: those after the position it reflects (after:
