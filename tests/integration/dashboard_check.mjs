@@ -492,11 +492,11 @@ await step('tabs that share a stream and wait for a token make one look a retry 
 }, ['loaded']);
 
 // A tab that joins tabs whose stream was refused with a 401 learns it from the tab that reads the
-// stream, in its answer to the new tab's hello: it waits for a token too, and taking the stream
-// over, it looks on, once a retry period (0.5 s here), without trying the stream. Only the stream
-// asks for a token here (a proxy in front that asks on it alone, say): the new tab's own reads
-// say nothing of one.
-await step('a tab that joins tabs that wait for a token after their stream was refused waits for one too, and takes the stream over without trying it', async () => {
+// stream, in its answer to the new tab's hello: it waits for a token too, says why in the words of
+// that refusal, as that tab does (where it said a text of its own), and taking the stream over, it
+// looks on, once a retry period (0.5 s here), without trying the stream. Only the stream asks for a
+// token here (a proxy in front that asks on it alone, say): the new tab's own reads say nothing of one.
+await step('a tab that joins tabs that wait for a token after their stream was refused waits for one too, says why as they do, and takes the stream over without trying it', async () => {
   const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
   try {
     await quickTimers(ctx);
@@ -506,8 +506,11 @@ await step('a tab that joins tabs that wait for a token after their stream was r
     tabs.push(await tokenTab(ctx, seen, 'leader'));
     await tabs[0].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
     tabs.push(await tokenTab(ctx, seen, 'follower'));
-    // the state of the stream, as the reading tab answers a new tab's hello
+    // the state of the stream, as the reading tab answers a new tab's hello, and why it waits
     await tabs[1].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+    const [said, heard] = [await tabs[0].textContent('#banner'), await tabs[1].textContent('#banner')];
+    check(said.includes('(401: ' + JSON.parse(ASKS_TOKEN.body).detail + ')') && heard === said,
+          'the tab that reads the stream says ' + JSON.stringify(said) + ', the tab that joined ' + JSON.stringify(heard));
     await tabs[0].close();
     seen.reads.length = 0;
     await within(seen.more(2), WAIT, 'no read of /events after the tab that read the stream closed');

@@ -80,7 +80,8 @@ nothing but a look at the stream, one at a time, once a retry period, and goes l
 reads it (and, once it closes, by the tab that takes over, which does not try the stream and says they
 wait for a token, where tabs out of sight kept saying the stream was paused, shown again too), and go live
 together once taskd asks for none, the stream opened once and staying with that tab. A tab that joins after
-the refusal (only the stream asking) waits for a token too, and takes the stream over without trying it; one
+the refusal (only the stream asking) waits for a token too, says why in the words of the refusal the
+reading tab had, and takes the stream over without trying it; one
 back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait, and
 the tab that read the stream, back from it behind another, makes no look beside that tab's. No
 look is made while no tab is in sight (a tab alone, under both names, or both tabs of a group), and a tab

@@ -384,6 +384,7 @@ function refusal(status, detail) {
 // it found, as it passes its events on. With no tab of its group in sight (alone, out of sight)
 // a tab does not look; one shown has it look at once.
 let streamAsks = false; // the stream was refused with a 401, and the page waits for a token
+let askedWhy = ''; // the detail of that 401 (taskd's, or a proxy's), which a tab that joins is told
 let tokenLook = null; // the next look's timer, from when it is set until the look is answered
 function lookWhileWaiting(ms = PERIODS.retry) {
   if (tokenLook || !looksHere()) return;
@@ -1110,7 +1111,8 @@ function fromGroup(m) {
   if (!m || typeof m !== 'object') return;
   if (share.leader) {
     if (m.kind === 'hello') {
-      share.post({kind: 'at', seq: idMessage(share.position()), state: conn.state, text: conn.text, asks: streamAsks});
+      share.post({kind: 'at', seq: idMessage(share.position()), state: conn.state, text: conn.text, asks: streamAsks,
+                  detail: askedWhy});
     } else if (m.kind === 'shown') {
       shownHeard++;
       clearTimeout(parkTimer);
@@ -1144,11 +1146,11 @@ function fromGroup(m) {
     if (eventId(m.seq) !== null) share.at = eventId(m.seq);
     if (says) setConn(m.state, m.text);
     // whether the stream asks for a token, for a tab that joins: one that joined after it was
-    // refused learns it (taking the stream over, it looks on), and one that was away meanwhile
-    // (in the back/forward cache) that taskd asks for none now
+    // refused learns it, and why, in the words the leader was refused with (taking the stream
+    // over, it looks on), and one that was away meanwhile (in the back/forward cache) that taskd
+    // asks for none now
     if (m.asks) {
-      streamAsks = true;
-      health.fail('auth', refusal(401, 'Not authenticated: send Authorization: Bearer <token>'));
+      eventsRefused(401, m.detail);
     } else if (m.asks === false && streamAsks) {
       waitOver();
       loadTypes();
@@ -1376,6 +1378,7 @@ function eventsRefused(status, detail) {
   else if (status === 401 || status === 403) health.fail('auth', refusal(status, String(detail)));
   if (status === 401) {
     streamAsks = true;
+    askedWhy = String(detail);
     lookWhileWaiting();
   } else if (status >= 400) {
     health.fail('events', 'taskd refused the event stream (' + status + ': ' + String(detail) + '): the task list ' +
