@@ -2495,10 +2495,10 @@ await step('after taskd restarts on a new database, the tab that takes the strea
   }
 }, ['loaded']);
 
-// Two tabs of ctx, the reading one and another, each with its list (empty), then passed event (of
-// the task taskId) by the first stream, held until both are there (firstStream gives its route),
-// then both out of sight, the stream let go. setUp(tab, role) is done to each before it loads.
-async function twoTabsLetGo(ctx, firstStream, event, taskId, setUp) {
+// Two tabs of ctx, the reading one and another, each with its list (empty), then passed what the
+// stream body (its text, with the task taskId's event) gives, by the first stream, held until both
+// are there (firstStream gives its route). setUp(tab, role) is done to each before it loads.
+async function twoTabs(ctx, firstStream, body, taskId, setUp = () => {}) {
   const tabs = [];
   for (const role of ['leader', 'follower']) {
     const t = await ctx.newPage();
@@ -2508,9 +2508,15 @@ async function twoTabsLetGo(ctx, firstStream, event, taskId, setUp) {
     await t.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
     tabs.push(t);
   }
-  (await within(firstStream, WAIT, 'the reading tab opened no stream')).fulfill({
-    status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + event});
+  (await within(firstStream, WAIT, 'the reading tab opened no stream')).fulfill({status: 200, contentType: 'text/event-stream', body});
   for (const t of tabs) await t.waitForSelector(`#tasks tr[data-id="${taskId}"]`, {timeout: WAIT});
+  return tabs;
+}
+
+// The same, the stream passing event (one that ends, tried again in 10 min), then both tabs out of
+// sight, the stream let go.
+async function twoTabsLetGo(ctx, firstStream, event, taskId, setUp) {
+  const tabs = await twoTabs(ctx, firstStream, 'retry: 600000\n\n' + event, taskId, setUp);
   // the other tab first: the reading tab, out of sight last, lets the stream go a second later
   const [reader, other] = tabs;
   await setHidden(other, true);
@@ -2570,6 +2576,57 @@ await step('after taskd restarts on a new database while the tabs have let their
     await within(next, WAIT, 'no tab opened a stream after the reading tab closed');
     check(streams[2] === '8', 'the next reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
     check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+}, ['loaded']);
+
+// A stream opened anew, with no position (tried again after a refusal: here a proxy's 502 while taskd
+// restarts on a new database), tells a new database as one asked from a position does: its first id
+// is lower than where the tabs had come to. The group's position starts again from there, and the tab
+// that takes the stream over reads on from it, where it asked from the old database's id, past the new
+// one's, and missed the change made at that id. The lists and streams of both are answered by the test.
+await step('after taskd restarts on a new database while the stream is refused, the next reading tab reads on from the new ids', async () => {
+  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
+  try {
+    await quickTimers(ctx);
+    const id = (n) => '0190f3c2-0000-7000-8000-00000000070' + n;
+    // the old database: an empty list at 500, then task 1 (501), passed on by a stream that ends
+    // and is tried again 0.1 s later, held, then refused, as is the look at why. The new one: an
+    // empty list at 499, then task 2 (500) for the next try (0.5 s later, from no position), and
+    // task 3 (501), made as the reading tab closes, for the try after.
+    let restarted = false;
+    const streams = []; // each try of GET /events: its last_event_id
+    const tries = []; // resolved in turn with the route of each try
+    const nth = (n) => new Promise((resolve) => (tries[n] = resolve));
+    const [firstTry, secondTry, fourthTry] = [nth(0), nth(1), nth(3)];
+    const badGateway = {status: 502, contentType: 'application/json', body: JSON.stringify({detail: 'taskd does not answer'})};
+    await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '499' : '500'},
+      body: JSON.stringify({tasks: [], next_token: null})}));
+    await ctx.route((url) => url.pathname === '/events', (route) => {
+      if (!streamTry(route.request())) return route.fulfill(badGateway);
+      const n = streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
+      if (tries[n - 1]) return tries[n - 1](route);
+      return route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + inserted(500, id(2))});
+    });
+    const [reader, other] = await twoTabs(ctx, firstTry, 'retry: 100\n\n' + inserted(501, id(1)), id(1));
+    restarted = true;
+    (await within(secondTry, WAIT, 'the stream that ended was not tried again')).fulfill(badGateway);
+    for (const t of [reader, other]) {
+      await t.waitForSelector(`#tasks tr[data-id="${id(2)}"]`, {timeout: WAIT}).catch(async () => {
+        throw new Error('a tab does not show task 2, of the new database; it shows ' + quote(await t.textContent('#tasks tbody')) +
+                        ' (streams from ' + streams.join(', ') + ')');
+      });
+    }
+    await reader.close();
+    const next = await within(fourthTry, WAIT, 'no tab opened a stream after the reading tab closed');
+    const from = streams[3];
+    // the new database's stream: what comes after the id asked for
+    await next.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' +
+                        [[500, 2], [501, 3]].filter(([seq]) => seq > Number(from)).map(([seq, n]) => inserted(seq, id(n))).join('')});
+    check(from === '500', 'the next reading tab asked from ' + from + ", want 500, the new database's last event passed on");
+    await other.waitForSelector(`#tasks tr[data-id="${id(3)}"]`, {timeout: WAIT});
   } finally {
     await ctx.close();
   }

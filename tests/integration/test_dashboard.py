@@ -63,7 +63,8 @@ test) are told apart, and one repeated is applied once. After taskd restarts on 
 lists and streams answered by the test), the tab that takes the stream over, asking from an id the new
 one never gave, shows the new database's tasks and changes on every tab, and the next reading tab asks
 from the new ids; tabs that let their stream go out of sight meanwhile show them too once one is
-shown, and a tab that joins then takes over from the new ids; a filter chosen as the reading tab is shown
+shown, and a tab that joins then takes over from the new ids; so does the next reading tab after a
+stream refused meanwhile (a proxy's 502) and opened again from no position; a filter chosen as the reading tab is shown
 again, before its list comes, has no tab read its list again. The task types are read again when the stream opens again after a
 disconnect, and a list read that fails then is tried again until one works, as is one that fails
 while a token asked for by another route is waited for; a list filtered to

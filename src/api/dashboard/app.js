@@ -1202,7 +1202,9 @@ function connect(after) {
   const url = '/events' + (query ? '?' + query : '');
   setConn('connecting', 'connecting');
   let opened = false;
-  let at = eventId(after); // the id this stream was asked to start after, then its last event's
+  // the id this stream was asked to start after, else where the tabs had come to (along one change
+  // log, a stream asked from no position starts past it), then its last event's
+  let at = after === undefined || after === null ? share.position() : eventId(after);
   const pass = (type, data, id) => {
     share.see(id);
     share.post({kind: 'event', type, data, id});
@@ -1221,9 +1223,9 @@ function connect(after) {
     event(type, data, id) {
       // ids only grow along one change log: an id lower than where the stream was is of a new
       // one (taskd restarted on a new database), which answered an id it never gave with what
-      // comes next. What the tabs show is read again, as after a reset, and the group's position
-      // starts again from there. (taskd's own reset for such an id has its newest, lower: it is
-      // that reset.)
+      // comes next, or gave a stream asked from no position (after a refusal) its first. What
+      // the tabs show is read again, as after a reset, and the group's position starts again
+      // from there. (taskd's own reset for such an id has its newest, lower: it is that reset.)
       const seq = eventId(id);
       if (seq !== null && at !== null && seq < at && type !== 'reset') pass('reset', '', id);
       if (seq !== null) at = seq;
