@@ -1150,7 +1150,8 @@ function fromGroup(m) {
     // over, it looks on), and one that was away meanwhile (in the back/forward cache) that taskd
     // asks for none now
     if (m.asks) {
-      eventsRefused(401, m.detail);
+      // (a reader of the page before this one, open across an upgrade, sends no detail: taskd's own)
+      eventsRefused(401, typeof m.detail === 'string' ? m.detail : 'Not authenticated: send Authorization: Bearer <token>');
     } else if (m.asks === false && streamAsks) {
       waitOver();
       loadTypes();
