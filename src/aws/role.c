@@ -19,7 +19,7 @@ void role_fail(role_result *out, const char *type, const char *fmt, ...)
     snprintf(out->error_type, sizeof out->error_type, "%s", type);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(out->error_message, sizeof out->error_message, fmt, ap);
+    errbuf_vset(out->error_message, sizeof out->error_message, fmt, ap);
     va_end(ap);
     /* one line, whatever a parser's message brought in: it is logged and sent to Lambda */
     errbuf_one_line(out->error_message, sizeof out->error_message);

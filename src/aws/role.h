@@ -37,7 +37,8 @@ struct role {
 };
 
 /* Fail the invocation with a type and a message (printf-style), kept on one line (each control
- * character becomes '?', as errbuf_one_line() does). */
+ * character becomes '?', as errbuf_one_line() does) and ending "..." where it is cut to fit
+ * (errbuf_set()). */
 void role_fail(role_result *out, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Answer with the JSON text b holds, which out takes (b is left empty); the invocation fails

@@ -22,13 +22,17 @@ static bool put(char *err, size_t errlen, size_t used, const char *fmt, va_list 
     return false;
 }
 
+void errbuf_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    if (err && errlen > 0)
+        put(err, errlen, 0, fmt, ap);
+}
+
 void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || errlen == 0)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    put(err, errlen, 0, fmt, ap);
+    errbuf_vset(err, errlen, fmt, ap);
     va_end(ap);
 }
 

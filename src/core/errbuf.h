@@ -5,6 +5,7 @@
 #ifndef TASKD_ERRBUF_H
 #define TASKD_ERRBUF_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,6 +13,9 @@
  * a UTF-8 character ends and ends "...", so that a reader sees the cut and no half a character. */
 void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* errbuf_set() with the arguments in ap: for a function of its own that takes a format. */
+void errbuf_vset(char *err, size_t errlen, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 /* errbuf_set() after the text err holds: whether all of it fit. Once it has not, err ends "...":
  * add nothing more. */
 bool errbuf_append(char *err, size_t errlen, const char *fmt, ...)

@@ -1,6 +1,7 @@
 /*
  * Unit tests for core/errbuf: a message formatted whole when it fits; one that does not is cut
- * where a UTF-8 character ends and ends "...", however small the buffer; appends stop at a cut;
+ * where a UTF-8 character ends and ends "...", however small the buffer, formatted with a caller's
+ * arguments (errbuf_vset()) as well; appends stop at a cut;
  * control characters made '?'.
  */
 #include <stdarg.h>
@@ -50,6 +51,28 @@ static void test_set_shows_its_cut(void **state)
     }
 }
 
+/* A function of its own that takes a format, as role_fail() is: errbuf_vset() into its buffer. */
+static void fail_with(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail_with(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    errbuf_vset(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static void test_vset_is_set(void **state)
+{
+    (void)state;
+    char err[12];
+    fail_with(err, sizeof err, "%s %d", "record", 42);
+    assert_string_equal(err, "record 42");
+    fail_with(err, sizeof err, "%s", "abcdef€ghi"); /* outside text, cut as set cuts it */
+    assert_string_equal(err, "abcdef...");
+}
+
 static void test_append_adds_until_a_cut(void **state)
 {
     (void)state;
@@ -86,9 +109,8 @@ static void test_one_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_fits_whole),
-        cmocka_unit_test(test_set_shows_its_cut),
-        cmocka_unit_test(test_append_adds_until_a_cut),
+        cmocka_unit_test(test_set_fits_whole), cmocka_unit_test(test_set_shows_its_cut),
+        cmocka_unit_test(test_vset_is_set),    cmocka_unit_test(test_append_adds_until_a_cut),
         cmocka_unit_test(test_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,8 @@
  * a failure in the second PublishBatch call (records of later calls never
  * sent, no spans for them); a topic that does not exist (the first record
  * reported); a failure on a record without a SequenceNumber (the
- * invocation fails); events that are not stream events (no Records array,
+ * invocation fails, its message ending "..." where SNS's long reason cuts
+ * it); events that are not stream events (no Records array,
  * said with its keys, and the source and ARN of Kafka's, Amazon MQ's or
  * DocumentDB's; records of SQS, SNS, Kinesis, S3 (its bucket's ARN),
  * CloudFront or none, said with their source and ARN; a reason too long for its 200 bytes ending
@@ -926,8 +927,30 @@ static void test_failure_without_sequence_number(void **state)
     role_result_clear(&res);
     free(ev);
 
-    /* without SequenceNumbers but all published: a normal answer */
+    /* SNS's reason for refusing the whole call, in the record's, is more than the message holds:
+     * it is cut at the message's end, and says so */
     f.sns->fail_task_ids = NULL;
+    f.sns->status = 403;
+    f.sns->error_body =
+        "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code><Message>User: "
+        "arn:aws:sts::123456789012:assumed-role/taskd-dev-publish/taskd-dev-publish is not "
+        "authorized to perform: SNS:PublishBatch on resource: arn:aws:sns:eu-west-1:123456789012:"
+        "tasks because no identity-based policy allows the SNS:PublishBatch action</Message>"
+        "</Error></ErrorResponse>";
+    records = json_array();
+    json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, NULL));
+    ev = event_text(records);
+    invoke(&f, ev, &res);
+    assert_string_equal(res.error_type, "Publish.Failed");
+    size_t len = strlen(res.error_message);
+    assert_int_equal(len, sizeof res.error_message - 1);
+    assert_string_equal(res.error_message + len - 3, "...");
+    assert_non_null(strstr(res.error_message, "record 0 was not published (AuthorizationError: "));
+    role_result_clear(&res);
+    free(ev);
+
+    /* without SequenceNumbers but all published: a normal answer */
+    f.sns->status = 200;
     records = json_array();
     json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, NULL));
     ev = event_text(records);
