@@ -19,8 +19,8 @@
  * it); events that are not stream events (no Records array,
  * said with its keys, and the source and ARN of Kafka's, Amazon MQ's or
  * DocumentDB's; records of SQS, SNS, Kinesis, S3 (its bucket's ARN),
- * CloudFront or none, said with their source and ARN; a reason too long for its 200 bytes ending
- * "..." where it is cut); an empty batch;
+ * CloudFront or none, said with their source and ARN; a reason too long for the error message
+ * cut once, at its end, ending "..."); an empty batch;
  * the spans (process and publish, in the trace stored with the task, the
  * message's traceparent = the publish span, ERROR on the failed record, the
  * publish span's messaging.system aws.sns and its PublishBatch call);
@@ -1019,8 +1019,8 @@ static void test_an_event_without_records_says_what_it_is(void **state)
          "\"{}\",\"isBase64Encoded\":false}",
          "no Records array; its keys: resource, path, httpMethod, headers, requestContext, body, "
          "isBase64Encoded"},
-        /* Amazon MSK, whose keys come last and are cut at the reason's 200 bytes; a Kafka
-         * cluster of one's own, which has no ARN */
+        /* Amazon MSK, whose keys come last, whole in the message; a Kafka cluster of one's own,
+         * which has no ARN */
         {"{\"eventSource\":\"aws:kafka\",\"eventSourceArn\":\"arn:aws:kafka:eu-west-1:123456789012:"
          "cluster/tasks/751d2973-a626-431c-9d4e-d7975eb44dd7-2\",\"bootstrapServers\":\"b-1.tasks."
          "abc123.c2.kafka.eu-west-1.amazonaws.com:9098\",\"records\":{\"tasks-0\":[{\"topic\":"
@@ -1028,7 +1028,7 @@ static void test_an_event_without_records_says_what_it_is(void **state)
          "\"CREATE_TIME\",\"key\":\"a2V5\",\"value\":\"czNjcmV0\",\"headers\":[]}]}}",
          "no Records array; eventSource aws:kafka, from arn:aws:kafka:eu-west-1:123456789012:"
          "cluster/tasks/751d2973-a626-431c-9d4e-d7975eb44dd7-2; its keys: eventSource, "
-         "eventSourceArn, bootstrapServers, re..."},
+         "eventSourceArn, bootstrapServers, records"},
         {"{\"eventSource\":\"SelfManagedKafka\",\"bootstrapServers\":\"kafka.example.com:9092\","
          "\"records\":{\"tasks-0\":[{\"topic\":\"tasks\",\"partition\":0,\"offset\":15,"
          "\"value\":\"czNjcmV0\"}]}}",
@@ -1059,25 +1059,14 @@ static void test_an_event_without_records_says_what_it_is(void **state)
     fixture_stop(&f);
 }
 
-/* A reason longer than the 200 bytes it has (an API Gateway request's keys, the ARN of a long
- * topic's subscription) ends "..." where it is cut: a name cut short shows it. */
+/* A reason longer than the room the error message leaves it (the ARN of a long topic's
+ * subscription) is cut once, at the message's end, and ends "...": a name cut short shows it. */
 static void test_a_long_reason_shows_its_cut(void **state)
 {
     (void)state;
     fixture f;
     fixture_start(&f);
-    expect_refused(
-        &f,
-        "{\"resource\":\"/tasks/{id}\",\"path\":\"/tasks/0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f\","
-        "\"httpMethod\":\"GET\",\"headers\":{\"Accept\":\"application/json\"},"
-        "\"multiValueHeaders\":{\"Accept\":[\"application/json\"]},\"queryStringParameters\":null,"
-        "\"multiValueQueryStringParameters\":null,\"pathParameters\":{\"id\":\"0190f3c2-7b1e-7c3a-"
-        "9d2e-5a1b2c3d4e5f\"},\"stageVariables\":null,\"requestContext\":{\"apiId\":\"abc123\"},"
-        "\"body\":null,\"isBase64Encoded\":false}",
-        "no Records array; its keys: resource, path, httpMethod, headers, multiValueHeaders, "
-        "queryStringParameters, multiValueQueryStringParameters, pathParameters, stageVariables, "
-        "requestContext, body, is...");
-    char topic[257], arn[360], reason[400], why[200];
+    char topic[257], arn[360], want[448];
     for (size_t i = 0; i < sizeof topic - 1; i++) /* the longest name SNS takes */
         topic[i] = "0123456789"[i % 10];
     topic[sizeof topic - 1] = '\0';
@@ -1086,9 +1075,16 @@ static void test_a_long_reason_shows_its_cut(void **state)
     json_t *records = json_pack("[{s:s, s:s, s:s}]", "EventSource", "aws:sns", "EventVersion",
                                 "1.0", "EventSubscriptionArn", arn);
     char *ev = event_text(records);
-    snprintf(reason, sizeof reason, "record 0 has EventSource aws:sns, from %s", arn);
-    snprintf(why, sizeof why, "%.196s...", reason);
-    expect_refused(&f, ev, why);
+    snprintf(want, sizeof want,
+             "not a DynamoDB stream event: record 0 has EventSource aws:sns, from %s", arn);
+    role_result res;
+    invoke(&f, ev, &res);
+    assert_string_equal(res.error_type, "Runtime.InvalidEvent");
+    size_t len = strlen(res.error_message);
+    assert_int_equal(len, sizeof res.error_message - 1);
+    assert_memory_equal(res.error_message, want, len - 3); /* the one cut: "...", no more */
+    assert_string_equal(res.error_message + len - 3, "...");
+    role_result_clear(&res);
     free(ev);
     assert_int_equal(f.sns->calls, 0);
     fixture_stop(&f);
