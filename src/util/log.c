@@ -95,6 +95,11 @@ bool log_enabled(log_level level)
     return level >= threshold;
 }
 
+log_level log_threshold(void)
+{
+    return threshold;
+}
+
 /* Held while a line is written: a pipe takes a write over PIPE_BUF in parts, and another
  * thread's line could come between them. */
 static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;

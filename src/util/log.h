@@ -26,6 +26,8 @@ void log_setup(log_level threshold, const char *service);
 bool log_level_parse(const char *s, log_level *out);
 /* True when lines at this level are written. */
 bool log_enabled(log_level level);
+/* The threshold log_setup() set, for a caller that changes it to set it back. */
+log_level log_threshold(void);
 /*
  * Set the calling thread's context fields (NULL-terminated name/value pairs,
  * copied; less than LOG_CONTEXT_SIZE bytes of JSON, the rest left out),

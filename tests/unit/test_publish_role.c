@@ -309,15 +309,17 @@ static void invoke_role(role *r, const char *event, int64_t deadline_ms, role_re
     lambda_invocation_clear(&inv);
 }
 
-/* invoke_role() with what it logs at WARNING and above, returned (free() it). */
+/* invoke_role() with what it logs at WARNING and above, returned (free() it); the threshold is
+ * then set back to what it was. */
 static char *invoke_role_logged(role *r, const char *event, int64_t deadline_ms, role_result *res)
 {
     test_stderr cap;
-    log_setup(LOG_WARN, "taskd-test");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     test_stderr_begin(&cap);
     invoke_role(r, event, deadline_ms, res);
     char *logged = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "taskd-test");
+    log_setup(was, NULL);
     return logged;
 }
 
@@ -647,6 +649,24 @@ static void test_unreadable_insert_is_said(void **state)
     expect_not_logged(logged, "idem#");
     expect_not_logged(logged, "\"201\"");
     free(logged);
+    fixture_stop(&f);
+}
+
+/* What a case logs is caught at WARNING, and the threshold set back to the one it found. */
+static void test_a_logged_invocation_keeps_the_threshold(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    log_setup(LOG_INFO, NULL);
+    role_result res;
+    char *logged = invoke_role_logged(f.role, "{}", clock_unix_ms() + 5000, &res);
+    log_level after = log_threshold();
+    log_setup(LOG_ERROR, NULL);
+    assert_int_equal(after, LOG_INFO);
+    expect_logged(logged, "\"not a DynamoDB stream event", "\"error\":\"no Records array");
+    free(logged);
+    role_result_clear(&res);
     fixture_stop(&f);
 }
 
@@ -1683,6 +1703,7 @@ int main(void)
         cmocka_unit_test(test_spans_in_the_task_trace),
         cmocka_unit_test(test_skipped_records),
         cmocka_unit_test(test_unreadable_insert_is_said),
+        cmocka_unit_test(test_a_logged_invocation_keeps_the_threshold),
         cmocka_unit_test(test_failure_at_record_3_of_5),
         cmocka_unit_test(test_failure_stops_later_batches),
         cmocka_unit_test(test_refused_message_is_passed_over),

@@ -827,9 +827,6 @@ static void test_a_claimed_task_too_near_the_deadline_says_so(void **state)
     spans_free(&sp);
 }
 
-/* The threshold main() set, to go back to after a case that logs at WARNING. */
-static log_level test_log_level = LOG_ERROR;
-
 /* The log lines (JSON, one a line) of logged whose message begins with prefix, into out (at most
  * max, the caller decrefs them); how many there were. */
 static size_t log_lines(const char *logged, const char *prefix, json_t **out, size_t max)
@@ -849,16 +846,17 @@ static size_t log_lines(const char *logged, const char *prefix, json_t **out, si
 }
 
 /* invoke_text() with what the role logs at WARNING and above caught, into *logged (the caller
- * frees it). */
+ * frees it); the threshold is then set back to what it was. */
 static role_result invoke_text_logged(fixture *f, const char *event, int64_t deadline_ms,
                                       char **logged)
 {
     test_stderr cap;
-    log_setup(LOG_WARN, "test");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     test_stderr_begin(&cap);
     role_result res = invoke_text(f, event, deadline_ms);
     *logged = test_stderr_end(&cap);
-    log_setup(test_log_level, "test");
+    log_setup(was, NULL);
     return res;
 }
 
@@ -1454,10 +1452,8 @@ int main(void)
     log_setup(LOG_ERROR, "test");
     log_level level;
     const char *env = getenv("LOG_LEVEL");
-    if (env && log_level_parse(env, &level)) {
+    if (env && log_level_parse(env, &level))
         log_setup(level, "test");
-        test_log_level = level;
-    }
 #define CASE(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         CASE(test_noop_completes),
