@@ -284,9 +284,10 @@ static void publish_invoke(role *r, const lambda_invocation *inv, role_result *o
                      "sequence_number", seq, "records_left", left, "error", why, NULL);
             respond(out, seq);
         } else {
+            /* SNS's reason last: a cut to fit takes its end, not what the failure means */
             role_fail(out, "Publish.Failed",
-                      "record %zu was not published (%s) and has no SequenceNumber to report",
-                      first, why);
+                      "record %zu has no SequenceNumber to report and was not published: %s", first,
+                      why);
         }
     }
     outbox_free(&o);
