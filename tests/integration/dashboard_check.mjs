@@ -802,6 +802,11 @@ await step("the API's 422 detail shows beside the fields it names", async () => 
   ]);
   check(resp.status() === 422, 'POST /tasks answered ' + resp.status());
   expect422 = false;
+  // the page shows the answer once it has read its body, after the browser logged its status (only
+  // the answer marks the ttl: the data is flagged as it is typed)
+  await page.waitForSelector('#create-ttl[aria-invalid="true"]', {timeout: WAIT}).catch(() => {
+    throw new Error('the ttl was not marked in error after the 422');
+  });
   const dataErr = await page.textContent('.field-error[data-field="data"]');
   const ttlErr = await page.textContent('.field-error[data-field="ttl"]');
   check(/valid dictionary/.test(dataErr), 'beside data: ' + JSON.stringify(dataErr));
