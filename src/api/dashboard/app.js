@@ -308,12 +308,13 @@ class ApiError extends Error {
 // Problems reaching taskd show one banner; the next success clears it, but for a token asked
 // for: a read that works meanwhile (of a route served without one, or that takes the token
 // another refused) says nothing of it. The banner and the token field stay, and the page waits
-// (the stream is not tried again), until a token is entered or, where the stream itself was refused,
+// (a stream that asked for one is not tried again), until a token is entered or, where the stream itself was refused,
 // a look at it finds that taskd no longer asks for one (lookWhileWaiting()): waitOver() clears
 // them.
 const health = {
   failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
   fail(what, message) {
+    if (this.failing.get(what) === message) return; // said already: the alert is not read out again
     this.failing.set(what, message);
     this.show();
   },
@@ -354,7 +355,7 @@ const auth = {
   },
   ask() {
     $('#token-form').hidden = false;
-    sayConn(); // the stream is not tried again until a token is entered, or taskd asks for none
+    sayConn(); // a stream that asked for one is not tried again until a token is entered, or taskd asks for none
   },
 };
 
@@ -1197,15 +1198,16 @@ function connect(after) {
   // the filtered status is still seen to change, and the task open in the drawer, of whatever
   // type, too; after: the change log's position to continue from (the first list's, or the
   // group's), once (a reconnection continues from its last event)
+  const asked = after !== undefined && after !== null;
   const q = new URLSearchParams();
-  if (after !== undefined && after !== null) q.set('last_event_id', idText(after));
+  if (asked) q.set('last_event_id', idText(after));
   const query = q.toString();
   const url = '/events' + (query ? '?' + query : '');
   setConn('connecting', 'connecting');
   let opened = false;
   // the id this stream was asked to start after, else where the tabs had come to (along one change
   // log, a stream asked from no position starts past it), then its last event's
-  let at = after === undefined || after === null ? share.position() : eventId(after);
+  let at = asked ? eventId(after) : share.position();
   const pass = (type, data, id) => {
     share.see(id);
     share.post({kind: 'event', type, data, id});
@@ -1214,7 +1216,7 @@ function connect(after) {
   const s = fetchStream(url, {
     open() {
       const reread = opened || streamGap;
-      const from = opened || after === undefined ? null : after;
+      const from = opened || !asked ? null : after;
       streamGap = false;
       opened = true;
       if (from !== null) share.at = from;
@@ -1222,11 +1224,11 @@ function connect(after) {
       share.post({kind: 'open', reread, from: idMessage(from)});
     },
     event(type, data, id) {
-      // ids only grow along one change log: an id lower than where the stream was is of a new
-      // one (taskd restarted on a new database), which answered an id it never gave with what
-      // comes next, or gave a stream asked from no position (after a refusal) its first. What
-      // the tabs show is read again, as after a reset, and the group's position starts again
-      // from there. (taskd's own reset for such an id has its newest, lower: it is that reset.)
+      // ids only grow along one change log, and a stream asked from no position starts past
+      // where the tabs had come to: a lower id is a new log's (taskd restarted on a new database,
+      // and answered an id it never gave with what comes next). What the tabs show is read again,
+      // as after a reset, and the group's position starts again from there. (taskd's own reset
+      // for such an id has its newest, lower: it is that reset.)
       const seq = eventId(id);
       if (seq !== null && at !== null && seq < at && type !== 'reset') pass('reset', '', id);
       if (seq !== null) at = seq;
