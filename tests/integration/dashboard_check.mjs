@@ -689,7 +689,8 @@ await step('a token asked for by a route other than the stream is waited for, th
     const events = [];
     p37.on('request', (r) => new URL(r.url()).pathname === '/events' && events.push(streamTry(r) ? 'a stream try' : 'a look'));
     // what is checked is that nothing comes, so a sleep: four retry periods, by the page's clock (a
-    // look, and the stream opened again after it, would come in the first, its timer set before)
+    // look's timer, set before this one, would fire in the first; its request follows a lock query,
+    // well within the four, and the stream opened again after it)
     await p37.evaluate(() => new Promise((resolve) => setTimeout(resolve, 2000)));
     check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
     check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
@@ -708,23 +709,25 @@ await step('a token asked for by a route other than the stream is waited for, th
 }, ['loaded']);
 
 // A list read that fails for the network is read again 1 s later while the page waits for a token
-// another route asked for (the queues here), its stream working: only a stream that asks for one
+// another route asked for (the queues here), its stream not refused: only a stream that asks for one
 // holds the retries (its looks read nothing else), where the token field did, and the list was read
-// again only at the stream's next opening.
+// again only at the stream's next opening. The stream is held unanswered, so that no event (a task
+// moving to the status shown) reads the list instead.
 await step('a list read that fails while a token asked for by another route is waited for is read again', async () => {
   const p39 = await lonePage();
   try {
     await p39.route((url) => url.pathname === '/queues', (route) => route.fulfill(ASKS_TOKEN));
+    await p39.route((url) => url.pathname === '/events', () => {}); // held: never opens, never ends
     let failing = false;
     await p39.route((url) => url.pathname === '/tasks', (route) => (failing ? route.abort('failed') : route.fallback()));
     const lists = (r) => new URL(r.url()).pathname === '/tasks';
     await p39.goto(BASE + '/');
     await p39.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    await waitConn(p39, 'live', 'waiting for a token the queues asked for');
     failing = true;
-    const failed = p39.waitForEvent('requestfailed', {predicate: lists, timeout: WAIT});
-    await p39.click('#filter-status button[data-status="FAILED"]');
-    await failed;
+    await Promise.all([
+      p39.waitForEvent('requestfailed', {predicate: lists, timeout: WAIT}),
+      p39.click('#filter-status button[data-status="FAILED"]'),
+    ]);
     failing = false;
     await p39.waitForRequest(lists, {timeout: WAIT}).catch(() => {
       throw new Error('a list read failed for the network, waiting for a token the queues asked for: not read again');
@@ -1650,11 +1653,12 @@ await step('status and type filters, search by id', async () => {
   await page.waitForFunction((id) => location.hash === '#/tasks/' + id, args.xss_id, {timeout: WAIT});
   await page.fill('#search', '0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f');
   expect404 = true;
-  const logged = page.waitForEvent('console', {predicate: (m) => /status of 404/.test(m.text()), timeout: WAIT});
-  await page.press('#search', 'Enter');
+  await Promise.all([
+    page.waitForEvent('console', {predicate: (m) => /status of 404/.test(m.text()), timeout: WAIT}), // that answer's
+    page.press('#search', 'Enter'),
+  ]);
   await page.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
   check(/No task with id/.test(await page.textContent('#search-error')), 'search error: ' + await page.textContent('#search-error'));
-  await logged; // the console message of that answer
   expect404 = false;
 }, ['loaded']);
 
