@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static log_level threshold = LOG_INFO;
+static _Atomic log_level threshold = LOG_INFO; /* read by every thread; set by log_setup() */
 static const char *service_name = "taskd";
 
 /* Python's names, as Lambda Powertools writes them */
@@ -68,7 +69,7 @@ void log_context(const char *name, ...)
 
 void log_setup(log_level level, const char *service)
 {
-    threshold = level;
+    atomic_store_explicit(&threshold, level, memory_order_relaxed);
     if (service)
         service_name = service;
 }
@@ -92,12 +93,12 @@ bool log_level_parse(const char *s, log_level *out)
 
 bool log_enabled(log_level level)
 {
-    return level >= threshold;
+    return level >= log_threshold();
 }
 
 log_level log_threshold(void)
 {
-    return threshold;
+    return atomic_load_explicit(&threshold, memory_order_relaxed);
 }
 
 /* Held while a line is written: a pipe takes a write over PIPE_BUF in parts, and another
@@ -136,7 +137,7 @@ static void write_line(const char *p, size_t n)
 
 void log_write(log_level level, const char *message, ...)
 {
-    if (level < threshold)
+    if (!log_enabled(level))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

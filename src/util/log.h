@@ -9,8 +9,9 @@
  *
  * A line is written whole, under a lock, so lines from several threads
  * never interleave, however long. The level threshold and service name are
- * set once at start-up; besides them each thread may carry context fields
- * that every line it writes repeats (the Lambda runtime sets the
+ * set at start-up; the threshold may be changed later while other threads
+ * log (tests do, around a case). Besides them each thread may carry context
+ * fields that every line it writes repeats (the Lambda runtime sets the
  * invocation's request id this way).
  */
 #ifndef TASKD_LOG_H
