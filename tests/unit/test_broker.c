@@ -2330,6 +2330,7 @@ static void faulty_vfs_off(void)
     atomic_store(&wal_full, false);
     atomic_store(&wal_full_once, false);
     atomic_store(&db_full, false);
+    atomic_store(&unreadable_sql, NULL); /* a read meant to fail that was never made */
     sqlite3_vfs_register(real_vfs, 1);
     sqlite3_vfs_unregister(&faulty_vfs);
 }
