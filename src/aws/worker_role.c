@@ -10,19 +10,19 @@
  * the messages to keep.
  *
  * A handler lane's batch goes through work.h in its phases
- * (work_handler_lane()): plan_claims() claims the tasks whose runs, one
- * after another, can start before the invocation's deadline (the rest is
- * kept for another delivery); submit_claims() submits them together (one
- * store_batch: they share a commit where the store groups writes) and waits;
- * each claim's outcome becomes its item's (a fresh claim found IN_PROGRESS
- * is turned into "keep", see the header); work_begin; submit_reclaims()
- * claims again, together, the tasks of the items that run again after an
- * earlier delivery, and end_reclaims() lets run only those it took
- * (reclaimed()); run_items() runs work_run for each item to run, one after
- * another, the reports going into another group, and waits; work_finish
- * tells spent from kept. The tasks the claims and reclaims returned
- * (current) stay alive until the end: an item may borrow its data and type
- * from them.
+ * (work_handler_lane()): plan_claims() picks the tasks whose runs, one after
+ * another, can start before the invocation's deadline, and prepares their
+ * claims (the rest is kept for another delivery); submit_claims() submits
+ * them together (one store_batch: they share a commit where the store groups
+ * writes) and waits; each claim's outcome becomes its item's (a fresh claim
+ * found IN_PROGRESS is turned into "keep", see the header); work_begin;
+ * submit_reclaims() claims again, together, the tasks of the items that run
+ * again after an earlier delivery, and end_reclaims() lets run only those it
+ * took (reclaimed()); run_items() runs work_run for each item to run, one
+ * after another, the reports going into another group, and waits;
+ * work_finish tells spent from kept. The tasks the claims and reclaims
+ * returned (current) stay alive until the end: an item may borrow its data
+ * and type from them.
  *
  * Every string a record points to is borrowed from the event's JSON or
  * from its parsed body, both released when the invocation ends.
