@@ -11,10 +11,12 @@
  *
  * The reply is read by sns_reply_read() (sns_reply.h), a pure function of
  * its bytes. Text copied into a status is cut at a UTF-8 character boundary
- * (str_join(), core/sbuf.h), since it ends up in JSON logs and spans.
+ * (str_join(), core/sbuf.h), since it ends up in JSON logs and spans; a
+ * status's message that does not fit ends "..." (errbuf_set()).
  */
 #include "sns.h"
 
+#include "core/errbuf.h"
 #include "core/json_util.h"
 #include "sns_reply.h"
 
@@ -58,12 +60,10 @@ static void status_fail(sns_status *st, const char *code, bool sender_fault, con
     memset(st, 0, sizeof *st);
     st->sender_fault = sender_fault;
     str_join(st->code, sizeof st->code, code, NULL);
-    char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    errbuf_vset(st->message, sizeof st->message, fmt, ap);
     va_end(ap);
-    str_join(st->message, sizeof st->message, text, NULL);
 }
 
 /* Fail st as never sent, after an earlier call failed (sns.h: Order). */
@@ -192,9 +192,9 @@ static void fail_call(aws_rc rc, const aws_response *r, size_t first, size_t k, 
                        : rc == AWS_ERR_TIMEOUT     ? "Timeout"
                        : rc == AWS_ERR_NOMEM       ? "OutOfMemory"
                                                    : "ClientError";
-    char why[200];
+    char why[200]; /* with room left in the message for the HTTP status and the attempts */
     if (r->error_message)
-        str_join(why, sizeof why, r->error_message, NULL);
+        errbuf_set(why, sizeof why, "%s", r->error_message);
     else
         snprintf(why, sizeof why, "%s", aws_rc_name(rc));
     for (size_t j = 0; j < k; j++)

@@ -548,6 +548,35 @@ static void test_not_found_fails_all(void **state)
     http_stub_stop(s);
 }
 
+/* SNS's reason for refusing a whole call, longer than a status keeps of it, is cut where a
+ * character ends and says so, before the HTTP status and the attempts, which are kept. */
+static void test_a_long_refusal_shows_its_cut(void **state)
+{
+    (void)state;
+    http_stub_reply steps[] = {
+        {.status = 403,
+         .body = "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code><Message>"
+                 "User: arn:aws:sts::123456789012:assumed-role/taskd-dev-publish/taskd-dev-publish "
+                 "is not authorized to perform: SNS:PublishBatch on resource: "
+                 "arn:aws:sns:eu-west-1:123456789012:tasks because no identity-based policy allows "
+                 "the SNS:PublishBatch action</Message></Error>"
+                 "<RequestId>r</RequestId></ErrorResponse>"}};
+    http_stub *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[1] = {{"{}", ATTRS("x", "TASK1")}};
+    sns_status st[1];
+    assert_false(sns_publish_batch(c, TOPIC, m, 1, in_ms(3000), st));
+    assert_string_equal(st[0].code, "AuthorizationError");
+    const char *end = strstr(st[0].message, "... (HTTP 403, 1 attempt)");
+    assert_non_null(end);
+    assert_string_equal(end, "... (HTTP 403, 1 attempt)");
+    assert_int_equal(end - st[0].message, 199 - 3); /* the reason's 200 bytes, "..." its end */
+    assert_int_equal(strncmp(st[0].message, "User: arn:aws:sts::123456789012:assumed-role/", 45),
+                     0);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
 /* A message over SNS's size limit by itself goes in a call of its own, which SNS refuses whole as
  * too long: that message can never go out, so it is refused; two messages over the limit together
  * are not (each may go alone). */
@@ -956,6 +985,7 @@ int main(void)
         cmocka_unit_test(test_empty_reply_fails),
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_not_found_fails_all),
+        cmocka_unit_test(test_a_long_refusal_shows_its_cut),
         cmocka_unit_test(test_batches_stop_after_failed_call),
         cmocka_unit_test(test_message_too_long_alone_is_refused),
         cmocka_unit_test(test_call_too_long_for_the_topic_is_split),
