@@ -275,10 +275,15 @@ static proc_id stopper(const char *name, bool orphan, int end_sig)
     return id;
 }
 
-/* n stopped orphans named name (stop_then_end() with end_sig and held), all of one parent, a
- * child of this process, which exits once it has seen them all stop. */
-static void held_orphans(const char *name, int end_sig, const int held[2], int n)
+/* n stopped orphans (stop_then_end() with end_sig, held), all of one parent, a child of this
+ * process, which exits once it has seen them all stop. Their name, this process's own so that no
+ * other test's look continues them, into name; the write end of their hold, whose close lets them
+ * end. */
+static int held_orphans(char name[16], int end_sig, int n)
 {
+    snprintf(name, 16, "orphans-%d", (int)getpid());
+    int held[2];
+    assert_int_equal(pipe(held), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -298,6 +303,8 @@ static void held_orphans(const char *name, int end_sig, const int held[2], int n
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(held[0]);
+    return held[1];
 }
 
 /* Whether the process seen as id is still stopped. */
@@ -341,25 +348,61 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     reap(child.pid);
 }
 
-/* Every orphan continued is waited for, however many (65 here: past the room for 64 its notes
- * start with): each still clearing its run when the wait runs out, all of them count as not
- * ended. */
+/* How many more realloc() calls succeed, -1 for all of them: the test is linked with
+ * --wrap=realloc, and proc_continue_orphans() grows its notes of the orphans it continued with
+ * it. */
+static int reallocs_left = -1;
+void *__real_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size);
+void *__wrap_realloc(void *ptr, size_t size)
+{
+    if (reallocs_left == 0)
+        return NULL;
+    if (reallocs_left > 0)
+        reallocs_left--;
+    return __real_realloc(ptr, size);
+}
+
+/* Orphans enough to pass the room for 64 that proc_continue_orphans()'s notes start with. */
+enum { ORPHANS = 65 };
+
+/* proc_continue_orphans() over ORPHANS held orphans (held_orphans()), with reallocs_left set to
+ * reallocs while it runs, waiting 50 ms: its return, its unended and its unwatched. A second look
+ * must find none of them stopped; then their hold ends. */
+static int continue_held_orphans(int reallocs, int *unended, int *unwatched)
+{
+    const int end_sig = SIGRTMIN + 1;
+    char name[16];
+    const int held = held_orphans(name, end_sig, ORPHANS);
+    reallocs_left = reallocs;
+    int continued = proc_continue_orphans(name, end_sig, 50, unended, unwatched);
+    reallocs_left = -1;
+    int again, not_noted;
+    assert_int_equal(proc_continue_orphans(name, end_sig, 0, &again, &not_noted), 0);
+    close(held); /* they end */
+    return continued;
+}
+
+/* Every orphan continued is waited for, however many: each still clearing its run when the wait
+ * runs out, all of them count as not ended. */
 static void test_wait_for_every_orphan_continued(void **state)
 {
     (void)state;
-    enum { ORPHANS = 65 };
-    const int end_sig = SIGRTMIN + 1;
-    char name[16]; /* this process's own: no other test's look continues them */
-    snprintf(name, sizeof name, "orphans-%d", (int)getpid());
-    int held[2];
-    assert_int_equal(pipe(held), 0);
-    held_orphans(name, end_sig, held, ORPHANS);
-    close(held[0]);
     int unended = -1, unwatched = -1;
-    assert_int_equal(proc_continue_orphans(name, end_sig, 50, &unended, &unwatched), ORPHANS);
+    assert_int_equal(continue_held_orphans(-1, &unended, &unwatched), ORPHANS);
     assert_int_equal(unended, ORPHANS);
     assert_int_equal(unwatched, 0);
-    close(held[1]); /* they end */
+}
+
+/* An orphan continued when there is no memory to note it is continued all the same and counted,
+ * not waited for; the notes made before are kept, and those orphans waited for. */
+static void test_an_orphan_with_no_memory_to_note_it_is_continued(void **state)
+{
+    (void)state;
+    int unended = -1, unwatched = -1;
+    assert_int_equal(continue_held_orphans(1, &unended, &unwatched), ORPHANS); /* 64 noted */
+    assert_int_equal(unended, ORPHANS - 1);
+    assert_int_equal(unwatched, 1);
 }
 
 static void note_number(long number, void *arg)
@@ -394,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
         cmocka_unit_test(test_wait_for_every_orphan_continued),
+        cmocka_unit_test(test_an_orphan_with_no_memory_to_note_it_is_continued),
         cmocka_unit_test(test_numbered_entries_of_a_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
