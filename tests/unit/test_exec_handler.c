@@ -580,7 +580,7 @@ static void test_timeout_kills_the_process_group(void **state)
     assert_string_equal(r.status_msg, "timed out after 1 s");
     assert_null(r.result);
     assert_true(elapsed >= 900);
-    assert_true(elapsed < 2000);
+    assert_true(elapsed < 30000); /* killed, not waited for: sleeper.sh's sleeps last 30 s */
     pid_t pids[2] = {0, 0};
     assert_int_equal(read_pids(pidfile, pids, 2), 2);
     assert_true(process_gone(pids[0])); /* the script */
@@ -1458,18 +1458,35 @@ static void test_default_limits(void **state)
     h->free(h);
 }
 
-/* A program past its CPU limit fails with the reason. */
+/* The user and system CPU time of this process's children that ended and were waited for, and
+ * of theirs that they waited for, in milliseconds. */
+static int64_t children_cpu_ms(void)
+{
+    struct rusage ru;
+    assert_int_equal(getrusage(RUSAGE_CHILDREN, &ru), 0);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+/* A program past its CPU limit fails with the reason, stopped once it has used 1 s of CPU time,
+ * however long the machine took to give it that: its supervisor reaps it, and this process the
+ * supervisor, so its time counts among this process's children's. */
 static void test_cpu_limit_fails_the_task(void **state)
 {
     (void)state;
     exec_limits limits = {.cpu_s = 1};
     handler *h = sh_handler("echo burning >&2; while :; do :; done", NULL, &limits);
     handler_result r = {0};
-    int64_t elapsed = run_task(h, "t1", "{}", NULL, 30, &r);
+    int64_t cpu_ms = children_cpu_ms();
+    run_task(h, "t1", "{}", NULL, 30, &r);
+    cpu_ms = children_cpu_ms() - cpu_ms;
     assert_false(r.ok);
     assert_string_equal(r.status_msg,
                         "killed by signal 24 (SIGXCPU: CPU time limit of 1 s): burning");
-    assert_true(elapsed < 10000);
+    /* about 1 s: the limit is held to the time the kernel counts in ticks, and the time reaped
+     * was seen 20% short on a loaded virtual machine (test_child) */
+    if (cpu_ms < 500 || cpu_ms >= 1500)
+        fail_msg("the program used %lld ms of CPU time, not about 1 s", (long long)cpu_ms);
     handler_result_clear(&r);
     h->free(h);
 }
