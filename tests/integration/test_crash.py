@@ -191,8 +191,11 @@ class DeadLetter(CrashCase):
         self.assertTrue(s.alive())
         self.assertEqual(t["status"], "FAILED", t)
         self.assertEqual(t["status_msg"], "moved to dead-letter queue doomed-dlq after 2 receives")
-        # logged as a handler's failure is: at the task's id and its trace's
-        said = [o for o in s.log_json() if o.get("message") == "task failed" and o.get("task_id") == tid]
+        # logged as a handler's failure is: at the task's id and its trace's (before its commit,
+        # but read from taskd's stderr by a thread of the harness that may not have come to it)
+        said = wait_until(lambda: [o for o in s.log_json()
+                                   if o.get("message") == "task failed" and o.get("task_id") == tid],
+                          5, what="the task's failure logged")
         self.assertEqual([(o["level"], o["reason"], o.get("trace_id")) for o in said],
                          [("WARNING", t["status_msg"], trace_id)], said)
         # and so is the run again after the first crash, by the run that started after it
