@@ -52,17 +52,26 @@ static void form_str(sbuf *b, const char *s)
 
 /* ---- statuses ---- */
 
+static void status_vfail(sns_status *st, const char *code, bool sender_fault, const char *fmt,
+                         va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void status_vfail(sns_status *st, const char *code, bool sender_fault, const char *fmt,
+                         va_list ap)
+{
+    memset(st, 0, sizeof *st);
+    st->sender_fault = sender_fault;
+    str_join(st->code, sizeof st->code, code, NULL);
+    errbuf_vset(st->message, sizeof st->message, fmt, ap);
+}
+
 static void status_fail(sns_status *st, const char *code, bool sender_fault, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void status_fail(sns_status *st, const char *code, bool sender_fault, const char *fmt, ...)
 {
-    memset(st, 0, sizeof *st);
-    st->sender_fault = sender_fault;
-    str_join(st->code, sizeof st->code, code, NULL);
     va_list ap;
     va_start(ap, fmt);
-    errbuf_vset(st->message, sizeof st->message, fmt, ap);
+    status_vfail(st, code, sender_fault, fmt, ap);
     va_end(ap);
 }
 
@@ -103,12 +112,10 @@ static void refuse(sns_status *st, const char *fmt, ...) __attribute__((format(p
 
 static void refuse(sns_status *st, const char *fmt, ...)
 {
-    char text[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    status_vfail(st, SNS_INVALID_LOCAL, true, fmt, ap);
     va_end(ap);
-    status_fail(st, SNS_INVALID_LOCAL, true, "%s", text);
     st->refused = true;
 }
 
