@@ -122,6 +122,14 @@ static void release_held(void)
     held = NULL;
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
+/* Whether st's SQL begins with the statement armed (one of fail_sql, or unreadable_sql), which
+ * this step then takes, disarming it. */
+static bool takes(_Atomic(const char *) *armed, sqlite3_stmt *st)
+{
+    const char *sql = atomic_load(armed);
+    return sql && strncmp(sqlite3_sql(st), sql, strlen(sql)) == 0 &&
+           atomic_compare_exchange_strong(armed, &sql, NULL);
+}
 int __real_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st);
 int __wrap_sqlite3_step(sqlite3_stmt *st)
@@ -132,15 +140,10 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
     if (strcmp(sqlite3_sql(st), "COMMIT") == 0 &&
         atomic_compare_exchange_strong(&step_at_commit, &step, false))
         atomic_fetch_sub(&wall_step_ms, 3600 * 1000);
-    for (size_t i = 0; i < sizeof fail_sql / sizeof fail_sql[0]; i++) {
-        const char *sql = atomic_load(&fail_sql[i]);
-        if (sql && strncmp(sqlite3_sql(st), sql, strlen(sql)) == 0 &&
-            atomic_compare_exchange_strong(&fail_sql[i], &sql, NULL))
+    for (size_t i = 0; i < sizeof fail_sql / sizeof fail_sql[0]; i++)
+        if (takes(&fail_sql[i], st))
             return SQLITE_IOERR;
-    }
-    const char *unreadable = atomic_load(&unreadable_sql);
-    if (unreadable && strncmp(sqlite3_sql(st), unreadable, strlen(unreadable)) == 0 &&
-        atomic_compare_exchange_strong(&unreadable_sql, &unreadable, NULL)) {
+    if (takes(&unreadable_sql, st)) {
         reads_fail = true;
         int rc = __real_sqlite3_step(st);
         reads_fail = false;
