@@ -925,6 +925,19 @@ static void test_topic_not_found(void **state)
     fixture_stop(&f);
 }
 
+/* The invocation failed with type, its message whole up to a cut at its end, which says so:
+ * whole (longer than the message) cut once, as errbuf_set() cuts ASCII text. */
+static void expect_cut(const role_result *res, const char *type, const char *whole)
+{
+    assert_null(res->response);
+    assert_string_equal(res->error_type, type);
+    size_t len = strlen(res->error_message);
+    assert_int_equal(len, sizeof res->error_message - 1);
+    assert_true(strlen(whole) > len);
+    assert_memory_equal(res->error_message, whole, len - 3);
+    assert_string_equal(res->error_message + len - 3, "...");
+}
+
 static void test_failure_without_sequence_number(void **state)
 {
     (void)state;
@@ -949,25 +962,22 @@ static void test_failure_without_sequence_number(void **state)
 
     /* SNS's reason for refusing the whole call, in the record's, is more than the message holds:
      * it is cut at the message's end, and says so */
+#define IAM_REFUSAL                                                                                \
+    "User: arn:aws:sts::123456789012:assumed-role/taskd-dev-publish/taskd-dev-publish is not "     \
+    "authorized to perform: SNS:PublishBatch on resource: arn:aws:sns:eu-west-1:123456789012:"     \
+    "tasks because no identity-based policy allows the SNS:PublishBatch action"
     f.sns->fail_task_ids = NULL;
     f.sns->status = 403;
-    f.sns->error_body =
-        "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code><Message>User: "
-        "arn:aws:sts::123456789012:assumed-role/taskd-dev-publish/taskd-dev-publish is not "
-        "authorized to perform: SNS:PublishBatch on resource: arn:aws:sns:eu-west-1:123456789012:"
-        "tasks because no identity-based policy allows the SNS:PublishBatch action</Message>"
-        "</Error></ErrorResponse>";
+    f.sns->error_body = "<ErrorResponse><Error><Type>Sender</Type><Code>AuthorizationError</Code>"
+                        "<Message>" IAM_REFUSAL "</Message></Error></ErrorResponse>";
     records = json_array();
     json_array_append_new(records, stream_record("INSERT", id1, "TASK1", 1, NULL, NULL));
     ev = event_text(records);
     invoke(&f, ev, &res);
-    assert_string_equal(res.error_type, "Publish.Failed");
-    size_t len = strlen(res.error_message);
-    assert_int_equal(len, sizeof res.error_message - 1);
-    assert_string_equal(res.error_message + len - 3, "...");
-    static const char said[] = "record 0 has no SequenceNumber to report and was not published: "
-                               "AuthorizationError: User: ";
-    assert_memory_equal(res.error_message, said, sizeof said - 1);
+    expect_cut(&res, "Publish.Failed",
+               "record 0 has no SequenceNumber to report and was not published: "
+               "AuthorizationError: " IAM_REFUSAL);
+#undef IAM_REFUSAL
     role_result_clear(&res);
     free(ev);
 
@@ -1101,11 +1111,7 @@ static void test_a_long_reason_shows_its_cut(void **state)
              "not a DynamoDB stream event: record 0 has EventSource aws:sns, from %s", arn);
     role_result res;
     invoke(&f, ev, &res);
-    assert_string_equal(res.error_type, "Runtime.InvalidEvent");
-    size_t len = strlen(res.error_message);
-    assert_int_equal(len, sizeof res.error_message - 1);
-    assert_memory_equal(res.error_message, want, len - 3); /* the one cut: "...", no more */
-    assert_string_equal(res.error_message + len - 3, "...");
+    expect_cut(&res, "Runtime.InvalidEvent", want); /* the one cut: "...", no more */
     role_result_clear(&res);
     free(ev);
     assert_int_equal(f.sns->calls, 0);
