@@ -308,9 +308,9 @@ class ApiError extends Error {
 // Problems reaching taskd show one banner; the next success clears it, but for a token asked
 // for: a read that works meanwhile (of a route served without one, or that takes the token
 // another refused) says nothing of it. The banner and the token field stay, and the page waits
-// (a stream that asked for one is not tried again), until a token is entered or, where the stream itself was refused,
-// a look at it finds that taskd no longer asks for one (lookWhileWaiting()): waitOver() clears
-// them.
+// (a stream that asked for one is not tried again), until a token is entered or, where the
+// stream itself was refused, a look at it finds that taskd no longer asks for one
+// (lookWhileWaiting()): waitOver() clears them.
 const health = {
   failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
   fail(what, message) {
@@ -355,7 +355,8 @@ const auth = {
   },
   ask() {
     $('#token-form').hidden = false;
-    sayConn(); // a stream that asked for one is not tried again until a token is entered, or taskd asks for none
+    // a stream that asked for one is not tried again until a token is entered, or taskd asks for none
+    sayConn();
   },
 };
 
