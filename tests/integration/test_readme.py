@@ -103,7 +103,7 @@ class RoutesTable(unittest.TestCase):
             t.close()
         rows = routes_table()
         self.assertGreaterEqual(len(rows), 10, "the routes table lost its rows")
-        listed, unsaid = set(), []
+        listed, unsaid, unbounded = set(), [], []
         for routes, line in rows:
             said = set(re.findall(r"`([1-5][0-9][0-9])\b", line))
             for meth, path in routes:
@@ -115,7 +115,17 @@ class RoutesTable(unittest.TestCase):
                 answers = {c for c in op["responses"] if not c.startswith("2")} - self.EVERY_ROUTE
                 if answers - said:
                     unsaid.append("%s %s: %s" % (meth, path, ", ".join(sorted(answers - said))))
+                # a query parameter's bounds, as `wait=1..60`, and its default
+                for param in op.get("parameters", []):
+                    schema = param.get("schema", {})
+                    if "maximum" not in schema:
+                        continue
+                    bounds = "`%s=%s..%s`" % (param["name"], schema["minimum"], schema["maximum"])
+                    default = "default %s" % schema.get("default", "")
+                    if bounds not in line or ("default" in schema and default not in line):
+                        unbounded.append("%s %s: %s %s" % (meth, path, bounds, default))
         self.assertEqual(unsaid, [], "statuses the routes answer and the README's table omits")
+        self.assertEqual(unbounded, [], "query parameters whose bounds the table omits")
         served = {(meth.upper(), path) for path, ops in spec["paths"].items()
                   for meth in ops if meth in ("get", "post", "patch", "put", "delete")}
         self.assertEqual(served - listed, set(), "routes the README's table leaves out")
