@@ -54,6 +54,9 @@ class Walkthrough(unittest.TestCase):
             self.assertIn('{"task_type":"TASK2","status":"CREATED","status_msg":""}', out)
             # the task read back, a line of its own
             self.assertRegex(out, r'(?m)^\{"id":.*"status":"(COMPLETED|FAILED)".*\}$')
+            # the pages of the two CREATED TASK2 tasks: the first, then the next_token's
+            pages = re.findall(r'(?m)^"([0-9a-f-]{36})"$', out)
+            self.assertEqual(len(set(pages)), 2, "a page, then the next: " + out)
             self.assertRegex(out, r"(?m)^204$", "the PATCH answers 204")
             self.assertRegex(out, r"(?m)^ 200$|\} 200$", "the repeated Idempotency-Key answers 200")
             self.assertRegex(out, r"(?m)^204\n204\n409\n204$",
