@@ -189,6 +189,48 @@ class ConfigurationBounds(unittest.TestCase):
         self.assertEqual(unsaid, [], "bounds taskd holds a key to and the README does not give")
 
 
+def metrics_said(readme):
+    """The metrics the README names, each with the label sets it gives it: a group such as
+    `taskd_queue_depth` / `_in_flight` / `_delayed{queue}` gives its last labels to every name
+    in it, and `_in_flight` stands for taskd_queue_in_flight."""
+    said = {}
+    item = r"`_?[a-z_]+(?:\{[a-z_,]+\})?`"
+    for group in re.finditer(r"`taskd_[a-z_]+(?:\{[a-z_,]+\})?`(?:\s*/\s*%s)*" % item, readme):
+        items = re.findall(r"`([a-z_]+)(?:\{([a-z_,]+)\})?`", group.group(0))
+        labels = next((given for _, given in reversed(items) if given), "")
+        for name, _ in items:
+            if name.startswith("_"):
+                name = items[0][0].rsplit("_", 1)[0] + name
+            said.setdefault(name, set()).add(frozenset(labels.split(",")) - {""})
+    return said
+
+
+@local_only("the metrics are the local taskd's")
+class Metrics(unittest.TestCase):
+    def test_the_readme_names_every_metric_with_its_labels(self):
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            said = metrics_said(f.read())
+        t = Taskd(env={"TASK1_SECONDS": "0"})
+        try:
+            task = t.post("/tasks", {"task_type": "TASK1"}).json()["id"]
+            t.get("/tasks/%s?wait=10" % task)
+            text = t.get("/metrics").body.decode()
+        finally:
+            t.close()
+        histograms = set(re.findall(r"(?m)^# TYPE (\S+) histogram$", text))
+        shown = {}
+        for name, labels in re.findall(r"(?m)^(taskd_[a-z_]+)(?:\{(.*)\})? ", text):
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            name = family if family in histograms else name
+            shown.setdefault(name, set()).add(
+                frozenset(re.findall(r"([a-z_]+)=\"", labels)) - {"le"})
+        self.assertGreaterEqual(len(shown), 15, text)
+        unsaid = ["%s{%s}" % (name, ",".join(sorted(labels)))
+                  for name, sets in sorted(shown.items()) for labels in sets
+                  if labels not in said.get(name, set())]
+        self.assertEqual(unsaid, [], "metrics or labels /metrics shows and the README does not")
+
+
 class Variables(unittest.TestCase):
     def test_the_readme_names_every_variable_taskd_and_bootstrap_read(self):
         with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
