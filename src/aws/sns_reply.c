@@ -7,11 +7,13 @@
  * SenderFault) — so finding an element's content between <tag ...> and
  * </tag> (or nothing for <tag/>) and decoding the five named entities and
  * numeric character references is all it takes. Text copied into a status
- * has its surrounding white space dropped and is cut at a UTF-8 character
- * boundary, since it ends up in JSON logs and spans.
+ * has its surrounding white space dropped and, when it does not fit, is cut
+ * where a UTF-8 character ends and ends "..." (errbuf_set()), since it ends
+ * up in JSON logs, spans and a failed task's message.
  */
 #include "sns_reply.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "xml.h"
 
@@ -29,7 +31,7 @@ static size_t trimmed_text(const char *s, size_t n, char *out, size_t outlen)
     str_trim(&s, &n); /* XML's white space is str_is_ws()'s */
     char buf[1024];   /* more than any field: the cut sees past itself and keeps whole characters */
     size_t len = xml_decode(buf, sizeof buf, s, n);
-    str_join(out, outlen, buf, NULL); /* up to a NUL byte, which len then counts past */
+    errbuf_set(out, outlen, "%s", buf); /* up to a NUL byte, which len then counts past */
     return len;
 }
 

@@ -43,7 +43,8 @@
  * Every message i = first + j a member names gets done[j] = true and its
  * status st[i] set anew (zeroed first: sent and request_id are the caller's
  * to fill); its text fields are the elements' text, surrounding white space
- * dropped, entities decoded, and cut as str_join() (core/sbuf.h) cuts to the field:
+ * dropped, entities decoded, and, when longer than the field, cut where a
+ * UTF-8 character ends and ended "..." (errbuf_set(), core/errbuf.h):
  *   - Successful: ok, message_id the <MessageId> ("" without one);
  *   - Failed: not ok, code the <Code> ("Failed" when it is missing or
  *     empty), message the <Message> ("SNS did not publish the message" when

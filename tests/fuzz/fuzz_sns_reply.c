@@ -19,10 +19,10 @@
  *    <Successful> then <Failed>, their members in order, a message named
  *    when the whole text of a member's first <Id> (white space around it
  *    dropped, entities decoded) is 1 to 9 digits of an index of the call,
- *    the first member naming it winning; its fields the members' texts, cut
- *    as str_join() cuts (never more than its field, at a UTF-8
- *    boundary), or the header's defaults; SenderFault when the text is
- *    "true";
+ *    the first member naming it winning; its fields the members' texts, up
+ *    to a NUL byte, cut as errbuf_set() cuts what does not fit its field
+ *    (at a UTF-8 boundary, then "..."), or the header's defaults;
+ *    SenderFault when the text is "true";
  *  - so every message done is named by an Id in the reply, and no more are
  *    done than the reply has members (nor "<member" tags);
  *  - every text field is NUL-terminated inside its array, and well-formed
@@ -77,18 +77,21 @@ static bool child(const char *s, const char *end, const char *tag, text *t)
     return true;
 }
 
-/* t as a field of cap bytes holds it: all of it, or cut before a character, moved back at most 3
- * continuation bytes (a character's most: past them, text that is not UTF-8 is cut where it is). */
+/* t, up to a NUL byte, as a field of cap bytes holds it: all of it, or cut to leave room for
+ * "..." before a character, moved back at most 3 continuation bytes (a character's most: past
+ * them, text that is not UTF-8 is cut where it is), then "...". */
 static void cut(const text *t, char *out, size_t cap)
 {
-    size_t n = t->len;
+    size_t n = strlen(t->s);
+    const char *mark = "";
     if (n > cap - 1) {
-        n = cap - 1;
+        n = cap - 4;
         for (int back = 0; back < 3 && n > 0 && ((unsigned char)t->s[n] & 0xc0) == 0x80; back++)
             n--;
+        mark = "...";
     }
     memcpy(out, t->s, n);
-    out[n] = '\0';
+    strcpy(out + n, mark);
 }
 
 /* The model's field: t cut to cap (a field's size), or dflt when t is missing or cuts to "". */

@@ -11,12 +11,13 @@
  * attribute numbers), batches cut at ten messages and at 256 KiB, reading
  * the XML reply (MessageIds, per-entry Code / Message / SenderFault,
  * entities, <Failed/>, Ids that are not the call's, Ids and SenderFaults
- * that only begin with the word, an entry the reply does not mention, an
- * empty reply), throttling then success (aws_http's
- * retries), a 404 NotFound failing every message without a retry, the stop
- * after the first failed call, a call too long for the topic split in halves
- * down to single messages, messages refused before sending, a deadline
- * already past; which messages went out, with their call's request id.
+ * that only begin with the word, a failed entry's message cut to fit, an
+ * entry the reply does not mention, an empty reply), throttling then
+ * success (aws_http's retries), a 404 NotFound failing every message
+ * without a retry, the stop after the first failed call, a call too long
+ * for the topic split in halves down to single messages, messages refused
+ * before sending, a deadline already past; which messages went out, with
+ * their call's request id.
  *
  * With FAUXQS_ENDPOINT set (e.g. http://127.0.0.1:4566 of a running
  * fauxqs), one more test goes through a real stand-in: topic, queue, raw
@@ -468,6 +469,34 @@ static void test_reply_reads_whole_words(void **state)
     read_two(invalid, sizeof invalid - 1, done, st);
     assert_true(st[1].refused);
 #undef REPLY
+}
+
+/* A failed entry's message longer than a status keeps (SNS's KMS refusal, with the key's ARN and
+ * KMS's own request id) is cut to fit and says so. */
+static void test_reply_long_message_shows_its_cut(void **state)
+{
+    (void)state;
+#define KMS_REFUSAL                                                                                \
+    "User: arn:aws:sts::123456789012:assumed-role/taskd-dev-publish/taskd-dev-publish is not "     \
+    "authorized to perform: kms:GenerateDataKey on resource: arn:aws:kms:eu-west-1:123456789012:"  \
+    "key/1234abcd-12ab-34cd-56ef-1234567890ab because no identity-based policy allows the "        \
+    "kms:GenerateDataKey action (Service: AWSKMS; Status Code: 400; Error Code: "                  \
+    "AccessDeniedException; Request ID: 7c5b7a3e-0d7d-4b1e-9f2c-3e9a1b2c4d5e; Proxy: null)"
+    static const char reply[] =
+        "<PublishBatchResponse><PublishBatchResult><Failed><member><Id>1</Id>"
+        "<Code>KMSAccessDenied</Code><Message>" KMS_REFUSAL "</Message>"
+        "<SenderFault>true</SenderFault></member></Failed></PublishBatchResult>"
+        "</PublishBatchResponse>";
+    bool done[2];
+    sns_status st[2];
+    read_two(reply, sizeof reply - 1, done, st);
+    assert_true(done[1]);
+    assert_string_equal(st[1].code, "KMSAccessDenied");
+    char want[sizeof st[1].message];
+    assert_true(sizeof KMS_REFUSAL > sizeof want);
+    snprintf(want, sizeof want, "%.*s...", (int)sizeof want - 4, KMS_REFUSAL);
+    assert_string_equal(st[1].message, want);
+#undef KMS_REFUSAL
 }
 
 static void test_empty_reply_fails(void **state)
@@ -982,6 +1011,7 @@ int main(void)
         cmocka_unit_test(test_reply_per_entry_outcomes),
         cmocka_unit_test(test_reply_self_closing_failed),
         cmocka_unit_test(test_reply_reads_whole_words),
+        cmocka_unit_test(test_reply_long_message_shows_its_cut),
         cmocka_unit_test(test_empty_reply_fails),
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_not_found_fails_all),
