@@ -232,21 +232,16 @@ static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, siz
     return first;
 }
 
-/* What the error of an event that is no stream event says ahead of its reason. */
-#define NOT_STREAM "not a DynamoDB stream event: "
-
 static void publish_invoke(role *r, const lambda_invocation *inv, role_result *out)
 {
     publish_role *pr = (publish_role *)r;
     json_t *event;
-    /* the room the error message leaves after NOT_STREAM: a reason too long is cut once, at the
-     * message's end */
-    char reason[sizeof out->error_message - (sizeof NOT_STREAM - 1)];
+    char reason[PUBLISH_REASON_SIZE];
     const json_t *records =
         stream_event_records(inv->event, inv->event_len, &event, reason, sizeof reason);
     if (!records) {
         log_warn("not a DynamoDB stream event", "error", reason, NULL);
-        role_fail(out, "Runtime.InvalidEvent", NOT_STREAM "%s", reason);
+        role_fail(out, "Runtime.InvalidEvent", PUBLISH_NOT_STREAM "%s", reason);
         json_decref(event);
         return;
     }

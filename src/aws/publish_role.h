@@ -56,6 +56,13 @@
 /* Time kept back from the invocation's deadline for posting the response. */
 #define PUBLISH_RESERVE_MS 500
 
+/* What the error of an event that is no stream event says ahead of its reason (stream_event.h),
+ * and the room for that reason: what the error message leaves after it, so that a reason too
+ * long is cut once, at the message's end. */
+#define PUBLISH_NOT_STREAM "not a DynamoDB stream event: "
+#define PUBLISH_REASON_SIZE                                                                        \
+    (sizeof(((role_result *)0)->error_message) - (sizeof PUBLISH_NOT_STREAM - 1))
+
 /*
  * The role over configuration c, the SNS client sns, the topic's ARN and
  * the store tasks, where the task of a message SNS refuses as invalid is

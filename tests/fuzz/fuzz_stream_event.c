@@ -15,8 +15,9 @@
  *    Records array each of whose records has the eventSource aws:dynamodb
  *    or taskd:store (the recover role's); else the reason is what
  *    stream_event.h says (want_reason()), on one line (each control
- *    character '?'), and one too long for its buffer is cut where a UTF-8
- *    character ends and ends "...";
+ *    character '?'), and one too long for the publish role's buffer
+ *    (PUBLISH_REASON_SIZE) is cut where a UTF-8 character ends and ends
+ *    "...";
  *  - a record becomes a message exactly when the consumer's patterns match
  *    it and it is an INSERT whose new image holds a task id, a task type no
  *    longer than allowed and object data; no allocation fails here;
@@ -33,6 +34,7 @@
  */
 #include "fuzz_util.h"
 
+#include "aws/publish_role.h"
 #include "aws/stream_event.h"
 #include "core/attrval.h"
 #include "core/filter.h"
@@ -288,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(event, data, size);
     json_t *doc = (json_t *)1;
-    char reason[200];
+    char reason[PUBLISH_REASON_SIZE]; /* the publish role's */
     memset(reason, 'x', sizeof reason);
     const json_t *records = stream_event_records(event, size, &doc, reason, sizeof reason);
     json_error_t jerr;
