@@ -290,11 +290,13 @@ def tags(props):
 
 
 class Checker:
-    def __init__(self, template, state, config, table):
+    def __init__(self, template, state, config, table, config_name, table_name):
         self.t = template
         self.state = state
         self.cfg = config
         self.table_spec = table
+        self.config_name = config_name  # the files read, as the messages name them
+        self.table_name = table_name
         self.res = template.get("Resources") or {}
         self.problems = []
         self.summary = []
@@ -320,47 +322,48 @@ class Checker:
         self.table = next(iter(tables))
         p = self.props(self.table)
         spec = self.table_spec
-        name = "table %s" % self.table
+        name, spec_name = "table %s" % self.table, self.table_name
         if p.get("KeySchema") != spec.get("KeySchema"):
-            self.fail("%s: KeySchema %s, deploy/table.json has %s", name,
-                      canon(p.get("KeySchema")), canon(spec.get("KeySchema")))
+            self.fail("%s: KeySchema %s, %s has %s", name,
+                      canon(p.get("KeySchema")), spec_name, canon(spec.get("KeySchema")))
         want_attrs = {(a["AttributeName"], a["AttributeType"]) for a in spec.get("AttributeDefinitions", [])}
         have_attrs = {(a.get("AttributeName"), a.get("AttributeType"))
                       for a in p.get("AttributeDefinitions") or []}
         if want_attrs != have_attrs:
-            self.fail("%s: AttributeDefinitions %s, deploy/table.json has %s", name,
-                      sorted(have_attrs), sorted(want_attrs))
+            self.fail("%s: AttributeDefinitions %s, %s has %s", name,
+                      sorted(have_attrs), spec_name, sorted(want_attrs))
         if p.get("BillingMode", "PROVISIONED") != spec.get("BillingMode", "PROVISIONED"):
-            self.fail("%s: BillingMode %s, deploy/table.json has %s", name,
-                      p.get("BillingMode"), spec.get("BillingMode"))
+            self.fail("%s: BillingMode %s, %s has %s", name,
+                      p.get("BillingMode"), spec_name, spec.get("BillingMode"))
         want_gsi = {g["IndexName"]: g for g in spec.get("GlobalSecondaryIndexes", [])}
         have_gsi = {g.get("IndexName"): g for g in p.get("GlobalSecondaryIndexes") or []}
         for n in sorted(set(want_gsi) - set(have_gsi)):
-            self.fail("%s: GSI %s of deploy/table.json is missing", name, n)
+            self.fail("%s: GSI %s of %s is missing", name, n, spec_name)
         for n in sorted(set(have_gsi) - set(want_gsi)):
-            self.fail("%s: GSI %s is not in deploy/table.json", name, n)
+            self.fail("%s: GSI %s is not in %s", name, n, spec_name)
         for n in sorted(set(want_gsi) & set(have_gsi)):
             w, h = want_gsi[n], have_gsi[n]
             if h.get("KeySchema") != w.get("KeySchema"):
-                self.fail("%s: GSI %s KeySchema %s, deploy/table.json has %s", name, n,
-                          canon(h.get("KeySchema")), canon(w.get("KeySchema")))
+                self.fail("%s: GSI %s KeySchema %s, %s has %s", name, n,
+                          canon(h.get("KeySchema")), spec_name, canon(w.get("KeySchema")))
             wp, hp = w.get("Projection") or {}, h.get("Projection") or {}
             if hp.get("ProjectionType") != wp.get("ProjectionType"):
-                self.fail("%s: GSI %s ProjectionType %s, deploy/table.json has %s", name, n,
-                          hp.get("ProjectionType"), wp.get("ProjectionType"))
+                self.fail("%s: GSI %s ProjectionType %s, %s has %s", name, n,
+                          hp.get("ProjectionType"), spec_name, wp.get("ProjectionType"))
             if sorted(hp.get("NonKeyAttributes") or []) != sorted(wp.get("NonKeyAttributes") or []):
-                self.fail("%s: GSI %s NonKeyAttributes %s, deploy/table.json has %s", name, n,
-                          sorted(hp.get("NonKeyAttributes") or []), sorted(wp.get("NonKeyAttributes") or []))
+                self.fail("%s: GSI %s NonKeyAttributes %s, %s has %s", name, n,
+                          sorted(hp.get("NonKeyAttributes") or []), spec_name,
+                          sorted(wp.get("NonKeyAttributes") or []))
         ws, hs = spec.get("StreamSpecification") or {}, p.get("StreamSpecification") or {}
         if ws.get("StreamEnabled", bool(ws)) and hs.get("StreamViewType") != ws.get("StreamViewType"):
-            self.fail("%s: StreamSpecification.StreamViewType %s, deploy/table.json has %s", name,
-                      hs.get("StreamViewType"), ws.get("StreamViewType"))
+            self.fail("%s: StreamSpecification.StreamViewType %s, %s has %s", name,
+                      hs.get("StreamViewType"), spec_name, ws.get("StreamViewType"))
         wt, ht = spec.get("TimeToLiveSpecification") or {}, p.get("TimeToLiveSpecification") or {}
         if (ht.get("AttributeName") != wt.get("AttributeName")
                 or truthy(ht.get("Enabled")) != truthy(wt.get("Enabled"))):
-            self.fail("%s: TimeToLiveSpecification %s, deploy/table.json has %s", name, canon(ht), canon(wt))
+            self.fail("%s: TimeToLiveSpecification %s, %s has %s", name, canon(ht), spec_name, canon(wt))
         if wt.get("AttributeName") != "ttl":
-            self.fail("deploy/table.json: TTL attribute is %s, taskd writes ttl", wt.get("AttributeName"))
+            self.fail("%s: TTL attribute is %s, taskd writes ttl", spec_name, wt.get("AttributeName"))
         for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
             have = self.res[self.table].get(policy)
             if have != "Retain":
@@ -402,8 +405,8 @@ class Checker:
         configured = {q["name"]: q for q in self.cfg["queues"]}
         for n, ks in sorted(by_name.items()):
             if n not in configured:
-                self.fail("queue %s: tagged taskd:queue=%s, which deploy/taskd.json does not configure",
-                          ", ".join(ks), n)
+                self.fail("queue %s: tagged taskd:queue=%s, which %s does not configure",
+                          ", ".join(ks), n, self.config_name)
             elif len(ks) > 1:
                 self.fail("queue %s: %d AWS::SQS::Queue resources tagged taskd:queue=%s (%s)", n, len(ks), n,
                           ", ".join(ks))
@@ -460,8 +463,8 @@ class Checker:
             self.fail("queue %s (%s): MessageRetentionPeriod %d, not longer than %s's %d, whose dead-letter "
                       "queue it is: SQS counts a dead letter's age from its first send, so it could expire "
                       "before the dead-letter worker fails its task (AWS advises a longer retention, at most "
-                      "%d; deploy/taskd.json: %s.retention)", dlq_logical, dlq, dead, name, source,
-                      SQS_RETENTION_MAX, dlq)
+                      "%d; %s: %s.retention)", dlq_logical, dlq, dead, name, source,
+                      SQS_RETENTION_MAX, self.config_name, dlq)
 
     def check_subscriptions(self):
         subs = self.of_type("AWS::SNS::Subscription")
@@ -505,7 +508,7 @@ class Checker:
                 self.fail("subscription %s (queue %s): FilterPolicyScope %s, config filter_policy_scope is %s",
                           k, qname, scope, s["filter_policy_scope"])
         for k, qname, _, _ in unmatched:
-            self.fail("subscription %s (queue %s): not in deploy/taskd.json's subscriptions", k, qname)
+            self.fail("subscription %s (queue %s): not in %s's subscriptions", k, qname, self.config_name)
         # the topic may send to each subscribed queue, and no one may send without a condition
         policies = self.of_type("AWS::SQS::QueuePolicy")
         for pk, pv in sorted(policies.items()):
@@ -730,8 +733,8 @@ class Checker:
             unmatched.remove(best[0])
             self.problems.extend(best[1])
         for m in unmatched:
-            self.fail("event source mapping %s: on the table's stream but no stream consumer in deploy/taskd.json",
-                      m[0])
+            self.fail("event source mapping %s: on the table's stream but no stream consumer in %s",
+                      m[0], self.config_name)
         self.summary.append("%d stream mappings" % len(stream_maps))
 
     def failure_queue(self, props):
@@ -806,7 +809,7 @@ class Checker:
                 continue
             if qn not in servable:
                 self.fail("function %s: QUEUE_NAME %s has no handler binding and is no dead-letter queue "
-                          "in deploy/taskd.json", fn, qn)
+                          "in %s", fn, qn, self.config_name)
             workers.setdefault(qn, []).append(fn)
             if self.table and ref(e.get("TABLE_NAME")) != self.table:
                 self.fail("function %s: TABLE_NAME %s, expected Ref %s", fn, canon(e.get("TABLE_NAME")),
@@ -854,12 +857,12 @@ class Checker:
                                   p.get("MaximumBatchingWindowInSeconds", "absent (0)"))
                     mc = as_int((p.get("ScalingConfig") or {}).get("MaximumConcurrency"))
                     if b["concurrency"] < MAXIMUM_CONCURRENCY_MIN:
-                        self.fail("deploy/taskd.json: binding of %s has concurrency %d, which AWS cannot keep "
+                        self.fail("%s: binding of %s has concurrency %d, which AWS cannot keep "
                                   "to: an SQS mapping's MaximumConcurrency is at least %d, and a reserved "
                                   "concurrency of %d has Lambda throttle the mapping, each throttled batch coming "
                                   "back counting a receive toward the dead-letter queue; give it a concurrency of "
-                                  "%d or more", qn, b["concurrency"], MAXIMUM_CONCURRENCY_MIN, b["concurrency"],
-                                  MAXIMUM_CONCURRENCY_MIN)
+                                  "%d or more", self.config_name, qn, b["concurrency"], MAXIMUM_CONCURRENCY_MIN,
+                                  b["concurrency"], MAXIMUM_CONCURRENCY_MIN)
                     elif mc != b["concurrency"]:
                         self.fail("%s: ScalingConfig.MaximumConcurrency %s, config concurrency is %d", label,
                                   mc, b["concurrency"])
@@ -904,8 +907,8 @@ class Checker:
                           "Timeout %s and config %s.visibility_timeout %d)", label, logical, vt, want,
                           VISIBILITY_PER_TIMEOUT, timeout, qn, q["visibility_timeout"])
         if binding and q and binding["timeout"] > q["visibility_timeout"]:
-            self.fail("deploy/taskd.json: binding of %s has timeout %d above the queue's visibility_timeout %d",
-                      qn, binding["timeout"], q["visibility_timeout"])
+            self.fail("%s: binding of %s has timeout %d above the queue's visibility_timeout %d",
+                      self.config_name, qn, binding["timeout"], q["visibility_timeout"])
 
     def check_env(self):
         for fn, kind in sorted(self.kind.items()):
@@ -1076,6 +1079,7 @@ def main(argv=None):
     ap.add_argument("dir", nargs="?", default=os.path.join(ROOT, ".serverless"),
                     help="the output of osls package (default .serverless)")
     a = ap.parse_args(argv)
+    config_name, table_name = os.path.relpath(a.config), os.path.relpath(a.table)
     try:
         template = load_json(os.path.join(a.dir, TEMPLATE), "template")
         state = load_json(os.path.join(a.dir, STATE), "state")
@@ -1083,7 +1087,7 @@ def main(argv=None):
         table = load_json(a.table, "table definition")
         if not isinstance(raw, dict) or not isinstance(table, dict) or not isinstance(template, dict):
             raise Input("configuration, table definition and template must be JSON objects")
-        c = Checker(template, state, effective_config(raw), table)
+        c = Checker(template, state, effective_config(raw), table, config_name, table_name)
         problems = c.run()
     except Input as e:
         print("check-serverless: %s" % e, file=sys.stderr)
@@ -1097,10 +1101,9 @@ def main(argv=None):
         for p in problems:
             print("check-serverless: %s" % p, file=sys.stderr)
         print("check-serverless: %d mismatch%s between the template and %s" %
-              (len(problems), "es" if len(problems) != 1 else "", os.path.relpath(a.config)), file=sys.stderr)
+              (len(problems), "es" if len(problems) != 1 else "", config_name), file=sys.stderr)
         return 1
-    print("check-serverless: ok: %s match %s and %s" % (", ".join(c.summary), os.path.relpath(a.config),
-                                                         os.path.relpath(a.table)))
+    print("check-serverless: ok: %s match %s and %s" % (", ".join(c.summary), config_name, table_name))
     return 0
 
 

@@ -100,10 +100,10 @@ def run_checker(out_dir):
                           stderr=subprocess.PIPE, timeout=60, universal_newlines=True)
 
 
-def check(out_dir, config=None):
+def check(out_dir, config=None, table=None):
     """The checker's main() in this process, its output caught: what run_checker() returns, without
     a Python started for each of the many cases."""
-    argv = (["--config", config] if config else []) + [out_dir]
+    argv = (["--config", config] if config else []) + (["--table", table] if table else []) + [out_dir]
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         returncode = check_serverless.main(argv)
@@ -214,8 +214,9 @@ class Checker(unittest.TestCase):
     def tearDownClass(cls):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
-    def checked(self, spoil=None, spoil_state=None, config=None):
-        """The checker's run on a copy of the output, spoiled, and of deploy/taskd.json, changed."""
+    def checked(self, spoil=None, spoil_state=None, config=None, table=None):
+        """The checker's run on a copy of the output, spoiled, and of deploy/taskd.json and
+        deploy/table.json, changed (as taskd-changed.json and table-changed.json)."""
         Checker.n += 1
         d = os.path.join(self.tmp, "case%d" % self.n)
         os.makedirs(d)
@@ -227,16 +228,17 @@ class Checker(unittest.TestCase):
             spoil_state(st)
         write_json(os.path.join(d, TEMPLATE), t)
         write_json(os.path.join(d, STATE), st)
-        cfg_path = None
-        if config:
-            cfg_path = os.path.join(d, "taskd.json")
-            cfg = read_json(os.path.join(REPO, "deploy", "taskd.json"))
-            config(cfg)
-            write_json(cfg_path, cfg)
-        return check(d, config=cfg_path)
+        paths = {}
+        for arg, change, name in (("config", config, "taskd"), ("table", table, "table")):
+            if change:
+                paths[arg] = os.path.join(d, "%s-changed.json" % name)
+                obj = read_json(os.path.join(REPO, "deploy", "%s.json" % name))
+                change(obj)
+                write_json(paths[arg], obj)
+        return check(d, **paths)
 
-    def rejected(self, spoil=None, *needles, spoil_state=None, config=None):
-        p = self.checked(spoil, spoil_state, config)
+    def rejected(self, spoil=None, *needles, spoil_state=None, config=None, table=None):
+        p = self.checked(spoil, spoil_state, config, table)
         self.assertEqual(p.returncode, 1, "the checker accepted it:\n%s%s" % (p.stdout, p.stderr))
         for n in needles:
             self.assertIn(n, p.stderr)
@@ -498,7 +500,7 @@ class Checker(unittest.TestCase):
         def unbounded(r, t):
             del r["WorkerTask1EventSourceMappingSQSTask1Queue"]["Properties"]["ScalingConfig"]
         for spoil in (None, unbounded):
-            err = self.rejected(spoil, "deploy/taskd.json: binding of task1 has concurrency 1, which AWS cannot "
+            err = self.rejected(spoil, "taskd-changed.json: binding of task1 has concurrency 1, which AWS cannot "
                                        "keep to: an SQS mapping's MaximumConcurrency is at least 2", config=config)
             self.assertEqual(err.count("check-serverless: "), 2, err)
 
@@ -538,8 +540,18 @@ class Checker(unittest.TestCase):
             p["StreamSpecification"]["StreamViewType"] = "NEW_IMAGE"
             p["GlobalSecondaryIndexes"] = [g for g in p["GlobalSecondaryIndexes"]
                                            if g["IndexName"] != "claims_by_expiry"]
+        table = os.path.relpath(os.path.join(REPO, "deploy", "table.json"))  # as the checker names it
         self.rejected(spoil, "GSI all_by_id NonKeyAttributes", "TimeToLiveSpecification",
-                      "StreamViewType NEW_IMAGE", "GSI claims_by_expiry of deploy/table.json is missing")
+                      "StreamViewType NEW_IMAGE", "GSI claims_by_expiry of %s is missing" % table)
+
+    def test_table_named_as_read(self):
+        """A mismatch with the table definition names the file the checker read."""
+        def table(t):
+            t["TimeToLiveSpecification"]["AttributeName"] = "expires_at"
+        err = self.rejected(None, "TimeToLiveSpecification {\"AttributeName\":\"ttl\",\"Enabled\":true}, ",
+                            "table-changed.json has {\"AttributeName\":\"expires_at\"",
+                            "table-changed.json: TTL attribute is expires_at, taskd writes ttl", table=table)
+        self.assertNotIn("deploy/table.json", err)
 
     def test_table_outlives_the_stack(self):
         """The tasks are the job store's: a removed stack keeps them, and a bad write can be undone."""
