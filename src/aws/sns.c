@@ -10,9 +10,9 @@
  * st[] and an Id that is not one of the call's is ignored.
  *
  * The reply is read by sns_reply_read() (sns_reply.h), a pure function of
- * its bytes. Text copied into a status is cut at a UTF-8 character boundary
- * (str_join(), core/sbuf.h), since it ends up in JSON logs and spans; a
- * status's message that does not fit ends "..." (errbuf_set()).
+ * its bytes. Text copied into a status that does not fit is cut at a UTF-8
+ * character boundary and ends "..." (errbuf_set(), core/errbuf.h), since it
+ * ends up in JSON logs and spans.
  */
 #include "sns.h"
 
@@ -60,7 +60,7 @@ static void status_vfail(sns_status *st, const char *code, bool sender_fault, co
 {
     memset(st, 0, sizeof *st);
     st->sender_fault = sender_fault;
-    str_join(st->code, sizeof st->code, code, NULL);
+    errbuf_set(st->code, sizeof st->code, "%s", code);
     errbuf_vset(st->message, sizeof st->message, fmt, ap);
 }
 

@@ -606,6 +606,31 @@ static void test_a_long_refusal_shows_its_cut(void **state)
     http_stub_stop(s);
 }
 
+/* An error code longer than a status holds is cut the same way, "..." its end. */
+static void test_a_long_error_code_shows_its_cut(void **state)
+{
+    (void)state;
+    char body[512];
+    char code[101];
+    memset(code, 'X', sizeof code - 1);
+    code[sizeof code - 1] = '\0';
+    snprintf(body, sizeof body,
+             "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code><Message>no</Message>"
+             "</Error><RequestId>r</RequestId></ErrorResponse>",
+             code);
+    http_stub_reply steps[] = {{.status = 400, .body = body}};
+    http_stub *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[1] = {{"{}", ATTRS("x", "TASK1")}};
+    sns_status st[1];
+    assert_false(sns_publish_batch(c, TOPIC, m, 1, in_ms(3000), st));
+    assert_int_equal(strlen(st[0].code), sizeof st[0].code - 1);
+    assert_string_equal(st[0].code + sizeof st[0].code - 4, "...");
+    assert_int_equal(strspn(st[0].code, "X"), sizeof st[0].code - 4);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
 /* A message over SNS's size limit by itself goes in a call of its own, which SNS refuses whole as
  * too long: that message can never go out, so it is refused; two messages over the limit together
  * are not (each may go alone). */
@@ -1016,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_throttled_then_ok),
         cmocka_unit_test(test_not_found_fails_all),
         cmocka_unit_test(test_a_long_refusal_shows_its_cut),
+        cmocka_unit_test(test_a_long_error_code_shows_its_cut),
         cmocka_unit_test(test_batches_stop_after_failed_call),
         cmocka_unit_test(test_message_too_long_alone_is_refused),
         cmocka_unit_test(test_call_too_long_for_the_topic_is_split),
