@@ -639,9 +639,10 @@ async function loadTasks() {
       if (seq !== loadSeq || dropGoneFilter()) return false;
     }
     replayDuring(null); // onto the rows as they are
-    // said once; read again at the stream's next (re)connection, and after a while unless the
-    // answer would be the same (a 4xx but a timeout or too many requests; a 401 waits for a token)
-    if (!state.loadFailed && e.status && !refusal(e.status, '')) toast('Cannot list tasks: ' + e.message, true);
+    // said once, where the banner does not say it (taskd not reached, a refusal: 401 or 403); read
+    // again at the stream's next (re)connection, and after a while unless the answer would be the
+    // same (a 4xx but a timeout or too many requests; a 401 waits for a token)
+    if (!state.loadFailed && e.status && e.status !== 401 && e.status !== 403) toast('Cannot list tasks: ' + e.message, true);
     state.loadFailed = true;
     if (!(e.status >= 400 && e.status < 500) || e.status === 408 || e.status === 429) retryList();
     return false;
