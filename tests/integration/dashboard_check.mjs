@@ -738,6 +738,82 @@ await step('a list read that fails while a token asked for by another route is w
   }
 }, ['loaded']);
 
+// Behind a proxy that asks for a token on some routes only, the queues and /metrics are read again
+// every poll period (1 s here) while their own reads work, where the poll stopped for both as soon
+// as any route asked, the token field shown: the queue table and the chart froze. A route refused
+// with a 401 is not read again by the poll (a 401 each time) until a token is entered, and neither
+// is while the stream asks for one (its looks read nothing else). Where the stream does not ask, it
+// is held unanswered, so that no change reads the queues.
+await step('a token asked for by some routes stops the poll of those alone: the queues and /metrics are read on while theirs work, neither while the stream asks, both once a token is entered', async () => {
+  // the routes that ask for a token (of a request without one), the route whose refusal stops the
+  // reads of stopped, and what is read on meanwhile (of /events, the looks at the stream)
+  const cases = [
+    {asks: ['/tasks', '/queues'], by: '/queues', stopped: ['/queues'], on: '/metrics'},
+    {asks: ['/tasks', '/metrics'], by: '/metrics', stopped: ['/metrics'], on: '/queues'},
+    {asks: ['/events'], by: '/events', stopped: ['/queues', '/metrics'], on: '/events'},
+  ];
+  for (const {asks, by, stopped, on} of cases) {
+    const what = 'with ' + asks.join(' and ') + ' asking for a token';
+    const p40 = await lonePage();
+    try {
+      await quickTimers(p40);
+      await p40.route((url) => asks.includes(url.pathname), (route) =>
+        (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+      if (!asks.includes('/events')) await p40.route((url) => url.pathname === '/events', () => {}); // held: never opens, never ends
+      const reads = []; // the page's reads of the queues and /metrics, and its looks at the stream, in order
+      let heard = () => {};
+      p40.on('request', (r) => {
+        const path = new URL(r.url()).pathname;
+        if (path !== '/queues' && path !== '/metrics' && (path !== '/events' || streamTry(r))) return;
+        reads.push(path);
+        heard();
+      });
+      // the reads of path since reads[from]; until done() says so after a read, or a failure with message
+      const since = (from, path) => reads.slice(from).filter((r) => r === path).length;
+      const until = (done, message) => within(new Promise((resolve) => (heard = () => done() && resolve())), WAIT, message)
+          .catch((e) => {
+            throw new Error(what + ', ' + e.message + ': the page read ' + reads.join(', '));
+          });
+      await Promise.all([
+        p40.waitForResponse((r) => new URL(r.url()).pathname === by, {timeout: WAIT}),
+        p40.goto(BASE + '/'),
+      ]);
+      await p40.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      // from the second read of on after the refusal (the poll's first may have come as the page
+      // took the refusal in) to the fourth: a poll period and more
+      const from = reads.length;
+      await until(() => since(from, on) >= 4, on + ' was not read on');
+      const ons = reads.map((r, i) => (i >= from && r === on ? i : -1)).filter((i) => i >= 0);
+      const meanwhile = reads.slice(ons[1], ons[3]).filter((r) => stopped.includes(r));
+      check(meanwhile.length === 0, what + ', the page read ' + meanwhile.join(', ') + ' as it read ' + on + ' twice: ' +
+            reads.join(', '));
+      const given = reads.length;
+      await p40.fill('#token-input', 'a-token');
+      await p40.click('#token-form button[type="submit"]');
+      await until(() => stopped.every((r) => since(given, r) >= 3), 'a token entered, ' + stopped.join(' and ') + ' not read on');
+    } finally {
+      await p40.close();
+    }
+  }
+}, ['loaded']);
+
+// The page waits for the token the list alone asked for: its first rate shows 2 s after loading, from
+// the second /metrics sample, where it waited for the poll (a minute here), which waited for a token.
+await step('the first rate shows 2 s after loading while a token asked for by the list alone is waited for', async () => {
+  const p41 = await lonePage();
+  try {
+    await p41.addInitScript(() => (window.taskdPeriods = {poll: 60000}));
+    await p41.route((url) => url.pathname === '/tasks', (route) => route.fulfill(ASKS_TOKEN));
+    await p41.goto(BASE + '/');
+    await p41.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await p41.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT}).catch(() => {
+      throw new Error('waiting for a token the list asked for, the page showed no rate in ' + WAIT / 1000 + ' s');
+    });
+  } finally {
+    await p41.close();
+  }
+}, ['loaded']);
+
 // An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200
 // text/html) is a stream refused, as EventSource had it: the page says it is offline and tries
 // again later, where reading it as a stream said live and opened it again at every end.

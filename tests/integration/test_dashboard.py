@@ -75,7 +75,9 @@ connection state is a status live region, named Live updates, that a screen read
 sentence for each state (connecting, live, paused, offline, offline for a token), written only when it
 differs: a stream refused again and again is not said anew at each try, and one refused with a 401 is
 said once, as waiting for a token, not first as retried; the token field and its banner stay while other
-reads work, until a token is entered, which reads the stream again. A page that waits for a token reads
+reads work, until a token is entered, which reads the stream again. A token asked for by some routes only
+stops the poll of those alone: the queues and /metrics are read on while theirs work (the first rate shows
+2 s after loading), neither while the stream asks, and both once a token is entered. A page that waits for a token reads
 nothing but a look at the stream, one at a time, once a retry period, and goes live by itself once taskd
 (answered by the test) asks for none; tabs that share a stream make one look between them, by the tab that
 reads it (and, once it closes, by the tab that takes over, which does not try the stream and says they

@@ -1413,15 +1413,18 @@ function queuesSoon() {
 }
 
 let queuesReadAt = null; // when the table was last read
+let queuesAsk = false; // the last read was refused with a 401: the poll waits for a token
 async function loadQueues() {
   queuesStale = false;
   let res;
   try {
     res = await api('/queues');
   } catch (e) {
+    queuesAsk = e.status === 401;
     queuesFailed(e);
     return;
   }
+  queuesAsk = false;
   queuesFailed(null);
   queuesReadAt = new Date();
   const body = $('#queues tbody');
@@ -1507,6 +1510,7 @@ function parseTransitions(text) {
   return {done, failed};
 }
 
+let metricsAsk = false; // the last sample was refused with a 401: the poll waits for a token
 async function sampleMetrics() {
   // the sample's time is when it was asked for: the counters are the server's then, and a page
   // busy when the answer comes (at load) would otherwise stretch or shrink the interval
@@ -1515,12 +1519,14 @@ async function sampleMetrics() {
   try {
     text = await bounded(PERIODS.read, async (signal) => {
       const r = await fetch('/metrics', {cache: 'no-store', headers: auth.headers(), signal});
-      if (!r.ok) throw new Error('HTTP ' + r.status);
+      if (!r.ok) throw new ApiError(r.status);
       return r.text();
     });
   } catch (e) {
+    metricsAsk = e.status === 401;
     return;
   }
+  metricsAsk = false;
   // in the order asked for, though two answers may come the other way round
   let at = samples.length;
   while (at > 0 && samples[at - 1].t > now) at--;
@@ -2049,13 +2055,17 @@ function start() {
   beginEvents();
   loadQueues();
   sampleMetrics();
-  setTimeout(() => waitingForToken() || sampleMetrics(), 2000); // a first rate soon after loading
   route();
   setInterval(tickAges, 1000);
+  // /metrics and the queues read again, but not a route whose last read was refused with a 401,
+  // nor either while the stream asks for a token, whose looks read nothing else (a token entered,
+  // or taskd asking for none, reads them: waitOver()); a token another route asked for leaves
+  // them on
+  setTimeout(() => streamAsks || metricsAsk || sampleMetrics(), 2000); // a first rate soon after loading
   setInterval(() => {
-    if (waitingForToken()) return; // a 401 each time: waitOver() reads them
-    sampleMetrics();
-    loadQueues(); // delays and visibility timeouts move counts without a task changing
+    if (streamAsks) return;
+    if (!metricsAsk) sampleMetrics();
+    if (!queuesAsk) loadQueues(); // delays and visibility timeouts move counts without a task changing
   }, METRICS_EVERY_MS);
 }
 
