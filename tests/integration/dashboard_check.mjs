@@ -91,6 +91,21 @@ async function lonePage() {
   p.on('close', () => closing.push(ctx.close()));
   return p;
 }
+// A browser context of its own (its own connections to taskd, and its tabs share a stream only
+// among themselves) for fn(ctx), made in the browser of (this run's, or another), its pages of
+// size: an uncaught error on any of its pages fails the step once fn is done, and it closes
+// however fn ends.
+async function withContext(fn, {of = browser, size = {width: 800, height: 600}} = {}) {
+  const ctx = await of.newContext({viewport: size});
+  const errors = [];
+  ctx.on('page', (p) => p.on('pageerror', (e) => errors.push(e.message)));
+  try {
+    await fn(ctx);
+    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await ctx.close();
+  }
+}
 // Shorter periods for the page's own timers (read as it loads): the queues and /metrics read
 // again every second, not 5 s; a refused stream tried again after 0.5 s, not 5 s; a stream let go
 // after 1 s out of sight, not 10 s. For pages or contexts whose steps wait on one of them: the
@@ -429,128 +444,113 @@ await step('a page that waits for a token looks at the stream alone, once a retr
 // stream for them looks, once a retry period (0.5 s here), and the others learn what it found as
 // they learn its events. When it closes, the tab that takes the stream over looks on, without
 // trying the stream; once taskd asks for none, every tab goes live, the stream read by that tab.
-await step('tabs that share a stream and wait for a token make one look a retry period between them, and go live together, the stream staying with the tab that reads it, once taskd asks for none', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    let asks = true; // taskd asks for a token
-    let holding = true; // the first try of the stream, held until every tab has joined
-    let held;
-    const firstTry = new Promise((resolve) => (held = resolve));
-    await ctx.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) => {
-      if (!holding || !streamTry(route.request())) return route.fulfill(ASKS_TOKEN);
-      holding = false;
-      held(route);
+await step('tabs that share a stream and wait for a token make one look a retry period between them, and go live together, the stream staying with the tab that reads it, once taskd asks for none', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  let asks = true; // taskd asks for a token
+  let holding = true; // the first try of the stream, held until every tab has joined
+  let held;
+  const firstTry = new Promise((resolve) => (held = resolve));
+  await ctx.route((url) => asks && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) => {
+    if (!holding || !streamTry(route.request())) return route.fulfill(ASKS_TOKEN);
+    holding = false;
+    held(route);
+  });
+  const tabs = [];
+  const seen = eventsReads(tabs);
+  const {reads} = seen;
+  for (let i = 0; i < 3; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
+  (await within(firstTry, WAIT, 'no tab tried the stream')).fulfill(ASKS_TOKEN);
+  for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+  reads.length = 0;
+  await within(seen.more(4), WAIT, 'the tabs made no look');
+  const [reader, ...rest] = tabs;
+  check(reads.every((r) => r.tab === reader && r.what === 'a look'),
+        'the tabs that wait for a token read /events so (tab 1 reads the stream): ' + seen.said());
+
+  // the tab that reads the stream closes: the next looks on
+  await reader.close();
+  reads.length = 0;
+  await within(seen.more(4), WAIT, 'no look after the tab that read the stream closed');
+  const next = reads[0].tab;
+  check(reads.every((r) => r.tab === next && r.what === 'a look'),
+        'after the tab that read the stream closed, the tabs that wait for a token read /events so: ' + seen.said());
+  check(await next.getAttribute('#conn', 'data-role') === 'leader', 'the tab that looks does not read the stream');
+
+  // taskd asks for none: every tab goes live in its place, the stream opened once, by the tab
+  // that looked (a tab that left its group and joined it again says so in its #conn's role)
+  for (const t of rest) {
+    await t.evaluate(() => {
+      const conn = document.querySelector('#conn');
+      window.__roles = [conn.dataset.role];
+      new MutationObserver(() => window.__roles.push(conn.dataset.role)).observe(conn, {attributeFilter: ['data-role']});
     });
-    const tabs = [];
-    const seen = eventsReads(tabs);
-    const {reads} = seen;
-    for (let i = 0; i < 3; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
-    (await within(firstTry, WAIT, 'no tab tried the stream')).fulfill(ASKS_TOKEN);
-    for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
-    reads.length = 0;
-    await within(seen.more(4), WAIT, 'the tabs made no look');
-    const [reader, ...rest] = tabs;
-    check(reads.every((r) => r.tab === reader && r.what === 'a look'),
-          'the tabs that wait for a token read /events so (tab 1 reads the stream): ' + seen.said());
-
-    // the tab that reads the stream closes: the next looks on
-    await reader.close();
-    reads.length = 0;
-    await within(seen.more(4), WAIT, 'no look after the tab that read the stream closed');
-    const next = reads[0].tab;
-    check(reads.every((r) => r.tab === next && r.what === 'a look'),
-          'after the tab that read the stream closed, the tabs that wait for a token read /events so: ' + seen.said());
-    check(await next.getAttribute('#conn', 'data-role') === 'leader', 'the tab that looks does not read the stream');
-
-    // taskd asks for none: every tab goes live in its place, the stream opened once, by the tab
-    // that looked (a tab that left its group and joined it again says so in its #conn's role)
-    for (const t of rest) {
-      await t.evaluate(() => {
-        const conn = document.querySelector('#conn');
-        window.__roles = [conn.dataset.role];
-        new MutationObserver(() => window.__roles.push(conn.dataset.role)).observe(conn, {attributeFilter: ['data-role']});
-      });
-    }
-    reads.length = 0;
-    asks = false;
-    for (const t of rest) {
-      await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-      await t.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-      await t.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
-    }
-    const tries = reads.filter((r) => r.what === 'a stream try');
-    check(tries.length === 1 && tries[0].tab === next, 'once taskd asked for no token, the tabs read /events so: ' + seen.said());
-    for (const t of rest) {
-      const roles = await t.evaluate(() => window.__roles);
-      check(roles.length === 1 && roles[0] === (t === next ? 'leader' : 'follower'), 'once taskd asked for no token, tab ' +
-            (tabs.indexOf(t) + 1) + ' was ' + roles.map(String).join(', then ') + ' of the stream');
-    }
-  } finally {
-    await ctx.close();
   }
-}, ['loaded']);
+  reads.length = 0;
+  asks = false;
+  for (const t of rest) {
+    await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    await t.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    await t.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+  }
+  const tries = reads.filter((r) => r.what === 'a stream try');
+  check(tries.length === 1 && tries[0].tab === next, 'once taskd asked for no token, the tabs read /events so: ' + seen.said());
+  for (const t of rest) {
+    const roles = await t.evaluate(() => window.__roles);
+    check(roles.length === 1 && roles[0] === (t === next ? 'leader' : 'follower'), 'once taskd asked for no token, tab ' +
+          (tabs.indexOf(t) + 1) + ' was ' + roles.map(String).join(', then ') + ' of the stream');
+  }
+}), ['loaded']);
 
 // A tab that joins tabs whose stream was refused with a 401 learns it from the tab that reads the
 // stream, in its answer to the new tab's hello: it waits for a token too, says why in the words of
 // that refusal, as that tab does (where it said a text of its own), and taking the stream over, it
 // looks on, once a retry period (0.5 s here), without trying the stream. Only the stream asks for a
 // token here (a proxy in front that asks on it alone, say): the new tab's own reads say nothing of one.
-await step('a tab that joins tabs that wait for a token after their stream was refused waits for one too, says why as they do, and takes the stream over without trying it', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    await ctx.route((url) => url.pathname === '/events', (route) => route.fulfill(ASKS_TOKEN));
-    const tabs = [];
-    const seen = eventsReads(tabs);
-    tabs.push(await tokenTab(ctx, seen, 'leader'));
-    await tabs[0].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
-    tabs.push(await tokenTab(ctx, seen, 'follower'));
-    // the state of the stream, as the reading tab answers a new tab's hello, and why it waits
-    await tabs[1].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
-    const [said, heard] = [await tabs[0].textContent('#banner'), await tabs[1].textContent('#banner')];
-    check(said.includes('(401: ' + JSON.parse(ASKS_TOKEN.body).detail + ')') && heard === said,
-          'the tab that reads the stream says ' + JSON.stringify(said) + ', the tab that joined ' + JSON.stringify(heard));
-    await tabs[0].close();
-    seen.reads.length = 0;
-    await within(seen.more(2), WAIT, 'no read of /events after the tab that read the stream closed');
-    check(seen.reads.every((r) => r.tab === tabs[1] && r.what === 'a look'),
-          'the tab that joined after the stream was refused, taking it over, read /events so: ' + seen.said());
-  } finally {
-    await ctx.close();
-  }
-}, ['loaded']);
+await step('a tab that joins tabs that wait for a token after their stream was refused waits for one too, says why as they do, and takes the stream over without trying it', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  await ctx.route((url) => url.pathname === '/events', (route) => route.fulfill(ASKS_TOKEN));
+  const tabs = [];
+  const seen = eventsReads(tabs);
+  tabs.push(await tokenTab(ctx, seen, 'leader'));
+  await tabs[0].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
+  tabs.push(await tokenTab(ctx, seen, 'follower'));
+  // the state of the stream, as the reading tab answers a new tab's hello, and why it waits
+  await tabs[1].waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+  const [said, heard] = [await tabs[0].textContent('#banner'), await tabs[1].textContent('#banner')];
+  check(said.includes('(401: ' + JSON.parse(ASKS_TOKEN.body).detail + ')') && heard === said,
+        'the tab that reads the stream says ' + JSON.stringify(said) + ', the tab that joined ' + JSON.stringify(heard));
+  await tabs[0].close();
+  seen.reads.length = 0;
+  await within(seen.more(2), WAIT, 'no read of /events after the tab that read the stream closed');
+  check(seen.reads.every((r) => r.tab === tabs[1] && r.what === 'a look'),
+        'the tab that joined after the stream was refused, taking it over, read /events so: ' + seen.said());
+}), ['loaded']);
 
 // Tabs that wait for a token, none of them in sight, let the stream go: the tab that reads it says
 // it is paused, to the others too. When it closes, the tab that takes the stream over looks on, and
 // says that they are offline until a token is entered, where they all kept saying "paused", and a
 // tab shown again said so for good (it had not let the stream go, and had nothing to take up again).
-await step('tabs that wait for a token, out of sight, whose reading tab closes, say again that they wait for a token, not that they are paused', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    await askToken(ctx);
-    const tabs = [];
-    const seen = eventsReads(tabs);
-    for (let i = 0; i < 3; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
-    for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
-    for (const t of [...tabs].reverse()) await setHidden(t, true);
-    for (const t of tabs) await t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
-    await tabs[0].close();
-    await tabs[1].waitForSelector('#conn[data-role="leader"]', {state: 'attached', timeout: WAIT});
-    // tab 3 shown: tab 2, which reads the stream now, looks at once
-    seen.reads.length = 0;
-    await setHidden(tabs[2], false);
-    await within(seen.more(1), WAIT, 'a tab shown again, the stream was not looked at');
-    for (const t of tabs.slice(1)) {
-      const sentence = await t.textContent('#conn-said');
-      check(sentence === SAID_TOKEN, 'tab ' + (tabs.indexOf(t) + 1) + ', after the reading tab closed (tab 3 shown again), says ' +
-            JSON.stringify(sentence));
-    }
-  } finally {
-    await ctx.close();
+await step('tabs that wait for a token, out of sight, whose reading tab closes, say again that they wait for a token, not that they are paused', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  await askToken(ctx);
+  const tabs = [];
+  const seen = eventsReads(tabs);
+  for (let i = 0; i < 3; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
+  for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+  for (const t of [...tabs].reverse()) await setHidden(t, true);
+  for (const t of tabs) await t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+  await tabs[0].close();
+  await tabs[1].waitForSelector('#conn[data-role="leader"]', {state: 'attached', timeout: WAIT});
+  // tab 3 shown: tab 2, which reads the stream now, looks at once
+  seen.reads.length = 0;
+  await setHidden(tabs[2], false);
+  await within(seen.more(1), WAIT, 'a tab shown again, the stream was not looked at');
+  for (const t of tabs.slice(1)) {
+    const sentence = await t.textContent('#conn-said');
+    check(sentence === SAID_TOKEN, 'tab ' + (tabs.indexOf(t) + 1) + ', after the reading tab closed (tab 3 shown again), says ' +
+          JSON.stringify(sentence));
   }
-}, ['loaded']);
+}), ['loaded']);
 
 // What a browser does as it keeps a page left for another in its back/forward cache ('pagehide'),
 // and as it shows it from there again ('pageshow'): each event persisted, in one go. (Playwright
@@ -564,47 +564,42 @@ function pageTransitions(p, ...types) {
 // its own beside that tab's: its next was due. A tab away while taskd stopped asking for a token
 // learns it in the reading tab's answer to its hello, and ends its wait: it missed the word the
 // others had, and kept the token field and its banner, its queues and /metrics unread, for good.
-await step('a tab that waits for a token and comes back from the back/forward cache makes no look beside the tab that reads the stream, and ends its wait if taskd asked for none meanwhile', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    let asks = true; // taskd asks for a token
-    await askToken(ctx, () => asks);
-    const tabs = [];
-    const seen = eventsReads(tabs);
-    for (let i = 0; i < 2; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
-    const [first, second] = tabs;
-    for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // refused, and why read
-    // tab 1 leaves and comes back just after one of its looks (with the next due a retry period later)
-    await first.waitForEvent('requestfinished', {predicate: (r) => new URL(r.url()).pathname === '/events', timeout: WAIT});
-    seen.reads.length = 0;
-    await pageTransitions(first, 'pagehide', 'pageshow');
-    await first.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
-    await within(seen.more(3), WAIT, 'no look after the tab that read the stream came back');
-    check(seen.reads.every((r) => r.tab === second && r.what === 'a look'),
-          'the tab that read the stream came back from the back/forward cache (tab 2 reads it now); the tabs read /events so: ' +
-          seen.said());
+await step('a tab that waits for a token and comes back from the back/forward cache makes no look beside the tab that reads the stream, and ends its wait if taskd asked for none meanwhile', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  let asks = true; // taskd asks for a token
+  await askToken(ctx, () => asks);
+  const tabs = [];
+  const seen = eventsReads(tabs);
+  for (let i = 0; i < 2; i++) tabs.push(await tokenTab(ctx, seen, i ? 'follower' : 'leader'));
+  const [first, second] = tabs;
+  for (const t of tabs) await t.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // refused, and why read
+  // tab 1 leaves and comes back just after one of its looks (with the next due a retry period later)
+  await first.waitForEvent('requestfinished', {predicate: (r) => new URL(r.url()).pathname === '/events', timeout: WAIT});
+  seen.reads.length = 0;
+  await pageTransitions(first, 'pagehide', 'pageshow');
+  await first.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
+  await within(seen.more(3), WAIT, 'no look after the tab that read the stream came back');
+  check(seen.reads.every((r) => r.tab === second && r.what === 'a look'),
+        'the tab that read the stream came back from the back/forward cache (tab 2 reads it now); the tabs read /events so: ' +
+        seen.said());
 
-    // tab 1, away again while taskd stops asking, comes back
-    await pageTransitions(first, 'pagehide');
-    asks = false;
-    await second.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await pageTransitions(first, 'pageshow');
-    await first.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    const back = 'taskd asked for no token while tab 1 was away; back, ';
-    await first.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT}).catch(async () => {
-      throw new Error(back + 'it still waits for one, the banner saying ' + JSON.stringify(await first.textContent('#banner')));
+  // tab 1, away again while taskd stops asking, comes back
+  await pageTransitions(first, 'pagehide');
+  asks = false;
+  await second.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await pageTransitions(first, 'pageshow');
+  await first.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+  const back = 'taskd asked for no token while tab 1 was away; back, ';
+  await first.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT}).catch(async () => {
+    throw new Error(back + 'it still waits for one, the banner saying ' + JSON.stringify(await first.textContent('#banner')));
+  });
+  await first.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+  for (const [sel, what] of [['#queues tbody tr[data-queue]', 'the queues'], ['#create-type option[value="noop"]', 'the task types']]) {
+    await first.waitForSelector(sel, {state: 'attached', timeout: WAIT}).catch(() => {
+      throw new Error(back + 'it did not read ' + what);
     });
-    await first.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
-    for (const [sel, what] of [['#queues tbody tr[data-queue]', 'the queues'], ['#create-type option[value="noop"]', 'the task types']]) {
-      await first.waitForSelector(sel, {state: 'attached', timeout: WAIT}).catch(() => {
-        throw new Error(back + 'it did not read ' + what);
-      });
-    }
-  } finally {
-    await ctx.close();
   }
-}, ['loaded']);
+}), ['loaded']);
 
 // Tabs that wait for a token make no look at the stream while none of them is in sight, where no
 // one would see what it finds: a tab alone (that reads its own stream, or the only tab of its
@@ -616,9 +611,8 @@ await step('a tab that waits for a token and comes back from the back/forward ca
 await step('tabs that wait for a token make no look at the stream while none is in sight; a tab shown has one made at once, and says it waits', async () => {
   const retry = 1000; // the next look a retry period on, well past half of it, on a loaded machine too
   for (const [origin, n] of [[BASE, 1], [INSECURE, 1], [BASE, 2]]) {
-    const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
     const what = n + ' tab' + (n === 1 ? '' : 's') + ' at ' + origin;
-    try {
+    await withContext(async (ctx) => {
       await quickTimers(ctx, {retry, park: 4 * retry});
       await ctx.addInitScript(() => {
         window.__looks = []; // each look: {seen: the page's visibility, at}
@@ -666,9 +660,7 @@ await step('tabs that wait for a token make no look at the stream while none is 
       check(sentence === SAID_TOKEN, what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(sentence));
       asks = false;
       await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    } finally {
-      await ctx.close();
-    }
+    });
   }
 }, ['loaded']);
 
@@ -1974,11 +1966,8 @@ await step('tasks/s is counted over the time between the /metrics samples (the s
 });
 
 if (args.token_base) {
-  await step('with tokens configured: the page loads, asks for the token, refuses a wrong one, and works with the right one (the stream too)', async () => {
-    const ctx = await browser.newContext({viewport: {width: 1280, height: 800}});
+  await step('with tokens configured: the page loads, asks for the token, refuses a wrong one, and works with the right one (the stream too)', () => withContext(async (ctx) => {
     const p3 = await ctx.newPage();
-    const errors = [];
-    p3.on('pageerror', (e) => errors.push(e.message));
     let loads = 0;
     p3.on('framenavigated', (f) => { if (f === p3.mainFrame()) loads++; });
     const resp = await p3.goto(args.token_base + '/');
@@ -2028,56 +2017,46 @@ if (args.token_base) {
     await p3.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT});
     await p3.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
     check(await p3.isHidden('#token-form'), 'the token was asked for again after a reload');
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
     await p3.screenshot({path: path.join(args.artifacts, 'dashboard-token.png')});
-    await ctx.close();
-  });
+  }, {size: {width: 1280, height: 800}}));
 }
 
 if (args.token_base) {
-  await step('tabs share a stream only with tabs of the same token: a tab without it is passed nothing, and joins once given it', async () => {
-    const ctx = await browser.newContext({viewport: {width: 1280, height: 800}});
-    try {
-      const errors = [];
-      const keyed = await ctx.newPage();
-      const bare = await ctx.newPage();
-      for (const p of [keyed, bare]) p.on('pageerror', (e) => errors.push(e.message));
-      const giveToken = async (p) => {
-        await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-        await p.fill('#token-input', args.token);
-        await p.click('#token-form button[type="submit"]');
-      };
-      const post = async (data) => {
-        const r = await fetch(args.token_base + '/tasks', {
-          method: 'POST',
-          headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + args.token},
-          body: JSON.stringify({task_type: 'noop', data}),
-        });
-        check(r.status === 201, 'POST /tasks with the token: ' + r.status);
-        return (await r.json()).id;
-      };
-      const completed = (id) => `#tasks tr[data-id="${id}"] .chip[data-status="COMPLETED"]`;
-      await keyed.goto(args.token_base + '/');
-      await giveToken(keyed);
-      await keyed.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
-      // the tab without a token is asked for it, and reads (tries to) a stream of its own
-      await bare.goto(args.token_base + '/');
-      await bare.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-      await bare.waitForSelector('#conn[data-role="leader"]', {state: 'attached', timeout: WAIT});
-      const first = await post({for: 'the tab with the token'});
-      await keyed.waitForSelector(completed(first), {timeout: WAIT});
-      check(await bare.$(`#tasks tr[data-id="${first}"]`) === null, 'a tab without the token was passed a task read with it');
-      // given the token, it shares the stream of the tab that has it
-      await giveToken(bare);
-      await bare.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-      const second = await post({for: 'both tabs'});
-      await Promise.all([keyed, bare].map((p) => p.waitForSelector(completed(second), {timeout: WAIT})));
-      check(await keyed.getAttribute('#conn', 'data-role') === 'leader', 'the first tab no longer reads the stream');
-      check(errors.length === 0, 'page errors: ' + errors.join('; '));
-    } finally {
-      await ctx.close();
-    }
-  });
+  await step('tabs share a stream only with tabs of the same token: a tab without it is passed nothing, and joins once given it', () => withContext(async (ctx) => {
+    const keyed = await ctx.newPage();
+    const bare = await ctx.newPage();
+    const giveToken = async (p) => {
+      await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      await p.fill('#token-input', args.token);
+      await p.click('#token-form button[type="submit"]');
+    };
+    const post = async (data) => {
+      const r = await fetch(args.token_base + '/tasks', {
+        method: 'POST',
+        headers: {'Content-Type': 'application/json', Authorization: 'Bearer ' + args.token},
+        body: JSON.stringify({task_type: 'noop', data}),
+      });
+      check(r.status === 201, 'POST /tasks with the token: ' + r.status);
+      return (await r.json()).id;
+    };
+    const completed = (id) => `#tasks tr[data-id="${id}"] .chip[data-status="COMPLETED"]`;
+    await keyed.goto(args.token_base + '/');
+    await giveToken(keyed);
+    await keyed.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+    // the tab without a token is asked for it, and reads (tries to) a stream of its own
+    await bare.goto(args.token_base + '/');
+    await bare.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await bare.waitForSelector('#conn[data-role="leader"]', {state: 'attached', timeout: WAIT});
+    const first = await post({for: 'the tab with the token'});
+    await keyed.waitForSelector(completed(first), {timeout: WAIT});
+    check(await bare.$(`#tasks tr[data-id="${first}"]`) === null, 'a tab without the token was passed a task read with it');
+    // given the token, it shares the stream of the tab that has it
+    await giveToken(bare);
+    await bare.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    const second = await post({for: 'both tabs'});
+    await Promise.all([keyed, bare].map((p) => p.waitForSelector(completed(second), {timeout: WAIT})));
+    check(await keyed.getAttribute('#conn', 'data-role') === 'leader', 'the first tab no longer reads the stream');
+  }, {size: {width: 1280, height: 800}}));
 }
 
 // What a browser does when a tab goes out of sight or comes back: headless tabs are all visible.
@@ -2091,43 +2070,38 @@ function setHidden(p, hidden) {
 
 // A browser opens at most six HTTP/1.1 connections to a host, and each tab's stream holds one
 // where the tabs cannot share one (not a secure context).
-await step('tabs that cannot share a stream each read their own; out of sight they let it go: a seventh tab loads and goes live, a tab shown again catches up', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}}); // connections of its own
-  try {
-    await quickTimers(ctx);
-    const tabs = [];
-    for (let i = 0; i < 6; i++) {
-      const t = await ctx.newPage();
-      await t.goto(INSECURE + '/');
-      if (i === 0) check(!(await t.evaluate(() => window.isSecureContext)), INSECURE + ' counts as a secure context');
-      await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-      tabs.push(t);
-    }
-    // six streams: a seventh tab has no connection to load its page with until five go out of sight
-    const seventh = await ctx.newPage();
-    const loading = seventh.goto(INSECURE + '/', {timeout: 3 * WAIT});
-    for (const t of tabs.slice(0, 5)) await setHidden(t, true);
-    await loading;
-    await seventh.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    for (const t of tabs.slice(0, 5))
-      check((await t.getAttribute('#conn', 'data-state')) === 'paused', 'a hidden tab says ' + await t.textContent('#conn'));
-    check((await tabs[5].getAttribute('#conn', 'data-state')) === 'live', 'the tab in sight lost its stream');
-
-    // a task made while a tab is out of sight is on it once it is shown again, not before
-    const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                            body: JSON.stringify({task_type: 'noop', data: {made: 'out of sight'}})});
-    check(r.status === 201, 'POST /tasks: ' + r.status);
-    const id = (await r.json()).id;
-    const row = `#tasks tr[data-id="${id}"]`;
-    await seventh.waitForSelector(row, {timeout: WAIT}); // pushed to a tab in sight
-    check(await tabs[0].$(row) === null, 'a hidden tab was sent the task: its stream is still open');
-    await setHidden(tabs[0], false);
-    await tabs[0].waitForSelector(row, {timeout: WAIT});
-    await tabs[0].waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-  } finally {
-    await ctx.close();
+await step('tabs that cannot share a stream each read their own; out of sight they let it go: a seventh tab loads and goes live, a tab shown again catches up', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  const tabs = [];
+  for (let i = 0; i < 6; i++) {
+    const t = await ctx.newPage();
+    await t.goto(INSECURE + '/');
+    if (i === 0) check(!(await t.evaluate(() => window.isSecureContext)), INSECURE + ' counts as a secure context');
+    await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    tabs.push(t);
   }
-});
+  // six streams: a seventh tab has no connection to load its page with until five go out of sight
+  const seventh = await ctx.newPage();
+  const loading = seventh.goto(INSECURE + '/', {timeout: 3 * WAIT});
+  for (const t of tabs.slice(0, 5)) await setHidden(t, true);
+  await loading;
+  await seventh.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  for (const t of tabs.slice(0, 5))
+    check((await t.getAttribute('#conn', 'data-state')) === 'paused', 'a hidden tab says ' + await t.textContent('#conn'));
+  check((await tabs[5].getAttribute('#conn', 'data-state')) === 'live', 'the tab in sight lost its stream');
+
+  // a task made while a tab is out of sight is on it once it is shown again, not before
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                          body: JSON.stringify({task_type: 'noop', data: {made: 'out of sight'}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  const row = `#tasks tr[data-id="${id}"]`;
+  await seventh.waitForSelector(row, {timeout: WAIT}); // pushed to a tab in sight
+  check(await tabs[0].$(row) === null, 'a hidden tab was sent the task: its stream is still open');
+  await setHidden(tabs[0], false);
+  await tabs[0].waitForSelector(row, {timeout: WAIT});
+  await tabs[0].waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+}));
 
 // The streams taskd has open now (its gauge taskd_event_clients).
 async function eventClients() {
@@ -2165,134 +2139,120 @@ async function shownOnAll(tabs, id, what) {
 
 // Where they can (a secure context: 127.0.0.1 is one), the tabs of one taskd share one stream,
 // read by the tab that holds a Web Lock and passed to the others over a BroadcastChannel.
-await step('eight tabs share one stream: all load and go live, each shows a change, and when the reading tab closes another reads on from where it was', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}}); // connections of its own
-  try {
-    await quickTimers(ctx);
-    const before = await eventClients();
-    const streams = []; // the tabs' GET /events requests: {tab, url}
-    const errors = [];
-    const tabs = [];
-    for (let i = 0; i < 8; i++) {
-      const t = await ctx.newPage();
-      t.on('pageerror', (e) => errors.push(e.message));
-      t.on('request', (r) => {
-        if (new URL(r.url()).pathname === '/events') streams.push({tab: t, url: r.url()});
-      });
-      try {
-        await t.goto(BASE + '/', {timeout: WAIT});
-        await t.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-        await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-      } catch (e) {
-        throw new Error('tab ' + (i + 1) + ' did not load and go live (' + streams.length + ' streams opened before it): ' +
-                        e.message.split('\n')[0]);
-      }
-      tabs.push(t);
+await step('eight tabs share one stream: all load and go live, each shows a change, and when the reading tab closes another reads on from where it was', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  const before = await eventClients();
+  const streams = []; // the tabs' GET /events requests: {tab, url}
+  const tabs = [];
+  for (let i = 0; i < 8; i++) {
+    const t = await ctx.newPage();
+    t.on('request', (r) => {
+      if (new URL(r.url()).pathname === '/events') streams.push({tab: t, url: r.url()});
+    });
+    try {
+      await t.goto(BASE + '/', {timeout: WAIT});
+      await t.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+      await t.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    } catch (e) {
+      throw new Error('tab ' + (i + 1) + ' did not load and go live (' + streams.length + ' streams opened before it): ' +
+                      e.message.split('\n')[0]);
     }
-    check(streams.length === 1, streams.length + ' GET /events requests from 8 tabs, want 1');
-    const during = await eventClients();
-    check(during - before <= 1, 'taskd counts ' + during + ' streams with the 8 tabs open, ' + before + ' before');
-    const leader = streams[0].tab;
-    for (const t of tabs) {
-      const role = await t.getAttribute('#conn', 'data-role');
-      check(role === (t === leader ? 'leader' : 'follower'), 'a tab says it is the ' + role + ' of the stream');
-    }
-
-    // a change made elsewhere reaches every tab
-    const first = await postTask({made: 'for eight tabs'});
-    await shownOnAll(tabs, first, 'a change with one stream for eight tabs');
-
-    // The reading tab closes. Its successor's request is held while a task is made and finished:
-    // the new stream must continue from the last event passed on, or the change is lost.
-    let held;
-    const heldRoute = new Promise((resolve) => (held = resolve));
-    const isStream = (url) => url.pathname === '/events';
-    await ctx.route(isStream, (route) => held(route));
-    await leader.close();
-    const rest = tabs.filter((t) => t !== leader);
-    const route = await within(heldRoute, WAIT, 'no tab opened a stream after the reading tab closed');
-    const meanwhile = await postTask({made: 'while no tab read the stream'});
-    const done = await (await fetch(BASE + '/tasks/' + meanwhile + '?wait=' + WAIT / 1000)).json(); // once it is
-    check(done.status === 'COMPLETED', 'task ' + meanwhile + ' is ' + done.status + ' after ' + WAIT / 1000 + ' s');
-    const resumed = new URL(route.request().url());
-    await route.continue();
-    await ctx.unroute(isStream);
-    check(streams.length === 2, streams.length + ' GET /events requests in all, want 2');
-    const next = streams[1].tab;
-    await next.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
-    await shownOnAll(rest, meanwhile, 'a change made while the reading tab changed');
-    check(/^\d+$/.test(resumed.searchParams.get('last_event_id') || ''),
-          'the new stream does not continue from an event id: ' + resumed.pathname + resumed.search);
-    const later = await postTask({made: 'after the reading tab changed'});
-    await shownOnAll(rest, later, 'a change after the reading tab changed');
-    check(await eventClients() - before <= 1, 'taskd counts ' + await eventClients() + ' streams after the hand-over, ' + before + ' before');
-
-    // out of sight all, the tabs let their one stream go; one shown again, it is read again
-    for (const t of rest) await setHidden(t, true);
-    await Promise.all(rest.map((t) => t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT})));
-    const unseen = await postTask({made: 'while all tabs were out of sight'});
-    const shown = rest.find((t) => t !== next);
-    await setHidden(shown, false);
-    await shown.waitForSelector(`#tasks tr[data-id="${unseen}"]`, {timeout: WAIT});
-    await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    check(streams.length === 3, streams.length + ' GET /events requests in all, want 3');
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
-  } finally {
-    await ctx.close();
+    tabs.push(t);
   }
-});
+  check(streams.length === 1, streams.length + ' GET /events requests from 8 tabs, want 1');
+  const during = await eventClients();
+  check(during - before <= 1, 'taskd counts ' + during + ' streams with the 8 tabs open, ' + before + ' before');
+  const leader = streams[0].tab;
+  for (const t of tabs) {
+    const role = await t.getAttribute('#conn', 'data-role');
+    check(role === (t === leader ? 'leader' : 'follower'), 'a tab says it is the ' + role + ' of the stream');
+  }
+
+  // a change made elsewhere reaches every tab
+  const first = await postTask({made: 'for eight tabs'});
+  await shownOnAll(tabs, first, 'a change with one stream for eight tabs');
+
+  // The reading tab closes. Its successor's request is held while a task is made and finished:
+  // the new stream must continue from the last event passed on, or the change is lost.
+  let held;
+  const heldRoute = new Promise((resolve) => (held = resolve));
+  const isStream = (url) => url.pathname === '/events';
+  await ctx.route(isStream, (route) => held(route));
+  await leader.close();
+  const rest = tabs.filter((t) => t !== leader);
+  const route = await within(heldRoute, WAIT, 'no tab opened a stream after the reading tab closed');
+  const meanwhile = await postTask({made: 'while no tab read the stream'});
+  const done = await (await fetch(BASE + '/tasks/' + meanwhile + '?wait=' + WAIT / 1000)).json(); // once it is
+  check(done.status === 'COMPLETED', 'task ' + meanwhile + ' is ' + done.status + ' after ' + WAIT / 1000 + ' s');
+  const resumed = new URL(route.request().url());
+  await route.continue();
+  await ctx.unroute(isStream);
+  check(streams.length === 2, streams.length + ' GET /events requests in all, want 2');
+  const next = streams[1].tab;
+  await next.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+  await shownOnAll(rest, meanwhile, 'a change made while the reading tab changed');
+  check(/^\d+$/.test(resumed.searchParams.get('last_event_id') || ''),
+        'the new stream does not continue from an event id: ' + resumed.pathname + resumed.search);
+  const later = await postTask({made: 'after the reading tab changed'});
+  await shownOnAll(rest, later, 'a change after the reading tab changed');
+  check(await eventClients() - before <= 1, 'taskd counts ' + await eventClients() + ' streams after the hand-over, ' + before + ' before');
+
+  // out of sight all, the tabs let their one stream go; one shown again, it is read again
+  for (const t of rest) await setHidden(t, true);
+  await Promise.all(rest.map((t) => t.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT})));
+  const unseen = await postTask({made: 'while all tabs were out of sight'});
+  const shown = rest.find((t) => t !== next);
+  await setHidden(shown, false);
+  await shown.waitForSelector(`#tasks tr[data-id="${unseen}"]`, {timeout: WAIT});
+  await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  check(streams.length === 3, streams.length + ' GET /events requests in all, want 3');
+}));
 
 // The reading tab asks the lock manager which tabs are in sight before it lets the stream go; a
 // tab shown while the answer is on its way says so on the channel, and the answer is older.
-await step('a tab shown while the reading tab asks which tabs are in sight keeps the stream', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    // the lock manager answers a query when the step says so, with the locks as they were asked
-    await ctx.addInitScript(() => {
-      const query = navigator.locks.query.bind(navigator.locks);
-      window.__queries = 0;
-      navigator.locks.query = async () => {
-        const held = await query();
-        window.__queries++;
-        window.__sawShown = held.held.concat(held.pending).some((l) => l.name.endsWith('-shown'));
-        await new Promise((resolve) => (window.__answer = () => {
-          resolve();
-          return new Promise((done) => setTimeout(done, 0)); // once the asker has read it
-        }));
-        return held;
-      };
-    });
-    const errors = [];
-    const [reader, other] = [await ctx.newPage(), await ctx.newPage()];
-    for (const t of [reader, other]) t.on('pageerror', (e) => errors.push(e.message));
-    await reader.goto(BASE + '/');
-    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
-    await other.goto(BASE + '/');
-    await other.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    // the other tab first: the reading tab, out of sight last, asks which tabs are in sight
-    // when neither is (a second on; 10 s for users)
-    await setHidden(other, true);
-    await setHidden(reader, true);
-    await reader.waitForFunction(() => window.__queries > 0, null, {timeout: WAIT});
-    check(!(await reader.evaluate(() => window.__sawShown)), 'the reading tab asked while a tab was in sight: this step checks nothing');
-    await reader.evaluate(() => {
-      const c = new BroadcastChannel('taskd-events');
-      window.__heard = new Promise((resolve) => (c.onmessage = (m) => m.data && m.data.kind === 'shown' && resolve()));
-    });
-    await setHidden(other, false);
-    await reader.evaluate(() => window.__heard); // the reading tab was told
-    await reader.evaluate(() => window.__answer());
-    const id = await postTask({made: 'while a tab in sight was told paused'});
-    await shownOnAll([other], id, 'a change after the tab was shown').catch(async (e) => {
-      throw new Error(e.message + '; it says ' + JSON.stringify(await other.textContent('#conn-text')));
-    });
-    check(await other.getAttribute('#conn', 'data-state') === 'live', 'the tab in sight says ' + await other.textContent('#conn-text'));
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
-  } finally {
-    await ctx.close();
-  }
-});
+await step('a tab shown while the reading tab asks which tabs are in sight keeps the stream', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  // the lock manager answers a query when the step says so, with the locks as they were asked (of
+  // the pages a tab shows: the blank one it opens on has no Web Locks)
+  await ctx.addInitScript(() => {
+    if (!navigator.locks) return;
+    const query = navigator.locks.query.bind(navigator.locks);
+    window.__queries = 0;
+    navigator.locks.query = async () => {
+      const held = await query();
+      window.__queries++;
+      window.__sawShown = held.held.concat(held.pending).some((l) => l.name.endsWith('-shown'));
+      await new Promise((resolve) => (window.__answer = () => {
+        resolve();
+        return new Promise((done) => setTimeout(done, 0)); // once the asker has read it
+      }));
+      return held;
+    };
+  });
+  const [reader, other] = [await ctx.newPage(), await ctx.newPage()];
+  await reader.goto(BASE + '/');
+  await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+  await other.goto(BASE + '/');
+  await other.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+  // the other tab first: the reading tab, out of sight last, asks which tabs are in sight
+  // when neither is (a second on; 10 s for users)
+  await setHidden(other, true);
+  await setHidden(reader, true);
+  await reader.waitForFunction(() => window.__queries > 0, null, {timeout: WAIT});
+  check(!(await reader.evaluate(() => window.__sawShown)), 'the reading tab asked while a tab was in sight: this step checks nothing');
+  await reader.evaluate(() => {
+    const c = new BroadcastChannel('taskd-events');
+    window.__heard = new Promise((resolve) => (c.onmessage = (m) => m.data && m.data.kind === 'shown' && resolve()));
+  });
+  await setHidden(other, false);
+  await reader.evaluate(() => window.__heard); // the reading tab was told
+  await reader.evaluate(() => window.__answer());
+  const id = await postTask({made: 'while a tab in sight was told paused'});
+  await shownOnAll([other], id, 'a change after the tab was shown').catch(async (e) => {
+    throw new Error(e.message + '; it says ' + JSON.stringify(await other.textContent('#conn-text')));
+  });
+  check(await other.getAttribute('#conn', 'data-state') === 'live', 'the tab in sight says ' + await other.textContent('#conn-text'));
+}));
 
 // A browser keeps a page left for another in its back/forward cache, frozen, to show it again at
 // once (Playwright turns that cache off; a browser of its own has it, as Chrome does).
@@ -2304,29 +2264,27 @@ await step('a reading tab left for another page, kept in the back/forward cache,
     args: ['--no-sandbox', '--disable-dev-shm-usage'],
   });
   try {
-    const ctx = await cached.newContext({viewport: {width: 800, height: 600}});
-    await ctx.addInitScript(() => addEventListener('pageshow', (e) => (window.__restored = e.persisted)));
-    const errors = [];
-    const [reader, other] = [await ctx.newPage(), await ctx.newPage()];
-    for (const t of [reader, other]) t.on('pageerror', (e) => errors.push(e.message));
-    await reader.goto(BASE + '/');
-    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
-    await other.goto(BASE + '/');
-    await other.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    await reader.goto(BASE + '/openapi.json');
-    await other.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT}).catch(() => {
-      throw new Error('the other tab did not take the stream over while the reading tab was in the back/forward cache');
-    });
-    const away = await postTask({made: 'while the reading tab was cached'});
-    await shownOnAll([other], away, 'a change while the reading tab was cached');
-    await reader.goBack({waitUntil: 'commit'});
-    await reader.waitForFunction(() => window.__restored !== undefined, null, {timeout: WAIT});
-    check(await reader.evaluate(() => window.__restored), 'the page was loaded again, not shown from the back/forward cache: this step checks nothing');
-    await reader.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    await shownOnAll([reader], away, 'the cached tab shown again');
-    const back = await postTask({made: 'after the cached tab came back'});
-    await shownOnAll([reader, other], back, 'a change after the cached tab came back');
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
+    await withContext(async (ctx) => {
+      await ctx.addInitScript(() => addEventListener('pageshow', (e) => (window.__restored = e.persisted)));
+      const [reader, other] = [await ctx.newPage(), await ctx.newPage()];
+      await reader.goto(BASE + '/');
+      await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+      await other.goto(BASE + '/');
+      await other.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+      await reader.goto(BASE + '/openapi.json');
+      await other.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT}).catch(() => {
+        throw new Error('the other tab did not take the stream over while the reading tab was in the back/forward cache');
+      });
+      const away = await postTask({made: 'while the reading tab was cached'});
+      await shownOnAll([other], away, 'a change while the reading tab was cached');
+      await reader.goBack({waitUntil: 'commit'});
+      await reader.waitForFunction(() => window.__restored !== undefined, null, {timeout: WAIT});
+      check(await reader.evaluate(() => window.__restored), 'the page was loaded again, not shown from the back/forward cache: this step checks nothing');
+      await reader.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+      await shownOnAll([reader], away, 'the cached tab shown again');
+      const back = await postTask({made: 'after the cached tab came back'});
+      await shownOnAll([reader, other], back, 'a change after the cached tab came back');
+    }, {of: cached});
   } finally {
     await cached.close();
   }
@@ -2335,152 +2293,134 @@ await step('a reading tab left for another page, kept in the back/forward cache,
 // The tab that takes a shared stream over reads on from the last event id it was passed. An
 // event the closing reader passed on just before may not have reached it yet (the lock can come
 // first): its stream starts before that event, and passes it on again to tabs that had it.
-await step('an event the reading tab passed on as it closed, read again by the next reading tab, counts once on every tab; what the reading tab says of the stream shows an override as a mark', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    const errors = [];
-    const [reader, next, other] = [await ctx.newPage(), await ctx.newPage(), await ctx.newPage()];
-    for (const t of [reader, next, other]) t.on('pageerror', (e) => errors.push(e.message));
-    // the next reader's channel holds back the events passed on while window.__hold is set
-    await next.addInitScript(() => {
-      const Channel = BroadcastChannel;
-      window.__held = [];
-      window.__release = () => {
-        window.__hold = false;
-        for (const [fn, m] of window.__held.splice(0)) fn(m);
-      };
-      window.BroadcastChannel = class extends Channel {
-        set onmessage(fn) {
-          super.onmessage = (m) => (window.__hold && m.data && m.data.kind === 'event' ? window.__held.push([fn, m]) : fn(m));
-        }
-      };
-    });
-    const streams = [];
-    next.on('request', (r) => new URL(r.url()).pathname === '/events' && streams.push(new URL(r.url())));
-    await reader.goto(BASE + '/');
-    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
-    // in this order: the lock goes to the tab that asked first; both on the second page, where
-    // a new task is counted ("N new"), not shown
-    for (const t of [next, other]) {
-      await t.goto(BASE + '/');
-      await t.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-      await t.click('#page-older');
-      await t.waitForFunction(() => /^Page 2 /.test(document.querySelector('#page-info').textContent), null, {timeout: WAIT});
-    }
-    // the other tab's record of what it was passed: its own channel, made after the page's,
-    // hears each message after the page has taken it
-    await other.evaluate(() => {
-      window.__passed = [];
-      new BroadcastChannel('taskd-events').onmessage = (m) => {
-        if (m.data && m.data.kind === 'event') window.__passed.push({id: m.data.id, task: JSON.parse(m.data.data).id});
-      };
-    });
-    const passed = (id) => other.waitForFunction((id) => window.__passed.some((e) => e.task === id), id, {timeout: WAIT})
-        .then(() => other.evaluate((id) => window.__passed.filter((e) => e.task === id).map((e) => e.id), id));
-    const newCount = (t) => t.evaluate(() => (document.querySelector('#new-tasks').hidden ? '' : document.querySelector('#new-tasks-btn').textContent));
-    const manual = async (data) => {
-      const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                              body: JSON.stringify({task_type: 'manual', data})});
-      check(r.status === 201, 'POST /tasks: ' + r.status);
-      return (await r.json()).id; // a manual task has no queue: one INSERT, no other change
+await step('an event the reading tab passed on as it closed, read again by the next reading tab, counts once on every tab; what the reading tab says of the stream shows an override as a mark', () => withContext(async (ctx) => {
+  const [reader, next, other] = [await ctx.newPage(), await ctx.newPage(), await ctx.newPage()];
+  // the next reader's channel holds back the events passed on while window.__hold is set
+  await next.addInitScript(() => {
+    const Channel = BroadcastChannel;
+    window.__held = [];
+    window.__release = () => {
+      window.__hold = false;
+      for (const [fn, m] of window.__held.splice(0)) fn(m);
     };
-
-    await next.evaluate(() => (window.__hold = true));
-    const first = await manual({made: 'as the reading tab closes'});
-    const [firstId] = await passed(first);
-    check(await newCount(other) === '1 new — show', 'the other tab says ' + quote(await newCount(other)) + ' for one new task');
-    check(await newCount(next) === '', 'the tab holding back its channel was passed the task: ' + quote(await newCount(next)));
-    await reader.close();
-    await next.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT}).catch(() => {
-      throw new Error('the next tab did not take the stream over');
-    });
-    const from = streams.length ? streams[streams.length - 1].searchParams.get('last_event_id') : null;
-    check(from !== null && BigInt(from) < BigInt(firstId),
-          'the new stream starts at ' + from + ', not before the event held back (' + firstId + '): this step checks nothing');
-    const second = await manual({made: 'after the reading tab changed'});
-    await passed(second); // every event before it was taken too
-    const counts = {next: await newCount(next), other: await newCount(other)};
-    check(counts.other === '2 new — show', 'the other tab says ' + quote(counts.other) + ' for two new tasks (it was passed ' +
-          (await passed(first)).length + ' INSERTs of the first)');
-    check(counts.next === '2 new — show', 'the new reading tab says ' + quote(counts.next) + ' for two new tasks');
-    await next.evaluate(() => window.__release()); // the event held back comes, late
-    check(await newCount(next) === '2 new — show', 'the new reading tab says ' + quote(await newCount(next)) +
-          ' once passed the event held back');
-
-    // the state and words of the stream come from the reading tab: client text to the others
-    await next.evaluate(() => new BroadcastChannel('taskd-events').postMessage(
-        {kind: 'conn', state: 'live', text: 'live \u202Eevil.exe'}));
-    await other.waitForFunction(() => document.querySelector('#conn-text').textContent.includes('evil'), null, {timeout: WAIT});
-    const said = await other.evaluate(() => ({text: document.querySelector('#conn-text').textContent,
-                                              mark: document.querySelector('#conn-text .ctl')?.textContent}));
-    check(said.mark === 'U+202E', 'the connection text reads ' + quote(said.text) + ', its override not shown as a mark');
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
-  } finally {
-    await ctx.close();
+    window.BroadcastChannel = class extends Channel {
+      set onmessage(fn) {
+        super.onmessage = (m) => (window.__hold && m.data && m.data.kind === 'event' ? window.__held.push([fn, m]) : fn(m));
+      }
+    };
+  });
+  const streams = [];
+  next.on('request', (r) => new URL(r.url()).pathname === '/events' && streams.push(new URL(r.url())));
+  await reader.goto(BASE + '/');
+  await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+  // in this order: the lock goes to the tab that asked first; both on the second page, where
+  // a new task is counted ("N new"), not shown
+  for (const t of [next, other]) {
+    await t.goto(BASE + '/');
+    await t.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+    await t.click('#page-older');
+    await t.waitForFunction(() => /^Page 2 /.test(document.querySelector('#page-info').textContent), null, {timeout: WAIT});
   }
-}, ['full']);
+  // the other tab's record of what it was passed: its own channel, made after the page's,
+  // hears each message after the page has taken it
+  await other.evaluate(() => {
+    window.__passed = [];
+    new BroadcastChannel('taskd-events').onmessage = (m) => {
+      if (m.data && m.data.kind === 'event') window.__passed.push({id: m.data.id, task: JSON.parse(m.data.data).id});
+    };
+  });
+  const passed = (id) => other.waitForFunction((id) => window.__passed.some((e) => e.task === id), id, {timeout: WAIT})
+      .then(() => other.evaluate((id) => window.__passed.filter((e) => e.task === id).map((e) => e.id), id));
+  const newCount = (t) => t.evaluate(() => (document.querySelector('#new-tasks').hidden ? '' : document.querySelector('#new-tasks-btn').textContent));
+  const manual = async (data) => {
+    const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                            body: JSON.stringify({task_type: 'manual', data})});
+    check(r.status === 201, 'POST /tasks: ' + r.status);
+    return (await r.json()).id; // a manual task has no queue: one INSERT, no other change
+  };
+
+  await next.evaluate(() => (window.__hold = true));
+  const first = await manual({made: 'as the reading tab closes'});
+  const [firstId] = await passed(first);
+  check(await newCount(other) === '1 new — show', 'the other tab says ' + quote(await newCount(other)) + ' for one new task');
+  check(await newCount(next) === '', 'the tab holding back its channel was passed the task: ' + quote(await newCount(next)));
+  await reader.close();
+  await next.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT}).catch(() => {
+    throw new Error('the next tab did not take the stream over');
+  });
+  const from = streams.length ? streams[streams.length - 1].searchParams.get('last_event_id') : null;
+  check(from !== null && BigInt(from) < BigInt(firstId),
+        'the new stream starts at ' + from + ', not before the event held back (' + firstId + '): this step checks nothing');
+  const second = await manual({made: 'after the reading tab changed'});
+  await passed(second); // every event before it was taken too
+  const counts = {next: await newCount(next), other: await newCount(other)};
+  check(counts.other === '2 new — show', 'the other tab says ' + quote(counts.other) + ' for two new tasks (it was passed ' +
+        (await passed(first)).length + ' INSERTs of the first)');
+  check(counts.next === '2 new — show', 'the new reading tab says ' + quote(counts.next) + ' for two new tasks');
+  await next.evaluate(() => window.__release()); // the event held back comes, late
+  check(await newCount(next) === '2 new — show', 'the new reading tab says ' + quote(await newCount(next)) +
+        ' once passed the event held back');
+
+  // the state and words of the stream come from the reading tab: client text to the others
+  await next.evaluate(() => new BroadcastChannel('taskd-events').postMessage(
+      {kind: 'conn', state: 'live', text: 'live \u202Eevil.exe'}));
+  await other.waitForFunction(() => document.querySelector('#conn-text').textContent.includes('evil'), null, {timeout: WAIT});
+  const said = await other.evaluate(() => ({text: document.querySelector('#conn-text').textContent,
+                                            mark: document.querySelector('#conn-text .ctl')?.textContent}));
+  check(said.mark === 'U+202E', 'the connection text reads ' + quote(said.text) + ', its override not shown as a mark');
+}), ['full']);
 
 // The connection state is a live region: a tab rewrites it only when it changes, not each time
 // the reading tab tells a joining one.
-await step('a tab joining the shared stream leaves the connection state of the others as it is', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    const tabs = [];
-    for (const role of ['leader', 'follower']) {
-      const t = await ctx.newPage();
-      await t.goto(BASE + '/');
-      await t.waitForSelector(`#conn[data-role="${role}"][data-state="live"]`, {timeout: WAIT});
-      tabs.push(t);
-    }
-    const [, follower] = tabs;
-    // the page's channel hears the leader's answer to a new tab before this one, made later
-    await follower.evaluate(() => {
-      window.__connChanges = 0;
-      new MutationObserver((records) => (window.__connChanges += records.length))
-          .observe(document.querySelector('#conn'), {subtree: true, childList: true, attributes: true, characterData: true});
-      new BroadcastChannel('taskd-events').onmessage = (m) => m.data.kind === 'at' && (window.__atHeard = true);
-    });
-    const joining = await ctx.newPage();
-    await joining.goto(BASE + '/');
-    await joining.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    await follower.waitForFunction(() => window.__atHeard, null, {timeout: WAIT});
-    const changes = await follower.evaluate(() => window.__connChanges);
-    check(changes === 0, 'the connection state of a tab was rewritten ' + changes + ' time(s) as another joined, still live');
-  } finally {
-    await ctx.close();
+await step('a tab joining the shared stream leaves the connection state of the others as it is', () => withContext(async (ctx) => {
+  const tabs = [];
+  for (const role of ['leader', 'follower']) {
+    const t = await ctx.newPage();
+    await t.goto(BASE + '/');
+    await t.waitForSelector(`#conn[data-role="${role}"][data-state="live"]`, {timeout: WAIT});
+    tabs.push(t);
   }
-}, ['loaded']);
+  const [, follower] = tabs;
+  // the page's channel hears the leader's answer to a new tab before this one, made later
+  await follower.evaluate(() => {
+    window.__connChanges = 0;
+    new MutationObserver((records) => (window.__connChanges += records.length))
+        .observe(document.querySelector('#conn'), {subtree: true, childList: true, attributes: true, characterData: true});
+    new BroadcastChannel('taskd-events').onmessage = (m) => m.data.kind === 'at' && (window.__atHeard = true);
+  });
+  const joining = await ctx.newPage();
+  await joining.goto(BASE + '/');
+  await joining.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+  await follower.waitForFunction(() => window.__atHeard, null, {timeout: WAIT});
+  const changes = await follower.evaluate(() => window.__connChanges);
+  check(changes === 0, 'the connection state of a tab was rewritten ' + changes + ' time(s) as another joined, still live');
+}), ['loaded']);
 
 // Every tab of a shared stream hears every change; the queues table is read again after one
 // only where it is seen.
-await step('a tab out of sight does not read the queues again after a change, and does once shown', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    const [reader, away] = [await ctx.newPage(), await ctx.newPage()];
-    await away.addInitScript(() => (window.setInterval = () => 0)); // no 5 s poll: only what a change asks for
-    await reader.goto(BASE + '/');
-    await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
-    await away.goto(BASE + '/');
-    await away.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
-    await away.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT}); // its first read
-    await setHidden(away, true);
-    const asked = [];
-    away.on('request', (r) => new URL(r.url()).pathname === '/queues' && asked.push(r.url()));
-    const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                            body: JSON.stringify({task_type: 'manual', data: {made: 'out of sight'}})});
-    check(r.status === 201, 'POST /tasks: ' + r.status);
-    const id = (await r.json()).id;
-    await away.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT});
-    // past the time the page waits after a change before it reads the queues (0.7 s), by its clock
-    await away.evaluate(() => new Promise((resolve) => setTimeout(resolve, 1000)));
-    check(asked.length === 0, 'the tab out of sight read the queues ' + asked.length + ' time(s) after a change');
-    const shown = away.waitForRequest((q) => new URL(q.url()).pathname === '/queues', {timeout: WAIT});
-    await setHidden(away, false);
-    await shown.catch(() => { throw new Error('the tab shown again did not read the queues changed meanwhile'); });
-  } finally {
-    await ctx.close();
-  }
-}, ['loaded']);
+await step('a tab out of sight does not read the queues again after a change, and does once shown', () => withContext(async (ctx) => {
+  const [reader, away] = [await ctx.newPage(), await ctx.newPage()];
+  await away.addInitScript(() => (window.setInterval = () => 0)); // no 5 s poll: only what a change asks for
+  await reader.goto(BASE + '/');
+  await reader.waitForSelector('#conn[data-role="leader"][data-state="live"]', {timeout: WAIT});
+  await away.goto(BASE + '/');
+  await away.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+  await away.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT}); // its first read
+  await setHidden(away, true);
+  const asked = [];
+  away.on('request', (r) => new URL(r.url()).pathname === '/queues' && asked.push(r.url()));
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                          body: JSON.stringify({task_type: 'manual', data: {made: 'out of sight'}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  await away.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT});
+  // past the time the page waits after a change before it reads the queues (0.7 s), by its clock
+  await away.evaluate(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+  check(asked.length === 0, 'the tab out of sight read the queues ' + asked.length + ' time(s) after a change');
+  const shown = away.waitForRequest((q) => new URL(q.url()).pathname === '/queues', {timeout: WAIT});
+  await setHidden(away, false);
+  await shown.catch(() => { throw new Error('the tab shown again did not read the queues changed meanwhile'); });
+}), ['loaded']);
 
 // Event ids are change log positions, up to 18 digits: past 2^53 a Number no longer tells two
 // apart, and as text "18…" comes before "812".
@@ -2524,61 +2464,53 @@ const inserted = (seq, id) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stri
 // taskd restarted on a new database begins its change log anew: asked for the events after an id
 // of the old one, which it never gave, it answers with what comes next, ids lower than those the
 // tabs have seen. The lists and streams of both databases are answered by the test.
-await step('after taskd restarts on a new database, the tab that takes the stream over shows its tasks and changes, on every tab, and the next one reads on from its ids', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    const id = (n) => '0190f3c2-0000-7000-8000-00000000020' + n;
-    const insert = (seq, n) => inserted(seq, id(n));
-    // the old database: an empty list at 500, then task 1 (501); the new one: task 2 in its list
-    // at 7, then task 3 (8). Each stream ends after its event (the tab would try again in 10 min).
-    let restarted = false;
-    const streams = []; // each GET /events: its last_event_id
-    const opened = [];  // resolved in turn as each comes
-    await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
-      body: JSON.stringify({tasks: restarted ? [listed(id(2))] : [], next_token: null})}));
-    await ctx.route((url) => url.pathname === '/events', (route) => {
-      streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
-      if (opened[streams.length - 1]) opened[streams.length - 1]();
-      return route.fulfill({status: 200, contentType: 'text/event-stream',
-                            body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
-    });
-    const nth = (n) => new Promise((resolve) => (opened[n] = resolve));
-    const errors = [];
-    const tabs = [];
-    for (const role of ['leader', 'follower', 'follower']) {
-      const t = await ctx.newPage();
-      t.on('pageerror', (e) => errors.push(e.message));
-      await t.goto(BASE + '/');
-      await t.waitForSelector(`#conn[data-role="${role}"]`, {state: 'attached', timeout: WAIT});
-      // the reading tab is passed task 1; the others, come later, read their (empty) list
-      await t.waitForSelector(role === 'leader' ? `#tasks tr[data-id="${id(1)}"]` : '#tasks-empty:not([hidden])', {timeout: WAIT});
-      tabs.push(t);
-    }
-    const [first, second, third] = tabs;
-    restarted = true;
-    const takenOver = nth(1);
-    await first.close();
-    await within(takenOver, WAIT, 'no tab opened a stream after the reading tab closed');
-    check(streams[1] === '501', 'the tab that took the stream over asked from ' + streams[1] + ', not the old id 501: ' +
-          'this step checks nothing');
-    for (const [t, which] of [[second, 'the new reading tab'], [third, 'the other tab']]) {
-      for (const [n, what] of [[2, 'in the new list'], [3, 'inserted at 8']]) {
-        await t.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT}).catch(async () => {
-          throw new Error(which + ' does not show task ' + n + ' (' + what + ') of the new database; it shows ' +
-                          quote(await t.textContent('#tasks tbody')));
-        });
-      }
-    }
-    const next = nth(2);
-    await second.close();
-    await within(next, WAIT, 'no tab opened a stream after the second reading tab closed');
-    check(streams[2] === '8', 'the third reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
-  } finally {
-    await ctx.close();
+await step('after taskd restarts on a new database, the tab that takes the stream over shows its tasks and changes, on every tab, and the next one reads on from its ids', () => withContext(async (ctx) => {
+  const id = (n) => '0190f3c2-0000-7000-8000-00000000020' + n;
+  const insert = (seq, n) => inserted(seq, id(n));
+  // the old database: an empty list at 500, then task 1 (501); the new one: task 2 in its list
+  // at 7, then task 3 (8). Each stream ends after its event (the tab would try again in 10 min).
+  let restarted = false;
+  const streams = []; // each GET /events: its last_event_id
+  const opened = [];  // resolved in turn as each comes
+  await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
+    body: JSON.stringify({tasks: restarted ? [listed(id(2))] : [], next_token: null})}));
+  await ctx.route((url) => url.pathname === '/events', (route) => {
+    streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
+    if (opened[streams.length - 1]) opened[streams.length - 1]();
+    return route.fulfill({status: 200, contentType: 'text/event-stream',
+                          body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
+  });
+  const nth = (n) => new Promise((resolve) => (opened[n] = resolve));
+  const tabs = [];
+  for (const role of ['leader', 'follower', 'follower']) {
+    const t = await ctx.newPage();
+    await t.goto(BASE + '/');
+    await t.waitForSelector(`#conn[data-role="${role}"]`, {state: 'attached', timeout: WAIT});
+    // the reading tab is passed task 1; the others, come later, read their (empty) list
+    await t.waitForSelector(role === 'leader' ? `#tasks tr[data-id="${id(1)}"]` : '#tasks-empty:not([hidden])', {timeout: WAIT});
+    tabs.push(t);
   }
-}, ['loaded']);
+  const [first, second, third] = tabs;
+  restarted = true;
+  const takenOver = nth(1);
+  await first.close();
+  await within(takenOver, WAIT, 'no tab opened a stream after the reading tab closed');
+  check(streams[1] === '501', 'the tab that took the stream over asked from ' + streams[1] + ', not the old id 501: ' +
+        'this step checks nothing');
+  for (const [t, which] of [[second, 'the new reading tab'], [third, 'the other tab']]) {
+    for (const [n, what] of [[2, 'in the new list'], [3, 'inserted at 8']]) {
+      await t.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT}).catch(async () => {
+        throw new Error(which + ' does not show task ' + n + ' (' + what + ') of the new database; it shows ' +
+                        quote(await t.textContent('#tasks tbody')));
+      });
+    }
+  }
+  const next = nth(2);
+  await second.close();
+  await within(next, WAIT, 'no tab opened a stream after the second reading tab closed');
+  check(streams[2] === '8', 'the third reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
+}), ['loaded']);
 
 // Two tabs of ctx, the reading one and another, each with its list (empty), then passed what the
 // stream body (its text, with the task taskId's event) gives, by the first stream, held until both
@@ -2614,162 +2546,144 @@ async function twoTabsLetGo(ctx, firstStream, event, taskId, setUp) {
 // connects from there, and only the tabs whose lists are older than that read theirs. After taskd
 // restarted on a new database meanwhile, the list's position is before the ids every tab was
 // passed: no stream's ids go down. The lists and streams of both databases are answered by the test.
-await step('after taskd restarts on a new database while the tabs have let their stream go, every tab shows its tasks and changes once one is shown, and the next reading tab reads on from its ids', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    const id = (n) => '0190f3c2-0000-7000-8000-00000000060' + n;
-    const insert = (seq, n) => inserted(seq, id(n));
-    // the old database: an empty list at 500, then task 1 (501), passed to both tabs (the first
-    // stream is held until both are there); the new one: task 2 in its list at 7, then task 3 (8)
-    let restarted = false;
-    const streams = []; // each GET /events: its last_event_id
-    let first, third;
-    const held = new Promise((resolve) => (first = resolve));
-    const next = new Promise((resolve) => (third = resolve));
-    await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
-      body: JSON.stringify({tasks: restarted ? [listed(id(2))] : [], next_token: null})}));
-    await ctx.route((url) => url.pathname === '/events', (route) => {
-      streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
-      if (streams.length === 1) return first(route);
-      if (streams.length === 3) third();
-      return route.fulfill({status: 200, contentType: 'text/event-stream',
-                            body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
-    });
-    const errors = [];
-    const [reader, other] = await twoTabsLetGo(ctx, held, insert(501, 1), id(1), (t) => t.on('pageerror', (e) => errors.push(e.message)));
-    restarted = true;
-    await setHidden(other, false);
-    for (const [t, which] of [[reader, 'the reading tab'], [other, 'the tab shown']]) {
-      for (const [n, what] of [[2, 'in the new list'], [3, 'inserted at 8']]) {
-        await t.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT}).catch(async () => {
-          throw new Error(which + ' does not show task ' + n + ' (' + what + ') of the new database; it shows ' +
-                          quote(await t.textContent('#tasks tbody')) + ' (streams from ' + streams.join(', ') + ')');
-        });
-      }
+await step('after taskd restarts on a new database while the tabs have let their stream go, every tab shows its tasks and changes once one is shown, and the next reading tab reads on from its ids', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  const id = (n) => '0190f3c2-0000-7000-8000-00000000060' + n;
+  const insert = (seq, n) => inserted(seq, id(n));
+  // the old database: an empty list at 500, then task 1 (501), passed to both tabs (the first
+  // stream is held until both are there); the new one: task 2 in its list at 7, then task 3 (8)
+  let restarted = false;
+  const streams = []; // each GET /events: its last_event_id
+  let first, third;
+  const held = new Promise((resolve) => (first = resolve));
+  const next = new Promise((resolve) => (third = resolve));
+  await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
+    body: JSON.stringify({tasks: restarted ? [listed(id(2))] : [], next_token: null})}));
+  await ctx.route((url) => url.pathname === '/events', (route) => {
+    streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
+    if (streams.length === 1) return first(route);
+    if (streams.length === 3) third();
+    return route.fulfill({status: 200, contentType: 'text/event-stream',
+                          body: 'retry: 600000\n\n' + (restarted ? insert(8, 3) : insert(501, 1))});
+  });
+  const [reader, other] = await twoTabsLetGo(ctx, held, insert(501, 1), id(1));
+  restarted = true;
+  await setHidden(other, false);
+  for (const [t, which] of [[reader, 'the reading tab'], [other, 'the tab shown']]) {
+    for (const [n, what] of [[2, 'in the new list'], [3, 'inserted at 8']]) {
+      await t.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT}).catch(async () => {
+        throw new Error(which + ' does not show task ' + n + ' (' + what + ') of the new database; it shows ' +
+                        quote(await t.textContent('#tasks tbody')) + ' (streams from ' + streams.join(', ') + ')');
+      });
     }
-    check(streams[1] === '7', 'the stream read again asked from ' + streams[1] + ', not the new list\'s 7: this step checks nothing');
-    // a tab that joins now is told the group's position by the reading tab (with the stream's
-    // state: its stream has ended, and it would try again in 10 min), and takes over from there
-    const joined = await ctx.newPage();
-    joined.on('pageerror', (e) => errors.push(e.message));
-    await joined.goto(BASE + '/');
-    await joined.waitForFunction(() => document.querySelector('#conn-text').textContent === 'reconnecting', null, {timeout: WAIT});
-    await other.close();
-    await reader.close();
-    await within(next, WAIT, 'no tab opened a stream after the reading tab closed');
-    check(streams[2] === '8', 'the next reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
-  } finally {
-    await ctx.close();
   }
-}, ['loaded']);
+  check(streams[1] === '7', 'the stream read again asked from ' + streams[1] + ', not the new list\'s 7: this step checks nothing');
+  // a tab that joins now is told the group's position by the reading tab (with the stream's
+  // state: its stream has ended, and it would try again in 10 min), and takes over from there
+  const joined = await ctx.newPage();
+  await joined.goto(BASE + '/');
+  await joined.waitForFunction(() => document.querySelector('#conn-text').textContent === 'reconnecting', null, {timeout: WAIT});
+  await other.close();
+  await reader.close();
+  await within(next, WAIT, 'no tab opened a stream after the reading tab closed');
+  check(streams[2] === '8', 'the next reading tab asked from ' + streams[2] + ', want 8, the new database\'s last event');
+}), ['loaded']);
 
 // A stream opened anew, with no position (tried again after a refusal: here a proxy's 502 while taskd
 // restarts on a new database), tells a new database as one asked from a position does: its first id
 // is lower than where the tabs had come to. The group's position starts again from there, and the tab
 // that takes the stream over reads on from it, where it asked from the old database's id, past the new
 // one's, and missed the change made at that id. The lists and streams of both are answered by the test.
-await step('after taskd restarts on a new database while the stream is refused, the next reading tab reads on from the new ids', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    const id = (n) => '0190f3c2-0000-7000-8000-00000000070' + n;
-    // the old database: an empty list at 500, then task 1 (501), passed on by a stream that ends
-    // and is tried again 0.1 s later, held, then refused, as is the look at why. The new one: an
-    // empty list at 499, then task 2 (500) for the next try (0.5 s later, from no position), and
-    // task 3 (501), made as the reading tab closes, for the try after.
-    let restarted = false;
-    const streams = []; // each try of GET /events: its last_event_id
-    const tries = []; // resolved in turn with the route of each try
-    const nth = (n) => new Promise((resolve) => (tries[n] = resolve));
-    const [firstTry, secondTry, fourthTry] = [nth(0), nth(1), nth(3)];
-    const badGateway = {status: 502, contentType: 'application/json', body: JSON.stringify({detail: 'taskd does not answer'})};
-    await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '499' : '500'},
-      body: JSON.stringify({tasks: [], next_token: null})}));
-    await ctx.route((url) => url.pathname === '/events', (route) => {
-      if (!streamTry(route.request())) return route.fulfill(badGateway);
-      const n = streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
-      if (tries[n - 1]) return tries[n - 1](route);
-      return route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + inserted(500, id(2))});
+await step('after taskd restarts on a new database while the stream is refused, the next reading tab reads on from the new ids', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  const id = (n) => '0190f3c2-0000-7000-8000-00000000070' + n;
+  // the old database: an empty list at 500, then task 1 (501), passed on by a stream that ends
+  // and is tried again 0.1 s later, held, then refused, as is the look at why. The new one: an
+  // empty list at 499, then task 2 (500) for the next try (0.5 s later, from no position), and
+  // task 3 (501), made as the reading tab closes, for the try after.
+  let restarted = false;
+  const streams = []; // each try of GET /events: its last_event_id
+  const tries = []; // resolved in turn with the route of each try
+  const nth = (n) => new Promise((resolve) => (tries[n] = resolve));
+  const [firstTry, secondTry, fourthTry] = [nth(0), nth(1), nth(3)];
+  const badGateway = {status: 502, contentType: 'application/json', body: JSON.stringify({detail: 'taskd does not answer'})};
+  await ctx.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '499' : '500'},
+    body: JSON.stringify({tasks: [], next_token: null})}));
+  await ctx.route((url) => url.pathname === '/events', (route) => {
+    if (!streamTry(route.request())) return route.fulfill(badGateway);
+    const n = streams.push(new URL(route.request().url()).searchParams.get('last_event_id'));
+    if (tries[n - 1]) return tries[n - 1](route);
+    return route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + inserted(500, id(2))});
+  });
+  const [reader, other] = await twoTabs(ctx, firstTry, 'retry: 100\n\n' + inserted(501, id(1)), id(1));
+  restarted = true;
+  (await within(secondTry, WAIT, 'the stream that ended was not tried again')).fulfill(badGateway);
+  for (const t of [reader, other]) {
+    await t.waitForSelector(`#tasks tr[data-id="${id(2)}"]`, {timeout: WAIT}).catch(async () => {
+      throw new Error('a tab does not show task 2, of the new database; it shows ' + quote(await t.textContent('#tasks tbody')) +
+                      ' (streams from ' + streams.join(', ') + ')');
     });
-    const [reader, other] = await twoTabs(ctx, firstTry, 'retry: 100\n\n' + inserted(501, id(1)), id(1));
-    restarted = true;
-    (await within(secondTry, WAIT, 'the stream that ended was not tried again')).fulfill(badGateway);
-    for (const t of [reader, other]) {
-      await t.waitForSelector(`#tasks tr[data-id="${id(2)}"]`, {timeout: WAIT}).catch(async () => {
-        throw new Error('a tab does not show task 2, of the new database; it shows ' + quote(await t.textContent('#tasks tbody')) +
-                        ' (streams from ' + streams.join(', ') + ')');
-      });
-    }
-    await reader.close();
-    const next = await within(fourthTry, WAIT, 'no tab opened a stream after the reading tab closed');
-    const from = streams[3];
-    // the new database's stream: what comes after the id asked for
-    await next.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' +
-                        [[500, 2], [501, 3]].filter(([seq]) => seq > Number(from)).map(([seq, n]) => inserted(seq, id(n))).join('')});
-    check(from === '500', 'the next reading tab asked from ' + from + ", want 500, the new database's last event passed on");
-    await other.waitForSelector(`#tasks tr[data-id="${id(3)}"]`, {timeout: WAIT});
-  } finally {
-    await ctx.close();
   }
-}, ['loaded']);
+  await reader.close();
+  const next = await within(fourthTry, WAIT, 'no tab opened a stream after the reading tab closed');
+  const from = streams[3];
+  // the new database's stream: what comes after the id asked for
+  await next.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' +
+                      [[500, 2], [501, 3]].filter(([seq]) => seq > Number(from)).map(([seq, n]) => inserted(seq, id(n))).join('')});
+  check(from === '500', 'the next reading tab asked from ' + from + ", want 500, the new database's last event passed on");
+  await other.waitForSelector(`#tasks tr[data-id="${id(3)}"]`, {timeout: WAIT});
+}), ['loaded']);
 
 // The reading tab shown again reads its list, then connects from its position. A newer load (a
 // filter chosen at once) that overtakes that read leaves on show the list of before the stream was
 // let go, from before the ids the tabs were passed: that is no new database's, and no tab reads its
 // list again for it. The lists and the streams are answered by the test.
-await step('a filter chosen as the reading tab is shown again, before its list comes, has no tab read its list again', async () => {
-  const ctx = await browser.newContext({viewport: {width: 800, height: 600}});
-  try {
-    await quickTimers(ctx);
-    const id = (n) => '0190f3c2-0000-7000-8000-00000000090' + n;
-    const insert = (seq, n) => inserted(seq, id(n));
-    // a list at 500; the first stream (held until both tabs are there) passes task 1 at 501, the
-    // next task 2 at 502
-    let first;
-    const firstStream = new Promise((resolve) => (first = resolve));
-    let streams = 0;
-    await ctx.route((url) => url.pathname === '/events', (route) => (++streams === 1 ? first(route) :
-        route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + insert(502, 2)})));
-    const answer = (route) => route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '500'},
-                                             body: JSON.stringify({tasks: [], next_token: null})});
-    const reads = {leader: 0, follower: 0}; // each tab's list reads
-    let held = null; // while an array, the reading tab's list reads wait in it
-    let heldOne = () => {};
-    const waiting = (n) => new Promise((resolve) => {
-      heldOne = () => held.length >= n && resolve();
+await step('a filter chosen as the reading tab is shown again, before its list comes, has no tab read its list again', () => withContext(async (ctx) => {
+  await quickTimers(ctx);
+  const id = (n) => '0190f3c2-0000-7000-8000-00000000090' + n;
+  const insert = (seq, n) => inserted(seq, id(n));
+  // a list at 500; the first stream (held until both tabs are there) passes task 1 at 501, the
+  // next task 2 at 502
+  let first;
+  const firstStream = new Promise((resolve) => (first = resolve));
+  let streams = 0;
+  await ctx.route((url) => url.pathname === '/events', (route) => (++streams === 1 ? first(route) :
+      route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + insert(502, 2)})));
+  const answer = (route) => route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '500'},
+                                           body: JSON.stringify({tasks: [], next_token: null})});
+  const reads = {leader: 0, follower: 0}; // each tab's list reads
+  let held = null; // while an array, the reading tab's list reads wait in it
+  let heldOne = () => {};
+  const waiting = (n) => new Promise((resolve) => {
+    heldOne = () => held.length >= n && resolve();
+    heldOne();
+  });
+  const [reader, other] = await twoTabsLetGo(ctx, firstStream, insert(501, 1), id(1), (t, role) =>
+    t.route((url) => url.pathname === '/tasks', (route) => {
+      reads[role]++;
+      if (!held || role !== 'leader') return answer(route);
+      held.push(route);
       heldOne();
-    });
-    const [reader, other] = await twoTabsLetGo(ctx, firstStream, insert(501, 1), id(1), (t, role) =>
-      t.route((url) => url.pathname === '/tasks', (route) => {
-        reads[role]++;
-        if (!held || role !== 'leader') return answer(route);
-        held.push(route);
-        heldOne();
-      }));
-    held = [];
-    await setHidden(reader, false);
-    await within(waiting(1), WAIT, 'the reading tab, shown again, did not read its list');
-    await reader.click('#filter-status button[data-status="CREATED"]');
-    await within(waiting(2), WAIT, 'the filter chosen did not read the list');
-    const before = reads.follower;
-    // the list read as the tab was shown comes after the filter's read began; the stream then
-    // opened passes task 2 on to the other tab
-    await answer(held[0]);
-    await other.waitForSelector(`#tasks tr[data-id="${id(2)}"]`, {timeout: WAIT}).catch(async () => {
-      throw new Error('the other tab was not passed task 2 (streams: ' + streams + '); it shows ' + quote(await other.textContent('#tasks tbody')));
-    });
-    check(reads.follower === before, 'the other tab read its list ' + (reads.follower - before) + ' more times, want none: ' +
-          'the reading tab took the list of before for a new database\'s');
-    await answer(held[1]);
-    held = null;
-  } finally {
-    await ctx.close();
-  }
-}, ['loaded']);
+    }));
+  held = [];
+  await setHidden(reader, false);
+  await within(waiting(1), WAIT, 'the reading tab, shown again, did not read its list');
+  await reader.click('#filter-status button[data-status="CREATED"]');
+  await within(waiting(2), WAIT, 'the filter chosen did not read the list');
+  const before = reads.follower;
+  // the list read as the tab was shown comes after the filter's read began; the stream then
+  // opened passes task 2 on to the other tab
+  await answer(held[0]);
+  await other.waitForSelector(`#tasks tr[data-id="${id(2)}"]`, {timeout: WAIT}).catch(async () => {
+    throw new Error('the other tab was not passed task 2 (streams: ' + streams + '); it shows ' + quote(await other.textContent('#tasks tbody')));
+  });
+  check(reads.follower === before, 'the other tab read its list ' + (reads.follower - before) + ' more times, want none: ' +
+        'the reading tab took the list of before for a new database\'s');
+  await answer(held[1]);
+  held = null;
+}), ['loaded']);
 
 // A next_token is of the database that gave it (its key lives there): after taskd restarted on
 // a new database, a tab on its second page reads that page again at the reset, which the new
