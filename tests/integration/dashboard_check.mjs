@@ -735,13 +735,16 @@ await step('a list read that fails while a token asked for by another route is w
 // as any route asked, the token field shown: the queue table and the chart froze. A route refused
 // with a 401 is not read again by the poll (a 401 each time) until a token is entered, and neither
 // is while the stream asks for one (its looks read nothing else). Where the stream does not ask, it
-// is held unanswered, so that no change reads the queues.
+// is held unanswered, so that no change reads the queues. A refusal of /metrics alone shows the
+// token field and the proxy's detail as any route's does, where the chart froze with nothing said,
+// and a token entered has it drawn.
 await step('a token asked for by some routes stops the poll of those alone: the queues and /metrics are read on while theirs work, neither while the stream asks, both once a token is entered', async () => {
   // the routes that ask for a token (of a request without one), the route whose refusal stops the
   // reads of stopped, and what is read on meanwhile (of /events, the looks at the stream)
   const cases = [
     {asks: ['/tasks', '/queues'], by: '/queues', stopped: ['/queues'], on: '/metrics'},
     {asks: ['/tasks', '/metrics'], by: '/metrics', stopped: ['/metrics'], on: '/queues'},
+    {asks: ['/metrics'], by: '/metrics', stopped: ['/metrics'], on: '/queues'},
     {asks: ['/events'], by: '/events', stopped: ['/queues', '/metrics'], on: '/events'},
   ];
   for (const {asks, by, stopped, on} of cases) {
@@ -770,7 +773,12 @@ await step('a token asked for by some routes stops the poll of those alone: the 
         p40.waitForResponse((r) => new URL(r.url()).pathname === by, {timeout: WAIT}),
         p40.goto(BASE + '/'),
       ]);
-      await p40.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      await p40.waitForSelector('#token-form:not([hidden])', {timeout: WAIT}).catch(() => {
+        throw new Error(what + ', the page showed no token field');
+      });
+      const said = await p40.textContent('#banner');
+      check(said.includes('(401: ' + JSON.parse(ASKS_TOKEN.body).detail + ')'),
+            what + ', the banner said ' + JSON.stringify(said));
       // from the second read of on after the refusal (the poll's first may have come as the page
       // took the refusal in) to the fourth: a poll period and more
       const from = reads.length;
@@ -783,6 +791,11 @@ await step('a token asked for by some routes stops the poll of those alone: the 
       await p40.fill('#token-input', 'a-token');
       await p40.click('#token-form button[type="submit"]');
       await until(() => stopped.every((r) => since(given, r) >= 3), 'a token entered, ' + stopped.join(' and ') + ' not read on');
+      if (asks.includes('/metrics')) { // no sample before the token, two and more after it
+        await p40.waitForSelector('#chart .line', {state: 'attached', timeout: WAIT}).catch(() => {
+          throw new Error(what + ', a token entered, the chart drew nothing');
+        });
+      }
     } finally {
       await p40.close();
     }

@@ -1517,11 +1517,7 @@ async function sampleMetrics() {
   const now = Date.now();
   let text;
   try {
-    text = await bounded(PERIODS.read, async (signal) => {
-      const r = await fetch('/metrics', {cache: 'no-store', headers: auth.headers(), signal});
-      if (!r.ok) throw new ApiError(r.status);
-      return r.text();
-    });
+    ({text} = await api('/metrics')); // a refusal, or taskd not reached, shows as any route's
   } catch (e) {
     metricsAsk = e.status === 401;
     return;
