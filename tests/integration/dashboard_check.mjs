@@ -667,9 +667,10 @@ await step('tabs that wait for a token make no look at the stream while none is 
 // Behind a proxy that asks for a token on some routes only (the queues here), a stream that
 // works says nothing of them: the page waits for a token without looking at the stream, which
 // would answer, read everything again, be asked again, and so on every retry period (0.5 s here).
+// Nor does a task's change read the queues again (0.7 s later), which would be asked again.
 // Out of sight, it lets the stream go as any page does, and shown again reads it on, where it
 // said for good that it was offline until a token was entered.
-await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it, and read on once shown again', async () => {
+await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it nor a read of the queues for a change, and read on once shown again', async () => {
   const p37 = await lonePage();
   try {
     await quickTimers(p37);
@@ -680,11 +681,17 @@ await step('a token asked for by a route other than the stream is waited for, th
     await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
     const events = [];
     p37.on('request', (r) => new URL(r.url()).pathname === '/events' && events.push(streamTry(r) ? 'a stream try' : 'a look'));
+    let queues = 0;
+    p37.on('request', (r) => new URL(r.url()).pathname === '/queues' && queues++);
+    const id = await postTask({made: 'while the queues ask for a token'});
+    await p37.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT}); // the change heard
     // what is checked is that nothing comes, so a sleep: four retry periods, by the page's clock (a
     // look's timer, set before this one, would fire in the first; its request follows a lock query,
-    // well within the four, and the stream opened again after it)
+    // well within the four, and the stream opened again after it; the queues' after a change, 0.7 s)
     await p37.evaluate(() => new Promise((resolve) => setTimeout(resolve, 2000)));
     check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
+    check(queues === 0, 'waiting for a token asked by the queues, a task changed, and the page read /queues ' + queues +
+          ' times');
     check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
     await setHidden(p37, true);
     await p37.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});

@@ -90,7 +90,8 @@ back from the back/forward cache (the events sent by the test) after taskd stopp
 the tab that read the stream, back from it behind another, makes no look beside that tab's. No
 look is made while no tab is in sight (a tab alone, under both names, or both tabs of a group), and a tab
 shown has one made at once (within half a retry period) and says it waits for a token, not that it is
-paused; one that waits for a token the queues asked for reads its stream on once shown again. A tab out of
+paused; one that waits for a token the queues asked for reads its stream on once shown again, and does not
+read the queues again after a change. A tab out of
 sight does not read the queues again after a change, and does once shown. A
 reading tab left for another page and kept in the back/forward cache (a browser of its own, with that
 cache on) lets another tab read on, and joins again when shown. Tabs share only with tabs of the same

@@ -1397,7 +1397,9 @@ function eventsRefused(status, detail) {
 
 // The queues again soon after a change (a burst of them: once). Only a tab in sight asks: the
 // tabs of a shared stream all hear every change, and one out of sight would ask for a table
-// no one sees; it asks when shown again (and the 5 s poll goes on meanwhile).
+// no one sees; it asks when shown again (and the 5 s poll goes on meanwhile). Nor while their
+// last read was refused with a 401, which a read would be again: a token entered reads them
+// (waitOver()).
 let queuesTimer = null;
 let queuesStale = false;
 function queuesSoon() {
@@ -1405,7 +1407,7 @@ function queuesSoon() {
     queuesStale = true;
     return;
   }
-  if (queuesTimer) return;
+  if (queuesTimer || queuesAsk) return;
   queuesTimer = setTimeout(() => {
     queuesTimer = null;
     loadQueues();
@@ -1413,7 +1415,7 @@ function queuesSoon() {
 }
 
 let queuesReadAt = null; // when the table was last read
-let queuesAsk = false; // the last read was refused with a 401: the poll waits for a token
+let queuesAsk = false; // the last read was refused with a 401: the poll and queuesSoon() wait for a token
 async function loadQueues() {
   queuesStale = false;
   let res;
