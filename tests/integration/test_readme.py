@@ -6,8 +6,7 @@ environment variables it names, against the ones taskd and bootstrap read.
 
 The only edits are the ones a reader makes by starting taskd elsewhere: the
 address (a free port instead of 127.0.0.1:8080), the wait for TASK1 (the
-server runs with TASK1_SECONDS=1, so `sleep 11` becomes `sleep 2`), and the
-dashboard line (no browser here). The test fails when a command fails, when a
+server runs with TASK1_SECONDS=1, so `sleep 11` becomes `sleep 2`). The test fails when a command fails, when a
 block prints an error body, or when what the comments promise is not seen.
 """
 
@@ -51,9 +50,13 @@ class Walkthrough(unittest.TestCase):
             # what the comments promise
             self.assertRegex(out, r"^[0-9a-f]{8}-[0-9a-f]{4}-7", "the first echo prints the id")
             self.assertIn('{"task_type":"TASK2","status":"CREATED","status_msg":""}', out)
-            # the task read back, a line of its own
+            # the task read back, a line of its own (an answer without its newline runs into the
+            # next block's first, an object too)
             self.assertRegex(out, r'(?m)^\{"id":.*"status":"(COMPLETED|FAILED)".*\}$')
-            # the pages of the two CREATED TASK2 tasks: the first, then the next_token's
+            self.assertNotIn("}{", out, "an answer printed without its newline")
+            # the pages of the two CREATED TASK2 tasks, one a page: the first, then the next_token's
+            self.assertEqual(len(re.findall(r"tasks\?limit=1&", "".join(blocks))), 2,
+                             "the pages are asked for one task at a time")
             pages = re.findall(r'(?m)^"([0-9a-f-]{36})"$', out)
             self.assertEqual(len(set(pages)), 2, "a page, then the next: " + out)
             self.assertRegex(out, r"(?m)^204$", "the PATCH answers 204")
@@ -123,10 +126,12 @@ class RoutesTable(unittest.TestCase):
                     schema = param.get("schema", {})
                     if "maximum" not in schema:
                         continue
-                    bounds = "`%s=%s..%s`" % (param["name"], schema["minimum"], schema["maximum"])
-                    default = "default %s" % schema.get("default", "")
-                    if bounds not in line or ("default" in schema and default not in line):
-                        unbounded.append("%s %s: %s %s" % (meth, path, bounds, default))
+                    bounds = "`%s=%s..%s`" % (param["name"], schema.get("minimum", ""),
+                                              schema["maximum"])
+                    default = r"\bdefault %s\b|\b%s by default\b" % ((schema.get("default"),) * 2)
+                    if bounds not in line or ("default" in schema and not re.search(default, line)):
+                        unbounded.append("%s %s: %s, default %s" % (meth, path, bounds,
+                                                                    schema.get("default")))
         self.assertEqual(unsaid, [], "statuses the routes answer and the README's table omits")
         self.assertEqual(unbounded, [], "query parameters whose bounds the table omits")
         served = {(meth.upper(), path) for path, ops in spec["paths"].items()
