@@ -506,6 +506,9 @@ static void test_killed_by_signal(void **state)
     child_free(c);
 }
 
+/* The wait ends at its deadline (1 s), the program and what it started killed: one that lasted
+ * ten times as long would fail the bound (10 s, which a loaded machine keeps to), one twice as
+ * long would not; one that waited for the program's end (30 s) fails on how it ended. */
 static void test_deadline_passes(void **state)
 {
     (void)state;
@@ -515,15 +518,19 @@ static void test_deadline_passes(void **state)
     assert_non_null(c);
     int64_t start = clock_mono_ms();
     int status;
-    assert_int_equal(run(c, 300, &status), CHILD_TIMED_OUT);
+    assert_int_equal(run(c, 1000, &status), CHILD_TIMED_OUT);
     int64_t elapsed = clock_mono_ms() - start;
-    assert_true(elapsed >= 250);
-    assert_true(elapsed < 2000);
+    assert_true(elapsed >= 1000);
+    assert_true(elapsed < 10000);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
     child_free(c);
 }
 
+/* The end of the output a background process holds (its sleep's, 30 s on) is not waited for once
+ * the program has exited: the wait ends 100 ms (drain_ms) on, within a third of that sleep, a
+ * bound a loaded machine keeps to. The deadline is past the sleep, so that a wait for the
+ * output's end would end with the sleep, as the program did, and fail the bound alone. */
 static void test_background_process_holding_stdout(void **state)
 {
     (void)state;
@@ -534,8 +541,8 @@ static void test_background_process_holding_stdout(void **state)
     assert_non_null(c);
     int64_t start = clock_mono_ms();
     int status;
-    assert_int_equal(run(c, 10000, &status), CHILD_EXITED);
-    assert_true(clock_mono_ms() - start < 1500);
+    assert_int_equal(run(c, 60000, &status), CHILD_EXITED);
+    assert_true(clock_mono_ms() - start < 10000);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     size_t n;
     assert_string_equal(child_stdout(c, &n), "done\n");
