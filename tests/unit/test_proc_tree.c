@@ -2,7 +2,8 @@
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
  * descendant holding its pid and its group's id, finding the processes under one pass by pass
  * within a bound, killing a process only while its pid is still the one seen, continuing the
- * stopped orphans of a name, and listing a directory's numbered entries.
+ * stopped orphans of a name (each allocation of its notes failing in turn: tests/unit/oom), and
+ * listing a directory's numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "oom.h"
 
 /* A process that waits to be killed, dying with its parent; named name when not NULL. */
 static pid_t sleeper(const char *name)
@@ -348,35 +351,18 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     reap(child.pid);
 }
 
-/* How many more realloc() calls succeed, -1 for all of them: the test is linked with
- * --wrap=realloc, and proc_continue_orphans() grows its notes of the orphans it continued with
- * it. */
-static int reallocs_left = -1;
-void *__real_realloc(void *ptr, size_t size);
-void *__wrap_realloc(void *ptr, size_t size);
-void *__wrap_realloc(void *ptr, size_t size)
-{
-    if (reallocs_left == 0)
-        return NULL;
-    if (reallocs_left > 0)
-        reallocs_left--;
-    return __real_realloc(ptr, size);
-}
-
 /* Orphans enough to pass the room for 64 that proc_continue_orphans()'s notes start with. */
 enum { ORPHANS = 65 };
 
-/* proc_continue_orphans() over n held orphans (held_orphans()), with reallocs_left set to
- * reallocs while it runs, waiting 50 ms: its return, its unended and its unwatched. A second look
- * must find none of them stopped, once their hold has ended. */
-static int continue_held_orphans(int n, int reallocs, int *unended, int *unwatched)
+/* proc_continue_orphans() over n held orphans (held_orphans()), waiting 50 ms: its return, its
+ * unended and its unwatched. A second look must find none of them stopped, once their hold has
+ * ended. */
+static int continue_held_orphans(int n, int *unended, int *unwatched)
 {
     const int end_sig = SIGRTMIN + 1;
     char name[16];
     const int held = held_orphans(name, end_sig, n);
-    reallocs_left = reallocs;
     int continued = proc_continue_orphans(name, end_sig, 50, unended, unwatched);
-    reallocs_left = -1;
     int again, not_noted;
     int stopped = proc_continue_orphans(name, end_sig, 0, &again, &not_noted);
     close(held); /* they end (one still stopped stays so, to be seen) */
@@ -390,22 +376,32 @@ static void test_wait_for_every_orphan_continued(void **state)
 {
     (void)state;
     int unended = -1, unwatched = -1;
-    assert_int_equal(continue_held_orphans(ORPHANS, -1, &unended, &unwatched), ORPHANS);
+    assert_int_equal(continue_held_orphans(ORPHANS, &unended, &unwatched), ORPHANS);
     assert_int_equal(unended, ORPHANS);
     assert_int_equal(unwatched, 0);
 }
 
+/* One orphan past those the notes have room for, so that a growth that fails is not the walk's
+ * last, for oom_sweep(): each orphan is continued and counted whatever allocation of the notes
+ * fails; one with no memory to note it is not waited for (unwatched), and the notes made before
+ * are kept, those orphans waited for. */
+static bool continue_orphans_short_of_memory(void *arg)
+{
+    (void)arg;
+    int unended = -1, unwatched = -1;
+    assert_int_equal(continue_held_orphans(ORPHANS + 1, &unended, &unwatched), ORPHANS + 1);
+    assert_int_equal(unwatched, (int)oom_failures());
+    assert_int_equal(unended, ORPHANS + 1 - (int)oom_failures());
+    return true;
+}
+
 /* An orphan continued when there is no memory to note it is continued all the same and counted,
- * not waited for; the notes made before are kept, and those orphans waited for; the walk goes on
- * past it (the one after it fails to grow the notes too). */
+ * not waited for, and the walk goes on past it: the notes' first room and their growth each fail
+ * alone, and with every allocation after them. */
 static void test_an_orphan_with_no_memory_to_note_it_is_continued(void **state)
 {
     (void)state;
-    int unended = -1, unwatched = -1;
-    assert_int_equal(continue_held_orphans(ORPHANS + 1, 1, &unended, &unwatched),
-                     ORPHANS + 1); /* 64 noted */
-    assert_int_equal(unended, ORPHANS - 1);
-    assert_int_equal(unwatched, 2);
+    assert_int_equal(oom_sweep("proc_continue_orphans", continue_orphans_short_of_memory, NULL), 2);
 }
 
 static void note_number(long number, void *arg)
@@ -440,7 +436,8 @@ int main(void)
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
         cmocka_unit_test(test_wait_for_every_orphan_continued),
-        cmocka_unit_test(test_an_orphan_with_no_memory_to_note_it_is_continued),
+        cmocka_unit_test_teardown(test_an_orphan_with_no_memory_to_note_it_is_continued,
+                                  oom_teardown),
         cmocka_unit_test(test_numbered_entries_of_a_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
