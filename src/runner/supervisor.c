@@ -1,5 +1,6 @@
 #include "runner/supervisor.h"
 #include "runner/proc_tree.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -184,8 +185,7 @@ static bool reap_children(program_end *pe)
                 pe->ended = true;
                 pe->killed = pe->killing;
                 pe->status = st;
-                pe->cpu_ms = ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-                             (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+                pe->cpu_ms = clock_cpu_ms(&ru);
             }
             continue;
         }

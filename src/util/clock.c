@@ -1,5 +1,5 @@
 /*
- * clock — wall, steady wall and monotonic time; see clock.h.
+ * clock — wall, steady wall, monotonic and CPU time; see clock.h.
  */
 #include "clock.h"
 
@@ -63,6 +63,12 @@ int64_t clock_mono_ns(void)
 double clock_mono_s(void)
 {
     return (double)ns_of(CLOCK_MONOTONIC) / 1e9;
+}
+
+int64_t clock_cpu_ms(const struct rusage *ru)
+{
+    return ((int64_t)ru->ru_utime.tv_sec + ru->ru_stime.tv_sec) * 1000 +
+           (ru->ru_utime.tv_usec + ru->ru_stime.tv_usec) / 1000;
 }
 
 void clock_sleep_ms(int64_t ms)

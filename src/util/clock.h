@@ -1,5 +1,5 @@
 /*
- * clock — the two clocks the code reads, in the units it wants.
+ * clock — the clocks the code reads, in the units it wants.
  *
  * Wall clock (CLOCK_REALTIME) for what is stored or sent: task times,
  * message timestamps, span times, Lambda deadlines (epoch milliseconds).
@@ -8,12 +8,14 @@
  * Steady wall clock for deadlines that are stored, and so must be wall time
  * across restarts, yet must not jump while the process runs: when a queue
  * message is visible again, when it expires.
+ * CPU time, as getrusage() and wait4() report it, for what a program used.
  */
 #ifndef TASKD_CLOCK_H
 #define TASKD_CLOCK_H
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* Wall clock: Unix seconds, milliseconds, nanoseconds. */
@@ -34,6 +36,9 @@ int64_t clock_steady_skew_ms(void);
 int64_t clock_mono_ms(void);
 int64_t clock_mono_ns(void);
 double clock_mono_s(void);
+/* The user and system CPU time ru holds (getrusage(), wait4()) in milliseconds. A computation
+ * alone: a fork of a multi-threaded process may call it. */
+int64_t clock_cpu_ms(const struct rusage *ru);
 /* Sleep ms milliseconds (none for ms <= 0), the rest again after a signal's interruption. */
 void clock_sleep_ms(int64_t ms);
 /*

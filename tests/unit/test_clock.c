@@ -1,8 +1,8 @@
 /*
  * Unit tests for util/clock: the monotonic nanoseconds-to-timespec
  * conversion condition-variable deadlines use, conditions on the monotonic
- * clock, the clocks' units, and the steady wall clock (a step of the wall
- * clock itself is driven in integration/test_clock_step.py).
+ * clock, the clocks' units, the steady wall clock (a step of the wall
+ * clock itself is driven in integration/test_clock_step.py), and CPU time.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,6 +111,14 @@ static void test_sleep_takes_at_least_its_time(void **state)
     assert_true(clock_mono_ns() - t0 < 1000 * 1000000LL); /* not a negative count taken as huge */
 }
 
+/* CPU time is user and system time together, their microseconds carried into milliseconds. */
+static void test_cpu_time_in_milliseconds(void **state)
+{
+    (void)state;
+    struct rusage ru = {.ru_utime = {1, 500000}, .ru_stime = {2, 600999}};
+    assert_int_equal(clock_cpu_ms(&ru), 4100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +128,7 @@ int main(void)
         cmocka_unit_test(test_units_agree),
         cmocka_unit_test(test_steady_clock_starts_at_the_wall_clock),
         cmocka_unit_test(test_sleep_takes_at_least_its_time),
+        cmocka_unit_test(test_cpu_time_in_milliseconds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

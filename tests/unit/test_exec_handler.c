@@ -21,6 +21,7 @@
 #include "runner/exec_handler.h"
 #include "runner/exec_result.h"
 #include "support/proc_stat.h"
+#include "util/clock.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1474,8 +1475,7 @@ static int64_t children_cpu_ms(void)
 {
     struct rusage ru;
     assert_int_equal(getrusage(RUSAGE_CHILDREN, &ru), 0);
-    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+    return clock_cpu_ms(&ru);
 }
 
 /* A program past its CPU limit fails with the reason, stopped once it has used 1 s of CPU time,
