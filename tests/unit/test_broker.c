@@ -1656,11 +1656,12 @@ static void open_configured(fx *f, const config *c, char **log)
         .path = f->path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000, .config = c};
     char err[256] = "";
     test_stderr cap;
+    log_level was = log_threshold();
     log_setup(LOG_WARN, NULL);
     test_stderr_begin(&cap);
     f->s = store_sqlite_open(&o, err, sizeof err);
     *log = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, NULL);
+    log_setup(was, NULL);
     if (!f->s)
         print_error("store_sqlite_open(%s): %s\nlogged: %s\n", f->path, err, *log);
     assert_non_null(f->s);
@@ -2441,12 +2442,13 @@ static void open_failing(fx *f, char *err, size_t errlen, char **log)
 {
     store_sqlite_options o = {.path = f->path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000};
     test_stderr cap;
-    log_setup(LOG_WARN, "test_broker");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     atomic_store(&unreadable_sql, "SELECT max(id) FROM tasks");
     test_stderr_begin(&cap);
     store *s = store_sqlite_open(&o, err, errlen);
     *log = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "test_broker");
+    log_setup(was, NULL);
     assert_null(s);
     assert_null(atomic_load(&unreadable_sql)); /* the read was made, and failed */
 }
@@ -2506,11 +2508,12 @@ static void test_a_stop_that_cannot_close_the_database(void **state)
     create_task(f->s, TASK_NULL_TIME, id);
     assert_null(atomic_load(&hold_sql));
     test_stderr cap;
-    log_setup(LOG_WARN, "test_broker");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     test_stderr_begin(&cap);
     store_close(f->s);
     char *log = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "test_broker");
+    log_setup(was, NULL);
     f->s = NULL;
     release_held();
     expect_logged(
@@ -4275,13 +4278,14 @@ static void test_a_failed_write_uses_none_of_a_records_attempts(void **state)
     pthread_mutex_unlock(&read_hold.mu);
     atomic_store(&read_hold.armed, true);
     test_stderr cap;
-    log_setup(LOG_WARN, "test_broker");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     test_stderr_begin(&cap);
     stream_consumer *sc =
         stream_consumer_start(f->b, &cfg, &cfg.consumers[0], NULL, err, sizeof err);
     if (!sc) {
         free(test_stderr_end(&cap));
-        log_setup(LOG_ERROR, "test_broker");
+        log_setup(was, NULL);
         fail_msg("stream_consumer_start: %s", err);
     }
     pthread_mutex_lock(&read_hold.mu);
@@ -4301,7 +4305,7 @@ static void test_a_failed_write_uses_none_of_a_records_attempts(void **state)
     }
     stream_consumer_stop(sc);
     char *said = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "test_broker");
+    log_setup(was, NULL);
     size_t failed = expect_logged(said, "publishing a batch failed; retrying", NULL);
     size_t retried = expect_logged(said, "a change record cannot be read; retrying", NULL);
     size_t skipped = expect_logged(said, "change record skipped after failed attempts", NULL);

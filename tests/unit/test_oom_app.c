@@ -2111,14 +2111,15 @@ static void test_stream_consumer_short_of_memory(void **state)
      * it ran out of memory, not that the store failed it */
     t.data_image = "{\"M\":{\"a\":{\"N\":\"1\"}}}";
     test_stderr cap;
-    log_setup(LOG_WARN, "test_oom_app");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     test_stderr_begin(&cap);
     atomic_store(&starve_left, 1);
     assert_int_equal(store_create_task(s, &t, NOW, id), STORE_OK);
     int64_t second = wait_messages(broker_of(s), 2);
     int left = atomic_load(&starve_left);
     char *said = test_stderr_end(&cap);
-    log_setup(LOG_ERROR, "test_oom_app");
+    log_setup(was, NULL);
 
     /* no memory at all for a while: the attempts go on, backing off up to 3.2 s between them,
      * and a stop cuts the wait short */
@@ -2196,7 +2197,8 @@ static void test_a_change_log_read_short_of_memory_says_so(void **state)
     char *log[2];
     for (int k = 0; k < 2; k++) {
         test_stderr cap;
-        log_setup(LOG_WARN, "test_oom_app");
+        log_level was = log_threshold();
+        log_setup(LOG_WARN, NULL);
         test_stderr_begin(&cap);
         if (k == 0)
             oom_thread_arm("stream-pub", cfg.consumers[1].batch_size * sizeof(change_record), 1);
@@ -2210,7 +2212,7 @@ static void test_a_change_log_read_short_of_memory_says_so(void **state)
         published[k] = wait_messages(broker_of(s), 2 * (k + 2));
         oom_thread_disarm();
         log[k] = test_stderr_end(&cap);
-        log_setup(LOG_ERROR, "test_oom_app");
+        log_setup(was, NULL);
     }
     for (int c = 0; c < 2; c++)
         stream_consumer_stop(sc[c]);

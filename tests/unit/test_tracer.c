@@ -1155,7 +1155,8 @@ static void test_413_drops_a_span_too_large_alone(void **state)
     tracer *t = start_refusing_over(&limit, &r, false);
     test_stderr cap;
     test_stderr_begin(&cap);
-    log_setup(LOG_WARN, "test_tracer");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     emit_sized(t, 10, 100);
     emit_sized(t, 11, 100500);
     emit_sized(t, 12, 100);
@@ -1176,7 +1177,7 @@ static void test_413_drops_a_span_too_large_alone(void **state)
     emit_sized(t, 13, 100500);
     emit_sized(t, 14, 100);
     assert_true(tracer_flush(t, epoch_ms() + 10000));
-    log_setup(LOG_ERROR, "test_tracer");
+    log_setup(was, NULL);
     assert_int_equal(tracer_exported(t), 3);
     assert_int_equal(tracer_dropped(t), 2);
     tracer_free(t);
@@ -1666,11 +1667,12 @@ static void test_flush_warnings_carry_the_flushers_context(void **state)
     log_context("function_request_id", "req-42", NULL);
     test_stderr cap;
     test_stderr_begin(&cap);
-    log_setup(LOG_WARN, "test_tracer");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     for (int i = 0; i < 3; i++)
         emit(t, TASK_A, i);
     assert_true(tracer_flush(t, epoch_ms() + 3000));
-    log_setup(LOG_ERROR, "test_tracer");
+    log_setup(was, NULL);
     char *err = test_stderr_end(&cap);
     log_context_clear();
     expect_logged(err, "OTLP export failed", "\"function_request_id\":\"req-42\"");
@@ -1724,7 +1726,8 @@ static void test_partial_success_protobuf(void **state)
         tracer *t = start(0, 0);
         test_stderr cap;
         test_stderr_begin(&cap);
-        log_setup(LOG_WARN, "test_tracer");
+        log_level was = log_threshold();
+        log_setup(LOG_WARN, NULL);
         for (int i = 0; i < 3; i++)
             emit(t, TASK_A, i);
         assert_true(wait_count(tracer_exported, t, 2, 5000));
@@ -1732,7 +1735,7 @@ static void test_partial_success_protobuf(void **state)
         assert_int_equal(tracer_exported(t), 2);
         assert_int_equal(tracer_dropped(t), 1);
         tracer_free(t);
-        log_setup(LOG_ERROR, "test_tracer");
+        log_setup(was, NULL);
         char *said = test_stderr_end(&cap);
         expect_logged(said, "OTLP export: partial success", cases[k].said);
         free(said);
@@ -1814,7 +1817,8 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "300", 1);
     test_stderr log;
     test_stderr_begin(&log);
-    log_setup(LOG_WARN, "test_tracer");
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
     tracer *t = start(8, 16);
     emit(t, TASK_A, 0);
     sleep_ms(1200); /* the timer fires: the first span's export is stuck on the collector */
@@ -1835,7 +1839,7 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     int64_t took = now_ms() - t0;
     print_message("shutdown took %lld ms\n", (long long)took);
     assert_true(took < 1500); /* 300 ms timeout, plus the progress callback's granularity */
-    log_setup(LOG_ERROR, "test_tracer");
+    log_setup(was, NULL);
     char *logged = test_stderr_end(&log);
     /* the request threads' drops are told once, by the export thread, with their number */
     assert_int_equal(expect_logged(logged, "spans dropped: the export queue was full",
