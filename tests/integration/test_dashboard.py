@@ -78,14 +78,14 @@ said once, as waiting for a token, not first as retried; the token field and its
 reads work, until a token is entered, which reads the stream again. A token asked for by some routes only
 stops the poll of those alone: the queues and /metrics are read on while theirs work (the first rate shows
 2 s after loading), neither while the stream asks, and both once a token is entered; /metrics alone asking
-shows the token field and the banner with its detail, and a token entered has the chart drawn. A page that waits for a token reads
-nothing but a look at the stream, one at a time, once a retry period, and goes live by itself once taskd
-(answered by the test) asks for none; tabs that share a stream make one look between them, by the tab that
-reads it (and, once it closes, by the tab that takes over, which does not try the stream and says they
-wait for a token, where tabs out of sight kept saying the stream was paused, shown again too), and go live
-together once taskd asks for none, the stream opened once and staying with that tab. A tab that joins after
-the refusal (only the stream asking) waits for a token too, says why in the words of the refusal the
-reading tab had, and takes the stream over without trying it; one
+shows the token field and the banner with its detail, and a token entered has the chart drawn. A page that
+waits for a token reads nothing but a look at the stream, one at a time, once a retry period, and goes
+live by itself once taskd (answered by the test) asks for none; tabs that share a stream make one look
+between them, by the tab that reads it (and, once it closes, by the tab that takes over, which does not
+try the stream and says they wait for a token, where tabs out of sight kept saying the stream was paused,
+shown again too), and go live together once taskd asks for none, the stream opened once and staying with
+that tab. A tab that joins after the refusal (only the stream asking) waits for a token too, says why in
+the words of the refusal the reading tab had, and takes the stream over without trying it; one
 back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait, and
 the tab that read the stream, back from it behind another, makes no look beside that tab's. No
 look is made while no tab is in sight (a tab alone, under both names, or both tabs of a group), and a tab

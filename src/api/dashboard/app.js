@@ -365,6 +365,12 @@ function waitingForToken() {
   return !$('#token-form').hidden;
 }
 
+// Whether the banner says a failed read of api()'s (an ApiError's status): taskd not reached (0),
+// or a refusal (401, 403).
+function bannerSays(status) {
+  return !status || status === 401 || status === 403;
+}
+
 function refusal(status, detail) {
   if (status === 401) {
     auth.ask();
@@ -639,10 +645,10 @@ async function loadTasks() {
       if (seq !== loadSeq || dropGoneFilter()) return false;
     }
     replayDuring(null); // onto the rows as they are
-    // said once, where the banner does not say it (taskd not reached, a refusal: 401 or 403); read
-    // again at the stream's next (re)connection, and after a while unless the answer would be the
-    // same (a 4xx but a timeout or too many requests; a 401 waits for a token)
-    if (!state.loadFailed && e.status && e.status !== 401 && e.status !== 403) toast('Cannot list tasks: ' + e.message, true);
+    // said once, unless the banner says it (bannerSays()); read again at the stream's next
+    // (re)connection, and after a while unless the answer would be the same (a 4xx but a timeout
+    // or too many requests; a 401 waits for a token)
+    if (!state.loadFailed && !bannerSays(e.status)) toast('Cannot list tasks: ' + e.message, true);
     state.loadFailed = true;
     if (!(e.status >= 400 && e.status < 500) || e.status === 408 || e.status === 429) retryList();
     return false;
@@ -1451,11 +1457,11 @@ async function loadQueues() {
 }
 
 // A read of the queues that failed (null: one that worked). Taskd not reached, or a refusal
-// (401, 403), shows the banner; another answer (a 503, with its detail) shows above the table,
-// whose counts, dimmed, are the last read's, not the queues' now.
+// (401, 403), shows the banner (bannerSays()); another answer (a 503, with its detail) shows
+// above the table, whose counts, dimmed, are the last read's, not the queues' now.
 function queuesFailed(e) {
   const box = $('#queues-error');
-  const said = e && e.status && e.status !== 401 && e.status !== 403;
+  const said = e && !bannerSays(e.status);
   box.hidden = !said;
   box.replaceChildren(...clientText(said ? 'Cannot read the queues (' + e.status + ': ' + e.message + ')' +
       (queuesReadAt ? '; the counts below are as of ' + queuesReadAt.toLocaleTimeString() : '') + '. Retrying.' : ''));
