@@ -93,18 +93,28 @@ async function lonePage() {
 }
 // A browser context of its own (its own connections to taskd, and its tabs share a stream only
 // among themselves) for fn(ctx), made in the browser of (this run's, or another), its pages of
-// size: an uncaught error on any of its pages fails the step once fn is done, and it closes
-// however fn ends.
+// size: an uncaught error on any of its pages fails the step once fn is done, or is told with
+// fn's failure (often its cause), and it closes however fn ends.
 async function withContext(fn, {of = browser, size = {width: 800, height: 600}} = {}) {
   const ctx = await of.newContext({viewport: size});
   const errors = [];
   ctx.on('page', (p) => p.on('pageerror', (e) => errors.push(e.message)));
+  let failure = null;
   try {
     await fn(ctx);
-    check(errors.length === 0, 'page errors: ' + errors.join('; '));
-  } finally {
-    await ctx.close();
+  } catch (e) {
+    failure = e;
   }
+  // a round trip to each page first: an error on its way is heard
+  await Promise.all(ctx.pages().map((p) => p.evaluate(() => 0).catch(() => {})));
+  await ctx.close();
+  const said = 'page errors: ' + errors.join('; ');
+  if (failure) {
+    // next to its first line, which the step's account shows (a call log may follow it)
+    if (errors.length) failure.message = failure.message.replace(/.*/, (first) => first + '\n' + said);
+    throw failure;
+  }
+  check(errors.length === 0, said);
 }
 // Shorter periods for the page's own timers (read as it loads): the queues and /metrics read
 // again every second, not 5 s; a refused stream tried again after 0.5 s, not 5 s; a stream let go
@@ -647,19 +657,22 @@ await step('tabs that wait for a token make no look at the stream while none is 
       const since = await looker.evaluate((ms) => window.__turned.hidden + ms, retry);
       const unseen = [];
       for (const t of tabs) unseen.push(...(await t.evaluate(() => window.__looks)).filter((l) => l.seen === 'hidden' && l.at >= since));
-      check(unseen.length === 0, what + ': with none in sight for three retry periods, the stream was looked at ' + unseen.length + ' times');
+      check(unseen.length === 0, 'with none in sight for three retry periods, the stream was looked at ' + unseen.length + ' times');
       const looks = await looker.evaluate(() => window.__looks.length);
       await setHidden(shown, false);
       await looker.waitForFunction((k) => window.__looks.length > k, looks, {timeout: WAIT}).catch(() => {
-        throw new Error(what + ': a tab shown again, the stream was not looked at');
+        throw new Error('a tab shown again, the stream was not looked at');
       });
       const late = (await looker.evaluate((k) => window.__looks[k].at, looks)) - (await shown.evaluate(() => window.__turned.visible));
-      check(late < retry / 2, what + ': a tab shown again, the stream was looked at ' + late + ' ms later, not at once');
-      await waitConn(shown, 'offline', what + ': shown again, waiting for a token');
+      check(late < retry / 2, 'a tab shown again, the stream was looked at ' + late + ' ms later, not at once');
+      await waitConn(shown, 'offline', 'shown again, waiting for a token');
       const sentence = await shown.textContent('#conn-said');
-      check(sentence === SAID_TOKEN, what + ': shown again, waiting for a token, the tab says ' + JSON.stringify(sentence));
+      check(sentence === SAID_TOKEN, 'shown again, waiting for a token, the tab says ' + JSON.stringify(sentence));
       asks = false;
       await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+    }).catch((e) => {
+      e.message = what + ': ' + e.message; // which pass failed
+      throw e;
     });
   }
 }, ['loaded']);
@@ -756,8 +769,8 @@ await step('a token asked for by some routes stops the poll of those alone: the 
   ];
   for (const {asks, by, stopped, on} of cases) {
     const what = 'with ' + asks.join(' and ') + ' asking for a token';
-    const p40 = await lonePage();
-    try {
+    await withContext(async (ctx) => {
+      const p40 = await ctx.newPage();
       await quickTimers(p40);
       await p40.route((url) => asks.includes(url.pathname), (route) =>
         (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
@@ -774,38 +787,37 @@ await step('a token asked for by some routes stops the poll of those alone: the 
       const since = (from, path) => reads.slice(from).filter((r) => r === path).length;
       const until = (done, message) => within(new Promise((resolve) => (heard = () => done() && resolve())), WAIT, message)
           .catch((e) => {
-            throw new Error(what + ', ' + e.message + ': the page read ' + reads.join(', '));
+            throw new Error(e.message + ': the page read ' + reads.join(', '));
           });
       await Promise.all([
         p40.waitForResponse((r) => new URL(r.url()).pathname === by, {timeout: WAIT}),
         p40.goto(BASE + '/'),
       ]);
       await p40.waitForSelector('#token-form:not([hidden])', {timeout: WAIT}).catch(() => {
-        throw new Error(what + ', the page showed no token field');
+        throw new Error('the page showed no token field');
       });
       const said = await p40.textContent('#banner');
-      check(said.includes('(401: ' + JSON.parse(ASKS_TOKEN.body).detail + ')'),
-            what + ', the banner said ' + JSON.stringify(said));
+      check(said.includes('(401: ' + JSON.parse(ASKS_TOKEN.body).detail + ')'), 'the banner said ' + JSON.stringify(said));
       // from the second read of on after the refusal (the poll's first may have come as the page
       // took the refusal in) to the fourth: a poll period and more
       const from = reads.length;
       await until(() => since(from, on) >= 4, on + ' was not read on');
       const ons = reads.map((r, i) => (i >= from && r === on ? i : -1)).filter((i) => i >= 0);
       const meanwhile = reads.slice(ons[1], ons[3]).filter((r) => stopped.includes(r));
-      check(meanwhile.length === 0, what + ', the page read ' + meanwhile.join(', ') + ' as it read ' + on + ' twice: ' +
-            reads.join(', '));
+      check(meanwhile.length === 0, 'the page read ' + meanwhile.join(', ') + ' as it read ' + on + ' twice: ' + reads.join(', '));
       const given = reads.length;
       await p40.fill('#token-input', 'a-token');
       await p40.click('#token-form button[type="submit"]');
       await until(() => stopped.every((r) => since(given, r) >= 3), 'a token entered, ' + stopped.join(' and ') + ' not read on');
       if (asks.includes('/metrics')) { // no sample before the token, two and more after it
         await p40.waitForSelector('#chart .line', {state: 'attached', timeout: WAIT}).catch(() => {
-          throw new Error(what + ', a token entered, the chart drew nothing');
+          throw new Error('a token entered, the chart drew nothing');
         });
       }
-    } finally {
-      await p40.close();
-    }
+    }).catch((e) => {
+      e.message = what + ', ' + e.message; // which case failed
+      throw e;
+    });
   }
 }, ['loaded']);
 
