@@ -838,6 +838,46 @@ await step('the first rate shows 2 s after loading while a token asked for by th
   }
 }, ['loaded']);
 
+// Behind a proxy that refuses one route alone, with a 403 or with no answer, what the banner says
+// stays from one poll to the next (a poll period, 1 s here): the /metrics sample says only a 401
+// (the queues' read in the same poll says taskd is not reached), and its answer clears nothing,
+// where one read set the banner and the other cleared it every poll, an alert read out each time.
+// Watched from the third read of the route refused after the list shows (the list's answer clears
+// the banner, and the next poll's read sets it again), for three more.
+await step('a proxy that refuses /metrics or /queues alone, with a 403 or no answer, has the banner say so once, not again at each poll; the sample says nothing', async () => {
+  const cases = [
+    {path: '/metrics', status: 403, said: null},
+    {path: '/queues', status: 403, said: '(403: Not through this proxy)'},
+    {path: '/metrics', status: 0, said: null},
+    {path: '/queues', status: 0, said: 'Cannot reach taskd'},
+  ];
+  for (const {path, status, said} of cases) {
+    const what = path + (status ? ' refused with a ' + status : ' not answered');
+    await withContext(async (ctx) => {
+      const p = await ctx.newPage();
+      await quickTimers(p);
+      await watchBanner(p);
+      await p.route((url) => url.pathname === path, (route) => (status ? route.fulfill({
+        status, contentType: 'application/json', body: JSON.stringify({detail: 'Not through this proxy'})}) : route.abort('failed')));
+      const polls = async (n) => {
+        for (let i = 0; i < n; i++) await p.waitForRequest((r) => new URL(r.url()).pathname === path, {timeout: WAIT});
+      };
+      await p.goto(BASE + '/');
+      await p.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+      await polls(3);
+      const before = await p.evaluate(() => window.__banners.length);
+      await polls(3);
+      const written = (await p.evaluate(() => window.__banners)).slice(before);
+      check(written.length === 0, 'over three polls the banner was written ' + written.length + ' times: ' + JSON.stringify(written));
+      const banner = (await p.isHidden('#banner')) ? null : await p.textContent('#banner');
+      check(said ? banner && banner.includes(said) : banner === null, 'the banner says ' + JSON.stringify(banner));
+    }).catch((e) => {
+      e.message = what + ': ' + e.message; // which case failed
+      throw e;
+    });
+  }
+}, ['loaded']);
+
 // An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200
 // text/html) is a stream refused, as EventSource had it: the page says it is offline and tries
 // again later, where reading it as a stream said live and opened it again at every end.

@@ -478,9 +478,11 @@ async function bounded(ms, read) {
   }
 }
 
-// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner. A
-// read (GET) is bounded by PERIODS.read, a write is not: given up, it may have been done all the same.
-async function api(path, {method = 'GET', body} = {}) {
+// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner, and
+// an answer clears what it had said (health). quiet: only a 401 is said (the token field and its
+// banner), and nothing is cleared, for a read whose other failures another read says. A read
+// (GET) is bounded by PERIODS.read, a write is not: given up, it may have been done all the same.
+async function api(path, {method = 'GET', body, quiet = false} = {}) {
   const send = async (signal) => {
     const r = await fetch(path, {
       method,
@@ -495,10 +497,10 @@ async function api(path, {method = 'GET', body} = {}) {
   try {
     [r, text] = await (method === 'GET' ? bounded(PERIODS.read, send) : send());
   } catch (e) {
-    health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
+    if (!quiet) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
     throw new ApiError(0, 'network error');
   }
-  health.ok('network');
+  if (!quiet) health.ok('network');
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
@@ -507,11 +509,11 @@ async function api(path, {method = 'GET', body} = {}) {
   }
   if (!r.ok) {
     const detail = data && data.detail !== undefined ? data.detail : r.statusText;
-    const msg = refusal(r.status, typeof detail === 'string' ? detail : r.statusText);
+    const msg = (!quiet || r.status === 401) && refusal(r.status, typeof detail === 'string' ? detail : r.statusText);
     if (msg) health.fail('auth', msg);
     throw new ApiError(r.status, detail, data);
   }
-  health.ok('auth');
+  if (!quiet) health.ok('auth');
   return {status: r.status, data, text, headers: r.headers};
 }
 
@@ -1525,7 +1527,9 @@ async function sampleMetrics() {
   const now = Date.now();
   let text;
   try {
-    ({text} = await api('/metrics')); // a refusal, or taskd not reached, shows as any route's
+    // a 401 shows the token field, as any route's; its other failures say nothing (the queues'
+    // read in the same poll says taskd is not reached), nor does an answer clear the banner
+    ({text} = await api('/metrics', {quiet: true}));
   } catch (e) {
     metricsAsk = e.status === 401;
     return;
