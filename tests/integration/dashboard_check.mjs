@@ -408,7 +408,11 @@ await step('a page that waits for a token looks at the stream alone, once a retr
     await quickTimers(p35);
     let asks = true; // taskd asks for a token
     await askToken(p35, () => asks);
+    // the stream's own try refused before the reads are watched (the list's 401 can show the token
+    // field, and the page be offline, before it)
+    const refused = p35.waitForResponse((r) => streamTry(r.request()) && r.status() === 401, {timeout: WAIT});
     await p35.goto(BASE + '/');
+    await refused;
     await p35.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
     await p35.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
     // what the page asks taskd for from here (its files aside: the icon may come late): its looks alone
