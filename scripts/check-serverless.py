@@ -1072,19 +1072,19 @@ class Checker:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default=os.path.join(ROOT, "deploy", "taskd.json"),
-                    help="taskd's configuration (default deploy/taskd.json)")
-    ap.add_argument("--table", default=os.path.join(ROOT, "deploy", "table.json"),
-                    help="the table definition (default deploy/table.json)")
+    ap.add_argument("--config", help="taskd's configuration (default deploy/taskd.json)")
+    ap.add_argument("--table", help="the table definition (default deploy/table.json)")
     ap.add_argument("dir", nargs="?", default=os.path.join(ROOT, ".serverless"),
                     help="the output of osls package (default .serverless)")
     a = ap.parse_args(argv)
-    config_name, table_name = os.path.relpath(a.config), os.path.relpath(a.table)
+    # the files read, named in messages as they were given, a default from where the check runs
+    config_name = a.config or os.path.relpath(os.path.join(ROOT, "deploy", "taskd.json"))
+    table_name = a.table or os.path.relpath(os.path.join(ROOT, "deploy", "table.json"))
     try:
         template = load_json(os.path.join(a.dir, TEMPLATE), "template")
         state = load_json(os.path.join(a.dir, STATE), "state")
-        raw = load_json(a.config, "configuration")
-        table = load_json(a.table, "table definition")
+        raw = load_json(config_name, "configuration")
+        table = load_json(table_name, "table definition")
         if not isinstance(raw, dict) or not isinstance(table, dict) or not isinstance(template, dict):
             raise Input("configuration, table definition and template must be JSON objects")
         c = Checker(template, state, effective_config(raw), table, config_name, table_name)
