@@ -29,7 +29,7 @@
 static size_t trimmed_text(const char *s, size_t n, char *out, size_t outlen)
 {
     str_trim(&s, &n); /* XML's white space is str_is_ws()'s */
-    char buf[1024];   /* more than any field: the cut sees past itself and keeps whole characters */
+    char buf[1024];   /* more than any field: the text reaches errbuf_set() whole, marked if cut */
     size_t len = xml_decode(buf, sizeof buf, s, n);
     errbuf_set(out, outlen, "%s", buf); /* up to a NUL byte, which len then counts past */
     return len;

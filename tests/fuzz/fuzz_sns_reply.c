@@ -85,13 +85,13 @@ static void cut(const text *t, char *out, size_t cap)
     size_t n = strlen(t->s);
     const char *mark = "";
     if (n > cap - 1) {
-        n = cap - 4;
+        n = cap > 4 ? cap - 4 : 0;
         for (int back = 0; back < 3 && n > 0 && ((unsigned char)t->s[n] & 0xc0) == 0x80; back++)
             n--;
         mark = "...";
     }
     memcpy(out, t->s, n);
-    strcpy(out + n, mark);
+    snprintf(out + n, cap - n, "%s", mark);
 }
 
 /* The model's field: t cut to cap (a field's size), or dflt when t is missing or cuts to "". */

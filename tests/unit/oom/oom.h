@@ -1,6 +1,6 @@
 /*
  * oom — allocation failures on demand, for the tests that sweep a piece of code through every
- * allocation it makes (tests/unit/test_oom_*.c).
+ * allocation it makes (tests/unit/test_oom_*.c, test_proc_tree.c).
  *
  * The test is linked with --wrap for malloc, calloc, realloc, free, strdup, strndup, asprintf
  * and vasprintf (CMakeLists.txt), so every allocation the project's code makes goes through
