@@ -46,13 +46,15 @@ async function step(name, fn, needs = []) {
     console.log('FAIL ' + name + ': not run (needs ' + missing.join(', ') + ')');
     return;
   }
+  const began = Date.now();
+  const took = () => ' (' + ((Date.now() - began) / 1000).toFixed(1) + ' s)';
   try {
     await fn();
     results.push([name, true]);
-    console.log('ok   ' + name);
+    console.log('ok   ' + name + took());
   } catch (e) {
     results.push([name, false, e.message]);
-    console.log('FAIL ' + name + ': ' + e.message.split('\n').slice(0, 6).join('\n     '));
+    console.log('FAIL ' + name + took() + ': ' + e.message.split('\n').slice(0, 6).join('\n     '));
   }
 }
 function check(cond, message) {
@@ -115,6 +117,13 @@ async function withContext(fn, {of = browser, size = {width: 800, height: 600}} 
     throw failure;
   }
   check(errors.length === 0, said);
+}
+// fn(item) for every item at once (each case of a step in a context of its own: they share
+// nothing, and most of their time is the page's timers); once all have ended, the first failure.
+async function atOnce(items, fn) {
+  const ends = await Promise.allSettled(items.map(fn));
+  const failed = ends.find((e) => e.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 // Shorter periods for the page's own timers (read as it loads): the queues and /metrics read
 // again every second, not 5 s; a refused stream tried again after 0.5 s, not 5 s; a stream let go
@@ -772,7 +781,7 @@ await step('a token asked for by some routes stops the poll of those alone: the 
     {asks: ['/metrics'], by: '/metrics', stopped: ['/metrics'], on: '/queues'},
     {asks: ['/events'], by: '/events', stopped: ['/queues', '/metrics'], on: '/events'},
   ];
-  for (const {asks, by, stopped, on} of cases) {
+  await atOnce(cases, async ({asks, by, stopped, on}) => {
     const what = 'with ' + asks.join(' and ') + ' asking for a token';
     await withContext(async (ctx) => {
       const p40 = await ctx.newPage();
@@ -831,7 +840,7 @@ await step('a token asked for by some routes stops the poll of those alone: the 
       e.message = what + ', ' + e.message; // which case failed
       throw e;
     });
-  }
+  });
 }, ['loaded']);
 
 // The page waits for the token the list alone asked for: its first rate shows 2 s after loading, from
@@ -864,7 +873,7 @@ await step('a proxy that refuses /metrics or /queues alone, with a 403 or no ans
     {path: '/metrics', status: 0, said: null},
     {path: '/queues', status: 0, said: 'Cannot reach taskd'},
   ];
-  for (const {path, status, said} of cases) {
+  await atOnce(cases, async ({path, status, said}) => {
     const what = path + (status ? ' refused with a ' + status : ' not answered');
     await withContext(async (ctx) => {
       const p = await ctx.newPage();
@@ -888,7 +897,7 @@ await step('a proxy that refuses /metrics or /queues alone, with a 403 or no ans
       e.message = what + ': ' + e.message; // which case failed
       throw e;
     });
-  }
+  });
 }, ['loaded']);
 
 // An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200
