@@ -1100,8 +1100,8 @@ def main(argv=None):
     if problems:
         for p in problems:
             print("check-serverless: %s" % p, file=sys.stderr)
-        print("check-serverless: %d mismatch%s between the template and %s" %
-              (len(problems), "es" if len(problems) != 1 else "", config_name), file=sys.stderr)
+        print("check-serverless: %d mismatch%s between the template and %s and %s" %
+              (len(problems), "es" if len(problems) != 1 else "", config_name, table_name), file=sys.stderr)
         return 1
     print("check-serverless: ok: %s match %s and %s" % (", ".join(c.summary), config_name, table_name))
     return 0

@@ -552,6 +552,8 @@ class Checker(unittest.TestCase):
                             "table-changed.json has {\"AttributeName\":\"expires_at\"",
                             "table-changed.json: TTL attribute is expires_at, taskd writes ttl", table=table)
         self.assertNotIn("deploy/table.json", err)
+        closing = err.strip().splitlines()[-1]
+        self.assertRegex(closing, r"mismatch(es)? between the template and \S+ and \S*table-changed\.json$")
 
     def test_table_outlives_the_stack(self):
         """The tasks are the job store's: a removed stack keeps them, and a bad write can be undone."""
