@@ -16,8 +16,9 @@ void errbuf_set(char *err, size_t errlen, const char *fmt, ...)
 /* errbuf_set() with the arguments in ap: for a function of its own that takes a format. */
 void errbuf_vset(char *err, size_t errlen, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
-/* errbuf_set() after the text err holds: whether all of it fit. Once it has not, err ends "...":
- * add nothing more. */
+/* errbuf_set() after the text err holds: whether all of it fit. Once it has not, err ends "..."
+ * and stays so: err keeps, past its text, that it was cut, and each later append adds nothing and
+ * is false (text that ends "..." by itself is added to). */
 bool errbuf_append(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Keep err on one line: each control character in it (a newline that a quoted key or parser

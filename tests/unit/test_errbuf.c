@@ -1,7 +1,7 @@
 /*
  * Unit tests for core/errbuf: a message formatted whole when it fits; one that does not is cut
  * where a UTF-8 character ends and ends "...", however small the buffer, formatted with a caller's
- * arguments (errbuf_vset()) as well; appends stop at a cut;
+ * arguments (errbuf_vset()) as well; appends stop at a cut, and add nothing after it;
  * control characters made '?'.
  */
 #include <stdarg.h>
@@ -96,6 +96,29 @@ static void test_append_adds_until_a_cut(void **state)
     assert_false(errbuf_append(NULL, 24, "x"));
 }
 
+/* A cut that stepped back over a character leaves room after its "...": an append after it adds
+ * nothing there, and is false, so that the text ends with its mark. */
+static void test_append_after_a_cut_adds_nothing(void **state)
+{
+    (void)state;
+    char err[12];
+    /* "é" is 2 bytes, "€" 3, "😀" 4: the cut leaves 1, 2 and 3 bytes free */
+    static const char *const texts[] = {"abcdefgé...", "abcdef€ghi", "abcde😀fgh"};
+    static const char *const cuts[] = {"abcdefg...", "abcdef...", "abcde..."};
+    for (size_t i = 0; i < 3; i++) {
+        errbuf_set(err, sizeof err, "%s", texts[i]);
+        assert_string_equal(err, cuts[i]);
+        assert_false(errbuf_append(err, sizeof err, "%s", "x"));
+        assert_false(errbuf_append(err, sizeof err, "; nor can it be closed: %s", "busy"));
+        assert_false(errbuf_append(err, sizeof err, "%s", ""));
+        assert_string_equal(err, cuts[i]);
+    }
+    /* text that ends "..." by itself is added to, even where the last cut left its mark */
+    errbuf_set(err, sizeof err, "%s", "abcde...");
+    assert_true(errbuf_append(err, sizeof err, "x"));
+    assert_string_equal(err, "abcde...x");
+}
+
 static void test_one_line(void **state)
 {
     (void)state;
@@ -109,8 +132,11 @@ static void test_one_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_fits_whole), cmocka_unit_test(test_set_shows_its_cut),
-        cmocka_unit_test(test_vset_is_set),    cmocka_unit_test(test_append_adds_until_a_cut),
+        cmocka_unit_test(test_set_fits_whole),
+        cmocka_unit_test(test_set_shows_its_cut),
+        cmocka_unit_test(test_vset_is_set),
+        cmocka_unit_test(test_append_adds_until_a_cut),
+        cmocka_unit_test(test_append_after_a_cut_adds_nothing),
         cmocka_unit_test(test_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
