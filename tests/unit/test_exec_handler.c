@@ -337,6 +337,23 @@ static char *big_data(void)
     return s;
 }
 
+/* A run in a thread of its own, for a test to abort or to wait for with a bound. */
+typedef struct abort_run {
+    handler *h;
+    const char *pidfile;
+    const char *data;   /* NULL: "{}" */
+    unsigned timeout_s; /* 0: 60 */
+    handler_result r;
+} abort_run;
+
+static void *abort_run_main(void *arg)
+{
+    abort_run *a = arg;
+    handler_task t = {.id = "t1", .task_type = "TASK1", .data = a->data ? a->data : "{}"};
+    a->h->run(a->h, &t, a->timeout_s ? a->timeout_s : 60, &a->r);
+    return NULL;
+}
+
 /* ---- results ---- */
 
 static void test_json_stdout_is_the_result(void **state)
@@ -757,6 +774,50 @@ static void test_stdin_is_escaped_json(void **state)
     h->free(h);
 }
 
+/* The program writes 512 KiB to stdout and as much to stderr before it reads its 1 MiB of input,
+ * each far past what a pipe holds: the input is written as the pipe takes it while the output is
+ * read, so the run ends with the program, its input read whole. A runner whose write of the input
+ * blocks, or that reads no output until the input is written, is held with the program (a
+ * blocked write for good, a wait until the deadline, 60 s): the run is aborted 20 s on, and the
+ * test fails. */
+static void test_full_pipes_both_ways_do_not_deadlock(void **state)
+{
+    (void)state;
+    char *data = big_data();
+    handler *h = script_handler("both_ways.sh", NULL, NULL, NULL);
+    abort_run a = {.h = h, .data = data};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, abort_run_main, &a), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    int e = pthread_timedjoin_np(th, NULL, &until);
+    if (e == ETIMEDOUT) {
+        h->abort(h);
+        assert_int_equal(pthread_join(th, NULL), 0);
+        fail_msg("the run was still held 20 s on");
+    }
+    assert_int_equal(e, 0);
+    assert_string_equal(a.r.status_msg, "Task completed");
+    assert_true(a.r.ok);
+    json_error_t jerr;
+    json_t *v = json_loads(a.r.result, JSON_DECODE_ANY, &jerr);
+    assert_non_null(v);
+    const char *out = json_string_value(v);
+    assert_non_null(out);
+    assert_int_equal(strspn(out, "o"), 524288);
+    /* the input as build_input() writes it: its size, and the rest once the 1 MiB of x is gone */
+    char report[128];
+    snprintf(report, sizeof report,
+             "\n%zu\n{\"id\":\"t1\",\"task_type\":\"TASK1\",\"data\":{\"blob\":\"\"}}",
+             strlen("{\"id\":\"t1\",\"task_type\":\"TASK1\",\"data\":}\n") + strlen(data));
+    assert_string_equal(out + 524288, report);
+    json_decref(v);
+    handler_result_clear(&a.r);
+    h->free(h);
+    free(data);
+}
+
 /* ---- argv, environment and creation ---- */
 
 static void test_argv_passed_literally(void **state)
@@ -1145,21 +1206,6 @@ static void test_environment_default_path(void **state)
 }
 
 /* ---- containment ---- */
-
-typedef struct abort_run {
-    handler *h;
-    const char *pidfile;
-    unsigned timeout_s; /* 0: 60 */
-    handler_result r;
-} abort_run;
-
-static void *abort_run_main(void *arg)
-{
-    abort_run *a = arg;
-    handler_task t = {.id = "t1", .task_type = "TASK1", .data = "{}"};
-    a->h->run(a->h, &t, a->timeout_s ? a->timeout_s : 60, &a->r);
-    return NULL;
-}
 
 /* abort() ends a run at once, and with it the process that moved to a session of its own. */
 static void test_abort_kills_escaped_descendants(void **state)
@@ -1751,6 +1797,7 @@ int main(void)
         cmocka_unit_test(test_unread_stdin_sigpipe_ignored),
         cmocka_unit_test(test_task_on_stdin_and_in_environment),
         cmocka_unit_test(test_stdin_is_escaped_json),
+        cmocka_unit_test(test_full_pipes_both_ways_do_not_deadlock),
         cmocka_unit_test(test_argv_passed_literally),
         cmocka_unit_test(test_creation_errors),
         cmocka_unit_test(test_creation_refuses_what_cannot_run),
