@@ -79,11 +79,11 @@ reads work, until a token is entered, which reads the stream again. A token aske
 stops the poll of those alone: the queues and /metrics are read on while theirs work (the first rate shows
 2 s after loading, from a sample not read while /metrics or the stream asks), neither while the stream
 asks, and both once a token is entered; /metrics alone asking shows the token field and the banner with
-its detail, and a token entered has the chart drawn. Behind a proxy that refuses /metrics or /queues
-alone, with a 403 or no answer, the banner says so once, not again at each poll, and the /metrics sample
-says nothing. A page that
-waits for a token reads nothing but a look at the stream, one at a time, once a retry period, and goes
-live by itself once taskd (answered by the test) asks for none; tabs that share a stream make one look
+its detail, and a token entered has the chart drawn. Behind a proxy that refuses /metrics, /queues or
+/tasks alone, with a 403 or no answer, the banner says so once, whatever the other reads answer (a list
+read again, three polls), and goes once a read of that route works; the /metrics sample says nothing. A
+page that waits for a token reads nothing but a look at the stream, one at a time, once a retry period,
+and goes live by itself once taskd (answered by the test) asks for none; tabs that share a stream make one look
 between them, by the tab that reads it (and, once it closes, by the tab that takes over, which does not
 try the stream and says they wait for a token, where tabs out of sight kept saying the stream was paused,
 shown again too), and go live together once taskd asks for none, the stream opened once and staying with

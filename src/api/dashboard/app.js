@@ -305,28 +305,35 @@ class ApiError extends Error {
   }
 }
 
-// Problems reaching taskd show one banner; the next success clears it, but for a token asked
-// for: a read that works meanwhile (of a route served without one, or that takes the token
-// another refused) says nothing of it. The banner and the token field stay, and the page waits
-// (a stream that asked for one is not tried again), until a token is entered or, where the
-// stream itself was refused, a look at it finds that taskd no longer asks for one
-// (lookWhileWaiting()): waitOver() clears them.
+// The banner says what the page cannot read: a read it makes again and again (api()'s `as`: the
+// list, the queues) or its stream, that did not reach taskd or was refused, until that same one
+// works again; a read that works says nothing of another's failure. A read made once (a task's
+// drawer, a search, a task created, the /metrics sample) says its failure where it was asked for,
+// and holds no banner that nothing would clear. A token asked for, by any read, stays the same way:
+// the banner and the token field stay, and the page waits (a stream that asked for one is not tried
+// again), until a token is entered or, where the stream itself was refused, a look at it finds that
+// taskd no longer asks for one (lookWhileWaiting()): waitOver() clears them. The first failure
+// shows, and the banner, an alert read out each time it is written, is written when that changes.
+// What the banner says of a read, or the stream, that does not reach taskd.
+const UNREACHED = 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.';
 const health = {
-  failing: new Map(), // kind of problem ('network', 'auth', 'events') -> message
+  failing: new Map(), // what failed ('list', 'queues', 'events'; 'auth': a token asked for) -> message
+  shown: null, // the message the banner shows (null: hidden)
   fail(what, message) {
-    if (this.failing.get(what) === message) return; // said already: the alert is not read out again
     this.failing.set(what, message);
     this.show();
   },
   ok(what) {
-    if (what === 'auth' && waitingForToken()) return;
     if (this.failing.delete(what)) this.show();
   },
   show() {
-    const b = $('#banner');
     const first = this.failing.values().next();
-    b.hidden = first.done;
-    b.replaceChildren(...clientText(first.done ? '' : first.value)); // a refusal gives the server's detail
+    const message = first.done ? null : first.value;
+    if (message === this.shown) return; // said already: the alert is not read out again
+    this.shown = message;
+    const b = $('#banner');
+    b.hidden = message === null;
+    b.replaceChildren(...clientText(message || '')); // a refusal gives the server's detail
   },
 };
 
@@ -478,11 +485,12 @@ async function bounded(ms, read) {
   }
 }
 
-// fetch() + JSON; throws ApiError. A network failure or a refusal (401/403) shows the banner, and
-// an answer clears what it had said (health). quiet: only a 401 is said (the token field and its
-// banner), and nothing is cleared, for a read whose other failures another read says. A read
-// (GET) is bounded by PERIODS.read, a write is not: given up, it may have been done all the same.
-async function api(path, {method = 'GET', body, quiet = false} = {}) {
+// fetch() + JSON; throws ApiError. A 401 shows the token field and its banner. as: the name of a
+// read the page makes again (health): taskd not reached or a 403 shows the banner, and any other
+// answer takes back what it had said. A read without one (made once, or a write: its failure is said
+// where it was asked for, or by another read) says nothing else. A read (GET) is bounded by
+// PERIODS.read, a write is not: given up, it may have been done all the same.
+async function api(path, {method = 'GET', body, as} = {}) {
   const send = async (signal) => {
     const r = await fetch(path, {
       method,
@@ -497,23 +505,21 @@ async function api(path, {method = 'GET', body, quiet = false} = {}) {
   try {
     [r, text] = await (method === 'GET' ? bounded(PERIODS.read, send) : send());
   } catch (e) {
-    if (!quiet) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
+    if (as) health.fail(as, UNREACHED);
     throw new ApiError(0, 'network error');
   }
-  if (!quiet) health.ok('network');
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;
   } catch (e) {
     data = null;
   }
-  if (!r.ok) {
-    const detail = data && data.detail !== undefined ? data.detail : r.statusText;
-    const msg = (!quiet || r.status === 401) && refusal(r.status, typeof detail === 'string' ? detail : r.statusText);
-    if (msg) health.fail('auth', msg);
-    throw new ApiError(r.status, detail, data);
-  }
-  if (!quiet) health.ok('auth');
+  const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
+  const refused = r.ok ? null : refusal(r.status, typeof detail === 'string' ? detail : r.statusText);
+  if (r.status === 401) health.fail('auth', refused);
+  if (as && r.status === 403) health.fail(as, refused);
+  else if (as) health.ok(as); // a 401 is said as the token asked for
+  if (!r.ok) throw new ApiError(r.status, detail, data);
   return {status: r.status, data, text, headers: r.headers};
 }
 
@@ -634,7 +640,7 @@ async function loadTasks() {
   state.during = []; // a newer load's list reflects what an older one held
   let res;
   try {
-    res = await api(listQuery());
+    res = await api(listQuery(), {as: 'list'});
   } catch (e) {
     if (seq !== loadSeq) return false;
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
@@ -1388,16 +1394,20 @@ async function lookAtStream(url) {
 }
 
 function eventsRefused(status, detail) {
-  if (status === 0) health.fail('network', 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.');
-  else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
-  else if (status === 401 || status === 403) health.fail('auth', refusal(status, String(detail)));
+  detail = String(detail);
   if (status === 401) {
+    health.fail('auth', refusal(status, detail));
     streamAsks = true;
-    askedWhy = String(detail);
+    askedWhy = detail;
     lookWhileWaiting();
-  } else if (status >= 400) {
-    health.fail('events', 'taskd refused the event stream (' + status + ': ' + String(detail) + '): the task list ' +
-                          'does not update by itself meanwhile. Retrying.');
+  }
+  if (status === 0) health.fail('events', UNREACHED);
+  else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
+  else if (status >= 400 && status !== 401) {
+    health.fail('events', 'taskd refused the event stream (' + status + ': ' + detail + '): the task list does not ' +
+                          'update by itself meanwhile. Retrying.');
+  } else {
+    health.ok('events'); // a 401 is said as the token asked for
   }
 }
 
@@ -1428,7 +1438,7 @@ async function loadQueues() {
   queuesStale = false;
   let res;
   try {
-    res = await api('/queues');
+    res = await api('/queues', {as: 'queues'});
   } catch (e) {
     queuesAsk = e.status === 401;
     queuesFailed(e);
@@ -1528,8 +1538,8 @@ async function sampleMetrics() {
   let text;
   try {
     // a 401 shows the token field, as any route's; its other failures say nothing (the queues'
-    // read in the same poll says taskd is not reached), nor does an answer clear the banner
-    ({text} = await api('/metrics', {quiet: true}));
+    // read in the same poll says taskd is not reached)
+    ({text} = await api('/metrics'));
   } catch (e) {
     metricsAsk = e.status === 401;
     return;
