@@ -465,6 +465,44 @@ await step('a page that waits for a token looks at the stream alone, once a retr
   }
 }, ['loaded']);
 
+// The page reads why its stream was refused within a retry period (0.5 s here): a proxy slow to
+// send the 401's body has the banner give the status's text ("Unauthorized"). A later look, whose
+// body comes in time, gives the proxy's own words, said once: the looks after it leave the banner
+// as it is. Where a look read only the status, the banner kept the status's text until a token was
+// entered. The stream is answered by a server of the test's, which holds the first look's body.
+await step("a page that waits for a token, the first read of why given up, says the proxy's detail from a later look, once", async () => {
+  const detail = JSON.parse(ASKS_TOKEN.body).detail;
+  let looks = 0;
+  let looked;
+  const fifth = new Promise((resolve) => (looked = resolve));
+  const server = http.createServer((req, res) => {
+    res.writeHead(401, {'Content-Type': 'application/json', 'Cache-Control': 'no-store'});
+    const look = req.headers.accept !== 'text/event-stream';
+    if (look && ++looks === 5) looked();
+    if (look && looks === 1) return res.flushHeaders(); // its body held, until the page gives it up
+    res.end(ASKS_TOKEN.body);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const p42 = await lonePage();
+  try {
+    await quickTimers(p42);
+    await watchBanner(p42);
+    const served = 'http://127.0.0.1:' + server.address().port;
+    await p42.route((url) => url.pathname === '/events', (route) => route.continue({url: served + '/events'}));
+    await p42.goto(BASE + '/');
+    await p42.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+    await within(fifth, WAIT, 'the page made fewer than five looks at the stream');
+    const written = await p42.evaluate(() => window.__banners);
+    check(written.length === 2 && written[0].includes('(401: Unauthorized)') && written[1].includes('(401: ' + detail + ')'),
+          'over five looks, the first with its body held, the banner was written ' + written.length + ' times: ' +
+          JSON.stringify(written));
+  } finally {
+    await p42.close();
+    server.closeAllConnections();
+    server.close();
+  }
+}, ['loaded']);
+
 // Tabs that share a stream share its looks while they wait for a token: the tab that reads the
 // stream for them looks, once a retry period (0.5 s here), and the others learn what it found as
 // they learn its events. When it closes, the tab that takes the stream over looks on, without

@@ -83,11 +83,13 @@ its detail, and a token entered has the chart drawn. Behind a proxy that refuses
 /tasks alone, with a 403 or no answer, the banner says so once, whatever the other reads answer (a list
 read again, three polls), and goes once a read of that route works; the /metrics sample says nothing. A
 page that waits for a token reads nothing but a look at the stream, one at a time, once a retry period,
-and goes live by itself once taskd (answered by the test) asks for none; tabs that share a stream make one look
-between them, by the tab that reads it (and, once it closes, by the tab that takes over, which does not
-try the stream and says they wait for a token, where tabs out of sight kept saying the stream was paused,
-shown again too), and go live together once taskd asks for none, the stream opened once and staying with
-that tab. A tab that joins after the refusal (only the stream asking) waits for a token too, says why in
+and says the detail of a later look whose first read of why was given up (a body held by the test's
+server), once; it goes live by itself once taskd (answered by the test) asks for none; tabs that share a
+stream make one look between them, by the tab that reads it (and, once it closes, by the tab that takes
+over, which does not try the stream and says they wait for a token, where tabs out of sight kept saying
+the stream was paused, shown again too), and go live together once taskd asks for none, the stream opened
+once and staying with that tab. A tab that joins after the refusal (only the stream asking) waits for a
+token too, says why in
 the words of the refusal the reading tab had, and takes the stream over without trying it; one
 back from the back/forward cache (the events sent by the test) after taskd stopped asking ends its wait, and
 the tab that read the stream, back from it behind another, makes no look beside that tab's. No

@@ -397,7 +397,9 @@ function refusal(status, detail) {
 // route that asks, and reading everything again would only be asked again. Tabs that share a
 // stream (see share) share its looks: the tab that reads it for them looks, and tells them what
 // it found, as it passes its events on. With no tab of its group in sight (alone, out of sight)
-// a tab does not look; one shown has it look at once.
+// a tab does not look; one shown has it look at once. A look still refused whose detail the page
+// has not said (the first read of why was given up, its status's text said instead, or taskd's
+// words changed) says it: once, the looks after it finding what is said.
 let streamAsks = false; // the stream was refused with a 401, and the page waits for a token
 let askedWhy = ''; // the detail of that 401 (taskd's, or a proxy's), which a tab that joins is told
 let tokenLook = null; // the next look's timer, from when it is set until the look is answered
@@ -411,12 +413,14 @@ function lookWhileWaiting(ms = PERIODS.retry) {
       tokenLook = null;
       return;
     }
-    const {status} = await lookAtStream('/events');
+    const look = await lookAtStream('/events');
     tokenLook = null;
     if (!streamAsks) return; // a token entered meanwhile, with which all was read again
-    if (status && status !== 401) {
+    if (look.status && look.status !== 401) {
       share.post({kind: 'unasked'});
       unasked();
+    } else if (look.status === 401 && !look.cut && look.detail !== askedWhy) {
+      sayRefused(look); // and looks on
     } else {
       lookWhileWaiting();
     }
@@ -1258,7 +1262,7 @@ function connect(after) {
       // closed for good (an HTTP error answer): try again ourselves, a little later. Offline is
       // said once the reason is known: after a 401 the page waits for a token, it does not retry
       streamGap = true;
-      checkEvents(url).finally(() => {
+      lookAtStream(url).then(sayRefused).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
         // while the stream asks for a token, a token entered, or a look that finds taskd asks
@@ -1357,18 +1361,19 @@ function fetchStream(url, on) {
 }
 
 // Say why the stream was refused (401/403, no /events at all, or another refusal, such as a
-// 503 when taskd has as many streams open as it takes); a leader says it to the tabs it reads
-// for too.
-async function checkEvents(url) {
-  const {status, detail} = await lookAtStream(url);
+// 503 when taskd has as many streams open as it takes), as a look at it found; a leader says it
+// to the tabs it reads for too.
+function sayRefused({status, detail}) {
   eventsRefused(status, detail);
   if (share.leader) share.post({kind: 'refused', status, detail});
 }
 
-// How taskd answers a look at the stream: its status (0: taskd not reached) and detail.
+// How taskd answers a look at the stream: its status (0: taskd not reached) and detail; cut: the
+// read of an error answer's body was given up, and the status's text says it instead.
 async function lookAtStream(url) {
   let status = 0; // 0: taskd not reached
   let detail = '';
+  let cut = false;
   try {
     // a look left unanswered (taskd stopped, a proxy holding it) is taskd not reached: the page
     // goes offline and tries again (or looks again), where it would say it connects for good
@@ -1382,7 +1387,7 @@ async function lookAtStream(url) {
           const data = JSON.parse(await r.text());
           if (data && typeof data.detail === 'string') detail = data.detail;
         } catch (e) {
-          // no JSON detail: the status text says it
+          cut = signal.aborted; // else no JSON detail: the status text says it
         }
       }
       status = r.status;
@@ -1390,7 +1395,7 @@ async function lookAtStream(url) {
   } catch (e) {
     status = 0;
   }
-  return {status, detail};
+  return {status, detail, cut};
 }
 
 function eventsRefused(status, detail) {
