@@ -6,6 +6,7 @@
  * function error rather than an HTTP answer it would not read.
  */
 #include "api_role.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "api/api.h"
@@ -98,7 +99,7 @@ role *api_role_new(store *s, const config *c, const telemetry *tel, char *err, s
     }
     if (!ar || !api_init(&ar->api, s, &ar->cfg, NULL, tel, clock_unix_s)) {
         free(ar);
-        snprintf(err, errlen, "cannot initialise the API: out of memory");
+        errbuf_set(err, errlen, "cannot initialise the API: out of memory");
         return NULL;
     }
     ar->base = (role){.name = "api", .invoke = api_invoke, .free = api_role_free};

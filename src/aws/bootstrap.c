@@ -29,6 +29,7 @@
 #include "api_role.h"
 #include "aws_http.h"
 #include "core/config.h"
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "dynamodb_store.h"
 #include "lambda_runtime.h"
@@ -83,7 +84,7 @@ static void graph_free(runtime_graph *g)
 static bool load_config(config *c, char *err, size_t errlen)
 {
     if (!config_defaults(c)) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return false;
     }
     const char *path = getenv("TASKD_CONFIG");
@@ -107,7 +108,7 @@ static bool need_env(const char *name, const char **out, const char *what, char 
     *out = getenv(name);
     if (*out && **out)
         return true;
-    snprintf(err, errlen, "%s is not set: %s", name, what);
+    errbuf_set(err, errlen, "%s is not set: %s", name, what);
     return false;
 }
 
@@ -141,8 +142,8 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     if (!api && !publish && !worker && !sweep && !recover) {
         snprintf(etype, etlen,
                  role_name && *role_name ? "Runtime.UnknownRole" : "Runtime.NoHandler");
-        snprintf(err, errlen, "_HANDLER \"%.64s\" names no role: the roles are %s",
-                 role_name ? role_name : "", ROLES);
+        errbuf_set(err, errlen, "_HANDLER \"%.64s\" names no role: the roles are %s",
+                   role_name ? role_name : "", ROLES);
         return false;
     }
     snprintf(etype, etlen, "Runtime.ConfigError");
@@ -156,7 +157,7 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
         return false;
     tracer_log_setup(g->tel.tracer);
     if (!(g->tel.metrics = metrics_new())) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return false;
     }
     trace_declare_metrics(g->tel.metrics);

@@ -85,6 +85,7 @@
  * conventions name it (rpc.*, the table, the region, the request id).
  */
 #include "dynamodb_store.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "core/attrval.h"
@@ -1701,17 +1702,17 @@ static void ddb_close(store *base)
 store *dynamodb_store_open(const dynamodb_store_options *o, char *err, size_t errlen)
 {
     if (!o || !o->table || !*o->table || !o->client) {
-        snprintf(err, errlen, "the DynamoDB store needs a table name and a client");
+        errbuf_set(err, errlen, "the DynamoDB store needs a table name and a client");
         return NULL;
     }
     if (o->retention_grace < 0) {
-        snprintf(err, errlen, "retention grace must not be negative");
+        errbuf_set(err, errlen, "retention grace must not be negative");
         return NULL;
     }
     ddb_store *s = calloc(1, sizeof *s);
     if (!s || !(s->table = strdup(o->table))) {
         free(s);
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     s->base.ops = &dynamodb_ops;

@@ -31,6 +31,7 @@
  */
 #include "publish_role.h"
 
+#include "core/errbuf.h"
 #include "core/filter.h"
 #include "core/uuid7.h"
 #include "pipeline/publisher.h"
@@ -215,7 +216,7 @@ static size_t finish_all(publish_role *pr, const json_t *records, outbox *o, siz
             continue;
         }
         char error[sizeof st->code + sizeof st->message + 4];
-        snprintf(error, sizeof error, "%s: %s", st->code, st->message);
+        errbuf_set(error, sizeof error, "%s: %s", st->code, st->message);
         const char *seq = sequence_number(json_array_get(records, o->record[j]));
         if (st->refused && fail_refused(pr, p, error, seq)) {
             publisher_finish(&pr->tel, p, error);
@@ -306,15 +307,15 @@ role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn, 
         if (strcmp(c->consumers[i].action, "publish") == 0)
             cc = &c->consumers[i];
     if (!cc) {
-        snprintf(err, errlen, "the configuration has no stream consumer with action publish");
+        errbuf_set(err, errlen, "the configuration has no stream consumer with action publish");
         return NULL;
     }
     if (!sns || !topic_arn || !*topic_arn) {
-        snprintf(err, errlen, "no SNS client or no topic ARN (TOPIC_ARN) to publish to");
+        errbuf_set(err, errlen, "no SNS client or no topic ARN (TOPIC_ARN) to publish to");
         return NULL;
     }
     if (!tasks) {
-        snprintf(err, errlen, "no store to fail the tasks whose message SNS refuses in");
+        errbuf_set(err, errlen, "no store to fail the tasks whose message SNS refuses in");
         return NULL;
     }
     publish_role *pr = calloc(1, sizeof *pr);
@@ -322,7 +323,7 @@ role *publish_role_new(const config *c, aws_client *sns, const char *topic_arn, 
     if (!pr || !arn) {
         free(pr);
         free(arn);
-        snprintf(err, errlen, "cannot create the publish role: out of memory");
+        errbuf_set(err, errlen, "cannot create the publish role: out of memory");
         return NULL;
     }
     pr->base = (role){.name = "publish", .invoke = publish_invoke, .free = publish_role_free};

@@ -6,6 +6,7 @@
 
 #include "core/attrval.h"
 #include "core/change_record.h"
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "publish_role.h"
@@ -357,7 +358,7 @@ role *recover_role_new(const config *c, aws_client *sns, const char *topic_arn, 
 {
     recover_role *rr = calloc(1, sizeof *rr);
     if (!rr) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     *rr = (recover_role){

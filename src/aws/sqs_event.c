@@ -3,6 +3,7 @@
  */
 #include "sqs_event.h"
 
+#include "core/errbuf.h"
 #include "core/json_util.h"
 #include "core/uuid7.h"
 #include "util/clock.h"
@@ -82,12 +83,12 @@ bool sqs_record_read(const json_t *r, size_t i, sqs_record *rec, char *err, size
 {
     memset(rec, 0, sizeof *rec);
     if (!json_is_object(r)) {
-        snprintf(err, errlen, "Records[%zu] is not an object", i);
+        errbuf_set(err, errlen, "Records[%zu] is not an object", i);
         return false;
     }
     rec->message_id = json_string_value(json_object_get(r, "messageId"));
     if (!rec->message_id || !*rec->message_id) {
-        snprintf(err, errlen, "Records[%zu] has no messageId", i);
+        errbuf_set(err, errlen, "Records[%zu] has no messageId", i);
         return false;
     }
     const json_t *attrs = json_object_get(r, "attributes");

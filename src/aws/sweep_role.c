@@ -2,6 +2,7 @@
  * sweep_role — client claims' leases ended on a schedule; see sweep_role.h.
  */
 #include "sweep_role.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "core/sbuf.h"
@@ -59,7 +60,7 @@ role *sweep_role_new(store *s, metrics *m, int64_t (*now)(void), char *err, size
 {
     sweep_role *sr = calloc(1, sizeof *sr);
     if (!sr) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     *sr = (sweep_role){.base = {.name = "sweep", .invoke = sweep_invoke, .free = sweep_role_free},

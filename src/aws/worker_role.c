@@ -28,6 +28,7 @@
  * from its parsed body, both released when the invocation ends.
  */
 #include "worker_role.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "aws_http.h"
@@ -636,7 +637,7 @@ role *worker_role_new(const config *c, store *s, const char *queue_name, const t
 {
     worker_role *w = calloc(1, sizeof *w);
     if (!w) {
-        snprintf(err, errlen, "cannot make the worker: out of memory");
+        errbuf_set(err, errlen, "cannot make the worker: out of memory");
         return NULL;
     }
     w->base = (role){.name = "worker", .invoke = worker_invoke, .free = worker_free};
@@ -653,24 +654,24 @@ role *worker_role_new(const config *c, store *s, const char *queue_name, const t
         if (rc == LANE_NONE) {
             describe_queues(c, queues, sizeof queues);
             if (q)
-                snprintf(err, errlen,
-                         "queue \"%.80s\" has no handler binding and is no queue's "
-                         "dead_letter_queue; configured queues: %s",
-                         queue_name, queues);
+                errbuf_set(err, errlen,
+                           "queue \"%.80s\" has no handler binding and is no queue's "
+                           "dead_letter_queue; configured queues: %s",
+                           queue_name, queues);
             else
-                snprintf(err, errlen,
-                         "no queue \"%.80s\" in the configuration; configured queues: %s",
-                         queue_name, queues);
+                errbuf_set(err, errlen,
+                           "no queue \"%.80s\" in the configuration; configured queues: %s",
+                           queue_name, queues);
         }
     } else {
         for (size_t i = 0; i < c->n_queues && ok; i++)
             ok = add_lane(w, c, &c->queues[i], err, errlen) != LANE_ERROR;
         if (ok && !w->n_lanes) {
             describe_queues(c, queues, sizeof queues);
-            snprintf(err, errlen,
-                     "no configured queue has a handler binding or a source queue; configured "
-                     "queues: %s",
-                     queues);
+            errbuf_set(err, errlen,
+                       "no configured queue has a handler binding or a source queue; configured "
+                       "queues: %s",
+                       queues);
             ok = false;
         }
     }

@@ -3,6 +3,7 @@
  */
 #include "auth.h"
 
+#include "errbuf.h"
 #include "siphash.h"
 
 #include <arpa/inet.h>
@@ -57,20 +58,20 @@ bool auth_token_ok(const auth_policy *p, const char *token, size_t len)
 bool auth_add_token(auth_policy *p, const char *token, size_t len, char *err, size_t errlen)
 {
     if (len == 0 || len > AUTH_TOKEN_MAX) {
-        snprintf(err, errlen, "a token must be 1 to %d characters", AUTH_TOKEN_MAX);
+        errbuf_set(err, errlen, "a token must be 1 to %d characters", AUTH_TOKEN_MAX);
         return false;
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)token[i];
         if (c < 0x21 || c > 0x7e) {
-            snprintf(err, errlen,
-                     "a token must be visible ASCII characters, without spaces or commas");
+            errbuf_set(err, errlen,
+                       "a token must be visible ASCII characters, without spaces or commas");
             return false;
         }
     }
     auth_digest *grown = realloc(p->tokens, (p->n_tokens + 1) * sizeof *grown);
     if (!grown) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return false;
     }
     p->tokens = grown;
@@ -109,7 +110,7 @@ bool auth_parse_token_lines(auth_policy *p, const char *text, size_t len, char *
             continue;
         char why[160];
         if (!auth_add_token(p, tok, n, why, sizeof why)) {
-            snprintf(err, errlen, "line %zu: %s", line, why);
+            errbuf_set(err, errlen, "line %zu: %s", line, why);
             return false;
         }
     }
@@ -129,7 +130,7 @@ bool auth_parse_token_list(auth_policy *p, const char *list, char *err, size_t e
             continue;
         char why[160];
         if (!auth_add_token(p, tok, n, why, sizeof why)) {
-            snprintf(err, errlen, "item %zu: %s", item, why);
+            errbuf_set(err, errlen, "item %zu: %s", item, why);
             return false;
         }
     }
@@ -142,25 +143,25 @@ bool auth_load_token_file(auth_policy *p, const char *path, char *err, size_t er
      * reads ignore it) */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open token file %s: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "cannot open token file %s: %s", path, strerror(errno));
         return false;
     }
     struct stat st;
     char *buf = NULL;
     bool ok = false;
     if (fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "cannot read token file %s: %s", path, strerror(errno));
+        errbuf_set(err, errlen, "cannot read token file %s: %s", path, strerror(errno));
     } else if (!S_ISREG(st.st_mode)) {
-        snprintf(err, errlen, "token file %s is not a regular file", path);
+        errbuf_set(err, errlen, "token file %s is not a regular file", path);
     } else if (st.st_mode & (S_IROTH | S_IWOTH)) {
-        snprintf(err, errlen,
-                 "token file %s is readable or writable by others (mode %04o): "
-                 "restrict it, e.g. chmod 600 %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
+        errbuf_set(err, errlen,
+                   "token file %s is readable or writable by others (mode %04o): "
+                   "restrict it, e.g. chmod 600 %s",
+                   path, (unsigned)(st.st_mode & 07777), path);
     } else if (st.st_size > (off_t)TOKEN_FILE_MAX) {
-        snprintf(err, errlen, "token file %s is over %u bytes", path, TOKEN_FILE_MAX);
+        errbuf_set(err, errlen, "token file %s is over %u bytes", path, TOKEN_FILE_MAX);
     } else if (!(buf = malloc((size_t)st.st_size + 1))) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
     } else {
         size_t got = 0;
         ssize_t n = 0;
@@ -169,11 +170,11 @@ bool auth_load_token_file(auth_policy *p, const char *path, char *err, size_t er
         size_t before = p->n_tokens;
         char why[200];
         if (n < 0)
-            snprintf(err, errlen, "cannot read token file %s: %s", path, strerror(errno));
+            errbuf_set(err, errlen, "cannot read token file %s: %s", path, strerror(errno));
         else if (!auth_parse_token_lines(p, buf, got, why, sizeof why))
-            snprintf(err, errlen, "token file %s, %s", path, why);
+            errbuf_set(err, errlen, "token file %s, %s", path, why);
         else if (p->n_tokens == before)
-            snprintf(err, errlen, "token file %s holds no token", path);
+            errbuf_set(err, errlen, "token file %s holds no token", path);
         else
             ok = true;
     }
@@ -252,15 +253,15 @@ bool auth_parse_hosts(auth_policy *p, const char *list, char *err, size_t errlen
         size_t name_len;
         unsigned port;
         if (!split_host(item, n, &name, &name_len, &port)) {
-            snprintf(err, errlen, "allowed host '%.*s' must be NAME or NAME:PORT",
-                     (int)(n > 100 ? 100 : n), item);
+            errbuf_set(err, errlen, "allowed host '%.*s' must be NAME or NAME:PORT",
+                       (int)(n > 100 ? 100 : n), item);
             return false;
         }
         char **grown = realloc(p->hosts, (p->n_hosts + 1) * sizeof *grown);
         if (!grown || !(grown[p->n_hosts] = strndup(item, n))) {
             if (grown)
                 p->hosts = grown;
-            snprintf(err, errlen, "out of memory");
+            errbuf_set(err, errlen, "out of memory");
             return false;
         }
         p->hosts = grown;

@@ -145,8 +145,8 @@ static bool load_task_types(config *c, json_t *v, const char *name, char *err, s
 {
     if (!json_is_array(v) || json_array_size(v) == 0 ||
         json_array_size(v) > CONFIG_MAX_TASK_TYPES) {
-        snprintf(err, errlen, "%s: task_types must be a non-empty array of at most %d names", name,
-                 CONFIG_MAX_TASK_TYPES);
+        errbuf_set(err, errlen, "%s: task_types must be a non-empty array of at most %d names",
+                   name, CONFIG_MAX_TASK_TYPES);
         return false;
     }
     size_t i;
@@ -155,7 +155,7 @@ static bool load_task_types(config *c, json_t *v, const char *name, char *err, s
     {
         const char *s = json_string_value(item);
         if (!s || !valid_type_name(s)) {
-            snprintf(
+            errbuf_set(
                 err, errlen,
                 "%s: task_types[%zu] must be 1-64 characters of letters, digits, '_', '-', '.'",
                 name, i);
@@ -163,7 +163,7 @@ static bool load_task_types(config *c, json_t *v, const char *name, char *err, s
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(s, json_string_value(json_array_get(v, j))) == 0) {
-                snprintf(err, errlen, "%s: task_types lists \"%s\" twice", name, s);
+                errbuf_set(err, errlen, "%s: task_types lists \"%s\" twice", name, s);
                 return false;
             }
         }
@@ -173,7 +173,7 @@ static bool load_task_types(config *c, json_t *v, const char *name, char *err, s
     {
         c->task_types[i] = strdup(json_string_value(item));
         if (!c->task_types[i]) {
-            snprintf(err, errlen, "%s: out of memory", name);
+            errbuf_set(err, errlen, "%s: out of memory", name);
             return false;
         }
         c->n_task_types++;
@@ -196,8 +196,8 @@ static bool load_positive(json_t *v, const char *key, int64_t min, int64_t max, 
 {
     if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
         char must[96];
-        snprintf(err, errlen, "%s: %s %s", name, key,
-                 out_of_range(must, sizeof must, min, max, unit));
+        errbuf_set(err, errlen, "%s: %s %s", name, key,
+                   out_of_range(must, sizeof must, min, max, unit));
         return false;
     }
     *out = json_integer_value(v);
@@ -424,8 +424,8 @@ static bool read_handler(reader *r, json_t *o, handler_config *h)
     do {                                                                                           \
         reader r_ = {file, name, 0, err, errlen};                                                  \
         if (!json_is_array(v) || json_array_size(v) > CONFIG_MAX_ITEMS) {                          \
-            snprintf(err, errlen, "%s: %s must be an array of at most %d objects", file, name,     \
-                     CONFIG_MAX_ITEMS);                                                            \
+            errbuf_set(err, errlen, "%s: %s must be an array of at most %d objects", file, name,   \
+                       CONFIG_MAX_ITEMS);                                                          \
             return false;                                                                          \
         }                                                                                          \
         (count) = 0;                                                                               \
@@ -470,31 +470,31 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
         const queue_config *q = &c->queues[i];
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->queues[j].name, q->name) == 0) {
-                snprintf(err, errlen, "%s: queue \"%s\" is declared twice", file, q->name);
+                errbuf_set(err, errlen, "%s: queue \"%s\" is declared twice", file, q->name);
                 return false;
             }
         if (q->delay >= q->retention) {
-            snprintf(err, errlen,
-                     "%s: queue \"%s\": delay (%u s) must be shorter than retention (%u s); "
-                     "every message would expire before it could be received",
-                     file, q->name, q->delay, q->retention);
+            errbuf_set(err, errlen,
+                       "%s: queue \"%s\": delay (%u s) must be shorter than retention (%u s); "
+                       "every message would expire before it could be received",
+                       file, q->name, q->delay, q->retention);
             return false;
         }
         if (*q->dead_letter_queue && (strcmp(q->dead_letter_queue, q->name) == 0 ||
                                       !config_queue(c, q->dead_letter_queue))) {
-            snprintf(err, errlen,
-                     "%s: queue \"%s\": dead_letter_queue \"%s\" must be another "
-                     "declared queue",
-                     file, q->name, q->dead_letter_queue);
+            errbuf_set(err, errlen,
+                       "%s: queue \"%s\": dead_letter_queue \"%s\" must be another "
+                       "declared queue",
+                       file, q->name, q->dead_letter_queue);
             return false;
         }
         /* a redrive sends a dead-letter queue's messages back to the one queue it serves */
         for (size_t j = 0; j < i && *q->dead_letter_queue; j++)
             if (strcmp(c->queues[j].dead_letter_queue, q->dead_letter_queue) == 0) {
-                snprintf(err, errlen,
-                         "%s: queues \"%s\" and \"%s\" share the dead_letter_queue \"%s\"; "
-                         "a redrive could not tell their messages apart: give each its own",
-                         file, c->queues[j].name, q->name, q->dead_letter_queue);
+                errbuf_set(err, errlen,
+                           "%s: queues \"%s\" and \"%s\" share the dead_letter_queue \"%s\"; "
+                           "a redrive could not tell their messages apart: give each its own",
+                           file, c->queues[j].name, q->name, q->dead_letter_queue);
                 return false;
             }
     }
@@ -506,9 +506,9 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
         for (size_t hops = 0; q && *q->dead_letter_queue && hops <= c->n_queues; hops++) {
             q = config_queue(c, q->dead_letter_queue);
             if (q == &c->queues[i]) {
-                snprintf(err, errlen,
-                         "%s: queue \"%s\": its dead-letter queues lead back to it (a cycle)", file,
-                         c->queues[i].name);
+                errbuf_set(err, errlen,
+                           "%s: queue \"%s\": its dead-letter queues lead back to it (a cycle)",
+                           file, c->queues[i].name);
                 return false;
             }
         }
@@ -516,70 +516,71 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
     for (size_t i = 0; i < c->n_subscriptions; i++) {
         const queue_config *q = config_queue(c, c->subscriptions[i].queue);
         if (!q) {
-            snprintf(err, errlen, "%s: %s: no queue \"%s\"", file,
-                     entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
-                     c->subscriptions[i].queue);
+            errbuf_set(err, errlen, "%s: %s: no queue \"%s\"", file,
+                       entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
+                       c->subscriptions[i].queue);
             return false;
         }
         /* what a dead-letter queue holds are its queue's dead letters: a message routed there
          * would count as one, and a redrive would send it to a queue it was never routed to */
         const queue_config *source = config_dead_letter_source(c, q);
         if (source) {
-            snprintf(err, errlen,
-                     "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; subscribe "
-                     "a queue of its own",
-                     file,
-                     entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
-                     q->name, source->name);
+            errbuf_set(err, errlen,
+                       "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; subscribe "
+                       "a queue of its own",
+                       file,
+                       entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
+                       q->name, source->name);
             return false;
         }
     }
     for (size_t i = 0; i < c->n_consumers; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->consumers[i].name, c->consumers[j].name) == 0) {
-                snprintf(err, errlen, "%s: stream consumer \"%s\" is declared twice", file,
-                         c->consumers[i].name);
+                errbuf_set(err, errlen, "%s: stream consumer \"%s\" is declared twice", file,
+                           c->consumers[i].name);
                 return false;
             }
     for (size_t i = 0; i < c->n_handlers; i++) {
         const handler_config *h = &c->handlers[i];
         const queue_config *q = config_queue(c, h->queue);
         if (!q) {
-            snprintf(err, errlen, "%s: %s: no queue \"%s\"", file,
-                     entry_name(entry, sizeof entry, "handlers", i, given->handlers), h->queue);
+            errbuf_set(err, errlen, "%s: %s: no queue \"%s\"", file,
+                       entry_name(entry, sizeof entry, "handlers", i, given->handlers), h->queue);
             return false;
         }
         /* a dead letter's task is FAILED as it arrives: a handler could never claim it, and
          * would drop (delete) every dead letter, leaving nothing to look at or redrive */
         const queue_config *source = config_dead_letter_source(c, q);
         if (source) {
-            snprintf(err, errlen,
-                     "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "
-                     "tasks have FAILED, no handler can run them (redrive them instead: "
-                     "POST /queues/%s/redrive)",
-                     file, entry_name(entry, sizeof entry, "handlers", i, given->handlers), q->name,
-                     source->name, source->name);
+            errbuf_set(err, errlen,
+                       "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "
+                       "tasks have FAILED, no handler can run them (redrive them instead: "
+                       "POST /queues/%s/redrive)",
+                       file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
+                       q->name, source->name, source->name);
             return false;
         }
         /* a queue's messages go to one handler, as an AWS worker function serves one queue: two
          * would each take whichever task came first */
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->handlers[j].queue, h->queue) == 0) {
-                snprintf(err, errlen,
-                         "%s: %s: queue \"%s\" has a handler already (%s); give it one "
-                         "binding, with the concurrency it needs",
-                         file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
-                         h->queue, entry_name(other, sizeof other, "handlers", j, given->handlers));
+                errbuf_set(err, errlen,
+                           "%s: %s: queue \"%s\" has a handler already (%s); give it one "
+                           "binding, with the concurrency it needs",
+                           file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
+                           h->queue,
+                           entry_name(other, sizeof other, "handlers", j, given->handlers));
                 return false;
             }
         /* the runner extends a batch's visibility as it goes, but one task must fit */
         if (h->timeout > q->visibility_timeout) {
-            snprintf(err, errlen,
-                     "%s: %s: timeout (%u s) exceeds the "
-                     "visibility_timeout of queue \"%s\" (%u s); messages would be redelivered "
-                     "while still running",
-                     file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
-                     h->timeout, q->name, q->visibility_timeout);
+            errbuf_set(err, errlen,
+                       "%s: %s: timeout (%u s) exceeds the "
+                       "visibility_timeout of queue \"%s\" (%u s); messages would be redelivered "
+                       "while still running",
+                       file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
+                       h->timeout, q->name, q->visibility_timeout);
             return false;
         }
     }
@@ -589,7 +590,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
 static bool load_root(config *c, json_t *root, const char *name, char *err, size_t errlen)
 {
     if (!json_is_object(root)) {
-        snprintf(err, errlen, "%s: the configuration must be a JSON object", name);
+        errbuf_set(err, errlen, "%s: the configuration must be a JSON object", name);
         return false;
     }
     given_sections given = {0};
@@ -677,10 +678,10 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
         } else if (strcmp(key, "topic") == 0) {
             const char *t = json_string_value(v);
             if (!t || !valid_type_name(t)) {
-                snprintf(err, errlen,
-                         "%s: topic must be 1-64 characters of letters, digits, "
-                         "'_', '-', '.'",
-                         name);
+                errbuf_set(err, errlen,
+                           "%s: topic must be 1-64 characters of letters, digits, "
+                           "'_', '-', '.'",
+                           name);
                 return false;
             }
             snprintf(c->topic, sizeof c->topic, "%s", t);
@@ -701,7 +702,7 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             READ_SECTION(c, v, name, err, errlen, "handlers", c->handlers, c->n_handlers,
                          read_handler);
         } else {
-            snprintf(err, errlen, "%s: unknown key \"%s\"", name, key);
+            errbuf_set(err, errlen, "%s: unknown key \"%s\"", name, key);
             return false;
         }
     }
@@ -730,7 +731,7 @@ static bool load_text(config *c, const char *text, size_t len, const char *name,
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
+        errbuf_set(err, errlen, "%s:%d:%d: %s", name, jerr.line, jerr.column, jerr.text);
         return one_line(err, errlen);
     }
     bool ok = load_root(c, root, name, err, errlen);
@@ -791,7 +792,7 @@ bool config_load_file(config *c, const char *path, char *err, size_t errlen)
     size_t len;
     const char *why = read_whole(path, &text, &len);
     if (why) {
-        snprintf(err, errlen, "%s: cannot read the configuration: %s", path, why);
+        errbuf_set(err, errlen, "%s: cannot read the configuration: %s", path, why);
         return one_line(err, errlen);
     }
     bool ok = load_text(c, text ? text : "", len, path, err, errlen);

@@ -47,6 +47,7 @@
 #include "http_server.h"
 
 #include "admission.h"
+#include "core/errbuf.h"
 #include "core/http_chunked.h"
 #include "core/http_head.h"
 #include "core/sbuf.h"
@@ -1777,7 +1778,7 @@ static bool resolve(const http_options *o, struct sockaddr_storage *ss, socklen_
     snprintf(port, sizeof port, "%d", o->port);
     int rc = getaddrinfo(o->host && *o->host ? o->host : NULL, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot resolve listen address %s: %s", o->host, gai_strerror(rc));
+        errbuf_set(err, errlen, "cannot resolve listen address %s: %s", o->host, gai_strerror(rc));
         return false;
     }
     memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -1880,7 +1881,7 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
 {
     h->loops = calloc((size_t)n, sizeof *h->loops);
     if (!h->loops) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return false;
     }
     h->n_loops = n;
@@ -1901,12 +1902,12 @@ static bool start_loops(http_server *h, int n, char *err, size_t errlen)
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         if (l->epoll_fd < 0 || l->wake_fd < 0 ||
             epoll_ctl(l->epoll_fd, EPOLL_CTL_ADD, l->wake_fd, &ev) != 0) {
-            snprintf(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
+            errbuf_set(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
             return false;
         }
         set_accepting(l, true);
         if (!l->accepting || pthread_create(&l->thread, NULL, loop_main, l) != 0) {
-            snprintf(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
+            errbuf_set(err, errlen, "cannot start the HTTP event loops: %s", strerror(errno));
             return false;
         }
         l->started = true;
@@ -1923,7 +1924,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
         return NULL;
     http_server *h = calloc(1, sizeof *h);
     if (!h) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     h->api = a;
@@ -1968,7 +1969,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
                     METRIC_GAUGE, NULL, 0);
     h->admission = admission_new(max_conns, per_client, o->ipv6_prefix ? o->ipv6_prefix : 64);
     if (!h->admission) {
-        snprintf(err, errlen, "cannot set up the connection bounds: %s", strerror(errno));
+        errbuf_set(err, errlen, "cannot set up the connection bounds: %s", strerror(errno));
         free(h);
         return NULL;
     }
@@ -1976,7 +1977,7 @@ http_server *http_server_start(const http_options *o, api *a, char *err, size_t 
     set_gauges(h); /* both 0, shown from the start */
     h->listen_fd = listen_on(&ss, sslen);
     if (h->listen_fd < 0) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
+        errbuf_set(err, errlen, "cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
         admission_free(h->admission);
         free(h);
         return NULL;

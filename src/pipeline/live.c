@@ -24,6 +24,7 @@
  */
 #include "live.h"
 
+#include "core/errbuf.h"
 #include "core/task_event.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -678,7 +679,7 @@ live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errle
 {
     live *l = calloc(1, sizeof *l);
     if (!l) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     l->broker = b;
@@ -689,7 +690,7 @@ live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errle
     l->next_ping_ms = clock_mono_ms() + LIVE_HEARTBEAT_MS;
     int64_t oldest;
     if (broker_change_bounds(b, &oldest, &l->shared) != STORE_OK) {
-        snprintf(err, errlen, "cannot read the change log");
+        errbuf_set(err, errlen, "cannot read the change log");
         free(l);
         return NULL;
     }
@@ -704,7 +705,7 @@ live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errle
     metrics_add(m, "taskd_event_clients_dropped_total", "", 0);
     pthread_mutex_init(&l->mu, NULL);
     if (pthread_create(&l->thread, NULL, live_main, l) != 0) {
-        snprintf(err, errlen, "cannot start the events thread");
+        errbuf_set(err, errlen, "cannot start the events thread");
         pthread_mutex_destroy(&l->mu);
         free(l);
         return NULL;

@@ -2,6 +2,7 @@
  * pipeline — wiring and the API view; see pipeline.h.
  */
 #include "pipeline.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "runner/handlers.h"
@@ -291,7 +292,7 @@ pipeline *pipeline_new(const config *c, char *err, size_t errlen)
 {
     pipeline *p = calloc(1, sizeof *p);
     if (!p) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     p->config = c;
@@ -335,7 +336,7 @@ bool pipeline_start(pipeline *p, store *s, const telemetry *tel, char *err, size
     if (!(p->live = live_start(p->broker, c, p->telemetry.metrics, err, errlen)))
         return false;
     if (pthread_create(&p->sweeper, NULL, sweeper_main, p) != 0) {
-        snprintf(err, errlen, "cannot start the retention sweep");
+        errbuf_set(err, errlen, "cannot start the retention sweep");
         return false;
     }
     p->sweeper_started = true;

@@ -10,6 +10,7 @@
  */
 #include "stream_consumer.h"
 
+#include "core/errbuf.h"
 #include "core/json_util.h"
 #include "publisher.h"
 #include "util/log.h"
@@ -352,7 +353,7 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
 {
     stream_consumer *sc = calloc(1, sizeof *sc);
     if (!sc) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     sc->broker = b;
@@ -363,7 +364,7 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
     if (tel)
         sc->telemetry = *tel;
     if (!outbox_init(&sc->box, cc->batch_size, c->n_subscriptions)) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         outbox_free(&sc->box);
         free(sc);
         return NULL;
@@ -375,7 +376,7 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         sc->fed = broker_set_feed(b, &f) == STORE_OK;
     }
     if (pthread_create(&sc->thread, NULL, consumer_main, sc) != 0) {
-        snprintf(err, errlen, "cannot start stream consumer %s", cc->name);
+        errbuf_set(err, errlen, "cannot start stream consumer %s", cc->name);
         if (!sc->fed || unset_feed(sc)) { /* else the writer keeps it: left to the store */
             outbox_free(&sc->box);
             free(sc);

@@ -3,6 +3,7 @@
  */
 #include "handlers.h"
 
+#include "core/errbuf.h"
 #include "exec_handler.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -55,8 +56,8 @@ static bool env_number(const char *name, double fallback, double min, double max
     double v = strtod(s, &end);
     bool plain = strspn(s, "0123456789.") == strlen(s) && strchr(s, '.') == strrchr(s, '.');
     if (!plain || *end || errno || !isfinite(v) || v < min || v > max) {
-        snprintf(err, errlen, "%s must be a number from %g to %g (it is \"%.32s\")", name, min, max,
-                 s);
+        errbuf_set(err, errlen, "%s must be a number from %g to %g (it is \"%.32s\")", name, min,
+                   max, s);
         return false;
     }
     *out = v;
@@ -147,7 +148,7 @@ static handler *task1_new(const handler_config *hc, char *err, size_t errlen)
     if (!h || !cfg) {
         free(h);
         free(cfg);
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     if (!env_number("TASK1_SECONDS", 10, 0, 86400, &cfg->seconds, err, errlen) ||
@@ -189,7 +190,7 @@ static handler *noop_new(const handler_config *hc, char *err, size_t errlen)
     (void)hc;
     handler *h = calloc(1, sizeof *h);
     if (!h) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     *h = (handler){.name = "noop", .run = noop_run, .free = free_with_ctx};
@@ -229,15 +230,14 @@ handler *handler_create(const handler_config *hc, char *err, size_t errlen)
             char why[256] = "";
             handler *h = builtin[i].create(hc, why, sizeof why);
             if (!h) /* which of the bindings: the queue names it */
-                snprintf(err, errlen, "the handler of queue %s: %s", hc->queue, why);
+                errbuf_set(err, errlen, "the handler of queue %s: %s", hc->queue, why);
             return h;
         }
     /* the table's names, so that one added to it is named too */
-    size_t n = (size_t)snprintf(
-        err, errlen, "unknown handler \"%s\" for queue %s (known:", hc->handler, hc->queue);
-    for (size_t i = 0; i < n_builtin && n < errlen; i++)
-        n += (size_t)snprintf(err + n, errlen - n, " %s%s", builtin[i].name,
-                              i + 1 < n_builtin ? "," : ")");
+    errbuf_set(err, errlen, "unknown handler \"%s\" for queue %s (known:", hc->handler, hc->queue);
+    for (size_t i = 0; i < n_builtin; i++)
+        if (!errbuf_append(err, errlen, " %s%s", builtin[i].name, i + 1 < n_builtin ? "," : ")"))
+            break;
     return NULL;
 }
 

@@ -27,6 +27,7 @@
  * the messages in flight when the process died), and only then receives.
  */
 #include "runner.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "handlers.h"
@@ -442,7 +443,7 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
         free(r);
         free(threads);
         handler_free(h);
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     *r = (runner){.broker = b,
@@ -457,7 +458,7 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
     clock_mono_cond_init(&r->keep_cv);
     pthread_cond_init(&r->extended_cv, NULL);
     if (pthread_create(&r->keeper, NULL, keeper_main, r) != 0) {
-        snprintf(err, errlen, "cannot start the keeper thread for queue %s", hc->queue);
+        errbuf_set(err, errlen, "cannot start the keeper thread for queue %s", hc->queue);
         runner_free(r);
         return NULL;
     }
@@ -469,7 +470,7 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
         atomic_fetch_add(&r->running, 1);
         if (pthread_create(&r->threads[i], NULL, runner_main, r) != 0) {
             atomic_fetch_sub(&r->running, 1);
-            snprintf(err, errlen, "cannot start runner threads for queue %s", hc->queue);
+            errbuf_set(err, errlen, "cannot start runner threads for queue %s", hc->queue);
             runner_stop_receiving(r);
             runner_join(r, 1e18, NULL);
             runner_free(r);

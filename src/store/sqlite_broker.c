@@ -22,6 +22,7 @@
  * a batch is a single task, and parsing SQL cost more than running it.
  */
 #include "broker.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 
 #include "core/attrval.h"
@@ -1822,7 +1823,7 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
             moved = -1;
     }
     if (moved < 0) {
-        snprintf(err, errlen, "%s", sqlite3_errmsg(s->wdb));
+        errbuf_set(err, errlen, "%s", sqlite3_errmsg(s->wdb));
         if (!sqlite3_get_autocommit(s->wdb)) /* SQLite may have rolled it back itself */
             sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
         *back_ms = 0;

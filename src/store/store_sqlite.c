@@ -1189,7 +1189,7 @@ bool store_sqlite_task_type_nth(store *base, size_t i, char *out, size_t len)
 
 static bool set_err(char *err, size_t errlen, const char *what, const char *path, const char *why)
 {
-    snprintf(err, errlen, "%s %s: %s", what, path, why);
+    errbuf_set(err, errlen, "%s %s: %s", what, path, why);
     return false;
 }
 
@@ -1220,16 +1220,16 @@ static bool refuse_foreign(sqlite3 *db, const char *path, char *err, size_t errl
         if (nomem)
             set_err(err, errlen, "cannot read the schema of", path, sqlite3_errstr(SQLITE_NOMEM));
         else if (names && (version == 0 || !ours))
-            snprintf(err, errlen,
-                     "%s is not a taskd database: it holds another program's schema (%s); give "
-                     "taskd a file of its own",
-                     path, names);
+            errbuf_set(err, errlen,
+                       "%s is not a taskd database: it holds another program's schema (%s); give "
+                       "taskd a file of its own",
+                       path, names);
         else if (version > 0 && !names)
-            snprintf(err, errlen, "%s is not a taskd database: schema version %d, and no tables",
-                     path, version);
+            errbuf_set(err, errlen, "%s is not a taskd database: schema version %d, and no tables",
+                       path, version);
         else if (version > N_MIGRATIONS)
-            snprintf(err, errlen, "%s has schema version %d; this taskd knows up to %d", path,
-                     version, N_MIGRATIONS);
+            errbuf_set(err, errlen, "%s has schema version %d; this taskd knows up to %d", path,
+                       version, N_MIGRATIONS);
         else
             ok = true;
     }
@@ -1255,8 +1255,8 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
             sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
             sqlite3_exec(db, bump, NULL, NULL, &msg) != SQLITE_OK ||
             sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-            snprintf(err, errlen, "migration %d of %s failed: %s", v + 1, path,
-                     msg ? msg : sqlite3_errmsg(db));
+            errbuf_set(err, errlen, "migration %d of %s failed: %s", v + 1, path,
+                       msg ? msg : sqlite3_errmsg(db));
             sqlite3_free(msg);
             sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
             return false;
@@ -1380,10 +1380,10 @@ static bool lock_database(sqlite_store *s, char *err, size_t errlen)
     /* said here, or SQLite says "attempt to write a readonly database" of a writable file */
     const char *why = directory_unwritable(s->path);
     if (why) {
-        snprintf(err, errlen,
-                 "cannot create files beside %s: %s (SQLite keeps the database's -wal and -shm "
-                 "files in its directory)",
-                 s->path, why);
+        errbuf_set(err, errlen,
+                   "cannot create files beside %s: %s (SQLite keeps the database's -wal and -shm "
+                   "files in its directory)",
+                   s->path, why);
         return false;
     }
     return true;
@@ -1485,7 +1485,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     sqlite_store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(o->path))) {
         free(s);
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     s->base.ops = &sqlite_ops;

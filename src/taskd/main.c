@@ -10,6 +10,7 @@
  */
 #include "api/api.h"
 #include "core/auth.h"
+#include "core/errbuf.h"
 #include "util/clock.h"
 #include "core/config.h"
 #include "http/http_server.h"
@@ -304,19 +305,19 @@ static int setup_access(const options *o, auth_policy *p)
     memset(key, 0, sizeof key);
     char err[512], why[400];
     if (o->token_file && !auth_load_token_file(p, o->token_file, why, sizeof why)) {
-        snprintf(err, sizeof err, "%s", why);
+        errbuf_set(err, sizeof err, "%s", why);
         return fail(err);
     }
     const char *env = getenv("TASKD_TOKENS");
     size_t had = p->n_tokens;
     if (env && !auth_parse_token_list(p, env, why, sizeof why)) {
-        snprintf(err, sizeof err, "TASKD_TOKENS %s", why);
+        errbuf_set(err, sizeof err, "TASKD_TOKENS %s", why);
         return fail(err);
     }
     if (env && *env && p->n_tokens == had) /* "," or blanks: meant tokens, gave none */
         return fail("TASKD_TOKENS holds no token (unset it, or leave it empty, for none)");
     if (o->allowed_hosts && !auth_parse_hosts(p, o->allowed_hosts, why, sizeof why)) {
-        snprintf(err, sizeof err, "%s: %s", o->allowed_hosts_from, why);
+        errbuf_set(err, sizeof err, "%s: %s", o->allowed_hosts_from, why);
         return fail(err);
     }
     bool loopback = auth_is_loopback(o->host);
@@ -328,11 +329,11 @@ static int setup_access(const options *o, auth_policy *p)
     p->ip_hosts = !loopback && p->n_tokens == 0;
     p->metrics_public = o->metrics_public;
     if (!loopback && p->n_tokens == 0 && !o->allow_unauthenticated) {
-        snprintf(err, sizeof err,
-                 "refusing to serve %s without authentication: it is not a loopback address; "
-                 "give tokens (--token-file or TASKD_TOKENS), or pass --allow-unauthenticated "
-                 "(TASKD_ALLOW_UNAUTHENTICATED=1) if something in front authenticates",
-                 o->host);
+        errbuf_set(err, sizeof err,
+                   "refusing to serve %s without authentication: it is not a loopback address; "
+                   "give tokens (--token-file or TASKD_TOKENS), or pass --allow-unauthenticated "
+                   "(TASKD_ALLOW_UNAUTHENTICATED=1) if something in front authenticates",
+                   o->host);
         return fail(err);
     }
     return 0;
@@ -497,7 +498,7 @@ int main(int argc, char **argv)
         goto no_api;
     api a;
     if (!api_init(&a, st, &cfg, pipeline_api(pipe), &tel, clock_unix_s)) {
-        snprintf(err, sizeof err, "cannot initialise the API");
+        errbuf_set(err, sizeof err, "cannot initialise the API");
         goto no_api;
     }
     a.access = &access;

@@ -19,6 +19,7 @@
  */
 #include "export_xray.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -162,13 +163,13 @@ bool export_xray_new(exporter **out, const char *address, const char *service_na
     char host[256];
     int port = 0;
     if (!xray_daemon_address(address, host, sizeof host, &port)) {
-        snprintf(err, errlen, "AWS_XRAY_DAEMON_ADDRESS: not host:port or udp:host:port: %.100s",
-                 address);
+        errbuf_set(err, errlen, "AWS_XRAY_DAEMON_ADDRESS: not host:port or udp:host:port: %.100s",
+                   address);
         return false;
     }
     xray_exporter *x = calloc(1, sizeof *x);
     if (!x) {
-        snprintf(err, errlen, "out of memory starting the tracer");
+        errbuf_set(err, errlen, "out of memory starting the tracer");
         return false;
     }
     x->fd = -1;

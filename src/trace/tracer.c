@@ -56,6 +56,7 @@
  */
 #include "tracer.h"
 
+#include "core/errbuf.h"
 #include "trace/export_otlp.h"
 #include "trace/export_xray.h"
 #include "trace/exporter.h"
@@ -323,11 +324,11 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     exporter *xray = NULL, *otlp = NULL; /* t->exporters owns them */
     tracer *t = calloc(1, sizeof *t);
     if (!t) {
-        snprintf(err, errlen, "out of memory");
+        errbuf_set(err, errlen, "out of memory");
         return NULL;
     }
     if (!init_locks(t)) {
-        snprintf(err, errlen, "cannot create tracer locks");
+        errbuf_set(err, errlen, "cannot create tracer locks");
         free(t);
         return NULL;
     }
@@ -388,7 +389,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
         if (!t->queue || !t->batch || !t->batch_failed)
             goto nomem;
         if (pthread_create(&t->thread, NULL, export_main, t) != 0) {
-            snprintf(err, errlen, "cannot start the span export thread");
+            errbuf_set(err, errlen, "cannot start the span export thread");
             release(t);
             return NULL;
         }
@@ -399,7 +400,7 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
     return t;
 
 nomem:
-    snprintf(err, errlen, "out of memory starting the tracer");
+    errbuf_set(err, errlen, "out of memory starting the tracer");
     release(t);
     return NULL;
 }

@@ -9,6 +9,7 @@ Host other than the loopback names (or --allowed-hosts) on a loopback listener. 
 answers are the ones /openapi.json documents for every operation.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -150,6 +151,12 @@ class AuthTestCase(unittest.TestCase):
                            "line 2")
         self.assertRefused(["--listen", "127.0.0.1:0", "--db", db, "--token-file",
                             os.path.join(self.tmp, "missing")], None, "cannot open")
+        # a message cut to its buffer ends "..." where a character ends, not in half of one
+        deep = os.path.join(self.tmp, "\u00e9" * 220, "tokens")
+        line = self.assertRefused(["--listen", "127.0.0.1:0", "--db", db, "--token-file", deep],
+                                  None, "cannot open token file")
+        message = json.loads(line)["message"]
+        self.assertTrue(message.endswith("\u00e9..."), message[-40:])
         self.assertRefused(["--listen", "127.0.0.1:0", "--db", db], {"TASKD_TOKENS": "a b"},
                            "TASKD_TOKENS")
         # set, but no token in it: not taken for "no authentication", as an empty file is not

@@ -972,14 +972,13 @@ static void test_error_numbers_out_of_range(void **state)
 static void test_error_message_truncates_safely(void **state)
 {
     (void)state;
-    /* a small buffer gets a truncated, terminated message */
+    /* a small buffer gets the message cut, marked and terminated */
     config c;
     char err[16];
     memset(err, 'x', sizeof err);
     assert_true(config_defaults(&c));
     assert_false(config_load_text(&c, "{\"a_rather_long_unknown_key\":1}", "cfg", err, sizeof err));
-    assert_int_equal(strlen(err), sizeof err - 1);
-    assert_int_equal(strncmp(err, "cfg: unknown ke", 15), 0);
+    assert_string_equal(err, "cfg: unknown...");
     config_free(&c);
 }
 

@@ -182,7 +182,7 @@ static void test_an_unknown_handler_is_refused_with_the_known_ones(void **state)
     char small[51];
     snprintf(hc.handler, sizeof hc.handler, "nope");
     assert_null(handler_create(&hc, small, sizeof small));
-    assert_string_equal(small, "unknown handler \"nope\" for queue jobs (known: TASK");
+    assert_string_equal(small, "unknown handler \"nope\" for queue jobs (known: T...");
 }
 
 int main(void)
