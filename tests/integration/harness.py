@@ -17,6 +17,7 @@ with one table per database path. The request helpers, ``stop``, ``stderr_text``
 ``local_only(reason)`` marks tests of what only the local server has.
 """
 
+import codecs
 import http.client
 import http.server
 import json
@@ -690,7 +691,9 @@ class EventStream:
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         self.raw = b""        # received, not yet decoded
         self.text = ""        # decoded body, not yet parsed into blocks
-        self.body = b""       # every body byte so far
+        # the body is one UTF-8 text: a character may be split across reads or chunks
+        self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        self.body = bytearray()  # every body byte so far
         self.eof = False
         self.status = None
         self.headers = {}
@@ -728,7 +731,7 @@ class EventStream:
     def _decode(self):
         if not self.chunked:
             self.body += self.raw
-            self.text += self.raw.decode("utf-8")
+            self.text += self.utf8.decode(self.raw)
             self.raw = b""
             return
         while True:
@@ -744,7 +747,7 @@ class EventStream:
             if len(rest) < size + 2:
                 return
             self.body += rest[:size]
-            self.text += rest[:size].decode("utf-8")
+            self.text += self.utf8.decode(rest[:size])
             self.raw = rest[size + 2:]
 
     def next_block(self, timeout=REQUEST_TIMEOUT):
