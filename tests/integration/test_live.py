@@ -783,7 +783,7 @@ class ClientBound(LiveCase):
 
 @harness.local_only("GET /events is taskd's")
 class SlowClient(LiveCase):
-    server_config = {"event_buffer_bytes": 65536}  # 20 of its events: a burst fits
+    server_config = {"event_buffer_bytes": 262144}  # 20 of its events: a burst fits
 
     def test_a_client_that_never_reads_is_dropped_and_others_keep_streaming(self):
         good = harness.EventStream(self.server)
@@ -800,7 +800,9 @@ class SlowClient(LiveCase):
         slow = harness.EventStream(self.server, rcvbuf=4096)  # reads its head, then never again
         harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 2, 10,
                            what="both clients counted")
-        msg = "x" * 3000
+        # the longest status_msg, 12 KiB of UTF-8: each event fills the buffers 4 times as fast
+        # as 3000 ASCII bytes did, and its characters are split across the stream's chunks
+        msg = "€" * 4096
         sent = 0
         deadline = time.monotonic() + 120
         while metric(self.server, "taskd_event_clients_dropped_total") < 1:
@@ -816,6 +818,8 @@ class SlowClient(LiveCase):
                            % (sent, metric(self.server, "taskd_event_clients_dropped_total"),
                               metric(self.server, "taskd_event_clients")))
         self.assertEqual(len(got), sent)
+        self.assertEqual({e["data"]["status_msg"] for e in got if e["data"]["status"] == "FAILED"},
+                         {msg})
         # its connection closes once the server sees the socket shut down
         harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 1, 10,
                            what="only the reading client left")
