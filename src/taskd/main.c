@@ -91,6 +91,7 @@ static void usage(FILE *out)
             "  --help               show this help\n"
             "  --version            show the version\n"
             "\n"
+            "A flag wins over its environment variable; TASKD_TOKENS adds to --token-file.\n"
             "Logs: JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARNING|ERROR sets the level.\n"
             "The TASK1 demo handler waits TASK1_SECONDS (default 10, 0-86400), then fails\n"
             "with probability TASK1_FAILURE_RATE (default 0.25, 0-1).\n");

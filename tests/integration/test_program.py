@@ -67,6 +67,8 @@ class Program(ServersTestCase):
         self.assertEqual(columns, {2, 23, 51}, "\n".join(options))
         # the token file's rule as taskd holds it: others may neither read nor write it
         self.assertRegex(" ".join(out.split()), r"--token-file PATH .*neither read nor write")
+        # which of a flag and its variable is taken (test_flags_override_env)
+        self.assertIn("A flag wins over its environment variable", out)
 
     def test_version(self):
         p = run_taskd(["--version"])
