@@ -11,8 +11,8 @@ Two targets. By default (``TASKD_TARGET`` unset or ``local``) ``Taskd`` runs the
 With ``TASKD_TARGET=lambda`` it runs the Lambda build instead: ``tests/lambda/emulator.py`` with
 ``BOOTSTRAP_BIN`` (default: ``bootstrap`` beside ``TASKD_BIN`` when that exists, else
 ``<repo>/build/bootstrap``), handler ``api`` and four execution environments, over one DynamoDB
-Local per test process (``tests/lambda/dynamodb_local.py``; ``DYNAMODB_ENDPOINT`` names another)
-with one table per database path. The request helpers, ``stop``, ``stderr_text`` and
+Local per test process (``tests/lambda/dynamodb_local.py``; ``DYNAMODB_ENDPOINT`` names another,
+and under CTest it is the run's) with one table per database path. The request helpers, ``stop``, ``stderr_text`` and
 ``log_objects`` work the same (the emulator's stderr carries the function's log lines).
 ``local_only(reason)`` marks tests of what only the local server has.
 """

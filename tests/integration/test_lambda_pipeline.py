@@ -10,7 +10,7 @@ serverless.yml — api (with the API Gateway front), publish (with the table's s
 the configured filter patterns, task items only), one worker per handler binding and one per
 dead-letter queue (with their SQS mappings) — each function sending its X-Ray documents to a UDP
 listener of its own here. BOOTSTRAP_BIN names the bootstrap (else beside TASKD_BIN, else
-build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB.
+build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB (under CTest, the run's: CMakeLists.txt).
 
     Walkthrough          the original walkthrough through the front (TASK1 runs, TASK2 stays
                          CREATED), one X-Ray trace per task across api, publish and worker (the
@@ -58,14 +58,14 @@ TASK_ITEMS = {"dynamodb": {"NewImage": {"task_type": {"S": [{"exists": True}]}}}
 XRAY_HEADER = {"format": "json", "version": 1}
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ")
 
-_db = None  # DynamoDB Local of this module (or the DYNAMODB_ENDPOINT one)
+_db = None  # DynamoDB Local of this module (or the DYNAMODB_ENDPOINT one, or the CTest run's)
 _sns_sqs = None  # fauxqs of this module
 
 
 def setUpModule():
     global _db, _sns_sqs
     require_bootstrap()
-    endpoint = os.environ.get("DYNAMODB_ENDPOINT")
+    endpoint = os.environ.get("DYNAMODB_ENDPOINT") or dynamodb_local.fixture_endpoint()
     if endpoint:
         _db = dynamodb_local.ExternalDynamoDB(endpoint)
     else:
