@@ -470,6 +470,8 @@ await step('a page that waits for a token looks at the stream alone, once a retr
 // body comes in time, gives the proxy's own words, said once: the looks after it leave the banner
 // as it is. Where a look read only the status, the banner kept the status's text until a token was
 // entered. The stream is answered by a server of the test's, which holds the first look's body.
+// What the page says is counted where the banner cannot tell it (it is written only when its words
+// change): in what it tells the tabs of its group, the page reading the stream for them.
 await step("a page that waits for a token, the first read of why given up, says the proxy's detail from a later look, once", async () => {
   const detail = JSON.parse(ASKS_TOKEN.body).detail;
   let looks = 0;
@@ -487,6 +489,14 @@ await step("a page that waits for a token, the first read of why given up, says 
   try {
     await quickTimers(p42);
     await watchBanner(p42);
+    await p42.addInitScript(() => {
+      window.__refusedSaid = 0; // the stream's refusals told to the group
+      const post = BroadcastChannel.prototype.postMessage;
+      BroadcastChannel.prototype.postMessage = function (m) {
+        if (m && m.kind === 'refused') window.__refusedSaid++;
+        return post.call(this, m);
+      };
+    });
     const served = 'http://127.0.0.1:' + server.address().port;
     await p42.route((url) => url.pathname === '/events', (route) => route.continue({url: served + '/events'}));
     await p42.goto(BASE + '/');
@@ -496,6 +506,8 @@ await step("a page that waits for a token, the first read of why given up, says 
     check(written.length === 2 && written[0].includes('(401: Unauthorized)') && written[1].includes('(401: ' + detail + ')'),
           'over five looks, the first with its body held, the banner was written ' + written.length + ' times: ' +
           JSON.stringify(written));
+    const told = await p42.evaluate(() => window.__refusedSaid);
+    check(told === 2, 'over five looks, the first with its body held, the refusal was said ' + told + ' times');
   } finally {
     await p42.close();
     server.closeAllConnections();
@@ -903,9 +915,10 @@ await step('the first rate shows 2 s after loading while a token asked for by th
 // meanwhile: written once, and once more as it goes. Where a read that worked cleared what another
 // route's refusal said, and that route's next read said it again (the list's and the queues' in
 // turn, each poll), the banner, an alert read out each time, came and went. The /metrics sample
-// says nothing but a 401 (the queues' read in the same poll says taskd is not reached). The list is
-// read again as a filter is chosen, the queues and /metrics by the poll (a poll period, 1 s here),
-// three polls watched; then the proxy lets the route through.
+// says nothing but a 401 (the queues' read in the same poll says taskd is not reached). Once the
+// route's first refusal is said and the list shown (or refused), the list is read again as a filter
+// is chosen, the queues and /metrics by the poll (a poll period, 1 s here), three polls watched;
+// then the proxy lets the route through.
 await step('a proxy that refuses /metrics, /queues or /tasks alone, with a 403 or no answer, has the banner say so once, whatever the other reads answer, until a read of it works; the sample says nothing', async () => {
   const cases = [
     {path: '/metrics', status: 403, said: null},
@@ -930,7 +943,8 @@ await step('a proxy that refuses /metrics, /queues or /tasks alone, with a 403 o
         p.click(`#filter-status button[data-status="${status}"]`),
       ]);
       await p.goto(BASE + '/');
-      await p.waitForSelector('#tasks tbody tr[data-id], #banner:not([hidden])', {timeout: WAIT}); // the list, or its refusal
+      if (said) await p.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+      if (path !== '/tasks') await p.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
       await list('FAILED');
       const polled = path === '/tasks' ? '/queues' : path;
       for (let i = 0; i < 3; i++) await p.waitForRequest((r) => new URL(r.url()).pathname === polled, {timeout: WAIT});
@@ -947,6 +961,136 @@ await step('a proxy that refuses /metrics, /queues or /tasks alone, with a 403 o
       check(after.length === 2, 'the banner was written ' + after.length + ' times: ' + JSON.stringify(after));
     }, {what});
   });
+}, ['loaded']);
+
+// A proxy's refusal of a route.
+const PROXY_403 = {status: 403, contentType: 'application/json', body: JSON.stringify({detail: 'Not through this proxy'})};
+
+// What the banner says holds of the page as it is now. A tab away in the back/forward cache while
+// its stream was refused (a proxy's 403) joins a reading tab live meanwhile: it says nothing of its
+// own stream's refusal, where it said it for good beside "live". taskd not reached, then back with
+// tokens (the stream the first read to reach it): the banner asks for the token, where it kept
+// saying taskd was not reached. A list read outdated by a newer one (a filter chosen again while it
+// is held) says nothing of its answer: failing after the newer one worked, it held the banner for
+// good; working after the newer one was refused, it took that refusal back. A look at the stream
+// made before a token was entered, answered after that token's own refusal was said, says nothing
+// (a retry period of 3 s here, within which the look is held): its refusal, of no token, was said
+// over the token's.
+await step("the banner says what holds now: of a tab that joins a live stream, of taskd back with tokens, of an outdated list read, of a look made before a token was entered", async () => {
+  const UNKNOWN = {status: 401, contentType: 'application/json', body: JSON.stringify({detail: 'That token is not known'})};
+  const api = (url) => url.pathname !== '/' && !url.pathname.startsWith('/dashboard/');
+  const banner = async (p) => ((await p.isHidden('#banner')) ? 'nothing (hidden)' : JSON.stringify(await p.textContent('#banner')));
+  // p's list reads of the tasks of status (all: ''), answered by answer(route)
+  const listRead = (p, status, answer) =>
+    p.route((url) => url.pathname === '/tasks' && (url.searchParams.get('status') || '') === status, answer);
+  // a list read (of the FAILED tasks) held while a newer one (of all) is answered (newer(route)),
+  // then answered late (late(route)): the banner is written as want says, once the page has
+  // polled the queues since
+  const outdated = async (ctx, {newer = (route) => route.fallback(), late, want}) => {
+    const p = await ctx.newPage();
+    await quickTimers(p);
+    await watchBanner(p);
+    let held;
+    const slow = new Promise((resolve) => (held = resolve));
+    let holding = false;
+    await listRead(p, 'FAILED', (route) => {
+      holding = true;
+      held(route);
+    });
+    await listRead(p, '', (route) => (holding ? newer(route) : route.fallback()));
+    await p.goto(BASE + '/');
+    await p.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    await p.click('#filter-status button[data-status="FAILED"]');
+    const first = await within(slow, WAIT, 'no list read of the FAILED tasks');
+    await Promise.all([
+      p.waitForResponse((r) => new URL(r.url()).pathname === '/tasks' && !new URL(r.url()).searchParams.has('status'), {timeout: WAIT}),
+      p.click('#filter-status button[data-status=""]'),
+    ]);
+    await late(first);
+    await p.waitForResponse((r) => new URL(r.url()).pathname === '/queues', {timeout: WAIT});
+    const written = await p.evaluate(() => window.__banners);
+    check(want(written), 'the banner was written ' + written.length + ' times: ' + JSON.stringify(written));
+  };
+  const cases = [
+    ['a tab back from the back/forward cache, its stream refused before, joins a live one', async (ctx) => {
+      await quickTimers(ctx);
+      let refusing = true;
+      await ctx.route((url) => refusing && url.pathname === '/events', (route) => route.fulfill(PROXY_403));
+      const tabs = [];
+      for (const role of ['leader', 'follower']) {
+        const t = await ctx.newPage();
+        await t.goto(BASE + '/');
+        await t.waitForSelector('#conn[data-role="' + role + '"]', {state: 'attached', timeout: WAIT});
+        tabs.push(t);
+      }
+      const [first, second] = tabs;
+      await second.waitForFunction(() => /refused the event stream/.test(document.querySelector('#banner').textContent), null,
+                                   {timeout: WAIT});
+      await pageTransitions(second, 'pagehide');
+      refusing = false;
+      await waitConn(first, 'live', 'the stream let through');
+      await pageTransitions(second, 'pageshow');
+      await second.waitForSelector('#conn[data-role="follower"][data-state="live"]', {timeout: WAIT});
+      await second.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+        throw new Error('back, the tab says live, and its banner ' + (await banner(second)));
+      });
+    }],
+    ['taskd not reached, then back with tokens', async (ctx) => {
+      const p = await ctx.newPage();
+      await quickTimers(p);
+      let mode = 'down';
+      await p.route(api, (route) => (mode === 'tokens' && new URL(route.request().url()).pathname === '/events' ?
+                                     route.fulfill(ASKS_TOKEN) : route.abort('connectionrefused')));
+      const failed = (path) => p.waitForEvent('requestfailed', {predicate: (r) => new URL(r.url()).pathname === path, timeout: WAIT});
+      const down = Promise.all([failed('/tasks'), failed('/queues')]);
+      await p.goto(BASE + '/');
+      await down;
+      mode = 'tokens';
+      await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+      check(/bearer token/.test(await p.textContent('#banner')), 'the stream asks for a token, the banner says ' + (await banner(p)));
+    }],
+    ['a list read outdated by a newer one that worked fails', (ctx) => outdated(ctx, {
+      late: (route) => route.abort('failed'),
+      want: (written) => written.length === 0,
+    })],
+    ['a list read outdated by a newer one that was refused works', (ctx) => outdated(ctx, {
+      newer: (route) => route.fulfill(PROXY_403),
+      late: (route) => route.continue(),
+      want: (written) => written.length === 1 && written[0].includes('(403: Not through this proxy)'),
+    })],
+    ['a look made before a token was entered is answered after', async (ctx) => {
+      const p = await ctx.newPage();
+      await quickTimers(p, {retry: 3000});
+      await watchBanner(p);
+      let held;
+      const tokenless = new Promise((resolve) => (held = resolve));
+      let looks = 0;
+      let tokenLooks = 0;
+      let looked;
+      const again = new Promise((resolve) => (looked = resolve));
+      await p.route((url) => url.pathname === '/events', (route) => {
+        const r = route.request();
+        if (r.headers().authorization) { // the token's second look: the one before it was answered
+          if (!streamTry(r) && ++tokenLooks === 2) looked();
+          return route.fulfill(UNKNOWN);
+        }
+        if (!streamTry(r) && ++looks === 2) return held(route); // the first look of the page's own
+        return route.fulfill(ASKS_TOKEN);
+      });
+      await p.goto(BASE + '/');
+      const look = await within(tokenless, WAIT, 'the page that waits for a token made no look');
+      await p.fill('#token-input', 'a-token');
+      await p.click('#token-form button[type="submit"]');
+      await p.waitForFunction(() => /That token is not known/.test(document.querySelector('#banner').textContent), null,
+                              {timeout: WAIT});
+      await look.fulfill(ASKS_TOKEN);
+      await within(again, WAIT, 'no look with the token after the one before it was answered');
+      const written = await p.evaluate(() => window.__banners);
+      check(written[written.length - 1].includes('(401: That token is not known)'),
+            "the token's refusal said, a look made before it answered, the banner was written so: " + JSON.stringify(written));
+    }],
+  ];
+  await atOnce(cases, ([what, run]) => withContext(run, {what}));
 }, ['loaded']);
 
 // An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200

@@ -81,10 +81,15 @@ stops the poll of those alone: the queues and /metrics are read on while theirs 
 asks, and both once a token is entered; /metrics alone asking shows the token field and the banner with
 its detail, and a token entered has the chart drawn. Behind a proxy that refuses /metrics, /queues or
 /tasks alone, with a 403 or no answer, the banner says so once, whatever the other reads answer (a list
-read again, three polls), and goes once a read of that route works; the /metrics sample says nothing. A
+read again, three polls, once the first refusal is said and the list shown), and goes once a read of that
+route works; the /metrics sample says nothing. A list read outdated by a newer one (held by the test)
+says nothing of its answer, failing late or working late; a tab back from the back/forward cache, its
+stream refused before (a 403), that joins a live reading tab says nothing of that refusal; taskd not
+reached, then asking for a token on the stream, has the banner ask for the token; a look made before a
+token was entered, answered after (held by the test), says nothing of it. A
 page that waits for a token reads nothing but a look at the stream, one at a time, once a retry period,
 and says the detail of a later look whose first read of why was given up (a body held by the test's
-server), once; it goes live by itself once taskd (answered by the test) asks for none; tabs that share a
+server), once (counted in what it tells its group); it goes live by itself once taskd (answered by the test) asks for none; tabs that share a
 stream make one look between them, by the tab that reads it (and, once it closes, by the tab that takes
 over, which does not try the stream and says they wait for a token, where tabs out of sight kept saying
 the stream was paused, shown again too), and go live together once taskd asks for none, the stream opened

@@ -308,12 +308,16 @@ class ApiError extends Error {
 // The banner says what the page cannot read: a read it makes again and again (api()'s `as`: the
 // list, the queues) or its stream, that did not reach taskd or was refused, until that same one
 // works again; a read that works says nothing of another's failure. A read made once (a task's
-// drawer, a search, a task created, the /metrics sample) says its failure where it was asked for,
-// and holds no banner that nothing would clear. A token asked for, by any read, stays the same way:
-// the banner and the token field stay, and the page waits (a stream that asked for one is not tried
-// again), until a token is entered or, where the stream itself was refused, a look at it finds that
-// taskd no longer asks for one (lookWhileWaiting()): waitOver() clears them. The first failure
-// shows, and the banner, an alert read out each time it is written, is written when that changes.
+// drawer, a search, the task types) or a write (a task created, a redrive) says its failure where
+// it was asked for, and holds no banner that nothing would clear; the /metrics sample, polled, says
+// only a 401 (the queues' read in the same poll says the rest). A 401, of any read, is said until
+// the wait for a token is over (waitOver(): a token entered or, where the stream itself was
+// refused, a look at it that finds taskd no longer asks for one): the banner and the token field
+// stay, and the page waits (a stream that asked for one is not tried again). The stream's 401 takes
+// back what the list and the queues said, which are read again once the wait is over. The first
+// failure shows, and the banner, an alert read out each time it is written, is written when that
+// changes.
+
 // What the banner says of a read, or the stream, that does not reach taskd.
 const UNREACHED = 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.';
 const health = {
@@ -372,8 +376,8 @@ function waitingForToken() {
   return !$('#token-form').hidden;
 }
 
-// Whether the banner says a failed read of api()'s (an ApiError's status): taskd not reached (0),
-// or a refusal (401, 403).
+// Whether the banner says a failed read of api()'s made with `as` (an ApiError's status): taskd not
+// reached (0), or a refusal (401, 403).
 function bannerSays(status) {
   return !status || status === 401 || status === 403;
 }
@@ -413,10 +417,13 @@ function lookWhileWaiting(ms = PERIODS.retry) {
       tokenLook = null;
       return;
     }
+    const token = auth.token;
     const look = await lookAtStream('/events');
     tokenLook = null;
     if (!streamAsks) return; // a token entered meanwhile, with which all was read again
-    if (look.status && look.status !== 401) {
+    if (auth.token !== token) {
+      lookWhileWaiting(); // the look was of the token before: the next one is of this one's
+    } else if (look.status && look.status !== 401) {
       share.post({kind: 'unasked'});
       unasked();
     } else if (look.status === 401 && !look.cut && look.detail !== askedWhy) {
@@ -490,10 +497,11 @@ async function bounded(ms, read) {
 }
 
 // fetch() + JSON; throws ApiError. A 401 shows the token field and its banner. as: the name of a
-// read the page makes again (health): taskd not reached or a 403 shows the banner, and any other
-// answer takes back what it had said. A read without one (made once, or a write: its failure is said
-// where it was asked for, or by another read) says nothing else. A read (GET) is bounded by
-// PERIODS.read, a write is not: given up, it may have been done all the same.
+// read the page makes again (health), or a function that gives it once the read is answered (none:
+// the read is outdated): taskd not reached or a 403 shows the banner, and any other answer takes
+// back what it had said. A read without one (made once, or a write: its failure is said where it
+// was asked for, or by another read) says nothing else. A read (GET) is bounded by PERIODS.read, a
+// write is not: given up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as} = {}) {
   const send = async (signal) => {
     const r = await fetch(path, {
@@ -505,11 +513,13 @@ async function api(path, {method = 'GET', body, as} = {}) {
     });
     return [r, await r.text()];
   };
+  const named = () => (typeof as === 'function' ? as() : as);
   let r, text;
   try {
     [r, text] = await (method === 'GET' ? bounded(PERIODS.read, send) : send());
   } catch (e) {
-    if (as) health.fail(as, UNREACHED);
+    const what = named();
+    if (what) health.fail(what, UNREACHED);
     throw new ApiError(0, 'network error');
   }
   let data = null;
@@ -519,10 +529,11 @@ async function api(path, {method = 'GET', body, as} = {}) {
     data = null;
   }
   const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
-  const refused = r.ok ? null : refusal(r.status, typeof detail === 'string' ? detail : r.statusText);
-  if (r.status === 401) health.fail('auth', refused);
-  if (as && r.status === 403) health.fail(as, refused);
-  else if (as) health.ok(as); // a 401 is said as the token asked for
+  const said = typeof detail === 'string' ? detail : r.statusText;
+  const what = named();
+  if (r.status === 401) health.fail('auth', refusal(401, said)); // and the token field shows
+  if (what && r.status === 403) health.fail(what, refusal(403, said));
+  else if (what) health.ok(what); // a 401 is said as the token asked for
   if (!r.ok) throw new ApiError(r.status, detail, data);
   return {status: r.status, data, text, headers: r.headers};
 }
@@ -644,7 +655,7 @@ async function loadTasks() {
   state.during = []; // a newer load's list reflects what an older one held
   let res;
   try {
-    res = await api(listQuery(), {as: 'list'});
+    res = await api(listQuery(), {as: () => seq === loadSeq && 'list'}); // an outdated read says nothing
   } catch (e) {
     if (seq !== loadSeq) return false;
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
@@ -1038,6 +1049,9 @@ function joinGroup(name) {
   share.name = name;
   share.channel = new BroadcastChannel(name);
   share.channel.onmessage = (m) => fromGroup(m.data);
+  // what this tab said of its stream goes (a tab that joined a live one kept it for good): the
+  // group's reading tab says again what its own is refused with as it tries it, a retry period on
+  health.ok('events');
   const quit = new AbortController();
   let release = null;
   share.end = () => (release ? release() : quit.abort());
@@ -1401,18 +1415,22 @@ async function lookAtStream(url) {
 function eventsRefused(status, detail) {
   detail = String(detail);
   if (status === 401) {
+    // said as the token asked for; what the list and the queues said goes too (taskd not reached, as
+    // it restarted with tokens): the page waits, and reads them again once the wait is over
     health.fail('auth', refusal(status, detail));
+    for (const what of ['events', 'list', 'queues']) health.ok(what);
     streamAsks = true;
     askedWhy = detail;
     lookWhileWaiting();
+    return;
   }
   if (status === 0) health.fail('events', UNREACHED);
   else if (status === 404) health.fail('events', 'This taskd has no event stream (GET /events): the task list does not update by itself.');
-  else if (status >= 400 && status !== 401) {
+  else if (status >= 400) {
     health.fail('events', 'taskd refused the event stream (' + status + ': ' + detail + '): the task list does not ' +
                           'update by itself meanwhile. Retrying.');
   } else {
-    health.ok('events'); // a 401 is said as the token asked for
+    health.ok('events'); // an answer that is no event stream (a 2xx: a proxy's page) is said offline alone
   }
 }
 
