@@ -3076,6 +3076,30 @@ await step('the task types are read again when the stream opens again after a di
   }
 }, ['loaded']);
 
+// A read of the task types that fails (a proxy refusing /openapi.json) leaves the form no type to
+// offer: its type field says why, where nothing did, until a read works (here as the stream, not
+// reached meanwhile, opens: a page with no types reads them then).
+await step("a read of the task types that fails is said in the form's type field, until one works", async () => {
+  const p = await lonePage();
+  try {
+    let refusing = true;
+    await p.route((url) => refusing && url.pathname === '/openapi.json', (route) => route.fulfill(PROXY_403));
+    await p.route((url) => refusing && url.pathname === '/events', (route) => route.abort('failed'));
+    const field = '#create-form .field-error[data-field="task_type"]';
+    await p.goto(BASE + '/');
+    await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), field,
+                            {timeout: WAIT}).catch(async () => {
+      throw new Error("the task types refused, the form's type field says " + JSON.stringify(await p.textContent(field)));
+    });
+    refusing = false;
+    await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+    const said = await p.textContent(field);
+    check(said === '', "the task types read, the form's type field still says " + JSON.stringify(said));
+  } finally {
+    await p.close();
+  }
+}, ['loaded']);
+
 // A task of a type the page was not given: taskd has others than when they were read (here while
 // the stream stays open; in life it restarted while the stream was let go out of sight, say). The
 // types are read again, once for each type (a type taskd no longer has keeps its tasks), and a type

@@ -1948,15 +1948,23 @@ function renderTrace(res) {
 
 // The configured task types: the OpenAPI document's TaskType enum is built from the
 // configuration (GET /queues names queues, not types, and a type may have no queue). Whether
-// they were read.
+// they were read. A read that fails leaves the types shown; with none, the form's type field says
+// why it offers none (a 401 is said as the token asked for), until a read works.
 async function loadTypes() {
+  let types;
   try {
     const res = await api('/openapi.json');
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
-    state.types = schema && Array.isArray(schema.enum) ? schema.enum : [];
+    types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
-    return false; // the types shown stay
+    if (!state.types.length && e.status !== 401) {
+      const why = e.status ? e.status + ': ' + e.message : 'taskd not reached';
+      fieldError('task_type', 'Cannot read the task types (' + why + ').');
+    }
+    return false;
   }
+  if (!state.types.length) fieldError('task_type', ''); // what a failed read said
+  state.types = types;
   const create = $('#create-type');
   const chosen = create.value;
   // an <option> holds text only: a control in a type's name is written as its mark in brackets
