@@ -3076,6 +3076,28 @@ await step('the task types are read again when the stream opens again after a di
   }
 }, ['loaded']);
 
+// A list refused with a 403 (the banner says it), then with a 503 (the banner no longer does, the
+// list's read having been answered): the 503 is toasted, where the page said nothing of it.
+await step('a list refused with a 403, then a 503, says the 503 in a toast', async () => {
+  const p = await lonePage();
+  try {
+    let answer = 403;
+    await p.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+      status: answer, contentType: 'application/json', body: JSON.stringify({detail: 'Not through this proxy'})}));
+    await p.goto(BASE + '/');
+    await p.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+    answer = 503;
+    await p.click('#filter-status button[data-status="FAILED"]');
+    await p.waitForFunction(() => [...document.querySelectorAll('#toasts .toast')].some((t) => /Cannot list tasks/.test(t.textContent)),
+                            null, {timeout: WAIT}).catch(async () => {
+      throw new Error('the list refused with a 503 after a 403, no toast; the banner ' +
+                      (await p.isHidden('#banner') ? 'hidden' : 'says ' + JSON.stringify(await p.textContent('#banner'))));
+    });
+  } finally {
+    await p.close();
+  }
+}, ['loaded']);
+
 // A read of the task types that fails (a proxy refusing /openapi.json) leaves the form no type to
 // offer: its type field says why, where nothing did, until a read works (here as the stream, not
 // reached meanwhile, opens: a page with no types reads them then).

@@ -551,7 +551,7 @@ const state = {
   shown: null,      // the id of the task the drawer's facts, trace and data are of
   removed: new Map(), // id -> removal time (Unix seconds, NaN if unknown) of tasks seen removed
   types: [],        // the configured task types
-  loadFailed: false, // the last listing failed
+  loadFailed: false, // the last listing failed: where that was said ('banner', 'toast')
   during: null,     // while a listing is read: the stream's task events meanwhile, {seq, ev}
   listSeq: null,    // the change log's position the last listing reflects (X-Last-Event-ID)
   taken: null,      // the id of the last task event taken, or the last listing's position
@@ -668,11 +668,13 @@ async function loadTasks() {
       if (seq !== loadSeq || dropGoneFilter()) return false;
     }
     replayDuring(null); // onto the rows as they are
-    // said once, unless the banner says it (bannerSays()); read again at the stream's next
-    // (re)connection, and after a while unless the answer would be the same (a 4xx but a timeout
-    // or too many requests; a 401 waits for a token)
-    if (!state.loadFailed && !bannerSays(e.status)) toast('Cannot list tasks: ' + e.message, true);
-    state.loadFailed = true;
+    // said once, by the banner (bannerSays()) or a toast: a failure the banner said, then one it
+    // does not (a 403, then a 503), is toasted; read again at the stream's next (re)connection,
+    // and after a while unless the answer would be the same (a 4xx but a timeout or too many
+    // requests; a 401 waits for a token)
+    const where = bannerSays(e.status) ? 'banner' : 'toast';
+    if (where === 'toast' && state.loadFailed !== 'toast') toast('Cannot list tasks: ' + e.message, true);
+    state.loadFailed = where;
     if (!(e.status >= 400 && e.status < 500) || e.status === 408 || e.status === 429) retryList();
     return false;
   }
