@@ -283,7 +283,8 @@ static bool add_single(parse *p, table *t, const json_t *ev, const char *key)
     json_object_foreach(obj, name, v)
     {
         if (!json_is_string(v)) {
-            errbuf_set(p->err, p->errlen, "%s.%.64s must be a string", key, name);
+            errbuf_set(p->err, p->errlen, "%s.%.*s must be a string", key, utf8_prec(name, 64),
+                       name);
             return false;
         }
         if (!table_add(t, name, strlen(name), json_string_value(v), json_string_length(v)))
@@ -313,7 +314,8 @@ static bool add_multi(parse *p, table *t, const json_t *ev, const char *key)
         for (size_t i = 0; strings && i < json_array_size(list); i++)
             strings = json_is_string(json_array_get(list, i));
         if (!strings) {
-            errbuf_set(p->err, p->errlen, "%s.%.64s must be a list of strings", key, name);
+            errbuf_set(p->err, p->errlen, "%s.%.*s must be a list of strings", key,
+                       utf8_prec(name, 64), name);
             return false;
         }
         json_t *first = json_array_get(list, 0);

@@ -389,7 +389,8 @@ aws_client *aws_client_new(aws_service service, char *err, size_t errlen)
     if (!region)
         region = "us-east-1";
     else if (!region_ok(region)) {
-        errbuf_set(err, errlen, "%s: not a region name: %.80s", region_var, region);
+        errbuf_set(err, errlen, "%s: not a region name: %.*s", region_var, utf8_prec(region, 80),
+                   region);
         return NULL;
     }
 

@@ -142,8 +142,9 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     if (!api && !publish && !worker && !sweep && !recover) {
         snprintf(etype, etlen,
                  role_name && *role_name ? "Runtime.UnknownRole" : "Runtime.NoHandler");
-        errbuf_set(err, errlen, "_HANDLER \"%.64s\" names no role: the roles are %s",
-                   role_name ? role_name : "", ROLES);
+        const char *named = role_name ? role_name : "";
+        errbuf_set(err, errlen, "_HANDLER \"%.*s\" names no role: the roles are %s",
+                   utf8_prec(named, 64), named, ROLES);
         return false;
     }
     snprintf(etype, etlen, "Runtime.ConfigError");

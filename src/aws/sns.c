@@ -18,6 +18,7 @@
 
 #include "core/errbuf.h"
 #include "core/json_util.h"
+#include "core/sbuf.h"
 #include "sns_reply.h"
 
 #include <jansson.h>
@@ -162,7 +163,8 @@ static bool append_entry(sbuf *form, size_t member, size_t id, const sns_message
         const char *type = json_string_value(json_object_get(a, "Type"));
         json_t *value = json_object_get(a, "Value");
         if (!*name || !type || !*type || !json_is_string(value)) {
-            refuse(st, "message attribute \"%.64s\" needs a Type and a string Value", name);
+            refuse(st, "message attribute \"%.*s\" needs a Type and a string Value",
+                   utf8_prec(name, 64), name);
             good = false;
             break;
         }

@@ -655,13 +655,13 @@ role *worker_role_new(const config *c, store *s, const char *queue_name, const t
             describe_queues(c, queues, sizeof queues);
             if (q)
                 errbuf_set(err, errlen,
-                           "queue \"%.80s\" has no handler binding and is no queue's "
+                           "queue \"%.*s\" has no handler binding and is no queue's "
                            "dead_letter_queue; configured queues: %s",
-                           queue_name, queues);
+                           utf8_prec(queue_name, 80), queue_name, queues);
             else
                 errbuf_set(err, errlen,
-                           "no queue \"%.80s\" in the configuration; configured queues: %s",
-                           queue_name, queues);
+                           "no queue \"%.*s\" in the configuration; configured queues: %s",
+                           utf8_prec(queue_name, 80), queue_name, queues);
         }
     } else {
         for (size_t i = 0; i < c->n_queues && ok; i++)

@@ -4,6 +4,7 @@
 #include "auth.h"
 
 #include "errbuf.h"
+#include "sbuf.h"
 #include "siphash.h"
 
 #include <arpa/inet.h>
@@ -254,7 +255,7 @@ bool auth_parse_hosts(auth_policy *p, const char *list, char *err, size_t errlen
         unsigned port;
         if (!split_host(item, n, &name, &name_len, &port)) {
             errbuf_set(err, errlen, "allowed host '%.*s' must be NAME or NAME:PORT",
-                       (int)(n > 100 ? 100 : n), item);
+                       (int)utf8_cut(item, n > 100 ? 100 : n), item);
             return false;
         }
         char **grown = realloc(p->hosts, (p->n_hosts + 1) * sizeof *grown);

@@ -251,8 +251,8 @@ typedef struct reader {
 static bool fault(reader *r, const char *fmt, const char *key)
 {
     char what[512];
-    snprintf(what, sizeof what, fmt, key);
-    snprintf(r->err, r->errlen, "%s: %s[%zu]: %s", r->file, r->section, r->index, what);
+    errbuf_set(what, sizeof what, fmt, key);
+    errbuf_set(r->err, r->errlen, "%s: %s[%zu]: %s", r->file, r->section, r->index, what);
     return false;
 }
 

@@ -34,8 +34,9 @@ static bool put(char *err, size_t errlen, size_t used, const char *fmt, va_list 
 /* Whether err, used bytes long, is what put() cut. */
 static bool was_cut(const char *err, size_t errlen, size_t used)
 {
-    return used >= strlen(CUT) && used + 1 < errlen && err[used + 1] == CUT_MARK &&
-           memcmp(err + used - strlen(CUT), CUT, strlen(CUT)) == 0;
+    /* a text ending "..." that fills the buffer is taken as cut: nothing more fits it anyway */
+    return used >= strlen(CUT) && memcmp(err + used - strlen(CUT), CUT, strlen(CUT)) == 0 &&
+           (used + 1 == errlen || err[used + 1] == CUT_MARK);
 }
 
 void errbuf_vset(char *err, size_t errlen, const char *fmt, va_list ap)

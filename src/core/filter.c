@@ -46,6 +46,7 @@
  * allocation hangs off the tree and is released by the matching *_free.
  */
 #include "filter.h"
+#include "errbuf.h"
 #include "json_util.h"
 
 #include "sbuf.h"
@@ -204,12 +205,12 @@ static bool fail(compile_ctx *c, const char *fmt, ...)
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    errbuf_vset(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (c->pathlen > 0)
-        snprintf(c->err, c->errlen, "at %s: %s", c->path, msg);
+        errbuf_set(c->err, c->errlen, "at %s: %s", c->path, msg);
     else
-        snprintf(c->err, c->errlen, "%s", msg);
+        errbuf_set(c->err, c->errlen, "%s", msg);
     return false;
 }
 
@@ -228,8 +229,10 @@ static size_t path_push(compile_ctx *c, const char *fmt, ...)
         va_end(ap);
         if (w > 0)
             c->pathlen += (size_t)w;
-        if (c->pathlen > sizeof c->path - 1)
+        if (c->pathlen > sizeof c->path - 1) { /* full: it ends where a character does */
             c->pathlen = sizeof c->path - 1;
+            c->path[utf8_cut(c->path, c->pathlen)] = '\0';
+        }
     }
     c->path[c->pathlen] = '\0';
     return old;

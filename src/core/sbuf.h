@@ -51,6 +51,12 @@ void sbuf_double(sbuf *b, double d);
  * them is cut 3 bytes back). s[n] must be readable (a byte of s, or its NUL).
  */
 size_t utf8_cut(const char *s, size_t n);
+/* The precision for "%.*s" that prints s whole, or its first max bytes at most where a character
+ * ends: a value quoted in a message, kept short, and never half a character. */
+static inline int utf8_prec(const char *s, size_t max)
+{
+    return (int)utf8_cut(s, strnlen(s, max));
+}
 /*
  * The length of the well-formed UTF-8 character at s[0..n) (1 to 4), or 0 when
  * the bytes there are not one (a stray continuation byte, an overlong form, a

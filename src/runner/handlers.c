@@ -4,6 +4,7 @@
 #include "handlers.h"
 
 #include "core/errbuf.h"
+#include "core/sbuf.h"
 #include "exec_handler.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -56,8 +57,8 @@ static bool env_number(const char *name, double fallback, double min, double max
     double v = strtod(s, &end);
     bool plain = strspn(s, "0123456789.") == strlen(s) && strchr(s, '.') == strrchr(s, '.');
     if (!plain || *end || errno || !isfinite(v) || v < min || v > max) {
-        errbuf_set(err, errlen, "%s must be a number from %g to %g (it is \"%.32s\")", name, min,
-                   max, s);
+        errbuf_set(err, errlen, "%s must be a number from %g to %g (it is \"%.*s\")", name, min,
+                   max, utf8_prec(s, 32), s);
         return false;
     }
     *out = v;

@@ -200,9 +200,9 @@ static void keep_storable(handler_result *r)
                  why);
     else if (!v && json_error_code(&jerr) == json_error_numeric_overflow)
         snprintf(msg, sizeof msg,
-                 "the handler's result cannot be stored (a number out of range: %.80s); it was "
+                 "the handler's result cannot be stored (a number out of range: %.*s); it was "
                  "not kept",
-                 jerr.text);
+                 utf8_prec(jerr.text, 80), jerr.text);
     else
         snprintf(msg, sizeof msg,
                  "the handler's result is not JSON nesting at most %d levels; it was not kept",

@@ -292,7 +292,8 @@ static post_result post_once(otlp_exporter *o, const void *body, size_t len, lon
         }
         return POST_OK;
     }
-    snprintf(why, whylen, "HTTP %ld: %.200s", status, o->response.data ? o->response.data : "");
+    const char *answer = o->response.data ? o->response.data : "";
+    snprintf(why, whylen, "HTTP %ld: %.*s", status, utf8_prec(answer, 200), answer);
     if (status == 429 || status == 502 || status == 503 || status == 504) {
         curl_off_t ra = 0;
         if (curl_easy_getinfo(o->curl, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
@@ -435,8 +436,8 @@ static bool gzip_body(const uint8_t *in, size_t len, uint8_t **out, size_t *outl
 static void warn_too_large(otlp_exporter *o, const span *s, size_t len, bool refused)
 {
     char detail[300];
-    snprintf(detail, sizeof detail, "span %.95s: a body of %zu bytes%s %s", s->name, len,
-             o->compression == OTEL_COMPRESSION_GZIP ? " gzipped" : "",
+    snprintf(detail, sizeof detail, "span %.*s: a body of %zu bytes%s %s", utf8_prec(s->name, 95),
+             s->name, len, o->compression == OTEL_COMPRESSION_GZIP ? " gzipped" : "",
              refused ? "was answered 413"
                      : "was not sent: the collector answered 413 to one no larger");
     warn(o, "OTLP export: the collector refused a span as too large, span dropped", detail);
@@ -572,8 +573,8 @@ static void otlp_export(exporter *e, const span *spans, size_t n, bool *failed)
     free(sizes);
     if (!ok || len > PAYLOAD_MAX) {
         char detail[160];
-        snprintf(detail, sizeof detail, "span %.95s: %s", spans[0].name,
-                 ok ? "encoded body over 999,999 bytes" : "encoder failed");
+        snprintf(detail, sizeof detail, "span %.*s: %s", utf8_prec(spans[0].name, 95),
+                 spans[0].name, ok ? "encoded body over 999,999 bytes" : "encoder failed");
         warn(o, "OTLP export failed, span dropped", detail);
         free(body);
         failed[0] = true;

@@ -163,8 +163,8 @@ bool export_xray_new(exporter **out, const char *address, const char *service_na
     char host[256];
     int port = 0;
     if (!xray_daemon_address(address, host, sizeof host, &port)) {
-        errbuf_set(err, errlen, "AWS_XRAY_DAEMON_ADDRESS: not host:port or udp:host:port: %.100s",
-                   address);
+        errbuf_set(err, errlen, "AWS_XRAY_DAEMON_ADDRESS: not host:port or udp:host:port: %.*s",
+                   utf8_prec(address, 100), address);
         return false;
     }
     xray_exporter *x = calloc(1, sizeof *x);

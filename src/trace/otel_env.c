@@ -321,8 +321,8 @@ static bool parse_timeout(otel_config *c, const char *var, const char *text)
     while (end && is_ows(*end))
         end++;
     if (errno || end == text || *end || v < 1 || v > MAX_TIMEOUT_MS) {
-        warn(c, "%s: \"%.40s\" is not a timeout in milliseconds (1..%ld); using %ld", var, text,
-             MAX_TIMEOUT_MS, OTEL_DEFAULT_TIMEOUT_MS);
+        warn(c, "%s: \"%.*s\" is not a timeout in milliseconds (1..%ld); using %ld", var,
+             utf8_prec(text, 40), text, MAX_TIMEOUT_MS, OTEL_DEFAULT_TIMEOUT_MS);
         return false;
     }
     c->timeout_ms = v;
@@ -339,7 +339,8 @@ static void parse_protocol(otel_config *c, const char *var, const char *text)
         warn(c, "%s: grpc is not supported by this exporter; using http/protobuf", var);
         c->protocol = OTEL_PROTOCOL_HTTP_PROTOBUF;
     } else {
-        warn(c, "%s: unknown protocol \"%.40s\"; using http/protobuf", var, text);
+        warn(c, "%s: unknown protocol \"%.*s\"; using http/protobuf", var, utf8_prec(text, 40),
+             text);
         c->protocol = OTEL_PROTOCOL_HTTP_PROTOBUF;
     }
 }
@@ -359,20 +360,22 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
         if (strcasecmp(v, "true") == 0)
             c->disabled = true;
         else if (strcasecmp(v, "false") != 0)
-            warn(c, "OTEL_SDK_DISABLED: \"%.40s\" is neither true nor false; ignored", v);
+            warn(c, "OTEL_SDK_DISABLED: \"%.*s\" is neither true nor false; ignored",
+                 utf8_prec(v, 40), v);
     }
 
     if ((v = env(get, ctx, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))) {
         if (!has_http_scheme(v)) {
-            errbuf_set(err, errlen,
-                       "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: %.100s", v);
+            errbuf_set(err, errlen, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: not an http(s) URL: %.*s",
+                       utf8_prec(v, 100), v);
             goto failed;
         }
         if (!(c->endpoint = traces_url_as_is(v)))
             goto nomem;
     } else if ((v = env(get, ctx, "OTEL_EXPORTER_OTLP_ENDPOINT"))) {
         if (!has_http_scheme(v)) {
-            errbuf_set(err, errlen, "OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: %.100s", v);
+            errbuf_set(err, errlen, "OTEL_EXPORTER_OTLP_ENDPOINT: not an http(s) URL: %.*s",
+                       utf8_prec(v, 100), v);
             goto failed;
         }
         if (!(c->endpoint = traces_url_from_base(v)))
@@ -390,7 +393,8 @@ bool otel_config_load(otel_config *c, otel_getenv_fn get, void *ctx, const char 
         if (strcmp(v, "gzip") == 0)
             c->compression = OTEL_COMPRESSION_GZIP;
         else if (strcmp(v, "none") != 0)
-            warn(c, "%s: unknown compression \"%.40s\"; sending uncompressed", which, v);
+            warn(c, "%s: unknown compression \"%.*s\"; sending uncompressed", which,
+                 utf8_prec(v, 40), v);
     }
     if ((v = env2(get, ctx, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS",
                   &which))) {

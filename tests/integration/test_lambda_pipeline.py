@@ -2,7 +2,8 @@
 -> Lambda publish -> SNS -> filtered subscription -> SQS (redrive to a dead-letter queue) ->
 Lambda worker, with X-Ray.
 
-Each stack is DynamoDB Local (one per test process, a table per stack, from deploy/table.json),
+Each stack is DynamoDB Local (the CTest run's one, or one per test process run alone; a table per
+stack, from deploy/table.json),
 fauxqs (one per test process too: SNS + SQS, the topic, queues and subscriptions of the stack's
 configuration, deleted with the stack) and
 tests/lambda/emulator.py in stack mode running build/bootstrap as the functions of

@@ -9,8 +9,9 @@
     delete_table(db.endpoint, "tasks-1")
     db.stop()
 
-    shared_instance().endpoint                # one instance per process, started lazily, stopped at exit;
-                                              # with DYNAMODB_ENDPOINT set, that endpoint instead
+    shared_instance().endpoint                # under CTest, the run's one instance (the dynamodb fixture:
+                                              # dynamodb_local_start/stop); else one per process, started
+                                              # lazily, stopped at exit; DYNAMODB_ENDPOINT names another
 
 The jar comes from scripts/aws-standins.sh (``install``), in the cache folder
 ``${TASKD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskd}``; DYNAMODB_LOCAL_DIR names another
@@ -152,9 +153,10 @@ def delete_table(endpoint, name):
 
 # -- the process --------------------------------------------------------------------------------
 
-# The JVM for a test's short life: the client compiler alone (no C2) and the serial collector halve
-# its CPU time, start-up and calls together (test_api's store contract: 7-9 s of the JVM's CPU
-# against 15-18 s, 9-13 s of wall time against 14-23 s, on two loaded cores). A long run whose
+# The JVM for the tests (one a CTest run, or one a test process run alone): the client compiler
+# alone (no C2) and the serial collector halve its CPU time, start-up and calls together
+# (test_api's store contract: 7-9 s of the JVM's CPU against 15-18 s, 9-13 s of wall time against
+# 14-23 s, on two loaded cores; measured with a JVM a test, not yet for a run's). A long run whose
 # figures are DynamoDB Local's steady state (bench/lambda.sh) passes java_options=().
 TEST_JAVA_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 

@@ -93,6 +93,7 @@ static void test_append_adds_until_a_cut(void **state)
     /* one byte past the end: the cut falls in what was there before */
     assert_false(errbuf_append(err, sizeof err, "x"));
     assert_string_equal(err, "abcdefghijklmnopqrst...");
+    assert_false(errbuf_append(err, sizeof err, "%s", "")); /* a cut that fills it stays cut */
     assert_false(errbuf_append(NULL, 24, "x"));
 }
 

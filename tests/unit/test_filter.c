@@ -1019,6 +1019,23 @@ static void test_compile_errors(void **state)
     assert_int_equal(failures, 0);
 }
 
+/* A refusal naming a long key, whose path or message is cut, is cut where a character ends. */
+static void test_a_cut_refusal_is_whole_characters(void **state)
+{
+    (void)state;
+    char text[1024] = "{\"a";
+    for (int i = 0; i < 300; i++)
+        strcat(text, "\xc3\xa9"); /* é */
+    strcat(text, "\":[{\"no-such-operator\":1}]}");
+    for (size_t room = 40; room <= 512; room += 1) {
+        char err[512];
+        filter_pattern *pat = filter_pattern_compile(text, err, room);
+        assert_null(pat);
+        if (!utf8_valid(err, strlen(err)))
+            fail_msg("with %zu bytes of room the refusal cuts a character: %s", room, err);
+    }
+}
+
 /* Policies at the limits compile. */
 static void test_sns_limits_accept(void **state)
 {
@@ -1207,6 +1224,7 @@ int main(void)
         cmocka_unit_test(test_policy_api_edges),
         cmocka_unit_test(test_policy_may_match_attr),
         cmocka_unit_test(test_compile_errors),
+        cmocka_unit_test(test_a_cut_refusal_is_whole_characters),
         cmocka_unit_test(test_sns_limits_accept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "core/sbuf.h"
 #include "runner/handlers.h"
 #include "support/builtin_handler.h"
 
@@ -157,6 +158,23 @@ static void test_task1_wait_that_ran_out_before_the_abort_is_its_own_end(void **
     abort_at(&abort_after_wait, "1", 0, false, "timed out after 0 s", true); /* the timeout's */
 }
 
+/* A TASK1_SECONDS refused is quoted in its first 32 bytes at most, never half a character. */
+static void test_a_refused_setting_is_quoted_in_whole_characters(void **state)
+{
+    (void)state;
+    char value[128] = "1";
+    for (int i = 0; i < 40; i++)
+        strcat(value, "\xc3\xa9"); /* é: the 32 bytes end in the middle of one */
+    setenv("TASK1_SECONDS", value, 1);
+    handler_config hc = {.queue = "task1", .handler = "TASK1", .timeout = 30};
+    char err[256] = "";
+    handler *h = handler_create(&hc, err, sizeof err);
+    unsetenv("TASK1_SECONDS");
+    assert_null(h);
+    assert_non_null(strstr(err, "(it is \"1\xc3\xa9"));
+    assert_true(utf8_valid(err, strlen(err)));
+}
+
 /* A binding naming no handler is refused with the names of the table's, each one a binding may
  * name; a short buffer takes what fits. */
 static void test_an_unknown_handler_is_refused_with_the_known_ones(void **state)
@@ -193,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_task1_wait_the_abort_cuts_is_not_its_own_end),
         cmocka_unit_test(test_task1_wait_that_ran_out_before_the_abort_is_its_own_end),
         cmocka_unit_test(test_an_unknown_handler_is_refused_with_the_known_ones),
+        cmocka_unit_test(test_a_refused_setting_is_quoted_in_whole_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
