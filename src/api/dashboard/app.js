@@ -306,17 +306,18 @@ class ApiError extends Error {
 }
 
 // The banner says what the page cannot read: a read it makes again and again (api()'s `as`: the
-// list, the queues) or its stream, that did not reach taskd or was refused, until that same one
-// works again; a read that works says nothing of another's failure. A read made once (a task's
-// drawer, a search, the task types) or a write (a task created, a redrive) says its failure where
-// it was asked for, and holds no banner that nothing would clear; the /metrics sample, polled, says
-// only a 401 (the queues' read in the same poll says the rest). A 401, of any read, is said until
-// the wait for a token is over (waitOver(): a token entered or, where the stream itself was
-// refused, a look at it that finds taskd no longer asks for one): the banner and the token field
-// stay, and the page waits (a stream that asked for one is not tried again). The stream's 401 takes
-// back what the list and the queues said, which are read again once the wait is over. The first
-// failure shows, and the banner, an alert read out each time it is written, is written when that
-// changes.
+// list, the queues) or its stream, that did not reach taskd or was refused, until that same one is
+// answered otherwise (a failure the banner does not say, a 503 say, is said by that read: the
+// list's toast, the queue table's line); a read of another says nothing of it. A read made once (a
+// task's drawer, a search, the task types) or a write (a task created, a redrive) says its failure
+// where it was asked for, and holds no banner that nothing would clear; the /metrics sample,
+// polled, says only a 401 (the queues' read in the same poll says the rest). A 401, of any read, is
+// said until the wait for a token is over (waitOver(): a token entered or, where the stream itself
+// was refused, a look at it that finds taskd no longer asks for one): the banner and the token
+// field stay, and the page waits (a stream that asked for one is not tried again). The stream's 401
+// takes back what the list and the queues said, which are read again once the wait is over. The
+// first failure shows, and the banner, an alert read out each time it is written, is written when
+// that changes.
 
 // What the banner says of a read, or the stream, that does not reach taskd.
 const UNREACHED = 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.';
