@@ -370,10 +370,13 @@ bool pipeline_stop(pipeline *p, unsigned grace_s, const atomic_bool *hurry)
     /* past the grace period: stop the handlers themselves (exec children are killed), every
      * binding at once; their messages go back to the queue and the tasks run again after a
      * restart */
+    bool cut_short = hurry && atomic_load(hurry) && clock_mono_s() < deadline;
     for (size_t i = 0; i < c->n_handlers; i++)
         if (late[i]) {
-            log_warn("handlers still running after the grace period; aborting them", "queue",
-                     c->handlers[i].queue, NULL);
+            log_warn(cut_short ? "handlers still running when a second stop signal ended the grace "
+                                 "period; aborting them"
+                               : "handlers still running after the grace period; aborting them",
+                     "queue", c->handlers[i].queue, NULL);
             runner_abort(p->runners[i]);
         }
     deadline = clock_mono_s() + 5;

@@ -429,6 +429,10 @@ class GracefulStop(CrashCase):
         self.stop_clean(s, signal.SIGINT, timeout=10)
         self.assertLess(time.monotonic() - t0, 8)
         self.assertIn("a second stop signal", s.stderr_text())
+        # what is aborted is told as cut short by the signal, not as past the grace
+        aborted = [o.get("message") for o in s.log_json() if "aborting them" in o.get("message", "")]
+        self.assertEqual(aborted, ["handlers still running when a second stop signal ended the grace "
+                                   "period; aborting them"], s.stderr_text()[-3000:])
         open(os.path.join(runs_dir, "go"), "w").close()
         s2 = self.start(cfg)
         t = self.wait_status(s2, tid, FINAL, 15)
