@@ -514,11 +514,10 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
         }
     }
     for (size_t i = 0; i < c->n_subscriptions; i++) {
+        const char *at = entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions);
         const queue_config *q = config_queue(c, c->subscriptions[i].queue);
         if (!q) {
-            errbuf_set(err, errlen, "%s: %s: no queue \"%s\"", file,
-                       entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
-                       c->subscriptions[i].queue);
+            errbuf_set(err, errlen, "%s: %s: no queue \"%s\"", file, at, c->subscriptions[i].queue);
             return false;
         }
         /* what a dead-letter queue holds are its queue's dead letters: a message routed there
@@ -528,9 +527,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
             errbuf_set(err, errlen,
                        "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; subscribe "
                        "a queue of its own",
-                       file,
-                       entry_name(entry, sizeof entry, "subscriptions", i, given->subscriptions),
-                       q->name, source->name);
+                       file, at, q->name, source->name);
             return false;
         }
     }
@@ -542,11 +539,11 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
                 return false;
             }
     for (size_t i = 0; i < c->n_handlers; i++) {
+        const char *at = entry_name(entry, sizeof entry, "handlers", i, given->handlers);
         const handler_config *h = &c->handlers[i];
         const queue_config *q = config_queue(c, h->queue);
         if (!q) {
-            errbuf_set(err, errlen, "%s: %s: no queue \"%s\"", file,
-                       entry_name(entry, sizeof entry, "handlers", i, given->handlers), h->queue);
+            errbuf_set(err, errlen, "%s: %s: no queue \"%s\"", file, at, h->queue);
             return false;
         }
         /* a dead letter's task is FAILED as it arrives: a handler could never claim it, and
@@ -557,8 +554,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
                        "%s: %s: queue \"%s\" is the dead-letter queue of queue \"%s\"; its "
                        "tasks have FAILED, no handler can run them (redrive them instead: "
                        "POST /queues/%s/redrive)",
-                       file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
-                       q->name, source->name, source->name);
+                       file, at, q->name, source->name, source->name);
             return false;
         }
         /* a queue's messages go to one handler, as an AWS worker function serves one queue: two
@@ -568,8 +564,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
                 errbuf_set(err, errlen,
                            "%s: %s: queue \"%s\" has a handler already (%s); give it one "
                            "binding, with the concurrency it needs",
-                           file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
-                           h->queue,
+                           file, at, h->queue,
                            entry_name(other, sizeof other, "handlers", j, given->handlers));
                 return false;
             }
@@ -579,8 +574,7 @@ static bool check_pipeline(const config *c, const given_sections *given, const c
                        "%s: %s: timeout (%u s) exceeds the "
                        "visibility_timeout of queue \"%s\" (%u s); messages would be redelivered "
                        "while still running",
-                       file, entry_name(entry, sizeof entry, "handlers", i, given->handlers),
-                       h->timeout, q->name, q->visibility_timeout);
+                       file, at, h->timeout, q->name, q->visibility_timeout);
             return false;
         }
     }

@@ -1369,11 +1369,12 @@ static const char *directory_unwritable(const char *path)
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0)
-        return set_err(err, errlen, "cannot open", s->path,
-                       errno == ENOENT ? "No such file or directory (taskd creates the database, "
-                                         "not its directory)"
-                                       : strerror(errno));
+    if (s->lock_fd < 0) {
+        int e = errno;
+        errbuf_set(err, errlen, "cannot open %s: %s%s", s->path, strerror(e),
+                   e == ENOENT ? " (taskd creates the database, not its directory)" : "");
+        return false;
+    }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
         return set_err(err, errlen, "database in use:", s->path,
                        errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
