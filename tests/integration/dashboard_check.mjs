@@ -3078,49 +3078,40 @@ await step('the task types are read again when the stream opens again after a di
 
 // A list refused with a 403 (the banner says it), then with a 503 (the banner no longer does, the
 // list's read having been answered): the 503 is toasted, where the page said nothing of it.
-await step('a list refused with a 403, then a 503, says the 503 in a toast', async () => {
-  const p = await lonePage();
-  try {
-    let answer = 403;
-    await p.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: answer, contentType: 'application/json', body: JSON.stringify({detail: 'Not through this proxy'})}));
-    await p.goto(BASE + '/');
-    await p.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
-    answer = 503;
-    await p.click('#filter-status button[data-status="FAILED"]');
-    await p.waitForFunction(() => [...document.querySelectorAll('#toasts .toast')].some((t) => /Cannot list tasks/.test(t.textContent)),
-                            null, {timeout: WAIT}).catch(async () => {
-      throw new Error('the list refused with a 503 after a 403, no toast; the banner ' +
-                      (await p.isHidden('#banner') ? 'hidden' : 'says ' + JSON.stringify(await p.textContent('#banner'))));
-    });
-  } finally {
-    await p.close();
-  }
-}, ['loaded']);
+await step('a list refused with a 403, then a 503, says the 503 in a toast', () => withContext(async (ctx) => {
+  const p = await ctx.newPage();
+  let answer = 403;
+  await p.route((url) => url.pathname === '/tasks', (route) => route.fulfill({...PROXY_403, status: answer}));
+  await p.goto(BASE + '/');
+  await p.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+  answer = 503;
+  await p.click('#filter-status button[data-status="FAILED"]');
+  await p.waitForFunction(() => [...document.querySelectorAll('#toasts .toast')].some((t) => /Cannot list tasks/.test(t.textContent)),
+                          null, {timeout: WAIT}).catch(async () => {
+    throw new Error('the list refused with a 503 after a 403, no toast; the banner ' +
+                    (await p.isHidden('#banner') ? 'hidden' : 'says ' + JSON.stringify(await p.textContent('#banner'))));
+  });
+}), ['loaded']);
 
 // A read of the task types that fails (a proxy refusing /openapi.json) leaves the form no type to
 // offer: its type field says why, where nothing did, until a read works (here as the stream, not
 // reached meanwhile, opens: a page with no types reads them then).
-await step("a read of the task types that fails is said in the form's type field, until one works", async () => {
-  const p = await lonePage();
-  try {
-    let refusing = true;
-    await p.route((url) => refusing && url.pathname === '/openapi.json', (route) => route.fulfill(PROXY_403));
-    await p.route((url) => refusing && url.pathname === '/events', (route) => route.abort('failed'));
-    const field = '#create-form .field-error[data-field="task_type"]';
-    await p.goto(BASE + '/');
-    await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), field,
-                            {timeout: WAIT}).catch(async () => {
-      throw new Error("the task types refused, the form's type field says " + JSON.stringify(await p.textContent(field)));
-    });
-    refusing = false;
-    await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
-    const said = await p.textContent(field);
-    check(said === '', "the task types read, the form's type field still says " + JSON.stringify(said));
-  } finally {
-    await p.close();
-  }
-}, ['loaded']);
+await step("a read of the task types that fails is said in the form's type field, until one works", () => withContext(async (ctx) => {
+  const p = await ctx.newPage();
+  let refusing = true;
+  await p.route((url) => refusing && url.pathname === '/openapi.json', (route) => route.fulfill(PROXY_403));
+  await p.route((url) => refusing && url.pathname === '/events', (route) => route.abort('failed'));
+  const field = '#create-form .field-error[data-field="task_type"]';
+  await p.goto(BASE + '/');
+  await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), field,
+                          {timeout: WAIT}).catch(async () => {
+    throw new Error("the task types refused, the form's type field says " + JSON.stringify(await p.textContent(field)));
+  });
+  refusing = false;
+  await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  const said = await p.textContent(field);
+  check(said === '', "the task types read, the form's type field still says " + JSON.stringify(said));
+}), ['loaded']);
 
 // A task of a type the page was not given: taskd has others than when they were read (here while
 // the stream stays open; in life it restarted while the stream was let go out of sight, say). The
