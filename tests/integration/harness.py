@@ -20,6 +20,7 @@ and under CTest it is the run's) with one table per database path. The request h
 import codecs
 import http.client
 import http.server
+import importlib
 import json
 import os
 import re
@@ -119,12 +120,16 @@ _tables = {}  # database path -> DynamoDB table name, so that a restart finds it
 _tables_lock = threading.Lock()
 
 
-def dynamodb():
-    """The dynamodb_local module (tests/lambda)."""
+def lambda_module(name):
+    """A module of tests/lambda, by name."""
     if LAMBDA_DIR not in sys.path:
         sys.path.insert(0, LAMBDA_DIR)
-    import dynamodb_local
-    return dynamodb_local
+    return importlib.import_module(name)
+
+
+def dynamodb():
+    """The dynamodb_local module (tests/lambda)."""
+    return lambda_module("dynamodb_local")
 
 
 def lambda_table(db_path):
@@ -295,12 +300,19 @@ class Taskd:
             proc_env = clean_env(env)
             start_timeout = START_TIMEOUT
         self.argv = argv
-        def limit_files():  # nofile: taskd's open-file limit (soft) from its start
-            resource.setrlimit(resource.RLIMIT_NOFILE,
-                               (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        # started from the main thread, it dies with the test process, even one killed (an
+        # interrupted CTest): PR_SET_PDEATHSIG follows the starting thread
+        die_with_test = threading.current_thread() is threading.main_thread()
+        standin = lambda_module("standin")
+        def before_exec():
+            if nofile:  # taskd's open-file limit (soft) from its start
+                resource.setrlimit(resource.RLIMIT_NOFILE,
+                                   (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+            if die_with_test:
+                standin.die_with_starter()
         self.proc = subprocess.Popen(argv, env=proc_env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=limit_files if nofile else None)
+                                     preexec_fn=before_exec)
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + start_timeout

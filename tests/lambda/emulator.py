@@ -144,6 +144,8 @@ import traceback
 import uuid
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from standin import die_with_starter  # this folder is the script's own: on sys.path
+
 RUNTIME_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "000000000000"
 API_ID = "emul4t0r01"
@@ -225,15 +227,6 @@ def peak_rss_kb(pid):
     except (OSError, ValueError, IndexError):
         pass
     return None
-
-
-def _set_pdeathsig():
-    """In the child: die with the thread that started it (the emulator), even on SIGKILL."""
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort only
-        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +485,7 @@ class Sandbox:
         self.proc = subprocess.Popen([os.path.abspath(self.config.bootstrap)], env=self.environment(),
                                      cwd=os.path.dirname(os.path.abspath(self.config.bootstrap)),
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     preexec_fn=_set_pdeathsig)
+                                     preexec_fn=die_with_starter)
         for stream in (self.proc.stdout, self.proc.stderr):
             threading.Thread(target=forward_lines, args=(stream,), daemon=True).start()
         threading.Thread(target=self._wait_exit, daemon=True).start()

@@ -29,7 +29,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _set_pdeathsig():
+def die_with_starter():
+    """In a child, before its exec: die with the thread that started it, even on SIGKILL."""
     try:
         import ctypes
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
@@ -65,7 +66,7 @@ class StandIn:
             argv, env, cwd = self.command(port)
             self._log = tempfile.TemporaryFile()
             # PR_SET_PDEATHSIG follows the starting thread: only from the main thread.
-            pre = _set_pdeathsig if threading.current_thread() is threading.main_thread() else None
+            pre = die_with_starter if threading.current_thread() is threading.main_thread() else None
             self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
                                          stderr=subprocess.STDOUT, preexec_fn=pre)
             self.endpoint = "http://127.0.0.1:%d" % port
