@@ -43,7 +43,8 @@ OSLS_TIMEOUT = 120
 TEMPLATE = "cloudformation-template-update-stack.json"
 STATE = "serverless-state.json"
 # variables of the deploying shell that serverless.yml reads; the tests set them explicitly
-PASSTHROUGH = ("OTEL_", "NEW_RELIC_", "TASKD_NEW_RELIC_LAYER", "LOG_LEVEL", "AWS_", "SLS_", "SERVERLESS_")
+PASSTHROUGH = ("OTEL_", "NEW_RELIC_", "TASKD_NEW_RELIC_LAYER", "TASKD_METRICS_NAMESPACE", "LOG_LEVEL", "AWS_",
+               "SLS_", "SERVERLESS_")
 
 
 def cache_dir():
@@ -705,17 +706,25 @@ class NewRelic(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout.decode())
             self.assertEqual(normalized(read_json(os.path.join(out, TEMPLATE))), normalized(self.base), name)
 
-    def test_otlp_settings_reach_every_function(self):
-        p, out = self.package("otlp", {"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.eu01.nr-data.net",
-                                       "OTEL_EXPORTER_OTLP_HEADERS": "api-key=0123456789abcdef"})
+    def test_settings_reach_every_function(self):
+        # every OTEL_ variable the exporter reads (src/trace/otel_env.c), LOG_LEVEL and
+        # TASKD_METRICS_NAMESPACE: set in the deploying shell, each reaches every function
+        with open(os.path.join(REPO, "src", "trace", "otel_env.c"), encoding="utf-8") as f:
+            names = sorted(set(re.findall(r'"(OTEL_[A-Z_]+)"', f.read())))
+        self.assertIn("OTEL_EXPORTER_OTLP_TRACES_HEADERS", names)
+        settings = {n: "value-of-" + n for n in names}
+        settings.update({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.eu01.nr-data.net",
+                         "OTEL_EXPORTER_OTLP_HEADERS": "api-key=0123456789abcdef",
+                         "LOG_LEVEL": "DEBUG", "TASKD_METRICS_NAMESPACE": "taskd-eu"})
+        p, out = self.package("settings", settings)
         self.assertEqual(p.returncode, 0, p.stdout.decode())
         t = read_json(os.path.join(out, TEMPLATE))
-        fns = [v["Properties"] for v in t["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
+        fns = {k: v["Properties"] for k, v in t["Resources"].items() if v["Type"] == "AWS::Lambda::Function"}
         self.assertEqual(len(fns), 6)
-        for f in fns:
+        for fn, f in sorted(fns.items()):
             env = f["Environment"]["Variables"]
-            self.assertEqual(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "https://otlp.eu01.nr-data.net")
-            self.assertEqual(env["OTEL_EXPORTER_OTLP_HEADERS"], "api-key=0123456789abcdef")
+            for name, value in sorted(settings.items()):
+                self.assertEqual(env.get(name), value, "%s of %s" % (name, fn))
         c = check(out)
         self.assertEqual(c.returncode, 0, c.stderr)
 
