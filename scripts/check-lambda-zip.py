@@ -25,7 +25,9 @@ The package passes when:
     GLIBC_PRIVATE is referenced;
   - every symbol version required from a bundled library is defined by it;
   - programs under bin/ (for exec handlers) that are ELF files pass the same checks
-    of NEEDED libraries and glibc versions as bootstrap;
+    of NEEDED libraries and glibc versions as bootstrap, and one that needs a library
+    of lib/ carries DT_RPATH $ORIGIN/../lib (from bin/x; $ORIGIN/../../lib from
+    bin/y/x): an exec run is given no LD_LIBRARY_PATH;
   - taskd.json, when present at the root, is valid JSON.
 
 Exit status: 0 when the package passes, 1 when it does not (each fault is named on
@@ -310,6 +312,17 @@ def check_zip(path):
             if elf.is_elf:
                 check_elf(elf, name, bundled, problems)
                 handlers.append(elf)
+                # an exec run is given no LD_LIBRARY_PATH: lib/ is found through the program's own
+                # DT_RPATH, else the dynamic linker looks in the base image's folders only
+                uses = sorted(lib for lib in elf.needed if lib in bundled)
+                want = "$ORIGIN/" + os.path.relpath("lib", os.path.dirname(name))
+                if uses and want not in (elf.rpath or "").split(":"):
+                    problems.append(
+                        "%s: needs %s from lib/ but has no DT_RPATH %s (link it with -Wl,-rpath,'%s' "
+                        "-Wl,--disable-new-dtags, or statically): an exec run is given no LD_LIBRARY_PATH, "
+                        "so the dynamic linker would look in the base image's /lib64 and /usr/lib64 only"
+                        % (name, ", ".join(uses), want, want)
+                    )
 
         # libraries nobody needs: harmless, but worth knowing
         wanted, todo = set(), list(bootstrap.needed)

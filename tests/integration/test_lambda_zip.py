@@ -275,6 +275,22 @@ class Checker(unittest.TestCase):
         self.assertAccepted(self.make_zip("bundled", [("bootstrap", exe, 0o755),
                                                       ("lib/libjansson.so.4", self.jansson(), 0o644)]))
 
+    def test_handler_program_using_a_bundled_library_needs_rpath(self):
+        # an exec run gets no LD_LIBRARY_PATH (only PATH, HOME, LANG, LC_*, TZ, TMPDIR pass), so a
+        # program under bin/ finds lib/ only through a DT_RPATH of its own
+        boot = (("bootstrap", self.uses_jansson(), 0o755), ("lib/libjansson.so.4", self.jansson(), 0o644))
+        plain = self.uses_jansson(flags=())
+        self.assertRejected(self.make_zip("handler_norpath", boot + (("bin/handler", plain, 0o755),)),
+                            "bin/handler", "libjansson.so.4", "DT_RPATH $ORIGIN/../lib")
+        self.assertRejected(self.make_zip("handler_nested", boot + (("bin/tools/handler", plain, 0o755),)),
+                            "bin/tools/handler", "DT_RPATH $ORIGIN/../../lib")
+        # control: the same program linked with the RPATH; one that needs nothing bundled needs none
+        own = self.compile("handler_rpath", "#include <jansson.h>\n"
+                           "int main(void) { json_t *j = json_object(); json_decref(j); return 0; }\n",
+                           ["-Wl,-rpath,$ORIGIN/../lib", "-Wl,--disable-new-dtags", "-ljansson"])
+        self.assertAccepted(self.make_zip("handler_rpath", boot + (("bin/handler", own, 0o755),)))
+        self.assertAccepted(self.make_zip("handler_plain", boot + (("bin/hello", self.hello(flags=()), 0o755),)))
+
     def test_bootstrap_not_executable_rejected(self):
         self.assertRejected(self.make_zip("noexec", [("bootstrap", self.hello(), 0o644)]), "bootstrap: mode 0644")
 
