@@ -154,17 +154,27 @@ static int fail_value(const char *from, const char *must)
 /* The words env_flag() takes (in any case), as a refusal names them. */
 #define FLAG_WORDS "1, true or yes, or 0, false or no"
 
-/* A yes/no environment variable: unset or empty is no; false if malformed. */
-static bool env_flag(const char *name, bool *out)
+/* A yes/no word: false if it is none of FLAG_WORDS. */
+static bool parse_yes_no(const char *v, bool *out)
 {
-    const char *v = getenv(name);
-    if (!v || !*v || strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
+    if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 || strcasecmp(v, "no") == 0)
         *out = false;
     else if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 || strcasecmp(v, "yes") == 0)
         *out = true;
     else
         return false;
     return true;
+}
+
+/* A yes/no environment variable: unset or empty is no; false if malformed. */
+static bool env_flag(const char *name, bool *out)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        *out = false;
+        return true;
+    }
+    return parse_yes_no(v, out);
 }
 
 /* Flags override the environment, which overrides the defaults. */
