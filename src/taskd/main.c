@@ -77,12 +77,13 @@ static void usage(FILE *out)
             "                       the file\n"
             "                       more tokens,                TASKD_TOKENS\n"
             "                       comma-separated\n"
-            "  --allow-unauthenticated                          TASKD_ALLOW_UNAUTHENTICATED=1\n"
+            "  --allow-unauthenticated[=B]                      TASKD_ALLOW_UNAUTHENTICATED=B\n"
             "                       serve a non-loopback\n"
             "                       address without tokens\n"
             "                       (something in front\n"
             "                       authenticates)\n"
-            "  --metrics-public     /metrics and /health need   TASKD_METRICS_PUBLIC=1\n"
+            "  --metrics-public[=B]                             TASKD_METRICS_PUBLIC=B\n"
+            "                       /metrics and /health need\n"
             "                       no token\n"
             "  --allowed-hosts A,B  Host names answered         TASKD_ALLOWED_HOSTS\n"
             "                       besides localhost,\n"
@@ -92,6 +93,8 @@ static void usage(FILE *out)
             "  --version            show the version\n"
             "\n"
             "A flag wins over its environment variable; TASKD_TOKENS adds to --token-file.\n"
+            "B is 1, true or yes, or 0, false or no (in any case); a flag alone is yes, an\n"
+            "unset or empty variable no.\n"
             "Logs: JSON lines on stderr; LOG_LEVEL=DEBUG|INFO|WARNING|ERROR sets the level.\n"
             "The TASK1 demo handler waits TASK1_SECONDS (default 10, 0-86400), then fails\n"
             "with probability TASK1_FAILURE_RATE (default 0.25, 0-1).\n");
@@ -151,7 +154,7 @@ static int fail_value(const char *from, const char *must)
     return fail(msg);
 }
 
-/* The words env_flag() takes (in any case), as a refusal names them. */
+/* The words a yes/no flag or its variable takes (in any case), as a refusal names them. */
 #define FLAG_WORDS "1, true or yes, or 0, false or no"
 
 /* A yes/no word: false if it is none of FLAG_WORDS. */
@@ -195,16 +198,15 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     o->token_file = getenv("TASKD_TOKEN_FILE");
     o->allowed_hosts = getenv("TASKD_ALLOWED_HOSTS");
     o->allowed_hosts_from = "TASKD_ALLOWED_HOSTS";
-    /* malformed yes/no variables are said after the options, so that --help and --version still
-     * work, and all in one refusal */
-    const char *flag_names[] = {"TASKD_ALLOW_UNAUTHENTICATED", "TASKD_METRICS_PUBLIC"};
-    bool *flag_values[] = {&o->allow_unauthenticated, &o->metrics_public};
-    char bad_env[128] = "";
-    int n_bad = 0;
-    for (size_t i = 0; i < sizeof flag_names / sizeof flag_names[0]; i++)
-        if (!env_flag(flag_names[i], flag_values[i]))
-            snprintf(bad_env + strlen(bad_env), sizeof bad_env - strlen(bad_env), "%s%s",
-                     n_bad++ ? " and " : "", flag_names[i]);
+    /* the yes/no options: a flag given, alone (yes) or with a word, leaves its variable unread */
+    struct {
+        const char *flag, *var;
+        bool *value, given;
+    } yes_no[] = {
+        {"--allow-unauthenticated", "TASKD_ALLOW_UNAUTHENTICATED", &o->allow_unauthenticated,
+         false},
+        {"--metrics-public", "TASKD_METRICS_PUBLIC", &o->metrics_public, false},
+    };
 
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -216,8 +218,8 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         {"version", no_argument, NULL, 'V'},
         {"token-file", required_argument, NULL, 'T'},
         {"allowed-hosts", required_argument, NULL, 'H'},
-        {"allow-unauthenticated", no_argument, NULL, 'U'},
-        {"metrics-public", no_argument, NULL, 'M'},
+        {"allow-unauthenticated", optional_argument, NULL, 'U'},
+        {"metrics-public", optional_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -256,11 +258,18 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
             o->allowed_hosts_from = "--allowed-hosts";
             break;
         case 'U':
-            o->allow_unauthenticated = true;
+        case 'M': {
+            size_t i = ch == 'U' ? 0 : 1; /* yes_no[]'s order */
+            bool ok = true;
+            if (optarg) /* an empty word (--metrics-public=) is refused too: it says neither */
+                ok = parse_yes_no(optarg, yes_no[i].value);
+            else
+                *yes_no[i].value = true;
+            if (!ok)
+                return fail_value(yes_no[i].flag, "must be " FLAG_WORDS " (alone: yes)");
+            yes_no[i].given = true;
             break;
-        case 'M':
-            o->metrics_public = true;
-            break;
+        }
         case 'h':
             usage(stdout);
             *exit_now = true;
@@ -286,6 +295,14 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
         return fail(msg);
     }
+    /* malformed yes/no variables are said after the options, so that --help and --version still
+     * work, and all in one refusal */
+    char bad_env[128] = "";
+    int n_bad = 0;
+    for (size_t i = 0; i < sizeof yes_no / sizeof yes_no[0]; i++)
+        if (!yes_no[i].given && !env_flag(yes_no[i].var, yes_no[i].value))
+            snprintf(bad_env + strlen(bad_env), sizeof bad_env - strlen(bad_env), "%s%s",
+                     n_bad++ ? " and " : "", yes_no[i].var);
     if (n_bad)
         return fail_value(bad_env, n_bad > 1 ? "must each be " FLAG_WORDS : "must be " FLAG_WORDS);
     if (!parse_listen(listen ? listen : "127.0.0.1:8080", o))

@@ -221,6 +221,36 @@ class AuthTestCase(unittest.TestCase):
                     self.assertUnauthorized(s.get(path), invalid_token=False)
                 self.assertUnauthorized(s.post("/tasks", {"task_type": "TASK2"}), invalid_token=False)
 
+    def test_a_yes_no_flag_wins_over_its_variable(self):
+        """--metrics-public and --allow-unauthenticated take a word as their variables do: the flag
+        given, that word is taken, and the variable is not read, even a malformed one."""
+        db = os.path.join(self.tmp, "yn.db")
+        # the flag turns its variable off
+        for off in ("--metrics-public=no", "--metrics-public=0", "--metrics-public=False"):
+            with self.subTest(args=off):
+                s = self.start(args=[off], env={"TASKD_METRICS_PUBLIC": "1",
+                                                "TASKD_TOKENS": TOKENS[0]})
+                self.assertUnauthorized(s.get("/metrics"), invalid_token=False)
+                self.assertUnauthorized(s.get("/health"), invalid_token=False)
+        self.assertRefused(["--listen", "0.0.0.0:0", "--db", db, "--allow-unauthenticated=no"],
+                           {"TASKD_ALLOW_UNAUTHENTICATED": "1"}, "not a loopback address")
+        # and on: a word, or the flag alone
+        for on in ("--metrics-public=yes", "--metrics-public=TRUE", "--metrics-public"):
+            with self.subTest(args=on):
+                s = self.start(args=[on], env={"TASKD_METRICS_PUBLIC": "0",
+                                               "TASKD_TOKENS": TOKENS[0]})
+                self.assertEqual(s.get("/metrics").status, 200)
+        # a malformed variable beside its flag is not read
+        s = self.start(args=["--metrics-public"], env={"TASKD_METRICS_PUBLIC": "perhaps",
+                                                       "TASKD_TOKENS": TOKENS[0]})
+        self.assertEqual(s.get("/health").status, 200)
+        s = self.start(listen="0.0.0.0:0", args=["--allow-unauthenticated=1"],
+                       env={"TASKD_ALLOW_UNAUTHENTICATED": "maybe"})
+        self.assertEqual(s.get("/health").status, 200)
+        self.assertRefused(["--listen", "0.0.0.0:0", "--db", db, "--allow-unauthenticated=no"],
+                           {"TASKD_ALLOW_UNAUTHENTICATED": "maybe"}, "not a loopback address")
+        self.assertFalse(os.path.exists(db), "refused before opening the database")
+
     # -- browsers ------------------------------------------------------------------------------------
     def test_cross_origin_writes(self):
         s = self.start()

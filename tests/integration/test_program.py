@@ -107,6 +107,20 @@ class Program(ServersTestCase):
                          "1, true or yes, or 0, false or no")
         self.assertFalse(os.path.exists(self.path("two.db")))
 
+    def test_a_malformed_yes_no_flag_is_refused_naming_it(self):
+        """--metrics-public and --allow-unauthenticated take the words their variables take, or
+        none (yes); another, or an empty one, refuses the start naming the flag, whatever the
+        variable says."""
+        for flag in ("--metrics-public", "--allow-unauthenticated"):
+            for word in ("on", "", "yes please", "2"):
+                with self.subTest(flag=flag, word=word):
+                    err = self.assertFailsWithOneLine(
+                        ["--listen", "127.0.0.1:0", "--db", self.path("f.db"), "%s=%s" % (flag, word)],
+                        env={"TASKD_METRICS_PUBLIC": "1", "TASKD_ALLOW_UNAUTHENTICATED": "1"})
+                    self.assertEqual(json.loads(err[-1])["message"],
+                                     "%s must be 1, true or yes, or 0, false or no (alone: yes)" % flag)
+        self.assertFalse(os.path.exists(self.path("f.db")))
+
     # -- bad command lines --------------------------------------------------------------------
     def test_bad_flag(self):
         err = self.assertFailsWithOneLine(["--bogus-flag"])
