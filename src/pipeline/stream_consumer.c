@@ -11,6 +11,7 @@
 #include "stream_consumer.h"
 
 #include "core/errbuf.h"
+#include "core/sbuf.h"
 #include "core/json_util.h"
 #include "publisher.h"
 #include "util/log.h"
@@ -383,8 +384,8 @@ stream_consumer *stream_consumer_start(broker *b, const config *c, const consume
         }
         return NULL;
     }
-    char name[16];
-    snprintf(name, sizeof name, "stream-%.8s", cc->name);
+    char name[16]; /* a thread's name on Linux: 15 bytes and its NUL */
+    str_join(name, sizeof name, "stream-", cc->name, NULL);
     pthread_setname_np(sc->thread, name);
     return sc;
 }

@@ -28,6 +28,7 @@
  */
 #include "runner.h"
 #include "core/errbuf.h"
+#include "core/sbuf.h"
 #include "util/clock.h"
 
 #include "handlers.h"
@@ -463,8 +464,8 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
         return NULL;
     }
     r->keeper_started = true;
-    char name[16];
-    snprintf(name, sizeof name, "keep-%.10s", hc->queue);
+    char name[16]; /* a thread's name on Linux: 15 bytes and its NUL */
+    str_join(name, sizeof name, "keep-", hc->queue, NULL);
     pthread_setname_np(r->keeper, name);
     for (unsigned i = 0; i < hc->concurrency; i++) {
         atomic_fetch_add(&r->running, 1);
@@ -477,7 +478,7 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
             return NULL;
         }
         r->n_threads++;
-        snprintf(name, sizeof name, "run-%.11s", hc->queue);
+        str_join(name, sizeof name, "run-", hc->queue, NULL);
         pthread_setname_np(r->threads[i], name);
     }
     return r;

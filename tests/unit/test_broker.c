@@ -20,6 +20,7 @@
 #include "core/attrval.h"
 #include "core/change_record.h"
 #include "core/config.h"
+#include "core/sbuf.h"
 #include "core/task_event.h"
 #include "core/task.h"
 #include "pipeline/stream_consumer.h"
@@ -30,6 +31,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include "support/proc_stat.h"
 #include "support/stderr_capture.h"
 #include "support_local/sqlite_exec.h"
 
@@ -4255,6 +4257,30 @@ static void test_a_skip_that_cannot_be_written_backs_off(void **state)
 }
 
 /*
+ * A consumer's thread is named "stream-" and as much of the consumer's name as fits Linux's 15
+ * bytes, cut where a character ends: a name of '€' (3 bytes) has two whole ones there, where a
+ * cut by bytes kept two and a half.
+ */
+static void test_a_consumer_thread_name_is_whole_characters(void **state)
+{
+    fx *f = *state;
+    config cfg;
+    char err[256] = "", name[16];
+    load_fed_consumer_config(&cfg, 0);
+    str_join(cfg.consumers[0].name, sizeof cfg.consumers[0].name,
+             "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac", NULL);
+    stream_consumer *sc =
+        stream_consumer_start(f->b, &cfg, &cfg.consumers[0], NULL, err, sizeof err);
+    if (!sc)
+        fail_msg("stream_consumer_start: %s", err);
+    bool named = test_thread_named("stream-", name);
+    stream_consumer_stop(sc);
+    config_free(&cfg);
+    assert_true(named);
+    assert_string_equal(name, "stream-\xe2\x82\xac\xe2\x82\xac");
+}
+
+/*
  * A creation the consumer read, whose publish the store failed, then removed in a damaged
  * database (no data left in its REMOVE record) before the next attempt: from there it never
  * builds, and it has its maximum_retry_attempts as any record that cannot be read. The failed
@@ -6086,6 +6112,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_feed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_in_a_failed_commit, setup_faulty,
                                         teardown_faulty),
+        cmocka_unit_test_setup_teardown(test_a_consumer_thread_name_is_whole_characters, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_skip_that_cannot_be_written_backs_off, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test_setup_teardown(test_a_failed_write_uses_none_of_a_records_attempts, setup,

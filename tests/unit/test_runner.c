@@ -21,11 +21,13 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "core/sbuf.h"
 #include "runner/handlers.h"
 #include "runner/runner.h"
 #include "store/broker.h"
 #include "store/store.h"
 #include "util/clock.h"
+#include "support/proc_stat.h"
 #include "support/stderr_capture.h"
 #include "support/tmpdir.h"
 #include "support_local/sqlite_store.h"
@@ -325,6 +327,28 @@ static void test_idle_runner_stops_at_once(void **state)
     usleep(100000); /* into its idle wait */
     runner_stop_receiving(r);
     join_within(r, 3, "idle");
+}
+
+/*
+ * A runner's threads are named "keep-" and "run-" and as much of the queue's name as fits Linux's
+ * 15 bytes, cut where a character ends: a name of '€' (3 bytes) has three whole ones there, where
+ * a cut by bytes kept three and a third, or two thirds.
+ */
+static void test_runner_thread_names_are_whole_characters(void **state)
+{
+    fixture *f = *state;
+    static const char queue[] = "\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac";
+    str_join(f->cfg.queues[0].name, sizeof f->cfg.queues[0].name, queue, NULL);
+    str_join(f->cfg.subscriptions[0].queue, sizeof f->cfg.subscriptions[0].queue, queue, NULL);
+    str_join(f->cfg.handlers[0].queue, sizeof f->cfg.handlers[0].queue, queue, NULL);
+    runner *r = start(f);
+    char keeper[16] = "", run[16] = "";
+    bool named = test_thread_named("keep-", keeper) && test_thread_named("run-", run);
+    runner_stop_receiving(r);
+    join_within(r, 3, "named");
+    assert_true(named);
+    assert_string_equal(keeper, "keep-\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac");
+    assert_string_equal(run, "run-\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac");
 }
 
 /* A stop that comes after the runner thread last looked at its flag, just before it notes the
@@ -918,6 +942,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_runner_stops_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runner_thread_names_are_whole_characters, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_stop_between_flag_and_generation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_after_standing_claim_runs_the_batch, setup,
                                         teardown),

@@ -1,8 +1,9 @@
 /*
- * proc_stat — reading /proc/<pid>/stat; see proc_stat.h.
+ * proc_stat — reading /proc/<pid>/stat and /proc/self/task; see proc_stat.h.
  */
 #include "support/proc_stat.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,4 +36,26 @@ char test_proc_state(pid_t pid, pid_t *ppid, unsigned long long *started)
     if (started)
         *started = start;
     return state;
+}
+
+bool test_thread_named(const char *prefix, char name[16])
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return false;
+    bool found = false;
+    for (struct dirent *e; !found && (e = readdir(d)) != NULL;) {
+        char path[300];
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (!f)
+            continue;
+        size_t n = fread(name, 1, 15, f);
+        fclose(f);
+        name[n] = '\0';
+        name[strcspn(name, "\n")] = '\0'; /* the file ends its name with a newline */
+        found = strncmp(name, prefix, strlen(prefix)) == 0;
+    }
+    closedir(d);
+    return found;
 }
