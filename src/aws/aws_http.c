@@ -276,11 +276,17 @@ static bool path_signable(const char *path)
     return true;
 }
 
+/* The bytes of a URL url_shown() shows at most before its user info, and from there on. */
+#define URL_SHOWN_PART 200
+/* A buffer for url_shown(): the two parts, "<user info>" and "?...". */
+#define URL_SHOWN_SIZE (2 * URL_SHOWN_PART + 16)
+
 /*
- * url as an error message may show it (into buf: at most 200 bytes before the user info and 200
- * from its end): no user info, query or fragment, which may hold a secret (a key and password, a
- * presigned URL's token), however long. The user info ends at the authority's last '@', and a
- * "://" after a '?' or '#' starts no authority.
+ * url as an error message may show it (into buf, URL_SHOWN_SIZE bytes: at most URL_SHOWN_PART
+ * bytes before the user info and as many from its end, each cut where a character ends): no
+ * user info, query or fragment, which may hold a secret (a key and password, a presigned URL's
+ * token), however long. The user info ends at the authority's last '@', and a "://" after a '?'
+ * or '#' starts no authority.
  */
 static const char *url_shown(const char *url, char *buf, size_t size)
 {
@@ -296,9 +302,11 @@ static const char *url_shown(const char *url, char *buf, size_t size)
     size_t rest_len = end - (size_t)(rest - url);
     buf[0] = '\0';
     if (at)
-        snprintf(buf, size, "%.*s<user info>", (int)(head < 200 ? head : 200), url);
+        snprintf(buf, size, "%.*s<user info>",
+                 (int)utf8_cut(url, head < URL_SHOWN_PART ? head : URL_SHOWN_PART), url);
     size_t used = strlen(buf);
-    snprintf(buf + used, size - used, "%.*s", (int)(rest_len < 200 ? rest_len : 200), rest);
+    snprintf(buf + used, size - used, "%.*s",
+             (int)utf8_cut(rest, rest_len < URL_SHOWN_PART ? rest_len : URL_SHOWN_PART), rest);
     if (url[end]) {
         used = strlen(buf);
         snprintf(buf + used, size - used, "%s", url[end] == '?' ? "?..." : "#...");
@@ -313,7 +321,7 @@ static const char *url_shown(const char *url, char *buf, size_t size)
 static bool endpoint_parse(const char *url, const char *source, char **out, char *err,
                            size_t errlen)
 {
-    char shown[240];
+    char shown[URL_SHOWN_SIZE];
     *out = NULL;
     CURLU *u = curl_url();
     if (!u) {

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "aws/aws_http.h"
+#include "core/sbuf.h"
 #include "util/clock.h"
 #include "support/http_stub.h"
 
@@ -691,6 +692,49 @@ static void test_malformed_configuration(void **state)
     aws_client_free(c);
 }
 
+/*
+ * The endpoint a refusal shows is cut where a character ends: its 200 bytes at most before the
+ * user info and as many from there (here "x" and 66 '€' of 3 bytes, then "http://h/" and 63,
+ * where byte 200 is inside the next '€'), all of it in a message long enough.
+ */
+static void test_a_shown_endpoint_is_cut_in_whole_characters(void **state)
+{
+    (void)state;
+    static const char euro[] = "\xe2\x82\xac";
+    char url[1024], want[1024], err[1024];
+    /* a scheme of 1 + 70 '€': not http://, and user info to hide */
+    str_join(url, sizeof url, "x", NULL);
+    for (int i = 0; i < 70; i++)
+        strcat(url, euro);
+    strcat(url, "://user:SECRET@h/");
+    str_join(want, sizeof want, "x", NULL);
+    for (int i = 0; i < 66; i++)
+        strcat(want, euro);
+    strcat(want, "<user info>@h/");
+    clear_env();
+    set_credentials(false);
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", url, 1);
+    assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
+    if (!utf8_valid(err, strlen(err)) || !strstr(err, want) || strstr(err, "SECRET"))
+        fail_msg("endpoint refused as: %s", err);
+
+    /* a path of 100 '€', which is not signable */
+    str_join(url, sizeof url, "http://h/", NULL);
+    for (int i = 0; i < 100; i++)
+        strcat(url, euro);
+    str_join(want, sizeof want, "http://h/", NULL);
+    for (int i = 0; i < 63; i++)
+        strcat(want, euro);
+    clear_env();
+    set_credentials(false);
+    setenv("AWS_ENDPOINT_URL_DYNAMODB", url, 1);
+    assert_null(client_from_env(AWS_DYNAMODB, err, sizeof err));
+    size_t len = strlen(err), wlen = strlen(want);
+    if (!utf8_valid(err, len) || len < wlen || strcmp(err + len - wlen, want) != 0)
+        fail_msg("endpoint refused as: %s", err);
+    clear_env();
+}
+
 /* ---- tests: requests and answers ---- */
 
 static void test_json_call_request_shape(void **state)
@@ -1347,6 +1391,7 @@ int main(void)
         cmocka_unit_test(test_default_endpoint_and_region),
         cmocka_unit_test(test_missing_credentials),
         cmocka_unit_test(test_malformed_configuration),
+        cmocka_unit_test(test_a_shown_endpoint_is_cut_in_whole_characters),
         cmocka_unit_test(test_json_call_request_shape),
         cmocka_unit_test(test_query_call_request_shape),
         cmocka_unit_test(test_large_body_is_signed_without_expect),
