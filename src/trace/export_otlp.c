@@ -36,6 +36,7 @@
  */
 #include "export_otlp.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
 #include "trace/otlp_json.h"
 #include "trace/otlp_proto.h"
@@ -170,7 +171,8 @@ static bool pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 
 /*
  * The rejected_spans of an ExportTraceServiceResponse (protobuf): field 1 partial_success
- * { 1: int64 rejected_spans, 2: string error_message }, the message into msg (cut to msglen).
+ * { 1: int64 rejected_spans, 2: string error_message }, the message into msg (cut to msglen as
+ * errbuf_set() cuts).
  * 0 when absent, unparsable or negative.
  */
 static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth, char *msg,
@@ -193,7 +195,7 @@ static uint64_t pb_rejected(const uint8_t *p, const uint8_t *end, int depth, cha
             if (depth == 0 && field == 1)
                 return pb_rejected(p, p + v, 1, msg, msglen);
             if (depth == 1 && field == 2)
-                snprintf(msg, msglen, "%.*s", v > INT_MAX ? INT_MAX : (int)v, (const char *)p);
+                errbuf_set(msg, msglen, "%.*s", v > INT_MAX ? INT_MAX : (int)v, (const char *)p);
             p += v;
         } else if (wire == 1 || wire == 5) {
             size_t skip = wire == 1 ? 8 : 4;
@@ -242,7 +244,7 @@ static uint64_t partial_rejected(otlp_exporter *o, char *msg, size_t msglen)
     uint64_t n = json_count(json_object_get(ps, "rejectedSpans"));
     const char *m = json_string_value(json_object_get(ps, "errorMessage"));
     if (m)
-        snprintf(msg, msglen, "%s", m);
+        errbuf_set(msg, msglen, "%s", m);
     json_decref(root);
     return n;
 }

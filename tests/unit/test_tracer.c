@@ -1745,6 +1745,49 @@ static void test_partial_success_protobuf(void **state)
 }
 
 /*
+ * A collector's reason for a partial success too long for the warning (100 '€', 300 bytes) is cut
+ * where a character ends and marked "...", from a JSON answer and from a protobuf one, where it
+ * was cut by bytes and logged ending in half a '€'.
+ */
+static void test_a_long_partial_success_reason_is_cut_in_whole_characters(void **state)
+{
+    (void)state;
+    char euros[301] = "", json[400], proto[320], said[240];
+    for (int i = 0; i < 100; i++)
+        strcat(euros, "\xe2\x82\xac");
+    snprintf(json, sizeof json,
+             "{\"partialSuccess\":{\"rejectedSpans\":\"1\",\"errorMessage\":\"%s\"}}", euros);
+    /* partial_success (305 bytes) { rejected_spans: 1, error_message (300 bytes) } */
+    memcpy(proto, "\x0a\xb1\x02\x08\x01\x12\xac\x02", 8);
+    memcpy(proto + 8, euros, 300);
+    snprintf(said, sizeof said, "1 spans rejected: %.195s...\"", euros); /* 65 whole '€' */
+    const http_stub_reply replies[] = {
+        {.status = 200, .headers = JSON_TYPE, .body = json},
+        {.status = 200, .headers = PROTO_TYPE, .body = proto, .body_len = 308},
+    };
+    for (size_t k = 0; k < sizeof replies / sizeof replies[0]; k++) {
+        test_trace_env_clear();
+        http_stub *r = receiver_script(&replies[k], 1);
+        set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
+        if (k == 0)
+            setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1);
+        tracer *t = start(0, 0);
+        test_stderr cap;
+        test_stderr_begin(&cap);
+        log_level was = log_threshold();
+        log_setup(LOG_WARN, NULL);
+        emit(t, TASK_A, 0);
+        assert_true(tracer_flush(t, epoch_ms() + 5000));
+        tracer_free(t);
+        log_setup(was, NULL);
+        char *err = test_stderr_end(&cap);
+        expect_logged(err, "OTLP export: partial success", said);
+        free(err);
+        http_stub_stop(r);
+    }
+}
+
+/*
  * A 2xx answer whose body is no partial success — invalid JSON under a JSON Content-Type, a
  * truncated or garbage protobuf under a protobuf one, a count below 0 or not a number — rejects
  * none: each batch counts whole as exported, none dropped, and is not sent again. The truncated
@@ -2200,6 +2243,7 @@ int main(void)
         cmocka_unit_test(test_flush_warnings_carry_the_flushers_context),
         cmocka_unit_test(test_partial_success),
         cmocka_unit_test(test_partial_success_protobuf),
+        cmocka_unit_test(test_a_long_partial_success_reason_is_cut_in_whole_characters),
         cmocka_unit_test(test_unreadable_partial_success_rejects_none),
         cmocka_unit_test(test_full_queue_drops_and_shutdown_is_bounded),
         cmocka_unit_test(test_stop_past_its_deadline_gzips_nothing),
