@@ -174,8 +174,11 @@ static const char *const bst_sql[BST_COUNT] = {
         "WHERE queue = ?1 AND visible_ms <= ?2 "
         "ORDER BY visible_ms, id LIMIT ?3",
     [BST_HIDE] = "UPDATE messages SET visible_ms = ?2, receive_count = ?3 WHERE id = ?1",
+    /* under a new id (?7, as a send's): its receives counted afresh, a receipt from before the
+     * move would name its first receive in the new queue */
     [BST_MOVE] = "UPDATE messages SET queue = ?2, visible_ms = ?3, receive_count = 0, "
-                 "released = 0, expires_ms = ?4, failed_task = ?5, sent_ms = ?6 WHERE id = ?1",
+                 "released = 0, expires_ms = ?4, failed_task = ?5, sent_ms = ?6, id = ?7 "
+                 "WHERE id = ?1",
     /* messages_by_visibility (queue, visible_ms): one index probe */
     [BST_NEXT_VISIBLE] = "SELECT min(visible_ms) FROM messages WHERE queue = ?1",
     [BST_RECEIPT] = "SELECT queue, visible_ms FROM messages WHERE id = ?1 AND receive_count = ?2",
@@ -1167,6 +1170,7 @@ static store_rc dead_letter(sqlite_store *s, const queue_config *q, queue_messag
                        now - (age > 0 ? age : 0) + (int64_t)q->dead_letter_retention * 1000);
     sqlite3_bind_int(move, 5, failed);
     sqlite3_bind_int64(move, 6, m->sent_ms);
+    sqlite3_bind_int64(move, 7, ++s->last_message_id);
     if (rc == STORE_OK)
         rc = sq_rc_of(sq_step_done(move));
     if (rc == STORE_OK) {
@@ -2063,6 +2067,7 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
         /* sent again: a later move to the dead-letter queue counts its retention from here, as
          * the queue's own does; from the first send, it could arrive there already expired */
         sqlite3_bind_int64(mv, 6, sent_ms);
+        sqlite3_bind_int64(mv, 7, ++s->last_message_id);
         rc = sq_rc_of(sq_step_done(mv));
         if (rc == STORE_OK) {
             depth_log_leave(&s->depth_log, s->depths, a->dlq, batch[i].visible_ms,

@@ -135,9 +135,10 @@ struct sqlite_store {
     bool batch_wrote_changes;
     int64_t batch_last_seq; /* the seq of the batch's last change record kept so far */
     bool batch_sent_messages;
-    /* the greatest message id given (writer thread only): ids are never given twice while
-     * taskd runs, so that a receipt (id, receive_count) a runner holds names one message, not
-     * a later one that took the id of a message deleted meanwhile */
+    /* the greatest message id given, to a send or a move (writer thread only): ids are never
+     * given twice while taskd runs, so that a receipt (id, receive_count) a runner holds names
+     * one receive of one message, not a later one that took the id of a message deleted
+     * meanwhile, nor the same one's receive in the queue it moved to */
     int64_t last_message_id;
     /* where this process last noted the queue clock in meta (steady ms, 0: not yet; writer
      * thread only), so that a batch while the wall clock is behind notes it when it is stale */

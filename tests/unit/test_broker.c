@@ -1201,6 +1201,48 @@ static void test_a_stale_receipt_spares_a_message_that_came_after(void **state)
     own_done(st);
 }
 
+/*
+ * A receipt held from before a message moved to the dead-letter queue, or was redriven from it,
+ * is stale there: the move counts the message's receives afresh, and kept under its id, the
+ * message's first receive in its new queue had the receipt of its first in the old one. A runner
+ * whose run outlived its visibility, past a move to the dead-letter queue and a redrive,
+ * deleted with that receipt the redriven copy another runner was running: a crash then left its
+ * task IN_PROGRESS with no message. The receipt held across the move alone is stale too.
+ */
+static void test_a_receipt_from_before_a_move_is_stale(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    queue_config dlq = make_queue("dlq", 600, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    queue_message *old = NULL, *dead = NULL, *back = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &old, NULL), 1);
+    assert_int_equal(give_back(f->b, old, 1), STORE_OK); /* counted: its run overran */
+    queue_message *none = NULL;
+    assert_int_equal(receive(f->b, &q, 1, &none, NULL), 0); /* moved to the DLQ */
+    queue_messages_free(none, 0);
+
+    assert_int_equal(receive(f->b, &dlq, 1, &dead, NULL), 1);
+    assert_int_equal(dead[0].receive_count, old[0].receive_count);
+    assert_int_equal(broker_delete(f->b, old, 1), STORE_OK); /* the old run ends */
+    expect_stats(f->b, "dlq", 0, 1, 0);                      /* the DLQ's copy still there */
+    assert_int_equal(give_back(f->b, dead, 1), STORE_OK);
+    expect_stats(f->b, "dlq", 1, 0, 0);
+
+    int64_t moved = 0;
+    assert_int_equal(redrive(f->b, "dlq", "work", &moved), STORE_OK);
+    assert_int_equal(moved, 1);
+    assert_int_equal(receive(f->b, &q, 1, &back, NULL), 1);
+    assert_int_equal(broker_delete(f->b, old, 1), STORE_OK);
+    assert_int_equal(broker_delete(f->b, dead, 1), STORE_OK);
+    expect_stats(f->b, "work", 0, 1, 0); /* neither receipt names the redriven copy */
+    assert_int_equal(broker_delete(f->b, back, 1), STORE_OK);
+    expect_stats(f->b, "work", 0, 0, 0);
+    queue_messages_free(old, 1);
+    queue_messages_free(dead, 1);
+    queue_messages_free(back, 1);
+}
+
 static void test_a_dropped_message_leaves_with_its_receive(void **state)
 {
     fx *f = *state;
@@ -6022,6 +6064,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_lifetimes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_stale_receipt_spares_a_message_that_came_after,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_receipt_from_before_a_move_is_stale, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_dropped_message_leaves_with_its_receive, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_claim_again_is_a_change_of_its_task, setup,
