@@ -1561,8 +1561,8 @@ store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms)
 typedef struct receipt_args {
     const queue_message *m;
     size_t n;
-    bool delete;
-    bool release;          /* given back unstarted: visible now, the receive not counted */
+    bool deleting;
+    bool release;          /* given back unstarted: the receive not counted */
     int64_t visible_in_ms; /* when not deleting: visible again this long from now */
 } receipt_args;
 
@@ -1592,38 +1592,38 @@ static bool receipt_message(sqlite3_stmt *st, const queue_message *m, char *queu
 static store_rc apply_receipts(sqlite_store *s, void *arg)
 {
     receipt_args *a = arg;
-    /* a delete finds and deletes in one statement; an extend finds, then updates */
-    sqlite3_stmt *find = wstmt(s, a->delete ? BST_RECEIPT_DELETE : BST_RECEIPT);
-    sqlite3_stmt *extend =
-        a->delete ? NULL : wstmt(s, a->release ? BST_RECEIPT_RELEASE : BST_RECEIPT_EXTEND);
-    int rc = find && (a->delete || extend) ? SQLITE_OK : SQLITE_ERROR;
+    /* a delete finds and deletes in one statement; an extend or a release finds, then updates */
+    sqlite3_stmt *find = wstmt(s, a->deleting ? BST_RECEIPT_DELETE : BST_RECEIPT);
+    sqlite3_stmt *update =
+        a->deleting ? NULL : wstmt(s, a->release ? BST_RECEIPT_RELEASE : BST_RECEIPT_EXTEND);
+    int rc = find && (a->deleting || update) ? SQLITE_OK : SQLITE_ERROR;
     int64_t now = clock_steady_ms();
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
         char queue[256];
         int64_t was;
         if (!receipt_message(find, &a->m[i], queue, sizeof queue, &was, &rc))
             continue; /* a stale receipt changes nothing; a failed one ends the loop */
-        if (extend) {
-            sqlite3_bind_int64(extend, 1, a->m[i].id);
-            sqlite3_bind_int(extend, 2, a->m[i].receive_count);
-            sqlite3_bind_int64(extend, 3, now + a->visible_in_ms);
-            if ((rc = sq_step_done(extend)) != SQLITE_OK)
+        if (update) {
+            sqlite3_bind_int64(update, 1, a->m[i].id);
+            sqlite3_bind_int(update, 2, a->m[i].receive_count);
+            sqlite3_bind_int64(update, 3, now + a->visible_in_ms);
+            if ((rc = sq_step_done(update)) != SQLITE_OK)
                 break;
         }
         depth_log_leave(&s->depth_log, s->depths, queue, was, true);
-        if (extend)
+        if (update)
             depth_log_enter(&s->depth_log, s->depths, queue, now + a->visible_in_ms, true, now);
     }
     stmt_done(find);
-    stmt_done(extend);
-    if (!a->delete &&a->visible_in_ms == 0 && a->n)
+    stmt_done(update);
+    if (!a->deleting && a->visible_in_ms == 0 && a->n)
         s->batch_sent_messages = true;
     return sq_rc_of(rc);
 }
 
 store_rc broker_delete(broker *b, const queue_message *m, size_t n)
 {
-    receipt_args a = {.m = m, .n = n, .delete = true};
+    receipt_args a = {.m = m, .n = n, .deleting = true};
     /* relaxed: a message whose delete is lost comes back, finds its task final, and goes */
     return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
 }
