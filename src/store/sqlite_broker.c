@@ -2,15 +2,18 @@
  * sqlite_broker — the local change stream and queues, in the task database;
  * see broker.h.
  *
- *   messages     one row per message: queue, task id, the task's type and the
- *                producer's traceparent, body, visible_ms (when it may next be
- *                received), receive_count, released (receives given back
- *                unstarted, which max_receive_count does not count),
- *                expires_ms (retention). A receive
- *                hides a message by moving visible_ms forward; the (id,
- *                receive_count) pair is the receipt, so a worker whose
- *                visibility ran out cannot delete the message another worker
- *                has since received.
+ *   messages     one row per message: id (given by the writer, at a send and
+ *                again at a move to or from a dead-letter queue), queue, task
+ *                id, the task's type, the producer's traceparent and
+ *                tracestate, body, sent_ms (the wall clock), visible_ms (when
+ *                it may next be received) and expires_ms (its retention), both
+ *                by the steady clock, receive_count, released (receives given
+ *                back unstarted, which max_receive_count does not count), and
+ *                failed_task (its move to the dead-letter queue failed its
+ *                task, which a redrive makes CREATED again). A receive hides a
+ *                message by moving visible_ms forward; the (id, receive_count)
+ *                pair is the receipt, so a worker whose visibility ran out
+ *                cannot delete the message another worker has since received.
  *   checkpoints  the last change-record sequence number each consumer has
  *                finished with.
  *
