@@ -281,12 +281,12 @@ store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, u
                                store_write *w, int64_t *moved);
 
 /*
- * One step of housekeeping, as one write: delete finished tasks past ttl + grace (REMOVE
- * records), drop messages past retention (failing their tasks), trim change records every
- * named consumer has passed (once event_replay old), each up to a bound, so that a step holds the
- * writer for milliseconds however much is due. *removed gets the number of tasks deleted;
- * *more is true when a part stopped at its bound: step again (other writes go between).
- * removed and more may be NULL.
+ * One step of housekeeping, as one write: delete finished tasks whose ttl has passed and that
+ * finished more than retention_grace ago (REMOVE records), drop messages past retention (failing
+ * their tasks), trim change records every named consumer has passed (once event_replay old), each
+ * up to a bound, so that a step holds the writer for milliseconds however much is due. *removed
+ * gets the number of tasks deleted; *more is true when a part stopped at its bound: step again
+ * (other writes go between). removed and more may be NULL.
  */
 store_rc broker_sweep(broker *b, const config *c, int64_t *removed, bool *more);
 /*
