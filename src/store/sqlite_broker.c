@@ -1301,19 +1301,20 @@ static void keep_delivered(receive_args *a, queue_message *msgs, size_t n, store
         free(msgs);
 }
 
-/* When the next message of queue becomes visible (steady clock); INT64_MAX when it has none, or
- * the read fails. */
-static int64_t next_visible(sqlite_store *s, const char *queue)
+/* When the next message of queue becomes visible (steady clock), into *visible_ms (INT64_MAX
+ * when it has none), by st (BST_NEXT_VISIBLE on the writer's connection or a reader's; NULL: it
+ * could not be prepared); a store code. */
+static store_rc next_visible(sqlite3_stmt *st, const char *queue, int64_t *visible_ms)
 {
-    int64_t next_ms = INT64_MAX;
-    sqlite3_stmt *next = wstmt(s, BST_NEXT_VISIBLE);
-    if (next) {
-        sqlite3_bind_text(next, 1, queue, -1, SQLITE_STATIC);
-        if (sqlite3_step(next) == SQLITE_ROW && sqlite3_column_type(next, 0) != SQLITE_NULL)
-            next_ms = sqlite3_column_int64(next, 0);
-        stmt_done(next);
-    }
-    return next_ms;
+    *visible_ms = INT64_MAX;
+    if (!st)
+        return STORE_ERROR;
+    sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *visible_ms = sqlite3_column_int64(st, 0);
+    stmt_done(st);
+    return sq_rc_of(step);
 }
 
 /* Writer: a receive (receive_args). The visible messages are read, each is routed, and the
@@ -1332,8 +1333,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     rc = route_candidates(s, a->q, a->claim, now, msgs, cands, n);
     free(cands);
     keep_delivered(a, msgs, n, rc);
-    if (rc == STORE_OK && a->n == 0)
-        a->next_ms = next_visible(s, a->q->name);
+    if (rc == STORE_OK && a->n == 0) /* a failed read leaves INT64_MAX */
+        next_visible(wstmt(s, BST_NEXT_VISIBLE), a->q->name, &a->next_ms);
     return rc;
 }
 
@@ -1543,20 +1544,7 @@ store_rc broker_next_visible(broker *b, const char *queue, int64_t *visible_ms)
     reader *r = sq_reader_get(sq(b));
     if (!r)
         return STORE_BUSY;
-    sqlite3_stmt *st = rstmt(r, BST_NEXT_VISIBLE);
-    store_rc rc = STORE_ERROR;
-    if (st) {
-        sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC);
-        int step = sqlite3_step(st);
-        if (step == SQLITE_ROW) {
-            if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-                *visible_ms = sqlite3_column_int64(st, 0);
-            rc = STORE_OK;
-        } else {
-            rc = sq_rc_of(step);
-        }
-        stmt_done(st);
-    }
+    store_rc rc = next_visible(rstmt(r, BST_NEXT_VISIBLE), queue, visible_ms);
     sq_reader_put(sq(b), r);
     return rc;
 }
