@@ -181,7 +181,7 @@ typedef struct queue_message {
  * visibility timeout. A message received max_receive_count times already
  * moves to the dead-letter queue instead, and its task (unless finished)
  * becomes FAILED saying so. *next_ms gets when the next message becomes
- * visible (INT64_MAX if none) when nothing was received.
+ * visible (INT64_MAX if none) when nothing was received; a receive that cannot read it fails.
  *
  * A queue's deadlines (when a message is visible, when it expires; *next_ms) are kept by the
  * steady clock (clock_steady_ms()), so that a step of the wall clock neither shows a message

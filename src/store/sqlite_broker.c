@@ -1318,7 +1318,8 @@ static store_rc next_visible(sqlite3_stmt *st, const char *queue, int64_t *visib
 }
 
 /* Writer: a receive (receive_args). The visible messages are read, each is routed, and the
- * delivered ones are handed out; when none is, next_ms says when one will be visible. */
+ * delivered ones are handed out; when none is, next_ms says when one will be visible, and a
+ * receive that cannot read it fails. */
 static store_rc apply_receive(sqlite_store *s, void *arg)
 {
     receive_args *a = arg;
@@ -1333,8 +1334,9 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     rc = route_candidates(s, a->q, a->claim, now, msgs, cands, n);
     free(cands);
     keep_delivered(a, msgs, n, rc);
-    if (rc == STORE_OK && a->n == 0) /* a failed read leaves INT64_MAX */
-        next_visible(wstmt(s, BST_NEXT_VISIBLE), a->q->name, &a->next_ms);
+    /* a look that fails fails the receive: INT64_MAX would say the queue holds nothing */
+    if (rc == STORE_OK && a->n == 0)
+        rc = next_visible(wstmt(s, BST_NEXT_VISIBLE), a->q->name, &a->next_ms);
     return rc;
 }
 

@@ -763,6 +763,30 @@ static void test_delay(void **state)
     expect_stats(f->b, "slow", 0, 1, 0);
 }
 
+/*
+ * A receive that finds nothing and cannot read when the queue's next message is due fails, for
+ * its caller to try again. It answered STORE_OK with no next message (INT64_MAX), and a runner
+ * slept as over an empty queue until its idle recheck, 10 s, past a message due sooner.
+ */
+static void test_a_receive_that_cannot_tell_the_next_message_fails(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("slow", 30, 0, NULL, 1);
+    publish_bodies(f->b, &q, 0, 1, NULL);
+    atomic_store(&fail_sql[0], "SELECT min(visible_ms) FROM messages");
+    queue_message *m = NULL;
+    size_t n = 99;
+    int64_t next = 0;
+    assert_int_equal(broker_receive(f->b, &q, 1, &m, &n, &next), STORE_ERROR);
+    assert_null(atomic_load(&fail_sql[0])); /* the look that failed was the receive's */
+    assert_int_equal(n, 0);
+    assert_null(m);
+    next = 0;
+    assert_int_equal(receive(f->b, &q, 1, &m, &next), 0); /* the next one tells */
+    queue_messages_free(m, 0);
+    assert_true(next > wall_ms() && next < INT64_MAX);
+}
+
 /* ---- dead-letter queue, redrive ---- */
 
 static void test_dlq_move_fails_task(void **state)
@@ -6058,6 +6082,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delete_and_stale_receipt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_receive_that_cannot_tell_the_next_message_fails,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_fails_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_keeps_finished_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq_move_in_mixed_batch, setup, teardown),
