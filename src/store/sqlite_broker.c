@@ -1988,6 +1988,38 @@ static bool note_left(redrive_args *a, int64_t id)
     return true;
 }
 
+/* Read the step's batch of the DLQ into batch[REDRIVE_BATCH] (*n of them), before any is moved,
+ * passing over the messages an earlier step left where they are. */
+static store_rc read_redrive_batch(sqlite_store *s, const redrive_args *a, redriven *batch,
+                                   size_t *n)
+{
+    *n = 0;
+    sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
+    if (!sel)
+        return STORE_ERROR;
+    sqlite3_bind_text(sel, 1, a->dlq, -1, SQLITE_STATIC);
+    /* as many more as there are messages left behind, which may come first */
+    sqlite3_bind_int64(sel, 2, REDRIVE_BATCH + (int64_t)a->n_left);
+    int step = SQLITE_DONE;
+    bool nomem = false;
+    while (*n < REDRIVE_BATCH && !nomem && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(sel, 0);
+        if (left_before(a, id))
+            continue;
+        redriven *m = &batch[(*n)++];
+        m->id = id;
+        m->visible_ms = sqlite3_column_int64(sel, 1);
+        m->received = sqlite3_column_int(sel, 2) > 0;
+        column_copy(sel, 3, m->task_id, sizeof m->task_id, &nomem);
+        m->failed_task = sqlite3_column_int(sel, 4) != 0;
+    }
+    stmt_done(sel);
+    /* a task id not copied: its message would go back without its task made CREATED */
+    return nomem                                       ? STORE_ERROR
+           : step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK
+                                                       : sq_rc_of(step);
+}
+
 /* One redrive step: up to REDRIVE_BATCH messages of the DLQ back to the target, visible now,
  * with a fresh receive count; those whose task can never be read stay (said at ERROR), and
  * the steps after pass over them. */
@@ -1998,34 +2030,11 @@ static store_rc apply_redrive(sqlite_store *s, void *arg)
     a->more = false;
     size_t left_before_step = a->n_left;
     int64_t now = clock_steady_ms(), sent_ms = clock_unix_ms();
-    sqlite3_stmt *sel = wstmt(s, BST_REDRIVE_BATCH);
-    redriven *batch = sel ? malloc(REDRIVE_BATCH * sizeof *batch) : NULL;
-    if (!batch) {
-        stmt_done(sel);
+    redriven *batch = malloc(REDRIVE_BATCH * sizeof *batch);
+    if (!batch)
         return STORE_ERROR;
-    }
-    sqlite3_bind_text(sel, 1, a->dlq, -1, SQLITE_STATIC);
-    /* as many more as there are messages left behind, which may come first */
-    sqlite3_bind_int64(sel, 2, REDRIVE_BATCH + (int64_t)a->n_left);
     size_t n = 0;
-    int step = SQLITE_DONE;
-    bool nomem = false;
-    while (n < REDRIVE_BATCH && !nomem && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(sel, 0);
-        if (left_before(a, id))
-            continue;
-        redriven *m = &batch[n++];
-        m->id = id;
-        m->visible_ms = sqlite3_column_int64(sel, 1);
-        m->received = sqlite3_column_int(sel, 2) > 0;
-        column_copy(sel, 3, m->task_id, sizeof m->task_id, &nomem);
-        m->failed_task = sqlite3_column_int(sel, 4) != 0;
-    }
-    stmt_done(sel);
-    /* a task id not copied: its message would go back without its task made CREATED */
-    store_rc rc = nomem                                       ? STORE_ERROR
-                  : step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK
-                                                              : sq_rc_of(step);
+    store_rc rc = read_redrive_batch(s, a, batch, &n);
     char msg[200];
     snprintf(msg, sizeof msg, "Redriven from %s", a->dlq);
     sqlite3_stmt *mv = rc == STORE_OK ? wstmt(s, BST_MOVE) : NULL;
