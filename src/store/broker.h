@@ -269,13 +269,14 @@ store_rc broker_stream_lag(broker *b, const char *consumer, int64_t *lag);
 
 /*
  * Move every message of dead-letter queue dlq back to queue target, in steps of 1,000 (one
- * write each, the next submitted from the last one's done), visible at once and kept for
- * retention seconds (target's) from then; their FAILED tasks become CREATED again. Fills w (the
- * caller has set done and user; the names and moved are borrowed until done) and submits it; w->rc
- * is the outcome and *moved the count when done() runs. A step that fails ends the redrive with its
- * code, the steps before it staying moved. A message whose task can never be read (SQLITE_CORRUPT,
- * SQLITE_NOTADB) stays in dlq, logged at ERROR, uncounted, and the redrive goes on past it.
- * STORE_ERROR when out of memory: nothing was submitted.
+ * write each, the next submitted from the last one's done), under new ids, visible at once and
+ * kept for retention seconds (target's) from then; the tasks their move to dlq failed become
+ * CREATED again (one failed otherwise, cancelled say, stays FAILED). Fills w (the caller has set
+ * done and user; the names and moved are borrowed until done) and submits it; w->rc is the outcome
+ * and *moved the count when done() runs. A step that fails ends the redrive with its code, the
+ * steps before it staying moved (*moved 0; a warning says how many, if any). A message whose task
+ * can never be read (SQLITE_CORRUPT, SQLITE_NOTADB) stays in dlq, logged at ERROR, uncounted, and
+ * the redrive goes on past it. STORE_ERROR when out of memory: nothing was submitted.
  */
 store_rc broker_redrive_submit(broker *b, const char *dlq, const char *target, unsigned retention,
                                store_write *w, int64_t *moved);
