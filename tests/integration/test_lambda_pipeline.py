@@ -68,7 +68,7 @@ def setUpModule():
     require_bootstrap()
     endpoint = os.environ.get("DYNAMODB_ENDPOINT") or dynamodb_local.fixture_endpoint()
     if endpoint:
-        _db = dynamodb_local.ExternalDynamoDB(endpoint)
+        _db = dynamodb_local.External(endpoint)
     else:
         _db = dynamodb_local.DynamoDBLocal()
         unittest.addModuleCleanup(_db.stop)

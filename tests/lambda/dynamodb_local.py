@@ -26,15 +26,14 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from standin import StandIn  # noqa: E402
+import standin  # noqa: E402
+from standin import External, StandIn  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TABLE_SPEC = os.path.join(REPO, "deploy", "table.json")
@@ -166,6 +165,8 @@ class DynamoDBLocal(StandIn):
 
     name = "DynamoDB Local"
     ready_what = "an answer to ListTables"
+    fixture = "dynamodb"
+    fixture_variable = "DYNAMODB_LOCAL_FIXTURE"
 
     def __init__(self, directory=None, port=None, java_options=TEST_JAVA_OPTIONS):
         super().__init__(port)
@@ -193,16 +194,6 @@ class DynamoDBLocal(StandIn):
             return False
 
 
-class ExternalDynamoDB:
-    """An endpoint someone else runs (DYNAMODB_ENDPOINT)."""
-
-    def __init__(self, endpoint):
-        self.endpoint = endpoint.rstrip("/")
-
-    def stop(self):
-        pass
-
-
 _shared = None
 _shared_lock = threading.Lock()
 
@@ -216,7 +207,7 @@ def shared_instance():
         if _shared is None:
             endpoint = os.environ.get("DYNAMODB_ENDPOINT") or fixture_endpoint()
             if endpoint:
-                _shared = ExternalDynamoDB(endpoint)
+                _shared = External(endpoint)
             else:
                 db = DynamoDBLocal()
                 db.start()
@@ -227,82 +218,14 @@ def shared_instance():
 
 # -- one for a whole CTest run ------------------------------------------------------------------
 #
-# CTest's fixture dynamodb (CMakeLists.txt): its setup runs `dynamodb_local.py start DIR`, which
-# leaves one DynamoDB Local running for the tests that require the fixture, its cleanup
-# `dynamodb_local.py stop DIR`. Those tests have DYNAMODB_LOCAL_FIXTURE=DIR and find the endpoint
-# in DIR by the id of their parent, CTest, so that two runs in one build folder keep theirs apart.
-# Each test makes tables of its own names, so no test sees another's data. A keeper process holds
-# the instance and stops it with the stop, or when CTest is gone (killed, or interrupted).
-
-def _fixture_file(directory, ctest_pid):
-    return os.path.join(directory, "dynamodb-local.%d" % ctest_pid)
-
+# CTest's fixture dynamodb (CMakeLists.txt): dynamodb_local_start runs `dynamodb_local.py start
+# DIR`, dynamodb_local_stop `dynamodb_local.py stop DIR`; the tests that require it have
+# DYNAMODB_LOCAL_FIXTURE=DIR (standin.py tells how they find it, and how it ends with CTest).
 
 def fixture_endpoint():
     """The endpoint of the CTest run's DynamoDB Local, or None outside the fixture."""
-    directory = os.environ.get("DYNAMODB_LOCAL_FIXTURE")
-    if not directory:
-        return None
-    path = _fixture_file(directory, os.getppid())
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)["endpoint"]
-    except (OSError, ValueError, KeyError) as e:
-        raise RuntimeError("no DynamoDB Local of this CTest run in %s (its fixture dynamodb): %s" % (path, e))
-
-
-def _keep(path, ctest_pid):
-    db = DynamoDBLocal()
-    db.start()
-    try:
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump({"endpoint": db.endpoint}, f)
-        os.rename(path + ".tmp", path)
-        while os.path.exists(path) and db.proc.poll() is None:
-            try:
-                os.kill(ctest_pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.2)
-    finally:
-        db.stop()
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
-def main(argv):
-    if len(argv) == 3 and argv[0] == "keep":
-        _keep(argv[1], int(argv[2]))
-        return 0
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print("usage: dynamodb_local.py start|stop DIR (CTest's fixture dynamodb)", file=sys.stderr)
-        return 2
-    ctest_pid = os.getppid()
-    path = _fixture_file(argv[1], ctest_pid)
-    if argv[0] == "stop":
-        try:
-            os.unlink(path)  # the keeper's sign to stop (it takes a JVM seconds: not waited for)
-        except FileNotFoundError:
-            print("no DynamoDB Local to stop: %s is gone" % path, file=sys.stderr)
-            return 1
-        return 0
-    os.makedirs(argv[1], exist_ok=True)
-    with tempfile.TemporaryFile() as log:
-        keeper = subprocess.Popen([sys.executable, "-B", os.path.abspath(__file__), "keep", path, str(ctest_pid)],
-                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        while not os.path.exists(path):
-            if keeper.poll() is not None:
-                log.seek(0)
-                sys.stderr.write(log.read().decode("utf-8", "replace"))
-                return 1
-            time.sleep(0.05)
-    with open(path, encoding="utf-8") as f:
-        print("DynamoDB Local at %s for this CTest run" % json.load(f)["endpoint"])
-    return 0
+    return standin.fixture_endpoint(DynamoDBLocal)
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(standin.fixture_main(DynamoDBLocal, __file__, sys.argv[1:]))

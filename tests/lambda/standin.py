@@ -8,12 +8,20 @@ never outlives a test process that is killed.
 
 A subclass names itself and gives three things: the command (and environment) for
 a port, and whether the endpoint answers yet.
+
+One for a whole CTest run: a subclass that names its CTest fixture (``fixture``, as
+CMakeLists.txt names it, and ``fixture_variable``, the variable the tests that require
+it get its folder in) runs its module as the fixture's setup (``MODULE.py start DIR``)
+and cleanup (``MODULE.py stop DIR``) through fixture_main(); a test finds the endpoint
+with fixture_endpoint().
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -41,6 +49,8 @@ def die_with_starter():
 class StandIn:
     name = "stand-in"
     ready_what = "an answer"  # for the error message: what start() waited for
+    fixture = None  # the CTest fixture that runs one for the whole run (CMakeLists.txt)
+    fixture_variable = None  # the variable that gives its tests the fixture's folder
 
     def __init__(self, port=None):
         self.port = port
@@ -112,3 +122,95 @@ class StandIn:
 def environ_without(*prefixes):
     """Our environment without the variables that start with any of prefixes."""
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+
+
+class External:
+    """An endpoint someone else runs (a variable names it, or the CTest run's fixture)."""
+
+    def __init__(self, endpoint):
+        self.endpoint = endpoint.rstrip("/")
+
+    def stop(self):
+        pass
+
+
+# -- one for a whole CTest run ------------------------------------------------------------------
+#
+# The fixture's setup runs `MODULE.py start DIR`, which leaves one stand-in running for the tests
+# that require the fixture, its cleanup `MODULE.py stop DIR`. Those tests have the fixture's
+# variable set to DIR and find the endpoint in DIR by the id of their parent, CTest, so that two
+# runs in one build folder keep theirs apart. Each test makes tables, topics and queues of its
+# own names, so no test sees another's data. A keeper process holds the instance and stops it
+# with the stop, or when CTest is gone (killed, or interrupted).
+
+def _fixture_file(cls, directory, ctest_pid):
+    return os.path.join(directory, "%s.%d" % (cls.fixture, ctest_pid))
+
+
+def fixture_endpoint(cls):
+    """The endpoint of the CTest run's stand-in of class cls, or None outside its fixture."""
+    directory = os.environ.get(cls.fixture_variable)
+    if not directory:
+        return None
+    path = _fixture_file(cls, directory, os.getppid())
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)["endpoint"]
+    except (OSError, ValueError, KeyError) as e:
+        raise RuntimeError("no %s of this CTest run in %s (its fixture %s): %s" % (cls.name, path, cls.fixture, e))
+
+
+def _keep(cls, path, ctest_pid):
+    standin = cls()
+    standin.start()
+    try:
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump({"endpoint": standin.endpoint}, f)
+        os.rename(path + ".tmp", path)
+        while os.path.exists(path) and standin.proc.poll() is None:
+            try:
+                os.kill(ctest_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+    finally:
+        standin.stop()
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def fixture_main(cls, script, argv):
+    """`script start|stop DIR`: the setup and cleanup of cls's fixture (script: the module that
+    calls this, run again as the keeper)."""
+    if len(argv) == 3 and argv[0] == "keep":
+        _keep(cls, argv[1], int(argv[2]))
+        return 0
+    if len(argv) != 2 or argv[0] not in ("start", "stop"):
+        print("usage: %s start|stop DIR (CTest's fixture %s)" % (os.path.basename(script), cls.fixture),
+              file=sys.stderr)
+        return 2
+    ctest_pid = os.getppid()
+    path = _fixture_file(cls, argv[1], ctest_pid)
+    if argv[0] == "stop":
+        try:
+            os.unlink(path)  # the keeper's sign to stop (a JVM takes seconds: not waited for)
+        except FileNotFoundError:
+            print("no %s to stop: %s is gone" % (cls.name, path), file=sys.stderr)
+            return 1
+        return 0
+    os.makedirs(argv[1], exist_ok=True)
+    with tempfile.TemporaryFile() as log:
+        keeper = subprocess.Popen([sys.executable, "-B", os.path.abspath(script), "keep", path, str(ctest_pid)],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        while not os.path.exists(path):
+            if keeper.poll() is not None:
+                log.seek(0)
+                sys.stderr.write(log.read().decode("utf-8", "replace"))
+                return 1
+            time.sleep(0.05)
+    with open(path, encoding="utf-8") as f:
+        print("%s at %s for this CTest run" % (cls.name, json.load(f)["endpoint"]))
+    return 0
