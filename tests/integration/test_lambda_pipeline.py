@@ -4,14 +4,15 @@ Lambda worker, with X-Ray.
 
 Each stack is DynamoDB Local (the CTest run's one, or one per test process run alone; a table per
 stack, from deploy/table.json),
-fauxqs (one per test process too: SNS + SQS, the topic, queues and subscriptions of the stack's
-configuration, deleted with the stack) and
+fauxqs (the CTest run's one, or one per test process run alone: SNS + SQS, the topic, queues
+and subscriptions of the stack's configuration, deleted with the stack) and
 tests/lambda/emulator.py in stack mode running build/bootstrap as the functions of
 serverless.yml — api (with the API Gateway front), publish (with the table's stream mapping and
 the configured filter patterns, task items only), one worker per handler binding and one per
 dead-letter queue (with their SQS mappings) — each function sending its X-Ray documents to a UDP
 listener of its own here. BOOTSTRAP_BIN names the bootstrap (else beside TASKD_BIN, else
-build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB (under CTest, the run's: CMakeLists.txt).
+build/bootstrap); DYNAMODB_ENDPOINT another DynamoDB (under CTest, the run's: CMakeLists.txt),
+FAUXQS_ENDPOINT another fauxqs (under CTest, the run's too).
 
     Walkthrough          the original walkthrough through the front (TASK1 runs, TASK2 stays
                          CREATED), one X-Ray trace per task across api, publish and worker (the
@@ -60,7 +61,7 @@ XRAY_HEADER = {"format": "json", "version": 1}
 SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error: ")
 
 _db = None  # DynamoDB Local of this module (or the DYNAMODB_ENDPOINT one, or the CTest run's)
-_sns_sqs = None  # fauxqs of this module
+_sns_sqs = None  # fauxqs of this module (or the FAUXQS_ENDPOINT one, or the CTest run's)
 
 
 def setUpModule():
@@ -73,9 +74,13 @@ def setUpModule():
         _db = dynamodb_local.DynamoDBLocal()
         unittest.addModuleCleanup(_db.stop)
         _db.start()
-    _sns_sqs = fauxqs.Fauxqs(region=REGION)
-    unittest.addModuleCleanup(_sns_sqs.stop)
-    _sns_sqs.start()
+    endpoint = os.environ.get("FAUXQS_ENDPOINT") or fauxqs.fixture_endpoint()
+    if endpoint:
+        _sns_sqs = fauxqs.External(endpoint)
+    else:
+        _sns_sqs = fauxqs.Fauxqs(region=REGION)
+        unittest.addModuleCleanup(_sns_sqs.stop)
+        _sns_sqs.start()
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -32,18 +32,20 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from urllib.parse import urlencode, urlsplit
 
 from emulator import AwsError, aws_json, aws_post
 from script_module import load_script
-from standin import StandIn, environ_without  # noqa: E402
+import standin  # noqa: E402
+from standin import External, StandIn, environ_without  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STANDINS = os.path.join(REPO, "scripts", "aws-standins.sh")
 REGION = "eu-west-1"
 
-__all__ = ["Fauxqs", "create_pipeline", "delete_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
+__all__ = ["Fauxqs", "External", "fixture_endpoint", "create_pipeline", "delete_pipeline", "config_with_defaults", "queue_counts", "sqs", "sns", "AwsError"]
 
 
 # -- the configuration ----------------------------------------------------------------------------
@@ -207,6 +209,8 @@ class Fauxqs(StandIn):
 
     name = "fauxqs"
     ready_what = "an answer to /health"
+    fixture = "fauxqs"
+    fixture_variable = "FAUXQS_FIXTURE"
 
     def __init__(self, region=REGION, port=None):
         super().__init__(port)
@@ -226,3 +230,17 @@ class Fauxqs(StandIn):
     def ready(self):
         return _healthy(self.endpoint)
 
+
+# -- one for a whole CTest run ------------------------------------------------------------------
+#
+# CTest's fixture fauxqs (CMakeLists.txt): fauxqs_start runs `fauxqs.py start DIR`, fauxqs_stop
+# `fauxqs.py stop DIR`; the tests that require it have FAUXQS_FIXTURE=DIR (standin.py tells how
+# they find it, and how it ends with CTest). Each test makes a topic and queues of its own names.
+
+def fixture_endpoint():
+    """The endpoint of the CTest run's fauxqs, or None outside the fixture."""
+    return standin.fixture_endpoint(Fauxqs)
+
+
+if __name__ == "__main__":
+    sys.exit(standin.fixture_main(Fauxqs, __file__, sys.argv[1:]))

@@ -5,8 +5,8 @@ Starts the stand-in on a free port — DynamoDB Local (tests/lambda/dynamodb_loc
 or fauxqs, SNS + SQS (tests/lambda/fauxqs.py) — runs the command with
 DYNAMODB_ENDPOINT (and TASKD_TABLE_JSON, the table definition) or FAUXQS_ENDPOINT
 naming it, stops it, and exits with the command's status. CTest uses it for the C
-tests that run against a stand-in; under its fixture dynamodb (CMakeLists.txt) the
-DynamoDB Local is the run's own, shared, and not stopped here.
+tests that run against a stand-in; under its fixture dynamodb or fauxqs
+(CMakeLists.txt) the stand-in is the run's own, shared, and not stopped here.
 """
 
 import os
@@ -14,8 +14,9 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dynamodb_local import DynamoDBLocal, fixture_endpoint  # noqa: E402
+from dynamodb_local import DynamoDBLocal  # noqa: E402
 from fauxqs import Fauxqs  # noqa: E402
+from standin import fixture_endpoint  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,10 +35,11 @@ def main(argv):
         print(__doc__.strip().splitlines()[0], file=sys.stderr)
         return 2
     kind, command = argv[0], argv[1:]
-    shared = fixture_endpoint() if kind == "dynamodb" else None
+    cls = DynamoDBLocal if kind == "dynamodb" else Fauxqs
+    shared = fixture_endpoint(cls)
     if shared:
         return run(kind, shared, command)
-    with DynamoDBLocal() if kind == "dynamodb" else Fauxqs() as standin:
+    with cls() as standin:
         return run(kind, standin.endpoint, command)
 
 
