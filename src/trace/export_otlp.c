@@ -85,6 +85,7 @@ typedef struct otlp_exporter {
     size_t body_max;         /* bodies as sent over this are split (SIZE_MAX: none learned) */
     int64_t body_max_until;  /* now_ns() when a learned body_max ends */
     int64_t (*now_ns)(void); /* the monotonic clock body_max_until is on */
+    int64_t backoff_base_ms; /* the backoff's cap before the first retry */
     exporter_warnings warnings;
     uint64_t rng;
 
@@ -307,10 +308,11 @@ static post_result post_once(otlp_exporter *o, const void *body, size_t len, lon
 
 /* ---- retries ---- */
 
-/* Backoff before attempt (attempt + 1): uniform in [cap/2, cap], cap doubling from 0.5 s. */
+/* Backoff before attempt (attempt + 1): uniform in [cap/2, cap], cap doubling from
+ * backoff_base_ms (0.5 s). */
 static int64_t backoff_ms(otlp_exporter *o, int attempt)
 {
-    int64_t cap = BACKOFF_BASE_MS;
+    int64_t cap = o->backoff_base_ms;
     for (int i = 1; i < attempt && cap < BACKOFF_MAX_MS; i++)
         cap *= 2;
     if (cap > BACKOFF_MAX_MS)
@@ -685,7 +687,8 @@ static struct curl_slist *request_headers(const otel_config *cfg)
     return h;
 }
 
-exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_t (*now_ns)(void))
+exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_t (*now_ns)(void),
+                          int backoff_ms)
 {
     otlp_exporter *o = calloc(1, sizeof *o);
     if (!o)
@@ -702,6 +705,7 @@ exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_
     o->timeout_ms = cfg->timeout_ms;
     o->body_max = SIZE_MAX;
     o->now_ns = now_ns ? now_ns : clock_mono_ns;
+    o->backoff_base_ms = backoff_ms > 0 ? backoff_ms : BACKOFF_BASE_MS;
     o->resource = r;
     o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;
     if (!(o->endpoint = strdup(cfg->endpoint)) || !(o->headers = request_headers(cfg)) ||

@@ -20,10 +20,11 @@
  * list from the environment (otel_env.h, AWS_XRAY_DAEMON_ADDRESS), X-Ray first.
  *
  * One export thread (started only when an exporter is configured) waits on a condition
- * variable until 512 spans are queued, 1 s has passed since the last flush, a span is queued
- * while a tracer_flush() waits, or the tracer is stopping; it then moves up to 512 spans out of the
- * ring and, without any lock, hands the batch to every exporter in turn. A span counts as exported
- * when every configured exporter took it, else as dropped.
+ * variable until 512 spans are queued, the batch interval (1 s by default) has passed since the
+ * last flush, a span is queued while a tracer_flush() waits, or the tracer is stopping; it then
+ * moves up to 512 spans out of the ring and, without any lock, hands the batch to every
+ * exporter in turn. A span counts as exported when every configured exporter took it, else as
+ * dropped.
  *
  * Flush (a Lambda function, frozen between invocations, must not hold spans): tracer_flush
  * makes the thread and the exporters hurry exactly as a shutdown does, and waits on a second
@@ -80,7 +81,7 @@
 #define LOCAL_BYTES_PER_SPAN   512          /* the local store's bytes per span it may keep */
 #define LOCAL_MIN_BYTES        (256 * 1024) /* so that a span of 64 KiB still fits */
 #define BATCH_MAX              512
-#define FLUSH_INTERVAL_NS      1000000000LL
+#define FLUSH_INTERVAL_MS      1000       /* the default batch interval */
 #define FLUSH_SLACK_NS         20000000LL /* exporters give up this long before a flush does */
 #define MAX_EXPORTERS          2          /* X-Ray, OTLP */
 
@@ -91,6 +92,7 @@ struct tracer {
     /* Export queue: a ring of qcap spans, qlen of them from qhead. */
     pthread_mutex_t qmu;
     pthread_cond_t qcond; /* CLOCK_MONOTONIC; the export thread waits on it */
+    int64_t interval_ns;  /* the batch timer: a batch goes this long after the queue emptied */
     span *queue;
     size_t qcap, qhead, qlen;
     atomic_bool qfull;    /* qlen == qcap, readable without the lock */
@@ -203,7 +205,7 @@ static void warn_unqueued(tracer *t)
 static void *export_main(void *arg)
 {
     tracer *t = arg;
-    int64_t next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
+    int64_t next_flush = clock_mono_ns() + t->interval_ns;
     pthread_mutex_lock(&t->qmu);
     for (;;) {
         struct timespec ts = clock_mono_timespec(next_flush);
@@ -213,7 +215,7 @@ static void *export_main(void *arg)
             pthread_cond_broadcast(&t->idle); /* answers a waiting tracer_flush() */
             if (atomic_load(&t->stopping))
                 break;
-            next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
+            next_flush = clock_mono_ns() + t->interval_ns;
             if (atomic_load(&t->flushing)) { /* sleep until the flusher has seen it */
                 ts = clock_mono_timespec(next_flush);
                 pthread_cond_timedwait(&t->qcond, &t->qmu, &ts);
@@ -227,7 +229,7 @@ static void *export_main(void *arg)
         t->qlen -= n;
         atomic_store_explicit(&t->qfull, false, memory_order_relaxed);
         if (t->qlen == 0)
-            next_flush = clock_mono_ns() + FLUSH_INTERVAL_NS;
+            next_flush = clock_mono_ns() + t->interval_ns;
         t->exporting = true;
         if (atomic_load(&t->flushing))
             log_context_load(t->flush_context);
@@ -332,6 +334,8 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
         free(t);
         return NULL;
     }
+    t->interval_ns =
+        (int64_t)(o->batch_interval_ms > 0 ? o->batch_interval_ms : FLUSH_INTERVAL_MS) * 1000000;
     if (!otel_config_load(&t->cfg, process_getenv, NULL, o->service_name, err, errlen)) {
         release(t);
         return NULL;
@@ -376,7 +380,8 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
                 t->exporters[t->n_exporters++] = xray;
         }
         if (t->cfg.endpoint) {
-            if (!(otlp = export_otlp_new(&t->cfg, &t->resource, o->otlp_clock_ns)))
+            if (!(otlp =
+                      export_otlp_new(&t->cfg, &t->resource, o->otlp_clock_ns, o->otlp_backoff_ms)))
                 goto nomem;
             t->exporters[t->n_exporters++] = otlp;
         }

@@ -53,6 +53,14 @@ typedef struct tracer_options {
     /* The monotonic clock, in ns, that the X-Ray exporter counts the wait between lookups of a
      * daemon name that did not resolve on (NULL: clock_mono_ns); a test moves it. */
     int64_t (*xray_clock_ns)(void);
+    /* How long the first span of a batch waits for the rest, in ms (0: 1000): a batch goes
+     * when it holds 512 spans or when this much time has passed since the queue was last
+     * emptied. A test whose subject is not that wait shortens it. */
+    int batch_interval_ms;
+    /* The OTLP exporter's backoff before its first retry, at most, in ms (0: 500), doubling
+     * for each retry after it (export_otlp.h). A test whose subject is not the spacing of the
+     * retries shortens it. */
+    int otlp_backoff_ms;
 } tracer_options;
 
 /* Process-wide set-up and tear-down of the HTTP client library (libcurl). */

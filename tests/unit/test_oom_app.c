@@ -758,7 +758,7 @@ static exporter *stub_exporter(export_case *xc, otel_config *c, const char *prot
                            NULL};
     char err[200];
     assert_true(otel_config_load(c, table_getenv, table, "tasks-api", err, sizeof err));
-    exporter *e = export_otlp_new(c, &xc->res, NULL);
+    exporter *e = export_otlp_new(c, &xc->res, NULL, 0);
     assert_non_null(e);
     return e;
 }
@@ -770,7 +770,7 @@ static bool otlp_exporter_setup(void *arg)
     otel_config c;
     if (!load_otel(&c, ENV_FULL, "taskd"))
         return false;
-    exporter *e = export_otlp_new(&c, &xc->res, NULL);
+    exporter *e = export_otlp_new(&c, &xc->res, NULL, 0);
     bool made = e != NULL;
     if (e && strcmp(e->destination, "https://collector.example:4318/") != 0)
         fail_msg("export_otlp_new: destination %s", e->destination);
