@@ -280,6 +280,20 @@ static tracer *start(size_t queue, size_t local)
     return start_with(&o);
 }
 
+/* The batch interval and the first backoff of the tests whose subject is what is sent, retried
+ * or dropped, not when (tracer_options): a batch goes 20 ms after the queue emptied, not 1 s, a
+ * retry follows 1-2 ms after a failure, not 250-500 ms and doubling. */
+#define QUICK_BATCH_MS   20
+#define QUICK_BACKOFF_MS 2
+
+static tracer *start_quick(void)
+{
+    tracer_options o = {.service_name = "taskd-test",
+                        .batch_interval_ms = QUICK_BATCH_MS,
+                        .otlp_backoff_ms = QUICK_BACKOFF_MS};
+    return start_with(&o);
+}
+
 /* Wait up to ms for the counter to reach want; true when it did. */
 static bool wait_count(uint64_t (*counter)(const tracer *), const tracer *t, uint64_t want, int ms)
 {
@@ -1590,19 +1604,19 @@ static void test_retry_after_header(void **state)
     (void)state;
     test_trace_env_clear();
     static const http_stub_reply script[] = {
-        {.status = 429, .headers = JSON_TYPE "Retry-After: 2\r\n", .body = "{}"},
+        {.status = 429, .headers = JSON_TYPE "Retry-After: 1\r\n", .body = "{}"},
         {.status = 200, .headers = JSON_TYPE, .body = "{}"},
     };
     http_stub *r = receiver_script(script, 2);
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
-    tracer *t = start(0, 0);
+    tracer *t = start_quick(); /* the backoff 1-2 ms: the wait can only be the server's */
     emit(t, TASK_A, 1);
     assert_true(wait_count(tracer_exported, t, 1, 8000));
     tracer_free(t);
     assert_int_equal(http_stub_count(r), 2);
     int64_t gap = http_stub_request_at(r, 1)->at_ms - http_stub_request_at(r, 0)->at_ms;
     print_message("retried after %lld ms\n", (long long)gap);
-    assert_true(gap >= 1900 && gap < 3500);
+    assert_true(gap >= 900 && gap < 2500);
     http_stub_stop(r);
 }
 
@@ -1612,7 +1626,7 @@ static void test_gives_up_after_five_attempts(void **state)
     test_trace_env_clear();
     http_stub *r = receiver_start((const int[]){502, 0}); /* no Retry-After: the tracer's backoff */
     set_endpoint("OTEL_EXPORTER_OTLP_ENDPOINT", http_stub_port(r), "");
-    tracer *t = start(0, 0);
+    tracer *t = start_quick(); /* the count of attempts, not their spacing (test_retry_after_503) */
     emit(t, TASK_A, 1);
     assert_true(wait_count(tracer_dropped, t, 1, 15000));
     assert_int_equal(tracer_exported(t), 0);
@@ -1628,13 +1642,14 @@ static void test_drop_on_a_url_that_cannot_be_used(void **state)
     (void)state;
     test_trace_env_clear();
     setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://bad host:4318/v1/traces", 1);
-    tracer *t = start(0, 0);
+    tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
+    tracer *t = start_with(&o); /* the real backoff: four retries would wait 3.75-7.5 s */
     int64_t t0 = now_ms();
     emit(t, TASK_A, 1);
     assert_true(wait_count(tracer_dropped, t, 1, 5000));
     int64_t took = now_ms() - t0;
     print_message("dropped after %lld ms\n", (long long)took);
-    assert_true(took < 4000); /* the batch goes after 1 s; four retries would wait 7.5 s more */
+    assert_true(took < 3000); /* the batch goes after 20 ms; four retries would wait 3.75 s more */
     assert_int_equal(tracer_exported(t), 0);
     tracer_free(t);
 }
@@ -1863,9 +1878,16 @@ static void test_full_queue_drops_and_shutdown_is_bounded(void **state)
     test_stderr_begin(&log);
     log_level was = log_threshold();
     log_setup(LOG_WARN, NULL);
-    tracer *t = start(8, 16);
+    tracer_options o = {.service_name = "taskd-test",
+                        .queue_capacity = 8,
+                        .local_capacity = 16,
+                        .batch_interval_ms = QUICK_BATCH_MS};
+    tracer *t = start_with(&o);
     emit(t, TASK_A, 0);
-    sleep_ms(1200); /* the timer fires: the first span's export is stuck on the collector */
+    /* the timer fires: the first span's export is stuck on the collector */
+    int64_t until = now_ms() + 5000;
+    while (http_stub_count(r) < 1 && now_ms() < until)
+        sleep_ms(5);
     assert_true(http_stub_count(r) >= 1);
     for (int i = 1; i <= 100; i++)
         emit(t, TASK_A, i);
@@ -2064,7 +2086,9 @@ static void test_xray_daemon_name_resolving_late(void **state)
     atomic_store(&daemon_resolves, false);
     atomic_store(&daemon_lookups, 0);
     atomic_store(&xray_clock_ahead, 0);
-    tracer_options o = {.service_name = "taskd-test", .xray_clock_ns = xray_clock_ns};
+    tracer_options o = {.service_name = "taskd-test",
+                        .xray_clock_ns = xray_clock_ns,
+                        .batch_interval_ms = QUICK_BATCH_MS};
     tracer *t = start_with(&o);
     assert_int_equal(atomic_load(&daemon_lookups), 1); /* at start */
 
