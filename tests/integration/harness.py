@@ -701,7 +701,7 @@ class EventStream:
                  "Accept: text/event-stream"]
         lines += ["%s: %s" % kv for kv in (headers or {}).items()]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.raw = b""        # received, not yet decoded
+        self.raw = bytearray()  # received, not yet decoded (grown in place: many chunks stay linear)
         self.text = ""        # decoded body, not yet parsed into blocks
         # the body is one UTF-8 text: a character may be split across reads or chunks
         self.utf8 = codecs.getincrementaldecoder("utf-8")()
@@ -726,7 +726,7 @@ class EventStream:
             k, _, v = line.partition(b":")
             self.headers[k.strip().lower().decode("latin-1")] = v.strip().decode("latin-1")
         self.chunked = self.headers.get("transfer-encoding", "").lower() == "chunked"
-        self.raw = rest
+        self.raw = bytearray(rest)
         self._decode()
 
     def _recv(self, deadline):
@@ -740,27 +740,35 @@ class EventStream:
         self.raw += data
         return True
 
+    def _take(self, data):
+        self.body += data
+        self.text += self.utf8.decode(data)
+
     def _decode(self):
+        raw = self.raw
         if not self.chunked:
-            self.body += self.raw
-            self.text += self.utf8.decode(self.raw)
-            self.raw = b""
+            self._take(raw)
+            raw.clear()
             return
-        while True:
-            size_line, sep, rest = self.raw.partition(b"\r\n")
-            if not sep:
-                return
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                self.eof = True  # the last chunk: the stream ended cleanly
-                self.ended_cleanly = True
-                self.raw = b""
-                return
-            if len(rest) < size + 2:
-                return
-            self.body += rest[:size]
-            self.text += self.utf8.decode(rest[:size])
-            self.raw = rest[size + 2:]
+        done = 0  # the bytes of raw decoded: dropped once, at the end, not chunk by chunk
+        try:
+            while True:
+                line_end = raw.find(b"\r\n", done)
+                if line_end < 0:
+                    return
+                size = int(bytes(raw[done:line_end]).split(b";")[0], 16)
+                if size == 0:
+                    self.eof = True  # the last chunk: the stream ended cleanly
+                    self.ended_cleanly = True
+                    done = len(raw)
+                    return
+                start = line_end + 2
+                if len(raw) < start + size + 2:
+                    return
+                self._take(raw[start:start + size])
+                done = start + size + 2
+        finally:
+            del raw[:done]
 
     def next_block(self, timeout=REQUEST_TIMEOUT):
         """The next block (lines up to a blank line) as a dict: id, event, data (parsed JSON), retry,
@@ -822,6 +830,44 @@ class EventStream:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class EventReader:
+    """A thread reading an EventStream's events into ``events`` until the stream ends or nothing
+    comes for ``idle`` seconds. Whatever it raises is kept in ``error``, and check() raises it in
+    the test's thread, as does every wait of until(): a reader that failed fails the test that
+    waits on it at once, with its error, rather than letting it wait out its time for events
+    that will never be read."""
+
+    def __init__(self, stream, idle=30):
+        self.stream = stream
+        self.events = []
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(idle,), daemon=True)
+        self.thread.start()
+
+    def _run(self, idle):
+        try:
+            while True:
+                e = self.stream.next_event(idle)
+                if e is None:
+                    return
+                self.events.append(e)
+        except BaseException as e:  # noqa: B902 - raised again in the test's thread by check()
+            self.error = e
+
+    def check(self):
+        """Raise AssertionError with the reader's error when it failed."""
+        if self.error is not None:
+            raise AssertionError("the event reader failed after %d events: %s: %s"
+                                 % (len(self.events), type(self.error).__name__, self.error)) from self.error
+
+    def until(self, fn, timeout, what="condition"):
+        """wait_until(fn, ...), failing at once when the reader has failed."""
+        def checked():
+            self.check()
+            return fn()
+        return wait_until(checked, timeout, what=what)
 
 
 class ServersTestCase(unittest.TestCase):

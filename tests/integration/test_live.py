@@ -787,16 +787,8 @@ class SlowClient(LiveCase):
 
     def test_a_client_that_never_reads_is_dropped_and_others_keep_streaming(self):
         good = harness.EventStream(self.server)
-        got = []
-
-        def read_all():
-            while True:
-                e = good.next_event(30)
-                if e is None:
-                    return
-                got.append(e)
-        reader = threading.Thread(target=read_all, daemon=True)
-        reader.start()
+        reader = harness.EventReader(good)
+        got = reader.events
         slow = harness.EventStream(self.server, rcvbuf=4096)  # reads its head, then never again
         harness.wait_until(lambda: metric(self.server, "taskd_event_clients") == 2, 10,
                            what="both clients counted")
@@ -806,6 +798,7 @@ class SlowClient(LiveCase):
         sent = 0
         deadline = time.monotonic() + 120
         while metric(self.server, "taskd_event_clients_dropped_total") < 1:
+            reader.check()
             self.assertLess(time.monotonic(), deadline, "the slow client was never dropped")
             tid = self.server.create("TASK2")
             self.assertEqual(self.server.set_status(tid, "FAILED", msg).status, 204)
@@ -813,10 +806,10 @@ class SlowClient(LiveCase):
         # the other client keeps streaming: it gets every event, then new ones
         last = self.server.create("TASK3")
         sent += 1
-        harness.wait_until(lambda: got and got[-1]["data"]["id"] == last, 30,
-                           what="the reading client's events (%d sent; dropped %s, clients %s)"
-                           % (sent, metric(self.server, "taskd_event_clients_dropped_total"),
-                              metric(self.server, "taskd_event_clients")))
+        reader.until(lambda: got and got[-1]["data"]["id"] == last, 30,
+                     what="the reading client's events (%d sent; dropped %s, clients %s)"
+                     % (sent, metric(self.server, "taskd_event_clients_dropped_total"),
+                        metric(self.server, "taskd_event_clients")))
         self.assertEqual(len(got), sent)
         self.assertEqual({e["data"]["status_msg"] for e in got if e["data"]["status"] == "FAILED"},
                          {msg})
