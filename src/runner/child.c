@@ -19,7 +19,8 @@
  *   stopped before it reports): child_start() waits for the report and the exec's outcome only
  *   until the run's deadline or child_kill(), whose eventfd child_new() makes so that a kill
  *   before the start is not lost. Past either it returns as though started, and the run ends as
- *   one that started does: child_wait() finds the deadline passed or the kill at once, and
+ *   one that started does: child_wait() finds the deadline passed or the kill at once (taking
+ *   the reports written by then, the start's it left unread and any end behind it), and
  *   child_reap() clears it (a supervisor that does not answer is killed after its grace). A kill
  *   that came before the start, or a deadline already passed, is seen before the fork: nothing
  *   is started, not even for the moment its end signal would take to reach the supervisor.
@@ -495,8 +496,8 @@ static bool pump_rest(child *c, int *fd, bool is_stdout)
     return c->failed == CHILD_OK;
 }
 
-/* Take a report from the supervisor; false when it ended without reporting the program's end. */
-static bool pump_reports(child *c)
+/* Take one report from the supervisor; false when it ended without reporting the program's end. */
+static bool take_report(child *c)
 {
     supervisor_report r;
     int got = read_report(c->st_fd, &r);
@@ -517,6 +518,26 @@ static bool pump_reports(child *c)
     return false;
 }
 
+/*
+ * Take the reports the supervisor has written, the pipe seen ready: the first, then every whole
+ * one the pipe holds now, without waiting, until the program's end. A start cut short leaves its
+ * STARTED unread, ahead of the end the program may have reported since. False when the supervisor
+ * ended without reporting the program's end, or on a failure (noted).
+ */
+static bool pump_reports(child *c)
+{
+    int held = 0;
+    do {
+        if (!take_report(c))
+            return false;
+        if (!c->exited && ioctl(c->st_fd, FIONREAD, &held) != 0) {
+            note_failure(c, CHILD_POLL, errno);
+            return false;
+        }
+    } while (!c->exited && held >= (int)sizeof(supervisor_report));
+    return true;
+}
+
 /* Move data until the program exits (and its output is drained), its output goes past the cap,
  * the deadline passes, or child_kill() is called before the program's end is known. */
 static child_end pump_until_end(child *c, int64_t deadline)
@@ -534,8 +555,9 @@ static child_end pump_until_end(child *c, int64_t deadline)
             return c->out_over ? CHILD_STDOUT_OVER : CHILD_EXITED;
         }
         /* Past the deadline, one more look without waiting before it times out: an end the
-         * supervisor reported (the program exited by the deadline, this thread held up before
-         * it read the report) is the run's outcome, not a time-out. */
+         * supervisor has reported by this look (the program exited by the deadline, this thread
+         * held up before it read the report) is the run's outcome, not a time-out, whatever
+         * reports are queued ahead of it (pump_reports()); one reported after it is a time-out. */
         bool last_look = !c->exited && now >= deadline;
 
         struct pollfd p[5];

@@ -94,8 +94,9 @@ child *child_new(const child_spec *spec);
  * start, ESRCH after); after one, what was started is reaped by child_reap() or child_free().
  * A start that has not ended when deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX:
  * none) passes, or when child_kill() is called during it, is cut short: 0 all the same, and the
- * run ends as one that started does: child_wait() with that deadline returns CHILD_TIMED_OUT or
- * CHILD_KILLED at once, and child_reap() kills and reaps whatever was started. After a
+ * run ends as one that started does: child_wait() with that deadline makes its look past it at
+ * once, and returns CHILD_TIMED_OUT or CHILD_KILLED unless the program's end was reported by then
+ * (see there), and child_reap() kills and reaps whatever was started. After a
  * child_kill() before it, or with deadline_ms passed as it begins, nothing is started: 0 all the
  * same, child_wait() returns CHILD_KILLED or CHILD_TIMED_OUT, child_reap() ECHILD (no step).
  */
@@ -104,9 +105,13 @@ int child_start(child *c, int64_t deadline_ms);
  * Feed stdin and collect output until the program has exited and its output is drained, until
  * standard output goes past stdout_max, until deadline_ms on the monotonic clock
  * (clock_mono_ms; INT64_MAX: none) passes, or until child_kill() is called (from any thread,
- * before or during the wait) while the program's end is not known, whichever comes first. An
- * end the supervisor has reported when the deadline is found passed is taken, however late
- * this thread looks: the program exited, it did not time out.
+ * before or during the wait) while the program's end is not known, whichever comes first. Past
+ * the deadline the wait makes one look, without waiting, at every report the supervisor has
+ * written by then: an end among them is taken, whatever is queued ahead of it (the start's
+ * report, left unread by a start cut short) and however late this thread looks: the program
+ * exited, it did not time out. An end reported by the deadline is always taken; one reported
+ * after it is taken only when it came before that look (nothing tells the two apart); one
+ * reported after the look is a time-out.
  * After CHILD_KILLED the output kept and the stderr tail are what was read by then. SIGPIPE is
  * blocked in the calling thread meanwhile, and one that writing raised is consumed.
  */

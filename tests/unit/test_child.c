@@ -4,7 +4,8 @@
  * deadline, a background process holding stdout after the child exits, output left in an
  * enlarged pipe at the end kept whole (and a failed look at it failing the wait), unread input,
  * spawn failures, a supervisor killed in the start, child_free() on a child still running, a kill
- * or a passed deadline before the start; containment (a descendant in a session of its own is
+ * or a passed deadline before the start, an end reported behind the start a start cut short left
+ * unread (taken past the deadline); containment (a descendant in a session of its own is
  * gone after a normal end, a timeout, a growing tree, and a SIGKILL of the process running the
  * child; the program's group after a reap whose poll() fails, after a forced end that does not
  * see its supervisor stop, after one that comes once the program ended, after a supervisor killed
@@ -989,6 +990,57 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
     assert_int_equal(known, g.pids[1]);
 }
 
+/* A child of `echo done` whose start is cut short by a deadline 500 ms on (the start sees nothing
+ * ready by then: the program's start is not read), then the wait past that deadline once the
+ * program has ended and the supervisor has reported it, behind its start, with fionreads failing
+ * looks at what the report pipe holds. How the wait ended. */
+static child_end wait_past_a_start_cut_short(child **c, int fionreads)
+{
+    static char *argv[4];
+    child_spec spec = script_spec(argv, "echo done", NULL);
+    *c = child_new(&spec);
+    assert_non_null(*c);
+    /* ahead enough that the start begins before it: a deadline passed then starts nothing */
+    const int64_t deadline = clock_mono_ms() + 500;
+    polls_see_nothing = true;
+    assert_int_equal(child_start(*c, deadline), 0);
+    polls_see_nothing = false;
+    assert_int_equal(child_pid(*c), 0); /* cut short */
+    /* the supervisor (this process's one child) exits once it has reported the program's start
+     * and end: waited for here and left unreaped */
+    siginfo_t si = {0};
+    assert_int_equal(waitid(P_ALL, 0, &si, WEXITED | WNOWAIT), 0);
+    fionreads_to_fail = fionreads;
+    child_end end = child_wait(*c, deadline);
+    fionreads_to_fail = 0;
+    return end;
+}
+
+/* The wait's look past the deadline takes every report the supervisor wrote by then: an end
+ * queued behind the start that a start cut short left unread is the run's outcome, the program
+ * exited. The look read the start alone and said CHILD_TIMED_OUT. A failed look at what is
+ * left in the pipe (FIONREAD) fails the wait with its error, rather than leaving an end unread. */
+static void test_an_end_queued_behind_a_start_cut_short_is_taken(void **state)
+{
+    (void)state;
+    child *c;
+    assert_int_equal(wait_past_a_start_cut_short(&c, 0), CHILD_EXITED);
+    assert_true(child_pid(c) > 0); /* the start, read by the wait */
+    size_t n;
+    assert_string_equal(child_stdout(c, &n), "done\n");
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_true(child_ended_alone(c));
+    child_free(c);
+
+    assert_int_equal(wait_past_a_start_cut_short(&c, 1), CHILD_FAILED);
+    int code = 0;
+    assert_int_equal(child_failure(c, &code), CHILD_POLL);
+    assert_int_equal(code, EIO);
+    child_free(c);
+}
+
 /* A reap whose wait for the supervisor's reports fails (poll(): ENOMEM, each time) still ends the
  * run as one whose wait works: here the supervisor died under the run (a SIGKILL, the OOM killer),
  * and the background process the program left in its process group is killed with that group.
@@ -1461,6 +1513,7 @@ int main(void)
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
+        cmocka_unit_test(test_an_end_queued_behind_a_start_cut_short_is_taken),
         cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
         cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
         cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
