@@ -82,17 +82,6 @@ function contrast(fg, bg) {
   if (a === null || b === null) return null;
   return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 }
-// A page in a browser context of its own. The tabs of one context share one event stream, read
-// by one of them: alone, this one reads it itself, so what its routes answer for /events reaches it.
-// Its context closes with it; the browser closes after every such close has ended (one still under
-// way when the browser goes fails, with nothing waiting for it).
-const closing = [];
-async function lonePage() {
-  const ctx = await browser.newContext({viewport: {width: 1280, height: 800}, colorScheme: 'light'});
-  const p = await ctx.newPage();
-  p.on('close', () => closing.push(ctx.close()));
-  return p;
-}
 // A browser context of its own (its own connections to taskd, and its tabs share a stream only
 // among themselves) for fn(ctx), made in the browser of (this run's, or another), its pages of
 // size: an uncaught error on any of its pages fails the step once fn is done, or is told with
@@ -119,6 +108,25 @@ async function withContext(fn, {of = browser, size = {width: 800, height: 600}, 
     throw failure;
   }
   check(errors.length === 0, (what ? what + ': ' : '') + said);
+}
+// A page alone in a browser context of its own for fn(p), as withContext() has it (its errors fail
+// the step, it closes however fn ends), of the main page's size. The tabs of one context share
+// one event stream, read by one of them: alone, this one reads it itself, so what its routes
+// answer for /events reaches it.
+function withPage(fn, {what = ''} = {}) {
+  return withContext(async (ctx) => fn(await ctx.newPage()), {size: {width: 1280, height: 800}, what});
+}
+// A server of the test's, answering with handler(req, res), for fn(its origin): closed, its
+// connections too, however fn ends.
+async function withServer(handler, fn) {
+  const server = http.createServer(handler);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return await fn('http://127.0.0.1:' + server.address().port);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 }
 // fn(item) for every item at once (each case of a step in a context of its own: they share
 // nothing, and most of their time is the page's timers); once all have ended, the first failure.
@@ -298,172 +306,152 @@ function watchConnSaid(p) {
 
 // #conn, a status region, is read out whole as it changes: its word on show alone ("live") says
 // little, so what a screen reader is given is a sentence for each state, written when it differs.
-await step('the connection state says to a screen reader what each state means: connecting, live, paused, offline (once while refused), offline for a token', async () => {
-  const p29 = await lonePage();
-  try {
-    await quickTimers(p29);
-    let held;
-    const first = new Promise((resolve) => (held = resolve));
-    let refuse = 0; // the status the stream is refused with, once it is
-    let tries = 0; // the page's tries of the stream refused (not its reads of it for why)
-    let tried = () => {};
-    const moreTries = (n) => {
-      const until = tries + n;
-      return new Promise((resolve) => (tried = () => tries >= until && resolve()));
-    };
-    // taskd asking for a token refuses everything
-    await p29.route((url) => refuse === 401 && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
-      route.fulfill(ASKS_TOKEN));
-    await p29.route((url) => url.pathname === '/events', (route) => {
-      if (!refuse) return held(route);
-      if (streamTry(route.request())) {
-        tries++;
-        tried();
-      }
-      return route.fulfill({status: refuse, contentType: 'application/json',
-                            body: JSON.stringify({detail: refuse === 401 ? 'A bearer token is required' : 'Too many event clients'})});
+await step('the connection state says to a screen reader what each state means: connecting, live, paused, offline (once while refused), offline for a token', () => withPage(async (p29) => {
+  await quickTimers(p29);
+  let held;
+  const first = new Promise((resolve) => (held = resolve));
+  let refuse = 0; // the status the stream is refused with, once it is
+  let tries = 0; // the page's tries of the stream refused (not its reads of it for why)
+  let tried = () => {};
+  const moreTries = (n) => {
+    const until = tries + n;
+    return new Promise((resolve) => (tried = () => tries >= until && resolve()));
+  };
+  // taskd asking for a token refuses everything
+  await p29.route((url) => refuse === 401 && url.pathname !== '/' && !url.pathname.startsWith('/dashboard/'), (route) =>
+    route.fulfill(ASKS_TOKEN));
+  await p29.route((url) => url.pathname === '/events', (route) => {
+    if (!refuse) return held(route);
+    if (streamTry(route.request())) {
+      tries++;
+      tried();
+    }
+    return route.fulfill({status: refuse, contentType: 'application/json',
+                          body: JSON.stringify({detail: refuse === 401 ? 'A bearer token is required' : 'Too many event clients'})});
+  });
+  const conn = p29.getByRole('status', {name: 'Live updates', exact: true});
+  const says = async (state, sentence) => {
+    await p29.waitForSelector(`#conn[data-state="${state}"]`, {timeout: WAIT});
+    const tree = await conn.ariaSnapshot({timeout: WAIT}).catch(async () => {
+      throw new Error('no status region named "Live updates": #conn reads ' + JSON.stringify(await p29.locator('#conn').ariaSnapshot()));
     });
-    const conn = p29.getByRole('status', {name: 'Live updates', exact: true});
-    const says = async (state, sentence) => {
-      await p29.waitForSelector(`#conn[data-state="${state}"]`, {timeout: WAIT});
-      const tree = await conn.ariaSnapshot({timeout: WAIT}).catch(async () => {
-        throw new Error('no status region named "Live updates": #conn reads ' + JSON.stringify(await p29.locator('#conn').ariaSnapshot()));
-      });
-      // the sentence alone: the word on show is not read out as well
-      const want = '- status "Live updates": "' + sentence + '"';
-      check(tree === want, 'the state ' + state + ' is read out as ' + JSON.stringify(tree) + ', want ' + JSON.stringify(want));
-    };
-    await p29.goto(BASE + '/');
-    await says('connecting', 'Live updates: connecting to taskd.');
-    await (await within(first, WAIT, 'the page opened no stream')).continue();
-    await says('live', "Live updates: on. The task list follows taskd's changes.");
-    await setHidden(p29, true);
-    await says('paused', 'Live updates: paused while out of sight; on again once shown.');
-    refuse = 503;
-    await setHidden(p29, false);
-    await says('offline', "Live updates: off. The task list does not follow taskd's changes; retrying.");
-    // tried again and refused, every 0.5 s here: nothing new to say, the sentence is not written again
-    await watchConnSaid(p29);
-    await within(moreTries(3), WAIT, 'the page did not try the stream again');
-    const written = await p29.evaluate(() => window.__connSaid);
-    check(written.length === 0, 'while the stream was refused and tried 3 times more, the status region was written ' + written.length +
-          ' times: ' + JSON.stringify(written.join(' | ')));
-    // a 401: the page waits for a token, and does not try again until one is entered
-    refuse = 401;
-    await p29.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    await says('offline', SAID_TOKEN);
-  } finally {
-    await p29.close();
-  }
-}, ['loaded']);
+    // the sentence alone: the word on show is not read out as well
+    const want = '- status "Live updates": "' + sentence + '"';
+    check(tree === want, 'the state ' + state + ' is read out as ' + JSON.stringify(tree) + ', want ' + JSON.stringify(want));
+  };
+  await p29.goto(BASE + '/');
+  await says('connecting', 'Live updates: connecting to taskd.');
+  await (await within(first, WAIT, 'the page opened no stream')).continue();
+  await says('live', "Live updates: on. The task list follows taskd's changes.");
+  await setHidden(p29, true);
+  await says('paused', 'Live updates: paused while out of sight; on again once shown.');
+  refuse = 503;
+  await setHidden(p29, false);
+  await says('offline', "Live updates: off. The task list does not follow taskd's changes; retrying.");
+  // tried again and refused, every 0.5 s here: nothing new to say, the sentence is not written again
+  await watchConnSaid(p29);
+  await within(moreTries(3), WAIT, 'the page did not try the stream again');
+  const written = await p29.evaluate(() => window.__connSaid);
+  check(written.length === 0, 'while the stream was refused and tried 3 times more, the status region was written ' + written.length +
+        ' times: ' + JSON.stringify(written.join(' | ')));
+  // a 401: the page waits for a token, and does not try again until one is entered
+  refuse = 401;
+  await p29.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await says('offline', SAID_TOKEN);
+}), ['loaded']);
 
 // A stream refused with a 401 while the list was read (a token accepted by one route and not
 // another, say): the page waits for a token, and does not try the stream again meanwhile.
-await step('a stream refused with a 401 is said to wait for a token, once, not first to be retried', async () => {
-  const p31 = await lonePage();
-  try {
-    let held;
-    const first = new Promise((resolve) => (held = resolve));
-    let refused = false;
-    await p31.route((url) => url.pathname === '/events', (route) => (refused ? route.fulfill(ASKS_TOKEN) : held(route)));
-    await p31.goto(BASE + '/');
-    await p31.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-    const stream = await within(first, WAIT, 'the page opened no stream');
-    await watchConnSaid(p31);
-    refused = true; // the page's read of the stream for why, too
-    await stream.fulfill(ASKS_TOKEN);
-    await p31.waitForFunction((s) => document.querySelector('#conn-said').textContent === s, SAID_TOKEN, {timeout: WAIT})
-        .catch(async () => {
-          throw new Error('the status region reads ' + JSON.stringify(await p31.textContent('#conn-said')));
-        });
-    const written = await p31.evaluate(() => window.__connSaid);
-    check(written.length === 1, 'the stream refused with a 401, the status region was written ' + written.length + ' times: ' +
-          JSON.stringify(written.join(' | ')));
-  } finally {
-    await p31.close();
-  }
-}, ['loaded']);
+await step('a stream refused with a 401 is said to wait for a token, once, not first to be retried', () => withPage(async (p31) => {
+  let held;
+  const first = new Promise((resolve) => (held = resolve));
+  let refused = false;
+  await p31.route((url) => url.pathname === '/events', (route) => (refused ? route.fulfill(ASKS_TOKEN) : held(route)));
+  await p31.goto(BASE + '/');
+  await p31.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  const stream = await within(first, WAIT, 'the page opened no stream');
+  await watchConnSaid(p31);
+  refused = true; // the page's read of the stream for why, too
+  await stream.fulfill(ASKS_TOKEN);
+  await p31.waitForFunction((s) => document.querySelector('#conn-said').textContent === s, SAID_TOKEN, {timeout: WAIT})
+      .catch(async () => {
+        throw new Error('the status region reads ' + JSON.stringify(await p31.textContent('#conn-said')));
+      });
+  const written = await p31.evaluate(() => window.__connSaid);
+  check(written.length === 1, 'the stream refused with a 401, the status region was written ' + written.length + ' times: ' +
+        JSON.stringify(written.join(' | ')));
+}), ['loaded']);
 
 // The page waits for a token while its stream is refused with a 401, whatever other reads answer
 // meanwhile (through a proxy in front that asks for a token on some routes only, say): the token
 // field stays until one is entered, which reads the stream again.
-await step('a stream refused with a 401 keeps the token field and banner while other reads work; a token entered reads it', async () => {
-  const p32 = await lonePage();
-  try {
-    await p32.route((url) => url.pathname === '/events', (route) =>
-      (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
-    await p32.goto(BASE + '/');
-    await p32.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    // a read that works: a task opened
-    await p32.click('#tasks tbody tr[data-id] a');
-    await p32.waitForSelector('#detail-title .chip', {timeout: WAIT});
-    check(!(await p32.isHidden('#token-form')), 'the token field went away as a task was read, the stream waiting for a token');
-    const banner = await p32.textContent('#banner');
-    check(!(await p32.isHidden('#banner')) && /bearer token/.test(banner), 'the banner says ' + JSON.stringify(banner) +
-          (await p32.isHidden('#banner') ? ' (hidden)' : '') + ', while the stream waits for a token');
-    await p32.fill('#token-input', 'a-token');
-    await p32.click('#token-form button[type="submit"]');
-    await p32.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await p32.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
-  } finally {
-    await p32.close();
-  }
-}, ['loaded']);
+await step('a stream refused with a 401 keeps the token field and banner while other reads work; a token entered reads it', () => withPage(async (p32) => {
+  await p32.route((url) => url.pathname === '/events', (route) =>
+    (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+  await p32.goto(BASE + '/');
+  await p32.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  // a read that works: a task opened
+  await p32.click('#tasks tbody tr[data-id] a');
+  await p32.waitForSelector('#detail-title .chip', {timeout: WAIT});
+  check(!(await p32.isHidden('#token-form')), 'the token field went away as a task was read, the stream waiting for a token');
+  const banner = await p32.textContent('#banner');
+  check(!(await p32.isHidden('#banner')) && /bearer token/.test(banner), 'the banner says ' + JSON.stringify(banner) +
+        (await p32.isHidden('#banner') ? ' (hidden)' : '') + ', while the stream waits for a token');
+  await p32.fill('#token-input', 'a-token');
+  await p32.click('#token-form button[type="submit"]');
+  await p32.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p32.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
+}), ['loaded']);
 
 // A taskd restarted without tokens (or with them removed) asks for none: a page that waits for one
 // looks at the stream every retry period (0.5 s here), one look at a time and nothing else read
 // meanwhile, and goes back online by itself once a look is answered otherwise than 401.
-await step('a page that waits for a token looks at the stream alone, once a retry period, and goes live by itself once taskd asks for none', async () => {
-  const p35 = await lonePage();
-  try {
-    await quickTimers(p35);
-    let asks = true; // taskd asks for a token
-    await askToken(p35, () => asks);
-    // the stream's own try refused before the reads are watched (the list's 401 can show the token
-    // field, and the page be offline, before it)
-    const refused = p35.waitForResponse((r) => streamTry(r.request()) && r.status() === 401, {timeout: WAIT});
-    await p35.goto(BASE + '/');
-    await refused;
-    await p35.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    await p35.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
-    // what the page asks taskd for from here (its files aside: the icon may come late): its looks alone
-    const reads = [];
-    const open = new Set();
-    let most = 0; // the most reads under way at once
-    let looked;
-    const looks = new Promise((resolve) => (looked = resolve));
-    p35.on('request', (r) => {
-      if (new URL(r.url()).pathname.startsWith('/dashboard/')) return;
-      // a try of the stream, which the page must not make while it waits, is a fetch of /events too
-      reads.push({at: Date.now(), what: r.method() + ' ' + new URL(r.url()).pathname + ' (' +
-                                        (streamTry(r) ? 'a stream try' : r.resourceType()) + ')'});
-      open.add(r);
-      most = Math.max(most, open.size);
-    });
-    const ended = (r) => open.delete(r) && reads.length >= 4 && looked();
-    p35.on('requestfinished', ended);
-    p35.on('requestfailed', ended);
-    await within(looks, WAIT, 'no look').catch(() => {
-      throw new Error('the page that waits for a token read ' + reads.length + ' times in ' + WAIT / 1000 + ' s: ' +
-                      reads.map((r) => r.what).join(', '));
-    });
-    const others = reads.filter((r) => r.what !== 'GET /events (fetch)');
-    check(others.length === 0, 'while it waits for a token the page read ' + others.map((r) => r.what).join(', '));
-    check(most === 1, most + ' looks under way at once');
-    const took = reads[3].at - reads[0].at;
-    check(took >= 1000, '4 looks in ' + took + ' ms: not one a retry period (0.5 s)');
-    // taskd restarted without tokens: the next look finds it, and all is read again
-    asks = false;
-    await p35.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await p35.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-    await p35.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
-    await p35.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
-      throw new Error('taskd asks for no token, the page is live; the banner still says ' + JSON.stringify(await p35.textContent('#banner')));
-    });
-  } finally {
-    await p35.close();
-  }
-}, ['loaded']);
+await step('a page that waits for a token looks at the stream alone, once a retry period, and goes live by itself once taskd asks for none', () => withPage(async (p35) => {
+  await quickTimers(p35);
+  let asks = true; // taskd asks for a token
+  await askToken(p35, () => asks);
+  // the stream's own try refused before the reads are watched (the list's 401 can show the token
+  // field, and the page be offline, before it)
+  const refused = p35.waitForResponse((r) => streamTry(r.request()) && r.status() === 401, {timeout: WAIT});
+  await p35.goto(BASE + '/');
+  await refused;
+  await p35.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p35.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}); // the stream refused, and why read
+  // what the page asks taskd for from here (its files aside: the icon may come late): its looks alone
+  const reads = [];
+  const open = new Set();
+  let most = 0; // the most reads under way at once
+  let looked;
+  const looks = new Promise((resolve) => (looked = resolve));
+  p35.on('request', (r) => {
+    if (new URL(r.url()).pathname.startsWith('/dashboard/')) return;
+    // a try of the stream, which the page must not make while it waits, is a fetch of /events too
+    reads.push({at: Date.now(), what: r.method() + ' ' + new URL(r.url()).pathname + ' (' +
+                                      (streamTry(r) ? 'a stream try' : r.resourceType()) + ')'});
+    open.add(r);
+    most = Math.max(most, open.size);
+  });
+  const ended = (r) => open.delete(r) && reads.length >= 4 && looked();
+  p35.on('requestfinished', ended);
+  p35.on('requestfailed', ended);
+  await within(looks, WAIT, 'no look').catch(() => {
+    throw new Error('the page that waits for a token read ' + reads.length + ' times in ' + WAIT / 1000 + ' s: ' +
+                    reads.map((r) => r.what).join(', '));
+  });
+  const others = reads.filter((r) => r.what !== 'GET /events (fetch)');
+  check(others.length === 0, 'while it waits for a token the page read ' + others.map((r) => r.what).join(', '));
+  check(most === 1, most + ' looks under way at once');
+  const took = reads[3].at - reads[0].at;
+  check(took >= 1000, '4 looks in ' + took + ' ms: not one a retry period (0.5 s)');
+  // taskd restarted without tokens: the next look finds it, and all is read again
+  asks = false;
+  await p35.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p35.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await p35.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+  await p35.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+    throw new Error('taskd asks for no token, the page is live; the banner still says ' + JSON.stringify(await p35.textContent('#banner')));
+  });
+}), ['loaded']);
 
 // The page reads why its stream was refused within a retry period (0.5 s here): a proxy slow to
 // send the 401's body has the banner give the status's text ("Unauthorized"). A later look, whose
@@ -477,16 +465,14 @@ await step("a page that waits for a token, the first read of why given up, says 
   let looks = 0;
   let looked;
   const fifth = new Promise((resolve) => (looked = resolve));
-  const server = http.createServer((req, res) => {
+  const answer = (req, res) => {
     res.writeHead(401, {'Content-Type': 'application/json', 'Cache-Control': 'no-store'});
     const look = req.headers.accept !== 'text/event-stream';
     if (look && ++looks === 5) looked();
     if (look && looks === 1) return res.flushHeaders(); // its body held, until the page gives it up
     res.end(ASKS_TOKEN.body);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const p42 = await lonePage();
-  try {
+  };
+  await withServer(answer, (served) => withPage(async (p42) => {
     await quickTimers(p42);
     await watchBanner(p42);
     await p42.addInitScript(() => {
@@ -497,7 +483,6 @@ await step("a page that waits for a token, the first read of why given up, says 
         return post.call(this, m);
       };
     });
-    const served = 'http://127.0.0.1:' + server.address().port;
     await p42.route((url) => url.pathname === '/events', (route) => route.continue({url: served + '/events'}));
     await p42.goto(BASE + '/');
     await p42.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
@@ -508,11 +493,7 @@ await step("a page that waits for a token, the first read of why given up, says 
           JSON.stringify(written));
     const told = await p42.evaluate(() => window.__refusedSaid);
     check(told === 2, 'over five looks, the first with its body held, the refusal was said ' + told + ' times');
-  } finally {
-    await p42.close();
-    server.closeAllConnections();
-    server.close();
-  }
+  }));
 }, ['loaded']);
 
 // Tabs that share a stream share its looks while they wait for a token: the tab that reads the
@@ -745,72 +726,62 @@ await step('tabs that wait for a token make no look at the stream while none is 
 // Nor does a task's change read the queues again (0.7 s later), which would be asked again.
 // Out of sight, it lets the stream go as any page does, and shown again reads it on, where it
 // said for good that it was offline until a token was entered.
-await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it nor a read of the queues for a change, and read on once shown again', async () => {
-  const p37 = await lonePage();
-  try {
-    await quickTimers(p37);
-    await p37.route((url) => url.pathname === '/queues', (route) =>
-      (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
-    await p37.goto(BASE + '/');
-    await p37.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    const events = [];
-    p37.on('request', (r) => new URL(r.url()).pathname === '/events' && events.push(streamTry(r) ? 'a stream try' : 'a look'));
-    let queues = 0;
-    p37.on('request', (r) => new URL(r.url()).pathname === '/queues' && queues++);
-    const id = await postTask({made: 'while the queues ask for a token'});
-    await p37.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT}); // the change heard
-    // what is checked is that nothing comes, so a sleep: four retry periods, by the page's clock (a
-    // look's timer, set before this one, would fire in the first; its request follows a lock query,
-    // well within the four, and the stream opened again after it; the queues' after a change, 0.7 s)
-    await p37.evaluate(() => new Promise((resolve) => setTimeout(resolve, 2000)));
-    check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
-    check(queues === 0, 'waiting for a token asked by the queues, a task changed, and the page read /queues ' + queues +
-          ' times');
-    check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
-    await setHidden(p37, true);
-    await p37.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
-    await setHidden(p37, false);
-    await waitConn(p37, 'live', 'shown again, waiting for a token the queues asked for');
-    check(!(await p37.isHidden('#token-form')), 'the token field went away as the page was shown again, the queues still asking for a token');
-    await p37.fill('#token-input', 'a-token');
-    await p37.click('#token-form button[type="submit"]');
-    await p37.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
-    await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-  } finally {
-    await p37.close();
-  }
-}, ['loaded']);
+await step('a token asked for by a route other than the stream is waited for, the stream kept, with no look at it nor a read of the queues for a change, and read on once shown again', () => withPage(async (p37) => {
+  await quickTimers(p37);
+  await p37.route((url) => url.pathname === '/queues', (route) =>
+    (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+  await p37.goto(BASE + '/');
+  await p37.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  const events = [];
+  p37.on('request', (r) => new URL(r.url()).pathname === '/events' && events.push(streamTry(r) ? 'a stream try' : 'a look'));
+  let queues = 0;
+  p37.on('request', (r) => new URL(r.url()).pathname === '/queues' && queues++);
+  const id = await postTask({made: 'while the queues ask for a token'});
+  await p37.waitForSelector(`#tasks tr[data-id="${id}"]`, {timeout: WAIT}); // the change heard
+  // what is checked is that nothing comes, so a sleep: four retry periods, by the page's clock (a
+  // look's timer, set before this one, would fire in the first; its request follows a lock query,
+  // well within the four, and the stream opened again after it; the queues' after a change, 0.7 s)
+  await p37.evaluate(() => new Promise((resolve) => setTimeout(resolve, 2000)));
+  check(events.length === 0, 'waiting for a token asked by the queues, the page read /events: ' + events.join(', '));
+  check(queues === 0, 'waiting for a token asked by the queues, a task changed, and the page read /queues ' + queues +
+        ' times');
+  check(!(await p37.isHidden('#token-form')), 'the token field went away while the queues still ask for a token');
+  await setHidden(p37, true);
+  await p37.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+  await setHidden(p37, false);
+  await waitConn(p37, 'live', 'shown again, waiting for a token the queues asked for');
+  check(!(await p37.isHidden('#token-form')), 'the token field went away as the page was shown again, the queues still asking for a token');
+  await p37.fill('#token-input', 'a-token');
+  await p37.click('#token-form button[type="submit"]');
+  await p37.waitForSelector('#token-form', {state: 'hidden', timeout: WAIT});
+  await p37.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+}), ['loaded']);
 
 // A list read that fails for the network is read again 1 s later while the page waits for a token
 // another route asked for (the queues here), its stream not refused: only a stream that asks for one
 // holds the retries (its looks read nothing else), where the token field did, and the list was read
 // again only at the stream's next opening. The stream is held unanswered, so that no event (a task
 // moving to the status shown) reads the list instead.
-await step('a list read that fails while a token asked for by another route is waited for is read again', async () => {
-  const p39 = await lonePage();
-  try {
-    await p39.route((url) => url.pathname === '/queues', (route) => route.fulfill(ASKS_TOKEN));
-    await p39.route((url) => url.pathname === '/events', () => {}); // held: never opens, never ends
-    let failing = false;
-    await p39.route((url) => url.pathname === '/tasks', (route) => (failing ? route.abort('failed') : route.fallback()));
-    const lists = (r) => new URL(r.url()).pathname === '/tasks';
-    await p39.goto(BASE + '/');
-    await p39.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    failing = true;
-    await Promise.all([
-      p39.waitForEvent('requestfailed', {predicate: lists, timeout: WAIT}),
-      p39.click('#filter-status button[data-status="FAILED"]'),
-    ]);
-    failing = false;
-    await p39.waitForRequest(lists, {timeout: WAIT}).catch(() => {
-      throw new Error('a list read failed for the network, waiting for a token the queues asked for: not read again');
-    });
-    await p39.waitForSelector('#tasks tbody tr[data-status="FAILED"]', {timeout: WAIT});
-  } finally {
-    await p39.close();
-  }
-}, ['loaded']);
+await step('a list read that fails while a token asked for by another route is waited for is read again', () => withPage(async (p39) => {
+  await p39.route((url) => url.pathname === '/queues', (route) => route.fulfill(ASKS_TOKEN));
+  await p39.route((url) => url.pathname === '/events', () => {}); // held: never opens, never ends
+  let failing = false;
+  await p39.route((url) => url.pathname === '/tasks', (route) => (failing ? route.abort('failed') : route.fallback()));
+  const lists = (r) => new URL(r.url()).pathname === '/tasks';
+  await p39.goto(BASE + '/');
+  await p39.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  failing = true;
+  await Promise.all([
+    p39.waitForEvent('requestfailed', {predicate: lists, timeout: WAIT}),
+    p39.click('#filter-status button[data-status="FAILED"]'),
+  ]);
+  failing = false;
+  await p39.waitForRequest(lists, {timeout: WAIT}).catch(() => {
+    throw new Error('a list read failed for the network, waiting for a token the queues asked for: not read again');
+  });
+  await p39.waitForSelector('#tasks tbody tr[data-status="FAILED"]', {timeout: WAIT});
+}), ['loaded']);
 
 // Behind a proxy that asks for a token on some routes only, the queues and /metrics are read again
 // every poll period (1 s here) while their own reads work, where the poll stopped for both as soon
@@ -895,20 +866,15 @@ await step('a token asked for by some routes stops the poll of those alone: the 
 
 // The page waits for the token the list alone asked for: its first rate shows 2 s after loading, from
 // the second /metrics sample, where it waited for the poll (a minute here), which waited for a token.
-await step('the first rate shows 2 s after loading while a token asked for by the list alone is waited for', async () => {
-  const p41 = await lonePage();
-  try {
-    await p41.addInitScript(() => (window.taskdPeriods = {poll: 60000}));
-    await p41.route((url) => url.pathname === '/tasks', (route) => route.fulfill(ASKS_TOKEN));
-    await p41.goto(BASE + '/');
-    await p41.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
-    await p41.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT}).catch(() => {
-      throw new Error('waiting for a token the list asked for, the page showed no rate in ' + WAIT / 1000 + ' s');
-    });
-  } finally {
-    await p41.close();
-  }
-}, ['loaded']);
+await step('the first rate shows 2 s after loading while a token asked for by the list alone is waited for', () => withPage(async (p41) => {
+  await p41.addInitScript(() => (window.taskdPeriods = {poll: 60000}));
+  await p41.route((url) => url.pathname === '/tasks', (route) => route.fulfill(ASKS_TOKEN));
+  await p41.goto(BASE + '/');
+  await p41.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p41.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT}).catch(() => {
+    throw new Error('waiting for a token the list asked for, the page showed no rate in ' + WAIT / 1000 + ' s');
+  });
+}), ['loaded']);
 
 // Behind a proxy that refuses one route alone, with a 403 or with no answer, the banner says so
 // from that route's first refusal until a read of it works again, whatever the other reads answer
@@ -1096,26 +1062,21 @@ await step("the banner says what holds now: of a tab that joins a live stream, o
 // An answer to the stream that is no event stream (a proxy's or a portal's page of its own, 200
 // text/html) is a stream refused, as EventSource had it: the page says it is offline and tries
 // again later, where reading it as a stream said live and opened it again at every end.
-await step('a stream answered with a page that is no event stream is said offline, not live', async () => {
-  const p38 = await lonePage();
-  try {
-    await quickTimers(p38);
-    const states = [];
-    await p38.exposeFunction('connState', (state) => states.push(state));
-    await p38.addInitScript(() => addEventListener('DOMContentLoaded', () =>
-      new MutationObserver(() => window.connState(document.querySelector('#conn').dataset.state))
-        .observe(document.querySelector('#conn'), {attributes: true, attributeFilter: ['data-state']})));
-    await p38.route((url) => url.pathname === '/events', (route) =>
-      route.fulfill({status: 200, contentType: 'text/html', body: '<html><body>Sign in</body></html>'}));
-    await p38.goto(BASE + '/');
-    await p38.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(() => {
-      throw new Error('the stream answered with a page, the page went through ' + JSON.stringify(states.join(', ')));
-    });
-    check(!states.includes('live'), 'the stream answered with a page was said live: ' + states.join(', '));
-  } finally {
-    await p38.close();
-  }
-}, ['loaded']);
+await step('a stream answered with a page that is no event stream is said offline, not live', () => withPage(async (p38) => {
+  await quickTimers(p38);
+  const states = [];
+  await p38.exposeFunction('connState', (state) => states.push(state));
+  await p38.addInitScript(() => addEventListener('DOMContentLoaded', () =>
+    new MutationObserver(() => window.connState(document.querySelector('#conn').dataset.state))
+      .observe(document.querySelector('#conn'), {attributes: true, attributeFilter: ['data-state']})));
+  await p38.route((url) => url.pathname === '/events', (route) =>
+    route.fulfill({status: 200, contentType: 'text/html', body: '<html><body>Sign in</body></html>'}));
+  await p38.goto(BASE + '/');
+  await p38.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(() => {
+    throw new Error('the stream answered with a page, the page went through ' + JSON.stringify(states.join(', ')));
+  });
+  check(!states.includes('live'), 'the stream answered with a page was said live: ' + states.join(', '));
+}), ['loaded']);
 
 await step('a task created from the form shows in the table', async () => {
   await page.selectOption('#create-type', 'noop');
@@ -1646,12 +1607,11 @@ await step("a row's tooltip gives the override in its status message as a mark, 
   }
 }, ['loaded']);
 
-// A page that records, from its start, every text node and tooltip (title) put into it that
-// holds one of those controls as a character: window.__raw, [the id of the nearest element that
-// has one, the text]; and every text the elements with an id in ids took: window.__said[id].
-async function watchedPage(ids) {
-  const p = await lonePage();
-  await p.addInitScript(([source, ids]) => {
+// Has p record, from its start, every text node and tooltip (title) put into it that holds one of
+// those controls as a character: window.__raw, [the id of the nearest element that has one, the
+// text]; and every text the elements with an id in ids took: window.__said[id].
+function watchText(p, ids) {
+  return p.addInitScript(([source, ids]) => {
     const re = new RegExp(source);
     window.__raw = [];
     window.__said = Object.fromEntries(ids.map((id) => [id, []]));
@@ -1684,7 +1644,6 @@ async function watchedPage(ids) {
       }
     }).observe(document, {childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ['title']});
   }, [BIDI.source, ids]);
-  return p;
 }
 // The controls a watched page put into its text, where.
 async function rawShown(p) {
@@ -1692,7 +1651,7 @@ async function rawShown(p) {
   return raw.map(([where, text]) => where + ': ' + quote(text.slice(0, 100))).join('; ');
 }
 
-await step('queue names in the table, the redrive dialog and its answer, and span names in the waterfall, show an override as a mark', async () => {
+await step('queue names in the table, the redrive dialog and its answer, and span names in the waterfall, show an override as a mark', () => withPage(async (p14) => {
   const id = made.created;
   const q = 'in\u202Egnp.exe', dlq = 'dead\u202Egnp.exe';
   const queue = (name, more) => Object.assign({name, depth: 0, in_flight: 0, delayed: 0, dead_letter_queue: null,
@@ -1701,51 +1660,47 @@ await step('queue names in the table, the redrive dialog and its answer, and spa
   const spans = [{name: 'POST /tasks/\u202Egnp.exe', kind: 'SERVER', trace_id: '0af7651916cd43dd8448eb211c80319c',
                   span_id: 'b7ad6b7169203301', parent_span_id: null, start_time_unix_nano: t0, end_time_unix_nano: t0 + 5 * ms,
                   attributes: {}, links: 0, status: {code: 'ERROR', message: 'no\u202Egnp.exe'}}];
-  const p14 = await watchedPage(['toasts']);
-  try {
-    await p14.route((url) => url.pathname === '/queues', (route) => route.fulfill({status: 200, contentType: 'application/json',
-        body: JSON.stringify({queues: [queue(q, {dead_letter_queue: dlq, dead_letter_count: 1}), queue(dlq, {depth: 1})]})}));
-    await p14.route((url) => url.pathname === '/queues/' + encodeURIComponent(q) + '/redrive', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', body: JSON.stringify({queue: q, moved: 1})}));
-    await p14.route(BASE + '/tasks/' + id + '/trace', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', body: JSON.stringify({task_id: id, spans})}));
-    await p14.goto(BASE + '/');
-    const row = `#queues tr[data-queue="${q}"]`;
-    await p14.waitForSelector(row + ' button.redrive:not([disabled])', {timeout: WAIT});
-    const seen = {
-      table: await p14.textContent(row + ' td.q-name'),
-      button: await p14.getAttribute(row + ' button.redrive', 'title'),
-    };
-    await p14.click(row + ' button.redrive');
-    await p14.waitForSelector('#confirm[open]', {timeout: WAIT});
-    seen.dialog = await p14.textContent('#confirm-text');
-    await p14.click('#confirm-ok');
-    await p14.waitForFunction(() => window.__said.toasts.some((t) => /Moved 1 message/.test(t)), null, {timeout: WAIT});
-    seen.toast = (await p14.evaluate(() => window.__said.toasts)).find((t) => /Moved 1 message/.test(t));
-    await p14.goto(BASE + '/#/tasks/' + id);
-    await p14.waitForSelector('#waterfall .span-row', {timeout: WAIT});
-    seen.span = await p14.textContent('#waterfall .span-name');
-    seen.spanTitle = await p14.getAttribute('#waterfall .span-name', 'title');
-    seen.barTitle = await p14.getAttribute('#waterfall .bar', 'title');
-    const want = {
-      table: 'inU+202Egnp.exedead letters → deadU+202Egnp.exeRedrive', // a mark's text, without its box
-      button: 'Move the dead letters of dead[U+202E]gnp.exe back to in[U+202E]gnp.exe',
-      dialog: 'Move 1 dead letter from deadU+202Egnp.exe back to inU+202Egnp.exe? Their tasks go back to CREATED and run again.',
-      toast: 'Moved 1 message from deadU+202Egnp.exe back to inU+202Egnp.exe.',
-      span: 'serverPOST /tasks/U+202Egnp.exe',
-      spanTitle: 'POST /tasks/[U+202E]gnp.exe — no[U+202E]gnp.exe',
-      barTitle: 'POST /tasks/[U+202E]gnp.exe: 5.0 ms',
-    };
-    const wrong = Object.keys(want).filter((k) => seen[k] !== want[k]);
-    check(wrong.length === 0, wrong.map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k])).join('; '));
-    const raw = await rawShown(p14);
-    check(!raw, 'controls put into the page as they are: ' + raw);
-  } finally {
-    await p14.close(); // a page left open holds one of the six connections
-  }
-}, ['created']);
+  await watchText(p14, ['toasts']);
+  await p14.route((url) => url.pathname === '/queues', (route) => route.fulfill({status: 200, contentType: 'application/json',
+      body: JSON.stringify({queues: [queue(q, {dead_letter_queue: dlq, dead_letter_count: 1}), queue(dlq, {depth: 1})]})}));
+  await p14.route((url) => url.pathname === '/queues/' + encodeURIComponent(q) + '/redrive', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({queue: q, moved: 1})}));
+  await p14.route(BASE + '/tasks/' + id + '/trace', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', body: JSON.stringify({task_id: id, spans})}));
+  await p14.goto(BASE + '/');
+  const row = `#queues tr[data-queue="${q}"]`;
+  await p14.waitForSelector(row + ' button.redrive:not([disabled])', {timeout: WAIT});
+  const seen = {
+    table: await p14.textContent(row + ' td.q-name'),
+    button: await p14.getAttribute(row + ' button.redrive', 'title'),
+  };
+  await p14.click(row + ' button.redrive');
+  await p14.waitForSelector('#confirm[open]', {timeout: WAIT});
+  seen.dialog = await p14.textContent('#confirm-text');
+  await p14.click('#confirm-ok');
+  await p14.waitForFunction(() => window.__said.toasts.some((t) => /Moved 1 message/.test(t)), null, {timeout: WAIT});
+  seen.toast = (await p14.evaluate(() => window.__said.toasts)).find((t) => /Moved 1 message/.test(t));
+  await p14.goto(BASE + '/#/tasks/' + id);
+  await p14.waitForSelector('#waterfall .span-row', {timeout: WAIT});
+  seen.span = await p14.textContent('#waterfall .span-name');
+  seen.spanTitle = await p14.getAttribute('#waterfall .span-name', 'title');
+  seen.barTitle = await p14.getAttribute('#waterfall .bar', 'title');
+  const want = {
+    table: 'inU+202Egnp.exedead letters → deadU+202Egnp.exeRedrive', // a mark's text, without its box
+    button: 'Move the dead letters of dead[U+202E]gnp.exe back to in[U+202E]gnp.exe',
+    dialog: 'Move 1 dead letter from deadU+202Egnp.exe back to inU+202Egnp.exe? Their tasks go back to CREATED and run again.',
+    toast: 'Moved 1 message from deadU+202Egnp.exe back to inU+202Egnp.exe.',
+    span: 'serverPOST /tasks/U+202Egnp.exe',
+    spanTitle: 'POST /tasks/[U+202E]gnp.exe — no[U+202E]gnp.exe',
+    barTitle: 'POST /tasks/[U+202E]gnp.exe: 5.0 ms',
+  };
+  const wrong = Object.keys(want).filter((k) => seen[k] !== want[k]);
+  check(wrong.length === 0, wrong.map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k])).join('; '));
+  const raw = await rawShown(p14);
+  check(!raw, 'controls put into the page as they are: ' + raw);
+}), ['created']);
 
-await step("an override in the server's other text shows as a mark: task types (row, drawer, filters, form), error details (banner, drawer, history, trace, list, search, form), the form's JSON error", async () => {
+await step("an override in the server's other text shows as a mark: task types (row, drawer, filters, form), error details (banner, drawer, history, trace, list, search, form), the form's JSON error", () => withPage(async (p15) => {
   // taskd's answers, as another taskd could give them: a type with the override in its name, and
   // errors whose detail holds one
   const fake = '0190f3c2-7b1e-7c3a-9d2e-00000000000a', broken = '0190f3c2-7b1e-7c3a-9d2e-00000000000b';
@@ -1768,76 +1723,72 @@ await step("an override in the server's other text shows as a mark: task types (
     ['/tasks/' + broken]: () => problem(500, 'load\u202Efailed'),
     '/events': () => problem(403, 'no\u202Estream'),
   };
-  const p15 = await watchedPage(['banner', 'toasts']);
-  try {
-    await p15.route((url) => Object.hasOwn(answers, url.pathname), async (route) => {
-      const url = new URL(route.request().url());
-      if (url.pathname === '/tasks' && route.request().method() === 'POST') {
-        return route.fulfill(json(422, {detail: [{loc: ['body', 'data'], msg: 'da\u202Eta', type: 'x'},
-                                                 {loc: ['body', 'data'], msg: 'and\u202Emore', type: 'x'},
-                                                 {loc: ['body'], msg: 'bo\u202Edy', type: 'x'}]}));
-      }
-      return route.fulfill(await answers[url.pathname](route));
-    });
-    await p15.goto(BASE + '/#/tasks/' + fake);
-    const row = `#tasks tr[data-id="${fake}"]`;
-    await p15.waitForSelector(row, {timeout: WAIT});
-    await p15.waitForSelector(`#filter-type option[value="${type}"]`, {state: 'attached', timeout: WAIT});
-    await p15.waitForFunction(() => /Cannot load the trace/.test(document.querySelector('#waterfall').textContent) &&
-        /Cannot load the history/.test(document.querySelector('#history').textContent), null, {timeout: WAIT});
-    await p15.waitForFunction(() => window.__said.banner.some((t) => /403/.test(t)), null, {timeout: WAIT});
-    const seen = {
-      row: await p15.textContent(row + ' td.c-type'),
-      filter: await p15.textContent(`#filter-type option[value="${type}"]`),
-      form: await p15.textContent(`#create-type option[value="${type}"]`),
-      drawer: await p15.textContent('#detail-title span'),
-      history: await p15.textContent('#history'),
-      trace: await p15.textContent('#waterfall'),
-      banner: (await p15.evaluate(() => window.__said.banner)).find((t) => /403/.test(t)),
-    };
-    // the drawer of a task that went keeps its type as it showed it
-    gone = true;
-    await p15.evaluate((id) => loadDetail(id), fake);
-    await p15.waitForSelector('#detail-title .chip[data-status="REMOVED"]', {timeout: WAIT});
-    seen.removed = await p15.$eval('#detail-title span', (s) => s.textContent + (s.querySelector('.ctl') ? ' (a mark)' : ''));
-    await p15.goto(BASE + '/#/tasks/' + broken);
-    await p15.waitForSelector('#detail-error:not([hidden])', {timeout: WAIT});
-    seen.detail = await p15.textContent('#detail-error');
-    await p15.click('#detail-close');
-    listing = 'fails';
-    await p15.click('#filter-status button[data-status="COMPLETED"]');
-    await p15.waitForFunction(() => window.__said.toasts.some((t) => /Cannot list tasks/.test(t)), null, {timeout: WAIT});
-    seen.toast = (await p15.evaluate(() => window.__said.toasts)).find((t) => /Cannot list tasks/.test(t));
-    await p15.fill('#search', broken);
-    await p15.press('#search', 'Enter');
-    await p15.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
-    seen.search = await p15.textContent('#search-error');
-    await p15.fill('#create-data', '{"a": \u202E}');
-    seen.hint = await p15.textContent('#create-data-state');
-    await p15.fill('#create-data', '{}');
-    await p15.click('#create-submit');
-    await p15.waitForFunction(() => document.querySelector('.field-error[data-field="body"]').textContent, null, {timeout: WAIT});
-    seen.fieldData = await p15.textContent('.field-error[data-field="data"]');
-    seen.fieldBody = await p15.textContent('.field-error[data-field="body"]');
-    const want = {
-      row: 'tyU+202Epe', filter: 'ty[U+202E]pe', form: 'ty[U+202E]pe', drawer: 'tyU+202Epe',
-      history: 'Cannot load the history: hisU+202Etory', trace: 'Cannot load the trace: traU+202Ece',
-      banner: 'taskd refused the event stream (403: noU+202Estream): the task list does not update by itself meanwhile. ' +
-              'Retrying.',
-      removed: 'tyU+202Epe (a mark)',
-      detail: 'Cannot load the task: loadU+202Efailed', toast: 'Cannot list tasks: listU+202Efailed',
-      search: 'Cannot look up the task: loadU+202Efailed', fieldData: 'daU+202Eta andU+202Emore', fieldBody: 'boU+202Edy',
-    };
-    const wrong = Object.keys(want).filter((k) => seen[k] !== want[k])
-        .map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k]));
-    if (!/^not JSON: .*U\+202E/.test(seen.hint) || BIDI.test(seen.hint)) wrong.push('the JSON error reads ' + quote(seen.hint));
-    check(wrong.length === 0, wrong.join('; '));
-    const raw = await rawShown(p15);
-    check(!raw, 'controls put into the page as they are: ' + raw);
-  } finally {
-    await p15.close(); // a page left open holds one of the six connections
-  }
-}, ['created']);
+  await watchText(p15, ['banner', 'toasts']);
+  await p15.route((url) => Object.hasOwn(answers, url.pathname), async (route) => {
+    const url = new URL(route.request().url());
+    if (url.pathname === '/tasks' && route.request().method() === 'POST') {
+      return route.fulfill(json(422, {detail: [{loc: ['body', 'data'], msg: 'da\u202Eta', type: 'x'},
+                                               {loc: ['body', 'data'], msg: 'and\u202Emore', type: 'x'},
+                                               {loc: ['body'], msg: 'bo\u202Edy', type: 'x'}]}));
+    }
+    return route.fulfill(await answers[url.pathname](route));
+  });
+  await p15.goto(BASE + '/#/tasks/' + fake);
+  const row = `#tasks tr[data-id="${fake}"]`;
+  await p15.waitForSelector(row, {timeout: WAIT});
+  await p15.waitForSelector(`#filter-type option[value="${type}"]`, {state: 'attached', timeout: WAIT});
+  await p15.waitForFunction(() => /Cannot load the trace/.test(document.querySelector('#waterfall').textContent) &&
+      /Cannot load the history/.test(document.querySelector('#history').textContent), null, {timeout: WAIT});
+  await p15.waitForFunction(() => window.__said.banner.some((t) => /403/.test(t)), null, {timeout: WAIT});
+  const seen = {
+    row: await p15.textContent(row + ' td.c-type'),
+    filter: await p15.textContent(`#filter-type option[value="${type}"]`),
+    form: await p15.textContent(`#create-type option[value="${type}"]`),
+    drawer: await p15.textContent('#detail-title span'),
+    history: await p15.textContent('#history'),
+    trace: await p15.textContent('#waterfall'),
+    banner: (await p15.evaluate(() => window.__said.banner)).find((t) => /403/.test(t)),
+  };
+  // the drawer of a task that went keeps its type as it showed it
+  gone = true;
+  await p15.evaluate((id) => loadDetail(id), fake);
+  await p15.waitForSelector('#detail-title .chip[data-status="REMOVED"]', {timeout: WAIT});
+  seen.removed = await p15.$eval('#detail-title span', (s) => s.textContent + (s.querySelector('.ctl') ? ' (a mark)' : ''));
+  await p15.goto(BASE + '/#/tasks/' + broken);
+  await p15.waitForSelector('#detail-error:not([hidden])', {timeout: WAIT});
+  seen.detail = await p15.textContent('#detail-error');
+  await p15.click('#detail-close');
+  listing = 'fails';
+  await p15.click('#filter-status button[data-status="COMPLETED"]');
+  await p15.waitForFunction(() => window.__said.toasts.some((t) => /Cannot list tasks/.test(t)), null, {timeout: WAIT});
+  seen.toast = (await p15.evaluate(() => window.__said.toasts)).find((t) => /Cannot list tasks/.test(t));
+  await p15.fill('#search', broken);
+  await p15.press('#search', 'Enter');
+  await p15.waitForSelector('#search-error:not([hidden])', {timeout: WAIT});
+  seen.search = await p15.textContent('#search-error');
+  await p15.fill('#create-data', '{"a": \u202E}');
+  seen.hint = await p15.textContent('#create-data-state');
+  await p15.fill('#create-data', '{}');
+  await p15.click('#create-submit');
+  await p15.waitForFunction(() => document.querySelector('.field-error[data-field="body"]').textContent, null, {timeout: WAIT});
+  seen.fieldData = await p15.textContent('.field-error[data-field="data"]');
+  seen.fieldBody = await p15.textContent('.field-error[data-field="body"]');
+  const want = {
+    row: 'tyU+202Epe', filter: 'ty[U+202E]pe', form: 'ty[U+202E]pe', drawer: 'tyU+202Epe',
+    history: 'Cannot load the history: hisU+202Etory', trace: 'Cannot load the trace: traU+202Ece',
+    banner: 'taskd refused the event stream (403: noU+202Estream): the task list does not update by itself meanwhile. ' +
+            'Retrying.',
+    removed: 'tyU+202Epe (a mark)',
+    detail: 'Cannot load the task: loadU+202Efailed', toast: 'Cannot list tasks: listU+202Efailed',
+    search: 'Cannot look up the task: loadU+202Efailed', fieldData: 'daU+202Eta andU+202Emore', fieldBody: 'boU+202Edy',
+  };
+  const wrong = Object.keys(want).filter((k) => seen[k] !== want[k])
+      .map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k]));
+  if (!/^not JSON: .*U\+202E/.test(seen.hint) || BIDI.test(seen.hint)) wrong.push('the JSON error reads ' + quote(seen.hint));
+  check(wrong.length === 0, wrong.join('; '));
+  const raw = await rawShown(p15);
+  check(!raw, 'controls put into the page as they are: ' + raw);
+}), ['created']);
 
 await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message are shown, not applied', async () => {
   // a right-to-left mark makes the number range after it read 200-100; an Arabic letter mark, 400-300
@@ -1859,131 +1810,106 @@ await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message
   }
 }, ['loaded']);
 
-await step("a stream refused with a 403 shows the server's detail in the banner, on a tab that shares the stream too", async () => {
-  const p12 = await lonePage();
-  try {
-    await quickTimers(p12);
-    const detail = 'This token may not read the event stream';
-    await p12.route((url) => url.pathname === '/events', (route) => route.fulfill({
-      status: 403, contentType: 'application/json', body: JSON.stringify({detail})}));
-    const refused = (p) => p.waitForFunction((d) => window.__banners.some((b) => b.includes('(403: ' + d + ')')),
-        detail, {timeout: WAIT}).catch(async () => {
-      throw new Error('the banner said ' + JSON.stringify(await p.evaluate(() => [...new Set(window.__banners)])));
-    });
-    await watchBanner(p12);
-    await p12.goto(BASE + '/');
-    await refused(p12);
-    // a second tab is told by the tab that reads the stream (it tries again every 0.5 s)
-    const other = await p12.context().newPage();
-    await watchBanner(other);
-    await other.goto(BASE + '/');
-    await other.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
-    await refused(other);
-  } finally {
-    await p12.close(); // a page left open holds one of the six connections
-  }
-}, ['loaded']);
+await step("a stream refused with a 403 shows the server's detail in the banner, on a tab that shares the stream too", () => withPage(async (p12) => {
+  await quickTimers(p12);
+  const detail = 'This token may not read the event stream';
+  await p12.route((url) => url.pathname === '/events', (route) => route.fulfill({
+    status: 403, contentType: 'application/json', body: JSON.stringify({detail})}));
+  const refused = (p) => p.waitForFunction((d) => window.__banners.some((b) => b.includes('(403: ' + d + ')')),
+      detail, {timeout: WAIT}).catch(async () => {
+    throw new Error('the banner said ' + JSON.stringify(await p.evaluate(() => [...new Set(window.__banners)])));
+  });
+  await watchBanner(p12);
+  await p12.goto(BASE + '/');
+  await refused(p12);
+  // a second tab is told by the tab that reads the stream (it tries again every 0.5 s)
+  const other = await p12.context().newPage();
+  await watchBanner(other);
+  await other.goto(BASE + '/');
+  await other.waitForSelector('#conn[data-role="follower"]', {state: 'attached', timeout: WAIT});
+  await refused(other);
+}), ['loaded']);
 
-await step("a stream refused with a 503 (taskd's streams all taken) shows the server's detail in the banner, and it goes once the stream opens", async () => {
-  const p18 = await lonePage();
-  try {
-    await quickTimers(p18);
-    const detail = 'Too many event clients; retry shortly';
-    const events = (url) => url.pathname === '/events';
-    await p18.route(events, (route) => route.fulfill({
-      status: 503, contentType: 'application/json', headers: {'Retry-After': '1'}, body: JSON.stringify({detail})}));
-    await p18.goto(BASE + '/');
-    await p18.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
-    await p18.waitForFunction((d) => !document.querySelector('#banner').hidden &&
-        document.querySelector('#banner').textContent.includes('(503: ' + d + ')'), detail, {timeout: WAIT}).catch(async () => {
-      throw new Error('the stream was refused with a 503; the banner says ' + quote(await p18.textContent('#banner')) +
-                      (await p18.isHidden('#banner') ? ' (hidden)' : ''));
-    });
-    // a place is free again: the page's next try (0.5 s later) reads the stream, and the banner goes
-    await p18.unroute(events);
-    await p18.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await p18.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
-      throw new Error('the stream is live; the banner still says ' + quote(await p18.textContent('#banner')));
-    });
-  } finally {
-    await p18.close();
-  }
-}, ['loaded']);
+await step("a stream refused with a 503 (taskd's streams all taken) shows the server's detail in the banner, and it goes once the stream opens", () => withPage(async (p18) => {
+  await quickTimers(p18);
+  const detail = 'Too many event clients; retry shortly';
+  const events = (url) => url.pathname === '/events';
+  await p18.route(events, (route) => route.fulfill({
+    status: 503, contentType: 'application/json', headers: {'Retry-After': '1'}, body: JSON.stringify({detail})}));
+  await p18.goto(BASE + '/');
+  await p18.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT});
+  await p18.waitForFunction((d) => !document.querySelector('#banner').hidden &&
+      document.querySelector('#banner').textContent.includes('(503: ' + d + ')'), detail, {timeout: WAIT}).catch(async () => {
+    throw new Error('the stream was refused with a 503; the banner says ' + quote(await p18.textContent('#banner')) +
+                    (await p18.isHidden('#banner') ? ' (hidden)' : ''));
+  });
+  // a place is free again: the page's next try (0.5 s later) reads the stream, and the banner goes
+  await p18.unroute(events);
+  await p18.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p18.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+    throw new Error('the stream is live; the banner still says ' + quote(await p18.textContent('#banner')));
+  });
+}), ['loaded']);
 
 // The page reads why a stream was refused before it says so and tries again: a read left unanswered
 // (taskd stopped, a proxy holding it) ends after the retry period, taken as taskd not reached.
-await step('a stream refused, whose read of why goes unanswered, is said offline and tried again', async () => {
-  const p33 = await lonePage();
-  try {
-    await quickTimers(p33);
-    let tries = 0; // the page's tries of the stream, each refused with a 503
-    let tried;
-    const again = new Promise((resolve) => (tried = resolve));
-    await p33.route((url) => url.pathname === '/events', (route) => {
-      if (!streamTry(route.request())) return; // its read of why: held, never answered
-      if (++tries === 2) tried();
-      return route.fulfill({status: 503, contentType: 'application/json', body: JSON.stringify({detail: 'Too many event clients'})});
-    });
-    await p33.goto(BASE + '/');
-    await p33.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(async () => {
-      throw new Error('the stream was refused (' + tries + ' tries) and its read of why held; the page is still ' +
-                      (await p33.getAttribute('#conn', 'data-state')));
-    });
-    await within(again, WAIT, 'the page did not try the stream again');
-  } finally {
-    await p33.close();
-  }
-}, ['loaded']);
+await step('a stream refused, whose read of why goes unanswered, is said offline and tried again', () => withPage(async (p33) => {
+  await quickTimers(p33);
+  let tries = 0; // the page's tries of the stream, each refused with a 503
+  let tried;
+  const again = new Promise((resolve) => (tried = resolve));
+  await p33.route((url) => url.pathname === '/events', (route) => {
+    if (!streamTry(route.request())) return; // its read of why: held, never answered
+    if (++tries === 2) tried();
+    return route.fulfill({status: 503, contentType: 'application/json', body: JSON.stringify({detail: 'Too many event clients'})});
+  });
+  await p33.goto(BASE + '/');
+  await p33.waitForSelector('#conn[data-state="offline"]', {timeout: WAIT}).catch(async () => {
+    throw new Error('the stream was refused (' + tries + ' tries) and its read of why held; the page is still ' +
+                    (await p33.getAttribute('#conn', 'data-state')));
+  });
+  await within(again, WAIT, 'the page did not try the stream again');
+}), ['loaded']);
 
 // A read left unanswered (taskd stopped, a proxy holding it) is given up after the read period
 // (1 s here) and taken as taskd not reached: the banner says so, and the list is read again.
-await step('a list read left unanswered says taskd is not reached, and the list is read again', async () => {
-  const p34 = await lonePage();
-  try {
-    await quickTimers(p34, {read: 1000});
-    await watchBanner(p34);
-    let lists = 0; // the page's reads of the list, the first held, never answered
-    await p34.route((url) => url.pathname === '/tasks', (route) => (++lists === 1 ? undefined : route.fallback()));
-    await p34.goto(BASE + '/');
-    await p34.waitForFunction(() => window.__banners.some((b) => b.includes('Cannot reach taskd')), null, {timeout: WAIT})
-        .catch(async () => {
-          throw new Error('the list read held (' + lists + ' reads), the banner said ' +
-                          JSON.stringify(await p34.evaluate(() => [...new Set(window.__banners)])));
-        });
-    await p34.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-    await p34.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
-      throw new Error('the list read again, the banner still says ' + quote(await p34.textContent('#banner')));
-    });
-  } finally {
-    await p34.close();
-  }
-}, ['loaded']);
+await step('a list read left unanswered says taskd is not reached, and the list is read again', () => withPage(async (p34) => {
+  await quickTimers(p34, {read: 1000});
+  await watchBanner(p34);
+  let lists = 0; // the page's reads of the list, the first held, never answered
+  await p34.route((url) => url.pathname === '/tasks', (route) => (++lists === 1 ? undefined : route.fallback()));
+  await p34.goto(BASE + '/');
+  await p34.waitForFunction(() => window.__banners.some((b) => b.includes('Cannot reach taskd')), null, {timeout: WAIT})
+      .catch(async () => {
+        throw new Error('the list read held (' + lists + ' reads), the banner said ' +
+                        JSON.stringify(await p34.evaluate(() => [...new Set(window.__banners)])));
+      });
+  await p34.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await p34.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+    throw new Error('the list read again, the banner still says ' + quote(await p34.textContent('#banner')));
+  });
+}), ['loaded']);
 
-await step("a read of the queues refused with a 503 says so, with the server's detail, above the table, whose counts are dimmed, until a read works", async () => {
-  const p21 = await lonePage();
-  try {
-    await quickTimers(p21);
-    const detail = 'The task store is busy; retry shortly';
-    await p21.goto(BASE + '/');
-    await p21.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
-    const queues = (url) => url.pathname === '/queues';
-    await p21.route(queues, (route) => route.fulfill({
-      status: 503, contentType: 'application/json', headers: {'Retry-After': '1'}, body: JSON.stringify({detail})}));
-    // the page reads the queues every second
-    await p21.waitForResponse((r) => queues(new URL(r.url())) && r.status() === 503, {timeout: WAIT});
-    await p21.waitForSelector('#queues-error:not([hidden])', {timeout: WAIT}).catch(() => {
-      throw new Error('the queues were refused with a 503: nothing says so, and the table shows the counts of before as they were');
-    });
-    const said = await p21.textContent('#queues-error');
-    check(said.includes('(503: ' + detail + ')'), 'above the queues: ' + quote(said));
-    check(await p21.$('#queues[data-stale] tbody tr[data-queue]') !== null, 'the counts of before are not dimmed');
-    await p21.unroute(queues);
-    await p21.waitForSelector('#queues-error', {state: 'hidden', timeout: WAIT});
-    check(await p21.$('#queues[data-stale]') === null, 'the counts read again are still dimmed');
-  } finally {
-    await p21.close();
-  }
-}, ['loaded']);
+await step("a read of the queues refused with a 503 says so, with the server's detail, above the table, whose counts are dimmed, until a read works", () => withPage(async (p21) => {
+  await quickTimers(p21);
+  const detail = 'The task store is busy; retry shortly';
+  await p21.goto(BASE + '/');
+  await p21.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
+  const queues = (url) => url.pathname === '/queues';
+  await p21.route(queues, (route) => route.fulfill({
+    status: 503, contentType: 'application/json', headers: {'Retry-After': '1'}, body: JSON.stringify({detail})}));
+  // the page reads the queues every second
+  await p21.waitForResponse((r) => queues(new URL(r.url())) && r.status() === 503, {timeout: WAIT});
+  await p21.waitForSelector('#queues-error:not([hidden])', {timeout: WAIT}).catch(() => {
+    throw new Error('the queues were refused with a 503: nothing says so, and the table shows the counts of before as they were');
+  });
+  const said = await p21.textContent('#queues-error');
+  check(said.includes('(503: ' + detail + ')'), 'above the queues: ' + quote(said));
+  check(await p21.$('#queues[data-stale] tbody tr[data-queue]') !== null, 'the counts of before are not dimmed');
+  await p21.unroute(queues);
+  await p21.waitForSelector('#queues-error', {state: 'hidden', timeout: WAIT});
+  check(await p21.$('#queues[data-stale]') === null, 'the counts read again are still dimmed');
+}), ['loaded']);
 
 await step('status and type filters, search by id', async () => {
   await page.goto(BASE + '/');
@@ -2023,8 +1949,7 @@ await step("the task open in the drawer is followed while the list shows another
   const json = {'Content-Type': 'application/json'};
   const failed = [];
   for (const origin of [BASE, INSECURE]) {
-    const p20 = await lonePage();
-    try {
+    await withPage(async (p20) => {
       await p20.goto(origin + '/');
       await p20.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
       await p20.waitForSelector('#filter-type option[value="noop"]', {state: 'attached', timeout: WAIT});
@@ -2044,16 +1969,12 @@ await step("the task open in the drawer is followed while the list shows another
                                                           body: JSON.stringify({status: 'IN_PROGRESS', status_msg: msg})});
       check(patched.status === 204, 'PATCH: ' + patched.status);
       await p20.waitForSelector('#detail-title .chip[data-status="IN_PROGRESS"]', {timeout: WAIT}).catch(async () => {
-        throw new Error(origin + ': the drawer of a manual task, with the list filtered to noop, still says ' +
+        throw new Error('the drawer of a manual task, with the list filtered to noop, still says ' +
                         quote(await p20.textContent('#detail-title')) + ' after the task went IN_PROGRESS');
       });
       const facts = await p20.textContent('#detail-facts');
-      check(facts.includes(msg), origin + ': the drawer says ' + quote(facts));
-    } catch (e) {
-      failed.push(e.message);
-    } finally {
-      await p20.close();
-    }
+      check(facts.includes(msg), 'the drawer says ' + quote(facts));
+    }, {what: origin}).catch((e) => failed.push(e.message));
   }
   check(!failed.length, failed.join('\n'));
 }, ['loaded']);
@@ -2061,47 +1982,42 @@ await step("the task open in the drawer is followed while the list shows another
 // The list leaves out the events of other types than its filter's; the drawer's task, of another
 // type, is followed by the drawer alone: its entering the filtered status is no reason to read the
 // list again, as it is for a task of the list's type.
-await step("a change of the task open in the drawer, of a type the list leaves out, does not read the list again", async () => {
+await step("a change of the task open in the drawer, of a type the list leaves out, does not read the list again", () => withPage(async (p22) => {
   const json = {'Content-Type': 'application/json'};
-  const p22 = await lonePage();
-  try {
-    // the page's reads of the list (/tasks with a query), counted as it asks for them
-    await p22.addInitScript(() => {
-      window.__listReads = 0;
-      const fetchFirst = window.fetch;
-      window.fetch = function (url, ...rest) {
-        if (typeof url === 'string' && url.startsWith('/tasks?')) window.__listReads++;
-        return fetchFirst.call(this, url, ...rest);
-      };
-    });
-    await p22.goto(BASE + '/');
-    await p22.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await p22.waitForSelector('#filter-type option[value="fail"]', {state: 'attached', timeout: WAIT});
-    const listed = (query) => (r) => new URL(r.url()).pathname === '/tasks' && r.url().includes(query);
-    await Promise.all([p22.waitForResponse(listed('task_type=fail')), p22.selectOption('#filter-type', 'fail')]);
-    await Promise.all([p22.waitForResponse(listed('status=IN_PROGRESS')),
-                       p22.click('#filter-status button[data-status="IN_PROGRESS"]')]);
-    const r = await fetch(BASE + '/tasks', {method: 'POST', headers: json,
-                                            body: JSON.stringify({task_type: 'manual', data: {drawer: 'only'}})});
-    check(r.status === 201, 'POST /tasks: ' + r.status);
-    const id = (await r.json()).id;
-    await p22.evaluate((id) => { location.hash = '#/tasks/' + id; }, id);
-    await p22.waitForSelector('#detail-title .chip[data-status="CREATED"]', {timeout: WAIT});
-    await p22.evaluate(() => { window.__listReads = 0; });
-    const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: json,
-                                                        body: JSON.stringify({status: 'IN_PROGRESS'})});
-    check(patched.status === 204, 'PATCH: ' + patched.status);
-    await p22.waitForSelector('#detail-title .chip[data-status="IN_PROGRESS"]', {timeout: WAIT});
-    // a read of the list for the event would be asked for 500 ms after it (reloadSoon), before a
-    // timer of the page's set now, after the drawer's read, for 600 ms
-    await p22.evaluate(() => new Promise((resolve) => setTimeout(resolve, 600)));
-    const reads = await p22.evaluate(() => window.__listReads);
-    check(reads === 0, 'the list (fail, IN_PROGRESS) was read ' + reads + ' times again when the manual task open in ' +
-          'the drawer went IN_PROGRESS');
-  } finally {
-    await p22.close();
-  }
-}, ['loaded']);
+  // the page's reads of the list (/tasks with a query), counted as it asks for them
+  await p22.addInitScript(() => {
+    window.__listReads = 0;
+    const fetchFirst = window.fetch;
+    window.fetch = function (url, ...rest) {
+      if (typeof url === 'string' && url.startsWith('/tasks?')) window.__listReads++;
+      return fetchFirst.call(this, url, ...rest);
+    };
+  });
+  await p22.goto(BASE + '/');
+  await p22.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p22.waitForSelector('#filter-type option[value="fail"]', {state: 'attached', timeout: WAIT});
+  const listed = (query) => (r) => new URL(r.url()).pathname === '/tasks' && r.url().includes(query);
+  await Promise.all([p22.waitForResponse(listed('task_type=fail')), p22.selectOption('#filter-type', 'fail')]);
+  await Promise.all([p22.waitForResponse(listed('status=IN_PROGRESS')),
+                     p22.click('#filter-status button[data-status="IN_PROGRESS"]')]);
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: json,
+                                          body: JSON.stringify({task_type: 'manual', data: {drawer: 'only'}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  await p22.evaluate((id) => { location.hash = '#/tasks/' + id; }, id);
+  await p22.waitForSelector('#detail-title .chip[data-status="CREATED"]', {timeout: WAIT});
+  await p22.evaluate(() => { window.__listReads = 0; });
+  const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: json,
+                                                      body: JSON.stringify({status: 'IN_PROGRESS'})});
+  check(patched.status === 204, 'PATCH: ' + patched.status);
+  await p22.waitForSelector('#detail-title .chip[data-status="IN_PROGRESS"]', {timeout: WAIT});
+  // a read of the list for the event would be asked for 500 ms after it (reloadSoon), before a
+  // timer of the page's set now, after the drawer's read, for 600 ms
+  await p22.evaluate(() => new Promise((resolve) => setTimeout(resolve, 600)));
+  const reads = await p22.evaluate(() => window.__listReads);
+  check(reads === 0, 'the list (fail, IN_PROGRESS) was read ' + reads + ' times again when the manual task open in ' +
+        'the drawer went IN_PROGRESS');
+}), ['loaded']);
 
 await step('a list that comes late is brought up to date by the stream: no change in between is lost', async () => {
   const json = {'Content-Type': 'application/json'};
@@ -2210,8 +2126,7 @@ await step('dark mode renders', async () => {
   await page.emulateMedia({colorScheme: 'light'});
 });
 
-await step('401 and an unreachable API show a banner, the stream says so, and all recovers when taskd is back', async () => {
-  const p2 = await lonePage();
+await step('401 and an unreachable API show a banner, the stream says so, and all recovers when taskd is back', () => withPage(async (p2) => {
   const api = /\/(tasks|queues|metrics|events|openapi\.json)(\?|\/|$)/;
   let mode = '401';
   await p2.route((url) => api.test(url.pathname), (route) => mode === '401' ?
@@ -2234,8 +2149,7 @@ await step('401 and an unreachable API show a banner, the stream says so, and al
   await p2.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
   await p2.waitForSelector('#banner', {state: 'hidden', timeout: WAIT});
   await p2.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
-  await p2.close();
-});
+}));
 
 await step('tasks/s is counted over the time between the /metrics samples (the second comes at 2 s, not 5 s)', async () => {
   const p4 = await context.newPage();
@@ -2713,33 +2627,28 @@ await step('a tab out of sight does not read the queues again after a change, an
 
 // Event ids are change log positions, up to 18 digits: past 2^53 a Number no longer tells two
 // apart, and as text "18…" comes before "812".
-await step('event ids past 2^53 are told apart, and compared as numbers: each event applied once', async () => {
-  const p17 = await lonePage();
-  try {
-    const base = 2n ** 54n; // 2^54 + 1 and 2^54 + 2 are one Number
-    const task = (n, ev, status, id) => 'id: ' + (base + BigInt(n)) + '\nevent: task\ndata: ' + JSON.stringify({
-      seq: Number(base + BigInt(n)), id, task_type: 'manual', status, status_msg: '', time: '2026-12-01T09:30:00Z', event: ev}) + '\n\n';
-    const [a, b] = ['0190f3c2-0000-7000-8000-00000000000a', '0190f3c2-0000-7000-8000-00000000000b'];
-    await p17.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '812'},
-      body: JSON.stringify({tasks: [], next_token: null})}));
-    await p17.route((url) => url.pathname === '/events', (route) => route.fulfill({
-      status: 200, contentType: 'text/event-stream',
-      body: 'retry: 600000\n\n' + task(1, 'INSERT', 'CREATED', a) + task(2, 'INSERT', 'CREATED', b) +
-            task(2, 'MODIFY', 'COMPLETED', b) + // an id the tab has had: not applied again
-            task(3, 'MODIFY', 'COMPLETED', a)}));
-    await p17.goto(BASE + '/');
-    const row = (id) => `#tasks tr[data-id="${id}"]`;
-    await p17.waitForSelector(row(a) + '[data-status="COMPLETED"]', {timeout: WAIT}).catch(async () => {
-      throw new Error('task a, the last event, not shown COMPLETED; rows: ' + quote(await p17.textContent('#tasks tbody')));
-    });
-    const status = (id) => p17.$eval(row(id), (tr) => tr.dataset.status).catch(() => 'absent');
-    check(await status(b) === 'CREATED', "task b's row is " + await status(b) + ', want CREATED (its INSERT at 2^54 + 2, ' +
-          'the repeated id after it left out)');
-  } finally {
-    await p17.close();
-  }
-}, ['loaded']);
+await step('event ids past 2^53 are told apart, and compared as numbers: each event applied once', () => withPage(async (p17) => {
+  const base = 2n ** 54n; // 2^54 + 1 and 2^54 + 2 are one Number
+  const task = (n, ev, status, id) => 'id: ' + (base + BigInt(n)) + '\nevent: task\ndata: ' + JSON.stringify({
+    seq: Number(base + BigInt(n)), id, task_type: 'manual', status, status_msg: '', time: '2026-12-01T09:30:00Z', event: ev}) + '\n\n';
+  const [a, b] = ['0190f3c2-0000-7000-8000-00000000000a', '0190f3c2-0000-7000-8000-00000000000b'];
+  await p17.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '812'},
+    body: JSON.stringify({tasks: [], next_token: null})}));
+  await p17.route((url) => url.pathname === '/events', (route) => route.fulfill({
+    status: 200, contentType: 'text/event-stream',
+    body: 'retry: 600000\n\n' + task(1, 'INSERT', 'CREATED', a) + task(2, 'INSERT', 'CREATED', b) +
+          task(2, 'MODIFY', 'COMPLETED', b) + // an id the tab has had: not applied again
+          task(3, 'MODIFY', 'COMPLETED', a)}));
+  await p17.goto(BASE + '/');
+  const row = (id) => `#tasks tr[data-id="${id}"]`;
+  await p17.waitForSelector(row(a) + '[data-status="COMPLETED"]', {timeout: WAIT}).catch(async () => {
+    throw new Error('task a, the last event, not shown COMPLETED; rows: ' + quote(await p17.textContent('#tasks tbody')));
+  });
+  const status = (id) => p17.$eval(row(id), (tr) => tr.dataset.status).catch(() => 'absent');
+  check(await status(b) === 'CREATED', "task b's row is " + await status(b) + ', want CREATED (its INSERT at 2^54 + 2, ' +
+        'the repeated id after it left out)');
+}), ['loaded']);
 
 // For the steps below: a task of a list the test answers, and the reset with which taskd begins
 // a stream asked from an id past its log, 6 its newest.
@@ -2977,104 +2886,89 @@ await step('a filter chosen as the reading tab is shown again, before its list c
 // A next_token is of the database that gave it (its key lives there): after taskd restarted on
 // a new database, a tab on its second page reads that page again at the reset, which the new
 // one answers 400. The lists and the stream of both databases are answered by the test.
-await step('a tab on its second page when taskd restarts on a new database shows the first page of the new one', async () => {
-  const p25 = await lonePage();
-  try {
-    const task = (n) => listed('0190f3c2-0000-7000-8000-00000000040' + n);
-    // the old database: task 1 on the first page, task 2 on the second; the new one: task 3 at 7
-    let restarted = false;
-    const oldPages = []; // each read of the old second page, with its answer
-    await p25.route((url) => url.pathname === '/tasks', (route) => {
-      const token = new URL(route.request().url()).searchParams.get('next_token');
-      if (token) oldPages.push(restarted ? 400 : 200);
-      if (token && restarted) {
-        return route.fulfill({status: 400, contentType: 'application/json', body: JSON.stringify({detail: 'Invalid next_token'})});
-      }
-      const [tasks, next] = restarted ? [[task(3)], null] : token ? [[task(2)], null] : [[task(1)], 'page-2-of-the-old-database'];
-      return route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
-                            body: JSON.stringify({tasks, next_token: next})});
-    });
-    let stream;
-    const held = new Promise((resolve) => (stream = resolve));
-    await p25.route((url) => url.pathname === '/events', (route) => stream(route));
-    await p25.goto(BASE + '/');
-    await p25.waitForSelector(`#tasks tr[data-id="${task(1).id}"]`, {timeout: WAIT});
-    await p25.click('#page-older');
-    await p25.waitForSelector(`#tasks tr[data-id="${task(2).id}"]`, {timeout: WAIT});
-    restarted = true;
-    // the new database's stream, asked from 500: its reset
-    (await within(held, WAIT, 'the page opened no stream')).fulfill({
-      status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + RESET_AT_6});
-    await p25.waitForSelector(`#tasks tr[data-id="${task(3).id}"]`, {timeout: WAIT}).catch(async () => {
-      throw new Error('the tab does not show task 3, in the first page of the new database, after its second page was ' +
-                      'answered ' + oldPages.join(', ') + '; it shows ' + quote(await p25.textContent('#tasks tbody')));
-    });
-    const info = await p25.textContent('#page-info');
-    check(/^Page 1 /.test(info), 'the pager says ' + quote(info) + ', want page 1');
-  } finally {
-    await p25.close();
-  }
-}, ['loaded']);
+await step('a tab on its second page when taskd restarts on a new database shows the first page of the new one', () => withPage(async (p25) => {
+  const task = (n) => listed('0190f3c2-0000-7000-8000-00000000040' + n);
+  // the old database: task 1 on the first page, task 2 on the second; the new one: task 3 at 7
+  let restarted = false;
+  const oldPages = []; // each read of the old second page, with its answer
+  await p25.route((url) => url.pathname === '/tasks', (route) => {
+    const token = new URL(route.request().url()).searchParams.get('next_token');
+    if (token) oldPages.push(restarted ? 400 : 200);
+    if (token && restarted) {
+      return route.fulfill({status: 400, contentType: 'application/json', body: JSON.stringify({detail: 'Invalid next_token'})});
+    }
+    const [tasks, next] = restarted ? [[task(3)], null] : token ? [[task(2)], null] : [[task(1)], 'page-2-of-the-old-database'];
+    return route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': restarted ? '7' : '500'},
+                          body: JSON.stringify({tasks, next_token: next})});
+  });
+  let stream;
+  const held = new Promise((resolve) => (stream = resolve));
+  await p25.route((url) => url.pathname === '/events', (route) => stream(route));
+  await p25.goto(BASE + '/');
+  await p25.waitForSelector(`#tasks tr[data-id="${task(1).id}"]`, {timeout: WAIT});
+  await p25.click('#page-older');
+  await p25.waitForSelector(`#tasks tr[data-id="${task(2).id}"]`, {timeout: WAIT});
+  restarted = true;
+  // the new database's stream, asked from 500: its reset
+  (await within(held, WAIT, 'the page opened no stream')).fulfill({
+    status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n' + RESET_AT_6});
+  await p25.waitForSelector(`#tasks tr[data-id="${task(3).id}"]`, {timeout: WAIT}).catch(async () => {
+    throw new Error('the tab does not show task 3, in the first page of the new database, after its second page was ' +
+                    'answered ' + oldPages.join(', ') + '; it shows ' + quote(await p25.textContent('#tasks tbody')));
+  });
+  const info = await p25.textContent('#page-info');
+  check(/^Page 1 /.test(info), 'the pager says ' + quote(info) + ', want page 1');
+}), ['loaded']);
 
 // taskd answers a Last-Event-ID past its log (a new database's) with a reset, whose id, its
 // newest, is lower than the one asked for: the reset is taken once, not again as ids going down.
-await step("a stream that opens with taskd's reset at a lower id reads the list once for it", async () => {
-  const p26 = await lonePage();
-  try {
-    const task = listed('0190f3c2-0000-7000-8000-000000000501');
-    let lists = 0;
-    await p26.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? '6' : '500'},
-      body: JSON.stringify({tasks: [], next_token: null})}));
-    // asked from 500, the new database's stream: its reset at 6, then task 1 at 7
-    await p26.route((url) => url.pathname === '/events', (route) => route.fulfill({
-      status: 200, contentType: 'text/event-stream',
-      body: 'retry: 600000\n\n' + RESET_AT_6 + inserted(7, task.id)}));
-    await p26.goto(BASE + '/');
-    // task 1 is applied after the list read for the reset, which every read for it comes before
-    await p26.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT});
-    check(lists === 2, lists + ' list reads, want 2: the first, and one for the reset');
-  } finally {
-    await p26.close();
-  }
-}, ['loaded']);
+await step("a stream that opens with taskd's reset at a lower id reads the list once for it", () => withPage(async (p26) => {
+  const task = listed('0190f3c2-0000-7000-8000-000000000501');
+  let lists = 0;
+  await p26.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? '6' : '500'},
+    body: JSON.stringify({tasks: [], next_token: null})}));
+  // asked from 500, the new database's stream: its reset at 6, then task 1 at 7
+  await p26.route((url) => url.pathname === '/events', (route) => route.fulfill({
+    status: 200, contentType: 'text/event-stream',
+    body: 'retry: 600000\n\n' + RESET_AT_6 + inserted(7, task.id)}));
+  await p26.goto(BASE + '/');
+  // task 1 is applied after the list read for the reset, which every read for it comes before
+  await p26.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT});
+  check(lists === 2, lists + ' list reads, want 2: the first, and one for the reset');
+}), ['loaded']);
 
 // taskd restarted with other task types: the tab reads them again when its stream opens again.
-await step('the task types are read again when the stream opens again after a disconnect; the type chosen in the form stays', async () => {
-  const p23 = await lonePage();
-  try {
-    let restarted = false;
-    let firstStream;
-    const held = new Promise((resolve) => (firstStream = resolve));
-    let streams = 0;
-    await p23.route((url) => url.pathname === '/events', (route) => {
-      if (streams++ === 0) return firstStream(route);
-      restarted = true; // taskd is back, with a type more
-      return route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n'});
+await step('the task types are read again when the stream opens again after a disconnect; the type chosen in the form stays', () => withPage(async (p23) => {
+  let restarted = false;
+  let firstStream;
+  const held = new Promise((resolve) => (firstStream = resolve));
+  let streams = 0;
+  await p23.route((url) => url.pathname === '/events', (route) => {
+    if (streams++ === 0) return firstStream(route);
+    restarted = true; // taskd is back, with a type more
+    return route.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n'});
+  });
+  await p23.route((url) => url.pathname === '/openapi.json', async (route) => {
+    const doc = await (await route.fetch()).json();
+    if (restarted) doc.components.schemas.TaskType.enum.push('thumbnail');
+    return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+  });
+  await p23.goto(BASE + '/');
+  await p23.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
+  await p23.selectOption('#create-type', 'work');
+  // the first stream opens and drops at once; the page opens another 100 ms later
+  (await within(held, WAIT, 'the page opened no stream')).fulfill({status: 200, contentType: 'text/event-stream',
+                                                                     body: 'retry: 100\n\n'});
+  for (const select of ['#create-type', '#filter-type']) {
+    await p23.waitForSelector(select + ' option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
+      throw new Error(select + ' offers ' + quote(await p23.$$eval(select + ' option', (os) => os.map((o) => o.value).join(' '))) +
+                      ' after the stream opened again (' + streams + ' streams): the new type thumbnail is missing');
     });
-    await p23.route((url) => url.pathname === '/openapi.json', async (route) => {
-      const doc = await (await route.fetch()).json();
-      if (restarted) doc.components.schemas.TaskType.enum.push('thumbnail');
-      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
-    });
-    await p23.goto(BASE + '/');
-    await p23.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
-    await p23.selectOption('#create-type', 'work');
-    // the first stream opens and drops at once; the page opens another 100 ms later
-    (await within(held, WAIT, 'the page opened no stream')).fulfill({status: 200, contentType: 'text/event-stream',
-                                                                       body: 'retry: 100\n\n'});
-    for (const select of ['#create-type', '#filter-type']) {
-      await p23.waitForSelector(select + ' option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
-        throw new Error(select + ' offers ' + quote(await p23.$$eval(select + ' option', (os) => os.map((o) => o.value).join(' '))) +
-                        ' after the stream opened again (' + streams + ' streams): the new type thumbnail is missing');
-      });
-    }
-    check(await p23.inputValue('#create-type') === 'work', 'the form\'s type is ' + quote(await p23.inputValue('#create-type')) +
-          ' after the types were read again, want the one chosen, work');
-  } finally {
-    await p23.close();
   }
-}, ['loaded']);
+  check(await p23.inputValue('#create-type') === 'work', 'the form\'s type is ' + quote(await p23.inputValue('#create-type')) +
+        ' after the types were read again, want the one chosen, work');
+}), ['loaded']);
 
 // A list refused with a 403 (the banner says it), then with a 503 (the banner no longer does, the
 // list's read having been answered): the 503 is toasted, where the page said nothing of it.
@@ -3118,177 +3012,157 @@ await step("a read of the task types that fails is said in the form's type field
 // types are read again, once for each type (a type taskd no longer has keeps its tasks), and a type
 // seen while a read is under way waits for its answer. The list, the stream and the types are
 // answered by the test.
-await step('a task of a type the page does not know reads the task types again, once for each such type', async () => {
-  const p28 = await lonePage();
-  try {
-    await p28.addInitScript(() => {
-      const get = window.fetch;
-      window.__typeReads = 0;
-      window.fetch = (url, ...rest) => {
-        if (url === '/openapi.json') window.__typeReads++;
-        return get(url, ...rest);
-      };
-    });
-    let added = false;
-    let answer;
-    const answered = new Promise((resolve) => (answer = resolve)); // the reads for the types seen wait for it
-    await p28.route((url) => url.pathname === '/openapi.json', async (route) => {
-      const doc = await (await route.fetch()).json();
-      if (added) {
-        await answered;
-        doc.components.schemas.TaskType.enum.push('thumbnail');
-      }
-      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
-    });
-    await p28.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
-      body: JSON.stringify({tasks: [], next_token: null})}));
-    let stream;
-    const held = new Promise((resolve) => (stream = resolve));
-    await p28.route((url) => url.pathname === '/events', (route) => stream(route));
-    await p28.goto(BASE + '/');
-    await p28.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
-    added = true;
-    // a task of thumbnail made, three changes of one of legacy (a type taskd does not have), then
-    // the thumbnail task's end, the last event
-    const [thumb, legacy] = ['0190f3c2-0000-7000-8000-000000000701', '0190f3c2-0000-7000-8000-000000000702'];
-    const change = (seq, id, type, ev, status) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
-      seq, id, task_type: type, status, status_msg: '', time: '2026-12-01T09:30:00Z', event: ev}) + '\n\n';
-    (await within(held, WAIT, 'the page opened no stream')).fulfill({status: 200, contentType: 'text/event-stream', body:
-        'retry: 600000\n\n' + change(1, thumb, 'thumbnail', 'INSERT', 'CREATED') + change(2, legacy, 'legacy', 'INSERT', 'CREATED') +
-        change(3, legacy, 'legacy', 'MODIFY', 'IN_PROGRESS') + change(4, legacy, 'legacy', 'MODIFY', 'COMPLETED') +
-        change(5, thumb, 'thumbnail', 'MODIFY', 'COMPLETED')});
-    // legacy is seen while the read for thumbnail is under way
-    await p28.waitForSelector(`#tasks tr[data-id="${legacy}"][data-status="COMPLETED"]`, {timeout: WAIT});
-    answer();
-    await p28.waitForSelector(`#tasks tr[data-id="${thumb}"][data-status="COMPLETED"]`, {timeout: WAIT});
-    for (const select of ['#create-type', '#filter-type']) {
-      await p28.waitForSelector(select + ' option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
-        throw new Error(select + ' offers ' + quote(await p28.$$eval(select + ' option', (os) => os.map((o) => o.value).join(' '))) +
-                        ' after a task of the type thumbnail came: the new type is missing');
-      });
+await step('a task of a type the page does not know reads the task types again, once for each such type', () => withPage(async (p28) => {
+  await p28.addInitScript(() => {
+    const get = window.fetch;
+    window.__typeReads = 0;
+    window.fetch = (url, ...rest) => {
+      if (url === '/openapi.json') window.__typeReads++;
+      return get(url, ...rest);
+    };
+  });
+  let added = false;
+  let answer;
+  const answered = new Promise((resolve) => (answer = resolve)); // the reads for the types seen wait for it
+  await p28.route((url) => url.pathname === '/openapi.json', async (route) => {
+    const doc = await (await route.fetch()).json();
+    if (added) {
+      await answered;
+      doc.components.schemas.TaskType.enum.push('thumbnail');
     }
-    const reads = await p28.evaluate(() => window.__typeReads);
-    check(reads === 2, reads + ' reads of the types, want 2: the first, and one for thumbnail and legacy, seen while it was under way');
-  } finally {
-    await p28.close();
+    return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+  });
+  await p28.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
+    body: JSON.stringify({tasks: [], next_token: null})}));
+  let stream;
+  const held = new Promise((resolve) => (stream = resolve));
+  await p28.route((url) => url.pathname === '/events', (route) => stream(route));
+  await p28.goto(BASE + '/');
+  await p28.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
+  added = true;
+  // a task of thumbnail made, three changes of one of legacy (a type taskd does not have), then
+  // the thumbnail task's end, the last event
+  const [thumb, legacy] = ['0190f3c2-0000-7000-8000-000000000701', '0190f3c2-0000-7000-8000-000000000702'];
+  const change = (seq, id, type, ev, status) => 'id: ' + seq + '\nevent: task\ndata: ' + JSON.stringify({
+    seq, id, task_type: type, status, status_msg: '', time: '2026-12-01T09:30:00Z', event: ev}) + '\n\n';
+  (await within(held, WAIT, 'the page opened no stream')).fulfill({status: 200, contentType: 'text/event-stream', body:
+      'retry: 600000\n\n' + change(1, thumb, 'thumbnail', 'INSERT', 'CREATED') + change(2, legacy, 'legacy', 'INSERT', 'CREATED') +
+      change(3, legacy, 'legacy', 'MODIFY', 'IN_PROGRESS') + change(4, legacy, 'legacy', 'MODIFY', 'COMPLETED') +
+      change(5, thumb, 'thumbnail', 'MODIFY', 'COMPLETED')});
+  // legacy is seen while the read for thumbnail is under way
+  await p28.waitForSelector(`#tasks tr[data-id="${legacy}"][data-status="COMPLETED"]`, {timeout: WAIT});
+  answer();
+  await p28.waitForSelector(`#tasks tr[data-id="${thumb}"][data-status="COMPLETED"]`, {timeout: WAIT});
+  for (const select of ['#create-type', '#filter-type']) {
+    await p28.waitForSelector(select + ' option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
+      throw new Error(select + ' offers ' + quote(await p28.$$eval(select + ' option', (os) => os.map((o) => o.value).join(' '))) +
+                      ' after a task of the type thumbnail came: the new type is missing');
+    });
   }
-}, ['loaded']);
+  const reads = await p28.evaluate(() => window.__typeReads);
+  check(reads === 2, reads + ' reads of the types, want 2: the first, and one for thumbnail and legacy, seen while it was under way');
+}), ['loaded']);
 
 // A read of the types for a task of a type the page was not given can fail (taskd restarting, say):
 // the type is read for again at its next task, not taken as done. The lists and the types are
 // answered by the test, and from the list that brings the type, taskd is down: nothing answers.
-await step('a task of a type the page does not know, whose read of the types fails, reads them again at its next', async () => {
-  const p30 = await lonePage();
-  try {
-    const thumb = Object.assign(listed('0190f3c2-0000-7000-8000-000000000801'), {task_type: 'thumbnail'});
-    let lists = 0;
-    let down = false;
-    await p30.route((url) => url.pathname === '/openapi.json', async (route) => {
-      const doc = await (await route.fetch()).json();
-      if (lists > 1) doc.components.schemas.TaskType.enum.push('thumbnail');
-      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
-    });
-    // the first list is empty, the later ones hold the thumbnail task
-    await p30.route((url) => url.pathname === '/tasks', (route) => {
-      if (++lists === 2) down = true;
-      return route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
-                            body: JSON.stringify({tasks: lists > 1 ? [thumb] : [], next_token: null})});
-    });
-    await p30.route(() => down, (route) => route.abort('connectionrefused'));
-    await p30.route((url) => url.pathname === '/events', () => {}); // held: no opening reads the types
-    await p30.goto(BASE + '/');
-    await p30.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
-    await p30.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
-    await p30.click('#filter-status button[data-status="CREATED"]');
-    await p30.waitForSelector(`#tasks tr[data-id="${thumb.id}"]`, {timeout: WAIT});
-    // the read of the types for it, refused: the banner says taskd is not reached
-    await p30.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
-    down = false;
-    await p30.click('#filter-status button[data-status=""]');
-    await p30.waitForSelector('#filter-type option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
-      throw new Error('the filter offers ' + quote(await p30.$$eval('#filter-type option', (os) => os.map((o) => o.value).join(' '))) +
-                      ' after the thumbnail task came again (' + lists + ' lists): the types were not read again');
-    });
-  } finally {
-    await p30.close();
-  }
-}, ['loaded']);
+await step('a task of a type the page does not know, whose read of the types fails, reads them again at its next', () => withPage(async (p30) => {
+  const thumb = Object.assign(listed('0190f3c2-0000-7000-8000-000000000801'), {task_type: 'thumbnail'});
+  let lists = 0;
+  let down = false;
+  await p30.route((url) => url.pathname === '/openapi.json', async (route) => {
+    const doc = await (await route.fetch()).json();
+    if (lists > 1) doc.components.schemas.TaskType.enum.push('thumbnail');
+    return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+  });
+  // the first list is empty, the later ones hold the thumbnail task
+  await p30.route((url) => url.pathname === '/tasks', (route) => {
+    if (++lists === 2) down = true;
+    return route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
+                          body: JSON.stringify({tasks: lists > 1 ? [thumb] : [], next_token: null})});
+  });
+  await p30.route(() => down, (route) => route.abort('connectionrefused'));
+  await p30.route((url) => url.pathname === '/events', () => {}); // held: no opening reads the types
+  await p30.goto(BASE + '/');
+  await p30.waitForSelector('#create-type option[value="work"]', {state: 'attached', timeout: WAIT});
+  await p30.waitForSelector('#tasks-empty:not([hidden])', {timeout: WAIT});
+  await p30.click('#filter-status button[data-status="CREATED"]');
+  await p30.waitForSelector(`#tasks tr[data-id="${thumb.id}"]`, {timeout: WAIT});
+  // the read of the types for it, refused: the banner says taskd is not reached
+  await p30.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+  down = false;
+  await p30.click('#filter-status button[data-status=""]');
+  await p30.waitForSelector('#filter-type option[value="thumbnail"]', {state: 'attached', timeout: WAIT}).catch(async () => {
+    throw new Error('the filter offers ' + quote(await p30.$$eval('#filter-type option', (os) => os.map((o) => o.value).join(' '))) +
+                    ' after the thumbnail task came again (' + lists + ' lists): the types were not read again');
+  });
+}), ['loaded']);
 
 // taskd restarted without the type the list is filtered to refuses that list (422) at every read:
 // the page reads the types again and lets the filter go. Here the restart comes while the stream is
 // let go out of sight, and the tab, shown again, reads its list before the stream opens (no types
 // read there). The types and the lists of the type are answered by the test.
-await step('a list filtered to a type taskd restarted without shows every type, and says so', async () => {
-  const p27 = await lonePage();
-  try {
-    await quickTimers(p27);
-    let restarted = false;
-    await p27.route((url) => url.pathname === '/openapi.json', async (route) => {
-      const doc = await (await route.fetch()).json();
-      if (!restarted) doc.components.schemas.TaskType.enum.push('thumbnail');
-      return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
-    });
-    // before the restart, taskd's tasks of the type manual stand for those of thumbnail
-    await p27.route((url) => url.pathname === '/tasks' && url.searchParams.get('task_type') === 'thumbnail', (route) =>
-      restarted ? route.fulfill({status: 422, contentType: 'application/json', body: JSON.stringify({detail: [{
-                   type: 'literal_error', loc: ['query', 'task_type'], msg: 'Input should be ' + "'noop', 'fail', 'flaky', 'work' or 'manual'",
-                   input: 'thumbnail'}]})}) :
-                  route.fallback({url: route.request().url().replace('thumbnail', 'manual')}));
-    await p27.goto(BASE + '/');
-    await p27.waitForSelector('#filter-type option[value="thumbnail"]', {state: 'attached', timeout: WAIT});
-    await p27.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
-    await p27.selectOption('#filter-type', 'thumbnail');
-    // the types of the tasks listed: manual alone (thumbnail's), then others too
-    await p27.waitForFunction(() => {
-      const shown = [...document.querySelectorAll('#tasks tbody td.c-type')];
-      return shown.length && shown.every((td) => td.textContent === 'manual');
-    }, null, {timeout: WAIT});
-    await setHidden(p27, true);
-    await p27.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
-    restarted = true;
-    await setHidden(p27, false);
-    await p27.waitForFunction(() => [...document.querySelectorAll('#tasks tbody td.c-type')].some((td) => td.textContent !== 'manual'),
-                              null, {timeout: WAIT}).catch(async () => {
-      throw new Error('the list does not show every type after its type was refused: the filter is ' +
-                      quote(await p27.inputValue('#filter-type')) + ', the rows ' + quote(await p27.textContent('#tasks tbody')));
-    });
-    check(await p27.inputValue('#filter-type') === '', 'the type filter says ' + quote(await p27.inputValue('#filter-type')));
-    // that alone: the list refused is not a failure to report, the page mends it
-    const said = await p27.$$eval('#toasts .toast', (ts) => ts.map((t) => t.textContent));
-    const want = ['taskd has no task type thumbnail now: the list shows every type.'];
-    check(JSON.stringify(said) === JSON.stringify(want), 'the page says ' + quote(said.join(' | ')) + ', want ' + quote(want[0]));
-  } finally {
-    await p27.close();
-  }
-}, ['loaded']);
+await step('a list filtered to a type taskd restarted without shows every type, and says so', () => withPage(async (p27) => {
+  await quickTimers(p27);
+  let restarted = false;
+  await p27.route((url) => url.pathname === '/openapi.json', async (route) => {
+    const doc = await (await route.fetch()).json();
+    if (!restarted) doc.components.schemas.TaskType.enum.push('thumbnail');
+    return route.fulfill({status: 200, contentType: 'application/json', body: JSON.stringify(doc)});
+  });
+  // before the restart, taskd's tasks of the type manual stand for those of thumbnail
+  await p27.route((url) => url.pathname === '/tasks' && url.searchParams.get('task_type') === 'thumbnail', (route) =>
+    restarted ? route.fulfill({status: 422, contentType: 'application/json', body: JSON.stringify({detail: [{
+                 type: 'literal_error', loc: ['query', 'task_type'], msg: 'Input should be ' + "'noop', 'fail', 'flaky', 'work' or 'manual'",
+                 input: 'thumbnail'}]})}) :
+                route.fallback({url: route.request().url().replace('thumbnail', 'manual')}));
+  await p27.goto(BASE + '/');
+  await p27.waitForSelector('#filter-type option[value="thumbnail"]', {state: 'attached', timeout: WAIT});
+  await p27.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p27.selectOption('#filter-type', 'thumbnail');
+  // the types of the tasks listed: manual alone (thumbnail's), then others too
+  await p27.waitForFunction(() => {
+    const shown = [...document.querySelectorAll('#tasks tbody td.c-type')];
+    return shown.length && shown.every((td) => td.textContent === 'manual');
+  }, null, {timeout: WAIT});
+  await setHidden(p27, true);
+  await p27.waitForSelector('#conn[data-state="paused"]', {timeout: WAIT});
+  restarted = true;
+  await setHidden(p27, false);
+  await p27.waitForFunction(() => [...document.querySelectorAll('#tasks tbody td.c-type')].some((td) => td.textContent !== 'manual'),
+                            null, {timeout: WAIT}).catch(async () => {
+    throw new Error('the list does not show every type after its type was refused: the filter is ' +
+                    quote(await p27.inputValue('#filter-type')) + ', the rows ' + quote(await p27.textContent('#tasks tbody')));
+  });
+  check(await p27.inputValue('#filter-type') === '', 'the type filter says ' + quote(await p27.inputValue('#filter-type')));
+  // that alone: the list refused is not a failure to report, the page mends it
+  const said = await p27.$$eval('#toasts .toast', (ts) => ts.map((t) => t.textContent));
+  const want = ['taskd has no task type thumbnail now: the list shows every type.'];
+  check(JSON.stringify(said) === JSON.stringify(want), 'the page says ' + quote(said.join(' | ')) + ', want ' + quote(want[0]));
+}), ['loaded']);
 
 // A list read that fails as the stream opens again is tried again by itself, not at the next opening.
-await step('a list read that fails after the stream opens again is tried again until one works', async () => {
-  const p24 = await lonePage();
-  try {
-    const task = listed('0190f3c2-0000-7000-8000-000000000301');
-    // the first list is empty; the second, as the stream opens again, answers 503; later ones the task
-    let lists = 0;
-    await p24.route((url) => url.pathname === '/tasks', (route) => (++lists === 2 ?
-        route.fulfill({status: 503, contentType: 'application/json', headers: {'Retry-After': '1'},
-                       body: JSON.stringify({detail: 'The task store is busy; retry shortly'})}) :
-        route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
-                       body: JSON.stringify({tasks: lists === 1 ? [] : [task], next_token: null})})));
-    // the first stream drops at once, the page opens another 100 ms later, which stays (it drops
-    // too, and the page would try again in 10 min)
-    let streams = 0;
-    await p24.route((url) => url.pathname === '/events', (route) => route.fulfill({
-      status: 200, contentType: 'text/event-stream', body: 'retry: ' + (streams++ ? 600000 : 100) + '\n\n'}));
-    await p24.goto(BASE + '/');
-    await p24.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT}).catch(() => {
-      throw new Error('the list was not read again after its read failed (' + lists + ' reads, ' + streams + ' streams)');
-    });
-    check(streams === 2, streams + ' streams opened, want 2: the list was read again at an opening');
-  } finally {
-    await p24.close();
-  }
-}, ['loaded']);
+await step('a list read that fails after the stream opens again is tried again until one works', () => withPage(async (p24) => {
+  const task = listed('0190f3c2-0000-7000-8000-000000000301');
+  // the first list is empty; the second, as the stream opens again, answers 503; later ones the task
+  let lists = 0;
+  await p24.route((url) => url.pathname === '/tasks', (route) => (++lists === 2 ?
+      route.fulfill({status: 503, contentType: 'application/json', headers: {'Retry-After': '1'},
+                     body: JSON.stringify({detail: 'The task store is busy; retry shortly'})}) :
+      route.fulfill({status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '0'},
+                     body: JSON.stringify({tasks: lists === 1 ? [] : [task], next_token: null})})));
+  // the first stream drops at once, the page opens another 100 ms later, which stays (it drops
+  // too, and the page would try again in 10 min)
+  let streams = 0;
+  await p24.route((url) => url.pathname === '/events', (route) => route.fulfill({
+    status: 200, contentType: 'text/event-stream', body: 'retry: ' + (streams++ ? 600000 : 100) + '\n\n'}));
+  await p24.goto(BASE + '/');
+  await p24.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT}).catch(() => {
+    throw new Error('the list was not read again after its read failed (' + lists + ' reads, ' + streams + ' streams)');
+  });
+  check(streams === 2, streams + ' streams opened, want 2: the list was read again at an opening');
+}), ['loaded']);
 
 // A stream held open that hears nothing, not even taskd's ping every 15 s (taskd stopped, a host
 // gone from the network, a proxy or NAT that dropped the connection without a word), is lost: the
@@ -3312,7 +3186,7 @@ await step('a stream held open and silent is said lost, closed, and opened again
   };
   const until = (name) => mark(name)[0];
   const reached = (name) => mark(name)[1]();
-  const server = http.createServer((req, res) => {
+  const answer = (req, res) => {
     const s = {from: req.headers['last-event-id'] || null, closed: false, pings: 0};
     const n = streams.push(s);
     let pinging = null;
@@ -3330,15 +3204,12 @@ await step('a stream held open and silent is said lost, closed, and opened again
       res.write(': ping\nid: ' + (500 + n) + '\n\n');
       if (++s.pings === pinged) reached('pinged');
     }, 100);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const p36 = await lonePage();
-  try {
+  };
+  await withServer(answer, (served) => withPage(async (p36) => {
     await quickTimers(p36, {silence});
     await p36.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
       status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': '500'},
       body: JSON.stringify({tasks: [], next_token: null})}));
-    const served = 'http://127.0.0.1:' + server.address().port;
     await p36.route((url) => url.pathname === '/events', (route) =>
       route.continue({url: served + '/events' + new URL(route.request().url()).search}));
     const conn = async () => (await p36.getAttribute('#conn', 'data-state')) + ': ' + quote(await p36.textContent('#conn-text'));
@@ -3357,49 +3228,40 @@ await step('a stream held open and silent is said lost, closed, and opened again
     check(streams.length === 3 && !streams[2].closed, 'a stream pinged every 100 ms was let go (' + streams.length +
           ' streams): the page says ' + await conn());
     check(await p36.getAttribute('#conn', 'data-state') === 'live', 'a stream pinged every 100 ms: the page says ' + await conn());
-  } finally {
-    await p36.close();
-    server.closeAllConnections();
-    server.close();
-  }
+  }));
 }, ['loaded']);
 
 // A tab out of sight runs no animation frames, while a tab of its group in sight keeps the stream
 // it hears every change on: a new task's row, pushed off the page by newer ones, must not be kept.
-await step('a tab that runs no frames (out of sight) keeps no rows pushed off its page by new tasks', async () => {
-  const p19 = await lonePage();
-  try {
-    await p19.addInitScript(() => (window.requestAnimationFrame = () => 0)); // as out of sight: no frames
-    const n = 400;
-    const id = (i) => '0190f3c2-0000-7000-8000-' + i.toString(16).padStart(12, '0');
-    // the first list is empty; a later one (the page reads it again when rows are pushed off) has
-    // the newest 50
-    let lists = 0;
-    await p19.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
-      status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? String(n) : '0'},
-      body: JSON.stringify({tasks: lists > 1 ? Array.from({length: 50}, (_, k) => listed(id(n - k))) : [], next_token: null})}));
-    let stream = 'retry: 600000\n\n';
-    for (let i = 1; i <= n; i++) stream += inserted(i, id(i));
-    await p19.route((url) => url.pathname === '/events', (route) => route.fulfill({
-      status: 200, contentType: 'text/event-stream', body: stream}));
-    await p19.goto(BASE + '/');
-    await p19.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT});
-    await p19.waitForFunction(() => document.querySelectorAll('#tasks tbody tr').length === 50, null, {timeout: WAIT});
-    // the table rows alive after a garbage collection: the page's own, and what it keeps
-    const cdp = await p19.context().newCDPSession(p19);
-    await cdp.send('HeapProfiler.collectGarbage');
-    const {result: proto} = await cdp.send('Runtime.evaluate', {expression: 'HTMLTableRowElement.prototype'});
-    const {objects} = await cdp.send('Runtime.queryObjects', {prototypeObjectId: proto.objectId});
-    const {result: alive} = await cdp.send('Runtime.callFunctionOn', {
-      objectId: objects.objectId, functionDeclaration: 'function () { return this.length; }', returnByValue: true});
-    const shown = await p19.evaluate(() => document.querySelectorAll('tr').length);
-    // the rows shown and at most two pages (100) the flash queue holds: not one a task, 400
-    check(alive.value < n / 2, alive.value + ' table rows alive after ' + n + ' new tasks, ' + shown +
-          ' of them on the page: the rows pushed off it are kept');
-  } finally {
-    await p19.close();
-  }
-}, ['loaded']);
+await step('a tab that runs no frames (out of sight) keeps no rows pushed off its page by new tasks', () => withPage(async (p19) => {
+  await p19.addInitScript(() => (window.requestAnimationFrame = () => 0)); // as out of sight: no frames
+  const n = 400;
+  const id = (i) => '0190f3c2-0000-7000-8000-' + i.toString(16).padStart(12, '0');
+  // the first list is empty; a later one (the page reads it again when rows are pushed off) has
+  // the newest 50
+  let lists = 0;
+  await p19.route((url) => url.pathname === '/tasks', (route) => route.fulfill({
+    status: 200, contentType: 'application/json', headers: {'X-Last-Event-ID': lists++ ? String(n) : '0'},
+    body: JSON.stringify({tasks: lists > 1 ? Array.from({length: 50}, (_, k) => listed(id(n - k))) : [], next_token: null})}));
+  let stream = 'retry: 600000\n\n';
+  for (let i = 1; i <= n; i++) stream += inserted(i, id(i));
+  await p19.route((url) => url.pathname === '/events', (route) => route.fulfill({
+    status: 200, contentType: 'text/event-stream', body: stream}));
+  await p19.goto(BASE + '/');
+  await p19.waitForSelector(`#tasks tr[data-id="${id(n)}"]`, {timeout: WAIT});
+  await p19.waitForFunction(() => document.querySelectorAll('#tasks tbody tr').length === 50, null, {timeout: WAIT});
+  // the table rows alive after a garbage collection: the page's own, and what it keeps
+  const cdp = await p19.context().newCDPSession(p19);
+  await cdp.send('HeapProfiler.collectGarbage');
+  const {result: proto} = await cdp.send('Runtime.evaluate', {expression: 'HTMLTableRowElement.prototype'});
+  const {objects} = await cdp.send('Runtime.queryObjects', {prototypeObjectId: proto.objectId});
+  const {result: alive} = await cdp.send('Runtime.callFunctionOn', {
+    objectId: objects.objectId, functionDeclaration: 'function () { return this.length; }', returnByValue: true});
+  const shown = await p19.evaluate(() => document.querySelectorAll('tr').length);
+  // the rows shown and at most two pages (100) the flash queue holds: not one a task, 400
+  check(alive.value < n / 2, alive.value + ' table rows alive after ' + n + ' new tasks, ' + shown +
+        ' of them on the page: the rows pushed off it are kept');
+}), ['loaded']);
 
 if (args.shots) {
   // The README's pictures: light, 1280x800.
@@ -3434,7 +3296,6 @@ if (args.shots) {
   }, ['created']);
 }
 
-await Promise.all(closing);
 await browser.close();
 const failed = results.filter((r) => !r[1]);
 console.log(`${results.length - failed.length} passed, ${failed.length} failed`);
