@@ -3007,6 +3007,56 @@ await step("a read of the task types that fails is said in the form's type field
   check(said === '', "the task types read, the form's type field still says " + JSON.stringify(said));
 }), ['loaded']);
 
+// A read of the task types that fails after some were read (taskd restarting as the stream opens
+// again, a proxy refusing /openapi.json) leaves those types offered, and is said beside the form's
+// type field too, where it said nothing: the form offered the types of before as if they were
+// taskd's. A type chosen meanwhile leaves it said; a read that works takes it back. The page's
+// tries of the stream are answered by the test: each opening of a stream ended at once reads the
+// types again.
+await step("a read of the task types that fails, types read before, is said in the form's type field, which still offers them, until one works", () => withPage(async (p) => {
+  let refusing = false;
+  await p.route((url) => refusing && url.pathname === '/openapi.json', (route) => route.fulfill(PROXY_403));
+  const tries = []; // the page's tries of the stream, held until the test answers them
+  let tried = () => {};
+  await p.route((url) => url.pathname === '/events', (route) => {
+    tries.push(route);
+    tried();
+  });
+  const nextTry = (what) => within(new Promise((resolve) => {
+    tried = () => {
+      if (!tries.length) return;
+      tried = () => {};
+      resolve(tries.shift());
+    };
+    tried();
+  }), WAIT, what);
+  const ended = {status: 200, contentType: 'text/event-stream', body: 'retry: 100\n\n'}; // tried again 0.1 s on
+  const field = '#create-form .field-error[data-field="task_type"]';
+  await p.goto(BASE + '/');
+  await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  (await nextTry('the page opened no stream')).fulfill(ended);
+  refusing = true;
+  // opened again, the stream reads the types: refused
+  (await nextTry('the page did not open the stream again')).fulfill(ended);
+  const reopened = await nextTry('the page did not open the stream a third time');
+  await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), field,
+                          {timeout: WAIT}).catch(async () => {
+    throw new Error("the task types refused, types read before, the form's type field says " +
+                    JSON.stringify(await p.textContent(field)));
+  });
+  await p.selectOption('#create-type', 'work');
+  const kept = {said: await p.textContent(field), invalid: await p.getAttribute('#create-type', 'aria-invalid')};
+  check(kept.said.includes('(403: Not through this proxy)') && kept.invalid === null,
+        "the types read before chosen from, the form's type field says " + JSON.stringify(kept.said) +
+        (kept.invalid === null ? '' : ', marked in error'));
+  refusing = false;
+  reopened.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n'});
+  await p.waitForFunction((f) => document.querySelector(f).textContent === '', field, {timeout: WAIT}).catch(async () => {
+    throw new Error("the task types read, the form's type field still says " + JSON.stringify(await p.textContent(field)));
+  });
+  check(await p.inputValue('#create-type') === 'work', "the form's type is " + quote(await p.inputValue('#create-type')));
+}), ['loaded']);
+
 // A task of a type the page was not given: taskd has others than when they were read (here while
 // the stream stays open; in life it restarted while the stream was let go out of sight, say). The
 // types are read again, once for each type (a type taskd no longer has keeps its tasks), and a type

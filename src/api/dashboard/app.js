@@ -1623,9 +1623,15 @@ function drawChart() {
 
 /* ---- create a task ---------------------------------------------------- */
 
+// What the type field's error says is a failed read of the task types' (loadTypes()): it stays
+// until a read works, whatever the form's submits and a type chosen clear; a 422 that names the
+// field says its own instead.
+let typesSaid = false;
+
 function fieldError(field, message) {
   const span = document.querySelector('#create-form .field-error[data-field="' + field + '"]');
   if (span) span.replaceChildren(...clientText(message));
+  if (field === 'task_type') typesSaid = false;
   const input = {task_type: '#create-type', data: '#create-data', ttl: '#create-ttl'}[field];
   if (input) markInvalid($(input), !!message);
 }
@@ -1644,7 +1650,7 @@ function focusFirstError() {
 }
 
 function clearFieldErrors() {
-  for (const f of ['task_type', 'data', 'ttl', 'body']) fieldError(f, '');
+  for (const f of ['task_type', 'data', 'ttl', 'body']) if (f !== 'task_type' || !typesSaid) fieldError(f, '');
 }
 
 // Validate the data as it is typed: it must at least be JSON (the server says the rest).
@@ -1951,8 +1957,9 @@ function renderTrace(res) {
 
 // The configured task types: the OpenAPI document's TaskType enum is built from the
 // configuration (GET /queues names queues, not types, and a type may have no queue). Whether
-// they were read. A read that fails leaves the types shown; with none, the form's type field says
-// why it offers none (a 401 is said as the token asked for), until a read works.
+// they were read. A read that fails leaves the types shown, and the form's type field says so (a
+// 401 is said as the token asked for) until a read works: with none, why it offers none; with
+// some, that they are an earlier read's, the field not marked in error (they can still be chosen).
 async function loadTypes() {
   let types;
   try {
@@ -1960,13 +1967,17 @@ async function loadTypes() {
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
-    if (!state.types.length && e.status !== 401) {
+    if (e.status !== 401) {
       const why = e.status ? e.status + ': ' + e.message : 'taskd not reached';
-      fieldError('task_type', 'Cannot read the task types (' + why + ').');
+      const offered = state.types.length > 0;
+      fieldError('task_type', 'Cannot read the task types (' + why + ')' +
+                              (offered ? '; those offered are from an earlier read.' : '.'));
+      if (offered) markInvalid($('#create-type'), false);
+      typesSaid = true;
     }
     return false;
   }
-  if (!state.types.length) fieldError('task_type', ''); // what a failed read said
+  if (typesSaid) fieldError('task_type', ''); // what a failed read said
   state.types = types;
   const create = $('#create-type');
   const chosen = create.value;
@@ -2084,7 +2095,7 @@ function start() {
     checkData();
   });
   $('#create-ttl').addEventListener('input', () => fieldError('ttl', ''));
-  $('#create-type').addEventListener('change', () => fieldError('task_type', ''));
+  $('#create-type').addEventListener('change', () => typesSaid || fieldError('task_type', ''));
   checkData();
 
   loadTypes();
