@@ -2987,6 +2987,42 @@ await step('a list refused with a 403, then a 503, says the 503 in a toast', () 
   });
 }), ['loaded']);
 
+// A list refused with a 403 (a proxy in front refusing /tasks, here), which the banner says, is read
+// again at the poll, as the queues are (every second here), until it is answered otherwise: where
+// only a filter chosen, a page changed or the stream's next opening read it, and a proxy that had
+// stopped refusing left the banner up until the user did something. One read at a time: the read
+// that follows the refusals, held here over three polls (the page gives up none of them), has no
+// other started beside it. Answered, the banner goes.
+await step('a list refused with a 403 is read again at the poll, one read at a time, until answered; the banner goes then', () => withPage(async (p) => {
+  await quickTimers(p, {read: 4 * WAIT});
+  let refused = 0; // the reads refused: the first, and the one the stream's opening makes after a failed list
+  let refusedTwice;
+  const twice = new Promise((resolve) => (refusedTwice = resolve));
+  let reads = 0; // the reads after them, the first held
+  let held;
+  const next = new Promise((resolve) => (held = resolve));
+  await p.route((url) => url.pathname === '/tasks', (route) => {
+    if (refused < 2) {
+      if (++refused === 2) refusedTwice();
+      return route.fulfill(PROXY_403);
+    }
+    if (++reads === 1) return held(route);
+    return route.fallback();
+  });
+  await p.goto(BASE + '/');
+  await within(twice, WAIT, 'the list was not read twice');
+  await p.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
+  await p.waitForSelector('#banner:not([hidden])', {timeout: WAIT});
+  const read = await within(next, WAIT, 'the list refused with a 403 (twice) was not read again in ' + WAIT / 1000 + ' s');
+  for (let i = 0; i < 3; i++) await p.waitForRequest((r) => new URL(r.url()).pathname === '/queues', {timeout: WAIT});
+  check(reads === 1, 'the list was read ' + (reads - 1) + ' more time(s) over three polls while a read of it was under way');
+  await read.fallback();
+  await p.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await p.waitForSelector('#banner', {state: 'hidden', timeout: WAIT}).catch(async () => {
+    throw new Error('the list read again, the banner still says ' + quote(await p.textContent('#banner')));
+  });
+}), ['loaded']);
+
 // A read of the task types that fails (a proxy refusing /openapi.json) leaves the form no type to
 // offer: its type field says why, where nothing did, until a read works (here as the stream, not
 // reached meanwhile, opens: a page with no types reads them then).

@@ -82,13 +82,14 @@ asks, and both once a token is entered; /metrics alone asking shows the token fi
 its detail, and a token entered has the chart drawn. Behind a proxy that refuses /metrics, /queues or
 /tasks alone, with a 403 or no answer, the banner says so once, whatever the other reads answer (a list
 read again, three polls, once the first refusal is said and the list shown), and goes once a read of that
-route works; the /metrics sample says nothing. A list read outdated by a newer one (held by the test)
-says nothing of its answer, failing late or working late; a tab back from the back/forward cache, its
-stream refused before (a 403), that joins a live reading tab says nothing of that refusal; taskd not
-reached, then asking for a token on the stream, has the banner ask for the token; a look made before a
-token was entered, answered after (held by the test), says nothing of it. A read of the task types that
-fails (a 403) is said beside the form's type field until one works, also when types read before are
-offered, which stay offered. A
+route works; the /metrics sample says nothing. A list refused with a 403 is read again by the poll,
+one read at a time (none beside one held over three polls), and the banner goes once one is
+answered. A list read outdated by a newer one (held by the test) says nothing of its answer, failing
+late or working late; a tab back from the back/forward cache, its stream refused before (a 403), that
+joins a live reading tab says nothing of that refusal; taskd not reached, then asking for a token on
+the stream, has the banner ask for the token; a look made before a token was entered, answered after
+(held by the test), says nothing of it. A read of the task types that fails (a 403) is said beside the
+form's type field until one works, also when types read before are offered, which stay offered. A
 page that waits for a token reads nothing but a look at the stream, one at a time, once a retry period,
 and says the detail of a later look whose first read of why was given up (a body held by the test's
 server), once (counted in what it tells its group); it goes live by itself once taskd (answered by the test) asks for none; tabs that share a

@@ -672,7 +672,8 @@ async function loadTasks() {
     // said once, by the banner (bannerSays()) or a toast: a failure the banner said, then one it
     // does not (a 403, then a 503), is toasted; read again at the stream's next (re)connection,
     // and after a while unless the answer would be the same (a 4xx but a timeout or too many
-    // requests; a 401 waits for a token)
+    // requests; a 401 waits for a token; a 403, which the banner says, is read again by the poll:
+    // listRefused())
     const where = bannerSays(e.status) ? 'banner' : 'toast';
     if (where === 'toast' && state.loadFailed !== 'toast') toast('Cannot list tasks: ' + e.message, true);
     state.loadFailed = where;
@@ -682,6 +683,7 @@ async function loadTasks() {
   if (seq !== loadSeq) return false; // a newer load is under way
   state.loadFailed = false;
   clearTimeout(listRetry.timer);
+  listRetry.timer = null;
   listRetry.ms = 0;
   const body = $('#tasks tbody');
   state.rows.clear();
@@ -703,11 +705,22 @@ async function loadTasks() {
 // A list that could not be read is read again 1 s later, then after twice as long each time, up
 // to 30 s, until one is (while the stream asks for a token, whose looks read nothing else, the
 // wait's end reads it; a token another route asked for leaves the retries on).
-const listRetry = {timer: null, ms: 0};
+const listRetry = {timer: null, ms: 0}; // timer: a retry is due
 function retryList() {
   clearTimeout(listRetry.timer);
   listRetry.ms = Math.min(2 * listRetry.ms || 1000, 30000);
-  listRetry.timer = setTimeout(() => streamAsks || loadTasks(), listRetry.ms);
+  listRetry.timer = setTimeout(() => {
+    listRetry.timer = null;
+    if (!streamAsks) loadTasks();
+  }, listRetry.ms);
+}
+
+// The list stands refused with what the banner says (a 403: a proxy in front refusing it, say), and
+// nothing reads it again: no read of it under way (state.during), no retry due (those are for taskd
+// not reached). The poll reads it again then, as it reads the queues: a proxy that stops refusing is
+// seen, where the banner stayed until a filter, a page or the stream's next opening read the list.
+function listRefused() {
+  return health.failing.has('list') && state.during === null && !listRetry.timer;
 }
 
 // Apply the events held while a list was read: those after the position it reflects (after:
@@ -2123,12 +2136,13 @@ function start() {
   // /metrics and the queues read again, but not a route whose last read was refused with a 401,
   // nor either while the stream asks for a token, whose looks read nothing else (a token entered,
   // or taskd asking for none, reads them: waitOver()); a token another route asked for leaves
-  // them on
+  // them on. So is the list while it stands refused (listRefused()).
   setTimeout(() => streamAsks || metricsAsk || sampleMetrics(), 2000); // a first rate soon after loading
   setInterval(() => {
     if (streamAsks) return;
     if (!metricsAsk) sampleMetrics();
     if (!queuesAsk) loadQueues(); // delays and visibility timeouts move counts without a task changing
+    if (listRefused()) loadTasks();
   }, METRICS_EVERY_MS);
 }
 
