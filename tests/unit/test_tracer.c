@@ -1642,14 +1642,17 @@ static void test_drop_on_a_url_that_cannot_be_used(void **state)
     (void)state;
     test_trace_env_clear();
     setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://bad host:4318/v1/traces", 1);
-    tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
-    tracer *t = start_with(&o); /* the real backoff: four retries would wait 3.75-7.5 s */
+    /* a first backoff of 30 s: a single retry would wait 15 s or more */
+    tracer_options o = {.service_name = "taskd-test",
+                        .batch_interval_ms = QUICK_BATCH_MS,
+                        .otlp_backoff_ms = 30000};
+    tracer *t = start_with(&o);
     int64_t t0 = now_ms();
     emit(t, TASK_A, 1);
-    assert_true(wait_count(tracer_dropped, t, 1, 5000));
+    assert_true(wait_count(tracer_dropped, t, 1, 12000));
     int64_t took = now_ms() - t0;
     print_message("dropped after %lld ms\n", (long long)took);
-    assert_true(took < 3000); /* the batch goes after 20 ms; four retries would wait 3.75 s more */
+    assert_true(took < 10000); /* the batch goes after 20 ms; a retry would wait 15 s more */
     assert_int_equal(tracer_exported(t), 0);
     tracer_free(t);
 }
