@@ -688,7 +688,7 @@ static struct curl_slist *request_headers(const otel_config *cfg)
 }
 
 exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_t (*now_ns)(void),
-                          int backoff_ms)
+                          int first_backoff_ms)
 {
     otlp_exporter *o = calloc(1, sizeof *o);
     if (!o)
@@ -705,7 +705,7 @@ exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_
     o->timeout_ms = cfg->timeout_ms;
     o->body_max = SIZE_MAX;
     o->now_ns = now_ns ? now_ns : clock_mono_ns;
-    o->backoff_base_ms = backoff_ms > 0 ? backoff_ms : BACKOFF_BASE_MS;
+    o->backoff_base_ms = first_backoff_ms > 0 ? first_backoff_ms : BACKOFF_BASE_MS;
     o->resource = r;
     o->rng = (uint64_t)clock_mono_ns() ^ (uint64_t)(uintptr_t)o ^ 0x9e3779b97f4a7c15ULL;
     if (!(o->endpoint = strdup(cfg->endpoint)) || !(o->headers = request_headers(cfg)) ||

@@ -39,10 +39,10 @@ void export_otlp_global_cleanup(void);
  * The exporter for cfg's endpoint (which must be set), protocol, compression, headers and
  * timeout; spans go out with resource r, which is borrowed (with the strings it points to): it
  * must outlive the exporter. now_ns is the monotonic clock a body bound learned from a 413
- * expires by (NULL: clock_mono_ns); backoff_ms the cap of the backoff before the first retry
+ * expires by (NULL: clock_mono_ns); first_backoff_ms the cap of the backoff before the first retry
  * (0: 500 ms), doubled for each later one up to 30 s. NULL when out of memory.
  */
 exporter *export_otlp_new(const otel_config *cfg, const otlp_resource *r, int64_t (*now_ns)(void),
-                          int backoff_ms);
+                          int first_backoff_ms);
 
 #endif
