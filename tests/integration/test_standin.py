@@ -149,8 +149,10 @@ class Fixture(unittest.TestCase):
                 r = self.new_run()
                 endpoint = r.start(self)
                 os.kill(r.proc.pid, sig)
-                r.proc.wait(10)  # reaped, as CTest's parent would: a zombie's pid still answers kill(0)
+                # not reaped yet, as by a parent busy elsewhere: a zombie has ended all the same
+                wait_until(lambda: not alive(r.proc.pid), GONE_WITHIN, what="the run ended")
                 self.assertEnded(endpoint, "a run killed with %s" % sig.name)
+                r.proc.wait(10)
                 wait_until(lambda: not os.listdir(self.folder), GONE_WITHIN,
                            what="the fixture folder empty after %s: %s" % (sig.name, os.listdir(self.folder)))
 

@@ -18,6 +18,7 @@ with fixture_endpoint().
 
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -171,6 +172,9 @@ def fixture_endpoint(cls):
 
 
 def _keep(cls, path, ctest_pid):
+    # readable once CTest has ended, whether its parent has reaped it yet or not (a zombie's pid
+    # still answers kill(pid, 0)), and never another process's that took its pid
+    ctest = os.pidfd_open(ctest_pid)
     standin = cls()
     standin.start()
     try:
@@ -178,11 +182,8 @@ def _keep(cls, path, ctest_pid):
             json.dump({"endpoint": standin.endpoint}, f)
         os.rename(path + ".tmp", path)
         while os.path.exists(path) and standin.proc.poll() is None:
-            try:
-                os.kill(ctest_pid, 0)
-            except ProcessLookupError:
+            if select.select([ctest], [], [], 0.2)[0]:
                 break
-            time.sleep(0.2)
     finally:
         standin.stop()
         try:
