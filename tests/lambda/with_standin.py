@@ -16,7 +16,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dynamodb_local import DynamoDBLocal  # noqa: E402
 from fauxqs import Fauxqs  # noqa: E402
-from standin import fixture_endpoint  # noqa: E402
+from standin import die_with_starter, fixture_endpoint  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,7 +27,7 @@ def run(kind, endpoint, command):
                    TASKD_TABLE_JSON=os.path.join(REPO, "deploy", "table.json"))
     else:
         env = dict(os.environ, FAUXQS_ENDPOINT=endpoint)
-    return subprocess.call(command, env=env)
+    return subprocess.call(command, env=env, preexec_fn=die_with_starter)  # killed with us too
 
 
 def main(argv):
