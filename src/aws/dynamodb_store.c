@@ -949,8 +949,12 @@ static store_rc read_idem(ddb_store *s, const char *key, int64_t now, char id_ou
     store_rc out = failure(s, "GetItem", rc, &r);
     if (out == STORE_OK) {
         json_t *root = answer_json(&r);
-        out = idem_task_id(json_object_get(root, "Item"), now, id_out) ? STORE_DUPLICATE
-                                                                       : STORE_NOT_FOUND;
+        if (!root) /* whether the key is free is not known: not taken for free */
+            log_error("DynamoDB answer is not JSON", "table", s->table, "operation", "GetItem",
+                      NULL);
+        out = !root                                                      ? STORE_ERROR
+              : idem_task_id(json_object_get(root, "Item"), now, id_out) ? STORE_DUPLICATE
+                                                                         : STORE_NOT_FOUND;
         json_decref(root);
     }
     aws_response_free(&r);

@@ -19,7 +19,8 @@
  * its condition: the claimer's own (STORE_OK, CREATED before it), and a
  * conflict when the item carries another update's token. A claim applied whose
  * answer's old image cannot be read: done, with the task before as the update
- * knows it. A create unanswered, with a key or without: unknown, naming the
+ * knows it. A read of the key item whose answer cannot be read: an error, the
+ * create not tried again. A create unanswered, with a key or without: unknown, naming the
  * task it may have made. The span of a write: the call that decided it, with its request id,
  * table and region.
  */
@@ -403,6 +404,23 @@ static void test_key_taken_without_its_item_is_read(void **state)
     transaction_at(&f, 2, again);
     assert_string_not_equal(token, again); /* a new id for the new try */
     assert_string_equal(id, again);
+    stop(&f);
+}
+
+/* A read of the key whose answer cannot be read: the create fails, saying so; the key is not
+ * taken for free (which would try the transaction again, against a key still taken). */
+static void test_key_read_unreadable_is_an_error(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN_NO_ITEM},
+                                      {.status = 200, .body = "{\"Item\":{\"id\""}};
+    fixture f;
+    start(&f, script, 2);
+    char id[37], token[37];
+    assert_int_equal(create_keyed(&f, id), STORE_ERROR);
+    assert_int_equal(http_stub_count(f.server), 2); /* nothing tried again */
+    transaction_at(&f, 0, token);
+    task_read_at(&f, 1, "idem#order-42");
     stop(&f);
 }
 
@@ -1007,6 +1025,7 @@ int main(void)
         cmocka_unit_test(test_key_not_utf8_is_kept_in_hex),
         cmocka_unit_test(test_key_of_live_task_is_duplicate),
         cmocka_unit_test(test_key_taken_without_its_item_is_read),
+        cmocka_unit_test(test_key_read_unreadable_is_an_error),
         cmocka_unit_test(test_key_of_task_not_read_is_duplicate),
         cmocka_unit_test(test_key_of_gone_task_is_freed_and_taken),
         cmocka_unit_test(test_key_taken_anew_while_freed_is_duplicate),
