@@ -94,6 +94,7 @@
 #include "core/uuid7.h"
 #include "util/log.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -357,15 +358,16 @@ static const char *attr_s(const json_t *item, const char *name)
     return json_string_value(json_object_get(json_object_get(item, name), "S"));
 }
 
-/* Read an N attribute as an integer; false when absent or not an integer. */
+/* Read an N attribute as an integer; false when absent, not an integer or past int64. */
 static bool attr_n(const json_t *item, const char *name, int64_t *out)
 {
     const char *s = json_string_value(json_object_get(json_object_get(item, name), "N"));
     if (!s || !*s)
         return false;
     char *end;
+    errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*end)
+    if (*end || errno == ERANGE) /* past int64: not a time or count taskd wrote */
         return false;
     *out = v;
     return true;

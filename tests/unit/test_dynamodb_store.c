@@ -20,9 +20,9 @@
  * conflict when the item carries another update's token. A claim applied whose
  * answer's old image cannot be read: done, with the task before as the update
  * knows it. A read of the key item whose answer cannot be read: an error, the
- * create not tried again. A create unanswered, with a key or without: unknown, naming the
- * task it may have made. The span of a write: the call that decided it, with its request id,
- * table and region.
+ * create not tried again. A task's time past 64 bits: a malformed item. A create unanswered, with a
+ * key or without: unknown, naming the task it may have made. The span of a write: the call that
+ * decided it, with its request id, table and region.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -422,6 +422,29 @@ static void test_key_read_unreadable_is_an_error(void **state)
     transaction_at(&f, 0, token);
     task_read_at(&f, 1, "idem#order-42");
     stop(&f);
+}
+
+/* An item whose time does not fit in 64 bits is malformed, not a task of that time cut to
+ * INT64_MAX (or INT64_MIN). */
+static void test_time_past_int64_is_malformed(void **state)
+{
+    (void)state;
+    static const char *const times[] = {"9223372036854775808", "-9223372036854775809",
+                                        "99999999999999999999999999999999999999"};
+    for (size_t i = 0; i < sizeof times / sizeof *times; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"Item\":{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":\"TASK1\"},"
+                 "\"status\":{\"S\":\"CREATED\"},\"created_time\":{\"N\":\"%s\"},"
+                 "\"data\":{\"M\":{}}}}",
+                 times[i]);
+        const http_stub_reply script[] = {{.status = 200, .body = body}};
+        fixture f;
+        start(&f, script, 1);
+        task t;
+        assert_int_equal(store_get_task(f.store, OLD_TASK, &t), STORE_ERROR);
+        stop(&f);
+    }
 }
 
 static void test_key_of_task_not_read_is_duplicate(void **state)
@@ -1026,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_key_of_live_task_is_duplicate),
         cmocka_unit_test(test_key_taken_without_its_item_is_read),
         cmocka_unit_test(test_key_read_unreadable_is_an_error),
+        cmocka_unit_test(test_time_past_int64_is_malformed),
         cmocka_unit_test(test_key_of_task_not_read_is_duplicate),
         cmocka_unit_test(test_key_of_gone_task_is_freed_and_taken),
         cmocka_unit_test(test_key_taken_anew_while_freed_is_duplicate),
