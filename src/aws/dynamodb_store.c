@@ -395,12 +395,20 @@ static bool attr_json_text(const json_t *item, const char *name, char **out)
     return *out != NULL;
 }
 
+/* Log a task's item that cannot be read, naming it; STORE_ERROR. */
+static store_rc unreadable_item(const ddb_store *s, const char *id)
+{
+    log_error("DynamoDB item cannot be read as a task (malformed, or out of memory)", "table",
+              s->table, "task_id", id, NULL);
+    return STORE_ERROR;
+}
+
 /*
  * Fill t from an item (full: with data, result, trace and tracestate). STORE_NOT_FOUND
- * when the item is not a task (no task_type: a key or meta item), STORE_ERROR
+ * when the item is not a task (no task_type: a key or meta item), STORE_ERROR, logged,
  * when it is malformed or memory runs out.
  */
-static store_rc task_from_item(const json_t *item, task *t, bool full)
+static store_rc task_from_item(const ddb_store *s, const json_t *item, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
     const char *id = attr_s(item, "id");
@@ -410,7 +418,7 @@ static store_rc task_from_item(const json_t *item, task *t, bool full)
         return STORE_NOT_FOUND;
     if (strlen(id) > TASK_ID_LEN || strlen(type) > TASK_TYPE_MAX || !status ||
         !task_status_parse(status, &t->status))
-        return STORE_ERROR;
+        return unreadable_item(s, id);
     memcpy(t->id, id, strlen(id) + 1);
     memcpy(t->task_type, type, strlen(type) + 1);
     const char *msg = attr_s(item, "status_msg");
@@ -432,7 +440,7 @@ static store_rc task_from_item(const json_t *item, task *t, bool full)
     }
     if (!ok) {
         task_clear(t);
-        return STORE_ERROR;
+        return unreadable_item(s, id);
     }
     return STORE_OK;
 }
@@ -544,7 +552,7 @@ static store_rc ddb_get_task(store *base, const char *id, task *out)
     store_rc rc = get_task_item(s, id, &item);
     if (rc != STORE_OK)
         return rc;
-    rc = task_from_item(item, out, true);
+    rc = task_from_item(s, item, out, true);
     json_decref(item);
     if (rc == STORE_OK)
         facts_learn(s, out);
@@ -596,7 +604,7 @@ static store_rc ddb_get_history(store *base, const char *id, task_history *out)
     if (rc != STORE_OK)
         return rc;
     task t;
-    rc = task_from_item(item, &t, false);
+    rc = task_from_item(s, item, &t, false);
     if (rc == STORE_OK) {
         rc = history_from_item(item, &t, out);
         if (rc != STORE_OK)
@@ -687,7 +695,7 @@ static store_rc ddb_list_tasks(store *base, const store_list_query *q, store_pag
             break;
         }
         for (size_t i = 0; i < json_array_size(items) && got < want && result == STORE_OK; i++) {
-            store_rc one = task_from_item(json_array_get(items, i), &out->tasks[got], false);
+            store_rc one = task_from_item(s, json_array_get(items, i), &out->tasks[got], false);
             if (one == STORE_OK)
                 got++;
             else if (one == STORE_ERROR)
@@ -1322,7 +1330,7 @@ static store_rc read_and_decide(ddb_store *s, store_write *w, fact *f)
         return STORE_NOT_FOUND;
     }
     task cur;
-    rc = task_from_item(item, &cur, true);
+    rc = task_from_item(s, item, &cur, true);
     json_decref(item);
     return rc == STORE_OK ? decide(s, w, &cur, f) : rc;
 }
@@ -1423,7 +1431,7 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
         /* applied: the task is as the caller asked, whether or not the old image can be read */
         root = answer_json(&r);
         const json_t *old = json_object_get(root, "Attributes");
-        if (task_from_item(old, &w->current, true) == STORE_OK) {
+        if (task_from_item(s, old, &w->current, true) == STORE_OK) {
             facts_learn(s, &w->current);
         } else {
             log_warn("task updated; its image before the update is unreadable", "table", s->table,
@@ -1447,7 +1455,7 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
             out = STORE_NOT_FOUND;
         } else {
             task cur;
-            out = task_from_item(item, &cur, true);
+            out = task_from_item(s, item, &cur, true);
             const char *written_by = attr_s(item, "write_token");
             if (out == STORE_OK && written_by && strcmp(written_by, token) == 0) {
                 facts_learn(s, &cur);
@@ -1507,7 +1515,7 @@ static store_rc renew_lease(ddb_store *s, store_write *w)
         task now;
         out = !root                   ? STORE_ERROR /* unreadable: not known */
               : !json_is_object(item) ? STORE_NOT_FOUND
-                                      : task_from_item(item, &now, true);
+                                      : task_from_item(s, item, &now, true);
         if (out == STORE_OK) {
             out = store_update_is_held_claim(u, &now) ? STORE_REPEAT : STORE_CONFLICT;
             task_clear(&w->current);
@@ -1632,7 +1640,7 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
     } else if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
         root = answer_json(&r);
         json_t *item = json_object_get(root, "Item");
-        out = json_is_object(item) ? task_from_item(item, &w->current, true)
+        out = json_is_object(item) ? task_from_item(s, item, &w->current, true)
               : root               ? STORE_NOT_FOUND
                                    : STORE_ERROR; /* unreadable: not known */
         const char *written_by = attr_s(item, "write_token");

@@ -20,9 +20,9 @@
  * conflict when the item carries another update's token. A claim applied whose
  * answer's old image cannot be read: done, with the task before as the update
  * knows it. A read of the key item whose answer cannot be read: an error, the
- * create not tried again. A task's time past 64 bits: a malformed item. A create unanswered, with a
- * key or without: unknown, naming the task it may have made. The span of a write: the call that
- * decided it, with its request id, table and region.
+ * create not tried again. A task's time past 64 bits: a malformed item; one, read alone or in a
+ * page, is logged. A create unanswered, with a key or without: unknown, naming the task it may have
+ * made. The span of a write: the call that decided it, with its request id, table and region.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -35,6 +35,7 @@
 #include "core/task.h"
 #include "store/store.h"
 #include "support/http_stub.h"
+#include "support/stderr_capture.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -445,6 +446,34 @@ static void test_time_past_int64_is_malformed(void **state)
         assert_int_equal(store_get_task(f.store, OLD_TASK, &t), STORE_ERROR);
         stop(&f);
     }
+}
+
+/* A task's item that cannot be read fails its read with a log line naming the item and the
+ * table (the client's 503 says no more), read alone or in a page. */
+static void test_malformed_item_is_logged(void **state)
+{
+    (void)state;
+#define BAD_ITEM                                                                                   \
+    "{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":\"TASK1\"},\"status\":{\"S\":"          \
+    "\"BOGUS\"},\"created_time\":{\"N\":\"1700000000\"}}"
+    const http_stub_reply script[] = {{.status = 200, .body = "{\"Item\":" BAD_ITEM "}"},
+                                      {.status = 200, .body = "{\"Items\":[" BAD_ITEM "]}"}};
+#undef BAD_ITEM
+    fixture f;
+    start(&f, script, 2);
+    test_stderr c;
+    test_stderr_begin(&c);
+    task t;
+    store_rc got = store_get_task(f.store, OLD_TASK, &t);
+    store_list_query q = {.limit = 10};
+    store_page page;
+    store_rc listed = store_list_tasks(f.store, &q, &page);
+    char *log = test_stderr_end(&c);
+    assert_int_equal(got, STORE_ERROR);
+    assert_int_equal(listed, STORE_ERROR);
+    assert_int_equal(expect_logged(log, "cannot be read as a task", OLD_TASK), 2);
+    free(log);
+    stop(&f);
 }
 
 static void test_key_of_task_not_read_is_duplicate(void **state)
@@ -1050,6 +1079,7 @@ int main(void)
         cmocka_unit_test(test_key_taken_without_its_item_is_read),
         cmocka_unit_test(test_key_read_unreadable_is_an_error),
         cmocka_unit_test(test_time_past_int64_is_malformed),
+        cmocka_unit_test(test_malformed_item_is_logged),
         cmocka_unit_test(test_key_of_task_not_read_is_duplicate),
         cmocka_unit_test(test_key_of_gone_task_is_freed_and_taken),
         cmocka_unit_test(test_key_taken_anew_while_freed_is_duplicate),
