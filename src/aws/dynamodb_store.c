@@ -1000,6 +1000,10 @@ typedef enum key_try {
     KEY_THROTTLED, /* cancelled for throttling, nothing written: try again after a backoff */
 } key_try;
 
+/* The key item's Put among a keyed create's TransactItems (the task's is 0), and so its
+ * cancellation reason's index. */
+#define KEY_PUT 1
+
 /* One TransactWriteItems: the task and its key item. */
 static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
                                  const char *data_image, store_rc *rc_out)
@@ -1031,11 +1035,11 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
     if (rc == AWS_ERR_CLIENT && error_is(&r, "TransactionCanceledException")) {
         json_t *root = answer_json(&r);
         json_t *reasons = json_object_get(root, "CancellationReasons");
-        if (strcmp(reason_code(reasons, 1), "ConditionalCheckFailed") == 0 ||
+        if (strcmp(reason_code(reasons, KEY_PUT), "ConditionalCheckFailed") == 0 ||
             (!json_is_array(reasons) && r.error_message &&
              strstr(r.error_message, "ConditionalCheckFailed"))) {
             /* the key is taken: the reason carries its item, else read it */
-            json_t *item = json_object_get(json_array_get(reasons, 1), "Item");
+            json_t *item = json_object_get(json_array_get(reasons, KEY_PUT), "Item");
             *rc_out = idem_task_id(item, w->now, w->id)
                           ? STORE_DUPLICATE
                           : read_idem(s, c->idempotency_key, w->now, w->id);
