@@ -656,6 +656,22 @@ static void respond(conn *c)
     c->phase = WRITING;
 }
 
+/* Where the request in c->in begins: past the empty lines a server ignores before a request line
+ * (RFC 9112 section 2.2), such as a client's stray CRLF after a body; in_len when none came. */
+static size_t head_start(const conn *c)
+{
+    size_t i = 0;
+    while (i < c->in_len && (c->in[i] == '\r' || c->in[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* Whether the connection holds the start of a request head: bytes other than those empty lines. */
+static bool head_begun(const conn *c)
+{
+    return head_start(c) < c->in_len;
+}
+
 /* Fill ex.resp with {"detail": detail} and answer it before routing, counted once; why is
  * for the log. The connection closes after it unless keep. */
 static void answer_unrouted(conn *c, int status, const char *detail, const char *why, bool keep)
@@ -671,6 +687,10 @@ static void answer_unrouted(conn *c, int status, const char *detail, const char 
     api_error(resp, status, detail);
     if (status == 429 || status == 503)
         api_add_header(resp, "Retry-After", "1");
+    if (!c->split) { /* a head refused before its split: a HEAD's answer has no body either */
+        size_t at = head_start(c);
+        c->head_only = c->in_len - at >= 5 && memcmp(c->in + at, "HEAD ", 5) == 0;
+    }
     c->keep_alive = c->keep_alive && keep;
     if (!c->keep_alive && !c->linger_ns)
         c->linger_ns = c->loop->now_ns; /* what the client still sends must not reset the answer */
@@ -1445,17 +1465,6 @@ static void refused_keep(loop *l, refused *slot, int fd)
         close(slot->fd);
     *slot = (refused){.fd = fd, .since_ns = l->now_ns};
     refused_drain(l, slot, false); /* the request may be in already */
-}
-
-/* Whether the connection holds the start of a request head: bytes other than the empty lines a
- * server ignores before a request line (RFC 9112 section 2.2), such as a client's stray CRLF
- * after a body. */
-static bool head_begun(const conn *c)
-{
-    for (size_t i = 0; i < c->in_len; i++)
-        if (c->in[i] != '\r' && c->in[i] != '\n')
-            return true;
-    return false;
 }
 
 /* The server stops: a request still coming in, its head begun or its body on the way, is

@@ -450,6 +450,33 @@ class Wire(ServerTestCase):
         self.assertHealth(c.answer(), "close")
         self.assertClosedAfter(c, "an answer with Connection: close")
 
+    def test_head_refused_before_routing_has_no_body(self):
+        """A HEAD whose head is refused as it is read (a malformed field or length, a head too
+        large, Expect: 100-continue without a body) is answered with the refusal's head alone,
+        as every answer to HEAD is (RFC 9110 §9.3.2), empty lines before it or not; a GET so
+        refused gets the JSON detail."""
+        heads = [
+            (b"Bad Field: x\r\n", 400),
+            (b"Content-Length: 1x\r\n", 400),
+            (b"Content-Length: 99999999999999999999999\r\n", 413),
+            (b"X-Pad: " + b"p" * 17000 + b"\r\n", 431),
+            (b"Expect: 100-continue\r\n", 417),
+        ]
+        for fields, status in heads:
+            for before in (b"", b"\r\n"):
+                with self.subTest(fields=fields[:30], before=before):
+                    c = self.connect()
+                    c.send(before + b"HEAD /health HTTP/1.1\r\n" + HOST + fields + b"\r\n")
+                    ans = c.answer("HEAD")
+                    self.assertEqual(ans.status, status, ans.raw[:300])
+                    self.assertGreater(int(ans.headers["content-length"]), 0, ans.raw[:300])
+                    self.assertClosedAfter(c, "the head of a HEAD's refusal")
+            c = self.connect()
+            c.send(b"GET /health HTTP/1.1\r\n" + HOST + fields + b"\r\n")
+            ans = c.answer()
+            self.assertEqual(ans.status, status, ans.raw[:300])
+            self.assertIn("detail", json.loads(ans.body))
+
     def test_every_answer_says_nosniff_and_carries_one_policy(self):
         """The API's answers and the server's own refusals say nosniff and carry a policy under
         which a JSON answer opened as a page runs and loads nothing and cannot be framed; the
