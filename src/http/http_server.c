@@ -366,7 +366,6 @@ static void close_stream(conn *c)
     }
 }
 
-/* Close the socket at once; the connection is freed once nothing is in flight or queued. */
 /* The answer went out whole, or never will: it is no longer waited for at a stop. */
 static void writing_done(conn *c)
 {
@@ -376,6 +375,7 @@ static void writing_done(conn *c)
     }
 }
 
+/* Close the socket at once; the connection is freed once nothing is in flight or queued. */
 static void conn_close(conn *c)
 {
     http_server *h = c->loop->h;
