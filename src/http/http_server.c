@@ -985,16 +985,10 @@ static void begin_request(conn *c)
     c->start_ns = c->loop->now_ns;
     c->keep_alive = r->http11;
     /* Connection is a list, and its lines one list (RFC 9110 §5.3, §7.6.1): "keep-alive" in one
-     * and "close" in another close too. One walk over the fields, as a look for the first did. */
-    bool closes = false, keeps = false;
-    for (size_t i = 0; i < r->n_fields; i++)
-        if (strcasecmp(r->fields[i].name, "Connection") == 0) {
-            closes = closes || lists(r->fields[i].value, "close");
-            keeps = keeps || lists(r->fields[i].value, "keep-alive");
-        }
-    if (closes)
+     * and "close" in another close too. */
+    if (fields_list(r, "Connection", "close"))
         c->keep_alive = false;
-    else if (keeps)
+    else if (fields_list(r, "Connection", "keep-alive"))
         c->keep_alive = true;
     if (r->http11 && !http_head_field(r, "Host")) {
         c->body_len = 0;
