@@ -1831,15 +1831,13 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
 }
 
 /* The default bound on connections: what the open-file limit leaves after HTTP_FD_RESERVE and
- * the reserve asked for. */
+ * the reserve asked for, taking no limit for 1,000,000 and one that cannot be read for 1024. */
 static unsigned default_max_connections(unsigned reserve)
 {
     struct rlimit rl;
     rlim_t n = 1024;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        n = rl.rlim_cur;
-    else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-        n = 1000000;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        n = rl.rlim_cur == RLIM_INFINITY ? 1000000 : rl.rlim_cur;
     rlim_t kept = (rlim_t)HTTP_FD_RESERVE + reserve;
     return n > kept + 16 ? (unsigned)(n - kept) : 16;
 }
