@@ -198,7 +198,7 @@ struct conn {
     int64_t io_ns;     /* the last byte read or written */
     int64_t rate_ns;   /* when a sweep first found the answer waiting on its client (0: not yet) */
     int64_t rate_from; /* the bytes of answers its client had acknowledged then, net */
-    int64_t linger_ns; /* when lingering began */
+    int64_t linger_ns; /* when lingering began; a refusal sets it first, to linger after it */
     size_t dropped;    /* bytes dropped while lingering */
     admission_lingerer place; /* among its client's lingering connections (admission_linger()) */
     atomic_bool give_way;     /* its place went to a new connection: it closes at its wake */
@@ -1207,9 +1207,11 @@ static void response_sent(conn *c)
     c->body_out_len = c->body_off = 0;
     sbuf_truncate(&c->out, 0);
     c->out_off = 0;
-    if (!c->keep_alive && !c->linger_ns && close_may_reset(c))
-        c->linger_ns = c->loop->now_ns; /* as a refusal's: the answer is not reset away */
-    if (c->linger_ns) {
+    /* a refusal lingers after its answer, and so does an answer that closes where a close at
+     * once could reset it away; the moment runs from now, not from when the refusal was made
+     * (its answer may have waited for room in the socket) */
+    if (c->linger_ns || (!c->keep_alive && close_may_reset(c))) {
+        c->linger_ns = c->loop->now_ns;
         /* the answer is out whole: from now the place may go to the client's next connection,
          * listed before the shutdown, as the close gives it back before the close, since the
          * client may come back as soon as it reads the end */

@@ -268,10 +268,10 @@ class Wire(ServerTestCase):
                 self.assertEqual(created.status, 201, created.raw[:300])
                 self.assertTaskData(json.loads(created.body)["id"], data)
 
-    def test_expect_100_continue_with_a_full_send_buffer_goes_on_without_the_100(self):
-        """A 100 that finds the socket's send buffer full (here: send() fails with EAGAIN, as it
-        does then) is left out, not the request: the client sends its body when its wait for
-        the 100 ends, and gets its answer, where the connection was closed unanswered."""
+    def send_fail_server(self, prefix):
+        """A taskd of its own whose send() and sendmsg() of bytes beginning with prefix fail with
+        EAGAIN while the flag file is there (it is at first), and a client connected to it:
+        (server, flag file, client)."""
         tmp = tempfile.mkdtemp(prefix="taskd-wire-")
         self.addCleanup(shutil.rmtree, tmp, True)
         flag = os.path.join(tmp, "send-fail")
@@ -279,9 +279,16 @@ class Wire(ServerTestCase):
                                     SEND_FAIL_FILE=flag))
         self.addCleanup(srv.close)
         with open(flag, "wb") as f:
-            f.write(b"HTTP/1.1 100 Continue")
+            f.write(prefix)
         c = Client(srv.port)
         self.addCleanup(c.close)
+        return srv, flag, c
+
+    def test_expect_100_continue_with_a_full_send_buffer_goes_on_without_the_100(self):
+        """A 100 that finds the socket's send buffer full (here: send() fails with EAGAIN, as it
+        does then) is left out, not the request: the client sends its body when its wait for
+        the 100 ends, and gets its answer, where the connection was closed unanswered."""
+        srv, flag, c = self.send_fail_server(b"HTTP/1.1 100 Continue")
         body = compact({"task_type": "TASK2", "data": {"pad": "p" * 5000}})
         c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
         self.assertFalse(c.closed(timeout=0.5), "the connection was closed, its request unanswered")
@@ -296,6 +303,30 @@ class Wire(ServerTestCase):
         self.assertEqual(c.answer().raw, b"HTTP/1.1 100 Continue\r\n\r\n")
         c.send(body)
         self.assertEqual(c.answer().status, 201)
+
+    def test_a_refusal_that_waited_for_room_lingers_once_it_is_out(self):
+        """A refusal whose answer could not go out at once (the socket's send buffer full: here
+        sendmsg() fails with EAGAIN while the flag file is there) lingers its moment from when
+        its answer went out, not from when it was made: the body its client goes on sending just
+        after the answer is read and dropped, not answered with a reset."""
+        _, flag, c = self.send_fail_server(b"HTTP/1.1 413")
+        c.send(b"POST /tasks HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % (BODY_LIMIT + 1))
+        self.assertFalse(c.closed(timeout=1.5), "closed while its answer could not go out")
+        self.assertEqual(c.pending, b"", "an answer while sendmsg() fails")
+        os.remove(flag)
+        c.send(b"x" * 1000)  # the client's bytes bring its loop back to the answer waiting
+        ans = c.answer()
+        answered = time.monotonic()
+        self.assertEqual((ans.status, json.loads(ans.body)), (413, {"detail": TOO_LARGE}))
+        try:
+            while time.monotonic() - answered < 0.5:  # within the linger's 1 s
+                c.send(b"x" * 1000)
+                time.sleep(0.05)
+        except OSError as e:
+            self.fail("the body sent %.2f s after the answer was reset (%s)"
+                      % (time.monotonic() - answered, e))
+        self.assertTrue(c.closed(), "the connection stayed open past its linger")
 
     def test_expect_100_continue_over_the_limit_is_413_without_100(self):
         for later in (False, True):

@@ -1,8 +1,8 @@
 /*
  * send_fail — an LD_PRELOAD shim for tests: while the file named by SEND_FAIL_FILE exists and
  * holds some bytes, a send() of bytes that begin with them fails with EAGAIN, as it does on a
- * socket whose send buffer is full. Every other send, and every send while the file is absent
- * or empty, goes as usual.
+ * socket whose send buffer is full; so does a sendmsg() whose first buffer begins with them.
+ * Every other send, and every send while the file is absent or empty, goes as usual.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -14,12 +14,15 @@
 #include <unistd.h>
 
 typedef ssize_t (*send_fn)(int, const void *, size_t, int);
+typedef ssize_t (*sendmsg_fn)(int, const struct msghdr *, int);
 
 static send_fn real; /* looked up once, before taskd's threads start */
+static sendmsg_fn real_sendmsg;
 
 __attribute__((constructor)) static void find_real(void)
 {
     real = (send_fn)dlsym(RTLD_NEXT, "send");
+    real_sendmsg = (sendmsg_fn)dlsym(RTLD_NEXT, "sendmsg");
 }
 
 /* Whether buf begins with the flag file's bytes (at most 256 of them). */
@@ -48,4 +51,17 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
         return -1;
     }
     return real(fd, buf, len, flags);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    if (!real_sendmsg) {
+        errno = ENOSYS;
+        return -1;
+    }
+    if (m->msg_iovlen > 0 && refused(m->msg_iov[0].iov_base, m->msg_iov[0].iov_len)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return real_sendmsg(fd, m, flags);
 }
