@@ -737,8 +737,9 @@ static bool move_input(conn *c, size_t cap)
     return true;
 }
 
-/* Read what the socket holds into in, up to want bytes in all; false on EOF, a failure, or
- * out of memory (c->oom). */
+/* Read what the socket holds into in until in holds want bytes (a read takes what the buffer has
+ * room for, which may be more) or the socket is drained; false on EOF, a failure, or out of
+ * memory (c->oom). */
 static bool fill(conn *c, size_t want)
 {
     if (!c->readable)
