@@ -146,6 +146,18 @@ function quickTimers(target, more = {}) {
 // Whether request is one of the page's tries of its stream, which ask for an event stream (its
 // looks at the stream, to read why one was refused, ask for no type of answer).
 const streamTry = (request) => request.headers().accept === 'text/event-stream';
+// The page gives a look at its stream up after a retry period: the looks of p (those that read why
+// its stream was refused too) are made without the page's signal, so that one the test holds is
+// answered when the test says, however long what it does meanwhile takes.
+function looksKept(p) {
+  return p.addInitScript(() => {
+    const fetch = window.fetch;
+    window.fetch = function (url, init) {
+      if (!String(url).startsWith('/events') || (init.headers && init.headers.Accept)) return fetch.apply(this, arguments);
+      return fetch.call(this, url, {...init, signal: undefined});
+    };
+  });
+}
 // Every text the banner of p takes from its load on, in window.__banners: one that shows for a
 // moment only (the next answer that works takes it away again) too.
 function watchBanner(p) {
@@ -1028,16 +1040,8 @@ await step("the banner says what holds now: of a tab that joins a live stream, o
       const p = await ctx.newPage();
       await quickTimers(p);
       await watchBanner(p);
-      // the page gives a look up after a retry period: its looks (those that read why the stream was
-      // refused too) are made here without its signal, so that the one held is answered once the
-      // token's refusal is said, however long that takes
-      await p.addInitScript(() => {
-        const fetch = window.fetch;
-        window.fetch = function (url, init) {
-          if (!String(url).startsWith('/events') || (init.headers && init.headers.Accept)) return fetch.apply(this, arguments);
-          return fetch.call(this, url, {...init, signal: undefined});
-        };
-      });
+      // the look held is answered once the token's refusal is said, however long that takes
+      await looksKept(p);
       let held;
       const tokenless = new Promise((resolve) => (held = resolve));
       let looks = 0;
