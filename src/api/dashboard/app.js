@@ -1290,9 +1290,13 @@ function connect(after) {
     closed() {
       if (s !== source) return;
       // closed for good (an HTTP error answer): try again ourselves, a little later. Offline is
-      // said once the reason is known: after a 401 the page waits for a token, it does not retry
+      // said once the reason is known: after a 401 the page waits for a token, it does not retry.
+      // The reason is said only of this stream, and with the token it was read with: a token
+      // entered meanwhile (another read asked for it) reads all again, and the look's refusal,
+      // made with none, would say that token refused
       streamGap = true;
-      lookAtStream(url).then(sayRefused).finally(() => {
+      const token = auth.token;
+      lookAtStream(url).then((look) => s === source && auth.token === token && sayRefused(look)).finally(() => {
         if (s !== source) return;
         setConn('offline', 'offline');
         // while the stream asks for a token, a token entered, or a look that finds taskd asks
