@@ -3093,6 +3093,28 @@ await step("a read of the task types that fails is said in the form's type field
   check(said === '', "the task types read, the form's type field still says " + JSON.stringify(said));
 }), ['loaded']);
 
+// The requests of p for its stream (its tries, and its looks), held until the test answers them:
+// the promise given is of the next one (next(what), what the failure says after WAIT).
+async function streamTries(p) {
+  const tries = [];
+  let tried = () => {};
+  await p.route((url) => url.pathname === '/events', (route) => {
+    tries.push(route);
+    tried();
+  });
+  return (what) => within(new Promise((resolve) => {
+    tried = () => {
+      if (!tries.length) return;
+      tried = () => {};
+      resolve(tries.shift());
+    };
+    tried();
+  }), WAIT, what);
+}
+// A stream that ends at once, tried again 0.1 s on: each of its openings after the first reads the
+// task types again.
+const STREAM_ENDED = {status: 200, contentType: 'text/event-stream', body: 'retry: 100\n\n'};
+
 // A read of the task types that fails after some were read (taskd restarting as the stream opens
 // again, a proxy refusing /openapi.json) leaves those types offered, and is said beside the form's
 // type field too, where it said nothing: the form offered the types of before as if they were
@@ -3102,28 +3124,14 @@ await step("a read of the task types that fails is said in the form's type field
 await step("a read of the task types that fails, types read before, is said in the form's type field, which still offers them, until one works", () => withPage(async (p) => {
   let refusing = false;
   await p.route((url) => refusing && url.pathname === '/openapi.json', (route) => route.fulfill(PROXY_403));
-  const tries = []; // the page's tries of the stream, held until the test answers them
-  let tried = () => {};
-  await p.route((url) => url.pathname === '/events', (route) => {
-    tries.push(route);
-    tried();
-  });
-  const nextTry = (what) => within(new Promise((resolve) => {
-    tried = () => {
-      if (!tries.length) return;
-      tried = () => {};
-      resolve(tries.shift());
-    };
-    tried();
-  }), WAIT, what);
-  const ended = {status: 200, contentType: 'text/event-stream', body: 'retry: 100\n\n'}; // tried again 0.1 s on
+  const nextTry = await streamTries(p);
   const field = '#create-form .field-error[data-field="task_type"]';
   await p.goto(BASE + '/');
   await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
-  (await nextTry('the page opened no stream')).fulfill(ended);
+  (await nextTry('the page opened no stream')).fulfill(STREAM_ENDED);
   refusing = true;
   // opened again, the stream reads the types: refused
-  (await nextTry('the page did not open the stream again')).fulfill(ended);
+  (await nextTry('the page did not open the stream again')).fulfill(STREAM_ENDED);
   const reopened = await nextTry('the page did not open the stream a third time');
   await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), field,
                           {timeout: WAIT}).catch(async () => {
