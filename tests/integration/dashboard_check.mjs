@@ -3151,6 +3151,40 @@ await step("a read of the task types that fails, types read before, is said in t
   check(await p.inputValue('#create-type') === 'work', "the form's type is " + quote(await p.inputValue('#create-type')));
 }), ['loaded']);
 
+// A read of the task types answered after a newer one (both made as the stream opened again) says
+// nothing: failing after the newer one worked, it said the types offered were an earlier read's,
+// which they were not, until the next read (which may not come). The older read is held here, and
+// answered with a proxy's 403 once the newer one has been answered.
+await step("a read of the task types that fails after a newer one worked says nothing in the form's type field", () => withPage(async (p) => {
+  await quickTimers(p);
+  let holding = false;
+  let held;
+  const older = new Promise((resolve) => (held = resolve));
+  await p.route((url) => holding && url.pathname === '/openapi.json', (route) => {
+    holding = false;
+    held(route);
+  });
+  const nextTry = await streamTries(p);
+  const field = '#create-form .field-error[data-field="task_type"]';
+  const polled = () => p.waitForRequest((r) => new URL(r.url()).pathname === '/queues', {timeout: WAIT});
+  await p.goto(BASE + '/');
+  await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  (await nextTry('the page opened no stream')).fulfill(STREAM_ENDED);
+  holding = true;
+  (await nextTry('the page did not open the stream again')).fulfill(STREAM_ENDED);
+  const read = await within(older, WAIT, 'the stream opened again, the page did not read the task types');
+  const newer = p.waitForResponse((r) => new URL(r.url()).pathname === '/openapi.json', {timeout: WAIT});
+  (await nextTry('the page did not open the stream a third time')).fulfill({status: 200, contentType: 'text/event-stream',
+                                                                            body: 'retry: 600000\n\n'});
+  await newer;
+  await polled(); // the newer read taken in
+  await read.fulfill(PROXY_403);
+  for (let i = 0; i < 2; i++) await polled(); // and the older one
+  const said = await p.textContent(field);
+  check(said === '', "a read of the task types refused after a newer one worked, the form's type field says " +
+        JSON.stringify(said));
+}), ['loaded']);
+
 // A task of a type the page was not given: taskd has others than when they were read (here while
 // the stream stays open; in life it restarted while the stream was let go out of sight, say). The
 // types are read again, once for each type (a type taskd no longer has keeps its tasks), and a type

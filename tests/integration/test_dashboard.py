@@ -90,7 +90,8 @@ joins a live reading tab says nothing of that refusal; taskd not reached, then a
 the stream, has the banner ask for the token; a look made before a token was entered, answered after
 (held by the test), says nothing of it, nor does the read of why the stream was refused answered after a
 token was entered (the list's 401 showing the token field). A read of the task types that fails (a 403)
-is said beside the form's type field until one works, also when types read before are offered, which stay offered. A
+is said beside the form's type field until one works, also when types read before are offered, which stay offered;
+one answered (a 403) after a newer one worked says nothing. A
 page that waits for a token reads nothing but a look at the stream, one at a time, once a retry period,
 and says the detail of a later look whose first read of why was given up (a body held by the test's
 server), once (counted in what it tells its group); it goes live by itself once taskd (answered by the test) asks for none; tabs that share a

@@ -1977,13 +1977,23 @@ function renderTrace(res) {
 // they were read. A read that fails leaves the types shown, and the form's type field says so (a
 // 401 is said as the token asked for) until a read works: with none, why it offers none; with
 // some, that they are an earlier read's, the field not marked in error (they can still be chosen).
-async function loadTypes() {
+// The newest read's answer counts (an older one answered after it was made answers as it does): a
+// read that failed after a newer one worked said those types were an earlier read's.
+let typesSeq = 0; // the reads of the types made
+let typesNewest = null; // the newest one
+function loadTypes() {
+  const seq = ++typesSeq;
+  return (typesNewest = readTypes(seq));
+}
+async function readTypes(seq) {
   let types;
   try {
     const res = await api('/openapi.json');
+    if (seq !== typesSeq) return typesNewest;
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
+    if (seq !== typesSeq) return typesNewest;
     if (e.status !== 401) {
       const why = e.status ? e.status + ': ' + e.message : 'taskd not reached';
       const offered = state.types.length > 0;
