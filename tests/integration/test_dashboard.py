@@ -137,7 +137,7 @@ from harness import Taskd, queue_table, wait_until, write_config  # noqa: E402
 CHECKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard_check.mjs")
 NODE_TOOLS = os.path.join(harness.REPO, "scripts", "node-tools.sh")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-BROWSER_TIMEOUT = 540
+BROWSER_TIMEOUT = 720
 TOKEN = "dashboard-test-token-4f9c2a"
 INSECURE_HOST = "taskd.test"
 
