@@ -57,7 +57,7 @@ typedef struct subscriber {
     int64_t cursor; /* the last seq passed to it (sent or filtered out) */
     char task_type[EVENT_FIELD_SIZE];
     char status[16];
-    sbuf buf; /* bytes not yet read: data[off, len) */
+    sbuf buf; /* bytes not yet read: data[off, len), len at most twice buffer_limit and a frame */
     size_t off;
     bool armed;            /* read() found nothing: wake it when there is more */
     bool behind;           /* its buffer had no room: it catches up from the log */
@@ -253,8 +253,11 @@ static bool deliver(live *l, subscriber *s, const char *frame, size_t len)
         return false;
     if (!pending) /* a quiet client's stall starts now, not at its last read */
         s->owes_since_ms = clock_mono_ms();
-    if (s->off && s->off == s->buf.len)
-        s->buf.len = s->off = 0;
+    if (s->off && s->off >= pending) { /* give back what was read: at most twice the limit */
+        memmove(s->buf.data, s->buf.data + s->off, pending);
+        sbuf_truncate(&s->buf, pending);
+        s->off = 0;
+    }
     sbuf_append(&s->buf, frame, len);
     if (sbuf_failed(&s->buf)) {
         drop(l, s);

@@ -833,6 +833,55 @@ class SlowClient(LiveCase):
 
 
 @harness.local_only("the events thread's buffers are taskd's")
+class SlowButSteadyClient(LiveCase):
+    # a buffer of 2 MiB, more than the server's socket takes at a time once it is full (about a
+    # third of the 2.5 MB or so it holds): a client that reads on slowly never reads it empty
+    server_config = {"event_buffer_bytes": 2097152}
+
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to look at the client's buffer")
+    def test_a_client_that_never_empties_its_buffer_keeps_it_bounded(self):
+        """A client that reads on, but never all it is owed (the log replayed to a slow reader),
+        holds a buffer of at most twice event_buffer_bytes and an event: what it read is given
+        back, where the buffer grew by every byte streamed to it until it was read empty."""
+        msg = "€" * 4096  # the longest status_msg: 12 KiB events
+        before = int(self.server.get("/tasks?limit=1").header("X-Last-Event-ID"))
+        last = None
+        for _ in range(700):  # 8.6 MB: the sockets' 2.5 MB, the buffer, and more than twice it
+            last = self.server.create("TASK2")
+            self.assertEqual(self.server.set_status(last, "FAILED", msg).status, 204)
+        # attached first, so that however long gdb takes to start, the stream is the test's
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            # says, once, how far the buffer grew past twice its bound and an event
+            gdb.set_break("gdb's breakpoint set",
+                          ["tbreak live.c:deliver if s->buf.len > 2 * l->buffer_limit + 65536",
+                           "commands\nsilent\nprintf \"event buffer grown to %lu bytes\\n\", "
+                           "s->buf.len\ncontinue\nend"], "deliver")
+            st = harness.EventStream(self.server, headers={"Last-Event-ID": str(before)},
+                                     rcvbuf=4096)
+            try:
+                deadline = time.monotonic() + 120
+                n = 0
+                while True:  # an event a 5 ms: slower than the log is read for it
+                    e = st.next_event(max(0.0, deadline - time.monotonic()))
+                    self.assertIsNotNone(e, "%d events of the replay came in time" % n)
+                    self.assertEqual(e["event"], "task", e)
+                    n += 1
+                    if e["data"]["id"] == last and e["data"]["status"] == "FAILED":
+                        break
+                    time.sleep(0.005)
+            finally:
+                st.close()
+            gdb.ran("gdb to say what it saw")
+            said = list(gdb.said)
+        finally:
+            gdb.close()
+        grown = [line for line in said if "event buffer grown" in line]
+        self.assertEqual(grown, [], "the buffer of a client that reads on grew past twice "
+                         "event_buffer_bytes")
+
+
+@harness.local_only("the events thread's buffers are taskd's")
 class QuietClient(LiveCase):
     # a buffer of 1 KiB, and finished tasks deleted 8 s after they end: one sweep step of 60
     # deletions is a burst several times the buffer
