@@ -6,9 +6,10 @@
  * change record shows their task COMPLETED, FAILED or deleted, and at their
  * deadline (one sorted deadline list, no timer per waiter). Event clients
  * each have a bounded buffer the thread appends formatted events to, read by
- * the transport as it can send; a client whose buffer would overflow is
- * dropped. No thread per request either way. The thread sleeps on the
- * broker's change wake-up, so an idle taskd reads nothing.
+ * the transport as it can send; a client whose buffer has no room for an
+ * event catches up from the log, and one whose buffer stays full with nothing
+ * read for 5 s is dropped. No thread per request either way. The thread
+ * sleeps on the broker's change wake-up, so an idle taskd reads nothing.
  */
 #ifndef TASKD_LIVE_H
 #define TASKD_LIVE_H
