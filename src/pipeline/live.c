@@ -586,6 +586,61 @@ static void heartbeat(live *l, int64_t now)
     }
 }
 
+/*
+ * Read the rows after the shared cursor, in batches, for the waiters and the live subscribers;
+ * with nobody listening, only note the log's end. *failing: the last read failed, so the next
+ * comes soon (a failure is said once, and the read that works again once).
+ */
+static void read_new_rows(live *l, bool *failing)
+{
+    pthread_mutex_lock(&l->mu);
+    bool listening = l->n_subs || l->n_waiters;
+    pthread_mutex_unlock(&l->mu);
+    if (!listening) {     /* nobody to tell: skip to the end */
+        *failing = false; /* nothing to read again for */
+        int64_t last = broker_last_seq(l->broker);
+        pthread_mutex_lock(&l->mu);
+        /* still nobody: one who came since may need the rows up to last */
+        if (last > l->shared && !l->n_subs && !l->n_waiters)
+            l->shared = last;
+        pthread_mutex_unlock(&l->mu);
+        return;
+    }
+    for (;;) {
+        change_row_copy *rows = NULL;
+        size_t n = 0;
+        /* committed before the read: those rows are there unless a trim took them */
+        int64_t committed = broker_last_seq(l->broker);
+        store_rc rc = broker_changes_after(l->broker, l->shared, LIVE_BATCH, &rows, &n);
+        if (rc != STORE_OK) {
+            if (!*failing) /* once, not at every try */
+                log_warn("cannot read the change log for events and waiters; retrying", "error",
+                         store_rc_name(rc), NULL);
+            *failing = true;
+            return;
+        }
+        if (*failing)
+            log_info("the change log is read again for events and waiters", NULL);
+        *failing = false;
+        waiter *fired = NULL;
+        pthread_mutex_lock(&l->mu);
+        if (n ? rows[0].seq > l->shared + 1 : committed > l->shared) {
+            rows_lost(l, &fired);
+            if (!n)
+                l->shared = committed;
+        }
+        handle_rows(l, rows, n, &fired);
+        if (n)
+            l->shared = rows[n - 1].seq;
+        set_gauges(l);
+        pthread_mutex_unlock(&l->mu);
+        change_rows_free(rows, n);
+        answer_fired(fired);
+        if (n < LIVE_BATCH)
+            return;
+    }
+}
+
 static void *live_main(void *arg)
 {
     live *l = arg;
@@ -614,56 +669,7 @@ static void *live_main(void *arg)
         if (until > now)
             broker_wait(l->broker, true, &gen, (int)(until - now));
 
-        /* new rows, in batches, for the waiters and the live subscribers */
-        pthread_mutex_lock(&l->mu);
-        bool listening = l->n_subs || l->n_waiters;
-        pthread_mutex_unlock(&l->mu);
-        for (;;) {
-            change_row_copy *rows = NULL;
-            size_t n = 0;
-            store_rc rc = STORE_OK;
-            int64_t committed = 0; /* committed before the read: those rows are there unless
-                                    * a trim took them */
-            if (listening) {
-                committed = broker_last_seq(l->broker);
-                rc = broker_changes_after(l->broker, l->shared, LIVE_BATCH, &rows, &n);
-            } else {             /* nobody to tell: skip to the end */
-                failing = false; /* nothing to read again for */
-                int64_t last = broker_last_seq(l->broker);
-                pthread_mutex_lock(&l->mu);
-                /* still nobody: one who came since may need the rows up to last */
-                if (last > l->shared && !l->n_subs && !l->n_waiters)
-                    l->shared = last;
-                pthread_mutex_unlock(&l->mu);
-                break;
-            }
-            if (rc != STORE_OK) {
-                if (!failing) /* once, not at every try */
-                    log_warn("cannot read the change log for events and waiters; retrying", "error",
-                             store_rc_name(rc), NULL);
-                failing = true;
-                break;
-            }
-            if (failing)
-                log_info("the change log is read again for events and waiters", NULL);
-            failing = false;
-            waiter *fired = NULL;
-            pthread_mutex_lock(&l->mu);
-            if (n ? rows[0].seq > l->shared + 1 : committed > l->shared) {
-                rows_lost(l, &fired);
-                if (!n)
-                    l->shared = committed;
-            }
-            handle_rows(l, rows, n, &fired);
-            if (n)
-                l->shared = rows[n - 1].seq;
-            set_gauges(l);
-            pthread_mutex_unlock(&l->mu);
-            change_rows_free(rows, n);
-            answer_fired(fired);
-            if (n < LIVE_BATCH)
-                break;
-        }
+        read_new_rows(l, &failing);
 
         waiter *fired = NULL;
         pthread_mutex_lock(&l->mu);
