@@ -267,11 +267,11 @@ static bool deliver(live *l, subscriber *s, const char *frame, size_t len)
     return true;
 }
 
-/* The frame of a row for s, if it passes s's filters; false when s gets nothing. */
-static bool frame_for(const subscriber *s, const task_event *ev, const sbuf *frame)
+/* Whether a row's event passes s's filters. */
+static bool passes(const subscriber *s, const task_event *ev)
 {
-    return !sbuf_failed(frame) && task_event_matches(ev, *s->task_type ? s->task_type : NULL,
-                                                     *s->status ? s->status : NULL);
+    return task_event_matches(ev, *s->task_type ? s->task_type : NULL,
+                              *s->status ? s->status : NULL);
 }
 
 static void row_of(const change_row_copy *c, change_row *r)
@@ -438,8 +438,8 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
         for (subscriber *s = l->subs; s; s = s->next) {
             if (s->behind || s->cursor < start || s->cursor >= r.seq)
                 continue; /* catching up, or already past it */
-            if (frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len)) {
-                s->behind = true; /* no room: it gets this row again from the log */
+            if (passes(s, &ev) && (sbuf_failed(&frame) || !deliver(l, s, frame.data, frame.len))) {
+                s->behind = true; /* no frame, or no room: it gets this row again from the log */
                 continue;
             }
             s->cursor = r.seq;
@@ -484,7 +484,8 @@ static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_co
     }
     if (n ? rows[0].seq > s->cursor + 1 : s->cursor < l->shared)
         return; /* trimmed since the bounds were read: again next round */
-    bool full = false;
+    /* no frame, or no room: this row again next round */
+    bool held = false;
     for (size_t i = 0; i < n && rows[i].seq <= l->shared && !s->ended; i++) {
         change_row r;
         row_of(&rows[i], &r);
@@ -492,15 +493,15 @@ static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_co
         if (task_event_from_row(&r, &ev)) {
             sbuf frame = {0};
             task_event_sse(&frame, &ev);
-            full = frame_for(s, &ev, &frame) && !deliver(l, s, frame.data, frame.len);
+            held = passes(s, &ev) && (sbuf_failed(&frame) || !deliver(l, s, frame.data, frame.len));
             sbuf_free(&frame);
             task_event_clear(&ev);
-            if (full)
+            if (held)
                 break;
         }
         s->cursor = r.seq;
     }
-    if (!full && n < LIVE_BATCH && s->cursor < l->shared)
+    if (!held && n < LIVE_BATCH && s->cursor < l->shared)
         s->cursor = l->shared; /* nothing else is left before it */
     if (s->cursor >= l->shared)
         s->behind = false;

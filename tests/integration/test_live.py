@@ -719,6 +719,36 @@ class Replay(LiveCase):
         self.assertEqual(int(got[0]["id"]), before + 1)
 
 
+@harness.local_only("the events thread's frames are taskd's")
+class FrameFailure(LiveCase):
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to fail the making of a frame")
+    def test_an_event_whose_frame_could_not_be_made_comes_after_all(self):
+        """An event whose frame could not be made (no memory) comes once it can be, in its
+        place: it was passed over, the stream's position moved past it, and neither the stream
+        nor a reconnect from its last id ever gave it."""
+        # attached first, so that however long gdb takes to start, the stream is the test's
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            with harness.EventStream(self.server) as st:
+                # the next frame the events thread makes fails as an allocation would
+                gdb.set_break("gdb's breakpoint set",
+                              ["tbreak task_event_sse",
+                               "commands\nsilent\nset var b->failed = 1\ncontinue\nend"],
+                              "task_event_sse")
+                first = self.server.create("TASK2")
+                second = self.server.create("TASK2")
+                got = []
+                while len(got) < 2:
+                    e = st.next_event(20)
+                    if e is None:
+                        break
+                    got.append(e)
+        finally:
+            gdb.close()
+        self.assertEqual([(e["event"], e["data"]["id"]) for e in got],
+                         [("task", first), ("task", second)], got)
+
+
 @harness.local_only("the change log is taskd's")
 class ReadFailure(LiveCase):
     @unittest.skipUnless(shutil.which("gdb"), "needs gdb to fail a read of the change log")
