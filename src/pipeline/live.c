@@ -221,8 +221,9 @@ static void note_wake(subscriber *s)
     }
 }
 
-/* Drop a client that reads too slowly (under the lock). */
-static void drop(live *l, subscriber *s)
+/* Drop a client (under the lock): one that reads too slowly, or whose buffer could not take an
+ * event (no_memory). */
+static void drop(live *l, subscriber *s, bool no_memory)
 {
     char buffered[24];
     snprintf(buffered, sizeof buffered, "%zu", s->buf.len - s->off);
@@ -236,8 +237,12 @@ static void drop(live *l, subscriber *s)
     metrics_add(l->metrics, "taskd_event_clients_dropped_total", "", 1);
     char cursor[24];
     snprintf(cursor, sizeof cursor, "%lld", (long long)s->cursor);
-    log_info("event client dropped: it reads too slowly", "last_seq", cursor, "buffered", buffered,
-             NULL);
+    if (no_memory)
+        log_warn("event client dropped: no memory for its events", "last_seq", cursor, "buffered",
+                 buffered, NULL);
+    else
+        log_info("event client dropped: it reads too slowly", "last_seq", cursor, "buffered",
+                 buffered, NULL);
 }
 
 /*
@@ -260,7 +265,7 @@ static bool deliver(live *l, subscriber *s, const char *frame, size_t len)
     }
     sbuf_append(&s->buf, frame, len);
     if (sbuf_failed(&s->buf)) {
-        drop(l, s);
+        drop(l, s, true);
         return true;
     }
     note_wake(s);
@@ -529,7 +534,7 @@ static bool catch_up(live *l, int64_t now)
         if (s->buf.len - s->off > l->buffer_limit / 2) {
             subscriber *next = s->next;
             if (now - s->owes_since_ms > LIVE_STALL_MS)
-                drop(l, s);
+                drop(l, s, false);
             else
                 any = true; /* let it read first */
             s = next;

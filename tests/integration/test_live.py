@@ -749,6 +749,32 @@ class FrameFailure(LiveCase):
                          [("task", first), ("task", second)], got)
 
 
+@harness.local_only("the events thread's buffers are taskd's")
+class BufferFailure(LiveCase):
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to fail the growth of a buffer")
+    def test_a_client_whose_buffer_cannot_grow_is_dropped_for_that(self):
+        """A client whose buffer cannot take an event (no memory) is dropped, said as a warning
+        with that reason, where it was said to read too slowly."""
+        # attached first, so that however long gdb takes to start, the stream is the test's
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            with harness.EventStream(self.server) as st:
+                # the stream's buffer fails at the next event, as an allocation would
+                gdb.set_break("gdb's breakpoint set",
+                              ["tbreak live.c:deliver",
+                               "commands\nsilent\nset var s->buf.failed = 1\ncontinue\nend"],
+                              "deliver")
+                self.server.create("TASK2")
+                self.assertTrue(st.wait_closed(20), "the stream was not ended")
+        finally:
+            gdb.close()
+        said = harness.wait_until(
+            lambda: [(o.get("level"), o["message"]) for o in self.server.log_json()
+                     if o.get("message", "").startswith("event client dropped")], 10,
+            what="the client's drop said")
+        self.assertEqual(said, [("WARNING", "event client dropped: no memory for its events")])
+
+
 @harness.local_only("the change log is taskd's")
 class ReadFailure(LiveCase):
     @unittest.skipUnless(shutil.which("gdb"), "needs gdb to fail a read of the change log")
