@@ -173,6 +173,13 @@ class Gdb:
         harness.wait_until(lambda: all("(running)" in row or frame in row for row in self.threads()),
                            self.TIMEOUT, what="gdb to list every thread running, the breakpoint set")
 
+    def once_at(self, location, function, action):
+        """At the next stop at location (a tbreak's, a condition allowed) in function, the thread
+        that stops runs the gdb command action and goes on; return once the breakpoint is set."""
+        self.set_break("gdb's breakpoint set",
+                       ["tbreak " + location, "commands\nsilent\n%s\ncontinue\nend" % action],
+                       function)
+
     def threads(self):
         """The rows of gdb's `info threads`; none listed is an attach that failed."""
         rows = [line for line in self.ran("gdb to list the threads", ["info threads"])
@@ -731,10 +738,7 @@ class FrameFailure(LiveCase):
         try:
             with harness.EventStream(self.server) as st:
                 # the next frame the events thread makes fails as an allocation would
-                gdb.set_break("gdb's breakpoint set",
-                              ["tbreak task_event_sse",
-                               "commands\nsilent\nset var b->failed = 1\ncontinue\nend"],
-                              "task_event_sse")
+                gdb.once_at("task_event_sse", "task_event_sse", "set var b->failed = 1")
                 first = self.server.create("TASK2")
                 second = self.server.create("TASK2")
                 got = []
@@ -760,10 +764,7 @@ class BufferFailure(LiveCase):
         try:
             with harness.EventStream(self.server) as st:
                 # the stream's buffer fails at the next event, as an allocation would
-                gdb.set_break("gdb's breakpoint set",
-                              ["tbreak live.c:deliver",
-                               "commands\nsilent\nset var s->buf.failed = 1\ncontinue\nend"],
-                              "deliver")
+                gdb.once_at("live.c:deliver", "deliver", "set var s->buf.failed = 1")
                 self.server.create("TASK2")
                 self.assertTrue(st.wait_closed(20), "the stream was not ended")
         finally:
@@ -789,9 +790,8 @@ class ReadFailure(LiveCase):
             harness.wait_until(lambda: metric(self.server, "taskd_task_waiters") == 1, 10,
                                what="the waiter parked")
             # the events thread's next read returns STORE_BUSY without reading, once
-            gdb.set_break("gdb's breakpoint set", ["tbreak broker_changes_after",
-                                                     "commands\nsilent\nreturn (store_rc)STORE_BUSY\ncontinue\nend"],
-                          "broker_changes_after")
+            gdb.once_at("broker_changes_after", "broker_changes_after",
+                        "return (store_rc)STORE_BUSY")
             self.assertEqual(self.server.set_status(tid, "FAILED", "cancelled").status, 204)
             changed = time.monotonic()
             body = self.assertJSON(t.join(40), 200)
@@ -909,10 +909,8 @@ class SlowButSteadyClient(LiveCase):
         gdb = Gdb(self.server.proc.pid)
         try:
             # says, once, how far the buffer grew past twice its bound and an event
-            gdb.set_break("gdb's breakpoint set",
-                          ["tbreak live.c:deliver if s->buf.len > 2 * l->buffer_limit + 65536",
-                           "commands\nsilent\nprintf \"event buffer grown to %lu bytes\\n\", "
-                           "s->buf.len\ncontinue\nend"], "deliver")
+            gdb.once_at("live.c:deliver if s->buf.len > 2 * l->buffer_limit + 65536", "deliver",
+                        'printf "event buffer grown to %lu bytes\\n", s->buf.len')
             st = harness.EventStream(self.server, headers={"Last-Event-ID": str(before)},
                                      rcvbuf=4096)
             try:
