@@ -935,15 +935,16 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
     return out;
 }
 
-/* The task id a live key item names, into id_out; false when it has none or has expired. */
-static bool idem_task_id(const json_t *item, int64_t now, char id_out[37])
+/* What a key item says: STORE_DUPLICATE with the task id of a live key into id_out,
+ * STORE_NOT_FOUND when it names none or has expired. */
+static store_rc idem_state(const json_t *item, int64_t now, char id_out[37])
 {
     const char *task_id = attr_s(item, "task_id");
     int64_t ttl;
     if (!task_id || strlen(task_id) != TASK_ID_LEN || !attr_n(item, "ttl", &ttl) || ttl <= now)
-        return false;
+        return STORE_NOT_FOUND;
     memcpy(id_out, task_id, TASK_ID_LEN + 1);
-    return true;
+    return STORE_DUPLICATE;
 }
 
 /* Read the key item consistently: STORE_DUPLICATE with its task, STORE_NOT_FOUND when free. */
@@ -962,9 +963,7 @@ static store_rc read_idem(ddb_store *s, const char *key, int64_t now, char id_ou
         if (!root) /* whether the key is free is not known: not taken for free */
             log_error("DynamoDB answer is not JSON", "table", s->table, "operation", "GetItem",
                       NULL);
-        out = !root                                                      ? STORE_ERROR
-              : idem_task_id(json_object_get(root, "Item"), now, id_out) ? STORE_DUPLICATE
-                                                                         : STORE_NOT_FOUND;
+        out = root ? idem_state(json_object_get(root, "Item"), now, id_out) : STORE_ERROR;
         json_decref(root);
     }
     aws_response_free(&r);
@@ -1040,9 +1039,9 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
              strstr(r.error_message, "ConditionalCheckFailed"))) {
             /* the key is taken: the reason carries its item, else read it */
             json_t *item = json_object_get(json_array_get(reasons, KEY_PUT), "Item");
-            *rc_out = idem_task_id(item, w->now, w->id)
-                          ? STORE_DUPLICATE
-                          : read_idem(s, c->idempotency_key, w->now, w->id);
+            *rc_out = idem_state(item, w->now, w->id);
+            if (*rc_out == STORE_NOT_FOUND)
+                *rc_out = read_idem(s, c->idempotency_key, w->now, w->id);
             if (*rc_out == STORE_NOT_FOUND) /* the key expired in between */
                 out = KEY_AGAIN;
         } else if (cancelled_for(reasons, &r, "ValidationError")) {
