@@ -936,18 +936,28 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
 }
 
 /* What a key item says: STORE_DUPLICATE with the task id of a live key into id_out,
- * STORE_NOT_FOUND when it names none or has expired. */
-static store_rc idem_state(const json_t *item, int64_t now, char id_out[37])
+ * STORE_NOT_FOUND when there is none or it has expired, STORE_ERROR, logged, when its task_id or
+ * ttl cannot be read: whether the key is free is not known (and DynamoDB's condition holds it
+ * taken), so not taken for free. */
+static store_rc idem_state(const ddb_store *s, const json_t *item, int64_t now, char id_out[37])
 {
+    if (!item)
+        return STORE_NOT_FOUND;
     const char *task_id = attr_s(item, "task_id");
     int64_t ttl;
-    if (!task_id || strlen(task_id) != TASK_ID_LEN || !attr_n(item, "ttl", &ttl) || ttl <= now)
+    if (!task_id || strlen(task_id) != TASK_ID_LEN || !attr_n(item, "ttl", &ttl)) {
+        log_error("DynamoDB Idempotency-Key item cannot be read (malformed)", "table", s->table,
+                  NULL);
+        return STORE_ERROR;
+    }
+    if (ttl <= now)
         return STORE_NOT_FOUND;
     memcpy(id_out, task_id, TASK_ID_LEN + 1);
     return STORE_DUPLICATE;
 }
 
-/* Read the key item consistently: STORE_DUPLICATE with its task, STORE_NOT_FOUND when free. */
+/* Read the key item consistently: STORE_DUPLICATE with its task, STORE_NOT_FOUND when free,
+ * STORE_ERROR when the answer or the item cannot be read. */
 static store_rc read_idem(ddb_store *s, const char *key, int64_t now, char id_out[37])
 {
     sbuf b = {0};
@@ -963,7 +973,7 @@ static store_rc read_idem(ddb_store *s, const char *key, int64_t now, char id_ou
         if (!root) /* whether the key is free is not known: not taken for free */
             log_error("DynamoDB answer is not JSON", "table", s->table, "operation", "GetItem",
                       NULL);
-        out = root ? idem_state(json_object_get(root, "Item"), now, id_out) : STORE_ERROR;
+        out = root ? idem_state(s, json_object_get(root, "Item"), now, id_out) : STORE_ERROR;
         json_decref(root);
     }
     aws_response_free(&r);
@@ -1039,7 +1049,7 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
              strstr(r.error_message, "ConditionalCheckFailed"))) {
             /* the key is taken: the reason carries its item, else read it */
             json_t *item = json_object_get(json_array_get(reasons, KEY_PUT), "Item");
-            *rc_out = idem_state(item, w->now, w->id);
+            *rc_out = idem_state(s, item, w->now, w->id);
             if (*rc_out == STORE_NOT_FOUND)
                 *rc_out = read_idem(s, c->idempotency_key, w->now, w->id);
             if (*rc_out == STORE_NOT_FOUND) /* the key expired in between */

@@ -19,10 +19,11 @@
  * its condition: the claimer's own (STORE_OK, CREATED before it), and a
  * conflict when the item carries another update's token. A claim applied whose
  * answer's old image cannot be read: done, with the task before as the update
- * knows it. A read of the key item whose answer cannot be read: an error, the
- * create not tried again. A task's time past 64 bits: a malformed item; one, read alone or in a
- * page, is logged. A create unanswered, with a key or without: unknown, naming the task it may have
- * made. The span of a write: the call that decided it, with its request id, table and region.
+ * knows it. A read of the key item whose answer cannot be read, or a key item
+ * whose task_id or ttl cannot be read: an error, the create not tried again. A task's time past 64
+ * bits: a malformed item; one, read alone or in a page, is logged. A create unanswered, with a key
+ * or without: unknown, naming the task it may have made. The span of a write: the call that decided
+ * it, with its request id, table and region.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -306,16 +307,23 @@ static void test_conflict_is_retried(void **state)
     stop(&f);
 }
 
-static void test_unknown_reason_is_an_error(void **state)
+/* A keyed create whose transaction is cancelled with this answer fails at once: STORE_ERROR, no
+ * other call. */
+static void check_cancelled_is_an_error(const char *cancellation)
 {
-    (void)state;
-    const http_stub_reply script[] = {{.status = 400, .body = UNKNOWN_REASON}};
+    const http_stub_reply script[] = {{.status = 400, .body = cancellation}};
     fixture f;
     start(&f, script, 1);
     char id[37];
     assert_int_equal(create_keyed(&f, id), STORE_ERROR);
     assert_int_equal(http_stub_count(f.server), 1);
     stop(&f);
+}
+
+static void test_unknown_reason_is_an_error(void **state)
+{
+    (void)state;
+    check_cancelled_is_an_error(UNKNOWN_REASON);
 }
 
 /* The key's item id in the transaction a create with Idempotency-Key key sends. */
@@ -423,6 +431,45 @@ static void test_key_read_unreadable_is_an_error(void **state)
     transaction_at(&f, 0, token);
     task_read_at(&f, 1, "idem#order-42");
     stop(&f);
+}
+
+/* A key item whose task_id or ttl cannot be read, carried by the cancellation or read after it:
+ * the create fails, saying so, where the key was taken for free and the transaction tried again
+ * against a key DynamoDB's condition holds taken. */
+static void test_key_item_unreadable_is_an_error(void **state)
+{
+    (void)state;
+    static const char *const items[] = {
+        /* read after the cancellation: a ttl past int64 */
+        "{\"Item\":{\"id\":{\"S\":\"idem#order-42\"},\"task_id\":{\"S\":\"" OLD_TASK "\"},"
+        "\"ttl\":{\"N\":\"9223372036854775808\"}}}",
+        /* read after the cancellation: no task_id */
+        "{\"Item\":{\"id\":{\"S\":\"idem#order-42\"},\"ttl\":{\"N\":\"9999999999\"}}}"};
+    for (size_t i = 0; i < sizeof items / sizeof *items; i++) {
+        const http_stub_reply script[] = {{.status = 400, .body = KEY_TAKEN_NO_ITEM},
+                                          {.status = 200, .body = items[i]}};
+        fixture f;
+        start(&f, script, 2);
+        test_stderr c;
+        test_stderr_begin(&c);
+        char id[37], token[37];
+        store_rc got = create_keyed(&f, id);
+        char *log = test_stderr_end(&c);
+        assert_int_equal(got, STORE_ERROR);
+        assert_int_equal(http_stub_count(f.server), 2); /* nothing tried again */
+        assert_int_equal(expect_logged(log, "Idempotency-Key item cannot be read", "tasks"), 1);
+        expect_not_logged(log, "order-42"); /* the client's key is not said */
+        free(log);
+        transaction_at(&f, 0, token);
+        task_read_at(&f, 1, "idem#order-42");
+        stop(&f);
+    }
+    /* carried by the cancellation: no ttl */
+    check_cancelled_is_an_error(CANCELLED(
+        "None, ConditionalCheckFailed",
+        NONE ",{\"Code\":\"ConditionalCheckFailed\",\"Message\":\"The conditional request "
+             "failed\",\"Item\":{\"id\":{\"S\":\"idem#order-42\"},\"task_id\":{\"S\":\"" OLD_TASK
+             "\"}}}"));
 }
 
 /* An item whose time does not fit in 64 bits is malformed, not a task of that time cut to
@@ -1078,6 +1125,7 @@ int main(void)
         cmocka_unit_test(test_key_of_live_task_is_duplicate),
         cmocka_unit_test(test_key_taken_without_its_item_is_read),
         cmocka_unit_test(test_key_read_unreadable_is_an_error),
+        cmocka_unit_test(test_key_item_unreadable_is_an_error),
         cmocka_unit_test(test_time_past_int64_is_malformed),
         cmocka_unit_test(test_malformed_item_is_logged),
         cmocka_unit_test(test_key_of_task_not_read_is_duplicate),
