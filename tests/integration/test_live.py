@@ -752,6 +752,25 @@ class FrameFailure(LiveCase):
         self.assertEqual([(e["event"], e["data"]["id"]) for e in got],
                          [("task", first), ("task", second)], got)
 
+    @unittest.skipUnless(shutil.which("gdb"), "needs gdb to fail the making of a frame")
+    def test_an_event_whose_replayed_frame_could_not_be_made_comes_after_all(self):
+        """The same for an event replayed from the log to a client resuming from an older id:
+        it comes once its frame can be made, in its place, not passed over."""
+        before = int(self.server.get("/tasks?limit=1").header("X-Last-Event-ID"))
+        first = self.server.create("TASK2")
+        second = self.server.create("TASK2")
+        # attached first, so that however long gdb takes to start, the stream is the test's
+        gdb = Gdb(self.server.proc.pid)
+        try:
+            # the next frame the events thread makes, the replay's first, fails
+            gdb.once_at("task_event_sse", "task_event_sse", "set var b->failed = 1")
+            with harness.EventStream(self.server, headers={"Last-Event-ID": str(before)}) as st:
+                got = st.events(2, 20)
+        finally:
+            gdb.close()
+        self.assertEqual([(e["event"], e["data"]["id"]) for e in got],
+                         [("task", first), ("task", second)], got)
+
 
 @harness.local_only("the events thread's buffers are taskd's")
 class BufferFailure(LiveCase):
