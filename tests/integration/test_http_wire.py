@@ -758,13 +758,17 @@ class Wire(ServerTestCase):
 
     def test_requests_still_coming_at_a_stop_are_answered_503(self):
         """SIGTERM while a body is on its way and while a head is half sent: each gets 503 "The
-        server is shutting down" (and the connection closes), where they were cut off before. A
-        kept-alive connection between requests is closed without a word."""
+        server is shutting down" (and the connection closes), where they were cut off before; a
+        HEAD's half head gets the 503's head alone. A kept-alive connection between requests is
+        closed without a word."""
         srv = Taskd()
         self.addCleanup(srv.close)
         half_head = Client(srv.port)
         self.addCleanup(half_head.close)
         half_head.send(b"GET /health HTTP/1.1\r\nHo")
+        half_head_of_head = Client(srv.port)
+        self.addCleanup(half_head_of_head.close)
+        half_head_of_head.send(b"\r\nHEAD /health HTTP/1.1\r\nHo")
         idle = Client(srv.port)
         self.addCleanup(idle.close)
         idle.send(b"GET /health HTTP/1.1\r\n" + HOST + b"\r\n")
@@ -775,8 +779,9 @@ class Wire(ServerTestCase):
         half_body.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
         self.assertEqual(half_body.answer().status, 100)  # its head is read
         half_body.send(body[:100])
-        wait_until(lambda: all(all_read(c.sock, srv.port) for c in (half_head, half_body)), 10,
-                   what="the half head and the body's first bytes to be read")
+        wait_until(lambda: all(all_read(c.sock, srv.port)
+                               for c in (half_head, half_head_of_head, half_body)), 10,
+                   what="the half heads and the body's first bytes to be read")
         srv.send_signal(signal.SIGTERM)
         for name, c in (("a body on its way", half_body), ("a half head", half_head)):
             with self.subTest(name):
@@ -786,6 +791,9 @@ class Wire(ServerTestCase):
                 self.assertEqual(ans.headers.get("connection"), "close", ans.raw[:300])
                 self.assertEqual(ans.headers.get("retry-after"), "1", ans.raw[:300])
                 self.assertTrue(c.closed(), "the connection stayed open after the 503")
+        ans = half_head_of_head.answer("HEAD")
+        self.assertEqual((ans.status, ans.headers.get("retry-after")), (503, "1"), ans.raw[:300])
+        self.assertClosedAfter(half_head_of_head, "the head of a HEAD's 503")
         self.assertTrue(idle.closed(), "the idle connection stayed open")
         self.assertEqual(idle.pending, b"", "an answer to no request")
         self.assertEqual(srv.stop(), 0)
