@@ -127,6 +127,20 @@ def lambda_module(name):
     return importlib.import_module(name)
 
 
+def dies_with_test(then=None):
+    """A preexec_fn for a program a test starts: started from the main thread, it dies with the
+    test process, even one killed (an interrupted CTest), as PR_SET_PDEATHSIG follows the
+    starting thread; then, if given, runs after that in the child."""
+    die = threading.current_thread() is threading.main_thread()
+    die_with_starter = lambda_module("standin").die_with_starter
+    def before_exec():
+        if die:
+            die_with_starter()
+        if then:
+            then()
+    return before_exec
+
+
 def dynamodb():
     """The dynamodb_local module (tests/lambda)."""
     return lambda_module("dynamodb_local")
@@ -300,19 +314,12 @@ class Taskd:
             proc_env = clean_env(env)
             start_timeout = START_TIMEOUT
         self.argv = argv
-        # started from the main thread, it dies with the test process, even one killed (an
-        # interrupted CTest): PR_SET_PDEATHSIG follows the starting thread
-        die_with_test = threading.current_thread() is threading.main_thread()
-        standin = lambda_module("standin")
-        def before_exec():
-            if nofile:  # taskd's open-file limit (soft) from its start
-                resource.setrlimit(resource.RLIMIT_NOFILE,
-                                   (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-            if die_with_test:
-                standin.die_with_starter()
+        def limit_files():  # nofile: taskd's open-file limit (soft) from its start
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
         self.proc = subprocess.Popen(argv, env=proc_env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=before_exec)
+                                     preexec_fn=dies_with_test(limit_files if nofile else None))
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + start_timeout

@@ -17,7 +17,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import REPO, Response, raw_exchange, wait_until  # noqa: E402
+from harness import REPO, Response, dies_with_test, raw_exchange, wait_until  # noqa: E402
 
 LAMBDA_DIR = os.path.join(REPO, "tests", "lambda")
 EMULATOR = os.path.join(LAMBDA_DIR, "emulator.py")
@@ -40,7 +40,7 @@ class Emulator:
         env = dict(os.environ)
         env.update(proc_env or {})
         self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, preexec_fn=dies_with_test())
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()
         if not self.listening.wait(START_TIMEOUT):

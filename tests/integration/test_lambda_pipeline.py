@@ -43,8 +43,8 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LAMBDA_DIR, Response, UDPListener, bootstrap_bin, clean_env, require_bootstrap,  # noqa: E402
-                     wait_until)
+from harness import (LAMBDA_DIR, Response, UDPListener, bootstrap_bin, clean_env, dies_with_test,  # noqa: E402
+                     require_bootstrap, wait_until)
 
 sys.path.insert(0, LAMBDA_DIR)
 import dynamodb_local  # noqa: E402
@@ -210,7 +210,7 @@ class Stack:
             json.dump(description, f, indent=1)
         self.proc = subprocess.Popen([sys.executable, "-B", EMULATOR, "--stack", self.stack_path],
                                      env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, preexec_fn=dies_with_test())
         threading.Thread(target=self._drain, daemon=True).start()
         if not self.listening.wait(START_TIMEOUT):
             raise AssertionError("the emulator is not listening after %.0f s:\n%s"

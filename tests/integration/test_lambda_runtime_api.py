@@ -32,7 +32,7 @@ import uuid
 from queue import Empty, Queue
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (QuietHandler, bootstrap_bin, preload_env, require_bootstrap,  # noqa: E402
+from harness import (QuietHandler, bootstrap_bin, dies_with_test, preload_env, require_bootstrap,  # noqa: E402
                      serve_stand_in, wait_until)
 
 PREFIX = "/2018-06-01/runtime"
@@ -210,7 +210,8 @@ class Bootstrap:
         full.update(env or {})
         self.out, self.err = [], []
         self.proc = subprocess.Popen([bootstrap_bin()], env=full, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     preexec_fn=dies_with_test())
         self.readers = [threading.Thread(target=self._drain, args=(s, lines), daemon=True)
                         for s, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
         for r in self.readers:

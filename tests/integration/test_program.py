@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (REPO, ServersTestCase, Taskd, clean_env, nonempty_lines, run_taskd,  # noqa: E402
+from harness import (REPO, ServersTestCase, Taskd, clean_env, dies_with_test, nonempty_lines, run_taskd,  # noqa: E402
                      taskd_bin, wait_until, write_config)
 
 
@@ -304,7 +304,7 @@ class Program(ServersTestCase):
         proc = subprocess.Popen([taskd_bin(), "--listen", "127.0.0.1:%d" % port, "--db", db],
                                 env=clean_env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                preexec_fn=close_them)
+                                preexec_fn=dies_with_test(close_them))
         try:
             def post():
                 if proc.poll() is not None:
