@@ -303,10 +303,10 @@ static const char *url_shown(const char *url, char *buf, size_t size)
     buf[0] = '\0';
     if (at)
         snprintf(buf, size, "%.*s<user info>",
-                 (int)utf8_cut(url, head < URL_SHOWN_PART ? head : URL_SHOWN_PART), url);
+                 utf8_prec(url, head < URL_SHOWN_PART ? head : URL_SHOWN_PART), url);
     size_t used = strlen(buf);
     snprintf(buf + used, size - used, "%.*s",
-             (int)utf8_cut(rest, rest_len < URL_SHOWN_PART ? rest_len : URL_SHOWN_PART), rest);
+             utf8_prec(rest, rest_len < URL_SHOWN_PART ? rest_len : URL_SHOWN_PART), rest);
     if (url[end]) {
         used = strlen(buf);
         snprintf(buf + used, size - used, "%s", url[end] == '?' ? "?..." : "#...");
