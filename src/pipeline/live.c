@@ -272,11 +272,13 @@ static bool deliver(live *l, subscriber *s, const char *frame, size_t len)
     return true;
 }
 
-/* Whether a row's event passes s's filters. */
-static bool passes(const subscriber *s, const task_event *ev)
+/* Give s a row's event, framed in frame, if it passes s's filters; true when s should have it and
+ * could not take it now (no frame was made, or no room): s gets the row again from the log. */
+static bool held_back(live *l, subscriber *s, const task_event *ev, const sbuf *frame)
 {
-    return task_event_matches(ev, *s->task_type ? s->task_type : NULL,
-                              *s->status ? s->status : NULL);
+    if (!task_event_matches(ev, *s->task_type ? s->task_type : NULL, *s->status ? s->status : NULL))
+        return false;
+    return sbuf_failed(frame) || !deliver(l, s, frame->data, frame->len);
 }
 
 static void row_of(const change_row_copy *c, change_row *r)
@@ -443,7 +445,7 @@ static void handle_rows(live *l, const change_row_copy *rows, size_t n, waiter *
         for (subscriber *s = l->subs; s; s = s->next) {
             if (s->behind || s->cursor < start || s->cursor >= r.seq)
                 continue; /* catching up, or already past it */
-            if (passes(s, &ev) && (sbuf_failed(&frame) || !deliver(l, s, frame.data, frame.len))) {
+            if (held_back(l, s, &ev, &frame)) {
                 s->behind = true; /* no frame, or no room: it gets this row again from the log */
                 continue;
             }
@@ -498,7 +500,7 @@ static void give_rows(live *l, subscriber *s, int64_t reset, const change_row_co
         if (task_event_from_row(&r, &ev)) {
             sbuf frame = {0};
             task_event_sse(&frame, &ev);
-            held = passes(s, &ev) && (sbuf_failed(&frame) || !deliver(l, s, frame.data, frame.len));
+            held = held_back(l, s, &ev, &frame);
             sbuf_free(&frame);
             task_event_clear(&ev);
             if (held)
