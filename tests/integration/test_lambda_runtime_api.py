@@ -413,6 +413,16 @@ class PostFailures(RuntimeApiTestCase):
 
 
 class TraceHeader(RuntimeApiTestCase):
+    def request_lines(self, api, boot, traces):
+        """Invoke once with each of traces (a Lambda-Runtime-Trace-Id, "" for none): the request
+        log line of each (LOG_LEVEL debug)."""
+        for trace in traces:
+            kind, body, _ = api.invoke(event(), trace=trace)
+            self.assertEqual((kind, json.loads(body)["statusCode"]), ("response", 404), body)
+        return wait_until(lambda: len(boot.logs("request")) == len(traces) and
+                          boot.logs("request"), 5, what="a request line per invocation\n" +
+                          boot.text())
+
     def test_the_trace_header_goes_with_the_invocation_not_the_environment(self):
         """Each invocation's request span and log lines take its own trace header (a trace of
         their own without one), and bootstrap's environment is never changed to carry it: a
@@ -424,12 +434,7 @@ class TraceHeader(RuntimeApiTestCase):
         api, boot = self.start(preload_env(self, "ENV_WATCH_SHIM", "libenv_watch.so",
                                            ENV_WATCH_FILE=watched, LOG_LEVEL="debug"))
         traces = [trace_id(), "", trace_id()]
-        for trace in traces:
-            kind, body, _ = api.invoke(event(), trace=trace)
-            self.assertEqual((kind, json.loads(body)["statusCode"]), ("response", 404), body)
-        lines = wait_until(lambda: len(boot.logs("request")) == len(traces) and
-                           boot.logs("request"), 5, what="a request line per invocation\n" +
-                           boot.text())
+        lines = self.request_lines(api, boot, traces)
         for trace, line in zip(traces, lines):
             root = trace.split(";")[0][len("Root="):]
             self.assertEqual(line.get("xray_trace_id"), root, line)
