@@ -31,6 +31,7 @@
 #include "core/config.h"
 #include "core/errbuf.h"
 #include "core/sbuf.h"
+#include "core/tracectx.h"
 #include "dynamodb_store.h"
 #include "lambda_runtime.h"
 #include "publish_role.h"
@@ -192,16 +193,16 @@ static bool init(runtime_graph *g, const char *role_name, char *etype, size_t et
     return g->role != NULL;
 }
 
-/* The Root of an X-Ray trace header, for the xray_trace_id log field. */
-static void trace_root(const char *header, char *out, size_t outlen)
+/* The trace id of an X-Ray trace header, for the xray_trace_id log field: its Root as
+ * tracectx_parse_xray() reads it (the trace the api role's request joins), whole; "" when the
+ * header is refused. */
+static void xray_trace_id(const char *header, char out[TRACECTX_XRAY_ID_LEN + 1])
 {
-    *out = '\0';
-    const char *root = strstr(header, "Root=");
-    if (root) {
-        root += 5;
-        size_t n = strcspn(root, ";");
-        snprintf(out, outlen, "%.*s", (int)(n < outlen ? n : outlen - 1), root);
-    }
+    trace_ctx c;
+    if (tracectx_parse_xray(header, &c))
+        tracectx_xray_trace_id(c.trace_id, out);
+    else
+        out[0] = '\0';
 }
 
 /*
@@ -263,8 +264,8 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
             log_error("cannot get the next invocation", "error", err, NULL);
             return 1; /* Lambda starts a fresh environment */
         }
-        char root[64];
-        trace_root(inv.trace_id, root, sizeof root);
+        char root[TRACECTX_XRAY_ID_LEN + 1];
+        xray_trace_id(inv.trace_id, root);
         log_context("function_request_id", inv.request_id, "cold_start", cold ? "true" : "false",
                     "xray_trace_id", root, NULL);
         cold = false;

@@ -13,7 +13,8 @@ one that accepts connections and never answers):
 - the invocation's Lambda-Runtime-Trace-Id reaches its request span and log lines (trace_id,
   xray_trace_id) through the invocation, and bootstrap never changes its own environment to carry it (no _X_AMZN_TRACE_ID
   set or unset while other threads read the environment): a shim preloaded into it notes every
-  setenv, unsetenv, putenv and clearenv.
+  setenv, unsetenv, putenv and clearenv; xray_trace_id is the header's Root whole as the span
+  reads it, or empty when the header is refused (a Root too long, short, not hex or not a key).
 
 Role api with an event that needs no DynamoDB (a route with no task id: 404), so the only
 network bootstrap talks to is this file's. Needs the bootstrap build, nothing else.
@@ -444,6 +445,25 @@ class TraceHeader(RuntimeApiTestCase):
         with open(watched) as f:
             changes = f.read().splitlines()
         self.assertEqual(changes, ["watching"], "bootstrap changed its environment")
+
+    def test_a_root_that_is_no_trace_id_is_not_logged_as_one(self):
+        """The xray_trace_id log field is a header's Root whole when it is an X-Ray trace id, as
+        the request span reads it, and empty otherwise: never the first bytes of a Root too long
+        for the field, nor a Root the span did not take."""
+        api, boot = self.start({"LOG_LEVEL": "debug"})
+        good = trace_id()
+        root = good.split(";")[0][len("Root="):]
+        traces = [
+            good.replace(root, root + "0123456789abcdef" * 4),  # 99 characters
+            good.replace(root, root[:-1]),  # one hex digit short
+            good.replace(root, root[:-1] + "g"),  # not hex
+            "Self=1-5759e988-bd862e3fe1be46a994272793;" + good.replace("Root=", "XRoot="),
+            good.replace(";Parent=", "; Parent=").replace("Root=", " Root = "),
+        ]
+        lines = self.request_lines(api, boot, traces)
+        self.assertEqual([line.get("xray_trace_id") for line in lines], ["", "", "", "", root],
+                         lines)
+        self.assertEqual(lines[4].get("trace_id"), root[2:].replace("-", ""), lines[4])
 
 
 if __name__ == "__main__":
