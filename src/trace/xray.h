@@ -57,17 +57,17 @@
 #define XRAY_METADATA_STRING_MAX 2048  /* bytes kept of a string attribute in metadata */
 #define XRAY_DOC_MAX             60000 /* bigger documents lose their metadata (limit 64 kB) */
 
-/*
- * Append the X-Ray document for s to b; service_name names segments (NULL or
- * empty: "unknown_service"). False when out of memory (b is then marked
- * failed) or when the span's trace id or span id is all zero.
- */
+/* Whether taskd owns the segments of its traces (see above). */
 typedef enum xray_mode {
     XRAY_SEGMENTS,    /* a service of its own: SERVER and root spans are segments */
-    XRAY_SUBSEGMENTS, /* inside a segment someone else owns (Lambda): parented spans are subsegments
-                       */
+    XRAY_SUBSEGMENTS, /* inside a segment another owns (Lambda): parented spans are subsegments */
 } xray_mode;
 
+/*
+ * Append the X-Ray document for s to b as mode says; service_name names segments (NULL or
+ * empty: "unknown_service"). False when out of memory (b is then marked failed) or when the
+ * span's trace id or span id is all zero.
+ */
 bool xray_segment_encode(sbuf *b, const span *s, const char *service_name, xray_mode mode);
 /* Append the daemon header line {"format": "json", "version": 1}, '\n', then doc. */
 void xray_datagram(sbuf *b, const char *doc);
