@@ -19,8 +19,10 @@
  *   OTEL_EXPORTER_OTLP_HEADERS / OTEL_EXPORTER_OTLP_TRACES_HEADERS (k=v,k=v),
  *   OTEL_EXPORTER_OTLP_PROTOCOL / OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
  *     (http/protobuf default, http/json),
- *   OTEL_EXPORTER_OTLP_TIMEOUT (ms), OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES,
- *   OTEL_SDK_DISABLED, AWS_XRAY_DAEMON_ADDRESS (host:port or "udp:host:port tcp:...").
+ *   OTEL_EXPORTER_OTLP_TIMEOUT / OTEL_EXPORTER_OTLP_TRACES_TIMEOUT (ms),
+ *   OTEL_EXPORTER_OTLP_COMPRESSION / OTEL_EXPORTER_OTLP_TRACES_COMPRESSION (gzip, none),
+ *   OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED,
+ *   AWS_XRAY_DAEMON_ADDRESS (host:port or "udp:host:port tcp:...").
  * With neither endpoint nor X-Ray address set (or OTEL_SDK_DISABLED=true), spans only reach
  * the local store and no export thread runs. Parsing rules: trace/otel_env.h.
  *
