@@ -86,7 +86,12 @@ static bool send_span(xray_exporter *x, const span *s)
     return problem == NULL;
 }
 
-/* Look the daemon's name up into x->addr; getaddrinfo's result (0: resolved). */
+/*
+ * Look the daemon's name up into x->addr: its first IPv4 address, else its first (an IPv6
+ * address, or a name that has only those); getaddrinfo's result (0: resolved). The daemon
+ * listens on IPv4 (127.0.0.1:2000 unless told otherwise) and the X-Ray SDKs send over IPv4,
+ * while a name such as localhost may be answered ::1 first: what is sent there is lost.
+ */
 static int lookup(xray_exporter *x)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *ai = NULL;
@@ -95,8 +100,15 @@ static int lookup(xray_exporter *x)
         return rc;
     if (!ai)
         return EAI_NONAME;
-    memcpy(&x->addr, ai->ai_addr, ai->ai_addrlen);
-    x->addrlen = ai->ai_addrlen;
+    const struct addrinfo *use = ai;
+    for (const struct addrinfo *p = ai; p; p = p->ai_next) {
+        if (p->ai_family == AF_INET) {
+            use = p;
+            break;
+        }
+    }
+    memcpy(&x->addr, use->ai_addr, use->ai_addrlen);
+    x->addrlen = use->ai_addrlen;
     freeaddrinfo(ai);
     return 0;
 }

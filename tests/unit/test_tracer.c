@@ -17,7 +17,8 @@
  * full queue behind a stalled collector with a bounded shutdown (the batches left past its
  * deadline not gzipped), X-Ray datagrams (a client's W3C
  * trace id kept whatever its first 4 bytes; a daemon name that resolves only after start looked
- * up again, at most every 5 s on a clock the test moves; a numeric address looked up once),
+ * up again, at most every 5 s on a clock the test moves; a numeric address looked up once; a
+ * name answered ::1 first sent to at its IPv4 address),
  * disabled export, bad configuration, and tracer_emit staying fast with an unreachable collector.
  */
 #include <stdarg.h>
@@ -137,6 +138,37 @@ static atomic_int daemon_lookups, loopback_lookups;
 
 int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res);
+
+/* A name with an IPv6 and an IPv4 address, answered ::1 first where either will do, as glibc
+ * answers localhost when /etc/hosts gives it ::1 too; 127.0.0.1 alone for IPv4. */
+#define DUAL_NAME "xray-dual.invalid"
+
+static int dual_stack_lookup(const char *service, const struct addrinfo *hints,
+                             struct addrinfo **res)
+{
+    struct addrinfo v4_hints = hints ? *hints : (struct addrinfo){0}, *v4 = NULL, *v6 = NULL;
+    struct addrinfo v6_hints = v4_hints;
+    v4_hints.ai_family = AF_INET;
+    v6_hints.ai_family = AF_INET6;
+    int family = hints ? hints->ai_family : AF_UNSPEC;
+    int rc =
+        family == AF_INET6 ? EAI_NONAME : __real_getaddrinfo("127.0.0.1", service, &v4_hints, &v4);
+    if (rc != 0 || family == AF_INET) {
+        *res = v4;
+        return rc;
+    }
+    rc = __real_getaddrinfo("::1", service, &v6_hints, &v6);
+    if (rc != 0) {
+        freeaddrinfo(v4);
+        return rc;
+    }
+    struct addrinfo *last = v6;
+    while (last->ai_next)
+        last = last->ai_next;
+    last->ai_next = v4; /* freeaddrinfo() frees the chain entry by entry */
+    *res = v6;
+    return 0;
+}
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res);
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
@@ -144,6 +176,8 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
 {
     if (node && strcmp(node, "127.0.0.1") == 0)
         atomic_fetch_add(&loopback_lookups, 1);
+    if (node && strcmp(node, DUAL_NAME) == 0)
+        return dual_stack_lookup(service, hints, res);
     if (!node || strcmp(node, DAEMON_NAME) != 0)
         return __real_getaddrinfo(node, service, hints, res);
     atomic_fetch_add(&daemon_lookups, 1);
@@ -2172,6 +2206,27 @@ static void test_xray_keeps_a_w3c_trace_id(void **state)
     close(u);
 }
 
+/*
+ * A daemon name with an IPv4 and an IPv6 address (localhost, where /etc/hosts gives it ::1
+ * too, whose first answer is ::1) is sent to at its IPv4 address, where the X-Ray daemon
+ * listens (127.0.0.1:2000 unless told otherwise), as the X-Ray SDKs send: a datagram to ::1
+ * would be lost, with nothing to say so.
+ */
+static void test_xray_daemon_name_with_ipv6_first(void **state)
+{
+    (void)state;
+    int u = xray_daemon_at(DUAL_NAME);
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    assert_true(tracer_flush(t, epoch_ms() + 5000));
+    assert_int_equal(tracer_exported(t), 1); /* sent, wherever it went */
+    tracer_free(t);
+    bool got[2] = {false};
+    assert_int_equal(xray_received(u, got, 1), 1);
+    assert_true(got[1]);
+    close(u);
+}
+
 static void test_xray_send_failure_counts(void **state)
 {
     (void)state;
@@ -2278,6 +2333,7 @@ int main(void)
         cmocka_unit_test(test_xray_datagrams),
         cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
         cmocka_unit_test(test_xray_daemon_name_resolving_late),
+        cmocka_unit_test(test_xray_daemon_name_with_ipv6_first),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
         cmocka_unit_test(test_bad_configuration),
