@@ -10,6 +10,7 @@
 #include "otel_env.h"
 
 #include "core/errbuf.h"
+#include "core/http_head.h"
 #include "core/sbuf.h"
 #include "core/urlcode.h"
 
@@ -259,12 +260,17 @@ static entry_status parse_list(otel_config *c, const char *var, const char *text
     return ENTRY_OK;
 }
 
+/* A header a request may carry (a server may answer 400 to a request with any other, and every
+ * export would fail): a token for the name, no control character but a tab in the value; and
+ * not one of those the exporter sets itself. */
 static const char *check_header(const char *key, const char *value)
 {
-    if (strpbrk(key, "\r\n:") || strpbrk(key, " \t"))
-        return "invalid header name";
-    if (strpbrk(value, "\r\n"))
-        return "invalid header value";
+    for (const char *c = key; *c; c++)
+        if (!http_is_tchar((unsigned char)*c))
+            return "invalid header name";
+    for (const char *c = value; *c; c++)
+        if (http_is_control((unsigned char)*c))
+            return "invalid header value";
     if (strcasecmp(key, "content-type") == 0)
         return "Content-Type is set by the exporter";
     if (strcasecmp(key, "content-encoding") == 0)

@@ -14,9 +14,10 @@
  * - Signal-specific variables (…_TRACES_HEADERS/_PROTOCOL/_TIMEOUT/_COMPRESSION) replace the
  *   generic ones wholesale; they are not merged.
  * - Headers: "k=v,k=v"; key and value are whitespace-trimmed and percent-decoded. A bad entry
- *   (no '=', empty key, bad escape or an escaped NUL, CR/LF/space/tab/':' in the name, CR/LF
- *   in the value, Content-Type or Content-Encoding, which the exporter owns) is skipped with a
- *   warning; the rest are kept.
+ *   (no '=', empty key, bad escape or an escaped NUL, a name that is not an HTTP token (RFC 9110:
+ *   letters, digits and !#$%&'*+-.^_`|~), a control character but a tab in the value,
+ *   Content-Type or Content-Encoding, which the exporter owns) is skipped with a warning; the
+ *   rest are kept.
  * - Protocol: "http/protobuf" (default) or "http/json"; "grpc" or anything else is warned
  *   about and http/protobuf is used.
  * - Timeout: milliseconds, 1 .. 86400000 (default 10000); anything else is warned about.
