@@ -33,7 +33,7 @@ static void warn(otel_config *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->warnings[c->n_warnings++], OTEL_WARNING_MAX, fmt, ap);
+    errbuf_vset(c->warnings[c->n_warnings++], OTEL_WARNING_MAX, fmt, ap);
     va_end(ap);
 }
 
