@@ -80,7 +80,7 @@ void trace_begin(span *s, const trace_ctx *parent, const char *name, span_kind k
         uint8_t rnd[12];
         random_bytes(rnd, sizeof rnd);
         tracectx_new_trace_id(s->trace_id, (uint32_t)time(NULL), rnd);
-        s->flags = 0x01; /* sampled: parent-based, always on */
+        s->flags = TRACECTX_FLAG_SAMPLED; /* parent-based, always on */
     }
     random_bytes(s->span_id, 8);
     utf8_copy_within(s->name, sizeof s->name, name); /* a protobuf string is UTF-8 */

@@ -58,6 +58,7 @@
 #include "tracer.h"
 
 #include "core/errbuf.h"
+#include "core/tracectx.h"
 #include "trace/export_otlp.h"
 #include "trace/export_xray.h"
 #include "trace/exporter.h"
@@ -454,7 +455,7 @@ void tracer_take(tracer *t, span *s)
     if (!t || !s)
         return;
     bool keep = t->local && s->task_id[0];
-    bool export = t->qcap && (s->flags & 0x01); /* an exporter, and sampled */
+    bool export = t->qcap && (s->flags & TRACECTX_FLAG_SAMPLED); /* an exporter, and sampled */
     if (export && atomic_load_explicit(&t->qfull, memory_order_relaxed)) { /* spare the copy */
         drop_unqueued(t);
         export = false;
