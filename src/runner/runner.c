@@ -4,9 +4,9 @@
  * Each thread receives a batch with its tasks claimed in the same
  * transaction, turns the messages into work items, and hands them to the
  * step of work.h (claim outcome, run, report). What belongs to the queue
- * stays here: keeping the rest of a batch hidden while its tasks run, for as
- * long as each goes on (the runner's keeper), releasing what an abort left
- * unstarted, and deleting what is done.
+ * stays here: keeping a batch hidden while its tasks run, for as long as each
+ * goes on (the runner's keeper), releasing what an abort left unstarted, and
+ * deleting what is done.
  *
  * A stop ends the receiving, never a batch: what a thread has claimed when
  * a graceful stop arrives is run to its end, within shutdown_grace. Only
@@ -51,16 +51,15 @@
  * loaded machine, a handler that overruns its timeout) has its keeper extend it as it goes. */
 #define RUN_MARGIN_S 5
 /* A run still going this close to the time its message would be visible again has the keeper
- * hide the message, and the rest of its batch, for as long again: the extension's commit has
- * this long to land. */
+ * hide its batch for as long again: the extension's commit has this long to land. */
 #define KEEP_AHEAD_MS (RUN_MARGIN_S * 1000 / 2)
 /* A failed extension is tried again this soon (warned of once for the failures in a row). */
 #define KEEP_RETRY_MS 200
 
-/* A run in progress, as the runner's keeper sees it: its message and the rest of its batch, and
- * when they would be visible again. Lives on the running thread's stack while it is watched. */
+/* A run in progress, as the runner's keeper sees it: the messages of its batch, and when they
+ * would be visible again. Lives on the running thread's stack while it is watched. */
 typedef struct kept_run {
-    const queue_message *msgs; /* the running one first */
+    const queue_message *msgs; /* the whole batch's */
     size_t n;
     unsigned hide_s;      /* how long an extension hides them */
     int64_t hidden_until; /* steady ms; keep_extend() moves it on */
@@ -113,11 +112,11 @@ static store_rc keep_extend(runner *r, kept_run *k)
  * be visible again (keep_watch() hides it that long before the run starts), and costs the keeper
  * nothing but its watch. One that does not (its kill or report held up on a loaded machine, a
  * handler past its timeout) would let its message be delivered again while it runs, and run beside
- * itself: the keeper hides the message (and the rest of the batch, waiting behind it) for another
- * hide_s, KEEP_AHEAD_MS before that time, and again as long as the run goes on, as an SQS consumer
- * extends a message's visibility. A run that ends while its extension is under way waits for it
- * (kept_run.extending) before its message is deleted or given back: no extension lands after
- * those.
+ * itself: the keeper hides the message (and the rest of the batch, waiting behind it or waiting
+ * to be deleted with it) for another hide_s, KEEP_AHEAD_MS before that time, and again as long as
+ * the run goes on, as an SQS consumer extends a message's visibility. A run that ends while its
+ * extension is under way waits for it (kept_run.extending) before its message is deleted or given
+ * back: no extension lands after those.
  */
 static void *keeper_main(void *arg)
 {
@@ -312,9 +311,10 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
             unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
             continue;
         }
-        /* the rest of the batch, this task first, is kept hidden while it runs */
-        kept_run keep = {
-            .msgs = msgs + i, .n = n - i, .hide_s = hide_s, .hidden_until = hidden_until};
+        /* the batch is kept hidden while the task runs: those to run after it, and those that
+         * ran before it, whose messages are deleted with the batch's (visible again meanwhile,
+         * they would be received again, and be dead-lettered once received too often) */
+        kept_run keep = {.msgs = msgs, .n = n, .hide_s = hide_s, .hidden_until = hidden_until};
         if (!keep_watch(r, &keep, run_s)) {
             log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
                      "given back",

@@ -15,7 +15,7 @@
  *   work_finish(item)          each item: spans ended; is the message spent?
  *
  * Between runs the caller does its transport's own work (the local runner
- * keeps the rest of its batch hidden, and stops starting tasks at shutdown).
+ * keeps its batch hidden, and stops starting tasks at shutdown).
  *
  * The fate follows the claim: claimed, run; the task gone, drop; found
  * IN_PROGRESS (an earlier delivery died or overran), run again; found

@@ -479,6 +479,14 @@ static int open_fds(void)
     return n - 3; /* ".", ".." and the directory's own */
 }
 
+/* Queue "jobs", its messages visible again 1 s after a receive, moved to the dead-letter queue
+ * "dead" at their second: the configuration's start, its "handlers" to follow. */
+#define JOBS_DEAD_AFTER_ONE_RECEIVE                                                                \
+    "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1,"                                \
+    " \"max_receive_count\": 1, \"dead_letter_queue\": \"dead\"},"                                 \
+    " {\"name\": \"dead\"}],"                                                                      \
+    " \"subscriptions\": [{\"queue\": \"jobs\"}],"
+
 /*
  * A task taskd cannot start for want of its own descriptors (an exec run's pipes, EMFILE) comes
  * back after the visibility timeout without its receive counted: with max_receive_count 1 it
@@ -487,12 +495,9 @@ static int open_fds(void)
 static void test_a_task_taskd_cannot_start_is_not_dead_lettered(void **state)
 {
     fixture *f = *state;
-    use_config(f, "{\"queues\": [{\"name\": \"jobs\", \"visibility_timeout\": 1,"
-                  " \"max_receive_count\": 1, \"dead_letter_queue\": \"dead\"},"
-                  " {\"name\": \"dead\"}],"
-                  " \"subscriptions\": [{\"queue\": \"jobs\"}],"
-                  " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"exec\","
-                  " \"command\": [\"/bin/true\"], \"timeout\": 1}]}");
+    use_config(f, JOBS_DEAD_AFTER_ONE_RECEIVE
+               " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"exec\","
+               " \"command\": [\"/bin/true\"], \"timeout\": 1}]}");
     char ids[1][37];
     send_tasks(f, 1, ids);
     task t = {0};
@@ -827,6 +832,51 @@ static void test_an_aborts_give_backs_are_each_made(void **state)
                  (long long)st.visible, (long long)st.in_flight);
 }
 
+/*
+ * A batch's tasks that have finished keep their messages hidden while the rest of the batch runs,
+ * until the batch deletes them at its end: here the first task of a batch of two completes at
+ * once and the second runs on past its timeout and margin, and the first one's message is not
+ * received again meanwhile. Only the runs to come were kept hidden: the finished one's message
+ * came back 6 s after the receive (its hide before the first run), and the queue's other thread
+ * received it a second time, which with max_receive_count 1 moved it to the dead-letter queue, a
+ * dead letter of a task COMPLETED.
+ */
+static void test_a_finished_tasks_message_stays_hidden_while_its_batch_runs(void **state)
+{
+    fixture *f = *state;
+    use_config(f, JOBS_DEAD_AFTER_ONE_RECEIVE
+               " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+               " \"timeout\": 1, \"batch_size\": 2, \"concurrency\": 2}]}");
+    overrun_reset();
+    char ids[2][37];
+    send_tasks(f, 2, ids); /* before the runner starts: one batch, the first task first */
+    memcpy(overrun_task, ids[1], sizeof overrun_task);
+    runner *r = start_with(f, &overrun_one);
+    int runs = overrun_begun();
+    task_status first = wait_completed(f, ids[0], 5000);
+    /* the batch was hidden for 1 + 5 s as its first run began: wait 3 s past that, the
+     * queue's other thread standing, due to receive any message of it that shows */
+    queue_stats dead = {0};
+    int64_t until = clock_mono_ms() + (1 + 5 + 3) * 1000;
+    while (dead.visible == 0 && clock_mono_ms() < until) {
+        assert_int_equal(broker_queue_stats(broker_of(f->store), "dead", &dead), STORE_OK);
+        usleep(10000);
+    }
+    release_overrun();
+    task_status second = wait_completed(f, ids[1], 5000);
+    stop_overrun(r, "after the batch");
+    assert_int_equal(runs, 1);
+    assert_int_equal(first, TASK_COMPLETED);
+    assert_int_equal(second, TASK_COMPLETED);
+    if (dead.visible != 0)
+        fail_msg("%lld dead letter(s) while the batch ran: the completed task's message was "
+                 "received again",
+                 (long long)dead.visible);
+    queue_stats jobs = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &jobs), STORE_OK);
+    assert_int_equal(jobs.visible + jobs.in_flight + jobs.delayed, 0);
+}
+
 /* A handler that notes, as each run starts, how long its queue's messages are still hidden; under
  * keeper_extend_mu, so that a test waits for the runs or a keeper's extension held alike. */
 static broker *hidden_broker;
@@ -964,6 +1014,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_is_hidden_before_a_run_that_would_outlast_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_aborts_give_backs_are_each_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_finished_tasks_message_stays_hidden_while_its_batch_runs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
