@@ -108,8 +108,9 @@ static void task1_run(handler *h, const handler_task *t, unsigned timeout_s, han
     (void)t;
     task1 *cfg = h->ctx;
     /* a wait that ran out is the run's own end, and so is its outcome: the task's, though an
-     * abort came as it returned; one the abort cut short is not (work_run() gives it back) */
-    if (cfg->seconds > timeout_s) {
+     * abort came as it returned; one the abort cut short is not (work_run() gives it back). A
+     * wait as long as the timeout times out: TASK1_SECONDS must be below it (task1_new()) */
+    if (cfg->seconds >= timeout_s) {
         char msg[64];
         out->own_end = task1_wait(cfg, timeout_s);
         snprintf(msg, sizeof msg, out->own_end ? "timed out after %u s" : "aborted", timeout_s);

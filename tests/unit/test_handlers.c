@@ -106,13 +106,17 @@ static void test_noop_ends_by_itself(void **state)
 }
 
 /* A TASK1 wait that runs out is the run's own end, and so is what the failure rate decides
- * after it; and so is a wait cut short by the handler's timeout: "timed out" is the task's. */
+ * after it; and so is a wait cut short by the handler's timeout: "timed out" is the task's. A
+ * wait as long as the timeout times out too, as the start's warning and the README say: it
+ * completed, at the end of its timeout, where every run of a TASK1_SECONDS not below it was to
+ * fail as timed out. */
 static void test_task1_wait_that_runs_out_is_its_own_end(void **state)
 {
     (void)state;
     ends_by_itself("TASK1", "0", "0", 30, true, "Task completed");
     ends_by_itself("TASK1", "0", "1", 30, false, "Task failed somehow");
     ends_by_itself("TASK1", "1", "0", 0, false, "timed out after 0 s");
+    ends_by_itself("TASK1", "1", "0", 1, false, "timed out after 1 s");
 }
 
 /* A TASK1 run of a handler waiting seconds, within timeout_s, with *when armed to abort the
