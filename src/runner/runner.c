@@ -90,6 +90,14 @@ struct runner {
     pthread_t keeper;
 };
 
+/* Warn that a write or a read of the queue failed: what, the queue, and what the store said. */
+static void warn_store(const runner *r, const char *what, store_rc rc)
+{
+    char why[160];
+    log_warn(what, "queue", r->queue->name, "error", store_rc_name(rc),
+             store_reason_field(r->work.store, rc, why, sizeof why), why, NULL);
+}
+
 /*
  * Hide k's messages for another k->hide_s, and move k's times on when they are. Made without
  * keep_mu, which every run takes at its start and end, so that the other runs go on however long
@@ -140,8 +148,8 @@ static void *keeper_main(void *arg)
             pthread_cond_broadcast(&r->extended_cv);
             if (rc != STORE_OK) {
                 if (!k->failing) /* once while the store's trouble lasts, not every try */
-                    log_warn("cannot keep the message of a run in progress hidden; trying again",
-                             "queue", r->queue->name, "error", store_rc_name(rc), NULL);
+                    warn_store(
+                        r, "cannot keep the message of a run in progress hidden; trying again", rc);
                 k->try_at = clock_steady_ms() + KEEP_RETRY_MS;
             }
             k->failing = rc != STORE_OK;
@@ -335,21 +343,21 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     for (size_t i = 0; i < n; i++)
         if (work_finish(&r->work, &items[i]))
             done[n_done++] = msgs[i];
-    if (broker_delete(r->broker, done, n_done) != STORE_OK)
-        log_warn("cannot delete finished messages; they will be redelivered and dropped", "queue",
-                 r->queue->name, NULL);
+    store_rc rc = broker_delete(r->broker, done, n_done);
+    if (rc != STORE_OK)
+        warn_store(r, "cannot delete finished messages; they will be redelivered and dropped", rc);
     /* the ones never started are released, their receive not counted toward the queue's
      * max_receive_count; those taskd could not start (its own want, not the task's) likewise,
      * but visible only after the visibility timeout; the ones cut short count (a handler that
      * never ends goes, in the end, to the dead-letter queue) and are visible again at once */
-    /* each tried whatever became of the one before */
-    bool given = broker_release(r->broker, unstarted, n_unstarted) == STORE_OK;
-    given &=
-        broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout) == STORE_OK;
-    given &= broker_extend(r->broker, aborted, n_aborted, 0) == STORE_OK;
-    if (!given)
-        log_warn("cannot release messages; they reappear after the visibility timeout", "queue",
-                 r->queue->name, NULL);
+    /* each tried whatever became of the one before; the first failure said */
+    store_rc unstarted_rc = broker_release(r->broker, unstarted, n_unstarted);
+    store_rc later_rc =
+        broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout);
+    store_rc aborted_rc = broker_extend(r->broker, aborted, n_aborted, 0);
+    rc = unstarted_rc != STORE_OK ? unstarted_rc : later_rc != STORE_OK ? later_rc : aborted_rc;
+    if (rc != STORE_OK)
+        warn_store(r, "cannot release messages; they reappear after the visibility timeout", rc);
 }
 
 /* Milliseconds from now until due_ms (the steady clock; INT64_MAX: never), within 1 .. cap_ms. */
@@ -412,10 +420,7 @@ static void *runner_main(void *arg)
             /* the store's trouble (busy, a full disk): back off from 0.2 s to 3.2 s (as the
              * stream consumer does), waking early for a commit or to stop */
             failures += failures < 5;
-            char why[160];
-            log_warn("cannot receive from queue", "queue", r->queue->name, "error",
-                     store_rc_name(rc), store_reason_field(r->work.store, rc, why, sizeof why), why,
-                     NULL);
+            warn_store(r, "cannot receive from queue", rc);
             broker_wait(r->broker, false, &gen, 100 << failures);
             continue;
         }

@@ -11,8 +11,8 @@
  *   receive, or the standing one the writer made for it in the sending commit. A runner that
  *   gave such a batch back would leave its tasks IN_PROGRESS with nothing running them.
  * broker_extend() is wrapped too, to fail on demand, to count the extensions made, and to hold
- * one the runner's keeper makes as a writer slow to commit it would; and broker_release(), to
- * fail on demand.
+ * one the runner's keeper makes as a writer slow to commit it would; and broker_release() and
+ * broker_delete(), to fail on demand.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,9 +111,9 @@ void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size
         inject_stop();
 }
 
-/* broker_extend() and broker_release() calls still to fail (STORE_BUSY, as a store that is busy
- * answers). */
-static atomic_int extends_to_fail, releases_to_fail;
+/* broker_extend(), broker_release() and broker_delete() calls still to fail (STORE_BUSY, as a
+ * store that is busy answers). */
+static atomic_int extends_to_fail, releases_to_fail, deletes_to_fail;
 
 /* Take one of the failures *left says are still to come: true when there was one. */
 static bool take_failure(atomic_int *left)
@@ -186,6 +186,14 @@ store_rc __wrap_broker_release(broker *b, const queue_message *m, size_t n);
 store_rc __wrap_broker_release(broker *b, const queue_message *m, size_t n)
 {
     return take_failure(&releases_to_fail) ? STORE_BUSY : __real_broker_release(b, m, n);
+}
+
+store_rc __real_broker_delete(broker *b, const queue_message *m, size_t n);
+store_rc __wrap_broker_delete(broker *b, const queue_message *m, size_t n);
+
+store_rc __wrap_broker_delete(broker *b, const queue_message *m, size_t n)
+{
+    return take_failure(&deletes_to_fail) ? STORE_BUSY : __real_broker_delete(b, m, n);
 }
 
 typedef struct fixture {
@@ -266,6 +274,7 @@ static int setup(void **state)
     atomic_store(&stop_target, NULL);
     atomic_store(&extends_to_fail, 0);
     atomic_store(&releases_to_fail, 0);
+    atomic_store(&deletes_to_fail, 0);
     *state = f;
     return 0;
 }
@@ -808,7 +817,7 @@ static void test_a_keeper_extension_holds_up_no_other_run(void **state)
  * the release of the task it left unstarted fails, and the run it cut short is visible again at
  * once all the same (its task runs again at the next start, not after the visibility timeout).
  * The give-backs were one chain of ||: a failed release skipped the rest, and that message
- * stayed hidden.
+ * stayed hidden. The failure is said with the store's error, which the warning left out.
  */
 static void test_an_aborts_give_backs_are_each_made(void **state)
 {
@@ -819,9 +828,15 @@ static void test_an_aborts_give_backs_are_each_made(void **state)
     runner *r = start_with(f, &overrun_all);
     int runs = overrun_begun();
     atomic_store(&releases_to_fail, 1);
+    test_stderr cap;
+    test_stderr_begin(&cap);
     runner_abort(r);
     release_overrun();
     stop_overrun(r, "after the abort");
+    char *log = test_stderr_end(&cap);
+    size_t warned = expect_logged(log, "cannot release messages", "\"error\":\"busy\"");
+    free(log);
+    assert_int_equal(warned, 1);
     assert_int_equal(runs, 1);
     assert_int_equal(atomic_load(&releases_to_fail), 0); /* the release was made, and failed */
     queue_stats st = {0};
@@ -875,6 +890,33 @@ static void test_a_finished_tasks_message_stays_hidden_while_its_batch_runs(void
     queue_stats jobs = {0};
     assert_int_equal(broker_queue_stats(broker_of(f->store), "jobs", &jobs), STORE_OK);
     assert_int_equal(jobs.visible + jobs.in_flight + jobs.delayed, 0);
+}
+
+/*
+ * A batch whose messages cannot be deleted once its tasks are done (a store busy) says so with the
+ * store's error: the warning named the queue alone, where the runner's other failed writes (a
+ * receive, a report) say what the store answered.
+ */
+static void test_a_failed_delete_is_said_with_the_error(void **state)
+{
+    fixture *f = *state;
+    atomic_store(&deletes_to_fail, 1);
+    char ids[1][37];
+    send_tasks(f, 1, ids);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    runner *r = start(f);
+    task_status st = wait_completed(f, ids[0], 5000);
+    for (int i = 0; i < 500 && atomic_load(&deletes_to_fail) > 0; i++)
+        usleep(10000);
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the task"); /* the batch's warning said before its thread ended */
+    char *log = test_stderr_end(&cap);
+    size_t warned = expect_logged(log, "cannot delete finished messages", "\"error\":\"busy\"");
+    free(log);
+    assert_int_equal(st, TASK_COMPLETED);
+    assert_int_equal(atomic_load(&deletes_to_fail), 0);
+    assert_int_equal(warned, 1);
 }
 
 /* A handler that notes, as each run starts, how long its queue's messages are still hidden; under
@@ -1014,6 +1056,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_is_hidden_before_a_run_that_would_outlast_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_aborts_give_backs_are_each_made, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_delete_is_said_with_the_error, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_a_finished_tasks_message_stays_hidden_while_its_batch_runs, setup, teardown),
     };
