@@ -251,23 +251,9 @@ static void kill_tree(int st_fd, program_end *pe)
     }
 }
 
-_Noreturn void supervisor_main(const child_spec *spec, const int fds[FD_COUNT], pid_t parent,
-                               int end_sig)
+/* Close every descriptor this process inherited but fds[], and put /dev/null on 0, 1 and 2. */
+static void close_inherited(const int fds[FD_COUNT])
 {
-    const int st_fd = fds[FD_REPORT];
-    if (prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig) != 0 || getppid() != parent)
-        _exit(1); /* the parent is gone already: nobody to run for */
-    /* Named by the system call itself: AddressSanitizer wraps the C library's prctl() and, for
-     * PR_SET_NAME, takes a lock of its own to note a thread's name, which another thread of the
-     * parent may have held at the fork; the supervisor then waited for it for good, and its run
-     * could only time out (8 forks in 2000 beside a thread starting threads). */
-    (void)syscall(SYS_prctl, PR_SET_NAME, (unsigned long)SUPERVISOR_NAME, 0UL, 0UL, 0UL);
-    (void)setpgid(0, 0);
-    reset_signals();
-    if (prctl(PR_SET_CHILD_SUBREAPER, 1UL) != 0) {
-        send_report(st_fd, REPORT_SPAWN_FAILED, errno, 0);
-        _exit(1);
-    }
     int keep[FD_COUNT];
     for (int i = 0; i < FD_COUNT; i++) /* sorted, for close_others() */
         for (int j = i; j >= 0; j--) {
@@ -285,6 +271,61 @@ _Noreturn void supervisor_main(const child_spec *spec, const int fds[FD_COUNT], 
             (void)dup2(null, fd);
     if (null > STDERR_FILENO)
         close(null);
+}
+
+/*
+ * Wait for the end signal from parent (child_kill() or child_reap(), or its death), reaping the
+ * program and whatever it left as they end and reporting the program's end on st_fd; exit once
+ * the program has ended and no child is left. A SIGTERM from anyone else goes to the program.
+ */
+static void await_end_signal(int st_fd, program_end *pe, pid_t parent, int end_sig)
+{
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGCHLD);
+    sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, end_sig);
+    for (;;) {
+        siginfo_t si;
+        memset(&si, 0, sizeof si);
+        int sig = sigwaitinfo(&wanted, &si);
+        /* child_kill() or child_reap(), or the parent died (its death signal). Past the user's
+         * RLIMIT_SIGPENDING the kernel delivers a real-time signal without its sender (si_pid
+         * 0): taken as the parent's too, since anyone else's could only end the run early */
+        if (sig == end_sig && (si.si_pid == parent || si.si_pid == 0 || getppid() != parent))
+            return;
+        if (sig == SIGTERM) { /* someone else's, e.g. a service manager's: the program's call */
+            if (!pe->ended)
+                (void)kill(pe->pid, SIGTERM);
+            continue;
+        }
+        if (sig != SIGCHLD)
+            continue;
+        bool none_left = reap_children(pe);
+        report_end(st_fd, pe);
+        if (none_left && pe->ended)
+            _exit(0);
+    }
+}
+
+_Noreturn void supervisor_main(const child_spec *spec, const int fds[FD_COUNT], pid_t parent,
+                               int end_sig)
+{
+    const int st_fd = fds[FD_REPORT];
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)end_sig) != 0 || getppid() != parent)
+        _exit(1); /* the parent is gone already: nobody to run for */
+    /* Named by the system call itself: AddressSanitizer wraps the C library's prctl() and, for
+     * PR_SET_NAME, takes a lock of its own to note a thread's name, which another thread of the
+     * parent may have held at the fork; the supervisor then waited for it for good, and its run
+     * could only time out (8 forks in 2000 beside a thread starting threads). */
+    (void)syscall(SYS_prctl, PR_SET_NAME, (unsigned long)SUPERVISOR_NAME, 0UL, 0UL, 0UL);
+    (void)setpgid(0, 0);
+    reset_signals();
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1UL) != 0) {
+        send_report(st_fd, REPORT_SPAWN_FAILED, errno, 0);
+        _exit(1);
+    }
+    close_inherited(fds);
 
     /*
      * The program waits on the go pipe until the supervisor has reported its pid and closed its
@@ -316,32 +357,7 @@ _Noreturn void supervisor_main(const child_spec *spec, const int fds[FD_COUNT], 
     close(go[1]);
 
     program_end pe = {.pid = prog};
-    sigset_t wanted;
-    sigemptyset(&wanted);
-    sigaddset(&wanted, SIGCHLD);
-    sigaddset(&wanted, SIGTERM);
-    sigaddset(&wanted, end_sig);
-    for (;;) {
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        int sig = sigwaitinfo(&wanted, &si);
-        /* child_kill() or child_reap(), or the parent died (its death signal). Past the user's
-         * RLIMIT_SIGPENDING the kernel delivers a real-time signal without its sender (si_pid
-         * 0): taken as the parent's too, since anyone else's could only end the run early */
-        if (sig == end_sig && (si.si_pid == parent || si.si_pid == 0 || getppid() != parent))
-            break;
-        if (sig == SIGTERM) { /* someone else's, e.g. a service manager's: the program's call */
-            if (!pe.ended)
-                (void)kill(prog, SIGTERM);
-            continue;
-        }
-        if (sig != SIGCHLD)
-            continue;
-        bool none_left = reap_children(&pe);
-        report_end(st_fd, &pe);
-        if (none_left && pe.ended)
-            _exit(0);
-    }
+    await_end_signal(st_fd, &pe, parent, end_sig);
     kill_tree(st_fd, &pe);
     _exit(0);
 }
