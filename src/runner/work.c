@@ -211,20 +211,12 @@ static void keep_storable(handler_result *r)
     r->ok = false;
 }
 
-bool work_run(const work_env *e, work_item *it, store_batch *group)
+/* Open the run's span under the item's processing, its trace context into tp and its trace id
+ * into trace_id, and say that the run starts. */
+static void begin_run(const work_env *e, work_item *it, char tp[56], char trace_id[33])
 {
-    if (it->fate != WORK_RUN)
-        return false;
-    if (!time_to_run(e, it)) {
-        log_info("too near the deadline to start the task; its message will come back", "task_id",
-                 it->id, "queue", it->queue, NULL);
-        /* claimed, and not run: the trace says why, as for a task never claimed */
-        span_set_error(&it->process, "not run: too near the deadline to start the task");
-        it->fate = WORK_KEEP;
-        return false;
-    }
     handler *h = e->handler;
-    char name[SPAN_NAME_MAX + 1], tp[56], trace_id[33];
+    char name[SPAN_NAME_MAX + 1];
     str_join(name, sizeof name, h->label ? h->label : h->name, NULL);
     child_span(&it->run_span, &it->process, name, SPAN_KIND_INTERNAL, it->id);
     span_set_static(&it->run_span, "taskd.handler", h->name);
@@ -236,39 +228,33 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         log_info("task redelivered; running it again", "task_id", it->id, "trace_id", trace_id,
                  "queue", it->queue, NULL);
     log_debug("handler started", "task_id", it->id, "trace_id", trace_id, "handler", h->name, NULL);
+}
 
-    handler_task t = {.id = it->id,
-                      .task_type = it->type,
-                      .data = it->body,
-                      .traceparent = tp,
-                      .tracestate = it->run_span.trace_state};
-    h->run(h, &t, e->binding->timeout, &it->result);
-    if (e->aborting && atomic_load(e->aborting) && !it->result.own_end) {
-        /* cut short by shutdown: the outcome is not the task's; run it again later. A run
-         * that had ended on its own before the abort is reported as any other */
-        span_set_error(&it->run_span, "aborted at shutdown");
-        trace_end(&e->telemetry, &it->run_span);
-        it->fate = WORK_KEEP;
-        return false;
-    }
-    keep_storable(&it->result);
-    if (it->result.retry || it->result.lost) {
-        /* retry: not started, or its outcome not had, for want of something of taskd's own;
-         * lost: run, but its end unseen. Neither is the task's outcome */
-        bool retry = it->result.retry;
-        const char *why = it->result.status_msg ? it->result.status_msg
-                          : retry               ? "not started"
-                                                : "its end is unknown";
-        span_set_error(&it->run_span, why);
-        trace_end(&e->telemetry, &it->run_span);
-        log_warn(retry ? "cannot start a task or keep its outcome; its message comes back after "
-                         "the visibility timeout"
-                       : "a task's run ended unseen; its message comes back after the visibility "
-                         "timeout",
-                 "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
-        it->fate = retry ? WORK_LATER : WORK_LOST;
-        return false;
-    }
+/*
+ * A run whose result is not the task's outcome (handler_result.retry: not started, or its
+ * outcome not had, for want of something of taskd's own; .lost: run, but its end unseen): its
+ * span ends in error, it is said, and the item's fate is WORK_LATER or WORK_LOST.
+ */
+static void set_aside(const work_env *e, work_item *it, const char *trace_id)
+{
+    bool retry = it->result.retry;
+    const char *why = it->result.status_msg ? it->result.status_msg
+                      : retry               ? "not started"
+                                            : "its end is unknown";
+    span_set_error(&it->run_span, why);
+    trace_end(&e->telemetry, &it->run_span);
+    log_warn(retry ? "cannot start a task or keep its outcome; its message comes back after "
+                     "the visibility timeout"
+                   : "a task's run ended unseen; its message comes back after the visibility "
+                     "timeout",
+             "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
+    it->fate = retry ? WORK_LATER : WORK_LOST;
+}
+
+/* End the span of a run that came to the task's outcome, its time observed and a failure said;
+ * the outcome's status message ("Task completed" or "Task failed" when the handler gave none). */
+static const char *end_run(const work_env *e, work_item *it, const char *trace_id)
+{
     if (!it->result.status_msg)
         it->result.status_msg = strdup(it->result.ok ? "Task completed" : "Task failed");
     const char *msg = it->result.status_msg ? it->result.status_msg : "";
@@ -285,6 +271,43 @@ bool work_run(const work_env *e, work_item *it, store_batch *group)
         log_info("task failed", "task_id", it->id, "trace_id", trace_id, "reason", msg, NULL);
     }
     trace_end(&e->telemetry, &it->run_span);
+    return msg;
+}
+
+bool work_run(const work_env *e, work_item *it, store_batch *group)
+{
+    if (it->fate != WORK_RUN)
+        return false;
+    if (!time_to_run(e, it)) {
+        log_info("too near the deadline to start the task; its message will come back", "task_id",
+                 it->id, "queue", it->queue, NULL);
+        /* claimed, and not run: the trace says why, as for a task never claimed */
+        span_set_error(&it->process, "not run: too near the deadline to start the task");
+        it->fate = WORK_KEEP;
+        return false;
+    }
+    char tp[56], trace_id[33];
+    begin_run(e, it, tp, trace_id);
+    handler_task t = {.id = it->id,
+                      .task_type = it->type,
+                      .data = it->body,
+                      .traceparent = tp,
+                      .tracestate = it->run_span.trace_state};
+    e->handler->run(e->handler, &t, e->binding->timeout, &it->result);
+    if (e->aborting && atomic_load(e->aborting) && !it->result.own_end) {
+        /* cut short by shutdown: the outcome is not the task's; run it again later. A run
+         * that had ended on its own before the abort is reported as any other */
+        span_set_error(&it->run_span, "aborted at shutdown");
+        trace_end(&e->telemetry, &it->run_span);
+        it->fate = WORK_KEEP;
+        return false;
+    }
+    keep_storable(&it->result);
+    if (it->result.retry || it->result.lost) {
+        set_aside(e, it, trace_id);
+        return false;
+    }
+    const char *msg = end_run(e, it, trace_id);
 
     task_status status = it->result.ok ? TASK_COMPLETED : TASK_FAILED;
     work_begin_update_span(e, &it->report_span, it, task_status_name(status));
