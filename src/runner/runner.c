@@ -241,6 +241,7 @@ typedef struct batch_room {
     queue_message *unstarted; /* never started: released, the receive not counted */
     queue_message *aborted;   /* cut short by an abort: visible again, the receive counted */
     queue_message *later;     /* taskd short of its own resources: back after the timeout */
+    size_t n_done, n_unstarted, n_aborted, n_later; /* the batch's in each */
     size_t cap;
 } batch_room;
 
@@ -273,6 +274,26 @@ static bool batch_room_fit(batch_room *b, size_t n)
     return true;
 }
 
+/* At the batch's end, delete its messages done and give back the others room's lists hold. */
+static void end_batch(runner *r, const batch_room *room)
+{
+    store_rc rc = broker_delete(r->broker, room->done, room->n_done);
+    if (rc != STORE_OK)
+        warn_store(r, "cannot delete finished messages; they will be redelivered and dropped", rc);
+    /* the ones never started are released, their receive not counted toward the queue's
+     * max_receive_count; those taskd could not start (its own want, not the task's) likewise,
+     * but visible only after the visibility timeout; the ones cut short count (a handler that
+     * never ends goes, in the end, to the dead-letter queue) and are visible again at once */
+    /* each tried whatever became of the one before; the first failure said */
+    store_rc unstarted_rc = broker_release(r->broker, room->unstarted, room->n_unstarted);
+    store_rc later_rc =
+        broker_release_after(r->broker, room->later, room->n_later, r->queue->visibility_timeout);
+    store_rc aborted_rc = broker_extend(r->broker, room->aborted, room->n_aborted, 0);
+    rc = unstarted_rc != STORE_OK ? unstarted_rc : later_rc != STORE_OK ? later_rc : aborted_rc;
+    if (rc != STORE_OK)
+        warn_store(r, "cannot release messages; they reappear after the visibility timeout", rc);
+}
+
 /* One received batch, start to finish. */
 static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t n)
 {
@@ -286,15 +307,13 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         return;
     }
     work_item *items = room->items;
-    queue_message *done = room->done, *unstarted = room->unstarted, *aborted = room->aborted;
-    queue_message *later = room->later;
+    room->n_done = room->n_unstarted = room->n_aborted = room->n_later = 0;
     for (size_t i = 0; i < n; i++) {
         work_item_reset(&items[i]);
         work_item_of(r, &msgs[i], &items[i]);
     }
     work_begin(&r->work, items, n);
 
-    size_t n_done = 0, n_unstarted = 0, n_aborted = 0, n_later = 0;
     /* hidden until the receive's now + the visibility timeout (the receive may have been made
      * a while before this thread took it: a standing one, in a commit under load) */
     int64_t hidden_until = INT64_MAX;
@@ -316,7 +335,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
          * receive, and nothing could run them until a restart if it were given back here.
          * Only an abort (past shutdown_grace) leaves the rest unstarted. */
         if (atomic_load(&r->aborting) || !kept_hidden) {
-            unstarted[n_unstarted++] = msgs[i]; /* released below; work_finish keeps it */
+            room->unstarted[room->n_unstarted++] = msgs[i]; /* work_finish() keeps it */
             continue;
         }
         /* the batch is kept hidden while the task runs: those to run after it, and those that
@@ -328,36 +347,22 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                      "given back",
                      "queue", r->queue->name, NULL);
             kept_hidden = false;
-            unstarted[n_unstarted++] = msgs[i];
+            room->unstarted[room->n_unstarted++] = msgs[i];
             continue;
         }
         work_run(&r->work, &items[i], &group);
         hidden_until = keep_unwatch(r, &keep);
         if (items[i].fate == WORK_KEEP) /* cut short by an abort (no deadline here) */
-            aborted[n_aborted++] = msgs[i];
+            room->aborted[room->n_aborted++] = msgs[i];
         else if (items[i].fate == WORK_LATER) /* taskd short of descriptors or memory */
-            later[n_later++] = msgs[i];
-        /* WORK_LOST: left hidden as received, back after its visibility timeout, counted */
+            room->later[room->n_later++] = msgs[i];
+        /* WORK_LOST: left hidden as the batch was, back once that hide ends, counted */
     }
     store_batch_wait(&group);
     for (size_t i = 0; i < n; i++)
         if (work_finish(&r->work, &items[i]))
-            done[n_done++] = msgs[i];
-    store_rc rc = broker_delete(r->broker, done, n_done);
-    if (rc != STORE_OK)
-        warn_store(r, "cannot delete finished messages; they will be redelivered and dropped", rc);
-    /* the ones never started are released, their receive not counted toward the queue's
-     * max_receive_count; those taskd could not start (its own want, not the task's) likewise,
-     * but visible only after the visibility timeout; the ones cut short count (a handler that
-     * never ends goes, in the end, to the dead-letter queue) and are visible again at once */
-    /* each tried whatever became of the one before; the first failure said */
-    store_rc unstarted_rc = broker_release(r->broker, unstarted, n_unstarted);
-    store_rc later_rc =
-        broker_release_after(r->broker, later, n_later, r->queue->visibility_timeout);
-    store_rc aborted_rc = broker_extend(r->broker, aborted, n_aborted, 0);
-    rc = unstarted_rc != STORE_OK ? unstarted_rc : later_rc != STORE_OK ? later_rc : aborted_rc;
-    if (rc != STORE_OK)
-        warn_store(r, "cannot release messages; they reappear after the visibility timeout", rc);
+            room->done[room->n_done++] = msgs[i];
+    end_batch(r, room);
 }
 
 /* Milliseconds from now until due_ms (the steady clock; INT64_MAX: never), within 1 .. cap_ms. */
