@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,8 +256,33 @@ static void *releaser_main(void *arg)
     return NULL;
 }
 
+/* One try of a get while its task's commit is under way and released after 15 ms: another
+ * task's get must not wait, its own must wait for the release. Says whether the try showed
+ * that, in `why` if not. */
+static bool try_get_during_a_commit(task_cache *c, char *why, size_t why_size)
+{
+    task out;
+    uint64_t gen;
+    task_cache_hold(c, ID1);
+    releaser r = {c, 15};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, releaser_main, &r), 0);
+    double t0 = mono_ms();
+    assert_false(task_cache_get(c, ID2, &out, &gen)); /* another task: no wait */
+    double other = mono_ms() - t0;
+    assert_false(task_cache_get(c, ID1, &out, &gen)); /* its task: waits for the release */
+    double waited = mono_ms() - t0;
+    pthread_join(th, NULL);
+    snprintf(why, why_size,
+             "another task's get took %.1f ms, its own %.1f ms (release after 15 ms)", other,
+             waited);
+    return other < 12 && waited >= 12;
+}
+
 /* A get of a task whose commit is under way waits for it (up to 20 ms), then misses: the read
- * that follows answers the commit. A get of another task sharing the set does not wait. */
+ * that follows answers the commit. A get of another task sharing the set does not wait. The
+ * timed half is tried up to five times: a thread descheduled for 12 ms on a loaded machine
+ * spoils a try, where a get that never waits, or waits for every task, spoils every one. */
 static void test_get_waits_for_a_commit_of_its_task(void **state)
 {
     (void)state;
@@ -268,27 +294,21 @@ static void test_get_waits_for_a_commit_of_its_task(void **state)
     assert_false(task_cache_get(c, ID1, &out, &gen));
     task_cache_put(c, &t, gen);
 
-    task_cache_hold(c, ID1);
-    releaser r = {c, 15};
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, releaser_main, &r), 0);
-    double t0 = mono_ms();
-    assert_false(task_cache_get(c, ID2, &out, &gen)); /* another task: no wait */
-    double other = mono_ms() - t0;
-    assert_false(task_cache_get(c, ID1, &out, &gen)); /* its task: waits for the release */
-    double waited = mono_ms() - t0;
-    pthread_join(th, NULL);
-    if (other >= 12 || waited < 12)
-        fail_msg("another task's get took %.1f ms, its own %.1f ms (release after 15 ms)", other,
-                 waited);
-    task_cache_put(c, &t, gen); /* read after the release: kept */
+    char why[160] = "";
+    bool shown = false;
+    for (int i = 0; i < 5 && !shown; i++)
+        shown = try_get_during_a_commit(c, why, sizeof why);
+    if (!shown)
+        fail_msg("in five tries: %s", why);
+    assert_false(task_cache_get(c, ID1, &out, &gen)); /* the generation after the last release */
+    task_cache_put(c, &t, gen);                       /* read after the release: kept */
     assert_true(task_cache_get(c, ID1, &out, &gen));
     task_clear(&out);
 
     task_cache_hold(c, ID1); /* never released in time: the get gives up after 20 ms */
-    t0 = mono_ms();
+    double t0 = mono_ms();
     assert_false(task_cache_get(c, ID1, &out, &gen));
-    waited = mono_ms() - t0;
+    double waited = mono_ms() - t0;
     if (waited < 15)
         fail_msg("a get gave up on a held task after %.1f ms, not 20", waited);
     task_cache_release(c, ID1);
