@@ -11,8 +11,9 @@ Usage:
 The package passes when:
   - bootstrap is at the root of the zip, a regular file readable and executable by
     everyone (Lambda runs it as another user), an x86-64 ELF executable;
-  - when lib/ holds libraries, bootstrap carries DT_RPATH $ORIGIN/lib (and never a
-    DT_RUNPATH): Lambda's
+  - when lib/ holds libraries, bootstrap carries a DT_RPATH that leads to lib/
+    ($ORIGIN/lib, or another spelling the dynamic linker follows there: ${ORIGIN}/lib,
+    $ORIGIN/lib/, beside other folders) and never a DT_RUNPATH: Lambda's
     LD_LIBRARY_PATH lists /lib64 and /usr/lib64 before /var/task/lib, so without it
     a library of the base image with the same name would be loaded instead of the
     bundled one (DT_RPATH is searched before LD_LIBRARY_PATH, DT_RUNPATH after);
@@ -26,8 +27,9 @@ The package passes when:
   - every symbol version required from a bundled library is defined by it;
   - programs under bin/ (for exec handlers) that are ELF files pass the same checks
     of NEEDED libraries and glibc versions as bootstrap, and one that needs a library
-    of lib/ carries DT_RPATH $ORIGIN/../lib (from bin/x; $ORIGIN/../../lib from
-    bin/y/x): an exec run is given no LD_LIBRARY_PATH;
+    of lib/ carries a DT_RPATH that leads to lib/ from its folder ($ORIGIN/../lib from
+    bin/x, $ORIGIN/../../lib from bin/y/x, or another spelling of it, as for bootstrap):
+    an exec run is given no LD_LIBRARY_PATH;
   - taskd.json, when present at the root, is valid JSON.
 
 Exit status: 0 when the package passes, 1 when it does not (each fault is named on
@@ -206,6 +208,29 @@ def check_elf(elf, label, bundled, problems):
                 )
 
 
+# $ORIGIN or ${ORIGIN} at the start of a DT_RPATH folder: the folder of the file that has it
+ORIGIN = re.compile(r"\$(?:ORIGIN|\{ORIGIN\})(?=/|$)")
+
+
+def rpath_leads_to(elf, name, root, folder):
+    """Whether a folder of elf's DT_RPATH leads the dynamic linker to folder, elf being the file
+    name of the package unpacked at root. $ORIGIN (or ${ORIGIN}) is name's folder there, and the
+    rest is followed as the kernel follows it when the linker opens a library there (a ".." from
+    a folder that exists, a trailing "/"); a folder not under $ORIGIN (the build machine's, or
+    one relative to the working directory) leads nowhere in the package."""
+    origin = os.path.dirname(os.path.join(root, name))
+    for entry in (elf.rpath or "").split(":"):
+        m = ORIGIN.match(entry)
+        if not m:
+            continue
+        try:
+            if os.path.samefile(origin + entry[m.end():], folder):
+                return True
+        except OSError:  # leads to nothing there
+            continue
+    return False
+
+
 def highest_glibc(elves):
     best = None
     for elf in elves:
@@ -295,14 +320,13 @@ def check_zip(path):
 
         bootstrap = Elf(os.path.join(tmp, "bootstrap"))
         check_elf(bootstrap, "bootstrap", bundled, problems)
-        if bootstrap.is_elf and bundled:
-            rpath = (bootstrap.rpath or "").split(":")
-            if "$ORIGIN/lib" not in rpath:
-                problems.append(
-                    "bootstrap: no DT_RPATH $ORIGIN/lib (link with -Wl,-rpath,'$ORIGIN/lib' "
-                    "-Wl,--disable-new-dtags): Lambda's LD_LIBRARY_PATH searches /lib64 and "
-                    "/usr/lib64 before /var/task/lib, so the base image's libraries would shadow the bundled ones"
-                )
+        if bootstrap.is_elf and bundled and not rpath_leads_to(bootstrap, "bootstrap", tmp, lib_dir):
+            problems.append(
+                "bootstrap: no DT_RPATH leads to lib/ (%s; give it $ORIGIN/lib: link with "
+                "-Wl,-rpath,'$ORIGIN/lib' -Wl,--disable-new-dtags): Lambda's LD_LIBRARY_PATH searches "
+                "/lib64 and /usr/lib64 before /var/task/lib, so the base image's libraries would shadow the "
+                "bundled ones" % (bootstrap.rpath or "none")
+            )
         for name, elf in bundled.items():
             check_elf(elf, "lib/" + name, bundled, problems)
         # programs for exec handlers: scripts pass; binaries must run on the runtime too
@@ -316,12 +340,12 @@ def check_zip(path):
                 # DT_RPATH, else the dynamic linker looks in the base image's folders only
                 uses = sorted(lib for lib in elf.needed if lib in bundled)
                 want = "$ORIGIN/" + os.path.relpath("lib", os.path.dirname(name))
-                if uses and want not in (elf.rpath or "").split(":"):
+                if uses and not rpath_leads_to(elf, name, tmp, lib_dir):
                     problems.append(
-                        "%s: needs %s from lib/ but has no DT_RPATH %s (link it with -Wl,-rpath,'%s' "
-                        "-Wl,--disable-new-dtags, or statically): an exec run is given no LD_LIBRARY_PATH, "
-                        "so the dynamic linker would look in the base image's /lib64 and /usr/lib64 only"
-                        % (name, ", ".join(uses), want, want)
+                        "%s: needs %s from lib/ but no DT_RPATH leads there (%s; give it DT_RPATH %s: link it "
+                        "with -Wl,-rpath,'%s' -Wl,--disable-new-dtags, or statically): an exec run is given no "
+                        "LD_LIBRARY_PATH, so the dynamic linker would look in the base image's /lib64 and "
+                        "/usr/lib64 only" % (name, ", ".join(uses), elf.rpath or "none", want, want)
                     )
 
         # libraries nobody needs: harmless, but worth knowing

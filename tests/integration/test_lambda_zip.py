@@ -7,6 +7,7 @@ to a control that is right, so that a rejection is known to be for the reason na
 """
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -290,6 +291,45 @@ class Checker(unittest.TestCase):
                            ["-Wl,-rpath,$ORIGIN/../lib", "-Wl,--disable-new-dtags", "-ljansson"])
         self.assertAccepted(self.make_zip("handler_rpath", boot + (("bin/handler", own, 0o755),)))
         self.assertAccepted(self.make_zip("handler_plain", boot + (("bin/hello", self.hello(flags=()), 0o755),)))
+
+    def test_rpath_is_read_as_the_dynamic_linker_follows_it(self):
+        # a DT_RPATH folder counts when the dynamic linker, substituting $ORIGIN, opens lib/ through
+        # it, however it is spelt; the unpacked zip's ldd (no LD_LIBRARY_PATH, as an exec run has)
+        # says the same of each program
+        obj = self.compile("uses_jansson.o", "#include <jansson.h>\n"
+                           "int main(void) { json_t *j = json_object(); json_decref(j); return 0; }\n", ["-c"])
+        leads = {"bin/braces": "${ORIGIN}/../lib", "bin/slash": "$ORIGIN/../lib/",
+                 "bin/among": "$ORIGIN/../lib:$ORIGIN", "bin/through": "/home/build/lib:$ORIGIN/../bin/../lib",
+                 "bin/y/deeper": "$ORIGIN/../../lib"}
+        elsewhere = {"bin/beside": "$ORIGIN/lib",  # bootstrap's, from bin/: bin/lib
+                     "bin/above": "$ORIGIN/../../lib",  # out of the package
+                     "bin/missing": "$ORIGIN/missing/../../lib",  # ".." from a folder that is not there
+                     "bin/cwd": "../lib",  # the working directory's, not the program's
+                     "bin/y/shallow": "$ORIGIN/../lib"}  # bin/lib
+        entries = [("bootstrap", self.link_with_rpath(obj, "bootstrap", "${ORIGIN}/lib/"), 0o755),
+                   ("lib/libjansson.so.4", self.jansson(), 0o644)]
+        for name, rpath in sorted({**leads, **elsewhere}.items()):
+            entries.append((name, self.link_with_rpath(obj, name.replace("/", "_"), rpath), 0o755))
+        zip_path = self.make_zip("rpaths", entries)
+        err = self.assertRejected(zip_path)
+        refused = sorted(re.findall(r"^FAIL: (\S+): .*DT_RPATH", err, re.M))
+        self.assertEqual(refused, sorted(elsewhere), err)  # bootstrap's ${ORIGIN}/lib/ leads to lib/ too
+        root = self.path("rpaths")
+        unpack(zip_path, root)
+        lib = os.path.realpath(os.path.join(root, "lib"))
+        for name in ["bootstrap"] + sorted({**leads, **elsewhere}):
+            p, resolved, _ = ldd(os.path.join(root, name), "")
+            self.assertEqual(p.returncode, 0, p.stderr.decode())
+            found = os.path.dirname(os.path.realpath(resolved.get("libjansson.so.4", "")))
+            self.assertEqual(found == lib, name not in elsewhere, "%s: ldd found libjansson.so.4 at %s"
+                             % (name, resolved.get("libjansson.so.4")))
+
+    def link_with_rpath(self, obj, name, rpath):
+        out = self.path(name)
+        p = subprocess.run(["gcc", "-o", out, obj, "-Wl,-rpath," + rpath, "-Wl,--disable-new-dtags", "-ljansson"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        return out
 
     def test_bootstrap_not_executable_rejected(self):
         self.assertRejected(self.make_zip("noexec", [("bootstrap", self.hello(), 0o644)]), "bootstrap: mode 0644")
