@@ -103,6 +103,7 @@ bool config_defaults(config *c)
     c->max_event_clients = 64;
     c->event_buffer_bytes = 256 * 1024;
     c->event_replay = 60;
+    c->event_ping_interval = 15;
     c->max_in_flight = 1024;
     c->max_body_memory = 256 * 1024 * 1024;
     c->header_timeout = 10;
@@ -608,6 +609,11 @@ static bool load_root(config *c, json_t *root, const char *name, char *err, size
             if (!load_positive(v, key, 0, 86400, "seconds", &n, name, err, errlen))
                 return false;
             c->event_replay = (unsigned)n;
+        } else if (strcmp(key, "event_ping_interval") == 0) {
+            /* no longer than 15 s: the dashboard takes a stream silent for 35 s as dropped */
+            if (!load_positive(v, key, 1, 15, "seconds", &n, name, err, errlen))
+                return false;
+            c->event_ping_interval = (unsigned)n;
         } else if (strcmp(key, "sweep_interval") == 0) {
             if (!load_positive(v, key, 1, 86400, "seconds", &n, name, err, errlen))
                 return false;

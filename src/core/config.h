@@ -76,6 +76,7 @@ typedef struct config {
     unsigned max_event_clients; /* GET /events streams open at once (then 503) */
     size_t event_buffer_bytes;  /* events buffered per client; past it the client is dropped */
     unsigned event_replay; /* seconds a change record outlives its readers, for /events resumes */
+    unsigned event_ping_interval; /* seconds between the pings of a GET /events stream */
     /* seconds a client's claim (PATCH IN_PROGRESS) holds its task without an outcome, from the
      * claim or its last repeat; then the task fails. 0: for good */
     unsigned claim_timeout;

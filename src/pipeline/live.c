@@ -79,6 +79,7 @@ struct live {
     metrics *metrics;
     unsigned max_waiters, max_clients;
     size_t buffer_limit;
+    int64_t ping_ms; /* between heartbeats (event_ping_interval) */
     pthread_t thread;
     pthread_mutex_t mu;
     bool closing;
@@ -391,7 +392,7 @@ store_rc live_subscribe(live *l, int64_t after, const char *task_type, const cha
     bool wake = false;
     if (rc == STORE_OK) {
         if (!l->n_subs) /* the heartbeat starts with its first listener */
-            l->next_ping_ms = s->owes_since_ms + LIVE_HEARTBEAT_MS;
+            l->next_ping_ms = s->owes_since_ms + l->ping_ms;
         s->next = l->subs;
         if (s->next)
             s->next->prev = s;
@@ -577,7 +578,7 @@ static void expire(live *l, int64_t now, waiter **fired)
 }
 
 /*
- * Every LIVE_HEARTBEAT_MS, a ping to each subscriber (under the lock), with its cursor as the
+ * Every event_ping_interval, a ping to each subscriber (under the lock), with its cursor as the
  * event id: a block with an id and no data moves the client's Last-Event-ID without being an
  * event. So one whose filter let nothing through for a while resumes from where it was, not from
  * its last event, which the log may have been trimmed past since (a reset it did not need).
@@ -586,7 +587,7 @@ static void heartbeat(live *l, int64_t now)
 {
     if (now < l->next_ping_ms)
         return;
-    l->next_ping_ms = now + LIVE_HEARTBEAT_MS;
+    l->next_ping_ms = now + l->ping_ms;
     for (subscriber *s = l->subs; s; s = s->next) {
         char ping[48];
         int n = snprintf(ping, sizeof ping, ": ping\nid: %lld\n\n", (long long)s->cursor);
@@ -704,7 +705,8 @@ live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errle
     l->max_waiters = c->max_waiters;
     l->max_clients = c->max_event_clients;
     l->buffer_limit = c->event_buffer_bytes;
-    l->next_ping_ms = clock_mono_ms() + LIVE_HEARTBEAT_MS;
+    l->ping_ms = (int64_t)c->event_ping_interval * 1000;
+    l->next_ping_ms = clock_mono_ms() + l->ping_ms;
     int64_t oldest;
     if (broker_change_bounds(b, &oldest, &l->shared) != STORE_OK) {
         errbuf_set(err, errlen, "cannot read the change log");

@@ -25,11 +25,11 @@
 
 typedef struct live live;
 
-#define LIVE_HEARTBEAT_MS 15000 /* ": ping" (with its position as the id) to every event client */
-#define LIVE_RETRY_MS     2000  /* the reconnection delay advised to event clients */
+#define LIVE_RETRY_MS 2000 /* the reconnection delay advised to event clients */
 
-/* Start the thread (bounds from c: max_waiters, max_event_clients, event_buffer_bytes); metrics
- * may be NULL. NULL with a reason in err. */
+/* Start the thread (bounds from c: max_waiters, max_event_clients, event_buffer_bytes; every
+ * event_ping_interval, ": ping" with its position as the id to every event client); metrics may
+ * be NULL. NULL with a reason in err. */
 live *live_start(broker *b, const config *c, metrics *m, char *err, size_t errlen);
 /* api_pipeline.wait_task / unwait_task / subscribe, over a live. */
 store_rc live_wait(live *l, const char *task_id, int64_t deadline_ms, api_exchange *ex);

@@ -137,6 +137,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_event_clients, 64);
     assert_int_equal(c.event_buffer_bytes, 256 * 1024);
     assert_int_equal(c.event_replay, 60);
+    assert_int_equal(c.event_ping_interval, 15);
     assert_int_equal(c.claim_timeout, 3600);
     assert_int_equal(c.max_connections, 0); /* derived from the open-file limit */
     assert_int_equal(c.max_connections_per_client, 0);
@@ -279,7 +280,8 @@ static void test_scalar_overrides(void **state)
     load_ok(&c, "{\"task_types\":[\"X\",\"y.z\",\"a_b-c9\"],\"body_limit\":1024,"
                 "\"retention_grace\":0,\"sweep_interval\":5,\"shutdown_grace\":3600,"
                 "\"max_waiters\":0,\"max_event_clients\":3,\"event_buffer_bytes\":4096,"
-                "\"event_replay\":0,\"claim_timeout\":0,\"topic\":\"events-1\"}");
+                "\"event_replay\":0,\"event_ping_interval\":1,\"claim_timeout\":0,"
+                "\"topic\":\"events-1\"}");
     assert_int_equal(c.n_task_types, 3);
     assert_string_equal(c.task_types[0], "X");
     assert_string_equal(c.task_types[1], "y.z");
@@ -294,6 +296,7 @@ static void test_scalar_overrides(void **state)
     assert_int_equal(c.max_event_clients, 3);
     assert_int_equal(c.event_buffer_bytes, 4096);
     assert_int_equal(c.event_replay, 0);
+    assert_int_equal(c.event_ping_interval, 1);
     assert_int_equal(c.claim_timeout, 0);
     assert_string_equal(c.topic, "events-1");
     config_free(&c);
@@ -917,6 +920,10 @@ static void test_error_numbers_out_of_range(void **state)
                  "event_buffer_bytes must be an integer from 1024 to 67108864 bytes");
     load_refused("{\"event_replay\":86401}",
                  "event_replay must be an integer from 0 to 86400 seconds");
+    load_refused("{\"event_ping_interval\":0}",
+                 "event_ping_interval must be an integer from 1 to 15 seconds");
+    load_refused("{\"event_ping_interval\":16}",
+                 "event_ping_interval must be an integer from 1 to 15 seconds");
     load_refused("{\"claim_timeout\":2592001}",
                  "claim_timeout must be an integer from 0 to 2592000 seconds");
     load_refused("{\"max_in_flight\":0}", "max_in_flight must be an integer from 1 to 1000000");
