@@ -49,17 +49,23 @@ class ClockStep(ServersTestCase):
 
     def test_step_forward_runs_no_task_twice(self):
         # a second runner stands by while the first runs the task; before queue deadlines kept
-        # to the steady clock, it looked again within 10 s of the step, found the message
-        # visible an hour early and ran the task a second time ("Task started again")
+        # to the steady clock, its next look after the step (its idle recheck, within 10 s, or
+        # the receive a send makes for it at once, as the second task's here) found the message
+        # visible an hour early, first in line, and ran the task a second time ("Task started
+        # again")
         cfg = {"sweep_interval": 1,
                "queues": [{"name": "task1", "visibility_timeout": 20}],
                "handlers": [{"queue": "task1", "handler": "TASK1", "timeout": 15,
                              "concurrency": 2}]}
-        s = self.start(cfg, {"TASK1_SECONDS": "12", "TASK1_FAILURE_RATE": "0"})
+        s = self.start(cfg, {"TASK1_SECONDS": "5", "TASK1_FAILURE_RATE": "0"})
         tid = s.create("TASK1")
         self.wait_status(s, tid, ("IN_PROGRESS",), 5)
         before = time.time()
         self.step(HOUR)
+        time.sleep(0.1)  # taskd reads the shim's file again 20 ms after it last did
+        other = s.create("TASK1")
+        # the first still runs, its message still there: the send's receive had it to take
+        self.assertEqual(s.task(tid)["status"], "IN_PROGRESS", "the task ended before the send")
         wait_until(lambda: "the wall clock was stepped" in s.stderr_text(), 15,
                    what="the step logged")
         t = self.wait_status(s, tid, ("COMPLETED", "FAILED"), 20)
@@ -67,6 +73,7 @@ class ClockStep(ServersTestCase):
         starts = self.starts(s, tid)
         self.assertEqual(len(starts), 1, "the task ran more than once: %r\n%s"
                          % (s.history(tid), s.stderr_text()[-2000:]))
+        self.assertEqual(self.wait_status(s, other, ("COMPLETED", "FAILED"), 20)["status"], "COMPLETED")
         # the task's own times follow the wall clock, an hour on
         self.assertGreater(t["updated_time"], before + HOUR - 60, t)
         self.assertAlmostEqual(self.logged_step(s), HOUR * 1000, delta=1000)
