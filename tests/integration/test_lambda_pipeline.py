@@ -26,6 +26,11 @@ FAUXQS_ENDPOINT another fauxqs (under CTest, the run's too).
                          responses, retries and skips, filters, redrive, the events' shapes, the
                          Invoke API
     FilterPatterns       the emulator's filter matching on lambda-filters.md's examples
+
+The last two run no program of ours (the emulator and its probe runtime are Python), so no
+sanitizer sees their subject: with PIPELINE_PART=emulator only they run, with PIPELINE_PART=ours
+only the others (CTest's integration_test_lambda_pipeline_emulator, labelled unsanitized, and
+integration_test_lambda_pipeline); without it, all.
 """
 
 import http.client
@@ -62,6 +67,19 @@ SANITIZER_RE = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime
 
 _db = None  # DynamoDB Local of this module (or the DYNAMODB_ENDPOINT one, or the CTest run's)
 _sns_sqs = None  # fauxqs of this module (or the FAUXQS_ENDPOINT one, or the CTest run's)
+
+
+def load_tests(loader, tests, pattern):
+    """The part PIPELINE_PART names of the classes (see above), or all of them without it."""
+    part = os.environ.get("PIPELINE_PART")
+    if not part:
+        return tests
+    if part not in ("ours", "emulator"):
+        raise ValueError("PIPELINE_PART must be ours or emulator, not %r" % part)
+    kept = unittest.TestSuite()
+    for suite in tests:
+        kept.addTests(t for t in suite if getattr(t, "emulator_only", False) == (part == "emulator"))
+    return kept
 
 
 def setUpModule():
@@ -1001,6 +1019,7 @@ class EventSourceMappings(StackTestCase):
     events' exact shapes, and the Invoke API."""
 
     stack_class = ProbeStack
+    emulator_only = True
 
     def put(self, mode):
         item_id = "probe-%s-%s" % (mode, uuid.uuid4().hex[:8])
@@ -1142,6 +1161,8 @@ def _image(status):
 
 class FilterPatterns(unittest.TestCase):
     """The emulator's filter matching, on the worked examples of lambda-filters.md (part A)."""
+
+    emulator_only = True
 
     R1 = {"eventName": "INSERT", "dynamodb": {"NewImage": _image("CREATED")}}
     R2 = {"eventName": "MODIFY", "dynamodb": {"OldImage": {"status": {"S": "CREATED"}},
