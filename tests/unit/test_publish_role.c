@@ -1306,6 +1306,7 @@ static void test_fauxqs_end_to_end(void **state)
     free_spans(s, n);
     json_decref(got);
 
+    standin_task1_delete(sns, sqs, topic_arn, queue_url);
     r->free(r);
     aws_client_free(sqs);
     aws_client_free(sns);

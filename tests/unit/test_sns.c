@@ -1021,6 +1021,7 @@ static void test_fauxqs_publish_batch(void **state)
     assert_false(sns_publish_batch(sns, missing, m, 1, in_ms(5000), st));
     assert_string_equal(st[0].code, "NotFound");
 
+    standin_task1_delete(sns, sqs, topic_arn, queue_url);
     aws_client_free(sns);
     aws_client_free(sqs);
 }

@@ -83,6 +83,49 @@ void standin_task1_subscription(aws_client *sns, aws_client *sqs, char topic_arn
     standin_query_ok(sns, &f, "SubscriptionArn", sub_arn, sizeof sub_arn);
 }
 
+/* A call that must fail with the error type type: f's Query call with c when f is given, else the
+ * SQS JSON call of action with req (taken). */
+static void expect_error(aws_client *c, sbuf *f, const char *action, json_t *req, const char *type)
+{
+    aws_response r;
+    aws_rc rc;
+    if (f) {
+        assert_false(sbuf_failed(f));
+        rc = aws_query_call(c, f->data, f->len, clock_unix_ms() + CALL_MS, &r);
+        sbuf_free(f);
+    } else {
+        char target[64], *body = json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        assert_non_null(body);
+        snprintf(target, sizeof target, "AmazonSQS.%s", action);
+        rc = aws_json_call(c, target, body, strlen(body), clock_unix_ms() + CALL_MS, &r);
+        free(body);
+    }
+    if (rc == AWS_OK || strcmp(r.error_type, type) != 0)
+        fail_msg("%s: %s where %s was expected", action, rc == AWS_OK ? "answered" : r.error_type,
+                 type);
+    aws_response_free(&r);
+}
+
+void standin_task1_delete(aws_client *sns, aws_client *sqs, const char *topic_arn,
+                          const char *queue_url)
+{
+    char id[128];
+    sbuf f = {0};
+    sbuf_puts(&f, "Action=DeleteTopic&Version=2010-03-31&TopicArn=");
+    sns_form_append(&f, topic_arn, strlen(topic_arn));
+    standin_query_ok(sns, &f, "RequestId", id, sizeof id);
+    json_decref(standin_sqs_ok(sqs, "DeleteQueue", json_pack("{s:s}", "QueueUrl", queue_url)));
+
+    sbuf_puts(&f, "Action=GetTopicAttributes&Version=2010-03-31&TopicArn=");
+    sns_form_append(&f, topic_arn, strlen(topic_arn));
+    expect_error(sns, &f, "GetTopicAttributes", NULL, "NotFound");
+    const char *name = strrchr(queue_url, '/');
+    assert_non_null(name);
+    expect_error(sqs, NULL, "GetQueueUrl", json_pack("{s:s}", "QueueName", name + 1),
+                 "QueueDoesNotExist");
+}
+
 const char *standin_message_attribute(json_t *msg, const char *name)
 {
     json_t *a = json_object_get(json_object_get(msg, "MessageAttributes"), name);

@@ -21,6 +21,11 @@ json_t *standin_sqs_ok(aws_client *c, const char *action, json_t *req);
  * ARN into topic_arn, the queue's URL into queue_url. */
 void standin_task1_subscription(aws_client *sns, aws_client *sqs, char topic_arn[256],
                                 char queue_url[256]);
+/* Delete what standin_task1_subscription() made (the topic with its subscription, the queue
+ * with its messages), and check that fauxqs knows neither any more: the stand-in is the
+ * CTest run's, shared. */
+void standin_task1_delete(aws_client *sns, aws_client *sqs, const char *topic_arn,
+                          const char *queue_url);
 /* A String message attribute of an SQS message (asserted to be of type String). */
 const char *standin_message_attribute(json_t *msg, const char *name);
 
