@@ -968,15 +968,15 @@ static bool answer_refused_head(conn *c)
     return true;
 }
 
-/* A head is complete and taken: split it and see how its body comes. */
-static void begin_request(conn *c)
+/* Split the complete head in c->in into c->req and take from it what every answer needs (HEAD,
+ * keep-alive); false when there is no memory for it: answered 503. */
+static bool take_head(conn *c)
 {
-    http_server *h = c->loop->h;
     if (!c->req && !(c->req = malloc(sizeof *c->req))) {
         answer_unrouted(c, 503, "Out of memory reading the request",
                         "out of memory reading the head", false);
         c->in_len = 0;
-        return;
+        return false;
     }
     http_request_head *r = c->req;
     http_head_split(c->in, c->in_len, r);
@@ -991,16 +991,25 @@ static void begin_request(conn *c)
         c->keep_alive = false;
     else if (fields_list(r, "Connection", "keep-alive"))
         c->keep_alive = true;
+    return true;
+}
+
+/* How the split head's body comes: chunked, or its Content-Length in c->body_len; false when the
+ * head was answered instead (no Host, conflicting lengths, a length over the limit). */
+static bool frame_body(conn *c)
+{
+    http_server *h = c->loop->h;
+    http_request_head *r = c->req;
     if (r->http11 && !http_head_field(r, "Host")) {
         c->body_len = 0;
         answer_unrouted(c, 400, "HTTP/1.1 request without Host", "no Host", false);
-        return;
+        return false;
     }
     if (lengths_conflict(r)) {
         /* a proxy in front may have read the other one (request smuggling) */
         answer_unrouted(c, 400, "Conflicting Content-Length headers",
                         "conflicting Content-Length headers", false);
-        return;
+        return false;
     }
     const char *te = http_head_field(r, "Transfer-Encoding");
     const char *cl = http_head_field(r, "Content-Length");
@@ -1017,36 +1026,54 @@ static void begin_request(conn *c)
     if (length > h->body_limit) {
         /* a head refused whatever its body gets that answer (a 401, a 404) rather than 413 */
         if (answer_refused_head(c))
-            return;
+            return false;
         c->body_len = 0;
         refuse_body(c, 413, "body_too_large", h->too_large, "request body over the limit");
-        return;
+        return false;
     }
     c->body_len = (size_t)length;
-    bool body_due = c->chunked || c->in_len < r->len + c->body_len;
-    if (body_due && r->http11 && fields_list(r, "Expect", "100-continue")) {
-        if (answer_refused_head(c))
-            return;
-        /* A body the memory for bodies has no room for now is refused before the client is told
-         * to send it, not once its first bytes come: a Content-Length body past what is left, a
-         * chunked one (its length unknown) when nothing is. */
-        size_t room = h->body_memory - atomic_load(&h->body_held);
-        if (c->chunked ? room == 0 : c->body_len > room) {
-            refuse_body_memory(c);
-            return;
-        }
-        /* The send buffer holds the answers before this one at most: it takes the 100 whole,
-         * or, full, none of it. Then the client is not told to go on, and sends its body when
-         * its own wait for the 100 ends (RFC 9110 §10.1.1). Part of it sent, or a socket that
-         * failed: the connection cannot go on. */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        bool full = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-        if (n != (ssize_t)sizeof cont - 1 && !full) {
-            conn_close(c);
-            return;
-        }
+    return true;
+}
+
+/* A client waits to be told to send its body (Expect: 100-continue): told, unless the head is
+ * refused whatever its body or the memory for bodies has no room for it; false when answered or
+ * closed. */
+static bool answer_expect(conn *c)
+{
+    http_server *h = c->loop->h;
+    if (answer_refused_head(c))
+        return false;
+    /* A body the memory for bodies has no room for now is refused before the client is told to
+     * send it, not once its first bytes come: a Content-Length body past what is left, a chunked
+     * one (its length unknown) when nothing is. */
+    size_t room = h->body_memory - atomic_load(&h->body_held);
+    if (c->chunked ? room == 0 : c->body_len > room) {
+        refuse_body_memory(c);
+        return false;
     }
+    /* The send buffer holds the answers before this one at most: it takes the 100 whole, or,
+     * full, none of it. Then the client is not told to go on, and sends its body when its own
+     * wait for the 100 ends (RFC 9110 §10.1.1). Part of it sent, or a socket that failed: the
+     * connection cannot go on. */
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    bool full = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    if (n != (ssize_t)sizeof cont - 1 && !full) {
+        conn_close(c);
+        return false;
+    }
+    return true;
+}
+
+/* A head is complete and taken: split it and see how its body comes. */
+static void begin_request(conn *c)
+{
+    if (!take_head(c) || !frame_body(c))
+        return;
+    http_request_head *r = c->req;
+    bool body_due = c->chunked || c->in_len < r->len + c->body_len;
+    if (body_due && r->http11 && fields_list(r, "Expect", "100-continue") && !answer_expect(c))
+        return;
     c->phase = BODY;
 }
 
