@@ -525,7 +525,11 @@ static void put_head(conn *c, const api_response *resp, const char *type, size_t
                      bool chunked)
 {
     sbuf *o = &c->out;
-    sbuf_truncate(o, 0);
+    /* what of a 100 the socket had no room for yet goes first (answer_expect()) */
+    size_t left = o->len - c->out_off;
+    if (left && c->out_off)
+        memmove(o->data, o->data + c->out_off, left);
+    sbuf_truncate(o, left);
     c->out_off = 0;
     sbuf_puts(o, "HTTP/1.1 ");
     sbuf_int(o, resp->status);
@@ -1051,15 +1055,15 @@ static bool answer_expect(conn *c)
         refuse_body_memory(c);
         return false;
     }
-    /* The send buffer holds the answers before this one at most: it takes the 100 whole, or,
-     * full, none of it. Then the client is not told to go on, and sends its body when its own
-     * wait for the 100 ends (RFC 9110 §10.1.1). Part of it sent, or a socket that failed: the
-     * connection cannot go on. */
-    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    ssize_t n = send(c->fd, cont, sizeof cont - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    bool full = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
-    if (n != (ssize_t)sizeof cont - 1 && !full) {
-        conn_close(c);
+    /* Sent as an answer is (flush()): what of it a full send buffer does not take waits in out
+     * for room, sent as the body is read (read_body()), and the answer follows it (put_head());
+     * meanwhile the client may send its body when its own wait for the 100 ends (RFC 9110
+     * §10.1.1). */
+    sbuf_truncate(&c->out, 0);
+    c->out_off = 0;
+    sbuf_puts(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (sbuf_failed(&c->out) || !flush(c)) {
+        conn_close(c); /* no memory for it, or the socket failed */
         return false;
     }
     return true;
@@ -1082,6 +1086,10 @@ static void read_body(conn *c)
 {
     http_server *h = c->loop->h;
     http_request_head *r = c->req;
+    if (!flush(c)) { /* a 100 waiting for room (answer_expect()) */
+        conn_close(c);
+        return;
+    }
     for (;;) {
         if (c->loop->now_ns - c->start_ns > h->body_timeout_ns) {
             refuse_body(c, 408, "body_timeout", "Request body not received in time",

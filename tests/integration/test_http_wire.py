@@ -268,15 +268,15 @@ class Wire(ServerTestCase):
                 self.assertEqual(created.status, 201, created.raw[:300])
                 self.assertTaskData(json.loads(created.body)["id"], data)
 
-    def send_fail_server(self, prefix):
+    def send_fail_server(self, prefix, error="EAGAIN"):
         """A taskd of its own whose send() and sendmsg() of bytes beginning with prefix fail with
-        EAGAIN while the flag file is there (it is at first), and a client connected to it:
-        (server, flag file, client)."""
+        EAGAIN while the flag file is there (it is at first), or with EINTR once (error="EINTR":
+        the shim removes the file), and a client connected to it: (server, flag file, client)."""
         tmp = tempfile.mkdtemp(prefix="taskd-wire-")
         self.addCleanup(shutil.rmtree, tmp, True)
         flag = os.path.join(tmp, "send-fail")
         srv = Taskd(env=preload_env(self, "SEND_FAIL_SHIM", "libsend_fail.so",
-                                    SEND_FAIL_FILE=flag))
+                                    SEND_FAIL_FILE=flag, SEND_FAIL_ERRNO=error))
         self.addCleanup(srv.close)
         with open(flag, "wb") as f:
             f.write(prefix)
@@ -284,25 +284,45 @@ class Wire(ServerTestCase):
         self.addCleanup(c.close)
         return srv, flag, c
 
-    def test_expect_100_continue_with_a_full_send_buffer_goes_on_without_the_100(self):
-        """A 100 that finds the socket's send buffer full (here: send() fails with EAGAIN, as it
-        does then) is left out, not the request: the client sends its body when its wait for
-        the 100 ends, and gets its answer, where the connection was closed unanswered."""
+    def test_expect_100_continue_with_a_full_send_buffer_waits_for_room(self):
+        """A 100 that finds the socket's send buffer full (here: send() and sendmsg() fail with
+        EAGAIN, as they do then) waits for room as an answer does, the request kept: the client
+        may send its body when its wait for the 100 ends, and gets the 100, then its answer,
+        once there is room; where the connection was closed unanswered, and then the 100 was
+        left out."""
         srv, flag, c = self.send_fail_server(b"HTTP/1.1 100 Continue")
         body = compact({"task_type": "TASK2", "data": {"pad": "p" * 5000}})
         c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
         self.assertFalse(c.closed(timeout=0.5), "the connection was closed, its request unanswered")
-        self.assertEqual(c.pending, b"", "an answer before the body")
-        c.send(body)
+        self.assertEqual(c.pending, b"", "an answer while the socket had no room")
+        c.send(body[:100])
+        self.assertFalse(c.closed(timeout=0.5), "the connection was closed, its request unanswered")
+        self.assertEqual(c.pending, b"", "an answer while the socket had no room")
+        os.remove(flag)
+        c.send(body[100:])  # the client's bytes bring its loop back to the 100 waiting
+        self.assertEqual(c.answer().raw, b"HTTP/1.1 100 Continue\r\n\r\n")
         created = c.answer()
         self.assertEqual(created.status, 201, created.raw[:300])
         tid = json.loads(created.body)["id"]
         self.assertEqual(srv.get("/tasks/" + tid).json()["data"], {"pad": "p" * 5000})
-        os.remove(flag)  # and the next one is told to go on again
         c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
         self.assertEqual(c.answer().raw, b"HTTP/1.1 100 Continue\r\n\r\n")
         c.send(body)
         self.assertEqual(c.answer().status, 201)
+
+    def test_expect_100_continue_interrupted_by_a_signal_is_sent_again(self):
+        """A 100 whose send() a signal interrupts (EINTR) is sent again, as every answer is,
+        where the connection was closed with its request unanswered."""
+        srv, flag, c = self.send_fail_server(b"HTTP/1.1 100 Continue", "EINTR")
+        body = compact({"task_type": "TASK2", "data": {"interrupted": True}})
+        c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
+        self.assertEqual(c.answer().raw, b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.assertFalse(os.path.exists(flag), "the send was not interrupted")
+        c.send(body)
+        created = c.answer()
+        self.assertEqual(created.status, 201, created.raw[:300])
+        tid = json.loads(created.body)["id"]
+        self.assertEqual(srv.get("/tasks/" + tid).json()["data"], {"interrupted": True})
 
     def test_a_refusal_that_waited_for_room_lingers_once_it_is_out(self):
         """A refusal whose answer could not go out at once (the socket's send buffer full: here
