@@ -1080,6 +1080,7 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     ex->ready = ready;
     ex->user = user;
     ex->method = known_method(req->method);
+    ex->route = UNROUTED; /* until routed: a body over the limit is answered before */
 
     trace_ctx incoming;
     const char *tp = req->header ? req->header(req->ctx, "traceparent") : NULL;

@@ -34,6 +34,8 @@
 #include "core/pagetoken.h"
 #include "store/store_sqlite.h"
 #include "util/log.h"
+#include "util/metrics.h"
+#include "core/sbuf.h"
 #include "support/store_front.h"
 #include "support/tmpdir.h"
 
@@ -661,11 +663,15 @@ static void test_routing_errors(void **state)
     api_response_free(&r);
 }
 
-/* The body limit is the API's own rule, whatever transport calls it. */
+/* The body limit is the API's own rule, whatever transport calls it; its 413, given before
+ * routing, is counted under route "unmatched", as the transport's own refusals are. */
 static void test_body_limit(void **state)
 {
     fixture *f = *state;
     f->cfg.body_limit = 64;
+    f->api.telemetry.metrics = metrics_new();
+    assert_non_null(f->api.telemetry.metrics);
+    trace_declare_metrics(f->api.telemetry.metrics);
     char big[80];
     memset(big, ' ', sizeof big - 1);
     big[sizeof big - 1] = '\0';
@@ -677,6 +683,15 @@ static void test_body_limit(void **state)
                         "Request body too large (limit 64 bytes)");
     json_decref(j);
     api_response_free(&r);
+    sbuf text = {0};
+    metrics_write(f->api.telemetry.metrics, &text);
+    assert_false(sbuf_failed(&text));
+    if (!strstr(text.data, "taskd_http_requests_total{route=\"unmatched\",method=\"POST\","
+                           "code=\"413\"} 1\n"))
+        fail_msg("the 413 is not counted as unmatched:\n%s", text.data);
+    sbuf_free(&text);
+    metrics_free(f->api.telemetry.metrics);
+    f->api.telemetry.metrics = NULL;
     /* at the limit it is read, and a route that takes no body still refuses a larger one */
     big[64] = '\0';
     r = call(f, "POST", "/tasks", big, NULL);
