@@ -174,10 +174,15 @@ static void begin_store_span(const api *a, api_exchange *ex, const char *operati
 }
 
 /* The request's Idempotency-Key into ex (none: NULL); false with the answer set when it is
- * refused. */
+ * refused. Two lines of it (where the transport gives every line) name no one key: a retry that
+ * sent only the second would make a task again. */
 static bool take_idempotency_key(const api_request *req, api_exchange *ex)
 {
     const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
+    if (key && req->header_at && req->header_at(req->ctx, "Idempotency-Key", 1)) {
+        api_error(&ex->resp, 400, "Idempotency-Key must be given once");
+        return false;
+    }
     if (key && (strlen(key) == 0 || strlen(key) > 255)) {
         api_error(&ex->resp, 400, "Idempotency-Key must be 1 to 255 bytes");
         return false;

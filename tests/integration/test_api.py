@@ -11,7 +11,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (LIST_KEYS, STATUSES, UUID7_RE, EventStream, ServersTestCase,  # noqa: E402
+from harness import (LIST_KEYS, STATUSES, UUID7_RE, EventStream, Response, ServersTestCase,  # noqa: E402
                      ServerTestCase, Taskd, accepted, db_query, local_only, on_lambda, urlencode,
                      wait_until, write_config)
 
@@ -219,6 +219,32 @@ class Api(ServerTestCase):
                     self.assertEqual(self.assertError(r, 400), "Idempotency-Key must be 1 to 255 bytes")
                 else:
                     self.assertJSON(r, 201)
+
+    @local_only("API Gateway gives the API one value of a header: the first, or the lines joined")
+    def test_idempotency_key_given_twice_is_refused(self):
+        """Two Idempotency-Key lines name no one key: 400, nothing made or claimed, where the
+        first was taken and a retry with the second alone made the task again."""
+        tid = self.server.create("TASK2")
+        before = {t["id"] for t in self.server.list_all()}
+        for method, path, body in [("POST", "/tasks", {"task_type": "TASK2"}),
+                                   ("PATCH", "/tasks/" + tid, {"status": "IN_PROGRESS"})]:
+            with self.subTest(method=method):
+                c = self.server.connection()
+                try:
+                    data = json.dumps(body).encode()
+                    c.putrequest(method, path)
+                    c.putheader("Content-Type", "application/json")
+                    c.putheader("Content-Length", str(len(data)))
+                    c.putheader("Idempotency-Key", "first-" + method)
+                    c.putheader("Idempotency-Key", "second-" + method)
+                    c.endheaders(data)
+                    r = c.getresponse()
+                    got = Response(r.status, r.getheaders(), r.read())
+                finally:
+                    c.close()
+                self.assertEqual(self.assertError(got, 400), "Idempotency-Key must be given once")
+        self.assertEqual({t["id"] for t in self.server.list_all()}, before, "a task was made")
+        self.assertEqual(self.server.task(tid)["status"], "CREATED")
 
     # -- reading -------------------------------------------------------------------
     def test_get_unknown_and_malformed_id(self):
