@@ -98,6 +98,25 @@ static bool store_failed(api_response *resp, store_rc rc)
 
 /* ---- handlers ---------------------------------------------------------- */
 
+/* The request's header name, or its query parameter name: NULL when absent (or when the
+ * transport gives none). */
+static const char *header(const api_request *req, const char *name)
+{
+    return req->header ? req->header(req->ctx, name) : NULL;
+}
+
+static const char *query(const api_request *req, const char *name)
+{
+    return req->query ? req->query(req->ctx, name) : NULL;
+}
+
+/* Whether header name came in more than one line (known only where the transport gives every
+ * line: header_at). */
+static bool header_repeated(const api_request *req, const char *name)
+{
+    return req->header_at && req->header_at(req->ctx, name, 1);
+}
+
 static api_status get_health(api *a, const api_request *req, const char *id, api_exchange *ex)
 {
     api_response *resp = &ex->resp;
@@ -118,11 +137,6 @@ static api_status get_health(api *a, const api_request *req, const char *id, api
     set_body(resp, 503, &b);
     api_add_header(resp, "Retry-After", "5");
     return API_DONE;
-}
-
-static const char *header(const api_request *req, const char *name)
-{
-    return req->header ? req->header(req->ctx, name) : NULL;
 }
 
 /* GET / and GET /dashboard/{name}: the page and its files (dashboard.h). */
@@ -178,8 +192,8 @@ static void begin_store_span(const api *a, api_exchange *ex, const char *operati
  * sent only the second would make a task again. */
 static bool take_idempotency_key(const api_request *req, api_exchange *ex)
 {
-    const char *key = req->header ? req->header(req->ctx, "Idempotency-Key") : NULL;
-    if (key && req->header_at && req->header_at(req->ctx, "Idempotency-Key", 1)) {
+    const char *key = header(req, "Idempotency-Key");
+    if (key && header_repeated(req, "Idempotency-Key")) {
         api_error(&ex->resp, 400, "Idempotency-Key must be given once");
         return false;
     }
@@ -267,13 +281,6 @@ static void finish_create(api_exchange *ex)
     char location[64];
     snprintf(location, sizeof location, "/tasks/%s", ex->write.id);
     api_add_header(resp, "Location", location);
-}
-
-static const char *header(const api_request *req, const char *name);
-
-static const char *query(const api_request *req, const char *name)
-{
-    return req->query ? req->query(req->ctx, name) : NULL;
 }
 
 /* A filter given with a next_token must be the token's own, or absent. */
@@ -1088,10 +1095,10 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
     ex->route = UNROUTED; /* until routed: a body over the limit is answered before */
 
     trace_ctx incoming;
-    const char *tp = req->header ? req->header(req->ctx, "traceparent") : NULL;
-    if (tp && req->header_at && req->header_at(req->ctx, "traceparent", 1))
+    const char *tp = header(req, "traceparent");
+    if (tp && header_repeated(req, "traceparent"))
         tp = NULL; /* two: neither is the caller's (W3C: a new trace), as their join would say */
-    const char *xr = req->header ? req->header(req->ctx, "X-Amzn-Trace-Id") : NULL;
+    const char *xr = header(req, "X-Amzn-Trace-Id");
     trace_source from = tracectx_from_headers(tp, xr, &incoming);
     bool continued = from != TRACECTX_NONE;
     if (from == TRACECTX_W3C) { /* a tracestate goes with a traceparent, never with X-Ray's */
@@ -1106,7 +1113,7 @@ api_status api_begin(api *a, const api_request *req, api_exchange *ex)
         span_set_str(&ex->server, "http.request.method", req->method);
     span_set_str(&ex->server, "url.path", req->path);
     /* API Gateway (and a TLS proxy in front of taskd) says how the client came in */
-    const char *proto = req->header ? req->header(req->ctx, "X-Forwarded-Proto") : NULL;
+    const char *proto = header(req, "X-Forwarded-Proto");
     span_set_static(&ex->server, "url.scheme",
                     proto && strcasecmp(proto, "https") == 0 ? "https" : "http");
 
