@@ -283,6 +283,21 @@ static void finish_create(api_exchange *ex)
     api_add_header(resp, "Location", location);
 }
 
+/* The status and task_type filters of a listing or of the event stream (NULL: none); one that
+ * names no status or no configured type is recorded in v. */
+static void read_filters(const api *a, const api_request *req, const char **status,
+                         const char **task_type, validation *v)
+{
+    *status = query(req, "status");
+    task_status st;
+    if (*status && !task_status_parse(*status, &st))
+        validation_literal(v, "query", "status", task_status_names, TASK_N_STATUSES, *status);
+    *task_type = query(req, "task_type");
+    if (*task_type && !config_has_task_type(a->config, *task_type))
+        validation_literal(v, "query", "task_type", (const char *const *)a->config->task_types,
+                           a->config->n_task_types, *task_type);
+}
+
 /* A filter given with a next_token must be the token's own, or absent. */
 static bool same_filter(const char *given, const char *carried)
 {
@@ -296,14 +311,7 @@ static api_status list_tasks(api *a, const api_request *req, const char *id, api
     validation v = {0};
     store_list_query q = {0};
     validate_limit(query(req, "limit"), &q.limit, &v);
-    q.status = query(req, "status");
-    task_status st;
-    if (q.status && !task_status_parse(q.status, &st))
-        validation_literal(&v, "query", "status", task_status_names, TASK_N_STATUSES, q.status);
-    q.task_type = query(req, "task_type");
-    if (q.task_type && !config_has_task_type(a->config, q.task_type))
-        validation_literal(&v, "query", "task_type", (const char *const *)a->config->task_types,
-                           a->config->n_task_types, q.task_type);
+    read_filters(a, req, &q.status, &q.task_type, &v);
     if (v.count || sbuf_failed(&v.items)) { /* an error that could not be recorded too */
         validation_error(resp, &v);
         validation_free(&v);
@@ -484,14 +492,8 @@ static api_status get_events(api *a, const api_request *req, const char *id, api
         return API_DONE;
     }
     validation v = {0};
-    const char *status = query(req, "status");
-    task_status st;
-    if (status && !task_status_parse(status, &st))
-        validation_literal(&v, "query", "status", task_status_names, TASK_N_STATUSES, status);
-    const char *task_type = query(req, "task_type");
-    if (task_type && !config_has_task_type(a->config, task_type))
-        validation_literal(&v, "query", "task_type", (const char *const *)a->config->task_types,
-                           a->config->n_task_types, task_type);
+    const char *status, *task_type;
+    read_filters(a, req, &status, &task_type, &v);
     int64_t after;
     parse_last_event_id(req, &after, &v);
     if (v.count || sbuf_failed(&v.items)) {
