@@ -42,6 +42,19 @@ bool task_status_is_final(task_status s)
     return s == TASK_COMPLETED || s == TASK_FAILED;
 }
 
+const char *task_creation_unfit(const char *task_id, const char *task_type)
+{
+    if (!task_id)
+        return "its task has no id";
+    if (!task_type)
+        return "its task has no type";
+    if (strlen(task_id) != TASK_ID_LEN)
+        return "its task id is not 36 characters long";
+    if (strlen(task_type) > TASK_TYPE_MAX)
+        return "its task type is longer than 64 characters";
+    return NULL;
+}
+
 void task_dead_letter_msg(char *out, size_t n, const char *dlq, unsigned receives)
 {
     if (receives)

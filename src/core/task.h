@@ -52,6 +52,12 @@ const char *task_status_name(task_status s);
 bool task_status_parse(const char *s, task_status *out);
 /* True for COMPLETED and FAILED, which never change again. */
 bool task_status_is_final(task_status s);
+/*
+ * Why a creation of this task id and type can never be published (a damaged or hand-edited
+ * database), or NULL: no id or type, or one that does not fit a task. One that does not fit is
+ * not cut to fit: a cut id names another task, or none.
+ */
+const char *task_creation_unfit(const char *task_id, const char *task_type);
 
 /*
  * The status message of a task whose message went to a dead-letter queue:

@@ -55,8 +55,7 @@ bool publish_message_attributes(publish_message *m)
 static publish_outcome message_of(const publish_source *src, publish_message *out)
 {
     memset(out, 0, sizeof *out);
-    if (!src->task_id || strlen(src->task_id) != TASK_ID_LEN || !src->task_type ||
-        strlen(src->task_type) > TASK_TYPE_MAX || !src->data)
+    if (task_creation_unfit(src->task_id, src->task_type) || !src->data)
         return PUBLISH_SKIPPED;
     memcpy(out->task_id, src->task_id, TASK_ID_LEN + 1);
     str_join(out->task_type, sizeof out->task_type, src->task_type, NULL);

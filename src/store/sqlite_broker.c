@@ -313,24 +313,6 @@ typedef struct record_sink {
     change_read mode;
 } record_sink;
 
-/*
- * Why a creation of this task id and type can never be published (a damaged or hand-edited
- * database), or NULL. One that does not fit a task is not cut to fit: a cut id names another
- * task, or none.
- */
-static const char *unfit_creation(const char *task_id, const char *task_type)
-{
-    if (!task_id)
-        return "its task has no id";
-    if (!task_type)
-        return "its task has no type";
-    if (strlen(task_id) != TASK_ID_LEN)
-        return "its task id is not 36 characters long";
-    if (strlen(task_type) > TASK_TYPE_MAX)
-        return "its task type is longer than 64 characters";
-    return NULL;
-}
-
 /* Column i's text into dst[size], cut to fit; "" for a NULL, or with *failed set as
  * sq_column_text() sets it. */
 static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t size, bool *failed)
@@ -552,7 +534,7 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         r->insert.tracestate = column_dup(st, CT_TRACESTATE, &failed);
         if (failed)
             return false;
-        r->unreadable = unfit_creation(r->insert.task_id, r->insert.task_type);
+        r->unreadable = task_creation_unfit(r->insert.task_id, r->insert.task_type);
         if (r->unreadable) {              /* it never reads */
             char *id = r->insert.task_id; /* kept, for the consumer to name */
             r->insert.task_id = NULL;
@@ -563,8 +545,8 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
     }
     /* a creation's image is put together as its task's, whose id and type must fit a task */
     if (insert && sqlite3_column_int(st, CC_SLIM) == CHANGE_PARTS) {
-        r->unreadable = unfit_creation(sq_column_text(st, CC_TASK_ID, &failed),
-                                       sq_column_text(st, CC_TYPE, &failed));
+        r->unreadable = task_creation_unfit(sq_column_text(st, CC_TASK_ID, &failed),
+                                            sq_column_text(st, CC_TYPE, &failed));
         if (failed || r->unreadable)
             return !failed;
     }
@@ -870,7 +852,7 @@ store_rc sq_feed_record(sqlite_store *s, int64_t seq, const char *event, const t
  * past that, inside this transaction, and turn the feed on; a consumer that publishes what it
  * read while more came in would otherwise never reach the end under load. Leaves the feed off
  * when the rest is longer than FEED_CATCH_UP_MAX or holds a creation whose task row is gone,
- * or has no id or type or one that does not fit a task (unfit_creation(): the consumer reads
+ * or has no id or type or one that does not fit a task (task_creation_unfit(): the consumer reads
  * those itself). A column SQLite cannot copy for lack of memory fails the write, which the
  * consumer makes again.
  */
@@ -917,7 +899,7 @@ static store_rc feed_catch_up(sqlite_store *s)
         /* gone, or (a damaged database) without its id or type, or with one that does not fit:
          * the consumer reads the rest itself, and a creation it cannot read it retries, then
          * logs at ERROR and skips */
-        if (insert && (!t.data || unfit_creation(id, type))) {
+        if (insert && (!t.data || task_creation_unfit(id, type))) {
             atomic_store(&f->on, false);
             break;
         }
