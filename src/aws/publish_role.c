@@ -134,7 +134,7 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
         publication *p = &o->pub[o->n];
         const json_t *record = json_array_get(records, i);
         publish_outcome r = stream_record_begin(&pr->cfg, pr->cc, record, n, p);
-        if (r == PUBLISH_SKIPPED) {
+        if (r == PUBLISH_SKIPPED || r == PUBLISH_UNREADABLE) {
             say_unreadable(pr, record);
             continue;
         }

@@ -50,13 +50,16 @@ bool publish_message_attributes(publish_message *m)
 }
 
 /* The message for a created task's fields (its attributes are built on demand:
- * publish_message_attributes()): READY, SKIPPED when they are incomplete, NO_MEMORY; out holds
- * something to free only when READY. */
-static publish_outcome message_of(const publish_source *src, publish_message *out)
+ * publish_message_attributes()): READY, UNREADABLE when they are incomplete or do not fit a task
+ * (*why says why), NO_MEMORY; out holds something to free only when READY. */
+static publish_outcome message_of(const publish_source *src, publish_message *out, const char **why)
 {
     memset(out, 0, sizeof *out);
-    if (task_creation_unfit(src->task_id, src->task_type) || !src->data)
-        return PUBLISH_SKIPPED;
+    *why = task_creation_unfit(src->task_id, src->task_type);
+    if (!*why && !src->data)
+        *why = "its task has no data";
+    if (*why)
+        return PUBLISH_UNREADABLE;
     memcpy(out->task_id, src->task_id, TASK_ID_LEN + 1);
     str_join(out->task_type, sizeof out->task_type, src->task_type, NULL);
     out->body = strdup(src->data);
@@ -72,21 +75,27 @@ static publish_outcome message_of(const publish_source *src, publish_message *ou
 
 /*
  * The message for an INSERT record, as message_of() makes it: READY, SKIPPED
- * when the record is not a complete INSERT, NO_MEMORY.
+ * when the record is not an INSERT, UNREADABLE (*why) when it is not a whole
+ * one, NO_MEMORY.
  */
-static publish_outcome make_message(const json_t *record, publish_message *out)
+static publish_outcome make_message(const json_t *record, publish_message *out, const char **why)
 {
     memset(out, 0, sizeof *out);
+    *why = NULL;
     const char *event = json_string_value(json_object_get(record, "eventName"));
     if (!event || strcmp(event, "INSERT") != 0)
         return PUBLISH_SKIPPED;
     const json_t *image = json_object_get(json_object_get(record, "dynamodb"), "NewImage");
+    const json_t *data_image = json_object_get(image, "data");
     errno = 0;
-    json_t *data = attrval_to_json(json_object_get(image, "data"));
+    json_t *data = attrval_to_json(data_image);
     if (!json_is_object(data)) {
         json_decref(data);
         /* out of memory, the data may be fine: the record is tried again, not skipped */
-        return !data && errno == ENOMEM ? PUBLISH_NO_MEMORY : PUBLISH_SKIPPED;
+        if (!data && errno == ENOMEM)
+            return PUBLISH_NO_MEMORY;
+        *why = data_image ? "its task's data is not an object" : "its task has no data";
+        return PUBLISH_UNREADABLE;
     }
     char *text = json_to_text(data);
     json_decref(data);
@@ -94,14 +103,15 @@ static publish_outcome make_message(const json_t *record, publish_message *out)
         return PUBLISH_NO_MEMORY;
     publish_source src = {image_string(image, "id"), image_string(image, "task_type"), text,
                           image_string(image, "trace"), image_string(image, "tracestate")};
-    publish_outcome r = message_of(&src, out);
+    publish_outcome r = message_of(&src, out, why);
     free(text);
     return r;
 }
 
 bool publisher_message(const json_t *record, publish_message *out)
 {
-    if (make_message(record, out) != PUBLISH_READY)
+    const char *why;
+    if (make_message(record, out, &why) != PUBLISH_READY)
         return false;
     if (publish_message_attributes(out))
         return true;
@@ -254,7 +264,7 @@ publish_outcome publisher_begin(const config *c, const consumer_config *cc, cons
     memset(p, 0, sizeof *p);
     if (!filter_set_match(cc->filter, record))
         return PUBLISH_SKIPPED;
-    return opened(c, cc, batch_size, make_message(record, &p->message), p);
+    return opened(c, cc, batch_size, make_message(record, &p->message, &p->unreadable), p);
 }
 
 bool publisher_takes_fields(const consumer_config *cc)
@@ -268,7 +278,7 @@ publish_outcome publisher_begin_insert(const config *c, const consumer_config *c
     memset(p, 0, sizeof *p);
     if (!filter_set_may_match_field(cc->filter, "eventName", "INSERT"))
         return PUBLISH_SKIPPED;
-    return opened(c, cc, batch_size, message_of(src, &p->message), p);
+    return opened(c, cc, batch_size, message_of(src, &p->message, &p->unreadable), p);
 }
 
 bool publisher_route(const config *c, publication *p, const queue_config **out, size_t max,

@@ -53,13 +53,18 @@ typedef struct publication {
     publish_message message; /* trace and traceparent attribute: the publish span's context */
     span process;            /* CONSUMER `process <consumer>`: child of the task's stored context */
     span publish;            /* PRODUCER `publish <topic>`: child of process */
+    const char *unreadable;  /* PUBLISH_UNREADABLE: why (static text) */
 } publication;
 
 /* What publisher_begin() made of a record. */
 typedef enum publish_outcome {
-    PUBLISH_SKIPPED,   /* filtered out, or not a complete INSERT: nothing to send or finish */
+    PUBLISH_SKIPPED,   /* filtered out, or not an INSERT: nothing to send or finish */
     PUBLISH_READY,     /* the publication is open: send its message, then publisher_finish() */
     PUBLISH_NO_MEMORY, /* out of memory: nothing to finish; the record has to be tried again */
+    /* an INSERT the patterns let through that makes no message (no task id, type or data, one
+     * that does not fit a task, data that is not an object: a damaged or hand-edited database);
+     * its unreadable says why. Nothing to finish; no retry reads it better */
+    PUBLISH_UNREADABLE,
 } publish_outcome;
 
 /*
@@ -67,8 +72,9 @@ typedef enum publish_outcome {
  * the call) for consumer cc of configuration c: check cc's filter patterns,
  * build the message, open its spans. batch_size is the number of records
  * the consumer received together with this one (messaging.batch.message_count).
- * *p holds something only on PUBLISH_READY (else it is left empty); its
- * spans borrow names from c and cc, which must outlive it.
+ * *p holds something only on PUBLISH_READY (else it is left empty, but
+ * for the reason of PUBLISH_UNREADABLE); its spans borrow names from c and
+ * cc, which must outlive it.
  */
 publish_outcome publisher_begin(const config *c, const consumer_config *cc, const json_t *record,
                                 size_t batch_size, publication *p);

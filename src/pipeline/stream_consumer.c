@@ -118,7 +118,9 @@ static size_t outbox_fill(stream_consumer *sc, const change_record *recs, size_t
             r = publisher_begin(sc->config, sc->cc, rec, n, p);
             json_decref(rec);
         } /* else: not an INSERT, which makes no message (read by its seq alone) */
-        if (r == PUBLISH_NO_MEMORY)
+        if (r == PUBLISH_UNREADABLE) /* a creation no retry makes a message of */
+            snprintf(sc->unreadable, sizeof sc->unreadable, "%s", p->unreadable);
+        if (r == PUBLISH_NO_MEMORY || r == PUBLISH_UNREADABLE)
             return i;
         if (r == PUBLISH_READY) {
             size_t routed;
@@ -253,7 +255,7 @@ static bool feed_take(void *ctx, const change_insert *t, const broker_message **
         return false;
     publish_source src = {t->task_id, t->task_type, t->data, t->trace, t->tracestate};
     publish_outcome r = publisher_begin_insert(sc->config, sc->cc, &src, 1, &f->p);
-    if (r == PUBLISH_NO_MEMORY) {
+    if (r == PUBLISH_NO_MEMORY || r == PUBLISH_UNREADABLE) { /* the consumer reads it itself */
         free(f);
         return false;
     }

@@ -4575,6 +4575,23 @@ typedef struct unfit_damage {
     const char *reason;
 } unfit_damage;
 
+/* Run consumer cc until it has consumed the log to its end (*cp: its place then, waited for up
+ * to 10 s), and stop it; what it logged meanwhile, to free. */
+static char *consume_to_the_end(fx *f, const config *cfg, const consumer_config *cc, int64_t *cp)
+{
+    char err[256] = "";
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    stream_consumer *sc = stream_consumer_start(f->b, cfg, cc, NULL, err, sizeof err);
+    if (!sc) {
+        free(test_stderr_end(&cap));
+        fail_msg("stream_consumer_start: %s", err);
+    }
+    *cp = wait_consumed(f->b, cc->name);
+    stream_consumer_stop(sc);
+    return test_stderr_end(&cap);
+}
+
 /*
  * Consumer cc, from the log's end, meets creations A, B and C, the first and last damaged as d
  * says: it skips them, each said once at ERROR with its sequence number and the reason, and
@@ -4597,17 +4614,8 @@ static void unfit_creations_are_skipped(fx *f, const config *cfg, const consumer
             assert_int_equal(test_sqlite_exec(db_path, d->edits[e], id[2 * k]), 1);
     }
     snprintf(reason, sizeof reason, "\"error\":\"%s\"", d->reason);
-    char err[256] = "";
-    test_stderr cap;
-    test_stderr_begin(&cap);
-    stream_consumer *sc = stream_consumer_start(f->b, cfg, cc, NULL, err, sizeof err);
-    if (!sc) {
-        free(test_stderr_end(&cap));
-        fail_msg("stream_consumer_start: %s", err);
-    }
-    int64_t cp = wait_consumed(f->b, cc->name);
-    stream_consumer_stop(sc);
-    char *said = test_stderr_end(&cap);
+    int64_t cp;
+    char *said = consume_to_the_end(f, cfg, cc, &cp);
     size_t skipped = expect_logged(said, "change record skipped after failed attempts", NULL);
     for (int k = 0; k < 2; k++) {
         char skip[256]; /* the skip's own line, not a retry's warning, gives the reason */
@@ -4648,6 +4656,59 @@ static void test_a_creation_that_does_not_fit_a_task_is_skipped_and_said(void **
     for (size_t c = 0; c < cfg.n_consumers; c++)
         for (size_t d = 0; d < sizeof damages / sizeof *damages; d++)
             unfit_creations_are_skipped(f, &cfg, &cfg.consumers[c], &damages[d]);
+    config_free(&cfg);
+}
+
+/*
+ * A creation written whole (as every record was before schema 5, or by hand) whose record reads
+ * but makes no message: its image names a task id that does not fit a task, or holds data that
+ * is not an object, in a damaged or hand-edited database. Whichever consumer meets it, reading
+ * records whole or (its task row gone) by fields, cannot read it: it is skipped, said once at
+ * ERROR with its sequence number and why, and the creations around it are published. Both
+ * passed it over without a word, as a record their patterns left out.
+ */
+static void test_a_creation_that_makes_no_message_is_skipped_and_said(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *image, *reason;
+    } damages[] = {
+        {"{\"id\":{\"S\":\"x\"},\"task_type\":{\"S\":\"TASK1\"},\"data\":{\"M\":{}}}",
+         "its task id is not 36 characters long"},
+        {"{\"id\":{\"S\":\"0190f3c2-7b1e-7c3a-9d2e-5a1b2c3d4e5f\"},\"task_type\":{\"S\":\"TASK1\"},"
+         "\"data\":{\"S\":\"{}\"}}",
+         "its task's data is not an object"},
+    };
+    config cfg;
+    load_batch_of_one_configs(&cfg);
+    for (size_t c = 0; c < cfg.n_consumers; c++)
+        for (size_t d = 0; d < sizeof damages / sizeof *damages; d++) {
+            const consumer_config *cc = &cfg.consumers[c];
+            assert_int_equal(broker_publish(f->b, cc->name, broker_last_seq(f->b), NULL, 0),
+                             STORE_OK);
+            char id[2][37], skip[256];
+            create_task(f->s, TASK_NULL_TIME, id[0]);
+            assert_int_equal(test_sqlite_exec(db_path,
+                                              "INSERT INTO changes (event_name, task_id, "
+                                              "new_image, created_time) VALUES ('INSERT', "
+                                              "json_extract(?1, '$.id.S'), ?1, 1)",
+                                              damages[d].image),
+                             1);
+            reopen(f, NULL); /* the writer learns the log's end anew */
+            snprintf(skip, sizeof skip, "\"sequence_number\":\"%lld\",\"error\":\"%s\"",
+                     (long long)broker_last_seq(f->b), damages[d].reason);
+            create_task(f->s, TASK_NULL_TIME, id[1]);
+            int64_t cp;
+            char *said = consume_to_the_end(f, &cfg, cc, &cp);
+            size_t skipped =
+                expect_logged(said, "change record skipped after failed attempts", skip);
+            if (skipped != 1)
+                fail_msg("%s: %zu skips said, want 1: %s", cc->name, skipped, said);
+            free(said);
+            assert_int_equal(cp, broker_last_seq(f->b));
+            for (int i = 0; i < 2; i++)
+                count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id[i], 1);
+        }
     config_free(&cfg);
 }
 
@@ -6194,6 +6255,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_creation_that_does_not_fit_a_task_is_skipped_and_said, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_creation_that_makes_no_message_is_skipped_and_said,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
                                         teardown),

@@ -549,21 +549,33 @@ static bool publication_empty(const publication *p)
     return memcmp(p, &zero, sizeof zero) == 0;
 }
 
-/* publisher_begin on a record that must make nothing: SKIPPED and an empty publication. */
-static void expect_skipped(const config *c, const consumer_config *cc, json_t *rec,
-                           const char *what)
+/* publisher_begin on a record that must make nothing: the outcome want, with why its reason
+ * (NULL: none), and an empty publication but for the reason. */
+static void expect_nothing(const config *c, const consumer_config *cc, json_t *rec,
+                           publish_outcome want, const char *why, const char *what)
 {
     publication *p = malloc(sizeof *p);
     assert_non_null(p);
     memset(p, 0xa5, sizeof *p);
     publish_outcome r = publisher_begin(c, cc, rec, 1, p);
-    if (r != PUBLISH_SKIPPED)
-        print_error("%s: outcome %d, want skipped\n", what, (int)r);
-    assert_int_equal(r, PUBLISH_SKIPPED);
+    if (r != want)
+        print_error("%s: outcome %d, want %d\n", what, (int)r, (int)want);
+    assert_int_equal(r, want);
+    if (why)
+        assert_string_equal(p->unreadable, why);
+    else
+        assert_null(p->unreadable);
+    p->unreadable = NULL;
     assert_true(publication_empty(p));
     publisher_finish(NULL, p, NULL); /* an empty one is harmless to finish */
     free(p);
     json_decref(rec);
+}
+
+static void expect_skipped(const config *c, const consumer_config *cc, json_t *rec,
+                           const char *what)
+{
+    expect_nothing(c, cc, rec, PUBLISH_SKIPPED, NULL, what);
 }
 
 /* publisher_begin on a record that must make a message; finish it (no tracer) and free. */
@@ -631,8 +643,23 @@ static void test_begin_insert_not_modify(void **state)
     expect_ready(&c, &all, record("INSERT", ID1, "TASK1", DATA_M, NULL), "INSERT");
     expect_skipped(&c, &all, record("MODIFY", ID1, "TASK1", DATA_M, NULL), "MODIFY");
     expect_skipped(&c, &all, record("REMOVE", ID1, "TASK1", DATA_M, NULL), "REMOVE");
-    expect_skipped(&c, &all, record("INSERT", ID1, "TASK1", NULL, NULL), "INSERT without data");
-    expect_skipped(&c, &all, record("INSERT", NULL, "TASK1", DATA_M, NULL), "INSERT without id");
+    /* an INSERT the patterns let through that makes no message: none can be made of it, said
+     * why (it was skipped as one filtered out, and its consumer passed it over unsaid) */
+    expect_nothing(&c, &all, record("INSERT", ID1, "TASK1", NULL, NULL), PUBLISH_UNREADABLE,
+                   "its task has no data", "INSERT without data");
+    expect_nothing(&c, &all, record("INSERT", ID1, "TASK1", "{\"S\":\"{}\"}", NULL),
+                   PUBLISH_UNREADABLE, "its task's data is not an object", "data not M");
+    expect_nothing(&c, &all, record("INSERT", NULL, "TASK1", DATA_M, NULL), PUBLISH_UNREADABLE,
+                   "its task has no id", "INSERT without id");
+    expect_nothing(&c, &all, record("INSERT", ID1, NULL, DATA_M, NULL), PUBLISH_UNREADABLE,
+                   "its task has no type", "INSERT without type");
+    expect_nothing(&c, &all, record("INSERT", "0190f3c2", "TASK1", DATA_M, NULL),
+                   PUBLISH_UNREADABLE, "its task id is not 36 characters long", "short id");
+    /* one the patterns leave out is theirs, whatever it holds */
+    const char *modify[] = {"{\"eventName\":[\"MODIFY\"]}"};
+    consumer_config mod = consumer("modify", modify, 1);
+    expect_skipped(&c, &mod, record("INSERT", NULL, "TASK1", DATA_M, NULL), "filtered out");
+    filter_set_free(mod.filter);
     config_free(&c);
 }
 
@@ -682,13 +709,16 @@ static void test_begin_insert_by_fields(void **state)
         free(fields);
     }
 
-    /* incomplete fields, and a consumer whose patterns refuse INSERTs, make nothing */
+    /* incomplete fields make nothing, said why; a consumer whose patterns refuse INSERTs
+     * makes nothing of them */
     publication *p = calloc(1, sizeof *p);
     assert_non_null(p);
     publish_source no_data = {ID1, "TASK2", NULL, NULL, NULL};
-    assert_int_equal(publisher_begin_insert(&c, dflt, &no_data, 1, p), PUBLISH_SKIPPED);
+    assert_int_equal(publisher_begin_insert(&c, dflt, &no_data, 1, p), PUBLISH_UNREADABLE);
+    assert_string_equal(p->unreadable, "its task has no data");
     publish_source short_id = {"0190f3c2", "TASK2", DATA_PLAIN, NULL, NULL};
-    assert_int_equal(publisher_begin_insert(&c, dflt, &short_id, 1, p), PUBLISH_SKIPPED);
+    assert_int_equal(publisher_begin_insert(&c, dflt, &short_id, 1, p), PUBLISH_UNREADABLE);
+    assert_string_equal(p->unreadable, "its task id is not 36 characters long");
     const char *modify[] = {"{\"eventName\":[\"MODIFY\"]}"};
     consumer_config mod = consumer("modify", modify, 1);
     assert_true(publisher_takes_fields(&mod));
