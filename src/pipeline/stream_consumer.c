@@ -45,7 +45,7 @@ struct stream_consumer {
     telemetry telemetry;
     pthread_t thread;
     atomic_bool stopping;
-    unsigned failures;        /* consecutive failed attempts of the current batch: the back-off */
+    unsigned failures;        /* consecutive failed reads and attempts of a batch: the back-off */
     unsigned unread_attempts; /* of those, the last ones in a row that could not read its first
                                * record: only these count towards maximum_retry_attempts */
     change_read read_mode;    /* only INSERTs make messages: the others are read by seq alone */
@@ -177,6 +177,13 @@ static void back_off(stream_consumer *sc, unsigned ms)
         usleep(50 * 1000);
 }
 
+/* Back off after one more failed attempt in a row: 0.2 s, doubling up to 3.2 s. */
+static void back_off_more(stream_consumer *sc)
+{
+    sc->failures += sc->failures < 5;
+    back_off(sc, 100u << sc->failures);
+}
+
 /* The store's failure rc at the record seq (a batch's first), said as a warning with the
  * store's reason. */
 static void warn_store_failed(stream_consumer *sc, const char *what, const char *seq, store_rc rc)
@@ -202,7 +209,6 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
     const consumer_config *cc = sc->cc;
     char seq[24];
     snprintf(seq, sizeof seq, "%lld", (long long)first->seq);
-    sc->failures += sc->failures < 5; /* the back-off grows up to 3.2 s */
     if (why != FAILED_UNREADABLE) {
         sc->unread_attempts = 0;     /* the record was read: the store's failures are not its own */
         if (why == FAILED_NO_MEMORY) /* no write was made: the store has nothing to say */
@@ -233,7 +239,7 @@ static void batch_failed(stream_consumer *sc, const change_record *first, store_
             warn_store_failed(sc, "skipping a change record failed; retrying", seq, rc);
         }
     }
-    back_off(sc, 100u << sc->failures);
+    back_off_more(sc);
 }
 
 /* ---- the writer's feed ---- */
@@ -290,14 +296,17 @@ static bool consume_batch(stream_consumer *sc, int64_t *at)
                                       &checkpoint, &recs, &n);
     *at = checkpoint;
     if (rc != STORE_OK) {
-        /* a read: the store's reason to refuse writes is not its */
+        /* a read: the store's reason to refuse writes is not its. A failed attempt at the
+         * batch, backed off from as a failed write is */
         log_warn("cannot read the change stream", "consumer", cc->name, "error",
                  errno == ENOMEM ? "out of memory" : store_rc_name(rc), NULL);
-        back_off(sc, 200);
+        back_off_more(sc);
         return true;
     }
-    if (n == 0)
+    if (n == 0) {
+        sc->failures = 0;
         return false;
+    }
     attempt_failure why;
     rc = publish_batch(sc, recs, n, &why);
     if (rc == STORE_OK)

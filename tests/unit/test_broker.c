@@ -66,6 +66,19 @@ static _Atomic(const char *) fail_sql[2];
  * says so itself. */
 static _Atomic(const char *) unreadable_sql;
 static _Thread_local bool reads_fail;
+/* While consumer_reads_fail is set, every consumer's read of the change log (CATCH_UP_SQL on a
+ * read connection) fails with SQLITE_IOERR, as on a failing disk; failed_consumer_reads counts
+ * them. */
+static atomic_bool consumer_reads_fail;
+static atomic_int failed_consumer_reads;
+static bool fail_a_consumer_read(sqlite3_stmt *st)
+{
+    if (!atomic_load(&consumer_reads_fail) || !sqlite3_db_readonly(sqlite3_db_handle(st), "main") ||
+        strncmp(sqlite3_sql(st), CATCH_UP_SQL, strlen(CATCH_UP_SQL)) != 0)
+        return false;
+    atomic_fetch_add(&failed_consumer_reads, 1);
+    return true;
+}
 /* While corrupt_task is set, every read of that task's status fails with SQLITE_CORRUPT, as when
  * the page of its row is damaged; corrupt_reads counts them. */
 static _Atomic(const char *) corrupt_task;
@@ -145,6 +158,8 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
     for (size_t i = 0; i < sizeof fail_sql / sizeof fail_sql[0]; i++)
         if (takes(&fail_sql[i], st))
             return SQLITE_IOERR;
+    if (fail_a_consumer_read(st))
+        return SQLITE_IOERR;
     if (takes(&unreadable_sql, st)) {
         reads_fail = true;
         int rc = __real_sqlite3_step(st);
@@ -4713,6 +4728,51 @@ static void test_a_creation_that_makes_no_message_is_skipped_and_said(void **sta
 }
 
 /*
+ * A consumer whose reads of the change log fail (an I/O error, for 3 s) tries again after a
+ * back-off that grows from 0.2 s to 3.2 s, as after a failed write, and reads on once it can:
+ * it tried again every 0.2 s, its warning said each time, five times a second for as long as
+ * the disk failed.
+ */
+static void test_a_read_that_fails_backs_off(void **state)
+{
+    fx *f = *state;
+    config cfg;
+    load_batch_of_one_configs(&cfg);
+    const consumer_config *cc = &cfg.consumers[1]; /* "all": not fed, it reads the log */
+    char id[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    atomic_store(&failed_consumer_reads, 0);
+    atomic_store(&consumer_reads_fail, true);
+    char err[256] = "";
+    test_stderr cap;
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
+    test_stderr_begin(&cap);
+    stream_consumer *sc = stream_consumer_start(f->b, &cfg, cc, NULL, err, sizeof err);
+    if (!sc) {
+        atomic_store(&consumer_reads_fail, false);
+        free(test_stderr_end(&cap));
+        log_setup(was, NULL);
+        fail_msg("stream_consumer_start: %s", err);
+    }
+    usleep(3000 * 1000);
+    atomic_store(&consumer_reads_fail, false);
+    int failed = atomic_load(&failed_consumer_reads);
+    int64_t cp = wait_consumed(f->b, cc->name);
+    stream_consumer_stop(sc);
+    char *said = test_stderr_end(&cap);
+    log_setup(was, NULL);
+    size_t warned = expect_logged(said, "cannot read the change stream", NULL);
+    free(said);
+    config_free(&cfg);
+    /* at 0, 0.2, 0.6, 1.4 and 3 s; a loaded machine only makes them fewer */
+    if (failed > 6 || warned > 7)
+        fail_msg("%d failed reads in 3 s (%zu said), want at most 6", failed, warned);
+    assert_int_equal(cp, broker_last_seq(f->b));
+    count_row("SELECT count(*) FROM messages WHERE task_id = ?1", id, 1);
+}
+
+/*
  * A fed creation whose commit fails: the feed's take is finished as undone, the consumer's place
  * stays where the last commit left it, the feed stays on, and the next creation is fed as before
  * (once: the undone take is not finished again as committed).
@@ -6257,6 +6317,7 @@ int main(void)
             test_a_creation_that_does_not_fit_a_task_is_skipped_and_said, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_creation_that_makes_no_message_is_skipped_and_said,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_read_that_fails_backs_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_off_part_way_through_a_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_read_across_a_commit_is_one_snapshot, setup,
                                         teardown),
