@@ -32,7 +32,6 @@
 #include "publish_role.h"
 
 #include "core/errbuf.h"
-#include "core/filter.h"
 #include "core/uuid7.h"
 #include "pipeline/publisher.h"
 #include "sns.h"
@@ -105,20 +104,18 @@ static void respond(role_result *out, const char *seq)
 }
 
 /*
- * Say so when a record the publisher passed over is the INSERT of a task that the consumer's
- * patterns take: its image could not be made a message (no new image, data that is not a map, a
- * type out of shape), no retry would read it better, and its task stays CREATED. The store's own
- * items (an idempotency key, meta#...), whose key is no task id, and the records the patterns
- * leave out are passed over without a word.
+ * Say so when an INSERT the consumer's patterns take, which the publisher could make no message of
+ * (PUBLISH_UNREADABLE: no new image, data that is not a map, a type out of shape), is a task's:
+ * no retry would read it better, and its task stays CREATED. The store's own items (an
+ * idempotency key, meta#...), whose key is no task id, are passed over without a word, as are
+ * the records the patterns leave out (PUBLISH_SKIPPED).
  */
-static void say_unreadable(const publish_role *pr, const json_t *record)
+static void say_unreadable(const json_t *record)
 {
-    const char *event = json_string_value(json_object_get(record, "eventName"));
     const json_t *keys = json_object_get(json_object_get(record, "dynamodb"), "Keys");
     const char *id = json_string_value(json_object_get(json_object_get(keys, "id"), "S"));
     uint8_t raw[16];
-    if (!event || strcmp(event, "INSERT") != 0 || !uuid_parse(id, raw) ||
-        !filter_set_match(pr->cc->filter, record))
+    if (!uuid_parse(id, raw))
         return;
     const char *seq = sequence_number(record);
     log_error("a new task's stream record cannot be made a message; it is passed over and the "
@@ -134,10 +131,10 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
         publication *p = &o->pub[o->n];
         const json_t *record = json_array_get(records, i);
         publish_outcome r = stream_record_begin(&pr->cfg, pr->cc, record, n, p);
-        if (r == PUBLISH_SKIPPED || r == PUBLISH_UNREADABLE) {
-            say_unreadable(pr, record);
+        if (r == PUBLISH_UNREADABLE)
+            say_unreadable(record);
+        if (r == PUBLISH_SKIPPED || r == PUBLISH_UNREADABLE)
             continue;
-        }
         if (r == PUBLISH_NO_MEMORY)
             return i;
         o->msg[o->n] = (sns_message){p->message.body, p->message.attributes};
