@@ -157,13 +157,15 @@ class KillDuringPosting(CrashCase):
 
 class DeadLetter(CrashCase):
 
-    QUEUES = [{"name": "doomed", "visibility_timeout": 1, "max_receive_count": 2,
+    # a run's 3 s hold the script's start and kill on a loaded machine (1 s did not: the run
+    # timed out and failed before it killed taskd)
+    QUEUES = [{"name": "doomed", "visibility_timeout": 3, "max_receive_count": 2,
                "dead_letter_queue": "doomed-dlq"}, {"name": "doomed-dlq"}]
     SUBS = [{"queue": "doomed", "filter_policy": {"TaskType": ["TASK3"]}}]
 
     def test_handler_that_kills_taskd_ends_in_dlq_then_redrive(self):
         killer = {"sweep_interval": 86400, "queues": self.QUEUES, "subscriptions": self.SUBS,
-                  "handlers": [{"queue": "doomed", "handler": "exec", "timeout": 1,
+                  "handlers": [{"queue": "doomed", "handler": "exec", "timeout": 3,
                                 "command": ["/bin/sh", script_path("kill_parent.sh")]}]}
         s = self.start(killer)
         trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
