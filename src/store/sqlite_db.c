@@ -7,6 +7,7 @@
  */
 #include "sqlite_internal.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 
 #define MAX_READERS 64
+/* SQLite's pager opens no database whose full path, with this much more (its "-journal"), is
+ * longer than its VFS's mxPathname */
+#define JOURNAL_ROOM 8
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -129,10 +133,34 @@ static void configure_sqlite(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); /* SQLITE_MISUSE if already initialized: kept */
 }
 
-int sq_open_conn(const char *path, int flags, sqlite3 **out)
+/* configure_sqlite() once, before SQLite is first used. */
+static void sq_configure(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, configure_sqlite);
+}
+
+bool sq_path_length(const char *path, size_t *len, size_t *max)
+{
+    sq_configure();
+    sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+    /* room for the working directory before a relative path */
+    size_t room = strlen(path) + PATH_MAX + 1;
+    if (!vfs || vfs->mxPathname <= JOURNAL_ROOM || room > INT_MAX)
+        return false;
+    char *full = malloc(room);
+    bool told = full && vfs->xFullPathname(vfs, path, (int)room, full) == SQLITE_OK;
+    if (told) {
+        *len = strlen(full);
+        *max = (size_t)(vfs->mxPathname - JOURNAL_ROOM);
+    }
+    free(full);
+    return told;
+}
+
+int sq_open_conn(const char *path, int flags, sqlite3 **out)
+{
+    sq_configure();
     int rc = sqlite3_open_v2(path, out, flags | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK)
         return rc;

@@ -202,6 +202,10 @@ void sq_bind_time(sqlite3_stmt *st, int idx, int64_t t);
 void sq_bind_text(sqlite3_stmt *st, int idx, const char *s);
 /* Step a statement that returns nothing useful, then reset it; an SQLite code. */
 int sq_step_done(sqlite3_stmt *st);
+/* The length of path as a full path (from the working directory, through symbolic links), as SQLite
+ * makes it to open a database, and the longest it opens one at; false when it cannot tell (the open
+ * then says what is wrong with the path). */
+bool sq_path_length(const char *path, size_t *len, size_t *max);
 /* Open a connection to path (flags as sqlite3_open_v2()'s, each connection used by one thread
  * at a time), with taskd's settings; an SQLite code. */
 int sq_open_conn(const char *path, int flags, sqlite3 **out);

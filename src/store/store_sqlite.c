@@ -1506,6 +1506,15 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_mutex_init(&s->health_mu, NULL);
     pthread_mutex_init(&s->types_mu, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
+    /* before lock_database() makes the file: SQLite would say "unable to open database file" */
+    size_t full, max;
+    if (sq_path_length(s->path, &full, &max) && full > max) {
+        errbuf_set(err, errlen,
+                   "the database path is too long: %zu bytes as a full path, where SQLite takes at "
+                   "most %zu: %s",
+                   full, max, s->path);
+        goto fail;
+    }
     if (!lock_database(s, err, errlen))
         goto fail;
     int rc = sq_open_conn(s->path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s->wdb);

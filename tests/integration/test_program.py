@@ -161,6 +161,32 @@ class Program(ServersTestCase):
         self.assertEqual(said, "cannot open %s: No such file or directory (taskd creates the "
                                "database, not its directory)" % db)
 
+    def test_a_database_path_too_long_for_sqlite_is_refused_whole(self):
+        """SQLite opens no database whose full path is longer than 504 bytes (its Unix VFS's 512,
+        less room for "-journal"): such a path is refused as too long, before any file is made,
+        and named in whole characters; a path of 504 bytes is served."""
+        def under(limit):  # a path of limit bytes in folders of two-byte characters
+            d = os.path.realpath(self.tmp)
+            while limit - len((d + "/" + "é" * 100).encode()) > 10:
+                d = os.path.join(d, "é" * 100)
+                os.makedirs(d, exist_ok=True)
+            return os.path.join(d, "t" * (limit - len(d.encode()) - 1))
+        fits = under(504)
+        self.assertEqual(len(fits.encode()), 504)
+        self.stop_clean(self.start(db=fits))
+        for long in (fits + "x", under(620)):
+            with self.subTest(bytes=len(long.encode())):
+                err = self.assertFailsWithOneLine(["--listen", "127.0.0.1:0", "--db", long])
+                said = json.loads(err[-1])["message"]
+                head = "the database path is too long: %d bytes as a full path, where SQLite " \
+                       "takes at most 504: " % len(long.encode())
+                self.assertTrue(said.startswith(head), said)
+                named = said[len(head):]  # the path, or as much of it as the line holds, cut
+                self.assertTrue(named == long or (named.endswith("...") and
+                                                  long.startswith(named[:-3])), said)
+                self.assertGreater(len(named), 100, said)
+                self.assertFalse(os.path.exists(long), "taskd made the file of a path it refused")
+
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"),
                          "needs root, to run taskd as another user, and setpriv")
     def test_a_directory_taskd_cannot_write_in_is_named(self):
