@@ -198,7 +198,8 @@ static const char *const bst_sql[BST_COUNT] = {
     [BST_REDRIVE_BATCH] =
         "SELECT id, visible_ms, receive_count, task_id, failed_task FROM messages "
         "WHERE queue = ?1 LIMIT ?2",
-    /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order */
+    /* by tasks_by_ttl: only finished tasks with a ttl, in ttl order; ?3 takes as many more as
+     * there are tasks the sweep passes over (sqlite_store.unreadable) */
     [BST_SWEEP_TASKS] = "SELECT " TASK_COLUMNS_FULL " FROM tasks "
                         "WHERE finished_time IS NOT NULL AND ttl IS NOT NULL AND ttl < ?2 "
                         "AND finished_time < ?1 LIMIT ?3",
@@ -215,8 +216,8 @@ static const char *const bst_sql[BST_COUNT] = {
                          "WHERE seq < (SELECT min(seq) FROM changes) + ?3 AND NOT " TRIMMABLE "), "
                          "(SELECT min(seq) FROM changes) + ?3)",
     /* the same conditions as sweep_tasks, sweep_messages and trim_changes, one row each */
-    [BST_DUE_TASKS] = "SELECT 1 FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
-                      "AND ttl < ?2 AND finished_time < ?1 LIMIT 1",
+    [BST_DUE_TASKS] = "SELECT id FROM tasks WHERE finished_time IS NOT NULL AND ttl IS NOT NULL "
+                      "AND ttl < ?2 AND finished_time < ?1 LIMIT ?3",
     [BST_DUE_MESSAGES] = "SELECT 1 FROM messages WHERE expires_ms < ?1 AND visible_ms <= ?1 "
                          "LIMIT 1",
     /* the log's first record: trimming stops at the first one it must keep */
@@ -2158,24 +2159,122 @@ typedef struct sweep_args {
     bool more; /* a part of the step stopped at its bound: there is more to sweep */
 } sweep_args;
 
-/* Delete up to SWEEP_BATCH expired finished tasks, each with a REMOVE record. */
-static store_rc sweep_tasks(sqlite_store *s, sweep_args *a, int64_t now)
+static int compare_strs(const void *a, const void *b)
 {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether the sweep passes over task id, whose row it could not read (sqlite_store.unreadable). */
+static bool passed_over(sqlite_store *s, const char *id)
+{
+    pthread_mutex_lock(&s->unreadable_mu);
+    bool found = s->n_unreadable &&
+                 bsearch(&id, s->unreadable, s->n_unreadable, sizeof *s->unreadable, compare_strs);
+    pthread_mutex_unlock(&s->unreadable_mu);
+    return found;
+}
+
+/* How many tasks the sweep passes over. */
+static size_t n_passed_over(sqlite_store *s)
+{
+    pthread_mutex_lock(&s->unreadable_mu);
+    size_t n = s->n_unreadable;
+    pthread_mutex_unlock(&s->unreadable_mu);
+    return n;
+}
+
+/* Writer: pass over task id from now on, and say so once; false when out of memory. */
+static bool pass_over(sqlite_store *s, const char *id)
+{
+    char *copy = strdup(id);
+    pthread_mutex_lock(&s->unreadable_mu);
+    if (copy && s->n_unreadable == s->cap_unreadable) {
+        size_t cap = s->cap_unreadable ? 2 * s->cap_unreadable : 16;
+        char **grown = realloc(s->unreadable, cap * sizeof *grown);
+        if (grown) {
+            s->unreadable = grown;
+            s->cap_unreadable = cap;
+        }
+    }
+    bool ok = copy && s->n_unreadable < s->cap_unreadable;
+    if (ok) {
+        size_t at = 0;
+        while (at < s->n_unreadable && strcmp(s->unreadable[at], id) < 0)
+            at++;
+        memmove(s->unreadable + at + 1, s->unreadable + at,
+                (s->n_unreadable - at) * sizeof *s->unreadable);
+        s->unreadable[at] = copy;
+        s->n_unreadable++;
+    }
+    size_t n = s->n_unreadable;
+    pthread_mutex_unlock(&s->unreadable_mu);
+    if (!ok) {
+        free(copy);
+        return false;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%zu", n);
+    log_error("a finished task past its ttl cannot be read; the sweep passes over it (the database "
+              "is damaged: its row lacks a value taskd keeps)",
+              "task_id", id, "unreadable_tasks", count, NULL);
+    return true;
+}
+
+/* Whether the current row of a task query lacks a value every task row holds (type, status,
+ * message, data: its data kept apart, and that row gone), as only a damaged database's does. */
+static bool task_row_damaged(sqlite3_stmt *st)
+{
+    static const int kept[] = {1, 2, 3, 7};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (sqlite3_column_type(st, kept[i]) == SQLITE_NULL)
+            return true;
+    return false;
+}
+
+/*
+ * Read up to SWEEP_BATCH expired finished tasks into doomed (*n of them), passing over those it
+ * could not read before; one it cannot read now (a damaged row, task_row_damaged()) is passed
+ * over from now on (pass_over()), and counts toward the bound. *more: the bound was reached.
+ */
+static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *doomed, size_t *n,
+                            bool *more)
+{
+    *n = 0;
+    *more = false;
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_TASKS);
     if (!sel)
         return STORE_ERROR;
+    size_t known = n_passed_over(s);
     sqlite3_bind_int64(sel, 1, now - a->c->retention_grace);
     sqlite3_bind_int64(sel, 2, now);
-    sqlite3_bind_int(sel, 3, SWEEP_BATCH);
+    sqlite3_bind_int64(sel, 3, SWEEP_BATCH + (int64_t)known);
+    size_t read = 0;
+    bool failed = false; /* out of memory */
+    int step = SQLITE_DONE;
+    while (read < SWEEP_BATCH && !failed && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        const char *id = sq_column_text(sel, 0, &failed);
+        if (!id || (known && passed_over(s, id)))
+            continue;
+        read++;
+        if (sq_read_task_row(sel, &doomed[*n], true))
+            (*n)++;
+        else
+            failed = !task_row_damaged(sel) || !pass_over(s, id);
+    }
+    stmt_done(sel);
+    *more = read == SWEEP_BATCH;
+    return failed                                      ? STORE_ERROR
+           : step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK
+                                                       : sq_rc_of(step);
+}
+
+/* Delete up to SWEEP_BATCH expired finished tasks, each with a REMOVE record. */
+static store_rc sweep_tasks(sqlite_store *s, sweep_args *a, int64_t now)
+{
     task *doomed = calloc(SWEEP_BATCH, sizeof *doomed);
     size_t n = 0;
-    int step = SQLITE_DONE;
-    while (doomed && n < SWEEP_BATCH && (step = sqlite3_step(sel)) == SQLITE_ROW)
-        if (sq_read_task_row(sel, &doomed[n], true))
-            n++;
-    stmt_done(sel);
-    store_rc rc = doomed ? (step == SQLITE_ROW || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step))
-                         : STORE_ERROR;
+    bool full = false;
+    store_rc rc = doomed ? read_doomed(s, a, now, doomed, &n, &full) : STORE_ERROR;
     sqlite3_stmt *del = rc == STORE_OK ? wstmt(s, BST_TASK_DELETE) : NULL;
     for (size_t i = 0; i < n && del && rc == STORE_OK; i++) {
         sqlite3_bind_text(del, 1, doomed[i].id, -1, SQLITE_STATIC);
@@ -2193,7 +2292,7 @@ static store_rc sweep_tasks(sqlite_store *s, sweep_args *a, int64_t now)
     free(doomed);
     if (rc == STORE_OK) {
         a->removed = (int64_t)n;
-        a->more |= n == SWEEP_BATCH;
+        a->more |= full;
     }
     return rc;
 }
@@ -2291,6 +2390,27 @@ store_rc broker_sweep(broker *b, const config *c, int64_t *removed, bool *more)
     return rc;
 }
 
+/* Whether a finished task is past its ttl (BST_DUE_TASKS, bound to bounds), but for those the
+ * sweep passes over. */
+static store_rc tasks_due(sqlite_store *s, reader *r, const int64_t bounds[2], bool *due)
+{
+    sqlite3_stmt *st = rstmt(r, BST_DUE_TASKS);
+    if (!st)
+        return STORE_ERROR;
+    size_t known = n_passed_over(s);
+    sqlite3_bind_int64(st, 1, bounds[0]);
+    sqlite3_bind_int64(st, 2, bounds[1]);
+    sqlite3_bind_int64(st, 3, 1 + (int64_t)known);
+    bool failed = false;
+    int step = SQLITE_DONE;
+    while (!*due && !failed && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = sq_column_text(st, 0, &failed);
+        *due = id && !passed_over(s, id);
+    }
+    stmt_done(st);
+    return failed ? STORE_ERROR : *due || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);
+}
+
 store_rc broker_sweep_due(broker *b, const config *c, bool *due)
 {
     *due = false;
@@ -2303,7 +2423,7 @@ store_rc broker_sweep_due(broker *b, const config *c, bool *due)
     int64_t tasks[] = {now - c->retention_grace, now};
     int64_t messages[] = {clock_steady_ms()};
     if (rc == STORE_OK)
-        rc = any_row(rstmt(r, BST_DUE_TASKS), tasks, 2, due);
+        rc = tasks_due(sq(b), r, tasks, due);
     if (rc == STORE_OK && !*due)
         rc = any_row(rstmt(r, BST_DUE_MESSAGES), messages, 1, due);
     if (rc == STORE_OK && !*due)

@@ -173,6 +173,13 @@ struct sqlite_store {
     pthread_mutex_t standing_mu;
     pthread_cond_t standing_settled; /* no receive the writer was making is unsettled */
     broker_standing *standing;
+
+    /* finished tasks past their ttl whose rows the sweep cannot read (a damaged database), their
+     * ids in strcmp() order: said once each, then passed over by the sweep and its due check
+     * until taskd starts again. Only the writer adds to them, under unreadable_mu */
+    pthread_mutex_t unreadable_mu;
+    char **unreadable;
+    size_t n_unreadable, cap_unreadable;
 };
 
 /*

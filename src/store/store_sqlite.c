@@ -1442,7 +1442,11 @@ static void close_store(sqlite_store *s, char *err, size_t errlen)
     pthread_cond_destroy(&s->standing_settled);
     pthread_mutex_destroy(&s->health_mu);
     pthread_mutex_destroy(&s->types_mu);
+    pthread_mutex_destroy(&s->unreadable_mu);
     free(s->types);
+    for (size_t i = 0; i < s->n_unreadable; i++)
+        free(s->unreadable[i]);
+    free(s->unreadable);
     free(s->batch_written);
     free(s->feed.takes);
     task_cache_free(s->cache);
@@ -1505,6 +1509,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
     pthread_cond_init(&s->standing_settled, NULL);
     pthread_mutex_init(&s->health_mu, NULL);
     pthread_mutex_init(&s->types_mu, NULL);
+    pthread_mutex_init(&s->unreadable_mu, NULL);
     s->changes_gen = s->messages_gen = 1; /* 0 means "not waited yet" to broker_wait() */
     /* before lock_database() makes the file: SQLite would say "unable to open database file" */
     size_t full, max;

@@ -5937,6 +5937,68 @@ static void test_sweep_steps_are_bounded(void **state)
     config_free(&c);
 }
 
+/*
+ * A finished task past its ttl whose row cannot be read (a damaged database: its data kept apart,
+ * and that row gone) is said once, with its id, and passed over: 500 of them at the front of the
+ * sweep's order (a whole step's worth) held back every task after them, for good. The sweep
+ * deletes the later tasks, and neither it nor its due check looks at the unreadable ones again.
+ */
+static void test_the_sweep_passes_over_a_task_it_cannot_read(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    enum { DAMAGED = 500, LATER = 3 };
+    char first[37] = "";
+    for (int i = 0; i < DAMAGED; i++) { /* first in ttl order */
+        char id[37];
+        create_task(f->s, now - 100, id);
+        complete_task(f->s, id, now - 5);
+        if (!i)
+            memcpy(first, id, sizeof id);
+    }
+    char ttl[24];
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(now - 100));
+    assert_int_equal(
+        test_sqlite_exec(f->path, "UPDATE tasks SET data_apart = 1 WHERE ttl = ?1", ttl), DAMAGED);
+    for (int i = 0; i < LATER; i++) {
+        char id[37];
+        create_task(f->s, now - 10, id);
+        complete_task(f->s, id, now - 5);
+    }
+    config c;
+    assert_true(config_defaults(&c));
+    c.retention_grace = 0;
+
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    int64_t removed = 0;
+    bool more = true;
+    for (int step = 0; step < 4 && more; step++) {
+        int64_t n = -1;
+        assert_int_equal(broker_sweep(f->b, &c, &n, &more), STORE_OK);
+        removed += n;
+    }
+    char *log = test_stderr_end(&cap);
+    assert_false(more);
+    assert_int_equal(removed, LATER);
+    count_row("SELECT count(*) FROM tasks WHERE ?1 IS NOT NULL", "", DAMAGED);
+    /* each said once, with its id */
+    assert_int_equal(expect_logged(log, "cannot be read; the sweep passes over it", first),
+                     DAMAGED);
+    free(log);
+
+    /* nothing left to sweep but them: not due, and a sweep says none of them again */
+    assert_false(sweep_due(f->b, &c));
+    test_stderr_begin(&cap);
+    assert_int_equal(broker_sweep(f->b, &c, &removed, &more), STORE_OK);
+    log = test_stderr_end(&cap);
+    assert_int_equal(removed, 0);
+    assert_false(more);
+    expect_not_logged(log, "cannot be read");
+    free(log);
+    config_free(&c);
+}
+
 /* ---- wake-ups ---- */
 
 typedef struct waker {
@@ -6345,6 +6407,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_steps_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_sweep_passes_over_a_task_it_cannot_read, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
