@@ -69,7 +69,8 @@ typedef struct config {
     size_t n_task_types;
     size_t body_limit;          /* largest accepted request body, bytes */
     size_t data_limit;          /* largest task data as JSON text, bytes; 0: none (AWS: SNS's) */
-    int64_t retention_grace;    /* seconds a finished task is kept past its ttl */
+    int64_t retention_grace;    /* a finished task past its ttl is kept until more than this many
+                                 * seconds have passed since it finished */
     unsigned sweep_interval;    /* seconds between retention sweeps */
     unsigned shutdown_grace;    /* seconds running handlers get to finish on SIGTERM */
     unsigned max_waiters;       /* GET /tasks/{id}?wait= requests parked at once (then 503) */

@@ -5937,6 +5937,35 @@ static void test_sweep_steps_are_bounded(void **state)
     config_free(&c);
 }
 
+/* A finished task past its ttl is swept once more than retention_grace has passed since it
+ * finished, not in the second it is exactly that old (README, "retention_grace"): the due check,
+ * whose conditions are the sweep's, says so at the bound, looking again if the clock's second
+ * moved meanwhile; then the sweep deletes it. */
+static void test_a_task_is_swept_once_more_than_the_grace_has_passed(void **state)
+{
+    fx *f = *state;
+    int64_t finished = clock_unix_s() - 10;
+    char id[37];
+    create_task(f->s, finished - 10, id);
+    complete_task(f->s, id, finished);
+    config c;
+    assert_true(config_defaults(&c));
+    bool at = true, past = false;
+    for (int64_t now = 0; now != clock_unix_s();) {
+        now = clock_unix_s();
+        c.retention_grace = now - finished; /* it finished exactly the grace ago */
+        at = sweep_due(f->b, &c);
+        c.retention_grace--;
+        past = sweep_due(f->b, &c);
+    }
+    assert_false(at);
+    assert_true(past);
+    int64_t removed = -1;
+    assert_int_equal(broker_sweep(f->b, &c, &removed, NULL), STORE_OK);
+    assert_int_equal(removed, 1);
+    config_free(&c);
+}
+
 /*
  * A finished task past its ttl whose row cannot be read (a damaged database: its data kept apart,
  * and that row gone) is said once, with its id, and passed over: 500 of them at the front of the
@@ -6407,6 +6436,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_sweep_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep_steps_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_task_is_swept_once_more_than_the_grace_has_passed,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_sweep_passes_over_a_task_it_cannot_read, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
