@@ -48,6 +48,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -571,20 +572,30 @@ static void note_fault(sqlite_store *s, int code)
     }
 }
 
+/* The folder of the file at path ("." for a bare name), where SQLite keeps a database's -wal and
+ * -shm files, into dir (size bytes); false when it does not fit, never cut. */
+static bool folder_of(const char *path, char *dir, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (slash == path ? 1 : (size_t)(slash - path)) : 1;
+    if (n >= size)
+        return false;
+    memcpy(dir, slash ? path : ".", n);
+    dir[n] = '\0';
+    return true;
+}
+
 /* Whether ROOM_AFTER_FULL bytes can be reserved in the database's directory: a file of that size
  * made beside it and removed. When that cannot be told (no such directory to write in, say),
  * the write that committed is taken at its word. */
 static bool room_after_full(const sqlite_store *s)
 {
-    char path[4096];
+    char path[PATH_MAX], dir[PATH_MAX];
     int n = snprintf(path, sizeof path, "%s-room", s->path);
-    if (n < 0 || (size_t)n >= sizeof path)
+    if (n < 0 || (size_t)n >= sizeof path || !folder_of(path, dir, sizeof dir))
         return true;
     /* a file without a name where the filesystem makes one (nothing is left if taskd dies
      * here), else a new one of its own: never one planted there */
-    char *slash = strrchr(path, '/');
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
     bool named = false;
     int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0 && errno != ENOSPC && errno != EDQUOT) {
@@ -1355,13 +1366,8 @@ static void finalize_writer(sqlite_store *s)
  * and -shm files), or NULL. */
 static const char *directory_unwritable(const char *path)
 {
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0)
+    char dir[PATH_MAX];
+    if (!folder_of(path, dir, sizeof dir) || faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0)
         return NULL;
     return errno == EACCES || errno == EROFS || errno == EPERM ? strerror(errno) : NULL;
 }
