@@ -1354,14 +1354,6 @@ static void finalize_writer(sqlite_store *s)
     sq_stmt_cache_clear(&s->w_broker);
 }
 
-/*
- * Take an exclusive lock on the database file itself (created empty if it is
- * not there, which SQLite reads as an empty database), so two servers never
- * share a database, whatever path each was given: a symbolic link or a hard
- * link reaches the same file, and the same lock. flock() locks are apart from
- * the POSIX locks SQLite takes on the file, and this descriptor is closed only
- * after SQLite has closed the database.
- */
 /* Why taskd cannot create files in the directory of path (where SQLite keeps the database's -wal
  * and -shm files), or NULL. */
 static const char *directory_unwritable(const char *path)
@@ -1372,6 +1364,14 @@ static const char *directory_unwritable(const char *path)
     return errno == EACCES || errno == EROFS || errno == EPERM ? strerror(errno) : NULL;
 }
 
+/*
+ * Take an exclusive lock on the database file itself (created empty if it is
+ * not there, which SQLite reads as an empty database), so two servers never
+ * share a database, whatever path each was given: a symbolic link or a hard
+ * link reaches the same file, and the same lock. flock() locks are apart from
+ * the POSIX locks SQLite takes on the file, and this descriptor is closed only
+ * after SQLite has closed the database.
+ */
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
