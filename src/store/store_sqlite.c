@@ -867,15 +867,17 @@ static int set_sync(sqlite_store *s, bool full)
     return rc;
 }
 
-/* Wait for the disk at commit only when some write in the batch must be durable. */
-static void choose_sync(sqlite_store *s, const store_write *batch)
+/* Wait for the disk at commit only when some write in the batch must be durable: SQLITE_OK, or
+ * the SQLite code of a failure to set the connection to wait when it must (a commit that does not
+ * wait answers none of them; one that waits where it need not costs a sync, no more). */
+static int choose_sync(sqlite_store *s, const store_write *batch)
 {
     bool durable = false;
     for (const store_write *w = batch; w && !durable; w = w->next)
         durable = !w->relaxed;
     durable = durable && s->sync_full;
-    if (durable != s->syncing)
-        set_sync(s, durable);
+    int rc = durable == s->syncing ? SQLITE_OK : set_sync(s, durable);
+    return durable ? rc : SQLITE_OK;
 }
 
 /*
@@ -899,7 +901,14 @@ static void run_batch(sqlite_store *s, store_write *batch)
     size_t writes = 0;
     for (const store_write *w = batch; w; w = w->next)
         writes++;
-    choose_sync(s, batch);
+    int rc = choose_sync(s, batch);
+    if (rc != SQLITE_OK) {
+        log_error("cannot make the commit wait for the disk; its writes fail", "error",
+                  sqlite3_errstr(rc), NULL);
+        for (store_write *w = batch; w; w = w->next)
+            w->rc = STORE_ERROR;
+        return;
+    }
     s->batch_wrote_changes = s->batch_sent_messages = false;
     s->n_batch_written = 0;
     s->batch_written_lost = false;
@@ -908,7 +917,7 @@ static void run_batch(sqlite_store *s, store_write *batch)
     batch_mark start = batch_mark_take(s); /* the feed as the last commit left it */
     s->batch_fault = 0;
     int64_t changes_before = sqlite3_total_changes64(s->wdb);
-    int rc = sq_step_done(s->w_begin);
+    rc = sq_step_done(s->w_begin);
     if (rc != SQLITE_OK) {
         store_rc failed = sq_rc_of(rc);
         note_fault(s, rc);

@@ -179,6 +179,21 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
     return __real_sqlite3_step(st);
 }
 
+/* sqlite3_exec, wrapped too: while sync_full_fails is set, the store's PRAGMA that makes its
+ * commits wait for the disk fails, as when SQLite is short of memory to compile it. */
+static atomic_bool sync_full_fails;
+int __real_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **),
+                        void *arg, char **errmsg);
+int __wrap_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **),
+                        void *arg, char **errmsg);
+int __wrap_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **),
+                        void *arg, char **errmsg)
+{
+    if (atomic_load(&sync_full_fails) && strcmp(sql, "PRAGMA synchronous = FULL") == 0)
+        return SQLITE_NOMEM;
+    return __real_sqlite3_exec(db, sql, cb, arg, errmsg);
+}
+
 /* SQLite's own allocations go through these (main(), lookaside off): while sqlite_mem_fails is
  * set on a thread, each one SQLite makes there fails, as when memory runs out. */
 static sqlite3_mem_methods sqlite_mem;
@@ -2478,6 +2493,52 @@ static void test_sync_full_waits_for_the_disk(void **state)
     assert_int_equal(atomic_load(&wal_syncs), before);
     store_close(s);
     faulty_vfs_off();
+    char p[96];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffixes[i]);
+        unlink(p);
+    }
+    assert_int_equal(rmdir(dir), 0);
+}
+
+/*
+ * --sync full: a batch that holds a durable write, whose commit cannot be made to wait for the
+ * disk (the PRAGMA that says so fails), fails, with nothing of it written: its writes were
+ * answered as durable, and committed without a sync. The next one, which can, commits as before.
+ */
+static void test_a_durable_batch_that_cannot_wait_for_the_disk_fails(void **state)
+{
+    (void)state;
+    faulty_vfs_on();
+    char dir[] = "/tmp/test_broker_sync.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tasks.db", dir);
+    db_path = path;
+    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_FULL, .busy_timeout_ms = 5000};
+    char err[256] = "", id[37] = "";
+    store *s = store_sqlite_open(&o, err, sizeof err);
+    assert_non_null(s);
+    queue_config q = make_queue("work", 30, 0, NULL, 0);
+    publish_bodies(broker_of(s), &q, 1, 2, NULL); /* relaxed: its commit did not wait */
+    store_new_task t = {.task_type = "TASK1", .data = "{}"};
+    int before = atomic_load(&wal_syncs);
+    atomic_store(&sync_full_fails, true);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    store_rc rc = store_create_task(s, &t, (int64_t)time(NULL), id);
+    char *log = test_stderr_end(&cap);
+    atomic_store(&sync_full_fails, false);
+    assert_int_equal(rc, STORE_ERROR);
+    assert_int_equal(atomic_load(&wal_syncs), before);
+    expect_logged(log, "cannot make the commit wait for the disk", NULL);
+    free(log);
+    count_row("SELECT count(*) FROM tasks WHERE ?1 IS NOT NULL", "", 0);
+    assert_int_equal(store_create_task(s, &t, (int64_t)time(NULL), id), STORE_OK);
+    assert_true(atomic_load(&wal_syncs) > before);
+    store_close(s);
+    faulty_vfs_off();
+    db_path = NULL;
     char p[96];
     const char *suffixes[] = {"", "-wal", "-shm"};
     for (size_t i = 0; i < 3; i++) {
@@ -6327,6 +6388,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_redrive_failing_part_way, setup_faulty,
                                         teardown_faulty),
         cmocka_unit_test(test_sync_full_waits_for_the_disk),
+        cmocka_unit_test(test_a_durable_batch_that_cannot_wait_for_the_disk_fails),
         cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
