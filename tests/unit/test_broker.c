@@ -6038,18 +6038,30 @@ static void test_the_sweep_passes_over_a_task_it_cannot_read(void **state)
     fx *f = *state;
     int64_t now = (int64_t)time(NULL);
     enum { DAMAGED = 500, LATER = 3 };
-    char first[37] = "";
-    for (int i = 0; i < DAMAGED; i++) { /* first in ttl order */
-        char id[37];
-        create_task(f->s, now - 100, id);
-        complete_task(f->s, id, now - 5);
-        if (!i)
-            memcpy(first, id, sizeof id);
+    /* made in one batch, finished and damaged by hand: first in ttl order */
+    store_write *w = calloc(DAMAGED, sizeof *w);
+    assert_non_null(w);
+    store_batch batch;
+    store_batch_init(&batch);
+    for (int i = 0; i < DAMAGED; i++) {
+        w[i] = (store_write){.kind = STORE_WRITE_CREATE,
+                             .now = now,
+                             .create = {.task_type = "TASK1", .data = "{}", .ttl = now - 100}};
+        store_batch_submit(&batch, f->s, &w[i]);
     }
+    store_batch_wait(&batch);
+    for (int i = 0; i < DAMAGED; i++)
+        assert_int_equal(w[i].rc, STORE_OK);
+    char first[37];
+    memcpy(first, w[0].id, sizeof first);
+    free(w);
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%lld", (long long)(now - 100));
-    assert_int_equal(
-        test_sqlite_exec(f->path, "UPDATE tasks SET data_apart = 1 WHERE ttl = ?1", ttl), DAMAGED);
+    assert_int_equal(test_sqlite_exec(f->path,
+                                      "UPDATE tasks SET status = 'COMPLETED', finished_time = "
+                                      "ttl + 95, data_apart = 1 WHERE ttl = ?1",
+                                      ttl),
+                     DAMAGED);
     for (int i = 0; i < LATER; i++) {
         char id[37];
         create_task(f->s, now - 10, id);
