@@ -395,20 +395,15 @@ static bool attr_json_text(const json_t *item, const char *name, char **out)
     return *out != NULL;
 }
 
-/* Log a task's item that cannot be read, naming it; STORE_ERROR. */
-static store_rc unreadable_item(const ddb_store *s, const char *id)
-{
-    log_error("DynamoDB item cannot be read as a task (malformed, or out of memory)", "table",
-              s->table, "task_id", id, NULL);
-    return STORE_ERROR;
-}
+/* Why an item cannot be read as a task, for the line that says so. */
+#define UNREADABLE_ITEM "malformed, or out of memory"
 
 /*
- * Fill t from an item (full: with data, result, trace and tracestate). STORE_NOT_FOUND
- * when the item is not a task (no task_type: a key or meta item), STORE_ERROR, logged,
- * when it is malformed or memory runs out.
+ * Fill t from an item (full: with data, result, trace and tracestate), saying nothing.
+ * STORE_NOT_FOUND when the item is not a task (no task_type: a key or meta item),
+ * STORE_ERROR when it is malformed or memory runs out.
  */
-static store_rc task_from_item(const ddb_store *s, const json_t *item, task *t, bool full)
+static store_rc read_task_item(const json_t *item, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
     const char *id = attr_s(item, "id");
@@ -418,7 +413,7 @@ static store_rc task_from_item(const ddb_store *s, const json_t *item, task *t, 
         return STORE_NOT_FOUND;
     if (strlen(id) > TASK_ID_LEN || strlen(type) > TASK_TYPE_MAX || !status ||
         !task_status_parse(status, &t->status))
-        return unreadable_item(s, id);
+        return STORE_ERROR;
     memcpy(t->id, id, strlen(id) + 1);
     memcpy(t->task_type, type, strlen(type) + 1);
     const char *msg = attr_s(item, "status_msg");
@@ -440,9 +435,19 @@ static store_rc task_from_item(const ddb_store *s, const json_t *item, task *t, 
     }
     if (!ok) {
         task_clear(t);
-        return unreadable_item(s, id);
+        return STORE_ERROR;
     }
     return STORE_OK;
+}
+
+/* read_task_item(), an item that cannot be read logged with its id (STORE_ERROR). */
+static store_rc task_from_item(const ddb_store *s, const json_t *item, task *t, bool full)
+{
+    store_rc rc = read_task_item(item, t, full);
+    if (rc == STORE_ERROR)
+        log_error("DynamoDB item cannot be read as a task (" UNREADABLE_ITEM ")", "table", s->table,
+                  "task_id", attr_s(item, "id"), NULL);
+    return rc;
 }
 
 /* ---- the facts cache --------------------------------------------------- */
@@ -1444,11 +1449,15 @@ static store_rc update_once(ddb_store *s, store_write *w, int allowed, fact *f,
         /* applied: the task is as the caller asked, whether or not the old image can be read */
         root = answer_json(&r);
         const json_t *old = json_object_get(root, "Attributes");
-        if (task_from_item(s, old, &w->current, true) == STORE_OK) {
+        store_rc read = read_task_item(old, &w->current, true);
+        if (read == STORE_OK) {
             facts_learn(s, &w->current);
         } else {
+            const char *why = !root                     ? "the answer is not JSON"
+                              : read == STORE_NOT_FOUND ? "the answer holds no task"
+                                                        : UNREADABLE_ITEM;
             log_warn("task updated; its image before the update is unreadable", "table", s->table,
-                     "task_id", w->update.id, NULL);
+                     "task_id", w->update.id, "reason", why, NULL);
             known_before(w, allowed, f);
         }
         out = STORE_OK;

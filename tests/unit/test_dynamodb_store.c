@@ -898,8 +898,9 @@ static store_rc claim_answered(const char *body, task *before)
 }
 
 /* An update DynamoDB applied is done, though the old image it answered with cannot be read (a
- * malformed item, an answer not JSON): its client's claim holds the task, and a retry of it would
- * meet its own claim. The task before is what the update knows: its id, type and status. */
+ * malformed item, an answer not JSON, one without the task): its client's claim holds the task,
+ * and a retry of it would meet its own claim. The task before is what the update knows: its id,
+ * type and status. It is said once, a warning with the task and why. */
 static void test_applied_update_with_unreadable_old_image_is_done(void **state)
 {
     (void)state;
@@ -909,10 +910,22 @@ static void test_applied_update_with_unreadable_old_image_is_done(void **state)
         "{\"Attributes\":{\"id\":{\"S\":\"" OLD_TASK "\"},\"task_type\":{\"S\":\"TASK1\"},"
         "\"status\":{\"S\":\"CREATED\"},\"created_time\":{\"N\":\"1.5e9\"}}}",
         "{\"Attributes\":",
+        "{}",
     };
+    const char *const reasons[] = {"malformed, or out of memory", "malformed, or out of memory",
+                                   "the answer is not JSON", "the answer holds no task"};
     for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
         task before;
-        assert_int_equal(claim_answered(answers[i], &before), STORE_OK);
+        log_setup(LOG_WARN, "test_dynamodb_store");
+        test_stderr c;
+        test_stderr_begin(&c);
+        store_rc rc = claim_answered(answers[i], &before);
+        char *log = test_stderr_end(&c);
+        log_setup(LOG_ERROR, "test_dynamodb_store");
+        assert_int_equal(rc, STORE_OK);
+        assert_int_equal(expect_logged(log, OLD_TASK, NULL), 1);
+        expect_logged(log, "its image before the update is unreadable", reasons[i]);
+        free(log);
         assert_string_equal(before.id, OLD_TASK);
         assert_string_equal(before.task_type, "TASK1");
         assert_int_equal(before.status, TASK_CREATED);
