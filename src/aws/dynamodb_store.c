@@ -916,17 +916,29 @@ static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const
     note_call(w, "PutItem", &r);
     store_rc out;
     if (rc == AWS_ERR_CLIENT && error_is(&r, "ConditionalCheckFailedException")) {
-        /* a fresh UUIDv7 is taken only by this call's own earlier attempt */
+        /* a fresh UUIDv7 is taken only by this call's own earlier attempt, which the item tells:
+         * the answer's (ReturnValuesOnConditionCheckFailure), else read */
         json_t *root = answer_json(&r);
-        json_t *item = json_object_get(root, "Item");
+        json_t *item = json_incref(json_object_get(root, "Item"));
+        json_decref(root);
+        out = STORE_OK;
+        if (!json_is_object(item)) {
+            json_decref(item);
+            out = get_item(s, id, true, NULL, &item);
+        }
         const char *type = attr_s(item, "task_type");
         int64_t created;
         bool ours = type && strcmp(type, w->create.task_type) == 0 &&
                     attr_n(item, "created_time", &created) && created == w->now;
-        json_decref(root);
-        out = ours ? STORE_OK : STORE_ERROR;
-        if (!ours)
+        json_decref(item);
+        if (out != STORE_OK) {
+            /* the item is not known: it may be this create's own */
+            w->unknown = true;
+            memcpy(w->id, id, sizeof w->id);
+        } else if (!ours) {
             log_error("new task id already taken", "table", s->table, "task_id", id, NULL);
+            out = STORE_ERROR;
+        }
     } else {
         out = failure(s, "PutItem", rc, &r);
         /* a try that went out whole unanswered, or answered 5xx: DynamoDB may have written the

@@ -1008,6 +1008,64 @@ static void test_unanswered_create_may_have_made_its_task(void **state)
     stop(&f);
 }
 
+/* The item a PutItem put, kept by the stub's handler for an answer that gives it back. */
+typedef struct put_item {
+    size_t read_at;        /* the request (a GetItem) answered with it */
+    const char *else_body; /* the answer to it when not NULL, else the item */
+    char body[1024];
+} put_item;
+
+/* Request 0's item (a PutItem's) is the answer to request read_at, unless else_body is set. */
+static void answer_put_item(void *arg, const http_stub_request *rq, size_t index,
+                            http_stub_reply *reply)
+{
+    put_item *p = arg;
+    if (index == 0) {
+        json_t *body = json_loadb(rq->body, rq->body_len, 0, NULL);
+        char *item = json_dumps(json_object_get(body, "Item"), JSON_COMPACT);
+        snprintf(p->body, sizeof p->body, "{\"Item\":%s}", item ? item : "null");
+        free(item);
+        json_decref(body);
+    } else if (index == p->read_at && !p->else_body) {
+        reply->status = 200;
+        reply->body = p->body;
+        reply->body_len = strlen(p->body);
+    }
+}
+
+/* A create whose PutItem went through but was answered 500 meets its own item when tried again.
+ * Where the failed condition gives no item back (a DynamoDB that does not return it), the item is
+ * read: the create's own is the create done, not "id already taken"; another's is an error; an
+ * item that cannot be read leaves the create unknown, naming its id. */
+static void test_create_meeting_its_own_item_is_done(void **state)
+{
+    (void)state;
+    const char *const reads[] = {NULL, OLD_TASK_ITEM, ACCESS_DENIED};
+    const store_rc answers[] = {STORE_OK, STORE_ERROR, STORE_ERROR};
+    for (size_t i = 0; i < 3; i++) {
+        const http_stub_reply script[] = {
+            LOST_ANSWER,
+            {.status = 400, .body = CONDITION_FAILED},
+            {.status = i == 2 ? 400 : 200, .body = reads[i] ? reads[i] : "{}"},
+        };
+        put_item p = {.read_at = 2, .else_body = reads[i]};
+        fixture f;
+        start_handled(&f, script, 3, answer_put_item, &p);
+        store_write w = create_direct(&f, NULL);
+        assert_int_equal(w.rc, answers[i]);
+        assert_int_equal(w.unknown, i == 2);
+        assert_int_equal(http_stub_count(f.server), 3);
+        json_t *put = request_of(&f, 0, "PutItem");
+        const char *id =
+            text_of(json_object_get(json_object_get(json_object_get(put, "Item"), "id"), "S"));
+        if (w.rc == STORE_OK || w.unknown)
+            assert_string_equal(w.id, id);
+        task_read_at(&f, 2, id);
+        json_decref(put);
+        stop(&f);
+    }
+}
+
 /* A keyed create whose transaction DynamoDB answered 500 until the deadline is unknown too, with
  * the id it may have made (its ClientRequestToken): the one of its last try, not a task an
  * earlier try found the key naming. */
@@ -1148,6 +1206,7 @@ int main(void)
         cmocka_unit_test(test_key_delete_throttled_is_busy),
         cmocka_unit_test(test_write_span_names_its_call),
         cmocka_unit_test(test_unanswered_create_may_have_made_its_task),
+        cmocka_unit_test(test_create_meeting_its_own_item_is_done),
         cmocka_unit_test(test_unanswered_keyed_create_names_its_task),
         cmocka_unit_test(test_create_never_sent_made_nothing),
         cmocka_unit_test(test_list_stops_on_a_key_given_back),
