@@ -9,7 +9,7 @@
  * Idempotency-Key: one PutItem, condition attribute_not_exists(id). If the
  * condition fails, the item with that fresh id can only be this very call's
  * own earlier attempt (aws_http retried after a lost answer), which the
- * returned item confirms; that is a success. With a key: one
+ * returned item confirms (none returned: it is read); that is a success. With a key: one
  * TransactWriteItems putting the task and the item "idem#<key>" {task_id,
  * created_time, ttl = now + 24 h}; the key item's condition is
  * attribute_not_exists(id) OR ttl <= now, so a key past its window (which
@@ -18,7 +18,8 @@
  * ClientRequestToken, so a retried transaction is not applied twice. A
  * cancellation whose reason for the key item is ConditionalCheckFailed is a
  * duplicate: the reason carries the key item (else it is read, consistently)
- * and its task_id is the answer, unless that task is gone (its ttl deleted
+ * and its task_id is the answer (this very transaction's task: its own
+ * attempt whose answer was lost, a success), unless that task is gone (its ttl deleted
  * it while the key lived on): the key item is deleted, if it still names that
  * task, and the create tried again. A TransactionConflict (two creators of one
  * key at the same moment) is retried with a new id after a short pause. A
@@ -1071,6 +1072,9 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
                 *rc_out = read_idem(s, c->idempotency_key, w->now, w->id);
             if (*rc_out == STORE_NOT_FOUND) /* the key expired in between */
                 out = KEY_AGAIN;
+            else if (*rc_out == STORE_DUPLICATE && strcmp(w->id, id) == 0)
+                *rc_out = STORE_OK; /* this very transaction, applied by an attempt whose answer
+                                     * was lost (its ClientRequestToken not honoured) */
         } else if (cancelled_for(reasons, &r, "ValidationError")) {
             /* as a ValidationException of a single write: the item can never be kept */
             log_warn("DynamoDB cannot keep this item", "table", s->table, "operation",

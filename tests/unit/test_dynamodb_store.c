@@ -1102,6 +1102,53 @@ static void test_unanswered_keyed_create_names_its_task(void **state)
     stop(&f);
 }
 
+/* Request 1, a transaction tried again, is cancelled: the task's Put and the key's failed their
+ * conditions, the key item naming the transaction's own ClientRequestToken (its first attempt
+ * went through; a DynamoDB that does not honour the token). */
+static void answer_key_taken_by_itself(void *arg, const http_stub_request *rq, size_t index,
+                                       http_stub_reply *reply)
+{
+    char *body = arg;
+    json_t *root = json_loadb(rq->body, rq->body_len, 0, NULL);
+    const char *token = json_string_value(json_object_get(root, "ClientRequestToken"));
+    if (index == 1 && token && strlen(token) == TASK_ID_LEN) {
+        snprintf(body, 1024,
+                 CANCELLED("ConditionalCheckFailed, ConditionalCheckFailed",
+                           "{\"Code\":\"ConditionalCheckFailed\"},{\"Code\":"
+                           "\"ConditionalCheckFailed\",\"Item\":{\"id\":{\"S\":\"idem#order-42\"},"
+                           "\"task_id\":{\"S\":\"%s\"},\"created_time\":{\"N\":\"1700000000\"},"
+                           "\"ttl\":{\"N\":\"9999999999\"}}}"),
+                 token);
+        reply->status = 400;
+        reply->body = body;
+        reply->body_len = strlen(body);
+    }
+    json_decref(root);
+}
+
+/* A keyed create whose transaction went through but was answered 500, tried again and cancelled
+ * on its own key (the key item names this very transaction's task), made the task: done (201),
+ * not a duplicate of itself, and the task is not read again. */
+static void test_keyed_create_meeting_its_own_key_is_done(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {
+        LOST_ANSWER, {.status = 400, .body = KEY_TAKEN}, {.status = 200, .body = OLD_TASK_ITEM}};
+    char body[1024];
+    fixture f;
+    start_handled(&f, script, 3, answer_key_taken_by_itself, body);
+    store_write w = create_direct(&f, "order-42");
+    assert_int_equal(w.rc, STORE_OK);
+    assert_false(w.unknown);
+    assert_int_equal(http_stub_count(f.server), 2);
+    char first[37], second[37];
+    transaction_at(&f, 0, first);
+    transaction_at(&f, 1, second);
+    assert_string_equal(first, second);
+    assert_string_equal(w.id, first);
+    stop(&f);
+}
+
 /* A create whose every try was refused its connection never went out: it made nothing, and is
  * not unknown (its client may create it again), with a key or without. */
 static void test_create_never_sent_made_nothing(void **state)
@@ -1208,6 +1255,7 @@ int main(void)
         cmocka_unit_test(test_unanswered_create_may_have_made_its_task),
         cmocka_unit_test(test_create_meeting_its_own_item_is_done),
         cmocka_unit_test(test_unanswered_keyed_create_names_its_task),
+        cmocka_unit_test(test_keyed_create_meeting_its_own_key_is_done),
         cmocka_unit_test(test_create_never_sent_made_nothing),
         cmocka_unit_test(test_list_stops_on_a_key_given_back),
     };
