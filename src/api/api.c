@@ -197,7 +197,7 @@ static bool take_idempotency_key(const api_request *req, api_exchange *ex)
         api_error(&ex->resp, 400, "Idempotency-Key must be given once");
         return false;
     }
-    if (key && (strlen(key) == 0 || strlen(key) > 255)) {
+    if (key && (strlen(key) == 0 || strlen(key) > STORE_IDEMPOTENCY_KEY_MAX)) {
         api_error(&ex->resp, 400, "Idempotency-Key must be 1 to 255 bytes");
         return false;
     }
@@ -268,6 +268,15 @@ static void finish_create(api_exchange *ex)
                      ex->write.id, ex->write.id);
         api_error(resp, 503, detail);
         api_add_header(resp, "Retry-After", "1");
+        return;
+    }
+    if (rc == STORE_INVALID && ex->write.size_limit) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "Task too large for the task store: %zu bytes as stored (limit %zu bytes, "
+                 "leaving room for its claim, history and status messages)",
+                 ex->write.size, ex->write.size_limit);
+        api_error(resp, 413, detail);
         return;
     }
     if (store_failed(resp, rc))

@@ -30,6 +30,10 @@
  * backoff, attempts and deadline), and is STORE_BUSY when still throttled. A
  * ValidationError reason is STORE_INVALID, as a ValidationException of a
  * single write is.
+ * Before either, the item is sized as DynamoDB counts it: one that would leave
+ * less room than the changes the task can take need (ITEM_GROWTH_MAX) is
+ * STORE_INVALID, with its size and the limit, so that no task is made that
+ * could never be claimed or finished.
  * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
  * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
  *
@@ -93,6 +97,7 @@
 #include "core/json_util.h"
 #include "core/sbuf.h"
 #include "core/uuid7.h"
+#include "core/validate.h"
 #include "util/log.h"
 
 #include <errno.h>
@@ -112,9 +117,12 @@
 /* The one partition of claims_by_expiry, a sparse index: an item is in it while a client's claim
  * with a lease holds it (claim_lease set with claim_expires) */
 #define CLAIM_LEASE_KEY "lease"
-#define SECRET_ID       "meta#secret"
-#define PING_ID         "meta#ping"
-#define TARGET_PREFIX   "DynamoDB_20120810."
+/* The most bytes an item holds, as DynamoDB counts them (400 KB); a number counts 21 at most. */
+#define ITEM_MAX      409600
+#define NUMBER_MAX    21
+#define SECRET_ID     "meta#secret"
+#define PING_ID       "meta#ping"
+#define TARGET_PREFIX "DynamoDB_20120810."
 
 /* The immutable facts of a task an update needs. */
 typedef struct fact {
@@ -862,6 +870,87 @@ static store_rc ddb_secret(store *base, uint8_t key[16])
     return rc;
 }
 
+/* ---- item sizes -------------------------------------------------------- */
+
+/* The bytes DynamoDB counts for a number's text: one for each pair of its significant digits,
+ * one more where the pairs do not start at the decimal point, and one; at most NUMBER_MAX. */
+static size_t number_size(const char *text)
+{
+    size_t digits = 0, zeros = 0;
+    for (const char *p = text; p && *p && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '0')
+            zeros += digits > 0; /* inside or trailing: counted if a digit follows */
+        else if (*p >= '1' && *p <= '9') {
+            digits += zeros + 1;
+            zeros = 0;
+        }
+    }
+    size_t size = digits / 2 + 2;
+    return size < NUMBER_MAX ? size : NUMBER_MAX;
+}
+
+/* The bytes DynamoDB counts for AttributeValue v: a string's, a number's, 1 for a BOOL or NULL,
+ * and a map or list 3 and 1 for each member or element, with its name. */
+static size_t value_size(const json_t *v)
+{
+    const char *type;
+    const json_t *x;
+    size_t size = 0;
+    json_object_foreach((json_t *)v, type, x)
+    {
+        if (strcmp(type, "N") == 0) {
+            size += number_size(json_string_value(x));
+        } else if (strcmp(type, "M") == 0) {
+            const char *name;
+            const json_t *member;
+            size += 3;
+            json_object_foreach((json_t *)x, name, member) size +=
+                1 + strlen(name) + value_size(member);
+        } else if (strcmp(type, "L") == 0) {
+            size += 3;
+            for (size_t i = 0; i < json_array_size(x); i++)
+                size += 1 + value_size(json_array_get(x, i));
+        } else {
+            size += json_is_string(x) ? json_string_length(x) : 1; /* S; BOOL, NULL */
+        }
+    }
+    return size;
+}
+
+/* The bytes DynamoDB counts for an item: its attributes' names and values. */
+static size_t item_size(const json_t *item)
+{
+    const char *name;
+    const json_t *v;
+    size_t size = 0;
+    json_object_foreach((json_t *)item, name, v) size += strlen(name) + value_size(v);
+    return size;
+}
+
+/* The longest history entry: a map of s (IN_PROGRESS), m (TASK_HISTORY_MSG_MAX bytes) and t,
+ * an element of the list. */
+#define HISTORY_ENTRY_MAX                                                                          \
+    (1 + 3 + (1 + 1 + 11) + (1 + 1 + TASK_HISTORY_MSG_MAX) + (1 + 1 + NUMBER_MAX))
+
+/*
+ * What the changes a task can take after its creation add to its item at most, its result
+ * aside (a result the item cannot hold is refused: 422, or a handler's task fails without it).
+ * IN_PROGRESS is 4 bytes longer than CREATED, in status and in type_status; status_msg grows
+ * from "" to the longest a PATCH takes (VALIDATE_STATUS_MSG_MAX characters of up to 4 bytes; a
+ * handler's failure quotes less); the claim, its lease and the final status add updated_time,
+ * write_token, claimed_time, claim_key (the longest key, in hex: "k~" and two digits a byte),
+ * claim_expires, claim_lease, ttl and history_dropped; and the history TASK_HISTORY_MAX + 1
+ * entries more than its first, at their longest (trim_history() brings it back to
+ * TASK_HISTORY_MAX after each change: one more is a change after a trim that failed).
+ */
+#define ITEM_GROWTH_MAX                                                                            \
+    (4 + 4 + 4 * VALIDATE_STATUS_MSG_MAX + (12 + NUMBER_MAX) + (11 + TASK_ID_LEN) +                \
+     (12 + NUMBER_MAX) + (9 + 2 + 2 * STORE_IDEMPOTENCY_KEY_MAX) + (13 + NUMBER_MAX) + (11 + 5) +  \
+     (3 + NUMBER_MAX) + (15 + NUMBER_MAX) + (TASK_HISTORY_MAX + 1) * HISTORY_ENTRY_MAX)
+
+/* The most a new task's item may take: what leaves room for every change it can take. */
+#define CREATE_ITEM_MAX (ITEM_MAX - ITEM_GROWTH_MAX)
+
 /* ---- create ------------------------------------------------------------ */
 
 static bool new_id(ddb_store *s, char out[37])
@@ -901,6 +990,29 @@ static void put_task_item(sbuf *b, const char *id, const store_new_task *c, cons
     sbuf_puts(b, ",\"history\":{\"L\":[");
     put_history_entry(b, TASK_CREATED, "", now);
     sbuf_puts(b, "]}}");
+}
+
+/* STORE_OK when a new task's item leaves room for every change it can take (CREATE_ITEM_MAX);
+ * STORE_INVALID, with its size and the limit in w, when it does not; STORE_ERROR, logged, when
+ * it cannot be sized (out of memory). */
+static store_rc leaves_room(const ddb_store *s, store_write *w, const char *data_image)
+{
+    static const char some_id[] = "00000000-0000-7000-8000-000000000000"; /* as long as any */
+    sbuf b = {0};
+    put_task_item(&b, some_id, &w->create, data_image, w->now);
+    json_t *item = sbuf_failed(&b) ? NULL : json_loadb(b.data, b.len, JSON_ALLOW_NUL, NULL);
+    sbuf_free(&b);
+    if (!item) {
+        log_error("cannot size a new task's item (out of memory)", "table", s->table, NULL);
+        return STORE_ERROR;
+    }
+    size_t size = item_size(item);
+    json_decref(item);
+    if (size <= CREATE_ITEM_MAX)
+        return STORE_OK;
+    w->size = size;
+    w->size_limit = CREATE_ITEM_MAX;
+    return STORE_INVALID;
 }
 
 /* PutItem of a task without an Idempotency-Key. */
@@ -1146,11 +1258,10 @@ static store_rc apply_create(ddb_store *s, store_write *w)
     if (!data_image && !(data_image = derived = attrval_from_text(c->data ? c->data : "{}")))
         return STORE_ERROR;
     char id[37];
-    store_rc rc = STORE_ERROR;
-    if (!c->idempotency_key) {
-        if (new_id(s, id))
-            rc = create_plain(s, w, id, data_image);
-    } else {
+    store_rc rc = leaves_room(s, w, data_image);
+    if (rc == STORE_OK && !c->idempotency_key) {
+        rc = new_id(s, id) ? create_plain(s, w, id, data_image) : STORE_ERROR;
+    } else if (rc == STORE_OK) {
         /* tried until a try settles it, each with a new id. Throttling and conflicts have
          * budgets of their own (aws_retry_pause()'s attempts, CREATE_TRIES), so a create
          * meeting both may take up to their sum of transactions, all within the one deadline. */
@@ -1701,6 +1812,7 @@ static void ddb_submit(store *base, store_write *w)
     int64_t started = clock_mono_ms();
     memset(&w->current, 0, sizeof w->current);
     w->unknown = false;
+    w->size = w->size_limit = 0;
     w->call = NULL;
     w->call_request_id[0] = '\0';
     if (w->kind == STORE_WRITE_CREATE)

@@ -36,6 +36,8 @@
 
 /* How long an idempotency key is remembered, in seconds (README: 24 h). */
 #define STORE_IDEMPOTENCY_WINDOW (24 * 3600)
+/* The longest Idempotency-Key, of a create or a claim, in bytes. */
+#define STORE_IDEMPOTENCY_KEY_MAX 255
 
 typedef enum store_rc {
     STORE_OK = 0,
@@ -166,6 +168,10 @@ typedef struct store_write {
      * not answer in time, or failed after it may have taken the write); for CREATE, id then
      * names the task it may have made. A local store's failures are never unknown. */
     bool unknown;
+    /* out, for CREATE with STORE_INVALID: the bytes the task would take in the store, and the
+     * most a new task may take there (room kept for the changes it can take later), when the
+     * store refused it for its size before writing it; both 0 else */
+    size_t size, size_limit;
     /* out, for the write's span (store_trace_write()): the remote call that decided it — its
      * operation, a static name (NULL when none was made, as a local store never makes one),
      * and the service's id of the request ("" when unknown) */

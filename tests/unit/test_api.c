@@ -2672,9 +2672,21 @@ static void test_dynamodb_claim_made_again_elsewhere_renews(void **state)
 }
 
 /* A table that does not exist is an error to report, never a crash. */
+/* A POST whose data is a blob of n bytes; the caller frees it. */
+static char *blob_body(size_t n)
+{
+    char *body = malloc(n + 64);
+    assert_non_null(body);
+    int k = snprintf(body, 64, "{\"task_type\":\"TASK2\",\"data\":{\"big\":\"");
+    memset(body + k, 'x', n);
+    memcpy(body + k + n, "\"}}", 4);
+    return body;
+}
+
 /*
- * An item DynamoDB can never hold (over 400 KB) is the client's fault for
- * good: 422, not a 503 that invites a retry.
+ * A task DynamoDB could not hold with room for the changes it can take is refused at its
+ * creation with 413, saying so; a change DynamoDB can never take (a result past 400 KB) is the
+ * client's fault for good: 422, not a 503 that invites a retry.
  */
 static void test_dynamodb_refuses_for_good(void **state)
 {
@@ -2682,21 +2694,119 @@ static void test_dynamodb_refuses_for_good(void **state)
     if (!on_dynamodb())
         skip();
     f->cfg.body_limit = 1024 * 1024;
-    size_t n = 450 * 1024;
-    char *body = malloc(n + 64);
-    assert_non_null(body);
-    int k = snprintf(body, 64, "{\"task_type\":\"TASK2\",\"data\":{\"big\":\"");
-    memset(body + k, 'x', n);
-    memcpy(body + k + n, "\"}}", 4);
+    char *body = blob_body(450 * 1024);
     api_response r = call(f, "POST", "/tasks", body, NULL);
     free(body);
-    assert_int_equal(r.status, 422);
+    assert_int_equal(r.status, 413);
     json_t *j = body_json(&r);
+    const char *detail = json_string_value(json_object_get(j, "detail"));
+    size_t size = 0, limit = 0;
+    if (!detail || sscanf(detail,
+                          "Task too large for the task store: %zu bytes as stored (limit "
+                          "%zu bytes, ",
+                          &size, &limit) != 2)
+        fail_msg("detail: %s", detail ? detail : "(none)");
+    assert_true(size > 450 * 1024 && limit < 400 * 1024);
+    json_decref(j);
+    api_response_free(&r);
+
+    char id[37];
+    store_new_task t = {.task_type = "TASK2", .data = "{}", .ttl = TASK_NULL_TIME};
+    assert_int_equal(store_create_task(f->store, &t, NOW, id), STORE_OK);
+    size_t n = 450 * 1024;
+    char *patch = malloc(n + 64);
+    assert_non_null(patch);
+    int k = snprintf(patch, 64, "{\"status\":\"FAILED\",\"result\":\"");
+    memset(patch + k, 'x', n);
+    memcpy(patch + k + n, "\"}", 3);
+    char path[64];
+    snprintf(path, sizeof path, "/tasks/%s", id);
+    r = call(f, "PATCH", path, patch, NULL);
+    free(patch);
+    assert_int_equal(r.status, 422);
+    j = body_json(&r);
     json_t *item = json_array_get(json_object_get(j, "detail"), 0);
     assert_string_equal(json_string_value(json_object_get(item, "type")), "value_error");
     assert_non_null(strstr(json_string_value(json_object_get(item, "msg")), "task store"));
     json_decref(j);
     api_response_free(&r);
+}
+
+/* A status_msg of VALIDATE_STATUS_MSG_MAX characters of 4 bytes, the longest a PATCH takes, with
+ * c first (each change's its own); the caller frees it. */
+static char *longest_msg(char c)
+{
+    char *msg = malloc(4 * VALIDATE_STATUS_MSG_MAX + 1);
+    assert_non_null(msg);
+    for (size_t i = 0; i < VALIDATE_STATUS_MSG_MAX; i++)
+        memcpy(msg + 4 * i, "\xf0\x9f\x98\x80", 4); /* U+1F600 */
+    msg[4 * VALIDATE_STATUS_MSG_MAX] = '\0';
+    msg[0] = c;
+    return msg;
+}
+
+/*
+ * The largest task the DynamoDB store takes (found by halving, against DynamoDB Local, which
+ * holds an item to 400 KB) can take every change that follows: a claim under the longest key
+ * (kept in hex) with a lease, reclaims until its history is full and trimmed, and its failure,
+ * each with the longest status_msg; one byte more is refused at its creation.
+ */
+static void test_dynamodb_leaves_room_for_every_change(void **state)
+{
+    fixture *f = *state;
+    if (!on_dynamodb())
+        skip();
+    size_t lo = 300 * 1000, hi = 410 * 1000; /* taken, refused */
+    char id[37] = "";
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        char *body = blob_body(mid);
+        char *data = strstr(body, "{\"big\"");
+        data[strlen(data) - 1] = '\0';
+        store_new_task t = {.task_type = "TASK2", .data = data, .ttl = NOW + 10};
+        char made[37];
+        store_rc rc = store_create_task(f->store, &t, NOW, made);
+        free(body);
+        assert_true(rc == STORE_OK || rc == STORE_INVALID);
+        if (rc == STORE_OK) {
+            lo = mid;
+            memcpy(id, made, sizeof id);
+        } else {
+            hi = mid;
+        }
+    }
+    assert_true(id[0]); /* the task of lo bytes */
+
+    char key[STORE_IDEMPOTENCY_KEY_MAX + 1];
+    memset(key, 0xff, STORE_IDEMPOTENCY_KEY_MAX);
+    key[STORE_IDEMPOTENCY_KEY_MAX] = '\0';
+    char *msg = longest_msg('c');
+    store_update claim = {.id = id,
+                          .status = TASK_IN_PROGRESS,
+                          .status_msg = msg,
+                          .claim_key = key,
+                          .claim_expires = NOW + 3600};
+    assert_int_equal(store_update_task(f->store, &claim, NOW, NULL), STORE_OK);
+    free(msg);
+    for (int i = 0; i < TASK_HISTORY_MAX; i++) {
+        msg = longest_msg((char)('A' + i % 26));
+        store_write w = {.kind = STORE_WRITE_RECLAIM,
+                         .now = NOW + 1 + i,
+                         .update = {.id = id, .status = TASK_IN_PROGRESS, .status_msg = msg}};
+        if (store_write_wait(f->store, &w) != STORE_OK)
+            fail_msg("reclaim %d of the largest task: %s", i + 1, store_rc_name(w.rc));
+        task_clear(&w.current);
+        free(msg);
+    }
+    msg = longest_msg('f');
+    store_update fail = {.id = id, .status = TASK_FAILED, .status_msg = msg};
+    assert_int_equal(store_update_task(f->store, &fail, NOW + 100, NULL), STORE_OK);
+    free(msg);
+    task_history h;
+    assert_int_equal(store_get_history(f->store, id, &h), STORE_OK);
+    assert_int_equal(h.count, TASK_HISTORY_MAX);
+    assert_true(h.truncated);
+    task_history_clear(&h);
 }
 
 static void test_dynamodb_missing_table(void **state)
@@ -2783,6 +2893,7 @@ int main(void)
         CASE(test_dynamodb_update_corrects_its_facts),
         CASE(test_dynamodb_claim_made_again_elsewhere_renews),
         CASE(test_dynamodb_refuses_for_good),
+        CASE(test_dynamodb_leaves_room_for_every_change),
         CASE(test_dynamodb_missing_table),
     };
 #undef CASE
