@@ -45,6 +45,7 @@ struct http_stub {
     const char *headers;
     http_stub_handler *handler;
     void *handler_arg;
+    bool no_continue;
     /* under mu */
     http_stub_request **reqs;
     size_t n_reqs, cap_reqs;
@@ -166,6 +167,7 @@ static http_stub_request *read_request(conn *c)
     }
     if (sscanf(rq->line, "%15s %511s", rq->method, rq->path) != 2)
         rq->method[0] = rq->path[0] = '\0';
+    rq->head_at_ms = mono_ms();
 
     const char *v;
     size_t vl;
@@ -175,16 +177,20 @@ static http_stub_request *read_request(conn *c)
     bool expect = http_stub_header_find(rq, "Expect", &v, &vl);
     while (expect && vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
         vl--;
-    if (expect && vl == 12 && strncasecmp(v, "100-continue", 12) == 0 &&
+    if (expect && vl == 12 && strncasecmp(v, "100-continue", 12) == 0 && !c->s->no_continue &&
         !send_all(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25)) {
         request_free(rq);
         return NULL;
     }
-    while (c->len < head_len + body_len)
+    rq->body_at_ms = c->len > head_len || body_len == 0 ? rq->head_at_ms : 0;
+    while (c->len < head_len + body_len) {
         if (!read_more(c)) {
             request_free(rq);
             return NULL;
         }
+        if (!rq->body_at_ms && c->len > head_len)
+            rq->body_at_ms = mono_ms();
+    }
     rq->body = malloc(body_len + 1);
     if (!rq->body) {
         request_free(rq);
@@ -351,6 +357,7 @@ http_stub *http_stub_start(const http_stub_options *o)
     s->headers = o->headers;
     s->handler = o->handler;
     s->handler_arg = o->handler_arg;
+    s->no_continue = o->no_continue;
     assert_int_equal(pthread_mutex_init(&s->mu, NULL), 0);
     assert_int_equal(pipe2(s->wake, O_CLOEXEC), 0);
     s->lfd = loopback_socket(SOCK_NONBLOCK, &s->port);

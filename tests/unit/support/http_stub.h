@@ -45,7 +45,9 @@ typedef struct http_stub_request {
     char *head;      /* the header lines, each ending "\r\n", without the request line */
     char *body;      /* Content-Length bytes, NUL-terminated after them */
     size_t body_len;
-    int64_t at_ms; /* CLOCK_MONOTONIC milliseconds when the whole request had arrived */
+    int64_t at_ms;      /* CLOCK_MONOTONIC milliseconds when the whole request had arrived */
+    int64_t head_at_ms; /* ... when its header block had */
+    int64_t body_at_ms; /* ... and the first bytes of its body (none: head_at_ms) */
 } http_stub_request;
 
 /*
@@ -65,6 +67,9 @@ typedef struct http_stub_options {
     const char *headers; /* header lines sent with every answer, before the reply's own */
     http_stub_handler *handler;
     void *handler_arg;
+    /* Never answer "Expect: 100-continue" with "100 Continue": a client that waits for one
+     * sends its body only once its own wait is over. */
+    bool no_continue;
 } http_stub_options;
 
 typedef struct http_stub http_stub;
