@@ -55,7 +55,8 @@
  * of the body: aws_error.h). Without a type there, the x-amzn-query-error
  * header (before ';') and then x-amzn-errortype (before ':') are used, all
  * through aws_error_type(). When no answer came, error_message carries
- * libcurl's reason.
+ * libcurl's reason. An answer is kept up to AWS_MAX_BODY (64 MiB); a longer
+ * one is UNAVAILABLE, not retried, and says so.
  * Every answer's request id (the header DynamoDB, SNS and SQS send as
  * x-amzn-RequestId; the other spellings AWS uses are taken too) is kept for
  * the caller's spans.
@@ -84,11 +85,12 @@
 #endif
 
 #define AWS_USER_AGENT     "taskd/" TASKD_VERSION
-#define AWS_BACKOFF_BASE   25   /* ms */
-#define AWS_BACKOFF_CAP    2000 /* ms */
-#define AWS_MIN_ATTEMPT_MS 10   /* no retry with less time than this left */
-#define AWS_CONNECT_MS     3000 /* connect timeout cap of one attempt */
-#define AWS_MAX_BODY       (64L * 1024 * 1024)
+#define AWS_BACKOFF_BASE   25                  /* ms */
+#define AWS_BACKOFF_CAP    2000                /* ms */
+#define AWS_MIN_ATTEMPT_MS 10                  /* no retry with less time than this left */
+#define AWS_CONNECT_MS     3000                /* connect timeout cap of one attempt */
+#define AWS_MAX_BODY       (64L * 1024 * 1024) /* bytes of an answer kept at most */
+#define AWS_MAX_BODY_TEXT  "67108864"
 #define AWS_POOL_MAX_IDLE  64
 
 struct aws_client {
@@ -542,7 +544,8 @@ static void handle_give(aws_client *c, CURL *h)
 typedef struct answer {
     char *body;
     size_t len, cap;
-    bool nomem;            /* the body could not be stored */
+    bool nomem;            /* the body could not be stored: out of memory */
+    bool too_long;         /* ... or it is over AWS_MAX_BODY */
     char query_error[128]; /* x-amzn-query-error */
     char error_type[128];  /* x-amzn-errortype */
     char request_id[64];   /* x-amzn-RequestId, x-amzn-request-id or x-amz-request-id */
@@ -560,7 +563,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     size_t n = size * nmemb;
     if (a->len + n + 1 > a->cap) {
         if (a->len + n + 1 > (size_t)AWS_MAX_BODY) {
-            a->nomem = true;
+            a->too_long = true;
             return 0;
         }
         size_t cap = a->cap ? a->cap : 1024;
@@ -682,9 +685,15 @@ static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int
     aws_response_free(out);
     if (cc != CURLE_OK) {
         const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        if (cc == CURLE_WRITE_ERROR && a->too_long)
+            why = "the answer is longer than " AWS_MAX_BODY_TEXT " bytes, the most a call keeps";
         out->error_message = strdup(why);
         if (cc == CURLE_OUT_OF_MEMORY || (cc == CURLE_WRITE_ERROR && a->nomem)) {
             *rc = AWS_ERR_NOMEM;
+            return OUT_DONE;
+        }
+        if (cc == CURLE_WRITE_ERROR && a->too_long) {
+            *rc = AWS_ERR_UNAVAILABLE; /* no answer the caller can read; the same again */
             return OUT_DONE;
         }
         if (cc == CURLE_OPERATION_TIMEDOUT && clock_unix_ms() > deadline - AWS_MIN_ATTEMPT_MS) {

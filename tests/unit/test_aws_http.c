@@ -1160,6 +1160,38 @@ static void test_empty_success_body(void **state)
     http_stub_stop(s);
 }
 
+/* An answer over the 64 MiB a call keeps is no answer the caller can read: unavailable, not
+ * retried (it would come the same), and said so, where it was "out of memory" with libcurl's
+ * "Failure writing output to destination". One of exactly 64 MiB less one byte is kept. */
+static void test_answer_over_the_bound(void **state)
+{
+    (void)state;
+    size_t most = 64u * 1024 * 1024 - 1; /* and its NUL */
+    char *big = malloc(most + 1);
+    assert_non_null(big);
+    memset(big, 'x', most + 1);
+    http_stub_reply script[] = {{.status = 200, .body = big, .body_len = most + 1},
+                                {.status = 200, .body = big, .body_len = most}};
+    http_stub *s = server_start(script, 2);
+    aws_client *c = client_for(s, AWS_SQS, false);
+    aws_response r;
+    assert_int_equal(aws_json_call(c, "AmazonSQS.ReceiveMessage", "{}", 2, in_ms(20000), &r),
+                     AWS_ERR_UNAVAILABLE);
+    assert_int_equal(r.attempts, 1);
+    assert_null(r.body);
+    assert_string_equal(r.error_message,
+                        "the answer is longer than 67108864 bytes, the most a call keeps");
+    aws_response_free(&r);
+    assert_int_equal(aws_json_call(c, "AmazonSQS.ReceiveMessage", "{}", 2, in_ms(20000), &r),
+                     AWS_OK);
+    assert_int_equal(r.body_len, most);
+    aws_response_free(&r);
+    assert_int_equal(http_stub_count(s), 2);
+    aws_client_free(c);
+    http_stub_stop(s);
+    free(big);
+}
+
 /* The answer's request id, under each name AWS gives it, kept on errors too; none without one. */
 static void test_request_id(void **state)
 {
@@ -1418,6 +1450,7 @@ int main(void)
         cmocka_unit_test(test_retry_sent_and_cut_short_is_unknown),
         cmocka_unit_test(test_dropped_connection_is_retried),
         cmocka_unit_test(test_empty_success_body),
+        cmocka_unit_test(test_answer_over_the_bound),
         cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_no_answer_times_out_at_deadline),
         cmocka_unit_test(test_thread_deadline_applies),
