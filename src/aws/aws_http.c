@@ -806,8 +806,10 @@ static aws_rc call(aws_client *c, const char *target, const char *body, size_t l
     for (;;) {
         int64_t left = deadline - clock_unix_ms();
         if (left <= 0) {
-            if (out->attempts == 0)
+            if (out->attempts == 0) {
                 rc = AWS_ERR_TIMEOUT;
+                out->error_message = strdup("the deadline passed before the first attempt");
+            }
             break;
         }
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);

@@ -1295,6 +1295,7 @@ static void test_thread_deadline_applies(void **state)
     http_stub_stop(s);
 }
 
+/* A call whose deadline has passed sends nothing and says why: a timeout with no attempt. */
 static void test_past_deadline_sends_nothing(void **state)
 {
     (void)state;
@@ -1305,6 +1306,8 @@ static void test_past_deadline_sends_nothing(void **state)
                      AWS_ERR_TIMEOUT);
     assert_int_equal(r.attempts, 0);
     assert_int_equal(r.status, 0);
+    assert_non_null(r.error_message); /* logged as the call's detail */
+    assert_string_equal(r.error_message, "the deadline passed before the first attempt");
     aws_response_free(&r);
     assert_int_equal(http_stub_count(s), 0);
     aws_client_free(c);

@@ -396,8 +396,11 @@ static bool clients(void *arg)
     bool ok = strcmp(aws_client_endpoint(c), "http://127.0.0.1:9/") == 0 &&
               strcmp(aws_client_region(c), "eu-west-1") == 0;
     aws_response r;
+    /* its reason, unless the copy of it failed */
     ok = ok && aws_json_call(c, "AmazonSQS.SendMessage", "{}", 2, PAST, &r) == AWS_ERR_TIMEOUT &&
-         r.attempts == 0 && !r.body && !r.error_message;
+         r.attempts == 0 && !r.body &&
+         (!r.error_message ||
+          strcmp(r.error_message, "the deadline passed before the first attempt") == 0);
     aws_response_free(&r);
     ok = ok && aws_query_call(c, "Action=Publish", 14, PAST, &r) == AWS_ERR_TIMEOUT &&
          r.attempts == 0;
