@@ -941,7 +941,8 @@ static size_t item_size(const json_t *item)
  * write_token, claimed_time, claim_key (the longest key, in hex: "k~" and two digits a byte),
  * claim_expires, claim_lease, ttl and history_dropped; and the history TASK_HISTORY_MAX + 1
  * entries more than its first, at their longest (trim_history() brings it back to
- * TASK_HISTORY_MAX after each change: one more is a change after a trim that failed).
+ * TASK_HISTORY_MAX after each change, and a reclaim waits for a history a failed trim left
+ * longer: one more is the final status after such a trim).
  */
 #define ITEM_GROWTH_MAX                                                                            \
     (4 + 4 + 4 * VALIDATE_STATUS_MSG_MAX + (12 + NUMBER_MAX) + (11 + TASK_ID_LEN) +                \
@@ -1679,14 +1680,19 @@ static store_rc renew_lease(ddb_store *s, store_write *w)
     return out;
 }
 
+/* STORE_OK for a change of a task id with a message; else what it is refused without a call. */
+static store_rc update_askable(const store_update *u)
+{
+    return !is_task_id(u->id) ? STORE_NOT_FOUND : !u->status_msg ? STORE_ERROR : STORE_OK;
+}
+
 /* A status change, decided and written (the renewal of a claim made again aside). */
 static store_rc update_status(ddb_store *s, store_write *w)
 {
     const store_update *u = &w->update;
-    if (!is_task_id(u->id))
-        return STORE_NOT_FOUND;
-    if (!u->status_msg)
-        return STORE_ERROR;
+    store_rc refused = update_askable(u);
+    if (refused != STORE_OK)
+        return refused;
     int allowed = allowed_from(u->status, u->status_msg);
     if (u->from_created)
         allowed &= 1 << TASK_CREATED;
@@ -1732,31 +1738,25 @@ static store_rc apply_update(ddb_store *s, store_write *w)
                                                                               : rc;
 }
 
+/* How many times a reclaim is tried: again once after it trimmed a history left long. */
+#define RECLAIM_TRIES 2
+
 /*
- * A redelivery's claim: append IN_PROGRESS to the history of a task that is
- * IN_PROGRESS and set its status_msg and updated_time, in one conditional
- * UpdateItem (trimmed as an update is), so that the task and its stream
- * record show the run again. It sets claimed_time, as a claim does; with claimed_before, it is
- * conditioned on the last claim being no later (none known: an item claimed before claimed_time was
- * kept), so that of two deliveries that would run the task again at once, one does. Its write_token
- * tells its own attempt whose answer was lost from another delivery's, as an update's does.
+ * One try of a reclaim (apply_reclaim()), its write_token token: STORE_OK, STORE_CONFLICT,
+ * STORE_NOT_FOUND or a failure; or *again set when only the task's history, left longer than
+ * TASK_HISTORY_MAX by a trim that failed, refused it: trimmed now.
  */
-static store_rc apply_reclaim(ddb_store *s, store_write *w)
+static store_rc reclaim_once(ddb_store *s, store_write *w, const char *token, bool *again)
 {
     const store_update *u = &w->update;
-    if (!is_task_id(u->id))
-        return STORE_NOT_FOUND;
-    if (!u->status_msg)
-        return STORE_ERROR;
-    char token[37];
-    if (!new_id(s, token))
-        return STORE_ERROR;
+    *again = false;
     sbuf b = {0};
     begin_request(&b, s);
     put_key(&b, u->id);
     sbuf_puts(&b, ",\"UpdateExpression\":\"SET #hist = list_append(if_not_exists(#hist, "
                   ":nohist), :hent), #sm = :sm, #ut = :now, #ct = :now, #wt = "
-                  ":wt REMOVE #ck, #ce, #cl\",\"ConditionExpression\":\"#st = :ip");
+                  ":wt REMOVE #ck, #ce, #cl\",\"ConditionExpression\":\"#st = :ip AND "
+                  "(attribute_not_exists(#hist) OR size(#hist) <= :hmax)");
     if (u->claimed_before)
         sbuf_puts(&b, " AND (attribute_not_exists(#ct) OR #ct <= :before)");
     sbuf_puts(&b, "\",\"ExpressionAttributeNames\":{\"#hist\":\"history\",\"#st\":\"status\","
@@ -1770,6 +1770,7 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
     put_s(&b, true, ":sm", u->status_msg);
     put_n(&b, true, ":now", w->now);
     put_s(&b, true, ":wt", token);
+    put_n(&b, true, ":hmax", TASK_HISTORY_MAX);
     if (u->claimed_before)
         put_n(&b, true, ":before", u->claimed_before);
     sbuf_puts(&b, "},\"ReturnValues\":\"UPDATED_OLD\","
@@ -1793,14 +1794,58 @@ static store_rc apply_reclaim(ddb_store *s, store_write *w)
               : root               ? STORE_NOT_FOUND
                                    : STORE_ERROR; /* unreadable: not known */
         const char *written_by = attr_s(item, "write_token");
-        if (out == STORE_OK && !(written_by && strcmp(written_by, token) == 0))
-            out = STORE_CONFLICT; /* else its own attempt whose answer was lost: done */
+        size_t len = json_array_size(json_object_get(json_object_get(item, "history"), "L"));
+        int64_t claimed = 0;
+        bool own = written_by && strcmp(written_by, token) == 0; /* its answer lost: done */
+        bool history_alone = w->current.status == TASK_IN_PROGRESS && len > TASK_HISTORY_MAX &&
+                             (!u->claimed_before || !attr_n(item, "claimed_time", &claimed) ||
+                              claimed <= u->claimed_before);
+        if (out == STORE_OK && !own && history_alone) {
+            trim_history(s, u->id, len);
+            task_clear(&w->current);
+            *again = true;
+        } else if (out == STORE_OK && !own) {
+            out = STORE_CONFLICT;
+        }
     } else {
         out = failure(s, "UpdateItem", rc, &r);
     }
     json_decref(root);
     aws_response_free(&r);
     return out;
+}
+
+/*
+ * A redelivery's claim: append IN_PROGRESS to the history of a task that is
+ * IN_PROGRESS and set its status_msg and updated_time, in one conditional
+ * UpdateItem (trimmed as an update is), so that the task and its stream
+ * record show the run again. It sets claimed_time, as a claim does; with claimed_before, it is
+ * conditioned on the last claim being no later (none known: an item claimed before claimed_time was
+ * kept), so that of two deliveries that would run the task again at once, one does. Its write_token
+ * tells its own attempt whose answer was lost from another delivery's, as an update's does.
+ * It is also conditioned on the history holding at most TASK_HISTORY_MAX entries, as each
+ * change's trim leaves it: a history a failed trim left longer is trimmed and the reclaim tried
+ * again, so that no run of reclaims grows an item past the room its creation kept
+ * (ITEM_GROWTH_MAX); STORE_BUSY when it stays long.
+ */
+static store_rc apply_reclaim(ddb_store *s, store_write *w)
+{
+    const store_update *u = &w->update;
+    store_rc rc = update_askable(u);
+    if (rc != STORE_OK)
+        return rc;
+    char token[37];
+    if (!new_id(s, token))
+        return STORE_ERROR;
+    bool again = true;
+    for (int i = 0; i < RECLAIM_TRIES && again; i++)
+        rc = reclaim_once(s, w, token, &again);
+    if (again) {
+        log_warn("task history stays untrimmed; the reclaim waits for it", "table", s->table,
+                 "task_id", u->id, NULL);
+        rc = STORE_BUSY;
+    }
+    return rc;
 }
 
 /* ---- submit ------------------------------------------------------------ */

@@ -33,6 +33,7 @@
 
 #include "aws/aws_http.h"
 #include "aws/dynamodb_store.h"
+#include "core/sbuf.h"
 #include "core/task.h"
 #include "store/store.h"
 #include "support/http_stub.h"
@@ -835,6 +836,18 @@ static void test_claim_taken_by_another_is_a_conflict(void **state)
     assert_int_equal(before, TASK_IN_PROGRESS);
 }
 
+/* A redelivery's reclaim of OLD_TASK at 1700000005, taken only if its last claim is timeout s
+ * old or older. */
+static store_write reclaim_of_old_task(int64_t timeout)
+{
+    return (store_write){.kind = STORE_WRITE_RECLAIM,
+                         .now = 1700000005,
+                         .update = {.id = OLD_TASK,
+                                    .status = TASK_IN_PROGRESS,
+                                    .status_msg = "Task started again",
+                                    .claimed_before = 1700000005 - timeout}};
+}
+
 /* A redelivery's reclaim over a fake whose first UpdateItem is applied but answered 500: the
  * second attempt (the same token) fails its condition, claimed_time being new. */
 static store_rc reclaim_after_lost_answer(bool same_token)
@@ -845,12 +858,7 @@ static store_rc reclaim_after_lost_answer(bool same_token)
     lost_claim c = {.retry_at = 1, .same_token = same_token};
     fixture f;
     start_handled(&f, script, 2, answer_lost_claim, &c);
-    store_write w = {.kind = STORE_WRITE_RECLAIM,
-                     .now = 1700000005,
-                     .update = {.id = OLD_TASK,
-                                .status = TASK_IN_PROGRESS,
-                                .status_msg = "Task started again (receive 2)",
-                                .claimed_before = 1700000005 - 30}};
+    store_write w = reclaim_of_old_task(30);
     store_rc rc = store_write_wait(f.store, &w);
     task_clear(&w.current);
     assert_int_equal(http_stub_count(f.server), 2);
@@ -872,6 +880,68 @@ static void test_reclaim_taken_by_another_is_a_conflict(void **state)
 {
     (void)state;
     assert_int_equal(reclaim_after_lost_answer(false), STORE_CONFLICT);
+}
+
+/* A failed condition's answer: OLD_TASK IN_PROGRESS, claimed at 1700000001, another update's
+ * token, its history of n entries. The caller frees it. */
+static char *long_history_refusal(size_t n)
+{
+    sbuf b = {0};
+    sbuf_puts(&b, "{\"__type\":\"" DDB_TYPE "ConditionalCheckFailedException\",\"message\":\"The "
+                  "conditional request failed\",\"Item\":{\"id\":{\"S\":\"" OLD_TASK "\"},"
+                  "\"task_type\":{\"S\":\"TASK1\"},\"status\":{\"S\":\"IN_PROGRESS\"},"
+                  "\"status_msg\":{\"S\":\"again\"},\"created_time\":{\"N\":\"1700000000\"},"
+                  "\"claimed_time\":{\"N\":\"1700000001\"},\"data\":{\"M\":{}},\"write_token\":"
+                  "{\"S\":\"0190a6b2-0000-7000-8000-000000000000\"},\"history\":{\"L\":[");
+    for (size_t i = 0; i < n; i++)
+        sbuf_printf(&b,
+                    "%s{\"M\":{\"s\":{\"S\":\"%s\"},\"m\":{\"S\":\"\"},\"t\":{\"N\":"
+                    "\"1700000000\"}}}",
+                    i ? "," : "", i ? "IN_PROGRESS" : "CREATED");
+    sbuf_puts(&b, "]}}}");
+    assert_false(sbuf_failed(&b));
+    return b.data;
+}
+
+/* A reclaim is conditioned on the history holding at most TASK_HISTORY_MAX entries, as each
+ * change's trim leaves it: one a failed trim left longer (65) is trimmed, and the reclaim, tried
+ * again with its token, is made; a reclaim is no conflict for that. Reclaims so never grow an item
+ * past the room its creation kept. */
+static void test_reclaim_waits_for_a_long_history_to_be_trimmed(void **state)
+{
+    (void)state;
+    char *refusal = long_history_refusal(TASK_HISTORY_MAX + 1);
+    const http_stub_reply script[] = {
+        {.status = 400, .body = refusal},
+        {.status = 200, .body = "{}"}, /* the trim */
+        {.status = 200, .body = "{}"}, /* the reclaim again */
+    };
+    fixture f;
+    start(&f, script, 3);
+    store_write w = reclaim_of_old_task(2);
+    assert_int_equal(store_write_wait(f.store, &w), STORE_OK);
+    task_clear(&w.current);
+    assert_int_equal(http_stub_count(f.server), 3);
+    json_t *first = request_of(&f, 0, "UpdateItem");
+    assert_non_null(
+        strstr(text_of(json_object_get(first, "ConditionExpression")), "size(#hist) <= :hmax"));
+    assert_string_equal(
+        text_of(json_object_get(
+            json_object_get(json_object_get(first, "ExpressionAttributeValues"), ":hmax"), "N")),
+        "64");
+    json_decref(first);
+    json_t *trim = request_of(&f, 1, "UpdateItem");
+    assert_string_equal(text_of(json_object_get(trim, "UpdateExpression")),
+                        "REMOVE #h[1] ADD #hd :k");
+    json_decref(trim);
+    char tokens[2][64];
+    for (size_t i = 0; i < 2; i++) {
+        const http_stub_request *rq = http_stub_request_at(f.server, 2 * i);
+        assert_true(token_of(rq->body, rq->body_len, tokens[i]));
+    }
+    assert_string_equal(tokens[0], tokens[1]); /* one reclaim, tried again */
+    stop(&f);
+    free(refusal);
 }
 
 /* Claim OLD_TASK (CREATED) over a fake that applies the UpdateItem and answers it with body. */
@@ -1234,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_claim_taken_by_another_is_a_conflict),
         cmocka_unit_test(test_reclaim_applied_by_a_lost_attempt_is_ours),
         cmocka_unit_test(test_reclaim_taken_by_another_is_a_conflict),
+        cmocka_unit_test(test_reclaim_waits_for_a_long_history_to_be_trimmed),
         cmocka_unit_test(test_applied_update_with_unreadable_old_image_is_done),
         cmocka_unit_test(test_throttled_until_deadline_is_busy),
         cmocka_unit_test(test_validation_reason_is_invalid),
