@@ -2218,6 +2218,32 @@ await step('tasks/s is counted over the time between the /metrics samples (the s
   await p4.close();
 });
 
+// Two /metrics samples asked for in one millisecond (with a poll period of 1 s, the poll's second
+// and the first rate's, both due 2 s after loading) are one sample: taken as two, they made a rate
+// of no time, not a number, and the chart drew every point of its line at NaN. The page's clock
+// stands still here: every sample is asked for in its first millisecond.
+await step('samples of /metrics asked for in one millisecond make no rate of no time: the chart draws no NaN', () => withPage(async (p) => {
+  await quickTimers(p);
+  await p.addInitScript(() => {
+    const now = Date.now();
+    Date.now = () => now;
+  });
+  let hits = 0;
+  let fourth;
+  const asked = new Promise((resolve) => (fourth = resolve));
+  await p.route((url) => url.pathname === '/metrics', (route) => {
+    if (++hits === 4) fourth();
+    return route.fulfill({status: 200, contentType: 'text/plain; version=0.0.4',
+                          body: 'taskd_task_transitions_total{task_type="noop",status="COMPLETED"} ' + 10 * hits + '\n'});
+  });
+  await p.goto(BASE + '/');
+  // the third sample's answer read by the time the poll asks for a fourth, a second on
+  await within(asked, WAIT, 'the page asked for fewer than 4 /metrics samples');
+  const drawn = await p.$$eval('#chart polyline, #chart polygon', (shapes) => shapes.map((s) => s.getAttribute('points')));
+  check(!drawn.some((points) => /NaN/.test(points)), 'of ' + hits + ' samples in one millisecond, the chart drew ' +
+        drawn.map((points) => JSON.stringify(points.slice(0, 40))).join(', '));
+}));
+
 if (args.token_base) {
   await step('with tokens configured: the page loads, asks for the token, refuses a wrong one, and works with the right one (the stream too)', () => withContext(async (ctx) => {
     const p3 = await ctx.newPage();

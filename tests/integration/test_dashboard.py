@@ -22,7 +22,8 @@ the focus go back to the new button; redrives the dead letter through the dialog
 count drop; filters and
 searches; fills the first page and sees a focused task link keep the focus when a new task reloads
 the list, and, when a new task pushes the focused last row off the page, the focus go to the link
-of the row now last; reads tasks/s over the real time between two /metrics samples (answered by the test);
+of the row now last; reads tasks/s over the real time between two /metrics samples (answered by the test), and sees two asked for in one
+millisecond (the page's clock stopped) made one, the chart drawing no NaN;
 on a second taskd with a bearer token, is asked for the token, refused a wrong one, and reads the tasks and the event stream with
 the right one; checks the headers (CSP,
 content types, ETag and 304), that markup in task data stays text, that nothing is requested

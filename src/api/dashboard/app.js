@@ -1588,10 +1588,13 @@ async function sampleMetrics() {
     return;
   }
   metricsAsk = false;
-  // in the order asked for, though two answers may come the other way round
+  // in the order asked for, though two answers may come the other way round; two asked for in one
+  // millisecond (the poll's and another's: the first rate's, a token's) are one, the later answer's,
+  // where they made a rate of no time, not a number, which the chart drew as its every point
   let at = samples.length;
   while (at > 0 && samples[at - 1].t > now) at--;
-  samples.splice(at, 0, Object.assign({t: now}, parseTransitions(text)));
+  const same = at > 0 && samples[at - 1].t === now;
+  samples.splice(same ? at - 1 : at, same ? 1 : 0, Object.assign({t: now}, parseTransitions(text)));
   while (samples.length > 2 && samples[0].t < now - CHART_WINDOW_MS - METRICS_EVERY_MS) samples.shift();
   drawChart();
 }
