@@ -30,7 +30,7 @@ if [ "$mode" = "--test" ]; then
     packages+=(python3-fastapi python3-uvicorn python3-pydantic)
     # the libFuzzer harnesses (scripts/fuzz.sh): clang and its fuzzer/sanitizer runtimes
     packages+=(clang libclang-rt-14-dev)
-    # the dashboard's browser test (tests/integration/test_dashboard.py), driven by playwright-core
+    # the dashboard's browser tests (tests/integration/test_dashboard_*.py), driven by playwright-core
     packages+=(chromium)
 fi
 

@@ -9,7 +9,7 @@
 #   scripts/node-tools.sh bench-dir       print their folder (its node_modules holds bullmq and ioredis)
 #
 # The test tools check the OpenAPI document (tests/integration/test_openapi.py) and drive the
-# dashboard in Chromium (tests/integration/test_dashboard.py): @redocly/cli lints the document; Ajv
+# dashboard in Chromium (tests/integration/test_dashboard_*.py): @redocly/cli lints the document; Ajv
 # (JSON Schema 2020-12, which OpenAPI 3.1 uses) with ajv-formats compiles its schemas and validates
 # the server's answers against them; playwright-core drives Debian's chromium (apt) and downloads no
 # browser of its own. BullMQ, with ioredis as its Redis client, is one of the peers that

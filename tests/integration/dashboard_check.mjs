@@ -1,14 +1,20 @@
 // The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core.
-// Run by tests/integration/test_dashboard.py, which starts taskd and prepares its tasks:
+// Run by tests/integration/test_dashboard_<group>.py, each of which starts taskd, prepares its
+// tasks for the steps of its group, and runs those alone:
 //
-//   node dashboard_check.mjs '{"base": "http://127.0.0.1:PORT", "insecure_host": NAME, "artifacts": DIR,
-//                              "xss_id": ID, "redrive_queue": NAME, "showcase_id": ID,
+//   node dashboard_check.mjs '{"group": NAME, "base": "http://127.0.0.1:PORT", "insecure_host": NAME,
+//                              "artifacts": DIR, "xss_id": ID, "redrive_queue": NAME, "showcase_id": ID,
 //                              "shots": DIR or null, "token_base": URL or null,
 //                              "token": TOKEN, "token_task": ID}'
 //
-// insecure_host is a name taskd allows for itself, which the browser resolves to 127.0.0.1 and
-// does not count as a secure context. token_base is a second taskd, with the bearer token TOKEN configured, that holds the task
-// token_task.
+// The steps are in groups (GROUPS), each begun here by steps(name): the page group's share the
+// main page and the tasks its test made (a dead letter, markup in a task); the token group's wait
+// for a token (and read a second taskd, token_base, which has the bearer token TOKEN configured and
+// holds the task token_task); the routes group's have some routes alone ask for a token or be
+// refused by a proxy; the tabs group's share a stream between tabs; the reads group's have the
+// stream, the list and the task types refused or answered by the test. The fields a group does
+// not use may be left out. insecure_host is a name taskd allows for itself, which the browser
+// resolves to 127.0.0.1 and does not count as a secure context.
 //
 // Each check is one step with its own message; a failed step does not stop the others unless
 // they need what it made. Prints one line per step, then "N passed, M failed"; exits 1 on any
@@ -37,9 +43,23 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 const WAIT = 20000; // a loaded machine: generous, each wait still ends
 fs.mkdirSync(args.artifacts, {recursive: true});
 
+const GROUPS = ['page', 'token', 'routes', 'tabs', 'reads'];
+if (!GROUPS.includes(args.group)) {
+  console.log('FAIL no group of steps named ' + JSON.stringify(args.group) + ': ' + GROUPS.join(', '));
+  process.exit(1);
+}
+let group = null; // the group of the steps below the last steps(name)
+function steps(name) {
+  group = name;
+}
+
 const results = [];
 const made = {}; // what one step leaves for the next
+// Runs step name of the group args.group names (the others are another run's).
 async function step(name, fn, needs = []) {
+  if (group === args.group) await run(name, fn, needs);
+}
+async function run(name, fn, needs) {
   const missing = needs.filter((k) => made[k] === undefined);
   if (missing.length) {
     results.push([name, false, 'not run: an earlier step did not provide ' + missing.join(', ')]);
@@ -213,6 +233,8 @@ page.on('framenavigated', (f) => {
   if (f === page.mainFrame()) navigations++;
 });
 
+steps('page');
+
 await step('headers: page and files have their content types, CSP, nosniff, no referrer, ETag', async () => {
   const want = {
     '/': 'text/html; charset=utf-8',
@@ -238,14 +260,21 @@ await step('headers: page and files have their content types, CSP, nosniff, no r
   check(missing.status() === 404, '/dashboard/nope.js: ' + missing.status());
 });
 
-await step('page loads: tasks, queues, task types', async () => {
-  const resp = await page.goto(BASE + '/', {waitUntil: 'load'});
+// p loads the page, and shows the tasks, the queues and the task types.
+async function loads(p) {
+  const resp = await p.goto(BASE + '/', {waitUntil: 'load'});
   check(resp.status() === 200, 'GET / ' + resp.status());
-  await page.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-  await page.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
-  await page.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
+  await p.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+  await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  await p.waitForSelector('#queues tbody tr[data-queue]', {timeout: WAIT});
   made.loaded = true;
-});
+}
+
+await step('page loads: tasks, queues, task types', () => loads(page));
+// The other groups' steps load the page on pages of their own, and need it to load at all: as the
+// page group's step above does, it is seen to, once, before them (else each would wait out its
+// timeouts, and fail with what it waited for).
+if (args.group !== 'page') await run('page loads (for the ' + args.group + ' steps): tasks, queues, task types', () => withPage(loads), []);
 
 await step('the event stream (GET /events) is live, and what the page says of it is announced', async () => {
   await waitConn(page, 'live', 'the page loaded');
@@ -315,6 +344,8 @@ function watchConnSaid(p) {
         .observe(document.querySelector('#conn-said'), {childList: true, characterData: true, subtree: true});
   });
 }
+
+steps('token');
 
 // #conn, a status region, is read out whole as it changes: its word on show alone ("live") says
 // little, so what a screen reader is given is a sentence for each state, written when it differs.
@@ -732,6 +763,8 @@ await step('tabs that wait for a token make no look at the stream while none is 
   }
 }, ['loaded']);
 
+steps('routes');
+
 // Behind a proxy that asks for a token on some routes only (the queues here), a stream that
 // works says nothing of them: the page waits for a token without looking at the stream, which
 // would answer, read everything again, be asked again, and so on every retry period (0.5 s here).
@@ -1127,6 +1160,8 @@ await step('a stream answered with a page that is no event stream is said offlin
   });
   check(!states.includes('live'), 'the stream answered with a page was said live: ' + states.join(', '));
 }), ['loaded']);
+
+steps('page');
 
 await step('a task created from the form shows in the table', async () => {
   await page.selectOption('#create-type', 'noop');
@@ -1860,6 +1895,8 @@ await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message
   }
 }, ['loaded']);
 
+steps('reads');
+
 await step("a stream refused with a 403 shows the server's detail in the banner, on a tab that shares the stream too", () => withPage(async (p12) => {
   await quickTimers(p12);
   const detail = 'This token may not read the event stream';
@@ -1960,6 +1997,8 @@ await step("a read of the queues refused with a 503 says so, with the server's d
   await p21.waitForSelector('#queues-error', {state: 'hidden', timeout: WAIT});
   check(await p21.$('#queues[data-stale]') === null, 'the counts read again are still dimmed');
 }), ['loaded']);
+
+steps('page');
 
 await step('status and type filters, search by id', async () => {
   await page.goto(BASE + '/');
@@ -2244,6 +2283,8 @@ await step('samples of /metrics asked for in one millisecond make no rate of no 
         drawn.map((points) => JSON.stringify(points.slice(0, 40))).join(', '));
 }));
 
+steps('token');
+
 if (args.token_base) {
   await step('with tokens configured: the page loads, asks for the token, refuses a wrong one, and works with the right one (the stream too)', () => withContext(async (ctx) => {
     const p3 = await ctx.newPage();
@@ -2346,6 +2387,8 @@ function setHidden(p, hidden) {
     document.dispatchEvent(new Event('visibilitychange'));
   }, hidden);
 }
+
+steps('tabs');
 
 // A browser opens at most six HTTP/1.1 connections to a host, and each tab's stream holds one
 // where the tabs cannot share one (not a secure context).
@@ -2569,6 +2612,8 @@ await step('a reading tab left for another page, kept in the back/forward cache,
   }
 });
 
+steps('page');
+
 // The tab that takes a shared stream over reads on from the last event id it was passed. An
 // event the closing reader passed on just before may not have reached it yet (the lock can come
 // first): its stream starts before that event, and passes it on again to tabs that had it.
@@ -2648,6 +2693,8 @@ await step('an event the reading tab passed on as it closed, read again by the n
                                             mark: document.querySelector('#conn-text .ctl')?.textContent}));
   check(said.mark === 'U+202E', 'the connection text reads ' + quote(said.text) + ', its override not shown as a mark');
 }), ['full']);
+
+steps('tabs');
 
 // The connection state is a live region: a tab rewrites it only when it changes, not each time
 // the reading tab tells a joining one.
@@ -3013,6 +3060,8 @@ await step("a stream that opens with taskd's reset at a lower id reads the list 
   await p26.waitForSelector(`#tasks tr[data-id="${task.id}"]`, {timeout: WAIT});
   check(lists === 2, lists + ' list reads, want 2: the first, and one for the reset');
 }), ['loaded']);
+
+steps('reads');
 
 // taskd restarted with other task types: the tab reads them again when its stream opens again.
 await step('the task types are read again when the stream opens again after a disconnect; the type chosen in the form stays', () => withPage(async (p23) => {
@@ -3467,6 +3516,8 @@ await step('a tab that runs no frames (out of sight) keeps no rows pushed off it
         ' of them on the page: the rows pushed off it are kept');
 }), ['loaded']);
 
+steps('page');
+
 if (args.shots) {
   // The README's pictures: light, 1280x800.
   await step('README screenshots', async () => {
@@ -3502,5 +3553,5 @@ if (args.shots) {
 
 await browser.close();
 const failed = results.filter((r) => !r[1]);
-console.log(`${results.length - failed.length} passed, ${failed.length} failed`);
+console.log(`${results.length - failed.length} passed, ${failed.length} failed (the ${args.group} steps)`);
 process.exit(failed.length ? 1 : 0);

@@ -636,7 +636,7 @@ class Api(ServerTestCase):
                 self.assertEqual(self.assertError(self.server.get(path), 404), "Not Found")
         self.assertEqual(self.assertError(self.server.post("/nope", {}), 404), "Not Found")
 
-    @unittest.skipUnless(on_lambda(), "taskd serves these routes (test_live.py, test_dashboard.py, ...)")
+    @unittest.skipUnless(on_lambda(), "taskd serves these routes (test_live.py, test_dashboard_page.py, ...)")
     def test_taskd_only_routes_404_say_what_serves_them(self):
         tid = self.server.create("TASK2")
         taskd_only = "%s is served by taskd only"
