@@ -80,6 +80,16 @@ def tools_dir():
     return folder
 
 
+def failures(out):
+    """The checker's account of its failed steps: each FAIL line with the lines of its message."""
+    said, keep = [], False
+    for line in out.splitlines():
+        keep = line.startswith("FAIL ") or (keep and line.startswith("     "))
+        if keep:
+            said.append(line)
+    return "\n".join(said)
+
+
 @harness.local_only("the dashboard is served by taskd only")
 class BrowserChecks:
     """The steps of dashboard_check.mjs's group `group`, beside a taskd of their own; mixed into a
@@ -140,10 +150,13 @@ class BrowserChecks:
             p = subprocess.run(["node", CHECKER, json.dumps(args)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, timeout=BROWSER_TIMEOUT)
         except subprocess.TimeoutExpired as e:
-            self.fail("the browser checks did not finish within %d s:\n%s"
-                      % (BROWSER_TIMEOUT, (e.stdout or b"").decode(errors="replace")))
+            out = (e.stdout or b"").decode(errors="replace")
+            self.fail("the %s steps did not finish within %d s; the step after the last below did not end\n"
+                      "%s\n\nall steps:\n%s" % (self.group, BROWSER_TIMEOUT, failures(out), out))
         out = p.stdout.decode(errors="replace")
+        # a failure's account begins with the failed steps, each with its message
+        if p.returncode != 0:
+            self.fail("the %s steps failed (screenshots in %s):\n%s\n\nall steps:\n%s\ntaskd:\n%s"
+                      % (self.group, artifacts, failures(out) or out[-3000:], out, s.stderr_text()[-2000:]))
         print(out)
-        self.assertEqual(p.returncode, 0, "browser checks failed (screenshots in %s):\n%s\ntaskd:\n%s"
-                         % (artifacts, out, s.stderr_text()[-2000:]))
         self.check_after(s)
