@@ -1514,21 +1514,27 @@ function visualText(p, selector) {
     return seen.sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((c) => c[2]).join('');
   });
 }
-// A page with taskd's drawer open on task id, once it shows the task's facts; routes: [url, body]
-// pairs answered instead of taskd.
-async function drawerPage(id, routes = []) {
+// A new tab beside the main page (in its context) for fn(the tab), closed however fn ends: a tab
+// left open holds one of the six connections.
+async function withTab(fn) {
   const p = await context.newPage();
-  for (const [url, body] of routes)
-    await p.route(url, (route) => route.fulfill({status: 200, contentType: 'application/json', body}));
   try {
+    return await fn(p);
+  } finally {
+    await p.close();
+  }
+}
+// A tab (withTab()) with taskd's drawer open on task id for fn(the tab), once it shows the task's
+// facts; routes: [url, body] pairs answered instead of taskd.
+function withDrawer(id, routes, fn) {
+  return withTab(async (p) => {
+    for (const [url, body] of routes)
+      await p.route(url, (route) => route.fulfill({status: 200, contentType: 'application/json', body}));
     await p.goto(BASE + '/#/tasks/' + id);
     await p.waitForFunction((id) => document.querySelector('#detail-id').textContent === id &&
         /Created/.test(document.querySelector('#detail-facts').textContent), id, {timeout: WAIT});
-  } catch (e) {
-    await p.close(); // a page left open holds one of the six connections
-    throw e;
-  }
-  return p;
+    return fn(p);
+  });
 }
 const jsonHeaders = {'Content-Type': 'application/json'};
 
@@ -1543,8 +1549,7 @@ await step('data of a megabyte shows as plain text, exact and indented; a small 
   const body = JSON.stringify(Object.assign(task, {data: 0, result: 0}))
       .replace('"data":0', '"data":' + data).replace('"result":0', '"result":{"n":9007199254740993}');
   check(body.length > 800000, 'the answer is ' + body.length + ' bytes');
-  const p7 = await drawerPage(id, [[BASE + '/tasks/' + id, body]]);
-  try {
+  await withDrawer(id, [[BASE + '/tasks/' + id, body]], async (p7) => {
     await p7.waitForFunction(() => document.querySelector('#detail-data').textContent.length > 100000, null, {timeout: WAIT});
     const shown = await p7.$eval('#detail-data', (pre) => ({elements: pre.getElementsByTagName('*').length,
                                                             plain: pre.hasAttribute('data-plain'), text: pre.textContent}));
@@ -1554,9 +1559,7 @@ await step('data of a megabyte shows as plain text, exact and indented; a small 
     check(shown.text === want, 'the data is not shown as sent, indented; it begins ' + JSON.stringify(shown.text.slice(0, 120)));
     const result = await p7.$$eval('#detail-result span.n', (ns) => ns.map((n) => n.textContent));
     check(result.join() === '9007199254740993', 'the result\'s numbers, coloured: ' + result.join());
-  } finally {
-    await p7.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['created']);
 
 await step('a trace of 12,008 spans draws the 500 earliest, and says how many more there are', async () => {
@@ -1570,8 +1573,7 @@ await step('a trace of 12,008 spans draws the 500 earliest, and says how many mo
                 attributes: {}, links: 0, status: {code: 'UNSET', message: ''}});
   }
   spans.reverse(); // the earliest are the last given
-  const p8 = await drawerPage(id, [[BASE + '/tasks/' + id + '/trace', JSON.stringify({task_id: id, spans})]]);
-  try {
+  await withDrawer(id, [[BASE + '/tasks/' + id + '/trace', JSON.stringify({task_id: id, spans})]], async (p8) => {
     await p8.waitForFunction(() => /12008 spans/.test((document.querySelector('#waterfall .summary') || {}).textContent),
         null, {timeout: WAIT}).catch(async () => {
       throw new Error('no summary of 12008 spans: ' + (await p8.textContent('#waterfall')).slice(0, 300));
@@ -1583,9 +1585,7 @@ await step('a trace of 12,008 spans draws the 500 earliest, and says how many mo
           drawn.filter((s) => !earliest.has(s)).slice(0, 3).join());
     const more = await p8.$eval('#waterfall .spans-more', (n) => n.textContent).catch(() => null);
     check(more && /^11508 more spans not drawn/.test(more), 'the note of the spans not drawn: ' + JSON.stringify(more));
-  } finally {
-    await p8.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['created']);
 
 await step('a status message of 4096 characters without a space wraps inside the drawer', async () => {
@@ -1597,8 +1597,7 @@ await step('a status message of 4096 characters without a space wraps inside the
   const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: jsonHeaders,
                                                        body: JSON.stringify({status: 'FAILED', status_msg: long})});
   check(patched.status === 204, 'PATCH: ' + patched.status);
-  const p9 = await drawerPage(id);
-  try {
+  await withDrawer(id, [], async (p9) => {
     await p9.waitForSelector('#history .msg', {timeout: WAIT});
     const sizes = await p9.evaluate(() => {
       const body = document.querySelector('.drawer-body');
@@ -1609,9 +1608,7 @@ await step('a status message of 4096 characters without a space wraps inside the
     check(sizes.scroll <= sizes.client, 'the drawer scrolls sideways: ' + sizes.scroll + ' px of ' + sizes.client);
     check([...sizes.history, ...sizes.facts].every((d) => d <= 0),
           'past the drawer\'s right edge (px): history ' + sizes.history.join() + ', facts ' + sizes.facts.join());
-  } finally {
-    await p9.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['loaded']);
 
 await step('a ttl past what a date can hold shows exact, its date as —', async () => {
@@ -1620,14 +1617,11 @@ await step('a ttl past what a date can hold shows exact, its date as —', async
   check(r.status === 201, 'POST /tasks: ' + r.status);
   const id = (await r.json()).id;
   check((await (await fetch(BASE + '/tasks/' + id)).text()).includes('"ttl":9223372036854775807'), 'stored otherwise');
-  const p10 = await drawerPage(id);
-  try {
+  await withDrawer(id, [], async (p10) => {
     const facts = await p10.$$eval('#detail-facts > *', (ns) => ns.map((n) => n.textContent));
     const ttl = facts[facts.indexOf('TTL') + 1];
     check(ttl === '9223372036854775807 (—)', 'TTL shows ' + JSON.stringify(ttl));
-  } finally {
-    await p10.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['loaded']);
 
 await step('a right-to-left override in a status message and in data is shown, not applied; client text is isolated', async () => {
@@ -1638,8 +1632,7 @@ await step('a right-to-left override in a status message and in data is shown, n
   const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: jsonHeaders,
                                                        body: JSON.stringify({status: 'FAILED', status_msg: 'report\u202Egnp.exe'})});
   check(patched.status === 204, 'PATCH: ' + patched.status);
-  const p11 = await drawerPage(id);
-  try {
+  await withDrawer(id, [], async (p11) => {
     await p11.waitForSelector('#history .msg', {timeout: WAIT});
     await p11.waitForSelector(`#tasks tr[data-id="${id}"][data-status="FAILED"]`, {timeout: WAIT});
     const seen = {
@@ -1656,9 +1649,7 @@ await step('a right-to-left override in a status message and in data is shown, n
         .map((sel) => [sel, getComputedStyle(document.querySelector(sel)).unicodeBidi]), id);
     const open = bidi.filter(([, v]) => v !== 'isolate');
     check(open.length === 0, 'not isolated: ' + open.map(([s, v]) => s + ' (' + v + ')').join(', '));
-  } finally {
-    await p11.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['loaded']);
 
 // The bidirectional controls the page shows rather than applies, as a character class.
@@ -1680,16 +1671,13 @@ async function taskWithMessage(status, msg) {
 
 await step("a row's tooltip gives the override in its status message as a mark, not applied", async () => {
   const id = await taskWithMessage('FAILED', 'report\u202Egnp.exe');
-  const p13 = await context.newPage();
-  try {
+  await withTab(async (p13) => {
     await p13.goto(BASE + '/');
     const cell = `#tasks tr[data-id="${id}"][data-status="FAILED"] td.c-msg`;
     await p13.waitForSelector(cell, {timeout: WAIT});
     const title = await p13.getAttribute(cell, 'title');
     check(title === 'report[U+202E]gnp.exe', 'the tooltip is ' + quote(title));
-  } finally {
-    await p13.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['loaded']);
 
 // Has p record, from its start, every text node and tooltip (title) put into it that holds one of
@@ -1878,8 +1866,7 @@ await step("an override in the server's other text shows as a mark: task types (
 await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message are shown, not applied', async () => {
   // a right-to-left mark makes the number range after it read 200-100; an Arabic letter mark, 400-300
   const id = await taskWithMessage('FAILED', 'pay \u200F100-200 \u061C300-400 \u200Edone');
-  const p16 = await context.newPage();
-  try {
+  await withTab(async (p16) => {
     await p16.goto(BASE + '/');
     const cell = `#tasks tr[data-id="${id}"][data-status="FAILED"] td.c-msg`;
     await p16.waitForSelector(cell, {timeout: WAIT});
@@ -1890,9 +1877,7 @@ await step('the bidirectional marks (U+200E, U+200F, U+061C) in a status message
                   tooltip: 'pay [U+200F]100-200 [U+061C]300-400 [U+200E]done'};
     const wrong = Object.keys(want).filter((k) => seen[k] !== want[k]);
     check(wrong.length === 0, wrong.map((k) => k + ' reads ' + quote(seen[k]) + ', want ' + quote(want[k])).join('; '));
-  } finally {
-    await p16.close(); // a page left open holds one of the six connections
-  }
+  });
 }, ['loaded']);
 
 steps('reads');
