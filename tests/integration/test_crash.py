@@ -173,7 +173,10 @@ class DeadLetter(CrashCase):
                        headers={"traceparent": "00-%s-00f067aa0ba902b7-01" % trace_id})
         crashes = 0
         for attempt in range(4):  # the first start and up to 3 restarts
-            deadline = time.monotonic() + 8
+            # the message comes back once the hide the runner gave the last run at its start
+            # (its timeout and the runner's 5 s margin: 3 + 5 s) has passed, and its run then
+            # kills taskd (or its receive dead-letters the task): 8 s more for that
+            deadline = time.monotonic() + 3 + 5 + 8
             while time.monotonic() < deadline and s.alive():
                 try:
                     if s.task(tid)["status"] == "FAILED":
