@@ -171,24 +171,26 @@ static void *keeper_main(void *arg)
 /*
  * Have the keeper watch k (filled but for try_at, extending, failing and next) while its run goes
  * on; first, when its messages would be visible again within run_s (the run's timeout and
- * margin), hide them as the keeper does: false when that fails, and the run is not to start (its
- * message could be delivered again while it runs). The keeper is woken only when it would
- * otherwise sleep past k's time: not once a task.
+ * margin), hide them as the keeper does: the store's error when that fails, and the run is not to
+ * start (its message could be delivered again while it runs), k not watched. The keeper is woken
+ * only when it would otherwise sleep past k's time: not once a task.
  */
-static bool keep_watch(runner *r, kept_run *k, unsigned run_s)
+static store_rc keep_watch(runner *r, kept_run *k, unsigned run_s)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
     k->extending = k->failing = false;
-    if (clock_steady_ms() + (int64_t)run_s * 1000 > k->hidden_until &&
-        keep_extend(r, k) != STORE_OK)
-        return false;
+    if (clock_steady_ms() + (int64_t)run_s * 1000 > k->hidden_until) {
+        store_rc rc = keep_extend(r, k);
+        if (rc != STORE_OK)
+            return rc;
+    }
     pthread_mutex_lock(&r->keep_mu);
     k->next = r->kept;
     r->kept = k;
     if (k->try_at < r->keeper_due)
         pthread_cond_signal(&r->keep_cv);
     pthread_mutex_unlock(&r->keep_mu);
-    return true;
+    return STORE_OK;
 }
 
 /* The run of k ended: the keeper no longer extends it (waiting for an extension of it under
@@ -342,10 +344,11 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
          * ran before it, whose messages are deleted with the batch's (visible again meanwhile,
          * they would be received again, and be dead-lettered once received too often) */
         kept_run keep = {.msgs = msgs, .n = n, .hide_s = hide_s, .hidden_until = hidden_until};
-        if (!keep_watch(r, &keep, run_s)) {
-            log_warn("cannot keep a batch hidden while it runs; its tasks not started are "
-                     "given back",
-                     "queue", r->queue->name, NULL);
+        store_rc kept = keep_watch(r, &keep, run_s);
+        if (kept != STORE_OK) {
+            warn_store(
+                r, "cannot keep a batch hidden while it runs; its tasks not started are given back",
+                kept);
             kept_hidden = false;
             room->unstarted[room->n_unstarted++] = msgs[i];
             continue;

@@ -442,7 +442,8 @@ static void test_stop_after_own_claim_runs_the_batch(void **state)
 /*
  * A batch whose visibility must be extended before a run (a timeout as long as the visibility
  * timeout), when the extension fails: the task is not run while its message may be delivered
- * again, but given back; its next delivery runs it.
+ * again, but given back; its next delivery runs it. The failure is said with the store's error,
+ * as the runner's other failed writes are.
  */
 static void test_batch_not_kept_hidden_is_given_back(void **state)
 {
@@ -454,6 +455,8 @@ static void test_batch_not_kept_hidden_is_given_back(void **state)
     atomic_store(&extends_to_fail, 1);
     char ids[1][37];
     send_tasks(f, 1, ids);
+    test_stderr cap;
+    test_stderr_begin(&cap);
     runner *r = start(f);
     task t = {0};
     for (int i = 0; i < 500; i++) {
@@ -465,6 +468,11 @@ static void test_batch_not_kept_hidden_is_given_back(void **state)
     }
     runner_stop_receiving(r);
     join_within(r, 5, "after the batch");
+    char *log = test_stderr_end(&cap);
+    size_t warned =
+        expect_logged(log, "cannot keep a batch hidden while it runs", "\"error\":\"busy\"");
+    free(log);
+    assert_int_equal(warned, 1);
     assert_int_equal(atomic_load(&extends_to_fail), 0);
     assert_int_equal(t.status, TASK_COMPLETED);
     task_clear(&t);
