@@ -310,6 +310,26 @@ class Wire(ServerTestCase):
         c.send(body)
         self.assertEqual(c.answer().status, 201)
 
+    def test_a_100_still_waiting_when_the_answer_is_made_goes_before_it(self):
+        """A 100 the socket had no room for while the whole body came (send() and sendmsg() of
+        bytes beginning with it fail with EAGAIN) is still waiting when the answer is made: it
+        goes first, then the answer, once there is room; the answer does not take its place,
+        nor (a 100 partly sent) follow a part of it."""
+        srv, flag, c = self.send_fail_server(b"HTTP/1.1 100 Continue")
+        body = compact({"task_type": "TASK2", "data": {"held": True}})
+        c.send(create_request(body, b"Expect: 100-continue\r\n")[:-len(body)])
+        self.assertFalse(c.closed(timeout=0.5), "the connection was closed, its request unanswered")
+        c.send(body)  # the task is made and answered while the 100 waits
+        self.assertFalse(c.closed(timeout=0.5), "the connection was closed, its request unanswered")
+        self.assertEqual(c.pending, b"", "an answer while the socket had no room")
+        os.remove(flag)
+        c.send(b"\r\n")  # an empty line a server ignores brings the loop back to the answer
+        self.assertEqual(c.answer().raw, b"HTTP/1.1 100 Continue\r\n\r\n")
+        created = c.answer()
+        self.assertEqual(created.status, 201, created.raw[:300])
+        tid = json.loads(created.body)["id"]
+        self.assertEqual(srv.get("/tasks/" + tid).json()["data"], {"held": True})
+
     def test_expect_100_continue_interrupted_by_a_signal_is_sent_again(self):
         """A 100 whose send() a signal interrupts (EINTR) is sent again, as every answer is,
         where the connection was closed with its request unanswered."""
