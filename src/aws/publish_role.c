@@ -104,13 +104,13 @@ static void respond(role_result *out, const char *seq)
 }
 
 /*
- * Say so when an INSERT the consumer's patterns take, which the publisher could make no message of
- * (PUBLISH_UNREADABLE: no new image, data that is not a map, a type out of shape), is a task's:
- * no retry would read it better, and its task stays CREATED. The store's own items (an
- * idempotency key, meta#...), whose key is no task id, are passed over without a word, as are
- * the records the patterns leave out (PUBLISH_SKIPPED).
+ * Say so, with why (the publication's unreadable), when an INSERT the consumer's patterns take,
+ * which the publisher could make no message of (PUBLISH_UNREADABLE: no new image, data that is
+ * not a map, a type out of shape), is a task's: no retry would read it better, and its task stays
+ * CREATED. The store's own items (an idempotency key, meta#...), whose key is no task id, are
+ * passed over without a word, as are the records the patterns leave out (PUBLISH_SKIPPED).
  */
-static void say_unreadable(const json_t *record)
+static void say_unreadable(const json_t *record, const char *why)
 {
     const json_t *keys = json_object_get(json_object_get(record, "dynamodb"), "Keys");
     const char *id = json_string_value(json_object_get(json_object_get(keys, "id"), "S"));
@@ -120,7 +120,7 @@ static void say_unreadable(const json_t *record)
     const char *seq = sequence_number(record);
     log_error("a new task's stream record cannot be made a message; it is passed over and the "
               "task stays CREATED",
-              "task_id", id, "sequence_number", seq ? seq : "", NULL);
+              "task_id", id, "sequence_number", seq ? seq : "", "error", why, NULL);
 }
 
 /* Begin a publication for each record that makes a message; the index where it had to stop. */
@@ -132,7 +132,7 @@ static size_t begin_all(publish_role *pr, const json_t *records, outbox *o)
         const json_t *record = json_array_get(records, i);
         publish_outcome r = stream_record_begin(&pr->cfg, pr->cc, record, n, p);
         if (r == PUBLISH_UNREADABLE)
-            say_unreadable(record);
+            say_unreadable(record, p->unreadable);
         if (r == PUBLISH_SKIPPED || r == PUBLISH_UNREADABLE)
             continue;
         if (r == PUBLISH_NO_MEMORY)

@@ -94,7 +94,9 @@ static publish_outcome make_message(const json_t *record, publish_message *out, 
         /* out of memory, the data may be fine: the record is tried again, not skipped */
         if (!data && errno == ENOMEM)
             return PUBLISH_NO_MEMORY;
-        *why = data_image ? "its task's data is not an object" : "its task has no data";
+        *why = !image       ? "the record has no new image"
+               : data_image ? "its task's data is not an object"
+                            : "its task has no data";
         return PUBLISH_UNREADABLE;
     }
     char *text = json_to_text(data);

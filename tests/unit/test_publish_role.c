@@ -611,8 +611,8 @@ static void test_skipped_records(void **state)
 
 /* An INSERT of a task whose image cannot be made a message (here its data is gone; a stream that
  * carries keys only has no image at all) is passed over, as no retry would read it better, and
- * said at ERROR with its task and sequence number: its task stays CREATED. What makes no message
- * by design (a MODIFY, the store's own items) is passed over without a word. */
+ * said at ERROR with its task, sequence number and why: its task stays CREATED. What makes no
+ * message by design (a MODIFY, the store's own items) is passed over without a word. */
 static void test_unreadable_insert_is_said(void **state)
 {
     (void)state;
@@ -641,9 +641,14 @@ static void test_unreadable_insert_is_said(void **state)
     assert_int_equal(f.sns->n_entries, 1);
     assert_string_equal(f.sns->entries[0].task_id, id1);
     const char *said = "a new task's stream record cannot be made a message";
-    char record[2][96];
-    snprintf(record[0], sizeof record[0], "\"task_id\":\"%s\",\"sequence_number\":\"203\"", id2);
-    snprintf(record[1], sizeof record[1], "\"task_id\":\"%s\",\"sequence_number\":\"204\"", id3);
+    char record[2][160];
+    snprintf(record[0], sizeof record[0],
+             "\"task_id\":\"%s\",\"sequence_number\":\"203\",\"error\":\"its task has no data\"",
+             id2);
+    snprintf(record[1], sizeof record[1],
+             "\"task_id\":\"%s\",\"sequence_number\":\"204\",\"error\":\"the record has no new "
+             "image\"",
+             id3);
     assert_int_equal(expect_logged(logged, said, record[0]), 2);
     expect_logged(logged, said, record[1]);
     expect_not_logged(logged, "idem#");
