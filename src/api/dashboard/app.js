@@ -8,7 +8,7 @@
 const PAGE_SIZE = 50;
 // The periods of the page's own timers (ms): the queues and /metrics read again, a refused stream
 // tried again, a stream let go out of sight, a read given up, a stream given up that has been
-// silent (taskd pings every 15 s: two pings and some). A test may set shorter ones as
+// silent (taskd pings at least every 15 s: two pings and some). A test may set shorter ones as
 // window.taskdPeriods before the page loads (read once, here): the page does the same things, sooner.
 const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000, read: 10000, silence: 35000}, window.taskdPeriods);
 const METRICS_EVERY_MS = PERIODS.poll;
