@@ -626,8 +626,9 @@ class Trimmed(LiveCase):
                 self.server.db, "SELECT max(coalesce((SELECT max(seq) FROM changes), 0), coalesce("
                 "(SELECT value FROM meta WHERE name = 'changes_seq'), 0))")[0][0])
             # the heartbeat runs on its own clock: a ping may come between the two creates,
-            # with the position it had then; the next one, a heartbeat on, has passed both
-            deadline = time.monotonic() + 2 * self.server_config["event_ping_interval"] + 5
+            # with the position it had then; the next one, a heartbeat on, has passed both (10 s
+            # for the 2 s a loaded machine may stretch, where the default's first ping takes 15)
+            deadline = time.monotonic() + 2 * self.server_config["event_ping_interval"] + 8
             pos = None
             while (pos is None or pos < inserted) and time.monotonic() < deadline:
                 b = st.next_block(max(0.0, deadline - time.monotonic()))
