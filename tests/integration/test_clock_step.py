@@ -16,8 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServersTestCase, Taskd, db_query, preload_env, queue_table,  # noqa: E402
-                     script_path, wait_until, write_config)
+from harness import (ServersTestCase, Taskd, change_transitions, db_query, preload_env,  # noqa: E402
+                     queue_table, script_path, wait_until, write_config)
 
 HOUR = 3600
 
@@ -74,6 +74,12 @@ class ClockStep(ServersTestCase):
         self.assertEqual(len(starts), 1, "the task ran more than once: %r\n%s"
                          % (s.history(tid), s.stderr_text()[-2000:]))
         self.assertEqual(self.wait_status(s, other, ("COMPLETED", "FAILED"), 20)["status"], "COMPLETED")
+        # the second started before the first ended: the receive that took it was made while the
+        # first's message was there to find (its status above was read before that receive)
+        seqs = {(task, new): seq for seq, _, task, new, _, _ in change_transitions(
+            self.db, "task_id IN (?, ?) AND event_name = 'MODIFY'", (tid, other))}
+        self.assertLess(seqs[(other, "IN_PROGRESS")], seqs[(tid, "COMPLETED")],
+                        "the second task started once the first had ended: no look came while it ran")
         # the task's own times follow the wall clock, an hour on
         self.assertGreater(t["updated_time"], before + HOUR - 60, t)
         self.assertAlmostEqual(self.logged_step(s), HOUR * 1000, delta=1000)
