@@ -2242,16 +2242,12 @@ await step('tasks/s is counted over the time between the /metrics samples (the s
   await p4.close();
 });
 
-// Two /metrics samples asked for in one millisecond (with a poll period of 1 s, the poll's second
-// and the first rate's, both due 2 s after loading) are one sample: taken as two, they made a rate
-// of no time, not a number, and the chart drew every point of its line at NaN. The page's clock
-// stands still here: every sample is asked for in its first millisecond.
-await step('samples of /metrics asked for in one millisecond make no rate of no time: the chart draws no NaN', () => withPage(async (p) => {
+// p loads the page with the clock clock() sets it (in the page, before its code runs) and its poll
+// each second, /metrics answered with 10 more tasks each time; the number of samples asked for,
+// once the page has asked for four (the third's answer read by then, the poll a second on).
+async function fourSamples(p, clock) {
   await quickTimers(p);
-  await p.addInitScript(() => {
-    const now = Date.now();
-    Date.now = () => now;
-  });
+  await p.addInitScript(clock);
   let hits = 0;
   let fourth;
   const asked = new Promise((resolve) => (fourth = resolve));
@@ -2261,11 +2257,35 @@ await step('samples of /metrics asked for in one millisecond make no rate of no 
                           body: 'taskd_task_transitions_total{task_type="noop",status="COMPLETED"} ' + 10 * hits + '\n'});
   });
   await p.goto(BASE + '/');
-  // the third sample's answer read by the time the poll asks for a fourth, a second on
   await within(asked, WAIT, 'the page asked for fewer than 4 /metrics samples');
+  return hits;
+}
+
+// Two /metrics samples asked for in one millisecond (with a poll period of 1 s, the poll's second
+// and the first rate's, both due 2 s after loading) are one sample: taken as two, they made a rate
+// of no time, not a number, and the chart drew every point of its line at NaN. The page's clock
+// stands still here: every sample is asked for in its first millisecond.
+await step('samples of /metrics asked for in one millisecond make no rate of no time: the chart draws no NaN', () => withPage(async (p) => {
+  const hits = await fourSamples(p, () => {
+    const now = Date.now();
+    Date.now = () => now;
+  });
   const drawn = await p.$$eval('#chart polyline, #chart polygon', (shapes) => shapes.map((s) => s.getAttribute('points')));
   check(!drawn.some((points) => /NaN/.test(points)), 'of ' + hits + ' samples in one millisecond, the chart drew ' +
         drawn.map((points) => JSON.stringify(points.slice(0, 40))).join(', '));
+}));
+
+// Nor do samples asked for a few milliseconds apart, whose answers the counters moved between: the
+// page's clock moves a millisecond a second here, the poll's samples a millisecond apart; taken as
+// two, 10 tasks between them made 10,000 a second.
+await step('samples of /metrics asked for a few milliseconds apart make no rate of those milliseconds', () => withPage(async (p) => {
+  const hits = await fourSamples(p, () => {
+    const real = Date.now;
+    const start = real();
+    Date.now = () => start + Math.floor((real() - start) / 1000);
+  });
+  const rate = await p.textContent('#stat-rate');
+  check(rate === '–', 'of ' + hits + ' samples a few milliseconds apart, tasks/s shows ' + rate);
 }));
 
 steps('token');

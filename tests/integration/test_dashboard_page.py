@@ -18,7 +18,7 @@ sees the count drop; filters and searches; fills the first page and sees a focus
 the focus when a new task reloads the list, and, when a new task pushes the focused last row off the
 page, the focus go to the link of the row now last; reads tasks/s over the real time between two
 /metrics samples (answered by the test), and sees two asked for in one millisecond (the page's clock
-stopped) made one, the chart drawing no NaN; checks the headers (CSP, content types, ETag and 304), that
+stopped) made one, the chart drawing no NaN, and so two a millisecond apart, no rate made of it; checks the headers (CSP, content types, ETag and 304), that
 markup in task data stays text, that nothing is requested from another origin, that the console
 stays free of errors, the dark theme, and the banners of a 401 and of an unreachable taskd
 (answered by the test), and the recovery after them. The task open in the drawer follows its

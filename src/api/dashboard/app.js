@@ -12,6 +12,7 @@ const PAGE_SIZE = 50;
 // window.taskdPeriods before the page loads (read once, here): the page does the same things, sooner.
 const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000, read: 10000, silence: 35000}, window.taskdPeriods);
 const METRICS_EVERY_MS = PERIODS.poll;
+const SAMPLES_APART_MS = METRICS_EVERY_MS / 10; // closer, two /metrics samples are one (sampleMetrics())
 const CHART_WINDOW_MS = 5 * 60 * 1000;
 const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
 const FINAL = new Set(['COMPLETED', 'FAILED']);
@@ -1588,13 +1589,15 @@ async function sampleMetrics() {
     return;
   }
   metricsAsk = false;
-  // in the order asked for, though two answers may come the other way round; two asked for in one
-  // millisecond (the poll's and another's: the first rate's, a token's) are one, the later answer's,
-  // where they made a rate of no time, not a number, which the chart drew as its every point
+  // in the order asked for, though two answers may come the other way round; two asked for closer
+  // than SAMPLES_APART_MS (the poll's and another's: the first rate's, a token's) are one, the later
+  // answer's: taken as two, they made a rate of no time (not a number, which the chart drew as its
+  // every point) or of a few milliseconds, over which the counters of two answers read apart moved
   let at = samples.length;
   while (at > 0 && samples[at - 1].t > now) at--;
-  const same = at > 0 && samples[at - 1].t === now;
-  samples.splice(same ? at - 1 : at, same ? 1 : 0, Object.assign({t: now}, parseTransitions(text)));
+  const near = (i) => i >= 0 && i < samples.length && Math.abs(samples[i].t - now) < SAMPLES_APART_MS;
+  const one = near(at - 1) ? at - 1 : near(at) ? at : -1;
+  samples.splice(one < 0 ? at : one, one < 0 ? 0 : 1, Object.assign({t: now}, parseTransitions(text)));
   while (samples.length > 2 && samples[0].t < now - CHART_WINDOW_MS - METRICS_EVERY_MS) samples.shift();
   drawChart();
 }
