@@ -562,13 +562,15 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
     answer *a = userp;
     size_t n = size * nmemb;
     if (a->len + n + 1 > a->cap) {
-        if (a->len + n + 1 > (size_t)AWS_MAX_BODY) {
+        if (a->len + n > (size_t)AWS_MAX_BODY) {
             a->too_long = true;
             return 0;
         }
         size_t cap = a->cap ? a->cap : 1024;
         while (cap < a->len + n + 1)
             cap *= 2;
+        if (cap > (size_t)AWS_MAX_BODY + 1)
+            cap = (size_t)AWS_MAX_BODY + 1; /* the most kept, and its NUL */
         char *p = realloc(a->body, cap);
         if (!p) {
             a->nomem = true;
