@@ -1800,7 +1800,9 @@ static store_rc reclaim_once(ddb_store *s, store_write *w, const char *token, bo
         bool history_alone = w->current.status == TASK_IN_PROGRESS && len > TASK_HISTORY_MAX &&
                              (!u->claimed_before || !attr_n(item, "claimed_time", &claimed) ||
                               claimed <= u->claimed_before);
-        if (out == STORE_OK && !own && history_alone) {
+        if (out == STORE_OK && own && len > TASK_HISTORY_MAX) {
+            trim_history(s, u->id, len); /* as its answer would have had it */
+        } else if (out == STORE_OK && !own && history_alone) {
             trim_history(s, u->id, len);
             task_clear(&w->current);
             *again = true;

@@ -944,6 +944,50 @@ static void test_reclaim_waits_for_a_long_history_to_be_trimmed(void **state)
     free(refusal);
 }
 
+/* Request 1, the reclaim's second attempt, fails its condition on the item its first attempt
+ * (answered 500 after it was applied) left: its token, and a history grown past TASK_HISTORY_MAX
+ * (arg: long_history_refusal()'s text, its token replaced here). */
+static void answer_lost_reclaim_long_history(void *arg, const http_stub_request *rq, size_t index,
+                                             http_stub_reply *reply)
+{
+    char *refusal = arg, token[64];
+    char *mark = strstr(refusal, "0190a6b2-0000-7000-8000-000000000000");
+    if (index != 1 || !mark || !token_of(rq->body, rq->body_len, token) ||
+        strlen(token) != TASK_ID_LEN)
+        return;
+    memcpy(mark, token, TASK_ID_LEN);
+    reply->status = 400;
+    reply->body = refusal;
+    reply->body_len = strlen(refusal);
+}
+
+/* A reclaim applied by an attempt whose answer was lost, that took the history past
+ * TASK_HISTORY_MAX, trims it, as an update met again on its own token does: the next reclaim is
+ * not refused for it. */
+static void test_reclaim_applied_by_a_lost_attempt_trims(void **state)
+{
+    (void)state;
+    char *refusal = long_history_refusal(TASK_HISTORY_MAX + 1);
+    const http_stub_reply script[] = {
+        LOST_ANSWER,
+        {.status = 400, .body = CONDITION_FAILED}, /* replaced by the handler */
+        {.status = 200, .body = "{}"},             /* the trim */
+    };
+    fixture f;
+    start_handled(&f, script, 3, answer_lost_reclaim_long_history, refusal);
+    store_write w = reclaim_of_old_task(30);
+    assert_int_equal(store_write_wait(f.store, &w), STORE_OK);
+    task_clear(&w.current);
+    assert_int_equal(http_stub_count(f.server), 3);
+    tried_again_with_its_token(&f, 0);
+    json_t *trim = request_of(&f, 2, "UpdateItem");
+    assert_string_equal(text_of(json_object_get(trim, "UpdateExpression")),
+                        "REMOVE #h[1] ADD #hd :k");
+    json_decref(trim);
+    stop(&f);
+    free(refusal);
+}
+
 /* Claim OLD_TASK (CREATED) over a fake that applies the UpdateItem and answers it with body. */
 static store_rc claim_answered(const char *body, task *before)
 {
@@ -1305,6 +1349,7 @@ int main(void)
         cmocka_unit_test(test_reclaim_applied_by_a_lost_attempt_is_ours),
         cmocka_unit_test(test_reclaim_taken_by_another_is_a_conflict),
         cmocka_unit_test(test_reclaim_waits_for_a_long_history_to_be_trimmed),
+        cmocka_unit_test(test_reclaim_applied_by_a_lost_attempt_trims),
         cmocka_unit_test(test_applied_update_with_unreadable_old_image_is_done),
         cmocka_unit_test(test_throttled_until_deadline_is_busy),
         cmocka_unit_test(test_validation_reason_is_invalid),
