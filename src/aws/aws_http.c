@@ -85,13 +85,19 @@
 #endif
 
 #define AWS_USER_AGENT     "taskd/" TASKD_VERSION
-#define AWS_BACKOFF_BASE   25                  /* ms */
-#define AWS_BACKOFF_CAP    2000                /* ms */
-#define AWS_MIN_ATTEMPT_MS 10                  /* no retry with less time than this left */
-#define AWS_CONNECT_MS     3000                /* connect timeout cap of one attempt */
-#define AWS_MAX_BODY       (64L * 1024 * 1024) /* bytes of an answer kept at most */
-#define AWS_MAX_BODY_TEXT  "67108864"
+#define AWS_BACKOFF_BASE   25   /* ms */
+#define AWS_BACKOFF_CAP    2000 /* ms */
+#define AWS_MIN_ATTEMPT_MS 10   /* no retry with less time than this left */
+#define AWS_CONNECT_MS     3000 /* connect timeout cap of one attempt */
+#define AWS_MAX_BODY_MIB   64   /* an answer kept at most, in MiB */
+#define AWS_MAX_BODY       (AWS_MAX_BODY_MIB * 1024L * 1024)
+#define AWS_QUOTE_(x)      #x
+#define AWS_QUOTE(x)       AWS_QUOTE_(x)
 #define AWS_POOL_MAX_IDLE  64
+
+/* what a call whose answer passed AWS_MAX_BODY says */
+static const char answer_too_long[] =
+    "the answer is longer than " AWS_QUOTE(AWS_MAX_BODY_MIB) " MiB, the most a call keeps";
 
 struct aws_client {
     aws_service service;
@@ -688,7 +694,7 @@ static outcome classify(CURL *h, CURLcode cc, answer *a, const char *errbuf, int
     if (cc != CURLE_OK) {
         const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
         if (cc == CURLE_WRITE_ERROR && a->too_long)
-            why = "the answer is longer than " AWS_MAX_BODY_TEXT " bytes, the most a call keeps";
+            why = answer_too_long;
         out->error_message = strdup(why);
         if (cc == CURLE_OUT_OF_MEMORY || (cc == CURLE_WRITE_ERROR && a->nomem)) {
             *rc = AWS_ERR_NOMEM;

@@ -1179,8 +1179,7 @@ static void test_answer_over_the_bound(void **state)
                      AWS_ERR_UNAVAILABLE);
     assert_int_equal(r.attempts, 1);
     assert_null(r.body);
-    assert_string_equal(r.error_message,
-                        "the answer is longer than 67108864 bytes, the most a call keeps");
+    assert_string_equal(r.error_message, "the answer is longer than 64 MiB, the most a call keeps");
     aws_response_free(&r);
     assert_int_equal(aws_json_call(c, "AmazonSQS.ReceiveMessage", "{}", 2, in_ms(20000), &r),
                      AWS_OK);
