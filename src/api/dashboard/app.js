@@ -12,7 +12,9 @@ const PAGE_SIZE = 50;
 // window.taskdPeriods before the page loads (read once, here): the page does the same things, sooner.
 const PERIODS = Object.assign({poll: 5000, retry: 5000, park: 10000, read: 10000, silence: 35000}, window.taskdPeriods);
 const METRICS_EVERY_MS = PERIODS.poll;
-const SAMPLES_APART_MS = METRICS_EVERY_MS / 10; // closer, two /metrics samples are one (sampleMetrics())
+// closer, two /metrics samples are one (sampleMetrics()): a tenth of the poll, at most the half
+// second that keeps the first rate's sample, 2 s after loading, apart from the page's first
+const SAMPLES_APART_MS = Math.min(METRICS_EVERY_MS / 10, 500);
 const CHART_WINDOW_MS = 5 * 60 * 1000;
 const STATUSES = ['CREATED', 'IN_PROGRESS', 'COMPLETED', 'FAILED'];
 const FINAL = new Set(['COMPLETED', 'FAILED']);
