@@ -392,14 +392,16 @@ class FinalTaskMessages(PipelineCase):
         the idle runner beside it meanwhile."""
         runs_dir = os.path.join(self.tmp, "runs")
         os.mkdir(runs_dir)
+        # 4 s: the script's three processes write its line before the kill on a loaded machine
+        # (with 2 s, at a load of 20, none had)
         cfg = {"sweep_interval": 86400,
-               "queues": [{"name": "slow", "visibility_timeout": 2}],
+               "queues": [{"name": "slow", "visibility_timeout": 4}],
                "subscriptions": [{"queue": "slow"}],
-               "handlers": [{"queue": "slow", "handler": "exec", "timeout": 2, "concurrency": 2,
-                             "command": ["/bin/sh", script_path("record_run.sh"), "8"]}]}
+               "handlers": [{"queue": "slow", "handler": "exec", "timeout": 4, "concurrency": 2,
+                             "command": ["/bin/sh", script_path("record_run.sh"), "12"]}]}
         s = self.start(cfg)
         tid = s.create("TASK2", data={"dir": runs_dir})
-        t = self.wait_status(s, tid, FINAL, timeout=10)
+        t = self.wait_status(s, tid, FINAL, timeout=20)
         self.assertEqual(t["status"], "FAILED", t)
         self.assertIn("timed out", t["status_msg"])
         # the message leaves the queue only with its last delivery's run over and reported (a
