@@ -302,18 +302,24 @@ static char *traces_url_as_is(const char *url)
     return out;
 }
 
-/* base with its trailing slashes removed, then "/v1/traces". */
+/* base with "/v1/traces" appended to its path, after that path's trailing slashes: a query
+ * or a fragment the base has stays after it, as OTLP appends the signal's path to the base URL's
+ * path, not to its text. */
 static char *traces_url_from_base(const char *base)
 {
-    size_t len = strlen(base);
-    while (len > 0 && base[len - 1] == '/')
+    const char *auth = strstr(base, "://") + 3;
+    size_t end = (size_t)(auth - base) + strcspn(auth, "?#"); /* the path's end */
+    size_t len = end;
+    while (len > (size_t)(auth - base) && base[len - 1] == '/')
         len--;
     static const char suffix[] = "/v1/traces";
-    char *out = malloc(len + sizeof suffix);
+    size_t rest = strlen(base + end);
+    char *out = malloc(len + sizeof suffix - 1 + rest + 1);
     if (!out)
         return NULL;
     memcpy(out, base, len);
-    memcpy(out + len, suffix, sizeof suffix);
+    memcpy(out + len, suffix, sizeof suffix - 1);
+    memcpy(out + len + sizeof suffix - 1, base + end, rest + 1);
     return out;
 }
 

@@ -8,9 +8,10 @@
  * - OTEL_SDK_DISABLED: "true" (any case) disables every exporter; "false" or unset leaves
  *   them on; anything else is warned about and ignored.
  * - Endpoint: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the URL as-is (only an empty path becomes
- *   "/"); otherwise OTEL_EXPORTER_OTLP_ENDPOINT is a base URL to which "/v1/traces" is
- *   appended with exactly one slash between. Neither set: no OTLP export. A URL that is not
- *   http:// or https:// is an error.
+ *   "/"); otherwise OTEL_EXPORTER_OTLP_ENDPOINT is a base URL to whose path "/v1/traces" is
+ *   appended with exactly one slash between (a query or fragment stays after it:
+ *   http://c:4318/?x=1 gives http://c:4318/v1/traces?x=1). Neither set: no OTLP export. A URL that
+ * is not http:// or https:// is an error.
  * - Signal-specific variables (…_TRACES_HEADERS/_PROTOCOL/_TIMEOUT/_COMPRESSION) replace the
  *   generic ones wholesale; they are not merged.
  * - Headers: "k=v,k=v"; key and value are whitespace-trimmed and percent-decoded. A bad entry
