@@ -532,9 +532,13 @@ bool tracer_flush(tracer *t, int64_t deadline_ms)
 {
     if (!t || !t->has_thread)
         return true;
-    int64_t left_ms = deadline_ms - clock_unix_ms();
-    int64_t now = clock_mono_ns();
-    int64_t until = now + (left_ms > 0 ? left_ms : 0) * 1000000;
+    int64_t now_ms = clock_unix_ms(), now = clock_mono_ns();
+    /* the time left, capped where the monotonic deadline would pass INT64_MAX (a deadline of
+     * INT64_MAX, or INT64_MIN, is no overflow) */
+    int64_t left_ms = deadline_ms > now_ms ? deadline_ms - now_ms : 0;
+    if (left_ms > (INT64_MAX - now) / 1000000)
+        left_ms = (INT64_MAX - now) / 1000000;
+    int64_t until = now + left_ms * 1000000;
     int64_t exporters_until = until - FLUSH_SLACK_NS > now ? until - FLUSH_SLACK_NS : now;
     struct timespec ts = clock_mono_timespec(until);
     pthread_mutex_lock(&t->qmu);

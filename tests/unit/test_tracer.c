@@ -2248,6 +2248,28 @@ static void test_xray_send_failure_counts(void **state)
     tracer_free(t);
 }
 
+/* A flush with the farthest deadline there is (INT64_MAX), or one long past (INT64_MIN), is no
+ * overflow: the first waits for the span and sends it, the second gives up at once. */
+static void test_flush_with_an_extreme_deadline(void **state)
+{
+    (void)state;
+    int u = xray_daemon();
+    tracer *t = start(0, 0);
+    emit(t, TASK_A, 1);
+    assert_true(tracer_flush(t, INT64_MAX));
+    assert_int_equal(tracer_exported(t), 1);
+    assert_int_equal(tracer_dropped(t), 0);
+    assert_true(tracer_flush(t, INT64_MAX)); /* nothing queued: at once */
+    emit(t, TASK_A, 2);
+    tracer_flush(t, INT64_MIN); /* past: what is queued is dropped, or sent if it went first */
+    assert_int_equal(tracer_exported(t) + tracer_dropped(t), 2);
+    tracer_free(t);
+    bool got[3] = {false};
+    assert_true(xray_received(u, got, 2) >= 1);
+    assert_true(got[1]);
+    close(u);
+}
+
 /* ---- configuration ---- */
 
 static void test_disabled_exports_nothing(void **state)
@@ -2321,6 +2343,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_503),
         cmocka_unit_test(test_retry_after_header),
         cmocka_unit_test(test_flush_sends_now),
+        cmocka_unit_test(test_flush_with_an_extreme_deadline),
         cmocka_unit_test(test_span_queued_during_a_flush),
         cmocka_unit_test(test_flush_out_of_time_drops_the_rest),
         cmocka_unit_test_teardown(test_a_later_flush_keeps_the_earlier_deadline,
