@@ -18,8 +18,11 @@ bool span_has_parent(const span *s)
 
 static span_attr *new_attr(span *s, const char *key, span_attr_type type)
 {
-    if (s->n_attrs >= SPAN_MAX_ATTRS)
+    if (s->n_attrs >= SPAN_MAX_ATTRS) {
+        if (s->dropped_attrs < UINT32_MAX)
+            s->dropped_attrs++;
         return NULL;
+    }
     span_attr *a = &s->attrs[s->n_attrs++];
     size_t n = strnlen(key, SPAN_KEY_MAX); /* cut to fit, as snprintf would; no format to parse */
     memcpy(a->key, key, n);
@@ -72,8 +75,11 @@ void span_set_bool(span *s, const char *key, bool value)
 
 void span_add_link(span *s, const uint8_t trace_id[16], const uint8_t span_id[8])
 {
-    if (s->n_links >= SPAN_MAX_LINKS)
+    if (s->n_links >= SPAN_MAX_LINKS) {
+        if (s->dropped_links < UINT32_MAX)
+            s->dropped_links++;
         return;
+    }
     memcpy(s->links[s->n_links].trace_id, trace_id, 16);
     memcpy(s->links[s->n_links].span_id, span_id, 8);
     s->n_links++;

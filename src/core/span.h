@@ -72,6 +72,9 @@ typedef struct span {
     char task_id[37];  /* the task this span belongs to, "" if none (for the local view) */
     int n_attrs;
     int n_links;
+    /* attributes and links set past SPAN_MAX_ATTRS and SPAN_MAX_LINKS, not kept (OTLP's
+     * dropped_attributes_count and dropped_links_count) */
+    uint32_t dropped_attrs, dropped_links;
     /* The arrays come last: only their first n_attrs and n_links entries mean anything, and
      * only those are copied, moved and emptied (a span is 1.5 KiB, a typical one's used part a
      * third of that). */
@@ -81,7 +84,8 @@ typedef struct span {
 
 /* True when the span has a parent. */
 bool span_has_parent(const span *s);
-/* Add attributes (ignored past SPAN_MAX_ATTRS; string values are copied). */
+/* Add attributes (past SPAN_MAX_ATTRS only counted in dropped_attrs; string values are
+ * copied). */
 void span_set_str(span *s, const char *key, const char *value);
 /* A string attribute whose value lives as long as the program's configuration
  * (literals, configured names): not copied, not freed. */
@@ -89,7 +93,10 @@ void span_set_static(span *s, const char *key, const char *value);
 void span_set_int(span *s, const char *key, int64_t value);
 void span_set_double(span *s, const char *key, double value);
 void span_set_bool(span *s, const char *key, bool value);
-/* Add a link (ignored past SPAN_MAX_LINKS). */
+/* Add a link (past SPAN_MAX_LINKS only counted in dropped_links). SPAN_MAX_LINKS is a span's
+ * own bound, not OpenTelemetry's default of 128: every span holds its links inline, a task's
+ * delivery makes five, and only a batch's receive span links (to the other messages'
+ * producers); the count tells a reader how many more there were. */
 void span_add_link(span *s, const uint8_t trace_id[16], const uint8_t span_id[8]);
 /* Mark the span failed with a message (copied). */
 void span_set_error(span *s, const char *message);

@@ -85,8 +85,9 @@ static void begin_delivery(const work_env *e, work_item *it, const work_item *it
     span_set_int(&it->receive, "messaging.batch.message_count", (int64_t)n);
     span_set_int(&it->receive, "taskd.receive_count", it->receive_count);
     span_set_str(&it->receive, "task.id", it->id);
-    /* one batch, several traces: link the other messages' producers */
-    for (size_t j = 0; j < n && it->receive.n_links < SPAN_MAX_LINKS; j++) {
+    /* one batch, several traces: link the other messages' producers (those past
+     * SPAN_MAX_LINKS counted in the span's dropped_links) */
+    for (size_t j = 0; j < n; j++) {
         const work_item *other = &items[j];
         if (other != it && other->traced &&
             memcmp(other->producer.trace_id, it->receive.trace_id, 16) != 0)

@@ -125,6 +125,8 @@ static void put_span(sbuf *b, const span *s)
         first = false;
     }
     sbuf_putc(b, ']');
+    if (s->dropped_attrs)
+        sbuf_printf(b, ",\"droppedAttributesCount\":%" PRIu32, s->dropped_attrs);
 
     if (s->n_links > 0) {
         sbuf_puts(b, ",\"links\":[");
@@ -137,6 +139,8 @@ static void put_span(sbuf *b, const span *s)
         }
         sbuf_putc(b, ']');
     }
+    if (s->dropped_links)
+        sbuf_printf(b, ",\"droppedLinksCount\":%" PRIu32, s->dropped_links);
 
     int code = (int)s->status;
     if (code < SPAN_STATUS_UNSET || code > SPAN_STATUS_ERROR)

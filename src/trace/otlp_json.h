@@ -8,7 +8,9 @@
  * enums (kind, status code) as integers; 64-bit integers (times, intValue)
  * as decimal strings; non-finite doubles as "NaN" / "Infinity" /
  * "-Infinity". parentSpanId is left out for root spans, links only when
- * there are some; span events are not in the span model and never sent.
+ * there are some, droppedAttributesCount and droppedLinksCount (what the
+ * span counted past its bounds) only when not 0; span events are not in the
+ * span model and never sent.
  * Layout and attribute rules: see otlp.h.
  */
 #ifndef TASKD_OTLP_JSON_H

@@ -126,6 +126,7 @@ static void build_span(span_frame *f, const span *s)
         p->n_attributes++;
     }
     p->attributes = f->kv_ptrs;
+    p->dropped_attributes_count = s->dropped_attrs;
 
     int n_links = s->n_links < SPAN_MAX_LINKS ? s->n_links : SPAN_MAX_LINKS;
     for (int i = 0; i < n_links; i++) {
@@ -137,6 +138,7 @@ static void build_span(span_frame *f, const span *s)
     }
     p->n_links = n_links > 0 ? (size_t)n_links : 0;
     p->links = f->link_ptrs;
+    p->dropped_links_count = s->dropped_links;
 
     f->status = status_init;
     int code = (int)s->status;

@@ -9,7 +9,8 @@
  * and strings (nothing is copied), packs once into a malloc'ed buffer and
  * frees the scaffolding. Same content as otlp_json: one ResourceSpans, one
  * ScopeSpans, ids as raw bytes (16 / 8), parent_span_id empty for roots,
- * flags = the W3C trace flags, links, status {code, message}. Layout and
+ * flags = the W3C trace flags, links, dropped_attributes_count and
+ * dropped_links_count (what the span counted past its bounds), status {code, message}. Layout and
  * attribute rules: see otlp.h.
  */
 #ifndef TASKD_OTLP_PROTO_H

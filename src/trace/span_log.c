@@ -21,6 +21,7 @@ typedef struct rec_head {
     uint32_t msg_len;
     uint16_t name_len;
     uint8_t task_len, flags, kind, status, n_attrs, n_links;
+    uint32_t dropped_attrs, dropped_links;
     int64_t start_ns, end_ns;
     uint8_t trace_id[16], span_id[8], parent_id[8];
 } rec_head;
@@ -107,6 +108,8 @@ static void pack(unsigned char *p, const span *s, size_t size)
     h.status = (uint8_t)s->status;
     h.n_attrs = (uint8_t)s->n_attrs;
     h.n_links = (uint8_t)s->n_links;
+    h.dropped_attrs = s->dropped_attrs;
+    h.dropped_links = s->dropped_links;
     h.start_ns = s->start_ns;
     h.end_ns = s->end_ns;
     memcpy(h.trace_id, s->trace_id, 16);
@@ -198,6 +201,8 @@ static bool unpack(const unsigned char *p, span *s)
         a->key[key_len] = '\0';
     }
     s->n_links = h.n_links;
+    s->dropped_attrs = h.dropped_attrs;
+    s->dropped_links = h.dropped_links;
     take(p, s->links, (size_t)h.n_links * sizeof(span_link));
     if (!ok)
         span_clear(s);

@@ -32,6 +32,10 @@
  * XRAY_DOC_MAX bytes (the daemon takes at most 64 kB per datagram) is
  * written without its metadata; everything else is bounded well below that.
  *
+ * Links are not sent (the segment document has none; X-Ray links an SQS consumer's trace to
+ * its producers itself, from AWSTraceHeader), nor are the counts of links and attributes the
+ * span dropped past its bounds (no field takes them).
+ *
  * Names keep only what X-Ray accepts (ASCII letters, digits, space and
  * _ . : / % & # = + \ - @); anything else becomes '_' (one per UTF-8
  * character) and names are cut to 200 characters.

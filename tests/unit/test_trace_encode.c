@@ -630,6 +630,69 @@ static void test_proto_edge_cases(void **state)
 }
 
 /*
+ * Attributes and links set past a span's bounds are counted, and both OTLP encodings say how many:
+ * droppedAttributesCount and droppedLinksCount in JSON, dropped_attributes_count (10) and
+ * dropped_links_count (14) in protobuf; a span that dropped none sends neither (make_root).
+ */
+static void test_dropped_attributes_and_links_are_sent(void **state)
+{
+    (void)state;
+    span s[2];
+    make_root(&s[0]); /* 6 attributes, 1 link */
+    for (int i = 0; i < SPAN_MAX_ATTRS - 6 + 2; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "extra.%d", i);
+        span_set_str(&s[0], key, "v");
+    }
+    span_set_int(&s[0], "cut.int", 1);
+    for (int i = 0; i < SPAN_MAX_LINKS - 1 + 3; i++)
+        span_add_link(&s[0], LTID, SID);
+    assert_int_equal(s[0].n_attrs, SPAN_MAX_ATTRS);
+    assert_int_equal(s[0].dropped_attrs, 3);
+    assert_int_equal(s[0].n_links, SPAN_MAX_LINKS);
+    assert_int_equal(s[0].dropped_links, 3);
+    make_child(&s[1]);
+
+    json_t *doc = encode_json(s, 2, &RES);
+    json_t *spans = json_object_get(path(path(doc, "resourceSpans", 0), "scopeSpans", 0), "spans");
+    json_t *sp = json_array_get(spans, 0);
+    assert_int_equal(json_array_size(json_object_get(sp, "attributes")), SPAN_MAX_ATTRS);
+    assert_json_int(sp, "droppedAttributesCount", 3);
+    assert_int_equal(json_array_size(json_object_get(sp, "links")), SPAN_MAX_LINKS);
+    assert_json_int(sp, "droppedLinksCount", 3);
+    sp = json_array_get(spans, 1);
+    assert_null(json_object_get(sp, "droppedAttributesCount"));
+    assert_null(json_object_get(sp, "droppedLinksCount"));
+    json_decref(doc);
+
+    uint8_t *buf;
+    size_t len;
+    assert_true(otlp_proto_encode(s, 2, &RES, &buf, &len));
+    enum { VARINT = 0, LEN = 2 };
+    wire ss = wire_field(wire_field((wire){buf, buf + len}, 1, LEN, 0), 2, LEN, 0);
+    wire w = wire_field(ss, 2, LEN, 0);
+    wire v = wire_field(w, 10, VARINT, 0);
+    assert_int_equal(wire_varint(&v), 3);
+    v = wire_field(w, 14, VARINT, 0);
+    assert_int_equal(wire_varint(&v), 3);
+    w = wire_field(ss, 2, LEN, 1);
+    assert_false(wire_has(w, 10));
+    assert_false(wire_has(w, 14));
+    pb_request *req =
+        opentelemetry__proto__trace__v1__export_trace_service_request__unpack(NULL, len, buf);
+    assert_non_null(req);
+    Opentelemetry__Proto__Trace__V1__Span *p = req->resource_spans[0]->scope_spans[0]->spans[0];
+    assert_int_equal(p->n_attributes, SPAN_MAX_ATTRS);
+    assert_int_equal(p->dropped_attributes_count, 3);
+    assert_int_equal(p->n_links, SPAN_MAX_LINKS);
+    assert_int_equal(p->dropped_links_count, 3);
+    opentelemetry__proto__trace__v1__export_trace_service_request__free_unpacked(req, NULL);
+    free(buf);
+    span_clear(&s[0]);
+    span_clear(&s[1]);
+}
+
+/*
  * The spans' sizes an encoding gives bound the request for any run of them: the body less the
  * sizes of the spans left out, in protobuf (the lengths around the spans, 3 bytes each for a body
  * over 16 KiB, take 2 for a part under it) and in JSON (the first span of a part has no comma).
@@ -1365,6 +1428,7 @@ int main(void)
         cmocka_unit_test(test_proto_wire_numbers),
         cmocka_unit_test(test_proto_edge_cases),
         cmocka_unit_test(test_proto_strings_are_utf8),
+        cmocka_unit_test(test_dropped_attributes_and_links_are_sent),
         cmocka_unit_test(test_span_sizes_bound_each_part),
         cmocka_unit_test(test_xray_segment),
         cmocka_unit_test(test_xray_segment_errors),

@@ -751,6 +751,37 @@ static void test_spans_of_a_run(void **state)
     spans_free(&sp);
 }
 
+/* A batch of more traces than a span keeps links to: the receive span links SPAN_MAX_LINKS of the
+ * other messages' producers and counts the rest as dropped, to be said in the export. */
+static void test_batch_links_past_the_bound_are_counted(void **state)
+{
+    fixture *f = *state;
+    char a[37];
+    create_task(f, "{}", a);
+    enum { N = SPAN_MAX_LINKS + 4 };
+    work_item items[N];
+    char producers[N][56];
+    fill_item(&items[0], a, "{}", PRODUCER_A);
+    for (int i = 1; i < N; i++) { /* each of another trace; they name no task: dropped */
+        snprintf(producers[i], sizeof producers[i], "00-%032x-b7ad6b7169203331-01", (unsigned)i);
+        fill_item(&items[i], NULL, "{}", producers[i]);
+        assert_true(items[i].traced);
+    }
+    claim(f, &items[0]);
+    bool spent[N];
+    work_all(f, items, N, spent, NULL);
+    assert_status(f, a, TASK_COMPLETED, NULL);
+
+    spans sp = spans_of(f, a);
+    const span *receive = find(&sp, "receive jobs", NULL);
+    assert_non_null(receive);
+    assert_int_equal(receive->n_links, SPAN_MAX_LINKS);
+    assert_int_equal(receive->dropped_links, N - 1 - SPAN_MAX_LINKS);
+    assert_int_equal(receive->dropped_attrs, 0);
+    assert_int_equal(find(&sp, "process jobs", NULL)->dropped_links, 0);
+    spans_free(&sp);
+}
+
 static void test_batch_links_and_metric(void **state)
 {
     fixture *f = *state;
@@ -807,6 +838,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_task_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unstorable_result_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_result_the_store_refuses_fails_the_task, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_links_past_the_bound_are_counted, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_task_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_runs_again, setup, teardown),
