@@ -87,15 +87,16 @@ static bool send_span(xray_exporter *x, const span *s)
 }
 
 /*
- * Look the daemon's name up into x->addr: its first IPv4 address, else its first (an IPv6
- * address, or a name that has only those); getaddrinfo's result (0: resolved). The daemon
- * listens on IPv4 (127.0.0.1:2000 unless told otherwise) and the X-Ray SDKs send over IPv4,
- * while a name such as localhost may be answered ::1 first: what is sent there is lost.
+ * Look the daemon's name host up into *addr and *addrlen: its first IPv4 address, else its first
+ * (an IPv6 address, or a name that has only those); getaddrinfo's result (0: resolved). The
+ * daemon listens on IPv4 (127.0.0.1:2000 unless told otherwise) and the X-Ray SDKs send over
+ * IPv4, while a name such as localhost may be answered ::1 first: what is sent there is lost.
  */
-static int lookup(xray_exporter *x)
+static int lookup(const char *host, const char *port, struct sockaddr_storage *addr,
+                  socklen_t *addrlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM}, *ai = NULL;
-    int rc = getaddrinfo(x->host, x->port, &hints, &ai);
+    int rc = getaddrinfo(host, port, &hints, &ai);
     if (rc != 0)
         return rc;
     if (!ai)
@@ -107,8 +108,8 @@ static int lookup(xray_exporter *x)
             break;
         }
     }
-    memcpy(&x->addr, use->ai_addr, use->ai_addrlen);
-    x->addrlen = use->ai_addrlen;
+    memcpy(addr, use->ai_addr, use->ai_addrlen);
+    *addrlen = use->ai_addrlen;
     freeaddrinfo(ai);
     return 0;
 }
@@ -124,7 +125,7 @@ static bool resolve_late(xray_exporter *x)
 {
     if (atomic_load(&x->hurried) || (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS))
         return false;
-    int rc = lookup(x);
+    int rc = lookup(x->host, x->port, &x->addr, &x->addrlen);
     if (rc == 0 && (x->fd = open_socket(x)) < 0)
         snprintf(x->unresolved, sizeof x->unresolved, "no UDP socket: %s", strerror(errno));
     else if (rc != 0)
@@ -195,7 +196,7 @@ bool export_xray_new(exporter **out, const char *address, const char *service_na
     x->base.export = xray_export;
     x->base.hurry = xray_hurry;
     x->base.free = xray_free;
-    int rc = lookup(x);
+    int rc = lookup(x->host, x->port, &x->addr, &x->addrlen);
     if (rc != 0) {
         /* not yet, perhaps: the export thread tries again (resolve_late()) */
         snprintf(x->unresolved, sizeof x->unresolved, "%s", gai_strerror(rc));
