@@ -10,12 +10,15 @@
  *
  * A daemon name that does not resolve at start (a sidecar that comes up after
  * taskd, a DNS hiccup) leaves the exporter without a socket (fd -1): export()
- * looks the name up again, on the export thread, at most once every
- * RESOLVE_INTERVAL_NS counted from the end of the last try, and not while
- * hurried (a lookup can last a resolver's timeout, past a flush's or a
- * shutdown's deadline). Until one succeeds every span is marked failed, and
- * warned about as a send that failed is. Once resolved, the address is kept
- * for the run, as one resolved at start is.
+ * looks the name up again at most once every RESOLVE_INTERVAL_NS counted from
+ * the end of the last try, and starts no lookup while hurried. A lookup runs on
+ * a thread of its own (a lookup_job), which export() waits for; a lookup can
+ * last a resolver's timeout, so a flush or a shutdown that comes meanwhile ends
+ * the wait at its deadline (hurry() wakes it), and the lookup goes on alone:
+ * the next export() waits for it again, or takes its answer, and the
+ * exporter's free() lets go of it. Until a lookup succeeds every span is marked
+ * failed, and warned about as a send that failed is. Once resolved, the address
+ * is kept for the run, as one resolved at start is.
  */
 #include "export_xray.h"
 
@@ -26,6 +29,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,19 @@
 #include <unistd.h>
 
 #define RESOLVE_INTERVAL_NS (5 * 1000000000LL)
+
+/* A lookup of the daemon's name on a thread of its own, and its answer: the exporter's and the
+ * thread's, freed by whichever lets go of it last. */
+typedef struct lookup_job {
+    pthread_mutex_t mu;
+    pthread_cond_t ended; /* CLOCK_MONOTONIC; done was set, or the exporter was hurried */
+    int refs;             /* under mu */
+    bool done;            /* under mu; then rc, addr and addrlen are the answer */
+    int rc;               /* getaddrinfo's */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char host[256], port[8];
+} lookup_job;
 
 typedef struct xray_exporter {
     exporter base; /* first: the tracer's handle */
@@ -46,10 +63,13 @@ typedef struct xray_exporter {
     xray_mode mode;
     exporter_warnings warnings;
     int64_t (*clock_ns)(void); /* monotonic ns, for the wait between lookups */
-    bool tried;                /* a lookup has failed on the export thread... */
+    bool tried;                /* a lookup after the one at start has failed... */
     int64_t tried_ns;          /* ...and ended at this time */
     char unresolved[160];      /* why the daemon has no socket yet, for the warnings */
-    atomic_bool hurried;       /* a flush or shutdown: no lookup now */
+    atomic_bool hurried;       /* a flush or shutdown: no lookup now... */
+    _Atomic int64_t hurry_ns;  /* ...nor a wait for one past this (monotonic ns) */
+    pthread_mutex_t mu;        /* job, against hurry() */
+    lookup_job *job;           /* the lookup under way, or ended unread; NULL: none */
 } xray_exporter;
 
 static void warn(xray_exporter *x, const char *message, const char *detail)
@@ -120,12 +140,133 @@ static int open_socket(const xray_exporter *x)
     return socket(x->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 }
 
-/* The name that did not resolve at start, again if it is time: whether x now has a socket. */
+static void job_release(lookup_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool last = --j->refs == 0;
+    pthread_mutex_unlock(&j->mu);
+    if (last) {
+        pthread_mutex_destroy(&j->mu);
+        pthread_cond_destroy(&j->ended);
+        free(j);
+    }
+}
+
+static void *lookup_main(void *arg)
+{
+    lookup_job *j = arg;
+    int rc = lookup(j->host, j->port, &j->addr, &j->addrlen); /* read once done, under mu */
+    pthread_mutex_lock(&j->mu);
+    j->rc = rc;
+    j->done = true;
+    pthread_cond_broadcast(&j->ended);
+    pthread_mutex_unlock(&j->mu);
+    job_release(j);
+    return NULL;
+}
+
+/* Start looking the daemon's name up on a thread of its own (x->job): 0, or why not (an errno). */
+static int start_lookup(xray_exporter *x)
+{
+    lookup_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return ENOMEM;
+    int rc = pthread_mutex_init(&j->mu, NULL);
+    if (rc != 0) {
+        free(j);
+        return rc;
+    }
+    if ((rc = clock_mono_cond_init(&j->ended)) != 0) {
+        pthread_mutex_destroy(&j->mu);
+        free(j);
+        return rc;
+    }
+    memcpy(j->host, x->host, sizeof j->host);
+    memcpy(j->port, x->port, sizeof j->port);
+    j->refs = 2; /* the exporter's and the thread's */
+    pthread_attr_t attr;
+    pthread_t thread;
+    if ((rc = pthread_attr_init(&attr)) == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        rc = pthread_create(&thread, &attr, lookup_main, j);
+        pthread_attr_destroy(&attr);
+    }
+    if (rc != 0) {
+        j->refs = 1;
+        job_release(j);
+        return rc;
+    }
+    pthread_mutex_lock(&x->mu);
+    x->job = j;
+    pthread_mutex_unlock(&x->mu);
+    return 0;
+}
+
+/* Let go of x->job (the thread keeps it until its lookup ends). */
+static void drop_lookup(xray_exporter *x)
+{
+    pthread_mutex_lock(&x->mu);
+    lookup_job *j = x->job;
+    x->job = NULL;
+    pthread_mutex_unlock(&x->mu);
+    if (j)
+        job_release(j);
+}
+
+/* Wait for x->job to end, for as long as it takes, or, hurried, until the hurry's deadline:
+ * whether it ended (then its answer is in *rc and, found, x->addr, and the job is let go). */
+static bool wait_lookup(xray_exporter *x, int *rc)
+{
+    lookup_job *j = x->job;
+    pthread_mutex_lock(&j->mu);
+    while (!j->done) {
+        if (!atomic_load(&x->hurried)) {
+            pthread_cond_wait(&j->ended, &j->mu);
+            continue;
+        }
+        int64_t until = atomic_load(&x->hurry_ns);
+        if (clock_mono_ns() >= until)
+            break;
+        struct timespec ts = clock_mono_timespec(until);
+        pthread_cond_timedwait(&j->ended, &j->mu, &ts);
+    }
+    bool done = j->done;
+    if (done) {
+        *rc = j->rc;
+        if (j->rc == 0) {
+            x->addr = j->addr;
+            x->addrlen = j->addrlen;
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (done)
+        drop_lookup(x);
+    return done;
+}
+
+/* The name that did not resolve at start, again if it is time (or the answer of a lookup a flush
+ * stopped waiting for): whether x now has a socket. */
 static bool resolve_late(xray_exporter *x)
 {
-    if (atomic_load(&x->hurried) || (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS))
+    if (!x->job) {
+        if (atomic_load(&x->hurried) ||
+            (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS))
+            return false;
+        int err = start_lookup(x);
+        if (err != 0) {
+            snprintf(x->unresolved, sizeof x->unresolved, "cannot start a lookup: %s",
+                     strerror(err));
+            x->tried = true;
+            x->tried_ns = x->clock_ns();
+            return false;
+        }
+    }
+    int rc;
+    if (!wait_lookup(x, &rc)) { /* it goes on: the next export waits for it again */
+        snprintf(x->unresolved, sizeof x->unresolved,
+                 "its lookup had not ended by the deadline of a flush or a stop");
         return false;
-    int rc = lookup(x->host, x->port, &x->addr, &x->addrlen);
+    }
     if (rc == 0 && (x->fd = open_socket(x)) < 0)
         snprintf(x->unresolved, sizeof x->unresolved, "no UDP socket: %s", strerror(errno));
     else if (rc != 0)
@@ -157,8 +298,16 @@ static void xray_export(exporter *e, const span *spans, size_t n, bool *failed)
 
 static void xray_hurry(exporter *e, bool on, int64_t deadline_ns)
 {
-    (void)deadline_ns;
-    atomic_store(&((xray_exporter *)e)->hurried, on);
+    xray_exporter *x = (xray_exporter *)e;
+    atomic_store(&x->hurry_ns, deadline_ns);
+    atomic_store(&x->hurried, on);
+    pthread_mutex_lock(&x->mu); /* a wait for a lookup now ends at the deadline */
+    if (x->job) {
+        pthread_mutex_lock(&x->job->mu);
+        pthread_cond_broadcast(&x->job->ended);
+        pthread_mutex_unlock(&x->job->mu);
+    }
+    pthread_mutex_unlock(&x->mu);
 }
 
 static void xray_free(exporter *e)
@@ -166,6 +315,8 @@ static void xray_free(exporter *e)
     xray_exporter *x = (xray_exporter *)e;
     if (x->fd >= 0)
         close(x->fd);
+    drop_lookup(x);
+    pthread_mutex_destroy(&x->mu);
     free(x);
 }
 
@@ -183,6 +334,11 @@ bool export_xray_new(exporter **out, const char *address, const char *service_na
     xray_exporter *x = calloc(1, sizeof *x);
     if (!x) {
         errbuf_set(err, errlen, "out of memory starting the tracer");
+        return false;
+    }
+    if (pthread_mutex_init(&x->mu, NULL) != 0) {
+        free(x);
+        errbuf_set(err, errlen, "cannot create the X-Ray exporter's lock");
         return false;
     }
     x->fd = -1;
@@ -204,6 +360,7 @@ bool export_xray_new(exporter **out, const char *address, const char *service_na
              x->unresolved);
     } else if ((x->fd = open_socket(x)) < 0) {
         log_warn("X-Ray export off: no UDP socket", "detail", strerror(errno), NULL);
+        pthread_mutex_destroy(&x->mu);
         free(x);
         return true;
     }

@@ -5,9 +5,11 @@
  * The daemon's address (AWS_XRAY_DAEMON_ADDRESS, trace/xray.h for its forms)
  * is resolved once, at start, to a name's first IPv4 address when it has one
  * (the daemon listens on IPv4, and the X-Ray SDKs send over it); a name that
- * does not resolve then is looked up again on the export thread, at the first
- * export and then at most every 5 s, until it does, never while hurried (the
- * hook's only use). The socket
+ * does not resolve then is looked up again, at the first export and then at
+ * most every 5 s, until it does, never beginning while hurried. That lookup
+ * runs on a thread of its own, which the export waits for, but a flush or the
+ * stop (hurry) waits no longer than its deadline: the lookup then goes on
+ * alone, and the next export takes its answer. The socket
  * is non-blocking, so a batch never waits on the daemon. A span whose
  * document cannot be encoded, whose datagram does not go out whole, or that
  * comes while the name has not resolved, is marked failed and warned about

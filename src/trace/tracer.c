@@ -15,7 +15,8 @@
  *
  * Exporters sit behind one interface (exporter.h), each with its own state: X-Ray
  * (export_xray.h: one UDP datagram per span, never waits on the daemon; a daemon name that did
- * not resolve at start is looked up again here, at most every 5 s) and OTLP/HTTP (export_otlp.h:
+ * not resolve at start is looked up again, at most every 5 s, the export waiting for it no
+ * longer than a flush's or the stop's deadline) and OTLP/HTTP (export_otlp.h:
  * encoding, retries with backoff and Retry-After, partial success). tracer_new builds the
  * list from the environment (otel_env.h, AWS_XRAY_DAEMON_ADDRESS), X-Ray first.
  *

@@ -169,6 +169,26 @@ static int dual_stack_lookup(const char *service, const struct addrinfo *hints,
     *res = v6;
     return 0;
 }
+/* A daemon name whose first lookup (at start) fails at once and whose later ones hang, as a
+ * resolver that does not answer does, until hang_ends is set (or 30 s have passed), then fail,
+ * or answer 127.0.0.1 when hang_resolves is set. The lookups begun and ended are counted. */
+#define HANG_NAME "xray-hang.invalid"
+static atomic_bool hang_ends, hang_resolves;
+static atomic_int hang_lookups, hang_lookups_ended;
+
+static int hanging_lookup(const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (atomic_fetch_add(&hang_lookups, 1) > 0) {
+        int64_t until = now_ms() + 30000;
+        while (!atomic_load(&hang_ends) && now_ms() < until)
+            sleep_ms(5);
+    }
+    int rc = atomic_load(&hang_resolves) ? __real_getaddrinfo("127.0.0.1", service, hints, res)
+                                         : EAI_AGAIN;
+    atomic_fetch_add(&hang_lookups_ended, 1);
+    return rc;
+}
+
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res);
 int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
@@ -178,6 +198,8 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
         atomic_fetch_add(&loopback_lookups, 1);
     if (node && strcmp(node, DUAL_NAME) == 0)
         return dual_stack_lookup(service, hints, res);
+    if (node && strcmp(node, HANG_NAME) == 0)
+        return hanging_lookup(service, hints, res);
     if (!node || strcmp(node, DAEMON_NAME) != 0)
         return __real_getaddrinfo(node, service, hints, res);
     atomic_fetch_add(&daemon_lookups, 1);
@@ -2166,6 +2188,84 @@ static void test_xray_daemon_name_resolving_late(void **state)
     close(u);
 }
 
+/* Start a tracer whose X-Ray daemon is named HANG_NAME, with a stop bounded at 1 s (the export
+ * timeout), and emit a span: its export looks the name up again, and that lookup hangs. */
+static tracer *start_with_a_hanging_lookup(int *u)
+{
+    *u = xray_daemon_at(HANG_NAME);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000", 1);
+    atomic_store(&hang_ends, false);
+    atomic_store(&hang_resolves, false);
+    atomic_store(&hang_lookups, 0);
+    atomic_store(&hang_lookups_ended, 0);
+    tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
+    tracer *t = start_with(&o);
+    assert_int_equal(atomic_load(&hang_lookups_ended), 1); /* at start, failed at once */
+    emit(t, TASK_A, 1);
+    int64_t until = now_ms() + 5000;
+    while (atomic_load(&hang_lookups) < 2 && now_ms() < until)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&hang_lookups), 2);
+    return t;
+}
+
+/* Let the hanging lookup end, and wait until it has. */
+static void end_the_hanging_lookup(void)
+{
+    atomic_store(&hang_ends, true);
+    int64_t until = now_ms() + 5000;
+    while (atomic_load(&hang_lookups_ended) < 2 && now_ms() < until)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&hang_lookups_ended), 2);
+}
+
+/*
+ * The stop's bound (the export timeout, 1 s here) holds while a lookup of the daemon's name is
+ * under way and hangs (a resolver that does not answer, for its timeout): the stop leaves the
+ * lookup to end alone, where it waited for it (30 s here).
+ */
+static void test_xray_lookup_under_way_does_not_hold_the_stop(void **state)
+{
+    (void)state;
+    int u;
+    tracer *t = start_with_a_hanging_lookup(&u);
+    int64_t t0 = now_ms();
+    tracer_free(t);
+    int64_t took = now_ms() - t0;
+    end_the_hanging_lookup();
+    close(u);
+    if (took >= 10000)
+        fail_msg("the stop took %lld ms, its bound 1000", (long long)took);
+}
+
+/*
+ * A flush's deadline ends its wait for a lookup under way too, the span dropped; the lookup goes
+ * on, and the next export takes its answer rather than beginning another: once it found the
+ * daemon, the next span is sent.
+ */
+static void test_xray_lookup_under_way_is_answered_after_a_flush(void **state)
+{
+    (void)state;
+    int u;
+    tracer *t = start_with_a_hanging_lookup(&u);
+    int64_t t0 = now_ms();
+    tracer_flush(t, epoch_ms() + 500);
+    assert_true(wait_count(tracer_dropped, t, 1, 5000));
+    int64_t took = now_ms() - t0;
+    if (took >= 10000)
+        fail_msg("the flush's span was dropped after %lld ms, its deadline 500", (long long)took);
+    atomic_store(&hang_resolves, true);
+    end_the_hanging_lookup();
+    emit(t, TASK_A, 2);
+    assert_true(wait_count(tracer_exported, t, 1, 5000));
+    assert_int_equal(atomic_load(&hang_lookups), 2); /* the one under way, no other */
+    tracer_free(t);
+    bool got[3] = {false};
+    assert_int_equal(xray_received(u, got, 2), 1);
+    assert_true(got[2]);
+    close(u);
+}
+
 /*
  * A trace a client began with a W3C traceparent goes to X-Ray under its own id, split 8 + 24,
  * whatever time its first 4 bytes would say (1970, 2106 or now): X-Ray takes W3C trace ids and
@@ -2363,6 +2463,8 @@ int main(void)
         cmocka_unit_test(test_xray_datagrams),
         cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
         cmocka_unit_test(test_xray_daemon_name_resolving_late),
+        cmocka_unit_test(test_xray_lookup_under_way_does_not_hold_the_stop),
+        cmocka_unit_test(test_xray_lookup_under_way_is_answered_after_a_flush),
         cmocka_unit_test(test_xray_daemon_name_with_ipv6_first),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
