@@ -261,7 +261,7 @@ static int serve(lambda_runtime *rt, runtime_graph *g)
     for (;;) {
         lambda_invocation inv = {0};
         if (!lambda_runtime_next(rt, &inv, err, sizeof err)) {
-            log_error("cannot get the next invocation", "error", err, NULL);
+            log_error("cannot get the next invocation: exiting", "error", err, NULL);
             return 1; /* Lambda starts a fresh environment */
         }
         char root[TRACECTX_XRAY_ID_LEN + 1];

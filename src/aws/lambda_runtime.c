@@ -64,6 +64,8 @@ typedef struct next_headers {
     int64_t deadline_ms;
     bool have_request_id;
     const char *too_long; /* name of the first header whose value did not fit */
+    size_t too_long_len;  /* its value's length */
+    size_t too_long_max;  /* the longest value its field holds */
 } next_headers;
 
 struct lambda_runtime {
@@ -217,8 +219,11 @@ static void keep_header(next_headers *h, char *field, size_t size, const char *n
                         size_t n)
 {
     if (n >= size) {
-        if (!h->too_long)
+        if (!h->too_long) {
             h->too_long = name;
+            h->too_long_len = n;
+            h->too_long_max = size - 1;
+        }
         return;
     }
     memcpy(field, v, n);
@@ -579,7 +584,10 @@ bool lambda_runtime_next(lambda_runtime *rt, lambda_invocation *inv, char *err, 
 
     const next_headers *h = &rt->hdr;
     if (ok && h->too_long) {
-        errbuf_set(err, errlen, "%s: header %s too long", what, h->too_long);
+        errbuf_set(err, errlen,
+                   "%s: header %s of %zu bytes, longer than the %zu this runtime takes: its "
+                   "invocation cannot be answered",
+                   what, h->too_long, h->too_long_len, h->too_long_max);
         ok = false;
     } else if (ok && !h->have_request_id) {
         errbuf_set(err, errlen, "%s: no Lambda-Runtime-Aws-Request-Id in the answer", what);

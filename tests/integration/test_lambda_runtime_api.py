@@ -10,6 +10,7 @@ one that accepts connections and never answers):
   counted, never sent, though the collector answers at once;
 - a Runtime API that answers 500 to a /response or an /error makes bootstrap exit non-zero
   without asking for another invocation; a 400 does not;
+- a /next whose request id is over 127 bytes makes bootstrap exit non-zero, saying so;
 - the invocation's Lambda-Runtime-Trace-Id reaches its request span and log lines (trace_id,
   xray_trace_id) through the invocation, and bootstrap never changes its own environment to carry it (no _X_AMZN_TRACE_ID
   set or unset while other threads read the environment): a shim preloaded into it notes every
@@ -411,6 +412,27 @@ class PostFailures(RuntimeApiTestCase):
         self.assertIsNone(boot.proc.poll(), boot.text())
         wait_until(lambda: boot.logs("cannot post the invocation's outcome"), 5,
                    what="the refused post in the log\n" + boot.text())
+
+
+class NextRefused(RuntimeApiTestCase):
+    def test_a_request_id_too_long_ends_bootstrap_saying_why(self):
+        """A request id over 127 bytes, which no URL of this runtime holds, fails /next: bootstrap
+        exits 1 (Lambda fails the invocation and starts a fresh environment) and a line of its log
+        says it exits, naming the header, its length and the limit."""
+        api, boot = self.start()
+        self.assertEqual(api.invoke(event())[0], "response")  # served until then
+        headers = {"Lambda-Runtime-Aws-Request-Id": "a" * 200}
+        api.events.put((event(), headers, None))
+        try:
+            rc = boot.proc.wait(10.0)  # a loaded machine's bound: one that went on never exits
+        except subprocess.TimeoutExpired:
+            self.fail("bootstrap still runs 10 s after a request id of 200 bytes:\n" + boot.text())
+        self.assertEqual(rc, 1, boot.text())
+        self.assertTrue(api.posts.empty(), "a post for an invocation it cannot name")
+        lines = wait_until(lambda: boot.logs("cannot get the next invocation: exiting"), 5,
+                           what="the exit's reason in the log\n" + boot.text())
+        self.assertIn("Lambda-Runtime-Aws-Request-Id of 200 bytes, longer than the 127 this "
+                      "runtime takes", lines[0].get("error", ""), boot.text())
 
 
 class TraceHeader(RuntimeApiTestCase):

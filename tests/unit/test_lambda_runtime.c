@@ -324,6 +324,8 @@ static void test_unsafe_request_id_is_rejected(void **state)
         assert_non_null(strstr(err, "Lambda-Runtime-Aws-Request-Id"));
         assert_null(inv.event);
     }
+    /* the last, too long: the log that ends bootstrap says by how much */
+    assert_non_null(strstr(err, "of 200 bytes, longer than the 127 this runtime takes"));
 
     /* A forged invocation never reaches the wire. */
     lambda_invocation forged = {.request_id = "x/../../init/error"};
