@@ -54,8 +54,10 @@
  * <Message> inside <Error>, read by aws_error_read_xml(), a pure function
  * of the body: aws_error.h). Without a type there, the x-amzn-query-error
  * header (before ';') and then x-amzn-errortype (before ':') are used, all
- * through aws_error_type(). When no answer came, error_message carries
- * libcurl's reason. An answer is kept up to AWS_MAX_BODY (64 MiB); a longer
+ * through aws_error_type(). An error answer that gives no message (no
+ * body, or a body without one) has its HTTP status as its message, with its
+ * type or the beginning of its body. When no answer came, error_message
+ * carries libcurl's reason. An answer is kept up to AWS_MAX_BODY (64 MiB); a longer
  * one is UNAVAILABLE, not retried, and says so.
  * Every answer's request id (the header DynamoDB, SNS and SQS send as
  * x-amzn-RequestId; the other spellings AWS uses are taken too) is kept for
@@ -640,6 +642,21 @@ static void parse_json_error(aws_response *r)
     json_decref(root);
 }
 
+/* The message of an error answer that gave none: its HTTP status, with its error type when one
+ * came, else the beginning of its body when it has one, on one line. None when out of memory. */
+static void say_status(aws_response *r)
+{
+    char msg[160];
+    if (r->error_type[0])
+        errbuf_set(msg, sizeof msg, "HTTP %ld, %s, with no message", r->status, r->error_type);
+    else if (r->body && r->body_len > 0)
+        errbuf_set(msg, sizeof msg, "HTTP %ld with no error named: %s", r->status, r->body);
+    else
+        errbuf_set(msg, sizeof msg, "HTTP %ld with no body", r->status);
+    errbuf_one_line(msg, sizeof msg);
+    r->error_message = strdup(msg);
+}
+
 static void parse_error(aws_response *r, const answer *a)
 {
     if (r->body) {
@@ -658,6 +675,8 @@ static void parse_error(aws_response *r, const answer *a)
     if (!r->error_type[0] && a->error_type[0])
         aws_error_type(r->error_type, sizeof r->error_type, a->error_type, strlen(a->error_type),
                        ':');
+    if (!r->error_message)
+        say_status(r);
 }
 
 /* ---- the call ---- */

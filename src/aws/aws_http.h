@@ -59,8 +59,9 @@ typedef struct aws_response {
     char *body;  /* owned, NUL-terminated; NULL when there was none */
     size_t body_len;
     char error_type[128]; /* "ConditionalCheckFailedException": __type after '#', or SNS <Code> */
-    char *error_message;  /* owned: "message" / "Message" / <Message>, or libcurl's reason
-                             when no answer came; NULL when none */
+    char *error_message;  /* owned: "message" / "Message" / <Message>; for an error answer
+                             without one, its HTTP status ("HTTP 503 with no body"); libcurl's
+                             reason when no answer came; NULL for a success (or out of memory) */
     int attempts;         /* requests sent */
     /* the service's id of the request, from the last answer's x-amzn-RequestId (or
      * x-amzn-request-id, x-amz-request-id) header; "" when no answer came or it named none */

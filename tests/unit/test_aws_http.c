@@ -999,10 +999,54 @@ static void test_json_error_variants(void **state)
                      AWS_ERR_CLIENT);
     assert_int_equal(r.status, 403);
     assert_string_equal(r.error_type, "");
-    assert_null(r.error_message);
+    assert_string_equal(r.error_message, "HTTP 403 with no error named: Forbidden");
     assert_string_equal(r.body, "Forbidden");
     aws_response_free(&r);
 
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
+/* An error answer that gives no message says its HTTP status all the same, to the caller and
+ * through it to the log: with the type a header gave, or the beginning of a body that named no
+ * error (on one line, cut), or that it had no body. */
+static void test_error_without_a_message_says_its_status(void **state)
+{
+    (void)state;
+    char long_body[400];
+    memset(long_body, 'y', sizeof long_body - 1);
+    long_body[sizeof long_body - 1] = '\0';
+    http_stub_reply script[] = {
+        {.status = 400},
+        {.status = 400,
+         .headers =
+             "x-amzn-ErrorType: AccessDeniedException:http://internal.amazon.com/coral/\r\n"},
+        {.status = 403, .body = "Access\r\nDenied"},
+        {.status = 404, .body = long_body},
+        {.status = 400, .body = "{\"__type\":\"com.amazon.coral.validate#ValidationException\"}"},
+    };
+    http_stub *s = server_start(script, 5);
+    aws_client *c = client_for(s, AWS_DYNAMODB, false);
+    static const char *const said[] = {
+        "HTTP 400 with no body",
+        "HTTP 400, AccessDeniedException, with no message",
+        "HTTP 403 with no error named: Access??Denied",
+        NULL, /* the long body, cut */
+        "HTTP 400, ValidationException, with no message",
+    };
+    for (size_t i = 0; i < sizeof said / sizeof said[0]; i++) {
+        aws_response r;
+        aws_rc rc = aws_json_call(c, "DynamoDB_20120810.GetItem", "{}", 2, in_ms(2000), &r);
+        assert_int_equal(rc, AWS_ERR_CLIENT);
+        assert_non_null(r.error_message);
+        if (said[i])
+            assert_string_equal(r.error_message, said[i]);
+        else
+            assert_true(strncmp(r.error_message, "HTTP 404 with no error named: yyy", 33) == 0 &&
+                        strlen(r.error_message) < 200 &&
+                        strcmp(r.error_message + strlen(r.error_message) - 3, "...") == 0);
+        aws_response_free(&r);
+    }
     aws_client_free(c);
     http_stub_stop(s);
 }
@@ -1097,6 +1141,7 @@ static void test_5xx_until_deadline_is_unavailable(void **state)
     assert_true(r.attempts >= 2);
     assert_int_equal(r.status, 503);
     assert_null(r.body);
+    assert_string_equal(r.error_message, "HTTP 503 with no body");
     aws_response_free(&r);
     aws_client_free(c);
     http_stub_stop(s);
@@ -1445,6 +1490,7 @@ int main(void)
         cmocka_unit_test(test_retry_throttling_then_ok),
         cmocka_unit_test(test_client_error_is_not_retried),
         cmocka_unit_test(test_json_error_variants),
+        cmocka_unit_test(test_error_without_a_message_says_its_status),
         cmocka_unit_test(test_sns_xml_error),
         cmocka_unit_test(test_sns_throttled_until_deadline),
         cmocka_unit_test(test_sns_code_on_its_own_line),

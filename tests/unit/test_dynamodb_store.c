@@ -574,6 +574,26 @@ static void test_time_past_int64_is_malformed(void **state)
     }
 }
 
+/* A refusal without a body or an error type is logged with its HTTP status, where the line
+ * said "error":"" and nothing of why. */
+static void test_refusal_without_a_body_is_logged_with_its_status(void **state)
+{
+    (void)state;
+    const http_stub_reply script[] = {{.status = 403}};
+    fixture f;
+    start(&f, script, 1);
+    test_stderr c;
+    test_stderr_begin(&c);
+    task t;
+    store_rc got = store_get_task(f.store, OLD_TASK, &t);
+    char *log = test_stderr_end(&c);
+    assert_int_equal(got, STORE_ERROR);
+    assert_int_equal(
+        expect_logged(log, "DynamoDB refused a request", "\"error\":\"HTTP 403 with no body\""), 1);
+    free(log);
+    stop(&f);
+}
+
 /* A task's item that cannot be read fails its read with a log line naming the item and the
  * table (the client's 503 says no more), read alone or in a page. */
 static void test_malformed_item_is_logged(void **state)
@@ -1452,6 +1472,7 @@ int main(void)
         cmocka_unit_test(test_keyed_create_meeting_its_own_key_is_done),
         cmocka_unit_test(test_create_never_sent_made_nothing),
         cmocka_unit_test(test_new_task_data_sized_as_its_image_stands),
+        cmocka_unit_test(test_refusal_without_a_body_is_logged_with_its_status),
         cmocka_unit_test(test_list_stops_on_a_key_given_back),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
