@@ -872,8 +872,14 @@ static store_rc ddb_secret(store *base, uint8_t key[16])
 
 /* ---- item sizes -------------------------------------------------------- */
 
-/* The bytes DynamoDB counts for a number's text: one for each pair of its significant digits,
- * one more where the pairs do not start at the decimal point, and one; at most NUMBER_MAX. */
+/*
+ * The bytes DynamoDB counts for a number's text, at most: one for each pair of its significant
+ * digits (leading and trailing zeros aside), one more where the pairs do not start at the
+ * decimal point, one, and one more for a negative number; at most NUMBER_MAX. AWS gives the size
+ * only as about a byte for two significant digits and one; DynamoDB Local counts the digits in
+ * pairs from the decimal point, one more, and one more for a negative number (docs/design.md),
+ * which is never more than this count.
+ */
 static size_t number_size(const char *text, size_t len)
 {
     size_t digits = 0, zeros = 0;
@@ -886,7 +892,7 @@ static size_t number_size(const char *text, size_t len)
             zeros = 0;
         }
     }
-    size_t size = digits / 2 + 2;
+    size_t size = digits / 2 + 2 + (len > 0 && text[0] == '-');
     return size < NUMBER_MAX ? size : NUMBER_MAX;
 }
 

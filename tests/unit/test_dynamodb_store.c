@@ -313,9 +313,9 @@ static size_t refused_size(fixture *f, const char *value)
 /*
  * A new task's data is counted as DynamoDB counts it from its image as it stands: a string's
  * bytes once unescaped, as UTF-8 (\u escapes, a surrogate pair four bytes), a number's
- * significant digits, 1 for a BOOL or NULL, 3 for a map or list and 1 and its name for each
- * member, whatever white space; text that is not an AttributeValue cannot be sized, and nothing
- * is sent for any of them.
+ * significant digits and its sign, 1 for a BOOL or NULL, 3 for a map or list and 1 and its name for
+ * each member, whatever white space; text that is not an AttributeValue cannot be sized, and
+ * nothing is sent for any of them.
  */
 static void test_new_task_data_sized_as_its_image_stands(void **state)
 {
@@ -334,7 +334,9 @@ static void test_new_task_data_sized_as_its_image_stands(void **state)
         {"{\"S\":\"\\ud83d\\ude00\"}", 4},
         {"{\"S\":\"\xc3\xa9\xf0\x9f\x98\x80\"}", 6},
         {"{\"N\":\"12345\"}", 5 / 2 + 2},
-        {"{\"N\":\"-0.00120\"}", 2 / 2 + 2},
+        {"{\"N\":\"-0.00120\"}", 2 / 2 + 2 + 1},
+        {"{\"N\":\"-1\"}", 1 / 2 + 2 + 1},
+        {"{\"N\":\"-12.5\"}", 3 / 2 + 2 + 1},
         {"{\"BOOL\":false}", 1},
         {"{\"NULL\":true}", 1},
         {"{\"M\":{}}", 3},
