@@ -64,6 +64,9 @@
 #define SNS_MAX_POLICY_BYTES 262144 /* 256 KB of policy text */
 #define LAMBDA_MAX_PATTERN   4096   /* characters of a Lambda filter's Pattern */
 #define PATH_MAX_LEN         256    /* key path kept for error messages */
+/* Leaves with "exists": false in one pattern or policy: more than either language's limits allow
+ * (Lambda's 4096 characters hold some 190; SNS's 150 alternatives of 5 keys, 750). */
+#define ABSENT_MAX 1024
 
 typedef enum filter_dialect {
     DIALECT_LAMBDA,
@@ -127,6 +130,8 @@ typedef struct filter_field {
     filter_node *child; /* nested object, or NULL for a leaf */
     filter_rule *rules; /* leaf: ORed */
     size_t nrules;
+    bool asks_absent;   /* a rule of the leaf is "exists": false */
+    size_t absent_slot; /* then, its bit among a record array's answers (< ABSENT_MAX) */
 } filter_field;
 
 struct filter_node {
@@ -138,6 +143,7 @@ struct filter_node {
 
 struct filter_pattern {
     filter_node *root;
+    size_t nabsent; /* leaves with "exists": false */
 };
 
 struct filter_set {
@@ -148,6 +154,7 @@ struct filter_set {
 struct filter_policy {
     filter_scope scope;
     filter_node *root;
+    size_t nabsent; /* leaves with "exists": false */
 };
 
 /* ---- freeing ---------------------------------------------------------------------------- */
@@ -192,7 +199,8 @@ typedef struct compile_ctx {
     size_t errlen;
     char path[PATH_MAX_LEN]; /* dotted key path of the value being compiled */
     size_t pathlen;
-    bool clean; /* inside an "$or" operator: no operator word is a field name below */
+    bool clean;     /* inside an "$or" operator: no operator word is a field name below */
+    size_t nabsent; /* leaves with "exists": false so far, each given its slot */
 } compile_ctx;
 
 /* Write "at <path>: <message>" (or just the message at the top) into err; returns false. */
@@ -608,6 +616,10 @@ static bool compile_leaf(compile_ctx *c, filter_field *f, const json_t *arr)
         if (!compile_rule(c, &f->rules[i], json_array_get(arr, i)))
             return false;
     }
+    for (size_t i = 0; i < n && !f->asks_absent; i++)
+        f->asks_absent = f->rules[i].kind == RULE_EXISTS && !f->rules[i].flag;
+    if (f->asks_absent)
+        f->absent_slot = c->nabsent++;
     return true;
 }
 
@@ -896,6 +908,11 @@ static filter_node *compile_root(compile_ctx *c, const json_t *obj)
         node_free(root);
         return NULL;
     }
+    if (c->nabsent > ABSENT_MAX) { /* past the limits above, never: the answers have room */
+        fail(c, "too many \"exists\": false rules: %zu (at most %d)", c->nabsent, ABSENT_MAX);
+        node_free(root);
+        return NULL;
+    }
     return root;
 }
 
@@ -912,6 +929,7 @@ filter_pattern *filter_pattern_compile_json(const json_t *pattern, char *err, si
         return NULL;
     }
     p->root = root;
+    p->nabsent = c.nabsent;
     return p;
 }
 
@@ -997,6 +1015,7 @@ filter_policy *filter_policy_compile_json(const json_t *policy, filter_scope sco
     }
     p->scope = scope;
     p->root = root;
+    p->nabsent = c.nabsent;
     return p;
 }
 
@@ -1042,19 +1061,13 @@ typedef struct fval {
     filter_num num;
 } fval;
 
-/* Whether some element of a record array holds a value at a leaf's path, as found so far. */
-typedef struct absence_memo {
-    const filter_field *field[4];
-    bool present[4];
-    size_t n;
-} absence_memo;
-
 typedef struct match_ctx {
     filter_dialect dialect;
-    size_t nattrs;                 /* attribute scope: attributes that take part in filtering */
-    const json_t *scope;           /* the outermost record array matched element by element */
-    const filter_node *scope_node; /* the node its elements are matched against */
-    absence_memo *memo;            /* the scope's answers for "exists": false */
+    size_t nattrs;  /* attribute scope: attributes that take part in filtering */
+    size_t nabsent; /* leaves with "exists": false in the pattern or policy */
+    /* inside the outermost record array (matched element by element): bit absent_slot set when
+     * some element holds a value at that leaf; NULL outside one */
+    const unsigned char *held;
 } match_ctx;
 
 /* Where a leaf's values come from: a JSON value (arrays are searched), one value, or nothing. */
@@ -1251,47 +1264,35 @@ static bool json_exists(const json_t *j, filter_dialect d)
     return fval_of_json(j, &v) && fval_exists(&v, d);
 }
 
-/* Does a value lie at target's path below n in j (searching arrays at any depth)? */
-static bool node_has_value(const filter_node *n, const json_t *j, const filter_field *target,
-                           filter_dialect d)
+/* Set in held the bit of each leaf with "exists": false below n that has a value in j (arrays
+ * searched at any depth). */
+static void mark_held(const filter_node *n, const json_t *j, unsigned char *held, filter_dialect d)
 {
     if (json_is_array(j)) {
         for (size_t i = 0; i < json_array_size(j); i++)
-            if (node_has_value(n, json_array_get(j, i), target, d))
-                return true;
-        return false;
+            mark_held(n, json_array_get(j, i), held, d);
+        return;
     }
     if (!json_is_object(j))
-        return false;
+        return;
     for (size_t i = 0; i < n->nfields; i++) {
         const filter_field *f = &n->fields[i];
         const json_t *v = json_object_get(j, f->name);
-        if (f == target)
-            return v && json_exists(v, d);
-        if (f->child && v && node_has_value(f->child, v, target, d))
-            return true;
+        if (!v)
+            continue;
+        if (f->child)
+            mark_held(f->child, v, held, d);
+        else if (f->asks_absent && json_exists(v, d))
+            held[f->absent_slot / 8] |= (unsigned char)(1u << (f->absent_slot % 8));
     }
     for (size_t i = 0; i < n->nbranches; i++)
-        if (node_has_value(n->branches[i], j, target, d))
-            return true;
-    return false;
+        mark_held(n->branches[i], j, held, d);
 }
 
 /* A leaf absent from one element of a record array is absent only if no element holds it. */
 static bool absent_in_scope(const filter_field *f, const match_ctx *m)
 {
-    if (!m->scope)
-        return true;
-    absence_memo *memo = m->memo;
-    for (size_t i = 0; i < memo->n; i++)
-        if (memo->field[i] == f)
-            return !memo->present[i];
-    bool present = node_has_value(m->scope_node, m->scope, f, m->dialect);
-    if (memo->n < sizeof memo->field / sizeof memo->field[0]) {
-        memo->field[memo->n] = f;
-        memo->present[memo->n++] = present;
-    }
-    return !present;
+    return !m->held || !(m->held[f->absent_slot / 8] & (1u << (f->absent_slot % 8)));
 }
 
 static bool leaf_matches(const filter_field *f, const value_src *src, const match_ctx *m)
@@ -1347,22 +1348,30 @@ static json_t *decode_body(const json_t *v)
     return json_loadb(json_string_value(v), json_string_length(v), 0, NULL);
 }
 
+/* A child node over a record array: one object element matches it whole, or, with none, the
+ * absent subtree does. */
+static bool array_matches(const filter_node *n, const json_t *arr, const match_ctx *m)
+{
+    bool saw_object = false;
+    if (array_has_match(n, arr, m, &saw_object))
+        return true;
+    return !saw_object && node_matches_json(n, NULL, m, false);
+}
+
 static bool child_matches(const filter_node *n, const json_t *v, const match_ctx *m, bool body)
 {
     if (json_is_object(v))
         return node_matches_json(n, v, m, false);
     if (json_is_array(v)) {
-        absence_memo memo = {0};
+        if (m->held)
+            return array_matches(n, v, m);
+        /* the outermost array: "exists": false asks all of it, answered in one walk */
+        unsigned char held[ABSENT_MAX / 8] = {0};
+        if (m->nabsent > 0)
+            mark_held(n, v, held, m->dialect);
         match_ctx in_array = *m;
-        if (!m->scope) { /* the outermost array: "exists": false asks all of it */
-            in_array.scope = v;
-            in_array.scope_node = n;
-            in_array.memo = &memo;
-        }
-        bool saw_object = false;
-        if (array_has_match(n, v, &in_array, &saw_object))
-            return true;
-        return !saw_object && node_matches_json(n, NULL, &in_array, false);
+        in_array.held = held;
+        return array_matches(n, v, &in_array);
     }
     if (body && json_is_string(v)) {
         json_t *decoded = decode_body(v);
@@ -1411,7 +1420,7 @@ bool filter_pattern_match(const filter_pattern *p, const json_t *record)
 {
     if (!p || !json_is_object(record))
         return false;
-    match_ctx m = {.dialect = DIALECT_LAMBDA};
+    match_ctx m = {.dialect = DIALECT_LAMBDA, .nabsent = p->nabsent};
     return node_matches_json(p->root, record, &m, true);
 }
 
@@ -1521,7 +1530,7 @@ bool filter_policy_match_body(const filter_policy *p, const json_t *body)
         return true;
     if (p->scope != FILTER_SCOPE_BODY || !json_is_object(body))
         return false;
-    match_ctx m = {.dialect = DIALECT_SNS_BODY};
+    match_ctx m = {.dialect = DIALECT_SNS_BODY, .nabsent = p->nabsent};
     return node_matches_json(p->root, body, &m, false);
 }
 

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1207,6 +1208,83 @@ static void test_nested_or(void **state)
     assert_non_null(strstr(err, "unknown operator \"a\""));
 }
 
+/*
+ * "exists": false under an array of objects asks the whole array once per leaf: with the five
+ * keys a body policy may have, all such leaves, a 20,000-element array (some 80 KB of task data)
+ * whose last element holds the fifth key is answered at once, where the fifth leaf's question
+ * was asked again for every element (minutes). A pattern with 70 such leaves is answered at
+ * once, and rightly, too; a policy with more than the answers have room for is refused on SNS's
+ * key limit.
+ */
+static void test_exists_false_over_a_long_array_asks_it_once(void **state)
+{
+    (void)state;
+    char err[256];
+    filter_policy *p = filter_policy_compile(
+        "{\"a\":{\"p\":[{\"exists\":false}],\"q\":[{\"exists\":false}],\"r\":[{\"exists\":false}],"
+        "\"s\":[{\"exists\":false}],\"t\":[{\"exists\":false}]}}",
+        FILTER_SCOPE_BODY, err, sizeof err);
+    if (!p)
+        fail_msg("%s", err);
+    const size_t n = 20000;
+    json_t *arr = json_array();
+    assert_non_null(arr);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(json_array_append_new(arr, json_pack("{s:i}", i == n - 1 ? "t" : "c", 1)),
+                         0);
+    json_t *body = json_pack("{s:o}", "a", arr);
+    assert_non_null(body);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_false(filter_policy_match_body(p, body)); /* t is in the array */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (took > 10)
+        fail_msg("matching a %zu-element array took %.1f s", n, took);
+    json_decref(body);
+    filter_policy_free(p);
+
+    /* a Lambda pattern may have many more such leaves: 70 */
+    sbuf text = {0};
+    sbuf_puts(&text, "{\"a\":{");
+    for (int i = 0; i < 70; i++)
+        sbuf_printf(&text, "%s\"k%d\":[{\"exists\":false}]", i ? "," : "", i);
+    sbuf_puts(&text, "}}");
+    assert_false(sbuf_failed(&text));
+    filter_pattern *pat = filter_pattern_compile(text.data, err, sizeof err);
+    if (!pat)
+        fail_msg("%s", err);
+    const char *const last[] = {"k69", "k0", "c"};
+    for (size_t l = 0; l < N_ELEMS(last); l++) {
+        json_t *items = json_array();
+        assert_non_null(items);
+        for (size_t i = 0; i < 5000; i++)
+            assert_int_equal(
+                json_array_append_new(items, json_pack("{s:i}", i == 4999 ? last[l] : "c", 1)), 0);
+        json_t *rec = json_pack("{s:o}", "a", items);
+        assert_non_null(rec);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        bool m = filter_pattern_match(pat, rec);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        if (m != (strcmp(last[l], "c") == 0) || took > 10)
+            fail_msg("70 leaves, %s last: %s in %.1f s", last[l], m ? "match" : "no match", took);
+        json_decref(rec);
+    }
+    filter_pattern_free(pat);
+
+    /* a policy with more such leaves than the answers have room for is refused on SNS's limit */
+    sbuf_truncate(&text, 0);
+    sbuf_putc(&text, '{');
+    for (int i = 0; i < 1100; i++)
+        sbuf_printf(&text, "%s\"k%d\":[{\"exists\":false}]", i ? "," : "", i);
+    sbuf_putc(&text, '}');
+    assert_false(sbuf_failed(&text));
+    assert_null(filter_policy_compile(text.data, FILTER_SCOPE_ATTRIBUTES, err, sizeof err));
+    assert_non_null(strstr(err, "too many keys: 1100"));
+    sbuf_free(&text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1226,6 +1304,7 @@ int main(void)
         cmocka_unit_test(test_compile_errors),
         cmocka_unit_test(test_a_cut_refusal_is_whole_characters),
         cmocka_unit_test(test_sns_limits_accept),
+        cmocka_unit_test(test_exists_false_over_a_long_array_asks_it_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
