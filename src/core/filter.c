@@ -22,11 +22,13 @@
  *                        null) is at the path
  *   exists: false        no scalar value at the path  no such value; attribute scope also needs
  *                        (parent absence counts)      at least one attribute in the message
+ *                                                     that filtering sees (not Binary)
  *   anything-but         any scalar not excluded      same, but null never matches
  *   numeric              JSON numbers only            JSON numbers; Number attributes (text)
- *   limits               none                         |n| <= 1e9 with <= 5 decimals; <= 150
- *                                                     value combinations; attributes: flat,
- *                                                     <= 5 keys; text <= 256 KB
+ *   limits               text <= 4096 characters      |n| <= 1e9 with <= 5 decimals; <= 150
+ *                        (UTF-16 units)               value combinations; <= 5 keys in one
+ *                                                     alternative (leaf keys in body scope);
+ *                                                     attributes: flat; text <= 256 KB
  *
  * Known limit: jansson keeps a number's kind and value, not its text, so Lambda's "string form"
  * rule tells 300 from 300.0 but not 300.0 from 3.0e2. Number attribute text is read with strtod,
