@@ -201,6 +201,11 @@ static const pattern_case operator_cases[] = {
     /* equals-ignore-case */
     {"{\"Name\":[{\"equals-ignore-case\":\"alice\"}]}", "{\"Name\":\"ALICE\"}", true},
     {"{\"Name\":[{\"equals-ignore-case\":\"alice\"}]}", "{\"Name\":\"alicia\"}", false},
+    /* it folds the ASCII letters alone, as the README says */
+    {"{\"Name\":[{\"equals-ignore-case\":\"\xc3\xa9t\xc3\xa9\"}]}",
+     "{\"Name\":\"\xc3\xa9T\xc3\xa9\"}", true},
+    {"{\"Name\":[{\"equals-ignore-case\":\"\xc3\xa9t\xc3\xa9\"}]}",
+     "{\"Name\":\"\xc3\x89T\xc3\x89\"}", false},
     /* cidr, IPv4 and IPv6 */
     {"{\"ip\":[{\"cidr\":\"10.0.0.0/24\"}]}", "{\"ip\":\"10.0.0.255\"}", true},
     {"{\"ip\":[{\"cidr\":\"10.0.0.0/24\"}]}", "{\"ip\":\"10.0.1.0\"}", false},
