@@ -201,11 +201,11 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
     /* the yes/no options: a flag given, alone (yes) or with a word, leaves its variable unread */
     struct {
         const char *flag, *var;
-        bool *value, given;
+        bool *value, given, alone;
     } yes_no[] = {
-        {"--allow-unauthenticated", "TASKD_ALLOW_UNAUTHENTICATED", &o->allow_unauthenticated,
+        {"--allow-unauthenticated", "TASKD_ALLOW_UNAUTHENTICATED", &o->allow_unauthenticated, false,
          false},
-        {"--metrics-public", "TASKD_METRICS_PUBLIC", &o->metrics_public, false},
+        {"--metrics-public", "TASKD_METRICS_PUBLIC", &o->metrics_public, false, false},
     };
 
     static const struct option longopts[] = {
@@ -268,6 +268,7 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
             if (!ok)
                 return fail_value(yes_no[i].flag, "must be " FLAG_WORDS " (alone: yes)");
             yes_no[i].given = true;
+            yes_no[i].alone = !optarg;
             break;
         }
         case 'h':
@@ -291,8 +292,21 @@ static int parse_options(int argc, char **argv, options *o, bool *exit_now)
         }
     }
     if (optind < argc) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
+        /* a yes/no flag given alone and a stray word of those it takes: the word was meant for
+         * the flag, which takes it after '=' only (getopt's optional value) */
+        const char *meant = NULL;
+        bool word;
+        for (size_t i = 0; i < sizeof yes_no / sizeof yes_no[0]; i++)
+            if (yes_no[i].alone && parse_yes_no(argv[optind], &word))
+                meant = yes_no[i].flag;
+        char msg[256];
+        if (meant)
+            snprintf(msg, sizeof msg,
+                     "unexpected argument '%s': %s takes its word after '=' (%s=%s), alone it "
+                     "is yes",
+                     argv[optind], meant, meant, argv[optind]);
+        else
+            snprintf(msg, sizeof msg, "unexpected argument '%s' (see --help)", argv[optind]);
         return fail(msg);
     }
     /* malformed yes/no variables are said after the options, so that --help and --version still

@@ -140,6 +140,25 @@ class Program(ServersTestCase):
     def test_stray_argument(self):
         self.assertFailsWithOneLine(["--db", self.path("a.db"), "--listen", "127.0.0.1:0", "extra"])
 
+    def test_a_yes_no_word_after_its_flag_is_told_to_go_after_equals(self):
+        """--metrics-public no is the flag alone (yes) and a stray 'no': the refusal says that the
+        word goes after '=', where a stray word of another kind is only unexpected."""
+        for flag in ("--metrics-public", "--allow-unauthenticated"):
+            for word in ("no", "TRUE", "0"):
+                with self.subTest(flag=flag, word=word):
+                    err = self.assertFailsWithOneLine(
+                        ["--listen", "127.0.0.1:0", "--db", self.path("w.db"), flag, word])
+                    self.assertEqual(json.loads(err[-1])["message"],
+                                     "unexpected argument '%s': %s takes its word after '=' "
+                                     "(%s=%s), alone it is yes" % (word, flag, flag, word))
+        err = self.assertFailsWithOneLine(
+            ["--listen", "127.0.0.1:0", "--db", self.path("w.db"), "--metrics-public", "extra"])
+        self.assertEqual(json.loads(err[-1])["message"], "unexpected argument 'extra' (see --help)")
+        err = self.assertFailsWithOneLine(
+            ["--listen", "127.0.0.1:0", "--db", self.path("w.db"), "--metrics-public=yes", "no"])
+        self.assertEqual(json.loads(err[-1])["message"], "unexpected argument 'no' (see --help)")
+        self.assertFalse(os.path.exists(self.path("w.db")))
+
     def test_bad_flag_values(self):
         for args in (["--sync", "sometimes"], ["--threads", "abc"],
                      ["--threads", "-3"], ["--listen", "not-an-address"], ["--listen", "127.0.0.1:99999"],
