@@ -203,21 +203,15 @@ static store_rc redrive(void *ctx, const char *queue, store_write *w, int64_t *m
     return broker_redrive_submit(p->broker, q->dead_letter_queue, q->name, q->retention, w, moved);
 }
 
-static store_rc metrics_text(void *ctx, sbuf *out)
+/* The queues' gauges, from their counts st[] (the configuration's order): ready, in flight and
+ * delayed for each queue, then what each queue's dead-letter queue holds. */
+static void put_queue_gauges(const config *c, const queue_stats *st, sbuf *out)
 {
-    pipeline *p = ctx;
-    const config *c = p->config;
     static const char *const gauges[][2] = {
         {"taskd_queue_depth", "Messages ready to be received"},
         {"taskd_queue_in_flight", "Messages received and not yet deleted"},
         {"taskd_queue_delayed", "Messages sent and not yet visible"},
     };
-    queue_stats st[CONFIG_MAX_ITEMS];
-    for (size_t i = 0; i < c->n_queues; i++) {
-        store_rc rc = broker_queue_stats(p->broker, c->queues[i].name, &st[i]);
-        if (rc != STORE_OK)
-            return rc;
-    }
     for (size_t g = 0; g < 3; g++) {
         sbuf_printf(out, "# HELP %s %s.\n# TYPE %s gauge\n", gauges[g][0], gauges[g][1],
                     gauges[g][0]);
@@ -239,6 +233,12 @@ static store_rc metrics_text(void *ctx, sbuf *out)
         sbuf_printf(out, "taskd_queue_dead_letter{queue=\"%s\",dead_letter_queue=\"%s\"} %lld\n",
                     q->name, d->name, (long long)(ds->visible + ds->in_flight + ds->delayed));
     }
+}
+
+/* Each stream consumer's lag, read from the store. */
+static store_rc put_stream_lag(pipeline *p, sbuf *out)
+{
+    const config *c = p->config;
     sbuf_puts(out, "# HELP taskd_stream_lag Change records not yet processed by the consumer.\n"
                    "# TYPE taskd_stream_lag gauge\n");
     for (size_t i = 0; i < c->n_consumers; i++) {
@@ -249,17 +249,41 @@ static store_rc metrics_text(void *ctx, sbuf *out)
         sbuf_printf(out, "taskd_stream_lag{consumer=\"%s\"} %lld\n", c->consumers[i].name,
                     (long long)lag);
     }
-    if (p->telemetry.tracer) {
-        sbuf_printf(out,
-                    "# HELP taskd_spans_dropped_total Spans dropped: export queue full or "
-                    "export failed.\n# TYPE taskd_spans_dropped_total counter\n"
-                    "taskd_spans_dropped_total %llu\n",
-                    (unsigned long long)tracer_dropped(p->telemetry.tracer));
-        sbuf_printf(out,
-                    "# HELP taskd_spans_exported_total Spans accepted by an exporter.\n"
-                    "# TYPE taskd_spans_exported_total counter\ntaskd_spans_exported_total %llu\n",
-                    (unsigned long long)tracer_exported(p->telemetry.tracer));
+    return STORE_OK;
+}
+
+/* The tracer's counters of spans dropped and exported. */
+static void put_span_counters(const tracer *t, sbuf *out)
+{
+    sbuf_printf(out,
+                "# HELP taskd_spans_dropped_total Spans dropped: export queue full or "
+                "export failed.\n# TYPE taskd_spans_dropped_total counter\n"
+                "taskd_spans_dropped_total %llu\n",
+                (unsigned long long)tracer_dropped(t));
+    sbuf_printf(out,
+                "# HELP taskd_spans_exported_total Spans accepted by an exporter.\n"
+                "# TYPE taskd_spans_exported_total counter\ntaskd_spans_exported_total %llu\n",
+                (unsigned long long)tracer_exported(t));
+}
+
+/* GET /metrics' text: the queues' and stream consumers' gauges, read from the store (a read
+ * that fails is the answer), the tracer's counters, then the registry's families. */
+static store_rc metrics_text(void *ctx, sbuf *out)
+{
+    pipeline *p = ctx;
+    const config *c = p->config;
+    queue_stats st[CONFIG_MAX_ITEMS];
+    for (size_t i = 0; i < c->n_queues; i++) {
+        store_rc rc = broker_queue_stats(p->broker, c->queues[i].name, &st[i]);
+        if (rc != STORE_OK)
+            return rc;
     }
+    put_queue_gauges(c, st, out);
+    store_rc rc = put_stream_lag(p, out);
+    if (rc != STORE_OK)
+        return rc;
+    if (p->telemetry.tracer)
+        put_span_counters(p->telemetry.tracer, out);
     if (p->telemetry.metrics)
         metrics_write(p->telemetry.metrics, out);
     return sbuf_failed(out) ? STORE_ERROR : STORE_OK;
