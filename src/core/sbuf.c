@@ -97,15 +97,20 @@ void str_join(char *out, size_t size, ...)
     out[len] = '\0';
 }
 
-void sbuf_double(sbuf *b, double d)
+void double_text(char out[DOUBLE_TEXT_MAX], double d)
 {
     /* %.17g always round-trips, but most values people write already do at 15 digits */
-    char tmp[32];
     for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
+        snprintf(out, DOUBLE_TEXT_MAX, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
             break;
     }
+}
+
+void sbuf_double(sbuf *b, double d)
+{
+    char tmp[DOUBLE_TEXT_MAX];
+    double_text(tmp, d);
     sbuf_puts(b, tmp);
 }
 

@@ -25,6 +25,7 @@ typedef struct family {
     const char *help;
     metric_type type;
     double buckets[METRICS_MAX_BUCKETS];
+    char le[METRICS_MAX_BUCKETS][DOUBLE_TEXT_MAX + 5]; /* each bucket's label: le="0.25" */
     int n_buckets;
 } family;
 
@@ -83,8 +84,14 @@ void metrics_declare(metrics *m, const char *name, const char *help, metric_type
     f->help = help;
     f->type = type;
     f->n_buckets = n_buckets > METRICS_MAX_BUCKETS ? METRICS_MAX_BUCKETS : n_buckets;
-    for (int i = 0; i < f->n_buckets; i++)
+    for (int i = 0; i < f->n_buckets; i++) {
+        /* le is the bound itself, however many digits that takes (%g's 6 would make 1048576
+         * and 1048577 both 1.04858e+06, a bound of neither) */
+        char bound[DOUBLE_TEXT_MAX];
         f->buckets[i] = buckets[i];
+        double_text(bound, buckets[i]);
+        snprintf(f->le[i], sizeof f->le[i], "le=\"%s\"", bound);
+    }
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -328,10 +335,8 @@ void metrics_write(metrics *m, sbuf *out)
             }
             uint64_t cumulative = 0;
             for (int bi = 0; bi < f->n_buckets; bi++) {
-                char le[48];
                 cumulative += s->bucket_counts[bi];
-                snprintf(le, sizeof le, "le=\"%g\"", f->buckets[bi]);
-                put_name(out, f->name, "_bucket", s, le);
+                put_name(out, f->name, "_bucket", s, f->le[bi]);
                 sbuf_printf(out, " %llu\n", (unsigned long long)cumulative);
             }
             put_name(out, f->name, "_bucket", s, "le=\"+Inf\"");

@@ -268,6 +268,25 @@ static void test_histogram(void **state)
     metrics_free(m);
 }
 
+/* A bucket's le is its bound as written, however many digits it takes (Prometheus reads le as
+ * the bound): two bounds apart in the seventh digit are two buckets. */
+static void test_histogram_bounds_of_many_digits(void **state)
+{
+    (void)state;
+    metrics *m = metrics_new();
+    static const double buckets[] = {0.000125, 2.0000005, 1048576, 1048577};
+    metrics_declare(m, "body_bytes", "Bodies.", METRIC_HISTOGRAM, buckets, 4);
+    metrics_observe(m, "body_bytes", NULL, 1048577);
+    char *s = render(m);
+    check_format(s);
+    expect_line(s, "body_bytes_bucket{le=\"0.000125\"} 0");
+    expect_line(s, "body_bytes_bucket{le=\"1048576\"} 0");
+    expect_line(s, "body_bytes_bucket{le=\"1048577\"} 1");
+    expect_line(s, "body_bytes_bucket{le=\"2.0000005\"} 0");
+    free(s);
+    metrics_free(m);
+}
+
 static void test_histogram_with_labels(void **state)
 {
     (void)state;
@@ -928,6 +947,7 @@ int main(void)
         cmocka_unit_test(test_non_finite_values),
         cmocka_unit_test(test_gauge_set),
         cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_histogram_bounds_of_many_digits),
         cmocka_unit_test(test_histogram_with_labels),
         cmocka_unit_test(test_label_values_escaped),
         cmocka_unit_test(test_histogram_cumulative_many),
