@@ -257,6 +257,21 @@ typedef struct label_out {
     bool more;
 } label_out;
 
+/* text[0..len) as the text format wants it: \\ for a backslash, \n for a newline, and in a label
+ * value (quote) \" for a quote. */
+static void put_escaped(sbuf *b, const char *text, size_t len, bool quote)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '\\' || (quote && c == '"'))
+            sbuf_putc(b, '\\');
+        if (c == '\n')
+            sbuf_puts(b, "\\n");
+        else
+            sbuf_putc(b, c);
+    }
+}
+
 /* One label, `k="v"`, its value escaped as the text format wants: \\ for a backslash, \" for a
  * quote, \n for a newline. */
 static void put_escaped_label(void *ctx, const char *key, size_t key_len, const char *value,
@@ -268,15 +283,7 @@ static void put_escaped_label(void *ctx, const char *key, size_t key_len, const 
     o->more = true;
     sbuf_append(o->b, key, key_len);
     sbuf_puts(o->b, "=\"");
-    for (size_t i = 0; i < value_len; i++) {
-        char c = value[i];
-        if (c == '\\' || c == '"')
-            sbuf_putc(o->b, '\\');
-        if (c == '\n')
-            sbuf_puts(o->b, "\\n");
-        else
-            sbuf_putc(o->b, c);
-    }
+    put_escaped(o->b, value, value_len, true);
     sbuf_putc(o->b, '"');
 }
 
@@ -323,7 +330,9 @@ void metrics_write(metrics *m, sbuf *out)
     pthread_mutex_lock(&m->mu);
     for (int fi = 0; fi < m->n_families; fi++) {
         const family *f = &m->families[fi];
-        sbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, types[f->type]);
+        sbuf_printf(out, "# HELP %s ", f->name);
+        put_escaped(out, f->help, strlen(f->help), false);
+        sbuf_printf(out, "\n# TYPE %s %s\n", f->name, types[f->type]);
         for (int i = 0; i < m->n_series; i++) {
             const series *s = &m->series[i];
             if (s->family != fi)

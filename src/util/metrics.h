@@ -6,7 +6,8 @@
  * A family is declared once (name, help, type, histogram buckets); a series
  * is the family plus a label string such as `task_type="TASK1"`, created on
  * first use. Label values are given as they are: the text format's writer
- * escapes a backslash, quote or newline in them. A value ends at the quote
+ * escapes a backslash, quote or newline in them (and a backslash or newline
+ * in a family's help). A value ends at the quote
  * followed by the end or by `,name="`, so a value holding that reads as two
  * labels. Updates take one short mutex hold; reading writes a snapshot.
  * The registry holds at most METRICS_MAX_SERIES series; past that, updates

@@ -287,6 +287,23 @@ static void test_histogram_bounds_of_many_digits(void **state)
     metrics_free(m);
 }
 
+/* A family's help is docstring text: a backslash and a newline in it are written as the text
+ * format has them, a backslash and the character (n for the newline), so that it stays on its
+ * line. */
+static void test_help_escaped(void **state)
+{
+    (void)state;
+    metrics *m = metrics_new();
+    metrics_declare(m, "paths_total", "Paths under C:\\tmp,\nby kind.", METRIC_COUNTER, NULL, 0);
+    metrics_add(m, "paths_total", NULL, 1);
+    char *s = render(m);
+    check_format(s);
+    expect_line(s, "# HELP paths_total Paths under C:\\\\tmp,\\nby kind.");
+    expect_line(s, "paths_total 1");
+    free(s);
+    metrics_free(m);
+}
+
 static void test_histogram_with_labels(void **state)
 {
     (void)state;
@@ -948,6 +965,7 @@ int main(void)
         cmocka_unit_test(test_gauge_set),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_histogram_bounds_of_many_digits),
+        cmocka_unit_test(test_help_escaped),
         cmocka_unit_test(test_histogram_with_labels),
         cmocka_unit_test(test_label_values_escaped),
         cmocka_unit_test(test_histogram_cumulative_many),
