@@ -64,7 +64,7 @@ bool auth_add_token(auth_policy *p, const char *token, size_t len, char *err, si
     }
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)token[i];
-        if (c < 0x21 || c > 0x7e) {
+        if (c < 0x21 || c > 0x7e || c == ',') { /* a comma would part it in TASKD_TOKENS */
             errbuf_set(err, errlen,
                        "a token must be visible ASCII characters, without spaces or commas");
             return false;

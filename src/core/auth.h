@@ -61,7 +61,8 @@ typedef struct auth_request {
 void auth_init(auth_policy *p, const uint8_t key[AUTH_KEY_LEN]);
 void auth_free(auth_policy *p);
 
-/* Add one token (1..AUTH_TOKEN_MAX visible ASCII characters); false with a reason in err. */
+/* Add one token (1..AUTH_TOKEN_MAX visible ASCII characters, no comma); false with a reason in
+ * err. */
 bool auth_add_token(auth_policy *p, const char *token, size_t len, char *err, size_t errlen);
 /*
  * Add the tokens of a token file's text: one per line, surrounding blanks trimmed, blank lines

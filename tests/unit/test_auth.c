@@ -67,6 +67,12 @@ static void test_token_lines_bad(void **state)
     assert_non_null(strstr(err, "line 3"));
     static const char nul[] = "a\0b";
     assert_false(auth_parse_token_lines(&p, nul, 3, err, sizeof err));
+    /* no commas, as the token list has none: a token of the file is one TASKD_TOKENS can give */
+    static const char comma[] = "ok\nab,cd\n";
+    assert_false(auth_parse_token_lines(&p, comma, strlen(comma), err, sizeof err));
+    assert_non_null(strstr(err, "line 2: a token must be visible ASCII characters, without spaces "
+                                "or commas"));
+    assert_false(ok(&p, "ab,cd"));
     char *long_token = malloc(AUTH_TOKEN_MAX + 2);
     memset(long_token, 'k', AUTH_TOKEN_MAX + 1);
     long_token[AUTH_TOKEN_MAX + 1] = '\0';
