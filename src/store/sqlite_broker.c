@@ -2224,7 +2224,7 @@ static bool pass_over(sqlite_store *s, const char *id)
  * message, data: its data kept apart, and that row gone), as only a damaged database's does. */
 static bool task_row_damaged(sqlite3_stmt *st)
 {
-    static const int kept[] = {1, 2, 3, 7};
+    static const int kept[] = {TC_TYPE, TC_STATUS, TC_MSG, TC_DATA};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
         if (sqlite3_column_type(st, kept[i]) == SQLITE_NULL)
             return true;
@@ -2242,7 +2242,7 @@ static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *d
     *n = 0;
     *more = false;
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_TASKS);
-    if (!sel)
+    if (!sel || !sq_task_columns_hold(sel, true)) /* task_row_damaged() reads them by place */
         return STORE_ERROR;
     size_t known = n_passed_over(s);
     sqlite3_bind_int64(sel, 1, now - a->c->retention_grace);
@@ -2252,7 +2252,7 @@ static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *d
     bool failed = false; /* out of memory */
     int step = SQLITE_DONE;
     while (read < SWEEP_BATCH && !failed && (step = sqlite3_step(sel)) == SQLITE_ROW) {
-        const char *id = sq_column_text(sel, 0, &failed);
+        const char *id = sq_column_text(sel, TC_ID, &failed);
         if (!id || (known && passed_over(s, id)))
             continue;
         read++;

@@ -87,34 +87,53 @@ bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
     return !failed && (*out || !t);
 }
 
-/*
- * Read the columns id, task_type, status, status_msg, created_time,
- * updated_time, ttl [, data, result, trace, tracestate] of the current row into t.
- */
+bool sq_task_columns_hold(sqlite3_stmt *st, bool full)
+{
+    static const char *const names[TC_END_FULL] = {
+        [TC_ID] = "id",          [TC_TYPE] = "task_type",       [TC_STATUS] = "status",
+        [TC_MSG] = "status_msg", [TC_CREATED] = "created_time", [TC_UPDATED] = "updated_time",
+        [TC_TTL] = "ttl",        [TC_DATA] = "CASE WHEN ", /* TASK_DATA_OF()'s expression, named by
+                                                              its text */
+        [TC_RESULT] = "result",  [TC_TRACE] = "trace",          [TC_TRACESTATE] = "tracestate",
+    };
+    int n = full ? TC_END_FULL : TC_END;
+    if (sqlite3_column_count(st) < n)
+        return false;
+    for (int i = 0; i < n; i++) {
+        const char *name = sqlite3_column_name(st, i); /* NULL: no memory */
+        if (!name || (i == TC_DATA ? strncmp(name, names[i], strlen(names[i]))
+                                   : strcmp(name, names[i])) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Read the columns of TASK_COLUMNS [_FULL] (enum task_col) of the current row into t. */
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
 {
     memset(t, 0, sizeof *t);
     /* each text through sq_column_text(): one SQLite could not copy fails the read, where it
      * was an empty id or type, a task FAILED, or (the columns are NOT NULL) a NULL */
     bool failed = false;
-    const char *id = sq_column_text(st, 0, &failed);
-    const char *type = sq_column_text(st, 1, &failed);
+    const char *id = sq_column_text(st, TC_ID, &failed);
+    const char *type = sq_column_text(st, TC_TYPE, &failed);
     if (id && type) {
         snprintf(t->id, sizeof t->id, "%s", id);
         snprintf(t->task_type, sizeof t->task_type, "%s", type);
     }
-    const char *status = sq_column_text(st, 2, &failed);
+    const char *status = sq_column_text(st, TC_STATUS, &failed);
     if (!task_status_parse(status, &t->status))
         t->status = TASK_FAILED; /* unreachable when copied: the column only holds valid names */
-    bool ok = !failed && id && type && status && sq_dup_nullable_col(st, 3, &t->status_msg) &&
+    bool ok = !failed && id && type && status && sq_dup_nullable_col(st, TC_MSG, &t->status_msg) &&
               t->status_msg;
-    t->created_time = sqlite3_column_int64(st, 4);
-    t->updated_time = sq_time_col(st, 5);
-    t->ttl = sq_time_col(st, 6);
+    t->created_time = sqlite3_column_int64(st, TC_CREATED);
+    t->updated_time = sq_time_col(st, TC_UPDATED);
+    t->ttl = sq_time_col(st, TC_TTL);
     if (full) {
-        ok = ok && sq_dup_nullable_col(st, 7, &t->data) && t->data &&
-             sq_dup_nullable_col(st, 8, &t->result) && sq_dup_nullable_col(st, 9, &t->trace) &&
-             sq_dup_nullable_col(st, 10, &t->tracestate);
+        ok = ok && sq_dup_nullable_col(st, TC_DATA, &t->data) && t->data &&
+             sq_dup_nullable_col(st, TC_RESULT, &t->result) &&
+             sq_dup_nullable_col(st, TC_TRACE, &t->trace) &&
+             sq_dup_nullable_col(st, TC_TRACESTATE, &t->tracestate);
     }
     if (!ok)
         task_clear(t);
@@ -205,6 +224,7 @@ static reader *reader_open(const char *path)
     if (sq_open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
         sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
             SQLITE_OK ||
+        !sq_task_columns_hold(r->get, true) ||
         sq_prepare(r->db,
                    "SELECT n, status, status_msg, time FROM task_history WHERE task_id = ?1 "
                    "ORDER BY n",
@@ -218,7 +238,8 @@ static reader *reader_open(const char *path)
                  "SELECT " TASK_COLUMNS " FROM tasks WHERE 1%s%s ORDER BY id DESC LIMIT ?4",
                  v & LIST_LEG ? " AND task_type = ?2 AND status = ?1" : "",
                  v & 1 ? " AND id < ?3" : "");
-        if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK) {
+        if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK ||
+            !sq_task_columns_hold(r->list[v], false)) {
             sq_reader_free(r);
             return NULL;
         }

@@ -30,6 +30,24 @@
     "CASE WHEN " t ".data_apart THEN (SELECT d.data FROM task_data d WHERE d.id = " t              \
     ".id) ELSE " t ".data END"
 #define TASK_COLUMNS_FULL TASK_COLUMNS ", " TASK_DATA_OF("tasks") ", result, trace, tracestate"
+/* Where each column of TASK_COLUMNS(_FULL) stands in a statement that selects them first, in their
+ * order there; a statement's own columns after them start at TC_END_FULL (TC_END after
+ * TASK_COLUMNS alone) */
+enum task_col {
+    TC_ID,
+    TC_TYPE,
+    TC_STATUS,
+    TC_MSG,
+    TC_CREATED,
+    TC_UPDATED,
+    TC_TTL,
+    TC_END, /* TASK_COLUMNS_FULL's more: */
+    TC_DATA = TC_END,
+    TC_RESULT,
+    TC_TRACE,
+    TC_TRACESTATE,
+    TC_END_FULL,
+};
 
 /*
  * The broker's statements (sqlite_broker.c) on one connection: each is
@@ -220,6 +238,10 @@ int sq_open_conn(const char *path, int flags, sqlite3 **out);
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* Finalize a connection's cached statements (before it closes). */
 void sq_stmt_cache_clear(sq_stmt_cache *c);
+/* Whether st's first columns are TASK_COLUMNS(_FULL)'s where enum task_col places them, each
+ * known by its name: checked where such a statement is prepared, so that one whose columns
+ * drifted from the enum fails there rather than read one column for another. */
+bool sq_task_columns_hold(sqlite3_stmt *st, bool full);
 /* Read the current row of a TASK_COLUMNS(_FULL) query into t. */
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
 /* Borrow / return a read connection. */

@@ -1612,6 +1612,11 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot prepare statements on", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
+    if (!sq_task_columns_hold(s->w_get, true)) {
+        set_err(err, errlen, "cannot prepare statements on", s->path,
+                "a task's columns are not where taskd reads them");
+        goto fail;
+    }
     if (pthread_create(&s->writer, NULL, writer_main, s) != 0) {
         s->writer = 0;
         set_err(err, errlen, "cannot start the writer for", s->path, strerror(errno));
