@@ -544,8 +544,8 @@ static bool add_record(sqlite3_stmt *st, void *ctx)
         }
         return true;
     }
-    /* a creation's image is put together as its task's, whose id and type must fit a task */
-    if (insert && sqlite3_column_int(st, CC_SLIM) == CHANGE_PARTS) {
+    /* an image of parts is put together as its task's, whose id and type must fit a task */
+    if (sqlite3_column_int(st, CC_SLIM) == CHANGE_PARTS) {
         r->unreadable = task_creation_unfit(sq_column_text(st, CC_TASK_ID, &failed),
                                             sq_column_text(st, CC_TYPE, &failed));
         if (failed || r->unreadable)
@@ -1993,7 +1993,8 @@ static store_rc read_redrive_batch(sqlite_store *s, const redrive_args *a, redri
         m->id = id;
         m->visible_ms = sqlite3_column_int64(sel, 1);
         m->received = sqlite3_column_int(sel, 2) > 0;
-        column_copy(sel, 3, m->task_id, sizeof m->task_id, &nomem);
+        /* one that does not fit is none, not cut to name another task */
+        copy_whole_col(sel, 3, m->task_id, sizeof m->task_id, &nomem);
         m->failed_task = sqlite3_column_int(sel, 4) != 0;
     }
     stmt_done(sel);
@@ -2164,8 +2165,7 @@ static int compare_strs(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Whether the sweep passes over task id, whose row it could not read (sqlite_store.unreadable). */
-static bool passed_over(sqlite_store *s, const char *id)
+bool sq_passed_over(sqlite_store *s, const char *id)
 {
     pthread_mutex_lock(&s->unreadable_mu);
     bool found = s->n_unreadable &&
@@ -2174,8 +2174,7 @@ static bool passed_over(sqlite_store *s, const char *id)
     return found;
 }
 
-/* How many tasks the sweep passes over. */
-static size_t n_passed_over(sqlite_store *s)
+size_t sq_n_passed_over(sqlite_store *s)
 {
     pthread_mutex_lock(&s->unreadable_mu);
     size_t n = s->n_unreadable;
@@ -2183,8 +2182,7 @@ static size_t n_passed_over(sqlite_store *s)
     return n;
 }
 
-/* Writer: pass over task id from now on, and say so once; false when out of memory. */
-static bool pass_over(sqlite_store *s, const char *id)
+bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why)
 {
     char *copy = strdup(id);
     pthread_mutex_lock(&s->unreadable_mu);
@@ -2214,27 +2212,15 @@ static bool pass_over(sqlite_store *s, const char *id)
     }
     char count[24];
     snprintf(count, sizeof count, "%zu", n);
-    log_error("a finished task past its ttl cannot be read; the sweep passes over it (the database "
-              "is damaged: its row lacks a value taskd keeps)",
-              "task_id", id, "unreadable_tasks", count, NULL);
+    log_error(what, "task_id", id, "error", why, "unreadable_tasks", count, NULL);
     return true;
-}
-
-/* Whether the current row of a task query lacks a value every task row holds (type, status,
- * message, data: its data kept apart, and that row gone), as only a damaged database's does. */
-static bool task_row_damaged(sqlite3_stmt *st)
-{
-    static const int kept[] = {TC_TYPE, TC_STATUS, TC_MSG, TC_DATA};
-    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
-        if (sqlite3_column_type(st, kept[i]) == SQLITE_NULL)
-            return true;
-    return false;
 }
 
 /*
  * Read up to SWEEP_BATCH expired finished tasks into doomed (*n of them), passing over those it
- * could not read before; one it cannot read now (a damaged row, task_row_damaged()) is passed
- * over from now on (pass_over()), and counts toward the bound. *more: the bound was reached.
+ * could not read before; one it cannot read now (a damaged row, sq_task_row_damaged()) is
+ * passed over from now on (sq_pass_over()), and counts toward the bound. *more: the bound was
+ * reached.
  */
 static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *doomed, size_t *n,
                             bool *more)
@@ -2242,9 +2228,9 @@ static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *d
     *n = 0;
     *more = false;
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_TASKS);
-    if (!sel || !sq_task_columns_hold(sel, true)) /* task_row_damaged() reads them by place */
+    if (!sel || !sq_task_columns_hold(sel, true)) /* sq_task_row_damaged() reads them by place */
         return STORE_ERROR;
-    size_t known = n_passed_over(s);
+    size_t known = sq_n_passed_over(s);
     sqlite3_bind_int64(sel, 1, now - a->c->retention_grace);
     sqlite3_bind_int64(sel, 2, now);
     sqlite3_bind_int64(sel, 3, SWEEP_BATCH + (int64_t)known);
@@ -2253,13 +2239,19 @@ static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *d
     int step = SQLITE_DONE;
     while (read < SWEEP_BATCH && !failed && (step = sqlite3_step(sel)) == SQLITE_ROW) {
         const char *id = sq_column_text(sel, TC_ID, &failed);
-        if (!id || (known && passed_over(s, id)))
+        if (!id || (known && sq_passed_over(s, id)))
             continue;
         read++;
+        const char *damage;
         if (sq_read_task_row(sel, &doomed[*n], true))
             (*n)++;
+        else if ((damage = sq_task_row_damaged(sel, &failed)))
+            failed = !sq_pass_over(s, id,
+                                   "a finished task past its ttl cannot be read; the sweep passes "
+                                   "over it (the database is damaged)",
+                                   damage);
         else
-            failed = !task_row_damaged(sel) || !pass_over(s, id);
+            failed = true;
     }
     stmt_done(sel);
     *more = read == SWEEP_BATCH;
@@ -2397,7 +2389,7 @@ static store_rc tasks_due(sqlite_store *s, reader *r, const int64_t bounds[2], b
     sqlite3_stmt *st = rstmt(r, BST_DUE_TASKS);
     if (!st)
         return STORE_ERROR;
-    size_t known = n_passed_over(s);
+    size_t known = sq_n_passed_over(s);
     sqlite3_bind_int64(st, 1, bounds[0]);
     sqlite3_bind_int64(st, 2, bounds[1]);
     sqlite3_bind_int64(st, 3, 1 + (int64_t)known);
@@ -2405,7 +2397,7 @@ static store_rc tasks_due(sqlite_store *s, reader *r, const int64_t bounds[2], b
     int step = SQLITE_DONE;
     while (!*due && !failed && (step = sqlite3_step(st)) == SQLITE_ROW) {
         const char *id = sq_column_text(st, 0, &failed);
-        *due = id && !passed_over(s, id);
+        *due = id && !sq_passed_over(s, id);
     }
     stmt_done(st);
     return failed ? STORE_ERROR : *due || step == SQLITE_DONE ? STORE_OK : sq_rc_of(step);

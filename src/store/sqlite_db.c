@@ -117,14 +117,16 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
     bool failed = false;
     const char *id = sq_column_text(st, TC_ID, &failed);
     const char *type = sq_column_text(st, TC_TYPE, &failed);
-    if (id && type) {
+    /* one that does not fit is not cut to fit: a cut id names another task, or none */
+    bool fits = !task_creation_unfit(id, type);
+    if (fits) {
         snprintf(t->id, sizeof t->id, "%s", id);
         snprintf(t->task_type, sizeof t->task_type, "%s", type);
     }
     const char *status = sq_column_text(st, TC_STATUS, &failed);
     if (!task_status_parse(status, &t->status))
         t->status = TASK_FAILED; /* unreachable when copied: the column only holds valid names */
-    bool ok = !failed && id && type && status && sq_dup_nullable_col(st, TC_MSG, &t->status_msg) &&
+    bool ok = !failed && fits && status && sq_dup_nullable_col(st, TC_MSG, &t->status_msg) &&
               t->status_msg;
     t->created_time = sqlite3_column_int64(st, TC_CREATED);
     t->updated_time = sq_time_col(st, TC_UPDATED);
@@ -138,6 +140,17 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full)
     if (!ok)
         task_clear(t);
     return ok;
+}
+
+const char *sq_task_row_damaged(sqlite3_stmt *st, bool *failed)
+{
+    static const int kept[] = {TC_TYPE, TC_STATUS, TC_MSG, TC_DATA};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+        if (sqlite3_column_type(st, kept[i]) == SQLITE_NULL)
+            return "its row lacks a value taskd keeps";
+    const char *unfit =
+        task_creation_unfit(sq_column_text(st, TC_ID, failed), sq_column_text(st, TC_TYPE, failed));
+    return *failed ? NULL : unfit;
 }
 
 /* ---- connections ------------------------------------------------------- */

@@ -192,9 +192,9 @@ struct sqlite_store {
     pthread_cond_t standing_settled; /* no receive the writer was making is unsettled */
     broker_standing *standing;
 
-    /* finished tasks past their ttl whose rows the sweep cannot read (a damaged database), their
-     * ids in strcmp() order: said once each, then passed over by the sweep and its due check
-     * until taskd starts again. Only the writer adds to them, under unreadable_mu */
+    /* tasks whose rows a sweep cannot read (a damaged database): finished ones past their ttl,
+     * or ones whose lease ran out; their ids in strcmp() order: said once each, then passed over
+     * by the sweeps and the due check until taskd starts again. Added to under unreadable_mu */
     pthread_mutex_t unreadable_mu;
     char **unreadable;
     size_t n_unreadable, cap_unreadable;
@@ -242,8 +242,15 @@ void sq_stmt_cache_clear(sq_stmt_cache *c);
  * known by its name: checked where such a statement is prepared, so that one whose columns
  * drifted from the enum fails there rather than read one column for another. */
 bool sq_task_columns_hold(sqlite3_stmt *st, bool full);
-/* Read the current row of a TASK_COLUMNS(_FULL) query into t. */
+/* Read the current row of a TASK_COLUMNS(_FULL) query into t; false when a column was not copied
+ * (no memory), or the row is damaged (sq_task_row_damaged()). */
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
+/* Why the current row of a TASK_COLUMNS_FULL query is one only a damaged or hand-edited database
+ * holds, or NULL: it lacks a value every task row holds (type, status, message, data: its data
+ * kept apart, and that row gone), or its id or type does not fit a task (task_creation_unfit(): a
+ * cut id names another task, or none). NULL with *failed set when its id or type was not copied
+ * (no memory). */
+const char *sq_task_row_damaged(sqlite3_stmt *st, bool *failed);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);
 void sq_reader_put(sqlite_store *s, reader *r);
@@ -289,6 +296,14 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
                          int64_t now);
 
 /* ---- sqlite_broker.c: the feed, the standing receives, the queues at open and close ---- */
+
+/* The tasks the sweeps pass over, whose rows they cannot read (sqlite_store.unreadable): whether
+ * id is one, and how many there are. */
+bool sq_passed_over(sqlite_store *s, const char *id);
+size_t sq_n_passed_over(sqlite_store *s);
+/* Pass over task id from now on, and say so once at ERROR, in what's words, with why its row
+ * cannot be read and how many are passed over; false when out of memory. */
+bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why);
 
 /* Writer: a change record just written, for the feed: messages of a created task, the
  * consumer's place moved. sq_write_change() calls it as sq_feed.record. */

@@ -472,7 +472,10 @@ static store_rc sq_ping(store *base)
     return sq_rc_of(rc);
 }
 
-/* By tasks_by_claim_expiry: client claims whose lease ended before now, the earliest first. */
+/* By tasks_by_claim_expiry: client claims whose lease ended before now, the earliest first. One
+ * whose task id does not fit a task (a damaged or hand-edited database) is said and passed over
+ * from then on (sq_pass_over()), as the sweep passes over the rows it cannot read: cut to fit, it
+ * would end the lease of another task, or of none. */
 static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, size_t max, size_t *n)
 {
     sqlite_store *s = (sqlite_store *)base;
@@ -486,8 +489,9 @@ static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, si
                         "ORDER BY claim_expires LIMIT ?2",
                         &st);
     if (rc == SQLITE_OK) {
+        size_t known = sq_n_passed_over(s); /* as many more, which may come first */
         sqlite3_bind_int64(st, 1, now);
-        sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)(max + known));
         while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
             bool nomem = false;
             const char *id = sq_column_text(st, 0, &nomem);
@@ -497,7 +501,19 @@ static store_rc sq_expired_claims(store *base, int64_t now, store_claim *out, si
                 rc = SQLITE_NOMEM;
                 break;
             }
-            snprintf(out[*n].id, sizeof out[*n].id, "%s", id);
+            if (known && sq_passed_over(s, id))
+                continue;
+            if (strlen(id) != TASK_ID_LEN) {
+                if (!sq_pass_over(s, id,
+                                  "a task's lease ran out, and its row cannot be read; the end of "
+                                  "leases passes over it (the database is damaged)",
+                                  task_creation_unfit(id, ""))) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                continue;
+            }
+            memcpy(out[*n].id, id, sizeof out[*n].id);
             out[(*n)++].claim_expires = sqlite3_column_int64(st, 1);
         }
     }

@@ -6095,6 +6095,108 @@ static void test_the_sweep_passes_over_a_task_it_cannot_read(void **state)
     config_free(&c);
 }
 
+/* The task created last (the greatest id) takes id with an 'x' after it, as in a hand-edited
+ * database: its id is 37 characters long, and its first 36 name task id. */
+static void give_the_last_task_a_longer_id_of(const char *id)
+{
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE tasks SET id = ?1 || 'x' "
+                                      "WHERE id = (SELECT max(id) FROM tasks)",
+                                      id),
+                     1);
+}
+
+/*
+ * A finished task past its ttl whose id was made longer than a task's by hand is said once, with
+ * its whole id and why, and passed over by the sweep, as a row it cannot read; the task its first
+ * 36 characters name stays. Its id was cut to fit: the sweep deleted that other task, not yet
+ * past its ttl, with a REMOVE record of it, and left the damaged row.
+ */
+static void test_the_sweep_passes_over_an_id_longer_than_a_task_s(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char kept[37], damaged[37], whole[38];
+    create_task(f->s, now + 3600, kept);
+    complete_task(f->s, kept, now - 5);
+    create_task(f->s, now - 10, damaged);
+    complete_task(f->s, damaged, now - 5);
+    give_the_last_task_a_longer_id_of(kept);
+    snprintf(whole, sizeof whole, "%sx", kept);
+    int64_t last = broker_last_seq(f->b);
+    config c;
+    assert_true(config_defaults(&c));
+    c.retention_grace = 0;
+
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    int64_t removed = -1;
+    bool more = true;
+    store_rc rc = broker_sweep(f->b, &c, &removed, &more);
+    char *log = test_stderr_end(&cap);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(removed, 0);
+    count_row("SELECT count(*) FROM tasks WHERE id = ?1", kept, 1);
+    assert_int_equal(broker_last_seq(f->b), last); /* no REMOVE */
+    expect_status(f->s, kept, TASK_COMPLETED, "done");
+    assert_int_equal(expect_logged(log, "the sweep passes over it", whole), 1);
+    expect_logged(log, "the sweep passes over it", "its task id is not 36 characters long");
+    free(log);
+    count_row("SELECT count(*) FROM tasks WHERE id = ?1", whole, 1);
+    config_free(&c);
+}
+
+/*
+ * A lapsed claim whose task id was made longer than a task's by hand is said once, with its whole
+ * id, and passed over by the end of leases; the next step says nothing of it again. Its id was
+ * cut to fit: the step tried to end the lease of the task its first 36 characters name, whose
+ * own lease was renewed (refused as such), and nothing was said of the damaged row.
+ */
+static void test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char kept[37], damaged[37], whole[38];
+    create_task(f->s, TASK_NULL_TIME, kept);
+    create_task(f->s, TASK_NULL_TIME, damaged);
+    /* both leases end at now + 10: the damaged row's read as the kept task's would end that */
+    const char *ids[] = {kept, damaged};
+    for (int i = 0; i < 2; i++) {
+        store_update u = {.id = ids[i],
+                          .status = TASK_IN_PROGRESS,
+                          .status_msg = "working",
+                          .claim_key = "k",
+                          .claim_expires = now + 10};
+        assert_int_equal(store_update_task(f->s, &u, now, NULL), STORE_OK);
+    }
+    give_the_last_task_a_longer_id_of(kept);
+    snprintf(whole, sizeof whole, "%sx", kept);
+    /* the kept task's lease is renewed: only the damaged row's has run out at now + 11 */
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE tasks SET claim_expires = claim_expires + 3600 "
+                                      "WHERE id = ?1",
+                                      kept),
+                     1);
+
+    size_t ended = 99;
+    bool more = true;
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    store_rc rc = store_end_expired_claims(f->s, now + 11, 10, &ended, &more, NULL);
+    char *log = test_stderr_end(&cap);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(ended, 0);
+    expect_status(f->s, kept, TASK_IN_PROGRESS, "working");
+    assert_int_equal(expect_logged(log, "the end of leases passes over it", whole), 1);
+    free(log);
+    test_stderr_begin(&cap);
+    assert_int_equal(store_end_expired_claims(f->s, now + 11, 10, &ended, &more, NULL), STORE_OK);
+    log = test_stderr_end(&cap);
+    assert_int_equal(ended, 0);
+    expect_not_logged(log, "passes over it");
+    free(log);
+}
+
 /* ---- wake-ups ---- */
 
 typedef struct waker {
@@ -6508,6 +6610,10 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_sweep_passes_over_a_task_it_cannot_read, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_the_sweep_passes_over_an_id_longer_than_a_task_s,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
