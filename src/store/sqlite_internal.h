@@ -98,6 +98,7 @@ struct sqlite_store {
     store base;
     char *path;
     int lock_fd;
+    bool made_file; /* the open made the file (not there before): a failed open removes it */
 
     /* writer side; the connection is used only by the writer thread */
     sqlite3 *wdb;

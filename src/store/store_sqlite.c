@@ -1399,7 +1399,14 @@ static const char *directory_unwritable(const char *path)
  */
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
-    s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* made here, or there before (or, through a symbolic link that leads nowhere yet, not known:
+     * taken as there before) */
+    s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    bool made = s->lock_fd >= 0;
+    if (!made && errno == EEXIST)
+        s->lock_fd = open(s->path, O_RDWR | O_CLOEXEC);
+    if (!made && s->lock_fd < 0 && errno == ENOENT)
+        s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
         int e = errno;
         errbuf_set(err, errlen, "cannot open %s: %s%s", s->path, strerror(e),
@@ -1409,6 +1416,7 @@ static bool lock_database(sqlite_store *s, char *err, size_t errlen)
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
         return set_err(err, errlen, "database in use:", s->path,
                        errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
+    s->made_file = made; /* and locked: no other taskd has it */
     /* said here, or SQLite says "attempt to write a readonly database" of a writable file */
     const char *why = directory_unwritable(s->path);
     if (why) {
@@ -1419,6 +1427,25 @@ static bool lock_database(sqlite_store *s, char *err, size_t errlen)
         return false;
     }
     return true;
+}
+
+/* After a failed open that made the database file, with its connection closed and the file still
+ * locked: remove it and what SQLite made beside it, so that none is left of an open that never
+ * served. What cannot be removed is said after the open's error. */
+static void remove_made_files(const char *path, char *err, size_t errlen)
+{
+    static const char *const beside[] = {"-wal", "-shm", "-journal", ""};
+    for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+        char name[PATH_MAX];
+        int n = snprintf(name, sizeof name, "%s%s", path, beside[i]);
+        if (n < 0 || (size_t)n >= sizeof name || (unlink(name) != 0 && errno != ENOENT)) {
+            if (err && errlen)
+                errbuf_append(err, errlen, "; nor can the file it made be removed: %s: %s", name,
+                              n < 0 || (size_t)n >= sizeof name ? "path too long"
+                                                                : strerror(errno));
+            return;
+        }
+    }
 }
 
 /*
@@ -1452,7 +1479,8 @@ static void close_store(sqlite_store *s, char *err, size_t errlen)
                      "start",
                      "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
     }
-    if (s->wdb && sqlite3_close(s->wdb) != SQLITE_OK) {
+    bool closed = !s->wdb || sqlite3_close(s->wdb) == SQLITE_OK;
+    if (!closed) {
         if (err && errlen) {
             errbuf_append(err, errlen, "; nor can it be closed: %s", sqlite3_errmsg(s->wdb));
         } else {
@@ -1461,6 +1489,8 @@ static void close_store(sqlite_store *s, char *err, size_t errlen)
                      "database", s->path, "error", sqlite3_errmsg(s->wdb), NULL);
         }
     }
+    if (!s->writer && s->made_file && closed) /* a failed open that made the file */
+        remove_made_files(s->path, err, errlen);
     if (s->lock_fd >= 0)
         close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);

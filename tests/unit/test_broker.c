@@ -182,6 +182,8 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
 /* sqlite3_exec, wrapped too: while sync_full_fails is set, the store's PRAGMA that makes its
  * commits wait for the disk fails, as when SQLite is short of memory to compile it. */
 static atomic_bool sync_full_fails;
+/* The next sqlite3_exec of exactly exec_fails fails with SQLITE_IOERR, as on a failing disk. */
+static _Atomic(const char *) exec_fails;
 int __real_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **),
                         void *arg, char **errmsg);
 int __wrap_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, char **, char **),
@@ -191,6 +193,10 @@ int __wrap_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, cha
 {
     if (atomic_load(&sync_full_fails) && strcmp(sql, "PRAGMA synchronous = FULL") == 0)
         return SQLITE_NOMEM;
+    const char *failing = atomic_load(&exec_fails);
+    if (failing && strcmp(sql, failing) == 0 &&
+        atomic_compare_exchange_strong(&exec_fails, &failing, NULL))
+        return SQLITE_IOERR;
     return __real_sqlite3_exec(db, sql, cb, arg, errmsg);
 }
 
@@ -6197,6 +6203,56 @@ static void test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over(voi
     free(log);
 }
 
+/* Whether path is there (lstat()). */
+static bool is_there(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/*
+ * An open that made the database file (it was not there) and then failed (its third migration)
+ * leaves no file behind, nor its -wal or -shm: the next start would find a database of two
+ * migrations and no page token key, made by a taskd that never served. One that was there before
+ * the open stays, whatever the open did to it.
+ */
+static void test_a_failed_open_removes_the_file_it_made(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_broker_made.XXXXXX", path[64], wal[72], shm[72];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tasks.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000};
+    for (int there = 0; there < 2; there++) {
+        if (there) { /* an empty file, which SQLite reads as an empty database */
+            FILE *fp = fopen(path, "w");
+            assert_non_null(fp);
+            fclose(fp);
+        }
+        char err[512] = "";
+        atomic_store(&exec_fails, "PRAGMA user_version = 3");
+        store *s = store_sqlite_open(&o, err, sizeof err);
+        bool armed = atomic_exchange(&exec_fails, NULL) != NULL;
+        if (s)
+            store_close(s);
+        assert_false(armed); /* the migration was made, and failed */
+        assert_null(s);
+        if (!strstr(err, "migration 3 of"))
+            fail_msg("the open's error: %s", err);
+        if (is_there(path) != (there == 1) || is_there(wal) || is_there(shm))
+            fail_msg("a failed open of a file %s: the file %s, its -wal %s, its -shm %s",
+                     there ? "there before" : "it made", is_there(path) ? "left" : "removed",
+                     is_there(wal) ? "left" : "not there", is_there(shm) ? "left" : "not there");
+    }
+    /* the file that stayed opens */
+    store *s = open_db(path, NULL);
+    assert_non_null(s);
+    store_close(s);
+    assert_int_equal(remove_dir(dir), 0);
+}
+
 /* ---- wake-ups ---- */
 
 typedef struct waker {
@@ -6614,6 +6670,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over, setup, teardown),
+        cmocka_unit_test(test_a_failed_open_removes_the_file_it_made),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
