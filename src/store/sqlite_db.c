@@ -3,9 +3,11 @@
  * file of it uses (result codes, columns, bindings, a task row), the
  * connections (process-wide settings, how one is opened) and the pool of
  * read-only connections with their prepared statements, borrowed by the
- * port's reads and the broker's. See sqlite_internal.h.
+ * port's reads and the broker's, and the tasks the sweeps pass over. See sqlite_internal.h.
  */
 #include "sqlite_internal.h"
+
+#include "util/log.h"
 
 #include <limits.h>
 #include <pthread.h>
@@ -151,6 +153,64 @@ const char *sq_task_row_damaged(sqlite3_stmt *st, bool *failed)
     const char *unfit =
         task_creation_unfit(sq_column_text(st, TC_ID, failed), sq_column_text(st, TC_TYPE, failed));
     return *failed ? NULL : unfit;
+}
+
+/* ---- tasks the sweeps pass over ----------------------------------------- */
+
+static int compare_strs(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bool sq_passed_over(sqlite_store *s, const char *id)
+{
+    pthread_mutex_lock(&s->unreadable_mu);
+    bool found = s->n_unreadable &&
+                 bsearch(&id, s->unreadable, s->n_unreadable, sizeof *s->unreadable, compare_strs);
+    pthread_mutex_unlock(&s->unreadable_mu);
+    return found;
+}
+
+size_t sq_n_passed_over(sqlite_store *s)
+{
+    pthread_mutex_lock(&s->unreadable_mu);
+    size_t n = s->n_unreadable;
+    pthread_mutex_unlock(&s->unreadable_mu);
+    return n;
+}
+
+bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why)
+{
+    char *copy = strdup(id);
+    pthread_mutex_lock(&s->unreadable_mu);
+    if (copy && s->n_unreadable == s->cap_unreadable) {
+        size_t cap = s->cap_unreadable ? 2 * s->cap_unreadable : 16;
+        char **grown = realloc(s->unreadable, cap * sizeof *grown);
+        if (grown) {
+            s->unreadable = grown;
+            s->cap_unreadable = cap;
+        }
+    }
+    bool ok = copy && s->n_unreadable < s->cap_unreadable;
+    if (ok) {
+        size_t at = 0;
+        while (at < s->n_unreadable && strcmp(s->unreadable[at], id) < 0)
+            at++;
+        memmove(s->unreadable + at + 1, s->unreadable + at,
+                (s->n_unreadable - at) * sizeof *s->unreadable);
+        s->unreadable[at] = copy;
+        s->n_unreadable++;
+    }
+    size_t n = s->n_unreadable;
+    pthread_mutex_unlock(&s->unreadable_mu);
+    if (!ok) {
+        free(copy);
+        return false;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%zu", n);
+    log_error(what, "task_id", id, "error", why, "unreadable_tasks", count, NULL);
+    return true;
 }
 
 /* ---- connections ------------------------------------------------------- */

@@ -252,6 +252,13 @@ bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);
  * cut id names another task, or none). NULL with *failed set when its id or type was not copied
  * (no memory). */
 const char *sq_task_row_damaged(sqlite3_stmt *st, bool *failed);
+/* The tasks the sweeps pass over, whose rows they cannot read (sqlite_store.unreadable): whether
+ * id is one, and how many there are. */
+bool sq_passed_over(sqlite_store *s, const char *id);
+size_t sq_n_passed_over(sqlite_store *s);
+/* Pass over task id from now on, and say so once at ERROR, in what's words, with why its row
+ * cannot be read and how many are passed over; false when out of memory. */
+bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);
 void sq_reader_put(sqlite_store *s, reader *r);
@@ -297,14 +304,6 @@ store_rc sq_force_status(sqlite_store *s, const char *id, task_status status, co
                          int64_t now);
 
 /* ---- sqlite_broker.c: the feed, the standing receives, the queues at open and close ---- */
-
-/* The tasks the sweeps pass over, whose rows they cannot read (sqlite_store.unreadable): whether
- * id is one, and how many there are. */
-bool sq_passed_over(sqlite_store *s, const char *id);
-size_t sq_n_passed_over(sqlite_store *s);
-/* Pass over task id from now on, and say so once at ERROR, in what's words, with why its row
- * cannot be read and how many are passed over; false when out of memory. */
-bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why);
 
 /* Writer: a change record just written, for the feed: messages of a created task, the
  * consumer's place moved. sq_write_change() calls it as sq_feed.record. */
