@@ -162,15 +162,25 @@ store_rc sq_apply_create(sqlite_store *s, store_write *w)
         int rc = sqlite3_step(s->w_idem_get);
         bool seen = rc == SQLITE_ROW, nomem = false;
         const char *first = seen ? sq_column_text(s->w_idem_get, 0, &nomem) : NULL;
-        if (first)
-            snprintf(w->id, sizeof w->id, "%s", first);
+        /* a task id that does not fit a task (a damaged or hand-edited database) is not cut to
+         * fit, which names another task: its row never reads, and the key makes a new task */
+        bool unfit = first && strlen(first) != TASK_ID_LEN;
+        if (unfit && !sq_passed_over(s, first))
+            nomem = !sq_pass_over(s, first,
+                                  "an Idempotency-Key names a task whose row cannot be read; a "
+                                  "create with it makes a new task (the database is damaged)",
+                                  task_creation_unfit(first, ""));
+        if (first && !unfit)
+            memcpy(w->id, first, sizeof w->id);
         sqlite3_reset(s->w_idem_get);
         sqlite3_clear_bindings(s->w_idem_get);
         /* the key's task id not copied: the reset rolled the batch back, and the create fails
          * rather than pass for a duplicate */
-        if (seen)
-            return first ? STORE_DUPLICATE : STORE_ERROR;
-        if (rc != SQLITE_DONE)
+        if (nomem || (seen && !first))
+            return STORE_ERROR;
+        if (seen && !unfit)
+            return STORE_DUPLICATE;
+        if (!seen && rc != SQLITE_DONE)
             return sq_rc_of(rc);
     }
     task t = {.status = TASK_CREATED,

@@ -1621,6 +1621,45 @@ static void create_keyed(store *s, const char *key, int64_t now, char id[37])
 }
 
 /*
+ * A key whose task id was made longer than a task's by hand (its task's row too) is said once,
+ * with that id, and a create with it makes a new task, as one whose task is gone does. Its id was
+ * cut to fit: the create answered a duplicate of the task its first 36 characters name (here gone
+ * by its new name).
+ */
+static void test_a_key_of_an_id_longer_than_a_task_s_makes_a_new_task(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char first[37], again[37] = "", whole[38];
+    create_keyed(f->s, "k", now, first);
+    snprintf(whole, sizeof whole, "%sx", first);
+    assert_int_equal(
+        test_sqlite_exec(db_path, "UPDATE tasks SET id = ?1 || 'x' WHERE id = ?1", first), 1);
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE idempotency SET task_id = ?1 || 'x' "
+                                      "WHERE task_id = ?1",
+                                      first),
+                     1);
+    store_new_task t = {
+        .task_type = "TASK1", .data = "{}", .ttl = TASK_NULL_TIME, .idempotency_key = "k"};
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    store_rc rc = store_create_task(f->s, &t, now, again);
+    char *log = test_stderr_end(&cap);
+    if (rc != STORE_OK)
+        fail_msg("a create with the key answered %s, id %s", store_rc_name(rc), again);
+    assert_string_not_equal(again, first);
+    assert_int_equal(expect_logged(log, "names a task whose row cannot be read", whole), 1);
+    free(log);
+    expect_status(f->s, again, TASK_CREATED, NULL);
+    /* the key names the new task now */
+    char third[37];
+    store_new_task t2 = t;
+    assert_int_equal(store_create_task(f->s, &t2, now, third), STORE_DUPLICATE);
+    assert_string_equal(third, again);
+}
+
+/*
  * Keys older than the idempotency window are forgotten after a batch, 1,000 per purge: a
  * purge that finds a whole batch purges again after the next batch instead of a minute later.
  * A purge runs after its batch's writers have their answers, so it is known to be done only
@@ -6560,6 +6599,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_listing_by_one_filter_merges_its_legs, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_key_of_an_id_longer_than_a_task_s_makes_a_new_task,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,
