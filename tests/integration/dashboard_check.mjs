@@ -1249,11 +1249,11 @@ await step("a task's detail: linkable hash, trace waterfall with queue wait and 
   check(statuses.join(',') === 'CREATED,IN_PROGRESS,COMPLETED', 'history: ' + statuses.join(','));
   await shot(page, 'detail');
   // the same hash opens it on a fresh load
-  const fresh = await context.newPage();
-  await fresh.goto(BASE + '/#/tasks/' + id);
-  await fresh.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
-  await fresh.waitForFunction((id) => document.querySelector('#detail-id').textContent === id, id, {timeout: WAIT});
-  await fresh.close();
+  await withTab(async (fresh) => {
+    await fresh.goto(BASE + '/#/tasks/' + id);
+    await fresh.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+    await fresh.waitForFunction((id) => document.querySelector('#detail-id').textContent === id, id, {timeout: WAIT});
+  });
   await page.click('#detail-close');
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['created']);
@@ -1272,40 +1272,40 @@ await step("the durations written inside the waterfall's bars reach 4.5:1 agains
                  span(4, 'CONSUMER', 'process noop'), span(5, 'INTERNAL', 'noop', {'taskd.handler': 'noop'}),
                  span(6, 'INTERNAL', 'exec sh', {'taskd.handler': 'exec'}, true)];
   const kinds = ['api', 'store', 'publish', 'wait', 'other', 'handler', 'error'];
-  const p5 = await context.newPage();
-  await p5.route(BASE + '/tasks/' + id + '/trace', (route) => route.fulfill({
-    status: 200, contentType: 'application/json', body: JSON.stringify({task_id: id, spans})}));
-  await p5.goto(BASE + '/#/tasks/' + id);
-  await p5.waitForFunction((n) => document.querySelectorAll('#waterfall .bar-label.inside').length === n,
-      kinds.length, {timeout: WAIT}).catch(async () => {
-    throw new Error('not every label inside its bar; waterfall: ' + await p5.innerHTML('#waterfall'));
-  });
-  const bad = [];
-  for (const scheme of ['light', 'dark']) {
-    await p5.emulateMedia({colorScheme: scheme});
-    const bg = await p5.evaluate(() => getComputedStyle(document.body).backgroundColor);
-    check(bg === (scheme === 'dark' ? 'rgb(13, 17, 23)' : 'rgb(246, 248, 250)'), scheme + ' background is ' + bg);
-    // the label's colour against its own background where it has one (the queue wait's), else its bar's
-    const labels = await p5.$$eval('#waterfall .bar-label.inside', (ls) => ls.map((l) => {
-      const bar = l.parentElement.querySelector('.bar');
-      const own = getComputedStyle(l).backgroundColor;
-      const lr = l.getBoundingClientRect(), br = bar.getBoundingClientRect();
-      return {kind: l.closest('.span-row').dataset.kind, color: getComputedStyle(l).color,
-              back: own !== 'rgba(0, 0, 0, 0)' ? own : getComputedStyle(bar).backgroundColor,
-              within: lr.left >= br.left - 0.5 && lr.right <= br.right + 0.5};
-    }));
-    check(labels.map((l) => l.kind).join() === kinds.join(), scheme + ': labels of ' + labels.map((l) => l.kind).join());
-    for (const l of labels) {
-      const ratio = contrast(l.color, l.back);
-      if (ratio === null || ratio < 4.5 || !l.within) {
-        bad.push(scheme + ' ' + l.kind + ': ' + l.color + ' on ' + l.back + ' ' +
-                 (ratio === null ? '(not opaque)' : ratio.toFixed(2) + ':1') + (l.within ? '' : ', not within its bar'));
+  await withTab(async (p5) => {
+    await p5.route(BASE + '/tasks/' + id + '/trace', (route) => route.fulfill({
+      status: 200, contentType: 'application/json', body: JSON.stringify({task_id: id, spans})}));
+    await p5.goto(BASE + '/#/tasks/' + id);
+    await p5.waitForFunction((n) => document.querySelectorAll('#waterfall .bar-label.inside').length === n,
+        kinds.length, {timeout: WAIT}).catch(async () => {
+      throw new Error('not every label inside its bar; waterfall: ' + await p5.innerHTML('#waterfall'));
+    });
+    const bad = [];
+    for (const scheme of ['light', 'dark']) {
+      await p5.emulateMedia({colorScheme: scheme});
+      const bg = await p5.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      check(bg === (scheme === 'dark' ? 'rgb(13, 17, 23)' : 'rgb(246, 248, 250)'), scheme + ' background is ' + bg);
+      // the label's colour against its own background where it has one (the queue wait's), else its bar's
+      const labels = await p5.$$eval('#waterfall .bar-label.inside', (ls) => ls.map((l) => {
+        const bar = l.parentElement.querySelector('.bar');
+        const own = getComputedStyle(l).backgroundColor;
+        const lr = l.getBoundingClientRect(), br = bar.getBoundingClientRect();
+        return {kind: l.closest('.span-row').dataset.kind, color: getComputedStyle(l).color,
+                back: own !== 'rgba(0, 0, 0, 0)' ? own : getComputedStyle(bar).backgroundColor,
+                within: lr.left >= br.left - 0.5 && lr.right <= br.right + 0.5};
+      }));
+      check(labels.map((l) => l.kind).join() === kinds.join(), scheme + ': labels of ' + labels.map((l) => l.kind).join());
+      for (const l of labels) {
+        const ratio = contrast(l.color, l.back);
+        if (ratio === null || ratio < 4.5 || !l.within) {
+          bad.push(scheme + ' ' + l.kind + ': ' + l.color + ' on ' + l.back + ' ' +
+                   (ratio === null ? '(not opaque)' : ratio.toFixed(2) + ':1') + (l.within ? '' : ', not within its bar'));
+        }
       }
+      await shot(p5, 'waterfall-' + scheme);
     }
-    await shot(p5, 'waterfall-' + scheme);
-  }
-  await p5.close();
-  check(bad.length === 0, 'under 4.5:1: ' + bad.join('; '));
+    check(bad.length === 0, 'under 4.5:1: ' + bad.join('; '));
+  });
 }, ['created']);
 
 await step('the form keeps large integers as typed; a row opens from the keyboard, and its link has the focus again when the drawer closes; a CREATED task has no update time', async () => {
@@ -1394,18 +1394,18 @@ await step('a task removed by its ttl while its detail is open: the drawer and i
   check((await page.$$('#tasks tbody tr[data-id]')).length === rowsBefore, 'rows went from ' + rowsBefore);
   await shot(page, 'removed');
   // a page that was not there when it went: the detail's 404 shows the same notice
-  const fresh = await context.newPage();
-  await fresh.goto(BASE + '/#/tasks/' + id);
-  await fresh.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
-  await fresh.waitForFunction(() => /^This task was removed \(ttl expired\)/.test(
-      (document.querySelector('#detail-removed') || {}).textContent), null, {timeout: WAIT})
-      .catch(async () => {
-        throw new Error('after a load: notice ' + JSON.stringify(await notice(fresh)) +
-                        ', error ' + JSON.stringify(await fresh.textContent('#detail-error')));
-      });
-  check(await fresh.isHidden('#detail-error'), 'a generic error beside the notice: ' + await fresh.textContent('#detail-error'));
-  check(await fresh.$(row) === null, 'the removed task is listed after a load');
-  await fresh.close();
+  await withTab(async (fresh) => {
+    await fresh.goto(BASE + '/#/tasks/' + id);
+    await fresh.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT});
+    await fresh.waitForFunction(() => /^This task was removed \(ttl expired\)/.test(
+        (document.querySelector('#detail-removed') || {}).textContent), null, {timeout: WAIT})
+        .catch(async () => {
+          throw new Error('after a load: notice ' + JSON.stringify(await notice(fresh)) +
+                          ', error ' + JSON.stringify(await fresh.textContent('#detail-error')));
+        });
+    check(await fresh.isHidden('#detail-error'), 'a generic error beside the notice: ' + await fresh.textContent('#detail-error'));
+    check(await fresh.$(row) === null, 'the removed task is listed after a load');
+  });
   await page.click('#detail-close');
   await page.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
 }, ['loaded', 'live']);
@@ -2101,28 +2101,28 @@ await step('a list that comes late is brought up to date by the stream: no chang
   const id = (await r.json()).id;
   const patch = (status, msg) => fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: json,
                                                                body: JSON.stringify({status, status_msg: msg})});
-  const p6 = await context.newPage();
-  let lists = 0;
-  const patched = [];
-  // the first list as the server reads it, handed to the page only after the task changed twice
-  await p6.route((url) => url.pathname === '/tasks', async (route) => {
-    const response = await route.fetch();
-    if (lists++ === 0) {
-      patched.push((await patch('IN_PROGRESS', 'Task started')).status);
-      patched.push((await patch('COMPLETED', 'done while the list was late')).status);
-      await new Promise((done) => setTimeout(done, 1500));
-    }
-    await route.fulfill({response});
+  await withTab(async (p6) => {
+    let lists = 0;
+    const patched = [];
+    // the first list as the server reads it, handed to the page only after the task changed twice
+    await p6.route((url) => url.pathname === '/tasks', async (route) => {
+      const response = await route.fetch();
+      if (lists++ === 0) {
+        patched.push((await patch('IN_PROGRESS', 'Task started')).status);
+        patched.push((await patch('COMPLETED', 'done while the list was late')).status);
+        await new Promise((done) => setTimeout(done, 1500));
+      }
+      await route.fulfill({response});
+    });
+    await p6.goto(BASE + '/');
+    const row = `#tasks tr[data-id="${id}"]`;
+    await p6.waitForSelector(row, {timeout: WAIT});
+    check(patched.join() === '204,204', 'the PATCHes answered ' + patched.join());
+    await p6.waitForFunction((sel) => document.querySelector(sel).dataset.status === 'COMPLETED', row, {timeout: 5000})
+        .catch(async () => {
+          throw new Error('the row says ' + await p6.$eval(row, (tr) => tr.dataset.status) + '; the task is COMPLETED');
+        });
   });
-  await p6.goto(BASE + '/');
-  const row = `#tasks tr[data-id="${id}"]`;
-  await p6.waitForSelector(row, {timeout: WAIT});
-  check(patched.join() === '204,204', 'the PATCHes answered ' + patched.join());
-  await p6.waitForFunction((sel) => document.querySelector(sel).dataset.status === 'COMPLETED', row, {timeout: 5000})
-      .catch(async () => {
-        throw new Error('the row says ' + await p6.$eval(row, (tr) => tr.dataset.status) + '; the task is COMPLETED');
-      });
-  await p6.close();
 }, ['loaded']);
 
 // Last of the steps on this taskd's list: it fills the first page with tasks that stay CREATED.
@@ -2226,20 +2226,20 @@ await step('401 and an unreachable API show a banner, the stream says so, and al
 }));
 
 await step('tasks/s is counted over the time between the /metrics samples (the second comes at 2 s, not 5 s)', async () => {
-  const p4 = await context.newPage();
-  const hits = []; // when each /metrics request came: 10 more tasks completed each time
-  await p4.route((url) => url.pathname === '/metrics', (route) => {
-    hits.push(Date.now());
-    route.fulfill({status: 200, contentType: 'text/plain; version=0.0.4',
-                   body: 'taskd_task_transitions_total{task_type="noop",status="COMPLETED"} ' + 10 * (hits.length - 1) + '\n'});
+  await withTab(async (p4) => {
+    const hits = []; // when each /metrics request came: 10 more tasks completed each time
+    await p4.route((url) => url.pathname === '/metrics', (route) => {
+      hits.push(Date.now());
+      route.fulfill({status: 200, contentType: 'text/plain; version=0.0.4',
+                     body: 'taskd_task_transitions_total{task_type="noop",status="COMPLETED"} ' + 10 * (hits.length - 1) + '\n'});
+    });
+    await p4.goto(BASE + '/');
+    await p4.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT});
+    const shown = Number(await p4.textContent('#stat-rate'));
+    check(hits.length === 2, hits.length + ' samples taken before the first rate');
+    const want = 10 / ((hits[1] - hits[0]) / 1000);
+    check(Math.abs(shown - want) <= 0.1 * want + 0.1, 'tasks/s shows ' + shown + ', want about ' + want.toFixed(2));
   });
-  await p4.goto(BASE + '/');
-  await p4.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT});
-  const shown = Number(await p4.textContent('#stat-rate'));
-  check(hits.length === 2, hits.length + ' samples taken before the first rate');
-  const want = 10 / ((hits[1] - hits[0]) / 1000);
-  check(Math.abs(shown - want) <= 0.1 * want + 0.1, 'tasks/s shows ' + shown + ', want about ' + want.toFixed(2));
-  await p4.close();
 });
 
 // p loads the page with the clock clock() sets it (in the page, before its code runs) and its poll
