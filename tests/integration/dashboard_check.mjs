@@ -1161,6 +1161,30 @@ await step('a stream answered with a page that is no event stream is said offlin
   check(!states.includes('live'), 'the stream answered with a page was said live: ' + states.join(', '));
 }), ['loaded']);
 
+// Behind a proxy that asks for a token on a task's routes alone, the drawer opened on a task says
+// it cannot load it; a token entered reads it again, as it reads everything else again, where the
+// drawer kept its error (its stream, which works, opened again without a gap, and the task did not
+// change) until the task changed or the drawer was opened anew.
+await step("a task's drawer refused with a 401 shows the task once a token is entered", () => withPage(async (p) => {
+  // a task with no queue: no change of it reads the drawer again meanwhile
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                          body: JSON.stringify({task_type: 'manual', data: {routes: 'ask for a token'}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  await p.route((url) => url.pathname.startsWith('/tasks/'), (route) =>
+    (route.request().headers().authorization ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+  await p.goto(BASE + '/#/tasks/' + id);
+  await p.waitForSelector('#detail-error:not([hidden])', {timeout: WAIT});
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p.fill('#token-input', 'a-token');
+  await p.click('#token-form button[type="submit"]');
+  await p.waitForFunction(() => /Created/.test(document.querySelector('#detail-facts').textContent) &&
+                              document.querySelector('#detail-error').hidden, null, {timeout: WAIT}).catch(async () => {
+    throw new Error('a token entered, the drawer says ' + JSON.stringify(await p.textContent('#detail-error')) +
+                    ', its facts ' + JSON.stringify(await p.textContent('#detail-facts')));
+  });
+}), ['loaded']);
+
 steps('page');
 
 await step('a task created from the form shows in the table', async () => {

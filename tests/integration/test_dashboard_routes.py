@@ -17,7 +17,8 @@ that refusal; taskd not reached, then asking for a token on the stream, has the 
 token; a look made before a token was entered, answered after (held by the test), says nothing of
 it, nor does the read of why the stream was refused answered after a token was entered (the list's
 401 showing the token field). A stream answered with a page that is no event stream is said
-offline, not live.
+offline, not live. A task's drawer whose routes alone ask for a token shows the task once a token
+is entered.
 """
 
 import os

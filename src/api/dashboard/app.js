@@ -461,6 +461,7 @@ function useToken(e) {
   input.value = '';
   waitOver();
   loadTypes();
+  refreshDetailSoon(); // the task open in the drawer, whose read may have been refused
   // the tabs that share a stream share a token: this tab joins those of its own
   leaveGroup();
   beginEvents();
