@@ -3218,6 +3218,30 @@ async function streamTries(p) {
 // A stream that ends at once, tried again 0.1 s on: each of its openings after the first reads the
 // task types again.
 const STREAM_ENDED = {status: 200, contentType: 'text/event-stream', body: 'retry: 100\n\n'};
+// The form's field that says why the task types were not read.
+const TYPES_SAID = '#create-form .field-error[data-field="task_type"]';
+// p loads with the task types read, and the page's tries of its stream answered by the test: the
+// stream opened again, its read of the types is refused by a proxy's 403, which the form's type field
+// is seen to say. Gives {refusal, reopened}: what /openapi.json is answered with from now on, when set
+// (else taskd answers), and the page's third try of the stream, held.
+async function typesRefusedAgain(p) {
+  const types = {refusal: null, reopened: null};
+  await p.route((url) => types.refusal && url.pathname === '/openapi.json', (route) => route.fulfill(types.refusal));
+  const nextTry = await streamTries(p);
+  await p.goto(BASE + '/');
+  await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
+  (await nextTry('the page opened no stream')).fulfill(STREAM_ENDED);
+  types.refusal = PROXY_403;
+  // opened again, the stream reads the types: refused
+  (await nextTry('the page did not open the stream again')).fulfill(STREAM_ENDED);
+  types.reopened = await nextTry('the page did not open the stream a third time');
+  await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), TYPES_SAID,
+                          {timeout: WAIT}).catch(async () => {
+    throw new Error("the task types refused, types read before, the form's type field says " +
+                    JSON.stringify(await p.textContent(TYPES_SAID)));
+  });
+  return types;
+}
 
 // A read of the task types that fails after some were read (taskd restarting as the stream opens
 // again, a proxy refusing /openapi.json) leaves those types offered, and is said beside the form's
@@ -3226,29 +3250,15 @@ const STREAM_ENDED = {status: 200, contentType: 'text/event-stream', body: 'retr
 // tries of the stream are answered by the test: each opening of a stream ended at once reads the
 // types again.
 await step("a read of the task types that fails, types read before, is said in the form's type field, which still offers them, until one works", () => withPage(async (p) => {
-  let refusing = false;
-  await p.route((url) => refusing && url.pathname === '/openapi.json', (route) => route.fulfill(PROXY_403));
-  const nextTry = await streamTries(p);
-  const field = '#create-form .field-error[data-field="task_type"]';
-  await p.goto(BASE + '/');
-  await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT});
-  (await nextTry('the page opened no stream')).fulfill(STREAM_ENDED);
-  refusing = true;
-  // opened again, the stream reads the types: refused
-  (await nextTry('the page did not open the stream again')).fulfill(STREAM_ENDED);
-  const reopened = await nextTry('the page did not open the stream a third time');
-  await p.waitForFunction((f) => document.querySelector(f).textContent.includes('(403: Not through this proxy)'), field,
-                          {timeout: WAIT}).catch(async () => {
-    throw new Error("the task types refused, types read before, the form's type field says " +
-                    JSON.stringify(await p.textContent(field)));
-  });
+  const types = await typesRefusedAgain(p);
+  const field = TYPES_SAID;
   await p.selectOption('#create-type', 'work');
   const kept = {said: await p.textContent(field), invalid: await p.getAttribute('#create-type', 'aria-invalid')};
   check(kept.said.includes('(403: Not through this proxy)') && kept.invalid === null,
         "the types read before chosen from, the form's type field says " + JSON.stringify(kept.said) +
         (kept.invalid === null ? '' : ', marked in error'));
-  refusing = false;
-  reopened.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n'});
+  types.refusal = null;
+  types.reopened.fulfill({status: 200, contentType: 'text/event-stream', body: 'retry: 600000\n\n'});
   await p.waitForFunction((f) => document.querySelector(f).textContent === '', field, {timeout: WAIT}).catch(async () => {
     throw new Error("the task types read, the form's type field still says " + JSON.stringify(await p.textContent(field)));
   });
