@@ -3265,6 +3265,22 @@ await step("a read of the task types that fails, types read before, is said in t
   check(await p.inputValue('#create-type') === 'work', "the form's type is " + quote(await p.inputValue('#create-type')));
 }), ['loaded']);
 
+// A read of the task types refused with a 401, after a failure said in the form's type field (a
+// proxy's 403), takes those words back: the banner and the token field say why the types are not
+// read now, where the field went on giving the 403 until a read worked. The page's tries of the
+// stream are answered by the test, each opening of a stream ended at once reading the types again.
+await step("a read of the task types refused with a 401 takes back what the form's type field said of an earlier failure", () => withPage(async (p) => {
+  const types = await typesRefusedAgain(p);
+  types.refusal = ASKS_TOKEN;
+  types.reopened.fulfill(STREAM_ENDED); // opened again, the stream reads the types: a token asked for
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p.waitForFunction((f) => document.querySelector(f).textContent === '', TYPES_SAID, {timeout: WAIT}).catch(async () => {
+    throw new Error("the task types refused with a 401, the form's type field still says " +
+                    JSON.stringify(await p.textContent(TYPES_SAID)));
+  });
+  check(await p.getAttribute('#create-type', 'aria-invalid') === null, "the form's type field is marked in error");
+}), ['loaded']);
+
 // A read of the task types answered after a newer one (both made as the stream opened again) says
 // nothing: failing after the newer one worked, it said the types offered were an earlier read's,
 // which they were not, until the next read (which may not come). The older read is held here, and

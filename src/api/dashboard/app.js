@@ -1984,8 +1984,9 @@ function renderTrace(res) {
 // The configured task types: the OpenAPI document's TaskType enum is built from the
 // configuration (GET /queues names queues, not types, and a type may have no queue). Whether
 // they were read. A read that fails leaves the types shown, and the form's type field says so (a
-// 401 is said as the token asked for) until a read works: with none, why it offers none; with
-// some, that they are an earlier read's, the field not marked in error (they can still be chosen).
+// 401 is said as the token asked for, and takes back what the field said) until a read works: with
+// none, why it offers none; with some, that they are an earlier read's, the field not marked in
+// error (they can still be chosen).
 // The newest read's answer counts (an older one answered after it was made answers as it does): a
 // read that failed after a newer one worked said those types were an earlier read's.
 let typesSeq = 0; // the reads of the types made
@@ -2003,7 +2004,9 @@ async function readTypes(seq) {
     types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
     if (seq !== typesSeq) return typesNewest;
-    if (e.status !== 401) {
+    if (e.status === 401) {
+      if (typesSaid) fieldError('task_type', ''); // the banner and the token field say why now
+    } else {
       const why = e.status ? e.status + ': ' + e.message : 'taskd not reached';
       const offered = state.types.length > 0;
       fieldError('task_type', 'Cannot read the task types (' + why + ')' +
