@@ -2043,6 +2043,16 @@ await step('status and type filters, search by id', async () => {
   expect404 = false;
 }, ['loaded']);
 
+// A search's error shows under the toolbar, and a drawer's failed load above its facts, away from
+// where the keyboard is (the search field, the drawer's close button): each is an alert, read out as
+// it shows, where neither was a live region and a screen reader said nothing of them.
+await step("a search's error and a drawer's failed load are read out as they show (alerts)", async () => {
+  for (const sel of ['#search-error', '#detail-error']) {
+    const role = await page.getAttribute(sel, 'role');
+    check(role === 'alert', sel + ' has the role ' + JSON.stringify(role) + ', not alert: a screen reader does not say it');
+  }
+}, ['loaded']);
+
 await step("the task open in the drawer is followed while the list shows another type, where the tabs share the stream and where they cannot", async () => {
   const json = {'Content-Type': 'application/json'};
   const failed = [];

@@ -25,7 +25,8 @@ stays free of errors, the dark theme, and the banners of a 401 and of an unreach
 changes while the list is filtered to another type, on a tab that shares the stream and on one that
 reads its own, and its entering the list's filtered status does not read the list again; a list that
 comes late is brought up to date by the stream. The 422's fields in error are marked aria-invalid
-and the first has the focus; the form's result is a live region, its failure an alert. A task's
+and the first has the focus; the form's result is a live region, its failure an alert, and so are
+a search's error and a drawer's failed load. A task's
 data of a megabyte shows as one text, exact and indented; a trace of 12,008 spans draws 500 rows and
 says how many more; a ttl of 2^63-1 shows exact, its date as —. A status message of 4096 characters
 without a space wraps inside the drawer; a right-to-left override in a status message and in data is
