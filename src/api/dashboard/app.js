@@ -69,6 +69,11 @@ function ago(seconds) {
   return Math.floor(s / 86400) + 'd ' + Math.floor((s % 86400) / 3600) + 'h';
 }
 
+// n and its word, in the plural but for one: plural(2, 'task') is '2 tasks'.
+function plural(n, word) {
+  return n + ' ' + word + (n === 1 ? '' : 's');
+}
+
 function ms(v) {
   if (v < 1) return v.toFixed(2) + ' ms';
   if (v < 1000) return (v < 10 ? v.toFixed(1) : Math.round(v)) + ' ms';
@@ -779,7 +784,7 @@ function updatePager() {
   $('#page-newer').disabled = page <= 1;
   $('#page-older').disabled = !state.next;
   const n = state.rows.size;
-  $('#page-info').textContent = n ? 'Page ' + page + ' · ' + n + ' task' + (n === 1 ? '' : 's') : '';
+  $('#page-info').textContent = n ? 'Page ' + page + ' · ' + plural(n, 'task') : '';
   $('#new-tasks').hidden = state.newCount === 0;
   $('#new-tasks-btn').textContent = state.newCount + ' new — show';
 }
@@ -1531,7 +1536,7 @@ function queuesFailed(e) {
 function confirmRedrive(q) {
   const dialog = $('#confirm');
   const n = q.dead_letter_count;
-  $('#confirm-text').replaceChildren(...clientText('Move ' + n + ' dead letter' + (n === 1 ? '' : 's') + ' from ' +
+  $('#confirm-text').replaceChildren(...clientText('Move ' + plural(n, 'dead letter') + ' from ' +
       q.dead_letter_queue + ' back to ' + q.name + '? Their tasks go back to CREATED and run again.'));
   const ok = $('#confirm-ok');
   const cancel = $('#confirm-cancel');
@@ -1547,7 +1552,7 @@ function confirmRedrive(q) {
     try {
       const res = await api('/queues/' + encodeURIComponent(q.name) + '/redrive', {method: 'POST'});
       const moved = res.data.moved;
-      toast('Moved ' + moved + ' message' + (moved === 1 ? '' : 's') + ' from ' + q.dead_letter_queue + ' back to ' + q.name + '.');
+      toast('Moved ' + plural(moved, 'message') + ' from ' + q.dead_letter_queue + ' back to ' + q.name + '.');
     } catch (e) {
       toast('Redrive of ' + q.name + ' failed: ' + e.message, true);
     } finally {
@@ -1968,7 +1973,7 @@ function renderTrace(res) {
   }
   if (drawn.length < spans.length) {
     const more = spans.length - drawn.length;
-    rows.push(el('div', {class: 'spans-more', text: more + ' more span' + (more === 1 ? '' : 's') + ' not drawn: ' +
+    rows.push(el('div', {class: 'spans-more', text: plural(more, 'more span') + ' not drawn: ' +
                          'the rows are the first ' + drawn.length + ' by start time.'}));
   }
   const summary = el('div', {class: 'summary'}, 'Total ', el('b', {text: ms(total / 1e6)}));
