@@ -1757,6 +1757,12 @@ function openTask(id) {
   location.hash = '#/tasks/' + id;
 }
 
+// The drawer closed: the URL loses its task's hash, in the same history entry.
+function closeTask() {
+  history.replaceState(null, '', location.pathname + location.search);
+  route();
+}
+
 let drawerOpener = null; // what had the focus when the drawer opened
 
 function route() {
@@ -2120,14 +2126,10 @@ function start() {
     loadTasks();
   });
   $('#new-tasks-btn').addEventListener('click', firstPage);
-  $('#detail-close').addEventListener('click', () => {
-    history.replaceState(null, '', location.pathname + location.search);
-    route();
-  });
+  $('#detail-close').addEventListener('click', closeTask);
   $('#home').addEventListener('click', (e) => {
     e.preventDefault();
-    history.replaceState(null, '', location.pathname + location.search);
-    route();
+    closeTask();
   });
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.detail && !$('#confirm').open) $('#detail-close').click();
