@@ -61,6 +61,8 @@
 typedef struct kept_run {
     const queue_message *msgs; /* the whole batch's */
     size_t n;
+    bool *stale;          /* n: the messages an extension found received again elsewhere, or gone */
+    bool *marks;          /* n: room for what one extension finds */
     unsigned hide_s;      /* how long an extension hides them */
     int64_t hidden_until; /* steady ms; keep_extend() moves it on */
     int64_t try_at;       /* when the keeper extends them next (steady ms) */
@@ -99,7 +101,8 @@ static void warn_store(const runner *r, const char *what, store_rc rc)
 }
 
 /*
- * Hide k's messages for another k->hide_s, and move k's times on when they are. Made without
+ * Hide k's messages for another k->hide_s, and move k's times on when they are; the messages
+ * whose receipts it finds stale are marked in k->stale, for good. Made without
  * keep_mu, which every run takes at its start and end, so that the other runs go on however long
  * the writer takes to commit it: by the running thread before k is watched (keep_watch()), or by
  * the keeper with k marked extending.
@@ -107,10 +110,12 @@ static void warn_store(const runner *r, const char *what, store_rc rc)
 static store_rc keep_extend(runner *r, kept_run *k)
 {
     int64_t asked = clock_steady_ms(); /* the writer's now is no earlier */
-    store_rc rc = broker_extend(r->broker, k->msgs, k->n, k->hide_s);
+    store_rc rc = broker_extend(r->broker, k->msgs, k->n, k->hide_s, k->marks);
     if (rc == STORE_OK) {
         k->hidden_until = asked + (int64_t)k->hide_s * 1000;
         k->try_at = k->hidden_until - KEEP_AHEAD_MS;
+        for (size_t i = 0; i < k->n; i++)
+            k->stale[i] |= k->marks[i];
     }
     return rc;
 }
@@ -243,6 +248,7 @@ typedef struct batch_room {
     queue_message *unstarted; /* never started: released, the receive not counted */
     queue_message *aborted;   /* cut short by an abort: visible again, the receive counted */
     queue_message *later;     /* taskd short of its own resources: back after the timeout */
+    bool *stale, *marks;      /* the batch's kept_run's */
     size_t n_done, n_unstarted, n_aborted, n_later; /* the batch's in each */
     size_t cap;
 } batch_room;
@@ -254,6 +260,8 @@ static void batch_room_free(batch_room *b)
     free(b->unstarted);
     free(b->aborted);
     free(b->later);
+    free(b->stale);
+    free(b->marks);
     *b = (batch_room){0};
 }
 
@@ -268,7 +276,10 @@ static bool batch_room_fit(batch_room *b, size_t n)
     b->unstarted = malloc(n * sizeof *b->unstarted);
     b->aborted = malloc(n * sizeof *b->aborted);
     b->later = malloc(n * sizeof *b->later);
-    if (!b->items || !b->done || !b->unstarted || !b->aborted || !b->later) {
+    b->stale = malloc(n * sizeof *b->stale);
+    b->marks = malloc(n * sizeof *b->marks);
+    if (!b->items || !b->done || !b->unstarted || !b->aborted || !b->later || !b->stale ||
+        !b->marks) {
         batch_room_free(b);
         return false;
     }
@@ -290,7 +301,7 @@ static void end_batch(runner *r, const batch_room *room)
     store_rc unstarted_rc = broker_release(r->broker, room->unstarted, room->n_unstarted);
     store_rc later_rc =
         broker_release_after(r->broker, room->later, room->n_later, r->queue->visibility_timeout);
-    store_rc aborted_rc = broker_extend(r->broker, room->aborted, room->n_aborted, 0);
+    store_rc aborted_rc = broker_extend(r->broker, room->aborted, room->n_aborted, 0, NULL);
     rc = unstarted_rc != STORE_OK ? unstarted_rc : later_rc != STORE_OK ? later_rc : aborted_rc;
     if (rc != STORE_OK)
         warn_store(r, "cannot release messages; they reappear after the visibility timeout", rc);
@@ -310,6 +321,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     }
     work_item *items = room->items;
     room->n_done = room->n_unstarted = room->n_aborted = room->n_later = 0;
+    memset(room->stale, 0, n * sizeof *room->stale);
     for (size_t i = 0; i < n; i++) {
         work_item_reset(&items[i]);
         work_item_of(r, &msgs[i], &items[i]);
@@ -343,7 +355,12 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         /* the batch is kept hidden while the task runs: those to run after it, and those that
          * ran before it, whose messages are deleted with the batch's (visible again meanwhile,
          * they would be received again, and be dead-lettered once received too often) */
-        kept_run keep = {.msgs = msgs, .n = n, .hide_s = hide_s, .hidden_until = hidden_until};
+        kept_run keep = {.msgs = msgs,
+                         .n = n,
+                         .stale = room->stale,
+                         .marks = room->marks,
+                         .hide_s = hide_s,
+                         .hidden_until = hidden_until};
         store_rc kept = keep_watch(r, &keep, run_s);
         if (kept != STORE_OK) {
             warn_store(
@@ -351,6 +368,15 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                 kept);
             kept_hidden = false;
             room->unstarted[room->n_unstarted++] = msgs[i];
+            continue;
+        }
+        if (room->stale[i]) {
+            /* received again since, by another thread (or dead-lettered there): its task is
+             * that receive's now, and runs there if anywhere; left at WORK_RUN, it is kept */
+            hidden_until = keep_unwatch(r, &keep);
+            log_warn("a task's message was received again before its run, its hide having run "
+                     "out; the task is not run here",
+                     "queue", r->queue->name, "task_id", items[i].id, NULL);
             continue;
         }
         work_run(&r->work, &items[i], &group);
@@ -362,9 +388,19 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         /* WORK_LOST: left hidden as the batch was, back once that hide ends, counted */
     }
     store_batch_wait(&group);
-    for (size_t i = 0; i < n; i++)
-        if (work_finish(&r->work, &items[i]))
+    size_t lost = 0; /* runs whose messages were received again before the batch ended */
+    for (size_t i = 0; i < n; i++) {
+        lost += room->stale[i] && items[i].reported;
+        if (work_finish(&r->work, &items[i]) && !room->stale[i])
             room->done[room->n_done++] = msgs[i];
+    }
+    if (lost) {
+        char count[24];
+        snprintf(count, sizeof count, "%zu", lost);
+        log_warn("messages of tasks run were received again before their batch ended, their hide "
+                 "having run out; they are not deleted here",
+                 "queue", r->queue->name, "messages", count, NULL);
+    }
     end_batch(r, room);
 }
 

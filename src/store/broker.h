@@ -259,8 +259,11 @@ store_rc broker_delete(broker *b, const queue_message *m, size_t n);
  * visible again now, for another receive, or (release_after) in that many seconds. */
 store_rc broker_release(broker *b, const queue_message *m, size_t n);
 store_rc broker_release_after(broker *b, const queue_message *m, size_t n, unsigned seconds);
-/* Keep received messages hidden for another seconds from now. */
-store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
+/* Keep received messages hidden for another seconds from now. stale (n entries, or NULL) says
+ * which receipts were stale — the message received again since, its hide having run out, or gone
+ * (dead-lettered, deleted): no longer the receiver's to run or delete — and is all false when the
+ * call fails. */
+store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds, bool *stale);
 
 /* A queue's depths, from counters the writer keeps (queue_depths.h): no row is read. */
 store_rc broker_queue_stats(broker *b, const char *queue, queue_stats *out);

@@ -1540,6 +1540,7 @@ typedef struct receipt_args {
     bool deleting;
     bool release;          /* given back unstarted: the receive not counted */
     int64_t visible_in_ms; /* when not deleting: visible again this long from now */
+    bool *stale;           /* n entries, or NULL: each receipt found stale */
 } receipt_args;
 
 /*
@@ -1574,11 +1575,17 @@ static store_rc apply_receipts(sqlite_store *s, void *arg)
         a->deleting ? NULL : wstmt(s, a->release ? BST_RECEIPT_RELEASE : BST_RECEIPT_EXTEND);
     int rc = find && (a->deleting || update) ? SQLITE_OK : SQLITE_ERROR;
     int64_t now = clock_steady_ms();
+    if (a->stale) /* this try's alone: a batch retried after a failed commit marks afresh */
+        memset(a->stale, 0, a->n * sizeof *a->stale);
     for (size_t i = 0; i < a->n && rc == SQLITE_OK; i++) {
         char queue[256];
         int64_t was;
-        if (!receipt_message(find, &a->m[i], queue, sizeof queue, &was, &rc))
-            continue; /* a stale receipt changes nothing; a failed one ends the loop */
+        if (!receipt_message(find, &a->m[i], queue, sizeof queue, &was, &rc)) {
+            /* a stale receipt changes nothing; a failed one ends the loop */
+            if (a->stale && rc == SQLITE_OK)
+                a->stale[i] = true;
+            continue;
+        }
         if (update) {
             sqlite3_bind_int64(update, 1, a->m[i].id);
             sqlite3_bind_int(update, 2, a->m[i].receive_count);
@@ -1615,10 +1622,13 @@ store_rc broker_release(broker *b, const queue_message *m, size_t n)
     return broker_release_after(b, m, n, 0);
 }
 
-store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
+store_rc broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds, bool *stale)
 {
-    receipt_args a = {.m = m, .n = n, .visible_in_ms = (int64_t)seconds * 1000};
-    return n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
+    receipt_args a = {.m = m, .n = n, .visible_in_ms = (int64_t)seconds * 1000, .stale = stale};
+    store_rc rc = n ? run_write(b, apply_receipts, &a, true) : STORE_OK;
+    if (rc != STORE_OK && stale) /* what a failed write read is not known to hold */
+        memset(stale, 0, n * sizeof *stale);
+    return rc;
 }
 
 /* ---- visibility -------------------------------------------------------- */

@@ -541,7 +541,7 @@ static void publish_bodies(broker *b, const queue_config *q, int first, int n, c
  * max_receive_count (a release, of messages never started, does not). */
 static store_rc give_back(broker *b, const queue_message *m, size_t n)
 {
-    return broker_extend(b, m, n, 0);
+    return broker_extend(b, m, n, 0, NULL);
 }
 
 static void note_done(store_write *w)
@@ -1746,6 +1746,37 @@ static void test_listing_by_one_filter_merges_its_legs(void **state)
     assert_false(more);
 }
 
+/*
+ * An extension says which of its receipts are stale: a message received again since (its hide ran
+ * out) and one deleted are no longer the first receiver's, neither to run nor to delete, and the
+ * receipt still held is extended. The extension changed nothing for a stale receipt and said
+ * nothing either: a runner whose batch's hide had run out before its first extension went on to
+ * run tasks another receive had since taken, or moved to the dead-letter queue.
+ */
+static void test_an_extension_says_which_receipts_are_stale(void **state)
+{
+    fx *f = *state;
+    queue_config q = make_queue("work", 600, 0, NULL, 0);
+    publish_bodies(f->b, &q, 0, 3, NULL);
+    queue_message *m = NULL, *again = NULL;
+    assert_int_equal(receive(f->b, &q, 3, &m, NULL), 3);
+    assert_int_equal(give_back(f->b, &m[0], 1), STORE_OK); /* as when its hide runs out */
+    assert_int_equal(receive(f->b, &q, 3, &again, NULL), 1);
+    assert_int_equal(again[0].id, m[0].id);
+    assert_int_equal(broker_delete(f->b, &m[1], 1), STORE_OK);
+    bool stale[3] = {true, true, true};
+    assert_int_equal(broker_extend(f->b, m, 3, 600, stale), STORE_OK);
+    assert_true(stale[0]);
+    assert_true(stale[1]);
+    assert_false(stale[2]);
+    bool again_stale = true;
+    assert_int_equal(broker_extend(f->b, again, 1, 600, &again_stale), STORE_OK);
+    assert_false(again_stale);
+    expect_stats(f->b, "work", 0, 2, 0);
+    queue_messages_free(m, 3);
+    queue_messages_free(again, 1);
+}
+
 /* The depths are counters the writer keeps: after every kind of move, and loaded again on
  * reopen, they equal the rows (expect_stats counts them too). */
 static void test_depths_follow_every_move_and_reopen(void **state)
@@ -1764,7 +1795,7 @@ static void test_depths_follow_every_move_and_reopen(void **state)
     assert_int_equal(broker_delete(f->b, &m[0], 1), STORE_OK);
     assert_int_equal(broker_delete(f->b, &m[0], 1), STORE_OK); /* stale: nothing */
     assert_int_equal(give_back(f->b, &m[1], 1), STORE_OK);
-    assert_int_equal(broker_extend(f->b, &m[2], 1, 600), STORE_OK);
+    assert_int_equal(broker_extend(f->b, &m[2], 1, 600, NULL), STORE_OK);
     queue_messages_free(m, 4);
     expect_stats(f->b, "work", 3, 2, 0);
 
@@ -5799,7 +5830,7 @@ static void test_which_commits_wake_runners(void **state)
     queue_message *none = NULL;
     assert_int_equal(receive(f->b, &q, 1, &none, NULL), 0); /* an empty receive neither */
     assert_true(messages_gen(f->b) == g);
-    assert_int_equal(broker_extend(f->b, m, 1, 1), STORE_OK); /* nor keeping it hidden */
+    assert_int_equal(broker_extend(f->b, m, 1, 1, NULL), STORE_OK); /* nor keeping it hidden */
     assert_true(messages_gen(f->b) == g);
     queue_messages_free(m, 1);
 
@@ -6601,6 +6632,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_idempotency_keys_purged_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_key_of_an_id_longer_than_a_task_s_makes_a_new_task,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_extension_says_which_receipts_are_stale, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,

@@ -62,6 +62,10 @@ void __wrap_broker_wait(broker *b, bool changes, uint64_t *gen, int timeout_ms)
 
 /* When armed, stop the runner as soon as a receive has committed its claims. */
 static atomic_bool stop_after_claim_armed;
+/* When armed, a receive's hide runs out as soon as it has committed, and the receive returns once
+ * the messages it got are in the dead-letter queue "dead" (another receive moved them). */
+static atomic_bool hide_runs_out_armed;
+static void let_the_hide_run_out(broker *b, const queue_message *m, size_t n);
 
 /* Stop the target runner (waiting for the test to name it: a runner may receive as it starts). */
 static void inject_stop(void)
@@ -83,6 +87,8 @@ store_rc __wrap_broker_receive_and_claim(broker *b, const queue_config *q, size_
     store_rc rc = __real_broker_receive_and_claim(b, q, max, out, n, next_ms);
     if (rc == STORE_OK && *n > 0 && atomic_exchange(&stop_after_claim_armed, false))
         inject_stop();
+    if (rc == STORE_OK && *n > 0 && atomic_exchange(&hide_runs_out_armed, false))
+        let_the_hide_run_out(b, *out, *n);
     return rc;
 }
 
@@ -124,8 +130,10 @@ static bool take_failure(atomic_int *left)
     return n > 0;
 }
 
-store_rc __real_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
-store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds);
+store_rc __real_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds,
+                              bool *stale);
+store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds,
+                              bool *stale);
 
 /* When armed, an extension the keeper makes (from its thread, keep-<queue>) waits until the test
  * lets it go, as a writer slow to commit it would hold it. */
@@ -169,15 +177,28 @@ static void let_keeper_extensions_go(void)
 /* Extensions made (not failed here), by any thread. */
 static atomic_int extends_made;
 
-store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds)
+store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsigned seconds,
+                              bool *stale)
 {
     hold_a_keeper_extension();
     if (take_failure(&extends_to_fail))
         return STORE_BUSY;
-    store_rc rc = __real_broker_extend(b, m, n, seconds);
+    store_rc rc = __real_broker_extend(b, m, n, seconds, stale);
     if (rc == STORE_OK)
         atomic_fetch_add(&extends_made, 1);
     return rc;
+}
+
+/* The messages m[n] visible again at once, as when the hide of their receive runs out; back once
+ * they are all in the dead-letter queue "dead" (or 10 s passed). */
+static void let_the_hide_run_out(broker *b, const queue_message *m, size_t n)
+{
+    assert_int_equal(__real_broker_extend(b, m, n, 0, NULL), STORE_OK);
+    queue_stats dead = {0};
+    for (int i = 0; i < 1000 && dead.visible < (int64_t)n; i++) {
+        assert_int_equal(broker_queue_stats(b, "dead", &dead), STORE_OK);
+        usleep(10000);
+    }
 }
 
 store_rc __real_broker_release(broker *b, const queue_message *m, size_t n);
@@ -268,6 +289,7 @@ static int setup(void **state)
     assert_true(config_load_text(&f->cfg, text, "test", err, sizeof err));
     atomic_store(&stop_armed, false);
     atomic_store(&stop_after_claim_armed, false);
+    atomic_store(&hide_runs_out_armed, false);
     atomic_store(&stops_injected, 0);
     atomic_store(&stood_claims, 0);
     atomic_store(&stands, 0);
@@ -1038,6 +1060,62 @@ static void test_a_keeper_that_cannot_extend_warns_once(void **state)
     assert_int_equal(st, TASK_COMPLETED);
 }
 
+/* A handler that counts its runs and completes each. */
+static atomic_int counted_runs;
+
+static void counted_run(handler *h, const handler_task *t, unsigned timeout_s, handler_result *out)
+{
+    (void)h, (void)t, (void)timeout_s;
+    atomic_fetch_add(&counted_runs, 1);
+    *out = (handler_result){.ok = true, .status_msg = strdup("Task completed")};
+}
+
+static handler counted = {.name = "counted", .run = counted_run, .free = overrun_free};
+
+/*
+ * A batch whose hide ran out before its first run (a receive committed under load, its thread
+ * scheduled late), and whose messages another receive has since taken — here moved to the
+ * dead-letter queue, at max_receive_count 1 — runs none of its tasks and says so for each: they
+ * are that receive's now. The extension before the first run, its receipts stale, changed nothing
+ * and said nothing, and the runner ran both tasks, FAILED by their move to the dead-letter queue.
+ */
+static void test_a_batch_received_again_elsewhere_is_not_run(void **state)
+{
+    fixture *f = *state;
+    use_config(f, JOBS_DEAD_AFTER_ONE_RECEIVE
+               " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+               " \"timeout\": 1, \"batch_size\": 2, \"concurrency\": 2}]}");
+    atomic_store(&counted_runs, 0);
+    char ids[2][37];
+    send_tasks(f, 2, ids); /* before the runner starts: one batch */
+    atomic_store(&hide_runs_out_armed, true);
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    runner *r = start_with(f, &counted);
+    for (int i = 0; i < 1000 && atomic_load(&hide_runs_out_armed); i++)
+        usleep(10000);
+    usleep(500000); /* the batch's thread goes on from its receive */
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the batch");
+    char *log = test_stderr_end(&cap);
+    int runs = atomic_load(&counted_runs);
+    size_t warned = runs ? 0 : expect_logged(log, "the task is not run here", NULL);
+    free(log);
+    assert_false(atomic_load(&hide_runs_out_armed));
+    if (runs != 0)
+        fail_msg("%d task(s) run after their messages went to the dead-letter queue", runs);
+    assert_int_equal(warned, 2);
+    for (int i = 0; i < 2; i++) {
+        task t = {0};
+        assert_int_equal(store_get_task(f->store, ids[i], &t), STORE_OK);
+        assert_int_equal(t.status, TASK_FAILED);
+        task_clear(&t);
+    }
+    queue_stats dead = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "dead", &dead), STORE_OK);
+    assert_int_equal(dead.visible, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1068,6 +1146,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_a_finished_tasks_message_stays_hidden_while_its_batch_runs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_received_again_elsewhere_is_not_run, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
