@@ -47,12 +47,17 @@
 #define IDLE_RECHECK_MS 10000
 /* What a run may take past its handler's timeout: the kill's grace (2 s) and the forced stop's
  * wait (0.5 s, child.c), then the reap and the report's commit. Its message is hidden that long
- * at its start (and no longer: a crash's redelivery waits for it); a run that takes longer (a
- * loaded machine, a handler that overruns its timeout) has its keeper extend it as it goes. */
+ * from its receive or its start (and no longer: a crash's redelivery waits for it); a run that
+ * takes longer (a loaded machine, a handler that overruns its timeout) has its keeper extend it as
+ * it goes. */
 #define RUN_MARGIN_S 5
 /* A run still going this close to the time its message would be visible again has the keeper
  * hide its batch for as long again: the extension's commit has this long to land. */
 #define KEEP_AHEAD_MS (RUN_MARGIN_S * 1000 / 2)
+/* A batch its receive hid for its first run (batch_hide_s()) is not hidden again before that run
+ * for the time its thread took to start it, up to this long: a run has its timeout and 1.5 s
+ * before the keeper extends it, as it has at the least before a run the batch is extended for. */
+#define TAKE_SLACK_MS 1000
 /* A failed extension is tried again this soon (warned of once for the failures in a row). */
 #define KEEP_RETRY_MS 200
 
@@ -176,15 +181,15 @@ static void *keeper_main(void *arg)
 /*
  * Have the keeper watch k (filled but for try_at, extending, failing and next) while its run goes
  * on; first, when its messages would be visible again within run_s (the run's timeout and
- * margin), hide them as the keeper does: the store's error when that fails, and the run is not to
- * start (its message could be delivered again while it runs), k not watched. The keeper is woken
- * only when it would otherwise sleep past k's time: not once a task.
+ * margin) and TAKE_SLACK_MS, hide them as the keeper does: the store's error when that fails, and
+ * the run is not to start (its message could be delivered again while it runs), k not watched.
+ * The keeper is woken only when it would otherwise sleep past k's time: not once a task.
  */
 static store_rc keep_watch(runner *r, kept_run *k, unsigned run_s)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
     k->extending = k->failing = false;
-    if (clock_steady_ms() + (int64_t)run_s * 1000 > k->hidden_until) {
+    if (clock_steady_ms() + (int64_t)run_s * 1000 > k->hidden_until + TAKE_SLACK_MS) {
         store_rc rc = keep_extend(r, k);
         if (rc != STORE_OK)
             return rc;
@@ -236,6 +241,17 @@ static void work_item_of(const runner *r, const queue_message *m, work_item *it)
     it->claimed_with_receive = true;
     /* no deadline but the binding's timeout: the batch is kept hidden as long as it runs */
     it->deadline_ms = 0;
+}
+
+/* How long a batch is hidden for a run: its timeout and margin, or the visibility timeout when
+ * that is longer (it may be as long as the timeout: the runner gives the run its margin). A
+ * receive hides the batch that long already, for its first run: hidden for the visibility
+ * timeout alone, a batch taken late (the receive committed under load, the thread scheduled late)
+ * could be received again, and dead-lettered, before that run's extension. */
+static unsigned batch_hide_s(const runner *r)
+{
+    unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
+    return run_s > r->queue->visibility_timeout ? run_s : r->queue->visibility_timeout;
 }
 
 /*
@@ -328,17 +344,16 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
     }
     work_begin(&r->work, items, n);
 
-    /* hidden until the receive's now + the visibility timeout (the receive may have been made
-     * a while before this thread took it: a standing one, in a commit under load) */
+    /* hidden until the receive's now + batch_hide_s() (the receive may have been made a while
+     * before this thread took it: a standing one, in a commit under load) */
     int64_t hidden_until = INT64_MAX;
     for (size_t i = 0; i < n; i++)
         if (msgs[i].hidden_until_ms < hidden_until)
             hidden_until = msgs[i].hidden_until_ms;
     /* a run is to last at most this long (one that goes on has the keeper hide its message
-     * further): a message is hidden for it, the visibility timeout at least (which may be as
-     * long as the timeout: the runner gives the run its margin) */
+     * further): a message is hidden for it, the visibility timeout at least */
     unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
-    unsigned hide_s = run_s > r->queue->visibility_timeout ? run_s : r->queue->visibility_timeout;
+    unsigned hide_s = batch_hide_s(r);
     bool kept_hidden = true; /* false once the rest cannot be kept hidden through a run */
     store_batch group;
     store_batch_init(&group);
@@ -418,7 +433,8 @@ static int wait_until_ms(int64_t due_ms, int cap_ms)
  */
 static void wait_standing(runner *r, batch_room *room, uint64_t *gen, int timeout_ms)
 {
-    broker_standing st = {.queue = r->queue, .max = r->binding->batch_size};
+    broker_standing st = {
+        .queue = r->queue, .max = r->binding->batch_size, .hide_s = batch_hide_s(r)};
     broker_stand(r->broker, &st);
     broker_stand_wait(r->broker, &st, gen, timeout_ms);
     queue_message *msgs;
@@ -458,8 +474,8 @@ static void *runner_main(void *arg)
         queue_message *msgs;
         size_t n;
         int64_t next_ms;
-        store_rc rc = broker_receive_and_claim(r->broker, r->queue, r->binding->batch_size, &msgs,
-                                               &n, &next_ms);
+        store_rc rc = broker_receive_and_claim(r->broker, r->queue, r->binding->batch_size,
+                                               batch_hide_s(r), &msgs, &n, &next_ms);
         if (rc != STORE_OK) {
             /* the store's trouble (busy, a full disk): back off from 0.2 s to 3.2 s (as the
              * stream consumer does), waking early for a commit or to stop */

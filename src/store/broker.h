@@ -196,10 +196,13 @@ void queue_messages_free(queue_message *m, size_t n);
  * (CREATED -> IN_PROGRESS, "Task started", as store_update_task() would):
  * one commit instead of two on the way to a handler. Each message's claim
  * and status_before say what happened; a lost (relaxed) claim is simply made
- * again on redelivery.
+ * again on redelivery. The messages are hidden for hide_s seconds when that is longer than the
+ * queue's visibility timeout: a runner's, for its first run (its timeout and margin), so that a
+ * batch taken late (the receive committed under load, the thread scheduled late) is not received
+ * again before that run begins.
  */
-store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, queue_message **out,
-                                  size_t *n, int64_t *next_ms);
+store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, unsigned hide_s,
+                                  queue_message **out, size_t *n, int64_t *next_ms);
 
 /*
  * A standing receive: a thread with nothing to receive leaves one with the writer before it
@@ -215,6 +218,7 @@ store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, 
 typedef struct broker_standing {
     const queue_config *queue; /* the caller's, as for a receive */
     size_t max;
+    unsigned hide_s; /* as broker_receive_and_claim() takes it */
     /* the broker's, from broker_stand() to broker_sit() */
     bool taking;        /* the writer is receiving for it, in a transaction not yet settled */
     bool failed;        /* that receive failed: the thread receives itself */

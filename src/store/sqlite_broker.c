@@ -1005,7 +1005,8 @@ static void queue_messages_free_one(queue_message *m);
 typedef struct receive_args {
     const queue_config *q;
     size_t max;
-    bool claim; /* also claim each delivered message's task */
+    unsigned hide_s; /* hide what is delivered this long, if longer than the visibility timeout */
+    bool claim;      /* also claim each delivered message's task */
     queue_message *out;
     size_t n;
     int64_t next_ms;
@@ -1214,15 +1215,14 @@ static store_rc claim_task(sqlite_store *s, const queue_config *q, queue_message
     return rc;
 }
 
-/* Deliver message m of queue q (c: as read): hide it for the queue's visibility timeout, a
- * receive more, and with claim, claim its task. */
+/* Deliver message m of queue q (c: as read): hide it until hidden_until, a receive more, and
+ * with claim, claim its task. */
 static store_rc deliver(sqlite_store *s, const queue_config *q, queue_message *m,
-                        const candidate *c, bool claim, int64_t now, sqlite3_stmt *hide,
-                        sqlite3_stmt *del)
+                        const candidate *c, bool claim, int64_t now, int64_t hidden_until,
+                        sqlite3_stmt *hide, sqlite3_stmt *del)
 {
     bool received_before = m->receive_count > 0;
     m->receive_count++;
-    int64_t hidden_until = now + (int64_t)q->visibility_timeout * 1000;
     m->hidden_until_ms = hidden_until;
     sqlite3_bind_int64(hide, 1, m->id);
     sqlite3_bind_int64(hide, 2, hidden_until);
@@ -1240,10 +1240,11 @@ static store_rc deliver(sqlite_store *s, const queue_config *q, queue_message *m
 /*
  * Route each message of queue q read (msgs[n], cands[n]), until one fails: one past its
  * retention expires, and one received max_receive_count times moves to the dead-letter queue
- * (neither is delivered: its id becomes 0); the others are delivered.
+ * (neither is delivered: its id becomes 0); the others are delivered, hidden until hidden_until.
  */
 static store_rc route_candidates(sqlite_store *s, const queue_config *q, bool claim, int64_t now,
-                                 queue_message *msgs, const candidate *cands, size_t n)
+                                 int64_t hidden_until, queue_message *msgs, const candidate *cands,
+                                 size_t n)
 {
     sqlite3_stmt *hide = wstmt(s, BST_HIDE);
     sqlite3_stmt *move = wstmt(s, BST_MOVE);
@@ -1259,7 +1260,7 @@ static store_rc route_candidates(sqlite_store *s, const queue_config *q, bool cl
         } else if (exhausted && *q->dead_letter_queue) {
             rc = dead_letter(s, q, m, c, now, move);
         } else {
-            rc = deliver(s, q, m, c, claim, now, hide, del);
+            rc = deliver(s, q, m, c, claim, now, hidden_until, hide, del);
         }
     }
     stmt_done(hide);
@@ -1314,7 +1315,8 @@ static store_rc apply_receive(sqlite_store *s, void *arg)
     store_rc rc = read_candidates(s, a->q, a->max, now, &msgs, &cands, &n);
     if (rc != STORE_OK)
         return rc;
-    rc = route_candidates(s, a->q, a->claim, now, msgs, cands, n);
+    unsigned hide_s = a->hide_s > a->q->visibility_timeout ? a->hide_s : a->q->visibility_timeout;
+    rc = route_candidates(s, a->q, a->claim, now, now + (int64_t)hide_s * 1000, msgs, cands, n);
     free(cands);
     keep_delivered(a, msgs, n, rc);
     /* a look that fails fails the receive: INT64_MAX would say the queue holds nothing */
@@ -1330,10 +1332,10 @@ static void queue_messages_free_one(queue_message *m)
     memset(m, 0, sizeof *m);
 }
 
-static store_rc receive_messages(broker *b, const queue_config *q, size_t max, bool claim,
-                                 queue_message **out, size_t *n, int64_t *next_ms)
+static store_rc receive_messages(broker *b, const queue_config *q, size_t max, unsigned hide_s,
+                                 bool claim, queue_message **out, size_t *n, int64_t *next_ms)
 {
-    receive_args a = {.q = q, .max = max ? max : 1, .claim = claim};
+    receive_args a = {.q = q, .max = max ? max : 1, .hide_s = hide_s, .claim = claim};
     /* relaxed: a lost receive (or claim) only makes the message visible again sooner */
     store_rc rc = run_write(b, apply_receive, &a, true);
     if (rc != STORE_OK) {
@@ -1350,13 +1352,13 @@ static store_rc receive_messages(broker *b, const queue_config *q, size_t max, b
 store_rc broker_receive(broker *b, const queue_config *q, size_t max, queue_message **out,
                         size_t *n, int64_t *next_ms)
 {
-    return receive_messages(b, q, max, false, out, n, next_ms);
+    return receive_messages(b, q, max, 0, false, out, n, next_ms);
 }
 
-store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, queue_message **out,
-                                  size_t *n, int64_t *next_ms)
+store_rc broker_receive_and_claim(broker *b, const queue_config *q, size_t max, unsigned hide_s,
+                                  queue_message **out, size_t *n, int64_t *next_ms)
 {
-    return receive_messages(b, q, max, true, out, n, next_ms);
+    return receive_messages(b, q, max, hide_s, true, out, n, next_ms);
 }
 
 /* ---- standing receives ---------------------------------------------------- */
@@ -1442,7 +1444,8 @@ void sq_standing_receive(sqlite_store *s, void (*apply)(sqlite_store *s, store_w
         st->failed = false;
         if (queue_drained(taking, st))
             continue; /* as a receive that found nothing, without the query */
-        receive_args a = {.q = st->queue, .max = st->max ? st->max : 1, .claim = true};
+        receive_args a = {
+            .q = st->queue, .max = st->max ? st->max : 1, .hide_s = st->hide_s, .claim = true};
         sq_job job = {.apply = apply_receive, .arg = &a};
         store_write w = {.relaxed = true, .adapter_data = &job};
         apply(s, &w); /* a failed one is rolled back alone; its thread receives itself */

@@ -1129,7 +1129,7 @@ static size_t receive_claiming(broker *b, const queue_config *q, queue_message *
 {
     size_t n = 0;
     int64_t next_ms = 0;
-    assert_int_equal(broker_receive_and_claim(b, q, 10, m, &n, &next_ms), STORE_OK);
+    assert_int_equal(broker_receive_and_claim(b, q, 10, 0, m, &n, &next_ms), STORE_OK);
     return n;
 }
 

@@ -1880,7 +1880,7 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     size_t n = 0;
     int64_t next;
     oom_thread_arm_copy("store-writer", id);
-    assert_int_equal(broker_receive_and_claim(b, &q, 10, &got, &n, &next), STORE_ERROR);
+    assert_int_equal(broker_receive_and_claim(b, &q, 10, 0, &got, &n, &next), STORE_ERROR);
     assert_true(oom_thread_failed());
     assert_int_equal(n, 0);
     task now;
@@ -1888,7 +1888,7 @@ static void test_receive_short_of_memory_keeps_the_message(void **state)
     assert_int_equal(now.status, TASK_CREATED);
     task_clear(&now);
 
-    assert_int_equal(broker_receive_and_claim(b, &q, 10, &got, &n, &next), STORE_OK);
+    assert_int_equal(broker_receive_and_claim(b, &q, 10, 0, &got, &n, &next), STORE_OK);
     assert_int_equal(n, 1);
     assert_string_equal(got[0].task_id, id);
     assert_string_equal(got[0].body, "{\"a\":1}");

@@ -65,7 +65,9 @@ static atomic_bool stop_after_claim_armed;
 /* When armed, a receive's hide runs out as soon as it has committed, and the receive returns once
  * the messages it got are in the dead-letter queue "dead" (another receive moved them). */
 static atomic_bool hide_runs_out_armed;
-static void let_the_hide_run_out(broker *b, const queue_message *m, size_t n);
+/* When armed, a receive that got messages returns them 1.5 s after its commit. */
+static atomic_bool late_take_armed;
+static void let_the_hide_run_out(broker *b, queue_message *m, size_t n);
 
 /* Stop the target runner (waiting for the test to name it: a runner may receive as it starts). */
 static void inject_stop(void)
@@ -77,14 +79,19 @@ static void inject_stop(void)
 }
 
 store_rc __real_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
-                                         queue_message **out, size_t *n, int64_t *next_ms);
+                                         unsigned hide_s, queue_message **out, size_t *n,
+                                         int64_t *next_ms);
 store_rc __wrap_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
-                                         queue_message **out, size_t *n, int64_t *next_ms);
+                                         unsigned hide_s, queue_message **out, size_t *n,
+                                         int64_t *next_ms);
 
 store_rc __wrap_broker_receive_and_claim(broker *b, const queue_config *q, size_t max,
-                                         queue_message **out, size_t *n, int64_t *next_ms)
+                                         unsigned hide_s, queue_message **out, size_t *n,
+                                         int64_t *next_ms)
 {
-    store_rc rc = __real_broker_receive_and_claim(b, q, max, out, n, next_ms);
+    store_rc rc = __real_broker_receive_and_claim(b, q, max, hide_s, out, n, next_ms);
+    if (rc == STORE_OK && *n > 0 && atomic_exchange(&late_take_armed, false))
+        usleep(1500000); /* taken 1.5 s after its commit, as a thread scheduled late takes it */
     if (rc == STORE_OK && *n > 0 && atomic_exchange(&stop_after_claim_armed, false))
         inject_stop();
     if (rc == STORE_OK && *n > 0 && atomic_exchange(&hide_runs_out_armed, false))
@@ -189,11 +196,13 @@ store_rc __wrap_broker_extend(broker *b, const queue_message *m, size_t n, unsig
     return rc;
 }
 
-/* The messages m[n] visible again at once, as when the hide of their receive runs out; back once
- * they are all in the dead-letter queue "dead" (or 10 s passed). */
-static void let_the_hide_run_out(broker *b, const queue_message *m, size_t n)
+/* The messages m[n] visible again at once, and their receive's hide said to end now, as when that
+ * hide runs out; back once they are all in the dead-letter queue "dead" (or 10 s passed). */
+static void let_the_hide_run_out(broker *b, queue_message *m, size_t n)
 {
     assert_int_equal(__real_broker_extend(b, m, n, 0, NULL), STORE_OK);
+    for (size_t i = 0; i < n; i++)
+        m[i].hidden_until_ms = clock_steady_ms();
     queue_stats dead = {0};
     for (int i = 0; i < 1000 && dead.visible < (int64_t)n; i++) {
         assert_int_equal(broker_queue_stats(b, "dead", &dead), STORE_OK);
@@ -290,6 +299,7 @@ static int setup(void **state)
     atomic_store(&stop_armed, false);
     atomic_store(&stop_after_claim_armed, false);
     atomic_store(&hide_runs_out_armed, false);
+    atomic_store(&late_take_armed, false);
     atomic_store(&stops_injected, 0);
     atomic_store(&stood_claims, 0);
     atomic_store(&stands, 0);
@@ -462,10 +472,10 @@ static void test_stop_after_own_claim_runs_the_batch(void **state)
 }
 
 /*
- * A batch whose visibility must be extended before a run (a timeout as long as the visibility
- * timeout), when the extension fails: the task is not run while its message may be delivered
- * again, but given back; its next delivery runs it. The failure is said with the store's error,
- * as the runner's other failed writes are.
+ * A batch whose visibility must be extended before a run (taken 1.5 s after its receive, which
+ * hid it for the run's timeout and margin), when the extension fails: the task is not run while
+ * its message may be delivered again, but given back; its next delivery runs it. The failure is
+ * said with the store's error, as the runner's other failed writes are.
  */
 static void test_batch_not_kept_hidden_is_given_back(void **state)
 {
@@ -477,6 +487,7 @@ static void test_batch_not_kept_hidden_is_given_back(void **state)
     atomic_store(&extends_to_fail, 1);
     char ids[1][37];
     send_tasks(f, 1, ids);
+    atomic_store(&late_take_armed, true);
     test_stderr cap;
     test_stderr_begin(&cap);
     runner *r = start(f);
@@ -973,11 +984,11 @@ static handler hidden_check = {.name = "hidden-check", .run = hidden_run, .free 
 
 /*
  * A batch whose visibility timeout (1 s) is shorter than a run may take (its timeout, 1 s, and
- * the runner's 5 s margin) is hidden further before each of its runs starts, not once the run
- * goes on: at the start of the first run and of the second, the batch's messages are hidden for
- * seconds more (6 s). The keeper's own extensions are held meanwhile, so only one made before
- * the run can have landed; a runner that left that extension to the keeper had it held before
- * either run began, the batch due back within the receive's 1 s.
+ * the runner's 5 s margin) is hidden for a run before it starts, not once the run goes on: at the
+ * start of the first run and of the second, the batch's messages are hidden for seconds more
+ * (6 s), by the receive or an extension before the run. The keeper's own extensions are held
+ * meanwhile, so only those can have landed; a runner that left that extension to the keeper had
+ * it held before either run began, the batch due back within the receive's 1 s.
  */
 static void test_a_batch_is_hidden_before_a_run_that_would_outlast_it(void **state)
 {
@@ -1116,6 +1127,38 @@ static void test_a_batch_received_again_elsewhere_is_not_run(void **state)
     assert_int_equal(dead.visible, 2);
 }
 
+/*
+ * A batch taken 1.5 s after its receive committed (a thread scheduled late on a loaded machine),
+ * at a visibility timeout of 1 s, runs its tasks: the receive hid it for its first run (the
+ * timeout and the runner's 5 s margin). Hidden for 1 s, its messages were received again by the
+ * queue's other thread before the first run's extension, and at max_receive_count 1 moved to the
+ * dead-letter queue, their tasks FAILED, never run.
+ */
+static void test_a_batch_taken_late_runs_its_tasks(void **state)
+{
+    fixture *f = *state;
+    use_config(f, JOBS_DEAD_AFTER_ONE_RECEIVE
+               " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
+               " \"timeout\": 1, \"batch_size\": 2, \"concurrency\": 2}]}");
+    atomic_store(&counted_runs, 0);
+    char ids[2][37];
+    send_tasks(f, 2, ids); /* before the runner starts: one batch */
+    atomic_store(&late_take_armed, true);
+    runner *r = start_with(f, &counted);
+    task_status got[2] = {wait_completed(f, ids[0], 10000), wait_completed(f, ids[1], 5000)};
+    runner_stop_receiving(r);
+    join_within(r, 5, "after the batch");
+    assert_false(atomic_load(&late_take_armed));
+    queue_stats dead = {0};
+    assert_int_equal(broker_queue_stats(broker_of(f->store), "dead", &dead), STORE_OK);
+    if (dead.visible != 0)
+        fail_msg("%lld dead letter(s) of a batch taken 1.5 s after its receive",
+                 (long long)dead.visible);
+    assert_int_equal(got[0], TASK_COMPLETED);
+    assert_int_equal(got[1], TASK_COMPLETED);
+    assert_int_equal(atomic_load(&counted_runs), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1148,6 +1191,7 @@ int main(void)
             test_a_finished_tasks_message_stays_hidden_while_its_batch_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_received_again_elsewhere_is_not_run, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_taken_late_runs_its_tasks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
