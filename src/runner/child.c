@@ -61,7 +61,9 @@
  *   it reaps nothing more), SIGKILLs the program's process group if a descendant of the
  *   supervisor (the run's) still has the program's pid or is in that group, so that its id is
  *   still the run's, and SIGKILLs the supervisor: a stopped or stuck supervisor cannot hang
- *   the parent.
+ *   the parent. Nor can a report pipe held open past the kill (by a program stuck in its exec,
+ *   which holds it until the exec is through): once the supervisor is reaped, the reports it
+ *   wrote are taken as the pipe holds them, without waiting for its end.
  * - The parent's poll() loop writes stdin and reads stdout, stderr and the report pipe, so no
  *   full pipe can deadlock either side, and the program's exit is seen at once. It also polls
  *   an eventfd that child_kill() signals, so a kill ends the wait even when the supervisor
@@ -538,6 +540,17 @@ static bool pump_reports(child *c)
     return true;
 }
 
+/* Take the whole reports the pipe holds now, without waiting for more, until the program's end;
+ * then close it. */
+static void take_reports_held(child *c)
+{
+    int held = 0;
+    while (c->st_fd >= 0 && !c->exited && ioctl(c->st_fd, FIONREAD, &held) == 0 &&
+           held >= (int)sizeof(supervisor_report) && take_report(c))
+        ;
+    close_fd(&c->st_fd);
+}
+
 /* Move data until the program exits (and its output is drained), its output goes past the cap,
  * the deadline passes, or child_kill() is called before the program's end is known. */
 static child_end pump_until_end(child *c, int64_t deadline)
@@ -730,31 +743,29 @@ int child_reap(child *c, int *status)
     const int64_t until = clock_mono_ms() + grace;
     /* POLITE while the grace runs; FORCED once past it (force_end()); REAPED when force_end()
      * found it ended and reaped it. A poll that fails does not end the grace: it is tried again
-     * a moment later. Past the grace the supervisor is killed or gone, and the reports left are
-     * read as they come, with no poll to fail, until the pipe closes (a program not yet past
-     * its exec holds it too, until the kill ends it). */
+     * a moment later. Past the grace the supervisor is killed or gone: once it is reaped, what it
+     * reported is all in the pipe, and is taken without waiting for the pipe to close, which a
+     * program stuck in its exec (an uninterruptible sleep the kill does not end) holds open. */
     enum { POLITE, FORCED, REAPED } ending = POLITE;
     int sup_status = 0; /* its exit status once reaped; 0 (a clean exit) when unknown */
-    while (c->st_fd >= 0) {
-        if (ending == POLITE) {
-            int64_t left = until - clock_mono_ms();
-            if (left <= 0) {
-                /* Leftovers the supervisor had adopted go to init. */
-                ending = force_end(c, &sup_status) ? REAPED : FORCED;
-                continue;
-            }
-            struct pollfd p = {.fd = c->st_fd, .events = POLLIN};
-            int ready = poll(&p, 1, (int)left);
-            if (ready < 0 && errno != EINTR)
-                clock_sleep_ms(1);
-            if (ready <= 0)
-                continue;
+    while (c->st_fd >= 0 && ending == POLITE) {
+        int64_t left = until - clock_mono_ms();
+        if (left <= 0) {
+            /* Leftovers the supervisor had adopted go to init. */
+            ending = force_end(c, &sup_status) ? REAPED : FORCED;
+            break;
         }
-        (void)pump_reports(c); /* closes st_fd at EOF */
+        struct pollfd p = {.fd = c->st_fd, .events = POLLIN};
+        int ready = poll(&p, 1, (int)left);
+        if (ready < 0 && errno != EINTR)
+            clock_sleep_ms(1);
+        if (ready > 0)
+            (void)pump_reports(c); /* closes st_fd at EOF */
     }
     pid_t w = c->pid;
     while (ending != REAPED && (w = waitpid(c->pid, &sup_status, 0)) < 0 && errno == EINTR)
         ;
+    take_reports_held(c);
     int e = w < 0 ? errno : 0;
     c->pid = 0; /* reaped, or gone already: either way not ours to signal any more */
     /* The supervisor died (a SIGKILL, the OOM killer) before it cleared the run: before the

@@ -25,11 +25,13 @@
 #include "support/proc_stat.h"
 #include "util/clock.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +121,30 @@ int ioctl(int fd, unsigned long request, ...)
         return -1;
     }
     return (int)syscall(SYS_ioctl, fd, request, arg);
+}
+
+/* While set, the next fork() (a run's start forking its supervisor) also forks a process that holds
+ * every descriptor of the run's pipes, as the program does until its exec is through, and that no
+ * kill of the run ends: it stands for a program stuck in its exec (an uninterruptible sleep on a
+ * hung file system). Its pid in pipe_holder. fork() stands in for libc's in the whole test
+ * program. */
+static bool hold_the_pipes;
+static pid_t pipe_holder;
+
+pid_t fork(void)
+{
+    static pid_t (*real_fork)(void);
+    if (!real_fork)
+        real_fork = (pid_t(*)(void))dlsym(RTLD_NEXT, "fork");
+    pid_t pid = real_fork();
+    if (pid > 0 && hold_the_pipes) {
+        hold_the_pipes = false;
+        pipe_holder = _Fork(); /* every signal blocked, as across the start's fork */
+        if (pipe_holder == 0)
+            for (;;)
+                pause();
+    }
+    return pid;
 }
 
 /* While not 0, the prctl() option at which the supervisor of a run being started is killed (a
@@ -1486,6 +1512,59 @@ static void test_open_files_limit(void **state)
     child_free(c);
 }
 
+typedef struct reaper {
+    child *c;
+    int rc, status;
+    atomic_bool done;
+} reaper;
+
+static void *reap_main(void *arg)
+{
+    reaper *r = arg;
+    r->rc = child_reap(r->c, &r->status);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/*
+ * A reap after a time-out does not wait for the report pipe to close when a process that the kill
+ * does not end holds it open, as a program stuck in its exec does until the exec is through: the
+ * supervisor reports the program killed and is reaped, and the reap returns past its grace (2 s)
+ * and within 10 s, with the program's end. It read the pipe to its end once past the grace,
+ * blocking, and returned only when the holder was killed.
+ */
+static void test_a_reap_does_not_wait_on_a_report_pipe_held_open(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "exec sleep 30", NULL);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    hold_the_pipes = true;
+    pipe_holder = 0;
+    int64_t deadline = clock_mono_ms() + 1000;
+    assert_int_equal(child_start(c, deadline), 0); /* its exec's outcome held: cut short */
+    hold_the_pipes = false;
+    assert_true(pipe_holder > 0);
+    assert_int_equal(child_wait(c, deadline), CHILD_TIMED_OUT);
+    reaper r = {.c = c};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reap_main, &r), 0);
+    int64_t start = clock_mono_ms();
+    while (!atomic_load(&r.done) && clock_mono_ms() - start < 10000)
+        clock_sleep_ms(10);
+    bool reaped = atomic_load(&r.done);
+    kill(pipe_holder, SIGKILL); /* lets a reap that waits for the pipe's end go */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(waitpid(pipe_holder, NULL, 0), pipe_holder);
+    if (!reaped)
+        fail_msg("the reap did not return within 10 s: it waited for the report pipe's end");
+    assert_int_equal(r.rc, 0);
+    assert_true(WIFSIGNALED(r.status));
+    assert_int_equal(WTERMSIG(r.status), SIGKILL);
+    child_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1528,6 +1607,7 @@ int main(void)
         cmocka_unit_test_teardown(test_limits_are_applied, restore_nofile),
         cmocka_unit_test(test_cpu_limit_sends_sigxcpu),
         cmocka_unit_test(test_open_files_limit),
+        cmocka_unit_test(test_a_reap_does_not_wait_on_a_report_pipe_held_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
