@@ -65,6 +65,7 @@ static atomic_bool stop_after_claim_armed;
 /* When armed, a receive's hide runs out as soon as it has committed, and the receive returns once
  * the messages it got are in the dead-letter queue "dead" (another receive moved them). */
 static atomic_bool hide_runs_out_armed;
+static atomic_bool hide_ran_out; /* that receive is returning */
 /* When armed, a receive that got messages returns them 1.5 s after its commit. */
 static atomic_bool late_take_armed;
 static void let_the_hide_run_out(broker *b, queue_message *m, size_t n);
@@ -208,6 +209,7 @@ static void let_the_hide_run_out(broker *b, queue_message *m, size_t n)
         assert_int_equal(broker_queue_stats(b, "dead", &dead), STORE_OK);
         usleep(10000);
     }
+    atomic_store(&hide_ran_out, true);
 }
 
 store_rc __real_broker_release(broker *b, const queue_message *m, size_t n);
@@ -299,6 +301,7 @@ static int setup(void **state)
     atomic_store(&stop_armed, false);
     atomic_store(&stop_after_claim_armed, false);
     atomic_store(&hide_runs_out_armed, false);
+    atomic_store(&hide_ran_out, false);
     atomic_store(&late_take_armed, false);
     atomic_store(&stops_injected, 0);
     atomic_store(&stood_claims, 0);
@@ -1103,16 +1106,15 @@ static void test_a_batch_received_again_elsewhere_is_not_run(void **state)
     test_stderr cap;
     test_stderr_begin(&cap);
     runner *r = start_with(f, &counted);
-    for (int i = 0; i < 1000 && atomic_load(&hide_runs_out_armed); i++)
+    for (int i = 0; i < 2000 && !atomic_load(&hide_ran_out); i++)
         usleep(10000);
-    usleep(500000); /* the batch's thread goes on from its receive */
-    runner_stop_receiving(r);
+    runner_stop_receiving(r); /* the batch received goes on */
     join_within(r, 5, "after the batch");
     char *log = test_stderr_end(&cap);
     int runs = atomic_load(&counted_runs);
     size_t warned = runs ? 0 : expect_logged(log, "the task is not run here", NULL);
     free(log);
-    assert_false(atomic_load(&hide_runs_out_armed));
+    assert_true(atomic_load(&hide_ran_out));
     if (runs != 0)
         fail_msg("%d task(s) run after their messages went to the dead-letter queue", runs);
     assert_int_equal(warned, 2);
