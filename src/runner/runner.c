@@ -183,9 +183,11 @@ static void *keeper_main(void *arg)
  * on; first, when its messages would be visible again within run_s (the run's timeout and
  * margin) and TAKE_SLACK_MS, hide them as the keeper does: the store's error when that fails, and
  * the run is not to start (its message could be delivered again while it runs), k not watched.
- * The keeper is woken only when it would otherwise sleep past k's time: not once a task.
+ * Nor is it when the message of the run (msgs[i]) was found stale (*stale): received again
+ * elsewhere, it is not to run here. The keeper is woken only when it would otherwise sleep past
+ * k's time: not once a task.
  */
-static store_rc keep_watch(runner *r, kept_run *k, unsigned run_s)
+static store_rc keep_watch(runner *r, kept_run *k, unsigned run_s, size_t i, bool *stale)
 {
     k->try_at = k->hidden_until - KEEP_AHEAD_MS;
     k->extending = k->failing = false;
@@ -194,6 +196,9 @@ static store_rc keep_watch(runner *r, kept_run *k, unsigned run_s)
         if (rc != STORE_OK)
             return rc;
     }
+    /* read before the keeper may write the marks: once k is watched, only after keep_unwatch() */
+    if ((*stale = k->stale[i]))
+        return STORE_OK;
     pthread_mutex_lock(&r->keep_mu);
     k->next = r->kept;
     r->kept = k;
@@ -376,7 +381,8 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
                          .marks = room->marks,
                          .hide_s = hide_s,
                          .hidden_until = hidden_until};
-        store_rc kept = keep_watch(r, &keep, run_s);
+        bool stale = false;
+        store_rc kept = keep_watch(r, &keep, run_s, i, &stale);
         if (kept != STORE_OK) {
             warn_store(
                 r, "cannot keep a batch hidden while it runs; its tasks not started are given back",
@@ -385,10 +391,10 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
             room->unstarted[room->n_unstarted++] = msgs[i];
             continue;
         }
-        if (room->stale[i]) {
+        if (stale) {
             /* received again since, by another thread (or dead-lettered there): its task is
              * that receive's now, and runs there if anywhere; left at WORK_RUN, it is kept */
-            hidden_until = keep_unwatch(r, &keep);
+            hidden_until = keep.hidden_until; /* not watched */
             log_warn("a task's message was received again before its run, its hide having run "
                      "out; the task is not run here",
                      "queue", r->queue->name, "task_id", items[i].id, NULL);
