@@ -242,6 +242,11 @@ static const pattern_case operator_cases[] = {
     {"{\"a\":{\"p\":[{\"exists\":false}],\"q\":[{\"exists\":false}],\"r\":[{\"exists\":false}],"
      "\"s\":[{\"exists\":false}],\"t\":[{\"exists\":false}]}}",
      "{\"a\":[{\"c\":1},{\"c\":2}]}", true},
+    /* and one in an "$or" alternative below the array too */
+    {"{\"a\":{\"$or\":[{\"b\":[{\"exists\":false}]},{\"c\":[\"y\"]}]}}",
+     "{\"a\":[{\"b\":1},{\"c\":2}]}", false},
+    {"{\"a\":{\"$or\":[{\"b\":[{\"exists\":false}]},{\"c\":[\"y\"]}]}}",
+     "{\"a\":[{\"d\":1},{\"c\":2}]}", true},
     /* another rule of the leaf still holds in one element; "exists": true stays per element */
     {"{\"a\":{\"b\":[{\"exists\":false},1]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", true},
     {"{\"a\":{\"b\":[{\"exists\":true}],\"c\":[2]}}", "{\"a\":[{\"b\":1},{\"c\":2}]}", false},
