@@ -45,7 +45,8 @@ void str_join(char *out, size_t size, ...) __attribute__((sentinel));
  * else 16, else 17. NaN and infinities come out as printf writes them.
  */
 void sbuf_double(sbuf *b, double d);
-/* The longest text double_text() writes, its NUL included ("-2.2250738585072014e-308"). */
+/* Room for any text double_text() writes, its NUL included (the longest, 24 characters:
+ * "-2.2250738585072014e-308"). */
 #define DOUBLE_TEXT_MAX 32
 /* d as sbuf_double() appends it, into out. */
 void double_text(char out[DOUBLE_TEXT_MAX], double d);
