@@ -655,6 +655,7 @@ static void say_status(aws_response *r)
         errbuf_set(msg, sizeof msg, "HTTP %ld with no body", r->status);
     errbuf_one_line(msg, sizeof msg);
     r->error_message = strdup(msg);
+    r->message_is_status = r->error_message != NULL;
 }
 
 static void parse_error(aws_response *r, const answer *a)

@@ -71,6 +71,9 @@ typedef struct aws_response {
      * answered 5xx or not at all (the deadline cut a retry short, a connection was lost), and
      * the call still ended throttled, unavailable or timed out */
     bool unanswered;
+    /* error_message is the HTTP status's own words (an error answer that gave no message): a
+     * caller that gives the status beside the message need not give it again */
+    bool message_is_status;
 } aws_response;
 
 typedef struct aws_client aws_client;

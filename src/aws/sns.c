@@ -206,15 +206,13 @@ static void fail_call(aws_rc rc, const aws_response *r, size_t first, size_t k, 
         errbuf_set(why, sizeof why, "%s", r->error_message);
     else
         snprintf(why, sizeof why, "%s", aws_rc_name(rc));
+    char http[32] = ""; /* the status, unless the message says it already */
+    if (r->status > 0 && !r->message_is_status)
+        snprintf(http, sizeof http, "HTTP %ld, ", r->status);
     for (size_t j = 0; j < k; j++)
-        if (sent[j]) {
-            if (r->status > 0)
-                status_fail(&st[first + j], code, rc == AWS_ERR_CLIENT, "%s (HTTP %ld, %d %s)", why,
-                            r->status, r->attempts, r->attempts == 1 ? "attempt" : "attempts");
-            else
-                status_fail(&st[first + j], code, false, "%s (%d %s)", why, r->attempts,
-                            r->attempts == 1 ? "attempt" : "attempts");
-        }
+        if (sent[j])
+            status_fail(&st[first + j], code, r->status > 0 && rc == AWS_ERR_CLIENT, "%s (%s%d %s)",
+                        why, http, r->attempts, r->attempts == 1 ? "attempt" : "attempts");
 }
 
 /* Whether SNS refused a whole call for the size of its messages together (BatchRequestTooLong;

@@ -606,6 +606,36 @@ static void test_a_long_refusal_shows_its_cut(void **state)
     http_stub_stop(s);
 }
 
+/* A call refused with no body has aws_http's words for a message, which give the status: the
+ * status is not given again beside the attempts. */
+static void test_a_refusal_without_a_body_gives_its_status_once(void **state)
+{
+    (void)state;
+    http_stub_reply steps[] = {{.status = 403, .body = ""}};
+    http_stub *s = server_start(steps, 1);
+    aws_client *c = client_for(s);
+    sns_message m[1] = {{"{}", ATTRS("x", "TASK1")}};
+    sns_status st[1];
+    assert_false(sns_publish_batch(c, TOPIC, m, 1, in_ms(3000), st));
+    assert_string_equal(st[0].code, "ClientError");
+    assert_true(st[0].sender_fault);
+    assert_string_equal(st[0].message, "HTTP 403 with no body (1 attempt)");
+    aws_client_free(c);
+    http_stub_stop(s);
+
+    http_stub_reply unavailable[] = {{.status = 503, .body = ""}}; /* retried to the deadline */
+    s = server_start(unavailable, 1);
+    c = client_for(s);
+    assert_false(sns_publish_batch(c, TOPIC, m, 1, in_ms(1000), st));
+    assert_string_equal(st[0].code, "ServiceUnavailable");
+    assert_false(st[0].sender_fault);
+    const char *said = strstr(st[0].message, "HTTP 503");
+    if (strncmp(st[0].message, "HTTP 503 with no body (", 23) != 0 || strstr(said + 1, "HTTP 503"))
+        fail_msg("a 503 without a body says \"%s\"", st[0].message);
+    aws_client_free(c);
+    http_stub_stop(s);
+}
+
 /* An error code longer than a status holds is cut the same way, "..." its end. */
 static void test_a_long_error_code_shows_its_cut(void **state)
 {
@@ -1043,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_not_found_fails_all),
         cmocka_unit_test(test_a_long_refusal_shows_its_cut),
         cmocka_unit_test(test_a_long_error_code_shows_its_cut),
+        cmocka_unit_test(test_a_refusal_without_a_body_gives_its_status_once),
         cmocka_unit_test(test_batches_stop_after_failed_call),
         cmocka_unit_test(test_message_too_long_alone_is_refused),
         cmocka_unit_test(test_call_too_long_for_the_topic_is_split),
