@@ -938,14 +938,18 @@ static size_t item_size(const json_t *item)
  * Sizing AttributeValue text as it stands (a task's data image, as attrval writes it), without
  * parsing it into values: what value_size() counts of the value the text parses to. A string
  * counts its bytes once unescaped, as jansson keeps it; the types a data image has are S, N,
- * BOOL, NULL, M and L, and any other is refused, as is text that is not well-formed.
+ * BOOL, NULL, M and L, another is counted as S when its value is a string (as value_size() counts
+ * it) and refused otherwise, as is text that is not well-formed JSON. What attrval wrote is taken
+ * as it is: its strings' UTF-8 and its names' uniqueness are not checked again.
  */
 typedef struct image_reader {
     const char *p, *end;
     int depth;
 } image_reader;
 
-/* Nesting read at most, as jansson's parser bounds it (the store takes 32 levels). */
+/* Nesting read at most, a bound on the reader's recursion: the API takes data of 32 levels, and
+ * DynamoDB refuses an item nested deeper than 32 itself (jansson's parser, which counts two values
+ * for each level, would take about 1,023). */
 #define IMAGE_DEPTH_MAX 2048
 
 static void image_skip_ws(image_reader *r)
