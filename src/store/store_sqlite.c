@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1389,6 +1390,14 @@ static const char *directory_unwritable(const char *path)
     return errno == EACCES || errno == EROFS || errno == EPERM ? strerror(errno) : NULL;
 }
 
+/* Whether fd is the file path names now (through a symbolic link, as SQLite opens it). */
+static bool names_file(const char *path, int fd)
+{
+    struct stat named, held;
+    return stat(path, &named) == 0 && fstat(fd, &held) == 0 && named.st_dev == held.st_dev &&
+           named.st_ino == held.st_ino;
+}
+
 /*
  * Take an exclusive lock on the database file itself (created empty if it is
  * not there, which SQLite reads as an empty database), so two servers never
@@ -1399,23 +1408,36 @@ static const char *directory_unwritable(const char *path)
  */
 static bool lock_database(sqlite_store *s, char *err, size_t errlen)
 {
-    /* made here, or there before (or, through a symbolic link that leads nowhere yet, not known:
-     * taken as there before) */
-    s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    bool made = s->lock_fd >= 0;
-    if (!made && errno == EEXIST)
-        s->lock_fd = open(s->path, O_RDWR | O_CLOEXEC);
-    if (!made && s->lock_fd < 0 && errno == ENOENT)
-        s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
-        int e = errno;
-        errbuf_set(err, errlen, "cannot open %s: %s%s", s->path, strerror(e),
-                   e == ENOENT ? " (taskd creates the database, not its directory)" : "");
-        return false;
+    bool made = false;
+    for (int tries = 0;; tries++) {
+        /* made here, or there before (or, through a symbolic link that leads nowhere yet, not
+         * known: taken as there before) */
+        s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        made = s->lock_fd >= 0;
+        if (!made && errno == EEXIST)
+            s->lock_fd = open(s->path, O_RDWR | O_CLOEXEC);
+        if (!made && s->lock_fd < 0 && errno == ENOENT)
+            s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->lock_fd < 0) {
+            int e = errno;
+            errbuf_set(err, errlen, "cannot open %s: %s%s", s->path, strerror(e),
+                       e == ENOENT ? " (taskd creates the database, not its directory)" : "");
+            return false;
+        }
+        if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
+            return set_err(err, errlen, "database in use:", s->path,
+                           errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
+        /* Still the file the path names: a start that made the file and failed removes it, then
+         * lets go of its lock, and one that opened the file meanwhile would hold a lock on no
+         * file while SQLite made another at the path, for a third start to take as well. */
+        if (names_file(s->path, s->lock_fd))
+            break;
+        close(s->lock_fd);
+        s->lock_fd = -1;
+        if (tries == 2)
+            return set_err(err, errlen, "cannot lock", s->path,
+                           "its file was removed or replaced each time it was locked");
     }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        return set_err(err, errlen, "database in use:", s->path,
-                       errno == EWOULDBLOCK ? "another taskd is serving it" : strerror(errno));
     s->made_file = made; /* and locked: no other taskd has it */
     /* said here, or SQLite says "attempt to write a readonly database" of a writable file */
     const char *why = directory_unwritable(s->path);

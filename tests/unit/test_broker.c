@@ -200,6 +200,19 @@ int __wrap_sqlite3_exec(sqlite3 *db, const char *sql, int (*cb)(void *, int, cha
     return __real_sqlite3_exec(db, sql, cb, arg, errmsg);
 }
 
+/* When set, the next flock() first removes this file, as a start that made it, failed and let go
+ * of its lock removes it after another start opened it and before that one locks it. */
+static _Atomic(const char *) removed_as_locked;
+int __real_flock(int fd, int op);
+int __wrap_flock(int fd, int op);
+int __wrap_flock(int fd, int op)
+{
+    const char *path = atomic_exchange(&removed_as_locked, NULL);
+    if (path)
+        assert_int_equal(unlink(path), 0);
+    return __real_flock(fd, op);
+}
+
 /* SQLite's own allocations go through these (main(), lookaside off): while sqlite_mem_fails is
  * set on a thread, each one SQLite makes there fails, as when memory runs out. */
 static sqlite3_mem_methods sqlite_mem;
@@ -6323,6 +6336,39 @@ static void test_a_failed_open_removes_the_file_it_made(void **state)
     assert_int_equal(remove_dir(dir), 0);
 }
 
+/*
+ * An open whose file is removed between its open and its lock (another start made the file,
+ * failed, removed it and let go of its lock) locks the file the path names, not the one removed:
+ * a second open of the path finds it in use. It locked the removed file, while SQLite made another
+ * at the path, which the second open locked and served too.
+ */
+static void test_an_open_locks_the_file_the_path_names(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_broker_lock.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tasks.db", dir);
+    FILE *fp = fopen(path, "w"); /* the other start's, as it made it */
+    assert_non_null(fp);
+    fclose(fp);
+    atomic_store(&removed_as_locked, path);
+    store *s = open_db(path, NULL);
+    assert_null(atomic_load(&removed_as_locked));
+    assert_non_null(s);
+    store_sqlite_options o = {.path = path, .sync = STORE_SYNC_NORMAL, .busy_timeout_ms = 5000};
+    char err[512] = "";
+    store *second = store_sqlite_open(&o, err, sizeof err);
+    if (second) {
+        store_close(second);
+        store_close(s);
+        fail_msg("a second open of a database served: the first held a lock on a removed file");
+    }
+    if (!strstr(err, "another taskd is serving it"))
+        fail_msg("the second open's error: %s", err);
+    store_close(s);
+    assert_int_equal(remove_dir(dir), 0);
+}
+
 /* ---- wake-ups ---- */
 
 typedef struct waker {
@@ -6757,6 +6803,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(
             test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over, setup, teardown),
         cmocka_unit_test(test_a_failed_open_removes_the_file_it_made),
+        cmocka_unit_test(test_an_open_locks_the_file_the_path_names),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_failed_write_is_undone_alone_in_its_batch, setup,
                                         teardown),
