@@ -1136,9 +1136,8 @@ static void test_a_batch_received_again_elsewhere_is_not_run(void **state)
  * queue's other thread before the first run's extension, and at max_receive_count 1 moved to the
  * dead-letter queue, their tasks FAILED, never run.
  */
-static void test_a_batch_taken_late_runs_its_tasks(void **state)
+static void batch_taken_late(fixture *f)
 {
-    fixture *f = *state;
     use_config(f, JOBS_DEAD_AFTER_ONE_RECEIVE
                " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
                " \"timeout\": 1, \"batch_size\": 2, \"concurrency\": 2}]}");
@@ -1159,6 +1158,11 @@ static void test_a_batch_taken_late_runs_its_tasks(void **state)
     assert_int_equal(got[0], TASK_COMPLETED);
     assert_int_equal(got[1], TASK_COMPLETED);
     assert_int_equal(atomic_load(&counted_runs), 2);
+}
+
+static void test_a_batch_taken_late_runs_its_tasks(void **state)
+{
+    batch_taken_late(*state);
 }
 
 int main(void)
