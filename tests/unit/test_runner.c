@@ -66,7 +66,8 @@ static atomic_bool stop_after_claim_armed;
  * the messages it got are in the dead-letter queue "dead" (another receive moved them). */
 static atomic_bool hide_runs_out_armed;
 static atomic_bool hide_ran_out; /* that receive is returning */
-/* When armed, a receive that got messages returns them 1.5 s after its commit. */
+/* When armed, a receive that got messages (the thread's own, or its standing one) returns them
+ * 1.5 s after its commit. */
 static atomic_bool late_take_armed;
 static void let_the_hide_run_out(broker *b, queue_message *m, size_t n);
 
@@ -119,6 +120,8 @@ void __wrap_broker_stand(broker *b, broker_standing *s)
 void __wrap_broker_sit(broker *b, broker_standing *st, queue_message **out, size_t *n)
 {
     __real_broker_sit(b, st, out, n);
+    if (*n > 0 && atomic_exchange(&late_take_armed, false))
+        usleep(1500000); /* taken 1.5 s after the commit that received it */
     if (*n > 0)
         atomic_fetch_add(&stood_claims, 1);
     if (*n > 0 && atomic_exchange(&stop_after_claim_armed, false))
@@ -1134,18 +1137,28 @@ static void test_a_batch_received_again_elsewhere_is_not_run(void **state)
  * at a visibility timeout of 1 s, runs its tasks: the receive hid it for its first run (the
  * timeout and the runner's 5 s margin). Hidden for 1 s, its messages were received again by the
  * queue's other thread before the first run's extension, and at max_receive_count 1 moved to the
- * dead-letter queue, their tasks FAILED, never run.
+ * dead-letter queue, their tasks FAILED, never run. standing: the runner waits idle, and the
+ * sending commit receives the batch for it (its standing receive); else the tasks are queued
+ * before it starts, and its own receive takes them.
  */
-static void batch_taken_late(fixture *f)
+static void batch_taken_late(fixture *f, bool standing)
 {
     use_config(f, JOBS_DEAD_AFTER_ONE_RECEIVE
                " \"handlers\": [{\"queue\": \"jobs\", \"handler\": \"noop\","
                " \"timeout\": 1, \"batch_size\": 2, \"concurrency\": 2}]}");
     atomic_store(&counted_runs, 0);
     char ids[2][37];
-    send_tasks(f, 2, ids); /* before the runner starts: one batch */
+    if (!standing)
+        send_tasks(f, 2, ids); /* before the runner starts: one batch */
     atomic_store(&late_take_armed, true);
     runner *r = start_with(f, &counted);
+    if (standing) {
+        /* both threads' receives left with the writer: the sending commit fills the first */
+        for (int i = 0; i < 500 && atomic_load(&stands) < 2; i++)
+            usleep(10000);
+        assert_int_equal(atomic_load(&stands), 2);
+        send_tasks(f, 2, ids);
+    }
     task_status got[2] = {wait_completed(f, ids[0], 10000), wait_completed(f, ids[1], 5000)};
     runner_stop_receiving(r);
     join_within(r, 5, "after the batch");
@@ -1153,16 +1166,22 @@ static void batch_taken_late(fixture *f)
     queue_stats dead = {0};
     assert_int_equal(broker_queue_stats(broker_of(f->store), "dead", &dead), STORE_OK);
     if (dead.visible != 0)
-        fail_msg("%lld dead letter(s) of a batch taken 1.5 s after its receive",
-                 (long long)dead.visible);
+        fail_msg("%lld dead letter(s) of a batch taken 1.5 s after its %sreceive",
+                 (long long)dead.visible, standing ? "standing " : "");
     assert_int_equal(got[0], TASK_COMPLETED);
     assert_int_equal(got[1], TASK_COMPLETED);
     assert_int_equal(atomic_load(&counted_runs), 2);
+    assert_int_equal(atomic_load(&stood_claims), standing ? 1 : 0);
 }
 
 static void test_a_batch_taken_late_runs_its_tasks(void **state)
 {
-    batch_taken_late(*state);
+    batch_taken_late(*state, false);
+}
+
+static void test_a_batch_a_standing_receive_took_late_runs_its_tasks(void **state)
+{
+    batch_taken_late(*state, true);
 }
 
 int main(void)
@@ -1198,6 +1217,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_batch_received_again_elsewhere_is_not_run, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_batch_taken_late_runs_its_tasks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_batch_a_standing_receive_took_late_runs_its_tasks,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
