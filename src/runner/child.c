@@ -765,8 +765,8 @@ int child_reap(child *c, int *status)
     pid_t w = c->pid;
     while (ending != REAPED && (w = waitpid(c->pid, &sup_status, 0)) < 0 && errno == EINTR)
         ;
+    int e = w < 0 ? errno : 0; /* before the reads below, which may set errno */
     take_reports_held(c);
-    int e = w < 0 ? errno : 0;
     c->pid = 0; /* reaped, or gone already: either way not ours to signal any more */
     /* The supervisor died (a SIGKILL, the OOM killer) before it cleared the run: before the
      * program's end, which its parent-death signal then brings, or after it. Either way what the
