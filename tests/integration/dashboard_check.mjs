@@ -1185,6 +1185,41 @@ await step("a task's drawer refused with a 401 shows the task once a token is en
   });
 }), ['loaded']);
 
+// A drawer whose task's read keeps failing says so once: the task's changes read it again, each
+// failing the same way, and the alert stays as it is, where it was hidden and written anew at each
+// read, and a screen reader read it out again at every change of the task.
+await step("a drawer whose task's read keeps failing says so once, not again at each change of the task", () => withPage(async (p) => {
+  const json = {'Content-Type': 'application/json'};
+  const r = await fetch(BASE + '/tasks', {method: 'POST', headers: json,
+                                          body: JSON.stringify({task_type: 'manual', data: {read: 'keeps failing'}})});
+  check(r.status === 201, 'POST /tasks: ' + r.status);
+  const id = (await r.json()).id;
+  let reads = 0;
+  await p.route((url) => url.pathname === '/tasks/' + id, (route) => (reads++, route.fulfill(PROXY_403)));
+  await p.goto(BASE + '/#/tasks/' + id);
+  await p.waitForSelector('#detail-error:not([hidden])', {timeout: WAIT});
+  await waitConn(p, 'live', 'the drawer open');
+  // each time the alert is hidden, shown or written from now on
+  await p.evaluate(() => {
+    window.__alerted = [];
+    const err = document.querySelector('#detail-error');
+    new MutationObserver((ms) => window.__alerted.push(...ms.map((m) => m.type + ' ' + (m.attributeName || ''))))
+        .observe(err, {attributes: true, attributeFilter: ['hidden'], childList: true, characterData: true, subtree: true});
+  });
+  for (const [status, msg] of [['IN_PROGRESS', 'Task started'], ['COMPLETED', 'done']]) {
+    const before = reads;
+    const patched = await fetch(BASE + '/tasks/' + id, {method: 'PATCH', headers: json, body: JSON.stringify({status, status_msg: msg})});
+    check(patched.status === 204, 'PATCH ' + status + ': ' + patched.status);
+    const deadline = Date.now() + WAIT;
+    while (reads === before && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
+    check(reads > before, 'the task ' + status + ', the drawer did not read it again');
+  }
+  // (a load hides the alert, if it does, before it reads the task)
+  const alerted = await p.evaluate(() => window.__alerted);
+  check(alerted.length === 0, 'the same failure said again at each change of the task: ' + alerted.join(', ') +
+        '; the drawer says ' + JSON.stringify(await p.textContent('#detail-error')));
+}), ['loaded']);
+
 steps('page');
 
 await step('a task created from the form shows in the table', async () => {

@@ -18,7 +18,7 @@ token; a look made before a token was entered, answered after (held by the test)
 it, nor does the read of why the stream was refused answered after a token was entered (the list's
 401 showing the token field). A stream answered with a page that is no event stream is said
 offline, not live. A task's drawer whose routes alone ask for a token shows the task once a token
-is entered.
+is entered; one whose task's read keeps failing says so once, not again at each change of the task.
 """
 
 import os

@@ -1777,6 +1777,7 @@ function route() {
   const focusBack = !id && !drawer.hidden &&
       (drawer.contains(document.activeElement) || document.activeElement === document.body);
   if (opening) drawerOpener = document.activeElement;
+  if (opening) $('#detail-error').hidden = true; // a drawer opened anew says its failure anew
   drawer.hidden = !id;
   if (opening) $('#detail-close').focus(); // keyboard users land in the drawer
   if (focusBack) focusAfterDrawer(closed);
@@ -1808,11 +1809,12 @@ async function loadDetail(id) {
     showRemoved(id);
     return;
   }
+  const err = $('#detail-error');
   if (state.shown !== id) { // nothing of the task shown before stays under this id while it loads
     $('#detail-title').replaceChildren(el('span', {text: 'Task'}));
     $('#detail-removed').textContent = '';
     delete $('#detail').dataset.removed;
-    $('#detail-error').hidden = true;
+    if (err.dataset.task !== id) err.hidden = true; // this task's failed load stays while it is read again
     clearDetail();
   }
   const [task, history, trace] = await Promise.allSettled([
@@ -1821,7 +1823,6 @@ async function loadDetail(id) {
     api('/tasks/' + enc + '/trace'),
   ]);
   if (seq !== detailSeq) return;
-  const err = $('#detail-error');
   if (task.status === 'rejected' && task.reason.status === 404) {
     // gone while the page was not following (or never there): a task it had seen was removed
     if (state.shown === id || state.rows.has(id)) noteRemoved(id, NaN);
@@ -1831,8 +1832,15 @@ async function loadDetail(id) {
   $('#detail-removed').textContent = '';
   delete $('#detail').dataset.removed;
   if (task.status === 'rejected') {
+    // an alert shown or written anew is read out again: a read that keeps failing the same way (on
+    // each change of the task) leaves it as it is
+    const said = 'Cannot load the task: ' + task.reason.message;
+    if (err.hidden || err.dataset.task !== id || err.dataset.said !== said) {
+      err.replaceChildren(...clientText(said));
+      err.dataset.task = id;
+      err.dataset.said = said;
+    }
     err.hidden = false;
-    err.replaceChildren(...clientText('Cannot load the task: ' + task.reason.message));
     clearDetail();
     return;
   }
