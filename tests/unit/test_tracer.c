@@ -2202,7 +2202,7 @@ static tracer *start_with_a_hanging_lookup(int *u)
     tracer *t = start_with(&o);
     assert_int_equal(atomic_load(&hang_lookups_ended), 1); /* at start, failed at once */
     emit(t, TASK_A, 1);
-    int64_t until = now_ms() + 5000;
+    int64_t until = now_ms() + 10000;
     while (atomic_load(&hang_lookups) < 2 && now_ms() < until)
         sleep_ms(5);
     assert_int_equal(atomic_load(&hang_lookups), 2);
@@ -2213,7 +2213,7 @@ static tracer *start_with_a_hanging_lookup(int *u)
 static void end_the_hanging_lookup(void)
 {
     atomic_store(&hang_ends, true);
-    int64_t until = now_ms() + 5000;
+    int64_t until = now_ms() + 10000;
     while (atomic_load(&hang_lookups_ended) < 2 && now_ms() < until)
         sleep_ms(5);
     assert_int_equal(atomic_load(&hang_lookups_ended), 2);
@@ -2250,7 +2250,7 @@ static void test_xray_lookup_under_way_is_answered_after_a_flush(void **state)
     tracer *t = start_with_a_hanging_lookup(&u);
     int64_t t0 = now_ms();
     tracer_flush(t, epoch_ms() + 500);
-    assert_true(wait_count(tracer_dropped, t, 1, 5000));
+    assert_true(wait_count(tracer_dropped, t, 1, 10000));
     int64_t took = now_ms() - t0;
     if (took >= 10000)
         fail_msg("the flush's span was dropped after %lld ms, its deadline 500", (long long)took);
