@@ -1112,7 +1112,7 @@ static void test_a_batch_received_again_elsewhere_is_not_run(void **state)
     for (int i = 0; i < 2000 && !atomic_load(&hide_ran_out); i++)
         usleep(10000);
     runner_stop_receiving(r); /* the batch received goes on */
-    join_within(r, 5, "after the batch");
+    join_within(r, 10, "after the batch");
     char *log = test_stderr_end(&cap);
     int runs = atomic_load(&counted_runs);
     size_t warned = runs ? 0 : expect_logged(log, "the task is not run here", NULL);
@@ -1161,7 +1161,7 @@ static void batch_taken_late(fixture *f, bool standing)
     }
     task_status got[2] = {wait_completed(f, ids[0], 10000), wait_completed(f, ids[1], 5000)};
     runner_stop_receiving(r);
-    join_within(r, 5, "after the batch");
+    join_within(r, 10, "after the batch");
     assert_false(atomic_load(&late_take_armed));
     queue_stats dead = {0};
     assert_int_equal(broker_queue_stats(broker_of(f->store), "dead", &dead), STORE_OK);
