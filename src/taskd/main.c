@@ -590,8 +590,9 @@ no_http:
     api_free(&a);
 no_api:
     if (!pipeline_stop(pipe, cfg.shutdown_grace, &hurry)) {
-        /* Handlers overran the grace period: their messages come back after the
-         * visibility timeout. The store is consistent at every commit, so the
+        /* Handlers overran the grace period: their messages come back once their hide
+         * ends (the handler's timeout and the runner's margin, or the queue's visibility
+         * timeout when longer). The store is consistent at every commit, so the
          * process may end here with those threads still running. They read the
          * configuration, which lives in this frame, and the libraries' state:
          * _exit() from here, not a return or exit(), whose cleanups (the TLS
