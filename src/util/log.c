@@ -108,30 +108,39 @@ static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 /* How long a line begun on a full non-blocking stderr may wait for the rest to be taken. */
 #define LINE_FINISH_MS 100
 
-/* Write a whole line to stderr, what a short write left over too: a line cut short would run
- * into the next. A non-blocking stderr that is full drops a line it has taken nothing of at once,
- * as a single write did, and waits up to LINE_FINISH_MS to take the rest of one it has begun;
- * a line still unfinished then loses its rest. */
-static void write_line(const char *p, size_t n)
+/* Write p[0..n) to stderr, what a short write left over too: true once all of it is taken. A
+ * non-blocking stderr that is full takes nothing of it when it takes nothing at once, as a single
+ * write did, and waits up to LINE_FINISH_MS for each part of the rest once it has begun; what is
+ * still not taken then is lost. *begun says whether any of it was taken. */
+static bool write_whole(const char *p, size_t n, bool *begun)
 {
-    pthread_mutex_lock(&write_mu);
-    bool begun = false;
+    *begun = false;
     while (n > 0) {
         ssize_t w = write(STDERR_FILENO, p, n);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
-            begun = true;
+            *begun = true;
             continue;
         }
         if (w < 0 && errno == EINTR)
             continue;
         struct pollfd out = {.fd = STDERR_FILENO, .events = POLLOUT};
-        if (begun && w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+        if (*begun && w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
             poll(&out, 1, LINE_FINISH_MS) > 0)
             continue;
-        break;
+        return false;
     }
+    return true;
+}
+
+/* Write a whole line to stderr (write_whole()), under write_mu: a line cut short would run into
+ * the next. */
+static void write_line(const char *p, size_t n)
+{
+    pthread_mutex_lock(&write_mu);
+    bool begun;
+    write_whole(p, n, &begun);
     pthread_mutex_unlock(&write_mu);
 }
 
