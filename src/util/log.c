@@ -108,6 +108,9 @@ static pthread_mutex_t write_mu = PTHREAD_MUTEX_INITIALIZER;
 /* How long a line begun on a full non-blocking stderr may wait for the rest to be taken. */
 #define LINE_FINISH_MS 100
 
+/* Under write_mu: the last line lost its rest, its newline with it (write_whole()). */
+static bool line_cut;
+
 /* Write p[0..n) to stderr, what a short write left over too: true once all of it is taken. A
  * non-blocking stderr that is full takes nothing of it when it takes nothing at once, as a single
  * write did, and waits up to LINE_FINISH_MS for each part of the rest once it has begun; what is
@@ -134,13 +137,18 @@ static bool write_whole(const char *p, size_t n, bool *begun)
     return true;
 }
 
-/* Write a whole line to stderr (write_whole()), under write_mu: a line cut short would run into
- * the next. */
+/* Write a whole line to stderr, under write_mu (write_whole()): a line cut short would run into
+ * the next. One that lost its rest is ended by a newline before the next line, which is dropped
+ * when that newline cannot be written yet: the cut line is lost, but the next ones come whole, on
+ * lines of their own. */
 static void write_line(const char *p, size_t n)
 {
     pthread_mutex_lock(&write_mu);
     bool begun;
-    write_whole(p, n, &begun);
+    if (line_cut)
+        line_cut = !write_whole("\n", 1, &begun);
+    if (!line_cut)
+        line_cut = !write_whole(p, n, &begun) && begun;
     pthread_mutex_unlock(&write_mu);
 }
 

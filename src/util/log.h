@@ -8,9 +8,11 @@
  *     log_info("listening", "address", "127.0.0.1:8080", NULL);
  *
  * A line is written whole, under a lock, so lines from several threads
- * never interleave, however long. The level threshold and service name are
- * set at start-up; the threshold may be changed later while other threads
- * log (tests do, around a case). Besides them each thread may carry context
+ * never interleave, however long. A full non-blocking stderr drops a line
+ * it takes nothing of, and one it took part of loses its rest after a
+ * while; the next line begins on a line of its own. The level threshold
+ * and service name are set at start-up; the threshold may be changed later
+ * while other threads log (tests do, around a case). Besides them each thread may carry context
  * fields that every line it writes repeats (the Lambda runtime sets the
  * invocation's request id this way).
  */

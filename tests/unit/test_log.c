@@ -237,6 +237,73 @@ static void test_full_nonblocking_stderr_drops_a_line_at_once(void **state)
     json_decref(j);
 }
 
+/* Read what the non-blocking fd holds into *all (len bytes so far, cap its room). */
+static void drain(int fd, char **all, size_t *len, size_t *cap)
+{
+    for (;;) {
+        if (*cap - *len < 4096) {
+            *cap = *cap * 2 + 4096;
+            *all = realloc(*all, *cap);
+            assert_non_null(*all);
+        }
+        ssize_t r = read(fd, *all + *len, *cap - *len - 1);
+        if (r <= 0)
+            break;
+        *len += (size_t)r;
+    }
+    (*all)[*len] = '\0';
+}
+
+/* A line a full non-blocking stderr took part of, its reader stopped for longer than the line
+ * may wait, loses its rest; the next line does not run into that part, but comes on a line of
+ * its own, whole. */
+static void test_a_line_cut_short_does_not_run_into_the_next(void **state)
+{
+    (void)state;
+    log_setup(LOG_INFO, "svc");
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(fcntl(fds[0], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(fcntl(fds[1], F_SETFL, O_NONBLOCK), 0);
+    char fill[4096];
+    memset(fill, 'f', sizeof fill);
+    while (write(fds[1], fill, sizeof fill) > 0)
+        ;
+    assert_int_equal(read(fds[0], fill, sizeof fill), (ssize_t)sizeof fill); /* room for a part */
+    int saved = dup(STDERR_FILENO);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    enum { CUT_VALUE = 20000 };
+    char *value = malloc(CUT_VALUE + 1);
+    assert_non_null(value);
+    memset(value, 'c', CUT_VALUE);
+    value[CUT_VALUE] = '\0';
+    log_info("cut", "value", value, NULL);
+    free(value);
+
+    size_t len = 0, cap = 0;
+    char *all = NULL;
+    drain(fds[0], &all, &len, &cap);        /* the reader catches up */
+    assert_non_null(memchr(all, 'c', len)); /* part of the line was taken */
+    log_info("kept", NULL);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    drain(fds[0], &all, &len, &cap);
+    close(fds[0]);
+    assert_true(len > 0 && all[len - 1] == '\n');
+    all[len - 1] = '\0';
+    const char *last = strrchr(all, '\n'); /* the last line */
+    last = last ? last + 1 : all;
+    json_error_t e;
+    json_t *j = json_loads(last, 0, &e);
+    if (!j)
+        fail_msg("the line after a cut one is not one JSON object (%s): it ran into the cut one",
+                 e.text);
+    assert_string_equal(json_string_value(json_object_get(j, "message")), "kept");
+    json_decref(j);
+    free(all);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_context_is_bounded),
         cmocka_unit_test(test_long_lines_from_threads_stay_whole),
         cmocka_unit_test(test_full_nonblocking_stderr_drops_a_line_at_once),
+        cmocka_unit_test(test_a_line_cut_short_does_not_run_into_the_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
