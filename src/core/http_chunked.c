@@ -7,9 +7,9 @@
  * Every line ends in CR LF: a bare LF, a control byte in an extension or a trailer, or a
  * trailer line without a field name and its colon is refused, as RFC 9112 §7.1 frames a chunk
  * (a front end that framed such a body otherwise would take part of it for a request). The size
- * is hex, at most 15 digits (under 2^60: a body is bounded far below that by the server). The
- * framing is bounded too, as Go's net/http bounds it: each chunk may take 16 bytes of it and
- * twice its data, and what goes past that, summed over the body, may not pass
+ * is hex, under 2^60 (15 digits after any leading zeros: a body is bounded far below that by the
+ * server). The framing is bounded too, as Go's net/http bounds it: each chunk may take 16 bytes
+ * of it and twice its data, and what goes past that, summed over the body, may not pass
  * HTTP_CHUNKED_EXCESS_MAX; so the bytes read stay within about 19 times the body's.
  */
 #include "http_chunked.h"
@@ -38,7 +38,8 @@ enum {
     FAILED,
 };
 
-#define MAX_SIZE_DIGITS 15
+/* Every size is below 2^SIZE_BITS. */
+#define SIZE_BITS 60
 
 void http_chunked_init(http_chunked *c)
 {
@@ -90,7 +91,7 @@ http_chunked_rc http_chunked_feed(http_chunked *c, const char *in, size_t n, siz
         case SIZE: {
             int v = hex_value(ch);
             if (v >= 0) {
-                if (c->line > MAX_SIZE_DIGITS) {
+                if (c->left >> (SIZE_BITS - 4)) { /* another digit would reach 2^SIZE_BITS */
                     c->state = FAILED;
                     break;
                 }

@@ -71,6 +71,13 @@ static void test_bodies(void **state)
     expect_body("3 \r\nabc\r\n0\r\n\r\n", "abc", 0);             /* blank before the line's end */
     expect_body("3 \t;x=\"a b\"\r\nabc\r\n0\r\n\r\n", "abc", 0); /* and before a ';' */
     expect_body("3\r\nabc\r\n0\r\nT:\tv \xc3\xa9\r\n\r\n", "abc", 0); /* trailer bytes */
+    /* a size's leading zeros count for nothing (1*HEXDIG), the last chunk's too */
+    expect_body("00000000000000000003\r\nabc\r\n0000000000000000000\r\n\r\n", "abc", 0);
+    sbuf body = {0}; /* the largest size, 15 digits, after zeros: its data to come */
+    size_t used;
+    assert_int_equal(decode("0000fffffffffffffff\r\nab", 23, 1, &body, &used), HTTP_CHUNKED_MORE);
+    assert_int_equal(body.len, 2);
+    sbuf_free(&body);
 }
 
 static void test_refused(void **state)
@@ -81,11 +88,12 @@ static void test_refused(void **state)
     expect_bad("-1\r\n");
     expect_bad(";x\r\n");
     expect_bad("3\rabc");
-    expect_bad("3\r\nabcX\r\n");        /* data longer than its size */
-    expect_bad("3\r\nabc\rX");          /* a CR without its LF */
-    expect_bad("0\r\n\rX");             /* the same after the last chunk */
-    expect_bad("0\r\nT: 1\rX");         /* and in a trailer */
-    expect_bad("1000000000000000\r\n"); /* 16 hex digits */
+    expect_bad("3\r\nabcX\r\n");           /* data longer than its size */
+    expect_bad("3\r\nabc\rX");             /* a CR without its LF */
+    expect_bad("0\r\n\rX");                /* the same after the last chunk */
+    expect_bad("0\r\nT: 1\rX");            /* and in a trailer */
+    expect_bad("1000000000000000\r\n");    /* 16 hex digits */
+    expect_bad("0001000000000000000\r\n"); /* and after leading zeros */
     /* every line ends in CR LF: a front end that ends one at a bare LF reads another body */
     expect_bad("3\nabc\r\n0\r\n\r\n");
     expect_bad("3\r\nabc\n0\r\n\r\n");
