@@ -492,6 +492,17 @@ function waitOver() {
   sampleMetrics();
 }
 
+// Reads of one thing of which the newest alone counts: two under way at once may be answered out of
+// order, and the older answer, taken last, would put back what the newer one replaced. Each call
+// begins a read and gives its check, true until a newer read of the same begins.
+function newestRead() {
+  let begun = 0;
+  return () => {
+    const seq = ++begun;
+    return () => seq === begun;
+  };
+}
+
 // read(signal), a fetch() and the reading of its answer, given up after ms (its signal aborted):
 // left unanswered (taskd stopped, a proxy holding the request), it fails as a read that does not
 // reach taskd. What it leaves unread (a stream's body) is let go once it ends.
@@ -659,15 +670,15 @@ function listQuery() {
 // held, then those the list does not reflect (after its X-Last-Event-ID) are applied to it in
 // their order; the others would take its rows back to an older state. Whether it showed its
 // list (not when it failed, or when a newer load was started before it was read).
-let loadSeq = 0;
+const listReads = newestRead();
 async function loadTasks() {
-  const seq = ++loadSeq;
+  const current = listReads();
   state.during = []; // a newer load's list reflects what an older one held
   let res;
   try {
-    res = await api(listQuery(), {as: () => seq === loadSeq && 'list'}); // an outdated read says nothing
+    res = await api(listQuery(), {as: () => current() && 'list'}); // an outdated read says nothing
   } catch (e) {
-    if (seq !== loadSeq) return false;
+    if (!current()) return false;
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
     // page is no more, and the first page is read instead
     if (e.status === 400 && state.tokens.length > 1) return firstPage();
@@ -675,7 +686,7 @@ async function loadTasks() {
       // the filter names a type taskd no longer has (it restarted with others): the types read
       // again let it go, which the page says (not that the list failed)
       await loadTypes();
-      if (seq !== loadSeq || dropGoneFilter()) return false;
+      if (!current() || dropGoneFilter()) return false;
     }
     replayDuring(null); // onto the rows as they are
     // said once, by the banner (bannerSays()) or a toast: a failure the banner said, then one it
@@ -689,7 +700,7 @@ async function loadTasks() {
     if (!(e.status >= 400 && e.status < 500) || e.status === 408 || e.status === 429) retryList();
     return false;
   }
-  if (seq !== loadSeq) return false; // a newer load is under way
+  if (!current()) return false; // a newer load is under way
   state.loadFailed = false;
   clearTimeout(listRetry.timer);
   listRetry.timer = null;
