@@ -8,7 +8,8 @@ answers it) is said lost after a silence period of 1.5 s there, closed, and open
 last event id until one answers (its next try, unanswered, given up alike), while one that hears
 only pings stays live; a read of the list left unanswered is given up (after a read period of 1 s
 there), said as taskd not reached, and read again; a read of the queues refused with a 503 says so
-above the table, its counts dimmed, until one works. The task types are read again when the stream
+above the table, its counts dimmed, until one works; one answered after a newer one was drawn leaves
+the table as the newer one drew it. The task types are read again when the stream
 opens again after a disconnect, and a list read that fails then is tried again until one works; a
 list filtered to a type taskd restarted without (422) shows every type instead, and says that
 alone; a task of a type the page was not given reads the types again, once for each such type (one

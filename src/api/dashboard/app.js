@@ -1495,18 +1495,25 @@ function queuesSoon() {
   }, 700);
 }
 
+// The newest read alone counts (newestRead()): the poll's and one after a change, or after a token
+// was entered, may be under way at once, and the older answered last would leave the table as it
+// was before the newer one until the next poll, or for good while the polls wait.
 let queuesReadAt = null; // when the table was last read
 let queuesAsk = false; // the last read was refused with a 401: the poll and queuesSoon() wait for a token
+const queuesReads = newestRead();
 async function loadQueues() {
+  const current = queuesReads();
   queuesStale = false;
   let res;
   try {
-    res = await api('/queues', {as: 'queues'});
+    res = await api('/queues', {as: () => current() && 'queues'}); // an outdated read says nothing
   } catch (e) {
+    if (!current()) return;
     queuesAsk = e.status === 401;
     queuesFailed(e);
     return;
   }
+  if (!current()) return;
   queuesAsk = false;
   queuesFailed(null);
   queuesReadAt = new Date();
