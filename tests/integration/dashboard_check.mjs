@@ -709,9 +709,11 @@ await step('a tab that waits for a token and comes back from the back/forward ca
 // clock for every tab); the page notes when it was last hidden and shown.
 await step('tabs that wait for a token make no look at the stream while none is in sight; a tab shown has one made at once, and says it waits', async () => {
   const retry = 1000; // the next look a retry period on, well past half of it, on a loaded machine too
-  for (const [origin, n] of [[BASE, 1], [INSECURE, 1], [BASE, 2]]) {
+  // each case at once, in a context of its own: the cases share nothing, and most of their time is
+  // the park and the looks' retry periods
+  await atOnce([[BASE, 1], [INSECURE, 1], [BASE, 2]], ([origin, n]) => {
     const what = n + ' tab' + (n === 1 ? '' : 's') + ' at ' + origin;
-    await withContext(async (ctx) => {
+    return withContext(async (ctx) => {
       await quickTimers(ctx, {retry, park: 4 * retry});
       await ctx.addInitScript(() => {
         window.__looks = []; // each look: {seen: the page's visibility, at}
@@ -760,7 +762,7 @@ await step('tabs that wait for a token make no look at the stream while none is 
       asks = false;
       await shown.waitForSelector('#conn[data-state="live"]', {timeout: WAIT});
     }, {what});
-  }
+  });
 }, ['loaded']);
 
 steps('routes');
