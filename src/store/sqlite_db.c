@@ -157,16 +157,27 @@ const char *sq_task_row_damaged(sqlite3_stmt *st, bool *failed)
 
 /* ---- tasks the sweeps pass over ----------------------------------------- */
 
-static int compare_strs(const void *a, const void *b)
+/* Where id is in s->unreadable, or where it would go (*found: whether it is there); under
+ * unreadable_mu. */
+static size_t unreadable_place(const sqlite_store *s, const char *id, bool *found)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    size_t lo = 0, hi = s->n_unreadable;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(s->unreadable[mid], id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < s->n_unreadable && strcmp(s->unreadable[lo], id) == 0;
+    return lo;
 }
 
 bool sq_passed_over(sqlite_store *s, const char *id)
 {
+    bool found;
     pthread_mutex_lock(&s->unreadable_mu);
-    bool found = s->n_unreadable &&
-                 bsearch(&id, s->unreadable, s->n_unreadable, sizeof *s->unreadable, compare_strs);
+    unreadable_place(s, id, &found);
     pthread_mutex_unlock(&s->unreadable_mu);
     return found;
 }
@@ -193,9 +204,8 @@ bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char 
     }
     bool ok = copy && s->n_unreadable < s->cap_unreadable;
     if (ok) {
-        size_t at = 0;
-        while (at < s->n_unreadable && strcmp(s->unreadable[at], id) < 0)
-            at++;
+        bool found;
+        size_t at = unreadable_place(s, id, &found);
         memmove(s->unreadable + at + 1, s->unreadable + at,
                 (s->n_unreadable - at) * sizeof *s->unreadable);
         s->unreadable[at] = copy;
