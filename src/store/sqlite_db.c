@@ -192,8 +192,12 @@ size_t sq_n_passed_over(sqlite_store *s)
 
 bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why)
 {
-    char *copy = strdup(id);
     pthread_mutex_lock(&s->unreadable_mu);
+    /* there already when another pass found it since the caller looked (sq_passed_over(), or not
+     * at all while none was known): said and counted once */
+    bool found;
+    size_t at = unreadable_place(s, id, &found);
+    char *copy = found ? NULL : strdup(id);
     if (copy && s->n_unreadable == s->cap_unreadable) {
         size_t cap = s->cap_unreadable ? 2 * s->cap_unreadable : 16;
         char **grown = realloc(s->unreadable, cap * sizeof *grown);
@@ -202,10 +206,8 @@ bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char 
             s->cap_unreadable = cap;
         }
     }
-    bool ok = copy && s->n_unreadable < s->cap_unreadable;
-    if (ok) {
-        bool found;
-        size_t at = unreadable_place(s, id, &found);
+    bool added = copy && s->n_unreadable < s->cap_unreadable;
+    if (added) {
         memmove(s->unreadable + at + 1, s->unreadable + at,
                 (s->n_unreadable - at) * sizeof *s->unreadable);
         s->unreadable[at] = copy;
@@ -213,7 +215,9 @@ bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char 
     }
     size_t n = s->n_unreadable;
     pthread_mutex_unlock(&s->unreadable_mu);
-    if (!ok) {
+    if (found)
+        return true;
+    if (!added) {
         free(copy);
         return false;
     }

@@ -257,7 +257,9 @@ const char *sq_task_row_damaged(sqlite3_stmt *st, bool *failed);
 bool sq_passed_over(sqlite_store *s, const char *id);
 size_t sq_n_passed_over(sqlite_store *s);
 /* Pass over task id from now on, and say so once at ERROR, in what's words, with why its row
- * cannot be read and how many are passed over; false when out of memory. */
+ * cannot be read and how many are passed over: nothing more when another pass has found it
+ * since the caller looked, each id said and counted once however many passes find it at once;
+ * false when out of memory. */
 bool sq_pass_over(sqlite_store *s, const char *id, const char *what, const char *why);
 /* Borrow / return a read connection. */
 reader *sq_reader_get(sqlite_store *s);

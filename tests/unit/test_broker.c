@@ -137,6 +137,31 @@ static void release_held(void)
     held = NULL;
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
+/* While meet.sql is set, the first step on each thread of a statement whose SQL begins with it
+ * waits until meet.want steps have come there (10 s at most), as reads that begin at once do. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    _Atomic(const char *) sql;
+    int want, came;
+} meet = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+static _Thread_local bool met;
+static void meet_a_step(sqlite3_stmt *st)
+{
+    const char *sql = atomic_load(&meet.sql);
+    if (!sql || met || strncmp(sqlite3_sql(st), sql, strlen(sql)) != 0)
+        return;
+    met = true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&meet.mu);
+    meet.came++;
+    pthread_cond_broadcast(&meet.cv);
+    while (meet.came < meet.want && pthread_cond_timedwait(&meet.cv, &meet.mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&meet.mu);
+}
 /* Whether st's SQL begins with the statement armed (one of fail_sql, or unreadable_sql), which
  * this step then takes, disarming it. */
 static bool takes(_Atomic(const char *) *armed, sqlite3_stmt *st)
@@ -151,6 +176,7 @@ int __wrap_sqlite3_step(sqlite3_stmt *st)
 {
     hold_a_read(st);
     hold_a_statement(st);
+    meet_a_step(st);
     bool step = true;
     if (strcmp(sqlite3_sql(st), "COMMIT") == 0 &&
         atomic_compare_exchange_strong(&step_at_commit, &step, false))
@@ -6286,6 +6312,88 @@ static void test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over(voi
     free(log);
 }
 
+/* A task in progress whose client claim's lease ends at lease_end and whose id is made longer than
+ * a task's, as a damaged database holds; its whole id into whole. */
+static void lapse_a_claim_of_a_longer_id(store *s, int64_t now, int64_t lease_end, char whole[38])
+{
+    char id[37];
+    create_task(s, TASK_NULL_TIME, id);
+    store_update u = {.id = id,
+                      .status = TASK_IN_PROGRESS,
+                      .status_msg = "working",
+                      .claim_key = "k",
+                      .claim_expires = lease_end};
+    assert_int_equal(store_update_task(s, &u, now, NULL), STORE_OK);
+    give_the_last_task_a_longer_id_of(id);
+    snprintf(whole, 38, "%sx", id);
+}
+
+typedef struct lease_end {
+    store *s;
+    int64_t now;
+    store_rc rc;
+    size_t ended;
+} lease_end;
+
+static void *end_leases(void *arg)
+{
+    lease_end *e = arg;
+    bool more;
+    e->rc = store_end_expired_claims(e->s, e->now, 10, &e->ended, &more, NULL);
+    return NULL;
+}
+
+/*
+ * Two ends of leases at once, each of which finds the same damaged row (a lapsed claim of an id
+ * longer than a task's) before either passes over it, say it once, and count it once: the next
+ * damaged row found is said as the second. Each pass looked for the row among those passed over
+ * before its read only, and both added it, said it and counted it.
+ */
+static void test_two_ends_of_leases_at_once_say_a_damaged_row_once(void **state)
+{
+    fx *f = *state;
+    int64_t now = (int64_t)time(NULL);
+    char whole[38], next[38];
+    lapse_a_claim_of_a_longer_id(f->s, now, now + 10, whole);
+
+    pthread_mutex_lock(&meet.mu);
+    meet.want = 2;
+    meet.came = 0;
+    pthread_mutex_unlock(&meet.mu);
+    atomic_store(&meet.sql, "SELECT id, claim_expires FROM tasks");
+    lease_end ends[2] = {{.s = f->s, .now = now + 11}, {.s = f->s, .now = now + 11}};
+    pthread_t threads[2];
+    test_stderr cap;
+    test_stderr_begin(&cap);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, end_leases, &ends[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    char *log = test_stderr_end(&cap);
+    atomic_store(&meet.sql, NULL);
+    assert_int_equal(meet.came, 2); /* both had begun their read before either went on */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(ends[i].rc, STORE_OK);
+        assert_int_equal(ends[i].ended, 0);
+    }
+    size_t said = expect_logged(log, "the end of leases passes over it", whole);
+    if (said != 1)
+        fail_msg("the damaged row said %zu times by two ends of leases at once:\n%s", said, log);
+    expect_logged(log, whole, "\"unreadable_tasks\":\"1\"");
+    free(log);
+
+    lapse_a_claim_of_a_longer_id(f->s, now, now + 10, next);
+    test_stderr_begin(&cap);
+    ends[0].rc = STORE_ERROR;
+    end_leases(&ends[0]);
+    log = test_stderr_end(&cap);
+    assert_int_equal(ends[0].rc, STORE_OK);
+    assert_int_equal(expect_logged(log, "the end of leases passes over it", next), 1);
+    expect_logged(log, next, "\"unreadable_tasks\":\"2\"");
+    expect_not_logged(log, whole);
+    free(log);
+}
+
 /* Whether path is there (lstat()). */
 static bool is_there(const char *path)
 {
@@ -6802,6 +6910,8 @@ int main(int argc, char **argv)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_lapsed_claim_of_an_id_longer_than_a_task_s_is_passed_over, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_ends_of_leases_at_once_say_a_damaged_row_once,
+                                        setup, teardown),
         cmocka_unit_test(test_a_failed_open_removes_the_file_it_made),
         cmocka_unit_test(test_an_open_locks_the_file_the_path_names),
         cmocka_unit_test_setup_teardown(test_wal_cut_back_after_a_burst, setup, teardown),
