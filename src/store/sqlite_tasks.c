@@ -165,7 +165,7 @@ store_rc sq_apply_create(sqlite_store *s, store_write *w)
         /* a task id that does not fit a task (a damaged or hand-edited database) is not cut to
          * fit, which names another task: its row never reads, and the key makes a new task */
         bool unfit = first && strlen(first) != TASK_ID_LEN;
-        if (unfit && !sq_passed_over(s, first))
+        if (unfit) /* said once, the first time */
             nomem = !sq_pass_over(s, first,
                                   "an Idempotency-Key names a task whose row cannot be read; a "
                                   "create with it makes a new task (the database is damaged)",
