@@ -782,6 +782,110 @@ static void test_batch_links_past_the_bound_are_counted(void **state)
     spans_free(&sp);
 }
 
+/* A batch's shape for test_batch_links_as_a_walk_of_the_batch_gave(): n messages sent by
+ * producers of as many traces (in turn, or drawn at random), the first half by the first when
+ * front; every untraced-th without a producer and every no_task-th naming no task (0: none). */
+typedef struct batch_shape {
+    size_t n, producers;
+    bool random, front;
+    size_t untraced, no_task;
+} batch_shape;
+
+/* Fill items as shape says (message j's producer span j + 1, so that each link says which message
+ * it came from), each task's claim made elsewhere: no claim span, no store. */
+static void fill_shape(work_item *items, const batch_shape *shape, uint32_t *seed)
+{
+    for (size_t j = 0; j < shape->n; j++) {
+        *seed = *seed * 1103515245u + 12345u;
+        size_t p = shape->front && j < shape->n / 2 ? 0
+                   : shape->random                  ? (*seed >> 8) % shape->producers
+                                                    : j % shape->producers;
+        char id[37], traceparent[56];
+        snprintf(id, sizeof id, "01a2340a-5507-7003-aba9-%012zu", j % 1000000000000u);
+        snprintf(traceparent, sizeof traceparent, "00-%032zx-%016zx-01", p + 1, j + 1);
+        bool traced = !shape->untraced || j % shape->untraced != 0;
+        bool names_task = !shape->no_task || j % shape->no_task != 0;
+        fill_item(&items[j], names_task ? id : NULL, "{}", traced ? traceparent : NULL);
+        items[j].unclaimed = "claimed elsewhere";
+    }
+}
+
+/* Whether each receive span of items links what a walk of the batch for it links: the first
+ * SPAN_MAX_LINKS other traced messages of another trace than its own, in batch order, and counts
+ * the rest as dropped. */
+static void expect_links_of_a_walk(const work_item *items, size_t n, const batch_shape *shape)
+{
+    for (size_t i = 0; i < n; i++) {
+        const span *s = &items[i].receive;
+        if (!items[i].id[0])
+            continue;
+        int linked = 0;
+        uint32_t dropped = 0;
+        for (size_t j = 0; j < n; j++) {
+            const work_item *other = &items[j];
+            if (j == i || !other->traced || memcmp(other->producer.trace_id, s->trace_id, 16) == 0)
+                continue;
+            if (linked == SPAN_MAX_LINKS) {
+                dropped++;
+                continue;
+            }
+            if (linked >= s->n_links ||
+                memcmp(s->links[linked].trace_id, other->producer.trace_id, 16) != 0 ||
+                memcmp(s->links[linked].span_id, other->producer.span_id, 8) != 0)
+                fail_msg("a batch of %zu by %zu producers (random %d, front %d, untraced %zu, no "
+                         "task %zu): message %zu's link %d is not message %zu's producer",
+                         n, shape->producers, shape->random, shape->front, shape->untraced,
+                         shape->no_task, i, linked, j);
+            linked++;
+        }
+        if (s->n_links != linked || s->dropped_links != dropped)
+            fail_msg("a batch of %zu by %zu producers (random %d, front %d, untraced %zu, no task "
+                     "%zu): message %zu has %d links, %u dropped, where a walk gave %d and %u",
+                     n, shape->producers, shape->random, shape->front, shape->untraced,
+                     shape->no_task, i, s->n_links, s->dropped_links, linked, dropped);
+    }
+}
+
+/*
+ * The receive spans of a batch link what a walk of the whole batch for each gave them (the
+ * other messages' producers of another trace than their own, SPAN_MAX_LINKS of them in batch
+ * order, the rest counted as dropped): batches of 1 to 40 and of 1,000 messages, by one producer,
+ * a few, or one each, in turn or at random, with the first half by one, with messages without a
+ * producer and messages that name no task.
+ */
+static void test_batch_links_as_a_walk_of_the_batch_gave(void **state)
+{
+    fixture *f = *state;
+    enum { MOST = 1000 };
+    work_item *items = calloc(MOST, sizeof *items);
+    assert_non_null(items);
+    uint32_t seed = 1;
+    size_t batches = 0;
+    for (size_t n = 1; n <= 41; n++) {
+        size_t size = n == 41 ? MOST : n;
+        const size_t pools[] = {1, 2, 3, 5, SPAN_MAX_LINKS + 1, size};
+        for (size_t p = 0; p < sizeof pools / sizeof pools[0]; p++)
+            for (int shape_bits = 0; shape_bits < 16; shape_bits++) {
+                batch_shape shape = {.n = size,
+                                     .producers = pools[p],
+                                     .random = shape_bits & 1,
+                                     .front = shape_bits & 2,
+                                     .untraced = shape_bits & 4 ? 4 : 0,
+                                     .no_task = shape_bits & 8 ? 5 : 0};
+                fill_shape(items, &shape, &seed);
+                work_begin(&f->env, items, size);
+                expect_links_of_a_walk(items, size, &shape);
+                for (size_t j = 0; j < size; j++) {
+                    span_clear(&items[j].receive);
+                    span_clear(&items[j].process);
+                }
+                batches++;
+            }
+    }
+    assert_int_equal(batches, 41 * 6 * 16);
+    free(items);
+}
+
 static void test_batch_links_and_metric(void **state)
 {
     fixture *f = *state;
@@ -840,6 +944,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_result_the_store_refuses_fails_the_task, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_batch_links_past_the_bound_are_counted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_links_as_a_walk_of_the_batch_gave, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_missing_task_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redelivery_runs_again, setup, teardown),
