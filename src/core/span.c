@@ -85,6 +85,12 @@ void span_add_link(span *s, const uint8_t trace_id[16], const uint8_t span_id[8]
     s->n_links++;
 }
 
+void span_drop_links(span *s, size_t n)
+{
+    s->dropped_links =
+        n < UINT32_MAX - s->dropped_links ? s->dropped_links + (uint32_t)n : UINT32_MAX;
+}
+
 void span_set_error(span *s, const char *message)
 {
     free(s->status_msg);

@@ -98,6 +98,8 @@ void span_set_bool(span *s, const char *key, bool value);
  * delivery makes five, and only a batch's receive span links (to the other messages'
  * producers); the count tells a reader how many more there were. */
 void span_add_link(span *s, const uint8_t trace_id[16], const uint8_t span_id[8]);
+/* Count n links more as dropped, as span_add_link() counts each past SPAN_MAX_LINKS. */
+void span_drop_links(span *s, size_t n);
 /* Mark the span failed with a message (copied). */
 void span_set_error(span *s, const char *message);
 /* A deep copy of src into dst; false when out of memory (dst then cleared). */

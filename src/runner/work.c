@@ -60,8 +60,116 @@ static void child_span(span *s, const span *parent, const char *name, span_kind 
     memcpy(s->task_id, task_id, sizeof s->task_id);
 }
 
+/*
+ * The other messages' producers the receive spans of a batch link, worked out once for the
+ * batch. A receive links the batch's traced messages of another trace than its own, in batch
+ * order, the first SPAN_MAX_LINKS of them, and counts the rest as dropped. Its links are the
+ * batch's first SPAN_MAX_LINKS traced messages (head), unless its trace is one of theirs: a walk
+ * of the batch then picks them, once for each such trace (own). Its count is the traced messages
+ * less those of its own trace, found in by_trace by a binary search. Each receive span walked the
+ * whole batch for its links, a million steps for a batch of 1,000.
+ */
+typedef struct batch_links {
+    const work_item *items;
+    size_t n;
+    size_t traced;
+    /* the traced messages in trace id order; NULL when out of memory: each count walks the
+     * batch */
+    const work_item **by_trace;
+    const work_item *head[SPAN_MAX_LINKS];
+    size_t n_head;
+    struct {
+        bool known; /* worked out: the receives of head[k]'s trace link links */
+        const work_item *links[SPAN_MAX_LINKS];
+        size_t n_links;
+    } own[SPAN_MAX_LINKS];
+} batch_links;
+
+static int by_trace_id(const void *a, const void *b)
+{
+    return memcmp((*(const work_item *const *)a)->producer.trace_id,
+                  (*(const work_item *const *)b)->producer.trace_id, 16);
+}
+
+static void batch_links_init(batch_links *bl, const work_item *items, size_t n)
+{
+    memset(bl, 0, sizeof *bl);
+    bl->items = items;
+    bl->n = n;
+    for (size_t j = 0; j < n; j++)
+        if (items[j].traced) {
+            if (bl->n_head < SPAN_MAX_LINKS)
+                bl->head[bl->n_head++] = &items[j];
+            bl->traced++;
+        }
+    if (bl->traced <= bl->n_head)
+        return; /* nothing past the head: every count walks it */
+    bl->by_trace = malloc(bl->traced * sizeof *bl->by_trace);
+    if (!bl->by_trace)
+        return;
+    for (size_t j = 0, k = 0; j < n; j++)
+        if (items[j].traced)
+            bl->by_trace[k++] = &items[j];
+    qsort(bl->by_trace, bl->traced, sizeof *bl->by_trace, by_trace_id);
+}
+
+/* The first of by_trace whose trace id is past trace_id (or, !past, not below it). */
+static size_t trace_bound(const batch_links *bl, const uint8_t *trace_id, bool past)
+{
+    size_t lo = 0, hi = bl->traced;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = memcmp(bl->by_trace[mid]->producer.trace_id, trace_id, 16);
+        if (c < 0 || (past && c == 0))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* How many traced messages of the batch are of trace trace_id. */
+static size_t traced_in(const batch_links *bl, const uint8_t *trace_id)
+{
+    if (bl->by_trace)
+        return trace_bound(bl, trace_id, true) - trace_bound(bl, trace_id, false);
+    /* a walk: of the head when it holds them all, else of the batch (out of memory) */
+    bool in_head = bl->traced <= bl->n_head;
+    size_t count = 0;
+    for (size_t j = 0; j < (in_head ? bl->n_head : bl->n); j++) {
+        const work_item *other = in_head ? bl->head[j] : &bl->items[j];
+        count += other->traced && memcmp(other->producer.trace_id, trace_id, 16) == 0;
+    }
+    return count;
+}
+
+/* Link s, of trace s->trace_id, to the batch's producers of other traces (see batch_links). */
+static void link_producers(batch_links *bl, span *s)
+{
+    const work_item *const *links = bl->head;
+    size_t n_links = bl->n_head;
+    for (size_t k = 0; k < bl->n_head; k++) {
+        if (memcmp(bl->head[k]->producer.trace_id, s->trace_id, 16) != 0)
+            continue;
+        if (!bl->own[k].known) {
+            for (size_t j = 0; j < bl->n && bl->own[k].n_links < SPAN_MAX_LINKS; j++) {
+                const work_item *other = &bl->items[j];
+                if (other->traced && memcmp(other->producer.trace_id, s->trace_id, 16) != 0)
+                    bl->own[k].links[bl->own[k].n_links++] = other;
+            }
+            bl->own[k].known = true;
+        }
+        links = bl->own[k].links;
+        n_links = bl->own[k].n_links;
+        break;
+    }
+    for (size_t k = 0; k < n_links; k++)
+        span_add_link(s, links[k]->producer.trace_id, links[k]->producer.span_id);
+    span_drop_links(s, bl->traced - traced_in(bl, s->trace_id) - n_links);
+}
+
 /* The delivery span starts when the message was sent: it shows the queue wait. */
-static void begin_delivery(const work_env *e, work_item *it, const work_item *items, size_t n,
+static void begin_delivery(const work_env *e, work_item *it, batch_links *bl, size_t n,
                            int64_t received_ns)
 {
     const char *system = e->messaging_system ? e->messaging_system : "taskd";
@@ -87,12 +195,7 @@ static void begin_delivery(const work_env *e, work_item *it, const work_item *it
     span_set_str(&it->receive, "task.id", it->id);
     /* one batch, several traces: link the other messages' producers (those past
      * SPAN_MAX_LINKS counted in the span's dropped_links) */
-    for (size_t j = 0; j < n; j++) {
-        const work_item *other = &items[j];
-        if (other != it && other->traced &&
-            memcmp(other->producer.trace_id, it->receive.trace_id, 16) != 0)
-            span_add_link(&it->receive, other->producer.trace_id, other->producer.span_id);
-    }
+    link_producers(bl, &it->receive);
     snprintf(name, sizeof name, "process %s", it->queue);
     child_span(&it->process, &it->receive, name, SPAN_KIND_CONSUMER, it->id);
     span_set_static(&it->process, "messaging.system", system);
@@ -135,13 +238,15 @@ void work_item_reset(work_item *it)
 void work_begin(const work_env *e, work_item *items, size_t n)
 {
     int64_t received_ns = trace_now_ns(); /* one receive for the whole batch */
+    batch_links bl;
+    batch_links_init(&bl, items, n);
     for (size_t i = 0; i < n; i++) {
         work_item *it = &items[i];
         if (!it->id[0]) {
             it->fate = WORK_DROP; /* not a task message */
             continue;
         }
-        begin_delivery(e, it, items, n, received_ns);
+        begin_delivery(e, it, &bl, n, received_ns);
         if (it->unclaimed) { /* no claim to show: the delivery says why */
             span_set_error(&it->process, it->unclaimed);
             it->fate = WORK_KEEP;
@@ -156,6 +261,7 @@ void work_begin(const work_env *e, work_item *items, size_t n)
         end_update_span(e, &it->claim_span, rerun ? STORE_OK : it->claim, it->claim_write,
                         it->held);
     }
+    free(bl.by_trace);
 }
 
 /* True when a run bounded by the binding's timeout, started now, ends by the item's deadline. */
