@@ -5,8 +5,8 @@
  * answer is flat and known — <Successful> and <Failed> lists of <member>
  * elements whose children are text (Id, MessageId, Code, Message,
  * SenderFault) — so finding an element's content between <tag ...> and
- * </tag> (or nothing for <tag/>) and decoding the five named entities and
- * numeric character references is all it takes. Text copied into a status
+ * </tag> (or nothing for <tag/>) and decoding the five named entities,
+ * numeric character references and CDATA sections is all it takes. Text copied into a status
  * has its surrounding white space dropped and, when it does not fit, is cut
  * where a UTF-8 character ends and ends "..." (errbuf_set()), since it ends
  * up in JSON logs, spans and a failed task's message.

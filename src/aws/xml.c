@@ -7,7 +7,8 @@
  * start tag, and, unless it closes an empty element, the first "</tag>"
  * after it. A reference is decoded only when it is complete (";" included)
  * and names a character XML allows (U+0000 and surrogates never); its UTF-8
- * is at most 4 bytes, never more than the reference's own text.
+ * is at most 4 bytes, never more than the reference's own text. A CDATA
+ * section is its text, without the 12 bytes of its markers.
  */
 #include "xml.h"
 
@@ -117,11 +118,41 @@ static size_t entity(const char *s, const char *end, char *o, size_t *olen)
     return (size_t)(p + 1 - s);
 }
 
+/*
+ * The text of a CDATA section at s ("<![CDATA[" ... "]]>"): its start, with *n its length and
+ * *after just past its "]]>"; NULL when s starts none, or none that is closed before end.
+ */
+static const char *cdata(const char *s, const char *end, size_t *n, const char **after)
+{
+    static const char open[] = "<![CDATA[";
+    const size_t ol = sizeof open - 1;
+    if ((size_t)(end - s) < ol || memcmp(s, open, ol) != 0)
+        return NULL;
+    for (const char *c = s + ol; c + 3 <= end; c++)
+        if (memcmp(c, "]]>", 3) == 0) {
+            *n = (size_t)(c - (s + ol));
+            *after = c + 3;
+            return s + ol;
+        }
+    return NULL;
+}
+
 size_t xml_decode(char *out, size_t cap, const char *s, size_t n)
 {
     const char *end = s + n;
     size_t len = 0;
     while (s < end) {
+        size_t tn;
+        const char *after, *text = *s == '<' ? cdata(s, end, &tn, &after) : NULL;
+        if (text) { /* as written: nothing in it is a reference */
+            size_t room = cap - 1 - len;
+            memcpy(out + len, text, tn < room ? tn : room);
+            len += tn < room ? tn : room;
+            if (tn > room)
+                break;
+            s = after;
+            continue;
+        }
         char ch[4];
         size_t used = 0, chlen = 0;
         if (*s == '&')

@@ -8,7 +8,10 @@
  * Decoding covers the five named entities (&lt; &gt; &amp; &quot; &apos;)
  * and numeric character references (&#NNN; and &#xHHH;, x in either case, up
  * to 8 digits, of a Unicode scalar value other than U+0000), written as
- * UTF-8. Anything else after a '&' stays as written.
+ * UTF-8, and CDATA sections (<![CDATA[ ... ]]>), whose text is taken as
+ * written, nothing in it decoded. Anything else after a '&' stays as
+ * written, as does a CDATA section not closed. An element's content ends at
+ * its first end tag, even one inside a CDATA section.
  */
 #ifndef TASKD_XML_H
 #define TASKD_XML_H
@@ -26,10 +29,11 @@ const char *xml_find(const char *s, const char *end, const char *tag, size_t *n,
                      const char **after);
 
 /*
- * Decode the entities and character references of s[0..n) into out (cap > 0
- * bytes), NUL-terminated; the bytes written. Stops before the first byte or
- * reference that does not fit, never splitting a reference; decoded text is
- * never longer than its source, so cap = n + 1 always holds all of it.
+ * Decode the entities, character references and CDATA sections of s[0..n)
+ * into out (cap > 0 bytes), NUL-terminated; the bytes written. Stops before
+ * the first byte or reference that does not fit, never splitting a
+ * reference; decoded text is never longer than its source, so cap = n + 1
+ * always holds all of it.
  */
 size_t xml_decode(char *out, size_t cap, const char *s, size_t n);
 

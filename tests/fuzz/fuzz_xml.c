@@ -18,9 +18,10 @@
  *    are read) always moves forward; inside each element found, every known
  *    tag is looked for the same way, in a copy of just its content;
  *  - xml_decode writes at most cap - 1 bytes and a NUL, never more than
- *    the source's length, and the same bytes as a model decoder that stops
- *    at the first character or reference that does not fit; with cap =
- *    length + 1 it decodes everything.
+ *    the source's length, and the same bytes as a model decoder (a closed
+ *    CDATA section's text as written) that stops at the first byte,
+ *    character or reference that does not fit; with cap = length + 1 it
+ *    decodes everything.
  *
  * Run: scripts/fuzz.sh xml   (corpus: tests/fuzz/corpus/xml/)
  */
@@ -139,11 +140,35 @@ static size_t model_ref(const char *s, size_t left, char *o, size_t *olen)
     return i + 1;
 }
 
+/* The CDATA section at s[0] == '<', closed within left bytes: the bytes it takes, 0 if none;
+ * its text is s[9..9 + *text_len). */
+static size_t model_cdata(const char *s, size_t left, size_t *text_len)
+{
+    if (left < 9 || memcmp(s, "<![CDATA[", 9) != 0)
+        return 0;
+    for (size_t c = 9; c + 3 <= left; c++)
+        if (s[c] == ']' && s[c + 1] == ']' && s[c + 2] == '>') {
+            *text_len = c - 9;
+            return c + 3;
+        }
+    return 0;
+}
+
 /* xml_decode as xml.h describes it, into out (room for n + 1); the length. */
 static size_t model_decode(char *out, size_t cap, const char *s, size_t n)
 {
     size_t len = 0;
     for (size_t i = 0; i < n;) {
+        size_t text_len = 0, section = s[i] == '<' ? model_cdata(s + i, n - i, &text_len) : 0;
+        if (section) { /* its text byte by byte, as far as it fits */
+            size_t k = 0;
+            for (; k < text_len && len + 1 <= cap - 1; k++)
+                out[len++] = s[i + 9 + k];
+            if (k < text_len)
+                break;
+            i += section;
+            continue;
+        }
         char ch[4];
         size_t olen = 0, used = s[i] == '&' ? model_ref(s + i, n - i, ch, &olen) : 0;
         if (!used) {

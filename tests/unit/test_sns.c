@@ -471,6 +471,30 @@ static void test_reply_reads_whole_words(void **state)
 #undef REPLY
 }
 
+/* Text in a CDATA section is read as written: an Id, a SenderFault, a code and a message. */
+static void test_reply_reads_cdata_sections(void **state)
+{
+    (void)state;
+    static const char reply[] =
+        "<PublishBatchResponse><PublishBatchResult><Successful><member>"
+        "<Id><![CDATA[0]]></Id><MessageId><![CDATA[m0]]></MessageId></member></Successful>"
+        "<Failed><member><Id> <![CDATA[1]]> </Id><Code><![CDATA[InvalidParameter]]></Code>"
+        "<Message><![CDATA[a <b> & &amp;]]></Message><SenderFault><![CDATA[true]]></SenderFault>"
+        "</member></Failed></PublishBatchResult></PublishBatchResponse>";
+    bool done[2];
+    sns_status st[2];
+    read_two(reply, sizeof reply - 1, done, st);
+    assert_true(done[0]);
+    assert_true(st[0].ok);
+    assert_string_equal(st[0].message_id, "m0");
+    assert_true(done[1]);
+    assert_false(st[1].ok);
+    assert_string_equal(st[1].code, "InvalidParameter");
+    assert_string_equal(st[1].message, "a <b> & &amp;");
+    assert_true(st[1].sender_fault);
+    assert_true(st[1].refused);
+}
+
 /* A failed entry's message longer than a status keeps (SNS's KMS refusal, with the key's ARN and
  * KMS's own request id) is cut to fit and says so. */
 static void test_reply_long_message_shows_its_cut(void **state)
@@ -1067,6 +1091,7 @@ int main(void)
         cmocka_unit_test(test_reply_per_entry_outcomes),
         cmocka_unit_test(test_reply_self_closing_failed),
         cmocka_unit_test(test_reply_reads_whole_words),
+        cmocka_unit_test(test_reply_reads_cdata_sections),
         cmocka_unit_test(test_reply_long_message_shows_its_cut),
         cmocka_unit_test(test_empty_reply_fails),
         cmocka_unit_test(test_throttled_then_ok),

@@ -155,6 +155,28 @@ static void test_decode_leaves_the_rest_as_written(void **state)
     check_decode("&#&#65;", "&#A");
 }
 
+static void test_decode_cdata_sections(void **state)
+{
+    (void)state;
+    /* a CDATA section's text is as written, its markers dropped, nothing in it decoded */
+    check_decode("<![CDATA[true]]>", "true");
+    check_decode("<![CDATA[a < b && c]]>", "a < b && c");
+    check_decode("<![CDATA[&amp;]]>&amp;", "&amp;&");
+    check_decode("x<![CDATA[]]>y<![CDATA[<Id>]]>z", "xy<Id>z");
+    check_decode("<![CDATA[]]]]><![CDATA[>]]>", "]]>");
+    /* one that is not closed, or not one at all, stays as written */
+    check_decode("<![CDATA[open", "<![CDATA[open");
+    check_decode("<![CDATA[open]]", "<![CDATA[open]]");
+    check_decode("<![CDATA", "<![CDATA");
+    check_decode("<![cdata[x]]>", "<![cdata[x]]>");
+    /* its text is cut at the capacity like any other */
+    char out[8];
+    assert_int_equal(xml_decode(out, 4, "<![CDATA[abcdef]]>", 18), 3);
+    assert_string_equal(out, "abc");
+    assert_int_equal(xml_decode(out, 8, "a<![CDATA[bc]]>d", 16), 4);
+    assert_string_equal(out, "abcd");
+}
+
 static void test_decode_embedded_nul_and_bounds(void **state)
 {
     (void)state;
@@ -200,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_decode_named_entities),
         cmocka_unit_test(test_decode_character_references),
         cmocka_unit_test(test_decode_leaves_the_rest_as_written),
+        cmocka_unit_test(test_decode_cdata_sections),
         cmocka_unit_test(test_decode_embedded_nul_and_bounds),
         cmocka_unit_test(test_decode_stops_at_capacity),
     };
