@@ -2,10 +2,10 @@
  * sweep_role — client claims' leases ended on a schedule; see sweep_role.h.
  */
 #include "sweep_role.h"
-#include "core/errbuf.h"
-#include "util/clock.h"
 
+#include "core/errbuf.h"
 #include "core/sbuf.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #include <stdio.h>
