@@ -11,7 +11,6 @@
 #include "core/uuid7.h"
 #include "publish_role.h"
 #include "sqs_event.h"
-#include "util/clock.h"
 #include "util/log.h"
 
 #include <jansson.h>
@@ -111,12 +110,6 @@ bool recover_window(const json_t *body, int64_t *first_ms, int64_t *last_ms, cha
 }
 
 /* ---- publishing again ------------------------------------------------------ */
-
-/* Milliseconds left before the invocation's deadline; INT64_MAX when none is known. */
-static int64_t ms_left(const lambda_invocation *inv)
-{
-    return inv->deadline_ms ? inv->deadline_ms - clock_unix_ms() : INT64_MAX;
-}
 
 /* Whether a publish role's answer reports no record failed. */
 static bool published_all(const char *response, size_t len)
@@ -255,7 +248,7 @@ static outcome recover_types(recover_role *rr, const lambda_invocation *inv, con
         for (size_t i = 0; i < n && o == OUT_DONE; i++) {
             if (cursors[i].done)
                 continue;
-            const int64_t left_ms = ms_left(inv);
+            const int64_t left_ms = role_ms_left(inv);
             if (left_ms > PAGE_RESERVE_MS) {
                 o = recover_page(rr, inv, &cursors[i], lo, count);
             } else {

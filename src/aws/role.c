@@ -4,6 +4,7 @@
 #include "role.h"
 
 #include "core/errbuf.h"
+#include "util/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +42,11 @@ void role_result_clear(role_result *out)
 {
     free(out->response);
     memset(out, 0, sizeof *out);
+}
+
+int64_t role_ms_left(const lambda_invocation *inv)
+{
+    return inv->deadline_ms ? inv->deadline_ms - clock_unix_ms() : INT64_MAX;
 }
 
 store_rc role_fail_task(store *s, const telemetry *tel, const span *parent, const char *id,

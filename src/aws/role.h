@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The outcome of one invocation. */
 typedef struct role_result {
@@ -46,6 +47,8 @@ void role_fail(role_result *out, const char *type, const char *fmt, ...)
 void role_respond(role_result *out, sbuf *b);
 /* Release what a result owns. */
 void role_result_clear(role_result *out);
+/* Milliseconds left before the invocation's deadline; INT64_MAX when Lambda gave none. */
+int64_t role_ms_left(const lambda_invocation *inv);
 
 /*
  * Fail the task id (status FAILED, status message why) in s, a write of its own, traced as an

@@ -29,8 +29,7 @@ static void sweep_invoke(role *r, const lambda_invocation *inv, role_result *out
     size_t total = 0;
     bool more = true;
     store_rc rc = STORE_OK;
-    while (more && rc == STORE_OK &&
-           (!inv->deadline_ms || inv->deadline_ms - clock_unix_ms() > STEP_RESERVE_MS)) {
+    while (more && rc == STORE_OK && role_ms_left(inv) > STEP_RESERVE_MS) {
         size_t ended = 0;
         rc = store_end_expired_claims(sr->store, sr->now(), SWEEP_STEP, &ended, &more, sr->metrics);
         total += ended;
