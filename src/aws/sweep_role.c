@@ -40,7 +40,7 @@ static void sweep_invoke(role *r, const lambda_invocation *inv, role_result *out
         log_warn("ending expired claims failed; the next run tries again", "error",
                  store_rc_name(rc), "ended", n, NULL);
         role_fail(out, rc == STORE_BUSY ? "Store.Busy" : "Store.Error",
-                  "ending expired claims failed (%s) after %zu", store_rc_name(rc), total);
+                  "ending expired claims failed (%s) after %zu ended", store_rc_name(rc), total);
         return;
     }
     if (total)

@@ -248,10 +248,10 @@ static void test_a_failing_store_fails_the_invocation(void **state)
     front_over(&fr, f->store, STORE_OK, &ops);
     make_role(f, &fr.base);
     listing_rc = STORE_BUSY;
-    assert_failed(f, "Store.Busy", "ending expired claims failed (busy) after 0");
+    assert_failed(f, "Store.Busy", "ending expired claims failed (busy) after 0 ended");
     listing_rc = STORE_OK; /* the list mended; the writes fail */
     fr.rc = STORE_ERROR;
-    assert_failed(f, "Store.Error", "ending expired claims failed (error) after 0");
+    assert_failed(f, "Store.Error", "ending expired claims failed (error) after 0 ended");
     assert_task(f, id, TASK_IN_PROGRESS, "mine");
     fr.rc = STORE_OK; /* the store mended: the next run ends it */
     assert_answer(f, 0, "{\"ended\":1,\"more\":false}");
