@@ -3,7 +3,9 @@
  *
  * An event that is not an API Gateway proxy event fails the invocation
  * (Runtime.InvalidEvent): API Gateway never sends one, so whoever did gets a
- * function error rather than an HTTP answer it would not read.
+ * function error rather than an HTTP answer it would not read. One that
+ * could not be read for want of memory is Runtime.OutOfMemory, the function's
+ * fault, not the event's.
  */
 #include "api_role.h"
 #include "core/errbuf.h"
@@ -61,7 +63,12 @@ static void api_invoke(role *r, const lambda_invocation *inv, role_result *out)
     api_role *ar = (api_role *)r;
     apigw_request ev;
     char err[256];
-    if (!apigw_request_parse(inv->event, inv->event_len, &ev, err, sizeof err)) {
+    bool nomem;
+    if (!apigw_request_parse(inv->event, inv->event_len, &ev, err, sizeof err, &nomem)) {
+        if (nomem) {
+            role_fail(out, "Runtime.OutOfMemory", "cannot read the event");
+            return;
+        }
         log_warn("not an API Gateway proxy event", "error", err, NULL);
         role_fail(out, "Runtime.InvalidEvent", "%s", err);
         return;

@@ -16,8 +16,9 @@
 #include "apigw.h"
 
 #include "core/errbuf.h"
-#include "core/sbuf.h"
 #include "core/http_head.h"
+#include "core/json_util.h"
+#include "core/sbuf.h"
 #include "core/urlcode.h"
 
 #include <jansson.h>
@@ -214,11 +215,13 @@ static bool b64_decode(const char *s, size_t len, char *out, size_t *outlen)
 typedef struct parse {
     char *err;
     size_t errlen;
+    bool nomem; /* it failed for want of memory */
 } parse;
 
 static bool oom(parse *p)
 {
     errbuf_set(p->err, p->errlen, "out of memory");
+    p->nomem = true;
     return false;
 }
 
@@ -649,45 +652,45 @@ static bool names_without_nul(const char *event, size_t len, char **out, size_t 
     return true;
 }
 
-bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char *err,
-                         size_t errlen)
+/* apigw_request_parse(), its reason and whether it failed for want of memory in p. */
+static bool parse_request(parse *p, const char *event, size_t len, apigw_request *out)
 {
-    *out = (apigw_request){0};
-    parse p = {err, errlen};
     if (!event) {
-        errbuf_set(err, errlen, "no event");
+        errbuf_set(p->err, p->errlen, "no event");
         return false;
     }
     json_error_t jerr;
-    json_t *root = json_loadb(event, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
-    if (!root && json_error_code(&jerr) == json_error_null_byte_in_key) {
+    json_t *root = json_parse(event, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr, &p->nomem);
+    if (!root && !p->nomem && json_error_code(&jerr) == json_error_null_byte_in_key) {
         char *spelled;
         size_t spelled_len;
         if (!names_without_nul(event, len, &spelled, &spelled_len))
-            return oom(&p);
-        root = json_loadb(spelled, spelled_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+            return oom(p);
+        root = json_parse(spelled, spelled_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr, &p->nomem);
         free(spelled);
     }
+    if (!root && p->nomem)
+        return oom(p);
     if (!root) {
-        errbuf_set(err, errlen, "event is not valid JSON: %s (line %d, column %d)", jerr.text,
+        errbuf_set(p->err, p->errlen, "event is not valid JSON: %s (line %d, column %d)", jerr.text,
                    jerr.line, jerr.column);
-        errbuf_one_line(err, errlen); /* jansson quotes the text near the error */
+        errbuf_one_line(p->err, p->errlen); /* jansson quotes the text near the error */
         return false;
     }
     struct apigw_data *d = NULL;
     int version = 0;
     bool ok;
     if (!json_is_object(root)) {
-        errbuf_set(err, errlen, "event is not a JSON object");
+        errbuf_set(p->err, p->errlen, "event is not a JSON object");
         ok = false;
     } else if (!(d = calloc(1, sizeof *d))) {
-        ok = oom(&p);
+        ok = oom(p);
     } else {
-        ok = parse_event(&p, root, d, &version);
+        ok = parse_event(p, root, d, &version);
     }
     json_decref(root);
     if (!ok) {
-        errbuf_one_line(err, errlen); /* member names are quoted as decoded */
+        errbuf_one_line(p->err, p->errlen); /* member names are quoted as decoded */
         data_free(d);
         return false;
     }
@@ -704,6 +707,17 @@ bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char
         .body_len = d->body_len,
     };
     return true;
+}
+
+bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char *err,
+                         size_t errlen, bool *nomem)
+{
+    *out = (apigw_request){0};
+    parse p = {err, errlen, false};
+    bool ok = parse_request(&p, event, len, out);
+    if (nomem)
+        *nomem = p.nomem;
+    return ok;
 }
 
 void apigw_request_free(apigw_request *r)

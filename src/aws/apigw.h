@@ -91,10 +91,11 @@ typedef struct apigw_request {
  * Parse an event (len bytes, need not be NUL-terminated) into out. false
  * with a one-line reason in err (err may be NULL) for text that is not
  * JSON, not an object, not an API Gateway proxy event, malformed, or when
- * out of memory; out is then empty (freeing it is harmless).
+ * out of memory, which *nomem then says (nomem may be NULL): the event's
+ * fault or not; out is then empty (freeing it is harmless).
  */
 bool apigw_request_parse(const char *event, size_t len, apigw_request *out, char *err,
-                         size_t errlen);
+                         size_t errlen, bool *nomem);
 
 /* Release what a parse built and zero r (NULL is fine). */
 void apigw_request_free(apigw_request *r);

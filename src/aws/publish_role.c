@@ -235,8 +235,13 @@ static void publish_invoke(role *r, const lambda_invocation *inv, role_result *o
     publish_role *pr = (publish_role *)r;
     json_t *event;
     char reason[PUBLISH_REASON_SIZE];
+    bool nomem;
     const json_t *records =
-        stream_event_records(inv->event, inv->event_len, &event, reason, sizeof reason);
+        stream_event_records(inv->event, inv->event_len, &event, reason, sizeof reason, &nomem);
+    if (!records && nomem) {
+        role_fail(out, "Runtime.OutOfMemory", "cannot read the event");
+        return;
+    }
     if (!records) {
         log_warn("not a DynamoDB stream event", "error", reason, NULL);
         role_fail(out, "Runtime.InvalidEvent", PUBLISH_NOT_STREAM "%s", reason);

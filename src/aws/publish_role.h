@@ -40,7 +40,9 @@
  * recover role's: a queue's mapping, an SNS subscription or another trigger
  * pointed here, whose records, passed over, would be dropped unread, a
  * queue's messages deleted) is Runtime.InvalidEvent, with what it is
- * (stream_event.h); an unreportable failure is Publish.Failed.
+ * (stream_event.h); one that could not be read for want of memory is
+ * Runtime.OutOfMemory, as is a batch too large to hold; an unreportable
+ * failure is Publish.Failed.
  *
  * Every SNS call is bounded by the invocation's deadline less
  * PUBLISH_RESERVE_MS, which is left for answering Lambda.

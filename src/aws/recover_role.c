@@ -7,6 +7,7 @@
 #include "core/attrval.h"
 #include "core/change_record.h"
 #include "core/errbuf.h"
+#include "core/json_util.h"
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "publish_role.h"
@@ -303,7 +304,12 @@ static void recover_invoke(role *r, const lambda_invocation *inv, role_result *o
 {
     recover_role *rr = (recover_role *)r;
     json_error_t e;
-    json_t *event = json_loadb(inv->event, inv->event_len, 0, &e);
+    bool nomem;
+    json_t *event = json_parse(inv->event, inv->event_len, 0, &e, &nomem);
+    if (nomem) {
+        role_fail(out, "Runtime.OutOfMemory", "cannot read the event");
+        return;
+    }
     const json_t *records = json_object_get(event, "Records");
     if (!json_is_array(records)) {
         const char *why = event ? "no Records array" : e.text;

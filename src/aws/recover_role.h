@@ -27,7 +27,8 @@
  * invocation's deadline came first, or its body could not be parsed for want of memory): SQS
  * gives it again, and its tasks still CREATED are published again then. A message whose body is
  * not such a report is logged and dropped (no retry would read it). An event that is not an SQS
- * event, or a record without a messageId (sqs_record_read()), is Runtime.InvalidEvent.
+ * event, or a record without a messageId (sqs_record_read()), is Runtime.InvalidEvent; an event
+ * that could not be parsed for want of memory is Runtime.OutOfMemory.
  */
 #ifndef TASKD_RECOVER_ROLE_H
 #define TASKD_RECOVER_ROLE_H

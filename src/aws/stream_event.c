@@ -4,6 +4,7 @@
 #include "stream_event.h"
 
 #include "core/errbuf.h"
+#include "core/json_util.h"
 
 #include <string.h>
 
@@ -73,10 +74,17 @@ static bool stream_record(const json_t *record, size_t i, char *reason, size_t r
 }
 
 const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,
-                                   size_t reasonlen)
+                                   size_t reasonlen, bool *nomem)
 {
     json_error_t jerr;
-    *doc = json_loadb(event, len, 0, &jerr);
+    bool no_memory;
+    *doc = json_parse(event, len, 0, &jerr, &no_memory);
+    if (nomem)
+        *nomem = no_memory;
+    if (no_memory) {
+        errbuf_set(reason, reasonlen, "out of memory");
+        return NULL;
+    }
     const json_t *records = json_object_get(*doc, "Records");
     bool stream = json_is_array(records);
     if (!stream)

@@ -12,6 +12,7 @@
 #include "pipeline/publisher.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /*
@@ -30,10 +31,12 @@
  * EventSubscriptionArn; S3's: from its s3.bucket.arn), "record 0 names no
  * eventSource", "record 0 is not an object". An event of another source
  * sent here by mistake is so refused whole, never passed over record by
- * record and answered as done, which would drop it unread.
+ * record and answered as done, which would drop it unread. An event that
+ * could not be parsed for want of memory is no fault of its own: NULL too,
+ * reason "out of memory", and *nomem (nomem may be NULL) says which it was.
  */
 const json_t *stream_event_records(const char *event, size_t len, json_t **doc, char *reason,
-                                   size_t reasonlen);
+                                   size_t reasonlen, bool *nomem);
 
 /*
  * Begin publishing record (one of the batch_size records of an event) for

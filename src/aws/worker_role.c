@@ -29,6 +29,7 @@
  */
 #include "worker_role.h"
 #include "core/errbuf.h"
+#include "core/json_util.h"
 #include "util/clock.h"
 
 #include "aws_http.h"
@@ -521,7 +522,12 @@ static void worker_invoke(role *r, const lambda_invocation *inv, role_result *ou
 {
     worker_role *w = (worker_role *)r;
     json_error_t jerr;
-    json_t *event = json_loadb(inv->event ? inv->event : "", inv->event_len, 0, &jerr);
+    bool nomem;
+    json_t *event = json_parse(inv->event ? inv->event : "", inv->event_len, 0, &jerr, &nomem);
+    if (nomem) {
+        role_fail(out, "Runtime.OutOfMemory", "cannot read the event");
+        return;
+    }
     const json_t *records = json_object_get(event, "Records");
     if (!json_is_array(records)) {
         if (event)

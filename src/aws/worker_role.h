@@ -61,7 +61,9 @@
  * ...]} (the event source mapping needs ReportBatchItemFailures), an empty
  * list when every message is spent. An event without a Records array, or a
  * record without a messageId (which could not be reported alone), fails
- * the invocation (Runtime.InvalidEvent) and with it the whole batch.
+ * the invocation (Runtime.InvalidEvent) and with it the whole batch; an
+ * event that could not be read for want of memory fails it too, as the
+ * function's fault (Runtime.OutOfMemory).
  *
  * Spans, in each task's trace (its message's traceparent): those of
  * work.h, "receive <queue>", "process <queue>", the claim and report

@@ -517,7 +517,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apigw_request r;
     char err[256];
     memset(err, 'x', sizeof err);
-    if (apigw_request_parse(event, size, &r, err, sizeof err)) {
+    if (apigw_request_parse(event, size, &r, err, sizeof err, NULL)) {
         json_error_t jerr;
         json_t *ev = json_loadb(event, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
         /* a member name holding NUL, which this model's parser refuses: apigw spells it %00

@@ -298,7 +298,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *doc = (json_t *)1;
     char reason[PUBLISH_REASON_SIZE]; /* the publish role's */
     memset(reason, 'x', sizeof reason);
-    const json_t *records = stream_event_records(event, size, &doc, reason, sizeof reason);
+    const json_t *records = stream_event_records(event, size, &doc, reason, sizeof reason, NULL);
     json_error_t jerr;
     json_t *again = json_loadb(event, size, 0, &jerr);
     FUZZ_CHECK(!doc == !again, "the event %s JSON", doc ? "is not" : "is");

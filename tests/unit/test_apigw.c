@@ -73,7 +73,7 @@ static const char V2_EVENT[] =
 static void parse_ok(const char *event, apigw_request *r)
 {
     char err[256] = "";
-    if (!apigw_request_parse(event, strlen(event), r, err, sizeof err))
+    if (!apigw_request_parse(event, strlen(event), r, err, sizeof err, NULL))
         fail_msg("parse failed: %s\nevent: %s", err, event);
 }
 
@@ -416,7 +416,7 @@ static void test_v1_nul_kept_encoded(void **state)
                      "\"multiValueQueryStringParameters\":{\"status\":[\"CREATED\\u0000x\"]}}";
     apigw_request r;
     char err[128] = "";
-    if (!apigw_request_parse(ev, strlen(ev), &r, err, sizeof err))
+    if (!apigw_request_parse(ev, strlen(ev), &r, err, sizeof err, NULL))
         fail_msg("refused: %s", err);
     assert_string_equal(r.req.path, "/tasks/a%00b");
     assert_string_equal(r.req.header(r.req.ctx, "a"), "x%00y");
@@ -446,7 +446,7 @@ static void test_nul_in_a_name_kept_encoded(void **state)
     for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
         apigw_request r;
         char err[160] = "";
-        if (!apigw_request_parse(events[i], strlen(events[i]), &r, err, sizeof err))
+        if (!apigw_request_parse(events[i], strlen(events[i]), &r, err, sizeof err, NULL))
             fail_msg("event %zu refused: %s", i, err);
         assert_string_equal(q(&r, "limit"), "5");
         assert_string_equal(q(&r, "%00"), "1");
@@ -558,7 +558,7 @@ static void test_malformed_events(void **state)
         apigw_request r;
         memset(&r, 0x5a, sizeof r);
         char err[256] = "";
-        if (apigw_request_parse(bad[i].event, strlen(bad[i].event), &r, err, sizeof err))
+        if (apigw_request_parse(bad[i].event, strlen(bad[i].event), &r, err, sizeof err, NULL))
             fail_msg("accepted: %s", bad[i].event);
         if (!strstr(err, bad[i].reason))
             fail_msg("event %s\n  error \"%s\"\n  want  \"%s\"", bad[i].event, err, bad[i].reason);
@@ -568,17 +568,17 @@ static void test_malformed_events(void **state)
         assert_null(r.data); /* emptied: freeing is harmless */
         apigw_request_free(&r);
         /* err may be NULL */
-        assert_false(apigw_request_parse(bad[i].event, strlen(bad[i].event), &r, NULL, 0));
+        assert_false(apigw_request_parse(bad[i].event, strlen(bad[i].event), &r, NULL, 0, NULL));
     }
     apigw_request r;
     char err[64];
-    assert_false(apigw_request_parse(NULL, 0, &r, err, sizeof err));
+    assert_false(apigw_request_parse(NULL, 0, &r, err, sizeof err, NULL));
     /* the length is honoured: a valid event cut short is not read past its length */
-    assert_false(apigw_request_parse(V1_EVENT, strlen(V1_EVENT) - 1, &r, err, sizeof err));
+    assert_false(apigw_request_parse(V1_EVENT, strlen(V1_EVENT) - 1, &r, err, sizeof err, NULL));
     /* a small error buffer is not overrun */
     char tiny[8];
     memset(tiny, 'x', sizeof tiny);
-    assert_false(apigw_request_parse("{}", 2, &r, tiny, 4));
+    assert_false(apigw_request_parse("{}", 2, &r, tiny, 4, NULL));
     assert_int_equal(strlen(tiny), 3);
 }
 
@@ -597,7 +597,7 @@ static void test_mangled_events(void **state)
             assert_non_null(prefix);
             memcpy(prefix, events[e], cut);
             apigw_request r;
-            bool ok = apigw_request_parse(prefix, cut, &r, NULL, 0);
+            bool ok = apigw_request_parse(prefix, cut, &r, NULL, 0, NULL);
             assert_true(ok == (cut == len));
             apigw_request_free(&r);
             free(prefix);
@@ -607,7 +607,7 @@ static void test_mangled_events(void **state)
                 memcpy(copy, events[e], len);
                 copy[i] = subst[s];
                 apigw_request r;
-                if (apigw_request_parse(copy, len, &r, NULL, 0)) {
+                if (apigw_request_parse(copy, len, &r, NULL, 0, NULL)) {
                     assert_non_null(r.req.method);
                     assert_non_null(r.req.path);
                     assert_non_null(r.req.body);
