@@ -8,17 +8,22 @@
  * lost (UDP), never waited for, so X-Ray export cannot hold up the batch the
  * OTLP exporter is sending too.
  *
- * A daemon name that does not resolve at start (a sidecar that comes up after
- * taskd, a DNS hiccup) leaves the exporter without a socket (fd -1): export()
- * looks the name up again at most once every RESOLVE_INTERVAL_NS counted from
- * the end of the last try, and starts no lookup while hurried. A lookup runs on
- * a thread of its own (a lookup_job), which export() waits for; a lookup can
- * last a resolver's timeout, so a flush or a shutdown that comes meanwhile ends
- * the wait at its deadline (hurry() wakes it), and the lookup goes on alone:
- * the next export() waits for it again, or takes its answer, and the
- * exporter's free() lets go of it. Until a lookup succeeds every span is marked
- * failed, and warned about as a send that failed is. Once resolved, the address
- * is kept for the run, as one resolved at start is.
+ * The exporter has no socket (fd -1) until the daemon's name resolves. Every
+ * lookup runs on a thread of its own (a lookup_job), the first begun at start,
+ * which does not wait for it: a lookup can last a resolver's timeout, and the
+ * start (taskd's, a Lambda function's init) must not. export() waits for the
+ * lookup under way, and a flush or a shutdown that comes meanwhile ends the
+ * wait at its deadline (hurry() wakes it): the spans are dropped and counted,
+ * and the lookup goes on alone; the next export() waits for it again, or takes
+ * its answer, and the exporter's free() lets go of it. Spans made meanwhile
+ * wait in the export queue, dropped and counted at its bound. A name that does
+ * not resolve at start (a sidecar that comes up after taskd, a DNS hiccup) is
+ * looked up again at the next export, then at most once every
+ * RESOLVE_INTERVAL_NS counted from the end of the last try, and no lookup
+ * starts while hurried. Until a lookup succeeds every span is marked failed,
+ * and warned about as a send that failed is; a lookup whose thread cannot be
+ * started counts as a failed one. Once resolved, the address is kept for the
+ * run.
  */
 #include "export_xray.h"
 
@@ -27,8 +32,10 @@
 #include "util/clock.h"
 #include "util/log.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,6 +70,7 @@ typedef struct xray_exporter {
     xray_mode mode;
     exporter_warnings warnings;
     int64_t (*clock_ns)(void); /* monotonic ns, for the wait between lookups */
+    bool at_start;             /* job is the lookup begun at start */
     bool tried;                /* a lookup after the one at start has failed... */
     int64_t tried_ns;          /* ...and ended at this time */
     char unresolved[160];      /* why the daemon has no socket yet, for the warnings */
@@ -132,6 +140,25 @@ static int lookup(const char *host, const char *port, struct sockaddr_storage *a
     *addrlen = use->ai_addrlen;
     freeaddrinfo(ai);
     return 0;
+}
+
+/* host, when it is a numeric IPv4 or IPv6 address, with port into *addr and *addrlen: whether it
+ * is one (it needs no lookup, nor a thread for one). */
+static bool numeric_address(const char *host, int port, struct sockaddr_storage *addr,
+                            socklen_t *addrlen)
+{
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &v4.sin_addr) == 1) {
+        memcpy(addr, &v4, sizeof v4);
+        *addrlen = sizeof v4;
+    } else if (inet_pton(AF_INET6, host, &v6.sin6_addr) == 1) {
+        memcpy(addr, &v6, sizeof v6);
+        *addrlen = sizeof v6;
+    } else {
+        return false;
+    }
+    return true;
 }
 
 /* A UDP socket for the family of x->addr, or -1 (errno). */
@@ -244,18 +271,24 @@ static bool wait_lookup(xray_exporter *x, int *rc)
     return done;
 }
 
-/* The name that did not resolve at start, again if it is time (or the answer of a lookup a flush
- * stopped waiting for): whether x now has a socket. */
+/* start_lookup(), saying in x->unresolved why not when it failed: whether it started. */
+static bool begin_lookup(xray_exporter *x)
+{
+    int err = start_lookup(x);
+    if (err != 0)
+        snprintf(x->unresolved, sizeof x->unresolved, "cannot start a lookup: %s", strerror(err));
+    return err == 0;
+}
+
+/* The answer of the lookup under way (begun at start, or one a flush stopped waiting for), or
+ * the name looked up again if it is time: whether x now has a socket. */
 static bool resolve_late(xray_exporter *x)
 {
     if (!x->job) {
         if (atomic_load(&x->hurried) ||
             (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS))
             return false;
-        int err = start_lookup(x);
-        if (err != 0) {
-            snprintf(x->unresolved, sizeof x->unresolved, "cannot start a lookup: %s",
-                     strerror(err));
+        if (!begin_lookup(x)) {
             x->tried = true;
             x->tried_ns = x->clock_ns();
             return false;
@@ -267,16 +300,19 @@ static bool resolve_late(xray_exporter *x)
                  "its lookup had not ended by the deadline of a flush or a stop");
         return false;
     }
+    bool late = !x->at_start; /* not the lookup begun at start */
+    x->at_start = false;
     if (rc == 0 && (x->fd = open_socket(x)) < 0)
         snprintf(x->unresolved, sizeof x->unresolved, "no UDP socket: %s", strerror(errno));
     else if (rc != 0)
         snprintf(x->unresolved, sizeof x->unresolved, "%s", gai_strerror(rc));
     if (x->fd < 0) {
-        x->tried = true;
+        x->tried = late;
         x->tried_ns = x->clock_ns();
-        return false;
+        return !late && resolve_late(x); /* the one at start failed: this export tries again */
     }
-    log_info("X-Ray daemon address resolved", "daemon", x->where, NULL);
+    if (late)
+        log_info("X-Ray daemon address resolved", "daemon", x->where, NULL);
     return true;
 }
 
@@ -352,17 +388,16 @@ bool export_xray_new(exporter **out, const char *address, const char *service_na
     x->base.export = xray_export;
     x->base.hurry = xray_hurry;
     x->base.free = xray_free;
-    int rc = lookup(x->host, x->port, &x->addr, &x->addrlen);
-    if (rc != 0) {
-        /* not yet, perhaps: the export thread tries again (resolve_late()) */
-        snprintf(x->unresolved, sizeof x->unresolved, "%s", gai_strerror(rc));
-        warn(x, "X-Ray daemon address does not resolve: spans dropped until it does",
+    if (numeric_address(host, port, &x->addr, &x->addrlen)) {
+        /* a socket that cannot be had now: the export thread tries again at its first export */
+        if ((x->fd = open_socket(x)) < 0) {
+            snprintf(x->unresolved, sizeof x->unresolved, "no UDP socket: %s", strerror(errno));
+            warn(x, "X-Ray daemon has no socket: spans dropped until it has", x->unresolved);
+        }
+    } else if (!(x->at_start = begin_lookup(x))) {
+        /* the export thread waits for its answer, or tries again at its first export */
+        warn(x, "X-Ray daemon address not looked up: spans dropped until it resolves",
              x->unresolved);
-    } else if ((x->fd = open_socket(x)) < 0) {
-        log_warn("X-Ray export off: no UDP socket", "detail", strerror(errno), NULL);
-        pthread_mutex_destroy(&x->mu);
-        free(x);
-        return true;
     }
     *out = &x->base;
     return true;

@@ -3,11 +3,13 @@
  * (trace/xray.h) in one UDP datagram to the X-Ray daemon.
  *
  * The daemon's address (AWS_XRAY_DAEMON_ADDRESS, trace/xray.h for its forms)
- * is resolved once, at start, to a name's first IPv4 address when it has one
- * (the daemon listens on IPv4, and the X-Ray SDKs send over it); a name that
- * does not resolve then is looked up again, at the first export and then at
- * most every 5 s, until it does, never beginning while hurried. That lookup
- * runs on a thread of its own, which the export waits for, but a flush or the
+ * is resolved once, to a name's first IPv4 address when it has one (the
+ * daemon listens on IPv4, and the X-Ray SDKs send over it), by a lookup begun
+ * at start on a thread of its own, which the start does not wait for (a
+ * numeric address, Lambda's, is taken as it is, at start); a name
+ * that does not resolve then is looked up again, at the first export and then
+ * at most every 5 s, until it does, never beginning while hurried. The export
+ * waits for a lookup under way, spans queueing meanwhile, but a flush or the
  * stop (hurry) waits no longer than its deadline: the lookup then goes on
  * alone, and the next export takes its answer. The socket
  * is non-blocking, so a batch never waits on the daemon. A span whose
@@ -30,10 +32,9 @@
  * Open the exporter for the daemon at address (AWS_XRAY_DAEMON_ADDRESS's value) into *out.
  * service_name names segments and is borrowed: it must outlive the exporter. clock_ns is the
  * monotonic clock (ns) the wait between lookups of a name is counted on (NULL: clock_mono_ns).
- * An address that does not resolve is warned about and the exporter kept, to look it up again
- * (above). True with *out NULL when X-Ray export is off because the address resolved but no
- * socket can be had (logged as a warning); false with a reason in err when the address is
- * malformed or out of memory.
+ * The address is looked up on a thread of its own (above), and one that does not resolve, or
+ * whose lookup cannot be started, is warned about and looked up again. True with the exporter in
+ * *out; false with a reason in err when the address is malformed or out of memory.
  */
 bool export_xray_new(exporter **out, const char *address, const char *service_name, xray_mode mode,
                      int64_t (*clock_ns)(void), char *err, size_t errlen);

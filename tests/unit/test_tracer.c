@@ -169,16 +169,17 @@ static int dual_stack_lookup(const char *service, const struct addrinfo *hints,
     *res = v6;
     return 0;
 }
-/* A daemon name whose first lookup (at start) fails at once and whose later ones hang, as a
- * resolver that does not answer does, until hang_ends is set (or 30 s have passed), then fail,
- * or answer 127.0.0.1 when hang_resolves is set. The lookups begun and ended are counted. */
+/* A daemon name whose first hang_from lookups (that at start, when 1) fail at once and whose
+ * later ones hang, as a resolver that does not answer does, until hang_ends is set (or 30 s have
+ * passed), then fail, or answer 127.0.0.1 when hang_resolves is set. The lookups begun and ended
+ * are counted. */
 #define HANG_NAME "xray-hang.invalid"
 static atomic_bool hang_ends, hang_resolves;
-static atomic_int hang_lookups, hang_lookups_ended;
+static atomic_int hang_from, hang_lookups, hang_lookups_ended;
 
 static int hanging_lookup(const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
-    if (atomic_fetch_add(&hang_lookups, 1) > 0) {
+    if (atomic_fetch_add(&hang_lookups, 1) >= atomic_load(&hang_from)) {
         int64_t until = now_ms() + 30000;
         while (!atomic_load(&hang_ends) && now_ms() < until)
             sleep_ms(5);
@@ -357,6 +358,15 @@ static bool wait_count(uint64_t (*counter)(const tracer *), const tracer *t, uin
     while (counter(t) < want && now_ms() < until)
         sleep_ms(5);
     return counter(t) >= want;
+}
+
+/* Wait up to 10 s for n (counted on another thread) to reach want: its value then. */
+static int wait_atomic(atomic_int *n, int want)
+{
+    int64_t until = now_ms() + 10000;
+    while (atomic_load(n) < want && now_ms() < until)
+        sleep_ms(5);
+    return atomic_load(n);
 }
 
 /* ---- the HTTP receiver (support/http_stub) ---- */
@@ -2135,7 +2145,7 @@ static void test_xray_datagrams(void **state)
         got++;
     }
     assert_int_equal(got, 3);
-    assert_int_equal(atomic_load(&loopback_lookups), 1); /* at start, and never again */
+    assert_int_equal(atomic_load(&loopback_lookups), 0); /* numeric: never looked up */
     close(u);
 }
 
@@ -2156,7 +2166,7 @@ static void test_xray_daemon_name_resolving_late(void **state)
                         .xray_clock_ns = xray_clock_ns,
                         .batch_interval_ms = QUICK_BATCH_MS};
     tracer *t = start_with(&o);
-    assert_int_equal(atomic_load(&daemon_lookups), 1); /* at start */
+    assert_int_equal(wait_atomic(&daemon_lookups, 1), 1); /* begun at start */
 
     emit(t, TASK_A, 1); /* a flush hurries the exporters: no lookup then */
     assert_true(tracer_flush(t, epoch_ms() + 2000));
@@ -2188,35 +2198,36 @@ static void test_xray_daemon_name_resolving_late(void **state)
     close(u);
 }
 
+/* HANG_NAME's lookups, counted from none, hanging from the one numbered from (0: the first). */
+static void hang_reset(int from)
+{
+    atomic_store(&hang_ends, false);
+    atomic_store(&hang_resolves, false);
+    atomic_store(&hang_from, from);
+    atomic_store(&hang_lookups, 0);
+    atomic_store(&hang_lookups_ended, 0);
+}
+
 /* Start a tracer whose X-Ray daemon is named HANG_NAME, with a stop bounded at 1 s (the export
  * timeout), and emit a span: its export looks the name up again, and that lookup hangs. */
 static tracer *start_with_a_hanging_lookup(int *u)
 {
     *u = xray_daemon_at(HANG_NAME);
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000", 1);
-    atomic_store(&hang_ends, false);
-    atomic_store(&hang_resolves, false);
-    atomic_store(&hang_lookups, 0);
-    atomic_store(&hang_lookups_ended, 0);
+    hang_reset(1);
     tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
     tracer *t = start_with(&o);
-    assert_int_equal(atomic_load(&hang_lookups_ended), 1); /* at start, failed at once */
+    assert_int_equal(wait_atomic(&hang_lookups_ended, 1), 1); /* begun at start, failed at once */
     emit(t, TASK_A, 1);
-    int64_t until = now_ms() + 10000;
-    while (atomic_load(&hang_lookups) < 2 && now_ms() < until)
-        sleep_ms(5);
-    assert_int_equal(atomic_load(&hang_lookups), 2);
+    assert_int_equal(wait_atomic(&hang_lookups, 2), 2);
     return t;
 }
 
-/* Let the hanging lookup end, and wait until it has. */
-static void end_the_hanging_lookup(void)
+/* Let the hanging lookups end, and wait until the n begun have. */
+static void end_the_hanging_lookup(int n)
 {
     atomic_store(&hang_ends, true);
-    int64_t until = now_ms() + 10000;
-    while (atomic_load(&hang_lookups_ended) < 2 && now_ms() < until)
-        sleep_ms(5);
-    assert_int_equal(atomic_load(&hang_lookups_ended), 2);
+    assert_int_equal(wait_atomic(&hang_lookups_ended, n), n);
 }
 
 /*
@@ -2232,7 +2243,7 @@ static void test_xray_lookup_under_way_does_not_hold_the_stop(void **state)
     int64_t t0 = now_ms();
     tracer_free(t);
     int64_t took = now_ms() - t0;
-    end_the_hanging_lookup();
+    end_the_hanging_lookup(2);
     close(u);
     if (took >= 10000)
         fail_msg("the stop took %lld ms, its bound 1000", (long long)took);
@@ -2255,10 +2266,45 @@ static void test_xray_lookup_under_way_is_answered_after_a_flush(void **state)
     if (took >= 10000)
         fail_msg("the flush's span was dropped after %lld ms, its deadline 500", (long long)took);
     atomic_store(&hang_resolves, true);
-    end_the_hanging_lookup();
+    end_the_hanging_lookup(2);
     emit(t, TASK_A, 2);
     assert_true(wait_count(tracer_exported, t, 1, 5000));
     assert_int_equal(atomic_load(&hang_lookups), 2); /* the one under way, no other */
+    tracer_free(t);
+    bool got[3] = {false};
+    assert_int_equal(xray_received(u, got, 2), 1);
+    assert_true(got[2]);
+    close(u);
+}
+
+/*
+ * A daemon name whose lookup at start hangs (a resolver that does not answer, for its timeout:
+ * 30 s here) does not hold the start, where the start waited for it: the lookup goes on on a
+ * thread of its own. A span made meanwhile waits for it in the export queue, and a flush's
+ * deadline drops it, counted; once the lookup has found the daemon the next span is sent, the
+ * name not looked up again.
+ */
+static void test_xray_lookup_at_start_does_not_hold_the_start(void **state)
+{
+    (void)state;
+    int u = xray_daemon_at(HANG_NAME);
+    hang_reset(0);
+    tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
+    int64_t t0 = now_ms();
+    tracer *t = start_with(&o);
+    int64_t took = now_ms() - t0;
+    if (took >= 10000)
+        fail_msg("the start took %lld ms, held by the daemon's lookup", (long long)took);
+    assert_int_equal(wait_atomic(&hang_lookups, 1), 1); /* begun at start, and hanging */
+    emit(t, TASK_A, 1);
+    tracer_flush(t, epoch_ms() + 500);
+    assert_true(wait_count(tracer_dropped, t, 1, 10000));
+    assert_int_equal(tracer_exported(t), 0);
+    atomic_store(&hang_resolves, true);
+    end_the_hanging_lookup(1);
+    emit(t, TASK_A, 2);
+    assert_true(wait_count(tracer_exported, t, 1, 10000));
+    assert_int_equal(atomic_load(&hang_lookups), 1); /* the one begun at start, no other */
     tracer_free(t);
     bool got[3] = {false};
     assert_int_equal(xray_received(u, got, 2), 1);
@@ -2465,6 +2511,7 @@ int main(void)
         cmocka_unit_test(test_xray_daemon_name_resolving_late),
         cmocka_unit_test(test_xray_lookup_under_way_does_not_hold_the_stop),
         cmocka_unit_test(test_xray_lookup_under_way_is_answered_after_a_flush),
+        cmocka_unit_test(test_xray_lookup_at_start_does_not_hold_the_start),
         cmocka_unit_test(test_xray_daemon_name_with_ipv6_first),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
