@@ -39,6 +39,7 @@
 #include "trace.pb-c.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -207,6 +208,37 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
     if (!atomic_load(&daemon_resolves))
         return EAI_NONAME;
     return __real_getaddrinfo("127.0.0.1", service, hints, res);
+}
+
+/* Lookup threads refused: pthread_create() (CMakeLists.txt links this test with
+ * --wrap=pthread_create) fails with EAGAIN, as it does when threads or memory run out, for a
+ * thread made detached (the X-Ray exporter's lookups: the tracer's thread and the tests' own are
+ * joinable) while refuse_detached is set. Those refused are counted. */
+static atomic_bool refuse_detached;
+static atomic_int detached_refused;
+
+/* A teardown: the tests after one that failed with lookup threads refused make theirs. */
+static int lookup_threads_allowed(void **state)
+{
+    (void)state;
+    atomic_store(&refuse_detached, false);
+    return 0;
+}
+
+int __real_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg);
+int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
+                          void *arg)
+{
+    int detach;
+    if (atomic_load(&refuse_detached) && attr && pthread_attr_getdetachstate(attr, &detach) == 0 &&
+        detach == PTHREAD_CREATE_DETACHED) {
+        atomic_fetch_add(&detached_refused, 1);
+        return EAGAIN;
+    }
+    return __real_pthread_create(thread, attr, fn, arg);
 }
 
 /* A hook run once by the next condition wait of the thread that armed it, with the wait's mutex
@@ -2149,6 +2181,20 @@ static void test_xray_datagrams(void **state)
     close(u);
 }
 
+/* Start a tracer whose X-Ray daemon (its socket in *u) is named DAEMON_NAME, which resolves when
+ * resolves says, its lookups counted from none, on a clock the test moves (from now). */
+static tracer *start_with_daemon_name(bool resolves, int *u)
+{
+    *u = xray_daemon_at(DAEMON_NAME);
+    atomic_store(&daemon_resolves, resolves);
+    atomic_store(&daemon_lookups, 0);
+    atomic_store(&xray_clock_ahead, 0);
+    tracer_options o = {.service_name = "taskd-test",
+                        .xray_clock_ns = xray_clock_ns,
+                        .batch_interval_ms = QUICK_BATCH_MS};
+    return start_with(&o);
+}
+
 /*
  * A daemon name that does not resolve at start (a sidecar that comes up after taskd) keeps the
  * exporter: the spans are dropped and counted until the name resolves, looked up again on the
@@ -2158,14 +2204,8 @@ static void test_xray_datagrams(void **state)
 static void test_xray_daemon_name_resolving_late(void **state)
 {
     (void)state;
-    int u = xray_daemon_at(DAEMON_NAME);
-    atomic_store(&daemon_resolves, false);
-    atomic_store(&daemon_lookups, 0);
-    atomic_store(&xray_clock_ahead, 0);
-    tracer_options o = {.service_name = "taskd-test",
-                        .xray_clock_ns = xray_clock_ns,
-                        .batch_interval_ms = QUICK_BATCH_MS};
-    tracer *t = start_with(&o);
+    int u;
+    tracer *t = start_with_daemon_name(false, &u);
     assert_int_equal(wait_atomic(&daemon_lookups, 1), 1); /* begun at start */
 
     emit(t, TASK_A, 1); /* a flush hurries the exporters: no lookup then */
@@ -2309,6 +2349,43 @@ static void test_xray_lookup_at_start_does_not_hold_the_start(void **state)
     bool got[3] = {false};
     assert_int_equal(xray_received(u, got, 2), 1);
     assert_true(got[2]);
+    close(u);
+}
+
+/*
+ * A lookup whose thread cannot be made (pthread_create() failing: threads or memory run out)
+ * ends there, as a failed lookup does: at start, and again at the first export, whose span is
+ * dropped and counted at once, nothing waiting for a lookup that never began; the next try comes
+ * 5 s later (on a clock the test moves), and once a thread can be made the name resolves and
+ * the spans are sent. A refused lookup leaves nothing behind (AddressSanitizer's leak check).
+ */
+static void test_xray_lookup_whose_thread_cannot_start(void **state)
+{
+    (void)state;
+    atomic_store(&detached_refused, 0);
+    atomic_store(&refuse_detached, true);
+    int u;
+    tracer *t = start_with_daemon_name(true, &u);
+    assert_int_equal(atomic_load(&detached_refused), 1); /* at start */
+
+    emit(t, TASK_A, 1); /* the first export tries again at once, refused too */
+    assert_true(wait_count(tracer_dropped, t, 1, 10000));
+    assert_int_equal(atomic_load(&detached_refused), 2);
+    emit(t, TASK_A, 2); /* under 5 s after that try: none */
+    assert_true(wait_count(tracer_dropped, t, 2, 10000));
+    assert_int_equal(atomic_load(&detached_refused), 2);
+    assert_int_equal(atomic_load(&daemon_lookups), 0);
+
+    atomic_store(&refuse_detached, false);
+    atomic_fetch_add(&xray_clock_ahead, 5000000000LL);
+    emit(t, TASK_A, 3);
+    assert_true(wait_count(tracer_exported, t, 1, 10000));
+    assert_int_equal(atomic_load(&daemon_lookups), 1);
+    assert_int_equal(tracer_dropped(t), 2);
+    tracer_free(t);
+    bool got[4] = {false};
+    assert_int_equal(xray_received(u, got, 3), 1);
+    assert_true(got[3]);
     close(u);
 }
 
@@ -2512,6 +2589,8 @@ int main(void)
         cmocka_unit_test(test_xray_lookup_under_way_does_not_hold_the_stop),
         cmocka_unit_test(test_xray_lookup_under_way_is_answered_after_a_flush),
         cmocka_unit_test(test_xray_lookup_at_start_does_not_hold_the_start),
+        cmocka_unit_test_teardown(test_xray_lookup_whose_thread_cannot_start,
+                                  lookup_threads_allowed),
         cmocka_unit_test(test_xray_daemon_name_with_ipv6_first),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
