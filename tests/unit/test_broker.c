@@ -3009,6 +3009,7 @@ typedef struct stander {
     broker *b;
     const queue_config *q;
     atomic_bool done;
+    atomic_bool stood; /* stood once: the sends may begin */
     size_t got;
     int64_t ids[N_STANDING_MSGS];
     int errors;
@@ -3021,6 +3022,7 @@ static void *stander_main(void *arg)
     while (!atomic_load(&t->done)) {
         broker_standing st = {.queue = t->q, .max = 3};
         broker_stand(t->b, &st);
+        atomic_store(&t->stood, true);
         sched_yield();
         queue_message *m = NULL;
         size_t n = sit(t->b, &st, &m);
@@ -3044,6 +3046,12 @@ static void test_standing_receive_race(void **state)
     stander t = {.b = f->b, .q = &q};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, stander_main, &t), 0);
+    /* the sends begin once the thread stands: on a loaded machine it could be scheduled only
+     * after the last of them, and receive none */
+    int64_t until = mono_ms() + 10000;
+    while (!atomic_load(&t.stood) && mono_ms() < until)
+        sleep_ms(1);
+    assert_true(atomic_load(&t.stood));
     for (int i = 0; i < N_STANDING_MSGS; i++)
         publish_bodies(f->b, &q, i, 1, NULL);
     atomic_store(&t.done, true);
