@@ -24,7 +24,8 @@
 typedef struct api_request {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* decoded path without the query string */
-    /* Look up a query parameter / header (case-insensitive name); NULL if absent. */
+    /* Look up a query parameter / header (case-insensitive name); NULL if absent. A repeated
+     * parameter gives its last value (as FastAPI reads it), a repeated header its first. */
     const char *(*query)(void *ctx, const char *name);
     const char *(*header)(void *ctx, const char *name);
     /* Optional (NULL: header() alone): the value of the i-th field named name (from 0, in the

@@ -114,12 +114,14 @@ static bool table_add(table *t, const char *name, size_t nlen, const char *value
     return true;
 }
 
-/* The value of the first pair named name (case-insensitive); NULL when none. */
-static const char *table_get(const table *t, const char *name)
+/* The value of the first pair named name (case-insensitive), or of the last; NULL when none. */
+static const char *table_get(const table *t, const char *name, bool last)
 {
-    for (size_t i = 0; i < t->n; i++)
+    for (size_t k = 0; k < t->n; k++) {
+        size_t i = last ? t->n - 1 - k : k;
         if (strcasecmp(t->v[i].name, name) == 0)
             return t->v[i].value;
+    }
     return NULL;
 }
 
@@ -134,13 +136,13 @@ static void table_free(table *t)
 static const char *lookup_query(void *ctx, const char *name)
 {
     const struct apigw_data *d = ctx;
-    return name ? table_get(&d->query, name) : NULL;
+    return name ? table_get(&d->query, name, true) : NULL; /* the last value, as FastAPI's */
 }
 
 static const char *lookup_header(void *ctx, const char *name)
 {
     const struct apigw_data *d = ctx;
-    return name ? table_get(&d->headers, name) : NULL;
+    return name ? table_get(&d->headers, name, false) : NULL;
 }
 
 static void data_free(struct apigw_data *d)
@@ -297,10 +299,10 @@ static bool add_single(parse *p, table *t, const json_t *ev, const char *key)
 }
 
 /*
- * Add the first value of every list in the object of string lists member
+ * Add the first value (or the last) of every list in the object of string lists member
  * key (absent or null: none; an empty list adds nothing).
  */
-static bool add_multi(parse *p, table *t, const json_t *ev, const char *key)
+static bool add_multi(parse *p, table *t, const json_t *ev, const char *key, bool last)
 {
     json_t *obj;
     if (!get_object(p, ev, key, key, &obj))
@@ -321,10 +323,11 @@ static bool add_multi(parse *p, table *t, const json_t *ev, const char *key)
                        utf8_prec(name, 64), name);
             return false;
         }
-        json_t *first = json_array_get(list, 0);
-        if (!first)
+        size_t n = json_array_size(list);
+        if (n == 0)
             continue;
-        if (!table_add(t, name, strlen(name), json_string_value(first), json_string_length(first)))
+        json_t *v = json_array_get(list, last ? n - 1 : 0);
+        if (!table_add(t, name, strlen(name), json_string_value(v), json_string_length(v)))
             return oom(p);
     }
     return true;
@@ -535,11 +538,11 @@ static bool parse_v1(parse *p, const json_t *ev, const json_t *rc, struct apigw_
         return oom(p);
     if (!v1_prefix(p, rc, d))
         return false;
-    /* first added, first found: the multi-value maps win */
-    return add_multi(p, &d->headers, ev, "multiValueHeaders") &&
+    /* the multi-value maps win: a header is found first added, a query parameter last added */
+    return add_multi(p, &d->headers, ev, "multiValueHeaders", false) &&
            add_single(p, &d->headers, ev, "headers") &&
-           add_multi(p, &d->query, ev, "multiValueQueryStringParameters") &&
-           add_single(p, &d->query, ev, "queryStringParameters");
+           add_single(p, &d->query, ev, "queryStringParameters") &&
+           add_multi(p, &d->query, ev, "multiValueQueryStringParameters", true);
 }
 
 /* Payload 2.0 (HTTP API). */

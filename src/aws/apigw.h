@@ -19,8 +19,8 @@
  *     mapped with the stage name as base path. Consequence: a stage must
  *     not be named like a top-level route ("tasks", "queues", "health"...).
  *   - Query: looked up case-insensitively and, for a repeated name, the
- *     first value wins, as the local server's lookup does. 1.0: the first
- *     element of multiValueQueryStringParameters, else
+ *     last value wins, as the local server's lookup does and FastAPI did.
+ *     1.0: the last element of multiValueQueryStringParameters, else
  *     queryStringParameters (values arrive decoded). 2.0: rawQueryString
  *     split on "&" and the first "=", "+" turned into a space and then
  *     percent-decoded like the path; a name without "=" has no value

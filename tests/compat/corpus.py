@@ -153,6 +153,8 @@ STEPS = [
     Step("list.first", "GET", "/tasks", save={"tok1": "next_token"}, note="the first page"),
     Step("list.second", "GET", "/tasks?next_token={tok1}", note="following the token"),
     Step("list.empty-token", "GET", "/tasks?next_token=", note="empty next_token"),
+    Step("list.token-repeated", "GET", "/tasks?next_token=!!!&next_token=",
+         note="next_token twice: FastAPI reads the last, empty"),
     Step("list.token-garbage", "GET", "/tasks?next_token=!!!", note="a token that is not base64"),
     Step("list.token-bad-padding", "GET", "/tasks?next_token=abc", note="base64 with bad padding"),
     Step("list.token-not-json", "GET", "/tasks?next_token=" + base64.b64encode(b"not json").decode(),

@@ -159,7 +159,7 @@ static bool apigw_v1(void *arg)
     static const char body[] = "{\"task_type\":\"TASK1\",\"data\":{\"k\":\"v\"}}";
     const char *multi = q->header(q->ctx, "x-multi"), *none = q->header(q->ctx, "X-None");
     bool ok = r.version == 1 && eq(q->method, "POST") && eq(q->path, "/tasks/x%00y") &&
-              eq(r.request_id, "c6af9ac6-7b61-11e6") && eq(q->query(q->ctx, "LIMIT"), "10") &&
+              eq(r.request_id, "c6af9ac6-7b61-11e6") && eq(q->query(q->ctx, "LIMIT"), "20") &&
               eq(q->query(q->ctx, "status"), "CREATED") && !q->query(q->ctx, "empty") &&
               eq(q->header(q->ctx, "accept"), "application/json") &&
               eq(q->header(q->ctx, "x-one"), "1") && multi && eq(multi, "a") && !none &&
@@ -209,7 +209,7 @@ static bool apigw_v2(void *arg)
     const api_request *q = &r.req;
     static const char body[] = {0, 1, 2, 3, 4, 5, (char)0xff};
     bool ok = r.version == 2 && eq(q->method, "PUT") && eq(q->path, "/tasks/a/b+c") &&
-              eq(r.request_id, "JKJaXmPLvHcESHA=") && eq(q->query(q->ctx, "a"), "1") &&
+              eq(r.request_id, "JKJaXmPLvHcESHA=") && eq(q->query(q->ctx, "a"), "2") &&
               eq(q->query(q->ctx, "b"), "x y!") && !q->query(q->ctx, "flag") &&
               eq(q->query(q->ctx, "c"), "%00") && !q->query(q->ctx, "ignored") &&
               eq(q->header(q->ctx, "Cookie"), "s=1; t=2") && eq(q->header(q->ctx, "X-H"), "v") &&
