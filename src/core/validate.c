@@ -75,12 +75,13 @@ void validation_free(validation *v)
 
 /*
  * The JSON text of an input to echo, or NULL when it is too long to echo, or when memory ran
- * out (then v fails: an item without its input would say the input was too long).
- * Placeholders of integers beyond 64 bits (see widen()) become the numbers.
+ * out (then v fails: an item without its input would say the input was too long). Reals are
+ * in their shortest form (json_write_compact()), as pydantic echoes them: 0.1, not
+ * 0.10000000000000001. Placeholders of integers beyond 64 bits (see widen()) become the numbers.
  */
 static char *input_text(validation *v, const json_t *j)
 {
-    char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *t = json_to_text(j);
     if (!t) {
         v->items.failed = true;
         return NULL;

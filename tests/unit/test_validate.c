@@ -632,6 +632,42 @@ static void test_create_data_not_object(void **state)
     }
 }
 
+/* The 422 body of validate_create() on body, as text; the caller frees it. */
+static char *create_error_text(const char *body)
+{
+    config c;
+    assert_true(config_defaults(&c));
+    create_request r;
+    validation v = {0};
+    assert_false(validate_create(&c, body, strlen(body), &r, &v));
+    char *text = validation_body(&v, NULL);
+    assert_non_null(text);
+    validation_free(&v);
+    config_free(&c);
+    return text;
+}
+
+static void test_create_input_reals_as_sent(void **state)
+{
+    (void)state;
+    /* a real is echoed in its shortest form, as pydantic echoes it (Python's repr), not in 17
+     * digits that read back the same (0.10000000000000001) */
+    static const struct {
+        const char *body, *input;
+    } cases[] = {
+        {"{\"task_type\":\"TASK1\",\"ttl\":0.1}", "\"input\":0.1}"},
+        {"{\"task_type\":\"TASK1\",\"data\":[0.1,2.5]}", "\"input\":[0.1,2.5]}"},
+        {"{\"task_type\":\"TASK1\",\"data\":{\"x\":0.3,\"n\":18446744073709551616}}",
+         "\"input\":{\"x\":0.3,\"n\":18446744073709551616}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *text = create_error_text(cases[i].body);
+        if (!strstr(text, cases[i].input))
+            fail_msg("%s: no %s in %s", cases[i].body, cases[i].input, text);
+        free(text);
+    }
+}
+
 static void test_create_input_size_limit(void **state)
 {
     (void)state;
@@ -1461,6 +1497,7 @@ int main(void)
         cmocka_unit_test(test_create_ttl_negative),
         cmocka_unit_test(test_create_ttl_int_parsing),
         cmocka_unit_test(test_create_ttl_int_from_float),
+        cmocka_unit_test(test_create_input_reals_as_sent),
         cmocka_unit_test(test_create_ttl_too_large),
         cmocka_unit_test(test_create_ttl_int_type),
         cmocka_unit_test(test_create_huge_integer_in_data),
