@@ -264,6 +264,24 @@ static json_t *load_body(const char *body, size_t len, json_error_t *jerr, bool 
 }
 
 /*
+ * The parser's words for a "\u0000" name its own flag ("\u0000 is not allowed without
+ * JSON_ALLOW_NUL near ..."), which tells a client nothing it can set: said in the client's words.
+ */
+static void say_nul_plainly(json_error_t *jerr)
+{
+    static const char jansson[] = "\\u0000 is not allowed without JSON_ALLOW_NUL";
+    static const char plain[] = "a NUL character (\\u0000) is not allowed in a string";
+    if (strncmp(jerr->text, jansson, sizeof jansson - 1) != 0)
+        return;
+    char rest[sizeof jerr->text]; /* " near '...'", cut where the longer words leave no room */
+    size_t keep = strnlen(jerr->text + sizeof jansson - 1, sizeof rest - sizeof plain);
+    memcpy(rest, jerr->text + sizeof jansson - 1, keep);
+    memcpy(jerr->text, plain, sizeof plain - 1);
+    memcpy(jerr->text + sizeof plain - 1, rest, keep);
+    jerr->text[sizeof plain - 1 + keep] = '\0';
+}
+
+/*
  * Parse the body as a JSON object. An empty (or null) body is a missing one,
  * as in FastAPI; text that is not JSON is json_invalid at ["body", byte offset];
  * JSON that is not an object is model_attributes_type.
@@ -298,6 +316,7 @@ static json_t *parse_object(const char *body, size_t len, validation *v)
         return NULL;
     }
     if (!root) {
+        say_nul_plainly(&jerr);
         char loc[48];
         snprintf(loc, sizeof loc, "[\"body\",%d]", jerr.position);
         sbuf ctx = {0};
