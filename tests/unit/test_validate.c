@@ -60,13 +60,13 @@ typedef struct expect_item {
     "{\"error\":\"integers must lie between -9223372036854775808 and 9223372036854775807\"}"
 #define CTX_DEEP "{\"error\":\"objects and arrays may nest at most 31 levels deep\"}"
 
-/* Whether value got equals the JSON text want (any JSON value). */
 /*
  * Flags for reading 422 bodies: integers beyond 64 bits are echoed as sent,
  * which jansson reads only as reals; check_body() then reads both sides so.
  */
 static size_t read_flags = JSON_DECODE_ANY;
 
+/* Whether value got equals the JSON text want (any JSON value). */
 static bool json_same(const json_t *got, const char *want)
 {
     json_error_t jerr;
