@@ -65,7 +65,7 @@ static char *rows_data(void)
 
 static void run(store *s, const char *name, const char *data, int runs)
 {
-    char *image = attrval_from_text(data);
+    char *image = attrval_from_text(data, NULL);
     double *us = malloc(sizeof *us * (size_t)runs);
     if (!image || !us) {
         fprintf(stderr, "out of memory\n");

@@ -117,9 +117,9 @@
 /* The one partition of claims_by_expiry, a sparse index: an item is in it while a client's claim
  * with a lease holds it (claim_lease set with claim_expires) */
 #define CLAIM_LEASE_KEY "lease"
-/* The most bytes an item holds, as DynamoDB counts them (400 KB); a number counts 21 at most. */
+/* The most bytes an item holds, as DynamoDB counts them (400 KB). */
 #define ITEM_MAX      409600
-#define NUMBER_MAX    21
+#define NUMBER_MAX    ATTRVAL_NUMBER_MAX
 #define SECRET_ID     "meta#secret"
 #define PING_ID       "meta#ping"
 #define TARGET_PREFIX "DynamoDB_20120810."
@@ -872,30 +872,6 @@ static store_rc ddb_secret(store *base, uint8_t key[16])
 
 /* ---- item sizes -------------------------------------------------------- */
 
-/*
- * The bytes DynamoDB counts for a number's text, at most: one for each pair of its significant
- * digits (leading and trailing zeros aside), one more where the pairs do not start at the
- * decimal point, one, and one more for a negative number; at most NUMBER_MAX. AWS gives the size
- * only as about a byte for two significant digits and one; DynamoDB Local counts the digits in
- * pairs from the decimal point, one more, and one more for a negative number (docs/design.md),
- * which is never more than this count.
- */
-static size_t number_size(const char *text, size_t len)
-{
-    size_t digits = 0, zeros = 0;
-    for (const char *p = text, *end = text ? text + len : NULL;
-         p < end && *p && *p != 'e' && *p != 'E'; p++) {
-        if (*p == '0')
-            zeros += digits > 0; /* inside or trailing: counted if a digit follows */
-        else if (*p >= '1' && *p <= '9') {
-            digits += zeros + 1;
-            zeros = 0;
-        }
-    }
-    size_t size = digits / 2 + 2 + (len > 0 && text[0] == '-');
-    return size < NUMBER_MAX ? size : NUMBER_MAX;
-}
-
 /* The bytes DynamoDB counts for AttributeValue v: a string's, a number's, 1 for a BOOL or NULL,
  * and a map or list 3 and 1 for each member or element, with its name. */
 static size_t value_size(const json_t *v)
@@ -906,7 +882,7 @@ static size_t value_size(const json_t *v)
     json_object_foreach((json_t *)v, type, x)
     {
         if (strcmp(type, "N") == 0) {
-            size += number_size(json_string_value(x), json_string_length(x));
+            size += attrval_number_size(json_string_value(x), json_string_length(x));
         } else if (strcmp(type, "M") == 0) {
             const char *name;
             const json_t *member;
@@ -1095,7 +1071,8 @@ static bool image_value(image_reader *r, size_t *size)
             ok = image_take(r, map ? '{' : '[') && image_members(r, map, size);
         } else if (r->p < r->end && *r->p == '"') {
             ok = image_string(r, false, &n, &t, &t_end);
-            *size += image_is(type, type_end, "N") ? number_size(t, (size_t)(t_end - t)) : n;
+            *size +=
+                image_is(type, type_end, "N") ? attrval_number_size(t, (size_t)(t_end - t)) : n;
         } else {
             /* BOOL, NULL: 1 */
             const char *words[] = {"true", "false", "null"};
@@ -1464,7 +1441,7 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         return STORE_ERROR;
     char *derived = NULL;
     const char *data_image = c->data_image;
-    if (!data_image && !(data_image = derived = attrval_from_text(c->data ? c->data : "{}")))
+    if (!data_image && !(data_image = derived = attrval_from_text(c->data ? c->data : "{}", NULL)))
         return STORE_ERROR;
     char id[37];
     store_rc rc = leaves_room(s, w, data_image);
@@ -1922,7 +1899,7 @@ static store_rc update_status(ddb_store *s, store_write *w)
     if (!new_id(s, token))
         return STORE_ERROR;
     char *result_image = NULL;
-    if (u->result && !(result_image = attrval_from_text(u->result)))
+    if (u->result && !(result_image = attrval_from_text(u->result, NULL)))
         return STORE_ERROR;
     bool again = true;
     for (int attempt = 0; attempt < UPDATE_TRIES && again; attempt++)

@@ -10,56 +10,88 @@
 #include <stdlib.h>
 #include <string.h>
 
-void attrval_write(sbuf *b, const json_t *v)
+size_t attrval_number_size(const char *text, size_t len)
 {
+    size_t digits = 0, zeros = 0;
+    for (const char *p = text, *end = text ? text + len : NULL;
+         p < end && *p && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '0')
+            zeros += digits > 0; /* inside or trailing: counted if a digit follows */
+        else if (*p >= '1' && *p <= '9') {
+            digits += zeros + 1;
+            zeros = 0;
+        }
+    }
+    size_t size = digits / 2 + 2 + (len > 0 && text[0] == '-');
+    return size < ATTRVAL_NUMBER_MAX ? size : ATTRVAL_NUMBER_MAX;
+}
+
+size_t attrval_write(sbuf *b, const json_t *v)
+{
+    size_t size = 0;
     switch (json_typeof(v)) {
     case JSON_OBJECT: {
         sbuf_puts(b, "{\"M\":{");
         const char *key;
         json_t *item;
         bool first = true;
+        size = ATTRVAL_NESTED;
         json_object_foreach((json_t *)v, key, item)
         {
             if (!first)
                 sbuf_putc(b, ',');
             first = false;
-            sbuf_json_str(b, key);
+            size_t name = strlen(key);
+            sbuf_json_strn(b, key, name);
             sbuf_putc(b, ':');
-            attrval_write(b, item);
+            size += 1 + name + attrval_write(b, item);
         }
         sbuf_puts(b, "}}");
         break;
     }
     case JSON_ARRAY:
         sbuf_puts(b, "{\"L\":[");
+        size = ATTRVAL_NESTED;
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i)
                 sbuf_putc(b, ',');
-            attrval_write(b, json_array_get(v, i));
+            size += 1 + attrval_write(b, json_array_get(v, i));
         }
         sbuf_puts(b, "]}");
         break;
     case JSON_STRING:
+        /* jansson's strings are UTF-8 (it makes none of other bytes): the text written reads
+         * back as these bytes */
+        size = json_string_length(v);
         sbuf_puts(b, "{\"S\":");
-        sbuf_json_strn(b, json_string_value(v), json_string_length(v));
+        sbuf_json_strn(b, json_string_value(v), size);
         sbuf_putc(b, '}');
         break;
     case JSON_INTEGER:
-    case JSON_REAL:
+    case JSON_REAL: {
         sbuf_puts(b, "{\"N\":\"");
+        size_t start = b->len;
         json_write_compact(b, v);
+        /* counted from its text as written: the digits DynamoDB is sent */
+        if (!sbuf_failed(b))
+            size = attrval_number_size(b->data + start, b->len - start);
         sbuf_puts(b, "\"}");
         break;
+    }
     case JSON_TRUE:
         sbuf_puts(b, "{\"BOOL\":true}");
+        size = 1;
         break;
     case JSON_FALSE:
         sbuf_puts(b, "{\"BOOL\":false}");
+        size = 1;
         break;
     case JSON_NULL:
         sbuf_puts(b, "{\"NULL\":true}");
+        size = 1;
         break;
     }
+    return size;
 }
 
 /* An N value: integer when it is one, else a real. */
@@ -177,20 +209,28 @@ static bool put_json(sbuf *b, const char *name, const char *text)
     return true;
 }
 
-bool attrval_append_text(sbuf *b, const char *json_text)
+/* attrval_append_text(), its count in *size unless size is NULL. */
+static bool append_text(sbuf *b, const char *json_text, size_t *size)
 {
     json_t *v = parse_for(b, json_text);
     if (!v)
         return false;
-    attrval_write(b, v);
+    size_t n = attrval_write(b, v);
+    if (size)
+        *size = n;
     json_decref(v);
     return true;
 }
 
-char *attrval_from_text(const char *json_text)
+bool attrval_append_text(sbuf *b, const char *json_text)
+{
+    return append_text(b, json_text, NULL);
+}
+
+char *attrval_from_text(const char *json_text, size_t *size)
 {
     sbuf b = {0};
-    if (!attrval_append_text(&b, json_text) || sbuf_failed(&b)) {
+    if (!append_text(&b, json_text, size) || sbuf_failed(&b)) {
         sbuf_free(&b);
         return NULL;
     }

@@ -14,8 +14,27 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-/* Append v as an AttributeValue: S, N, BOOL, NULL, M or L. */
-void attrval_write(sbuf *b, const json_t *v);
+/* The most bytes DynamoDB counts for a number (ATTRVAL_NUMBER_MAX), and for a map or a list
+ * around its members or elements (each of which counts 1 more, and a member its name's bytes). */
+#define ATTRVAL_NUMBER_MAX 21
+#define ATTRVAL_NESTED     3
+
+/*
+ * Append v as an AttributeValue: S, N, BOOL, NULL, M or L. Returns the bytes DynamoDB counts for
+ * what it wrote: a string's UTF-8 bytes, a number's attrval_number_size(), 1 for a BOOL or NULL,
+ * and for a map or list ATTRVAL_NESTED and, for each member or element, 1, its name's bytes and
+ * its value's. Once b has failed (out of memory) the count is not to be used.
+ */
+size_t attrval_write(sbuf *b, const json_t *v);
+/*
+ * The bytes DynamoDB counts for a number's text (len bytes, as an N holds it), at most: one for
+ * each pair of its significant digits (leading and trailing zeros aside), one more where the
+ * pairs do not start at the decimal point, one, and one more for a negative number; at most
+ * ATTRVAL_NUMBER_MAX. AWS gives the size only as about a byte for two significant digits and
+ * one; DynamoDB Local counts the digits in pairs from the decimal point, one more, and one more
+ * for a negative number (docs/design.md), which is never more than this count.
+ */
+size_t attrval_number_size(const char *text, size_t len);
 
 /*
  * The plain JSON value of an AttributeValue (S, N, BOOL, NULL, M, L, SS,
@@ -25,8 +44,9 @@ void attrval_write(sbuf *b, const json_t *v);
  */
 json_t *attrval_to_json(const json_t *v);
 
-/* The AttributeValue text of JSON text (malloc'ed); NULL if not JSON or out of memory. */
-char *attrval_from_text(const char *json_text);
+/* The AttributeValue text of JSON text (malloc'ed), and in *size (unless NULL) the bytes
+ * DynamoDB counts for it (attrval_write's); NULL if not JSON or out of memory. */
+char *attrval_from_text(const char *json_text, size_t *size);
 /* Append the AttributeValue of JSON text; false if the text is not JSON (nothing appended). Out
  * of memory marks b failed, as an append that runs out does. */
 bool attrval_append_text(sbuf *b, const char *json_text);

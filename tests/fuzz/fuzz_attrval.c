@@ -56,7 +56,7 @@ static void check_decode(const json_t *v)
 
 static void check_encode(const char *text, const json_t *v)
 {
-    char *a = attrval_from_text(text);
+    char *a = attrval_from_text(text, NULL);
     FUZZ_CHECK(a != NULL, "attrval_from_text refused JSON");
     FUZZ_CHECK(fuzz_json_valid(a, strlen(a)), "attrval_from_text gave invalid JSON: %s", a);
     json_t *av = json_loads(a, 0, NULL);
@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_record(v, data, size);
         json_decref(v);
     } else {
-        FUZZ_CHECK(attrval_from_text(text) == NULL, "attrval_from_text took non-JSON");
+        FUZZ_CHECK(attrval_from_text(text, NULL) == NULL, "attrval_from_text took non-JSON");
     }
     free(text);
     return 0;

@@ -156,6 +156,83 @@ static void test_write_appends(void **state)
     sbuf_free(&b);
 }
 
+/*
+ * The bytes attrval_write() says DynamoDB counts for what it wrote, and attrval_from_text() for
+ * the same data as text: a string's UTF-8 bytes (escapes, a surrogate pair, an embedded NUL, the
+ * noncharacters it escapes), a number's significant digits in pairs, 2 and its sign as written
+ * (-0 is 0, reals in their shortest form), 1 for a BOOL or NULL, 3 for a map or list and 1, and
+ * a member's name, for each member or element. Each count is the one the store took from the
+ * written text before the writer gave it.
+ */
+static void test_write_counts_dynamodb_size(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json;
+        size_t size;
+    } rows[] = {
+        {"\"abc\"", 3},
+        {"\"\"", 0},
+        {"\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", 2 + 3 + 4},
+        {"\"\\u00e9\\u20AC\\ud83d\\ude00\"", 2 + 3 + 4},
+        {"\"a\\u0000b\"", 3},
+        {"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u0001\"", 9},
+        {"\"\\ufffe\\uffff\\ufffd\"", 9},
+        {"0", 2},
+        {"-0", 2}, /* the integer 0 */
+        {"-0.0", 3},
+        {"7", 2},
+        {"-7", 3},
+        {"12345", 4},
+        {"-12345", 5},
+        {"1200300", 4}, /* 12003: trailing zeros aside */
+        {"100", 2},
+        {"9223372036854775807", 11},
+        {"-9223372036854775808", 12},
+        {"0.1", 2},
+        {"1.5", 3},
+        {"-2.5", 4},
+        {"1.0", 2},
+        {"-0.00120", 4}, /* -0.0012 */
+        {"1e300", 2},
+        {"-1.5E-10", 4},
+        {"2.5e+17", 3},
+        {"123456789012345678901234567890.5", 10}, /* 1.2345678901234568e+29: 17 digits */
+        {"1.7976931348623157e308", 10},
+        {"-2.2250738585072014e-308", 11},
+        {"5e-324", 9}, /* written 4.94065645841247e-324: 15 digits */
+        {"true", 1},
+        {"false", 1},
+        {"null", 1},
+        {"{}", 3},
+        {"[]", 3},
+        {"{\"a\":1}", 3 + 1 + 1 + 2},
+        {"[1,\"ab\",null]", 3 + (1 + 2) + (1 + 2) + (1 + 1)},
+        {"{\"c\\u00e9\":[{\"x\":true}],\"\":\"\"}", 3 + (1 + 3 + (3 + 1 + (3 + 1 + 1 + 1))) + 1},
+        {"{\"\xe4\xb8\xad\":{\"k\\\"\":-10.25}}", 3 + 1 + 3 + (3 + 1 + 2 + 5)},
+        {"[[[[1]]]]", 3 + 1 + (3 + 1 + (3 + 1 + (3 + 1 + 2)))},
+        {"[{},[],{\"a\":[]}]", 3 + (1 + 3) + (1 + 3) + (1 + 3 + (1 + 1 + 3))},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        json_t *v = parse(rows[i].json);
+        sbuf b = {0};
+        size_t size = attrval_write(&b, v);
+        assert_false(sbuf_failed(&b));
+        if (size != rows[i].size)
+            fail_msg("%s: %zu bytes, where %zu (%s)", rows[i].json, size, rows[i].size, b.data);
+        sbuf_free(&b);
+        json_decref(v);
+        if (strstr(rows[i].json, "\\u0000"))
+            continue; /* attrval_from_text() takes no NUL, as jansson's parse by default */
+        size_t from_text = 0;
+        char *image = attrval_from_text(rows[i].json, &from_text);
+        assert_non_null(image);
+        if (from_text != rows[i].size)
+            fail_msg("%s as text: %zu bytes, where %zu", rows[i].json, from_text, rows[i].size);
+        free(image);
+    }
+}
+
 /* ---- attrval_to_json ---- */
 
 static void round_trip(const char *json_text)
@@ -302,27 +379,27 @@ static void test_to_json_malformed(void **state)
 static void test_from_text(void **state)
 {
     (void)state;
-    char *s = attrval_from_text("{\"a\": 1, \"b\": [0.1, \"x\"]}");
+    char *s = attrval_from_text("{\"a\": 1, \"b\": [0.1, \"x\"]}", NULL);
     assert_string_equal(
         s, "{\"M\":{\"a\":{\"N\":\"1\"},\"b\":{\"L\":[{\"N\":\"0.1\"},{\"S\":\"x\"}]}}}");
     free(s);
-    s = attrval_from_text("5");
+    s = attrval_from_text("5", NULL);
     assert_string_equal(s, "{\"N\":\"5\"}");
     free(s);
-    s = attrval_from_text("\"x\"");
+    s = attrval_from_text("\"x\"", NULL);
     assert_string_equal(s, "{\"S\":\"x\"}");
     free(s);
-    s = attrval_from_text("null");
+    s = attrval_from_text("null", NULL);
     assert_string_equal(s, "{\"NULL\":true}");
     free(s);
-    s = attrval_from_text("{}");
+    s = attrval_from_text("{}", NULL);
     assert_string_equal(s, "{\"M\":{}}");
     free(s);
-    assert_null(attrval_from_text("not json"));
-    assert_null(attrval_from_text(""));
-    assert_null(attrval_from_text("{\"a\":"));
-    assert_null(attrval_from_text("{} {}"));
-    assert_null(attrval_from_text(NULL));
+    assert_null(attrval_from_text("not json", NULL));
+    assert_null(attrval_from_text("", NULL));
+    assert_null(attrval_from_text("{\"a\":", NULL));
+    assert_null(attrval_from_text("{} {}", NULL));
+    assert_null(attrval_from_text(NULL, NULL));
 }
 
 /* ---- attrval_task_image ---- */
@@ -444,7 +521,7 @@ static void test_task_image_restored(void **state)
     const char *traces[] = {TRACE, NULL};
     for (int i = 0; i < 2; i++) {
         t.trace = (char *)traces[i];
-        char *data_image = attrval_from_text(t.data);
+        char *data_image = attrval_from_text(t.data, NULL);
         assert_non_null(data_image);
         sbuf back = {0};
         attrval_image_restore(&back, slim, data_image, t.trace);
@@ -528,7 +605,7 @@ static void test_task_image_data_image_same(void **state)
         t.data = (char *)datas[i];
         t.result = (char *)"[1]";
         char *derived = image(&t, NULL, true);
-        char *data_image = attrval_from_text(datas[i]);
+        char *data_image = attrval_from_text(datas[i], NULL);
         assert_non_null(data_image);
         char *given = image(&t, data_image, true);
         assert_string_equal(given, derived);
@@ -830,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_write_containers),
         cmocka_unit_test(test_write_nested),
         cmocka_unit_test(test_write_appends),
+        cmocka_unit_test(test_write_counts_dynamodb_size),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_to_json_sets),
         cmocka_unit_test(test_to_json_malformed),

@@ -190,7 +190,8 @@ static bool images_and_events(void *arg)
 {
     (void)arg;
     char *image = attrval_from_text("{\"id\":\"x\",\"list\":[1,\"two\",{\"three\":3}],"
-                                    "\"flag\":false,\"none\":null}");
+                                    "\"flag\":false,\"none\":null}",
+                                    NULL);
     if (!image)
         return false;
     oom_pause(); /* the text made is read back by the test */
