@@ -65,14 +65,18 @@ static char *rows_data(void)
 
 static void run(store *s, const char *name, const char *data, int runs)
 {
-    char *image = attrval_from_text(data, NULL);
+    size_t size = 0;
+    char *image = attrval_from_text(data, &size);
     double *us = malloc(sizeof *us * (size_t)runs);
     if (!image || !us) {
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
-    store_new_task t = {
-        .task_type = "TASK2", .data = data, .data_image = image, .ttl = TASK_NULL_TIME};
+    store_new_task t = {.task_type = "TASK2",
+                        .data = data,
+                        .data_image = image,
+                        .data_size = size,
+                        .ttl = TASK_NULL_TIME};
     for (int i = 0; i < runs; i++) {
         char id[37];
         aws_set_deadline(1); /* past: nothing is sent */

@@ -240,6 +240,7 @@ static api_status post_task(api *a, const api_request *req, const char *id, api_
         .create = {.task_type = ex->create.task_type,
                    .data = ex->create.data,
                    .data_image = ex->create.data_image,
+                   .data_size = ex->create.data_size,
                    .ttl = ex->create.ttl,
                    .idempotency_key = ex->idempotency_key,
                    .trace = ex->traceparent,

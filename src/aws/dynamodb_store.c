@@ -886,11 +886,11 @@ static size_t value_size(const json_t *v)
         } else if (strcmp(type, "M") == 0) {
             const char *name;
             const json_t *member;
-            size += 3;
+            size += ATTRVAL_NESTED;
             json_object_foreach((json_t *)x, name, member) size +=
                 1 + strlen(name) + value_size(member);
         } else if (strcmp(type, "L") == 0) {
-            size += 3;
+            size += ATTRVAL_NESTED;
             for (size_t i = 0; i < json_array_size(x); i++)
                 size += 1 + value_size(json_array_get(x, i));
         } else {
@@ -908,199 +908,6 @@ static size_t item_size(const json_t *item)
     size_t size = 0;
     json_object_foreach((json_t *)item, name, v) size += strlen(name) + value_size(v);
     return size;
-}
-
-/*
- * Sizing AttributeValue text as it stands (a task's data image, as attrval writes it), without
- * parsing it into values: what value_size() counts of the value the text parses to. A string
- * counts its bytes once unescaped, as jansson keeps it; the types a data image has are S, N,
- * BOOL, NULL, M and L, another is counted as S when its value is a string (as value_size() counts
- * it) and refused otherwise, as is text that is not well-formed JSON. What attrval wrote is taken
- * as it is: its strings' UTF-8 and its names' uniqueness are not checked again.
- */
-typedef struct image_reader {
-    const char *p, *end;
-    int depth;
-} image_reader;
-
-/* Nesting read at most, a bound on the reader's recursion: the API takes data of 32 levels, and
- * DynamoDB refuses an item nested deeper than 32 itself (jansson's parser, which counts two values
- * for each level, would take about 1,023). */
-#define IMAGE_DEPTH_MAX 2048
-
-static void image_skip_ws(image_reader *r)
-{
-    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
-        r->p++;
-}
-
-/* Take c, after any white space. */
-static bool image_take(image_reader *r, char c)
-{
-    image_skip_ws(r);
-    if (r->p >= r->end || *r->p != c)
-        return false;
-    r->p++;
-    return true;
-}
-
-/* The four hex digits at p (before end) as a code unit. */
-static bool image_hex4(const char *p, const char *end, unsigned *out)
-{
-    if (end - p < 4)
-        return false;
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
-                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
-                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
-                                            : 16;
-        if (d == 16)
-            return false;
-        v = v << 4 | d;
-    }
-    *out = v;
-    return true;
-}
-
-/* A JSON string: its bytes once unescaped (UTF-8) in *bytes, its text between the quotes in
- * [*text, *text_end). A name (a map's member's) may not hold a NUL, as jansson refuses. */
-static bool image_string(image_reader *r, bool name, size_t *bytes, const char **text,
-                         const char **text_end)
-{
-    if (!image_take(r, '"'))
-        return false;
-    const char *p = r->p;
-    size_t n = 0;
-    while (p < r->end && *p != '"') {
-        if ((unsigned char)*p < 0x20)
-            return false;
-        if (*p != '\\') {
-            p++;
-            n++;
-            continue;
-        }
-        if (++p >= r->end)
-            return false;
-        if (*p != 'u') {
-            if (!*p || !strchr("\"\\/bfnrt", *p))
-                return false;
-            p++;
-            n++;
-            continue;
-        }
-        unsigned u, low;
-        if (!image_hex4(p + 1, r->end, &u) || (u == 0 && name))
-            return false;
-        p += 5;
-        if (u >= 0xdc00 && u <= 0xdfff)
-            return false; /* a low surrogate alone */
-        if (u >= 0xd800 && u <= 0xdbff) {
-            if (r->end - p < 6 || p[0] != '\\' || p[1] != 'u' || !image_hex4(p + 2, r->end, &low) ||
-                low < 0xdc00 || low > 0xdfff)
-                return false;
-            p += 6;
-            n += 4;
-        } else {
-            n += u < 0x80 ? 1 : u < 0x800 ? 2 : 3;
-        }
-    }
-    if (p >= r->end)
-        return false;
-    *bytes = n;
-    *text = r->p;
-    *text_end = p;
-    r->p = p + 1;
-    return true;
-}
-
-/* Whether the text [t, end) is the word w. */
-static bool image_is(const char *t, const char *end, const char *w)
-{
-    size_t n = strlen(w);
-    return (size_t)(end - t) == n && memcmp(t, w, n) == 0;
-}
-
-static bool image_value(image_reader *r, size_t *size);
-
-/* After a list's or a map's opening: its elements or members, each with its 1 and its name's
- * bytes, until close. */
-static bool image_members(image_reader *r, bool map, size_t *size)
-{
-    char close = map ? '}' : ']';
-    image_skip_ws(r);
-    if (r->p < r->end && *r->p == close) {
-        r->p++;
-        return true;
-    }
-    do {
-        size_t name = 0, value = 0;
-        const char *t, *t_end;
-        if (map && !(image_string(r, true, &name, &t, &t_end) && image_take(r, ':')))
-            return false;
-        if (!image_value(r, &value))
-            return false;
-        *size += 1 + name + value;
-    } while (image_take(r, ','));
-    return image_take(r, close);
-}
-
-/* One AttributeValue, {"<type>": ...}: *size is what value_size() counts of it. */
-static bool image_value(image_reader *r, size_t *size)
-{
-    if (++r->depth > IMAGE_DEPTH_MAX || !image_take(r, '{'))
-        return false;
-    *size = 0;
-    image_skip_ws(r);
-    if (r->p < r->end && *r->p == '}') {
-        r->p++;
-        r->depth--;
-        return true;
-    }
-    do {
-        size_t n;
-        const char *type, *type_end, *t, *t_end;
-        if (!image_string(r, true, &n, &type, &type_end) || !image_take(r, ':'))
-            return false;
-        image_skip_ws(r);
-        bool ok;
-        if (image_is(type, type_end, "M") || image_is(type, type_end, "L")) {
-            bool map = *type == 'M';
-            *size += 3;
-            ok = image_take(r, map ? '{' : '[') && image_members(r, map, size);
-        } else if (r->p < r->end && *r->p == '"') {
-            ok = image_string(r, false, &n, &t, &t_end);
-            *size +=
-                image_is(type, type_end, "N") ? attrval_number_size(t, (size_t)(t_end - t)) : n;
-        } else {
-            /* BOOL, NULL: 1 */
-            const char *words[] = {"true", "false", "null"};
-            ok = false;
-            for (size_t i = 0; i < 3 && !ok; i++) {
-                size_t len = strlen(words[i]);
-                if ((size_t)(r->end - r->p) >= len && memcmp(r->p, words[i], len) == 0) {
-                    r->p += len;
-                    ok = true;
-                }
-            }
-            *size += 1;
-        }
-        if (!ok)
-            return false;
-    } while (image_take(r, ','));
-    r->depth--;
-    return image_take(r, '}');
-}
-
-/* What value_size() counts of the AttributeValue text image; false when it is not one. */
-static bool image_size(const char *image, size_t *size)
-{
-    image_reader r = {.p = image, .end = image + strlen(image)};
-    if (!image_value(&r, size))
-        return false;
-    image_skip_ws(&r);
-    return r.p == r.end;
 }
 
 /* The longest history entry: a map of s (IN_PROGRESS), m (TASK_HISTORY_MSG_MAX bytes) and t,
@@ -1169,21 +976,15 @@ static void put_task_item(sbuf *b, const char *id, const store_new_task *c, cons
     sbuf_puts(b, "]}}");
 }
 
-/* STORE_OK when a new task's item leaves room for every change it can take (CREATE_ITEM_MAX);
- * STORE_INVALID, with its size and the limit in w, when it does not; STORE_ERROR, logged, when
- * it cannot be sized (out of memory). */
-static store_rc leaves_room(const ddb_store *s, store_write *w, const char *data_image)
+/* STORE_OK when a new task's item, its data counted data_size bytes, leaves room for every change
+ * it can take (CREATE_ITEM_MAX); STORE_INVALID, with its size and the limit in w, when it does
+ * not; STORE_ERROR, logged, when it cannot be sized (out of memory). */
+static store_rc leaves_room(const ddb_store *s, store_write *w, size_t data_size)
 {
     static const char some_id[] = "00000000-0000-7000-8000-000000000000"; /* as long as any */
     static const char no_data[] = "{\"NULL\":true}";                      /* 1 byte counted */
-    size_t data = 0;
-    if (!image_size(data_image, &data)) {
-        log_error("cannot size a new task's data (not AttributeValue JSON)", "table", s->table,
-                  NULL);
-        return STORE_ERROR;
-    }
     /* the item around its data, written and read as the request will have it: the data, the
-     * most of it, is sized as it stands, not written out and parsed again */
+     * most of it, is counted by attrval_write() as its image was written, not read again */
     sbuf b = {0};
     put_task_item(&b, some_id, &w->create, no_data, w->now);
     json_t *item = sbuf_failed(&b) ? NULL : json_loadb(b.data, b.len, JSON_ALLOW_NUL, NULL);
@@ -1192,7 +993,7 @@ static store_rc leaves_room(const ddb_store *s, store_write *w, const char *data
         log_error("cannot size a new task's item (out of memory)", "table", s->table, NULL);
         return STORE_ERROR;
     }
-    size_t size = item_size(item) - 1 + data;
+    size_t size = item_size(item) - 1 + data_size;
     json_decref(item);
     if (size <= CREATE_ITEM_MAX)
         return STORE_OK;
@@ -1441,10 +1242,12 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         return STORE_ERROR;
     char *derived = NULL;
     const char *data_image = c->data_image;
-    if (!data_image && !(data_image = derived = attrval_from_text(c->data ? c->data : "{}", NULL)))
+    size_t data_size = c->data_size;
+    if ((!data_image || !data_size) &&
+        !(data_image = derived = attrval_from_text(c->data ? c->data : "{}", &data_size)))
         return STORE_ERROR;
     char id[37];
-    store_rc rc = leaves_room(s, w, data_image);
+    store_rc rc = leaves_room(s, w, data_size);
     if (rc == STORE_OK && !c->idempotency_key) {
         rc = new_id(s, id) ? create_plain(s, w, id, data_image) : STORE_ERROR;
     } else if (rc == STORE_OK) {

@@ -520,10 +520,12 @@ bool validate_create(const config *c, const char *body, size_t len, create_reque
     if (v->count == 0) {
         /* both forms here, on the request's thread, not in the store's single writer */
         sbuf image = {0};
-        if (data)
-            attrval_write(&image, data);
-        else
+        if (data) {
+            out->data_size = attrval_write(&image, data);
+        } else {
             sbuf_puts(&image, "{\"M\":{}}");
+            out->data_size = ATTRVAL_NESTED; /* an empty map */
+        }
         out->data = data ? json_to_text(data) : strdup("{}");
         out->data_image = sbuf_failed(&image) ? NULL : sbuf_take(&image, NULL);
         sbuf_free(&image);

@@ -68,6 +68,7 @@ typedef struct create_request {
     char task_type[TASK_TYPE_MAX + 1];
     char *data;       /* owned compact JSON object text */
     char *data_image; /* owned: the data as AttributeValue JSON, for change records */
+    size_t data_size; /* the bytes DynamoDB counts for data_image (attrval_write's count) */
     int64_t ttl;      /* TASK_NULL_TIME when absent or null */
 } create_request;
 

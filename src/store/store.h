@@ -53,8 +53,11 @@ typedef enum store_rc {
 /* A task to create. */
 typedef struct store_new_task {
     const char *task_type;
-    const char *data;            /* compact JSON object text */
-    const char *data_image;      /* the same as AttributeValue JSON, or NULL to derive it */
+    const char *data;       /* compact JSON object text */
+    const char *data_image; /* the same as AttributeValue JSON, or NULL to derive it */
+    /* the bytes DynamoDB counts for data_image, as attrval_write() gave them; 0 (or no
+     * data_image): both derived from data where a store needs them */
+    size_t data_size;
     int64_t ttl;                 /* Unix seconds or TASK_NULL_TIME */
     const char *idempotency_key; /* NULL for none */
     const char *trace;           /* trace context to keep with the task, or NULL */

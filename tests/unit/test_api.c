@@ -2312,17 +2312,19 @@ static void test_contract_data_round_trip(void **state)
     for (size_t i = 0; i < sizeof sample_data / sizeof sample_data[0]; i++) {
         for (int with_image = 0; with_image < 2; with_image++) {
             char *image = NULL;
-            if (with_image) { /* as the API hands it over: text and AttributeValue image */
+            size_t size = 0;
+            if (with_image) { /* as the API hands it over: text, AttributeValue image, its size */
                 json_t *v = json_loads(sample_data[i], 0, NULL);
                 assert_non_null(v);
                 sbuf b = {0};
-                attrval_write(&b, v);
+                size = attrval_write(&b, v);
                 image = sbuf_take(&b, NULL);
                 json_decref(v);
             }
             store_new_task nt = {.task_type = "TASK2",
                                  .data = sample_data[i],
                                  .data_image = image,
+                                 .data_size = size,
                                  .ttl = TASK_NULL_TIME};
             char id[37];
             assert_int_equal(store_create_task(f->store, &nt, NOW, id), STORE_OK);

@@ -1173,6 +1173,7 @@ static bool dynamodb_expired(void *arg)
     rc[n++] = store_create_task(s, &t, now, id);
     t.idempotency_key = "\xff\xfe key";
     t.data_image = "{\"M\":{}}";
+    t.data_size = 3;
     rc[n++] = store_create_task(s, &t, now, id);
     store_update u = {
         .id = TASK_A, .status = TASK_COMPLETED, .status_msg = "done", .result = "{\"r\":[1,2]}"};

@@ -337,6 +337,7 @@ static void test_create_task_type_only(void **state)
     assert_string_equal(r.task_type, "TASK1");
     assert_string_equal(r.data, "{}");
     assert_string_equal(r.data_image, "{\"M\":{}}");
+    assert_int_equal(r.data_size, 3); /* as DynamoDB counts an empty map */
     assert_int_equal(r.ttl, TASK_NULL_TIME);
     create_request_free(&r);
     assert_null(r.data);
@@ -356,6 +357,7 @@ static void test_create_every_default_type(void **state)
         assert_string_equal(r.task_type, types[i]);
         assert_string_equal(r.data, "{}");
         assert_string_equal(r.data_image, "{\"M\":{}}");
+        assert_int_equal(r.data_size, 3);
         create_request_free(&r);
     }
 }
@@ -376,6 +378,7 @@ static void test_create_ttl_digit_string(void **state)
     assert_int_equal(r.ttl, 1662381756);
     assert_string_equal(r.data, "{\"foo\":\"bar\"}");
     assert_string_equal(r.data_image, "{\"M\":{\"foo\":{\"S\":\"bar\"}}}");
+    assert_int_equal(r.data_size, 3 + 1 + 3 + 3); /* the image's, as attrval_write() counted it */
     create_request_free(&r);
     ttl_ok("\"0\"", 0);
     ttl_ok("\"000123\"", 123);
