@@ -13,7 +13,8 @@ With ``TASKD_TARGET=lambda`` it runs the Lambda build instead: ``tests/lambda/em
 ``<repo>/build/bootstrap``), handler ``api`` and four execution environments, over one DynamoDB
 Local per test process (``tests/lambda/dynamodb_local.py``; ``DYNAMODB_ENDPOINT`` names another,
 and under CTest it is the run's) with one table per database path. The request helpers, ``stop``, ``stderr_text`` and
-``log_objects`` work the same (the emulator's stderr carries the function's log lines).
+``log_objects`` work the same (the emulator's stderr carries the function's log lines);
+``function_timeout`` is the function's timeout (LAMBDA_FUNCTION_TIMEOUT unless given).
 ``local_only(reason)`` marks tests of what only the local server has.
 """
 
@@ -251,7 +252,7 @@ class Taskd:
     """One running taskd process."""
 
     def __init__(self, db=None, config=None, args=(), env=None, tmpdir=None, listen="127.0.0.1:0",
-                 use_flags=True, sync=None, nofile=None):
+                 use_flags=True, sync=None, nofile=None, function_timeout=LAMBDA_FUNCTION_TIMEOUT):
         self.target = target()
         if self.target == "lambda":
             if args:
@@ -276,7 +277,7 @@ class Taskd:
         self.table = self.dynamodb_endpoint = None
         self.proc = None
         try:
-            self._start(config, args, env, listen, use_flags, sync, nofile)
+            self._start(config, args, env, listen, use_flags, sync, nofile, function_timeout)
         except BaseException:
             # whatever stopped the start (the binary gone between the check and the exec, a
             # timeout, an interrupt): nothing of it left running, its directory and table removed
@@ -286,7 +287,7 @@ class Taskd:
             self._cleanup_tmp()
             raise
 
-    def _start(self, config, args, env, listen, use_flags, sync, nofile):
+    def _start(self, config, args, env, listen, use_flags, sync, nofile, function_timeout):
         if self.target == "lambda":
             self.dynamodb_endpoint, self.table = lambda_table(self.db)
             fn_env = {"TABLE_NAME": self.table, "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_endpoint,
@@ -297,7 +298,7 @@ class Taskd:
                 fn_env["TASKD_CONFIG"] = config
             fn_env.update(env or {})
             argv = [sys.executable, "-B", EMULATOR, "--bootstrap", bootstrap_bin(), "--handler", "api",
-                    "--concurrency", str(LAMBDA_CONCURRENCY), "--timeout", str(LAMBDA_FUNCTION_TIMEOUT)]
+                    "--concurrency", str(LAMBDA_CONCURRENCY), "--timeout", str(function_timeout)]
             for k, v in fn_env.items():
                 argv += ["--env", "%s=%s" % (k, v)]
             proc_env = clean_env()
