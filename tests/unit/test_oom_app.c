@@ -1669,6 +1669,64 @@ static void test_work(void **state)
     free(wc);
 }
 
+/* A batch of more traced messages than a receive links, two of them of one trace and one of them
+ * twice: message j's producer is span j + 1 of trace LINKED_TRACES[j]. */
+#define LINKED_ITEMS 11
+static const uint8_t LINKED_TRACES[LINKED_ITEMS] = {1, 1, 2, 3, 4, 5, 6, 7, 8, 2, 9};
+
+static bool batch_links_step(void *arg)
+{
+    work_item *items = arg;
+    work_env e = {0};
+    for (size_t j = 0; j < LINKED_ITEMS; j++) {
+        work_item *it = &items[j];
+        work_item_reset(it);
+        snprintf(it->id, sizeof it->id, "0190f3c2-dddd-7000-8000-%012zu", j);
+        snprintf(it->type, sizeof it->type, "TASK1");
+        it->queue = "q";
+        it->unclaimed = "claimed elsewhere";
+        it->traced = true;
+        it->producer = (trace_ctx){.flags = TRACECTX_FLAG_SAMPLED};
+        it->producer.trace_id[15] = LINKED_TRACES[j];
+        it->producer.span_id[7] = (uint8_t)(j + 1);
+    }
+    work_begin(&e, items, LINKED_ITEMS);
+    /* each receive links the other messages of another trace, SPAN_MAX_LINKS of them in batch
+     * order, and counts the rest as dropped, whatever allocation failed */
+    for (size_t i = 0; i < LINKED_ITEMS; i++) {
+        const span *s = &items[i].receive;
+        int linked = 0;
+        uint32_t dropped = 0;
+        for (size_t j = 0; j < LINKED_ITEMS; j++) {
+            if (LINKED_TRACES[j] == LINKED_TRACES[i])
+                continue;
+            if (linked == SPAN_MAX_LINKS)
+                dropped++;
+            else if (linked < s->n_links && s->links[linked].span_id[7] == j + 1)
+                linked++;
+            else
+                fail_msg("receive %zu: link %d is not message %zu's producer", i, linked, j);
+        }
+        if (s->n_links != linked || s->dropped_links != dropped)
+            fail_msg("receive %zu: %d links and %u dropped, where %d and %u (%zu failed)", i,
+                     s->n_links, s->dropped_links, linked, dropped, oom_failures());
+    }
+    for (size_t j = 0; j < LINKED_ITEMS; j++) {
+        span_clear(&items[j].receive);
+        span_clear(&items[j].process);
+    }
+    return true;
+}
+
+static void test_batch_links(void **state)
+{
+    (void)state;
+    work_item *items = calloc(LINKED_ITEMS, sizeof *items);
+    assert_non_null(items);
+    assert_true(oom_sweep("the links of a batch's receives", batch_links_step, items) > 1);
+    free(items);
+}
+
 /* ---- the publisher ----------------------------------------------------------------------- */
 
 static const char PUB_CONFIG[] =
@@ -2426,6 +2484,7 @@ int main(void)
         cmocka_unit_test_teardown(test_exec_handler, oom_teardown),
         cmocka_unit_test_teardown(test_exec_run_short_of_memory_is_aborted, oom_teardown),
         cmocka_unit_test_teardown(test_work, oom_teardown),
+        cmocka_unit_test_teardown(test_batch_links, oom_teardown),
         cmocka_unit_test_teardown(test_publisher, oom_teardown),
         cmocka_unit_test(test_stream_consumer_short_of_memory),
         cmocka_unit_test(test_a_change_log_read_short_of_memory_says_so),
