@@ -2044,14 +2044,13 @@ await step("a read of the queues refused with a 503 says so, with the server's d
   check(await p21.$('#queues[data-stale]') === null, 'the counts read again are still dimmed');
 }), ['loaded']);
 
-// Two reads of the queues under way at once (here the load's and the poll's, in life the poll's and
-// one after a change) answered out of order: the older, taken last, leaves the table as the newer
-// drew it. The test answers the reads: the first is held until the table shows what a later one
-// said (depth 2), then answered with depth 1, marked (X-Held). The page notes what the table shows
-// once each answer is taken in: the page's promises that take an answer's text to the table all
-// run before a timer set as that text is read. The read period is the page's own while held.
-await step('a read of the queues answered after a newer one was drawn leaves the table as the newer one drew it', () => withPage(async (p) => {
-  await quickTimers(p, {read: 60000});
+// The reads of the queues of p answered by the test: the first is held, until the test answers its
+// route (the promise held gives it), the others answered by rest(route), quietly once the page is
+// closing. The page notes what the table shows once each answer is taken in (window.__queuesTaken:
+// held, the answer marked X-Held; depth, queue held-back's): the page's promises that take an
+// answer's text to the table all run before a timer set as that text is read. taken() waits for the
+// held read's answer to be taken in, and gives what was noted then.
+async function holdFirstQueuesRead(p, rest) {
   await p.addInitScript(() => {
     window.__queuesTaken = [];
     const text = Response.prototype.text;
@@ -2067,31 +2066,52 @@ await step('a read of the queues answered after a newer one was drawn leaves the
       return read;
     };
   });
-  const answer = (depth, headers = {}) => ({status: 200, contentType: 'application/json', headers, body: JSON.stringify({
-    queues: [{name: 'held-back', depth, in_flight: 0, delayed: 0, dead_letter_queue: null, dead_letter_count: 0}]})});
   let first = null;
-  const older = new Promise((resolve) => (first = resolve));
+  const held = new Promise((resolve) => (first = resolve));
   await p.route((url) => url.pathname === '/queues', (route) => {
     if (first) {
       first(route);
       first = null;
     } else {
-      route.fulfill(answer(2)).catch(() => {}); // the page may be closing
+      rest(route).catch(() => {}); // the page may be closing
     }
   });
+  const taken = async () => {
+    await p.waitForFunction(() => window.__queuesTaken.some((t) => t.held), null, {timeout: WAIT}).catch(() => {
+      throw new Error('the held read of the queues, answered, was not taken in');
+    });
+    return (await p.evaluate(() => window.__queuesTaken)).find((t) => t.held);
+  };
+  return {held, taken};
+}
+// An answer of /queues: one queue, held-back, of depth.
+function queuesAnswer(depth, headers = {}) {
+  return {status: 200, contentType: 'application/json', headers, body: JSON.stringify({
+    queues: [{name: 'held-back', depth, in_flight: 0, delayed: 0, dead_letter_queue: null, dead_letter_count: 0}]})};
+}
+// Once the table of p shows queue held-back of depth, or an error saying message.
+function queuesDepthShown(p, depth, message) {
+  return p.waitForFunction((d) => {
+    const shown = document.querySelector('#queues tr[data-queue="held-back"] [data-col="depth"]');
+    return shown && shown.textContent === String(d);
+  }, depth, {timeout: WAIT}).catch(() => {
+    throw new Error(message);
+  });
+}
+
+// Two reads of the queues under way at once (here the load's and the poll's, in life the poll's and
+// one after a change) answered out of order: the older, taken last, leaves the table as the newer
+// drew it. The test answers the reads: the first is held until the table shows what a later one
+// said (depth 2), then answered with depth 1, marked (X-Held). The read period is the page's own
+// while held.
+await step('a read of the queues answered after a newer one was drawn leaves the table as the newer one drew it', () => withPage(async (p) => {
+  await quickTimers(p, {read: 60000});
+  const reads = await holdFirstQueuesRead(p, (route) => route.fulfill(queuesAnswer(2)));
   await p.goto(BASE + '/');
-  const held = await within(older, WAIT, 'the page did not read the queues');
-  await p.waitForFunction(() => {
-    const depth = document.querySelector('#queues tr[data-queue="held-back"] [data-col="depth"]');
-    return depth && depth.textContent === '2';
-  }, null, {timeout: WAIT}).catch(() => {
-    throw new Error('the queues read again (the first read held) never showed the depth they were answered with');
-  });
-  await held.fulfill(answer(1, {'X-Held': '1'}));
-  await p.waitForFunction(() => window.__queuesTaken.some((t) => t.held), null, {timeout: WAIT}).catch(() => {
-    throw new Error('the held read of the queues, answered, was not taken in');
-  });
-  const taken = (await p.evaluate(() => window.__queuesTaken)).find((t) => t.held);
+  const held = await within(reads.held, WAIT, 'the page did not read the queues');
+  await queuesDepthShown(p, 2, 'the queues read again (the first read held) never showed the depth they were answered with');
+  await held.fulfill(queuesAnswer(1, {'X-Held': '1'}));
+  const taken = await reads.taken();
   check(taken.depth === '2', 'the read of the queues answered after a newer one was drawn drew its counts over it: ' +
         'the table shows depth ' + taken.depth + ' where the newer read said 2');
 }), ['loaded']);
