@@ -9,7 +9,9 @@ last event id until one answers (its next try, unanswered, given up alike), whil
 only pings stays live; a read of the list left unanswered is given up (after a read period of 1 s
 there), said as taskd not reached, and read again; a read of the queues refused with a 503 says so
 above the table, its counts dimmed, until one works; one answered after a newer one was drawn leaves
-the table as the newer one drew it. The task types are read again when the stream
+the table as the newer one drew it, and one made before a token was entered (another route asked for
+one) and refused with a 401 after the read made with the token was drawn does not ask for a token
+again. The task types are read again when the stream
 opens again after a disconnect, and a list read that fails then is tried again until one works; a
 list filtered to a type taskd restarted without (422) shows every type instead, and says that
 alone; a task of a type the page was not given reads the types again, once for each such type (one

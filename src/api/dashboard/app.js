@@ -519,10 +519,11 @@ async function bounded(ms, read) {
 
 // fetch() + JSON; throws ApiError. A 401 shows the token field and its banner. as: the name of a
 // read the page makes again (health), or a function that gives it once the read is answered (none:
-// the read is outdated): taskd not reached or a 403 shows the banner, and any other answer takes
-// back what it had said. A read without one (made once, or a write: its failure is said where it
-// was asked for, or by another read) says nothing else. A read (GET) is bounded by PERIODS.read, a
-// write is not: given up, it may have been done all the same.
+// the read is outdated, and says nothing, its 401 neither: the newer read says what it finds):
+// taskd not reached or a 403 shows the banner, and any other answer takes back what it had said. A
+// read without one (made once, or a write: its failure is said where it was asked for, or by
+// another read) says nothing else. A read (GET) is bounded by PERIODS.read, a write is not: given
+// up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as} = {}) {
   const send = async (signal) => {
     const r = await fetch(path, {
@@ -552,7 +553,8 @@ async function api(path, {method = 'GET', body, as} = {}) {
   const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
   const said = typeof detail === 'string' ? detail : r.statusText;
   const what = named();
-  if (r.status === 401) health.fail('auth', refusal(401, said)); // and the token field shows
+  const outdated = typeof as === 'function' && !what;
+  if (r.status === 401 && !outdated) health.fail('auth', refusal(401, said)); // and the token field shows
   if (what && r.status === 403) health.fail(what, refusal(403, said));
   else if (what) health.ok(what); // a 401 is said as the token asked for
   if (!r.ok) throw new ApiError(r.status, detail, data);
