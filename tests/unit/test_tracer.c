@@ -2353,6 +2353,34 @@ static void test_xray_lookup_at_start_does_not_hold_the_start(void **state)
 }
 
 /*
+ * A tracer stopped while the lookup of its daemon's name begun at start hangs, a span waiting
+ * for that lookup: the stop keeps its bound (the export timeout, 1 s here), the span dropped and
+ * counted, and lets go of the lookup, which ends alone later and frees what it held
+ * (AddressSanitizer: nothing used after the exporter's free, nothing left behind).
+ */
+static void test_xray_lookup_at_start_hanging_does_not_hold_the_stop(void **state)
+{
+    (void)state;
+    int u = xray_daemon_at(HANG_NAME);
+    setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000", 1);
+    hang_reset(0);
+    tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
+    tracer *t = start_with(&o);
+    assert_int_equal(wait_atomic(&hang_lookups, 1), 1); /* begun at start, and hanging */
+    emit(t, TASK_A, 1);
+    sleep_ms(10 * QUICK_BATCH_MS); /* its export waits for the lookup */
+    int64_t t0 = now_ms();
+    tracer_free(t);
+    int64_t took = now_ms() - t0;
+    atomic_store(&hang_resolves, true);
+    end_the_hanging_lookup(1);
+    assert_int_equal(atomic_load(&hang_lookups), 1); /* the one begun at start, no other */
+    close(u);
+    if (took >= 10000)
+        fail_msg("the stop took %lld ms, its bound 1000", (long long)took);
+}
+
+/*
  * A lookup whose thread cannot be made (pthread_create() failing: threads or memory run out)
  * ends there, as a failed lookup does: at start, and again at the first export, whose span is
  * dropped and counted at once, nothing waiting for a lookup that never began; the next try comes
@@ -2589,6 +2617,7 @@ int main(void)
         cmocka_unit_test(test_xray_lookup_under_way_does_not_hold_the_stop),
         cmocka_unit_test(test_xray_lookup_under_way_is_answered_after_a_flush),
         cmocka_unit_test(test_xray_lookup_at_start_does_not_hold_the_start),
+        cmocka_unit_test(test_xray_lookup_at_start_hanging_does_not_hold_the_stop),
         cmocka_unit_test_teardown(test_xray_lookup_whose_thread_cannot_start,
                                   lookup_threads_allowed),
         cmocka_unit_test(test_xray_daemon_name_with_ipv6_first),
