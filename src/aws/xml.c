@@ -120,9 +120,11 @@ static size_t entity(const char *s, const char *end, char *o, size_t *olen)
 
 /*
  * The text of a CDATA section at s ("<![CDATA[" ... "]]>"): its start, with *n its length and
- * *after just past its "]]>"; NULL when s starts none, or none that is closed before end.
+ * *after just past its "]]>"; NULL when s starts none, or none that is closed before end (then
+ * *unclosed is set: no "]]>" follows, so no later section is closed either).
  */
-static const char *cdata(const char *s, const char *end, size_t *n, const char **after)
+static const char *cdata(const char *s, const char *end, size_t *n, const char **after,
+                         bool *unclosed)
 {
     static const char open[] = "<![CDATA[";
     const size_t ol = sizeof open - 1;
@@ -134,6 +136,7 @@ static const char *cdata(const char *s, const char *end, size_t *n, const char *
             *after = c + 3;
             return s + ol;
         }
+    *unclosed = true;
     return NULL;
 }
 
@@ -141,9 +144,11 @@ size_t xml_decode(char *out, size_t cap, const char *s, size_t n)
 {
     const char *end = s + n;
     size_t len = 0;
+    bool unclosed = false; /* a section was not closed: none after it is, nor is looked for */
     while (s < end) {
         size_t tn;
-        const char *after, *text = *s == '<' ? cdata(s, end, &tn, &after) : NULL;
+        const char *after,
+            *text = *s == '<' && !unclosed ? cdata(s, end, &tn, &after, &unclosed) : NULL;
         if (text) { /* as written: nothing in it is a reference */
             size_t room = cap - 1 - len;
             memcpy(out + len, text, tn < room ? tn : room);

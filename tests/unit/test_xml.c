@@ -11,7 +11,9 @@
 
 #include "aws/xml.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* The content of tag in doc as a string ("(none)" when not found), and after's offset. */
 static const char *find(const char *doc, const char *tag, size_t *after_off)
@@ -177,6 +179,33 @@ static void test_decode_cdata_sections(void **state)
     assert_string_equal(out, "abcd");
 }
 
+/*
+ * Text of many CDATA openings, none closed (an error's Message decoded whole, up to the 64 MiB an
+ * answer may take): each stays as written, and the text is decoded in one pass, where each
+ * opening looked for its "]]>" to the end of the text, 10^12 steps for 8 MiB.
+ */
+static void test_decode_many_unclosed_cdata_sections_at_once(void **state)
+{
+    (void)state;
+    static const char open[] = "<![CDATA[";
+    const size_t n = 8u << 20, ol = sizeof open - 1;
+    char *s = malloc(n), *out = malloc(n + 1);
+    assert_non_null(s);
+    assert_non_null(out);
+    for (size_t i = 0; i < n; i++)
+        s[i] = open[i % ol];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(xml_decode(out, n + 1, s, n), n);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    assert_memory_equal(out, s, n);
+    int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    if (ms >= 10000)
+        fail_msg("8 MiB of unclosed CDATA openings decoded in %lld ms", (long long)ms);
+    free(s);
+    free(out);
+}
+
 static void test_decode_embedded_nul_and_bounds(void **state)
 {
     (void)state;
@@ -223,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_decode_character_references),
         cmocka_unit_test(test_decode_leaves_the_rest_as_written),
         cmocka_unit_test(test_decode_cdata_sections),
+        cmocka_unit_test(test_decode_many_unclosed_cdata_sections_at_once),
         cmocka_unit_test(test_decode_embedded_nul_and_bounds),
         cmocka_unit_test(test_decode_stops_at_capacity),
     };
