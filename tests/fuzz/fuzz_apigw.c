@@ -16,9 +16,11 @@
  *    in 1.0's path written "%00"); a body of body_len bytes, the event's
  *    (base64-decoded when isBase64Encoded), with a NUL after it;
  *  - every header and query parameter the event holds is found, whatever
- *    the case of its name, with the value of its first occurrence in the
- *    order apigw.h gives (1.0: multi-value lists first; 2.0: the cookies,
- *    then headers; rawQueryString split as the local server splits it);
+ *    the case of its name, with the value of a header's first occurrence
+ *    and a query parameter's last, in the order apigw.h gives (1.0: the
+ *    multi-value lists win, a header's first element, a parameter's last;
+ *    2.0: the cookies, then headers; rawQueryString split as the local
+ *    server splits it);
  *  - the response is strict JSON that jansson reads back: statusCode the
  *    response's, every header once (case-insensitively), Location behind a
  *    prefix that is empty or "/" and plain path segments (none empty, "."
@@ -149,6 +151,7 @@ typedef struct pairs {
     char *name[512];
     char *value[512]; /* NULL: a query name without "=" */
     size_t n;
+    bool full; /* pairs were left out: the last of a name may be among them */
 } pairs;
 
 static void pairs_add(pairs *p, char *name, char *value)
@@ -156,6 +159,7 @@ static void pairs_add(pairs *p, char *name, char *value)
     if (p->n == sizeof p->name / sizeof p->name[0]) {
         free(name);
         free(value);
+        p->full = true;
         return;
     }
     p->name[p->n] = name;
@@ -170,17 +174,19 @@ static void pairs_free(pairs *p)
         free(p->value[i]);
     }
     p->n = 0;
+    p->full = false;
 }
 
-/* The first element of each list of object key (1.0's multi-value maps). */
-static void add_multi(pairs *p, const json_t *ev, const char *key)
+/* The first element (or the last) of each list of object key (1.0's multi-value maps). */
+static void add_multi(pairs *p, const json_t *ev, const char *key, bool last)
 {
     const char *name;
     json_t *list;
     json_object_foreach((json_t *)json_object_get(ev, key), name, list)
     {
-        if (json_is_array(list) && json_array_size(list) > 0)
-            pairs_add(p, strdup(name), json_escaped(json_array_get(list, 0)));
+        size_t n = json_is_array(list) ? json_array_size(list) : 0;
+        if (n > 0)
+            pairs_add(p, strdup(name), json_escaped(json_array_get(list, last ? n - 1 : 0)));
     }
 }
 
@@ -223,19 +229,19 @@ static void add_raw_query(pairs *p, const char *raw)
     free(copy);
 }
 
-/* Every name of p looks up to the value of its first occurrence, in any case. */
+/* Every name of p looks up to the value of its first occurrence (or its last), in any case. */
 static void check_lookup(const pairs *p, const char *(*get)(void *, const char *), void *ctx,
-                         const char *what)
+                         const char *what, bool last)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        size_t first = 0;
-        while (strcasecmp(p->name[first], p->name[i]) != 0)
-            first++;
+    for (size_t i = 0; i < p->n && !(last && p->full); i++) {
+        size_t at = last ? p->n - 1 : 0; /* the occurrence that counts */
+        while (strcasecmp(p->name[at], p->name[i]) != 0)
+            at += last ? (size_t)-1 : 1;
         char *upper = strdup(p->name[i]);
         for (char *c = upper; *c; c++)
             if (*c >= 'a' && *c <= 'z')
                 *c = (char)(*c - 'a' + 'A');
-        const char *want = p->value[first];
+        const char *want = p->value[at];
         const char *names[2] = {p->name[i], upper};
         for (int k = 0; k < 2; k++) {
             const char *got = get(ctx, names[k]);
@@ -315,10 +321,11 @@ static void check_request(const json_t *ev, const apigw_request *r)
     /* headers and query parameters */
     static pairs headers, query;
     if (r->version == 1) {
-        add_multi(&headers, ev, "multiValueHeaders");
+        /* the multi-value maps win: a header's first value counts, a query parameter's last */
+        add_multi(&headers, ev, "multiValueHeaders", false);
         add_single(&headers, ev, "headers");
-        add_multi(&query, ev, "multiValueQueryStringParameters");
         add_single(&query, ev, "queryStringParameters");
+        add_multi(&query, ev, "multiValueQueryStringParameters", true);
     } else {
         const json_t *cookies = json_object_get(ev, "cookies");
         if (json_array_size(cookies) > 0) {
@@ -342,8 +349,8 @@ static void check_request(const json_t *ev, const apigw_request *r)
         else
             add_single(&query, ev, "queryStringParameters");
     }
-    check_lookup(&headers, q->header, q->ctx, "header");
-    check_lookup(&query, q->query, q->ctx, "query");
+    check_lookup(&headers, q->header, q->ctx, "header", false);
+    check_lookup(&query, q->query, q->ctx, "query", true);
     pairs_free(&headers);
     pairs_free(&query);
 }
