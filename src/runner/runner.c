@@ -325,7 +325,10 @@ static void end_batch(runner *r, const batch_room *room)
     store_rc aborted_rc = broker_extend(r->broker, room->aborted, room->n_aborted, 0, NULL);
     rc = unstarted_rc != STORE_OK ? unstarted_rc : later_rc != STORE_OK ? later_rc : aborted_rc;
     if (rc != STORE_OK)
-        warn_store(r, "cannot release messages; they reappear after the visibility timeout", rc);
+        warn_store(r,
+                   "cannot release messages; they reappear once their hide ends (the handler's "
+                   "timeout and 5 s, or the visibility timeout when longer)",
+                   rc);
 }
 
 /* One received batch, start to finish. */

@@ -7,8 +7,9 @@
  * A message whose task is already finished, or gone, is dropped. A task
  * found IN_PROGRESS is a redelivery after a crash or a timeout: it is run
  * again. A message not deleted — the process died, or the report failed —
- * reappears after the queue's visibility timeout; past max_receive_count
- * the broker moves it to the dead-letter queue and fails the task.
+ * reappears once its hide ends (the handler's timeout and 5 s, or the
+ * queue's visibility timeout when longer); past max_receive_count the broker
+ * moves it to the dead-letter queue and fails the task.
  */
 #ifndef TASKD_RUNNER_H
 #define TASKD_RUNNER_H
