@@ -68,9 +68,9 @@
  * Spans, in each task's trace (its message's traceparent): those of
  * work.h, "receive <queue>", "process <queue>", the claim and report
  * ("UPDATE tasks"), the reclaim of a task run again (an "UPDATE tasks" of
- * its own, in error when it did not take the task) and the run
- * ("<handler> <task type>"); in dead-letter
- * mode "process <dlq>" with its "UPDATE tasks".
+ * its own, in error when it did not take the task) and the run (named for
+ * what the handler runs: "TASK1", "exec worker.py"); in dead-letter mode
+ * "process <dlq>" with its "UPDATE tasks".
  */
 #ifndef TASKD_WORKER_ROLE_H
 #define TASKD_WORKER_ROLE_H

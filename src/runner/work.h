@@ -31,9 +31,10 @@
  * Spans, in the task's trace: "receive <queue>" (from when the message was
  * sent to the receive, linking the other traces of the batch), under it
  * "process <queue>", and under that the claim and the report ("UPDATE
- * tasks") and the handler run ("<handler> <task type>"). The claim's and the
- * report's spans also carry what the store tells of the write
- * (store_trace_write(): the call to a store behind a service).
+ * tasks") and the handler run, named for what it runs (handler.label, else
+ * its name: "TASK1", "exec worker.py"). The claim's and the report's spans
+ * also carry what the store tells of the write (store_trace_write(): the
+ * call to a store behind a service).
  *
  * The step knows the store port, the handler interface and telemetry; no
  * queue, no database. Items are independent: one thread per item is fine,
