@@ -66,8 +66,8 @@ static void child_span(span *s, const span *parent, const char *name, span_kind 
  * order, the first SPAN_MAX_LINKS of them, and counts the rest as dropped. Its links are the
  * batch's first SPAN_MAX_LINKS traced messages (head), unless its trace is one of theirs: a walk
  * of the batch then picks them, once for each such trace (own). Its count is the traced messages
- * less those of its own trace, found in by_trace by a binary search. Each receive span walked the
- * whole batch for its links, a million steps for a batch of 1,000.
+ * less those of its own trace, found in by_trace by a binary search. (A walk of the whole batch
+ * for each receive span would take a million steps for a batch of 1,000.)
  */
 typedef struct batch_links {
     const work_item *items;
