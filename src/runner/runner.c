@@ -412,15 +412,15 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         /* WORK_LOST: left hidden as the batch was, back once that hide ends, counted */
     }
     store_batch_wait(&group);
-    size_t lost = 0; /* runs whose messages were received again before the batch ended */
+    size_t taken_again = 0; /* runs whose messages were received again before the batch ended */
     for (size_t i = 0; i < n; i++) {
-        lost += room->stale[i] && items[i].reported;
+        taken_again += room->stale[i] && items[i].reported;
         if (work_finish(&r->work, &items[i]) && !room->stale[i])
             room->done[room->n_done++] = msgs[i];
     }
-    if (lost) {
+    if (taken_again) {
         char count[24];
-        snprintf(count, sizeof count, "%zu", lost);
+        snprintf(count, sizeof count, "%zu", taken_again);
         log_warn("messages of tasks run were received again before their batch ended, their hide "
                  "having run out; they are not deleted here",
                  "queue", r->queue->name, "messages", count, NULL);
