@@ -9,7 +9,9 @@
  * Invariants: a parsed context has a non-zero trace id and only known flag
  * bits; traceparent: non-zero span id, and format -> parse gives the same
  * context (55 characters); X-Ray: format -> parse gives the same ids and
- * sampled bit, and so does a traceparent's context written as X-Ray;
+ * sampled bit, and so does a traceparent's context written as X-Ray; a
+ * traceparent is taken exactly when W3C's rules, read apart from the parser
+ * (traceparent_valid()), take it, and its ids are the ones written;
  * from_headers picks traceparent when valid, else X-Ray, else nothing, and
  * leaves *out alone on failure. tracestate (the whole input as one value,
  * and its lines as several): at most 512 characters and 32 members, no
@@ -55,20 +57,60 @@ static void check_xray_round_trip(const trace_ctx *c, const char *from)
     FUZZ_CHECK(strlen(id) == 35 && strncmp(id, "1-", 2) == 0, "xray trace id %s", id);
 }
 
+/* n lowercase hex digits at s */
+static bool lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* n '0's at s */
+static bool zero_hex(const char *s, size_t n)
+{
+    return strspn(s, "0") >= n;
+}
+
+/*
+ * W3C's traceparent, read on its own: past spaces and tabs at either end, version "-" trace-id
+ * "-" parent-id "-" flags, each lowercase hex of 2, 32, 16 and 2 digits, the version not ff and
+ * neither id all zero; version 00 ends there, a higher one ends there or goes on after a '-'.
+ */
+static bool traceparent_valid(const char *h)
+{
+    h += strspn(h, " \t");
+    size_t len = strlen(h);
+    while (len && (h[len - 1] == ' ' || h[len - 1] == '\t'))
+        len--;
+    if (len < TRACECTX_TRACEPARENT_LEN || !lower_hex(h, 2) || strncmp(h, "ff", 2) == 0 ||
+        h[2] != '-' || !lower_hex(h + 3, 32) || h[35] != '-' || !lower_hex(h + 36, 16) ||
+        h[52] != '-' || !lower_hex(h + 53, 2) || zero_hex(h + 3, 32) || zero_hex(h + 36, 16))
+        return false;
+    if (strncmp(h, "00", 2) == 0)
+        return len == TRACECTX_TRACEPARENT_LEN;
+    return len == TRACECTX_TRACEPARENT_LEN || h[TRACECTX_TRACEPARENT_LEN] == '-';
+}
+
 static bool check_traceparent(const char *h, trace_ctx *out)
 {
+    bool valid = traceparent_valid(h);
     trace_ctx c;
     memset(&c, 0x5A, sizeof c);
     trace_ctx before = c;
     if (!tracectx_parse_traceparent(h, &c)) {
+        FUZZ_CHECK(!valid, "valid traceparent refused: %s", h);
         FUZZ_CHECK(same(&c, &before), "failed parse wrote *out");
         return false;
     }
+    FUZZ_CHECK(valid, "invalid traceparent taken: %s", h);
     FUZZ_CHECK(!zero(c.trace_id, 16) && !zero(c.span_id, 8), "zero id accepted: %s", h);
     FUZZ_CHECK((c.flags & ~TRACECTX_FLAGS_KNOWN) == 0, "unknown flags kept: %s", h);
     char tp[56];
     tracectx_format_traceparent(&c, tp);
     FUZZ_CHECK(strlen(tp) == TRACECTX_TRACEPARENT_LEN, "formatted %s", tp);
+    /* the ids as written, between the version and the flags */
+    FUZZ_CHECK(strncmp(tp + 2, h + strspn(h, " \t") + 2, 51) == 0, "ids of %s read as %s", h, tp);
     trace_ctx back;
     FUZZ_CHECK(tracectx_parse_traceparent(tp, &back) && same(&back, &c),
                "traceparent round trip: %s -> %s", h, tp);
