@@ -170,21 +170,27 @@ int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
     return each_process(add_if_child, &scan) ? scan.added : -1;
 }
 
+/* Whether the process seen as id still has its pid: read again, with the start time seen. */
+static bool still_there(const proc_id *id)
+{
+    proc_id now;
+    return proc_read(id->pid, &now) && now.start == id->start;
+}
+
 /* How: through a pidfd (Linux 5.3+), opened first and then checked against the start time
  * seen, so the check and the signal are about one process even if id's pid was reused in
  * between (a pidfd cannot be opened for a thread id, and pins the process). Before 5.3: the
  * same check, then kill(); the pid would have to be reused between the two calls. */
 bool proc_signal_seen(const proc_id *id, int sig)
 {
-    proc_id now;
     bool sent = false;
     int pfd = (int)syscall(SYS_pidfd_open, id->pid, 0);
     if (pfd >= 0) {
-        if (proc_read(id->pid, &now) && now.start == id->start)
+        if (still_there(id))
             sent = syscall(SYS_pidfd_send_signal, pfd, sig, NULL, 0) == 0;
         close(pfd);
     } else if (errno == ENOSYS) {
-        if (proc_read(id->pid, &now) && now.start == id->start)
+        if (still_there(id))
             sent = kill(id->pid, sig) == 0;
     }
     /* else gone (ESRCH), or its pid is now a thread's (EINVAL): not ours */
