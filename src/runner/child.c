@@ -78,7 +78,9 @@
  *   child_reap(), so while this process signals it its pid is its own. The supervisor notes each
  *   descendant it finds in /proc with its start time, and signals it through a pidfd opened
  *   before checking that start time again (Linux 5.3+; before, check then kill()): a pid that
- *   was reused meanwhile, even by a thread of another process, is left alone.
+ *   was reused meanwhile, even by a thread of another process, is left alone. A process found
+ *   is taken for a child of one noted only while that one still has its start time, so the
+ *   children of a later process given the pid of one that ended are not taken for the run's.
  * - A write to a pipe nobody reads raises SIGPIPE unless the process ignores it. child_wait()
  *   blocks SIGPIPE in the calling thread only and consumes the one an EPIPE write raised, so it
  *   works whatever the process-wide disposition is and changes no global state.

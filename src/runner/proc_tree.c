@@ -29,12 +29,13 @@ void proc_each_numbered(int dir, void (*each)(long number, void *arg), void *arg
     }
 }
 
-static bool in_tree(const proc_id *tree, size_t n, pid_t pid)
+/* The index of pid in tree[0..n), or n when it is not there. */
+static size_t tree_index(const proc_id *tree, size_t n, pid_t pid)
 {
-    for (size_t i = 0; i < n; i++)
-        if (tree[i].pid == pid)
-            return true;
-    return false;
+    size_t i = 0;
+    while (i < n && tree[i].pid != pid)
+        i++;
+    return i;
 }
 
 /* "/proc/<pid>/<file>" into path; file is a name of at most 8 characters. */
@@ -151,14 +152,28 @@ typedef struct tree_scan {
     int added;
 } tree_scan;
 
+/* Whether the process seen as id still has its pid: read again, with the start time seen. */
+static bool still_there(const proc_id *id)
+{
+    proc_id now;
+    return proc_read(id->pid, &now) && now.start == id->start;
+}
+
+/* A process whose parent is in the tree joins it, if that parent is still the process seen
+ * (tree[0], the root, keeps its pid throughout): read after the child, it had the pid all along,
+ * so the child's is it. One that ended since, its pid free or another's, has its children found
+ * once they are re-parented; a later process of its pid is not the tree's, nor are its children. */
 static void add_if_child(long number, void *arg)
 {
     tree_scan *t = arg;
     pid_t pid = (pid_t)number;
-    if (pid <= 0 || in_tree(t->tree, *t->n, pid) || *t->n == t->max)
+    if (pid <= 0 || tree_index(t->tree, *t->n, pid) < *t->n || *t->n == t->max)
         return;
     proc_id id;
-    if (proc_read(pid, &id) && id.ppid > 0 && in_tree(t->tree, *t->n, id.ppid)) {
+    if (!proc_read(pid, &id) || id.ppid <= 0)
+        return;
+    size_t parent = tree_index(t->tree, *t->n, id.ppid);
+    if (parent < *t->n && (parent == 0 || still_there(&t->tree[parent]))) {
         t->tree[(*t->n)++] = id;
         t->added++;
     }
@@ -168,13 +183,6 @@ int proc_tree_scan(proc_id *tree, size_t *n, size_t max)
 {
     tree_scan scan = {tree, n, max, 0};
     return each_process(add_if_child, &scan) ? scan.added : -1;
-}
-
-/* Whether the process seen as id still has its pid: read again, with the start time seen. */
-static bool still_there(const proc_id *id)
-{
-    proc_id now;
-    return proc_read(id->pid, &now) && now.start == id->start;
 }
 
 /* How: through a pidfd (Linux 5.3+), opened first and then checked against the start time

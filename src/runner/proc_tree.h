@@ -43,7 +43,10 @@ bool proc_read(pid_t pid, proc_id *out);
 bool proc_descendant_holds(pid_t ancestor, pid_t id);
 
 /* One pass over /proc adding to tree[0..*n) every process whose parent is in it, up to max in
- * all. Returns how many were added, or -1 when /proc cannot be listed. A pass finds the
+ * all: tree[0], the root, must keep its pid throughout (the caller, or a child it has not
+ * reaped); another parent counts only while its pid is still the process seen (its start time),
+ * so that a later process given the pid of one that ended adds none of its own children.
+ * Returns how many were added, or -1 when /proc cannot be listed. A pass finds the
  * children of what it holds when it starts, and some of theirs: pass again until none is added. */
 int proc_tree_scan(proc_id *tree, size_t *n, size_t max);
 

@@ -1,9 +1,9 @@
 /*
  * Unit tests for runner/proc_tree: reading a process from /proc (its name may hold ") ("), a
  * descendant holding its pid and its group's id, finding the processes under one pass by pass
- * within a bound, killing a process only while its pid is still the one seen, continuing the
- * stopped orphans of a name (each allocation of its notes failing in turn: tests/unit/oom), and
- * listing a directory's numbered entries.
+ * within a bound (and none under a pid a later process took), killing a process only while its pid
+ * is still the one seen, continuing the stopped orphans of a name (each allocation of its notes
+ * failing in turn: tests/unit/oom), and listing a directory's numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -195,6 +195,34 @@ static void test_scan_finds_the_tree_under_a_process(void **state)
     for (size_t i = 2; i > 0; i--)
         proc_signal_seen(&tree[i], SIGKILL);
     kill(top, SIGKILL);
+    reap(top);
+}
+
+/* A process of the tree that ended and whose pid a later process took (another start time) has
+ * no children in the tree: the children of the process that now has its pid are not the tree's,
+ * and would be killed as the run's. The same process, seen with its own start time, has its
+ * child found. */
+static void test_scan_takes_no_children_of_a_pid_reused(void **state)
+{
+    (void)state;
+    pid_t top = chain(2);
+    proc_id tree[4];
+    size_t n = 0;
+    for (int i = 0; i < 400 && (n = scan_all(top, tree, 4)) < 1; i++)
+        sleep_ms(5); /* until its child runs */
+    assert_int_equal(n, 1);
+    proc_id seen;
+    assert_true(proc_read(top, &seen));
+    proc_id reused[4] = {{.pid = getpid()}, seen};
+    reused[1].start = seen.start + 1; /* as seen before its pid went to this process */
+    n = 2;
+    assert_int_equal(proc_tree_scan(reused, &n, 4), 0);
+    assert_int_equal(n, 2);
+    proc_id own[4] = {{.pid = getpid()}, seen};
+    n = 2;
+    assert_int_equal(proc_tree_scan(own, &n, 4), 1);
+    assert_int_equal(own[2].pid, tree[1].pid);
+    kill(top, SIGKILL); /* and its child, by its death signal */
     reap(top);
 }
 
@@ -433,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_read_no_such_process),
         cmocka_unit_test(test_a_descendant_holds_its_pid_and_its_group),
         cmocka_unit_test(test_scan_finds_the_tree_under_a_process),
+        cmocka_unit_test(test_scan_takes_no_children_of_a_pid_reused),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
         cmocka_unit_test(test_wait_for_every_orphan_continued),
