@@ -223,20 +223,54 @@ static bool program_file(pid_t pid, struct stat *st)
     return stat(path, st) == 0;
 }
 
-/* Whether sig is pending for pid, for the process or its thread (the SigPnd and ShdPnd masks of
- * /proc/<pid>/status, in hex, bit sig - 1). */
-static bool pending(pid_t pid, int sig)
+/* Whether line (no newline) is a SigPnd or ShdPnd mask of /proc/<pid>/status (hex) with bit
+ * sig - 1 set. */
+static bool mask_has(const char *line, int sig)
 {
-    char buf[4096];
-    if (proc_file(pid, "status", buf, sizeof buf) <= 0)
-        return false;
-    static const char *const masks[] = {"\nSigPnd:\t", "\nShdPnd:\t"};
+    static const char *const masks[] = {"SigPnd:\t", "ShdPnd:\t"};
     for (size_t i = 0; i < sizeof masks / sizeof *masks; i++) {
-        const char *m = strstr(buf, masks[i]);
-        if (m && (strtoull(m + strlen(masks[i]), NULL, 16) >> (sig - 1) & 1))
-            return true;
+        size_t len = strlen(masks[i]);
+        if (strncmp(line, masks[i], len) == 0)
+            return strtoull(line + len, NULL, 16) >> (sig - 1) & 1;
     }
     return false;
+}
+
+/* Whether sig is pending for pid, for the process or its thread (the SigPnd and ShdPnd masks of
+ * /proc/<pid>/status). The file is read line by line to its end: the Groups line before the masks
+ * is as long as the process has supplementary groups (up to 65536 of them), which no buffer
+ * holds; a line longer than the buffer is none of the masks, and is passed over. */
+static bool pending(pid_t pid, int sig)
+{
+    char path[32];
+    proc_path(path, pid, "status");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[4096];
+    size_t have = 0;   /* bytes in buf: the start of a line, not yet whole */
+    bool over = false; /* buf holds the rest of a line longer than it, passed over */
+    bool found = false;
+    ssize_t got;
+    while (!found && (got = read(fd, buf + have, sizeof buf - 1 - have)) > 0) {
+        have += (size_t)got;
+        buf[have] = '\0';
+        char *line = buf, *end;
+        while (!found && (end = strchr(line, '\n'))) {
+            *end = '\0';
+            found = !over && mask_has(line, sig);
+            over = false;
+            line = end + 1;
+        }
+        have -= (size_t)(line - buf);
+        if (have == sizeof buf - 1) { /* a line longer than buf: passed over to its end */
+            have = 0;
+            over = true;
+        }
+        memmove(buf, line, have);
+    }
+    close(fd);
+    return found;
 }
 
 /* Milliseconds between proc_continue_orphans()'s looks at those it continued. */

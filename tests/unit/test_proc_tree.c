@@ -3,7 +3,8 @@
  * descendant holding its pid and its group's id, finding the processes under one pass by pass
  * within a bound (and none under a pid a later process took), killing a process only while its pid
  * is still the one seen, continuing the stopped orphans of a name (each allocation of its notes
- * failing in turn: tests/unit/oom), and listing a directory's numbered entries.
+ * failing in turn: tests/unit/oom; one whose signal masks come behind a Groups line of 11,000
+ * bytes), and listing a directory's numbered entries.
  */
 #include "runner/proc_tree.h"
 
@@ -15,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+#include <grp.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -245,6 +248,26 @@ static void test_kill_only_the_process_seen(void **state)
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
+/* While set, a stopper takes MANY_GROUPS supplementary groups before it stops (ids of 10 digits,
+ * from MANY_GROUPS_FROM up): its /proc/<pid>/status then has a Groups line of 11,000 bytes. */
+static bool stoppers_in_many_groups;
+#define MANY_GROUPS      1000
+#define MANY_GROUPS_FROM 1000000000u
+
+/* Whether this process may set its supplementary groups (CAP_SETGID): tried in a fork. */
+static bool can_set_groups(void)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        gid_t one = MANY_GROUPS_FROM;
+        _exit(setgroups(1, &one) == 0 ? 0 : 1);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 /* A stopper's life, with end_sig (when not 0) its parent-death signal, which it blocks and takes
  * 200 ms to act on, as a supervisor takes a moment to clear its run; with held (a pipe) not NULL,
  * it acts on it once the pipe's write end is closed. */
@@ -263,6 +286,13 @@ static _Noreturn void stop_then_end(const char *name, int end_sig, const int *he
     }
     if (held)
         close(held[1]);
+    if (stoppers_in_many_groups) {
+        static gid_t groups[MANY_GROUPS];
+        for (int i = 0; i < MANY_GROUPS; i++)
+            groups[i] = MANY_GROUPS_FROM + (gid_t)i;
+        if (setgroups(MANY_GROUPS, groups) != 0)
+            _exit(1);
+    }
     (void)raise(SIGSTOP);
     if (end_sig && sigwaitinfo(&end, NULL) == end_sig) {
         char byte;
@@ -379,6 +409,51 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     reap(child.pid);
 }
 
+/* The offset of text in /proc/<pid>/status, or -1 when it is not there. */
+static long status_offset(pid_t pid, const char *text)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *at = strstr(buf, text);
+    return at ? (long)(at - buf) : -1;
+}
+
+/* A stopped orphan whose signal masks come past the first 4096 bytes of its
+ * /proc/<pid>/status, behind a Groups line that long (a member of many groups: an account of a
+ * directory service may be in hundreds, of ids of 10 digits), is continued as any other: its end
+ * signal is seen pending. The masks were looked for in the first 4096 bytes alone, and such an
+ * orphan, its end signal not found, was left stopped, its run going on. */
+static void test_continue_an_orphan_whose_masks_come_late(void **state)
+{
+    (void)state;
+    if (!can_set_groups())
+        skip();
+    const int end_sig = SIGRTMIN + 1;
+    char name[16];
+    snprintf(name, sizeof name, "groups-%d", (int)getpid());
+    stoppers_in_many_groups = true;
+    const proc_id orphan = stopper(name, true, end_sig);
+    stoppers_in_many_groups = false;
+    long masks_at = status_offset(orphan.pid, "\nSigPnd:");
+    int unended = -1, unwatched = -1;
+    int continued = proc_continue_orphans(name, end_sig, 2000, &unended, &unwatched);
+    bool stopped = still_stopped(&orphan);
+    if (stopped)
+        (void)proc_signal_seen(&orphan, SIGKILL);
+    assert_true(masks_at > 4096);
+    assert_false(stopped);
+    assert_int_equal(continued, 1);
+    assert_int_equal(unended, 0);
+    assert_int_equal(unwatched, 0);
+}
+
 /* Orphans enough to pass the room for 64 that proc_continue_orphans()'s notes start with. */
 enum { ORPHANS = 65 };
 
@@ -464,6 +539,7 @@ int main(void)
         cmocka_unit_test(test_scan_takes_no_children_of_a_pid_reused),
         cmocka_unit_test(test_kill_only_the_process_seen),
         cmocka_unit_test(test_continue_only_stopped_orphans_of_the_name),
+        cmocka_unit_test(test_continue_an_orphan_whose_masks_come_late),
         cmocka_unit_test(test_wait_for_every_orphan_continued),
         cmocka_unit_test_teardown(test_an_orphan_with_no_memory_to_note_it_is_continued,
                                   oom_teardown),
