@@ -37,6 +37,7 @@
 #include "publish_role.h"
 #include "recover_role.h"
 #include "role.h"
+#include "runner/child.h"
 #include "sweep_role.h"
 #include "trace/exporter.h"
 #include "trace/trace.h"
@@ -313,7 +314,8 @@ int main(void)
         level = LOG_INFO;
     log_setup(level, "taskd");
     signal(SIGPIPE, SIG_IGN);
-    tracer_global_init(); /* libcurl, before any thread starts */
+    child_reap_supervisors_here(); /* a parent's SIGCHLD ignored is not bootstrap's */
+    tracer_global_init();          /* libcurl, before any thread starts */
 
     char err[512], etype[64];
     lambda_runtime *rt = lambda_runtime_new(err, sizeof err);

@@ -75,12 +75,14 @@
  *   bytes; a byte past stdout_max ends child_wait() with CHILD_STDOUT_OVER. Standard error
  *   keeps only its last stderr_tail bytes, in a fixed array that slides.
  * - No signal goes to a pid that may have been reused. The supervisor is reaped only by
- *   child_reap(), so while this process signals it its pid is its own. The supervisor notes each
- *   descendant it finds in /proc with its start time, and signals it through a pidfd opened
- *   before checking that start time again (Linux 5.3+; before, check then kill()): a pid that
- *   was reused meanwhile, even by a thread of another process, is left alone. A process found
- *   is taken for a child of one noted only while that one still has its start time, so the
- *   children of a later process given the pid of one that ended are not taken for the run's.
+ *   child_reap(), so while this process signals it its pid is its own (this process must not
+ *   ignore SIGCHLD, under which the kernel reaps it: child_reap_supervisors_here() undoes that).
+ *   The supervisor notes each descendant it finds in /proc with its start time, and signals it
+ *   through a pidfd opened before checking that start time again (Linux 5.3+; before, check then
+ *   kill()): a pid that was reused meanwhile, even by a thread of another process, is left alone.
+ *   A process found is taken for a child of one noted only while that one still has its start
+ *   time, so the children of a later process given the pid of one that ended are not taken for
+ *   the run's.
  * - A write to a pipe nobody reads raises SIGPIPE unless the process ignores it. child_wait()
  *   blocks SIGPIPE in the calling thread only and consumes the one an EPIPE write raised, so it
  *   works whatever the process-wide disposition is and changes no global state.
@@ -853,4 +855,17 @@ void child_free(child *c)
 int child_continue_orphans(int *unended, int *unwatched)
 {
     return proc_continue_orphans(SUPERVISOR_NAME, end_signal(), KILL_GRACE_MS, unended, unwatched);
+}
+
+void child_reap_supervisors_here(void)
+{
+    struct sigaction sa;
+    if (sigaction(SIGCHLD, NULL, &sa) != 0)
+        return;
+    if (sa.sa_handler == SIG_IGN)
+        sa.sa_handler = SIG_DFL;
+    else if (!(sa.sa_flags & SA_NOCLDWAIT))
+        return;
+    sa.sa_flags &= ~SA_NOCLDWAIT;
+    (void)sigaction(SIGCHLD, &sa, NULL);
 }

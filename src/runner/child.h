@@ -163,5 +163,13 @@ void child_free(child *c);
  * stopped or not. How many were continued; -1 without /proc, when nothing is done.
  */
 int child_continue_orphans(int *unended, int *unwatched);
+/*
+ * Give SIGCHLD its default disposition when this process ignores it (SIG_IGN, which a parent's
+ * setting passes on across exec), and clear SA_NOCLDWAIT from a handler of it: under either the
+ * kernel reaps each supervisor as it exits, and child_kill() and child_reap() then signal its
+ * pid, free, which another process may have taken (the end signal's default action ends a
+ * process). Call it as the process starts, before any run.
+ */
+void child_reap_supervisors_here(void);
 
 #endif

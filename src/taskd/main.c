@@ -505,6 +505,7 @@ int main(int argc, char **argv)
         sigaddset(&stop, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    child_reap_supervisors_here(); /* a parent's SIGCHLD ignored is not taskd's */
 
     /* Wire the graph; on failure take down what was built, in reverse. */
     int status = 2;

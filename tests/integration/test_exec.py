@@ -24,8 +24,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ServerTestCase, Taskd, kill_fixture_processes, process_gone,  # noqa: E402
-                     script_path, wait_until, write_config, written_at)
+from harness import (ServerTestCase, Taskd, kill_fixture_processes, local_only,  # noqa: E402
+                     process_gone, script_path, wait_until, write_config, written_at)
 
 # Variables in taskd's environment that no exec program may see.
 SECRETS = {"AWS_SECRET_ACCESS_KEY": "it-secret-aws", "AWS_SESSION_TOKEN": "it-secret-session",
@@ -393,6 +393,32 @@ class ExecHandler(ServerTestCase):
     def parent_of(pid):
         with open("/proc/%d/stat" % pid) as f:
             return int(f.read().rsplit(")", 1)[1].split()[1])
+
+    @local_only("the emulator is the process started, and starts bootstrap itself")
+    def test_sigchld_ignored_by_taskds_parent_is_not_ignored_by_taskd(self):
+        """A parent that ignores SIGCHLD (SIG_IGN, which exec keeps) starts taskd: taskd gives it
+        back its default before it starts a run. It ran with it ignored, under which the kernel
+        reaps each supervisor as it exits, and taskd's end signal for the run (SIGRTMIN+1, whose
+        default action ends a process) then went to its pid, free, which another process may
+        have taken. A run completes as it does otherwise."""
+        tmp = tempfile.mkdtemp(prefix="sigchld-", dir=self.tmp)
+        cfg = {"queues": [{"name": "q"}], "subscriptions": [{"queue": "q"}],
+               "handlers": [exec_binding("q", ["/bin/sh", script_path("echo_task.sh")])]}
+        config = write_config(tmp, cfg, "sigchld.json")
+        old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        try:
+            s = Taskd(config=config)
+        finally:
+            signal.signal(signal.SIGCHLD, old)
+        try:
+            tid = s.create("TASK2")
+            t = self.wait_final_on(s, tid)
+            with open("/proc/%d/status" % s.proc.pid) as f:
+                ignored = int(f.read().split("SigIgn:")[1].split()[0], 16)
+            self.assertFalse(ignored >> (signal.SIGCHLD - 1) & 1, "taskd ignores SIGCHLD")
+            self.assertEqual((t["status"], t["result"]["task_id"]), ("COMPLETED", tid), t)
+        finally:
+            s.close()
 
     def test_sigkill_of_the_supervisor_ends_the_run_and_runs_it_again(self):
         """SIGKILL the process supervising a run (an operator's kill, the OOM killer): the
