@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,13 +39,14 @@ static size_t tree_index(const proc_id *tree, size_t n, pid_t pid)
     return i;
 }
 
-/* "/proc/<pid>/<file>" into path; file is a name of at most 8 characters. */
+/* "/proc/<pid>/<file>" into path; file is a name of at most 8 characters. A pid below 0 is
+ * written as its 32 bits unsigned, at most 10 digits as any pid, a number no process has. */
 static void proc_path(char path[32], pid_t pid, const char *file)
 {
     char digits[16];
     size_t nd = 0, len = sizeof "/proc/" - 1;
     memcpy(path, "/proc/", len);
-    for (unsigned long v = (unsigned long)pid; nd == 0 || v; v /= 10)
+    for (uint32_t v = (uint32_t)pid; nd == 0 || v; v /= 10)
         digits[nd++] = (char)('0' + v % 10);
     while (nd)
         path[len++] = digits[--nd];

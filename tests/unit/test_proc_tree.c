@@ -148,6 +148,8 @@ static void test_read_no_such_process(void **state)
     (void)state;
     proc_id id;
     assert_false(proc_read((pid_t)INT32_MAX, &id)); /* past any pid_max */
+    assert_false(proc_read(-1, &id));               /* no pid is negative */
+    assert_false(proc_read((pid_t)INT32_MIN, &id));
 }
 
 /* A descendant holds its pid and its group's id, a zombie too, until it is reaped: for its parent
