@@ -805,7 +805,7 @@ static void test_parent_sigkill_kills_the_run(void **state)
     unlink(pidfile);
     assert_int_equal(got, 3);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    assert_all_end(pids, 3, written, 5000);
+    assert_all_end(pids, 3, written, 10000);
 }
 
 /* The program gets exactly standard input, output and error: not a descriptor this process
@@ -911,7 +911,7 @@ static void test_stopped_supervisor_does_not_hang(void **state)
     unsigned long long written = 0;
     assert_int_equal(read_pids(pidfile, &pids[1], 1, &written), 1);
     unlink(pidfile);
-    assert_all_end(pids, 2, written, 5000); /* the program, too, started before the file */
+    assert_all_end(pids, 2, written, 10000); /* the program, too, started before the file */
 }
 
 /* A run of a program that leaves a background sleep in its process group: what its spec borrows
@@ -962,13 +962,13 @@ static void reap_own_end(child *c, const group_run *g)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_true(child_ended_alone(c));
     child_free(c);
-    assert_all_end(g->pids, 1, g->written, 5000); /* the background sleep */
+    assert_all_end(g->pids, 1, g->written, 10000); /* the background sleep */
 }
 
-/* Wait, up to 5 s, until the fixture's process pid is stopped. */
+/* Wait, up to 10 s, until the fixture's process pid is stopped. */
 static void await_stopped(pid_t pid, unsigned long long written)
 {
-    for (int i = 0; i < 500 && fixture_state(pid, written) != 'T'; i++)
+    for (int i = 0; i < 1000 && fixture_state(pid, written) != 'T'; i++)
         usleep(10000);
     assert_int_equal(fixture_state(pid, written), 'T');
 }
@@ -1012,7 +1012,7 @@ static void test_a_start_cut_short_still_ends_the_programs_group(void **state)
     assert_int_equal(child_reap(c, &status), ECHILD);
     pid_t known = child_pid(c);
     child_free(c);
-    assert_all_end(g.pids, 2, g.written, 5000); /* the background sleep and the program */
+    assert_all_end(g.pids, 2, g.written, 10000); /* the background sleep and the program */
     assert_int_equal(known, g.pids[1]);
 }
 
@@ -1087,7 +1087,7 @@ static void test_a_reap_whose_poll_fails_still_ends_the_programs_group(void **st
     polls_to_fail = 0;
     assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
     child_free(c);
-    assert_all_end(g.pids, 2, g.written, 5000);
+    assert_all_end(g.pids, 2, g.written, 10000);
     /* at most one a millisecond through the 300 ms grace, and none once it is over */
     assert_in_range(failed, 1, 400);
 }
@@ -1109,7 +1109,7 @@ static void test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group(voi
     assert_int_equal(child_reap(c, &status), ECHILD);
     assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
     child_free(c);
-    assert_all_end(g.pids, 2, g.written, 5000);
+    assert_all_end(g.pids, 2, g.written, 10000);
 }
 
 /* A program that ended by itself and left a background process in its process group, whose
@@ -1193,7 +1193,7 @@ static void test_a_stop_still_ends_a_group_held_by_a_grandchild_alone(void **sta
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     child_free(c);
     kill_fixture(pids[1], written); /* the parent, in a session of its own */
-    assert_all_end(pids, 1, written, 5000);
+    assert_all_end(pids, 1, written, 10000);
 }
 
 typedef struct waiter {
@@ -1244,7 +1244,7 @@ static void test_kill_ends_the_wait_of_a_stopped_supervisor(void **state)
     assert_int_equal(child_failure(c, &code), CHILD_SUPERVISOR);
     assert_true(clock_mono_ms() - start < 10000);
     child_free(c);
-    assert_all_end(pids, 2, written, 5000);
+    assert_all_end(pids, 2, written, 10000);
 }
 
 /* A kill that comes after the program's end, its report and output waiting unread, does not cut

@@ -87,11 +87,11 @@ static size_t scan_all(pid_t root, proc_id *tree, size_t max)
     return n - 1;
 }
 
-/* scan_all() from the top of a chain(3) until the two below it run (for at most 2 s). */
+/* scan_all() from the top of a chain(3) until the two below it run (for at most 10 s). */
 static size_t scan_chain(pid_t top, proc_id *tree, size_t max)
 {
     size_t found = 0;
-    for (int i = 0; i < 400 && (found = scan_all(top, tree, max)) < 2; i++)
+    for (int i = 0; i < 2000 && (found = scan_all(top, tree, max)) < 2; i++)
         sleep_ms(5);
     return found;
 }
@@ -116,7 +116,7 @@ static void test_read_a_process_named_to_mislead(void **state)
     (void)state;
     pid_t pid = sleeper(") 1 (2 ");
     proc_id id = {0};
-    for (int i = 0; i < 200; i++) { /* until it has taken its name */
+    for (int i = 0; i < 2000; i++) { /* until it has taken its name (10 s at most) */
         char comm[64] = "", path[64];
         snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
         FILE *f = fopen(path, "r");
@@ -213,8 +213,8 @@ static void test_scan_takes_no_children_of_a_pid_reused(void **state)
     pid_t top = chain(2);
     proc_id tree[4];
     size_t n = 0;
-    for (int i = 0; i < 400 && (n = scan_all(top, tree, 4)) < 1; i++)
-        sleep_ms(5); /* until its child runs */
+    for (int i = 0; i < 2000 && (n = scan_all(top, tree, 4)) < 1; i++)
+        sleep_ms(5); /* until its child runs (10 s at most) */
     assert_int_equal(n, 1);
     proc_id seen;
     assert_true(proc_read(top, &seen));
@@ -332,7 +332,7 @@ static proc_id stopper(const char *name, bool orphan, int end_sig)
     }
     close(p[0]);
     proc_id id = {0};
-    for (int i = 0; i < 400 && !(proc_read(pid, &id) && id.state == 'T'); i++)
+    for (int i = 0; i < 2000 && !(proc_read(pid, &id) && id.state == 'T'); i++)
         sleep_ms(5);
     assert_int_equal(id.state, 'T');
     return id;
@@ -396,7 +396,7 @@ static void test_continue_only_stopped_orphans_of_the_name(void **state)
     assert_int_equal(kill(child.pid, end_sig), 0);
     int unended = -1;
     int unwatched = -1;
-    assert_true(proc_continue_orphans("orphan-test", end_sig, 2000, &unended, &unwatched) >=
+    assert_true(proc_continue_orphans("orphan-test", end_sig, 10000, &unended, &unwatched) >=
                 1); /* others' */
     assert_int_equal(unwatched, 0);
     assert_int_equal(unended, 0);
@@ -445,7 +445,7 @@ static void test_continue_an_orphan_whose_masks_come_late(void **state)
     stoppers_in_many_groups = false;
     long masks_at = status_offset(orphan.pid, "\nSigPnd:");
     int unended = -1, unwatched = -1;
-    int continued = proc_continue_orphans(name, end_sig, 2000, &unended, &unwatched);
+    int continued = proc_continue_orphans(name, end_sig, 10000, &unended, &unwatched);
     bool stopped = still_stopped(&orphan);
     if (stopped)
         (void)proc_signal_seen(&orphan, SIGKILL);
