@@ -215,9 +215,9 @@ static void await_sigchld(int ms)
 }
 
 /* Kill every descendant, round after round, until no child is left; the program's end is
- * reported as soon as it is reaped (after the supervisor's death, child_reap() kills its group
- * only while its end is not reported): as its own (EXITED) when the first reap, before any kill,
- * finds it ended, else as KILLED. */
+ * reported as soon as it is reaped, so that the parent has it should the supervisor die while it
+ * clears the rest (child_reap() then kills the program's group itself): as its own (EXITED) when
+ * the first reap, before any kill, finds it ended, else as KILLED. */
 static void kill_tree(int st_fd, program_end *pe)
 {
     int pause_ms = 1;
