@@ -268,12 +268,11 @@ static int await_start(const child *c, int fd, int64_t deadline_ms)
     }
 }
 
-int child_start(child *c, int64_t deadline_ms)
+/* Make the run's pipes and fork its supervisor, keeping the parent's ends; the read end of the
+ * exec pipe into *exec_fd. 0, or an errno value (noted: CHILD_PIPES or CHILD_SPAWN), with
+ * nothing of them left open. */
+static int fork_supervisor(child *c, int *exec_fd)
 {
-    if (c->failed != CHILD_OK)
-        return c->failed_code; /* no kill's eventfd */
-    if (kill_came(c) || clock_mono_ms() >= deadline_ms)
-        return 0; /* nothing is started: the run ends killed, or timed out */
     int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, pst[2] = {-1, -1};
     int pex[2] = {-1, -1};
     int rc = make_pipe(pin);
@@ -335,10 +334,16 @@ int child_start(child *c, int64_t deadline_ms)
         close_fd(&pex[0]);
         return rc;
     }
+    *exec_fd = pex[0];
+    return 0;
+}
 
-    /* The program's pid, then the exec's outcome: EOF, or the errno value of what failed; each
-     * until the deadline or a kill, past which the start is cut short: child_wait() ends the
-     * run as one that started (see child.h). */
+/* The program's pid, then the exec's outcome on exec_fd: EOF, or the errno value of what failed;
+ * each until the deadline or a kill, past which the start is cut short: 0, and child_wait() ends
+ * the run as one that started (see child.h). 0 once the program is executed, else an errno value
+ * (noted). */
+static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
+{
     supervisor_report r;
     int ready = await_start(c, c->st_fd, deadline_ms);
     int got = ready > 0 ? read_report(c->st_fd, &r) : 0;
@@ -346,13 +351,14 @@ int child_start(child *c, int64_t deadline_ms)
      * took its death signal (its check says ESRCH): killed under the run, as child_wait() would
      * find it, not a program that cannot be started. */
     bool died = ready > 0 && got == 0;
+    int rc;
     if (got == 1 && r.kind == REPORT_STARTED) {
         c->program = r.value;
-        ready = await_start(c, pex[0], deadline_ms);
+        ready = await_start(c, exec_fd, deadline_ms);
         int32_t exec_err = 0;
         size_t have = 0;
         while (ready > 0 && have < sizeof exec_err) {
-            ssize_t n = read(pex[0], (char *)&exec_err + have, sizeof exec_err - have);
+            ssize_t n = read(exec_fd, (char *)&exec_err + have, sizeof exec_err - have);
             if (n > 0)
                 have += (size_t)n;
             else if (n == 0 || errno != EINTR)
@@ -365,12 +371,25 @@ int child_start(child *c, int64_t deadline_ms)
              : got < 0                                                ? -got
                                                                       : ECHILD;
     }
-    close_fd(&pex[0]);
     if (ready < 0)
         rc = -ready;
     if (ready == 0 || rc == 0)
         return 0;
     note_failure(c, died ? CHILD_SUPERVISOR : CHILD_SPAWN, rc);
+    return rc;
+}
+
+int child_start(child *c, int64_t deadline_ms)
+{
+    if (c->failed != CHILD_OK)
+        return c->failed_code; /* no kill's eventfd */
+    if (kill_came(c) || clock_mono_ms() >= deadline_ms)
+        return 0; /* nothing is started: the run ends killed, or timed out */
+    int exec_fd = -1;
+    int rc = fork_supervisor(c, &exec_fd);
+    if (!rc)
+        rc = await_exec(c, exec_fd, deadline_ms);
+    close_fd(&exec_fd);
     return rc;
 }
 
