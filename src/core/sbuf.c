@@ -223,11 +223,12 @@ char *utf8_dup(const char *s)
     return out;
 }
 
-void sbuf_json_strn(sbuf *b, const char *s, size_t len)
+size_t sbuf_json_strn(sbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     if (!reserve(b, len + 2))
-        return;
+        return 0;
+    size_t bytes = len; /* of the string the text reads back as */
     sbuf_putc(b, '"');
     size_t run = 0; /* start of the pending run of bytes that need no escape */
     for (size_t i = 0; i < len; i++) {
@@ -250,6 +251,7 @@ void sbuf_json_strn(sbuf *b, const char *s, size_t len)
             sbuf_append(b, s + run, i - run);
             run = i + 1;
             sbuf_append(b, "\\ufffd", 6); /* not UTF-8: the replacement character */
+            bytes += 2;                   /* U+FFFD's 3 bytes for the 1 */
             continue;
         }
         if (c >= 0x20 && c != '"' && c != '\\')
@@ -286,14 +288,16 @@ void sbuf_json_strn(sbuf *b, const char *s, size_t len)
     }
     sbuf_append(b, s + run, len - run);
     sbuf_putc(b, '"');
+    return bytes;
 }
 
-void sbuf_json_str(sbuf *b, const char *s)
+size_t sbuf_json_str(sbuf *b, const char *s)
 {
-    if (!s)
+    if (!s) {
         sbuf_puts(b, "null");
-    else
-        sbuf_json_strn(b, s, strlen(s));
+        return 0;
+    }
+    return sbuf_json_strn(b, s, strlen(s));
 }
 
 char *sbuf_take(sbuf *b, size_t *len)

@@ -108,11 +108,13 @@ size_t utf8_copy_within(char *out, size_t size, const char *s);
  * A byte that is not part of well-formed UTF-8 is written as U+FFFD, so the
  * result is always valid JSON, whatever s holds. Control characters and the
  * noncharacters U+FFFE and U+FFFF are escaped, so the text holds only
- * characters XML allows, as an SQS message body must.
+ * characters XML allows, as an SQS message body must. Returns the bytes of
+ * the string the text reads back as: s's, and 2 more for each byte written
+ * as U+FFFD (0 for null); once b has failed the count is not to be used.
  */
-void sbuf_json_str(sbuf *b, const char *s);
+size_t sbuf_json_str(sbuf *b, const char *s);
 /* Same for a string of known length that may contain NUL bytes. */
-void sbuf_json_strn(sbuf *b, const char *s, size_t len);
+size_t sbuf_json_strn(sbuf *b, const char *s, size_t len);
 /* True when an allocation failed since init. */
 static inline bool sbuf_failed(const sbuf *b)
 {

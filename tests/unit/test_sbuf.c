@@ -25,11 +25,22 @@ static void check_invariants(const sbuf *b)
     assert_false(sbuf_failed(b));
 }
 
-/* Encode s[0..len) with sbuf_json_strn and compare the text to want. */
+/* The bytes of the string that JSON text reads back as (0 for null), as jansson reads it. */
+static size_t read_back_len(const char *text)
+{
+    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    assert_non_null(v);
+    size_t n = json_is_string(v) ? json_string_length(v) : 0;
+    json_decref(v);
+    return n;
+}
+
+/* Encode s[0..len) with sbuf_json_strn and compare the text to want, and the bytes it says the
+ * text reads back as to those jansson reads. */
 static void check_json_strn(const char *s, size_t len, const char *want)
 {
     sbuf b = {0};
-    sbuf_json_strn(&b, s, len);
+    assert_int_equal(sbuf_json_strn(&b, s, len), read_back_len(want));
     check_invariants(&b);
     assert_string_equal(b.data, want);
     assert_int_equal(b.len, strlen(want));
@@ -39,7 +50,7 @@ static void check_json_strn(const char *s, size_t len, const char *want)
 static void check_json_str(const char *s, const char *want)
 {
     sbuf b = {0};
-    sbuf_json_str(&b, s);
+    assert_int_equal(sbuf_json_str(&b, s), read_back_len(want));
     check_invariants(&b);
     assert_string_equal(b.data, want);
     assert_int_equal(b.len, strlen(want));
