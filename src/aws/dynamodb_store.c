@@ -30,10 +30,12 @@
  * backoff, attempts and deadline), and is STORE_BUSY when still throttled. A
  * ValidationError reason is STORE_INVALID, as a ValidationException of a
  * single write is.
- * Before either, the item is sized as DynamoDB counts it: one that would leave
- * less room than the changes the task can take need (ITEM_GROWTH_MAX) is
- * STORE_INVALID, with its size and the limit, so that no task is made that
- * could never be claimed or finished.
+ * In either, the item is counted as DynamoDB counts it as it is written
+ * (put_task_item(): each attribute by its writer, the data as attrval_write()
+ * counted its image): one that would leave less room than the changes the task
+ * can take need (ITEM_GROWTH_MAX) is STORE_INVALID, with its size and the
+ * limit, before it is sent, so that no task is made that could never be
+ * claimed or finished.
  * Keys that are not valid UTF-8 cannot go into JSON as they are; they are
  * kept as "idem~<hex of the bytes>", a prefix no UTF-8 key can produce.
  *
@@ -231,38 +233,47 @@ static char *claim_key_of(const char *attr, bool *ok)
 
 /* ---- request text ------------------------------------------------------ */
 
-/* "name":{"S":"value"} with a leading comma unless first. */
-static void put_s(sbuf *b, bool comma, const char *name, const char *value)
+/* "name":{"S":"value"} with a leading comma unless first. Returns the bytes DynamoDB counts for
+ * the attribute: its name's and its value's, as the text reads back (sbuf_json_str()). */
+static size_t put_s(sbuf *b, bool comma, const char *name, const char *value)
 {
     if (comma)
         sbuf_putc(b, ',');
-    sbuf_json_str(b, name);
+    size_t size = sbuf_json_str(b, name);
     sbuf_puts(b, ":{\"S\":");
-    sbuf_json_str(b, value);
+    size += sbuf_json_str(b, value);
     sbuf_putc(b, '}');
+    return size;
 }
 
-/* "name":{"N":"value"} with a leading comma unless first. */
-static void put_n(sbuf *b, bool comma, const char *name, int64_t value)
+/* "name":{"N":"value"} with a leading comma unless first. Returns the bytes DynamoDB counts for
+ * the attribute: its name's and its number's (attrval_number_size(), of the digits written). */
+static size_t put_n(sbuf *b, bool comma, const char *name, int64_t value)
 {
     if (comma)
         sbuf_putc(b, ',');
-    sbuf_json_str(b, name);
+    size_t size = sbuf_json_str(b, name);
     sbuf_puts(b, ":{\"N\":\"");
+    size_t start = b->len;
     sbuf_int(b, value);
+    if (!sbuf_failed(b))
+        size += attrval_number_size(b->data + start, b->len - start);
     sbuf_puts(b, "\"}");
+    return size;
 }
 
-/* One history entry: {"M":{"s":{"S":status},"m":{"S":message},"t":{"N":time}}}. */
-static void put_history_entry(sbuf *b, task_status status, const char *msg, int64_t time)
+/* One history entry: {"M":{"s":{"S":status},"m":{"S":message},"t":{"N":time}}}. Returns the
+ * bytes DynamoDB counts for it, a map: ATTRVAL_NESTED, and 1 for each member with its own. */
+static size_t put_history_entry(sbuf *b, task_status status, const char *msg, int64_t time)
 {
     sbuf_puts(b, "{\"M\":{");
-    put_s(b, false, "s", task_status_name(status));
+    size_t size = ATTRVAL_NESTED + 1 + put_s(b, false, "s", task_status_name(status));
     sbuf_puts(b, ",\"m\":{\"S\":");
-    sbuf_json_strn(b, msg, task_history_msg_len(msg));
+    size += 1 + 1 + sbuf_json_strn(b, msg, task_history_msg_len(msg));
     sbuf_putc(b, '}');
-    put_n(b, true, "t", time);
+    size += 1 + put_n(b, true, "t", time);
     sbuf_puts(b, "}}");
+    return size;
 }
 
 /* {"TableName":"...", — the common opening of every request */
@@ -872,44 +883,6 @@ static store_rc ddb_secret(store *base, uint8_t key[16])
 
 /* ---- item sizes -------------------------------------------------------- */
 
-/* The bytes DynamoDB counts for AttributeValue v: a string's, a number's, 1 for a BOOL or NULL,
- * and a map or list 3 and 1 for each member or element, with its name. */
-static size_t value_size(const json_t *v)
-{
-    const char *type;
-    const json_t *x;
-    size_t size = 0;
-    json_object_foreach((json_t *)v, type, x)
-    {
-        if (strcmp(type, "N") == 0) {
-            size += attrval_number_size(json_string_value(x), json_string_length(x));
-        } else if (strcmp(type, "M") == 0) {
-            const char *name;
-            const json_t *member;
-            size += ATTRVAL_NESTED;
-            json_object_foreach((json_t *)x, name, member) size +=
-                1 + strlen(name) + value_size(member);
-        } else if (strcmp(type, "L") == 0) {
-            size += ATTRVAL_NESTED;
-            for (size_t i = 0; i < json_array_size(x); i++)
-                size += 1 + value_size(json_array_get(x, i));
-        } else {
-            size += json_is_string(x) ? json_string_length(x) : 1; /* S; BOOL, NULL */
-        }
-    }
-    return size;
-}
-
-/* The bytes DynamoDB counts for an item: its attributes' names and values. */
-static size_t item_size(const json_t *item)
-{
-    const char *name;
-    const json_t *v;
-    size_t size = 0;
-    json_object_foreach((json_t *)item, name, v) size += strlen(name) + value_size(v);
-    return size;
-}
-
 /* The longest history entry: a map of s (IN_PROGRESS), m (TASK_HISTORY_MSG_MAX bytes) and t,
  * an element of the list. */
 #define HISTORY_ENTRY_MAX                                                                          \
@@ -948,67 +921,62 @@ static bool new_id(ddb_store *s, char out[37])
     return true;
 }
 
-/* The task's item: {"id":..., ...}. */
-static void put_task_item(sbuf *b, const char *id, const store_new_task *c, const char *data_image,
-                          int64_t now)
+/* The task's item: {"id":..., ...}, its data the AttributeValue data_image, for which DynamoDB
+ * counts data_size bytes (attrval_write()'s count as it wrote it). Returns the bytes DynamoDB
+ * counts for the item: its attributes' names and values, each counted as it is written. */
+static size_t put_task_item(sbuf *b, const char *id, const store_new_task *c,
+                            const char *data_image, size_t data_size, int64_t now)
 {
     char type_status[TASK_TYPE_MAX + 32];
     snprintf(type_status, sizeof type_status, "%s#%s", c->task_type,
              task_status_name(TASK_CREATED));
     sbuf_putc(b, '{');
-    put_s(b, false, "id", id);
-    put_s(b, true, "task_type", c->task_type);
-    put_s(b, true, "status", task_status_name(TASK_CREATED));
-    put_s(b, true, "status_msg", "");
-    put_n(b, true, "created_time", now);
+    size_t size = put_s(b, false, "id", id);
+    size += put_s(b, true, "task_type", c->task_type);
+    size += put_s(b, true, "status", task_status_name(TASK_CREATED));
+    size += put_s(b, true, "status_msg", "");
+    size += put_n(b, true, "created_time", now);
     if (c->ttl != TASK_NULL_TIME)
-        put_n(b, true, "task_ttl", c->ttl);
+        size += put_n(b, true, "task_ttl", c->ttl);
     sbuf_puts(b, ",\"data\":");
     sbuf_puts(b, data_image);
+    size += strlen("data") + data_size;
     if (c->trace)
-        put_s(b, true, "trace", c->trace);
+        size += put_s(b, true, "trace", c->trace);
     if (c->tracestate) /* only when there is one: the attribute is absent otherwise */
-        put_s(b, true, "tracestate", c->tracestate);
-    put_s(b, true, "list_all", LIST_ALL_KEY);
-    put_s(b, true, "type_status", type_status);
+        size += put_s(b, true, "tracestate", c->tracestate);
+    size += put_s(b, true, "list_all", LIST_ALL_KEY);
+    size += put_s(b, true, "type_status", type_status);
     sbuf_puts(b, ",\"history\":{\"L\":[");
-    put_history_entry(b, TASK_CREATED, "", now);
+    size += strlen("history") + ATTRVAL_NESTED + 1 + put_history_entry(b, TASK_CREATED, "", now);
     sbuf_puts(b, "]}}");
+    return size;
 }
 
-/* STORE_OK when a new task's item, its data counted data_size bytes, leaves room for every change
- * it can take (CREATE_ITEM_MAX); STORE_INVALID, with its size and the limit in w, when it does
- * not; STORE_ERROR, logged, when it cannot be sized (out of memory). */
-static store_rc leaves_room(const ddb_store *s, store_write *w, size_t data_size)
+/* Whether a new task's item, for which DynamoDB counts size bytes (put_task_item()'s count), leaves
+ * room for every change it can take (CREATE_ITEM_MAX). When it does not, its size and the limit go
+ * into w, for the STORE_INVALID that refuses it before it is sent. An item b could not hold (out of
+ * memory) is left to the call, which fails for it. */
+static bool leaves_room(store_write *w, const sbuf *b, size_t size)
 {
-    static const char some_id[] = "00000000-0000-7000-8000-000000000000"; /* as long as any */
-    static const char no_data[] = "{\"NULL\":true}";                      /* 1 byte counted */
-    /* the item around its data, written and read as the request will have it: the data, the
-     * most of it, is counted by attrval_write() as its image was written, not read again */
-    sbuf b = {0};
-    put_task_item(&b, some_id, &w->create, no_data, w->now);
-    json_t *item = sbuf_failed(&b) ? NULL : json_loadb(b.data, b.len, JSON_ALLOW_NUL, NULL);
-    sbuf_free(&b);
-    if (!item) {
-        log_error("cannot size a new task's item (out of memory)", "table", s->table, NULL);
-        return STORE_ERROR;
-    }
-    size_t size = item_size(item) - 1 + data_size;
-    json_decref(item);
-    if (size <= CREATE_ITEM_MAX)
-        return STORE_OK;
+    if (sbuf_failed(b) || size <= CREATE_ITEM_MAX)
+        return true;
     w->size = size;
     w->size_limit = CREATE_ITEM_MAX;
-    return STORE_INVALID;
+    return false;
 }
 
 /* PutItem of a task without an Idempotency-Key. */
-static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const char *data_image)
+static store_rc create_plain(ddb_store *s, store_write *w, const char *id, const char *data_image,
+                             size_t data_size)
 {
     sbuf b = {0};
     begin_request(&b, s);
     sbuf_puts(&b, ",\"Item\":");
-    put_task_item(&b, id, &w->create, data_image, w->now);
+    if (!leaves_room(w, &b, put_task_item(&b, id, &w->create, data_image, data_size, w->now))) {
+        sbuf_free(&b);
+        return STORE_INVALID;
+    }
     sbuf_puts(&b, ",\"ConditionExpression\":\"attribute_not_exists(id)\","
                   "\"ReturnValuesOnConditionCheckFailure\":\"ALL_OLD\"}");
     aws_response r;
@@ -1132,7 +1100,7 @@ typedef enum key_try {
 
 /* One TransactWriteItems: the task and its key item. */
 static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
-                                 const char *data_image, store_rc *rc_out)
+                                 const char *data_image, size_t data_size, store_rc *rc_out)
 {
     const store_new_task *c = &w->create;
     sbuf b = {0};
@@ -1141,7 +1109,11 @@ static key_try create_keyed_once(ddb_store *s, store_write *w, const char *id,
     sbuf_puts(&b, ",\"TransactItems\":[{\"Put\":");
     begin_request(&b, s);
     sbuf_puts(&b, ",\"Item\":");
-    put_task_item(&b, id, c, data_image, w->now);
+    if (!leaves_room(w, &b, put_task_item(&b, id, c, data_image, data_size, w->now))) {
+        sbuf_free(&b);
+        *rc_out = STORE_INVALID;
+        return KEY_SETTLED;
+    }
     sbuf_puts(&b, ",\"ConditionExpression\":\"attribute_not_exists(id)\"}},{\"Put\":");
     begin_request(&b, s);
     sbuf_puts(&b, ",\"Item\":{\"id\":");
@@ -1247,10 +1219,10 @@ static store_rc apply_create(ddb_store *s, store_write *w)
         !(data_image = derived = attrval_from_text(c->data ? c->data : "{}", &data_size)))
         return STORE_ERROR;
     char id[37];
-    store_rc rc = leaves_room(s, w, data_size);
-    if (rc == STORE_OK && !c->idempotency_key) {
-        rc = new_id(s, id) ? create_plain(s, w, id, data_image) : STORE_ERROR;
-    } else if (rc == STORE_OK) {
+    store_rc rc;
+    if (!c->idempotency_key) {
+        rc = new_id(s, id) ? create_plain(s, w, id, data_image, data_size) : STORE_ERROR;
+    } else {
         /* tried until a try settles it, each with a new id. Throttling and conflicts have
          * budgets of their own (aws_retry_pause()'s attempts, CREATE_TRIES), so a create
          * meeting both may take up to their sum of transactions, all within the one deadline. */
@@ -1263,7 +1235,7 @@ static store_rc apply_create(ddb_store *s, store_write *w)
                 rc = STORE_ERROR;
                 break;
             }
-            key_try t = create_keyed_once(s, w, id, data_image, &rc);
+            key_try t = create_keyed_once(s, w, id, data_image, data_size, &rc);
             if (t == KEY_SETTLED && rc == STORE_DUPLICATE)
                 t = check_duplicate(s, w, &rc);
             if (t == KEY_SETTLED)

@@ -36,6 +36,7 @@
 #include "core/attrval.h"
 #include "core/sbuf.h"
 #include "core/task.h"
+#include "core/tracectx.h"
 #include "store/store.h"
 #include "support/http_stub.h"
 #include "support/stderr_capture.h"
@@ -354,6 +355,156 @@ static void test_new_task_data_counted_as_its_image_was_written(void **state)
     /* the count given is the one taken */
     assert_int_equal(refused_size(&f, NULL, true, 1000), base + 1000);
     assert_int_equal(http_stub_count(f.server), 0);
+    stop(&f);
+}
+
+/* The bytes AWS's rules count for a number's text as the store writes one (an integer): a byte
+ * for each two significant digits, leading and trailing zeros aside, 2, and 1 more for a negative
+ * number, the most DynamoDB may count for it (docs/design.md). */
+static size_t number_counted(const char *n)
+{
+    bool negative = *n == '-';
+    n += negative;
+    assert_true(*n && strspn(n, "0123456789") == strlen(n));
+    while (*n == '0')
+        n++;
+    size_t digits = strlen(n);
+    while (digits && n[digits - 1] == '0')
+        digits--;
+    return digits / 2 + 2 + negative;
+}
+
+/* The bytes AWS's rules count for AttributeValue v as it was sent: a string's UTF-8 bytes, a
+ * number's number_counted(), 1 for a BOOL or NULL, and for a map or a list 3 and, for each member
+ * or element, 1, with a member its name's bytes. */
+static size_t value_counted(const json_t *v)
+{
+    assert_int_equal(json_object_size(v), 1);
+    const char *type = json_object_iter_key(json_object_iter((json_t *)v));
+    const json_t *x = json_object_get(v, type);
+    if (strcmp(type, "S") == 0)
+        return strlen(text_of(x));
+    if (strcmp(type, "N") == 0)
+        return number_counted(text_of(x));
+    if (strcmp(type, "NULL") == 0 || strcmp(type, "BOOL") == 0)
+        return 1;
+    size_t size = 3;
+    const char *name;
+    const json_t *member;
+    if (strcmp(type, "M") == 0) {
+        json_object_foreach((json_t *)x, name, member) size +=
+            1 + strlen(name) + value_counted(member);
+        return size;
+    }
+    assert_string_equal(type, "L");
+    for (size_t i = 0; i < json_array_size(x); i++)
+        size += 1 + value_counted(json_array_get(x, i));
+    return size;
+}
+
+/* The first n bytes of pattern repeated, into out (n + 1 bytes). */
+static char *repeat(char *out, const char *pattern, size_t n)
+{
+    size_t len = strlen(pattern);
+    for (size_t i = 0; i < n; i++)
+        out[i] = pattern[i % len];
+    out[n] = '\0';
+    return out;
+}
+
+/* Bytes of data past the most an item takes: a create counted this much more is refused. */
+#define PAST_ANY_ITEM (400 * 1024)
+
+/*
+ * A new task's item, its data {} (3 bytes), is counted by the store as AWS's rules count the item
+ * it sends: created, its PutItem's Item is counted here; created again with its data counted
+ * PAST_ANY_ITEM bytes more, it is refused, with that count and those bytes as its size, and
+ * nothing is sent.
+ */
+static void check_item_count(fixture *f, store_new_task c, int64_t now)
+{
+    c.data = "{}";
+    c.data_image = "{\"M\":{}}";
+    c.data_size = 3;
+    store_write w = {.kind = STORE_WRITE_CREATE, .now = now, .create = c};
+    assert_int_equal(store_write_wait(f->store, &w), STORE_OK);
+    size_t n = http_stub_count(f->server);
+    json_t *body = request_of(f, n - 1, "PutItem");
+    const json_t *item = json_object_get(body, "Item");
+    size_t want = 0;
+    const char *name;
+    const json_t *v;
+    json_object_foreach((json_t *)item, name, v) want += strlen(name) + value_counted(v);
+    json_decref(body);
+    c.data_size += PAST_ANY_ITEM;
+    w = (store_write){.kind = STORE_WRITE_CREATE, .now = now, .create = c};
+    assert_int_equal(store_write_wait(f->store, &w), STORE_INVALID);
+    assert_int_equal(http_stub_count(f->server), n);
+    if (w.size - PAST_ANY_ITEM != want)
+        fail_msg("task_type of %zu bytes, trace %s, tracestate of %zd bytes, task_ttl %lld, "
+                 "created_time %lld: counted %zu bytes, where %zu",
+                 strlen(c.task_type), c.trace ? "set" : "absent",
+                 c.tracestate ? (ssize_t)strlen(c.tracestate) : (ssize_t)-1, (long long)c.ttl,
+                 (long long)now, w.size - PAST_ANY_ITEM, want);
+}
+
+/*
+ * A new task's item is counted, its attributes as the store writes them, as AWS's rules count the
+ * item sent: every optional attribute (task_ttl, trace, tracestate) present or absent, task types
+ * of every length to TASK_TYPE_MAX and tracestates of every length to TRACECTX_TRACESTATE_MAX (of
+ * characters of 1 to 3 bytes, quotes, control characters, and bytes that are not UTF-8, which the
+ * request holds as U+FFFD), and numbers of every width, signed or not, with trailing zeros or not.
+ */
+static void test_new_task_item_counted_as_written(void **state)
+{
+    (void)state;
+    fixture f;
+    start(&f, NULL, 0);
+    static const char mixed[] = "T\xc3\xa9\"\\\x01\xff\xe2\x82\xac/x";
+    static const char trace[] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    char type[TASK_TYPE_MAX + 1], state_text[TRACECTX_TRACESTATE_MAX + 1];
+    for (size_t len = 1; len <= TASK_TYPE_MAX; len++)
+        for (int present = 0; present < 8; present++) {
+            store_new_task c = {.task_type = repeat(type, mixed, len),
+                                .ttl = present & 1 ? 1700086400 : TASK_NULL_TIME,
+                                .trace = present & 2 ? trace : NULL,
+                                .tracestate = present & 4 ? "vendor=a1" : NULL};
+            check_item_count(&f, c, 1700000000);
+        }
+    for (size_t len = 0; len <= TRACECTX_TRACESTATE_MAX; len++) {
+        store_new_task c = {.task_type = "TASK1",
+                            .ttl = len % 2 ? TASK_NULL_TIME : 1700086400,
+                            .trace = len % 3 ? trace : NULL,
+                            .tracestate =
+                                repeat(state_text, len % 4 ? "rojo=00f0,c=\xff" : mixed, len)};
+        check_item_count(&f, c, 1700000000);
+    }
+    /* numbers of every width: 9..., 10..., 12...; negative too; and the ends of int64 */
+    int64_t numbers[19 * 6 + 2];
+    size_t count = 0;
+    int64_t nines = 0, power = 1, digits = 0;
+    for (int width = 1; width <= 19; width++) {
+        nines = width < 19 ? nines * 10 + 9 : INT64_MAX; /* 19 nines are past int64 */
+        digits = digits * 10 + width % 10;
+        numbers[count++] = nines;
+        numbers[count++] = -nines;
+        numbers[count++] = power;
+        numbers[count++] = -power;
+        numbers[count++] = digits;
+        numbers[count++] = -digits;
+        if (width < 19)
+            power *= 10;
+    }
+    numbers[count++] = INT64_MIN;
+    numbers[count++] = 0;
+    for (size_t i = 0; i < count; i++) {
+        store_new_task c = {.task_type = "TASK1", .ttl = TASK_NULL_TIME};
+        check_item_count(&f, c, numbers[i]); /* created_time, and the history entry's time */
+        if (numbers[i] != TASK_NULL_TIME) {
+            c.ttl = numbers[i];
+            check_item_count(&f, c, 1700000000);
+        }
+    }
     stop(&f);
 }
 
@@ -1439,6 +1590,7 @@ int main(void)
         cmocka_unit_test(test_applied_update_with_unreadable_old_image_is_done),
         cmocka_unit_test(test_throttled_until_deadline_is_busy),
         cmocka_unit_test(test_validation_reason_is_invalid),
+        cmocka_unit_test(test_new_task_item_counted_as_written),
         cmocka_unit_test(test_conflict_is_retried),
         cmocka_unit_test(test_unknown_reason_is_an_error),
         cmocka_unit_test(test_key_not_utf8_is_kept_in_hex),
