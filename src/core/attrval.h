@@ -32,7 +32,8 @@ size_t attrval_write(sbuf *b, const json_t *v);
  * pairs do not start at the decimal point, one, and one more for a negative number; at most
  * ATTRVAL_NUMBER_MAX. AWS gives the size only as about a byte for two significant digits and
  * one; DynamoDB Local counts the digits in pairs from the decimal point, one more, and one more
- * for a negative number (docs/design.md), which is never more than this count.
+ * for a negative number, to ATTRVAL_NUMBER_MAX at most (docs/design.md), which is never more than
+ * this count.
  */
 size_t attrval_number_size(const char *text, size_t len);
 

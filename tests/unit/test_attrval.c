@@ -233,6 +233,49 @@ static void test_write_counts_dynamodb_size(void **state)
     }
 }
 
+/*
+ * A number's count is never less than what DynamoDB counts for it: AWS's documented rule (a byte
+ * for two significant digits, rounded up, and 1) or DynamoDB Local's, measured by putting an item
+ * at 400 KB beside each number (its digits in pairs from the decimal point, 1, and 1 for a
+ * negative number, at most 21 bytes): 1 more than DynamoDB Local's at most (an even number of
+ * digits in step with the decimal point, or 0), and as much for 38 digits, its most.
+ */
+static void test_number_size_bounds_what_dynamodb_counts(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        size_t digits; /* significant */
+        size_t local;  /* DynamoDB Local's count */
+        size_t size;
+    } rows[] = {
+        {"0", 0, 1, 2},
+        {"1", 1, 2, 2},
+        {"12", 2, 2, 3},
+        {"123", 3, 3, 3},
+        {"1.2", 2, 3, 3},
+        {"-1", 1, 3, 3},
+        {"-1234", 4, 4, 5},
+        {"-1234567890123456789", 19, 12, 12},
+        {"-9223372036854775808", 19, 12, 12},
+        {"1.2345678901234567e+100", 17, 10, 10},
+        {"-1.2345678901234567e-100", 17, 11, 11},
+        {"12345678901234567890123456789012345678", 38, 20, 21},
+        {"-12345678901234567890123456789012345678", 38, 21, 21},
+        {"1.2345678901234567890123456789012345678", 38, 21, 21},
+        {"-1.2345678901234567890123456789012345678", 38, 21, 21}, /* 20 pairs: still 21 */
+        {"-123456789012345678901234567890123456.7", 37, 21, 21},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t size = attrval_number_size(rows[i].text, strlen(rows[i].text));
+        size_t documented = (rows[i].digits + 1) / 2 + 1;
+        if (size != rows[i].size || size < documented || size < rows[i].local ||
+            size > rows[i].local + 1 || size > ATTRVAL_NUMBER_MAX)
+            fail_msg("%s: %zu bytes, where %zu (AWS's rule %zu, DynamoDB Local %zu)", rows[i].text,
+                     size, rows[i].size, documented, rows[i].local);
+    }
+}
+
 /* ---- attrval_to_json ---- */
 
 static void round_trip(const char *json_text)
@@ -908,6 +951,7 @@ int main(void)
         cmocka_unit_test(test_write_nested),
         cmocka_unit_test(test_write_appends),
         cmocka_unit_test(test_write_counts_dynamodb_size),
+        cmocka_unit_test(test_number_size_bounds_what_dynamodb_counts),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_to_json_sets),
         cmocka_unit_test(test_to_json_malformed),
