@@ -23,7 +23,8 @@
  * whose task_id or ttl cannot be read: an error, the create not tried again. A task's time past 64
  * bits: a malformed item; one, read alone or in a page, is logged. A create unanswered, with a key
  * or without: unknown, naming the task it may have made. The span of a write: the call that decided
- * it, with its request id, table and region.
+ * it, with its request id, table and region. A new task's item: counted as AWS's rules count the
+ * item it sends, and refused with that size before any call, with a key or without.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -418,8 +419,8 @@ static char *repeat(char *out, const char *pattern, size_t n)
 /*
  * A new task's item, its data {} (3 bytes), is counted by the store as AWS's rules count the item
  * it sends: created, its PutItem's Item is counted here; created again with its data counted
- * PAST_ANY_ITEM bytes more, it is refused, with that count and those bytes as its size, and
- * nothing is sent.
+ * PAST_ANY_ITEM bytes more, it is refused, with that count and those bytes as its size, with an
+ * Idempotency-Key or without, and nothing is sent.
  */
 static void check_item_count(fixture *f, store_new_task c, int64_t now)
 {
@@ -439,6 +440,12 @@ static void check_item_count(fixture *f, store_new_task c, int64_t now)
     c.data_size += PAST_ANY_ITEM;
     w = (store_write){.kind = STORE_WRITE_CREATE, .now = now, .create = c};
     assert_int_equal(store_write_wait(f->store, &w), STORE_INVALID);
+    assert_int_equal(w.size_limit, 356454); /* CREATE_ITEM_MAX, as design.md gives it */
+    /* with an Idempotency-Key, its transaction's task item the same */
+    store_write keyed = {.kind = STORE_WRITE_CREATE, .now = now, .create = c};
+    keyed.create.idempotency_key = "order-42";
+    assert_int_equal(store_write_wait(f->store, &keyed), STORE_INVALID);
+    assert_int_equal(keyed.size, w.size);
     assert_int_equal(http_stub_count(f->server), n);
     if (w.size - PAST_ANY_ITEM != want)
         fail_msg("task_type of %zu bytes, trace %s, tracestate of %zd bytes, task_ttl %lld, "
