@@ -148,27 +148,33 @@ def ro_connect(db):
     c.execute("PRAGMA query_only = 1")
     return c
 
-COMPLETED_SERIES = 'taskd_task_transitions_total{task_type="BENCH",status="COMPLETED"} '
+SERIES = 'taskd_task_transitions_total{task_type="BENCH",status="%s"} '
+COMPLETED_SERIES, FAILED_SERIES = SERIES % "COMPLETED", SERIES % "FAILED"
 
-def completed_count(conn):
-    # taskd's count of committed COMPLETED transitions, from GET /metrics: a
-    # counter the server keeps, as the peers' pollers read beanstalkd's
-    # cmd-delete and BullMQ's completed count (a scan of the tasks table
-    # would cost time that grows with the run).
+def final_counts(conn):
+    # taskd's counts of committed COMPLETED and FAILED transitions, from GET
+    # /metrics: counters the server keeps, as the peers' pollers read
+    # beanstalkd's cmd-delete and BullMQ's completed count (a scan of the
+    # tasks table would cost time that grows with the run).
     conn.request("GET", "/metrics")
     r = conn.getresponse()
     body = r.read().decode()
     if r.status != 200:
         raise OSError("GET /metrics answered %d" % r.status)
+    done = failed = 0
     for line in body.splitlines():
         if line.startswith(COMPLETED_SERIES):
-            return int(float(line[len(COMPLETED_SERIES):]))
-    return 0
+            done = int(float(line[len(COMPLETED_SERIES):]))
+        elif line.startswith(FAILED_SERIES):
+            failed = int(float(line[len(FAILED_SERIES):]))
+    return done, failed
 
 def poll(port, n, out, pid, interval_ms, deadline_s, ready):
-    # Poll the COMPLETED count until it reaches n; record every sample's wall
-    # time (time.time(), the same clock as wrk's CLOCK_REALTIME stamps).
-    # Creates the file `ready` after the first successful query.
+    # Poll the COMPLETED count until it reaches n, or until COMPLETED and
+    # FAILED (both final) reach n together: a task that failed is never
+    # completed, so the run is over. Record every sample's wall time
+    # (time.time(), the same clock as wrk's CLOCK_REALTIME stamps). Creates
+    # the file `ready` after the first successful query.
     import http.client
     n, pid = int(n), int(pid)
     interval = float(interval_ms) / 1000.0
@@ -183,7 +189,7 @@ def poll(port, n, out, pid, interval_ms, deadline_s, ready):
         try:
             if conn is None:
                 conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=5)
-            cnt = completed_count(conn)
+            cnt, failed = final_counts(conn)
         except (OSError, http.client.HTTPException, ValueError) as e:
             qerr = str(e)
             if conn is not None:
@@ -197,6 +203,9 @@ def poll(port, n, out, pid, interval_ms, deadline_s, ready):
         samples.append((round(t, 6), cnt))
         if cnt >= n:
             t_all, why = t, "all completed"
+            break
+        if cnt + failed >= n:
+            why = "%d FAILED" % failed
             break
         time.sleep(interval)
     if conn is not None:
@@ -328,6 +337,11 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
         st = d["status"]
         if sum(st.values()) != n or st.get("COMPLETED", 0) != n:
             checks.append("tasks by status after phase 1: %s (want COMPLETED=%d only)" % (st, n))
+    if lat is None:
+        checks.append("the latency client wrote no result")
+    elif lat["ok"] != lat["n"] or lat["problems"]:
+        checks.append("latency phase: %d of %d tasks measured, problems %s" % (
+            lat["ok"], lat["n"], lat["problems"]))
     rec["checks"] = checks
     for k in ("VMRSS_KB", "VMHWM_KB"):
         v = E.get("B_" + k, "")
@@ -435,7 +449,8 @@ def report(results, cfgfile):
     print("taskd log: %d error, %d warn lines; SIGTERM exit status per run: %s" % (
         sum(r["log_errors"] for r in rows), sum(r["log_warnings"] for r in rows),
         " ".join(str(r["taskd_exit"]) for r in rows)))
-    print("checks: %s" % ("all N POSTs 201, all N tasks COMPLETED, none FAILED/CREATED"
+    print("checks: %s" % ("all N POSTs 201, all N tasks COMPLETED, none FAILED/CREATED, every task of the"
+                          " latency phase COMPLETED"
                           if not all_checks else "%d FAILED (see the run lines above)" % len(all_checks)))
     strip = []
     for r in rows:
@@ -457,6 +472,9 @@ def report(results, cfgfile):
         "checks_failed": all_checks,
     }
     print("RESULT " + json.dumps(result, separators=(",", ":")))
+    if all_checks:
+        sys.exit("bench/pipeline.sh: %d check%s failed: the figures above do not stand" % (
+            len(all_checks), "" if len(all_checks) == 1 else "s"))
 
 cmd = sys.argv[1]
 args = sys.argv[2:]
