@@ -195,6 +195,16 @@ def report(results_path):
         print("%-24s %12.0f %9.3f %9.3f %8d %8d  %s" % (
             label, s["median_rps"], s["median_p50_ms"], s["median_p99_ms"], s["non2xx"],
             sum(s["socket_errors"].values()), " ".join("%.0f" % x for x in s["runs_rps"])))
+    # A figure stands only on 2xx answers: an error answer is often quicker than the work
+    # (a refused connection's 429), so its runs would read faster than taskd is.
+    checks = []
+    for key, label in SCEN:
+        s = summary.get(key)
+        if s and (s["non2xx"] or sum(s["socket_errors"].values())):
+            checks.append("%s: %d non-2xx answers and %d socket errors in its measured runs" % (
+                label, s["non2xx"], sum(s["socket_errors"].values())))
+    for c in checks:
+        print("CHECK FAILED: " + c)
     for key, _, what in RATIOS:
         r = ratios.get(key)
         if r:
@@ -212,6 +222,10 @@ def report(results_path):
         print("seed: %d/%d tasks created sequentially on 1 connection in %.2fs (%.0f/s), statuses %s" % (
             seedinfo["ids"], seedinfo["requested"], seedinfo["seconds"], seedinfo["per_sec"] or 0,
             seedinfo["statuses"]))
+        if seedinfo["ids"] != seedinfo["requested"] or seedinfo["exceptions"]:
+            checks.append("seed: %d of %d tasks created, statuses %s, exceptions %s" % (
+                seedinfo["ids"], seedinfo["requested"], seedinfo["statuses"], seedinfo["exceptions"]))
+            print("CHECK FAILED: " + checks[-1])
     taskd_info = None
     if E.get("B_TASKD_CMD"):
         taskd_info = {"log_lines": int(E.get("B_LOG_LINES", "0")),
@@ -236,8 +250,12 @@ def report(results_path):
         "rss_mib": rss,
         "seed": seedinfo,
         "taskd": taskd_info,
+        "checks_failed": checks,
     }
     print("RESULT " + json.dumps(result, separators=(",", ":")))
+    if checks:
+        sys.exit("bench/api.sh: %d check%s failed: the figures above do not stand" % (
+            len(checks), "" if len(checks) == 1 else "s"))
 
 cmd = sys.argv[1]
 args = sys.argv[2:]
