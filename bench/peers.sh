@@ -104,26 +104,56 @@ trap cleanup EXIT
 trap 'echo; echo "bench/peers.sh: interrupted" >&2; exit 130' INT
 trap 'exit 143' TERM
 
-# start_server KIND DIR [beanstalkd options...]: start a fresh server with its data in DIR on a
-# free port; sets SERVER_PID and PORT.
-start_server() {
-  local kind=$1 dir=$2
-  shift 2
-  mkdir -p "$dir"
-  PORT=$(free_port)
-  case $kind in
-  beanstalkd) beanstalkd -l 127.0.0.1 -p "$PORT" -b "$dir" "$@" >"$dir.log" 2>&1 & ;;
-  redis)
-    # AOF only (no RDB snapshots, which would fork mid-run), fsync once a second
-    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
-      --appendfsync everysec --save '' --logfile "$dir.log" --daemonize no &
-    ;;
-  esac
-  SERVER_PID=$!
-  wait_tcp "$PORT" "$SERVER_PID" 10 || { tail -n 20 "$dir.log" >&2; die "$kind did not start"; }
-  if [[ $kind == redis ]]; then
-    [[ $(redis-cli -p "$PORT" ping) == PONG ]] || die "redis-server does not answer PING"
+# server_pid KIND PORT: the process id the server answering on 127.0.0.1:PORT gives for itself
+# (beanstalkd's stats, Redis's INFO).
+server_pid() {
+  local line fd
+  if [[ $1 == redis ]]; then
+    redis-cli -p "$2" info server 2>/dev/null | awk -F: '/^process_id:/ {print $2 + 0}'
+    return
   fi
+  exec {fd}<>"/dev/tcp/127.0.0.1/$2" || return 1
+  printf 'stats\r\n' >&"$fd"
+  while IFS= read -r -t 5 line <&"$fd"; do
+    line=${line%$'\r'}
+    if [[ $line == "pid: "* ]]; then
+      echo "${line#pid: }"
+      break
+    fi
+  done
+  exec {fd}>&-
+}
+
+# start_server KIND DIR [beanstalkd options...]: start a fresh server with its data in DIR on a
+# free port; sets SERVER_PID and PORT. The port is free when picked, not held: another program
+# may bind it first (a client's connection too), so the server that answers there must give
+# SERVER_PID as its own, or this one is stopped and started again on another port.
+start_server() {
+  local kind=$1 dir=$2 attempt
+  shift 2
+  for attempt in 1 2 3 4 5; do
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    PORT=$(free_port)
+    case $kind in
+    beanstalkd) beanstalkd -l 127.0.0.1 -p "$PORT" -b "$dir" "$@" >>"$dir.log" 2>&1 & ;;
+    redis)
+      # AOF only (no RDB snapshots, which would fork mid-run), fsync once a second
+      redis-server --port "$PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+        --appendfsync everysec --save '' --logfile "$dir.log" --daemonize no &
+      ;;
+    esac
+    SERVER_PID=$!
+    if wait_tcp "$PORT" "$SERVER_PID" 10 && [[ $(server_pid "$kind" "$PORT") == "$SERVER_PID" ]]; then
+      return 0
+    fi
+    echo "  note: $kind (pid $SERVER_PID) is not the server on port $PORT (attempt $attempt of 5)" >&2
+    tail -n 3 "$dir.log" >&2 || true
+    stop_pid "$SERVER_PID" TERM 10
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  done
+  die "$kind did not start"
 }
 
 stop_server() {
