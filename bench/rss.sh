@@ -182,6 +182,11 @@ while :; do
       wait "$WRK_PID" || true
       WRK_PID=""
       T_POSTED=$(date +%s.%N)
+      # a POST not answered 201 made no task: the COMPLETED count would never reach N
+      read -r answered failed < <(awk '{a += $2; f += $3} END {print a + 0, f + 0}' "$TMP/wrk-done")
+      ((answered == N && failed == 0)) ||
+        die "$((answered - failed)) of $N POSTs answered 201 ($failed other answers):" \
+          "not all $N tasks can be COMPLETED"
     fi
   fi
   rss=$(status_kb "$TASKD_PID" VmRSS)
