@@ -377,6 +377,7 @@ B_NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //' || true)
 
 echo "bench/api.sh: nproc=$B_NPROC kernel=$B_KERNEL loadavg=$B_LOADAVG; RUNS=$RUNS DURATION=${DURATION}s" \
   "CONNECTIONS=$CONNECTIONS THREADS=$THREADS SEED=$SEED"
+warn_if_loaded
 
 # --- 1. nginx baseline -------------------------------------------------------------
 # 150 bytes, no newline.

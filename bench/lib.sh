@@ -80,3 +80,14 @@ wait_tcp() {
   done
   return 1
 }
+
+# warn_if_loaded: a warning on stdout when the load average at start is above 1: other work then
+# shares the CPUs, and the figures are not comparable with a quiet machine's.
+warn_if_loaded() {
+  local l
+  l=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null) || return 0
+  if awk -v l="$l" 'BEGIN { exit !(l > 1.0) }'; then
+    echo "  WARNING: load average $l at start: other work shares the CPUs, so the figures are" \
+      "a smoke check only"
+  fi
+}

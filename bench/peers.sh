@@ -248,10 +248,7 @@ echo "  $V_BEANSTALKD; redis-server $V_REDIS; bullmq $V_BULLMQ (ioredis $V_IORED
 echo "  N=$N (beanstalkd -f0: N_F0=$N_F0) CLIENTS=$CLIENTS SUBMIT_PROCS=$SUBMIT_PROCS LAT_N=$LAT_N" \
   "LAT_WARMUP=$LAT_WARMUP LAT_POLL_MS=$LAT_POLL_MS POLL_MS=$POLL_MS SWEEP_N=$SWEEP_N"
 echo "  taskd: $TASKD (bench/pipeline.sh, its default config; --sync full and --sync normal)"
-if awk -v l="${LOAD_START%% *}" 'BEGIN { exit !(l > 1.0) }'; then
-  echo "  WARNING: load average ${LOAD_START%% *} at start: other work shares the CPUs, so the figures" \
-    "are a smoke check only"
-fi
+warn_if_loaded
 
 # --- sweep: the best worker settings of each peer ------------------------------------------
 echo

@@ -636,6 +636,7 @@ echo "  RUNS=$RUNS N=$N CONNECTIONS=$B_CONN_ACTUAL THREADS=$THREADS LAT_N=$LAT_N
   "handler batch=$HANDLER_BATCH concurrency=$HANDLER_CONCURRENCY consumer batch=$CONSUMER_BATCH" \
   "visibility_timeout=$VISIBILITY_TIMEOUT"
 [[ -z $B_EXPORTER_DESC ]] || echo "  exporter env: $B_EXPORTER_DESC"
+warn_if_loaded
 
 # --- one run -------------------------------------------------------------------------
 rss_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || true; }
