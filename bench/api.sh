@@ -426,9 +426,14 @@ EOF
       >"$NGX/logs/stdout.log" 2>&1 &
     NGINX_PID=$!
     local i
+    # The port was free when picked, not held: it is nginx's once nginx wrote its pid file,
+    # which it does only after it bound its port, and then it answers with the body.
     for ((i = 0; i < 50; i++)); do
       if ! kill -0 "$NGINX_PID" 2>/dev/null; then break; fi
-      if curl -fsS -o /dev/null "http://127.0.0.1:$NGX_PORT/"; then return 0; fi
+      if [[ $(cat "$NGX/nginx.pid" 2>/dev/null) == "$NGINX_PID" &&
+        $(curl -fsS "http://127.0.0.1:$NGX_PORT/" 2>/dev/null) == "$BODY" ]]; then
+        return 0
+      fi
       sleep 0.1
     done
     echo "nginx did not start on port $NGX_PORT (attempt $attempt):" >&2
