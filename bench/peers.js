@@ -297,8 +297,19 @@ async function child() {
   }
 }
 
+// The children of this process, stopped with it: one stopped by a signal (bench/peers.sh's
+// cleanup) would leave them to see their channel close on their own, some time later.
+const children = new Set();
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    for (const c of children) c.kill('SIGKILL');
+    process.exit(128 + (sig === 'SIGTERM' ? 15 : 2));
+  });
+}
+
 function spawn(args) {
   const p = fork(__filename, ['child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(p);
   const inbox = [];
   let waiter = null;
   let gone = null;
@@ -310,6 +321,7 @@ function spawn(args) {
     } else inbox.push(m);
   });
   p.on('exit', (code, sig) => {
+    children.delete(p);
     gone = `exited (${sig || code})`;
     if (waiter) waiter.reject(new Error(`a ${args.role} ${gone}`));
   });

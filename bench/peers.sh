@@ -88,9 +88,11 @@ require_taskd
 # --- temp dir, servers and cleanup -----------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-peers.XXXXXX")
 SERVER_PID=""
+RUN_PID="" # the measuring client of a peer, or bench/pipeline.sh
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  stop_pid "$RUN_PID" TERM 10
   stop_pid "$SERVER_PID" TERM 10
   wait 2>/dev/null || true
   if [[ ${KEEP_TMP:-0} == 1 ]]; then
@@ -169,6 +171,18 @@ RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 RUN_SEQ=0
 
+# run_bg CMD...: run CMD in the background and wait for it; its status is run_bg's. A signal
+# ends the wait at once (bash runs a trap only once a command in the foreground has ended, a
+# whole bench/pipeline.sh run), and cleanup stops CMD.
+run_bg() {
+  local rc=0
+  "$@" &
+  RUN_PID=$!
+  wait "$RUN_PID" || rc=$?
+  RUN_PID=""
+  return "$rc"
+}
+
 # peer_run NAME LABEL KIND ROUND N WORKER_PROCS WORKER_CONC LAT_N [beanstalkd options...]:
 # one measurement on a fresh server; appends it to RESULTS (ROUND 0: a sweep run, not kept) and
 # sets TPS to its jobs/s.
@@ -182,7 +196,7 @@ peer_run() {
   opts=$(printf '{"n":%d,"clients":%d,"submit_procs":%d,"worker_procs":%d,"worker_conc":%d,"poll_ms":%s,"lat_n":%d,"lat_warmup":%d,"lat_poll_ms":%s,"timeout_s":%d}' \
     "$n" "$CLIENTS" "$SUBMIT_PROCS" "$procs" "$conc" "$POLL_MS" "$lat_n" "$LAT_WARMUP" "$LAT_POLL_MS" "$TIMEOUT")
   out=$TMP/run-$RUN_SEQ-$name.out
-  if ! node "$ROOT/bench/peers.js" run "$peer" "$PORT" "$opts" >"$out"; then
+  if ! run_bg node "$ROOT/bench/peers.js" run "$peer" "$PORT" "$opts" >"$out"; then
     cat "$out" >&2
     die "$label: the measurement failed (see above)"
   fi
@@ -213,7 +227,7 @@ taskd_run() {
   out=$TMP/run-$RUN_SEQ-$name.out
   if ! RUNS=1 N=$N SYNC=$sync CONNECTIONS=$CLIENTS THREADS=$SUBMIT_PROCS LAT_N=$LAT_N \
     LAT_WARMUP=$LAT_WARMUP LAT_POLL_MS=$LAT_POLL_MS POLL_MS=$POLL_MS TASKD=$TASKD KEEP_TMP=0 \
-    "$ROOT/bench/pipeline.sh" >"$out" 2>&1; then
+    run_bg "$ROOT/bench/pipeline.sh" >"$out" 2>&1; then
     cat "$out" >&2
     die "$label: bench/pipeline.sh failed (see above)"
   fi
