@@ -518,13 +518,13 @@ async function bounded(ms, read) {
 }
 
 // fetch() + JSON; throws ApiError. A 401 shows the token field and its banner. as: the name of a
-// read the page makes again (health), or a function that gives it once the read is answered (none:
-// the read is outdated, and says nothing, its 401 neither: the newer read says what it finds):
-// taskd not reached or a 403 shows the banner, and any other answer takes back what it had said. A
-// read without one (made once, or a write: its failure is said where it was asked for, or by
-// another read) says nothing else. A read (GET) is bounded by PERIODS.read, a write is not: given
-// up, it may have been done all the same.
-async function api(path, {method = 'GET', body, as} = {}) {
+// read the page makes again (health): taskd not reached or a 403 shows the banner, and any other
+// answer takes back what it had said. A read without one (made once, or a write: its failure is
+// said where it was asked for, or by another read) says nothing else. current: the check of a read
+// of which the newest alone counts (newestRead()): outdated once answered, the read says nothing,
+// its 401 neither (the newer read says what it finds). A read (GET) is bounded by PERIODS.read, a
+// write is not: given up, it may have been done all the same.
+async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
   const send = async (signal) => {
     const r = await fetch(path, {
       method,
@@ -535,13 +535,11 @@ async function api(path, {method = 'GET', body, as} = {}) {
     });
     return [r, await r.text()];
   };
-  const named = () => (typeof as === 'function' ? as() : as);
   let r, text;
   try {
     [r, text] = await (method === 'GET' ? bounded(PERIODS.read, send) : send());
   } catch (e) {
-    const what = named();
-    if (what) health.fail(what, UNREACHED);
+    if (as && current()) health.fail(as, UNREACHED);
     throw new ApiError(0, 'network error');
   }
   let data = null;
@@ -552,9 +550,9 @@ async function api(path, {method = 'GET', body, as} = {}) {
   }
   const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
   const said = typeof detail === 'string' ? detail : r.statusText;
-  const what = named();
-  const outdated = typeof as === 'function' && !what;
-  if (r.status === 401 && !outdated) health.fail('auth', refusal(401, said)); // and the token field shows
+  const heard = current(); // an outdated read says nothing
+  if (r.status === 401 && heard) health.fail('auth', refusal(401, said)); // and the token field shows
+  const what = heard && as;
   if (what && r.status === 403) health.fail(what, refusal(403, said));
   else if (what) health.ok(what); // a 401 is said as the token asked for
   if (!r.ok) throw new ApiError(r.status, detail, data);
@@ -678,7 +676,7 @@ async function loadTasks() {
   state.during = []; // a newer load's list reflects what an older one held
   let res;
   try {
-    res = await api(listQuery(), {as: () => current() && 'list'}); // an outdated read says nothing
+    res = await api(listQuery(), {as: 'list', current}); // an outdated read says nothing
   } catch (e) {
     if (!current()) return false;
     // a page's next_token is of the database that gave it: after taskd restarted on another, the
@@ -821,7 +819,7 @@ function followDetail(ev) {
     return;
   }
   clearTimeout(detailTimer);
-  detailSeq++; // a load under way may have read the task before it went
+  detailReads(); // a load under way, which may have read the task before it went, is outdated
   showRemoved(ev.id);
 }
 
@@ -1508,7 +1506,7 @@ async function loadQueues() {
   queuesStale = false;
   let res;
   try {
-    res = await api('/queues', {as: () => current() && 'queues'}); // an outdated read says nothing
+    res = await api('/queues', {as: 'queues', current}); // an outdated read says nothing
   } catch (e) {
     if (!current()) return;
     queuesAsk = e.status === 401;
@@ -1820,9 +1818,11 @@ function refreshDetailSoon() {
   detailTimer = setTimeout(() => state.detail && loadDetail(state.detail), 400);
 }
 
-let detailSeq = 0;
+// The newest read alone counts (newestRead()): a load for a change of the task, for a token entered
+// or for another task opened may be under way with an older one.
+const detailReads = newestRead();
 async function loadDetail(id) {
-  const seq = ++detailSeq;
+  const current = detailReads();
   const enc = encodeURIComponent(id);
   $('#detail-id').textContent = id;
   if (state.removed.has(id)) {
@@ -1842,7 +1842,7 @@ async function loadDetail(id) {
     api('/tasks/' + enc + '/history'),
     api('/tasks/' + enc + '/trace'),
   ]);
-  if (seq !== detailSeq) return;
+  if (!current()) return;
   if (task.status === 'rejected' && task.reason.status === 404) {
     // gone while the page was not following (or never there): a task it had seen was removed
     if (state.shown === id || state.rows.has(id)) noteRemoved(id, NaN);
@@ -2026,23 +2026,23 @@ function renderTrace(res) {
 // 401 is said as the token asked for, and takes back what the field said) until a read works: with
 // none, why it offers none; with some, that they are an earlier read's, the field not marked in
 // error (they can still be chosen).
-// The newest read's answer counts (an older one answered after it was made answers as it does): a
-// read that failed after a newer one worked said those types were an earlier read's.
-let typesSeq = 0; // the reads of the types made
-let typesNewest = null; // the newest one
+// The newest read alone counts (newestRead(); an older one, answered after a newer one was made,
+// gives what the newer one gives): a read that failed after a newer one worked said those types
+// were an earlier read's.
+const typesReads = newestRead();
+let typesNewest = null; // the newest read
 function loadTypes() {
-  const seq = ++typesSeq;
-  return (typesNewest = readTypes(seq));
+  return (typesNewest = readTypes(typesReads()));
 }
-async function readTypes(seq) {
+async function readTypes(current) {
   let types;
   try {
     const res = await api('/openapi.json');
-    if (seq !== typesSeq) return typesNewest;
+    if (!current()) return typesNewest;
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     types = schema && Array.isArray(schema.enum) ? schema.enum : [];
   } catch (e) {
-    if (seq !== typesSeq) return typesNewest;
+    if (!current()) return typesNewest;
     if (e.status === 401) {
       if (typesSaid) fieldError('task_type', ''); // the banner and the token field say why now
     } else {
