@@ -2044,31 +2044,31 @@ await step("a read of the queues refused with a 503 says so, with the server's d
   check(await p21.$('#queues[data-stale]') === null, 'the counts read again are still dimmed');
 }), ['loaded']);
 
-// The reads of the queues of p answered by the test: the first is held, until the test answers its
+// The reads of p at pathname answered by the test: the first is held, until the test answers its
 // route (the promise held gives it), the others answered by rest(route), quietly once the page is
-// closing. The page notes what the table shows once each answer is taken in (window.__queuesTaken:
-// held, the answer marked X-Held; depth, queue held-back's): the page's promises that take an
-// answer's text to the table all run before a timer set as that text is read. taken() waits for the
+// closing. The page notes what it shows once each answer is taken in (window.__taken: held, the
+// answer marked X-Held; shown, the text of what selector finds, or null): the page's promises that
+// take an answer's text in all run before a timer set as that text is read. taken() waits for the
 // held read's answer to be taken in, and gives what was noted then.
-async function holdFirstQueuesRead(p, rest) {
-  await p.addInitScript(() => {
-    window.__queuesTaken = [];
+async function holdFirstRead(p, pathname, rest, selector) {
+  await p.addInitScript(({pathname, selector}) => {
+    window.__taken = [];
     const text = Response.prototype.text;
     Response.prototype.text = function () {
       const read = text.call(this);
-      if (new URL(this.url).pathname === '/queues') {
+      if (new URL(this.url).pathname === pathname) {
         const held = this.headers.get('X-Held') !== null;
         read.then(() => setTimeout(() => {
-          const depth = document.querySelector('#queues tr[data-queue="held-back"] [data-col="depth"]');
-          window.__queuesTaken.push({held, depth: depth && depth.textContent});
+          const shown = document.querySelector(selector);
+          window.__taken.push({held, shown: shown && shown.textContent});
         }), () => {});
       }
       return read;
     };
-  });
+  }, {pathname, selector});
   let first = null;
   const held = new Promise((resolve) => (first = resolve));
-  await p.route((url) => url.pathname === '/queues', (route) => {
+  await p.route((url) => url.pathname === pathname, (route) => {
     if (first) {
       first(route);
       first = null;
@@ -2077,12 +2077,19 @@ async function holdFirstQueuesRead(p, rest) {
     }
   });
   const taken = async () => {
-    await p.waitForFunction(() => window.__queuesTaken.some((t) => t.held), null, {timeout: WAIT}).catch(() => {
-      throw new Error('the held read of the queues, answered, was not taken in');
+    await p.waitForFunction(() => window.__taken.some((t) => t.held), null, {timeout: WAIT}).catch(() => {
+      throw new Error('the held read of ' + pathname + ', answered, was not taken in');
     });
-    return (await p.evaluate(() => window.__queuesTaken)).find((t) => t.held);
+    return (await p.evaluate(() => window.__taken)).find((t) => t.held);
   };
   return {held, taken};
+}
+// The depth of queue held-back in the queue table.
+const HELD_BACK_DEPTH = '#queues tr[data-queue="held-back"] [data-col="depth"]';
+// The reads of the queues of p, held and answered as holdFirstRead() has them; what is noted as each
+// answer is taken in is the depth of queue held-back.
+function holdFirstQueuesRead(p, rest) {
+  return holdFirstRead(p, '/queues', rest, HELD_BACK_DEPTH);
 }
 // An answer of /queues: one queue, held-back, of depth.
 function queuesAnswer(depth, headers = {}) {
@@ -2091,10 +2098,10 @@ function queuesAnswer(depth, headers = {}) {
 }
 // Once the table of p shows queue held-back of depth, or an error saying message.
 function queuesDepthShown(p, depth, message) {
-  return p.waitForFunction((d) => {
-    const shown = document.querySelector('#queues tr[data-queue="held-back"] [data-col="depth"]');
+  return p.waitForFunction(([d, selector]) => {
+    const shown = document.querySelector(selector);
     return shown && shown.textContent === String(d);
-  }, depth, {timeout: WAIT}).catch(() => {
+  }, [depth, HELD_BACK_DEPTH], {timeout: WAIT}).catch(() => {
     throw new Error(message);
   });
 }
@@ -2112,9 +2119,15 @@ await step('a read of the queues answered after a newer one was drawn leaves the
   await queuesDepthShown(p, 2, 'the queues read again (the first read held) never showed the depth they were answered with');
   await held.fulfill(queuesAnswer(1, {'X-Held': '1'}));
   const taken = await reads.taken();
-  check(taken.depth === '2', 'the read of the queues answered after a newer one was drawn drew its counts over it: ' +
-        'the table shows depth ' + taken.depth + ' where the newer read said 2');
+  check(taken.shown === '2', 'the read of the queues answered after a newer one was drawn drew its counts over it: ' +
+        'the table shows depth ' + taken.shown + ' where the newer read said 2');
 }), ['loaded']);
+
+// Whether the request of a route carries a token; and a route's answer that asks for one, as a proxy
+// asking on some routes only would: a request made without one is answered with a 401, one made
+// with one goes to taskd.
+const withToken = (route) => route.request().headers().authorization !== undefined;
+const asksWithoutToken = (route) => (withToken(route) ? route.fallback() : route.fulfill(ASKS_TOKEN));
 
 // An outdated read of the queues says nothing, a 401 neither: one made before a token was entered
 // and refused with a 401 after the read made with it was drawn leaves the page not waiting for a
@@ -2123,8 +2136,7 @@ await step('a read of the queues answered after a newer one was drawn leaves the
 // queues are answered with depth 3 without one, 2 with one; the first read, held, with a 401.
 await step('a read of the queues refused with a 401 after a newer one made with the token entered was drawn does not ask for a token again', () => withPage(async (p) => {
   await quickTimers(p, {read: 60000});
-  const withToken = (route) => route.request().headers().authorization !== undefined;
-  await p.route((url) => url.pathname === '/metrics', (route) => (withToken(route) ? route.fallback() : route.fulfill(ASKS_TOKEN)));
+  await p.route((url) => url.pathname === '/metrics', asksWithoutToken);
   const reads = await holdFirstQueuesRead(p, (route) => route.fulfill(queuesAnswer(withToken(route) ? 2 : 3)));
   await p.goto(BASE + '/');
   const held = await within(reads.held, WAIT, 'the page did not read the queues');
@@ -2134,7 +2146,7 @@ await step('a read of the queues refused with a 401 after a newer one made with 
   await queuesDepthShown(p, 2, 'the queues were not read with the token entered');
   await held.fulfill(Object.assign({}, ASKS_TOKEN, {headers: {'X-Held': '1'}}));
   const taken = await reads.taken();
-  check(taken.depth === '2', 'the read of the queues refused after a newer one was drawn took its counts away: depth ' + taken.depth);
+  check(taken.shown === '2', 'the read of the queues refused after a newer one was drawn took its counts away: depth ' + taken.shown);
   check(await p.isHidden('#token-form'), 'a read of the queues made before the token was entered, refused with a 401 after ' +
         'the read made with it was drawn, asks for a token again, the banner saying ' + quote(await p.textContent('#banner')));
   check(await p.isHidden('#banner'), 'the banner says ' + quote(await p.textContent('#banner')));
