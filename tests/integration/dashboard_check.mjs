@@ -2152,6 +2152,58 @@ await step('a read of the queues refused with a 401 after a newer one made with 
   check(await p.isHidden('#banner'), 'the banner says ' + quote(await p.textContent('#banner')));
 }), ['loaded']);
 
+// p, its first read at pathname held (holdFirstRead(), noting what the banner says), and its reads
+// of pathname and /metrics asking for a token: loads at address at, is given a token, and once
+// ready() the held read is answered with a 401. It must leave the page not waiting for a token, the
+// banner saying nothing. what: the read, for the failures.
+async function heldRefusedAfterToken(p, {at, pathname, what, ready}) {
+  await quickTimers(p, {read: 60000});
+  await p.route((url) => url.pathname === '/metrics', asksWithoutToken);
+  const reads = await holdFirstRead(p, pathname, asksWithoutToken, '#banner');
+  await p.goto(BASE + at);
+  const held = await within(reads.held, WAIT, 'the page did not read ' + what);
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  await p.fill('#token-input', 'a-token');
+  await p.click('#token-form button[type="submit"]');
+  await ready();
+  await held.fulfill(Object.assign({}, ASKS_TOKEN, {headers: {'X-Held': '1'}}));
+  const taken = await reads.taken();
+  check(await p.isHidden('#token-form'), 'a read of ' + what + ' made before the token was entered, refused with a 401 ' +
+        'after the read made with it worked, asks for a token again, the banner saying ' + quote(taken.shown));
+  check(taken.shown === '', 'the banner says ' + quote(taken.shown));
+}
+
+// An outdated read of the task types says nothing, a 401 neither: one made before a token was
+// entered (the page's first, held here) and refused with a 401 after the read made with it worked
+// left the page waiting for a token again, the banner saying the token was refused, until another
+// was entered. /openapi.json and /metrics ask for a token.
+await step('a read of the task types refused with a 401 after a newer one made with the token entered worked does not ask for a token again', () => withPage(async (p) => {
+  await heldRefusedAfterToken(p, {at: '/', pathname: '/openapi.json', what: 'the task types', ready: async () => {
+    await p.waitForSelector('#create-type option[value="noop"]', {state: 'attached', timeout: WAIT}).catch(() => {
+      throw new Error('the task types were not read with the token entered');
+    });
+  }});
+  check(await p.$('#create-type option[value="noop"]') !== null, 'the types read with the token are no longer offered');
+  const said = await p.textContent('#create-form .field-error[data-field="task_type"]');
+  check(said === '', "the form's type field says " + quote(said));
+}), ['loaded']);
+
+// The same of the drawer's reads of its task: one made before a token was entered (the drawer's
+// first read of the task, held here) and refused with a 401 after the read made with it showed the
+// task asked for a token again. The task's routes and /metrics ask for a token.
+await step("a read of the drawer's task refused with a 401 after a newer one made with the token entered worked does not ask for a token again", () => withPage(async (p) => {
+  // a task with no queue: no change of it reads the drawer again meanwhile
+  const id = await postTask({read: 'held'}, 'manual');
+  await p.route((url) => url.pathname.startsWith('/tasks/' + id + '/'), asksWithoutToken); // its history and trace
+  await heldRefusedAfterToken(p, {at: '/#/tasks/' + id, pathname: '/tasks/' + id, what: "the drawer's task", ready: async () => {
+    await p.waitForFunction(() => /Created/.test(document.querySelector('#detail-facts').textContent), null,
+                            {timeout: WAIT}).catch(() => {
+      throw new Error('the task was not read with the token entered');
+    });
+  }});
+  check(/Created/.test(await p.textContent('#detail-facts')), 'the drawer no longer shows the task read with the token');
+}), ['loaded']);
+
 steps('page');
 
 await step('status and type filters, search by id', async () => {
@@ -2617,9 +2669,10 @@ async function eventClients() {
   return Number(m[1]);
 }
 
-async function postTask(data) {
+// A task of type made with data; its id.
+async function postTask(data, type = 'noop') {
   const r = await fetch(BASE + '/tasks', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                          body: JSON.stringify({task_type: 'noop', data})});
+                                          body: JSON.stringify({task_type: type, data})});
   check(r.status === 201, 'POST /tasks: ' + r.status);
   return (await r.json()).id;
 }

@@ -1819,7 +1819,9 @@ function refreshDetailSoon() {
 }
 
 // The newest read alone counts (newestRead()): a load for a change of the task, for a token entered
-// or for another task opened may be under way with an older one.
+// or for another task opened may be under way with an older one, which says nothing once answered,
+// a 401 neither: made before a token was entered, it asked for one again though the read made with
+// it had worked.
 const detailReads = newestRead();
 async function loadDetail(id) {
   const current = detailReads();
@@ -1838,9 +1840,9 @@ async function loadDetail(id) {
     clearDetail();
   }
   const [task, history, trace] = await Promise.allSettled([
-    api('/tasks/' + enc),
-    api('/tasks/' + enc + '/history'),
-    api('/tasks/' + enc + '/trace'),
+    api('/tasks/' + enc, {current}),
+    api('/tasks/' + enc + '/history', {current}),
+    api('/tasks/' + enc + '/trace', {current}),
   ]);
   if (!current()) return;
   if (task.status === 'rejected' && task.reason.status === 404) {
@@ -2027,8 +2029,9 @@ function renderTrace(res) {
 // none, why it offers none; with some, that they are an earlier read's, the field not marked in
 // error (they can still be chosen).
 // The newest read alone counts (newestRead(); an older one, answered after a newer one was made,
-// gives what the newer one gives): a read that failed after a newer one worked said those types
-// were an earlier read's.
+// gives what the newer one gives, and says nothing, a 401 neither): a read that failed after a
+// newer one worked said those types were an earlier read's, and one made before a token was
+// entered, refused with a 401 after the read made with it worked, asked for a token again.
 const typesReads = newestRead();
 let typesNewest = null; // the newest read
 function loadTypes() {
@@ -2037,7 +2040,7 @@ function loadTypes() {
 async function readTypes(current) {
   let types;
   try {
-    const res = await api('/openapi.json');
+    const res = await api('/openapi.json', {current});
     if (!current()) return typesNewest;
     const schema = res.data.components && res.data.components.schemas && res.data.components.schemas.TaskType;
     types = schema && Array.isArray(schema.enum) ? schema.enum : [];
