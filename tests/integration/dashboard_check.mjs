@@ -149,11 +149,16 @@ async function withServer(handler, fn) {
   }
 }
 // fn(item) for every item at once (each case of a step in a context of its own: they share
-// nothing, and most of their time is the page's timers); once all have ended, the first failure.
+// nothing, and most of their time is the page's timers); once all have ended, every failure: one
+// alone as it is, several each by its first line (which names its case), in the items' order.
 async function atOnce(items, fn) {
   const ends = await Promise.allSettled(items.map(fn));
-  const failed = ends.find((e) => e.status === 'rejected');
-  if (failed) throw failed.reason;
+  const failures = ends.filter((e) => e.status === 'rejected').map((e) => e.reason);
+  if (failures.length === 1) throw failures[0];
+  if (failures.length) {
+    const first = (e) => String(e && e.message !== undefined ? e.message : e).split('\n')[0];
+    throw new Error(failures.length + ' of ' + items.length + ' cases failed:\n' + failures.map(first).join('\n'));
+  }
 }
 // Shorter periods for the page's own timers (read as it loads): the queues and /metrics read
 // again every second, not 5 s; a refused stream tried again after 0.5 s, not 5 s; a stream let go
