@@ -11,125 +11,23 @@
  * what a request costs the client here is a write and a read of a few hundred bytes. Writes
  * OUT.json in the Python client's shape (p50_ms, post_p50_ms, polls_mean, ...).
  */
-#include <arpa/inet.h>
+#include "http_client.h"
+
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define TIMEOUT_S 10.0
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void sleep_ms(double ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms * 1e6) % 1000000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
-}
-
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct timeval tv = {(time_t)TIMEOUT_S, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0) {
-            if (w < 0 && errno == EINTR)
-                continue;
-            return false;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* One response: its status code and its body (NUL-terminated, in buf); false on a broken
- * connection or a response this client does not read (no Content-Length, too large). */
-static bool read_response(int fd, char *buf, size_t size, int *status, const char **body)
-{
-    size_t have = 0;
-    char *end = NULL;
-    while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
-        if (have == size - 1)
-            return false;
-        ssize_t r = recv(fd, buf + have, size - 1 - have, 0);
-        if (r <= 0)
-            return false;
-        have += (size_t)r;
-    }
-    *end = '\0';
-    if (sscanf(buf, "HTTP/1.%*d %d", status) != 1)
-        return false;
-    const char *cl = strcasestr(buf, "\r\nContent-Length:");
-    if (!cl)
-        return false;
-    size_t len = strtoul(cl + 17, NULL, 10);
-    size_t head = (size_t)(end - buf) + 4;
-    if (head + len >= size)
-        return false;
-    while (have < head + len) {
-        ssize_t r = recv(fd, buf + have, size - 1 - have, 0);
-        if (r <= 0)
-            return false;
-        have += (size_t)r;
-    }
-    if (have != head + len)
-        return false; /* one request in flight: nothing may follow the body */
-    buf[have] = '\0';
-    *body = buf + head;
-    return true;
-}
-
-/* The string value of "key" in a flat JSON object (no escapes in the values read here). */
-static bool json_string(const char *json, const char *key, char *out, size_t size)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(json, pat);
-    if (!p)
-        return false;
-    p += strlen(pat);
-    const char *q = strchr(p, '"');
-    if (!q || (size_t)(q - p) >= size)
-        return false;
-    memcpy(out, p, (size_t)(q - p));
-    out[q - p] = '\0';
-    return true;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* The p-th percentile (nearest rank) of sorted v[0..n). */
@@ -170,7 +68,7 @@ int main(int argc, char **argv)
     size_t n_rtt = 0, cap_rtt = 0, ok = 0;
     long polls = 0, problems = 0;
     char last_problem[128] = "";
-    int fd = connect_to(port);
+    int fd = connect_to(port, TIMEOUT_S);
     if (!lat || !post || fd < 0) {
         fprintf(stderr, "latency_client: cannot connect to 127.0.0.1:%d\n", port);
         return 1;
@@ -195,7 +93,7 @@ int main(int argc, char **argv)
             snprintf(last_problem, sizeof last_problem, "POST %d", status);
             problems++;
             close(fd);
-            if ((fd = connect_to(port)) < 0)
+            if ((fd = connect_to(port, TIMEOUT_S)) < 0)
                 break;
             continue;
         }
@@ -236,7 +134,7 @@ int main(int argc, char **argv)
             problems++;
             if (!done) {
                 close(fd);
-                if ((fd = connect_to(port)) < 0)
+                if ((fd = connect_to(port, TIMEOUT_S)) < 0)
                     break;
             }
             continue;
