@@ -1274,7 +1274,9 @@ static bool refuse_foreign(sqlite3 *db, const char *path, char *err, size_t errl
     return ok;
 }
 
-/* Apply the migrations the database has not seen yet. */
+/* Apply the migrations the database has not seen yet, in one transaction: all of them or, when
+ * one fails, none (the next start begins again from the same version). One commit, where each
+ * migration had its own: a new database took 13 commits, each waiting for its fsync. */
 static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
@@ -1284,22 +1286,29 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     sqlite3_finalize(st);
     if (version < 0)
         return set_err(err, errlen, "cannot read the schema version of", path, sqlite3_errmsg(db));
-    for (int v = version; v < N_MIGRATIONS; v++) {
-        char bump[48];
-        snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
-        char *msg = NULL;
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(db, bump, NULL, NULL, &msg) != SQLITE_OK ||
-            sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-            errbuf_set(err, errlen, "migration %d of %s failed: %s", v + 1, path,
-                       msg ? msg : sqlite3_errmsg(db));
-            sqlite3_free(msg);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return false;
-        }
-        log_info("schema migrated", "database", path, "version",
-                 bump + strlen("PRAGMA user_version = "), NULL);
+    if (version >= N_MIGRATIONS)
+        return true;
+    char bump[48];
+    snprintf(bump, sizeof bump, "PRAGMA user_version = %d", N_MIGRATIONS);
+    char *msg = NULL;
+    int v = version;
+    bool ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) == SQLITE_OK;
+    while (ok && v < N_MIGRATIONS &&
+           (ok = sqlite3_exec(db, migrations[v], NULL, NULL, &msg) == SQLITE_OK))
+        v++;
+    ok = ok && sqlite3_exec(db, bump, NULL, NULL, &msg) == SQLITE_OK &&
+         sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK;
+    if (!ok) { /* the migration that failed, or the last when the commit did */
+        errbuf_set(err, errlen, "migration %d of %s failed: %s",
+                   v < N_MIGRATIONS ? v + 1 : N_MIGRATIONS, path, msg ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return false;
+    }
+    for (v = version; v < N_MIGRATIONS; v++) {
+        char to[16];
+        snprintf(to, sizeof to, "%d", v + 1);
+        log_info("schema migrated", "database", path, "version", to, NULL);
     }
     return true;
 }

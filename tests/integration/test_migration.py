@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ServersTestCase, Taskd, db_query, local_only, wait_until  # noqa: E402
+from harness import ServersTestCase, Taskd, db_query, local_only, run_taskd, wait_until  # noqa: E402
 
 # Schema versions 1 to 3, as store_sqlite.c's migrations made them.
 SCHEMA_V3 = [
@@ -231,6 +231,32 @@ class UpgradeFromV3(ServersTestCase):
         self.wait_status(s, UNREADABLE, ("COMPLETED", "FAILED"))
         wait_until(lambda: db_query(self.db, "SELECT count(*) FROM messages")[0][0] == 0, 10,
                    what="the queue to empty")
+        self.stop_clean(s)
+
+    def test_a_failed_migration_leaves_the_database_as_it_was(self):
+        # the migrations a start applies commit together: one that fails (here the last, its
+        # index's name taken) leaves the version and the schema as they were, not half migrated
+        make_v3_database(self.db)
+        conn = sqlite3.connect(self.db)
+        conn.execute("CREATE INDEX tasks_by_claim_expiry ON tasks(id)")
+        conn.commit()
+        conn.close()
+        p = run_taskd(["--listen", "127.0.0.1:0", "--db", self.db], timeout=60)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"migration 13 of", p.stderr)
+        self.assertIn(b"already exists", p.stderr)
+        self.assertNotIn(b"schema migrated", p.stderr)
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 3)
+        self.assertEqual(db_query(self.db, "SELECT count(*) FROM sqlite_master "
+                                           "WHERE name = 'task_history'")[0][0], 0)
+        # with the name given back, the next start makes all of them
+        conn = sqlite3.connect(self.db)
+        conn.execute("DROP INDEX tasks_by_claim_expiry")
+        conn.commit()
+        conn.close()
+        s = self.start()
+        self.assertEqual(db_query(self.db, "PRAGMA user_version")[0][0], 13)
+        self.assertEqual(s.task(CREATED)["status"], "CREATED")
         self.stop_clean(s)
 
     def test_task_without_history_rows(self):
