@@ -1826,10 +1826,20 @@ int64_t sq_messages_follow_clock_back(sqlite_store *s, const config *c, int64_t 
 
 int64_t sq_unhide_past(sqlite_store *s, int64_t bound_ms)
 {
+    /* by messages_by_visibility, queue by queue (found by a probe each, as load_types() finds
+     * the task types): the messages hidden that far are few or none, where a look at every
+     * message read them all (60-130 ms for 98,000 queued, at open) */
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->wdb, "UPDATE messages SET visible_ms = ?1 WHERE visible_ms > ?2", -1,
-                           &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->wdb,
+                           "WITH RECURSIVE q(name) AS (SELECT min(queue) FROM messages UNION ALL "
+                           "SELECT (SELECT min(queue) FROM messages WHERE queue > q.name) FROM q "
+                           "WHERE q.name IS NOT NULL) "
+                           "UPDATE messages SET visible_ms = ?1 WHERE queue IN "
+                           "(SELECT name FROM q WHERE name IS NOT NULL) AND visible_ms > ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
         return -1;
+    }
     int64_t now = clock_steady_ms();
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, now + bound_ms);
