@@ -2181,18 +2181,25 @@ static void test_xray_datagrams(void **state)
     close(u);
 }
 
-/* Start a tracer whose X-Ray daemon (its socket in *u) is named DAEMON_NAME, which resolves when
- * resolves says, its lookups counted from none, on a clock the test moves (from now). */
-static tracer *start_with_daemon_name(bool resolves, int *u)
+/* Start a tracer whose X-Ray daemon (its socket in *u) is at host, on a clock the test moves (from
+ * now). */
+static tracer *start_with_daemon_at(const char *host, int *u)
 {
-    *u = xray_daemon_at(DAEMON_NAME);
-    atomic_store(&daemon_resolves, resolves);
-    atomic_store(&daemon_lookups, 0);
+    *u = xray_daemon_at(host);
     atomic_store(&xray_clock_ahead, 0);
     tracer_options o = {.service_name = "taskd-test",
                         .xray_clock_ns = xray_clock_ns,
                         .batch_interval_ms = QUICK_BATCH_MS};
     return start_with(&o);
+}
+
+/* Start a tracer whose X-Ray daemon (its socket in *u) is named DAEMON_NAME, which resolves when
+ * resolves says, its lookups counted from none, on a clock the test moves (from now). */
+static tracer *start_with_daemon_name(bool resolves, int *u)
+{
+    atomic_store(&daemon_resolves, resolves);
+    atomic_store(&daemon_lookups, 0);
+    return start_with_daemon_at(DAEMON_NAME, u);
 }
 
 /*
