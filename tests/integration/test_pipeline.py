@@ -144,30 +144,32 @@ class ThousandTasks(PipelineCase):
 class VisibilityExtension(PipelineCase):
 
     def test_batch_longer_than_visibility_runs_each_task_once(self):
-        """batch_size 3 x 1 s per task > visibility_timeout 2 s: while the batch runs,
-        its later messages must stay hidden, so the idle second runner thread never
-        receives and re-runs them. (A run takes half its 2 s timeout: room for a loaded
-        machine, where 1.5 s runs timed out.)"""
+        """batch_size 20 x 1 s per task > the 15 s its receive hides it for (the 10 s timeout
+        and the runner's 5 s margin; the visibility timeout is 10 s): while the batch runs, its
+        later messages must stay hidden, so the idle second runner thread never receives and
+        re-runs them. A run sleeps a tenth of its 10 s timeout: room for a loaded machine, where
+        the script took 4-6 s at a load of 37 and its runs timed out at 2 and 5 s; a slower run
+        only makes the batch longer."""
         runs_dir = os.path.join(self.tmp, "runs")
         os.mkdir(runs_dir)
-        queues = [{"name": "batch", "visibility_timeout": 2, "max_receive_count": 10}]
+        queues = [{"name": "batch", "visibility_timeout": 10, "max_receive_count": 10}]
         subs = [{"queue": "batch"}]
-        # First without a handler, so all three messages wait and are received as one batch.
+        # First without a handler, so all the messages wait and are received as one batch.
         s = self.start({"queues": queues, "subscriptions": subs, "handlers": [],
                         "sweep_interval": 86400}, name="idle.json")
-        ids = [s.create("TASK2", data={"dir": runs_dir}) for _ in range(3)]
-        wait_until(lambda: queue_table(s)["batch"]["depth"] == 3, 5, what="3 messages queued")
+        ids = [s.create("TASK2", data={"dir": runs_dir}) for _ in range(20)]
+        wait_until(lambda: queue_table(s)["batch"]["depth"] == 20, 30, what="20 messages queued")
         self.stop_clean(s)
         db = s.db
         path = write_config(self.tmp, {
             "queues": queues, "subscriptions": subs, "sweep_interval": 86400,
-            "handlers": [{"queue": "batch", "handler": "exec", "batch_size": 3, "concurrency": 2,
-                          "timeout": 2, "command": ["/bin/sh", script_path("record_run.sh"), "1"]}]},
+            "handlers": [{"queue": "batch", "handler": "exec", "batch_size": 20, "concurrency": 2,
+                          "timeout": 10, "command": ["/bin/sh", script_path("record_run.sh"), "1"]}]},
             "batch.json")
         s = Taskd(config=path, tmpdir=self.tmp, db=db)
         self.servers.append(s)
         for tid in ids:
-            t = self.wait_status(s, tid, FINAL, timeout=15)
+            t = self.wait_status(s, tid, FINAL, timeout=120)
             self.assertEqual(t["status"], "COMPLETED", t)
         with open(os.path.join(runs_dir, "runs")) as f:
             runs = f.read().split()
