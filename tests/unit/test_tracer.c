@@ -2387,6 +2387,20 @@ static void test_xray_lookup_at_start_hanging_does_not_hold_the_stop(void **stat
         fail_msg("the stop took %lld ms, its bound 1000", (long long)took);
 }
 
+/* t's X-Ray exporter, refused (counted in *refused) at start, tries again at its first export,
+ * refused too, whose span 1 is dropped and counted at once; span 2, under 5 s after that try
+ * (on the clock the test moves), is dropped without one. */
+static void refused_at_start_and_at_first_export(tracer *t, atomic_int *refused)
+{
+    assert_int_equal(atomic_load(refused), 1);
+    emit(t, TASK_A, 1);
+    assert_true(wait_count(tracer_dropped, t, 1, 10000));
+    assert_int_equal(atomic_load(refused), 2);
+    emit(t, TASK_A, 2);
+    assert_true(wait_count(tracer_dropped, t, 2, 10000));
+    assert_int_equal(atomic_load(refused), 2);
+}
+
 /*
  * A lookup whose thread cannot be made (pthread_create() failing: threads or memory run out)
  * ends there, as a failed lookup does: at start, and again at the first export, whose span is
@@ -2401,14 +2415,7 @@ static void test_xray_lookup_whose_thread_cannot_start(void **state)
     atomic_store(&refuse_detached, true);
     int u;
     tracer *t = start_with_daemon_name(true, &u);
-    assert_int_equal(atomic_load(&detached_refused), 1); /* at start */
-
-    emit(t, TASK_A, 1); /* the first export tries again at once, refused too */
-    assert_true(wait_count(tracer_dropped, t, 1, 10000));
-    assert_int_equal(atomic_load(&detached_refused), 2);
-    emit(t, TASK_A, 2); /* under 5 s after that try: none */
-    assert_true(wait_count(tracer_dropped, t, 2, 10000));
-    assert_int_equal(atomic_load(&detached_refused), 2);
+    refused_at_start_and_at_first_export(t, &detached_refused);
     assert_int_equal(atomic_load(&daemon_lookups), 0);
 
     atomic_store(&refuse_detached, false);
