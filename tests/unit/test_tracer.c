@@ -210,6 +210,33 @@ int __wrap_getaddrinfo(const char *node, const char *service, const struct addri
     return __real_getaddrinfo("127.0.0.1", service, hints, res);
 }
 
+/* The X-Ray exporter's sockets refused: socket() (CMakeLists.txt links this test with
+ * --wrap=socket) fails with EMFILE, as it does when descriptors run out, for the next
+ * udp_refusals non-blocking UDP sockets asked for (the exporter's: the tests' daemons block).
+ * Those refused are counted. */
+static atomic_int udp_refusals, udp_refused;
+
+/* A teardown: the tests after one that failed with UDP sockets refused have theirs. */
+static int udp_sockets_allowed(void **state)
+{
+    (void)state;
+    atomic_store(&udp_refusals, 0);
+    return 0;
+}
+
+int __real_socket(int domain, int type, int protocol);
+int __wrap_socket(int domain, int type, int protocol);
+int __wrap_socket(int domain, int type, int protocol)
+{
+    if ((type & 0xf) == SOCK_DGRAM && (type & SOCK_NONBLOCK) && atomic_load(&udp_refusals) > 0) {
+        atomic_fetch_sub(&udp_refusals, 1);
+        atomic_fetch_add(&udp_refused, 1);
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_socket(domain, type, protocol);
+}
+
 /* Lookup threads refused: pthread_create() (CMakeLists.txt links this test with
  * --wrap=pthread_create) fails with EAGAIN, as it does when threads or memory run out, for a
  * thread made detached (the X-Ray exporter's lookups: the tracer's thread and the tests' own are
@@ -2432,6 +2459,35 @@ static void test_xray_lookup_whose_thread_cannot_start(void **state)
 }
 
 /*
+ * A numeric daemon address whose socket cannot be had at start (socket() failing: descriptors run
+ * out) keeps the exporter, as a name that does not resolve does: the first export tries again at
+ * once, and when the socket is still refused its span is dropped and counted; the next try comes
+ * 5 s later (on a clock the test moves), and once a socket can be had the spans are sent.
+ */
+static void test_xray_numeric_address_whose_socket_fails_at_start(void **state)
+{
+    (void)state;
+    atomic_store(&udp_refused, 0);
+    int u;
+    atomic_store(&udp_refusals, 2); /* at start and at the first export */
+    tracer *t = start_with_daemon_at("127.0.0.1", &u);
+    refused_at_start_and_at_first_export(t, &udp_refused);
+
+    atomic_fetch_add(&xray_clock_ahead, 5000000000LL);
+    emit(t, TASK_A, 3);
+    assert_true(wait_count(tracer_exported, t, 1, 10000));
+    emit(t, TASK_A, 4); /* the socket kept */
+    assert_true(wait_count(tracer_exported, t, 2, 10000));
+    assert_int_equal(tracer_dropped(t), 2);
+    assert_int_equal(atomic_load(&udp_refused), 2);
+    tracer_free(t);
+    bool got[5] = {false};
+    assert_int_equal(xray_received(u, got, 4), 2);
+    assert_true(got[3] && got[4]);
+    close(u);
+}
+
+/*
  * A trace a client began with a W3C traceparent goes to X-Ray under its own id, split 8 + 24,
  * whatever time its first 4 bytes would say (1970, 2106 or now): X-Ray takes W3C trace ids and
  * does not check that part (docs/design.md, "Tracing"), so the trace stays one id across X-Ray,
@@ -2634,6 +2690,8 @@ int main(void)
         cmocka_unit_test(test_xray_lookup_at_start_hanging_does_not_hold_the_stop),
         cmocka_unit_test_teardown(test_xray_lookup_whose_thread_cannot_start,
                                   lookup_threads_allowed),
+        cmocka_unit_test_teardown(test_xray_numeric_address_whose_socket_fails_at_start,
+                                  udp_sockets_allowed),
         cmocka_unit_test(test_xray_daemon_name_with_ipv6_first),
         cmocka_unit_test(test_xray_send_failure_counts),
         cmocka_unit_test(test_disabled_exports_nothing),
