@@ -485,13 +485,13 @@ class Taskd:
         return self.request("PATCH", path, body=body, **kw)
 
     # -- API shortcuts -------------------------------------------------------
-    def create(self, task_type="TASK2", data=None, ttl="absent", headers=None):
+    def create(self, task_type="TASK2", data=None, ttl="absent", headers=None, timeout=REQUEST_TIMEOUT):
         body = {"task_type": task_type}
         if data is not None:
             body["data"] = data
         if ttl != "absent":
             body["ttl"] = ttl
-        r = self.post("/tasks", body, headers=headers)
+        r = self.post("/tasks", body, headers=headers, timeout=timeout)
         if r.status != 201:
             raise AssertionError("POST /tasks %r -> %r" % (body, r))
         return r.json()["id"]

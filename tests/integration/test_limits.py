@@ -25,6 +25,11 @@ from harness import (ServersTestCase, Taskd, accepted, all_read, metric, metrics
 BODY_LIMIT = 1048576
 
 
+# The wait for the answer to the create of a task of megabytes (a test's setup, no bound of
+# taskd's): at a load of 28 that of 8 MiB had no answer within a request's 15 s.
+BIG_CREATE_TIMEOUT = 120.0
+
+
 def connect(port, source="127.0.0.1", timeout=5.0):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(timeout)
@@ -687,7 +692,7 @@ class Limits(ServersTestCase):
         # second keeps its answer past the idle timeout. Both have small receive buffers and
         # Ethernet's segment size, so that the answer waits in taskd, not in the kernel.
         srv = self.start(idle_timeout=3, min_send_rate=65536, body_limit=16 << 20)
-        tid = srv.create("TASK2", data={"blob": "b" * (8 << 20)})
+        tid = srv.create("TASK2", data={"blob": "b" * (8 << 20)}, timeout=BIG_CREATE_TIMEOUT)
 
         stop = threading.Event()
         start = time.monotonic()
@@ -717,7 +722,7 @@ class Limits(ServersTestCase):
         # wait passes about 9 s. It wrapped negative there, and a client reading 28 KB a second
         # kept its answer until it wrapped back, 17.2 s after the first look.
         srv = self.start(idle_timeout=9, min_send_rate=1 << 30, body_limit=4 << 20)
-        tid = srv.create("TASK2", data={"blob": "b" * (2 << 20)})
+        tid = srv.create("TASK2", data={"blob": "b" * (2 << 20)}, timeout=BIG_CREATE_TIMEOUT)
         stop = threading.Event()
         start = time.monotonic()
         got, _ = self.read_paced(srv, tid, 4096, 0.1, stop, 4096)
