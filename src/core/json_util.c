@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <string.h>
 
 json_t *json_parse(const char *text, size_t len, size_t flags, json_error_t *error, bool *nomem)
 {
@@ -14,16 +13,6 @@ json_t *json_parse(const char *text, size_t len, size_t flags, json_error_t *err
     json_t *v = json_loadb(text, len, flags, error);
     *nomem = !v && errno == ENOMEM;
     return v;
-}
-
-/* d by sbuf_double, with ".0" added to a whole number. */
-static void write_real(sbuf *b, double d)
-{
-    size_t start = b->len;
-    sbuf_double(b, d);
-    /* Keep it a real on the way back in: "1" would read as an integer. */
-    if (!sbuf_failed(b) && !strpbrk(b->data + start, ".eEn"))
-        sbuf_puts(b, ".0");
 }
 
 void json_write_compact(sbuf *b, const json_t *v)
@@ -62,8 +51,8 @@ void json_write_compact(sbuf *b, const json_t *v)
     case JSON_INTEGER:
         sbuf_int(b, json_integer_value(v));
         break;
-    case JSON_REAL:
-        write_real(b, json_real_value(v));
+    case JSON_REAL: /* as Python writes it: a whole number keeps its ".0", and reads back a real */
+        sbuf_double(b, json_real_value(v));
         break;
     case JSON_TRUE:
         sbuf_puts(b, "true");

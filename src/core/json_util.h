@@ -11,9 +11,10 @@
 #include <stddef.h>
 
 /*
- * Append v as compact JSON. Unlike json_dumps, reals are written in their
- * shortest form that reads back to the same double (0.1, not
- * 0.10000000000000001), so stored data looks as the client sent it.
+ * Append v as compact JSON. Unlike json_dumps, reals are written as Python's
+ * json module writes them (sbuf_double(): 0.1, not 0.10000000000000001; 1.0;
+ * 1e+16), so stored data looks as the client sent it and as the original
+ * wrote it back.
  */
 void json_write_compact(sbuf *b, const json_t *v);
 

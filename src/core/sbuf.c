@@ -4,6 +4,8 @@
  */
 #include "sbuf.h"
 
+#include <float.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,14 +99,93 @@ void str_join(char *out, size_t size, ...)
     out[len] = '\0';
 }
 
+/*
+ * The p significant digits nearest to a = |d| (printf's "%.*e" rounds exactly): *digits (no
+ * point) and the exponent of the first. Whether they read back as a. The decimals of p digits
+ * about a power of two are not placed alike on both sides of it: the double below is half as far
+ * as the one above, so the nearest may lie below too far while the next above reads back, which
+ * is then taken.
+ */
+static bool digits_of(double a, int p, char digits[18], int *exp10)
+{
+    char e[32];
+    snprintf(e, sizeof e, "%.*e", p - 1, a);
+    double back = strtod(e, NULL);
+    digits[0] = e[0];
+    memcpy(digits + 1, e + 2, (size_t)(p - 1)); /* "d.ddd" without its point */
+    digits[p] = '\0';
+    *exp10 = atoi(strchr(e, 'e') + 1);
+    if (back == a)
+        return true;
+    int bits;
+    if (back > a || frexp(a, &bits) != 0.5 || a <= DBL_MIN)
+        return false;
+    int i = p - 1;
+    for (; i >= 0 && digits[i] == '9'; i--)
+        digits[i] = '0';
+    if (i < 0) { /* 9.99 up to 10.0: one more place */
+        digits[0] = '1';
+        ++*exp10;
+    } else {
+        digits[i]++;
+    }
+    snprintf(e, sizeof e, "%c.%se%d", digits[0], digits + 1, *exp10);
+    return strtod(e, NULL) == a;
+}
+
 void double_text(char out[DOUBLE_TEXT_MAX], double d)
 {
-    /* %.17g always round-trips, but most values people write already do at 15 digits */
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(out, DOUBLE_TEXT_MAX, "%.*g", prec, d);
-        if (strtod(out, NULL) == d)
-            break;
+    if (isnan(d) || isinf(d)) {
+        strcpy(out, isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
+        return;
     }
+    /* The fewest digits that read back as d, the nearest to it of those. Of a normal double, the
+     * 15 nearest are the only 15 that can (decimals of 15 digits lie more than 4 doubles apart):
+     * when they read back, the shortest are they less their trailing zeros. A subnormal has fewer
+     * bits, and zero none: every length is tried. */
+    double a = fabs(d);
+    char digits[18];
+    int exp10 = 0, p = a < DBL_MIN ? 1 : 15;
+    while (p < 17 && !digits_of(a, p, digits, &exp10))
+        p++;
+    if (p == 17)
+        digits_of(a, 17, digits, &exp10); /* 17 always read back */
+    size_t n = strlen(digits);
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    /* as Python's repr() places them: "1e-05", "0.0001", "1000000000000000.0", "1e+16" */
+    char *o = out;
+    if (signbit(d))
+        *o++ = '-';
+    if (exp10 < -4 || exp10 >= 16) {
+        *o++ = digits[0];
+        if (n > 1) {
+            *o++ = '.';
+            memcpy(o, digits + 1, n - 1);
+            o += n - 1;
+        }
+        snprintf(o, DOUBLE_TEXT_MAX - (size_t)(o - out), "e%c%02d", exp10 < 0 ? '-' : '+',
+                 abs(exp10));
+        return;
+    }
+    if (exp10 < 0) {
+        memcpy(o, "0.0000", (size_t)(1 - exp10)); /* "0." and the zeros before the first digit */
+        o += 1 - exp10;
+        memcpy(o, digits, n);
+        o += n;
+    } else {
+        size_t whole = (size_t)exp10 + 1; /* digits before the point */
+        for (size_t i = 0; i < whole; i++)
+            *o++ = i < n ? digits[i] : '0';
+        *o++ = '.';
+        if (n > whole) {
+            memcpy(o, digits + whole, n - whole);
+            o += n - whole;
+        } else {
+            *o++ = '0';
+        }
+    }
+    *o = '\0';
 }
 
 void sbuf_double(sbuf *b, double d)

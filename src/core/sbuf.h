@@ -40,9 +40,13 @@ void sbuf_int(sbuf *b, int64_t v);
  */
 void str_join(char *out, size_t size, ...) __attribute__((sentinel));
 /*
- * Append d in its shortest %g form that reads back as the same double: 15
- * significant digits when they round-trip (0.1, not 0.10000000000000001),
- * else 16, else 17. NaN and infinities come out as printf writes them.
+ * Append d as Python's repr() writes a float, which is what json.dumps() writes
+ * too: the fewest significant digits that read back as the same double (0.1,
+ * not 0.10000000000000001; 5e-324), the nearest to d of those; in exponent
+ * form below 1e-4 and from 1e16 ("1e-05", "1.5e+16"), else with a point and
+ * ".0" for a whole number ("1.0", "-0.0", "1000000000000000.0"). NaN and the
+ * infinities are "nan", "inf" and "-inf", which are no JSON: a caller that
+ * writes JSON spells them itself.
  */
 void sbuf_double(sbuf *b, double d);
 /* Room for any text double_text() writes, its NUL included (the longest, 24 characters:

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 /* Check the invariants every non-empty buffer must keep. */
 static void check_invariants(const sbuf *b)
@@ -377,39 +380,168 @@ static void check_double(double d, const char *want)
     sbuf_free(&b);
 }
 
-static void test_double_shortest_form(void **state)
+/* Doubles (their bits) and the text Python's repr() gives them, as python3 wrote it. */
+static const struct {
+    uint64_t bits;
+    const char *repr;
+} python_reprs[] = {
+    {0x0000000000000000ULL, "0.0"},
+    {0x8000000000000000ULL, "-0.0"},
+    {0x3ff0000000000000ULL, "1.0"},
+    {0xbff0000000000000ULL, "-1.0"},
+    {0x4059000000000000ULL, "100.0"},
+    {0x3fb999999999999aULL, "0.1"},
+    {0x4004000000000000ULL, "2.5"},
+    {0x3fd3333333333334ULL, "0.30000000000000004"},
+    {0x3fd5555555555555ULL, "0.3333333333333333"},
+    {0x40fe240c9fbe76c9ULL, "123456.789"},
+    {0x430c6bf526340000ULL, "1000000000000000.0"},
+    {0xc30c6bf526340000ULL, "-1000000000000000.0"},
+    {0x42dc12218377de40ULL, "123456789012345.0"},
+    {0x43118b54f22aeb00ULL, "1234567890123456.0"},
+    {0x4341c37937e07fffULL, "9999999999999998.0"},
+    {0x4341c37937e08000ULL, "1e+16"},
+    {0x434aa535d3d0c000ULL, "1.5e+16"},
+    {0x4345ee2a2eb5a5c4ULL, "1.2345678901234568e+16"},
+    {0x4340000000000000ULL, "9007199254740992.0"},
+    {0x43e0000000000000ULL, "9.223372036854776e+18"},
+    {0x4480f0cf064dd592ULL, "1e+22"},
+    {0x44b52d02c7e14af6ULL, "1e+23"},
+    {0x7fefffffffffffffULL, "1.7976931348623157e+308"},
+    {0x3f1a36e2eb1c432dULL, "0.0001"},
+    {0x3f202e4b6ce5dc68ULL, "0.00012345"},
+    {0x3ee4f8b588e368f1ULL, "1e-05"},
+    {0x3ee9e3abe16fc70dULL, "1.2345e-05"},
+    {0x3e7ad7f29abcaf48ULL, "1e-07"},
+    {0x01a56e1fc2f8f359ULL, "1e-300"},
+    {0x0010000000000000ULL, "2.2250738585072014e-308"},
+    {0x000fffffffffffffULL, "2.225073858507201e-308"},
+    {0x0000000000000001ULL, "5e-324"},
+    {0x0000000000000002ULL, "1e-323"},
+    {0x0000000000000005ULL, "2.5e-323"},
+    {0x000000000003cc7bULL, "1.23e-318"},
+    {0x0000000000000003ULL, "1.5e-323"},
+    {0x0020000000000000ULL, "4.450147717014403e-308"},
+    {0x4580000000000000ULL, "6.189700196426902e+26"},
+    {0x3c00000000000000ULL, "1.0842021724855044e-19"},
+    {0x54b249ad2594c37dULL, "1e+100"},
+    {0x2b2bff2ee48e0530ULL, "1e-100"},
+    {0x3fe9999999999999ULL, "0.7999999999999999"},
+    {0x3ff199999999999aULL, "1.1"},
+    {0x4011666666666666ULL, "4.35"},
+    {0x444b1ae4d6e2ef50ULL, "1e+21"},
+    {0x419d6f3454000000ULL, "123456789.0"},
+    {0x3b20000000000000ULL, "6.617444900424222e-24"},
+    {0x4790000000000000ULL, "5.316911983139664e+36"},
+    {0x5300000000000000ULL, "6.518515124270356e+91"},
+};
+
+static void test_double_as_python_writes_it(void **state)
 {
     (void)state;
-    check_double(0.1, "0.1"); /* 15 digits round-trip: not 0.10000000000000001 */
-    check_double(2.5, "2.5");
-    check_double(-2.5, "-2.5");
-    check_double(1.0, "1"); /* no ".0": that is json_util's rule, not sbuf's */
-    check_double(100.0, "100");
-    check_double(0.0, "0");
-    check_double(-0.0, "-0");
-    check_double(1e-7, "1e-07");
-    check_double(1e16, "1e+16");
-    check_double(1e300, "1e+300");
-    check_double(123456.789, "123456.789");
-    check_double(0.1 + 0.2, "0.30000000000000004"); /* needs 17 */
-    check_double(1.0 / 3.0, "0.3333333333333333");  /* needs 16 */
-    check_double(1.7976931348623157e308, "1.7976931348623157e+308");
-    check_double(2.2250738585072014e-308, "2.2250738585072014e-308");
-    check_double(4.9406564584124654e-324, "4.94065645841247e-324"); /* smallest subnormal */
-    check_double(9007199254740993.0, "9007199254740992");
+    /* 0.1 not 0.10000000000000001, 0.30000000000000004 with its 17; the point and ".0" of a whole
+     * number up to 1e16 (1e15 was "1e+15"), the exponent from there and below 1e-4; a subnormal
+     * in its fewest digits (5e-324, where 15 digits gave 4.94065645841247e-324); a power of two
+     * whose nearest 16 digits lie too far below it, in the 16 above (6.189700196426902e+26) */
+    for (size_t i = 0; i < sizeof python_reprs / sizeof python_reprs[0]; i++) {
+        double d;
+        memcpy(&d, &python_reprs[i].bits, sizeof d);
+        char text[DOUBLE_TEXT_MAX];
+        double_text(text, d);
+        if (strcmp(text, python_reprs[i].repr) != 0)
+            fail_msg("%#llx: %s, where Python writes %s", (unsigned long long)python_reprs[i].bits,
+                     text, python_reprs[i].repr);
+        check_double(d, python_reprs[i].repr);
+    }
 }
 
 static void test_double_not_finite(void **state)
 {
     (void)state;
-    /* written as printf does; a caller that needs JSON spells these itself */
+    /* as Python writes them (never printf's "-nan"); a caller that needs JSON spells these */
     check_double(INFINITY, "inf");
     check_double(-INFINITY, "-inf");
-    sbuf b = {0};
-    sbuf_double(&b, NAN);
-    check_invariants(&b);
-    assert_non_null(strstr(b.data, "nan"));
-    sbuf_free(&b);
+    check_double(NAN, "nan");
+    check_double(-NAN, "nan");
+}
+
+/* A double of one of the kinds whose text is made differently: any bits, a decimal of 1 to 17
+ * digits, a power of two or a double beside one, a whole number up to 2^64. */
+static double random_double(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    uint64_t r = *x;
+    double d;
+    switch (r % 4) {
+    case 0:
+        memcpy(&d, x, sizeof d);
+        return d;
+    case 1: {
+        char text[48];
+        uint64_t scale = 10;
+        for (int digits = (int)(r >> 8) % 17; digits > 0; digits--)
+            scale *= 10;
+        snprintf(text, sizeof text, "%llue%d", (unsigned long long)((r >> 16) % scale),
+                 (int)((r >> 2) % 61) - 30);
+        return strtod(text, NULL);
+    }
+    case 2:
+        d = ldexp(1.0, (int)((r >> 8) % 2098) - 1074);
+        return (r >> 4) % 3 == 0 ? d : nextafter(d, (r >> 4) % 3 == 1 ? 0 : INFINITY);
+    default:
+        return (double)(r >> (r >> 2) % 64);
+    }
+}
+
+static void test_double_as_python_writes_random_doubles(void **state)
+{
+    (void)state;
+    /* python3 writes the repr() of 100,000 doubles, others at each run */
+    uint64_t x = (uint64_t)time(NULL) * 2654435761u | 1;
+    char path[] = "/tmp/test_sbuf_doubles.XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    enum { N = 100000 };
+    double *ds = malloc(N * sizeof *ds);
+    assert_non_null(ds);
+    for (int i = 0; i < N; i++) {
+        ds[i] = random_double(&x);
+        uint64_t bits;
+        memcpy(&bits, &ds[i], sizeof bits);
+        fprintf(f, "%016llx\n", (unsigned long long)bits);
+    }
+    assert_int_equal(fclose(f), 0);
+    char cmd[256];
+    snprintf(
+        cmd, sizeof cmd,
+        "python3 -c 'import struct, sys\n"
+        "for l in sys.stdin: print(repr(struct.unpack(\"<d\", bytes.fromhex(l)[::-1])[0]))' <%s",
+        path);
+    FILE *py = popen(cmd, "r");
+    assert_non_null(py);
+    char line[64];
+    int i = 0;
+    for (; i < N && fgets(line, sizeof line, py); i++) {
+        line[strcspn(line, "\n")] = '\0';
+        char text[DOUBLE_TEXT_MAX];
+        double_text(text, ds[i]);
+        if (strcmp(text, line) != 0) {
+            uint64_t bits;
+            memcpy(&bits, &ds[i], sizeof bits);
+            fail_msg("%#llx: %s, where Python writes %s", (unsigned long long)bits, text, line);
+        }
+    }
+    int rc = pclose(py);
+    unlink(path);
+    free(ds);
+    if (i == 0 && WIFEXITED(rc) && WEXITSTATUS(rc) == 127)
+        skip(); /* no python3 to ask */
+    assert_int_equal(rc, 0);
+    assert_int_equal(i, N);
 }
 
 static void test_double_round_trips(void **state)
@@ -798,8 +930,9 @@ int main(void)
         cmocka_unit_test(test_printf_long),
         cmocka_unit_test(test_printf_long_with_arguments),
         cmocka_unit_test(test_int_values),
-        cmocka_unit_test(test_double_shortest_form),
+        cmocka_unit_test(test_double_as_python_writes_it),
         cmocka_unit_test(test_double_not_finite),
+        cmocka_unit_test(test_double_as_python_writes_random_doubles),
         cmocka_unit_test(test_double_round_trips),
         cmocka_unit_test(test_double_appends_after_content),
         cmocka_unit_test(test_json_plain_and_null),

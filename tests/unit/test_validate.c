@@ -345,6 +345,20 @@ static void test_create_task_type_only(void **state)
     create_request_free(&r); /* twice is harmless */
 }
 
+static void test_create_data_reals_as_python_writes_them(void **state)
+{
+    (void)state;
+    /* stored as the original stored them (json.dumps(): Python's repr() of each real), a whole
+     * one below 1e16 with its point and ".0" */
+    create_request r;
+    create_ok("{\"task_type\":\"TASK1\",\"data\":{\"a\":1e15,\"b\":123456789012345e1,"
+              "\"c\":1e16,\"d\":0.0001,\"e\":1E-5,\"f\":2}}",
+              &r);
+    assert_string_equal(r.data, "{\"a\":1000000000000000.0,\"b\":1234567890123450.0,\"c\":1e+16,"
+                                "\"d\":0.0001,\"e\":1e-05,\"f\":2}");
+    create_request_free(&r);
+}
+
 static void test_create_every_default_type(void **state)
 {
     (void)state;
@@ -664,6 +678,9 @@ static void test_create_input_reals_as_sent(void **state)
         {"{\"task_type\":\"TASK1\",\"data\":[0.1,2.5]}", "\"input\":[0.1,2.5]}"},
         {"{\"task_type\":\"TASK1\",\"data\":{\"x\":0.3,\"n\":18446744073709551616}}",
          "\"input\":{\"x\":0.3,\"n\":18446744073709551616}"},
+        /* from 1e15 to 1e16 with a point, as Python's repr() writes them, not "1e+15" */
+        {"{\"task_type\":\"TASK1\",\"data\":[1e15,-2.5E15,1e16,1.0]}",
+         "\"input\":[1000000000000000.0,-2500000000000000.0,1e+16,1.0]}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *text = create_error_text(cases[i].body);
@@ -1483,6 +1500,7 @@ int main(void)
         cmocka_unit_test(test_validation_add_escapes),
         cmocka_unit_test(test_validation_literal),
         cmocka_unit_test(test_create_task_type_only),
+        cmocka_unit_test(test_create_data_reals_as_python_writes_them),
         cmocka_unit_test(test_create_every_default_type),
         cmocka_unit_test(test_create_ttl_integer),
         cmocka_unit_test(test_create_ttl_digit_string),
