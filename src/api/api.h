@@ -24,8 +24,9 @@
 typedef struct api_request {
     const char *method; /* "GET", "POST", ... */
     const char *path;   /* decoded path without the query string */
-    /* Look up a query parameter / header (case-insensitive name); NULL if absent. A repeated
-     * parameter gives its last value (as FastAPI reads it), a repeated header its first. */
+    /* Look up a query parameter (by its name as written: "LIMIT" is not "limit", as FastAPI reads
+     * them) / header (by its name in any case); NULL if absent. A repeated parameter gives its
+     * last value (as FastAPI reads it), a repeated header its first. */
     const char *(*query)(void *ctx, const char *name);
     const char *(*header)(void *ctx, const char *name);
     /* Optional (NULL: header() alone): the value of the i-th field named name (from 0, in the

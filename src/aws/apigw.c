@@ -5,7 +5,8 @@
  * A parse copies what the API will read out of the jansson tree into one
  * apigw_data: the method, the final path, the body, and two lookup tables
  * (query parameters, headers) of name/value pairs in event order, so a
- * lookup is a linear scan returning the first case-insensitive match, and
+ * lookup is a linear scan returning the first match (a query parameter's
+ * name as written, a header's in any case) from the end or the start, and
  * "which value wins" is decided by the order pairs are added in. The tree
  * is freed before the parse returns. req.ctx points at the apigw_data, so
  * the apigw_request itself may be moved.
@@ -114,12 +115,13 @@ static bool table_add(table *t, const char *name, size_t nlen, const char *value
     return true;
 }
 
-/* The value of the first pair named name (case-insensitive), or of the last; NULL when none. */
-static const char *table_get(const table *t, const char *name, bool last)
+/* The value of the last pair named name exactly (a query parameter), or else of the first
+ * named name in any case (a header); NULL when none. */
+static const char *table_get(const table *t, const char *name, bool query)
 {
     for (size_t k = 0; k < t->n; k++) {
-        size_t i = last ? t->n - 1 - k : k;
-        if (strcasecmp(t->v[i].name, name) == 0)
+        size_t i = query ? t->n - 1 - k : k;
+        if ((query ? strcmp : strcasecmp)(t->v[i].name, name) == 0)
             return t->v[i].value;
     }
     return NULL;
@@ -136,7 +138,7 @@ static void table_free(table *t)
 static const char *lookup_query(void *ctx, const char *name)
 {
     const struct apigw_data *d = ctx;
-    return name ? table_get(&d->query, name, true) : NULL; /* the last value, as FastAPI's */
+    return name ? table_get(&d->query, name, true) : NULL; /* the last value, as FastAPI reads */
 }
 
 static const char *lookup_header(void *ctx, const char *name)

@@ -18,8 +18,9 @@
  *     That covers the 2.0 rawPath of a named stage and a custom domain
  *     mapped with the stage name as base path. Consequence: a stage must
  *     not be named like a top-level route ("tasks", "queues", "health"...).
- *   - Query: looked up case-insensitively and, for a repeated name, the
- *     last value wins, as the local server's lookup does and FastAPI did.
+ *   - Query: looked up by the name as written ("LIMIT" is not "limit")
+ *     and, for a repeated name, the last value wins, as the local server's
+ *     lookup does and FastAPI did.
  *     1.0: the last element of multiValueQueryStringParameters, else
  *     queryStringParameters (values arrive decoded). 2.0: rawQueryString
  *     split on "&" and the first "=", "+" turned into a space and then

@@ -820,7 +820,7 @@ static const char *lookup_query(void *ctx, const char *name)
                                      HTTP_HEAD_MAX_RECORDS - r->n_fields);
     }
     for (size_t i = c->n_args; i-- > 0;) /* a repeated parameter: its last value, as FastAPI */
-        if (strcasecmp(r->fields[r->n_fields + i].name, name) == 0)
+        if (strcmp(r->fields[r->n_fields + i].name, name) == 0)
             return r->fields[r->n_fields + i].value;
     return NULL;
 }

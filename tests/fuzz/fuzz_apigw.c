@@ -15,9 +15,11 @@
  *    removed, 2.0's rawPath percent-decoded with "%00" left encoded, a NUL
  *    in 1.0's path written "%00"); a body of body_len bytes, the event's
  *    (base64-decoded when isBase64Encoded), with a NUL after it;
- *  - every header and query parameter the event holds is found, whatever
- *    the case of its name, with the value of a header's first occurrence
- *    and a query parameter's last, in the order apigw.h gives (1.0: the
+ *  - every header and query parameter the event holds is found, a header
+ *    by its name in any case and a parameter by its name as written (in
+ *    upper case, only where a parameter is named so), with the value of a
+ *    header's first occurrence and a query parameter's last, in the order
+ *    apigw.h gives (1.0: the
  *    multi-value lists win, a header's first element, a parameter's last;
  *    2.0: the cookies, then headers; rawQueryString split as the local
  *    server splits it);
@@ -229,21 +231,30 @@ static void add_raw_query(pairs *p, const char *raw)
     free(copy);
 }
 
-/* Every name of p looks up to the value of its first occurrence (or its last), in any case. */
-static void check_lookup(const pairs *p, const char *(*get)(void *, const char *), void *ctx,
-                         const char *what, bool last)
+/* The value name looks up to in p: of its first occurrence in any case, or (query) of its last
+ * as written; NULL when none. */
+static const char *model_lookup(const pairs *p, const char *name, bool query)
 {
-    for (size_t i = 0; i < p->n && !(last && p->full); i++) {
-        size_t at = last ? p->n - 1 : 0; /* the occurrence that counts */
-        while (strcasecmp(p->name[at], p->name[i]) != 0)
-            at += last ? (size_t)-1 : 1;
+    for (size_t k = 0; k < p->n; k++) {
+        size_t i = query ? p->n - 1 - k : k;
+        if ((query ? strcmp : strcasecmp)(p->name[i], name) == 0)
+            return p->value[i];
+    }
+    return NULL;
+}
+
+/* Every name of p, and the same in upper case, looks up as model_lookup() finds it. */
+static void check_lookup(const pairs *p, const char *(*get)(void *, const char *), void *ctx,
+                         const char *what, bool query)
+{
+    for (size_t i = 0; i < p->n && !(query && p->full); i++) {
         char *upper = strdup(p->name[i]);
         for (char *c = upper; *c; c++)
             if (*c >= 'a' && *c <= 'z')
                 *c = (char)(*c - 'a' + 'A');
-        const char *want = p->value[at];
         const char *names[2] = {p->name[i], upper};
         for (int k = 0; k < 2; k++) {
+            const char *want = model_lookup(p, names[k], query);
             const char *got = get(ctx, names[k]);
             FUZZ_CHECK((!got && !want) || (got && want && strcmp(got, want) == 0),
                        "%s \"%s\": got \"%s\", want \"%s\"", what, names[k], got ? got : "(null)",

@@ -695,19 +695,20 @@ class Wire(ServerTestCase):
         for _ in range(6):  # more than any limit below: every page has a next one
             self.server.create("TASK2", data={"query": True})
         cases = [
-            # a repeated name: the last wins, as FastAPI reads it, whatever the case of either
-            # (names match in any case, as libmicrohttpd matched them)
+            # a repeated name: the last wins, as FastAPI reads it; a name is read as written, as
+            # FastAPI reads it too ("LIMIT" is another parameter, which taskd does not read)
             (b"limit=1&limit=5", 200, 5),
             (b"LIMIT=1&limit=5", 200, 5),
-            (b"limit=5&Limit=1", 200, 1),
+            (b"limit=5&Limit=1", 200, 5),
+            (b"Limit=bad&limit=2&LIMIT=0", 200, 2),
             (b"%6Cimit=1", 200, 1),  # the name is percent-decoded too
             (b"limit=%31", 200, 1),
             (b"status=CREAT%45D&task_type=TASK%32&limit=2", 200, 2),
             # '+' is a space; an encoded '+' is a '+'
             (b"status=in+progress%21", 422, "in progress!"),
             (b"status=A%2BB%20c", 422, "A+B c"),
-            (b"status=CREATED&Status=bad", 422, "bad"),
-            (b"status=bad&STATUS=CREATED&limit=1", 200, 1),
+            (b"status=CREATED&Status=bad&limit=1", 200, 1),
+            (b"status=bad&STATUS=CREATED&limit=1", 422, "bad"),
         ]
         c = self.connect()
         # all at once on one connection: answered in order

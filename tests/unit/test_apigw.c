@@ -1,11 +1,12 @@
 /*
  * Unit tests for aws/apigw: API Gateway proxy events (payload 1.0 and 2.0)
  * into api_requests — stage prefix, repeated query parameters and headers,
- * case-insensitive lookup, percent-decoding, cookies, base64 bodies, every
- * rejection, mangled input — and api_responses into the Lambda response
- * JSON (201 with Location, 204, 422, HEAD, binary bodies; a Location below
- * the stage or base path the event came through). One end-to-end
- * test passes a parsed event through a fake API; no store is started.
+ * lookup (a header's name in any case, a parameter's as written),
+ * percent-decoding, cookies, base64 bodies, every rejection, mangled input
+ * — and api_responses into the Lambda response JSON (201 with Location,
+ * 204, 422, HEAD, binary bodies; a Location below the stage or base path
+ * the event came through). One end-to-end test passes a parsed event
+ * through a fake API; no store is started.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -177,9 +178,9 @@ static void test_v1_multi_value_query(void **state)
              "\"limit\":[\"3\"],\"empty\":[],\"nothing\":null}}",
              &r);
     assert_string_equal(q(&r, "status"), "DONE"); /* last of the list, as locally and FastAPI */
-    assert_string_equal(q(&r, "STATUS"), "DONE"); /* names compare case-insensitively */
-    assert_string_equal(q(&r, "limit"), "3");     /* the multi-value map wins */
-    assert_string_equal(q(&r, "only"), "x");      /* single-value map still read */
+    assert_null(q(&r, "STATUS")); /* a name as written, as FastAPI reads it: not in any case */
+    assert_string_equal(q(&r, "limit"), "3"); /* the multi-value map wins */
+    assert_string_equal(q(&r, "only"), "x");  /* single-value map still read */
     assert_null(q(&r, "empty"));
     assert_null(q(&r, "nothing"));
     assert_null(q(&r, "missing"));
@@ -371,7 +372,8 @@ static void test_v2_percent_decoding(void **state)
     assert_string_equal(q(&r, "z"), "%00");
     assert_string_equal(q(&r, "status"), "DONE"); /* names are decoded too */
     assert_string_equal(q(&r, "n m"), "1");
-    assert_string_equal(q(&r, "case"), "upper");
+    assert_string_equal(q(&r, "Case"), "upper");
+    assert_null(q(&r, "case")); /* a name as written, as FastAPI reads it */
     assert_null(q(&r, "missing"));
     apigw_request_free(&r);
 
@@ -1130,7 +1132,8 @@ static void test_many_values(void **state)
     free(text);
     assert_string_equal(h(&r, "x-h0"), "v0");
     assert_string_equal(h(&r, "X-H1999"), "v1999");
-    assert_string_equal(q(&r, "x-h1234"), "later");
+    assert_string_equal(q(&r, "X-H1234"), "later");
+    assert_null(q(&r, "x-h1234")); /* a parameter's name as written */
     assert_null(h(&r, "X-H2000"));
     apigw_request_free(&r);
 }
