@@ -31,7 +31,7 @@
 /* One name/value pair; name and value share one allocation (name first). */
 typedef struct pair {
     char *name;        /* owned block */
-    const char *value; /* inside the block; NULL for a query name without "=" */
+    const char *value; /* inside the block */
 } pair;
 
 typedef struct table {
@@ -89,7 +89,7 @@ static char *nul_escaped_dup(const json_t *s)
     return out;
 }
 
-/* Append a copy of name (nlen bytes) and value (vlen bytes, or NULL); false when out of memory. */
+/* Append a copy of name (nlen bytes) and value (vlen bytes); false when out of memory. */
 static bool table_add(table *t, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     if (t->n == t->cap) {
@@ -100,18 +100,13 @@ static bool table_add(table *t, const char *name, size_t nlen, const char *value
         t->v = v;
         t->cap = cap;
     }
-    size_t escaped = value ? nul_escaped_len(value, vlen) : 0;
-    char *block = malloc(nlen + 1 + (value ? escaped + 1 : 0));
+    char *block = malloc(nlen + 1 + nul_escaped_len(value, vlen) + 1);
     if (!block)
         return false;
     memcpy(block, name, nlen);
     block[nlen] = '\0';
-    char *val = NULL;
-    if (value) {
-        val = block + nlen + 1;
-        nul_escape(val, value, vlen);
-    }
-    t->v[t->n++] = (pair){block, val};
+    nul_escape(block + nlen + 1, value, vlen);
+    t->v[t->n++] = (pair){block, block + nlen + 1};
     return true;
 }
 
@@ -346,8 +341,7 @@ static bool add_raw_query(parse *p, table *t, const char *raw)
     bool ok = copy && args;
     size_t n = ok ? http_query_split(copy, args, max) : 0;
     for (size_t i = 0; ok && i < n; i++)
-        ok = table_add(t, args[i].name, strlen(args[i].name), args[i].value,
-                       args[i].value ? strlen(args[i].value) : 0);
+        ok = table_add(t, args[i].name, strlen(args[i].name), args[i].value, strlen(args[i].value));
     free(args);
     free(copy);
     return ok || oom(p);

@@ -24,8 +24,8 @@
  *     1.0: the last element of multiValueQueryStringParameters, else
  *     queryStringParameters (values arrive decoded). 2.0: rawQueryString
  *     split on "&" and the first "=", "+" turned into a space and then
- *     percent-decoded like the path; a name without "=" has no value
- *     (lookup gives NULL), as locally. Only without rawQueryString are the
+ *     percent-decoded like the path; a name without "=" has the value ""
+ *     (as Starlette reads it), as locally. Only without rawQueryString are the
  *     2.0 queryStringParameters used, whose repeats API Gateway has already
  *     joined with commas.
  *   - Headers: looked up case-insensitively, first value wins (again what

@@ -458,10 +458,10 @@ size_t http_query_split(char *query, http_field *args, size_t max)
             char *eq = strchr(p, '=');
             if (eq)
                 *eq = '\0';
-            url_unescape_in_place(p);
+            size_t len = url_unescape_in_place(p);
             if (eq)
                 url_unescape_in_place(eq + 1);
-            args[n++] = (http_field){p, eq ? eq + 1 : NULL};
+            args[n++] = (http_field){p, eq ? eq + 1 : p + len}; /* "?limit" as "?limit=" */
         }
         p = amp ? amp + 1 : NULL;
     }

@@ -76,7 +76,7 @@ bool http_list_has(const char *p, const char *end, const char *token);
 /* The reason phrase of an HTTP status ("Unknown" for one not listed). */
 const char *http_reason_phrase(int status);
 
-/* A header field or query argument; value NULL: an argument without '='. */
+/* A header field or query argument (of which one without '=' has the value ""). */
 typedef struct http_field {
     char *name;
     char *value;
@@ -106,7 +106,9 @@ const char *http_head_field(const http_request_head *h, const char *name);
 /*
  * Split a query string (NUL-terminated, changed in place) at each '&' into arguments at their
  * first '=', turning '+' into a space and percent-decoding names and values
- * (url_unescape_in_place()). Empty pieces are skipped. The count, at most max.
+ * (url_unescape_in_place()). Empty pieces are skipped; a piece without '=' is a name whose value
+ * is "", as Starlette reads it (Python's parse_qsl() keeping blank values): "?limit" is
+ * "?limit=". The count, at most max.
  */
 size_t http_query_split(char *query, http_field *args, size_t max);
 

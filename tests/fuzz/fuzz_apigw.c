@@ -151,7 +151,7 @@ static bool b64_decode(const char *s, size_t len, char **out, size_t *outlen)
 /* The name/value pairs an event gives for headers or query parameters, in lookup order. */
 typedef struct pairs {
     char *name[512];
-    char *value[512]; /* NULL: a query name without "=" */
+    char *value[512];
     size_t n;
     bool full; /* pairs were left out: the last of a name may be among them */
 } pairs;
@@ -222,10 +222,9 @@ static void add_raw_query(pairs *p, const char *raw)
         char *eq = strchr(part, '=');
         if (eq)
             *eq = '\0';
-        char *name = strdup(part), *value = eq ? strdup(eq + 1) : NULL;
+        char *name = strdup(part), *value = strdup(eq ? eq + 1 : ""); /* "?a" is "?a=" */
         pct_decode(name);
-        if (value)
-            pct_decode(value);
+        pct_decode(value);
         pairs_add(p, name, value);
     }
     free(copy);
