@@ -94,6 +94,8 @@ void str_join(char *out, size_t size, ...)
         size_t n = utf8_cut(part, strnlen(part, size - 1 - len));
         memcpy(out + len, part, n);
         len += n;
+        if (part[n]) /* cut: a later part would not follow what it follows */
+            break;
     }
     va_end(ap);
     out[len] = '\0';

@@ -35,8 +35,9 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
 void sbuf_int(sbuf *b, int64_t v);
 /*
  * Join the strings (a NULL ends the list) into out, cut to fit its size (at
- * least 1) and never inside a UTF-8 character: span names, labels and
- * fixed-size copies without a format string to parse on the hot paths.
+ * least 1) and never inside a UTF-8 character, so always a start of the
+ * whole join: span names, labels and fixed-size copies without a format
+ * string to parse on the hot paths.
  */
 void str_join(char *out, size_t size, ...) __attribute__((sentinel));
 /*

@@ -79,6 +79,11 @@ static void test_str_join_cuts_to_fit(void **state)
     assert_string_equal(out, "exec \xc3\xa9");
     str_join(out, sizeof out, "exec  ", "\xe2\x82\xac", (const char *)NULL);
     assert_string_equal(out, "exec  ");
+    /* the join's start: nothing after a part that was cut, which a short one would still fit */
+    str_join(out, sizeof out, "exec  ", "\xe2\x82\xac", "!", (const char *)NULL);
+    assert_string_equal(out, "exec  ");
+    str_join(out, sizeof out, "GET /tasks", "x", (const char *)NULL);
+    assert_string_equal(out, "GET /ta");
 }
 
 static void test_take_empty_returns_empty_string(void **state)
