@@ -15,6 +15,10 @@ static bool reserve(sbuf *b, size_t extra)
 {
     if (b->failed)
         return false;
+    if (extra > SIZE_MAX / 4 - b->len) { /* no such memory: and past it, need and cap would wrap */
+        b->failed = true;
+        return false;
+    }
     size_t need = b->len + extra + 1;
     if (need <= b->cap)
         return true;

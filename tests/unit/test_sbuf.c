@@ -828,6 +828,23 @@ static void test_json_long_string(void **state)
     free(in);
 }
 
+static void test_a_length_past_any_memory_fails(void **state)
+{
+    (void)state;
+    /* refused before anything is read: a length whose room and terminator would wrap to less
+     * than the buffer holds, or one short of that */
+    static const size_t lengths[] = {SIZE_MAX, SIZE_MAX - 3, SIZE_MAX / 4};
+    for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
+        sbuf b = {0};
+        sbuf_puts(&b, "keep");
+        sbuf_append(&b, "x", lengths[i]);
+        assert_true(sbuf_failed(&b));
+        assert_int_equal(b.len, 4);
+        assert_string_equal(b.data, "keep");
+        sbuf_free(&b);
+    }
+}
+
 static void test_failed_is_sticky(void **state)
 {
     (void)state;
@@ -953,6 +970,7 @@ int main(void)
         cmocka_unit_test(test_json_appends_after_content),
         cmocka_unit_test(test_json_roundtrip_with_jansson),
         cmocka_unit_test(test_json_long_string),
+        cmocka_unit_test(test_a_length_past_any_memory_fails),
         cmocka_unit_test(test_failed_is_sticky),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),
         cmocka_unit_test(test_str_trim_drops_white_space_at_both_ends),
