@@ -28,12 +28,11 @@
 size_t attrval_write(sbuf *b, const json_t *v);
 /*
  * The bytes DynamoDB counts for a number's text (len bytes, as an N holds it), at most: one for
- * each pair of its significant digits (leading and trailing zeros aside), one more where the
- * pairs do not start at the decimal point, one, and one more for a negative number; at most
- * ATTRVAL_NUMBER_MAX. AWS gives the size only as about a byte for two significant digits and
- * one; DynamoDB Local counts the digits in pairs from the decimal point, one more, and one more
- * for a negative number, to ATTRVAL_NUMBER_MAX at most (docs/design.md), which is never more than
- * this count.
+ * each two of its significant digits (leading and trailing zeros aside), two, and one more for a
+ * negative number; at most ATTRVAL_NUMBER_MAX. AWS gives the size only as about a byte for two
+ * significant digits and one; DynamoDB Local counts the digits in pairs from the decimal point,
+ * one more, and one more for a negative number, to ATTRVAL_NUMBER_MAX at most (docs/design.md):
+ * neither is ever more than this count, which is at most one byte over DynamoDB Local's.
  */
 size_t attrval_number_size(const char *text, size_t len);
 
