@@ -106,12 +106,14 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-pipeline.XXXXXX")
 TASKD_PID=""
 WRK_PID=""
 POLL_PID=""
+LAT_PID=""
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_pid "$WRK_PID" TERM 2
   stop_pid "$POLL_PID" TERM 2
+  stop_pid "$LAT_PID" TERM 2
   stop_pid "$TASKD_PID" TERM 5
   wait 2>/dev/null || true
   if [[ ${KEEP_TMP:-0} == 1 ]]; then
@@ -736,14 +738,18 @@ for ((r = 1; r <= RUNS; r++)); do
     END {if (c) printf "%d %d", c, w}' || true)
   DBJSON=$(helper db_check "$DB" || true)
 
-  # 2. latency at low load (same taskd, queue drained)
+  # 2. latency at low load (same taskd, queue drained). The client runs in the background and
+  # the script waits for it: a signal then ends the wait at once (bash runs a trap only once a
+  # command in the foreground has ended), and cleanup stops the client.
+  lat_args=("$PORT" "$LAT_N" "$LAT_WARMUP" "$LAT_POLL_MS" $((N + 1)) "$RUNDIR/latency.json")
   if [[ $LAT_CLIENT == c ]]; then
-    "$LATENCY_CLIENT" "$PORT" "$LAT_N" "$LAT_WARMUP" "$LAT_POLL_MS" $((N + 1)) "$RUNDIR/latency.json" ||
-      echo "  WARNING: latency client failed" >&2
+    "$LATENCY_CLIENT" "${lat_args[@]}" &
   else
-    helper latency "$PORT" "$LAT_N" "$LAT_WARMUP" "$LAT_POLL_MS" $((N + 1)) "$RUNDIR/latency.json" ||
-      echo "  WARNING: latency client failed" >&2
+    "$PYTHON" "$TMP/helper.py" latency "${lat_args[@]}" &
   fi
+  LAT_PID=$!
+  wait "$LAT_PID" || echo "  WARNING: latency client failed" >&2
+  LAT_PID=""
   taskd_alive_or_die "latency phase"
 
   # 3. memory, then a graceful stop
