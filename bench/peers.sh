@@ -171,12 +171,15 @@ RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 RUN_SEQ=0
 
-# run_bg CMD...: run CMD in the background and wait for it; its status is run_bg's. A signal
-# ends the wait at once (bash runs a trap only once a command in the foreground has ended, a
-# whole bench/pipeline.sh run), and cleanup stops CMD.
+# run_bg OUT CMD...: run CMD in the background, its stdout and stderr to the file OUT, and wait
+# for it; its status is run_bg's. A signal ends the wait at once (bash runs a trap only once a
+# command in the foreground has ended, a whole bench/pipeline.sh run), and cleanup stops CMD.
+# OUT is CMD's alone: a redirection of the run_bg call would hold for the trap and cleanup too,
+# and take their messages into OUT.
 run_bg() {
-  local rc=0
-  "$@" &
+  local out=$1 rc=0
+  shift
+  "$@" >"$out" 2>&1 &
   RUN_PID=$!
   wait "$RUN_PID" || rc=$?
   RUN_PID=""
@@ -196,7 +199,7 @@ peer_run() {
   opts=$(printf '{"n":%d,"clients":%d,"submit_procs":%d,"worker_procs":%d,"worker_conc":%d,"poll_ms":%s,"lat_n":%d,"lat_warmup":%d,"lat_poll_ms":%s,"timeout_s":%d}' \
     "$n" "$CLIENTS" "$SUBMIT_PROCS" "$procs" "$conc" "$POLL_MS" "$lat_n" "$LAT_WARMUP" "$LAT_POLL_MS" "$TIMEOUT")
   out=$TMP/run-$RUN_SEQ-$name.out
-  if ! run_bg node "$ROOT/bench/peers.js" run "$peer" "$PORT" "$opts" >"$out"; then
+  if ! run_bg "$out" node "$ROOT/bench/peers.js" run "$peer" "$PORT" "$opts"; then
     cat "$out" >&2
     die "$label: the measurement failed (see above)"
   fi
@@ -227,7 +230,7 @@ taskd_run() {
   out=$TMP/run-$RUN_SEQ-$name.out
   if ! RUNS=1 N=$N SYNC=$sync CONNECTIONS=$CLIENTS THREADS=$SUBMIT_PROCS LAT_N=$LAT_N \
     LAT_WARMUP=$LAT_WARMUP LAT_POLL_MS=$LAT_POLL_MS POLL_MS=$POLL_MS TASKD=$TASKD KEEP_TMP=0 \
-    run_bg "$ROOT/bench/pipeline.sh" >"$out" 2>&1; then
+    run_bg "$out" "$ROOT/bench/pipeline.sh"; then
     cat "$out" >&2
     die "$label: bench/pipeline.sh failed (see above)"
   fi
