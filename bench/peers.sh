@@ -228,9 +228,11 @@ taskd_run() {
   local name=$1 label=$2 sync=$3 round=$4 out result
   RUN_SEQ=$((RUN_SEQ + 1))
   out=$TMP/run-$RUN_SEQ-$name.out
-  if ! RUNS=1 N=$N SYNC=$sync CONNECTIONS=$CLIENTS THREADS=$SUBMIT_PROCS LAT_N=$LAT_N \
-    LAT_WARMUP=$LAT_WARMUP LAT_POLL_MS=$LAT_POLL_MS POLL_MS=$POLL_MS TASKD=$TASKD KEEP_TMP=0 \
-    run_bg "$out" "$ROOT/bench/pipeline.sh"; then
+  # The settings through env, for pipeline.sh alone: set before the run_bg call they would hold
+  # for the script's own trap and cleanup too (KEEP_TMP=0 among them).
+  if ! run_bg "$out" env RUNS=1 N="$N" SYNC="$sync" CONNECTIONS="$CLIENTS" THREADS="$SUBMIT_PROCS" \
+    LAT_N="$LAT_N" LAT_WARMUP="$LAT_WARMUP" LAT_POLL_MS="$LAT_POLL_MS" POLL_MS="$POLL_MS" \
+    TASKD="$TASKD" KEEP_TMP=0 "$ROOT/bench/pipeline.sh"; then
     cat "$out" >&2
     die "$label: bench/pipeline.sh failed (see above)"
   fi
