@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts (sourced, not run): messages, checks of the settings and
 # the taskd binary, and stopping background processes.
 
