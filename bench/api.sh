@@ -55,11 +55,13 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/taskd-bench.XXXXXX")
 NGINX_PID=""
 TASKD_PID=""
 WRK_PID=""
+SEED_PID=""
 
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   stop_pid "$WRK_PID" TERM 2
+  stop_pid "$SEED_PID" TERM 2
   stop_pid "$NGINX_PID" QUIT 5
   stop_pid "$TASKD_PID" TERM 5
   wait 2>/dev/null || true
@@ -501,8 +503,14 @@ else
   echo "  taskd pid $TASKD_PID on 127.0.0.1:$TASKD_PORT; idle VmRSS ${B_RSS_IDLE_KB} kB"
 
   echo "  seeding $SEED tasks (sequential POSTs, one keep-alive connection)..."
+  # In the background, waited for: a signal then ends the wait at once (bash runs a trap only
+  # once a command in the foreground has ended, the whole seed), and cleanup stops it.
+  python3 "$TMP/helper.py" seed "$TASKD_PORT" "$SEED" "$TMP/ids.txt" >"$TMP/seed.json" &
+  SEED_PID=$!
+  wait "$SEED_PID" || die "seeding failed"
+  SEED_PID=""
   export B_SEED_JSON
-  B_SEED_JSON=$(helper seed "$TASKD_PORT" "$SEED" "$TMP/ids.txt")
+  B_SEED_JSON=$(<"$TMP/seed.json")
   echo "  seed: $B_SEED_JSON"
   taskd_alive_or_die "seeding"
   NIDS=$(wc -l <"$TMP/ids.txt")
