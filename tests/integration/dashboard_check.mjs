@@ -2209,6 +2209,18 @@ await step("a read of the drawer's task refused with a 401 after a newer one mad
   check(/Created/.test(await p.textContent('#detail-facts')), 'the drawer no longer shows the task read with the token');
 }), ['loaded']);
 
+// The same of the /metrics sample: one made before a token was entered (the page's first, held
+// here) and refused with a 401 after the sample made with it worked asked for a token again.
+// /metrics asks for a token (the poll's samples without one ask for it meanwhile).
+await step('a /metrics sample refused with a 401 after a newer one made with the token entered worked does not ask for a token again', () => withPage(async (p) => {
+  const sampled = p.waitForResponse((r) => new URL(r.url()).pathname === '/metrics' && r.ok() &&
+                                           r.request().headers().authorization !== undefined,
+                                    {timeout: 3 * WAIT}).then(() => true, () => false);
+  await heldRefusedAfterToken(p, {at: '/', pathname: '/metrics', what: '/metrics', ready: async () => {
+    check(await sampled, '/metrics was not read with the token entered');
+  }});
+}), ['loaded']);
+
 steps('page');
 
 await step('status and type filters, search by id', async () => {

@@ -21,10 +21,10 @@ once one is answered; one refused with a 403, then a 503, says the 503 in a toas
 task types that fails (a 403) is said beside the form's type field until one works, also when types
 read before are offered, which stay offered; one answered (a 403) after a newer one worked says
 nothing; one refused with a 401 takes back what the field said of an earlier failure. A read of the
-task types, or of the task in the drawer, made before a token was entered (another route asked for
-one) and refused with a 401 after the read made with the token worked does not ask for a token
-again. A tab that runs no animation frames (as out of sight) keeps no rows that 400 new tasks (a
-stream answered by the test) pushed off its page.
+task types, of the task in the drawer, or of /metrics, made before a token was entered (another
+route asked for one) and refused with a 401 after the read made with the token worked does not ask
+for a token again. A tab that runs no animation frames (as out of sight) keeps no rows that 400 new
+tasks (a stream answered by the test) pushed off its page.
 """
 
 import os

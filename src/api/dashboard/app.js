@@ -1600,18 +1600,23 @@ function parseTransitions(text) {
   return {done, failed};
 }
 
+// A sample's 401 counts from the newest read alone (newestRead()): one made before a token was
+// entered, refused after the read made with it worked, asked for a token again. Its counters count
+// from any read, in the order asked for.
 let metricsAsk = false; // the last sample was refused with a 401: the poll waits for a token
+const metricsReads = newestRead();
 async function sampleMetrics() {
   // the sample's time is when it was asked for: the counters are the server's then, and a page
   // busy when the answer comes (at load) would otherwise stretch or shrink the interval
   const now = Date.now();
+  const current = metricsReads();
   let text;
   try {
     // a 401 shows the token field, as any route's; its other failures say nothing (the queues'
     // read in the same poll says taskd is not reached)
-    ({text} = await api('/metrics'));
+    ({text} = await api('/metrics', {current}));
   } catch (e) {
-    metricsAsk = e.status === 401;
+    if (current()) metricsAsk = e.status === 401;
     return;
   }
   metricsAsk = false;
