@@ -466,7 +466,10 @@ function useToken(e) {
   input.value = '';
   waitOver();
   loadTypes();
-  refreshDetailSoon(); // the task open in the drawer, whose read may have been refused
+  // the task open in the drawer, whose read may have been refused: one under way, made without the
+  // token, is outdated (its 401, answered before the read with it began, asked for a token again)
+  detailReads();
+  refreshDetailSoon();
   // the tabs that share a stream share a token: this tab joins those of its own
   leaveGroup();
   beginEvents();
