@@ -2043,6 +2043,27 @@ static void test_open_unhides_past_the_configured_timeouts(void **state)
     expect_stats(f->b, "work", 1, 1, 0);
 }
 
+/*
+ * The open's look for messages hidden past any timeout goes queue by queue: it finds each queue
+ * there is a message in, whether configured or not (names that sort apart, one the prefix of
+ * another, a dead-letter queue's), and makes visible every message hidden too far in each.
+ */
+static void test_open_unhides_in_every_queue(void **state)
+{
+    fx *f = *state;
+    const char *names[] = {"a", "work", "work-dlq", "zz"};
+    queue_config q[4];
+    for (int i = 0; i < 4; i++) {
+        q[i] = make_queue(names[i], 30, 0, NULL, 0);
+        publish_bodies(f->b, &q[i], 3 * i, 3, NULL);
+        hide_for(3 * i, 24 * 3600);
+        hide_for(3 * i + 2, 24 * 3600);
+    }
+    reopen_with_queue(f, &q[1], 30, 8); /* "work" alone configured */
+    for (int i = 0; i < 4; i++)
+        expect_stats(f->b, names[i], 3, 0, 0);
+}
+
 /* The send, visibility and expiry of the only message, from the database. */
 static void message_times(int64_t t[3])
 {
@@ -6800,6 +6821,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_open_unhides_in_every_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
