@@ -44,12 +44,14 @@ typedef struct times {
     double tracing, listening, health;
 } times;
 
-/* A running taskd: its pid, the read end of its standard error, what has been read of it. */
+/* A running taskd: its pid, the read end of its standard error, what has been read of it, and
+ * the last line wait_line() found. */
 typedef struct proc {
     pid_t pid;
     int err_fd;
     char buf[1 << 16];
     size_t len;
+    char line[1 << 16];
 } proc;
 
 static const char *tmp_dir;
@@ -111,7 +113,8 @@ static void spawn(proc *p, const char *taskd, const char *db, const char *sync,
 }
 
 /* Read taskd's standard error until a line holding want, by the deadline; that line's time (ms
- * from t0) in *at and the line in *line. False when taskd ends or the deadline passes. */
+ * from t0) in *at and the line in *line (p->line, a copy: what was read after it moves to the
+ * front of the buffer, over it). False when taskd ends or the deadline passes. */
 static bool wait_line(proc *p, const char *want, double t0, double *at, char **line)
 {
     double deadline = t0 + TIMEOUT_S;
@@ -121,7 +124,8 @@ static bool wait_line(proc *p, const char *want, double t0, double *at, char **l
             *nl = '\0';
             if (strstr(start, want)) {
                 *at = (now_s() - t0) * 1000;
-                *line = start;
+                memcpy(p->line, start, (size_t)(nl - start) + 1);
+                *line = p->line;
                 /* the rest stays for the next look */
                 size_t rest = p->len - (size_t)(nl + 1 - p->buf);
                 memmove(p->buf, nl + 1, rest);
