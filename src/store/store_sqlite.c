@@ -1292,15 +1292,20 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     snprintf(bump, sizeof bump, "PRAGMA user_version = %d", N_MIGRATIONS);
     char *msg = NULL;
     int v = version;
-    bool ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) == SQLITE_OK;
+    bool began = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg) == SQLITE_OK, ok = began;
     while (ok && v < N_MIGRATIONS &&
            (ok = sqlite3_exec(db, migrations[v], NULL, NULL, &msg) == SQLITE_OK))
         v++;
+    bool applied = ok;
     ok = ok && sqlite3_exec(db, bump, NULL, NULL, &msg) == SQLITE_OK &&
          sqlite3_exec(db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK;
-    if (!ok) { /* the migration that failed, or the last when the commit did */
-        errbuf_set(err, errlen, "migration %d of %s failed: %s",
-                   v < N_MIGRATIONS ? v + 1 : N_MIGRATIONS, path, msg ? msg : sqlite3_errmsg(db));
+    if (!ok) {
+        if (began && !applied) /* the migration that failed */
+            errbuf_set(err, errlen, "migration %d of %s failed: %s", v + 1, path,
+                       msg ? msg : sqlite3_errmsg(db));
+        else /* the transaction's begin, or its end */
+            errbuf_set(err, errlen, "cannot migrate %s from version %d to %d: %s", path, version,
+                       N_MIGRATIONS, msg ? msg : sqlite3_errmsg(db));
         sqlite3_free(msg);
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         return false;
