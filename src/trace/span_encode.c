@@ -1,7 +1,7 @@
 /*
  * span_encode — what the span encoders share; see span_encode.h.
  *
- * A finite double is written by sbuf_double (the shortest round-trip form,
+ * A finite double is written by sbuf_double (as Python's repr() writes it,
  * the same rule json_util's reals follow); only the strings for NaN and the
  * infinities are this module's own.
  */

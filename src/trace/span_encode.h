@@ -7,8 +7,9 @@
  * model lets a key be set twice; every encoder sends a key once, with its
  * last value (later set wins).
  *
- * Doubles in JSON: the shortest of %.15g / %.16g / %.17g that reads back to
- * the same double (0.1, not 0.10000000000000001); NaN and the infinities,
+ * Doubles in JSON: as sbuf_double() writes them, as Python's repr() does (the
+ * fewest digits that read back as the same double: 0.1, not
+ * 0.10000000000000001; 1.0; 1e+16); NaN and the infinities,
  * which JSON has no number for, as the strings "NaN", "Infinity" and
  * "-Infinity" (proto3 JSON, which OTLP/JSON follows; X-Ray metadata takes
  * the same).
