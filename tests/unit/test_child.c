@@ -10,8 +10,9 @@
  * child; the program's group after a reap whose poll() fails, after a forced end that does not
  * see its supervisor stop, after one that comes once the program ended, after a supervisor killed
  * once the program ended, after one killed as the forced end sees it stopped, and held by a
- * grandchild of the supervisor alone), only stdio inherited, a foreign SIGTERM passed on; and the
- * resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
+ * grandchild of the supervisor alone), only stdio inherited, no signal ignored or blocked in the
+ * program, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
+ * below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -837,6 +838,40 @@ static void test_only_stdio_is_inherited(void **state)
     child_free(c);
 }
 
+/* The program starts with every signal at its default and none blocked, whatever this process
+ * ignores or blocks: taskd ignores SIGPIPE, keeps SIGHUP ignored under nohup and blocks its stop
+ * signals, and exec would pass each on (a program ignoring SIGPIPE writes on to a reader gone). */
+static void test_the_program_ignores_and_blocks_no_signal(void **state)
+{
+    (void)state;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old_pipe, old_hup;
+    sigemptyset(&ign.sa_mask);
+    assert_int_equal(sigaction(SIGPIPE, &ign, &old_pipe), 0);
+    assert_int_equal(sigaction(SIGHUP, &ign, &old_hup), 0);
+    sigset_t stop, old_mask;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, &old_mask);
+    char *argv[4];
+    child_spec spec = script_spec(argv,
+                                  "while read -r k v; do case $k in SigBlk:|SigIgn:) "
+                                  "echo \"$k $v\";; esac; done </proc/$$/status",
+                                  NULL);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    int status;
+    child_end end = run(c, 10000, &status);
+    pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGPIPE, &old_pipe, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    assert_int_equal(end, CHILD_EXITED);
+    size_t n;
+    assert_string_equal(child_stdout(c, &n),
+                        "SigBlk: 0000000000000000\nSigIgn: 0000000000000000\n");
+    child_free(c);
+}
+
 /* A SIGTERM that does not come from the parent (a service manager stopping everything) is passed
  * on to the program, which decides: here it finishes its work and exits 0. */
 static void test_foreign_sigterm_goes_to_the_program(void **state)
@@ -1589,6 +1624,7 @@ int main(void)
         cmocka_unit_test(test_kill_while_the_tree_grows),
         cmocka_unit_test(test_parent_sigkill_kills_the_run),
         cmocka_unit_test(test_only_stdio_is_inherited),
+        cmocka_unit_test(test_the_program_ignores_and_blocks_no_signal),
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
