@@ -11,8 +11,8 @@
  * see its supervisor stop, after one that comes once the program ended, after a supervisor killed
  * once the program ended, after one killed as the forced end sees it stopped, and held by a
  * grandchild of the supervisor alone), only stdio inherited, no signal ignored or blocked in the
- * program, a foreign SIGTERM passed on; and the resource limits (values, a soft limit of ours
- * below them, SIGXCPU, EMFILE).
+ * program, a supervisor left to its reap whatever SIGCHLD was, a foreign SIGTERM passed on; and the
+ * resource limits (values, a soft limit of ours below them, SIGXCPU, EMFILE).
  *
  * The programs are one-line shell scripts run with sh -c, so they need no files of their own.
  */
@@ -872,6 +872,61 @@ static void test_the_program_ignores_and_blocks_no_signal(void **state)
     child_free(c);
 }
 
+static void on_sigchld(int sig)
+{
+    (void)sig;
+}
+
+/* SIGCHLD's disposition as it was before a test changed it; put back by restore_sigchld(). */
+static struct sigaction sigchld_before;
+
+static int restore_sigchld(void **state)
+{
+    (void)state;
+    return sigaction(SIGCHLD, &sigchld_before, NULL);
+}
+
+/* Under a SIGCHLD ignored (SIG_IGN, which a parent passes on across exec) or taken with
+ * SA_NOCLDWAIT the kernel reaps each supervisor as it exits, and the end signal child_reap() sends
+ * goes to its pid, free or another process's. child_reap_supervisors_here() gives SIGCHLD its
+ * default, or keeps the handler without the flag: a run's supervisor, ended, waits for child_reap()
+ * to reap it. */
+static void test_a_supervisor_is_left_to_its_reap_whatever_sigchld_was(void **state)
+{
+    (void)state;
+    struct sigaction ign = {.sa_handler = SIG_IGN},
+                     handled = {.sa_handler = on_sigchld, .sa_flags = SA_NOCLDWAIT | SA_RESTART};
+    sigemptyset(&ign.sa_mask);
+    sigemptyset(&handled.sa_mask);
+    assert_int_equal(sigaction(SIGCHLD, NULL, &sigchld_before), 0);
+    const struct sigaction *given[] = {&ign, &handled};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sigaction(SIGCHLD, given[i], NULL), 0);
+        child_reap_supervisors_here();
+        struct sigaction now;
+        assert_int_equal(sigaction(SIGCHLD, NULL, &now), 0);
+        assert_true(now.sa_handler == (i == 0 ? SIG_DFL : on_sigchld));
+        assert_int_equal(now.sa_flags & (SA_NOCLDWAIT | SA_RESTART), i == 0 ? 0 : SA_RESTART);
+        char *argv[4];
+        child_spec spec = script_spec(argv, "exit 0", NULL);
+        child *c = child_new(&spec);
+        assert_non_null(c);
+        const int64_t deadline = clock_mono_ms() + 10000;
+        assert_int_equal(child_start(c, deadline), 0);
+        assert_int_equal(child_wait(c, deadline), CHILD_EXITED);
+        /* the supervisor exits once the program has ended: a zombie until child_reap() */
+        siginfo_t si = {0};
+        for (int t = 0; t < 1000 && !si.si_pid; t++)
+            if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || !si.si_pid)
+                usleep(10000);
+        int status;
+        assert_int_equal(child_reap(c, &status), 0);
+        child_free(c);
+        assert_true(si.si_pid > 0);
+        assert_int_equal(si.si_code, CLD_EXITED);
+    }
+}
+
 /* A SIGTERM that does not come from the parent (a service manager stopping everything) is passed
  * on to the program, which decides: here it finishes its work and exits 0. */
 static void test_foreign_sigterm_goes_to_the_program(void **state)
@@ -1625,6 +1680,8 @@ int main(void)
         cmocka_unit_test(test_parent_sigkill_kills_the_run),
         cmocka_unit_test(test_only_stdio_is_inherited),
         cmocka_unit_test(test_the_program_ignores_and_blocks_no_signal),
+        cmocka_unit_test_teardown(test_a_supervisor_is_left_to_its_reap_whatever_sigchld_was,
+                                  restore_sigchld),
         cmocka_unit_test(test_foreign_sigterm_goes_to_the_program),
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
