@@ -45,18 +45,21 @@ static pid_t sleeper(const char *name)
 }
 
 /* A chain of depth processes under this one, each the parent of the next (child, grandchild,
- * ...): the first one's pid. */
+ * ...): the first one's pid. Each dies with its parent, and exits at once should its parent have
+ * died before it took that death signal: a link left so would wait for good, under init, holding
+ * the test's output open. */
 static pid_t chain(int depth)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        (void)prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL);
-        if (depth > 1 && fork() == 0) {
-            /* the next link: a chain of its own, one shorter */
-            (void)prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL);
-            if (depth > 2 && fork() == 0)
-                (void)prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL);
+        for (int link = 1;; link++) {
+            if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL) != 0 || getppid() != parent)
+                _exit(1);
+            parent = getpid();
+            if (link == depth || fork() != 0)
+                break; /* the last link, or the parent of the next (a fork that fails ends it) */
         }
         for (;;)
             pause();
