@@ -74,14 +74,8 @@ trap 'exit 143' TERM
 
 # --- helper (python) ----------------------------------------------------------
 cat >"$TMP/helper.py" <<'PY'
-import json, os, socket, statistics, sys, time
+import json, os, statistics, sys, time
 from collections import Counter
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])
-    s.close()
 
 def seed(port, n, out):
     import http.client
@@ -261,7 +255,7 @@ def report(results_path):
 
 cmd = sys.argv[1]
 args = sys.argv[2:]
-{"free_port": free_port, "seed": seed,
+{"seed": seed,
  "runline": runline, "report": report}[cmd](*args)
 PY
 helper() { python3 "$TMP/helper.py" "$@"; }
@@ -397,7 +391,7 @@ NGX_WC=$((CONNECTIONS * 2 + 256))
 start_nginx() {
   local attempt
   for attempt in 1 2 3 4 5; do
-    NGX_PORT=$(helper free_port)
+    NGX_PORT=$(free_port)
     cat >"$NGX/nginx.conf" <<EOF
 $NGINX_USER
 worker_processes auto;
