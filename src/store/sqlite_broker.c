@@ -1828,7 +1828,8 @@ int64_t sq_unhide_past(sqlite_store *s, int64_t bound_ms)
 {
     /* by messages_by_visibility, queue by queue (found by a probe each, as load_types() finds
      * the task types): the messages hidden that far are few or none, where a look at every
-     * message read them all (60-130 ms for 98,000 queued, at open) */
+     * message read them all (40-270 ms for 98,000 queued at a load of 20-40, against 0.5-4 ms:
+     * docs/design.md, "A start") */
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->wdb,
                            "WITH RECURSIVE q(name) AS (SELECT min(queue) FROM messages UNION ALL "
