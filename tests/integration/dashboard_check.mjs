@@ -2499,8 +2499,13 @@ await step('tasks/s is counted over the time between the /metrics samples (the s
     await p4.waitForFunction(() => document.querySelector('#stat-rate').textContent !== '–', null, {timeout: WAIT});
     const shown = Number(await p4.textContent('#stat-rate'));
     check(hits.length === 2, hits.length + ' samples taken before the first rate');
-    const want = 10 / ((hits[1] - hits[0]) / 1000);
-    check(Math.abs(shown - want) <= 0.1 * want + 0.1, 'tasks/s shows ' + shown + ', want about ' + want.toFixed(2));
+    // the page times a sample when it asks for it, the route when the request reaches it: on a
+    // loaded machine the two intervals part by a scheduler's delay (2.00 s against 2.25 s seen),
+    // so the intervals are compared, within 0.5 s, where the defect's is 3 s longer (5 s)
+    const taken = (hits[1] - hits[0]) / 1000;
+    const seen = 10 / shown; // the interval the page's rate was counted over
+    check(Math.abs(seen - taken) <= 0.5, 'tasks/s shows ' + shown + ' (10 tasks in ' + seen.toFixed(2) +
+          ' s), where the samples came ' + taken.toFixed(2) + ' s apart');
   });
 });
 
