@@ -2158,14 +2158,16 @@ await step('a read of the queues refused with a 401 after a newer one made with 
 }), ['loaded']);
 
 // p, its first read at pathname held (holdFirstRead(), noting what the banner says), and its reads
-// of pathname and /metrics asking for a token: loads at address at, is given a token, and once
-// ready() the held read is answered with a 401. It must leave the page not waiting for a token, the
-// banner saying nothing. what: the read, for the failures.
-async function heldRefusedAfterToken(p, {at, pathname, what, ready}) {
+// of pathname and /metrics asking for a token: loads at address at, has begin() make the read (the
+// load makes it, unless given), is given a token, and once ready() the held read is answered with a
+// 401. It must leave the page not waiting for a token, the banner saying nothing. what: the read,
+// for the failures.
+async function heldRefusedAfterToken(p, {at, pathname, what, begin = async () => {}, ready}) {
   await quickTimers(p, {read: 60000});
   await p.route((url) => url.pathname === '/metrics', asksWithoutToken);
   const reads = await holdFirstRead(p, pathname, asksWithoutToken, '#banner');
   await p.goto(BASE + at);
+  await begin();
   const held = await within(reads.held, WAIT, 'the page did not read ' + what);
   await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
   await p.fill('#token-input', 'a-token');

@@ -369,8 +369,8 @@ const auth = {
       // storage refused: the token is asked for again on the next load
     }
   },
-  headers(extra = {}) {
-    const t = this.token;
+  // the headers of a request sent with token t (the one held, unless given)
+  headers(extra = {}, t = this.token) {
     return t ? Object.assign({}, extra, {Authorization: 'Bearer ' + t}) : extra;
   },
   ask() {
@@ -528,10 +528,11 @@ async function bounded(ms, read) {
 // its 401 neither (the newer read says what it finds). A read (GET) is bounded by PERIODS.read, a
 // write is not: given up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
+  const token = auth.token; // the one sent
   const send = async (signal) => {
     const r = await fetch(path, {
       method,
-      headers: auth.headers(body === undefined ? {} : {'Content-Type': 'application/json'}),
+      headers: auth.headers(body === undefined ? {} : {'Content-Type': 'application/json'}, token),
       body,
       cache: 'no-store',
       signal,
