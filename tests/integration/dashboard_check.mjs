@@ -2225,6 +2225,47 @@ await step("a read of the drawer's task refused with a 401 once a token is enter
   });
 }), ['loaded']);
 
+// The list is read with a token entered once the stream is opened with it (beginEvents(): the tabs
+// of that token are found, by its SHA-256, and the list read): a list read under way as the token is
+// entered stays the newest until then, and its 401, answered in between, asked for a token again,
+// the banner saying the token was refused. Here the page's digest waits until the held read (the
+// page's first list read), answered as soon as the token is entered, is taken in; the list is read
+// again with the token, and the stream opened with it.
+await step('a list read refused with a 401 once a token is entered, before the stream is opened with it, does not ask for a token again', () => withPage(async (p) => {
+  await p.addInitScript(() => {
+    const digest = crypto.subtle.digest.bind(crypto.subtle);
+    window.__digestHeld = true;
+    crypto.subtle.digest = async (...a) => {
+      while (window.__digestHeld) await new Promise((resolve) => setTimeout(resolve, 20));
+      return digest(...a);
+    };
+  });
+  await heldRefusedAfterToken(p, {at: '/', pathname: '/tasks', what: 'the list', ready: async () => {}});
+  await p.evaluate(() => (window.__digestHeld = false));
+  await p.waitForSelector('#tasks tbody tr[data-id]', {timeout: WAIT}).catch(() => {
+    throw new Error('the list was not read with the token entered');
+  });
+  await waitConn(p, 'live', 'the stream opened with the token entered');
+}), ['loaded']);
+
+// A search is a read made once: one sent before a token was entered (another route asked for one),
+// refused with a 401 once it was, asked for a token again, and said its 401 under the search field.
+// It is made again with the token, and opens its task.
+await step('a search refused with a 401 once a token is entered does not ask for a token again, and opens its task', () => withPage(async (p) => {
+  const id = await postTask({read: 'held'}, 'manual');
+  await heldRefusedAfterToken(p, {at: '/', pathname: '/tasks/' + id, what: 'the task searched for', ready: async () => {}, begin: async () => {
+    await p.fill('#search', id);
+    await p.press('#search', 'Enter');
+  }});
+  await p.waitForFunction((id) => location.hash === '#/tasks/' + id &&
+                                  /Created/.test(document.querySelector('#detail-facts').textContent), id,
+                          {timeout: WAIT}).catch(async () => {
+    throw new Error('the task searched for is not open: the address is ' + quote(await p.evaluate(() => location.hash)) +
+                    ', under the search field ' + quote(await p.textContent('#search-error')));
+  });
+  check(await p.isHidden('#search-error'), 'under the search field: ' + quote(await p.textContent('#search-error')));
+}), ['loaded']);
+
 // The same of the /metrics sample: one made before a token was entered (the page's first, held
 // here) and refused with a 401 after the sample made with it worked asked for a token again.
 // /metrics asks for a token (the poll's samples without one ask for it meanwhile).

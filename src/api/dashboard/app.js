@@ -319,13 +319,13 @@ class ApiError extends Error {
 // list's toast, the queue table's line); a read of another says nothing of it. A read made once (a
 // task's drawer, a search, the task types) or a write (a task created, a redrive) says its failure
 // where it was asked for, and holds no banner that nothing would clear; the /metrics sample,
-// polled, says only a 401 (the queues' read in the same poll says the rest). A 401, of any read, is
-// said until the wait for a token is over (waitOver(): a token entered or, where the stream itself
-// was refused, a look at it that finds taskd no longer asks for one): the banner and the token
-// field stay, and the page waits (a stream that asked for one is not tried again). The stream's 401
-// takes back what the list and the queues said, which are read again once the wait is over. The
-// first failure shows, and the banner, an alert read out each time it is written, is written when
-// that changes.
+// polled, says only a 401 (the queues' read in the same poll says the rest). A 401, of any read but
+// an outdated one or one sent with another token than the one held (api()), is said until the wait
+// for a token is over (waitOver(): a token entered or, where the stream itself was refused, a look at
+// it that finds taskd no longer asks for one): the banner and the token field stay, and the page
+// waits (a stream that asked for one is not tried again). The stream's 401 takes back what the list
+// and the queues said, which are read again once the wait is over. The first failure shows, and the
+// banner, an alert read out each time it is written, is written when that changes.
 
 // What the banner says of a read, or the stream, that does not reach taskd.
 const UNREACHED = 'Cannot reach taskd at ' + location.host + ' — is it running? Retrying.';
@@ -466,10 +466,7 @@ function useToken(e) {
   input.value = '';
   waitOver();
   loadTypes();
-  // the task open in the drawer, whose read may have been refused: one under way, made without the
-  // token, is outdated (its 401, answered before the read with it began, asked for a token again)
-  detailReads();
-  refreshDetailSoon();
+  refreshDetailSoon(); // the task open in the drawer, whose read may have been refused
   // the tabs that share a stream share a token: this tab joins those of its own
   leaveGroup();
   beginEvents();
@@ -525,8 +522,11 @@ async function bounded(ms, read) {
 // answer takes back what it had said. A read without one (made once, or a write: its failure is
 // said where it was asked for, or by another read) says nothing else. current: the check of a read
 // of which the newest alone counts (newestRead()): outdated once answered, the read says nothing,
-// its 401 neither (the newer read says what it finds). A read (GET) is bounded by PERIODS.read, a
-// write is not: given up, it may have been done all the same.
+// its 401 neither (the newer read says what it finds). A 401 answering a request sent with another
+// token than the one now held (or with none, one held now: entered while it was under way) is that
+// token's, and says nothing either: a read is made again with the token held (unless outdated
+// meanwhile), and a write's refusal is said by its caller alone. A read (GET) is bounded by
+// PERIODS.read, a write is not: given up, it may have been done all the same.
 async function api(path, {method = 'GET', body, as, current = () => true} = {}) {
   const token = auth.token; // the one sent
   const send = async (signal) => {
@@ -554,7 +554,9 @@ async function api(path, {method = 'GET', body, as, current = () => true} = {}) 
   }
   const detail = r.ok ? null : data && data.detail !== undefined ? data.detail : r.statusText;
   const said = typeof detail === 'string' ? detail : r.statusText;
-  const heard = current(); // an outdated read says nothing
+  const another = r.status === 401 && token !== auth.token; // sent with a token no longer held
+  if (another && method === 'GET' && current()) return api(path, {as, current});
+  const heard = current() && !another; // an outdated read says nothing
   if (r.status === 401 && heard) health.fail('auth', refusal(401, said)); // and the token field shows
   const what = heard && as;
   if (what && r.status === 403) health.fail(what, refusal(403, said));
