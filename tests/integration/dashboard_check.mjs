@@ -2266,6 +2266,32 @@ await step('a search refused with a 401 once a token is entered does not ask for
   check(await p.isHidden('#search-error'), 'under the search field: ' + quote(await p.textContent('#search-error')));
 }), ['loaded']);
 
+// Two searches under way at once, answered out of order: the older, taken last, opened its task over
+// the newer one's. Here the first is held until the newer one's task is open, then answered.
+await step("a search answered after a newer one opened its task leaves the newer one's task open", () => withPage(async (p) => {
+  await quickTimers(p, {read: 60000});
+  const older = await postTask({search: 'older'}, 'manual');
+  const newer = await postTask({search: 'newer'}, 'manual');
+  const reads = await holdFirstRead(p, '/tasks/' + older, (route) => route.fallback(), '#detail-id');
+  await p.goto(BASE + '/');
+  await p.fill('#search', older);
+  await p.press('#search', 'Enter');
+  const held = await within(reads.held, WAIT, 'the page did not search for the task');
+  await p.fill('#search', newer);
+  await p.press('#search', 'Enter');
+  await p.waitForFunction((id) => document.querySelector('#detail-id').textContent === id &&
+                                  /Created/.test(document.querySelector('#detail-facts').textContent), newer,
+                          {timeout: WAIT}).catch(() => {
+    throw new Error('the task of the newer search was not shown');
+  });
+  const body = await (await fetch(BASE + '/tasks/' + older)).text();
+  await held.fulfill({status: 200, contentType: 'application/json', headers: {'X-Held': '1'}, body});
+  await reads.taken();
+  const at = await p.evaluate(() => location.hash);
+  check(at === '#/tasks/' + newer, 'the older search, answered last, opened its task: the address is ' + quote(at) +
+        ', where the newer search opened ' + newer);
+}), ['loaded']);
+
 // The same of the /metrics sample: one made before a token was entered (the page's first, held
 // here) and refused with a 401 after the sample made with it worked asked for a token again.
 // /metrics asks for a token (the poll's samples without one ask for it meanwhile).

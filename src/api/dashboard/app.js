@@ -2125,8 +2125,12 @@ function setFilter(status, type) {
   firstPage();
 }
 
+// The newest search alone counts (newestRead()): two under way at once may be answered out of order,
+// and the older, taken last, opened its task over the newer one's.
+const searchReads = newestRead();
 async function searchTask(e) {
   e.preventDefault();
+  const current = searchReads(); // one of nothing, or of no id, too: its words stay
   const id = $('#search').value.trim().toLowerCase();
   const err = $('#search-error');
   err.hidden = true;
@@ -2137,9 +2141,10 @@ async function searchTask(e) {
     return;
   }
   try {
-    const res = await api('/tasks/' + encodeURIComponent(id));
-    openTask(res.data.id);
+    const res = await api('/tasks/' + encodeURIComponent(id), {current});
+    if (current()) openTask(res.data.id);
   } catch (ex) {
+    if (!current()) return;
     if (ex.status === 404 && state.removed.has(id)) return openTask(id); // its drawer says so
     err.hidden = false;
     err.replaceChildren(...clientText(ex.status === 404 ? 'No task with id ' + id + '.' : 'Cannot look up the task: ' + ex.message));
