@@ -2292,6 +2292,27 @@ await step("a search answered after a newer one opened its task leaves the newer
         ', where the newer search opened ' + newer);
 }), ['loaded']);
 
+// A drawer closed while its task is read: the read is no one's, where its answer was written into
+// the hidden drawer (and its 401 would have asked for a token). Here the read of the task is held
+// until the drawer is closed, its history and trace answered, then answered.
+await step("a drawer closed while its task is read shows nothing of the answer", () => withPage(async (p) => {
+  await quickTimers(p, {read: 60000});
+  const id = await postTask({read: 'held'}, 'manual');
+  const reads = await holdFirstRead(p, '/tasks/' + id, (route) => route.fallback(), '#detail-facts');
+  const rest = ['history', 'trace'].map((part) => p.waitForResponse(
+      (r) => new URL(r.url()).pathname === '/tasks/' + id + '/' + part, {timeout: WAIT}));
+  await p.goto(BASE + '/#/tasks/' + id);
+  const held = await within(reads.held, WAIT, "the page did not read the drawer's task");
+  await Promise.all(rest);
+  await p.click('#detail-close');
+  await p.waitForSelector('#detail', {state: 'hidden', timeout: WAIT});
+  const body = await (await fetch(BASE + '/tasks/' + id)).text();
+  await held.fulfill({status: 200, contentType: 'application/json', headers: {'X-Held': '1'}, body});
+  const taken = await reads.taken();
+  check(taken.shown === '', 'the hidden drawer took in the answer of its read under way as it closed: its facts say ' +
+        quote(taken.shown));
+}), ['loaded']);
+
 // The same of the /metrics sample: one made before a token was entered (the page's first, held
 // here) and refused with a 401 after the sample made with it worked asked for a token again.
 // /metrics asks for a token (the poll's samples without one ask for it meanwhile).

@@ -26,7 +26,7 @@ route asked for one) and refused with a 401 after the read made with the token w
 for a token again, nor does a read of the drawer's task, of the list (the token's digest held back)
 or a search, refused once the token is entered, before the drawer or the list is read with it (the
 search is made again with it, and opens its task). A search answered after a newer one opened its
-task leaves that task open. A
+task leaves that task open. A drawer closed while its task is read shows nothing of the answer. A
 tab that runs no animation frames (as out of sight) keeps no rows that 400 new tasks (a stream
 answered by the test) pushed off its page.
 """

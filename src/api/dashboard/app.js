@@ -1811,6 +1811,7 @@ function route() {
   if (opening) $('#detail-close').focus(); // keyboard users land in the drawer
   if (focusBack) focusAfterDrawer(closed);
   if (id) loadDetail(id);
+  else detailReads(); // a read of the drawer under way is no one's now: its answer is not shown
 }
 
 // Back where the drawer was opened from: the task's row link (drawn anew since, maybe), or the
