@@ -1421,6 +1421,29 @@ await step('the form keeps large integers as typed; a row opens from the keyboar
   await onLink();
 }, ['loaded']);
 
+// Esc in a field that takes text is the field's (a search field clears itself, an input method ends
+// its composition): typing in the search field, the form or the token field with the drawer open,
+// Esc closed the drawer too, and the focus went to the list. From anywhere else it closes it.
+await step('Esc in the search field, the form or the token field leaves the drawer open, and from the drawer closes it', () => withPage(async (p) => {
+  await p.goto(BASE + '/#/tasks/' + args.showcase_id);
+  await p.waitForSelector('#detail:not([hidden])', {timeout: WAIT});
+  await p.route((url) => url.pathname === '/metrics', (route) => route.fulfill(ASKS_TOKEN)); // the token field shows
+  await p.waitForSelector('#token-form:not([hidden])', {timeout: WAIT});
+  for (const field of ['#search', '#create-data', '#create-ttl', '#create-type', '#token-input']) {
+    await p.focus(field);
+    if (field !== '#create-type') await p.keyboard.type('1');
+    await p.keyboard.press('Escape');
+    check(await p.isVisible('#detail'), 'Esc in ' + field + ' closed the drawer; the focus is on ' + await focusText(p));
+    check(await p.evaluate((f) => document.activeElement === document.querySelector(f), field),
+          'Esc in ' + field + ' took the focus to ' + await focusText(p));
+  }
+  await p.focus('#detail-close');
+  await p.keyboard.press('Escape');
+  await p.waitForSelector('#detail', {state: 'hidden', timeout: WAIT}).catch(() => {
+    throw new Error('Esc with the focus in the drawer did not close it');
+  });
+}), ['loaded']);
+
 await step('a task removed by its ttl while its detail is open: the drawer and its row say so, and so does a later load', async () => {
   // taskd sweeps every second with retention_grace 0: a finished task goes once its ttl has passed
   if (await page.isVisible('#detail')) await page.click('#detail-close'); // left open by a failed step

@@ -2179,8 +2179,14 @@ function start() {
     e.preventDefault();
     closeTask();
   });
+  // Esc closes the drawer, but not behind the redrive dialog, nor from a field that takes text (the
+  // search, the form, the token), whose own the key is: a search field clears itself, an input method
+  // ends its composition, a list of options closes; typing there, the drawer went too, and the focus
+  // to the list
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Escape' && state.detail && !$('#confirm').open) $('#detail-close').click();
+    if (e.key !== 'Escape' || !state.detail || $('#confirm').open) return;
+    if (e.target instanceof Element && e.target.matches('input, textarea, select, [contenteditable]')) return;
+    $('#detail-close').click();
   });
   window.addEventListener('hashchange', route);
   $('#create-form').addEventListener('submit', submitCreate);
