@@ -1513,7 +1513,7 @@ await step("a queue refresh keeps the focus on the Redrive button it had", async
   await page.evaluate(() => { delete window.__before; });
 }, ['loaded']);
 
-await step('redrive through the confirmation dialog moves the dead letter back; after Cancel, and after Esc, its Redrive button has the focus again', async () => {
+await step('redrive through the confirmation dialog moves the dead letter back, said in a toast in one live region; after Cancel, and after Esc, its Redrive button has the focus again', async () => {
   const q = args.redrive_queue;
   const dead = `#queues tr[data-queue="${q}"] td[data-col="dead"]`;
   const button = `#queues tr[data-queue="${q}"] button.redrive`;
@@ -1564,6 +1564,18 @@ await step('redrive through the confirmation dialog moves the dead letter back; 
       .catch(async () => { throw new Error('dead letters still ' + await page.textContent(dead)); });
   const toast = await page.textContent('#toasts');
   check(/Moved 1 message/.test(toast), 'no result shown: ' + JSON.stringify(toast));
+  // a screen reader says it once: the toast is in #toasts, a polite live region, and is none itself
+  // (of role status, it was a region in a region, which a screen reader may read twice)
+  const regions = await page.$eval('#toasts .toast', (t) => {
+    const live = [];
+    for (let n = t; n; n = n.parentElement) {
+      if (n.hasAttribute('aria-live') || /^(status|alert|log|marquee|timer)$/.test(n.getAttribute('role') || '')) {
+        live.push(n.outerHTML.slice(0, n.outerHTML.indexOf('>') + 1));
+      }
+    }
+    return live;
+  });
+  check(regions.length === 1, 'the toast is in ' + regions.length + ' live regions: ' + regions.join(' in '));
   // its button is disabled now: the focus stays in the queues, on their heading
   await page.waitForFunction(() => document.activeElement.id === 'queues-title', null, {timeout: 2000})
       .catch(async () => { throw new Error('after the redrive, focus is on ' + await focusText(page)); });

@@ -16,7 +16,7 @@ that takes text, the search, the form's or the token's, is the field's and leave
 and stay on a Redrive button across a
 queue refresh; cancels the confirmation dialog after a queue refresh has drawn its Redrive button
 anew, and sees the focus go back to the new button; redrives the dead letter through the dialog and
-sees the count drop; filters and searches; fills the first page and sees a focused task link keep
+sees the count drop, said in a toast inside one live region (#toasts; the toast is none itself); filters and searches; fills the first page and sees a focused task link keep
 the focus when a new task reloads the list, and, when a new task pushes the focused last row off the
 page, the focus go to the link of the row now last; reads tasks/s over the real time between two
 /metrics samples (answered by the test), and sees two asked for in one millisecond (the page's clock

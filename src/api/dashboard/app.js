@@ -297,7 +297,8 @@ function focusOn(node, fallback) {
 
 // message: the page's words around the server's (a queue's name, an error's detail)
 function toast(message, bad) {
-  const t = el('div', {class: 'toast' + (bad ? ' bad' : ''), role: 'status'}, ...clientText(message));
+  // #toasts is the live region that says it: a toast of its own role too was a region in a region
+  const t = el('div', {class: 'toast' + (bad ? ' bad' : '')}, ...clientText(message));
   $('#toasts').append(t);
   setTimeout(() => t.remove(), 6000);
 }
