@@ -382,6 +382,10 @@ tracer *tracer_new(const tracer_options *o, char *err, size_t errlen)
                 t->exporters[t->n_exporters++] = xray;
         }
         if (t->cfg.endpoint) {
+            if (o->curl_init && !o->curl_init(err, errlen)) {
+                release(t);
+                return NULL;
+            }
             if (!(otlp =
                       export_otlp_new(&t->cfg, &t->resource, o->otlp_clock_ns, o->otlp_backoff_ms)))
                 goto nomem;

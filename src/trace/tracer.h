@@ -26,9 +26,10 @@
  * With neither endpoint nor X-Ray address set (or OTEL_SDK_DISABLED=true), spans only reach
  * the local store and no export thread runs. Parsing rules: trace/otel_env.h.
  *
- * The program calls tracer_global_init() once before starting threads and
- * tracer_global_cleanup() once after the last tracer (and any other libcurl
- * user) is gone.
+ * A program that links libcurl calls tracer_global_init() once before
+ * starting threads, one that loads it when an OTLP exporter needs it gives
+ * tracer_options.curl_init instead; either calls tracer_global_cleanup() once
+ * after the last tracer (and any other libcurl user) is gone.
  */
 #ifndef TASKD_TRACER_H
 #define TASKD_TRACER_H
@@ -63,9 +64,15 @@ typedef struct tracer_options {
      * for each retry after it (export_otlp.h). A test whose subject is not the spacing of the
      * retries shortens it. */
     int otlp_backoff_ms;
+    /* Called before the OTLP exporter is made, when one is configured: makes libcurl ready (a
+     * program that loads it only when it is needed, as taskd does, loads it here); false, with a
+     * reason in err, fails tracer_new(). NULL: the program links libcurl and has called
+     * tracer_global_init(). */
+    bool (*curl_init)(char *err, size_t errlen);
 } tracer_options;
 
-/* Process-wide set-up and tear-down of the HTTP client library (libcurl). */
+/* Process-wide set-up and tear-down of the HTTP client library (libcurl), for a program that
+ * links it; tracer_global_cleanup() also ends what a curl_init of tracer_options began. */
 void tracer_global_init(void);
 void tracer_global_cleanup(void);
 

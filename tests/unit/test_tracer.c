@@ -2634,12 +2634,44 @@ static void test_bad_configuration(void **state)
     test_trace_env_clear();
 }
 
+/* A curl_init that counts its calls and fails with the error taskd's gives. */
+static int curl_inits;
+static bool curl_init_fails(char *err, size_t errlen)
+{
+    curl_inits++;
+    snprintf(err, errlen, "cannot load libcurl.so.4, which OTLP export needs: not there");
+    return false;
+}
+
+static void test_curl_init_only_for_an_otlp_exporter(void **state)
+{
+    (void)state;
+    test_trace_env_clear();
+    tracer_options o = {.service_name = "t", .curl_init = curl_init_fails};
+    char err[256] = "";
+    curl_inits = 0;
+    tracer *t = tracer_new(&o, err, sizeof err); /* no exporter */
+    assert_non_null(t);
+    tracer_free(t);
+    setenv("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000", 1); /* X-Ray alone: UDP */
+    t = tracer_new(&o, err, sizeof err);
+    assert_non_null(t);
+    tracer_free(t);
+    assert_int_equal(curl_inits, 0);
+    setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318", 1);
+    assert_null(tracer_new(&o, err, sizeof err));
+    assert_int_equal(curl_inits, 1);
+    assert_string_equal(err, "cannot load libcurl.so.4, which OTLP export needs: not there");
+    test_trace_env_clear();
+}
+
 int main(void)
 {
     tracer_global_init();
     log_setup(LOG_ERROR, "test_tracer");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local_store_sorted_copies),
+        cmocka_unit_test(test_curl_init_only_for_an_otlp_exporter),
         cmocka_unit_test(test_local_store_keeps_the_newest),
         cmocka_unit_test(test_local_store_off),
         cmocka_unit_test(test_null_and_defaults),
