@@ -18,6 +18,7 @@
 #include "runner/child.h"
 #include "runner/exec_handler.h"
 #include "store/store_sqlite.h"
+#include "taskd/curl_dl.h"
 #include "taskd/start_checks.h"
 #include "trace/trace.h"
 #include "util/digits.h"
@@ -473,7 +474,6 @@ int main(int argc, char **argv)
     if (env_level && !log_level_parse(env_level, &level))
         return fail("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR");
     log_setup(level, "taskd");
-    tracer_global_init(); /* libcurl, before any thread starts */
     auth_policy access;
     rc = setup_access(&o, &access);
     if (rc) {
@@ -515,7 +515,9 @@ int main(int argc, char **argv)
     tracer_options to = {.service_name = "taskd",
                          .service_version = TASKD_VERSION,
                          .queue_capacity = 8192,
-                         .local_capacity = 16384};
+                         .local_capacity = 16384,
+                         /* libcurl, loaded only for an OTLP exporter, before any thread starts */
+                         .curl_init = curl_dl_init};
     /* what the configuration or the OTEL_* environment can get wrong is refused before the
      * database is created */
     pipeline *pipe = pipeline_new(&cfg, err, sizeof err);

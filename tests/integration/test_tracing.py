@@ -880,6 +880,28 @@ class TracingCase(ServersTestCase):
             self.assertGreaterEqual(v, 0)
         self.stop_clean(s)
 
+    def test_libcurl_is_loaded_for_otlp_export_alone(self):
+        """taskd loads libcurl (and the libraries it brings) only when an OTLP exporter is
+        configured: not with no exporter, nor with X-Ray alone (UDP); with one, spans reach the
+        collector through it."""
+        def libcurl_mapped(s):
+            with open("/proc/%d/maps" % s.proc.pid) as f:
+                return "libcurl" in f.read()
+        udp = UDPListener()
+        self.closers.append(udp.close)
+        for name, env in (("none", {}), ("xray", {"AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:%d" % udp.port})):
+            s = self.start(env, name=name)
+            self.assertFalse(libcurl_mapped(s), "libcurl is loaded into taskd with %s" % name)
+            self.stop_clean(s)
+        rx = OTLPReceiver()
+        self.closers.append(rx.close)
+        s = self.start({"OTEL_EXPORTER_OTLP_ENDPOINT": rx.url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+                       name="otlp")
+        self.assertTrue(libcurl_mapped(s), "libcurl is not loaded into taskd with an OTLP exporter")
+        self.run_one_task(s, None)
+        self.stop_clean(s)  # SIGTERM flushes the exporter
+        wait_until(lambda: otlp_json_spans(rx.snapshot(), True) or None, 5.0, what="spans at the receiver")
+
     # -----------------------------------------------------------------------
     # 7. Prometheus metrics
     # -----------------------------------------------------------------------
