@@ -298,6 +298,30 @@ def latency(port, n, warmup, poll_ms, first_i, out):
     with open(out, "w") as f:
         json.dump(r, f)
 
+def wrk_checks(w, n):
+    # The failed checks of the POST phase (w: wrk's WRKJSON, None when it gave none).
+    if not w:
+        return ["wrk produced no result"]
+    checks = []
+    if w["posts_sent"] != n:
+        checks.append("POSTs sent %d != N %d" % (w["posts_sent"], n))
+    if w["posts_ok"] != n:
+        checks.append("POST 201 responses %d != N %d (other: %s)" % (
+            w["posts_ok"], n, w["post_err_status"]))
+    se = sum(w["sock_err"].values())
+    if se:
+        checks.append("wrk socket errors %s" % w["sock_err"])
+    return checks
+
+def post_checks(wrkjson, n):
+    # Stop the run when its POST phase failed a check: a POST not answered 201 made no task,
+    # and the poller would wait out its deadline for a count that cannot be reached.
+    checks = wrk_checks(json.loads(wrkjson) if wrkjson else None, int(n))
+    for c in checks:
+        print("         CHECK FAILED: " + c)
+    if checks:
+        sys.exit(1)
+
 def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
     # One run's record from the pieces; prints a per-run summary line.
     n = int(n)
@@ -321,18 +345,7 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
         before = [c for t, c in p["samples"] if t <= t_lastr]
         backlog = n - before[-1] if before else n
     rec["backlog_at_last_post"] = backlog
-    checks = []
-    if not w:
-        checks.append("wrk produced no result")
-    else:
-        if w["posts_sent"] != n:
-            checks.append("POSTs sent %d != N %d" % (w["posts_sent"], n))
-        if w["posts_ok"] != n:
-            checks.append("POST 201 responses %d != N %d (other: %s)" % (
-                w["posts_ok"], n, w["post_err_status"]))
-        se = sum(w["sock_err"].values())
-        if se:
-            checks.append("wrk socket errors %s" % w["sock_err"])
+    checks = wrk_checks(w, n)
     if t_all is None:
         checks.append("not all N tasks COMPLETED (poller: %s)" % p.get("stop"))
     if d:
@@ -480,7 +493,7 @@ def report(results, cfgfile):
 
 cmd = sys.argv[1]
 args = sys.argv[2:]
-{"poll": poll, "db_check": db_check, "latency": latency,
+{"poll": poll, "post_checks": post_checks, "db_check": db_check, "latency": latency,
  "combine": combine, "report": report}[cmd](*args)
 PY
 helper() { "$PYTHON" "$TMP/helper.py" "$@"; }
@@ -665,6 +678,15 @@ taskd_alive_or_die() {
   fi
 }
 
+# show_log_problems: the run's first 10 error/warn lines of taskd's log, if any.
+show_log_problems() {
+  local lines
+  mapfile -t lines < <(grep -iE '"level" *: *"(error|fatal|crit|warn)' "$RUNDIR/taskd.log" | head -n 10)
+  ((${#lines[@]} > 0)) || return 0
+  echo "         taskd error/warn log lines (first 10):"
+  printf '           %s\n' "${lines[@]}"
+}
+
 RESULTS=$TMP/results.jsonl
 : >"$RESULTS"
 export B_VMRSS_KB B_VMHWM_KB B_TASKD_EXIT B_LOG_ERRORS B_LOG_WARNINGS B_CPU_S B_WRITER_CPU_S B_COMMITS
@@ -724,6 +746,10 @@ for ((r = 1; r <= RUNS; r++)); do
     cat "$RUNDIR/wrk.out" >&2
   fi
   taskd_alive_or_die "POST phase"
+  if ! helper post_checks "$WRKJSON" "$N"; then
+    show_log_problems
+    die "run $r: the POST phase failed its checks (above): the figures would not stand"
+  fi
   rc=0
   wait "$POLL_PID" || rc=$?
   POLL_PID=""
@@ -775,10 +801,7 @@ for ((r = 1; r <= RUNS; r++)); do
   B_LOG_WARNINGS=$(grep -ciE '"level" *: *"warn' "$RUNDIR/taskd.log" || true)
 
   helper combine "$r" "$WRKJSON" "$RUNDIR/poll.json" "$DBJSON" "$RUNDIR/latency.json" "$N" "$RESULTS"
-  if ((B_LOG_ERRORS + B_LOG_WARNINGS > 0)); then
-    echo "         taskd error/warn log lines (first 10):"
-    grep -iE '"level" *: *"(error|fatal|crit|warn)' "$RUNDIR/taskd.log" | head -n 10 | sed 's/^/           /'
-  fi
+  show_log_problems
   [[ $B_TASKD_EXIT == 0 ]] || echo "         taskd exit status after SIGTERM: $B_TASKD_EXIT"
   if [[ -s $RUNDIR/taskd.stdout ]]; then
     echo "         taskd wrote to stdout (first lines):"
