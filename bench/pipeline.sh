@@ -217,11 +217,17 @@ def poll(port, n, out, pid, interval_ms, deadline_s, ready):
                    "last_query_error": qerr}, f)
 
 def db_check(db):
-    c = ro_connect(db)
-    status = dict(c.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
-    msgs = dict(c.execute("SELECT queue, count(*) FROM messages GROUP BY queue").fetchall())
-    changes = c.execute("SELECT count(*), max(seq) FROM changes").fetchone()
-    ckpt = dict(c.execute("SELECT consumer, seq FROM checkpoints").fetchall())
+    # The tasks by status (and the queues, changes and checkpoints) as the db holds them; a read
+    # that fails gives {"error": why}, a check the run then fails.
+    try:
+        c = ro_connect(db)
+        status = dict(c.execute("SELECT status, count(*) FROM tasks GROUP BY status").fetchall())
+        msgs = dict(c.execute("SELECT queue, count(*) FROM messages GROUP BY queue").fetchall())
+        changes = c.execute("SELECT count(*), max(seq) FROM changes").fetchone()
+        ckpt = dict(c.execute("SELECT consumer, seq FROM checkpoints").fetchall())
+    except sqlite3.Error as e:
+        print(json.dumps({"error": "%s: %s" % (type(e).__name__, e)}))
+        return
     print(json.dumps({"status": status, "messages": msgs, "changes": changes[0],
                       "max_change_seq": changes[1], "checkpoints": ckpt}))
 
@@ -348,7 +354,11 @@ def combine(run, wrkjson, pollfile, dbjson, latfile, n, out):
     checks = wrk_checks(w, n)
     if t_all is None:
         checks.append("not all N tasks COMPLETED (poller: %s)" % p.get("stop"))
-    if d:
+    if not d or "error" in d:
+        checks.append("the tasks' statuses after phase 1 could not be read from the db (%s)" % (
+            d["error"] if d else "the helper gave no answer"))
+        d = None
+    else:
         st = d["status"]
         if sum(st.values()) != n or st.get("COMPLETED", 0) != n:
             checks.append("tasks by status after phase 1: %s (want COMPLETED=%d only)" % (st, n))
