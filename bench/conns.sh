@@ -181,6 +181,15 @@ echo "GET /health meanwhile, idle: $IDLE_JSON"
 echo "GET /health meanwhile, trickling: $TRICKLE_JSON"
 echo "refused: ${REFUSED:-none}"
 echo "taskd exit status after SIGTERM: $RC"
-printf 'RESULT {"rss_kib":{"idle":%s,"wrk_during":%s,"wrk_after":%s,"hold_idle":%s,"hold_trickle":%s,"after":%s,"peak":%s},"wrk_rps":%s,"health_idle":%s,"health_trickle":%s,"exit":%s}\n' \
+# An error answer or a socket error means the wrk step's connections were not all served (taskd
+# refuses a client's connections past its bound at once): its req/s and memory are not those of
+# CONNECTIONS connections, as bench/api.sh fails a scenario for either.
+CHECKS=()
+[[ ${WRK_NON2XX:-0} == 0 ]] || CHECKS+=("wrk: $WRK_NON2XX answers not 2xx")
+[[ -z $WRK_ERRS ]] || CHECKS+=("wrk: ${WRK_ERRS# }")
+for c in "${CHECKS[@]}"; do echo "CHECK FAILED: $c"; done
+printf 'RESULT {"rss_kib":{"idle":%s,"wrk_during":%s,"wrk_after":%s,"hold_idle":%s,"hold_trickle":%s,"after":%s,"peak":%s},"wrk_rps":%s,"wrk_non2xx":%s,"health_idle":%s,"health_trickle":%s,"exit":%s,"checks_failed":%s}\n' \
   "$IDLE" "$WRK_DURING" "$WRK_AFTER" "$IDLE_DURING" "$TRICKLE_DURING" "$AFTER" "$PEAK" \
-  "${WRK_RPS:-null}" "$IDLE_JSON" "$TRICKLE_JSON" "$RC"
+  "${WRK_RPS:-null}" "${WRK_NON2XX:-0}" "$IDLE_JSON" "$TRICKLE_JSON" "$RC" \
+  "$("$PYTHON" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "${CHECKS[@]}")"
+((${#CHECKS[@]} == 0)) || die "${#CHECKS[@]} check(s) failed: the wrk figures above do not stand"
