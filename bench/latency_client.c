@@ -41,6 +41,43 @@ static double pct(const double *v, size_t n, double p)
     return v[k < n ? k : n - 1];
 }
 
+/* The problems met, counted by kind ("POST 503", "GET 404", "timeout", "FAILED", ...), in the
+ * order first met; kinds past the table's room are counted as "other". */
+#define MAX_KINDS 16
+static struct {
+    char name[48];
+    long count;
+} kinds[MAX_KINDS];
+static size_t n_kinds;
+static long other_kinds;
+
+static void note(const char *name)
+{
+    size_t i = 0;
+    while (i < n_kinds && strcmp(kinds[i].name, name) != 0)
+        i++;
+    if (i == MAX_KINDS) {
+        other_kinds++;
+        return;
+    }
+    if (i == n_kinds)
+        snprintf(kinds[n_kinds++].name, sizeof kinds[i].name, "%s", name);
+    kinds[i].count++;
+}
+
+/* A request's problem: its status, or what kept it from having one or from being read. */
+static void note_request(const char *method, bool answered, int status, const char *expect)
+{
+    char name[48];
+    if (!answered)
+        snprintf(name, sizeof name, "%s: no answer", method);
+    else if (expect)
+        snprintf(name, sizeof name, "%s %d without %s", method, status, expect);
+    else
+        snprintf(name, sizeof name, "%s %d", method, status);
+    note(name);
+}
+
 /* ", \"key\": v" with v to 3 decimals, or null when it stands on no sample (count 0). */
 static void put_ms(FILE *out, const char *key, size_t count, double v)
 {
@@ -66,8 +103,7 @@ int main(int argc, char **argv)
     double *lat = calloc((size_t)n, sizeof *lat), *post = calloc((size_t)n, sizeof *post);
     double *get_rtt = NULL;
     size_t n_rtt = 0, cap_rtt = 0, ok = 0;
-    long polls = 0, problems = 0;
-    char last_problem[128] = "";
+    long polls = 0;
     int fd = connect_to(port, TIMEOUT_S);
     if (!lat || !post || fd < 0) {
         fprintf(stderr, "latency_client: cannot connect to 127.0.0.1:%d\n", port);
@@ -87,14 +123,15 @@ int main(int argc, char **argv)
         int status = 0;
         const char *rbody = NULL;
         char id[64], st[32] = "";
-        if (!send_all(fd, req, (size_t)rlen) ||
-            !read_response(fd, buf, sizeof buf, &status, &rbody) || status != 201 ||
-            !json_string(rbody, "id", id, sizeof id)) {
-            snprintf(last_problem, sizeof last_problem, "POST %d", status);
-            problems++;
+        bool answered =
+            send_all(fd, req, (size_t)rlen) && read_response(fd, buf, sizeof buf, &status, &rbody);
+        if (!answered || status != 201 || !json_string(rbody, "id", id, sizeof id)) {
+            note_request("POST", answered, status, answered && status == 201 ? "an id" : NULL);
             close(fd);
-            if ((fd = connect_to(port, TIMEOUT_S)) < 0)
+            if ((fd = connect_to(port, TIMEOUT_S)) < 0) {
+                note("no connection (the rest not sent)");
                 break;
+            }
             continue;
         }
         double t1 = now_s(), t2 = t1;
@@ -104,10 +141,11 @@ int main(int argc, char **argv)
             rlen =
                 snprintf(req, sizeof req, "GET /tasks/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", id);
             double g0 = now_s();
-            if (!send_all(fd, req, (size_t)rlen) ||
-                !read_response(fd, buf, sizeof buf, &status, &rbody) || status != 200 ||
-                !json_string(rbody, "status", st, sizeof st)) {
-                snprintf(last_problem, sizeof last_problem, "GET %d", status);
+            answered = send_all(fd, req, (size_t)rlen) &&
+                       read_response(fd, buf, sizeof buf, &status, &rbody);
+            if (!answered || status != 200 || !json_string(rbody, "status", st, sizeof st)) {
+                note_request("GET", answered, status,
+                             answered && status == 200 ? "a status" : NULL);
                 break;
             }
             t2 = now_s();
@@ -122,7 +160,7 @@ int main(int argc, char **argv)
             get_rtt[n_rtt++] = t2 - g0;
             done = strcmp(st, "COMPLETED") == 0 || strcmp(st, "FAILED") == 0;
             if (!done && t2 - t0 > TIMEOUT_S) {
-                snprintf(last_problem, sizeof last_problem, "timeout");
+                note("timeout");
                 break;
             }
             if (!done)
@@ -130,12 +168,13 @@ int main(int argc, char **argv)
         }
         if (!done || strcmp(st, "COMPLETED") != 0) {
             if (done)
-                snprintf(last_problem, sizeof last_problem, "%s", st);
-            problems++;
+                note(st); /* FAILED */
             if (!done) {
                 close(fd);
-                if ((fd = connect_to(port, TIMEOUT_S)) < 0)
+                if ((fd = connect_to(port, TIMEOUT_S)) < 0) {
+                    note("no connection (the rest not sent)");
                     break;
+                }
             }
             continue;
         }
@@ -160,8 +199,10 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(out, "{\"client\": \"c\", \"n\": %ld, \"ok\": %zu, \"problems\": {", n, ok);
-    if (problems)
-        fprintf(out, "\"%s\": %ld", last_problem, problems);
+    for (size_t i = 0; i < n_kinds; i++)
+        fprintf(out, "%s\"%s\": %ld", i ? ", " : "", kinds[i].name, kinds[i].count);
+    if (other_kinds)
+        fprintf(out, "%s\"other\": %ld", n_kinds ? ", " : "", other_kinds);
     fputc('}', out);
     /* No task measured, no figure: null, as the Python client writes, where a 0 would read as
      * a latency (and meet its target). */
