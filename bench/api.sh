@@ -388,11 +388,10 @@ NGINX_USER=""
 NGX_WC=$((CONNECTIONS * 2 + 256))
 ((NGX_WC >= 1024)) || NGX_WC=1024
 
-start_nginx() {
-  local attempt
-  for attempt in 1 2 3 4 5; do
-    NGX_PORT=$(free_port)
-    cat >"$NGX/nginx.conf" <<EOF
+# nginx_start, nginx_ready, nginx_failed ATTEMPT: start_on_free_port's steps for nginx.
+nginx_start() {
+  NGX_PORT=$PORT
+  cat >"$NGX/nginx.conf" <<EOF
 $NGINX_USER
 worker_processes auto;
 daemon off;
@@ -418,31 +417,34 @@ http {
   }
 }
 EOF
-    "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" \
-      >"$NGX/logs/stdout.log" 2>&1 &
-    NGINX_PID=$!
-    local i
-    # The port was free when picked, not held: it is nginx's once nginx wrote its pid file,
-    # which it does only after it bound its port, and then it answers with the body.
-    for ((i = 0; i < 50; i++)); do
-      if ! kill -0 "$NGINX_PID" 2>/dev/null; then break; fi
-      if [[ $(cat "$NGX/nginx.pid" 2>/dev/null) == "$NGINX_PID" &&
-        $(curl -fsS "http://127.0.0.1:$NGX_PORT/" 2>/dev/null) == "$BODY" ]]; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    echo "nginx did not start on port $NGX_PORT (attempt $attempt):" >&2
-    cat "$NGX/logs/error.log" "$NGX/logs/stdout.log" >&2 || true
-    stop_pid "$NGINX_PID" QUIT 3
-    NGINX_PID=""
+  "$NGINX" -p "$NGX" -c "$NGX/nginx.conf" -e "$NGX/logs/error.log" \
+    >"$NGX/logs/stdout.log" 2>&1 &
+  NGINX_PID=$!
+}
+# The port was free when picked, not held: it is nginx's once nginx wrote its pid file, which it
+# does only after it bound its port, and then it answers with the body.
+nginx_ready() {
+  local i
+  for ((i = 0; i < 50; i++)); do
+    if ! kill -0 "$NGINX_PID" 2>/dev/null; then return 1; fi
+    if [[ $(cat "$NGX/nginx.pid" 2>/dev/null) == "$NGINX_PID" &&
+      $(curl -fsS "http://127.0.0.1:$NGX_PORT/" 2>/dev/null) == "$BODY" ]]; then
+      return 0
+    fi
+    sleep 0.1
   done
-  die "could not start nginx"
+  return 1
+}
+nginx_failed() {
+  echo "nginx did not start on port $NGX_PORT (attempt $1):" >&2
+  cat "$NGX/logs/error.log" "$NGX/logs/stdout.log" >&2 || true
+  stop_pid "$NGINX_PID" QUIT 3
+  NGINX_PID=""
 }
 
 echo
 echo "== nginx baseline (fixed 150-byte JSON)"
-start_nginx
+start_on_free_port nginx_start nginx_ready nginx_failed || die "could not start nginx"
 got=$(curl -fsS "http://127.0.0.1:$NGX_PORT/")
 [[ $got == "$BODY" ]] || die "nginx returned an unexpected body: $got"
 echo "  nginx pid $NGINX_PID on 127.0.0.1:$NGX_PORT; warmup ${WARMUP}s"

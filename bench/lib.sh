@@ -70,6 +70,24 @@ free_port() {
   "${PYTHON:-python3}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# start_on_free_port START READY FAILED: start a server on a loopback port that is free when
+# picked, in up to 5 attempts. The port is not held once picked: another program may bind it
+# first (a client's connection too), so the server that answers there must be the one started.
+# Each attempt sets PORT (free_port) and runs START, which starts the server in the background;
+# READY succeeds once that server answers on PORT as the one started, else FAILED ATTEMPT says
+# why and stops it, and the next attempt picks another port. Fails when no attempt worked.
+start_on_free_port() {
+  local start=$1 ready=$2 failed=$3 attempt
+  for attempt in 1 2 3 4 5; do
+    # shellcheck disable=SC2034 # read by the steps and the caller
+    PORT=$(free_port)
+    "$start"
+    if "$ready"; then return 0; fi
+    "$failed" "$attempt"
+  done
+  return 1
+}
+
 # wait_tcp PORT PID TIMEOUT_S: wait until 127.0.0.1:PORT accepts a connection;
 # fails if process PID exits first or the time is up.
 wait_tcp() {

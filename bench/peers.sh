@@ -127,35 +127,38 @@ server_pid() {
 }
 
 # start_server KIND DIR [beanstalkd options...]: start a fresh server with its data in DIR on a
-# free port; sets SERVER_PID and PORT. The port is free when picked, not held: another program
-# may bind it first (a client's connection too), so the server that answers there must give
-# SERVER_PID as its own, or this one is stopped and started again on another port.
+# free port (start_on_free_port); sets SERVER_PID and PORT. The server that answers there must
+# give SERVER_PID as its own, or this one is stopped and started again on another port.
 start_server() {
-  local kind=$1 dir=$2 attempt
+  local kind=$1 dir=$2
   shift 2
-  for attempt in 1 2 3 4 5; do
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    PORT=$(free_port)
-    case $kind in
-    beanstalkd) beanstalkd -l 127.0.0.1 -p "$PORT" -b "$dir" "$@" >>"$dir.log" 2>&1 & ;;
-    redis)
-      # AOF only (no RDB snapshots, which would fork mid-run), fsync once a second
-      redis-server --port "$PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
-        --appendfsync everysec --save '' --logfile "$dir.log" --daemonize no &
-      ;;
-    esac
-    SERVER_PID=$!
-    if wait_tcp "$PORT" "$SERVER_PID" 10 && [[ $(server_pid "$kind" "$PORT") == "$SERVER_PID" ]]; then
-      return 0
-    fi
-    echo "  note: $kind (pid $SERVER_PID) is not the server on port $PORT (attempt $attempt of 5)" >&2
-    tail -n 3 "$dir.log" >&2 || true
-    stop_pid "$SERVER_PID" TERM 10
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  done
-  die "$kind did not start"
+  local opts=("$@")
+  start_on_free_port server_start server_ready server_failed || die "$kind did not start"
+}
+# server_start, server_ready, server_failed ATTEMPT: its steps, with start_server's kind, dir
+# and opts.
+server_start() {
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  case $kind in
+  beanstalkd) beanstalkd -l 127.0.0.1 -p "$PORT" -b "$dir" "${opts[@]}" >>"$dir.log" 2>&1 & ;;
+  redis)
+    # AOF only (no RDB snapshots, which would fork mid-run), fsync once a second
+    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+      --appendfsync everysec --save '' --logfile "$dir.log" --daemonize no &
+    ;;
+  esac
+  SERVER_PID=$!
+}
+server_ready() {
+  wait_tcp "$PORT" "$SERVER_PID" 10 && [[ $(server_pid "$kind" "$PORT") == "$SERVER_PID" ]]
+}
+server_failed() {
+  echo "  note: $kind (pid $SERVER_PID) is not the server on port $PORT (attempt $1 of 5)" >&2
+  tail -n 3 "$dir.log" >&2 || true
+  stop_pid "$SERVER_PID" TERM 10
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
 }
 
 stop_server() {
