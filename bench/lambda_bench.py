@@ -102,7 +102,7 @@ def cmd_spawn(a):
         t1 = time.monotonic()
         p.stdout.close()
         p.stderr.close()
-        if p.returncode != 0 and not a.any_status:
+        if p.returncode < 0 or (p.returncode != 0 and not a.any_status):  # < 0: a signal's
             sys.exit("%s exited with status %s" % (a.argv, p.returncode))
         samples.append(round((t1 - t0) * 1000, 3))
     write_json(a.out, {"argv": a.argv, "samples_ms": samples, "stats": stats(samples)})
@@ -305,6 +305,26 @@ def durations(invs, start, end, expect_status):
     return [i["duration_ms"] for i in sel], len(bad)
 
 
+def warm_checks(out):
+    """What makes a warm round's figures not stand: an answer with another status than the
+    request's own (an error answer is timed as if it were the work), an environment started
+    more than once (a cold start among the warm ones), an ERROR or WARN line of the emulator or
+    the function, an emulator that did not exit cleanly."""
+    checks = []
+    parts = (("GET /tasks/{id}", out.get("get")), ("POST /tasks", out.get("post"))) \
+        if out["kind"] == "bootstrap" else (("GET", out.get("null")),)
+    for title, part in parts:
+        if part and part["bad_status"]:
+            checks.append("%s: %d of %d answers had an unexpected status" % (title, part["bad_status"], out["n"]))
+    if out["environment_starts"] != 1:
+        checks.append("the environment was started %s times, where once" % out["environment_starts"])
+    if out["problem_count"]:
+        checks.append("%d ERROR or WARN log lines of the emulator or the function" % out["problem_count"])
+    if out["emulator_exit"] != 0:
+        checks.append("the emulator exited with status %s" % out["emulator_exit"])
+    return checks
+
+
 def cmd_warm(a):
     install_signals()
     rnd = random.Random(1000 + a.round)
@@ -322,11 +342,18 @@ def cmd_warm(a):
         if a.kind == "null":
             # the null runtime answers every event with a fixed 200; the path does not matter
             for _ in range(a.warmup):
-                client.request("GET", "/tasks/x")
-            client_ms = [client.request("GET", "/tasks/x")[2] for _ in range(a.n)]
+                st, body, _ = client.request("GET", "/tasks/x")
+                if st != 200:
+                    raise RuntimeError("warm-up GET answered %s: %s" % (st, body[:300]))
+            client_ms, non200 = [], 0
+            for _ in range(a.n):
+                st, _, ms = client.request("GET", "/tasks/x")
+                client_ms.append(ms)
+                non200 += st != 200
             invs = emu.wait_invocations(a.warmup + a.n)
             dur, bad = durations(invs, a.warmup, a.warmup + a.n, 200)
-            out["null"] = {"invocation_ms": stats(dur), "client_ms": stats(client_ms), "non_200": bad}
+            out["null"] = {"invocation_ms": stats(dur), "client_ms": stats(client_ms),
+                           "bad_status": max(bad, non200)}
         else:
             raw = RawDynamoDB(a.endpoint)
             # warm-up: POSTs (their ids are what the GETs read), GETs, and the raw calls
@@ -389,7 +416,10 @@ def cmd_warm(a):
     out["problems"] = emu.problems[:20]
     out["problem_count"] = len(emu.problems)
     out["emulator_exit"] = emu.proc.returncode
+    out["checks"] = warm_checks(out)
     write_json(a.out, out)
+    for c in out["checks"]:
+        print("  round %d %s: CHECK FAILED: %s" % (a.round, a.kind, c))
     if a.kind == "bootstrap":
         g, p = out["get"], out["post"]
         print("  round %d warm: GET invocation median %.3f ms (DynamoDB %.3f), POST %.3f ms (DynamoDB %.3f), "
@@ -572,8 +602,6 @@ def cmd_report(a):
         own2 = [o - n if o is not None and n is not None else None for o, n in zip(own, null_inv_med)]
         s_own2 = row1("  minus null runtime invocation (2)", own2)
         bad = sum(p["bad_status"] for p in part if p)
-        if bad:
-            print("  WARNING: %d %s answers had an unexpected status" % (bad, title))
         warm_res[key] = {"invocation_ms": s_inv, "client_ms": s_cli, "ddb_ms": s_ddb,
                          "own_share_ms_estimate": s_own, "own_share_minus_null_ms_estimate": s_own2,
                          "bad_status": bad}
@@ -602,7 +630,19 @@ def cmd_report(a):
     result["machine"] = {"nproc": int(E["B_NPROC"]), "kernel": E["B_KERNEL"], "cpu": E["B_CPU"],
                          "loadavg_at_start": E["B_LOADAVG"], "loadavg_at_end": E.get("B_LOADAVG_END")}
     result["log_problems"] = problems
+    checks = []
+    for kind, rounds_of in (("bootstrap", warm), ("null runtime", warm_null)):
+        for r, x in zip(rounds, rounds_of):
+            if x is None:
+                checks.append("round %d, %s: no warm result" % (r, kind))
+            checks += ["round %d, %s: %s" % (r, kind, c) for c in x.get("checks", [])] if x else []
+    for c in checks:
+        print("CHECK FAILED: " + c)
+    result["checks_failed"] = checks
     print("RESULT " + json.dumps(rounded(result), separators=(",", ":")))
+    if checks:
+        sys.exit("bench/lambda.sh: %d check%s failed: the figures above do not stand" % (
+            len(checks), "" if len(checks) == 1 else "s"))
 
 
 # ---- main -------------------------------------------------------------------------------------
@@ -613,7 +653,7 @@ def main():
     s = sub.add_parser("spawn")
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--out", required=True)
-    s.add_argument("--any-status", action="store_true", help="a non-zero exit status is no error")
+    s.add_argument("--any-status", action="store_true", help="a non-zero exit status is no error (a death by a signal still is)")
     s.add_argument("argv", nargs="+")
     s = sub.add_parser("ddb")
     s.add_argument("--info", required=True)
