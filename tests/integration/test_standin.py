@@ -2,8 +2,9 @@
 a child started with die_with_starter() dies with its killed starter, and CTest's fixture (the
 setup `MODULE.py start DIR`, the cleanup `MODULE.py stop DIR`, the keeper between) gives each
 CTest run its own stand-in, which a stop or the run's end (CTest killed) ends, leaving nothing
-in DIR. A driver process plays CTest: the fixture tells runs apart by the id of its parent.
-Needs neither DynamoDB Local, fauxqs nor a C build."""
+in DIR. A driver process plays CTest: the fixture tells runs apart by the id of its parent. A
+port another server took before the program bound it is not taken for the stand-in. Needs
+neither DynamoDB Local, fauxqs nor a C build."""
 
 import json
 import os
@@ -161,6 +162,40 @@ class Fixture(unittest.TestCase):
         p = subprocess.run([sys.executable, "-B", self.script, "where"], env=env, capture_output=True,
                            text=True, timeout=60)
         self.assertEqual((p.returncode, p.stdout.strip()), (0, "None"), p.stderr)
+
+
+class PortTaken(unittest.TestCase):
+    def test_a_port_another_server_took_is_not_taken_for_the_stand_in(self):
+        # The port picked first is another server's by the time the program binds it: that one
+        # answers too, but the stand-in is the program started, on the next port picked.
+        sys.path.insert(0, LAMBDA_DIR)
+        import standin
+
+        class Echo(standin.StandIn):
+            name = "echo"
+
+            def command(self, port):
+                return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], None, None
+
+            def ready(self):
+                return answers(self.endpoint)
+
+        other = socket.create_server(("127.0.0.1", 0))
+        taken = other.getsockname()[1]
+        picks = [taken]
+        real = standin.free_port
+        standin.free_port = lambda: picks.pop() if picks else real()
+        echo = Echo()
+        try:
+            echo.start(timeout=60)
+            port = int(echo.endpoint.rpartition(":")[2])
+            self.assertNotEqual(port, taken, "the stand-in's endpoint is the port another server holds")
+            self.assertTrue(standin.listens(echo.proc.pid, port))
+            self.assertIsNone(echo.proc.poll())
+        finally:
+            standin.free_port = real
+            echo.stop()
+            other.close()
 
 
 class DieWithStarter(unittest.TestCase):

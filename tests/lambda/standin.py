@@ -2,8 +2,9 @@
 
 StandIn starts a program on a free 127.0.0.1 port, waits until it answers, keeps
 its output for error messages, and stops it (terminate, then kill). A port can be
-taken by someone else between choosing it and the program binding it, so a start
-is tried three times. From the main thread the child gets PR_SET_PDEATHSIG, so it
+taken by someone else between choosing it and the program binding it (a JVM takes
+seconds to bind), so the program must be the one listening there, not merely
+something that answers, and a start is tried three times. From the main thread the child gets PR_SET_PDEATHSIG, so it
 never outlives a test process that is killed.
 
 A subclass names itself and gives three things: the command (and environment) for
@@ -36,6 +37,35 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def listens(pid, port):
+    """True when process pid holds a socket listening on TCP port (any address, IPv4 or IPv6)."""
+    inodes = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()  # sl local_address rem_address st ... inode
+                    if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                        inodes.add("socket:[%s]" % fields[9])
+        except (OSError, ValueError):
+            continue
+    if not inodes:
+        return False
+    fds = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False
+    for fd in names:
+        try:
+            if os.readlink(os.path.join(fds, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _find_prctl():
@@ -92,7 +122,9 @@ class StandIn:
                                          stderr=subprocess.STDOUT, preexec_fn=pre)
             self.endpoint = "http://127.0.0.1:%d" % port
             while time.monotonic() < deadline and self.proc.poll() is None:
-                if self.ready():
+                # another program's server on the port answers as well (another run's stand-in
+                # while this one's JVM starts): ours must be the one listening
+                if self.ready() and listens(self.proc.pid, port):
                     return self
                 time.sleep(0.05)
             out = self.output()
