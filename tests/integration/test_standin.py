@@ -164,10 +164,25 @@ class Fixture(unittest.TestCase):
         self.assertEqual((p.returncode, p.stdout.strip()), (0, "None"), p.stderr)
 
 
+# a server on port argv[1] that accepts and closes; when the port is taken it stays, as a JVM
+# whose bind failed does (its other threads keep it)
+SERVER_OR_STAY = textwrap.dedent("""\
+    import socket, sys, time
+    try:
+        s = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+    except OSError:
+        time.sleep(600)
+        sys.exit(1)
+    while True:
+        s.accept()[0].close()
+    """)
+
+
 class PortTaken(unittest.TestCase):
     def test_a_port_another_server_took_is_not_taken_for_the_stand_in(self):
         # The port picked first is another server's by the time the program binds it: that one
-        # answers too, but the stand-in is the program started, on the next port picked.
+        # answers too, but the stand-in is the program started, on the next port picked, at
+        # once, though the program whose bind failed stays, as a JVM does.
         sys.path.insert(0, LAMBDA_DIR)
         import standin
 
@@ -175,7 +190,7 @@ class PortTaken(unittest.TestCase):
             name = "echo"
 
             def command(self, port):
-                return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], None, None
+                return [sys.executable, "-c", SERVER_OR_STAY, str(port)], None, None
 
             def ready(self):
                 return answers(self.endpoint)
@@ -187,7 +202,9 @@ class PortTaken(unittest.TestCase):
         standin.free_port = lambda: picks.pop() if picks else real()
         echo = Echo()
         try:
+            t0 = time.monotonic()
             echo.start(timeout=60)
+            self.assertLess(time.monotonic() - t0, 30, "the start waited for a program whose bind failed")
             port = int(echo.endpoint.rpartition(":")[2])
             self.assertNotEqual(port, taken, "the stand-in's endpoint is the port another server holds")
             self.assertTrue(standin.listens(echo.proc.pid, port))

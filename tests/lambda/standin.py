@@ -121,14 +121,21 @@ class StandIn:
             self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log,
                                          stderr=subprocess.STDOUT, preexec_fn=pre)
             self.endpoint = "http://127.0.0.1:%d" % port
+            taken = False
             while time.monotonic() < deadline and self.proc.poll() is None:
-                # another program's server on the port answers as well (another run's stand-in
-                # while this one's JVM starts): ours must be the one listening
-                if self.ready() and listens(self.proc.pid, port):
-                    return self
+                if self.ready():
+                    if listens(self.proc.pid, port):
+                        return self
+                    # another program's server answers there (another run's stand-in while
+                    # this one's JVM starts): ours cannot bind the port, and a JVM whose bind
+                    # failed does not exit
+                    taken = True
+                    break
                 time.sleep(0.05)
             out = self.output()
             self.stop()
+            if taken:
+                out += "\n(port %d: another program's server answered there)" % port
             if time.monotonic() >= deadline or self.port:
                 break
         raise RuntimeError("%s did not give %s within %.0f s; output:\n%s"
