@@ -255,6 +255,7 @@ echo "bench/lambda.sh: nproc=$B_NPROC kernel=$B_KERNEL loadavg=$B_LOADAVG; RUNS=
 echo "bootstrap: $B_BOOTSTRAP_REL (CMAKE_BUILD_TYPE=$B_BUILD_TYPE)"
 [[ $B_BUILD_TYPE == Release ]] ||
   echo "WARNING: bootstrap is not a Release build; the figures will not be comparable"
+warn_if_loaded
 
 # --- DynamoDB Local, one for the whole run -----------------------------------------
 TABLE=bench-tasks
