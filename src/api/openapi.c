@@ -178,7 +178,7 @@ static const char document[] =
     "     {"
     "      \"name\":\"wait\","
     "      \"in\":\"query\","
-    "      \"description\":\"Seconds to wait for the task to finish (digits only)\","
+    "      \"description\":\"Seconds to wait for the task to finish\","
     "      \"schema\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":60}"
     "     }"
     "    ],"

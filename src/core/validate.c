@@ -409,6 +409,175 @@ static void check_task_type(const config *c, const json_t *root, create_request 
     snprintf(out->task_type, sizeof out->task_type, "%s", s);
 }
 
+/*
+ * An integer in a string as pydantic v2 reads it in lax mode (pydantic-core's str_as_int()):
+ * the text whole as a JSON integer (-?(0|[1-9][0-9]*)), else the text cleaned and read so
+ * again. Cleaning trims Unicode white space (Rust's trim()), takes one '+' and then one '-'
+ * (not "+-", "--" or "-+"), leading zeros (and '_' among them: "0_7" is 7), a fraction of
+ * zeros ("5.00" is 5, "5." is not) and, where the rest has '_' neither first nor last nor
+ * doubled, every '_' ("4_2" is 42); text the cleaning leaves as it was is not an integer.
+ * Leading zeros are taken from the start of the text left, wherever its first other character
+ * is: "0-5" is -5, as pydantic reads it. A text beginning with a JSON integer of more than
+ * 4300 characters is too long (int_parsing_size), as Python's int() limit; cleaned text of that
+ * length is not an integer. Nothing else: not "0x5", "1e2", "5.5", "٥" or "".
+ */
+typedef enum { LAX_INT_OK, LAX_INT_PARSING, LAX_INT_SIZE } lax_int;
+
+#define LAX_INT_MAX_CHARS 4300
+
+/* The length of the JSON integer s[0..n) starts with (0 if none). */
+static size_t json_int_prefix(const char *s, size_t n)
+{
+    size_t i = n > 0 && s[0] == '-';
+    if (i >= n || s[i] < '0' || s[i] > '9')
+        return 0;
+    if (s[i] == '0')
+        return i + 1;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+        i++;
+    return i;
+}
+
+/* The JSON integer s[0..n) (whole), saturated to int64 with *beyond set past its range. */
+static bool json_int_value(const char *s, size_t n, int64_t *out, bool *beyond)
+{
+    if (n == 0 || json_int_prefix(s, n) != n)
+        return false;
+    bool negative = s[0] == '-';
+    uint64_t mag = 0, limit = negative ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    *beyond = false;
+    for (size_t i = negative; i < n; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (mag > (limit - d) / 10) {
+            *beyond = true;
+            mag = limit;
+            break;
+        }
+        mag = mag * 10 + d;
+    }
+    *out = negative ? (int64_t)(0 - mag) : (int64_t)mag;
+    return true;
+}
+
+/* The length of the Unicode white space (Rust's char::is_whitespace) s[0..n) starts with. */
+static size_t space_at(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    if (n >= 1 && ((u[0] >= 0x09 && u[0] <= 0x0D) || u[0] == ' '))
+        return 1;
+    if (n >= 2 && u[0] == 0xC2 && (u[1] == 0x85 || u[1] == 0xA0))
+        return 2;
+    if (n < 3)
+        return 0;
+    unsigned c = (unsigned)u[0] << 16 | (unsigned)u[1] << 8 | u[2];
+    bool space = c == 0xE19A80 || (c >= 0xE28080 && c <= 0xE2808A) || c == 0xE280A8 ||
+                 c == 0xE280A9 || c == 0xE280AF || c == 0xE2819F || c == 0xE38080;
+    return space ? 3 : 0;
+}
+
+/* The length of the Unicode white space s[0..n) ends with. */
+static size_t space_before(const char *s, size_t n)
+{
+    for (size_t k = 1; k <= 3 && k <= n; k++)
+        if (space_at(s + n - k, k) == k)
+            return k;
+    return 0;
+}
+
+/* pydantic's strip_leading_zeros(): false where it gives None. */
+static bool strip_leading_zeros(const char **s, size_t *n)
+{
+    const char *p = *s;
+    if (*n == 0 || (p[0] != '0' && !(p[0] >= '1' && p[0] <= '9') && p[0] != '-'))
+        return false;
+    if (p[0] != '0')
+        return true;
+    for (size_t i = 1; i < *n; i++) {
+        if (p[i] == '0' || p[i] == '_')
+            continue;
+        if ((p[i] >= '1' && p[i] <= '9') || p[i] == '-' || p[i] == '.') {
+            size_t from = p[i] == '.' ? i - 1 : i; /* "00.0" keeps a zero: "0.0" */
+            *s += from;
+            *n -= from;
+            return true;
+        }
+        return false;
+    }
+    *s += *n - 1; /* all zeros (or '_'): the last character */
+    *n = 1;
+    return true;
+}
+
+/* pydantic's clean_int_str(), into *clean; false where it gives None. */
+static bool clean_int_text(const char *s, size_t n, sbuf *clean)
+{
+    size_t before = n, k;
+    while ((k = space_at(s, n)) > 0) {
+        s += k;
+        n -= k;
+    }
+    while ((k = space_before(s, n)) > 0)
+        n -= k;
+    if (n > 0 && s[0] == '+') {
+        if (n > 1 && s[1] == '-')
+            return false;
+        s++;
+        n--;
+    }
+    bool negative = n > 0 && s[0] == '-';
+    if (negative) {
+        if (n > 1 && (s[1] == '-' || s[1] == '+'))
+            return false;
+        s++;
+        n--;
+    }
+    if (!strip_leading_zeros(&s, &n))
+        return false;
+    const char *dot = memchr(s, '.', n);
+    if (dot) {
+        size_t frac = n - (size_t)(dot - s) - 1;
+        size_t zeros = 0;
+        while (zeros < frac && dot[1 + zeros] == '0')
+            zeros++;
+        if (frac > 0 && zeros == frac)
+            n = (size_t)(dot - s);
+    }
+    bool unders = memchr(s, '_', n) && s[0] != '_' && s[n - 1] != '_';
+    for (size_t i = 0; unders && i + 1 < n; i++)
+        unders = !(s[i] == '_' && s[i + 1] == '_');
+    if (!unders && n + negative == before)
+        return false; /* nothing taken: the text was read as it is */
+    if (negative)
+        sbuf_putc(clean, '-');
+    for (size_t i = 0; i < n; i++)
+        if (!unders || s[i] != '_')
+            sbuf_putc(clean, s[i]);
+    return true;
+}
+
+/*
+ * The integer in s[0..n) as pydantic reads it, saturated to int64 (*beyond set past its range);
+ * LAX_INT_PARSING also when memory runs out (then v fails).
+ */
+static lax_int lax_str_int(const char *s, size_t n, int64_t *out, bool *beyond, validation *v)
+{
+    if (json_int_prefix(s, n) > LAX_INT_MAX_CHARS)
+        return LAX_INT_SIZE;
+    if (json_int_value(s, n, out, beyond))
+        return LAX_INT_OK;
+    sbuf clean = {0};
+    bool ok = clean_int_text(s, n, &clean);
+    if (sbuf_failed(&clean))
+        v->items.failed = true;
+    ok = ok && clean.data && clean.len <= LAX_INT_MAX_CHARS &&
+         json_int_value(clean.data, clean.len, out, beyond);
+    sbuf_free(&clean);
+    return ok ? LAX_INT_OK : LAX_INT_PARSING;
+}
+
+#define MSG_INT_PARSING      "Input should be a valid integer, unable to parse string as an integer"
+#define MSG_INT_PARSING_SIZE "Unable to parse input string as an integer, exceeded maximum size"
+
 /* ttl below 0 or above int64: pydantic's bound errors. */
 static void ttl_too_small(validation *v, const json_t *j)
 {
@@ -423,7 +592,8 @@ static void ttl_too_large(validation *v, const json_t *j)
                "{\"le\":9223372036854775807}");
 }
 
-/* ttl: absent/null, a non-negative integer, or a string of digits. */
+/* ttl: absent/null, a non-negative integer, or a string of one as pydantic reads it
+ * (lax_str_int()). */
 static void check_ttl(json_t *v, create_request *out, validation *errs)
 {
     out->ttl = TASK_NULL_TIME;
@@ -445,28 +615,19 @@ static void check_ttl(json_t *v, create_request *out, validation *errs)
         return;
     }
     if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        size_t n = json_string_length(v);
-        bool negative = n > 1 && s[0] == '-';
-        const char *digits = negative ? s + 1 : s;
-        size_t nd = negative ? n - 1 : n;
-        if (nd == 0 || strspn(digits, "0123456789") != nd) {
-            body_error(errs, "ttl", "int_parsing",
-                       "Input should be a valid integer, unable to parse string as an integer", v,
-                       NULL);
-            return;
-        }
-        if (negative && strspn(digits, "0") != nd) {
+        int64_t t;
+        bool beyond;
+        lax_int r = lax_str_int(json_string_value(v), json_string_length(v), &t, &beyond, errs);
+        if (r == LAX_INT_SIZE)
+            body_error(errs, "ttl", "int_parsing_size", MSG_INT_PARSING_SIZE, v, NULL);
+        else if (r == LAX_INT_PARSING)
+            body_error(errs, "ttl", "int_parsing", MSG_INT_PARSING, v, NULL);
+        else if (t < 0)
             ttl_too_small(errs, v);
-            return;
-        }
-        errno = 0;
-        long long t = strtoll(digits, NULL, 10);
-        if (errno == ERANGE) {
+        else if (beyond)
             ttl_too_large(errs, v);
-            return;
-        }
-        out->ttl = t;
+        else
+            out->ttl = t;
         return;
     }
     if (json_is_real(v)) {
@@ -613,34 +774,23 @@ void update_request_free(update_request *r)
 }
 
 /*
- * A bounded decimal query parameter, as pydantic reads an int with ge/le:
- * int_parsing for what is not an integer, greater_than_equal / less_than_equal
- * with their bound in ctx. Leading zeros are not digits of the value. A sign
- * is read when signs is true; otherwise it is not an integer.
+ * A bounded query parameter, as pydantic reads an int with ge/le from a string (lax_str_int()):
+ * int_parsing or int_parsing_size for what is not an integer, greater_than_equal /
+ * less_than_equal with their bound in ctx.
  */
-static bool query_int(const char *name, const char *s, long lo, long hi, bool signs, int *out,
-                      validation *v)
+static bool query_int(const char *name, const char *s, long lo, long hi, int *out, validation *v)
 {
     sbuf input = {0};
     sbuf_json_str(&input, s);
     const char *in = sbuf_failed(&input) ? "null" : input.data;
-    bool negative = signs && s[0] == '-';
-    const char *digits = signs && (s[0] == '-' || s[0] == '+') ? s + 1 : s;
-    size_t n = strlen(digits);
-    long val = 0;
-    bool ok = false;
-    if (n == 0 || strspn(digits, "0123456789") != n) {
-        validation_add(v, "query", name, "int_parsing",
-                       "Input should be a valid integer, unable to parse string as an integer", in,
-                       NULL);
+    int64_t val = 0;
+    bool beyond, ok = false;
+    lax_int r = lax_str_int(s, strlen(s), &val, &beyond, v);
+    if (r == LAX_INT_SIZE) {
+        validation_add(v, "query", name, "int_parsing_size", MSG_INT_PARSING_SIZE, in, NULL);
+    } else if (r == LAX_INT_PARSING) {
+        validation_add(v, "query", name, "int_parsing", MSG_INT_PARSING, in, NULL);
     } else {
-        while (n > 1 && *digits == '0') { /* "0000000050" is 50 */
-            digits++;
-            n--;
-        }
-        val = n > 9 ? 1000000000L : strtol(digits, NULL, 10); /* any 10+ digits are too many */
-        if (negative)
-            val = -val;
         char msg[80], ctx[40];
         if (val < lo) {
             snprintf(msg, sizeof msg, "Input should be greater than or equal to %ld", lo);
@@ -667,7 +817,7 @@ bool validate_limit(const char *s, int *out, validation *v)
         *out = 10;
         return true;
     }
-    return query_int("limit", s, 1, 100, true, out, v);
+    return query_int("limit", s, 1, 100, out, v);
 }
 
 bool validate_wait(const char *s, int *out, validation *v)
@@ -676,5 +826,5 @@ bool validate_wait(const char *s, int *out, validation *v)
         *out = 0;
         return true;
     }
-    return query_int("wait", s, 1, VALIDATE_WAIT_MAX, false, out, v);
+    return query_int("wait", s, 1, VALIDATE_WAIT_MAX, out, v);
 }

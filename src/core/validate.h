@@ -89,8 +89,10 @@ bool validate_update(const char *body, size_t len, update_request *out, validati
 void update_request_free(update_request *r);
 
 /*
- * Parse the limit query parameter: NULL means the default (10); otherwise a
- * decimal integer from 1 to 100. Records an error in v and returns false.
+ * Parse the limit query parameter: NULL means the default (10); otherwise an
+ * integer from 1 to 100, read as pydantic v2 reads an int from a string (" 5",
+ * "+5", "5.0" and "4_2" are integers; "5.5", "1e2" and "0x5" are not). Records
+ * an error in v and returns false.
  */
 bool validate_limit(const char *s, int *out, validation *v);
 
@@ -98,7 +100,8 @@ bool validate_limit(const char *s, int *out, validation *v);
 
 /*
  * Parse the wait query parameter of GET /tasks/{id}: NULL means no wait (0);
- * otherwise decimal digits only (no sign), 1 to VALIDATE_WAIT_MAX seconds.
+ * otherwise an integer read as validate_limit() reads one, 1 to
+ * VALIDATE_WAIT_MAX seconds.
  * Records an error in v and returns false.
  */
 bool validate_wait(const char *s, int *out, validation *v);

@@ -36,16 +36,17 @@ typedef struct expect_item {
 #define LOC_BODY   "[\"body\"]"
 #define LOC_LIMIT  "[\"query\",\"limit\"]"
 
-#define MSG_INT_PARSING "Input should be a valid integer, unable to parse string as an integer"
-#define MSG_FRACTION    "Input should be a valid integer, got a number with a fractional part"
-#define MSG_INT_TYPE    "Input should be a valid integer"
-#define MSG_OBJECT      "Input should be a valid dictionary or object to extract fields from"
-#define MSG_DICT        "Input should be a valid dictionary"
-#define MSG_STRING      "Input should be a valid string"
-#define MSG_GE0         "Input should be greater than or equal to 0"
-#define MSG_LE_INT64    "Input should be less than or equal to 9223372036854775807"
-#define MSG_TYPES       "Input should be 'TASK1', 'TASK2' or 'TASK3'"
-#define MSG_STATUSES    "Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'"
+#define MSG_INT_PARSING      "Input should be a valid integer, unable to parse string as an integer"
+#define MSG_INT_PARSING_SIZE "Unable to parse input string as an integer, exceeded maximum size"
+#define MSG_FRACTION         "Input should be a valid integer, got a number with a fractional part"
+#define MSG_INT_TYPE         "Input should be a valid integer"
+#define MSG_OBJECT           "Input should be a valid dictionary or object to extract fields from"
+#define MSG_DICT             "Input should be a valid dictionary"
+#define MSG_STRING           "Input should be a valid string"
+#define MSG_GE0              "Input should be greater than or equal to 0"
+#define MSG_LE_INT64         "Input should be less than or equal to 9223372036854775807"
+#define MSG_TYPES            "Input should be 'TASK1', 'TASK2' or 'TASK3'"
+#define MSG_STATUSES         "Input should be 'CREATED', 'IN_PROGRESS', 'COMPLETED' or 'FAILED'"
 #define MSG_RANGE                                                                                  \
     "Value error, integers must lie between -9223372036854775808 and 9223372036854775807"
 #define MSG_DEEP "Value error, objects and arrays may nest at most 31 levels deep"
@@ -399,6 +400,35 @@ static void test_create_ttl_digit_string(void **state)
     ttl_ok("\"999999999999999999\"", 999999999999999999LL); /* 18 digits */
     ttl_ok("\"9223372036854775807\"", INT64_MAX);
     ttl_ok("\"-0\"", 0); /* minus zero is zero, as int("-0") */
+}
+
+/* A ttl string is read as pydantic v2 reads an int from one, as a query parameter is. */
+static void test_create_ttl_string_as_pydantic_reads_it(void **state)
+{
+    (void)state;
+    ttl_ok("\" 5\"", 5);
+    ttl_ok("\"5\\t\"", 5);
+    ttl_ok("\"4_2\"", 42);
+    ttl_ok("\"5.0\"", 5);
+    ttl_ok("\"+5\"", 5);
+    ttl_ok("\"-0_0\"", 0);
+    ttl_ok("\"0.0\"", 0);
+    ttl_ok("\"1_000.000\"", 1000);
+    ttl_ok("\"9_223_372_036_854_775_807\"", INT64_MAX);
+    ttl_ok("\" 9223372036854775807.0 \"", INT64_MAX);
+    ttl_fails("\"0-5\"",
+              (expect_item){"greater_than_equal", LOC("ttl"), MSG_GE0, "\"0-5\"", CTX_GE0});
+    ttl_fails("\"9_223_372_036_854_775_808\"",
+              (expect_item){"less_than_equal", LOC("ttl"), MSG_LE_INT64,
+                            "\"9_223_372_036_854_775_808\"", CTX_LE_INT64});
+    static const char *const bad[] = {"\"5.5\"", "\" \"", "\"5.\"", "\"4__2\"", "\"_7\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ttl_fails(bad[i], (expect_item){"int_parsing", LOC("ttl"), MSG_INT_PARSING, bad[i], NULL});
+    /* 4301 digits: too long for pydantic's parse; the input is too long to echo */
+    char *body = repeat("{\"task_type\":\"TASK1\",\"ttl\":\"", "1", 4301, "\"}");
+    create_fails(body,
+                 (expect_item){"int_parsing_size", LOC("ttl"), MSG_INT_PARSING_SIZE, NULL, NULL});
+    free(body);
 }
 
 static void test_create_ttl_whole_float(void **state)
@@ -1400,11 +1430,157 @@ static void test_limit_range(void **state)
 static void test_limit_parsing(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"abc",   "",    "5 ",    " 5",    "1.0",
-                                      "1e2",   "+",   "-",     "+-1",   "0x10",
-                                      "10abc", "1_0", "\"5\"", "q\\\"", "\xc3\xa9"};
+    static const char *const bad[] = {"abc",  "",      "1e2",   "+",     "-",       "+-1",
+                                      "0x10", "10abc", "\"5\"", "q\\\"", "\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         limit_bad(bad[i], "int_parsing", MSG_INT_PARSING, NULL);
+}
+
+/*
+ * The type of the item validate_limit() gives for s, or NULL with *val where it takes s. Every
+ * item is checked whole: its loc, its input (s as a JSON string) and its msg and ctx by type.
+ */
+static const char *limit_outcome(const char *s, int *val)
+{
+    validation v = {0};
+    if (validate_limit(s, val, &v)) {
+        assert_int_equal(v.count, 0);
+        validation_free(&v);
+        return NULL;
+    }
+    char *body = validation_body(&v, NULL);
+    json_t *root = json_loads(body, 0, NULL);
+    assert_non_null(root);
+    json_t *item = json_array_get(json_object_get(root, "detail"), 0);
+    static char type[32];
+    snprintf(type, sizeof type, "%s", json_string_value(json_object_get(item, "type")));
+    static const struct {
+        const char *type, *msg, *ctx;
+    } shapes[] = {{"int_parsing", MSG_INT_PARSING, NULL},
+                  {"int_parsing_size", MSG_INT_PARSING_SIZE, NULL},
+                  {"greater_than_equal", GE1, CTX_GE1},
+                  {"less_than_equal", LE100, CTX_LE}};
+    size_t i = 0;
+    while (i < sizeof shapes / sizeof shapes[0] && strcmp(shapes[i].type, type) != 0)
+        i++;
+    if (i == sizeof shapes / sizeof shapes[0])
+        fail_msg("limit \"%s\": %s", s, body);
+    json_t *str = json_string(s);
+    char *input = json_dumps(str, JSON_ENCODE_ANY);
+    expect_item want = {shapes[i].type, LOC_LIMIT, shapes[i].msg, input, shapes[i].ctx};
+    check_body(&v, &want, 1);
+    free(input);
+    json_decref(str);
+    json_decref(root);
+    free(body);
+    validation_free(&v);
+    return type;
+}
+
+/*
+ * What pydantic v2 (pydantic-core 2.46) answers for an int with ge=1, le=100 given these
+ * strings, as a query parameter is: the value, or the type of its error. "0-5" is -5 there:
+ * its leading zeros are taken wherever the next character is.
+ */
+static const struct {
+    const char *in, *type;
+    int val;
+} lax_ints[] = {
+    {" 5", NULL, 5},
+    {"5 ", NULL, 5},
+    {"\t5\n", NULL, 5},
+    {"\xc2\xa0"
+     "5\xe3\x80\x80",
+     NULL, 5}, /* U+00A0, U+3000 */
+    {"\xe2\x80\xa9"
+     "5",
+     NULL, 5}, /* U+2029 */
+    {"\xe2\x80\x8b"
+     "5",
+     "int_parsing", 0}, /* U+200B is no white space */
+    {"\x1c"
+     "5",
+     "int_parsing", 0}, /* nor is U+001C, which Python's strip() takes */
+    {"4_2", NULL, 42},
+    {"1_0", NULL, 10},
+    {"0_7", NULL, 7},
+    {"_7", "int_parsing", 0},
+    {"7_", "int_parsing", 0},
+    {"4__2", "int_parsing", 0},
+    {"5_ ", "int_parsing", 0},
+    {"5.0", NULL, 5},
+    {"5.00", NULL, 5},
+    {"5_0.0", NULL, 50},
+    {"5.", "int_parsing", 0},
+    {".0", "int_parsing", 0},
+    {"5.5", "int_parsing", 0},
+    {"5.0_0", "int_parsing", 0},
+    {"5.0.0", "int_parsing", 0},
+    {"0_.0", "int_parsing", 0},
+    {"0.0", "greater_than_equal", 0},
+    {"00.0", "greater_than_equal", 0},
+    {"-0.0", "greater_than_equal", 0},
+    {"1_000.000", "less_than_equal", 0},
+    {"+5", NULL, 5},
+    {"+007", NULL, 7},
+    {" +0_9.000 ", NULL, 9},
+    {"-0", "greater_than_equal", 0},
+    {"-007", "greater_than_equal", 0},
+    {"0-5", "greater_than_equal", 0},
+    {"-0-5", "int_parsing", 0},
+    {"0+5", "int_parsing", 0},
+    {"+-5", "int_parsing", 0},
+    {"-+5", "int_parsing", 0},
+    {"--5", "int_parsing", 0},
+    {"++5", "int_parsing", 0},
+    {"+", "int_parsing", 0},
+    {"-", "int_parsing", 0},
+    {"", "int_parsing", 0},
+    {" ", "int_parsing", 0},
+    {"5 5", "int_parsing", 0},
+    {"\xd9\xa5", "int_parsing", 0}, /* U+0665, an Arabic-Indic five */
+    {"0x5", "int_parsing", 0},
+    {"1e2", "int_parsing", 0},
+    {"abc", "int_parsing", 0},
+    {"00000000000000000000000000000000000000005", NULL, 5},
+    {"111111111111111111111111111111", "less_than_equal", 0},
+    {"9223372036854775808", "less_than_equal", 0},
+    {"-9223372036854775809", "greater_than_equal", 0},
+};
+
+static void test_limit_as_pydantic_reads_it(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof lax_ints / sizeof lax_ints[0]; i++) {
+        int val = -12345;
+        const char *type = limit_outcome(lax_ints[i].in, &val);
+        if (!type != !lax_ints[i].type || (type && strcmp(type, lax_ints[i].type) != 0) ||
+            (!type && val != lax_ints[i].val))
+            fail_msg("limit \"%s\": %s %d, want %s %d", lax_ints[i].in, type ? type : "taken", val,
+                     lax_ints[i].type ? lax_ints[i].type : "taken", lax_ints[i].val);
+    }
+    /* past 4300 characters a JSON integer is too long; a cleaned one is no integer */
+    static const struct {
+        const char *prefix;
+        char digit;
+        size_t n;
+        const char *suffix, *type;
+    } longs[] = {
+        {"", '1', 4300, "", "less_than_equal"},    {"", '1', 4301, "", "int_parsing_size"},
+        {"-", '1', 4300, "", "int_parsing_size"},  {"", '1', 4301, ".0", "int_parsing_size"},
+        {"", '1', 4301, "x", "int_parsing_size"},  {" ", '1', 4301, "", "int_parsing"},
+        {"", '0', 4301, "", "greater_than_equal"},
+    };
+    for (size_t i = 0; i < sizeof longs / sizeof longs[0]; i++) {
+        char *s =
+            repeat(longs[i].prefix, longs[i].digit == '1' ? "1" : "0", longs[i].n, longs[i].suffix);
+        int val;
+        const char *type = limit_outcome(s, &val);
+        if (!type || strcmp(type, longs[i].type) != 0)
+            fail_msg("limit of %zu '%c's: %s, want %s", longs[i].n, longs[i].digit,
+                     type ? type : "taken", longs[i].type);
+        free(s);
+    }
 }
 
 static void test_limit_appends_to_existing_errors(void **state)
@@ -1448,7 +1624,8 @@ static void test_wait(void **state)
     static const struct {
         const char *in;
         int want;
-    } good[] = {{NULL, 0}, {"1", 1}, {"30", 30}, {"60", 60}, {"007", 7}};
+    } good[] = {{NULL, 0},  {"1", 1},  {"30", 30}, {"60", 60},
+                {"007", 7}, {"+5", 5}, {" 5 ", 5}, {"6.0", 6}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         validation v = {0};
         int out = -1;
@@ -1462,8 +1639,9 @@ static void test_wait(void **state)
     wait_bad("61", "less_than_equal", "Input should be less than or equal to 60", "{\"le\":60}");
     wait_bad("99999999999", "less_than_equal", "Input should be less than or equal to 60",
              "{\"le\":60}");
-    /* no sign, no space, no fraction: digits only */
-    static const char *const bad[] = {"abc", "", "+5", "-5", "-0", " 5", "5 ", "1.5", "1e1"};
+    wait_bad("-5", "greater_than_equal", GE1, CTX_GE1);
+    wait_bad("-0", "greater_than_equal", GE1, CTX_GE1);
+    static const char *const bad[] = {"abc", "", "1.5", "1e1", "0x5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         wait_bad(bad[i], "int_parsing", MSG_INT_PARSING, NULL);
 }
@@ -1504,6 +1682,7 @@ int main(void)
         cmocka_unit_test(test_create_every_default_type),
         cmocka_unit_test(test_create_ttl_integer),
         cmocka_unit_test(test_create_ttl_digit_string),
+        cmocka_unit_test(test_create_ttl_string_as_pydantic_reads_it),
         cmocka_unit_test(test_create_ttl_whole_float),
         cmocka_unit_test(test_create_ttl_null),
         cmocka_unit_test(test_create_extra_fields_ignored),
@@ -1547,6 +1726,7 @@ int main(void)
         cmocka_unit_test(test_limit_valid),
         cmocka_unit_test(test_limit_range),
         cmocka_unit_test(test_limit_parsing),
+        cmocka_unit_test(test_limit_as_pydantic_reads_it),
         cmocka_unit_test(test_limit_appends_to_existing_errors),
         cmocka_unit_test(test_wait),
     };
