@@ -115,16 +115,28 @@ static void body_error(validation *v, const char *field, const char *type, const
     free(input);
 }
 
+/*
+ * The ctx {"error": "<text>"} of pydantic's value_error and json_invalid; false, with v failed,
+ * when memory ran out (an item without it would hide why the value was refused).
+ */
+static bool error_ctx(validation *v, sbuf *ctx, const char *text)
+{
+    sbuf_puts(ctx, "{\"error\":");
+    sbuf_json_str(ctx, text);
+    sbuf_putc(ctx, '}');
+    if (sbuf_failed(ctx))
+        v->items.failed = true;
+    return !sbuf_failed(ctx);
+}
+
 /* pydantic's value_error: "Value error, <text>" with ctx {"error": "<text>"}. */
 static void value_error(validation *v, const char *field, const char *text, const json_t *j)
 {
     char msg[256];
     snprintf(msg, sizeof msg, "Value error, %s", text);
     sbuf ctx = {0};
-    sbuf_puts(&ctx, "{\"error\":");
-    sbuf_json_str(&ctx, text);
-    sbuf_putc(&ctx, '}');
-    body_error(v, field, "value_error", msg, j, ctx.data);
+    if (error_ctx(v, &ctx, text))
+        body_error(v, field, "value_error", msg, j, ctx.data);
     sbuf_free(&ctx);
 }
 
@@ -320,12 +332,7 @@ static json_t *parse_object(const char *body, size_t len, validation *v)
         char loc[48];
         snprintf(loc, sizeof loc, "[\"body\",%d]", jerr.position);
         sbuf ctx = {0};
-        sbuf_puts(&ctx, "{\"error\":");
-        sbuf_json_str(&ctx, jerr.text);
-        sbuf_putc(&ctx, '}');
-        if (sbuf_failed(&ctx))
-            v->items.failed = true;
-        else
+        if (error_ctx(v, &ctx, jerr.text))
             add_item(v, "json_invalid", loc, "JSON decode error", "{}", ctx.data);
         sbuf_free(&ctx);
         return NULL;
