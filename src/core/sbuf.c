@@ -313,7 +313,7 @@ char *utf8_dup(const char *s)
 size_t sbuf_json_strn(sbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    if (!reserve(b, len + 2))
+    if (!reserve(b, len) || !reserve(b, len + 2)) /* len first: len + 2 may wrap */
         return 0;
     size_t bytes = len; /* of the string the text reads back as */
     sbuf_putc(b, '"');

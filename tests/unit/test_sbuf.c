@@ -847,6 +847,16 @@ static void test_a_length_past_any_memory_fails(void **state)
         assert_string_equal(b.data, "keep");
         sbuf_free(&b);
     }
+    /* a JSON string's length and its quotes would wrap too: refused before s is read */
+    static const size_t strn[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 2};
+    for (size_t i = 0; i < sizeof strn / sizeof strn[0]; i++) {
+        sbuf b = {0};
+        sbuf_puts(&b, "keep");
+        assert_int_equal(sbuf_json_strn(&b, "x", strn[i]), 0);
+        assert_true(sbuf_failed(&b));
+        assert_int_equal(b.len, 4);
+        sbuf_free(&b);
+    }
 }
 
 static void test_failed_is_sticky(void **state)
