@@ -4,6 +4,7 @@
  */
 #include "sbuf.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -59,7 +60,9 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
     char tmp[256];
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n < 0) {
+    if (n < 0) { /* not for want of memory: the text cannot be written */
+        if (!b->failed)
+            b->error = errno;
         b->failed = true;
         return;
     }
@@ -73,6 +76,11 @@ void sbuf_printf(sbuf *b, const char *fmt, ...)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+int sbuf_error(const sbuf *b)
+{
+    return !b->failed ? 0 : b->error ? b->error : ENOMEM;
 }
 
 void sbuf_int(sbuf *b, int64_t v)

@@ -1,8 +1,9 @@
 /*
  * sbuf — a growable byte buffer for building response bodies and JSON text.
  *
- * Every append either succeeds or marks the buffer as failed (out of memory);
- * callers check sbuf_failed() once at the end instead of after every call.
+ * Every append either succeeds or marks the buffer as failed (out of memory, or
+ * text printf could not format: sbuf_error() says which); callers check
+ * sbuf_failed() once at the end instead of after every call.
  * The buffer is always NUL-terminated once anything has been appended.
  */
 #ifndef TASKD_SBUF_H
@@ -17,7 +18,8 @@ typedef struct sbuf {
     char *data;  /* owned; NUL-terminated; NULL until the first append */
     size_t len;  /* bytes used, excluding the terminator */
     size_t cap;  /* bytes allocated */
-    bool failed; /* an allocation failed; contents are incomplete */
+    bool failed; /* an append failed; contents are incomplete */
+    int error;   /* why, when not out of memory (see sbuf_error()) */
 } sbuf;
 
 /* Append len bytes. */
@@ -29,7 +31,10 @@ static inline void sbuf_puts(sbuf *b, const char *s)
 }
 /* Append one character. */
 void sbuf_putc(sbuf *b, char c);
-/* Append printf-formatted text. */
+/*
+ * Append printf-formatted text. Text vsnprintf() cannot format (over INT_MAX bytes:
+ * EOVERFLOW; a wide character the locale cannot write: EILSEQ) fails the buffer with that error.
+ */
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append a signed integer in decimal. */
 void sbuf_int(sbuf *b, int64_t v);
@@ -120,11 +125,16 @@ size_t utf8_copy_within(char *out, size_t size, const char *s);
 size_t sbuf_json_str(sbuf *b, const char *s);
 /* Same for a string of known length that may contain NUL bytes. */
 size_t sbuf_json_strn(sbuf *b, const char *s, size_t len);
-/* True when an allocation failed since init. */
+/* True when an append failed since init. */
 static inline bool sbuf_failed(const sbuf *b)
 {
     return b->failed;
 }
+/*
+ * Why the buffer failed, as an errno value: ENOMEM (memory ran out, or a length past any memory
+ * was asked for), or the error of text sbuf_printf() could not format; 0 when it has not failed.
+ */
+int sbuf_error(const sbuf *b);
 /*
  * Hand the bytes to the caller (who frees them) and reset the buffer; NULL
  * (and the bytes freed) when an allocation failed, so no caller ever gets

@@ -10,6 +10,7 @@
 
 #include "core/sbuf.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <wchar.h>
 
 /* Check the invariants every non-empty buffer must keep. */
 static void check_invariants(const sbuf *b)
@@ -843,6 +845,7 @@ static void test_a_length_past_any_memory_fails(void **state)
         sbuf_puts(&b, "keep");
         sbuf_append(&b, "x", lengths[i]);
         assert_true(sbuf_failed(&b));
+        assert_int_equal(sbuf_error(&b), ENOMEM);
         assert_int_equal(b.len, 4);
         assert_string_equal(b.data, "keep");
         sbuf_free(&b);
@@ -857,6 +860,22 @@ static void test_a_length_past_any_memory_fails(void **state)
         assert_int_equal(b.len, 4);
         sbuf_free(&b);
     }
+}
+
+/* Text printf cannot write fails the buffer with its own error, not as memory run out. */
+static void test_printf_format_error_is_not_out_of_memory(void **state)
+{
+    (void)state;
+    sbuf b = {0};
+    assert_int_equal(sbuf_error(&b), 0);
+    sbuf_puts(&b, "keep");
+    sbuf_printf(&b, "%lc", (wint_t)0x20ac); /* the C locale has no euro sign */
+    assert_true(sbuf_failed(&b));
+    assert_int_equal(sbuf_error(&b), EILSEQ);
+    sbuf_append(&b, "x", SIZE_MAX); /* the first failure's error stands */
+    assert_int_equal(sbuf_error(&b), EILSEQ);
+    assert_null(sbuf_take(&b, NULL));
+    assert_int_equal(sbuf_error(&b), 0);
 }
 
 static void test_failed_is_sticky(void **state)
@@ -985,6 +1004,7 @@ int main(void)
         cmocka_unit_test(test_json_roundtrip_with_jansson),
         cmocka_unit_test(test_json_long_string),
         cmocka_unit_test(test_a_length_past_any_memory_fails),
+        cmocka_unit_test(test_printf_format_error_is_not_out_of_memory),
         cmocka_unit_test(test_failed_is_sticky),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),
         cmocka_unit_test(test_str_trim_drops_white_space_at_both_ends),
