@@ -147,12 +147,13 @@ static bool digits_of(double a, int p, char digits[18], int *exp10)
     return strtod(e, NULL) == a;
 }
 
-void double_text(char out[DOUBLE_TEXT_MAX], double d)
+/*
+ * A finite d in its fewest digits that read back as it, the nearest of those, in exponent form
+ * ("1e-05", "1.5e+16") below 1e-4 and from 10 to the power e_from, else with a point where it has
+ * a fraction, and where it has none when whole_point ("1.0").
+ */
+static void shortest_text(char out[DOUBLE_TEXT_MAX], double d, int e_from, bool whole_point)
 {
-    if (isnan(d) || isinf(d)) {
-        strcpy(out, isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
-        return;
-    }
     /* The fewest digits that read back as d, the nearest to it of those. Of a normal double, the
      * 15 nearest are the only 15 that can (decimals of 15 digits lie more than 4 doubles apart):
      * when they read back, the shortest are they less their trailing zeros. A subnormal has fewer
@@ -167,11 +168,10 @@ void double_text(char out[DOUBLE_TEXT_MAX], double d)
     size_t n = strlen(digits);
     while (n > 1 && digits[n - 1] == '0')
         n--;
-    /* as Python's repr() places them: "1e-05", "0.0001", "1000000000000000.0", "1e+16" */
     char *o = out;
     if (signbit(d))
         *o++ = '-';
-    if (exp10 < -4 || exp10 >= 16) {
+    if (exp10 < -4 || exp10 >= e_from) {
         *o++ = digits[0];
         if (n > 1) {
             *o++ = '.';
@@ -191,15 +191,34 @@ void double_text(char out[DOUBLE_TEXT_MAX], double d)
         size_t whole = (size_t)exp10 + 1; /* digits before the point */
         for (size_t i = 0; i < whole; i++)
             *o++ = i < n ? digits[i] : '0';
-        *o++ = '.';
         if (n > whole) {
+            *o++ = '.';
             memcpy(o, digits + whole, n - whole);
             o += n - whole;
-        } else {
-            *o++ = '0';
+        } else if (whole_point) {
+            memcpy(o, ".0", 2);
+            o += 2;
         }
     }
     *o = '\0';
+}
+
+void double_text(char out[DOUBLE_TEXT_MAX], double d)
+{
+    if (isnan(d) || isinf(d))
+        strcpy(out, isnan(d) ? "nan" : d > 0 ? "inf" : "-inf");
+    else /* as Python's repr() places them: "1e-05", "0.0001", "1000000000000000.0", "1e+16" */
+        shortest_text(out, d, 16, true);
+}
+
+void double_text_go(char out[DOUBLE_TEXT_MAX], double d)
+{
+    if (isnan(d) || isinf(d))
+        strcpy(out, isnan(d) ? "NaN" : d > 0 ? "+Inf" : "-Inf");
+    else if (d == 0)
+        strcpy(out, "0"); /* -0 too: Go's Prometheus client writes 0 for both */
+    else /* strconv's 'g' of the shortest digits: "1e-05", "0.0001", "100000", "1e+06" */
+        shortest_text(out, d, 6, false);
 }
 
 void sbuf_double(sbuf *b, double d)

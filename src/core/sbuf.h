@@ -61,6 +61,13 @@ void sbuf_double(sbuf *b, double d);
 /* d as sbuf_double() appends it, into out. */
 void double_text(char out[DOUBLE_TEXT_MAX], double d);
 /*
+ * d as Go's fmt.Print writes a float64 (strconv.FormatFloat(d, 'g', -1, 64)), which is how
+ * Prometheus's Go client writes a bucket's le: the same digits as double_text(), in exponent form
+ * below 1e-4 and from 1e6 ("1e-05", "1.048576e+06"), else without a ".0" ("1", "100000", "0.25");
+ * 0 and -0 as "0", "NaN", "+Inf", "-Inf".
+ */
+void double_text_go(char out[DOUBLE_TEXT_MAX], double d);
+/*
  * Where to cut s before byte n without splitting a UTF-8 character: n, moved back past the
  * continuation bytes that s[n] is one of, at most 3 (in text that is not UTF-8, a longer run of
  * them is cut 3 bytes back). s[n] must be readable (a byte of s, or its NUL).

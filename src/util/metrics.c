@@ -85,17 +85,13 @@ void metrics_declare(metrics *m, const char *name, const char *help, metric_type
     f->type = type;
     f->n_buckets = n_buckets > METRICS_MAX_BUCKETS ? METRICS_MAX_BUCKETS : n_buckets;
     for (int i = 0; i < f->n_buckets; i++) {
-        /* le is the bound itself, however many digits that takes (%g's 6 would make 1048576
-         * and 1048577 both 1.04858e+06, a bound of neither), and a whole one without the ".0"
-         * double_text() gives it: le="1", as Prometheus's Go client writes it and as taskd always
-         * has (a series renamed "1.0" would part from its past before Prometheus 3, which reads
-         * both alike) */
+        /* le is the bound as Prometheus's Go client writes it (le="1", "1.048576e+06"), however
+         * many digits that takes (%g's 6 would make 1048576 and 1048577 both 1.04858e+06, a bound
+         * of neither): a series named otherwise would part from its past before Prometheus 3,
+         * which reads every form alike */
         char bound[DOUBLE_TEXT_MAX];
         f->buckets[i] = buckets[i];
-        double_text(bound, buckets[i]);
-        size_t n = strlen(bound);
-        if (n > 2 && strcmp(bound + n - 2, ".0") == 0)
-            bound[n - 2] = '\0';
+        double_text_go(bound, buckets[i]);
         snprintf(f->le[i], sizeof f->le[i], "le=\"%s\"", bound);
     }
     pthread_mutex_unlock(&m->mu);

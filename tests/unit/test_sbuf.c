@@ -878,6 +878,45 @@ static void test_printf_format_error_is_not_out_of_memory(void **state)
     assert_int_equal(sbuf_error(&b), 0);
 }
 
+/* As Go's fmt.Print writes a float64 (strconv's 'g', -1), as Prometheus's Go client writes le. */
+static void test_double_text_go(void **state)
+{
+    (void)state;
+    static const struct {
+        double d;
+        const char *want;
+    } cases[] = {
+        {1, "1"},
+        {0, "0"},
+        {-0.0, "0"},
+        {-1, "-1"},
+        {0.25, "0.25"},
+        {0.1, "0.1"},
+        {-2.5, "-2.5"},
+        {0.0001, "0.0001"},
+        {0.00001, "1e-05"},
+        {0.000125, "0.000125"},
+        {100000, "100000"},
+        {123456.5, "123456.5"},
+        {999999, "999999"},
+        {1e6, "1e+06"},
+        {1048576, "1.048576e+06"},
+        {1234567.5, "1.2345675e+06"},
+        {1e21, "1e+21"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {NAN, "NaN"},
+        {INFINITY, "+Inf"},
+        {-INFINITY, "-Inf"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[DOUBLE_TEXT_MAX];
+        double_text_go(out, cases[i].d);
+        if (strcmp(out, cases[i].want) != 0)
+            fail_msg("%.17g: %s, where Go writes %s", cases[i].d, out, cases[i].want);
+    }
+}
+
 static void test_failed_is_sticky(void **state)
 {
     (void)state;
@@ -1006,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_a_length_past_any_memory_fails),
         cmocka_unit_test(test_printf_format_error_is_not_out_of_memory),
         cmocka_unit_test(test_failed_is_sticky),
+        cmocka_unit_test(test_double_text_go),
         cmocka_unit_test(test_utf8_cut_never_splits_a_character),
         cmocka_unit_test(test_str_trim_drops_white_space_at_both_ends),
         cmocka_unit_test(test_utf8_start_skips_to_a_character),
