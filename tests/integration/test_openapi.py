@@ -397,6 +397,14 @@ class Tools(OpenAPITestCase):
         types = self.doc["components"]["schemas"]["TaskType"]["enum"]
         self.assertEqual(types, ["TASK1", "TASK2", "TASK3"])
 
+    def test_query_reading_is_described(self):
+        """What a query parameter given twice, without '=' or in other case is, which the
+        parameters' schemas cannot say, is said once for every route."""
+        text = self.doc["info"]["description"]
+        for words in ("given twice is read at its last value", "by its name as written",
+                      "without `=` is empty", "as pydantic reads one from a string"):
+            self.assertIn(words, text)
+
 
 class Live(OpenAPITestCase):
     """Real requests, each answer held to the document."""
@@ -546,7 +554,7 @@ class Live(OpenAPITestCase):
                                     q + "&status=CREATED&task_type=TASK2"), 200, "page 2 filters")
             self.expect_status(call("token of other filters", "GET", q + "&status=FAILED"), 400,
                                "token filters")
-        for q in ("limit=1", "limit=100", "limit=%2B5"):
+        for q in ("limit=1", "limit=100", "limit=%2B5", "limit=0&limit=5", "LIMIT=0"):
             self.expect_status(call("list " + q, "GET", "/tasks?" + q), 200, q)
         self.expect_status(call("list empty token", "GET", "/tasks?next_token="), 200, "empty token")
         self.expect_status(call("list bad token", "GET", "/tasks?next_token=garbage"), 400,
