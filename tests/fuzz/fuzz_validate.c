@@ -1,7 +1,8 @@
 /*
  * fuzz_validate — request bodies (core/validate.h), the API's first contact
  * with untrusted input. Every input is checked as a POST /tasks body with the
- * default configuration and as a PATCH /tasks/{id} body.
+ * default configuration and as a PATCH /tasks/{id} body; up to its first NUL,
+ * as the limit and wait query parameters, and as a ttl string in a create.
  *
  * Invariants beyond "no crash, no leak, no UB":
  *  - only JSON is accepted (RFC 8259, as Python's json.loads reads it);
@@ -10,7 +11,8 @@
  *  - an accepted create has a configured task_type, a ttl >= 0 or none, data
  *    that is a JSON object nesting at most VALIDATE_MAX_DEPTH levels, and a
  *    data_image that decodes (attrval_to_json) back to the same data;
- *  - an accepted update has a status_msg and a result that is valid JSON (or none).
+ *  - an accepted update has a status_msg and a result that is valid JSON (or none);
+ *  - an accepted limit is 1 to 100, a wait 1 to VALIDATE_WAIT_MAX.
  *
  * Run: scripts/fuzz.sh validate   (corpus: tests/fuzz/corpus/validate/)
  *
@@ -119,6 +121,34 @@ static void check_update(const uint8_t *data, size_t size)
     validation_free(&v);
 }
 
+/* The input up to its first NUL as a query parameter's value, and as a ttl string. */
+static void check_query(const uint8_t *data, size_t size)
+{
+    char *s = strndup((const char *)data, size);
+    if (!s)
+        abort();
+    int out = 0;
+    validation v = {0};
+    if (validate_limit(s, &out, &v))
+        FUZZ_CHECK(v.count == 0 && out >= 1 && out <= 100, "limit \"%s\" read as %d", s, out);
+    else
+        check_422(&v);
+    validation_free(&v);
+    if (validate_wait(s, &out, &v))
+        FUZZ_CHECK(v.count == 0 && out >= 1 && out <= VALIDATE_WAIT_MAX, "wait \"%s\" read as %d",
+                   s, out);
+    else
+        check_422(&v);
+    validation_free(&v);
+    json_t *body = json_pack("{s:s,s:s}", "task_type", "TASK1", "ttl", s); /* NULL: not UTF-8 */
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text)
+        check_create((const uint8_t *)text, strlen(text));
+    free(text);
+    json_decref(body);
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!cfg_ready) {
@@ -128,5 +158,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     check_create(data, size);
     check_update(data, size);
+    check_query(data, size);
     return 0;
 }
