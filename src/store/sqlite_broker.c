@@ -87,6 +87,13 @@ static store_rc run_write(broker *b, store_rc (*fn)(sqlite_store *s, void *arg),
     "max(coalesce((SELECT max(seq) FROM changes), 0), "                                            \
     "coalesce((SELECT value FROM meta WHERE name = 'changes_seq'), 0))"
 
+/* The names of the queues there are messages in, as q(name) (NULL last), found by
+ * messages_by_visibility: a probe for each queue, as load_types() finds the task types */
+#define QUEUE_NAMES                                                                                \
+    "q(name) AS (SELECT min(queue) FROM messages UNION ALL "                                       \
+    "SELECT (SELECT min(queue) FROM messages WHERE queue > q.name) FROM q "                        \
+    "WHERE q.name IS NOT NULL)"
+
 /* A change record a trim may delete, with trim_bounds()'s ?1 and ?2: passed by every consumer
  * and event_replay old. One that a consumer has not read stays, however old: its task is still
  * to be published. */
@@ -1832,10 +1839,8 @@ int64_t sq_unhide_past(sqlite_store *s, int64_t bound_ms)
      * docs/design.md, "A start") */
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->wdb,
-                           "WITH RECURSIVE q(name) AS (SELECT min(queue) FROM messages UNION ALL "
-                           "SELECT (SELECT min(queue) FROM messages WHERE queue > q.name) FROM q "
-                           "WHERE q.name IS NOT NULL) "
-                           "UPDATE messages SET visible_ms = ?1 WHERE queue IN "
+                           "WITH RECURSIVE " QUEUE_NAMES
+                           " UPDATE messages SET visible_ms = ?1 WHERE queue IN "
                            "(SELECT name FROM q WHERE name IS NOT NULL) AND visible_ms > ?2",
                            -1, &st, NULL) != SQLITE_OK) {
         sqlite3_finalize(st);
