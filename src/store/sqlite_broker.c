@@ -199,8 +199,17 @@ static const char *const bst_sql[BST_COUNT] = {
                            "WHERE id = ?1 AND receive_count = ?2",
     [BST_RECEIPT_RELEASE] = "UPDATE messages SET visible_ms = ?3, released = released + 1 "
                             "WHERE id = ?1 AND receive_count = ?2",
-    [BST_DEPTHS] = "SELECT queue, CASE WHEN visible_ms > ?1 THEN visible_ms ELSE 0 END, "
-                   "receive_count > 0, count(*) FROM messages GROUP BY 1, 2, 3",
+    /* The hidden ones by messages_by_visibility, a probe for each queue (QUEUE_NAMES), and each
+     * queue's visible ones as its count less its hidden ones, counted over that index alone
+     * (covering: no message row is read), where a look at every message row grouped them all by
+     * visibility and receive (docs/design.md, "A start") */
+    [BST_DEPTHS] =
+        "WITH RECURSIVE " QUEUE_NAMES ", hidden AS (SELECT queue, visible_ms, "
+        "receive_count > 0 AS received, count(*) AS n FROM messages WHERE queue IN "
+        "(SELECT name FROM q WHERE name IS NOT NULL) AND visible_ms > ?1 GROUP BY 1, 2, 3) "
+        "SELECT queue, visible_ms, received, n FROM hidden UNION ALL "
+        "SELECT queue, 0, 0, count(*) - coalesce((SELECT sum(n) FROM hidden h "
+        "WHERE h.queue = m.queue), 0) FROM messages m GROUP BY queue",
     /* messages_by_visibility: a step reads its batch, the next one the batch after it */
     [BST_REDRIVE_BATCH] =
         "SELECT id, visible_ms, receive_count, task_id, failed_task FROM messages "
