@@ -2219,6 +2219,124 @@ static void test_open_warns_when_it_cannot_check_for_a_clock_gone_back(void **st
     assert_int_equal(ahead[2] - t[2], ahead[0] - t[0]);
 }
 
+/* Where the queue clock was at the newest send, by a read of every message, as the open's check
+ * for a clock gone back read them before it went by messages_by_expiry: for each queue of c, the
+ * nearer of its newest send and its newest expiry less its retention; the furthest of those
+ * (INT64_MIN: none). */
+static int64_t newest_send_by_every_row(const config *c)
+{
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, "SELECT queue, max(expires_ms), "
+                                                      "max(sent_ms) FROM messages GROUP BY 1");
+    int64_t last = INT64_MIN;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const queue_config *q = config_queue(c, (const char *)sqlite3_column_text(st, 0));
+        if (!q)
+            continue;
+        int64_t by_expiry = sqlite3_column_int64(st, 1) - (int64_t)q->retention * 1000;
+        int64_t by_send = sqlite3_column_int64(st, 2);
+        int64_t at = by_expiry < by_send ? by_expiry : by_send;
+        if (at > last)
+            last = at;
+    }
+    own_done(st);
+    return last;
+}
+
+/* The expiry of the first message. */
+static int64_t first_expiry(void)
+{
+    sqlite3_stmt *st =
+        own_stmt(SQLITE_OPEN_READONLY, "SELECT expires_ms FROM messages ORDER BY id LIMIT 1");
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t at = sqlite3_column_int64(st, 0);
+    own_done(st);
+    return at;
+}
+
+/* Move the sends and the expiries of queue's messages ahead by the hours given. */
+static void put_ahead(const char *queue, int sent_h, int expires_h)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE messages SET sent_ms = sent_ms + %d, expires_ms = expires_ms + %d "
+             "WHERE queue = ?1",
+             sent_h * 3600000, expires_h * 3600000);
+    assert_true(test_sqlite_exec(db_path, sql, queue) > 0);
+}
+
+/*
+ * The open's check for a clock gone back reads by messages_by_expiry the messages that expire
+ * over a second later than a send now to the queue of the shortest retention would, and the
+ * newest send of the queues a second or more ahead alone, where it read every message. Over
+ * queues in each state (retentions of an hour, 4 and 14 days; a queue no longer configured;
+ * nothing ahead, a queue ahead by its send and its expiry, by its expiry alone as when its
+ * retention was shortened, by its send alone as when the wall clock was stepped forward, two
+ * ahead, by unequal steps), the open moves the messages as far as a read of every message says
+ * (newest_send_by_every_row()): not at all when that is less than a second ahead.
+ */
+static void test_the_check_for_a_clock_gone_back_is_a_read_of_every_message(void **state)
+{
+    fx *f = *state;
+    queue_config a = make_queue("a", 30, 0, NULL, 0);
+    a.retention = 3600;
+    queue_config work = make_queue("work", 30, 0, "work-dlq", 0);
+    queue_config dlq = make_queue("work-dlq", 30, 0, NULL, 0);
+    dlq.retention = 14 * 24 * 3600;
+    queue_config zz = make_queue("zz", 30, 0, NULL, 0);
+    publish_bodies(f->b, &a, 0, 2, NULL);
+    publish_bodies(f->b, &work, 2, 3, NULL);
+    publish_bodies(f->b, &dlq, 5, 2, NULL);
+    publish_bodies(f->b, &zz, 7, 2, NULL);
+    config c;
+    config_of_queue(&c, &work, 30);
+    c.queues[1] = a;
+    c.queues[2] = dlq;
+    c.n_queues = 3;
+
+    static const struct {
+        const char *queue;
+        int sent_h, expires_h;
+    } steps[] = {
+        {NULL, 0, 0}, {"work", 2, 2},     {"work-dlq", 0, 3}, {"a", 3, 0},
+        {"zz", 5, 5}, {"work-dlq", 2, 0}, {"a", 0, 4},        {"work", 3, 1},
+    };
+    /* the steps a read of every message moves at (a move takes every expiry back, and the sends
+     * ahead of the wall clock alone): "work" ahead by two hours; "work-dlq" by its expiry's hour,
+     * its send two; "a" by one and "work" by two; "work" by its expiry's hour, its send three */
+    const unsigned moving = 1u << 1 | 1u << 5 | 1u << 6 | 1u << 7;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (steps[i].queue)
+            put_ahead(steps[i].queue, steps[i].sent_h, steps[i].expires_h);
+        if (i == 6)
+            put_ahead("work", 2, 3); /* two ahead: "a" by an hour, "work" by two */
+        int64_t before = first_expiry(), from = clock_steady_ms();
+        int64_t last = newest_send_by_every_row(&c);
+        char *log = NULL;
+        reopen_configured(f, &c, &log);
+        int64_t to = clock_steady_ms(), moved = before - first_expiry();
+        bool ahead = last != INT64_MIN && last - from >= 1000;
+        if (ahead != ((moving >> i) & 1))
+            print_error("step %zu: every row says %lld ms ahead\n", i, (long long)(last - from));
+        assert_int_equal(ahead, (moving >> i) & 1);
+        if (last == INT64_MIN || last - from < 1000) {
+            if (moved != 0)
+                print_error("step %zu: moved by %lld ms, where every row says %lld ms ahead\n", i,
+                            (long long)moved, (long long)(last - from));
+            assert_int_equal(moved, 0);
+            expect_not_logged(log, "the wall clock went back");
+        } else {
+            if (moved < last - to || moved > last - from)
+                print_error("step %zu: moved by %lld ms, where every row says %lld-%lld ms\n", i,
+                            (long long)moved, (long long)(last - to), (long long)(last - from));
+            assert_true(moved >= last - to && moved <= last - from);
+            expect_logged(log, "the wall clock went back", NULL);
+        }
+        expect_not_logged(log, "cannot check");
+        free(log);
+    }
+    config_free(&c);
+}
+
 /* Where the note of the queue clock in meta says it was, or INT64_MIN when there is none. */
 static int64_t noted_queue_clock(void)
 {
@@ -4049,7 +4167,8 @@ static void test_a_queue_the_open_cannot_copy_fails_its_read(void **state)
     config c;
     config_of_queue(&c, &q, 30);
     char *log = NULL;
-    fail_a_text("SELECT queue, max(expires_ms), max(sent_ms) FROM messages", 0, false, 0);
+    put_ahead("work", 1, 1); /* its name is read then */
+    fail_a_text("SELECT queue, max(expires_ms) FROM messages INDEXED BY", 0, false, 0);
     reopen_configured(f, &c, &log);
     expect_a_text_failed("the check's read of a queue");
     expect_clock_unchecked(log, NULL);
@@ -6873,6 +6992,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_open_unhides_past_the_configured_timeouts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_open_unhides_in_every_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_the_check_for_a_clock_gone_back_is_a_read_of_every_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_check_for_a_clock_gone_back,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_move_that_fails_keeps_the_note_of_the_queue_clock,
