@@ -2248,7 +2248,8 @@ static store_rc read_doomed(sqlite_store *s, sweep_args *a, int64_t now, task *d
     *n = 0;
     *more = false;
     sqlite3_stmt *sel = wstmt(s, BST_SWEEP_TASKS);
-    if (!sel || !sq_task_columns_hold(sel, true)) /* sq_task_row_damaged() reads them by place */
+    if (!sel ||
+        !sq_task_columns_hold(sel, true, NULL)) /* sq_task_row_damaged() reads them by place */
         return STORE_ERROR;
     size_t known = sq_n_passed_over(s);
     sqlite3_bind_int64(sel, 1, now - a->c->retention_grace);

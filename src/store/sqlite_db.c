@@ -89,7 +89,7 @@ bool sq_dup_nullable_col(sqlite3_stmt *st, int col, char **out)
     return !failed && (*out || !t);
 }
 
-bool sq_task_columns_hold(sqlite3_stmt *st, bool full)
+bool sq_task_columns_hold(sqlite3_stmt *st, bool full, const char *const *own)
 {
     static const char *const names[TC_END_FULL] = {
         [TC_ID] = "id",          [TC_TYPE] = "task_type",       [TC_STATUS] = "status",
@@ -98,13 +98,15 @@ bool sq_task_columns_hold(sqlite3_stmt *st, bool full)
                                                               its text */
         [TC_RESULT] = "result",  [TC_TRACE] = "trace",          [TC_TRACESTATE] = "tracestate",
     };
-    int n = full ? TC_END_FULL : TC_END;
-    if (sqlite3_column_count(st) < n)
+    int n = full ? TC_END_FULL : TC_END, n_own = 0;
+    while (own && own[n_own])
+        n_own++;
+    if (sqlite3_column_count(st) < n + n_own)
         return false;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n + n_own; i++) {
         const char *name = sqlite3_column_name(st, i); /* NULL: no memory */
-        if (!name || (i == TC_DATA ? strncmp(name, names[i], strlen(names[i]))
-                                   : strcmp(name, names[i])) != 0)
+        const char *want = i < n ? names[i] : own[i - n];
+        if (!name || (i == TC_DATA ? strncmp(name, want, strlen(want)) : strcmp(name, want)) != 0)
             return false;
     }
     return true;
@@ -311,7 +313,7 @@ static reader *reader_open(const char *path)
     if (sq_open_conn(path, SQLITE_OPEN_READONLY, &r->db) != SQLITE_OK ||
         sq_prepare(r->db, "SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1", &r->get) !=
             SQLITE_OK ||
-        !sq_task_columns_hold(r->get, true) ||
+        !sq_task_columns_hold(r->get, true, NULL) ||
         sq_prepare(r->db,
                    "SELECT n, status, status_msg, time FROM task_history WHERE task_id = ?1 "
                    "ORDER BY n",
@@ -326,7 +328,7 @@ static reader *reader_open(const char *path)
                  v & LIST_LEG ? " AND task_type = ?2 AND status = ?1" : "",
                  v & 1 ? " AND id < ?3" : "");
         if (sq_prepare(r->db, sql, &r->list[v]) != SQLITE_OK ||
-            !sq_task_columns_hold(r->list[v], false)) {
+            !sq_task_columns_hold(r->list[v], false, NULL)) {
             sq_reader_free(r);
             return NULL;
         }

@@ -5,7 +5,8 @@
  * connections, the read pool), sqlite_tasks.c (the task writes),
  * sqlite_broker.c (the change stream and queues). store_sqlite.c, on top,
  * calls them all; what they call back is handed down to them (sq_feed.record,
- * sq_standing_receive()'s apply). Only files in src/store/ include this.
+ * sq_standing_receive()'s apply). Only files in src/store/ include this, and test_broker,
+ * which checks sq_task_columns_hold() alone.
  */
 #ifndef TASKD_SQLITE_INTERNAL_H
 #define TASKD_SQLITE_INTERNAL_H
@@ -239,10 +240,17 @@ int sq_open_conn(const char *path, int flags, sqlite3 **out);
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st);
 /* Finalize a connection's cached statements (before it closes). */
 void sq_stmt_cache_clear(sq_stmt_cache *c);
-/* Whether st's first columns are TASK_COLUMNS(_FULL)'s where enum task_col places them, each
- * known by its name: checked where such a statement is prepared, so that one whose columns
- * drifted from the enum fails there rather than read one column for another. */
-bool sq_task_columns_hold(sqlite3_stmt *st, bool full);
+/* Whether st's first columns are TASK_COLUMNS(_FULL)'s where enum task_col places them, and its
+ * own after them the columns named in own (NULL-terminated; NULL: none), each known by its name:
+ * checked where such a statement is prepared, so that one whose columns drifted from the enum
+ * fails there rather than read one column for another. */
+bool sq_task_columns_hold(sqlite3_stmt *st, bool full, const char *const *own);
+/* The writer's read of a task before it changes it: TASK_COLUMNS_FULL, then its own columns, in
+ * the order of enum w_get_col and named by W_GET_OWN */
+#define W_GET_SQL                                                                                  \
+    "SELECT " TASK_COLUMNS_FULL ", hist_n, claim_key, claim_expires FROM tasks WHERE id = ?1"
+enum w_get_col { WG_HIST_N = TC_END_FULL, WG_CLAIM_KEY, WG_CLAIM_EXPIRES };
+#define W_GET_OWN ((const char *const[]){"hist_n", "claim_key", "claim_expires", NULL})
 /* Read the current row of a TASK_COLUMNS(_FULL) query into t; false when a column was not copied
  * (no memory), or the row is damaged (sq_task_row_damaged()). */
 bool sq_read_task_row(sqlite3_stmt *st, task *t, bool full);

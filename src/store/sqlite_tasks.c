@@ -251,12 +251,12 @@ static store_rc load_task(sqlite_store *s, const char *id, loaded *out)
     store_rc result = rc == SQLITE_DONE ? STORE_NOT_FOUND : sq_rc_of(rc);
     if (rc == SQLITE_ROW && !sq_read_task_row(st, &out->t, true))
         result = STORE_ERROR;
-    /* w_get's own columns, after TASK_COLUMNS_FULL: hist_n, claim_key, claim_expires */
-    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, TC_END_FULL) : 0;
+    /* w_get's own columns, after TASK_COLUMNS_FULL (checked at open: W_GET_OWN) */
+    out->hist_n = result == STORE_OK ? sqlite3_column_int64(st, WG_HIST_N) : 0;
     if (result == STORE_OK) {
         /* NULL reads as 0: none */
-        out->t.claim_expires = sqlite3_column_int64(st, TC_END_FULL + 2);
-        if (!sq_dup_nullable_col(st, TC_END_FULL + 1, &out->t.claim_key)) {
+        out->t.claim_expires = sqlite3_column_int64(st, WG_CLAIM_EXPIRES);
+        if (!sq_dup_nullable_col(st, WG_CLAIM_KEY, &out->t.claim_key)) {
             task_clear(&out->t);
             result = STORE_ERROR;
         }

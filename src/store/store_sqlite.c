@@ -1347,8 +1347,7 @@ static bool prepare_writer(sqlite_store *s)
         {&s->w_savepoint, "SAVEPOINT op"},
         {&s->w_release, "RELEASE op"},
         {&s->w_rollback_to, "ROLLBACK TO op"},
-        {&s->w_get, "SELECT " TASK_COLUMNS_FULL ", hist_n, claim_key, claim_expires FROM tasks "
-                    "WHERE id = ?1"},
+        {&s->w_get, W_GET_SQL},
         {&s->w_insert,
          "INSERT INTO tasks (id, task_type, status, status_msg, created_time, ttl, "
          "data, trace, data_image, data_apart, tracestate) VALUES (?1, ?2, 'CREATED', '', ?3, ?4, "
@@ -1694,7 +1693,7 @@ store *store_sqlite_open(const store_sqlite_options *o, char *err, size_t errlen
         set_err(err, errlen, "cannot prepare statements on", s->path, sqlite3_errmsg(s->wdb));
         goto fail;
     }
-    if (!sq_task_columns_hold(s->w_get, true)) {
+    if (!sq_task_columns_hold(s->w_get, true, W_GET_OWN)) {
         set_err(err, errlen, "cannot prepare statements on", s->path,
                 "a task's columns are not where taskd reads them");
         goto fail;

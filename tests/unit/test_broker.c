@@ -27,6 +27,7 @@
 #include "store/broker.h"
 #include "store/store.h"
 #include "store/store_sqlite.h"
+#include "store/sqlite_internal.h" /* sq_task_columns_hold() and W_GET_SQL, checked alone */
 #include "store/task_cache.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -1909,6 +1910,32 @@ static void test_open_counts_the_depths_as_a_read_of_every_row(void **state)
     expect_stats(f->b, "work", 4, 3, 0);
     expect_stats(f->b, "work-dlq", 1, 1, 0);
     expect_stats(f->b, "zz", 0, 0, 2);
+}
+
+/* Whether sq_task_columns_hold() takes sql, prepared on the test's database, for the writer's
+ * read of a task (W_GET_OWN after TASK_COLUMNS_FULL). */
+static bool writer_read_holds(const char *sql)
+{
+    sqlite3_stmt *st = own_stmt(SQLITE_OPEN_READONLY, sql);
+    bool holds = sq_task_columns_hold(st, true, W_GET_OWN);
+    own_done(st);
+    return holds;
+}
+
+/*
+ * The open checks the writer's read of a task to its last column: load_task() reads its own
+ * three after TASK_COLUMNS_FULL by their place, where only the first eleven were checked, and a
+ * statement whose own columns drifted (two swapped, one left out) read one for another.
+ */
+static void test_the_writers_read_of_a_task_is_checked_to_its_last_column(void **state)
+{
+    (void)state;
+    assert_true(writer_read_holds(W_GET_SQL));
+    assert_false(writer_read_holds("SELECT " TASK_COLUMNS_FULL ", claim_key, hist_n, "
+                                   "claim_expires FROM tasks WHERE id = ?1"));
+    assert_false(writer_read_holds("SELECT " TASK_COLUMNS_FULL ", hist_n, claim_key FROM tasks "
+                                   "WHERE id = ?1"));
+    assert_false(writer_read_holds("SELECT " TASK_COLUMNS_FULL " FROM tasks WHERE id = ?1"));
 }
 
 /* ---- at open: messages hidden past any timeout ---- */
@@ -6986,6 +7013,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_an_extension_says_which_receipts_are_stale, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_depths_follow_every_move_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_the_writers_read_of_a_task_is_checked_to_its_last_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_counts_the_depths_as_a_read_of_every_row, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_open_warns_when_it_cannot_unhide, setup, teardown),
