@@ -4283,6 +4283,30 @@ static void test_a_type_the_open_cannot_copy_fails_it(void **state)
 }
 
 /*
+ * A task type longer than any type can be (a hand-edited row's) is not among the types the open
+ * reads, where it was noted cut to its first 64 characters: a type no task has, listed by
+ * GET /task-types. The types that fit are read as before.
+ */
+static void test_a_type_too_long_is_not_read_cut_at_open(void **state)
+{
+    fx *f = *state;
+    char id[37], other[37];
+    create_task(f->s, TASK_NULL_TIME, id);
+    create_task(f->s, TASK_NULL_TIME, other);
+    char type[TASK_TYPE_MAX + 2];
+    memset(type, 'A', TASK_TYPE_MAX + 1);
+    type[TASK_TYPE_MAX + 1] = '\0';
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE tasks SET task_type = '%s' WHERE id = ?1", type);
+    assert_int_equal(test_sqlite_exec(db_path, sql, id), 1);
+    reopen(f, NULL);
+    char read[TASK_TYPE_MAX + 1];
+    assert_true(store_sqlite_task_type_nth(f->s, 0, read, sizeof read));
+    assert_string_equal(read, "TASK1");
+    assert_false(store_sqlite_task_type_nth(f->s, 1, read, sizeof read));
+}
+
+/*
  * The newest task id SQLite cannot copy at open fails the open; the next open goes on after that
  * id, and a task made with the clock an hour behind is still listed first. The id not copied was
  * passed over as NULL, and the ids went on from the clock: below the older task's.
@@ -7075,6 +7099,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_a_key_whose_task_the_create_cannot_copy_fails_it,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_type_the_open_cannot_copy_fails_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_type_too_long_is_not_read_cut_at_open, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_newest_id_the_open_cannot_copy_fails_it, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_schema_the_open_cannot_copy_fails_it, setup,
