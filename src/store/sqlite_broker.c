@@ -1007,13 +1007,14 @@ bool broker_feed_on(broker *b, const char *consumer)
 /* ---- queues ------------------------------------------------------------ */
 
 /* A text column into dst[size] if it fits whole, else "" (a cut value would be another); *failed
- * set when SQLite could not copy it. */
-static void copy_whole_col(sqlite3_stmt *st, int col, char *dst, size_t size, bool *failed)
+ * set when SQLite could not copy it. Whether it fitted (NULL or not copied: "", which does). */
+static bool copy_whole_col(sqlite3_stmt *st, int col, char *dst, size_t size, bool *failed)
 {
     const char *t = sq_column_text(st, col, failed);
     size_t n = t ? strlen(t) : 0;
     memcpy(dst, t ? t : "", n < size ? n : 0);
     dst[n < size ? n : 0] = '\0';
+    return n < size;
 }
 
 static void queue_messages_free_one(queue_message *m);
@@ -2070,8 +2071,15 @@ static store_rc read_redrive_batch(sqlite_store *s, const redrive_args *a, redri
         m->visible_ms = sqlite3_column_int64(sel, 1);
         m->received = sqlite3_column_int(sel, 2) > 0;
         /* one that does not fit is none, not cut to name another task */
-        copy_whole_col(sel, 3, m->task_id, sizeof m->task_id, &nomem);
+        bool fits = copy_whole_col(sel, 3, m->task_id, sizeof m->task_id, &nomem);
         m->failed_task = sqlite3_column_int(sel, 4) != 0;
+        if (!fits) {
+            char mid[24];
+            snprintf(mid, sizeof mid, "%lld", (long long)id);
+            log_warn("a dead letter's task id is longer than any task id; it is redriven as a "
+                     "message without a task",
+                     "queue", a->dlq, "message_id", mid, NULL);
+        }
     }
     stmt_done(sel);
     /* a task id not copied: its message would go back without its task made CREATED */

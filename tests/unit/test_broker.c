@@ -1042,6 +1042,38 @@ static void test_redrive(void **state)
     assert_int_equal(moved, 0);
 }
 
+/* A dead letter whose task id is longer than any task id (a hand-edited row's) is redriven as a
+ * message without a task, and the redrive says so, where it said nothing: its task, had the id
+ * been cut to name one, stays as it was. */
+static void test_a_dead_letter_whose_task_id_does_not_fit_is_said(void **state)
+{
+    fx *f = *state;
+    char a[37];
+    create_task(f->s, TASK_NULL_TIME, a);
+    queue_config q = make_queue("work", 600, 1, "dlq", 0);
+    publish_bodies(f->b, &q, 0, 1, a);
+    exhaust(f->b, &q, 1);
+    assert_int_equal(test_sqlite_exec(db_path,
+                                      "UPDATE messages SET task_id = task_id || 'x' "
+                                      "WHERE task_id = ?1",
+                                      a),
+                     1);
+    test_stderr cap;
+    log_level was = log_threshold();
+    log_setup(LOG_WARN, NULL);
+    test_stderr_begin(&cap);
+    int64_t moved = -1;
+    store_rc rc = redrive(f->b, "dlq", "work", &moved);
+    char *log = test_stderr_end(&cap);
+    log_setup(was, NULL);
+    assert_int_equal(rc, STORE_OK);
+    assert_int_equal(moved, 1);
+    expect_logged(log, "a dead letter's task id is longer than any task id", "\"queue\":\"dlq\"");
+    free(log);
+    expect_status(f->s, a, TASK_FAILED, "dead-letter queue dlq after 1 receive");
+    expect_stats(f->b, "work", 1, 0, 0);
+}
+
 /* A redrive that cannot read a dead letter's task undoes its step and says so: moved without
  * its task made CREATED again, the message would meet a FAILED task and be dropped. */
 static void test_redrive_that_cannot_read_a_task(void **state)
@@ -7017,6 +7049,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_redrive_in_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_commit_is_timed_by_the_monotonic_clock, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_dead_letter_whose_task_id_does_not_fit_is_said,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_that_cannot_read_a_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redrive_over_a_task_that_cannot_be_read, setup,
                                         teardown),
