@@ -15,8 +15,6 @@
 
 /* Most descendants killed in one round; more are found in the next round. */
 #define TREE_MAX 1024
-/* Passes over /proc per round: each finds the children of the processes found so far. */
-#define TREE_PASSES 8
 
 /* ---- the program (runs in the supervisor's fork: system calls only) ---- */
 
@@ -217,7 +215,12 @@ static void await_sigchld(int ms)
 /* Kill every descendant, round after round, until no child is left; the program's end is
  * reported as soon as it is reaped, so that the parent has it should the supervisor die while it
  * clears the rest (child_reap() then kills the program's group itself): as its own (EXITED) when
- * the first reap, before any kill, finds it ended, else as KILLED. */
+ * the first reap, before any kill, finds it ended, else as KILLED. A round makes one pass over
+ * /proc, which reads every process on the machine: what the pass missed (a process forked as it
+ * read, one whose parent it read after it, a pid reused) is found in a later round, since a
+ * descendant alive keeps a child of the supervisor alive (itself, or an ancestor of it: the
+ * supervisor is the subreaper of what it leaves). More passes in a round each found nothing as a
+ * rule, and cost as much as the first; see design.md, "Processes: nothing outlives its run". */
 static void kill_tree(int st_fd, program_end *pe)
 {
     int pause_ms = 1;
@@ -229,10 +232,7 @@ static void kill_tree(int st_fd, program_end *pe)
         proc_id tree[TREE_MAX];
         size_t n = 1;
         tree[0] = (proc_id){.pid = getpid()};
-        int added = 0;
-        for (int pass = 0; pass < TREE_PASSES; pass++)
-            if ((added = proc_tree_scan(tree, &n, TREE_MAX)) <= 0)
-                break;
+        int added = proc_tree_scan(tree, &n, TREE_MAX);
         pe->killing = true; /* an end reaped from here on may be this round's doing */
         if (added < 0 && n == 1) {
             /* No /proc: the program's group is all that can be found. */
