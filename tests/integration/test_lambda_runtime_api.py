@@ -23,6 +23,7 @@ network bootstrap talks to is this file's. Needs the bootstrap build, nothing el
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -433,6 +434,26 @@ class NextRefused(RuntimeApiTestCase):
                            what="the exit's reason in the log\n" + boot.text())
         self.assertIn("Lambda-Runtime-Aws-Request-Id of 200 bytes, longer than the 127 this "
                       "runtime takes", lines[0].get("error", ""), boot.text())
+
+
+class SigchldIgnored(RuntimeApiTestCase):
+    def test_sigchld_ignored_by_its_parent_is_not_ignored_by_bootstrap(self):
+        """A parent that ignores SIGCHLD (SIG_IGN, which exec keeps) starts bootstrap: bootstrap
+        gives it back its default as it starts, as taskd does, before any run of an exec handler
+        (under SIGCHLD ignored the kernel reaps each supervisor as it exits, and the end signal
+        for its run would go to its pid, free, which another process may have taken). It serves
+        as it does otherwise."""
+        old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+        try:
+            api, boot = self.start()
+        finally:
+            signal.signal(signal.SIGCHLD, old)
+        kind, body, _ = api.invoke(event())  # past its start: it asks for invocations
+        self.assertEqual(kind, "response", body)
+        with open("/proc/%d/status" % boot.proc.pid) as f:
+            ignored = int(f.read().split("SigIgn:")[1].split()[0], 16)
+        self.assertFalse(ignored >> (signal.SIGCHLD - 1) & 1,
+                         "bootstrap ignores SIGCHLD:\n" + boot.text())
 
 
 class TraceHeader(RuntimeApiTestCase):
