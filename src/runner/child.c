@@ -341,7 +341,7 @@ static int fork_supervisor(child *c, int *exec_fd)
 /* The program's pid, then the exec's outcome on exec_fd: EOF, or the errno value of what failed;
  * each until the deadline or a kill, past which the start is cut short: 0, and child_wait() ends
  * the run as one that started (see child.h). 0 once the program is executed, else an errno value
- * (noted). */
+ * (noted; CHILD_POLL when the wait itself failed). */
 static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
 {
     supervisor_report r;
@@ -371,8 +371,10 @@ static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
              : got < 0                                                ? -got
                                                                       : ECHILD;
     }
-    if (ready < 0)
-        rc = -ready;
+    if (ready < 0) { /* this process's wait failed, not the start: the program may well run */
+        note_failure(c, CHILD_POLL, -ready);
+        return -ready;
+    }
     if (ready == 0 || rc == 0)
         return 0;
     note_failure(c, died ? CHILD_SUPERVISOR : CHILD_SPAWN, rc);

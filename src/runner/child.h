@@ -77,7 +77,7 @@ typedef enum child_step {
     CHILD_OK,          /* nothing has failed */
     CHILD_PIPES,       /* creating the pipes (child_start) and the kill's eventfd (child_new) */
     CHILD_SPAWN,       /* starting the supervisor or the program (child_start) */
-    CHILD_POLL,        /* waiting for the pipes (child_wait) */
+    CHILD_POLL,        /* waiting for the pipes (child_start, child_wait) */
     CHILD_READ_STDOUT, /* keeping standard output: out of memory (child_wait) */
     CHILD_REAP,        /* collecting the supervisor's exit status (child_reap) */
     CHILD_SUPERVISOR,  /* the supervisor ended without reporting the program's end */
@@ -91,14 +91,15 @@ child *child_new(const child_spec *spec);
  * Start the program; returns once it has been executed. 0, or an errno value (the step is
  * CHILD_PIPES or CHILD_SPAWN: e.g. ENOENT when the file does not exist; CHILD_SUPERVISOR when the
  * supervisor died before the program's exec, killed: ECHILD before it reported the program's
- * start, ESRCH after); after one, what was started is reaped by child_reap() or child_free().
- * A start that has not ended when deadline_ms on the monotonic clock (clock_mono_ms; INT64_MAX:
- * none) passes, or when child_kill() is called during it, is cut short: 0 all the same, and the
- * run ends as one that started does: child_wait() with that deadline makes its look past it at
- * once, and returns CHILD_TIMED_OUT or CHILD_KILLED unless the program's end was reported by then
- * (see there), and child_reap() kills and reaps whatever was started. After a
- * child_kill() before it, or with deadline_ms passed as it begins, nothing is started: 0 all the
- * same, child_wait() returns CHILD_KILLED or CHILD_TIMED_OUT, child_reap() ECHILD (no step).
+ * start, ESRCH after; CHILD_POLL when the wait for either failed); after one, what was started is
+ * reaped by child_reap() or child_free(). A start that has not ended when deadline_ms on the
+ * monotonic clock (clock_mono_ms; INT64_MAX: none) passes, or when child_kill() is called during
+ * it, is cut short: 0 all the same, and the run ends as one that started does: child_wait() with
+ * that deadline makes its look past it at once, and returns CHILD_TIMED_OUT or CHILD_KILLED unless
+ * the program's end was reported by then (see there), and child_reap() kills and reaps whatever was
+ * started. After a child_kill() before it, or with deadline_ms passed as it begins, nothing is
+ * started: 0 all the same, child_wait() returns CHILD_KILLED or CHILD_TIMED_OUT, child_reap()
+ * ECHILD (no step).
  */
 int child_start(child *c, int64_t deadline_ms);
 /*

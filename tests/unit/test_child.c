@@ -1157,6 +1157,29 @@ static void test_an_end_queued_behind_a_start_cut_short_is_taken(void **state)
     child_free(c);
 }
 
+/* A start whose wait for the supervisor's report fails (poll(): ENOMEM) fails as a wait does
+ * (CHILD_POLL: "exec: poll: ..."), not as a program that cannot be started (CHILD_SPAWN: "exec:
+ * cannot start PATH: ..."), which it was said as: the supervisor was forked, and the program may
+ * well run. What was started is reaped. */
+static void test_a_start_whose_poll_fails_says_so(void **state)
+{
+    (void)state;
+    char *argv[4];
+    child_spec spec = script_spec(argv, "exit 0", NULL);
+    child *c = child_new(&spec);
+    assert_non_null(c);
+    polls_to_fail = 2; /* the look for a kill before the fork (none, taken as none), then it */
+    int rc = child_start(c, clock_mono_ms() + 10000);
+    polls_to_fail = 0;
+    assert_int_equal(rc, ENOMEM);
+    int code = 0;
+    assert_int_equal(child_failure(c, &code), CHILD_POLL);
+    assert_int_equal(code, ENOMEM);
+    int status;
+    assert_int_equal(child_reap(c, &status), 0);
+    child_free(c);
+}
+
 /* A reap whose wait for the supervisor's reports fails (poll(): ENOMEM, each time) still ends the
  * run as one whose wait works: here the supervisor died under the run (a SIGKILL, the OOM killer),
  * and the background process the program left in its process group is killed with that group.
@@ -1686,6 +1709,7 @@ int main(void)
         cmocka_unit_test(test_stopped_supervisor_does_not_hang),
         cmocka_unit_test(test_a_start_cut_short_still_ends_the_programs_group),
         cmocka_unit_test(test_an_end_queued_behind_a_start_cut_short_is_taken),
+        cmocka_unit_test(test_a_start_whose_poll_fails_says_so),
         cmocka_unit_test(test_a_reap_whose_poll_fails_still_ends_the_programs_group),
         cmocka_unit_test(test_a_supervisor_not_seen_to_stop_still_ends_the_programs_group),
         cmocka_unit_test(test_a_stop_after_the_programs_end_still_ends_its_group),
