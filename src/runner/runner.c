@@ -51,6 +51,10 @@
  * takes longer (a loaded machine, a handler that overruns its timeout) has its keeper extend it as
  * it goes. */
 #define RUN_MARGIN_S 5
+/* RUN_MARGIN_S as the text of its number, for what is said of it. */
+#define TEXT_OF_(x)       #x
+#define TEXT_OF(x)        TEXT_OF_(x)
+#define RUN_MARGIN_S_TEXT TEXT_OF(RUN_MARGIN_S)
 /* A run still going this close to the time its message would be visible again has the keeper
  * hide its batch for as long again: the extension's commit has this long to land. */
 #define KEEP_AHEAD_MS (RUN_MARGIN_S * 1000 / 2)
@@ -327,7 +331,7 @@ static void end_batch(runner *r, const batch_room *room)
     if (rc != STORE_OK)
         warn_store(r,
                    "cannot release messages; they reappear once their hide ends (the handler's "
-                   "timeout and 5 s, or the visibility timeout when longer)",
+                   "timeout and " RUN_MARGIN_S_TEXT " s, or the visibility timeout when longer)",
                    rc);
 }
 
