@@ -205,20 +205,32 @@ static int set_nonblock(int fd)
     return 0;
 }
 
-/* Read one report: 1, 0 at EOF, or -errno. */
-static int read_report(int fd, supervisor_report *r)
+/* Read size bytes into buf, or as many as come before the end of the pipe or a failure (its errno
+ * value into *err, else 0): the bytes read. */
+static size_t read_whole(int fd, void *buf, size_t size, int *err)
 {
     size_t have = 0;
-    while (have < sizeof *r) {
-        ssize_t n = read(fd, (char *)r + have, sizeof *r - have);
+    *err = 0;
+    while (have < size) {
+        ssize_t n = read(fd, (char *)buf + have, size - have);
         if (n > 0)
             have += (size_t)n;
         else if (n == 0)
-            return 0;
-        else if (errno != EINTR)
-            return -errno;
+            break;
+        else if (errno != EINTR) {
+            *err = errno;
+            break;
+        }
     }
-    return 1;
+    return have;
+}
+
+/* Read one report: 1, 0 at EOF, or -errno. */
+static int read_report(int fd, supervisor_report *r)
+{
+    int err;
+    size_t have = read_whole(fd, r, sizeof *r, &err);
+    return err ? -err : have == sizeof *r;
 }
 
 child *child_new(const child_spec *spec)
@@ -356,14 +368,8 @@ static int await_exec(child *c, int exec_fd, int64_t deadline_ms)
         c->program = r.value;
         ready = await_start(c, exec_fd, deadline_ms);
         int32_t exec_err = 0;
-        size_t have = 0;
-        while (ready > 0 && have < sizeof exec_err) {
-            ssize_t n = read(exec_fd, (char *)&exec_err + have, sizeof exec_err - have);
-            if (n > 0)
-                have += (size_t)n;
-            else if (n == 0 || errno != EINTR)
-                break;
-        }
+        int read_err; /* a failed read is taken as what it read: nothing, the exec's success */
+        size_t have = ready > 0 ? read_whole(exec_fd, &exec_err, sizeof exec_err, &read_err) : 0;
         rc = have == 0 ? 0 : have == sizeof exec_err && exec_err > 0 ? exec_err : EIO;
         died = rc == ESRCH;
     } else {
