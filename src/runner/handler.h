@@ -33,8 +33,8 @@ typedef struct handler_result {
      * status_msg says why. */
     bool retry;
     /* Run, but how it ended is unknown (the process supervising it was killed): nothing is
-     * stored; its message comes back after its visibility timeout and the receive counts, so
-     * that a run that always ends so goes, in the end, to the dead-letter queue. */
+     * stored; its message comes back once its hide ends (work_env.lost_back) and the receive
+     * counts, so that a run that always ends so goes, in the end, to the dead-letter queue. */
     bool lost;
     /* The run came to its own end before an abort() could cut it short (exec: the program's
      * exit was seen, its timeout passed or its output went over the cap, before taskd asked for

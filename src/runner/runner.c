@@ -55,6 +55,10 @@
 #define TEXT_OF_(x)       #x
 #define TEXT_OF(x)        TEXT_OF_(x)
 #define RUN_MARGIN_S_TEXT TEXT_OF(RUN_MARGIN_S)
+/* How long a message is hidden for a run (batch_hide_s(), from the receive or the keeper's last
+ * extension), as the log says it. */
+#define HIDE_TEXT                                                                                  \
+    "(the handler's timeout and " RUN_MARGIN_S_TEXT " s, or the visibility timeout when longer)"
 /* A run still going this close to the time its message would be visible again has the keeper
  * hide its batch for as long again: the extension's commit has this long to land. */
 #define KEEP_AHEAD_MS (RUN_MARGIN_S * 1000 / 2)
@@ -329,10 +333,7 @@ static void end_batch(runner *r, const batch_room *room)
     store_rc aborted_rc = broker_extend(r->broker, room->aborted, room->n_aborted, 0, NULL);
     rc = unstarted_rc != STORE_OK ? unstarted_rc : later_rc != STORE_OK ? later_rc : aborted_rc;
     if (rc != STORE_OK)
-        warn_store(r,
-                   "cannot release messages; they reappear once their hide ends (the handler's "
-                   "timeout and " RUN_MARGIN_S_TEXT " s, or the visibility timeout when longer)",
-                   rc);
+        warn_store(r, "cannot release messages; they reappear once their hide ends " HIDE_TEXT, rc);
 }
 
 /* One received batch, start to finish. */
@@ -528,7 +529,10 @@ runner *runner_start(store *s, broker *b, const config *c, const handler_config 
     *r = (runner){.broker = b,
                   .queue = config_queue(c, hc->queue),
                   .binding = hc,
-                  .work = {.store = s, .handler = h, .binding = hc},
+                  .work = {.store = s,
+                           .handler = h,
+                           .binding = hc,
+                           .lost_back = "once its hide ends " HIDE_TEXT},
                   .threads = threads};
     r->work.aborting = &r->aborting;
     if (tel)

@@ -350,10 +350,12 @@ static void set_aside(const work_env *e, work_item *it, const char *trace_id)
                                             : "its end is unknown";
     span_set_error(&it->run_span, why);
     trace_end(&e->telemetry, &it->run_span);
+    char lost[256];
+    snprintf(lost, sizeof lost, "a task's run ended unseen; its message comes back %s",
+             e->lost_back ? e->lost_back : "after the visibility timeout");
     log_warn(retry ? "cannot start a task or keep its outcome; its message comes back after "
                      "the visibility timeout"
-                   : "a task's run ended unseen; its message comes back after the visibility "
-                     "timeout",
+                   : lost,
              "task_id", it->id, "trace_id", trace_id, "reason", why, NULL);
     it->fate = retry ? WORK_LATER : WORK_LOST;
 }

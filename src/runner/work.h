@@ -61,6 +61,9 @@ typedef struct work_env {
     const handler_config *binding; /* its timeout bounds one run */
     telemetry telemetry;           /* spans and the handler duration metric; members may be NULL */
     const char *messaging_system;  /* the queues' messaging.system ("aws_sqs"); NULL: "taskd" */
+    /* When the message of a run whose end is unknown (WORK_LOST), left hidden, comes back, as
+     * the log says it: "once its hide ends (...)"; NULL: "after the visibility timeout". */
+    const char *lost_back;
     /* The caller's shutdown flag, or NULL. When it is set as a run returns,
      * the outcome is not the task's (the handler was told to give up): the
      * task is not reported and the item is kept; unless the handler says
@@ -74,7 +77,7 @@ typedef enum work_fate {
     WORK_DROP,  /* nothing to do: no task, or it is gone or finished; the message is spent */
     WORK_KEEP,  /* not now: the message must come back */
     WORK_LATER, /* not now, nor at once: the message comes back after its visibility timeout */
-    WORK_LOST   /* run, its end unknown: the message comes back after its visibility timeout,
+    WORK_LOST   /* run, its end unknown: the message comes back once its hide ends (lost_back),
                  * the receive counted */
 } work_fate;
 
@@ -148,7 +151,8 @@ void work_begin_update_span(const work_env *e, span *s, const work_item *it, con
  * the task could not be started, or its outcome had, for want of taskd's own
  * resources (handler_result.retry), WORK_LATER: the
  * message is left hidden, to come back after its visibility timeout; or when
- * its end is unknown (handler_result.lost), WORK_LOST: the same, the receive counted.
+ * its end is unknown (handler_result.lost), WORK_LOST: left hidden, to come back once its hide
+ * ends (lost_back), the receive counted.
  */
 bool work_run(const work_env *e, work_item *it, store_batch *group);
 /*

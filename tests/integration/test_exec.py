@@ -475,6 +475,11 @@ class ExecHandler(ServerTestCase):
             lost = [o for o in s.log_json() if o.get("task_id") == tid
                     and o.get("message", "").startswith("a task's run ended unseen")]
             self.assertEqual(len(lost), 2, s.stderr_text()[-3000:])
+            # back once the batch's hide ends, 6 s here (its timeout and 5 s), not after the
+            # visibility timeout (1 s), as the line said
+            self.assertEqual(lost[0]["message"], "a task's run ended unseen; its message comes "
+                             "back once its hide ends (the handler's timeout and 5 s, or the "
+                             "visibility timeout when longer)", lost[0])
         finally:
             s.close()
 
