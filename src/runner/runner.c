@@ -316,9 +316,24 @@ static bool batch_room_fit(batch_room *b, size_t n)
     return true;
 }
 
-/* At the batch's end, delete its messages done and give back the others room's lists hold. */
-static void end_batch(runner *r, const batch_room *room)
+/* At the batch's end (its reports' group waited on), finish each of its items; delete the
+ * messages done and give back the others room's lists hold. */
+static void end_batch(runner *r, batch_room *room, const queue_message *msgs, size_t n)
 {
+    work_item *items = room->items;
+    size_t taken_again = 0; /* runs whose messages were received again before the batch ended */
+    for (size_t i = 0; i < n; i++) {
+        taken_again += room->stale[i] && items[i].reported;
+        if (work_finish(&r->work, &items[i]) && !room->stale[i])
+            room->done[room->n_done++] = msgs[i];
+    }
+    if (taken_again) {
+        char count[24];
+        snprintf(count, sizeof count, "%zu", taken_again);
+        log_warn("messages of tasks run were received again before their batch ended, their hide "
+                 "having run out; they are not deleted here",
+                 "queue", r->queue->name, "messages", count, NULL);
+    }
     store_rc rc = broker_delete(r->broker, room->done, room->n_done);
     if (rc != STORE_OK)
         warn_store(r, "cannot delete finished messages; they will be redelivered and dropped", rc);
@@ -336,6 +351,26 @@ static void end_batch(runner *r, const batch_room *room)
         warn_store(r, "cannot release messages; they reappear once their hide ends " HIDE_TEXT, rc);
 }
 
+/* At the batch's start, its items made from its messages into room (which fits them) and begun;
+ * when the batch is visible again: the receive's now + batch_hide_s() (the receive may have been
+ * made a while before this thread took it: a standing one, in a commit under load). */
+static int64_t begin_batch(runner *r, batch_room *room, const queue_message *msgs, size_t n)
+{
+    work_item *items = room->items;
+    room->n_done = room->n_unstarted = room->n_aborted = room->n_later = 0;
+    memset(room->stale, 0, n * sizeof *room->stale);
+    for (size_t i = 0; i < n; i++) {
+        work_item_reset(&items[i]);
+        work_item_of(r, &msgs[i], &items[i]);
+    }
+    work_begin(&r->work, items, n);
+    int64_t hidden_until = INT64_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i].hidden_until_ms < hidden_until)
+            hidden_until = msgs[i].hidden_until_ms;
+    return hidden_until;
+}
+
 /* One received batch, start to finish. */
 static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t n)
 {
@@ -349,20 +384,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         return;
     }
     work_item *items = room->items;
-    room->n_done = room->n_unstarted = room->n_aborted = room->n_later = 0;
-    memset(room->stale, 0, n * sizeof *room->stale);
-    for (size_t i = 0; i < n; i++) {
-        work_item_reset(&items[i]);
-        work_item_of(r, &msgs[i], &items[i]);
-    }
-    work_begin(&r->work, items, n);
-
-    /* hidden until the receive's now + batch_hide_s() (the receive may have been made a while
-     * before this thread took it: a standing one, in a commit under load) */
-    int64_t hidden_until = INT64_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (msgs[i].hidden_until_ms < hidden_until)
-            hidden_until = msgs[i].hidden_until_ms;
+    int64_t hidden_until = begin_batch(r, room, msgs, n);
     /* a run is to last at most this long (one that goes on has the keeper hide its message
      * further): a message is hidden for it, the visibility timeout at least */
     unsigned run_s = r->binding->timeout + RUN_MARGIN_S;
@@ -417,20 +439,7 @@ static void work_batch(runner *r, batch_room *room, queue_message *msgs, size_t 
         /* WORK_LOST: left hidden as the batch was, back once that hide ends, counted */
     }
     store_batch_wait(&group);
-    size_t taken_again = 0; /* runs whose messages were received again before the batch ended */
-    for (size_t i = 0; i < n; i++) {
-        taken_again += room->stale[i] && items[i].reported;
-        if (work_finish(&r->work, &items[i]) && !room->stale[i])
-            room->done[room->n_done++] = msgs[i];
-    }
-    if (taken_again) {
-        char count[24];
-        snprintf(count, sizeof count, "%zu", taken_again);
-        log_warn("messages of tasks run were received again before their batch ended, their hide "
-                 "having run out; they are not deleted here",
-                 "queue", r->queue->name, "messages", count, NULL);
-    }
-    end_batch(r, room);
+    end_batch(r, room, msgs, n);
 }
 
 /* Milliseconds from now until due_ms (the steady clock; INT64_MAX: never), within 1 .. cap_ms. */
