@@ -5,8 +5,9 @@
  * xml_find scans for "<tag" followed by '>', '/' or white space (so a
  * longer name with the same prefix is skipped), takes the '>' that ends the
  * start tag, and, unless it closes an empty element, the first "</tag>"
- * after it. A reference is decoded only when it is complete (";" included)
- * and names a character XML allows (U+0000 and surrogates never); its UTF-8
+ * after it; a CDATA section that is closed is passed over in both searches,
+ * so that neither a start nor an end tag in its text counts. A reference is decoded only when it is
+ * complete (";" included) and names a character XML allows (U+0000 and surrogates never); its UTF-8
  * is at most 4 bytes, never more than the reference's own text. A CDATA
  * section is its text, without the 12 bytes of its markers.
  */
@@ -18,10 +19,28 @@
 /* Longest run of digits read in a character reference (enough for U+0010FFFF zero-padded). */
 #define REF_DIGITS_MAX 8
 
+static const char *cdata(const char *s, const char *end, size_t *n, const char **after,
+                         bool *unclosed);
+
+/* Just past the CDATA section that starts at p and is closed before end, else p; once one is not
+ * closed (*unclosed), none after it is either, and none is looked for. */
+static const char *past_cdata(const char *p, const char *end, bool *unclosed)
+{
+    size_t n;
+    const char *after;
+    return *p == '<' && !*unclosed && cdata(p, end, &n, &after, unclosed) ? after : p;
+}
+
 const char *xml_find(const char *s, const char *end, const char *tag, size_t *n, const char **after)
 {
     size_t tl = strlen(tag);
+    bool unclosed = false;
     for (const char *p = s; p + tl + 2 <= end; p++) {
+        const char *past = past_cdata(p, end, &unclosed);
+        if (past != p) {
+            p = past - 1;
+            continue;
+        }
         if (p[0] != '<' || memcmp(p + 1, tag, tl) != 0)
             continue;
         const char *q = p + 1 + tl;
@@ -37,13 +56,19 @@ const char *xml_find(const char *s, const char *end, const char *tag, size_t *n,
             return gt + 1;
         }
         const char *v = gt + 1;
-        for (const char *c = v; c + tl + 3 <= end; c++)
+        for (const char *c = v; c + tl + 3 <= end; c++) {
+            const char *past_text = past_cdata(c, end, &unclosed);
+            if (past_text != c) {
+                c = past_text - 1;
+                continue;
+            }
             if (c[0] == '<' && c[1] == '/' && memcmp(c + 2, tag, tl) == 0 && c[2 + tl] == '>') {
                 *n = (size_t)(c - v);
                 if (after)
                     *after = c + tl + 3;
                 return v;
             }
+        }
         return NULL;
     }
     return NULL;

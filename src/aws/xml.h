@@ -10,8 +10,8 @@
  * to 8 digits, of a Unicode scalar value other than U+0000), written as
  * UTF-8, and CDATA sections (<![CDATA[ ... ]]>), whose text is taken as
  * written, nothing in it decoded. Anything else after a '&' stays as
- * written, as does a CDATA section not closed. An element's content ends at
- * its first end tag, even one inside a CDATA section.
+ * written, as does a CDATA section not closed. A tag inside a closed CDATA
+ * section is its text: it neither starts an element nor ends one.
  */
 #ifndef TASKD_XML_H
 #define TASKD_XML_H
@@ -20,7 +20,8 @@
 
 /*
  * The content of the first element tag in [s, end) — <tag>, <tag attr="…">
- * or the empty <tag/>, not <tagx> — up to the first </tag> after it: its
+ * or the empty <tag/>, not <tagx> — up to the first </tag> after it, the
+ * text of closed CDATA sections passed over in both searches: its
  * start, with *n its length (0 for <tag/>) and, when after is not NULL,
  * *after just past the end tag. NULL when there is none, or when that first
  * one is not closed.

@@ -11,7 +11,9 @@
  *  - nothing is read past the document (ASan: an exact copy is searched);
  *  - xml_find gives what xml.h says, checked against a plain model: the
  *    first start tag "<tag" followed by '>', '/' or white space, its '>',
- *    empty when "/>" ends it, else the content up to the first "</tag>";
+ *    empty when "/>" ends it, else the content up to the first "</tag>",
+ *    a closed CDATA section passed over whole in both searches (one not
+ *    closed is no section: its text is searched as the rest is);
  *    NULL when there is none or that first one is not closed; so content and
  *    *after lie inside the document, and *after is just past the end tag;
  *  - taking elements one after another from *after (as the reply's members
@@ -57,12 +59,18 @@ static bool delimiter(char c)
     return c == '>' || c == '/' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+static size_t model_cdata(const char *s, size_t left, size_t *text_len);
+
 /* xml_find as xml.h describes it. */
 static const char *model_find(const char *s, const char *end, const char *tag, size_t *n,
                               const char **after)
 {
-    size_t tl = strlen(tag), len = (size_t)(end - s);
+    size_t tl = strlen(tag), len = (size_t)(end - s), skip, text;
     for (size_t p = 0; p + 1 + tl < len; p++) {
+        if ((skip = model_cdata(s + p, len - p, &text)) > 0) {
+            p += skip - 1;
+            continue;
+        }
         if (s[p] != '<' || memcmp(s + p + 1, tag, tl) != 0 || !delimiter(s[p + 1 + tl]))
             continue;
         size_t gt = p + 1 + tl;
@@ -75,13 +83,18 @@ static const char *model_find(const char *s, const char *end, const char *tag, s
             *after = s + gt + 1;
             return s + gt + 1;
         }
-        for (size_t c = gt + 1; c + tl + 3 <= len; c++)
+        for (size_t c = gt + 1; c + tl + 3 <= len; c++) {
+            if ((skip = model_cdata(s + c, len - c, &text)) > 0) {
+                c += skip - 1;
+                continue;
+            }
             if (s[c] == '<' && s[c + 1] == '/' && memcmp(s + c + 2, tag, tl) == 0 &&
                 s[c + 2 + tl] == '>') {
                 *n = c - gt - 1;
                 *after = s + c + tl + 3;
                 return s + gt + 1;
             }
+        }
         return NULL;
     }
     return NULL;

@@ -76,6 +76,24 @@ static void test_find_skips_longer_names(void **state)
     assert_string_equal(find("<Code>a</Codes>b</Code>", "Code", NULL), "a</Codes>b");
 }
 
+/* A tag in the text of a closed CDATA section is text: it neither ends the element it is in nor
+ * starts one; a section not closed is not one, and its tags count. */
+static void test_find_passes_over_cdata_sections(void **state)
+{
+    (void)state;
+    size_t off;
+    assert_string_equal(find("<Message><![CDATA[a</Message>b]]></Message>", "Message", &off),
+                        "<![CDATA[a</Message>b]]>");
+    assert_int_equal(off, strlen("<Message><![CDATA[a</Message>b]]></Message>"));
+    assert_string_equal(find("<m><![CDATA[</m>]]><![CDATA[]]></m>x</m>", "m", NULL),
+                        "<![CDATA[</m>]]><![CDATA[]]>");
+    assert_string_equal(
+        find("<Message><![CDATA[<Code>x</Code>]]></Message><Code>c</Code>", "Code", NULL), "c");
+    assert_string_equal(find("<![CDATA[<Code>x</Code>]]>", "Code", NULL), "(none)");
+    assert_string_equal(find("<m><![CDATA[a</m>b", "m", NULL), "<![CDATA[a");
+    assert_string_equal(find("<m>]]></m>", "m", NULL), "]]>");
+}
+
 static void test_find_missing_or_unclosed(void **state)
 {
     (void)state;
@@ -246,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_find_attributes_and_white_space),
         cmocka_unit_test(test_find_empty_element),
         cmocka_unit_test(test_find_skips_longer_names),
+        cmocka_unit_test(test_find_passes_over_cdata_sections),
         cmocka_unit_test(test_find_missing_or_unclosed),
         cmocka_unit_test(test_find_within_bounds_only),
         cmocka_unit_test(test_decode_named_entities),
