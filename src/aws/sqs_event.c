@@ -20,7 +20,8 @@ static const char *message_attribute(const json_t *attrs, const char *name, cons
     return json_string_value(json_object_get(json_object_get(attrs, name), key));
 }
 
-/* attrs.name as a non-negative integer (SQS sends digits in a string), or fallback. */
+/* attrs.name as a non-negative integer (SQS sends digits in a string), INT64_MAX for digits past
+ * it, or fallback. */
 static int64_t number_attribute(const json_t *attrs, const char *name, int64_t fallback)
 {
     const json_t *v = json_object_get(attrs, name);
@@ -32,7 +33,9 @@ static int64_t number_attribute(const json_t *attrs, const char *name, int64_t f
     char *end;
     errno = 0;
     long long n = strtoll(s, &end, 10);
-    return *end || errno ? fallback : (int64_t)n;
+    if (*end)
+        return fallback;
+    return errno == ERANGE ? INT64_MAX : (int64_t)n; /* no other errno: base 10, digits read */
 }
 
 /* Whether text is a JSON object, in *object; false when out of memory (it is not known). */

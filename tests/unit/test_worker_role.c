@@ -257,6 +257,7 @@ typedef struct msg {
     const char *tracestate;  /* NULL: none */
     const char *xray;        /* attributes.AWSTraceHeader; NULL: none */
     const char *sent;        /* attributes.SentTimestamp; NULL: 20 ms ago */
+    const char *count;       /* attributes.ApproximateReceiveCount; NULL: receive_count's */
 } msg;
 
 /* An SQS event of the messages, as Lambda sends it (lambda-events.md (c), raw delivery). */
@@ -264,8 +265,11 @@ static char *sqs_event(const msg *m, size_t n)
 {
     json_t *records = json_array();
     for (size_t i = 0; i < n; i++) {
-        char count[16], sent[24], arn[160];
-        snprintf(count, sizeof count, "%d", m[i].receive_count ? m[i].receive_count : 1);
+        char count[32], sent[24], arn[160];
+        if (m[i].count)
+            snprintf(count, sizeof count, "%s", m[i].count);
+        else
+            snprintf(count, sizeof count, "%d", m[i].receive_count ? m[i].receive_count : 1);
         if (m[i].sent)
             snprintf(sent, sizeof sent, "%s", m[i].sent);
         else
@@ -562,6 +566,26 @@ static void test_stale_claim_runs_again(void **state)
     assert_failures(&res, "");
     assert_int_equal(runs(f), 1);
     assert_status(f, id, TASK_COMPLETED, "Task completed");
+}
+
+/* A receive count past 64 bits is a count past any other, not the first delivery's: a stale
+ * claim is taken over as at any redelivery, where the delivery was taken for a first one and left
+ * the task to the claim's dead holder, spending its message. */
+static void test_a_receive_count_past_64_bits_is_a_redelivery(void **state)
+{
+    fixture *f = *state;
+    make_role(f, "jobs");
+    const char *counts[] = {"9223372036854775808", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        char id[37];
+        create_task(f, "{}", NULL, id);
+        set_status(f, id, TASK_IN_PROGRESS, "Task started", time(NULL) - 1000);
+        msg m = {.message_id = "m-1", .queue = "jobs", .task_id = id, .count = counts[i]};
+        role_result res = invoke(f, &m, 1, now_ms() + MINUTE_MS);
+        assert_failures(&res, "");
+        assert_int_equal(runs(f), (int)i + 1);
+        assert_status(f, id, TASK_COMPLETED, "Task completed");
+    }
 }
 
 /* What the task read when its report came (note_task_at_report()). */
@@ -1466,6 +1490,7 @@ int main(void)
         CASE(test_a_change_the_store_can_never_make_spends_the_message),
         CASE(test_redelivery_leaves_a_clients_claim),
         CASE(test_stale_claim_runs_again),
+        CASE(test_a_receive_count_past_64_bits_is_a_redelivery),
         CASE(test_a_task_run_again_says_so),
         CASE(test_a_failed_reclaim_does_not_run_the_task),
         CASE(test_a_claim_leaves_its_run_its_time),
