@@ -11,6 +11,7 @@
 #include "core/sbuf.h"
 #include "core/uuid7.h"
 #include "publish_role.h"
+#include "util/clock.h"
 #include "sqs_event.h"
 #include "util/log.h"
 
@@ -195,8 +196,16 @@ static outcome recover_page(recover_role *rr, const lambda_invocation *inv, curs
     store_page page;
     store_rc rc = store_list_tasks(rr->tasks, &q, &page);
     if (rc != STORE_OK) {
-        log_warn("listing stranded tasks failed", "task_type", c->task_type, "error",
-                 store_rc_name(rc), NULL);
+        /* the AWS calls' deadline (before the invocation's) passed: the page was cut by it, not
+         * refused by the store */
+        int64_t calls_until = aws_deadline();
+        if (calls_until > 0 && clock_unix_ms() >= calls_until)
+            log_warn("the invocation's time ran out listing stranded tasks; the message comes "
+                     "back",
+                     "task_type", c->task_type, "error", store_rc_name(rc), NULL);
+        else
+            log_warn("listing stranded tasks failed", "task_type", c->task_type, "error",
+                     store_rc_name(rc), NULL);
         return OUT_FAILED;
     }
     sbuf ev = {0};

@@ -1616,6 +1616,63 @@ static void test_recover_reports_what_it_did_not_publish(void **state)
     fixture_stop(&f);
 }
 
+/* A listing the AWS calls' deadline cuts, as the DynamoDB store's Query is cut: it lasts until
+ * that deadline has passed and is STORE_BUSY, as aws_http's AWS_ERR_TIMEOUT is in that store. */
+static store_rc list_until_the_deadline(store *s, const store_list_query *q, store_page *out)
+{
+    (void)s;
+    (void)q;
+    (void)out;
+    while (clock_unix_ms() <= aws_deadline()) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    return STORE_BUSY;
+}
+
+static bool answer_none(store_front *f, store_write *w)
+{
+    (void)f;
+    (void)w;
+    return false;
+}
+
+/* A page the AWS calls' deadline cut is said as such, the message coming back, where it was said
+ * as a listing that failed, as if the store had refused it. */
+static void test_recover_says_a_page_the_deadline_cut(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_start(&f);
+    store_front cut;
+    store_front_init(&cut, f.store, answer_none, STORE_OK);
+    store_ops ops = *cut.base.ops;
+    ops.list_tasks = list_until_the_deadline;
+    cut.base.ops = &ops;
+    role *r = recover_role_over(&f, &cut.base);
+    int64_t t0 = clock_unix_ms();
+    char *body = batch_report(t0 - MINUTE, t0);
+    static const char *const m1[] = {"m1"};
+    char *ev = failures_event(m1, &body, 1);
+    role_result res;
+    aws_set_deadline(clock_unix_ms() + 200); /* as bootstrap sets it, before the invocation's */
+    char *logged = invoke_role_logged(r, ev, clock_unix_ms() + 60000, &res);
+    aws_set_deadline(0);
+    expect_response(&res, "{\"batchItemFailures\":[{\"itemIdentifier\":\"m1\"}]}");
+    role_result_clear(&res);
+    expect_logged(logged,
+                  "\"the invocation's time ran out listing stranded tasks; the message comes "
+                  "back\"",
+                  "\"task_type\":\"TASK1\",\"error\":\"busy\"");
+    expect_not_logged(logged, "listing stranded tasks failed");
+    free(logged);
+    assert_int_equal(f.sns->calls, 0);
+    r->free(r);
+    free(ev);
+    free(body);
+    fixture_stop(&f);
+}
+
 /* What is not a report of a dropped batch is dropped, said in the log, never retried; an event
  * that is not an SQS event, or a record without a messageId, fails the invocation. */
 static void test_recover_drops_what_it_cannot_read(void **state)
@@ -1738,6 +1795,7 @@ int main(void)
         cmocka_unit_test(test_recover_takes_the_types_in_turn),
         cmocka_unit_test(test_recover_passes_over_a_task_without_a_record),
         cmocka_unit_test(test_recover_reports_what_it_did_not_publish),
+        cmocka_unit_test(test_recover_says_a_page_the_deadline_cut),
         cmocka_unit_test(test_recover_drops_what_it_cannot_read),
         cmocka_unit_test(test_recover_window_times),
     };
