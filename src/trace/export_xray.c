@@ -18,9 +18,11 @@
  * its answer, and the exporter's free() lets go of it. Spans made meanwhile
  * wait in the export queue, dropped and counted at its bound. A name that does
  * not resolve at start (a sidecar that comes up after taskd, a DNS hiccup) is
- * looked up again at the next export, then at most once every
- * RESOLVE_INTERVAL_NS counted from the end of the last try, and no lookup
- * starts while hurried. Until a lookup succeeds every span is marked failed,
+ * looked up again at the next export, unless that export waited for the
+ * lookup at start to fail (no export waits for two lookups: a resolver that
+ * does not answer would hold it for two of its timeouts), then at most once
+ * every RESOLVE_INTERVAL_NS counted from the end of the last try, and no
+ * lookup starts while hurried. Until a lookup succeeds every span is marked failed,
  * and warned about as a send that failed is; a lookup whose thread cannot be
  * started counts as a failed one. Once resolved, the address is kept for the
  * run.
@@ -280,11 +282,23 @@ static bool begin_lookup(xray_exporter *x)
     return err == 0;
 }
 
+/* Whether lookup j has ended. */
+static bool lookup_ended(lookup_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    bool done = j->done;
+    pthread_mutex_unlock(&j->mu);
+    return done;
+}
+
 /* The answer of the lookup under way (begun at start, or one a flush stopped waiting for), or
  * the name looked up again if it is time: whether x now has a socket. */
 static bool resolve_late(xray_exporter *x)
 {
-    if (!x->job) {
+    bool ended = false; /* the lookup under way had ended before this export came to it */
+    if (x->job) {
+        ended = lookup_ended(x->job);
+    } else {
         if (atomic_load(&x->hurried) ||
             (x->tried && x->clock_ns() - x->tried_ns < RESOLVE_INTERVAL_NS))
             return false;
@@ -307,9 +321,10 @@ static bool resolve_late(xray_exporter *x)
     else if (rc != 0)
         snprintf(x->unresolved, sizeof x->unresolved, "%s", gai_strerror(rc));
     if (x->fd < 0) {
-        x->tried = late;
+        /* the one at start failed: this export tries again, unless it waited for that one */
+        x->tried = late || !ended;
         x->tried_ns = x->clock_ns();
-        return !late && resolve_late(x); /* the one at start failed: this export tries again */
+        return !x->tried && resolve_late(x);
     }
     if (late)
         log_info("X-Ray daemon address resolved", "daemon", x->where, NULL);

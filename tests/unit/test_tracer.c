@@ -172,17 +172,19 @@ static int dual_stack_lookup(const char *service, const struct addrinfo *hints,
 }
 /* A daemon name whose first hang_from lookups (that at start, when 1) fail at once and whose
  * later ones hang, as a resolver that does not answer does, until hang_ends is set (or 30 s have
- * passed), then fail, or answer 127.0.0.1 when hang_resolves is set. The lookups begun and ended
- * are counted. */
+ * passed; the first hang_released of all lookups need not wait for it), then fail, or answer
+ * 127.0.0.1 when hang_resolves is set. The lookups begun and ended are counted. */
 #define HANG_NAME "xray-hang.invalid"
 static atomic_bool hang_ends, hang_resolves;
-static atomic_int hang_from, hang_lookups, hang_lookups_ended;
+static atomic_int hang_from, hang_released, hang_lookups, hang_lookups_ended;
 
 static int hanging_lookup(const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
-    if (atomic_fetch_add(&hang_lookups, 1) >= atomic_load(&hang_from)) {
+    int number = atomic_fetch_add(&hang_lookups, 1);
+    if (number >= atomic_load(&hang_from)) {
         int64_t until = now_ms() + 30000;
-        while (!atomic_load(&hang_ends) && now_ms() < until)
+        while (!atomic_load(&hang_ends) && number >= atomic_load(&hang_released) &&
+               now_ms() < until)
             sleep_ms(5);
     }
     int rc = atomic_load(&hang_resolves) ? __real_getaddrinfo("127.0.0.1", service, hints, res)
@@ -256,16 +258,44 @@ int __real_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(
                           void *arg);
 int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg);
+
+/* The detached threads (the X-Ray exporter's lookups) that have ended: counted once their
+ * function has returned, so a lookup counted has given its answer. */
+static atomic_int detached_ended;
+
+typedef struct detached_run {
+    void *(*fn)(void *);
+    void *arg;
+} detached_run;
+
+static void *counted_run(void *p)
+{
+    detached_run run = *(detached_run *)p;
+    free(p);
+    void *r = run.fn(run.arg);
+    atomic_fetch_add(&detached_ended, 1);
+    return r;
+}
+
 int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *),
                           void *arg)
 {
     int detach;
-    if (atomic_load(&refuse_detached) && attr && pthread_attr_getdetachstate(attr, &detach) == 0 &&
-        detach == PTHREAD_CREATE_DETACHED) {
+    if (!attr || pthread_attr_getdetachstate(attr, &detach) != 0 ||
+        detach != PTHREAD_CREATE_DETACHED)
+        return __real_pthread_create(thread, attr, fn, arg);
+    if (atomic_load(&refuse_detached)) {
         atomic_fetch_add(&detached_refused, 1);
         return EAGAIN;
     }
-    return __real_pthread_create(thread, attr, fn, arg);
+    detached_run *run = malloc(sizeof *run);
+    if (!run)
+        return EAGAIN;
+    *run = (detached_run){fn, arg};
+    int rc = __real_pthread_create(thread, attr, counted_run, run);
+    if (rc != 0)
+        free(run);
+    return rc;
 }
 
 /* A hook run once by the next condition wait of the thread that armed it, with the wait's mutex
@@ -2239,8 +2269,9 @@ static void test_xray_daemon_name_resolving_late(void **state)
 {
     (void)state;
     int u;
+    atomic_store(&detached_ended, 0);
     tracer *t = start_with_daemon_name(false, &u);
-    assert_int_equal(wait_atomic(&daemon_lookups, 1), 1); /* begun at start */
+    assert_int_equal(wait_atomic(&detached_ended, 1), 1); /* begun at start, ended */
 
     emit(t, TASK_A, 1); /* a flush hurries the exporters: no lookup then */
     assert_true(tracer_flush(t, epoch_ms() + 2000));
@@ -2278,6 +2309,7 @@ static void hang_reset(int from)
     atomic_store(&hang_ends, false);
     atomic_store(&hang_resolves, false);
     atomic_store(&hang_from, from);
+    atomic_store(&hang_released, 0);
     atomic_store(&hang_lookups, 0);
     atomic_store(&hang_lookups_ended, 0);
 }
@@ -2289,9 +2321,10 @@ static tracer *start_with_a_hanging_lookup(int *u)
     *u = xray_daemon_at(HANG_NAME);
     setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1000", 1);
     hang_reset(1);
+    atomic_store(&detached_ended, 0);
     tracer_options o = {.service_name = "taskd-test", .batch_interval_ms = QUICK_BATCH_MS};
     tracer *t = start_with(&o);
-    assert_int_equal(wait_atomic(&hang_lookups_ended, 1), 1); /* begun at start, failed at once */
+    assert_int_equal(wait_atomic(&detached_ended, 1), 1); /* begun at start, failed at once */
     emit(t, TASK_A, 1);
     assert_int_equal(wait_atomic(&hang_lookups, 2), 2);
     return t;
@@ -2302,6 +2335,42 @@ static void end_the_hanging_lookup(int n)
 {
     atomic_store(&hang_ends, true);
     assert_int_equal(wait_atomic(&hang_lookups_ended, n), n);
+}
+
+/*
+ * An export that waited for the lookup at start, which then failed (a resolver that did not
+ * answer, for its timeout: hanging until the test lets it fail), begins no other: its span is
+ * dropped and counted then, where it looked the name up again at once and waited for that one
+ * too, another timeout (30 s here). The next lookup comes 5 s later (on a clock the test moves).
+ */
+static void test_xray_export_waits_for_one_lookup_at_most(void **state)
+{
+    (void)state;
+    int u;
+    hang_reset(0);
+    tracer *t = start_with_daemon_at(HANG_NAME, &u);
+    assert_int_equal(wait_atomic(&hang_lookups, 1), 1); /* begun at start, and hanging */
+    emit(t, TASK_A, 1);
+    sleep_ms(50 * QUICK_BATCH_MS); /* its export waits for the lookup */
+    atomic_store(&hang_released, 1);
+    int64_t t0 = now_ms();
+    bool dropped = wait_count(tracer_dropped, t, 1, 10000);
+    int64_t took = now_ms() - t0;
+    int lookups = atomic_load(&hang_lookups);
+    atomic_store(&hang_ends, true); /* any later one fails at once */
+    if (!dropped)
+        fail_msg("the span was not dropped %lld ms after the lookup at start failed (%d lookups "
+                 "begun)",
+                 (long long)took, lookups);
+    assert_int_equal(lookups, 1);
+
+    atomic_fetch_add(&xray_clock_ahead, 5000000000LL);
+    emit(t, TASK_A, 2);
+    assert_true(wait_count(tracer_dropped, t, 2, 10000));
+    assert_int_equal(atomic_load(&hang_lookups), 2);
+    tracer_free(t);
+    end_the_hanging_lookup(2);
+    close(u);
 }
 
 /*
@@ -2716,6 +2785,7 @@ int main(void)
         cmocka_unit_test(test_xray_datagrams),
         cmocka_unit_test(test_xray_keeps_a_w3c_trace_id),
         cmocka_unit_test(test_xray_daemon_name_resolving_late),
+        cmocka_unit_test(test_xray_export_waits_for_one_lookup_at_most),
         cmocka_unit_test(test_xray_lookup_under_way_does_not_hold_the_stop),
         cmocka_unit_test(test_xray_lookup_under_way_is_answered_after_a_flush),
         cmocka_unit_test(test_xray_lookup_at_start_does_not_hold_the_start),
